@@ -1,0 +1,47 @@
+"""Bus addresses and the socket options every endpoint shares."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+__all__ = ["LINGER_MS", "Endpoints", "bind_secure", "ipc_path", "local_endpoints"]
+
+# Bounded linger: a closing socket may flush for this long, never hang a shutdown.
+LINGER_MS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where the writer listens: ``ingest`` (ROUTER, producers connect) and ``feed`` (PUB)."""
+
+    ingest: str
+    feed: str
+
+
+def local_endpoints(run_dir: Path) -> Endpoints:
+    """Return ``ipc://`` endpoints under ``run_dir`` (created owner-only if missing)."""
+    run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return Endpoints(ingest=f"ipc://{run_dir / 'ingest.sock'}", feed=f"ipc://{run_dir / 'feed.sock'}")
+
+
+def ipc_path(endpoint: str) -> Path | None:
+    """Return the socket file of an ``ipc://`` endpoint, or None for other transports."""
+    return Path(endpoint.removeprefix("ipc://")) if endpoint.startswith("ipc://") else None
+
+
+def bind_secure(socket: zmq.Socket[bytes], endpoint: str) -> None:
+    """Bind ``socket`` and make an ipc socket file owner-only (0600) whatever the umask."""
+    path = ipc_path(endpoint)
+    if path is None:
+        socket.bind(endpoint)
+        return
+    old = os.umask(0o177)
+    try:
+        socket.bind(endpoint)
+    finally:
+        os.umask(old)
+    path.chmod(0o600)

@@ -1,0 +1,42 @@
+"""The envelope every event travels in, and the writer's acknowledgement."""
+
+from __future__ import annotations
+
+import msgspec
+
+from bus.events import Event
+
+__all__ = ["Ack", "Envelope"]
+
+
+class Envelope(msgspec.Struct, frozen=True, array_like=True):
+    """One event from one source.
+
+    Parameters
+    ----------
+    source:
+        Worker instance name, unique on the bus (``track_b.acct1``).
+    seq:
+        Per-source counter, 1, 2, 3, ... without holes; survives restarts through the outbox.
+    ts:
+        UTC nanoseconds when the event was produced.
+    event:
+        One member of the closed union in ``bus.events``.
+    """
+
+    source: str
+    seq: int
+    ts: int
+    event: Event
+
+
+class Ack(msgspec.Struct, frozen=True, array_like=True):
+    """The writer has committed every seq of ``source`` up to and including ``seq``.
+
+    ``resend`` asks the producer to send again everything after ``seq`` at once (the writer
+    saw a frame start beyond its high-water mark, so earlier frames were lost in transit).
+    """
+
+    source: str
+    seq: int
+    resend: bool = False

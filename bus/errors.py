@@ -1,0 +1,51 @@
+"""Exceptions raised by the bus.
+
+``bus`` imports nothing from ``observer``, so its tree has its own root; ``observer.errors``
+re-exports it as part of the product's exception tree::
+
+    BusError
+    ├── FrameError          undecodable bytes where a frame was expected
+    ├── CaptureError        a capture file that is not one, or is damaged
+    └── OutboxError         the durable outbox cannot be used
+        ├── OutboxLocked    another process holds the outbox of this source
+        └── OutboxBehindWriter  the writer has committed seqs this outbox never wrote
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BusError",
+    "CaptureError",
+    "FrameError",
+    "OutboxBehindWriter",
+    "OutboxError",
+    "OutboxLocked",
+]
+
+
+class BusError(Exception):
+    """Base of every bus failure."""
+
+
+class FrameError(BusError):
+    """Bytes that do not decode as a bus frame (garbage, truncation, unknown event type)."""
+
+
+class CaptureError(BusError):
+    """A capture file with a bad header, a bad checksum or a truncated frame."""
+
+
+class OutboxError(BusError):
+    """The durable outbox cannot be opened or written."""
+
+
+class OutboxLocked(OutboxError):
+    """Another live process already owns this source's outbox."""
+
+
+class OutboxBehindWriter(OutboxError):
+    """The writer acknowledged a seq above anything this outbox assigned.
+
+    The outbox was lost or a source name is reused by two producers; sending on would make
+    the writer skip new events as duplicates, so the producer stops instead.
+    """

@@ -1,0 +1,373 @@
+"""The closed, tagged union of every event on the bus.
+
+Rules that keep the wire stable (msgspec schema evolution):
+
+* every event is a frozen, keyword-only Struct with an explicit string ``tag``; renaming a
+  class never changes the wire, and a tag is never reused;
+* new fields get defaults, old fields keep their types;
+* no ``forbid_unknown_fields``: an older reader skips a newer field;
+* prices and volumes are ``int`` (KRW) or ``Decimal`` (rates, overseas prices), never float;
+* instants are UTC nanoseconds (``*_ns``); trading days are ``datetime.date`` in KST.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "EVENT_TYPES",
+    "Alert",
+    "Bar",
+    "EtfDetail",
+    "Event",
+    "GapDetected",
+    "GapState",
+    "GapStateChanged",
+    "ListingChanged",
+    "MasterFileChecked",
+    "MinuteBars",
+    "OrderBook",
+    "PhaseChanged",
+    "PriceSnapshot",
+    "SectorMetadata",
+    "SlotDecision",
+    "SlotOverflow",
+    "TokenRefreshed",
+    "TrackACycle",
+    "TradeTick",
+    "UniverseMember",
+    "UniverseSnapshot",
+    "WorkerLifecycle",
+    "event_tag",
+]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of all bus events; the subclass's ``tag`` names it on the wire."""
+
+
+# --------------------------------------------------------------------------- market data
+
+
+class PriceSnapshot(_Event, tag="price_snapshot"):
+    """Track A: one REST current-price snapshot (FHKST01010100) of one symbol in one cycle."""
+
+    cycle_id: str  # "YYYYMMDD-HHMM" (KST) of the scheduled cycle start
+    symbol: str
+    market: str  # "KOSPI" | "KOSDAQ" | "KONEX"
+    observed_ns: int  # when the REST answer was received (UTC ns)
+    price: int  # stck_prpr
+    change: int  # prdy_vrss, signed
+    change_rate: Decimal  # prdy_ctrt, percent
+    open: int
+    high: int
+    low: int
+    volume: int  # acml_vol, shares since the open
+    traded_value: int  # acml_tr_pbmn, KRW since the open
+    upper_limit: int = 0
+    lower_limit: int = 0
+    base_price: int = 0  # stck_sdpr (previous close for ordinary days)
+    market_cap: int = 0  # KRW; 0 when unknown
+    halted: bool = False
+
+
+class TrackACycle(_Event, tag="track_a_cycle"):
+    """Track A: the summary of one 10-minute snapshot cycle over the whole universe."""
+
+    cycle_id: str
+    trade_date: date
+    scheduled_ns: int
+    started_ns: int
+    finished_ns: int
+    universe_size: int
+    succeeded: int
+    failed: int
+    missing: tuple[str, ...] = ()  # symbols that failed every retry
+
+
+class TradeTick(_Event, tag="trade_tick"):
+    """Track B: one execution from the H0STCNT0 real-time stream."""
+
+    symbol: str
+    exchange_ns: int  # BSOP_DATE + STCK_CNTG_HOUR (KST) as UTC ns
+    received_ns: int
+    price: int
+    qty: int  # CNTG_VOL
+    cum_volume: int  # ACML_VOL
+    cum_value: int  # ACML_TR_PBMN
+    change_rate: Decimal  # PRDY_CTRT
+    ask1: int = 0
+    bid1: int = 0
+    strength: Decimal = Decimal(0)  # CTTR, 체결강도
+    side: str = ""  # CCLD_DVSN as sent (code values unconfirmed)
+    session: str = ""  # NEW_MKOP_CLS_CODE
+    halted: bool = False
+    account: str = ""  # the account whose WebSocket delivered it
+
+
+class OrderBook(_Event, tag="order_book"):
+    """Track B: one ten-level order book from the H0STASP0 real-time stream."""
+
+    symbol: str
+    exchange_ns: int
+    received_ns: int
+    ask_prices: tuple[int, ...]
+    ask_qtys: tuple[int, ...]
+    bid_prices: tuple[int, ...]
+    bid_qtys: tuple[int, ...]
+    total_ask_qty: int
+    total_bid_qty: int
+    expected_price: int = 0  # ANTC_CNPR during auctions
+    expected_qty: int = 0
+    account: str = ""
+
+
+class Bar(msgspec.Struct, frozen=True, kw_only=True):
+    """One one-minute OHLCV bar; ``minute_ns`` is the bar's opening instant (UTC ns)."""
+
+    minute_ns: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    value: int = 0
+
+
+class MinuteBars(_Event, tag="minute_bars"):
+    """Minute bars of one symbol: built live from ticks, or recovered over REST for a gap."""
+
+    symbol: str
+    quality: Literal["live", "recovered"]
+    bars: tuple[Bar, ...]
+    gap_id: str = ""  # set when recovered for a gap
+
+
+# --------------------------------------------------------------------------- gaps
+
+GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "marker_only"]
+
+
+class GapDetected(_Event, tag="gap_detected"):
+    """A span of real-time data that may be missing for one symbol."""
+
+    gap_id: str
+    symbol: str
+    start_ns: int
+    end_ns: int
+    reason: str  # "disconnect" | "silence" | "resubscribe" | ...
+    account: str = ""
+
+
+class GapStateChanged(_Event, tag="gap_state_changed"):
+    """A gap moved to a new state; ``bars`` counts the minute bars recovered so far."""
+
+    gap_id: str
+    state: GapState
+    bars: int = 0
+    detail: str = ""
+
+
+# --------------------------------------------------------------------------- slots
+
+
+class SlotDecision(_Event, tag="slot_decision"):
+    """Track B slot manager: one allocation, replacement, release or expiry."""
+
+    account: str
+    action: Literal["allocate", "replace", "release", "expire"]
+    symbol: str
+    slot: int  # 0-based registration index within the account's session
+    trigger: str  # e.g. "volume_surge", "price_move", "new_high"
+    score: Decimal
+    reason: str
+    replaced_symbol: str = ""
+    expires_ns: int = 0
+
+
+class SlotOverflow(_Event, tag="slot_overflow"):
+    """A triggered symbol that found no slot: recorded in the overflow ledger."""
+
+    symbol: str
+    trigger: str
+    score: Decimal
+    reason: str
+    lowest_held_score: Decimal = Decimal(0)
+
+
+# --------------------------------------------------------------------------- reference data
+
+
+class UniverseMember(msgspec.Struct, frozen=True, kw_only=True):
+    """One member of the daily universe, ranked by market capitalisation (1 = largest)."""
+
+    symbol: str
+    market: str
+    rank: int
+    prev_close: int
+    market_cap: int
+
+
+class UniverseSnapshot(_Event, tag="universe_snapshot"):
+    """The daily universe: previous close >= the threshold, not suspended, by market cap."""
+
+    trade_date: date
+    based_on: date  # the session whose close was used
+    min_prev_close: int
+    members: tuple[UniverseMember, ...]
+    excluded: int = 0
+
+
+class MasterFileChecked(_Event, tag="master_file_checked"):
+    """One check of a KIS master file: sizes compared, and what a download found."""
+
+    market: str  # "kospi", "kosdaq", "nasdaq", ...
+    file_name: str
+    remote_size: int
+    previous_size: int
+    changed: bool
+    downloaded: bool
+    records: int = 0
+    sha256: str = ""
+    forced: bool = False
+    error: str = ""
+
+
+class ListingChanged(_Event, tag="listing_changed"):
+    """A symbol appeared in, changed in, or left a master file."""
+
+    change: Literal["new", "changed", "removed"]
+    market: str
+    symbol: str
+    name: str
+    name_en: str = ""
+    exchange: str = ""
+    currency: str = ""
+    security_type: str = ""
+    sector_code: str = ""
+    changed_fields: tuple[str, ...] = ()
+
+
+class EtfDetail(_Event, tag="etf_detail"):
+    """Daily ETF facts: AUM, NAV, premium/discount ("tracking error") windows, holdings."""
+
+    trade_date: date
+    symbol: str
+    name: str
+    price: int
+    nav: Decimal
+    aum: int  # KRW
+    premium: Decimal  # (price - nav) / nav, percent, for the day
+    tracking_20d: Decimal | None = None
+    tracking_60d: Decimal | None = None
+    tracking_120d: Decimal | None = None
+    tracking_250d: Decimal | None = None
+    holdings: int = 0
+    high_52w: int = 0
+    low_52w: int = 0
+    underlying_index: str = ""
+    issuer: str = ""
+
+
+class SectorMetadata(_Event, tag="sector_metadata"):
+    """Sector classification of one symbol: KIS sector code mapped to GICS, or a fallback."""
+
+    region: str  # "KR", "US", "CN", "HK", "JP", "VN"
+    symbol: str
+    kis_sector_code: str
+    gics_sector: str
+    gics_industry: str = ""
+    source: str = "kis_map"  # "kis_map" | "fallback" | ...
+    confidence: Decimal = Decimal(1)
+
+
+# --------------------------------------------------------------------------- operations
+
+
+class PhaseChanged(_Event, tag="phase_changed"):
+    """The operation timeline entered a phase (names are the scheduler's, e.g. "track_a")."""
+
+    phase: str
+    trade_date: date
+    scheduled_ns: int
+
+
+class TokenRefreshed(_Event, tag="token_refreshed"):
+    """A token or approval key was issued; never carries the secret itself."""
+
+    account: str  # the account's alias, not its number
+    kind: Literal["access_token", "approval_key"]
+    reason: str  # "scheduled" | "proactive" | "premarket" | "emergency"
+    issued_ns: int
+    expires_ns: int
+
+
+class Alert(_Event, tag="alert"):
+    """Something an operator should see; ``code`` is stable, ``message`` is for humans."""
+
+    severity: Literal["info", "warning", "error", "critical"]
+    code: str
+    message: str
+    context: dict[str, str] = {}
+
+
+class WorkerLifecycle(_Event, tag="worker_lifecycle"):
+    """The supervisor started, stopped, restarted or parked a worker process."""
+
+    worker: str
+    action: Literal["spawned", "ready", "exited", "restarting", "parked", "stopped"]
+    pid: int = 0
+    exit_code: int | None = None
+    detail: str = ""
+
+
+Event = (
+    PriceSnapshot
+    | TrackACycle
+    | TradeTick
+    | OrderBook
+    | MinuteBars
+    | GapDetected
+    | GapStateChanged
+    | SlotDecision
+    | SlotOverflow
+    | UniverseSnapshot
+    | MasterFileChecked
+    | ListingChanged
+    | EtfDetail
+    | SectorMetadata
+    | PhaseChanged
+    | TokenRefreshed
+    | Alert
+    | WorkerLifecycle
+)
+
+EVENT_TYPES: tuple[type[_Event], ...] = (
+    PriceSnapshot,
+    TrackACycle,
+    TradeTick,
+    OrderBook,
+    MinuteBars,
+    GapDetected,
+    GapStateChanged,
+    SlotDecision,
+    SlotOverflow,
+    UniverseSnapshot,
+    MasterFileChecked,
+    ListingChanged,
+    EtfDetail,
+    SectorMetadata,
+    PhaseChanged,
+    TokenRefreshed,
+    Alert,
+    WorkerLifecycle,
+)
+
+
+def event_tag(event: Event) -> str:
+    """Return the wire tag of an event (``"trade_tick"``, ...)."""
+    return type(event).__struct_config__.tag  # type: ignore[return-value]

@@ -1,0 +1,80 @@
+"""The feed: PUB/SUB of committed events, with dotted topics.
+
+A feed message is two frames ``[topic, frame]``; the frame holds one envelope. Topics run from
+general to specific (``trade_tick.005930``) so a subscriber filters by prefix without decoding.
+PUB drops at its high-water mark, so every consumer rebuilds its state from the database first
+and then follows the feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import zmq
+
+from bus.codec import decode_frame, encode_frame
+from bus.endpoints import LINGER_MS, bind_secure
+from bus.envelope import Envelope
+from bus.events import Event, event_tag
+
+__all__ = ["FeedPublisher", "FeedSubscriber", "topic_for"]
+
+
+def topic_for(event: Event) -> bytes:
+    """Return the feed topic of an event: its tag, then its symbol when it has one."""
+    symbol = getattr(event, "symbol", "")
+    tag = event_tag(event)
+    return f"{tag}.{symbol}".encode() if symbol else tag.encode()
+
+
+class FeedPublisher:
+    """The writer's PUB socket; publishes each committed envelope under its topic."""
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> None:
+        self.socket = context.socket(zmq.PUB)
+        self.socket.setsockopt(zmq.LINGER, 0)  # the feed is lossy by contract
+        self.socket.setsockopt(zmq.SNDHWM, 100_000)
+        bind_secure(self.socket, endpoint)
+
+    def publish(self, envelope: Envelope) -> None:
+        """Publish one envelope (dropped by ZeroMQ if a subscriber is too slow)."""
+        self.socket.send_multipart(
+            [topic_for(envelope.event), encode_frame((envelope,))], zmq.NOBLOCK
+        )
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.socket.close()
+
+
+class FeedSubscriber:
+    """Follow the feed for some topic prefixes (all topics when none are given)."""
+
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        prefixes: Iterable[str] = ("",),
+    ) -> None:
+        self.socket = context.socket(zmq.SUB)
+        self.socket.setsockopt(zmq.LINGER, LINGER_MS)
+        self.socket.setsockopt(zmq.RCVHWM, 100_000)
+        for prefix in prefixes:
+            self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        self.socket.connect(endpoint)
+
+    def recv_raw(self, timeout_ms: int) -> tuple[bytes, bytes] | None:
+        """Return the next ``(topic, frame)`` or None after ``timeout_ms``."""
+        if not self.socket.poll(timeout_ms, zmq.POLLIN):
+            return None
+        topic, frame = self.socket.recv_multipart()
+        return topic, frame
+
+    def recv(self, timeout_ms: int) -> list[Envelope] | None:
+        """Return the envelopes of the next message, or None after ``timeout_ms``."""
+        message = self.recv_raw(timeout_ms)
+        return None if message is None else decode_frame(message[1])
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.socket.close()

@@ -1,0 +1,62 @@
+"""ROUTER-side helpers for the writer: receive frames with their sender, send acks."""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from bus.codec import encode_ack
+from bus.endpoints import LINGER_MS, bind_secure
+from bus.envelope import Ack
+
+__all__ = ["Ingest"]
+
+log = logging.getLogger(__name__)
+
+
+class Ingest:
+    """The writer's ROUTER socket.
+
+    Producers are DEALERs; each frame arrives with the routing id of its connection, and the
+    ack for a source goes back to the routing id that last sent a frame of that source.
+    """
+
+    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.socket = context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, LINGER_MS)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable acks raise, never vanish
+        self.socket.setsockopt(zmq.RCVHWM, 100_000)
+        bind_secure(self.socket, endpoint)
+        self.unroutable_acks = 0
+
+    def poll(self, timeout_ms: int) -> bool:
+        """Wait up to ``timeout_ms`` for a frame; True if one is waiting."""
+        return bool(self.socket.poll(timeout_ms, zmq.POLLIN))
+
+    def recv_nowait(self) -> tuple[bytes, bytes] | None:
+        """Return ``(routing_id, frame)`` if one is waiting, else None.
+
+        A message that is not exactly two parts is returned with an empty frame so the writer
+        rejects and counts it like any other malformed input.
+        """
+        try:
+            parts = self.socket.recv_multipart(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        if len(parts) != 2:
+            return parts[0], b""
+        return parts[0], parts[1]
+
+    def ack(self, routing_id: bytes, ack: Ack) -> None:
+        """Send an ack; if its producer is gone, drop it (the producer will resend)."""
+        try:
+            self.socket.send_multipart([routing_id, encode_ack(ack)], zmq.NOBLOCK)
+        except zmq.ZMQError as exc:
+            self.unroutable_acks += 1
+            log.debug("ack %s/%d unroutable: %s", ack.source, ack.seq, exc)
+
+    def close(self) -> None:
+        """Close the socket."""
+        self.socket.close()

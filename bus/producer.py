@@ -1,0 +1,369 @@
+"""The DEALER side of the bus: durable outbox, credit window, resend until acknowledged.
+
+``send`` stamps an event with the next seq and buffers it; a batch becomes one frame that is
+written to the outbox *before* it is sent, so any seq the writer can ever see is on disk and
+survives kill -9. A background thread owns the socket: it sends frames while fewer than
+``max_in_flight`` events are unacknowledged (the credit), trims the outbox on each ACK, and
+sends everything unacknowledged again after a reconnect, a resend request from the writer, or
+an ACK timeout (doubling up to ``max_ack_timeout_s`` while the writer stays silent). A stopped
+writer therefore makes the outbox grow on disk; nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+import zmq
+from zmq.utils.monitor import recv_monitor_message
+
+from bus.codec import decode_ack, encode_frame
+from bus.endpoints import LINGER_MS
+from bus.envelope import Envelope
+from bus.errors import BusError, FrameError, OutboxBehindWriter, OutboxError
+from bus.events import Alert, Event
+from bus.outbox import Outbox
+
+__all__ = ["Producer"]
+
+log = logging.getLogger(__name__)
+
+
+class Producer:
+    """Publish events from one source to the writer, at least once, in seq order.
+
+    Parameters
+    ----------
+    source:
+        Unique name of this producer on the bus; names its outbox.
+    endpoint:
+        The writer's ingest endpoint (``ipc://.../ingest.sock``).
+    outbox_dir:
+        Folder of this source's durable outbox.
+    batch_events:
+        A frame is cut once this many events are buffered ...
+    linger_s:
+        ... or once the oldest buffered event is this old.
+    max_in_flight:
+        Credit: events sent but not yet acknowledged, at most.
+    ack_timeout_s, max_ack_timeout_s:
+        Resend everything unacknowledged after this much silence; doubles per timeout.
+    backlog_alert_events:
+        Emit an `Alert` (and log) when the outbox holds more unacknowledged events.
+    sync:
+        fsync each outbox append (survive power loss, not only kill -9).
+    clock_ns:
+        Source of envelope timestamps (UTC ns); workers pass their `Clock`.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        endpoint: str,
+        outbox_dir: Path,
+        *,
+        batch_events: int = 1000,
+        linger_s: float = 0.002,
+        max_in_flight: int = 50_000,
+        ack_timeout_s: float = 1.0,
+        max_ack_timeout_s: float = 30.0,
+        backlog_alert_events: int = 1_000_000,
+        sync: bool = False,
+        clock_ns: Callable[[], int] = time.time_ns,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    ) -> None:
+        if not source or "\x00" in source:
+            raise BusError(f"invalid source name {source!r}")
+        self.source = source
+        self.endpoint = endpoint
+        self._batch = batch_events
+        self._linger = linger_s
+        self._max_in_flight = max_in_flight
+        self._base_timeout = ack_timeout_s
+        self._max_timeout = max_ack_timeout_s
+        self._backlog_alert = backlog_alert_events
+        self._clock_ns = clock_ns
+        self._outbox = Outbox(outbox_dir, sync=sync)
+        self._lock = threading.Lock()
+        self._acked_cond = threading.Condition(self._lock)
+        self._buffer: list[Envelope] = []
+        self._buffer_since = 0.0
+        self._next_seq = self._outbox.next_seq
+        self._sent_upto = self._outbox.acked  # highest seq handed to the socket since a rewind
+        self._high_sent = self._outbox.acked  # highest seq ever handed to the socket
+        self._progress_at = time.monotonic()
+        self._timeout = ack_timeout_s
+        self._backlog_alerted = False
+        self._failure: BaseException | None = None
+        self._stopping = threading.Event()
+        self._own_context = context is None
+        self._context = context or zmq.Context()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._connected_once = False
+        self.frames_sent = 0
+        self.frames_resent = 0
+        self.resends = 0
+        self.reconnects = 0
+        self._thread = threading.Thread(target=self._run, name=f"producer-{source}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ caller side
+
+    @property
+    def acked(self) -> int:
+        """Highest seq the writer has committed."""
+        return self._outbox.acked
+
+    @property
+    def last_seq(self) -> int:
+        """Highest seq assigned so far (buffered or durable)."""
+        return self._next_seq - 1
+
+    @property
+    def pending(self) -> int:
+        """Events assigned but not yet acknowledged."""
+        return self._next_seq - 1 - self._outbox.acked
+
+    def send(self, event: Event) -> int:
+        """Queue ``event``; return its seq. It is durable after the next flush (``linger_s``)."""
+        alert = False
+        with self._lock:
+            self._raise_failure()
+            seq = self._next_seq
+            self._next_seq += 1
+            self._buffer.append(Envelope(self.source, seq, self._clock_ns(), event))
+            if len(self._buffer) == 1:
+                self._buffer_since = time.monotonic()
+                self._wake()
+            if len(self._buffer) >= self._batch:
+                self._flush_locked()
+            if self.pending > self._backlog_alert and not self._backlog_alerted:
+                self._backlog_alerted = alert = True
+        if alert:
+            self._alert_backlog()
+        return seq
+
+    def flush(self) -> None:
+        """Make every event sent so far durable in the outbox."""
+        with self._lock:
+            self._raise_failure()
+            self._flush_locked()
+
+    def wait_acked(self, timeout: float) -> bool:
+        """Flush, then wait up to ``timeout`` seconds until the writer acknowledged everything."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._flush_locked()
+            while self._outbox.acked < self._next_seq - 1:
+                self._raise_failure()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._acked_cond.wait(remaining)
+        return True
+
+    def close(self, drain_timeout: float = 5.0) -> bool:
+        """Flush, wait up to ``drain_timeout`` for acks, stop. True if nothing is left unacked.
+
+        Whatever is left stays in the outbox and is sent by the next producer of this source.
+        """
+        drained = False
+        if self._thread.is_alive():
+            with contextlib.suppress(BusError):
+                drained = self.wait_acked(drain_timeout)
+            self._stopping.set()
+            self._wake()
+            self._thread.join()
+        with self._lock:
+            self._outbox.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        if self._own_context:
+            self._context.term()
+        return drained
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Producer {self.source} last_seq={self.last_seq} acked={self.acked} "
+            f"sent={self.frames_sent} resent={self.frames_resent} "
+            f"reconnects={self.reconnects}>"
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"!")
+
+    def _flush_locked(self) -> None:
+        if not self._buffer:
+            return
+        frame = encode_frame(self._buffer)
+        self._outbox.append(self._buffer[0].seq, self._buffer[-1].seq, frame)
+        self._buffer = []
+        self._wake()
+
+    def _alert_backlog(self) -> None:
+        log.warning("outbox of %s holds %d unacknowledged events", self.source, self.pending)
+        self.send(
+            Alert(
+                severity="warning",
+                code="BUS_OUTBOX_BACKLOG",
+                message=f"outbox of {self.source} holds {self.pending} unacknowledged events",
+                context={"source": self.source},
+            )
+        )
+
+    def _run(self) -> None:
+        dealer = self._context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, LINGER_MS)
+        dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue frames into a pipe with no peer
+        dealer.setsockopt(zmq.SNDHWM, 10_000)
+        monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        dealer.connect(self.endpoint)
+        poller = zmq.Poller()
+        poller.register(dealer, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        try:
+            while not self._stopping.is_set():
+                ready = dict(poller.poll(self._poll_timeout_ms()))
+                if self._wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                if monitor in ready:
+                    self._handle_monitor(monitor)
+                if dealer in ready:
+                    self._handle_acks(dealer)
+                self._tick(dealer)
+        except BaseException as exc:
+            log.exception("producer %s failed", self.source)
+            with self._lock:
+                self._failure = exc
+                self._acked_cond.notify_all()
+        finally:
+            dealer.disable_monitor()
+            monitor.close(linger=0)
+            dealer.close()
+
+    def _poll_timeout_ms(self) -> int:
+        now = time.monotonic()
+        waits = [0.1]
+        if self._buffer:
+            waits.append(self._buffer_since + self._linger - now)
+        if self._sent_upto > self._outbox.acked:
+            waits.append(self._progress_at + self._timeout - now)
+        return max(0, int(min(waits) * 1000) + 1)
+
+    def _handle_monitor(self, monitor: zmq.Socket[bytes]) -> None:
+        while True:
+            try:
+                message = recv_monitor_message(monitor, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                with self._lock:
+                    # IMMEDIATE=1: nothing is sent before the first connection, so only a
+                    # reconnect can have lost frames in the old writer's buffers.
+                    if self._connected_once:
+                        self.reconnects += 1
+                        self._rewind("reconnected")
+                    self._connected_once = True
+
+    def _handle_acks(self, dealer: zmq.Socket[bytes]) -> None:
+        while True:
+            try:
+                raw = dealer.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                ack = decode_ack(raw)
+            except FrameError:
+                log.error("producer %s: dropped an undecodable ack", self.source)
+                continue
+            if ack.source != self.source:
+                log.error("producer %s: ack for another source %r", self.source, ack.source)
+                continue
+            with self._lock:
+                self._apply_ack(ack.seq, ack.resend)
+
+    def _apply_ack(self, seq: int, resend: bool) -> None:
+        durable = self._outbox.next_seq - 1
+        if seq > durable:
+            raise OutboxBehindWriter(
+                f"writer committed {self.source} up to seq {seq} but this outbox wrote only "
+                f"{durable}: the outbox was lost or the source name is used twice"
+            )
+        if seq < self._outbox.acked and resend:
+            raise OutboxError(
+                f"writer asks {self.source} to resend from {seq} but acknowledged "
+                f"{self._outbox.acked} before: the writer's database lost committed events"
+            )
+        if seq > self._outbox.acked:
+            self._outbox.ack(seq)
+            self._progress_at = time.monotonic()
+            self._timeout = self._base_timeout
+            if self.pending <= self._backlog_alert:
+                self._backlog_alerted = False
+            self._acked_cond.notify_all()
+        self._sent_upto = max(self._sent_upto, seq)
+        if resend:
+            self._rewind("writer asked")
+
+    def _rewind(self, why: str) -> None:
+        if self._sent_upto > self._outbox.acked:
+            log.info("producer %s: resend after seq %d (%s)", self.source, self._outbox.acked, why)
+            self.resends += 1
+        self._sent_upto = self._outbox.acked
+        self._progress_at = time.monotonic()
+
+    def _tick(self, dealer: zmq.Socket[bytes]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._buffer and now - self._buffer_since >= self._linger:
+                self._flush_locked()
+            if self._sent_upto > self._outbox.acked and now - self._progress_at >= self._timeout:
+                self._rewind(f"no ack for {self._timeout:.1f}s")
+                self._timeout = min(self._timeout * 2, self._max_timeout)
+            self._transmit(dealer)
+
+    def _transmit(self, dealer: zmq.Socket[bytes]) -> None:
+        for record in self._outbox.records:
+            if record.last_seq <= self._sent_upto:
+                continue
+            if self._sent_upto - self._outbox.acked >= self._max_in_flight:
+                return
+            try:
+                dealer.send(self._outbox.payload(record), zmq.NOBLOCK)
+            except zmq.Again:
+                return  # no writer connected, or its queue is full: keep it on disk
+            if self._sent_upto == self._outbox.acked:
+                self._progress_at = time.monotonic()
+            self.frames_sent += 1
+            if record.last_seq <= self._high_sent:
+                self.frames_resent += 1
+            self._sent_upto = record.last_seq
+            self._high_sent = max(self._high_sent, record.last_seq)

@@ -1,0 +1,219 @@
+"""The ``observer`` command: writer, db, capture, replay, audit, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.engine import make_url
+
+from bus.endpoints import local_endpoints
+from observer.config import Settings, load_settings
+from observer.errors import BusError, ConfigError, ObserverError, StoreError, WriterLocked
+from observer.runtime import setup_logging, stop_on_signals
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+db_app = typer.Typer(no_args_is_help=True, help="Database schema (alembic).")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios to a baseline.")
+app.add_typer(db_app, name="db")
+app.add_typer(bench_app, name="bench")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
+DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (default: config)")]
+RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="sockets and outboxes")]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"observer: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _url(settings: Settings, db: str | None) -> str:
+    url = db or settings.database.url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+@app.command()
+def writer(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    run_dir: RunDirOpt = None,
+    capture: Annotated[Path | None, typer.Option(help="tee committed frames to this file")] = None,
+) -> None:
+    """Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."""
+    from observer.writer import run_writer
+
+    settings = _settings(config)
+    setup_logging()
+    try:
+        code = run_writer(
+            settings, stop_on_signals(), db_url=db, run_dir=run_dir, capture=capture
+        )
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    except WriterLocked as exc:
+        _fail(str(exc), 3)
+    raise typer.Exit(code)
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, db: DbOpt = None, revision: str = "head") -> None:
+    """Migrate the database to a revision (default: head)."""
+    from observer.db import migrate
+
+    url = _url(_settings(config), db)
+    try:
+        migrate.upgrade(url, revision)
+        typer.echo(f"at {migrate.current(url)}")
+    except StoreError as exc:
+        _fail(str(exc), 2)
+
+
+@db_app.command("current")
+def db_current(config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Print the database's revision (exit 1 if it is not the newest)."""
+    from observer.db import migrate
+
+    try:
+        revision = migrate.current(_url(_settings(config), db))
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    head = migrate.head()
+    typer.echo(f"{revision or 'empty'} (head {head})")
+    raise typer.Exit(0 if revision == head else 1)
+
+
+@db_app.command("check")
+def db_check(config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Compare the migrated database with the models (exit 1 on any difference)."""
+    from observer.db import migrate
+
+    try:
+        diffs = migrate.check(_url(_settings(config), db))
+    except StoreError as exc:
+        _fail(str(exc), 2)
+    for line in diffs:
+        typer.echo(line)
+    typer.echo("models and database match" if not diffs else f"{len(diffs)} differences")
+    raise typer.Exit(1 if diffs else 0)
+
+
+@app.command()
+def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
+    """Check that every source's seqs are exactly 1..max (exit 1 if any is not)."""
+    from observer.db.engine import make_engine
+    from observer.db.queries import audit_sources
+
+    engine = make_engine(_url(_settings(config), db))
+    try:
+        with engine.connect() as conn:
+            results = audit_sources(conn)
+    finally:
+        engine.dispose()
+    for r in results:
+        state = "ok" if r.complete else "INCOMPLETE"
+        typer.echo(
+            f"{r.source:30} seq {r.min_seq}..{r.max_seq} distinct {r.distinct} "
+            f"rows {r.rows} committed {r.committed} {state}"
+        )
+    raise typer.Exit(0 if all(r.complete for r in results) else 1)
+
+
+@app.command()
+def capture(
+    out: Annotated[Path, typer.Option("--out", help="new capture file")],
+    config: ConfigOpt = None,
+    run_dir: RunDirOpt = None,
+    topic: Annotated[list[str] | None, typer.Option(help="topic prefix (repeatable)")] = None,
+    count: Annotated[int | None, typer.Option(help="stop after N frames")] = None,
+    seconds: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
+) -> None:
+    """Record the writer's feed into a capture file (lossy tap; `writer --capture` is not)."""
+    from observer.replay import capture_feed
+
+    settings = _settings(config)
+    endpoints = local_endpoints(run_dir or Path(settings.paths.run_dir))
+    stop = stop_on_signals()
+    n = capture_feed(
+        endpoints.feed,
+        out,
+        prefixes=tuple(topic or [""]),
+        max_events=count,
+        seconds=seconds,
+        should_stop=stop.is_set,
+    )
+    typer.echo(f"captured {n} frames to {out}")
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="capture file")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_producer: Annotated[bool, typer.Option(help="send to the live writer instead")] = False,
+    run_dir: RunDirOpt = None,
+    allow_torn_tail: Annotated[bool, typer.Option(help="stop at a truncated last frame")] = False,
+) -> None:
+    """Replay a capture into a database (through the writer's code) or onto the live bus."""
+    from observer.db import migrate
+    from observer.replay import replay_as_producer, replay_into_db
+
+    settings = _settings(config)
+    try:
+        if as_producer:
+            endpoints = local_endpoints(run_dir or Path(settings.paths.run_dir))
+            result = replay_as_producer(file, endpoints.ingest, allow_torn_tail=allow_torn_tail)
+        else:
+            url = _url(settings, db)
+            migrate.upgrade(url)
+            result = replay_into_db(file, url, allow_torn_tail=allow_torn_tail)
+    except (BusError, StoreError) as exc:
+        _fail(str(exc), 2)
+    typer.echo(
+        f"{result.frames} frames, {result.events} events, {result.committed} committed, "
+        f"{result.duplicates} duplicates, {result.resent} frames resent"
+    )
+
+
+@bench_app.command("bus")
+def bench_bus(
+    events: Annotated[int, typer.Option(help="events in total")] = 200_000,
+    producers: Annotated[int, typer.Option(help="producer processes")] = 2,
+    db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
+    rate: Annotated[int, typer.Option(help="events/s in total for the latency run")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """Producers -> writer with outbox and acks on, against raw baselines in the same run."""
+    from observer.bench import run_bus_bench
+
+    setup_logging("WARNING")
+    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+    raise typer.Exit(0 if report.lost == 0 and report.duplicated == 0 else 1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except ObserverError as exc:
+        typer.echo(f"observer: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,88 @@
+"""Typed, frozen, strict settings loaded once from ``config/observer.toml``.
+
+Unknown keys are errors that name their path; bounds are checked on load. Settings are
+passed down to the code that needs them; there is no global config object.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from observer.errors import ConfigError
+
+__all__ = ["BusSettings", "Settings", "WriterSettings", "default_config_path", "load_settings"]
+
+Positive = Annotated[int, Meta(gt=0)]
+PositiveFloat = Annotated[float, Meta(gt=0)]
+
+
+class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class PathSettings(_Strict):
+    """Where the processes keep sockets, locks and outboxes."""
+
+    run_dir: str = "var/run"
+
+
+class DatabaseSettings(_Strict):
+    """The writer's database."""
+
+    url: str = "sqlite:///var/observer.db"
+
+
+class BusSettings(_Strict):
+    """Producer tuning shared by every worker."""
+
+    batch_events: Positive = 1000
+    linger_ms: Annotated[int, Meta(ge=0)] = 2
+    max_in_flight: Positive = 50_000
+    ack_timeout_ms: Positive = 1000
+    backlog_alert_events: Positive = 1_000_000
+    fsync: bool = False
+
+
+class WriterSettings(_Strict):
+    """Writer loop tuning."""
+
+    batch_events: Positive = 20_000
+    batch_delay_ms: Annotated[int, Meta(ge=0)] = 5
+    retry_max_s: PositiveFloat = 10.0
+    drain_s: PositiveFloat = 5.0
+    migrate_on_start: bool = True
+
+
+class Settings(_Strict):
+    """Everything in ``observer.toml``."""
+
+    paths: PathSettings = PathSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    bus: BusSettings = BusSettings()
+    writer: WriterSettings = WriterSettings()
+
+
+def default_config_path() -> Path:
+    """``$OBSERVER_CONFIG`` if set, else ``config/observer.toml`` of this checkout."""
+    env = os.environ.get("OBSERVER_CONFIG")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "config" / "observer.toml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load and validate settings; raise `ConfigError` naming the bad key."""
+    path = path or default_config_path()
+    try:
+        return msgspec.toml.decode(path.read_bytes(), type=Settings)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no configuration file at {path}") from exc
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc

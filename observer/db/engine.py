@@ -1,0 +1,64 @@
+"""Engine and session factories: SQLite (WAL) by default, PostgreSQL through psycopg."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["display_url", "make_engine", "normalize_url", "read_only_sessions"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def display_url(url: str | URL) -> str:
+    """The URL with its password masked, for logs and errors."""
+    return normalize_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:
+    """Create an engine with the project's connection settings.
+
+    SQLite gets WAL, ``synchronous=NORMAL`` (durable across process crashes; a power cut may
+    lose the last commits, never corrupt), a busy timeout and foreign keys. PostgreSQL gets
+    pre-ping so a dropped connection is replaced. ``read_only`` makes every transaction
+    refuse writes, for workers that only read.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(parsed, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas(read_only))
+        return engine
+    if read_only:
+        kwargs.setdefault("connect_args", {})["options"] = "-c default_transaction_read_only=on"
+    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(read_only: bool) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
+        else:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
+
+
+def read_only_sessions(url: str | URL) -> sessionmaker[Session]:
+    """Session factory for workers: reads only, never writes."""
+    return sessionmaker(make_engine(url, read_only=True), expire_on_commit=False)

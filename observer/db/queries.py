@@ -1,0 +1,58 @@
+"""Read-only queries shared by workers, tools and tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, select, union_all
+
+from observer.db.models import AUDITED_MODELS, BusOffset
+
+__all__ = ["SourceAudit", "audit_sources", "committed_offsets"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAudit:
+    """Completeness of one source: its seqs must be exactly 1..max, max = high-water mark."""
+
+    source: str
+    min_seq: int
+    max_seq: int
+    distinct: int
+    rows: int
+    committed: int
+
+    @property
+    def complete(self) -> bool:
+        """True when no seq is missing and the high-water mark matches the rows."""
+        return (
+            self.min_seq == 1 and self.distinct == self.max_seq and self.max_seq == self.committed
+        )
+
+
+def committed_offsets(conn: Connection) -> dict[str, int]:
+    """Each source's committed high-water mark."""
+    return {row.source: row.seq for row in conn.execute(select(BusOffset.source, BusOffset.seq))}
+
+
+def audit_sources(conn: Connection) -> list[SourceAudit]:
+    """Audit every source across all append-only tables (see `SourceAudit`)."""
+    everything = union_all(
+        *(select(model.source, model.seq) for model in AUDITED_MODELS)  # type: ignore[attr-defined]
+    ).subquery()
+    query = (
+        select(
+            everything.c.source,
+            func.min(everything.c.seq),
+            func.max(everything.c.seq),
+            func.count(func.distinct(everything.c.seq)),
+            func.count(),
+        )
+        .group_by(everything.c.source)
+        .order_by(everything.c.source)
+    )
+    offsets = committed_offsets(conn)
+    return [
+        SourceAudit(source, low, high, distinct, rows, offsets.get(source, 0))
+        for source, low, high, distinct, rows in conn.execute(query)
+    ]

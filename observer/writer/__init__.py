@@ -1,0 +1,65 @@
+"""The writer: the only code that writes rows to the database."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from bus.endpoints import ipc_path, local_endpoints
+from observer.config import Settings
+from observer.db import migrate
+from observer.db.engine import display_url, make_engine, normalize_url
+from observer.writer.lock import WriterLock
+from observer.writer.service import Writer, WriterOptions
+from observer.writer.store import Store
+
+__all__ = ["Store", "Writer", "WriterOptions", "run_writer"]
+
+log = logging.getLogger(__name__)
+
+
+def run_writer(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    db_url: str | None = None,
+    run_dir: Path | None = None,
+    capture: Path | None = None,
+) -> int:
+    """Lock, migrate, check the database, then serve until ``stop``; return the exit code.
+
+    Raises
+    ------
+    WriterLocked
+        Another writer serves this database or endpoint.
+    StoreError
+        The database is unreachable or has no schema.
+    """
+    url = normalize_url(db_url or settings.database.url)
+    run_dir = run_dir or Path(settings.paths.run_dir)
+    endpoints = local_endpoints(run_dir)
+    lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
+    try:
+        if url.get_backend_name() == "sqlite" and url.database:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(url)
+        store = Store(engine)
+        if settings.writer.migrate_on_start:
+            migrate.upgrade(url.render_as_string(hide_password=False))
+        store.check_schema()
+        store.load_marks()
+        log.info("writer serving %s, %d sources known", display_url(url), len(store.marks))
+        options = WriterOptions(
+            batch_events=settings.writer.batch_events,
+            batch_delay_s=settings.writer.batch_delay_ms / 1000,
+            retry_max_s=settings.writer.retry_max_s,
+            drain_s=settings.writer.drain_s,
+            capture=capture,
+        )
+        try:
+            return Writer(store, endpoints, options).run(stop)
+        finally:
+            engine.dispose()
+    finally:
+        lock.close()

@@ -1,0 +1,52 @@
+"""One writer per database and per endpoint, enforced with flock."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+from observer.errors import WriterLocked
+
+__all__ = ["WriterLock"]
+
+
+class WriterLock:
+    """Exclusive locks on every path given; released on close or process death."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._fds: list[int] = []
+        try:
+            for path in paths:
+                path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._fds.append(fd)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError as exc:
+                    raise WriterLocked(f"another writer holds {path}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def paths_for(url: URL, run_dir: Path, ingest_socket: Path | None) -> list[Path]:
+        """The lock files guarding ``url`` (next to a SQLite file) and the ingest socket."""
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+            database = Path(str(url.database)).resolve()
+            paths = [database.with_name(database.name + ".writer.lock")]
+        else:
+            key = url.render_as_string(hide_password=True).encode()
+            paths = [run_dir / f"writer-{hashlib.sha256(key).hexdigest()[:16]}.lock"]
+        if ingest_socket is not None:
+            paths.append(ingest_socket.with_name(ingest_socket.name + ".lock"))
+        return paths
+
+    def close(self) -> None:
+        """Release every lock."""
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []

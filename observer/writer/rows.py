@@ -1,0 +1,237 @@
+"""How each event becomes rows: one handler per event type, pure functions.
+
+Append-only rows go to ``Batch.inserts`` (executed as one executemany per table); changes to
+tables kept in place go to ``Batch.upserts`` and run in seq order after them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from sqlalchemy import Table
+
+from bus.envelope import Envelope
+from bus.events import (
+    Alert,
+    EtfDetail,
+    Event,
+    GapDetected,
+    GapStateChanged,
+    ListingChanged,
+    MasterFileChecked,
+    MinuteBars,
+    OrderBook,
+    PhaseChanged,
+    PriceSnapshot,
+    SectorMetadata,
+    SlotDecision,
+    SlotOverflow,
+    TokenRefreshed,
+    TrackACycle,
+    TradeTick,
+    UniverseSnapshot,
+    WorkerLifecycle,
+)
+from observer.db import models as m
+
+__all__ = ["HANDLERS", "Batch", "Upsert", "rows_for"]
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    """Insert ``values`` into ``table``, or update ``update`` where ``keys`` match."""
+
+    table: Table
+    keys: tuple[str, ...]
+    values: Row
+    update: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows of one transaction."""
+
+    inserts: dict[Table, list[Row]] = field(default_factory=dict)
+    upserts: list[Upsert] = field(default_factory=list)
+
+    def insert(self, model: type[m.Base], row: Row) -> None:
+        """Queue one append-only row."""
+        self.inserts.setdefault(model.__table__, []).append(row)  # type: ignore[arg-type]
+
+    def upsert(self, model: type[m.Base], keys: tuple[str, ...], values: Row, update: tuple[str, ...]) -> None:
+        """Queue one in-place change."""
+        self.upserts.append(Upsert(model.__table__, keys, values, update))  # type: ignore[arg-type]
+
+
+Handler = Callable[[Envelope, Batch], None]
+
+
+def _audit(env: Envelope) -> Row:
+    return {"source": env.source, "seq": env.seq, "produced_ns": env.ts}
+
+
+def _fields(event: Event) -> Row:
+    row = msgspec.structs.asdict(event)
+    for key, value in row.items():
+        if isinstance(value, tuple):
+            row[key] = list(value)
+    return row
+
+
+def _direct(model: type[m.Base], **rename: str) -> Handler:
+    """Handler for events whose fields are the table's columns (``rename`` maps clashes)."""
+
+    def handle(env: Envelope, batch: Batch) -> None:
+        row = _fields(env.event)
+        for old, new in rename.items():
+            row[new] = row.pop(old)
+        row.update(_audit(env))
+        batch.insert(model, row)
+
+    return handle
+
+
+def _minute_bars(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, MinuteBars)
+    header = {"symbol": event.symbol, "quality": event.quality, "gap_id": event.gap_id}
+    batch.insert(m.MinuteBarBatch, _audit(env) | header | {"bar_count": len(event.bars)})
+    base = _audit(env) | header
+    for idx, bar in enumerate(event.bars):
+        batch.insert(m.MinuteBar, base | msgspec.structs.asdict(bar) | {"idx": idx})
+
+
+def _universe(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, UniverseSnapshot)
+    batch.insert(
+        m.UniverseSnapshotRow,
+        _audit(env)
+        | {
+            "trade_date": event.trade_date,
+            "based_on": event.based_on,
+            "min_prev_close": event.min_prev_close,
+            "member_count": len(event.members),
+            "excluded": event.excluded,
+        },
+    )
+    base = {"source": env.source, "seq": env.seq, "trade_date": event.trade_date}
+    for idx, member in enumerate(event.members):
+        batch.insert(m.UniverseMemberRow, base | msgspec.structs.asdict(member) | {"idx": idx, "produced_ns": env.ts})
+
+
+def _gap_detected(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, GapDetected)
+    batch.insert(
+        m.GapEvent,
+        _audit(env)
+        | {
+            "gap_id": event.gap_id,
+            "state": "detected",
+            "symbol": event.symbol,
+            "start_ns": event.start_ns,
+            "end_ns": event.end_ns,
+            "reason": event.reason,
+            "bars": 0,
+            "detail": "",
+        },
+    )
+    values = _fields(event) | {
+        "state": "detected",
+        "bars": 0,
+        "detail": "",
+        "detected_ns": env.ts,
+        "updated_ns": env.ts,
+    }
+    batch.upsert(m.Gap, ("gap_id",), values, tuple(k for k in values if k not in ("gap_id", "detected_ns")))
+
+
+def _gap_state(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, GapStateChanged)
+    fields = {"state": event.state, "bars": event.bars, "detail": event.detail}
+    batch.insert(
+        m.GapEvent,
+        _audit(env) | {"gap_id": event.gap_id, "symbol": None, "start_ns": None, "end_ns": None, "reason": None} | fields,
+    )
+    # A state change for a gap never detected still creates it, so nothing is silently dropped.
+    values = {
+        "gap_id": event.gap_id,
+        "symbol": "",
+        "account": "",
+        "start_ns": 0,
+        "end_ns": 0,
+        "reason": "unknown",
+        "detected_ns": env.ts,
+        "updated_ns": env.ts,
+    } | fields
+    batch.upsert(m.Gap, ("gap_id",), values, ("state", "bars", "detail", "updated_ns"))
+
+
+def _master_file(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, MasterFileChecked)
+    batch.insert(m.MasterFileCheck, _audit(env) | _fields(event))
+    if event.error:
+        return
+    values = {
+        "market": event.market,
+        "file_name": event.file_name,
+        "size": event.remote_size,
+        "records": event.records,
+        "sha256": event.sha256,
+        "checked_ns": env.ts,
+        "changed_ns": env.ts,
+    }
+    update = ("file_name", "size", "records", "sha256", "checked_ns")
+    batch.upsert(m.MasterFileState, ("market",), values, (*update, "changed_ns") if event.changed else update)
+
+
+def _listing(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, ListingChanged)
+    batch.insert(m.ListingChange, _audit(env) | _fields(event))
+    values = _fields(event)
+    del values["change"], values["changed_fields"]
+    values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
+    update = ("active", "updated_ns") if event.change == "removed" else tuple(
+        k for k in values if k not in ("market", "symbol", "listed_ns")
+    )
+    batch.upsert(m.Instrument, ("market", "symbol"), values, update)
+
+
+HANDLERS: dict[type[Event], Handler] = {  # type: ignore[valid-type]
+    PriceSnapshot: _direct(m.PriceSnapshotRow),
+    TrackACycle: _direct(m.TrackACycleRow),
+    TradeTick: _direct(m.TradeTickRow),
+    OrderBook: _direct(m.OrderBookRow),
+    MinuteBars: _minute_bars,
+    GapDetected: _gap_detected,
+    GapStateChanged: _gap_state,
+    SlotDecision: _direct(m.SlotEvent),
+    SlotOverflow: _direct(m.OverflowEntry),
+    UniverseSnapshot: _universe,
+    MasterFileChecked: _master_file,
+    ListingChanged: _listing,
+    EtfDetail: _direct(m.EtfDetailRow),
+    SectorMetadata: _direct(m.SectorMetadataRow, source="origin"),
+    PhaseChanged: _direct(m.PhaseRow),
+    TokenRefreshed: _direct(m.TokenRefresh),
+    Alert: _direct(m.AlertRow),
+    WorkerLifecycle: _direct(m.WorkerEvent),
+}
+
+
+def rows_for(envelopes: list[Envelope]) -> Batch:
+    """Build the rows of a batch of accepted envelopes, in order."""
+    batch = Batch()
+    for env in envelopes:
+        HANDLERS[type(env.event)](env, batch)
+    return batch
+

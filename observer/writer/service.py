@@ -1,0 +1,204 @@
+"""The writer process: ROUTER ingest -> batch transaction -> ACK -> feed and capture tee.
+
+Loop: wait for a frame, gather more for up to ``batch_delay_s`` or ``batch_events``, decode
+(garbage is rejected, logged and counted; it never stops the writer), commit through
+`Store`, then ack each source with its committed mark (asking for a resend when a frame
+started past it), publish the new envelopes on the feed and append them to the capture.
+If the database fails mid-run the same frames are retried with capped, jittered backoff
+while producers keep everything unacknowledged in their outboxes.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from bus.capture import CaptureHeader, CaptureWriter
+from bus.codec import decode_frame, encode_frame
+from bus.endpoints import Endpoints
+from bus.envelope import Ack, Envelope
+from bus.errors import FrameError
+from bus.feed import FeedPublisher
+from bus.ingest import Ingest
+from observer.errors import StoreError
+from observer.writer.store import Accepted, Store
+
+__all__ = ["Writer", "WriterOptions"]
+
+log = logging.getLogger(__name__)
+
+# At most one resend request per source in this interval, so a burst of frames past a hole
+# does not make the producer rewind once per frame.
+RESEND_INTERVAL_S = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class WriterOptions:
+    """Tuning of the writer loop."""
+
+    batch_events: int = 20_000
+    batch_delay_s: float = 0.005
+    retry_initial_s: float = 0.2
+    retry_max_s: float = 10.0
+    drain_s: float = 5.0
+    capture: Path | None = None
+
+
+class Writer:
+    """Serve one database: bind ingest and feed, commit, ack, publish.
+
+    Parameters
+    ----------
+    store:
+        The persistence (`Store.load_marks` must have succeeded).
+    endpoints:
+        Where to bind ingest (ROUTER) and feed (PUB).
+    options:
+        Batch sizes, retry backoff, drain budget and an optional capture tee.
+    """
+
+    def __init__(self, store: Store, endpoints: Endpoints, options: WriterOptions) -> None:
+        self.store = store
+        self.endpoints = endpoints
+        self.options = options
+        self.frames = 0
+        self.rejected = 0
+        self.duplicates = 0
+        self.commit_failures = 0
+        self._routes: dict[str, bytes] = {}
+        self._resend_asked: dict[str, float] = {}
+
+    def __repr__(self) -> str:
+        return (
+            f"<Writer frames={self.frames} events={self.store.events} commits={self.store.commits} "
+            f"duplicates={self.duplicates} rejected={self.rejected} "
+            f"commit_failures={self.commit_failures}>"
+        )
+
+    def run(self, stop: threading.Event) -> int:
+        """Serve until ``stop`` is set, then drain what is queued; return the exit code."""
+        context = zmq.Context()
+        ingest = Ingest(context, self.endpoints.ingest)
+        feed = FeedPublisher(context, self.endpoints.feed)
+        capture = self._open_capture()
+        log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
+        code = 0
+        try:
+            while not stop.is_set():
+                if ingest.poll(100):
+                    if not self._serve_batch(ingest, feed, capture, stop, wait=True):
+                        code = 1
+                        break
+            if code == 0:
+                code = self._drain(ingest, feed, capture)
+        finally:
+            if capture is not None:
+                capture.close()
+            feed.close()
+            ingest.close()
+            context.term()
+            log.info("writer stopped: %r", self)
+        return code
+
+    def _drain(self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None) -> int:
+        deadline = time.monotonic() + self.options.drain_s
+        never = threading.Event()
+        while time.monotonic() < deadline and ingest.poll(0):
+            if not self._serve_batch(ingest, feed, capture, never, wait=False, deadline=deadline):
+                return 1
+        return 0
+
+    def _open_capture(self) -> CaptureWriter | None:
+        if self.options.capture is None:
+            return None
+        header = CaptureHeader(created_ns=time.time_ns(), origin="writer")
+        return CaptureWriter(self.options.capture, header)
+
+    def _gather(self, ingest: Ingest, wait: bool) -> list[tuple[bytes, list[Envelope]]]:
+        frames: list[tuple[bytes, list[Envelope]]] = []
+        count = 0
+        until = time.monotonic() + self.options.batch_delay_s
+        while count < self.options.batch_events:
+            message = ingest.recv_nowait()
+            if message is None:
+                left = until - time.monotonic()
+                if not wait or left <= 0 or not ingest.poll(int(left * 1000) + 1):
+                    break
+                continue
+            routing_id, raw = message
+            self.frames += 1
+            try:
+                envelopes = decode_frame(raw)
+            except FrameError as exc:
+                self.rejected += 1
+                log.warning("rejected frame from %s: %s", routing_id.hex(), exc)
+                continue
+            for env in envelopes:
+                self._routes[env.source] = routing_id
+            frames.append((raw, envelopes))
+            count += len(envelopes)
+        return frames
+
+    def _serve_batch(
+        self,
+        ingest: Ingest,
+        feed: FeedPublisher,
+        capture: CaptureWriter | None,
+        stop: threading.Event,
+        *,
+        wait: bool,
+        deadline: float | None = None,
+    ) -> bool:
+        frames = self._gather(ingest, wait)
+        if not frames:
+            return True
+        accepted = self._commit(frames, stop, deadline)
+        if accepted is None:
+            return False
+        self.duplicates += accepted.duplicates
+        self._acknowledge(ingest, {env.source for _, envs in frames for env in envs}, accepted)
+        for raw, envelopes, whole in accepted.frames:
+            for env in envelopes:
+                feed.publish(env)
+            if capture is not None:
+                capture.append(raw if whole else encode_frame(envelopes))
+        if capture is not None:
+            capture.flush()
+        return True
+
+    def _commit(
+        self,
+        frames: list[tuple[bytes, list[Envelope]]],
+        stop: threading.Event,
+        deadline: float | None,
+    ) -> Accepted | None:
+        delay = self.options.retry_initial_s
+        while True:
+            try:
+                return self.store.apply(frames)
+            except StoreError as exc:
+                self.commit_failures += 1
+                log.error("database failed, retrying in %.1fs: %s", delay, exc)
+            pause = delay * random.uniform(0.5, 1.0)
+            if deadline is not None and time.monotonic() + pause > deadline:
+                return None
+            if stop.wait(pause):
+                return None  # stopping while the database is down: producers keep the events
+            delay = min(delay * 2, self.options.retry_max_s)
+
+    def _acknowledge(self, ingest: Ingest, sources: set[str], accepted: Accepted) -> None:
+        now = time.monotonic()
+        for source in sources:
+            mark = self.store.marks.get(source, 0)
+            resend = source in accepted.holes and (
+                now - self._resend_asked.get(source, 0.0) >= RESEND_INTERVAL_S
+            )
+            if resend:
+                self._resend_asked[source] = now
+            ingest.ack(self._routes[source], Ack(source, mark, resend))

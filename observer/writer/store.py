@@ -1,0 +1,157 @@
+"""The writer's persistence: accept in-order envelopes, commit rows and high-water marks together.
+
+Exactly once in the database: an envelope is accepted only if its seq is exactly the
+source's committed high-water mark + 1 (duplicates are skipped, anything beyond a hole waits
+for a resend); the rows and the new marks are one transaction. After a failed transaction the
+marks are read again from the database, because a commit whose answer was lost may have
+succeeded: applying the same frames again then changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from bus.envelope import Envelope
+from observer.db.models import BusOffset
+from observer.db.queries import committed_offsets
+from observer.errors import StoreError
+from observer.writer.rows import Batch, Upsert, rows_for
+
+__all__ = ["Accepted", "Store", "accept"]
+
+log = logging.getLogger(__name__)
+
+# Dialect-specific INSERT with ON CONFLICT, for the tables kept in place.
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+@dataclass(slots=True)
+class Accepted:
+    """What one batch of frames adds: new envelopes per frame, and the sources with holes."""
+
+    frames: list[tuple[bytes, list[Envelope], bool]] = field(default_factory=list)
+    marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
+    holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
+    duplicates: int = 0
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        """Accepted envelopes in arrival order."""
+        return [env for _, envs, _ in self.frames for env in envs]
+
+
+def accept(frames: Iterable[tuple[bytes, list[Envelope]]], marks: dict[str, int]) -> Accepted:
+    """Pick the envelopes that extend each source's mark without a hole (pure function).
+
+    ``frames`` are ``(raw, decoded)`` pairs; each result frame says whether all of it was
+    accepted (so its raw bytes can be captured as they came).
+    """
+    result = Accepted()
+    for raw, envelopes in frames:
+        taken: list[Envelope] = []
+        for env in envelopes:
+            mark = result.marks.get(env.source, marks.get(env.source, 0))
+            if env.seq <= mark:
+                result.duplicates += 1
+            elif env.seq == mark + 1:
+                taken.append(env)
+                result.marks[env.source] = env.seq
+            else:
+                result.holes.add(env.source)
+        if taken:
+            result.frames.append((raw, taken, len(taken) == len(envelopes)))
+    return result
+
+
+class Store:
+    """Commits accepted envelopes; keeps each source's committed mark in memory."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in _INSERTS:
+            raise StoreError(f"unsupported database {engine.dialect.name!r}")
+        self.engine = engine
+        self.marks: dict[str, int] = {}
+        self._marks_valid = False
+        self.commits = 0
+        self.events = 0
+
+    def load_marks(self) -> dict[str, int]:
+        """Read the committed marks; raise `StoreError` if the database cannot be read."""
+        try:
+            with self.engine.connect() as conn:
+                self.marks = committed_offsets(conn)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read bus offsets: {_reason(exc)}") from exc
+        self._marks_valid = True
+        return self.marks
+
+    def check_schema(self) -> None:
+        """Raise `StoreError` unless the tables exist (run ``observer db upgrade``)."""
+        try:
+            present = set(inspect(self.engine).get_table_names())
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database unreachable: {_reason(exc)}") from exc
+        if BusOffset.__tablename__ not in present:
+            raise StoreError("database has no observer schema: run `observer db upgrade`")
+
+    def apply(self, frames: Iterable[tuple[bytes, list[Envelope]]]) -> Accepted:
+        """Accept and commit in one transaction; on failure re-read marks and raise StoreError."""
+        if not self._marks_valid:
+            self.load_marks()
+        accepted = accept(frames, self.marks)
+        if not accepted.marks:
+            return accepted
+        envelopes = accepted.envelopes
+        batch = rows_for(envelopes)
+        now = time.time_ns()
+        try:
+            with self.engine.begin() as conn:
+                self._write(conn, batch)
+                for source, seq in accepted.marks.items():
+                    self._upsert(
+                        conn,
+                        Upsert(
+                            BusOffset.__table__,  # type: ignore[arg-type]
+                            ("source",),
+                            {"source": source, "seq": seq, "updated_ns": now},
+                            ("seq", "updated_ns"),
+                        ),
+                    )
+        except SQLAlchemyError as exc:
+            # The commit may have happened with its answer lost: trust only the database.
+            self._marks_valid = False
+            self.engine.dispose()
+            raise StoreError(f"commit of {len(envelopes)} events failed: {_reason(exc)}") from exc
+        self.marks.update(accepted.marks)
+        self.commits += 1
+        self.events += len(envelopes)
+        return accepted
+
+    def _write(self, conn: Connection, batch: Batch) -> None:
+        for table, rows in batch.inserts.items():
+            conn.execute(insert(table), rows)
+        for upsert in batch.upserts:
+            self._upsert(conn, upsert)
+
+    def _upsert(self, conn: Connection, upsert: Upsert) -> None:
+        statement: Any = _INSERTS[conn.dialect.name](upsert.table)
+        statement = statement.values(upsert.values).on_conflict_do_update(
+            index_elements=list(upsert.keys),
+            set_={key: statement.excluded[key] for key in upsert.update},
+        )
+        conn.execute(statement)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for a database error, without the SQL or its parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"
