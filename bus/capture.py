@@ -1,4 +1,4 @@
-"""Capture files: bus frames exactly as on the wire, with checksums, for replay and fixtures.
+r"""Capture files: bus frames exactly as on the wire, with checksums, for replay and fixtures.
 
 Layout::
 

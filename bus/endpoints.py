@@ -25,7 +25,9 @@ class Endpoints:
 def local_endpoints(run_dir: Path) -> Endpoints:
     """Return ``ipc://`` endpoints under ``run_dir`` (created owner-only if missing)."""
     run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return Endpoints(ingest=f"ipc://{run_dir / 'ingest.sock'}", feed=f"ipc://{run_dir / 'feed.sock'}")
+    return Endpoints(
+        ingest=f"ipc://{run_dir / 'ingest.sock'}", feed=f"ipc://{run_dir / 'feed.sock'}"
+    )
 
 
 def ipc_path(endpoint: str) -> Path | None:

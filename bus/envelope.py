@@ -9,7 +9,7 @@ from bus.events import Event
 __all__ = ["Ack", "Envelope"]
 
 
-class Envelope(msgspec.Struct, frozen=True, array_like=True):
+class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One event from one source.
 
     Parameters

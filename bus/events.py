@@ -46,14 +46,14 @@ __all__ = [
 ]
 
 
-class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """Base of all bus events; the subclass's ``tag`` names it on the wire."""
 
 
 # --------------------------------------------------------------------------- market data
 
 
-class PriceSnapshot(_Event, tag="price_snapshot"):
+class PriceSnapshot(_Event, tag="price_snapshot", frozen=True):
     """Track A: one REST current-price snapshot (FHKST01010100) of one symbol in one cycle."""
 
     cycle_id: str  # "YYYYMMDD-HHMM" (KST) of the scheduled cycle start
@@ -75,7 +75,7 @@ class PriceSnapshot(_Event, tag="price_snapshot"):
     halted: bool = False
 
 
-class TrackACycle(_Event, tag="track_a_cycle"):
+class TrackACycle(_Event, tag="track_a_cycle", frozen=True):
     """Track A: the summary of one 10-minute snapshot cycle over the whole universe."""
 
     cycle_id: str
@@ -89,7 +89,7 @@ class TrackACycle(_Event, tag="track_a_cycle"):
     missing: tuple[str, ...] = ()  # symbols that failed every retry
 
 
-class TradeTick(_Event, tag="trade_tick"):
+class TradeTick(_Event, tag="trade_tick", frozen=True):
     """Track B: one execution from the H0STCNT0 real-time stream."""
 
     symbol: str
@@ -109,7 +109,7 @@ class TradeTick(_Event, tag="trade_tick"):
     account: str = ""  # the account whose WebSocket delivered it
 
 
-class OrderBook(_Event, tag="order_book"):
+class OrderBook(_Event, tag="order_book", frozen=True):
     """Track B: one ten-level order book from the H0STASP0 real-time stream."""
 
     symbol: str
@@ -126,7 +126,7 @@ class OrderBook(_Event, tag="order_book"):
     account: str = ""
 
 
-class Bar(msgspec.Struct, frozen=True, kw_only=True):
+class Bar(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One one-minute OHLCV bar; ``minute_ns`` is the bar's opening instant (UTC ns)."""
 
     minute_ns: int
@@ -138,7 +138,7 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True):
     value: int = 0
 
 
-class MinuteBars(_Event, tag="minute_bars"):
+class MinuteBars(_Event, tag="minute_bars", frozen=True):
     """Minute bars of one symbol: built live from ticks, or recovered over REST for a gap."""
 
     symbol: str
@@ -152,7 +152,7 @@ class MinuteBars(_Event, tag="minute_bars"):
 GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "marker_only"]
 
 
-class GapDetected(_Event, tag="gap_detected"):
+class GapDetected(_Event, tag="gap_detected", frozen=True):
     """A span of real-time data that may be missing for one symbol."""
 
     gap_id: str
@@ -163,7 +163,7 @@ class GapDetected(_Event, tag="gap_detected"):
     account: str = ""
 
 
-class GapStateChanged(_Event, tag="gap_state_changed"):
+class GapStateChanged(_Event, tag="gap_state_changed", frozen=True):
     """A gap moved to a new state; ``bars`` counts the minute bars recovered so far."""
 
     gap_id: str
@@ -175,7 +175,7 @@ class GapStateChanged(_Event, tag="gap_state_changed"):
 # --------------------------------------------------------------------------- slots
 
 
-class SlotDecision(_Event, tag="slot_decision"):
+class SlotDecision(_Event, tag="slot_decision", frozen=True):
     """Track B slot manager: one allocation, replacement, release or expiry."""
 
     account: str
@@ -189,7 +189,7 @@ class SlotDecision(_Event, tag="slot_decision"):
     expires_ns: int = 0
 
 
-class SlotOverflow(_Event, tag="slot_overflow"):
+class SlotOverflow(_Event, tag="slot_overflow", frozen=True):
     """A triggered symbol that found no slot: recorded in the overflow ledger."""
 
     symbol: str
@@ -202,7 +202,7 @@ class SlotOverflow(_Event, tag="slot_overflow"):
 # --------------------------------------------------------------------------- reference data
 
 
-class UniverseMember(msgspec.Struct, frozen=True, kw_only=True):
+class UniverseMember(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One member of the daily universe, ranked by market capitalisation (1 = largest)."""
 
     symbol: str
@@ -212,7 +212,7 @@ class UniverseMember(msgspec.Struct, frozen=True, kw_only=True):
     market_cap: int
 
 
-class UniverseSnapshot(_Event, tag="universe_snapshot"):
+class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True):
     """The daily universe: previous close >= the threshold, not suspended, by market cap."""
 
     trade_date: date
@@ -222,7 +222,7 @@ class UniverseSnapshot(_Event, tag="universe_snapshot"):
     excluded: int = 0
 
 
-class MasterFileChecked(_Event, tag="master_file_checked"):
+class MasterFileChecked(_Event, tag="master_file_checked", frozen=True):
     """One check of a KIS master file: sizes compared, and what a download found."""
 
     market: str  # "kospi", "kosdaq", "nasdaq", ...
@@ -237,7 +237,7 @@ class MasterFileChecked(_Event, tag="master_file_checked"):
     error: str = ""
 
 
-class ListingChanged(_Event, tag="listing_changed"):
+class ListingChanged(_Event, tag="listing_changed", frozen=True):
     """A symbol appeared in, changed in, or left a master file."""
 
     change: Literal["new", "changed", "removed"]
@@ -252,7 +252,7 @@ class ListingChanged(_Event, tag="listing_changed"):
     changed_fields: tuple[str, ...] = ()
 
 
-class EtfDetail(_Event, tag="etf_detail"):
+class EtfDetail(_Event, tag="etf_detail", frozen=True):
     """Daily ETF facts: AUM, NAV, premium/discount ("tracking error") windows, holdings."""
 
     trade_date: date
@@ -273,7 +273,7 @@ class EtfDetail(_Event, tag="etf_detail"):
     issuer: str = ""
 
 
-class SectorMetadata(_Event, tag="sector_metadata"):
+class SectorMetadata(_Event, tag="sector_metadata", frozen=True):
     """Sector classification of one symbol: KIS sector code mapped to GICS, or a fallback."""
 
     region: str  # "KR", "US", "CN", "HK", "JP", "VN"
@@ -288,7 +288,7 @@ class SectorMetadata(_Event, tag="sector_metadata"):
 # --------------------------------------------------------------------------- operations
 
 
-class PhaseChanged(_Event, tag="phase_changed"):
+class PhaseChanged(_Event, tag="phase_changed", frozen=True):
     """The operation timeline entered a phase (names are the scheduler's, e.g. "track_a")."""
 
     phase: str
@@ -296,7 +296,7 @@ class PhaseChanged(_Event, tag="phase_changed"):
     scheduled_ns: int
 
 
-class TokenRefreshed(_Event, tag="token_refreshed"):
+class TokenRefreshed(_Event, tag="token_refreshed", frozen=True):
     """A token or approval key was issued; never carries the secret itself."""
 
     account: str  # the account's alias, not its number
@@ -306,7 +306,7 @@ class TokenRefreshed(_Event, tag="token_refreshed"):
     expires_ns: int
 
 
-class Alert(_Event, tag="alert"):
+class Alert(_Event, tag="alert", frozen=True):
     """Something an operator should see; ``code`` is stable, ``message`` is for humans."""
 
     severity: Literal["info", "warning", "error", "critical"]
@@ -315,7 +315,7 @@ class Alert(_Event, tag="alert"):
     context: dict[str, str] = {}
 
 
-class WorkerLifecycle(_Event, tag="worker_lifecycle"):
+class WorkerLifecycle(_Event, tag="worker_lifecycle", frozen=True):
     """The supervisor started, stopped, restarted or parked a worker process."""
 
     worker: str

@@ -1,6 +1,7 @@
 """The feed: PUB/SUB of committed events, with dotted topics.
 
-A feed message is two frames ``[topic, frame]``; the frame holds one envelope. Topics run from
+A feed message is two frames ``[topic, frame]``; the frame holds the envelopes of one topic
+from one commit, in commit order. Topics run from
 general to specific (``trade_tick.005930``) so a subscriber filters by prefix without decoding.
 PUB drops at its high-water mark, so every consumer rebuilds its state from the database first
 and then follows the feed.
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import msgspec
 import zmq
 
-from bus.codec import decode_frame, encode_frame
+from bus.codec import DecodedFrame, decode_frame, encode_frame, join_parts
 from bus.endpoints import LINGER_MS, bind_secure
 from bus.envelope import Envelope
 from bus.events import Event, event_tag
@@ -38,9 +40,21 @@ class FeedPublisher:
 
     def publish(self, envelope: Envelope) -> None:
         """Publish one envelope (dropped by ZeroMQ if a subscriber is too slow)."""
-        self.socket.send_multipart(
-            [topic_for(envelope.event), encode_frame((envelope,))], zmq.NOBLOCK
-        )
+        self.socket.send_multipart([topic_for(envelope.event), encode_frame((envelope,))])
+
+    def publish_accepted(self, frames: Iterable[tuple[DecodedFrame, list[int]]]) -> None:
+        """Publish the chosen envelopes of decoded frames: one message per topic, in order.
+
+        Envelopes are grouped by topic and sent as their original bytes, so publishing costs
+        no encoding; within a topic the order is the commit order.
+        """
+        groups: dict[bytes, list[msgspec.Raw]] = {}
+        for frame, taken in frames:
+            for index in taken:
+                topic = topic_for(frame.envelopes[index].event)
+                groups.setdefault(topic, []).append(frame.parts[index])
+        for topic, parts in groups.items():
+            self.socket.send_multipart([topic, join_parts(parts)])
 
     def close(self) -> None:
         """Close the socket."""

@@ -98,6 +98,7 @@ class Outbox:
         self.records: deque[OutboxRecord] = deque()
         self._segment_last: dict[int, int] = {}  # segment -> highest seq it holds
         self._cached = 0
+        self._active = 0  # first seq of the segment being appended to; set by _recover
         self.next_seq = self.acked + 1
         self._recover()
         self._active_fd = os.open(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from sqlalchemy.engine import make_url
@@ -35,7 +35,7 @@ def _settings(config: Path | None) -> Settings:
         _fail(str(exc), 2)
 
 
-def _fail(message: str, code: int) -> typer.Exit:
+def _fail(message: str, code: int) -> NoReturn:
     typer.echo(f"observer: {message}", err=True)
     raise typer.Exit(code)
 
@@ -61,9 +61,7 @@ def writer(
     settings = _settings(config)
     setup_logging()
     try:
-        code = run_writer(
-            settings, stop_on_signals(), db_url=db, run_dir=run_dir, capture=capture
-        )
+        code = run_writer(settings, stop_on_signals(), db_url=db, run_dir=run_dir, capture=capture)
     except StoreError as exc:
         _fail(str(exc), 2)
     except WriterLocked as exc:

@@ -25,30 +25,30 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     pass
 
 
-class PathSettings(_Strict):
+class PathSettings(_Strict, frozen=True):
     """Where the processes keep sockets, locks and outboxes."""
 
     run_dir: str = "var/run"
 
 
-class DatabaseSettings(_Strict):
+class DatabaseSettings(_Strict, frozen=True):
     """The writer's database."""
 
     url: str = "sqlite:///var/observer.db"
 
 
-class BusSettings(_Strict):
+class BusSettings(_Strict, frozen=True):
     """Producer tuning shared by every worker."""
 
     batch_events: Positive = 1000
     linger_ms: Annotated[int, Meta(ge=0)] = 2
-    max_in_flight: Positive = 50_000
-    ack_timeout_ms: Positive = 1000
+    max_in_flight: Positive = 20_000
+    ack_timeout_ms: Positive = 5000
     backlog_alert_events: Positive = 1_000_000
     fsync: bool = False
 
 
-class WriterSettings(_Strict):
+class WriterSettings(_Strict, frozen=True):
     """Writer loop tuning."""
 
     batch_events: Positive = 20_000
@@ -58,7 +58,7 @@ class WriterSettings(_Strict):
     migrate_on_start: bool = True
 
 
-class Settings(_Strict):
+class Settings(_Strict, frozen=True):
     """Everything in ``observer.toml``."""
 
     paths: PathSettings = PathSettings()

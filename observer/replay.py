@@ -11,9 +11,8 @@ from pathlib import Path
 import zmq
 
 from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
-from bus.codec import decode_ack, decode_frame
+from bus.codec import DecodedFrame, decode_ack, decode_parts
 from bus.endpoints import LINGER_MS
-from bus.envelope import Envelope
 from bus.feed import FeedSubscriber
 from observer.db.engine import make_engine
 from observer.errors import BusError
@@ -35,10 +34,10 @@ class ReplayResult:
     resent: int = 0  # frames sent again to a live writer
 
 
-def _frames(path: Path, allow_torn_tail: bool) -> Iterator[tuple[bytes, list[Envelope]]]:
+def _frames(path: Path, allow_torn_tail: bool) -> Iterator[DecodedFrame]:
     with CaptureReader(path, allow_torn_tail=allow_torn_tail) as reader:
         for raw in reader:
-            yield raw, decode_frame(raw)
+            yield decode_parts(raw)
 
 
 def replay_into_db(
@@ -50,21 +49,21 @@ def replay_into_db(
     store.check_schema()
     store.load_marks()
     frames = events = committed = duplicates = 0
-    pending: list[tuple[bytes, list[Envelope]]] = []
+    pending: list[DecodedFrame] = []
 
     def commit() -> None:
         nonlocal committed, duplicates
         accepted = store.apply(pending)
-        committed += sum(len(envs) for _, envs, _ in accepted.frames)
+        committed += accepted.count
         duplicates += accepted.duplicates
         pending.clear()
 
     try:
-        for raw, envelopes in _frames(path, allow_torn_tail):
+        for frame in _frames(path, allow_torn_tail):
             frames += 1
-            events += len(envelopes)
-            pending.append((raw, envelopes))
-            if sum(len(e) for _, e in pending) >= batch_events:
+            events += len(frame.envelopes)
+            pending.append(frame)
+            if sum(len(f.envelopes) for f in pending) >= batch_events:
                 commit()
         if pending:
             commit()
@@ -83,8 +82,8 @@ def replay_as_producer(
     """
     frames = list(_frames(path, allow_torn_tail))
     want: dict[str, int] = {}
-    for _, envelopes in frames:
-        for env in envelopes:
+    for frame in frames:
+        for env in frame.envelopes:
             want[env.source] = max(want.get(env.source, 0), env.seq)
     acked: dict[str, int] = {}
     context = zmq.Context()
@@ -96,11 +95,13 @@ def replay_as_producer(
     try:
         while any(acked.get(s, 0) < seq for s, seq in want.items()):
             if time.monotonic() > deadline:
-                missing = {s: (acked.get(s, 0), seq) for s, seq in want.items() if acked.get(s, 0) < seq}
+                missing = {
+                    s: (acked.get(s, 0), seq) for s, seq in want.items() if acked.get(s, 0) < seq
+                }
                 raise BusError(f"replay not acknowledged within {timeout_s}s: {missing}")
-            for raw, envelopes in frames:
-                if any(env.seq > acked.get(env.source, 0) for env in envelopes):
-                    dealer.send(raw)
+            for frame in frames:
+                if any(env.seq > acked.get(env.source, 0) for env in frame.envelopes):
+                    dealer.send(frame.raw)
                     sent += 1
             quiet_until = time.monotonic() + 1.0
             while time.monotonic() < quiet_until and dealer.poll(100, zmq.POLLIN):
@@ -111,7 +112,7 @@ def replay_as_producer(
     finally:
         dealer.close()
         context.term()
-    events = sum(len(envs) for _, envs in frames)
+    events = sum(len(frame.envelopes) for frame in frames)
     return ReplayResult(len(frames), events, events, resent=sent - len(frames))
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -11,6 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 __all__ = ["display_url", "make_engine", "normalize_url", "read_only_sessions"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# sqlite3 adapters for the writer's driver-level inserts: Decimal as exact text (what
+# ExactDecimal stores) and date as ISO text (what SQLAlchemy's Date stores; the stdlib's own
+# date adapter is deprecated). Process-wide, and only ever set to these values.
+sqlite3.register_adapter(Decimal, str)
+sqlite3.register_adapter(date, date.isoformat)
 
 
 def normalize_url(url: str | URL) -> URL:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Date, Index, MetaData, Numeric, String, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
 __all__ = [
@@ -138,9 +138,7 @@ class PriceSnapshotRow(Audited, Base):
     market_cap: Mapped[int]
     halted: Mapped[bool]
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "symbol", "observed_ns"), Index(None, "cycle_id"))
+    __table_args__ = (Index(None, "symbol", "observed_ns"), Index(None, "cycle_id"))
 
 
 class TrackACycleRow(Audited, Base):
@@ -178,9 +176,7 @@ class TradeTickRow(Audited, Base):
     halted: Mapped[bool]
     account: Mapped[str] = mapped_column(String(64))
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "symbol", "exchange_ns"),)
+    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
 class OrderBookRow(Audited, Base):
@@ -200,9 +196,7 @@ class OrderBookRow(Audited, Base):
     expected_qty: Mapped[int]
     account: Mapped[str] = mapped_column(String(64))
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "symbol", "exchange_ns"),)
+    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
 class MinuteBarBatch(Audited, Base):
@@ -230,9 +224,7 @@ class MinuteBar(AuditedMany, Base):
     quality: Mapped[str] = mapped_column(String(16))  # "live" | "recovered"
     gap_id: Mapped[str] = mapped_column(String(64))
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "symbol", "minute_ns"),)
+    __table_args__ = (Index(None, "symbol", "minute_ns"),)
 
 
 # ------------------------------------------------------------------ gaps and slots
@@ -320,9 +312,7 @@ class UniverseMemberRow(AuditedMany, Base):
     prev_close: Mapped[int]
     market_cap: Mapped[int]
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "trade_date", "symbol"),)
+    __table_args__ = (Index(None, "trade_date", "symbol"),)
 
 
 class MasterFileCheck(Audited, Base):
@@ -369,9 +359,7 @@ class ListingChange(Audited, Base):
     sector_code: Mapped[str] = mapped_column(String(16))
     changed_fields: Mapped[list[Any]]
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "market", "symbol"),)
+    __table_args__ = (Index(None, "market", "symbol"),)
 
 
 class Instrument(Base):
@@ -412,9 +400,7 @@ class EtfDetailRow(Audited, Base):
     underlying_index: Mapped[str]
     issuer: Mapped[str]
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "trade_date", "symbol"),)
+    __table_args__ = (Index(None, "trade_date", "symbol"),)
 
 
 class SectorMetadataRow(Audited, Base):
@@ -429,9 +415,7 @@ class SectorMetadataRow(Audited, Base):
     origin: Mapped[str] = mapped_column(String(32))  # the event's ``source`` field
     confidence: Mapped[Decimal]
 
-    @declared_attr.directive
-    def __table_args__(cls) -> tuple[Any, ...]:
-        return (Index(None, "region", "symbol"),)
+    __table_args__ = (Index(None, "region", "symbol"),)
 
 
 # ------------------------------------------------------------------ operations
@@ -478,6 +462,9 @@ class WorkerEvent(Audited, Base):
     detail: Mapped[str] = mapped_column(String(500))
 
 
-AUDITED_MODELS: tuple[type[Base], ...] = tuple(
-    mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, Audited)
+AUDITED_MODELS: tuple[type[Audited], ...] = tuple(
+    sorted(
+        (mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, Audited)),
+        key=lambda model: model.__name__,
+    )
 )

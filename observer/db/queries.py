@@ -38,7 +38,7 @@ def committed_offsets(conn: Connection) -> dict[str, int]:
 def audit_sources(conn: Connection) -> list[SourceAudit]:
     """Audit every source across all append-only tables (see `SourceAudit`)."""
     everything = union_all(
-        *(select(model.source, model.seq) for model in AUDITED_MODELS)  # type: ignore[attr-defined]
+        *(select(model.source, model.seq) for model in AUDITED_MODELS)
     ).subquery()
     query = (
         select(

@@ -52,18 +52,27 @@ class Upsert:
     update: tuple[str, ...]
 
 
+Columns = tuple[str, ...]
+
+
 @dataclass(slots=True)
 class Batch:
-    """Rows of one transaction."""
+    """Rows of one transaction, grouped by table and column list for one executemany each."""
 
-    inserts: dict[Table, list[Row]] = field(default_factory=dict)
+    inserts: dict[tuple[Table, Columns], list[tuple[Any, ...]]] = field(default_factory=dict)
     upserts: list[Upsert] = field(default_factory=list)
 
     def insert(self, model: type[m.Base], row: Row) -> None:
-        """Queue one append-only row."""
-        self.inserts.setdefault(model.__table__, []).append(row)  # type: ignore[arg-type]
+        """Queue one append-only row given as a dict."""
+        self.add(model.__table__, tuple(row), tuple(row.values()))  # type: ignore[arg-type]
 
-    def upsert(self, model: type[m.Base], keys: tuple[str, ...], values: Row, update: tuple[str, ...]) -> None:
+    def add(self, table: Table, columns: Columns, values: tuple[Any, ...]) -> None:
+        """Queue one append-only row given as values in ``columns`` order."""
+        self.inserts.setdefault((table, columns), []).append(values)
+
+    def upsert(
+        self, model: type[m.Base], keys: tuple[str, ...], values: Row, update: tuple[str, ...]
+    ) -> None:
         """Queue one in-place change."""
         self.upserts.append(Upsert(model.__table__, keys, values, update))  # type: ignore[arg-type]
 
@@ -83,15 +92,22 @@ def _fields(event: Event) -> Row:
     return row
 
 
-def _direct(model: type[m.Base], **rename: str) -> Handler:
-    """Handler for events whose fields are the table's columns (``rename`` maps clashes)."""
+def _direct(model: type[m.Base], event_type: type[Event], **rename: str) -> Handler:
+    """Handler for events whose fields are the table's columns (``rename`` maps clashes).
+
+    The hot path (ticks): values come straight from ``astuple`` in field order.
+    """
+    table: Table = model.__table__  # type: ignore[assignment]
+    fields = tuple(rename.get(name, name) for name in event_type.__struct_fields__)
+    columns = (*fields, "source", "seq", "produced_ns")
+    missing = set(columns) - set(table.c.keys())
+    if missing:
+        raise TypeError(f"{event_type.__name__} fields {missing} are not columns of {table}")
 
     def handle(env: Envelope, batch: Batch) -> None:
-        row = _fields(env.event)
-        for old, new in rename.items():
-            row[new] = row.pop(old)
-        row.update(_audit(env))
-        batch.insert(model, row)
+        batch.add(
+            table, columns, (*msgspec.structs.astuple(env.event), env.source, env.seq, env.ts)
+        )
 
     return handle
 
@@ -122,7 +138,10 @@ def _universe(env: Envelope, batch: Batch) -> None:
     )
     base = {"source": env.source, "seq": env.seq, "trade_date": event.trade_date}
     for idx, member in enumerate(event.members):
-        batch.insert(m.UniverseMemberRow, base | msgspec.structs.asdict(member) | {"idx": idx, "produced_ns": env.ts})
+        batch.insert(
+            m.UniverseMemberRow,
+            base | msgspec.structs.asdict(member) | {"idx": idx, "produced_ns": env.ts},
+        )
 
 
 def _gap_detected(env: Envelope, batch: Batch) -> None:
@@ -149,7 +168,9 @@ def _gap_detected(env: Envelope, batch: Batch) -> None:
         "detected_ns": env.ts,
         "updated_ns": env.ts,
     }
-    batch.upsert(m.Gap, ("gap_id",), values, tuple(k for k in values if k not in ("gap_id", "detected_ns")))
+    batch.upsert(
+        m.Gap, ("gap_id",), values, tuple(k for k in values if k not in ("gap_id", "detected_ns"))
+    )
 
 
 def _gap_state(env: Envelope, batch: Batch) -> None:
@@ -158,7 +179,9 @@ def _gap_state(env: Envelope, batch: Batch) -> None:
     fields = {"state": event.state, "bars": event.bars, "detail": event.detail}
     batch.insert(
         m.GapEvent,
-        _audit(env) | {"gap_id": event.gap_id, "symbol": None, "start_ns": None, "end_ns": None, "reason": None} | fields,
+        _audit(env)
+        | {"gap_id": event.gap_id, "symbol": None, "start_ns": None, "end_ns": None, "reason": None}
+        | fields,
     )
     # A state change for a gap never detected still creates it, so nothing is silently dropped.
     values = {
@@ -190,7 +213,9 @@ def _master_file(env: Envelope, batch: Batch) -> None:
         "changed_ns": env.ts,
     }
     update = ("file_name", "size", "records", "sha256", "checked_ns")
-    batch.upsert(m.MasterFileState, ("market",), values, (*update, "changed_ns") if event.changed else update)
+    batch.upsert(
+        m.MasterFileState, ("market",), values, (*update, "changed_ns") if event.changed else update
+    )
 
 
 def _listing(env: Envelope, batch: Batch) -> None:
@@ -200,31 +225,33 @@ def _listing(env: Envelope, batch: Batch) -> None:
     values = _fields(event)
     del values["change"], values["changed_fields"]
     values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
-    update = ("active", "updated_ns") if event.change == "removed" else tuple(
-        k for k in values if k not in ("market", "symbol", "listed_ns")
+    update = (
+        ("active", "updated_ns")
+        if event.change == "removed"
+        else tuple(k for k in values if k not in ("market", "symbol", "listed_ns"))
     )
     batch.upsert(m.Instrument, ("market", "symbol"), values, update)
 
 
-HANDLERS: dict[type[Event], Handler] = {  # type: ignore[valid-type]
-    PriceSnapshot: _direct(m.PriceSnapshotRow),
-    TrackACycle: _direct(m.TrackACycleRow),
-    TradeTick: _direct(m.TradeTickRow),
-    OrderBook: _direct(m.OrderBookRow),
+HANDLERS: dict[type[Event], Handler] = {
+    PriceSnapshot: _direct(m.PriceSnapshotRow, PriceSnapshot),
+    TrackACycle: _direct(m.TrackACycleRow, TrackACycle),
+    TradeTick: _direct(m.TradeTickRow, TradeTick),
+    OrderBook: _direct(m.OrderBookRow, OrderBook),
     MinuteBars: _minute_bars,
     GapDetected: _gap_detected,
     GapStateChanged: _gap_state,
-    SlotDecision: _direct(m.SlotEvent),
-    SlotOverflow: _direct(m.OverflowEntry),
+    SlotDecision: _direct(m.SlotEvent, SlotDecision),
+    SlotOverflow: _direct(m.OverflowEntry, SlotOverflow),
     UniverseSnapshot: _universe,
     MasterFileChecked: _master_file,
     ListingChanged: _listing,
-    EtfDetail: _direct(m.EtfDetailRow),
-    SectorMetadata: _direct(m.SectorMetadataRow, source="origin"),
-    PhaseChanged: _direct(m.PhaseRow),
-    TokenRefreshed: _direct(m.TokenRefresh),
-    Alert: _direct(m.AlertRow),
-    WorkerLifecycle: _direct(m.WorkerEvent),
+    EtfDetail: _direct(m.EtfDetailRow, EtfDetail),
+    SectorMetadata: _direct(m.SectorMetadataRow, SectorMetadata, source="origin"),
+    PhaseChanged: _direct(m.PhaseRow, PhaseChanged),
+    TokenRefreshed: _direct(m.TokenRefresh, TokenRefreshed),
+    Alert: _direct(m.AlertRow, Alert),
+    WorkerLifecycle: _direct(m.WorkerEvent, WorkerLifecycle),
 }
 
 
@@ -234,4 +261,3 @@ def rows_for(envelopes: list[Envelope]) -> Batch:
     for env in envelopes:
         HANDLERS[type(env.event)](env, batch)
     return batch
-

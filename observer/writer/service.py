@@ -20,9 +20,9 @@ from pathlib import Path
 import zmq
 
 from bus.capture import CaptureHeader, CaptureWriter
-from bus.codec import decode_frame, encode_frame
+from bus.codec import DecodedFrame, decode_parts, join_parts
 from bus.endpoints import Endpoints
-from bus.envelope import Ack, Envelope
+from bus.envelope import Ack
 from bus.errors import FrameError
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
@@ -91,10 +91,11 @@ class Writer:
         code = 0
         try:
             while not stop.is_set():
-                if ingest.poll(100):
-                    if not self._serve_batch(ingest, feed, capture, stop, wait=True):
-                        code = 1
-                        break
+                if ingest.poll(100) and not self._serve_batch(
+                    ingest, feed, capture, stop, wait=True
+                ):
+                    code = 1
+                    break
             if code == 0:
                 code = self._drain(ingest, feed, capture)
         finally:
@@ -120,8 +121,8 @@ class Writer:
         header = CaptureHeader(created_ns=time.time_ns(), origin="writer")
         return CaptureWriter(self.options.capture, header)
 
-    def _gather(self, ingest: Ingest, wait: bool) -> list[tuple[bytes, list[Envelope]]]:
-        frames: list[tuple[bytes, list[Envelope]]] = []
+    def _gather(self, ingest: Ingest, wait: bool) -> list[DecodedFrame]:
+        frames: list[DecodedFrame] = []
         count = 0
         until = time.monotonic() + self.options.batch_delay_s
         while count < self.options.batch_events:
@@ -134,15 +135,15 @@ class Writer:
             routing_id, raw = message
             self.frames += 1
             try:
-                envelopes = decode_frame(raw)
+                frame = decode_parts(raw)
             except FrameError as exc:
                 self.rejected += 1
                 log.warning("rejected frame from %s: %s", routing_id.hex(), exc)
                 continue
-            for env in envelopes:
+            for env in frame.envelopes:
                 self._routes[env.source] = routing_id
-            frames.append((raw, envelopes))
-            count += len(envelopes)
+            frames.append(frame)
+            count += len(frame.envelopes)
         return frames
 
     def _serve_batch(
@@ -162,19 +163,18 @@ class Writer:
         if accepted is None:
             return False
         self.duplicates += accepted.duplicates
-        self._acknowledge(ingest, {env.source for _, envs in frames for env in envs}, accepted)
-        for raw, envelopes, whole in accepted.frames:
-            for env in envelopes:
-                feed.publish(env)
-            if capture is not None:
-                capture.append(raw if whole else encode_frame(envelopes))
+        self._acknowledge(ingest, {env.source for f in frames for env in f.envelopes}, accepted)
+        feed.publish_accepted(accepted.frames)
         if capture is not None:
+            for frame, taken in accepted.frames:
+                whole = len(taken) == len(frame.envelopes)
+                capture.append(frame.raw if whole else join_parts([frame.parts[i] for i in taken]))
             capture.flush()
         return True
 
     def _commit(
         self,
-        frames: list[tuple[bytes, list[Envelope]]],
+        frames: list[DecodedFrame],
         stop: threading.Event,
         deadline: float | None,
     ) -> Accepted | None:

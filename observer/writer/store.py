@@ -9,16 +9,20 @@ succeeded: applying the same frames again then changes nothing.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, inspect
+import msgspec
+from sqlalchemy import JSON, Connection, Engine, Table, inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import SQLAlchemyError
 
+from bus.codec import DecodedFrame
 from bus.envelope import Envelope
 from observer.db.models import BusOffset
 from observer.db.queries import committed_offsets
@@ -35,9 +39,9 @@ _INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.in
 
 @dataclass(slots=True)
 class Accepted:
-    """What one batch of frames adds: new envelopes per frame, and the sources with holes."""
+    """What a batch of frames adds: per frame the indices of its new envelopes."""
 
-    frames: list[tuple[bytes, list[Envelope], bool]] = field(default_factory=list)
+    frames: list[tuple[DecodedFrame, list[int]]] = field(default_factory=list)
     marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
     holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
     duplicates: int = 0
@@ -45,29 +49,30 @@ class Accepted:
     @property
     def envelopes(self) -> list[Envelope]:
         """Accepted envelopes in arrival order."""
-        return [env for _, envs, _ in self.frames for env in envs]
+        return [frame.envelopes[i] for frame, taken in self.frames for i in taken]
+
+    @property
+    def count(self) -> int:
+        """Number of accepted envelopes."""
+        return sum(len(taken) for _, taken in self.frames)
 
 
-def accept(frames: Iterable[tuple[bytes, list[Envelope]]], marks: dict[str, int]) -> Accepted:
-    """Pick the envelopes that extend each source's mark without a hole (pure function).
-
-    ``frames`` are ``(raw, decoded)`` pairs; each result frame says whether all of it was
-    accepted (so its raw bytes can be captured as they came).
-    """
+def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
+    """Pick the envelopes that extend each source's mark without a hole (pure function)."""
     result = Accepted()
-    for raw, envelopes in frames:
-        taken: list[Envelope] = []
-        for env in envelopes:
+    for frame in frames:
+        taken: list[int] = []
+        for index, env in enumerate(frame.envelopes):
             mark = result.marks.get(env.source, marks.get(env.source, 0))
             if env.seq <= mark:
                 result.duplicates += 1
             elif env.seq == mark + 1:
-                taken.append(env)
+                taken.append(index)
                 result.marks[env.source] = env.seq
             else:
                 result.holes.add(env.source)
         if taken:
-            result.frames.append((raw, taken, len(taken) == len(envelopes)))
+            result.frames.append((frame, taken))
     return result
 
 
@@ -102,7 +107,7 @@ class Store:
         if BusOffset.__tablename__ not in present:
             raise StoreError("database has no observer schema: run `observer db upgrade`")
 
-    def apply(self, frames: Iterable[tuple[bytes, list[Envelope]]]) -> Accepted:
+    def apply(self, frames: Iterable[DecodedFrame]) -> Accepted:
         """Accept and commit in one transaction; on failure re-read marks and raise StoreError."""
         if not self._marks_valid:
             self.load_marks()
@@ -136,8 +141,19 @@ class Store:
         return accepted
 
     def _write(self, conn: Connection, batch: Batch) -> None:
-        for table, rows in batch.inserts.items():
-            conn.execute(insert(table), rows)
+        for (table, columns), rows in batch.inserts.items():
+            sql, converters = _insert_plan(conn.dialect, table, columns)
+            if converters:
+                rows = [_convert(row, converters) for row in rows]
+            if sql.startswith("COPY"):
+                with (
+                    conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
+                    cursor.copy(sql) as copy,
+                ):
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                conn.exec_driver_sql(sql, rows)
         for upsert in batch.upserts:
             self._upsert(conn, upsert)
 
@@ -148,6 +164,45 @@ class Store:
             set_={key: statement.excluded[key] for key in upsert.update},
         )
         conn.execute(statement)
+
+
+Converter = Callable[[Any], Any]
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_plan(
+    dialect: Dialect, table: Table, columns: tuple[str, ...]
+) -> tuple[str, tuple[tuple[int, Converter], ...]]:
+    """The driver-level bulk insert for ``columns`` and the conversions its values need.
+
+    The hot path bypasses per-row SQLAlchemy bind processing (half the writer's time):
+    SQLite gets ``executemany``, PostgreSQL gets ``COPY`` (four times faster than batched
+    INSERTs here). JSON columns are encoded here; Decimal and date reach SQLite through the
+    adapters `observer.db.engine` registers, and psycopg adapts them natively.
+    """
+    converters = tuple(
+        (index, _json_text)
+        for index, name in enumerate(columns)
+        if isinstance(table.c[name].type, JSON)
+    )
+    quote = dialect.identifier_preparer
+    target = f"{quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)})"
+    if dialect.name == "postgresql":
+        return f"COPY {target} FROM STDIN", converters
+    return f"INSERT INTO {target} VALUES ({', '.join(['?'] * len(columns))})", converters  # noqa: S608
+
+
+def _convert(
+    row: tuple[Any, ...], converters: tuple[tuple[int, Converter], ...]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for index, convert in converters:
+        values[index] = convert(values[index])
+    return tuple(values)
+
+
+def _json_text(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
 
 
 def _reason(exc: BaseException) -> str:

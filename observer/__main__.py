@@ -1,0 +1,5 @@
+"""``python -m observer`` runs the ``observer`` command."""
+
+from observer.cli import main
+
+main()

@@ -1,0 +1,364 @@
+"""``observer bench bus``: the bus and writer against raw baselines measured in the same run.
+
+Paths measured:
+
+* **bus**: P producer processes (durable outbox, credits, acks) -> one writer process ->
+  database; events/s from the first send to the last ack, with the database audited after.
+* **latency**: one producer at a fixed rate; produce-to-feed latency (the feed is published
+  right after commit) from the envelope's ``ts`` to its arrival on a feed subscriber.
+* **baselines**: a bare pyzmq+msgspec PUSH/PULL loop (same events, same processes count), and
+  bare storage: ``executemany`` into SQLite or ``COPY`` into PostgreSQL of the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import psutil
+import zmq
+from sqlalchemy import create_engine, text
+
+from bus.codec import decode_frame, encode_frame
+from bus.endpoints import local_endpoints
+from bus.envelope import Envelope
+from bus.events import TradeTick
+from bus.feed import FeedSubscriber
+from observer.db.engine import make_engine
+from observer.db.models import TradeTickRow
+from observer.db.queries import audit_sources
+from observer.loadgen import synthetic_tick
+
+__all__ = ["BusBenchReport", "run_bus_bench"]
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "OBSERVER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+_FRAME_EVENTS = 1000
+
+
+@dataclass
+class BusBenchReport:
+    """Numbers of one run; `lines` for people, `summary` for machines."""
+
+    db: str
+    events: int
+    producers: int
+    events_per_s: float = 0.0
+    transport_baseline_per_s: float = 0.0
+    storage_baseline_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    latency_rate: int = 0
+    latency_samples: int = 0
+    writer_rss_mb: float = 0.0
+    lost: int = 0
+    duplicated: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def baseline_per_s(self) -> float:
+        """The slower raw path bounds what the bus can reach: compare against it."""
+        return min(self.transport_baseline_per_s, self.storage_baseline_per_s)
+
+    def summary(self) -> dict[str, Any]:
+        """One JSON-able object."""
+        return {
+            "db": self.db,
+            "events": self.events,
+            "producers": self.producers,
+            "events_per_s": round(self.events_per_s),
+            "p50_ms": round(self.p50_ms, 2),
+            "p99_ms": round(self.p99_ms, 2),
+            "latency_rate": self.latency_rate,
+            "baseline_per_s": round(self.baseline_per_s),
+            "ratio": round(self.events_per_s / self.baseline_per_s, 3),
+            "transport_baseline_per_s": round(self.transport_baseline_per_s),
+            "transport_ratio": round(self.events_per_s / self.transport_baseline_per_s, 3),
+            "storage_baseline_per_s": round(self.storage_baseline_per_s),
+            "storage_ratio": round(self.events_per_s / self.storage_baseline_per_s, 3),
+            "writer_rss_mb": round(self.writer_rss_mb, 1),
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+        }
+
+    def lines(self) -> list[str]:
+        """Human-readable report."""
+        s = self.summary()
+        storage = "COPY into PostgreSQL" if self.db == "postgres" else "executemany into SQLite"
+        return [
+            f"bus bench: {self.events} events, {self.producers} producers, db={self.db}",
+            f"  bus (outbox+acks)   {s['events_per_s']:>10,} events/s",
+            f"  raw pyzmq+msgspec   {s['transport_baseline_per_s']:>10,} events/s  "
+            f"ratio {s['transport_ratio']}",
+            f"  raw {storage:24}{s['storage_baseline_per_s']:>6,} events/s  "
+            f"ratio {s['storage_ratio']}",
+            f"  latency at {self.latency_rate} events/s: p50 {s['p50_ms']} ms, "
+            f"p99 {s['p99_ms']} ms ({self.latency_samples} samples)",
+            f"  writer peak RSS {s['writer_rss_mb']} MB; lost {self.lost}, "
+            f"duplicated {self.duplicated}",
+            *self.notes,
+        ]
+
+
+# ------------------------------------------------------------------ baselines
+
+
+def _raw_sender(endpoint: str, events: int) -> None:
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.connect(endpoint)
+    now = time.time_ns()
+    source = f"raw-{os.getpid()}"
+    for start in range(0, events, _FRAME_EVENTS):
+        batch = [
+            Envelope(source, n + 1, now, synthetic_tick(n, now))
+            for n in range(start, min(start + _FRAME_EVENTS, events))
+        ]
+        push.send(encode_frame(batch))
+    push.close(linger=-1)
+    context.term()
+
+
+def transport_baseline(events: int, producers: int, run_dir: Path) -> float:
+    """Bare PUSH/PULL of msgspec frames over ipc, decoded by the receiver: events/s."""
+    endpoint = f"ipc://{run_dir / 'raw.sock'}"
+    context = zmq.Context()
+    pull = context.socket(zmq.PULL)
+    pull.bind(endpoint)
+    share = events // producers
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_raw_sender, args=(endpoint, share)) for _ in range(producers)]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    received = 0
+    while received < share * producers:
+        received += len(decode_frame(pull.recv()))
+    elapsed = time.perf_counter() - started
+    for proc in procs:
+        proc.join()
+    pull.close()
+    context.term()
+    return received / elapsed
+
+
+def _tick_rows(events: int) -> list[tuple[Any, ...]]:
+    now = time.time_ns()
+    rows = []
+    for n in range(events):
+        row = msgspec.structs.asdict(synthetic_tick(n, now))
+        rows.append((f"raw-{n % 2}", n + 1, now, *row.values()))
+    return rows
+
+
+_TICK_COLUMNS = "source, seq, produced_ns, " + ", ".join(TradeTick.__struct_fields__)
+
+
+def _create_tick_table(url: str) -> None:
+    """The real ``trade_ticks`` DDL (keys and indexes), so the baseline pays what we pay."""
+    engine = make_engine(url)
+    TradeTickRow.__table__.create(engine)  # type: ignore[attr-defined]
+    engine.dispose()
+
+
+def sqlite_baseline(events: int, path: Path) -> float:
+    """Bare ``executemany`` into a WAL SQLite ``trade_ticks`` table: events/s."""
+    rows = _tick_rows(events)
+    _create_tick_table(f"sqlite:///{path}")
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    sql = f"INSERT INTO trade_ticks ({_TICK_COLUMNS}) VALUES ({','.join('?' * len(rows[0]))})"  # noqa: S608
+    started = time.perf_counter()
+    for start in range(0, events, 20_000):
+        conn.executemany(sql, rows[start : start + 20_000])
+        conn.commit()
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return events / elapsed
+
+
+def postgres_baseline(events: int, url: str) -> float:
+    """Bare ``COPY`` into a PostgreSQL table like ``trade_ticks``: events/s."""
+    import psycopg
+
+    rows = _tick_rows(events)
+    _create_tick_table(url)
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        started = time.perf_counter()
+        for start in range(0, events, 20_000):
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY trade_ticks ({_TICK_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for row in rows[start : start + 20_000]:
+                    copy.write_row(row)
+            conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE trade_ticks")
+        conn.commit()
+    return events / elapsed
+
+
+# ------------------------------------------------------------------ the bus itself
+
+
+@contextmanager
+def _database(db: str, workdir: Path) -> Iterator[str]:
+    if db == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    if db != "postgres":
+        raise ValueError(f"--db must be sqlite or postgres, not {db!r}")
+    name = f"observer_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _start_writer(url: str, run_dir: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    config = workdir / "bench.toml"
+    config.write_text(f'[paths]\nrun_dir = "{run_dir}"\n[database]\nurl = "{url}"\n')
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "observer", "writer", "--config", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=open(workdir / "writer.log", "wb"),  # noqa: SIM115
+    )
+    deadline = time.monotonic() + 60
+    while not (run_dir / "feed.sock").exists():
+        if writer.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"writer did not start: {(workdir / 'writer.log').read_text()}")
+        time.sleep(0.05)  # polling for the socket file with a deadline
+    return writer
+
+
+def _loadgens(
+    sources: list[str], endpoint: str, workdir: Path, events: int, rate: float
+) -> list[subprocess.Popen[bytes]]:
+    return [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "observer.loadgen", "--source", source,
+                "--endpoint", endpoint, "--outbox", str(workdir / "outbox" / source),
+                "--events", str(events), "--rate", str(rate),
+            ],
+            stdout=subprocess.PIPE,
+        )
+        for source in sources
+    ]  # fmt: skip
+
+
+def _finish(
+    procs: list[subprocess.Popen[bytes]], writer: psutil.Process, peak: list[float]
+) -> list[dict[str, Any]]:
+    reports = []
+    for proc in procs:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], writer.memory_info().rss / 1e6)
+            time.sleep(0.05)  # sampling RSS while the load runs
+        out, _ = proc.communicate()
+        reports.append(json.loads(out.decode().strip().splitlines()[-1]))
+    return reports
+
+
+def run_bus_bench(events: int, producers: int, db: str, rate: int) -> BusBenchReport:
+    """Run baselines, the throughput run and the latency run; audit the database."""
+    report = BusBenchReport(db=db, events=events, producers=producers, latency_rate=rate)
+    with tempfile.TemporaryDirectory(prefix="observer-bench-") as tmp:
+        workdir = Path(tmp)
+        run_dir = workdir / "run"
+        endpoints = local_endpoints(run_dir)
+        report.transport_baseline_per_s = transport_baseline(events, producers, run_dir)
+        with _database(db, workdir) as url:
+            if db == "postgres":
+                report.storage_baseline_per_s = postgres_baseline(events, url)
+            else:
+                report.storage_baseline_per_s = sqlite_baseline(events, workdir / "raw.db")
+            writer = _start_writer(url, run_dir, workdir)
+            try:
+                watched = psutil.Process(writer.pid)
+                peak = [0.0]
+                share = events // producers
+                sources = [f"bench-{i}" for i in range(producers)]
+                started = time.perf_counter()
+                reports = _finish(
+                    _loadgens(sources, endpoints.ingest, workdir, share, 0), watched, peak
+                )
+                report.events_per_s = share * producers / (time.perf_counter() - started)
+                report.notes += [
+                    f"  {r['source']}: {r['resends']} resends, drained={r['drained']}"
+                    for r in reports
+                ]
+                report.p50_ms, report.p99_ms, report.latency_samples = _latency_run(
+                    endpoints, workdir, rate, watched, peak
+                )
+                report.writer_rss_mb = peak[0]
+            finally:
+                writer.send_signal(signal.SIGTERM)
+                writer.wait(60)
+            expected = {s: share for s in sources} | {"latency": max(rate * 5, 1)}
+            report.lost, report.duplicated = _audit(url, expected)
+    return report
+
+
+def _latency_run(
+    endpoints: Any, workdir: Path, rate: int, writer: psutil.Process, peak: list[float]
+) -> tuple[float, float, int]:
+    context = zmq.Context()
+    subscriber = FeedSubscriber(context, endpoints.feed, ("trade_tick",))
+    latencies: list[int] = []
+    procs = _loadgens(["latency"], endpoints.ingest, workdir, max(rate * 5, 1), rate)
+    while procs[0].poll() is None or subscriber.socket.poll(0):
+        envelopes = subscriber.recv(100)
+        arrived = time.time_ns()
+        for env in envelopes or ():
+            if env.source == "latency":
+                latencies.append(arrived - env.ts)
+        peak[0] = max(peak[0], writer.memory_info().rss / 1e6)
+    _finish(procs, writer, peak)
+    subscriber.close()
+    context.term()
+    if not latencies:
+        return 0.0, 0.0, 0
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2] / 1e6
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6
+    return p50, p99, len(latencies)
+
+
+def _audit(url: str, expected: dict[str, int]) -> tuple[int, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = {a.source: a for a in audit_sources(conn)}
+    finally:
+        engine.dispose()
+    lost = duplicated = 0
+    for source, count in expected.items():
+        audit = found.get(source)
+        distinct = audit.distinct if audit else 0
+        lost += max(0, count - distinct)
+        duplicated += (audit.rows - audit.distinct) if audit else 0
+    return lost, duplicated
