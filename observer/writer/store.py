@@ -83,6 +83,11 @@ class Store:
         if engine.dialect.name not in _INSERTS:
             raise StoreError(f"unsupported database {engine.dialect.name!r}")
         self.engine = engine
+        # COPY runs on the driver connection, whose errors SQLAlchemy does not wrap.
+        self._failures: tuple[type[BaseException], ...] = (
+            SQLAlchemyError,
+            engine.dialect.loaded_dbapi.Error,
+        )
         self.marks: dict[str, int] = {}
         self._marks_valid = False
         self.commits = 0
@@ -130,7 +135,7 @@ class Store:
                             ("seq", "updated_ns"),
                         ),
                     )
-        except SQLAlchemyError as exc:
+        except self._failures as exc:
             # The commit may have happened with its answer lost: trust only the database.
             self._marks_valid = False
             self.engine.dispose()

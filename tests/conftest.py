@@ -1,0 +1,80 @@
+"""Shared fixtures: Hypothesis profiles, databases (SQLite, real PostgreSQL), writer processes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from tests.support import WriterProcess
+
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.register_profile(
+    "ci", max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+PG_ADMIN_URL = os.environ.get(
+    "OBSERVER_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def _pg_unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"PostgreSQL is required in CI: {reason}")
+    pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({reason})")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"observer_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        _pg_unavailable(str(exc.orig).splitlines()[0])
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file URL in the test's own directory."""
+    return f"sqlite:///{tmp_path / 'observer.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each database the product supports, in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'observer.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
+    """Start real writer processes; every one is killed at teardown."""
+    started: list[WriterProcess] = []
+
+    def make(url: str, **kwargs: object) -> WriterProcess:
+        writer = WriterProcess(tmp_path, url, **kwargs)  # type: ignore[arg-type]
+        started.append(writer)
+        return writer
+
+    yield make
+    for writer in started:
+        writer.kill()

@@ -1,0 +1,78 @@
+"""The import rules and registries of STYLE.md, as tests."""
+
+from __future__ import annotations
+
+import ast
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+from bus.events import EVENT_TYPES, Event
+from observer.writer.rows import HANDLERS
+
+ROOT = Path(__file__).resolve().parent.parent
+STDLIB = set(sys.stdlib_module_names)
+
+
+def imports_of(package: str) -> dict[Path, set[str]]:
+    found: dict[Path, set[str]] = {}
+    for path in (ROOT / package).rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[path] = names
+    return found
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def test_bus_imports_only_stdlib_msgspec_and_pyzmq() -> None:
+    for path, names in imports_of("bus").items():
+        bad = {n for n in names if top(n) not in STDLIB | {"msgspec", "zmq", "bus", "__future__"}}
+        assert not bad, f"{path} imports {bad}"
+
+
+def test_observer_never_imports_workers_or_tests() -> None:
+    for path, names in imports_of("observer").items():
+        bad = {n for n in names if top(n) in {"workers", "tests"}}
+        assert not bad, f"{path} imports {bad}"
+
+
+@pytest.mark.parametrize(("a", "b"), [("kis", "sim"), ("sim", "kis"), ("kis", "db"), ("db", "kis")])
+def test_kis_sim_and_db_keep_apart(a: str, b: str) -> None:
+    for path, names in imports_of("observer").items():
+        if f"observer/{a}/" in str(path):
+            assert not {n for n in names if n.startswith(f"observer.{b}")}, path
+
+
+def test_workers_never_import_each_other() -> None:
+    for path, names in imports_of("workers").items():
+        own = path.relative_to(ROOT / "workers").parts[0].removesuffix(".py")
+        others = {n for n in names if top(n) == "workers" and n.split(".")[1:2] != [own]}
+        assert not others, f"{path} imports {others}"
+
+
+def test_only_the_writer_writes_rows() -> None:
+    writers = {"insert", "update", "delete", "exec_driver_sql"}
+    for package in ("observer", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            if "observer/writer/" in str(path) or path.name in {"bench.py", "migrate.py"}:
+                continue
+            source = path.read_text()
+            for word in writers:
+                assert f".{word}(" not in source and f" {word}(" not in source, (path, word)
+
+
+def test_the_union_and_the_registry_agree() -> None:
+    assert set(typing.get_args(Event)) == set(EVENT_TYPES)
+
+
+def test_every_event_has_a_writer_handler() -> None:
+    assert set(HANDLERS) == set(EVENT_TYPES)
