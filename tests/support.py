@@ -125,7 +125,7 @@ class ProducerProcess:
     def kill(self) -> None:
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
+        self.proc.communicate(timeout=30)
 
     def result(self, timeout: float = 180) -> dict[str, Any]:
         assert self.proc is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import msgspec
 import pytest
 from hypothesis import given
@@ -36,10 +38,8 @@ def test_frames_of_many_envelopes_round_trip(envelopes: list[Envelope]) -> None:
 @given(st.binary(max_size=300))
 def test_garbage_raises_only_frame_error(data: bytes) -> None:
     for decode in (decode_frame, decode_parts, decode_ack):
-        try:
+        with contextlib.suppress(FrameError):  # anything else escaping fails the test
             decode(data)
-        except FrameError:
-            pass
 
 
 def test_tags_are_unique_and_stable() -> None:
