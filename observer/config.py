@@ -15,7 +15,15 @@ from msgspec import Meta
 
 from observer.errors import ConfigError
 
-__all__ = ["BusSettings", "Settings", "WriterSettings", "default_config_path", "load_settings"]
+__all__ = [
+    "BusSettings",
+    "DatabaseSettings",
+    "PathSettings",
+    "Settings",
+    "WriterSettings",
+    "default_config_path",
+    "load_settings",
+]
 
 Positive = Annotated[int, Meta(gt=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]

@@ -1,13 +1,20 @@
-"""Process entry helpers: logging, and SIGTERM/SIGINT turned into a stop event."""
+"""Process entry helpers: logging, SIGTERM/SIGINT as a stop event, the process's producer."""
 
 from __future__ import annotations
 
 import logging
 import signal
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
-__all__ = ["setup_logging", "stop_on_signals"]
+from bus.endpoints import local_endpoints
+from bus.producer import Producer
+from observer.config import Settings
+
+__all__ = ["producer_for", "setup_logging", "stop_on_signals"]
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -29,3 +36,23 @@ def stop_on_signals() -> threading.Event:
     signal.signal(signal.SIGTERM, handle_signal)
     signal.signal(signal.SIGINT, handle_signal)
     return stop
+
+
+def producer_for(
+    settings: Settings, source: str, clock_ns: Callable[[], int] = time.time_ns
+) -> Producer:
+    """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``."""
+    run_dir = Path(settings.paths.run_dir)
+    bus = settings.bus
+    return Producer(
+        source,
+        local_endpoints(run_dir).ingest,
+        run_dir / "outbox" / source,
+        batch_events=bus.batch_events,
+        linger_s=bus.linger_ms / 1000,
+        max_in_flight=bus.max_in_flight,
+        ack_timeout_s=bus.ack_timeout_ms / 1000,
+        backlog_alert_events=bus.backlog_alert_events,
+        sync=bus.fsync,
+        clock_ns=clock_ns,
+    )

@@ -1,0 +1,62 @@
+"""Settings load strictly; read-only sessions refuse writes; the producer follows settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from observer.config import PathSettings, Settings, load_settings
+from observer.db import migrate
+from observer.db.engine import read_only_sessions
+from observer.db.models import BusOffset
+from observer.errors import ConfigError
+from observer.runtime import producer_for
+
+
+def test_the_shipped_configuration_loads() -> None:
+    settings = load_settings()
+    assert settings.bus.max_in_flight > 0
+    assert settings.database.url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[writer]\nbatch_event = 10\n", "batch_event"),
+        ("[bus]\nmax_in_flight = 0\n", r"\$.bus.max_in_flight"),
+        ("[paths\n", "not valid TOML"),
+    ],
+)
+def test_bad_configuration_names_the_offending_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_missing_configuration_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no configuration file"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_read_only_sessions_read_but_never_write(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    sessions = read_only_sessions(db_url)
+    with sessions() as session:
+        assert session.scalars(select(BusOffset)).all() == []
+        with pytest.raises(DBAPIError):
+            session.execute(text("INSERT INTO bus_offsets VALUES ('x', 1, 0)"))
+    sessions.kw["bind"].dispose()
+
+
+def test_producer_follows_the_bus_settings(tmp_path: Path) -> None:
+    settings = Settings(paths=PathSettings(run_dir=str(tmp_path / "run")))
+    producer = producer_for(settings, "track_a", clock_ns=lambda: 42)
+    try:
+        assert producer.endpoint == f"ipc://{tmp_path / 'run' / 'ingest.sock'}"
+        assert (tmp_path / "run" / "outbox" / "track_a" / "LOCK").exists()
+    finally:
+        producer.close(drain_timeout=0)

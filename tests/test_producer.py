@@ -1,0 +1,148 @@
+"""The producer against a real ROUTER socket played by the test: credits, acks, resends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from bus.codec import decode_parts, encode_ack
+from bus.envelope import Ack
+from bus.errors import OutboxBehindWriter
+from bus.events import Alert
+from bus.outbox import Outbox
+from bus.producer import Producer
+from tests.support import wait_until
+
+ALERT = Alert(severity="info", code="T", message="m")
+
+
+class Router:
+    """A bare ROUTER standing in for the writer: records frames, acks on request."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.bind(endpoint)
+        self.peer = b""
+        self.seqs: list[int] = []
+
+    def receive(self, timeout_ms: int = 100) -> int:
+        got = 0
+        while self.socket.poll(timeout_ms):
+            self.peer, raw = self.socket.recv_multipart()
+            self.seqs += [env.seq for env in decode_parts(raw).envelopes]
+            got += 1
+            timeout_ms = 0
+        return got
+
+    def has(self, count: int) -> bool:
+        """Receive what is waiting; True once ``count`` envelopes arrived in all."""
+        self.receive(10)
+        return len(self.seqs) >= count
+
+    def ack(self, seq: int, resend: bool = False, source: str = "p") -> None:
+        self.socket.send_multipart([self.peer, encode_ack(Ack(source, seq, resend))])
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        self.context.term()
+
+
+@pytest.fixture
+def router(tmp_path: Path) -> Iterator[Router]:
+    router = Router(f"ipc://{tmp_path / 'ingest.sock'}")
+    yield router
+    router.close()
+
+
+def make(tmp_path: Path, **kwargs: object) -> Producer:
+    return Producer(
+        "p", f"ipc://{tmp_path / 'ingest.sock'}", tmp_path / "ob", linger_s=0.001,
+        batch_events=10, **kwargs,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_credit_bounds_what_is_unacknowledged_on_the_wire(tmp_path: Path, router: Router) -> None:
+    producer = make(tmp_path, max_in_flight=30)
+    for _ in range(100):
+        producer.send(ALERT)
+    producer.flush()
+    wait_until(lambda: router.has(30), 10, "first window")
+    router.receive(300)
+    assert router.seqs == list(range(1, 31))  # the window is full: nothing more comes
+    router.ack(30)
+    wait_until(lambda: router.has(60), 10, "second window")
+    assert router.seqs == list(range(1, 61))
+    router.receive(300)
+    assert len(router.seqs) == 60
+    router.ack(60)
+    wait_until(lambda: router.has(100), 10, "the rest")
+    router.ack(100)
+    assert producer.wait_acked(10)
+    producer.close()
+
+
+def test_resend_request_rewinds_to_the_writers_mark(tmp_path: Path, router: Router) -> None:
+    producer = make(tmp_path)
+    for _ in range(20):
+        producer.send(ALERT)
+    producer.flush()
+    wait_until(lambda: router.has(20), 10, "all frames")
+    router.ack(10, resend=True)  # the writer lost 11..20 in transit
+    wait_until(lambda: router.has(30), 10, "the resend")
+    assert router.seqs[20:] == list(range(11, 21))
+    router.ack(20)
+    assert producer.wait_acked(10)
+    assert producer.resends == 1
+    producer.close()
+
+
+def test_silence_triggers_a_resend_of_everything_unacknowledged(
+    tmp_path: Path, router: Router
+) -> None:
+    producer = make(tmp_path, ack_timeout_s=0.2)
+    for _ in range(5):
+        producer.send(ALERT)
+    producer.flush()
+    wait_until(lambda: router.has(10), 10, "a resend")
+    assert router.seqs[:10] == [1, 2, 3, 4, 5] * 2
+    router.ack(5)
+    assert producer.wait_acked(10)
+    producer.close()
+
+
+def test_an_ack_beyond_the_outbox_stops_the_producer(tmp_path: Path, router: Router) -> None:
+    producer = make(tmp_path)
+    producer.send(ALERT)
+    producer.flush()
+    wait_until(lambda: router.has(1), 10, "the frame")
+    router.ack(500)  # the writer has seqs this outbox never wrote: it was wiped
+    with pytest.raises(OutboxBehindWriter, match="outbox was lost"):
+        wait_until(lambda: producer.send(ALERT) and False, 10, "the failure")
+    producer.close(drain_timeout=0)
+
+
+def test_a_growing_backlog_raises_an_alert_event(tmp_path: Path) -> None:
+    producer = make(tmp_path, backlog_alert_events=25)  # nobody listens: all stays on disk
+    for _ in range(30):
+        producer.send(ALERT)
+    producer.close(drain_timeout=0)
+    outbox = Outbox(tmp_path / "ob")
+    events = [
+        env.event for r in outbox.records for env in decode_parts(outbox.payload(r)).envelopes
+    ]
+    outbox.close()
+    assert len(events) == 31
+    assert [e.code for e in events if isinstance(e, Alert)].count("BUS_OUTBOX_BACKLOG") == 1
+
+
+def test_seq_continues_across_producers_of_one_source(tmp_path: Path) -> None:
+    first = make(tmp_path)
+    assert [first.send(ALERT) for _ in range(3)] == [1, 2, 3]
+    first.close(drain_timeout=0)
+    second = make(tmp_path)
+    assert second.send(ALERT) == 4
+    second.close(drain_timeout=0)
