@@ -113,11 +113,6 @@ class Outbox:
         """Events written but not yet acknowledged."""
         return self.next_seq - 1 - self.acked
 
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes of frames written but not yet acknowledged."""
-        return sum(r.length for r in self.records)
-
     def append(self, first_seq: int, last_seq: int, frame: bytes) -> OutboxRecord:
         """Write one frame holding seqs ``first_seq..last_seq``; returns once it is durable."""
         if first_seq != self.next_seq or last_seq < first_seq:

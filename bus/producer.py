@@ -133,7 +133,12 @@ class Producer:
         return self._next_seq - 1 - self._outbox.acked
 
     def send(self, event: Event) -> int:
-        """Queue ``event``; return its seq. It is durable after the next flush (``linger_s``)."""
+        """Queue ``event`` and return its seq; it is durable after the next flush.
+
+        Until that flush (at most ``linger_s`` later, or at once via `flush`) the seq is
+        provisional: if the process dies first, the next producer of this source assigns it
+        again, so the durable sequence never has a hole.
+        """
         alert = False
         with self._lock:
             self._raise_failure()

@@ -20,6 +20,8 @@ from bus.producer import Producer
 __all__ = ["synthetic_tick"]
 
 _SYMBOLS = ("005930", "000660", "035420", "051910", "005380", "068270", "207940", "006400")
+_RATES = tuple(Decimal(n - 150) / 100 for n in range(300))  # -1.50% .. +1.49%
+_STRENGTH = Decimal("101.25")
 
 
 def synthetic_tick(n: int, now_ns: int) -> TradeTick:
@@ -33,10 +35,10 @@ def synthetic_tick(n: int, now_ns: int) -> TradeTick:
         qty=1 + n % 97,
         cum_volume=n * 50,
         cum_value=n * 50 * price,
-        change_rate=Decimal(n % 300 - 150) / 100,
+        change_rate=_RATES[n % 300],
         ask1=price + 100,
         bid1=price,
-        strength=Decimal("101.25"),
+        strength=_STRENGTH,
         side="1",
         session="2",
     )
