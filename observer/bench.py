@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,7 +30,6 @@ from typing import Any
 import msgspec
 import psutil
 import zmq
-from sqlalchemy import create_engine, text
 
 from bus.codec import decode_frame, encode_frame
 from bus.endpoints import local_endpoints
@@ -41,6 +39,7 @@ from bus.feed import FeedSubscriber
 from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
 from observer.db.queries import audit_sources
+from observer.db.scratch import scratch_postgres
 from observer.loadgen import synthetic_tick
 
 __all__ = ["BusBenchReport", "run_bus_bench"]
@@ -223,19 +222,11 @@ def postgres_baseline(events: int, url: str) -> float:
 def _database(db: str, workdir: Path) -> Iterator[str]:
     if db == "sqlite":
         yield f"sqlite:///{workdir / 'bench.db'}"
-        return
-    if db != "postgres":
+    elif db == "postgres":
+        with scratch_postgres(POSTGRES_ADMIN_URL, "observer_bench") as url:
+            yield url
+    else:
         raise ValueError(f"--db must be sqlite or postgres, not {db!r}")
-    name = f"observer_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _start_writer(url: str, run_dir: Path, workdir: Path) -> subprocess.Popen[bytes]:

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
-from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
+from observer.db.scratch import scratch_postgres
 from tests.support import WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -28,26 +28,18 @@ PG_ADMIN_URL = os.environ.get(
 def _pg_unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"PostgreSQL is required in CI: {reason}")
-    pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432 ({reason})")
+    pytest.skip(f"PostgreSQL not reachable, set OBSERVER_TEST_PG to use another ({reason})")
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"observer_test_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        _pg_unavailable(str(exc.orig).splitlines()[0])
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_postgres(PG_ADMIN_URL, "observer_test"))
+        except OperationalError as exc:
+            _pg_unavailable(str(exc.orig).splitlines()[0])
+        yield url
 
 
 @pytest.fixture
