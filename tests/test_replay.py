@@ -102,6 +102,9 @@ def test_a_live_runs_tee_rebuilds_the_same_database(
     migrate.upgrade(replayed_url)
     replay_into_db(tee, replayed_url)
     assert digest(replayed_url) == digest(live_url)
+    writer.start()  # a restarted writer never overwrites the capture: it starts the next file
+    assert writer.terminate() == 0
+    assert tee.exists() and (tmp_path / "tee-1.cap").exists()
 
 
 def test_feed_capture_command(

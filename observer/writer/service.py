@@ -116,10 +116,16 @@ class Writer:
         return 0
 
     def _open_capture(self) -> CaptureWriter | None:
-        if self.options.capture is None:
+        """A new capture file; a restarted writer continues in ``<stem>-1<suffix>``, ... ."""
+        first = self.options.capture
+        if first is None:
             return None
-        header = CaptureHeader(created_ns=time.time_ns(), origin="writer")
-        return CaptureWriter(self.options.capture, header)
+        path, n = first, 0
+        while path.exists():
+            n += 1
+            path = first.with_name(f"{first.stem}-{n}{first.suffix}")
+        log.info("capturing committed frames to %s", path)
+        return CaptureWriter(path, CaptureHeader(created_ns=time.time_ns(), origin="writer"))
 
     def _gather(self, ingest: Ingest, wait: bool) -> list[DecodedFrame]:
         frames: list[DecodedFrame] = []
