@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from bus.envelope import Ack, Envelope
+from bus.envelope import MAX_SOURCE_LENGTH, Ack, Envelope
 from bus.errors import FrameError
 
 __all__ = [
@@ -85,7 +85,7 @@ def join_parts(parts: Sequence[msgspec.Raw]) -> bytes:
 
 def _check_identities(envelopes: list[Envelope]) -> None:
     for env in envelopes:
-        if env.seq < 1 or not env.source:
+        if env.seq < 1 or not 0 < len(env.source) <= MAX_SOURCE_LENGTH:
             raise FrameError(f"envelope with invalid identity {env.source!r}/{env.seq}")
 
 

@@ -6,7 +6,10 @@ import msgspec
 
 from bus.events import Event
 
-__all__ = ["Ack", "Envelope"]
+__all__ = ["MAX_SOURCE_LENGTH", "Ack", "Envelope"]
+
+# Sources are stored in 120-character columns; longer names are refused at both ends.
+MAX_SOURCE_LENGTH = 120
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):

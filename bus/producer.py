@@ -25,7 +25,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from bus.codec import decode_ack, encode_frame
 from bus.endpoints import LINGER_MS
-from bus.envelope import Envelope
+from bus.envelope import MAX_SOURCE_LENGTH, Envelope
 from bus.errors import BusError, FrameError, OutboxBehindWriter, OutboxError
 from bus.events import Alert, Event
 from bus.outbox import Outbox
@@ -78,7 +78,7 @@ class Producer:
         clock_ns: Callable[[], int] = time.time_ns,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
     ) -> None:
-        if not source or "\x00" in source:
+        if not 0 < len(source) <= MAX_SOURCE_LENGTH or "\x00" in source:
             raise BusError(f"invalid source name {source!r}")
         self.source = source
         self.endpoint = endpoint

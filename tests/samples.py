@@ -141,4 +141,5 @@ EXPECTED_ROWS = {
     "alerts": 1,
     "worker_events": 1,
     "bus_offsets": 1,
+    "rejected_events": 0,
 }

@@ -57,7 +57,7 @@ def struct_of(cls: type[msgspec.Struct]) -> st.SearchStrategy[Any]:
 EVENTS = st.one_of(*(struct_of(cls) for cls in EVENT_TYPES))
 ENVELOPES = st.builds(
     Envelope,
-    source=st.text(min_size=1, max_size=20),
+    source=st.text(min_size=1, max_size=20),  # within MAX_SOURCE_LENGTH
     seq=st.integers(min_value=1, max_value=2**63 - 1),
     ts=INT64,
     event=EVENTS,

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import msgspec
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 
-from bus.codec import DecodedFrame, decode_parts, encode_frame
+from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from observer.db import migrate
 from observer.db.engine import make_engine
@@ -18,6 +19,7 @@ from observer.db.models import (
     Gap,
     Instrument,
     MasterFileState,
+    RejectedEvent,
     TrackACycleRow,
     TradeTickRow,
 )
@@ -102,7 +104,7 @@ def test_accept_is_pure_and_orders_by_mark() -> None:
     assert result.duplicates == 2 and result.marks == {"w1": 4}
 
 
-def test_marks_are_reread_after_a_failed_transaction(store: Store) -> None:
+def test_a_refused_event_is_kept_whole_and_the_rest_commits(store: Store) -> None:
     tick = SAMPLES[2]
     store.apply(frames_of([tick] * 3))
     columns = [c.name for c in TradeTickRow.__table__.columns if c.name != "seq"]
@@ -113,10 +115,55 @@ def test_marks_are_reread_after_a_failed_transaction(store: Store) -> None:
                 f"SELECT {', '.join(columns)}, 5 FROM trade_ticks WHERE seq = 3"
             )
         )
+    result = store.apply(frames_of([tick] * 8, first=4))
+    assert result.count == 8 and store.marks == {"w1": 11}
+    with Session(store.engine) as session:
+        (rejected,) = session.scalars(select(RejectedEvent)).all()
+        ticks = session.scalars(select(TradeTickRow.seq).order_by(TradeTickRow.seq)).all()
+    assert (rejected.seq, rejected.event_type) == (5, "trade_tick")
+    assert decode_frame(rejected.envelope)[0].event == tick  # kept whole, for a human
+    assert ticks == list(range(1, 12))  # 5 is the row that was already there
+    with store.engine.connect() as conn:
+        assert audit_sources(conn)[0].complete
+
+
+def test_a_value_the_database_refuses_is_isolated(pg_url: str) -> None:
+    migrate.upgrade(pg_url)
+    engine = make_engine(pg_url)
+    store = Store(engine)
+    good = SAMPLES[2]
+    bad = msgspec.structs.replace(good, symbol="X" * 40)  # symbol is VARCHAR(16)
+    store.apply(frames_of([good, good, bad, good, good], per_frame=5))
+    assert store.marks == {"w1": 5}
+    with Session(engine) as session:
+        assert session.scalars(select(RejectedEvent.seq)).all() == [3]
+        assert "too long" in session.scalars(select(RejectedEvent.reason)).one()
+    engine.dispose()
+
+
+def test_an_unavailable_database_is_retried_and_marks_reread(pg_url: str) -> None:
+    migrate.upgrade(pg_url)
+    engine = make_engine(pg_url)
+    store = Store(engine)
+    store.apply(frames_of([SAMPLES[2]] * 3))
+    database = pg_url.rsplit("/", 1)[1]
+    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
+            {"db": database},
+        )
     with pytest.raises(StoreError, match="commit of 3 events failed"):
-        store.apply(frames_of([tick] * 3, first=4))
-    assert store.marks == {"w1": 3}  # re-read from the database, not assumed
-    assert table_counts(store)["trade_ticks"] == 4
+        store.apply(frames_of([SAMPLES[2]] * 3, first=4))
+    with pytest.raises(StoreError, match="cannot read bus offsets"):
+        store.apply(frames_of([SAMPLES[2]] * 3, first=4))  # marks must be re-read first
+    with admin.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    admin.dispose()
+    assert store.apply(frames_of([SAMPLES[2]] * 3, first=4)).count == 3
+    assert store.marks == {"w1": 6}
+    engine.dispose()
 
 
 def test_unreachable_database_is_a_clear_store_error(tmp_path) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 14:33:38.027409
+Create Date: 2026-11-21 14:54:25.409091
 """
 
 from __future__ import annotations
@@ -266,6 +266,15 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_price_snapshots_cycle_id'), ['cycle_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_price_snapshots_symbol_observed_ns'), ['symbol', 'observed_ns'], unique=False)
 
+    op.create_table('rejected_events',
+    sa.Column('event_type', sa.String(length=64), nullable=False),
+    sa.Column('reason', sa.String(length=500), nullable=False),
+    sa.Column('envelope', sa.LargeBinary(), nullable=False),
+    sa.Column('source', sa.String(length=120), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
+    sa.Column('produced_ns', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('source', 'seq', name=op.f('pk_rejected_events'))
+    )
     op.create_table('sector_metadata',
     sa.Column('region', sa.String(length=8), nullable=False),
     sa.Column('symbol', sa.String(length=16), nullable=False),
@@ -431,6 +440,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_sector_metadata_region_symbol'))
 
     op.drop_table('sector_metadata')
+    op.drop_table('rejected_events')
     with op.batch_alter_table('price_snapshots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_price_snapshots_symbol_observed_ns'))
         batch_op.drop_index(batch_op.f('ix_price_snapshots_cycle_id'))

@@ -14,10 +14,22 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Date, Index, MetaData, Numeric, String, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Index,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
+
+from bus.envelope import MAX_SOURCE_LENGTH
 
 __all__ = [
     "AUDITED_MODELS",
@@ -37,6 +49,7 @@ __all__ = [
     "OverflowEntry",
     "PhaseRow",
     "PriceSnapshotRow",
+    "RejectedEvent",
     "SectorMetadataRow",
     "SlotEvent",
     "TokenRefresh",
@@ -93,7 +106,7 @@ class Base(DeclarativeBase):
 class Audited:
     """Columns of every append-only row: who produced it, its seq, and when."""
 
-    source: Mapped[str] = mapped_column(String(120), primary_key=True)
+    source: Mapped[str] = mapped_column(String(MAX_SOURCE_LENGTH), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True)
     produced_ns: Mapped[int]
 
@@ -108,7 +121,7 @@ class BusOffset(Base):
     """Per-source high-water mark, committed with the rows it covers."""
 
     __tablename__ = "bus_offsets"
-    source: Mapped[str] = mapped_column(String(120), primary_key=True)
+    source: Mapped[str] = mapped_column(String(MAX_SOURCE_LENGTH), primary_key=True)
     seq: Mapped[int]
     updated_ns: Mapped[int]
 
@@ -460,6 +473,15 @@ class WorkerEvent(Audited, Base):
     pid: Mapped[int]
     exit_code: Mapped[int | None]
     detail: Mapped[str] = mapped_column(String(500))
+
+
+class RejectedEvent(Audited, Base):
+    """Events the database refused for their content, kept whole (a frame of one envelope)."""
+
+    __tablename__ = "rejected_events"
+    event_type: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 AUDITED_MODELS: tuple[type[Audited], ...] = tuple(

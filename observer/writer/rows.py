@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Table
 
+from bus.codec import encode_frame
 from bus.envelope import Envelope
 from bus.events import (
     Alert,
@@ -34,10 +35,11 @@ from bus.events import (
     TradeTick,
     UniverseSnapshot,
     WorkerLifecycle,
+    event_tag,
 )
 from observer.db import models as m
 
-__all__ = ["HANDLERS", "Batch", "Upsert", "rows_for"]
+__all__ = ["HANDLERS", "Batch", "Upsert", "rejected_rows", "rows_for"]
 
 Row = dict[str, Any]
 
@@ -253,6 +255,21 @@ HANDLERS: dict[type[Event], Handler] = {
     Alert: _direct(m.AlertRow, Alert),
     WorkerLifecycle: _direct(m.WorkerEvent, WorkerLifecycle),
 }
+
+
+def rejected_rows(env: Envelope, reason: str) -> Batch:
+    """The audit row of an event the database refused: its envelope kept whole."""
+    batch = Batch()
+    batch.insert(
+        m.RejectedEvent,
+        _audit(env)
+        | {
+            "event_type": event_tag(env.event),
+            "reason": reason[:500],
+            "envelope": encode_frame([env]),
+        },
+    )
+    return batch
 
 
 def rows_for(envelopes: list[Envelope]) -> Batch:

@@ -20,14 +20,15 @@ import msgspec
 from sqlalchemy import JSON, Connection, Engine, Table, inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bus.codec import DecodedFrame
 from bus.envelope import Envelope
+from bus.events import event_tag
 from observer.db.models import BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
-from observer.writer.rows import Batch, Upsert, rows_for
+from observer.writer.rows import Batch, Upsert, rejected_rows, rows_for
 
 __all__ = ["Accepted", "Store", "accept"]
 
@@ -113,19 +114,46 @@ class Store:
             raise StoreError("database has no observer schema: run `observer db upgrade`")
 
     def apply(self, frames: Iterable[DecodedFrame]) -> Accepted:
-        """Accept and commit in one transaction; on failure re-read marks and raise StoreError."""
+        """Accept and commit; raise `StoreError` if the database is unavailable.
+
+        A batch the database refuses for its content (a constraint, a value too long) is
+        split until the refused events are alone; each of those is kept whole in
+        ``rejected_events`` under its seq, so one bad event neither blocks the writer nor
+        leaves a hole.
+        """
         if not self._marks_valid:
             self.load_marks()
         accepted = accept(frames, self.marks)
-        if not accepted.marks:
-            return accepted
-        envelopes = accepted.envelopes
-        batch = rows_for(envelopes)
+        if accepted.marks:
+            self._commit_isolating(accepted.envelopes)
+        return accepted
+
+    def _commit_isolating(self, envelopes: list[Envelope]) -> None:
+        try:
+            self._commit(envelopes, rows_for(envelopes))
+        except _Refused as refused:
+            if len(envelopes) > 1:
+                middle = len(envelopes) // 2
+                self._commit_isolating(envelopes[:middle])
+                self._commit_isolating(envelopes[middle:])
+                return
+            (env,) = envelopes
+            log.error("rejected %s/%d (%s): %s", env.source, env.seq, event_tag(env.event), refused)
+            try:
+                self._commit(envelopes, rejected_rows(env, str(refused)))
+            except _Refused as again:  # not even the audit row fits: retry, loudly
+                raise StoreError(
+                    f"cannot record rejected {env.source}/{env.seq}: {again}"
+                ) from again
+
+    def _commit(self, envelopes: list[Envelope], batch: Batch) -> None:
+        """One transaction: the rows and each source's new mark."""
+        marks = {env.source: env.seq for env in envelopes}
         now = time.time_ns()
         try:
             with self.engine.begin() as conn:
                 self._write(conn, batch)
-                for source, seq in accepted.marks.items():
+                for source, seq in marks.items():
                     self._upsert(
                         conn,
                         Upsert(
@@ -136,14 +164,24 @@ class Store:
                         ),
                     )
         except self._failures as exc:
+            if not self._is_unavailable(exc):
+                raise _Refused(_reason(exc)) from exc
             # The commit may have happened with its answer lost: trust only the database.
             self._marks_valid = False
             self.engine.dispose()
             raise StoreError(f"commit of {len(envelopes)} events failed: {_reason(exc)}") from exc
-        self.marks.update(accepted.marks)
+        self.marks.update(marks)
         self.commits += 1
         self.events += len(envelopes)
-        return accepted
+
+    def _is_unavailable(self, exc: BaseException) -> bool:
+        """A failure of the database or the connection (retry), not of the data (isolate)."""
+        dbapi = self.engine.dialect.loaded_dbapi
+        if isinstance(exc, DBAPIError):
+            if exc.connection_invalidated:
+                return True
+            exc = exc.orig or exc
+        return not isinstance(exc, (dbapi.IntegrityError, dbapi.DataError))
 
     def _write(self, conn: Connection, batch: Batch) -> None:
         for (table, columns), rows in batch.inserts.items():
@@ -208,6 +246,10 @@ def _convert(
 
 def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
+
+
+class _Refused(Exception):
+    """The database refused a batch for its content; retrying it unchanged cannot help."""
 
 
 def _reason(exc: BaseException) -> str:
