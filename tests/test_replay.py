@@ -71,6 +71,23 @@ def test_replay_command(sqlite_url: str) -> None:
     assert done.returncode == 0, done.stderr
     assert f"{len(SAMPLES) + 2 * TICKS} committed" in done.stdout
 
+    def audit_command() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "observer", "audit", "--db", sqlite_url],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )  # fmt: skip
+
+    audited = audit_command()
+    assert audited.returncode == 0 and audited.stdout.count(" ok") == 3
+    engine = make_engine(sqlite_url)
+    with engine.begin() as conn:  # lose one committed event
+        conn.exec_driver_sql("DELETE FROM trade_ticks WHERE source = 'ticks-1' AND seq = 500")
+    engine.dispose()
+    audited = audit_command()
+    assert (
+        audited.returncode == 1 and "ticks-1" in audited.stdout and "INCOMPLETE" in audited.stdout
+    )
+
 
 def test_replay_as_producer_onto_a_live_bus(
     tmp_path: Path, sqlite_url: str, writer_factory: Callable[..., WriterProcess]
