@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import msgspec
 import zmq
 
-from bus.codec import DecodedFrame, decode_frame, encode_frame, join_parts
+from bus.codec import DecodedFrame, decode_frame, join_parts
 from bus.endpoints import LINGER_MS, bind_secure
 from bus.envelope import Envelope
 from bus.events import Event, event_tag
@@ -30,17 +30,20 @@ def topic_for(event: Event) -> bytes:
 
 
 class FeedPublisher:
-    """The writer's PUB socket; publishes each committed envelope under its topic."""
+    """The writer's XPUB socket: publishes committed envelopes that someone subscribed to.
+
+    XPUB hands us each subscription prefix when its first subscriber arrives and again (as an
+    unsubscription) when its last one leaves, so topics nobody follows (ticks, most of the
+    time) cost nothing to publish.
+    """
 
     def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> None:
-        self.socket = context.socket(zmq.PUB)
+        self.socket = context.socket(zmq.XPUB)
         self.socket.setsockopt(zmq.LINGER, 0)  # the feed is lossy by contract
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
         bind_secure(self.socket, endpoint)
-
-    def publish(self, envelope: Envelope) -> None:
-        """Publish one envelope (dropped by ZeroMQ if a subscriber is too slow)."""
-        self.socket.send_multipart([topic_for(envelope.event), encode_frame((envelope,))])
+        self._prefixes: set[bytes] = set()
+        self._wanted: dict[bytes, bool] = {}  # topic -> some prefix matches it
 
     def publish_accepted(self, frames: Iterable[tuple[DecodedFrame, list[int]]]) -> None:
         """Publish the chosen envelopes of decoded frames: one message per topic, in order.
@@ -48,13 +51,35 @@ class FeedPublisher:
         Envelopes are grouped by topic and sent as their original bytes, so publishing costs
         no encoding; within a topic the order is the commit order.
         """
+        self._follow_subscriptions()
+        if not self._prefixes:
+            return
         groups: dict[bytes, list[msgspec.Raw]] = {}
         for frame, taken in frames:
             for index in taken:
                 topic = topic_for(frame.envelopes[index].event)
-                groups.setdefault(topic, []).append(frame.parts[index])
+                if self._is_wanted(topic):
+                    groups.setdefault(topic, []).append(frame.parts[index])
         for topic, parts in groups.items():
             self.socket.send_multipart([topic, join_parts(parts)])
+
+    def _follow_subscriptions(self) -> None:
+        while True:
+            try:
+                message = self.socket.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if message[:1] == b"\x01":
+                self._prefixes.add(message[1:])
+            elif message[:1] == b"\x00":
+                self._prefixes.discard(message[1:])
+            self._wanted.clear()
+
+    def _is_wanted(self, topic: bytes) -> bool:
+        wanted = self._wanted.get(topic)
+        if wanted is None:
+            wanted = self._wanted[topic] = any(topic.startswith(p) for p in self._prefixes)
+        return wanted
 
     def close(self) -> None:
         """Close the socket."""
