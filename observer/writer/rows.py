@@ -138,12 +138,9 @@ def _universe(env: Envelope, batch: Batch) -> None:
             "excluded": event.excluded,
         },
     )
-    base = {"source": env.source, "seq": env.seq, "trade_date": event.trade_date}
+    base = _audit(env) | {"trade_date": event.trade_date}
     for idx, member in enumerate(event.members):
-        batch.insert(
-            m.UniverseMemberRow,
-            base | msgspec.structs.asdict(member) | {"idx": idx, "produced_ns": env.ts},
-        )
+        batch.insert(m.UniverseMemberRow, base | msgspec.structs.asdict(member) | {"idx": idx})
 
 
 def _gap_detected(env: Envelope, batch: Batch) -> None:
