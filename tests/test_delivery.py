@@ -44,6 +44,14 @@ def progressed(writer: WriterProcess, beyond: dict[str, int]) -> Callable[[], bo
     return check
 
 
+def wait_for_new_commits(writer: WriterProcess, procs: list[ProducerProcess]) -> None:
+    """Wait until every producer has more committed than now (the load is really flowing)."""
+    before = writer.offsets()
+    wait_until(
+        progressed(writer, {p.source: before.get(p.source, 0) for p in procs}), 60, "new commits"
+    )
+
+
 def test_writer_killed_repeatedly_while_producers_send(
     tmp_path: Path, sqlite_url: str, writer_factory: MakeWriter
 ) -> None:
@@ -52,9 +60,7 @@ def test_writer_killed_repeatedly_while_producers_send(
     for proc in procs:
         proc.start(events=30_000, rate=6_000)
     for _ in range(3):
-        before = writer.offsets()
-        wait_until(progressed(writer, {p.source: before.get(p.source, 0) for p in procs}), 60,
-                   "commits between kills")  # fmt: skip
+        wait_for_new_commits(writer, procs)
         writer.kill()
         writer.start()
     results = [proc.result() for proc in procs]
@@ -107,9 +113,7 @@ def test_postgres_connection_cut_for_a_while(
     database = pg_url.rsplit("/", 1)[1]
     try:
         for cut in range(1, 3):
-            before = writer.offsets()
-            wait_until(progressed(writer, {p.source: before.get(p.source, 0) for p in procs}),
-                       60, "commits between cuts")  # fmt: skip
+            wait_for_new_commits(writer, procs)
             with admin.connect() as conn:  # refuse new connections, then drop the writer's
                 conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
                 conn.execute(
