@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from sqlalchemy.engine import make_url
 
 from bus.endpoints import local_endpoints
 from observer.config import Settings, load_settings
@@ -41,11 +40,7 @@ def _fail(message: str, code: int) -> NoReturn:
 
 
 def _url(settings: Settings, db: str | None) -> str:
-    url = db or settings.database.url
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database:
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    return url
+    return db or settings.database.url
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -41,10 +42,12 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
     SQLite gets WAL, ``synchronous=NORMAL`` (durable across process crashes; a power cut may
     lose the last commits, never corrupt), a busy timeout and foreign keys. PostgreSQL gets
     pre-ping so a dropped connection is replaced. ``read_only`` makes every transaction
-    refuse writes, for workers that only read.
+    refuse writes, for workers that only read; otherwise a SQLite file's folder is created.
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:" and not read_only:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas(read_only))
         return engine

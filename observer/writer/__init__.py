@@ -42,8 +42,6 @@ def run_writer(
     endpoints = local_endpoints(run_dir)
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
-        if url.get_backend_name() == "sqlite" and url.database:
-            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url)
         store = Store(engine)
         if settings.writer.migrate_on_start:
