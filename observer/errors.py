@@ -5,12 +5,21 @@
     ObserverError
     ├── ConfigError        bad or missing configuration (names the path)
     ├── StoreError         the database cannot be reached, read or written
-    └── WriterLocked       another writer already serves this database or endpoint
+    ├── WriterLocked       another writer already serves this database or endpoint
+    └── KisError           anything that went wrong talking to KIS
+        ├── KisApiError(msg_cd, msg1, tr_id, status)   KIS answered with an error code
+        │   ├── KisRateLimited      EGW00201: too many calls per second (retryable)
+        │   ├── KisServerError      temporary gateway/server errors, 5xx (retryable)
+        │   ├── KisAuthError        token invalid, missing or expired (refresh, then retry once)
+        │   └── KisTokenThrottled   EGW00133: a token was issued less than a minute ago
+        ├── KisTransportError       timeouts, refused or dropped connections (retryable)
+        └── KisProtocolError        an answer or frame that does not parse
     BusError (bus.errors; the bus imports nothing from observer)
     ├── FrameError, CaptureError
     └── OutboxError → OutboxLocked, OutboxBehindWriter
 
-The KIS client adds ``KisError`` and its children.
+Retryability is the class attribute ``retryable``, never worked out from message text.
+Exceptions carry codes and tr_ids, never credentials.
 """
 
 from __future__ import annotations
@@ -22,6 +31,14 @@ __all__ = [
     "CaptureError",
     "ConfigError",
     "FrameError",
+    "KisApiError",
+    "KisAuthError",
+    "KisError",
+    "KisProtocolError",
+    "KisRateLimited",
+    "KisServerError",
+    "KisTokenThrottled",
+    "KisTransportError",
     "ObserverError",
     "OutboxError",
     "StoreError",
@@ -45,3 +62,50 @@ class StoreError(ObserverError):
 
 class WriterLocked(ObserverError):
     """Another writer holds the lock on this database or endpoint."""
+
+
+class KisError(ObserverError):
+    """Base of every failure talking to KIS."""
+
+    retryable = False
+
+
+class KisApiError(KisError):
+    """KIS answered with an error code (``msg_cd``), whatever the HTTP status."""
+
+    def __init__(self, msg_cd: str, msg1: str, tr_id: str = "", status: int = 0) -> None:
+        self.msg_cd = msg_cd
+        self.msg1 = msg1.strip()
+        self.tr_id = tr_id
+        self.status = status
+        super().__init__(f"{tr_id or 'KIS'}: {msg_cd} {self.msg1} (HTTP {status})")
+
+
+class KisRateLimited(KisApiError):
+    """EGW00201: the per-second call budget was exceeded."""
+
+    retryable = True
+
+
+class KisServerError(KisApiError):
+    """A temporary gateway or server error (EGW00001/00002/00202/00203, bare 5xx)."""
+
+    retryable = True
+
+
+class KisAuthError(KisApiError):
+    """The access token is invalid, unknown or expired: refresh it, then retry once."""
+
+
+class KisTokenThrottled(KisApiError):
+    """EGW00133: tokens may be issued once a minute per app key."""
+
+
+class KisTransportError(KisError):
+    """The request did not get an answer: timeout, refused or dropped connection."""
+
+    retryable = True
+
+
+class KisProtocolError(KisError):
+    """An answer or real-time frame that does not follow the protocol."""

@@ -1,0 +1,211 @@
+"""Pure functions from KIS wire data to bus events (no I/O).
+
+Real-time frames are ``<enc>|<tr_id>|<count>|<payload>`` with ``count`` records of
+``^``-separated fields simply concatenated in ``payload``; JSON text frames are control
+answers and PINGPONG keep-alives (shared/reference/kis-api.md §5.3-5.5). Every malformed
+input raises `KisProtocolError` and nothing else.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+
+from bus.events import OrderBook, TradeTick
+from observer.errors import KisProtocolError
+from observer.kis.schemas import REALTIME_FIELDS
+
+__all__ = [
+    "ControlMessage",
+    "RealtimeFrame",
+    "is_data_frame",
+    "kst_to_utc_ns",
+    "parse_control",
+    "parse_frame",
+    "parse_order_book",
+    "parse_trade",
+]
+
+_KST_OFFSET_S = 9 * 3600  # Korea has no daylight saving time
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class RealtimeFrame:
+    """A data frame split into records of its TR's known fields (extra trailing fields cut)."""
+
+    tr_id: str
+    records: list[list[str]]
+
+
+class _ControlHeader(msgspec.Struct):
+    tr_id: str = ""
+    tr_key: str = ""
+    encrypt: str = "N"
+    datetime: str = ""
+
+
+class _ControlBody(msgspec.Struct):
+    rt_cd: str = ""
+    msg_cd: str = ""
+    msg1: str = ""
+
+
+class _Control(msgspec.Struct):
+    header: _ControlHeader
+    body: _ControlBody | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlMessage:
+    """A JSON text frame: a subscribe/unsubscribe answer, or a PINGPONG (``body`` absent)."""
+
+    tr_id: str
+    tr_key: str
+    rt_cd: str
+    msg_cd: str
+    msg1: str
+
+    @property
+    def is_pingpong(self) -> bool:
+        """The server's keep-alive, to be echoed back."""
+        return self.tr_id == "PINGPONG"
+
+
+_control_decoder = msgspec.json.Decoder(_Control)
+
+
+def is_data_frame(text: str) -> bool:
+    """True for ``0|...`` (plain) and ``1|...`` (encrypted) frames; JSON otherwise."""
+    return text[:2] in ("0|", "1|")
+
+
+def parse_control(text: str) -> ControlMessage:
+    """Parse a JSON control answer or PINGPONG.
+
+    Example: ``{"header":{"tr_id":"H0STCNT0","tr_key":"005930","encrypt":"N"},
+    "body":{"rt_cd":"0","msg_cd":"OPSP0000","msg1":"SUBSCRIBE SUCCESS","output":{...}}}``
+    """
+    try:
+        control = _control_decoder.decode(text)
+    except msgspec.DecodeError as exc:
+        raise KisProtocolError(f"bad control message: {exc}") from exc
+    body = control.body or _ControlBody()
+    header = control.header
+    return ControlMessage(header.tr_id, header.tr_key, body.rt_cd, body.msg_cd, body.msg1.strip())
+
+
+def parse_frame(text: str) -> RealtimeFrame:
+    """Split a plain data frame into records.
+
+    Example: ``0|H0STCNT0|002|005930^093001^73100^...^005930^093001^73200^...`` (46 fields
+    per record). A record may carry extra trailing fields (KIS appends fields over time):
+    the stride is ``fields / count`` and only the known fields are kept.
+    """
+    parts = text.split("|", 3)
+    if len(parts) != 4:
+        raise KisProtocolError(f"not a data frame: {text[:40]!r}")
+    enc, tr_id, count_text, payload = parts
+    if enc != "0":
+        raise KisProtocolError(f"{tr_id}: encrypted frames are not market data")
+    known = REALTIME_FIELDS.get(tr_id)
+    if known is None:
+        raise KisProtocolError(f"unknown real-time tr_id {tr_id[:20]!r}")
+    if not count_text.isdigit() or int(count_text) < 1:
+        raise KisProtocolError(f"{tr_id}: bad record count {count_text[:10]!r}")
+    count = int(count_text)
+    fields = payload.split("^")
+    stride, rest = divmod(len(fields), count)
+    if rest or stride < len(known):
+        raise KisProtocolError(
+            f"{tr_id}: {len(fields)} fields do not make {count} records of {len(known)}"
+        )
+    n = len(known)
+    return RealtimeFrame(tr_id, [fields[i : i + n] for i in range(0, len(fields), stride)])
+
+
+@functools.lru_cache(maxsize=64)
+def _day_start_utc_s(yyyymmdd: str) -> int:
+    day = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:8]))
+    return (day.toordinal() - date(1970, 1, 1).toordinal()) * 86400 - _KST_OFFSET_S
+
+
+def kst_to_utc_ns(yyyymmdd: str, hhmmss: str) -> int:
+    """A KST business date and time of day as UTC nanoseconds."""
+    if len(yyyymmdd) != 8 or len(hhmmss) != 6 or not (yyyymmdd + hhmmss).isdigit():
+        raise KisProtocolError(f"bad KST time {yyyymmdd!r} {hhmmss!r}")
+    h, m, s = int(hhmmss[:2]), int(hhmmss[2:4]), int(hhmmss[4:])
+    if h > 23 or m > 59 or s > 59:
+        raise KisProtocolError(f"bad KST time {hhmmss!r}")
+    try:
+        start = _day_start_utc_s(yyyymmdd)
+    except ValueError as exc:
+        raise KisProtocolError(f"bad KST date {yyyymmdd!r}") from exc
+    return (start + h * 3600 + m * 60 + s) * _NS
+
+
+def _int(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise KisProtocolError(f"{name} is not an integer: {value[:20]!r}") from None
+
+
+def _dec(value: str, name: str) -> Decimal:
+    try:
+        result = Decimal(value)
+    except InvalidOperation:
+        raise KisProtocolError(f"{name} is not a number: {value[:20]!r}") from None
+    if not result.is_finite():
+        raise KisProtocolError(f"{name} is not finite: {value[:20]!r}")
+    return result
+
+
+def parse_trade(record: list[str], received_ns: int, account: str = "") -> TradeTick:
+    """One H0STCNT0 record as a `TradeTick` (fields by index, see `H0STCNT0_FIELDS`)."""
+    return TradeTick(
+        symbol=record[0],
+        exchange_ns=kst_to_utc_ns(record[33], record[1]),
+        received_ns=received_ns,
+        price=_int(record[2], "STCK_PRPR"),
+        qty=_int(record[12], "CNTG_VOL"),
+        cum_volume=_int(record[13], "ACML_VOL"),
+        cum_value=_int(record[14], "ACML_TR_PBMN"),
+        change_rate=_dec(record[5], "PRDY_CTRT"),
+        ask1=_int(record[10], "ASKP1"),
+        bid1=_int(record[11], "BIDP1"),
+        strength=_dec(record[18], "CTTR"),
+        side=record[21],
+        session=record[34],
+        halted=record[35] == "Y",
+        account=account,
+    )
+
+
+def parse_order_book(
+    record: list[str], trade_date: str, received_ns: int, account: str = ""
+) -> OrderBook:
+    """One H0STASP0 record as an `OrderBook`.
+
+    The record has a time but no date, so the session's ``trade_date`` (``YYYYMMDD``, KST)
+    is given.
+    """
+    levels = [_int(v, "H0STASP0 level") for v in record[3:43]]
+    return OrderBook(
+        symbol=record[0],
+        exchange_ns=kst_to_utc_ns(trade_date, record[1]),
+        received_ns=received_ns,
+        ask_prices=tuple(levels[0:10]),
+        bid_prices=tuple(levels[10:20]),
+        ask_qtys=tuple(levels[20:30]),
+        bid_qtys=tuple(levels[30:40]),
+        total_ask_qty=_int(record[43], "TOTAL_ASKP_RSQN"),
+        total_bid_qty=_int(record[44], "TOTAL_BIDP_RSQN"),
+        expected_price=_int(record[47], "ANTC_CNPR"),
+        expected_qty=_int(record[48], "ANTC_CNQN"),
+        account=account,
+    )

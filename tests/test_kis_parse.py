@@ -1,0 +1,143 @@
+"""The real-time frame parser, from the reference facts (kis-api.md §5.3-5.7)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bus.events import TradeTick
+from observer.errors import KisProtocolError
+from observer.kis.parse import (
+    is_data_frame,
+    kst_to_utc_ns,
+    parse_control,
+    parse_frame,
+    parse_order_book,
+    parse_trade,
+)
+from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS
+
+# A H0STCNT0 record as KIS sends it (values from the portal example, completed to 46 fields).
+TRADE = (
+    "005930^123929^73100^5^-400^-0.54^73321.45^73500^73800^72900^73200^73100^5^8123468^"
+    "594001000000^41203^39874^-1329^98.73^4031222^3980111^5^49.69^87.12^090000^5^-400^"
+    "093512^5^-700^101412^2^200^20261120^20^N^1500^2100^250000^310000^0.14^9300000^87.35^"
+    "0^0^0"
+)
+BOOK = "^".join(
+    ["005930", "123929", "0"]
+    + [str(73200 + 100 * i) for i in range(10)]
+    + [str(73100 - 100 * i) for i in range(10)]
+    + [str(1000 + i) for i in range(10)]
+    + [str(2000 + i) for i in range(10)]
+    + ["250000", "310000", "0", "0", "0", "0", "0", "0", "3", "0.00", "8123468", "10", "-5",
+       "0", "0", "0"]
+)  # fmt: skip
+
+
+def test_field_orders_are_the_documented_ones() -> None:
+    assert len(H0STCNT0_FIELDS) == 46 and len(H0STASP0_FIELDS) == 59
+    assert H0STCNT0_FIELDS[33] == "BSOP_DATE" and H0STCNT0_FIELDS[12] == "CNTG_VOL"
+    assert H0STASP0_FIELDS[47] == "ANTC_CNPR" and H0STASP0_FIELDS[58] == "STCK_DEAL_CLS_CODE"
+
+
+def test_a_frame_of_several_records_becomes_several_ticks() -> None:
+    second = TRADE.replace("123929", "123930", 1).replace("^73100^5^-400", "^73200^2^-300", 1)
+    frame = parse_frame(f"0|H0STCNT0|002|{TRADE}^{second}")
+    assert frame.tr_id == "H0STCNT0" and len(frame.records) == 2
+    ticks = [parse_trade(r, received_ns=1, account="acct1") for r in frame.records]
+    assert ticks[0] == TradeTick(
+        symbol="005930",
+        exchange_ns=kst_to_utc_ns("20261120", "123929"),
+        received_ns=1,
+        price=73100,
+        qty=5,
+        cum_volume=8123468,
+        cum_value=594001000000,
+        change_rate=Decimal("-0.54"),
+        ask1=73200,
+        bid1=73100,
+        strength=Decimal("98.73"),
+        side="5",
+        session="20",
+        halted=False,
+        account="acct1",
+    )
+    assert ticks[1].price == 73200
+
+
+def test_kst_is_utc_plus_nine() -> None:
+    utc = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # 09:00:00 KST
+    assert kst_to_utc_ns("20261120", "090000") == int(utc.timestamp()) * 10**9
+
+
+def test_unknown_extra_trailing_fields_are_tolerated() -> None:
+    widened = "^".join(f"{TRADE}^X^Y" for _ in range(3))
+    frame = parse_frame(f"0|H0STCNT0|003|{widened}")
+    assert [len(r) for r in frame.records] == [46, 46, 46]
+    assert [parse_trade(r, 0).symbol for r in frame.records] == ["005930"] * 3
+
+
+def test_order_book_levels() -> None:
+    (record,) = parse_frame(f"0|H0STASP0|001|{BOOK}").records
+    book = parse_order_book(record, "20261120", received_ns=5)
+    assert book.ask_prices[0] == 73200 and book.bid_prices[0] == 73100
+    assert book.ask_qtys[9] == 1009 and book.bid_qtys[0] == 2000
+    assert (book.total_ask_qty, book.total_bid_qty) == (250000, 310000)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("0|H0STCNT0|002|" + TRADE, "do not make 2 records"),
+        ("0|H0STCNT0|000|" + TRADE, "bad record count"),
+        ("0|H0XXXXX0|001|" + TRADE, "unknown real-time tr_id"),
+        ("1|H0STCNI0|001|base64==", "encrypted"),
+        ("0|H0STCNT0", "not a data frame"),
+        ("0|H0STCNT0|001|" + TRADE.replace("73100", "7x100", 1), "STCK_PRPR"),
+        ("0|H0STCNT0|001|" + TRADE.replace("20261120", "20261340"), "bad KST date"),
+    ],
+)
+def test_malformed_frames_raise_protocol_errors(text: str, match: str) -> None:
+    with pytest.raises(KisProtocolError, match=match):
+        for record in parse_frame(text).records:
+            parse_trade(record, 0)
+
+
+def test_control_answers_and_pingpong() -> None:
+    ok = parse_control(
+        '{"header":{"tr_id":"H0STCNT0","tr_key":"005930","encrypt":"N"},"body":{"rt_cd":"0",'
+        '"msg_cd":"OPSP0000","msg1":"SUBSCRIBE SUCCESS","output":{"iv":"x","key":"y"}}}'
+    )
+    assert (ok.tr_key, ok.msg_cd, ok.msg1, ok.is_pingpong) == (
+        "005930", "OPSP0000", "SUBSCRIBE SUCCESS", False,
+    )  # fmt: skip
+    ping = parse_control('{"header":{"tr_id":"PINGPONG","datetime":"20261120093000"}}')
+    assert ping.is_pingpong and ping.msg_cd == ""
+    assert not is_data_frame('{"header":{}}') and is_data_frame("0|H0STCNT0|001|x")
+
+
+@given(st.text(max_size=400))
+def test_any_text_raises_only_protocol_errors(text: str) -> None:
+    try:
+        if is_data_frame(text):
+            for record in parse_frame(text).records:
+                parse_trade(record, 0)
+        else:
+            parse_control(text)
+    except KisProtocolError:
+        pass
+
+
+@given(st.lists(st.text(alphabet="0123456789-.^|NY ", max_size=12), min_size=46, max_size=46))
+def test_any_46_fields_parse_or_raise_protocol_errors(fields: list[str]) -> None:
+    text = "0|H0STCNT0|001|" + "^".join(f.replace("^", "") for f in fields)
+    try:
+        for record in parse_frame(text).records:
+            parse_trade(record, 0)
+    except KisProtocolError:
+        pass
