@@ -1,0 +1,134 @@
+"""The one source of time: system, simulated (shared by processes) or manual (tests).
+
+Nothing in the product reads wall-clock time or sleeps except through a `Clock`. A simulated
+clock is a start instant, a speed factor and the wall-clock anchor at which it read the start
+instant; given the same spec, every process (and the simulator) computes the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+from observer.errors import ConfigError
+
+__all__ = ["Clock", "ManualClock", "SimulatedClock", "SystemClock", "clock_from_spec"]
+
+_NS = 1_000_000_000
+
+
+class Clock(Protocol):
+    """What every process asks for the time."""
+
+    def now_ns(self) -> int:
+        """Current time, UTC nanoseconds since the epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+    @property
+    def spec(self) -> str:
+        """A string `clock_from_spec` turns back into an equal clock (for child processes)."""
+        ...
+
+
+def now_utc(clock: Clock) -> datetime:
+    """The clock's time as an aware UTC datetime."""
+    return datetime.fromtimestamp(clock.now_ns() / _NS, tz=UTC)
+
+
+class SystemClock:
+    """Wall-clock time."""
+
+    spec = "system"
+
+    def now_ns(self) -> int:
+        """Wall-clock UTC nanoseconds."""
+        return time.time_ns()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the event loop."""
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class SimulatedClock:
+    """Simulated time: ``start_ns`` when the wall clock read ``anchor_ns``, then ``speed``x."""
+
+    def __init__(self, start_ns: int, speed: float, anchor_ns: int | None = None) -> None:
+        if speed <= 0:
+            raise ConfigError(f"clock speed must be positive, not {speed}")
+        self.start_ns = start_ns
+        self.speed = speed
+        self.anchor_ns = time.time_ns() if anchor_ns is None else anchor_ns
+
+    @property
+    def spec(self) -> str:
+        """``sim:<start_ns>:<speed>:<anchor_ns>``."""
+        return f"sim:{self.start_ns}:{self.speed}:{self.anchor_ns}"
+
+    def now_ns(self) -> int:
+        """Simulated UTC nanoseconds."""
+        return self.start_ns + int((time.time_ns() - self.anchor_ns) * self.speed)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of simulated time."""
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+class ManualClock:
+    """Time that moves only when a test calls `advance`; sleepers wake when it reaches them."""
+
+    def __init__(self, start_ns: int) -> None:
+        self._now = start_ns
+        self._moved = asyncio.Event()
+
+    @property
+    def spec(self) -> str:
+        """Never: a manual clock lives in one process."""
+        raise ConfigError("a manual clock cannot be shared with another process")
+
+    def now_ns(self) -> int:
+        """The time the test set."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward and wake every sleeper whose time has come."""
+        self._now += int(seconds * _NS)
+        self._moved.set()
+        self._moved = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait until `advance` has moved time past ``seconds`` from now."""
+        until = self._now + int(max(0.0, seconds) * _NS)
+        while self._now < until:
+            await self._moved.wait()
+
+
+_SIM = re.compile(r"sim:(-?\d+):([0-9.]+):(-?\d+)")
+_HUMAN = re.compile(r"(?P<start>[0-9T:+\-.Z]+)@(?P<speed>[0-9.]+)x")
+
+
+def clock_from_spec(spec: str) -> Clock:
+    """Build a clock from ``system``, a `SimulatedClock.spec`, or ``<ISO instant>@<speed>x``.
+
+    The human form (``2026-11-20T08:55:00+09:00@60x``) anchors at the moment it is parsed;
+    pass the resulting clock's ``spec`` to other processes so they share that anchor.
+    """
+    if spec == "system":
+        return SystemClock()
+    if match := _SIM.fullmatch(spec):
+        return SimulatedClock(int(match[1]), float(match[2]), int(match[3]))
+    if match := _HUMAN.fullmatch(spec):
+        try:
+            start = datetime.fromisoformat(match["start"])
+        except ValueError as exc:
+            raise ConfigError(f"bad clock start in {spec!r}: {exc}") from exc
+        if start.tzinfo is None:
+            raise ConfigError(f"clock start {match['start']!r} needs a UTC offset")
+        return SimulatedClock(int(start.timestamp() * _NS), float(match["speed"]))
+    raise ConfigError(f"unknown clock spec {spec!r} (system, sim:..., or ISO@SPEEDx)")
