@@ -13,7 +13,8 @@
         │   ├── KisAuthError        token invalid, missing or expired (refresh, then retry once)
         │   └── KisTokenThrottled   EGW00133: a token was issued less than a minute ago
         ├── KisTransportError       timeouts, refused or dropped connections (retryable)
-        └── KisProtocolError        an answer or frame that does not parse
+        ├── KisProtocolError        an answer or frame that does not parse
+        └── MasterFileError         a master file that is truncated, mis-encoded or unsafe
     BusError (bus.errors; the bus imports nothing from observer)
     ├── FrameError, CaptureError
     └── OutboxError → OutboxLocked, OutboxBehindWriter
@@ -39,6 +40,7 @@ __all__ = [
     "KisServerError",
     "KisTokenThrottled",
     "KisTransportError",
+    "MasterFileError",
     "ObserverError",
     "OutboxError",
     "StoreError",
@@ -109,3 +111,7 @@ class KisTransportError(KisError):
 
 class KisProtocolError(KisError):
     """An answer or real-time frame that does not follow the protocol."""
+
+
+class MasterFileError(KisError):
+    """A master file (or its zip) that is truncated, mis-encoded, malformed or unsafe."""

@@ -1,0 +1,252 @@
+"""KIS master files: safe zip extraction and the domestic ``.mst`` / overseas ``.cod`` parsers.
+
+Facts from shared/reference/kis-api.md §6. Domestic records are cp949 lines: a head (short code
+9, ISIN 12, Korean name) then a fixed-width ASCII tail (KOSPI 227, KOSDAQ 221, KONEX 184
+characters), taken from the *end* of the line. Overseas ``.cod`` files are cp949, 24
+tab-separated columns, no header row. Bad input raises `MasterFileError` naming the line.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from typing import Literal
+
+from observer.errors import MasterFileError
+
+__all__ = [
+    "COD_COLUMNS",
+    "DOMESTIC_TAILS",
+    "OVERSEAS_FILES",
+    "DomesticListing",
+    "OverseasListing",
+    "extract_single",
+    "parse_domestic",
+    "parse_overseas",
+]
+
+Market = Literal["KOSPI", "KOSDAQ", "KONEX"]
+
+_SHARED_FLAGS = (
+    ("trht_yn", 1), ("sltr_yn", 1), ("mang_issu_yn", 1), ("mrkt_alrm_cls_code", 2),
+    ("mrkt_alrm_risk_adnt_yn", 1), ("insn_pbnt_yn", 1), ("byps_lstn_yn", 1),
+    ("flng_cls_code", 2), ("fcam_mod_cls_code", 2), ("icic_cls_code", 2), ("marg_rate", 3),
+    ("crdt_able", 1), ("crdt_days", 3), ("prdy_vol", 12), ("stck_fcam", 12),
+    ("stck_lstn_date", 8), ("lstn_stcn", 15), ("cpfn", 21), ("stac_month", 2), ("po_prc", 7),
+    ("prst_cls_code", 1), ("ssts_hot_yn", 1), ("stange_runup_yn", 1), ("krx300_issu_yn", 1),
+)  # fmt: skip
+_FINANCIALS = (
+    ("sale_account", 9), ("bsop_prfi", 9), ("op_prfi", 9), ("thtr_ntin", 5), ("roe", 9),
+    ("base_date", 8), ("prdy_avls_scal", 9),
+)  # fmt: skip
+_TRAILER = (("co_crdt_limt_over_yn", 1), ("secu_lend_able_yn", 1), ("stln_able_yn", 1))
+_UNITS = (("stck_sdpr", 9), ("frml_mrkt_deal_qty_unit", 5), ("ovtm_mrkt_deal_qty_unit", 5))
+
+# Tail layouts (name, width), in order, from the official .h files.
+DOMESTIC_TAILS: dict[Market, tuple[tuple[str, int], ...]] = {
+    "KOSPI": (
+        ("scrt_grp_cls_code", 2), ("avls_scal_cls_code", 1), ("bstp_larg_div_code", 4),
+        ("bstp_medm_div_code", 4), ("bstp_smal_div_code", 4), ("mnin_cls_code_yn", 1),
+        ("low_current_yn", 1), ("sprn_strr_nmix_issu_yn", 1), ("kospi200_apnt_cls_code", 1),
+        ("kospi100_issu_yn", 1), ("kospi50_issu_yn", 1), ("krx_issu_yn", 1),
+        ("etp_prod_cls_code", 1), ("elw_pblc_yn", 1), ("krx100_issu_yn", 1), ("krx_car_yn", 1),
+        ("krx_smcn_yn", 1), ("krx_bio_yn", 1), ("krx_bank_yn", 1),
+        ("etpr_undt_objt_co_yn", 1), ("krx_enrg_chms_yn", 1), ("krx_stel_yn", 1),
+        ("short_over_cls_code", 1), ("krx_medi_cmnc_yn", 1), ("krx_cnst_yn", 1),
+        ("krx_fnnc_svc_yn", 1), ("krx_scrt_yn", 1), ("krx_ship_yn", 1), ("krx_insu_yn", 1),
+        ("krx_trnp_yn", 1), ("sri_nmix_yn", 1), *_UNITS, *_SHARED_FLAGS,
+        ("kospi_issu_yn", 1), *_FINANCIALS, ("grp_code", 3), *_TRAILER,
+    ),
+    "KOSDAQ": (
+        ("scrt_grp_cls_code", 2), ("avls_scal_cls_code", 1), ("bstp_larg_div_code", 4),
+        ("bstp_medm_div_code", 4), ("bstp_smal_div_code", 4), ("vntr_issu_yn", 1),
+        ("low_current_yn", 1), ("krx_issu_yn", 1), ("etp_prod_cls_code", 1),
+        ("krx100_issu_yn", 1), ("krx_car_yn", 1), ("krx_smcn_yn", 1), ("krx_bio_yn", 1),
+        ("krx_bank_yn", 1), ("etpr_undt_objt_co_yn", 1), ("krx_enrg_chms_yn", 1),
+        ("krx_stel_yn", 1), ("short_over_cls_code", 1), ("krx_medi_cmnc_yn", 1),
+        ("krx_cnst_yn", 1), ("invt_alrm_yn", 1), ("krx_scrt_yn", 1), ("krx_ship_yn", 1),
+        ("krx_insu_yn", 1), ("krx_trnp_yn", 1), ("ksq150_nmix_yn", 1), *_UNITS,
+        *_SHARED_FLAGS, *_FINANCIALS, ("grp_code", 3), *_TRAILER,
+    ),
+    "KONEX": (("scrt_grp_cls_code", 2), *_UNITS, *_SHARED_FLAGS, *_FINANCIALS, *_TRAILER),
+}  # fmt: skip
+
+_TAIL_WIDTHS = {market: sum(w for _, w in spec) for market, spec in DOMESTIC_TAILS.items()}
+assert _TAIL_WIDTHS == {"KOSPI": 227, "KOSDAQ": 221, "KONEX": 184}, _TAIL_WIDTHS
+
+# Overseas master files: file stem -> (exchange code, region).
+OVERSEAS_FILES: dict[str, tuple[str, str]] = {
+    "nas": ("NAS", "US"), "nys": ("NYS", "US"), "ams": ("AMS", "US"),
+    "shs": ("SHS", "CN"), "shi": ("SHI", "CN"), "szs": ("SZS", "CN"), "szi": ("SZI", "CN"),
+    "tse": ("TSE", "JP"), "hks": ("HKS", "HK"), "hnx": ("HNX", "VN"), "hsx": ("HSX", "VN"),
+}  # fmt: skip
+
+COD_COLUMNS: tuple[str, ...] = (
+    "ncod", "exid", "excd", "exnm", "symb", "rsym", "knam", "enam", "stis", "curr", "zdiv",
+    "ztyp", "base", "bnit", "anit", "mstm", "metm", "isdr", "drcd", "icod", "sjong", "ttyp",
+    "etyp", "ttyp_sb",
+)  # fmt: skip
+
+# The largest master file is a few MB; anything far larger is not one.
+MAX_MASTER_BYTES = 64 * 1024 * 1024
+MAX_COMPRESSION_RATIO = 200
+
+
+@dataclass(frozen=True, slots=True)
+class DomesticListing:
+    """One row of a domestic master, with the fields the product uses typed."""
+
+    market: Market
+    symbol: str
+    isin: str
+    name: str
+    security_group: str  # scrt_grp_cls_code: ST stock, EF ETF, ...
+    base_price: int  # stck_sdpr, KRW
+    halted: bool  # trht_yn
+    administrative: bool  # mang_issu_yn (관리종목)
+    listed_shares: int  # lstn_stcn is in thousands of shares
+    market_cap: int  # prdy_avls_scal is in 억 (100 million) KRW
+    sector_code: str  # bstp_larg_div_code, "" on KONEX
+    listing_date: str  # YYYYMMDD
+    tail: dict[str, str]  # every tail field, stripped, by its .h name
+
+
+@dataclass(frozen=True, slots=True)
+class OverseasListing:
+    """One row of an overseas ``.cod`` master."""
+
+    exchange: str  # excd
+    region: str
+    symbol: str  # symb
+    realtime_symbol: str  # rsym
+    name: str  # knam
+    name_en: str  # enam
+    security_type: str  # stis: 1 index, 2 stock, 3 ETP, 4 warrant
+    currency: str
+    industry_code: str  # icod
+    etp_type: str  # etyp
+
+
+def extract_single(archive: bytes, member: str, max_bytes: int = MAX_MASTER_BYTES) -> bytes:
+    """Return the one member named ``member`` (any case) of a zip, checked and bounded.
+
+    Nothing is written to disk, so a member name cannot escape a folder; names with path
+    parts are still refused. Declared sizes, the compression ratio and the bytes actually
+    inflated are all bounded, and the CRC is verified.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+            infos = [i for i in zf.infolist() if i.filename.lower() == member.lower()]
+            if len(infos) != 1:
+                names = [i.filename for i in zf.infolist()][:5]
+                raise MasterFileError(f"{member} not found exactly once in the archive: {names}")
+            info = infos[0]
+            if "/" in info.filename or "\\" in info.filename or ".." in info.filename:
+                raise MasterFileError(f"refusing member with a path: {info.filename!r}")
+            if info.file_size > max_bytes:
+                raise MasterFileError(f"{member} declares {info.file_size} bytes")
+            if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
+                raise MasterFileError(f"{member} compression ratio looks like a zip bomb")
+            with zf.open(info) as stream:
+                data = stream.read(max_bytes + 1)
+    except zipfile.BadZipFile as exc:
+        raise MasterFileError(f"not a valid zip archive: {exc}") from exc
+    except (zipfile.LargeZipFile, EOFError, OSError, RuntimeError) as exc:
+        raise MasterFileError(f"damaged zip archive: {exc}") from exc
+    if len(data) > max_bytes:
+        raise MasterFileError(f"{member} inflates beyond {max_bytes} bytes")
+    return data
+
+
+def _decode(data: bytes, what: str) -> list[str]:
+    try:
+        text = data.decode("cp949")
+    except UnicodeDecodeError as exc:
+        raise MasterFileError(f"{what} is not cp949 at byte {exc.start}") from exc
+    return [line for line in text.split("\n") if line.strip("\r")]
+
+
+def _number(value: str, line: int, name: str) -> int:
+    value = value.strip()
+    if not value:
+        return 0
+    try:
+        return int(value)
+    except ValueError:
+        raise MasterFileError(f"line {line}: {name} is not a number: {value!r}") from None
+
+
+def parse_domestic(data: bytes, market: Market) -> list[DomesticListing]:
+    """Parse a decompressed ``kospi_code.mst`` / ``kosdaq_code.mst`` / ``konex_code.mst``."""
+    spec = DOMESTIC_TAILS[market]
+    width = _TAIL_WIDTHS[market]
+    listings = []
+    for number, raw in enumerate(_decode(data, f"{market} master"), start=1):
+        line = raw.rstrip("\r")
+        if len(line) < width + 21:
+            raise MasterFileError(
+                f"{market} master line {number}: {len(line)} characters, "
+                f"shorter than the {width}-character tail plus code fields"
+            )
+        head, tail_text = line[:-width], line[-width:]
+        if not tail_text.isascii():
+            raise MasterFileError(f"{market} master line {number}: tail is not ASCII")
+        tail: dict[str, str] = {}
+        offset = 0
+        for name, size in spec:
+            tail[name] = tail_text[offset : offset + size].strip()
+            offset += size
+        symbol = head[:9].strip()
+        if not symbol:
+            raise MasterFileError(f"{market} master line {number}: no short code")
+        listings.append(
+            DomesticListing(
+                market=market,
+                symbol=symbol,
+                isin=head[9:21].strip(),
+                name=head[21:].strip(),
+                security_group=tail["scrt_grp_cls_code"],
+                base_price=_number(tail["stck_sdpr"], number, "stck_sdpr"),
+                halted=tail["trht_yn"] == "Y",
+                administrative=tail["mang_issu_yn"] == "Y",
+                listed_shares=_number(tail["lstn_stcn"], number, "lstn_stcn") * 1000,
+                market_cap=_number(tail["prdy_avls_scal"], number, "prdy_avls_scal") * 100_000_000,
+                sector_code=tail.get("bstp_larg_div_code", ""),
+                listing_date=tail["stck_lstn_date"],
+                tail=tail,
+            )
+        )
+    return listings
+
+
+def parse_overseas(data: bytes, stem: str) -> list[OverseasListing]:
+    """Parse a decompressed ``<stem>mst.cod`` (``stem`` is ``nas``, ``nys``, ...)."""
+    if stem not in OVERSEAS_FILES:
+        raise MasterFileError(f"unknown overseas master {stem!r}")
+    _, region = OVERSEAS_FILES[stem]
+    listings = []
+    for number, raw in enumerate(_decode(data, f"{stem} master"), start=1):
+        columns = raw.rstrip("\r").split("\t")
+        if len(columns) != len(COD_COLUMNS):
+            raise MasterFileError(
+                f"{stem} master line {number}: {len(columns)} columns, expected {len(COD_COLUMNS)}"
+            )
+        row = dict(zip(COD_COLUMNS, (c.strip() for c in columns), strict=True))
+        if not row["symb"]:
+            raise MasterFileError(f"{stem} master line {number}: no symbol")
+        listings.append(
+            OverseasListing(
+                exchange=row["excd"],
+                region=region,
+                symbol=row["symb"],
+                realtime_symbol=row["rsym"],
+                name=row["knam"],
+                name_en=row["enam"],
+                security_type=row["stis"],
+                currency=row["curr"],
+                industry_code=row["icod"],
+                etp_type=row["etyp"],
+            )
+        )
+    return listings

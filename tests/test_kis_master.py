@@ -1,0 +1,149 @@
+"""Master files, built from the reference's offsets (kis-api.md §6), not from the parser."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import zipfile
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from observer.errors import MasterFileError
+from observer.kis.master import extract_single, parse_domestic, parse_overseas
+
+# market -> (tail width, {field: (tail offset, width)}) as tabulated in §6.2
+LAYOUT = {
+    "KOSPI": (227, {"grp": (0, 2), "sector": (3, 4), "sdpr": (41, 9), "trht": (60, 1),
+                    "mang": (62, 1), "date": (105, 8), "lstn": (113, 15), "avls": (212, 9)}),
+    "KOSDAQ": (221, {"grp": (0, 2), "sector": (3, 4), "sdpr": (36, 9), "trht": (55, 1),
+                     "mang": (57, 1), "date": (100, 8), "lstn": (108, 15), "avls": (206, 9)}),
+    "KONEX": (184, {"grp": (0, 2), "sdpr": (2, 9), "trht": (21, 1), "mang": (23, 1),
+                    "date": (66, 8), "lstn": (74, 15), "avls": (172, 9)}),
+}  # fmt: skip
+
+
+def record(market: str, symbol: str, name: str, **values: str) -> bytes:
+    width, fields = LAYOUT[market]
+    tail = [" "] * width
+    for key, value in values.items():
+        if key not in fields:  # KONEX has no sector codes
+            continue
+        offset, size = fields[key]
+        tail[offset : offset + size] = list(value.rjust(size)[:size])
+    head = symbol.ljust(9) + f"KR7{symbol}003".ljust(12) + name
+    return (head + "".join(tail)).encode("cp949") + b"\n"
+
+
+@pytest.mark.parametrize("market", ["KOSPI", "KOSDAQ", "KONEX"])
+def test_domestic_records_parse_from_the_documented_offsets(market: str) -> None:
+    data = record(
+        market,
+        "005930",
+        "삼성전자",
+        grp="ST",
+        sector="0013",
+        sdpr="73500",
+        trht="N",
+        mang="N",
+        date="19750611",
+        lstn="5969783",
+        avls="4387690",
+    )
+    data += record(market, "900110", "이스트아시아홀딩스", grp="FS", sdpr="120", trht="Y",
+                   mang="Y", date="20091222", lstn="300000", avls="36")  # fmt: skip
+    first, second = parse_domestic(data, market)  # type: ignore[arg-type]
+    assert (first.symbol, first.isin, first.name) == ("005930", "KR7005930003", "삼성전자")
+    assert (first.security_group, first.base_price, first.halted, first.administrative) == (
+        "ST", 73500, False, False,
+    )  # fmt: skip
+    assert first.listed_shares == 5_969_783_000
+    assert first.market_cap == 438_769_000_000_000
+    assert first.listing_date == "19750611"
+    assert first.sector_code == ("0013" if market != "KONEX" else "")
+    assert (second.name, second.halted, second.administrative) == ("이스트아시아홀딩스", True, True)
+
+
+def test_crlf_and_blank_lines_are_tolerated() -> None:
+    data = record("KOSPI", "005930", "삼성전자", sdpr="1").replace(b"\n", b"\r\n") + b"\r\n"
+    assert [x.symbol for x in parse_domestic(data, "KOSPI")] == ["005930"]
+
+
+def test_a_truncated_record_names_its_line() -> None:
+    data = record("KOSPI", "005930", "삼성전자") + record("KOSPI", "000660", "SK하이닉스")[:100]
+    with pytest.raises(MasterFileError, match="line 2"):
+        parse_domestic(data, "KOSPI")
+
+
+def test_mis_encoded_bytes_are_refused() -> None:
+    data = record("KOSPI", "005930", "삼성전자").replace("삼성".encode("cp949"), b"\xff\xff")
+    with pytest.raises(MasterFileError, match="not cp949"):
+        parse_domestic(data, "KOSPI")
+
+
+def cod_row(symbol: str, columns: int = 24) -> bytes:
+    row = ["US", "512", "NAS", "NASDAQ", symbol, f"DNAS{symbol}", "애플", "APPLE INC", "2",
+           "USD", "4", "1", "227.5200", "1", "1", "0930", "1600", "N", "", "0101", "0", "1",
+           "", ""][:columns]  # fmt: skip
+    return "\t".join(row).encode("cp949") + b"\n"
+
+
+def test_overseas_rows_parse_and_column_count_is_checked() -> None:
+    (apple,) = parse_overseas(cod_row("AAPL"), "nas")
+    assert (apple.exchange, apple.region, apple.symbol, apple.name_en, apple.currency) == (
+        "NAS", "US", "AAPL", "APPLE INC", "USD",
+    )  # fmt: skip
+    assert (apple.security_type, apple.industry_code, apple.name) == ("2", "0101", "애플")
+    with pytest.raises(MasterFileError, match="23 columns, expected 24"):
+        parse_overseas(cod_row("AAPL") + cod_row("MSFT", columns=23), "nas")
+
+
+def zipped(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_extract_single_member_case_insensitively() -> None:
+    payload = cod_row("AAPL")
+    assert extract_single(zipped({"NASMST.COD": payload}), "nasmst.cod") == payload
+
+
+@pytest.mark.parametrize(
+    ("archive", "match"),
+    [
+        (b"PK\x03\x04garbage", "zip"),
+        (zipped({"other.cod": b"x"}), "not found exactly once"),
+        (zipped({"../nasmst.cod": b"x"}), "not found exactly once"),
+        (zipped({"nasmst.cod": b"\0" * 5_000_000}), "zip bomb"),
+    ],
+)
+def test_unsafe_or_damaged_archives_are_refused(archive: bytes, match: str) -> None:
+    with pytest.raises(MasterFileError, match=match):
+        extract_single(archive, "nasmst.cod")
+
+
+def test_a_corrupt_member_fails_its_crc() -> None:
+    archive = bytearray(zipped({"nasmst.cod": cod_row("AAPL") * 50}, zipfile.ZIP_STORED))
+    archive[40] ^= 0xFF  # inside the stored data
+    with pytest.raises(MasterFileError):
+        extract_single(bytes(archive), "nasmst.cod")
+
+
+def test_an_archive_larger_than_allowed_is_refused() -> None:
+    with pytest.raises(MasterFileError, match="declares"):
+        extract_single(zipped({"nasmst.cod": b"x" * 1000}, zipfile.ZIP_STORED), "nasmst.cod", 999)
+
+
+@given(st.binary(max_size=600))
+def test_any_bytes_raise_only_master_file_errors(data: bytes) -> None:
+    for parse in (
+        lambda d: parse_domestic(d, "KOSDAQ"),
+        lambda d: parse_overseas(d, "nys"),
+        lambda d: extract_single(d, "x.mst"),
+    ):
+        with contextlib.suppress(MasterFileError):  # anything else fails the test
+            parse(data)
