@@ -1,0 +1,83 @@
+"""KIS hosts and REST endpoints, written down as data (shared/reference/kis-api.md §1, §4)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "APPROVAL_PATH",
+    "ENDPOINTS",
+    "ENVIRONMENTS",
+    "TOKEN_PATH",
+    "Environment",
+    "RestEndpoint",
+]
+
+EnvironmentName = Literal["real", "paper", "sim"]
+
+
+class Environment(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one kind of account talks to: REST base URL and WebSocket URL."""
+
+    name: EnvironmentName
+    rest_url: str
+    ws_url: str
+
+
+ENVIRONMENTS: dict[str, Environment] = {
+    "real": Environment(
+        name="real",
+        rest_url="https://openapi.koreainvestment.com:9443",
+        ws_url="ws://ops.koreainvestment.com:21000/tryitout",
+    ),
+    "paper": Environment(
+        name="paper",
+        rest_url="https://openapivts.koreainvestment.com:29443",
+        ws_url="ws://ops.koreainvestment.com:31000/tryitout",
+    ),
+}
+
+
+class RestEndpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """One REST function: its path, tr_id, and whether the paper host offers it."""
+
+    name: str
+    path: str
+    tr_id: str
+    paper: bool = True
+    rows_per_call: int = 0  # 0: not paged by rows
+
+
+ENDPOINTS: dict[str, RestEndpoint] = {
+    e.name: e
+    for e in (
+        RestEndpoint(name="current_price", tr_id="FHKST01010100",
+                     path="/uapi/domestic-stock/v1/quotations/inquire-price"),
+        RestEndpoint(name="daily_chart", tr_id="FHKST03010100", rows_per_call=100,
+                     path="/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice"),
+        RestEndpoint(name="minute_bars_today", tr_id="FHKST03010200", rows_per_call=30,
+                     path="/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"),
+        RestEndpoint(name="minute_bars_past", tr_id="FHKST03010230", rows_per_call=120,
+                     path="/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"),
+        RestEndpoint(name="daily_price", tr_id="FHKST01010400",
+                     path="/uapi/domestic-stock/v1/quotations/inquire-daily-price"),
+        RestEndpoint(name="etf_price", tr_id="FHPST02400000", paper=False,
+                     path="/uapi/etfetn/v1/quotations/inquire-price"),
+        RestEndpoint(name="etf_nav_trend", tr_id="FHPST02440000", paper=False,
+                     path="/uapi/etfetn/v1/quotations/nav-comparison-trend"),
+        RestEndpoint(name="etf_nav_daily_trend", tr_id="FHPST02440200", paper=False,
+                     rows_per_call=100,
+                     path="/uapi/etfetn/v1/quotations/nav-comparison-daily-trend"),
+        RestEndpoint(name="etf_components", tr_id="FHKST121600C0", paper=False,
+                     path="/uapi/etfetn/v1/quotations/inquire-component-stock-price"),
+        RestEndpoint(name="overseas_price", tr_id="HHDFS00000300",
+                     path="/uapi/overseas-price/v1/quotations/price"),
+        RestEndpoint(name="overseas_info", tr_id="CTPF1702R", paper=False,
+                     path="/uapi/overseas-price/v1/quotations/search-info"),
+    )
+}  # fmt: skip
+
+TOKEN_PATH = "/oauth2/tokenP"  # noqa: S105 - a URL path, not a password
+APPROVAL_PATH = "/oauth2/Approval"
