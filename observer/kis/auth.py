@@ -1,0 +1,256 @@
+"""Access tokens and WebSocket approval keys of one account in one environment.
+
+KIS facts (shared/reference/kis-api.md §2): a token lives about a day; issuance is allowed
+once a minute per app key (``EGW00133``) and every issuance notifies the account holder, so a
+token is cached on disk (owner-only) and reused across restarts, refreshed proactively after
+23 h, and never requested twice within 60 s, even by an emergency refresh, which waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import msgspec
+
+from bus.events import TokenRefreshed
+from observer.clock import Clock
+from observer.errors import (
+    KisApiError,
+    KisAuthError,
+    KisProtocolError,
+    KisTokenThrottled,
+    KisTransportError,
+)
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
+
+__all__ = ["TokenManager"]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+_KST = timezone(timedelta(hours=9))
+
+
+class _TokenAnswer(msgspec.Struct):
+    access_token: str = ""
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_in: int = 0
+    access_token_token_expired: str = ""
+    error_code: str = ""
+    error_description: str = ""
+
+
+class _ApprovalAnswer(msgspec.Struct):
+    approval_key: str = ""
+    error_code: str = ""
+    error_description: str = ""
+
+
+class _Cached(msgspec.Struct):
+    value: str
+    issued_ns: int
+    expires_ns: int
+
+
+class TokenManager:
+    """Issue, cache and refresh one account's access token and approval key.
+
+    Parameters
+    ----------
+    http:
+        The client to send token requests with (its base URL is the REST host).
+    credentials:
+        The account's app key and secret.
+    clock:
+        Time for validity, refresh age and the once-a-minute guard.
+    cache_dir:
+        Owner-only folder for ``<alias>-<environment>-token.json`` files.
+    environment:
+        ``real``, ``paper`` or ``sim``: tokens are never shared between them.
+    refresh_after_s:
+        Age at which a token is replaced proactively (23 h).
+    min_issue_interval_s:
+        Least time between two issuances (60 s, KIS's limit).
+    approval_ttl_s:
+        How long an approval key is reused (KIS does not say; configurable).
+    on_issued:
+        Called with a `TokenRefreshed` event (no secret in it) after each issuance.
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        credentials: Credentials,
+        clock: Clock,
+        cache_dir: Path,
+        environment: str,
+        *,
+        refresh_after_s: float = 23 * 3600,
+        min_issue_interval_s: float = 60,
+        approval_ttl_s: float = 23 * 3600,
+        on_issued: Callable[[TokenRefreshed], None] | None = None,
+    ) -> None:
+        self._http = http
+        self._credentials = credentials
+        self._clock = clock
+        self._refresh_after_ns = int(refresh_after_s * _NS)
+        self._min_interval_ns = int(min_issue_interval_s * _NS)
+        self._approval_ttl_ns = int(approval_ttl_s * _NS)
+        self._on_issued = on_issued
+        cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._paths = {
+            kind: cache_dir / f"{credentials.alias}-{environment}-{kind}.json"
+            for kind in ("access_token", "approval_key")
+        }
+        self._cached = {kind: self._load(path) for kind, path in self._paths.items()}
+        self._locks = {kind: asyncio.Lock() for kind in self._paths}
+        self.issued = 0
+
+    def __repr__(self) -> str:
+        return f"<TokenManager {self._credentials.alias} issued={self.issued}>"
+
+    async def token(self) -> Secret:
+        """A valid access token: the cached one unless it is older than the refresh age."""
+        return await self._get("access_token", "proactive", self._refresh_after_ns)
+
+    async def approval_key(self) -> Secret:
+        """A WebSocket approval key, reused for ``approval_ttl_s``."""
+        return await self._get("approval_key", "scheduled", self._approval_ttl_ns)
+
+    async def refresh(self, reason: str, *, stale: Secret | None = None) -> Secret:
+        """Issue a new access token now (``premarket``, ``emergency``, ...).
+
+        With ``stale``, only if the cached token is still that one: concurrent callers that
+        all saw a token-expired error refresh once, not once each.
+        """
+        async with self._locks["access_token"]:
+            cached = self._cached["access_token"]
+            if stale is not None and cached is not None and cached.value != stale.reveal():
+                return Secret(cached.value)
+            return await self._issue("access_token", reason)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _get(self, kind: str, reason: str, max_age_ns: int) -> Secret:
+        async with self._locks[kind]:
+            cached = self._cached[kind]
+            now = self._clock.now_ns()
+            if (
+                cached is not None
+                and now < cached.expires_ns
+                and now - cached.issued_ns < max_age_ns
+            ):
+                return Secret(cached.value)
+            return await self._issue(kind, reason if cached is not None else "scheduled")
+
+    async def _issue(self, kind: str, reason: str) -> Secret:
+        cached = self._cached[kind]
+        if cached is not None:
+            wait_ns = cached.issued_ns + self._min_interval_ns - self._clock.now_ns()
+            if wait_ns > 0:
+                log.info("%s: waiting %.0fs before issuing a new %s (KIS allows one a minute)",
+                         self._credentials.alias, wait_ns / _NS, kind)  # fmt: skip
+                await self._clock.sleep(wait_ns / _NS)
+        now = self._clock.now_ns()
+        value, expires_ns = await (
+            self._request_token(now) if kind == "access_token" else self._request_approval(now)
+        )
+        fresh = _Cached(value=value, issued_ns=now, expires_ns=expires_ns)
+        self._cached[kind] = fresh
+        self._save(self._paths[kind], fresh)
+        self.issued += 1
+        log.info("%s: issued a new %s (%s)", self._credentials.alias, kind, reason)
+        if self._on_issued is not None:
+            self._on_issued(
+                TokenRefreshed(
+                    account=self._credentials.alias,
+                    kind=kind,  # type: ignore[arg-type]
+                    reason=reason,
+                    issued_ns=now,
+                    expires_ns=expires_ns,
+                )
+            )
+        return Secret(value)
+
+    async def _post(self, path: str, body: dict[str, str]) -> tuple[int, bytes]:
+        try:
+            response = await self._http.post(path, json=body)
+        except httpx.HTTPError as exc:
+            raise KisTransportError(f"{path}: {type(exc).__name__}") from None
+        return response.status_code, response.content
+
+    async def _request_token(self, now: int) -> tuple[str, int]:
+        status, content = await self._post(
+            TOKEN_PATH,
+            {
+                "grant_type": "client_credentials",
+                "appkey": self._credentials.app_key.reveal(),
+                "appsecret": self._credentials.app_secret.reveal(),
+            },
+        )
+        answer = _decode(content, _TokenAnswer, TOKEN_PATH)
+        if answer.error_code or not answer.access_token:
+            raise _token_error(answer.error_code, answer.error_description, status)
+        expires = now + answer.expires_in * _NS if answer.expires_in > 0 else now + 86400 * _NS
+        if answer.access_token_token_expired:
+            try:
+                stated = datetime.strptime(answer.access_token_token_expired, "%Y-%m-%d %H:%M:%S")
+            except ValueError:
+                raise KisProtocolError("token expiry is not YYYY-MM-DD HH:MM:SS") from None
+            expires = min(expires, int(stated.replace(tzinfo=_KST).timestamp()) * _NS)
+        return answer.access_token, expires
+
+    async def _request_approval(self, now: int) -> tuple[str, int]:
+        status, content = await self._post(
+            APPROVAL_PATH,
+            {
+                "grant_type": "client_credentials",
+                "appkey": self._credentials.app_key.reveal(),
+                "secretkey": self._credentials.app_secret.reveal(),  # sic: not "appsecret"
+            },
+        )
+        answer = _decode(content, _ApprovalAnswer, APPROVAL_PATH)
+        if answer.error_code or not answer.approval_key:
+            raise _token_error(answer.error_code, answer.error_description, status)
+        return answer.approval_key, now + self._approval_ttl_ns
+
+    @staticmethod
+    def _load(path: Path) -> _Cached | None:
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=_Cached)
+        except FileNotFoundError:
+            return None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("ignoring unreadable token cache %s", path)
+            return None
+
+    @staticmethod
+    def _save(path: Path, cached: _Cached) -> None:
+        temporary = path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(msgspec.json.encode(cached))
+        temporary.replace(path)
+
+
+_T = TypeVar("_T")
+
+
+def _decode(content: bytes, kind: type[_T], path: str) -> _T:
+    try:
+        return msgspec.json.decode(content, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise KisProtocolError(f"{path}: answer is not the documented JSON") from None
+
+
+def _token_error(code: str, description: str, status: int) -> KisApiError:
+    cls = KisTokenThrottled if code == "EGW00133" else KisAuthError
+    return cls(code or "NO_TOKEN", description, "oauth2", status)

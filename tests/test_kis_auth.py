@@ -1,0 +1,144 @@
+"""Tokens and approval keys against httpx.MockTransport, on a manual clock."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import stat
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bus.events import TokenRefreshed
+from observer.clock import ManualClock
+from observer.errors import KisAuthError, KisTokenThrottled
+from observer.kis.auth import TokenManager
+from observer.kis.credentials import Credentials, Secret
+
+KEY, SECRET = "PSfakeAppKey0000000000000000000000ab", "fakeAppSecret" + "x" * 167
+T0 = 1_795_132_800 * 10**9  # 2026-11-20 00:00 UTC
+
+
+class FakeKis:
+    """Answers token and approval requests as §2.1/§2.3 describe; counts them."""
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.approvals = 0
+        self.refuse: str = ""
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        assert body["appkey"] == KEY
+        if self.refuse:
+            return httpx.Response(403, json={"error_code": self.refuse,
+                                             "error_description": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"})  # fmt: skip
+        if request.url.path == "/oauth2/tokenP":
+            assert body["appsecret"] == SECRET and body["grant_type"] == "client_credentials"
+            self.tokens += 1
+            return httpx.Response(200, json={"access_token": f"tok-{self.tokens}",
+                                             "token_type": "Bearer", "expires_in": 86400,
+                                             "access_token_token_expired": "2026-11-21 09:00:00"})  # fmt: skip
+        assert request.url.path == "/oauth2/Approval" and body["secretkey"] == SECRET
+        self.approvals += 1
+        return httpx.Response(200, json={"approval_key": f"apr-{self.approvals}"})
+
+
+def manager(tmp_path: Path, kis: FakeKis, clock: ManualClock, events: list | None = None):
+    http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(kis.handle))
+    creds = Credentials("acct1", Secret(KEY), Secret(SECRET))
+    return TokenManager(http, creds, clock, tmp_path / "tokens", "real",
+                        on_issued=None if events is None else events.append)  # fmt: skip
+
+
+def test_a_token_is_issued_once_cached_owner_only_and_reused_after_restart(tmp_path: Path) -> None:
+    kis, clock, events = FakeKis(), ManualClock(T0), []
+
+    async def scenario() -> None:
+        first = manager(tmp_path, kis, clock, events)
+        assert (await first.token()).reveal() == "tok-1"
+        assert (await first.token()).reveal() == "tok-1"
+        again = manager(tmp_path, kis, clock)  # a restarted process
+        assert (await again.token()).reveal() == "tok-1"
+
+    asyncio.run(scenario())
+    assert kis.tokens == 1
+    (cache,) = [p for p in (tmp_path / "tokens").iterdir() if "access_token" in p.name]
+    assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+    assert KEY not in cache.read_text() and SECRET not in cache.read_text()
+    assert events == [TokenRefreshed(account="acct1", kind="access_token", reason="scheduled",
+                                     issued_ns=T0, expires_ns=T0 + 86400 * 10**9)]  # fmt: skip
+
+
+def test_the_stated_kst_expiry_wins_when_earlier(tmp_path: Path) -> None:
+    kis, clock = FakeKis(), ManualClock(T0 + 10 * 3600 * 10**9)  # 19:00 KST
+
+    async def scenario() -> int:
+        tokens = manager(tmp_path, kis, clock)
+        await tokens.token()
+        return tokens._cached["access_token"].expires_ns  # type: ignore[union-attr]
+
+    # 2026-11-21 09:00 KST = 2026-11-21 00:00 UTC = T0 + 24 h, before issue + 86400 s
+    assert asyncio.run(scenario()) == T0 + 24 * 3600 * 10**9
+
+
+def test_proactive_refresh_after_23_hours(tmp_path: Path) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> list[str]:
+        tokens = manager(tmp_path, kis, clock)
+        seen = [(await tokens.token()).reveal()]
+        clock.advance(22 * 3600)
+        seen.append((await tokens.token()).reveal())
+        clock.advance(3600)
+        seen.append((await tokens.token()).reveal())
+        return seen
+
+    assert asyncio.run(scenario()) == ["tok-1", "tok-1", "tok-2"]
+
+
+def test_an_emergency_refresh_waits_out_the_minute_and_happens_once(tmp_path: Path) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> list[str]:
+        tokens = manager(tmp_path, kis, clock)
+        stale = await tokens.token()
+        clock.advance(20)
+        callers = [asyncio.create_task(tokens.refresh("emergency", stale=stale)) for _ in range(3)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not any(c.done() for c in callers) and kis.tokens == 1  # 40 s left to wait
+        clock.advance(40)
+        return [t.reveal() for t in await asyncio.gather(*callers)]
+
+    assert asyncio.run(scenario()) == ["tok-2"] * 3
+    assert kis.tokens == 2
+
+
+def test_approval_keys_are_issued_and_reused(tmp_path: Path) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> list[str]:
+        tokens = manager(tmp_path, kis, clock)
+        return [(await tokens.approval_key()).reveal() for _ in range(2)]
+
+    assert asyncio.run(scenario()) == ["apr-1", "apr-1"]
+
+
+def test_refusals_are_typed_and_never_show_secrets(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    kis, clock = FakeKis(), ManualClock(T0)
+    tokens = manager(tmp_path, kis, clock)
+    kis.refuse = "EGW00133"
+    with pytest.raises(KisTokenThrottled) as throttled:
+        asyncio.run(tokens.token())
+    kis.refuse = "EGW00103"
+    with pytest.raises(KisAuthError) as refused:
+        asyncio.run(tokens.token())
+    for text in (str(throttled.value), repr(refused.value), caplog.text, repr(tokens)):
+        assert KEY not in text and SECRET not in text
+    assert throttled.value.msg_cd == "EGW00133" and refused.value.status == 403
