@@ -33,14 +33,18 @@ class FakeKis:
         body = json.loads(request.content)
         assert body["appkey"] == KEY
         if self.refuse:
-            return httpx.Response(403, json={"error_code": self.refuse,
-                                             "error_description": "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"})  # fmt: skip
+            text = "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)"
+            return httpx.Response(403, json={"error_code": self.refuse, "error_description": text})
         if request.url.path == "/oauth2/tokenP":
             assert body["appsecret"] == SECRET and body["grant_type"] == "client_credentials"
             self.tokens += 1
-            return httpx.Response(200, json={"access_token": f"tok-{self.tokens}",
-                                             "token_type": "Bearer", "expires_in": 86400,
-                                             "access_token_token_expired": "2026-11-21 09:00:00"})  # fmt: skip
+            answer = {
+                "access_token": f"tok-{self.tokens}",
+                "token_type": "Bearer",
+                "expires_in": 86400,
+                "access_token_token_expired": "2026-11-21 09:00:00",
+            }
+            return httpx.Response(200, json=answer)
         assert request.url.path == "/oauth2/Approval" and body["secretkey"] == SECRET
         self.approvals += 1
         return httpx.Response(200, json={"approval_key": f"apr-{self.approvals}"})
