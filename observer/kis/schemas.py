@@ -6,7 +6,17 @@ as data (shared/reference/kis-api.md §5.6, §5.7).
 
 from __future__ import annotations
 
-__all__ = ["H0STASP0_FIELDS", "H0STCNT0_FIELDS", "REALTIME_FIELDS"]
+import msgspec
+
+__all__ = [
+    "H0STASP0_FIELDS",
+    "H0STCNT0_FIELDS",
+    "REALTIME_FIELDS",
+    "Answer",
+    "CurrentPriceOutput",
+    "DailyBarRow",
+    "MinuteBarRow",
+]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
 H0STCNT0_FIELDS: tuple[str, ...] = (
@@ -40,3 +50,67 @@ REALTIME_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 assert len(H0STCNT0_FIELDS) == 46 and len(H0STASP0_FIELDS) == 59
+
+
+# --------------------------------------------------------------------------- REST answers
+# Every number arrives as a string; fields mirror KIS's names and stay strings here.
+# `observer.kis.parse` converts them.
+
+
+class Answer(msgspec.Struct):
+    """The envelope of every REST answer (§3.3); ``output*`` stay raw until typed."""
+
+    rt_cd: str = ""
+    msg_cd: str = ""
+    msg1: str = ""
+    output: msgspec.Raw = msgspec.Raw(b"null")
+    output1: msgspec.Raw = msgspec.Raw(b"null")
+    output2: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class CurrentPriceOutput(msgspec.Struct):
+    """FHKST01010100 ``output`` (§4.1), the fields the product uses."""
+
+    stck_prpr: str
+    prdy_vrss: str = "0"
+    prdy_vrss_sign: str = "3"
+    prdy_ctrt: str = "0"
+    acml_vol: str = "0"
+    acml_tr_pbmn: str = "0"
+    stck_oprc: str = "0"
+    stck_hgpr: str = "0"
+    stck_lwpr: str = "0"
+    stck_mxpr: str = "0"
+    stck_llam: str = "0"
+    stck_sdpr: str = "0"
+    hts_avls: str = "0"  # market cap, 억 KRW
+    lstn_stcn: str = "0"
+    temp_stop_yn: str = "N"
+    iscd_stat_cls_code: str = ""
+    rprs_mrkt_kor_name: str = ""
+    mang_issu_cls_code: str = ""
+
+
+class MinuteBarRow(msgspec.Struct):
+    """FHKST03010200 / FHKST03010230 ``output2`` row (§4.3), newest first."""
+
+    stck_bsop_date: str
+    stck_cntg_hour: str
+    stck_prpr: str
+    stck_oprc: str
+    stck_hgpr: str
+    stck_lwpr: str
+    cntg_vol: str
+    acml_tr_pbmn: str = "0"
+
+
+class DailyBarRow(msgspec.Struct):
+    """FHKST03010100 ``output2`` row (§4.2), newest first."""
+
+    stck_bsop_date: str
+    stck_clpr: str
+    stck_oprc: str
+    stck_hgpr: str
+    stck_lwpr: str
+    acml_vol: str
+    acml_tr_pbmn: str = "0"

@@ -1,0 +1,305 @@
+"""The async KIS REST client: headers, rate limit, error classification, retries, paging.
+
+* Errors are classified by the body's ``msg_cd`` whatever the HTTP status (KIS sends gateway
+  errors as HTTP 500 with the usual JSON envelope, business errors as HTTP 200 with
+  ``rt_cd != "0"``; §3.3). Retryability is the exception class's attribute.
+* Retryable errors (EGW00201, temporary gateway errors, bare 5xx, timeouts) are retried with
+  capped, jittered exponential backoff; anything else is raised at once. A token-expired
+  answer refreshes the token once (shared by concurrent callers) and retries.
+* Every request of an account in this process passes one `aiolimiter.AsyncLimiter` (from
+  the process's `RateLimits`); a process takes only its configured share of the account's
+  limit, so Track A, gap recovery and jobs together stay under it.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TypeVar
+
+import httpx
+import msgspec
+from aiolimiter import AsyncLimiter
+
+from observer.clock import Clock
+from observer.errors import (
+    KisApiError,
+    KisAuthError,
+    KisError,
+    KisProtocolError,
+    KisRateLimited,
+    KisServerError,
+    KisTokenThrottled,
+    KisTransportError,
+)
+from observer.kis.auth import TokenManager
+from observer.kis.credentials import Credentials
+from observer.kis.endpoints import ENDPOINTS, RestEndpoint
+from observer.kis.schemas import Answer, CurrentPriceOutput, DailyBarRow, MinuteBarRow
+
+__all__ = ["KisClient", "Page", "RateLimits", "classify"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# msg_cd -> exception class (shared/reference/kis-api.md §3.6).
+_CODES: dict[str, type[KisApiError]] = {
+    "EGW00201": KisRateLimited,
+    "EGW00001": KisServerError,
+    "EGW00002": KisServerError,
+    "EGW00202": KisServerError,
+    "EGW00203": KisServerError,
+    "EGW00121": KisAuthError,
+    "EGW00122": KisAuthError,
+    "EGW00123": KisAuthError,
+    "EGW00133": KisTokenThrottled,
+}
+_MORE = frozenset({"F", "M"})  # response tr_cont: more pages follow
+
+
+class RateLimits:
+    """The per-account limiters of one process; create one and give it to every client.
+
+    ``per_second`` is this process's share of each account's limit (configured so that all
+    processes of an account together stay under KIS's budget).
+    """
+
+    def __init__(self, per_second: Mapping[str, float]) -> None:
+        self._per_second = dict(per_second)
+        self._limiters: dict[str, AsyncLimiter] = {}
+
+    def for_account(self, account: str) -> AsyncLimiter:
+        """The account's limiter (created on first use)."""
+        limiter = self._limiters.get(account)
+        if limiter is None:
+            if account not in self._per_second:
+                raise KisError(f"no rate limit configured for account {account!r}")
+            limiter = self._limiters[account] = AsyncLimiter(self._per_second[account], 1.0)
+        return limiter
+
+
+def classify(status: int, content: bytes, tr_id: str) -> tuple[Answer | None, KisError | None]:
+    """Decode an answer and say what went wrong, if anything (pure function)."""
+    try:
+        answer = msgspec.json.decode(content, type=Answer)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        if status >= 500:
+            return None, KisServerError(f"HTTP{status}", "no KIS envelope", tr_id, status)
+        return None, KisProtocolError(f"{tr_id}: HTTP {status} answer is not a KIS envelope")
+    if answer.rt_cd == "0" and status < 400:
+        return answer, None
+    if not answer.msg_cd and status >= 500:
+        return answer, KisServerError(f"HTTP{status}", answer.msg1, tr_id, status)
+    cls = _CODES.get(answer.msg_cd, KisApiError)
+    return answer, cls(answer.msg_cd or f"rt_cd={answer.rt_cd}", answer.msg1, tr_id, status)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One answer: its envelope and whether KIS says more pages follow (``tr_cont``)."""
+
+    answer: Answer
+    more: bool
+
+
+class KisClient:
+    """REST access for one account.
+
+    Parameters
+    ----------
+    http:
+        An ``httpx.AsyncClient`` whose base URL is the account's REST host (tests inject
+        ``httpx.MockTransport``).
+    credentials, tokens:
+        The account and its token manager.
+    clock:
+        For retry backoff.
+    limiter:
+        The account's limiter from the process's `RateLimits`.
+    max_attempts:
+        Tries per request for retryable errors.
+    backoff_s, backoff_cap_s:
+        First retry pause and its cap (doubling, with full jitter).
+    """
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        credentials: Credentials,
+        tokens: TokenManager,
+        clock: Clock,
+        limiter: AsyncLimiter,
+        *,
+        max_attempts: int = 5,
+        backoff_s: float = 0.2,
+        backoff_cap_s: float = 5.0,
+    ) -> None:
+        self._http = http
+        self._credentials = credentials
+        self._tokens = tokens
+        self._clock = clock
+        self._limiter = limiter
+        self._max_attempts = max_attempts
+        self._backoff_s = backoff_s
+        self._backoff_cap_s = backoff_cap_s
+        self.requests = 0
+        self.retries = 0
+        self.rate_limited = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<KisClient {self._credentials.alias} requests={self.requests} "
+            f"retries={self.retries} rate_limited={self.rate_limited}>"
+        )
+
+    async def get(
+        self, endpoint: RestEndpoint, params: Mapping[str, str], *, next_page: bool = False
+    ) -> Page:
+        """One GET with retries; raises the classified `KisError` when it cannot succeed."""
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            token = await self._tokens.token()
+            try:
+                return await self._send(endpoint, params, next_page, token.reveal())
+            except KisAuthError:
+                if refreshed:
+                    raise
+                refreshed = True
+                await self._tokens.refresh("emergency", stale=token)
+            except KisError as exc:
+                if not exc.retryable or attempt >= self._max_attempts:
+                    raise
+                self.retries += 1
+                pause = random.uniform(0, min(self._backoff_cap_s, self._backoff_s * 2**attempt))
+                log.info("%s: %s, retry %d in %.2fs", endpoint.tr_id, exc, attempt, pause)
+                await self._clock.sleep(pause)
+
+    async def _send(
+        self, endpoint: RestEndpoint, params: Mapping[str, str], next_page: bool, token: str
+    ) -> Page:
+        headers = {
+            "content-type": "application/json; charset=utf-8",
+            "authorization": f"Bearer {token}",
+            "appkey": self._credentials.app_key.reveal(),
+            "appsecret": self._credentials.app_secret.reveal(),
+            "tr_id": endpoint.tr_id,
+            "tr_cont": "N" if next_page else "",
+            "custtype": "P",
+        }
+        async with self._limiter:
+            self.requests += 1
+            try:
+                response = await self._http.get(endpoint.path, params=params, headers=headers)
+            except httpx.TimeoutException:
+                raise KisTransportError(f"{endpoint.tr_id}: timed out") from None
+            except httpx.HTTPError as exc:
+                raise KisTransportError(f"{endpoint.tr_id}: {type(exc).__name__}") from None
+        answer, error = classify(response.status_code, response.content, endpoint.tr_id)
+        if error is not None:
+            if isinstance(error, KisRateLimited):
+                self.rate_limited += 1
+            raise error
+        assert answer is not None
+        return Page(answer, response.headers.get("tr_cont", "") in _MORE)
+
+    # ------------------------------------------------------------------ typed calls
+
+    async def current_price(self, symbol: str, market: str = "J") -> CurrentPriceOutput:
+        """FHKST01010100 for one symbol (``stck_prpr == "0"`` means an unknown code)."""
+        page = await self.get(
+            ENDPOINTS["current_price"],
+            {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol},
+        )
+        return _typed(page.answer.output, CurrentPriceOutput, "current_price")
+
+    async def minute_bars_today(
+        self, symbol: str, until: str = "153000", since: str = "090000", market: str = "J"
+    ) -> list[MinuteBarRow]:
+        """Today's one-minute bars from ``since`` to ``until`` (HHMMSS), oldest first.
+
+        KIS returns at most 30 bars per call, newest first, at or before ``FID_INPUT_HOUR_1``;
+        the cursor moves back one minute before the oldest bar received (§4.3).
+        """
+        endpoint = ENDPOINTS["minute_bars_today"]
+        rows: list[MinuteBarRow] = []
+        cursor = until
+        while True:
+            page = await self.get(
+                endpoint,
+                {
+                    "FID_COND_MRKT_DIV_CODE": market,
+                    "FID_INPUT_ISCD": symbol,
+                    "FID_INPUT_HOUR_1": cursor,
+                    "FID_PW_DATA_INCU_YN": "N",
+                    "FID_ETC_CLS_CODE": "",
+                },
+            )
+            batch = _rows(page.answer.output2, MinuteBarRow, endpoint.name)
+            fresh = [r for r in batch if since <= r.stck_cntg_hour <= cursor]
+            rows.extend(fresh)
+            if len(batch) < endpoint.rows_per_call or not fresh:
+                break
+            oldest = min(r.stck_cntg_hour for r in fresh)
+            if oldest <= since:
+                break
+            cursor = _minute_before(oldest)
+        unique = {r.stck_cntg_hour: r for r in rows}
+        return [unique[k] for k in sorted(unique)]
+
+    async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
+        """Daily bars from ``start`` to ``end`` (YYYYMMDD), oldest first; 100 per call (§4.2)."""
+        endpoint = ENDPOINTS["daily_chart"]
+        rows: dict[str, DailyBarRow] = {}
+        cursor = end
+        while cursor >= start:
+            page = await self.get(
+                endpoint,
+                {
+                    "FID_COND_MRKT_DIV_CODE": "J",
+                    "FID_INPUT_ISCD": symbol,
+                    "FID_INPUT_DATE_1": start,
+                    "FID_INPUT_DATE_2": cursor,
+                    "FID_PERIOD_DIV_CODE": "D",
+                    "FID_ORG_ADJ_PRC": "0",
+                },
+            )
+            batch = [
+                r
+                for r in _rows(page.answer.output2, DailyBarRow, endpoint.name)
+                if r.stck_bsop_date and start <= r.stck_bsop_date <= cursor
+            ]
+            rows.update((r.stck_bsop_date, r) for r in batch)
+            if len(batch) < endpoint.rows_per_call:
+                break
+            cursor = _day_before(min(r.stck_bsop_date for r in batch))
+        return [rows[k] for k in sorted(rows)]
+
+
+def _typed(raw: msgspec.Raw, kind: type[_T], name: str) -> _T:
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise KisProtocolError(f"{name}: unexpected output shape: {exc}") from None
+
+
+def _rows(raw: msgspec.Raw, row: type[_T], name: str) -> list[_T]:
+    """An ``output2`` array; KIS sends null or an empty string when there are no rows."""
+    if bytes(raw).strip() in (b"null", b'""', b"[]"):
+        return []
+    return _typed(raw, list[row], name)  # type: ignore[valid-type]
+
+
+def _minute_before(hhmmss: str) -> str:
+    minutes = int(hhmmss[:2]) * 60 + int(hhmmss[2:4]) - 1
+    return f"{minutes // 60:02d}{minutes % 60:02d}00"
+
+
+def _day_before(yyyymmdd: str) -> str:
+    day = date(int(yyyymmdd[:4]), int(yyyymmdd[4:6]), int(yyyymmdd[6:])) - timedelta(days=1)
+    return day.strftime("%Y%m%d")
