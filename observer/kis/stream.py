@@ -1,0 +1,270 @@
+"""One KIS WebSocket session per app key: registrations, control answers, reconnects.
+
+Facts (shared/reference/kis-api.md §5): one message registers one (tr_id, tr_key) pair with
+the approval key in its header; at most 41 registrations per session (trade and book count
+separately; ``OPSP0008`` beyond); one session per app key (``OPSP8996``); registrations are
+per connection, so every reconnect re-sends all of them; the server sends JSON ``PINGPONG``
+keep-alives, which we echo as a text frame. Reconnects back off 1, 2, 5, 10, 30, 60 s (with
+jitter), within a budget per hour; a silent connection is dropped after ``silence_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from observer.clock import Clock
+from observer.errors import KisError, KisProtocolError
+from observer.kis.auth import TokenManager
+from observer.kis.parse import (
+    ControlMessage,
+    RealtimeFrame,
+    is_data_frame,
+    parse_control,
+    parse_frame,
+)
+
+__all__ = ["MAX_REGISTRATIONS", "KisStream", "Registration", "StreamState", "SubscriptionError"]
+
+log = logging.getLogger(__name__)
+
+MAX_REGISTRATIONS = 41
+BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_NS = 1_000_000_000
+
+_T = TypeVar("_T")
+
+StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One (tr_id, tr_key) pair, e.g. ``("H0STCNT0", "005930")``."""
+
+    tr_id: str
+    tr_key: str
+
+
+class SubscriptionError(KisError):
+    """A registration the session cannot hold (the 41 limit, or refused by KIS)."""
+
+
+class KisStream:
+    """A self-healing WebSocket session.
+
+    Parameters
+    ----------
+    url:
+        The WebSocket URL (``ws://.../tryitout``).
+    tokens:
+        Supplies the approval key.
+    clock:
+        For backoff, silence and the reconnect budget.
+    on_frame:
+        Called with each data frame and its receive time (UTC ns).
+    on_state:
+        Called with each connection-state change and a reason.
+    max_registrations, backoff_s, reconnects_per_hour, silence_s:
+        Limits; the defaults are KIS's facts and the seed's policy.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        tokens: TokenManager,
+        clock: Clock,
+        on_frame: Callable[[RealtimeFrame, int], None],
+        on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
+        *,
+        max_registrations: int = MAX_REGISTRATIONS,
+        backoff_s: tuple[float, ...] = BACKOFF_S,
+        reconnects_per_hour: int = 60,
+        silence_s: float = 90.0,
+    ) -> None:
+        self.url = url
+        self._tokens = tokens
+        self._clock = clock
+        self._on_frame = on_frame
+        self._on_state = on_state
+        self._max = max_registrations
+        self._backoff = backoff_s
+        self._budget = reconnects_per_hour
+        self._silence = silence_s
+        self.wanted: set[Registration] = set()
+        self.registered: set[Registration] = set()
+        self.refused: dict[Registration, str] = {}
+        self._socket: ClientConnection | None = None
+        self._reconnects: deque[int] = deque()
+        self.frames = 0
+        self.reconnects = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"<KisStream {self.url} wanted={len(self.wanted)} registered={len(self.registered)} "
+            f"frames={self.frames} reconnects={self.reconnects}>"
+        )
+
+    async def subscribe(self, tr_id: str, tr_key: str) -> None:
+        """Want a registration; it is sent now if connected and again after every reconnect.
+
+        Raises
+        ------
+        SubscriptionError
+            The session already wants ``max_registrations`` pairs.
+        """
+        registration = Registration(tr_id, tr_key)
+        if registration in self.wanted:
+            return
+        if len(self.wanted) >= self._max:
+            raise SubscriptionError(f"{self._max} registrations held: cannot add {tr_id}/{tr_key}")
+        self.wanted.add(registration)
+        self.refused.pop(registration, None)
+        await self._send_registration(registration, register=True)
+
+    async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
+        """Stop wanting a registration and release it on the server."""
+        registration = Registration(tr_id, tr_key)
+        self.wanted.discard(registration)
+        if registration in self.registered:
+            await self._send_registration(registration, register=False)
+        self.registered.discard(registration)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep the session up until ``stop``; raise `KisError` when the budget is spent."""
+        failures = 0
+        while not stop.is_set():
+            self._on_state("connecting", self.url)
+            try:
+                async with connect(self.url, ping_interval=None, open_timeout=10) as socket:
+                    self._socket = socket
+                    self.registered.clear()
+                    self._on_state("connected", self.url)
+                    for registration in sorted(self.wanted, key=lambda r: (r.tr_id, r.tr_key)):
+                        await self._send_registration(registration, register=True)
+                    failures = 0 if await self._read(socket, stop) else failures
+            except (OSError, TimeoutError, WebSocketException) as exc:
+                self._on_state("disconnected", type(exc).__name__)
+            finally:
+                self._socket = None
+                self.registered.clear()
+            if stop.is_set():
+                break
+            self._spend_budget()
+            pause = self._backoff[min(failures, len(self._backoff) - 1)]
+            failures += 1
+            pause = random.uniform(pause / 2, pause)
+            log.info("stream %s: reconnecting in %.1fs", self.url, pause)
+            await _wait(stop, self._clock.sleep(pause))
+        self._on_state("stopped", "")
+
+    # ------------------------------------------------------------------ internals
+
+    def _spend_budget(self) -> None:
+        now = self._clock.now_ns()
+        while self._reconnects and now - self._reconnects[0] > 3600 * _NS:
+            self._reconnects.popleft()
+        if len(self._reconnects) >= self._budget:
+            raise KisError(f"stream {self.url}: {self._budget} reconnects within an hour")
+        self._reconnects.append(now)
+        self.reconnects += 1
+
+    async def _read(self, socket: ClientConnection, stop: asyncio.Event) -> bool:
+        """Read until the connection ends; True if it carried data (the backoff resets)."""
+        got_data = False
+        while not stop.is_set():
+            try:
+                message = await _wait(
+                    stop, asyncio.wait_for(socket.recv(), self._silence_timeout())
+                )
+            except TimeoutError:
+                self._on_state("disconnected", f"silent for {self._silence:.0f}s")
+                return got_data
+            except ConnectionClosed as exc:
+                self._on_state(
+                    "disconnected", f"closed: {exc.rcvd.code if exc.rcvd else 'no frame'}"
+                )
+                return got_data
+            if message is None:
+                return got_data
+            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+            received = self._clock.now_ns()
+            try:
+                if is_data_frame(text):
+                    self.frames += 1
+                    got_data = True
+                    self._on_frame(parse_frame(text), received)
+                else:
+                    await self._handle_control(socket, text, parse_control(text))
+            except KisProtocolError as exc:
+                log.warning("stream %s: dropped a frame: %s", self.url, exc)
+        return got_data
+
+    def _silence_timeout(self) -> float:
+        # The silence limit is in clock time; wait_for takes wall seconds.
+        speed = getattr(self._clock, "speed", 1.0)
+        return self._silence / float(speed)
+
+    async def _handle_control(
+        self, socket: ClientConnection, text: str, control: ControlMessage
+    ) -> None:
+        if control.is_pingpong:
+            await socket.send(text)
+            return
+        registration = Registration(control.tr_id, control.tr_key)
+        if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
+            self.registered.add(registration)
+        elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
+            self.registered.discard(registration)
+        elif control.msg_cd == "OPSP8996":  # another session holds this app key
+            self._on_state("refused", "OPSP8996 app key already in use")
+            await socket.close()
+        else:
+            log.warning("stream %s: %s %s for %s/%s", self.url, control.msg_cd, control.msg1,
+                        control.tr_id, control.tr_key)  # fmt: skip
+            if registration in self.wanted:
+                self.refused[registration] = control.msg_cd
+                self.wanted.discard(registration)
+
+    async def _send_registration(self, registration: Registration, *, register: bool) -> None:
+        socket = self._socket
+        if socket is None:
+            return
+        key = await self._tokens.approval_key()
+        message = {
+            "header": {
+                "approval_key": key.reveal(),
+                "custtype": "P",
+                "tr_type": "1" if register else "2",
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
+        }
+        # On a dropped connection the reader reconnects; the registration is still wanted.
+        with contextlib.suppress(WebSocketException):
+            await socket.send(json.dumps(message))
+
+
+async def _wait(stop: asyncio.Event, work: Awaitable[_T]) -> _T | None:
+    """The result of ``work``, or None (with ``work`` cancelled) if ``stop`` is set first."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if task in done:
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None

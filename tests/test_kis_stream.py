@@ -1,0 +1,171 @@
+"""KisStream against a real WebSocket server on loopback that speaks §5 of the reference."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import WSMsgType, web
+
+from observer.clock import SimulatedClock
+from observer.kis.auth import TokenManager
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.parse import RealtimeFrame
+from observer.kis.stream import KisStream, Registration, SubscriptionError
+from tests.test_kis_parse import TRADE
+
+
+class FakeSession:
+    """A KIS-like real-time server: answers registrations, can push, ping and drop."""
+
+    def __init__(self, limit: int = 41) -> None:
+        self.limit = limit
+        self.connections: list[web.WebSocketResponse] = []
+        self.messages: list[dict] = []
+        self.echoes: list[str] = []
+        self.registrations_per_connection: list[int] = []
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.connections.append(ws)
+        self.registrations_per_connection.append(0)
+        held: set[tuple[str, str]] = set()
+        async for message in ws:
+            if message.type != WSMsgType.TEXT:
+                continue
+            if message.data.startswith('{"header":{"tr_id":"PINGPONG"'):
+                self.echoes.append(message.data)
+                continue
+            body = json.loads(message.data)
+            self.messages.append(body)
+            tr = body["body"]["input"]
+            pair = (tr["tr_id"], tr["tr_key"])
+            if body["header"]["tr_type"] == "1":
+                if len(held) >= self.limit:
+                    code, text = "OPSP0008", "MAX SUBSCRIBE OVER"
+                else:
+                    held.add(pair)
+                    self.registrations_per_connection[-1] += 1
+                    code, text = "OPSP0000", "SUBSCRIBE SUCCESS"
+            else:
+                held.discard(pair)
+                code, text = "OPSP0001", "UNSUBSCRIBE SUCCESS"
+            await ws.send_str(json.dumps({
+                "header": {"tr_id": pair[0], "tr_key": pair[1], "encrypt": "N"},
+                "body": {"rt_cd": "0" if code != "OPSP0008" else "1", "msg_cd": code,
+                         "msg1": text},
+            }))  # fmt: skip
+        return ws
+
+
+@asynccontextmanager
+async def serve(session: FakeSession) -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_get("/tryitout", session.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"ws://127.0.0.1:{port}/tryitout"
+    finally:
+        await runner.cleanup()
+
+
+def tokens(tmp_path: Path, clock: SimulatedClock) -> TokenManager:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"approval_key": "approval-key-36-chars-xxxxxxxxxxxxxx"})
+
+    http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(answer))
+    creds = Credentials("acct1", Secret("k"), Secret("s"))
+    return TokenManager(http, creds, clock, tmp_path / "t", "sim")
+
+
+async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)  # poll interval of a deadline-bound wait
+
+
+def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
+    session = FakeSession()
+    frames: list[RealtimeFrame] = []
+    states: list[str] = []
+
+    async def scenario() -> KisStream:
+        clock = SimulatedClock(0, speed=1000.0)  # backoff seconds pass in milliseconds
+        async with serve(session) as url:
+            stream = KisStream(
+                url,
+                tokens(tmp_path, clock),
+                clock,
+                on_frame=lambda frame, _: frames.append(frame),
+                on_state=lambda state, _: states.append(state),
+            )
+            await stream.subscribe("H0STCNT0", "005930")  # before connecting: sent on connect
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: Registration("H0STCNT0", "005930") in stream.registered)
+            await stream.subscribe("H0STASP0", "005930")
+            await until(lambda: len(stream.registered) == 2)
+            ws = session.connections[0]
+            await ws.send_str(f"0|H0STCNT0|001|{TRADE}")
+            ping = '{"header":{"tr_id":"PINGPONG","datetime":"20261120093000"}}'
+            await ws.send_str(ping)
+            await until(lambda: frames and session.echoes)
+            assert session.echoes == [ping]
+            await ws.close()  # the server drops the session
+            await until(lambda: len(session.connections) == 2 and len(stream.registered) == 2)
+            stop.set()
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert frames[0].tr_id == "H0STCNT0" and frames[0].records[0][0] == "005930"
+    assert session.registrations_per_connection == [2, 2]  # every registration re-sent
+    assert session.messages[0]["header"]["approval_key"].startswith("approval-key")
+    assert states[:2] == ["connecting", "connected"] and "disconnected" in states
+    assert states[-1] == "stopped" and stream.reconnects == 1
+
+
+def test_the_41_limit_is_enforced_before_kis_refuses(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        clock = SimulatedClock(0, speed=1000.0)
+        stream = KisStream("ws://127.0.0.1:9/x", tokens(tmp_path, clock), clock, lambda f, t: None)
+        for n in range(41):
+            await stream.subscribe("H0STCNT0", f"{n:06d}")
+        with pytest.raises(SubscriptionError, match="41 registrations"):
+            await stream.subscribe("H0STASP0", "000000")  # a book counts as its own
+        await stream.unsubscribe("H0STCNT0", "000000")
+        await stream.subscribe("H0STASP0", "000000")
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
+    session = FakeSession(limit=1)  # a stricter server than the client's own limit
+
+    async def scenario() -> KisStream:
+        clock = SimulatedClock(0, speed=1000.0)
+        async with serve(session) as url:
+            stream = KisStream(url, tokens(tmp_path, clock), clock, lambda f, t: None)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await stream.subscribe("H0STCNT0", "005930")
+            await until(lambda: stream.registered)
+            await stream.subscribe("H0STCNT0", "000660")
+            await until(lambda: stream.refused)
+            stop.set()
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert stream.refused == {Registration("H0STCNT0", "000660"): "OPSP0008"}
+    assert Registration("H0STCNT0", "000660") not in stream.wanted
