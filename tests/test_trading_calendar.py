@@ -1,0 +1,45 @@
+"""KRX sessions from tables of dates."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from observer.errors import ConfigError
+from observer.trading_calendar import TradingCalendar
+
+CALENDAR = TradingCalendar()
+
+
+@pytest.mark.parametrize(
+    ("day", "session"),
+    [
+        (date(2026, 11, 20), True),  # Friday
+        (date(2026, 11, 21), False),  # Saturday
+        (date(2026, 6, 3), False),  # local election: missing from XKRX, configured
+        (date(2026, 1, 1), False),  # New Year
+        (date(2026, 12, 25), False),  # Christmas
+    ],
+)
+def test_sessions(day: date, session: bool) -> None:
+    assert CALENDAR.is_session(day) is session
+
+
+def test_previous_and_next_sessions_skip_weekends_and_holidays() -> None:
+    assert CALENDAR.previous_session(date(2026, 11, 23)) == date(2026, 11, 20)
+    assert CALENDAR.next_session(date(2026, 6, 2)) == date(2026, 6, 4)
+    assert CALENDAR.sessions_before(date(2026, 11, 23), 3) == [
+        date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20),
+    ]  # fmt: skip
+
+
+def test_configured_corrections_win() -> None:
+    calendar = TradingCalendar(extra_closed=[date(2026, 11, 20)], extra_open=[date(2026, 6, 3)])
+    assert not calendar.is_session(date(2026, 11, 20))
+    assert calendar.is_session(date(2026, 6, 3))
+
+
+def test_dates_beyond_the_library_are_refused() -> None:
+    with pytest.raises(ConfigError, match="outside"):
+        CALENDAR.is_session(date(2099, 1, 5))
