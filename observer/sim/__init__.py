@@ -1,0 +1,1 @@
+"""The KIS simulator: synthetic market, protocol-faithful server, fault injection."""

@@ -1,0 +1,378 @@
+"""The simulator's synthetic market: listings and prices, all a deterministic function of a seed.
+
+Every session day of every symbol has one path of 391 one-minute bars (09:00-15:30 KST) drawn
+from a seeded generator: a U-shaped intraday volume profile, log-normal returns, and, on some
+days, a volume surge, a trade-velocity burst or a volatility spike so that triggers fire.
+Daily bars are those paths aggregated, consecutive days chain close to open, and ticks are
+drawn inside each bar so that they reproduce it exactly: REST snapshots, minute bars, daily
+charts and real-time trades all tell the same story.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import numpy as np
+
+from observer.errors import ConfigError
+from observer.trading_calendar import TradingCalendar
+
+__all__ = ["BARS_PER_DAY", "DayPath", "Listing", "Market", "Overseas", "Tick", "tick_size"]
+
+KST = timezone(timedelta(hours=9))
+BARS_PER_DAY = 391  # 09:00 .. 15:30 inclusive
+_ANCHOR = date(2025, 1, 2)  # paths chain from here; earlier days are not served
+
+
+def tick_size(price: int) -> int:
+    """KRX price unit for a stock at ``price`` KRW (2023 rules)."""
+    for limit, unit in ((2000, 1), (5000, 5), (20000, 10), (50000, 50), (200000, 100),
+                        (500000, 500)):  # fmt: skip
+        if price < limit:
+            return unit
+    return 1000
+
+
+def _round_tick(price: float) -> int:
+    unit = tick_size(int(price))
+    return max(unit, round(price / unit) * unit)
+
+
+def _seed(*parts: object) -> int:
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A domestic instrument."""
+
+    symbol: str
+    isin: str
+    name: str
+    market: str  # KOSPI, KOSDAQ, KONEX
+    group: str  # ST stock, EF ETF
+    listed_shares: int
+    start_price: int  # price level on the anchor date
+    volatility: float  # daily log-return sigma
+    avg_volume: int  # shares per day
+    suspended: bool
+    administrative: bool
+    sector_code: str
+    listed_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class Overseas:
+    """An overseas instrument of one of the eleven master files."""
+
+    stem: str  # nas, nys, ...
+    exchange: str  # NAS, NYS, ...
+    symbol: str
+    name: str
+    name_en: str
+    security_type: str
+    currency: str
+    industry_code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One trade: seconds into its minute, price, quantity."""
+
+    second: float
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayPath:
+    """One symbol's session: 391 bars as parallel arrays (KRW, shares)."""
+
+    day: date
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    trades: np.ndarray  # trades per minute
+    prev_close: int
+
+    @property
+    def day_open(self) -> int:
+        """The session's opening price."""
+        return int(self.open[0])
+
+    @property
+    def day_close(self) -> int:
+        """The session's closing price."""
+        return int(self.close[-1])
+
+    def bar_start(self, index: int) -> datetime:
+        """The KST start of bar ``index``."""
+        return datetime(self.day.year, self.day.month, self.day.day, 9, 0, tzinfo=KST) + timedelta(
+            minutes=index
+        )
+
+
+_SYLLABLES = tuple(
+    [
+        "삼성",
+        "현대",
+        "한국",
+        "대한",
+        "동양",
+        "신한",
+        "미래",
+        "엘지",
+        "코리아",
+        "글로벌",
+        "바이오",
+        "테크",
+        "에너지",
+        "케미칼",
+        "반도체",
+        "제약",
+        "금융",
+        "건설",
+        "모빌리티",
+        "로보틱스",
+        "솔루션",
+        "시스템",
+        "네트웍스",
+        "푸드",
+        "엔터",
+        "중공업",
+        "전자",
+        "화학",
+    ]
+)
+_ETF_BRANDS = ("KODEX", "TIGER", "KBSTAR", "ARIRANG", "HANARO", "KOSEF", "ACE", "SOL", "PLUS")
+_ETF_THEMES = tuple(
+    [
+        "200",
+        "코스닥150",
+        "반도체",
+        "2차전지",
+        "미국S&P500",
+        "미국나스닥100",
+        "단기채권",
+        "고배당",
+        "레버리지",
+        "인버스",
+        "금선물",
+        "원유선물",
+        "헬스케어",
+        "은행",
+        "리츠",
+    ]
+)
+_OVERSEAS = {  # stem: (exchange, listings, currency); US counts from seed 001
+    "nas": ("NAS", 3813, "USD"), "nys": ("NYS", 2453, "USD"), "ams": ("AMS", 262, "USD"),
+    "shs": ("SHS", 1700, "CNY"), "shi": ("SHI", 20, "CNY"), "szs": ("SZS", 2800, "CNY"),
+    "szi": ("SZI", 20, "CNY"), "tse": ("TSE", 3900, "JPY"), "hks": ("HKS", 2600, "HKD"),
+    "hnx": ("HNX", 300, "VND"), "hsx": ("HSX", 400, "VND"),
+}  # fmt: skip
+
+
+class Market:
+    """Listings and prices for a seed.
+
+    Parameters
+    ----------
+    seed:
+        Everything (codes, names, prices, events) follows from it.
+    calendar:
+        Which days are sessions.
+    stocks, etfs:
+        How many domestic stocks and ETFs to list.
+    """
+
+    def __init__(
+        self, seed: int, calendar: TradingCalendar, *, stocks: int = 2500, etfs: int = 1000
+    ) -> None:
+        self.seed = seed
+        self.calendar = calendar
+        rng = np.random.default_rng(_seed(seed, "listings"))
+        self.listings: dict[str, Listing] = {}
+        self._names: set[str] = set()
+        markets = ["KOSPI"] * (stocks * 36 // 100) + ["KONEX"] * (stocks * 4 // 100)
+        markets += ["KOSDAQ"] * (stocks - len(markets))
+        codes = rng.choice(np.arange(100, 99999), size=stocks + etfs, replace=False)
+        for n, market in enumerate(markets):
+            self._add(rng, f"{int(codes[n]):05d}0", market, "ST")
+        for n in range(etfs):
+            code = f"{int(codes[stocks + n]):05d}0"
+            if rng.random() < 0.17:  # newer ETF codes carry a letter, e.g. 0120J0
+                code = code[:4] + "ABCDEFGHJKLMNPQRSTUVWXYZ"[int(rng.integers(24))] + code[5]
+            self._add(rng, code, "KOSPI", "EF")
+        self.overseas = self._overseas(rng)
+
+    # ------------------------------------------------------------------ listings
+
+    def _add(self, rng: np.random.Generator, code: str, market: str, group: str) -> None:
+        if group == "EF":
+            name = f"{_ETF_BRANDS[int(rng.integers(len(_ETF_BRANDS)))]} " + (
+                f"{_ETF_THEMES[int(rng.integers(len(_ETF_THEMES)))]}"
+            )
+            price = int(rng.lognormal(math.log(12000), 0.5))
+            volatility = float(rng.uniform(0.004, 0.02))
+        else:
+            parts = rng.choice(len(_SYLLABLES), size=2, replace=False)
+            name = _SYLLABLES[int(parts[0])] + _SYLLABLES[int(parts[1])]
+            price = int(rng.lognormal(math.log(15000), 1.2))
+            volatility = float(rng.uniform(0.01, 0.045))
+        if name in self._names:
+            name = f"{name} {code}"
+        self._names.add(name)
+        self.listings[code] = Listing(
+            symbol=code,
+            isin=f"KR7{code}00{int(rng.integers(10))}",
+            name=name,
+            market=market,
+            group=group,
+            listed_shares=int(rng.lognormal(math.log(30_000_000), 1.3)) // 1000 * 1000,
+            start_price=_round_tick(min(max(price, 300), 900_000)),
+            volatility=volatility,
+            avg_volume=int(rng.lognormal(math.log(150_000), 1.2)) + 1000,
+            suspended=group == "ST" and rng.random() < 0.01,
+            administrative=group == "ST" and rng.random() < 0.015,
+            sector_code=f"{int(rng.integers(1, 30)):04d}" if market != "KONEX" else "",
+            listed_on=date(2000, 1, 4) + timedelta(days=int(rng.integers(9000))),
+        )
+
+    def _overseas(self, rng: np.random.Generator) -> dict[str, list[Overseas]]:
+        letters = np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+        result: dict[str, list[Overseas]] = {}
+        seen: set[str] = set()
+        for stem, (exchange, count, currency) in _OVERSEAS.items():
+            rows: list[Overseas] = []
+            while len(rows) < count:
+                if currency == "USD":
+                    symbol = "".join(rng.choice(letters, size=int(rng.integers(1, 6))))
+                else:
+                    symbol = f"{int(rng.integers(1, 999999)):06d}"
+                if symbol in seen:
+                    continue
+                seen.add(symbol)
+                kind = "1" if stem in ("shi", "szi") else ("3" if rng.random() < 0.1 else "2")
+                rows.append(
+                    Overseas(
+                        stem,
+                        exchange,
+                        symbol,
+                        f"{symbol} 주식회사",
+                        f"{symbol} CORP",
+                        kind,
+                        currency,
+                        f"{int(rng.integers(100, 9999)):04d}",
+                    )
+                )
+            result[stem] = rows
+        return result
+
+    # ------------------------------------------------------------------ prices
+
+    @functools.cached_property
+    def sessions(self) -> list[date]:
+        """Every session from the anchor to the calendar's end, oldest first."""
+        days = [_ANCHOR]
+        while True:
+            try:
+                days.append(self.calendar.next_session(days[-1]))
+            except ConfigError:
+                return days
+
+    @functools.cached_property
+    def _session_index(self) -> dict[date, int]:
+        return {day: n for n, day in enumerate(self.sessions)}
+
+    @functools.lru_cache(maxsize=10_000)  # noqa: B019 - one Market lives as long as the server
+    def _closes(self, symbol: str) -> np.ndarray:
+        """Daily closes (float KRW) of every session: a seeded log-normal walk."""
+        listing = self.listings[symbol]
+        rng = np.random.default_rng(_seed(self.seed, symbol, "daily"))
+        returns = rng.normal(0.0002, listing.volatility, size=len(self.sessions))
+        return listing.start_price * np.exp(np.cumsum(returns))
+
+    def close(self, symbol: str, day: date) -> int:
+        """The official close of ``symbol`` on session ``day`` (cheap: no minute path)."""
+        return _round_tick(float(self._closes(symbol)[self._index(day)]))
+
+    def _index(self, day: date) -> int:
+        try:
+            return self._session_index[day]
+        except KeyError:
+            raise KeyError(f"{day} is not a session the simulator serves") from None
+
+    def day_path(self, symbol: str, day: date) -> DayPath:
+        """The session ``day`` of ``symbol`` (KeyError: unknown symbol or not a session)."""
+        return self._path(symbol, day)
+
+    @functools.lru_cache(maxsize=20_000)  # noqa: B019 - one Market lives as long as the server
+    def _path(self, symbol: str, day: date) -> DayPath:
+        listing = self.listings[symbol]
+        index = self._index(day)
+        prev_close = self.close(symbol, self.sessions[index - 1]) if index else listing.start_price
+        target = math.log(self.close(symbol, day))
+        rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat()))
+        volatility = np.full(BARS_PER_DAY, listing.volatility / math.sqrt(BARS_PER_DAY))
+        minutes = np.arange(BARS_PER_DAY)
+        profile = 1.0 + 2.5 * (np.exp(-minutes / 25.0) + np.exp(-(390 - minutes) / 25.0))
+        trade_rate = np.ones(BARS_PER_DAY)
+        event = rng.random()
+        start = int(rng.integers(20, BARS_PER_DAY - 40))
+        span = slice(start, start + int(rng.integers(10, 30)))
+        if event < 0.04:  # volume surge
+            profile[span] *= rng.uniform(5, 12)
+        elif event < 0.07:  # trade-velocity burst: many small trades
+            trade_rate[span] *= rng.uniform(8, 20)
+        elif event < 0.09:  # volatility spike
+            volatility[span] *= rng.uniform(3, 6)
+        day_open = math.log(prev_close) + rng.normal(0, listing.volatility * 0.3)
+        walk = day_open + np.cumsum(rng.normal(0, volatility))
+        walk += (target - walk[-1]) * (minutes + 1) / BARS_PER_DAY  # a bridge to the close
+        closes = np.exp(walk)
+        opens = np.concatenate(([math.exp(day_open)], closes[:-1]))
+        wiggle = np.abs(rng.normal(0, volatility * 0.6, size=(2, BARS_PER_DAY)))
+        rounder = np.vectorize(_round_tick, otypes=[np.int64])
+        o, c = rounder(opens), rounder(closes)
+        h = np.maximum(rounder(np.maximum(opens, closes) * np.exp(wiggle[0])), np.maximum(o, c))
+        low = np.minimum(rounder(np.minimum(opens, closes) * np.exp(-wiggle[1])), np.minimum(o, c))
+        weights = profile * rng.lognormal(0, 0.4, BARS_PER_DAY)
+        day_volume = listing.avg_volume * rng.lognormal(0, 0.35)
+        volume = np.maximum(1, np.round(day_volume * weights / weights.sum())).astype(np.int64)
+        trades = np.clip(np.round(volume / 300 * trade_rate), 4, 400).astype(np.int64)
+        trades = np.minimum(trades, volume)
+        # A bar of fewer than four trades cannot show four prices: keep what its trades can.
+        few = trades < 4
+        h = np.asarray(np.where(few, np.maximum(o, c), h), dtype=np.int64)
+        low = np.asarray(np.where(few, np.minimum(o, c), low), dtype=np.int64)
+        o = np.asarray(np.where(trades == 1, c, o), dtype=np.int64)
+        return DayPath(day, o, h, low, c, volume, trades, prev_close)
+
+    def ticks(self, symbol: str, day: date, index: int) -> list[Tick]:
+        """The trades of bar ``index``: they open, touch the high and low, and close it."""
+        path = self._path(symbol, day)
+        count = int(path.trades[index])
+        o, h, low, c = (int(a[index]) for a in (path.open, path.high, path.low, path.close))
+        volume = int(path.volume[index])
+        rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat(), index))
+        if count == 1:
+            return [Tick(0.0, c, volume)]
+        prices = list(rng.uniform(low, h, size=count))
+        prices[0], prices[-1] = o, c
+        if count >= 4:
+            at_high, at_low = rng.choice(count - 2, size=2, replace=False) + 1
+            prices[int(at_high)], prices[int(at_low)] = h, low
+        shares = rng.multinomial(volume - count, np.ones(count) / count) + 1
+        seconds = np.sort(rng.uniform(0, 60, size=count))
+        seconds[0] = 0.0
+        return [
+            Tick(float(s), min(max(_round_tick(p), low), h), int(q))
+            for s, p, q in zip(seconds, prices, shares, strict=True)
+        ]

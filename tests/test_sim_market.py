@@ -1,0 +1,76 @@
+"""The synthetic market is deterministic and internally consistent."""
+
+from __future__ import annotations
+
+import functools
+from datetime import date
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from observer.sim.market import BARS_PER_DAY, Market, tick_size
+from observer.trading_calendar import TradingCalendar
+
+DAY = date(2026, 11, 20)
+
+
+@functools.cache
+def market(seed: int = 7) -> Market:
+    return Market(seed, TradingCalendar())
+
+
+def test_listings_follow_the_seed_and_the_product_shape() -> None:
+    m = market()
+    stocks = [x for x in m.listings.values() if x.group == "ST"]
+    etfs = [x for x in m.listings.values() if x.group == "EF"]
+    assert (len(stocks), len(etfs)) == (2500, 1000)
+    assert {x.market for x in stocks} == {"KOSPI", "KOSDAQ", "KONEX"}
+    lettered = sum(not x.symbol.isdigit() for x in etfs)
+    assert 100 < lettered < 260  # about 17%, like the KRX list
+    assert len({x.name for x in m.listings.values()}) == len(m.listings)
+    assert {k: len(v) for k, v in m.overseas.items()}["nas"] == 3813
+    assert any(x.suspended for x in stocks) and any(x.administrative for x in stocks)
+    again = Market(7, TradingCalendar())
+    assert again.listings == m.listings
+    assert Market(8, TradingCalendar()).listings != m.listings
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 3499), st.integers(0, BARS_PER_DAY - 1))
+def test_ticks_reproduce_their_bar(n: int, index: int) -> None:
+    m = market()
+    symbol = list(m.listings)[n]
+    path = m.day_path(symbol, DAY)
+    ticks = m.ticks(symbol, DAY, index)
+    prices = [t.price for t in ticks]
+    assert len(ticks) == path.trades[index]
+    assert (prices[0], prices[-1]) == (path.open[index], path.close[index])
+    assert (max(prices), min(prices)) == (path.high[index], path.low[index])
+    assert sum(t.qty for t in ticks) == path.volume[index]
+    assert all(p % tick_size(p) == 0 for p in prices)
+    seconds = [t.second for t in ticks]
+    assert seconds == sorted(seconds) and seconds[0] >= 0 and seconds[-1] < 60
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3499))
+def test_days_chain_close_to_close(n: int) -> None:
+    m = market()
+    symbol = list(m.listings)[n]
+    previous = m.calendar.previous_session(DAY)
+    path = m.day_path(symbol, DAY)
+    assert path.prev_close == m.close(symbol, previous) == m.day_path(symbol, previous).day_close
+    assert path.day_close == m.close(symbol, DAY)
+    assert (path.low <= path.open).all() and (path.open <= path.high).all()
+    assert (path.low <= path.close).all() and (path.close <= path.high).all()
+
+
+def test_some_days_carry_events_that_make_triggers_fire() -> None:
+    m = market()
+    ratios = []
+    for symbol in list(m.listings)[:400]:
+        volume = m.day_path(symbol, DAY).volume
+        ratios.append(volume[30:380].max() / max(1.0, float(volume[30:380].mean())))
+    ratios.sort()
+    assert ratios[len(ratios) // 2] < 5  # an ordinary day's busiest minute
+    assert sum(r > 10 for r in ratios) >= 3  # surges exist, and are rare
