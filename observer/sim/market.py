@@ -21,7 +21,18 @@ import numpy as np
 from observer.errors import ConfigError
 from observer.trading_calendar import TradingCalendar
 
-__all__ = ["BARS_PER_DAY", "DayPath", "Listing", "Market", "Overseas", "Tick", "tick_size"]
+__all__ = [
+    "BARS_PER_DAY",
+    "DayPath",
+    "Listing",
+    "Market",
+    "Overseas",
+    "Quote",
+    "Tick",
+    "bar_value",
+    "quote_at",
+    "tick_size",
+]
 
 KST = timezone(timedelta(hours=9))
 BARS_PER_DAY = 391  # 09:00 .. 15:30 inclusive
@@ -376,3 +387,57 @@ class Market:
             Tick(float(s), min(max(_round_tick(p), low), h), int(q))
             for s, p, q in zip(seconds, prices, shares, strict=True)
         ]
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A symbol's state at an instant of its session (what inquire-price reports)."""
+
+    price: int
+    open: int
+    high: int
+    low: int
+    volume: int  # shares since the open
+    value: int  # KRW since the open
+    prev_close: int
+    last_trade: datetime | None  # KST; None before the first trade
+
+
+def bar_value(path: DayPath, index: int) -> int:
+    """A bar's traded value: its volume at its typical price (ticks carry the exact split)."""
+    typical = (path.open[index] + path.high[index] + path.low[index] + path.close[index]) // 4
+    return int(path.volume[index] * typical)
+
+
+def quote_at(market: Market, symbol: str, now: datetime) -> Quote:
+    """The quote of ``symbol`` at ``now`` (KST); before the open it is the previous close."""
+    day = now.date()
+    path = market.day_path(symbol, day)
+    minute = (now.hour * 60 + now.minute) - 9 * 60
+    if minute < 0:
+        close = path.prev_close
+        return Quote(close, 0, 0, 0, 0, 0, close, None)
+    full = min(minute, BARS_PER_DAY)
+    volume = int(path.volume[:full].sum())
+    value = sum(bar_value(path, i) for i in range(full))
+    prices_high = [int(path.high[:full].max())] if full else []
+    prices_low = [int(path.low[:full].min())] if full else []
+    price = int(path.close[full - 1]) if full else path.prev_close
+    last = path.bar_start(full - 1) + timedelta(seconds=59) if full else None
+    if minute < BARS_PER_DAY:
+        second = now.second + now.microsecond / 1e6
+        for tick in market.ticks(symbol, day, minute):
+            if tick.second > second:
+                break
+            volume += tick.qty
+            value += tick.qty * tick.price
+            prices_high.append(tick.price)
+            prices_low.append(tick.price)
+            price = tick.price
+            last = path.bar_start(minute) + timedelta(seconds=int(tick.second))
+    if not prices_high:
+        return Quote(path.prev_close, 0, 0, 0, 0, 0, path.prev_close, None)
+    return Quote(
+        price, path.day_open, max(prices_high), min(prices_low), volume, value, path.prev_close,
+        last,
+    )  # fmt: skip

@@ -1,0 +1,107 @@
+"""Master files as KIS publishes them, built from the simulated listings.
+
+Written from shared/reference/kis-api.md §6 independently of ``observer.kis.master`` (the
+simulator never imports the client): zip archives holding one cp949 file each; domestic
+``.mst`` lines are a head (short code 9, ISIN 12, name 40 bytes) and a fixed-width tail of
+227 (KOSPI), 221 (KOSDAQ) or 184 (KONEX) characters; overseas ``.cod`` rows are 24
+tab-separated columns with no header.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable
+
+from observer.sim.market import Listing, Market, Overseas
+
+__all__ = [
+    "DOMESTIC_FILES",
+    "OVERSEAS_STEMS",
+    "domestic_master",
+    "master_files",
+    "overseas_master",
+    "zipped",
+]
+
+DOMESTIC_FILES = {"kospi_code": "KOSPI", "kosdaq_code": "KOSDAQ", "konex_code": "KONEX"}
+OVERSEAS_STEMS = ("nas", "nys", "ams", "shs", "shi", "szs", "szi", "tse", "hks", "hnx", "hsx")
+
+# market -> (tail width, {field: (offset in the tail, width)}) for the fields we fill.
+_TAILS: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
+    "KOSPI": (227, {"scrt_grp_cls_code": (0, 2), "bstp_larg_div_code": (3, 4),
+                    "etp_prod_cls_code": (22, 1), "stck_sdpr": (41, 9), "trht_yn": (60, 1),
+                    "mang_issu_yn": (62, 1), "stck_lstn_date": (105, 8), "lstn_stcn": (113, 15),
+                    "prdy_avls_scal": (212, 9)}),
+    "KOSDAQ": (221, {"scrt_grp_cls_code": (0, 2), "bstp_larg_div_code": (3, 4),
+                     "etp_prod_cls_code": (18, 1), "stck_sdpr": (36, 9), "trht_yn": (55, 1),
+                     "mang_issu_yn": (57, 1), "stck_lstn_date": (100, 8), "lstn_stcn": (108, 15),
+                     "prdy_avls_scal": (206, 9)}),
+    "KONEX": (184, {"scrt_grp_cls_code": (0, 2), "stck_sdpr": (2, 9), "trht_yn": (21, 1),
+                    "mang_issu_yn": (23, 1), "stck_lstn_date": (66, 8), "lstn_stcn": (74, 15),
+                    "prdy_avls_scal": (172, 9)}),
+}  # fmt: skip
+
+
+def _line(listing: Listing, base_price: int) -> bytes:
+    width, fields = _TAILS[listing.market]
+    tail = list(" " * width)
+    values = {
+        "scrt_grp_cls_code": listing.group,
+        "bstp_larg_div_code": listing.sector_code,
+        "etp_prod_cls_code": "1" if listing.group == "EF" else "0",
+        "stck_sdpr": str(base_price),
+        "trht_yn": "Y" if listing.suspended else "N",
+        "mang_issu_yn": "Y" if listing.administrative else "N",
+        "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
+        "lstn_stcn": str(listing.listed_shares // 1000),
+        "prdy_avls_scal": str(listing.listed_shares * base_price // 100_000_000),
+    }
+    for name, (offset, size) in fields.items():
+        value = values[name]
+        tail[offset : offset + size] = list(
+            value.rjust(size) if value.isdigit() else value.ljust(size)
+        )
+    name_bytes = listing.name.encode("cp949")[:40].ljust(40)
+    head = listing.symbol.ljust(9).encode() + listing.isin.ljust(12).encode() + name_bytes
+    return head + "".join(tail).encode("ascii") + b"\n"
+
+
+def domestic_master(listings: Iterable[Listing], prices: dict[str, int]) -> bytes:
+    """A ``.mst`` file body for ``listings`` (one market), with base prices from ``prices``."""
+    return b"".join(_line(x, prices[x.symbol]) for x in listings)
+
+
+def overseas_master(rows: Iterable[Overseas]) -> bytes:
+    """A ``.cod`` file body: 24 tab-separated columns per instrument, cp949."""
+    lines = []
+    for row in rows:
+        columns = [
+            row.exchange[:2] if row.currency != "USD" else "US", "000", row.exchange,
+            row.exchange, row.symbol, f"D{row.exchange}{row.symbol}", row.name, row.name_en,
+            row.security_type, row.currency, "2", "1", "0", "1", "1", "0930", "1600", "N", "",
+            row.industry_code, "0", "1", "001" if row.security_type == "3" else "", "",
+        ]  # fmt: skip
+        lines.append("\t".join(columns).encode("cp949") + b"\n")
+    return b"".join(lines)
+
+
+def zipped(member: str, data: bytes) -> bytes:
+    """A zip archive holding ``data`` as ``member``."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(member, data)
+    return buffer.getvalue()
+
+
+def master_files(market: Market, prices: dict[str, int]) -> dict[str, bytes]:
+    """Every master archive by file name (``kospi_code.mst.zip``, ``nasmst.cod.zip``, ...)."""
+    files = {}
+    for stem, name in DOMESTIC_FILES.items():
+        rows = [x for x in market.listings.values() if x.market == name]
+        files[f"{stem}.mst.zip"] = zipped(f"{stem}.mst", domestic_master(rows, prices))
+    for stem in OVERSEAS_STEMS:
+        files[f"{stem}mst.cod.zip"] = zipped(
+            f"{stem}mst.cod", overseas_master(market.overseas[stem])
+        )
+    return files

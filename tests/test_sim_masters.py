@@ -1,0 +1,50 @@
+"""The simulator's master files parse with the client's parser into the same listings.
+
+The two sides were written separately from the reference; this is where they must agree.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from observer.kis.master import extract_single, parse_domestic, parse_overseas
+from observer.sim.market import Market
+from observer.sim.masters import master_files
+from observer.trading_calendar import TradingCalendar
+
+
+@functools.cache
+def files() -> tuple[Market, dict[str, int], dict[str, bytes]]:
+    market = Market(11, TradingCalendar())
+    prices = {s: 1000 + n for n, s in enumerate(market.listings)}
+    return market, prices, master_files(market, prices)
+
+
+def test_domestic_masters_round_trip() -> None:
+    market, prices, archives = files()
+    for stem, name in (("kospi_code", "KOSPI"), ("kosdaq_code", "KOSDAQ"), ("konex_code", "KONEX")):
+        data = extract_single(archives[f"{stem}.mst.zip"], f"{stem}.mst")
+        parsed = {x.symbol: x for x in parse_domestic(data, name)}  # type: ignore[arg-type]
+        expected = {s: x for s, x in market.listings.items() if x.market == name}
+        assert parsed.keys() == expected.keys()
+        for symbol, listing in expected.items():
+            row = parsed[symbol]
+            assert (row.name, row.isin, row.security_group) == (
+                listing.name, listing.isin, listing.group,
+            )  # fmt: skip
+            assert row.base_price == prices[symbol]
+            assert (row.halted, row.administrative) == (listing.suspended, listing.administrative)
+            assert row.listed_shares == listing.listed_shares
+            etp = row.tail.get("etp_prod_cls_code", "0")  # KONEX has no such field
+            assert etp == ("1" if listing.group == "EF" else "0")
+
+
+def test_overseas_masters_round_trip() -> None:
+    market, _, archives = files()
+    for stem, rows in market.overseas.items():
+        parsed = parse_overseas(
+            extract_single(archives[f"{stem}mst.cod.zip"], f"{stem}mst.cod"), stem
+        )
+        assert [(x.symbol, x.name_en, x.currency) for x in parsed] == [
+            (x.symbol, x.name_en, x.currency) for x in rows
+        ]
