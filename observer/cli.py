@@ -1,4 +1,4 @@
-"""The ``observer`` command: writer, db, capture, replay, audit, bench."""
+"""The ``observer`` command: writer, db, capture, replay, audit, sim, bench."""
 
 from __future__ import annotations
 
@@ -181,6 +181,26 @@ def replay(
         f"{result.frames} frames, {result.events} events, {result.committed} committed, "
         f"{result.duplicates} duplicates, {result.resent} frames resent"
     )
+
+
+@app.command()
+def sim(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0: any free one)")] = 0,
+    seed: Annotated[int, typer.Option(help="the synthetic market's seed")] = 1,
+    clock: Annotated[str, typer.Option(help="system | ISO@SPEEDx | sim:...")] = "system",
+    app_key: Annotated[
+        list[str] | None, typer.Option(help="KEY:SECRET accepted (repeatable; default any)")
+    ] = None,
+) -> None:
+    """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs."""
+    import asyncio
+
+    from observer.sim.run import serve
+
+    keys = dict(pair.split(":", 1) for pair in app_key) if app_key else None
+    setup_logging("WARNING")
+    asyncio.run(serve(host, port, seed, clock, keys))
 
 
 @bench_app.command("bus")

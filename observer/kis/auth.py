@@ -159,10 +159,13 @@ class TokenManager:
                 log.info("%s: waiting %.0fs before issuing a new %s (KIS allows one a minute)",
                          self._credentials.alias, wait_ns / _NS, kind)  # fmt: skip
                 await self._clock.sleep(wait_ns / _NS)
-        now = self._clock.now_ns()
+        sent = self._clock.now_ns()
         value, expires_ns = await (
-            self._request_token(now) if kind == "access_token" else self._request_approval(now)
+            self._request_token(sent) if kind == "access_token" else self._request_approval(sent)
         )
+        # KIS counts the minute from when it issued, which is after we asked: count from the
+        # answer, so the next request can never arrive early.
+        now = self._clock.now_ns()
         fresh = _Cached(value=value, issued_ns=now, expires_ns=expires_ns)
         self._cached[kind] = fresh
         self._save(self._paths[kind], fresh)

@@ -1,0 +1,42 @@
+"""``observer sim``: serve the simulator on one port until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from aiohttp import web
+
+from observer.clock import clock_from_spec
+from observer.sim.market import Market
+from observer.sim.server import SimConfig, Simulator
+from observer.trading_calendar import TradingCalendar
+
+__all__ = ["serve"]
+
+
+async def serve(
+    host: str, port: int, seed: int, clock_spec: str, app_keys: dict[str, str] | None
+) -> None:
+    """Run until SIGTERM/SIGINT; print one line with the URLs once listening."""
+    clock = clock_from_spec(clock_spec)
+    simulator = Simulator(Market(seed, TradingCalendar()), clock, SimConfig(app_keys=app_keys))
+    runner = web.AppRunner(simulator.app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    base = f"{host}:{bound}"
+    print(
+        f"observer sim ready rest=http://{base} ws=ws://{base}/tryitout "
+        f"masters=http://{base}/common/master clock={clock.spec}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()

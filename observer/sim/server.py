@@ -1,0 +1,615 @@
+"""The simulator's server: KIS's REST gateway, real-time WebSocket and master-file host.
+
+Written from shared/reference/kis-api.md (never from ``observer.kis``). Rules enforced as KIS
+does: tokens only for configured app keys, issued at most once a minute per key
+(``EGW00133``; the same token again within 6 h), expiring (``EGW00123``); the per-app-key call
+rate (``EGW00201`` as HTTP 500); one WebSocket session per app key (``OPSP8996``); 41
+registrations per session (``OPSP0008``); JSON ``PINGPONG`` keep-alives. Faults are injected
+through `Faults` (from tests) or ``POST /_sim/faults`` (from the demo).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from observer.clock import Clock
+from observer.sim.market import BARS_PER_DAY, KST, Market, bar_value, quote_at, tick_size
+from observer.sim.masters import master_files
+
+__all__ = ["Faults", "SimConfig", "Simulator"]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """What the simulator accepts and enforces."""
+
+    app_keys: dict[str, str] | None = None  # key -> secret; None accepts any pair
+    calls_per_second: int = 20  # per app key, wall-clock seconds (UNCONFIRMED at KIS)
+    token_ttl_s: int = 86_400
+    token_min_interval_s: int = 60
+    same_token_within_s: int = 6 * 3600
+    max_registrations: int = 41
+    pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
+    push_interval_s: float = 0.05  # wall seconds between real-time pushes
+
+
+@dataclass(slots=True)
+class Faults:
+    """Faults to inject; counters are consumed as requests arrive."""
+
+    http_5xx: int = 0  # answer the next N REST calls with EGW00002 / HTTP 500
+    rate_limited: int = 0  # answer the next N REST calls with EGW00201
+    latency_s: float = 0.0  # added to every REST answer
+    master_corrupt: set[str] = field(default_factory=set)  # file names served damaged
+    master_truncated: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Token:
+    value: str
+    app_key: str
+    issued_ns: int
+    expires_ns: int
+
+
+def _envelope(rt_cd: str, msg_cd: str, msg1: str, **outputs: Any) -> dict[str, Any]:
+    return {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1, **outputs}
+
+
+_OK = ("0", "MCA00000", "정상처리 되었습니다.")
+
+
+class Simulator:
+    """The aiohttp application and the state behind it.
+
+    Parameters
+    ----------
+    market:
+        The synthetic market it serves.
+    clock:
+        Simulated time shared with the observer processes.
+    config:
+        Rules and limits.
+    """
+
+    def __init__(self, market: Market, clock: Clock, config: SimConfig | None = None) -> None:
+        self.market = market
+        self.clock = clock
+        self.config = config or SimConfig()
+        self.faults = Faults()
+        self._tokens: dict[str, _Token] = {}
+        self._current: dict[str, _Token] = {}  # app key -> its newest token
+        self._last_request: dict[str, int] = {}  # app key -> when it last got one
+        self._approvals: dict[str, str] = {}  # approval key -> app key
+        self._window: dict[str, tuple[int, int]] = {}  # app key -> (wall second, calls)
+        self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
+        self.calls: defaultdict[str, int] = defaultdict(int)  # tr_id -> answered calls
+        self.rate_limited = 0
+        self.app = web.Application()
+        self.app.add_routes(
+            [
+                web.post("/oauth2/tokenP", self._token),
+                web.post("/oauth2/Approval", self._approval),
+                web.get("/uapi/{path:.*}", self._rest),
+                web.get("/", self._websocket),
+                web.get("/tryitout", self._websocket),
+                web.get("/tryitout/{tr_id}", self._websocket),
+                web.get("/common/master/{name}", self._master),  # HEAD comes with GET
+                web.post("/_sim/faults", self._set_faults),
+                web.post("/_sim/drop_websockets", self._drop_websockets),
+                web.post("/_sim/expire_tokens", self._expire_tokens),
+            ]
+        )
+
+    # ------------------------------------------------------------------ fault control
+
+    async def drop_websockets(self) -> int:
+        """Close every live WebSocket session without a close handshake; return how many."""
+        sessions = list(self._sessions.values())
+        for ws in sessions:
+            if ws._writer is not None:  # abort the transport like a network cut
+                ws._writer.transport.abort()
+        return len(sessions)
+
+    def expire_tokens(self) -> None:
+        """Make every issued token expired (EGW00123 on next use)."""
+        for token in self._tokens.values():
+            token.expires_ns = self.clock.now_ns() - 1
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        for name in ("http_5xx", "rate_limited", "latency_s"):
+            if name in body:
+                setattr(self.faults, name, body[name])
+        self.faults.master_corrupt |= set(body.get("master_corrupt", []))
+        self.faults.master_truncated |= set(body.get("master_truncated", []))
+        return web.json_response({"ok": True})
+
+    async def _drop_websockets(self, request: web.Request) -> web.Response:
+        return web.json_response({"dropped": await self.drop_websockets()})
+
+    async def _expire_tokens(self, request: web.Request) -> web.Response:
+        self.expire_tokens()
+        return web.json_response({"ok": True})
+
+    # ------------------------------------------------------------------ auth
+
+    def _known(self, app_key: str, secret: str) -> bool:
+        keys = self.config.app_keys
+        return bool(app_key) and (keys is None or keys.get(app_key) == secret)
+
+    async def _token(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        app_key = str(body.get("appkey", ""))
+        if body.get("grant_type") != "client_credentials" or not self._known(
+            app_key, str(body.get("appsecret", ""))
+        ):
+            return _token_error(403, "EGW00103", "유효하지 않은 AppKey입니다.")
+        now = self.clock.now_ns()
+        asked = self._last_request.get(app_key)
+        if asked is not None and now - asked < self.config.token_min_interval_s * _NS:
+            return _token_error(403, "EGW00133", "접근토큰 발급 잠시 후 다시 시도하세요(1분당 1회)")
+        self._last_request[app_key] = now
+        token = self._current.get(app_key)
+        reuse_ns = self.config.same_token_within_s * _NS
+        if token is None or now - token.issued_ns >= reuse_ns or now >= token.expires_ns:
+            token = _Token(
+                secrets.token_urlsafe(48), app_key, now, now + self.config.token_ttl_s * _NS
+            )
+            self._tokens[token.value] = token
+            self._current[app_key] = token
+        # else: KIS returns the same token when asked again within 6 h
+        expires = datetime.fromtimestamp(token.expires_ns / _NS, tz=KST)
+        return web.json_response(
+            {
+                "access_token": token.value,
+                "token_type": "Bearer",
+                "expires_in": max(0, (token.expires_ns - now) // _NS),
+                "access_token_token_expired": expires.strftime("%Y-%m-%d %H:%M:%S"),
+            }
+        )
+
+    async def _approval(self, request: web.Request) -> web.Response:
+        body = await _json(request)
+        app_key = str(body.get("appkey", ""))
+        if not self._known(app_key, str(body.get("secretkey", ""))):
+            return _token_error(403, "EGW00103", "유효하지 않은 AppKey입니다.")
+        key = secrets.token_hex(18)  # 36 characters, like KIS's
+        self._approvals[key] = app_key
+        return web.json_response({"approval_key": key})
+
+    def _check_call(self, request: web.Request) -> tuple[str, web.Response | None]:
+        """The app key of a REST call, or the error answer KIS would give."""
+        headers = request.headers
+        app_key = headers.get("appkey", "")
+        if not self._known(app_key, headers.get("appsecret", "")):
+            return app_key, _fail(500, "EGW00103", "유효하지 않은 AppKey입니다.")
+        authorization = headers.get("authorization", "")
+        if not authorization.startswith("Bearer "):
+            return app_key, _fail(500, "EGW00205", "credentials_type이 유효하지 않습니다.(Bearer)")
+        token = self._tokens.get(authorization.removeprefix("Bearer "))
+        if token is None or token.app_key != app_key:
+            return app_key, _fail(500, "EGW00121", "유효하지 않은 token 입니다.")
+        if self.clock.now_ns() >= token.expires_ns:
+            return app_key, _fail(500, "EGW00123", "기간이 만료된 token 입니다.")
+        second = int(time.monotonic())
+        window, calls = self._window.get(app_key, (second, 0))
+        calls = calls + 1 if window == second else 1
+        self._window[app_key] = (second, calls)
+        if calls > self.config.calls_per_second or self.faults.rate_limited > 0:
+            self.faults.rate_limited = max(0, self.faults.rate_limited - 1)
+            self.rate_limited += 1
+            return app_key, _fail(500, "EGW00201", "초당 거래건수를 초과하였습니다.")
+        if self.faults.http_5xx > 0:
+            self.faults.http_5xx -= 1
+            return app_key, _fail(500, "EGW00002", "서버 에러가 발생했습니다.")
+        return app_key, None
+
+    # ------------------------------------------------------------------ REST
+
+    async def _rest(self, request: web.Request) -> web.Response:
+        if self.faults.latency_s:
+            await asyncio.sleep(self.faults.latency_s)
+        _, failure = self._check_call(request)
+        if failure is not None:
+            return failure
+        tr_id = request.headers.get("tr_id", "")
+        handler = _ROUTES.get((request.match_info["path"], tr_id))
+        if handler is None:
+            return _fail(500, "OPSQ0002", "없는 서비스 코드 입니다")
+        self.calls[tr_id] += 1
+        try:
+            return handler(self, request.query)
+        except KeyError:
+            return web.json_response(_envelope("7", "KIOK0560", "조회할 자료가 없습니다"))
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now_ns() / _NS, tz=KST)
+
+    def _session_day(self, now: datetime) -> date:
+        """Today if it is a session and the open has passed, else the last session."""
+        today = now.date()
+        calendar = self.market.calendar
+        if calendar.is_session(today) and now.hour >= 9:
+            return today
+        return calendar.previous_session(today)
+
+    def inquire_price(self, query: Any) -> web.Response:
+        """FHKST01010100 (§4.1)."""
+        symbol = query.get("FID_INPUT_ISCD", "")
+        listing = self.market.listings.get(symbol)
+        if listing is None:
+            return web.json_response(_envelope(*_OK, output={"stck_prpr": "0"}))
+        now = self._now()
+        day = self._session_day(now)
+        at = (
+            now
+            if day == now.date()
+            else datetime(day.year, day.month, day.day, 15, 30, 59, tzinfo=KST)
+        )
+        q = quote_at(self.market, symbol, at)
+        change = q.price - q.prev_close
+        output = {
+            "stck_prpr": str(q.price), "prdy_vrss": str(change),
+            "prdy_vrss_sign": _sign(change), "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}",
+            "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value), "stck_oprc": str(q.open),
+            "stck_hgpr": str(q.high), "stck_lwpr": str(q.low),
+            "stck_mxpr": str(_limit(q.prev_close, 1.3)),
+            "stck_llam": str(_limit(q.prev_close, 0.7)), "stck_sdpr": str(q.prev_close),
+            "hts_avls": str(listing.listed_shares * q.price // 100_000_000),
+            "lstn_stcn": str(listing.listed_shares),
+            "temp_stop_yn": "Y" if listing.suspended else "N",
+            "iscd_stat_cls_code": "58" if listing.suspended else "55",
+            "mang_issu_cls_code": "Y" if listing.administrative else "N",
+            "rprs_mrkt_kor_name": listing.market, "stck_shrn_iscd": symbol,
+        }  # fmt: skip
+        return web.json_response(_envelope(*_OK, output=output))
+
+    def _bar_rows(self, symbol: str, day: date, until: str, limit: int) -> list[dict[str, str]]:
+        path = self.market.day_path(symbol, day)
+        now = self._now()
+        last = BARS_PER_DAY - 1
+        if day == now.date():
+            last = min(last, now.hour * 60 + now.minute - 9 * 60)
+        upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
+        rows = []
+        cumulative = sum(bar_value(path, i) for i in range(upto + 1)) if upto >= 0 else 0
+        for index in range(upto, max(-1, upto - limit), -1):
+            start = path.bar_start(index)
+            rows.append({
+                "stck_bsop_date": day.strftime("%Y%m%d"),
+                "stck_cntg_hour": start.strftime("%H%M00"), "stck_prpr": str(path.close[index]),
+                "stck_oprc": str(path.open[index]),
+                "stck_hgpr": str(path.high[index]), "stck_lwpr": str(path.low[index]),
+                "cntg_vol": str(path.volume[index]), "acml_tr_pbmn": str(cumulative),
+            })  # fmt: skip
+            cumulative -= bar_value(path, index)
+        return rows
+
+    def minute_bars_today(self, query: Any) -> web.Response:
+        """FHKST03010200 (§4.3a): today only, 30 rows, newest first."""
+        symbol = query["FID_INPUT_ISCD"]
+        day = self._now().date()
+        rows = self._bar_rows(symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 30)
+        return web.json_response(_envelope(*_OK, output1={}, output2=rows))
+
+    def minute_bars_past(self, query: Any) -> web.Response:
+        """FHKST03010230 (§4.3b): any past day, 120 rows, newest first."""
+        symbol = query["FID_INPUT_ISCD"]
+        raw = query.get("FID_INPUT_DATE_1", "")
+        day = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+        rows = self._bar_rows(symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 120)
+        return web.json_response(_envelope(*_OK, output1={}, output2=rows))
+
+    def _daily_rows(self, symbol: str, start: date, end: date, limit: int) -> list[dict[str, str]]:
+        rows: list[dict[str, str]] = []
+        day = min(end, self._session_day(self._now()))
+        calendar = self.market.calendar
+        if not calendar.is_session(day):
+            day = calendar.previous_session(day)
+        while day >= start and len(rows) < limit:
+            path = self.market.day_path(symbol, day)
+            volume = int(path.volume.sum())
+            rows.append({
+                "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(path.day_close),
+                "stck_oprc": str(path.day_open), "stck_hgpr": str(int(path.high.max())),
+                "stck_lwpr": str(int(path.low.min())), "acml_vol": str(volume),
+                "acml_tr_pbmn": str(sum(bar_value(path, i) for i in range(BARS_PER_DAY))),
+                "prdy_vrss": str(path.day_close - path.prev_close),
+                "prdy_vrss_sign": _sign(path.day_close - path.prev_close),
+            })  # fmt: skip
+            day = calendar.previous_session(day)
+        return rows
+
+    def daily_chart(self, query: Any) -> web.Response:
+        """FHKST03010100 (§4.2): daily bars between two dates, 100 rows, newest first."""
+        start, end = (_date(query[k]) for k in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"))
+        rows = self._daily_rows(query["FID_INPUT_ISCD"], start, end, 100)
+        return web.json_response(_envelope(*_OK, output1={}, output2=rows))
+
+    def daily_price(self, query: Any) -> web.Response:
+        """FHKST01010400 (§4.4): the most recent 30 days, no paging."""
+        rows = self._daily_rows(query["FID_INPUT_ISCD"], date(2000, 1, 1), date(9999, 1, 1), 30)
+        return web.json_response(_envelope(*_OK, output=rows))
+
+    # ------------------------------------------------------------------ master files
+
+    async def _master(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        now = self._now()
+        day = self._session_day(now)
+        prices = {s: self.market.close(s, day) for s in self.market.listings}
+        files = _cached_masters(self.market, day, prices)
+        data = files.get(name)
+        if data is None:
+            return web.Response(status=404)
+        if name in self.faults.master_truncated:
+            data = data[: len(data) // 2]
+        if name in self.faults.master_corrupt:
+            data = data[:100] + bytes(b ^ 0x5A for b in data[100:200]) + data[200:]
+        headers = {"Content-Length": str(len(data)), "Content-Type": "application/zip"}
+        if request.method == "HEAD":
+            return web.Response(headers=headers)
+        return web.Response(body=data, headers=headers)
+
+    # ------------------------------------------------------------------ WebSocket
+
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        app_key: str | None = None
+        held: set[tuple[str, str]] = set()
+        pusher: asyncio.Task[None] | None = None
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    body = json.loads(message.data)
+                    header, data = body["header"], body.get("body", {}).get("input", {})
+                except (ValueError, KeyError, AttributeError):
+                    await ws.send_json(
+                        _control(
+                            "", "", "9", "OPSP9999", "JSON PARSING ERROR : invalid json format"
+                        )
+                    )
+                    continue
+                if header.get("tr_id") == "PINGPONG":
+                    continue  # the client's echo of our keep-alive
+                tr_id, tr_key = data.get("tr_id", ""), data.get("tr_key", "")
+                owner = self._approvals.get(header.get("approval_key", ""))
+                if owner is None:
+                    await ws.send_json(_control(tr_id, tr_key, "9", "OPSP9993", "INVALID appkey"))
+                    continue
+                if app_key is None:
+                    if owner in self._sessions:
+                        await ws.send_json(
+                            _control("(null)", "", "9", "OPSP8996", "ALREADY IN USE appkey")
+                        )
+                        await ws.close()
+                        break
+                    app_key = owner
+                    self._sessions[app_key] = ws
+                    pusher = asyncio.create_task(self._push(ws, held))
+                pair = (tr_id, tr_key)
+                if header.get("tr_type") == "2":
+                    if pair in held:
+                        held.discard(pair)
+                        await ws.send_json(
+                            _control(tr_id, tr_key, "0", "OPSP0001", "UNSUBSCRIBE SUCCESS")
+                        )
+                    else:
+                        await ws.send_json(
+                            _control(
+                                tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR(not found!)"
+                            )
+                        )
+                elif tr_id not in ("H0STCNT0", "H0STASP0"):
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "9", "OPSP8991", "SUBSCRIBE ERROR : invalid tr_id")
+                    )
+                elif tr_key not in self.market.listings:
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "9", "OPSP8992", "SUBSCRIBE ERROR : invalid tr_key")
+                    )
+                elif pair in held:
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "1", "OPSP0002", "ALREADY IN SUBSCRIBE")
+                    )
+                elif len(held) >= self.config.max_registrations:
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER")
+                    )
+                else:
+                    held.add(pair)
+                    answer = _control(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS")
+                    answer["body"]["output"] = {
+                        "iv": secrets.token_hex(8),
+                        "key": secrets.token_hex(16),
+                    }
+                    await ws.send_json(answer)
+        finally:
+            if pusher is not None:
+                pusher.cancel()
+            if app_key is not None and self._sessions.get(app_key) is ws:
+                del self._sessions[app_key]
+        return ws
+
+    async def _push(self, ws: web.WebSocketResponse, held: set[tuple[str, str]]) -> None:
+        """Send each registered symbol's trades (and books) as their simulated time passes."""
+        sent_until = self.clock.now_ns()
+        next_ping = sent_until + int(self.config.pingpong_s * _NS)
+        state: dict[str, _Running] = {}
+        while not ws.closed:
+            await asyncio.sleep(self.config.push_interval_s)
+            now = self.clock.now_ns()
+            frames: list[str] = []
+            for tr_id, symbol in sorted(held):
+                records = self._records(tr_id, symbol, sent_until, now, state)
+                for start in range(0, len(records), 10):  # several records per frame
+                    chunk = records[start : start + 10]
+                    frames.append(f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}")
+            sent_until = now
+            if now >= next_ping:
+                next_ping = now + int(self.config.pingpong_s * _NS)
+                stamp = datetime.fromtimestamp(now / _NS, tz=KST).strftime("%Y%m%d%H%M%S")
+                frames.append(json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}}))
+            for frame in frames:
+                try:
+                    await ws.send_str(frame)
+                except (ConnectionResetError, RuntimeError):
+                    return
+
+    def _records(
+        self, tr_id: str, symbol: str, after_ns: int, until_ns: int, state: dict[str, _Running]
+    ) -> list[str]:
+        start = datetime.fromtimestamp(after_ns / _NS, tz=KST)
+        end = datetime.fromtimestamp(until_ns / _NS, tz=KST)
+        day = end.date()
+        if start.date() != day or not self.market.calendar.is_session(day):
+            return []
+        first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
+        last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - 9 * 60)
+        if last < 0 or first >= BARS_PER_DAY:
+            return []
+        running = state.get(symbol)
+        if running is None:
+            q = quote_at(self.market, symbol, start)
+            running = state[symbol] = _Running(
+                q.prev_close, q.open, q.high, q.low, q.volume, q.value
+            )
+        path = self.market.day_path(symbol, day)
+        records = []
+        for index in range(first, last + 1):
+            bar = path.bar_start(index)
+            for tick in self.market.ticks(symbol, day, index):
+                at = bar + timedelta(seconds=tick.second)
+                if not start < at <= end:
+                    continue
+                running.add(tick.price, tick.qty)
+                hhmmss = at.strftime("%H%M%S")
+                if tr_id == "H0STCNT0":
+                    records.append(
+                        _trade_record(symbol, hhmmss, day, tick.price, tick.qty, running)
+                    )
+                else:
+                    records.append(_book_record(symbol, hhmmss, tick.price, running))
+        return records
+
+
+@dataclass(slots=True)
+class _Running:
+    """A symbol's day so far, as the real-time stream reports it."""
+
+    prev_close: int
+    open: int
+    high: int
+    low: int
+    volume: int
+    value: int
+
+    def add(self, price: int, qty: int) -> None:
+        self.open = self.open or price
+        self.high = max(self.high, price)
+        self.low = min(self.low, price) if self.low else price
+        self.volume += qty
+        self.value += price * qty
+
+
+def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:
+    """One H0STCNT0 record: 46 fields in the order of §5.6."""
+    change = price - r.prev_close
+    unit = tick_size(price)
+    fields = [
+        symbol, hhmmss, str(price), _sign(change), str(change),
+        f"{change * 100 / r.prev_close:.2f}", f"{r.value / max(r.volume, 1):.2f}", str(r.open),
+        str(r.high), str(r.low), str(price + unit), str(price), str(qty), str(r.volume),
+        str(r.value), "0", "0", "0", "100.00", "0", "0", "1", "50.00", "100.00", "090000", "3",
+        "0", "090000", "3", "0", "090000", "3", "0", day.strftime("%Y%m%d"), "20", "N", "100",
+        "100", "10000", "10000", "0.10", "0", "0.00", "0", "0", "0",
+    ]  # fmt: skip
+    return "^".join(fields)
+
+
+def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
+    """One H0STASP0 record: 59 fields in the order of §5.7."""
+    unit = tick_size(price)
+    asks = [str(price + unit * (i + 1)) for i in range(10)]
+    bids = [str(max(unit, price - unit * i)) for i in range(10)]
+    qtys = [str(100 * (i + 1)) for i in range(10)]
+    tail = ["5500", "5500", "0", "0", "0", "0", "0", "0", "3", "0.00", str(r.volume), "0", "0",
+            "0", "0", "0"]  # fmt: skip
+    return "^".join([symbol, hhmmss, "0", *asks, *bids, *qtys, *qtys, *tail])
+
+
+def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dict[str, Any]:
+    return {
+        "header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": "N"},
+        "body": {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1},
+    }
+
+
+def _fail(status: int, msg_cd: str, msg1: str) -> web.Response:
+    return web.json_response(_envelope("1", msg_cd, msg1), status=status)
+
+
+def _token_error(status: int, code: str, description: str) -> web.Response:
+    return web.json_response({"error_code": code, "error_description": description}, status=status)
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _sign(change: int) -> str:
+    return "2" if change > 0 else "5" if change < 0 else "3"
+
+
+def _limit(prev_close: int, factor: float) -> int:
+    unit = tick_size(int(prev_close * factor))
+    return int(prev_close * factor) // unit * unit
+
+
+def _date(text: str) -> date:
+    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+_masters_cache: dict[tuple[int, date], dict[str, bytes]] = {}
+
+
+def _cached_masters(market: Market, day: date, prices: dict[str, int]) -> dict[str, bytes]:
+    key = (id(market), day)
+    if key not in _masters_cache:
+        _masters_cache.clear()
+        _masters_cache[key] = master_files(market, prices)
+    return _masters_cache[key]
+
+
+_ROUTES = {
+    ("domestic-stock/v1/quotations/inquire-price", "FHKST01010100"): Simulator.inquire_price,
+    ("domestic-stock/v1/quotations/inquire-time-itemchartprice", "FHKST03010200"):
+        Simulator.minute_bars_today,
+    ("domestic-stock/v1/quotations/inquire-time-dailychartprice", "FHKST03010230"):
+        Simulator.minute_bars_past,
+    ("domestic-stock/v1/quotations/inquire-daily-itemchartprice", "FHKST03010100"):
+        Simulator.daily_chart,
+    ("domestic-stock/v1/quotations/inquire-daily-price", "FHKST01010400"): Simulator.daily_price,
+}  # fmt: skip

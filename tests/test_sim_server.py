@@ -1,0 +1,220 @@
+"""The real client against the real simulator on loopback: the two readings must agree."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from aiohttp import web
+
+from observer.clock import SimulatedClock
+from observer.errors import MasterFileError
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.master import extract_single, parse_domestic
+from observer.kis.parse import RealtimeFrame, parse_trade
+from observer.kis.stream import KisStream
+from observer.sim.market import KST, Market
+from observer.sim.server import SimConfig, Simulator
+from observer.trading_calendar import TradingCalendar
+
+KEY, SECRET = "PSsimTestAppKey000000000000000000000", "s" * 180
+START = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
+MARKET = Market(3, TradingCalendar(), stocks=300, etfs=50)
+SYMBOL = next(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+
+
+@asynccontextmanager
+async def simulator(speed: float = 60.0, **config: object) -> AsyncIterator[tuple[Simulator, str]]:
+    clock = SimulatedClock(int(START.timestamp() * 1e9), speed)
+    sim = Simulator(MARKET, clock, SimConfig(app_keys={KEY: SECRET}, **config))  # type: ignore[arg-type]
+    runner = web.AppRunner(sim.app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield sim, f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+def client_for(sim: Simulator, url: str, tmp_path: Path) -> tuple[KisClient, TokenManager]:
+    http = httpx.AsyncClient(base_url=url)
+    creds = Credentials("sim1", Secret(KEY), Secret(SECRET))
+    tokens = TokenManager(http, creds, sim.clock, tmp_path / "tokens", "sim")
+    return KisClient(
+        http, creds, tokens, sim.clock, RateLimits({"sim1": 50}).for_account("sim1")
+    ), tokens
+
+
+def test_prices_and_minute_bars_agree(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with simulator() as (sim, url):
+            client, _ = client_for(sim, url, tmp_path)
+            price = await client.current_price(SYMBOL)
+            bars = await client.minute_bars_today(SYMBOL)
+            path = MARKET.day_path(SYMBOL, START.date())
+            assert int(price.stck_prpr) > 0 and price.stck_sdpr == str(path.prev_close)
+            assert bars[0].stck_cntg_hour == "090000" and len(bars) >= 60  # 09:00 .. now
+            assert [int(b.cntg_vol) for b in bars] == [int(v) for v in path.volume[: len(bars)]]
+            daily = await client.daily_chart(SYMBOL, "20261001", "20261119")
+            assert daily[-1].stck_bsop_date == "20261119"
+            assert daily[-1].stck_clpr == str(
+                MARKET.close(SYMBOL, daily[-1].stck_bsop_date and START.date().replace(day=19))
+            )
+            assert await client.current_price("999999") is not None
+            await client._http.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_rate_limit_and_5xx_faults_are_retried(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, int]:
+        async with simulator(calls_per_second=1000) as (sim, url):
+            client, _ = client_for(sim, url, tmp_path)
+            sim.faults.rate_limited = 2
+            sim.faults.http_5xx = 1
+            await client.current_price(SYMBOL)
+            await client._http.aclose()
+            return client.retries, sim.rate_limited
+
+    assert asyncio.run(scenario()) == (3, 2)
+
+
+def test_expired_tokens_are_refreshed_after_the_minute(tmp_path: Path) -> None:
+    async def scenario() -> int:
+        async with simulator(speed=600.0) as (sim, url):  # the 60 s guard passes in 0.1 s
+            client, tokens = client_for(sim, url, tmp_path)
+            await client.current_price(SYMBOL)
+            sim.expire_tokens()
+            await client.current_price(SYMBOL)
+            await client._http.aclose()
+            return tokens.issued
+
+    assert asyncio.run(scenario()) == 2
+
+
+def test_unknown_app_keys_are_refused(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with simulator() as (_sim, url):
+            http = httpx.AsyncClient(base_url=url)
+            answer = await http.post(
+                "/oauth2/tokenP",
+                json={"grant_type": "client_credentials", "appkey": "nope", "appsecret": "x"},
+            )
+            assert answer.status_code == 403 and answer.json()["error_code"] == "EGW00103"
+            await http.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
+    frames: list[tuple[RealtimeFrame, int]] = []
+
+    async def scenario() -> None:
+        async with simulator(speed=120.0) as (sim, url):
+            client, tokens = client_for(sim, url, tmp_path)
+            stream = KisStream(url.replace("http", "ws") + "/tryitout", tokens, sim.clock,
+                               lambda f, t: frames.append((f, t)))  # fmt: skip
+            await stream.subscribe("H0STCNT0", SYMBOL)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            async with asyncio.timeout(20):
+                while sum(len(f.records) for f, _ in frames) < 20:
+                    await asyncio.sleep(0.01)  # poll interval of a deadline-bound wait
+            stop.set()
+            await runner
+            await client._http.aclose()
+
+    asyncio.run(scenario())
+    ticks = [parse_trade(r, t) for f, t in frames for r in f.records]
+    assert {t.symbol for t in ticks} == {SYMBOL}
+    volumes = [t.cum_volume for t in ticks]
+    assert volumes == sorted(volumes)
+    assert all(b.cum_volume - a.cum_volume == b.qty for a, b in pairwise(ticks))
+
+
+def test_the_session_rules(tmp_path: Path) -> None:
+    async def scenario() -> list[str]:
+        async with simulator(max_registrations=2) as (sim, url):
+            _, tokens = client_for(sim, url, tmp_path)
+            key = (await tokens.approval_key()).reveal()
+            ws_url = url.replace("http", "ws") + "/tryitout"
+            codes = []
+
+            def register(symbol: str) -> str:
+                header = {"approval_key": key, "custtype": "P", "tr_type": "1",
+                          "content-type": "utf-8"}  # fmt: skip
+                body = {"input": {"tr_id": "H0STCNT0", "tr_key": symbol}}
+                return json.dumps({"header": header, "body": body})
+
+            symbols = list(MARKET.listings)[:3]
+            async with websockets.connect(ws_url) as first:
+                for symbol in [*symbols, symbols[0]]:
+                    await first.send(register(symbol))
+                    while True:
+                        answer = json.loads(await first.recv())
+                        if answer["header"]["tr_id"] != "PINGPONG":
+                            break
+                    codes.append(answer["body"]["msg_cd"])
+                async with websockets.connect(ws_url) as second:
+                    await second.send(register(symbols[0]))
+                    codes.append(json.loads(await second.recv())["body"]["msg_cd"])
+            await tokens._http.aclose()
+            return codes
+
+    assert asyncio.run(scenario()) == ["OPSP0000", "OPSP0000", "OPSP0008", "OPSP0002", "OPSP8996"]
+
+
+def test_master_files_download_and_parse(tmp_path: Path) -> None:
+    async def scenario() -> tuple[int, bytes, bytes]:
+        async with simulator() as (sim, url), httpx.AsyncClient(base_url=url) as http:
+            head = await http.head("/common/master/kospi_code.mst.zip")
+            body = (await http.get("/common/master/kospi_code.mst.zip")).content
+            sim.faults.master_truncated.add("kospi_code.mst.zip")
+            broken = (await http.get("/common/master/kospi_code.mst.zip")).content
+            return int(head.headers["content-length"]), body, broken
+
+    size, body, broken = asyncio.run(scenario())
+    assert size == len(body)
+    rows = parse_domestic(extract_single(body, "kospi_code.mst"), "KOSPI")
+    assert {r.symbol for r in rows} == {
+        s for s, x in MARKET.listings.items() if x.market == "KOSPI"
+    }
+    with pytest.raises(MasterFileError):
+        extract_single(broken, "kospi_code.mst")
+
+
+def test_observer_sim_command_serves_and_stops() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support import ROOT
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "observer", "sim", "--seed", "5",
+         "--clock", "2026-11-20T10:00:00+09:00@60x"],
+        stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert line.startswith("observer sim ready rest=http://127.0.0.1:")
+        rest = line.split()[3].removeprefix("rest=")
+        body = {"grant_type": "client_credentials", "appkey": "k", "appsecret": "s"}
+        answer = httpx.post(f"{rest}/oauth2/tokenP", json=body)
+        assert answer.status_code == 200 and answer.json()["token_type"] == "Bearer"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        proc.stdout.close()  # type: ignore[union-attr]
