@@ -192,6 +192,7 @@ def sim(
     app_key: Annotated[
         list[str] | None, typer.Option(help="KEY:SECRET accepted (repeatable; default any)")
     ] = None,
+    calls_per_second: Annotated[int, typer.Option(help="REST calls per app key")] = 20,
 ) -> None:
     """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs."""
     import asyncio
@@ -200,7 +201,7 @@ def sim(
 
     keys = dict(pair.split(":", 1) for pair in app_key) if app_key else None
     setup_logging("WARNING")
-    asyncio.run(serve(host, port, seed, clock, keys))
+    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second))
 
 
 @bench_app.command("bus")
@@ -212,7 +213,7 @@ def bench_bus(
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Producers -> writer with outbox and acks on, against raw baselines in the same run."""
-    from observer.bench import run_bus_bench
+    from observer.bench.bus import run_bus_bench
 
     setup_logging("WARNING")
     report = run_bus_bench(events=events, producers=producers, db=db, rate=rate)
@@ -221,6 +222,26 @@ def bench_bus(
     if as_json:
         typer.echo(json.dumps(report.summary()))
     raise typer.Exit(0 if report.lost == 0 and report.duplicated == 0 else 1)
+
+
+@bench_app.command("kis")
+def bench_kis(
+    frames: Annotated[int, typer.Option(help="H0STCNT0 frames to parse")] = 20_000,
+    limit: Annotated[float, typer.Option(help="REST calls/s the client is configured for")] = 19.0,
+    server_limit: Annotated[int, typer.Option(help="REST calls/s the simulator allows")] = 20,
+    requests: Annotated[int, typer.Option(help="REST calls to make")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """Frame parser vs bare str.split; REST pacing vs the limit, against the simulator."""
+    from observer.bench.kis import run_kis_bench
+
+    setup_logging("WARNING")
+    report = run_kis_bench(frames=frames, limit=limit, server_limit=server_limit, requests=requests)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+    raise typer.Exit(0 if report.rate_limited == 0 else 1)
 
 
 def main() -> None:

@@ -78,7 +78,10 @@ class RateLimits:
         if limiter is None:
             if account not in self._per_second:
                 raise KisError(f"no rate limit configured for account {account!r}")
-            limiter = self._limiters[account] = AsyncLimiter(self._per_second[account], 1.0)
+            # Evenly paced, no bursts: a bucket of one. KIS's window is UNCONFIRMED, and a
+            # burst-friendly bucket of N lets 2N-1 calls into the first second.
+            rate = self._per_second[account]
+            limiter = self._limiters[account] = AsyncLimiter(1, 1.0 / rate)
         return limiter
 
 

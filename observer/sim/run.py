@@ -16,11 +16,19 @@ __all__ = ["serve"]
 
 
 async def serve(
-    host: str, port: int, seed: int, clock_spec: str, app_keys: dict[str, str] | None
+    host: str,
+    port: int,
+    seed: int,
+    clock_spec: str,
+    app_keys: dict[str, str] | None,
+    calls_per_second: int = 20,
 ) -> None:
     """Run until SIGTERM/SIGINT; print one line with the URLs once listening."""
     clock = clock_from_spec(clock_spec)
-    simulator = Simulator(Market(seed, TradingCalendar()), clock, SimConfig(app_keys=app_keys))
+    config = SimConfig(app_keys=app_keys, calls_per_second=calls_per_second)
+    market = Market(seed, TradingCalendar())
+    _ = market.sessions  # warm up before answering: a 2 s stall would bunch rate windows
+    simulator = Simulator(market, clock, config)
     runner = web.AppRunner(simulator.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -1,0 +1,174 @@
+"""``observer bench kis``: the frame parser and the REST client's pacing, against baselines.
+
+* **parser**: records/s of `parse_frame` (envelope and records) and of frame -> `TradeTick`,
+  against a bare ``str.split`` of the same frames, measured in the same run.
+* **rest**: the client against the simulator on loopback with a per-app-key limit; the
+  achieved request rate as a fraction of the configured limit, and how many EGW00201
+  answers the simulator had to give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from observer.clock import clock_from_spec
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.parse import parse_frame, parse_trade
+from observer.sim.market import Market
+from observer.trading_calendar import TradingCalendar
+
+__all__ = ["KisBenchReport", "run_kis_bench"]
+
+_RECORD = (
+    "005930^093001^73100^5^-400^-0.54^73321.45^73500^73800^72900^73200^73100^5^8123468^"
+    "594001000000^41203^39874^-1329^98.73^4031222^3980111^5^49.69^87.12^090000^5^-400^"
+    "093512^5^-700^101412^2^200^20261120^20^N^1500^2100^250000^310000^0.14^9300000^87.35^0^0^0"
+)
+
+
+@dataclass
+class KisBenchReport:
+    """Numbers of one run."""
+
+    frames_per_s_baseline: float = 0.0
+    records_per_s_baseline: float = 0.0
+    records_per_s_frames: float = 0.0
+    records_per_s_ticks: float = 0.0
+    rest_limit: float = 0.0
+    rest_per_s: float = 0.0
+    rest_requests: int = 0
+    rate_limited: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        """One JSON-able object."""
+        return {
+            "parser_records_per_s": round(self.records_per_s_frames),
+            "parser_baseline_per_s": round(self.records_per_s_baseline),
+            "parser_ratio": round(self.records_per_s_frames / self.records_per_s_baseline, 3),
+            "ticks_per_s": round(self.records_per_s_ticks),
+            "ticks_ratio": round(self.records_per_s_ticks / self.records_per_s_baseline, 3),
+            "rest_limit_per_s": self.rest_limit,
+            "rest_per_s": round(self.rest_per_s, 2),
+            "rest_ratio": round(self.rest_per_s / self.rest_limit, 3),
+            "rest_requests": self.rest_requests,
+            "egw00201": self.rate_limited,
+        }
+
+    def lines(self) -> list[str]:
+        """Human-readable report."""
+        s = self.summary()
+        return [
+            "kis bench",
+            f"  bare str.split          {s['parser_baseline_per_s']:>10,} records/s",
+            f"  parse_frame             {s['parser_records_per_s']:>10,} records/s  "
+            f"ratio {s['parser_ratio']}",
+            f"  frame -> TradeTick      {s['ticks_per_s']:>10,} records/s  "
+            f"ratio {s['ticks_ratio']}",
+            f"  REST against simulator  {s['rest_per_s']} req/s of {s['rest_limit_per_s']} "
+            f"allowed (ratio {s['rest_ratio']}), {s['egw00201']} EGW00201 answers",
+        ]
+
+
+def _frames(count: int, per_frame: int) -> list[str]:
+    payload = "^".join([_RECORD] * per_frame)
+    return [f"0|H0STCNT0|{per_frame:03d}|{payload}" for _ in range(count)]
+
+
+def _best_rate(work: Any, frames: list[str], records: int, repeats: int = 3) -> float:
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work(frames)
+        best = max(best, records / (time.perf_counter() - started))
+    return best
+
+
+def _baseline(frames: list[str]) -> None:
+    for frame in frames:
+        frame.split("|", 3)[3].split("^")
+
+
+def _frames_only(frames: list[str]) -> None:
+    for frame in frames:
+        parse_frame(frame)
+
+
+def _to_ticks(frames: list[str]) -> None:
+    for frame in frames:
+        for record in parse_frame(frame).records:
+            parse_trade(record, 0)
+
+
+async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, int]:
+    """Pace ``requests`` calls at ``limit``/s against a simulator in its own process.
+
+    The simulator allows ``server_limit``/s per app key, as KIS's gateway does.
+    """
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "observer", "sim", "--seed", "1",
+         "--clock", "2026-11-20T10:00:00+09:00@1x", "--calls-per-second", str(server_limit)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = simulator.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("observer sim ready"):
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        rest = line.split()[3].removeprefix("rest=")
+        clock = clock_from_spec(line.split()[-1].removeprefix("clock="))
+        symbols = list(Market(1, TradingCalendar()).listings)[:500]
+        with tempfile.TemporaryDirectory() as tmp:
+            async with httpx.AsyncClient(base_url=rest) as http:
+                credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
+                tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
+                limiter = RateLimits({"bench": limit}).for_account("bench")
+                client = KisClient(http, credentials, tokens, clock, limiter)
+                await tokens.token()
+                pending = list(range(requests))
+
+                async def worker() -> None:
+                    while pending:
+                        n = pending.pop()
+                        await client.current_price(symbols[n % len(symbols)])
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
+                elapsed = time.perf_counter() - started
+        return requests / elapsed, client.rate_limited
+    finally:
+        simulator.send_signal(signal.SIGTERM)
+        simulator.wait(30)
+        simulator.stdout.close()  # type: ignore[union-attr]
+
+
+def run_kis_bench(
+    frames: int = 20_000,
+    per_frame: int = 5,
+    limit: float = 19.0,
+    server_limit: int = 20,
+    requests: int = 200,
+) -> KisBenchReport:
+    """Run the parser and REST measurements.
+
+    The client is configured one call/s under the gateway's limit (as python-kis does):
+    its pacing is exact, but arrival times jitter across the server's one-second windows.
+    """
+    report = KisBenchReport(rest_limit=limit, rest_requests=requests)
+    data = _frames(frames, per_frame)
+    records = frames * per_frame
+    report.records_per_s_baseline = _best_rate(_baseline, data, records)
+    report.records_per_s_frames = _best_rate(_frames_only, data, records)
+    report.records_per_s_ticks = _best_rate(_to_ticks, data, records)
+    report.rest_per_s, report.rate_limited = asyncio.run(_rest(limit, server_limit, requests))
+    return report

@@ -1,0 +1,33 @@
+"""The benchmark commands run end to end and report what they promise (numbers not judged)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+
+def run(*args: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-m", "observer", "bench", *args, "--json"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_bench_bus_reports_its_keys() -> None:
+    result = run("bus", "--events", "4000", "--producers", "2", "--rate", "500")
+    assert {"events_per_s", "p99_ms", "baseline_per_s", "ratio", "lost", "duplicated"} <= set(
+        result
+    )
+    assert result["lost"] == 0 and result["duplicated"] == 0
+
+
+def test_bench_kis_reports_its_keys() -> None:
+    result = run("kis", "--frames", "500", "--requests", "20")
+    assert {"parser_ratio", "rest_ratio", "egw00201"} <= set(result)
+    assert result["egw00201"] == 0
