@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import date, datetime
 from itertools import pairwise
 from pathlib import Path
 
@@ -67,11 +67,12 @@ def test_prices_and_minute_bars_agree(tmp_path: Path) -> None:
             assert int(price.stck_prpr) > 0 and price.stck_sdpr == str(path.prev_close)
             assert bars[0].stck_cntg_hour == "090000" and len(bars) >= 60  # 09:00 .. now
             assert [int(b.cntg_vol) for b in bars] == [int(v) for v in path.volume[: len(bars)]]
+            past = await client.minute_bars_on(SYMBOL, "20261119")
+            yesterday = MARKET.day_path(SYMBOL, date(2026, 11, 19))
+            assert len(past) == 391 and past[-1].stck_prpr == str(yesterday.day_close)
             daily = await client.daily_chart(SYMBOL, "20261001", "20261119")
             assert daily[-1].stck_bsop_date == "20261119"
-            assert daily[-1].stck_clpr == str(
-                MARKET.close(SYMBOL, daily[-1].stck_bsop_date and START.date().replace(day=19))
-            )
+            assert daily[-1].stck_clpr == str(MARKET.close(SYMBOL, date(2026, 11, 19)))
             assert await client.current_price("999999") is not None
             await client._http.aclose()
 

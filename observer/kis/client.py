@@ -255,6 +255,39 @@ class KisClient:
         unique = {r.stck_cntg_hour: r for r in rows}
         return [unique[k] for k in sorted(unique)]
 
+    async def minute_bars_on(
+        self, symbol: str, day: str, until: str = "153000", since: str = "090000"
+    ) -> list[MinuteBarRow]:
+        """One past day's one-minute bars (YYYYMMDD), oldest first; 120 per call (§4.3b)."""
+        endpoint = ENDPOINTS["minute_bars_past"]
+        rows: dict[str, MinuteBarRow] = {}
+        cursor = until
+        while True:
+            page = await self.get(
+                endpoint,
+                {
+                    "FID_COND_MRKT_DIV_CODE": "J",
+                    "FID_INPUT_ISCD": symbol,
+                    "FID_INPUT_HOUR_1": cursor,
+                    "FID_INPUT_DATE_1": day,
+                    "FID_PW_DATA_INCU_YN": "N",
+                    "FID_FAKE_TICK_INCU_YN": "",
+                },
+            )
+            batch = [
+                r
+                for r in _rows(page.answer.output2, MinuteBarRow, endpoint.name)
+                if r.stck_bsop_date == day and since <= r.stck_cntg_hour <= cursor
+            ]
+            rows.update((r.stck_cntg_hour, r) for r in batch)
+            if len(batch) < endpoint.rows_per_call:
+                break
+            oldest = min(r.stck_cntg_hour for r in batch)
+            if oldest <= since:
+                break
+            cursor = _minute_before(oldest)
+        return [rows[k] for k in sorted(rows)]
+
     async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
         """Daily bars from ``start`` to ``end`` (YYYYMMDD), oldest first; 100 per call (§4.2)."""
         endpoint = ENDPOINTS["daily_chart"]

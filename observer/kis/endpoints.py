@@ -79,5 +79,8 @@ ENDPOINTS: dict[str, RestEndpoint] = {
     )
 }  # fmt: skip
 
+# Public master files (no authentication), §6.1.
+MASTER_BASE_URL = "https://new.real.download.dws.co.kr/common/master/"
+
 TOKEN_PATH = "/oauth2/tokenP"  # noqa: S105 - a URL path, not a password
 APPROVAL_PATH = "/oauth2/Approval"

@@ -13,7 +13,9 @@ import zipfile
 from dataclasses import dataclass
 from typing import Literal
 
-from observer.errors import MasterFileError
+import httpx
+
+from observer.errors import KisTransportError, MasterFileError
 
 __all__ = [
     "COD_COLUMNS",
@@ -21,7 +23,9 @@ __all__ = [
     "OVERSEAS_FILES",
     "DomesticListing",
     "OverseasListing",
+    "download_master",
     "extract_single",
+    "master_size",
     "parse_domestic",
     "parse_overseas",
 ]
@@ -157,6 +161,42 @@ def extract_single(archive: bytes, member: str, max_bytes: int = MAX_MASTER_BYTE
     if len(data) > max_bytes:
         raise MasterFileError(f"{member} inflates beyond {max_bytes} bytes")
     return data
+
+
+async def master_size(http: httpx.AsyncClient, name: str) -> int:
+    """The published size of master archive ``name`` (HEAD; the change detector of seed 000)."""
+    try:
+        response = await http.head(name)
+    except httpx.HTTPError as exc:
+        raise KisTransportError(f"HEAD {name}: {type(exc).__name__}") from None
+    if response.status_code != 200 or "content-length" not in response.headers:
+        raise MasterFileError(f"HEAD {name}: HTTP {response.status_code}, no size")
+    return int(response.headers["content-length"])
+
+
+async def download_master(
+    http: httpx.AsyncClient, name: str, max_bytes: int = MAX_MASTER_BYTES
+) -> bytes:
+    """Stream master archive ``name``; refuse more than ``max_bytes`` or a short body."""
+    chunks: list[bytes] = []
+    received = 0
+    try:
+        async with http.stream("GET", name) as response:
+            if response.status_code != 200:
+                raise MasterFileError(f"GET {name}: HTTP {response.status_code}")
+            declared = int(response.headers.get("content-length", "-1"))
+            if declared > max_bytes:
+                raise MasterFileError(f"GET {name}: {declared} bytes announced")
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+                if received > max_bytes:
+                    raise MasterFileError(f"GET {name}: more than {max_bytes} bytes")
+                chunks.append(chunk)
+    except httpx.HTTPError as exc:
+        raise KisTransportError(f"GET {name}: {type(exc).__name__}") from None
+    if declared >= 0 and received != declared:
+        raise MasterFileError(f"GET {name}: {received} of {declared} bytes arrived")
+    return b"".join(chunks)
 
 
 def _decode(data: bytes, what: str) -> list[str]:
