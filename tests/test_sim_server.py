@@ -73,7 +73,7 @@ def test_prices_and_minute_bars_agree(tmp_path: Path) -> None:
             daily = await client.daily_chart(SYMBOL, "20261001", "20261119")
             assert daily[-1].stck_bsop_date == "20261119"
             assert daily[-1].stck_clpr == str(MARKET.close(SYMBOL, date(2026, 11, 19)))
-            assert await client.current_price("999999") is not None
+            assert (await client.current_price("999999")).stck_prpr == "0"  # unknown code (§4.1)
             await client._http.aclose()
 
     asyncio.run(scenario())
