@@ -20,7 +20,7 @@ from observer.errors import MasterFileError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.master import extract_single, parse_domestic
+from observer.kis.master import download_master, extract_single, master_size, parse_domestic
 from observer.kis.parse import RealtimeFrame, parse_trade
 from observer.kis.stream import KisStream
 from observer.sim.market import KST, Market
@@ -179,12 +179,19 @@ def test_the_session_rules(tmp_path: Path) -> None:
 
 def test_master_files_download_and_parse(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, bytes, bytes]:
-        async with simulator() as (sim, url), httpx.AsyncClient(base_url=url) as http:
-            head = await http.head("/common/master/kospi_code.mst.zip")
-            body = (await http.get("/common/master/kospi_code.mst.zip")).content
+        async with (
+            simulator() as (sim, url),
+            httpx.AsyncClient(base_url=f"{url}/common/master/") as http,
+        ):
+            size = await master_size(http, "kospi_code.mst.zip")
+            body = await download_master(http, "kospi_code.mst.zip")
             sim.faults.master_truncated.add("kospi_code.mst.zip")
-            broken = (await http.get("/common/master/kospi_code.mst.zip")).content
-            return int(head.headers["content-length"]), body, broken
+            broken = await download_master(http, "kospi_code.mst.zip")
+            with pytest.raises(MasterFileError, match="bytes announced"):
+                await download_master(http, "nasmst.cod.zip", max_bytes=1000)
+            with pytest.raises(MasterFileError, match="HTTP 404"):
+                await download_master(http, "nothing.zip")
+            return size, body, broken
 
     size, body, broken = asyncio.run(scenario())
     assert size == len(body)
@@ -219,3 +226,27 @@ def test_observer_sim_command_serves_and_stops() -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
         proc.stdout.close()  # type: ignore[union-attr]
+
+
+def test_master_listing_changes_are_served(tmp_path: Path) -> None:
+    kosdaq = [s for s, x in MARKET.listings.items() if x.market == "KOSDAQ"]
+    gone, renamed = kosdaq[0], kosdaq[1]
+
+    async def scenario() -> tuple[bytes, bytes]:
+        async with (
+            simulator() as (sim, url),
+            httpx.AsyncClient(base_url=f"{url}/common/master/") as http,
+        ):
+            before = await download_master(http, "kosdaq_code.mst.zip")
+            sim.faults.delisted.add(gone)
+            sim.faults.renamed[renamed] = "새이름홀딩스"
+            sim.faults.new_listings = 2
+            after = await download_master(http, "kosdaq_code.mst.zip")
+            return before, after
+
+    before, after = asyncio.run(scenario())
+    old = {r.symbol: r for r in parse_domestic(extract_single(before, "kosdaq_code.mst"), "KOSDAQ")}
+    new = {r.symbol: r for r in parse_domestic(extract_single(after, "kosdaq_code.mst"), "KOSDAQ")}
+    assert set(old) - set(new) == {gone}
+    assert {new[s].name for s in set(new) - set(old)} == {"신규상장1", "신규상장2"}
+    assert new[renamed].name == "새이름홀딩스" != old[renamed].name

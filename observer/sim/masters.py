@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Iterable
+from dataclasses import replace
 
 from observer.sim.market import Listing, Market, Overseas
 
@@ -94,14 +95,35 @@ def zipped(member: str, data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def master_files(market: Market, prices: dict[str, int]) -> dict[str, bytes]:
-    """Every master archive by file name (``kospi_code.mst.zip``, ``nasmst.cod.zip``, ...)."""
+def master_files(
+    market: Market,
+    prices: dict[str, int],
+    *,
+    delisted: Iterable[str] = (),
+    renamed: dict[str, str] | None = None,
+    listed: Iterable[Listing] = (),
+) -> dict[str, bytes]:
+    """Every master archive by file name (``kospi_code.mst.zip``, ``nasmst.cod.zip``, ...).
+
+    ``delisted`` symbols are left out, ``renamed`` ones carry their new name and ``listed``
+    ones are added (domestic or overseas symbols alike), as a real master changes over time.
+    """
+    gone, names = set(delisted), renamed or {}
+    extra = list(listed)
     files = {}
     for stem, name in DOMESTIC_FILES.items():
-        rows = [x for x in market.listings.values() if x.market == name]
-        files[f"{stem}.mst.zip"] = zipped(f"{stem}.mst", domestic_master(rows, prices))
+        rows = [
+            replace(x, name=names.get(x.symbol, x.name))
+            for x in [*market.listings.values(), *extra]
+            if x.market == name and x.symbol not in gone
+        ]
+        body = domestic_master(rows, prices | {x.symbol: x.start_price for x in extra})
+        files[f"{stem}.mst.zip"] = zipped(f"{stem}.mst", body)
     for stem in OVERSEAS_STEMS:
-        files[f"{stem}mst.cod.zip"] = zipped(
-            f"{stem}mst.cod", overseas_master(market.overseas[stem])
-        )
+        rows_overseas = [
+            replace(x, name_en=names.get(x.symbol, x.name_en))
+            for x in market.overseas[stem]
+            if x.symbol not in gone
+        ]
+        files[f"{stem}mst.cod.zip"] = zipped(f"{stem}mst.cod", overseas_master(rows_overseas))
     return files

@@ -16,14 +16,22 @@ import logging
 import secrets
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from observer.clock import Clock
-from observer.sim.market import BARS_PER_DAY, KST, Market, bar_value, quote_at, tick_size
+from observer.sim.market import (
+    BARS_PER_DAY,
+    KST,
+    Listing,
+    Market,
+    bar_value,
+    quote_at,
+    tick_size,
+)
 from observer.sim.masters import master_files
 
 __all__ = ["Faults", "SimConfig", "Simulator"]
@@ -56,6 +64,9 @@ class Faults:
     latency_s: float = 0.0  # added to every REST answer
     master_corrupt: set[str] = field(default_factory=set)  # file names served damaged
     master_truncated: set[str] = field(default_factory=set)
+    delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
+    renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
+    new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
 
 
 @dataclass(slots=True)
@@ -98,6 +109,7 @@ class Simulator:
         self._window: dict[str, tuple[int, int]] = {}  # app key -> (wall second, calls)
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.calls: defaultdict[str, int] = defaultdict(int)  # tr_id -> answered calls
+        self._masters: tuple[object, dict[str, bytes]] | None = None
         self.rate_limited = 0
         self.app = web.Application()
         self.app.add_routes(
@@ -137,6 +149,9 @@ class Simulator:
                 setattr(self.faults, name, body[name])
         self.faults.master_corrupt |= set(body.get("master_corrupt", []))
         self.faults.master_truncated |= set(body.get("master_truncated", []))
+        self.faults.delisted |= set(body.get("delisted", []))
+        self.faults.renamed |= dict(body.get("renamed", {}))
+        self.faults.new_listings += int(body.get("new_listings", 0))
         return web.json_response({"ok": True})
 
     async def _drop_websockets(self, request: web.Request) -> web.Response:
@@ -348,13 +363,28 @@ class Simulator:
 
     # ------------------------------------------------------------------ master files
 
+    def _master_files(self) -> dict[str, bytes]:
+        """Today's archives, rebuilt when the day or the listing faults change."""
+        day = self._session_day(self._now())
+        f = self.faults
+        key = (day, frozenset(f.delisted), tuple(sorted(f.renamed.items())), f.new_listings)
+        if self._masters is None or self._masters[0] != key:
+            prices = {s: self.market.close(s, day) for s in self.market.listings}
+            listed = [self._new_listing(n) for n in range(f.new_listings)]
+            files = master_files(
+                self.market, prices, delisted=f.delisted, renamed=f.renamed, listed=listed
+            )
+            self._masters = (key, files)
+        return self._masters[1]
+
+    def _new_listing(self, n: int) -> Listing:
+        template = next(x for x in self.market.listings.values() if x.market == "KOSDAQ")
+        code = f"{990000 + n * 10:06d}"
+        return replace(template, symbol=code, isin=f"KR7{code}009", name=f"신규상장{n + 1}")
+
     async def _master(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        now = self._now()
-        day = self._session_day(now)
-        prices = {s: self.market.close(s, day) for s in self.market.listings}
-        files = _cached_masters(self.market, day, prices)
-        data = files.get(name)
+        data = self._master_files().get(name)
         if data is None:
             return web.Response(status=404)
         if name in self.faults.master_truncated:
@@ -590,17 +620,6 @@ def _limit(prev_close: int, factor: float) -> int:
 
 def _date(text: str) -> date:
     return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-
-
-_masters_cache: dict[tuple[int, date], dict[str, bytes]] = {}
-
-
-def _cached_masters(market: Market, day: date, prices: dict[str, int]) -> dict[str, bytes]:
-    key = (id(market), day)
-    if key not in _masters_cache:
-        _masters_cache.clear()
-        _masters_cache[key] = master_files(market, prices)
-    return _masters_cache[key]
 
 
 _ROUTES = {
