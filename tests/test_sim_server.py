@@ -16,7 +16,7 @@ import websockets
 from aiohttp import web
 
 from observer.clock import SimulatedClock
-from observer.errors import MasterFileError
+from observer.errors import KisApiError, MasterFileError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
@@ -250,3 +250,30 @@ def test_master_listing_changes_are_served(tmp_path: Path) -> None:
     assert set(old) - set(new) == {gone}
     assert {new[s].name for s in set(new) - set(old)} == {"신규상장1", "신규상장2"}
     assert new[renamed].name == "새이름홀딩스" != old[renamed].name
+
+
+def test_etf_and_overseas_answers(tmp_path: Path) -> None:
+    etf = next(s for s, x in MARKET.listings.items() if x.group == "EF")
+    nas = MARKET.overseas["nas"][0]
+
+    async def scenario() -> None:
+        async with simulator() as (sim, url):
+            client, _ = client_for(sim, url, tmp_path)
+            price = await client.etf_price(etf)
+            premium = float(price.dprt) / 100
+            assert abs(float(price.stck_prpr) / float(price.nav) - 1 - premium) < 1e-3
+            assert int(price.etf_ntas_ttam) > 0
+            summary, parts = await client.etf_components(etf)
+            assert int(summary.etf_cnfg_issu_cnt) == len(parts) >= 10
+            assert abs(sum(float(p.etf_cnfg_issu_rlim) for p in parts) - 100) < 0.5
+            assert all(p.stck_shrn_iscd in MARKET.listings for p in parts)
+            history = await client.etf_nav_daily(etf, "20260101", "20261119")
+            assert len(history) > 200 and history[-1].stck_bsop_date == "20261119"
+            quote = await client.overseas_price("NAS", nas.symbol)
+            assert float(quote.last) > 0 and quote.rsym == f"DNAS{nas.symbol}"
+            assert (await client.overseas_price("NAS", "NOSUCH1")).last == ""
+            with pytest.raises(KisApiError):  # not an ETF: no data
+                await client.etf_price(SYMBOL)
+            await client._http.aclose()
+
+    asyncio.run(scenario())

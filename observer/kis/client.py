@@ -38,7 +38,17 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, RestEndpoint
-from observer.kis.schemas import Answer, CurrentPriceOutput, DailyBarRow, MinuteBarRow
+from observer.kis.schemas import (
+    Answer,
+    CurrentPriceOutput,
+    DailyBarRow,
+    EtfComponentRow,
+    EtfComponentSummary,
+    EtfNavDailyRow,
+    EtfPriceOutput,
+    MinuteBarRow,
+    OverseasPriceOutput,
+)
 
 __all__ = ["KisClient", "Page", "RateLimits", "classify"]
 
@@ -315,6 +325,58 @@ class KisClient:
                 break
             cursor = _day_before(min(r.stck_bsop_date for r in batch))
         return [rows[k] for k in sorted(rows)]
+
+    async def etf_price(self, symbol: str) -> EtfPriceOutput:
+        """FHPST02400000: an ETF's price, NAV, premium and net assets (real accounts only)."""
+        page = await self.get(
+            ENDPOINTS["etf_price"], {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
+        )
+        return _typed(page.answer.output, EtfPriceOutput, "etf_price")
+
+    async def etf_nav_daily(self, symbol: str, start: str, end: str) -> list[EtfNavDailyRow]:
+        """FHPST02440200: daily price and NAV from ``start`` to ``end``, oldest first."""
+        endpoint = ENDPOINTS["etf_nav_daily_trend"]
+        rows: dict[str, EtfNavDailyRow] = {}
+        cursor = end
+        while cursor >= start:
+            page = await self.get(
+                endpoint,
+                {
+                    "FID_COND_MRKT_DIV_CODE": "J",
+                    "FID_INPUT_ISCD": symbol,
+                    "FID_INPUT_DATE_1": start,
+                    "FID_INPUT_DATE_2": cursor,
+                },
+            )
+            batch = [
+                r
+                for r in _rows(page.answer.output, EtfNavDailyRow, endpoint.name)
+                if start <= r.stck_bsop_date <= cursor
+            ]
+            rows.update((r.stck_bsop_date, r) for r in batch)
+            if len(batch) < endpoint.rows_per_call:
+                break
+            cursor = _day_before(min(r.stck_bsop_date for r in batch))
+        return [rows[k] for k in sorted(rows)]
+
+    async def etf_components(
+        self, symbol: str
+    ) -> tuple[EtfComponentSummary, list[EtfComponentRow]]:
+        """FHKST121600C0: an ETF's summary and its constituents with weights."""
+        page = await self.get(
+            ENDPOINTS["etf_components"],
+            {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol,
+             "FID_COND_SCR_DIV_CODE": "11216"},
+        )  # fmt: skip
+        summary = _typed(page.answer.output1, EtfComponentSummary, "etf_components")
+        return summary, _rows(page.answer.output2, EtfComponentRow, "etf_components")
+
+    async def overseas_price(self, exchange: str, symbol: str) -> OverseasPriceOutput:
+        """HHDFS00000300: last price of an overseas symbol (``EXCD`` like NAS, NYS, HKS)."""
+        page = await self.get(
+            ENDPOINTS["overseas_price"], {"AUTH": "", "EXCD": exchange, "SYMB": symbol}
+        )
+        return _typed(page.answer.output, OverseasPriceOutput, "overseas_price")
 
 
 def _typed(raw: msgspec.Raw, kind: type[_T], name: str) -> _T:

@@ -15,7 +15,12 @@ __all__ = [
     "Answer",
     "CurrentPriceOutput",
     "DailyBarRow",
+    "EtfComponentRow",
+    "EtfComponentSummary",
+    "EtfNavDailyRow",
+    "EtfPriceOutput",
     "MinuteBarRow",
+    "OverseasPriceOutput",
 ]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
@@ -114,3 +119,66 @@ class DailyBarRow(msgspec.Struct):
     stck_lwpr: str
     acml_vol: str
     acml_tr_pbmn: str = "0"
+
+
+class EtfPriceOutput(msgspec.Struct):
+    """FHPST02400000 ``output`` (§4.5), the fields the ETF job uses."""
+
+    stck_prpr: str
+    stck_prdy_clpr: str = "0"
+    prdy_vrss: str = "0"
+    prdy_ctrt: str = "0"
+    acml_vol: str = "0"
+    nav: str = "0"
+    prdy_last_nav: str = "0"
+    trc_errt: str = "0"  # tracking error rate
+    dprt: str = "0"  # premium/discount (괴리율), percent
+    etf_ntas_ttam: str = "0"  # total net assets
+    etf_cnfg_issu_cnt: str = "0"  # number of constituents
+    lstn_stcn: str = "0"
+    stck_dryy_hgpr: str = "0"
+    stck_dryy_lwpr: str = "0"
+    stck_lstn_date: str = ""
+
+
+class EtfNavDailyRow(msgspec.Struct):
+    """FHPST02440200 ``output`` row (§4.6): price and NAV of one day, newest first."""
+
+    stck_bsop_date: str
+    stck_clpr: str
+    nav: str = "0"
+    dprt: str = "0"
+
+
+class EtfComponentSummary(msgspec.Struct):
+    """FHKST121600C0 ``output1`` (§4.7)."""
+
+    stck_prpr: str = "0"
+    nav: str = "0"
+    etf_ntas_ttam: str = "0"
+    etf_cnfg_issu_cnt: str = "0"
+
+
+class EtfComponentRow(msgspec.Struct):
+    """FHKST121600C0 ``output2`` row (§4.7): one constituent."""
+
+    stck_shrn_iscd: str
+    hts_kor_isnm: str = ""
+    etf_cnfg_issu_rlim: str = "0"  # weight, percent
+    hts_avls: str = "0"
+
+
+class OverseasPriceOutput(msgspec.Struct):
+    """HHDFS00000300 ``output`` (§4.8a); an empty ``last`` means an unknown symbol."""
+
+    last: str = ""
+    rsym: str = ""
+    zdiv: str = "0"
+    base: str = ""
+    pvol: str = "0"
+    sign: str = ""
+    diff: str = "0"
+    rate: str = "0"
+    tvol: str = "0"
+    tamt: str = "0"
+    ordy: str = ""

@@ -366,6 +366,35 @@ class Market:
         o = np.asarray(np.where(trades == 1, c, o), dtype=np.int64)
         return DayPath(day, o, h, low, c, volume, trades, prev_close)
 
+    def etf_premium(self, symbol: str, day: date) -> float:
+        """An ETF's price over its NAV on ``day``, minus one (a few basis points either way)."""
+        rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat(), "premium"))
+        return float(rng.normal(0, 0.002))
+
+    @functools.lru_cache(maxsize=2_000)  # noqa: B019 - one Market lives as long as the server
+    def components(self, symbol: str) -> tuple[tuple[str, float], ...]:
+        """An ETF's constituents and their weights in percent (summing to 100)."""
+        rng = np.random.default_rng(_seed(self.seed, symbol, "components"))
+        stocks = [s for s, x in self.listings.items() if x.group == "ST" and x.market == "KOSPI"]
+        chosen = rng.choice(len(stocks), size=min(len(stocks), int(rng.integers(10, 50))),
+                            replace=False)  # fmt: skip
+        weights = rng.dirichlet(np.ones(len(chosen))) * 100
+        return tuple((stocks[int(i)], float(w)) for i, w in zip(chosen, weights, strict=True))
+
+    def overseas_quote(self, exchange: str, symbol: str, day: date) -> tuple[float, float, int]:
+        """(last, previous close, volume) of an overseas symbol on ``day``, in its currency."""
+        rng = np.random.default_rng(_seed(self.seed, exchange, symbol))
+        level = float(rng.lognormal(math.log(40), 1.0))
+        previous = level * math.exp(float(np.random.default_rng(
+            _seed(self.seed, exchange, symbol, (day - timedelta(days=1)).isoformat())
+        ).normal(0, 0.02)))  # fmt: skip
+        today = np.random.default_rng(_seed(self.seed, exchange, symbol, day.isoformat()))
+        return (
+            previous * math.exp(float(today.normal(0, 0.02))),
+            previous,
+            int(today.lognormal(math.log(500_000), 1.0)),
+        )
+
     def ticks(self, symbol: str, day: date, index: int) -> list[Tick]:
         """The trades of bar ``index``: they open, touch the high and low, and close it."""
         path = self._path(symbol, day)

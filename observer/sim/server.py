@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -28,6 +29,7 @@ from observer.sim.market import (
     KST,
     Listing,
     Market,
+    Quote,
     bar_value,
     quote_at,
     tick_size,
@@ -269,14 +271,7 @@ class Simulator:
         listing = self.market.listings.get(symbol)
         if listing is None:
             return web.json_response(_envelope(*_OK, output={"stck_prpr": "0"}))
-        now = self._now()
-        day = self._session_day(now)
-        at = (
-            now
-            if day == now.date()
-            else datetime(day.year, day.month, day.day, 15, 30, 59, tzinfo=KST)
-        )
-        q = quote_at(self.market, symbol, at)
+        _, q = self._latest_quote(symbol)
         change = q.price - q.prev_close
         output = {
             "stck_prpr": str(q.price), "prdy_vrss": str(change),
@@ -360,6 +355,97 @@ class Simulator:
         """FHKST01010400 (§4.4): the most recent 30 days, no paging."""
         rows = self._daily_rows(query["FID_INPUT_ISCD"], date(2000, 1, 1), date(9999, 1, 1), 30)
         return web.json_response(_envelope(*_OK, output=rows))
+
+    def _latest_quote(self, symbol: str) -> tuple[date, Quote]:
+        """The session day and quote: now during a session, else the last session's close."""
+        now = self._now()
+        day = self._session_day(now)
+        at = now if day == now.date() else datetime.combine(day, _SESSION_END, tzinfo=KST)
+        return day, quote_at(self.market, symbol, at)
+
+    def _etf(self, query: Any) -> tuple[str, date, Quote]:
+        symbol = query.get("FID_INPUT_ISCD", "")
+        if self.market.listings[symbol].group != "EF":
+            raise KeyError(symbol)
+        day, quote = self._latest_quote(symbol)
+        return symbol, day, quote
+
+    def etf_price(self, query: Any) -> web.Response:
+        """FHPST02400000 (§4.5): price, NAV, premium (dprt), net assets (억 KRW, assumed)."""
+        symbol, day, q = self._etf(query)
+        listing = self.market.listings[symbol]
+        premium = self.market.etf_premium(symbol, day)
+        nav = q.price / (1 + premium)
+        prev_nav = q.prev_close / (
+            1 + self.market.etf_premium(symbol, self.market.calendar.previous_session(day))
+        )
+        output = {
+            "stck_prpr": str(q.price), "stck_prdy_clpr": str(q.prev_close),
+            "prdy_vrss": str(q.price - q.prev_close),
+            "prdy_ctrt": f"{(q.price / q.prev_close - 1) * 100:.2f}",
+            "acml_vol": str(q.volume), "nav": f"{nav:.2f}", "prdy_last_nav": f"{prev_nav:.2f}",
+            "trc_errt": f"{abs(premium) * 50:.2f}", "dprt": f"{premium * 100:.2f}",
+            "etf_ntas_ttam": str(int(listing.listed_shares * nav / 100_000_000)),
+            "etf_cnfg_issu_cnt": str(len(self.market.components(symbol))),
+            "lstn_stcn": str(listing.listed_shares),
+            "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
+        }  # fmt: skip
+        return web.json_response(_envelope(*_OK, output=output))
+
+    def etf_nav_daily(self, query: Any) -> web.Response:
+        """FHPST02440200 (§4.6): daily close and NAV, 100 rows, newest first."""
+        symbol = query["FID_INPUT_ISCD"]
+        if self.market.listings[symbol].group != "EF":
+            raise KeyError(symbol)
+        start, end = (_date(query[k]) for k in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"))
+        rows = []
+        for row in self._daily_rows(symbol, start, end, 100):
+            premium = self.market.etf_premium(symbol, _date(row["stck_bsop_date"]))
+            close = int(row["stck_clpr"])
+            rows.append(
+                {
+                    "stck_bsop_date": row["stck_bsop_date"],
+                    "stck_clpr": row["stck_clpr"],
+                    "nav": f"{close / (1 + premium):.2f}",
+                    "dprt": f"{premium * 100:.2f}",
+                }
+            )
+        return web.json_response(_envelope(*_OK, output=rows))
+
+    def etf_components(self, query: Any) -> web.Response:
+        """FHKST121600C0 (§4.7): summary and constituents with weights."""
+        symbol, day, q = self._etf(query)
+        parts = self.market.components(symbol)
+        nav = q.price / (1 + self.market.etf_premium(symbol, day))
+        shares = self.market.listings[symbol].listed_shares
+        summary = {
+            "stck_prpr": str(q.price),
+            "nav": f"{nav:.2f}",
+            "etf_ntas_ttam": str(int(shares * nav / 100_000_000)),
+            "etf_cnfg_issu_cnt": str(len(parts)),
+        }
+        rows = [{"stck_shrn_iscd": s, "hts_kor_isnm": self.market.listings[s].name,
+                 "etf_cnfg_issu_rlim": f"{w:.2f}"} for s, w in parts]  # fmt: skip
+        return web.json_response(_envelope(*_OK, output1=summary, output2=rows))
+
+    def overseas_price(self, query: Any) -> web.Response:
+        """HHDFS00000300 (§4.8a); an unknown symbol answers success with an empty ``last``."""
+        exchange, symbol = query.get("EXCD", ""), query.get("SYMB", "")
+        known = any(
+            x.exchange == exchange and x.symbol == symbol
+            for rows in self.market.overseas.values()
+            for x in rows
+        )
+        if not known:
+            return web.json_response(_envelope(*_OK, output={"rsym": "", "last": ""}))
+        last, base, volume = self.market.overseas_quote(exchange, symbol, self._now().date())
+        output = {
+            "rsym": f"D{exchange}{symbol}", "zdiv": "4", "base": f"{base:.4f}", "pvol": "0",
+            "last": f"{last:.4f}", "sign": _sign(int((last - base) * 10_000)),
+            "diff": f"{last - base:.4f}", "rate": f"{(last / base - 1) * 100:.2f}",
+            "tvol": str(volume), "tamt": str(int(volume * last)), "ordy": "매수가능",
+        }  # fmt: skip
+        return web.json_response(_envelope(*_OK, output=output))
 
     # ------------------------------------------------------------------ master files
 
@@ -618,6 +704,9 @@ def _limit(prev_close: int, factor: float) -> int:
     return int(prev_close * factor) // unit * unit
 
 
+_SESSION_END = dtime(15, 30, 59)
+
+
 def _date(text: str) -> date:
     return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
 
@@ -631,4 +720,9 @@ _ROUTES = {
     ("domestic-stock/v1/quotations/inquire-daily-itemchartprice", "FHKST03010100"):
         Simulator.daily_chart,
     ("domestic-stock/v1/quotations/inquire-daily-price", "FHKST01010400"): Simulator.daily_price,
+    ("etfetn/v1/quotations/inquire-price", "FHPST02400000"): Simulator.etf_price,
+    ("etfetn/v1/quotations/nav-comparison-daily-trend", "FHPST02440200"): Simulator.etf_nav_daily,
+    ("etfetn/v1/quotations/inquire-component-stock-price", "FHKST121600C0"):
+        Simulator.etf_components,
+    ("overseas-price/v1/quotations/price", "HHDFS00000300"): Simulator.overseas_price,
 }  # fmt: skip
