@@ -277,3 +277,25 @@ def test_etf_and_overseas_answers(tmp_path: Path) -> None:
             await client._http.aclose()
 
     asyncio.run(scenario())
+
+
+def test_krx_etf_list(tmp_path: Path) -> None:
+    async def scenario() -> tuple[dict, dict]:
+        async with simulator() as (_, url), httpx.AsyncClient(base_url=url) as http:
+            form = {"bld": "dbms/MDC/STAT/standard/MDCSTAT04601"}
+            path = "/comm/bldAttendant/getJsonData.cmd"
+            referer = {"Referer": "https://data.krx.co.kr/contents/MDC/MDI/outerLoader/index.cmd"}
+            listed = await http.post(path, data=form, headers=referer)
+            refused = await http.post(path, data=form)
+            assert listed.headers["content-type"].startswith("text/html")
+            return json.loads(listed.text), json.loads(refused.text)
+
+    listed, refused = asyncio.run(scenario())
+    etfs = {s for s, x in MARKET.listings.items() if x.group == "EF"}
+    assert {row["ISU_SRT_CD"] for row in listed["output"]} == etfs
+    row = listed["output"][0]
+    assert (
+        row["LIST_SHRS"].replace(",", "").isdigit() and len(row["ETF_TOT_FEE"].split(".")[1]) == 6
+    )
+    assert list(row)[:2] == ["ISU_CD", "ISU_SRT_CD"]
+    assert refused["output"] == []  # no Referer, no data (KRX since 2024-07)

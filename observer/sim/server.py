@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from observer.clock import Clock
+from observer.sim.krx import krx_json
 from observer.sim.market import (
     BARS_PER_DAY,
     KST,
@@ -123,6 +124,7 @@ class Simulator:
                 web.get("/tryitout", self._websocket),
                 web.get("/tryitout/{tr_id}", self._websocket),
                 web.get("/common/master/{name}", self._master),  # HEAD comes with GET
+                web.post("/comm/bldAttendant/getJsonData.cmd", self._krx),
                 web.post("/_sim/faults", self._set_faults),
                 web.post("/_sim/drop_websockets", self._drop_websockets),
                 web.post("/_sim/expire_tokens", self._expire_tokens),
@@ -446,6 +448,9 @@ class Simulator:
             "tvol": str(volume), "tamt": str(int(volume * last)), "ordy": "매수가능",
         }  # fmt: skip
         return web.json_response(_envelope(*_OK, output=output))
+
+    async def _krx(self, request: web.Request) -> web.Response:
+        return await krx_json(self.market, self._now(), request)
 
     # ------------------------------------------------------------------ master files
 
