@@ -299,3 +299,23 @@ def test_krx_etf_list(tmp_path: Path) -> None:
     )
     assert list(row)[:2] == ["ISU_CD", "ISU_SRT_CD"]
     assert refused["output"] == []  # no Referer, no data (KRX since 2024-07)
+
+
+def test_daily_price_and_overseas_info(tmp_path: Path) -> None:
+    nys = MARKET.overseas["nys"][3]
+
+    async def scenario() -> None:
+        async with simulator() as (sim, url):
+            client, _ = client_for(sim, url, tmp_path)
+            days = await client.daily_price(SYMBOL)
+            assert len(days) == 30 and days[-1].stck_bsop_date == "20261120"
+            now = await client.current_price(SYMBOL)
+            assert days[-1].stck_clpr == now.stck_prpr  # today's row is the day so far
+            assert days[-2].stck_clpr == str(MARKET.close(SYMBOL, date(2026, 11, 19)))
+            info = await client.overseas_info("NYS", nys.symbol)
+            assert info is not None and info.prdt_eng_name == nys.name_en
+            assert info.ovrs_excg_cd == "NYS" and info.tr_crcy_cd == "USD"
+            assert await client.overseas_info("NYS", "NOSUCH") is None
+            await client._http.aclose()
+
+    asyncio.run(scenario())

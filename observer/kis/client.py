@@ -37,7 +37,7 @@ from observer.errors import (
 )
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
-from observer.kis.endpoints import ENDPOINTS, RestEndpoint
+from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
 from observer.kis.schemas import (
     Answer,
     CurrentPriceOutput,
@@ -47,6 +47,7 @@ from observer.kis.schemas import (
     EtfNavDailyRow,
     EtfPriceOutput,
     MinuteBarRow,
+    OverseasInfoOutput,
     OverseasPriceOutput,
 )
 
@@ -377,6 +378,31 @@ class KisClient:
             ENDPOINTS["overseas_price"], {"AUTH": "", "EXCD": exchange, "SYMB": symbol}
         )
         return _typed(page.answer.output, OverseasPriceOutput, "overseas_price")
+
+    async def overseas_info(self, exchange: str, symbol: str) -> OverseasInfoOutput | None:
+        """CTPF1702R: product facts of an overseas symbol; None when KIS has no data."""
+        product_type = OVERSEAS_PRODUCT_TYPES.get(exchange)
+        if product_type is None:
+            raise KisError(f"no CTPF1702R product type for exchange {exchange!r}")
+        try:
+            page = await self.get(
+                ENDPOINTS["overseas_info"], {"PRDT_TYPE_CD": product_type, "PDNO": symbol}
+            )
+        except KisApiError as exc:
+            if exc.msg_cd.startswith("rt_cd=7") or exc.msg_cd == "KIOK0560":
+                return None  # "no data" (python-kis reads rt_cd 7 the same way)
+            raise
+        return _typed(page.answer.output, OverseasInfoOutput, "overseas_info")
+
+    async def daily_price(self, symbol: str) -> list[DailyBarRow]:
+        """FHKST01010400: the most recent 30 daily bars, oldest first (no paging, §4.4)."""
+        page = await self.get(
+            ENDPOINTS["daily_price"],
+            {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol,
+             "FID_PERIOD_DIV_CODE": "D", "FID_ORG_ADJ_PRC": "1"},
+        )  # fmt: skip
+        rows = _rows(page.answer.output, DailyBarRow, "daily_price")
+        return sorted(rows, key=lambda r: r.stck_bsop_date)
 
 
 def _typed(raw: msgspec.Raw, kind: type[_T], name: str) -> _T:

@@ -79,6 +79,12 @@ ENDPOINTS: dict[str, RestEndpoint] = {
     )
 }  # fmt: skip
 
+# CTPF1702R product type codes by overseas exchange code (§4.9).
+OVERSEAS_PRODUCT_TYPES: dict[str, str] = {
+    "NAS": "512", "NYS": "513", "AMS": "529", "TSE": "515", "HKS": "501", "HNX": "507",
+    "HSX": "508", "SHS": "551", "SZS": "552",
+}  # fmt: skip
+
 # Public master files (no authentication), §6.1.
 MASTER_BASE_URL = "https://new.real.download.dws.co.kr/common/master/"
 

@@ -20,6 +20,7 @@ __all__ = [
     "EtfNavDailyRow",
     "EtfPriceOutput",
     "MinuteBarRow",
+    "OverseasInfoOutput",
     "OverseasPriceOutput",
 ]
 
@@ -182,3 +183,20 @@ class OverseasPriceOutput(msgspec.Struct):
     tvol: str = "0"
     tamt: str = "0"
     ordy: str = ""
+
+
+class OverseasInfoOutput(msgspec.Struct):
+    """CTPF1702R ``output`` (§4.9), the fields enrichment and listings use."""
+
+    std_pdno: str = ""
+    prdt_eng_name: str = ""
+    prdt_name: str = ""
+    natn_cd: str = ""
+    ovrs_excg_cd: str = ""
+    tr_crcy_cd: str = ""
+    prdt_clsf_cd: str = ""
+    prdt_clsf_name: str = ""
+    lstg_stck_num: str = "0"
+    lstg_dt: str = ""
+    ovrs_stck_tr_stop_dvsn_cd: str = ""  # trading halt code
+    lstg_abol_item_yn: str = "N"  # delisted

@@ -15,6 +15,7 @@ import json
 import logging
 import secrets
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -328,21 +329,35 @@ class Simulator:
         return web.json_response(_envelope(*_OK, output1={}, output2=rows))
 
     def _daily_rows(self, symbol: str, start: date, end: date, limit: int) -> list[dict[str, str]]:
+        """Daily bars, newest first; today's row (during a session) is the day so far."""
         rows: list[dict[str, str]] = []
-        day = min(end, self._session_day(self._now()))
+        now = self._now()
+        day = min(end, self._session_day(now))
         calendar = self.market.calendar
         if not calendar.is_session(day):
             day = calendar.previous_session(day)
         while day >= start and len(rows) < limit:
-            path = self.market.day_path(symbol, day)
-            volume = int(path.volume.sum())
+            if day == now.date():
+                q = quote_at(self.market, symbol, now)
+                bar = (q.price, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
+            else:
+                path = self.market.day_path(symbol, day)
+                value = sum(bar_value(path, i) for i in range(BARS_PER_DAY))
+                bar = (
+                    path.day_close,
+                    path.day_open,
+                    int(path.high.max()),
+                    int(path.low.min()),
+                    int(path.volume.sum()),
+                    value,
+                    path.prev_close,
+                )
+            close, open_, high, low, volume, value, prev_close = bar
             rows.append({
-                "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(path.day_close),
-                "stck_oprc": str(path.day_open), "stck_hgpr": str(int(path.high.max())),
-                "stck_lwpr": str(int(path.low.min())), "acml_vol": str(volume),
-                "acml_tr_pbmn": str(sum(bar_value(path, i) for i in range(BARS_PER_DAY))),
-                "prdy_vrss": str(path.day_close - path.prev_close),
-                "prdy_vrss_sign": _sign(path.day_close - path.prev_close),
+                "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(close),
+                "stck_oprc": str(open_), "stck_hgpr": str(high), "stck_lwpr": str(low),
+                "acml_vol": str(volume), "acml_tr_pbmn": str(value),
+                "prdy_vrss": str(close - prev_close), "prdy_vrss_sign": _sign(close - prev_close),
             })  # fmt: skip
             day = calendar.previous_session(day)
         return rows
@@ -451,6 +466,27 @@ class Simulator:
 
     async def _krx(self, request: web.Request) -> web.Response:
         return await krx_json(self.market, self._now(), request)
+
+    def overseas_info(self, query: Any) -> web.Response:
+        """CTPF1702R (§4.9); an unknown product answers rt_cd 7, "no data"."""
+        exchange = _PRODUCT_EXCHANGES.get(query.get("PRDT_TYPE_CD", ""), "")
+        symbol = query.get("PDNO", "")
+        row = next(
+            (x for rows in self.market.overseas.values() for x in rows
+             if x.exchange == exchange and x.symbol == symbol),
+            None,
+        )  # fmt: skip
+        if row is None:
+            raise KeyError(symbol)
+        output = {
+            "std_pdno": f"US{zlib.crc32(symbol.encode()):010d}" if row.currency == "USD" else "",
+            "prdt_eng_name": row.name_en, "prdt_name": row.name, "natn_cd": row.currency[:2],
+            "ovrs_excg_cd": row.exchange, "tr_crcy_cd": row.currency,
+            "prdt_clsf_cd": row.industry_code, "prdt_clsf_name": f"업종{row.industry_code}",
+            "lstg_stck_num": "100000000", "lstg_dt": "20100104",
+            "ovrs_stck_tr_stop_dvsn_cd": "01", "lstg_abol_item_yn": "N",
+        }  # fmt: skip
+        return web.json_response(_envelope(*_OK, output=output))
 
     # ------------------------------------------------------------------ master files
 
@@ -711,6 +747,12 @@ def _limit(prev_close: int, factor: float) -> int:
 
 _SESSION_END = dtime(15, 30, 59)
 
+# CTPF1702R product type code -> exchange code (§4.9), as the simulator reads it.
+_PRODUCT_EXCHANGES = {
+    "512": "NAS", "513": "NYS", "529": "AMS", "515": "TSE", "501": "HKS", "507": "HNX",
+    "508": "HSX", "551": "SHS", "552": "SZS",
+}  # fmt: skip
+
 
 def _date(text: str) -> date:
     return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
@@ -730,4 +772,5 @@ _ROUTES = {
     ("etfetn/v1/quotations/inquire-component-stock-price", "FHKST121600C0"):
         Simulator.etf_components,
     ("overseas-price/v1/quotations/price", "HHDFS00000300"): Simulator.overseas_price,
+    ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Simulator.overseas_info,
 }  # fmt: skip
