@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -16,8 +16,10 @@ from msgspec import Meta
 from observer.errors import ConfigError
 
 __all__ = [
+    "AccountSettings",
     "BusSettings",
     "DatabaseSettings",
+    "KisSettings",
     "PathSettings",
     "Settings",
     "WriterSettings",
@@ -66,6 +68,28 @@ class WriterSettings(_Strict, frozen=True):
     migrate_on_start: bool = True
 
 
+class AccountSettings(_Strict, frozen=True):
+    """One KIS account (its app key is its WebSocket session). Secrets are never here."""
+
+    alias: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    credentials_file: str = ""  # owner-only TOML; empty: OBSERVER_KIS_<ALIAS>_APP_KEY/SECRET
+    rest_per_second: PositiveFloat = 20.0  # the account's REST budget at KIS (UNCONFIRMED)
+
+
+class KisSettings(_Strict, frozen=True):
+    """Where the KIS accounts live and how each process shares their budgets."""
+
+    environment: Literal["real", "paper", "sim"] = "sim"
+    sim_url: str = "http://127.0.0.1:8800"  # REST, WebSocket and masters of `observer sim`
+    master_url: str = ""  # empty: KIS's public master host (the simulator's in sim)
+    token_dir: str = "var/tokens"  # noqa: S105 - a folder name, not a secret
+    accounts: tuple[AccountSettings, ...] = (AccountSettings(alias="acct1"),)
+    # Fraction of every account's REST budget each kind of process may use; together <= 1.
+    process_share: dict[str, Annotated[float, Meta(gt=0, le=1)]] = msgspec.field(
+        default_factory=lambda: {"track_a": 0.55, "gap_recovery": 0.25, "jobs": 0.15}
+    )
+
+
 class Settings(_Strict, frozen=True):
     """Everything in ``observer.toml``."""
 
@@ -73,6 +97,15 @@ class Settings(_Strict, frozen=True):
     database: DatabaseSettings = DatabaseSettings()
     bus: BusSettings = BusSettings()
     writer: WriterSettings = WriterSettings()
+    kis: KisSettings = KisSettings()
+
+    def __post_init__(self) -> None:
+        shares = sum(self.kis.process_share.values())
+        if shares > 1.0 + 1e-9:
+            raise ValueError(f"kis.process_share adds up to {shares:.2f} > 1 of each account")
+        aliases = [a.alias for a in self.kis.accounts]
+        if len(set(aliases)) != len(aliases):
+            raise ValueError(f"kis.accounts repeat an alias: {aliases}")
 
 
 def default_config_path() -> Path:

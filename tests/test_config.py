@@ -60,3 +60,19 @@ def test_producer_follows_the_bus_settings(tmp_path: Path) -> None:
         assert (tmp_path / "run" / "outbox" / "track_a" / "LOCK").exists()
     finally:
         producer.close(drain_timeout=0)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[kis]\nprocess_share = { track_a = 0.7, jobs = 0.5 }\n", "adds up to 1.20"),
+        ('[[kis.accounts]]\nalias = "a"\n[[kis.accounts]]\nalias = "a"\n', "repeat an alias"),
+        ('[[kis.accounts]]\nalias = "Bad Alias"\n', "alias"),
+        ('[kis]\nenvironment = "prod"\n', "environment"),
+    ],
+)
+def test_kis_settings_are_validated(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)

@@ -319,3 +319,27 @@ def test_daily_price_and_overseas_info(tmp_path: Path) -> None:
             await client._http.aclose()
 
     asyncio.run(scenario())
+
+
+def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from observer.config import KisSettings, PathSettings, Settings
+    from observer.kis.session import master_http, open_account, rate_limits
+
+    monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_KEY", KEY)  # the simulator only takes KEY
+    monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_SECRET", SECRET)
+
+    async def scenario() -> None:
+        async with simulator() as (sim, url):
+            settings = Settings(
+                paths=PathSettings(run_dir=str(tmp_path / "run")),
+                kis=KisSettings(environment="sim", sim_url=url, token_dir=str(tmp_path / "t")),
+            )
+            limits = rate_limits(settings, "track_a")
+            account = open_account(settings, "acct1", sim.clock, limits)
+            assert account.ws_url == url.replace("http", "ws") + "/tryitout"
+            assert int((await account.client.current_price(SYMBOL)).stck_prpr) > 0
+            async with master_http(settings) as masters:
+                assert (await masters.head("kospi_code.mst.zip")).status_code == 200
+            await account.aclose()
+
+    asyncio.run(scenario())

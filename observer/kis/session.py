@@ -1,0 +1,115 @@
+"""Wiring for one process: each configured account's HTTP client, tokens, limiter and stream.
+
+Workers call `open_account` with their process kind (``track_a``, ``gap_recovery``,
+``jobs``); the REST limiter gets that kind's share of the account's budget, so the processes
+of one account together stay under it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bus.events import TokenRefreshed
+from observer.clock import Clock
+from observer.config import Settings
+from observer.errors import ConfigError
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import Credentials, Secret, load_credentials
+from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
+from observer.kis.parse import RealtimeFrame
+from observer.kis.stream import KisStream, StreamState
+
+__all__ = ["KisAccount", "master_http", "open_account", "rate_limits"]
+
+_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def rate_limits(settings: Settings, process: str) -> RateLimits:
+    """Limiters for one process: each account's budget times the process kind's share."""
+    share = settings.kis.process_share.get(process)
+    if share is None:
+        raise ConfigError(f"kis.process_share has no entry for process kind {process!r}")
+    return RateLimits({a.alias: a.rest_per_second * share for a in settings.kis.accounts})
+
+
+def _urls(settings: Settings) -> tuple[str, str]:
+    if settings.kis.environment == "sim":
+        rest = settings.kis.sim_url.rstrip("/")
+        return rest, rest.replace("http", "ws", 1) + "/tryitout"
+    environment = ENVIRONMENTS[settings.kis.environment]
+    return environment.rest_url, environment.ws_url
+
+
+def _credentials(settings: Settings, alias: str, file: str) -> Credentials:
+    try:
+        return load_credentials(alias, Path(file) if file else None)
+    except ConfigError:
+        if settings.kis.environment != "sim":
+            raise
+        # The simulator accepts any key unless told otherwise; real hosts never get these.
+        return Credentials(alias, Secret(f"sim-{alias}-app-key"), Secret(f"sim-{alias}-secret"))
+
+
+@dataclass
+class KisAccount:
+    """Everything one process needs to talk to KIS as one account."""
+
+    alias: str
+    http: httpx.AsyncClient
+    tokens: TokenManager
+    client: KisClient
+    ws_url: str
+    clock: Clock
+
+    def stream(
+        self,
+        on_frame: Callable[[RealtimeFrame, int], None],
+        on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
+    ) -> KisStream:
+        """The account's WebSocket session (one per app key)."""
+        return KisStream(self.ws_url, self.tokens, self.clock, on_frame, on_state)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections."""
+        await self.http.aclose()
+
+
+def open_account(
+    settings: Settings,
+    alias: str,
+    clock: Clock,
+    limits: RateLimits,
+    on_issued: Callable[[TokenRefreshed], None] | None = None,
+) -> KisAccount:
+    """Build the client, token manager and limiter of account ``alias``."""
+    account = next((a for a in settings.kis.accounts if a.alias == alias), None)
+    if account is None:
+        raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
+    rest, ws = _urls(settings)
+    http = httpx.AsyncClient(base_url=rest, timeout=_TIMEOUT)
+    credentials = _credentials(settings, alias, account.credentials_file)
+    tokens = TokenManager(
+        http,
+        credentials,
+        clock,
+        Path(settings.kis.token_dir),
+        settings.kis.environment,
+        on_issued=on_issued,
+    )
+    client = KisClient(http, credentials, tokens, clock, limits.for_account(alias))
+    return KisAccount(alias, http, tokens, client, ws, clock)
+
+
+def master_http(settings: Settings) -> httpx.AsyncClient:
+    """A client for the master-file host (KIS's public one, or the simulator's)."""
+    base = settings.kis.master_url or (
+        settings.kis.sim_url.rstrip("/") + "/common/master/"
+        if settings.kis.environment == "sim"
+        else MASTER_BASE_URL
+    )
+    return httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(60.0, connect=10.0))
