@@ -181,3 +181,23 @@ def test_one_limiter_per_account_per_process() -> None:
     assert limits.for_account("acct-x") is not limits.for_account("acct-y")
     with pytest.raises(KisError, match="no rate limit"):
         limits.for_account("acct-z")
+
+
+def test_tr_cont_paging_echoes_the_cursors(tmp_path: Path) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers["tr_cont"], request.url.params.get("CTX_AREA_NK100", "")))
+        page = len(seen)
+        more = "M" if page < 3 else "D"
+        body = envelope(
+            output=[{"n": page}], ctx_area_fk100=f"fk{page}", ctx_area_nk100=f"nk{page}"
+        )
+        return httpx.Response(200, json=body, headers={"tr_cont": more})
+
+    client = make_client(tmp_path, handler)
+    from observer.kis.endpoints import ENDPOINTS
+
+    answers = asyncio.run(client.pages(ENDPOINTS["daily_price"], {"FID_INPUT_ISCD": "005930"}))
+    assert len(answers) == 3
+    assert seen == [("", ""), ("N", "nk1"), ("N", "nk2")]

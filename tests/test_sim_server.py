@@ -343,3 +343,37 @@ def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.Mo
             await account.aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) -> None:
+    frames: list[RealtimeFrame] = []
+    states: list[str] = []
+
+    async def scenario() -> int:
+        async with simulator(speed=120.0) as (sim, url):
+            client, tokens = client_for(sim, url, tmp_path)
+            stream = KisStream(
+                url.replace("http", "ws") + "/tryitout", tokens, sim.clock,
+                on_frame=lambda f, _: frames.append(f),
+                on_state=lambda s, _: states.append(s),
+                backoff_s=(0.01,),
+            )  # fmt: skip
+            await stream.subscribe("H0STCNT0", SYMBOL)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            async with asyncio.timeout(20):
+                while not frames:
+                    await asyncio.sleep(0.01)  # poll interval of a deadline-bound wait
+                assert await sim.drop_websockets() == 1
+                while states.count("connected") < 2 or not stream.registered:
+                    await asyncio.sleep(0.01)
+                seen = len(frames)
+                while len(frames) == seen:
+                    await asyncio.sleep(0.01)
+            stop.set()
+            await runner
+            await client._http.aclose()
+            return stream.reconnects
+
+    assert asyncio.run(scenario()) >= 1
+    assert "disconnected" in states

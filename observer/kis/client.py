@@ -222,6 +222,31 @@ class KisClient:
         assert answer is not None
         return Page(answer, response.headers.get("tr_cont", "") in _MORE)
 
+    async def pages(
+        self, endpoint: RestEndpoint, params: Mapping[str, str], *, max_pages: int = 10
+    ) -> list[Answer]:
+        """Every page of a continued query (§3.4), up to ``max_pages``.
+
+        While KIS answers ``tr_cont`` F or M, ask again with ``tr_cont: N`` and the returned
+        ``CTX_AREA_*`` cursors.
+        """
+        answers: list[Answer] = []
+        query = dict(params)
+        next_page = False
+        while len(answers) < max_pages:
+            page = await self.get(endpoint, query, next_page=next_page)
+            answers.append(page.answer)
+            if not page.more:
+                break
+            for width in ("100", "200"):
+                fk = getattr(page.answer, f"ctx_area_fk{width}")
+                nk = getattr(page.answer, f"ctx_area_nk{width}")
+                if fk or nk:
+                    query[f"CTX_AREA_FK{width}"] = fk
+                    query[f"CTX_AREA_NK{width}"] = nk
+            next_page = True
+        return answers
+
     # ------------------------------------------------------------------ typed calls
 
     async def current_price(self, symbol: str, market: str = "J") -> CurrentPriceOutput:

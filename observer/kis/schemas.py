@@ -72,6 +72,11 @@ class Answer(msgspec.Struct):
     output: msgspec.Raw = msgspec.Raw(b"null")
     output1: msgspec.Raw = msgspec.Raw(b"null")
     output2: msgspec.Raw = msgspec.Raw(b"null")
+    # Continuation cursors of account-style queries (§3.4), echoed back on the next page.
+    ctx_area_fk100: str = ""
+    ctx_area_nk100: str = ""
+    ctx_area_fk200: str = ""
+    ctx_area_nk200: str = ""
 
 
 class CurrentPriceOutput(msgspec.Struct):
