@@ -36,6 +36,7 @@ __all__ = [
     "SectorMetadata",
     "SlotDecision",
     "SlotOverflow",
+    "StreamStateChanged",
     "TokenRefreshed",
     "TrackACycle",
     "TradeTick",
@@ -315,6 +316,15 @@ class Alert(_Event, tag="alert", frozen=True):
     context: dict[str, str] = {}
 
 
+class StreamStateChanged(_Event, tag="stream_state_changed", frozen=True):
+    """An account's real-time WebSocket session changed state (gaps start and end here)."""
+
+    account: str
+    state: Literal["connecting", "connected", "disconnected", "refused", "stopped"]
+    reason: str = ""
+    registrations: int = 0  # held when the state changed
+
+
 class WorkerLifecycle(_Event, tag="worker_lifecycle", frozen=True):
     """The supervisor started, stopped, restarted or parked a worker process."""
 
@@ -343,6 +353,7 @@ Event = (
     | PhaseChanged
     | TokenRefreshed
     | Alert
+    | StreamStateChanged
     | WorkerLifecycle
 )
 
@@ -364,6 +375,7 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     PhaseChanged,
     TokenRefreshed,
     Alert,
+    StreamStateChanged,
     WorkerLifecycle,
 )
 

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
 from bus.codec import decode_frame
 from bus.errors import CaptureError
+from bus.events import Alert
 from bus.producer import Producer
 from observer.db import migrate
 from observer.db.engine import make_engine
@@ -135,20 +136,21 @@ def test_feed_capture_command(
         stdout=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
     producer = Producer("alerts", writer.ingest, tmp_path / "ob", batch_events=1)
-    sent = 0
+    alert = next(e for e in SAMPLES if isinstance(e, Alert))
+
     # The capture joins the feed asynchronously: keep alerting until it has three.
-    while capture.poll() is None:
-        producer.send(SAMPLES[-2])
-        sent += 1
+    def capture_done() -> bool:
+        producer.send(alert)
         assert producer.wait_acked(10)
-        wait_until(lambda: out.exists(), 10, "capture file")
-        assert sent < 500, "the capture never saw the feed"
+        return capture.poll() is not None
+
+    wait_until(capture_done, 60, "the capture to see three alerts")
     assert producer.close()
     assert capture.wait(10) == 0 and "captured 3 frames" in capture.communicate()[0]
     with CaptureReader(out) as reader:
         assert reader.header.origin == "feed"
         events = [env.event for raw in reader for env in decode_frame(raw)]
-    assert events == [SAMPLES[-2]] * 3
+    assert events == [alert] * 3
 
 
 def write_capture(path: Path, frames: list[bytes]) -> None:

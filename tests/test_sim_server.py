@@ -305,7 +305,7 @@ def test_daily_price_and_overseas_info(tmp_path: Path) -> None:
     nys = MARKET.overseas["nys"][3]
 
     async def scenario() -> None:
-        async with simulator() as (sim, url):
+        async with simulator(speed=1e-6) as (sim, url):  # time stands still between calls
             client, _ = client_for(sim, url, tmp_path)
             days = await client.daily_price(SYMBOL)
             assert len(days) == 30 and days[-1].stck_bsop_date == "20261120"

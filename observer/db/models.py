@@ -52,6 +52,7 @@ __all__ = [
     "RejectedEvent",
     "SectorMetadataRow",
     "SlotEvent",
+    "StreamStateRow",
     "TokenRefresh",
     "TrackACycleRow",
     "TradeTickRow",
@@ -462,6 +463,16 @@ class AlertRow(Audited, Base):
     code: Mapped[str] = mapped_column(String(64), index=True)
     message: Mapped[str] = mapped_column(String(2000))
     context: Mapped[dict[str, Any]]
+
+
+class StreamStateRow(Audited, Base):
+    """Real-time session states per account (disconnects bound the gaps)."""
+
+    __tablename__ = "stream_states"
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    registrations: Mapped[int]
 
 
 class WorkerEvent(Audited, Base):

@@ -30,6 +30,7 @@ from bus.events import (
     SectorMetadata,
     SlotDecision,
     SlotOverflow,
+    StreamStateChanged,
     TokenRefreshed,
     TrackACycle,
     TradeTick,
@@ -250,6 +251,7 @@ HANDLERS: dict[type[Event], Handler] = {
     PhaseChanged: _direct(m.PhaseRow, PhaseChanged),
     TokenRefreshed: _direct(m.TokenRefresh, TokenRefreshed),
     Alert: _direct(m.AlertRow, Alert),
+    StreamStateChanged: _direct(m.StreamStateRow, StreamStateChanged),
     WorkerLifecycle: _direct(m.WorkerEvent, WorkerLifecycle),
 }
 
