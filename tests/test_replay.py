@@ -144,9 +144,14 @@ def test_feed_capture_command(
         assert producer.wait_acked(10)
         return capture.poll() is not None
 
-    wait_until(capture_done, 60, "the capture to see three alerts")
-    assert producer.close()
-    assert capture.wait(10) == 0 and "captured 3 frames" in capture.communicate()[0]
+    try:
+        wait_until(capture_done, 60, "the capture to see three alerts")
+    finally:
+        producer.close(drain_timeout=0)
+        if capture.poll() is None:
+            capture.kill()
+        output, _ = capture.communicate(timeout=30)
+    assert capture.returncode == 0 and "captured 3 frames" in output
     with CaptureReader(out) as reader:
         assert reader.header.origin == "feed"
         events = [env.event for raw in reader for env in decode_frame(raw)]
