@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy.exc import OperationalError
 
 from observer.db.scratch import scratch_postgres
-from tests.support import WriterProcess
+from tests.support import ProducerProcess, WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -70,3 +70,10 @@ def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
     yield make
     for writer in started:
         writer.kill()
+
+
+@pytest.fixture(autouse=True)
+def _reap_producers() -> Iterator[None]:
+    """No producer process outlives its test, even a failed one."""
+    yield
+    ProducerProcess.reap_all()

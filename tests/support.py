@@ -101,12 +101,24 @@ class WriterProcess:
 class ProducerProcess:
     """``python -m observer.loadgen``: N trade ticks from one source, waits for every ack."""
 
+    live: list[ProducerProcess] = []  # reaped after every test by conftest
+
     def __init__(self, workdir: Path, source: str, endpoint: str) -> None:
         self.workdir = workdir
         self.source = source
         self.endpoint = endpoint
         self.outbox = workdir / "outbox" / source
         self.proc: subprocess.Popen[bytes] | None = None
+        ProducerProcess.live.append(self)
+
+    @classmethod
+    def reap_all(cls) -> None:
+        """Kill whatever a failed test left running and close its pipes."""
+        for producer in cls.live:
+            if producer.proc is not None and producer.proc.returncode is None:
+                producer.proc.kill()
+                producer.proc.communicate(timeout=30)
+        cls.live.clear()
 
     def start(self, events: int, rate: float = 0, drain_timeout: float = 120) -> ProducerProcess:
         self.proc = subprocess.Popen(
