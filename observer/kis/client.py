@@ -56,6 +56,7 @@ __all__ = ["KisClient", "Page", "RateLimits", "classify"]
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+_Dated = TypeVar("_Dated", DailyBarRow, EtfNavDailyRow)  # rows keyed by stck_bsop_date
 
 # msg_cd -> exception class (shared/reference/kis-api.md §3.6).
 _CODES: dict[str, type[KisApiError]] = {
@@ -260,65 +261,49 @@ class KisClient:
     async def minute_bars_today(
         self, symbol: str, until: str = "153000", since: str = "090000", market: str = "J"
     ) -> list[MinuteBarRow]:
-        """Today's one-minute bars from ``since`` to ``until`` (HHMMSS), oldest first.
+        """Today's one-minute bars from ``since`` to ``until`` (HHMMSS), oldest first (§4.3a).
 
-        KIS returns at most 30 bars per call, newest first, at or before ``FID_INPUT_HOUR_1``;
-        the cursor moves back one minute before the oldest bar received (§4.3).
+        KIS returns at most 30 bars per call, newest first, at or before ``FID_INPUT_HOUR_1``.
         """
-        endpoint = ENDPOINTS["minute_bars_today"]
-        rows: list[MinuteBarRow] = []
-        cursor = until
-        while True:
-            page = await self.get(
-                endpoint,
-                {
-                    "FID_COND_MRKT_DIV_CODE": market,
-                    "FID_INPUT_ISCD": symbol,
-                    "FID_INPUT_HOUR_1": cursor,
-                    "FID_PW_DATA_INCU_YN": "N",
-                    "FID_ETC_CLS_CODE": "",
-                },
-            )
-            batch = _rows(page.answer.output2, MinuteBarRow, endpoint.name)
-            fresh = [r for r in batch if since <= r.stck_cntg_hour <= cursor]
-            rows.extend(fresh)
-            if len(batch) < endpoint.rows_per_call or not fresh:
-                break
-            oldest = min(r.stck_cntg_hour for r in fresh)
-            if oldest <= since:
-                break
-            cursor = _minute_before(oldest)
-        unique = {r.stck_cntg_hour: r for r in rows}
-        return [unique[k] for k in sorted(unique)]
+        params = {
+            "FID_COND_MRKT_DIV_CODE": market,
+            "FID_INPUT_ISCD": symbol,
+            "FID_PW_DATA_INCU_YN": "N",
+            "FID_ETC_CLS_CODE": "",
+        }
+        return await self._minutes(ENDPOINTS["minute_bars_today"], params, "", since, until)
 
     async def minute_bars_on(
         self, symbol: str, day: str, until: str = "153000", since: str = "090000"
     ) -> list[MinuteBarRow]:
         """One past day's one-minute bars (YYYYMMDD), oldest first; 120 per call (§4.3b)."""
-        endpoint = ENDPOINTS["minute_bars_past"]
+        params = {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_INPUT_DATE_1": day,
+            "FID_PW_DATA_INCU_YN": "N",
+            "FID_FAKE_TICK_INCU_YN": "",
+        }
+        return await self._minutes(ENDPOINTS["minute_bars_past"], params, day, since, until)
+
+    async def _minutes(
+        self, endpoint: RestEndpoint, params: dict[str, str], day: str, since: str, until: str
+    ) -> list[MinuteBarRow]:
+        """Page back through minute bars: the cursor moves one minute before the oldest bar."""
         rows: dict[str, MinuteBarRow] = {}
         cursor = until
         while True:
-            page = await self.get(
-                endpoint,
-                {
-                    "FID_COND_MRKT_DIV_CODE": "J",
-                    "FID_INPUT_ISCD": symbol,
-                    "FID_INPUT_HOUR_1": cursor,
-                    "FID_INPUT_DATE_1": day,
-                    "FID_PW_DATA_INCU_YN": "N",
-                    "FID_FAKE_TICK_INCU_YN": "",
-                },
-            )
-            batch = [
+            page = await self.get(endpoint, params | {"FID_INPUT_HOUR_1": cursor})
+            batch = _rows(page.answer.output2, MinuteBarRow, endpoint.name)
+            fresh = [
                 r
-                for r in _rows(page.answer.output2, MinuteBarRow, endpoint.name)
-                if r.stck_bsop_date == day and since <= r.stck_cntg_hour <= cursor
+                for r in batch
+                if since <= r.stck_cntg_hour <= cursor and (not day or r.stck_bsop_date == day)
             ]
-            rows.update((r.stck_cntg_hour, r) for r in batch)
-            if len(batch) < endpoint.rows_per_call:
+            rows.update((r.stck_cntg_hour, r) for r in fresh)
+            if len(batch) < endpoint.rows_per_call or not fresh:
                 break
-            oldest = min(r.stck_cntg_hour for r in batch)
+            oldest = min(r.stck_cntg_hour for r in fresh)
             if oldest <= since:
                 break
             cursor = _minute_before(oldest)
@@ -326,31 +311,15 @@ class KisClient:
 
     async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
         """Daily bars from ``start`` to ``end`` (YYYYMMDD), oldest first; 100 per call (§4.2)."""
-        endpoint = ENDPOINTS["daily_chart"]
-        rows: dict[str, DailyBarRow] = {}
-        cursor = end
-        while cursor >= start:
-            page = await self.get(
-                endpoint,
-                {
-                    "FID_COND_MRKT_DIV_CODE": "J",
-                    "FID_INPUT_ISCD": symbol,
-                    "FID_INPUT_DATE_1": start,
-                    "FID_INPUT_DATE_2": cursor,
-                    "FID_PERIOD_DIV_CODE": "D",
-                    "FID_ORG_ADJ_PRC": "0",
-                },
-            )
-            batch = [
-                r
-                for r in _rows(page.answer.output2, DailyBarRow, endpoint.name)
-                if r.stck_bsop_date and start <= r.stck_bsop_date <= cursor
-            ]
-            rows.update((r.stck_bsop_date, r) for r in batch)
-            if len(batch) < endpoint.rows_per_call:
-                break
-            cursor = _day_before(min(r.stck_bsop_date for r in batch))
-        return [rows[k] for k in sorted(rows)]
+        params = {
+            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_INPUT_ISCD": symbol,
+            "FID_PERIOD_DIV_CODE": "D",
+            "FID_ORG_ADJ_PRC": "0",
+        }
+        return await self._days(
+            ENDPOINTS["daily_chart"], params, "output2", DailyBarRow, start, end
+        )
 
     async def etf_price(self, symbol: str) -> EtfPriceOutput:
         """FHPST02400000: an ETF's price, NAV, premium and net assets (real accounts only)."""
@@ -361,23 +330,29 @@ class KisClient:
 
     async def etf_nav_daily(self, symbol: str, start: str, end: str) -> list[EtfNavDailyRow]:
         """FHPST02440200: daily price and NAV from ``start`` to ``end``, oldest first."""
+        params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
         endpoint = ENDPOINTS["etf_nav_daily_trend"]
-        rows: dict[str, EtfNavDailyRow] = {}
+        return await self._days(endpoint, params, "output", EtfNavDailyRow, start, end)
+
+    async def _days(
+        self,
+        endpoint: RestEndpoint,
+        params: dict[str, str],
+        output: str,
+        row: type[_Dated],
+        start: str,
+        end: str,
+    ) -> list[_Dated]:
+        """Page back through daily rows: the end date moves to the day before the oldest."""
+        rows: dict[str, _Dated] = {}
         cursor = end
         while cursor >= start:
-            page = await self.get(
-                endpoint,
-                {
-                    "FID_COND_MRKT_DIV_CODE": "J",
-                    "FID_INPUT_ISCD": symbol,
-                    "FID_INPUT_DATE_1": start,
-                    "FID_INPUT_DATE_2": cursor,
-                },
-            )
+            query = params | {"FID_INPUT_DATE_1": start, "FID_INPUT_DATE_2": cursor}
+            page = await self.get(endpoint, query)
             batch = [
                 r
-                for r in _rows(page.answer.output, EtfNavDailyRow, endpoint.name)
-                if start <= r.stck_bsop_date <= cursor
+                for r in _rows(getattr(page.answer, output), row, endpoint.name)
+                if r.stck_bsop_date and start <= r.stck_bsop_date <= cursor
             ]
             rows.update((r.stck_bsop_date, r) for r in batch)
             if len(batch) < endpoint.rows_per_call:
