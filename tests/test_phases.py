@@ -1,0 +1,66 @@
+"""The operation timeline on tables of instants (seed 004), for normal, holiday and late days."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pytest
+
+from observer.phases import KST, Phase, PhaseSchedule, phase_at, transitions
+from observer.trading_calendar import TradingCalendar
+
+CALENDAR = TradingCalendar()
+SCHEDULE = PhaseSchedule(shifted_days={date(2026, 11, 19): timedelta(hours=1)})  # CSAT day
+
+
+def at(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime.combine(day, time(hh, mm, ss), tzinfo=KST)
+
+
+NORMAL = date(2026, 11, 20)
+
+
+@pytest.mark.parametrize(
+    ("instant", "phase"),
+    [
+        (at(NORMAL, 5, 0), Phase.IDLE),
+        (at(NORMAL, 7, 59, 59), Phase.IDLE),
+        (at(NORMAL, 8, 0), Phase.WARMUP),
+        (at(NORMAL, 9, 0), Phase.TRACK_A_ONLY),
+        (at(NORMAL, 9, 29, 59), Phase.TRACK_A_ONLY),
+        (at(NORMAL, 9, 30), Phase.FULL_OPERATION),
+        (at(NORMAL, 14, 59, 59), Phase.FULL_OPERATION),
+        (at(NORMAL, 15, 0), Phase.TRACK_A_CLOSING),
+        (at(NORMAL, 15, 30), Phase.SHUTDOWN),
+        (at(NORMAL, 20, 59, 59), Phase.SHUTDOWN),
+        (at(NORMAL, 21, 0), Phase.IDLE),
+        (datetime(2026, 11, 20, 0, 30, tzinfo=KST).astimezone(KST), Phase.IDLE),
+        (datetime.fromisoformat("2026-11-20T01:00:00+00:00"), Phase.FULL_OPERATION),  # 10:00 KST
+    ],
+)
+def test_a_normal_session_day(instant: datetime, phase: Phase) -> None:
+    assert phase_at(CALENDAR, SCHEDULE, instant) is phase
+
+
+@pytest.mark.parametrize("day", [date(2026, 11, 21), date(2026, 12, 25), date(2026, 6, 3)])
+def test_non_trading_days_are_idle_all_day(day: date) -> None:
+    assert all(phase_at(CALENDAR, SCHEDULE, at(day, h, 0)) is Phase.IDLE for h in range(24))
+    assert transitions(CALENDAR, SCHEDULE, day) == []
+
+
+def test_a_late_opening_day_shifts_every_phase() -> None:
+    csat = date(2026, 11, 19)
+    assert phase_at(CALENDAR, SCHEDULE, at(csat, 9, 30)) is Phase.WARMUP
+    assert phase_at(CALENDAR, SCHEDULE, at(csat, 10, 0)) is Phase.TRACK_A_ONLY
+    assert phase_at(CALENDAR, SCHEDULE, at(csat, 16, 15)) is Phase.TRACK_A_CLOSING
+    assert [t.strftime("%H:%M") for t, _ in transitions(CALENDAR, SCHEDULE, csat)] == [
+        "09:00", "10:00", "10:30", "16:00", "16:30", "22:00",
+    ]  # fmt: skip
+
+
+def test_transitions_of_a_normal_day_are_in_order() -> None:
+    phases = [p for _, p in transitions(CALENDAR, SCHEDULE, NORMAL)]
+    assert phases == [
+        Phase.WARMUP, Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING,
+        Phase.SHUTDOWN, Phase.IDLE,
+    ]  # fmt: skip
