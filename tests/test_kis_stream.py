@@ -169,3 +169,22 @@ def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
     stream = asyncio.run(scenario())
     assert stream.refused == {Registration("H0STCNT0", "000660"): "OPSP0008"}
     assert Registration("H0STCNT0", "000660") not in stream.wanted
+
+
+def test_a_silent_session_is_dropped_after_silence_s_of_clock_time(tmp_path: Path) -> None:
+    session = FakeSession()
+    reasons: list[str] = []
+
+    async def scenario() -> None:
+        clock = SimulatedClock(0, speed=1000.0)  # 60 s of silence pass in 60 ms
+        async with serve(session) as url:
+            stream = KisStream(url, tokens(tmp_path, clock), clock, lambda f, t: None,
+                               lambda s, r: reasons.append(r), silence_s=60.0)  # fmt: skip
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: len(session.connections) >= 2)  # dropped, then reconnected
+            stop.set()
+            await runner
+
+    asyncio.run(scenario())
+    assert "silent for 60s" in reasons

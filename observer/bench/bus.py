@@ -232,11 +232,12 @@ def _database(db: str, workdir: Path) -> Iterator[str]:
 def _start_writer(url: str, run_dir: Path, workdir: Path) -> subprocess.Popen[bytes]:
     config = workdir / "bench.toml"
     config.write_text(f'[paths]\nrun_dir = "{run_dir}"\n[database]\nurl = "{url}"\n')
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "observer", "writer", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=open(workdir / "writer.log", "wb"),  # noqa: SIM115
-    )
+    with (workdir / "writer.log").open("wb") as log:  # the child keeps its own descriptor
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "observer", "writer", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     deadline = time.monotonic() + 60
     while not (run_dir / "feed.sock").exists():
         if writer.poll() is not None or time.monotonic() > deadline:

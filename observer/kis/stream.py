@@ -18,7 +18,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -183,9 +183,7 @@ class KisStream:
         got_data = False
         while not stop.is_set():
             try:
-                message = await _wait(
-                    stop, asyncio.wait_for(socket.recv(), self._silence_timeout())
-                )
+                message = await _wait(stop, socket.recv(), self._clock.sleep(self._silence))
             except TimeoutError:
                 self._on_state("disconnected", f"silent for {self._silence:.0f}s")
                 return got_data
@@ -208,11 +206,6 @@ class KisStream:
             except KisProtocolError as exc:
                 log.warning("stream %s: dropped a frame: %s", self.url, exc)
         return got_data
-
-    def _silence_timeout(self) -> float:
-        # The silence limit is in clock time; wait_for takes wall seconds.
-        speed = getattr(self._clock, "speed", 1.0)
-        return self._silence / float(speed)
 
     async def _handle_control(
         self, socket: ClientConnection, text: str, control: ControlMessage
@@ -254,17 +247,28 @@ class KisStream:
             await socket.send(json.dumps(message))
 
 
-async def _wait(stop: asyncio.Event, work: Awaitable[_T]) -> _T | None:
-    """The result of ``work``, or None (with ``work`` cancelled) if ``stop`` is set first."""
+async def _wait(
+    stop: asyncio.Event, work: Awaitable[_T], limit: Awaitable[None] | None = None
+) -> _T | None:
+    """The result of ``work``, or None if ``stop`` is set first.
+
+    Raises TimeoutError if ``limit`` (a Clock sleep, so simulated time counts) ends first.
+    The losers are cancelled.
+    """
     task = asyncio.ensure_future(work)
-    stopper = asyncio.ensure_future(stop.wait())
+    others: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
+    if limit is not None:
+        others.append(asyncio.ensure_future(limit))
     try:
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({task, *others}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        stopper.cancel()
+        for other in others:
+            other.cancel()
     if task in done:
         return task.result()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    return None
+    if stop.is_set():
+        return None
+    raise TimeoutError
