@@ -12,7 +12,9 @@ import typer
 from bus.endpoints import local_endpoints
 from observer.config import Settings, load_settings
 from observer.errors import BusError, ConfigError, ObserverError, StoreError, WriterLocked
-from observer.runtime import setup_logging, stop_on_signals
+from observer.logs import setup_logging
+from observer.runtime import stop_on_signals
+from observer.supervisor.ctl import ctl_app
 
 __all__ = ["app", "main"]
 
@@ -21,6 +23,7 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema (alembic).")
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios to a baseline.")
 app.add_typer(db_app, name="db")
 app.add_typer(bench_app, name="bench")
+app.add_typer(ctl_app, name="ctl")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (default: config)")]
@@ -60,6 +63,29 @@ def writer(
     except StoreError as exc:
         _fail(str(exc), 2)
     except WriterLocked as exc:
+        _fail(str(exc), 3)
+    raise typer.Exit(code)
+
+
+@app.command()
+def supervise(
+    config: ConfigOpt = None,
+    clock: Annotated[
+        str | None, typer.Option(help="system | ISO@SPEEDx | sim:... (default $OBSERVER_CLOCK)")
+    ] = None,
+) -> None:
+    """Run the configured programs: phases, schedule, restarts, control socket (exit 3: locked)."""
+    from observer.clock import clock_from_env, clock_from_spec
+    from observer.config import default_config_path
+    from observer.supervisor.core import SupervisorLocked
+    from observer.supervisor.run import run_supervisor
+
+    path = config or default_config_path()
+    settings = _settings(path)
+    setup_logging()
+    try:
+        code = run_supervisor(settings, path, clock_from_spec(clock) if clock else clock_from_env())
+    except SupervisorLocked as exc:
         _fail(str(exc), 3)
     raise typer.Exit(code)
 
@@ -140,7 +166,7 @@ def capture(
     from observer.replay import capture_feed
 
     settings = _settings(config)
-    endpoints = local_endpoints(run_dir or Path(settings.paths.run_dir))
+    endpoints = local_endpoints(run_dir or settings.paths.run)
     stop = stop_on_signals()
     n = capture_feed(
         endpoints.feed,
@@ -169,7 +195,7 @@ def replay(
     settings = _settings(config)
     try:
         if as_producer:
-            endpoints = local_endpoints(run_dir or Path(settings.paths.run_dir))
+            endpoints = local_endpoints(run_dir or settings.paths.run)
             result = replay_as_producer(file, endpoints.ingest, allow_torn_tail=allow_torn_tail)
         else:
             url = _url(settings, db)

@@ -8,6 +8,7 @@ instant; given the same spec, every process (and the simulator) computes the sam
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from datetime import UTC, datetime
@@ -15,7 +16,17 @@ from typing import Protocol
 
 from observer.errors import ConfigError
 
-__all__ = ["Clock", "ManualClock", "SimulatedClock", "SystemClock", "clock_from_spec"]
+__all__ = [
+    "CLOCK_ENV",
+    "Clock",
+    "ManualClock",
+    "SimulatedClock",
+    "SystemClock",
+    "clock_from_env",
+    "clock_from_spec",
+]
+
+CLOCK_ENV = "OBSERVER_CLOCK"  # the supervisor hands its clock's spec to every child
 
 _NS = 1_000_000_000
 
@@ -132,3 +143,8 @@ def clock_from_spec(spec: str) -> Clock:
             raise ConfigError(f"clock start {match['start']!r} needs a UTC offset")
         return SimulatedClock(int(start.timestamp() * _NS), float(match["speed"]))
     raise ConfigError(f"unknown clock spec {spec!r} (system, sim:..., or ISO@SPEEDx)")
+
+
+def clock_from_env() -> Clock:
+    """The clock named by ``$OBSERVER_CLOCK`` (the supervisor's), else the system clock."""
+    return clock_from_spec(os.environ.get(CLOCK_ENV, "system"))

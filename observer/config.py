@@ -7,6 +7,7 @@ passed down to the code that needs them; there is no global config object.
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,10 +19,16 @@ from observer.errors import ConfigError
 __all__ = [
     "AccountSettings",
     "BusSettings",
+    "CalendarSettings",
     "DatabaseSettings",
     "KisSettings",
+    "LateDay",
     "PathSettings",
+    "PhaseSettings",
+    "ProgramSettings",
+    "ScheduleEntry",
     "Settings",
+    "SupervisorSettings",
     "WriterSettings",
     "default_config_path",
     "load_settings",
@@ -29,6 +36,12 @@ __all__ = [
 
 Positive = Annotated[int, Meta(gt=0)]
 PositiveFloat = Annotated[float, Meta(gt=0)]
+ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # "HH:MM" KST
+ProgramName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+PhaseName = Literal[
+    "idle", "warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"
+]
+Days = Literal["sessions", "daily", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
 class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -36,9 +49,21 @@ class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 class PathSettings(_Strict, frozen=True):
-    """Where the processes keep sockets, locks and outboxes."""
+    """Where the processes keep their files; relative paths are from the working directory."""
 
-    run_dir: str = "var/run"
+    data_dir: str = "var"
+    run_dir: str = ""  # sockets, locks and outboxes; empty: <data_dir>/run
+    log_dir: str = ""  # one log file per supervised program; empty: <data_dir>/log
+
+    @property
+    def run(self) -> Path:
+        """The run directory (sockets, locks, outboxes)."""
+        return Path(self.run_dir or Path(self.data_dir) / "run")
+
+    @property
+    def log(self) -> Path:
+        """The folder of the supervised programs' log files."""
+        return Path(self.log_dir or Path(self.data_dir) / "log")
 
 
 class DatabaseSettings(_Strict, frozen=True):
@@ -90,6 +115,88 @@ class KisSettings(_Strict, frozen=True):
     )
 
 
+class ScheduleEntry(_Strict, frozen=True):
+    """One scheduled run of a job: a KST time, the days it applies to, extra arguments."""
+
+    at: ClockTime
+    days: Days = "sessions"  # "sessions": KRX trading days; "daily"; or one weekday
+    args: tuple[str, ...] = ()
+
+
+class ProgramSettings(_Strict, frozen=True):
+    """One program the supervisor runs.
+
+    ``daemon``: always on. ``session``: on while the phase is one of ``phases``. ``job``: run
+    at each ``schedule`` entry (and by ``observer ctl run``) until it exits.
+    """
+
+    kind: Literal["daemon", "session", "job"]
+    command: tuple[str, ...]  # a leading "observer" or "python" runs this interpreter
+    depends_on: tuple[ProgramName, ...] = ()
+    phases: tuple[PhaseName, ...] = ()
+    schedule: tuple[ScheduleEntry, ...] = ()
+    run_on_start: bool = False  # jobs: also once when the supervisor starts
+    enabled: bool = True
+    env: dict[str, str] = msgspec.field(default_factory=dict)
+    ready_timeout_s: PositiveFloat = 30.0
+    heartbeat_timeout_s: PositiveFloat = 15.0
+    stop_grace_s: PositiveFloat = 10.0
+    backoff_initial_s: PositiveFloat = 0.1
+    backoff_max_s: PositiveFloat = 30.0
+    max_failures: Positive = 8  # consecutive failed starts or crashes before FATAL
+    stable_s: PositiveFloat = 10.0  # running this long forgives earlier failures
+
+    def __post_init__(self) -> None:
+        if not self.command:
+            raise ValueError("a program needs a command")
+        if (self.kind == "session") != bool(self.phases):
+            raise ValueError("session programs, and only they, list phases")
+        if self.kind != "job" and (self.schedule or self.run_on_start):
+            raise ValueError("only jobs have a schedule")
+
+
+def _default_programs() -> dict[str, ProgramSettings]:
+    return {"writer": ProgramSettings(kind="daemon", command=("observer", "writer"))}
+
+
+class SupervisorSettings(_Strict, frozen=True):
+    """The supervisor's control socket, metrics and resource alerts (seed 004 limits)."""
+
+    control_socket: str = ""  # empty: <run_dir>/control.sock
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9108  # 0: no metrics endpoint
+    sample_interval_s: PositiveFloat = 1.0
+    heartbeat_interval_s: PositiveFloat = 1.0  # how often children report
+    cpu_alert_percent: PositiveFloat = 85.0  # all programs together, % of one core
+    rss_alert_bytes: Positive = 2_684_354_560  # 2.5 GiB, all programs together
+
+
+class PhaseSettings(_Strict, frozen=True):
+    """When each phase of a session day starts (KST)."""
+
+    warmup: ClockTime = "08:00"
+    track_a_only: ClockTime = "09:00"
+    full_operation: ClockTime = "09:30"
+    track_a_closing: ClockTime = "15:00"
+    shutdown: ClockTime = "15:30"
+    idle: ClockTime = "21:00"
+
+
+class LateDay(_Strict, frozen=True):
+    """A session day whose hours are shifted (first session of the year, CSAT day)."""
+
+    day: date
+    minutes: int
+
+
+class CalendarSettings(_Strict, frozen=True):
+    """Corrections to exchange_calendars' XKRX."""
+
+    extra_closed: tuple[date, ...] = (date(2026, 6, 3),)
+    extra_open: tuple[date, ...] = ()
+    late_days: tuple[LateDay, ...] = ()
+
+
 class Settings(_Strict, frozen=True):
     """Everything in ``observer.toml``."""
 
@@ -98,6 +205,10 @@ class Settings(_Strict, frozen=True):
     bus: BusSettings = BusSettings()
     writer: WriterSettings = WriterSettings()
     kis: KisSettings = KisSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+    phases: PhaseSettings = PhaseSettings()
+    calendar: CalendarSettings = CalendarSettings()
+    programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     def __post_init__(self) -> None:
         shares = sum(self.kis.process_share.values())
@@ -106,6 +217,29 @@ class Settings(_Strict, frozen=True):
         aliases = [a.alias for a in self.kis.accounts]
         if len(set(aliases)) != len(aliases):
             raise ValueError(f"kis.accounts repeat an alias: {aliases}")
+        _check_dependencies(self.programs)
+
+
+def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:
+    """Every dependency exists and is enabled, and they form no cycle."""
+    for name, program in programs.items():
+        for dep in program.depends_on:
+            if dep not in programs or not programs[dep].enabled:
+                raise ValueError(f"programs.{name}.depends_on: no enabled program {dep!r}")
+            if programs[dep].kind == "job":
+                raise ValueError(f"programs.{name}.depends_on: {dep!r} is a job")
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"programs depend on each other in a cycle: {' -> '.join(path)}")
+        if name not in done:
+            for dep in programs[name].depends_on:
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in programs:
+        visit(name, ())
 
 
 def default_config_path() -> Path:

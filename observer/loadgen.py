@@ -1,8 +1,10 @@
 """A synthetic producer process for benchmarks and chaos tests.
 
-``python -m observer.loadgen --source S --endpoint E --outbox DIR --events N [--rate R]``
+``python -m observer.loadgen --source S [--endpoint E --outbox DIR] --events N [--rate R]``
 sends N trade ticks as source S (continuing after whatever its outbox already assigned),
-waits until the writer acknowledged all of them, prints one JSON line and exits 0.
+waits until the writer acknowledged all of them, prints one JSON line and exits 0. With
+``--events 0`` it sends until SIGTERM, then drains the same way: a supervised test worker
+(READY and heartbeats included) whose every event must reach the database.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 from decimal import Decimal
 from pathlib import Path
 
 from bus.events import TradeTick
 from bus.producer import Producer
+from observer.config import load_settings
+from observer.notify import Notifier
+from observer.runtime import producer_for, stop_on_signals
 
 __all__ = ["synthetic_tick"]
 
@@ -48,23 +54,31 @@ def main(argv: list[str] | None = None) -> int:
     """Produce, wait for the acks, report."""
     parser = argparse.ArgumentParser(prog="observer.loadgen")
     parser.add_argument("--source", required=True)
-    parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--outbox", type=Path, required=True)
-    parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--endpoint", help="default: the configured writer's")
+    parser.add_argument("--outbox", type=Path, help="default: <run_dir>/outbox/<source>")
+    parser.add_argument("--events", type=int, required=True, help="0: until SIGTERM")
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
 
-    producer = Producer(args.source, args.endpoint, args.outbox)
+    if args.endpoint and args.outbox:
+        producer = Producer(args.source, args.endpoint, args.outbox)
+    else:
+        producer = producer_for(load_settings(), args.source)
+    stop = stop_on_signals() if args.events == 0 else threading.Event()
+    notifier = Notifier.from_env()
+    notifier.ready()
     started = time.monotonic()
     first = producer.last_seq + 1
-    for i in range(args.events):
+    i = 0
+    while (i < args.events or args.events == 0) and not stop.is_set():
         if args.rate > 0:
-            due = started + i / args.rate
-            pause = due - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)  # pacing a synthetic load, not synchronisation
+            pause = started + i / args.rate - time.monotonic()
+            if pause > 0 and stop.wait(pause):  # pacing a synthetic load
+                break
         producer.send(synthetic_tick(first + i, time.time_ns()))
+        i += 1
+        notifier.beat({"sent": i, "acked": producer.acked})
     producer.flush()
     sent_at = time.monotonic()
     drained = producer.wait_acked(args.drain_timeout)

@@ -1,4 +1,4 @@
-"""Process entry helpers: logging, SIGTERM/SIGINT as a stop event, the process's producer."""
+"""Process entry helpers: SIGTERM/SIGINT as a stop event, the process's producer."""
 
 from __future__ import annotations
 
@@ -7,22 +7,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 
 from bus.endpoints import local_endpoints
 from bus.producer import Producer
 from observer.config import Settings
 
-__all__ = ["producer_for", "setup_logging", "stop_on_signals"]
-
-
-def setup_logging(level: str = "INFO") -> None:
-    """One line per record, led by time, level and logger name."""
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
-    )
+__all__ = ["producer_for", "stop_on_signals"]
 
 
 def stop_on_signals() -> threading.Event:
@@ -42,7 +33,7 @@ def producer_for(
     settings: Settings, source: str, clock_ns: Callable[[], int] = time.time_ns
 ) -> Producer:
     """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``."""
-    run_dir = Path(settings.paths.run_dir)
+    run_dir = settings.paths.run
     bus = settings.bus
     return Producer(
         source,

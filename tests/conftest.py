@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from sqlalchemy.exc import OperationalError
 
 from observer.db.scratch import scratch_postgres
-from tests.support import ProducerProcess, WriterProcess
+from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -77,3 +77,4 @@ def _reap_producers() -> Iterator[None]:
     """No producer process outlives its test, even a failed one."""
     yield
     ProducerProcess.reap_all()
+    SupervisorProcess.stop_all()

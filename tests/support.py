@@ -166,3 +166,103 @@ def assert_exactly_once(url: str, expected: dict[str, int]) -> None:
         assert (a.min_seq, a.max_seq, a.distinct, a.rows, a.committed) == (
             1, count, count, count, count,
         ), a  # fmt: skip
+
+
+WRITER_PROGRAM = """
+[programs.writer]
+kind = "daemon"
+command = ["observer", "writer"]
+"""
+
+
+def load_program(name: str = "load", rate: int = 200, extra: str = "") -> str:
+    """A loadgen daemon publishing ``rate`` ticks/s as source ``name`` until SIGTERM."""
+    return f"""
+[programs.{name}]
+kind = "daemon"
+command = ["python", "-m", "observer.loadgen", "--source", "{name}", "--events", "0",
+           "--rate", "{rate}"]
+depends_on = ["writer"]
+{extra}
+"""
+
+
+class SupervisorProcess:
+    """``observer supervise`` with its data dir, SQLite database and programs under ``workdir``."""
+
+    live: list[SupervisorProcess] = []  # stopped after every test by conftest
+
+    def __init__(
+        self,
+        workdir: Path,
+        programs: str,
+        *,
+        clock: str = "system",
+        settings: str = "",
+        url: str | None = None,
+        metrics_port: int = 0,
+    ) -> None:
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.url = url or f"sqlite:///{self.data_dir / 'observer.db'}"
+        self.config = workdir / "observer.toml"
+        self.config.write_text(
+            f'[paths]\ndata_dir = "{self.data_dir}"\n[database]\nurl = "{self.url}"\n'
+            f"[supervisor]\nmetrics_port = {metrics_port}\n{settings}\n{programs}"
+        )
+        self.socket = self.data_dir / "run" / "control.sock"
+        self.log = workdir / "supervisor.log"
+        self.clock = clock
+        self.proc: subprocess.Popen[bytes] | None = None
+        SupervisorProcess.live.append(self)
+
+    def start(self, healthy: bool = True) -> SupervisorProcess:
+        args = [sys.executable, "-m", "observer", "supervise", "--config", str(self.config),
+                "--clock", self.clock]  # fmt: skip
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=self.workdir)
+        wait_until(lambda: self.socket.exists() or self.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]
+        assert self.proc.poll() is None, self.log.read_text()
+        if healthy:
+            wait_until(lambda: self.status()["healthy"], 60, "a healthy supervisor")
+        return self
+
+    def ctl(self, command: str, *args: str) -> Any:
+        from observer.supervisor.control import request
+
+        return request(self.socket, command, list(args), 60)
+
+    def status(self) -> dict[str, Any]:
+        reply = self.ctl("status")
+        assert reply.ok, reply
+        return reply.data  # type: ignore[no-any-return]
+
+    def program(self, name: str) -> dict[str, Any]:
+        return next(p for p in self.status()["programs"] if p["name"] == name)
+
+    def terminate(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    @classmethod
+    def stop_all(cls) -> None:
+        for sup in cls.live:
+            if sup.proc is not None and sup.proc.poll() is None:
+                sup.proc.send_signal(signal.SIGTERM)
+                try:
+                    sup.proc.wait(60)
+                except subprocess.TimeoutExpired:
+                    sup.proc.kill()
+                    sup.proc.wait(30)
+        cls.live.clear()
+
+    def rows(self, sql: str) -> list[Any]:
+        from sqlalchemy import text
+
+        engine = make_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)))
+        finally:
+            engine.dispose()

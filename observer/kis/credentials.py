@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 
 from observer.errors import ConfigError
+from observer.logs import register_secret
 
 __all__ = ["Credentials", "Secret", "load_credentials"]
 
@@ -24,6 +25,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        register_secret(value)  # masked in every log line from now on
 
     def reveal(self) -> str:
         """The secret itself, for the one place that must send it."""

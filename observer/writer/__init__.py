@@ -11,6 +11,7 @@ from bus.endpoints import ipc_path, local_endpoints
 from observer.config import Settings
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
+from observer.notify import Notifier
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
@@ -38,7 +39,7 @@ def run_writer(
         The database is unreachable or has no schema.
     """
     url = normalize_url(db_url or settings.database.url)
-    run_dir = run_dir or Path(settings.paths.run_dir)
+    run_dir = run_dir or settings.paths.run
     endpoints = local_endpoints(run_dir)
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
@@ -61,7 +62,7 @@ def run_writer(
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         try:
-            return Writer(store, endpoints, options).run(stop)
+            return Writer(store, endpoints, options, Notifier.from_env()).run(stop)
         finally:
             engine.dispose()
     finally:

@@ -27,6 +27,7 @@ from bus.errors import FrameError
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
 from observer.errors import StoreError
+from observer.notify import Notifier
 from observer.writer.store import Accepted, Store
 
 __all__ = ["Writer", "WriterOptions"]
@@ -61,10 +62,19 @@ class Writer:
         Where to bind ingest (ROUTER) and feed (PUB).
     options:
         Batch sizes, retry backoff, drain budget and an optional capture tee.
+    notifier:
+        READY once bound, then heartbeats with `counters`, for the supervisor.
     """
 
-    def __init__(self, store: Store, endpoints: Endpoints, options: WriterOptions) -> None:
+    def __init__(
+        self,
+        store: Store,
+        endpoints: Endpoints,
+        options: WriterOptions,
+        notifier: Notifier | None = None,
+    ) -> None:
         self.store = store
+        self.notifier = notifier or Notifier(None)
         self.endpoints = endpoints
         self.options = options
         self.frames = 0
@@ -81,6 +91,17 @@ class Writer:
             f"commit_failures={self.commit_failures}>"
         )
 
+    def counters(self) -> dict[str, float]:
+        """What the writer has done so far (heartbeats and metrics carry these)."""
+        return {
+            "frames": self.frames,
+            "events": self.store.events,
+            "commits": self.store.commits,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "commit_failures": self.commit_failures,
+        }
+
     def run(self, stop: threading.Event) -> int:
         """Serve until ``stop`` is set, then drain what is queued; return the exit code."""
         context = zmq.Context()
@@ -88,9 +109,11 @@ class Writer:
         feed = FeedPublisher(context, self.endpoints.feed)
         capture = self._open_capture()
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
+        self.notifier.ready(self.counters())
         code = 0
         try:
             while not stop.is_set():
+                self.notifier.beat(self.counters())
                 if ingest.poll(100) and not self._serve_batch(
                     ingest, feed, capture, stop, wait=True
                 ):
@@ -194,6 +217,7 @@ class Writer:
             pause = delay * random.uniform(0.5, 1.0)
             if deadline is not None and time.monotonic() + pause > deadline:
                 return None
+            self.notifier.beat(self.counters())  # alive, only waiting for the database
             if stop.wait(pause):
                 return None  # stopping while the database is down: producers keep the events
             delay = min(delay * 2, self.options.retry_max_s)

@@ -1,0 +1,77 @@
+"""A supervised process's side of the READY handshake and heartbeats.
+
+The supervisor passes the write end of a pipe as ``OBSERVER_NOTIFY_FD``; the process writes
+one JSON line ``{"t": "ready"}`` when it can do its work and ``{"t": "beat", "counters":
+{...}}`` from its main loop. A process that stops beating is hung and gets restarted. Run
+outside the supervisor, `Notifier.from_env` returns a notifier that does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+
+import msgspec
+
+__all__ = ["NOTIFY_FD_ENV", "Notice", "Notifier"]
+
+NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
+HEARTBEAT_ENV = "OBSERVER_HEARTBEAT_S"
+
+
+class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One line on the notify pipe."""
+
+    t: str  # "ready" | "beat"
+    counters: dict[str, float] = {}
+
+
+class Notifier:
+    """Write READY and rate-limited heartbeats to the supervisor's pipe (if there is one)."""
+
+    def __init__(self, fd: int | None, interval_s: float = 1.0) -> None:
+        self._fd = fd
+        if fd is not None:
+            os.set_blocking(fd, False)  # a stalled supervisor must never stall this process
+        self.interval_s = interval_s
+        self._next_beat = 0.0
+        self._encoder = msgspec.json.Encoder()
+
+    @classmethod
+    def from_env(cls) -> Notifier:
+        """The notifier the supervisor set up for this process, or a silent one."""
+        fd = os.environ.get(NOTIFY_FD_ENV)
+        interval = float(os.environ.get(HEARTBEAT_ENV, "1.0"))
+        return cls(int(fd) if fd else None, interval)
+
+    @property
+    def supervised(self) -> bool:
+        """True when a supervisor listens."""
+        return self._fd is not None
+
+    def ready(self, counters: Mapping[str, float] | None = None) -> None:
+        """Tell the supervisor this process is ready (and send the first heartbeat)."""
+        self._write(Notice("ready", dict(counters or {})))
+        self._next_beat = time.monotonic() + self.interval_s
+
+    def beat(self, counters: Mapping[str, float] | None = None) -> None:
+        """Send a heartbeat if one is due; cheap to call from every loop iteration."""
+        now = time.monotonic()
+        if self._fd is None or now < self._next_beat:
+            return
+        self._next_beat = now + self.interval_s
+        self._write(Notice("beat", dict(counters or {})))
+
+    def _write(self, notice: Notice) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.write(self._fd, self._encoder.encode(notice) + b"\n")
+        except BlockingIOError:
+            pass  # the pipe is full: this beat is dropped, the next one gets through
+        except OSError:  # the supervisor is gone; the parent-death signal follows
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,1 @@
+"""The supervisor: runs, watches and restarts the worker processes; the control socket."""

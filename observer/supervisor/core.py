@@ -1,0 +1,333 @@
+"""The supervisor: programs in dependency order, phases, the job schedule, samples, stop.
+
+It owns one asyncio loop. Market time (phases, job times) comes from the configured `Clock`,
+shared with every child through ``OBSERVER_CLOCK``; process mechanics (backoff, grace
+periods, heartbeat deadlines) run on real time, since a process does not start faster
+because the simulated market runs at 100x.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bus.events import Alert, Event, PhaseChanged, WorkerLifecycle
+from observer.clock import CLOCK_ENV, Clock, now_utc
+from observer.config import Settings
+from observer.errors import ObserverError
+from observer.phases import KST, Phase
+from observer.runtime import producer_for
+from observer.supervisor.commands import healthy
+from observer.supervisor.control import ControlServer
+from observer.supervisor.leftovers import ChildRecord, end_leftovers
+from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.schedule import due_runs, timeline_from
+
+__all__ = ["Supervisor", "SupervisorLocked"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "supervisor"
+_ALIVE = (State.STARTING, State.RUNNING, State.STOPPING)
+MAX_SCHEDULER_SLEEP_S = 60.0  # of market time: bounds the effect of a clock jump
+
+
+class SupervisorLocked(ObserverError):
+    """Another supervisor runs with this run directory."""
+
+
+class Supervisor:
+    """Run the configured programs until stopped (see the module docstring).
+
+    Parameters
+    ----------
+    settings:
+        The whole configuration; ``programs`` says what to run.
+    config_path:
+        Handed to every child as ``OBSERVER_CONFIG``.
+    clock:
+        Market time, shared with children by its spec.
+    """
+
+    def __init__(self, settings: Settings, config_path: Path, clock: Clock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.run_dir = settings.paths.run
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.control_path = Path(
+            settings.supervisor.control_socket or self.run_dir / "control.sock"
+        )
+        self.timeline = timeline_from(settings.phases, settings.calendar)
+        self.phase: Phase | None = None
+        self.phases_seen: list[tuple[str, str]] = []  # (KST time, phase)
+        self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
+        self._psutil: dict[str, psutil.Process] = {}
+        self._alerting: set[str] = set()
+        self._phase_tasks: set[asyncio.Task[None]] = set()
+        self._lock_file = self._take_lock()
+        self._children = ChildRecord(self.run_dir / "supervisor-children.json")
+        launch = Launch(
+            cwd=Path.cwd(),
+            env={
+                **os.environ,
+                "OBSERVER_CONFIG": str(config_path.resolve()),
+                CLOCK_ENV: clock.spec,
+                "OBSERVER_LOG_FORMAT": "json",
+                "PYTHONUNBUFFERED": "1",
+            },
+            log_dir=settings.paths.log,
+            heartbeat_interval_s=settings.supervisor.heartbeat_interval_s,
+        )
+        self.programs = {
+            name: Program(name, program, launch, self._lifecycle)
+            for name, program in settings.programs.items()
+            if program.enabled
+        }
+        for program in self.programs.values():
+            program.depend_on([self.programs[d] for d in program.settings.depends_on])
+        self.producer = producer_for(settings, SOURCE, clock.now_ns)
+
+    def _take_lock(self) -> int:
+        fd = os.open(self.run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SupervisorLocked(f"another supervisor runs in {self.run_dir}") from None
+        return fd
+
+    # ------------------------------------------------------------------ queries
+
+    def in_phase(self, program: Program) -> bool:
+        """True if a session program's phases include the current one."""
+        return self.phase is not None and self.phase.value in program.settings.phases
+
+    def wanted(self, program: Program) -> bool:
+        """True if this daemon or session worker should be running now."""
+        if program.held:
+            return False
+        return program.kind == "daemon" or (program.kind == "session" and self.in_phase(program))
+
+    def status(self) -> dict[str, Any]:
+        """The ``status`` command's data."""
+        programs = list(self.programs.values())
+        now = now_utc(self.clock).astimezone(KST)
+        return {
+            "phase": self.phase.value if self.phase else None,
+            "time": now.isoformat(timespec="seconds"),
+            "healthy": healthy(programs, self.wanted),
+            "bus_pending": self.producer.pending,
+            "programs": [
+                {
+                    "name": p.name,
+                    "kind": p.kind,
+                    "state": p.state.value,
+                    "pid": p.pid
+                    if p.state in (State.STARTING, State.RUNNING, State.STOPPING)
+                    else 0,
+                    "restarts": p.restarts,
+                    "failures": p.failures,
+                    "cpu_percent": self.samples.get(p.name, (0.0, 0))[0],
+                    "rss_bytes": self.samples.get(p.name, (0.0, 0))[1],
+                    "uptime_s": round(p.uptime_s(), 1),
+                    "last_exit": p.last_exit,
+                    "detail": p.detail,
+                    "counters": p.counters,
+                }
+                for p in programs
+            ],
+        }
+
+    # ------------------------------------------------------------------ run
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Start everything, follow the phases and the schedule until ``stop``; then stop all."""
+        await asyncio.to_thread(self.timeline.phase_at, now_utc(self.clock))  # loads XKRX once
+        ended = await asyncio.to_thread(end_leftovers, self._children)
+        if ended:
+            message = f"ended {len(ended)} processes of a previous supervisor"
+            self._publish(Alert("warning", "leftover_processes", message))
+        control = ControlServer(self, self.control_path)
+        await control.start()
+        metrics = self._serve_metrics()
+        tasks = [
+            asyncio.create_task(self._follow_schedule(stop), name="schedule"),
+            asyncio.create_task(self._sample(stop), name="sample"),
+        ]
+        try:
+            for program in self.programs.values():
+                if program.kind == "daemon":
+                    program.launch()
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await control.close()
+            await self._stop_all()
+            if metrics is not None:
+                metrics.shutdown()  # type: ignore[attr-defined]
+            await asyncio.to_thread(self.producer.close, 0)
+            self._children.write({})
+            os.close(self._lock_file)
+        log.info("stopped")
+        return 0
+
+    def _serve_metrics(self) -> object | None:
+        port = self.settings.supervisor.metrics_port
+        if not port:
+            return None
+        from observer.supervisor.metrics import serve_metrics
+
+        try:
+            return serve_metrics(self, self.settings.supervisor.metrics_host, port)
+        except OSError as exc:  # a busy port must not keep the market data from flowing
+            log.error("no metrics endpoint on port %d: %s", port, exc)
+            self._publish(Alert("error", "metrics_unavailable", str(exc)))
+            return None
+
+    async def _stop_all(self) -> None:
+        """Stop dependents before what they depend on; the writer (depended on) last."""
+        layers: list[list[Program]] = []
+        remaining = set(self.programs)
+        while remaining:
+            needed = {d for name in remaining for d in self.programs[name].settings.depends_on}
+            names = sorted(remaining - needed) or sorted(remaining)
+            layers.append([self.programs[name] for name in names])
+            remaining -= set(names)
+        for i, layer in enumerate(layers):
+            if i == len(layers) - 1:  # our own events reach the writer while it still runs
+                await asyncio.to_thread(self.producer.wait_acked, 5.0)
+            await asyncio.gather(*(self._stop_one(p) for p in layer))
+
+    async def _stop_one(self, program: Program) -> None:
+        async with program.lock:
+            await program.stop()
+
+    # ------------------------------------------------------------------ phases and jobs
+
+    async def _follow_schedule(self, stop: asyncio.Event) -> None:
+        jobs = [p for p in self.programs.values() if p.kind == "job"]
+        for job in jobs:
+            if job.settings.run_on_start:
+                self._run_job(job, (), "start-up")
+        last = now_utc(self.clock)
+        while not stop.is_set():
+            now = now_utc(self.clock)
+            phase = self.timeline.phase_at(now)
+            if phase is not self.phase:
+                await self._enter_phase(phase, now)
+            for job in jobs:
+                for at, entry in due_runs(self.timeline, job.settings.schedule, last, now):
+                    self._run_job(job, entry.args, f"scheduled {at.astimezone(KST):%H:%M}")
+            last = now
+            wake = self.timeline.next_transition(now)
+            for job in jobs:
+                for entry in job.settings.schedule:
+                    wake = min(wake, self.timeline.next_run(entry, now))
+            wait = min((wake - now).total_seconds(), MAX_SCHEDULER_SLEEP_S)
+            await self.clock.sleep(max(wait, 0.0) + 1e-3)
+
+    async def _enter_phase(self, phase: Phase, now: datetime) -> None:
+        previous, self.phase = self.phase, phase
+        local = now.astimezone(KST)
+        self.phases_seen.append((local.isoformat(timespec="seconds"), phase.value))
+        log.info("phase %s -> %s at %s", previous, phase, local.isoformat(timespec="seconds"))
+        self._publish(PhaseChanged(phase.value, local.date(), self._phase_start_ns(local, phase)))
+        for program in self.programs.values():
+            if program.kind == "session":
+                task = asyncio.create_task(self._apply_phase(program), name=f"phase-{program.name}")
+                self._phase_tasks.add(task)
+                task.add_done_callback(self._phase_tasks.discard)
+
+    def _phase_start_ns(self, local: datetime, phase: Phase) -> int:
+        start = local
+        for at, each in self.timeline.schedule.starts(local.date()):
+            if each is phase and at <= local:
+                start = at
+        return int(start.timestamp()) * 1_000_000_000
+
+    async def _apply_phase(self, program: Program) -> None:
+        async with program.lock:
+            if self.wanted(program) and not program.active:
+                program.launch()
+            elif not self.wanted(program) and program.active:
+                await program.stop()
+
+    def _run_job(self, job: Program, args: tuple[str, ...], why: str) -> None:
+        if job.active:
+            log.warning("%s is still running; skipping its %s run", job.name, why)
+            self._publish(Alert("warning", "job_overlap", f"{job.name} still running ({why})"))
+            return
+        log.info("running %s (%s)", job.name, why)
+        job.launch(args)
+
+    # ------------------------------------------------------------------ lifecycle and samples
+
+    def _lifecycle(
+        self, program: Program, action: str, pid: int, code: int | None, detail: str
+    ) -> None:
+        self._publish(WorkerLifecycle(program.name, action, pid, code, detail))  # type: ignore[arg-type]
+        if action == "parked":
+            message = f"{program.name} is FATAL: {detail}"
+            self._publish(Alert("critical", "program_fatal", message, {"program": program.name}))
+        live = {p.name: p.pgid for p in self.programs.values() if p.pid and p.active}
+        self._children.write(live)
+
+    def _publish(self, event: Event) -> None:
+        try:
+            self.producer.send(event)
+        except ObserverError as exc:  # the outbox failed: say so, keep supervising
+            log.error("cannot publish %s: %s", type(event).__name__, exc)
+
+    async def _sample(self, stop: asyncio.Event) -> None:
+        """CPU and RSS of every program each interval; alerts on seed 004's limits."""
+        interval = self.settings.supervisor.sample_interval_s
+        while not stop.is_set():
+            for program in list(self.programs.values()):
+                self.samples[program.name] = self._measure(program)
+            cpu = sum(s[0] for s in self.samples.values())
+            rss = sum(s[1] for s in self.samples.values())
+            limits = self.settings.supervisor
+            self._threshold(
+                "cpu_high",
+                cpu > limits.cpu_alert_percent,
+                f"programs use {cpu:.0f}% CPU (limit {limits.cpu_alert_percent:g}%)",
+            )
+            self._threshold(
+                "memory_high",
+                rss > limits.rss_alert_bytes,
+                f"programs use {rss >> 20} MiB (limit {limits.rss_alert_bytes >> 20} MiB)",
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+    def _measure(self, program: Program) -> tuple[float, int]:
+        if program.state not in _ALIVE or not program.pid:
+            self._psutil.pop(program.name, None)
+            return (0.0, 0)
+        proc = self._psutil.get(program.name)
+        try:
+            if proc is None or proc.pid != program.pid:
+                proc = self._psutil[program.name] = psutil.Process(program.pid)
+            return (proc.cpu_percent(None), proc.memory_info().rss)
+        except psutil.Error:
+            return (0.0, 0)
+
+    def _threshold(self, code: str, over: bool, message: str) -> None:
+        if over and code not in self._alerting:
+            self._alerting.add(code)
+            log.warning("%s", message)
+            self._publish(Alert("warning", code, message))
+        elif not over and code in self._alerting:
+            self._alerting.discard(code)
+            self._publish(Alert("info", f"{code}_cleared", message))

@@ -1,0 +1,134 @@
+"""``observer ctl``: the control socket's command line (a table, or ``--json``).
+
+Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from observer.config import load_settings
+from observer.errors import ConfigError
+from observer.supervisor.control import Reply, request
+
+__all__ = ["ctl_app", "default_socket"]
+
+ctl_app = typer.Typer(no_args_is_help=True, help="Talk to a running supervisor.")
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
+TIMEOUT_S = 60.0  # a start waits for READY (ready_timeout_s is 30 s by default)
+
+
+class _Target:
+    socket: Path | None = None
+    as_json = False
+
+
+_target = _Target()
+
+
+def default_socket(data_dir: Path | None, config: Path | None) -> Path:
+    """``<data-dir>/run/control.sock``, or where the configuration puts it."""
+    if data_dir is not None:
+        return data_dir / "run" / "control.sock"
+    settings = load_settings(config)
+    return Path(settings.supervisor.control_socket or settings.paths.run / "control.sock")
+
+
+@ctl_app.callback()
+def _options(
+    socket: Annotated[Path | None, typer.Option("--socket", help="control socket")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="use <DIR>/run/control.sock")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    try:
+        _target.socket = socket or default_socket(data_dir, config)
+    except ConfigError as exc:
+        _exit(f"observer ctl: {exc}", 2)
+    _target.as_json = as_json
+
+
+def _exit(message: str, code: int) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+def _send(command: str, args: list[str], as_json: bool) -> Reply:
+    assert _target.socket is not None
+    try:
+        reply = request(_target.socket, command, args, TIMEOUT_S)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        _exit(f"observer ctl: no supervisor at {_target.socket} ({exc.strerror})", 2)
+    except PermissionError as exc:
+        _exit(f"observer ctl: {_target.socket}: {exc.strerror}", 2)
+    except TimeoutError:
+        _exit(f"observer ctl: {command} got no reply within {TIMEOUT_S:g}s", 2)
+    if as_json or _target.as_json:
+        typer.echo(json.dumps({"ok": reply.ok, "reason": reply.reason, "code": reply.code,
+                               **reply.data}))  # fmt: skip
+    return reply
+
+
+def _finish(reply: Reply, as_json: bool) -> NoReturn:
+    if not (as_json or _target.as_json):
+        line = reply.reason + (f" ({reply.code})" if not reply.ok else "")
+        if "ready_s" in reply.data:
+            line += f", ready in {reply.data['ready_s']:.3f}s"
+        typer.echo(line, err=not reply.ok)
+    raise typer.Exit(0 if reply.ok else 1)
+
+
+@ctl_app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """Phase and programs: state, pid, restarts, CPU, memory (exit 1 if unhealthy)."""
+    reply = _send("status", [], as_json)
+    if not (as_json or _target.as_json):
+        data = reply.data
+        console = Console()
+        table = Table(
+            title=f"phase {data.get('phase')} at {data.get('time')}: {reply.reason}",
+            title_justify="left",
+        )
+        for column in ("program", "kind", "state", "pid", "restarts", "cpu %", "rss MiB",
+                       "up s", "detail"):  # fmt: skip
+            table.add_column(column, justify="right" if column in ("pid", "restarts") else "left")
+        for p in data.get("programs", []):
+            table.add_row(
+                p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
+                f"{p['cpu_percent']:.1f}", f"{p['rss_bytes'] / 2**20:.1f}",
+                f"{p['uptime_s']:.0f}", p["detail"],
+            )  # fmt: skip
+        console.print(table)
+    raise typer.Exit(0 if reply.ok and reply.data.get("healthy") else 1)
+
+
+@ctl_app.command()
+def start(name: str, as_json: JsonOpt = False) -> None:
+    """Start a stopped or FATAL program and wait until it is READY."""
+    _finish(_send("start", [name], as_json), as_json)
+
+
+@ctl_app.command()
+def stop(name: str, as_json: JsonOpt = False) -> None:
+    """Stop a program; it stays stopped until started again."""
+    _finish(_send("stop", [name], as_json), as_json)
+
+
+@ctl_app.command()
+def restart(name: str, as_json: JsonOpt = False) -> None:
+    """Stop a program and start it again; prints the time to READY."""
+    _finish(_send("restart", [name], as_json), as_json)
+
+
+@ctl_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(ctx: typer.Context, job: str, as_json: JsonOpt = False) -> None:
+    """Run a scheduled job now; extra arguments are passed to it."""
+    _finish(_send("run", [job, *ctx.args], as_json), as_json)

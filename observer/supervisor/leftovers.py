@@ -1,0 +1,105 @@
+"""Children of a supervisor that died without stopping them, found and ended at start-up.
+
+Each child dies with the supervisor through the parent-death signal, but anything a child
+started itself, or a child that changed its credentials, would not. The supervisor records
+every child's process group with the leader's start time; the next supervisor ends every
+recorded group whose processes are still there and started no earlier than the leader did
+(so a reused pid is never mistaken for ours).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+
+__all__ = ["ChildRecord", "end_leftovers"]
+
+log = logging.getLogger(__name__)
+
+
+class ChildRecord:
+    """The file of live children's process groups (rewritten atomically at each change)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, groups: dict[str, int]) -> None:
+        """Record ``{program: pgid}`` with each leader's start time."""
+        entries = {}
+        for name, pgid in groups.items():
+            with contextlib.suppress(psutil.Error):
+                entries[name] = [pgid, psutil.Process(pgid).create_time()]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(entries))
+        tmp.replace(self.path)
+
+    def read(self) -> dict[str, tuple[int, float]]:
+        """What the last supervisor recorded (empty if nothing, or unreadable)."""
+        try:
+            raw = json.loads(self.path.read_text())
+            return {name: (int(pgid), float(started)) for name, (pgid, started) in raw.items()}
+        except FileNotFoundError:
+            return {}
+        except (ValueError, TypeError) as exc:
+            log.warning("ignoring unreadable %s: %s", self.path, exc)
+            return {}
+
+
+def _members(pgid: int, started: float) -> list[psutil.Process]:
+    uid = os.getuid()
+    members = []
+    for proc in psutil.process_iter(["pid", "uids", "create_time"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if (
+                os.getpgid(proc.pid) == pgid
+                and proc.info["uids"].real == uid
+                and proc.info["create_time"] >= started - 0.01
+            ):
+                members.append(proc)
+    return members
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE  # a zombie is dead, awaiting its reaper
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` for ``procs`` to end; return those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in procs if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        psutil.wait_procs(alive, timeout=0.05)  # a short poll (psutil's), reaping if ours
+        alive = [p for p in alive if _alive(p)]
+    return alive
+
+
+def end_leftovers(record: ChildRecord, grace_s: float = 5.0) -> list[int]:
+    """End the groups a dead supervisor left behind; return the pids that were ended."""
+    ended: list[int] = []
+    for name, (pgid, started) in record.read().items():
+        members = _members(pgid, started)
+        if not members:
+            continue
+        pids = [p.pid for p in members]
+        log.warning("ending %s left by a previous supervisor: pids %s", name, pids)
+        for proc in members:
+            with contextlib.suppress(psutil.Error):
+                proc.send_signal(signal.SIGTERM)
+        alive = _wait_gone(members, grace_s)
+        for proc in alive:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        _wait_gone(alive, grace_s)
+        ended.extend(p.pid for p in members)
+    record.write({})
+    return ended

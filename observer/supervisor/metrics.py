@@ -1,0 +1,83 @@
+"""Prometheus metrics of the supervisor, read from its state at scrape time.
+
+Per program: up, state, restarts, CPU and RSS, and every counter its heartbeats carry (the
+writer's events, commits and rejections; a producer's sent and acked). Also the phase, and
+the supervisor's own bus producer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from observer.phases import Phase
+from observer.supervisor.program import State
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from observer.supervisor.core import Supervisor
+
+__all__ = ["SupervisorCollector", "serve_metrics"]
+
+
+class SupervisorCollector(Collector):
+    """Yield the supervisor's metrics on each scrape."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self.supervisor = supervisor
+
+    def collect(self) -> Iterator[Metric]:
+        """The metric families (a consistent-enough copy of state owned by the event loop)."""
+        programs = list(self.supervisor.programs.values())
+        up = GaugeMetricFamily(
+            "observer_process_up", "1 if the program is RUNNING", labels=["program"]
+        )
+        state = GaugeMetricFamily(
+            "observer_process_state",
+            "1 for the program's current state",
+            labels=["program", "state"],
+        )
+        restarts = CounterMetricFamily(
+            "observer_process_restarts", "restarts after failures or by command", labels=["program"]
+        )
+        cpu = GaugeMetricFamily(
+            "observer_process_cpu_percent", "CPU, % of one core", labels=["program"]
+        )
+        rss = GaugeMetricFamily("observer_process_rss_bytes", "resident memory", labels=["program"])
+        counters = GaugeMetricFamily(
+            "observer_program_counter",
+            "counters reported by the program's heartbeats",
+            labels=["program", "counter"],
+        )
+        for program in programs:
+            up.add_metric([program.name], 1.0 if program.state is State.RUNNING else 0.0)
+            for each in State:
+                state.add_metric([program.name, each.value], 1.0 if program.state is each else 0.0)
+            restarts.add_metric([program.name], program.restarts)
+            sample = self.supervisor.samples.get(program.name)
+            cpu.add_metric([program.name], sample[0] if sample else 0.0)
+            rss.add_metric([program.name], sample[1] if sample else 0.0)
+            for key, value in list(program.counters.items()):
+                counters.add_metric([program.name, key], value)
+        phase = GaugeMetricFamily("observer_phase", "1 for the current phase", labels=["phase"])
+        for name in Phase:
+            phase.add_metric([name.value], 1.0 if self.supervisor.phase is name else 0.0)
+        pending = GaugeMetricFamily(
+            "observer_bus_pending_events",
+            "events the supervisor published that the writer has not acknowledged",
+        )
+        pending.add_metric([], self.supervisor.producer.pending)
+        yield from (up, state, restarts, cpu, rss, counters, phase, pending)
+
+
+def serve_metrics(supervisor: Supervisor, host: str, port: int) -> object:
+    """Serve ``/metrics`` on ``host:port`` in a thread; return the server (``shutdown()``)."""
+    registry = CollectorRegistry()
+    registry.register(SupervisorCollector(supervisor))
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server

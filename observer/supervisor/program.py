@@ -1,0 +1,405 @@
+"""One supervised program: spawn, READY handshake, heartbeats, backoff, FATAL, stop.
+
+A program's *runner* task owns its process from spawn to exit. The process gets its own
+process group and the parent-death signal (SIGKILL when the supervisor dies, so no child
+outlives it); its exit is seen through a pidfd the moment it happens, and reaped at once.
+Failures (a crash, an unexpected exit, no READY in time, no heartbeat in time) restart the
+program after an exponential, jittered backoff; ``max_failures`` in a row park it in FATAL.
+A program that stayed up for ``stable_s`` has its failure count forgiven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from observer.config import ProgramSettings
+from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV, Notice
+
+__all__ = ["Launch", "Program", "State"]
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class State(StrEnum):
+    """Where a program is in its life (supervisord's names where they mean the same)."""
+
+    STOPPED = "stopped"  # not running and not wanted now
+    WAITING = "waiting"  # wanted, waiting for its dependencies to be ready
+    STARTING = "starting"  # spawned, no READY yet
+    RUNNING = "running"  # READY and beating
+    BACKOFF = "backoff"  # failed; waiting to be started again
+    STOPPING = "stopping"  # asked to stop; within its grace period
+    EXITED = "exited"  # a job that finished successfully
+    FATAL = "fatal"  # failed max_failures times in a row; parked until started by hand
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """What every child gets: working directory, environment and log folder."""
+
+    cwd: Path
+    env: Mapping[str, str]
+    log_dir: Path
+    heartbeat_interval_s: float
+
+
+Lifecycle = Callable[["Program", str, int, int | None, str], None]
+
+
+def _argv(command: Sequence[str]) -> list[str]:
+    """A leading ``observer`` or ``python`` runs this interpreter (the same installation)."""
+    if command[0] == "observer":
+        return [sys.executable, "-m", "observer", *command[1:]]
+    if command[0] == "python":
+        return [sys.executable, *command[1:]]
+    return list(command)
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    def preexec() -> None:  # runs in the child between fork and exec
+        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class Program:
+    """Supervise one program (see the module docstring).
+
+    Parameters
+    ----------
+    name, settings:
+        The program's name and configuration.
+    launch:
+        Working directory, environment and log folder shared by all programs.
+    on_lifecycle:
+        Called with (program, action, pid, exit code, detail) at each transition worth an
+        event: spawned, ready, exited, restarting, parked, stopped.
+    """
+
+    def __init__(
+        self, name: str, settings: ProgramSettings, launch: Launch, on_lifecycle: Lifecycle
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self._launch = launch
+        self._on_lifecycle = on_lifecycle
+        self.lock = asyncio.Lock()  # one command at a time for this program, not for all
+        self.state = State.STOPPED
+        self.detail = ""
+        self.pid = 0
+        self.pgid = 0
+        self.restarts = 0
+        self.failures = 0
+        self.last_exit: int | None = None
+        self.counters: dict[str, float] = {}
+        self.started_at = 0.0  # monotonic seconds of the last spawn
+        self.ready_at = 0.0
+        self.ready_s = 0.0  # spawn to READY of the last start
+        self.held = False  # stopped by a command: stays stopped until started by one
+        self.running = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._exited: asyncio.Future[None] | None = None
+        self._changed = asyncio.Event()
+        self._last_beat = 0.0
+        self._stop_requested = False
+        self._ended_by_us = False  # ended for a missed READY or heartbeat: a failure
+        self._kill_handle: asyncio.TimerHandle | None = None
+        self._dependencies: list[Program] = []
+        self._decoder = msgspec.json.Decoder(Notice)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Program {self.name} {self.state} pid={self.pid} restarts={self.restarts} "
+            f"failures={self.failures}>"
+        )
+
+    @property
+    def kind(self) -> str:
+        """daemon, session or job."""
+        return self.settings.kind
+
+    @property
+    def active(self) -> bool:
+        """True while a runner supervises this program (running, starting or backing off)."""
+        return self._runner is not None and not self._runner.done()
+
+    def depend_on(self, programs: Sequence[Program]) -> None:
+        """Spawn only once each of ``programs`` is RUNNING."""
+        self._dependencies = list(programs)
+
+    def uptime_s(self) -> float:
+        """Seconds since READY, 0 when not running."""
+        return time.monotonic() - self.ready_at if self.state is State.RUNNING else 0.0
+
+    # ------------------------------------------------------------------ commands
+
+    def launch(self, args: Sequence[str] = ()) -> bool:
+        """Start supervising (spawn, respawn on failure); False if it already runs."""
+        if self.active:
+            return False
+        if self.state is State.FATAL:
+            self.failures = 0
+        self._stop_requested = False
+        self.held = False
+        self.running.clear()
+        self._runner = asyncio.create_task(self._supervise(tuple(args)), name=f"run-{self.name}")
+        return True
+
+    async def wait_started(self, timeout: float) -> bool:
+        """Wait until READY, or until the runner gave up; True if RUNNING (or a job exited 0)."""
+        runner = self._runner
+        if runner is None:
+            return self.state is State.EXITED
+        ready = asyncio.ensure_future(self.running.wait())
+        try:
+            await asyncio.wait({ready, runner}, timeout=timeout, return_when="FIRST_COMPLETED")
+        finally:
+            ready.cancel()
+        return self.state is State.RUNNING or (runner.done() and self.state is State.EXITED)
+
+    async def stop(self) -> None:
+        """Stop: SIGTERM to the group, SIGKILL after the grace period; return once reaped."""
+        self._stop_requested = True
+        runner = self._runner
+        if runner is None or runner.done():
+            if self.state not in (State.EXITED, State.FATAL):
+                self.state = State.STOPPED
+            return
+        if self._proc is not None and self._proc.returncode is None:
+            self._terminate("stop requested")
+            await asyncio.shield(runner)
+        else:  # waiting for dependencies or backing off: nothing to signal
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+            self.state = State.STOPPED
+            self.running.clear()
+
+    def signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the program's process group (it and anything it started)."""
+        if self.pgid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pgid, signum)
+
+    # ------------------------------------------------------------------ runner
+
+    async def _supervise(self, args: tuple[str, ...]) -> None:
+        try:
+            await self._supervise_loop(args)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug here must park the program visibly, not vanish in a task
+            log.exception("%s: supervision failed", self.name)
+            self.state = State.FATAL
+            self.detail = "supervision failed; see the supervisor's log"
+            self.running.clear()
+
+    async def _supervise_loop(self, args: tuple[str, ...]) -> None:
+        while True:
+            if self._dependencies and not all(d.running.is_set() for d in self._dependencies):
+                self.state = State.WAITING
+                self.detail = "waiting for " + ", ".join(d.name for d in self._dependencies)
+                await asyncio.gather(*(d.running.wait() for d in self._dependencies))
+            try:
+                self._spawn(args)
+            except OSError as exc:
+                self.detail = f"cannot start: {exc}"
+                log.error("%s: %s", self.name, self.detail)
+                code: int | None = None
+            else:
+                code = await self._watch()
+            self.running.clear()
+            if self._stop_requested:
+                self.state = State.STOPPED
+                self.detail = "stopped"
+                self._on_lifecycle(self, "stopped", self.pid, code, "")
+                return
+            if self.kind == "job" and code == 0 and not self._ended_by_us:
+                self.state = State.EXITED
+                self.detail = "finished"
+                self.failures = 0
+                self._on_lifecycle(self, "exited", self.pid, code, "finished")
+                return
+            self._on_lifecycle(self, "exited", self.pid, code, self.detail)
+            if self.ready_at and time.monotonic() - self.ready_at >= self.settings.stable_s:
+                self.failures = 0  # it ran long enough: this is a fresh failure
+            self.failures += 1
+            if self.failures >= self.settings.max_failures:
+                self.state = State.FATAL
+                self.detail = f"{self.failures} failures in a row; last: {self.detail}"
+                log.error("%s is FATAL: %s", self.name, self.detail)
+                self._on_lifecycle(self, "parked", self.pid, code, self.detail)
+                return
+            delay = min(
+                self.settings.backoff_initial_s * 2 ** (self.failures - 1),
+                self.settings.backoff_max_s,
+            ) * random.uniform(0.8, 1.0)
+            self.state = State.BACKOFF
+            log.warning("%s failed (%s); restart in %.2fs", self.name, self.detail, delay)
+            self._on_lifecycle(self, "restarting", self.pid, code, f"in {delay:.2f}s")
+            await asyncio.sleep(delay)  # process mechanics run on real time, not market time
+            self.restarts += 1
+
+    def _spawn(self, args: tuple[str, ...]) -> None:
+        launch = self._launch
+        read_fd, write_fd = os.pipe()
+        env = {
+            **launch.env,
+            **self.settings.env,
+            NOTIFY_FD_ENV: str(write_fd),
+            HEARTBEAT_ENV: str(launch.heartbeat_interval_s),
+            "OBSERVER_PROGRAM": self.name,
+        }
+        launch.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log_path = launch.log_dir / f"{self.name}.log"
+        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._proc = subprocess.Popen(
+                [*_argv(self.settings.command), *args],
+                cwd=launch.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                process_group=0,
+                preexec_fn=_die_with_parent(os.getpid()),
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+            os.close(log_fd)
+        self.pid = self.pgid = self._proc.pid
+        self.started_at = time.monotonic()
+        self.ready_at = 0.0
+        self._last_beat = self.started_at
+        self.state = State.STARTING
+        self.detail = ""
+        self._ended_by_us = False
+        self.counters = {}
+        loop = asyncio.get_running_loop()
+        self._exited = loop.create_future()
+        pidfd = os.pidfd_open(self.pid)
+        exited = self._exited
+
+        def on_exit() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
+        os.set_blocking(read_fd, False)
+        loop.add_reader(read_fd, self._on_notify, read_fd, bytearray())
+        log.info("%s spawned pid %d", self.name, self.pid)
+        self._on_lifecycle(self, "spawned", self.pid, None, " ".join(args))
+
+    async def _watch(self) -> int | None:
+        """Wait for the process to exit, ending it if READY or a heartbeat is late."""
+        assert self._exited is not None and self._proc is not None
+        exited = self._exited
+        while not exited.done():
+            now = time.monotonic()
+            if self.state is State.STARTING:
+                deadline = self.started_at + self.settings.ready_timeout_s
+                late = f"no READY within {self.settings.ready_timeout_s:g}s"
+            else:
+                deadline = self._last_beat + self.settings.heartbeat_timeout_s
+                late = f"no heartbeat for {self.settings.heartbeat_timeout_s:g}s"
+            if now >= deadline and self.state is not State.STOPPING:
+                log.error("%s: %s; ending it", self.name, late)
+                self._terminate(late)
+                continue
+            self._changed.clear()
+            changed = asyncio.ensure_future(self._changed.wait())
+            waiters: list[asyncio.Future[Any]] = [exited, changed]
+            await asyncio.wait(
+                waiters,
+                timeout=max(0.0, deadline - now) if self.state is not State.STOPPING else None,
+                return_when="FIRST_COMPLETED",
+            )
+            changed.cancel()
+        code = self._proc.wait()  # already exited: reaps at once, no zombie
+        if self._kill_handle is not None:
+            self._kill_handle.cancel()
+            self._kill_handle = None
+        self.signal_group(signal.SIGKILL)  # anything it started and left behind goes too
+        self.last_exit = code
+        if not self.detail:
+            self.detail = f"exit code {code}" if code >= 0 else f"killed by {_signame(-code)}"
+        log.info("%s pid %d ended: %s", self.name, self.pid, self.detail)
+        return code
+
+    def _terminate(self, why: str) -> None:
+        """SIGTERM to the group now, SIGKILL after the grace period."""
+        if self.state is not State.STOPPING:
+            self._ended_by_us = not self._stop_requested
+            self.detail = why if self._ended_by_us else ""
+            self.state = State.STOPPING
+            self.signal_group(signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            self._kill_handle = loop.call_later(
+                self.settings.stop_grace_s, self.signal_group, signal.SIGKILL
+            )
+        self._changed.set()
+
+    def _on_notify(self, fd: int, pending: bytearray) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            loop.remove_reader(fd)
+            os.close(fd)
+            return
+        pending.extend(chunk)
+        *lines, rest = pending.split(b"\n")
+        pending[:] = rest
+        for line in lines:
+            try:
+                notice = self._decoder.decode(line)
+            except msgspec.DecodeError:
+                log.warning("%s wrote a bad notice: %r", self.name, line[:200])
+                continue
+            self._last_beat = time.monotonic()
+            self.counters = notice.counters or self.counters
+            if notice.t == "ready" and self.state is State.STARTING:
+                self.ready_at = self._last_beat
+                self.ready_s = self.ready_at - self.started_at
+                self.state = State.RUNNING
+                self.running.set()
+                log.info("%s ready in %.3fs", self.name, self.ready_s)
+                self._on_lifecycle(self, "ready", self.pid, None, f"{self.ready_s:.3f}s")
+        self._changed.set()
+
+
+def _signame(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"

@@ -1,0 +1,36 @@
+"""`observer supervise`: the supervisor on its own event loop, stopped by SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from observer.clock import Clock
+from observer.config import Settings
+from observer.supervisor.core import Supervisor
+
+__all__ = ["run_supervisor"]
+
+log = logging.getLogger(__name__)
+
+
+def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
+    """Supervise until SIGTERM or SIGINT; return the exit code.
+
+    Raises
+    ------
+    SupervisorLocked
+        Another supervisor runs with this run directory.
+    """
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        supervisor = Supervisor(settings, config_path, clock)
+        return await supervisor.run(stop)
+
+    return asyncio.run(main())

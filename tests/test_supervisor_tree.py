@@ -1,0 +1,191 @@
+"""The supervisor's process tree under a crash, its phases on a simulated day, its metrics."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import psutil
+import pytest
+
+from observer.clock import SimulatedClock
+from observer.phases import KST
+from observer.supervisor.control import request
+from observer.supervisor.leftovers import ChildRecord
+from tests.support import WRITER_PROGRAM, SupervisorProcess, load_program, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_sigkill_of_the_supervisor_leaves_no_child(tmp_path: Path) -> None:
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + load_program()).start()
+    wait_until(lambda: sup.program("load")["state"] == "running", 60, "load running")
+    children = [p["pid"] for p in sup.status()["programs"]]
+    assert all(children)
+    assert sup.proc is not None
+    sup.proc.kill()
+    sup.proc.wait(30)
+    wait_until(lambda: all(_gone(pid) for pid in children), 10, "children gone")
+
+
+def test_leftovers_of_a_dead_supervisor_are_ended_at_start(tmp_path: Path) -> None:
+    # An orphan in its own process group, as a crashed supervisor's child would be.
+    spawner = subprocess.run(
+        [sys.executable, "-c",
+         "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+         "'import signal; signal.pause()'], process_group=0, stdout=subprocess.DEVNULL, "
+         "stderr=subprocess.DEVNULL); print(p.pid)"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    stray = psutil.Process(int(spawner.stdout))
+    try:
+        sup = SupervisorProcess(tmp_path, WRITER_PROGRAM)
+        run = sup.data_dir / "run"
+        run.mkdir(parents=True, mode=0o700)
+        ChildRecord(run / "supervisor-children.json").write({"track_a": stray.pid})
+        sup.start()
+        wait_until(lambda: _gone(stray.pid), 30, "the orphan ended")
+        alerts = wait_until(
+            lambda: sup.rows("select code from alerts where code = 'leftover_processes'"), 30
+        )
+        assert alerts
+    finally:
+        if not _gone(stray.pid):
+            stray.kill()
+
+
+def test_a_second_supervisor_on_the_same_run_directory_exits_3(tmp_path: Path) -> None:
+    first = SupervisorProcess(tmp_path, WRITER_PROGRAM).start()
+    second = subprocess.run(
+        [sys.executable, "-m", "observer", "supervise", "--config", str(first.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert second.returncode == 3
+    assert "another supervisor" in second.stderr
+    assert first.status()["healthy"]
+
+
+SESSION_DAY = """
+[programs.morning]
+kind = "session"
+command = ["python", "-m", "observer.loadgen", "--source", "morning", "--events", "0",
+           "--rate", "50"]
+depends_on = ["writer"]
+phases = ["track_a_only"]
+
+[programs.opening_job]
+kind = "job"
+command = ["python", "-m", "observer.loadgen", "--source", "opening", "--events", "5"]
+depends_on = ["writer"]
+schedule = [{ at = "09:00", days = "sessions" }, { at = "09:00", days = "sat" }]
+"""
+
+
+def test_session_programs_follow_the_phases_and_jobs_run_at_their_time(tmp_path: Path) -> None:
+    # 2026-11-20 is a Friday session. At 600x, the clock reads 09:00 KST six seconds from now
+    # (the supervisor has started by then, even on a busy machine); 09:30 comes 3 s later.
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
+    clock = SimulatedClock(int(start.timestamp()) * 10**9, 600, time.time_ns() + 6 * 10**9)
+    assert time.time_ns() < clock.anchor_ns
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + SESSION_DAY, clock=clock.spec).start(
+        healthy=False
+    )
+    assert sup.status()["phase"] == "warmup", "the supervisor started too late for this test"
+    wait_until(lambda: sup.status()["phase"] == "full_operation", 60, "full operation")
+    wait_until(lambda: sup.program("morning")["state"] == "stopped", 30, "morning stopped")
+    assert sup.program("opening_job")["state"] == "exited"
+    assert sup.terminate() == 0
+    phases = [row[0] for row in sup.rows("select phase from phases order by seq")]
+    assert phases[:3] == ["warmup", "track_a_only", "full_operation"]
+    actions = sup.rows("select worker, action from worker_events order by seq")
+    assert ("morning", "ready") in actions and ("morning", "stopped") in actions
+    opening = sup.rows("select count(*) from trade_ticks where source = 'opening'")[0][0]
+    assert opening == 5  # ran once: the Saturday entry does not apply on a Friday
+    morning = sup.rows("select count(*) from trade_ticks where source = 'morning'")[0][0]
+    assert morning > 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_metrics_endpoint_reports_processes_phase_and_writer_counters(tmp_path: Path) -> None:
+    port = _free_port()
+    SupervisorProcess(
+        tmp_path,
+        WRITER_PROGRAM + load_program(rate=100),
+        settings="sample_interval_s = 0.2",
+        metrics_port=port,
+    ).start()
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            return str(reply.read().decode())
+
+    def ready() -> str | None:
+        text = scrape()
+        measured = 'observer_process_rss_bytes{program="load"} 0.0' not in text
+        return text if 'counter="events"' in text and measured else None
+
+    text = wait_until(ready, 30, "writer counters and samples")
+    assert 'observer_process_up{program="writer"} 1.0' in text
+    assert 'observer_process_state{program="load",state="running"} 1.0' in text
+    assert 'observer_process_restarts_total{program="load"} 0.0' in text
+    assert 'observer_phase{phase="idle"}' in text
+    assert 'observer_program_counter{counter="events",program="writer"}' in text
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs root to connect as another user")
+def test_the_control_socket_refuses_another_user(tmp_path: Path) -> None:
+    # A socket in a world-readable folder, made 0666: only the peer-uid check stands in the way.
+    open_dir = Path(tempfile.mkdtemp(prefix="observer-ctl-"))
+    try:
+        open_dir.chmod(0o755)
+        sock = open_dir / "run" / "control.sock"
+        sup = SupervisorProcess(tmp_path, WRITER_PROGRAM, settings=f'control_socket = "{sock}"')
+        sup.socket = sock
+        sup.start()
+        sock.parent.chmod(0o755)
+        sock.chmod(0o666)
+        assert _status_code_as_nobody(sock) == "forbidden"
+        assert sup.status()["healthy"]  # and the supervisor carries on
+    finally:
+        shutil.rmtree(open_dir, ignore_errors=True)
+
+
+def _status_code_as_nobody(sock: Path) -> str:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become "nobody", ask for status, report the reply's code
+        try:
+            os.setuid(65534)
+            reply = request(sock, "status", [], 30)
+            os.write(write_fd, reply.code.encode())
+        except Exception as exc:  # reported to the parent, which fails the test with it
+            os.write(write_fd, repr(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    os.waitpid(pid, 0)
+    with os.fdopen(read_fd, "rb") as pipe:
+        return pipe.read().decode()
