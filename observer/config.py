@@ -258,6 +258,22 @@ def load_settings(path: Path | None = None) -> Settings:
     except FileNotFoundError as exc:
         raise ConfigError(f"no configuration file at {path}") from exc
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{path}: {_name_the_program(path, exc)}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+
+
+def _name_the_program(path: Path, exc: msgspec.ValidationError) -> str:
+    """Name the program: msgspec says ``$.programs[...]`` for a dict value."""
+    message = str(exc)
+    if "$.programs[...]" not in message:
+        return message
+    raw = msgspec.toml.decode(path.read_bytes()).get("programs", {})
+    for name, program in raw.items():
+        try:
+            msgspec.convert(program, ProgramSettings)
+        except msgspec.ValidationError as inner:
+            text = str(inner)
+            where = f"$.programs.{name}"
+            return text.replace("`$", f"`{where}") if "`$" in text else f"{text} - at `{where}`"
+    return message

@@ -76,3 +76,42 @@ def test_kis_settings_are_validated(tmp_path: Path, toml: str, message: str) -> 
     path.write_text(toml)
     with pytest.raises(ConfigError, match=message):
         load_settings(path)
+
+
+W = '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (W.replace("command", "comand"), r"unknown field `comand`.*\$.programs.writer"),
+        (W + '[programs.a]\nkind = "daemon"\ncommand = ["x"]\ndepends_on = ["nope"]\n',
+         "programs.a.depends_on: no enabled program 'nope'"),
+        (W + '[programs.a]\nkind = "daemon"\ncommand = ["x"]\ndepends_on = ["b"]\n'
+         '[programs.b]\nkind = "daemon"\ncommand = ["x"]\ndepends_on = ["a"]\n', "cycle"),
+        (W + '[programs.t]\nkind = "session"\ncommand = ["x"]\n', "session programs"),
+        (W + '[programs.t]\nkind = "session"\ncommand = ["x"]\nphases = ["lunch"]\n',
+         r"\$.programs.t.phases"),
+        (W + '[programs.j]\nkind = "job"\ncommand = ["x"]\nschedule = [{ at = "25:00" }]\n',
+         r"\$.programs.j.schedule\[0\].at"),
+        (W + '[programs.d]\nkind = "daemon"\ncommand = ["x"]\nschedule = [{ at = "05:00" }]\n',
+         "only jobs have a schedule"),
+        (W + '[programs.j]\nkind = "job"\ncommand = ["x"]\n[programs.d]\nkind = "daemon"\n'
+         'command = ["x"]\ndepends_on = ["j"]\n', "'j' is a job"),
+        ('[programs.Writer]\nkind = "daemon"\ncommand = ["x"]\n', "programs"),
+        ('[phases]\nwarmup = "8:00"\n', r"\$.phases.warmup"),
+    ],
+)  # fmt: skip
+def test_program_configuration_is_strict(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_paths_derive_from_the_data_dir() -> None:
+    paths = PathSettings(data_dir="/srv/obs")
+    assert paths.run == Path("/srv/obs/run")
+    assert paths.log == Path("/srv/obs/log")
+    assert PathSettings(data_dir="d", run_dir="/r").run == Path("/r")
+    assert set(Settings().programs) == {"writer"}
