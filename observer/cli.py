@@ -90,6 +90,50 @@ def supervise(
     raise typer.Exit(code)
 
 
+@app.command()
+def demo(
+    data_dir: Annotated[Path, typer.Option(help="the demo's own folder (emptied first)")] = Path(
+        "data"
+    ),
+    date: Annotated[str | None, typer.Option(help="trading day (default: the latest)")] = None,
+    start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
+    until: Annotated[str, typer.Option(help="simulated end, KST")] = "15:35",
+    speed: Annotated[float | None, typer.Option(help="clock speed (default: day in 4 min)")] = None,
+    accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 1,
+    faults: Annotated[str, typer.Option(help="none | light | heavy")] = "none",
+    as_json: Annotated[bool, typer.Option("--json", help="last line is a JSON summary")] = False,
+) -> None:
+    """Run the simulator and every worker on a simulated trading day, then summarise it."""
+    from datetime import date as date_type
+
+    from observer.demo import DemoError, DemoOptions, run_demo
+    from observer.demo_view import DemoView
+
+    try:
+        options = DemoOptions(
+            data_dir=data_dir,
+            day=date_type.fromisoformat(date) if date else None,
+            start=start,
+            until=until,
+            speed=speed,
+            accounts=accounts,
+            faults=faults,
+        )
+    except ValueError as exc:
+        _fail(f"--date: {exc}", 2)
+    setup_logging("WARNING")
+    view = DemoView(live=sys.stdout.isatty() and not as_json)
+    try:
+        with view:
+            summary = run_demo(options, view.update)
+    except DemoError as exc:
+        _fail(str(exc), 1)
+    view.print_summary(summary)
+    if as_json:
+        typer.echo(json.dumps(summary))
+    raise typer.Exit(0 if summary["healthy"] else 1)
+
+
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, db: DbOpt = None, revision: str = "head") -> None:
     """Migrate the database to a revision (default: head)."""

@@ -1,0 +1,300 @@
+"""``observer demo``: the whole product on a simulated trading day, in a few minutes.
+
+The demo starts the KIS simulator and ``observer supervise`` (with every worker that exists)
+on one simulated clock, shows a live status view, injects the chosen faults at their times,
+stops everything after ``until`` and summarises what the database holds. It owns its data
+folder: a folder it did not create is never emptied.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as clock_time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+
+from observer.clock import SimulatedClock, now_utc
+from observer.db.engine import make_engine
+from observer.db.queries import committed_offsets
+from observer.errors import ObserverError
+from observer.phases import KST
+from observer.supervisor.control import request
+from observer.trading_calendar import TradingCalendar
+
+__all__ = ["DemoOptions", "default_day", "run_demo"]
+
+log = logging.getLogger(__name__)
+
+MARKER = ".observer-demo"
+TARGET_WALL_S = 240.0  # the default speed fits the day in four minutes
+START_LEAD_S = 8.0  # wall seconds for the simulator and supervisor to start before `start`
+# (KST time, simulator endpoint, body) per fault level; they matter to the workers that
+# use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
+FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
+    "none": [],
+    "light": [
+        ("10:00", "/_sim/drop_websockets", {}),
+        ("11:00", "/_sim/faults", {"http_5xx": 5}),
+        ("13:00", "/_sim/faults", {"rate_limited": 5}),
+        ("14:00", "/_sim/drop_websockets", {}),
+    ],
+    "heavy": [
+        (f"{h:02d}:{m:02d}", path, body)
+        for h in range(9, 15)
+        for m, path, body in (
+            (10, "/_sim/drop_websockets", {}),
+            (25, "/_sim/faults", {"http_5xx": 20}),
+            (40, "/_sim/faults", {"rate_limited": 20}),
+            (50, "/_sim/expire_tokens", {}),
+        )
+    ],
+}
+
+
+class DemoError(ObserverError):
+    """The demo could not start or its processes failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    """What ``observer demo`` was asked for."""
+
+    data_dir: Path = Path("data")
+    day: date | None = None
+    start: str = "04:55"
+    until: str = "15:35"
+    speed: float | None = None
+    accounts: int = 1
+    faults: str = "none"
+    seed: int = 1
+
+
+@dataclass(slots=True)
+class DemoState:
+    """What the live view shows and the summary reports."""
+
+    clock: SimulatedClock
+    status: dict[str, Any] = field(default_factory=dict)
+    committed: int = 0
+    rate: float = 0.0
+    faults_injected: int = 0
+
+
+def default_day(calendar: TradingCalendar, today: date) -> date:
+    """The latest KRX session on or before ``today``."""
+    return today if calendar.is_session(today) else calendar.previous_session(today)
+
+
+def _hhmm(value: str) -> clock_time:
+    try:
+        return clock_time.fromisoformat(value)
+    except ValueError as exc:
+        raise DemoError(f"not a time of day: {value!r}") from exc
+
+
+def _prepare(data_dir: Path) -> None:
+    """An empty data folder the demo owns (refuses to empty one it does not)."""
+    if data_dir.exists() and any(data_dir.iterdir()):
+        if not (data_dir / MARKER).exists():
+            raise DemoError(f"{data_dir} holds files the demo did not create; pick --data-dir")
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
+    (data_dir / MARKER).write_text("created by observer demo; emptied by the next demo\n")
+
+
+def _config(options: DemoOptions, sim_url: str) -> str:
+    data = options.data_dir.resolve()
+    accounts = "".join(
+        f'[[kis.accounts]]\nalias = "acct{n}"\n' for n in range(1, options.accounts + 1)
+    )
+    return (
+        "# Written by observer demo.\n"
+        f'[paths]\ndata_dir = "{data}"\n'
+        f'[database]\nurl = "sqlite:///{data / "observer.db"}"\n'
+        "[supervisor]\nmetrics_port = 0\n"
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n{accounts}'
+        '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+    )
+
+
+@contextmanager
+def _process(args: list[str], log: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_for(what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path) -> Any:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise DemoError(f"{what} failed; see {log}")
+        time.sleep(0.05)  # polling a child process's start-up, bounded by the deadline
+    raise DemoError(f"{what} did not start within 60 s; see {log}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _sim_url(log: Path) -> str | None:
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("observer sim ready"):
+            return line.split("rest=", 1)[1].split()[0]
+    return None
+
+
+def _committed(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sum(committed_offsets(conn).values())
+    except Exception:  # the writer has not created the schema yet
+        return 0
+    finally:
+        engine.dispose()
+
+
+def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[str, Any]:
+    """Run the simulated day, calling ``view`` about twice a second; return the summary."""
+    if options.faults not in FAULT_PLANS:
+        raise DemoError(f"--faults is none, light or heavy, not {options.faults!r}")
+    calendar = TradingCalendar()
+    day = options.day or default_day(calendar, date.today())
+    if not calendar.is_session(day):
+        raise DemoError(f"{day} is not a KRX trading day")
+    begin = datetime.combine(day, _hhmm(options.start), tzinfo=KST)
+    end = datetime.combine(day, _hhmm(options.until), tzinfo=KST)
+    if end <= begin:
+        raise DemoError("--until must be after --start")
+    speed = options.speed or math.ceil((end - begin).total_seconds() / TARGET_WALL_S)
+    clock = SimulatedClock(
+        int(begin.timestamp()) * 1_000_000_000,
+        speed,
+        time.time_ns() + int(START_LEAD_S * 1e9),
+    )
+    data = options.data_dir
+    _prepare(data)
+    logs = data / "log"
+    logs.mkdir(mode=0o700, exist_ok=True)
+    url = f"sqlite:///{(data / 'observer.db').resolve()}"
+    python = [sys.executable, "-m", "observer"]
+    state = DemoState(clock)
+    started = time.monotonic()
+    sim_port = _free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    config = data / "demo.toml"
+    config.write_text(_config(options, sim_url))
+    sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
+    socket_path = data / "run" / "control.sock"
+    sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed)]
+    sup_args = ["supervise", "--config", str(config), "--clock", clock.spec]
+    # Both start at once (the simulator's market takes seconds to build) before the day begins.
+    with (
+        _process([*python, *sim_args], sim_log, data) as sim,
+        _process([*python, *sup_args], sup_log, data) as supervisor,
+    ):
+        _wait_for("the simulator", lambda: _sim_url(sim_log), sim, sim_log)
+        _wait_for("the supervisor", socket_path.exists, supervisor, sup_log)
+        if now_utc(clock) > begin:
+            log.warning("the processes started after %s; raise START_LEAD_S", options.start)
+        plan = [
+            (datetime.combine(day, _hhmm(at), tzinfo=KST), path, body)
+            for at, path, body in FAULT_PLANS[options.faults]
+        ]
+        final = _follow_day(state, end, plan, sim_url, socket_path, url, view, supervisor)
+        supervisor.send_signal(signal.SIGTERM)
+        if supervisor.wait(90) != 0:
+            raise DemoError(f"the supervisor did not stop cleanly; see {sup_log}")
+    return _summary(day, speed, url, final, time.monotonic() - started, state)
+
+
+def _follow_day(
+    state: DemoState,
+    end: datetime,
+    plan: list[tuple[datetime, str, dict[str, Any]]],
+    sim_url: str,
+    socket_path: Path,
+    url: str,
+    view: Callable[[DemoState], None],
+    supervisor: subprocess.Popen[bytes],
+) -> dict[str, Any]:
+    """Refresh the view and inject faults until ``end``; return the last status."""
+    last_committed, last_at = 0, time.monotonic()
+    while now_utc(state.clock) < end:
+        if supervisor.poll() is not None:
+            raise DemoError("the supervisor exited; see its log")
+        while plan and now_utc(state.clock) >= plan[0][0]:
+            _, path, body = plan.pop(0)
+            _inject(sim_url, path, body)
+            state.faults_injected += 1
+        state.status = request(socket_path, "status", [], 30).data
+        state.committed = _committed(url)
+        now = time.monotonic()
+        state.rate = (state.committed - last_committed) / max(now - last_at, 1e-6)
+        last_committed, last_at = state.committed, now
+        view(state)
+        time.sleep(0.5)  # the view's refresh interval
+    return request(socket_path, "status", [], 30).data
+
+
+def _inject(sim_url: str, path: str, body: dict[str, Any]) -> None:
+    httpx.post(sim_url + path, json=body, timeout=10).raise_for_status()
+
+
+def _summary(
+    day: date, speed: float, url: str, final: dict[str, Any], wall_s: float, state: DemoState
+) -> dict[str, Any]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            phases = [
+                {"phase": phase, "at": datetime.fromtimestamp(ns / 1e9, KST).strftime("%H:%M")}
+                for phase, ns in conn.execute(
+                    text("select phase, scheduled_ns from phases order by seq")
+                )
+            ]
+            committed = sum(committed_offsets(conn).values())
+    finally:
+        engine.dispose()
+    return {
+        "date": day.isoformat(),
+        "speed": speed,
+        "wall_s": round(wall_s, 1),
+        "phases": phases,
+        "processes": {
+            p["name"]: {"restarts": p["restarts"], "state": p["state"]}
+            for p in final.get("programs", [])
+        },
+        "healthy": bool(final.get("healthy")),
+        "faults_injected": state.faults_injected,
+        "events_committed": committed,
+    }

@@ -1,0 +1,78 @@
+"""The demo's live status view (rich) and its closing summary."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from observer.clock import now_utc
+from observer.demo import DemoState
+from observer.phases import KST
+
+__all__ = ["DemoView"]
+
+
+class DemoView:
+    """A live table on a terminal; one line per phase change otherwise."""
+
+    def __init__(self, live: bool) -> None:
+        self.console = Console(stderr=not live)
+        self._live = Live(console=self.console, refresh_per_second=4) if live else None
+        self._phase: str | None = None
+
+    def __enter__(self) -> DemoView:
+        if self._live is not None:
+            self._live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._live is not None:
+            self._live.__exit__(kind, exc, tb)
+
+    def update(self, state: DemoState) -> None:
+        """Show the state (called about twice a second)."""
+        status = state.status
+        sim_time = now_utc(state.clock).astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+        if self._live is None:
+            if status.get("phase") != self._phase:
+                self._phase = status.get("phase")
+                self.console.print(f"{sim_time} KST  phase {self._phase}  events {state.committed}")
+            return
+        header = Text(
+            f"{sim_time} KST (x{state.clock.speed:g})   phase {status.get('phase')}   "
+            f"events committed {state.committed:,} ({state.rate:,.0f}/s)   "
+            f"faults injected {state.faults_injected}"
+        )
+        table = Table(box=None, header_style="bold")
+        for column in ("program", "kind", "state", "pid", "restarts", "cpu %", "rss MiB", "detail"):
+            table.add_column(column)
+        for p in status.get("programs", []):
+            table.add_row(
+                p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
+                f"{p['cpu_percent']:.0f}", f"{p['rss_bytes'] / 2**20:.0f}", p["detail"][:40],
+            )  # fmt: skip
+        self._live.update(Group(header, table))
+
+    def print_summary(self, summary: dict[str, Any]) -> None:
+        """The closing summary, for people."""
+        console = self.console
+        console.print(
+            f"observer demo: {summary['date']} at x{summary['speed']:g} in {summary['wall_s']} s"
+        )
+        console.print("phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]))
+        for name, proc in summary["processes"].items():
+            console.print(f"  {name}: {proc['state']}, {proc['restarts']} restarts")
+        console.print(
+            f"events committed: {summary['events_committed']:,}; "
+            f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"
+        )
