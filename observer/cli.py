@@ -314,6 +314,22 @@ def bench_kis(
     raise typer.Exit(0 if report.rate_limited == 0 else 1)
 
 
+@bench_app.command("supervisor")
+def bench_supervisor(
+    rounds: Annotated[int, typer.Option(min=1, help="restarts and kills to time")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """Restart-to-READY and SIGKILL detection against a real supervisor, with raw baselines."""
+    from observer.bench.supervisor import run_supervisor_bench
+
+    setup_logging("WARNING")
+    report = run_supervisor_bench(rounds)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -31,3 +31,11 @@ def test_bench_kis_reports_its_keys() -> None:
     result = run("kis", "--frames", "500", "--requests", "20")
     assert {"parser_ratio", "rest_ratio", "egw00201"} <= set(result)
     assert result["egw00201"] == 0
+
+
+def test_bench_supervisor_reports_its_keys() -> None:
+    result = run("supervisor", "--rounds", "2")
+    assert {"restart_to_ready_s", "start_baseline_s", "kill_detect_s", "kill_to_ready_s"} <= set(
+        result
+    )
+    assert 0 < result["kill_detect_s"] < result["kill_to_ready_s"]
