@@ -165,15 +165,14 @@ def _events_after(url: str, after_ns: int) -> tuple[int, int]:
         engine = make_engine(url)
         try:
             with engine.connect() as conn:
-                rows: dict[str, int] = dict(
-                    conn.execute(
-                        text(
-                            "select action, min(produced_ns) from worker_events where "
-                            "worker = 'load' and produced_ns > :after group by action"
-                        ),
-                        {"after": after_ns},
-                    ).tuples()
+                result = conn.execute(
+                    text(
+                        "select action, min(produced_ns) from worker_events where "
+                        "worker = 'load' and produced_ns > :after group by action"
+                    ),
+                    {"after": after_ns},
                 )
+                rows = {str(action): int(ns) for action, ns in result}
         finally:
             engine.dispose()
         if "exited" in rows and "ready" in rows:
