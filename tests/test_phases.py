@@ -6,6 +6,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from observer.clock import ManualClock, now_utc
 from observer.phases import KST, Phase, PhaseSchedule, phase_at, transitions
 from observer.trading_calendar import TradingCalendar
 
@@ -64,3 +65,27 @@ def test_transitions_of_a_normal_day_are_in_order() -> None:
         Phase.WARMUP, Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING,
         Phase.SHUTDOWN, Phase.IDLE,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("day", "expected"),
+    [
+        (NORMAL, [("08:00", "warmup"), ("09:00", "track_a_only"), ("09:30", "full_operation"),
+                  ("15:00", "track_a_closing"), ("15:30", "shutdown"), ("21:00", "idle")]),
+        (date(2026, 12, 25), []),  # Christmas: idle all day
+        (date(2026, 11, 19), [("09:00", "warmup"), ("10:00", "track_a_only"),
+                              ("10:30", "full_operation"), ("16:00", "track_a_closing"),
+                              ("16:30", "shutdown"), ("22:00", "idle")]),  # CSAT: one hour late
+    ],
+)  # fmt: skip
+def test_a_day_on_the_manual_clock(day: date, expected: list[tuple[str, str]]) -> None:
+    clock = ManualClock(int(at(day, 0, 0).timestamp()) * 10**9)
+    seen: list[tuple[str, str]] = []
+    phase = phase_at(CALENDAR, SCHEDULE, now_utc(clock))
+    for _ in range(24 * 60):
+        clock.advance(60)
+        now = phase_at(CALENDAR, SCHEDULE, now_utc(clock))
+        if now is not phase:
+            seen.append((now_utc(clock).astimezone(KST).strftime("%H:%M"), now.value))
+            phase = now
+    assert seen == expected
