@@ -37,7 +37,9 @@ class ChildRecord:
             with contextlib.suppress(psutil.Error):
                 entries[name] = [pgid, psutil.Process(pgid).create_time()]
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(entries))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(entries))
         tmp.replace(self.path)
 
     def read(self) -> dict[str, tuple[int, float]]:
