@@ -111,6 +111,7 @@ def test_session_programs_follow_the_phases_and_jobs_run_at_their_time(tmp_path:
     assert sup.status()["phase"] == "warmup", "the supervisor started too late for this test"
     wait_until(lambda: sup.status()["phase"] == "full_operation", 60, "full operation")
     wait_until(lambda: sup.program("morning")["state"] == "stopped", 30, "morning stopped")
+    assert sup.ctl("start", "morning").code == "out_of_phase"
     assert sup.program("opening_job")["state"] == "exited"
     assert sup.terminate() == 0
     phases = [row[0] for row in sup.rows("select phase from phases order by seq")]

@@ -71,6 +71,19 @@ def _program(supervisor: Supervisor, name: str) -> Program:
     return program
 
 
+def _startable(supervisor: Supervisor, name: str) -> Program:
+    program = _program(supervisor, name)
+    if program.kind == "job":
+        raise CommandError("is_a_job", f"{program.name} is a job: use run")
+    return program
+
+
+def _check_phase(supervisor: Supervisor, program: Program) -> None:
+    if program.kind == "session" and not supervisor.in_phase(program):
+        phases = ", ".join(program.settings.phases)
+        raise CommandError("out_of_phase", f"{program.name} runs in {phases}")
+
+
 async def _start(supervisor: Supervisor, program: Program, args: list[str]) -> Reply:
     began = time.monotonic()
     program.launch(args)
@@ -95,14 +108,9 @@ async def status(supervisor: Supervisor, _args: list[str]) -> Reply:
 @command("start", 1, 1)
 async def start(supervisor: Supervisor, args: list[str]) -> Reply:
     """Start NAME: start a stopped or FATAL daemon or session worker and wait for READY."""
-    program = _program(supervisor, args[0])
-    if program.kind == "job":
-        raise CommandError("is_a_job", f"{program.name} is a job: use run")
+    program = _startable(supervisor, args[0])
     async with program.lock:
-        if program.kind == "session" and not supervisor.in_phase(program):
-            raise CommandError(
-                "out_of_phase", f"{program.name} runs in {', '.join(program.settings.phases)}"
-            )
+        _check_phase(supervisor, program)
         if program.active:
             raise CommandError("already_running", f"{program.name} is {program.state}")
         return await _start(supervisor, program, [])
@@ -121,14 +129,9 @@ async def stop(supervisor: Supervisor, args: list[str]) -> Reply:
 @command("restart", 1, 1)
 async def restart(supervisor: Supervisor, args: list[str]) -> Reply:
     """Restart NAME: stop a daemon or session worker (if running) and start it again."""
-    program = _program(supervisor, args[0])
-    if program.kind == "job":
-        raise CommandError("is_a_job", f"{program.name} is a job: use run")
+    program = _startable(supervisor, args[0])
     async with program.lock:
-        if program.kind == "session" and not supervisor.in_phase(program):
-            raise CommandError(
-                "out_of_phase", f"{program.name} runs in {', '.join(program.settings.phases)}"
-            )
+        _check_phase(supervisor, program)
         await program.stop()
         program.restarts += 1
         return await _start(supervisor, program, [])
