@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = stop_on_signals() if args.events == 0 else threading.Event()
     notifier = Notifier.from_env()
     notifier.ready()
+
+    def counters() -> dict[str, float]:
+        return {"sent": producer.last_seq, "acked": producer.acked}
+
     started = time.monotonic()
     first = producer.last_seq + 1
     i = 0
@@ -78,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 break
         producer.send(synthetic_tick(first + i, time.time_ns()))
         i += 1
-        notifier.beat({"sent": i, "acked": producer.acked})
+        notifier.beat(counters)
     producer.flush()
     sent_at = time.monotonic()
     drained = producer.wait_acked(args.drain_timeout)

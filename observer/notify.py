@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -56,13 +56,16 @@ class Notifier:
         self._write(Notice("ready", dict(counters or {})))
         self._next_beat = time.monotonic() + self.interval_s
 
-    def beat(self, counters: Mapping[str, float] | None = None) -> None:
-        """Send a heartbeat if one is due; cheap to call from every loop iteration."""
+    def beat(self, counters: Callable[[], Mapping[str, float]] | None = None) -> None:
+        """Send a heartbeat if one is due; cheap to call from every loop iteration.
+
+        ``counters`` is called only when a beat is actually sent.
+        """
         now = time.monotonic()
         if self._fd is None or now < self._next_beat:
             return
         self._next_beat = now + self.interval_s
-        self._write(Notice("beat", dict(counters or {})))
+        self._write(Notice("beat", dict(counters() if counters else {})))
 
     def _write(self, notice: Notice) -> None:
         if self._fd is None:

@@ -67,7 +67,6 @@ class Supervisor:
         )
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.phase: Phase | None = None
-        self.phases_seen: list[tuple[str, str]] = []  # (KST time, phase)
         self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
         self._psutil: dict[str, psutil.Process] = {}
         self._alerting: set[str] = set()
@@ -240,7 +239,6 @@ class Supervisor:
     async def _enter_phase(self, phase: Phase, now: datetime) -> None:
         previous, self.phase = self.phase, phase
         local = now.astimezone(KST)
-        self.phases_seen.append((local.isoformat(timespec="seconds"), phase.value))
         log.info("phase %s -> %s at %s", previous, phase, local.isoformat(timespec="seconds"))
         self._publish(PhaseChanged(phase.value, local.date(), self._phase_start_ns(local, phase)))
         for program in self.programs.values():

@@ -113,7 +113,7 @@ class Writer:
         code = 0
         try:
             while not stop.is_set():
-                self.notifier.beat(self.counters())
+                self.notifier.beat(self.counters)
                 if ingest.poll(100) and not self._serve_batch(
                     ingest, feed, capture, stop, wait=True
                 ):
@@ -217,7 +217,7 @@ class Writer:
             pause = delay * random.uniform(0.5, 1.0)
             if deadline is not None and time.monotonic() + pause > deadline:
                 return None
-            self.notifier.beat(self.counters())  # alive, only waiting for the database
+            self.notifier.beat(self.counters)  # alive, only waiting for the database
             if stop.wait(pause):
                 return None  # stopping while the database is down: producers keep the events
             delay = min(delay * 2, self.options.retry_max_s)
