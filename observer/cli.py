@@ -11,7 +11,14 @@ import typer
 
 from bus.endpoints import local_endpoints
 from observer.config import Settings, load_settings
-from observer.errors import BusError, ConfigError, ObserverError, StoreError, WriterLocked
+from observer.errors import (
+    BusError,
+    ConfigError,
+    ObserverError,
+    StoreError,
+    WaitFailed,
+    WriterLocked,
+)
 from observer.logs import setup_logging
 from observer.runtime import stop_on_signals
 from observer.supervisor.ctl import ctl_app
@@ -126,7 +133,7 @@ def demo(
     try:
         with view:
             summary = run_demo(options, view.update)
-    except DemoError as exc:
+    except (DemoError, WaitFailed) as exc:
         _fail(str(exc), 1)
     view.print_summary(summary)
     if as_json:

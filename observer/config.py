@@ -210,6 +210,11 @@ class Settings(_Strict, frozen=True):
     calendar: CalendarSettings = CalendarSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
+    @property
+    def control_socket(self) -> Path:
+        """The supervisor's control socket (default ``<run_dir>/control.sock``)."""
+        return Path(self.supervisor.control_socket or self.paths.run / "control.sock")
+
     def __post_init__(self) -> None:
         shares = sum(self.kis.process_share.values())
         if shares > 1.0 + 1e-9:

@@ -32,6 +32,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.phases import KST
+from observer.runtime import poll_until
 from observer.supervisor.control import request
 from observer.trading_calendar import TradingCalendar
 
@@ -147,18 +148,6 @@ def _process(args: list[str], log: Path, cwd: Path) -> Iterator[subprocess.Popen
                 proc.wait()
 
 
-def _wait_for(what: str, check: Callable[[], Any], proc: subprocess.Popen[bytes], log: Path) -> Any:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        if proc.poll() is not None:
-            raise DemoError(f"{what} failed; see {log}")
-        time.sleep(0.05)  # polling a child process's start-up, bounded by the deadline
-    raise DemoError(f"{what} did not start within 60 s; see {log}")
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -222,8 +211,8 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         _process([*python, *sim_args], sim_log, data) as sim,
         _process([*python, *sup_args], sup_log, data) as supervisor,
     ):
-        _wait_for("the simulator", lambda: _sim_url(sim_log), sim, sim_log)
-        _wait_for("the supervisor", socket_path.exists, supervisor, sup_log)
+        poll_until(lambda: _sim_url(sim_log), f"the simulator (see {sim_log})", child=sim)
+        poll_until(socket_path.exists, f"the supervisor (see {sup_log})", child=supervisor)
         if now_utc(clock) > begin:
             log.warning("the processes started after %s; raise START_LEAD_S", options.start)
         plan = [

@@ -6,6 +6,7 @@
     ├── ConfigError        bad or missing configuration (names the path)
     ├── StoreError         the database cannot be reached, read or written
     ├── WriterLocked       another writer already serves this database or endpoint
+    ├── WaitFailed         a process or condition we waited for did not come in time
     └── KisError           anything that went wrong talking to KIS
         ├── KisApiError(msg_cd, msg1, tr_id, status)   KIS answered with an error code
         │   ├── KisRateLimited      EGW00201: too many calls per second (retryable)
@@ -44,6 +45,7 @@ __all__ = [
     "ObserverError",
     "OutboxError",
     "StoreError",
+    "WaitFailed",
     "WriterLocked",
 ]
 
@@ -64,6 +66,10 @@ class StoreError(ObserverError):
 
 class WriterLocked(ObserverError):
     """Another writer holds the lock on this database or endpoint."""
+
+
+class WaitFailed(ObserverError):
+    """A child process died, or a condition we waited for did not hold in time."""
 
 
 class KisError(ObserverError):

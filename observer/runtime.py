@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import TypeVar
 
 from bus.endpoints import local_endpoints
 from bus.producer import Producer
 from observer.config import Settings
+from observer.errors import WaitFailed
 
-__all__ = ["producer_for", "stop_on_signals"]
+__all__ = ["poll_until", "producer_for", "stop_on_signals"]
+
+T = TypeVar("T")
 
 
 def stop_on_signals() -> threading.Event:
@@ -47,3 +52,28 @@ def producer_for(
         sync=bus.fsync,
         clock_ns=clock_ns,
     )
+
+
+def poll_until(
+    condition: Callable[[], T],
+    what: str,
+    *,
+    timeout: float = 60.0,
+    child: subprocess.Popen[bytes] | None = None,
+    interval: float = 0.02,
+) -> T:
+    """Return ``condition()``'s first truthy value, polling every ``interval`` seconds.
+
+    For waiting on another process, which cannot signal us. Raises `WaitFailed` at the
+    deadline, or as soon as ``child`` (the process that should bring it about) has exited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if child is not None and child.poll() is not None:
+            raise WaitFailed(f"{what}: the process exited with {child.returncode}")
+        if time.monotonic() > deadline:
+            raise WaitFailed(f"{what}: not within {timeout:g} s")
+        time.sleep(interval)  # the poll interval of a deadline-bound wait

@@ -41,6 +41,7 @@ from observer.db.models import TradeTickRow
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
 from observer.loadgen import synthetic_tick
+from observer.runtime import poll_until
 
 __all__ = ["BusBenchReport", "run_bus_bench"]
 
@@ -238,11 +239,9 @@ def _start_writer(url: str, run_dir: Path, workdir: Path) -> subprocess.Popen[by
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    deadline = time.monotonic() + 60
-    while not (run_dir / "feed.sock").exists():
-        if writer.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"writer did not start: {(workdir / 'writer.log').read_text()}")
-        time.sleep(0.05)  # polling for the socket file with a deadline
+    poll_until(
+        (run_dir / "feed.sock").exists, f"writer (see {workdir / 'writer.log'})", child=writer
+    )
     return writer
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import text
 
 from observer.db.engine import make_engine
+from observer.runtime import poll_until
 from observer.supervisor.control import request
 
 __all__ = ["SupervisorBenchReport", "run_supervisor_bench"]
@@ -81,15 +82,6 @@ class SupervisorBenchReport:
         ]
 
 
-def _wait(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.01)  # polling a process under test, bounded by the deadline
-    raise TimeoutError(what)
-
-
 def _start_baseline() -> float:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", "import observer.loadgen"], check=True)
@@ -136,19 +128,23 @@ def run_supervisor_bench(rounds: int = 5) -> SupervisorBenchReport:
                 cwd=work,
             )
         try:
-            _wait("supervisor", lambda: sock.exists() and _pid(sock, "load"))
+            poll_until(lambda: sock.exists() and _pid(sock, "load"), "supervisor", child=sup)
             for _ in range(rounds):
                 reply = request(sock, "restart", ["load"], 60)
                 report.restart_s.append(float(reply.data["ready_s"]))
             for _ in range(max(1, rounds // 2)):
                 reply = request(sock, "restart", ["writer"], 60)
                 report.restart_writer_s.append(float(reply.data["ready_s"]))
-            _wait("load after writer restarts", lambda: _pid(sock, "load"))
+            poll_until(lambda: _pid(sock, "load"), "load after writer restarts")
             for _ in range(rounds):
                 pid = _pid(sock, "load")
+
+                def respawned(pid: int = pid) -> bool:
+                    return _pid(sock, "load") not in (0, pid)
+
                 killed_ns = time.time_ns()
                 os.kill(pid, signal.SIGKILL)
-                _wait("respawn", lambda pid=pid: _pid(sock, "load") not in (0, pid))
+                poll_until(respawned, "respawn")
                 exited, ready = _events_after(url, killed_ns)
                 report.detect_s.append((exited - killed_ns) / 1e9)
                 report.respawn_s.append((ready - killed_ns) / 1e9)
@@ -179,4 +175,6 @@ def _events_after(url: str, after_ns: int) -> tuple[int, int]:
             return int(rows["exited"]), int(rows["ready"])
         return None
 
-    return _wait("lifecycle events committed", query)  # type: ignore[no-any-return]
+    events = poll_until(query, "lifecycle events committed")
+    assert events is not None
+    return events

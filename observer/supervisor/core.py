@@ -62,9 +62,7 @@ class Supervisor:
         self.clock = clock
         self.run_dir = settings.paths.run
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.control_path = Path(
-            settings.supervisor.control_socket or self.run_dir / "control.sock"
-        )
+        self.control_path = settings.control_socket
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.phase: Phase | None = None
         self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)

@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from observer.config import load_settings
 from observer.errors import ConfigError
@@ -36,8 +34,7 @@ def default_socket(data_dir: Path | None, config: Path | None) -> Path:
     """``<data-dir>/run/control.sock``, or where the configuration puts it."""
     if data_dir is not None:
         return data_dir / "run" / "control.sock"
-    settings = load_settings(config)
-    return Path(settings.supervisor.control_socket or settings.paths.run / "control.sock")
+    return load_settings(config).control_socket
 
 
 @ctl_app.callback()
@@ -91,6 +88,9 @@ def status(as_json: JsonOpt = False) -> None:
     """Phase and programs: state, pid, restarts, CPU, memory (exit 1 if unhealthy)."""
     reply = _send("status", [], as_json)
     if not (as_json or _target.as_json):
+        from rich.console import Console  # here: every `observer` start would pay for it
+        from rich.table import Table
+
         data = reply.data
         console = Console()
         table = Table(
