@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 MARKER = ".observer-demo"
 TARGET_WALL_S = 240.0  # the default speed fits the day in four minutes
-START_LEAD_S = 8.0  # wall seconds for the simulator and supervisor to start before `start`
+START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {

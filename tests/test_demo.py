@@ -20,7 +20,7 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "observer", "demo", "--data-dir", str(data), "--date",
-         "2026-11-20", "--start", "07:58", "--until", "09:31", "--speed", "2000",
+         "2026-11-20", "--start", "06:00", "--until", "09:31", "--speed", "2000",
          "--faults", "light", "--json"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
