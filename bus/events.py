@@ -29,6 +29,7 @@ __all__ = [
     "GapStateChanged",
     "ListingChanged",
     "MasterFileChecked",
+    "MasterFileReview",
     "MinuteBars",
     "OrderBook",
     "PhaseChanged",
@@ -226,16 +227,39 @@ class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True):
 class MasterFileChecked(_Event, tag="master_file_checked", frozen=True):
     """One check of a KIS master file: sizes compared, and what a download found."""
 
-    market: str  # "kospi", "kosdaq", "nasdaq", ...
+    market: str  # the file's market code: "KOSPI", "KOSDAQ", "KONEX", "NAS", "NYS", ...
     file_name: str
     remote_size: int
     previous_size: int
     changed: bool
     downloaded: bool
     records: int = 0
-    sha256: str = ""
+    sha256: str = ""  # of the archive now current (empty when none is)
     forced: bool = False
     error: str = ""
+    action: str = ""  # "skip" | "download" | "hold" | "approve" | "restore" | "resync"
+    reason: str = ""  # why (the decision table's row, in words)
+    added: int = 0  # listings new in this file (applied, or held for review)
+    modified: int = 0
+    removed: int = 0
+    complete_pct: Decimal | None = None  # data quality of the parsed file (seed 001)
+    review_id: str = ""  # set when the changes were held for review
+    duration_ms: int = 0
+
+
+class MasterFileReview(_Event, tag="master_file_review", frozen=True):
+    """A master-file change held for an operator, and what the operator decided."""
+
+    review_id: str
+    market: str
+    file_name: str
+    state: Literal["held", "approved", "rejected", "superseded"]
+    reason: str
+    added: int = 0
+    modified: int = 0
+    removed: int = 0
+    records: int = 0
+    sha256: str = ""
 
 
 class ListingChanged(_Event, tag="listing_changed", frozen=True):
@@ -251,6 +275,8 @@ class ListingChanged(_Event, tag="listing_changed", frozen=True):
     security_type: str = ""
     sector_code: str = ""
     changed_fields: tuple[str, ...] = ()
+    region: str = ""  # "KR", "US", "CN", "HK", "JP", "VN"
+    initial: bool = False  # part of the first load of its market, not a detected change
 
 
 class EtfDetail(_Event, tag="etf_detail", frozen=True):
@@ -347,6 +373,7 @@ Event = (
     | SlotOverflow
     | UniverseSnapshot
     | MasterFileChecked
+    | MasterFileReview
     | ListingChanged
     | EtfDetail
     | SectorMetadata
@@ -369,6 +396,7 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     SlotOverflow,
     UniverseSnapshot,
     MasterFileChecked,
+    MasterFileReview,
     ListingChanged,
     EtfDetail,
     SectorMetadata,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,11 +22,18 @@ from observer.errors import KisApiError, MasterFileError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.master import download_master, extract_single, master_size, parse_domestic
+from observer.kis.master import (
+    Downloaded,
+    RemoteFile,
+    download_master,
+    extract_single,
+    head_master,
+    parse_domestic,
+)
 from observer.kis.parse import RealtimeFrame, parse_trade
 from observer.kis.stream import KisStream
 from observer.sim.market import KST, Market
-from observer.sim.server import SimConfig, Simulator
+from observer.sim.server import MASTER_DAMAGE, SimConfig, Simulator
 from observer.trading_calendar import TradingCalendar
 
 KEY, SECRET = "PSsimTestAppKey000000000000000000000", "s" * 180
@@ -178,29 +187,53 @@ def test_the_session_rules(tmp_path: Path) -> None:
 
 
 def test_master_files_download_and_parse(tmp_path: Path) -> None:
-    async def scenario() -> tuple[int, bytes, bytes]:
+    async def scenario() -> tuple[RemoteFile, Downloaded, dict[str, bytes | str]]:
         async with (
             simulator() as (sim, url),
             httpx.AsyncClient(base_url=f"{url}/common/master/") as http,
         ):
-            size = await master_size(http, "kospi_code.mst.zip")
-            body = await download_master(http, "kospi_code.mst.zip")
-            sim.faults.master_truncated.add("kospi_code.mst.zip")
-            broken = await download_master(http, "kospi_code.mst.zip")
+            remote = await head_master(http, "kospi_code.mst.zip")
+            got = await download_master(http, "kospi_code.mst.zip", tmp_path / "kospi.zip")
+            broken: dict[str, bytes | str] = {}
+            for how in MASTER_DAMAGE:
+                sim.faults.master_damage = {"kospi_code.mst.zip": how}
+                target = tmp_path / f"{how}.zip"
+                try:
+                    broken[how] = (
+                        await download_master(http, "kospi_code.mst.zip", target)
+                    ).path.read_bytes()
+                except MasterFileError as exc:
+                    assert not target.exists()  # nothing half-written is left behind
+                    broken[how] = str(exc)
             with pytest.raises(MasterFileError, match="bytes announced"):
-                await download_master(http, "nasmst.cod.zip", max_bytes=1000)
+                await download_master(http, "nasmst.cod.zip", tmp_path / "x", max_bytes=1000)
             with pytest.raises(MasterFileError, match="HTTP 404"):
-                await download_master(http, "nothing.zip")
-            return size, body, broken
+                await download_master(http, "nothing.zip", tmp_path / "x")
+            sim.config.master_validators = False
+            assert (await head_master(http, "nasmst.cod.zip")).etag == ""
+            return remote, got, broken
 
-    size, body, broken = asyncio.run(scenario())
-    assert size == len(body)
+    remote, got, broken = asyncio.run(scenario())
+    body = got.path.read_bytes()
+    assert remote.size == got.size == len(body) and got.sha256 == hashlib.sha256(body).hexdigest()
+    assert remote.etag.startswith('"') and remote.last_modified.endswith(" GMT")
+    assert got.path.stat().st_mode & 0o777 == 0o600
     rows = parse_domestic(extract_single(body, "kospi_code.mst"), "KOSPI")
     assert {r.symbol for r in rows} == {
         s for s, x in MARKET.listings.items() if x.market == "KOSPI"
     }
-    with pytest.raises(MasterFileError):
-        extract_single(broken, "kospi_code.mst")
+    assert broken["short_body"] == (
+        f"GET kospi_code.mst.zip: the body ended after {len(body) // 2} of {len(body)} bytes"
+    )
+    expected = {"truncated": "not a valid zip", "crc": "Bad CRC-32"}
+    for how, message in expected.items():
+        with pytest.raises(MasterFileError, match=message):
+            extract_single(broken[how], "kospi_code.mst")  # type: ignore[arg-type]
+    with pytest.raises(MasterFileError, match="not cp949"):
+        parse_domestic(extract_single(broken["encoding"], "kospi_code.mst"), "KOSPI")  # type: ignore[arg-type]
+    with pytest.raises(MasterFileError, match="line 1: 12 characters"):
+        parse_domestic(extract_single(broken["columns"], "kospi_code.mst"), "KOSPI")  # type: ignore[arg-type]
+    assert parse_domestic(extract_single(broken["empty"], "kospi_code.mst"), "KOSPI") == []  # type: ignore[arg-type]
 
 
 def test_observer_sim_command_serves_and_stops() -> None:
@@ -229,27 +262,35 @@ def test_observer_sim_command_serves_and_stops() -> None:
 
 
 def test_master_listing_changes_are_served(tmp_path: Path) -> None:
-    kosdaq = [s for s, x in MARKET.listings.items() if x.market == "KOSDAQ"]
-    gone, renamed = kosdaq[0], kosdaq[1]
-
-    async def scenario() -> tuple[bytes, bytes]:
+    async def scenario() -> tuple[bytes, bytes, dict[str, Any], RemoteFile, RemoteFile]:
         async with (
-            simulator() as (sim, url),
+            simulator() as (_, url),
             httpx.AsyncClient(base_url=f"{url}/common/master/") as http,
         ):
-            before = await download_master(http, "kosdaq_code.mst.zip")
-            sim.faults.delisted.add(gone)
-            sim.faults.renamed[renamed] = "새이름홀딩스"
-            sim.faults.new_listings = 2
-            after = await download_master(http, "kosdaq_code.mst.zip")
-            return before, after
+            before = await download_master(http, "kosdaq_code.mst.zip", tmp_path / "a")
+            kospi = await head_master(http, "kospi_code.mst.zip")
+            answer = await http.post(
+                f"{url}/_sim/listing_changes", json={"new": 2, "delist": 1, "rename": 1}
+            )
+            after = await download_master(http, "kosdaq_code.mst.zip", tmp_path / "b")
+            kospi_after = await head_master(http, "kospi_code.mst.zip")
+            return (
+                before.path.read_bytes(),
+                after.path.read_bytes(),
+                answer.json(),
+                kospi,
+                kospi_after,
+            )
 
-    before, after = asyncio.run(scenario())
+    before, after, changed, kospi, kospi_after = asyncio.run(scenario())
     old = {r.symbol: r for r in parse_domestic(extract_single(before, "kosdaq_code.mst"), "KOSDAQ")}
     new = {r.symbol: r for r in parse_domestic(extract_single(after, "kosdaq_code.mst"), "KOSDAQ")}
-    assert set(old) - set(new) == {gone}
+    assert set(old) - set(new) == set(changed["delisted"]) and len(changed["delisted"]) == 1
     assert {new[s].name for s in set(new) - set(old)} == {"신규상장1", "신규상장2"}
-    assert new[renamed].name == "새이름홀딩스" != old[renamed].name
+    assert sorted(set(new) - set(old)) == sorted(changed["new"])
+    (renamed,) = changed["renamed"]
+    assert MARKET.listings[renamed].market == "KOSPI"
+    assert kospi_after.etag != kospi.etag and kospi_after.last_modified >= kospi.last_modified
 
 
 def test_etf_and_overseas_answers(tmp_path: Path) -> None:

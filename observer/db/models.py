@@ -42,6 +42,7 @@ __all__ = [
     "Instrument",
     "ListingChange",
     "MasterFileCheck",
+    "MasterFileReviewRow",
     "MasterFileState",
     "MinuteBar",
     "MinuteBarBatch",
@@ -343,6 +344,30 @@ class MasterFileCheck(Audited, Base):
     sha256: Mapped[str] = mapped_column(String(64))
     forced: Mapped[bool]
     error: Mapped[str] = mapped_column(String(500))
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    added: Mapped[int]
+    modified: Mapped[int]
+    removed: Mapped[int]
+    complete_pct: Mapped[Decimal | None]
+    review_id: Mapped[str] = mapped_column(String(64))
+    duration_ms: Mapped[int]
+
+
+class MasterFileReviewRow(Audited, Base):
+    """Append-only history of held master-file changes; the newest row per review is current."""
+
+    __tablename__ = "master_file_reviews"
+    review_id: Mapped[str] = mapped_column(String(64), index=True)
+    market: Mapped[str] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(500))
+    added: Mapped[int]
+    modified: Mapped[int]
+    removed: Mapped[int]
+    records: Mapped[int]
+    sha256: Mapped[str] = mapped_column(String(64))
 
 
 class MasterFileState(Base):
@@ -372,6 +397,8 @@ class ListingChange(Audited, Base):
     security_type: Mapped[str] = mapped_column(String(16))
     sector_code: Mapped[str] = mapped_column(String(16))
     changed_fields: Mapped[list[Any]]
+    region: Mapped[str] = mapped_column(String(8))
+    initial: Mapped[bool]
 
     __table_args__ = (Index(None, "market", "symbol"),)
 
@@ -388,9 +415,12 @@ class Instrument(Base):
     currency: Mapped[str] = mapped_column(String(8))
     security_type: Mapped[str] = mapped_column(String(16))
     sector_code: Mapped[str] = mapped_column(String(16))
+    region: Mapped[str] = mapped_column(String(8))
     active: Mapped[bool]
     listed_ns: Mapped[int]
     updated_ns: Mapped[int]
+
+    __table_args__ = (Index(None, "region", "active"),)
 
 
 class EtfDetailRow(Audited, Base):

@@ -8,10 +8,15 @@ tab-separated columns, no header row. Bad input raises `MasterFileError` naming 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import BinaryIO, Literal
 
 import httpx
 
@@ -22,10 +27,12 @@ __all__ = [
     "DOMESTIC_TAILS",
     "OVERSEAS_FILES",
     "DomesticListing",
+    "Downloaded",
     "OverseasListing",
+    "RemoteFile",
     "download_master",
     "extract_single",
-    "master_size",
+    "head_master",
     "parse_domestic",
     "parse_overseas",
 ]
@@ -163,40 +170,106 @@ def extract_single(archive: bytes, member: str, max_bytes: int = MAX_MASTER_BYTE
     return data
 
 
-async def master_size(http: httpx.AsyncClient, name: str) -> int:
-    """The published size of master archive ``name`` (HEAD; the change detector of seed 000)."""
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    """What a HEAD says about a master archive; validators are "" when the server omits them."""
+
+    size: int
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """A master archive saved to disk: its size and sha256 as received."""
+
+    path: Path
+    size: int
+    sha256: str
+    remote: RemoteFile
+
+
+async def head_master(http: httpx.AsyncClient, name: str) -> RemoteFile:
+    """The published size (and ETag / Last-Modified) of master archive ``name``."""
     try:
         response = await http.head(name)
     except httpx.HTTPError as exc:
         raise KisTransportError(f"HEAD {name}: {type(exc).__name__}") from None
+    if response.status_code >= 500:
+        raise KisTransportError(f"HEAD {name}: HTTP {response.status_code}")
     if response.status_code != 200 or "content-length" not in response.headers:
         raise MasterFileError(f"HEAD {name}: HTTP {response.status_code}, no size")
-    return int(response.headers["content-length"])
+    return _remote(response)
+
+
+def _remote(response: httpx.Response) -> RemoteFile:
+    try:
+        size = int(response.headers["content-length"])
+    except ValueError:
+        raise MasterFileError(f"{response.url}: Content-Length is not a number") from None
+    return RemoteFile(
+        size, response.headers.get("etag", ""), response.headers.get("last-modified", "")
+    )
 
 
 async def download_master(
-    http: httpx.AsyncClient, name: str, max_bytes: int = MAX_MASTER_BYTES
-) -> bytes:
-    """Stream master archive ``name``; refuse more than ``max_bytes`` or a short body."""
-    chunks: list[bytes] = []
+    http: httpx.AsyncClient,
+    name: str,
+    path: Path,
+    *,
+    max_bytes: int = MAX_MASTER_BYTES,
+    progress: Callable[[int], None] | None = None,
+) -> Downloaded:
+    """Stream archive ``name`` into ``path`` (created 0600), hashing as it arrives.
+
+    Refuses an error status, a missing or lying Content-Length (more or fewer bytes than
+    announced) and more than ``max_bytes``; on any failure ``path`` is removed.
+    """
+    digest = hashlib.sha256()
     received = 0
     try:
-        async with http.stream("GET", name) as response:
-            if response.status_code != 200:
-                raise MasterFileError(f"GET {name}: HTTP {response.status_code}")
-            declared = int(response.headers.get("content-length", "-1"))
-            if declared > max_bytes:
-                raise MasterFileError(f"GET {name}: {declared} bytes announced")
-            async for chunk in response.aiter_bytes():
-                received += len(chunk)
-                if received > max_bytes:
-                    raise MasterFileError(f"GET {name}: more than {max_bytes} bytes")
-                chunks.append(chunk)
+        with _private(path) as out:
+            async with http.stream("GET", name) as response:
+                if response.status_code >= 500:
+                    raise KisTransportError(f"GET {name}: HTTP {response.status_code}")
+                if response.status_code != 200:
+                    raise MasterFileError(f"GET {name}: HTTP {response.status_code}")
+                if "content-length" not in response.headers:
+                    raise MasterFileError(f"GET {name}: no Content-Length to verify against")
+                remote = _remote(response)
+                if remote.size > max_bytes:
+                    raise MasterFileError(f"GET {name}: {remote.size} bytes announced")
+                try:
+                    async for chunk in response.aiter_raw():
+                        received += len(chunk)
+                        if received > remote.size:
+                            raise MasterFileError(
+                                f"GET {name}: more than the {remote.size} bytes announced"
+                            )
+                        digest.update(chunk)
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(received)
+                except (httpx.RemoteProtocolError, httpx.ReadError):
+                    raise MasterFileError(
+                        f"GET {name}: the body ended after {received} of {remote.size} bytes"
+                    ) from None
+        if received != remote.size:
+            raise MasterFileError(f"GET {name}: {received} of {remote.size} bytes arrived")
     except httpx.HTTPError as exc:
+        path.unlink(missing_ok=True)
         raise KisTransportError(f"GET {name}: {type(exc).__name__}") from None
-    if declared >= 0 and received != declared:
-        raise MasterFileError(f"GET {name}: {received} of {declared} bytes arrived")
-    return b"".join(chunks)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return Downloaded(path, received, digest.hexdigest(), remote)
+
+
+@contextmanager
+def _private(path: Path) -> Iterator[BinaryIO]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        yield out
 
 
 def _decode(data: bytes, what: str) -> list[str]:

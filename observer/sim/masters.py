@@ -19,6 +19,7 @@ from observer.sim.market import Listing, Market, Overseas
 __all__ = [
     "DOMESTIC_FILES",
     "OVERSEAS_STEMS",
+    "damaged",
     "domestic_master",
     "master_files",
     "overseas_master",
@@ -127,3 +128,32 @@ def master_files(
         ]
         files[f"{stem}mst.cod.zip"] = zipped(f"{stem}mst.cod", overseas_master(rows_overseas))
     return files
+
+
+def damaged(archive: bytes, member: str, how: str) -> bytes:
+    """``archive`` (holding ``member``) broken in one of the ways a download can break.
+
+    ``truncated`` cuts the archive in half; ``crc`` flips one content byte of a stored copy;
+    ``encoding`` puts bytes that are not cp949 into the first record; ``columns`` replaces
+    the first record with one of the wrong shape; ``empty`` zips an empty member;
+    ``short_body`` is served whole here (the server cuts the transfer).
+    """
+    if how == "truncated":
+        return archive[: len(archive) // 2]
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        data = zf.read(member)
+    if how == "crc":
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as out:
+            out.writestr(member, data)
+        raw = bytearray(buffer.getvalue())
+        raw[len(raw) // 2] ^= 0x5A  # inside the stored member's bytes
+        return bytes(raw)
+    first, rest = data.split(b"\n", 1)
+    if how == "encoding":
+        return zipped(member, first[:30] + b"\xff\xfe" + first[30:] + b"\n" + rest)
+    if how == "columns":
+        return zipped(member, b"NOT\tA\tRECORD\n" + rest)
+    if how == "empty":
+        return zipped(member, b"")
+    return archive

@@ -11,16 +11,18 @@ through `Faults` (from tests) or ``POST /_sim/faults`` (from the demo).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
 import time
+import typing
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
@@ -36,9 +38,9 @@ from observer.sim.market import (
     quote_at,
     tick_size,
 )
-from observer.sim.masters import master_files
+from observer.sim.masters import damaged, master_files
 
-__all__ = ["Faults", "SimConfig", "Simulator"]
+__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig", "Simulator"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,11 @@ class SimConfig:
     max_registrations: int = 41
     pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
+    master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
+
+
+MasterDamage = Literal["truncated", "crc", "encoding", "columns", "empty", "short_body"]
+MASTER_DAMAGE: tuple[MasterDamage, ...] = typing.get_args(MasterDamage)
 
 
 @dataclass(slots=True)
@@ -66,8 +73,7 @@ class Faults:
     http_5xx: int = 0  # answer the next N REST calls with EGW00002 / HTTP 500
     rate_limited: int = 0  # answer the next N REST calls with EGW00201
     latency_s: float = 0.0  # added to every REST answer
-    master_corrupt: set[str] = field(default_factory=set)  # file names served damaged
-    master_truncated: set[str] = field(default_factory=set)
+    master_damage: dict[str, MasterDamage] = field(default_factory=dict)  # file name -> how
     delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
     renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
     new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
@@ -113,7 +119,7 @@ class Simulator:
         self._window: dict[str, tuple[int, int]] = {}  # app key -> (wall second, calls)
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.calls: defaultdict[str, int] = defaultdict(int)  # tr_id -> answered calls
-        self._masters: tuple[object, dict[str, bytes]] | None = None
+        self._masters: tuple[object, dict[str, tuple[bytes, str]]] | None = None
         self.rate_limited = 0
         self.app = web.Application()
         self.app.add_routes(
@@ -129,6 +135,7 @@ class Simulator:
                 web.post("/_sim/faults", self._set_faults),
                 web.post("/_sim/drop_websockets", self._drop_websockets),
                 web.post("/_sim/expire_tokens", self._expire_tokens),
+                web.post("/_sim/listing_changes", self._listing_changes),
             ]
         )
 
@@ -152,8 +159,10 @@ class Simulator:
         for name in ("http_5xx", "rate_limited", "latency_s"):
             if name in body:
                 setattr(self.faults, name, body[name])
-        self.faults.master_corrupt |= set(body.get("master_corrupt", []))
-        self.faults.master_truncated |= set(body.get("master_truncated", []))
+        damage = dict(body.get("master_damage", {}))
+        if not set(damage.values()) <= set(MASTER_DAMAGE):
+            return web.json_response({"ok": False, "known": MASTER_DAMAGE}, status=400)
+        self.faults.master_damage |= damage
         self.faults.delisted |= set(body.get("delisted", []))
         self.faults.renamed |= dict(body.get("renamed", {}))
         self.faults.new_listings += int(body.get("new_listings", 0))
@@ -165,6 +174,38 @@ class Simulator:
     async def _expire_tokens(self, request: web.Request) -> web.Response:
         self.expire_tokens()
         return web.json_response({"ok": True})
+
+    def change_listings(self, new: int = 0, delist: int = 0, rename: int = 0) -> dict[str, Any]:
+        """Evolve the masters as a real day does: listings, delistings and renames.
+
+        Delistings come from KOSDAQ and renames from KOSPI stocks, in code order, so the
+        same calls always pick the same symbols. Returns what changed.
+        """
+        f = self.faults
+
+        def stocks(market: str) -> list[str]:
+            return sorted(
+                s
+                for s, x in self.market.listings.items()
+                if x.market == market and x.group == "ST" and s not in f.delisted
+                and s not in f.renamed
+            )  # fmt: skip
+
+        gone = stocks("KOSDAQ")[:delist]
+        renamed = {s: f"{self.market.listings[s].name}홀딩스" for s in stocks("KOSPI")[:rename]}
+        f.delisted |= set(gone)
+        f.renamed |= renamed
+        f.new_listings += new
+        listed = [self._new_listing(n).symbol for n in range(f.new_listings - new, f.new_listings)]
+        return {"new": listed, "delisted": gone, "renamed": renamed}
+
+    async def _listing_changes(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        return web.json_response(
+            self.change_listings(
+                int(body.get("new", 0)), int(body.get("delist", 0)), int(body.get("rename", 0))
+            )
+        )
 
     # ------------------------------------------------------------------ auth
 
@@ -490,8 +531,8 @@ class Simulator:
 
     # ------------------------------------------------------------------ master files
 
-    def _master_files(self) -> dict[str, bytes]:
-        """Today's archives, rebuilt when the day or the listing faults change."""
+    def _master_files(self) -> dict[str, tuple[bytes, str]]:
+        """Today's archives and when each last changed, rebuilt when the day or listings do."""
         day = self._session_day(self._now())
         f = self.faults
         key = (day, frozenset(f.delisted), tuple(sorted(f.renamed.items())), f.new_listings)
@@ -501,7 +542,18 @@ class Simulator:
             files = master_files(
                 self.market, prices, delisted=f.delisted, renamed=f.renamed, listed=listed
             )
-            self._masters = (key, files)
+            previous = self._masters[1] if self._masters else {}
+            stamp = self._now().astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+            self._masters = (
+                key,
+                {
+                    name: (
+                        data,
+                        previous[name][1] if previous.get(name, (b"",))[0] == data else stamp,
+                    )
+                    for name, data in files.items()
+                },
+            )
         return self._masters[1]
 
     def _new_listing(self, n: int) -> Listing:
@@ -511,16 +563,25 @@ class Simulator:
 
     async def _master(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
-        data = self._master_files().get(name)
-        if data is None:
+        if name not in self._master_files():
             return web.Response(status=404)
-        if name in self.faults.master_truncated:
-            data = data[: len(data) // 2]
-        if name in self.faults.master_corrupt:
-            data = data[:100] + bytes(b ^ 0x5A for b in data[100:200]) + data[200:]
+        data, modified = self._master_files()[name]
+        damage = self.faults.master_damage.get(name)
+        if damage is not None:
+            data = damaged(data, name.removesuffix(".zip"), damage)
         headers = {"Content-Length": str(len(data)), "Content-Type": "application/zip"}
+        if self.config.master_validators:
+            headers["ETag"] = f'"{hashlib.sha256(data).hexdigest()[:20]}"'
+            headers["Last-Modified"] = modified
         if request.method == "HEAD":
             return web.Response(headers=headers)
+        if damage == "short_body":  # announces the whole file, sends half, hangs up
+            response = web.StreamResponse(headers=headers)
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+            assert request.transport is not None
+            request.transport.close()
+            return response
         return web.Response(body=data, headers=headers)
 
     # ------------------------------------------------------------------ WebSocket

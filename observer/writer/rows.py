@@ -23,6 +23,7 @@ from bus.events import (
     GapStateChanged,
     ListingChanged,
     MasterFileChecked,
+    MasterFileReview,
     MinuteBars,
     OrderBook,
     PhaseChanged,
@@ -201,8 +202,8 @@ def _master_file(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, MasterFileChecked)
     batch.insert(m.MasterFileCheck, _audit(env) | _fields(event))
-    if event.error:
-        return
+    if event.error or event.action == "hold":
+        return  # the file in use did not change
     values = {
         "market": event.market,
         "file_name": event.file_name,
@@ -223,7 +224,7 @@ def _listing(env: Envelope, batch: Batch) -> None:
     assert isinstance(event, ListingChanged)
     batch.insert(m.ListingChange, _audit(env) | _fields(event))
     values = _fields(event)
-    del values["change"], values["changed_fields"]
+    del values["change"], values["changed_fields"], values["initial"]
     values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
     update = (
         ("active", "updated_ns")
@@ -245,6 +246,7 @@ HANDLERS: dict[type[Event], Handler] = {
     SlotOverflow: _direct(m.OverflowEntry, SlotOverflow),
     UniverseSnapshot: _universe,
     MasterFileChecked: _master_file,
+    MasterFileReview: _direct(m.MasterFileReviewRow, MasterFileReview),
     ListingChanged: _listing,
     EtfDetail: _direct(m.EtfDetailRow, EtfDetail),
     SectorMetadata: _direct(m.SectorMetadataRow, SectorMetadata, source="origin"),
