@@ -337,8 +337,23 @@ def bench_supervisor(
         typer.echo(json.dumps(report.summary()))
 
 
+def _add_worker_commands(args: list[str]) -> None:
+    """Add the commands workers register (entry points ``observer.commands``).
+
+    Only the one named on the command line is imported (all of them for help), so a worker's
+    imports never slow down the start of another process.
+    """
+    from importlib.metadata import entry_points
+
+    wanted = args[0] if args and not args[0].startswith("-") else None
+    for entry in entry_points(group="observer.commands"):
+        if wanted in (None, entry.name):
+            app.add_typer(entry.load(), name=entry.name)
+
+
 def main() -> None:
     """Console-script entry point."""
+    _add_worker_commands(sys.argv[1:])
     try:
         app()
     except ObserverError as exc:

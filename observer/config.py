@@ -23,6 +23,7 @@ __all__ = [
     "DatabaseSettings",
     "KisSettings",
     "LateDay",
+    "MasterFileSettings",
     "PathSettings",
     "PhaseSettings",
     "ProgramSettings",
@@ -113,6 +114,22 @@ class KisSettings(_Strict, frozen=True):
     process_share: dict[str, Annotated[float, Meta(gt=0, le=1)]] = msgspec.field(
         default_factory=lambda: {"track_a": 0.55, "gap_recovery": 0.25, "jobs": 0.15}
     )
+
+
+class MasterFileSettings(_Strict, frozen=True):
+    """The master-file worker's thresholds (seed 000 §8.3 and appendix A, seed 001)."""
+
+    growth_alert_pct: PositiveFloat = 20.0  # archive grew more: download, and warn
+    shrink_hold_pct: PositiveFloat = 10.0  # archive shrank more: hold for review, critical
+    max_new: Annotated[int, Meta(ge=0)] = 100  # more new listings at once: hold for review
+    max_removed: Annotated[int, Meta(ge=0)] = 50  # more removed listings at once: hold
+    max_shrink_pct: PositiveFloat = 10.0  # fewer records than active listings by more: hold
+    quality_alert_pct: Annotated[float, Meta(ge=0, le=100)] = 95.0  # complete % below: warn
+    keep_backups: Positive = 7  # per file, and as many quarantined bad downloads
+    attempts: Positive = 3  # per HEAD or GET, on transport errors and 5xx
+    retry_initial_s: PositiveFloat = 1.0
+    failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
+    ack_timeout_s: PositiveFloat = 60.0
 
 
 class ScheduleEntry(_Strict, frozen=True):
@@ -208,6 +225,7 @@ class Settings(_Strict, frozen=True):
     supervisor: SupervisorSettings = SupervisorSettings()
     phases: PhaseSettings = PhaseSettings()
     calendar: CalendarSettings = CalendarSettings()
+    masterfile: MasterFileSettings = MasterFileSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

@@ -10,6 +10,7 @@ succeeded: applying the same frames again then changes nothing.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -197,16 +198,25 @@ class Store:
                         copy.write_row(row)
             else:
                 conn.exec_driver_sql(sql, rows)
-        for upsert in batch.upserts:
-            self._upsert(conn, upsert)
+        # Runs of upserts of one shape go as one executemany (rows stay in seq order).
+        for _, run in itertools.groupby(batch.upserts, key=_shape):
+            same = list(run)
+            conn.execute(_upsert_statement(conn.dialect.name, same[0]), [u.values for u in same])
 
     def _upsert(self, conn: Connection, upsert: Upsert) -> None:
-        statement: Any = _INSERTS[conn.dialect.name](upsert.table)
-        statement = statement.values(upsert.values).on_conflict_do_update(
-            index_elements=list(upsert.keys),
-            set_={key: statement.excluded[key] for key in upsert.update},
-        )
-        conn.execute(statement)
+        conn.execute(_upsert_statement(conn.dialect.name, upsert), upsert.values)
+
+
+def _shape(upsert: Upsert) -> tuple[Any, ...]:
+    return (upsert.table, upsert.keys, upsert.update, tuple(upsert.values))
+
+
+def _upsert_statement(dialect: str, upsert: Upsert) -> Any:
+    statement: Any = _INSERTS[dialect](upsert.table)
+    return statement.on_conflict_do_update(
+        index_elements=list(upsert.keys),
+        set_={key: statement.excluded[key] for key in upsert.update},
+    )
 
 
 Converter = Callable[[Any], Any]

@@ -1,0 +1,219 @@
+"""The worker's folder: current archives, their state, backups, quarantine, held reviews.
+
+``<data_dir>/masters/`` (0700)::
+
+    LOCK                      one update, review or restore at a time (flock)
+    current/<archive>         the archive in use, replaced atomically
+    state/<MARKET>.json       what is known of it (`FileState`), replaced atomically
+    backups/<archive>.<UTC>   the archives it replaced, newest ``keep`` kept
+    rejected/<archive>.<UTC>  downloads that failed verification, newest ``keep`` kept
+    reviews/<id>.zip, .json   changes held for an operator
+    tmp/                      downloads in progress
+
+Every file is written owner-only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+
+from observer.errors import MasterFileError, ObserverError
+from observer.instruments import MasterFile
+
+__all__ = ["Current", "FileState", "LocalFiles", "MasterFilesLocked", "Review"]
+
+
+class MasterFilesLocked(ObserverError):
+    """Another master-file run holds the folder."""
+
+
+class Current(msgspec.Struct, frozen=True):
+    """The archive in use."""
+
+    size: int
+    sha256: str  # of the archive
+    content_sha256: str  # of the member inside: what a forced refresh compares
+    records: int
+    etag: str = ""
+    last_modified: str = ""
+    installed_ns: int = 0
+
+
+class FileState(msgspec.Struct, frozen=True):
+    """What the worker remembers of one master file between runs."""
+
+    current: Current | None = None
+    failures: int = 0  # consecutive failed runs
+    pending_review: str = ""  # id of a held change awaiting an operator
+    rejected_sha256: str = ""  # content an operator rejected: never held again
+    checked_ns: int = 0
+
+
+class Review(msgspec.Struct, frozen=True):
+    """A change held for an operator: its reasons and a sample of what it would do."""
+
+    review_id: str
+    market: str
+    file_name: str
+    held_ns: int
+    reasons: tuple[str, ...]
+    records: int
+    sha256: str
+    content_sha256: str
+    added: int
+    modified: int
+    removed: int
+    sample_new: tuple[str, ...] = ()
+    sample_changed: tuple[str, ...] = ()
+    sample_removed: tuple[str, ...] = ()
+    etag: str = ""
+    last_modified: str = ""
+
+
+def _stamp(now_ns: int) -> str:
+    return datetime.fromtimestamp(now_ns / 1e9, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def sha256_of(path: Path) -> str:
+    """The sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class LocalFiles:
+    """The master-file folder under ``data_dir``; ``keep`` backups per file."""
+
+    def __init__(self, data_dir: Path, keep: int = 7) -> None:
+        self.root = data_dir / "masters"
+        self.keep = keep
+        for sub in ("current", "state", "backups", "rejected", "reviews", "tmp"):
+            (self.root / sub).mkdir(parents=True, mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's lock, or raise `MasterFilesLocked` at once."""
+        fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                raise MasterFilesLocked(
+                    f"another master-file run (pid {holder}) holds {self.root / 'LOCK'}"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------ state
+
+    def current_path(self, file: MasterFile) -> Path:
+        """Where the archive in use lives."""
+        return self.root / "current" / file.name
+
+    def state(self, file: MasterFile) -> FileState:
+        """The remembered state (empty before the first run)."""
+        path = self.root / "state" / f"{file.market}.json"
+        try:
+            return msgspec.json.decode(path.read_bytes(), type=FileState)
+        except FileNotFoundError:
+            return FileState()
+        except msgspec.DecodeError as exc:
+            raise MasterFileError(f"{path} is damaged ({exc}); restore or delete it") from None
+
+    def save_state(self, file: MasterFile, state: FileState) -> None:
+        """Replace the state atomically."""
+        self._write(self.root / "state" / f"{file.market}.json", msgspec.json.encode(state))
+
+    def _write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
+    def temp_path(self, file: MasterFile) -> Path:
+        """A fresh download target."""
+        return self.root / "tmp" / f"{file.name}.{os.getpid()}.part"
+
+    # ------------------------------------------------------------------ install
+
+    def install(self, file: MasterFile, download: Path, sha256: str, now_ns: int) -> None:
+        """Make ``download`` the archive in use.
+
+        The old one is backed up first; the replace is atomic; the result is verified, and
+        the old one put back if it does not.
+        """
+        current = self.current_path(file)
+        backup: Path | None = None
+        if current.exists():
+            backup = self.root / "backups" / f"{file.name}.{_stamp(now_ns)}"
+            shutil.copy2(current, backup)
+            os.chmod(backup, 0o600)
+        os.replace(download, current)
+        if sha256_of(current) != sha256:
+            if backup is not None:
+                shutil.copy2(backup, current)
+            else:
+                current.unlink()
+            raise MasterFileError(f"{current} did not verify after the replace; restored")
+        self._prune(self.root / "backups", file.name)
+
+    def quarantine(self, file: MasterFile, download: Path, now_ns: int) -> Path:
+        """Keep a download that failed verification for inspection."""
+        target = self.root / "rejected" / f"{file.name}.{_stamp(now_ns)}"
+        os.replace(download, target)
+        self._prune(self.root / "rejected", file.name)
+        return target
+
+    def backups(self, file: MasterFile) -> list[Path]:
+        """Backups of ``file``, newest first."""
+        return sorted((self.root / "backups").glob(f"{file.name}.*"), reverse=True)
+
+    def _prune(self, folder: Path, name: str) -> None:
+        for old in sorted(folder.glob(f"{name}.*"), reverse=True)[self.keep :]:
+            old.unlink()
+
+    # ------------------------------------------------------------------ reviews
+
+    def hold(self, review: Review, download: Path) -> None:
+        """Keep ``download`` and its review until an operator decides."""
+        os.replace(download, self.root / "reviews" / f"{review.review_id}.zip")
+        self._write(self.root / "reviews" / f"{review.review_id}.json", msgspec.json.encode(review))
+
+    def reviews(self) -> list[Review]:
+        """Reviews awaiting a decision, oldest first."""
+        found = [
+            msgspec.json.decode(p.read_bytes(), type=Review)
+            for p in (self.root / "reviews").glob("*.json")
+        ]
+        return sorted(found, key=lambda r: r.held_ns)
+
+    def review(self, review_id: str) -> tuple[Review, Path]:
+        """A pending review and its archive."""
+        meta = self.root / "reviews" / f"{review_id}.json"
+        if "/" in review_id or not meta.exists():
+            raise MasterFileError(f"no pending review {review_id!r}")
+        return msgspec.json.decode(meta.read_bytes(), type=Review), meta.with_suffix(".zip")
+
+    def close_review(self, review_id: str) -> None:
+        """Forget a decided review (its archive was installed or is dropped)."""
+        for suffix in (".json", ".zip"):
+            (self.root / "reviews" / f"{review_id}{suffix}").unlink(missing_ok=True)
