@@ -61,6 +61,8 @@ def _line(listing: Listing, base_price: int) -> bytes:
     }
     for name, (offset, size) in fields.items():
         value = values[name]
+        if len(value) > size:
+            raise ValueError(f"{listing.symbol}: {name} {value!r} is wider than {size}")
         tail[offset : offset + size] = list(
             value.rjust(size) if value.isdigit() else value.ljust(size)
         )
@@ -92,7 +94,8 @@ def zipped(member: str, data: bytes) -> bytes:
     """A zip archive holding ``data`` as ``member``."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(member, data)
+        # A fixed timestamp: the same contents make the same bytes (and the same ETag).
+        archive.writestr(zipfile.ZipInfo(member, (2020, 1, 1, 0, 0, 0)), data, zipfile.ZIP_DEFLATED)
     return buffer.getvalue()
 
 

@@ -120,6 +120,7 @@ class Simulator:
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.calls: defaultdict[str, int] = defaultdict(int)  # tr_id -> answered calls
         self._masters: tuple[object, dict[str, tuple[bytes, str]]] | None = None
+        self._fresh_codes: list[str] = []  # codes of synthetic new listings, in order
         self.rate_limited = 0
         self.app = web.Application()
         self.app.add_routes(
@@ -557,8 +558,14 @@ class Simulator:
         return self._masters[1]
 
     def _new_listing(self, n: int) -> Listing:
+        """The ``n``-th synthetic new listing: codes from 990000 up, skipping listed ones."""
+        while len(self._fresh_codes) <= n:
+            number = int(self._fresh_codes[-1]) + 10 if self._fresh_codes else 990000
+            while f"{number:06d}" in self.market.listings:
+                number += 10
+            self._fresh_codes.append(f"{number:06d}")
+        code = self._fresh_codes[n]
         template = next(x for x in self.market.listings.values() if x.market == "KOSDAQ")
-        code = f"{990000 + n * 10:06d}"
         return replace(template, symbol=code, isin=f"KR7{code}009", name=f"신규상장{n + 1}")
 
     async def _master(self, request: web.Request) -> web.StreamResponse:

@@ -25,7 +25,7 @@ import httpx
 import msgspec
 from sqlalchemy import Engine, select
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
+from tenacity.wait import wait_random_exponential
 
 from bus.events import Alert, Event, MasterFileChecked, MasterFileReview
 from bus.producer import Producer
@@ -138,7 +138,7 @@ class Updater:
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.limits.attempts),
-            wait=wait_exponential_jitter(initial=self.limits.retry_initial_s, max=30),
+            wait=wait_random_exponential(multiplier=self.limits.retry_initial_s, max=30),
             retry=retry_if_exception_type(KisTransportError),
             sleep=self.clock.sleep,
             reraise=True,

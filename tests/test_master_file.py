@@ -1,0 +1,269 @@
+"""The master-file worker against the real simulator and a real writer process.
+
+The simulator serves on loopback from a thread of this process; ``observer masterfile`` runs
+in-process through typer (its lock, producer, acks and files are the real ones); the writer
+is its own process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from observer.clock import SimulatedClock
+from observer.db.engine import make_engine
+from observer.instruments import master_file, tickers
+from observer.sim.market import KST, Market
+from observer.sim.server import MASTER_DAMAGE, Simulator
+from observer.trading_calendar import TradingCalendar
+from tests.support import WriterProcess, assert_exactly_once
+from workers.master_file.cli import app
+from workers.master_file.files import LocalFiles
+
+MARKET = Market(11, TradingCalendar(), stocks=400, etfs=40)
+START = datetime(2026, 11, 20, 6, 0, tzinfo=KST)
+
+
+class SimThread:
+    """The simulator on a loopback port, served by an event loop in a thread."""
+
+    def __init__(self) -> None:
+        self.sim = Simulator(MARKET, SimulatedClock(int(START.timestamp() * 1e9), 1.0))
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(self.sim.app)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class Harness:
+    """Simulator, writer and a config for ``observer masterfile``."""
+
+    def __init__(self, tmp_path: Path, sim: SimThread) -> None:
+        self.sim = sim.sim
+        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
+        self.writer = WriterProcess(tmp_path, self.url)
+        self.config = tmp_path / "observer.toml"
+        self.config.write_text(
+            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{self.writer.run_dir}"\n'
+            f'[database]\nurl = "{self.url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\n'
+            "[masterfile]\nretry_initial_s = 0.01\nack_timeout_s = 5\n"
+        )
+        self.files = LocalFiles(tmp_path / "data")
+        self.engine = make_engine(self.url)
+
+    def run(self, *args: str, code: int = 0) -> str:
+        result = CliRunner().invoke(app, [*args, "--config", str(self.config)])
+        assert result.exit_code == code, result.output
+        return result.output
+
+    def rows(self, sql: str, **params: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+
+    def instruments(self, market: str) -> dict[str, tuple[str, bool]]:
+        rows = self.rows("select symbol, name, active from instruments where market = :m", m=market)
+        return {s: (n, bool(a)) for s, n, a in rows}
+
+    def current_sha(self, name: str) -> str:
+        return hashlib.sha256((self.files.root / "current" / name).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sim_thread() -> Iterator[SimThread]:
+    sim = SimThread()
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
+    faults = sim_thread.sim.faults
+    faults.delisted.clear()
+    faults.renamed.clear()
+    faults.new_listings = 0
+    faults.master_damage.clear()
+    h = Harness(tmp_path, sim_thread)
+    h.writer.start()
+    yield h
+    h.writer.kill()
+    h.engine.dispose()
+
+
+def domestic(market: str) -> set[str]:
+    return {s for s, x in MARKET.listings.items() if x.market == market}
+
+
+def test_first_load_then_new_changed_and_removed_listings(harness: Harness) -> None:
+    h = harness
+    out = h.run("update", "--all", "--json")
+    assert "initial download" in out
+    expected = len(MARKET.listings) + sum(len(v) for v in MARKET.overseas.values())
+    assert h.rows("select count(*), sum(active) from instruments")[0] == (expected, expected)
+    assert h.rows("select count(*) from listing_changes where initial")[0][0] == expected
+    assert set(h.instruments("KOSDAQ")) == domestic("KOSDAQ")
+    with h.engine.connect() as conn:
+        us = tickers(conn, "US")
+    us_stocks = [
+        x for stem in ("nas", "nys", "ams") for x in MARKET.overseas[stem] if x.security_type == "2"
+    ]
+    assert {x.symbol for x in us} == {x.symbol for x in us_stocks}
+    assert {x.currency for x in us} == {"USD"}
+    assert {x.exchange for x in us} == {"NASD", "NYSE", "AMEX"}
+    shi = h.rows("select distinct security_type from instruments where market = 'SHI'")
+    assert shi == [("index",)]  # index files are indices, not stocks
+
+    # The simulator's masters change as a real day's do.
+    changed = h.sim.change_listings(new=3, delist=1, rename=1)
+    (renamed,) = changed["renamed"]
+    before = h.rows("select count(*) from listing_changes")[0][0]
+    out = h.run("update", "--exchange", "KR", "--dry-run")
+    assert "DRY RUN" in out and "+ 990000 신규상장1" in out and f"- {changed['delisted'][0]}" in out
+    assert h.rows("select count(*) from listing_changes")[0][0] == before  # nothing applied
+
+    h.run("update", "--exchange", "KOSPI", "--exchange", "KOSDAQ")
+    kosdaq = h.instruments("KOSDAQ")
+    assert all(kosdaq[s] == (f"신규상장{n + 1}", True) for n, s in enumerate(changed["new"]))
+    assert kosdaq[changed["delisted"][0]][1] is False  # inactive, never deleted
+    assert h.instruments("KOSPI")[renamed] == (changed["renamed"][renamed], True)
+    detected = h.rows(
+        "select change, symbol, changed_fields from listing_changes where not initial order by seq"
+    )
+    assert {(c, s) for c, s, _ in detected} == {
+        *(("new", s) for s in changed["new"]), ("removed", changed["delisted"][0]),
+        ("changed", renamed),
+    }  # fmt: skip
+    assert [json.loads(f) for c, _, f in detected if c == "changed"] == [["name"]]
+
+    # Unchanged files are skipped; the history and status commands show it all.
+    out = h.run("update", "--exchange", "NAS")
+    assert "skip" in out and "unchanged" in out
+    history = h.run("history", "--exchange", "KOSDAQ", "--days", "2")
+    assert "initial download" in history and "+3 ~0 -1" in history
+    h.run("verify", "--region", "KR")
+    assert_exactly_once(h.url, {"master_file": h.writer.offsets()["master_file"]})
+
+
+def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> None:
+    h = harness
+    h.run("update", "--exchange", "KONEX")
+    name = "konex_code.mst.zip"
+    good = h.current_sha(name)
+    listed = h.instruments("KONEX")
+    h.sim.faults.renamed[sorted(domestic("KONEX"))[0]] = "새이름"  # the server has news
+    messages = {}
+    for how in MASTER_DAMAGE:
+        h.sim.faults.master_damage = {name: how}
+        out = h.run("update", "--exchange", "KONEX", "--json")
+        (result,) = json.loads(out.splitlines()[-1])["files"]
+        assert result["action"] == "error", out
+        messages[how] = result["error"]
+        assert h.current_sha(name) == good  # the file in use is intact
+        assert h.instruments("KONEX") == listed  # and so is the database
+        assert not h.files.backups(master_file("KONEX"))  # nothing was replaced
+    assert "body ended after" in messages["short_body"]
+    assert "not a valid zip" in messages["truncated"]
+    assert "Bad CRC-32" in messages["crc"]
+    assert "not cp949" in messages["encoding"]
+    assert "line 1" in messages["columns"]
+    assert "holds no records" in messages["empty"]
+    quarantined = list((h.files.root / "rejected").iterdir())
+    assert 0 < len(quarantined) <= 7  # bad downloads kept for inspection, bounded
+    h.run("update", "--exchange", "KONEX", "--strict", code=1)
+    alerts = h.rows("select severity from alerts where code = 'master_file_failed' order by seq")
+    assert len(alerts) == len(MASTER_DAMAGE) + 1
+    assert [a[0] for a in alerts[:3]] == ["error", "error", "critical"]  # 3 in a row
+    errors = h.rows("select count(*) from master_file_checks where error != ''")[0][0]
+    assert errors == len(MASTER_DAMAGE) + 1
+
+    # Repaired at the source: the rename is applied, the old file is kept as a backup.
+    h.sim.faults.master_damage.clear()
+    h.run("update", "--exchange", "KONEX")
+    assert h.instruments("KONEX")[sorted(domestic("KONEX"))[0]] == ("새이름", True)
+    (backup,) = (h.files.root / "backups").iterdir()
+    assert hashlib.sha256(backup.read_bytes()).hexdigest() == good
+
+
+def test_mass_changes_wait_for_review(harness: Harness) -> None:
+    h = harness
+    h.run("update", "--exchange", "KOSDAQ", "--exchange", "KONEX")
+    kosdaq = h.instruments("KOSDAQ")
+    h.sim.faults.new_listings = 150  # more than the seed's 100 at once
+    out = h.run("update", "--exchange", "KOSDAQ")
+    assert "hold" in out and "150 new listings (more than 100)" in out
+    (review,) = h.files.reviews()
+    assert h.instruments("KOSDAQ") == kosdaq  # held, not applied
+    assert h.rows("select severity from alerts where code = 'master_review_held'") == [
+        ("critical",)
+    ]
+    h.run("update", "--exchange", "KOSDAQ")  # the same change is not held twice
+    assert [r.review_id for r in h.files.reviews()] == [review.review_id]
+    shown = h.run("review", review.review_id)
+    assert "+150" in shown and "신규상장1" in shown
+
+    h.run("review", review.review_id, "--approve")
+    assert len(h.instruments("KOSDAQ")) == len(kosdaq) + 150
+    assert not h.files.reviews()
+    states = h.rows("select state from master_file_reviews order by seq")
+    assert states == [("held",), ("approved",)]
+
+    # A major decrease of the archive is held too, and a rejected change stays rejected.
+    konex = h.instruments("KONEX")
+    h.sim.faults.delisted |= set(sorted(domestic("KONEX"))[:5])
+    out = h.run("update", "--exchange", "KONEX")
+    assert "major decrease" in out
+    (review,) = h.files.reviews()
+    h.run("review", review.review_id, "--reject")
+    assert h.instruments("KONEX") == konex
+    out = h.run("update", "--exchange", "KONEX")
+    assert "contents were rejected in review" in out and not h.files.reviews()
+    h.run("review", "nope", "--approve", code=1)
+
+
+def test_restore_brings_back_the_previous_file_and_listings(harness: Harness) -> None:
+    h = harness
+    h.run("update", "--exchange", "KOSDAQ")
+    before = h.instruments("KOSDAQ")
+    h.sim.change_listings(new=2, delist=1)
+    h.run("update", "--exchange", "KOSDAQ")
+    assert len(h.instruments("KOSDAQ")) == len(before) + 2
+    out = h.run("restore", "--exchange", "KOSDAQ")
+    assert "restore" in out
+    after = h.instruments("KOSDAQ")
+    assert {s: v for s, v in after.items() if v[1]} == before  # the same active listings
+    out = h.run("update", "--exchange", "KOSDAQ")  # the contents it replaced stay out
+    assert "contents were rejected in review" in out
+
+
+def test_one_run_at_a_time_and_a_dead_writer_loses_nothing(harness: Harness) -> None:
+    h = harness
+    with h.files.locked():
+        assert "another master-file run" in h.run("update", "--all", code=3)
+    h.writer.kill()
+    out = h.run("update", "--exchange", "KONEX", code=1)
+    assert "events wait in the outbox" in out
+    h.writer.start()
+    h.run("update", "--exchange", "KONEX")  # sends the queued events first, then checks
+    assert len(h.instruments("KONEX")) == len(domestic("KONEX"))
+    assert_exactly_once(h.url, {"master_file": h.writer.offsets()["master_file"]})
