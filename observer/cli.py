@@ -321,6 +321,22 @@ def bench_kis(
     raise typer.Exit(0 if report.rate_limited == 0 else 1)
 
 
+@bench_app.command("masterfile")
+def bench_masterfile(
+    repeats: Annotated[int, typer.Option(min=1, help="best of this many runs")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """Parse and diff of all fourteen master files, and tickers("US"), against raw baselines."""
+    from observer.bench.masterfile import run_masterfile_bench
+
+    setup_logging("WARNING")
+    report = run_masterfile_bench(repeats=repeats)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+
+
 @bench_app.command("supervisor")
 def bench_supervisor(
     rounds: Annotated[int, typer.Option(min=1, help="restarts and kills to time")] = 5,

@@ -39,3 +39,10 @@ def test_bench_supervisor_reports_its_keys() -> None:
         result
     )
     assert 0 < result["kill_detect_s"] < result["kill_to_ready_s"]
+
+
+def test_bench_masterfile_reports_its_keys() -> None:
+    result = run("masterfile", "--repeats", "1")
+    assert {"records", "parse_diff_s", "tickers_us_ms", "parse_diff_ratio"} <= set(result)
+    assert result["records"] > 20_000 and result["changes"] == 10  # 5 delisted, 5 renamed
+    assert result["tickers_us"] > 5_000
