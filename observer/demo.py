@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from observer.clock import SimulatedClock, now_utc
 from observer.db.engine import make_engine
@@ -45,6 +45,11 @@ TARGET_WALL_S = 240.0  # the default speed fits the day in four minutes
 START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
+# The market's own news, whatever the fault level: master files change before the 06:00 check.
+MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("05:30", "/_sim/listing_changes", {"new": 3, "delist": 1, "rename": 1}),
+]
+
 FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "none": [],
     "light": [
@@ -129,6 +134,10 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         "[supervisor]\nmetrics_port = 0\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n{accounts}'
         '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+        '[programs.master_file]\nkind = "job"\n'
+        'command = ["observer", "masterfile", "update", "--all"]\n'
+        'depends_on = ["writer"]\nrun_on_start = true\nheartbeat_timeout_s = 90.0\n'
+        'schedule = [{ at = "06:00", days = "daily" }]\n'
     )
 
 
@@ -215,10 +224,13 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         poll_until(socket_path.exists, f"the supervisor (see {sup_log})", child=supervisor)
         if now_utc(clock) > begin:
             log.warning("the processes started after %s; raise START_LEAD_S", options.start)
-        plan = [
-            (datetime.combine(day, _hhmm(at), tzinfo=KST), path, body)
-            for at, path, body in FAULT_PLANS[options.faults]
-        ]
+        plan = sorted(
+            [
+                (datetime.combine(day, _hhmm(at), tzinfo=KST), path, body)
+                for at, path, body in [*MARKET_EVENTS, *FAULT_PLANS[options.faults]]
+            ],
+            key=lambda event: event[0],
+        )
         final = _follow_day(state, end, plan, sim_url, socket_path, url, view, supervisor)
         supervisor.send_signal(signal.SIGTERM)
         if supervisor.wait(90) != 0:
@@ -244,7 +256,7 @@ def _follow_day(
         while plan and now_utc(state.clock) >= plan[0][0]:
             _, path, body = plan.pop(0)
             _inject(sim_url, path, body)
-            state.faults_injected += 1
+            state.faults_injected += path != MARKET_EVENTS[0][1]  # news is not a fault
         state.status = request(socket_path, "status", [], 30).data
         state.committed = _committed(url)
         now = time.monotonic()
@@ -272,6 +284,7 @@ def _summary(
                 )
             ]
             committed = sum(committed_offsets(conn).values())
+            listings = _listings(conn)
     finally:
         engine.dispose()
     return {
@@ -286,4 +299,25 @@ def _summary(
         "healthy": bool(final.get("healthy")),
         "faults_injected": state.faults_injected,
         "events_committed": committed,
+        "listings": listings,
+    }
+
+
+def _listings(conn: Connection) -> dict[str, int]:
+    """Instruments in use, and the changes the master-file worker detected after its first load."""
+    active = conn.execute(text("select count(*) from instruments where active")).scalar_one()
+    detected: dict[str, int] = dict(
+        conn.execute(
+            text("select change, count(*) from listing_changes where not initial group by change")
+        ).all()
+    )
+    held = conn.execute(
+        text("select count(*) from master_file_reviews where state = 'held'")
+    ).scalar_one()
+    return {
+        "instruments": active,
+        "new": detected.get("new", 0),
+        "changed": detected.get("changed", 0),
+        "removed": detected.get("removed", 0),
+        "reviews_held": held,
     }

@@ -72,6 +72,12 @@ class DemoView:
         console.print("phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]))
         for name, proc in summary["processes"].items():
             console.print(f"  {name}: {proc['state']}, {proc['restarts']} restarts")
+        listings = summary["listings"]
+        console.print(
+            f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "
+            f"~{listings['changed']} changed, -{listings['removed']} removed; "
+            f"{listings['reviews_held']} held for review"
+        )
         console.print(
             f"events committed: {summary['events_committed']:,}; "
             f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"

@@ -20,7 +20,7 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "observer", "demo", "--data-dir", str(data), "--date",
-         "2026-11-20", "--start", "06:00", "--until", "09:31", "--speed", "2000",
+         "2026-11-20", "--start", "05:00", "--until", "09:31", "--speed", "2000",
          "--faults", "light", "--json"],
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
@@ -33,6 +33,8 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     assert [p["at"] for p in summary["phases"]][-3:] == ["08:00", "09:00", "09:30"]
     assert summary["processes"]["writer"] == {"restarts": 0, "state": "running"}
     assert summary["events_committed"] >= 5  # phases and lifecycle, exactly once
+    assert summary["processes"]["master_file"] == {"restarts": 0, "state": "exited"}
+    assert summary["listings"]["instruments"] > 20_000  # the first load of all fourteen files
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()
 
 

@@ -255,6 +255,14 @@ def test_restore_brings_back_the_previous_file_and_listings(harness: Harness) ->
     out = h.run("update", "--exchange", "KOSDAQ")  # the contents it replaced stay out
     assert "contents were rejected in review" in out
 
+    # A database rebuilt from an older backup converges back to the file in use.
+    with h.engine.begin() as conn:
+        conn.execute(text("delete from instruments where market = 'KOSDAQ'"))
+        conn.execute(text("delete from master_file_state where market = 'KOSDAQ'"))
+    out = h.run("update", "--exchange", "KOSDAQ")
+    assert "resync" in out and "the database is behind the file in use" in out
+    assert {s: v for s, v in h.instruments("KOSDAQ").items() if v[1]} == before
+
 
 def test_one_run_at_a_time_and_a_dead_writer_loses_nothing(harness: Harness) -> None:
     h = harness

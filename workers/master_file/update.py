@@ -57,6 +57,7 @@ __all__ = ["Outcome", "Updater"]
 
 T = TypeVar("T")
 SAMPLE = 10  # listings shown per kind in reviews and dry runs
+RESYNC = "the database is behind the file in use"
 
 
 @dataclass(slots=True)
@@ -155,6 +156,10 @@ class Updater:
             ).first()
         return row[0] if row else ""
 
+    def _in_sync(self, file: MasterFile, current: Current | None) -> bool:
+        """True when the database holds what the file in use says (not after a DB restore)."""
+        return current is None or self._database_sha(file) == current.sha256
+
     def _read(self, file: MasterFile, archive: Path) -> tuple[list[Listing], str]:
         """Verify and parse an archive: (listings, sha256 of the member)."""
         member = extract_single(archive.read_bytes(), file.member)
@@ -243,10 +248,8 @@ class Updater:
         started: float,
     ) -> Outcome:
         current = state.current
-        if current is not None and self._database_sha(file) != current.sha256:
-            # The database does not hold what the file in use says (restored, or wiped).
-            why = "the database is behind the file in use"
-            return self._apply_current(file, state, why, dry_run, started)
+        if not self._in_sync(file, current):
+            return self._apply_current(file, state, RESYNC, dry_run, started)
         records = current.records if current else 0
         outcome = self._elapsed(
             Outcome(file.market, file.name, "skip", decision.reason, records), started
@@ -297,6 +300,8 @@ class Updater:
         )
         if content_sha == state.rejected_sha256:
             got.path.unlink()
+            if not self._in_sync(file, state.current):
+                return self._apply_current(file, state, RESYNC, dry_run, started)
             why = "contents were rejected in review"
             outcome = self._elapsed(Outcome(file.market, file.name, "skip", why), started)
             if not dry_run:
