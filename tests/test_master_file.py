@@ -167,21 +167,26 @@ def test_first_load_then_new_changed_and_removed_listings(harness: Harness) -> N
 
 def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> None:
     h = harness
+    konex = master_file("KONEX")
+    first, second = sorted(domestic("KONEX"))[:2]
     h.run("update", "--exchange", "KONEX")
-    name = "konex_code.mst.zip"
-    good = h.current_sha(name)
+    h.sim.faults.renamed[first] = "새이름"
+    h.run("update", "--exchange", "KONEX")  # applied: the first file is now a backup
+    backups = {p.name: p.read_bytes() for p in h.files.backups(konex)}
+    assert len(backups) == 1
+    good = h.current_sha(konex.name)
     listed = h.instruments("KONEX")
-    h.sim.faults.renamed[sorted(domestic("KONEX"))[0]] = "새이름"  # the server has news
+    h.sim.faults.renamed[second] = "또새이름"  # the server has news, but it arrives damaged
     messages = {}
     for how in MASTER_DAMAGE:
-        h.sim.faults.master_damage = {name: how}
+        h.sim.faults.master_damage = {konex.name: how}
         out = h.run("update", "--exchange", "KONEX", "--json")
         (result,) = json.loads(out.splitlines()[-1])["files"]
         assert result["action"] == "error", out
         messages[how] = result["error"]
-        assert h.current_sha(name) == good  # the file in use is intact
+        assert h.current_sha(konex.name) == good  # the file in use is intact
         assert h.instruments("KONEX") == listed  # and so is the database
-        assert not h.files.backups(master_file("KONEX"))  # nothing was replaced
+        assert {p.name: p.read_bytes() for p in h.files.backups(konex)} == backups  # and backups
     assert "body ended after" in messages["short_body"]
     assert "not a valid zip" in messages["truncated"]
     assert "Bad CRC-32" in messages["crc"]
@@ -197,12 +202,13 @@ def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> 
     errors = h.rows("select count(*) from master_file_checks where error != ''")[0][0]
     assert errors == len(MASTER_DAMAGE) + 1
 
-    # Repaired at the source: the rename is applied, the old file is kept as a backup.
+    # Repaired at the source: the news is applied, the file it replaces becomes a backup.
     h.sim.faults.master_damage.clear()
     h.run("update", "--exchange", "KONEX")
-    assert h.instruments("KONEX")[sorted(domestic("KONEX"))[0]] == ("새이름", True)
-    (backup,) = (h.files.root / "backups").iterdir()
-    assert hashlib.sha256(backup.read_bytes()).hexdigest() == good
+    assert h.instruments("KONEX")[second] == ("또새이름", True)
+    newest = h.files.backups(konex)[0]
+    assert len(h.files.backups(konex)) == 2
+    assert hashlib.sha256(newest.read_bytes()).hexdigest() == good
 
 
 def test_mass_changes_wait_for_review(harness: Harness) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_frame
 from bus.envelope import Envelope
+from bus.events import ListingChanged
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import (
@@ -172,3 +173,18 @@ def test_unreachable_database_is_a_clear_store_error(tmp_path) -> None:
         Store(engine).check_schema()
     with pytest.raises(StoreError, match="cannot read bus offsets"):
         Store(engine).load_marks()
+
+
+def test_runs_of_upserts_apply_in_seq_order(store: Store) -> None:
+    """Same-shaped upserts go as one executemany; later events still win."""
+
+    def new(symbol: str, name: str) -> ListingChanged:
+        return ListingChanged(change="new", market="NAS", symbol=symbol, name=name, region="US")
+
+    events = [new(f"S{n}", f"first {n}") for n in range(50)]
+    events += [new("S7", "second"), new("S7", "third")]  # the same key twice in one run
+    events += [ListingChanged(change="removed", market="NAS", symbol="S8", name="first 8")]
+    assert store.apply(frames_of(events)).count == len(events)
+    with store.engine.connect() as conn:
+        rows = dict(conn.execute(text("select symbol, name from instruments where active")).all())
+    assert len(rows) == 49 and rows["S7"] == "third" and "S8" not in rows

@@ -57,19 +57,21 @@ def _settings(config: Path | None) -> Settings:
 
 @contextmanager
 def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
-    """The folder lock, a producer whose earlier events are all acknowledged, an updater.
+    """An updater; to publish, also the folder lock and a producer with nothing unacknowledged.
 
-    Earlier events must be in the database first: diffs are taken against it.
+    Earlier events must be in the database first: diffs are taken against it. Reading
+    (status, history, verify, dry runs) takes no lock: files are replaced atomically.
     """
     clock = clock_from_env()
     notifier = Notifier.from_env()
     updater = Updater(settings, clock, None, notifier)
     try:
+        if not publish:
+            notifier.ready()
+            yield updater
+            return
         with updater.files.locked():
             notifier.ready()
-            if not publish:
-                yield updater
-                return
             producer = producer_for(settings, SOURCE, clock.now_ns)
             timeout = settings.masterfile.ack_timeout_s
             try:
