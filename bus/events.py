@@ -212,6 +212,9 @@ class UniverseMember(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     rank: int
     prev_close: int
     market_cap: int
+    name: str = ""
+    avg_volume_20d: int = 0  # shares, mean of the last 20 sessions
+    atr_14: Decimal = Decimal(0)  # KRW, mean true range of the last 14 sessions
 
 
 class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True):

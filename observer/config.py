@@ -30,6 +30,7 @@ __all__ = [
     "ScheduleEntry",
     "Settings",
     "SupervisorSettings",
+    "UniverseSettings",
     "WriterSettings",
     "default_config_path",
     "load_settings",
@@ -132,6 +133,18 @@ class MasterFileSettings(_Strict, frozen=True):
     ack_timeout_s: PositiveFloat = 60.0
 
 
+class UniverseSettings(_Strict, frozen=True):
+    """The daily universe (seed 004): which stocks Track A covers all day."""
+
+    min_prev_close: Positive = 4_000  # KRW, previous session's close
+    exclude_administrative: bool = True  # 관리종목 (seed: optional)
+    min_symbols: Positive = 100  # fewer: a warning
+    max_failed_pct: Annotated[float, Meta(ge=0, le=100)] = 5.0  # more candidates failed: reuse
+    # The universe is built at 05:00, Track A runs 09:00-15:30: it borrows Track A's share.
+    share_of: str = "track_a"
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+
+
 class ScheduleEntry(_Strict, frozen=True):
     """One scheduled run of a job: a KST time, the days it applies to, extra arguments."""
 
@@ -226,6 +239,7 @@ class Settings(_Strict, frozen=True):
     phases: PhaseSettings = PhaseSettings()
     calendar: CalendarSettings = CalendarSettings()
     masterfile: MasterFileSettings = MasterFileSettings()
+    universe: UniverseSettings = UniverseSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

@@ -45,6 +45,9 @@ TARGET_WALL_S = 240.0  # the default speed fits the day in four minutes
 START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
+# KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.
+DEMO_CALLS_PER_SECOND = 400
+
 # The market's own news, whatever the fault level: master files change before the 06:00 check.
 MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("05:30", "/_sim/listing_changes", {"new": 3, "delist": 1, "rename": 1}),
@@ -125,7 +128,8 @@ def _prepare(data_dir: Path) -> None:
 def _config(options: DemoOptions, sim_url: str) -> str:
     data = options.data_dir.resolve()
     accounts = "".join(
-        f'[[kis.accounts]]\nalias = "acct{n}"\n' for n in range(1, options.accounts + 1)
+        f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {DEMO_CALLS_PER_SECOND}\n'
+        for n in range(1, options.accounts + 1)
     )
     return (
         "# Written by observer demo.\n"
@@ -138,6 +142,9 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         'command = ["observer", "masterfile", "update", "--all"]\n'
         'depends_on = ["writer"]\nrun_on_start = true\nheartbeat_timeout_s = 90.0\n'
         'schedule = [{ at = "06:00", days = "daily" }]\n'
+        '[programs.universe]\nkind = "job"\ncommand = ["observer", "universe", "build"]\n'
+        'depends_on = ["writer"]\nrun_on_start = true\n'
+        'schedule = [{ at = "05:00", days = "sessions" }]\n'
     )
 
 
@@ -213,7 +220,8 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     config.write_text(_config(options, sim_url))
     sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
     socket_path = data / "run" / "control.sock"
-    sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed)]
+    sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed),
+                "--calls-per-second", str(DEMO_CALLS_PER_SECOND)]  # fmt: skip
     sup_args = ["supervise", "--config", str(config), "--clock", clock.spec]
     # Both start at once (the simulator's market takes seconds to build) before the day begins.
     with (
@@ -285,6 +293,12 @@ def _summary(
             ]
             committed = sum(committed_offsets(conn).values())
             listings = _listings(conn)
+            universe = conn.execute(
+                text(
+                    "select trade_date, based_on, member_count from universe_snapshots "
+                    "order by seq desc limit 1"
+                )
+            ).first()
     finally:
         engine.dispose()
     return {
@@ -300,6 +314,10 @@ def _summary(
         "faults_injected": state.faults_injected,
         "events_committed": committed,
         "listings": listings,
+        "universe": {
+            "members": universe[2] if universe else 0,
+            "based_on": str(universe[1]) if universe else "",
+        },
     }
 
 

@@ -72,6 +72,10 @@ class DemoView:
         console.print("phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]))
         for name, proc in summary["processes"].items():
             console.print(f"  {name}: {proc['state']}, {proc['restarts']} restarts")
+        universe = summary["universe"]
+        console.print(
+            f"universe: {universe['members']:,} symbols (closes of {universe['based_on']})"
+        )
         listings = summary["listings"]
         console.print(
             f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "

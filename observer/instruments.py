@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Literal
 
 import msgspec
@@ -31,6 +32,7 @@ __all__ = [
     "MasterFile",
     "Quality",
     "assess",
+    "current_archive",
     "diff",
     "known_listings",
     "listing_event",
@@ -91,6 +93,11 @@ def _files() -> tuple[MasterFile, ...]:
 
 MASTER_FILES: tuple[MasterFile, ...] = _files()
 _BY_MARKET = {f.market: f for f in MASTER_FILES}
+
+
+def current_archive(data_dir: Path, file: MasterFile) -> Path:
+    """Where the master-file worker keeps the archive of ``file`` in use."""
+    return data_dir / "masters" / "current" / file.name
 
 
 def master_file(market: str) -> MasterFile:

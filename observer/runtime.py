@@ -15,8 +15,9 @@ from bus.endpoints import local_endpoints
 from bus.producer import Producer
 from observer.config import Settings
 from observer.errors import WaitFailed
+from observer.notify import Notifier
 
-__all__ = ["poll_until", "producer_for", "stop_on_signals"]
+__all__ = ["drained", "poll_until", "producer_for", "stop_on_signals"]
 
 T = TypeVar("T")
 
@@ -52,6 +53,20 @@ def producer_for(
         sync=bus.fsync,
         clock_ns=clock_ns,
     )
+
+
+def drained(producer: Producer, notifier: Notifier, timeout: float) -> bool:
+    """Wait until the writer acknowledged everything sent, beating meanwhile; False at timeout.
+
+    A job waits here before reading state the writer keeps (the events must be in), and
+    before exiting; the beats keep the supervisor from taking the wait for a hang.
+    """
+    deadline = time.monotonic() + timeout
+    while not producer.wait_acked(min(1.0, timeout)):
+        notifier.beat()
+        if time.monotonic() > deadline:
+            return False
+    return True
 
 
 def poll_until(

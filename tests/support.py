@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import Engine
 
+from observer.clock import SimulatedClock
 from observer.db.engine import make_engine
 from observer.db.queries import audit_sources, committed_offsets
+from observer.sim.market import Market
+from observer.sim.server import SimConfig, Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -266,3 +273,25 @@ class SupervisorProcess:
                 return list(conn.execute(text(sql)))
         finally:
             engine.dispose()
+
+
+class SimThread:
+    """The simulator on a loopback port, served by an event loop in a thread of the tests."""
+
+    def __init__(self, market: Market, start: datetime, config: SimConfig | None = None) -> None:
+        self.sim = Simulator(market, SimulatedClock(int(start.timestamp() * 1e9), 1.0), config)
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(self.sim.app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

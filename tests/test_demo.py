@@ -35,6 +35,7 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     assert summary["events_committed"] >= 5  # phases and lifecycle, exactly once
     assert summary["processes"]["master_file"] == {"restarts": 0, "state": "exited"}
     assert summary["listings"]["instruments"] > 20_000  # the first load of all fourteen files
+    assert set(summary["universe"]) == {"members", "based_on"}
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()
 
 

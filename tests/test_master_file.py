@@ -7,53 +7,28 @@ is its own process.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from observer.clock import SimulatedClock
 from observer.db.engine import make_engine
 from observer.instruments import master_file, tickers
 from observer.sim.market import KST, Market
-from observer.sim.server import MASTER_DAMAGE, Simulator
+from observer.sim.server import MASTER_DAMAGE
 from observer.trading_calendar import TradingCalendar
-from tests.support import WriterProcess, assert_exactly_once
+from tests.support import SimThread, WriterProcess, assert_exactly_once
 from workers.master_file.cli import app
 from workers.master_file.files import LocalFiles
 
 MARKET = Market(11, TradingCalendar(), stocks=400, etfs=40)
 START = datetime(2026, 11, 20, 6, 0, tzinfo=KST)
-
-
-class SimThread:
-    """The simulator on a loopback port, served by an event loop in a thread."""
-
-    def __init__(self) -> None:
-        self.sim = Simulator(MARKET, SimulatedClock(int(START.timestamp() * 1e9), 1.0))
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(self.sim.app)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        self.loop.run_until_complete(site.start())
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 class Harness:
@@ -92,7 +67,7 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread()
+    sim = SimThread(MARKET, START)
     yield sim
     sim.close()
 

@@ -326,6 +326,9 @@ class UniverseMemberRow(AuditedMany, Base):
     rank: Mapped[int]
     prev_close: Mapped[int]
     market_cap: Mapped[int]
+    name: Mapped[str]
+    avg_volume_20d: Mapped[int]
+    atr_14: Mapped[Decimal]
 
     __table_args__ = (Index(None, "trade_date", "symbol"),)
 

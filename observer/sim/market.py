@@ -235,7 +235,7 @@ class Market:
         else:
             parts = rng.choice(len(_SYLLABLES), size=2, replace=False)
             name = _SYLLABLES[int(parts[0])] + _SYLLABLES[int(parts[1])]
-            price = int(rng.lognormal(math.log(15000), 1.2))
+            price = int(rng.lognormal(math.log(3000), 1.2))  # ~1,000 stocks close >= 4,000
             volatility = float(rng.uniform(0.01, 0.045))
         if name in self._names:
             name = f"{name} {code}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,7 +19,6 @@ import typer
 from sqlalchemy import func, select
 
 from bus.errors import BusError
-from bus.producer import Producer
 from observer.clock import clock_from_env
 from observer.config import Settings, load_settings
 from observer.db.models import Instrument, MasterFileCheck
@@ -29,7 +27,7 @@ from observer.instruments import MASTER_FILES, master_file, resolve
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import producer_for
+from observer.runtime import drained, producer_for
 from workers.master_file.files import MasterFilesLocked
 from workers.master_file.update import Outcome, Updater
 
@@ -75,7 +73,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
             producer = producer_for(settings, SOURCE, clock.now_ns)
             timeout = settings.masterfile.ack_timeout_s
             try:
-                if not _acked(producer, notifier, timeout):
+                if not drained(producer, notifier, timeout):
                     _fail(
                         f"the writer has not acknowledged {producer.pending} earlier events "
                         f"within {timeout:g} s; is it running?",
@@ -83,7 +81,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
                     )
                 updater.producer = producer
                 yield updater
-                if not _acked(producer, notifier, timeout):
+                if not drained(producer, notifier, timeout):
                     _fail(
                         f"{producer.pending} events wait in the outbox for the writer; "
                         "the next run sends them",
@@ -97,16 +95,6 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
         _fail(str(exc), 1)
     finally:
         updater.close()
-
-
-def _acked(producer: Producer, notifier: Notifier, timeout: float) -> bool:
-    """Wait for the writer's acks, still beating (the supervisor must not think us hung)."""
-    deadline = time.monotonic() + timeout
-    while not producer.wait_acked(min(1.0, timeout)):
-        notifier.beat()
-        if time.monotonic() > deadline:
-            return False
-    return True
 
 
 def _print(outcome: Outcome, *, details: bool) -> None:

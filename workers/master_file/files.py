@@ -27,7 +27,7 @@ from pathlib import Path
 import msgspec
 
 from observer.errors import MasterFileError, ObserverError
-from observer.instruments import MasterFile
+from observer.instruments import MasterFile, current_archive
 
 __all__ = ["Current", "FileState", "LocalFiles", "MasterFilesLocked", "Review"]
 
@@ -123,8 +123,8 @@ class LocalFiles:
     # ------------------------------------------------------------------ state
 
     def current_path(self, file: MasterFile) -> Path:
-        """Where the archive in use lives."""
-        return self.root / "current" / file.name
+        """Where the archive in use lives (where other workers read it)."""
+        return current_archive(self.root.parent, file)
 
     def state(self, file: MasterFile) -> FileState:
         """The remembered state (empty before the first run)."""

@@ -1,0 +1,184 @@
+"""The universe job against the real simulator and a real writer process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from observer.kis.schemas import DailyBarRow
+from observer.sim.market import KST, Market
+from observer.sim.server import SimConfig
+from observer.trading_calendar import TradingCalendar
+from tests.support import SimThread, WriterProcess
+from workers.universe.build import metrics
+from workers.universe.cli import app
+
+CALENDAR = TradingCalendar()
+MARKET = Market(13, CALENDAR, stocks=300, etfs=30)
+START = datetime(2026, 11, 20, 5, 0, tzinfo=KST)
+
+
+def bar(day: str, close: int, high: int, low: int, volume: int) -> DailyBarRow:
+    return DailyBarRow(day, str(close), str(close), str(high), str(low), str(volume))
+
+
+def test_metrics_are_the_documented_formulas() -> None:
+    bars = [bar(f"202611{d:02d}", 100 + d, 105 + d, 95 + d, 1000 * d) for d in range(1, 22)]
+    m = metrics(bars, date(2026, 11, 21))
+    assert m is not None and m.prev_close == 121
+    assert m.avg_volume_20d == sum(1000 * d for d in range(2, 22)) // 20
+    # Each day: high - low = 10, |high - prev close| = 5 + 1, |low - prev close| = 4: TR 10.
+    assert m.atr_14 == Decimal("10.00")
+    gap = [*bars[:-1], bar("20261121", 150, 160, 140, 1)]  # a gap up: TR from the prev close
+    gapped = metrics(gap, date(2026, 11, 21))
+    assert gapped is not None
+    assert gapped.atr_14 == (Decimal(13 * 10 + (160 - 120)) / 14).quantize(Decimal("0.01"))
+    assert metrics(bars, date(2026, 11, 23)) is None  # no bar on the previous session
+    assert metrics([], date(2026, 11, 21)) is None
+
+
+@pytest.mark.parametrize(
+    ("day", "previous"),
+    [
+        (date(2026, 11, 23), date(2026, 11, 20)),  # Monday: Friday
+        (date(2026, 9, 28), date(2026, 9, 23)),  # after Chuseok
+        (date(2026, 10, 12), date(2026, 10, 8)),  # after Hangul Day (a Friday)
+        (date(2026, 6, 4), date(2026, 6, 2)),  # after the local elections (configured)
+        (date(2026, 11, 20), date(2026, 11, 19)),  # after the CSAT day's late session
+        (date(2027, 1, 4), date(2026, 12, 30)),  # the year's first session
+    ],
+)
+def test_the_universe_is_based_on_the_previous_session(day: date, previous: date) -> None:
+    assert CALENDAR.previous_session(day) == previous
+    window = CALENDAR.sessions_before(day, 21)
+    assert window[-1] == previous and len(window) == 21
+    assert all(CALENDAR.is_session(d) for d in window)
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, sim: SimThread, tokens: Path) -> None:
+        self.sim = sim.sim
+        self.env = {"OBSERVER_CLOCK": sim.sim.clock.spec}  # token expiry is judged on it
+        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
+        self.writer = WriterProcess(tmp_path, self.url)
+        self.data = tmp_path / "data"
+        self.config = tmp_path / "observer.toml"
+        self.config.write_text(
+            f'[paths]\ndata_dir = "{self.data}"\nrun_dir = "{self.writer.run_dir}"\n'
+            f'[database]\nurl = "{self.url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\n'
+            f'token_dir = "{tokens}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 150\n'
+            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 150\n'
+        )
+
+    def build(self, day: str, code: int = 0) -> dict[str, Any]:
+        args = ["build", "--date", day, "--json", "--config", str(self.config)]
+        result = CliRunner().invoke(app, args, env=self.env)
+        assert result.exit_code == code, result.output
+        return json.loads(result.output.splitlines()[-1]) if code == 0 else {"out": result.output}
+
+    def rows(self, sql: str) -> list[Any]:
+        from observer.db.engine import make_engine
+
+        engine = make_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)))
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sim_thread() -> Iterator[SimThread]:
+    # KIS's per-app-key window, raised so the test is quick; still enforced (EGW00201).
+    sim = SimThread(MARKET, START, SimConfig(calls_per_second=200))
+    yield sim
+    sim.close()
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token cache for the module's simulator: KIS issues a key's token once a minute."""
+    return tmp_path_factory.mktemp("tokens")
+
+
+@pytest.fixture
+def harness(tmp_path: Path, sim_thread: SimThread, tokens: Path) -> Iterator[Harness]:
+    sim_thread.sim.faults.master_damage.clear()
+    h = Harness(tmp_path, sim_thread, tokens)
+    h.writer.start()
+    yield h
+    h.writer.kill()
+
+
+def expected(day: date) -> list[str]:
+    prev = CALENDAR.previous_session(day)
+    members = [
+        (-MARKET.close(s, prev) * x.listed_shares, s)
+        for s, x in MARKET.listings.items()
+        if x.group == "ST" and x.market in ("KOSPI", "KOSDAQ") and not x.suspended
+        and not x.administrative and MARKET.close(s, prev) >= 4_000
+    ]  # fmt: skip
+    return [s for _, s in sorted(members)]
+
+
+def test_build_once_from_the_simulator(harness: Harness) -> None:
+    h = harness
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "built" and summary["previous_trading_day"] == "20261119"
+    file = json.loads((h.data / "universe" / "20261120_kr_stocks.json").read_text())
+    seed_keys = {"date", "previous_trading_day", "generated_at", "symbol_count", "market",
+                 "filter_criteria", "version"}  # fmt: skip
+    assert set(file["metadata"]) >= seed_keys
+    codes = [s["code"] for s in file["symbols"]]
+    assert codes == expected(date(2026, 11, 20))  # filter, exclusions and market-cap order
+    first = file["symbols"][0]
+    assert first["prev_close"] == MARKET.close(first["code"], date(2026, 11, 19))
+    assert first["avg_volume_20d"] > 0 and Decimal(first["atr_14"]) > 0
+    assert summary["candidates"] == len(codes) + sum(summary["excluded"].values())
+    assert summary["excluded"]["failed"] == 0 and h.sim.rate_limited == 0
+    assert 0 < summary["achieved_fraction"] <= 1.0  # never beyond the configured rate
+    (row,) = h.rows("select trade_date, based_on, member_count from universe_snapshots")
+    assert (str(row[0]), str(row[1]), row[2]) == ("2026-11-20", "2026-11-19", len(codes))
+    ranks = h.rows("select symbol, rank from universe_members order by rank")
+    assert [s for s, _ in ranks] == codes
+
+    # Once built, the day never changes: a second run only checks.
+    offsets = h.writer.offsets()
+    assert h.build("2026-11-20")["outcome"] == "present"
+    assert h.writer.offsets() == offsets
+    assert offsets == {"universe": 1}  # one snapshot event, built once
+
+
+def test_a_failed_build_reuses_the_previous_universe(harness: Harness) -> None:
+    h = harness
+    h.sim.faults.master_damage = {"kospi_code.mst.zip": "crc"}
+    out = h.build("2026-11-19", code=1)["out"]
+    assert "no earlier universe" in out
+    h.sim.faults.master_damage.clear()
+    h.build("2026-11-19")
+    h.sim.faults.master_damage = {"kospi_code.mst.zip": "truncated"}
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261119"
+    alerts = h.rows("select severity, code from alerts order by seq")
+    assert alerts == [("critical", "universe_failed"), ("critical", "universe_reused")]
+    snapshots = h.rows("select trade_date, based_on from universe_snapshots order by seq")
+    assert [(str(a), str(b)) for a, b in snapshots] == [
+        ("2026-11-19", "2026-11-18"), ("2026-11-20", "2026-11-18"),
+    ]  # fmt: skip
+
+
+def test_no_universe_on_a_day_without_a_session(harness: Harness) -> None:
+    args = ["build", "--date", "2026-11-21", "--config", str(harness.config)]
+    result = CliRunner().invoke(app, args, env=harness.env)
+    assert result.exit_code == 0 and "not a KRX session" in result.output
+    assert not (harness.data / "universe").exists()

@@ -1,0 +1,202 @@
+"""Build the day's universe: candidates from the domestic masters, metrics from daily charts.
+
+Candidates are KOSPI and KOSDAQ stocks (``ST``) that are not halted (and not administrative
+issues, when configured), read from the master-file worker's archives in use, or downloaded
+directly when that worker has not run. For each, one daily-chart call (FHKST03010100) over
+the 21 sessions up to the previous session gives:
+
+* ``prev_close``: the close of the previous session; a stock without a bar on that day
+  did not trade and is left out;
+* ``avg_volume_20d``: the mean volume of the last 20 sessions (fewer for new listings);
+* ``atr_14``: the mean true range of the last 14 sessions, true range being
+  ``max(high - low, |high - previous close|, |low - previous close|)``;
+* ``market_cap``: ``prev_close`` times the listed shares of the master file.
+
+Members close at or above the threshold, ranked by market cap (ties by code). Calls are
+spread over every configured account, each paced by its limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+
+from bus.events import UniverseMember
+from observer.clock import Clock
+from observer.config import Settings
+from observer.errors import KisError, MasterFileError
+from observer.instruments import current_archive, master_file
+from observer.kis.master import DomesticListing, download_master, extract_single, parse_domestic
+from observer.kis.schemas import DailyBarRow
+from observer.kis.session import master_http, open_account, rate_limits
+from observer.trading_calendar import TradingCalendar
+
+__all__ = ["Built", "Candidate", "Metrics", "build_universe", "candidates", "metrics"]
+
+WINDOW = 21  # sessions fetched: 20 volumes, and 14 true ranges need 15 closes
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A stock that may join the universe."""
+
+    symbol: str
+    name: str
+    market: str
+    listed_shares: int
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """What the daily chart says of one candidate."""
+
+    prev_close: int
+    avg_volume_20d: int
+    atr_14: Decimal
+
+
+@dataclass(slots=True)
+class Built:
+    """A built universe and how it went."""
+
+    trade_date: date
+    based_on: date
+    members: list[UniverseMember]
+    candidates: int
+    below_threshold: int = 0
+    not_traded: int = 0
+    failed: dict[str, str] = field(default_factory=dict)  # symbol -> error
+    requests: int = 0
+    elapsed_s: float = 0.0
+    rate_limit_per_s: float = 0.0
+
+    @property
+    def excluded(self) -> int:
+        """Candidates that are not members, for any reason."""
+        return self.candidates - len(self.members)
+
+    @property
+    def achieved_fraction(self) -> float:
+        """Requests per second achieved, as a fraction of the limit the job was given."""
+        if not self.elapsed_s or not self.rate_limit_per_s:
+            return 0.0
+        return self.requests / self.elapsed_s / self.rate_limit_per_s
+
+
+async def _domestic(settings: Settings, market: str) -> list[DomesticListing]:
+    """The master-file worker's archive in use, or a fresh download when there is none."""
+    file = master_file(market)
+    path = current_archive(Path(settings.paths.data_dir), file)
+    if not path.exists():
+        path = Path(settings.paths.data_dir) / "universe" / f".{file.name}.download"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with master_http(settings) as http:
+            await download_master(http, file.name, path)
+    try:
+        return parse_domestic(extract_single(path.read_bytes(), file.member), market)  # type: ignore[arg-type]
+    finally:
+        if path.name.endswith(".download"):
+            path.unlink(missing_ok=True)
+
+
+async def candidates(settings: Settings) -> list[Candidate]:
+    """KOSPI and KOSDAQ stocks that trade, by code."""
+    found = []
+    for market in ("KOSPI", "KOSDAQ"):
+        for x in await _domestic(settings, market):
+            if x.security_group != "ST" or x.halted:
+                continue
+            if x.administrative and settings.universe.exclude_administrative:
+                continue
+            found.append(Candidate(x.symbol, x.name, market, x.listed_shares))
+    if not found:
+        raise MasterFileError("the domestic masters list no stock")
+    return sorted(found, key=lambda c: c.symbol)
+
+
+def metrics(bars: Sequence[DailyBarRow], prev: date) -> Metrics | None:
+    """Metrics from daily bars (oldest first); None if there is no bar on ``prev``."""
+    if not bars or bars[-1].stck_bsop_date != prev.strftime("%Y%m%d"):
+        return None
+    closes = [int(b.stck_clpr) for b in bars]
+    volumes = [int(b.acml_vol) for b in bars[-20:]]
+    ranges = [
+        max(int(b.stck_hgpr) - int(b.stck_lwpr),
+            abs(int(b.stck_hgpr) - before), abs(int(b.stck_lwpr) - before))
+        for b, before in zip(bars[1:], closes[:-1], strict=True)
+    ][-14:]  # fmt: skip
+    atr = Decimal(sum(ranges)) / len(ranges) if ranges else Decimal(0)
+    return Metrics(closes[-1], sum(volumes) // len(volumes), atr.quantize(Decimal("0.01")))
+
+
+async def build_universe(
+    settings: Settings,
+    clock: Clock,
+    calendar: TradingCalendar,
+    day: date,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Built:
+    """Fetch, compute, filter and rank; raises only if nothing could be fetched at all."""
+    prev = calendar.previous_session(day)
+    window = calendar.sessions_before(day, WINDOW)
+    pool = await candidates(settings)
+    built = Built(day, prev, [], len(pool))
+    limits = rate_limits(settings, settings.universe.share_of)
+    aliases = [a.alias for a in settings.kis.accounts]
+    built.rate_limit_per_s = sum(
+        a.rest_per_second * settings.kis.process_share[settings.universe.share_of]
+        for a in settings.kis.accounts
+    )
+    accounts = [open_account(settings, alias, clock, limits) for alias in aliases]
+    queue = list(reversed(pool))
+    found: dict[str, Metrics | None] = {}
+    start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
+
+    async def fetch(account_index: int) -> None:
+        client = accounts[account_index].client
+        while queue:
+            candidate = queue.pop()
+            try:
+                bars = await client.daily_chart(candidate.symbol, start, end)
+                found[candidate.symbol] = metrics(bars, prev)
+            except (KisError, httpx.HTTPError) as exc:
+                built.failed[candidate.symbol] = f"{type(exc).__name__}: {exc}"[:200]
+            built.requests += 1
+            progress(built.requests, len(pool))
+
+    started = time.monotonic()
+    try:
+        per_account = settings.universe.requests_per_account
+        await asyncio.gather(*(fetch(i) for i in range(len(accounts)) for _ in range(per_account)))
+    finally:
+        built.elapsed_s = time.monotonic() - started
+        for account in accounts:
+            await account.aclose()
+    ranked = []
+    for c in pool:
+        m = found.get(c.symbol)
+        if c.symbol in built.failed:
+            continue
+        if m is None:
+            built.not_traded += 1
+        elif m.prev_close < settings.universe.min_prev_close:
+            built.below_threshold += 1
+        else:
+            ranked.append((c, m))
+    ranked.sort(key=lambda cm: (-cm[1].prev_close * cm[0].listed_shares, cm[0].symbol))
+    built.members = [
+        UniverseMember(
+            symbol=c.symbol, market=c.market, rank=rank, prev_close=m.prev_close,
+            market_cap=m.prev_close * c.listed_shares, name=c.name,
+            avg_volume_20d=m.avg_volume_20d, atr_14=m.atr_14,
+        )
+        for rank, (c, m) in enumerate(ranked, start=1)
+    ]  # fmt: skip
+    return built

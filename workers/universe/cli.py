@@ -1,0 +1,238 @@
+"""``observer universe build``: the ``universe`` job (05:00 on sessions, and at start-up).
+
+A day's universe is built once: when its file exists the job only makes sure the database
+has it. A failed build (no masters, no answers, or more than ``max_failed_pct`` of the
+candidates failing) reuses the newest earlier universe for the day, with a critical alert.
+Exit codes: 0 built, present or reused; 1 failed with nothing to reuse, or the writer did
+not acknowledge; 2 bad arguments or configuration; 3 another build holds the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import msgspec
+import typer
+from sqlalchemy import func, select
+
+from bus.errors import BusError
+from bus.events import Alert
+from bus.producer import Producer
+from observer.clock import Clock, clock_from_env, now_utc
+from observer.config import Settings, load_settings
+from observer.db.engine import make_engine
+from observer.db.models import UniverseSnapshotRow
+from observer.errors import ConfigError, ObserverError
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST
+from observer.runtime import drained, producer_for
+from observer.trading_calendar import TradingCalendar
+from workers.universe.build import Built, build_universe
+from workers.universe.snapshot import (
+    UniverseFile,
+    event_of,
+    file_of,
+    previous_snapshot,
+    read,
+    snapshot_path,
+    write,
+)
+
+__all__ = ["SOURCE", "app"]
+
+SOURCE = "universe"
+
+app = typer.Typer(no_args_is_help=True, help="The daily universe of Track A (seed 004).")
+
+
+@app.callback()
+def _group() -> None:
+    """Keep ``build`` a subcommand (typer collapses a one-command app)."""
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"observer universe: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _fail(f"another universe build holds {folder / 'LOCK'}", 3)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _in_database(settings: Settings, day: date) -> bool:
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            query = select(func.count()).where(UniverseSnapshotRow.trade_date == day)
+            return bool(conn.execute(query).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A progress callback (a rich bar on a terminal) and what ends it."""
+    if not sys.stdout.isatty():
+        return (lambda done, total: notifier.beat()), lambda: None
+    from rich.progress import Progress
+
+    bar = Progress()
+    bar.start()
+    task = bar.add_task("daily charts", total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+        notifier.beat()
+
+    return update, bar.stop
+
+
+def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> Built:
+    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    progress, done = _progress(notifier)
+    try:
+        built = asyncio.run(build_universe(settings, clock, calendar, day, progress))
+    finally:
+        done()
+    failed_pct = 100 * len(built.failed) / max(built.candidates, 1)
+    if failed_pct > settings.universe.max_failed_pct:
+        sample = "; ".join(f"{s}: {e}" for s, e in list(built.failed.items())[:3])
+        raise ObserverError(
+            f"{len(built.failed)} of {built.candidates} candidates failed "
+            f"({failed_pct:.1f}% > {settings.universe.max_failed_pct:g}%): {sample}"
+        )
+    return built
+
+
+def _alert(producer: Producer, severity: str, code: str, message: str, day: date) -> None:
+    producer.send(
+        Alert(severity=severity, code=code, message=message, context={"day": day.isoformat()})  # type: ignore[arg-type]
+    )
+
+
+def _report(universe: UniverseFile, outcome: str, as_json: bool) -> None:
+    meta = universe.metadata
+    typer.echo(
+        f"universe {meta.date} ({outcome}): {meta.symbol_count} symbols of {meta.candidates} "
+        f"candidates, based on {meta.previous_trading_day}; excluded {meta.excluded}; "
+        f"{meta.requests} requests in {meta.elapsed_s:g} s = {meta.achieved_fraction:.0%} of "
+        f"{meta.rate_limit_per_s:g}/s"
+        + (f"; reused from {meta.reused_from}" if meta.reused_from else "")
+    )
+    if as_json:
+        summary: dict[str, Any] = msgspec.to_builtins(meta)
+        typer.echo(json.dumps({"outcome": outcome, **summary}))
+
+
+@app.command()
+def build(
+    day: Annotated[
+        str | None, typer.Option("--date", help="trading day (default: today, KST)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
+) -> None:
+    """Build the day's universe (once), write its file and publish it."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    setup_logging()
+    clock = clock_from_env()
+    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    try:
+        target = date.fromisoformat(day) if day else now_utc(clock).astimezone(KST).date()
+    except ValueError as exc:
+        _fail(f"--date: {exc}", 2)
+    if not calendar.is_session(target):
+        typer.echo(f"{target} is not a KRX session: no universe")
+        return
+    data_dir = Path(settings.paths.data_dir)
+    notifier = Notifier.from_env()
+    with _folder_lock(data_dir / "universe"):
+        notifier.ready()
+        producer = producer_for(settings, SOURCE, clock.now_ns)
+        timeout = 60.0
+        try:
+            if not drained(producer, notifier, timeout):
+                _fail(f"the writer has not acknowledged {producer.pending} earlier events", 1)
+            universe, outcome = _universe(settings, clock, target, producer, notifier)
+            if not drained(producer, notifier, timeout):
+                _fail(f"{producer.pending} events wait in the outbox for the writer", 1)
+        except BusError as exc:
+            _fail(str(exc), 1)
+        finally:
+            producer.close(drain_timeout=0)
+    _report(universe, outcome, as_json)
+
+
+def _universe(
+    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
+) -> tuple[UniverseFile, str]:
+    """Present, built or reused: the day's universe, published once."""
+    data_dir = Path(settings.paths.data_dir)
+    path = snapshot_path(data_dir, day)
+    if path.exists():
+        universe = read(path)
+        if _in_database(settings, day):
+            return universe, "present"
+        producer.send(event_of(universe, day))
+        return universe, "republished"
+    try:
+        built = _build(settings, clock, day, notifier)
+        universe = file_of(built, settings.universe.min_prev_close, clock.now_ns())
+        outcome = "built"
+    except ObserverError as exc:
+        earlier = previous_snapshot(data_dir, day)
+        if earlier is None:
+            _alert(producer, "critical", "universe_failed", f"{exc}; no earlier universe", day)
+            drained(producer, notifier, 60.0)
+            _fail(f"{exc}; no earlier universe to reuse", 1)
+        old = read(earlier)
+        universe = msgspec.structs.replace(
+            old,
+            metadata=msgspec.structs.replace(
+                old.metadata, date=day.strftime("%Y%m%d"), reused_from=old.metadata.date
+            ),
+        )
+        _alert(
+            producer, "critical", "universe_reused",
+            f"universe for {day} failed ({exc}); reusing {old.metadata.date}", day,
+        )  # fmt: skip
+        outcome = "reused"
+    write(path, universe)
+    producer.send(event_of(universe, day))
+    count = universe.metadata.symbol_count
+    if count < settings.universe.min_symbols:
+        minimum = settings.universe.min_symbols
+        message = f"universe for {day} has {count} symbols (< {minimum})"
+        _alert(producer, "warning", "universe_small", message, day)
+    return universe, outcome
+
+
+def main() -> None:
+    """``python -m workers.universe.cli`` (the same as ``observer universe``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

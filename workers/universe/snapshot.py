@@ -1,0 +1,165 @@
+"""The day's universe on disk: ``<data_dir>/universe/{YYYYMMDD}_kr_stocks.json`` (seed 004).
+
+The seed's format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
+``prev_close``, ``avg_volume_20d``) plus what the trigger engine and operators need:
+``market``, ``rank`` and ``atr_14`` per symbol; the exclusions, the requests and the rate
+achieved, and ``reused_from`` when the day reuses an earlier universe, in the metadata.
+Written once per day, atomically; never rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+
+from bus.events import UniverseMember, UniverseSnapshot
+from observer.errors import ObserverError
+from workers.universe.build import Built
+
+__all__ = [
+    "UniverseFile",
+    "event_of",
+    "file_of",
+    "previous_snapshot",
+    "read",
+    "snapshot_path",
+    "write",
+]
+
+_DAY = "%Y%m%d"
+
+
+class Metadata(msgspec.Struct, frozen=True):
+    """The seed's metadata block, and how the build went."""
+
+    date: str
+    previous_trading_day: str
+    generated_at: str
+    symbol_count: int
+    filter_criteria: str
+    market: str = "kr_stocks"
+    version: str = "1.0"
+    min_prev_close: int = 4_000
+    candidates: int = 0
+    excluded: dict[str, int] = {}
+    requests: int = 0
+    elapsed_s: float = 0.0
+    rate_limit_per_s: float = 0.0
+    achieved_fraction: float = 0.0
+    reused_from: str = ""
+
+
+class Symbol(msgspec.Struct, frozen=True):
+    """One member, as the seed lists it (plus market, rank and ATR)."""
+
+    code: str
+    name: str
+    market: str
+    rank: int
+    market_cap: int
+    prev_close: int
+    avg_volume_20d: int
+    atr_14: Decimal
+
+
+class UniverseFile(msgspec.Struct, frozen=True):
+    """The whole file."""
+
+    metadata: Metadata
+    symbols: tuple[Symbol, ...]
+
+
+def snapshot_path(data_dir: Path, day: date) -> Path:
+    """Where the universe of ``day`` lives."""
+    return data_dir / "universe" / f"{day.strftime(_DAY)}_kr_stocks.json"
+
+
+def file_of(built: Built, min_prev_close: int, now_ns: int) -> UniverseFile:
+    """The file of a freshly built universe."""
+    return UniverseFile(
+        Metadata(
+            date=built.trade_date.strftime(_DAY),
+            previous_trading_day=built.based_on.strftime(_DAY),
+            generated_at=datetime.fromtimestamp(now_ns / 1e9, UTC).isoformat(timespec="seconds"),
+            symbol_count=len(built.members),
+            filter_criteria=f"close_price >= {min_prev_close} KRW",
+            min_prev_close=min_prev_close,
+            candidates=built.candidates,
+            excluded={
+                "below_threshold": built.below_threshold,
+                "not_traded": built.not_traded,
+                "failed": len(built.failed),
+            },
+            requests=built.requests,
+            elapsed_s=round(built.elapsed_s, 3),
+            rate_limit_per_s=built.rate_limit_per_s,
+            achieved_fraction=round(built.achieved_fraction, 3),
+        ),
+        tuple(_symbol(m) for m in built.members),
+    )
+
+
+def _symbol(m: UniverseMember) -> Symbol:
+    return Symbol(
+        m.symbol, m.name, m.market, m.rank, m.market_cap, m.prev_close, m.avg_volume_20d, m.atr_14
+    )
+
+
+def _member(s: Symbol) -> UniverseMember:
+    return UniverseMember(
+        symbol=s.code,
+        market=s.market,
+        rank=s.rank,
+        prev_close=s.prev_close,
+        market_cap=s.market_cap,
+        name=s.name,
+        avg_volume_20d=s.avg_volume_20d,
+        atr_14=s.atr_14,
+    )
+
+
+def write(path: Path, universe: UniverseFile) -> None:
+    """Write once, atomically; an existing day is never rewritten."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(universe), indent=2))
+    try:
+        os.link(tmp, path)  # fails if the day exists: never replaced
+    except FileExistsError:
+        raise ObserverError(f"{path} exists; a day's universe never changes") from None
+    finally:
+        tmp.unlink()
+
+
+def read(path: Path) -> UniverseFile:
+    """A universe file, checked against its schema."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=UniverseFile)
+    except msgspec.DecodeError as exc:
+        raise ObserverError(f"{path} is not a universe file: {exc}") from None
+
+
+def previous_snapshot(data_dir: Path, day: date) -> Path | None:
+    """The newest universe file of a day before ``day``."""
+    older = [
+        p
+        for p in (data_dir / "universe").glob("*_kr_stocks.json")
+        if p.name[:8] < day.strftime(_DAY)
+    ]
+    return max(older, default=None)
+
+
+def event_of(universe: UniverseFile, trade_date: date) -> UniverseSnapshot:
+    """The bus event of a universe file, for ``trade_date``."""
+    meta = universe.metadata
+    return UniverseSnapshot(
+        trade_date=trade_date,
+        based_on=datetime.strptime(meta.previous_trading_day, _DAY).date(),
+        min_prev_close=meta.min_prev_close,
+        members=tuple(_member(s) for s in universe.symbols),
+        excluded=sum(meta.excluded.values()),
+    )
