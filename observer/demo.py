@@ -136,6 +136,7 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         f'[paths]\ndata_dir = "{data}"\n'
         f'[database]\nurl = "sqlite:///{data / "observer.db"}"\n'
         "[supervisor]\nmetrics_port = 0\n"
+        "[universe]\nrequests_per_account = 16\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n{accounts}'
         '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
         '[programs.master_file]\nkind = "job"\n'

@@ -53,6 +53,17 @@ def _round_tick(price: float) -> int:
     return max(unit, round(price / unit) * unit)
 
 
+_TICK_LIMITS = np.array([2000, 5000, 20000, 50000, 200000, 500000])
+_TICK_UNITS = np.array([1, 5, 10, 50, 100, 500, 1000])
+
+
+def _round_ticks(prices: np.ndarray) -> np.ndarray:
+    """`_round_tick` of every price, vectorised (the same half-to-even rounding)."""
+    units = _TICK_UNITS[np.searchsorted(_TICK_LIMITS, prices.astype(np.int64), side="right")]
+    rounded: np.ndarray = np.maximum(units, np.round(prices / units) * units).astype(np.int64)
+    return rounded
+
+
 def _seed(*parts: object) -> int:
     digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big")
@@ -350,7 +361,7 @@ class Market:
         closes = np.exp(walk)
         opens = np.concatenate(([math.exp(day_open)], closes[:-1]))
         wiggle = np.abs(rng.normal(0, volatility * 0.6, size=(2, BARS_PER_DAY)))
-        rounder = np.vectorize(_round_tick, otypes=[np.int64])
+        rounder = _round_ticks
         o, c = rounder(opens), rounder(closes)
         h = np.maximum(rounder(np.maximum(opens, closes) * np.exp(wiggle[0])), np.maximum(o, c))
         low = np.minimum(rounder(np.minimum(opens, closes) * np.exp(-wiggle[1])), np.minimum(o, c))
