@@ -138,11 +138,43 @@ def test_refusals_are_typed_and_never_show_secrets(
     kis, clock = FakeKis(), ManualClock(T0)
     tokens = manager(tmp_path, kis, clock)
     kis.refuse = "EGW00133"
+
+    async def throttled_twice() -> None:
+        caller = asyncio.create_task(tokens.token())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        clock.advance(60)  # the one retry, a minute later, is refused again
+        await caller
+
     with pytest.raises(KisTokenThrottled) as throttled:
-        asyncio.run(tokens.token())
+        asyncio.run(throttled_twice())
     kis.refuse = "EGW00103"
     with pytest.raises(KisAuthError) as refused:
         asyncio.run(tokens.token())
     for text in (str(throttled.value), repr(refused.value), caplog.text, repr(tokens)):
         assert KEY not in text and SECRET not in text
     assert throttled.value.msg_cd == "EGW00133" and refused.value.status == 403
+
+
+def test_a_throttled_issuance_waits_out_the_minute_then_succeeds(tmp_path: Path) -> None:
+    """EGW00133 (another process of this key asked within the minute) costs one minute."""
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> str:
+        tokens = manager(tmp_path, kis, clock)
+        kis.refuse = "EGW00133"
+        callers = [asyncio.create_task(tokens.token()) for _ in range(3)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not any(c.done() for c in callers)  # waiting, not failing
+        kis.refuse = ""
+        clock.advance(59)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not any(c.done() for c in callers) and kis.tokens == 0
+        clock.advance(1)
+        values = {(await c).reveal() for c in callers}
+        return values.pop() if len(values) == 1 else str(values)
+
+    assert asyncio.run(scenario()) == "tok-1"
+    assert kis.tokens == 1

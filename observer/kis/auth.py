@@ -159,10 +159,15 @@ class TokenManager:
                 log.info("%s: waiting %.0fs before issuing a new %s (KIS allows one a minute)",
                          self._credentials.alias, wait_ns / _NS, kind)  # fmt: skip
                 await self._clock.sleep(wait_ns / _NS)
-        sent = self._clock.now_ns()
-        value, expires_ns = await (
-            self._request_token(sent) if kind == "access_token" else self._request_approval(sent)
-        )
+        try:
+            value, expires_ns = await self._request(kind)
+        except KisTokenThrottled:
+            # Another holder of this key (a process with an empty cache) asked within KIS's
+            # minute: wait it out once, instead of failing every call until then.
+            log.warning("%s: KIS refused a %s within its minute (EGW00133); retrying in %.0fs",
+                        self._credentials.alias, kind, self._min_interval_ns / _NS)  # fmt: skip
+            await self._clock.sleep(self._min_interval_ns / _NS)
+            value, expires_ns = await self._request(kind)
         # KIS counts the minute from when it issued, which is after we asked: count from the
         # answer, so the next request can never arrive early.
         now = self._clock.now_ns()
@@ -182,6 +187,12 @@ class TokenManager:
                 )
             )
         return Secret(value)
+
+    async def _request(self, kind: str) -> tuple[str, int]:
+        sent = self._clock.now_ns()
+        if kind == "access_token":
+            return await self._request_token(sent)
+        return await self._request_approval(sent)
 
     async def _post(self, path: str, body: dict[str, str]) -> tuple[int, bytes]:
         try:
