@@ -78,7 +78,11 @@ class PriceSnapshot(_Event, tag="price_snapshot", frozen=True):
 
 
 class TrackACycle(_Event, tag="track_a_cycle", frozen=True):
-    """Track A: the summary of one 10-minute snapshot cycle over the whole universe."""
+    """Track A: the summary of one 10-minute snapshot cycle over the whole universe.
+
+    ``universe_size == carried + succeeded + failed + unfinished``; ``missing`` lists the
+    symbols of the last two, which have no snapshot in this cycle.
+    """
 
     cycle_id: str
     trade_date: date
@@ -87,8 +91,15 @@ class TrackACycle(_Event, tag="track_a_cycle", frozen=True):
     finished_ns: int
     universe_size: int
     succeeded: int
-    failed: int
-    missing: tuple[str, ...] = ()  # symbols that failed every retry
+    failed: int  # symbols whose every attempt failed
+    missing: tuple[str, ...] = ()  # symbols without a snapshot in this cycle
+    requested: int = 0  # symbols this run asked for (the universe minus ``carried``)
+    carried: int = 0  # symbols stored by an earlier run of the same cycle (a restart)
+    unfinished: int = 0  # symbols not reached when the next cycle was due
+    calls: int = 0  # REST calls made, retries included
+    rate_per_s: Decimal = Decimal(0)  # calls per second achieved
+    limit_per_s: Decimal = Decimal(0)  # the REST rate this process may use
+    overran: bool = False  # the cycle was cut off at the next cycle's start
 
 
 class TradeTick(_Event, tag="trade_tick", frozen=True):

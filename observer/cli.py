@@ -104,8 +104,13 @@ def demo(
     ),
     date: Annotated[str | None, typer.Option(help="trading day (default: the latest)")] = None,
     start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
-    until: Annotated[str, typer.Option(help="simulated end, KST")] = "15:35",
-    speed: Annotated[float | None, typer.Option(help="clock speed (default: day in 4 min)")] = None,
+    until: Annotated[str, typer.Option(help="simulated end, KST")] = "15:40",
+    speed: Annotated[
+        float | None, typer.Option(help="clock speed in the session (default: day in 4 min)")
+    ] = None,
+    idle_speed: Annotated[
+        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 4x speed)")
+    ] = None,
     accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 1,
     faults: Annotated[str, typer.Option(help="none | light | heavy")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="last line is a JSON summary")] = False,
@@ -123,6 +128,7 @@ def demo(
             start=start,
             until=until,
             speed=speed,
+            idle_speed=idle_speed,
             accounts=accounts,
             faults=faults,
         )
@@ -361,10 +367,19 @@ def _add_worker_commands(args: list[str]) -> None:
     """
     from importlib.metadata import entry_points
 
-    wanted = args[0] if args and not args[0].startswith("-") else None
+    def named(position: int) -> str | None:
+        word = args[position] if len(args) > position else "-"
+        return None if word.startswith("-") else word
+
+    wanted = named(0)
     for entry in entry_points(group="observer.commands"):
         if wanted in (None, entry.name):
             app.add_typer(entry.load(), name=entry.name)
+    if wanted in (None, "bench"):  # `observer bench NAME`: benchmarks of workers
+        bench = named(1)
+        for entry in entry_points(group="observer.benches"):
+            if bench in (None, entry.name):
+                bench_app.add_typer(entry.load(), name=entry.name)
 
 
 def main() -> None:

@@ -68,27 +68,75 @@ class SystemClock:
 
 
 class SimulatedClock:
-    """Simulated time: ``start_ns`` when the wall clock read ``anchor_ns``, then ``speed``x."""
+    """Simulated time: ``start_ns`` when the wall clock read ``anchor_ns``, then ``speed``x.
 
-    def __init__(self, start_ns: int, speed: float, anchor_ns: int | None = None) -> None:
-        if speed <= 0:
-            raise ConfigError(f"clock speed must be positive, not {speed}")
+    ``changes`` make the speed piecewise: from simulated instant ``at_ns`` on, time runs at
+    the paired speed (a demo compresses idle hours more than the session). The mapping stays
+    a pure function of the wall clock, so every process given the spec agrees.
+    """
+
+    def __init__(
+        self,
+        start_ns: int,
+        speed: float,
+        anchor_ns: int | None = None,
+        changes: tuple[tuple[int, float], ...] = (),
+    ) -> None:
         self.start_ns = start_ns
         self.speed = speed
         self.anchor_ns = time.time_ns() if anchor_ns is None else anchor_ns
+        self.changes = changes
+        # (simulated start, wall start, speed) of each piece, in order
+        self._pieces: list[tuple[int, int, float]] = []
+        sim, wall = start_ns, self.anchor_ns
+        for at_ns, next_speed in ((start_ns, speed), *changes):
+            if next_speed <= 0:
+                raise ConfigError(f"clock speed must be positive, not {next_speed}")
+            if at_ns < sim:
+                raise ConfigError("clock speed changes must follow the start, in order")
+            if self._pieces:
+                wall += int((at_ns - sim) / self._pieces[-1][2])
+            sim = at_ns
+            self._pieces.append((sim, wall, next_speed))
 
     @property
     def spec(self) -> str:
-        """``sim:<start_ns>:<speed>:<anchor_ns>``."""
-        return f"sim:{self.start_ns}:{self.speed}:{self.anchor_ns}"
+        """``sim:<start_ns>:<speed>:<anchor_ns>`` and ``:<at_ns>@<speed>`` per change."""
+        tail = "".join(f":{at}@{speed}" for at, speed in self.changes)
+        return f"sim:{self.start_ns}:{self.speed}:{self.anchor_ns}{tail}"
+
+    def _piece_at_wall(self, wall_ns: int) -> tuple[int, int, float]:
+        found = self._pieces[0]
+        for piece in self._pieces[1:]:
+            if piece[1] > wall_ns:
+                break
+            found = piece
+        return found
+
+    def speed_now(self) -> float:
+        """How fast simulated time runs at this moment."""
+        return self._piece_at_wall(time.time_ns())[2]
 
     def now_ns(self) -> int:
         """Simulated UTC nanoseconds."""
-        return self.start_ns + int((time.time_ns() - self.anchor_ns) * self.speed)
+        wall_now = time.time_ns()
+        sim, wall, speed = self._piece_at_wall(wall_now)
+        return sim + int((wall_now - wall) * speed)
+
+    def wall_ns_at(self, sim_ns: int) -> int:
+        """The wall-clock instant at which this clock reads ``sim_ns``."""
+        found = self._pieces[0]
+        for piece in self._pieces[1:]:
+            if piece[0] > sim_ns:
+                break
+            found = piece
+        sim, wall, speed = found
+        return wall + int((sim_ns - sim) / speed)
 
     async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` of simulated time."""
-        await asyncio.sleep(max(0.0, seconds) / self.speed)
+        """Sleep ``seconds`` of simulated time (across speed changes)."""
+        until = self.wall_ns_at(self.now_ns() + int(max(0.0, seconds) * _NS))
+        await asyncio.sleep(max(0, until - time.time_ns()) / _NS)
 
 
 class ManualClock:
@@ -120,7 +168,7 @@ class ManualClock:
             await self._moved.wait()
 
 
-_SIM = re.compile(r"sim:(-?\d+):([0-9.]+):(-?\d+)")
+_SIM = re.compile(r"sim:(-?\d+):([0-9.]+):(-?\d+)((?::-?\d+@[0-9.]+)*)")
 _HUMAN = re.compile(r"(?P<start>[0-9T:+\-.Z]+)@(?P<speed>[0-9.]+)x")
 
 
@@ -133,7 +181,11 @@ def clock_from_spec(spec: str) -> Clock:
     if spec == "system":
         return SystemClock()
     if match := _SIM.fullmatch(spec):
-        return SimulatedClock(int(match[1]), float(match[2]), int(match[3]))
+        changes = tuple(
+            (int(at), float(speed))
+            for at, speed in (piece.split("@") for piece in match[4].split(":")[1:])
+        )
+        return SimulatedClock(int(match[1]), float(match[2]), int(match[3]), changes)
     if match := _HUMAN.fullmatch(spec):
         try:
             start = datetime.fromisoformat(match["start"])

@@ -30,6 +30,7 @@ __all__ = [
     "ScheduleEntry",
     "Settings",
     "SupervisorSettings",
+    "TrackASettings",
     "UniverseSettings",
     "WriterSettings",
     "default_config_path",
@@ -145,6 +146,16 @@ class UniverseSettings(_Strict, frozen=True):
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
 
 
+class TrackASettings(_Strict, frozen=True):
+    """Track A (seed 004): the whole universe's current prices, every ``interval_min``."""
+
+    interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
+    retry_failed: bool = True  # a symbol whose attempts all failed gets one more pass
+    universe_alert_s: PositiveFloat = 60.0  # no universe this long after a cycle was due: alert
+
+
 class ScheduleEntry(_Strict, frozen=True):
     """One scheduled run of a job: a KST time, the days it applies to, extra arguments."""
 
@@ -240,6 +251,7 @@ class Settings(_Strict, frozen=True):
     calendar: CalendarSettings = CalendarSettings()
     masterfile: MasterFileSettings = MasterFileSettings()
     universe: UniverseSettings = UniverseSettings()
+    track_a: TrackASettings = TrackASettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

@@ -36,12 +36,19 @@ from observer.runtime import poll_until
 from observer.supervisor.control import request
 from observer.trading_calendar import TradingCalendar
 
-__all__ = ["DemoOptions", "default_day", "run_demo"]
+__all__ = ["DemoOptions", "default_day", "demo_clock", "run_demo"]
 
 log = logging.getLogger(__name__)
 
+_NS = 1_000_000_000
+
 MARKER = ".observer-demo"
-TARGET_WALL_S = 240.0  # the default speed fits the day in four minutes
+TARGET_WALL_S = 240.0  # the default speeds fit the day in four minutes
+# Outside the session the clock runs this many times faster: the jobs then (master files,
+# the universe) need seconds of wall time, the session's cycles need their share of the
+# machine. A 10-minute Track A cycle gets 600 / speed wall seconds.
+IDLE_FACTOR = 4.0
+BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
 START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
@@ -85,8 +92,9 @@ class DemoOptions:
     data_dir: Path = Path("data")
     day: date | None = None
     start: str = "04:55"
-    until: str = "15:35"
-    speed: float | None = None
+    until: str = "15:40"
+    speed: float | None = None  # in the session; default: the day in TARGET_WALL_S
+    idle_speed: float | None = None  # outside it; default: IDLE_FACTOR x speed
     accounts: int = 1
     faults: str = "none"
     seed: int = 1
@@ -136,7 +144,9 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         f'[paths]\ndata_dir = "{data}"\n'
         f'[database]\nurl = "sqlite:///{data / "observer.db"}"\n'
         "[supervisor]\nmetrics_port = 0\n"
-        "[universe]\nrequests_per_account = 16\n"
+        # A smaller universe than the real one (~300 stocks, not ~1,050): a 10-minute cycle
+        # gets about 5 wall seconds at the default speed, on a machine running everything.
+        "[universe]\nrequests_per_account = 16\nmin_prev_close = 15000\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n{accounts}'
         '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
         '[programs.master_file]\nkind = "job"\n'
@@ -146,6 +156,9 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         '[programs.universe]\nkind = "job"\ncommand = ["observer", "universe", "build"]\n'
         'depends_on = ["writer"]\nrun_on_start = true\n'
         'schedule = [{ at = "05:00", days = "sessions" }]\n'
+        '[programs.track_a]\nkind = "session"\ncommand = ["observer", "track-a", "run"]\n'
+        'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
+        'phases = ["track_a_only", "full_operation", "track_a_closing", "shutdown"]\n'
     )
 
 
@@ -201,12 +214,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     end = datetime.combine(day, _hhmm(options.until), tzinfo=KST)
     if end <= begin:
         raise DemoError("--until must be after --start")
-    speed = options.speed or math.ceil((end - begin).total_seconds() / TARGET_WALL_S)
-    clock = SimulatedClock(
-        int(begin.timestamp()) * 1_000_000_000,
-        speed,
-        time.time_ns() + int(START_LEAD_S * 1e9),
-    )
+    clock, speed, idle_speed = demo_clock(day, begin, end, options.speed, options.idle_speed)
     data = options.data_dir
     _prepare(data)
     logs = data / "log"
@@ -241,10 +249,36 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
             key=lambda event: event[0],
         )
         final = _follow_day(state, end, plan, sim_url, socket_path, url, view, supervisor)
+        gateway = httpx.get(sim_url + "/_sim/stats", timeout=10).json()
         supervisor.send_signal(signal.SIGTERM)
         if supervisor.wait(90) != 0:
             raise DemoError(f"the supervisor did not stop cleanly; see {sup_log}")
-    return _summary(day, speed, url, final, time.monotonic() - started, state)
+    speeds = {"speed": speed, "idle_speed": idle_speed}
+    return _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
+
+
+def demo_clock(
+    day: date, begin: datetime, end: datetime, speed: float | None, idle_speed: float | None
+) -> tuple[SimulatedClock, float, float]:
+    """The demo's clock, and its speeds in the busy hours (09:00-15:40) and outside them.
+
+    Without a ``speed``, the busy hours' is chosen so that the whole day takes about
+    TARGET_WALL_S; ``idle_speed`` defaults to IDLE_FACTOR times the busy hours' speed.
+    """
+    busy_from, busy_to = (datetime.combine(day, t, tzinfo=KST) for t in BUSY)
+    busy = max(0.0, (min(end, busy_to) - max(begin, busy_from)).total_seconds())
+    idle = (end - begin).total_seconds() - busy
+    speed = speed or math.ceil((idle / IDLE_FACTOR + busy) / TARGET_WALL_S)
+    idle_speed = idle_speed or speed * IDLE_FACTOR
+    changes = tuple(
+        (int(at.timestamp()) * _NS, to)
+        for at, to in ((busy_from, speed), (busy_to, idle_speed))
+        if begin < at < end
+    )
+    first = speed if busy_from <= begin < busy_to else idle_speed
+    anchor = time.time_ns() + int(START_LEAD_S * 1e9)
+    clock = SimulatedClock(int(begin.timestamp()) * _NS, first, anchor, changes)
+    return clock, speed, idle_speed
 
 
 def _follow_day(
@@ -281,7 +315,13 @@ def _inject(sim_url: str, path: str, body: dict[str, Any]) -> None:
 
 
 def _summary(
-    day: date, speed: float, url: str, final: dict[str, Any], wall_s: float, state: DemoState
+    day: date,
+    speeds: dict[str, float],
+    url: str,
+    final: dict[str, Any],
+    wall_s: float,
+    state: DemoState,
+    gateway: dict[str, Any],
 ) -> dict[str, Any]:
     engine = make_engine(url)
     try:
@@ -294,6 +334,7 @@ def _summary(
             ]
             committed = sum(committed_offsets(conn).values())
             listings = _listings(conn)
+            track_a = _track_a(conn)
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -304,7 +345,7 @@ def _summary(
         engine.dispose()
     return {
         "date": day.isoformat(),
-        "speed": speed,
+        **speeds,
         "wall_s": round(wall_s, 1),
         "phases": phases,
         "processes": {
@@ -319,6 +360,32 @@ def _summary(
             "members": universe[2] if universe else 0,
             "based_on": str(universe[1]) if universe else "",
         },
+        "track_a": track_a,
+        "rest": {
+            "calls": sum(gateway["calls"].values()),
+            "egw00201": gateway["rate_limited"],
+            "busiest_second": max(gateway["peak_per_second"], default=0),
+            "limit_per_second": gateway["limit_per_second"],
+        },
+    }
+
+
+def _track_a(conn: Connection) -> dict[str, Any]:
+    """Track A's cycles: how many, how many complete, snapshots stored, the longest."""
+    cycles, complete, overran, longest_ns = conn.execute(
+        text(
+            "select count(*), coalesce(sum(case when failed = 0 and unfinished = 0 then 1 "
+            "else 0 end), 0), coalesce(sum(case when overran then 1 else 0 end), 0), "
+            "coalesce(max(finished_ns - started_ns), 0) from track_a_cycles"
+        )
+    ).one()
+    snapshots = conn.execute(text("select count(*) from price_snapshots")).scalar_one()
+    return {
+        "cycles": cycles,
+        "complete": complete,
+        "overran": overran,
+        "snapshots": snapshots,
+        "longest_s": round(longest_ns / _NS, 1),  # simulated seconds, of a 600 s interval
     }
 
 

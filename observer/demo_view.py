@@ -49,7 +49,7 @@ class DemoView:
                 self.console.print(f"{sim_time} KST  phase {self._phase}  events {state.committed}")
             return
         header = Text(
-            f"{sim_time} KST (x{state.clock.speed:g})   phase {status.get('phase')}   "
+            f"{sim_time} KST (x{state.clock.speed_now():g})   phase {status.get('phase')}   "
             f"events committed {state.committed:,} ({state.rate:,.0f}/s)   "
             f"faults injected {state.faults_injected}"
         )
@@ -67,7 +67,8 @@ class DemoView:
         """The closing summary, for people."""
         console = self.console
         console.print(
-            f"observer demo: {summary['date']} at x{summary['speed']:g} in {summary['wall_s']} s"
+            f"observer demo: {summary['date']} at x{summary['speed']:g} "
+            f"(x{summary['idle_speed']:g} outside 09:00-15:40) in {summary['wall_s']} s"
         )
         console.print("phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]))
         for name, proc in summary["processes"].items():
@@ -75,6 +76,14 @@ class DemoView:
         universe = summary["universe"]
         console.print(
             f"universe: {universe['members']:,} symbols (closes of {universe['based_on']})"
+        )
+        track_a, rest = summary["track_a"], summary["rest"]
+        console.print(
+            f"track A: {track_a['complete']} of {track_a['cycles']} cycles complete, "
+            f"{track_a['snapshots']:,} snapshots, {track_a['overran']} cut off, longest "
+            f"{track_a['longest_s']} s of 600; REST {rest['calls']:,} calls, busiest second "
+            f"{rest['busiest_second']} of {rest['limit_per_second']} allowed, "
+            f"{rest['egw00201']} EGW00201"
         )
         listings = summary["listings"]
         console.print(

@@ -44,7 +44,8 @@ SAMPLES: list[Event] = [
     TrackACycle(
         cycle_id="20261120-0910", trade_date=date(2026, 11, 20), scheduled_ns=T0,
         started_ns=T0, finished_ns=T0 + 95 * 10**9, universe_size=1042, succeeded=1041,
-        failed=1, missing=("900110",),
+        failed=1, missing=("900110",), requested=1042, calls=1044,
+        rate_per_s=Decimal("10.99"), limit_per_s=Decimal("11"),
     ),
     TradeTick(
         symbol="005930", exchange_ns=T0, received_ns=T0 + 3_000_000, price=73100, qty=12,

@@ -278,8 +278,15 @@ class SupervisorProcess:
 class SimThread:
     """The simulator on a loopback port, served by an event loop in a thread of the tests."""
 
-    def __init__(self, market: Market, start: datetime, config: SimConfig | None = None) -> None:
-        self.sim = Simulator(market, SimulatedClock(int(start.timestamp() * 1e9), 1.0), config)
+    def __init__(
+        self,
+        market: Market,
+        start: datetime,
+        config: SimConfig | None = None,
+        speed: float = 1.0,
+    ) -> None:
+        clock = SimulatedClock(int(start.timestamp() * 1e9), speed)
+        self.sim = Simulator(market, clock, config)
         self.loop = asyncio.new_event_loop()
         self.runner = web.AppRunner(self.sim.app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())

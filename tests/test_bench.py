@@ -46,3 +46,15 @@ def test_bench_masterfile_reports_its_keys() -> None:
     assert {"records", "parse_diff_s", "tickers_us_ms", "parse_diff_ratio"} <= set(result)
     assert result["records"] > 20_000 and result["changes"] == 10  # 5 delisted, 5 renamed
     assert result["tickers_us"] > 5_000
+
+
+def test_bench_track_a_reports_each_cycle_against_its_bound() -> None:
+    result = run("track-a", "--symbols", "30,60", "--rate", "100")
+    cycles = result["cycles"]
+    assert isinstance(cycles, list) and [c["symbols"] for c in cycles] == [30, 60]
+    for cycle in cycles:
+        assert {"duration_s", "bound_s", "ratio", "rate_per_s", "limit_per_s"} <= set(cycle)
+        assert cycle["succeeded"] == cycle["symbols"] and cycle["limit_per_s"] == 55.0
+        n = cycle["symbols"]  # the first call goes at once: n calls take n - 1 intervals
+        assert cycle["rate_per_s"] <= cycle["limit_per_s"] * n / (n - 1)
+    assert result["egw00201"] == 0

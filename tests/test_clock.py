@@ -68,3 +68,38 @@ def test_manual_clock_wakes_sleepers_only_when_advanced() -> None:
 def test_bad_specs_are_config_errors(spec: str) -> None:
     with pytest.raises(ConfigError):
         clock_from_spec(spec)
+
+
+def test_a_piecewise_clock_changes_speed_at_its_simulated_instants() -> None:
+    anchor = time.time_ns() - 3 * NS  # three wall seconds ago
+    # 100x for the first 100 simulated seconds (one wall second), then 10x, then 1000x at 120 s.
+    clock = SimulatedClock(0, 100.0, anchor, ((100 * NS, 10.0), (120 * NS, 1000.0)))
+    assert clock.wall_ns_at(100 * NS) == anchor + NS
+    assert clock.wall_ns_at(120 * NS) == anchor + 3 * NS
+    assert clock.wall_ns_at(50 * NS) == anchor + NS // 2
+    # Now is just past the second change: 120 s plus at most a few wall seconds at 1000x.
+    assert 120 * NS <= clock.now_ns() < 120 * NS + 5_000 * NS
+    assert clock.speed_now() == 1000.0
+    again = clock_from_spec(clock.spec)
+    assert isinstance(again, SimulatedClock)
+    assert again.changes == clock.changes and again.wall_ns_at(110 * NS) == anchor + 2 * NS
+
+
+def test_a_sleep_across_a_speed_change_wakes_at_the_simulated_instant() -> None:
+    now = time.time_ns()
+    # At 1000x until 10 simulated seconds from now, then 10x: a 10.5 s sleep is 10 ms + 50 ms.
+    clock = SimulatedClock(0, 1000.0, now, ((10 * NS, 10.0),))
+
+    async def nap() -> int:
+        await clock.sleep(10.5)
+        return clock.now_ns()
+
+    woke = asyncio.run(nap())
+    assert woke >= int(10.5 * NS)
+    assert time.time_ns() - now >= 55 * 10**6  # it did not sleep 10.5 s at the first speed
+
+
+@pytest.mark.parametrize("spec", ["sim:0:10:0:5@0", "sim:10:10:0:5@20"])
+def test_bad_speed_changes_are_config_errors(spec: str) -> None:
+    with pytest.raises(ConfigError):
+        clock_from_spec(spec)

@@ -18,8 +18,9 @@ from observer.kis.parse import (
     parse_frame,
     parse_order_book,
     parse_trade,
+    price_snapshot,
 )
-from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS
+from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, CurrentPriceOutput
 
 # A H0STCNT0 record as KIS sends it (values from the portal example, completed to 46 fields).
 TRADE = (
@@ -141,3 +142,56 @@ def test_any_46_fields_parse_or_raise_protocol_errors(fields: list[str]) -> None
             parse_trade(record, 0)
     except KisProtocolError:
         pass
+
+
+SIGNS = {"1": 1, "2": 1, "3": 0, "4": -1, "5": -1}  # upper limit, up, unchanged, lower, down
+
+
+@given(
+    price=st.integers(1, 10**7),
+    change=st.integers(0, 10**6),
+    rate=st.decimals(0, 30, places=2),
+    sign=st.sampled_from(sorted(SIGNS)),
+    signed_by_kis=st.booleans(),
+    cap=st.integers(0, 10**7),
+)
+def test_a_current_price_answer_becomes_a_snapshot_signed_by_its_sign_code(
+    price: int, change: int, rate: Decimal, sign: str, signed_by_kis: bool, cap: int
+) -> None:
+    # Whether KIS sends prdy_vrss and prdy_ctrt signed is unconfirmed: both forms agree.
+    direction = SIGNS[sign]
+    shown = -1 if signed_by_kis and direction < 0 else 1
+    out = CurrentPriceOutput(
+        stck_prpr=str(price), prdy_vrss=str(shown * change), prdy_vrss_sign=sign,
+        prdy_ctrt=str(shown * rate), hts_avls=str(cap), stck_sdpr="", temp_stop_yn="Y",
+    )  # fmt: skip
+    snapshot = price_snapshot(out, "005930", "KOSPI", "20261120-0910", 7)
+    assert snapshot.price == price and snapshot.observed_ns == 7
+    assert snapshot.change == direction * change
+    assert snapshot.change_rate == direction * rate
+    assert snapshot.market_cap == cap * 100_000_000  # hts_avls is in 억 KRW
+    assert snapshot.base_price == 0 and snapshot.halted  # empty optional fields read as 0
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            ["stck_prpr", "prdy_vrss", "prdy_ctrt", "acml_vol", "stck_oprc", "hts_avls"]
+        ),
+        st.text(max_size=12),
+    )
+)
+def test_any_current_price_answer_parses_or_raises_a_protocol_error(
+    fields: dict[str, str],
+) -> None:
+    out = CurrentPriceOutput(**{"stck_prpr": "1000", **fields})
+    try:
+        snapshot = price_snapshot(out, "005930", "KOSPI", "20261120-0910", 0)
+    except KisProtocolError:
+        return
+    assert snapshot.price > 0
+
+
+def test_a_price_of_zero_is_an_unknown_code() -> None:
+    with pytest.raises(KisProtocolError, match="not a listed code"):
+        price_snapshot(CurrentPriceOutput(stck_prpr="0"), "999999", "KOSPI", "x", 0)

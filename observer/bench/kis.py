@@ -10,9 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from observer.clock import clock_from_spec
+from observer.bench.simulator import simulator_process
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
@@ -116,40 +113,25 @@ async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, 
 
     The simulator allows ``server_limit``/s per app key, as KIS's gateway does.
     """
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "observer", "sim", "--seed", "1",
-         "--clock", "2026-11-20T10:00:00+09:00@1x", "--calls-per-second", str(server_limit)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        line = simulator.stdout.readline()  # type: ignore[union-attr]
-        if not line.startswith("observer sim ready"):
-            raise RuntimeError(f"simulator did not start: {line!r}")
-        rest = line.split()[3].removeprefix("rest=")
-        clock = clock_from_spec(line.split()[-1].removeprefix("clock="))
+    with simulator_process(server_limit) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
         symbols = list(Market(1, TradingCalendar()).listings)[:500]
-        with tempfile.TemporaryDirectory() as tmp:
-            async with httpx.AsyncClient(base_url=rest) as http:
-                credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
-                tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
-                limiter = RateLimits({"bench": limit}).for_account("bench")
-                client = KisClient(http, credentials, tokens, clock, limiter)
-                await tokens.token()
-                pending = list(range(requests))
+        async with httpx.AsyncClient(base_url=rest) as http:
+            credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
+            tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
+            limiter = RateLimits({"bench": limit}).for_account("bench")
+            client = KisClient(http, credentials, tokens, clock, limiter)
+            await tokens.token()
+            pending = list(range(requests))
 
-                async def worker() -> None:
-                    while pending:
-                        n = pending.pop()
-                        await client.current_price(symbols[n % len(symbols)])
+            async def worker() -> None:
+                while pending:
+                    n = pending.pop()
+                    await client.current_price(symbols[n % len(symbols)])
 
-                started = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
-                elapsed = time.perf_counter() - started
-        return requests / elapsed, client.rate_limited
-    finally:
-        simulator.send_signal(signal.SIGTERM)
-        simulator.wait(30)
-        simulator.stdout.close()  # type: ignore[union-attr]
+            started = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
+            elapsed = time.perf_counter() - started
+    return requests / elapsed, client.rate_limited
 
 
 def run_kis_bench(

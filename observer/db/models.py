@@ -169,6 +169,13 @@ class TrackACycleRow(Audited, Base):
     succeeded: Mapped[int]
     failed: Mapped[int]
     missing: Mapped[list[Any]]
+    requested: Mapped[int]
+    carried: Mapped[int]
+    unfinished: Mapped[int]
+    calls: Mapped[int]
+    rate_per_s: Mapped[Decimal]
+    limit_per_s: Mapped[Decimal]
+    overran: Mapped[bool]
 
 
 class TradeTickRow(Audited, Base):

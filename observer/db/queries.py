@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Connection, func, select, union_all
 
-from observer.db.models import AUDITED_MODELS, BusOffset
+from observer.db.models import AUDITED_MODELS, BusOffset, UniverseMemberRow, UniverseSnapshotRow
 
-__all__ = ["SourceAudit", "audit_sources", "committed_offsets"]
+__all__ = ["SourceAudit", "audit_sources", "committed_offsets", "universe_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +57,26 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
         SourceAudit(source, low, high, distinct, rows, offsets.get(source, 0))
         for source, low, high, distinct, rows in conn.execute(query)
     ]
+
+
+def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
+    """The members (symbol, market, rank) of ``day``'s newest universe, by rank; [] if none.
+
+    A day's universe never changes, but it may be published more than once (a rerun
+    republishes it when the database lacks it): the newest publication is the one.
+    """
+    newest = conn.execute(
+        select(UniverseSnapshotRow.source, UniverseSnapshotRow.seq)
+        .where(UniverseSnapshotRow.trade_date == day)
+        .order_by(UniverseSnapshotRow.produced_ns.desc(), UniverseSnapshotRow.seq.desc())
+        .limit(1)
+    ).first()
+    if newest is None:
+        return []
+    m = UniverseMemberRow
+    query = (
+        select(m.symbol, m.market, m.rank)
+        .where(m.source == newest.source, m.seq == newest.seq)
+        .order_by(m.rank, m.symbol)
+    )
+    return list(conn.execute(query).tuples())

@@ -15,9 +15,9 @@ from decimal import Decimal, InvalidOperation
 
 import msgspec
 
-from bus.events import OrderBook, TradeTick
+from bus.events import OrderBook, PriceSnapshot, TradeTick
 from observer.errors import KisProtocolError
-from observer.kis.schemas import REALTIME_FIELDS
+from observer.kis.schemas import REALTIME_FIELDS, CurrentPriceOutput
 
 __all__ = [
     "ControlMessage",
@@ -28,6 +28,7 @@ __all__ = [
     "parse_frame",
     "parse_order_book",
     "parse_trade",
+    "price_snapshot",
 ]
 
 _KST_OFFSET_S = 9 * 3600  # Korea has no daylight saving time
@@ -208,4 +209,52 @@ def parse_order_book(
         expected_price=_int(record[47], "ANTC_CNPR"),
         expected_qty=_int(record[48], "ANTC_CNQN"),
         account=account,
+    )
+
+
+_NEGATIVE_SIGNS = frozenset({"4", "5"})  # prdy_vrss_sign: 4 lower limit, 5 down
+_UNCHANGED_SIGN = "3"
+_EOK = 100_000_000  # hts_avls is in 억 KRW
+
+
+def _signed(value: Decimal, sign: str) -> Decimal:
+    """``value`` with the sign ``prdy_vrss_sign`` gives (whether KIS signs it is unconfirmed)."""
+    if sign == _UNCHANGED_SIGN:
+        return Decimal(0)
+    return -abs(value) if sign in _NEGATIVE_SIGNS else abs(value)
+
+
+def _optional_int(value: str, name: str) -> int:
+    return _int(value, name) if value.strip() else 0
+
+
+def price_snapshot(
+    out: CurrentPriceOutput, symbol: str, market: str, cycle_id: str, observed_ns: int
+) -> PriceSnapshot:
+    """One FHKST01010100 answer as a Track A `PriceSnapshot`.
+
+    A price of 0 is KIS's answer for a code it does not know, and is refused.
+    """
+    price = _int(out.stck_prpr, "stck_prpr")
+    if price <= 0:
+        raise KisProtocolError(f"{symbol}: price {out.stck_prpr!r} (not a listed code?)")
+    sign = out.prdy_vrss_sign
+    return PriceSnapshot(
+        cycle_id=cycle_id,
+        symbol=symbol,
+        market=market,
+        observed_ns=observed_ns,
+        price=price,
+        change=int(_signed(Decimal(_int(out.prdy_vrss, "prdy_vrss")), sign)),
+        change_rate=_signed(_dec(out.prdy_ctrt, "prdy_ctrt"), sign),
+        open=_optional_int(out.stck_oprc, "stck_oprc"),
+        high=_optional_int(out.stck_hgpr, "stck_hgpr"),
+        low=_optional_int(out.stck_lwpr, "stck_lwpr"),
+        volume=_optional_int(out.acml_vol, "acml_vol"),
+        traded_value=_optional_int(out.acml_tr_pbmn, "acml_tr_pbmn"),
+        upper_limit=_optional_int(out.stck_mxpr, "stck_mxpr"),
+        lower_limit=_optional_int(out.stck_llam, "stck_llam"),
+        base_price=_optional_int(out.stck_sdpr, "stck_sdpr"),
+        market_cap=_optional_int(out.hts_avls, "hts_avls") * _EOK,
+        halted=out.temp_stop_yn == "Y",
     )

@@ -27,7 +27,6 @@ async def serve(
     clock = clock_from_spec(clock_spec)
     config = SimConfig(app_keys=app_keys, calls_per_second=calls_per_second)
     market = Market(seed, TradingCalendar())
-    _ = market.sessions  # warm up before answering: a 2 s stall would bunch rate windows
     simulator = Simulator(market, clock, config)
     runner = web.AppRunner(simulator.app, access_log=None)
     await runner.setup()

@@ -111,6 +111,7 @@ class Simulator:
         self.market = market
         self.clock = clock
         self.config = config or SimConfig()
+        market.sessions  # noqa: B018 - load the calendar now, not in the first answer (~2 s)
         self.faults = Faults()
         self._tokens: dict[str, _Token] = {}
         self._current: dict[str, _Token] = {}  # app key -> its newest token
@@ -122,6 +123,7 @@ class Simulator:
         self._masters: tuple[object, dict[str, tuple[bytes, str]]] | None = None
         self._fresh_codes: list[str] = []  # codes of synthetic new listings, in order
         self.rate_limited = 0
+        self.peak_per_second: dict[str, int] = {}  # app key -> most calls in one wall second
         self.app = web.Application()
         self.app.add_routes(
             [
@@ -137,6 +139,7 @@ class Simulator:
                 web.post("/_sim/drop_websockets", self._drop_websockets),
                 web.post("/_sim/expire_tokens", self._expire_tokens),
                 web.post("/_sim/listing_changes", self._listing_changes),
+                web.get("/_sim/stats", self._stats),
             ]
         )
 
@@ -199,6 +202,18 @@ class Simulator:
         f.new_listings += new
         listed = [self._new_listing(n).symbol for n in range(f.new_listings - new, f.new_listings)]
         return {"new": listed, "delisted": gone, "renamed": renamed}
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        """What the gateway saw: answered calls per TR, EGW00201 answers, busiest seconds."""
+        peaks = sorted(self.peak_per_second.values(), reverse=True)
+        return web.json_response(
+            {
+                "calls": dict(self.calls),
+                "rate_limited": self.rate_limited,
+                "peak_per_second": peaks,  # per app key, busiest first (keys are not shown)
+                "limit_per_second": self.config.calls_per_second,
+            }
+        )
 
     async def _listing_changes(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -272,6 +287,7 @@ class Simulator:
         window, calls = self._window.get(app_key, (second, 0))
         calls = calls + 1 if window == second else 1
         self._window[app_key] = (second, calls)
+        self.peak_per_second[app_key] = max(self.peak_per_second.get(app_key, 0), calls)
         if calls > self.config.calls_per_second or self.faults.rate_limited > 0:
             self.faults.rate_limited = max(0, self.faults.rate_limited - 1)
             self.rate_limited += 1

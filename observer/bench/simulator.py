@@ -1,0 +1,35 @@
+"""The simulator in its own process, for benchmarks (the client must not share its CPU)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from observer.clock import Clock, clock_from_spec
+
+__all__ = ["simulator_process"]
+
+
+@contextmanager
+def simulator_process(
+    calls_per_second: int, clock: str = "2026-11-20T10:00:00+09:00@1x", seed: int = 1
+) -> Iterator[tuple[str, Clock]]:
+    """Run ``observer sim`` on a free port; yield its REST URL and the clock it runs on."""
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "observer", "sim", "--seed", str(seed), "--clock", clock,
+         "--calls-per-second", str(calls_per_second)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = simulator.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("observer sim ready"):
+            raise RuntimeError(f"simulator did not start: {line!r}")
+        rest = line.split()[3].removeprefix("rest=")
+        yield rest, clock_from_spec(line.split()[-1].removeprefix("clock="))
+    finally:
+        simulator.send_signal(signal.SIGTERM)
+        simulator.wait(30)
+        simulator.stdout.close()  # type: ignore[union-attr]

@@ -1,0 +1,380 @@
+"""Track A: the cycle schedule, one cycle against the simulator, and the worker process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
+from bus.producer import Producer
+from observer.clock import Clock, SimulatedClock
+from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
+from observer.db.engine import make_engine
+from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.phases import KST
+from observer.sim.market import Market
+from observer.sim.server import SimConfig
+from observer.supervisor.schedule import timeline_from
+from observer.trading_calendar import TradingCalendar
+from tests.support import ROOT, SimThread, WriterProcess, wait_until
+from workers.track_a.cli import app
+from workers.track_a.cycle import Target, run_cycle
+from workers.track_a.schedule import current_or_next, cycles_of
+
+CALENDAR = TradingCalendar()
+MARKET = Market(13, CALENDAR, stocks=300, etfs=30)
+DAY = date(2026, 11, 20)  # a Friday session
+NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
+NS = 1_000_000_000
+STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+TIMELINE = timeline_from(
+    PhaseSettings(), CalendarSettings(late_days=(LateDay(day=date(2026, 11, 19), minutes=60),))
+)
+
+
+def at(day: date, hhmm: str) -> datetime:
+    return datetime.combine(day, datetime.strptime(hhmm, "%H:%M").time(), tzinfo=KST)
+
+
+# ------------------------------------------------------------------ the schedule
+
+
+def test_a_session_has_a_cycle_every_ten_minutes_and_one_at_the_close() -> None:
+    cycles = cycles_of(TIMELINE, DAY, 10, closing=True)
+    assert len(cycles) == 40
+    assert [c.cycle_id for c in cycles[:3]] == ["20261120-0900", "20261120-0910", "20261120-0920"]
+    assert cycles[-2].scheduled == at(DAY, "15:20") and cycles[-2].deadline == at(DAY, "15:30")
+    assert cycles[-1].scheduled == at(DAY, "15:30") and cycles[-1].deadline == at(DAY, "15:40")
+    assert all(a.deadline == b.scheduled for a, b in pairwise(cycles))
+    assert cycles_of(TIMELINE, DAY, 10, closing=False)[-1].deadline == at(DAY, "15:30")
+    quarter = cycles_of(TIMELINE, DAY, 15, closing=True)
+    assert [c.scheduled.strftime("%H:%M") for c in quarter[:2]] == ["09:00", "09:15"]
+
+
+def test_late_days_shift_the_cycles_and_closed_days_have_none() -> None:
+    csat = cycles_of(TIMELINE, date(2026, 11, 19), 10, closing=True)
+    assert csat[0].scheduled == at(date(2026, 11, 19), "10:00")
+    assert csat[-1].scheduled == at(date(2026, 11, 19), "16:30")
+    assert cycles_of(TIMELINE, date(2026, 11, 21), 10, closing=True) == []  # Saturday
+    assert cycles_of(TIMELINE, date(2026, 10, 9), 10, closing=True) == []  # Hangul Day
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (at(DAY, "08:00"), "20261120-0900"),  # the next
+        (at(DAY, "09:00"), "20261120-0900"),
+        (at(DAY, "09:09"), "20261120-0900"),  # in force: a late start still runs it
+        (at(DAY, "09:10"), "20261120-0910"),
+        (at(DAY, "15:35"), "20261120-1530"),  # the closing cycle
+        (at(DAY, "15:40"), "20261123-0900"),  # Friday after the close: Monday
+    ],
+)
+def test_the_cycle_in_force_or_the_next(now: datetime, expected: str) -> None:
+    cycle = current_or_next(TIMELINE, now, 10, closing=True)
+    assert cycle is not None and cycle.cycle_id == expected
+
+
+# ------------------------------------------------------------------ one cycle, in process
+
+
+def write_config(
+    path: Path, sim_url: str, tokens: Path, extra: str = "", accounts: int = 2, rate: int = 100
+) -> Path:
+    path.write_text(
+        f'[paths]\ndata_dir = "{path.parent / "data"}"\nrun_dir = "{path.parent / "run"}"\n'
+        f'[database]\nurl = "sqlite:///{path.parent / "observer.db"}"\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\ntoken_dir = "{tokens}"\n'
+        + "".join(
+            f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {rate}\n'
+            for n in range(1, accounts + 1)
+        )
+        + extra
+    )
+    return path
+
+
+@pytest.fixture(scope="module")
+def sim_thread() -> Iterator[SimThread]:
+    sim = SimThread(MARKET, NINE + timedelta(minutes=5), SimConfig(calls_per_second=60))
+    yield sim
+    sim.close()
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory: pytest.TempPathFactory, sim_thread: SimThread) -> Settings:
+    folder = tmp_path_factory.mktemp("cycle")
+    return load_settings(write_config(folder / "observer.toml", sim_thread.url, folder / "tokens"))
+
+
+def one_cycle(
+    settings: Settings, sim: SimThread, targets: list[Target], seconds: float, **kwargs: Any
+) -> tuple[Any, list[PriceSnapshot], int]:
+    """Run a cycle due ``seconds`` from now; return it, its snapshots and calls after it."""
+    clock: Clock = sim.sim.clock
+    published: list[PriceSnapshot] = []
+
+    async def go() -> tuple[Any, int]:
+        limits = rate_limits(settings, "track_a")
+        accounts: list[KisAccount] = [
+            open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
+        try:
+            deadline = clock.now_ns() + int(seconds * NS)
+            run = await run_cycle(
+                [a.client for a in accounts], targets, "20261120-0900", clock, deadline,
+                published.append, **kwargs,
+            )  # fmt: skip
+            calls = sum(a.client.requests for a in accounts)
+            await asyncio.sleep(0.3)  # requests cancelled at the deadline must stay cancelled
+            assert sum(a.client.requests for a in accounts) == calls
+            return run, calls
+        finally:
+            for account in accounts:
+                await account.aclose()
+
+    run, calls = asyncio.run(go())
+    return run, published, calls
+
+
+def test_a_cycle_asks_every_symbol_once_within_the_rate(
+    settings: Settings, sim_thread: SimThread
+) -> None:
+    sim = sim_thread.sim
+    sim.peak_per_second.clear()
+    limited_before = sim.rate_limited
+    targets = [Target(s, MARKET.listings[s].market) for s in STOCKS[:120]]
+    run, published, _ = one_cycle(settings, sim_thread, targets, 60)
+    assert run.succeeded == {t.symbol for t in targets} and not run.failed
+    assert not run.overran and run.unfinished == [] and run.missing == []
+    assert sorted(p.symbol for p in published) == sorted(run.succeeded)
+    assert run.calls == 120
+    # Two accounts at 100/s x 0.55: 110/s, so about 1.09 s; never above each key's share.
+    assert 120 / 110 * 0.95 < (run.finished_ns - run.started_ns) / NS < 120 / 110 * 1.5
+    assert sim.rate_limited == limited_before
+    assert max(sim.peak_per_second.values()) <= 56  # 55/s per app key, evenly paced
+    quote = next(p for p in published if p.symbol == STOCKS[0])
+    assert quote.cycle_id == "20261120-0900" and quote.market == MARKET.listings[STOCKS[0]].market
+    assert quote.price > 0 and quote.base_price > 0 and quote.market_cap > 0
+
+
+def test_failing_symbols_never_stop_a_cycle(settings: Settings, sim_thread: SimThread) -> None:
+    sim = sim_thread.sim
+    sim.faults.http_5xx = 40  # a burst of gateway errors: retried, then one more pass
+    targets = [Target(s, "KOSPI") for s in STOCKS[:60]] + [Target("999999", "KOSPI")]
+    run, published, _ = one_cycle(settings, sim_thread, targets, 60)
+    assert sim.faults.http_5xx == 0
+    assert run.failed.keys() == {"999999"}
+    assert "not a listed code" in run.failed["999999"]
+    assert len(run.succeeded) == 60 == len(published)
+    assert run.missing == ["999999"] and not run.overran
+    assert run.calls > 61  # the retries count
+
+
+def test_a_cycle_that_cannot_finish_is_cut_off_at_its_deadline(
+    settings: Settings, sim_thread: SimThread
+) -> None:
+    targets = [Target(s, "KOSPI") for s in STOCKS[:200]]  # about 1.8 s at 110/s
+    run, published, calls = one_cycle(settings, sim_thread, targets, 0.5)
+    assert run.overran and not run.stopped
+    assert 0 < len(run.succeeded) < 200 and not run.failed
+    assert len(run.unfinished) == 200 - len(run.succeeded) == len(run.missing)
+    assert len(published) == len(run.succeeded)
+    assert (run.finished_ns - run.started_ns) / NS < 0.9
+    assert calls < 200
+
+
+# ------------------------------------------------------------------ the worker process
+
+
+class Session:
+    """A writer, a simulator at ``speed`` and ``observer track-a run`` on the same clock."""
+
+    def __init__(
+        self, tmp: Path, start: datetime, speed: float, extra: str = "", **accounts: int
+    ) -> None:
+        self.url = f"sqlite:///{tmp / 'observer.db'}"
+        self.writer = WriterProcess(tmp, self.url).start()  # before the clock starts
+        self.sim = SimThread(MARKET, start, SimConfig(calls_per_second=100), speed=speed)
+        self.config = write_config(
+            tmp / "observer.toml", self.sim.url, tmp / "tokens", extra, **accounts
+        )
+        self.log = tmp / "track_a.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.tmp = tmp
+
+    @property
+    def clock(self) -> SimulatedClock:
+        clock = self.sim.sim.clock
+        assert isinstance(clock, SimulatedClock)
+        return clock
+
+    def publish_universe(self, symbols: list[str]) -> None:
+        members = tuple(
+            UniverseMember(symbol=s, market=MARKET.listings[s].market, rank=n, prev_close=5000,
+                           market_cap=10**12 - n)
+            for n, s in enumerate(symbols, start=1)
+        )  # fmt: skip
+        event = UniverseSnapshot(
+            trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+        )
+        with Producer("universe", self.writer.ingest, self.tmp / "outbox-universe") as producer:
+            producer.send(event)
+            assert producer.wait_acked(30)
+
+    def start(self) -> None:
+        env = {**os.environ, "OBSERVER_CLOCK": self.clock.spec}
+        args = [sys.executable, "-m", "observer", "track-a", "run", "--config", str(self.config)]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)
+
+    def rows(self, sql: str) -> list[Any]:
+        engine = make_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(sql)))
+        except Exception:
+            return []  # the schema is not there yet
+        finally:
+            engine.dispose()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+        self.writer.kill()
+        self.sim.close()
+
+
+def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) -> None:
+    # 09:00-15:40 at 800x: 30 s; each 10-minute cycle is 0.75 s for 30 symbols at 110/s.
+    # 09:00 comes 6 s after the clock starts: the worker is up by then.
+    session = Session(tmp_path, NINE - timedelta(seconds=6 * 800), 800)
+    try:
+        session.publish_universe(STOCKS[:30])
+        session.start()
+        wait_until(
+            lambda: session.rows("select count(*) from track_a_cycles")[0][0] >= 40,
+            150, "the session's 40 cycles",
+        )  # fmt: skip
+        assert session.proc is not None
+        session.proc.send_signal(signal.SIGTERM)
+        assert session.proc.wait(30) == 0
+        cycles = session.rows(
+            "select cycle_id, universe_size, succeeded, failed, unfinished, overran, calls, "
+            "rate_per_s, limit_per_s from track_a_cycles order by scheduled_ns"
+        )
+        assert [c[0] for c in cycles] == [c.cycle_id for c in cycles_of(TIMELINE, DAY, 10, True)]
+        assert all(c[1:7] == (30, 30, 0, 0, False, 30) for c in cycles), cycles
+        # Each account's first call goes at once (its limiter was idle): 30 calls take 28
+        # intervals of 1/55 s, so the achieved rate may read up to 110 x 30 / 28.
+        assert all(float(c[8]) == 110.0 and 0 < float(c[7]) <= 110 * 30 / 28 for c in cycles)
+        snapshots = session.rows(
+            "select count(*), count(distinct cycle_id || symbol) from price_snapshots"
+        )
+        assert snapshots == [(1200, 1200)]
+        assert session.sim.sim.rate_limited == 0
+        assert max(session.sim.sim.peak_per_second.values()) <= 56
+        result = CliRunner().invoke(
+            app, ["cycles", "--date", "2026-11-20", "--json", "--config", str(session.config)]
+        )
+        assert result.exit_code == 0, result.output
+        lines = [json.loads(line) for line in result.output.splitlines()]
+        assert len(lines) == 40 and lines[-1]["cycle_id"] == "20261120-1530"
+        assert all(line["snapshots"] == 30 and not line["overran"] for line in lines)
+    finally:
+        session.close()
+
+
+def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
+    tmp_path: Path,
+) -> None:
+    # 100 symbols at 11/s need 9 s; at 300x a 10-minute cycle has 2 wall seconds.
+    session = Session(
+        tmp_path, NINE - timedelta(seconds=10 * 300), 300, accounts=1, rate=20
+    )  # fmt: skip
+    try:
+        session.publish_universe(STOCKS[:100])
+        session.start()
+        cycles = wait_until(
+            lambda: (rows := session.rows(
+                "select scheduled_ns, started_ns, finished_ns, succeeded, unfinished, overran, "
+                "missing from track_a_cycles order by scheduled_ns")) and len(rows) >= 3 and rows,
+            60, "three cycles",
+        )  # fmt: skip
+        for (scheduled, started, finished, succeeded, unfinished, overran, missing), after in zip(
+            cycles, [c[0] for c in cycles[1:]] + [cycles[-1][0] + 600 * NS], strict=True
+        ):
+            assert overran and 0 < succeeded < 100 and succeeded + unfinished == 100
+            assert len(json.loads(missing) if isinstance(missing, str) else missing) == unfinished
+            assert started - scheduled < 150 * NS  # on time (half a wall second at 300x)
+            assert finished <= after + 150 * NS  # and cut off by the next one's start
+        snapshots = session.rows("select count(*) from price_snapshots")[0][0]
+        assert snapshots >= sum(c[3] for c in cycles)
+        alerts = session.rows("select count(*) from alerts where code = 'track_a_missing'")
+        assert alerts[0][0] >= 3
+    finally:
+        session.close()
+
+
+def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -> None:
+    # Real time, one account at 20/s x 0.55 (11/s): 120 symbols take about 11 s.
+    session = Session(
+        tmp_path, NINE + timedelta(seconds=1), 1, "[track_a]\nuniverse_alert_s = 1\n",
+        accounts=1, rate=20,
+    )  # fmt: skip
+    try:
+        session.start()
+        # No universe yet: the worker waits for it and says so.
+        wait_until(
+            lambda: session.rows("select count(*) from alerts where code = 'track_a_no_universe'")
+            == [(1,)],
+            60, "the missing-universe alert",
+        )  # fmt: skip
+        session.publish_universe(STOCKS[:120])
+        wait_until(
+            lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 30,
+            60, "a third of the cycle",
+        )  # fmt: skip
+        assert session.proc is not None
+        session.proc.kill()
+        session.proc.wait(30)
+        before = session.rows("select count(*) from price_snapshots")[0][0]
+        assert before < 120
+        session.start()
+        cycle = wait_until(
+            lambda: session.rows("select carried, succeeded, failed, universe_size, requested "
+                                 "from track_a_cycles"),
+            60, "the resumed cycle's summary",
+        )[0]  # fmt: skip
+        carried, succeeded, failed, size, requested = cycle
+        assert size == 120 and failed == 0
+        assert carried >= before and carried + succeeded == 120 and requested == succeeded
+        stored = session.rows("select count(*), count(distinct symbol) from price_snapshots")
+        assert stored == [(120, 120)]  # every symbol once: nothing lost, nothing twice
+        session.proc.send_signal(signal.SIGTERM)
+        assert session.proc.wait(30) == 0
+    finally:
+        session.close()
+
+
+def test_the_track_a_program_is_configured_for_its_phases() -> None:
+    settings = load_settings(ROOT / "config" / "observer.toml")
+    program = settings.programs["track_a"]
+    assert program.kind == "session" and program.depends_on == ("writer",)
+    assert set(program.phases) == {"track_a_only", "full_operation", "track_a_closing", "shutdown"}
+    assert program.command[:3] == ("observer", "track-a", "run")
+    assert settings.track_a.interval_min == 10

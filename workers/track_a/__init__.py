@@ -1,0 +1,4 @@
+"""Track A: the current price of every universe stock, every 10 minutes from 09:00 to the close.
+
+``observer track-a run`` is the ``track_a`` session worker; see `workers.track_a.worker`.
+"""

@@ -1,0 +1,151 @@
+"""``observer track-a``: the ``track_a`` session worker and its cycle report.
+
+``run`` is what the supervisor starts in the Track A phases (09:00-15:30, and the shutdown
+phase for the closing cycle); it exits 0 on SIGTERM, 1 when the bus fails, 2 on bad
+configuration. ``cycles`` shows a day's cycles from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bus.errors import BusError
+from bus.producer import Producer
+from observer.clock import Clock, clock_from_env, now_utc
+from observer.config import Settings, load_settings
+from observer.db.engine import make_engine
+from observer.db.models import TrackACycleRow
+from observer.errors import ConfigError
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST
+from observer.runtime import drained, producer_for
+from workers.track_a.worker import SOURCE, TrackA
+
+__all__ = ["app"]
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(no_args_is_help=True, help="Track A: the whole universe every 10 minutes.")
+
+_DRAIN_S = 60.0  # for an earlier run's events to reach the database before resuming
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    typer.echo(f"observer track-a: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run Track A's cycles until SIGTERM (the supervisor's ``track_a`` program)."""
+    settings = _settings(config)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    try:
+        producer = producer_for(settings, SOURCE, clock.now_ns)
+    except BusError as exc:
+        _fail(str(exc), 1)
+    notifier.ready()
+    try:
+        resume = drained(producer, notifier, _DRAIN_S)
+        if not resume:
+            log.warning("the writer has not acknowledged an earlier run's events: no resume")
+        asyncio.run(_run(settings, clock, producer, notifier, resume))
+    except BusError as exc:
+        _fail(str(exc), 1)
+    finally:
+        producer.close(drain_timeout=10.0)
+
+
+async def _run(
+    settings: Settings, clock: Clock, producer: Producer, notifier: Notifier, resume: bool
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await TrackA(settings, clock, producer, notifier, stop).run(resume)
+
+
+@app.command()
+def cycles(
+    day: Annotated[
+        str | None, typer.Option("--date", help="trading day (default: today, KST)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """A day's cycles as stored: coverage, failures, duration and request rate."""
+    settings = _settings(config)
+    today = now_utc(clock_from_env()).astimezone(KST).date()
+    try:
+        target = date.fromisoformat(day) if day else today
+    except ValueError as exc:
+        _fail(f"--date: {exc}", 2)
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with Session(engine) as session:
+            rows = session.scalars(
+                select(TrackACycleRow)
+                .where(TrackACycleRow.trade_date == target)
+                .order_by(TrackACycleRow.scheduled_ns, TrackACycleRow.seq)
+            ).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo(f"no Track A cycles stored for {target}")
+        return
+    for cycle in rows:
+        seconds = (cycle.finished_ns - cycle.started_ns) / 1e9
+        record: dict[str, Any] = {
+            "cycle_id": cycle.cycle_id,
+            "started": datetime.fromtimestamp(cycle.started_ns / 1e9, KST).strftime("%H:%M:%S"),
+            "universe": cycle.universe_size,
+            "snapshots": cycle.succeeded + cycle.carried,
+            "failed": cycle.failed,
+            "unfinished": cycle.unfinished,
+            "duration_s": round(seconds, 1),
+            "rate_per_s": float(cycle.rate_per_s),
+            "limit_per_s": float(cycle.limit_per_s),
+            "overran": cycle.overran,
+        }
+        if as_json:
+            typer.echo(json.dumps(record))
+        else:
+            typer.echo(
+                f"{record['cycle_id']}  {record['snapshots']:>5} of {record['universe']:<5} "
+                f"failed {record['failed']:<3} unfinished {record['unfinished']:<4} "
+                f"{record['duration_s']:>6} s  {record['rate_per_s']:.2f}/s of "
+                f"{record['limit_per_s']:.2f}/s" + ("  OVERRAN" if cycle.overran else "")
+            )
+
+
+def main() -> None:
+    """``python -m workers.track_a.cli`` (the same as ``observer track-a``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

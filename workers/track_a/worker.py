@@ -1,0 +1,271 @@
+"""The ``track_a`` session worker: a cycle at every boundary of the day, none overlapping.
+
+Each cycle asks every member of the day's universe (from the database, where the universe
+job published it) for its current price, publishes a `PriceSnapshot` per answer, then one
+`TrackACycle`. A cycle still running when the next is due is cut off and reported, and the
+next starts on time.
+
+Restarts lose nothing and repeat nothing: before its first cycle the worker waits until the
+writer has acknowledged whatever an earlier instance left in the outbox, so the database
+shows that instance's work. A cycle already summarised is not run again; a cycle in force
+that an earlier instance began is resumed with only the symbols it still lacks (``carried``
+counts the others). A stop (SIGTERM) mid-cycle publishes no summary, for that reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Engine, func, select
+
+from bus.events import Alert, PriceSnapshot, TokenRefreshed, TrackACycle
+from bus.producer import Producer
+from observer.clock import Clock, now_utc
+from observer.config import Settings
+from observer.db.engine import make_engine
+from observer.db.models import PriceSnapshotRow, TrackACycleRow
+from observer.db.queries import universe_of
+from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.notify import Notifier
+from observer.supervisor.schedule import timeline_from
+from workers.track_a.cycle import CycleRun, Target, run_cycle
+from workers.track_a.schedule import Cycle, current_or_next
+
+__all__ = ["SOURCE", "TrackA"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "track_a"
+_NS = 1_000_000_000
+_UNIVERSE_POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
+_IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again after this
+
+
+@dataclass
+class Tally:
+    """What the heartbeats report."""
+
+    cycles: int = 0
+    snapshots: int = 0
+    failed: int = 0
+    overran: int = 0
+    last_cycle_s: float = 0.0
+
+    def counters(self) -> dict[str, float]:
+        """The heartbeat's counters."""
+        return {
+            "cycles": self.cycles,
+            "snapshots": self.snapshots,
+            "failed": self.failed,
+            "overran": self.overran,
+            "last_cycle_s": round(self.last_cycle_s, 2),
+        }
+
+
+class TrackA:
+    """One Track A process: its accounts, its schedule, and the cycles it has run."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        producer: Producer,
+        notifier: Notifier,
+        stop: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.producer = producer
+        self.notifier = notifier
+        self.stop = stop
+        self.timeline = timeline_from(settings.phases, settings.calendar)
+        self.tally = Tally()
+        share = settings.kis.process_share[SOURCE]
+        self.limit_per_s = sum(a.rest_per_second * share for a in settings.kis.accounts)
+        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+        self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
+
+    async def run(self, resume: bool = True) -> None:
+        """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
+        limits = rate_limits(self.settings, SOURCE)
+        accounts = [
+            open_account(self.settings, a.alias, self.clock, limits, self._token_issued)
+            for a in self.settings.kis.accounts
+        ]
+        beating = asyncio.ensure_future(self._beat())
+        interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
+        try:
+            while not self.stop.is_set():
+                now = now_utc(self.clock)
+                cycle = current_or_next(self.timeline, now, interval, closing)
+                if cycle is None:
+                    await self._sleep(_IDLE_S)
+                elif now < cycle.scheduled:
+                    await self._until(cycle.scheduled)
+                else:
+                    await self._cycle(cycle, accounts, resume)
+                    resume = False
+                    await self._until(cycle.deadline)
+        finally:
+            beating.cancel()
+            for account in accounts:
+                await account.aclose()
+            self._engine.dispose()
+
+    # ------------------------------------------------------------------ one cycle
+
+    async def _cycle(self, cycle: Cycle, accounts: Sequence[KisAccount], resume: bool) -> None:
+        if resume and self._summarised(cycle):
+            log.info("cycle %s was completed by an earlier run", cycle.cycle_id)
+            return
+        members = await self._universe(cycle)
+        if self.stop.is_set():
+            return
+        carried = self._stored(cycle) if resume else set()
+        targets = [Target(symbol, market) for symbol, market in members]
+        todo = [t for t in targets if t.symbol not in carried]
+        if not todo:  # no universe by the deadline, or every symbol stored by an earlier run
+            now = self.clock.now_ns()
+            self._summarise(cycle, CycleRun(todo, now, now), len(targets), len(targets))
+            return
+        config = self.settings.track_a
+        run = await run_cycle(
+            [a.client for a in accounts],
+            todo,
+            cycle.cycle_id,
+            self.clock,
+            int(cycle.deadline.timestamp() * _NS),
+            self._publish,
+            per_client=config.requests_per_account,
+            retry_failed=config.retry_failed,
+            stop=self.stop,
+        )
+        if run.stopped:
+            log.info("stopped during cycle %s; the next run resumes it", cycle.cycle_id)
+            return
+        self._summarise(cycle, run, len(targets), len(targets) - len(todo))
+
+    def _token_issued(self, event: TokenRefreshed) -> None:
+        self.producer.send(event)  # the audit of token issues (never the token)
+
+    def _publish(self, snapshot: PriceSnapshot) -> None:
+        self.producer.send(snapshot)
+        self.tally.snapshots += 1
+
+    def _summarise(self, cycle: Cycle, run: CycleRun, size: int, carried: int) -> None:
+        requested = len(run.targets)
+        summary = TrackACycle(
+            cycle_id=cycle.cycle_id,
+            trade_date=cycle.trade_date,
+            scheduled_ns=int(cycle.scheduled.timestamp() * _NS),
+            started_ns=run.started_ns,
+            finished_ns=run.finished_ns,
+            universe_size=size,
+            succeeded=len(run.succeeded),
+            failed=len(run.failed),
+            missing=tuple(run.missing),
+            requested=requested,
+            carried=carried,
+            unfinished=len(run.unfinished),
+            calls=run.calls,
+            rate_per_s=Decimal(f"{run.rate_per_s:.2f}"),
+            limit_per_s=Decimal(f"{self.limit_per_s:.2f}"),
+            overran=run.overran,
+        )
+        self.producer.send(summary)
+        self.producer.flush()
+        seconds = (run.finished_ns - run.started_ns) / _NS
+        self.tally.cycles += 1
+        self.tally.failed += len(run.failed)
+        self.tally.overran += run.overran
+        self.tally.last_cycle_s = seconds
+        log.info(
+            "cycle %s: %d of %d in %.1f s (%d calls, %.2f/s of %.2f/s), %d failed, %d unfinished",
+            cycle.cycle_id, len(run.succeeded) + carried, size, seconds, run.calls,
+            run.rate_per_s, self.limit_per_s, len(run.failed), len(run.unfinished),
+        )  # fmt: skip
+        missing = len(run.missing)
+        if requested and not run.succeeded and run.failed:
+            sample = "; ".join(f"{s}: {e}" for s, e in list(run.failed.items())[:3])
+            message = f"cycle {cycle.cycle_id}: no symbol answered ({sample})"
+            self._alert("critical", "track_a_cycle_failed", message, cycle)
+        elif missing:
+            why = "cut off by the next cycle; " if run.overran else ""
+            self._alert(
+                "warning", "track_a_missing",
+                f"cycle {cycle.cycle_id}: {missing} of {size} symbols missing ({why}"
+                f"{len(run.failed)} failed, {len(run.unfinished)} unfinished)", cycle,
+            )  # fmt: skip
+
+    def _alert(self, severity: str, code: str, message: str, cycle: Cycle) -> None:
+        log.warning("%s", message)
+        context = {"cycle_id": cycle.cycle_id}
+        self.producer.send(Alert(severity=severity, code=code, message=message, context=context))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ the database
+
+    def _summarised(self, cycle: Cycle) -> bool:
+        query = select(func.count()).where(
+            TrackACycleRow.source == SOURCE, TrackACycleRow.cycle_id == cycle.cycle_id
+        )
+        with self._engine.connect() as conn:
+            return bool(conn.execute(query).scalar_one())
+
+    def _stored(self, cycle: Cycle) -> set[str]:
+        query = select(PriceSnapshotRow.symbol).where(
+            PriceSnapshotRow.source == SOURCE, PriceSnapshotRow.cycle_id == cycle.cycle_id
+        )
+        with self._engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    async def _universe(self, cycle: Cycle) -> list[tuple[str, str]]:
+        """The day's members (symbol, market) by rank, waiting for the universe job if needed.
+
+        Past the cycle's deadline without one, the cycle is empty; a critical alert goes
+        out once per day when the universe is ``universe_alert_s`` late.
+        """
+        day = cycle.trade_date
+        late_after = cycle.scheduled.timestamp() + self.settings.track_a.universe_alert_s
+        while not self.stop.is_set():
+            with self._engine.connect() as conn:
+                members = universe_of(conn, day)
+            if members:
+                return [(symbol, market) for symbol, market, _ in members]
+            now = self.clock.now_ns() / _NS
+            if now >= late_after and day.isoformat() not in self._alerted_universe:
+                self._alerted_universe.add(day.isoformat())
+                self._alert("critical", "track_a_no_universe",
+                            f"no universe for {day}: Track A cannot run (is the universe "
+                            "job failing? `observer universe build`)", cycle)  # fmt: skip
+            if now >= cycle.deadline.timestamp():
+                return []
+            await self._sleep(_UNIVERSE_POLL_S)
+        return []
+
+    # ------------------------------------------------------------------ waiting
+
+    async def _until(self, instant: datetime) -> None:
+        await self._sleep(instant.timestamp() - self.clock.now_ns() / _NS)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of clock time, or less if ``stop`` comes first."""
+        if seconds <= 0:
+            return
+        nap = asyncio.ensure_future(self.clock.sleep(seconds))
+        woken = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            woken.cancel()
+
+    async def _beat(self) -> None:
+        while True:
+            self.notifier.beat(self.tally.counters)
+            # Heartbeats are wall-clock business (the supervisor's timeout is in wall seconds).
+            await asyncio.sleep(self.notifier.interval_s / 2)
