@@ -10,10 +10,10 @@ from typing import Annotated, NoReturn
 import typer
 
 from bus.endpoints import local_endpoints
-from observer.config import Settings, load_settings
+from observer.cli_exit import fail, settings_or_exit
+from observer.config import Settings
 from observer.errors import (
     BusError,
-    ConfigError,
     ObserverError,
     StoreError,
     WaitFailed,
@@ -38,15 +38,11 @@ RunDirOpt = Annotated[Path | None, typer.Option("--run-dir", help="sockets and o
 
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    return settings_or_exit("observer", config)
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"observer: {message}", err=True)
-    raise typer.Exit(code)
+    fail("observer", message, code)
 
 
 def _url(settings: Settings, db: str | None) -> str:
@@ -109,7 +105,7 @@ def demo(
         float | None, typer.Option(help="clock speed in the session (default: day in 4 min)")
     ] = None,
     idle_speed: Annotated[
-        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 4x speed)")
+        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 3x speed)")
     ] = None,
     accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 1,
     faults: Annotated[str, typer.Option(help="none | light | heavy")] = "none",

@@ -31,6 +31,8 @@ __all__ = [
     "Settings",
     "SupervisorSettings",
     "TrackASettings",
+    "TrackBSettings",
+    "TriggerSettings",
     "UniverseSettings",
     "WriterSettings",
     "default_config_path",
@@ -156,6 +158,49 @@ class TrackASettings(_Strict, frozen=True):
     universe_alert_s: PositiveFloat = 60.0  # no universe this long after a cycle was due: alert
 
 
+class TriggerSettings(_Strict, frozen=True):
+    """One trigger of seed 004's symbol selection: when it fires, how strong, how long."""
+
+    enabled: bool = True
+    threshold: PositiveFloat = 3.0  # the measure at which it fires (a ratio, or trades/s)
+    full_at: PositiveFloat = 5.0  # the measure at which its strength reaches 1
+    ttl_s: PositiveFloat = 300.0  # it lapses unless renewed within this
+    weight: PositiveFloat = 10.0  # priority score = weight x (1 + strength) + cap factor
+
+
+def _volume_surge() -> TriggerSettings:
+    return TriggerSettings(threshold=3.0, full_at=5.0, ttl_s=300.0, weight=10.0)
+
+
+def _trade_velocity() -> TriggerSettings:
+    return TriggerSettings(threshold=10.0, full_at=20.0, ttl_s=180.0, weight=8.0)
+
+
+def _volatility_spike() -> TriggerSettings:
+    return TriggerSettings(threshold=2.0, full_at=3.0, ttl_s=300.0, weight=6.0)
+
+
+class TrackBSettings(_Strict, frozen=True):
+    """Track B's symbol selection (seed 004's ``symbol_selection`` schema) and slots."""
+
+    volume_surge: TriggerSettings = msgspec.field(default_factory=_volume_surge)
+    trade_velocity: TriggerSettings = msgspec.field(default_factory=_trade_velocity)
+    volatility_spike: TriggerSettings = msgspec.field(default_factory=_volatility_spike)
+    manual_weight: PositiveFloat = 5.0  # pins: strength 1, no expiry, never replaced
+    velocity_window_s: PositiveFloat = 10.0  # trades/s over this many seconds of ticks
+    # Cumulative share of a day's volume traded by each time (KST), for "volume so far
+    # against the 20-day average for the same elapsed part of the session"; linear between.
+    volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
+        ("09:00", 0.0), ("09:30", 0.16), ("10:00", 0.25), ("11:00", 0.38), ("12:00", 0.48),
+        ("13:00", 0.57), ("14:00", 0.68), ("15:00", 0.82), ("15:20", 0.91), ("15:30", 1.0),
+    )  # fmt: skip
+    registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
+    books: bool = False  # also H0STASP0: a symbol then takes two registrations
+    replacement_threshold: Annotated[float, Meta(ge=1.0)] = 1.2
+    min_hold_s: Annotated[float, Meta(ge=0)] = 60.0  # a new holding is not replaced sooner
+    overflow_alert_pct: tuple[float, float, float] = (5.0, 10.0, 20.0)  # log, warn, critical
+
+
 class ScheduleEntry(_Strict, frozen=True):
     """One scheduled run of a job: a KST time, the days it applies to, extra arguments."""
 
@@ -252,6 +297,7 @@ class Settings(_Strict, frozen=True):
     masterfile: MasterFileSettings = MasterFileSettings()
     universe: UniverseSettings = UniverseSettings()
     track_a: TrackASettings = TrackASettings()
+    track_b: TrackBSettings = TrackBSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

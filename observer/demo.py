@@ -47,7 +47,7 @@ TARGET_WALL_S = 240.0  # the default speeds fit the day in four minutes
 # Outside the session the clock runs this many times faster: the jobs then (master files,
 # the universe) need seconds of wall time, the session's cycles need their share of the
 # machine. A 10-minute Track A cycle gets 600 / speed wall seconds.
-IDLE_FACTOR = 4.0
+IDLE_FACTOR = 3.0
 BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
 START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that

@@ -58,3 +58,10 @@ def test_bench_track_a_reports_each_cycle_against_its_bound() -> None:
         n = cycle["symbols"]  # the first call goes at once: n calls take n - 1 intervals
         assert cycle["rate_per_s"] <= cycle["limit_per_s"] * n / (n - 1)
     assert result["egw00201"] == 0
+
+
+def test_bench_track_b_reports_the_evaluation_against_a_bare_sort() -> None:
+    result = run("track-b", "--candidates", "500", "--accounts", "2", "--repeats", "1")
+    assert {"evaluate_ms", "baseline_ms", "ratio", "triggers_ms"} <= set(result)
+    # Every slot was held by a stronger candidate: the rest overflow, none is lost.
+    assert result["outcome"] == {"overflow": 500 - 82}

@@ -17,13 +17,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
-    # 05:00-09:00 at 480x (30 s: the jobs build the masters and the universe), then Track A's
+    # 05:00-09:00 at 360x (40 s: the jobs build the masters and the universe), then Track A's
     # first cycles at 120x (5 wall seconds each).
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "observer", "demo", "--data-dir", str(data), "--date",
          "2026-11-20", "--start", "05:00", "--until", "09:31", "--speed", "120",
-         "--idle-speed", "480", "--faults", "light", "--json"],
+         "--idle-speed", "360", "--faults", "light", "--json"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

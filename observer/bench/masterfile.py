@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
 
+from observer.bench.timing import best_seconds
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Instrument
@@ -73,15 +72,6 @@ class MasterFileBenchReport:
             f"  raw sqlite3 fetch        {s['tickers_baseline_ms']:.1f} ms  "
             f"ratio {s['tickers_ratio']}",
         ]
-
-
-def _best(work: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def run_masterfile_bench(seed: int = 1, repeats: int = 3) -> MasterFileBenchReport:
@@ -145,10 +135,10 @@ def run_masterfile_bench(seed: int = 1, repeats: int = 3) -> MasterFileBenchRepo
                     "security_type = 'stock' order by market, symbol"
                 ).fetchall()
 
-            report.parse_diff_s = _best(parse_and_diff, repeats)
-            report.baseline_s = _best(baseline, repeats)
-            report.tickers_us_ms = _best(us, repeats + 2) * 1000
-            report.tickers_baseline_ms = _best(us_baseline, repeats + 2) * 1000
+            report.parse_diff_s = best_seconds(parse_and_diff, repeats)
+            report.baseline_s = best_seconds(baseline, repeats)
+            report.tickers_us_ms = best_seconds(us, repeats + 2) * 1000
+            report.tickers_baseline_ms = best_seconds(us_baseline, repeats + 2) * 1000
             raw.close()
         finally:
             engine.dispose()

@@ -19,10 +19,11 @@ import typer
 from sqlalchemy import func, select
 
 from bus.errors import BusError
+from observer.cli_exit import fail, settings_or_exit
 from observer.clock import clock_from_env
-from observer.config import Settings, load_settings
+from observer.config import Settings
 from observer.db.models import Instrument, MasterFileCheck
-from observer.errors import ConfigError, MasterFileError, ObserverError
+from observer.errors import MasterFileError, ObserverError
 from observer.instruments import MASTER_FILES, master_file, resolve
 from observer.logs import setup_logging
 from observer.notify import Notifier
@@ -42,15 +43,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="last line is JSON")]
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"observer masterfile: {message}", err=True)
-    raise typer.Exit(code)
+    fail("observer masterfile", message, code)
 
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    return settings_or_exit("observer masterfile", config)
 
 
 @contextmanager

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 
 from bus.errors import BusError
 from bus.producer import Producer
+from observer.cli_exit import fail, settings_or_exit
 from observer.clock import Clock, clock_from_env, now_utc
-from observer.config import Settings, load_settings
+from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.models import TrackACycleRow
-from observer.errors import ConfigError
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
@@ -42,15 +42,11 @@ _DRAIN_S = 60.0  # for an earlier run's events to reach the database before resu
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"observer track-a: {message}", err=True)
-    raise typer.Exit(code)
+    fail("observer track-a", message, code)
 
 
 def _settings(config: Path | None) -> Settings:
-    try:
-        return load_settings(config)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
+    return settings_or_exit("observer track-a", config)
 
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from bus.errors import BusError
 from bus.events import Alert
 from bus.producer import Producer
+from observer.cli_exit import fail
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
 from observer.db.engine import make_engine
@@ -61,8 +62,7 @@ def _group() -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    typer.echo(f"observer universe: {message}", err=True)
-    raise typer.Exit(code)
+    fail("observer universe", message, code)
 
 
 @contextmanager

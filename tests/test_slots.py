@@ -1,0 +1,156 @@
+"""The slot manager: the seed's allocation rules as properties over random rounds."""
+
+from __future__ import annotations
+
+import copy
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workers.track_b.slots import Candidate, Decision, SlotBook
+
+SYMBOLS = [f"{n:06d}" for n in range(1, 40)]
+MIN_HOLD = 5
+
+
+def candidate(symbol: str, score: float, expires: int = 0, pinned: bool = False) -> Candidate:
+    return Candidate(symbol, "manual" if pinned else "volume_surge", score,
+                     market_cap=int(symbol), expires_ns=expires, pinned=pinned)  # fmt: skip
+
+
+candidates = st.builds(
+    candidate,
+    st.sampled_from(SYMBOLS),
+    st.floats(1, 30, allow_nan=False),
+    st.integers(0, 40),
+    st.sampled_from([False] * 6 + [True]),  # pins are rare
+)
+rounds = st.lists(
+    st.tuples(
+        st.lists(candidates, max_size=25),
+        st.integers(1, 5),  # time passing before the round
+        st.sets(st.sampled_from(["a", "b", "c"])),  # accounts that are unhealthy
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+def play(book: SlotBook, plan: list[tuple[list[Candidate], int, set[str]]]) -> list[list[Decision]]:
+    now, out = 0, []
+    for pool, step, sick in plan:
+        now += step
+        healthy = [a for a in book.accounts if a not in sick]
+        out.append(book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(plan=rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
+def test_the_allocator_keeps_its_promises(
+    plan: list[tuple[list[Candidate], int, set[str]]], accounts: int, capacity: int
+) -> None:
+    names = ["a", "b", "c"][:accounts]
+    book = SlotBook(names, capacity)
+    now = 0
+    for pool, step, sick in plan:
+        now += step
+        healthy = {a for a in names if a not in sick}
+        decisions = book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD)
+        holdings = book.holdings()
+        # Never above capacity, one symbol per slot, each symbol in at most one slot.
+        for account in names:
+            assert len(book.slots[account]) == capacity
+        symbols = [h.candidate.symbol for h in holdings]
+        assert len(symbols) == len(set(symbols))
+        # Nothing is left on an unhealthy account, and nothing lapsed is held.
+        assert all(h.account in healthy for h in holdings)
+        assert all(
+            h.candidate.pinned or not h.candidate.expires_ns or h.candidate.expires_ns > now
+            for h in holdings
+        )
+        # No candidate overflowed while a replaceable slot holds one scoring below its
+        # score / 1.2 (pins are never replaced; new holdings are protected for MIN_HOLD).
+        replaceable = [
+            h for h in holdings if not h.candidate.pinned and now - h.since_ns >= MIN_HOLD
+        ]
+        for d in decisions:
+            if d.action == "overflow" and not d.candidate.pinned:
+                assert all(h.candidate.score * 1.2 >= d.candidate.score for h in replaceable)
+            if d.action == "overflow":
+                assert all(
+                    book.slots[a][s] is not None for a in healthy for s in range(capacity)
+                ), "an overflow while a healthy account had a free slot"
+        # Every wanted symbol is held or overflowed in this round.
+        best = {c.symbol for c in pool if c.pinned or not c.expires_ns or c.expires_ns > now}
+        placed = {d.candidate.symbol for d in decisions if d.action in ("allocate", "replace")}
+        overflowed = {d.candidate.symbol for d in decisions if d.action == "overflow"}
+        assert best <= set(symbols) | overflowed | placed
+
+
+@settings(max_examples=150, deadline=None)
+@given(plan=rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
+def test_the_same_inputs_give_the_same_allocation(
+    plan: list[tuple[list[Candidate], int, set[str]]], accounts: int, capacity: int
+) -> None:
+    names = ["a", "b", "c"][:accounts]
+    first, second = SlotBook(names, capacity), SlotBook(names, capacity)
+    shuffled = [(list(reversed(pool)), step, sick) for pool, step, sick in copy.deepcopy(plan)]
+    assert play(first, plan) == play(second, shuffled)  # input order does not matter
+    assert first.holdings() == second.holdings() and first.cursor == second.cursor
+
+
+def test_free_slots_go_round_robin_and_replacement_needs_twenty_percent_more() -> None:
+    book = SlotBook(["a", "b"], 2)
+    first = book.evaluate([candidate(s, 10.0 + n) for n, s in enumerate(SYMBOLS[:4])], 0,
+                          ["a", "b"])  # fmt: skip
+    assert [(d.action, d.account, d.slot) for d in first] == [
+        ("allocate", "a", 0), ("allocate", "b", 0), ("allocate", "a", 1), ("allocate", "b", 1),
+    ]  # fmt: skip
+    assert [d.candidate.score for d in first] == [13.0, 12.0, 11.0, 10.0]
+    # 11.9 is not above 1.2 x 10; 12.1 is, and takes the weakest slot.
+    tight = book.evaluate([candidate(SYMBOLS[10], 11.9)], 100, ["a", "b"], min_hold_ns=10)
+    assert tight[0].action == "overflow" and tight[0].lowest_held == 10.0
+    won = book.evaluate([candidate(SYMBOLS[11], 12.1)], 100, ["a", "b"], min_hold_ns=10)
+    assert won[0].action == "replace" and won[0].replaced is not None
+    assert won[0].replaced.symbol == SYMBOLS[0] and (won[0].account, won[0].slot) == ("b", 1)
+
+
+def test_a_new_holding_is_protected_for_the_minimum_hold() -> None:
+    book = SlotBook(["a"], 1)
+    book.evaluate([candidate(SYMBOLS[0], 5.0)], 0, ["a"])
+    early = book.evaluate([candidate(SYMBOLS[1], 20.0)], 5, ["a"], min_hold_ns=10)
+    assert early[0].action == "overflow"
+    later = book.evaluate([candidate(SYMBOLS[1], 20.0)], 10, ["a"], min_hold_ns=10)
+    assert later[0].action == "replace"
+
+
+def test_lapsed_triggers_expire_and_renewals_keep_the_slot() -> None:
+    book = SlotBook(["a"], 2)
+    book.evaluate([candidate(SYMBOLS[0], 9.0, expires=10), candidate(SYMBOLS[1], 9.0, 10)], 0,
+                  ["a"])  # fmt: skip
+    decisions = book.evaluate([candidate(SYMBOLS[1], 9.5, expires=20)], 10, ["a"])
+    assert [(d.action, d.candidate.symbol) for d in decisions] == [("expire", SYMBOLS[0])]
+    assert book.held()[SYMBOLS[1]].candidate.score == 9.5
+
+
+def test_an_unhealthy_accounts_symbols_fail_over_to_free_capacity() -> None:
+    book = SlotBook(["a", "b"], 2)
+    book.evaluate([candidate(s, 10.0) for s in SYMBOLS[:3]], 0, ["a", "b"])
+    assert {h.account for h in book.holdings()} == {"a", "b"}
+    decisions = book.evaluate([], 1, ["b"])
+    moved = [d for d in decisions if d.action == "release"]
+    assert moved and all(d.account == "a" and "failover" in d.reason for d in moved)
+    assert all(h.account == "b" for h in book.holdings())
+    assert len(book.holdings()) == 2  # b's capacity; the third overflowed
+    assert [d.action for d in decisions].count("overflow") == 1
+
+
+def test_pins_take_a_slot_and_are_never_replaced() -> None:
+    book = SlotBook(["a"], 1)
+    book.evaluate([candidate(SYMBOLS[0], 25.0)], 0, ["a"])
+    pinned = book.evaluate([candidate(SYMBOLS[1], 6.0, pinned=True)], 1, ["a"], min_hold_ns=10)
+    assert pinned[0].action == "replace" and pinned[0].reason == "pinned"
+    strong = book.evaluate([candidate(SYMBOLS[2], 29.0)], 50, ["a"])
+    assert strong[0].action == "overflow"
+    assert book.release(SYMBOLS[1], "unpinned") is not None and book.holdings() == []

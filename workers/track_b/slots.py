@@ -1,0 +1,204 @@
+"""The slot manager and provider pool: which account streams which symbol (seed 004).
+
+Each account's WebSocket session holds ``capacity`` symbols (41 registrations, or half that
+when books are streamed too). One evaluation, given the candidates of the moment:
+
+1. Held symbols that are candidates again are renewed (their score and expiry updated).
+2. Held symbols whose trigger lapsed are released (``expire``); pins never lapse.
+3. Symbols held on an unhealthy account are released there (``release``, failover) and
+   compete again for the capacity left on healthy accounts.
+4. The other candidates, pins first, then by score, market cap and code, each take a free
+   slot on the next healthy account in round-robin order (``allocate``). With none free, a
+   candidate replaces the lowest-scoring replaceable holding (not pinned, held at least
+   ``min_hold_ns``) if it scores above ``threshold`` times that holding (``replace``); a pin
+   replaces the lowest unpinned holding whatever its score. Otherwise it is an
+   ``overflow``, with the lowest held score; so is a replaced symbol, whose trigger is
+   still live.
+
+The same state and inputs always give the same decisions: every choice is ordered by score,
+market cap and code, and the round-robin position is part of the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+__all__ = ["Candidate", "Decision", "Holding", "SlotBook"]
+
+Action = Literal["allocate", "replace", "release", "expire", "overflow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A symbol that wants a slot, with the trigger that makes it want one."""
+
+    symbol: str
+    trigger: str
+    score: float
+    strength: float = 0.0
+    measure: float = 0.0
+    market_cap: int = 0
+    expires_ns: int = 0  # 0: never
+    pinned: bool = False
+
+    def rank(self) -> tuple[bool, float, int, str, float, str, float, float]:
+        """Sort key, best first (ties: market cap, then code; then the longest-lived)."""
+        lasts = self.expires_ns or float("inf")
+        return (not self.pinned, -self.score, -self.market_cap, self.symbol, -lasts,
+                self.trigger, -self.strength, -self.measure)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """A symbol in one slot of one account since ``since_ns``."""
+
+    account: str
+    slot: int
+    candidate: Candidate
+    since_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One thing the slot manager did, with its reason."""
+
+    action: Action
+    candidate: Candidate
+    reason: str
+    account: str = ""
+    slot: int = -1
+    replaced: Candidate | None = None
+    lowest_held: float = 0.0
+
+
+class SlotBook:
+    """Every account's slots and the round-robin position: the slot manager's state."""
+
+    def __init__(self, accounts: Sequence[str], capacity: int) -> None:
+        if not accounts or capacity < 1:
+            raise ValueError("a slot book needs accounts and capacity")
+        self.accounts = list(accounts)
+        self.capacity = capacity
+        self.slots: dict[str, list[Holding | None]] = {a: [None] * capacity for a in accounts}
+        self.cursor = 0
+
+    def holdings(self) -> list[Holding]:
+        """Every holding, by account then slot."""
+        return [h for a in self.accounts for h in self.slots[a] if h is not None]
+
+    def held(self) -> dict[str, Holding]:
+        """Symbol -> its holding."""
+        return {h.candidate.symbol: h for h in self.holdings()}
+
+    def _put(self, account: str, slot: int, candidate: Candidate, now_ns: int) -> None:
+        self.slots[account][slot] = Holding(account, slot, candidate, now_ns)
+
+    def _free(self, holding: Holding) -> None:
+        self.slots[holding.account][holding.slot] = None
+
+    def release(self, symbol: str, reason: str) -> Decision | None:
+        """Release ``symbol`` (an unpin, a halted stock); None if it holds no slot."""
+        holding = self.held().get(symbol)
+        if holding is None:
+            return None
+        self._free(holding)
+        return Decision("release", holding.candidate, reason, holding.account, holding.slot)
+
+    def _next_free(self, healthy: set[str]) -> tuple[str, int] | None:
+        for step in range(len(self.accounts)):
+            account = self.accounts[(self.cursor + step) % len(self.accounts)]
+            if account not in healthy:
+                continue
+            for slot, holding in enumerate(self.slots[account]):
+                if holding is None:
+                    self.cursor = (self.cursor + step + 1) % len(self.accounts)
+                    return account, slot
+        return None
+
+    def evaluate(
+        self,
+        candidates: Iterable[Candidate],
+        now_ns: int,
+        healthy: Iterable[str],
+        *,
+        threshold: float = 1.2,
+        min_hold_ns: int = 0,
+    ) -> list[Decision]:
+        """One evaluation round (see the module's steps); returns its decisions in order."""
+        alive = set(healthy)
+        wanted: dict[str, Candidate] = {}
+        for c in sorted(candidates, key=Candidate.rank):
+            if c.pinned or not c.expires_ns or c.expires_ns > now_ns:  # lapsed: not wanted
+                wanted.setdefault(c.symbol, c)  # a symbol's best candidate
+        decisions: list[Decision] = []
+        pool: list[Candidate] = []
+        for holding in self.holdings():
+            symbol = holding.candidate.symbol
+            current = wanted.pop(symbol, None)
+            if current is not None:
+                holding = replace(holding, candidate=current)
+                self.slots[holding.account][holding.slot] = holding
+            c = holding.candidate
+            if not c.pinned and c.expires_ns and c.expires_ns <= now_ns:
+                self._free(holding)
+                why = f"{c.trigger} lapsed (score {c.score:.2f})"
+                decisions.append(Decision("expire", c, why, holding.account, holding.slot))
+            elif holding.account not in alive:
+                self._free(holding)
+                why = f"account {holding.account} unhealthy: failover"
+                decisions.append(Decision("release", c, why, holding.account, holding.slot))
+                pool.append(c)
+        pool.extend(wanted.values())
+        full: Decision | None = None  # the first candidate that found no slot
+        for c in sorted(pool, key=Candidate.rank):
+            if full is not None:  # every later one scores no higher (pins come first): no slot
+                why = _overflow_reason(c, threshold)
+                decisions.append(Decision("overflow", c, why, lowest_held=full.lowest_held))
+                continue
+            decision = self._place(c, now_ns, alive, threshold, min_hold_ns)
+            decisions.append(decision)
+            if decision.action == "overflow" and not c.pinned:
+                full = decision
+            if decision.replaced is not None:  # still triggered, now without a slot
+                why = f"replaced by {c.symbol} (score {c.score:.2f})"
+                lowest = min((h.candidate.score for h in self.holdings() if not h.candidate.pinned),
+                             default=0.0)  # fmt: skip
+                decisions.append(Decision("overflow", decision.replaced, why, lowest_held=lowest))
+        return decisions
+
+    def _place(
+        self, c: Candidate, now_ns: int, alive: set[str], threshold: float, min_hold_ns: int
+    ) -> Decision:
+        free = self._next_free(alive)
+        if free is not None:
+            account, slot = free
+            self._put(account, slot, c, now_ns)
+            return Decision("allocate", c, f"{c.trigger} (score {c.score:.2f}): free slot",
+                            account, slot)  # fmt: skip
+        unpinned = [h for h in self.holdings() if not h.candidate.pinned and h.account in alive]
+        lowest_held = min((h.candidate.score for h in unpinned), default=0.0)
+        replaceable = [h for h in unpinned if c.pinned or now_ns - h.since_ns >= min_hold_ns]
+        if replaceable:
+            weakest = min(replaceable, key=_weakness)
+            old = weakest.candidate
+            if c.pinned or c.score > old.score * threshold:
+                self._put(weakest.account, weakest.slot, c, now_ns)
+                why = (
+                    "pinned" if c.pinned
+                    else f"{c.trigger} (score {c.score:.2f}) > {threshold:g} x {old.score:.2f}"
+                )  # fmt: skip
+                return Decision("replace", c, why, weakest.account, weakest.slot, replaced=old)
+        return Decision("overflow", c, _overflow_reason(c, threshold), lowest_held=lowest_held)
+
+
+def _overflow_reason(c: Candidate, threshold: float) -> str:
+    if c.pinned:
+        return "every slot pinned"
+    return f"score {c.score:.2f} not above {threshold:g} x the lowest replaceable"
+
+
+def _weakness(h: Holding) -> tuple[float, int, str]:
+    """The weakest holding first: lowest score, then smallest market cap, then code."""
+    return (h.candidate.score, h.candidate.market_cap, h.candidate.symbol)

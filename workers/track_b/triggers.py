@@ -1,0 +1,197 @@
+"""The trigger engine: which universe stocks deserve a real-time slot now (seed 004).
+
+Every measure compares like with like, from data the product has:
+
+* **volume surge**: the volume traded between two Track A snapshots against what the
+  20-day average volume trades in the same part of the session. A day's volume is not
+  spread evenly (KRX days are U-shaped), so the expected share comes from the configured
+  cumulative ``volume_profile`` (linear between its points), in minutes since the open so
+  that late-opening days shift with it. The first snapshot of a day compares the volume
+  since the open.
+* **volatility spike**: the day's true range so far (high and low, reaching back to the
+  previous close) against the 14-day ATR scaled to the elapsed part of the session by its
+  square root (a random walk's range grows with the square root of time).
+* **trade velocity**: executions per second over the last ``velocity_window_s`` of the
+  real-time stream. Track A has no trade counts, so this only renews the trigger of a
+  symbol already streamed (it keeps a busy symbol in its slot).
+* **manual**: an operator's pin (strength 1, no expiry).
+
+A trigger's strength is ``min(measure / full_at, 1)``; it lapses ``ttl_s`` after it last
+fired. A symbol's candidate is its live trigger with the highest priority score,
+``weight x (1 + strength) + 0.1 x log10(market cap)`` (no cap term when the cap is unknown).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Literal
+
+from bus.events import PriceSnapshot
+from observer.config import TrackBSettings, TriggerSettings
+from workers.track_b.slots import Candidate
+
+__all__ = ["Reference", "Trigger", "TriggerEngine", "profile_share"]
+
+TriggerKind = Literal["volume_surge", "trade_velocity", "volatility_spike", "manual"]
+
+_NS = 1_000_000_000
+SESSION_MINUTES = 390.0  # 09:00-15:30
+_MIN_SHARE = 0.005  # expected-volume shares below this are no basis for a ratio
+_MIN_ELAPSED = 5.0  # minutes after the open before a range means anything
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """What the day's universe says of a symbol."""
+
+    symbol: str
+    market_cap: int
+    prev_close: int
+    avg_volume_20d: int
+    atr_14: float
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A fired trigger: its measure, strength and when it lapses (0: never)."""
+
+    symbol: str
+    kind: TriggerKind
+    measure: float
+    strength: float
+    fired_ns: int
+    expires_ns: int
+
+
+def _points(profile: Iterable[tuple[str, float]]) -> list[tuple[float, float]]:
+    """(minutes after 09:00, cumulative share) pairs, in time order."""
+    return sorted(
+        ((t.hour - 9) * 60 + t.minute, share)
+        for t, share in ((time.fromisoformat(at), share) for at, share in profile)
+    )
+
+
+def _share(points: list[tuple[float, float]], minutes: float) -> float:
+    at = bisect.bisect_left(points, (minutes, -1.0))
+    if at == 0:
+        return points[0][1]
+    if at == len(points):
+        return points[-1][1]
+    (m0, s0), (m1, s1) = points[at - 1], points[at]
+    return s0 + (s1 - s0) * (minutes - m0) / (m1 - m0)
+
+
+def profile_share(profile: Iterable[tuple[str, float]], minutes: float) -> float:
+    """The cumulative share of a day's volume traded ``minutes`` after the open."""
+    return _share(_points(profile), minutes)
+
+
+class TriggerEngine:
+    """Triggers from Track A snapshots, the stream's trade rates and pins."""
+
+    def __init__(
+        self, settings: TrackBSettings, references: Mapping[str, Reference], open_at: datetime
+    ) -> None:
+        self.settings = settings
+        self.references = dict(references)
+        self.open_ns = int(open_at.timestamp() * _NS)
+        self._profile = _points(settings.volume_profile)
+        self._weights: dict[str, float] = {
+            "volume_surge": settings.volume_surge.weight,
+            "trade_velocity": settings.trade_velocity.weight,
+            "volatility_spike": settings.volatility_spike.weight,
+        }
+        self._last: dict[str, tuple[int, int]] = {}  # symbol -> (observed_ns, volume)
+        self.live: dict[str, dict[TriggerKind, Trigger]] = {}
+        self.pins: set[str] = set()
+
+    # ------------------------------------------------------------------ measures
+
+    def _fire(self, symbol: str, kind: TriggerKind, measure: float, now_ns: int) -> Trigger | None:
+        config: TriggerSettings = getattr(self.settings, kind)
+        if not config.enabled or measure < config.threshold:
+            return None
+        trigger = Trigger(
+            symbol, kind, measure, min(measure / config.full_at, 1.0), now_ns,
+            now_ns + int(config.ttl_s * _NS),
+        )  # fmt: skip
+        self.live.setdefault(symbol, {})[kind] = trigger
+        return trigger
+
+    def on_snapshot(self, snapshot: PriceSnapshot) -> list[Trigger]:
+        """Volume surge and volatility spike from one Track A snapshot."""
+        ref = self.references.get(snapshot.symbol)
+        if ref is None:
+            return []
+        fired = []
+        now = snapshot.observed_ns
+        minutes = (now - self.open_ns) / _NS / 60
+        profile = self._profile
+        before = self._last.get(snapshot.symbol)
+        self._last[snapshot.symbol] = (now, snapshot.volume)
+        if before is not None and before[0] < now:
+            traded = snapshot.volume - before[1]
+            since = (before[0] - self.open_ns) / _NS / 60
+            share = _share(profile, minutes) - _share(profile, since)
+        else:
+            traded, share = snapshot.volume, _share(profile, minutes)
+        if share >= _MIN_SHARE and ref.avg_volume_20d > 0:
+            ratio = traded / (ref.avg_volume_20d * share)
+            if trigger := self._fire(snapshot.symbol, "volume_surge", ratio, now):
+                fired.append(trigger)
+        if minutes >= _MIN_ELAPSED and ref.atr_14 > 0 and snapshot.high > 0:
+            base = ref.prev_close or snapshot.base_price or snapshot.open
+            true_range = max(snapshot.high, base) - min(snapshot.low, base)
+            expected = ref.atr_14 * math.sqrt(min(minutes, SESSION_MINUTES) / SESSION_MINUTES)
+            if trigger := self._fire(
+                snapshot.symbol, "volatility_spike", true_range / expected, now
+            ):
+                fired.append(trigger)
+        return fired
+
+    def on_velocity(self, symbol: str, trades_per_s: float, now_ns: int) -> Trigger | None:
+        """Trade velocity of a streamed symbol."""
+        return self._fire(symbol, "trade_velocity", trades_per_s, now_ns)
+
+    # ------------------------------------------------------------------ candidates
+
+    def score(self, symbol: str, weight: float, strength: float) -> float:
+        """The seed's priority score."""
+        return weight * (1 + strength) + self._cap_term(symbol)
+
+    def _cap_term(self, symbol: str) -> float:
+        ref = self.references.get(symbol)
+        return 0.1 * math.log10(ref.market_cap) if ref and ref.market_cap > 0 else 0.0
+
+    def candidates(self, now_ns: int) -> list[Candidate]:
+        """Every symbol's best live trigger (and every pin), as slot candidates."""
+        found: dict[str, Candidate] = {}
+        weights = self._weights
+        for symbol in sorted(self.live):
+            triggers = self.live[symbol]
+            for kind in [k for k, t in triggers.items() if t.expires_ns <= now_ns]:
+                del triggers[kind]
+            if triggers:
+                best = max(
+                    triggers.values(), key=lambda t: (weights[t.kind] * (1 + t.strength), t.kind)
+                )
+                score = weights[best.kind] * (1 + best.strength) + self._cap_term(symbol)
+                found[symbol] = self._candidate(best, score)
+        for symbol in sorted(self.pins):
+            score = self.score(symbol, self.settings.manual_weight, 1.0)
+            found[symbol] = self._candidate(
+                Trigger(symbol, "manual", 1.0, 1.0, now_ns, 0), score, pinned=True
+            )
+        return list(found.values())
+
+    def _candidate(self, trigger: Trigger, score: float, pinned: bool = False) -> Candidate:
+        ref = self.references.get(trigger.symbol)
+        return Candidate(
+            symbol=trigger.symbol, trigger=trigger.kind, score=score, strength=trigger.strength,
+            measure=trigger.measure, market_cap=ref.market_cap if ref else 0,
+            expires_ns=trigger.expires_ns, pinned=pinned,
+        )  # fmt: skip
