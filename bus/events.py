@@ -203,13 +203,16 @@ class SlotDecision(_Event, tag="slot_decision", frozen=True):
 
 
 class SlotOverflow(_Event, tag="slot_overflow", frozen=True):
-    """A triggered symbol that found no slot: recorded in the overflow ledger."""
+    """A triggered symbol that found no slot: the overflow ledger (seed 004's fields)."""
 
     symbol: str
     trigger: str
     score: Decimal
     reason: str
     lowest_held_score: Decimal = Decimal(0)
+    strength: Decimal = Decimal(0)  # the trigger's, 0..1
+    measure: Decimal = Decimal(0)  # what fired it: a volume or range ratio, or trades/s
+    market_cap: int = 0  # KRW; 0 when unknown
 
 
 # --------------------------------------------------------------------------- reference data

@@ -158,7 +158,7 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         'schedule = [{ at = "05:00", days = "sessions" }]\n'
         '[programs.track_a]\nkind = "session"\ncommand = ["observer", "track-a", "run"]\n'
         'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
-        'phases = ["track_a_only", "full_operation", "track_a_closing", "shutdown"]\n'
+        'phases = ["warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"]\n'
     )
 
 

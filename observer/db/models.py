@@ -307,6 +307,9 @@ class OverflowEntry(Audited, Base):
     score: Mapped[Decimal]
     reason: Mapped[str] = mapped_column(String(200))
     lowest_held_score: Mapped[Decimal]
+    strength: Mapped[Decimal]
+    measure: Mapped[Decimal]
+    market_cap: Mapped[int]
 
 
 # ------------------------------------------------------------------ reference data

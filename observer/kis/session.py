@@ -22,7 +22,7 @@ from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret, load_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.parse import RealtimeFrame
-from observer.kis.stream import KisStream, StreamState
+from observer.kis.stream import KisStream, Registration, StreamState
 
 __all__ = ["KisAccount", "master_http", "open_account", "rate_limits"]
 
@@ -70,9 +70,12 @@ class KisAccount:
         self,
         on_frame: Callable[[RealtimeFrame, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
+        on_registered: Callable[[Registration], None] = lambda registration: None,
     ) -> KisStream:
         """The account's WebSocket session (one per app key)."""
-        return KisStream(self.ws_url, self.tokens, self.clock, on_frame, on_state)
+        return KisStream(
+            self.ws_url, self.tokens, self.clock, on_frame, on_state, on_registered=on_registered
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

@@ -74,6 +74,8 @@ class KisStream:
         Called with each data frame and its receive time (UTC ns).
     on_state:
         Called with each connection-state change and a reason.
+    on_registered:
+        Called when KIS acknowledges a registration (after every reconnect, too).
     max_registrations, backoff_s, reconnects_per_hour, silence_s:
         Limits; the defaults are KIS's facts and the seed's policy.
     """
@@ -86,6 +88,7 @@ class KisStream:
         on_frame: Callable[[RealtimeFrame, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         *,
+        on_registered: Callable[[Registration], None] = lambda registration: None,
         max_registrations: int = MAX_REGISTRATIONS,
         backoff_s: tuple[float, ...] = BACKOFF_S,
         reconnects_per_hour: int = 60,
@@ -96,6 +99,7 @@ class KisStream:
         self._clock = clock
         self._on_frame = on_frame
         self._on_state = on_state
+        self._on_registered = on_registered
         self._max = max_registrations
         self._backoff = backoff_s
         self._budget = reconnects_per_hour
@@ -216,6 +220,7 @@ class KisStream:
         registration = Registration(control.tr_id, control.tr_key)
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             self.registered.add(registration)
+            self._on_registered(registration)
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
         elif control.msg_cd == "OPSP8996":  # another session holds this app key

@@ -1,8 +1,9 @@
 """``observer track-a``: the ``track_a`` session worker and its cycle report.
 
-``run`` is what the supervisor starts in the Track A phases (09:00-15:30, and the shutdown
-phase for the closing cycle); it exits 0 on SIGTERM, 1 when the bus fails, 2 on bad
-configuration. ``cycles`` shows a day's cycles from the database.
+``run`` is what the supervisor starts from the warmup phase (08:00, so that it waits ready
+at 09:00) through the shutdown phase (for the 15:30 closing cycle); it exits 0 on SIGTERM,
+1 when the bus fails, 2 on bad configuration. ``cycles`` shows a day's cycles from the
+database.
 """
 
 from __future__ import annotations

@@ -1,0 +1,105 @@
+"""Track B's collector against the simulator: slots become streams, drops become gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus.events import Event, GapDetected, SlotDecision, StreamStateChanged, TradeTick
+from observer.config import load_settings
+from observer.kis.session import open_account, rate_limits
+from observer.phases import KST
+from observer.sim.market import Market
+from observer.trading_calendar import TradingCalendar
+from tests.support import SimThread
+from workers.track_b.collect import Collector
+from workers.track_b.slots import Candidate, SlotBook
+
+MARKET = Market(17, TradingCalendar(), stocks=200, etfs=10)
+STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
+
+
+@pytest.fixture
+def sim() -> Iterator[SimThread]:
+    thread = SimThread(MARKET, TEN, speed=10)  # ticks at 20 per wall second per symbol
+    yield thread
+    thread.close()
+
+
+async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Poll ``condition`` on the event loop until it holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)  # the poll interval of a deadline-bound wait
+    return value
+
+
+def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+    )
+    settings = load_settings(config)
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    def of(kind: type[Any]) -> list[Any]:
+        return [e for e in events if isinstance(e, kind)]
+
+    async def scenario() -> None:
+        limits = rate_limits(settings, "track_a")
+        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        # Silences are another test's business: none this long happen here.
+        collector = Collector(accounts, clock, events.append, expected_s=5.0, tolerance_s=900.0)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1", "acct2"], 3)
+            wanted = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:4])]
+            decisions = book.evaluate(wanted, clock.now_ns(), collector.healthy())
+            await collector.apply(decisions)
+            where = {d.candidate.symbol: d.account for d in decisions}
+            await until(lambda: {t.symbol for t in of(TradeTick)} == set(where), 20, "ticks")
+            # Each symbol streams on the account its slot is on.
+            assert all(where[t.symbol] == t.account for t in of(TradeTick))
+            before = len(of(TradeTick))
+            dropped = asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop)
+            assert dropped.result(10) == 2
+            await until(lambda: len(of(GapDetected)) == 4, 30, "a gap per symbol")
+            await until(lambda: len(of(TradeTick)) > before + 40, 20, "ticks again")
+            assert collector.healthy() == {"acct1", "acct2"}
+            assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
+        finally:
+            stop.set()
+            await running
+            for account in accounts:
+                await account.aclose()
+
+    asyncio.run(scenario())
+    gaps = of(GapDetected)
+    assert {g.symbol for g in gaps} == set(STOCKS[:4])
+    assert all(g.reason == "disconnect" and g.start_ns < g.end_ns for g in gaps)
+    assert all(g.gap_id == f"{g.account}:{g.symbol}:{g.start_ns}" for g in gaps)
+    # The gap starts at the last data its connection delivered and ends at the registration.
+    for gap in gaps:
+        before = [t.received_ns for t in of(TradeTick) if t.account == gap.account]
+        assert max(t for t in before if t <= gap.start_ns) == gap.start_ns
+    states = [(s.account, s.state) for s in of(StreamStateChanged)]
+    for account in ("acct1", "acct2"):
+        assert states.count((account, "disconnected")) == 1
+        assert states.count((account, "connected")) == 2
+    decisions = of(SlotDecision)
+    assert [d.action for d in decisions] == ["allocate"] * 4
+    assert [d.symbol for d in decisions] == list(reversed(STOCKS[:4]))  # best score first

@@ -1,0 +1,219 @@
+"""Track B's real-time sessions: one stream per account, slot decisions applied, ticks out.
+
+The collector owns every account's `KisStream`. A slot decision becomes registrations
+(H0STCNT0, and H0STASP0 when books are on) on the decided account; the streams keep what
+they want across reconnects, so slot state survives a dropped session. Each execution is
+published as a `TradeTick` (each book as an `OrderBook`), each decision as a
+`SlotDecision` or `SlotOverflow`, each session change as a `StreamStateChanged`, and each
+gap as a `GapDetected` for the gap-recovery worker. An account whose session has been down
+for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+
+from bus.events import (
+    Event,
+    GapDetected,
+    SlotDecision,
+    SlotOverflow,
+    StreamStateChanged,
+)
+from observer.clock import Clock
+from observer.errors import KisError, KisProtocolError
+from observer.kis.parse import RealtimeFrame, parse_order_book, parse_trade
+from observer.kis.session import KisAccount
+from observer.kis.stream import KisStream, Registration, StreamState
+from observer.phases import KST
+from workers.track_b.gaps import Gap, GapDetector
+from workers.track_b.slots import Decision
+
+__all__ = ["BOOK", "TRADE", "Collector", "decision_event"]
+
+log = logging.getLogger(__name__)
+
+TRADE, BOOK = "H0STCNT0", "H0STASP0"
+_NS = 1_000_000_000
+
+
+def _dec(value: float, places: str = "0.0001") -> Decimal:
+    return Decimal(repr(value)).quantize(Decimal(places))
+
+
+def decision_event(d: Decision) -> SlotDecision | SlotOverflow:
+    """The bus event of a slot decision."""
+    c = d.candidate
+    if d.action == "overflow":
+        return SlotOverflow(
+            symbol=c.symbol, trigger=c.trigger, score=_dec(c.score), reason=d.reason,
+            lowest_held_score=_dec(d.lowest_held), strength=_dec(c.strength),
+            measure=_dec(c.measure), market_cap=c.market_cap,
+        )  # fmt: skip
+    return SlotDecision(
+        account=d.account, action=d.action, symbol=c.symbol, slot=d.slot, trigger=c.trigger,
+        score=_dec(c.score), reason=d.reason,
+        replaced_symbol=d.replaced.symbol if d.replaced else "", expires_ns=c.expires_ns,
+    )  # fmt: skip
+
+
+class Collector:
+    """Every account's session, the registrations the slots call for, and what they deliver."""
+
+    def __init__(
+        self,
+        accounts: Sequence[KisAccount],
+        clock: Clock,
+        publish: Callable[[Event], None],
+        *,
+        books: bool = False,
+        expected_s: float = 0.5,
+        tolerance_s: float = 0.2,
+        in_session: Callable[[int], bool] = lambda ns: True,
+        unhealthy_after_s: float = 30.0,
+        velocity_window_s: float = 10.0,
+    ) -> None:
+        self.clock = clock
+        self.publish = publish
+        self.books = books
+        self.unhealthy_ns = int(unhealthy_after_s * _NS)
+        self.window_ns = int(velocity_window_s * _NS)
+        self.streams: dict[str, KisStream] = {}
+        self.detectors: dict[str, GapDetector] = {}
+        self.down_since: dict[str, int | None] = {}
+        self.dead: set[str] = set()  # accounts whose reconnect budget is spent
+        self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
+        self.ticks = 0
+        self.gaps = 0
+        now = clock.now_ns()
+        for account in accounts:
+            alias = account.alias
+            self.detectors[alias] = GapDetector(alias, expected_s, tolerance_s, in_session)
+            self.streams[alias] = account.stream(
+                partial(self._on_frame, alias),
+                partial(self._on_state, alias),
+                partial(self._on_registered, alias),
+            )
+            self.down_since[alias] = now  # until its session is up (within the grace)
+
+    # ------------------------------------------------------------------ the slots
+
+    def symbols(self, alias: str) -> set[str]:
+        """The symbols account ``alias`` streams."""
+        return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE}
+
+    def healthy(self) -> set[str]:
+        """Accounts that are up, or down for less than ``unhealthy_after_s``."""
+        now = self.clock.now_ns()
+        return {
+            alias
+            for alias, since in self.down_since.items()
+            if alias not in self.dead and (since is None or now - since < self.unhealthy_ns)
+        }
+
+    async def apply(self, decisions: Sequence[Decision]) -> None:
+        """Register and release what the decisions say; publish each decision."""
+        for d in decisions:
+            symbol = d.candidate.symbol
+            if d.action in ("release", "expire"):
+                await self._drop(d.account, symbol)
+            elif d.action == "replace":
+                assert d.replaced is not None
+                await self._drop(d.account, d.replaced.symbol)
+                await self._add(d.account, symbol)
+            elif d.action == "allocate":
+                await self._add(d.account, symbol)
+            self.publish(decision_event(d))
+
+    async def _add(self, alias: str, symbol: str) -> None:
+        stream = self.streams[alias]
+        await stream.subscribe(TRADE, symbol)
+        if self.books:
+            await stream.subscribe(BOOK, symbol)
+
+    async def _drop(self, alias: str, symbol: str) -> None:
+        stream = self.streams[alias]
+        await stream.unsubscribe(TRADE, symbol)
+        if self.books:
+            await stream.unsubscribe(BOOK, symbol)
+        self.detectors[alias].forget(symbol)
+        self.recent.pop(symbol, None)
+
+    def velocity(self, symbol: str) -> float:
+        """Executions per second over the window."""
+        times = self.recent.get(symbol)
+        return len(times) * _NS / self.window_ns if times else 0.0
+
+    # ------------------------------------------------------------------ the sessions
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Keep every session up until ``stop``."""
+        await asyncio.gather(*(self._keep(alias, stop) for alias in self.streams))
+
+    async def _keep(self, alias: str, stop: asyncio.Event) -> None:
+        try:
+            await self.streams[alias].run(stop)
+        except KisError as exc:  # the reconnect budget is spent: this account is out
+            log.error("account %s: %s", alias, exc)
+            self.dead.add(alias)
+            self._on_state(alias, "stopped", str(exc))
+
+    def _on_frame(self, alias: str, frame: RealtimeFrame, received_ns: int) -> None:
+        detector = self.detectors[alias]
+        for record in frame.records:
+            try:
+                if frame.tr_id == TRADE:
+                    tick = parse_trade(record, received_ns, alias)
+                    self.publish(tick)
+                    self.ticks += 1
+                    self._count(tick.symbol, received_ns)
+                    if gap := detector.on_tick(tick.symbol, received_ns):
+                        self._gap(gap)
+                elif frame.tr_id == BOOK:
+                    day = datetime.fromtimestamp(received_ns / _NS, KST).strftime("%Y%m%d")
+                    self.publish(parse_order_book(record, day, received_ns, alias))
+            except KisProtocolError as exc:  # one bad record; the others still count
+                log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, exc)
+
+    def _count(self, symbol: str, received_ns: int) -> None:
+        times = self.recent.setdefault(symbol, deque())
+        times.append(received_ns)
+        while times and received_ns - times[0] > self.window_ns:
+            times.popleft()
+
+    def _on_state(self, alias: str, state: StreamState, reason: str) -> None:
+        now = self.clock.now_ns()
+        if state == "connected":
+            self.down_since[alias] = None
+        elif state in ("disconnected", "refused", "stopped"):
+            if self.down_since[alias] is None:
+                self.down_since[alias] = now
+            if state != "stopped":
+                self.detectors[alias].on_disconnect(now, "disconnect", self.symbols(alias))
+        self.publish(
+            StreamStateChanged(
+                account=alias, state=state, reason=reason[:200],
+                registrations=len(self.streams[alias].registered),
+            )
+        )  # fmt: skip
+
+    def _on_registered(self, alias: str, registration: Registration) -> None:
+        if registration.tr_id != TRADE:
+            return
+        if gap := self.detectors[alias].on_registered(registration.tr_key, self.clock.now_ns()):
+            self._gap(gap)
+
+    def _gap(self, gap: Gap) -> None:
+        self.gaps += 1
+        self.publish(
+            GapDetected(
+                gap_id=gap.gap_id, symbol=gap.symbol, start_ns=gap.start_ns, end_ns=gap.end_ns,
+                reason=gap.reason, account=gap.account,
+            )
+        )  # fmt: skip
