@@ -199,6 +199,11 @@ class TrackBSettings(_Strict, frozen=True):
     replacement_threshold: Annotated[float, Meta(ge=1.0)] = 1.2
     min_hold_s: Annotated[float, Meta(ge=0)] = 60.0  # a new holding is not replaced sooner
     overflow_alert_pct: tuple[float, float, float] = (5.0, 10.0, 20.0)  # log, warn, critical
+    evaluate_s: PositiveFloat = 5.0  # how often slots are re-evaluated
+    sync_lead_s: PositiveFloat = 10.0  # context sync this long before full operation (09:29:50)
+    silence_expected_s: PositiveFloat = 0.5  # seed: 2 Hz ticks ...
+    silence_tolerance_s: Annotated[float, Meta(ge=0)] = 0.2  # ... and 20 % beyond
+    unhealthy_after_s: PositiveFloat = 30.0  # a session down this long: fail over
 
 
 class ScheduleEntry(_Strict, frozen=True):

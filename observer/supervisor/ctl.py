@@ -13,6 +13,7 @@ import typer
 
 from observer.config import load_settings
 from observer.errors import ConfigError
+from observer.pins import read_pins, slots_path, write_pins
 from observer.supervisor.control import Reply, request
 
 __all__ = ["ctl_app", "default_socket"]
@@ -24,7 +25,18 @@ TIMEOUT_S = 60.0  # a start waits for READY (ready_timeout_s is 30 s by default)
 
 class _Target:
     socket: Path | None = None
+    data_dir: Path | None = None
+    config: Path | None = None
     as_json = False
+
+    def folder(self) -> Path:
+        """The data folder: ``--data-dir``, or the configuration's."""
+        if self.data_dir is None:
+            try:
+                self.data_dir = Path(load_settings(self.config).paths.data_dir)
+            except ConfigError as exc:
+                _exit(f"observer ctl: {exc}", 2)
+        return self.data_dir
 
 
 _target = _Target()
@@ -48,6 +60,7 @@ def _options(
 ) -> None:
     try:
         _target.socket = socket or default_socket(data_dir, config)
+        _target.data_dir, _target.config = data_dir, config
     except ConfigError as exc:
         _exit(f"observer ctl: {exc}", 2)
     _target.as_json = as_json
@@ -132,3 +145,46 @@ def restart(name: str, as_json: JsonOpt = False) -> None:
 def run(ctx: typer.Context, job: str, as_json: JsonOpt = False) -> None:
     """Run a scheduled job now; extra arguments are passed to it."""
     _finish(_send("run", [job, *ctx.args], as_json), as_json)
+
+
+slots_app = typer.Typer(no_args_is_help=True, help="Track B's slots: pins and what is held.")
+ctl_app.add_typer(slots_app, name="slots")
+
+
+def _pins_changed(codes: list[str], add: bool) -> None:
+    folder = _target.folder()
+    try:
+        pins = read_pins(folder)
+        write_pins(folder, pins | set(codes) if add else pins - set(codes))
+    except ConfigError as exc:
+        _exit(f"observer ctl: {exc}", 1)
+    typer.echo(f"pinned: {', '.join(sorted(read_pins(folder))) or 'none'}")
+
+
+@slots_app.command()
+def pin(codes: list[str]) -> None:
+    """Pin symbols: each gets a slot at Track B's next evaluation, and keeps it."""
+    _pins_changed(codes, add=True)
+
+
+@slots_app.command()
+def unpin(codes: list[str]) -> None:
+    """Unpin symbols: their slots go back to the triggers."""
+    _pins_changed(codes, add=False)
+
+
+@slots_app.command("list")
+def list_slots(as_json: JsonOpt = False) -> None:
+    """The slots as of Track B's last evaluation (exit 1 if it has not shown any)."""
+    try:
+        shown = json.loads(slots_path(_target.folder()).read_text())
+    except FileNotFoundError:
+        _exit("observer ctl: Track B has not shown its slots (is it running?)", 1)
+    if as_json or _target.as_json:
+        typer.echo(json.dumps(shown))
+        return
+    for row in shown["slots"]:
+        typer.echo(
+            f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
+            f"{row['score']:>7.2f}" + ("  pinned" if row["pinned"] else "")
+        )

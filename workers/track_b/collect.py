@@ -70,7 +70,7 @@ class Collector:
         self,
         accounts: Sequence[KisAccount],
         clock: Clock,
-        publish: Callable[[Event], None],
+        publish: Callable[[Event], object],
         *,
         books: bool = False,
         expected_s: float = 0.5,

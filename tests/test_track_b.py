@@ -1,0 +1,158 @@
+"""The Track B worker process: context sync, slots on two accounts, pins, gaps, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
+from bus.producer import Producer
+from observer.config import load_settings
+from observer.db.engine import make_engine
+from observer.phases import KST
+from observer.sim.market import Market
+from observer.sim.server import SimConfig
+from observer.supervisor.ctl import ctl_app
+from observer.trading_calendar import TradingCalendar
+from tests.support import ROOT, SimThread, WriterProcess, wait_until
+
+MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
+STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+UNIVERSE = STOCKS[:30]
+MOVERS = UNIVERSE[20:23]  # small caps whose opening half hour is busy
+DAY = date(2026, 11, 20)
+NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
+
+
+def rows(url: str, sql: str) -> list[Any]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    except Exception:
+        return []  # the schema is not there yet
+    finally:
+        engine.dispose()
+
+
+def publish_morning(writer: WriterProcess, outbox: Path) -> None:
+    """The universe, and Track A's 09:00-09:20 snapshots with three busy movers."""
+    members = tuple(
+        UniverseMember(symbol=s, market="KOSPI", rank=n, prev_close=10_000,
+                       market_cap=10**13 // n, avg_volume_20d=1_000_000, atr_14=Decimal(300))
+        for n, s in enumerate(UNIVERSE, start=1)
+    )  # fmt: skip
+    with Producer("universe", writer.ingest, outbox / "universe") as producer:
+        producer.send(UniverseSnapshot(trade_date=DAY, based_on=date(2026, 11, 19),
+                                       min_prev_close=4000, members=members))  # fmt: skip
+        assert producer.wait_acked(30)
+    with Producer("track_a", writer.ingest, outbox / "track_a") as producer:
+        for n in range(3):
+            at = NINE + timedelta(minutes=10 * n)
+            for s in UNIVERSE:
+                busy = s in MOVERS
+                volume = (n + 1) * (400_000 if busy else 20_000)
+                producer.send(
+                    PriceSnapshot(
+                        cycle_id=at.strftime("%Y%m%d-%H%M"), symbol=s, market="KOSPI",
+                        observed_ns=int(at.timestamp() * 1e9), price=10_000 + busy * 600 * n,
+                        change=0, change_rate=Decimal(0), open=10_000,
+                        high=10_000 + busy * 800 * n, low=10_000 - 50, volume=volume,
+                        traded_value=volume * 10_000, base_price=10_000,
+                    )
+                )  # fmt: skip
+        assert producer.wait_acked(30)
+
+
+def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    data = tmp_path / "data"
+    # 09:29:00 at 20x: the context sync (09:29:50) comes 2.5 s after the clock starts.
+    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=20)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        publish_morning(writer, tmp_path / "outbox")
+        config = tmp_path / "observer.toml"
+        config.write_text(
+            f'[paths]\ndata_dir = "{data}"\nrun_dir = "{writer.run_dir}"\n'
+            f'[database]\nurl = "{url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+        )
+        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+        with (tmp_path / "track_b.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "observer", "track-b", "run", "--config", str(config)],
+                stdout=log, stderr=log, cwd=ROOT, env=env,
+            )  # fmt: skip
+        # Six slots on two accounts, the movers first (from the context sync).
+        allocated = wait_until(
+            lambda: (r := rows(url, "select account, symbol, trigger from slot_events "
+                                    "where action = 'allocate' order by seq")) and len(r) >= 6
+            and r,
+            60, "six allocations",
+        )  # fmt: skip
+        assert [r[1] for r in allocated[:3]] == sorted(MOVERS, key=MOVERS.index)
+        assert {r[2] for r in allocated[:3]} == {"context_sync"}
+        assert {r[0] for r in allocated[:6]} == {"acct1", "acct2"}
+        wait_until(
+            lambda: rows(url, "select count(distinct account) from trade_ticks") == [(2,)],
+            60, "ticks from both accounts",
+        )  # fmt: skip
+        # Default placements by market cap that found no slot are not triggered symbols.
+        assert rows(url, "select count(*) from overflow_ledger") == [(0,)]
+        # An operator pins a symbol: it takes a slot and keeps it.
+        pinned = UNIVERSE[-1]
+        runner = CliRunner()
+        done = runner.invoke(ctl_app, ["--data-dir", str(data), "slots", "pin", pinned])
+        assert done.exit_code == 0, done.output
+        wait_until(
+            lambda: rows(url, f"select action from slot_events where symbol = '{pinned}' "
+                              "and trigger = 'manual'"),
+            60, "the pin's slot",
+        )  # fmt: skip
+        # The symbol it replaced is still triggered: in the ledger, once.
+        evicted = wait_until(
+            lambda: rows(url, "select symbol, trigger, reason from overflow_ledger"), 30,
+            "the evicted symbol's overflow",
+        )  # fmt: skip
+        assert len(evicted) == 1 and evicted[0][1] == "context_sync"
+        assert evicted[0][2].startswith(f"replaced by {pinned}")
+        listed = runner.invoke(ctl_app, ["--data-dir", str(data), "slots", "list", "--json"])
+        shown = json.loads(listed.output)["slots"]
+        assert len(shown) == 6 and any(s["symbol"] == pinned and s["pinned"] for s in shown)
+        # A dropped session: a gap for every streamed symbol, closed at re-registration.
+        held = {s["symbol"] for s in shown}
+        asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop).result(10)
+        gaps = wait_until(
+            lambda: (g := rows(url, "select symbol, reason from gaps")) and len(g) >= 6 and g,
+            60, "a gap per held symbol",
+        )  # fmt: skip
+        assert {g[0] for g in gaps} >= held and {g[1] for g in gaps} == {"disconnect"}
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        writer.kill()
+        sim.close()
+
+
+def test_the_track_b_program_is_configured_for_its_phases() -> None:
+    program = load_settings(ROOT / "config" / "observer.toml").programs["track_b"]
+    assert program.kind == "session" and program.command[:3] == ("observer", "track-b", "run")
+    assert program.phases == ("warmup", "track_a_only", "full_operation")

@@ -1,0 +1,348 @@
+"""The ``track_b`` session worker: context sync, then slots re-evaluated while streaming.
+
+1. The day's universe (from the database) gives each symbol's references: market cap,
+   previous close, 20-day volume and 14-day ATR.
+2. At ``sync_lead_s`` before full operation (09:29:50), Track A's snapshots of the opening
+   half hour are read from the database: they feed the trigger engine and the context
+   ranking, whose best become the first candidates. Without them the start is degraded
+   (a warning alert): slots fill by market cap until triggers fire.
+3. From full operation on, every account's session streams its slots. Every
+   ``evaluate_s``: new Track A snapshots from the feed, trade velocity from the stream, the
+   pins of ``observer ctl slots``, and the largest market caps (the seed's default
+   placement, weight 1) become candidates; the slot manager decides; the collector applies.
+4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+import msgspec
+import zmq
+from sqlalchemy import Engine, select
+
+from bus.endpoints import local_endpoints
+from bus.events import Alert, PriceSnapshot
+from bus.feed import FeedSubscriber
+from bus.producer import Producer
+from observer.clock import Clock, now_utc
+from observer.config import Settings
+from observer.db.engine import make_engine
+from observer.db.models import PriceSnapshotRow, UniverseMemberRow, UniverseSnapshotRow
+from observer.errors import ConfigError
+from observer.kis.client import RateLimits
+from observer.kis.session import open_account
+from observer.notify import Notifier
+from observer.phases import KST, Phase
+from observer.pins import read_pins, slots_path
+from observer.supervisor.schedule import timeline_from
+from workers.track_b.collect import Collector
+from workers.track_b.context import baseline, openings, ranked
+from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.triggers import Reference, TriggerEngine
+
+__all__ = ["SOURCE", "TrackB"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "track_b"
+_NS = 1_000_000_000
+_HOUR_NS = 3600 * _NS
+_POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
+
+
+class TrackB:
+    """One Track B process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        producer: Producer,
+        notifier: Notifier,
+        stop: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.track_b
+        self.clock = clock
+        self.producer = producer
+        self.notifier = notifier
+        self.stop = stop
+        self.timeline = timeline_from(settings.phases, settings.calendar)
+        self.data_dir = Path(settings.paths.data_dir)
+        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+        self._placements: deque[tuple[int, bool]] = deque()  # (when, overflowed) per decision
+        self._alerted: dict[int, int] = {}  # alert level -> when it last went out
+        self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
+        self.counters: dict[str, float] = {}
+
+    # ------------------------------------------------------------------ the day
+
+    async def run(self) -> None:
+        """Run the day's Track B until ``stop``."""
+        day = now_utc(self.clock).astimezone(KST).date()
+        starts = {phase: at for at, phase in self.timeline.schedule.starts(day)}
+        references = await self._references(day)
+        if references is None:
+            return
+        engine = TriggerEngine(self.config, references, starts[Phase.TRACK_A_ONLY])
+        aliases = [a.alias for a in self.settings.kis.accounts]
+        # Track B makes no REST calls but the token's: its clients get a token budget.
+        limits = RateLimits({alias: 1.0 for alias in aliases})
+        accounts = [open_account(self.settings, a, self.clock, limits) for a in aliases]
+        collector = Collector(
+            accounts, self.clock, self.producer.send, books=self.config.books,
+            expected_s=self.config.silence_expected_s,
+            tolerance_s=self.config.silence_tolerance_s,
+            in_session=self._in_continuous_trading,
+            unhealthy_after_s=self.config.unhealthy_after_s,
+            velocity_window_s=self.config.velocity_window_s,
+        )  # fmt: skip
+        capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
+        book = SlotBook(aliases, capacity)
+        beating = asyncio.ensure_future(self._beat())
+        try:
+            full = starts[Phase.FULL_OPERATION]
+            await self._until(full.timestamp() - self.config.sync_lead_s)
+            if self.stop.is_set():
+                return
+            context = self._sync(full, engine, capacity * len(aliases))
+            await self._until(full.timestamp())
+            streaming = asyncio.ensure_future(collector.run(self.stop))
+            await self._follow(engine, book, collector, context, starts[Phase.TRACK_A_CLOSING])
+            await collector.apply(
+                [d for d in (book.release(s, "Track B ends at 15:00") for s in book.held()) if d]
+            )
+            await streaming
+        finally:
+            beating.cancel()
+            for account in accounts:
+                await account.aclose()
+            self._engine.dispose()
+
+    async def _references(self, day: date) -> dict[str, Reference] | None:
+        """The universe's references, waiting for the universe job if needed."""
+        u, m = UniverseSnapshotRow, UniverseMemberRow
+        while not self.stop.is_set():
+            with self._engine.connect() as conn:
+                newest = conn.execute(
+                    select(u.source, u.seq).where(u.trade_date == day)
+                    .order_by(u.produced_ns.desc(), u.seq.desc()).limit(1)
+                ).first()  # fmt: skip
+                if newest is not None:
+                    rows = conn.execute(
+                        select(m.symbol, m.market_cap, m.prev_close, m.avg_volume_20d, m.atr_14)
+                        .where(m.source == newest.source, m.seq == newest.seq)
+                    ).all()  # fmt: skip
+                    return {
+                        r.symbol: Reference(r.symbol, r.market_cap, r.prev_close,
+                                            r.avg_volume_20d, float(r.atr_14))
+                        for r in rows
+                    }  # fmt: skip
+            await self._sleep(_POLL_S)
+        return None
+
+    def _in_continuous_trading(self, ns: int) -> bool:
+        phase = self.timeline.phase_at(datetime.fromtimestamp(ns / _NS, KST))
+        return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
+
+    # ------------------------------------------------------------------ context sync
+
+    def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[Candidate]:
+        """Track A's opening into the engine; the context's first candidates (may be [])."""
+        started = time.perf_counter()
+        prefix = f"{full:%Y%m%d}-"
+        last = f"{full:%Y%m%d-%H%M}"  # the cycles up to full operation's start
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(PriceSnapshotRow)
+                .where(PriceSnapshotRow.cycle_id >= prefix, PriceSnapshotRow.cycle_id <= last)
+            ).mappings().all()  # fmt: skip
+        snapshots = [_snapshot(dict(row)) for row in rows]
+        for snapshot in sorted(snapshots, key=lambda s: s.observed_ns):
+            engine.on_snapshot(snapshot)
+        found = openings(snapshots)
+        now = self.clock.now_ns()
+        surge = self.config.volume_surge
+        chosen = []
+        for opening, _score, volume_ratio in ranked(found, baseline(found))[:slots]:
+            strength = min(volume_ratio / 3, 1.0)
+            chosen.append(
+                Candidate(
+                    opening.symbol, "context_sync",
+                    engine.score(opening.symbol, surge.weight, strength), strength,
+                    volume_ratio, engine.references.get(opening.symbol, _NONE).market_cap,
+                    now + int(surge.ttl_s * _NS),
+                )
+            )  # fmt: skip
+        seconds = time.perf_counter() - started
+        self.counters["context_sync_s"] = round(seconds, 3)
+        if not found:
+            self._alert(
+                "warning", "track_b_degraded",
+                "context sync found no Track A snapshots of the opening: slots fill by market "
+                "cap until triggers fire",
+            )  # fmt: skip
+        log.info("context sync: %d symbols from %d snapshots in %.3f s, %d candidates",
+                 len(found), len(snapshots), seconds, len(chosen))  # fmt: skip
+        return chosen
+
+    # ------------------------------------------------------------------ streaming
+
+    async def _follow(
+        self,
+        engine: TriggerEngine,
+        book: SlotBook,
+        collector: Collector,
+        context: list[Candidate],
+        until: datetime,
+    ) -> None:
+        feed = FeedSubscriber(
+            zmq.Context.instance(), local_endpoints(self.settings.paths.run).feed,
+            ["price_snapshot."],
+        )  # fmt: skip
+        by_cap = sorted(engine.references.values(), key=lambda r: (-r.market_cap, r.symbol))
+        fill = [
+            Candidate(r.symbol, "market_cap", engine.score(r.symbol, 1.0, 0.0), 0.0, 0.0,
+                      r.market_cap)
+            for r in by_cap[: book.capacity * len(book.accounts)]
+        ]  # fmt: skip
+        try:
+            while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
+                self._drain(feed, engine)
+                now = self.clock.now_ns()
+                for symbol in book.held():
+                    engine.on_velocity(symbol, collector.velocity(symbol), now)
+                engine.pins = self._pins()
+                for pin in list(book.held()):
+                    if book.held()[pin].candidate.pinned and pin not in engine.pins:
+                        released = book.release(pin, "unpinned")
+                        await collector.apply([released] if released else [])
+                candidates = [*engine.candidates(now), *context, *fill]
+                decisions = book.evaluate(
+                    candidates, now, collector.healthy(),
+                    threshold=self.config.replacement_threshold,
+                    min_hold_ns=int(self.config.min_hold_s * _NS),
+                )  # fmt: skip
+                decisions = [d for d in decisions if self._news(d)]
+                await collector.apply(decisions)
+                self._watch_overflow(decisions, now)
+                self._show(book, collector)
+                await self._sleep(self.config.evaluate_s)
+        finally:
+            feed.close()
+
+    def _news(self, d: Decision) -> bool:
+        """Whether to publish: the ledger records each triggered symbol's overflow once.
+
+        Not again for the same firing, and never for a default placement by market cap.
+        """
+        if d.action != "overflow":
+            self._overflowed.pop(d.candidate.symbol, None)
+            return True
+        if d.candidate.trigger == "market_cap":
+            return False
+        firing = (d.candidate.trigger, d.candidate.expires_ns)
+        if self._overflowed.get(d.candidate.symbol) == firing:
+            return False
+        self._overflowed[d.candidate.symbol] = firing
+        return True
+
+    def _drain(self, feed: FeedSubscriber, engine: TriggerEngine) -> None:
+        while (envelopes := feed.recv(0)) is not None:
+            for envelope in envelopes:
+                if isinstance(envelope.event, PriceSnapshot):
+                    engine.on_snapshot(envelope.event)
+
+    def _pins(self) -> set[str]:
+        try:
+            return read_pins(self.data_dir)
+        except ConfigError as exc:
+            log.warning("%s", exc)
+            return set()
+
+    def _watch_overflow(self, decisions: Sequence[Decision], now: int) -> None:
+        for d in decisions:
+            if d.action in ("allocate", "replace", "overflow"):
+                self._placements.append((now, d.action == "overflow"))
+        while self._placements and now - self._placements[0][0] > _HOUR_NS:
+            self._placements.popleft()
+        total = len(self._placements)
+        rate = 100 * sum(o for _, o in self._placements) / total if total else 0.0
+        self.counters["overflow_pct"] = round(rate, 1)
+        log_at, warn_at, critical_at = self.config.overflow_alert_pct
+        for level, (threshold, severity) in enumerate(
+            ((critical_at, "critical"), (warn_at, "warning"), (log_at, ""))
+        ):
+            if rate > threshold:
+                if now - self._alerted.get(level, -_HOUR_NS) >= _HOUR_NS:
+                    self._alerted[level] = now
+                    message = f"overflow rate {rate:.1f}% over the last hour (> {threshold:g}%)"
+                    if severity:
+                        self._alert(severity, "track_b_overflow", message)
+                    else:
+                        log.warning("%s", message)
+                break
+
+    def _show(self, book: SlotBook, collector: Collector) -> None:
+        """The slots as ``observer ctl slots list`` shows them (owner-only, atomic)."""
+        rows = [
+            {"account": h.account, "slot": h.slot, "symbol": h.candidate.symbol,
+             "trigger": h.candidate.trigger, "score": round(h.candidate.score, 2),
+             "pinned": h.candidate.pinned, "since_ns": h.since_ns}
+            for h in book.holdings()
+        ]  # fmt: skip
+        self.counters.update(
+            slots=len(rows), ticks=collector.ticks, gaps=collector.gaps,
+            healthy_accounts=len(collector.healthy()),
+        )  # fmt: skip
+        path = slots_path(self.data_dir)
+        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"at_ns": self.clock.now_ns(), "slots": rows}, out)
+        os.replace(tmp, path)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _alert(self, severity: str, code: str, message: str) -> None:
+        log.warning("%s", message)
+        self.producer.send(Alert(severity=severity, code=code, message=message))  # type: ignore[arg-type]
+
+    async def _until(self, epoch_s: float) -> None:
+        await self._sleep(epoch_s - self.clock.now_ns() / _NS)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        nap = asyncio.ensure_future(self.clock.sleep(seconds))
+        woken = asyncio.ensure_future(self.stop.wait())
+        try:
+            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            woken.cancel()
+
+    async def _beat(self) -> None:
+        while True:
+            self.notifier.beat(lambda: self.counters)
+            # Heartbeats are wall-clock business (the supervisor's timeout is in wall seconds).
+            await asyncio.sleep(self.notifier.interval_s / 2)
+
+
+_NONE = Reference("", 0, 0, 0, 0.0)
+
+
+def _snapshot(row: dict[str, object]) -> PriceSnapshot:
+    """A stored price snapshot as the event it came from."""
+    fields = {k: v for k, v in row.items() if k in PriceSnapshot.__struct_fields__}
+    return msgspec.convert(fields, PriceSnapshot)
