@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bus.events import Event, GapDetected, SlotDecision, StreamStateChanged, TradeTick
+from observer.clock import ManualClock
 from observer.config import load_settings
 from observer.kis.session import open_account, rate_limits
 from observer.phases import KST
@@ -96,6 +97,11 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     for gap in gaps:
         before = [t.received_ns for t in of(TradeTick) if t.account == gap.account]
         assert max(t for t in before if t <= gap.start_ns) == gap.start_ns
+    # Restored by priority: on each account the best-scoring slot is registered first.
+    score = {s: 10.0 + n for n, s in enumerate(STOCKS[:4])}
+    for account in ("acct1", "acct2"):
+        closed = [g.symbol for g in sorted(gaps, key=lambda g: g.end_ns) if g.account == account]
+        assert closed == sorted(closed, key=lambda s: -score[s])
     states = [(s.account, s.state) for s in of(StreamStateChanged)]
     for account in ("acct1", "acct2"):
         assert states.count((account, "disconnected")) == 1
@@ -103,3 +109,35 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     decisions = of(SlotDecision)
     assert [d.action for d in decisions] == ["allocate"] * 4
     assert [d.symbol for d in decisions] == list(reversed(STOCKS[:4]))  # best score first
+
+
+def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path: Path) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "http://127.0.0.1:9"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n'
+    )
+    settings = load_settings(config)
+    clock = ManualClock(0)
+
+    async def scenario() -> None:
+        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        collector = Collector(accounts, clock, lambda event: None, unhealthy_after_s=30)
+        clock.advance(3600)  # built long before the session starts: no grace is used up
+        assert collector.healthy() == {"acct1"}
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        await until(lambda: collector.down_since["acct1"] is not None, 5, "the session start")
+        clock.advance(29)
+        assert collector.healthy() == {"acct1"}  # connecting, within the grace
+        clock.advance(2)  # nothing listens on port 9: never connected
+        assert collector.healthy() == set()
+        book = SlotBook(["acct1"], 2)
+        (decision,) = book.evaluate([Candidate("005930", "manual", 9.0)], clock.now_ns(), set())
+        assert decision.action == "overflow" and decision.reason == "no healthy account"
+        stop.set()
+        clock.advance(60)  # the reconnect backoff's sleep ends
+        await running
+        await accounts[0].aclose()
+
+    asyncio.run(scenario())

@@ -105,6 +105,9 @@ class KisStream:
         self._budget = reconnects_per_hour
         self._silence = silence_s
         self.wanted: set[Registration] = set()
+        # The order registrations are re-sent in after a reconnect (most important first,
+        # in case the new session takes fewer); the owner may set it. Default: by key.
+        self.priority: Callable[[Registration], Any] = lambda r: (r.tr_id, r.tr_key)
         self.registered: set[Registration] = set()
         self.refused: dict[Registration, str] = {}
         self._socket: ClientConnection | None = None
@@ -153,7 +156,7 @@ class KisStream:
                     self._socket = socket
                     self.registered.clear()
                     self._on_state("connected", self.url)
-                    for registration in sorted(self.wanted, key=lambda r: (r.tr_id, r.tr_key)):
+                    for registration in sorted(self.wanted, key=self.priority):
                         await self._send_registration(registration, register=True)
                     failures = 0 if await self._read(socket, stop) else failures
             except (OSError, TimeoutError, WebSocketException) as exc:

@@ -2,7 +2,8 @@
 
 The collector owns every account's `KisStream`. A slot decision becomes registrations
 (H0STCNT0, and H0STASP0 when books are on) on the decided account; the streams keep what
-they want across reconnects, so slot state survives a dropped session. Each execution is
+they want across reconnects, so slot state survives a dropped session (re-registered best
+score first, in case the new session takes fewer). Each execution is
 published as a `TradeTick` (each book as an `OrderBook`), each decision as a
 `SlotDecision` or `SlotOverflow`, each session change as a `StreamStateChanged`, and each
 gap as a `GapDetected` for the gap-recovery worker. An account whose session has been down
@@ -91,7 +92,6 @@ class Collector:
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
         self.ticks = 0
         self.gaps = 0
-        now = clock.now_ns()
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, expected_s, tolerance_s, in_session)
@@ -100,7 +100,9 @@ class Collector:
                 partial(self._on_state, alias),
                 partial(self._on_registered, alias),
             )
-            self.down_since[alias] = now  # until its session is up (within the grace)
+            self.down_since[alias] = None  # healthy until its session fails to come up
+            self.streams[alias].priority = self._priority
+        self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
     # ------------------------------------------------------------------ the slots
 
@@ -129,7 +131,14 @@ class Collector:
                 await self._add(d.account, symbol)
             elif d.action == "allocate":
                 await self._add(d.account, symbol)
+            if d.action in ("allocate", "replace"):
+                self.scores[symbol] = d.candidate.score
             self.publish(decision_event(d))
+
+    def _priority(self, registration: Registration) -> tuple[float, str, str]:
+        """Re-registration order after a reconnect: the best-scoring slots first."""
+        return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key,
+                registration.tr_id)  # fmt: skip
 
     async def _add(self, alias: str, symbol: str) -> None:
         stream = self.streams[alias]
@@ -144,6 +153,7 @@ class Collector:
             await stream.unsubscribe(BOOK, symbol)
         self.detectors[alias].forget(symbol)
         self.recent.pop(symbol, None)
+        self.scores.pop(symbol, None)
 
     def velocity(self, symbol: str) -> float:
         """Executions per second over the window."""
@@ -157,6 +167,7 @@ class Collector:
         await asyncio.gather(*(self._keep(alias, stop) for alias in self.streams))
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
+        self.down_since[alias] = self.clock.now_ns()  # down until connected, within the grace
         try:
             await self.streams[alias].run(stop)
         except KisError as exc:  # the reconnect budget is spent: this account is out

@@ -22,16 +22,16 @@ market cap and code, and the round-robin position is part of the state.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
 from typing import Literal
+
+import msgspec
 
 __all__ = ["Candidate", "Decision", "Holding", "SlotBook"]
 
 Action = Literal["allocate", "replace", "release", "expire", "overflow"]
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(msgspec.Struct, frozen=True, gc=False):
     """A symbol that wants a slot, with the trigger that makes it want one."""
 
     symbol: str
@@ -50,8 +50,7 @@ class Candidate:
                 self.trigger, -self.strength, -self.measure)  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class Holding:
+class Holding(msgspec.Struct, frozen=True, gc=False):
     """A symbol in one slot of one account since ``since_ns``."""
 
     account: str
@@ -60,8 +59,7 @@ class Holding:
     since_ns: int
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True, gc=False):
     """One thing the slot manager did, with its reason."""
 
     action: Action
@@ -129,16 +127,18 @@ class SlotBook:
         """One evaluation round (see the module's steps); returns its decisions in order."""
         alive = set(healthy)
         wanted: dict[str, Candidate] = {}
-        for c in sorted(candidates, key=Candidate.rank):
+        for c in candidates:
             if c.pinned or not c.expires_ns or c.expires_ns > now_ns:  # lapsed: not wanted
-                wanted.setdefault(c.symbol, c)  # a symbol's best candidate
+                best = wanted.setdefault(c.symbol, c)  # a symbol's best candidate
+                if best is not c and c.rank() < best.rank():
+                    wanted[c.symbol] = c
         decisions: list[Decision] = []
         pool: list[Candidate] = []
         for holding in self.holdings():
             symbol = holding.candidate.symbol
             current = wanted.pop(symbol, None)
             if current is not None:
-                holding = replace(holding, candidate=current)
+                holding = msgspec.structs.replace(holding, candidate=current)
                 self.slots[holding.account][holding.slot] = holding
             c = holding.candidate
             if not c.pinned and c.expires_ns and c.expires_ns <= now_ns:
@@ -154,8 +154,7 @@ class SlotBook:
         full: Decision | None = None  # the first candidate that found no slot
         for c in sorted(pool, key=Candidate.rank):
             if full is not None:  # every later one scores no higher (pins come first): no slot
-                why = _overflow_reason(c, threshold)
-                decisions.append(Decision("overflow", c, why, lowest_held=full.lowest_held))
+                decisions.append(Decision("overflow", c, full.reason, lowest_held=full.lowest_held))
                 continue
             decision = self._place(c, now_ns, alive, threshold, min_hold_ns)
             decisions.append(decision)
@@ -171,6 +170,8 @@ class SlotBook:
     def _place(
         self, c: Candidate, now_ns: int, alive: set[str], threshold: float, min_hold_ns: int
     ) -> Decision:
+        if not alive:
+            return Decision("overflow", c, "no healthy account")
         free = self._next_free(alive)
         if free is not None:
             account, slot = free
@@ -196,7 +197,7 @@ class SlotBook:
 def _overflow_reason(c: Candidate, threshold: float) -> str:
     if c.pinned:
         return "every slot pinned"
-    return f"score {c.score:.2f} not above {threshold:g} x the lowest replaceable"
+    return f"not above {threshold:g} x the lowest replaceable score"
 
 
 def _weakness(h: Holding) -> tuple[float, int, str]:

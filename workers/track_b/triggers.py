@@ -26,9 +26,10 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Literal
+
+import msgspec
 
 from bus.events import PriceSnapshot
 from observer.config import TrackBSettings, TriggerSettings
@@ -44,8 +45,7 @@ _MIN_SHARE = 0.005  # expected-volume shares below this are no basis for a ratio
 _MIN_ELAPSED = 5.0  # minutes after the open before a range means anything
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
+class Reference(msgspec.Struct, frozen=True, gc=False):
     """What the day's universe says of a symbol."""
 
     symbol: str
@@ -55,8 +55,7 @@ class Reference:
     atr_14: float
 
 
-@dataclass(frozen=True, slots=True)
-class Trigger:
+class Trigger(msgspec.Struct, frozen=True, gc=False):
     """A fired trigger: its measure, strength and when it lapses (0: never)."""
 
     symbol: str
@@ -171,8 +170,7 @@ class TriggerEngine:
         """Every symbol's best live trigger (and every pin), as slot candidates."""
         found: dict[str, Candidate] = {}
         weights = self._weights
-        for symbol in sorted(self.live):
-            triggers = self.live[symbol]
+        for symbol, triggers in self.live.items():  # the slot manager orders them
             for kind in [k for k, t in triggers.items() if t.expires_ns <= now_ns]:
                 del triggers[kind]
             if triggers:
