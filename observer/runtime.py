@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import TypeVar
 
 from bus.endpoints import local_endpoints
 from bus.producer import Producer
+from observer.clock import Clock
 from observer.config import Settings
 from observer.errors import WaitFailed
 from observer.notify import Notifier
 
-__all__ = ["drained", "poll_until", "producer_for", "stop_on_signals"]
+__all__ = [
+    "beat_forever",
+    "drained",
+    "poll_until",
+    "producer_for",
+    "sleep_unless",
+    "stop_on_signals",
+]
 
 T = TypeVar("T")
 
@@ -92,3 +101,26 @@ def poll_until(
         if time.monotonic() > deadline:
             raise WaitFailed(f"{what}: not within {timeout:g} s")
         time.sleep(interval)  # the poll interval of a deadline-bound wait
+
+
+async def sleep_unless(clock: Clock, seconds: float, stop: asyncio.Event) -> None:
+    """Sleep ``seconds`` of ``clock`` time, or less if ``stop`` is set first."""
+    if seconds <= 0:
+        return
+    nap = asyncio.ensure_future(clock.sleep(seconds))
+    woken = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        nap.cancel()
+        woken.cancel()
+
+
+async def beat_forever(notifier: Notifier, counters: Callable[[], Mapping[str, float]]) -> None:
+    """Heartbeats from an event loop until cancelled.
+
+    Wall-clock sleeps on purpose: the supervisor's heartbeat timeout is in wall seconds.
+    """
+    while True:
+        notifier.beat(counters)
+        await asyncio.sleep(notifier.interval_s / 2)

@@ -32,6 +32,7 @@ from observer.db.models import PriceSnapshotRow, TrackACycleRow
 from observer.db.queries import universe_of
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
+from observer.runtime import beat_forever, sleep_unless
 from observer.supervisor.schedule import timeline_from
 from workers.track_a.cycle import CycleRun, Target, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next
@@ -97,7 +98,7 @@ class TrackA:
             open_account(self.settings, a.alias, self.clock, limits, self._token_issued)
             for a in self.settings.kis.accounts
         ]
-        beating = asyncio.ensure_future(self._beat())
+        beating = asyncio.ensure_future(beat_forever(self.notifier, self.tally.counters))
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
         try:
             while not self.stop.is_set():
@@ -254,18 +255,4 @@ class TrackA:
 
     async def _sleep(self, seconds: float) -> None:
         """Sleep ``seconds`` of clock time, or less if ``stop`` comes first."""
-        if seconds <= 0:
-            return
-        nap = asyncio.ensure_future(self.clock.sleep(seconds))
-        woken = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
-            woken.cancel()
-
-    async def _beat(self) -> None:
-        while True:
-            self.notifier.beat(self.tally.counters)
-            # Heartbeats are wall-clock business (the supervisor's timeout is in wall seconds).
-            await asyncio.sleep(self.notifier.interval_s / 2)
+        await sleep_unless(self.clock, seconds, self.stop)

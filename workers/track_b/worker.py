@@ -43,6 +43,7 @@ from observer.kis.session import open_account
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.pins import read_pins, slots_path
+from observer.runtime import beat_forever, sleep_unless
 from observer.supervisor.schedule import timeline_from
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
@@ -108,7 +109,7 @@ class TrackB:
         )  # fmt: skip
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
-        beating = asyncio.ensure_future(self._beat())
+        beating = asyncio.ensure_future(beat_forever(self.notifier, lambda: self.counters))
         try:
             full = starts[Phase.FULL_OPERATION]
             await self._until(full.timestamp() - self.config.sync_lead_s)
@@ -322,21 +323,8 @@ class TrackB:
         await self._sleep(epoch_s - self.clock.now_ns() / _NS)
 
     async def _sleep(self, seconds: float) -> None:
-        if seconds <= 0:
-            return
-        nap = asyncio.ensure_future(self.clock.sleep(seconds))
-        woken = asyncio.ensure_future(self.stop.wait())
-        try:
-            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            nap.cancel()
-            woken.cancel()
-
-    async def _beat(self) -> None:
-        while True:
-            self.notifier.beat(lambda: self.counters)
-            # Heartbeats are wall-clock business (the supervisor's timeout is in wall seconds).
-            await asyncio.sleep(self.notifier.interval_s / 2)
+        """Sleep ``seconds`` of clock time, or less if ``stop`` comes first."""
+        await sleep_unless(self.clock, seconds, self.stop)
 
 
 _NONE = Reference("", 0, 0, 0, 0.0)
