@@ -10,7 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from bus.endpoints import local_endpoints
-from observer.cli_exit import fail, settings_or_exit
+from observer.cli_support import fail, settings_or_exit
 from observer.config import Settings
 from observer.errors import (
     BusError,

@@ -19,7 +19,7 @@ import typer
 from sqlalchemy import func, select
 
 from bus.errors import BusError
-from observer.cli_exit import fail, settings_or_exit
+from observer.cli_support import fail, settings_or_exit
 from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.db.models import Instrument, MasterFileCheck

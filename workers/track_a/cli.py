@@ -8,10 +8,8 @@ database.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import signal
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,17 +18,13 @@ import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bus.errors import BusError
-from bus.producer import Producer
-from observer.cli_exit import fail, settings_or_exit
-from observer.clock import Clock, clock_from_env, now_utc
+from observer.cli_support import fail, settings_or_exit, start_worker
+from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.models import TrackACycleRow
-from observer.logs import setup_logging
-from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import drained, producer_for
+from observer.runtime import drained
 from workers.track_a.worker import SOURCE, TrackA
 
 __all__ = ["app"]
@@ -56,34 +50,17 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.to
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run Track A's cycles until SIGTERM (the supervisor's ``track_a`` program)."""
-    settings = _settings(config)
-    setup_logging()
-    clock = clock_from_env()
-    notifier = Notifier.from_env()
-    try:
-        producer = producer_for(settings, SOURCE, clock.now_ns)
-    except BusError as exc:
-        _fail(str(exc), 1)
-    notifier.ready()
-    try:
-        resume = drained(producer, notifier, _DRAIN_S)
-        if not resume:
-            log.warning("the writer has not acknowledged an earlier run's events: no resume")
-        asyncio.run(_run(settings, clock, producer, notifier, resume))
-    except BusError as exc:
-        _fail(str(exc), 1)
-    finally:
-        producer.close(drain_timeout=10.0)
-
-
-async def _run(
-    settings: Settings, clock: Clock, producer: Producer, notifier: Notifier, resume: bool
-) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await TrackA(settings, clock, producer, notifier, stop).run(resume)
+    worker = start_worker("observer track-a", SOURCE, config)
+    # A SIGTERM during this wait ends the process at once: nothing is in flight yet, and
+    # the outbox keeps whatever the writer has not acknowledged.
+    resume = drained(worker.producer, worker.notifier, _DRAIN_S)
+    if not resume:
+        log.warning("the writer has not acknowledged an earlier run's events: no resume")
+    worker.run(
+        lambda stop: TrackA(
+            worker.settings, worker.clock, worker.producer, worker.notifier, stop
+        ).run(resume)
+    )
 
 
 @app.command()

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from bus.errors import BusError
 from bus.events import Alert
 from bus.producer import Producer
-from observer.cli_exit import fail
+from observer.cli_support import fail
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
 from observer.db.engine import make_engine

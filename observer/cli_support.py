@@ -1,0 +1,87 @@
+"""What every ``observer`` command shares: how it fails, and how a worker process starts.
+
+Failing: one line on stderr and a documented exit code (2 for bad configuration, 1 when the
+bus fails). A worker process: configuration, logging, the shared clock, the supervisor's
+notifier and the worker's producer, READY, then an event loop stopped by SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+from bus.errors import BusError
+from bus.producer import Producer
+from observer.clock import Clock, clock_from_env
+from observer.config import Settings, load_settings
+from observer.errors import ConfigError
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.runtime import producer_for
+
+__all__ = ["Worker", "fail", "settings_or_exit", "start_worker"]
+
+
+def fail(program: str, message: str, code: int) -> NoReturn:
+    """Print ``<program>: <message>`` on stderr and exit with ``code``."""
+    typer.echo(f"{program}: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def settings_or_exit(program: str, config: Path | None) -> Settings:
+    """The configuration, or exit 2 naming what is wrong with it."""
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        fail(program, str(exc), 2)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A started worker process's parts."""
+
+    program: str
+    settings: Settings
+    clock: Clock
+    notifier: Notifier
+    producer: Producer
+
+    def run(self, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+        """Run ``main(stop)`` until it returns; SIGTERM and SIGINT set ``stop``.
+
+        Closes the producer (draining up to 10 s); exits 1 if the bus fails.
+        """
+        try:
+            asyncio.run(_until_signalled(main))
+        except BusError as exc:
+            fail(self.program, str(exc), 1)
+        finally:
+            self.producer.close(drain_timeout=10.0)
+
+
+async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await main(stop)
+
+
+def start_worker(program: str, source: str, config: Path | None) -> Worker:
+    """Configuration, logging, clock, notifier and producer; then READY."""
+    settings = settings_or_exit(program, config)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    try:
+        producer = producer_for(settings, source, clock.now_ns)
+    except BusError as exc:
+        fail(program, str(exc), 1)
+    notifier.ready()
+    return Worker(program, settings, clock, notifier, producer)
