@@ -55,6 +55,7 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     settings = load_settings(config)
     clock = sim.sim.clock
     events: list[Event] = []
+    where_ever: dict[str, str] = {}
 
     def of(kind: type[Any]) -> list[Any]:
         return [e for e in events if isinstance(e, kind)]
@@ -72,6 +73,7 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
             decisions = book.evaluate(wanted, clock.now_ns(), collector.healthy())
             await collector.apply(decisions)
             where = {d.candidate.symbol: d.account for d in decisions}
+            where_ever.update(where)
             await until(lambda: {t.symbol for t in of(TradeTick)} == set(where), 20, "ticks")
             # Each symbol streams on the account its slot is on.
             assert all(where[t.symbol] == t.account for t in of(TradeTick))
@@ -82,6 +84,12 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
             await until(lambda: len(of(TradeTick)) > before + 40, 20, "ticks again")
             assert collector.healthy() == {"acct1", "acct2"}
             assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
+            # A forced approval-key renewal: a planned gap per acct1 symbol, slots kept.
+            renewed = len(of(TradeTick))
+            await collector.refresh("acct1")
+            await until(lambda: len(of(GapDetected)) == 6, 30, "the refresh's gaps")
+            await until(lambda: len(of(TradeTick)) > renewed + 40, 20, "ticks after it")
+            assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
         finally:
             stop.set()
             await running
@@ -89,7 +97,10 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
                 await account.aclose()
 
     asyncio.run(scenario())
-    gaps = of(GapDetected)
+    refreshed = [g for g in of(GapDetected) if g.reason == "token_refresh"]
+    assert {g.symbol for g in refreshed} == {s for s, a in where_ever.items() if a == "acct1"}
+    assert all(g.account == "acct1" and g.start_ns < g.end_ns for g in refreshed)
+    gaps = [g for g in of(GapDetected) if g.reason != "token_refresh"]
     assert {g.symbol for g in gaps} == set(STOCKS[:4])
     assert all(g.reason == "disconnect" and g.start_ns < g.end_ns for g in gaps)
     assert all(g.gap_id == f"{g.account}:{g.symbol}:{g.start_ns}" for g in gaps)
@@ -103,9 +114,10 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
         closed = [g.symbol for g in sorted(gaps, key=lambda g: g.end_ns) if g.account == account]
         assert closed == sorted(closed, key=lambda s: -score[s])
     states = [(s.account, s.state) for s in of(StreamStateChanged)]
-    for account in ("acct1", "acct2"):
-        assert states.count((account, "disconnected")) == 1
-        assert states.count((account, "connected")) == 2
+    assert states.count(("acct1", "disconnected")) == 2  # the drop, then the refresh
+    assert states.count(("acct1", "connected")) == 3
+    assert states.count(("acct2", "disconnected")) == 1
+    assert states.count(("acct2", "connected")) == 2
     decisions = of(SlotDecision)
     assert [d.action for d in decisions] == ["allocate"] * 4
     assert [d.symbol for d in decisions] == list(reversed(STOCKS[:4]))  # best score first

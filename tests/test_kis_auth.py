@@ -131,6 +131,24 @@ def test_approval_keys_are_issued_and_reused(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == ["apr-1", "apr-1"]
 
 
+def test_a_key_that_would_age_out_during_the_session_is_renewed_before_it(
+    tmp_path: Path,
+) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> list[str]:
+        tokens = manager(tmp_path, kis, clock)
+        seen = [(await tokens.approval_key()).reveal()]
+        clock.advance(17 * 3600)  # 6 h of its 23 h left: enough for a 5.5 h session
+        seen.append((await tokens.approval_key(lasting_s=5.5 * 3600)).reveal())
+        clock.advance(2 * 3600)  # 4 h left: not enough
+        seen.append((await tokens.approval_key(lasting_s=5.5 * 3600)).reveal())
+        seen.append((await tokens.approval_key()).reveal())
+        return seen
+
+    assert asyncio.run(scenario()) == ["apr-1", "apr-1", "apr-2", "apr-2"]
+
+
 def test_refusals_are_typed_and_never_show_secrets(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

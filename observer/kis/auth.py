@@ -121,9 +121,14 @@ class TokenManager:
         """A valid access token: the cached one unless it is older than the refresh age."""
         return await self._get("access_token", "proactive", self._refresh_after_ns)
 
-    async def approval_key(self) -> Secret:
-        """A WebSocket approval key, reused for ``approval_ttl_s``."""
-        return await self._get("approval_key", "scheduled", self._approval_ttl_ns)
+    async def approval_key(self, *, lasting_s: float = 0.0) -> Secret:
+        """A WebSocket approval key, reused for ``approval_ttl_s``.
+
+        With ``lasting_s``, a key that would not stay usable that much longer is replaced
+        first: the pre-market renewal, so that no key ages out during the session.
+        """
+        max_age = self._approval_ttl_ns - int(lasting_s * _NS)
+        return await self._get("approval_key", "premarket" if lasting_s else "scheduled", max_age)
 
     async def refresh(self, reason: str, *, stale: Secret | None = None) -> Secret:
         """Issue a new access token now (``premarket``, ``emergency``, ...).
@@ -136,6 +141,11 @@ class TokenManager:
             if stale is not None and cached is not None and cached.value != stale.reveal():
                 return Secret(cached.value)
             return await self._issue("access_token", reason)
+
+    async def refresh_approval(self, reason: str) -> Secret:
+        """Issue a new WebSocket approval key now (a session restarts on it)."""
+        async with self._locks["approval_key"]:
+            return await self._issue("approval_key", reason)
 
     # ------------------------------------------------------------------ internals
 

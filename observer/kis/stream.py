@@ -112,6 +112,7 @@ class KisStream:
         self.refused: dict[Registration, str] = {}
         self._socket: ClientConnection | None = None
         self._reconnects: deque[int] = deque()
+        self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
         self.reconnects = 0
 
@@ -146,6 +147,17 @@ class KisStream:
             await self._send_registration(registration, register=False)
         self.registered.discard(registration)
 
+    async def restart(self) -> None:
+        """Close the session on purpose (e.g. on a new approval key).
+
+        It reconnects at once, re-registering everything it wants, without backoff and
+        without spending reconnect budget.
+        """
+        socket = self._socket
+        if socket is not None:
+            self._restarting = True
+            await socket.close()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the session up until ``stop``; raise `KisError` when the budget is spent."""
         failures = 0
@@ -166,6 +178,9 @@ class KisStream:
                 self.registered.clear()
             if stop.is_set():
                 break
+            if self._restarting:
+                self._restarting = False
+                continue
             self._spend_budget()
             pause = self._backoff[min(failures, len(self._backoff) - 1)]
             failures += 1

@@ -86,6 +86,7 @@ class Collector:
         self.unhealthy_ns = int(unhealthy_after_s * _NS)
         self.window_ns = int(velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
+        self.accounts = {account.alias: account for account in accounts}
         self.detectors: dict[str, GapDetector] = {}
         self.down_since: dict[str, int | None] = {}
         self.dead: set[str] = set()  # accounts whose reconnect budget is spent
@@ -161,6 +162,16 @@ class Collector:
         return len(times) * _NS / self.window_ns if times else 0.0
 
     # ------------------------------------------------------------------ the sessions
+
+    async def refresh(self, alias: str, reason: str = "token_refresh") -> None:
+        """Renew the account's approval key and restart its session on it.
+
+        A planned gap: every streamed symbol's gap carries ``reason`` and closes when the
+        symbol is registered on the new connection; the slots stay as they are.
+        """
+        await self.accounts[alias].tokens.refresh_approval(reason)
+        self.detectors[alias].on_disconnect(self.clock.now_ns(), reason, self.symbols(alias))
+        await self.streams[alias].restart()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every session up until ``stop``."""

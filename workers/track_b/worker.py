@@ -117,6 +117,9 @@ class TrackB:
                 return
             context = self._sync(full, engine, capacity * len(aliases))
             await self._until(full.timestamp())
+            closing = starts[Phase.TRACK_A_CLOSING].timestamp()
+            for account in accounts:  # the pre-market renewal: no key ages out in session
+                await account.tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
             streaming = asyncio.ensure_future(collector.run(self.stop))
             await self._follow(engine, book, collector, context, starts[Phase.TRACK_A_CLOSING])
             await collector.apply(
