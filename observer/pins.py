@@ -7,11 +7,11 @@ the Track B worker reads it at every evaluation, so a pin takes effect within on
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
 from observer.errors import ConfigError
+from observer.private_files import write_private
 
 __all__ = ["pins_path", "read_pins", "slots_path", "write_pins"]
 
@@ -46,10 +46,4 @@ def write_pins(data_dir: Path, codes: set[str]) -> None:
     bad = sorted(c for c in codes if not _CODE.match(c))
     if bad:
         raise ConfigError(f"not stock codes: {', '.join(bad)}")
-    path = pins_path(data_dir)
-    path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(sorted(codes), out)
-    os.replace(tmp, path)
+    write_private(pins_path(data_dir), json.dumps(sorted(codes)).encode())

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from observer.clock import SimulatedClock
 from observer.db.engine import make_engine
@@ -37,6 +38,20 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(0.02)  # the poll interval of a deadline-bound wait
+
+
+def db_rows(url: str, sql: str, *, until_schema: bool = False) -> list[Any]:
+    """The rows of ``sql``; with ``until_schema``, [] while the writer has not made the schema."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    except OperationalError:
+        if until_schema:
+            return []
+        raise
+    finally:
+        engine.dispose()
 
 
 class WriterProcess:
@@ -265,14 +280,7 @@ class SupervisorProcess:
         cls.live.clear()
 
     def rows(self, sql: str) -> list[Any]:
-        from sqlalchemy import text
-
-        engine = make_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(text(sql)))
-        finally:
-            engine.dispose()
+        return db_rows(self.url, sql)
 
 
 class SimThread:

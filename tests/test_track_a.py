@@ -15,21 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from observer.clock import Clock, SimulatedClock
 from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
-from observer.db.engine import make_engine
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.phases import KST
 from observer.sim.market import Market
 from observer.sim.server import SimConfig
 from observer.supervisor.schedule import timeline_from
 from observer.trading_calendar import TradingCalendar
-from tests.support import ROOT, SimThread, WriterProcess, wait_until
+from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.track_a.cli import app
 from workers.track_a.cycle import Target, run_cycle
 from workers.track_a.schedule import current_or_next, cycles_of
@@ -242,14 +240,7 @@ class Session:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)
 
     def rows(self, sql: str) -> list[Any]:
-        engine = make_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(text(sql)))
-        except Exception:
-            return []  # the schema is not there yet
-        finally:
-            engine.dispose()
+        return db_rows(self.url, sql, until_schema=True)
 
     def close(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -13,19 +13,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from observer.config import load_settings
-from observer.db.engine import make_engine
 from observer.phases import KST
 from observer.sim.market import Market
 from observer.sim.server import SimConfig
 from observer.supervisor.ctl import ctl_app
 from observer.trading_calendar import TradingCalendar
-from tests.support import ROOT, SimThread, WriterProcess, wait_until
+from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
@@ -36,14 +34,7 @@ NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 
 
 def rows(url: str, sql: str) -> list[Any]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    except Exception:
-        return []  # the schema is not there yet
-    finally:
-        engine.dispose()
+    return db_rows(url, sql, until_schema=True)
 
 
 def publish_morning(writer: WriterProcess, outbox: Path) -> None:

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 from typer.testing import CliRunner
 
 from observer.kis.schemas import DailyBarRow
 from observer.sim.market import KST, Market
 from observer.sim.server import SimConfig
 from observer.trading_calendar import TradingCalendar
-from tests.support import SimThread, WriterProcess
+from tests.support import SimThread, WriterProcess, db_rows
 from workers.universe.build import metrics
 from workers.universe.cli import app
 
@@ -87,14 +86,7 @@ class Harness:
         return json.loads(result.output.splitlines()[-1]) if code == 0 else {"out": result.output}
 
     def rows(self, sql: str) -> list[Any]:
-        from observer.db.engine import make_engine
-
-        engine = make_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                return list(conn.execute(text(sql)))
-        finally:
-            engine.dispose()
+        return db_rows(self.url, sql)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,6 +29,7 @@ from observer.errors import (
 )
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
+from observer.private_files import write_private
 
 __all__ = ["TokenManager"]
 
@@ -258,11 +258,7 @@ class TokenManager:
 
     @staticmethod
     def _save(path: Path, cached: _Cached) -> None:
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as file:
-            file.write(msgspec.json.encode(cached))
-        temporary.replace(path)
+        write_private(path, msgspec.json.encode(cached))
 
 
 _T = TypeVar("_T")

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import psutil
 
+from observer.private_files import write_private
+
 __all__ = ["ChildRecord", "end_leftovers"]
 
 log = logging.getLogger(__name__)
@@ -36,11 +38,7 @@ class ChildRecord:
         for name, pgid in groups.items():
             with contextlib.suppress(psutil.Error):
                 entries[name] = [pgid, psutil.Process(pgid).create_time()]
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(json.dumps(entries))
-        tmp.replace(self.path)
+        write_private(self.path, json.dumps(entries).encode())
 
     def read(self) -> dict[str, tuple[int, float]]:
         """What the last supervisor recorded (empty if nothing, or unreadable)."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from observer.kis.session import open_account
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.pins import read_pins, slots_path
+from observer.private_files import write_private
 from observer.runtime import beat_forever, sleep_unless
 from observer.supervisor.schedule import timeline_from
 from workers.track_b.collect import Collector
@@ -308,13 +308,8 @@ class TrackB:
             slots=len(rows), ticks=collector.ticks, gaps=collector.gaps,
             healthy_accounts=len(collector.healthy()),
         )  # fmt: skip
-        path = slots_path(self.data_dir)
-        path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"at_ns": self.clock.now_ns(), "slots": rows}, out)
-        os.replace(tmp, path)
+        shown = {"at_ns": self.clock.now_ns(), "slots": rows}
+        write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing
 
