@@ -21,6 +21,7 @@ __all__ = [
     "BusSettings",
     "CalendarSettings",
     "DatabaseSettings",
+    "GapRecoverySettings",
     "KisSettings",
     "LateDay",
     "MasterFileSettings",
@@ -203,7 +204,29 @@ class TrackBSettings(_Strict, frozen=True):
     sync_lead_s: PositiveFloat = 10.0  # context sync this long before full operation (09:29:50)
     silence_expected_s: PositiveFloat = 0.5  # seed: 2 Hz ticks ...
     silence_tolerance_s: Annotated[float, Meta(ge=0)] = 0.2  # ... and 20 % beyond
+    # ... where the expected interval is at least this many times the symbol's own (its
+    # ticks over the last silence_window_s; 0: the fixed expected interval alone)
+    silence_cadence_factor: Annotated[float, Meta(ge=0)] = 10.0
+    silence_window_s: PositiveFloat = 60.0
     unhealthy_after_s: PositiveFloat = 30.0  # a session down this long: fail over
+
+
+class GapRecoverySettings(_Strict, frozen=True):
+    """The gap-recovery worker (seed 004's recovery policy): what is recovered, and how."""
+
+    immediate_max_s: PositiveFloat = 5.0  # gaps up to this long are recovered first (HIGH)
+    queue_max_s: PositiveFloat = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
+    long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
+    settle_s: Annotated[float, Meta(ge=0)] = 1.0  # after a minute closes, before asking its bar
+    requests_per_account: Positive = 2  # recoveries in flight per account
+    max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable
+    backoff_initial_s: PositiveFloat = 1.0  # then doubling, up to backoff_max_s
+    backoff_max_s: PositiveFloat = 30.0
+    sweep_s: PositiveFloat = 30.0  # re-read pending gaps from the database this often
+
+    def __post_init__(self) -> None:
+        if self.immediate_max_s > self.queue_max_s:
+            raise ValueError("gap_recovery.immediate_max_s must not exceed queue_max_s")
 
 
 class ScheduleEntry(_Strict, frozen=True):
@@ -303,6 +326,7 @@ class Settings(_Strict, frozen=True):
     universe: UniverseSettings = UniverseSettings()
     track_a: TrackASettings = TrackASettings()
     track_b: TrackBSettings = TrackBSettings()
+    gap_recovery: GapRecoverySettings = GapRecoverySettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

@@ -159,6 +159,9 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         '[programs.track_a]\nkind = "session"\ncommand = ["observer", "track-a", "run"]\n'
         'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
         'phases = ["warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"]\n'
+        '[programs.track_b]\nkind = "session"\ncommand = ["observer", "track-b", "run"]\n'
+        'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
+        'phases = ["warmup", "track_a_only", "full_operation"]\n'
     )
 
 
@@ -335,6 +338,7 @@ def _summary(
             committed = sum(committed_offsets(conn).values())
             listings = _listings(conn)
             track_a = _track_a(conn)
+            track_b = _track_b(conn, gateway.get("records_sent", {}))
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -361,6 +365,7 @@ def _summary(
             "based_on": str(universe[1]) if universe else "",
         },
         "track_a": track_a,
+        "track_b": track_b,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -386,6 +391,47 @@ def _track_a(conn: Connection) -> dict[str, Any]:
         "overran": overran,
         "snapshots": snapshots,
         "longest_s": round(longest_ns / _NS, 1),  # simulated seconds, of a 600 s interval
+    }
+
+
+def _track_b(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
+    """Track B's slots (the most held at once, replacements, overflow) and its ticks.
+
+    ``ticks_sent`` is what the simulator pushed: with no dropped connection it must equal
+    ``ticks_stored``, tick for tick.
+    """
+    held: set[str] = set()
+    peak, counts = 0, {"allocate": 0, "replace": 0, "release": 0, "expire": 0}
+    events = conn.execute(
+        text("select action, symbol, replaced_symbol from slot_events order by seq")
+    )
+    for action, symbol, replaced in events:
+        counts[action] = counts.get(action, 0) + 1
+        if action in ("release", "expire"):
+            held.discard(symbol)
+        else:
+            held.discard(replaced)
+            held.add(symbol)
+        peak = max(peak, len(held))
+    overflows = conn.execute(text("select count(*) from overflow_ledger")).scalar_one()
+    placements = counts["allocate"] + counts["replace"] + overflows
+    ticks, symbols = conn.execute(
+        text("select count(*), count(distinct symbol) from trade_ticks")
+    ).one()
+    gaps: dict[str, int] = dict(
+        conn.execute(text("select reason, count(*) from gaps group by reason")).all()
+    )
+    return {
+        "slots_peak": peak,
+        "allocations": counts["allocate"],
+        "replacements": counts["replace"],
+        "expiries": counts["expire"],
+        "overflows": overflows,
+        "overflow_pct": round(100 * overflows / placements, 1) if placements else 0.0,
+        "symbols_streamed": symbols,
+        "ticks_stored": ticks,
+        "ticks_sent": sent.get("H0STCNT0", 0),
+        "gaps": gaps,
     }
 
 

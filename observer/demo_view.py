@@ -85,6 +85,14 @@ class DemoView:
             f"{rest['busiest_second']} of {rest['limit_per_second']} allowed, "
             f"{rest['egw00201']} EGW00201"
         )
+        b = summary["track_b"]
+        gaps = ", ".join(f"{n} {reason}" for reason, n in sorted(b["gaps"].items())) or "none"
+        console.print(
+            f"track B: up to {b['slots_peak']} slots held, {b['allocations']} allocations, "
+            f"{b['replacements']} replacements, {b['overflows']} overflowed "
+            f"({b['overflow_pct']}%); {b['ticks_stored']:,} ticks stored of "
+            f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols; gaps: {gaps}"
+        )
         listings = summary["listings"]
         console.print(
             f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "

@@ -20,6 +20,7 @@ from observer.sim.market import Market
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from workers.track_b.collect import Collector
+from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, SlotBook
 
 MARKET = Market(17, TradingCalendar(), stocks=200, etfs=10)
@@ -64,7 +65,7 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
         limits = rate_limits(settings, "track_a")
         accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
         # Silences are another test's business: none this long happen here.
-        collector = Collector(accounts, clock, events.append, expected_s=5.0, tolerance_s=900.0)
+        collector = Collector(accounts, clock, events.append, silence=SilenceRule(5.0, 900.0))
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         try:

@@ -7,7 +7,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.track_b.gaps import Gap, GapDetector
+from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 
 MS = 1_000_000
 SESSION = (1_000 * MS, 10_000_000 * MS)  # continuous trading, in this test's instants
@@ -18,7 +18,8 @@ def in_session(ns: int) -> bool:
 
 
 def detector() -> GapDetector:
-    return GapDetector("acct1", expected_s=0.5, tolerance_s=0.2, in_session=in_session)
+    """The seed's fixed rule: 500 ms expected, 200 ms tolerance."""
+    return GapDetector("acct1", SilenceRule(0.5, 0.2), in_session)
 
 
 @given(st.lists(st.integers(0, 5_000), min_size=1, max_size=60))
@@ -32,6 +33,46 @@ def test_a_silence_is_every_pause_longer_than_expected_plus_tolerance(steps: lis
     expected = [(a, b) for a, b in pairwise(times) if b - a > 700 * MS]
     assert [(g.start_ns, g.end_ns) for g in gaps] == expected
     assert all(g.reason == "silence" and g.symbol == "005930" for g in gaps)
+
+
+@given(st.lists(st.integers(0, 20_000), min_size=1, max_size=120))
+def test_with_a_cadence_a_silence_is_a_pause_far_beyond_the_symbols_own_pace(
+    steps: list[int],
+) -> None:
+    rule = SilenceRule(0.5, 0.2, cadence_factor=10.0, window_s=30.0)
+    d = GapDetector("acct1", rule, in_session)
+    times, at = [SESSION[0]], SESSION[0]
+    for step in steps:
+        at += step * MS
+        times.append(at)
+    gaps = [g for t in times if (g := d.on_tick("000660", t))]
+    window = 30_000 * MS
+    expected = []
+    for i in range(1, len(times)):
+        before, now = times[i - 1], times[i]
+        if before - times[0] < window:
+            continue  # watched less than a window: its pace is unknown
+        pace = window / sum(1 for t in times[:i] if t >= before - window)
+        if now - before > max(500 * MS, 10 * pace) + 200 * MS:
+            expected.append((before, now))
+    assert [(g.start_ns, g.end_ns) for g in gaps] == expected
+
+
+def test_a_symbol_trading_every_few_seconds_is_not_silent_between_trades() -> None:
+    rule = SilenceRule(0.5, 0.2, cadence_factor=10.0, window_s=60.0)
+    d = GapDetector("acct1", rule, in_session)
+    at = SESSION[0]
+    for _ in range(40):  # a trade every 3 s: the fixed 700 ms rule would flag each pause
+        at += 3_000 * MS
+        assert d.on_tick("000660", at) is None
+    for _ in range(30):  # frames of several records: one receive time for each frame
+        at += 3_000 * MS
+        assert all(d.on_tick("000660", at) is None for _ in range(3))
+    gap = d.on_tick("000660", at + 40_000 * MS)  # 40 s: more than 10 x its 1 s pace
+    assert gap == Gap("acct1", "000660", at, at + 40_000 * MS, "silence")
+    fixed = detector()
+    assert fixed.on_tick("000660", SESSION[0]) is None
+    assert fixed.on_tick("000660", SESSION[0] + 3_000 * MS) is not None
 
 
 def test_silences_outside_continuous_trading_are_not_gaps() -> None:

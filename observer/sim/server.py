@@ -120,6 +120,7 @@ class Simulator:
         self._window: dict[str, tuple[int, int]] = {}  # app key -> (wall second, calls)
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.calls: defaultdict[str, int] = defaultdict(int)  # tr_id -> answered calls
+        self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
         self._masters: tuple[object, dict[str, tuple[bytes, str]]] | None = None
         self._fresh_codes: list[str] = []  # codes of synthetic new listings, in order
         self.rate_limited = 0
@@ -204,7 +205,7 @@ class Simulator:
         return {"new": listed, "delisted": gone, "renamed": renamed}
 
     async def _stats(self, request: web.Request) -> web.Response:
-        """What the gateway saw: answered calls per TR, EGW00201 answers, busiest seconds."""
+        """What the gateway saw: calls and real-time records per TR, EGW00201s, busiest seconds."""
         peaks = sorted(self.peak_per_second.values(), reverse=True)
         return web.json_response(
             {
@@ -212,6 +213,7 @@ class Simulator:
                 "rate_limited": self.rate_limited,
                 "peak_per_second": peaks,  # per app key, busiest first (keys are not shown)
                 "limit_per_second": self.config.calls_per_second,
+                "records_sent": {k: v for k, v in self.records_sent.items() if v},  # per tr_id
             }
         )
 
@@ -698,22 +700,26 @@ class Simulator:
         while not ws.closed:
             await asyncio.sleep(self.config.push_interval_s)
             now = self.clock.now_ns()
-            frames: list[str] = []
+            frames: list[tuple[str, str, int]] = []  # (frame, tr_id, records)
             for tr_id, symbol in sorted(held):
                 records = self._records(tr_id, symbol, sent_until, now, state)
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
-                    frames.append(f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}")
+                    frames.append(
+                        (f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}", tr_id, len(chunk))
+                    )
             sent_until = now
             if now >= next_ping:
                 next_ping = now + int(self.config.pingpong_s * _NS)
                 stamp = datetime.fromtimestamp(now / _NS, tz=KST).strftime("%Y%m%d%H%M%S")
-                frames.append(json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}}))
-            for frame in frames:
+                ping = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}})
+                frames.append((ping, "PINGPONG", 0))
+            for frame, tr_id, count in frames:
                 try:
                     await ws.send_str(frame)
                 except (ConnectionResetError, RuntimeError):
                     return
+                self.records_sent[tr_id] += count
 
     def _records(
         self, tr_id: str, symbol: str, after_ns: int, until_ns: int, state: dict[str, _Running]

@@ -33,7 +33,7 @@ from observer.kis.parse import RealtimeFrame, parse_order_book, parse_trade
 from observer.kis.session import KisAccount
 from observer.kis.stream import KisStream, Registration, StreamState
 from observer.phases import KST
-from workers.track_b.gaps import Gap, GapDetector
+from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.slots import Decision
 
 __all__ = ["BOOK", "TRADE", "Collector", "decision_event"]
@@ -64,6 +64,9 @@ def decision_event(d: Decision) -> SlotDecision | SlotOverflow:
     )  # fmt: skip
 
 
+_SEED_SILENCE = SilenceRule()  # seed 004: 500 ms + 200 ms
+
+
 class Collector:
     """Every account's session, the registrations the slots call for, and what they deliver."""
 
@@ -74,8 +77,7 @@ class Collector:
         publish: Callable[[Event], object],
         *,
         books: bool = False,
-        expected_s: float = 0.5,
-        tolerance_s: float = 0.2,
+        silence: SilenceRule = _SEED_SILENCE,
         in_session: Callable[[int], bool] = lambda ns: True,
         unhealthy_after_s: float = 30.0,
         velocity_window_s: float = 10.0,
@@ -95,7 +97,7 @@ class Collector:
         self.gaps = 0
         for account in accounts:
             alias = account.alias
-            self.detectors[alias] = GapDetector(alias, expected_s, tolerance_s, in_session)
+            self.detectors[alias] = GapDetector(alias, silence, in_session)
             self.streams[alias] = account.stream(
                 partial(self._on_frame, alias),
                 partial(self._on_state, alias),

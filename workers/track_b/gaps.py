@@ -5,9 +5,14 @@
   delivered until the symbol is registered again; the gap closes, with its reason, when the
   registration is acknowledged on the new connection.
 * **Silence gaps**: a symbol whose consecutive ticks are further apart than the expected
-  interval plus the tolerance (seed 004: 500 ms + 200 ms, configurable). Only silences
-  wholly inside continuous trading count (``in_session``): the night, the close and a
-  late open are not gaps.
+  interval plus the tolerance (seed 004: 500 ms + 200 ms, configurable). Real symbols do not
+  trade at 2 Hz: a stock that trades every few seconds would be "silent" between any two of
+  its trades. So, with ``cadence_factor`` set, the expected interval is at least that many
+  times the symbol's own typical interval: ``window_s`` divided by its ticks in the last
+  ``window_s`` (a rate over time, not an average of intervals: the records of one frame
+  share a receive time), judged once the symbol has been watched for a whole window. Only
+  silences wholly inside continuous trading count (``in_session``): the night, the close
+  and a late open are not gaps.
 
 A gap's id is derived from its account, symbol and start, so publishing it again (after a
 restart) names the same gap.
@@ -15,10 +20,21 @@ restart) names the same gap.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["Gap", "GapDetector"]
+__all__ = ["Gap", "GapDetector", "SilenceRule"]
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceRule:
+    """When a pause between a symbol's ticks counts as a silence gap."""
+
+    expected_s: float = 0.5
+    tolerance_s: float = 0.2
+    cadence_factor: float = 0.0  # 0: the fixed expected interval alone
+    window_s: float = 60.0  # the symbol's pace is its ticks over this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +56,16 @@ class Gap:
 class GapDetector:
     """Watches one account's ticks and connection; returns gaps as they close."""
 
-    def __init__(
-        self,
-        account: str,
-        expected_s: float,
-        tolerance_s: float,
-        in_session: Callable[[int], bool],
-    ) -> None:
+    def __init__(self, account: str, rule: SilenceRule, in_session: Callable[[int], bool]) -> None:
         self.account = account
-        self.limit_ns = int((expected_s + tolerance_s) * 1e9)
+        self.rule = rule
+        self.expected_ns = rule.expected_s * 1e9
+        self.tolerance_ns = rule.tolerance_s * 1e9
+        self.window_ns = int(rule.window_s * 1e9)
         self.in_session = in_session
         self.last_tick: dict[str, int] = {}  # symbol -> last tick received (UTC ns)
+        self.first_tick: dict[str, int] = {}  # symbol -> when it was first seen
+        self.recent: dict[str, deque[int]] = {}  # symbol -> its ticks of the last window
         self.last_frame_ns = 0  # the newest data the current connection delivered
         self.open: dict[str, tuple[int, str]] = {}  # symbol -> (start, reason) of a connection gap
 
@@ -59,11 +74,27 @@ class GapDetector:
         self.last_frame_ns = max(self.last_frame_ns, received_ns)
         before = self.last_tick.get(symbol)
         self.last_tick[symbol] = received_ns
-        if symbol in self.open or before is None or received_ns - before <= self.limit_ns:
+        limit = self._limit(symbol, before)  # from the ticks up to the one before
+        recent = self.recent.setdefault(symbol, deque())
+        recent.append(received_ns)
+        while recent[0] < received_ns - self.window_ns:
+            recent.popleft()
+        self.first_tick.setdefault(symbol, received_ns)
+        if symbol in self.open or before is None or received_ns - before <= limit:
             return None
         if not (self.in_session(before) and self.in_session(received_ns)):
             return None
         return Gap(self.account, symbol, before, received_ns, "silence")
+
+    def _limit(self, symbol: str, before: int | None) -> float:
+        """The longest pause after ``before`` that is not a silence for ``symbol`` (ns)."""
+        expected = self.expected_ns
+        if self.rule.cadence_factor and before is not None:
+            if before - self.first_tick[symbol] < self.window_ns:
+                return float("inf")  # its pace is not known yet
+            typical = self.window_ns / len(self.recent[symbol])
+            expected = max(expected, self.rule.cadence_factor * typical)
+        return expected + self.tolerance_ns
 
     def on_disconnect(self, now_ns: int, reason: str, symbols: Iterable[str]) -> None:
         """The connection ended: every registered symbol's data may be missing from now."""
@@ -83,4 +114,6 @@ class GapDetector:
     def forget(self, symbol: str) -> None:
         """The symbol left its slot: nothing is expected of it any more."""
         self.last_tick.pop(symbol, None)
+        self.first_tick.pop(symbol, None)
+        self.recent.pop(symbol, None)
         self.open.pop(symbol, None)

@@ -47,6 +47,7 @@ from observer.runtime import beat_forever, sleep_unless
 from observer.supervisor.schedule import timeline_from
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
+from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 
@@ -101,8 +102,10 @@ class TrackB:
         accounts = [open_account(self.settings, a, self.clock, limits) for a in aliases]
         collector = Collector(
             accounts, self.clock, self.producer.send, books=self.config.books,
-            expected_s=self.config.silence_expected_s,
-            tolerance_s=self.config.silence_tolerance_s,
+            silence=SilenceRule(
+                self.config.silence_expected_s, self.config.silence_tolerance_s,
+                self.config.silence_cadence_factor, self.config.silence_window_s,
+            ),
             in_session=self._in_continuous_trading,
             unhealthy_after_s=self.config.unhealthy_after_s,
             velocity_window_s=self.config.velocity_window_s,

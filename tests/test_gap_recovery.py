@@ -1,0 +1,390 @@
+"""Gap recovery: the policy, the minutes of a gap, bars never doubled, the daemon under faults
+and killed mid-recovery, and the day's report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bus.events import Bar, GapDetected, SlotDecision
+from bus.producer import Producer
+from observer.clock import ManualClock
+from observer.config import GapRecoverySettings, Settings
+from observer.db.migrate import upgrade
+from observer.errors import KisProtocolError
+from observer.kis.schemas import MinuteBarRow
+from observer.notify import Notifier
+from observer.phases import KST
+from observer.sim.market import Market
+from observer.trading_calendar import TradingCalendar
+from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from workers.gap_recovery.bars import BarLedger, bar_of
+from workers.gap_recovery.cli import app as gaps_app
+from workers.gap_recovery.plan import minutes_of, plan_for, ready_ns
+from workers.gap_recovery.worker import GapRecovery, Pending
+
+S = 1_000_000_000
+MINUTE = 60 * S
+DAY = date(2026, 11, 20)
+HALF_TEN = datetime(2026, 11, 20, 10, 30, tzinfo=KST)
+TEN_NS = int(datetime(2026, 11, 20, 10, 0, tzinfo=KST).timestamp()) * S
+MARKET = Market(23, TradingCalendar(), stocks=120, etfs=5)
+STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+
+# ------------------------------------------------------------------ the policy and minutes
+
+
+def test_the_policy_goes_by_duration() -> None:
+    seed = GapRecoverySettings()
+    assert [plan_for(d, seed) for d in (0.0, 4.9, 5.0, 5.1, 60.0, 60.1)] == [
+        "immediate", "immediate", "immediate", "queued", "queued", "marker",
+    ]  # fmt: skip
+    assert plan_for(3600.0, GapRecoverySettings(long_gaps="backfill")) == "backfill"
+    with pytest.raises(ValueError, match="immediate_max_s"):
+        GapRecoverySettings(immediate_max_s=90.0)
+
+
+@given(st.integers(0, 10**6 * S), st.integers(0, 600 * S))
+def test_the_minutes_of_a_gap_hold_every_instant_of_it(start: int, length: int) -> None:
+    end = start + length
+    minutes = minutes_of(start, end)
+    assert all(m % MINUTE == 0 for m in minutes)
+    assert minutes == list(range(minutes[0], minutes[-1] + 1, MINUTE))
+    assert minutes[0] <= start < minutes[0] + MINUTE
+    assert minutes[-1] <= max(start, end - 1) < minutes[-1] + MINUTE  # end itself is not lost
+    # Its bars are final only after its last minute has closed.
+    assert ready_ns(start, end, 1.5) == minutes[-1] + MINUTE + int(1.5 * S)
+
+
+# ------------------------------------------------------------------ bars
+
+
+def _row(hhmm: str, o: str, h: str, low: str, c: str, v: str = "100") -> MinuteBarRow:
+    return MinuteBarRow("20261120", hhmm + "00", c, o, h, low, v, "123456789")
+
+
+def test_a_kis_row_is_a_bar_at_its_kst_minute() -> None:
+    bar = bar_of(_row("1001", "100", "120", "90", "110", "7"))
+    assert bar == Bar(minute_ns=TEN_NS + MINUTE, open=100, high=120, low=90, close=110, volume=7)
+    with pytest.raises(KisProtocolError, match="inconsistent"):
+        bar_of(_row("1001", "100", "95", "90", "110"))  # high below the close
+
+
+@given(st.lists(st.text(max_size=8), min_size=7, max_size=7))
+def test_any_row_is_a_bar_or_a_protocol_error(fields: list[str]) -> None:
+    row = MinuteBarRow("20261120", *fields)
+    try:
+        bar = bar_of(row)
+    except KisProtocolError:
+        return
+    assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
+    assert bar.minute_ns % MINUTE == 0 and bar.volume >= 0
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 5)), min_size=1, max_size=20),
+    st.lists(st.integers(0, 30), max_size=5),
+)
+def test_overlapping_and_retried_gaps_publish_each_minute_once(
+    spans: list[tuple[int, int]], stored: list[int]
+) -> None:
+    def bars(first: int, count: int) -> list[Bar]:
+        return [
+            Bar(minute_ns=TEN_NS + m * MINUTE, open=1, high=1, low=1, close=1, volume=1)
+            for m in range(first, first + count + 1)
+        ]
+
+    ledger = BarLedger(("005930", TEN_NS + m * MINUTE) for m in stored)
+    published: list[int] = []
+    for first, count in [*spans, *spans]:  # every gap twice: a retry after a crash
+        published += [b.minute_ns for b in ledger.claim("005930", bars(first, count))]
+    wanted = {TEN_NS + m * MINUTE for f, c in spans for m in range(f, f + c + 1)}
+    assert len(published) == len(set(published))
+    assert set(published) == wanted - {TEN_NS + m * MINUTE for m in stored}
+    assert ledger.claim("000660", bars(0, 0))  # another symbol's minutes are its own
+
+
+def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None:
+    settings = Settings()
+    clock = ManualClock(TEN_NS + 10 * MINUTE)
+    stop = asyncio.Event()
+    worker = GapRecovery(settings, clock, Producer.__new__(Producer), Notifier(None), stop)
+    worker.admit(Pending("a:1", "000001", TEN_NS, TEN_NS + 30 * S, "silence", TEN_NS))  # queued
+    worker.admit(Pending("a:2", "000002", TEN_NS, TEN_NS + 3 * S, "disconnect", TEN_NS))  # 3 s
+    late = TEN_NS + 10 * MINUTE + 5 * S
+    worker.admit(Pending("a:3", "000003", late, late + 2 * S, "disconnect", late))  # minute open
+    assert worker.tally.queue_peak == 3
+    first = worker._next()
+    assert first is not None and first.gap.gap_id == "a:2"  # immediate before queued
+    worker.running.add("a:2")
+    second = worker._next()
+    assert second is not None and second.gap.gap_id == "a:1"
+    worker.running.add("a:1")
+    assert worker._next() is None  # a:3's minute has not closed
+    clock.advance(61)
+    third = worker._next()
+    assert third is not None and third.gap.gap_id == "a:3"
+    worker.admit(Pending("a:2", "000002", TEN_NS, TEN_NS + 3 * S, "disconnect", TEN_NS))
+    assert worker.tally.detected == 3  # the same gap again (feed and sweep) is one gap
+
+
+# ------------------------------------------------------------------ the daemon
+
+
+def _config(tmp_path: Path, writer: WriterProcess, sim: SimThread, url: str) -> Path:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+        f'[database]\nurl = "{url}"\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+        # 15 calls/s each for gap recovery, within the simulator's 20/s per app key.
+        '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
+        '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
+    )
+    return config
+
+
+def _start(config: Path, sim: SimThread, log: Path) -> subprocess.Popen[bytes]:
+    """``observer gaps run``, once it is ready."""
+    env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+    ready = log.read_text().count("gap recovery ready") if log.exists() else 0
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "observer", "gaps", "run", "--config", str(config)],
+            stdout=out, stderr=out, cwd=ROOT, env=env,
+        )  # fmt: skip
+    wait_until(
+        lambda: log.read_text().count("gap recovery ready") > ready or proc.poll() is not None,
+        60, "gap recovery ready",
+    )  # fmt: skip
+    assert proc.poll() is None, log.read_text()
+    return proc
+
+
+def _gaps(count: int) -> list[GapDetected]:
+    """Short, queued, overlapping and long gaps between 10:00 and 10:29 (all minutes closed)."""
+    gaps = []
+    for n in range(count):
+        symbol = STOCKS[n % len(STOCKS)]
+        start = TEN_NS + (n * 37 % 1700) * S
+        length = (2, 4, 20, 45, 59)[n % 5] * S
+        gaps.append(
+            GapDetected(f"acct1:{symbol}:{start}", symbol, start, start + length, "silence")
+        )
+        if n % 7 == 0:  # another account's disconnect overlapping it
+            gaps.append(GapDetected(f"acct2:{symbol}:{start + S}", symbol, start + S,
+                                    start + length + 30 * S, "disconnect", "acct2"))  # fmt: skip
+    return gaps
+
+
+def _expected_bars(gaps: list[GapDetected]) -> dict[tuple[str, int], tuple[int, ...]]:
+    """What the simulator's market traded in every minute the recoverable gaps touch."""
+    wanted: dict[tuple[str, int], tuple[int, ...]] = {}
+    for gap in gaps:
+        if gap.end_ns - gap.start_ns > 60 * S:
+            continue
+        path = MARKET.day_path(gap.symbol, DAY)
+        for minute in minutes_of(gap.start_ns, gap.end_ns):
+            i = (minute - int(datetime(2026, 11, 20, 9, 0, tzinfo=KST).timestamp()) * S) // MINUTE
+            wanted[(gap.symbol, minute)] = (
+                int(path.open[i]), int(path.high[i]), int(path.low[i]), int(path.close[i]),
+                int(path.volume[i]),
+            )  # fmt: skip
+    return wanted
+
+
+def _stored_bars(url: str) -> list[Any]:
+    return db_rows(
+        url,
+        "select symbol, minute_ns, open, high, low, close, volume from minute_bars "
+        "where quality = 'recovered'",
+    )
+
+
+def _peak_pending(url: str) -> int:
+    """The most gaps detected and not yet final at any instant, from the history."""
+    rows = db_rows(url, "select gap_id, state, produced_ns from gap_events order by produced_ns")
+    pending: set[str] = set()
+    peak = 0
+    for gap_id, state, _ in rows:
+        if state == "detected":
+            pending.add(gap_id)
+        elif state in ("recovered", "unrecoverable", "marker_only"):
+            pending.discard(gap_id)
+        peak = max(peak, len(pending))
+    return peak
+
+
+def _final_states(url: str, count: int) -> dict[str, int]:
+    """The gaps' final states, once ``count`` gaps have one."""
+    return wait_until(  # type: ignore[no-any-return]
+        lambda: (r := db_rows(url, "select state, count(*) from gaps where state in "
+                                   "('recovered', 'unrecoverable', 'marker_only') "
+                                   "group by state"))
+        and sum(n for _, n in r) == count and dict(r),
+        90, f"{count} gaps in a final state",
+    )  # fmt: skip
+
+
+def _latencies(url: str, since_ns: int) -> list[float]:
+    """Detection to recovered, seconds, of the gaps detected since ``since_ns``; sorted."""
+    return sorted(
+        (updated - detected) / S
+        for detected, updated in db_rows(
+            url,
+            "select detected_ns, updated_ns from gaps where state = 'recovered' "
+            f"and detected_ns >= {since_ns}",
+        )
+    )
+
+
+@pytest.mark.slow
+def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    sim = SimThread(MARKET, HALF_TEN, speed=1.0)
+    proc = None
+    try:
+        config = _config(tmp_path, writer, sim, url)
+        proc = _start(config, sim, tmp_path / "gaps.log")
+        outbox = tmp_path / "outbox"
+        with Producer("slots", writer.ingest, outbox / "slots", clock_ns=lambda: TEN_NS) as slots:
+            for symbol in STOCKS[:41]:  # the symbols hold slots from 10:00
+                slots.send(SlotDecision(account="acct1", action="allocate", symbol=symbol,
+                                        slot=0, trigger="volume_surge", score=Decimal(10),
+                                        reason="test"))  # fmt: skip
+            assert slots.wait_acked(30)
+        # Track B's gaps, stamped by the simulated clock as Track B's would be.
+        track_b = Producer("track_b", writer.ingest, outbox / "b", clock_ns=sim.sim.clock.now_ns)
+        # 1. A dropped session: a 1-4 s gap for each of its 41 symbols, whose minute has closed.
+        dropped_at = TEN_NS + 25 * MINUTE + 10 * S
+        drop = [
+            GapDetected(f"acct1:{symbol}:{dropped_at}", symbol, dropped_at,
+                        dropped_at + (1 + n % 4) * S, "disconnect", "acct1")
+            for n, symbol in enumerate(STOCKS[:41])
+        ]  # fmt: skip
+        since = sim.sim.clock.now_ns()
+        for gap in drop:
+            track_b.send(gap)
+        assert _final_states(url, len(drop)) == {"recovered": len(drop)}
+        latencies = _latencies(url, since)
+        assert latencies[int(0.99 * len(latencies))] < 2.0, latencies[-5:]
+        # 2. Silences and overlapping disconnects through a 5xx burst and an EGW00201 storm.
+        sim.sim.faults.http_5xx = 10
+        sim.sim.faults.rate_limited = 10
+        gaps = _gaps(60)
+        long_gap = GapDetected("acct1:long", STOCKS[0], TEN_NS, TEN_NS + 90 * S, "disconnect")
+        for gap in [*gaps, long_gap]:
+            track_b.send(gap)
+        assert track_b.wait_acked(30)
+        track_b.close()
+        final = _final_states(url, len(drop) + len(gaps) + 1)
+        gaps += drop
+        short = sum(1 for g in gaps if g.end_ns - g.start_ns <= 60 * S)
+        assert 0 < short < len(gaps)
+        # 100 % of the gaps up to 60 s, whatever the faults; the others are marked.
+        assert final == {"recovered": short, "marker_only": len(gaps) + 1 - short}
+        stormy = _latencies(url, since)
+        print(f"detection to recovered p99: drop {latencies[int(0.99 * len(latencies))]:.2f} s, "
+              f"all {stormy[int(0.99 * len(stormy))]:.2f} s")  # fmt: skip
+        assert sim.sim.faults.http_5xx == 0 and sim.sim.faults.rate_limited == 0  # all hit
+        stored = _stored_bars(url)
+        keys = [(s, m) for s, m, *_ in stored]
+        assert len(keys) == len(set(keys))  # no bar twice, overlapping gaps included
+        assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
+        assert db_rows(url, "select detail from gaps where gap_id = 'acct1:long'") == [
+            ("90.0 s > 60 s: marker only",)
+        ]
+        assert _peak_pending(url) <= 100
+        # The day's report and chart.
+        chart = tmp_path / "gaps.html"
+        result = CliRunner().invoke(
+            gaps_app,
+            ["report", "--date", "2026-11-20", "--json", "--chart", str(chart),
+             "--config", str(config)],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        report = json.loads(result.output.splitlines()[-1])
+        assert report["gaps"] == len(gaps) + 1 and report["short_success_pct"] == 100.0
+        by_symbol = {r["symbol"]: r for r in report["symbols"]}
+        first = by_symbol[STOCKS[0]]
+        assert first["gaps_by_state"]["marker_only"] >= 1 and first["uncovered_s"] >= 90.0
+        assert 0 < first["completeness_pct"] < 100 and first["covered_s"] > 0
+        page = chart.read_text()
+        assert page.count("</title></rect>") == len(gaps) + 1 and "marker_only" in page
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        sim.close()
+        writer.kill()
+
+
+@pytest.mark.slow
+def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    sim = SimThread(MARKET, HALF_TEN, speed=1.0)
+    proc = None
+    try:
+        config = _config(tmp_path, writer, sim, url)
+        sim.sim.faults.latency_s = 0.05  # slow answers: the kill lands mid-recovery
+        proc = _start(config, sim, tmp_path / "gaps.log")
+        gaps = _gaps(120)
+        outbox = tmp_path / "outbox"
+        with Producer("track_b", writer.ingest, outbox, clock_ns=sim.sim.clock.now_ns) as producer:
+            for gap in gaps:
+                producer.send(gap)
+            assert producer.wait_acked(30)
+        wait_until(
+            lambda: db_rows(url, "select count(*) from gaps where state = 'recovered'")[0][0] >= 15,
+            60, "some gaps recovered",
+        )  # fmt: skip
+        proc.kill()
+        proc.wait()
+        states = Counter(s for (s,) in db_rows(url, "select state from gaps"))
+        assert states["recovered"] < len(gaps)  # killed with work left
+        proc = _start(config, sim, tmp_path / "gaps.log")
+        wait_until(
+            lambda: db_rows(url, "select count(*) from gaps where state in "
+                                 "('recovered', 'marker_only')")[0][0] == len(gaps),
+            90, "every gap recovered or marked after the restart",
+        )  # fmt: skip
+        stored = _stored_bars(url)
+        keys = [(s, m) for s, m, *_ in stored]
+        assert len(keys) == len(set(keys))
+        assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(30) == 0
+        sim.close()
+        writer.kill()
+
+
+def test_the_report_of_a_day_without_data_is_empty(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    config = tmp_path / "observer.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    upgrade(url)
+    result = CliRunner().invoke(
+        gaps_app, ["report", "--date", "2026-11-20", "--config", str(config)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 ticks, 0 gaps" in result.output
+    bad = CliRunner().invoke(gaps_app, ["report", "--date", "20th", "--config", str(config)])
+    assert bad.exit_code == 2 and "--date" in bad.output

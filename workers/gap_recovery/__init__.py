@@ -1,0 +1,5 @@
+"""Gap recovery: minute bars for what Track B's real-time data missed, and the day's report.
+
+``observer gaps run`` is the ``gap_recovery`` daemon (`workers.gap_recovery.worker`);
+``observer gaps report`` reads the day's gaps back (`workers.gap_recovery.report`).
+"""

@@ -1,0 +1,73 @@
+"""Minute bars for a gap: fetched from KIS, and never published twice.
+
+Today's bars come from FHKST03010200 (30 rows per call, paged back by the client), an
+earlier day's from FHKST03010230. `BarLedger` remembers every (symbol, minute) already
+recovered, loaded from the database at start-up: a gap retried, a gap overlapping another,
+or a gap resumed after a crash publishes only the minutes nobody has published yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+
+from bus.events import Bar
+from observer.errors import KisProtocolError
+from observer.kis.client import KisClient
+from observer.kis.schemas import MinuteBarRow
+from observer.phases import KST
+
+__all__ = ["BarLedger", "bar_of", "fetch_bars"]
+
+_NS = 1_000_000_000
+
+
+def _hhmmss(minute_ns: int) -> str:
+    return datetime.fromtimestamp(minute_ns / _NS, KST).strftime("%H%M00")
+
+
+def bar_of(row: MinuteBarRow) -> Bar:
+    """One KIS minute-bar row as a bar; ``KisProtocolError`` if it is not one."""
+    try:
+        at = datetime.strptime(row.stck_bsop_date + row.stck_cntg_hour, "%Y%m%d%H%M%S")
+        prices = [int(v) for v in (row.stck_oprc, row.stck_hgpr, row.stck_lwpr, row.stck_prpr)]
+        volume = int(row.cntg_vol)
+    except ValueError as exc:
+        raise KisProtocolError(f"minute bar: {exc}") from exc
+    open_, high, low, close = prices
+    if min(prices) <= 0 or volume < 0 or not low <= min(open_, close) <= max(open_, close) <= high:
+        raise KisProtocolError(f"minute bar {row.stck_cntg_hour}: inconsistent prices {prices}")
+    minute_ns = int(at.replace(tzinfo=KST, second=0).timestamp()) * _NS
+    # acml_tr_pbmn is the day's cumulative value, not the bar's: left out (0).
+    return Bar(minute_ns=minute_ns, open=open_, high=high, low=low, close=close, volume=volume)
+
+
+async def fetch_bars(
+    client: KisClient, symbol: str, minutes: list[int], today: date
+) -> dict[int, Bar]:
+    """The bars of ``minutes`` (opening instants, one day) that KIS has, by minute."""
+    since, until = _hhmmss(minutes[0]), _hhmmss(minutes[-1])
+    day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
+    if day == today:
+        rows = await client.minute_bars_today(symbol, until=until, since=since)
+    else:
+        rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since)
+    wanted = set(minutes)
+    bars = (bar_of(row) for row in rows)
+    return {bar.minute_ns: bar for bar in bars if bar.minute_ns in wanted}
+
+
+class BarLedger:
+    """The (symbol, minute) pairs already recovered: each is published once."""
+
+    def __init__(self, stored: Iterable[tuple[str, int]] = ()) -> None:
+        self._minutes: dict[str, set[int]] = {}
+        for symbol, minute_ns in stored:
+            self._minutes.setdefault(symbol, set()).add(minute_ns)
+
+    def claim(self, symbol: str, bars: Iterable[Bar]) -> list[Bar]:
+        """The bars not published yet, in time order, now counted as published."""
+        held = self._minutes.setdefault(symbol, set())
+        fresh = sorted((b for b in bars if b.minute_ns not in held), key=lambda b: b.minute_ns)
+        held.update(b.minute_ns for b in fresh)
+        return fresh

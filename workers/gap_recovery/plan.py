@@ -1,0 +1,68 @@
+"""What to do with a gap (seed 004's recovery policy) and which minute bars cover it.
+
+By duration: up to ``immediate_max_s`` (5 s) a gap is recovered first; up to
+``queue_max_s`` (60 s) it is queued behind those; longer gaps get a marker only, unless
+``long_gaps = "backfill"``, which recovers them too, last.
+
+A minute bar is final only once its minute has closed (KIS's newest row is the minute in
+progress, and its volume lags), so a gap can be recovered ``settle_s`` after the close of
+the last minute it touches, never sooner: a gap ending at 10:00:05 waits until 10:01:00 plus
+the settle time, whatever its priority.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from observer.config import GapRecoverySettings
+
+__all__ = ["PRIORITY", "Pending", "Plan", "minutes_of", "plan_for", "ready_ns"]
+
+_NS = 1_000_000_000
+_MINUTE_NS = 60 * _NS
+
+Plan = Literal["immediate", "queued", "backfill", "marker"]
+PRIORITY: dict[Plan, int] = {"immediate": 0, "queued": 1, "backfill": 2, "marker": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A gap waiting for recovery, as detected."""
+
+    gap_id: str
+    symbol: str
+    start_ns: int
+    end_ns: int
+    reason: str
+    detected_ns: int
+
+    @property
+    def duration_s(self) -> float:
+        """How long the data may be missing (seconds)."""
+        return max(0, self.end_ns - self.start_ns) / _NS
+
+
+def plan_for(duration_s: float, settings: GapRecoverySettings) -> Plan:
+    """The policy's answer for a gap of ``duration_s`` seconds."""
+    if duration_s <= settings.immediate_max_s:
+        return "immediate"
+    if duration_s <= settings.queue_max_s:
+        return "queued"
+    return "backfill" if settings.long_gaps == "backfill" else "marker"
+
+
+def minutes_of(start_ns: int, end_ns: int) -> list[int]:
+    """The opening instants (UTC ns) of the minutes that hold ``[start_ns, end_ns)``.
+
+    KST is UTC+9 h exactly, so KST minutes start on UTC minute boundaries.
+    """
+    first = start_ns - start_ns % _MINUTE_NS
+    last_ns = max(start_ns, end_ns - 1)
+    last = last_ns - last_ns % _MINUTE_NS
+    return list(range(first, last + 1, _MINUTE_NS))
+
+
+def ready_ns(start_ns: int, end_ns: int, settle_s: float) -> int:
+    """When the bars of a gap are final: the close of its last minute, plus ``settle_s``."""
+    return minutes_of(start_ns, end_ns)[-1] + _MINUTE_NS + int(settle_s * _NS)

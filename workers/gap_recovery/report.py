@@ -1,0 +1,233 @@
+"""``observer gaps report``: one day's real-time data, symbol by symbol, and what is missing.
+
+A symbol is *watched* while it holds a Track B slot (from its allocation to its release,
+expiry or replacement; a slot still held at the end of the data closes with the day's last
+tick, slot event or gap, whichever is latest). Of the watched time, gaps that were
+recovered are *covered* (their minute bars are stored) and every other gap (unrecoverable,
+marker only, still pending) is *uncovered*; completeness is the watched time not
+uncovered. Overlapping gaps count once.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from observer.phases import KST
+
+__all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]
+
+_NS = 1_000_000_000
+Span = tuple[int, int]
+
+
+@dataclass
+class SymbolReport:
+    """One symbol's day."""
+
+    symbol: str
+    ticks: int = 0
+    watched: list[Span] = field(default_factory=list)
+    gaps: list[tuple[int, int, str, str]] = field(default_factory=list)  # start, end, reason, state
+
+    def summary(self) -> dict[str, Any]:
+        """The figures ``observer gaps report`` prints for the symbol."""
+        watched = _union(self.watched)
+        uncovered = _within(
+            _union([(s, e) for s, e, _, st in self.gaps if st != "recovered"]), watched
+        )
+        covered = _within(
+            _union([(s, e) for s, e, _, st in self.gaps if st == "recovered"]), watched
+        )
+        watched_s, uncovered_s = _length(watched), _length(uncovered)
+        covered_s = _length(covered) - _length(_within(covered, uncovered))
+        return {
+            "symbol": self.symbol,
+            "ticks": self.ticks,
+            "watched_s": round(watched_s, 1),
+            "gaps_by_reason": dict(Counter(reason for _, _, reason, _ in self.gaps)),
+            "gaps_by_state": dict(Counter(state for _, _, _, state in self.gaps)),
+            "covered_s": round(covered_s, 1),
+            "uncovered_s": round(uncovered_s, 1),
+            "completeness_pct": round(100 * (1 - uncovered_s / watched_s), 3)
+            if watched_s
+            else 100.0,
+        }
+
+
+@dataclass
+class DayReport:
+    """A day's symbols and the recovery figures of its gaps."""
+
+    day: date
+    symbols: list[SymbolReport]
+    latencies: dict[str, float]
+
+    def summary(self) -> dict[str, Any]:
+        """Everything, as one JSON-able object."""
+        rows = [s.summary() for s in self.symbols]
+        states = Counter(st for s in self.symbols for _, _, _, st in s.gaps)
+        return {
+            "date": self.day.isoformat(),
+            "symbols": rows,
+            "ticks": sum(r["ticks"] for r in rows),
+            "gaps": sum(states.values()),
+            "gaps_by_state": dict(states),
+            **self.latencies,
+        }
+
+
+def _union(spans: list[Span]) -> list[Span]:
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif end > start:
+            merged.append((start, end))
+    return merged
+
+
+def _within(spans: list[Span], bounds: list[Span]) -> list[Span]:
+    """The parts of ``spans`` inside ``bounds`` (both already unions)."""
+    out = []
+    for s, e in spans:
+        for bs, be in bounds:
+            if min(e, be) > max(s, bs):
+                out.append((max(s, bs), min(e, be)))
+    return _union(out)
+
+
+def _length(spans: list[Span]) -> float:
+    return sum(e - s for s, e in spans) / _NS
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3) if ordered else 0.0
+
+
+def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
+    """Read ``day`` (KST) from the database; ``short_s`` bounds the gaps counted as short."""
+    lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
+    hi = lo + 86_400 * _NS
+    bounds = {"lo": lo, "hi": hi}
+    symbols: dict[str, SymbolReport] = defaultdict(lambda: SymbolReport(""))
+    ticks = conn.execute(
+        text(
+            "select symbol, count(*), max(received_ns) from trade_ticks "
+            "where received_ns >= :lo and received_ns < :hi group by symbol"
+        ),
+        bounds,
+    ).all()
+    last = max((t for _, _, t in ticks), default=lo)
+    for symbol, count, _ in ticks:
+        symbols[symbol].ticks = count
+    gaps = conn.execute(
+        text(
+            "select symbol, start_ns, end_ns, reason, state, detected_ns, updated_ns from gaps "
+            "where start_ns >= :lo and start_ns < :hi"
+        ),
+        bounds,
+    ).all()
+    last = max([last, *(g[2] for g in gaps)])
+    held: dict[str, int] = {}
+    events = conn.execute(
+        text(
+            "select action, symbol, replaced_symbol, produced_ns from slot_events "
+            "where produced_ns >= :lo and produced_ns < :hi order by produced_ns, seq"
+        ),
+        bounds,
+    )
+    for action, symbol, replaced, at in events:
+        last = max(last, at)
+        leaving = symbol if action in ("release", "expire") else replaced
+        if leaving and leaving in held:
+            symbols[leaving].watched.append((held.pop(leaving), at))
+        if action in ("allocate", "replace"):
+            held.setdefault(symbol, at)
+    for symbol, since in held.items():
+        symbols[symbol].watched.append((since, last))
+    detection, to_recovered, short = [], [], Counter[str]()
+    for symbol, start, end, reason, state, detected, updated in gaps:
+        symbols[symbol].gaps.append((start, end, reason, state))
+        detection.append(max(0, detected - end) / _NS)
+        if state == "recovered":
+            to_recovered.append(max(0, updated - detected) / _NS)
+        if (end - start) / _NS <= short_s:
+            short[state] += 1
+    for symbol, report in symbols.items():
+        report.symbol = symbol
+    settled = short["recovered"] + short["unrecoverable"]
+    latencies = {
+        "short_gaps": sum(short.values()),
+        "short_success_pct": round(100 * short["recovered"] / settled, 2) if settled else 100.0,
+        "detection_p99_s": _p99(detection),
+        "detect_to_recovered_p99_s": _p99(to_recovered),
+    }
+    return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies)
+
+
+_COLOURS = {
+    "recovered": "#2e9d4f",
+    "unrecoverable": "#d43c3c",
+    "marker_only": "#e39b28",
+    "detected": "#6f7fa8",
+    "recovering": "#6f7fa8",
+}
+
+
+def chart_html(report: DayReport) -> str:
+    """A self-contained HTML page: each symbol's watched time and gaps on 09:00-15:30."""
+    day = report.day
+    x0 = int(datetime.combine(day, time(9, 0), tzinfo=KST).timestamp()) * _NS
+    x1 = int(datetime.combine(day, time(15, 30), tzinfo=KST).timestamp()) * _NS
+    left, width, row = 80, 1040, 16
+    height = 40 + row * len(report.symbols)
+
+    def x(ns: int) -> float:
+        return left + width * min(max(ns - x0, 0), x1 - x0) / (x1 - x0)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{height}" '
+        'font-family="sans-serif" font-size="11">'
+    ]
+    for hour in range(9, 16):
+        at = x(int(datetime.combine(day, time(hour), tzinfo=KST).timestamp()) * _NS)
+        parts.append(f'<line x1="{at:.1f}" y1="20" x2="{at:.1f}" y2="{height}" stroke="#ddd"/>')
+        parts.append(f'<text x="{at:.1f}" y="14" text-anchor="middle">{hour:02d}:00</text>')
+    for i, symbol in enumerate(report.symbols):
+        y = 24 + i * row
+        parts.append(f'<text x="{left - 6}" y="{y + 10}" text-anchor="end">{symbol.symbol}</text>')
+        for start, end in _union(symbol.watched):
+            parts.append(
+                f'<rect x="{x(start):.1f}" y="{y + 3}" width="{max(x(end) - x(start), 1):.1f}" '
+                'height="6" fill="#cfd8e3"/>'
+            )
+        for start, end, reason, state in symbol.gaps:
+            label = (
+                f"{symbol.symbol} {reason} {state}: "
+                f"{datetime.fromtimestamp(start / _NS, KST):%H:%M:%S}-"
+                f"{datetime.fromtimestamp(end / _NS, KST):%H:%M:%S}"
+            )
+            parts.append(
+                f'<rect x="{x(start):.1f}" y="{y}" width="{max(x(end) - x(start), 2):.1f}" '
+                f'height="12" fill="{_COLOURS.get(state, "#888")}">'
+                f"<title>{html.escape(label)}</title></rect>"
+            )
+    parts.append("</svg>")
+    legend = " ".join(
+        f'<span style="color:{c}">&#9632; {s}</span>'
+        for s, c in _COLOURS.items()
+        if s != "recovering"
+    )
+    summary = report.summary()
+    return (
+        f"<!doctype html><meta charset='utf-8'><title>gaps {day}</title>"
+        f"<h3>Real-time gaps on {day}: {summary['gaps']} gaps, {summary['ticks']:,} ticks</h3>"
+        f"<p>{legend} <span style='color:#cfd8e3'>&#9632; watched</span></p>" + "".join(parts)
+    )

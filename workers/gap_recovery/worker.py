@@ -1,0 +1,309 @@
+"""The ``gap_recovery`` daemon: every gap Track B detects ends recovered, unrecoverable or marked.
+
+Gaps come from the feed (``gap_detected``) and from the database: at start-up (after the
+writer has acknowledged what an earlier instance left in the outbox), then every
+``sweep_s``, so a gap the feed did not deliver (a restart, a slow subscriber) is still
+found. Each gap gets the policy's plan (`workers.gap_recovery.plan`): marker only, or a
+place in the queue, ready once its last minute has closed, ordered by priority then by
+readiness. ``requests_per_account`` recoveries run per account, each call under the
+account's ``gap_recovery`` share of the REST budget.
+
+A recovery publishes ``recovering``, then the minute bars nobody has published yet
+(quality ``recovered``, with the gap's id), then ``recovered`` with the number of bars that
+cover the gap. A failure is retried with doubling backoff up to ``max_attempts``, then the
+gap is ``unrecoverable`` with the error. Killed at any point, the next instance recovers the
+gap again and publishes only the bars still missing: none is lost and none doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import zmq
+from sqlalchemy import Engine, func, select
+
+from bus.endpoints import local_endpoints
+from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
+from bus.feed import FeedSubscriber
+from bus.producer import Producer
+from observer.clock import Clock
+from observer.config import Settings
+from observer.db.engine import make_engine
+from observer.db.models import Gap, MinuteBar
+from observer.errors import KisError
+from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.notify import Notifier
+from observer.phases import KST
+from observer.runtime import beat_forever
+from workers.gap_recovery.bars import BarLedger, fetch_bars
+from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
+
+__all__ = ["SOURCE", "GapRecovery", "Tally"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "gap_recovery"
+_NS = 1_000_000_000
+_POLL_S = 0.02  # wall seconds between looks at the feed and the queue
+_LATENCIES = 10_000  # the newest latencies kept for the percentiles
+_FORGET_NS = 3600 * _NS  # a finished gap is surely committed after this long
+_LEDGER_DAYS = 7  # recovered bars loaded at start-up: this many days back, or the oldest gap's
+
+
+@dataclass
+class Job:
+    """A gap in the queue."""
+
+    gap: Pending
+    plan: Plan
+    ready_ns: int  # clock time: its bars are final, or its backoff is over
+    attempts: int = 0
+    started: float | None = None  # wall time of its first call
+
+
+def _p99(values: Iterable[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
+
+
+@dataclass
+class Tally:
+    """What the heartbeats report (``observer ctl status``, Prometheus)."""
+
+    detected: int = 0
+    recovered: int = 0
+    unrecoverable: int = 0
+    marker_only: int = 0
+    bars: int = 0
+    queue_peak: int = 0
+    detection_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+    to_recovered_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+    call_to_record_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+
+    def counters(self, queue_depth: int) -> dict[str, float]:
+        """The heartbeat's counters: counts, queue depth and the seed's latency targets."""
+        settled = self.recovered + self.unrecoverable
+        return {
+            "gaps_detected": self.detected,
+            "gaps_recovered": self.recovered,
+            "gaps_unrecoverable": self.unrecoverable,
+            "gaps_marker_only": self.marker_only,
+            "bars_recovered": self.bars,
+            "queue_depth": queue_depth,
+            "queue_peak": self.queue_peak,
+            "success_pct": round(100 * self.recovered / settled, 2) if settled else 100.0,
+            "detection_p99_s": round(_p99(self.detection_s), 3),
+            "detect_to_recovered_p99_s": round(_p99(self.to_recovered_s), 3),
+            "call_to_record_p99_s": round(_p99(self.call_to_record_s), 3),
+        }
+
+
+class GapRecovery:
+    """One gap-recovery process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        producer: Producer,
+        notifier: Notifier,
+        stop: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.gap_recovery
+        self.clock = clock
+        self.producer = producer
+        self.notifier = notifier
+        self.stop = stop
+        self.tally = Tally()
+        self.jobs: dict[str, Job] = {}  # gap id -> its job, until its final state
+        # Gap ids that reached a final state here -> when: the sweep may still read them as
+        # pending until the writer has committed that state.
+        self.done: dict[str, int] = {}
+        self.running: set[str] = set()
+        self.ledger = BarLedger()
+        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+
+    async def run(self) -> None:
+        """Recover gaps until ``stop``."""
+        feed = FeedSubscriber(
+            zmq.Context.instance(), local_endpoints(self.settings.paths.run).feed,
+            ["gap_detected."],
+        )  # fmt: skip
+        limits = rate_limits(self.settings, SOURCE)
+        accounts = [
+            open_account(self.settings, a.alias, self.clock, limits)
+            for a in self.settings.kis.accounts
+        ]
+        stored = self._stored_bars()
+        self.ledger = BarLedger(stored)
+        self._sweep()
+        log.info("gap recovery ready: %d gaps pending, %d recovered bars known",
+                 len(self.jobs), len(stored))  # fmt: skip
+        beating = asyncio.ensure_future(
+            beat_forever(self.notifier, lambda: self.tally.counters(len(self.jobs)))
+        )
+        servers = [
+            asyncio.ensure_future(self._serve(account))
+            for account in accounts
+            for _ in range(self.config.requests_per_account)
+        ]
+        try:
+            swept = self.clock.now_ns()
+            while not self.stop.is_set():
+                self._drain(feed)
+                if self.clock.now_ns() - swept >= self.config.sweep_s * _NS:
+                    swept = self.clock.now_ns()
+                    self._sweep()
+                await asyncio.sleep(_POLL_S)
+        finally:
+            for task in (*servers, beating):
+                task.cancel()
+            await asyncio.gather(*servers, beating, return_exceptions=True)
+            for account in accounts:
+                await account.aclose()
+            feed.close()
+            self._engine.dispose()
+
+    # ------------------------------------------------------------------ intake
+
+    def _drain(self, feed: FeedSubscriber) -> None:
+        while (envelopes := feed.recv(0)) is not None:
+            for envelope in envelopes:
+                event = envelope.event
+                if isinstance(event, GapDetected):
+                    self.admit(
+                        Pending(event.gap_id, event.symbol, event.start_ns, event.end_ns,
+                                event.reason, envelope.ts)
+                    )  # fmt: skip
+
+    def _sweep(self) -> None:
+        """Gaps the database holds as detected or recovering that this process has not seen."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(Gap.gap_id, Gap.symbol, Gap.start_ns, Gap.end_ns, Gap.reason,
+                       Gap.detected_ns)
+                .where(Gap.state.in_(("detected", "recovering")))
+                .order_by(Gap.detected_ns)
+            ).all()  # fmt: skip
+        for row in rows:
+            self.admit(Pending(*row))
+        old = self.clock.now_ns() - _FORGET_NS
+        self.done = {gap_id: at for gap_id, at in self.done.items() if at > old}
+
+    def _stored_bars(self) -> list[tuple[str, int]]:
+        """The recovered bars already stored that a pending gap could touch (the ledger)."""
+        since = self.clock.now_ns() - _LEDGER_DAYS * 86_400 * _NS
+        with self._engine.connect() as conn:
+            oldest = conn.execute(
+                select(func.min(Gap.start_ns)).where(Gap.state.in_(("detected", "recovering")))
+            ).scalar_one()
+            rows = conn.execute(
+                select(MinuteBar.symbol, MinuteBar.minute_ns).where(
+                    MinuteBar.quality == "recovered",
+                    MinuteBar.minute_ns >= min(since, oldest or since) - 60 * _NS,
+                )
+            ).all()
+        return [(symbol, minute_ns) for symbol, minute_ns in rows]
+
+    def admit(self, gap: Pending) -> None:
+        """Take a gap in (once): a marker at once, or a job in the queue."""
+        if gap.gap_id in self.jobs or gap.gap_id in self.done or not gap.symbol:
+            return
+        self.tally.detected += 1
+        self.tally.detection_s.append(max(0, gap.detected_ns - gap.end_ns) / _NS)
+        plan = plan_for(gap.duration_s, self.config)
+        if plan == "marker":
+            limit = self.config.queue_max_s
+            self._final(gap, "marker_only", 0, f"{gap.duration_s:.1f} s > {limit:g} s: marker only")
+            return
+        ready = ready_ns(gap.start_ns, gap.end_ns, self.config.settle_s)
+        self.jobs[gap.gap_id] = Job(gap, plan, ready)
+        self.tally.queue_peak = max(self.tally.queue_peak, len(self.jobs))
+
+    # ------------------------------------------------------------------ recovery
+
+    def _next(self) -> Job | None:
+        """The ready job of highest priority, earliest first; None if nothing is ready."""
+        now = self.clock.now_ns()
+        ready = [
+            j for j in self.jobs.values() if j.ready_ns <= now and j.gap.gap_id not in self.running
+        ]
+        return min(ready, key=lambda j: (PRIORITY[j.plan], j.ready_ns), default=None)
+
+    async def _serve(self, account: KisAccount) -> None:
+        while True:
+            job = self._next()
+            if job is None:
+                await asyncio.sleep(_POLL_S)
+                continue
+            self.running.add(job.gap.gap_id)
+            try:
+                await self._recover(job, account)
+            finally:
+                self.running.discard(job.gap.gap_id)
+
+    async def _recover(self, job: Job, account: KisAccount) -> None:
+        gap = job.gap
+        if job.started is None:
+            job.started = time.monotonic()
+            self.producer.send(GapStateChanged(gap.gap_id, "recovering", 0, job.plan))
+        minutes = minutes_of(gap.start_ns, gap.end_ns)
+        today = datetime.fromtimestamp(self.clock.now_ns() / _NS, KST).date()
+        job.attempts += 1
+        try:
+            found = await fetch_bars(account.client, gap.symbol, minutes, today)
+        except KisError as exc:
+            self._failed(job, str(exc), retry=exc.retryable)
+            return
+        if not found:
+            self._failed(job, f"KIS has no minute bars for {_span(minutes)}", retry=True)
+            return
+        fresh = self.ledger.claim(gap.symbol, found.values())
+        if fresh:
+            self.producer.send(MinuteBars(gap.symbol, "recovered", tuple(fresh), gap.gap_id))
+        quiet = len(minutes) - len(found)
+        detail = f"{len(found)} bars for {_span(minutes)}, {len(fresh)} new" + (
+            f", {quiet} minutes without trades" if quiet else ""
+        )
+        self.tally.bars += len(fresh)
+        self.tally.call_to_record_s.append(time.monotonic() - job.started)
+        self._final(gap, "recovered", len(found), detail)
+
+    def _failed(self, job: Job, reason: str, retry: bool) -> None:
+        if retry and job.attempts < self.config.max_attempts:
+            backoff = min(
+                self.config.backoff_initial_s * 2 ** (job.attempts - 1), self.config.backoff_max_s
+            )
+            job.ready_ns = self.clock.now_ns() + int(backoff * _NS)
+            log.info("gap %s: attempt %d failed (%s); again in %g s",
+                     job.gap.gap_id, job.attempts, reason, backoff)  # fmt: skip
+            return
+        tries = f" after {job.attempts} attempts" if job.attempts > 1 else ""
+        self._final(job.gap, "unrecoverable", 0, f"{reason}{tries}"[:500])
+
+    def _final(self, gap: Pending, state: GapState, bars: int, detail: str) -> None:
+        self.producer.send(GapStateChanged(gap.gap_id, state, bars, detail))
+        self.jobs.pop(gap.gap_id, None)
+        self.done[gap.gap_id] = self.clock.now_ns()
+        if state == "recovered":
+            self.tally.recovered += 1
+            self.tally.to_recovered_s.append(max(0, self.clock.now_ns() - gap.detected_ns) / _NS)
+        elif state == "unrecoverable":
+            self.tally.unrecoverable += 1
+            log.warning("gap %s unrecoverable: %s", gap.gap_id, detail)
+        else:
+            self.tally.marker_only += 1
+
+
+def _span(minutes: list[int]) -> str:
+    first, last = (
+        datetime.fromtimestamp(m / _NS, KST).strftime("%H:%M") for m in (minutes[0], minutes[-1])
+    )
+    return first if first == last else f"{first}-{last}"
