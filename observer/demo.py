@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,11 +44,16 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 
 MARKER = ".observer-demo"
-TARGET_WALL_S = 240.0  # the default speeds fit the day in four minutes
+TARGET_WALL_S = 260.0  # the default speeds fit 04:55-15:40 in about four and a half minutes
 # Outside the session the clock runs this many times faster: the jobs then (master files,
-# the universe) need seconds of wall time, the session's cycles need their share of the
-# machine. A 10-minute Track A cycle gets 600 / speed wall seconds.
-IDLE_FACTOR = 3.0
+# the universe: about 2,300 requests) need some 40 wall seconds on a small machine, the
+# session's cycles and streams need their share of it. A 10-minute Track A cycle gets
+# 600 / speed wall seconds.
+IDLE_FACTOR = 2.0
+# Real-time records reach Track B in pushes (the simulator's push_interval_s, 0.05 s) and
+# through a busy event loop: at 121x, 0.1 wall seconds of delivery jitter is 12 simulated
+# seconds, which the silence rule must tolerate or every pause would be a "gap".
+DELIVERY_JITTER_S = 0.1
 BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
 START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
@@ -63,7 +69,7 @@ MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
 FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "none": [],
     "light": [
-        ("10:00", "/_sim/drop_websockets", {}),
+        ("09:40", "/_sim/drop_websockets", {}),
         ("11:00", "/_sim/faults", {"http_5xx": 5}),
         ("13:00", "/_sim/faults", {"rate_limited": 5}),
         ("14:00", "/_sim/drop_websockets", {}),
@@ -133,7 +139,7 @@ def _prepare(data_dir: Path) -> None:
     (data_dir / MARKER).write_text("created by observer demo; emptied by the next demo\n")
 
 
-def _config(options: DemoOptions, sim_url: str) -> str:
+def _config(options: DemoOptions, sim_url: str, speed: float) -> str:
     data = options.data_dir.resolve()
     accounts = "".join(
         f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {DEMO_CALLS_PER_SECOND}\n'
@@ -162,6 +168,9 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         '[programs.track_b]\nkind = "session"\ncommand = ["observer", "track-b", "run"]\n'
         'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
         'phases = ["warmup", "track_a_only", "full_operation"]\n'
+        f"[track_b]\nsilence_tolerance_s = {DELIVERY_JITTER_S * speed:.1f}\n"
+        '[programs.gap_recovery]\nkind = "daemon"\ncommand = ["observer", "gaps", "run"]\n'
+        'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
     )
 
 
@@ -229,7 +238,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     sim_port = _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     config = data / "demo.toml"
-    config.write_text(_config(options, sim_url))
+    config.write_text(_config(options, sim_url, speed))
     sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
     socket_path = data / "run" / "control.sock"
     sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed),
@@ -339,6 +348,7 @@ def _summary(
             listings = _listings(conn)
             track_a = _track_a(conn)
             track_b = _track_b(conn, gateway.get("records_sent", {}))
+            gaps = _gaps(conn, speeds["speed"])
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -366,6 +376,7 @@ def _summary(
         },
         "track_a": track_a,
         "track_b": track_b,
+        "gaps": gaps,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -418,9 +429,6 @@ def _track_b(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
     ticks, symbols = conn.execute(
         text("select count(*), count(distinct symbol) from trade_ticks")
     ).one()
-    gaps: dict[str, int] = dict(
-        conn.execute(text("select reason, count(*) from gaps group by reason")).all()
-    )
     return {
         "slots_peak": peak,
         "allocations": counts["allocate"],
@@ -431,7 +439,35 @@ def _track_b(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
         "symbols_streamed": symbols,
         "ticks_stored": ticks,
         "ticks_sent": sent.get("H0STCNT0", 0),
-        "gaps": gaps,
+    }
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100 * part / whole, 2) if whole else 100.0
+
+
+def _gaps(conn: Connection, speed: float) -> dict[str, Any]:
+    """Gaps detected, by reason and final state; recovered bars; the recovery figures."""
+    rows = conn.execute(
+        text("select reason, state, start_ns, end_ns, detected_ns, updated_ns from gaps")
+    ).all()
+    settled = [
+        r for r in rows if r[1] in ("recovered", "unrecoverable") and r[3] - r[2] <= 60 * _NS
+    ]
+    latencies = sorted((r[5] - r[4]) / _NS for r in rows if r[1] == "recovered")
+    p99 = latencies[int(0.99 * len(latencies))] if latencies else 0.0
+    bars = conn.execute(
+        text("select count(*) from minute_bars where quality = 'recovered'")
+    ).scalar_one()
+    return {
+        "detected": len(rows),
+        "by_reason": dict(Counter(r[0] for r in rows)),
+        "by_state": dict(Counter(r[1] for r in rows)),
+        "recovered_bars": bars,
+        "short_success_pct": _pct(sum(r[1] == "recovered" for r in settled), len(settled)),
+        # Simulated seconds; most of it is the wait for the gap's last minute to close.
+        "detect_to_recovered_p99_s": round(p99, 1),
+        "detect_to_recovered_p99_wall_s": round(p99 / speed, 2),
     }
 
 

@@ -85,13 +85,20 @@ class DemoView:
             f"{rest['busiest_second']} of {rest['limit_per_second']} allowed, "
             f"{rest['egw00201']} EGW00201"
         )
-        b = summary["track_b"]
-        gaps = ", ".join(f"{n} {reason}" for reason, n in sorted(b["gaps"].items())) or "none"
+        b, gaps = summary["track_b"], summary["gaps"]
         console.print(
             f"track B: up to {b['slots_peak']} slots held, {b['allocations']} allocations, "
             f"{b['replacements']} replacements, {b['overflows']} overflowed "
             f"({b['overflow_pct']}%); {b['ticks_stored']:,} ticks stored of "
-            f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols; gaps: {gaps}"
+            f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols"
+        )
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
+        states = ", ".join(f"{n} {s}" for s, n in sorted(gaps["by_state"].items())) or "none"
+        console.print(
+            f"gaps: {gaps['detected']} detected ({reasons}); {states}; "
+            f"{gaps['recovered_bars']} minute bars recovered; gaps <= 60 s recovered "
+            f"{gaps['short_success_pct']}%, p99 detection to recovered "
+            f"{gaps['detect_to_recovered_p99_s']} simulated s"
         )
         listings = summary["listings"]
         console.print(

@@ -17,13 +17,14 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
-    # 05:00-09:00 at 360x (40 s: the jobs build the masters and the universe), then Track A's
-    # first cycles at 120x (5 wall seconds each).
+    # 05:00-09:00 at 240x (60 s: the jobs build the masters and the universe), then Track A's
+    # first cycles at 120x (5 wall seconds each), Track B from 09:30, a dropped WebSocket
+    # session at 09:40 (the light faults) and its gaps recovered by 09:45.
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "observer", "demo", "--data-dir", str(data), "--date",
-         "2026-11-20", "--start", "05:00", "--until", "09:31", "--speed", "120",
-         "--idle-speed", "360", "--faults", "light", "--json"],
+         "2026-11-20", "--start", "05:00", "--until", "09:45", "--speed", "120",
+         "--idle-speed", "240", "--faults", "light", "--json"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -39,14 +40,24 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
         assert summary["processes"][job] == {"restarts": 0, "state": "exited"}
     assert summary["listings"]["instruments"] > 20_000
     assert summary["universe"]["members"] > 200 and summary["universe"]["based_on"] == "2026-11-19"
-    # 09:00, 09:10 and 09:20 are done; 09:30 may be cut short by the end of the demo.
-    assert summary["processes"]["track_a"] == {"restarts": 0, "state": "running"}
+    # 09:00 to 09:30 are done; 09:40 may be cut short by the end of the demo.
+    for program in ("track_a", "track_b", "gap_recovery"):
+        assert summary["processes"][program] == {"restarts": 0, "state": "running"}
     track_a = summary["track_a"]
-    assert track_a["cycles"] >= 3 and track_a["complete"] == track_a["cycles"]
-    assert track_a["snapshots"] >= 3 * summary["universe"]["members"]
+    assert track_a["cycles"] >= 4 and track_a["complete"] == track_a["cycles"]
+    assert track_a["snapshots"] >= 4 * summary["universe"]["members"]
     assert track_a["longest_s"] < 600 and track_a["overran"] == 0
     assert summary["rest"]["egw00201"] == 0
     assert summary["rest"]["busiest_second"] <= summary["rest"]["limit_per_second"]
+    # Track B streamed its 41 slots; every tick the simulator pushed is stored.
+    track_b = summary["track_b"]
+    assert track_b["slots_peak"] == 41 and track_b["ticks_stored"] > 1000
+    assert track_b["ticks_stored"] == track_b["ticks_sent"]
+    # The 09:40 drop: a gap per streamed symbol, every one recovered from minute bars.
+    gaps = summary["gaps"]
+    assert gaps["by_reason"].get("disconnect", 0) >= 41
+    assert gaps["by_state"] == {"recovered": gaps["detected"]}
+    assert gaps["recovered_bars"] >= 41 and gaps["short_success_pct"] == 100.0
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()
 
 

@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observer.sim.market import BARS_PER_DAY, Market, tick_size
+from observer.sim.market import BARS_PER_DAY, Market, bar_value, bars_value, tick_size
 from observer.trading_calendar import TradingCalendar
 
 DAY = date(2026, 11, 20)
@@ -50,6 +50,13 @@ def test_ticks_reproduce_their_bar(n: int, index: int) -> None:
     assert all(p % tick_size(p) == 0 for p in prices)
     seconds = [t.second for t in ticks]
     assert seconds == sorted(seconds) and seconds[0] >= 0 and seconds[-1] < 60
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 3499), st.integers(-1, BARS_PER_DAY))
+def test_the_value_of_the_first_bars_is_their_values_summed(n: int, count: int) -> None:
+    path = market().day_path(list(market().listings)[n], DAY)
+    assert bars_value(path, count) == sum(bar_value(path, i) for i in range(count))
 
 
 @settings(max_examples=30, deadline=None)

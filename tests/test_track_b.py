@@ -13,17 +13,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
-from observer.config import load_settings
+from observer.clock import SimulatedClock
+from observer.config import Settings, load_settings
+from observer.db.migrate import upgrade
+from observer.notify import Notifier
 from observer.phases import KST
 from observer.sim.market import Market
 from observer.sim.server import SimConfig
 from observer.supervisor.ctl import ctl_app
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from workers.track_b.worker import TrackB
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
@@ -147,3 +152,29 @@ def test_the_track_b_program_is_configured_for_its_phases() -> None:
     program = load_settings(ROOT / "config" / "observer.toml").programs["track_b"]
     assert program.kind == "session" and program.command[:3] == ("observer", "track-b", "run")
     assert program.phases == ("warmup", "track_a_only", "full_operation")
+
+
+def test_track_b_beats_while_it_waits_for_the_universe(tmp_path: Path) -> None:
+    """A late universe job must not make the supervisor take Track B for hung."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    upgrade(url)  # an empty database: no universe today
+    settings = msgspec.convert(
+        {"database": {"url": url}, "paths": {"data_dir": str(tmp_path)}}, Settings
+    )
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    clock = SimulatedClock(int((NINE - timedelta(hours=1)).timestamp() * 1e9), 1.0)
+
+    async def wait_a_while() -> None:
+        stop = asyncio.Event()
+        worker = TrackB(settings, clock, Producer.__new__(Producer), Notifier(write, 0.1), stop)
+        running = asyncio.ensure_future(worker.run())
+        await asyncio.sleep(1.0)  # the length of the wait under test, not a synchronisation
+        stop.set()
+        await asyncio.wait_for(running, 10)
+
+    asyncio.run(wait_a_while())
+    beats = os.read(read, 65536).count(b'"beat"')
+    os.close(read)
+    os.close(write)
+    assert beats >= 5  # one every 0.1 s, while no universe came

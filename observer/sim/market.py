@@ -30,6 +30,7 @@ __all__ = [
     "Quote",
     "Tick",
     "bar_value",
+    "bars_value",
     "quote_at",
     "tick_size",
 ]
@@ -449,6 +450,12 @@ def bar_value(path: DayPath, index: int) -> int:
     return int(path.volume[index] * typical)
 
 
+def bars_value(path: DayPath, count: int) -> int:
+    """The traded value of the first ``count`` bars: `bar_value` summed, vectorised."""
+    o, h, low, c = (a[: max(count, 0)] for a in (path.open, path.high, path.low, path.close))
+    return int((path.volume[: max(count, 0)] * ((o + h + low + c) // 4)).sum())
+
+
 def quote_at(market: Market, symbol: str, now: datetime) -> Quote:
     """The quote of ``symbol`` at ``now`` (KST); before the open it is the previous close."""
     day = now.date()
@@ -459,7 +466,7 @@ def quote_at(market: Market, symbol: str, now: datetime) -> Quote:
         return Quote(close, 0, 0, 0, 0, 0, close, None)
     full = min(minute, BARS_PER_DAY)
     volume = int(path.volume[:full].sum())
-    value = sum(bar_value(path, i) for i in range(full))
+    value = bars_value(path, full)
     prices_high = [int(path.high[:full].max())] if full else []
     prices_low = [int(path.low[:full].min())] if full else []
     price = int(path.close[full - 1]) if full else path.prev_close

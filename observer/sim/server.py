@@ -35,6 +35,7 @@ from observer.sim.market import (
     Market,
     Quote,
     bar_value,
+    bars_value,
     quote_at,
     tick_size,
 )
@@ -360,7 +361,7 @@ class Simulator:
             last = min(last, now.hour * 60 + now.minute - 9 * 60)
         upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
         rows = []
-        cumulative = sum(bar_value(path, i) for i in range(upto + 1)) if upto >= 0 else 0
+        cumulative = bars_value(path, upto + 1)
         for index in range(upto, max(-1, upto - limit), -1):
             start = path.bar_start(index)
             rows.append({
@@ -402,7 +403,7 @@ class Simulator:
                 bar = (q.price, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
             else:
                 path = self.market.day_path(symbol, day)
-                value = sum(bar_value(path, i) for i in range(BARS_PER_DAY))
+                value = bars_value(path, BARS_PER_DAY)
                 bar = (
                     path.day_close,
                     path.day_open,

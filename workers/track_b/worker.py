@@ -89,7 +89,15 @@ class TrackB:
     # ------------------------------------------------------------------ the day
 
     async def run(self) -> None:
-        """Run the day's Track B until ``stop``."""
+        """Run the day's Track B until ``stop``; it beats from the start, universe or not."""
+        beating = asyncio.ensure_future(beat_forever(self.notifier, lambda: self.counters))
+        try:
+            await self._day()
+        finally:
+            beating.cancel()
+            self._engine.dispose()
+
+    async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
         starts = {phase: at for at, phase in self.timeline.schedule.starts(day)}
         references = await self._references(day)
@@ -112,7 +120,6 @@ class TrackB:
         )  # fmt: skip
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
-        beating = asyncio.ensure_future(beat_forever(self.notifier, lambda: self.counters))
         try:
             full = starts[Phase.FULL_OPERATION]
             await self._until(full.timestamp() - self.config.sync_lead_s)
@@ -130,10 +137,8 @@ class TrackB:
             )
             await streaming
         finally:
-            beating.cancel()
             for account in accounts:
                 await account.aclose()
-            self._engine.dispose()
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
