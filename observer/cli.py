@@ -102,12 +102,15 @@ def demo(
     start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
     until: Annotated[str, typer.Option(help="simulated end, KST")] = "15:40",
     speed: Annotated[
-        float | None, typer.Option(help="clock speed in the session (default: day in 4 min)")
+        float | None, typer.Option(help="clock speed in the session (default: day in 4.5 min)")
     ] = None,
     idle_speed: Annotated[
-        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 3x speed)")
+        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 2x speed)")
     ] = None,
     accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 1,
+    stocks: Annotated[
+        int, typer.Option(min=200, help="the simulated market's stocks (a smaller day is quicker)")
+    ] = 2500,
     faults: Annotated[str, typer.Option(help="none | light | heavy")] = "none",
     as_json: Annotated[bool, typer.Option("--json", help="last line is a JSON summary")] = False,
 ) -> None:
@@ -126,6 +129,7 @@ def demo(
             speed=speed,
             idle_speed=idle_speed,
             accounts=accounts,
+            stocks=stocks,
             faults=faults,
         )
     except ValueError as exc:
@@ -272,6 +276,7 @@ def sim(
         list[str] | None, typer.Option(help="KEY:SECRET accepted (repeatable; default any)")
     ] = None,
     calls_per_second: Annotated[int, typer.Option(help="REST calls per app key")] = 20,
+    stocks: Annotated[int, typer.Option(min=50, help="domestic stocks (ETFs: 2 per 5)")] = 2500,
 ) -> None:
     """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs."""
     import asyncio
@@ -280,7 +285,7 @@ def sim(
 
     keys = dict(pair.split(":", 1) for pair in app_key) if app_key else None
     setup_logging("WARNING")
-    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second))
+    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second, stocks))
 
 
 @bench_app.command("bus")

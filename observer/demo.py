@@ -102,6 +102,7 @@ class DemoOptions:
     speed: float | None = None  # in the session; default: the day in TARGET_WALL_S
     idle_speed: float | None = None  # outside it; default: IDLE_FACTOR x speed
     accounts: int = 1
+    stocks: int = 2500  # the simulated market's size (its universe takes about 1 in 8)
     faults: str = "none"
     seed: int = 1
 
@@ -242,7 +243,8 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
     socket_path = data / "run" / "control.sock"
     sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed),
-                "--calls-per-second", str(DEMO_CALLS_PER_SECOND)]  # fmt: skip
+                "--calls-per-second", str(DEMO_CALLS_PER_SECOND),
+                "--stocks", str(options.stocks)]  # fmt: skip
     sup_args = ["supervise", "--config", str(config), "--clock", clock.spec]
     # Both start at once (the simulator's market takes seconds to build) before the day begins.
     with (

@@ -30,7 +30,7 @@ TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
 
 @pytest.fixture
 def sim() -> Iterator[SimThread]:
-    thread = SimThread(MARKET, TEN, speed=10)  # ticks at 20 per wall second per symbol
+    thread = SimThread(MARKET, TEN, speed=30)  # a few ticks per wall second per symbol
     yield thread
     thread.close()
 
@@ -82,14 +82,14 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
             dropped = asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop)
             assert dropped.result(10) == 2
             await until(lambda: len(of(GapDetected)) == 4, 30, "a gap per symbol")
-            await until(lambda: len(of(TradeTick)) > before + 40, 20, "ticks again")
+            await until(lambda: len(of(TradeTick)) > before + 10, 20, "ticks again")
             assert collector.healthy() == {"acct1", "acct2"}
             assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
             # A forced approval-key renewal: a planned gap per acct1 symbol, slots kept.
             renewed = len(of(TradeTick))
             await collector.refresh("acct1")
             await until(lambda: len(of(GapDetected)) == 6, 30, "the refresh's gaps")
-            await until(lambda: len(of(TradeTick)) > renewed + 40, 20, "ticks after it")
+            await until(lambda: len(of(TradeTick)) > renewed + 10, 20, "ticks after it")
             assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
         finally:
             stop.set()

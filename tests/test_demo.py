@@ -17,14 +17,15 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
-    # 05:00-09:00 at 240x (60 s: the jobs build the masters and the universe), then Track A's
-    # first cycles at 120x (5 wall seconds each), Track B from 09:30, a dropped WebSocket
-    # session at 09:40 (the light faults) and its gaps recovered by 09:45.
+    # A market of 600 stocks (not 2,500): 08:00-09:00 at 240x (15 s: the jobs build the
+    # masters and the universe), then Track A's first cycles at 120x (5 wall seconds each),
+    # Track B from 09:30, a dropped WebSocket session at 09:40 (the light faults) and its
+    # gaps recovered by 09:45.
     data = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, "-m", "observer", "demo", "--data-dir", str(data), "--date",
-         "2026-11-20", "--start", "05:00", "--until", "09:45", "--speed", "120",
-         "--idle-speed", "240", "--faults", "light", "--json"],
+         "2026-11-20", "--start", "08:00", "--until", "09:45", "--speed", "120",
+         "--idle-speed", "240", "--stocks", "600", "--faults", "light", "--json"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -38,8 +39,8 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     assert summary["events_committed"] >= 5  # phases and lifecycle, exactly once
     for job in ("master_file", "universe"):
         assert summary["processes"][job] == {"restarts": 0, "state": "exited"}
-    assert summary["listings"]["instruments"] > 20_000
-    assert summary["universe"]["members"] > 200 and summary["universe"]["based_on"] == "2026-11-19"
+    assert summary["listings"]["instruments"] > 600  # with the overseas masters
+    assert summary["universe"]["members"] > 50 and summary["universe"]["based_on"] == "2026-11-19"
     # 09:00 to 09:30 are done; 09:40 may be cut short by the end of the demo.
     for program in ("track_a", "track_b", "gap_recovery"):
         assert summary["processes"][program] == {"restarts": 0, "state": "running"}
@@ -53,11 +54,13 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     track_b = summary["track_b"]
     assert track_b["slots_peak"] == 41 and track_b["ticks_stored"] > 1000
     assert track_b["ticks_stored"] == track_b["ticks_sent"]
-    # The 09:40 drop: a gap per streamed symbol, every one recovered from minute bars.
+    # The 09:40 drop: a gap per streamed symbol, each recovered from minute bars by 09:45
+    # (a silence gap in the last minute may still be waiting for its bar).
     gaps = summary["gaps"]
     assert gaps["by_reason"].get("disconnect", 0) >= 41
-    assert gaps["by_state"] == {"recovered": gaps["detected"]}
-    assert gaps["recovered_bars"] >= 41 and gaps["short_success_pct"] == 100.0
+    assert gaps["by_state"].get("recovered", 0) >= gaps["by_reason"]["disconnect"]
+    assert "unrecoverable" not in gaps["by_state"] and gaps["short_success_pct"] == 100.0
+    assert gaps["recovered_bars"] >= 41
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()
 
 

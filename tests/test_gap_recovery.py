@@ -197,9 +197,11 @@ def _expected_bars(gaps: list[GapDetected]) -> dict[tuple[str, int], tuple[int, 
     for gap in gaps:
         if gap.end_ns - gap.start_ns > 60 * S:
             continue
-        path = MARKET.day_path(gap.symbol, DAY)
+        day = datetime.fromtimestamp(gap.start_ns / S, KST).date()
+        path = MARKET.day_path(gap.symbol, day)
+        nine = int(datetime(day.year, day.month, day.day, 9, 0, tzinfo=KST).timestamp()) * S
         for minute in minutes_of(gap.start_ns, gap.end_ns):
-            i = (minute - int(datetime(2026, 11, 20, 9, 0, tzinfo=KST).timestamp()) * S) // MINUTE
+            i = (minute - nine) // MINUTE
             wanted[(gap.symbol, minute)] = (
                 int(path.open[i]), int(path.high[i]), int(path.low[i]), int(path.close[i]),
                 int(path.volume[i]),
@@ -344,7 +346,10 @@ def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(tmp_pat
         config = _config(tmp_path, writer, sim, url)
         sim.sim.faults.latency_s = 0.05  # slow answers: the kill lands mid-recovery
         proc = _start(config, sim, tmp_path / "gaps.log")
-        gaps = _gaps(120)
+        # Yesterday's gap too (a worker down overnight): the past-days endpoint has its bars.
+        yesterday = TEN_NS - 86_400 * S + 5 * MINUTE
+        gaps = [*_gaps(120), GapDetected(f"acct1:{STOCKS[3]}:{yesterday}", STOCKS[3],
+                                         yesterday, yesterday + 50 * S, "silence")]  # fmt: skip
         outbox = tmp_path / "outbox"
         with Producer("track_b", writer.ingest, outbox, clock_ns=sim.sim.clock.now_ns) as producer:
             for gap in gaps:

@@ -168,6 +168,7 @@ def test_the_control_socket_is_owner_only(sup: SupervisorProcess) -> None:
 
 
 def test_ctl_prints_a_table_and_exits_by_health(sup: SupervisorProcess) -> None:
+    wait_until(lambda: sup.program("writer")["counters"], 30, "the writer's first heartbeat")
     result = subprocess.run(
         [sys.executable, "-m", "observer", "ctl", "--data-dir", str(sup.data_dir), "status"],
         capture_output=True,
@@ -175,6 +176,7 @@ def test_ctl_prints_a_table_and_exits_by_health(sup: SupervisorProcess) -> None:
         timeout=60,
     )
     assert "writer" in result.stdout and "running" in result.stdout
+    assert "writer: " in result.stdout and "events " in result.stdout  # heartbeat counters
     assert result.returncode == (0 if sup.status()["healthy"] else 1)
     missing = subprocess.run(
         [sys.executable, "-m", "observer", "ctl", "--socket", "/nonexistent.sock", "status"],

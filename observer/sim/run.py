@@ -22,11 +22,15 @@ async def serve(
     clock_spec: str,
     app_keys: dict[str, str] | None,
     calls_per_second: int = 20,
+    stocks: int = 2500,
 ) -> None:
-    """Run until SIGTERM/SIGINT; print one line with the URLs once listening."""
+    """Run until SIGTERM/SIGINT; print one line with the URLs once listening.
+
+    ``stocks`` sizes the domestic market (KRX lists about 2,500); ETFs are 2 for every 5.
+    """
     clock = clock_from_spec(clock_spec)
     config = SimConfig(app_keys=app_keys, calls_per_second=calls_per_second)
-    market = Market(seed, TradingCalendar())
+    market = Market(seed, TradingCalendar(), stocks=stocks, etfs=stocks * 2 // 5)
     simulator = Simulator(market, clock, config)
     runner = web.AppRunner(simulator.app, access_log=None)
     await runner.setup()

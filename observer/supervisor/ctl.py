@@ -120,6 +120,10 @@ def status(as_json: JsonOpt = False) -> None:
                 f"{p['uptime_s']:.0f}", p["detail"],
             )  # fmt: skip
         console.print(table)
+        for p in data.get("programs", []):  # what each worker reports in its heartbeats
+            if p.get("counters"):
+                figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
+                console.print(f"{p['name']}: {figures}", highlight=False)
     raise typer.Exit(0 if reply.ok and reply.data.get("healthy") else 1)
 
 
