@@ -101,10 +101,13 @@ def test_a_disconnect_opens_a_gap_per_symbol_closed_by_its_registration() -> Non
     assert d.on_tick("005930", 5_100 * MS) is None
 
 
-def test_a_symbol_that_leaves_its_slot_is_forgotten() -> None:
+def test_a_symbol_that_leaves_its_slot_closes_its_open_gap_and_is_forgotten() -> None:
     d = detector()
     d.on_tick("005930", 2_000 * MS)
     d.on_disconnect(2_100 * MS, "disconnect", ["005930"])
-    d.forget("005930")
+    # Replaced during the outage: its data was missing from the drop until it left.
+    gap = d.forget("005930", 2_500 * MS)
+    assert gap == Gap("acct1", "005930", 2_000 * MS, 2_500 * MS, "disconnect")
+    assert d.forget("005930", 2_600 * MS) is None
     assert d.on_registered("005930", 3_000 * MS) is None
     assert d.on_tick("005930", 9_000 * MS) is None

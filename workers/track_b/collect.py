@@ -154,7 +154,8 @@ class Collector:
         await stream.unsubscribe(TRADE, symbol)
         if self.books:
             await stream.unsubscribe(BOOK, symbol)
-        self.detectors[alias].forget(symbol)
+        if gap := self.detectors[alias].forget(symbol, self.clock.now_ns()):
+            self._gap(gap)
         self.recent.pop(symbol, None)
         self.scores.pop(symbol, None)
 

@@ -111,9 +111,17 @@ class GapDetector:
         start, reason = opened
         return Gap(self.account, symbol, start, max(now_ns, start), reason)
 
-    def forget(self, symbol: str) -> None:
-        """The symbol left its slot: nothing is expected of it any more."""
+    def forget(self, symbol: str, now_ns: int) -> Gap | None:
+        """The symbol left its slot: nothing is expected of it any more.
+
+        A connection gap still open closes now: its data was missing from the drop until
+        the symbol left, even though it will not be registered again.
+        """
         self.last_tick.pop(symbol, None)
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
-        self.open.pop(symbol, None)
+        opened = self.open.pop(symbol, None)
+        if opened is None:
+            return None
+        start, reason = opened
+        return Gap(self.account, symbol, start, max(now_ns, start), reason)
