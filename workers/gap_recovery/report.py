@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy import Connection, text
 
 from observer.phases import KST
 
-__all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]
+__all__ = ["DayReport", "SymbolReport", "chart_html", "day_report", "p99"]
 
 _NS = 1_000_000_000
 Span = tuple[int, int]
@@ -106,7 +107,8 @@ def _length(spans: list[Span]) -> float:
     return sum(e - s for s, e in spans) / _NS
 
 
-def _p99(values: list[float]) -> float:
+def p99(values: Iterable[float]) -> float:
+    """The 99th percentile (nearest rank), rounded to the millisecond; 0 for no values."""
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3) if ordered else 0.0
 
@@ -166,8 +168,8 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
     latencies = {
         "short_gaps": sum(short.values()),
         "short_success_pct": round(100 * short["recovered"] / settled, 2) if settled else 100.0,
-        "detection_p99_s": _p99(detection),
-        "detect_to_recovered_p99_s": _p99(to_recovered),
+        "detection_p99_s": p99(detection),
+        "detect_to_recovered_p99_s": p99(to_recovered),
     }
     return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies)
 

@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,6 +42,7 @@ from observer.phases import KST
 from observer.runtime import beat_forever
 from workers.gap_recovery.bars import BarLedger, fetch_bars
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
+from workers.gap_recovery.report import p99
 
 __all__ = ["SOURCE", "GapRecovery", "Tally"]
 
@@ -65,11 +65,6 @@ class Job:
     ready_ns: int  # clock time: its bars are final, or its backoff is over
     attempts: int = 0
     started: float | None = None  # wall time of its first call
-
-
-def _p99(values: Iterable[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] if ordered else 0.0
 
 
 @dataclass
@@ -98,9 +93,9 @@ class Tally:
             "queue_depth": queue_depth,
             "queue_peak": self.queue_peak,
             "success_pct": round(100 * self.recovered / settled, 2) if settled else 100.0,
-            "detection_p99_s": round(_p99(self.detection_s), 3),
-            "detect_to_recovered_p99_s": round(_p99(self.to_recovered_s), 3),
-            "call_to_record_p99_s": round(_p99(self.call_to_record_s), 3),
+            "detection_p99_s": p99(self.detection_s),
+            "detect_to_recovered_p99_s": p99(self.to_recovered_s),
+            "call_to_record_p99_s": p99(self.call_to_record_s),
         }
 
 
