@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -145,6 +146,38 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
 # ------------------------------------------------------------------ the daemon
 
 
+class Rig:
+    """A writer, the simulator at 10:30 (1x) and ``observer gaps run`` on its clock."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
+        self.writer = WriterProcess(tmp_path, self.url).start()
+        self.sim = SimThread(MARKET, HALF_TEN, speed=1.0)
+        self.config = _config(tmp_path, self.writer, self.sim, self.url)
+        self.log = tmp_path / "gaps.log"
+        self.outbox = tmp_path / "outbox"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = _start(self.config, self.sim, self.log)
+
+    def close(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                assert self.proc.wait(30) == 0
+        finally:
+            self.sim.close()
+            self.writer.kill()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Rig]:
+    made = Rig(tmp_path)
+    yield made
+    made.close()
+
+
 def _config(tmp_path: Path, writer: WriterProcess, sim: SimThread, url: str) -> Path:
     config = tmp_path / "observer.toml"
     config.write_text(
@@ -255,130 +288,109 @@ def _latencies(url: str, since_ns: int) -> list[float]:
 
 
 @pytest.mark.slow
-def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'observer.db'}"
-    writer = WriterProcess(tmp_path, url).start()
-    sim = SimThread(MARKET, HALF_TEN, speed=1.0)
-    proc = None
-    try:
-        config = _config(tmp_path, writer, sim, url)
-        proc = _start(config, sim, tmp_path / "gaps.log")
-        outbox = tmp_path / "outbox"
-        with Producer("slots", writer.ingest, outbox / "slots", clock_ns=lambda: TEN_NS) as slots:
-            for symbol in STOCKS[:41]:  # the symbols hold slots from 10:00
-                slots.send(SlotDecision(account="acct1", action="allocate", symbol=symbol,
-                                        slot=0, trigger="volume_surge", score=Decimal(10),
-                                        reason="test"))  # fmt: skip
-            assert slots.wait_acked(30)
-        # Track B's gaps, stamped by the simulated clock as Track B's would be.
-        track_b = Producer("track_b", writer.ingest, outbox / "b", clock_ns=sim.sim.clock.now_ns)
-        # 1. A dropped session: a 1-4 s gap for each of its 41 symbols, whose minute has closed.
-        dropped_at = TEN_NS + 25 * MINUTE + 10 * S
-        drop = [
-            GapDetected(f"acct1:{symbol}:{dropped_at}", symbol, dropped_at,
-                        dropped_at + (1 + n % 4) * S, "disconnect", "acct1")
-            for n, symbol in enumerate(STOCKS[:41])
-        ]  # fmt: skip
-        since = sim.sim.clock.now_ns()
-        for gap in drop:
-            track_b.send(gap)
-        assert _final_states(url, len(drop)) == {"recovered": len(drop)}
-        latencies = _latencies(url, since)
-        assert latencies[int(0.99 * len(latencies))] < 2.0, latencies[-5:]
-        # 2. Silences and overlapping disconnects through a 5xx burst and an EGW00201 storm.
-        sim.sim.faults.http_5xx = 10
-        sim.sim.faults.rate_limited = 10
-        gaps = _gaps(60)
-        long_gap = GapDetected("acct1:long", STOCKS[0], TEN_NS, TEN_NS + 90 * S, "disconnect")
-        for gap in [*gaps, long_gap]:
-            track_b.send(gap)
-        assert track_b.wait_acked(30)
-        track_b.close()
-        final = _final_states(url, len(drop) + len(gaps) + 1)
-        gaps += drop
-        short = sum(1 for g in gaps if g.end_ns - g.start_ns <= 60 * S)
-        assert 0 < short < len(gaps)
-        # 100 % of the gaps up to 60 s, whatever the faults; the others are marked.
-        assert final == {"recovered": short, "marker_only": len(gaps) + 1 - short}
-        stormy = _latencies(url, since)
-        print(f"detection to recovered p99: drop {latencies[int(0.99 * len(latencies))]:.2f} s, "
-              f"all {stormy[int(0.99 * len(stormy))]:.2f} s")  # fmt: skip
-        assert sim.sim.faults.http_5xx == 0 and sim.sim.faults.rate_limited == 0  # all hit
-        stored = _stored_bars(url)
-        keys = [(s, m) for s, m, *_ in stored]
-        assert len(keys) == len(set(keys))  # no bar twice, overlapping gaps included
-        assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
-        assert db_rows(url, "select detail from gaps where gap_id = 'acct1:long'") == [
-            ("90.0 s > 60 s: marker only",)
-        ]
-        assert _peak_pending(url) <= 100
-        # The day's report and chart.
-        chart = tmp_path / "gaps.html"
-        result = CliRunner().invoke(
-            gaps_app,
-            ["report", "--date", "2026-11-20", "--json", "--chart", str(chart),
-             "--config", str(config)],
-        )  # fmt: skip
-        assert result.exit_code == 0, result.output
-        report = json.loads(result.output.splitlines()[-1])
-        assert report["gaps"] == len(gaps) + 1 and report["short_success_pct"] == 100.0
-        by_symbol = {r["symbol"]: r for r in report["symbols"]}
-        first = by_symbol[STOCKS[0]]
-        assert first["gaps_by_state"]["marker_only"] >= 1 and first["uncovered_s"] >= 90.0
-        assert 0 < first["completeness_pct"] < 100 and first["covered_s"] > 0
-        page = chart.read_text()
-        assert page.count("</title></rect>") == len(gaps) + 1 and "marker_only" in page
-    finally:
-        if proc is not None:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
-        sim.close()
-        writer.kill()
+def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
+    rig: Rig, tmp_path: Path
+) -> None:
+    url, writer, sim, config, outbox = rig.url, rig.writer, rig.sim, rig.config, rig.outbox
+    rig.start()
+    with Producer("slots", writer.ingest, outbox / "slots", clock_ns=lambda: TEN_NS) as slots:
+        for symbol in STOCKS[:41]:  # the symbols hold slots from 10:00
+            slots.send(SlotDecision(account="acct1", action="allocate", symbol=symbol,
+                                    slot=0, trigger="volume_surge", score=Decimal(10),
+                                    reason="test"))  # fmt: skip
+        assert slots.wait_acked(30)
+    # Track B's gaps, stamped by the simulated clock as Track B's would be.
+    track_b = Producer("track_b", writer.ingest, outbox / "b", clock_ns=sim.sim.clock.now_ns)
+    # 1. A dropped session: a 1-4 s gap for each of its 41 symbols, whose minute has closed.
+    dropped_at = TEN_NS + 25 * MINUTE + 10 * S
+    drop = [
+        GapDetected(f"acct1:{symbol}:{dropped_at}", symbol, dropped_at,
+                    dropped_at + (1 + n % 4) * S, "disconnect", "acct1")
+        for n, symbol in enumerate(STOCKS[:41])
+    ]  # fmt: skip
+    since = sim.sim.clock.now_ns()
+    for gap in drop:
+        track_b.send(gap)
+    assert _final_states(url, len(drop)) == {"recovered": len(drop)}
+    latencies = _latencies(url, since)
+    assert latencies[int(0.99 * len(latencies))] < 2.0, latencies[-5:]
+    # 2. Silences and overlapping disconnects through a 5xx burst and an EGW00201 storm.
+    sim.sim.faults.http_5xx = 10
+    sim.sim.faults.rate_limited = 10
+    gaps = _gaps(60)
+    long_gap = GapDetected("acct1:long", STOCKS[0], TEN_NS, TEN_NS + 90 * S, "disconnect")
+    for gap in [*gaps, long_gap]:
+        track_b.send(gap)
+    assert track_b.wait_acked(30)
+    track_b.close()
+    final = _final_states(url, len(drop) + len(gaps) + 1)
+    gaps += drop
+    short = sum(1 for g in gaps if g.end_ns - g.start_ns <= 60 * S)
+    assert 0 < short < len(gaps)
+    # 100 % of the gaps up to 60 s, whatever the faults; the others are marked.
+    assert final == {"recovered": short, "marker_only": len(gaps) + 1 - short}
+    stormy = _latencies(url, since)
+    print(f"detection to recovered p99: drop {latencies[int(0.99 * len(latencies))]:.2f} s, "
+          f"all {stormy[int(0.99 * len(stormy))]:.2f} s")  # fmt: skip
+    assert sim.sim.faults.http_5xx == 0 and sim.sim.faults.rate_limited == 0  # all hit
+    stored = _stored_bars(url)
+    keys = [(s, m) for s, m, *_ in stored]
+    assert len(keys) == len(set(keys))  # no bar twice, overlapping gaps included
+    assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
+    assert db_rows(url, "select detail from gaps where gap_id = 'acct1:long'") == [
+        ("90.0 s > 60 s: marker only",)
+    ]
+    assert _peak_pending(url) <= 100
+    # The day's report and chart.
+    chart = tmp_path / "gaps.html"
+    result = CliRunner().invoke(
+        gaps_app,
+        ["report", "--date", "2026-11-20", "--json", "--chart", str(chart),
+         "--config", str(config)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.splitlines()[-1])
+    assert report["gaps"] == len(gaps) + 1 and report["short_success_pct"] == 100.0
+    by_symbol = {r["symbol"]: r for r in report["symbols"]}
+    first = by_symbol[STOCKS[0]]
+    assert first["gaps_by_state"]["marker_only"] >= 1 and first["uncovered_s"] >= 90.0
+    assert 0 < first["completeness_pct"] < 100 and first["covered_s"] > 0
+    page = chart.read_text()
+    assert page.count("</title></rect>") == len(gaps) + 1 and "marker_only" in page
 
 
 @pytest.mark.slow
-def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'observer.db'}"
-    writer = WriterProcess(tmp_path, url).start()
-    sim = SimThread(MARKET, HALF_TEN, speed=1.0)
-    proc = None
-    try:
-        config = _config(tmp_path, writer, sim, url)
-        sim.sim.faults.latency_s = 0.05  # slow answers: the kill lands mid-recovery
-        proc = _start(config, sim, tmp_path / "gaps.log")
-        # Yesterday's gap too (a worker down overnight): the past-days endpoint has its bars.
-        yesterday = TEN_NS - 86_400 * S + 5 * MINUTE
-        gaps = [*_gaps(120), GapDetected(f"acct1:{STOCKS[3]}:{yesterday}", STOCKS[3],
-                                         yesterday, yesterday + 50 * S, "silence")]  # fmt: skip
-        outbox = tmp_path / "outbox"
-        with Producer("track_b", writer.ingest, outbox, clock_ns=sim.sim.clock.now_ns) as producer:
-            for gap in gaps:
-                producer.send(gap)
-            assert producer.wait_acked(30)
-        wait_until(
-            lambda: db_rows(url, "select count(*) from gaps where state = 'recovered'")[0][0] >= 15,
-            60, "some gaps recovered",
-        )  # fmt: skip
-        proc.kill()
-        proc.wait()
-        states = Counter(s for (s,) in db_rows(url, "select state from gaps"))
-        assert states["recovered"] < len(gaps)  # killed with work left
-        proc = _start(config, sim, tmp_path / "gaps.log")
-        wait_until(
-            lambda: db_rows(url, "select count(*) from gaps where state in "
-                                 "('recovered', 'marker_only')")[0][0] == len(gaps),
-            90, "every gap recovered or marked after the restart",
-        )  # fmt: skip
-        stored = _stored_bars(url)
-        keys = [(s, m) for s, m, *_ in stored]
-        assert len(keys) == len(set(keys))
-        assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(30) == 0
-        sim.close()
-        writer.kill()
+def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(rig: Rig) -> None:
+    url, writer, sim = rig.url, rig.writer, rig.sim
+    sim.sim.faults.latency_s = 0.05  # slow answers: the kill lands mid-recovery
+    rig.start()
+    # Yesterday's gap too (a worker down overnight): the past-days endpoint has its bars.
+    yesterday = TEN_NS - 86_400 * S + 5 * MINUTE
+    gaps = [*_gaps(120), GapDetected(f"acct1:{STOCKS[3]}:{yesterday}", STOCKS[3],
+                                     yesterday, yesterday + 50 * S, "silence")]  # fmt: skip
+    with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as producer:
+        for gap in gaps:
+            producer.send(gap)
+        assert producer.wait_acked(30)
+    wait_until(
+        lambda: db_rows(url, "select count(*) from gaps where state = 'recovered'")[0][0] >= 15,
+        60, "some gaps recovered",
+    )  # fmt: skip
+    assert rig.proc is not None
+    rig.proc.kill()
+    rig.proc.wait()
+    states = Counter(s for (s,) in db_rows(url, "select state from gaps"))
+    assert states["recovered"] < len(gaps)  # killed with work left
+    rig.start()
+    wait_until(
+        lambda: db_rows(url, "select count(*) from gaps where state in "
+                             "('recovered', 'marker_only')")[0][0] == len(gaps),
+        90, "every gap recovered or marked after the restart",
+    )  # fmt: skip
+    stored = _stored_bars(url)
+    keys = [(s, m) for s, m, *_ in stored]
+    assert len(keys) == len(set(keys))
+    assert {(s, m): tuple(rest) for s, m, *rest in stored} == _expected_bars(gaps)
 
 
 def test_the_report_of_a_day_without_data_is_empty(tmp_path: Path) -> None:
