@@ -14,7 +14,7 @@ def write_private(path: Path, data: bytes) -> None:
     Readers see the old file or the new one, never a part.
     """
     path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # writers never share one
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)

@@ -1,4 +1,4 @@
-"""Process entry helpers: SIGTERM/SIGINT as a stop event, the process's producer."""
+"""Process helpers: SIGTERM/SIGINT as a stop event, the producer, heartbeats, the workers' base."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from observer.errors import WaitFailed
 from observer.notify import Notifier
 
 __all__ = [
+    "AsyncWorker",
     "beat_forever",
     "drained",
     "poll_until",
@@ -124,3 +125,32 @@ async def beat_forever(notifier: Notifier, counters: Callable[[], Mapping[str, f
     while True:
         notifier.beat(counters)
         await asyncio.sleep(notifier.interval_s / 2)
+
+
+class AsyncWorker:
+    """What every asyncio worker holds (settings, clock, producer, notifier, stop event).
+
+    ``stop`` is set by SIGTERM; the sleeps are in clock time and end early when it is.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        producer: Producer,
+        notifier: Notifier,
+        stop: asyncio.Event,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.producer = producer
+        self.notifier = notifier
+        self.stop = stop
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds`` of clock time, or less if ``stop`` comes first."""
+        await sleep_unless(self.clock, seconds, self.stop)
+
+    async def sleep_until(self, epoch_s: float) -> None:
+        """Sleep until the clock reads ``epoch_s`` (UTC seconds), or ``stop``."""
+        await self.sleep(epoch_s - self.clock.now_ns() / 1e9)

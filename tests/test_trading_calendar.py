@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
 
+from observer import trading_calendar
 from observer.errors import ConfigError
 from observer.trading_calendar import TradingCalendar
 
@@ -43,3 +45,25 @@ def test_configured_corrections_win() -> None:
 def test_dates_beyond_the_library_are_refused() -> None:
     with pytest.raises(ConfigError, match="outside"):
         CALENDAR.is_session(date(2099, 1, 5))
+
+
+def test_the_sessions_are_cached_and_a_bad_cache_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVER_CACHE_DIR", str(tmp_path))
+    trading_calendar._xkrx_sessions.cache_clear()
+    try:
+        assert TradingCalendar().is_session(date(2026, 11, 20))
+        (cache,) = (tmp_path / "observer").iterdir()
+        assert cache.stat().st_mode & 0o777 == 0o600
+        whole = cache.read_text()
+        # Torn or edited files are not trusted: the sessions are built again and rewritten.
+        for bad in (whole[: len(whole) // 3], "2026-11-20\n" * 2000, "not a date\n"):
+            cache.write_text(bad)
+            trading_calendar._xkrx_sessions.cache_clear()
+            calendar = TradingCalendar()
+            assert calendar.is_session(date(2026, 11, 20))
+            assert not calendar.is_session(date(2026, 11, 21))
+            assert cache.read_text() == whole
+    finally:
+        trading_calendar._xkrx_sessions.cache_clear()

@@ -39,7 +39,7 @@ from observer.errors import KisError
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import beat_forever
+from observer.runtime import AsyncWorker, beat_forever
 from workers.gap_recovery.bars import BarLedger, fetch_bars
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.report import p99
@@ -99,7 +99,7 @@ class Tally:
         }
 
 
-class GapRecovery:
+class GapRecovery(AsyncWorker):
     """One gap-recovery process."""
 
     def __init__(
@@ -110,12 +110,8 @@ class GapRecovery:
         notifier: Notifier,
         stop: asyncio.Event,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, clock, producer, notifier, stop)
         self.config = settings.gap_recovery
-        self.clock = clock
-        self.producer = producer
-        self.notifier = notifier
-        self.stop = stop
         self.tally = Tally()
         self.jobs: dict[str, Job] = {}  # gap id -> its job, until its final state
         # Gap ids that reached a final state here -> when: the sweep may still read them as

@@ -18,7 +18,6 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import Engine, func, select
@@ -32,7 +31,7 @@ from observer.db.models import PriceSnapshotRow, TrackACycleRow
 from observer.db.queries import universe_of
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
-from observer.runtime import beat_forever, sleep_unless
+from observer.runtime import AsyncWorker, beat_forever
 from observer.supervisor.schedule import timeline_from
 from workers.track_a.cycle import CycleRun, Target, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next
@@ -68,7 +67,7 @@ class Tally:
         }
 
 
-class TrackA:
+class TrackA(AsyncWorker):
     """One Track A process: its accounts, its schedule, and the cycles it has run."""
 
     def __init__(
@@ -79,11 +78,7 @@ class TrackA:
         notifier: Notifier,
         stop: asyncio.Event,
     ) -> None:
-        self.settings = settings
-        self.clock = clock
-        self.producer = producer
-        self.notifier = notifier
-        self.stop = stop
+        super().__init__(settings, clock, producer, notifier, stop)
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.tally = Tally()
         share = settings.kis.process_share[SOURCE]
@@ -105,13 +100,13 @@ class TrackA:
                 now = now_utc(self.clock)
                 cycle = current_or_next(self.timeline, now, interval, closing)
                 if cycle is None:
-                    await self._sleep(_IDLE_S)
+                    await self.sleep(_IDLE_S)
                 elif now < cycle.scheduled:
-                    await self._until(cycle.scheduled)
+                    await self.sleep_until(cycle.scheduled.timestamp())
                 else:
                     await self._cycle(cycle, accounts, resume)
                     resume = False
-                    await self._until(cycle.deadline)
+                    await self.sleep_until(cycle.deadline.timestamp())
         finally:
             beating.cancel()
             for account in accounts:
@@ -245,14 +240,7 @@ class TrackA:
                             "job failing? `observer universe build`)", cycle)  # fmt: skip
             if now >= cycle.deadline.timestamp():
                 return []
-            await self._sleep(_UNIVERSE_POLL_S)
+            await self.sleep(_UNIVERSE_POLL_S)
         return []
 
     # ------------------------------------------------------------------ waiting
-
-    async def _until(self, instant: datetime) -> None:
-        await self._sleep(instant.timestamp() - self.clock.now_ns() / _NS)
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` of clock time, or less if ``stop`` comes first."""
-        await sleep_unless(self.clock, seconds, self.stop)

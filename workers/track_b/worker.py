@@ -43,7 +43,7 @@ from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.pins import read_pins, slots_path
 from observer.private_files import write_private
-from observer.runtime import beat_forever, sleep_unless
+from observer.runtime import AsyncWorker, beat_forever
 from observer.supervisor.schedule import timeline_from
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
@@ -61,7 +61,7 @@ _HOUR_NS = 3600 * _NS
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 
 
-class TrackB:
+class TrackB(AsyncWorker):
     """One Track B process."""
 
     def __init__(
@@ -72,12 +72,8 @@ class TrackB:
         notifier: Notifier,
         stop: asyncio.Event,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings, clock, producer, notifier, stop)
         self.config = settings.track_b
-        self.clock = clock
-        self.producer = producer
-        self.notifier = notifier
-        self.stop = stop
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.data_dir = Path(settings.paths.data_dir)
         self._engine: Engine = make_engine(settings.database.url, read_only=True)
@@ -122,11 +118,11 @@ class TrackB:
         book = SlotBook(aliases, capacity)
         try:
             full = starts[Phase.FULL_OPERATION]
-            await self._until(full.timestamp() - self.config.sync_lead_s)
+            await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
             if self.stop.is_set():
                 return
             context = self._sync(full, engine, capacity * len(aliases))
-            await self._until(full.timestamp())
+            await self.sleep_until(full.timestamp())
             closing = starts[Phase.TRACK_A_CLOSING].timestamp()
             for account in accounts:  # the pre-market renewal: no key ages out in session
                 await account.tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
@@ -159,7 +155,7 @@ class TrackB:
                                             r.avg_volume_20d, float(r.atr_14))
                         for r in rows
                     }  # fmt: skip
-            await self._sleep(_POLL_S)
+            await self.sleep(_POLL_S)
         return None
 
     def _in_continuous_trading(self, ns: int) -> bool:
@@ -248,7 +244,7 @@ class TrackB:
                 await collector.apply(decisions)
                 self._watch_overflow(decisions, now)
                 self._show(book, collector)
-                await self._sleep(self.config.evaluate_s)
+                await self.sleep(self.config.evaluate_s)
         finally:
             feed.close()
 
@@ -324,13 +320,6 @@ class TrackB:
     def _alert(self, severity: str, code: str, message: str) -> None:
         log.warning("%s", message)
         self.producer.send(Alert(severity=severity, code=code, message=message))  # type: ignore[arg-type]
-
-    async def _until(self, epoch_s: float) -> None:
-        await self._sleep(epoch_s - self.clock.now_ns() / _NS)
-
-    async def _sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` of clock time, or less if ``stop`` comes first."""
-        await sleep_unless(self.clock, seconds, self.stop)
 
 
 _NONE = Reference("", 0, 0, 0, 0.0)
