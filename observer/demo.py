@@ -55,7 +55,7 @@ IDLE_FACTOR = 2.0
 # seconds, which the silence rule must tolerate or every pause would be a "gap".
 DELIVERY_JITTER_S = 0.1
 BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
-START_LEAD_S = 10.0  # wall seconds for the simulator and supervisor to start before `start`
+START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 # KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.

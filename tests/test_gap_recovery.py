@@ -366,7 +366,7 @@ def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(rig: Ri
     rig.start()
     # Yesterday's gap too (a worker down overnight): the past-days endpoint has its bars.
     yesterday = TEN_NS - 86_400 * S + 5 * MINUTE
-    gaps = [*_gaps(120), GapDetected(f"acct1:{STOCKS[3]}:{yesterday}", STOCKS[3],
+    gaps = [*_gaps(80), GapDetected(f"acct1:{STOCKS[3]}:{yesterday}", STOCKS[3],
                                      yesterday, yesterday + 50 * S, "silence")]  # fmt: skip
     with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as producer:
         for gap in gaps:

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_REGISTRATIONS = 41
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _NS = 1_000_000_000
+# A stop waits at most this long for the server's close frame (websockets' default is 10 s);
+# a new session on the same app key is refused while the old one lingers (OPSP8996).
+_CLOSE_TIMEOUT_S = 2.0
 
 _T = TypeVar("_T")
 
@@ -164,7 +167,9 @@ class KisStream:
         while not stop.is_set():
             self._on_state("connecting", self.url)
             try:
-                async with connect(self.url, ping_interval=None, open_timeout=10) as socket:
+                async with connect(
+                    self.url, ping_interval=None, open_timeout=10, close_timeout=_CLOSE_TIMEOUT_S
+                ) as socket:
                     self._socket = socket
                     self.registered.clear()
                     self._on_state("connected", self.url)
