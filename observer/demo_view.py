@@ -96,7 +96,8 @@ class DemoView:
         states = ", ".join(f"{n} {s}" for s, n in sorted(gaps["by_state"].items())) or "none"
         console.print(
             f"gaps: {gaps['detected']} detected ({reasons}); {states}; "
-            f"{gaps['recovered_bars']} minute bars recovered; gaps <= 60 s recovered "
+            f"{gaps['recovered_bars']} minute bars recovered, queue peak {gaps['queue_peak']}; "
+            f"gaps <= 60 s recovered "
             f"{gaps['short_success_pct']}%, p99 detection to recovered "
             f"{gaps['detect_to_recovered_p99_s']} simulated s"
         )
