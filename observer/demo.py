@@ -360,7 +360,9 @@ def _summary(
     finally:
         engine.dispose()
     # The gap-recovery daemon's own figure: the most gaps it ever held pending.
-    recovery = next((p for p in final.get("programs", []) if p["name"] == "gap_recovery"), {})
+    recovery: dict[str, Any] = next(
+        (p for p in final.get("programs", []) if p["name"] == "gap_recovery"), {}
+    )
     gaps["queue_peak"] = int(recovery.get("counters", {}).get("queue_peak", 0))
     return {
         "date": day.isoformat(),
