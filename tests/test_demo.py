@@ -50,10 +50,12 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     assert track_a["longest_s"] < 600 and track_a["overran"] == 0
     assert summary["rest"]["egw00201"] == 0
     assert summary["rest"]["busiest_second"] <= summary["rest"]["limit_per_second"]
-    # Track B streamed its 41 slots; every tick the simulator pushed is stored.
+    # Track B streamed its 41 slots and stored what the simulator pushed, except what was in
+    # the socket when the 09:40 drop cut the session (that span is a disconnect gap; the
+    # demo without faults stores every tick, tick for tick).
     track_b = summary["track_b"]
     assert track_b["slots_peak"] == 41 and track_b["ticks_stored"] > 1000
-    assert track_b["ticks_stored"] == track_b["ticks_sent"]
+    assert track_b["ticks_sent"] - 100 <= track_b["ticks_stored"] <= track_b["ticks_sent"]
     # The 09:40 drop: a gap per streamed symbol, each recovered from minute bars by 09:45
     # (a silence gap in the last minute may still be waiting for its bar).
     gaps = summary["gaps"]

@@ -251,11 +251,11 @@ class Session:
 
 
 def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) -> None:
-    # 09:00-15:40 at 1200x: 20 s; each 10-minute cycle is 0.5 s for 20 symbols at 110/s
-    # (0.18 s). 09:00 comes 6 s after the clock starts: the worker is up by then.
-    session = Session(tmp_path, NINE - timedelta(seconds=6 * 1200), 1200)
+    # 09:00-15:40 at 800x: 30 s; each 10-minute cycle is 0.75 s for 30 symbols at 110/s.
+    # 09:00 comes 6 s after the clock starts: the worker is up by then.
+    session = Session(tmp_path, NINE - timedelta(seconds=6 * 800), 800)
     try:
-        session.publish_universe(STOCKS[:20])
+        session.publish_universe(STOCKS[:30])
         session.start()
         wait_until(
             lambda: session.rows("select count(*) from track_a_cycles")[0][0] >= 40,
@@ -269,14 +269,14 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
             "rate_per_s, limit_per_s from track_a_cycles order by scheduled_ns"
         )
         assert [c[0] for c in cycles] == [c.cycle_id for c in cycles_of(TIMELINE, DAY, 10, True)]
-        assert all(c[1:7] == (20, 20, 0, 0, False, 20) for c in cycles), cycles
-        # Each account's first call goes at once (its limiter was idle): 20 calls take 18
-        # intervals of 1/55 s, so the achieved rate may read up to 110 x 20 / 18.
-        assert all(float(c[8]) == 110.0 and 0 < float(c[7]) <= 110 * 20 / 18 for c in cycles)
+        assert all(c[1:7] == (30, 30, 0, 0, False, 30) for c in cycles), cycles
+        # Each account's first call goes at once (its limiter was idle): 30 calls take 28
+        # intervals of 1/55 s, so the achieved rate may read up to 110 x 30 / 28.
+        assert all(float(c[8]) == 110.0 and 0 < float(c[7]) <= 110 * 30 / 28 for c in cycles)
         snapshots = session.rows(
             "select count(*), count(distinct cycle_id || symbol) from price_snapshots"
         )
-        assert snapshots == [(800, 800)]
+        assert snapshots == [(1200, 1200)]
         assert session.sim.sim.rate_limited == 0
         assert max(session.sim.sim.peak_per_second.values()) <= 56
         result = CliRunner().invoke(
@@ -285,7 +285,7 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         assert result.exit_code == 0, result.output
         lines = [json.loads(line) for line in result.output.splitlines()]
         assert len(lines) == 40 and lines[-1]["cycle_id"] == "20261120-1530"
-        assert all(line["snapshots"] == 20 and not line["overran"] for line in lines)
+        assert all(line["snapshots"] == 30 and not line["overran"] for line in lines)
     finally:
         session.close()
 
