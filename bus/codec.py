@@ -12,25 +12,36 @@ from typing import NamedTuple
 
 import msgspec
 
-from bus.envelope import MAX_SOURCE_LENGTH, Ack, Envelope
-from bus.errors import FrameError
+from bus.envelope import MAX_SEQ, MAX_SOURCE_LENGTH, Ack, Envelope
+from bus.errors import EventError, FrameError
 
 __all__ = [
+    "FRAME_HEADER_BYTES",
+    "MAX_FRAME_BYTES",
     "DecodedFrame",
+    "append_envelope",
     "decode_ack",
     "decode_frame",
     "decode_parts",
     "encode_ack",
     "encode_frame",
+    "frame_header",
     "join_parts",
 ]
+
+# The default bound of one frame (``[bus] max_frame_bytes``): the writer's ZMQ_MAXMSGSIZE,
+# and where a producer cuts its frames. A frame of 1,000 order books is about 0.4 MB.
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+FRAME_HEADER_BYTES = 5  # the largest msgpack array header `join_parts` writes
 
 _encoder = msgspec.msgpack.Encoder()
 _frame_decoder = msgspec.msgpack.Decoder(list[Envelope])
 _parts_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _envelope_decoder = msgspec.msgpack.Decoder(Envelope)
 _ack_decoder = msgspec.msgpack.Decoder(Ack)
-_DECODE_ERRORS = (msgspec.DecodeError, ValueError, TypeError)
+# RecursionError: msgspec gives up on deeply nested input (1,000 nested arrays are 1,001
+# bytes) with Python's recursion limit; it is malformed input like any other.
+_DECODE_ERRORS = (msgspec.DecodeError, ValueError, TypeError, RecursionError)
 
 
 class DecodedFrame(NamedTuple):
@@ -48,6 +59,28 @@ class DecodedFrame(NamedTuple):
 def encode_frame(envelopes: Sequence[Envelope]) -> bytes:
     """Encode envelopes as one frame."""
     return _encoder.encode(envelopes)
+
+
+def append_envelope(buffer: bytearray, envelope: Envelope) -> int:
+    """Append one envelope, encoded as a frame part, to ``buffer``; return its size.
+
+    ``frame_header(n) + buffer`` is then the frame of the ``n`` envelopes appended, exactly
+    the bytes `encode_frame` makes of them.
+
+    Raises
+    ------
+    EventError
+        A value msgpack cannot carry (an integer outside -2^63..2^64-1, an object of a
+        type that is not part of the bus contract); ``buffer`` is left as it was.
+    """
+    start = len(buffer)
+    try:
+        _encoder.encode_into(envelope, buffer, -1)
+    except (OverflowError, TypeError, ValueError) as exc:
+        del buffer[start:]
+        event = type(envelope.event).__name__
+        raise EventError(f"{event} of {envelope.source} cannot be encoded: {exc}") from exc
+    return len(buffer) - start
 
 
 def decode_frame(data: bytes | memoryview) -> list[Envelope]:
@@ -73,20 +106,30 @@ def decode_parts(data: bytes) -> DecodedFrame:
 
 def join_parts(parts: Sequence[msgspec.Raw]) -> bytes:
     """Build a frame from envelope parts (a msgpack array header, then the parts)."""
-    count = len(parts)
+    return frame_header(len(parts)) + b"".join(parts)
+
+
+def frame_header(count: int) -> bytes:
+    """The msgpack array header of a frame of ``count`` envelopes."""
     if count < 16:
-        header = bytes((0x90 | count,))
-    elif count < 0x10000:
-        header = b"\xdc" + struct.pack(">H", count)
-    else:
-        header = b"\xdd" + struct.pack(">I", count)
-    return header + b"".join(parts)
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)
 
 
 def _check_identities(envelopes: list[Envelope]) -> None:
+    """Refuse identities no database can hold: the mark of a source is stored with its rows.
+
+    A seq must fit a BIGINT and a source a VARCHAR(120) without NUL (PostgreSQL text cannot
+    hold one); otherwise not even the rejected-event record could be committed.
+    """
     for env in envelopes:
-        if env.seq < 1 or not 0 < len(env.source) <= MAX_SOURCE_LENGTH:
-            raise FrameError(f"envelope with invalid identity {env.source!r}/{env.seq}")
+        source = env.source
+        if not (0 < env.seq <= MAX_SEQ and 0 < len(source) <= MAX_SOURCE_LENGTH) or (
+            "\x00" in source
+        ):
+            raise FrameError(f"envelope with invalid identity {source[:40]!r}/{env.seq}")
 
 
 def encode_ack(ack: Ack) -> bytes:

@@ -6,10 +6,12 @@ import msgspec
 
 from bus.events import Event
 
-__all__ = ["MAX_SOURCE_LENGTH", "Ack", "Envelope"]
+__all__ = ["MAX_SEQ", "MAX_SOURCE_LENGTH", "Ack", "Envelope"]
 
 # Sources are stored in 120-character columns; longer names are refused at both ends.
 MAX_SOURCE_LENGTH = 120
+# Seqs are stored as BIGINT; a frame carrying a larger one is refused.
+MAX_SEQ = 2**63 - 1
 
 
 class Envelope(msgspec.Struct, frozen=True, array_like=True, gc=False):

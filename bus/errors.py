@@ -5,6 +5,7 @@ re-exports it as part of the product's exception tree::
 
     BusError
     ├── FrameError          undecodable bytes where a frame was expected
+    ├── EventError          an event that cannot travel: unencodable, or larger than a frame
     ├── CaptureError        a capture file that is not one, or is damaged
     └── OutboxError         the durable outbox cannot be used
         ├── OutboxLocked    another process holds the outbox of this source
@@ -16,6 +17,7 @@ from __future__ import annotations
 __all__ = [
     "BusError",
     "CaptureError",
+    "EventError",
     "FrameError",
     "OutboxBehindWriter",
     "OutboxError",
@@ -29,6 +31,13 @@ class BusError(Exception):
 
 class FrameError(BusError):
     """Bytes that do not decode as a bus frame (garbage, truncation, unknown event type)."""
+
+
+class EventError(BusError):
+    """An event the bus cannot carry: a value msgpack cannot encode, or a frame too large.
+
+    Raised by `Producer.send` before a seq is assigned, so nothing else is affected.
+    """
 
 
 class CaptureError(BusError):

@@ -203,7 +203,7 @@ class SlotDecision(_Event, tag="slot_decision", frozen=True):
 
 
 class SlotOverflow(_Event, tag="slot_overflow", frozen=True):
-    """A triggered symbol that found no slot: the overflow ledger (seed 004's fields)."""
+    """A triggered symbol that found no slot: what fired, how strongly, what held the slots."""
 
     symbol: str
     trigger: str
@@ -259,7 +259,7 @@ class MasterFileChecked(_Event, tag="master_file_checked", frozen=True):
     added: int = 0  # listings new in this file (applied, or held for review)
     modified: int = 0
     removed: int = 0
-    complete_pct: Decimal | None = None  # data quality of the parsed file (seed 001)
+    complete_pct: Decimal | None = None  # rows with every field, in percent
     review_id: str = ""  # set when the changes were held for review
     duration_ms: int = 0
 

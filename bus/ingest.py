@@ -6,7 +6,7 @@ import logging
 
 import zmq
 
-from bus.codec import encode_ack
+from bus.codec import MAX_FRAME_BYTES, encode_ack
 from bus.endpoints import LINGER_MS, bind_secure
 from bus.envelope import Ack
 
@@ -19,15 +19,23 @@ class Ingest:
     """The writer's ROUTER socket.
 
     Producers are DEALERs; each frame arrives with the routing id of its connection, and the
-    ack for a source goes back to the routing id that last sent a frame of that source.
+    ack for a source goes back to the routing id that last sent a frame of that source. A
+    peer that sends a message larger than ``max_frame_bytes`` is disconnected by ZeroMQ
+    (``ZMQ_MAXMSGSIZE``) before the message is ever held in memory whole.
     """
 
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> None:
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+    ) -> None:
         self.endpoint = endpoint
         self.socket = context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, LINGER_MS)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable acks raise, never vanish
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         bind_secure(self.socket, endpoint)
         self.unroutable_acks = 0
 

@@ -23,10 +23,16 @@ from types import TracebackType
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from bus.codec import decode_ack, encode_frame
+from bus.codec import (
+    FRAME_HEADER_BYTES,
+    MAX_FRAME_BYTES,
+    append_envelope,
+    decode_ack,
+    frame_header,
+)
 from bus.endpoints import LINGER_MS
 from bus.envelope import MAX_SOURCE_LENGTH, Envelope
-from bus.errors import BusError, FrameError, OutboxBehindWriter, OutboxError
+from bus.errors import BusError, EventError, FrameError, OutboxBehindWriter, OutboxError
 from bus.events import Alert, Event
 from bus.outbox import Outbox
 
@@ -49,7 +55,10 @@ class Producer:
     batch_events:
         A frame is cut once this many events are buffered ...
     linger_s:
-        ... or once the oldest buffered event is this old.
+        ... or once the oldest buffered event is this old ...
+    max_frame_bytes:
+        ... or before it would grow beyond this size (the writer drops larger frames); an
+        event larger on its own is refused by `send`.
     max_in_flight:
         Credit: events sent but not yet acknowledged, at most.
     ack_timeout_s, max_ack_timeout_s:
@@ -60,6 +69,10 @@ class Producer:
         fsync each outbox append (survive power loss, not only kill -9).
     clock_ns:
         Source of envelope timestamps (UTC ns); workers pass their `Clock`.
+    scrub:
+        Applied to every event before it is encoded: the one place every event passes
+        before the outbox. Workers pass the masker of their log lines, so that error text
+        built from an upstream's answer never carries a credential onto disk.
     """
 
     def __init__(
@@ -70,6 +83,7 @@ class Producer:
         *,
         batch_events: int = 1000,
         linger_s: float = 0.002,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
         max_in_flight: int = 20_000,
         ack_timeout_s: float = 5.0,
         max_ack_timeout_s: float = 30.0,
@@ -77,6 +91,7 @@ class Producer:
         sync: bool = False,
         clock_ns: Callable[[], int] = time.time_ns,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        scrub: Callable[[Event], Event] | None = None,
     ) -> None:
         if not 0 < len(source) <= MAX_SOURCE_LENGTH or "\x00" in source:
             raise BusError(f"invalid source name {source!r}")
@@ -84,15 +99,20 @@ class Producer:
         self.endpoint = endpoint
         self._batch = batch_events
         self._linger = linger_s
+        self._max_frame_bytes = max_frame_bytes
         self._max_in_flight = max_in_flight
         self._base_timeout = ack_timeout_s
         self._max_timeout = max_ack_timeout_s
         self._backlog_alert = backlog_alert_events
         self._clock_ns = clock_ns
+        self._scrub = scrub
         self._outbox = Outbox(outbox_dir, sync=sync)
         self._lock = threading.Lock()
         self._acked_cond = threading.Condition(self._lock)
-        self._buffer: list[Envelope] = []
+        # The frame being gathered: `_buffered` encoded envelopes from seq `_buffer_first`.
+        self._buffer = bytearray()
+        self._buffered = 0
+        self._buffer_first = 0
         self._buffer_since = 0.0
         self._next_seq = self._outbox.next_seq
         self._sent_upto = self._outbox.acked  # highest seq handed to the socket since a rewind
@@ -138,17 +158,42 @@ class Producer:
         Until that flush (at most ``linger_s`` later, or at once via `flush`) the seq is
         provisional: if the process dies first, the next producer of this source assigns it
         again, so the durable sequence never has a hole.
+
+        Raises
+        ------
+        EventError
+            The event cannot travel (a value msgpack cannot encode, or more bytes than a
+            frame may hold); no seq is used and nothing already sent is affected.
         """
+        if self._scrub is not None:
+            event = self._scrub(event)
         alert = False
         with self._lock:
             self._raise_failure()
             seq = self._next_seq
+            # Encoded here, one envelope at a time, so that an event that cannot be encoded
+            # is refused to its caller instead of failing a whole frame in the socket thread.
+            start = len(self._buffer)
+            size = append_envelope(
+                self._buffer, Envelope(self.source, seq, self._clock_ns(), event)
+            )
+            if start + size + FRAME_HEADER_BYTES > self._max_frame_bytes:
+                part = bytes(self._buffer[start:])
+                del self._buffer[start:]
+                if size + FRAME_HEADER_BYTES > self._max_frame_bytes:
+                    raise EventError(
+                        f"{type(event).__name__} of {self.source} is {size} bytes encoded, "
+                        f"more than a frame may hold ({self._max_frame_bytes} bytes)"
+                    )
+                self._flush_locked()  # the frame so far, then this event starts the next
+                self._buffer += part
             self._next_seq += 1
-            self._buffer.append(Envelope(self.source, seq, self._clock_ns(), event))
-            if len(self._buffer) == 1:
+            self._buffered += 1
+            if self._buffered == 1:
+                self._buffer_first = seq
                 self._buffer_since = time.monotonic()
                 self._wake()
-            if len(self._buffer) >= self._batch:
+            if self._buffered >= self._batch:
                 self._flush_locked()
             if self.pending > self._backlog_alert and not self._backlog_alerted:
                 self._backlog_alerted = alert = True
@@ -224,11 +269,12 @@ class Producer:
             os.write(self._wake_w, b"!")
 
     def _flush_locked(self) -> None:
-        if not self._buffer:
+        if not self._buffered:
             return
-        frame = encode_frame(self._buffer)
-        self._outbox.append(self._buffer[0].seq, self._buffer[-1].seq, frame)
-        self._buffer = []
+        first, count = self._buffer_first, self._buffered
+        self._outbox.append(first, first + count - 1, frame_header(count) + self._buffer)
+        self._buffer.clear()
+        self._buffered = 0
         self._wake()
 
     def _alert_backlog(self) -> None:
@@ -277,7 +323,7 @@ class Producer:
     def _poll_timeout_ms(self) -> int:
         now = time.monotonic()
         waits = [0.1]
-        if self._buffer:
+        if self._buffered:
             waits.append(self._buffer_since + self._linger - now)
         if self._sent_upto > self._outbox.acked:
             waits.append(self._progress_at + self._timeout - now)
@@ -348,7 +394,7 @@ class Producer:
     def _tick(self, dealer: zmq.Socket[bytes]) -> None:
         now = time.monotonic()
         with self._lock:
-            if self._buffer and now - self._buffer_since >= self._linger:
+            if self._buffered and now - self._buffer_since >= self._linger:
                 self._flush_locked()
             if self._sent_upto > self._outbox.acked and now - self._progress_at >= self._timeout:
                 self._rewind(f"no ack for {self._timeout:.1f}s")

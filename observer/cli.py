@@ -3,27 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 
-from bus.endpoints import local_endpoints
 from observer.cli_support import fail, settings_or_exit
 from observer.config import Settings
 from observer.errors import (
     BusError,
+    ConfigError,
     ObserverError,
     StoreError,
     WaitFailed,
     WriterLocked,
 )
 from observer.logs import setup_logging
-from observer.runtime import stop_on_signals
 from observer.supervisor.ctl import ctl_app
 
 __all__ = ["app", "main"]
+
+# Each command imports what it needs when it runs, and `main` loads only the worker command
+# named on the command line: a program the supervisor restarts is READY sooner for every
+# module it does not load, and `observer ctl` stays quick.
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 db_app = typer.Typer(no_args_is_help=True, help="Database schema (alembic).")
@@ -57,6 +61,7 @@ def writer(
     capture: Annotated[Path | None, typer.Option(help="tee committed frames to this file")] = None,
 ) -> None:
     """Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."""
+    from observer.runtime import stop_on_signals
     from observer.writer import run_writer
 
     settings = _settings(config)
@@ -107,14 +112,15 @@ def demo(
     idle_speed: Annotated[
         float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 2x speed)")
     ] = None,
-    accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 1,
+    accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 2,
     stocks: Annotated[
         int, typer.Option(min=200, help="the simulated market's stocks (a smaller day is quicker)")
     ] = 2500,
-    faults: Annotated[str, typer.Option(help="none | light | heavy")] = "none",
+    faults: Annotated[str, typer.Option(help="none | light | heavy")] = "light",
     as_json: Annotated[bool, typer.Option("--json", help="last line is a JSON summary")] = False,
 ) -> None:
     """Run the simulator and every worker on a simulated trading day, then summarise it."""
+    import signal
     from datetime import date as date_type
 
     from observer.demo import DemoError, DemoOptions, run_demo
@@ -135,6 +141,8 @@ def demo(
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
     setup_logging("WARNING")
+    # SIGTERM unwinds like Ctrl-C, so the simulator and the supervisor are stopped with it.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     view = DemoView(live=sys.stdout.isatty() and not as_json)
     try:
         with view:
@@ -220,7 +228,9 @@ def capture(
     seconds: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
 ) -> None:
     """Record the writer's feed into a capture file (lossy tap; `writer --capture` is not)."""
+    from bus.endpoints import local_endpoints
     from observer.replay import capture_feed
+    from observer.runtime import stop_on_signals
 
     settings = _settings(config)
     endpoints = local_endpoints(run_dir or settings.paths.run)
@@ -246,6 +256,7 @@ def replay(
     allow_torn_tail: Annotated[bool, typer.Option(help="stop at a truncated last frame")] = False,
 ) -> None:
     """Replay a capture into a database (through the writer's code) or onto the live bus."""
+    from bus.endpoints import local_endpoints
     from observer.db import migrate
     from observer.replay import replay_as_producer, replay_into_db
 
@@ -272,18 +283,27 @@ def sim(
     port: Annotated[int, typer.Option(help="port (0: any free one)")] = 0,
     seed: Annotated[int, typer.Option(help="the synthetic market's seed")] = 1,
     clock: Annotated[str, typer.Option(help="system | ISO@SPEEDx | sim:...")] = "system",
-    app_key: Annotated[
-        list[str] | None, typer.Option(help="KEY:SECRET accepted (repeatable; default any)")
+    app_keys_file: Annotated[
+        Path | None,
+        typer.Option(help="owner-only file of accepted KEY:SECRET lines (default: any key)"),
     ] = None,
     calls_per_second: Annotated[int, typer.Option(help="REST calls per app key")] = 20,
     stocks: Annotated[int, typer.Option(min=50, help="domestic stocks (ETFs: 2 per 5)")] = 2500,
 ) -> None:
-    """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs."""
+    """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs.
+
+    The accepted keys come from --app-keys-file or $OBSERVER_SIM_APP_KEYS (KEY:SECRET pairs
+    separated by spaces or commas), never from the command line: every local user reads it.
+    """
     import asyncio
 
+    from observer.kis.credentials import read_key_pairs
     from observer.sim.run import serve
 
-    keys = dict(pair.split(":", 1) for pair in app_key) if app_key else None
+    try:
+        keys = read_key_pairs(app_keys_file, os.environ.get("OBSERVER_SIM_APP_KEYS"))
+    except ConfigError as exc:
+        _fail(str(exc), 2)
     setup_logging("WARNING")
     asyncio.run(serve(host, port, seed, clock, keys, calls_per_second, stocks))
 
@@ -349,7 +369,7 @@ def bench_supervisor(
     rounds: Annotated[int, typer.Option(min=1, help="restarts and kills to time")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
-    """Restart-to-READY and SIGKILL detection against a real supervisor, with raw baselines."""
+    """Restart-to-READY of every configured program, and SIGKILL detection, vs raw baselines."""
     from observer.bench.supervisor import run_supervisor_bench
 
     setup_logging("WARNING")
@@ -366,16 +386,24 @@ def _add_worker_commands(args: list[str]) -> None:
     Only the one named on the command line is imported (all of them for help), so a worker's
     imports never slow down the start of another process.
     """
-    from importlib.metadata import entry_points
 
     def named(position: int) -> str | None:
         word = args[position] if len(args) > position else "-"
         return None if word.startswith("-") else word
 
     wanted = named(0)
-    for entry in entry_points(group="observer.commands"):
-        if wanted in (None, entry.name):
-            app.add_typer(entry.load(), name=entry.name)
+    own = {info.name for info in app.registered_groups} | {
+        info.name or getattr(info.callback, "__name__", "").replace("_", "-")
+        for info in app.registered_commands
+    }
+    if wanted in own - {"bench"}:
+        return  # one of ours: reading the entry points alone takes tens of milliseconds
+    from importlib.metadata import entry_points
+
+    if wanted not in own:
+        for entry in entry_points(group="observer.commands"):
+            if wanted in (None, entry.name):
+                app.add_typer(entry.load(), name=entry.name)
     if wanted in (None, "bench"):  # `observer bench NAME`: benchmarks of workers
         bench = named(1)
         for entry in entry_points(group="observer.benches"):
@@ -385,9 +413,14 @@ def _add_worker_commands(args: list[str]) -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    _add_worker_commands(sys.argv[1:])
+    os.umask(0o077)  # every file and folder a process creates is owner-only (so its children)
+    args = sys.argv[1:]
     try:
-        app()
+        if args[:1] == ["ctl"]:  # the control client alone: the other commands are not built
+            ctl_app(args[1:], prog_name="observer ctl")
+        else:
+            _add_worker_commands(args)
+            app()
     except ObserverError as exc:
         typer.echo(f"observer: {exc}", err=True)
         sys.exit(2)

@@ -8,24 +8,29 @@ notifier and the worker's producer, READY, then an event loop stopped by SIGTERM
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from bus.errors import BusError
-from bus.producer import Producer
 from observer.clock import Clock, clock_from_env
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError
 from observer.logs import setup_logging
 from observer.notify import Notifier
-from observer.runtime import producer_for
+from observer.private_files import tighten_folders
 
-__all__ = ["Worker", "fail", "settings_or_exit", "start_worker"]
+if TYPE_CHECKING:
+    from bus.producer import Producer
+
+__all__ = ["Worker", "check_credentials", "fail", "settings_or_exit", "start_worker"]
+
+log = logging.getLogger(__name__)
 
 
 def fail(program: str, message: str, code: int) -> NoReturn:
@@ -34,12 +39,41 @@ def fail(program: str, message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings_or_exit(program: str, config: Path | None) -> Settings:
-    """The configuration, or exit 2 naming what is wrong with it."""
+def check_credentials(program: str, settings: Settings) -> None:
+    """Exit 2 naming the account and the reason when any account's credentials are refused."""
+    from observer.kis.credentials import configured_credentials
+
     try:
-        return load_settings(config)
+        configured_credentials(settings)
     except ConfigError as exc:
         fail(program, str(exc), 2)
+
+
+def settings_or_exit(program: str, config: Path | None) -> Settings:
+    """The configuration, or exit 2 naming what is wrong with it.
+
+    The folders it names that this user owns are made owner-only (`tighten_folders`): a
+    ``mkdir -p var/log var/run`` under the usual umask left them open to every local user.
+    """
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        fail(program, str(exc), 2)
+    for folder, mode in tighten_folders(_data_folders(settings)):
+        log.warning("tightened %s from %o to %o: data is owner-only", folder, mode, mode & 0o700)
+    return settings
+
+
+def _data_folders(settings: Settings) -> list[Path]:
+    """The folders holding the data, logs, sockets, tokens and the SQLite database."""
+    paths = settings.paths
+    folders = [Path(paths.data_dir), paths.run, paths.log, Path(settings.kis.token_dir)]
+    url = settings.database.url
+    if url.startswith("sqlite") and ":///" in url:
+        database = url.split(":///", 1)[1].split("?", 1)[0]
+        if database and database != ":memory:":
+            folders.append(Path(database).parent)
+    return folders
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +107,17 @@ async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> 
     await main(stop)
 
 
-def start_worker(program: str, source: str, config: Path | None) -> Worker:
-    """Configuration, logging, clock, notifier and producer; then READY."""
+def start_worker(program: str, source: str, config: Path | None, *, kis: bool = False) -> Worker:
+    """Configuration, logging, clock, notifier and producer; then READY.
+
+    With ``kis``, every account's credentials are loaded first: refused ones exit 2 before
+    READY, a failed start to the supervisor, instead of failing the worker's day later.
+    """
+    from observer.runtime import producer_for  # ZeroMQ: for workers, not every command
+
     settings = settings_or_exit(program, config)
+    if kis:
+        check_credentials(program, settings)
     setup_logging()
     clock = clock_from_env()
     notifier = Notifier.from_env()

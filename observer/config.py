@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from bus.codec import MAX_FRAME_BYTES
 from observer.errors import ConfigError
 
 __all__ = [
@@ -40,8 +41,15 @@ __all__ = [
     "load_settings",
 ]
 
+# Every float has an upper bound as well as a lower one: TOML's `inf` (and `1e400`) passes
+# any lower bound, and an infinite rate divides by zero, an infinite grace never kills, an
+# infinite timeout never fires. NaN fails every bound.
+DAY_S = 86_400.0  # no duration of a system that runs a trading day needs more
 Positive = Annotated[int, Meta(gt=0)]
-PositiveFloat = Annotated[float, Meta(gt=0)]
+PositiveFloat = Annotated[float, Meta(gt=0, le=1e6)]  # ratios, weights, rates, percentages
+Seconds = Annotated[float, Meta(gt=0, le=DAY_S)]  # timeouts, grace periods, intervals
+SecondsOrZero = Annotated[float, Meta(ge=0, le=DAY_S)]
+Percent = Annotated[float, Meta(ge=0, le=100)]
 ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # "HH:MM" KST
 ProgramName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 PhaseName = Literal[
@@ -83,6 +91,9 @@ class BusSettings(_Strict, frozen=True):
 
     batch_events: Positive = 1000
     linger_ms: Annotated[int, Meta(ge=0)] = 2
+    # The largest frame (one ZeroMQ message): producers cut frames below it and refuse a
+    # larger event; the writer drops a peer that sends more (ZMQ_MAXMSGSIZE).
+    max_frame_bytes: Annotated[int, Meta(ge=64 * 1024)] = MAX_FRAME_BYTES
     max_in_flight: Positive = 20_000
     ack_timeout_ms: Positive = 5000
     backlog_alert_events: Positive = 1_000_000
@@ -94,9 +105,12 @@ class WriterSettings(_Strict, frozen=True):
 
     batch_events: Positive = 20_000
     batch_delay_ms: Annotated[int, Meta(ge=0)] = 5
-    retry_max_s: PositiveFloat = 10.0
-    drain_s: PositiveFloat = 5.0
+    retry_max_s: Seconds = 10.0
+    drain_s: Seconds = 5.0
     migrate_on_start: bool = True
+    # Distinct sources the writer tracks (marks, ack routes): a frame from a source beyond
+    # them is refused, so a peer inventing names cannot grow the writer's memory.
+    max_sources: Positive = 1000
 
 
 class AccountSettings(_Strict, frozen=True):
@@ -122,50 +136,50 @@ class KisSettings(_Strict, frozen=True):
 
 
 class MasterFileSettings(_Strict, frozen=True):
-    """The master-file worker's thresholds (seed 000 §8.3 and appendix A, seed 001)."""
+    """The master-file worker's thresholds: what it downloads, warns about or holds for review."""
 
     growth_alert_pct: PositiveFloat = 20.0  # archive grew more: download, and warn
     shrink_hold_pct: PositiveFloat = 10.0  # archive shrank more: hold for review, critical
     max_new: Annotated[int, Meta(ge=0)] = 100  # more new listings at once: hold for review
     max_removed: Annotated[int, Meta(ge=0)] = 50  # more removed listings at once: hold
     max_shrink_pct: PositiveFloat = 10.0  # fewer records than active listings by more: hold
-    quality_alert_pct: Annotated[float, Meta(ge=0, le=100)] = 95.0  # complete % below: warn
+    quality_alert_pct: Percent = 95.0  # complete % below: warn
     keep_backups: Positive = 7  # per file, and as many quarantined bad downloads
     attempts: Positive = 3  # per HEAD or GET, on transport errors and 5xx
-    retry_initial_s: PositiveFloat = 1.0
+    retry_initial_s: Seconds = 1.0
     failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
-    ack_timeout_s: PositiveFloat = 60.0
+    ack_timeout_s: Seconds = 60.0
 
 
 class UniverseSettings(_Strict, frozen=True):
-    """The daily universe (seed 004): which stocks Track A covers all day."""
+    """The daily universe: which stocks Track A covers all day."""
 
     min_prev_close: Positive = 4_000  # KRW, previous session's close
-    exclude_administrative: bool = True  # 관리종목 (seed: optional)
+    exclude_administrative: bool = True  # 관리종목, stocks under administrative supervision
     min_symbols: Positive = 100  # fewer: a warning
-    max_failed_pct: Annotated[float, Meta(ge=0, le=100)] = 5.0  # more candidates failed: reuse
+    max_failed_pct: Percent = 5.0  # more candidates failed: reuse
     # The universe is built at 05:00, Track A runs 09:00-15:30: it borrows Track A's share.
     share_of: str = "track_a"
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
 
 
 class TrackASettings(_Strict, frozen=True):
-    """Track A (seed 004): the whole universe's current prices, every ``interval_min``."""
+    """Track A: the whole universe's current prices, every ``interval_min``."""
 
     interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
     closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
     retry_failed: bool = True  # a symbol whose attempts all failed gets one more pass
-    universe_alert_s: PositiveFloat = 60.0  # no universe this long after a cycle was due: alert
+    universe_alert_s: Seconds = 60.0  # no universe this long after a cycle was due: alert
 
 
 class TriggerSettings(_Strict, frozen=True):
-    """One trigger of seed 004's symbol selection: when it fires, how strong, how long."""
+    """One trigger of Track B's symbol selection: when it fires, how strong, how long."""
 
     enabled: bool = True
     threshold: PositiveFloat = 3.0  # the measure at which it fires (a ratio, or trades/s)
     full_at: PositiveFloat = 5.0  # the measure at which its strength reaches 1
-    ttl_s: PositiveFloat = 300.0  # it lapses unless renewed within this
+    ttl_s: Seconds = 300.0  # it lapses unless renewed within this
     weight: PositiveFloat = 10.0  # priority score = weight x (1 + strength) + cap factor
 
 
@@ -182,13 +196,13 @@ def _volatility_spike() -> TriggerSettings:
 
 
 class TrackBSettings(_Strict, frozen=True):
-    """Track B's symbol selection (seed 004's ``symbol_selection`` schema) and slots."""
+    """Track B's symbol selection (triggers, priority score) and its real-time slots."""
 
     volume_surge: TriggerSettings = msgspec.field(default_factory=_volume_surge)
     trade_velocity: TriggerSettings = msgspec.field(default_factory=_trade_velocity)
     volatility_spike: TriggerSettings = msgspec.field(default_factory=_volatility_spike)
     manual_weight: PositiveFloat = 5.0  # pins: strength 1, no expiry, never replaced
-    velocity_window_s: PositiveFloat = 10.0  # trades/s over this many seconds of ticks
+    velocity_window_s: Seconds = 10.0  # trades/s over this many seconds of ticks
     # Cumulative share of a day's volume traded by each time (KST), for "volume so far
     # against the 20-day average for the same elapsed part of the session"; linear between.
     volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
@@ -197,32 +211,32 @@ class TrackBSettings(_Strict, frozen=True):
     )  # fmt: skip
     registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
     books: bool = False  # also H0STASP0: a symbol then takes two registrations
-    replacement_threshold: Annotated[float, Meta(ge=1.0)] = 1.2
-    min_hold_s: Annotated[float, Meta(ge=0)] = 60.0  # a new holding is not replaced sooner
-    overflow_alert_pct: tuple[float, float, float] = (5.0, 10.0, 20.0)  # log, warn, critical
-    evaluate_s: PositiveFloat = 5.0  # how often slots are re-evaluated
-    sync_lead_s: PositiveFloat = 10.0  # context sync this long before full operation (09:29:50)
-    silence_expected_s: PositiveFloat = 0.5  # seed: 2 Hz ticks ...
-    silence_tolerance_s: Annotated[float, Meta(ge=0)] = 0.2  # ... and 20 % beyond
+    replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
+    min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
+    overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical
+    evaluate_s: Seconds = 5.0  # how often slots are re-evaluated
+    sync_lead_s: Seconds = 10.0  # context sync this long before full operation (09:29:50)
+    silence_expected_s: Seconds = 0.5  # a liquid stock trades twice a second ...
+    silence_tolerance_s: SecondsOrZero = 0.2  # ... and 20 % beyond
     # ... where the expected interval is at least this many times the symbol's own (its
     # ticks over the last silence_window_s; 0: the fixed expected interval alone)
-    silence_cadence_factor: Annotated[float, Meta(ge=0)] = 10.0
-    silence_window_s: PositiveFloat = 60.0
-    unhealthy_after_s: PositiveFloat = 30.0  # a session down this long: fail over
+    silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
+    silence_window_s: Seconds = 60.0
+    unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
 
 
 class GapRecoverySettings(_Strict, frozen=True):
-    """The gap-recovery worker (seed 004's recovery policy): what is recovered, and how."""
+    """The gap-recovery worker: which gaps are recovered, in what order, and how."""
 
-    immediate_max_s: PositiveFloat = 5.0  # gaps up to this long are recovered first (HIGH)
-    queue_max_s: PositiveFloat = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
+    immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
+    queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
     long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
-    settle_s: Annotated[float, Meta(ge=0)] = 1.0  # after a minute closes, before asking its bar
+    settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
     requests_per_account: Positive = 2  # recoveries in flight per account
     max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable
-    backoff_initial_s: PositiveFloat = 1.0  # then doubling, up to backoff_max_s
-    backoff_max_s: PositiveFloat = 30.0
-    sweep_s: PositiveFloat = 30.0  # re-read pending gaps from the database this often
+    backoff_initial_s: Seconds = 1.0  # then doubling, up to backoff_max_s
+    backoff_max_s: Seconds = 30.0
+    sweep_s: Seconds = 30.0  # re-read pending gaps from the database this often
 
     def __post_init__(self) -> None:
         if self.immediate_max_s > self.queue_max_s:
@@ -252,13 +266,13 @@ class ProgramSettings(_Strict, frozen=True):
     run_on_start: bool = False  # jobs: also once when the supervisor starts
     enabled: bool = True
     env: dict[str, str] = msgspec.field(default_factory=dict)
-    ready_timeout_s: PositiveFloat = 30.0
-    heartbeat_timeout_s: PositiveFloat = 15.0
-    stop_grace_s: PositiveFloat = 10.0
-    backoff_initial_s: PositiveFloat = 0.1
-    backoff_max_s: PositiveFloat = 30.0
+    ready_timeout_s: Seconds = 30.0
+    heartbeat_timeout_s: Seconds = 15.0
+    stop_grace_s: Seconds = 10.0
+    backoff_initial_s: Seconds = 0.1
+    backoff_max_s: Seconds = 30.0
     max_failures: Positive = 8  # consecutive failed starts or crashes before FATAL
-    stable_s: PositiveFloat = 10.0  # running this long forgives earlier failures
+    stable_s: Seconds = 10.0  # running this long forgives earlier failures
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -274,15 +288,19 @@ def _default_programs() -> dict[str, ProgramSettings]:
 
 
 class SupervisorSettings(_Strict, frozen=True):
-    """The supervisor's control socket, metrics and resource alerts (seed 004 limits)."""
+    """The supervisor's control socket, metrics and resource alerts."""
 
     control_socket: str = ""  # empty: <run_dir>/control.sock
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9108  # 0: no metrics endpoint
-    sample_interval_s: PositiveFloat = 1.0
-    heartbeat_interval_s: PositiveFloat = 1.0  # how often children report
+    sample_interval_s: Seconds = 1.0
+    heartbeat_interval_s: Seconds = 1.0  # how often children report
     cpu_alert_percent: PositiveFloat = 85.0  # all programs together, % of one core
     rss_alert_bytes: Positive = 2_684_354_560  # 2.5 GiB, all programs together
+    # Control connections served at once; more are answered "busy" and closed, so that a
+    # flood of connections cannot use up the supervisor's file descriptors.
+    control_max_connections: Annotated[int, Meta(ge=1, le=1024)] = 32
+    control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
 
 
 class PhaseSettings(_Strict, frozen=True):

@@ -8,6 +8,7 @@ folder: a folder it did not create is never emptied.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -26,18 +27,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Connection, text
+import psutil
+from sqlalchemy import Connection, Engine, text
 
 from observer.clock import SimulatedClock, now_utc
+from observer.config import load_settings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.phases import KST
 from observer.runtime import poll_until
 from observer.supervisor.control import request
+from observer.supervisor.schedule import timeline_from
 from observer.trading_calendar import TradingCalendar
 
-__all__ = ["DemoOptions", "default_day", "demo_clock", "run_demo"]
+__all__ = ["CpuMeter", "DemoOptions", "DemoState", "default_day", "demo_clock", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +54,6 @@ TARGET_WALL_S = 260.0  # the default speeds fit 04:55-15:40 in about four and a 
 # session's cycles and streams need their share of it. A 10-minute Track A cycle gets
 # 600 / speed wall seconds.
 IDLE_FACTOR = 2.0
-# Real-time records reach Track B in pushes (the simulator's push_interval_s, 0.05 s) and
-# through a busy event loop: at 121x, 0.1 wall seconds of delivery jitter is 12 simulated
-# seconds, which the silence rule must tolerate or every pause would be a "gap".
-DELIVERY_JITTER_S = 0.1
 BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
 START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
@@ -101,9 +101,9 @@ class DemoOptions:
     until: str = "15:40"
     speed: float | None = None  # in the session; default: the day in TARGET_WALL_S
     idle_speed: float | None = None  # outside it; default: IDLE_FACTOR x speed
-    accounts: int = 1
-    stocks: int = 2500  # the simulated market's size (its universe takes about 1 in 8)
-    faults: str = "none"
+    accounts: int = 2
+    stocks: int = 2500  # the simulated market's size (its universe takes about 2 in 5)
+    faults: str = "light"
     seed: int = 1
 
 
@@ -112,10 +112,43 @@ class DemoState:
     """What the live view shows and the summary reports."""
 
     clock: SimulatedClock
+    begin: datetime
+    end: datetime
+    phases: list[tuple[datetime, str]]  # the day's phase starts, in order
+    accounts: list[str]
     status: dict[str, Any] = field(default_factory=dict)
     committed: int = 0
-    rate: float = 0.0
+    rate: float = 0.0  # events committed per wall second
+    tick_rate: float = 0.0  # Track B's ticks per wall second
+    alerts: list[tuple[int, str, str, str]] = field(default_factory=list)  # newest first
     faults_injected: int = 0
+    cpu: CpuMeter = field(default_factory=lambda: CpuMeter())
+
+    def counters(self, program: str) -> dict[str, float]:
+        """A program's heartbeat counters as the supervisor last reported them."""
+        for p in self.status.get("programs", []):
+            if p["name"] == program:
+                return dict(p.get("counters") or {})
+        return {}
+
+
+class CpuMeter:
+    """CPU seconds per program, summed over its processes (restarts included)."""
+
+    def __init__(self) -> None:
+        self._seconds: dict[str, dict[int, float]] = {}
+
+    def sample(self, name: str, pid: int) -> None:
+        """Read ``pid``'s CPU time so far (a process already gone keeps its last reading)."""
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            return
+        self._seconds.setdefault(name, {})[pid] = times.user + times.system
+
+    def totals(self) -> dict[str, float]:
+        """Seconds per program, rounded to 0.1."""
+        return {name: round(sum(pids.values()), 1) for name, pids in self._seconds.items()}
 
 
 def default_day(calendar: TradingCalendar, today: date) -> date:
@@ -140,7 +173,7 @@ def _prepare(data_dir: Path) -> None:
     (data_dir / MARKER).write_text("created by observer demo; emptied by the next demo\n")
 
 
-def _config(options: DemoOptions, sim_url: str, speed: float) -> str:
+def _config(options: DemoOptions, sim_url: str) -> str:
     data = options.data_dir.resolve()
     accounts = "".join(
         f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {DEMO_CALLS_PER_SECOND}\n'
@@ -151,9 +184,8 @@ def _config(options: DemoOptions, sim_url: str, speed: float) -> str:
         f'[paths]\ndata_dir = "{data}"\n'
         f'[database]\nurl = "sqlite:///{data / "observer.db"}"\n'
         "[supervisor]\nmetrics_port = 0\n"
-        # A smaller universe than the real one (~300 stocks, not ~1,050): a 10-minute cycle
-        # gets about 5 wall seconds at the default speed, on a machine running everything.
-        "[universe]\nrequests_per_account = 16\nmin_prev_close = 15000\n"
+        # Each account may make 400 calls/s here (not ~20 as at KIS), so more in flight.
+        "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n{accounts}'
         '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
         '[programs.master_file]\nkind = "job"\n'
@@ -169,7 +201,6 @@ def _config(options: DemoOptions, sim_url: str, speed: float) -> str:
         '[programs.track_b]\nkind = "session"\ncommand = ["observer", "track-b", "run"]\n'
         'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
         'phases = ["warmup", "track_a_only", "full_operation"]\n'
-        f"[track_b]\nsilence_tolerance_s = {DELIVERY_JITTER_S * speed:.1f}\n"
         '[programs.gap_recovery]\nkind = "daemon"\ncommand = ["observer", "gaps", "run"]\n'
         'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
     )
@@ -204,15 +235,12 @@ def _sim_url(log: Path) -> str | None:
     return None
 
 
-def _committed(url: str) -> int:
-    engine = make_engine(url)
+def _committed(engine: Engine) -> int:
     try:
         with engine.connect() as conn:
             return sum(committed_offsets(conn).values())
     except Exception:  # the writer has not created the schema yet
         return 0
-    finally:
-        engine.dispose()
 
 
 def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[str, Any]:
@@ -228,18 +256,25 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     if end <= begin:
         raise DemoError("--until must be after --start")
     clock, speed, idle_speed = demo_clock(day, begin, end, options.speed, options.idle_speed)
-    data = options.data_dir
+    # Every path a child process gets is absolute: they run with the data folder as cwd.
+    data = options.data_dir.resolve()
     _prepare(data)
     logs = data / "log"
     logs.mkdir(mode=0o700, exist_ok=True)
-    url = f"sqlite:///{(data / 'observer.db').resolve()}"
+    url = f"sqlite:///{data / 'observer.db'}"
     python = [sys.executable, "-m", "observer"]
-    state = DemoState(clock)
     started = time.monotonic()
     sim_port = _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     config = data / "demo.toml"
-    config.write_text(_config(options, sim_url, speed))
+    config.write_text(_config(options, sim_url))
+    settings = load_settings(config)
+    schedule = timeline_from(settings.phases, settings.calendar).schedule
+    state = DemoState(
+        clock, begin, end,
+        phases=[(at, phase.value) for at, phase in schedule.starts(day)],
+        accounts=[a.alias for a in settings.kis.accounts],
+    )  # fmt: skip
     sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
     socket_path = data / "run" / "control.sock"
     sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed),
@@ -262,13 +297,16 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
             ],
             key=lambda event: event[0],
         )
-        final = _follow_day(state, end, plan, sim_url, socket_path, url, view, supervisor)
+        final = _follow_day(state, plan, sim_url, socket_path, url, view, (sim, supervisor))
         gateway = httpx.get(sim_url + "/_sim/stats", timeout=10).json()
         supervisor.send_signal(signal.SIGTERM)
         if supervisor.wait(90) != 0:
             raise DemoError(f"the supervisor did not stop cleanly; see {sup_log}")
     speeds = {"speed": speed, "idle_speed": idle_speed}
-    return _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
+    summary = _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
+    # Always on disk, for scripts (and CI) that ran the demo without --json.
+    (data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
 
 
 def demo_clock(
@@ -297,31 +335,66 @@ def demo_clock(
 
 def _follow_day(
     state: DemoState,
-    end: datetime,
     plan: list[tuple[datetime, str, dict[str, Any]]],
     sim_url: str,
     socket_path: Path,
     url: str,
     view: Callable[[DemoState], None],
-    supervisor: subprocess.Popen[bytes],
+    children: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]],
 ) -> dict[str, Any]:
-    """Refresh the view and inject faults until ``end``; return the last status."""
-    last_committed, last_at = 0, time.monotonic()
-    while now_utc(state.clock) < end:
-        if supervisor.poll() is not None:
-            raise DemoError("the supervisor exited; see its log")
-        while plan and now_utc(state.clock) >= plan[0][0]:
-            _, path, body = plan.pop(0)
-            _inject(sim_url, path, body)
-            state.faults_injected += path != MARKET_EVENTS[0][1]  # news is not a fault
-        state.status = request(socket_path, "status", [], 30).data
-        state.committed = _committed(url)
-        now = time.monotonic()
-        state.rate = (state.committed - last_committed) / max(now - last_at, 1e-6)
-        last_committed, last_at = state.committed, now
-        view(state)
-        time.sleep(0.5)  # the view's refresh interval
-    return request(socket_path, "status", [], 30).data
+    """Refresh the view and inject faults until the day's end; return the last status."""
+    sim, supervisor = children
+    last_committed, last_ticks, last_at = 0, 0.0, time.monotonic()
+    engine = make_engine(url)
+    try:
+        while now_utc(state.clock) < state.end:
+            if supervisor.poll() is not None:
+                raise DemoError("the supervisor exited; see its log")
+            while plan and now_utc(state.clock) >= plan[0][0]:
+                _, path, body = plan.pop(0)
+                _inject(sim_url, path, body)
+                state.faults_injected += path != MARKET_EVENTS[0][1]  # news is not a fault
+            state.status = request(socket_path, "status", [], 30).data
+            _measure(state, (sim, supervisor))
+            state.committed, state.alerts = _committed(engine), _latest_alerts(engine)
+            now = time.monotonic()
+            ticks = state.counters("track_b").get("ticks", 0.0)
+            elapsed = max(now - last_at, 1e-6)
+            state.rate = (state.committed - last_committed) / elapsed
+            state.tick_rate = max(ticks - last_ticks, 0.0) / elapsed  # 0 across a restart
+            last_committed, last_ticks, last_at = state.committed, ticks, now
+            view(state)
+            time.sleep(0.5)  # the view's refresh interval
+        final: dict[str, Any] = request(socket_path, "status", [], 30).data
+        state.status = final
+        _measure(state, (sim, supervisor))
+        return final
+    finally:
+        engine.dispose()
+
+
+def _measure(state: DemoState, children: tuple[subprocess.Popen[bytes], ...]) -> None:
+    """CPU so far of the simulator, the supervisor and every program it runs."""
+    for name, child in zip(("simulator", "supervisor"), children, strict=True):
+        state.cpu.sample(name, child.pid)
+    for p in state.status.get("programs", []):
+        if p["pid"]:
+            state.cpu.sample(p["name"], p["pid"])
+
+
+def _latest_alerts(engine: Engine) -> list[tuple[int, str, str, str]]:
+    """The three newest alerts: (produced ns, severity, code, message)."""
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "select produced_ns, severity, code, message from alerts "
+                    "order by produced_ns desc limit 3"
+                )
+            ).all()
+    except Exception:  # the writer has not created the schema yet
+        return []
+    return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
 
 def _inject(sim_url: str, path: str, body: dict[str, Any]) -> None:
@@ -364,6 +437,10 @@ def _summary(
         (p for p in final.get("programs", []) if p["name"] == "gap_recovery"), {}
     )
     gaps["queue_peak"] = int(recovery.get("counters", {}).get("queue_peak", 0))
+    track_a["rate_limit_errors"] = int(state.counters("track_a").get("rate_limited", 0))
+    track_b["capacity"] = int(
+        state.counters("track_b").get("capacity_per_account", 41) * len(state.accounts)
+    )
     return {
         "date": day.isoformat(),
         **speeds,
@@ -373,6 +450,7 @@ def _summary(
             p["name"]: {"restarts": p["restarts"], "state": p["state"]}
             for p in final.get("programs", [])
         },
+        "cpu_s": state.cpu.totals(),
         "healthy": bool(final.get("healthy")),
         "faults_injected": state.faults_injected,
         "events_committed": committed,
@@ -437,13 +515,16 @@ def _track_b(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
         text("select count(*), count(distinct symbol) from trade_ticks")
     ).one()
     return {
+        "max_slots_used": peak,
         "slots_peak": peak,
         "allocations": counts["allocate"],
         "replacements": counts["replace"],
         "expiries": counts["expire"],
+        "overflow": overflows,
         "overflows": overflows,
         "overflow_pct": round(100 * overflows / placements, 1) if placements else 0.0,
         "symbols_streamed": symbols,
+        "ticks": ticks,
         "ticks_stored": ticks,
         "ticks_sent": sent.get("H0STCNT0", 0),
     }
@@ -466,10 +547,13 @@ def _gaps(conn: Connection, speed: float) -> dict[str, Any]:
     bars = conn.execute(
         text("select count(*) from minute_bars where quality = 'recovered'")
     ).scalar_one()
+    states = Counter(r[1] for r in rows)
     return {
         "detected": len(rows),
+        "recovered": states["recovered"],
+        "unrecoverable": states["unrecoverable"],
         "by_reason": dict(Counter(r[0] for r in rows)),
-        "by_state": dict(Counter(r[1] for r in rows)),
+        "by_state": dict(states),
         "recovered_bars": bars,
         "short_success_pct": _pct(sum(r[1] == "recovered" for r in settled), len(settled)),
         # Simulated seconds; most of it is the wait for the gap's last minute to close.

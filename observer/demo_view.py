@@ -1,12 +1,19 @@
-"""The demo's live status view (rich) and its closing summary."""
+"""The demo's live status view (rich) and its closing summary.
+
+The live view fits an 80-column terminal: the day's progress and phases, Track A's cycle in
+progress, Track B's slots per account, the flow of ticks and events, gaps, the programs and
+the newest alerts. Without a terminal it prints one line per phase change instead.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
@@ -14,11 +21,14 @@ from observer.clock import now_utc
 from observer.demo import DemoState
 from observer.phases import KST
 
-__all__ = ["DemoView"]
+__all__ = ["DemoView", "render"]
+
+_SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "dim"}
+_STATE_STYLE = {"running": "green", "exited": "dim", "stopped": "dim", "fatal": "bold red"}
 
 
 class DemoView:
-    """A live table on a terminal; one line per phase change otherwise."""
+    """A live view on a terminal; one line per phase change otherwise."""
 
     def __init__(self, live: bool) -> None:
         self.console = Console(stderr=not live)
@@ -41,73 +51,190 @@ class DemoView:
 
     def update(self, state: DemoState) -> None:
         """Show the state (called about twice a second)."""
-        status = state.status
-        sim_time = now_utc(state.clock).astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
-        if self._live is None:
-            if status.get("phase") != self._phase:
-                self._phase = status.get("phase")
-                self.console.print(f"{sim_time} KST  phase {self._phase}  events {state.committed}")
+        if self._live is not None:
+            self._live.update(render(state))
             return
-        header = Text(
-            f"{sim_time} KST (x{state.clock.speed_now():g})   phase {status.get('phase')}   "
-            f"events committed {state.committed:,} ({state.rate:,.0f}/s)   "
-            f"faults injected {state.faults_injected}"
-        )
-        table = Table(box=None, header_style="bold")
-        for column in ("program", "kind", "state", "pid", "restarts", "cpu %", "rss MiB", "detail"):
-            table.add_column(column)
-        for p in status.get("programs", []):
-            table.add_row(
-                p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
-                f"{p['cpu_percent']:.0f}", f"{p['rss_bytes'] / 2**20:.0f}", p["detail"][:40],
-            )  # fmt: skip
-        self._live.update(Group(header, table))
+        phase = state.status.get("phase")
+        if phase != self._phase:
+            self._phase = phase
+            at = now_utc(state.clock).astimezone(KST).strftime("%Y-%m-%d %H:%M:%S")
+            self.console.print(f"{at} KST  phase {phase}  events {state.committed}")
 
     def print_summary(self, summary: dict[str, Any]) -> None:
         """The closing summary, for people."""
-        console = self.console
-        console.print(
-            f"observer demo: {summary['date']} at x{summary['speed']:g} "
-            f"(x{summary['idle_speed']:g} outside 09:00-15:40) in {summary['wall_s']} s"
+        for line in summary_lines(summary):
+            self.console.print(line, highlight=False)
+
+
+def render(state: DemoState) -> RenderableType:
+    """The whole live view for one refresh."""
+    now = now_utc(state.clock)
+    return Group(
+        _header(state, now),
+        _phases(state, now),
+        Text(""),
+        _workload(state, now),
+        Text(""),
+        _programs(state),
+        *_alerts(state),
+    )
+
+
+def _hhmm(at: datetime) -> str:
+    return at.astimezone(KST).strftime("%H:%M")
+
+
+def _header(state: DemoState, now: datetime) -> RenderableType:
+    span = (state.end - state.begin).total_seconds()
+    done = min(max((now - state.begin).total_seconds() / span, 0.0), 1.0) if span else 1.0
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1)
+    grid.add_column(no_wrap=True)
+    title = Text.assemble(
+        ("observer demo ", "bold"),
+        now.astimezone(KST).strftime("%Y-%m-%d %H:%M:%S KST"),
+        f"  x{state.clock.speed_now():g}",
+    )
+    grid.add_row(title, ProgressBar(total=1.0, completed=done), f"{done:4.0%} of the day")
+    return grid
+
+
+def _phases(state: DemoState, now: datetime) -> Text:
+    """The day's phases, the one in force highlighted."""
+    current = state.status.get("phase")
+    line = Text("phases  ", style="bold")
+    shown = [(at, phase) for at, phase in state.phases if at < state.end]
+    for n, (at, phase) in enumerate(shown):
+        if n:
+            line.append(" > ", style="dim")
+        style = "reverse bold" if phase == current else ("" if at <= now else "dim")
+        line.append(f"{_hhmm(at)} {phase}", style=style)
+    return line
+
+
+def _workload(state: DemoState, now: datetime) -> Table:
+    """Track A's cycle, Track B's slots, the flow, gaps: one labelled row each."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    a = state.counters("track_a")
+    size, done = int(a.get("cycle_size", 0)), int(a.get("cycle_done", 0))
+    if size:
+        running = bool(a.get("cycle_running"))
+        late = int(a.get("overran", 0))
+        status = "in progress" if running else f"done in {a.get('last_cycle_s', 0):g} s"
+        grid.add_row(
+            "Track A",
+            Text.assemble(
+                f"cycle {done:,} / {size:,} symbols, {status}; {int(a.get('cycles', 0))} cycles, ",
+                (f"{late} late", "bold red") if late else ("all on time", "green"),
+            ),
         )
-        console.print("phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]))
-        for name, proc in summary["processes"].items():
-            console.print(f"  {name}: {proc['state']}, {proc['restarts']} restarts")
-        universe = summary["universe"]
-        console.print(
-            f"universe: {universe['members']:,} symbols (closes of {universe['based_on']})"
+    else:
+        grid.add_row("Track A", Text("waiting for the universe and 09:00", style="dim"))
+    b = state.counters("track_b")
+    capacity = int(b.get("capacity_per_account", 41))
+    slots = "  ".join(
+        f"{alias} {int(b.get(f'slots.{alias}', 0))}/{capacity}" for alias in state.accounts
+    )
+    grid.add_row("Track B", f"slots {slots}")
+    grid.add_row(
+        "flow",
+        f"{state.tick_rate:,.0f} ticks/s   {state.rate:,.0f} events/s   "
+        f"{state.committed:,} events committed   {state.faults_injected} faults injected",
+    )
+    g = state.counters("gap_recovery")
+    grid.add_row(
+        "gaps",
+        f"{int(g.get('gaps_detected', 0))} detected, {int(g.get('queue_depth', 0))} open, "
+        f"{int(g.get('gaps_recovered', 0))} recovered, "
+        f"{int(g.get('gaps_unrecoverable', 0))} unrecoverable",
+    )
+    return grid
+
+
+def _programs(state: DemoState) -> Table:
+    programs = state.status.get("programs", [])
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    widest = max((len(p["name"]) for p in programs), default=7)
+    # Fixed widths: only the detail gives way on a narrow terminal (never "track…").
+    table.add_column("program", no_wrap=True, min_width=widest)
+    table.add_column("state", no_wrap=True, min_width=8)
+    table.add_column("restarts", justify="right", no_wrap=True, min_width=8)
+    table.add_column("cpu %", justify="right", no_wrap=True, min_width=5)
+    table.add_column("MiB", justify="right", no_wrap=True, min_width=4)
+    table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1)
+    for p in programs:
+        table.add_row(
+            p["name"],
+            Text(p["state"], style=_STATE_STYLE.get(p["state"], "")),
+            str(p["restarts"]),
+            f"{p['cpu_percent']:.0f}",
+            f"{p['rss_bytes'] / 2**20:.0f}",
+            p["detail"],
         )
-        track_a, rest = summary["track_a"], summary["rest"]
-        console.print(
-            f"track A: {track_a['complete']} of {track_a['cycles']} cycles complete, "
-            f"{track_a['snapshots']:,} snapshots, {track_a['overran']} cut off, longest "
-            f"{track_a['longest_s']} s of 600; REST {rest['calls']:,} calls, busiest second "
-            f"{rest['busiest_second']} of {rest['limit_per_second']} allowed, "
-            f"{rest['egw00201']} EGW00201"
+    return table
+
+
+def _alerts(state: DemoState) -> list[RenderableType]:
+    lines: list[RenderableType] = [Text(""), Text("latest alerts", style="bold")]
+    for produced_ns, severity, code, message in state.alerts:
+        at = datetime.fromtimestamp(produced_ns / 1e9, KST).strftime("%H:%M")
+        line = Text.assemble(f"{at} ", (code, _SEVERITY_STYLE.get(severity, "")), f" {message}")
+        line.no_wrap, line.overflow = True, "ellipsis"  # one line each, cut at the edge
+        lines.append(line)
+    return lines if state.alerts else []
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    """The closing summary as lines of text."""
+    lines = [
+        f"observer demo: {summary['date']} at x{summary['speed']:g} "
+        f"(x{summary['idle_speed']:g} outside 09:00-15:40) in {summary['wall_s']} s",
+        "phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]),
+    ]
+    cpu = summary.get("cpu_s", {})
+    for name, proc in summary["processes"].items():
+        lines.append(
+            f"  {name}: {proc['state']}, {proc['restarts']} restarts, {cpu.get(name, 0.0):g} s CPU"
         )
-        b, gaps = summary["track_b"], summary["gaps"]
-        console.print(
-            f"track B: up to {b['slots_peak']} slots held, {b['allocations']} allocations, "
-            f"{b['replacements']} replacements, {b['overflows']} overflowed "
-            f"({b['overflow_pct']}%); {b['ticks_stored']:,} ticks stored of "
-            f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols"
-        )
-        reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
-        states = ", ".join(f"{n} {s}" for s, n in sorted(gaps["by_state"].items())) or "none"
-        console.print(
-            f"gaps: {gaps['detected']} detected ({reasons}); {states}; "
-            f"{gaps['recovered_bars']} minute bars recovered, queue peak {gaps['queue_peak']}; "
-            f"gaps <= 60 s recovered "
-            f"{gaps['short_success_pct']}%, p99 detection to recovered "
-            f"{gaps['detect_to_recovered_p99_s']} simulated s"
-        )
-        listings = summary["listings"]
-        console.print(
-            f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "
-            f"~{listings['changed']} changed, -{listings['removed']} removed; "
-            f"{listings['reviews_held']} held for review"
-        )
-        console.print(
-            f"events committed: {summary['events_committed']:,}; "
-            f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"
-        )
+    others = ", ".join(f"{n} {cpu[n]:g} s" for n in ("simulator", "supervisor") if n in cpu)
+    if others:
+        lines.append(f"  CPU of the {others}")
+    universe = summary["universe"]
+    lines.append(f"universe: {universe['members']:,} symbols (closes of {universe['based_on']})")
+    track_a, rest = summary["track_a"], summary["rest"]
+    lines.append(
+        f"track A: {track_a['complete']} of {track_a['cycles']} cycles complete, "
+        f"{track_a['snapshots']:,} snapshots, {track_a['overran']} cut off, longest "
+        f"{track_a['longest_s']} s of 600, {track_a['rate_limit_errors']} rate-limit errors; "
+        f"REST {rest['calls']:,} calls, busiest second {rest['busiest_second']} of "
+        f"{rest['limit_per_second']} allowed, {rest['egw00201']} EGW00201"
+    )
+    b, gaps = summary["track_b"], summary["gaps"]
+    lines.append(
+        f"track B: up to {b['max_slots_used']} of {b['capacity']} slots held, "
+        f"{b['allocations']} allocations, {b['replacements']} replacements, "
+        f"{b['overflow']} overflowed ({b['overflow_pct']}%); {b['ticks']:,} ticks stored of "
+        f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols"
+    )
+    reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
+    lines.append(
+        f"gaps: {gaps['detected']} detected ({reasons}); {gaps['recovered']} recovered, "
+        f"{gaps['unrecoverable']} unrecoverable; {gaps['recovered_bars']} minute bars "
+        f"recovered, queue peak {gaps['queue_peak']}; gaps <= 60 s recovered "
+        f"{gaps['short_success_pct']}%, p99 detection to recovered "
+        f"{gaps['detect_to_recovered_p99_s']} simulated s"
+    )
+    listings = summary["listings"]
+    lines.append(
+        f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "
+        f"~{listings['changed']} changed, -{listings['removed']} removed; "
+        f"{listings['reviews_held']} held for review"
+    )
+    lines.append(
+        f"events committed: {summary['events_committed']:,}; "
+        f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"
+    )
+    return lines

@@ -2,8 +2,9 @@
 
 A `Listing` is what the product keeps of one master-file row, the same for domestic ``.mst``
 and overseas ``.cod`` files. `diff` compares a parsed file with the ``instruments`` table,
-`assess` reports data quality as seed 001 does, and `tickers` is the read-only query the rest
-of the product uses for "every stock of a region".
+`assess` counts valid tickers and the fields each row has, and `tickers` is the read-only
+query the rest of the product uses for "every stock of a region". The two queries import the
+database layer themselves: the master-file job reaches READY without it.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
-from sqlalchemy import Connection, select
 
 from bus.events import ListingChanged
-from observer.db.models import Instrument
 from observer.errors import MasterFileError
 from observer.kis.master import OVERSEAS_FILES, parse_domestic, parse_overseas
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "COMPARED_FIELDS",
@@ -44,7 +46,7 @@ __all__ = [
 
 REGIONS = ("KR", "US", "CN", "HK", "JP", "VN")
 _CURRENCIES = {"KR": "KRW", "US": "USD", "CN": "CNY", "HK": "HKD", "JP": "JPY", "VN": "VND"}
-# Seed 000's exchange codes, by the market code of each KIS file.
+# KIS's exchange codes (as its overseas order APIs spell them), by each file's market code.
 _SEED_EXCHANGES = {
     "NAS": "NASD", "NYS": "NYSE", "AMS": "AMEX", "SHS": "SHAA", "SHI": "SHAA", "SZS": "SZAA",
     "SZI": "SZAA", "TSE": "TKSE", "HKS": "SEHK", "HNX": "VNSE", "HSX": "HASE",
@@ -58,7 +60,7 @@ class MasterFile:
     market: str  # the key everywhere: "KOSPI", "KOSDAQ", "KONEX", "NAS", "NYS", ...
     name: str  # archive on the master host, e.g. "nasmst.cod.zip"
     member: str  # the one file inside it
-    exchange: str  # seed 000's code: "NASD", "SEHK", ...; "KOSPI" etc. at home
+    exchange: str  # KIS's exchange code: "NASD", "SEHK", ...; "KOSPI" etc. at home
     region: str
     currency: str
     indices: bool = False  # shi / szi list indices, not securities
@@ -111,7 +113,7 @@ def master_file(market: str) -> MasterFile:
 def resolve(codes: Iterable[str]) -> list[MasterFile]:
     """The files some codes name, in table order.
 
-    A code is a market ("NAS", "kospi"), a seed 000 exchange code ("NASD"; "SHAA" is both
+    A code is a market ("NAS", "kospi"), an exchange code ("NASD"; "SHAA" is both
     Shanghai files) or a region ("US").
     """
     wanted: set[str] = set()
@@ -187,7 +189,7 @@ def read_listings(file: MasterFile, data: bytes) -> list[Listing]:
 
 @dataclass(slots=True)
 class Quality:
-    """Seed 001's data-quality counts for one parsed file."""
+    """Data-quality counts for one parsed file: how many rows have each field, and are whole."""
 
     records: int = 0
     valid_ticker: int = 0
@@ -206,7 +208,7 @@ class Quality:
         return (Decimal(100 * self.complete) / self.records).quantize(Decimal("0.01"))
 
     def lines(self) -> list[str]:
-        """The report, as seed 001 prints it."""
+        """The report: one line per count, with its share of the records."""
         rows = [
             ("Valid ticker", self.valid_ticker), ("Has name", self.has_name),
             ("Has exchange", self.has_exchange), ("Has region", self.has_region),
@@ -220,7 +222,7 @@ _TICKER = re.compile(r"[0-9A-Z][0-9A-Z.\-/]{0,11}")
 
 
 def assess(listings: Sequence[Listing]) -> Quality:
-    """Count what seed 001 counts: valid ticker, has name, exchange, region, currency."""
+    """Count valid tickers, and rows that have a name, an exchange, a region and a currency."""
     q = Quality(records=len(listings))
     seen: set[str] = set()
     for x in listings:
@@ -311,16 +313,24 @@ def listing_event(
     )  # fmt: skip
 
 
-_COLUMNS = (
-    Instrument.market, Instrument.symbol, Instrument.name, Instrument.name_en,
-    Instrument.exchange, Instrument.region, Instrument.currency, Instrument.security_type,
-    Instrument.sector_code,
-)  # fmt: skip
+def _columns() -> tuple[Any, ...]:
+    """The ``instruments`` columns of a `Listing`, in its field order."""
+    from observer.db.models import Instrument
+
+    return (
+        Instrument.market, Instrument.symbol, Instrument.name, Instrument.name_en,
+        Instrument.exchange, Instrument.region, Instrument.currency, Instrument.security_type,
+        Instrument.sector_code,
+    )  # fmt: skip
 
 
 def known_listings(conn: Connection, market: str) -> dict[str, tuple[Listing, bool]]:
     """Every instrument of ``market`` the database holds, active or not (read-only)."""
-    rows = conn.execute(select(*_COLUMNS, Instrument.active).where(Instrument.market == market))
+    from sqlalchemy import select
+
+    from observer.db.models import Instrument
+
+    rows = conn.execute(select(*_columns(), Instrument.active).where(Instrument.market == market))
     return {r[1]: (Listing(*r[:9]), bool(r[9])) for r in rows}
 
 
@@ -331,9 +341,13 @@ def tickers(
 
     ``kinds`` are the security types wanted (``None``: every type).
     """
+    from sqlalchemy import select
+
+    from observer.db.models import Instrument
+
     if region not in REGIONS:
         raise MasterFileError(f"unknown region {region!r}; known: {', '.join(REGIONS)}")
-    query = select(*_COLUMNS).where(Instrument.region == region, Instrument.active.is_(True))
+    query = select(*_columns()).where(Instrument.region == region, Instrument.active.is_(True))
     if kinds is not None:
         query = query.where(Instrument.security_type.in_(kinds))
     rows = conn.execute(query.order_by(Instrument.market, Instrument.symbol))

@@ -2,8 +2,10 @@
 
 Masking works on the finished line (message, arguments and traceback together), so a
 secret cannot slip through a ``%r`` of a dict or an exception's text: every value a
-`Secret` ever held is replaced, and so is anything shaped like a credential
-(``appsecret=...``, ``"approval_key": "..."``, ``Bearer ...``, a JWT).
+`Secret` ever held is replaced (a long one also when cut short, from its first 16
+characters on), and so is anything shaped like a credential (``appsecret=...``,
+``"approval_key": "..."``, ``Bearer ...``, a JWT). `mask_struct` applies the same masker to
+every string of an event; every process's producer calls it before the outbox.
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ import os
 import re
 import threading
 import time
+from typing import Any, TypeVar
 
-__all__ = ["mask_secrets", "register_secret", "setup_logging"]
+import msgspec
+import msgspec.inspect as mi
+
+__all__ = ["mask_secrets", "mask_struct", "register_secret", "setup_logging"]
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 _known: set[str] = set()
 _known_lock = threading.Lock()
@@ -32,6 +40,12 @@ _JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]+")
 _BEARER = re.compile(r"(Bearer\s+)[\w.~+/=-]+")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)")
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
+# An error text cut to a length (``text[:200]``) may end inside a secret: a value of at
+# least CUT_SECRET_LENGTH is also masked from its first CUT_PREFIX characters to the end of
+# the word (random keys never share 16 characters with anything else).
+CUT_SECRET_LENGTH = 24
+CUT_PREFIX = 16
+_REST_OF_WORD = r"[^\s\"',;}&]*"  # up to a space, quote or separator, as in _SHAPES's value
 
 
 def register_secret(value: str) -> None:
@@ -43,8 +57,11 @@ def register_secret(value: str) -> None:
         if value in _known:
             return
         _known.add(value)
-        alternatives = sorted(_known, key=len, reverse=True)
-        _known_pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+        whole = sorted(_known, key=len, reverse=True)
+        cut = sorted({v[:CUT_PREFIX] for v in _known if len(v) >= CUT_SECRET_LENGTH})
+        alternatives = [re.escape(v) for v in whole]
+        alternatives += [re.escape(prefix) + _REST_OF_WORD for prefix in cut]
+        _known_pattern = re.compile("|".join(alternatives))
 
 
 def mask_secrets(text: str) -> str:
@@ -52,10 +69,94 @@ def mask_secrets(text: str) -> str:
     pattern = _known_pattern
     if pattern is not None:
         text = pattern.sub("***", text)
+    if not _may_be_shaped(text):
+        return text
     text = _SHAPES.sub(lambda m: f"{m['key']}{m['sep']}***", text)
     text = _BEARER.sub(r"\1***", text)
     text = _URL_PASSWORD.sub(r"\1***\2", text)
     return _JWT.sub("***", text)
+
+
+def _may_be_shaped(text: str) -> bool:
+    """False only for a text no credential shape can match (a few substring searches).
+
+    Every text the shapes match holds one of these words once lowercased. IGNORECASE folds
+    four characters beyond ASCII onto ASCII letters: the Kelvin sign (lower() makes it a
+    k), the long s (made an s here), and two forms of i, a letter none of the words holds.
+    Spelled out rather than looped: events are masked string by string.
+    """
+    low = text.lower() if text.isascii() else text.lower().replace("\u017f", "s")
+    return (
+        "key" in low or "secret" in low or "token" in low or "auth" in low or "pass" in low
+        or "bearer" in low or "eyj" in low or "://" in low
+    )  # fmt: skip
+
+
+def mask_struct(value: S) -> S:
+    """``value`` with every string in it masked (`mask_secrets`), nested structs included.
+
+    Returns ``value`` itself when nothing needed masking, the usual case: only fields whose
+    type can hold a string are visited, each string costs a search or two.
+    """
+    changes = {}
+    for name in _text_fields(type(value)):
+        old = getattr(value, name)
+        new = _masked(old)
+        if new is not old:
+            changes[name] = new
+    return msgspec.structs.replace(value, **changes) if changes else value
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        masked = mask_secrets(value)
+        return value if masked == value else masked
+    if isinstance(value, msgspec.Struct):
+        return mask_struct(value)
+    if isinstance(value, tuple | list):
+        items = [_masked(item) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return type(value)(items)
+    if isinstance(value, dict):
+        masked_dict = {_masked(k): _masked(v) for k, v in value.items()}
+        return value if masked_dict == value else masked_dict
+    return value
+
+
+_text_fields_of: dict[type, tuple[str, ...]] = {}
+
+
+def _text_fields(cls: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of ``cls`` whose type can hold a string (at any depth)."""
+    fields = _text_fields_of.get(cls)
+    if fields is None:
+        info = mi.type_info(cls)
+        assert isinstance(info, mi.StructType)
+        fields = tuple(f.name for f in info.fields if _holds_text(f.type))
+        _text_fields_of[cls] = fields
+    return fields
+
+
+def _holds_text(kind: mi.Type) -> bool:
+    match kind:
+        case mi.StrType() | mi.AnyType() | mi.CustomType():
+            return True
+        case mi.LiteralType():  # not checked on encoding: a bug could put any text there
+            return any(isinstance(value, str) for value in kind.values)
+        case mi.Metadata():
+            return _holds_text(kind.type)
+        case mi.CollectionType():
+            return _holds_text(kind.item_type)
+        case mi.TupleType():
+            return any(_holds_text(item) for item in kind.item_types)
+        case mi.DictType():
+            return _holds_text(kind.key_type) or _holds_text(kind.value_type)
+        case mi.UnionType():
+            return any(_holds_text(member) for member in kind.types)
+        case mi.StructType():
+            return any(_holds_text(f.type) for f in kind.fields)
+    return False
 
 
 class _MaskingFormatter(logging.Formatter):

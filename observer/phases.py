@@ -1,4 +1,4 @@
-"""The operation timeline of seed 004 as pure functions of the instant they are given.
+"""The day's operation phases as pure functions of the instant they are given.
 
 On a KRX session day (KST): IDLE until 08:00, WARMUP until 09:00, TRACK_A_ONLY until 09:30,
 FULL_OPERATION until 15:00, TRACK_A_CLOSING until 15:30, SHUTDOWN until 21:00, then IDLE.
@@ -20,7 +20,7 @@ KST = timezone(timedelta(hours=9))
 
 
 class Phase(StrEnum):
-    """What the system does now (seed 004's OperationPhase)."""
+    """What the system does now."""
 
     IDLE = "idle"  # nothing runs but scheduled jobs
     WARMUP = "warmup"  # token renewal, WebSocket pre-connect, health check

@@ -1,11 +1,17 @@
-"""Owner-only files replaced atomically: caches, state and pins other processes read."""
+"""Owner-only files and folders: files replaced atomically, data folders tightened.
+
+Every ``observer`` process runs under umask 077 (`observer.cli.main`), so what it creates
+is owner-only; `tighten_folders` makes the folders that were already there owner-only too.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["write_private"]
+__all__ = ["tighten_folders", "write_private"]
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -19,3 +25,28 @@ def write_private(path: Path, data: bytes) -> None:
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     temporary.replace(path)
+
+
+def tighten_folders(folders: Iterable[Path]) -> list[tuple[Path, int]]:
+    """Make each existing folder this user owns owner-only; return those changed, old modes.
+
+    The owner keeps its permissions; group and others lose theirs. A missing folder, one
+    owned by another user and a shared one (the sticky bit, like /tmp) are left alone.
+    """
+    changed: list[tuple[Path, int]] = []
+    for folder in dict.fromkeys(folders):
+        try:
+            info = folder.stat()
+        except OSError:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        if (
+            not stat.S_ISDIR(info.st_mode)
+            or info.st_uid != os.geteuid()
+            or mode & stat.S_ISVTX
+            or not mode & 0o077
+        ):
+            continue
+        folder.chmod(mode & ~0o077)
+        changed.append((folder, mode))
+    return changed

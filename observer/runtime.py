@@ -17,6 +17,7 @@ from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
 from observer.errors import WaitFailed
+from observer.logs import mask_struct
 from observer.notify import Notifier
 
 __all__ = [
@@ -48,7 +49,10 @@ def stop_on_signals() -> threading.Event:
 def producer_for(
     settings: Settings, source: str, clock_ns: Callable[[], int] = time.time_ns
 ) -> Producer:
-    """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``."""
+    """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``.
+
+    Every event it sends is masked like a log line first (`observer.logs.mask_struct`).
+    """
     run_dir = settings.paths.run
     bus = settings.bus
     return Producer(
@@ -57,11 +61,13 @@ def producer_for(
         run_dir / "outbox" / source,
         batch_events=bus.batch_events,
         linger_s=bus.linger_ms / 1000,
+        max_frame_bytes=bus.max_frame_bytes,
         max_in_flight=bus.max_in_flight,
         ack_timeout_s=bus.ack_timeout_ms / 1000,
         backlog_alert_events=bus.backlog_alert_events,
         sync=bus.fsync,
         clock_ns=clock_ns,
+        scrub=mask_struct,  # error text from upstream answers: no credential into events
     )
 
 

@@ -283,20 +283,12 @@ class SupervisorProcess:
         return db_rows(self.url, sql)
 
 
-class SimThread:
-    """The simulator on a loopback port, served by an event loop in a thread of the tests."""
+class AppThread:
+    """An aiohttp application on a loopback port, served by an event loop in a thread."""
 
-    def __init__(
-        self,
-        market: Market,
-        start: datetime,
-        config: SimConfig | None = None,
-        speed: float = 1.0,
-    ) -> None:
-        clock = SimulatedClock(int(start.timestamp() * 1e9), speed)
-        self.sim = Simulator(market, clock, config)
+    def __init__(self, app: web.Application) -> None:
         self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(self.sim.app, access_log=None)
+        self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(self.runner.setup())
         site = web.TCPSite(self.runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())
@@ -310,3 +302,18 @@ class SimThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
+
+
+class SimThread(AppThread):
+    """The simulator on a loopback port, served by an event loop in a thread of the tests."""
+
+    def __init__(
+        self,
+        market: Market,
+        start: datetime,
+        config: SimConfig | None = None,
+        speed: float = 1.0,
+    ) -> None:
+        clock = SimulatedClock(int(start.timestamp() * 1e9), speed)
+        self.sim = Simulator(market, clock, config)
+        super().__init__(self.sim.app)

@@ -21,15 +21,18 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     # masters and the universe), then Track A's first cycles at 120x (5 wall seconds each),
     # Track B from 09:30, a dropped WebSocket session at 09:40 (the light faults) and its
     # gaps recovered by 09:45.
-    data = tmp_path / "data"
+    # A relative --data-dir, as a user types it: every process gets it absolute.
+    data = tmp_path / "demo-data"
     result = subprocess.run(
-        [sys.executable, "-m", "observer", "demo", "--data-dir", str(data), "--date",
+        [sys.executable, "-m", "observer", "demo", "--data-dir", "demo-data", "--date",
          "2026-11-20", "--start", "08:00", "--until", "09:45", "--speed", "120",
-         "--idle-speed", "240", "--stocks", "600", "--faults", "light", "--json"],
-        capture_output=True, text=True, timeout=240,
+         "--idle-speed", "240", "--stocks", "600", "--accounts", "1", "--faults", "light",
+         "--json"],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
+    assert json.loads((data / "summary.json").read_text()) == summary  # always written
     assert summary["date"] == "2026-11-20"
     assert [p["phase"] for p in summary["phases"]][-3:] == [
         "warmup", "track_a_only", "full_operation",
@@ -54,14 +57,21 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     # the socket when the 09:40 drop cut the session (that span is a disconnect gap; the
     # demo without faults stores every tick, tick for tick).
     track_b = summary["track_b"]
-    assert track_b["slots_peak"] == 41 and track_b["ticks_stored"] > 1000
-    assert track_b["ticks_sent"] - 100 <= track_b["ticks_stored"] <= track_b["ticks_sent"]
+    assert track_b["capacity"] == 41 and track_b["max_slots_used"] == 41
+    assert track_b["ticks"] == track_b["ticks_stored"] > 1000
+    assert track_b["overflow"] == track_b["overflows"]
+    assert summary["track_a"]["rate_limit_errors"] >= 0
+    assert set(summary["cpu_s"]) >= {"simulator", "supervisor", "writer", "track_a", "track_b"}
+    # What was in the sockets when the 09:40 drop cut them: a fraction of a push interval.
+    in_flight = max(100, track_b["ticks_sent"] // 100)
+    assert track_b["ticks_sent"] - in_flight <= track_b["ticks_stored"] <= track_b["ticks_sent"]
     # The 09:40 drop: a gap per streamed symbol, each recovered from minute bars by 09:45
     # (a silence gap in the last minute may still be waiting for its bar).
     gaps = summary["gaps"]
     assert gaps["by_reason"].get("disconnect", 0) >= 41
     assert gaps["by_state"].get("recovered", 0) >= gaps["by_reason"]["disconnect"]
     assert "unrecoverable" not in gaps["by_state"] and gaps["short_success_pct"] == 100.0
+    assert gaps["recovered"] == gaps["by_state"]["recovered"] and gaps["unrecoverable"] == 0
     assert gaps["recovered_bars"] >= 41
     assert 41 <= gaps["queue_peak"] <= 100  # the daemon's own count: the drop's gaps at once
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()

@@ -111,3 +111,20 @@ def test_a_symbol_that_leaves_its_slot_closes_its_open_gap_and_is_forgotten() ->
     assert d.forget("005930", 2_600 * MS) is None
     assert d.on_registered("005930", 3_000 * MS) is None
     assert d.on_tick("005930", 9_000 * MS) is None
+
+
+def test_silences_are_judged_between_trade_stamps_not_arrivals() -> None:
+    rule = SilenceRule(0.5, 0.2, cadence_factor=10.0, window_s=10.0, resolution_s=1.0)
+    d = GapDetector("acct1", rule, in_session)
+    traded = SESSION[0]
+    for n in range(200):  # five trades a second for 40 s, stamped to the second
+        traded = SESSION[0] + n * 200 * MS
+        assert d.on_tick("005930", traded, traded // 1_000_000_000 * 1_000_000_000) is None
+    # The feed stalls for 30 s, then delivers every trade: nothing was lost.
+    stamp = traded // 1_000_000_000 * 1_000_000_000
+    assert d.on_tick("005930", traded + 30_000 * MS, stamp + 1_000 * MS) is None
+    # A one-second stamp step is the stamps' resolution, not a pause; five seconds without a
+    # trade, delivered at once, is a silence (trades lost on the way).
+    assert d.on_tick("005930", traded + 30_001 * MS, stamp + 2_000 * MS) is None
+    gap = d.on_tick("005930", traded + 30_002 * MS, stamp + 7_000 * MS)
+    assert gap == Gap("acct1", "005930", stamp + 2_000 * MS, stamp + 7_000 * MS, "silence")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from observer.clock import SimulatedClock
+from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.parse import RealtimeFrame
@@ -171,15 +173,27 @@ def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
     assert Registration("H0STCNT0", "000660") not in stream.wanted
 
 
-def test_a_silent_session_is_dropped_after_silence_s_of_clock_time(tmp_path: Path) -> None:
+def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session = FakeSession()
     reasons: list[str] = []
+    monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.4)
+    connected: list[float] = []
+
+    def on_state(state: str, reason: str) -> None:
+        reasons.append(reason)
+        if state == "connected":
+            connected.append(time.monotonic())
+        elif reason.startswith("silent"):
+            # 60 clock seconds pass in 60 ms, but a stalled loop is not a dead server.
+            assert time.monotonic() - connected[-1] >= 0.4
 
     async def scenario() -> None:
-        clock = SimulatedClock(0, speed=1000.0)  # 60 s of silence pass in 60 ms
+        clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
             stream = KisStream(url, tokens(tmp_path, clock), clock, lambda f, t: None,
-                               lambda s, r: reasons.append(r), silence_s=60.0)  # fmt: skip
+                               on_state, silence_s=60.0)  # fmt: skip
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: len(session.connections) >= 2)  # dropped, then reconnected

@@ -54,6 +54,7 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        umask=0o077,  # as the README starts it
     )
     sock = deployment / "var" / "run" / "control.sock"
     try:
@@ -114,3 +115,10 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
     assert all(r["drained"] for r in reports)
     assert audit["load"].complete
     assert reports[-1]["last_seq"] == audit["load"].max_seq  # every event sent was committed
+    # The folders were made by `mkdir -p` under umask 022 (the fixture's): still nothing is open.
+    open_to_others = [
+        f"{p.relative_to(deployment)} {p.stat().st_mode & 0o777:o}"
+        for p in [deployment / "var", *(deployment / "var").rglob("*")]
+        if p.stat().st_mode & 0o077
+    ]
+    assert open_to_others == []

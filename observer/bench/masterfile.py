@@ -68,7 +68,7 @@ class MasterFileBenchReport:
             f"records ({s['changes']} changes)  target < 1 s",
             f"  raw unzip+split+select   {s['baseline_s']:.3f} s  ratio {s['parse_diff_ratio']}",
             f"  tickers('US')            {s['tickers_us_ms']:.1f} ms for {s['tickers_us']:,} "
-            f"stocks  target < 50 ms (seed 001: 239 ms)",
+            f"stocks  target < 50 ms (the earlier system: 239 ms)",
             f"  raw sqlite3 fetch        {s['tickers_baseline_ms']:.1f} ms  "
             f"ratio {s['tickers_ratio']}",
         ]

@@ -1,9 +1,17 @@
 """``observer bench supervisor``: restart and crash-detection times, against raw baselines.
 
-A real ``observer supervise`` runs the writer and one loadgen worker in a temporary folder.
+A real ``observer supervise`` runs, in a temporary folder, one loadgen worker and every
+program of the configuration (``config/observer.toml``, or ``$OBSERVER_CONFIG``) as it is
+configured there, less its schedule: the writer, the session workers (the clock is set to
+the warmup phase of a session day, so they are in phase and wait for the market), the
+daemons and the jobs.
 
 * **restart**: ``restart load`` through the control socket, command to READY, against the
   raw cost of starting the same worker module (``python -c "import observer.loadgen"``).
+* **programs**: ``restart NAME`` of each daemon and session worker, and ``run NAME`` of each
+  job (then ``stop NAME``), command to READY, against a bare interpreter start
+  (``python -c pass``); and ``observer ctl restart`` of a worker, end to end, as a user
+  runs it. KIS points at a closed port: what a program does after READY fails, quickly.
 * **kill**: SIGKILL of the worker; detection is the supervisor's ``exited`` lifecycle event
   time minus the kill time, respawn the ``ready`` event; the baseline is a parent's own
   ``waitpid`` on a child killed the same way.
@@ -11,6 +19,7 @@ A real ``observer supervise`` runs the writer and one loadgen worker in a tempor
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import statistics
@@ -24,16 +33,25 @@ from typing import Any
 
 from sqlalchemy import text
 
+from observer.clock import clock_from_spec
+from observer.config import Settings, default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.runtime import poll_until
 from observer.supervisor.control import request
 
 __all__ = ["SupervisorBenchReport", "run_supervisor_bench"]
 
-_PROGRAMS = """
-[programs.writer]
-kind = "daemon"
-command = ["observer", "writer"]
+_CLOCK = "2026-11-20T08:05:00+09:00@1x"  # a Friday session, warmup: in phase, before 09:00
+_SETTINGS = """
+[kis]
+sim_url = "http://127.0.0.1:1"   # closed: KIS calls fail at once
+[masterfile]
+attempts = 1
+[supervisor]
+metrics_port = 0
+"""
+_SETTLE_S = 3.0  # seconds up before a program counts as settled
+_LOAD = """
 [programs.load]
 kind = "daemon"
 command = ["python", "-m", "observer.loadgen", "--source", "load", "--events", "0",
@@ -47,8 +65,11 @@ class SupervisorBenchReport:
     """Numbers of one run (seconds)."""
 
     restart_s: list[float] = field(default_factory=list)
-    restart_writer_s: list[float] = field(default_factory=list)
     start_baseline_s: list[float] = field(default_factory=list)
+    programs: dict[str, list[float]] = field(default_factory=dict)  # restart (or run) to READY
+    bare_start_s: list[float] = field(default_factory=list)
+    ctl_restart_s: list[float] = field(default_factory=list)
+    ctl_program: str = ""  # the worker `observer ctl restart` restarts
     detect_s: list[float] = field(default_factory=list)
     respawn_s: list[float] = field(default_factory=list)
     detect_baseline_s: list[float] = field(default_factory=list)
@@ -56,12 +77,24 @@ class SupervisorBenchReport:
     def summary(self) -> dict[str, Any]:
         """One JSON-able object (medians and maxima)."""
         med = statistics.median
+        bare = med(self.bare_start_s)
         return {
             "restart_to_ready_s": round(med(self.restart_s), 4),
             "restart_to_ready_max_s": round(max(self.restart_s), 4),
-            "writer_restart_to_ready_s": round(med(self.restart_writer_s), 4),
+            "writer_restart_to_ready_s": round(med(self.programs["writer"]), 4),
             "start_baseline_s": round(med(self.start_baseline_s), 4),
             "restart_ratio": round(med(self.restart_s) / med(self.start_baseline_s), 2),
+            "programs": {
+                name: {
+                    "ready_s": round(med(times), 4),
+                    "ready_max_s": round(max(times), 4),
+                    "ratio": round(med(times) / bare, 1),
+                }
+                for name, times in self.programs.items()
+            },
+            "bare_start_s": round(bare, 4),
+            "ctl_restart_s": round(med(self.ctl_restart_s), 4),
+            "ctl_program": self.ctl_program,
             "kill_detect_s": round(med(self.detect_s), 4),
             "kill_detect_max_s": round(max(self.detect_s), 4),
             "kill_to_ready_s": round(med(self.respawn_s), 4),
@@ -72,19 +105,25 @@ class SupervisorBenchReport:
         """Readable lines."""
         s = self.summary()
         return [
-            f"restart worker -> READY  median {s['restart_to_ready_s']:.3f}s "
+            f"loadgen -> READY         median {s['restart_to_ready_s']:.3f}s "
             f"max {s['restart_to_ready_max_s']:.3f}s "
             f"(raw start of its module {s['start_baseline_s']:.3f}s, x{s['restart_ratio']})",
-            f"restart writer -> READY  median {s['writer_restart_to_ready_s']:.3f}s",
+            *(
+                f"{name + ' -> READY':24} median {p['ready_s']:.3f}s max {p['ready_max_s']:.3f}s "
+                f"(x{p['ratio']} a bare interpreter start, {s['bare_start_s']:.3f}s)"
+                for name, p in s["programs"].items()
+            ),
+            f"{'observer ctl restart ' + s['ctl_program']:24} median {s['ctl_restart_s']:.3f}s "
+            "(the command, end to end: stop, start, READY)",
             f"SIGKILL -> detected      median {s['kill_detect_s']:.4f}s "
             f"max {s['kill_detect_max_s']:.4f}s (raw waitpid {s['detect_baseline_s']:.6f}s)",
             f"SIGKILL -> READY again   median {s['kill_to_ready_s']:.3f}s",
         ]
 
 
-def _start_baseline() -> float:
+def _start_baseline(code: str = "import observer.loadgen") -> float:
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import observer.loadgen"], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - began
 
 
@@ -105,44 +144,106 @@ def _pid(sock: Path, name: str) -> int:
     return int(program["pid"]) if program["state"] == "running" else 0
 
 
+def _settled(sock: Path) -> bool:
+    """Every daemon and session worker running for a while: past what follows its READY.
+
+    A program loads its work code after READY; timing the next restart while the others
+    still do would time the machine's load, not the restart.
+    """
+    return all(
+        p["state"] == "running" and p["uptime_s"] >= _SETTLE_S
+        for p in _status(sock)["programs"]
+        if p["kind"] != "job"
+    )
+
+
+def _programs_toml(settings: Settings) -> str:
+    """The configured programs as they are, without their schedules (jobs run on request)."""
+    lines = []
+    for name, program in settings.programs.items():
+        if not program.enabled:
+            continue
+        lines += [
+            f"[programs.{name}]",
+            f'kind = "{program.kind}"',
+            f"command = {json.dumps(list(program.command))}",
+            f"depends_on = {json.dumps(list(program.depends_on))}",
+            f"phases = {json.dumps(list(program.phases))}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _ready_s(sock: Path, command: str, name: str) -> float:
+    reply = request(sock, command, [name], 90)
+    if not reply.ok:
+        raise RuntimeError(f"{command} {name}: {reply.reason} ({reply.code})")
+    return float(reply.data["ready_s"])
+
+
+def _time_programs(
+    sock: Path, settings: Settings, rounds: int, report: SupervisorBenchReport
+) -> None:
+    """Restart (or run) each configured program, then ``observer ctl restart`` a worker."""
+    for name, program in settings.programs.items():
+        if not program.enabled:
+            continue
+        times = report.programs.setdefault(name, [])
+        for _ in range(rounds):
+            if program.kind == "job":
+                times.append(_ready_s(sock, "run", name))
+                request(sock, "stop", [name], 90)  # done or not: the next run starts afresh
+            else:
+                times.append(_ready_s(sock, "restart", name))
+        poll_until(lambda: _settled(sock), f"every program settled after {name}")
+    worker = next(n for n, p in settings.programs.items() if p.kind != "job" and n != "writer")
+    report.ctl_program = worker
+    for _ in range(rounds):
+        began = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "observer", "ctl", "--socket", str(sock), "restart", worker],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        report.ctl_restart_s.append(time.perf_counter() - began)
+
+
 def run_supervisor_bench(rounds: int = 5) -> SupervisorBenchReport:
     """Measure ``rounds`` restarts and kills against a real supervisor."""
     report = SupervisorBenchReport()
     for _ in range(rounds):
         report.start_baseline_s.append(_start_baseline())
+        report.bare_start_s.append(_start_baseline("pass"))
         report.detect_baseline_s.append(_detect_baseline())
+    configured = load_settings(default_config_path())
+    clock = clock_from_spec(_CLOCK)  # anchored now; event times are read on it
     with tempfile.TemporaryDirectory(prefix="observer-bench-") as tmp:
         work = Path(tmp)
         url = f"sqlite:///{work / 'data' / 'observer.db'}"
         config = work / "observer.toml"
         config.write_text(
             f'[paths]\ndata_dir = "{work / "data"}"\n[database]\nurl = "{url}"\n'
-            f"[supervisor]\nmetrics_port = 0\n{_PROGRAMS}"
+            f"{_SETTINGS}{_programs_toml(configured)}{_LOAD}"
         )
         sock = work / "data" / "run" / "control.sock"
         with (work / "supervisor.log").open("wb") as log:
             sup = subprocess.Popen(
-                [sys.executable, "-m", "observer", "supervise", "--config", str(config)],
-                stdout=log,
-                stderr=log,
-                cwd=work,
-            )
+                [sys.executable, "-m", "observer", "supervise", "--config", str(config),
+                 "--clock", clock.spec],
+                stdout=log, stderr=log, cwd=work,
+            )  # fmt: skip
         try:
-            poll_until(lambda: sock.exists() and _pid(sock, "load"), "supervisor", child=sup)
+            poll_until(lambda: sock.exists() and _settled(sock), "supervisor", child=sup)
             for _ in range(rounds):
                 reply = request(sock, "restart", ["load"], 60)
                 report.restart_s.append(float(reply.data["ready_s"]))
-            for _ in range(max(1, rounds // 2)):
-                reply = request(sock, "restart", ["writer"], 60)
-                report.restart_writer_s.append(float(reply.data["ready_s"]))
-            poll_until(lambda: _pid(sock, "load"), "load after writer restarts")
+            _time_programs(sock, configured, max(1, rounds // 2), report)
+            poll_until(lambda: _settled(sock), "every program settled after the restarts")
             for _ in range(rounds):
                 pid = _pid(sock, "load")
 
                 def respawned(pid: int = pid) -> bool:
                     return _pid(sock, "load") not in (0, pid)
 
-                killed_ns = time.time_ns()
+                killed_ns = clock.now_ns()
                 os.kill(pid, signal.SIGKILL)
                 poll_until(respawned, "respawn")
                 exited, ready = _events_after(url, killed_ns)

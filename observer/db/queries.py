@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 
@@ -37,10 +39,17 @@ def committed_offsets(conn: Connection) -> dict[str, int]:
 
 
 def audit_sources(conn: Connection) -> list[SourceAudit]:
-    """Audit every source across all append-only tables (see `SourceAudit`)."""
+    """Audit every source across all append-only tables (see `SourceAudit`).
+
+    The marks and the rows are read in one snapshot, so a writer committing meanwhile is
+    seen entirely or not at all: read apart, a live database showed holes that were not
+    there. One statement reads both (one snapshot on SQLite and PostgreSQL alike), in a
+    REPEATABLE READ transaction on PostgreSQL. ``conn`` must not have begun a transaction.
+    """
     everything = union_all(
         *(select(model.source, model.seq) for model in AUDITED_MODELS)
     ).subquery()
+    mark = select(BusOffset.seq).where(BusOffset.source == everything.c.source).scalar_subquery()
     query = (
         select(
             everything.c.source,
@@ -48,15 +57,35 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
             func.max(everything.c.seq),
             func.count(func.distinct(everything.c.seq)),
             func.count(),
+            func.coalesce(mark, 0),
         )
         .group_by(everything.c.source)
         .order_by(everything.c.source)
     )
-    offsets = committed_offsets(conn)
-    return [
-        SourceAudit(source, low, high, distinct, rows, offsets.get(source, 0))
-        for source, low, high, distinct, rows in conn.execute(query)
-    ]
+    with _snapshot(conn):
+        rows = conn.execute(query).all()
+    return [SourceAudit(*row) for row in rows]
+
+
+@contextmanager
+def _snapshot(conn: Connection) -> Iterator[None]:
+    """A transaction whose reads all see one snapshot (REPEATABLE READ on PostgreSQL).
+
+    PostgreSQL's default READ COMMITTED takes a snapshot per statement. SQLite keeps one
+    per statement, or per read transaction when one is begun.
+    """
+    if conn.in_transaction():
+        raise ValueError("a snapshot needs a connection that has not begun a transaction")
+    postgres = conn.dialect.name == "postgresql"
+    default = conn.default_isolation_level
+    if postgres:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        with conn.begin():
+            yield
+    finally:
+        if postgres and default is not None:
+            conn.execution_options(isolation_level=default)
 
 
 def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import httpx
 import msgspec
@@ -29,6 +29,7 @@ from observer.errors import (
 )
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
+from observer.kis.parse import decode_json
 from observer.private_files import write_private
 
 __all__ = ["TokenManager"]
@@ -39,10 +40,15 @@ _NS = 1_000_000_000
 _KST = timezone(timedelta(hours=9))
 
 
+# A token's stated lifetime is about a day (§2.1); beyond a year the answer is nonsense,
+# and its expiry in nanoseconds would not fit the BIGINT of `TokenRefreshed` rows.
+_MAX_EXPIRES_IN_S = 366 * 86400
+
+
 class _TokenAnswer(msgspec.Struct):
     access_token: str = ""
     token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
-    expires_in: int = 0
+    expires_in: Annotated[int, msgspec.Meta(ge=0, le=_MAX_EXPIRES_IN_S)] = 0
     access_token_token_expired: str = ""
     error_code: str = ""
     error_description: str = ""
@@ -249,10 +255,10 @@ class TokenManager:
     @staticmethod
     def _load(path: Path) -> _Cached | None:
         try:
-            return msgspec.json.decode(path.read_bytes(), type=_Cached)
+            return decode_json(path.read_bytes(), _Cached, str(path))
         except FileNotFoundError:
             return None
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except KisProtocolError:
             log.warning("ignoring unreadable token cache %s", path)
             return None
 
@@ -265,10 +271,7 @@ _T = TypeVar("_T")
 
 
 def _decode(content: bytes, kind: type[_T], path: str) -> _T:
-    try:
-        return msgspec.json.decode(content, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        raise KisProtocolError(f"{path}: answer is not the documented JSON") from None
+    return decode_json(content, kind, f"{path}: answer is not the documented JSON")
 
 
 def _token_error(code: str, description: str, status: int) -> KisApiError:

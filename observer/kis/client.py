@@ -38,6 +38,7 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
+from observer.kis.parse import decode_json
 from observer.kis.schemas import (
     Answer,
     CurrentPriceOutput,
@@ -73,6 +74,9 @@ _CODES: dict[str, type[KisApiError]] = {
 _MORE = frozenset({"F", "M"})  # response tr_cont: more pages follow
 
 
+PACING_S = 0.05  # the rate limiter's bucket holds this long's worth of calls
+
+
 class RateLimits:
     """The per-account limiters of one process; create one and give it to every client.
 
@@ -90,18 +94,21 @@ class RateLimits:
         if limiter is None:
             if account not in self._per_second:
                 raise KisError(f"no rate limit configured for account {account!r}")
-            # Evenly paced, no bursts: a bucket of one. KIS's window is UNCONFIRMED, and a
-            # burst-friendly bucket of N lets 2N-1 calls into the first second.
+            # Evenly paced: a bucket of PACING_S worth of calls (one at KIS's ~20/s), never a
+            # second's worth: KIS's window is UNCONFIRMED, and a bucket of N lets 2N-1 calls
+            # into the first second. A bucket of one at hundreds of calls/s (the simulator)
+            # loses every slot that event-loop latency makes it miss.
             rate = self._per_second[account]
-            limiter = self._limiters[account] = AsyncLimiter(1, 1.0 / rate)
+            burst = max(1, int(rate * PACING_S))
+            limiter = self._limiters[account] = AsyncLimiter(burst, burst / rate)
         return limiter
 
 
 def classify(status: int, content: bytes, tr_id: str) -> tuple[Answer | None, KisError | None]:
     """Decode an answer and say what went wrong, if anything (pure function)."""
     try:
-        answer = msgspec.json.decode(content, type=Answer)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        answer = decode_json(content, Answer, tr_id)
+    except KisProtocolError:
         if status >= 500:
             return None, KisServerError(f"HTTP{status}", "no KIS envelope", tr_id, status)
         return None, KisProtocolError(f"{tr_id}: HTTP {status} answer is not a KIS envelope")
@@ -406,10 +413,7 @@ class KisClient:
 
 
 def _typed(raw: msgspec.Raw, kind: type[_T], name: str) -> _T:
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise KisProtocolError(f"{name}: unexpected output shape: {exc}") from None
+    return decode_json(raw, kind, f"{name}: unexpected output shape")
 
 
 def _rows(raw: msgspec.Raw, row: type[_T], name: str) -> list[_T]:

@@ -12,10 +12,18 @@ from pathlib import Path
 
 import msgspec
 
+from observer.config import Settings
 from observer.errors import ConfigError
 from observer.logs import register_secret
 
-__all__ = ["Credentials", "Secret", "load_credentials"]
+__all__ = [
+    "Credentials",
+    "Secret",
+    "account_credentials",
+    "configured_credentials",
+    "load_credentials",
+    "read_key_pairs",
+]
 
 
 class Secret:
@@ -56,6 +64,10 @@ class Credentials:
     app_secret: Secret
 
 
+def _env_prefix(alias: str) -> str:
+    return f"OBSERVER_KIS_{alias.upper().replace('-', '_')}_"
+
+
 class _CredentialFile(msgspec.Struct, forbid_unknown_fields=True):
     app_key: str
     app_secret: str
@@ -70,23 +82,110 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
     Raises
     ------
     ConfigError
-        Neither source has them, or the file is readable by others.
+        Neither source has them, or the file is missing, unreadable, readable by others,
+        or not TOML with both values.
     """
-    prefix = f"OBSERVER_KIS_{alias.upper().replace('-', '_')}_"
+    prefix = _env_prefix(alias)
     key, secret = os.environ.get(prefix + "APP_KEY"), os.environ.get(prefix + "APP_SECRET")
     if key and secret:
         return Credentials(alias, Secret(key), Secret(secret))
     if file is None:
         raise ConfigError(f"no credentials for {alias!r}: set {prefix}APP_KEY/APP_SECRET")
+    raw = _read_owner_only(file, f"credential file {file} for {alias!r}")
+    try:
+        parsed = msgspec.toml.decode(raw, type=_CredentialFile)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        parsed = None  # the decoder's message may quote the file's content: never shown
+    if parsed is None or not (parsed.app_key and parsed.app_secret):
+        raise ConfigError(f"credential file {file} for {alias!r} is not app_key/app_secret TOML")
+    return Credentials(alias, Secret(parsed.app_key), Secret(parsed.app_secret))
+
+
+def _read_owner_only(file: Path, what: str) -> bytes:
+    """The bytes of ``file``, which must be owner-only; `ConfigError` naming ``what`` if not."""
     try:
         mode = stat.S_IMODE(file.stat().st_mode)
+        if mode & 0o077:
+            raise ConfigError(f"{what} must be owner-only (chmod 600), is {mode:o}")
+        return file.read_bytes()
     except FileNotFoundError as exc:
-        raise ConfigError(f"credential file {file} for {alias!r} does not exist") from exc
-    if mode & 0o077:
-        raise ConfigError(f"credential file {file} must be owner-only (chmod 600), is {mode:o}")
-    try:
-        parsed = msgspec.toml.decode(file.read_bytes(), type=_CredentialFile)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        # The decoder's message may quote the file's content: neither show nor chain it.
-        raise ConfigError(f"credential file {file} is not app_key/app_secret TOML") from None
-    return Credentials(alias, Secret(parsed.app_key), Secret(parsed.app_secret))
+        raise ConfigError(f"{what} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"{what}: {exc.strerror}") from exc
+
+
+def read_key_pairs(file: Path | None, text: str | None) -> dict[str, str] | None:
+    """App keys and their secrets, from an owner-only ``file`` or from ``text``.
+
+    ``KEY:SECRET`` per line of the file (blank lines and ``#`` comments skipped), or
+    separated by spaces, commas or newlines in ``text`` (an environment variable); never
+    from a command line, which every local user can read (``/proc/<pid>/cmdline``). Each
+    secret is registered for masking. None when neither is given.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, unreadable or open to others, a line is not ``KEY:SECRET``
+        (named by its number, never shown), or there is no pair at all.
+    """
+    if file is not None:
+        where = f"app keys file {file}"
+        content = _read_owner_only(file, where).decode(errors="replace")
+        entries = [
+            (f"line {n}", line.strip())
+            for n, line in enumerate(content.splitlines(), start=1)
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+    elif text is not None:
+        where = "the app keys variable"
+        pairs = text.replace(",", " ").split()
+        entries = [(f"entry {n}", pair) for n, pair in enumerate(pairs, start=1)]
+    else:
+        return None
+    keys: dict[str, str] = {}
+    for place, entry in entries:
+        key, _, secret = entry.partition(":")
+        if not key or not secret or any(c.isspace() for c in entry):
+            raise ConfigError(f"{where}, {place}: not KEY:SECRET")
+        keys[key] = Secret(secret).reveal()  # registered: masked in every log line
+    if not keys:
+        raise ConfigError(f"{where} holds no KEY:SECRET pair")
+    return keys
+
+
+def account_credentials(settings: Settings, alias: str) -> Credentials:
+    """The credentials of configured account ``alias`` (see `load_credentials`).
+
+    With ``environment = "sim"`` and nothing configured for the account (no file, neither
+    variable), placeholder keys, which the simulator accepts. Anything configured and refused
+    is an error in every environment: silently replacing it would hide the mistake.
+
+    Raises
+    ------
+    ConfigError
+        No such account, or its credentials are missing or refused.
+    """
+    account = next((a for a in settings.kis.accounts if a.alias == alias), None)
+    if account is None:
+        raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
+    file = account.credentials_file
+    prefix = _env_prefix(alias)
+    configured = file or os.environ.get(prefix + "APP_KEY") or os.environ.get(prefix + "APP_SECRET")
+    if settings.kis.environment == "sim" and not configured:
+        # The simulator accepts any key unless told otherwise; real hosts never get these.
+        return Credentials(alias, Secret(f"sim-{alias}-app-key"), Secret(f"sim-{alias}-secret"))
+    return load_credentials(alias, Path(file) if file else None)
+
+
+def configured_credentials(settings: Settings) -> dict[str, Credentials]:
+    """Every configured account's credentials, by alias.
+
+    A worker calls this before READY, so that refused credentials stop it at start (exit 2,
+    a failed start to the supervisor) and not in the middle of its day.
+
+    Raises
+    ------
+    ConfigError
+        For the first account whose credentials are missing or refused.
+    """
+    return {a.alias: account_credentials(settings, a.alias) for a in settings.kis.accounts}

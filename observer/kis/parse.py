@@ -3,7 +3,9 @@
 Real-time frames are ``<enc>|<tr_id>|<count>|<payload>`` with ``count`` records of
 ``^``-separated fields simply concatenated in ``payload``; JSON text frames are control
 answers and PINGPONG keep-alives (shared/reference/kis-api.md §5.3-5.5). Every malformed
-input raises `KisProtocolError` and nothing else.
+input raises `KisProtocolError` and nothing else: JSON that does not decode (deeply nested
+JSON included), and values the database's columns cannot hold (an integer beyond BIGINT, a
+decimal beyond NUMERIC(24,8), a string longer than its VARCHAR or holding a NUL).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from typing import TypeVar
 
 import msgspec
 
@@ -22,6 +25,7 @@ from observer.kis.schemas import REALTIME_FIELDS, CurrentPriceOutput
 __all__ = [
     "ControlMessage",
     "RealtimeFrame",
+    "decode_json",
     "is_data_frame",
     "kst_to_utc_ns",
     "parse_control",
@@ -33,6 +37,32 @@ __all__ = [
 
 _KST_OFFSET_S = 9 * 3600  # Korea has no daylight saving time
 _NS = 1_000_000_000
+
+# The ranges of the columns the events are stored in (observer.db.models: `kis` may not
+# import `db`; tests/test_hostile.py checks every parsed event against the models).
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # BIGINT
+_DECIMAL_LIMIT = Decimal(10) ** 16  # NUMERIC(24, 8): at most 16 digits before the point ...
+_DECIMAL_QUANTUM = Decimal("1E-8")  # ... and 8 after it
+_SYMBOL_LENGTH = 16  # VARCHAR(16)
+_CODE_LENGTH = 8  # side, session: VARCHAR(8)
+
+_T = TypeVar("_T")
+# msgspec raises RecursionError on deeply nested input (it walks skipped fields and `Raw`
+# values too), however small the input: it is malformed like any other.
+_JSON_ERRORS = (msgspec.DecodeError, RecursionError)
+
+
+def decode_json(data: bytes | str, kind: type[_T], what: str) -> _T:
+    """Decode KIS JSON as ``kind``; anything malformed raises `KisProtocolError`.
+
+    Every JSON answer of KIS (tokens, REST envelopes and outputs, WebSocket control frames)
+    is decoded here, so that no decoding failure escapes as anything else.
+    """
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except _JSON_ERRORS as exc:
+        reason = str(exc) if isinstance(exc, msgspec.DecodeError) else "nested too deeply"
+        raise KisProtocolError(f"{what}: {reason[:200]}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +107,6 @@ class ControlMessage:
         return self.tr_id == "PINGPONG"
 
 
-_control_decoder = msgspec.json.Decoder(_Control)
-
-
 def is_data_frame(text: str) -> bool:
     """True for ``0|...`` (plain) and ``1|...`` (encrypted) frames; JSON otherwise."""
     return text[:2] in ("0|", "1|")
@@ -91,10 +118,7 @@ def parse_control(text: str) -> ControlMessage:
     Example: ``{"header":{"tr_id":"H0STCNT0","tr_key":"005930","encrypt":"N"},
     "body":{"rt_cd":"0","msg_cd":"OPSP0000","msg1":"SUBSCRIBE SUCCESS","output":{...}}}``
     """
-    try:
-        control = _control_decoder.decode(text)
-    except msgspec.DecodeError as exc:
-        raise KisProtocolError(f"bad control message: {exc}") from exc
+    control = decode_json(text, _Control, "bad control message")
     body = control.body or _ControlBody()
     header = control.header
     return ControlMessage(header.tr_id, header.tr_key, body.rt_cd, body.msg_cd, body.msg1.strip())
@@ -116,7 +140,9 @@ def parse_frame(text: str) -> RealtimeFrame:
     known = REALTIME_FIELDS.get(tr_id)
     if known is None:
         raise KisProtocolError(f"unknown real-time tr_id {tr_id[:20]!r}")
-    if not count_text.isdigit() or int(count_text) < 1:
+    if not (0 < len(count_text) <= 4 and count_text.isascii() and count_text.isdigit()) or (
+        int(count_text) < 1
+    ):
         raise KisProtocolError(f"{tr_id}: bad record count {count_text[:10]!r}")
     count = int(count_text)
     fields = payload.split("^")
@@ -137,8 +163,9 @@ def _day_start_utc_s(yyyymmdd: str) -> int:
 
 def kst_to_utc_ns(yyyymmdd: str, hhmmss: str) -> int:
     """A KST business date and time of day as UTC nanoseconds."""
-    if len(yyyymmdd) != 8 or len(hhmmss) != 6 or not (yyyymmdd + hhmmss).isdigit():
-        raise KisProtocolError(f"bad KST time {yyyymmdd!r} {hhmmss!r}")
+    digits = yyyymmdd + hhmmss
+    if len(yyyymmdd) != 8 or len(hhmmss) != 6 or not (digits.isascii() and digits.isdigit()):
+        raise KisProtocolError(f"bad KST time {yyyymmdd[:20]!r} {hhmmss[:20]!r}")
     h, m, s = int(hhmmss[:2]), int(hhmmss[2:4]), int(hhmmss[4:])
     if h > 23 or m > 59 or s > 59:
         raise KisProtocolError(f"bad KST time {hhmmss!r}")
@@ -146,14 +173,22 @@ def kst_to_utc_ns(yyyymmdd: str, hhmmss: str) -> int:
         start = _day_start_utc_s(yyyymmdd)
     except ValueError as exc:
         raise KisProtocolError(f"bad KST date {yyyymmdd!r}") from exc
-    return (start + h * 3600 + m * 60 + s) * _NS
+    return _bounded((start + h * 3600 + m * 60 + s) * _NS, f"KST time {yyyymmdd}")
+
+
+def _bounded(value: int, name: str) -> int:
+    """``value`` if a BIGINT column holds it, else `KisProtocolError`."""
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise KisProtocolError(f"{name} is out of range: {str(value)[:24]}")
+    return value
 
 
 def _int(value: str, name: str) -> int:
     try:
-        return int(value)
-    except ValueError:
+        result = int(value)
+    except ValueError:  # not digits, or more digits than int() converts (4,300)
         raise KisProtocolError(f"{name} is not an integer: {value[:20]!r}") from None
+    return _bounded(result, name)
 
 
 def _dec(value: str, name: str) -> Decimal:
@@ -163,13 +198,22 @@ def _dec(value: str, name: str) -> Decimal:
         raise KisProtocolError(f"{name} is not a number: {value[:20]!r}") from None
     if not result.is_finite():
         raise KisProtocolError(f"{name} is not finite: {value[:20]!r}")
+    if abs(result) >= _DECIMAL_LIMIT or result != result.quantize(_DECIMAL_QUANTUM):
+        raise KisProtocolError(f"{name} does not fit NUMERIC(24,8): {value[:20]!r}")
     return result
+
+
+def _text(value: str, name: str, length: int) -> str:
+    """``value`` if its VARCHAR(``length``) column holds it (and PostgreSQL: no NUL)."""
+    if len(value) > length or "\x00" in value:
+        raise KisProtocolError(f"{name} is not a text of at most {length}: {value[:20]!r}")
+    return value
 
 
 def parse_trade(record: list[str], received_ns: int, account: str = "") -> TradeTick:
     """One H0STCNT0 record as a `TradeTick` (fields by index, see `H0STCNT0_FIELDS`)."""
     return TradeTick(
-        symbol=record[0],
+        symbol=_text(record[0], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
         exchange_ns=kst_to_utc_ns(record[33], record[1]),
         received_ns=received_ns,
         price=_int(record[2], "STCK_PRPR"),
@@ -180,8 +224,8 @@ def parse_trade(record: list[str], received_ns: int, account: str = "") -> Trade
         ask1=_int(record[10], "ASKP1"),
         bid1=_int(record[11], "BIDP1"),
         strength=_dec(record[18], "CTTR"),
-        side=record[21],
-        session=record[34],
+        side=_text(record[21], "CCLD_DVSN", _CODE_LENGTH),
+        session=_text(record[34], "NEW_MKOP_CLS_CODE", _CODE_LENGTH),
         halted=record[35] == "Y",
         account=account,
     )
@@ -197,7 +241,7 @@ def parse_order_book(
     """
     levels = [_int(v, "H0STASP0 level") for v in record[3:43]]
     return OrderBook(
-        symbol=record[0],
+        symbol=_text(record[0], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
         exchange_ns=kst_to_utc_ns(trade_date, record[1]),
         received_ns=received_ns,
         ask_prices=tuple(levels[0:10]),
@@ -245,7 +289,7 @@ def price_snapshot(
         market=market,
         observed_ns=observed_ns,
         price=price,
-        change=int(_signed(Decimal(_int(out.prdy_vrss, "prdy_vrss")), sign)),
+        change=_bounded(int(_signed(Decimal(_int(out.prdy_vrss, "prdy_vrss")), sign)), "prdy_vrss"),
         change_rate=_signed(_dec(out.prdy_ctrt, "prdy_ctrt"), sign),
         open=_optional_int(out.stck_oprc, "stck_oprc"),
         high=_optional_int(out.stck_hgpr, "stck_hgpr"),
@@ -255,6 +299,6 @@ def price_snapshot(
         upper_limit=_optional_int(out.stck_mxpr, "stck_mxpr"),
         lower_limit=_optional_int(out.stck_llam, "stck_llam"),
         base_price=_optional_int(out.stck_sdpr, "stck_sdpr"),
-        market_cap=_optional_int(out.hts_avls, "hts_avls") * _EOK,
+        market_cap=_bounded(_optional_int(out.hts_avls, "hts_avls") * _EOK, "hts_avls"),
         halted=out.temp_stop_yn == "Y",
     )

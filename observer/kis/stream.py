@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _NS = 1_000_000_000
 # A stop waits at most this long for the server's close frame (websockets' default is 10 s);
 # a new session on the same app key is refused while the old one lingers (OPSP8996).
 _CLOSE_TIMEOUT_S = 2.0
+MIN_SILENCE_WALL_S = 5.0  # a session is judged silent after at least this much wall time
 
 _T = TypeVar("_T")
 
@@ -80,7 +82,7 @@ class KisStream:
     on_registered:
         Called when KIS acknowledges a registration (after every reconnect, too).
     max_registrations, backoff_s, reconnects_per_hour, silence_s:
-        Limits; the defaults are KIS's facts and the seed's policy.
+        Limits; the defaults are KIS's limits and a reconnect policy that stays inside them.
     """
 
     def __init__(
@@ -178,6 +180,13 @@ class KisStream:
                     failures = 0 if await self._read(socket, stop) else failures
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self._on_state("disconnected", type(exc).__name__)
+            except KisError as exc:
+                # The approval key for a registration could not be had: a garbled answer or
+                # a transient failure is worth a new session (within the budget); a refusal
+                # of the credentials is not.
+                if not (exc.retryable or isinstance(exc, KisProtocolError)):
+                    raise
+                self._on_state("disconnected", f"approval key: {type(exc).__name__}")
             finally:
                 self._socket = None
                 self.registered.clear()
@@ -196,6 +205,17 @@ class KisStream:
 
     # ------------------------------------------------------------------ internals
 
+    async def _silence_timer(self) -> None:
+        """The silence limit in clock time, and never less than `MIN_SILENCE_WALL_S` wall.
+
+        The server keeps the session alive in its own (clock) time, but an event loop that
+        stalls on a busy machine is not a dead server: under a fast simulated clock, 90
+        simulated seconds are under a wall second.
+        """
+        started = time.monotonic()
+        await self._clock.sleep(self._silence)
+        await asyncio.sleep(max(0.0, MIN_SILENCE_WALL_S - (time.monotonic() - started)))
+
     def _spend_budget(self) -> None:
         now = self._clock.now_ns()
         while self._reconnects and now - self._reconnects[0] > 3600 * _NS:
@@ -210,7 +230,7 @@ class KisStream:
         got_data = False
         while not stop.is_set():
             try:
-                message = await _wait(stop, socket.recv(), self._clock.sleep(self._silence))
+                message = await _wait(stop, socket.recv(), self._silence_timer())
             except TimeoutError:
                 self._on_state("disconnected", f"silent for {self._silence:.0f}s")
                 return got_data

@@ -1,4 +1,7 @@
-"""The simulator's synthetic market: listings and prices, all a deterministic function of a seed.
+"""The simulator's market: listings and prices, all a deterministic function of a seed.
+
+The largest real KRX names (`observer.sim.listings_krx`) come first, under their real codes
+and names, with prices that stay near their real levels; synthetic listings fill the rest.
 
 Every session day of every symbol has one path of 391 one-minute bars (09:00-15:30 KST) drawn
 from a seeded generator: a U-shaped intraday volume profile, log-normal returns, and, on some
@@ -19,6 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from observer.errors import ConfigError
+from observer.sim.listings_krx import KNOWN_LISTINGS, KnownListing, isin_for
 from observer.trading_calendar import TradingCalendar
 
 __all__ = [
@@ -38,6 +42,11 @@ __all__ = [
 KST = timezone(timedelta(hours=9))
 BARS_PER_DAY = 391  # 09:00 .. 15:30 inclusive
 _ANCHOR = date(2025, 1, 2)  # paths chain from here; earlier days are not served
+_KNOWN_NAMES = frozenset(x.name for x in KNOWN_LISTINGS)
+# Synthetic codes are "NNNNN0"; these numbers are the real listings' codes of that form.
+_KNOWN_NUMBERS = sorted(int(x.code[:5]) for x in KNOWN_LISTINGS if x.code.endswith("0"))
+_TRADE_VALUE = 10_000_000  # KRW per trade, on average, of a real listing
+_REVERSION = 0.985  # a real listing's daily log distance from its level decays by this factor
 
 
 def tick_size(price: int) -> int:
@@ -87,6 +96,8 @@ class Listing:
     administrative: bool
     sector_code: str
     listed_on: date
+    known: bool = False  # a real KRX listing: its price stays near its real level
+    trade_size: int = 300  # shares per trade on average
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +205,7 @@ _ETF_THEMES = tuple(
         "리츠",
     ]
 )
-_OVERSEAS = {  # stem: (exchange, listings, currency); US counts from seed 001
+_OVERSEAS = {  # stem: (exchange, listings, currency); US: the real files' counts
     "nas": ("NAS", 3813, "USD"), "nys": ("NYS", 2453, "USD"), "ams": ("AMS", 262, "USD"),
     "shs": ("SHS", 1700, "CNY"), "shi": ("SHI", 20, "CNY"), "szs": ("SZS", 2800, "CNY"),
     "szi": ("SZI", 20, "CNY"), "tse": ("TSE", 3900, "JPY"), "hks": ("HKS", 2600, "HKD"),
@@ -212,7 +223,9 @@ class Market:
     calendar:
         Which days are sessions.
     stocks, etfs:
-        How many domestic stocks and ETFs to list.
+        How many domestic stocks and ETFs to list, the real ones among them: the real stocks
+        and ETFs come first (as many as fit), synthetic ones with codes and names of their own
+        fill the rest.
     """
 
     def __init__(
@@ -223,13 +236,23 @@ class Market:
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings: dict[str, Listing] = {}
         self._names: set[str] = set()
-        markets = ["KOSPI"] * (stocks * 36 // 100) + ["KONEX"] * (stocks * 4 // 100)
-        markets += ["KOSDAQ"] * (stocks - len(markets))
-        codes = rng.choice(np.arange(100, 99999), size=stocks + etfs, replace=False)
+        known_stocks = [x for x in KNOWN_LISTINGS if x.group == "ST"][:stocks]
+        known_etfs = [x for x in KNOWN_LISTINGS if x.group == "EF"][:etfs]
+        synthetic = stocks - len(known_stocks)
+        known_kospi = sum(x.market == "KOSPI" for x in known_stocks)
+        kospi = min(synthetic, max(0, stocks * 36 // 100 - known_kospi))
+        markets = ["KOSPI"] * kospi + ["KONEX"] * min(synthetic - kospi, stocks * 4 // 100)
+        markets += ["KOSDAQ"] * (synthetic - len(markets))
+        pool = np.setdiff1d(np.arange(100, 99999), _KNOWN_NUMBERS)
+        codes = rng.choice(pool, size=synthetic + etfs - len(known_etfs), replace=False)
+        for known in known_stocks:
+            self._add_known(known)
         for n, market in enumerate(markets):
             self._add(rng, f"{int(codes[n]):05d}0", market, "ST")
-        for n in range(etfs):
-            code = f"{int(codes[stocks + n]):05d}0"
+        for known in known_etfs:
+            self._add_known(known)
+        for n in range(etfs - len(known_etfs)):
+            code = f"{int(codes[synthetic + n]):05d}0"
             if rng.random() < 0.17:  # newer ETF codes carry a letter, e.g. 0120J0
                 code = code[:4] + "ABCDEFGHJKLMNPQRSTUVWXYZ"[int(rng.integers(24))] + code[5]
             self._add(rng, code, "KOSPI", "EF")
@@ -237,17 +260,48 @@ class Market:
 
     # ------------------------------------------------------------------ listings
 
+    def _add_known(self, known: KnownListing) -> None:
+        price = _round_tick(known.price)
+        self._names.add(known.name)
+        self.listings[known.code] = Listing(
+            symbol=known.code,
+            isin=known.isin or isin_for(known.code),
+            name=known.name,
+            market=known.market,
+            group=known.group,
+            listed_shares=known.listed_shares,
+            start_price=price,
+            volatility=known.volatility,
+            avg_volume=known.avg_volume,
+            suspended=False,
+            administrative=False,
+            sector_code=known.sector_code,
+            listed_on=known.listed_on,
+            known=True,
+            trade_size=max(1, round(_TRADE_VALUE / price)),
+        )
+
+    def _synthetic_name(self, rng: np.random.Generator, group: str) -> str:
+        """A made-up name; never a real listing's (삼성 + 전자 is drawn again)."""
+        while True:
+            if group == "EF":
+                name = f"{_ETF_BRANDS[int(rng.integers(len(_ETF_BRANDS)))]} " + (
+                    f"{_ETF_THEMES[int(rng.integers(len(_ETF_THEMES)))]}"
+                )
+            else:
+                parts = rng.choice(len(_SYLLABLES), size=2, replace=False)
+                name = _SYLLABLES[int(parts[0])] + _SYLLABLES[int(parts[1])]
+            if name not in _KNOWN_NAMES:
+                return name
+
     def _add(self, rng: np.random.Generator, code: str, market: str, group: str) -> None:
+        name = self._synthetic_name(rng, group)
         if group == "EF":
-            name = f"{_ETF_BRANDS[int(rng.integers(len(_ETF_BRANDS)))]} " + (
-                f"{_ETF_THEMES[int(rng.integers(len(_ETF_THEMES)))]}"
-            )
             price = int(rng.lognormal(math.log(12000), 0.5))
             volatility = float(rng.uniform(0.004, 0.02))
         else:
-            parts = rng.choice(len(_SYLLABLES), size=2, replace=False)
-            name = _SYLLABLES[int(parts[0])] + _SYLLABLES[int(parts[1])]
-            price = int(rng.lognormal(math.log(3000), 1.2))  # ~1,000 stocks close >= 4,000
+            # With the real listings, about 1,050 of 2,500 stocks close at or above 4,000 KRW.
+            price = int(rng.lognormal(math.log(2800), 1.2))
             volatility = float(rng.uniform(0.01, 0.045))
         if name in self._names:
             name = f"{name} {code}"
@@ -316,9 +370,19 @@ class Market:
 
     @functools.lru_cache(maxsize=10_000)  # noqa: B019 - one Market lives as long as the server
     def _closes(self, symbol: str) -> np.ndarray:
-        """Daily closes (float KRW) of every session: a seeded log-normal walk."""
+        """Daily closes (float KRW) of every session: a seeded log-normal walk.
+
+        A real listing's walk reverts to its level (a shock's half-life is about 46 sessions,
+        the spread about 6 daily sigmas), so 005930 stays within its real range for years.
+        """
         listing = self.listings[symbol]
         rng = np.random.default_rng(_seed(self.seed, symbol, "daily"))
+        if listing.known:  # an AR(1) walk around its level: it stays in its real range
+            distance, walk = 0.0, np.empty(len(self.sessions))
+            for n, shock in enumerate(rng.normal(0.0, listing.volatility, size=len(walk))):
+                distance = _REVERSION * distance + float(shock)
+                walk[n] = distance
+            return listing.start_price * np.exp(walk)
         returns = rng.normal(0.0002, listing.volatility, size=len(self.sessions))
         return listing.start_price * np.exp(np.cumsum(returns))
 
@@ -369,7 +433,8 @@ class Market:
         weights = profile * rng.lognormal(0, 0.4, BARS_PER_DAY)
         day_volume = listing.avg_volume * rng.lognormal(0, 0.35)
         volume = np.maximum(1, np.round(day_volume * weights / weights.sum())).astype(np.int64)
-        trades = np.clip(np.round(volume / 300 * trade_rate), 4, 400).astype(np.int64)
+        trades = np.clip(np.round(volume / listing.trade_size * trade_rate), 4, 400)
+        trades = trades.astype(np.int64)
         trades = np.minimum(trades, volume)
         # A bar of fewer than four trades cannot show four prices: keep what its trades can.
         few = trades < 4
@@ -407,7 +472,10 @@ class Market:
             int(today.lognormal(math.log(500_000), 1.0)),
         )
 
-    def ticks(self, symbol: str, day: date, index: int) -> list[Tick]:
+    # The stream asks for the running minute every push (20 times a wall second) and the
+    # busiest names trade 400 times a minute: each minute's ticks are drawn once.
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
+    def ticks(self, symbol: str, day: date, index: int) -> tuple[Tick, ...]:
         """The trades of bar ``index``: they open, touch the high and low, and close it."""
         path = self._path(symbol, day)
         count = int(path.trades[index])
@@ -415,8 +483,8 @@ class Market:
         volume = int(path.volume[index])
         rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat(), index))
         if count == 1:
-            return [Tick(0.0, c, volume)]
-        prices = list(rng.uniform(low, h, size=count))
+            return (Tick(0.0, c, volume),)
+        prices = rng.uniform(low, h, size=count)
         prices[0], prices[-1] = o, c
         if count >= 4:
             at_high, at_low = rng.choice(count - 2, size=2, replace=False) + 1
@@ -424,10 +492,11 @@ class Market:
         shares = rng.multinomial(volume - count, np.ones(count) / count) + 1
         seconds = np.sort(rng.uniform(0, 60, size=count))
         seconds[0] = 0.0
-        return [
-            Tick(float(s), min(max(_round_tick(p), low), h), int(q))
-            for s, p, q in zip(seconds, prices, shares, strict=True)
-        ]
+        rounded = np.clip(_round_ticks(prices), low, h)  # vectorised: 20 us a tick one by one
+        return tuple(
+            Tick(s, p, q)
+            for s, p, q in zip(seconds.tolist(), rounded.tolist(), shares.tolist(), strict=True)
+        )
 
 
 @dataclass(frozen=True, slots=True)

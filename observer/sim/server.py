@@ -11,6 +11,7 @@ through `Faults` (from tests) or ``POST /_sim/faults`` (from the demo).
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from operator import attrgetter
 from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
@@ -184,8 +186,8 @@ class Simulator:
     def change_listings(self, new: int = 0, delist: int = 0, rename: int = 0) -> dict[str, Any]:
         """Evolve the masters as a real day does: listings, delistings and renames.
 
-        Delistings come from KOSDAQ and renames from KOSPI stocks, in code order, so the
-        same calls always pick the same symbols. Returns what changed.
+        Delistings come from KOSDAQ and renames from KOSPI stocks, synthetic ones only, in
+        code order, so the same calls always pick the same symbols. Returns what changed.
         """
         f = self.faults
 
@@ -193,8 +195,8 @@ class Simulator:
             return sorted(
                 s
                 for s, x in self.market.listings.items()
-                if x.market == market and x.group == "ST" and s not in f.delisted
-                and s not in f.renamed
+                if x.market == market and x.group == "ST" and not x.known
+                and s not in f.delisted and s not in f.renamed
             )  # fmt: skip
 
         gone = stocks("KOSDAQ")[:delist]
@@ -374,20 +376,32 @@ class Simulator:
             cumulative -= bar_value(path, index)
         return rows
 
+    def _chart_summary(self, symbol: str, q: Quote) -> dict[str, str]:
+        """The minute charts' ``output1`` (§4.3a): the issue as it stands when asked."""
+        change = q.price - q.prev_close
+        return {
+            "prdy_vrss": str(change), "prdy_vrss_sign": _sign(change),
+            "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}", "stck_prdy_clpr": str(q.prev_close),
+            "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value),
+            "hts_kor_isnm": self.market.listings[symbol].name, "stck_prpr": str(q.price),
+        }  # fmt: skip
+
     def minute_bars_today(self, query: Any) -> web.Response:
-        """FHKST03010200 (§4.3a): today only, 30 rows, newest first."""
+        """FHKST03010200 (§4.3a): today only, 30 rows, newest first, and today's summary."""
         symbol = query["FID_INPUT_ISCD"]
-        day = self._now().date()
-        rows = self._bar_rows(symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 30)
-        return web.json_response(_envelope(*_OK, output1={}, output2=rows))
+        now = self._now()
+        rows = self._bar_rows(symbol, now.date(), query.get("FID_INPUT_HOUR_1", "153000"), 30)
+        summary = self._chart_summary(symbol, quote_at(self.market, symbol, now))
+        return web.json_response(_envelope(*_OK, output1=summary, output2=rows))
 
     def minute_bars_past(self, query: Any) -> web.Response:
-        """FHKST03010230 (§4.3b): any past day, 120 rows, newest first."""
+        """FHKST03010230 (§4.3b): any past day, 120 rows, newest first; the latest summary."""
         symbol = query["FID_INPUT_ISCD"]
         raw = query.get("FID_INPUT_DATE_1", "")
         day = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
         rows = self._bar_rows(symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 120)
-        return web.json_response(_envelope(*_OK, output1={}, output2=rows))
+        summary = self._chart_summary(symbol, self._latest_quote(symbol)[1])
+        return web.json_response(_envelope(*_OK, output1=summary, output2=rows))
 
     def _daily_rows(self, symbol: str, start: date, end: date, limit: int) -> list[dict[str, str]]:
         """Daily bars, newest first; today's row (during a session) is the day so far."""
@@ -584,8 +598,13 @@ class Simulator:
                 number += 10
             self._fresh_codes.append(f"{number:06d}")
         code = self._fresh_codes[n]
-        template = next(x for x in self.market.listings.values() if x.market == "KOSDAQ")
-        return replace(template, symbol=code, isin=f"KR7{code}009", name=f"신규상장{n + 1}")
+        # The first synthetic KOSDAQ stock lends its traits (a real one only if there is none).
+        template = min(
+            self.market.listings.values(),
+            key=lambda x: (x.market != "KOSDAQ", x.group != "ST", x.known),
+        )
+        return replace(template, symbol=code, isin=f"KR7{code}009", name=f"신규상장{n + 1}",
+                       market="KOSDAQ", group="ST", known=False)  # fmt: skip
 
     async def _master(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["name"]
@@ -613,7 +632,9 @@ class Simulator:
     # ------------------------------------------------------------------ WebSocket
 
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        # No per-message deflate: on loopback it only costs CPU on both ends (KIS's own
+        # server does not document it either).
+        ws = web.WebSocketResponse(autoping=True, compress=False)
         await ws.prepare(request)
         app_key: str | None = None
         held: set[tuple[str, str]] = set()
@@ -703,6 +724,9 @@ class Simulator:
             now = self.clock.now_ns()
             frames: list[tuple[str, str, int]] = []  # (frame, tr_id, records)
             for tr_id, symbol in sorted(held):
+                await asyncio.sleep(0)  # REST answers wait for one symbol, not for them all
+                if (tr_id, symbol) not in held:  # released meanwhile
+                    continue
                 records = self._records(tr_id, symbol, sent_until, now, state)
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
@@ -716,6 +740,8 @@ class Simulator:
                 ping = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}})
                 frames.append((ping, "PINGPONG", 0))
             for frame, tr_id, count in frames:
+                if _cut(ws):  # a dropped session's frames are not "sent"
+                    return
                 try:
                     await ws.send_str(frame)
                 except (ConnectionResetError, RuntimeError):
@@ -744,10 +770,13 @@ class Simulator:
         records = []
         for index in range(first, last + 1):
             bar = path.bar_start(index)
-            for tick in self.market.ticks(symbol, day, index):
+            ticks = self.market.ticks(symbol, day, index)
+            # Only the ticks after ``start`` up to ``end`` (a busy minute holds 400 of them):
+            # seconds into the bar, compared as `quote_at` does.
+            after = bisect.bisect_right(ticks, (start - bar).total_seconds(), key=_second)
+            upto = bisect.bisect_right(ticks, (end - bar).total_seconds(), key=_second)
+            for tick in ticks[after:upto]:
                 at = bar + timedelta(seconds=tick.second)
-                if not start < at <= end:
-                    continue
                 running.add(tick.price, tick.qty)
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
@@ -757,6 +786,12 @@ class Simulator:
                 else:
                     records.append(_book_record(symbol, hhmmss, tick.price, running))
         return records
+
+
+def _cut(ws: web.WebSocketResponse) -> bool:
+    """True once the session is closed or its connection aborted (`drop_websockets`)."""
+    writer = ws._writer
+    return ws.closed or writer is None or writer.transport.is_closing()
 
 
 @dataclass(slots=True)
@@ -837,6 +872,7 @@ def _limit(prev_close: int, factor: float) -> int:
 
 
 _SESSION_END = dtime(15, 30, 59)
+_second = attrgetter("second")
 
 # CTPF1702R product type code -> exchange code (§4.9), as the simulator reads it.
 _PRODUCT_EXCHANGES = {

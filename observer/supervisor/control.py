@@ -3,6 +3,13 @@
 The socket is a Unix socket in the owner-only run directory, itself 0600, and every
 connection's peer uid (SO_PEERCRED) must be the supervisor's. Commands are small functions
 in `observer.supervisor.commands`; every reply has the same shape (`Reply`).
+
+Connections are bounded: at most ``max_connections`` are accepted at once (as many again
+wait in the listen backlog, in the kernel; beyond them a client is told to try again, and
+`request` does), and one that sends no request line, or takes no
+reply, within ``idle_timeout_s`` is closed. Idle connections kept for ever, accepted without
+limit, had used up the supervisor's file descriptors. Warnings about connections and failed
+accepts are rate-limited to one line of a kind per `WARN_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import logging
 import os
 import socket
 import struct
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +36,9 @@ __all__ = ["CommandError", "ControlServer", "Reply", "Request", "request"]
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 64 * 1024
+WARN_INTERVAL_S = 10.0  # one warning of a kind at most this often; the rest are counted
+ACCEPT_RETRY_S = 1.0  # after a failed accept (out of descriptors), as asyncio's servers do
+CONNECT_RETRY_S = 0.05  # a client finding the backlog full tries again after this long
 
 
 class Request(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -61,67 +72,158 @@ def _peer_uid(sock: socket.socket) -> int:
     return int(uid)
 
 
-class ControlServer:
-    """Serve `Request`s for a supervisor on a Unix socket at ``path``."""
+class _Throttled:
+    """Warnings of one kind at most once per interval, each saying how many were held back."""
 
-    def __init__(self, supervisor: Supervisor, path: Path) -> None:
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._next: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def warning(self, kind: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now < self._next.get(kind, 0.0):
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        self._next[kind] = now + self.interval_s
+        held = self._held.pop(kind, 0)
+        if held:
+            message, args = message + " (and %d more since the last)", (*args, held)
+        log.warning(message, *args)
+
+
+class ControlServer:
+    """Serve `Request`s for a supervisor on a Unix socket at ``path``.
+
+    At most ``max_connections`` at once: beyond them nothing is accepted, and clients wait
+    in the listen backlog (in the kernel, costing this process no descriptor). Each must
+    send its request line, and take its reply, within ``idle_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        supervisor: Supervisor,
+        path: Path,
+        max_connections: int = 32,
+        idle_timeout_s: float = 5.0,
+    ) -> None:
         self.supervisor = supervisor
         self.path = path
-        self._server: asyncio.Server | None = None
+        self.max_connections = max_connections
+        self.idle_timeout_s = idle_timeout_s
+        self._slots = asyncio.Semaphore(max_connections)
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._throttled = _Throttled(WARN_INTERVAL_S)
 
     async def start(self) -> None:
         """Bind (replacing a stale socket file) with mode 0600 in a 0700 directory."""
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # the supervisor lock proves no other supervisor uses it
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._serve, path=str(self.path), limit=MAX_REQUEST_BYTES
-            )
+            listener.bind(str(self.path))
         finally:
             os.umask(old)
         self.path.chmod(0o600)
+        listener.listen(self.max_connections)
+        listener.setblocking(False)
+        self._listener = listener
+        self._accepting = asyncio.create_task(self._accept(listener), name="control-accept")
         log.info("control socket at %s", self.path)
 
     async def close(self) -> None:
         """Stop accepting and remove the socket file."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        if self._listener is not None:
+            self._listener.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()  # a free slot first: the rest wait in the backlog
+            try:
+                connection, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # out of descriptors: try again in a moment
+                self._slots.release()
+                self._throttled.warning("accept", "cannot accept a control connection: %s", exc)
+                await asyncio.sleep(ACCEPT_RETRY_S)
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            task = asyncio.create_task(self._serve(connection), name="control-connection")
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _serve(self, connection: socket.socket) -> None:
+        writer: asyncio.StreamWriter | None = None
+        try:
+            reader, writer = await asyncio.open_unix_connection(
+                sock=connection, limit=MAX_REQUEST_BYTES
+            )
+            await self._answer(reader, writer)
+        except TimeoutError:
+            self._throttled.warning(
+                "idle", "control connection idle for %gs: closed", self.idle_timeout_s
+            )
+        except (OSError, asyncio.LimitOverrunError, ValueError) as exc:
+            self._throttled.warning("failed", "control connection failed: %s", exc)
+        finally:
+            if writer is None:
+                connection.close()
+            else:
+                writer.close()
+                try:
+                    await asyncio.wait_for(writer.wait_closed(), self.idle_timeout_s)
+                except (OSError, TimeoutError):
+                    writer.transport.abort()  # a peer that takes nothing: drop what is unsent
+            self._slots.release()
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         from observer.supervisor.commands import dispatch
 
-        try:
-            line = await reader.readline()  # read first: unread data would reset the reply
-            if _peer_uid(writer.get_extra_info("socket")) != os.getuid():
-                log.warning("refused a control request from another user")
-                reply = Reply(False, "peer is another user", "forbidden")
+        # Read first: unread data would reset the reply.
+        line = await asyncio.wait_for(reader.readline(), self.idle_timeout_s)
+        if _peer_uid(writer.get_extra_info("socket")) != os.getuid():
+            self._throttled.warning("forbidden", "refused a control request from another user")
+            reply = Reply(False, "peer is another user", "forbidden")
+        else:
+            try:
+                req = msgspec.json.decode(line, type=Request)
+            except msgspec.DecodeError as exc:
+                reply = Reply(False, f"bad request: {exc}", "bad_request")
             else:
-                try:
-                    req = msgspec.json.decode(line, type=Request)
-                except msgspec.DecodeError as exc:
-                    reply = Reply(False, f"bad request: {exc}", "bad_request")
-                else:
-                    reply = await dispatch(self.supervisor, req)
-            writer.write(msgspec.json.encode(reply) + b"\n")
-            await writer.drain()
-        except (ConnectionError, asyncio.LimitOverrunError, ValueError) as exc:
-            log.warning("control connection failed: %s", exc)
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+                reply = await dispatch(self.supervisor, req)
+        writer.write(msgspec.json.encode(reply) + b"\n")
+        await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
 
 
 def request(path: Path, command: str, args: list[str], timeout_s: float) -> Reply:
-    """Send one command to the supervisor at ``path`` and return its reply (client side)."""
+    """Send one command to the supervisor at ``path`` and return its reply (client side).
+
+    While the supervisor's backlog is full (it serves its limit of connections and as many
+    wait), connecting is tried again until ``timeout_s`` has passed.
+    """
+    deadline = time.monotonic() + timeout_s
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout_s)
-        sock.connect(str(path))
+        while True:
+            try:
+                sock.connect(str(path))
+                break
+            except BlockingIOError:  # EAGAIN: the backlog is full
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"{path}: the supervisor accepts no connection") from None
+                time.sleep(CONNECT_RETRY_S)  # process mechanics: real time
         sock.sendall(msgspec.json.encode(Request(command, args)) + b"\n")
         chunks = []
         while chunk := sock.recv(65536):

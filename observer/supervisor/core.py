@@ -152,7 +152,10 @@ class Supervisor:
         if ended:
             message = f"ended {len(ended)} processes of a previous supervisor"
             self._publish(Alert("warning", "leftover_processes", message))
-        control = ControlServer(self, self.control_path)
+        limits = self.settings.supervisor
+        control = ControlServer(
+            self, self.control_path, limits.control_max_connections, limits.control_idle_timeout_s
+        )
         await control.start()
         metrics = self._serve_metrics()
         tasks = [
@@ -286,7 +289,7 @@ class Supervisor:
             log.error("cannot publish %s: %s", type(event).__name__, exc)
 
     async def _sample(self, stop: asyncio.Event) -> None:
-        """CPU and RSS of every program each interval; alerts on seed 004's limits."""
+        """CPU and RSS of every program each interval; alerts when their sums pass the limits."""
         interval = self.settings.supervisor.sample_interval_s
         while not stop.is_set():
             for program in list(self.programs.values()):

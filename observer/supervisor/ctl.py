@@ -110,10 +110,15 @@ def status(as_json: JsonOpt = False) -> None:
             title=f"phase {data.get('phase')} at {data.get('time')}: {reply.reason}",
             title_justify="left",
         )
-        for column in ("program", "kind", "state", "pid", "restarts", "cpu %", "rss MiB",
-                       "up s", "detail"):  # fmt: skip
-            table.add_column(column, justify="right" if column in ("pid", "restarts") else "left")
-        for p in data.get("programs", []):
+        programs = data.get("programs", [])
+        # On a narrow terminal the detail folds; a program's name is never cut (track_a and
+        # track_b would both read "track…").
+        widest = max((len(p["name"]) for p in programs), default=7)
+        table.add_column("program", no_wrap=True, min_width=widest)
+        for column in ("kind", "state", "pid", "restarts", "cpu %", "rss MiB", "up s"):
+            table.add_column(column, no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        for p in programs:
             table.add_row(
                 p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
                 f"{p['cpu_percent']:.1f}", f"{p['rss_bytes'] / 2**20:.1f}",

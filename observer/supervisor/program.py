@@ -206,15 +206,36 @@ class Program:
     # ------------------------------------------------------------------ runner
 
     async def _supervise(self, args: tuple[str, ...]) -> None:
+        while True:
+            try:
+                await self._supervise_loop(args)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # out of descriptors, say: it may pass, so retried
+                log.exception("%s: supervision failed", self.name)
+                self._abandon()
+                self.detail = f"supervision failed: {exc}"
+                if not await self._back_off(None):
+                    return
+
+    def _abandon(self) -> None:
+        """End the process whose supervision failed: nothing would watch it any more."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            self.signal_group(signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)  # SIGKILLed: reaped at once
+        if self._kill_handle is not None:
+            self._kill_handle.cancel()
+            self._kill_handle = None
+
+    def _lifecycle(self, action: str, code: int | None, detail: str) -> None:
+        """Report a transition; a report that fails (no descriptor left) stops nothing."""
         try:
-            await self._supervise_loop(args)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bug here must park the program visibly, not vanish in a task
-            log.exception("%s: supervision failed", self.name)
-            self.state = State.FATAL
-            self.detail = "supervision failed; see the supervisor's log"
-            self.running.clear()
+            self._on_lifecycle(self, action, self.pid, code, detail)
+        except Exception:
+            log.exception("%s: cannot report %s", self.name, action)
 
     async def _supervise_loop(self, args: tuple[str, ...]) -> None:
         while True:
@@ -234,33 +255,40 @@ class Program:
             if self._stop_requested:
                 self.state = State.STOPPED
                 self.detail = "stopped"
-                self._on_lifecycle(self, "stopped", self.pid, code, "")
+                self._lifecycle("stopped", code, "")
                 return
             if self.kind == "job" and code == 0 and not self._ended_by_us:
                 self.state = State.EXITED
                 self.detail = "finished"
                 self.failures = 0
-                self._on_lifecycle(self, "exited", self.pid, code, "finished")
+                self._lifecycle("exited", code, "finished")
                 return
-            self._on_lifecycle(self, "exited", self.pid, code, self.detail)
-            if self.ready_at and time.monotonic() - self.ready_at >= self.settings.stable_s:
-                self.failures = 0  # it ran long enough: this is a fresh failure
-            self.failures += 1
-            if self.failures >= self.settings.max_failures:
-                self.state = State.FATAL
-                self.detail = f"{self.failures} failures in a row; last: {self.detail}"
-                log.error("%s is FATAL: %s", self.name, self.detail)
-                self._on_lifecycle(self, "parked", self.pid, code, self.detail)
+            self._lifecycle("exited", code, self.detail)
+            if not await self._back_off(code):
                 return
-            delay = min(
-                self.settings.backoff_initial_s * 2 ** (self.failures - 1),
-                self.settings.backoff_max_s,
-            ) * random.uniform(0.8, 1.0)
-            self.state = State.BACKOFF
-            log.warning("%s failed (%s); restart in %.2fs", self.name, self.detail, delay)
-            self._on_lifecycle(self, "restarting", self.pid, code, f"in {delay:.2f}s")
-            await asyncio.sleep(delay)  # process mechanics run on real time, not market time
-            self.restarts += 1
+
+    async def _back_off(self, code: int | None) -> bool:
+        """Count a failure: park in FATAL after ``max_failures`` (False), else back off."""
+        self.running.clear()
+        if self.ready_at and time.monotonic() - self.ready_at >= self.settings.stable_s:
+            self.failures = 0  # it ran long enough: this is a fresh failure
+        self.failures += 1
+        if self.failures >= self.settings.max_failures:
+            self.state = State.FATAL
+            self.detail = f"{self.failures} failures in a row; last: {self.detail}"
+            log.error("%s is FATAL: %s", self.name, self.detail)
+            self._lifecycle("parked", code, self.detail)
+            return False
+        delay = min(
+            self.settings.backoff_initial_s * 2 ** (self.failures - 1),
+            self.settings.backoff_max_s,
+        ) * random.uniform(0.8, 1.0)
+        self.state = State.BACKOFF
+        log.warning("%s failed (%s); restart in %.2fs", self.name, self.detail, delay)
+        self._lifecycle("restarting", code, f"in {delay:.2f}s")
+        await asyncio.sleep(delay)  # process mechanics run on real time, not market time
+        self.restarts += 1
+        return True
 
     def _spawn(self, args: tuple[str, ...]) -> None:
         launch = self._launch
@@ -272,9 +300,15 @@ class Program:
             HEARTBEAT_ENV: str(launch.heartbeat_interval_s),
             "OBSERVER_PROGRAM": self.name,
         }
-        launch.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        log_path = launch.log_dir / f"{self.name}.log"
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            launch.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            log_fd = os.open(
+                launch.log_dir / f"{self.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+            )
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
         try:
             self._proc = subprocess.Popen(
                 [*_argv(self.settings.command), *args],
@@ -303,7 +337,12 @@ class Program:
         self.counters = {}
         loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
-        pidfd = os.pidfd_open(self.pid)
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except BaseException:  # out of descriptors: a process nobody watches must not run
+            self._abandon()
+            os.close(read_fd)
+            raise
         exited = self._exited
 
         def on_exit() -> None:
@@ -316,7 +355,7 @@ class Program:
         os.set_blocking(read_fd, False)
         loop.add_reader(read_fd, self._on_notify, read_fd, bytearray())
         log.info("%s spawned pid %d", self.name, self.pid)
-        self._on_lifecycle(self, "spawned", self.pid, None, " ".join(args))
+        self._lifecycle("spawned", None, " ".join(args))
 
     async def _watch(self) -> int | None:
         """Wait for the process to exit, ending it if READY or a heartbeat is late."""
@@ -394,7 +433,7 @@ class Program:
                 self.state = State.RUNNING
                 self.running.set()
                 log.info("%s ready in %.3fs", self.name, self.ready_s)
-                self._on_lifecycle(self, "ready", self.pid, None, f"{self.ready_s:.3f}s")
+                self._lifecycle("ready", None, f"{self.ready_s:.3f}s")
         self._changed.set()
 
 

@@ -56,6 +56,8 @@ def run_writer(
             retry_max_s=settings.writer.retry_max_s,
             drain_s=settings.writer.drain_s,
             capture=capture,
+            max_frame_bytes=settings.bus.max_frame_bytes,
+            max_sources=settings.writer.max_sources,
         )
         # Each batch allocates tens of thousands of short-lived rows: keep the cyclic GC
         # off the hot path: freeze what start-up built, and collect young objects less often.

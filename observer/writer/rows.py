@@ -41,9 +41,11 @@ from bus.events import (
 )
 from observer.db import models as m
 
-__all__ = ["HANDLERS", "Batch", "Upsert", "rejected_rows", "rows_for"]
+__all__ = ["HANDLERS", "Batch", "Upsert", "reduced_rejected_rows", "rejected_rows", "rows_for"]
 
 Row = dict[str, Any]
+
+_BIGINT = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,29 @@ def rejected_rows(env: Envelope, reason: str) -> Batch:
         | {
             "event_type": event_tag(env.event),
             "reason": reason[:500],
+            "envelope": encode_frame([env]),
+        },
+    )
+    return batch
+
+
+def reduced_rejected_rows(env: Envelope, reason: str, failure: str) -> Batch:
+    """The audit row of a refused event whose whole record was refused too.
+
+    Only what every database holds is kept: the source and seq (the codec admits only
+    identities a database can hold), the envelope as bytes, and ASCII text without NUL; a
+    ``ts`` beyond BIGINT becomes 0 (it is still in the envelope).
+    """
+    text = f"{reason} (record reduced: {failure})".replace("\x00", "\\x00")
+    batch = Batch()
+    batch.insert(
+        m.RejectedEvent,
+        {
+            "source": env.source,
+            "seq": env.seq,
+            "produced_ns": env.ts if env.ts in _BIGINT else 0,
+            "event_type": event_tag(env.event),
+            "reason": text.encode("ascii", "backslashreplace").decode("ascii")[:500],
             "envelope": encode_frame([env]),
         },
     )

@@ -4,6 +4,8 @@ Loop: wait for a frame, gather more for up to ``batch_delay_s`` or ``batch_event
 (garbage is rejected, logged and counted; it never stops the writer), commit through
 `Store`, then ack each source with its committed mark (asking for a resend when a frame
 started past it), publish the new envelopes on the feed and append them to the capture.
+Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_bytes``, and a
+frame that would make the writer track more than ``max_sources`` sources is refused.
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 import zmq
 
 from bus.capture import CaptureHeader, CaptureWriter
-from bus.codec import DecodedFrame, decode_parts, join_parts
+from bus.codec import MAX_FRAME_BYTES, DecodedFrame, decode_parts, join_parts
 from bus.endpoints import Endpoints
 from bus.envelope import Ack
 from bus.errors import FrameError
@@ -49,6 +51,8 @@ class WriterOptions:
     retry_max_s: float = 10.0
     drain_s: float = 5.0
     capture: Path | None = None
+    max_frame_bytes: int = MAX_FRAME_BYTES
+    max_sources: int = 1000
 
 
 class Writer:
@@ -83,12 +87,18 @@ class Writer:
         self.commit_failures = 0
         self._routes: dict[str, bytes] = {}
         self._resend_asked: dict[str, float] = {}
+        # Every source the writer keeps state for (marks, routes); bounded by max_sources.
+        self._sources: set[str] = set(store.marks)
+        if len(self._sources) > options.max_sources:
+            log.warning("the database holds %d sources, more than max_sources = %d: "
+                        "frames of new sources will be refused",
+                        len(self._sources), options.max_sources)  # fmt: skip
 
     def __repr__(self) -> str:
         return (
             f"<Writer frames={self.frames} events={self.store.events} commits={self.store.commits} "
             f"duplicates={self.duplicates} rejected={self.rejected} "
-            f"commit_failures={self.commit_failures}>"
+            f"rejected_events={self.store.rejected} commit_failures={self.commit_failures}>"
         )
 
     def counters(self) -> dict[str, float]:
@@ -99,13 +109,14 @@ class Writer:
             "commits": self.store.commits,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            "rejected_events": self.store.rejected,
             "commit_failures": self.commit_failures,
         }
 
     def run(self, stop: threading.Event) -> int:
         """Serve until ``stop`` is set, then drain what is queued; return the exit code."""
         context = zmq.Context()
-        ingest = Ingest(context, self.endpoints.ingest)
+        ingest = Ingest(context, self.endpoints.ingest, self.options.max_frame_bytes)
         feed = FeedPublisher(context, self.endpoints.feed)
         capture = self._open_capture()
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
@@ -165,15 +176,30 @@ class Writer:
             self.frames += 1
             try:
                 frame = decode_parts(raw)
+                sources = self._admit(frame)
             except FrameError as exc:
                 self.rejected += 1
                 log.warning("rejected frame from %s: %s", routing_id.hex(), exc)
                 continue
-            for env in frame.envelopes:
-                self._routes[env.source] = routing_id
+            for source in sources:
+                self._routes[source] = routing_id
             frames.append(frame)
             count += len(frame.envelopes)
         return frames
+
+    def _admit(self, frame: DecodedFrame) -> set[str]:
+        """The frame's sources; `FrameError` if they would exceed ``max_sources``."""
+        sources = {env.source for env in frame.envelopes}
+        new = sources - self._sources
+        if new:
+            limit = self.options.max_sources
+            if len(self._sources) + len(new) > limit:
+                raise FrameError(
+                    f"{len(new)} new sources (e.g. {min(new)[:40]!r}) would exceed "
+                    f"[writer] max_sources = {limit}"
+                )
+            self._sources |= new
+        return sources
 
     def _serve_batch(
         self,

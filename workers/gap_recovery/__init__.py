@@ -3,3 +3,7 @@
 ``observer gaps run`` is the ``gap_recovery`` daemon (`workers.gap_recovery.worker`);
 ``observer gaps report`` reads the day's gaps back (`workers.gap_recovery.report`).
 """
+
+__all__ = ["SOURCE"]
+
+SOURCE = "gap_recovery"  # the bus source; here so that the command line need not load the worker

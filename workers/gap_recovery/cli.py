@@ -3,7 +3,9 @@
 ``run`` is what the supervisor keeps running; it exits 0 on SIGTERM, 1 when the bus fails,
 2 on bad configuration. ``report`` reads the database: per symbol, ticks, gaps by reason
 and state, covered and uncovered seconds, completeness; ``--chart`` also writes an HTML
-page with every symbol's gaps on a time axis.
+page with every symbol's gaps on a time axis. The database and KIS code load inside the
+commands, and for ``run`` only once it has told the supervisor it is READY, so that a
+restart is quick.
 """
 
 from __future__ import annotations
@@ -18,11 +20,9 @@ import typer
 
 from observer.cli_support import fail, settings_or_exit, start_worker
 from observer.clock import clock_from_env, now_utc
-from observer.db.engine import make_engine
 from observer.phases import KST
 from observer.runtime import drained
-from workers.gap_recovery.report import chart_html, day_report
-from workers.gap_recovery.worker import SOURCE, GapRecovery
+from workers.gap_recovery import SOURCE
 
 __all__ = ["app"]
 
@@ -38,7 +38,9 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.to
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Recover gaps until SIGTERM (the supervisor's ``gap_recovery`` program)."""
-    worker = start_worker("observer gaps", SOURCE, config)
+    worker = start_worker("observer gaps", SOURCE, config, kis=True)
+    from workers.gap_recovery.worker import GapRecovery
+
     # What an earlier instance published must be stored before the ledger of recovered
     # bars is read, or a bar could be published twice.
     if not drained(worker.producer, worker.notifier, _DRAIN_S):
@@ -62,6 +64,9 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per symbol: ticks, gaps by reason and state, covered and uncovered time, completeness."""
+    from observer.db.engine import make_engine
+    from workers.gap_recovery.report import chart_html, day_report
+
     settings = settings_or_exit("observer gaps", config)
     try:
         target = (

@@ -1,4 +1,4 @@
-"""What to do with a gap (seed 004's recovery policy) and which minute bars cover it.
+"""What to do with a gap (by its duration) and which minute bars cover it.
 
 By duration: up to ``immediate_max_s`` (5 s) a gap is recovered first; up to
 ``queue_max_s`` (60 s) it is queued behind those; longer gaps get a marker only, unless

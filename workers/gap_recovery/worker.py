@@ -40,6 +40,7 @@ from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import AsyncWorker, beat_forever
+from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_bars
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.report import p99
@@ -48,7 +49,6 @@ __all__ = ["SOURCE", "GapRecovery", "Tally"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = "gap_recovery"
 _NS = 1_000_000_000
 _POLL_S = 0.02  # wall seconds between looks at the feed and the queue
 _LATENCIES = 10_000  # the newest latencies kept for the percentiles
@@ -82,7 +82,7 @@ class Tally:
     call_to_record_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
 
     def counters(self, queue_depth: int) -> dict[str, float]:
-        """The heartbeat's counters: counts, queue depth and the seed's latency targets."""
+        """The heartbeat's counters: counts, queue depth and latency percentiles."""
         settled = self.recovered + self.unrecoverable
         return {
             "gaps_detected": self.detected,

@@ -1,42 +1,48 @@
-"""``observer masterfile ...``: the job the supervisor schedules and the operator's runbook.
+"""``observer masterfile ...``: the job the supervisor schedules, and the operator's tools.
 
 Exit codes: 0 done (a file that failed is reported as an alert and in ``status``; with
 ``--strict`` it makes the exit 1), 1 refused or the writer did not acknowledge, 2 bad
-arguments or configuration, 3 another master-file run holds the folder.
+arguments or configuration, 3 another master-file run holds the folder. The download and
+database code loads once the job holds the folder and has told the supervisor it is READY.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy import func, select
 
 from bus.errors import BusError
 from observer.cli_support import fail, settings_or_exit
 from observer.clock import clock_from_env
 from observer.config import Settings
-from observer.db.models import Instrument, MasterFileCheck
 from observer.errors import MasterFileError, ObserverError
 from observer.instruments import MASTER_FILES, master_file, resolve
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import drained, producer_for
-from workers.master_file.files import MasterFilesLocked
-from workers.master_file.update import Outcome, Updater
+from workers.master_file.files import LocalFiles, MasterFilesLocked
+
+if TYPE_CHECKING:
+    from bus.producer import Producer
+    from workers.master_file.update import Outcome, Updater
 
 __all__ = ["SOURCE", "app"]
 
 SOURCE = "master_file"  # the bus source of every master-file run, scheduled or by hand
 
-app = typer.Typer(no_args_is_help=True, help="KIS symbol master files (seed 000 runbook).")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="KIS symbol master files: check, download, review, restore and verify.",
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="last line is JSON")]
@@ -55,43 +61,53 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
     """An updater; to publish, also the folder lock and a producer with nothing unacknowledged.
 
     Earlier events must be in the database first: diffs are taken against it. Reading
-    (status, history, verify, dry runs) takes no lock: files are replaced atomically.
+    (status, history, verify, dry runs) takes no lock: files are replaced atomically. READY
+    goes out once the folder is held, before the download and database code loads.
     """
     clock = clock_from_env()
     notifier = Notifier.from_env()
-    updater = Updater(settings, clock, None, notifier)
+    folder = LocalFiles(Path(settings.paths.data_dir), settings.masterfile.keep_backups)
     try:
-        if not publish:
+        with folder.locked() if publish else contextlib.nullcontext():
             notifier.ready()
-            yield updater
-            return
-        with updater.files.locked():
-            notifier.ready()
-            producer = producer_for(settings, SOURCE, clock.now_ns)
-            timeout = settings.masterfile.ack_timeout_s
+            from workers.master_file.update import Updater
+
+            updater = Updater(settings, clock, None, notifier)
             try:
-                if not drained(producer, notifier, timeout):
-                    _fail(
-                        f"the writer has not acknowledged {producer.pending} earlier events "
-                        f"within {timeout:g} s; is it running?",
-                        1,
-                    )
-                updater.producer = producer
-                yield updater
-                if not drained(producer, notifier, timeout):
-                    _fail(
-                        f"{producer.pending} events wait in the outbox for the writer; "
-                        "the next run sends them",
-                        1,
-                    )
+                if not publish:
+                    yield updater
+                    return
+                producer = producer_for(settings, SOURCE, clock.now_ns)
+                with _acknowledged(producer, notifier, settings.masterfile.ack_timeout_s):
+                    updater.producer = producer
+                    yield updater
             finally:
-                producer.close(drain_timeout=0)
+                updater.close()
     except MasterFilesLocked as exc:
         _fail(str(exc), 3)
     except (MasterFileError, BusError) as exc:
         _fail(str(exc), 1)
+
+
+@contextmanager
+def _acknowledged(producer: Producer, notifier: Notifier, timeout: float) -> Iterator[None]:
+    """Nothing unacknowledged before the body, and after it; the producer closed at the end."""
+    try:
+        if not drained(producer, notifier, timeout):
+            _fail(
+                f"the writer has not acknowledged {producer.pending} earlier events "
+                f"within {timeout:g} s; is it running?",
+                1,
+            )
+        yield
+        if not drained(producer, notifier, timeout):
+            _fail(
+                f"{producer.pending} events wait in the outbox for the writer; "
+                "the next run sends them",
+                1,
+            )
     finally:
-        updater.close()
+        producer.close(drain_timeout=0)
 
 
 def _print(outcome: Outcome, *, details: bool) -> None:
@@ -110,7 +126,7 @@ def _print(outcome: Outcome, *, details: bool) -> None:
 def update(
     exchange: Annotated[
         list[str] | None,
-        typer.Option("--exchange", help="market (NAS), seed code (NASD) or region; repeatable"),
+        typer.Option("--exchange", help="market (NAS), exchange (NASD) or region; repeatable"),
     ] = None,
     all_files: Annotated[bool, typer.Option("--all", help="all fourteen files")] = False,
     force: Annotated[bool, typer.Option(help="download even if unchanged, compare contents")] = (
@@ -149,6 +165,10 @@ def _kst(ns: int) -> str:
 @app.command()
 def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Each file: size, records, when installed, failures, pending review, active listings."""
+    from sqlalchemy import func, select
+
+    from observer.db.models import Instrument
+
     settings = _settings(config)
     with _updater(settings, publish=False) as updater:
         with updater.engine.connect() as conn:
@@ -202,6 +222,10 @@ def history(
     config: ConfigOpt = None,
 ) -> None:
     """Past checks: what each decided, why, and what changed."""
+    from sqlalchemy import select
+
+    from observer.db.models import MasterFileCheck
+
     settings = _settings(config)
     markets = [f.market for f in resolve([exchange])] if exchange else None
     with _updater(settings, publish=False) as updater:

@@ -1,9 +1,9 @@
-"""Whether to download a master file: seed 000 appendix A, corrected where it loses data.
+"""Whether to download a master file: by its size and validators, never missing a change.
 
-The seed skips changes under 0.1 % of the size; one new listing changes a 1 MB archive by
-less than that, so here any size change downloads. Same size with a different ETag or
-Last-Modified downloads too (a rename can keep the size). Without validators, same size is
-trusted until the weekly forced refresh compares contents.
+Ignoring small size changes (under 0.1 %, say) would miss listings: one new listing
+changes a 1 MB archive by less than that, so here any size change downloads. Same size
+with a different ETag or Last-Modified downloads too (a rename can keep the size). Without
+validators, same size is trusted until the weekly forced refresh compares contents.
 """
 
 from __future__ import annotations

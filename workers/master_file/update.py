@@ -352,7 +352,10 @@ class Updater:
     def _mass_change(
         self, d: Diff, known: dict[str, tuple[Listing, bool]], records: int
     ) -> list[str]:
-        """Seed 000 §8.3: too many new or removed listings, or too few records, at once."""
+        """Reasons to hold a change for review: a broken file is likelier than such a market.
+
+        Too many new or removed listings at once, or too few records for the active ones.
+        """
         limits = self.limits
         reasons = []
         if len(d.new) > limits.max_new:

@@ -2,3 +2,7 @@
 
 ``observer track-a run`` is the ``track_a`` session worker; see `workers.track_a.worker`.
 """
+
+__all__ = ["SOURCE"]
+
+SOURCE = "track_a"  # the bus source; here so that the command line need not load the worker

@@ -3,7 +3,8 @@
 ``run`` is what the supervisor starts from the warmup phase (08:00, so that it waits ready
 at 09:00) through the shutdown phase (for the 15:30 closing cycle); it exits 0 on SIGTERM,
 1 when the bus fails, 2 on bad configuration. ``cycles`` shows a day's cycles from the
-database.
+database. The database and KIS code load inside the commands, and for ``run`` only once it
+has told the supervisor it is READY, so that a restart is quick.
 """
 
 from __future__ import annotations
@@ -15,17 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from observer.cli_support import fail, settings_or_exit, start_worker
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
-from observer.db.engine import make_engine
-from observer.db.models import TrackACycleRow
 from observer.phases import KST
 from observer.runtime import drained
-from workers.track_a.worker import SOURCE, TrackA
+from workers.track_a import SOURCE
 
 __all__ = ["app"]
 
@@ -50,7 +47,9 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.to
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run Track A's cycles until SIGTERM (the supervisor's ``track_a`` program)."""
-    worker = start_worker("observer track-a", SOURCE, config)
+    worker = start_worker("observer track-a", SOURCE, config, kis=True)
+    from workers.track_a.worker import TrackA
+
     # A SIGTERM during this wait ends the process at once: nothing is in flight yet, and
     # the outbox keeps whatever the writer has not acknowledged.
     resume = drained(worker.producer, worker.notifier, _DRAIN_S)
@@ -72,6 +71,12 @@ def cycles(
     config: ConfigOption = None,
 ) -> None:
     """A day's cycles as stored: coverage, failures, duration and request rate."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from observer.db.engine import make_engine
+    from observer.db.models import TrackACycleRow
+
     settings = _settings(config)
     today = now_utc(clock_from_env()).astimezone(KST).date()
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -33,6 +33,7 @@ from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.runtime import AsyncWorker, beat_forever
 from observer.supervisor.schedule import timeline_from
+from workers.track_a import SOURCE
 from workers.track_a.cycle import CycleRun, Target, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next
 
@@ -40,7 +41,6 @@ __all__ = ["SOURCE", "TrackA"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = "track_a"
 _NS = 1_000_000_000
 _UNIVERSE_POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 _IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again after this
@@ -55,6 +55,10 @@ class Tally:
     failed: int = 0
     overran: int = 0
     last_cycle_s: float = 0.0
+    cycle_size: int = 0  # the cycle in progress (or the last one): its universe
+    cycle_done: int = 0  # ... and the symbols stored so far, earlier runs' included
+    cycle_running: bool = False
+    rate_limited: Callable[[], int] = lambda: 0  # EGW00201 answers, every account
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""
@@ -64,6 +68,10 @@ class Tally:
             "failed": self.failed,
             "overran": self.overran,
             "last_cycle_s": round(self.last_cycle_s, 2),
+            "cycle_size": self.cycle_size,
+            "cycle_done": self.cycle_done,
+            "cycle_running": int(self.cycle_running),
+            "rate_limited": self.rate_limited(),
         }
 
 
@@ -93,6 +101,7 @@ class TrackA(AsyncWorker):
             open_account(self.settings, a.alias, self.clock, limits, self._token_issued)
             for a in self.settings.kis.accounts
         ]
+        self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
         beating = asyncio.ensure_future(beat_forever(self.notifier, self.tally.counters))
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
         try:
@@ -130,6 +139,8 @@ class TrackA(AsyncWorker):
             self._summarise(cycle, CycleRun(todo, now, now), len(targets), len(targets))
             return
         config = self.settings.track_a
+        self.tally.cycle_size, self.tally.cycle_done = len(targets), len(targets) - len(todo)
+        self.tally.cycle_running = True
         run = await run_cycle(
             [a.client for a in accounts],
             todo,
@@ -141,6 +152,7 @@ class TrackA(AsyncWorker):
             retry_failed=config.retry_failed,
             stop=self.stop,
         )
+        self.tally.cycle_running = False
         if run.stopped:
             log.info("stopped during cycle %s; the next run resumes it", cycle.cycle_id)
             return
@@ -152,6 +164,7 @@ class TrackA(AsyncWorker):
     def _publish(self, snapshot: PriceSnapshot) -> None:
         self.producer.send(snapshot)
         self.tally.snapshots += 1
+        self.tally.cycle_done += 1
 
     def _summarise(self, cycle: Cycle, run: CycleRun, size: int, carried: int) -> None:
         requested = len(run.targets)

@@ -82,7 +82,7 @@ def bench_slots(count: int, accounts: int, repeats: int) -> dict[str, Any]:
         rows = [(-float(s.volume), -references[s.symbol].market_cap, s.symbol) for s in snapshots]
         sorted(rows)
 
-    # Context sync's computation: four opening cycles of 1,000 symbols (seed: < 30 s;
+    # Context sync's computation: four opening cycles of 1,000 symbols (required < 30 s;
     # target < 2 s), replayed into a fresh engine, summarised and ranked.
     opening = [
         msgspec.structs.replace(s, observed_ns=s.observed_ns - k * 600 * 10**9,

@@ -64,7 +64,7 @@ def decision_event(d: Decision) -> SlotDecision | SlotOverflow:
     )  # fmt: skip
 
 
-_SEED_SILENCE = SilenceRule()  # seed 004: 500 ms + 200 ms
+_FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
 
 
 class Collector:
@@ -77,7 +77,7 @@ class Collector:
         publish: Callable[[Event], object],
         *,
         books: bool = False,
-        silence: SilenceRule = _SEED_SILENCE,
+        silence: SilenceRule = _FIXED_SILENCE,
         in_session: Callable[[int], bool] = lambda ns: True,
         unhealthy_after_s: float = 30.0,
         velocity_window_s: float = 10.0,
@@ -198,7 +198,7 @@ class Collector:
                     self.publish(tick)
                     self.ticks += 1
                     self._count(tick.symbol, received_ns)
-                    if gap := detector.on_tick(tick.symbol, received_ns):
+                    if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
                         self._gap(gap)
                 elif frame.tr_id == BOOK:
                     day = datetime.fromtimestamp(received_ns / _NS, KST).strftime("%Y%m%d")

@@ -4,12 +4,12 @@ Track B starts at 09:30 with no memory of the open. From Track A's snapshots of 
 each symbol's opening is summarised (the day's open, highest high, lowest low, last price,
 and the cumulative volume of the last snapshot: Track A's volumes are totals since the open,
 so they are never summed). Across the universe: the mean opening volume and the mean
-range over open. Each symbol is ranked by the seed's composite::
+range over open. Each symbol is ranked by a composite of volume, range and move::
 
     0.4 x volume / mean volume + 0.3 x range / mean range + 0.3 x 100 x |close - open| / open
 
 and the best become the first slot candidates, as volume surges of strength
-``min(volume ratio / 3, 1)`` (the seed's conversion) that lapse like one.
+``min(volume ratio / 3, 1)`` that lapse like one.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   delivered until the symbol is registered again; the gap closes, with its reason, when the
   registration is acknowledged on the new connection.
 * **Silence gaps**: a symbol whose consecutive ticks are further apart than the expected
-  interval plus the tolerance (seed 004: 500 ms + 200 ms, configurable). Real symbols do not
+  interval plus the tolerance (by default 500 ms + 200 ms). Real symbols do not
   trade at 2 Hz: a stock that trades every few seconds would be "silent" between any two of
   its trades. So, with ``cadence_factor`` set, the expected interval is at least that many
   times the symbol's own typical interval: ``window_s`` divided by its ticks in the last
@@ -35,6 +35,9 @@ class SilenceRule:
     tolerance_s: float = 0.2
     cadence_factor: float = 0.0  # 0: the fixed expected interval alone
     window_s: float = 60.0  # the symbol's pace is its ticks over this long
+    # The resolution of the trade times judged: KIS stamps trades to the second (HHMMSS), so
+    # a pause measured between two stamps may be up to a second longer than it was.
+    resolution_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,7 @@ class GapDetector:
         self.account = account
         self.rule = rule
         self.expected_ns = rule.expected_s * 1e9
-        self.tolerance_ns = rule.tolerance_s * 1e9
+        self.tolerance_ns = (rule.tolerance_s + rule.resolution_s) * 1e9
         self.window_ns = int(rule.window_s * 1e9)
         self.in_session = in_session
         self.last_tick: dict[str, int] = {}  # symbol -> last tick received (UTC ns)
@@ -69,22 +72,29 @@ class GapDetector:
         self.last_frame_ns = 0  # the newest data the current connection delivered
         self.open: dict[str, tuple[int, str]] = {}  # symbol -> (start, reason) of a connection gap
 
-    def on_tick(self, symbol: str, received_ns: int) -> Gap | None:
-        """Record a tick; a silence gap if the symbol was quiet too long in session."""
+    def on_tick(self, symbol: str, received_ns: int, traded_ns: int | None = None) -> Gap | None:
+        """Record a tick; a silence gap if the symbol was quiet too long in session.
+
+        Silences are judged between trade times (``traded_ns``, the exchange's stamp; the
+        receive time without one): a feed that stalls and then delivers every trade lost
+        nothing, while trades lost on the way leave a pause between the stamps of the ones
+        that arrive, however they were delivered.
+        """
         self.last_frame_ns = max(self.last_frame_ns, received_ns)
+        at = received_ns if traded_ns is None else traded_ns
         before = self.last_tick.get(symbol)
-        self.last_tick[symbol] = received_ns
+        self.last_tick[symbol] = at
         limit = self._limit(symbol, before)  # from the ticks up to the one before
         recent = self.recent.setdefault(symbol, deque())
-        recent.append(received_ns)
-        while recent[0] < received_ns - self.window_ns:
+        recent.append(at)
+        while recent[0] < at - self.window_ns:
             recent.popleft()
-        self.first_tick.setdefault(symbol, received_ns)
-        if symbol in self.open or before is None or received_ns - before <= limit:
+        self.first_tick.setdefault(symbol, at)
+        if symbol in self.open or before is None or at - before <= limit:
             return None
-        if not (self.in_session(before) and self.in_session(received_ns)):
+        if not (self.in_session(before) and self.in_session(at)):
             return None
-        return Gap(self.account, symbol, before, received_ns, "silence")
+        return Gap(self.account, symbol, before, at, "silence")
 
     def _limit(self, symbol: str, before: int | None) -> float:
         """The longest pause after ``before`` that is not a silence for ``symbol`` (ns)."""

@@ -1,4 +1,4 @@
-"""The slot manager and provider pool: which account streams which symbol (seed 004).
+"""The slot manager and provider pool: which account streams which symbol.
 
 Each account's WebSocket session holds ``capacity`` symbols (41 registrations, or half that
 when books are streamed too). One evaluation, given the candidates of the moment:

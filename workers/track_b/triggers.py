@@ -1,4 +1,4 @@
-"""The trigger engine: which universe stocks deserve a real-time slot now (seed 004).
+"""The trigger engine: which universe stocks deserve a real-time slot now.
 
 Every measure compares like with like, from data the product has:
 
@@ -159,7 +159,7 @@ class TriggerEngine:
     # ------------------------------------------------------------------ candidates
 
     def score(self, symbol: str, weight: float, strength: float) -> float:
-        """The seed's priority score."""
+        """The priority score: weight x (1 + strength), plus the market-cap term."""
         return weight * (1 + strength) + self._cap_term(symbol)
 
     def _cap_term(self, symbol: str) -> float:

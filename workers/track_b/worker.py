@@ -8,8 +8,8 @@
    (a warning alert): slots fill by market cap until triggers fire.
 3. From full operation on, every account's session streams its slots. Every
    ``evaluate_s``: new Track A snapshots from the feed, trade velocity from the stream, the
-   pins of ``observer ctl slots``, and the largest market caps (the seed's default
-   placement, weight 1) become candidates; the slot manager decides; the collector applies.
+   pins of ``observer ctl slots``, and the largest market caps (the default placement,
+   weight 1) become candidates; the slot manager decides; the collector applies.
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
 """
 
@@ -45,6 +45,7 @@ from observer.pins import read_pins, slots_path
 from observer.private_files import write_private
 from observer.runtime import AsyncWorker, beat_forever
 from observer.supervisor.schedule import timeline_from
+from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.gaps import SilenceRule
@@ -55,7 +56,6 @@ __all__ = ["SOURCE", "TrackB"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = "track_b"
 _NS = 1_000_000_000
 _HOUR_NS = 3600 * _NS
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
@@ -109,6 +109,7 @@ class TrackB(AsyncWorker):
             silence=SilenceRule(
                 self.config.silence_expected_s, self.config.silence_tolerance_s,
                 self.config.silence_cadence_factor, self.config.silence_window_s,
+                resolution_s=1.0,  # trades are stamped HHMMSS
             ),
             in_session=self._in_continuous_trading,
             unhealthy_after_s=self.config.unhealthy_after_s,
@@ -116,6 +117,7 @@ class TrackB(AsyncWorker):
         )  # fmt: skip
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
+        self.counters["capacity_per_account"] = capacity
         try:
             full = starts[Phase.FULL_OPERATION]
             await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
@@ -312,6 +314,10 @@ class TrackB(AsyncWorker):
             slots=len(rows), ticks=collector.ticks, gaps=collector.gaps,
             healthy_accounts=len(collector.healthy()),
         )  # fmt: skip
+        for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
+            self.counters[f"slots.{account.alias}"] = sum(
+                r["account"] == account.alias for r in rows
+            )
         shown = {"at_ns": self.clock.now_ns(), "slots": rows}
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 

@@ -5,6 +5,7 @@ has it. A failed build (no masters, no answers, or more than ``max_failed_pct`` 
 candidates failing) reuses the newest earlier universe for the day, with a critical alert.
 Exit codes: 0 built, present or reused; 1 failed with nothing to reuse, or the writer did
 not acknowledge; 2 bad arguments or configuration; 3 another build holds the folder.
+The database and KIS code load only once the job has told the supervisor it is READY.
 """
 
 from __future__ import annotations
@@ -18,27 +19,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import msgspec
 import typer
-from sqlalchemy import func, select
 
 from bus.errors import BusError
 from bus.events import Alert
-from bus.producer import Producer
-from observer.cli_support import fail
+from observer.cli_support import check_credentials, fail
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
-from observer.db.engine import make_engine
-from observer.db.models import UniverseSnapshotRow
 from observer.errors import ConfigError, ObserverError
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import drained, producer_for
 from observer.trading_calendar import TradingCalendar
-from workers.universe.build import Built, build_universe
 from workers.universe.snapshot import (
     UniverseFile,
     event_of,
@@ -49,11 +45,17 @@ from workers.universe.snapshot import (
     write,
 )
 
+if TYPE_CHECKING:
+    from bus.producer import Producer
+    from workers.universe.build import Built
+
 __all__ = ["SOURCE", "app"]
 
 SOURCE = "universe"
 
-app = typer.Typer(no_args_is_help=True, help="The daily universe of Track A (seed 004).")
+app = typer.Typer(
+    no_args_is_help=True, help="The daily universe of Track A: the stocks it covers all day."
+)
 
 
 @app.callback()
@@ -80,6 +82,11 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _in_database(settings: Settings, day: date) -> bool:
+    from sqlalchemy import func, select
+
+    from observer.db.engine import make_engine
+    from observer.db.models import UniverseSnapshotRow
+
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
@@ -107,6 +114,8 @@ def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[
 
 
 def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> Built:
+    from workers.universe.build import build_universe
+
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
     progress, done = _progress(notifier)
     try:
@@ -156,6 +165,7 @@ def build(
         settings = load_settings(config)
     except ConfigError as exc:
         _fail(str(exc), 2)
+    check_credentials("observer universe", settings)  # refused ones: exit 2 before READY
     setup_logging()
     clock = clock_from_env()
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)

@@ -1,6 +1,6 @@
-"""The day's universe on disk: ``<data_dir>/universe/{YYYYMMDD}_kr_stocks.json`` (seed 004).
+"""The day's universe on disk: ``<data_dir>/universe/{YYYYMMDD}_kr_stocks.json``.
 
-The seed's format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
+The format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
 ``prev_close``, ``avg_volume_20d``) plus what the trigger engine and operators need:
 ``market``, ``rank`` and ``atr_14`` per symbol; the exclusions, the requests and the rate
 achieved, and ``reused_from`` when the day reuses an earlier universe, in the metadata.
@@ -13,12 +13,15 @@ import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from bus.events import UniverseMember, UniverseSnapshot
 from observer.errors import ObserverError
-from workers.universe.build import Built
+
+if TYPE_CHECKING:
+    from workers.universe.build import Built
 
 __all__ = [
     "UniverseFile",
@@ -34,7 +37,7 @@ _DAY = "%Y%m%d"
 
 
 class Metadata(msgspec.Struct, frozen=True):
-    """The seed's metadata block, and how the build went."""
+    """The metadata block: the day, its candidates, and how the build went."""
 
     date: str
     previous_trading_day: str
@@ -54,7 +57,7 @@ class Metadata(msgspec.Struct, frozen=True):
 
 
 class Symbol(msgspec.Struct, frozen=True):
-    """One member, as the seed lists it (plus market, rank and ATR)."""
+    """One member: code, name, market cap, previous close, 20-day volume, market, rank, ATR."""
 
     code: str
     name: str

@@ -1,0 +1,65 @@
+"""CI: the default demo day's summary (data/summary.json) shows every part of the product.
+
+Run after the README's first command; exits 1 naming each section that is empty or wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def problems(summary: dict[str, Any], db: Path) -> list[str]:
+    """Everything wrong with the summary of a default (real-size, light faults) day."""
+    found: list[str] = []
+
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            found.append(what)
+
+    expect(summary.get("healthy") is True, "the day did not end healthy")
+    expect(len(summary.get("phases", [])) >= 5, f"phases: {summary.get('phases')}")
+    for name, proc in summary.get("processes", {}).items():
+        expect(proc["restarts"] == 0, f"{name} restarted {proc['restarts']} times")
+    expect(summary.get("events_committed", 0) > 0, "no events committed")
+    listings = summary.get("listings", {})
+    expect(listings.get("instruments", 0) > 2500, f"listings: {listings}")
+    members = summary.get("universe", {}).get("members", 0)
+    expect(900 <= members <= 1200, f"universe of {members} symbols (the filter's ~1,050)")
+    a = summary.get("track_a", {})
+    expect(a.get("cycles") == 40 and a.get("complete") == 40, f"track_a cycles: {a}")
+    expect(a.get("overran") == 0, f"track_a cycles cut off: {a.get('overran')}")
+    expect(a.get("snapshots", 0) >= 40 * members, f"track_a snapshots: {a.get('snapshots')}")
+    expect("rate_limit_errors" in a, "track_a.rate_limit_errors is missing")
+    b = summary.get("track_b", {})
+    expect(b.get("capacity", 0) >= 82, f"track_b capacity: {b.get('capacity')}")
+    expect(b.get("max_slots_used") == b.get("capacity"), f"track_b slots: {b}")
+    expect(b.get("ticks", 0) > 0, "track_b stored no ticks")
+    expect(b.get("ticks", 0) <= b.get("ticks_sent", 0), "more ticks stored than sent")
+    expect("overflow" in b, "track_b.overflow is missing")
+    g = summary.get("gaps", {})
+    expect(g.get("detected", 0) > 0 and g.get("recovered", 0) > 0, f"gaps: {g}")
+    expect("unrecoverable" in g, "gaps.unrecoverable is missing")
+    expect(bool(summary.get("cpu_s")), "no CPU figures per process")
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        known = conn.execute("select name from instruments where symbol = '005930'").fetchone()
+    expect(known == ("삼성전자",), f"005930 in the instruments: {known}")
+    return found
+
+
+def main() -> int:
+    """Check the summary file named on the command line (its database beside it)."""
+    path = Path(sys.argv[1])
+    found = problems(json.loads(path.read_text()), path.parent / "observer.db")
+    for problem in found:
+        print(f"demo summary: {problem}", file=sys.stderr)
+    if not found:
+        print(f"demo summary: {path} shows every part of the product")
+    return 1 if found else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

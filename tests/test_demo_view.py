@@ -1,0 +1,84 @@
+"""The demo's live view on an 80-column terminal, and its closing summary."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from rich.console import Console
+
+from observer.demo import DemoState, demo_clock
+from observer.demo_view import render, summary_lines
+from observer.phases import KST, PhaseSchedule
+
+DAY = date(2026, 11, 20)
+
+
+def _state() -> DemoState:
+    begin = datetime(2026, 11, 20, 4, 55, tzinfo=KST)
+    end = datetime(2026, 11, 20, 15, 40, tzinfo=KST)
+    clock, _, _ = demo_clock(DAY, begin, end, 121, 242)
+    phases = [(at, phase.value) for at, phase in PhaseSchedule().starts(DAY)]
+    state = DemoState(clock, begin, end, phases, ["acct1", "acct2"])
+    counters: dict[str, dict[str, float]] = {
+        "track_a": {"cycle_size": 1057, "cycle_done": 812, "cycle_running": 1, "cycles": 8},
+        "track_b": {"capacity_per_account": 41, "slots.acct1": 41, "slots.acct2": 39},
+        "gap_recovery": {"gaps_detected": 82, "queue_depth": 3, "gaps_recovered": 79},
+    }
+    state.status = {
+        "phase": "full_operation",
+        "programs": [
+            {"name": name, "state": "running", "restarts": 0, "cpu_percent": 12.5,
+             "rss_bytes": 80 << 20, "detail": "ready " + "x" * 80,
+             "counters": counters.get(name, {})}
+            for name in ("writer", "master_file", "universe", "track_a", "track_b",
+                         "gap_recovery")
+        ],
+    }  # fmt: skip
+    state.alerts = [(1_795_132_800_000_000_000, "warning", "track_a_missing", "m" * 200)]
+    return state
+
+
+def _screen(state: DemoState) -> list[str]:
+    console = Console(width=80, record=True, force_terminal=False, color_system=None)
+    console.print(render(state))
+    return console.export_text().splitlines()
+
+
+def test_the_live_view_fits_80_columns_and_never_cuts_a_program_name() -> None:
+    lines = _screen(_state())
+    assert max(len(line) for line in lines) <= 80
+    rows = {line.split()[0] for line in lines if line.split()}
+    assert {"track_a", "track_b", "gap_recovery", "master_file"} <= rows
+    text = "\n".join(lines)
+    assert "812 / 1,057 symbols, in progress" in text
+    assert "acct1 41/41" in text and "acct2 39/41" in text
+    assert "3 open, 79 recovered" in text
+    assert "track_a_missing" in text and "full_operation" in text
+
+
+def test_the_summary_names_the_figures_it_promises() -> None:
+    summary: dict[str, Any] = {
+        "date": "2026-11-20", "speed": 121, "idle_speed": 242, "wall_s": 270.0,
+        "phases": [{"at": "08:00", "phase": "warmup"}],
+        "processes": {"writer": {"state": "running", "restarts": 0}},
+        "cpu_s": {"writer": 12.5, "simulator": 80.0},
+        "universe": {"members": 1057, "based_on": "2026-11-19"},
+        "track_a": {"complete": 40, "cycles": 40, "snapshots": 42280, "overran": 0,
+                    "longest_s": 300.0, "rate_limit_errors": 5},
+        "rest": {"calls": 50000, "busiest_second": 300, "limit_per_second": 400,
+                 "egw00201": 5},
+        "track_b": {"max_slots_used": 82, "capacity": 82, "allocations": 400,
+                    "replacements": 200, "overflow": 10, "overflow_pct": 1.0, "ticks": 500000,
+                    "ticks_sent": 500100, "symbols_streamed": 200},
+        "gaps": {"detected": 170, "recovered": 169, "unrecoverable": 1,
+                 "by_reason": {"disconnect": 164}, "recovered_bars": 200, "queue_peak": 82,
+                 "short_success_pct": 100.0, "detect_to_recovered_p99_s": 60.0},
+        "listings": {"instruments": 21770, "new": 3, "changed": 1, "removed": 1,
+                     "reviews_held": 0},
+        "events_committed": 600000, "healthy": True,
+    }  # fmt: skip
+    text = "\n".join(summary_lines(summary))
+    assert "writer: running, 0 restarts, 12.5 s CPU" in text
+    assert "5 rate-limit errors" in text and "up to 82 of 82 slots" in text
+    assert "169 recovered, 1 unrecoverable" in text and "500,000 ticks stored" in text

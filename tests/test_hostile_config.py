@@ -1,0 +1,354 @@
+"""Configuration that validates must work: no infinite or NaN setting, no silent credentials.
+
+A float setting of ``inf`` (TOML allows it, and ``1e400`` is the same) passes any lower bound:
+a rate of inf divided by zero in every KIS process, a grace period of inf never killed
+anything. A credentials file that is refused stops the process before READY in every
+environment, the simulator's included, naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+from observer.config import Settings, load_settings
+from observer.errors import ConfigError
+from observer.kis.credentials import account_credentials
+from observer.notify import NOTIFY_FD_ENV
+from observer.private_files import tighten_folders
+from tests.support import ROOT, wait_until
+
+# ------------------------------------------------------------------ infinite and NaN settings
+
+
+def float_paths(value: Any, path: tuple[str | int, ...] = ()) -> Iterator[tuple[str | int, ...]]:
+    """Every place in the builtins of a Settings that holds a float."""
+    if isinstance(value, float):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from float_paths(item, (*path, key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from float_paths(item, (*path, index))
+
+
+def replaced(value: Any, path: tuple[str | int, ...], new: float) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: replaced(value[head], rest, new)}
+    assert isinstance(head, int)
+    return [replaced(item, rest, new) if i == head else item for i, item in enumerate(value)]
+
+
+DEFAULTS = msgspec.to_builtins(Settings())
+FLOATS = list(float_paths(DEFAULTS))
+
+
+def test_every_float_setting_is_found() -> None:
+    names = {".".join(map(str, p)) for p in FLOATS}
+    for expected in (
+        "kis.accounts.0.rest_per_second",
+        "programs.writer.stop_grace_s",
+        "programs.writer.heartbeat_timeout_s",
+        "supervisor.heartbeat_interval_s",
+        "track_b.overflow_alert_pct.2",
+        "track_b.volume_surge.ttl_s",
+        "writer.drain_s",
+    ):
+        assert expected in names
+    assert len(FLOATS) > 50
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan])
+def test_no_float_setting_accepts_inf_or_nan(bad: float) -> None:
+    accepted = []
+    for path in FLOATS:
+        try:
+            msgspec.convert(replaced(DEFAULTS, path, bad), Settings)
+        except msgspec.ValidationError:
+            continue
+        accepted.append(".".join(map(str, path)))
+    assert accepted == []
+
+
+@pytest.mark.parametrize(
+    ("toml", "where"),
+    [
+        ('[[kis.accounts]]\nalias = "a"\nrest_per_second = inf\n', r"rest_per_second"),
+        ("[writer]\ndrain_s = 1e400\n", r"\$.writer.drain_s"),
+        ('[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+         "stop_grace_s = inf\n", r"\$.programs.writer.stop_grace_s"),
+        ("[track_b]\noverflow_alert_pct = [5.0, nan, 20.0]\n", r"overflow_alert_pct"),
+    ],
+)  # fmt: skip
+def test_infinite_settings_in_toml_name_their_key(tmp_path: Path, toml: str, where: str) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=where):
+        load_settings(path)
+
+
+def test_durations_are_at_most_a_day_and_the_shipped_file_loads() -> None:
+    with pytest.raises(msgspec.ValidationError, match="<= 86400"):
+        msgspec.convert(replaced(DEFAULTS, ("writer", "drain_s"), 86_401.0), Settings)
+    load_settings(ROOT / "config" / "observer.toml")
+
+
+# ----------------------------------------------------------------------- refused credentials
+
+
+def sim_settings(credentials_file: str, environment: str = "sim") -> Settings:
+    return msgspec.convert(
+        {
+            "kis": {
+                "environment": environment,
+                "accounts": [{"alias": "acct1", "credentials_file": credentials_file}],
+            }
+        },
+        Settings,
+    )
+
+
+def credential_file(path: Path, mode: int, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+GOOD = 'app_key = "PSkey0123456789"\napp_secret = "secret0123456789"\n'
+
+
+@pytest.fixture(autouse=True)
+def no_credentials_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OBSERVER_KIS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize(
+    ("mode", "text", "reason"),
+    [
+        (0o644, GOOD, "owner-only"),
+        (0o600, "app_key = [", "not app_key/app_secret TOML"),
+        (0o600, 'app_key = "k"\n', "not app_key/app_secret TOML"),
+        (None, GOOD, "does not exist"),
+    ],
+)
+@pytest.mark.parametrize("environment", ["sim", "paper"])
+def test_a_refused_credentials_file_is_an_error_in_every_environment(
+    tmp_path: Path, environment: str, mode: int | None, text: str, reason: str
+) -> None:
+    path = tmp_path / "acct1.toml"
+    if mode is not None:
+        credential_file(path, mode, text)
+    with pytest.raises(ConfigError, match=reason):
+        account_credentials(sim_settings(str(path), environment), "acct1")
+
+
+def test_the_simulator_alone_takes_placeholder_keys_when_none_are_configured() -> None:
+    creds = account_credentials(sim_settings(""), "acct1")
+    assert creds.app_key.reveal() == "sim-acct1-app-key"
+    with pytest.raises(ConfigError, match="OBSERVER_KIS_ACCT1_APP_KEY"):
+        account_credentials(sim_settings("", "real"), "acct1")
+
+
+def test_a_good_credentials_file_is_used_in_the_simulator(tmp_path: Path) -> None:
+    path = credential_file(tmp_path / "acct1.toml", 0o600, GOOD)
+    creds = account_credentials(sim_settings(str(path)), "acct1")
+    assert creds.app_key.reveal() == "PSkey0123456789"
+
+
+def run_until_exit(command: list[str], env: dict[str, str]) -> tuple[int, str, list[Any]]:
+    """Run ``command`` with a notify pipe; its exit code, stderr and the notices it sent."""
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.run(
+            command,
+            env={**env, NOTIFY_FD_ENV: str(write_fd)},
+            pass_fds=(write_fd,),
+            capture_output=True,
+            cwd=ROOT,
+            timeout=120,
+            check=False,
+        )
+        os.close(write_fd)
+        write_fd = -1
+        with os.fdopen(read_fd, "rb") as notices:
+            read_fd = -1
+            lines = notices.read().splitlines()
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+    return proc.returncode, proc.stderr.decode(), [json.loads(line) for line in lines]
+
+
+WORKERS = [
+    ["track-a", "run"],
+    ["track-b", "run"],
+    ["gaps", "run"],
+    ["universe", "build", "--date", "2026-03-09"],
+]
+
+
+@pytest.mark.parametrize("command", WORKERS, ids=lambda c: c[0])
+@pytest.mark.parametrize("environment", ["sim", "real"])
+def test_a_worker_with_refused_credentials_fails_before_ready(
+    tmp_path: Path, command: list[str], environment: str
+) -> None:
+    credentials = ""
+    if environment == "sim":  # the simulator: a file readable by others
+        credentials = str(credential_file(tmp_path / "acct1.toml", 0o644, GOOD))
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path}"\n[database]\nurl = "sqlite:///{tmp_path}/o.db"\n'
+        f'[kis]\nenvironment = "{environment}"\ntoken_dir = "{tmp_path}/tokens"\n'
+        f'[[kis.accounts]]\nalias = "acct1"\ncredentials_file = "{credentials}"\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSERVER_KIS_")}
+    code, stderr, notices = run_until_exit(
+        [sys.executable, "-m", "observer", *command, "--config", str(config)], env
+    )
+    assert notices == []
+    assert code == 2, stderr
+    assert "acct1" in stderr
+    assert ("owner-only" if environment == "sim" else "OBSERVER_KIS_ACCT1_APP_KEY") in stderr
+
+
+# ----------------------------------------------------------------------------- file modes
+
+
+def modes_under(folder: Path) -> dict[str, str]:
+    """Every folder and file under ``folder`` (itself included) that others may use."""
+    found = {}
+    for path in [folder, *folder.rglob("*")]:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            found[str(path.relative_to(folder.parent))] = f"{mode:o}"
+    return found
+
+
+def test_existing_folders_are_tightened_and_shared_ones_left_alone(tmp_path: Path) -> None:
+    mine = tmp_path / "var"
+    mine.mkdir(mode=0o755)
+    mine.chmod(0o755)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # like /tmp
+    changed = tighten_folders([mine, shared, tmp_path / "missing", mine])
+    assert changed == [(mine, 0o755)]
+    assert mine.stat().st_mode & 0o777 == 0o700
+    assert shared.stat().st_mode & 0o7777 == 0o1777
+
+
+def test_the_production_layout_keeps_data_from_other_users(tmp_path: Path) -> None:
+    """``mkdir -p var/log var/run`` under umask 022, then the writer: nothing readable by others."""
+    var = tmp_path / "var"
+    for folder in (var, var / "log", var / "run"):
+        folder.mkdir(mode=0o755)
+        folder.chmod(0o755)
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{var}"\n[database]\nurl = "sqlite:///{var / "observer.db"}"\n'
+        f'[kis]\ntoken_dir = "{var / "tokens"}"\n'
+    )
+    log = tmp_path / "writer.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "observer", "writer", "--config", str(config)],
+            stdout=out, stderr=out, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: "writer ready" in log.read_text() or proc.poll() is not None, 60)
+        assert proc.poll() is None, log.read_text()
+        assert (var / "observer.db-wal").exists()
+        assert modes_under(var) == {}
+        assert "tightened" in log.read_text()  # said so
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+# ------------------------------------------------------ the simulator's keys, off the argv
+
+SIM_KEY, SIM_SECRET = "PSsimkey" + "k" * 28, "simsecret" + "s" * 171
+
+
+def start_sim(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """``observer sim`` on a free port; the process and its REST URL once it is listening."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "observer", "sim", "--stocks", "50", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "ready" not in line:
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(err)
+    return proc, line.split("rest=")[1].split()[0]
+
+
+def token_status(url: str, key: str, secret: str) -> int:
+    body = {"grant_type": "client_credentials", "appkey": key, "appsecret": secret}
+    return httpx.post(f"{url}/oauth2/tokenP", json=body, timeout=30).status_code
+
+
+@pytest.mark.parametrize("source", ["file", "environment"])
+def test_the_simulator_takes_its_keys_from_a_file_or_the_environment(
+    tmp_path: Path, source: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "OBSERVER_SIM_APP_KEYS"}
+    pairs = f"# accepted keys\n{SIM_KEY}:{SIM_SECRET}\n\nPSother:othersecret\n"
+    if source == "file":
+        args = ["--app-keys-file", str(credential_file(tmp_path / "keys", 0o600, pairs))]
+    else:
+        args, env["OBSERVER_SIM_APP_KEYS"] = [], f"{SIM_KEY}:{SIM_SECRET} PSother:othersecret"
+    proc, url = start_sim(args, env)
+    try:
+        assert token_status(url, SIM_KEY, SIM_SECRET) == 200
+        assert token_status(url, "PSother", "othersecret") == 200
+        assert token_status(url, SIM_KEY, "wrong") == 403
+        argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes()  # readable by every local user
+        assert SIM_SECRET.encode() not in argv and SIM_KEY.encode() not in argv
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("args", "mode", "text", "reason"),
+    [
+        (["--app-key", f"{SIM_KEY}:{SIM_SECRET}"], 0o600, "", "No such option"),
+        (["--app-keys-file", "KEYS"], 0o644, f"{SIM_KEY}:{SIM_SECRET}\n", "owner-only"),
+        (["--app-keys-file", "KEYS"], 0o600, f"{SIM_KEY}{SIM_SECRET}\n", "line 1: not KEY:SECRET"),
+        (["--app-keys-file", "KEYS"], 0o600, "# nothing\n", "holds no KEY:SECRET"),
+        (["--app-keys-file", "MISSING"], 0o600, "", "does not exist"),
+    ],
+)  # fmt: skip
+def test_the_simulator_refuses_keys_on_the_command_line_or_in_an_open_file(
+    tmp_path: Path, args: list[str], mode: int, text: str, reason: str
+) -> None:
+    keys = credential_file(tmp_path / "keys", mode, text)
+    args = [str(keys) if a == "KEYS" else str(tmp_path / "nope") if a == "MISSING" else a
+            for a in args]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "observer", "sim", "--stocks", "50", *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert reason in proc.stderr, proc.stderr
+    assert SIM_SECRET not in proc.stderr  # a malformed line is named, never shown

@@ -1,0 +1,247 @@
+"""Secrets in events: an upstream that echoes the request never puts a credential on disk.
+
+Error text built from KIS's answers goes into events (alerts, cycle failures, gap details,
+master-file errors). Every event passes through `Producer.send` before the outbox; the
+producer of every process masks it there with the masker of the log lines. The end-to-end
+test runs Track A under the supervisor against an upstream that echoes the request headers
+in its error text, and searches every file the system wrote, and what ``observer ctl``
+printed, for the app key and any piece of the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import string
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bus.events import EVENT_TYPES, Alert, UniverseMember, UniverseSnapshot
+from bus.producer import Producer
+from observer import logs
+from observer.clock import SimulatedClock
+from observer.config import PathSettings, Settings
+from observer.kis.credentials import Secret
+from observer.logs import mask_secrets, mask_struct
+from observer.phases import KST
+from observer.runtime import producer_for
+from tests.samples import SAMPLES
+from tests.support import ROOT, WRITER_PROGRAM, AppThread, SupervisorProcess, wait_until
+
+
+def random_text(length: int) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+APP_KEY = "PS" + random_text(34)  # KIS's shapes: a 36-character key, a 180-character secret
+APP_SECRET = random_text(180)
+
+
+def leaks(data: bytes) -> list[str]:
+    """What of the key or the secret ``data`` holds: the key, or any 12 characters of the secret."""
+    found = [APP_KEY] if APP_KEY.encode() in data else []
+    pieces = {APP_SECRET[i : i + 12] for i in range(len(APP_SECRET) - 11)}
+    return found + sorted(p for p in pieces if p.encode() in data)
+
+
+KIS_HEADERS = ("appkey", "appsecret", "authorization", "tr_id", "custtype")
+
+
+def echo_of(headers: dict[str, str]) -> str:
+    """What a careless upstream answers: the values of the request's KIS headers, no names."""
+    lowered = {name.lower(): value for name, value in headers.items()}
+    return "request refused: " + " ".join(lowered[h] for h in KIS_HEADERS if h in lowered)
+
+
+# --------------------------------------------------------------------------- the masker
+
+
+def test_a_registered_secret_cut_short_is_masked_too() -> None:
+    secret = Secret(APP_SECRET)
+    text = f"KisApiError: EGW99999 request refused: {secret.reveal()}"[:120]
+    assert APP_SECRET[:40] in text
+    masked = mask_secrets(text)
+    assert leaks(masked.encode()) == [] and masked.endswith("refused: ***")
+
+
+SHAPED = st.sampled_from(
+    ["appkey=", "APP_SECRET: ", "app\u017fecret=", "app\u212aey='", "secretkey=", "access_token\"=",
+     "Approval_Key:", "authorization: Bearer ", "Bearer ", "passwd=", "PASSWORD=", "eyJ",
+     "eyJhbGciOi.eyJzdWIi.sig", "postgresql://u:", "://user:pw@"]
+)  # fmt: skip
+
+
+@given(st.lists(st.one_of(SHAPED, st.text(min_size=1, max_size=12)), max_size=6))
+def test_the_quick_check_never_skips_a_text_a_shape_would_mask(parts: list[str]) -> None:
+    text = "".join(parts) + "value1234@host"
+    shapes = (logs._SHAPES, logs._JWT, logs._BEARER, logs._URL_PASSWORD)
+    if any(shape.search(text) for shape in shapes):
+        assert logs._may_be_shaped(text)
+
+
+def every_string_replaced(value: Any, text: str) -> Any:
+    """``value`` with every string in it (nested structs and tuples too) set to ``text``."""
+    if isinstance(value, str):
+        return text
+    if isinstance(value, tuple):
+        return tuple(every_string_replaced(v, text) for v in value)
+    if isinstance(value, msgspec.Struct):
+        changes = {
+            name: every_string_replaced(getattr(value, name), text)
+            for name in value.__struct_fields__
+        }
+        return msgspec.structs.replace(value, **changes)
+    return value
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda e: type(e).__name__)
+def test_every_string_of_every_event_is_masked(sample: Any) -> None:
+    Secret(APP_KEY), Secret(APP_SECRET)
+    assert mask_struct(sample) is sample  # nothing to mask: the same object, no copy
+    echo = echo_of({"appkey": APP_KEY, "appsecret": APP_SECRET})
+    hostile = every_string_replaced(sample, echo)
+    masked = mask_struct(hostile)
+    assert leaks(msgspec.msgpack.encode(masked)) == []
+    assert leaks(msgspec.msgpack.encode(hostile)) != []  # the test's echo did hold them
+
+
+def test_every_event_type_is_covered_by_the_samples() -> None:
+    assert {type(e) for e in SAMPLES} == set(EVENT_TYPES)
+
+
+def test_the_outbox_of_every_process_holds_no_secret(tmp_path: Path) -> None:
+    """`producer_for` masks before the outbox: a truncated echo in every event type."""
+    Secret(APP_KEY), Secret(APP_SECRET)
+    echo = echo_of({"authorization": "Bearer tok", "appkey": APP_KEY, "appsecret": APP_SECRET})
+    producer = producer_for(Settings(paths=PathSettings(run_dir=str(tmp_path / "run"))), "t")
+    try:
+        for sample in SAMPLES:
+            producer.send(every_string_replaced(sample, f"KisApiError: {echo}"[:200]))
+        producer.send(Alert(severity="critical", code="x", message=echo, context={"e": echo}))
+        producer.flush()
+    finally:
+        producer.close(drain_timeout=0)
+    outbox = b"".join(
+        p.read_bytes() for p in (tmp_path / "run" / "outbox").rglob("*") if p.is_file()
+    )
+    assert outbox.count(b"request refused: ***") > 2 * len(SAMPLES)  # written, masked
+    assert leaks(outbox) == []
+
+
+# ----------------------------------------------------- end to end: Track A and an echo
+
+
+class EchoUpstream:
+    """A KIS look-alike on a loopback port: tokens are issued, every other call is refused
+    with an error whose text echoes the request's headers (values only, no names)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        app = web.Application()
+        app.router.add_post("/oauth2/tokenP", self.token)
+        app.router.add_route("*", "/{tail:.*}", self.refuse)
+        self.served = AppThread(app)
+        self.url = self.served.url
+
+    async def token(self, request: web.Request) -> web.Response:
+        expires = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
+        return web.json_response(
+            {"access_token": "tok-" + random_text(40), "token_type": "Bearer",
+             "expires_in": 86400, "access_token_token_expired": expires}
+        )  # fmt: skip
+
+    async def refuse(self, request: web.Request) -> web.Response:
+        self.calls += 1
+        echo = echo_of(dict(request.headers))
+        return web.json_response({"rt_cd": "1", "msg_cd": "EGW99999", "msg1": echo})
+
+    def close(self) -> None:
+        self.served.close()
+
+
+@pytest.fixture
+def upstream() -> Iterator[EchoUpstream]:
+    server = EchoUpstream()
+    yield server
+    server.close()
+
+
+DAY = date(2026, 11, 20)  # a Friday session
+TRACK_A = """
+[programs.track_a]
+kind = "session"
+command = ["observer", "track-a", "run"]
+phases = ["warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"]
+depends_on = ["writer"]
+"""
+
+
+def database_dump(path: Path) -> bytes:
+    with sqlite3.connect(path) as conn:
+        return "\n".join(conn.iterdump()).encode()
+
+
+def test_an_upstream_echoing_the_request_leaves_no_secret_anywhere(
+    tmp_path: Path, upstream: EchoUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_KEY", APP_KEY)  # the supervisor's children inherit
+    monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_SECRET", APP_SECRET)
+    start = datetime(2026, 11, 20, 8, 59, 40, tzinfo=KST)  # 09:00 two wall seconds after
+    clock = SimulatedClock(int(start.timestamp() * 1e9), speed=10.0)
+    settings = (
+        f'[kis]\nenvironment = "sim"\ntoken_dir = "{tmp_path / "data" / "tokens"}"\n'
+        f'sim_url = "{upstream.url}"\n[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 50\n'
+    )
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + TRACK_A, clock=clock.spec, settings=settings)
+    sup.start()
+    ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
+    members = tuple(
+        UniverseMember(symbol=s, market="KOSPI", rank=n, prev_close=70_000, market_cap=10**12)
+        for n, s in enumerate(("005930", "000660", "035420"), start=1)
+    )
+    with Producer("universe", ingest, tmp_path / "outbox-universe") as producer:
+        producer.send(
+            UniverseSnapshot(
+                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+            )
+        )
+        assert producer.wait_acked(30)
+    wait_until(
+        lambda: sup.rows("select count(*) from alerts where code = 'track_a_cycle_failed'")[0][0],
+        60, "Track A's failed cycle alert",
+    )  # fmt: skip
+    assert upstream.calls >= 3
+    ctl = subprocess.run(
+        [sys.executable, "-m", "observer", "ctl", "--config", str(sup.config), "status"],
+        capture_output=True, cwd=ROOT, check=False, timeout=60,
+    )  # fmt: skip
+    ctl_json = subprocess.run(
+        [sys.executable, "-m", "observer", "ctl", "--config", str(sup.config), "status", "--json"],
+        capture_output=True, cwd=ROOT, check=False, timeout=60,
+    )  # fmt: skip
+    assert sup.terminate() == 0
+    alert = sup.rows("select message from alerts where code = 'track_a_cycle_failed'")[0][0]
+    assert "request refused" in alert and "***" in alert  # the echo is there, masked
+    written = {
+        "ctl status": ctl.stdout + ctl.stderr,
+        "ctl status --json": ctl_json.stdout + ctl_json.stderr,
+        "database dump": database_dump(sup.data_dir / "observer.db"),
+    }
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            written[str(path.relative_to(tmp_path))] = path.read_bytes()
+    assert any("outbox" in name for name in written) and any(".log" in n for n in written)
+    found = {name: leaks(data) for name, data in written.items() if leaks(data)}
+    assert found == {}
+    json.loads(ctl_json.stdout)  # the status itself was answered
