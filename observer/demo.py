@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -344,7 +344,8 @@ def _follow_day(
 ) -> dict[str, Any]:
     """Refresh the view and inject faults until the day's end; return the last status."""
     sim, supervisor = children
-    last_committed, last_ticks, last_at = 0, 0.0, time.monotonic()
+    # Rates over the last few seconds: heartbeats bring Track B's tick count once a second.
+    samples: deque[tuple[float, int, float]] = deque(maxlen=7)  # (wall, committed, ticks)
     engine = make_engine(url)
     try:
         while now_utc(state.clock) < state.end:
@@ -357,12 +358,13 @@ def _follow_day(
             state.status = request(socket_path, "status", [], 30).data
             _measure(state, (sim, supervisor))
             state.committed, state.alerts = _committed(engine), _latest_alerts(engine)
-            now = time.monotonic()
-            ticks = state.counters("track_b").get("ticks", 0.0)
-            elapsed = max(now - last_at, 1e-6)
-            state.rate = (state.committed - last_committed) / elapsed
-            state.tick_rate = max(ticks - last_ticks, 0.0) / elapsed  # 0 across a restart
-            last_committed, last_ticks, last_at = state.committed, ticks, now
+            samples.append(
+                (time.monotonic(), state.committed, state.counters("track_b").get("ticks", 0.0))
+            )
+            (then, committed, ticks), (now, committed_now, ticks_now) = samples[0], samples[-1]
+            elapsed = max(now - then, 1e-6)
+            state.rate = (committed_now - committed) / elapsed
+            state.tick_rate = max(ticks_now - ticks, 0.0) / elapsed  # 0 across a restart
             view(state)
             time.sleep(0.5)  # the view's refresh interval
         final: dict[str, Any] = request(socket_path, "status", [], 30).data

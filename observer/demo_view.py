@@ -142,7 +142,7 @@ def _workload(state: DemoState, now: datetime) -> Table:
     grid.add_row(
         "flow",
         f"{state.tick_rate:,.0f} ticks/s   {state.rate:,.0f} events/s   "
-        f"{state.committed:,} events committed   {state.faults_injected} faults injected",
+        f"{state.committed:,} committed   faults {state.faults_injected}",
     )
     g = state.counters("gap_recovery")
     grid.add_row(
