@@ -11,7 +11,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy.exc import OperationalError
 
+from observer.db import migrate
+from observer.db.engine import make_engine
 from observer.db.scratch import scratch_postgres
+from observer.writer.store import Store
 from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -55,6 +58,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'observer.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """The writer's store on a migrated database, its marks loaded."""
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    store = Store(engine)
+    store.load_marks()
+    yield store
+    engine.dispose()
 
 
 @pytest.fixture

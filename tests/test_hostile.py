@@ -33,7 +33,6 @@ from bus.events import Alert, OrderBook, PriceSnapshot, TradeTick
 from bus.outbox import Outbox
 from bus.producer import Producer
 from observer.clock import SimulatedClock
-from observer.db import migrate
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.queries import audit_sources
@@ -321,16 +320,6 @@ def test_frames_are_cut_below_the_size_limit_and_a_larger_event_is_refused(
 
 
 # --------------------------------------------------------------------------- the store
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    store = Store(engine)
-    store.load_marks()
-    yield store
-    engine.dispose()
 
 
 def frame(*envelopes: Envelope) -> Any:

@@ -40,16 +40,6 @@ def frames_of(
     ]
 
 
-@pytest.fixture
-def store(db_url: str):
-    migrate.upgrade(db_url)
-    engine = make_engine(db_url)
-    store = Store(engine)
-    store.load_marks()
-    yield store
-    engine.dispose()
-
-
 def table_counts(store: Store) -> dict[str, int]:
     with store.engine.connect() as conn:
         return {
