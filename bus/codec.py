@@ -6,6 +6,7 @@ array of envelopes. Everything that crosses a process boundary goes through this
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -16,6 +17,7 @@ from bus.envelope import MAX_SEQ, MAX_SOURCE_LENGTH, Ack, Envelope
 from bus.errors import EventError, FrameError
 
 __all__ = [
+    "DIGEST_BYTES",
     "FRAME_HEADER_BYTES",
     "MAX_FRAME_BYTES",
     "DecodedFrame",
@@ -25,6 +27,7 @@ __all__ = [
     "decode_parts",
     "encode_ack",
     "encode_frame",
+    "envelope_digest",
     "frame_header",
     "join_parts",
 ]
@@ -33,6 +36,9 @@ __all__ = [
 # and where a producer cuts its frames. A frame of 1,000 order books is about 0.4 MB.
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 FRAME_HEADER_BYTES = 5  # the largest msgpack array header `join_parts` writes
+# An envelope's identity beyond (source, seq): 128 bits of BLAKE2b, so a different envelope
+# cannot be crafted to match a committed one.
+DIGEST_BYTES = 16
 
 _encoder = msgspec.msgpack.Encoder()
 _frame_decoder = msgspec.msgpack.Decoder(list[Envelope])
@@ -102,6 +108,11 @@ def decode_parts(data: bytes) -> DecodedFrame:
         raise FrameError(f"undecodable frame of {len(data)} bytes: {exc}") from exc
     _check_identities(envelopes)
     return DecodedFrame(data, envelopes, parts)
+
+
+def envelope_digest(part: bytes | msgspec.Raw) -> bytes:
+    """The digest of one envelope's exact bytes (a frame part)."""
+    return hashlib.blake2b(part, digest_size=DIGEST_BYTES).digest()
 
 
 def join_parts(parts: Sequence[msgspec.Raw]) -> bytes:

@@ -1,5 +1,5 @@
 """``python -m observer`` runs the ``observer`` command."""
 
-from observer.cli import main
+from observer.entry import main
 
 main()

@@ -18,7 +18,6 @@ from observer.errors import (
     ObserverError,
     StoreError,
     WaitFailed,
-    WriterLocked,
 )
 from observer.logs import setup_logging
 from observer.supervisor.ctl import ctl_app
@@ -61,18 +60,9 @@ def writer(
     capture: Annotated[Path | None, typer.Option(help="tee committed frames to this file")] = None,
 ) -> None:
     """Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."""
-    from observer.runtime import stop_on_signals
-    from observer.writer import run_writer
+    from observer.writer.command import run
 
-    settings = _settings(config)
-    setup_logging()
-    try:
-        code = run_writer(settings, stop_on_signals(), db_url=db, run_dir=run_dir, capture=capture)
-    except StoreError as exc:
-        _fail(str(exc), 2)
-    except WriterLocked as exc:
-        _fail(str(exc), 3)
-    raise typer.Exit(code)
+    raise typer.Exit(run(config, db, run_dir, capture))
 
 
 @app.command()
@@ -199,14 +189,20 @@ def db_check(config: ConfigOpt = None, db: DbOpt = None) -> None:
 
 @app.command()
 def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
-    """Check that every source's seqs are exactly 1..max (exit 1 if any is not)."""
+    """Check that every source's seqs are exactly 1..max and no seq was claimed twice.
+
+    Exit 1 if a source is incomplete or an envelope conflicted with a committed one.
+    """
+    from datetime import UTC, datetime
+
     from observer.db.engine import make_engine
-    from observer.db.queries import audit_sources
+    from observer.db.queries import audit_sources, conflicts
 
     engine = make_engine(_url(_settings(config), db))
     try:
         with engine.connect() as conn:
             results = audit_sources(conn)
+            clashes = conflicts(conn)
     finally:
         engine.dispose()
     for r in results:
@@ -215,7 +211,15 @@ def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
             f"{r.source:30} seq {r.min_seq}..{r.max_seq} distinct {r.distinct} "
             f"rows {r.rows} committed {r.committed} {state}"
         )
-    raise typer.Exit(0 if all(r.complete for r in results) else 1)
+    for c in clashes:
+        received = datetime.fromtimestamp(c.received_ns / 1e9, UTC).isoformat(timespec="seconds")
+        typer.echo(
+            f"CONFLICT {c.source}/{c.seq} ({c.event_type}) received {received}: "
+            "other content than the committed envelope"
+        )
+    if clashes:
+        typer.echo(f"{len(clashes)} conflicting envelopes, kept in bus_conflicts")
+    raise typer.Exit(0 if all(r.complete for r in results) and not clashes else 1)
 
 
 @app.command()
@@ -412,7 +416,7 @@ def _add_worker_commands(args: list[str]) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Run the typer app (`observer.entry.main` sends ``observer writer`` elsewhere)."""
     os.umask(0o077)  # every file and folder a process creates is owner-only (so its children)
     args = sys.argv[1:]
     try:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
-
-import typer
 
 from bus.errors import BusError
 from observer.clock import Clock, clock_from_env
@@ -35,8 +34,8 @@ log = logging.getLogger(__name__)
 
 def fail(program: str, message: str, code: int) -> NoReturn:
     """Print ``<program>: <message>`` on stderr and exit with ``code``."""
-    typer.echo(f"{program}: {message}", err=True)
-    raise typer.Exit(code)
+    print(f"{program}: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
 
 
 def check_credentials(program: str, settings: Settings) -> None:

@@ -151,5 +151,7 @@ EXPECTED_ROWS = {
     "stream_states": 1,
     "worker_events": 1,
     "bus_offsets": 1,
+    "bus_digests": 1,  # one commit of one source
+    "bus_conflicts": 0,
     "rejected_events": 0,
 }

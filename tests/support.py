@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
+from bus.codec import DIGEST_BYTES
 from observer.clock import SimulatedClock
 from observer.db.engine import make_engine
 from observer.db.queries import audit_sources, committed_offsets
@@ -180,7 +181,11 @@ def audit(url: str) -> dict[str, Any]:
 
 
 def assert_exactly_once(url: str, expected: dict[str, int]) -> None:
-    """Every source holds seqs 1..N exactly once, and nothing else is there."""
+    """Every source holds seqs 1..N exactly once, and nothing else is there.
+
+    Each committed seq has its digest (one run per commit, runs back to back) and no resend
+    conflicted with what was committed.
+    """
     found = audit(url)
     assert set(found) == set(expected), (found, expected)
     for source, count in expected.items():
@@ -188,6 +193,14 @@ def assert_exactly_once(url: str, expected: dict[str, int]) -> None:
         assert (a.min_seq, a.max_seq, a.distinct, a.rows, a.committed) == (
             1, count, count, count, count,
         ), a  # fmt: skip
+    runs = db_rows(url, "SELECT source, first_seq, last_seq, length(digests) FROM bus_digests "
+                   "ORDER BY source, first_seq")  # fmt: skip
+    covered: dict[str, int] = {}
+    for source, first, last, size in runs:
+        assert first == covered.get(source, 0) + 1 and size == (last - first + 1) * DIGEST_BYTES
+        covered[source] = last
+    assert covered == expected
+    assert db_rows(url, "SELECT source, seq FROM bus_conflicts") == []
 
 
 WRITER_PROGRAM = """

@@ -28,7 +28,7 @@ def ready(self, counters=None):
 
 observer.notify.Notifier.ready = ready
 sys.argv = ["observer", *sys.argv[1:]]
-from observer.cli import main
+from observer.entry import main
 try:
     main()
 finally:
@@ -91,7 +91,25 @@ def test_the_writer_at_the_newest_revision_is_ready_without_alembic(config: Path
     migrate.upgrade(f"sqlite:///{config.parent / 'data' / 'observer.db'}")
     loaded = loaded_before_ready("writer", "--config", config)
     assert "sqlalchemy" in loaded
-    assert not (loaded & (WORK - {"sqlalchemy"})), loaded & WORK
+    # Nor the CLI framework, whose option parsing imports pydantic (see observer.writer.command).
+    unwanted = (WORK - {"sqlalchemy"}) | {"typer", "pydantic"}
+    assert not (loaded & unwanted), loaded & unwanted
+
+
+def test_the_writers_options_are_the_same_on_both_paths() -> None:
+    """``observer writer`` parses its options without typer; ``--help`` shows typer's."""
+    import typer.main
+
+    from observer.cli import app
+    from observer.writer.command import parser
+
+    (command,) = [c for c in typer.main.get_command(app).commands.values() if c.name == "writer"]  # type: ignore[attr-defined]
+    typer_options = {opt for param in command.params for opt in param.opts}
+    argparse_options = {
+        opt for action in parser()._actions for opt in action.option_strings if opt != "-h"
+    }
+    assert typer_options - {"--help"} == argparse_options - {"--help"}
+    assert command.help == parser().description
 
 
 def test_ctl_loads_neither_the_bus_nor_the_workers(config: Path) -> None:

@@ -8,7 +8,8 @@ history beside them (``listing_changes``, ``gap_events``, ``master_file_checks``
 ``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: SQLAlchemy would evaluate every Mapped[...] string
+# again, a fifth of this module's import, which is on the writer's path to READY.
 
 from datetime import date
 from decimal import Decimal
@@ -29,6 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
+from bus.codec import DIGEST_BYTES
 from bus.envelope import MAX_SOURCE_LENGTH
 
 __all__ = [
@@ -126,6 +128,33 @@ class BusOffset(Base):
     source: Mapped[str] = mapped_column(String(MAX_SOURCE_LENGTH), primary_key=True)
     seq: Mapped[int]
     updated_ns: Mapped[int]
+
+
+class BusDigest(Base):
+    """Digests of committed envelopes: one row per source and commit, in seq order.
+
+    A resend must be byte-identical to what was committed at its seq; the writer compares
+    each repeated envelope with the digest stored here (see `observer.writer.store`).
+    """
+
+    __tablename__ = "bus_digests"
+    source: Mapped[str] = mapped_column(String(MAX_SOURCE_LENGTH), primary_key=True)
+    first_seq: Mapped[int] = mapped_column(primary_key=True)
+    last_seq: Mapped[int]
+    digests: Mapped[bytes] = mapped_column(LargeBinary)  # DIGEST_BYTES per seq, in seq order
+
+
+class BusConflict(Base):
+    """An envelope whose seq was committed with other content: kept, never dropped."""
+
+    __tablename__ = "bus_conflicts"
+    source: Mapped[str] = mapped_column(String(MAX_SOURCE_LENGTH), primary_key=True)
+    seq: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(DIGEST_BYTES), primary_key=True)
+    committed_digest: Mapped[bytes] = mapped_column(LargeBinary(DIGEST_BYTES))
+    received_ns: Mapped[int]
+    event_type: Mapped[str] = mapped_column(String(64))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)  # a frame of the one envelope
 
 
 # ------------------------------------------------------------------ market data

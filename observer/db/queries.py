@@ -9,9 +9,22 @@ from datetime import date
 
 from sqlalchemy import Connection, func, select, union_all
 
-from observer.db.models import AUDITED_MODELS, BusOffset, UniverseMemberRow, UniverseSnapshotRow
+from observer.db.models import (
+    AUDITED_MODELS,
+    BusConflict,
+    BusOffset,
+    UniverseMemberRow,
+    UniverseSnapshotRow,
+)
 
-__all__ = ["SourceAudit", "audit_sources", "committed_offsets", "universe_of"]
+__all__ = [
+    "Conflict",
+    "SourceAudit",
+    "audit_sources",
+    "committed_offsets",
+    "conflicts",
+    "universe_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +78,24 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
     with _snapshot(conn):
         rows = conn.execute(query).all()
     return [SourceAudit(*row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An envelope that repeated a committed seq with other content (kept in bus_conflicts)."""
+
+    source: str
+    seq: int
+    event_type: str
+    received_ns: int
+
+
+def conflicts(conn: Connection) -> list[Conflict]:
+    """Every recorded conflict, oldest first."""
+    query = select(
+        BusConflict.source, BusConflict.seq, BusConflict.event_type, BusConflict.received_ns
+    ).order_by(BusConflict.received_ns, BusConflict.source, BusConflict.seq)
+    return [Conflict(*row) for row in conn.execute(query)]
 
 
 @contextmanager

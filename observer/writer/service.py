@@ -98,7 +98,8 @@ class Writer:
         return (
             f"<Writer frames={self.frames} events={self.store.events} commits={self.store.commits} "
             f"duplicates={self.duplicates} rejected={self.rejected} "
-            f"rejected_events={self.store.rejected} commit_failures={self.commit_failures}>"
+            f"rejected_events={self.store.rejected} conflicts={self.store.conflicts} "
+            f"unverified={self.store.unverified} commit_failures={self.commit_failures}>"
         )
 
     def counters(self) -> dict[str, float]:
@@ -110,6 +111,8 @@ class Writer:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "rejected_events": self.store.rejected,
+            "conflicts": self.store.conflicts,
+            "unverified": self.store.unverified,
             "commit_failures": self.commit_failures,
         }
 

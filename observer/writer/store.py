@@ -6,6 +6,10 @@ for a resend); the rows and the new marks are one transaction. After a failed tr
 marks are read again from the database, because a commit whose answer was lost may have
 succeeded: applying the same frames again then changes nothing.
 
+Every commit also keeps a digest of each envelope, and a repeated seq must be byte-identical
+to what was committed (`observer.writer.identity`): one that is not is kept and alerted as a
+conflict, never dropped as a duplicate.
+
 An event that fails on its own (the database refuses a value, the driver cannot bind one, a
 string is longer than its column) is a rejected event: it is isolated, and kept whole in
 ``rejected_events`` under its seq, or reduced to what can be stored when even that record
@@ -15,6 +19,7 @@ fails, so that neither the writer nor the seqs of its source ever stop on it.
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 import logging
 import time
@@ -25,24 +30,38 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import JSON, Connection, Engine, String, Table, inspect
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from bus.codec import DecodedFrame
+from bus.codec import (
+    DecodedFrame,
+    decode_parts,
+    encode_frame,
+    envelope_digest,
+)
 from bus.envelope import Envelope
 from bus.events import event_tag
-from observer.db.models import BusOffset
+from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
+from observer.writer.identity import (
+    WRITER_SOURCE,
+    Repeat,
+    conflict_alert,
+    digest_rows,
+    find_conflicts,
+    new_conflicts,
+)
 from observer.writer.rows import Batch, Upsert, reduced_rejected_rows, rejected_rows, rows_for
 
 __all__ = ["Accepted", "Store", "accept"]
 
 log = logging.getLogger(__name__)
 
-# Dialect-specific INSERT with ON CONFLICT, for the tables kept in place.
-_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# The databases with an INSERT ... ON CONFLICT, for the tables kept in place. Each dialect's
+# module is loaded with its engine: the PostgreSQL one would add 50 ms to a SQLite writer's
+# start.
+_DIALECTS = ("postgresql", "sqlite")
 
 # What a value raises while its rows are built or the driver binds it: sqlite3 raises
 # OverflowError for an integer beyond 64 bits, a lookup or type error means an event no
@@ -57,7 +76,8 @@ class Accepted:
     frames: list[tuple[DecodedFrame, list[int]]] = field(default_factory=list)
     marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
     holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
-    duplicates: int = 0
+    repeats: list[Repeat] = field(default_factory=list)  # seq <= mark
+    conflicts: int = 0  # repeats that differ from what was committed at their seq
 
     @property
     def envelopes(self) -> list[Envelope]:
@@ -65,9 +85,19 @@ class Accepted:
         return [frame.envelopes[i] for frame, taken in self.frames for i in taken]
 
     @property
+    def digests(self) -> list[bytes]:
+        """The digest of each accepted envelope, in the order of `envelopes`."""
+        return [envelope_digest(frame.parts[i]) for frame, taken in self.frames for i in taken]
+
+    @property
     def count(self) -> int:
         """Number of accepted envelopes."""
         return sum(len(taken) for _, taken in self.frames)
+
+    @property
+    def duplicates(self) -> int:
+        """Envelopes at or below their source's mark (resends, or conflicts)."""
+        return len(self.repeats)
 
 
 def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
@@ -78,7 +108,7 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
         for index, env in enumerate(frame.envelopes):
             mark = result.marks.get(env.source, marks.get(env.source, 0))
             if env.seq <= mark:
-                result.duplicates += 1
+                result.repeats.append((env, frame.parts[index]))
             elif env.seq == mark + 1:
                 taken.append(index)
                 result.marks[env.source] = env.seq
@@ -93,7 +123,7 @@ class Store:
     """Commits accepted envelopes; keeps each source's committed mark in memory."""
 
     def __init__(self, engine: Engine) -> None:
-        if engine.dialect.name not in _INSERTS:
+        if engine.dialect.name not in _DIALECTS:
             raise StoreError(f"unsupported database {engine.dialect.name!r}")
         self.engine = engine
         # COPY runs on the driver connection, whose errors SQLAlchemy does not wrap.
@@ -106,6 +136,8 @@ class Store:
         self.commits = 0
         self.events = 0
         self.rejected = 0  # events kept in rejected_events instead of their tables
+        self.conflicts = 0  # repeated seqs whose bytes differ from the committed ones
+        self.unverified = 0  # repeated seqs committed before their digests were kept
 
     def load_marks(self) -> dict[str, int]:
         """Read the committed marks; raise `StoreError` if the database cannot be read."""
@@ -132,29 +164,69 @@ class Store:
         A batch the database refuses for its content (a constraint, a value too long) is
         split until the refused events are alone; each of those is kept whole in
         ``rejected_events`` under its seq, so one bad event neither blocks the writer nor
-        leaves a hole.
+        leaves a hole. Repeated seqs are checked against the committed digests afterwards
+        (so a repeat within the batch is checked too); a conflict adds the writer's alert to
+        the accepted frames, for the feed.
         """
         if not self._marks_valid:
             self.load_marks()
         accepted = accept(frames, self.marks)
         if accepted.marks:
-            self._commit_isolating(accepted.envelopes)
+            self._commit_isolating(accepted.envelopes, accepted.digests)
+        if accepted.repeats:
+            accepted.conflicts, alert = self._check_repeats(accepted.repeats)
+            if alert is not None:
+                accepted.frames.append((alert, [0]))
         return accepted
 
-    def _commit_isolating(self, envelopes: list[Envelope]) -> None:
+    def _commit_isolating(self, envelopes: list[Envelope], digests: list[bytes]) -> None:
         try:
-            self._commit(envelopes, rows_for)
+            self._commit(envelopes, digests, rows_for)
         except _Refused as refused:
             if len(envelopes) > 1:
                 middle = len(envelopes) // 2
-                self._commit_isolating(envelopes[:middle])
-                self._commit_isolating(envelopes[middle:])
+                self._commit_isolating(envelopes[:middle], digests[:middle])
+                self._commit_isolating(envelopes[middle:], digests[middle:])
                 return
             (env,) = envelopes
             log.error("rejected %s/%d (%s): %s", env.source, env.seq, event_tag(env.event), refused)
-            self._record_rejected(env, str(refused))
+            self._record_rejected(env, digests[0], str(refused))
 
-    def _record_rejected(self, env: Envelope, reason: str) -> None:
+    def _check_repeats(self, repeats: list[Repeat]) -> tuple[int, DecodedFrame | None]:
+        """Check repeats against the committed digests; keep and alert new conflicts.
+
+        Return the number of conflicts and the frame of the alert raised for new ones.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conflicts, unverified = find_conflicts(conn, repeats)
+                new = new_conflicts(conn, conflicts) if conflicts else []
+        except self._failures as exc:
+            raise StoreError(f"cannot read envelope digests: {_reason(exc)}") from exc
+        self.unverified += unverified
+        if not new:
+            return len(conflicts), None
+        for conflict in new:
+            log.error(
+                "conflict: %s/%d was committed with other content (digest %s, this one %s)",
+                conflict.envelope.source, conflict.envelope.seq,
+                conflict.committed.hex(), conflict.digest.hex(),
+            )  # fmt: skip
+        alert = conflict_alert(new, self.marks.get(WRITER_SOURCE, 0) + 1)
+        frame = decode_parts(encode_frame([alert]))
+        received = time.time_ns()
+
+        def rows(envelopes: list[Envelope]) -> Batch:
+            batch = rows_for(envelopes)
+            for conflict in new:
+                batch.insert(BusConflict, conflict.row(received))
+            return batch
+
+        self._commit([alert], [envelope_digest(frame.parts[0])], rows)
+        self.conflicts += len(new)
+        return len(conflicts), frame
+
+    def _record_rejected(self, env: Envelope, digest: bytes, reason: str) -> None:
         """Commit the rejected event's record; reduce it if even that is refused.
 
         The reduced record keeps what every database can hold (the source and seq, which the
@@ -163,25 +235,35 @@ class Store:
         failure.
         """
         try:
-            self._commit([env], lambda envs: rejected_rows(env, reason))
+            self._commit([env], [digest], lambda envs: rejected_rows(env, reason))
         except _Refused as again:
             failure = str(again)
             log.error("rejected %s/%d kept reduced: %s", env.source, env.seq, failure)
             try:
-                self._commit([env], lambda envs: reduced_rejected_rows(env, reason, failure))
+                self._commit(
+                    [env], [digest], lambda envs: reduced_rejected_rows(env, reason, failure)
+                )
             except _Refused as still:
                 raise StoreError(
                     f"cannot record rejected {env.source}/{env.seq}: {still}"
                 ) from still
         self.rejected += 1
 
-    def _commit(self, envelopes: list[Envelope], build: Callable[[list[Envelope]], Batch]) -> None:
-        """One transaction: the rows ``build`` makes of ``envelopes``, and each source's mark."""
+    def _commit(
+        self,
+        envelopes: list[Envelope],
+        digests: list[bytes],
+        build: Callable[[list[Envelope]], Batch],
+    ) -> None:
+        """One transaction: the rows ``build`` makes of ``envelopes``, digests and marks."""
         marks = {env.source: env.seq for env in envelopes}
         now = time.time_ns()
         try:
             with self.engine.begin() as conn:
-                self._write(conn, build(envelopes))
+                batch = build(envelopes)
+                for row in digest_rows(envelopes, digests):
+                    batch.insert(BusDigest, row)
+                self._write(conn, batch)
                 for source, seq in marks.items():
                     self._upsert(
                         conn,
@@ -242,12 +324,18 @@ class Store:
         conn.execute(_upsert_statement(conn.dialect.name, upsert), upsert.values)
 
 
+@functools.cache
+def _insert(dialect: str) -> Callable[..., Any]:
+    insert: Callable[..., Any] = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
+    return insert
+
+
 def _shape(upsert: Upsert) -> tuple[Any, ...]:
     return (upsert.table, upsert.keys, upsert.update, tuple(upsert.values))
 
 
 def _upsert_statement(dialect: str, upsert: Upsert) -> Any:
-    statement: Any = _INSERTS[dialect](upsert.table)
+    statement: Any = _insert(dialect)(upsert.table)
     return statement.on_conflict_do_update(
         index_elements=list(upsert.keys),
         set_={key: statement.excluded[key] for key in upsert.update},

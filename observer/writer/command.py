@@ -1,0 +1,52 @@
+"""``observer writer``: its options, parsed without the CLI framework.
+
+The supervisor restarts the writer and every producer waits for it, so its start is on the
+critical path of a restart. The typer app builds a pydantic adapter for each option it
+parses, and pydantic's import alone is a fifth of the writer's start; `observer.entry`
+therefore parses the writer's options here. The typer command of the same name (for
+``observer --help`` and ``observer writer --help``) calls `run` too, and a test keeps the two
+option lists equal.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["main", "parser", "run"]
+
+DESCRIPTION = "Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."
+
+
+def parser() -> argparse.ArgumentParser:
+    """The writer's options, as ``observer writer --help`` lists them."""
+    options = argparse.ArgumentParser(prog="observer writer", description=DESCRIPTION)
+    options.add_argument("--config", type=Path, help="observer.toml to load")
+    options.add_argument("--db", help="database URL (default: config)")
+    options.add_argument("--run-dir", type=Path, help="sockets and outboxes")
+    options.add_argument("--capture", type=Path, help="tee committed frames to this file")
+    return options
+
+
+def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path | None) -> int:
+    """Serve until SIGTERM or SIGINT; return the exit code (2: database, 3: locked)."""
+    from observer.cli_support import fail, settings_or_exit
+    from observer.errors import StoreError, WriterLocked
+    from observer.logs import setup_logging
+    from observer.runtime import stop_on_signals
+    from observer.writer import run_writer
+
+    settings = settings_or_exit("observer", config)
+    setup_logging()
+    try:
+        return run_writer(settings, stop_on_signals(), db_url=db, run_dir=run_dir, capture=capture)
+    except StoreError as exc:
+        fail("observer", str(exc), 2)
+    except WriterLocked as exc:
+        fail("observer", str(exc), 3)
+
+
+def main(argv: list[str]) -> int:
+    """Parse ``argv`` (the arguments after ``writer``) and run."""
+    args = parser().parse_args(argv)
+    return run(args.config, args.db, args.run_dir, args.capture)
