@@ -7,6 +7,7 @@ re-exports it as part of the product's exception tree::
     ├── FrameError          undecodable bytes where a frame was expected
     ├── EventError          an event that cannot travel: unencodable, or larger than a frame
     ├── CaptureError        a capture file that is not one, or is damaged
+    ├── LockHeld            another process holds a single-instance lock
     └── OutboxError         the durable outbox cannot be used
         ├── OutboxLocked    another process holds the outbox of this source
         └── OutboxBehindWriter  the writer has committed seqs this outbox never wrote
@@ -19,6 +20,7 @@ __all__ = [
     "CaptureError",
     "EventError",
     "FrameError",
+    "LockHeld",
     "OutboxBehindWriter",
     "OutboxError",
     "OutboxLocked",
@@ -42,6 +44,15 @@ class EventError(BusError):
 
 class CaptureError(BusError):
     """A capture file with a bad header, a bad checksum or a truncated frame."""
+
+
+class LockHeld(BusError):
+    """Another live process holds the single-instance lock at ``path`` (see `bus.lock`)."""
+
+    def __init__(self, path: object, holder: str) -> None:
+        super().__init__(f"{path} is held by pid {holder}")
+        self.path = path
+        self.holder = holder
 
 
 class OutboxError(BusError):

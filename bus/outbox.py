@@ -16,7 +16,6 @@ after the last whole record. Damage anywhere else is refused, never skipped.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import struct
@@ -25,7 +24,8 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from bus.errors import OutboxError, OutboxLocked
+from bus.errors import LockHeld, OutboxError, OutboxLocked
+from bus.lock import InstanceLock
 
 __all__ = ["Outbox", "OutboxRecord"]
 
@@ -86,12 +86,12 @@ class Outbox:
         self._sync = sync
         self._cache_bytes = cache_bytes
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._lock_fd = os.open(directory / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            os.close(self._lock_fd)
-            raise OutboxLocked(f"outbox {directory} is held by another process") from exc
+            self._lock = InstanceLock(directory / "LOCK")
+        except LockHeld as exc:
+            raise OutboxLocked(
+                f"outbox {directory} is held by another process (pid {exc.holder})"
+            ) from exc
         self._acked_fd = os.open(directory / "ACKED", os.O_RDWR | os.O_CREAT, 0o600)
         raw = os.pread(self._acked_fd, _ACKED.size, 0)
         self.acked = _ACKED.unpack(raw)[0] if len(raw) == _ACKED.size else 0
@@ -168,8 +168,9 @@ class Outbox:
 
     def close(self) -> None:
         """Release the files and the lock."""
-        for fd in (self._active_fd, self._acked_fd, self._lock_fd):
+        for fd in (self._active_fd, self._acked_fd):
             os.close(fd)
+        self._lock.close()
 
     # ------------------------------------------------------------------ internals
 

@@ -87,3 +87,14 @@ def test_the_union_and_the_registry_agree() -> None:
 
 def test_every_event_has_a_writer_handler() -> None:
     assert set(HANDLERS) == set(EVENT_TYPES)
+
+
+def test_one_single_instance_lock() -> None:
+    """Every process-exclusion guard is `bus.lock.InstanceLock`; nothing else calls flock."""
+    for package in ("bus", "observer", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path == ROOT / "bus" / "lock.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Attribute):
+                    assert node.attr not in {"flock", "lockf"}, f"{path} locks by hand"

@@ -194,14 +194,15 @@ def test_committed_events_are_republished_on_the_feed(
 
 
 def test_two_writers_never_share_a_database(sqlite_url: str, writer_factory: MakeWriter) -> None:
-    writer_factory(sqlite_url).start()
+    first = writer_factory(sqlite_url).start()
+    assert first.proc is not None
     second = subprocess.run(
         [sys.executable, "-m", "observer", "writer", "--db", sqlite_url, "--run-dir",
          str(Path(sqlite_url.removeprefix("sqlite:///")).parent / "other-run")],
         capture_output=True, text=True, cwd=ROOT, timeout=60,
     )  # fmt: skip
     assert second.returncode == 3
-    assert "another writer holds" in second.stderr
+    assert f"another writer (pid {first.proc.pid}) holds" in second.stderr
 
 
 def test_unreachable_database_at_start_exits_2_with_a_clear_error(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
 import os
 from datetime import datetime
@@ -20,6 +19,7 @@ from typing import Any
 import psutil
 
 from bus.events import Alert, Event, PhaseChanged, WorkerLifecycle
+from bus.lock import InstanceLock, LockHeld
 from observer.clock import CLOCK_ENV, Clock, now_utc
 from observer.config import Settings
 from observer.errors import ObserverError
@@ -69,7 +69,7 @@ class Supervisor:
         self._psutil: dict[str, psutil.Process] = {}
         self._alerting: set[str] = set()
         self._phase_tasks: set[asyncio.Task[None]] = set()
-        self._lock_file = self._take_lock()
+        self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
         launch = Launch(
             cwd=Path.cwd(),
@@ -92,14 +92,13 @@ class Supervisor:
             program.depend_on([self.programs[d] for d in program.settings.depends_on])
         self.producer = producer_for(settings, SOURCE, clock.now_ns)
 
-    def _take_lock(self) -> int:
-        fd = os.open(self.run_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    def _take_lock(self) -> InstanceLock:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SupervisorLocked(f"another supervisor runs in {self.run_dir}") from None
-        return fd
+            return InstanceLock(self.run_dir / "supervisor.lock")
+        except LockHeld as exc:
+            raise SupervisorLocked(
+                f"another supervisor (pid {exc.holder}) runs in {self.run_dir}"
+            ) from None
 
     # ------------------------------------------------------------------ queries
 
@@ -178,7 +177,7 @@ class Supervisor:
                 metrics.shutdown()  # type: ignore[attr-defined]
             await asyncio.to_thread(self.producer.close, 0)
             self._children.write({})
-            os.close(self._lock_file)
+            self._lock.close()
         log.info("stopped")
         return 0
 

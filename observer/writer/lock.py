@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
 from pathlib import Path
 
 from sqlalchemy.engine import URL
 
+from bus.lock import InstanceLock, LockHeld
 from observer.errors import WriterLocked
 
 __all__ = ["WriterLock"]
@@ -18,16 +17,14 @@ class WriterLock:
     """Exclusive locks on every path given; released on close or process death."""
 
     def __init__(self, paths: list[Path]) -> None:
-        self._fds: list[int] = []
+        self._locks: list[InstanceLock] = []
         try:
             for path in paths:
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-                self._fds.append(fd)
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError as exc:
-                    raise WriterLocked(f"another writer holds {path}") from exc
+                    self._locks.append(InstanceLock(path))
+                except LockHeld as exc:
+                    raise WriterLocked(f"another writer (pid {exc.holder}) holds {path}") from exc
         except BaseException:
             self.close()
             raise
@@ -47,6 +44,6 @@ class WriterLock:
 
     def close(self) -> None:
         """Release every lock."""
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
+        for lock in self._locks:
+            lock.close()
+        self._locks = []

@@ -15,7 +15,6 @@ Every file is written owner-only.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import msgspec
 
+from bus.lock import InstanceLock, LockHeld
 from observer.errors import MasterFileError, ObserverError
 from observer.instruments import MasterFile, current_archive
 
@@ -105,20 +105,14 @@ class LocalFiles:
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's lock, or raise `MasterFilesLocked` at once."""
-        fd = os.open(self.root / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                raise MasterFilesLocked(
-                    f"another master-file run (pid {holder}) holds {self.root / 'LOCK'}"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            lock = InstanceLock(self.root / "LOCK")
+        except LockHeld as exc:
+            raise MasterFilesLocked(
+                f"another master-file run (pid {exc.holder}) holds {self.root / 'LOCK'}"
+            ) from None
+        with lock:
             yield
-        finally:
-            os.close(fd)
 
     # ------------------------------------------------------------------ state
 

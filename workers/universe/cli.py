@@ -11,9 +11,7 @@ The database and KIS code load only once the job has told the supervisor it is R
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ import typer
 
 from bus.errors import BusError
 from bus.events import Alert
+from bus.lock import InstanceLock, LockHeld
 from observer.cli_support import check_credentials, fail
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
@@ -70,15 +69,12 @@ def _fail(message: str, code: int) -> NoReturn:
 @contextmanager
 def _folder_lock(folder: Path) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / "LOCK", os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            _fail(f"another universe build holds {folder / 'LOCK'}", 3)
+        lock = InstanceLock(folder / "LOCK")
+    except LockHeld as exc:
+        _fail(f"another universe build (pid {exc.holder}) holds {folder / 'LOCK'}", 3)
+    with lock:
         yield
-    finally:
-        os.close(fd)
 
 
 def _in_database(settings: Settings, day: date) -> bool:
