@@ -98,3 +98,11 @@ def test_one_single_instance_lock() -> None:
             for node in ast.walk(ast.parse(path.read_text())):
                 if isinstance(node, ast.Attribute):
                     assert node.attr not in {"flock", "lockf"}, f"{path} locks by hand"
+
+
+def test_one_retry_policy() -> None:
+    """Retries go through `observer.retry`: nothing else imports tenacity."""
+    for package in ("observer", "workers"):
+        for path, names in imports_of(package).items():
+            if path != ROOT / "observer" / "retry.py":
+                assert not {n for n in names if top(n) == "tenacity"}, f"{path} retries by hand"

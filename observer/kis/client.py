@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -51,6 +50,7 @@ from observer.kis.schemas import (
     OverseasInfoOutput,
     OverseasPriceOutput,
 )
+from observer.retry import retry
 
 __all__ = ["KisClient", "Page", "RateLimits", "classify"]
 
@@ -181,11 +181,15 @@ class KisClient:
     async def get(
         self, endpoint: RestEndpoint, params: Mapping[str, str], *, next_page: bool = False
     ) -> Page:
-        """One GET with retries; raises the classified `KisError` when it cannot succeed."""
+        """One GET with retries; raises the classified `KisError` when it cannot succeed.
+
+        An expired token is refreshed once per call and the request sent again at once; that
+        is not a retry.
+        """
         refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def once() -> Page:
+            nonlocal refreshed
             token = await self._tokens.token()
             try:
                 return await self._send(endpoint, params, next_page, token.reveal())
@@ -194,13 +198,21 @@ class KisClient:
                     raise
                 refreshed = True
                 await self._tokens.refresh("emergency", stale=token)
-            except KisError as exc:
-                if not exc.retryable or attempt >= self._max_attempts:
-                    raise
-                self.retries += 1
-                pause = random.uniform(0, min(self._backoff_cap_s, self._backoff_s * 2**attempt))
-                log.info("%s: %s, retry %d in %.2fs", endpoint.tr_id, exc, attempt, pause)
-                await self._clock.sleep(pause)
+                return await once()
+
+        def retried(error: BaseException, attempt: int, pause: float) -> None:
+            self.retries += 1
+            log.info("%s: %s, retry %d in %.2fs", endpoint.tr_id, error, attempt, pause)
+
+        return await retry(
+            once,
+            clock=self._clock,
+            attempts=self._max_attempts,
+            initial_s=self._backoff_s,
+            max_s=self._backoff_cap_s,
+            retry_if=lambda error: isinstance(error, KisError) and error.retryable,
+            on_retry=retried,
+        )
 
     async def _send(
         self, endpoint: RestEndpoint, params: Mapping[str, str], next_page: bool, token: str

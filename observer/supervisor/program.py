@@ -30,6 +30,7 @@ import msgspec
 
 from observer.config import ProgramSettings
 from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV, Notice
+from observer.retry import backoff_s
 
 __all__ = ["Launch", "Program", "State"]
 
@@ -279,9 +280,8 @@ class Program:
             log.error("%s is FATAL: %s", self.name, self.detail)
             self._lifecycle("parked", code, self.detail)
             return False
-        delay = min(
-            self.settings.backoff_initial_s * 2 ** (self.failures - 1),
-            self.settings.backoff_max_s,
+        delay = backoff_s(
+            self.failures, self.settings.backoff_initial_s, self.settings.backoff_max_s
         ) * random.uniform(0.8, 1.0)
         self.state = State.BACKOFF
         log.warning("%s failed (%s); restart in %.2fs", self.name, self.detail, delay)

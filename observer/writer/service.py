@@ -30,6 +30,7 @@ from bus.feed import FeedPublisher
 from bus.ingest import Ingest
 from observer.errors import StoreError
 from observer.notify import Notifier
+from observer.retry import backoff_s
 from observer.writer.store import Accepted, Store
 
 __all__ = ["Writer", "WriterOptions"]
@@ -236,12 +237,14 @@ class Writer:
         stop: threading.Event,
         deadline: float | None,
     ) -> Accepted | None:
-        delay = self.options.retry_initial_s
+        failures = 0
         while True:
             try:
                 return self.store.apply(frames)
             except StoreError as exc:
                 self.commit_failures += 1
+                failures += 1
+                delay = backoff_s(failures, self.options.retry_initial_s, self.options.retry_max_s)
                 log.error("database failed, retrying in %.1fs: %s", delay, exc)
             pause = delay * random.uniform(0.5, 1.0)
             if deadline is not None and time.monotonic() + pause > deadline:
@@ -249,7 +252,6 @@ class Writer:
             self.notifier.beat(self.counters)  # alive, only waiting for the database
             if stop.wait(pause):
                 return None  # stopping while the database is down: producers keep the events
-            delay = min(delay * 2, self.options.retry_max_s)
 
     def _acknowledge(self, ingest: Ingest, sources: set[str], accepted: Accepted) -> None:
         now = time.monotonic()

@@ -39,6 +39,7 @@ from observer.errors import KisError
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.phases import KST
+from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, beat_forever
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_bars
@@ -269,8 +270,8 @@ class GapRecovery(AsyncWorker):
 
     def _failed(self, job: Job, reason: str, retry: bool) -> None:
         if retry and job.attempts < self.config.max_attempts:
-            backoff = min(
-                self.config.backoff_initial_s * 2 ** (job.attempts - 1), self.config.backoff_max_s
+            backoff = backoff_s(
+                job.attempts, self.config.backoff_initial_s, self.config.backoff_max_s
             )
             job.ready_ns = self.clock.now_ns() + int(backoff * _NS)
             log.info("gap %s: attempt %d failed (%s); again in %g s",

@@ -24,8 +24,6 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 from sqlalchemy import Engine, select
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from bus.events import Alert, Event, MasterFileChecked, MasterFileReview
 from bus.producer import Producer
@@ -50,6 +48,7 @@ from observer.kis.master import RemoteFile, download_master, extract_single, hea
 from observer.kis.session import master_http
 from observer.notify import Notifier
 from observer.phases import KST
+from observer.retry import retry
 from workers.master_file.decide import Decision, decide
 from workers.master_file.files import Current, FileState, LocalFiles, Review, sha256_of
 
@@ -137,17 +136,14 @@ class Updater:
         )
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.limits.attempts),
-            wait=wait_random_exponential(multiplier=self.limits.retry_initial_s, max=30),
-            retry=retry_if_exception_type(KisTransportError),
-            sleep=self.clock.sleep,
-            reraise=True,
+        return await retry(
+            call,
+            clock=self.clock,
+            attempts=self.limits.attempts,
+            initial_s=self.limits.retry_initial_s,
+            max_s=30,
+            retry_if=lambda error: isinstance(error, KisTransportError),
         )
-        async for attempt in retrying:
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable: tenacity reraises")
 
     def _database_sha(self, file: MasterFile) -> str:
         with self.engine.connect() as conn:

@@ -1,0 +1,69 @@
+"""One retry policy: capped exponential backoff, on the project's Clock.
+
+`retry` runs an async call under tenacity with full jitter, sleeping on the `Clock` so a
+simulated day retries in simulated time (the KIS client, the master-file job). `backoff_s`
+is the same curve for code that schedules a retry instead of sleeping through it (gap
+recovery's jobs, the supervisor's restarts, the writer's commits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
+    from observer.clock import Clock
+
+__all__ = ["backoff_s", "retry"]
+
+T = TypeVar("T")
+
+# 2**62 seconds is beyond any cap; a larger exponent would overflow the float.
+_MAX_DOUBLINGS = 62
+
+
+def backoff_s(failures: int, initial_s: float, max_s: float) -> float:
+    """The pause after ``failures`` (>= 1) failures in a row: ``initial_s`` doubled, capped."""
+    return min(initial_s * 2.0 ** min(max(failures - 1, 0), _MAX_DOUBLINGS), max_s)
+
+
+async def retry(
+    call: Callable[[], Awaitable[T]],
+    *,
+    clock: Clock,
+    attempts: int,
+    initial_s: float,
+    max_s: float,
+    retry_if: Callable[[BaseException], bool],
+    on_retry: Callable[[BaseException, int, float], None] | None = None,
+) -> T:
+    """Await ``call()`` up to ``attempts`` times while it raises what ``retry_if`` accepts.
+
+    Between tries it sleeps on ``clock`` a uniform pause up to `backoff_s` (full jitter, so
+    clients failing together do not retry together), after calling ``on_retry(error,
+    attempt, pause)``. The last error, or any other, is raised as it is.
+    """
+    # Loaded here: `backoff_s` is on the writer's and the supervisor's path to READY.
+    from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+    from tenacity.wait import wait_random_exponential
+
+    def before_sleep(state: RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None and state.next_action is not None:
+            error = state.outcome.exception()
+            assert error is not None
+            on_retry(error, state.attempt_number, state.next_action.sleep)
+
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=initial_s, max=max_s),
+        retry=retry_if_exception(retry_if),
+        sleep=clock.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await call()
+    raise AssertionError("unreachable: tenacity reraises")

@@ -1,0 +1,80 @@
+"""The one retry policy: its curve, and tenacity on the project's Clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from observer.errors import KisAuthError, KisTransportError
+from observer.retry import backoff_s, retry
+
+
+class SleepRecorder:
+    """A clock whose sleeps return at once and are remembered."""
+
+    spec = "test"
+
+    def __init__(self) -> None:
+        self.sleeps: list[float] = []
+
+    def now_ns(self) -> int:
+        return 0
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+
+
+@given(
+    st.integers(1, 10_000),
+    st.floats(0.001, 100, allow_nan=False),
+    st.floats(0.001, 10_000, allow_nan=False),
+)
+def test_backoff_doubles_from_initial_up_to_the_cap(
+    failures: int, initial: float, cap: float
+) -> None:
+    pause = backoff_s(failures, initial, cap)
+    assert pause == min(initial * 2.0 ** min(failures - 1, 62), cap)
+    assert pause <= cap and backoff_s(failures + 1, initial, cap) >= pause
+    assert backoff_s(1, initial, cap) == min(initial, cap)
+
+
+def run_failing(failures: int, error: Exception, attempts: int = 5) -> tuple[int, SleepRecorder]:
+    clock = SleepRecorder()
+    calls = 0
+    retried: list[int] = []
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise error
+        return calls
+
+    result = asyncio.run(
+        retry(
+            call, clock=clock, attempts=attempts, initial_s=0.5, max_s=4.0,
+            retry_if=lambda e: isinstance(e, KisTransportError),
+            on_retry=lambda e, attempt, pause: retried.append(attempt),
+        )
+    )  # fmt: skip
+    assert retried == list(range(1, failures + 1))
+    return result, clock
+
+
+@given(st.integers(0, 4))
+def test_retryable_failures_are_retried_with_jittered_pauses_on_the_clock(failures: int) -> None:
+    result, clock = run_failing(failures, KisTransportError("timed out"))
+    assert result == failures + 1
+    assert len(clock.sleeps) == failures
+    for attempt, pause in enumerate(clock.sleeps, 1):
+        assert 0 <= pause <= backoff_s(attempt, 0.5, 4.0)
+
+
+def test_the_last_failure_and_any_other_error_are_raised_as_they_are() -> None:
+    with pytest.raises(KisTransportError, match="timed out"):
+        run_failing(5, KisTransportError("timed out"))
+    with pytest.raises(KisAuthError):
+        run_failing(1, KisAuthError("EGW00123", "expired"))
