@@ -3,7 +3,8 @@
 Rules that keep the wire stable (msgspec schema evolution):
 
 * every event is a frozen, keyword-only Struct with an explicit string ``tag``; renaming a
-  class never changes the wire, and a tag is never reused;
+  class never changes the wire, and a tag is never reused. msgspec does not pass
+  ``kw_only`` on to subclasses: each class declares it (a test holds every one to it);
 * new fields get defaults, old fields keep their types;
 * no ``forbid_unknown_fields``: an older reader skips a newer field;
 * prices and volumes are ``int`` (KRW) or ``Decimal`` (rates, overseas prices), never float;
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
@@ -25,6 +26,7 @@ __all__ = [
     "EtfDetail",
     "Event",
     "GapDetected",
+    "GapReason",
     "GapState",
     "GapStateChanged",
     "ListingChanged",
@@ -37,6 +39,7 @@ __all__ = [
     "SectorMetadata",
     "SlotDecision",
     "SlotOverflow",
+    "SlotTrigger",
     "StreamStateChanged",
     "TokenRefreshed",
     "TrackACycle",
@@ -55,7 +58,7 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fal
 # --------------------------------------------------------------------------- market data
 
 
-class PriceSnapshot(_Event, tag="price_snapshot", frozen=True):
+class PriceSnapshot(_Event, tag="price_snapshot", frozen=True, kw_only=True):
     """Track A: one REST current-price snapshot (FHKST01010100) of one symbol in one cycle."""
 
     cycle_id: str  # "YYYYMMDD-HHMM" (KST) of the scheduled cycle start
@@ -77,7 +80,7 @@ class PriceSnapshot(_Event, tag="price_snapshot", frozen=True):
     halted: bool = False
 
 
-class TrackACycle(_Event, tag="track_a_cycle", frozen=True):
+class TrackACycle(_Event, tag="track_a_cycle", frozen=True, kw_only=True):
     """Track A: the summary of one 10-minute snapshot cycle over the whole universe.
 
     ``universe_size == carried + succeeded + failed + unfinished``; ``missing`` lists the
@@ -102,7 +105,7 @@ class TrackACycle(_Event, tag="track_a_cycle", frozen=True):
     overran: bool = False  # the cycle was cut off at the next cycle's start
 
 
-class TradeTick(_Event, tag="trade_tick", frozen=True):
+class TradeTick(_Event, tag="trade_tick", frozen=True, kw_only=True):
     """Track B: one execution from the H0STCNT0 real-time stream."""
 
     symbol: str
@@ -122,7 +125,7 @@ class TradeTick(_Event, tag="trade_tick", frozen=True):
     account: str = ""  # the account whose WebSocket delivered it
 
 
-class OrderBook(_Event, tag="order_book", frozen=True):
+class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
     """Track B: one ten-level order book from the H0STASP0 real-time stream."""
 
     symbol: str
@@ -151,7 +154,7 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     value: int = 0
 
 
-class MinuteBars(_Event, tag="minute_bars", frozen=True):
+class MinuteBars(_Event, tag="minute_bars", frozen=True, kw_only=True):
     """Minute bars of one symbol: built live from ticks, or recovered over REST for a gap."""
 
     symbol: str
@@ -163,20 +166,23 @@ class MinuteBars(_Event, tag="minute_bars", frozen=True):
 # --------------------------------------------------------------------------- gaps
 
 GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "marker_only"]
+# Why a gap opened: the connection dropped, a symbol fell silent in session, or a planned
+# restart on a renewed approval key (Track B's gap detector, workers/track_b/gaps.py).
+GapReason = Literal["disconnect", "silence", "token_refresh"]
 
 
-class GapDetected(_Event, tag="gap_detected", frozen=True):
+class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):
     """A span of real-time data that may be missing for one symbol."""
 
     gap_id: str
     symbol: str
     start_ns: int
     end_ns: int
-    reason: str  # "disconnect" | "silence" | "resubscribe" | ...
+    reason: GapReason
     account: str = ""
 
 
-class GapStateChanged(_Event, tag="gap_state_changed", frozen=True):
+class GapStateChanged(_Event, tag="gap_state_changed", frozen=True, kw_only=True):
     """A gap moved to a new state; ``bars`` counts the minute bars recovered so far."""
 
     gap_id: str
@@ -187,26 +193,33 @@ class GapStateChanged(_Event, tag="gap_state_changed", frozen=True):
 
 # --------------------------------------------------------------------------- slots
 
+# What put a symbol forward for a slot: a fired trigger (workers/track_b/triggers.py), an
+# operator's pin ("manual"), the opening's snapshots at a restart ("context_sync"), or the
+# default fill by market cap before any trigger fires ("market_cap").
+SlotTrigger = Literal[
+    "volume_surge", "trade_velocity", "volatility_spike", "manual", "context_sync", "market_cap"
+]
 
-class SlotDecision(_Event, tag="slot_decision", frozen=True):
+
+class SlotDecision(_Event, tag="slot_decision", frozen=True, kw_only=True):
     """Track B slot manager: one allocation, replacement, release or expiry."""
 
     account: str
     action: Literal["allocate", "replace", "release", "expire"]
     symbol: str
     slot: int  # 0-based registration index within the account's session
-    trigger: str  # e.g. "volume_surge", "price_move", "new_high"
+    trigger: SlotTrigger
     score: Decimal
     reason: str
     replaced_symbol: str = ""
     expires_ns: int = 0
 
 
-class SlotOverflow(_Event, tag="slot_overflow", frozen=True):
+class SlotOverflow(_Event, tag="slot_overflow", frozen=True, kw_only=True):
     """A triggered symbol that found no slot: what fired, how strongly, what held the slots."""
 
     symbol: str
-    trigger: str
+    trigger: SlotTrigger
     score: Decimal
     reason: str
     lowest_held_score: Decimal = Decimal(0)
@@ -231,7 +244,7 @@ class UniverseMember(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     atr_14: Decimal = Decimal(0)  # KRW, mean true range of the last 14 sessions
 
 
-class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True):
+class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True, kw_only=True):
     """The daily universe: previous close >= the threshold, not suspended, by market cap."""
 
     trade_date: date
@@ -241,7 +254,7 @@ class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True):
     excluded: int = 0
 
 
-class MasterFileChecked(_Event, tag="master_file_checked", frozen=True):
+class MasterFileChecked(_Event, tag="master_file_checked", frozen=True, kw_only=True):
     """One check of a KIS master file: sizes compared, and what a download found."""
 
     market: str  # the file's market code: "KOSPI", "KOSDAQ", "KONEX", "NAS", "NYS", ...
@@ -264,7 +277,7 @@ class MasterFileChecked(_Event, tag="master_file_checked", frozen=True):
     duration_ms: int = 0
 
 
-class MasterFileReview(_Event, tag="master_file_review", frozen=True):
+class MasterFileReview(_Event, tag="master_file_review", frozen=True, kw_only=True):
     """A master-file change held for an operator, and what the operator decided."""
 
     review_id: str
@@ -279,7 +292,7 @@ class MasterFileReview(_Event, tag="master_file_review", frozen=True):
     sha256: str = ""
 
 
-class ListingChanged(_Event, tag="listing_changed", frozen=True):
+class ListingChanged(_Event, tag="listing_changed", frozen=True, kw_only=True):
     """A symbol appeared in, changed in, or left a master file."""
 
     change: Literal["new", "changed", "removed"]
@@ -296,7 +309,7 @@ class ListingChanged(_Event, tag="listing_changed", frozen=True):
     initial: bool = False  # part of the first load of its market, not a detected change
 
 
-class EtfDetail(_Event, tag="etf_detail", frozen=True):
+class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):
     """Daily ETF facts: AUM, NAV, premium/discount ("tracking error") windows, holdings."""
 
     trade_date: date
@@ -317,7 +330,7 @@ class EtfDetail(_Event, tag="etf_detail", frozen=True):
     issuer: str = ""
 
 
-class SectorMetadata(_Event, tag="sector_metadata", frozen=True):
+class SectorMetadata(_Event, tag="sector_metadata", frozen=True, kw_only=True):
     """Sector classification of one symbol: KIS sector code mapped to GICS, or a fallback."""
 
     region: str  # "KR", "US", "CN", "HK", "JP", "VN"
@@ -332,7 +345,7 @@ class SectorMetadata(_Event, tag="sector_metadata", frozen=True):
 # --------------------------------------------------------------------------- operations
 
 
-class PhaseChanged(_Event, tag="phase_changed", frozen=True):
+class PhaseChanged(_Event, tag="phase_changed", frozen=True, kw_only=True):
     """The operation timeline entered a phase (names are the scheduler's, e.g. "track_a")."""
 
     phase: str
@@ -340,7 +353,7 @@ class PhaseChanged(_Event, tag="phase_changed", frozen=True):
     scheduled_ns: int
 
 
-class TokenRefreshed(_Event, tag="token_refreshed", frozen=True):
+class TokenRefreshed(_Event, tag="token_refreshed", frozen=True, kw_only=True):
     """A token or approval key was issued; never carries the secret itself."""
 
     account: str  # the account's alias, not its number
@@ -350,7 +363,7 @@ class TokenRefreshed(_Event, tag="token_refreshed", frozen=True):
     expires_ns: int
 
 
-class Alert(_Event, tag="alert", frozen=True):
+class Alert(_Event, tag="alert", frozen=True, kw_only=True):
     """Something an operator should see; ``code`` is stable, ``message`` is for humans."""
 
     severity: Literal["info", "warning", "error", "critical"]
@@ -359,7 +372,7 @@ class Alert(_Event, tag="alert", frozen=True):
     context: dict[str, str] = {}
 
 
-class StreamStateChanged(_Event, tag="stream_state_changed", frozen=True):
+class StreamStateChanged(_Event, tag="stream_state_changed", frozen=True, kw_only=True):
     """An account's real-time WebSocket session changed state (gaps start and end here)."""
 
     account: str
@@ -368,7 +381,7 @@ class StreamStateChanged(_Event, tag="stream_state_changed", frozen=True):
     registrations: int = 0  # held when the state changed
 
 
-class WorkerLifecycle(_Event, tag="worker_lifecycle", frozen=True):
+class WorkerLifecycle(_Event, tag="worker_lifecycle", frozen=True, kw_only=True):
     """The supervisor started, stopped, restarted or parked a worker process."""
 
     worker: str
@@ -401,28 +414,8 @@ Event = (
     | WorkerLifecycle
 )
 
-EVENT_TYPES: tuple[type[_Event], ...] = (
-    PriceSnapshot,
-    TrackACycle,
-    TradeTick,
-    OrderBook,
-    MinuteBars,
-    GapDetected,
-    GapStateChanged,
-    SlotDecision,
-    SlotOverflow,
-    UniverseSnapshot,
-    MasterFileChecked,
-    MasterFileReview,
-    ListingChanged,
-    EtfDetail,
-    SectorMetadata,
-    PhaseChanged,
-    TokenRefreshed,
-    Alert,
-    StreamStateChanged,
-    WorkerLifecycle,
-)
+# The union's members in its order, for registries and tests: one list, not two.
+EVENT_TYPES: tuple[type[_Event], ...] = get_args(Event)
 
 
 def event_tag(event: Event) -> str:

@@ -7,6 +7,7 @@ import sys
 import typing
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from bus.events import EVENT_TYPES, Event
@@ -82,7 +83,32 @@ def test_only_the_writer_writes_rows() -> None:
 
 
 def test_the_union_and_the_registry_agree() -> None:
-    assert set(typing.get_args(Event)) == set(EVENT_TYPES)
+    assert typing.get_args(Event) == EVENT_TYPES
+
+
+def structs_within(hint: object) -> set[type[msgspec.Struct]]:
+    """Every Struct type a field's type hint can hold, at any depth."""
+    if isinstance(hint, type) and issubclass(hint, msgspec.Struct):
+        found = {hint}
+        for inner in typing.get_type_hints(hint).values():
+            found |= structs_within(inner)
+        return found
+    return {s for arg in typing.get_args(hint) for s in structs_within(arg)}
+
+
+EVENT_STRUCTS = sorted(structs_within(Event), key=lambda c: c.__name__)
+
+
+def test_the_nested_structs_are_found() -> None:
+    nested = {c.__name__ for c in EVENT_STRUCTS if c not in EVENT_TYPES}
+    assert nested >= {"Bar", "UniverseMember"}
+
+
+@pytest.mark.parametrize("cls", EVENT_STRUCTS, ids=lambda c: c.__name__)
+def test_events_and_what_they_carry_are_built_by_keyword(cls: type[msgspec.Struct]) -> None:
+    """msgspec does not pass ``kw_only`` on to subclasses: each struct must declare it."""
+    with pytest.raises(TypeError, match="positional"):
+        cls(*(None for _ in cls.__struct_fields__))
 
 
 def test_every_event_has_a_writer_handler() -> None:
@@ -106,3 +132,15 @@ def test_one_retry_policy() -> None:
         for path, names in imports_of(package).items():
             if path != ROOT / "observer" / "retry.py":
                 assert not {n for n in names if top(n) == "tenacity"}, f"{path} retries by hand"
+
+
+def test_events_are_built_by_keyword_everywhere() -> None:
+    """Statically too: in code no test runs, and in the tests, which mypy does not check."""
+    names = {c.__name__ for c in EVENT_STRUCTS}
+    for package in ("bus", "observer", "workers", "harness", "tests"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call) and node.args:
+                    func = node.func
+                    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+                    assert name not in names, f"{path}:{node.lineno} builds {name} positionally"

@@ -216,11 +216,13 @@ def _gaps(count: int) -> list[GapDetected]:
         start = TEN_NS + (n * 37 % 1700) * S
         length = (2, 4, 20, 45, 59)[n % 5] * S
         gaps.append(
-            GapDetected(f"acct1:{symbol}:{start}", symbol, start, start + length, "silence")
-        )
+            GapDetected(gap_id=f"acct1:{symbol}:{start}", symbol=symbol, start_ns=start,
+                        end_ns=start + length, reason="silence")
+        )  # fmt: skip
         if n % 7 == 0:  # another account's disconnect overlapping it
-            gaps.append(GapDetected(f"acct2:{symbol}:{start + S}", symbol, start + S,
-                                    start + length + 30 * S, "disconnect", "acct2"))  # fmt: skip
+            gaps.append(GapDetected(gap_id=f"acct2:{symbol}:{start + S}", symbol=symbol,
+                                    start_ns=start + S, end_ns=start + length + 30 * S,
+                                    reason="disconnect", account="acct2"))  # fmt: skip
     return gaps
 
 
@@ -304,8 +306,8 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
     # 1. A dropped session: a 1-4 s gap for each of its 41 symbols, whose minute has closed.
     dropped_at = TEN_NS + 25 * MINUTE + 10 * S
     drop = [
-        GapDetected(f"acct1:{symbol}:{dropped_at}", symbol, dropped_at,
-                    dropped_at + (1 + n % 4) * S, "disconnect", "acct1")
+        GapDetected(gap_id=f"acct1:{symbol}:{dropped_at}", symbol=symbol, start_ns=dropped_at,
+                    end_ns=dropped_at + (1 + n % 4) * S, reason="disconnect", account="acct1")
         for n, symbol in enumerate(STOCKS[:41])
     ]  # fmt: skip
     since = sim.sim.clock.now_ns()
@@ -318,7 +320,8 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
     sim.sim.faults.http_5xx = 10
     sim.sim.faults.rate_limited = 10
     gaps = _gaps(60)
-    long_gap = GapDetected("acct1:long", STOCKS[0], TEN_NS, TEN_NS + 90 * S, "disconnect")
+    long_gap = GapDetected(gap_id="acct1:long", symbol=STOCKS[0], start_ns=TEN_NS,
+                           end_ns=TEN_NS + 90 * S, reason="disconnect")  # fmt: skip
     for gap in [*gaps, long_gap]:
         track_b.send(gap)
     assert track_b.wait_acked(30)
@@ -366,8 +369,9 @@ def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(rig: Ri
     rig.start()
     # Yesterday's gap too (a worker down overnight): the past-days endpoint has its bars.
     yesterday = TEN_NS - 86_400 * S + 5 * MINUTE
-    gaps = [*_gaps(80), GapDetected(f"acct1:{STOCKS[3]}:{yesterday}", STOCKS[3],
-                                     yesterday, yesterday + 50 * S, "silence")]  # fmt: skip
+    gaps = [*_gaps(80), GapDetected(gap_id=f"acct1:{STOCKS[3]}:{yesterday}", symbol=STOCKS[3],
+                                     start_ns=yesterday, end_ns=yesterday + 50 * S,
+                                     reason="silence")]  # fmt: skip
     with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as producer:
         for gap in gaps:
             producer.send(gap)

@@ -150,7 +150,7 @@ class Supervisor:
         ended = await asyncio.to_thread(end_leftovers, self._children)
         if ended:
             message = f"ended {len(ended)} processes of a previous supervisor"
-            self._publish(Alert("warning", "leftover_processes", message))
+            self._publish(Alert(severity="warning", code="leftover_processes", message=message))
         limits = self.settings.supervisor
         control = ControlServer(
             self, self.control_path, limits.control_max_connections, limits.control_idle_timeout_s
@@ -191,7 +191,7 @@ class Supervisor:
             return serve_metrics(self, self.settings.supervisor.metrics_host, port)
         except OSError as exc:  # a busy port must not keep the market data from flowing
             log.error("no metrics endpoint on port %d: %s", port, exc)
-            self._publish(Alert("error", "metrics_unavailable", str(exc)))
+            self._publish(Alert(severity="error", code="metrics_unavailable", message=str(exc)))
             return None
 
     async def _stop_all(self) -> None:
@@ -240,7 +240,13 @@ class Supervisor:
         previous, self.phase = self.phase, phase
         local = now.astimezone(KST)
         log.info("phase %s -> %s at %s", previous, phase, local.isoformat(timespec="seconds"))
-        self._publish(PhaseChanged(phase.value, local.date(), self._phase_start_ns(local, phase)))
+        self._publish(
+            PhaseChanged(
+                phase=phase.value,
+                trade_date=local.date(),
+                scheduled_ns=self._phase_start_ns(local, phase),
+            )
+        )
         for program in self.programs.values():
             if program.kind == "session":
                 task = asyncio.create_task(self._apply_phase(program), name=f"phase-{program.name}")
@@ -264,7 +270,8 @@ class Supervisor:
     def _run_job(self, job: Program, args: tuple[str, ...], why: str) -> None:
         if job.active:
             log.warning("%s is still running; skipping its %s run", job.name, why)
-            self._publish(Alert("warning", "job_overlap", f"{job.name} still running ({why})"))
+            message = f"{job.name} still running ({why})"
+            self._publish(Alert(severity="warning", code="job_overlap", message=message))
             return
         log.info("running %s (%s)", job.name, why)
         job.launch(args)
@@ -274,10 +281,25 @@ class Supervisor:
     def _lifecycle(
         self, program: Program, action: str, pid: int, code: int | None, detail: str
     ) -> None:
-        self._publish(WorkerLifecycle(program.name, action, pid, code, detail))  # type: ignore[arg-type]
+        self._publish(
+            WorkerLifecycle(
+                worker=program.name,
+                action=action,  # type: ignore[arg-type]
+                pid=pid,
+                exit_code=code,
+                detail=detail,
+            )
+        )
         if action == "parked":
             message = f"{program.name} is FATAL: {detail}"
-            self._publish(Alert("critical", "program_fatal", message, {"program": program.name}))
+            self._publish(
+                Alert(
+                    severity="critical",
+                    code="program_fatal",
+                    message=message,
+                    context={"program": program.name},
+                )
+            )
         live = {p.name: p.pgid for p in self.programs.values() if p.pid and p.active}
         self._children.write(live)
 
@@ -325,7 +347,7 @@ class Supervisor:
         if over and code not in self._alerting:
             self._alerting.add(code)
             log.warning("%s", message)
-            self._publish(Alert("warning", code, message))
+            self._publish(Alert(severity="warning", code=code, message=message))
         elif not over and code in self._alerting:
             self._alerting.discard(code)
-            self._publish(Alert("info", f"{code}_cleared", message))
+            self._publish(Alert(severity="info", code=f"{code}_cleared", message=message))

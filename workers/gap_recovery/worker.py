@@ -245,7 +245,9 @@ class GapRecovery(AsyncWorker):
         gap = job.gap
         if job.started is None:
             job.started = time.monotonic()
-            self.producer.send(GapStateChanged(gap.gap_id, "recovering", 0, job.plan))
+            self.producer.send(
+                GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
+            )
         minutes = minutes_of(gap.start_ns, gap.end_ns)
         today = datetime.fromtimestamp(self.clock.now_ns() / _NS, KST).date()
         job.attempts += 1
@@ -259,7 +261,11 @@ class GapRecovery(AsyncWorker):
             return
         fresh = self.ledger.claim(gap.symbol, found.values())
         if fresh:
-            self.producer.send(MinuteBars(gap.symbol, "recovered", tuple(fresh), gap.gap_id))
+            self.producer.send(
+                MinuteBars(
+                    symbol=gap.symbol, quality="recovered", bars=tuple(fresh), gap_id=gap.gap_id
+                )
+            )
         quiet = len(minutes) - len(found)
         detail = f"{len(found)} bars for {_span(minutes)}, {len(fresh)} new" + (
             f", {quiet} minutes without trades" if quiet else ""
@@ -281,7 +287,9 @@ class GapRecovery(AsyncWorker):
         self._final(job.gap, "unrecoverable", 0, f"{reason}{tries}"[:500])
 
     def _final(self, gap: Pending, state: GapState, bars: int, detail: str) -> None:
-        self.producer.send(GapStateChanged(gap.gap_id, state, bars, detail))
+        self.producer.send(
+            GapStateChanged(gap_id=gap.gap_id, state=state, bars=bars, detail=detail)
+        )
         self.jobs.pop(gap.gap_id, None)
         self.done[gap.gap_id] = self.clock.now_ns()
         if state == "recovered":

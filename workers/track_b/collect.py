@@ -23,6 +23,7 @@ from functools import partial
 from bus.events import (
     Event,
     GapDetected,
+    GapReason,
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
@@ -166,7 +167,7 @@ class Collector:
 
     # ------------------------------------------------------------------ the sessions
 
-    async def refresh(self, alias: str, reason: str = "token_refresh") -> None:
+    async def refresh(self, alias: str, reason: GapReason = "token_refresh") -> None:
         """Renew the account's approval key and restart its session on it.
 
         A planned gap: every streamed symbol's gap carries ``reason`` and closes when the

@@ -24,6 +24,8 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from bus.events import GapReason
+
 __all__ = ["Gap", "GapDetector", "SilenceRule"]
 
 
@@ -48,7 +50,7 @@ class Gap:
     symbol: str
     start_ns: int
     end_ns: int
-    reason: str  # "disconnect", "token_refresh", "silence", ...
+    reason: GapReason
 
     @property
     def gap_id(self) -> str:
@@ -70,7 +72,8 @@ class GapDetector:
         self.first_tick: dict[str, int] = {}  # symbol -> when it was first seen
         self.recent: dict[str, deque[int]] = {}  # symbol -> its ticks of the last window
         self.last_frame_ns = 0  # the newest data the current connection delivered
-        self.open: dict[str, tuple[int, str]] = {}  # symbol -> (start, reason) of a connection gap
+        # symbol -> (start, reason) of a connection gap
+        self.open: dict[str, tuple[int, GapReason]] = {}
 
     def on_tick(self, symbol: str, received_ns: int, traded_ns: int | None = None) -> Gap | None:
         """Record a tick; a silence gap if the symbol was quiet too long in session.
@@ -106,7 +109,7 @@ class GapDetector:
             expected = max(expected, self.rule.cadence_factor * typical)
         return expected + self.tolerance_ns
 
-    def on_disconnect(self, now_ns: int, reason: str, symbols: Iterable[str]) -> None:
+    def on_disconnect(self, now_ns: int, reason: GapReason, symbols: Iterable[str]) -> None:
         """The connection ended: every registered symbol's data may be missing from now."""
         start = self.last_frame_ns or now_ns
         for symbol in symbols:

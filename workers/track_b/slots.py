@@ -26,6 +26,8 @@ from typing import Literal
 
 import msgspec
 
+from bus.events import SlotTrigger
+
 __all__ = ["Candidate", "Decision", "Holding", "SlotBook"]
 
 Action = Literal["allocate", "replace", "release", "expire", "overflow"]
@@ -35,7 +37,7 @@ class Candidate(msgspec.Struct, frozen=True, gc=False):
     """A symbol that wants a slot, with the trigger that makes it want one."""
 
     symbol: str
-    trigger: str
+    trigger: SlotTrigger
     score: float
     strength: float = 0.0
     measure: float = 0.0
