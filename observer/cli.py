@@ -13,6 +13,7 @@ import typer
 from observer.cli_support import fail, settings_or_exit
 from observer.config import Settings
 from observer.errors import (
+    BackupError,
     BusError,
     ConfigError,
     ObserverError,
@@ -185,6 +186,51 @@ def db_check(config: ConfigOpt = None, db: DbOpt = None) -> None:
         typer.echo(line)
     typer.echo("models and database match" if not diffs else f"{len(diffs)} differences")
     raise typer.Exit(1 if diffs else 0)
+
+
+@db_app.command("backup")
+def db_backup(
+    config: ConfigOpt = None,
+    to: Annotated[Path | None, typer.Option("--to", help="folder (default: [backup] dir)")] = None,
+    keep: Annotated[int | None, typer.Option(min=1, help="newest verified backups kept")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON line")] = False,
+) -> None:
+    """Back up the database and its files, verified by restoring them (exit 1 if not).
+
+    The scheduled job is ``observer backup run``, which alerts on the outcome.
+    """
+    from observer.config import default_config_path
+    from observer.db.backup import make_backup
+
+    try:
+        backup = make_backup(_settings(config), config or default_config_path(), to, keep)
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    if as_json:
+        typer.echo(json.dumps(backup.summary()))
+    else:
+        typer.echo(
+            f"{backup.path}  {backup.size / 1e6:.1f} MB in {len(backup.parts)} parts, "
+            f"verified, {backup.seconds:.1f} s"
+        )
+
+
+@db_app.command("restore")
+def db_restore(
+    backup: Annotated[Path, typer.Argument(help="a backup folder")],
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Restore a backup's database into an empty database (never over a live one)."""
+    from observer.db.backup import restore_backup
+    from observer.db.engine import display_url
+
+    url = _url(_settings(config), db)
+    try:
+        restored = restore_backup(backup, url)
+    except BackupError as exc:
+        _fail(str(exc), 1)
+    typer.echo(f"restored {restored.path.name} ({restored.created}) into {display_url(url)}")
 
 
 @app.command()

@@ -329,6 +329,15 @@ class CalendarSettings(_Strict, frozen=True):
     late_days: tuple[LateDay, ...] = ()
 
 
+class BackupSettings(_Strict, frozen=True):
+    """``observer db backup`` and the scheduled backup job."""
+
+    dir: str = ""  # where backups go; empty: <data_dir>/backups
+    keep: Annotated[int, Meta(ge=1, le=1000)] = 7  # newest verified backups kept
+    # Folders under data_dir copied beside the database (missing ones are skipped).
+    files: tuple[str, ...] = ("universe", "masters/current", "captures")
+
+
 class Settings(_Strict, frozen=True):
     """Everything in ``observer.toml``."""
 
@@ -345,6 +354,7 @@ class Settings(_Strict, frozen=True):
     track_a: TrackASettings = TrackASettings()
     track_b: TrackBSettings = TrackBSettings()
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
+    backup: BackupSettings = BackupSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

@@ -6,6 +6,7 @@
     ├── ConfigError        bad or missing configuration (names the path)
     ├── StoreError         the database cannot be reached, read or written
     ├── WriterLocked       another writer already serves this database or endpoint
+    ├── BackupError        a backup that could not be made, verified or restored
     ├── WaitFailed         a process or condition we waited for did not come in time
     └── KisError           anything that went wrong talking to KIS
         ├── KisApiError(msg_cd, msg1, tr_id, status)   KIS answered with an error code
@@ -29,6 +30,7 @@ from __future__ import annotations
 from bus.errors import BusError, CaptureError, FrameError, OutboxError
 
 __all__ = [
+    "BackupError",
     "BusError",
     "CaptureError",
     "ConfigError",
@@ -62,6 +64,10 @@ class StoreError(ObserverError):
     """The database cannot be reached, read or written; retryable once it is back."""
 
     retryable = True
+
+
+class BackupError(ObserverError):
+    """A backup could not be made, failed its verification, or cannot be restored there."""
 
 
 class WriterLocked(ObserverError):

@@ -1,0 +1,162 @@
+"""Backups that restore: made while the writer commits, verified, damaged ones refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
+from observer.config import load_settings
+from observer.db import migrate
+from observer.db.backup import MANIFEST, make_backup, restore_backup, verify_backup
+from observer.db.scratch import scratch_postgres
+from observer.errors import BackupError
+from observer.writer.store import Store
+from tests.conftest import PG_ADMIN_URL
+from tests.samples import SAMPLES, T0
+from tests.support import ROOT, ProducerProcess, WriterProcess, audit, db_rows, wait_until
+
+
+def config_for(tmp_path: Path, url: str, extra: str = "") -> Path:
+    data = tmp_path / "data"
+    (data / "universe").mkdir(parents=True, exist_ok=True)
+    (data / "universe" / "20261120_kr_stocks.json").write_text('{"members": []}\n')
+    (data / "masters" / "current").mkdir(parents=True, exist_ok=True)
+    (data / "masters" / "current" / "kospi_code.mst.zip").write_bytes(b"PK\x03\x04 master")
+    path = tmp_path / "observer.toml"
+    path.write_text(
+        f'[paths]\ndata_dir = "{data}"\nrun_dir = "{tmp_path / "run"}"\n'
+        f'[database]\nurl = "{url}"\n{extra}'
+    )
+    return path
+
+
+def observer(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "observer", *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_a_backup_taken_while_the_writer_commits_restores_complete(
+    tmp_path: Path, sqlite_url: str, writer_factory: Callable[..., WriterProcess]
+) -> None:
+    writer = writer_factory(sqlite_url).start()
+    producer = ProducerProcess(tmp_path, "load", writer.ingest).start(events=100_000, rate=20_000)
+    wait_until(lambda: writer.offsets().get("load", 0) > 2000, 60, "the writer committing")
+    config = config_for(tmp_path, sqlite_url)
+    before = writer.offsets()["load"]
+    done = observer("db", "backup", "--config", config, "--json")
+    after = writer.offsets()["load"]
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    folder = Path(summary["path"])
+    assert folder.parent == tmp_path / "data" / "backups" and folder.stat().st_mode & 0o777 == 0o700
+    names = {part["name"] for part in json.loads((folder / MANIFEST).read_text())["parts"]}
+    assert names == {
+        "database.sqlite", "files/config.toml",
+        "files/universe/20261120_kr_stocks.json", "files/masters/current/kospi_code.mst.zip",
+    }  # fmt: skip
+    assert producer.result()["drained"]
+    restored = f"sqlite:///{tmp_path / 'restored.db'}"
+    done = observer("db", "restore", folder, "--config", config, "--db", restored)
+    assert done.returncode == 0, done.stderr
+    found = audit(restored)["load"]
+    assert found.complete and found.rows == found.max_seq
+    assert before <= found.max_seq <= after < 100_000  # a snapshot taken while it committed
+    again = observer("db", "restore", folder, "--config", config, "--db", restored)
+    assert again.returncode == 1 and "never over a database" in again.stderr
+
+
+def test_a_damaged_backup_fails_verification_and_is_not_restored(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    migrate.upgrade(sqlite_url)
+    settings = load_settings(config_for(tmp_path, sqlite_url))
+    backup = make_backup(settings, None, tmp_path / "backups")
+    assert verify_backup(backup.path).parts == backup.parts
+    dump = backup.path / "database.sqlite"
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    with pytest.raises(BackupError, match="damaged"):
+        verify_backup(backup.path)
+    with pytest.raises(BackupError, match="damaged"):
+        restore_backup(backup.path, f"sqlite:///{tmp_path / 'new.db'}")
+    assert not (tmp_path / "new.db").exists()
+
+
+def test_an_incomplete_database_is_not_a_verified_backup(tmp_path: Path, sqlite_url: str) -> None:
+    """A copy whose audit fails is kept as *.failed and never counted as a backup."""
+    migrate.upgrade(sqlite_url)
+    from observer.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    store = Store(engine)
+    store.load_marks()
+    store.apply([decode_parts(encode_frame([Envelope("w", 1, T0, SAMPLES[2])]))])
+    with engine.begin() as conn:  # a mark beyond the rows: a hole, as a damaged copy would have
+        conn.exec_driver_sql("UPDATE bus_offsets SET seq = 5")
+    engine.dispose()
+    settings = load_settings(config_for(tmp_path, sqlite_url))
+    with pytest.raises(BackupError, match="incomplete"):
+        make_backup(settings, None, tmp_path / "backups")
+    (kept,) = (tmp_path / "backups").iterdir()
+    assert kept.name.endswith(".failed")
+
+
+def test_only_the_newest_verified_backups_are_kept(tmp_path: Path, sqlite_url: str) -> None:
+    migrate.upgrade(sqlite_url)
+    settings = load_settings(config_for(tmp_path, sqlite_url, "[backup]\nkeep = 2\n"))
+    made = [make_backup(settings, None, tmp_path / "backups").path for _ in range(3)]
+    assert sorted(p for p in (tmp_path / "backups").iterdir()) == sorted(made[1:])
+
+
+def test_a_postgresql_backup_restores_into_an_empty_database(tmp_path: Path, pg_url: str) -> None:
+    migrate.upgrade(pg_url)
+    from observer.db.engine import make_engine
+
+    engine = make_engine(pg_url)
+    store = Store(engine)
+    store.load_marks()
+    envelopes = [Envelope("pg", n, T0 + n, event) for n, event in enumerate(SAMPLES, 1)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    engine.dispose()
+    settings = load_settings(config_for(tmp_path, pg_url))
+    backup = make_backup(settings, None, tmp_path / "backups")
+    assert (backup.path / "database.pgdump").is_file() and backup.database == "postgresql"
+    with scratch_postgres(PG_ADMIN_URL, "observer_restore") as empty:
+        restore_backup(backup.path, empty)
+        assert audit(empty)["pg"].max_seq == len(SAMPLES) and audit(empty)["pg"].complete
+        with pytest.raises(BackupError, match="tables"):
+            restore_backup(backup.path, empty)  # it holds the restored tables now
+    with pytest.raises(BackupError, match="tables"):
+        restore_backup(backup.path, pg_url)  # the live database
+
+
+def test_the_backup_job_alerts_its_outcome(
+    tmp_path: Path, sqlite_url: str, writer_factory: Callable[..., WriterProcess]
+) -> None:
+    writer = writer_factory(sqlite_url).start()
+    config = config_for(tmp_path, sqlite_url)
+    config.write_text(config.read_text().replace(str(tmp_path / "run"), str(writer.run_dir)))
+    done = observer("backup", "run", "--config", config)
+    assert done.returncode == 0, done.stderr
+    alerts = db_rows(
+        sqlite_url, "SELECT severity, code, context FROM alerts WHERE source = 'backup'"
+    )
+    assert [(severity, code) for severity, code, _ in alerts] == [("info", "backup_made")]
+    assert Path(json.loads(alerts[0][2])["path"]).is_dir()
+    # A backup folder that cannot be made: a critical alert and exit 1.
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    config.write_text(config.read_text() + f'[backup]\ndir = "{tmp_path / "blocked"}"\n')
+    failed = observer("backup", "run", "--config", config)
+    assert failed.returncode == 1 and "cannot make a backup folder" in failed.stderr
+    codes = db_rows(sqlite_url, "SELECT severity, code FROM alerts WHERE source = 'backup'")
+    assert ("critical", "backup_failed") in [tuple(row) for row in codes]
