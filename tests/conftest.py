@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy.exc import OperationalError
 
+from harness.scratch import scratch_postgres
 from observer.db import migrate
 from observer.db.engine import make_engine
-from observer.db.scratch import scratch_postgres
 from observer.writer.store import Store
 from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
 
