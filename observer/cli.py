@@ -1,4 +1,4 @@
-"""The ``observer`` command: writer, db, capture, replay, audit, sim, bench."""
+"""The ``observer`` command: writer, supervise, db, audit, capture, replay, and more."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ from observer.config import Settings
 from observer.errors import (
     BackupError,
     BusError,
-    ConfigError,
     ObserverError,
     StoreError,
-    WaitFailed,
 )
 from observer.logs import setup_logging
 from observer.supervisor.ctl import ctl_app
@@ -29,11 +27,13 @@ __all__ = ["app", "main"]
 # named on the command line: a program the supervisor restarts is READY sooner for every
 # module it does not load, and `observer ctl` stays quick.
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-db_app = typer.Typer(no_args_is_help=True, help="Database schema (alembic).")
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks that print ratios to a baseline.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    help="A market-data observer for the Korea Investment & Securities Open API.",
+)
+db_app = typer.Typer(no_args_is_help=True, help="The database: schema (alembic), backups.")
 app.add_typer(db_app, name="db")
-app.add_typer(bench_app, name="bench")
 app.add_typer(ctl_app, name="ctl")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
@@ -87,63 +87,6 @@ def supervise(
     except SupervisorLocked as exc:
         _fail(str(exc), 3)
     raise typer.Exit(code)
-
-
-@app.command()
-def demo(
-    data_dir: Annotated[Path, typer.Option(help="the demo's own folder (emptied first)")] = Path(
-        "data"
-    ),
-    date: Annotated[str | None, typer.Option(help="trading day (default: the latest)")] = None,
-    start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
-    until: Annotated[str, typer.Option(help="simulated end, KST")] = "15:40",
-    speed: Annotated[
-        float | None, typer.Option(help="clock speed in the session (default: day in 4.5 min)")
-    ] = None,
-    idle_speed: Annotated[
-        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 2x speed)")
-    ] = None,
-    accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 2,
-    stocks: Annotated[
-        int, typer.Option(min=200, help="the simulated market's stocks (a smaller day is quicker)")
-    ] = 2500,
-    faults: Annotated[str, typer.Option(help="none | light | heavy")] = "light",
-    as_json: Annotated[bool, typer.Option("--json", help="last line is a JSON summary")] = False,
-) -> None:
-    """Run the simulator and every worker on a simulated trading day, then summarise it."""
-    import signal
-    from datetime import date as date_type
-
-    from observer.demo import DemoError, DemoOptions, run_demo
-    from observer.demo_view import DemoView
-
-    try:
-        options = DemoOptions(
-            data_dir=data_dir,
-            day=date_type.fromisoformat(date) if date else None,
-            start=start,
-            until=until,
-            speed=speed,
-            idle_speed=idle_speed,
-            accounts=accounts,
-            stocks=stocks,
-            faults=faults,
-        )
-    except ValueError as exc:
-        _fail(f"--date: {exc}", 2)
-    setup_logging("WARNING")
-    # SIGTERM unwinds like Ctrl-C, so the simulator and the supervisor are stopped with it.
-    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    view = DemoView(live=sys.stdout.isatty() and not as_json)
-    try:
-        with view:
-            summary = run_demo(options, view.update)
-    except (DemoError, WaitFailed) as exc:
-        _fail(str(exc), 1)
-    view.print_summary(summary)
-    if as_json:
-        typer.echo(json.dumps(summary))
-    raise typer.Exit(0 if summary["healthy"] else 1)
 
 
 @db_app.command("upgrade")
@@ -327,138 +270,29 @@ def replay(
     )
 
 
-@app.command()
-def sim(
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port (0: any free one)")] = 0,
-    seed: Annotated[int, typer.Option(help="the synthetic market's seed")] = 1,
-    clock: Annotated[str, typer.Option(help="system | ISO@SPEEDx | sim:...")] = "system",
-    app_keys_file: Annotated[
-        Path | None,
-        typer.Option(help="owner-only file of accepted KEY:SECRET lines (default: any key)"),
-    ] = None,
-    calls_per_second: Annotated[int, typer.Option(help="REST calls per app key")] = 20,
-    stocks: Annotated[int, typer.Option(min=50, help="domestic stocks (ETFs: 2 per 5)")] = 2500,
-) -> None:
-    """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs.
-
-    The accepted keys come from --app-keys-file or $OBSERVER_SIM_APP_KEYS (KEY:SECRET pairs
-    separated by spaces or commas), never from the command line: every local user reads it.
-    """
-    import asyncio
-
-    from observer.kis.credentials import read_key_pairs
-    from observer.sim.run import serve
-
-    try:
-        keys = read_key_pairs(app_keys_file, os.environ.get("OBSERVER_SIM_APP_KEYS"))
-    except ConfigError as exc:
-        _fail(str(exc), 2)
-    setup_logging("WARNING")
-    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second, stocks))
-
-
-@bench_app.command("bus")
-def bench_bus(
-    events: Annotated[int, typer.Option(help="events in total")] = 200_000,
-    producers: Annotated[int, typer.Option(help="producer processes")] = 2,
-    db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
-    rate: Annotated[int, typer.Option(help="events/s in total for the latency run")] = 1000,
-    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
-) -> None:
-    """Producers -> writer with outbox and acks on, against raw baselines in the same run."""
-    from observer.bench.bus import run_bus_bench
-
-    setup_logging("WARNING")
-    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate)
-    for line in report.lines():
-        typer.echo(line)
-    if as_json:
-        typer.echo(json.dumps(report.summary()))
-    raise typer.Exit(0 if report.lost == 0 and report.duplicated == 0 else 1)
-
-
-@bench_app.command("kis")
-def bench_kis(
-    frames: Annotated[int, typer.Option(help="H0STCNT0 frames to parse")] = 20_000,
-    limit: Annotated[float, typer.Option(help="REST calls/s the client is configured for")] = 19.0,
-    server_limit: Annotated[int, typer.Option(help="REST calls/s the simulator allows")] = 20,
-    requests: Annotated[int, typer.Option(help="REST calls to make")] = 200,
-    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
-) -> None:
-    """Frame parser vs bare str.split; REST pacing vs the limit, against the simulator."""
-    from observer.bench.kis import run_kis_bench
-
-    setup_logging("WARNING")
-    report = run_kis_bench(frames=frames, limit=limit, server_limit=server_limit, requests=requests)
-    for line in report.lines():
-        typer.echo(line)
-    if as_json:
-        typer.echo(json.dumps(report.summary()))
-    raise typer.Exit(0 if report.rate_limited == 0 else 1)
-
-
-@bench_app.command("masterfile")
-def bench_masterfile(
-    repeats: Annotated[int, typer.Option(min=1, help="best of this many runs")] = 3,
-    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
-) -> None:
-    """Parse and diff of all fourteen master files, and tickers("US"), against raw baselines."""
-    from observer.bench.masterfile import run_masterfile_bench
-
-    setup_logging("WARNING")
-    report = run_masterfile_bench(repeats=repeats)
-    for line in report.lines():
-        typer.echo(line)
-    if as_json:
-        typer.echo(json.dumps(report.summary()))
-
-
-@bench_app.command("supervisor")
-def bench_supervisor(
-    rounds: Annotated[int, typer.Option(min=1, help="restarts and kills to time")] = 5,
-    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
-) -> None:
-    """Restart-to-READY of every configured program, and SIGKILL detection, vs raw baselines."""
-    from observer.bench.supervisor import run_supervisor_bench
-
-    setup_logging("WARNING")
-    report = run_supervisor_bench(rounds)
-    for line in report.lines():
-        typer.echo(line)
-    if as_json:
-        typer.echo(json.dumps(report.summary()))
-
-
 def _add_worker_commands(args: list[str]) -> None:
-    """Add the commands workers register (entry points ``observer.commands``).
+    """Add the commands of workers and of the harness (entry points ``observer.commands``).
 
-    Only the one named on the command line is imported (all of them for help), so a worker's
-    imports never slow down the start of another process.
+    An entry point names a typer app (a command group) or a function (one command). Only the
+    one named on the command line is imported (all of them for help), so a worker's imports
+    never slow down the start of another process.
     """
-
-    def named(position: int) -> str | None:
-        word = args[position] if len(args) > position else "-"
-        return None if word.startswith("-") else word
-
-    wanted = named(0)
+    wanted = args[0] if args and not args[0].startswith("-") else None
     own = {info.name for info in app.registered_groups} | {
         info.name or getattr(info.callback, "__name__", "").replace("_", "-")
         for info in app.registered_commands
     }
-    if wanted in own - {"bench"}:
+    if wanted in own:
         return  # one of ours: reading the entry points alone takes tens of milliseconds
     from importlib.metadata import entry_points
 
-    if wanted not in own:
-        for entry in entry_points(group="observer.commands"):
-            if wanted in (None, entry.name):
-                app.add_typer(entry.load(), name=entry.name)
-    if wanted in (None, "bench"):  # `observer bench NAME`: benchmarks of workers
-        bench = named(1)
-        for entry in entry_points(group="observer.benches"):
-            if bench in (None, entry.name):
-                bench_app.add_typer(entry.load(), name=entry.name)
+    for entry in entry_points(group="observer.commands"):
+        if wanted in (None, entry.name):
+            target = entry.load()
+            if isinstance(target, typer.Typer):
+                app.add_typer(target, name=entry.name)
+            else:
+                app.command(entry.name)(target)
 
 
 def main() -> None:

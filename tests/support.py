@@ -20,11 +20,11 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from bus.codec import DIGEST_BYTES
+from harness.sim.market import Market
+from harness.sim.server import SimConfig, Simulator
 from observer.clock import SimulatedClock
 from observer.db.engine import make_engine
 from observer.db.queries import audit_sources, committed_offsets
-from observer.sim.market import Market
-from observer.sim.server import SimConfig, Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -122,7 +122,7 @@ class WriterProcess:
 
 
 class ProducerProcess:
-    """``python -m observer.loadgen``: N trade ticks from one source, waits for every ack."""
+    """``python -m harness.loadgen``: N trade ticks from one source, waits for every ack."""
 
     live: list[ProducerProcess] = []  # reaped after every test by conftest
 
@@ -146,7 +146,7 @@ class ProducerProcess:
     def start(self, events: int, rate: float = 0, drain_timeout: float = 120) -> ProducerProcess:
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "observer.loadgen", "--source", self.source,
+                sys.executable, "-m", "harness.loadgen", "--source", self.source,
                 "--endpoint", self.endpoint, "--outbox", str(self.outbox),
                 "--events", str(events), "--rate", str(rate),
                 "--drain-timeout", str(drain_timeout),
@@ -215,7 +215,7 @@ def load_program(name: str = "load", rate: int = 200, extra: str = "") -> str:
     return f"""
 [programs.{name}]
 kind = "daemon"
-command = ["python", "-m", "observer.loadgen", "--source", "{name}", "--events", "0",
+command = ["python", "-m", "harness.loadgen", "--source", "{name}", "--events", "0",
            "--rate", "{rate}"]
 depends_on = ["writer"]
 {extra}

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from bus.events import Event, GapDetected, SlotDecision, StreamStateChanged, TradeTick
+from harness.sim.market import Market
 from observer.clock import ManualClock
 from observer.config import load_settings
 from observer.kis.session import open_account, rate_limits
 from observer.phases import KST
-from observer.sim.market import Market
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from workers.track_b.collect import Collector

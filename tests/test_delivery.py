@@ -1,6 +1,6 @@
 """Delivery across real processes: every seq of every source lands exactly once.
 
-Producers are `observer.loadgen` processes, the writer is `observer writer`, the bus is real
+Producers are `harness.loadgen` processes, the writer is `observer writer`, the bus is real
 ZeroMQ over ipc, and faults are real: SIGKILL, a writer started late, a PostgreSQL backend
 terminated under the writer.
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from observer.demo import DemoError, DemoOptions, default_day, run_demo
+from harness.demo import DemoError, DemoOptions, default_day, run_demo
 from observer.trading_calendar import TradingCalendar
 
 pytestmark = pytest.mark.slow

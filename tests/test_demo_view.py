@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.console import Console
 
-from observer.demo import DemoState, demo_clock
-from observer.demo_view import render, summary_lines
+from harness.demo import DemoState, demo_clock
+from harness.demo_view import render, summary_lines
 from observer.phases import KST, PhaseSchedule
 
 DAY = date(2026, 11, 20)

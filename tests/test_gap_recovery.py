@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from bus.events import Bar, GapDetected, SlotDecision
 from bus.producer import Producer
+from harness.sim.market import Market
 from observer.clock import ManualClock
 from observer.config import GapRecoverySettings, Settings
 from observer.db.migrate import upgrade
@@ -30,7 +31,6 @@ from observer.errors import KisProtocolError
 from observer.kis.schemas import MinuteBarRow
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.sim.market import Market
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.gap_recovery.bars import BarLedger, bar_of

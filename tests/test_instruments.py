@@ -8,6 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.sim.market import Listing as SimListing
+from harness.sim.market import Overseas
+from harness.sim.masters import domestic_master, overseas_master
 from observer.config import MasterFileSettings
 from observer.errors import MasterFileError
 from observer.instruments import (
@@ -19,9 +22,6 @@ from observer.instruments import (
     resolve,
 )
 from observer.kis.master import RemoteFile, parse_domestic
-from observer.sim.market import Listing as SimListing
-from observer.sim.market import Overseas
-from observer.sim.masters import domestic_master, overseas_master
 from workers.master_file.decide import decide
 from workers.master_file.files import Current
 

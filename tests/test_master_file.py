@@ -18,10 +18,10 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from harness.sim.market import KST, Market
+from harness.sim.server import MASTER_DAMAGE
 from observer.db.engine import make_engine
 from observer.instruments import master_file, tickers
-from observer.sim.market import KST, Market
-from observer.sim.server import MASTER_DAMAGE
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, assert_exactly_once
 from workers.master_file.cli import app

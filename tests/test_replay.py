@@ -16,10 +16,10 @@ from bus.codec import decode_frame
 from bus.errors import CaptureError
 from bus.events import Alert
 from bus.producer import Producer
+from harness.loadgen import synthetic_tick
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Base
-from observer.loadgen import synthetic_tick
 from observer.replay import replay_as_producer, replay_into_db
 from tests.samples import EXPECTED_ROWS, SAMPLES, T0
 from tests.support import ROOT, WriterProcess, audit, wait_until

@@ -15,13 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import TradeTick
+from harness.sim.listings_krx import KNOWN_LISTINGS, isin_for
+from harness.sim.market import KST, Market
+from harness.sim.masters import domestic_master, zipped
+from harness.sim.server import Simulator
 from observer.clock import ManualClock
 from observer.kis.master import extract_single, parse_domestic
 from observer.kis.parse import parse_frame, parse_trade
-from observer.sim.listings_krx import KNOWN_LISTINGS, isin_for
-from observer.sim.market import KST, Market
-from observer.sim.masters import domestic_master, zipped
-from observer.sim.server import Simulator
 from observer.trading_calendar import TradingCalendar
 from tests.test_sim_server import MARKET, client_for, simulator
 

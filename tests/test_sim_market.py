@@ -8,7 +8,7 @@ from datetime import date
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observer.sim.market import BARS_PER_DAY, Market, bar_value, bars_value, tick_size
+from harness.sim.market import BARS_PER_DAY, Market, bar_value, bars_value, tick_size
 from observer.trading_calendar import TradingCalendar
 
 DAY = date(2026, 11, 20)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import functools
 
+from harness.sim.market import Market
+from harness.sim.masters import master_files
 from observer.kis.master import extract_single, parse_domestic, parse_overseas
-from observer.sim.market import Market
-from observer.sim.masters import master_files
 from observer.trading_calendar import TradingCalendar
 
 

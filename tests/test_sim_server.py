@@ -17,6 +17,8 @@ import pytest
 import websockets
 from aiohttp import web
 
+from harness.sim.market import KST, Market
+from harness.sim.server import MASTER_DAMAGE, SimConfig, Simulator
 from observer.clock import SimulatedClock
 from observer.errors import KisApiError, MasterFileError
 from observer.kis.auth import TokenManager
@@ -32,8 +34,6 @@ from observer.kis.master import (
 )
 from observer.kis.parse import RealtimeFrame, parse_trade
 from observer.kis.stream import KisStream
-from observer.sim.market import KST, Market
-from observer.sim.server import MASTER_DAMAGE, SimConfig, Simulator
 from observer.trading_calendar import TradingCalendar
 
 KEY, SECRET = "PSsimTestAppKey000000000000000000000", "s" * 180

@@ -45,7 +45,7 @@ backoff_initial_s = 0.05
 JOB = """
 [programs.burst]
 kind = "job"
-command = ["python", "-m", "observer.loadgen", "--source", "burst", "--events", "50"]
+command = ["python", "-m", "harness.loadgen", "--source", "burst", "--events", "50"]
 depends_on = ["writer"]
 """
 

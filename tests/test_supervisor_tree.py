@@ -86,14 +86,14 @@ def test_a_second_supervisor_on_the_same_run_directory_exits_3(tmp_path: Path) -
 SESSION_DAY = """
 [programs.morning]
 kind = "session"
-command = ["python", "-m", "observer.loadgen", "--source", "morning", "--events", "0",
+command = ["python", "-m", "harness.loadgen", "--source", "morning", "--events", "0",
            "--rate", "50"]
 depends_on = ["writer"]
 phases = ["track_a_only"]
 
 [programs.opening_job]
 kind = "job"
-command = ["python", "-m", "observer.loadgen", "--source", "opening", "--events", "5"]
+command = ["python", "-m", "harness.loadgen", "--source", "opening", "--events", "5"]
 depends_on = ["writer"]
 schedule = [{ at = "09:00", days = "sessions" }, { at = "09:00", days = "sat" }]
 """

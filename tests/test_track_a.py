@@ -19,13 +19,13 @@ from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
+from harness.sim.market import Market
+from harness.sim.server import SimConfig
 from observer.clock import Clock, SimulatedClock
 from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
 from observer.kis.client import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.phases import KST
-from observer.sim.market import Market
-from observer.sim.server import SimConfig
 from observer.supervisor.schedule import timeline_from
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until

@@ -18,13 +18,13 @@ from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
+from harness.sim.market import Market
+from harness.sim.server import SimConfig
 from observer.clock import SimulatedClock
 from observer.config import Settings, load_settings
 from observer.db.migrate import upgrade
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.sim.market import Market
-from observer.sim.server import SimConfig
 from observer.supervisor.ctl import ctl_app
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until

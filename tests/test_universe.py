@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from harness.sim.market import KST, Market
+from harness.sim.server import SimConfig
 from observer.kis.schemas import DailyBarRow
-from observer.sim.market import KST, Market
-from observer.sim.server import SimConfig
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows
 from workers.universe.build import metrics

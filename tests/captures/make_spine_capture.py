@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bus.producer import Producer
-from observer.loadgen import synthetic_tick
+from harness.loadgen import synthetic_tick
 from tests.samples import SAMPLES, T0
 from tests.support import WriterProcess
 

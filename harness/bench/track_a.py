@@ -18,12 +18,12 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from observer.bench.simulator import simulator_process
+from harness.bench.simulator import simulator_process
+from harness.sim.market import Market
 from observer.clock import Clock
 from observer.config import AccountSettings, KisSettings, Settings
 from observer.kis.session import open_account, rate_limits
 from observer.logs import setup_logging
-from observer.sim.market import Market
 from observer.trading_calendar import TradingCalendar
 from workers.track_a.cycle import Target, run_cycle
 

@@ -19,7 +19,7 @@ import msgspec
 import typer
 
 from bus.events import PriceSnapshot
-from observer.bench.timing import best_seconds
+from harness.bench.timing import best_seconds
 from observer.config import TrackBSettings
 from observer.phases import KST
 from workers.track_b import context as sync

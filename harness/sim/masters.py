@@ -14,7 +14,7 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import replace
 
-from observer.sim.market import Listing, Market, Overseas
+from harness.sim.market import Listing, Market, Overseas
 
 __all__ = [
     "DOMESTIC_FILES",

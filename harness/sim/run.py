@@ -7,9 +7,9 @@ import signal
 
 from aiohttp import web
 
+from harness.sim.market import Market
+from harness.sim.server import SimConfig, Simulator
 from observer.clock import clock_from_spec
-from observer.sim.market import Market
-from observer.sim.server import SimConfig, Simulator
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["serve"]

@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 
-from observer.bench.simulator import simulator_process
+from harness.bench.simulator import simulator_process
+from harness.sim.market import Market
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.parse import parse_frame, parse_trade
-from observer.sim.market import Market
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["KisBenchReport", "run_kis_bench"]

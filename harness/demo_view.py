@@ -17,8 +17,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from harness.demo import DemoState
 from observer.clock import now_utc
-from observer.demo import DemoState
 from observer.phases import KST
 
 __all__ = ["DemoView", "render"]

@@ -20,14 +20,14 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from observer.bench.timing import best_seconds
+from harness.bench.timing import best_seconds
+from harness.sim.market import Market
+from harness.sim.masters import master_files
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Instrument
 from observer.instruments import MASTER_FILES, diff, known_listings, read_listings, tickers
 from observer.kis.master import extract_single
-from observer.sim.market import Market
-from observer.sim.masters import master_files
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["MasterFileBenchReport", "run_masterfile_bench"]

@@ -1,6 +1,6 @@
 """The simulator's market: listings and prices, all a deterministic function of a seed.
 
-The largest real KRX names (`observer.sim.listings_krx`) come first, under their real codes
+The largest real KRX names (`harness.sim.listings_krx`) come first, under their real codes
 and names, with prices that stay near their real levels; synthetic listings fill the rest.
 
 Every session day of every symbol has one path of 391 one-minute bars (09:00-15:30 KST) drawn
@@ -21,8 +21,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
+from harness.sim.listings_krx import KNOWN_LISTINGS, KnownListing, isin_for
 from observer.errors import ConfigError
-from observer.sim.listings_krx import KNOWN_LISTINGS, KnownListing, isin_for
 from observer.trading_calendar import TradingCalendar
 
 __all__ = [

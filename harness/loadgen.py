@@ -1,6 +1,6 @@
 """A synthetic producer process for benchmarks and chaos tests.
 
-``python -m observer.loadgen --source S [--endpoint E --outbox DIR] --events N [--rate R]``
+``python -m harness.loadgen --source S [--endpoint E --outbox DIR] --events N [--rate R]``
 sends N trade ticks as source S (continuing after whatever its outbox already assigned),
 waits until the writer acknowledged all of them, prints one JSON line and exits 0. With
 ``--events 0`` it sends until SIGTERM, then drains the same way: a supervised test worker
@@ -52,7 +52,7 @@ def synthetic_tick(n: int, now_ns: int) -> TradeTick:
 
 def main(argv: list[str] | None = None) -> int:
     """Produce, wait for the acks, report."""
-    parser = argparse.ArgumentParser(prog="observer.loadgen")
+    parser = argparse.ArgumentParser(prog="harness.loadgen")
     parser.add_argument("--source", required=True)
     parser.add_argument("--endpoint", help="default: the configured writer's")
     parser.add_argument("--outbox", type=Path, help="default: <run_dir>/outbox/<source>")

@@ -36,11 +36,11 @@ from bus.endpoints import local_endpoints
 from bus.envelope import Envelope
 from bus.events import TradeTick
 from bus.feed import FeedSubscriber
+from harness.loadgen import synthetic_tick
 from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
-from observer.loadgen import synthetic_tick
 from observer.runtime import poll_until
 
 __all__ = ["BusBenchReport", "run_bus_bench"]
@@ -251,7 +251,7 @@ def _loadgens(
     return [
         subprocess.Popen(
             [
-                sys.executable, "-m", "observer.loadgen", "--source", source,
+                sys.executable, "-m", "harness.loadgen", "--source", source,
                 "--endpoint", endpoint, "--outbox", str(workdir / "outbox" / source),
                 "--events", str(events), "--rate", str(rate),
             ],

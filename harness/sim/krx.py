@@ -13,7 +13,7 @@ from datetime import datetime
 
 from aiohttp import web
 
-from observer.sim.market import Listing, Market
+from harness.sim.market import Listing, Market
 
 __all__ = ["ETF_LIST_BLD", "etf_list_rows", "krx_json"]
 

@@ -28,9 +28,8 @@ from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 
-from observer.clock import Clock
-from observer.sim.krx import krx_json
-from observer.sim.market import (
+from harness.sim.krx import krx_json
+from harness.sim.market import (
     BARS_PER_DAY,
     KST,
     Listing,
@@ -41,7 +40,8 @@ from observer.sim.market import (
     quote_at,
     tick_size,
 )
-from observer.sim.masters import damaged, master_files
+from harness.sim.masters import damaged, master_files
+from observer.clock import Clock
 
 __all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig", "Simulator"]
 

@@ -7,7 +7,7 @@ the warmup phase of a session day, so they are in phase and wait for the market)
 daemons and the jobs.
 
 * **restart**: ``restart load`` through the control socket, command to READY, against the
-  raw cost of starting the same worker module (``python -c "import observer.loadgen"``).
+  raw cost of starting the same worker module (``python -c "import harness.loadgen"``).
 * **programs**: ``restart NAME`` of each daemon and session worker, and ``run NAME`` of each
   job (then ``stop NAME``), command to READY, against a bare interpreter start
   (``python -c pass``); and ``observer ctl restart`` of a worker, end to end, as a user
@@ -54,7 +54,7 @@ _SETTLE_S = 3.0  # seconds up before a program counts as settled
 _LOAD = """
 [programs.load]
 kind = "daemon"
-command = ["python", "-m", "observer.loadgen", "--source", "load", "--events", "0",
+command = ["python", "-m", "harness.loadgen", "--source", "load", "--events", "0",
            "--rate", "100"]
 depends_on = ["writer"]
 """
@@ -121,7 +121,7 @@ class SupervisorBenchReport:
         ]
 
 
-def _start_baseline(code: str = "import observer.loadgen") -> float:
+def _start_baseline(code: str = "import harness.loadgen") -> float:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True)
     return time.perf_counter() - began
