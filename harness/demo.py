@@ -31,7 +31,7 @@ import psutil
 from sqlalchemy import Connection, Engine, text
 
 from observer.clock import SimulatedClock, now_utc
-from observer.config import load_settings
+from observer.config import default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
@@ -174,35 +174,26 @@ def _prepare(data_dir: Path) -> None:
 
 
 def _config(options: DemoOptions, sim_url: str) -> str:
+    """The shipped configuration with what a demo changes.
+
+    Its folder, the simulator, its accounts and their rates; the programs are the shipped
+    ones, so the demo runs what a user deploys.
+    """
     data = options.data_dir.resolve()
     accounts = "".join(
         f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {DEMO_CALLS_PER_SECOND}\n'
         for n in range(1, options.accounts + 1)
     )
     return (
-        "# Written by observer demo.\n"
+        "# Written by observer demo: the shipped configuration, changed as below.\n"
+        f'extends = "{default_config_path().resolve()}"\n'
         f'[paths]\ndata_dir = "{data}"\n'
         f'[database]\nurl = "sqlite:///{data / "observer.db"}"\n'
         "[supervisor]\nmetrics_port = 0\n"
         # Each account may make 400 calls/s here (not ~20 as at KIS), so more in flight.
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n{accounts}'
-        '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
-        '[programs.master_file]\nkind = "job"\n'
-        'command = ["observer", "masterfile", "update", "--all"]\n'
-        'depends_on = ["writer"]\nrun_on_start = true\nheartbeat_timeout_s = 90.0\n'
-        'schedule = [{ at = "06:00", days = "daily" }]\n'
-        '[programs.universe]\nkind = "job"\ncommand = ["observer", "universe", "build"]\n'
-        'depends_on = ["writer"]\nrun_on_start = true\n'
-        'schedule = [{ at = "05:00", days = "sessions" }]\n'
-        '[programs.track_a]\nkind = "session"\ncommand = ["observer", "track-a", "run"]\n'
-        'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
-        'phases = ["warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"]\n'
-        '[programs.track_b]\nkind = "session"\ncommand = ["observer", "track-b", "run"]\n'
-        'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
-        'phases = ["warmup", "track_a_only", "full_operation"]\n'
-        '[programs.gap_recovery]\nkind = "daemon"\ncommand = ["observer", "gaps", "run"]\n'
-        'depends_on = ["writer"]\nstop_grace_s = 15.0\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
+        f'token_dir = "{data / "tokens"}"\n{accounts}'
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -403,24 +403,55 @@ def default_config_path() -> Path:
 
 
 def load_settings(path: Path | None = None) -> Settings:
-    """Load and validate settings; raise `ConfigError` naming the bad key."""
+    """Load and validate settings; raise `ConfigError` naming the bad key.
+
+    A file may start from another: ``extends = "observer.toml"`` (relative to the file)
+    takes that file's settings and changes only what this one says. Tables merge key by
+    key; a value or an array (``[[kis.accounts]]``, a schedule) replaces the base's whole.
+    """
     path = path or default_config_path()
+    raw = _read_toml(path, ())
     try:
-        return msgspec.toml.decode(path.read_bytes(), type=Settings)
+        return msgspec.convert(raw, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_name_the_program(raw, exc)}") from exc
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The file's tables, merged over the file it ``extends`` (if any)."""
+    try:
+        raw: dict[str, Any] = msgspec.toml.decode(path.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"no configuration file at {path}") from exc
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"{path}: {_name_the_program(path, exc)}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends must be the path of a configuration file")
+    parent = (path.parent / base).resolve()
+    if parent in seen or parent == path.resolve():
+        raise ConfigError(f"{path}: extends {parent}, which extends it again")
+    return _merged(_read_toml(parent, (*seen, path.resolve())), raw)
 
 
-def _name_the_program(path: Path, exc: msgspec.ValidationError) -> str:
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _name_the_program(settings: dict[str, Any], exc: msgspec.ValidationError) -> str:
     """Name the program: msgspec says ``$.programs[...]`` for a dict value."""
     message = str(exc)
     if "$.programs[...]" not in message:
         return message
-    raw = msgspec.toml.decode(path.read_bytes()).get("programs", {})
+    raw = settings.get("programs", {})
     for name, program in raw.items():
         try:
             msgspec.convert(program, ProgramSettings)

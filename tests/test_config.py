@@ -115,3 +115,36 @@ def test_paths_derive_from_the_data_dir() -> None:
     assert paths.log == Path("/srv/obs/log")
     assert PathSettings(data_dir="d", run_dir="/r").run == Path("/r")
     assert set(Settings().programs) == {"writer"}
+
+
+def test_a_file_extends_another_and_changes_only_what_it_says(tmp_path: Path) -> None:
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "observer.toml").write_text(
+        "[writer]\nbatch_events = 500\ndrain_s = 3.0\n"
+        '[[kis.accounts]]\nalias = "a"\n[[kis.accounts]]\nalias = "b"\n'
+        '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+    )
+    overlay = tmp_path / "overlay.toml"
+    overlay.write_text(
+        'extends = "base/observer.toml"\n[writer]\ndrain_s = 9.0\n[[kis.accounts]]\nalias = "c"\n'
+    )
+    settings = load_settings(overlay)
+    assert (settings.writer.batch_events, settings.writer.drain_s) == (500, 9.0)  # merged
+    assert [a.alias for a in settings.kis.accounts] == ["c"]  # an array is replaced whole
+    assert list(settings.programs) == ["writer"]
+
+
+def test_a_bad_base_is_named(tmp_path: Path) -> None:
+    loop = tmp_path / "loop.toml"
+    loop.write_text('extends = "loop.toml"\n')
+    with pytest.raises(ConfigError, match="extends"):
+        load_settings(loop)
+    missing = tmp_path / "missing.toml"
+    missing.write_text('extends = "nowhere.toml"\n')
+    with pytest.raises(ConfigError, match=r"nowhere\.toml"):
+        load_settings(missing)
+    wrong = tmp_path / "wrong.toml"
+    (tmp_path / "base.toml").write_text("[writer]\nbatch_events = 10\n")
+    wrong.write_text('extends = "base.toml"\n[writer]\nbatch_events = 0\n')
+    with pytest.raises(ConfigError, match="batch_events"):
+        load_settings(wrong)
