@@ -13,17 +13,13 @@ from harness.sim.market import Overseas
 from harness.sim.masters import domestic_master, overseas_master
 from observer.config import MasterFileSettings
 from observer.errors import MasterFileError
-from observer.instruments import (
-    Listing,
-    assess,
-    diff,
-    master_file,
-    read_listings,
-    resolve,
-)
+from observer.instruments import Listing, master_file, resolve
 from observer.kis.master import RemoteFile, parse_domestic
 from workers.master_file.decide import decide
+from workers.master_file.diff import diff
 from workers.master_file.files import Current
+from workers.master_file.quality import assess
+from workers.master_file.reading import read_listings
 
 HANGUL = st.characters(min_codepoint=0xAC00, max_codepoint=0xD7A3)
 WORD = st.text(st.one_of(HANGUL, st.sampled_from("ABCXYZ0123&-")), min_size=1, max_size=12)

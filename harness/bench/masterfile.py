@@ -26,9 +26,11 @@ from harness.sim.masters import master_files
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Instrument
-from observer.instruments import MASTER_FILES, diff, known_listings, read_listings, tickers
+from observer.instruments import MASTER_FILES, tickers
 from observer.kis.master import extract_single
 from observer.trading_calendar import TradingCalendar
+from workers.master_file.diff import diff, known_listings
+from workers.master_file.reading import read_listings
 
 __all__ = ["MasterFileBenchReport", "run_masterfile_bench"]
 

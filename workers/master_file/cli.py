@@ -33,7 +33,8 @@ from workers.master_file.files import LocalFiles, MasterFilesLocked
 
 if TYPE_CHECKING:
     from bus.producer import Producer
-    from workers.master_file.update import Outcome, Updater
+    from workers.master_file.outcome import Outcome
+    from workers.master_file.update import Updater
 
 __all__ = ["SOURCE", "app"]
 

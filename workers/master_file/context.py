@@ -1,0 +1,128 @@
+"""What every master-file operation works with: the process's `Services` and one file's `Run`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+from sqlalchemy import Engine, select
+
+from bus.events import Alert, Event
+from bus.producer import Producer
+from observer.clock import Clock
+from observer.config import Settings
+from observer.db.engine import make_engine
+from observer.db.models import MasterFileState
+from observer.errors import KisTransportError
+from observer.instruments import Listing, MasterFile
+from observer.notify import Notifier
+from observer.retry import retry
+from workers.master_file.diff import known_listings
+from workers.master_file.files import Current, FileState, LocalFiles
+from workers.master_file.outcome import Outcome
+
+__all__ = ["Run", "Services"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One file's turn in one operation: what each of its steps needs."""
+
+    file: MasterFile
+    state: FileState  # as the run found it
+    dry_run: bool = False  # publish nothing, change nothing
+    started: float = field(default_factory=time.monotonic)
+
+    def elapsed(self, outcome: Outcome) -> Outcome:
+        """``outcome``, with the time since the run started."""
+        outcome.duration_ms = int((time.monotonic() - self.started) * 1000)
+        return outcome
+
+
+class Services:
+    """The folder, the database (read-only), the bus and the clock of one process.
+
+    ``producer`` is None for dry runs (which publish nothing and change nothing). The caller
+    holds the folder lock.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        producer: Producer | None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.settings = settings
+        self.limits = settings.masterfile
+        self.clock = clock
+        self.producer = producer
+        self.notifier = notifier or Notifier(None)
+        self.files = LocalFiles(Path(settings.paths.data_dir), self.limits.keep_backups)
+        self.engine: Engine = make_engine(settings.database.url, read_only=True)
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.engine.dispose()
+
+    def publish(self, *events: Event) -> None:
+        """Send ``events``, in order; a heartbeat after them."""
+        assert self.producer is not None, "dry runs publish nothing"
+        for event in events:
+            self.producer.send(event)
+        self.notifier.beat()
+
+    def alert(self, severity: str, code: str, message: str, file: MasterFile) -> None:
+        """Publish an `Alert` about ``file``."""
+        self.publish(
+            Alert(
+                severity=severity,  # type: ignore[arg-type]
+                code=code,
+                message=message,
+                context={"market": file.market, "file": file.name},
+            )
+        )
+
+    async def retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call``, retried on transport errors as the settings say."""
+        return await retry(
+            call,
+            clock=self.clock,
+            attempts=self.limits.attempts,
+            initial_s=self.limits.retry_initial_s,
+            max_s=30,
+            retry_if=lambda error: isinstance(error, KisTransportError),
+        )
+
+    def _database_sha(self, file: MasterFile) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(MasterFileState.sha256).where(MasterFileState.market == file.market)
+            ).first()
+        return row[0] if row else ""
+
+    def in_sync(self, file: MasterFile, current: Current | None) -> bool:
+        """True when the database holds what the file in use says (not after a DB restore)."""
+        return current is None or self._database_sha(file) == current.sha256
+
+    def known(self, file: MasterFile) -> dict[str, tuple[Listing, bool]]:
+        """What the database holds of ``file``'s market: symbol to (listing, active)."""
+        with self.engine.connect() as conn:
+            return known_listings(conn, file.market)
+
+    def save(self, file: MasterFile, state: FileState, **changes: Any) -> None:
+        """Remember ``state`` of ``file`` with ``changes``."""
+        self.files.save_state(file, msgspec.structs.replace(state, **changes))
+
+    def install(self, file: MasterFile, archive: Path, fresh: Current, state: FileState) -> None:
+        """Make ``archive`` the file in use, once what was published is durable."""
+        assert self.producer is not None
+        self.producer.flush()  # the changes are durable before the file becomes current
+        self.files.install(file, archive, fresh.sha256, self.clock.now_ns())
+        self.save(file, state, current=fresh, failures=0, checked_ns=self.clock.now_ns())

@@ -1,0 +1,196 @@
+"""Changes held for an operator: when to hold one, holding it, and approving or rejecting it.
+
+A change to a market already loaded that looks like a broken file (too many new or removed
+listings, too few records, a major size decrease) is held: archive and summary in
+``reviews/<id>``, `MasterFileReview(held)` and a critical alert naming the commands. The
+same contents are not held twice; a newer change supersedes a held one. ``approve``
+re-diffs against the database at that moment and applies; ``reject`` records the contents
+as rejected, and they are not held again.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+
+from bus.events import Alert, MasterFileChecked, MasterFileReview
+from observer.errors import MasterFileError
+from observer.instruments import Listing, MasterFile, master_file
+from observer.phases import KST
+from workers.master_file.context import Run, Services
+from workers.master_file.diff import Diff, diff
+from workers.master_file.files import Current, FileState, Review, sha256_of
+from workers.master_file.outcome import SAMPLE, Outcome, sample
+from workers.master_file.quality import assess
+from workers.master_file.reading import read_archive
+
+__all__ = ["Reviews", "review_event"]
+
+
+class Reviews:
+    """The review workflow, on a process's `Services`."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def reasons(self, d: Diff, known: dict[str, tuple[Listing, bool]], records: int) -> list[str]:
+        """Reasons to hold a change for review: a broken file is likelier than such a market.
+
+        Too many new or removed listings at once, or too few records for the active ones.
+        """
+        limits = self.services.limits
+        reasons = []
+        if len(d.new) > limits.max_new:
+            reasons.append(f"{len(d.new)} new listings (more than {limits.max_new})")
+        if len(d.removed) > limits.max_removed:
+            reasons.append(f"{len(d.removed)} removed listings (more than {limits.max_removed})")
+        active = sum(1 for _, is_active in known.values() if is_active)
+        if active and 100 * (active - records) / active > limits.max_shrink_pct:
+            shrink = 100 * (active - records) / active
+            reasons.append(f"{records} records for {active} active listings ({shrink:.1f}% fewer)")
+        return reasons
+
+    def supersede(self, file: MasterFile, state: FileState, why: str) -> FileState:
+        """Close the review pending for ``file``, if any: ``state`` without it."""
+        if not state.pending_review:
+            return state
+        s = self.services
+        review, _ = s.files.review(state.pending_review)
+        s.publish(review_event(review, "superseded", why))
+        s.files.close_review(review.review_id)
+        return msgspec.structs.replace(state, pending_review="")
+
+    def hold(
+        self,
+        run: Run,
+        fresh: Current,
+        d: Diff,
+        archive: Path,
+        reasons: list[str],
+        outcome: Outcome,
+    ) -> Outcome:
+        """Keep the downloaded ``archive`` for an operator instead of applying it."""
+        s, file, state = self.services, run.file, run.state
+        outcome.action = "hold"
+        outcome.reason = "; ".join(reasons)
+        if state.pending_review:
+            pending, _ = s.files.review(state.pending_review)
+            if pending.content_sha256 == fresh.content_sha256:  # the same change again
+                archive.unlink()
+                outcome.review_id = pending.review_id
+                s.publish(_held_check(run, outcome, fresh))
+                return outcome
+            state = self.supersede(file, state, "a newer change was held")
+        now = s.clock.now_ns()
+        stamp = datetime.fromtimestamp(now / 1e9, KST).strftime("%Y%m%dT%H%M%S")
+        review = Review(
+            review_id=f"{file.market.lower()}-{stamp}",
+            market=file.market,
+            file_name=file.name,
+            held_ns=now,
+            reasons=tuple(reasons),
+            records=fresh.records,
+            sha256=fresh.sha256,
+            content_sha256=fresh.content_sha256,
+            added=len(d.new),
+            modified=len(d.changed),
+            removed=len(d.removed),
+            sample_new=tuple(f"{x.symbol} {x.name or x.name_en}" for x in d.new[:SAMPLE]),
+            sample_changed=tuple(f"{x.symbol} {', '.join(f)}" for x, f in d.changed[:SAMPLE]),
+            sample_removed=tuple(f"{x.symbol} {x.name or x.name_en}" for x in d.removed[:SAMPLE]),
+            etag=fresh.etag,
+            last_modified=fresh.last_modified,
+        )
+        s.files.hold(review, archive)
+        outcome.review_id = review.review_id
+        s.publish(
+            review_event(review, "held", outcome.reason),
+            Alert(
+                severity="critical",
+                code="master_review_held",
+                message=(
+                    f"{file.name} held for review {review.review_id}: {outcome.reason}; "
+                    f"`observer masterfile review --approve {review.review_id}` or --reject"
+                ),
+                context={"market": file.market, "file": file.name, "review": review.review_id},
+            ),
+            _held_check(run, outcome, fresh),
+        )
+        s.save(file, state, pending_review=review.review_id, failures=0, checked_ns=now)
+        return outcome
+
+    def approve(self, review_id: str) -> Outcome:
+        """Apply a held change as it is now against the database, and make its file current."""
+        s = self.services
+        started = time.monotonic()
+        review, archive = s.files.review(review_id)
+        file = master_file(review.market)
+        if sha256_of(archive) != review.sha256:
+            raise MasterFileError(f"{archive} does not match review {review_id}; reject it")
+        listings, content_sha = read_archive(file, archive)
+        known = s.known(file)
+        d = diff(listings, known)
+        outcome = Outcome(
+            file.market, file.name, "approve", f"review {review_id} approved", len(listings),
+            len(d.new), len(d.changed), len(d.removed), assess(listings).complete_pct,
+            review_id=review_id, changes=sample(d),
+        )  # fmt: skip
+        run = Run(file, s.files.state(file), started=started)
+        fresh = Current(
+            archive.stat().st_size, review.sha256, content_sha, len(listings),
+            review.etag, review.last_modified, s.clock.now_ns(),
+        )  # fmt: skip
+        s.publish(*d.events(initial=not known))
+        s.publish(
+            review_event(review, "approved", "approved by an operator"),
+            run.elapsed(outcome).checked(
+                run.state.current, fresh,
+                remote_size=fresh.size, changed=not d.empty, downloaded=False,
+            ),
+        )  # fmt: skip
+        s.install(file, archive, fresh, msgspec.structs.replace(run.state, pending_review=""))
+        s.files.close_review(review_id)
+        return outcome
+
+    def reject(self, review_id: str) -> Outcome:
+        """Drop a held change; the same contents are not held again."""
+        s = self.services
+        review, _ = s.files.review(review_id)
+        file = master_file(review.market)
+        assert s.producer is not None
+        s.publish(review_event(review, "rejected", "rejected by an operator"))
+        s.producer.flush()
+        state = s.files.state(file)
+        s.save(file, state, pending_review="", rejected_sha256=review.content_sha256)
+        s.files.close_review(review_id)
+        return Outcome(
+            file.market, file.name, "reject", f"review {review_id} rejected", review.records,
+            review_id=review_id,
+        )  # fmt: skip
+
+
+def _held_check(run: Run, outcome: Outcome, fresh: Current) -> MasterFileChecked:
+    """A held file changes nothing in use: the check names the file still current."""
+    return run.elapsed(outcome).checked(
+        run.state.current, run.state.current,
+        remote_size=fresh.size, changed=True, downloaded=True,
+    )  # fmt: skip
+
+
+def review_event(review: Review, state: str, reason: str) -> MasterFileReview:
+    """The bus event of a review's ``state`` ("held", "approved", ...)."""
+    return MasterFileReview(
+        review_id=review.review_id,
+        market=review.market,
+        file_name=review.file_name,
+        state=state,  # type: ignore[arg-type]
+        reason=reason,
+        added=review.added,
+        modified=review.modified,
+        removed=review.removed,
+        records=review.records,
+        sha256=review.sha256,
+    )
