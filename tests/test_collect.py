@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from bus.events import Event, GapDetected, SlotDecision, StreamStateChanged, TradeTick
+from bus.events import (
+    Event,
+    GapDetected,
+    OrderBook,
+    SlotDecision,
+    StreamStateChanged,
+    TradeTick,
+)
 from harness.sim.market import Market
 from observer.clock import ManualClock
 from observer.config import load_settings
@@ -19,6 +26,7 @@ from observer.kis.session import open_account, rate_limits
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
+from tests.test_kis_parse import BOOK, TRADE
 from workers.track_b.collect import Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, SlotBook
@@ -154,3 +162,40 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
         await accounts[0].aclose()
 
     asyncio.run(scenario())
+
+
+def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "http://127.0.0.1:9"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n'
+    )
+    settings = load_settings(config)
+    received = int(TEN.timestamp()) * 10**9
+    clock = ManualClock(received)
+    published: list[Event] = []
+
+    async def scenario() -> None:
+        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        collector = Collector(accounts, clock, published.append, books=True)
+        decoder = collector.streams["acct1"].decoder
+        bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
+        for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", f"0|H0STASP0|001|{BOOK}"):
+            collector._on_frame("acct1", decoder.decode(text, received), received)
+        assert collector.ticks == 2 and collector.velocity("005930") > 0
+        await accounts[0].aclose()
+
+    with caplog.at_level("WARNING", logger="workers.track_b.collect"):
+        asyncio.run(scenario())
+    ticks = [e for e in published if isinstance(e, TradeTick)]
+    books = [e for e in published if isinstance(e, OrderBook)]
+    assert len(ticks) == 2 and len(books) == 1 and len(published) == 3
+    assert {e.account for e in [*ticks, *books]} == {"acct1"}
+    # The book's time of day is dated on the KST day the frame was received.
+    book_time = datetime(2026, 11, 20, 12, 39, 29, tzinfo=KST)
+    assert books[0].exchange_ns == int(book_time.timestamp()) * 10**9
+    (warning,) = caplog.records
+    assert "account acct1: dropped a H0STCNT0 record" in warning.getMessage()
+    assert "ACML_TR_PBMN" in warning.getMessage()

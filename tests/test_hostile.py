@@ -40,14 +40,8 @@ from observer.errors import KisProtocolError, KisServerError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits, classify
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.parse import (
-    kst_to_utc_ns,
-    parse_control,
-    parse_frame,
-    parse_order_book,
-    parse_trade,
-    price_snapshot,
-)
+from observer.kis.parse import kst_to_utc_ns, parse_control, price_snapshot
+from observer.kis.realtime import RealtimeDecoder, decode_order_book, decode_trade, parse_frame
 from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, CurrentPriceOutput
 from observer.kis.stream import KisStream, Registration
 from observer.writer.store import Store
@@ -157,7 +151,7 @@ def test_the_stream_survives_nested_control_frames_and_approval_answers(tmp_path
             return stream
 
     stream = asyncio.run(scenario())
-    assert stream.reconnects >= 1 and frames[0].records[0][0] == "005930"
+    assert stream.reconnects >= 1 and frames[0].ticks[0].symbol == "005930"
 
 
 def test_a_nested_control_frame_is_a_protocol_error() -> None:
@@ -169,8 +163,9 @@ def test_a_nested_control_frame_is_a_protocol_error() -> None:
 
 # --------------------------------------------------------------------------- the KIS parsers
 #
-# Every integer may have any size and every field may be any string: a parser either gives
-# values its columns can hold, or raises KisProtocolError, never anything else.
+# Every integer may have any size and every field may be any string: a parser (the
+# real-time decoder by fields, the REST parsers) either gives values its columns can hold,
+# or raises KisProtocolError, never anything else.
 
 ANY_INT = st.one_of(
     st.integers(),
@@ -213,21 +208,37 @@ def assert_storable(event: TradeTick | OrderBook | PriceSnapshot) -> None:
 
 
 @given(mutated(TRADE.split("^")))
-def test_parse_trade_stays_in_range_or_refuses(record: list[str]) -> None:
+def test_decode_trade_stays_in_range_or_refuses(record: list[str]) -> None:
     try:
-        tick = parse_trade(record, received_ns=T0, account="acct1")
+        tick = decode_trade(record, received_ns=T0, account="acct1")
     except KisProtocolError:
         return
     assert_storable(tick)
 
 
 @given(mutated(BOOK.split("^")))
-def test_parse_order_book_stays_in_range_or_refuses(record: list[str]) -> None:
+def test_decode_order_book_stays_in_range_or_refuses(record: list[str]) -> None:
     try:
-        book = parse_order_book(record, "20261120", received_ns=T0, account="acct1")
+        book = decode_order_book(record, "20261120", received_ns=T0, account="acct1")
     except KisProtocolError:
         return
     assert_storable(book)
+
+
+@given(mutated(TRADE.split("^")), mutated(BOOK.split("^")))
+def test_a_decoded_frame_holds_storable_events_or_one_refusal_per_record(
+    trade: list[str], book: list[str]
+) -> None:
+    """Hostile records among good ones: each is an event or an error, the others go on."""
+    decoder = RealtimeDecoder("acct1")
+    for tr_id, good, record in (("H0STCNT0", TRADE, trade), ("H0STASP0", BOOK, book)):
+        hostile = "^".join(value.replace("^", "") for value in record)  # the same fields
+        frame = decoder.decode(f"0|{tr_id}|003|{good}^{hostile}^{good}", T0)
+        events = [*frame.ticks, *frame.books]
+        assert len(events) + len(frame.errors) == 3 and len(events) >= 2
+        for decoded in events:
+            assert decoded.account == "acct1"
+            assert_storable(decoded)
 
 
 PRICE_FIELDS = [f.name for f in msgspec.structs.fields(CurrentPriceOutput)]
@@ -265,11 +276,11 @@ def test_parsers_name_the_field_out_of_range() -> None:
     fields = TRADE.split("^")
     fields[14] = str(2**63)  # ACML_TR_PBMN: accumulated traded value
     with pytest.raises(KisProtocolError, match="ACML_TR_PBMN"):
-        parse_trade(fields, received_ns=T0)
+        decode_trade(fields, received_ns=T0)
     fields = TRADE.split("^")
     fields[33] = "99991231"  # a date whose nanoseconds do not fit a BIGINT
     with pytest.raises(KisProtocolError):
-        parse_trade(fields, received_ns=T0)
+        decode_trade(fields, received_ns=T0)
     assert len(H0STCNT0_FIELDS) == 46 and len(H0STASP0_FIELDS) == 59
 
 

@@ -1,4 +1,4 @@
-"""The real-time frame parser, from the reference facts (kis-api.md §5.3-5.7)."""
+"""The real-time frame decoder and the parsers, from the reference facts (kis-api.md §5.3-5.7)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from hypothesis import strategies as st
 
 from bus.events import TradeTick
 from observer.errors import KisProtocolError
-from observer.kis.parse import (
-    is_data_frame,
-    kst_to_utc_ns,
-    parse_control,
+from observer.kis.parse import is_data_frame, kst_to_utc_ns, parse_control, price_snapshot
+from observer.kis.realtime import (
+    H0STASP0,
+    H0STCNT0,
+    RealtimeDecoder,
+    decode_order_book,
+    decode_trade,
     parse_frame,
-    parse_order_book,
-    parse_trade,
-    price_snapshot,
 )
 from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, CurrentPriceOutput
 
@@ -40,17 +40,32 @@ BOOK = "^".join(
 )  # fmt: skip
 
 
+def decode_all(text: str, received_ns: int = 0) -> list[TradeTick]:
+    """The ticks of a frame; the first record refused is raised."""
+    frame = RealtimeDecoder().decode(text, received_ns)
+    if frame.errors:
+        raise frame.errors[0]
+    return list(frame.ticks)
+
+
 def test_field_orders_are_the_documented_ones() -> None:
     assert len(H0STCNT0_FIELDS) == 46 and len(H0STASP0_FIELDS) == 59
     assert H0STCNT0_FIELDS[33] == "BSOP_DATE" and H0STCNT0_FIELDS[12] == "CNTG_VOL"
     assert H0STASP0_FIELDS[47] == "ANTC_CNPR" and H0STASP0_FIELDS[58] == "STCK_DEAL_CLS_CODE"
+    # The decoder's indices are read from the tables by name.
+    assert (H0STCNT0.BSOP_DATE, H0STCNT0.CNTG_VOL, H0STCNT0.TRHT_YN) == (33, 12, 35)
+    assert (H0STASP0.ASKP1, H0STASP0.BIDP_RSQN1, H0STASP0.ANTC_CNPR) == (3, 33, 47)
 
 
 def test_a_frame_of_several_records_becomes_several_ticks() -> None:
     second = TRADE.replace("123929", "123930", 1).replace("^73100^5^-400", "^73200^2^-300", 1)
-    frame = parse_frame(f"0|H0STCNT0|002|{TRADE}^{second}")
+    text = f"0|H0STCNT0|002|{TRADE}^{second}"
+    frame = parse_frame(text)
     assert frame.tr_id == "H0STCNT0" and len(frame.records) == 2
-    ticks = [parse_trade(r, received_ns=1, account="acct1") for r in frame.records]
+    decoded = RealtimeDecoder("acct1").decode(text, received_ns=1)
+    assert decoded.tr_id == "H0STCNT0" and not decoded.books and not decoded.errors
+    ticks = list(decoded.ticks)
+    assert ticks == [decode_trade(r, received_ns=1, account="acct1") for r in frame.records]
     assert ticks[0] == TradeTick(
         symbol="005930",
         exchange_ns=kst_to_utc_ns("20261120", "123929"),
@@ -80,15 +95,42 @@ def test_unknown_extra_trailing_fields_are_tolerated() -> None:
     widened = "^".join(f"{TRADE}^X^Y" for _ in range(3))
     frame = parse_frame(f"0|H0STCNT0|003|{widened}")
     assert [len(r) for r in frame.records] == [46, 46, 46]
-    assert [parse_trade(r, 0).symbol for r in frame.records] == ["005930"] * 3
+    assert [t.symbol for t in decode_all(f"0|H0STCNT0|003|{widened}")] == ["005930"] * 3
 
 
 def test_order_book_levels() -> None:
     (record,) = parse_frame(f"0|H0STASP0|001|{BOOK}").records
-    book = parse_order_book(record, "20261120", received_ns=5)
+    book = decode_order_book(record, "20261120", received_ns=5)
     assert book.ask_prices[0] == 73200 and book.bid_prices[0] == 73100
     assert book.ask_qtys[9] == 1009 and book.bid_qtys[0] == 2000
     assert (book.total_ask_qty, book.total_bid_qty) == (250000, 310000)
+    assert book.bid_prices == tuple(73100 - 100 * i for i in range(10))
+    assert book.exchange_ns == kst_to_utc_ns("20261120", "123929") and book.received_ns == 5
+
+
+def test_a_decoded_book_is_dated_on_the_kst_day_it_was_received() -> None:
+    decoder = RealtimeDecoder("acct2")
+    for day, received in [
+        ("20261120", datetime(2026, 11, 19, 15, 0, tzinfo=UTC)),  # 00:00 KST on the 20th
+        ("20261120", datetime(2026, 11, 20, 14, 59, 59, tzinfo=UTC)),  # 23:59:59 KST
+        ("20261121", datetime(2026, 11, 20, 15, 0, tzinfo=UTC)),
+    ]:
+        received_ns = int(received.timestamp()) * 10**9 + 123
+        (book,) = decoder.decode(f"0|H0STASP0|001|{BOOK}", received_ns).books
+        assert book.exchange_ns == kst_to_utc_ns(day, "123929")
+        assert (book.received_ns, book.account) == (received_ns, "acct2")
+
+
+def test_a_bad_record_is_refused_alone_naming_its_field() -> None:
+    bad = TRADE.replace("^594001000000^", f"^{2**63}^", 1)
+    decoded = RealtimeDecoder("acct1").decode(f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", 7)
+    assert [t.account for t in decoded.ticks] == ["acct1", "acct1"]
+    (error,) = decoded.errors
+    assert isinstance(error, KisProtocolError) and "ACML_TR_PBMN" in str(error)
+    levels = BOOK.split("^")
+    levels[H0STASP0.BIDP_RSQN1 + 2] = "x"
+    decoded = RealtimeDecoder().decode("0|H0STASP0|002|" + "^".join(levels) + "^" + BOOK, 0)
+    assert len(decoded.books) == 1 and "BIDP_RSQN3" in str(decoded.errors[0])
 
 
 @pytest.mark.parametrize(
@@ -105,8 +147,7 @@ def test_order_book_levels() -> None:
 )
 def test_malformed_frames_raise_protocol_errors(text: str, match: str) -> None:
     with pytest.raises(KisProtocolError, match=match):
-        for record in parse_frame(text).records:
-            parse_trade(record, 0)
+        decode_all(text)
 
 
 def test_control_answers_and_pingpong() -> None:
@@ -126,8 +167,7 @@ def test_control_answers_and_pingpong() -> None:
 def test_any_text_raises_only_protocol_errors(text: str) -> None:
     try:
         if is_data_frame(text):
-            for record in parse_frame(text).records:
-                parse_trade(record, 0)
+            decode_all(text)
         else:
             parse_control(text)
     except KisProtocolError:
@@ -137,11 +177,9 @@ def test_any_text_raises_only_protocol_errors(text: str) -> None:
 @given(st.lists(st.text(alphabet="0123456789-.^|NY ", max_size=12), min_size=46, max_size=46))
 def test_any_46_fields_parse_or_raise_protocol_errors(fields: list[str]) -> None:
     text = "0|H0STCNT0|001|" + "^".join(f.replace("^", "") for f in fields)
-    try:
-        for record in parse_frame(text).records:
-            parse_trade(record, 0)
-    except KisProtocolError:
-        pass
+    decoded = RealtimeDecoder().decode(text, 0)  # 46 fields always make one record
+    assert len(decoded.ticks) + len(decoded.errors) == 1
+    assert all(isinstance(e, KisProtocolError) for e in decoded.errors)
 
 
 SIGNS = {"1": 1, "2": 1, "3": 0, "4": -1, "5": -1}  # upper limit, up, unchanged, lower, down

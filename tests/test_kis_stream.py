@@ -17,7 +17,7 @@ from observer.clock import SimulatedClock
 from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.parse import RealtimeFrame
+from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream, Registration, SubscriptionError
 from tests.test_kis_parse import TRADE
 
@@ -98,7 +98,7 @@ async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
 
 def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
     session = FakeSession()
-    frames: list[RealtimeFrame] = []
+    frames: list[DecodedFrame] = []
     states: list[str] = []
 
     async def scenario() -> KisStream:
@@ -130,7 +130,8 @@ def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
             return stream
 
     stream = asyncio.run(scenario())
-    assert frames[0].tr_id == "H0STCNT0" and frames[0].records[0][0] == "005930"
+    assert frames[0].tr_id == "H0STCNT0" and frames[0].ticks[0].symbol == "005930"
+    assert frames[0].ticks[0].account == ""  # a stream made without an account
     assert session.registrations_per_connection == [2, 2]  # every registration re-sent
     assert session.messages[0]["header"]["approval_key"].startswith("approval-key")
     assert states[:2] == ["connecting", "connected"] and "disconnected" in states

@@ -21,7 +21,7 @@ from harness.sim.masters import domestic_master, zipped
 from harness.sim.server import Simulator
 from observer.clock import ManualClock
 from observer.kis.master import extract_single, parse_domestic
-from observer.kis.parse import parse_frame, parse_trade
+from observer.kis.realtime import RealtimeDecoder
 from observer.trading_calendar import TradingCalendar
 from tests.test_sim_server import MARKET, client_for, simulator
 
@@ -145,7 +145,9 @@ def test_005930_answers_and_streams_like_the_real_one(tmp_path: Path) -> None:
                         text = await ws.recv()
                         assert isinstance(text, str)
                         if text.startswith("0|H0STCNT0|"):
-                            ticks += [parse_trade(r, 0) for r in parse_frame(text).records]
+                            frame = RealtimeDecoder().decode(text, 0)
+                            assert not frame.errors
+                            ticks += frame.ticks
             await client._http.aclose()
             return control["body"]["msg_cd"], ticks
 

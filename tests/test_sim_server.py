@@ -32,7 +32,7 @@ from observer.kis.master import (
     head_master,
     parse_domestic,
 )
-from observer.kis.parse import RealtimeFrame, parse_trade
+from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream
 from observer.trading_calendar import TradingCalendar
 
@@ -129,7 +129,7 @@ def test_unknown_app_keys_are_refused(tmp_path: Path) -> None:
 
 
 def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
-    frames: list[tuple[RealtimeFrame, int]] = []
+    frames: list[tuple[DecodedFrame, int]] = []
 
     async def scenario() -> None:
         async with simulator(speed=120.0) as (sim, url):
@@ -140,14 +140,15 @@ def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             async with asyncio.timeout(20):
-                while sum(len(f.records) for f, _ in frames) < 20:
+                while sum(len(f.ticks) for f, _ in frames) < 20:
                     await asyncio.sleep(0.01)  # poll interval of a deadline-bound wait
             stop.set()
             await runner
             await client._http.aclose()
 
     asyncio.run(scenario())
-    ticks = [parse_trade(r, t) for f, t in frames for r in f.records]
+    assert not any(f.errors for f, _ in frames)
+    ticks = [tick for f, _ in frames for tick in f.ticks]
     assert {t.symbol for t in ticks} == {SYMBOL}
     volumes = [t.cum_volume for t in ticks]
     assert volumes == sorted(volumes)
@@ -387,7 +388,7 @@ def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) -> None:
-    frames: list[RealtimeFrame] = []
+    frames: list[DecodedFrame] = []
     states: list[str] = []
 
     async def scenario() -> int:

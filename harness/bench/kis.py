@@ -1,7 +1,8 @@
 """``observer bench kis``: the frame parser and the REST client's pacing, against baselines.
 
-* **parser**: records/s of `parse_frame` (envelope and records) and of frame -> `TradeTick`,
-  against a bare ``str.split`` of the same frames, measured in the same run.
+* **parser**: records/s of `parse_frame` (envelope and records) and of a stream's decoding
+  of frames into `TradeTick` events (`RealtimeDecoder.decode`), against a bare ``str.split``
+  of the same frames, measured in the same run.
 * **rest**: the client against the simulator on loopback with a per-app-key limit; the
   achieved request rate as a fraction of the configured limit, and how many EGW00201
   answers the simulator had to give.
@@ -23,7 +24,7 @@ from harness.sim.market import Market
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.parse import parse_frame, parse_trade
+from observer.kis.realtime import RealtimeDecoder, parse_frame
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["KisBenchReport", "run_kis_bench"]
@@ -103,9 +104,9 @@ def _frames_only(frames: list[str]) -> None:
 
 
 def _to_ticks(frames: list[str]) -> None:
+    decode = RealtimeDecoder("bench").decode
     for frame in frames:
-        for record in parse_frame(frame).records:
-            parse_trade(record, 0)
+        decode(frame, 0)
 
 
 async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, int]:

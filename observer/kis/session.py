@@ -22,7 +22,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
-from observer.kis.parse import RealtimeFrame
+from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream, Registration, StreamState
 
 __all__ = ["KisAccount", "master_http", "open_account", "rate_limits"]
@@ -69,14 +69,15 @@ class KisAccount:
 
     def stream(
         self,
-        on_frame: Callable[[RealtimeFrame, int], None],
+        on_frame: Callable[[DecodedFrame, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         on_registered: Callable[[Registration], None] = lambda registration: None,
     ) -> KisStream:
-        """The account's WebSocket session (one per app key)."""
+        """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
-            self.ws_url, self.tokens, self.clock, on_frame, on_state, on_registered=on_registered
-        )
+            self.ws_url, self.tokens, self.clock, on_frame, on_state,
+            on_registered=on_registered, account=self.alias,
+        )  # fmt: skip
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

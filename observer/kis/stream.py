@@ -27,13 +27,8 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from observer.clock import Clock
 from observer.errors import KisError, KisProtocolError
 from observer.kis.auth import TokenManager
-from observer.kis.parse import (
-    ControlMessage,
-    RealtimeFrame,
-    is_data_frame,
-    parse_control,
-    parse_frame,
-)
+from observer.kis.parse import ControlMessage, is_data_frame, parse_control
+from observer.kis.realtime import DecodedFrame, RealtimeDecoder
 
 __all__ = ["MAX_REGISTRATIONS", "KisStream", "Registration", "StreamState", "SubscriptionError"]
 
@@ -76,11 +71,14 @@ class KisStream:
     clock:
         For backoff, silence and the reconnect budget.
     on_frame:
-        Called with each data frame and its receive time (UTC ns).
+        Called with each data frame, decoded into events by the stream's `RealtimeDecoder`
+        (records it refused are in the frame's ``errors``), and its receive time (UTC ns).
     on_state:
         Called with each connection-state change and a reason.
     on_registered:
         Called when KIS acknowledges a registration (after every reconnect, too).
+    account:
+        The alias of the account the session belongs to; every event carries it.
     max_registrations, backoff_s, reconnects_per_hour, silence_s:
         Limits; the defaults are KIS's limits and a reconnect policy that stays inside them.
     """
@@ -90,10 +88,11 @@ class KisStream:
         url: str,
         tokens: TokenManager,
         clock: Clock,
-        on_frame: Callable[[RealtimeFrame, int], None],
+        on_frame: Callable[[DecodedFrame, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         *,
         on_registered: Callable[[Registration], None] = lambda registration: None,
+        account: str = "",
         max_registrations: int = MAX_REGISTRATIONS,
         backoff_s: tuple[float, ...] = BACKOFF_S,
         reconnects_per_hour: int = 60,
@@ -103,6 +102,7 @@ class KisStream:
         self._tokens = tokens
         self._clock = clock
         self._on_frame = on_frame
+        self.decoder = RealtimeDecoder(account)
         self._on_state = on_state
         self._on_registered = on_registered
         self._max = max_registrations
@@ -247,7 +247,7 @@ class KisStream:
                 if is_data_frame(text):
                     self.frames += 1
                     got_data = True
-                    self._on_frame(parse_frame(text), received)
+                    self._on_frame(self.decoder.decode(text, received), received)
                 else:
                     await self._handle_control(socket, text, parse_control(text))
             except KisProtocolError as exc:

@@ -16,7 +16,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
@@ -29,11 +28,10 @@ from bus.events import (
     StreamStateChanged,
 )
 from observer.clock import Clock
-from observer.errors import KisError, KisProtocolError
-from observer.kis.parse import RealtimeFrame, parse_order_book, parse_trade
+from observer.errors import KisError
+from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import KisStream, Registration, StreamState
-from observer.phases import KST
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.slots import Decision
 
@@ -190,22 +188,19 @@ class Collector:
             self.dead.add(alias)
             self._on_state(alias, "stopped", str(exc))
 
-    def _on_frame(self, alias: str, frame: RealtimeFrame, received_ns: int) -> None:
+    def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
+        """Publish a frame's events (decoded by the account's stream, ``account`` set)."""
         detector = self.detectors[alias]
-        for record in frame.records:
-            try:
-                if frame.tr_id == TRADE:
-                    tick = parse_trade(record, received_ns, alias)
-                    self.publish(tick)
-                    self.ticks += 1
-                    self._count(tick.symbol, received_ns)
-                    if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
-                        self._gap(gap)
-                elif frame.tr_id == BOOK:
-                    day = datetime.fromtimestamp(received_ns / _NS, KST).strftime("%Y%m%d")
-                    self.publish(parse_order_book(record, day, received_ns, alias))
-            except KisProtocolError as exc:  # one bad record; the others still count
-                log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, exc)
+        for tick in frame.ticks:
+            self.publish(tick)
+            self.ticks += 1
+            self._count(tick.symbol, received_ns)
+            if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
+                self._gap(gap)
+        for book in frame.books:
+            self.publish(book)
+        for exc in frame.errors:  # one bad record each; the frame's others still count
+            log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, exc)
 
     def _count(self, symbol: str, received_ns: int) -> None:
         times = self.recent.setdefault(symbol, deque())
