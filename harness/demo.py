@@ -37,6 +37,7 @@ from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.phases import KST
 from observer.runtime import poll_until
+from observer.stats import percentile
 from observer.supervisor.control import request
 from observer.supervisor.schedule import timeline_from
 from observer.trading_calendar import TradingCalendar
@@ -536,7 +537,7 @@ def _gaps(conn: Connection, speed: float) -> dict[str, Any]:
         r for r in rows if r[1] in ("recovered", "unrecoverable") and r[3] - r[2] <= 60 * _NS
     ]
     latencies = sorted((r[5] - r[4]) / _NS for r in rows if r[1] == "recovered")
-    p99 = latencies[int(0.99 * len(latencies))] if latencies else 0.0
+    p99 = percentile(latencies, 0.99)
     bars = conn.execute(
         text("select count(*) from minute_bars where quality = 'recovered'")
     ).scalar_one()

@@ -42,6 +42,7 @@ from observer.db.models import TradeTickRow
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
 from observer.runtime import poll_until
+from observer.stats import percentile
 
 __all__ = ["BusBenchReport", "run_bus_bench"]
 
@@ -333,9 +334,8 @@ def _latency_run(
     context.term()
     if not latencies:
         return 0.0, 0.0, 0
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2] / 1e6
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1e6
+    p50 = percentile(latencies, 0.5) / 1e6
+    p99 = percentile(latencies, 0.99) / 1e6
     return p50, p99, len(latencies)
 
 

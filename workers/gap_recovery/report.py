@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -20,8 +19,9 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from observer.phases import KST
+from observer.stats import p99
 
-__all__ = ["DayReport", "SymbolReport", "chart_html", "day_report", "p99"]
+__all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]
 
 _NS = 1_000_000_000
 Span = tuple[int, int]
@@ -105,12 +105,6 @@ def _within(spans: list[Span], bounds: list[Span]) -> list[Span]:
 
 def _length(spans: list[Span]) -> float:
     return sum(e - s for s, e in spans) / _NS
-
-
-def p99(values: Iterable[float]) -> float:
-    """The 99th percentile (nearest rank), rounded to the millisecond; 0 for no values."""
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 3) if ordered else 0.0
 
 
 def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:

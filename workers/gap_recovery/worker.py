@@ -41,10 +41,10 @@ from observer.notify import Notifier
 from observer.phases import KST
 from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, beat_forever
+from observer.stats import p99
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_bars
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
-from workers.gap_recovery.report import p99
 
 __all__ = ["SOURCE", "GapRecovery", "Tally"]
 

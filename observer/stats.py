@@ -1,0 +1,20 @@
+"""Percentiles, defined once: the nearest rank, as every report, heartbeat and bench quotes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["p99", "percentile"]
+
+
+def percentile(values: Iterable[float], fraction: float) -> float:
+    """The value at ``fraction`` (0..1) of the sorted values (nearest rank); 0 for none."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def p99(values: Iterable[float]) -> float:
+    """The 99th percentile, rounded to the millisecond (values in seconds); 0 for none."""
+    return round(percentile(values, 0.99), 3)
