@@ -162,3 +162,26 @@ def test_events_are_built_by_keyword_everywhere() -> None:
                     func = node.func
                     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
                     assert name not in names, f"{path}:{node.lineno} builds {name} positionally"
+
+
+def test_reads_live_in_the_queries_module() -> None:
+    """Workers and the core ask the database through `observer.db.queries`.
+
+    Besides the writer (which reads its marks and digests), two reads stay with the listing
+    type they build, which the database layer may not import (it would reach observer.kis):
+    `observer.instruments.tickers` and the master-file worker's `known_listings`.
+    """
+    allowed = {
+        ROOT / "observer" / "db" / "queries.py",
+        ROOT / "observer" / "instruments.py",
+        ROOT / "workers" / "master_file" / "diff.py",
+    }
+    for package in ("observer", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path in allowed or "observer/writer/" in str(path):
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "sqlalchemy"
+                ):
+                    assert "select" not in {a.name for a in node.names}, f"{path} selects"

@@ -1,18 +1,32 @@
-"""Read-only queries shared by workers, tools and tests."""
+"""The read queries of workers, jobs, reports and tools: every SELECT outside the writer.
+
+One place, so that a question asked twice ("the day's newest universe") has one answer, and
+the indexes the tables need can be read off one module.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import Connection, func, select, union_all
+from sqlalchemy import Connection, Row, func, select, union_all
+from sqlalchemy.orm import Session
 
 from observer.db.models import (
     AUDITED_MODELS,
     BusConflict,
     BusOffset,
+    Gap,
+    Instrument,
+    MasterFileCheck,
+    MasterFileState,
+    MinuteBar,
+    PriceSnapshotRow,
+    TrackACycleRow,
     UniverseMemberRow,
     UniverseSnapshotRow,
 )
@@ -20,10 +34,21 @@ from observer.db.models import (
 __all__ = [
     "Conflict",
     "SourceAudit",
+    "active_listings",
     "audit_sources",
     "committed_offsets",
     "conflicts",
+    "cycle_summarised",
+    "cycle_symbols",
+    "cycles_of",
+    "master_file_checks",
+    "master_file_sha",
+    "open_gaps",
+    "recovered_minutes",
+    "snapshots_of_cycles",
     "universe_of",
+    "universe_published",
+    "universe_references",
 ]
 
 
@@ -120,17 +145,8 @@ def _snapshot(conn: Connection) -> Iterator[None]:
 
 
 def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
-    """The members (symbol, market, rank) of ``day``'s newest universe, by rank; [] if none.
-
-    A day's universe never changes, but it may be published more than once (a rerun
-    republishes it when the database lacks it): the newest publication is the one.
-    """
-    newest = conn.execute(
-        select(UniverseSnapshotRow.source, UniverseSnapshotRow.seq)
-        .where(UniverseSnapshotRow.trade_date == day)
-        .order_by(UniverseSnapshotRow.produced_ns.desc(), UniverseSnapshotRow.seq.desc())
-        .limit(1)
-    ).first()
+    """The members (symbol, market, rank) of ``day``'s newest universe, by rank; [] if none."""
+    newest = _newest_universe(conn, day)
     if newest is None:
         return []
     m = UniverseMemberRow
@@ -140,3 +156,129 @@ def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
         .order_by(m.rank, m.symbol)
     )
     return list(conn.execute(query).tuples())
+
+
+def universe_references(
+    conn: Connection, day: date
+) -> Sequence[Row[str, int, int, int, Decimal]] | None:
+    """Each member's reference figures in ``day``'s newest universe; None if there is none.
+
+    Rows of ``symbol, market_cap, prev_close, avg_volume_20d, atr_14``.
+    """
+    newest = _newest_universe(conn, day)
+    if newest is None:
+        return None
+    m = UniverseMemberRow
+    query = select(m.symbol, m.market_cap, m.prev_close, m.avg_volume_20d, m.atr_14).where(
+        m.source == newest.source, m.seq == newest.seq
+    )
+    return conn.execute(query).all()
+
+
+def universe_published(conn: Connection, day: date) -> bool:
+    """True if a universe of ``day`` is stored."""
+    query = select(func.count()).where(UniverseSnapshotRow.trade_date == day)
+    return bool(conn.execute(query).scalar_one())
+
+
+def _newest_universe(conn: Connection, day: date) -> Row[str, int] | None:
+    """The (source, seq) of ``day``'s newest universe publication.
+
+    A day's universe never changes, but it may be published more than once (a rerun
+    republishes it when the database lacks it): the newest publication is the one.
+    """
+    u = UniverseSnapshotRow
+    return conn.execute(
+        select(u.source, u.seq)
+        .where(u.trade_date == day)
+        .order_by(u.produced_ns.desc(), u.seq.desc())
+        .limit(1)
+    ).first()
+
+
+def cycle_summarised(conn: Connection, source: str, cycle_id: str) -> bool:
+    """True if Track A's summary of the cycle is stored."""
+    query = select(func.count()).where(
+        TrackACycleRow.source == source, TrackACycleRow.cycle_id == cycle_id
+    )
+    return bool(conn.execute(query).scalar_one())
+
+
+def cycle_symbols(conn: Connection, source: str, cycle_id: str) -> set[str]:
+    """The symbols whose snapshot of the cycle is stored."""
+    query = select(PriceSnapshotRow.symbol).where(
+        PriceSnapshotRow.source == source, PriceSnapshotRow.cycle_id == cycle_id
+    )
+    return set(conn.execute(query).scalars())
+
+
+def cycles_of(session: Session, day: date) -> list[TrackACycleRow]:
+    """Track A's cycle summaries of ``day``, in schedule order."""
+    query = (
+        select(TrackACycleRow)
+        .where(TrackACycleRow.trade_date == day)
+        .order_by(TrackACycleRow.scheduled_ns, TrackACycleRow.seq)
+    )
+    return list(session.scalars(query))
+
+
+def snapshots_of_cycles(conn: Connection, first: str, last: str) -> list[dict[str, Any]]:
+    """Every snapshot row of the cycles ``first``..``last`` (cycle ids sort by time)."""
+    query = select(PriceSnapshotRow).where(
+        PriceSnapshotRow.cycle_id >= first, PriceSnapshotRow.cycle_id <= last
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def active_listings(conn: Connection) -> dict[str, int]:
+    """Active instruments per market."""
+    query = (
+        select(Instrument.market, func.count())
+        .where(Instrument.active.is_(True))
+        .group_by(Instrument.market)
+    )
+    return {market: int(count) for market, count in conn.execute(query)}
+
+
+def master_file_sha(conn: Connection, market: str) -> str:
+    """The sha256 of the master file whose listings the database holds; "" if none."""
+    query = select(MasterFileState.sha256).where(MasterFileState.market == market)
+    return conn.execute(query).scalar() or ""
+
+
+def master_file_checks(
+    conn: Connection, since_ns: int, markets: Sequence[str] | None = None
+) -> Sequence[Row[Any]]:
+    """The master-file checks since ``since_ns`` (of ``markets`` if given), oldest first."""
+    query = select(MasterFileCheck).where(MasterFileCheck.produced_ns >= since_ns)
+    if markets:
+        query = query.where(MasterFileCheck.market.in_(markets))
+    return conn.execute(query.order_by(MasterFileCheck.produced_ns)).all()
+
+
+_OPEN_GAP_STATES = ("detected", "recovering")
+
+
+def open_gaps(conn: Connection) -> Sequence[Row[str, str, int, int, str, int]]:
+    """Gaps not yet settled, oldest detection first.
+
+    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns``.
+    """
+    query = (
+        select(Gap.gap_id, Gap.symbol, Gap.start_ns, Gap.end_ns, Gap.reason, Gap.detected_ns)
+        .where(Gap.state.in_(_OPEN_GAP_STATES))
+        .order_by(Gap.detected_ns)
+    )
+    return conn.execute(query).all()
+
+
+def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, int]]:
+    """(symbol, minute) of every recovered bar an open gap or the last ``since_ns`` may touch."""
+    oldest = conn.execute(
+        select(func.min(Gap.start_ns)).where(Gap.state.in_(_OPEN_GAP_STATES))
+    ).scalar_one()
+    query = select(MinuteBar.symbol, MinuteBar.minute_ns).where(
+        MinuteBar.quality == "recovered",
+        MinuteBar.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
+    )
+    return [(symbol, minute_ns) for symbol, minute_ns in conn.execute(query)]

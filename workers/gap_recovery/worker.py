@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import zmq
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from bus.endpoints import local_endpoints
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
@@ -34,7 +34,7 @@ from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
 from observer.db.engine import make_engine
-from observer.db.models import Gap, MinuteBar
+from observer.db.queries import open_gaps, recovered_minutes
 from observer.errors import KisError
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
@@ -178,12 +178,7 @@ class GapRecovery(AsyncWorker):
     def _sweep(self) -> None:
         """Gaps the database holds as detected or recovering that this process has not seen."""
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(Gap.gap_id, Gap.symbol, Gap.start_ns, Gap.end_ns, Gap.reason,
-                       Gap.detected_ns)
-                .where(Gap.state.in_(("detected", "recovering")))
-                .order_by(Gap.detected_ns)
-            ).all()  # fmt: skip
+            rows = open_gaps(conn)
         for row in rows:
             self.admit(Pending(*row))
         old = self.clock.now_ns() - _FORGET_NS
@@ -193,16 +188,7 @@ class GapRecovery(AsyncWorker):
         """The recovered bars already stored that a pending gap could touch (the ledger)."""
         since = self.clock.now_ns() - _LEDGER_DAYS * 86_400 * _NS
         with self._engine.connect() as conn:
-            oldest = conn.execute(
-                select(func.min(Gap.start_ns)).where(Gap.state.in_(("detected", "recovering")))
-            ).scalar_one()
-            rows = conn.execute(
-                select(MinuteBar.symbol, MinuteBar.minute_ns).where(
-                    MinuteBar.quality == "recovered",
-                    MinuteBar.minute_ns >= min(since, oldest or since) - 60 * _NS,
-                )
-            ).all()
-        return [(symbol, minute_ns) for symbol, minute_ns in rows]
+            return recovered_minutes(conn, since)
 
     def admit(self, gap: Pending) -> None:
         """Take a gap in (once): a marker at once, or a job in the queue."""

@@ -166,20 +166,12 @@ def _kst(ns: int) -> str:
 @app.command()
 def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Each file: size, records, when installed, failures, pending review, active listings."""
-    from sqlalchemy import func, select
-
-    from observer.db.models import Instrument
+    from observer.db.queries import active_listings
 
     settings = _settings(config)
     with _updater(settings, publish=False) as updater:
         with updater.engine.connect() as conn:
-            active = dict(
-                conn.execute(
-                    select(Instrument.market, func.count())
-                    .where(Instrument.active.is_(True))
-                    .group_by(Instrument.market)
-                ).all()
-            )
+            active = active_listings(conn)
         rows: list[dict[str, Any]] = []
         for file in MASTER_FILES:
             state = updater.files.state(file)
@@ -223,17 +215,12 @@ def history(
     config: ConfigOpt = None,
 ) -> None:
     """Past checks: what each decided, why, and what changed."""
-    from sqlalchemy import select
-
-    from observer.db.models import MasterFileCheck
+    from observer.db.queries import master_file_checks
 
     settings = _settings(config)
     markets = [f.market for f in resolve([exchange])] if exchange else None
     with _updater(settings, publish=False) as updater:
         since = updater.clock.now_ns() - days * 86_400 * 10**9
-        query = select(MasterFileCheck).where(MasterFileCheck.produced_ns >= since)
-        if markets:
-            query = query.where(MasterFileCheck.market.in_(markets))
         with updater.engine.connect() as conn:
             rows = [
                 {
@@ -242,7 +229,7 @@ def history(
                     "previous_size": r.previous_size, "records": r.records, "added": r.added,
                     "modified": r.modified, "removed": r.removed, "review": r.review_id,
                 }
-                for r in conn.execute(query.order_by(MasterFileCheck.produced_ns))
+                for r in master_file_checks(conn, since, markets)
             ]  # fmt: skip
     for r in rows:
         counts = f"+{r['added']} ~{r['modified']} -{r['removed']}"

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from bus.events import Alert, Event
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
 from observer.db.engine import make_engine
-from observer.db.models import MasterFileState
+from observer.db.queries import master_file_sha
 from observer.errors import KisTransportError
 from observer.instruments import Listing, MasterFile
 from observer.notify import Notifier
@@ -102,10 +102,7 @@ class Services:
 
     def _database_sha(self, file: MasterFile) -> str:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(MasterFileState.sha256).where(MasterFileState.market == file.market)
-            ).first()
-        return row[0] if row else ""
+            return master_file_sha(conn, file.market)
 
     def in_sync(self, file: MasterFile, current: Current | None) -> bool:
         """True when the database holds what the file in use says (not after a DB restore)."""

@@ -71,11 +71,10 @@ def cycles(
     config: ConfigOption = None,
 ) -> None:
     """A day's cycles as stored: coverage, failures, duration and request rate."""
-    from sqlalchemy import select
     from sqlalchemy.orm import Session
 
     from observer.db.engine import make_engine
-    from observer.db.models import TrackACycleRow
+    from observer.db.queries import cycles_of
 
     settings = _settings(config)
     today = now_utc(clock_from_env()).astimezone(KST).date()
@@ -86,11 +85,7 @@ def cycles(
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with Session(engine) as session:
-            rows = session.scalars(
-                select(TrackACycleRow)
-                .where(TrackACycleRow.trade_date == target)
-                .order_by(TrackACycleRow.scheduled_ns, TrackACycleRow.seq)
-            ).all()
+            rows = cycles_of(session, target)
     finally:
         engine.dispose()
     if not rows:

@@ -20,15 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from bus.events import Alert, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
-from observer.db.models import PriceSnapshotRow, TrackACycleRow
-from observer.db.queries import universe_of
+from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.runtime import AsyncWorker, beat_forever
@@ -219,18 +218,12 @@ class TrackA(AsyncWorker):
     # ------------------------------------------------------------------ the database
 
     def _summarised(self, cycle: Cycle) -> bool:
-        query = select(func.count()).where(
-            TrackACycleRow.source == SOURCE, TrackACycleRow.cycle_id == cycle.cycle_id
-        )
         with self._engine.connect() as conn:
-            return bool(conn.execute(query).scalar_one())
+            return cycle_summarised(conn, SOURCE, cycle.cycle_id)
 
     def _stored(self, cycle: Cycle) -> set[str]:
-        query = select(PriceSnapshotRow.symbol).where(
-            PriceSnapshotRow.source == SOURCE, PriceSnapshotRow.cycle_id == cycle.cycle_id
-        )
         with self._engine.connect() as conn:
-            return set(conn.execute(query).scalars())
+            return cycle_symbols(conn, SOURCE, cycle.cycle_id)
 
     async def _universe(self, cycle: Cycle) -> list[tuple[str, str]]:
         """The day's members (symbol, market) by rank, waiting for the universe job if needed.

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import msgspec
 import zmq
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from bus.endpoints import local_endpoints
 from bus.events import Alert, PriceSnapshot
@@ -35,7 +35,7 @@ from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
-from observer.db.models import PriceSnapshotRow, UniverseMemberRow, UniverseSnapshotRow
+from observer.db.queries import snapshots_of_cycles, universe_references
 from observer.errors import ConfigError
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account
@@ -140,23 +140,15 @@ class TrackB(AsyncWorker):
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
-        u, m = UniverseSnapshotRow, UniverseMemberRow
         while not self.stop.is_set():
             with self._engine.connect() as conn:
-                newest = conn.execute(
-                    select(u.source, u.seq).where(u.trade_date == day)
-                    .order_by(u.produced_ns.desc(), u.seq.desc()).limit(1)
-                ).first()  # fmt: skip
-                if newest is not None:
-                    rows = conn.execute(
-                        select(m.symbol, m.market_cap, m.prev_close, m.avg_volume_20d, m.atr_14)
-                        .where(m.source == newest.source, m.seq == newest.seq)
-                    ).all()  # fmt: skip
-                    return {
-                        r.symbol: Reference(r.symbol, r.market_cap, r.prev_close,
-                                            r.avg_volume_20d, float(r.atr_14))
-                        for r in rows
-                    }  # fmt: skip
+                rows = universe_references(conn, day)
+            if rows is not None:
+                return {
+                    r.symbol: Reference(r.symbol, r.market_cap, r.prev_close,
+                                        r.avg_volume_20d, float(r.atr_14))
+                    for r in rows
+                }  # fmt: skip
             await self.sleep(_POLL_S)
         return None
 
@@ -172,11 +164,8 @@ class TrackB(AsyncWorker):
         prefix = f"{full:%Y%m%d}-"
         last = f"{full:%Y%m%d-%H%M}"  # the cycles up to full operation's start
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(PriceSnapshotRow)
-                .where(PriceSnapshotRow.cycle_id >= prefix, PriceSnapshotRow.cycle_id <= last)
-            ).mappings().all()  # fmt: skip
-        snapshots = [_snapshot(dict(row)) for row in rows]
+            rows = snapshots_of_cycles(conn, prefix, last)
+        snapshots = [_snapshot(row) for row in rows]
         for snapshot in sorted(snapshots, key=lambda s: s.observed_ns):
             engine.on_snapshot(snapshot)
         found = openings(snapshots)

@@ -78,16 +78,13 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _in_database(settings: Settings, day: date) -> bool:
-    from sqlalchemy import func, select
-
     from observer.db.engine import make_engine
-    from observer.db.models import UniverseSnapshotRow
+    from observer.db.queries import universe_published
 
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
-            query = select(func.count()).where(UniverseSnapshotRow.trade_date == day)
-            return bool(conn.execute(query).scalar_one())
+            return universe_published(conn, day)
     finally:
         engine.dispose()
 
