@@ -185,3 +185,9 @@ def test_reads_live_in_the_queries_module() -> None:
                     "sqlalchemy"
                 ):
                     assert "select" not in {a.name for a in node.names}, f"{path} selects"
+
+
+def test_no_module_of_the_core_is_over_500_lines() -> None:
+    for path in (ROOT / "observer").rglob("*.py"):
+        lines = len(path.read_text().splitlines())
+        assert lines <= 500, f"{path} has {lines} lines: split it along its seams"

@@ -1,0 +1,93 @@
+"""SQLAlchemy models of every table the writer fills.
+
+Every committed event leaves at least one append-only row keyed by ``(source, seq)`` (plus
+``idx`` when one event yields several rows), so completeness is a SQL query: per source the
+distinct seqs across all tables are exactly 1..max (see `observer.db.queries.audit_sources`).
+Tables updated in place (``instruments``, ``gaps``, ``master_file_state``) have an append-only
+history beside them (``listing_changes``, ``gap_events``, ``master_file_checks``).
+``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
+"""
+
+from observer.db.models.base import (
+    Audited,
+    AuditedMany,
+    Base,
+    BusConflict,
+    BusDigest,
+    BusOffset,
+    ExactDecimal,
+)
+from observer.db.models.market import (
+    Gap,
+    GapEvent,
+    MinuteBar,
+    MinuteBarBatch,
+    OrderBookRow,
+    OverflowEntry,
+    PriceSnapshotRow,
+    SlotEvent,
+    TrackACycleRow,
+    TradeTickRow,
+)
+from observer.db.models.operations import (
+    AlertRow,
+    PhaseRow,
+    RejectedEvent,
+    StreamStateRow,
+    TokenRefresh,
+    WorkerEvent,
+)
+from observer.db.models.reference import (
+    EtfDetailRow,
+    Instrument,
+    ListingChange,
+    MasterFileCheck,
+    MasterFileReviewRow,
+    MasterFileState,
+    SectorMetadataRow,
+    UniverseMemberRow,
+    UniverseSnapshotRow,
+)
+
+__all__ = [
+    "AUDITED_MODELS",
+    "AlertRow",
+    "Audited",
+    "AuditedMany",
+    "Base",
+    "BusConflict",
+    "BusDigest",
+    "BusOffset",
+    "EtfDetailRow",
+    "ExactDecimal",
+    "Gap",
+    "GapEvent",
+    "Instrument",
+    "ListingChange",
+    "MasterFileCheck",
+    "MasterFileReviewRow",
+    "MasterFileState",
+    "MinuteBar",
+    "MinuteBarBatch",
+    "OrderBookRow",
+    "OverflowEntry",
+    "PhaseRow",
+    "PriceSnapshotRow",
+    "RejectedEvent",
+    "SectorMetadataRow",
+    "SlotEvent",
+    "StreamStateRow",
+    "TokenRefresh",
+    "TrackACycleRow",
+    "TradeTickRow",
+    "UniverseMemberRow",
+    "UniverseSnapshotRow",
+    "WorkerEvent",
+]
+
+AUDITED_MODELS: tuple[type[Audited], ...] = tuple(
+    sorted(
+        (mapper.class_ for mapper in Base.registry.mappers if issubclass(mapper.class_, Audited)),
+        key=lambda model: model.__name__,
+    )
+)

@@ -1,0 +1,197 @@
+"""Market data (snapshots, cycles, ticks, books, bars), gaps and slots."""
+
+# No `from __future__ import annotations`: SQLAlchemy would evaluate every Mapped[...] string
+# again, a fifth of the models' import, which is on the writer's path to READY.
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Index,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from observer.db.models.base import Audited, AuditedMany, Base
+
+
+class PriceSnapshotRow(Audited, Base):
+    """Track A REST snapshots."""
+
+    __tablename__ = "price_snapshots"
+    cycle_id: Mapped[str] = mapped_column(String(20))
+    symbol: Mapped[str] = mapped_column(String(16))
+    market: Mapped[str] = mapped_column(String(16))
+    observed_ns: Mapped[int]
+    price: Mapped[int]
+    change: Mapped[int]
+    change_rate: Mapped[Decimal]
+    open: Mapped[int]
+    high: Mapped[int]
+    low: Mapped[int]
+    volume: Mapped[int]
+    traded_value: Mapped[int]
+    upper_limit: Mapped[int]
+    lower_limit: Mapped[int]
+    base_price: Mapped[int]
+    market_cap: Mapped[int]
+    halted: Mapped[bool]
+
+    __table_args__ = (Index(None, "symbol", "observed_ns"), Index(None, "cycle_id"))
+
+
+class TrackACycleRow(Audited, Base):
+    """Track A cycle summaries."""
+
+    __tablename__ = "track_a_cycles"
+    cycle_id: Mapped[str] = mapped_column(String(20), index=True)
+    trade_date: Mapped[date]
+    scheduled_ns: Mapped[int]
+    started_ns: Mapped[int]
+    finished_ns: Mapped[int]
+    universe_size: Mapped[int]
+    succeeded: Mapped[int]
+    failed: Mapped[int]
+    missing: Mapped[list[Any]]
+    requested: Mapped[int]
+    carried: Mapped[int]
+    unfinished: Mapped[int]
+    calls: Mapped[int]
+    rate_per_s: Mapped[Decimal]
+    limit_per_s: Mapped[Decimal]
+    overran: Mapped[bool]
+
+
+class TradeTickRow(Audited, Base):
+    """Track B executions (H0STCNT0)."""
+
+    __tablename__ = "trade_ticks"
+    symbol: Mapped[str] = mapped_column(String(16))
+    exchange_ns: Mapped[int]
+    received_ns: Mapped[int]
+    price: Mapped[int]
+    qty: Mapped[int]
+    cum_volume: Mapped[int]
+    cum_value: Mapped[int]
+    change_rate: Mapped[Decimal]
+    ask1: Mapped[int]
+    bid1: Mapped[int]
+    strength: Mapped[Decimal]
+    side: Mapped[str] = mapped_column(String(8))
+    session: Mapped[str] = mapped_column(String(8))
+    halted: Mapped[bool]
+    account: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
+
+
+class OrderBookRow(Audited, Base):
+    """Track B ten-level books (H0STASP0); levels as JSON arrays, best first."""
+
+    __tablename__ = "order_books"
+    symbol: Mapped[str] = mapped_column(String(16))
+    exchange_ns: Mapped[int]
+    received_ns: Mapped[int]
+    ask_prices: Mapped[list[Any]]
+    ask_qtys: Mapped[list[Any]]
+    bid_prices: Mapped[list[Any]]
+    bid_qtys: Mapped[list[Any]]
+    total_ask_qty: Mapped[int]
+    total_bid_qty: Mapped[int]
+    expected_price: Mapped[int]
+    expected_qty: Mapped[int]
+    account: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
+
+
+class MinuteBarBatch(Audited, Base):
+    """One row per minute-bar event, even an empty recovery, so every seq is accounted for."""
+
+    __tablename__ = "minute_bar_batches"
+    symbol: Mapped[str] = mapped_column(String(16))
+    quality: Mapped[str] = mapped_column(String(16))
+    gap_id: Mapped[str] = mapped_column(String(64), index=True)
+    bar_count: Mapped[int]
+
+
+class MinuteBar(AuditedMany, Base):
+    """Minute bars, live or recovered; the best row per (symbol, minute) is chosen on read."""
+
+    __tablename__ = "minute_bars"
+    symbol: Mapped[str] = mapped_column(String(16))
+    minute_ns: Mapped[int]
+    open: Mapped[int]
+    high: Mapped[int]
+    low: Mapped[int]
+    close: Mapped[int]
+    volume: Mapped[int]
+    value: Mapped[int]
+    quality: Mapped[str] = mapped_column(String(16))  # "live" | "recovered"
+    gap_id: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (Index(None, "symbol", "minute_ns"),)
+
+
+# ------------------------------------------------------------------ gaps and slots
+
+
+class Gap(Base):
+    """Current state of each gap (updated in place; history in ``gap_events``)."""
+
+    __tablename__ = "gaps"
+    gap_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(16), index=True)
+    account: Mapped[str] = mapped_column(String(64))
+    start_ns: Mapped[int]
+    end_ns: Mapped[int]
+    reason: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    bars: Mapped[int]
+    detail: Mapped[str] = mapped_column(String(500))
+    detected_ns: Mapped[int]
+    updated_ns: Mapped[int]
+
+
+class GapEvent(Audited, Base):
+    """Append-only history of gaps: detection rows carry the span, later rows the state."""
+
+    __tablename__ = "gap_events"
+    gap_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str | None] = mapped_column(String(16))
+    start_ns: Mapped[int | None]
+    end_ns: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(String(64))
+    bars: Mapped[int]
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+class SlotEvent(Audited, Base):
+    """Track B slot decisions with their scores and reasons."""
+
+    __tablename__ = "slot_events"
+    account: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str] = mapped_column(String(16), index=True)
+    slot: Mapped[int]
+    trigger: Mapped[str] = mapped_column(String(32))
+    score: Mapped[Decimal]
+    reason: Mapped[str] = mapped_column(String(200))
+    replaced_symbol: Mapped[str] = mapped_column(String(16))
+    expires_ns: Mapped[int]
+
+
+class OverflowEntry(Audited, Base):
+    """The overflow ledger: triggered symbols that found no slot."""
+
+    __tablename__ = "overflow_ledger"
+    symbol: Mapped[str] = mapped_column(String(16), index=True)
+    trigger: Mapped[str] = mapped_column(String(32))
+    score: Mapped[Decimal]
+    reason: Mapped[str] = mapped_column(String(200))
+    lowest_held_score: Mapped[Decimal]
+    strength: Mapped[Decimal]
+    measure: Mapped[Decimal]
+    market_cap: Mapped[int]

@@ -1,0 +1,75 @@
+"""Operations: phases, tokens, alerts, stream states, workers, rejected events."""
+
+# No `from __future__ import annotations`: SQLAlchemy would evaluate every Mapped[...] string
+# again, a fifth of the models' import, which is on the writer's path to READY.
+
+from datetime import date
+from typing import Any
+
+from sqlalchemy import (
+    LargeBinary,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from observer.db.models.base import Audited, Base
+
+
+class PhaseRow(Audited, Base):
+    """Operation phases entered."""
+
+    __tablename__ = "phases"
+    phase: Mapped[str] = mapped_column(String(32))
+    trade_date: Mapped[date]
+    scheduled_ns: Mapped[int]
+
+
+class TokenRefresh(Audited, Base):
+    """Token and approval-key issuances (no secret is ever stored)."""
+
+    __tablename__ = "token_refreshes"
+    account: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    issued_ns: Mapped[int]
+    expires_ns: Mapped[int]
+
+
+class AlertRow(Audited, Base):
+    """Alerts raised by any process."""
+
+    __tablename__ = "alerts"
+    severity: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(64), index=True)
+    message: Mapped[str] = mapped_column(String(2000))
+    context: Mapped[dict[str, Any]]
+
+
+class StreamStateRow(Audited, Base):
+    """Real-time session states per account (disconnects bound the gaps)."""
+
+    __tablename__ = "stream_states"
+    account: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    registrations: Mapped[int]
+
+
+class WorkerEvent(Audited, Base):
+    """Process lifecycle recorded by the supervisor."""
+
+    __tablename__ = "worker_events"
+    worker: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int]
+    exit_code: Mapped[int | None]
+    detail: Mapped[str] = mapped_column(String(500))
+
+
+class RejectedEvent(Audited, Base):
+    """Events the database refused for their content, kept whole (a frame of one envelope)."""
+
+    __tablename__ = "rejected_events"
+    event_type: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(500))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
