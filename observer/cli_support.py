@@ -11,7 +11,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -104,6 +105,48 @@ async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await main(stop)
+
+
+@contextmanager
+def job_producer(
+    program: str,
+    settings: Settings,
+    source: str,
+    clock: Clock,
+    notifier: Notifier,
+    timeout: float,
+) -> Iterator[Producer]:
+    """A job's producer, for the job's lifecycle: READY, lock, this, work, exit.
+
+    Before the body, every event of an earlier run must be acknowledged (a job reads state
+    the writer keeps, e.g. the listings a diff is taken against); after it, everything the
+    body sent; each wait beats to the supervisor. Otherwise the job exits 1 naming what
+    waits in the outbox (the next run sends it). The producer is closed at the end.
+    """
+    from observer.runtime import drained, producer_for  # ZeroMQ: for workers, not every command
+
+    try:
+        producer = producer_for(settings, source, clock.now_ns)
+    except BusError as exc:
+        fail(program, str(exc), 1)
+    try:
+        if not drained(producer, notifier, timeout):
+            fail(
+                program,
+                f"the writer has not acknowledged {producer.pending} earlier events "
+                f"within {timeout:g} s; is it running?",
+                1,
+            )
+        yield producer
+        if not drained(producer, notifier, timeout):
+            fail(
+                program,
+                f"{producer.pending} events wait in the outbox for the writer; "
+                "the next run sends them",
+                1,
+            )
+    finally:
+        producer.close(drain_timeout=0)
 
 
 def start_worker(program: str, source: str, config: Path | None, *, kis: bool = False) -> Worker:

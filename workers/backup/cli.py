@@ -15,15 +15,18 @@ from typing import Annotated
 import typer
 
 from bus.events import Alert
-from observer.cli_support import fail, start_worker
-from observer.config import default_config_path
+from observer.cli_support import fail, job_producer, settings_or_exit
+from observer.clock import clock_from_env
+from observer.config import Settings, default_config_path
 from observer.db.backup import Backup, make_backup
 from observer.errors import BackupError
-from observer.runtime import drained
+from observer.logs import setup_logging
+from observer.notify import Notifier
 
 __all__ = ["app"]
 
 SOURCE = "backup"
+PROGRAM = "observer backup"
 
 app = typer.Typer(
     no_args_is_help=True, help="The scheduled backup job (`observer db backup` makes one by hand)."
@@ -34,14 +37,39 @@ app = typer.Typer(
 def run(
     config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
 ) -> None:
-    """Make, verify and keep a backup; alert on failure (the supervisor's ``backup`` job)."""
-    worker = start_worker("observer backup", SOURCE, config)
-    path = config or default_config_path()
+    """Make, verify and keep a backup; alert on the outcome (the supervisor's ``backup`` job)."""
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+        result = _back_up(settings, config or default_config_path(), notifier)
+        if isinstance(result, Backup):
+            producer.send(
+                Alert(
+                    severity="info",
+                    code="backup_made",
+                    message=f"backup {result.path.name}: {result.size / 1e6:.1f} MB, verified",
+                    context={k: str(v) for k, v in result.summary().items()},
+                )
+            )
+        else:
+            producer.send(
+                Alert(severity="critical", code="backup_failed", message=str(result)[:2000])
+            )
+    if not isinstance(result, Backup):
+        fail(PROGRAM, str(result), 1)
+    typer.echo(f"{result.path}  {result.size / 1e6:.1f} MB, verified, {result.seconds:.1f} s")
+
+
+def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | BackupError:
+    """The backup, made in a thread while this one beats (a large dump takes minutes)."""
     outcome: list[Backup | BackupError] = []
 
     def back_up() -> None:
         try:
-            outcome.append(make_backup(worker.settings, path))
+            outcome.append(make_backup(settings, config))
         except BackupError as exc:
             outcome.append(exc)
         except Exception as exc:  # anything else still ends as a failed backup, alerted
@@ -49,26 +77,7 @@ def run(
 
     thread = threading.Thread(target=back_up, name="backup")
     thread.start()
-    while thread.is_alive():  # a dump of a large database takes minutes: stay alive
-        worker.notifier.beat()
-        thread.join(timeout=worker.notifier.interval_s)
-    (result,) = outcome
-    if isinstance(result, Backup):
-        alert = Alert(
-            severity="info",
-            code="backup_made",
-            message=f"backup {result.path.name}: {result.size / 1e6:.1f} MB, verified",
-            context={k: str(v) for k, v in result.summary().items()},
-        )
-    else:
-        alert = Alert(severity="critical", code="backup_failed", message=str(result)[:2000])
-    worker.producer.send(alert)
-    delivered = drained(worker.producer, worker.notifier, 60.0)
-    worker.producer.close(drain_timeout=0)
-    if not isinstance(result, Backup):
-        fail("observer backup", str(result), 1)
-    if not delivered:
-        fail(
-            "observer backup", "the writer has not acknowledged the outcome (kept in the outbox)", 1
-        )
-    typer.echo(f"{result.path}  {result.size / 1e6:.1f} MB, verified, {result.seconds:.1f} s")
+    while thread.is_alive():
+        notifier.beat()
+        thread.join(timeout=notifier.interval_s)
+    return outcome[0]

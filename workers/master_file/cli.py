@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from bus.errors import BusError
-from observer.cli_support import fail, settings_or_exit
+from observer.cli_support import fail, job_producer, settings_or_exit
 from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.errors import MasterFileError, ObserverError
@@ -28,11 +28,9 @@ from observer.instruments import MASTER_FILES, master_file, resolve
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import drained, producer_for
 from workers.master_file.files import LocalFiles, MasterFilesLocked
 
 if TYPE_CHECKING:
-    from bus.producer import Producer
     from workers.master_file.outcome import Outcome
     from workers.master_file.update import Updater
 
@@ -49,12 +47,15 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml 
 JsonOpt = Annotated[bool, typer.Option("--json", help="last line is JSON")]
 
 
+PROGRAM = "observer masterfile"
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    fail("observer masterfile", message, code)
+    fail(PROGRAM, message, code)
 
 
 def _settings(config: Path | None) -> Settings:
-    return settings_or_exit("observer masterfile", config)
+    return settings_or_exit(PROGRAM, config)
 
 
 @contextmanager
@@ -78,8 +79,8 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
                 if not publish:
                     yield updater
                     return
-                producer = producer_for(settings, SOURCE, clock.now_ns)
-                with _acknowledged(producer, notifier, settings.masterfile.ack_timeout_s):
+                timeout = settings.masterfile.ack_timeout_s
+                with job_producer(PROGRAM, settings, SOURCE, clock, notifier, timeout) as producer:
                     updater.producer = producer
                     yield updater
             finally:
@@ -88,27 +89,6 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
         _fail(str(exc), 3)
     except (MasterFileError, BusError) as exc:
         _fail(str(exc), 1)
-
-
-@contextmanager
-def _acknowledged(producer: Producer, notifier: Notifier, timeout: float) -> Iterator[None]:
-    """Nothing unacknowledged before the body, and after it; the producer closed at the end."""
-    try:
-        if not drained(producer, notifier, timeout):
-            _fail(
-                f"the writer has not acknowledged {producer.pending} earlier events "
-                f"within {timeout:g} s; is it running?",
-                1,
-            )
-        yield
-        if not drained(producer, notifier, timeout):
-            _fail(
-                f"{producer.pending} events wait in the outbox for the writer; "
-                "the next run sends them",
-                1,
-            )
-    finally:
-        producer.close(drain_timeout=0)
 
 
 def _print(outcome: Outcome, *, details: bool) -> None:

@@ -25,14 +25,14 @@ import typer
 from bus.errors import BusError
 from bus.events import Alert
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import check_credentials, fail
+from observer.cli_support import check_credentials, fail, job_producer
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError, ObserverError
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import drained, producer_for
+from observer.runtime import drained
 from observer.trading_calendar import TradingCalendar
 from workers.universe.snapshot import (
     UniverseFile,
@@ -62,8 +62,11 @@ def _group() -> None:
     """Keep ``build`` a subcommand (typer collapses a one-command app)."""
 
 
+PROGRAM = "observer universe"
+
+
 def _fail(message: str, code: int) -> NoReturn:
-    fail("observer universe", message, code)
+    fail(PROGRAM, message, code)
 
 
 @contextmanager
@@ -173,18 +176,11 @@ def build(
     notifier = Notifier.from_env()
     with _folder_lock(data_dir / "universe"):
         notifier.ready()
-        producer = producer_for(settings, SOURCE, clock.now_ns)
-        timeout = 60.0
         try:
-            if not drained(producer, notifier, timeout):
-                _fail(f"the writer has not acknowledged {producer.pending} earlier events", 1)
-            universe, outcome = _universe(settings, clock, target, producer, notifier)
-            if not drained(producer, notifier, timeout):
-                _fail(f"{producer.pending} events wait in the outbox for the writer", 1)
+            with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+                universe, outcome = _universe(settings, clock, target, producer, notifier)
         except BusError as exc:
             _fail(str(exc), 1)
-        finally:
-            producer.close(drain_timeout=0)
     _report(universe, outcome, as_json)
 
 
