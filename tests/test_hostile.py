@@ -13,6 +13,7 @@ import asyncio
 import json
 import typing
 from collections.abc import Callable, Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -510,3 +511,44 @@ def test_the_audit_reads_rows_and_marks_in_one_snapshot(store: Store) -> None:
     assert commits == [1]
     assert found.complete, found
     assert found.max_seq == found.committed  # one snapshot: before seq 2 or after it
+
+
+# --------------------------------------------------------------- numbers outside the parsers
+
+digits = st.one_of(
+    st.integers(0, 10**6).map(str),
+    st.integers(2**62, 10**30).map(str),
+    st.text("0123456789-x", min_size=0, max_size=25),
+)
+
+
+@given(st.lists(digits, min_size=5, max_size=5))
+def test_a_recovered_bar_is_storable_or_refused(values: list[str]) -> None:
+    """One absurd number from KIS fails its bar, never the event of all the gap's bars."""
+    from observer.kis.schemas import MinuteBarRow
+    from workers.gap_recovery.bars import bar_of
+
+    o, h, low, c, v = values
+    try:
+        bar = bar_of(MinuteBarRow("20261120", "100100", c, o, h, low, v, "1"))
+    except KisProtocolError:
+        return
+    for value in msgspec.structs.asdict(bar).values():
+        assert INT64_MIN <= value <= INT64_MAX
+
+
+@given(st.lists(digits, min_size=4, max_size=4))
+def test_universe_metrics_are_storable_or_refused(values: list[str]) -> None:
+    """A symbol with absurd bars fails alone (a KisError the build counts), never the build."""
+    from observer.kis.schemas import DailyBarRow
+    from workers.universe.build import metrics
+
+    close, high, low, volume = values
+    bars = [DailyBarRow(f"202611{d:02d}", close, close, high, low, volume) for d in range(1, 22)]
+    try:
+        found = metrics(bars, date(2026, 11, 21))
+    except KisProtocolError:
+        return
+    assert found is not None
+    assert INT64_MIN <= found.prev_close <= INT64_MAX
+    assert INT64_MIN <= found.avg_volume_20d <= INT64_MAX

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from bus.events import Bar
 from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
+from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 from observer.phases import KST
 
@@ -30,10 +31,15 @@ def bar_of(row: MinuteBarRow) -> Bar:
     """One KIS minute-bar row as a bar; ``KisProtocolError`` if it is not one."""
     try:
         at = datetime.strptime(row.stck_bsop_date + row.stck_cntg_hour, "%Y%m%d%H%M%S")
-        prices = [int(v) for v in (row.stck_oprc, row.stck_hgpr, row.stck_lwpr, row.stck_prpr)]
-        volume = int(row.cntg_vol)
     except ValueError as exc:
         raise KisProtocolError(f"minute bar: {exc}") from exc
+    # Bounded like every KIS number: one absurd value must not make the whole batch of bars
+    # an event the database refuses.
+    prices = [
+        read_int(row.stck_oprc, "stck_oprc"), read_int(row.stck_hgpr, "stck_hgpr"),
+        read_int(row.stck_lwpr, "stck_lwpr"), read_int(row.stck_prpr, "stck_prpr"),
+    ]  # fmt: skip
+    volume = read_int(row.cntg_vol, "cntg_vol")
     open_, high, low, close = prices
     if min(prices) <= 0 or volume < 0 or not low <= min(open_, close) <= max(open_, close) <= high:
         raise KisProtocolError(f"minute bar {row.stck_cntg_hour}: inconsistent prices {prices}")

@@ -34,6 +34,7 @@ from observer.config import Settings
 from observer.errors import KisError, MasterFileError
 from observer.instruments import current_archive, master_file
 from observer.kis.master import DomesticListing, download_master, extract_single, parse_domestic
+from observer.kis.parse import read_int
 from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.trading_calendar import TradingCalendar
@@ -41,6 +42,8 @@ from observer.trading_calendar import TradingCalendar
 __all__ = ["Built", "Candidate", "Metrics", "build_universe", "candidates", "metrics"]
 
 WINDOW = 21  # sessions fetched: 20 volumes, and 14 true ranges need 15 closes
+_BIGINT_MAX = 2**63 - 1  # market_cap's column
+_NUMERIC_MAX = Decimal(10**16)  # atr_14's column, NUMERIC(24,8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +128,15 @@ def metrics(bars: Sequence[DailyBarRow], prev: date) -> Metrics | None:
     """Metrics from daily bars (oldest first); None if there is no bar on ``prev``."""
     if not bars or bars[-1].stck_bsop_date != prev.strftime("%Y%m%d"):
         return None
-    closes = [int(b.stck_clpr) for b in bars]
-    volumes = [int(b.acml_vol) for b in bars[-20:]]
+    # Bounded like every KIS number (`KisProtocolError`: this symbol fails, not the build).
+    closes = [read_int(b.stck_clpr, "stck_clpr") for b in bars]
+    volumes = [read_int(b.acml_vol, "acml_vol") for b in bars[-20:]]
+    highs = [read_int(b.stck_hgpr, "stck_hgpr") for b in bars[1:]]
+    lows = [read_int(b.stck_lwpr, "stck_lwpr") for b in bars[1:]]
     ranges = [
-        max(int(b.stck_hgpr) - int(b.stck_lwpr),
-            abs(int(b.stck_hgpr) - before), abs(int(b.stck_lwpr) - before))
-        for b, before in zip(bars[1:], closes[:-1], strict=True)
-    ][-14:]  # fmt: skip
+        max(high - low, abs(high - before), abs(low - before))
+        for high, low, before in zip(highs, lows, closes[:-1], strict=True)
+    ][-14:]
     atr = Decimal(sum(ranges)) / len(ranges) if ranges else Decimal(0)
     return Metrics(closes[-1], sum(volumes) // len(volumes), atr.quantize(Decimal("0.01")))
 
@@ -186,6 +191,10 @@ async def build_universe(
             continue
         if m is None:
             built.not_traded += 1
+        elif m.prev_close * c.listed_shares > _BIGINT_MAX or m.atr_14 >= _NUMERIC_MAX:
+            # Each figure fits its column, but not what is made of them: the symbol fails
+            # rather than the universe event the database would refuse whole.
+            built.failed[c.symbol] = f"absurd figures: close {m.prev_close}, atr {m.atr_14}"
         elif m.prev_close < settings.universe.min_prev_close:
             built.below_threshold += 1
         else:
