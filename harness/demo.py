@@ -39,7 +39,7 @@ from observer.phases import KST
 from observer.runtime import poll_until
 from observer.stats import percentile
 from observer.supervisor.control import request
-from observer.supervisor.schedule import timeline_from
+from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["CpuMeter", "DemoOptions", "DemoState", "default_day", "demo_clock", "run_demo"]

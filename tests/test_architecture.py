@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import graphlib
 import sys
 import typing
 from pathlib import Path
@@ -73,6 +74,76 @@ def test_kis_sim_and_db_keep_apart(a: str, b: str) -> None:
     for path, names in imports_of(a.split("/")[0]).items():
         if f"{a}/" in str(path):
             assert not {n for n in names if n.startswith(b)}, path
+
+
+def test_workers_never_import_the_supervisor() -> None:
+    """The day's timeline they share is `observer.timeline`; the supervisor is the core's."""
+    for path, names in imports_of("workers").items():
+        bad = {
+            n for n in names if n == "observer.supervisor" or n.startswith("observer.supervisor.")
+        }
+        assert not bad, f"{path} imports {bad}"
+
+
+def module_imports(root: Path, package: str) -> dict[str, set[str]]:
+    """Each module of ``package`` (a folder under ``root``) and its modules that it imports.
+
+    Every import counts: at the top, under ``TYPE_CHECKING`` and inside functions alike, and
+    ``from package import module`` as well as ``import package.module``. The package's own
+    ``__init__`` is left out as a target: Python runs it before any of its modules anyway.
+    """
+    modules = {
+        ".".join(path.relative_to(root).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in (root / package).rglob("*.py")
+    }
+    own = package.replace("/", ".")
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative to the importing module's package
+                    parts = name.split(".")[: None if path.name == "__init__.py" else -1]
+                    parts = parts[: len(parts) - node.level + 1]
+                    base = ".".join([*parts, base]) if base else ".".join(parts)
+                found |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+        graph[name] = {m for m in found if m in modules and m not in (name, own)}
+    return graph
+
+
+def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def test_the_supervisor_modules_import_each_other_without_a_cycle() -> None:
+    graph = module_imports(ROOT, "observer/supervisor")
+    assert "observer.supervisor.commands" in graph["observer.supervisor.core"]  # graph is read
+    assert cycle_in(graph) is None, f"a circle of imports: {' -> '.join(cycle_in(graph) or [])}"
+
+
+def test_a_circle_hidden_under_type_checking_is_found(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "core.py").write_text("from pkg.commands import dispatch\n")
+    (tmp_path / "pkg" / "commands.py").write_text(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from . import core\n"
+    )
+    (tmp_path / "pkg" / "other.py").write_text("def f():\n    import pkg.core\n")
+    graph = module_imports(tmp_path, "pkg")
+    assert graph == {
+        "pkg": set(),
+        "pkg.core": {"pkg.commands"},
+        "pkg.commands": {"pkg.core"},
+        "pkg.other": {"pkg.core"},
+    }
+    assert set(cycle_in(graph) or []) == {"pkg.core", "pkg.commands"}
 
 
 def test_workers_never_import_each_other() -> None:

@@ -1,14 +1,26 @@
-"""``observer ctl slots``: pins in an owner-only file, refused when they are not codes."""
+"""``observer track-b slots``: pins in an owner-only file, refused when they are not codes.
+
+``observer ctl slots`` is an alias, found through the entry points (observer never imports
+workers/).
+"""
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from observer.pins import pins_path, read_pins
 from observer.supervisor.ctl import ctl_app
+from workers.track_b.cli import app
+from workers.track_b.pins import pins_path, read_pins, slots_path
+
+
+def slots(data: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["slots", "--data-dir", str(data), *args])
+    return result.exit_code, result.output
 
 
 def ctl(data: Path, *args: str) -> tuple[int, str]:
@@ -16,21 +28,37 @@ def ctl(data: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_pins_are_added_and_removed_in_an_owner_only_file(tmp_path: Path) -> None:
-    assert ctl(tmp_path, "pin", "005930", "000660") == (0, "pinned: 000660, 005930\n")
-    assert ctl(tmp_path, "unpin", "000660") == (0, "pinned: 005930\n")
+@pytest.mark.parametrize("command", [slots, ctl], ids=["track-b", "ctl"])
+def test_pins_are_added_and_removed_in_an_owner_only_file(command, tmp_path: Path) -> None:
+    assert command(tmp_path, "pin", "005930", "000660") == (0, "pinned: 000660, 005930\n")
+    assert command(tmp_path, "unpin", "000660") == (0, "pinned: 005930\n")
     assert read_pins(tmp_path) == {"005930"}
     assert stat.S_IMODE(pins_path(tmp_path).stat().st_mode) == 0o600
     assert stat.S_IMODE(pins_path(tmp_path).parent.stat().st_mode) == 0o700
 
 
-def test_what_is_not_a_code_is_refused_and_the_pins_stay(tmp_path: Path) -> None:
-    ctl(tmp_path, "pin", "005930")
-    code, output = ctl(tmp_path, "pin", "../etc", "12345")
+@pytest.mark.parametrize("command", [slots, ctl], ids=["track-b", "ctl"])
+def test_what_is_not_a_code_is_refused_and_the_pins_stay(command, tmp_path: Path) -> None:
+    command(tmp_path, "pin", "005930")
+    code, output = command(tmp_path, "pin", "../etc", "12345")
     assert code == 1 and "not stock codes: ../etc, 12345" in output
     assert read_pins(tmp_path) == {"005930"}
 
 
-def test_listing_without_a_running_track_b_says_so(tmp_path: Path) -> None:
-    code, output = ctl(tmp_path, "list")
+@pytest.mark.parametrize("command", [slots, ctl], ids=["track-b", "ctl"])
+def test_listing_without_a_running_track_b_says_so(command, tmp_path: Path) -> None:
+    code, output = command(tmp_path, "list")
     assert code == 1 and "has not shown its slots" in output
+
+
+def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
+    row = {"account": "acct1", "slot": 0, "symbol": "005930", "trigger": "manual",
+           "score": 1.0, "pinned": True}  # fmt: skip
+    shown = {"at_ns": 1, "slots": [row]}
+    slots_path(tmp_path).parent.mkdir(mode=0o700)
+    slots_path(tmp_path).write_text(json.dumps(shown))
+    result = CliRunner().invoke(ctl_app, ["--data-dir", str(tmp_path), "--json", "slots", "list"])
+    assert result.exit_code == 0 and json.loads(result.output) == shown
+    assert ctl(tmp_path, "list")[1].split() == ["acct1", "0", "005930", "manual", "1.00", "pinned"]
+    code, output = ctl(tmp_path, "--help")
+    assert code == 0 and "observer ctl slots" in output and "unpin" in output

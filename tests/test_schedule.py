@@ -8,7 +8,8 @@ import pytest
 
 from observer.config import CalendarSettings, LateDay, PhaseSettings, ScheduleEntry
 from observer.phases import KST, Phase
-from observer.supervisor.schedule import due_runs, timeline_from
+from observer.supervisor.schedule import due_runs, next_run
+from observer.timeline import timeline_from
 
 TIMELINE = timeline_from(
     PhaseSettings(), CalendarSettings(late_days=(LateDay(day=date(2026, 11, 19), minutes=60),))
@@ -34,7 +35,7 @@ def at(day: str, hhmm: str) -> datetime:
     ],
 )  # fmt: skip
 def test_next_run(entry: ScheduleEntry, after: datetime, expected: datetime) -> None:
-    assert TIMELINE.next_run(entry, after) == expected
+    assert next_run(TIMELINE, entry, after) == expected
 
 
 def test_due_runs_are_those_in_the_half_open_window() -> None:

@@ -26,7 +26,7 @@ from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, 
 from observer.kis.client import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.phases import KST
-from observer.supervisor.schedule import timeline_from
+from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.track_a.cli import app

@@ -25,9 +25,9 @@ from observer.config import Settings, load_settings
 from observer.db.migrate import upgrade
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.supervisor.ctl import ctl_app
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from workers.track_b.cli import app
 from workers.track_b.worker import TrackB
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
@@ -113,7 +113,7 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         # An operator pins a symbol: it takes a slot and keeps it.
         pinned = UNIVERSE[-1]
         runner = CliRunner()
-        done = runner.invoke(ctl_app, ["--data-dir", str(data), "slots", "pin", pinned])
+        done = runner.invoke(app, ["slots", "--data-dir", str(data), "pin", pinned])
         assert done.exit_code == 0, done.output
         wait_until(
             lambda: rows(url, f"select action from slot_events where symbol = '{pinned}' "
@@ -127,7 +127,7 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         )  # fmt: skip
         assert len(evicted) == 1 and evicted[0][1] == "context_sync"
         assert evicted[0][2].startswith(f"replaced by {pinned}")
-        listed = runner.invoke(ctl_app, ["--data-dir", str(data), "slots", "list", "--json"])
+        listed = runner.invoke(app, ["slots", "--data-dir", str(data), "list", "--json"])
         shown = json.loads(listed.output)["slots"]
         assert len(shown) == 6 and any(s["symbol"] == pinned and s["pinned"] for s in shown)
         # A dropped session: a gap for every streamed symbol, closed at re-registration.

@@ -10,17 +10,27 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.program import Program, State
 
-if TYPE_CHECKING:
-    from observer.supervisor.core import Supervisor
+__all__ = ["COMMANDS", "Supervised", "dispatch"]
 
-__all__ = ["COMMANDS", "dispatch"]
 
-Handler = Callable[["Supervisor", list[str]], Awaitable[Reply]]
+class Supervised(Protocol):
+    """What the commands act on: `observer.supervisor.core.Supervisor` is one."""
+
+    programs: dict[str, Program]
+
+    def in_phase(self, program: Program) -> bool:
+        """True if a session program's phases include the current one."""
+
+    def status(self) -> dict[str, Any]:
+        """The ``status`` command's data."""
+
+
+Handler = Callable[[Supervised, list[str]], Awaitable[Reply]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,7 @@ def command(name: str, min_args: int = 0, max_args: int = 0) -> Callable[[Handle
     return register
 
 
-async def dispatch(supervisor: Supervisor, req: Request) -> Reply:
+async def dispatch(supervisor: Supervised, req: Request) -> Reply:
     """Run one request; our errors become replies with their codes."""
     cmd = COMMANDS.get(req.command)
     if cmd is None:
@@ -64,27 +74,27 @@ async def dispatch(supervisor: Supervisor, req: Request) -> Reply:
         return Reply(False, exc.reason, exc.code)
 
 
-def _program(supervisor: Supervisor, name: str) -> Program:
+def _program(supervisor: Supervised, name: str) -> Program:
     program = supervisor.programs.get(name)
     if program is None:
         raise CommandError("unknown_program", f"no program {name!r}")
     return program
 
 
-def _startable(supervisor: Supervisor, name: str) -> Program:
+def _startable(supervisor: Supervised, name: str) -> Program:
     program = _program(supervisor, name)
     if program.kind == "job":
         raise CommandError("is_a_job", f"{program.name} is a job: use run")
     return program
 
 
-def _check_phase(supervisor: Supervisor, program: Program) -> None:
+def _check_phase(supervisor: Supervised, program: Program) -> None:
     if program.kind == "session" and not supervisor.in_phase(program):
         phases = ", ".join(program.settings.phases)
         raise CommandError("out_of_phase", f"{program.name} runs in {phases}")
 
 
-async def _start(supervisor: Supervisor, program: Program, args: list[str]) -> Reply:
+async def _start(supervisor: Supervised, program: Program, args: list[str]) -> Reply:
     began = time.monotonic()
     program.launch(args)
     if not await program.wait_started(program.settings.ready_timeout_s + 1):
@@ -99,14 +109,14 @@ async def _start(supervisor: Supervisor, program: Program, args: list[str]) -> R
 
 
 @command("status")
-async def status(supervisor: Supervisor, _args: list[str]) -> Reply:
+async def status(supervisor: Supervised, _args: list[str]) -> Reply:
     """status: the phase and every program's state, pid, restarts, CPU and memory."""
     report = supervisor.status()
     return Reply(True, "healthy" if report["healthy"] else "unhealthy", data=report)
 
 
 @command("start", 1, 1)
-async def start(supervisor: Supervisor, args: list[str]) -> Reply:
+async def start(supervisor: Supervised, args: list[str]) -> Reply:
     """Start NAME: start a stopped or FATAL daemon or session worker and wait for READY."""
     program = _startable(supervisor, args[0])
     async with program.lock:
@@ -117,7 +127,7 @@ async def start(supervisor: Supervisor, args: list[str]) -> Reply:
 
 
 @command("stop", 1, 1)
-async def stop(supervisor: Supervisor, args: list[str]) -> Reply:
+async def stop(supervisor: Supervised, args: list[str]) -> Reply:
     """Stop NAME: stop a program (SIGTERM, then SIGKILL after its grace); it stays stopped."""
     program = _program(supervisor, args[0])
     async with program.lock:
@@ -127,7 +137,7 @@ async def stop(supervisor: Supervisor, args: list[str]) -> Reply:
 
 
 @command("restart", 1, 1)
-async def restart(supervisor: Supervisor, args: list[str]) -> Reply:
+async def restart(supervisor: Supervised, args: list[str]) -> Reply:
     """Restart NAME: stop a daemon or session worker (if running) and start it again."""
     program = _startable(supervisor, args[0])
     async with program.lock:
@@ -138,7 +148,7 @@ async def restart(supervisor: Supervisor, args: list[str]) -> Reply:
 
 
 @command("run", 1, 32)
-async def run(supervisor: Supervisor, args: list[str]) -> Reply:
+async def run(supervisor: Supervised, args: list[str]) -> Reply:
     """Run JOB [ARG...]: run a scheduled job now (with extra arguments) and wait for READY."""
     program = _program(supervisor, args[0])
     if program.kind != "job":

@@ -1,8 +1,9 @@
 """The control socket: one JSON request line in, one JSON reply line out, same user only.
 
 The socket is a Unix socket in the owner-only run directory, itself 0600, and every
-connection's peer uid (SO_PEERCRED) must be the supervisor's. Commands are small functions
-in `observer.supervisor.commands`; every reply has the same shape (`Reply`).
+connection's peer uid (SO_PEERCRED) must be the supervisor's. The server hands each request
+to the function it is given (the supervisor gives `observer.supervisor.commands.dispatch`,
+where commands are small functions); every reply has the same shape (`Reply`).
 
 Connections are bounded: at most ``max_connections`` are accepted at once (as many again
 wait in the listen backlog, in the kernel; beyond them a client is told to try again, and
@@ -21,15 +22,13 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
 from observer.errors import ObserverError
-
-if TYPE_CHECKING:
-    from observer.supervisor.core import Supervisor
 
 __all__ = ["CommandError", "ControlServer", "Reply", "Request", "request"]
 
@@ -93,7 +92,7 @@ class _Throttled:
 
 
 class ControlServer:
-    """Serve `Request`s for a supervisor on a Unix socket at ``path``.
+    """Serve `Request`s on a Unix socket at ``path``, each answered by ``answer``.
 
     At most ``max_connections`` at once: beyond them nothing is accepted, and clients wait
     in the listen backlog (in the kernel, costing this process no descriptor). Each must
@@ -102,12 +101,12 @@ class ControlServer:
 
     def __init__(
         self,
-        supervisor: Supervisor,
+        answer: Callable[[Request], Awaitable[Reply]],
         path: Path,
         max_connections: int = 32,
         idle_timeout_s: float = 5.0,
     ) -> None:
-        self.supervisor = supervisor
+        self.answer = answer
         self.path = path
         self.max_connections = max_connections
         self.idle_timeout_s = idle_timeout_s
@@ -189,8 +188,6 @@ class ControlServer:
             self._slots.release()
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from observer.supervisor.commands import dispatch
-
         # Read first: unread data would reset the reply.
         line = await asyncio.wait_for(reader.readline(), self.idle_timeout_s)
         if _peer_uid(writer.get_extra_info("socket")) != os.getuid():
@@ -202,7 +199,7 @@ class ControlServer:
             except msgspec.DecodeError as exc:
                 reply = Reply(False, f"bad request: {exc}", "bad_request")
             else:
-                reply = await dispatch(self.supervisor, req)
+                reply = await self.answer(req)
         writer.write(msgspec.json.encode(reply) + b"\n")
         await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from datetime import datetime
@@ -25,11 +26,12 @@ from observer.config import Settings
 from observer.errors import ObserverError
 from observer.phases import KST, Phase
 from observer.runtime import producer_for
-from observer.supervisor.commands import healthy
+from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
-from observer.supervisor.schedule import due_runs, timeline_from
+from observer.supervisor.schedule import due_runs, next_run
+from observer.timeline import timeline_from
 
 __all__ = ["Supervisor", "SupervisorLocked"]
 
@@ -153,7 +155,10 @@ class Supervisor:
             self._publish(Alert(severity="warning", code="leftover_processes", message=message))
         limits = self.settings.supervisor
         control = ControlServer(
-            self, self.control_path, limits.control_max_connections, limits.control_idle_timeout_s
+            functools.partial(dispatch, self),
+            self.control_path,
+            limits.control_max_connections,
+            limits.control_idle_timeout_s,
         )
         await control.start()
         metrics = self._serve_metrics()
@@ -232,7 +237,7 @@ class Supervisor:
             wake = self.timeline.next_transition(now)
             for job in jobs:
                 for entry in job.settings.schedule:
-                    wake = min(wake, self.timeline.next_run(entry, now))
+                    wake = min(wake, next_run(self.timeline, entry, now))
             wait = min((wake - now).total_seconds(), MAX_SCHEDULER_SLEEP_S)
             await self.clock.sleep(max(wait, 0.0) + 1e-3)
 

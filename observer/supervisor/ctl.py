@@ -13,7 +13,6 @@ import typer
 
 from observer.config import load_settings
 from observer.errors import ConfigError
-from observer.pins import read_pins, slots_path, write_pins
 from observer.supervisor.control import Reply, request
 
 __all__ = ["ctl_app", "default_socket"]
@@ -28,15 +27,6 @@ class _Target:
     data_dir: Path | None = None
     config: Path | None = None
     as_json = False
-
-    def folder(self) -> Path:
-        """The data folder: ``--data-dir``, or the configuration's."""
-        if self.data_dir is None:
-            try:
-                self.data_dir = Path(load_settings(self.config).paths.data_dir)
-            except ConfigError as exc:
-                _exit(f"observer ctl: {exc}", 2)
-        return self.data_dir
 
 
 _target = _Target()
@@ -156,44 +146,24 @@ def run(ctx: typer.Context, job: str, as_json: JsonOpt = False) -> None:
     _finish(_send("run", [job, *ctx.args], as_json), as_json)
 
 
-slots_app = typer.Typer(no_args_is_help=True, help="Track B's slots: pins and what is held.")
-ctl_app.add_typer(slots_app, name="slots")
+@ctl_app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def slots(ctx: typer.Context) -> None:
+    """Track B's slots: pins and what is held (an alias of observer track-b slots)."""
+    # Track B's own command (observer never imports workers/): found, as `observer` finds
+    # every worker's command, through the entry points, and run with this command's options.
+    from importlib.metadata import entry_points
 
-
-def _pins_changed(codes: list[str], add: bool) -> None:
-    folder = _target.folder()
-    try:
-        pins = read_pins(folder)
-        write_pins(folder, pins | set(codes) if add else pins - set(codes))
-    except ConfigError as exc:
-        _exit(f"observer ctl: {exc}", 1)
-    typer.echo(f"pinned: {', '.join(sorted(read_pins(folder))) or 'none'}")
-
-
-@slots_app.command()
-def pin(codes: list[str]) -> None:
-    """Pin symbols: each gets a slot at Track B's next evaluation, and keeps it."""
-    _pins_changed(codes, add=True)
-
-
-@slots_app.command()
-def unpin(codes: list[str]) -> None:
-    """Unpin symbols: their slots go back to the triggers."""
-    _pins_changed(codes, add=False)
-
-
-@slots_app.command("list")
-def list_slots(as_json: JsonOpt = False) -> None:
-    """The slots as of Track B's last evaluation (exit 1 if it has not shown any)."""
-    try:
-        shown = json.loads(slots_path(_target.folder()).read_text())
-    except FileNotFoundError:
-        _exit("observer ctl: Track B has not shown its slots (is it running?)", 1)
-    if as_json or _target.as_json:
-        typer.echo(json.dumps(shown))
-        return
-    for row in shown["slots"]:
-        typer.echo(
-            f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
-            f"{row['score']:>7.2f}" + ("  pinned" if row["pinned"] else "")
-        )
+    found = entry_points(group="observer.commands", name="track-b")
+    if not found:
+        _exit("observer ctl: no track-b command is installed", 2)
+    track_b = typer.main.get_command(next(iter(found)).load())
+    options = ["--json"] if _target.as_json else []
+    if _target.data_dir is not None:
+        options += ["--data-dir", str(_target.data_dir)]
+    if _target.config is not None:
+        options += ["--config", str(_target.config)]
+    args = ["slots", *options, *ctx.args] if ctx.args else ["slots"]  # no command: the help
+    track_b.main(args, prog_name="observer ctl")

@@ -8,27 +8,36 @@ the supervisor's own bus producer.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from observer.phases import Phase
-from observer.supervisor.program import State
+from observer.supervisor.program import Program, State
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from observer.supervisor.core import Supervisor
+    from bus.producer import Producer
 
-__all__ = ["SupervisorCollector", "serve_metrics"]
+__all__ = ["Observed", "SupervisorCollector", "serve_metrics"]
+
+
+class Observed(Protocol):
+    """What the metrics read: `observer.supervisor.core.Supervisor` is one."""
+
+    programs: dict[str, Program]
+    samples: dict[str, tuple[float, int]]  # program -> (cpu %, rss)
+    phase: Phase | None
+    producer: Producer
 
 
 class SupervisorCollector(Collector):
     """Yield the supervisor's metrics on each scrape."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Observed) -> None:
         self.supervisor = supervisor
 
     def collect(self) -> Iterator[Metric]:
@@ -75,7 +84,7 @@ class SupervisorCollector(Collector):
         yield from (up, state, restarts, cpu, rss, counters, phase, pending)
 
 
-def serve_metrics(supervisor: Supervisor, host: str, port: int) -> object:
+def serve_metrics(supervisor: Observed, host: str, port: int) -> object:
     """Serve ``/metrics`` on ``host:port`` in a thread; return the server (``shutdown()``)."""
     registry = CollectorRegistry()
     registry.register(SupervisorCollector(supervisor))

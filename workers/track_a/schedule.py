@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from observer.phases import KST, Phase
-from observer.supervisor.schedule import LOOKAHEAD_DAYS, Timeline
+from observer.timeline import LOOKAHEAD_DAYS, Timeline
 
 __all__ = ["Cycle", "current_or_next", "cycles_of"]
 

@@ -31,7 +31,7 @@ from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.runtime import AsyncWorker, beat_forever
-from observer.supervisor.schedule import timeline_from
+from observer.timeline import timeline_from
 from workers.track_a import SOURCE
 from workers.track_a.cycle import CycleRun, Target, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next

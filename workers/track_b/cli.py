@@ -1,25 +1,37 @@
 """``observer track-b run``: the ``track_b`` session worker (context sync, slots, streams).
 
 Started by the supervisor before full operation (context sync runs at 09:29:50); exits 0 on
-SIGTERM, 1 when the bus fails, 2 on bad configuration. Pins: ``observer ctl slots``. The
-worker's database, KIS and WebSocket code loads once it has told the supervisor it is READY,
-so that a restart is quick.
+SIGTERM, 1 when the bus fails, 2 on bad configuration. The worker's database, KIS and
+WebSocket code loads once it has told the supervisor it is READY, so that a restart is quick.
+
+``observer track-b slots pin|unpin CODE...`` / ``slots list [--json]``: the operator's pins
+(``<data_dir>/track_b/pins.json``, read at every evaluation) and the slots as of the last
+evaluation; exit 1 when refused or when Track B has shown no slots, 2 on bad configuration.
+``observer ctl slots ...`` is the same (an alias).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from observer.cli_support import start_worker
+from observer.config import load_settings
+from observer.errors import ConfigError
 from workers.track_b import SOURCE
+from workers.track_b.pins import read_pins, slots_path, write_pins
 
-__all__ = ["app"]
+__all__ = ["app", "slots_app"]
 
 app = typer.Typer(no_args_is_help=True, help="Track B: real-time slots chosen by triggers.")
+slots_app = typer.Typer(no_args_is_help=True, help="Track B's slots: pins and what is held.")
+app.add_typer(slots_app, name="slots")
+JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
+PROGRAM = "observer track-b"
 
 
 @app.callback()
@@ -40,3 +52,76 @@ def run(
         await stop.wait()  # the day is done: idle until the supervisor stops us
 
     worker.run(day)
+
+
+class _Target:
+    data_dir: Path | None = None
+    config: Path | None = None
+    as_json = False
+
+    def folder(self) -> Path:
+        """The data folder: ``--data-dir``, or the configuration's."""
+        if self.data_dir is None:
+            try:
+                self.data_dir = Path(load_settings(self.config).paths.data_dir)
+            except ConfigError as exc:
+                _exit(f"{PROGRAM}: {exc}", 2)
+        return self.data_dir
+
+
+_target = _Target()
+
+
+def _exit(message: str, code: int) -> NoReturn:
+    typer.echo(message, err=True)
+    raise typer.Exit(code)
+
+
+@slots_app.callback()
+def _slots_options(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="data folder (default: the configuration's)")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    _target.data_dir, _target.config, _target.as_json = data_dir, config, as_json
+
+
+def _pins_changed(codes: list[str], add: bool) -> None:
+    folder = _target.folder()
+    try:
+        pins = read_pins(folder)
+        write_pins(folder, pins | set(codes) if add else pins - set(codes))
+    except ConfigError as exc:
+        _exit(f"{PROGRAM}: {exc}", 1)
+    typer.echo(f"pinned: {', '.join(sorted(read_pins(folder))) or 'none'}")
+
+
+@slots_app.command()
+def pin(codes: list[str]) -> None:
+    """Pin symbols: each gets a slot at Track B's next evaluation, and keeps it."""
+    _pins_changed(codes, add=True)
+
+
+@slots_app.command()
+def unpin(codes: list[str]) -> None:
+    """Unpin symbols: their slots go back to the triggers."""
+    _pins_changed(codes, add=False)
+
+
+@slots_app.command("list")
+def list_slots(as_json: JsonOpt = False) -> None:
+    """The slots as of Track B's last evaluation (exit 1 if it has not shown any)."""
+    try:
+        shown = json.loads(slots_path(_target.folder()).read_text())
+    except FileNotFoundError:
+        _exit(f"{PROGRAM}: Track B has not shown its slots (is it running?)", 1)
+    if as_json or _target.as_json:
+        typer.echo(json.dumps(shown))
+        return
+    for row in shown["slots"]:
+        typer.echo(
+            f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
+            f"{row['score']:>7.2f}" + ("  pinned" if row["pinned"] else "")
+        )

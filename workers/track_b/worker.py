@@ -8,7 +8,7 @@
    (a warning alert): slots fill by market cap until triggers fire.
 3. From full operation on, every account's session streams its slots. Every
    ``evaluate_s``: new Track A snapshots from the feed, trade velocity from the stream, the
-   pins of ``observer ctl slots``, and the largest market caps (the default placement,
+   pins of ``observer track-b slots``, and the largest market caps (the default placement,
    weight 1) become candidates; the slot manager decides; the collector applies.
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
 """
@@ -41,14 +41,14 @@ from observer.kis.client import RateLimits
 from observer.kis.session import open_account
 from observer.notify import Notifier
 from observer.phases import KST, Phase
-from observer.pins import read_pins, slots_path
 from observer.private_files import write_private
 from observer.runtime import AsyncWorker, beat_forever
-from observer.supervisor.schedule import timeline_from
+from observer.timeline import timeline_from
 from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.gaps import SilenceRule
+from workers.track_b.pins import read_pins, slots_path
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 
@@ -292,7 +292,7 @@ class TrackB(AsyncWorker):
                 break
 
     def _show(self, book: SlotBook, collector: Collector) -> None:
-        """The slots as ``observer ctl slots list`` shows them (owner-only, atomic)."""
+        """The slots as ``observer track-b slots list`` shows them (owner-only, atomic)."""
         rows = [
             {"account": h.account, "slot": h.slot, "symbol": h.candidate.symbol,
              "trigger": h.candidate.trigger, "score": round(h.candidate.score, 2),

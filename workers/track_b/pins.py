@@ -1,4 +1,4 @@
-"""Manual slot pins: ``<data_dir>/track_b/pins.json``, written by ``observer ctl slots``.
+"""Manual slot pins: ``<data_dir>/track_b/pins.json``, written by ``observer track-b slots``.
 
 The file is the whole state (a sorted list of codes), replaced atomically and owner-only;
 the Track B worker reads it at every evaluation, so a pin takes effect within one.
