@@ -178,7 +178,7 @@ def bench_kis(
     raise typer.Exit(0 if report.rate_limited == 0 else 1)
 
 
-@bench_app.command("masterfile")
+@bench_app.command("master-file")
 def bench_masterfile(
     repeats: Annotated[int, typer.Option(min=1, help="best of this many runs")] = 3,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,

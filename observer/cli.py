@@ -273,6 +273,8 @@ def replay(
 def _add_worker_commands(args: list[str]) -> None:
     """Add the commands of workers and of the harness (entry points ``observer.commands``).
 
+    Earlier names (``observer.command_aliases``) still work when named, unlisted.
+
     An entry point names a typer app (a command group) or a function (one command). Only the
     one named on the command line is imported (all of them for help), so a worker's imports
     never slow down the start of another process.
@@ -286,13 +288,15 @@ def _add_worker_commands(args: list[str]) -> None:
         return  # one of ours: reading the entry points alone takes tens of milliseconds
     from importlib.metadata import entry_points
 
-    for entry in entry_points(group="observer.commands"):
-        if wanted in (None, entry.name):
+    for group, hidden in (("observer.commands", False), ("observer.command_aliases", True)):
+        for entry in entry_points(group=group):
+            if wanted not in (None, entry.name) or (hidden and wanted is None):
+                continue
             target = entry.load()
             if isinstance(target, typer.Typer):
-                app.add_typer(target, name=entry.name)
+                app.add_typer(target, name=entry.name, hidden=hidden)
             else:
-                app.command(entry.name)(target)
+                app.command(entry.name, hidden=hidden)(target)
 
 
 def main() -> None:

@@ -262,3 +262,17 @@ def test_no_module_of_the_core_is_over_500_lines() -> None:
     for path in (ROOT / "observer").rglob("*.py"):
         lines = len(path.read_text().splitlines())
         assert lines <= 500, f"{path} has {lines} lines: split it along its seams"
+
+
+def test_a_command_is_its_programs_name_with_hyphens() -> None:
+    """`observer gap-recovery` runs the gap_recovery program of workers/gap_recovery."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "config" / "observer.toml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    commands = project["project"]["entry-points"]["observer.commands"]
+    for name, program in config["programs"].items():
+        word = program["command"][1]
+        if word in commands and commands[word].startswith("workers."):
+            package = commands[word].split(".")[1]
+            assert word == name.replace("_", "-") == package.replace("_", "-"), (name, word)

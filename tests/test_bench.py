@@ -43,7 +43,7 @@ def test_bench_supervisor_reports_its_keys() -> None:
 
 
 def test_bench_masterfile_reports_its_keys() -> None:
-    result = run("masterfile", "--repeats", "1")
+    result = run("master-file", "--repeats", "1")
     assert {"records", "parse_diff_s", "tickers_us_ms", "parse_diff_ratio"} <= set(result)
     assert result["records"] > 20_000 and result["changes"] == 10  # 5 delisted, 5 renamed
     assert result["tickers_us"] > 5_000

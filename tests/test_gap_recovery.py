@@ -147,7 +147,7 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
 
 
 class Rig:
-    """A writer, the simulator at 10:30 (1x) and ``observer gaps run`` on its clock."""
+    """A writer, the simulator at 10:30 (1x) and ``observer gap-recovery run`` on its clock."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.url = f"sqlite:///{tmp_path / 'observer.db'}"
@@ -192,12 +192,12 @@ def _config(tmp_path: Path, writer: WriterProcess, sim: SimThread, url: str) -> 
 
 
 def _start(config: Path, sim: SimThread, log: Path) -> subprocess.Popen[bytes]:
-    """``observer gaps run``, once it is ready."""
+    """``observer gap-recovery run``, once it is ready."""
     env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
     ready = log.read_text().count("gap recovery ready") if log.exists() else 0
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "observer", "gaps", "run", "--config", str(config)],
+            [sys.executable, "-m", "observer", "gap-recovery", "run", "--config", str(config)],
             stdout=out, stderr=out, cwd=ROOT, env=env,
         )  # fmt: skip
     wait_until(

@@ -199,7 +199,7 @@ def run_until_exit(command: list[str], env: dict[str, str]) -> tuple[int, str, l
 WORKERS = [
     ["track-a", "run"],
     ["track-b", "run"],
-    ["gaps", "run"],
+    ["gap-recovery", "run"],
     ["universe", "build", "--date", "2026-03-09"],
 ]
 

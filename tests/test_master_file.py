@@ -1,6 +1,6 @@
 """The master-file worker against the real simulator and a real writer process.
 
-The simulator serves on loopback from a thread of this process; ``observer masterfile`` runs
+The simulator serves on loopback from a thread of this process; ``observer master-file`` runs
 in-process through typer (its lock, producer, acks and files are the real ones); the writer
 is its own process.
 """
@@ -32,7 +32,7 @@ START = datetime(2026, 11, 20, 6, 0, tzinfo=KST)
 
 
 class Harness:
-    """Simulator, writer and a config for ``observer masterfile``."""
+    """Simulator, writer and a config for ``observer master-file``."""
 
     def __init__(self, tmp_path: Path, sim: SimThread) -> None:
         self.sim = sim.sim

@@ -74,9 +74,9 @@ def loaded_before_ready(*args: str | Path) -> set[str]:
     [
         (("track-a", "run"), set()),
         (("track-b", "run"), set()),
-        (("gaps", "run"), set()),
+        (("gap-recovery", "run"), set()),
         (("universe", "build", "--date", "2026-11-20"), set()),
-        (("masterfile", "update", "--all"), {"httpx"}),  # the master files' URLs
+        (("master-file", "update", "--all"), {"httpx"}),  # the master files' URLs
     ],
     ids=["track_a", "track_b", "gap_recovery", "universe", "master_file"],
 )

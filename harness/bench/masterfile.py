@@ -1,4 +1,4 @@
-"""``observer bench masterfile``: parse and diff all fourteen master files; ``tickers("US")``.
+"""``observer bench master-file``: parse and diff all fourteen master files; ``tickers("US")``.
 
 The simulator's masters for two consecutive sessions (the second with new, removed and
 renamed listings) and a scratch SQLite database holding the first session's instruments.

@@ -1,7 +1,7 @@
 """Gap recovery: minute bars for what Track B's real-time data missed, and the day's report.
 
-``observer gaps run`` is the ``gap_recovery`` daemon (`workers.gap_recovery.worker`);
-``observer gaps report`` reads the day's gaps back (`workers.gap_recovery.report`).
+``observer gap-recovery run`` is the ``gap_recovery`` daemon (`workers.gap_recovery.worker`);
+``observer gap-recovery report`` reads the day's gaps back (`workers.gap_recovery.report`).
 """
 
 __all__ = ["SOURCE"]

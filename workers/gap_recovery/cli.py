@@ -1,4 +1,4 @@
-"""``observer gaps``: the ``gap_recovery`` daemon and the day's gap report.
+"""``observer gap-recovery``: the ``gap_recovery`` daemon and the day's gap report.
 
 ``run`` is what the supervisor keeps running; it exits 0 on SIGTERM, 1 when the bus fails,
 2 on bad configuration. ``report`` reads the database: per symbol, ticks, gaps by reason
@@ -38,13 +38,13 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.to
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Recover gaps until SIGTERM (the supervisor's ``gap_recovery`` program)."""
-    worker = start_worker("observer gaps", SOURCE, config, kis=True)
+    worker = start_worker("observer gap-recovery", SOURCE, config, kis=True)
     from workers.gap_recovery.worker import GapRecovery
 
     # What an earlier instance published must be stored before the ledger of recovered
     # bars is read, or a bar could be published twice.
     if not drained(worker.producer, worker.notifier, _DRAIN_S):
-        fail("observer gaps", "the writer has not acknowledged an earlier run's events", 1)
+        fail("observer gap-recovery", "the writer has not acknowledged an earlier run's events", 1)
     worker.run(
         lambda stop: GapRecovery(
             worker.settings, worker.clock, worker.producer, worker.notifier, stop
@@ -67,13 +67,13 @@ def report(
     from observer.db.engine import make_engine
     from workers.gap_recovery.report import chart_html, day_report
 
-    settings = settings_or_exit("observer gaps", config)
+    settings = settings_or_exit("observer gap-recovery", config)
     try:
         target = (
             date.fromisoformat(day) if day else now_utc(clock_from_env()).astimezone(KST).date()
         )
     except ValueError as exc:
-        fail("observer gaps", f"--date: {exc}", 2)
+        fail("observer gap-recovery", f"--date: {exc}", 2)
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
@@ -103,7 +103,7 @@ def report(
 
 
 def main() -> None:
-    """``python -m workers.gap_recovery.cli`` (the same as ``observer gaps``)."""
+    """``python -m workers.gap_recovery.cli`` (the same as ``observer gap-recovery``)."""
     app()
 
 

@@ -1,4 +1,4 @@
-"""``observer gaps report``: one day's real-time data, symbol by symbol, and what is missing.
+"""``observer gap-recovery report``: a day's real-time data, symbol by symbol, and its gaps.
 
 A symbol is *watched* while it holds a Track B slot (from its allocation to its release,
 expiry or replacement; a slot still held at the end of the data closes with the day's last
@@ -37,7 +37,7 @@ class SymbolReport:
     gaps: list[tuple[int, int, str, str]] = field(default_factory=list)  # start, end, reason, state
 
     def summary(self) -> dict[str, Any]:
-        """The figures ``observer gaps report`` prints for the symbol."""
+        """The figures ``observer gap-recovery report`` prints for the symbol."""
         watched = _union(self.watched)
         uncovered = _within(
             _union([(s, e) for s, e, _, st in self.gaps if st != "recovered"]), watched

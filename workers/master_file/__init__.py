@@ -1,5 +1,5 @@
 """The master-file worker: KIS's fourteen symbol masters into ``instruments``, changes detected.
 
-``observer masterfile update`` is both the scheduled job (daily 06:00, forced Sunday 03:00)
+``observer master-file update`` is both the scheduled job (daily 06:00, forced Sunday 03:00)
 and the operator's command; see `workers.master_file.cli`.
 """

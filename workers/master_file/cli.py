@@ -1,4 +1,4 @@
-"""``observer masterfile ...``: the job the supervisor schedules, and the operator's tools.
+"""``observer master-file ...``: the job the supervisor schedules, and the operator's tools.
 
 Exit codes: 0 done (a file that failed is reported as an alert and in ``status``; with
 ``--strict`` it makes the exit 1), 1 refused or the writer did not acknowledge, 2 bad
@@ -47,7 +47,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml 
 JsonOpt = Annotated[bool, typer.Option("--json", help="last line is JSON")]
 
 
-PROGRAM = "observer masterfile"
+PROGRAM = "observer master-file"
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -302,7 +302,7 @@ def review(
 
 
 def main() -> None:
-    """``python -m workers.master_file.cli`` (the same as ``observer masterfile``)."""
+    """``python -m workers.master_file.cli`` (the same as ``observer master-file``)."""
     try:
         app()
     except ObserverError as exc:

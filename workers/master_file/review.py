@@ -113,7 +113,7 @@ class Reviews:
                 code="master_review_held",
                 message=(
                     f"{file.name} held for review {review.review_id}: {outcome.reason}; "
-                    f"`observer masterfile review --approve {review.review_id}` or --reject"
+                    f"`observer master-file review --approve {review.review_id}` or --reject"
                 ),
                 context={"market": file.market, "file": file.name, "review": review.review_id},
             ),
