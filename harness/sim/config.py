@@ -1,0 +1,41 @@
+"""What the simulator enforces (`SimConfig`) and what it is told to break (`Faults`)."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig"]
+
+
+@dataclass(slots=True)
+class SimConfig:
+    """What the simulator accepts and enforces."""
+
+    app_keys: dict[str, str] | None = None  # key -> secret; None accepts any pair
+    calls_per_second: int = 20  # per app key, wall-clock seconds (UNCONFIRMED at KIS)
+    token_ttl_s: int = 86_400
+    token_min_interval_s: int = 60
+    same_token_within_s: int = 6 * 3600
+    max_registrations: int = 41
+    pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
+    push_interval_s: float = 0.05  # wall seconds between real-time pushes
+    master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
+
+
+MasterDamage = Literal["truncated", "crc", "encoding", "columns", "empty", "short_body"]
+MASTER_DAMAGE: tuple[MasterDamage, ...] = typing.get_args(MasterDamage)
+
+
+@dataclass(slots=True)
+class Faults:
+    """Faults to inject; counters are consumed as requests arrive."""
+
+    http_5xx: int = 0  # answer the next N REST calls with EGW00002 / HTTP 500
+    rate_limited: int = 0  # answer the next N REST calls with EGW00201
+    latency_s: float = 0.0  # added to every REST answer
+    master_damage: dict[str, MasterDamage] = field(default_factory=dict)  # file name -> how
+    delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
+    renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
+    new_listings: int = 0  # synthetic KOSDAQ listings added to the masters

@@ -1,0 +1,33 @@
+"""KRX's price units (tick sizes) and rounding to them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["round_tick", "round_ticks", "tick_size"]
+
+
+def tick_size(price: int) -> int:
+    """KRX price unit for a stock at ``price`` KRW (2023 rules)."""
+    for limit, unit in ((2000, 1), (5000, 5), (20000, 10), (50000, 50), (200000, 100),
+                        (500000, 500)):  # fmt: skip
+        if price < limit:
+            return unit
+    return 1000
+
+
+def round_tick(price: float) -> int:
+    """``price`` rounded to its tick (half to even), never below one tick."""
+    unit = tick_size(int(price))
+    return max(unit, round(price / unit) * unit)
+
+
+_TICK_LIMITS = np.array([2000, 5000, 20000, 50000, 200000, 500000])
+_TICK_UNITS = np.array([1, 5, 10, 50, 100, 500, 1000])
+
+
+def round_ticks(prices: np.ndarray) -> np.ndarray:
+    """`round_tick` of every price, vectorised (the same half-to-even rounding)."""
+    units = _TICK_UNITS[np.searchsorted(_TICK_LIMITS, prices.astype(np.int64), side="right")]
+    rounded: np.ndarray = np.maximum(units, np.round(prices / units) * units).astype(np.int64)
+    return rounded

@@ -1,0 +1,335 @@
+"""The simulator's REST quotes: the ``/uapi/...`` endpoints, each TR answered as KIS does.
+
+Every call passes the `Gateway` first; an answer is read off the `Market` at the clock's
+now (section numbers are those of shared/reference/kis-api.md).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from datetime import date, datetime
+from datetime import time as dtime
+from typing import Any
+
+from aiohttp import web
+
+from harness.sim.gateway import Gateway
+from harness.sim.market import (
+    BARS_PER_DAY,
+    KST,
+    Market,
+    Quote,
+    bar_value,
+    bars_value,
+    quote_at,
+    tick_size,
+)
+from harness.sim.protocol import OK, envelope, fail, now_kst, session_day, sign
+from observer.clock import Clock
+
+__all__ = ["Quotes"]
+
+
+class Quotes:
+    """The REST quote and bar endpoints.
+
+    Parameters
+    ----------
+    market:
+        The synthetic market quoted.
+    clock:
+        Simulated time: what "now" and "today" are.
+    gateway:
+        Admits (or refuses) each call and counts the answered ones.
+    """
+
+    def __init__(self, market: Market, clock: Clock, gateway: Gateway) -> None:
+        self.market = market
+        self.clock = clock
+        self.gateway = gateway
+
+    async def rest(self, request: web.Request) -> web.Response:
+        """``GET /uapi/...``: the gateway's verdict, then the answer of the TR asked for."""
+        failure = await self.gateway.admit(request)
+        if failure is not None:
+            return failure
+        tr_id = request.headers.get("tr_id", "")
+        handler = _ROUTES.get((request.match_info["path"], tr_id))
+        if handler is None:
+            return fail(500, "OPSQ0002", "없는 서비스 코드 입니다")
+        self.gateway.calls[tr_id] += 1
+        try:
+            return handler(self, request.query)
+        except KeyError:
+            return web.json_response(envelope("7", "KIOK0560", "조회할 자료가 없습니다"))
+
+    def _now(self) -> datetime:
+        return now_kst(self.clock)
+
+    def inquire_price(self, query: Any) -> web.Response:
+        """FHKST01010100 (§4.1)."""
+        symbol = query.get("FID_INPUT_ISCD", "")
+        listing = self.market.listings.get(symbol)
+        if listing is None:
+            return web.json_response(envelope(*OK, output={"stck_prpr": "0"}))
+        _, q = self._latest_quote(symbol)
+        change = q.price - q.prev_close
+        output = {
+            "stck_prpr": str(q.price), "prdy_vrss": str(change),
+            "prdy_vrss_sign": sign(change), "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}",
+            "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value), "stck_oprc": str(q.open),
+            "stck_hgpr": str(q.high), "stck_lwpr": str(q.low),
+            "stck_mxpr": str(_limit(q.prev_close, 1.3)),
+            "stck_llam": str(_limit(q.prev_close, 0.7)), "stck_sdpr": str(q.prev_close),
+            "hts_avls": str(listing.listed_shares * q.price // 100_000_000),
+            "lstn_stcn": str(listing.listed_shares),
+            "temp_stop_yn": "Y" if listing.suspended else "N",
+            "iscd_stat_cls_code": "58" if listing.suspended else "55",
+            "mang_issu_cls_code": "Y" if listing.administrative else "N",
+            "rprs_mrkt_kor_name": listing.market, "stck_shrn_iscd": symbol,
+        }  # fmt: skip
+        return web.json_response(envelope(*OK, output=output))
+
+    def _bar_rows(self, symbol: str, day: date, until: str, limit: int) -> list[dict[str, str]]:
+        path = self.market.day_path(symbol, day)
+        now = self._now()
+        last = BARS_PER_DAY - 1
+        if day == now.date():
+            last = min(last, now.hour * 60 + now.minute - 9 * 60)
+        upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
+        rows = []
+        cumulative = bars_value(path, upto + 1)
+        for index in range(upto, max(-1, upto - limit), -1):
+            start = path.bar_start(index)
+            rows.append({
+                "stck_bsop_date": day.strftime("%Y%m%d"),
+                "stck_cntg_hour": start.strftime("%H%M00"), "stck_prpr": str(path.close[index]),
+                "stck_oprc": str(path.open[index]),
+                "stck_hgpr": str(path.high[index]), "stck_lwpr": str(path.low[index]),
+                "cntg_vol": str(path.volume[index]), "acml_tr_pbmn": str(cumulative),
+            })  # fmt: skip
+            cumulative -= bar_value(path, index)
+        return rows
+
+    def _chart_summary(self, symbol: str, q: Quote) -> dict[str, str]:
+        """The minute charts' ``output1`` (§4.3a): the issue as it stands when asked."""
+        change = q.price - q.prev_close
+        return {
+            "prdy_vrss": str(change), "prdy_vrss_sign": sign(change),
+            "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}", "stck_prdy_clpr": str(q.prev_close),
+            "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value),
+            "hts_kor_isnm": self.market.listings[symbol].name, "stck_prpr": str(q.price),
+        }  # fmt: skip
+
+    def minute_bars_today(self, query: Any) -> web.Response:
+        """FHKST03010200 (§4.3a): today only, 30 rows, newest first, and today's summary."""
+        symbol = query["FID_INPUT_ISCD"]
+        now = self._now()
+        rows = self._bar_rows(symbol, now.date(), query.get("FID_INPUT_HOUR_1", "153000"), 30)
+        summary = self._chart_summary(symbol, quote_at(self.market, symbol, now))
+        return web.json_response(envelope(*OK, output1=summary, output2=rows))
+
+    def minute_bars_past(self, query: Any) -> web.Response:
+        """FHKST03010230 (§4.3b): any past day, 120 rows, newest first; the latest summary."""
+        symbol = query["FID_INPUT_ISCD"]
+        raw = query.get("FID_INPUT_DATE_1", "")
+        day = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
+        rows = self._bar_rows(symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 120)
+        summary = self._chart_summary(symbol, self._latest_quote(symbol)[1])
+        return web.json_response(envelope(*OK, output1=summary, output2=rows))
+
+    def _daily_rows(self, symbol: str, start: date, end: date, limit: int) -> list[dict[str, str]]:
+        """Daily bars, newest first; today's row (during a session) is the day so far."""
+        rows: list[dict[str, str]] = []
+        now = self._now()
+        day = min(end, session_day(self.market, now))
+        calendar = self.market.calendar
+        if not calendar.is_session(day):
+            day = calendar.previous_session(day)
+        while day >= start and len(rows) < limit:
+            if day == now.date():
+                q = quote_at(self.market, symbol, now)
+                bar = (q.price, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
+            else:
+                path = self.market.day_path(symbol, day)
+                value = bars_value(path, BARS_PER_DAY)
+                bar = (
+                    path.day_close,
+                    path.day_open,
+                    int(path.high.max()),
+                    int(path.low.min()),
+                    int(path.volume.sum()),
+                    value,
+                    path.prev_close,
+                )
+            close, open_, high, low, volume, value, prev_close = bar
+            rows.append({
+                "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(close),
+                "stck_oprc": str(open_), "stck_hgpr": str(high), "stck_lwpr": str(low),
+                "acml_vol": str(volume), "acml_tr_pbmn": str(value),
+                "prdy_vrss": str(close - prev_close), "prdy_vrss_sign": sign(close - prev_close),
+            })  # fmt: skip
+            day = calendar.previous_session(day)
+        return rows
+
+    def daily_chart(self, query: Any) -> web.Response:
+        """FHKST03010100 (§4.2): daily bars between two dates, 100 rows, newest first."""
+        start, end = (_date(query[k]) for k in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"))
+        rows = self._daily_rows(query["FID_INPUT_ISCD"], start, end, 100)
+        return web.json_response(envelope(*OK, output1={}, output2=rows))
+
+    def daily_price(self, query: Any) -> web.Response:
+        """FHKST01010400 (§4.4): the most recent 30 days, no paging."""
+        rows = self._daily_rows(query["FID_INPUT_ISCD"], date(2000, 1, 1), date(9999, 1, 1), 30)
+        return web.json_response(envelope(*OK, output=rows))
+
+    def _latest_quote(self, symbol: str) -> tuple[date, Quote]:
+        """The session day and quote: now during a session, else the last session's close."""
+        now = self._now()
+        day = session_day(self.market, now)
+        at = now if day == now.date() else datetime.combine(day, _SESSION_END, tzinfo=KST)
+        return day, quote_at(self.market, symbol, at)
+
+    def _etf(self, query: Any) -> tuple[str, date, Quote]:
+        symbol = query.get("FID_INPUT_ISCD", "")
+        if self.market.listings[symbol].group != "EF":
+            raise KeyError(symbol)
+        day, quote = self._latest_quote(symbol)
+        return symbol, day, quote
+
+    def etf_price(self, query: Any) -> web.Response:
+        """FHPST02400000 (§4.5): price, NAV, premium (dprt), net assets (억 KRW, assumed)."""
+        symbol, day, q = self._etf(query)
+        listing = self.market.listings[symbol]
+        premium = self.market.etf_premium(symbol, day)
+        nav = q.price / (1 + premium)
+        prev_nav = q.prev_close / (
+            1 + self.market.etf_premium(symbol, self.market.calendar.previous_session(day))
+        )
+        output = {
+            "stck_prpr": str(q.price), "stck_prdy_clpr": str(q.prev_close),
+            "prdy_vrss": str(q.price - q.prev_close),
+            "prdy_ctrt": f"{(q.price / q.prev_close - 1) * 100:.2f}",
+            "acml_vol": str(q.volume), "nav": f"{nav:.2f}", "prdy_last_nav": f"{prev_nav:.2f}",
+            "trc_errt": f"{abs(premium) * 50:.2f}", "dprt": f"{premium * 100:.2f}",
+            "etf_ntas_ttam": str(int(listing.listed_shares * nav / 100_000_000)),
+            "etf_cnfg_issu_cnt": str(len(self.market.components(symbol))),
+            "lstn_stcn": str(listing.listed_shares),
+            "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
+        }  # fmt: skip
+        return web.json_response(envelope(*OK, output=output))
+
+    def etf_nav_daily(self, query: Any) -> web.Response:
+        """FHPST02440200 (§4.6): daily close and NAV, 100 rows, newest first."""
+        symbol = query["FID_INPUT_ISCD"]
+        if self.market.listings[symbol].group != "EF":
+            raise KeyError(symbol)
+        start, end = (_date(query[k]) for k in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"))
+        rows = []
+        for row in self._daily_rows(symbol, start, end, 100):
+            premium = self.market.etf_premium(symbol, _date(row["stck_bsop_date"]))
+            close = int(row["stck_clpr"])
+            rows.append(
+                {
+                    "stck_bsop_date": row["stck_bsop_date"],
+                    "stck_clpr": row["stck_clpr"],
+                    "nav": f"{close / (1 + premium):.2f}",
+                    "dprt": f"{premium * 100:.2f}",
+                }
+            )
+        return web.json_response(envelope(*OK, output=rows))
+
+    def etf_components(self, query: Any) -> web.Response:
+        """FHKST121600C0 (§4.7): summary and constituents with weights."""
+        symbol, day, q = self._etf(query)
+        parts = self.market.components(symbol)
+        nav = q.price / (1 + self.market.etf_premium(symbol, day))
+        shares = self.market.listings[symbol].listed_shares
+        summary = {
+            "stck_prpr": str(q.price),
+            "nav": f"{nav:.2f}",
+            "etf_ntas_ttam": str(int(shares * nav / 100_000_000)),
+            "etf_cnfg_issu_cnt": str(len(parts)),
+        }
+        rows = [{"stck_shrn_iscd": s, "hts_kor_isnm": self.market.listings[s].name,
+                 "etf_cnfg_issu_rlim": f"{w:.2f}"} for s, w in parts]  # fmt: skip
+        return web.json_response(envelope(*OK, output1=summary, output2=rows))
+
+    def overseas_price(self, query: Any) -> web.Response:
+        """HHDFS00000300 (§4.8a); an unknown symbol answers success with an empty ``last``."""
+        exchange, symbol = query.get("EXCD", ""), query.get("SYMB", "")
+        known = any(
+            x.exchange == exchange and x.symbol == symbol
+            for rows in self.market.overseas.values()
+            for x in rows
+        )
+        if not known:
+            return web.json_response(envelope(*OK, output={"rsym": "", "last": ""}))
+        last, base, volume = self.market.overseas_quote(exchange, symbol, self._now().date())
+        output = {
+            "rsym": f"D{exchange}{symbol}", "zdiv": "4", "base": f"{base:.4f}", "pvol": "0",
+            "last": f"{last:.4f}", "sign": sign(int((last - base) * 10_000)),
+            "diff": f"{last - base:.4f}", "rate": f"{(last / base - 1) * 100:.2f}",
+            "tvol": str(volume), "tamt": str(int(volume * last)), "ordy": "매수가능",
+        }  # fmt: skip
+        return web.json_response(envelope(*OK, output=output))
+
+    def overseas_info(self, query: Any) -> web.Response:
+        """CTPF1702R (§4.9); an unknown product answers rt_cd 7, "no data"."""
+        exchange = _PRODUCT_EXCHANGES.get(query.get("PRDT_TYPE_CD", ""), "")
+        symbol = query.get("PDNO", "")
+        row = next(
+            (x for rows in self.market.overseas.values() for x in rows
+             if x.exchange == exchange and x.symbol == symbol),
+            None,
+        )  # fmt: skip
+        if row is None:
+            raise KeyError(symbol)
+        output = {
+            "std_pdno": f"US{zlib.crc32(symbol.encode()):010d}" if row.currency == "USD" else "",
+            "prdt_eng_name": row.name_en, "prdt_name": row.name, "natn_cd": row.currency[:2],
+            "ovrs_excg_cd": row.exchange, "tr_crcy_cd": row.currency,
+            "prdt_clsf_cd": row.industry_code, "prdt_clsf_name": f"업종{row.industry_code}",
+            "lstg_stck_num": "100000000", "lstg_dt": "20100104",
+            "ovrs_stck_tr_stop_dvsn_cd": "01", "lstg_abol_item_yn": "N",
+        }  # fmt: skip
+        return web.json_response(envelope(*OK, output=output))
+
+
+def _limit(prev_close: int, factor: float) -> int:
+    unit = tick_size(int(prev_close * factor))
+    return int(prev_close * factor) // unit * unit
+
+
+_SESSION_END = dtime(15, 30, 59)
+
+# CTPF1702R product type code -> exchange code (§4.9), as the simulator reads it.
+_PRODUCT_EXCHANGES = {
+    "512": "NAS", "513": "NYS", "529": "AMS", "515": "TSE", "501": "HKS", "507": "HNX",
+    "508": "HSX", "551": "SHS", "552": "SZS",
+}  # fmt: skip
+
+
+def _date(text: str) -> date:
+    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+
+
+_Handler = Callable[[Quotes, Any], web.Response]
+
+_ROUTES: dict[tuple[str, str], _Handler] = {
+    ("domestic-stock/v1/quotations/inquire-price", "FHKST01010100"): Quotes.inquire_price,
+    ("domestic-stock/v1/quotations/inquire-time-itemchartprice", "FHKST03010200"):
+        Quotes.minute_bars_today,
+    ("domestic-stock/v1/quotations/inquire-time-dailychartprice", "FHKST03010230"):
+        Quotes.minute_bars_past,
+    ("domestic-stock/v1/quotations/inquire-daily-itemchartprice", "FHKST03010100"):
+        Quotes.daily_chart,
+    ("domestic-stock/v1/quotations/inquire-daily-price", "FHKST01010400"): Quotes.daily_price,
+    ("etfetn/v1/quotations/inquire-price", "FHPST02400000"): Quotes.etf_price,
+    ("etfetn/v1/quotations/nav-comparison-daily-trend", "FHPST02440200"): Quotes.etf_nav_daily,
+    ("etfetn/v1/quotations/inquire-component-stock-price", "FHKST121600C0"):
+        Quotes.etf_components,
+    ("overseas-price/v1/quotations/price", "HHDFS00000300"): Quotes.overseas_price,
+    ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Quotes.overseas_info,
+}  # fmt: skip

@@ -1,0 +1,279 @@
+"""The simulator's real-time side: KIS's WebSocket, its registrations, pushes and cuts.
+
+One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
+``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their
+simulated time passes, several records per frame. ``drop_websockets`` cuts every session
+like a network failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from operator import attrgetter
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from harness.sim.config import SimConfig
+from harness.sim.gateway import Gateway
+from harness.sim.market import BARS_PER_DAY, KST, Market, quote_at, tick_size
+from harness.sim.protocol import NS, sign
+from observer.clock import Clock
+
+__all__ = ["Realtime"]
+
+
+class Realtime:
+    """The WebSocket endpoint and its live sessions.
+
+    Parameters
+    ----------
+    market:
+        The synthetic market streamed.
+    clock:
+        Simulated time: which ticks are due.
+    config:
+        Registration limit, keep-alive and push intervals.
+    gateway:
+        Whose approval keys are valid.
+    """
+
+    def __init__(self, market: Market, clock: Clock, config: SimConfig, gateway: Gateway) -> None:
+        self.market = market
+        self.clock = clock
+        self.config = config
+        self.gateway = gateway
+        self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
+        self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
+
+    async def drop_websockets(self) -> int:
+        """Close every live WebSocket session without a close handshake; return how many."""
+        sessions = list(self._sessions.values())
+        for ws in sessions:
+            if ws._writer is not None:  # abort the transport like a network cut
+                ws._writer.transport.abort()
+        return len(sessions)
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        """``GET /``, ``/tryitout``: one session's registrations, answered as KIS does."""
+        # No per-message deflate: on loopback it only costs CPU on both ends (KIS's own
+        # server does not document it either).
+        ws = web.WebSocketResponse(autoping=True, compress=False)
+        await ws.prepare(request)
+        app_key: str | None = None
+        held: set[tuple[str, str]] = set()
+        pusher: asyncio.Task[None] | None = None
+        try:
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    body = json.loads(message.data)
+                    header, data = body["header"], body.get("body", {}).get("input", {})
+                except (ValueError, KeyError, AttributeError):
+                    await ws.send_json(
+                        _control(
+                            "", "", "9", "OPSP9999", "JSON PARSING ERROR : invalid json format"
+                        )
+                    )
+                    continue
+                if header.get("tr_id") == "PINGPONG":
+                    continue  # the client's echo of our keep-alive
+                tr_id, tr_key = data.get("tr_id", ""), data.get("tr_key", "")
+                owner = self.gateway.approval_owner(header.get("approval_key", ""))
+                if owner is None:
+                    await ws.send_json(_control(tr_id, tr_key, "9", "OPSP9993", "INVALID appkey"))
+                    continue
+                if app_key is None:
+                    if owner in self._sessions:
+                        await ws.send_json(
+                            _control("(null)", "", "9", "OPSP8996", "ALREADY IN USE appkey")
+                        )
+                        await ws.close()
+                        break
+                    app_key = owner
+                    self._sessions[app_key] = ws
+                    pusher = asyncio.create_task(self._push(ws, held))
+                pair = (tr_id, tr_key)
+                if header.get("tr_type") == "2":
+                    if pair in held:
+                        held.discard(pair)
+                        await ws.send_json(
+                            _control(tr_id, tr_key, "0", "OPSP0001", "UNSUBSCRIBE SUCCESS")
+                        )
+                    else:
+                        await ws.send_json(
+                            _control(
+                                tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR(not found!)"
+                            )
+                        )
+                elif tr_id not in ("H0STCNT0", "H0STASP0"):
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "9", "OPSP8991", "SUBSCRIBE ERROR : invalid tr_id")
+                    )
+                elif tr_key not in self.market.listings:
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "9", "OPSP8992", "SUBSCRIBE ERROR : invalid tr_key")
+                    )
+                elif pair in held:
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "1", "OPSP0002", "ALREADY IN SUBSCRIBE")
+                    )
+                elif len(held) >= self.config.max_registrations:
+                    await ws.send_json(
+                        _control(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER")
+                    )
+                else:
+                    held.add(pair)
+                    answer = _control(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS")
+                    answer["body"]["output"] = {
+                        "iv": secrets.token_hex(8),
+                        "key": secrets.token_hex(16),
+                    }
+                    await ws.send_json(answer)
+        finally:
+            if pusher is not None:
+                pusher.cancel()
+            if app_key is not None and self._sessions.get(app_key) is ws:
+                del self._sessions[app_key]
+        return ws
+
+    async def _push(self, ws: web.WebSocketResponse, held: set[tuple[str, str]]) -> None:
+        """Send each registered symbol's trades (and books) as their simulated time passes."""
+        sent_until = self.clock.now_ns()
+        next_ping = sent_until + int(self.config.pingpong_s * NS)
+        state: dict[str, _Running] = {}
+        while not ws.closed:
+            await asyncio.sleep(self.config.push_interval_s)
+            now = self.clock.now_ns()
+            frames: list[tuple[str, str, int]] = []  # (frame, tr_id, records)
+            for tr_id, symbol in sorted(held):
+                await asyncio.sleep(0)  # REST answers wait for one symbol, not for them all
+                if (tr_id, symbol) not in held:  # released meanwhile
+                    continue
+                records = self._records(tr_id, symbol, sent_until, now, state)
+                for start in range(0, len(records), 10):  # several records per frame
+                    chunk = records[start : start + 10]
+                    frames.append(
+                        (f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}", tr_id, len(chunk))
+                    )
+            sent_until = now
+            if now >= next_ping:
+                next_ping = now + int(self.config.pingpong_s * NS)
+                stamp = datetime.fromtimestamp(now / NS, tz=KST).strftime("%Y%m%d%H%M%S")
+                ping = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}})
+                frames.append((ping, "PINGPONG", 0))
+            for frame, tr_id, count in frames:
+                if _cut(ws):  # a dropped session's frames are not "sent"
+                    return
+                try:
+                    await ws.send_str(frame)
+                except (ConnectionResetError, RuntimeError):
+                    return
+                self.records_sent[tr_id] += count
+
+    def _records(
+        self, tr_id: str, symbol: str, after_ns: int, until_ns: int, state: dict[str, _Running]
+    ) -> list[str]:
+        start = datetime.fromtimestamp(after_ns / NS, tz=KST)
+        end = datetime.fromtimestamp(until_ns / NS, tz=KST)
+        day = end.date()
+        if start.date() != day or not self.market.calendar.is_session(day):
+            return []
+        first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
+        last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - 9 * 60)
+        if last < 0 or first >= BARS_PER_DAY:
+            return []
+        running = state.get(symbol)
+        if running is None:
+            q = quote_at(self.market, symbol, start)
+            running = state[symbol] = _Running(
+                q.prev_close, q.open, q.high, q.low, q.volume, q.value
+            )
+        path = self.market.day_path(symbol, day)
+        records = []
+        for index in range(first, last + 1):
+            bar = path.bar_start(index)
+            ticks = self.market.ticks(symbol, day, index)
+            # Only the ticks after ``start`` up to ``end`` (a busy minute holds 400 of them):
+            # seconds into the bar, compared as `quote_at` does.
+            after = bisect.bisect_right(ticks, (start - bar).total_seconds(), key=_second)
+            upto = bisect.bisect_right(ticks, (end - bar).total_seconds(), key=_second)
+            for tick in ticks[after:upto]:
+                at = bar + timedelta(seconds=tick.second)
+                running.add(tick.price, tick.qty)
+                hhmmss = at.strftime("%H%M%S")
+                if tr_id == "H0STCNT0":
+                    records.append(
+                        _trade_record(symbol, hhmmss, day, tick.price, tick.qty, running)
+                    )
+                else:
+                    records.append(_book_record(symbol, hhmmss, tick.price, running))
+        return records
+
+
+def _cut(ws: web.WebSocketResponse) -> bool:
+    """True once the session is closed or its connection aborted (`drop_websockets`)."""
+    writer = ws._writer
+    return ws.closed or writer is None or writer.transport.is_closing()
+
+
+@dataclass(slots=True)
+class _Running:
+    """A symbol's day so far, as the real-time stream reports it."""
+
+    prev_close: int
+    open: int
+    high: int
+    low: int
+    volume: int
+    value: int
+
+    def add(self, price: int, qty: int) -> None:
+        self.open = self.open or price
+        self.high = max(self.high, price)
+        self.low = min(self.low, price) if self.low else price
+        self.volume += qty
+        self.value += price * qty
+
+
+def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:
+    """One H0STCNT0 record: 46 fields in the order of §5.6."""
+    change = price - r.prev_close
+    unit = tick_size(price)
+    fields = [
+        symbol, hhmmss, str(price), sign(change), str(change),
+        f"{change * 100 / r.prev_close:.2f}", f"{r.value / max(r.volume, 1):.2f}", str(r.open),
+        str(r.high), str(r.low), str(price + unit), str(price), str(qty), str(r.volume),
+        str(r.value), "0", "0", "0", "100.00", "0", "0", "1", "50.00", "100.00", "090000", "3",
+        "0", "090000", "3", "0", "090000", "3", "0", day.strftime("%Y%m%d"), "20", "N", "100",
+        "100", "10000", "10000", "0.10", "0", "0.00", "0", "0", "0",
+    ]  # fmt: skip
+    return "^".join(fields)
+
+
+def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
+    """One H0STASP0 record: 59 fields in the order of §5.7."""
+    unit = tick_size(price)
+    asks = [str(price + unit * (i + 1)) for i in range(10)]
+    bids = [str(max(unit, price - unit * i)) for i in range(10)]
+    qtys = [str(100 * (i + 1)) for i in range(10)]
+    tail = ["5500", "5500", "0", "0", "0", "0", "0", "0", "3", "0.00", str(r.volume), "0", "0",
+            "0", "0", "0"]  # fmt: skip
+    return "^".join([symbol, hhmmss, "0", *asks, *bids, *qtys, *qtys, *tail])
+
+
+def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dict[str, Any]:
+    return {
+        "header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": "N"},
+        "body": {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1},
+    }
+
+
+_second = attrgetter("second")
