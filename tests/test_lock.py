@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,10 +51,10 @@ def free(path: Path) -> bool:
     return True
 
 
-def test_close_releases_and_a_context_manager_closes(tmp_path: Path) -> None:
+def test_close_releases_the_lock(tmp_path: Path) -> None:
     path = tmp_path / "LOCK"
     # flock is per open file: the same process is refused a second hold too.
-    with InstanceLock(path), pytest.raises(LockHeld):
+    with contextlib.closing(InstanceLock(path)), pytest.raises(LockHeld):
         InstanceLock(path)
     again = InstanceLock(path)
     assert path.read_text() == str(os.getpid())

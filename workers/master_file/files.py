@@ -15,6 +15,7 @@ Every file is written owner-only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -111,7 +112,7 @@ class LocalFiles:
             raise MasterFilesLocked(
                 f"another master-file run (pid {exc.holder}) holds {self.root / 'LOCK'}"
             ) from None
-        with lock:
+        with contextlib.closing(lock):
             yield
 
     # ------------------------------------------------------------------ state

@@ -11,6 +11,7 @@ The database and KIS code load only once the job has told the supervisor it is R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -76,7 +77,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         lock = InstanceLock(folder / "LOCK")
     except LockHeld as exc:
         _fail(f"another universe build (pid {exc.holder}) holds {folder / 'LOCK'}", 3)
-    with lock:
+    with contextlib.closing(lock):
         yield
 
 
