@@ -77,8 +77,9 @@ def loaded_before_ready(*args: str | Path) -> set[str]:
         (("gap-recovery", "run"), set()),
         (("universe", "build", "--date", "2026-11-20"), set()),
         (("master-file", "update", "--all"), {"httpx"}),  # the master files' URLs
+        (("backup", "run"), set()),
     ],
-    ids=["track_a", "track_b", "gap_recovery", "universe", "master_file"],
+    ids=["track_a", "track_b", "gap_recovery", "universe", "master_file", "backup"],
 )
 def test_a_worker_is_ready_before_it_loads_its_work(
     config: Path, args: tuple[str, ...], allowed: set[str]

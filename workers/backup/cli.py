@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,10 +18,12 @@ from bus.events import Alert
 from observer.cli_support import fail, job_producer, settings_or_exit
 from observer.clock import clock_from_env
 from observer.config import Settings, default_config_path
-from observer.db.backup import Backup, make_backup
 from observer.errors import BackupError
 from observer.logs import setup_logging
 from observer.notify import Notifier
+
+if TYPE_CHECKING:
+    from observer.db.backup import Backup
 
 __all__ = ["app"]
 
@@ -43,6 +45,8 @@ def run(
     clock = clock_from_env()
     notifier = Notifier.from_env()
     notifier.ready()
+    from observer.db.backup import Backup  # the database layer: after READY
+
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         result = _back_up(settings, config or default_config_path(), notifier)
         if isinstance(result, Backup):
@@ -65,6 +69,8 @@ def run(
 
 def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | BackupError:
     """The backup, made in a thread while this one beats (a large dump takes minutes)."""
+    from observer.db.backup import make_backup
+
     outcome: list[Backup | BackupError] = []
 
     def back_up() -> None:
