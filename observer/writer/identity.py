@@ -81,8 +81,11 @@ def digest_rows(envelopes: list[Envelope], digests: list[bytes]) -> list[dict[st
     runs: dict[str, list[bytes]] = {}
     firsts: dict[str, int] = {}
     for env, digest in zip(envelopes, digests, strict=True):
-        runs.setdefault(env.source, []).append(digest)
-        firsts.setdefault(env.source, env.seq)
+        run = runs.get(env.source)
+        if run is None:
+            runs[env.source] = run = []
+            firsts[env.source] = env.seq
+        run.append(digest)
     rows = []
     for source, run in runs.items():
         first = firsts[source]

@@ -38,6 +38,7 @@ from bus.codec import (
     decode_parts,
     encode_frame,
     envelope_digest,
+    envelope_digests,
 )
 from bus.envelope import Envelope
 from bus.events import event_tag
@@ -87,7 +88,7 @@ class Accepted:
     @property
     def digests(self) -> list[bytes]:
         """The digest of each accepted envelope, in the order of `envelopes`."""
-        return [envelope_digest(frame.parts[i]) for frame, taken in self.frames for i in taken]
+        return envelope_digests(frame.parts[i] for frame, taken in self.frames for i in taken)
 
     @property
     def count(self) -> int:
