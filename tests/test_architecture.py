@@ -276,3 +276,18 @@ def test_a_command_is_its_programs_name_with_hyphens() -> None:
         if word in commands and commands[word].startswith("workers."):
             package = commands[word].split(".")[1]
             assert word == name.replace("_", "-") == package.replace("_", "-"), (name, word)
+
+
+def test_an_events_rows_are_named_for_it() -> None:
+    """The append-only table of an event E is model ``ERow`` (a struct's rows likewise).
+
+    The gap events share one history (``GapEvent``) beside the gap kept in place (``Gap``).
+    """
+    from observer.db import models
+
+    shared = {"GapDetected", "GapStateChanged"}
+    for event in EVENT_TYPES:
+        if event.__name__ not in shared:
+            assert hasattr(models, f"{event.__name__}Row"), event.__name__
+    assert models.UniverseMemberRow.__tablename__ == "universe_members"
+    assert models.BarRow.__tablename__ == "minute_bars"

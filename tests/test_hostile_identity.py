@@ -7,6 +7,7 @@ conflict and alerted, never dropped as a duplicate, and `observer audit` must fa
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -102,19 +103,28 @@ def test_a_rejected_event_keeps_its_digest(store: Store) -> None:
     assert accepted.conflicts == 1  # the rejected envelope was committed at seq 1
 
 
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file to copy: migrating per example would take a minute in CI."""
+    path = tmp_path_factory.mktemp("template") / "observer.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @given(
     st.lists(st.tuples(st.integers(1, 40), st.booleans()), min_size=1, max_size=60),
     st.integers(1, 7),
 )
 def test_conflicts_are_exactly_the_differing_resends(
     tmp_path_factory: pytest.TempPathFactory,
+    migrated: Path,
     resends: list[tuple[int, bool]],
     per_frame: int,
 ) -> None:
     """Resend any committed seqs in any framing, some altered: exactly the altered conflict."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('identity') / 'observer.db'}"
-    migrate.upgrade(url)
-    engine = make_engine(url)
+    path = tmp_path_factory.mktemp("identity") / "observer.db"
+    shutil.copyfile(migrated, path)
+    engine = make_engine(f"sqlite:///{path}")
     try:
         store = Store(engine)
         store.load_marks()

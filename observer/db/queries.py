@@ -18,13 +18,13 @@ from sqlalchemy.orm import Session
 
 from observer.db.models import (
     AUDITED_MODELS,
+    BarRow,
     BusConflict,
     BusOffset,
     Gap,
     Instrument,
-    MasterFileCheck,
+    MasterFileCheckedRow,
     MasterFileState,
-    MinuteBar,
     PriceSnapshotRow,
     TrackACycleRow,
     UniverseMemberRow,
@@ -250,10 +250,10 @@ def master_file_checks(
     conn: Connection, since_ns: int, markets: Sequence[str] | None = None
 ) -> Sequence[Row[Any]]:
     """The master-file checks since ``since_ns`` (of ``markets`` if given), oldest first."""
-    query = select(MasterFileCheck).where(MasterFileCheck.produced_ns >= since_ns)
+    query = select(MasterFileCheckedRow).where(MasterFileCheckedRow.produced_ns >= since_ns)
     if markets:
-        query = query.where(MasterFileCheck.market.in_(markets))
-    return conn.execute(query.order_by(MasterFileCheck.produced_ns)).all()
+        query = query.where(MasterFileCheckedRow.market.in_(markets))
+    return conn.execute(query.order_by(MasterFileCheckedRow.produced_ns)).all()
 
 
 _OPEN_GAP_STATES = ("detected", "recovering")
@@ -277,8 +277,8 @@ def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, int]]:
     oldest = conn.execute(
         select(func.min(Gap.start_ns)).where(Gap.state.in_(_OPEN_GAP_STATES))
     ).scalar_one()
-    query = select(MinuteBar.symbol, MinuteBar.minute_ns).where(
-        MinuteBar.quality == "recovered",
-        MinuteBar.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
+    query = select(BarRow.symbol, BarRow.minute_ns).where(
+        BarRow.quality == "recovered",
+        BarRow.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
     )
     return [(symbol, minute_ns) for symbol, minute_ns in conn.execute(query)]

@@ -122,10 +122,10 @@ def _minute_bars(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, MinuteBars)
     header = {"symbol": event.symbol, "quality": event.quality, "gap_id": event.gap_id}
-    batch.insert(m.MinuteBarBatch, _audit(env) | header | {"bar_count": len(event.bars)})
+    batch.insert(m.MinuteBarsRow, _audit(env) | header | {"bar_count": len(event.bars)})
     base = _audit(env) | header
     for idx, bar in enumerate(event.bars):
-        batch.insert(m.MinuteBar, base | msgspec.structs.asdict(bar) | {"idx": idx})
+        batch.insert(m.BarRow, base | msgspec.structs.asdict(bar) | {"idx": idx})
 
 
 def _universe(env: Envelope, batch: Batch) -> None:
@@ -203,7 +203,7 @@ def _gap_state(env: Envelope, batch: Batch) -> None:
 def _master_file(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, MasterFileChecked)
-    batch.insert(m.MasterFileCheck, _audit(env) | _fields(event))
+    batch.insert(m.MasterFileCheckedRow, _audit(env) | _fields(event))
     if event.error or event.action == "hold":
         return  # the file in use did not change
     values = {
@@ -224,7 +224,7 @@ def _master_file(env: Envelope, batch: Batch) -> None:
 def _listing(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, ListingChanged)
-    batch.insert(m.ListingChange, _audit(env) | _fields(event))
+    batch.insert(m.ListingChangedRow, _audit(env) | _fields(event))
     values = _fields(event)
     del values["change"], values["changed_fields"], values["initial"]
     values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
@@ -244,19 +244,19 @@ HANDLERS: dict[type[Event], Handler] = {
     MinuteBars: _minute_bars,
     GapDetected: _gap_detected,
     GapStateChanged: _gap_state,
-    SlotDecision: _direct(m.SlotEvent, SlotDecision),
-    SlotOverflow: _direct(m.OverflowEntry, SlotOverflow),
+    SlotDecision: _direct(m.SlotDecisionRow, SlotDecision),
+    SlotOverflow: _direct(m.SlotOverflowRow, SlotOverflow),
     UniverseSnapshot: _universe,
     MasterFileChecked: _master_file,
     MasterFileReview: _direct(m.MasterFileReviewRow, MasterFileReview),
     ListingChanged: _listing,
     EtfDetail: _direct(m.EtfDetailRow, EtfDetail),
     SectorMetadata: _direct(m.SectorMetadataRow, SectorMetadata, source="origin"),
-    PhaseChanged: _direct(m.PhaseRow, PhaseChanged),
-    TokenRefreshed: _direct(m.TokenRefresh, TokenRefreshed),
+    PhaseChanged: _direct(m.PhaseChangedRow, PhaseChanged),
+    TokenRefreshed: _direct(m.TokenRefreshedRow, TokenRefreshed),
     Alert: _direct(m.AlertRow, Alert),
-    StreamStateChanged: _direct(m.StreamStateRow, StreamStateChanged),
-    WorkerLifecycle: _direct(m.WorkerEvent, WorkerLifecycle),
+    StreamStateChanged: _direct(m.StreamStateChangedRow, StreamStateChanged),
+    WorkerLifecycle: _direct(m.WorkerLifecycleRow, WorkerLifecycle),
 }
 
 

@@ -106,7 +106,7 @@ class OrderBookRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "exchange_ns"),)
 
 
-class MinuteBarBatch(Audited, Base):
+class MinuteBarsRow(Audited, Base):
     """One row per minute-bar event, even an empty recovery, so every seq is accounted for."""
 
     __tablename__ = "minute_bar_batches"
@@ -116,7 +116,7 @@ class MinuteBarBatch(Audited, Base):
     bar_count: Mapped[int]
 
 
-class MinuteBar(AuditedMany, Base):
+class BarRow(AuditedMany, Base):
     """Minute bars, live or recovered; the best row per (symbol, minute) is chosen on read."""
 
     __tablename__ = "minute_bars"
@@ -168,7 +168,7 @@ class GapEvent(Audited, Base):
     detail: Mapped[str] = mapped_column(String(500))
 
 
-class SlotEvent(Audited, Base):
+class SlotDecisionRow(Audited, Base):
     """Track B slot decisions with their scores and reasons."""
 
     __tablename__ = "slot_events"
@@ -183,7 +183,7 @@ class SlotEvent(Audited, Base):
     expires_ns: Mapped[int]
 
 
-class OverflowEntry(Audited, Base):
+class SlotOverflowRow(Audited, Base):
     """The overflow ledger: triggered symbols that found no slot."""
 
     __tablename__ = "overflow_ledger"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from observer.db.models.base import Audited, Base
 
 
-class PhaseRow(Audited, Base):
+class PhaseChangedRow(Audited, Base):
     """Operation phases entered."""
 
     __tablename__ = "phases"
@@ -24,7 +24,7 @@ class PhaseRow(Audited, Base):
     scheduled_ns: Mapped[int]
 
 
-class TokenRefresh(Audited, Base):
+class TokenRefreshedRow(Audited, Base):
     """Token and approval-key issuances (no secret is ever stored)."""
 
     __tablename__ = "token_refreshes"
@@ -45,7 +45,7 @@ class AlertRow(Audited, Base):
     context: Mapped[dict[str, Any]]
 
 
-class StreamStateRow(Audited, Base):
+class StreamStateChangedRow(Audited, Base):
     """Real-time session states per account (disconnects bound the gaps)."""
 
     __tablename__ = "stream_states"
@@ -55,7 +55,7 @@ class StreamStateRow(Audited, Base):
     registrations: Mapped[int]
 
 
-class WorkerEvent(Audited, Base):
+class WorkerLifecycleRow(Audited, Base):
     """Process lifecycle recorded by the supervisor."""
 
     __tablename__ = "worker_events"

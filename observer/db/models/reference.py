@@ -44,7 +44,7 @@ class UniverseMemberRow(AuditedMany, Base):
     __table_args__ = (Index(None, "trade_date", "symbol"),)
 
 
-class MasterFileCheck(Audited, Base):
+class MasterFileCheckedRow(Audited, Base):
     """Append-only history of master-file checks."""
 
     __tablename__ = "master_file_checks"
@@ -97,7 +97,7 @@ class MasterFileState(Base):
     changed_ns: Mapped[int]
 
 
-class ListingChange(Audited, Base):
+class ListingChangedRow(Audited, Base):
     """Append-only history of listings: new, changed, removed."""
 
     __tablename__ = "listing_changes"
