@@ -201,8 +201,9 @@ def _time_programs(
         began = time.perf_counter()
         subprocess.run(
             [sys.executable, "-m", "observer", "ctl", "--socket", str(sock), "restart", worker],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+        )
         report.ctl_restart_s.append(time.perf_counter() - began)
 
 

@@ -215,8 +215,9 @@ class Market:
         """An ETF's constituents and their weights in percent (summing to 100)."""
         rng = np.random.default_rng(_seed(self.seed, symbol, "components"))
         stocks = [s for s, x in self.listings.items() if x.group == "ST" and x.market == "KOSPI"]
-        chosen = rng.choice(len(stocks), size=min(len(stocks), int(rng.integers(10, 50))),
-                            replace=False)  # fmt: skip
+        chosen = rng.choice(
+            len(stocks), size=min(len(stocks), int(rng.integers(10, 50))), replace=False
+        )
         weights = rng.dirichlet(np.ones(len(chosen))) * 100
         return tuple((stocks[int(i)], float(w)) for i, w in zip(chosen, weights, strict=True))
 

@@ -72,8 +72,9 @@ def _send(command: str, args: list[str], as_json: bool) -> Reply:
     except TimeoutError:
         _exit(f"observer ctl: {command} got no reply within {TIMEOUT_S:g}s", 2)
     if as_json or _target.as_json:
-        typer.echo(json.dumps({"ok": reply.ok, "reason": reply.reason, "code": reply.code,
-                               **reply.data}))  # fmt: skip
+        typer.echo(
+            json.dumps({"ok": reply.ok, "reason": reply.reason, "code": reply.code, **reply.data})
+        )
     return reply
 
 

@@ -125,9 +125,10 @@ class GapRecovery(AsyncWorker):
     async def run(self) -> None:
         """Recover gaps until ``stop``."""
         feed = FeedSubscriber(
-            zmq.Context.instance(), local_endpoints(self.settings.paths.run).feed,
+            zmq.Context.instance(),
+            local_endpoints(self.settings.paths.run).feed,
             ["gap_detected."],
-        )  # fmt: skip
+        )
         limits = rate_limits(self.settings, SOURCE)
         accounts = [
             open_account(self.settings, a.alias, self.clock, limits)

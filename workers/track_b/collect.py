@@ -139,8 +139,7 @@ class Collector:
 
     def _priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect: the best-scoring slots first."""
-        return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key,
-                registration.tr_id)  # fmt: skip
+        return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key, registration.tr_id)
 
     async def _add(self, alias: str, symbol: str) -> None:
         stream = self.streams[alias]

@@ -178,8 +178,9 @@ class SlotBook:
         if free is not None:
             account, slot = free
             self._put(account, slot, c, now_ns)
-            return Decision("allocate", c, f"{c.trigger} (score {c.score:.2f}): free slot",
-                            account, slot)  # fmt: skip
+            return Decision(
+                "allocate", c, f"{c.trigger} (score {c.score:.2f}): free slot", account, slot
+            )
         unpinned = [h for h in self.holdings() if not h.candidate.pinned and h.account in alive]
         lowest_held = min((h.candidate.score for h in unpinned), default=0.0)
         replaceable = [h for h in unpinned if c.pinned or now_ns - h.since_ns >= min_hold_ns]
@@ -189,9 +190,10 @@ class SlotBook:
             if c.pinned or c.score > old.score * threshold:
                 self._put(weakest.account, weakest.slot, c, now_ns)
                 why = (
-                    "pinned" if c.pinned
+                    "pinned"
+                    if c.pinned
                     else f"{c.trigger} (score {c.score:.2f}) > {threshold:g} x {old.score:.2f}"
-                )  # fmt: skip
+                )
                 return Decision("replace", c, why, weakest.account, weakest.slot, replaced=old)
         return Decision("overflow", c, _overflow_reason(c, threshold), lowest_held=lowest_held)
 

@@ -145,10 +145,11 @@ class TrackB(AsyncWorker):
                 rows = universe_references(conn, day)
             if rows is not None:
                 return {
-                    r.symbol: Reference(r.symbol, r.market_cap, r.prev_close,
-                                        r.avg_volume_20d, float(r.atr_14))
+                    r.symbol: Reference(
+                        r.symbol, r.market_cap, r.prev_close, r.avg_volume_20d, float(r.atr_14)
+                    )
                     for r in rows
-                }  # fmt: skip
+                }
             await self.sleep(_POLL_S)
         return None
 
@@ -186,10 +187,11 @@ class TrackB(AsyncWorker):
         self.counters["context_sync_s"] = round(seconds, 3)
         if not found:
             self._alert(
-                "warning", "track_b_degraded",
+                "warning",
+                "track_b_degraded",
                 "context sync found no Track A snapshots of the opening: slots fill by market "
                 "cap until triggers fire",
-            )  # fmt: skip
+            )
         log.info("context sync: %d symbols from %d snapshots in %.3f s, %d candidates",
                  len(found), len(snapshots), seconds, len(chosen))  # fmt: skip
         return chosen
@@ -205,15 +207,17 @@ class TrackB(AsyncWorker):
         until: datetime,
     ) -> None:
         feed = FeedSubscriber(
-            zmq.Context.instance(), local_endpoints(self.settings.paths.run).feed,
+            zmq.Context.instance(),
+            local_endpoints(self.settings.paths.run).feed,
             ["price_snapshot."],
-        )  # fmt: skip
+        )
         by_cap = sorted(engine.references.values(), key=lambda r: (-r.market_cap, r.symbol))
         fill = [
-            Candidate(r.symbol, "market_cap", engine.score(r.symbol, 1.0, 0.0), 0.0, 0.0,
-                      r.market_cap)
+            Candidate(
+                r.symbol, "market_cap", engine.score(r.symbol, 1.0, 0.0), 0.0, 0.0, r.market_cap
+            )
             for r in by_cap[: book.capacity * len(book.accounts)]
-        ]  # fmt: skip
+        ]
         try:
             while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
                 self._drain(feed, engine)
