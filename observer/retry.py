@@ -45,6 +45,24 @@ async def retry(
     clients failing together do not retry together), after calling ``on_retry(error,
     attempt, pause)``. The last error, or any other, is raised as it is.
     """
+    # The first try runs bare: nearly every call succeeds at once, and tenacity's machinery
+    # costs about 60 us a call (Track A alone makes over 40,000 calls a day).
+    first_failure: Exception | None = None
+    try:
+        return await call()
+    except Exception as error:
+        if attempts <= 1 or not retry_if(error):
+            raise
+        first_failure = error
+
+    async def again() -> T:
+        """The first failure as tenacity's first attempt, then the real tries."""
+        nonlocal first_failure
+        if first_failure is not None:
+            error, first_failure = first_failure, None
+            raise error
+        return await call()
+
     # Loaded here: `backoff_s` is on the writer's and the supervisor's path to READY.
     from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
     from tenacity.wait import wait_random_exponential
@@ -65,5 +83,5 @@ async def retry(
     )
     async for attempt in retrying:
         with attempt:
-            return await call()
+            return await again()
     raise AssertionError("unreachable: tenacity reraises")

@@ -41,7 +41,7 @@ from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
-from observer.errors import BackupError
+from observer.errors import BackupError, StoreError
 
 __all__ = ["Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 
@@ -134,6 +134,7 @@ def make_backup(
         BackupError,
         OSError,
         SQLAlchemyError,
+        StoreError,  # the schema revision or the restored copy's check could not be read
         sqlite3.Error,
         subprocess.SubprocessError,
     ) as exc:
