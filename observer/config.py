@@ -6,6 +6,7 @@ passed down to the code that needs them; there is no global config object.
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import date
 from pathlib import Path
@@ -349,7 +350,7 @@ class Settings(_Strict, frozen=True):
     supervisor: SupervisorSettings = SupervisorSettings()
     phases: PhaseSettings = PhaseSettings()
     calendar: CalendarSettings = CalendarSettings()
-    masterfile: MasterFileSettings = MasterFileSettings()
+    master_file: MasterFileSettings = MasterFileSettings()
     universe: UniverseSettings = UniverseSettings()
     track_a: TrackASettings = TrackASettings()
     track_b: TrackBSettings = TrackBSettings()
@@ -425,6 +426,7 @@ def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise ConfigError(f"no configuration file at {path}") from exc
     except msgspec.DecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    raw = _renamed(raw, path)
     base = raw.pop("extends", None)
     if base is None:
         return raw
@@ -434,6 +436,22 @@ def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if parent in seen or parent == path.resolve():
         raise ConfigError(f"{path}: extends {parent}, which extends it again")
     return _merged(_read_toml(parent, (*seen, path.resolve())), raw)
+
+
+# Tables that were renamed: a file written for an earlier release keeps working.
+_OLD_TABLE_NAMES = {"masterfile": "master_file"}
+
+
+def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``raw`` with every table under its current name (a warning for each old name)."""
+    for old, new in _OLD_TABLE_NAMES.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            raise ConfigError(f"{path}: [{old}] is the old name of [{new}]: keep one of them")
+        logging.getLogger(__name__).warning("%s: [%s] is now [%s]", path, old, new)
+        raw[new] = raw.pop(old)
+    return raw
 
 
 def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -148,3 +148,21 @@ def test_a_bad_base_is_named(tmp_path: Path) -> None:
     wrong.write_text('extends = "base.toml"\n[writer]\nbatch_events = 0\n')
     with pytest.raises(ConfigError, match="batch_events"):
         load_settings(wrong)
+
+
+def test_a_renamed_table_is_read_under_its_old_name(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text("[masterfile]\nmax_new = 7\n")
+    assert load_settings(old).master_file.max_new == 7
+    assert "[masterfile] is now [master_file]" in caplog.text
+    overlay = tmp_path / "overlay.toml"  # an old overlay over a current base merges too
+    overlay.write_text('extends = "base.toml"\n[masterfile]\nmax_new = 9\n')
+    (tmp_path / "base.toml").write_text("[master_file]\nmax_new = 7\nmax_removed = 3\n")
+    settings = load_settings(overlay)
+    assert (settings.master_file.max_new, settings.master_file.max_removed) == (9, 3)
+    both = tmp_path / "both.toml"
+    both.write_text("[masterfile]\nmax_new = 7\n[master_file]\nmax_new = 8\n")
+    with pytest.raises(ConfigError, match="keep one of them"):
+        load_settings(both)

@@ -43,7 +43,7 @@ class Harness:
             f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{self.writer.run_dir}"\n'
             f'[database]\nurl = "{self.url}"\n'
             f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\n'
-            "[masterfile]\nretry_initial_s = 0.01\nack_timeout_s = 5\n"
+            "[master_file]\nretry_initial_s = 0.01\nack_timeout_s = 5\n"
         )
         self.files = LocalFiles(tmp_path / "data")
         self.engine = make_engine(self.url)

@@ -45,7 +45,7 @@ _CLOCK = "2026-11-20T08:05:00+09:00@1x"  # a Friday session, warmup: in phase, b
 _SETTINGS = """
 [kis]
 sim_url = "http://127.0.0.1:1"   # closed: KIS calls fail at once
-[masterfile]
+[master_file]
 attempts = 1
 [supervisor]
 metrics_port = 0

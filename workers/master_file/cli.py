@@ -68,7 +68,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
     """
     clock = clock_from_env()
     notifier = Notifier.from_env()
-    folder = LocalFiles(Path(settings.paths.data_dir), settings.masterfile.keep_backups)
+    folder = LocalFiles(Path(settings.paths.data_dir), settings.master_file.keep_backups)
     try:
         with folder.locked() if publish else contextlib.nullcontext():
             notifier.ready()
@@ -79,7 +79,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
                 if not publish:
                     yield updater
                     return
-                timeout = settings.masterfile.ack_timeout_s
+                timeout = settings.master_file.ack_timeout_s
                 with job_producer(PROGRAM, settings, SOURCE, clock, notifier, timeout) as producer:
                     updater.producer = producer
                     yield updater

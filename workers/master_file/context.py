@@ -60,7 +60,7 @@ class Services:
         notifier: Notifier | None = None,
     ) -> None:
         self.settings = settings
-        self.limits = settings.masterfile
+        self.limits = settings.master_file
         self.clock = clock
         self.producer = producer
         self.notifier = notifier or Notifier(None)

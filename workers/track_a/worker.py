@@ -46,7 +46,7 @@ _IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again afte
 
 
 @dataclass
-class Tally:
+class CycleCounters:
     """What the heartbeats report."""
 
     cycles: int = 0
@@ -87,7 +87,7 @@ class TrackA(AsyncWorker):
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)
         self.timeline = timeline_from(settings.phases, settings.calendar)
-        self.tally = Tally()
+        self.tally = CycleCounters()
         share = settings.kis.process_share[SOURCE]
         self.limit_per_s = sum(a.rest_per_second * share for a in settings.kis.accounts)
         self._engine: Engine = make_engine(settings.database.url, read_only=True)
