@@ -224,6 +224,15 @@ class TrackBSettings(_Strict, frozen=True):
     silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
     silence_window_s: Seconds = 60.0
     unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
+    # A registration KIS refuses: the symbol is released and barred. Transient codes (OPSP0007
+    # and any code not listed below) for refusal_retry_s, doubling per refusal of the symbol
+    # up to refusal_retry_max_s; these codes for the rest of the day (OPSP0008, a session KIS
+    # counts full, closes the slot instead).
+    refusal_retry_s: Seconds = 30.0
+    refusal_retry_max_s: Seconds = 600.0
+    refusal_permanent_codes: tuple[str, ...] = ("OPSP8991", "OPSP8992", "OPSP8993")
+    refused_error_share: Annotated[float, Meta(gt=0, le=1)] = 0.25  # of slots: alert as error
+    limit_lock_s: SecondsOrZero = 30.0  # trades at a price limit this long: limit-locked
 
 
 class GapRecoverySettings(_Strict, frozen=True):

@@ -72,11 +72,12 @@ class KisAccount:
         on_frame: Callable[[DecodedFrame, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         on_registered: Callable[[Registration], None] = lambda registration: None,
+        on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,
     ) -> KisStream:
         """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
             self.ws_url, self.tokens, self.clock, on_frame, on_state,
-            on_registered=on_registered, account=self.alias,
+            on_registered=on_registered, on_refused=on_refused, account=self.alias,
         )  # fmt: skip
 
     async def aclose(self) -> None:

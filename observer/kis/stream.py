@@ -6,6 +6,11 @@ separately; ``OPSP0008`` beyond); one session per app key (``OPSP8996``); regist
 per connection, so every reconnect re-sends all of them; the server sends JSON ``PINGPONG``
 keep-alives, which we echo as a text frame. Reconnects back off 1, 2, 5, 10, 30, 60 s (with
 jitter), within a budget per hour; a silent connection is dropped after ``silence_s``.
+
+Any other control answer to a registration it wants (``OPSP0007`` internal error, ``OPSP0008``
+beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it,
+keeps the code in ``refused`` and tells its owner (``on_refused``), whose business it is to
+decide whether and when to ask again.
 """
 
 from __future__ import annotations
@@ -77,6 +82,9 @@ class KisStream:
         Called with each connection-state change and a reason.
     on_registered:
         Called when KIS acknowledges a registration (after every reconnect, too).
+    on_refused:
+        Called when KIS refuses a registration the stream wanted, with KIS's ``msg_cd`` and
+        ``msg1``; the stream no longer wants it.
     account:
         The alias of the account the session belongs to; every event carries it.
     max_registrations, backoff_s, reconnects_per_hour, silence_s:
@@ -92,6 +100,7 @@ class KisStream:
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         *,
         on_registered: Callable[[Registration], None] = lambda registration: None,
+        on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,
         account: str = "",
         max_registrations: int = MAX_REGISTRATIONS,
         backoff_s: tuple[float, ...] = BACKOFF_S,
@@ -105,6 +114,7 @@ class KisStream:
         self.decoder = RealtimeDecoder(account)
         self._on_state = on_state
         self._on_registered = on_registered
+        self._on_refused = on_refused
         self._max = max_registrations
         self._backoff = backoff_s
         self._budget = reconnects_per_hour
@@ -275,6 +285,8 @@ class KisStream:
             if registration in self.wanted:
                 self.refused[registration] = control.msg_cd
                 self.wanted.discard(registration)
+                self.registered.discard(registration)
+                self._on_refused(registration, control.msg_cd, control.msg1)
 
     async def _send_registration(self, registration: Registration, *, register: bool) -> None:
         socket = self._socket

@@ -6,7 +6,8 @@ WebSocket code loads once it has told the supervisor it is READY, so that a rest
 
 ``observer track-b slots pin|unpin CODE...`` / ``slots list [--json]``: the operator's pins
 (``<data_dir>/track_b/pins.json``, read at every evaluation) and the slots as of the last
-evaluation; exit 1 when refused or when Track B has shown no slots, 2 on bad configuration.
+evaluation, with the symbols barred from them (a refused registration, a halt, a limit lock)
+and why; exit 1 when refused or when Track B has shown no slots, 2 on bad configuration.
 ``observer ctl slots ...`` is the same (an alias).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -22,6 +24,7 @@ import typer
 from observer.cli_support import start_worker
 from observer.config import load_settings
 from observer.errors import ConfigError
+from observer.phases import KST
 from workers.track_b import SOURCE
 from workers.track_b.pins import read_pins, slots_path, write_pins
 
@@ -123,5 +126,14 @@ def list_slots(as_json: JsonOpt = False) -> None:
     for row in shown["slots"]:
         typer.echo(
             f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
-            f"{row['score']:>7.2f}" + ("  pinned" if row["pinned"] else "")
+            f"{row['score']:>7.2f}"
+            + ("  pinned" if row["pinned"] else "")
+            + (f"  ({row['state']})" if row.get("state") else "")
         )
+    for closed in shown.get("closed", []):
+        typer.echo(f"{closed['account']:<12} {closed['slot']:>3}  closed (KIS counts it taken)")
+    for bar in shown.get("barred", []):
+        until = "until it trades again"
+        if bar["until_ns"]:
+            until = f"until {datetime.fromtimestamp(bar['until_ns'] / 1e9, KST):%H:%M:%S}"
+        typer.echo(f"{'barred':<12} {'':>3}  {bar['symbol']}  {bar['reason']}, {until}")

@@ -7,7 +7,9 @@ score first, in case the new session takes fewer). Each execution is
 published as a `TradeTick` (each book as an `OrderBook`), each decision as a
 `SlotDecision` or `SlotOverflow`, each session change as a `StreamStateChanged`, and each
 gap as a `GapDetected` for the gap-recovery worker. An account whose session has been down
-for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsewhere.
+for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsewhere. A
+registration KIS refuses is handed to ``on_refused`` as a `Refusal` (the slot manager
+releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, limit locks).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import partial
+from typing import NamedTuple
 
 from bus.events import (
     Event,
@@ -26,6 +29,7 @@ from bus.events import (
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
+    TradeTick,
 )
 from observer.clock import Clock
 from observer.errors import KisError
@@ -35,7 +39,7 @@ from observer.kis.stream import KisStream, Registration, StreamState
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.slots import Decision
 
-__all__ = ["BOOK", "TRADE", "Collector", "decision_event"]
+__all__ = ["BOOK", "TRADE", "Collector", "Refusal", "decision_event"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,17 @@ def decision_event(d: Decision) -> SlotDecision | SlotOverflow:
     )  # fmt: skip
 
 
+class Refusal(NamedTuple):
+    """KIS refused one of a symbol's registrations on an account (the stream dropped it)."""
+
+    account: str
+    symbol: str
+    tr_id: str
+    code: str  # KIS's msg_cd, e.g. OPSP8992
+    message: str  # KIS's msg1
+    at_ns: int
+
+
 _FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
 
 
@@ -80,6 +95,7 @@ class Collector:
         in_session: Callable[[int], bool] = lambda ns: True,
         unhealthy_after_s: float = 30.0,
         velocity_window_s: float = 10.0,
+        on_refused: Callable[[Refusal], None] = lambda refusal: None,
     ) -> None:
         self.clock = clock
         self.publish = publish
@@ -92,6 +108,9 @@ class Collector:
         self.down_since: dict[str, int | None] = {}
         self.dead: set[str] = set()  # accounts whose reconnect budget is spent
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
+        self.latest: dict[str, TradeTick] = {}  # symbol -> its latest tick, while streamed
+        self.on_refused = on_refused
+        self.refusals = 0
         self.ticks = 0
         self.gaps = 0
         for account in accounts:
@@ -101,6 +120,7 @@ class Collector:
                 partial(self._on_frame, alias),
                 partial(self._on_state, alias),
                 partial(self._on_registered, alias),
+                partial(self._on_refused, alias),
             )
             self.down_since[alias] = None  # healthy until its session fails to come up
             self.streams[alias].priority = self._priority
@@ -155,6 +175,7 @@ class Collector:
         if gap := self.detectors[alias].forget(symbol, self.clock.now_ns()):
             self._gap(gap)
         self.recent.pop(symbol, None)
+        self.latest.pop(symbol, None)
         self.scores.pop(symbol, None)
 
     def velocity(self, symbol: str) -> float:
@@ -193,6 +214,7 @@ class Collector:
         for tick in frame.ticks:
             self.publish(tick)
             self.ticks += 1
+            self.latest[tick.symbol] = tick
             self._count(tick.symbol, received_ns)
             if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
                 self._gap(gap)
@@ -228,6 +250,13 @@ class Collector:
             return
         if gap := self.detectors[alias].on_registered(registration.tr_key, self.clock.now_ns()):
             self._gap(gap)
+
+    def _on_refused(self, alias: str, registration: Registration, code: str, message: str) -> None:
+        self.refusals += 1  # the stream has logged it
+        self.on_refused(
+            Refusal(alias, registration.tr_key, registration.tr_id, code, message,
+                    self.clock.now_ns())
+        )  # fmt: skip
 
     def _gap(self, gap: Gap) -> None:
         self.gaps += 1

@@ -1,8 +1,13 @@
 """The slot manager and provider pool: which account streams which symbol.
 
 Each account's WebSocket session holds ``capacity`` symbols (41 registrations, or half that
-when books are streamed too). One evaluation, given the candidates of the moment:
+when books are streamed too), less the slots closed because KIS counted more registrations
+on the session than we did (`SlotBook.close`). One evaluation, given the candidates of the
+moment and the symbols barred (a refused registration, a halt, a limit lock: symbol ->
+reason):
 
+0. Held symbols that are barred are released with their bar's reason, and barred
+   candidates are not wanted.
 1. Held symbols that are candidates again are renewed (their score and expiry updated).
 2. Held symbols whose trigger lapsed are released (``expire``); pins never lapse.
 3. Symbols held on an unhealthy account are released there (``release``, failover) and
@@ -21,7 +26,7 @@ market cap and code, and the round-robin position is part of the state.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 import msgspec
@@ -82,6 +87,7 @@ class SlotBook:
         self.accounts = list(accounts)
         self.capacity = capacity
         self.slots: dict[str, list[Holding | None]] = {a: [None] * capacity for a in accounts}
+        self.closed: set[tuple[str, int]] = set()  # (account, slot): never placed into again
         self.cursor = 0
 
     def holdings(self) -> list[Holding]:
@@ -106,13 +112,26 @@ class SlotBook:
         self._free(holding)
         return Decision("release", holding.candidate, reason, holding.account, holding.slot)
 
+    def close(self, account: str, slot: int, reason: str) -> Decision | None:
+        """Close a slot for good, releasing its holding (None if it held none).
+
+        For a session that KIS says is full (OPSP0008) while we count a free registration:
+        our count is wrong, and KIS's is the one that refuses.
+        """
+        self.closed.add((account, slot))
+        holding = self.slots[account][slot]
+        if holding is None:
+            return None
+        self._free(holding)
+        return Decision("release", holding.candidate, reason, account, slot)
+
     def _next_free(self, healthy: set[str]) -> tuple[str, int] | None:
         for step in range(len(self.accounts)):
             account = self.accounts[(self.cursor + step) % len(self.accounts)]
             if account not in healthy:
                 continue
             for slot, holding in enumerate(self.slots[account]):
-                if holding is None:
+                if holding is None and (account, slot) not in self.closed:
                     self.cursor = (self.cursor + step + 1) % len(self.accounts)
                     return account, slot
         return None
@@ -125,16 +144,26 @@ class SlotBook:
         *,
         threshold: float = 1.2,
         min_hold_ns: int = 0,
+        barred: Mapping[str, str] | None = None,
     ) -> list[Decision]:
         """One evaluation round (see the module's steps); returns its decisions in order."""
         alive = set(healthy)
+        barred = barred or {}
+        decisions: list[Decision] = []
+        for holding in self.holdings():
+            why = barred.get(holding.candidate.symbol)
+            if why is not None:
+                self._free(holding)
+                c = holding.candidate
+                decisions.append(Decision("release", c, why, holding.account, holding.slot))
         wanted: dict[str, Candidate] = {}
         for c in candidates:
+            if c.symbol in barred:
+                continue
             if c.pinned or not c.expires_ns or c.expires_ns > now_ns:  # lapsed: not wanted
                 best = wanted.setdefault(c.symbol, c)  # a symbol's best candidate
                 if best is not c and c.rank() < best.rank():
                     wanted[c.symbol] = c
-        decisions: list[Decision] = []
         pool: list[Candidate] = []
         for holding in self.holdings():
             symbol = holding.candidate.symbol

@@ -11,6 +11,8 @@
    pins of ``observer track-b slots``, and the largest market caps (the default placement,
    weight 1) become candidates; the slot manager decides; the collector applies.
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
+5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
+   refused (it wakes the loop at once), a symbol halted or locked at a price limit.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
@@ -42,12 +44,13 @@ from observer.kis.session import open_account
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
-from observer.runtime import AsyncWorker, beat_forever
+from observer.runtime import AsyncWorker, beat_forever, sleep_unless
 from observer.timeline import timeline_from
 from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.gaps import SilenceRule
+from workers.track_b.guard import SlotGuard
 from workers.track_b.pins import read_pins, slots_path
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
@@ -81,6 +84,9 @@ class TrackB(AsyncWorker):
         self._alerted: dict[int, int] = {}  # alert level -> when it last went out
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         self.counters: dict[str, float] = {}
+        day = now_utc(clock).astimezone(KST).date()
+        day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
+        self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
 
     # ------------------------------------------------------------------ the day
 
@@ -114,6 +120,7 @@ class TrackB(AsyncWorker):
             in_session=self._in_continuous_trading,
             unhealthy_after_s=self.config.unhealthy_after_s,
             velocity_window_s=self.config.velocity_window_s,
+            on_refused=self.guard.on_refused,
         )  # fmt: skip
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
@@ -169,6 +176,7 @@ class TrackB(AsyncWorker):
         snapshots = [_snapshot(row) for row in rows]
         for snapshot in sorted(snapshots, key=lambda s: s.observed_ns):
             engine.on_snapshot(snapshot)
+            self.guard.on_snapshot(snapshot)  # the day's price limits, halts
         found = openings(snapshots)
         now = self.clock.now_ns()
         surge = self.config.volume_surge
@@ -220,28 +228,43 @@ class TrackB(AsyncWorker):
         ]
         try:
             while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
+                self.guard.wake.clear()
                 self._drain(feed, engine)
                 now = self.clock.now_ns()
                 for symbol in book.held():
                     engine.on_velocity(symbol, collector.velocity(symbol), now)
+                    if (tick := collector.latest.get(symbol)) is not None:
+                        self.guard.on_tick(tick)
                 engine.pins = self._pins()
                 for pin in list(book.held()):
                     if book.held()[pin].candidate.pinned and pin not in engine.pins:
                         released = book.release(pin, "unpinned")
                         await collector.apply([released] if released else [])
+                closed = self.guard.review(book, engine.pins, now)
                 candidates = [*engine.candidates(now), *context, *fill]
                 decisions = book.evaluate(
                     candidates, now, collector.healthy(),
                     threshold=self.config.replacement_threshold,
                     min_hold_ns=int(self.config.min_hold_s * _NS),
+                    barred=self.guard.barred(now),
                 )  # fmt: skip
-                decisions = [d for d in decisions if self._news(d)]
+                decisions = [*closed, *(d for d in decisions if self._news(d))]
                 await collector.apply(decisions)
                 self._watch_overflow(decisions, now)
                 self._show(book, collector)
-                await self.sleep(self.config.evaluate_s)
+                await self._nap(self.config.evaluate_s)
         finally:
             feed.close()
+
+    async def _nap(self, seconds: float) -> None:
+        """Wait for the next evaluation: ``seconds`` of clock time, less if woken or stopped."""
+        nap = asyncio.ensure_future(sleep_unless(self.clock, seconds, self.stop))
+        woken = asyncio.ensure_future(self.guard.wake.wait())
+        try:
+            await asyncio.wait({nap, woken}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            nap.cancel()
+            woken.cancel()
 
     def _news(self, d: Decision) -> bool:
         """Whether to publish: the ledger records each triggered symbol's overflow once.
@@ -264,6 +287,7 @@ class TrackB(AsyncWorker):
             for envelope in envelopes:
                 if isinstance(envelope.event, PriceSnapshot):
                     engine.on_snapshot(envelope.event)
+                    self.guard.on_snapshot(envelope.event)
 
     def _pins(self) -> set[str]:
         try:
@@ -297,28 +321,39 @@ class TrackB(AsyncWorker):
 
     def _show(self, book: SlotBook, collector: Collector) -> None:
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic)."""
+        now = self.clock.now_ns()
         rows = [
             {"account": h.account, "slot": h.slot, "symbol": h.candidate.symbol,
              "trigger": h.candidate.trigger, "score": round(h.candidate.score, 2),
-             "pinned": h.candidate.pinned, "since_ns": h.since_ns}
+             "pinned": h.candidate.pinned, "since_ns": h.since_ns,
+             "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1]}
             for h in book.holdings()
         ]  # fmt: skip
+        barred = self.guard.shown()
         self.counters.update(
             slots=len(rows), ticks=collector.ticks, gaps=collector.gaps,
-            healthy_accounts=len(collector.healthy()),
+            healthy_accounts=len(collector.healthy()), refused=collector.refusals,
+            barred=len(barred), halted=len(self.guard.bars.of_kind("halted", "limit_locked")),
+            closed_slots=len(book.closed),
         )  # fmt: skip
         for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
             self.counters[f"slots.{account.alias}"] = sum(
                 r["account"] == account.alias for r in rows
             )
-        shown = {"at_ns": self.clock.now_ns(), "slots": rows}
+        shown = {"at_ns": now, "slots": rows, "barred": barred,
+                 "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)]}  # fmt: skip
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing
 
-    def _alert(self, severity: str, code: str, message: str) -> None:
-        log.warning("%s", message)
-        self.producer.send(Alert(severity=severity, code=code, message=message))  # type: ignore[arg-type]
+    def _alert(
+        self, severity: str, code: str, message: str, context: dict[str, str] | None = None
+    ) -> None:
+        """Log and publish an alert."""
+        log.log(logging.INFO if severity == "info" else logging.WARNING, "%s", message)
+        self.producer.send(
+            Alert(severity=severity, code=code, message=message, context=context or {})  # type: ignore[arg-type]
+        )
 
 
 _NONE = Reference("", 0, 0, 0, 0.0)
