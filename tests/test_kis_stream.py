@@ -154,11 +154,15 @@ def test_the_41_limit_is_enforced_before_kis_refuses(tmp_path: Path) -> None:
 
 def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
     session = FakeSession(limit=1)  # a stricter server than the client's own limit
+    told: list[tuple[Registration, str, str]] = []
 
     async def scenario() -> KisStream:
         clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
-            stream = KisStream(url, tokens(tmp_path, clock), clock, lambda f, t: None)
+            stream = KisStream(
+                url, tokens(tmp_path, clock), clock, lambda f, t: None,
+                on_refused=lambda r, code, message: told.append((r, code, message)),
+            )  # fmt: skip
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await stream.subscribe("H0STCNT0", "005930")
@@ -172,6 +176,8 @@ def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
     stream = asyncio.run(scenario())
     assert stream.refused == {Registration("H0STCNT0", "000660"): "OPSP0008"}
     assert Registration("H0STCNT0", "000660") not in stream.wanted
+    # Its owner is told, with KIS's code and text (Track B releases the slot).
+    assert told == [(Registration("H0STCNT0", "000660"), "OPSP0008", "MAX SUBSCRIBE OVER")]
 
 
 def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_floor(

@@ -154,3 +154,58 @@ def test_pins_take_a_slot_and_are_never_replaced() -> None:
     strong = book.evaluate([candidate(SYMBOLS[2], 29.0)], 50, ["a"])
     assert strong[0].action == "overflow"
     assert book.release(SYMBOLS[1], "unpinned") is not None and book.holdings() == []
+
+
+closing_rounds = st.lists(
+    st.tuples(
+        st.lists(candidates, max_size=25),
+        st.integers(1, 5),
+        st.sets(st.sampled_from(SYMBOLS[:12])),  # barred in this round
+        st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 5)), max_size=2),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plan=closing_rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
+def test_barred_symbols_leave_their_slots_and_closed_slots_stay_empty(
+    plan: list[tuple[list[Candidate], int, set[str], list[tuple[str, int]]]],
+    accounts: int,
+    capacity: int,
+) -> None:
+    names = ["a", "b", "c"][:accounts]
+    book = SlotBook(names, capacity)
+    now = 0
+    for pool, step, barred_symbols, closures in plan:
+        now += step
+        for account, slot in closures:  # KIS counted these sessions full
+            if account in names and slot < capacity:
+                holding = book.slots[account][slot]
+                closed = book.close(account, slot, "full")
+                assert (closed is None) == (holding is None)
+                assert closed is None or (closed.action, closed.candidate) == (
+                    "release", holding.candidate,  # type: ignore[union-attr]
+                )  # fmt: skip
+        barred = {s: f"barred: {s}" for s in barred_symbols}
+        before = book.held()
+        decisions = book.evaluate(pool, now, names, threshold=1.2, min_hold_ns=MIN_HOLD,
+                                  barred=barred)  # fmt: skip
+        # A barred symbol holds no slot: each one held is released with its bar's reason,
+        # and none is placed or counted as an overflow.
+        assert not set(book.held()) & set(barred)
+        released = {d.candidate.symbol: d.reason for d in decisions if d.action == "release"}
+        assert {s: released.get(s) for s in set(before) & set(barred)} == {
+            s: barred[s] for s in set(before) & set(barred)
+        }
+        placed = {d.candidate.symbol for d in decisions if d.action != "release"}
+        assert not placed & set(barred)
+        # A closed slot never holds anything again; an overflow means every open slot is held.
+        assert all(book.slots[a][n] is None for a, n in book.closed)
+        if any(d.action == "overflow" for d in decisions):
+            assert all(
+                book.slots[a][n] is not None or (a, n) in book.closed
+                for a in names
+                for n in range(capacity)
+            ), "an overflow while an open slot was free"

@@ -6,7 +6,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig"]
+__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "RegistrationRefusal", "SimConfig"]
 
 
 @dataclass(slots=True)
@@ -29,6 +29,14 @@ MASTER_DAMAGE: tuple[MasterDamage, ...] = typing.get_args(MasterDamage)
 
 
 @dataclass(slots=True)
+class RegistrationRefusal:
+    """Refuse a symbol's WebSocket registrations with ``code`` (``count`` times; 0: always)."""
+
+    code: str
+    count: int = 0
+
+
+@dataclass(slots=True)
 class Faults:
     """Faults to inject; counters are consumed as requests arrive."""
 
@@ -39,3 +47,30 @@ class Faults:
     delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
     renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
     new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
+    # symbol -> the control code its registrations are answered with (trade and book alike)
+    refuse_registrations: dict[str, RegistrationRefusal] = field(default_factory=dict)
+    # symbol -> [start_ns, end_ns) of simulated time: no trades, temp_stop_yn "Y", no bars
+    halts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # symbol -> [start_ns, end_ns): every trade at the upper price limit (sign "1")
+    limit_locks: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def take_refusal(self, symbol: str) -> str | None:
+        """The code to refuse a registration of ``symbol`` with now, if any (a count is used)."""
+        refusal = self.refuse_registrations.get(symbol)
+        if refusal is None:
+            return None
+        if refusal.count:
+            refusal.count -= 1
+            if not refusal.count:
+                del self.refuse_registrations[symbol]
+        return refusal.code
+
+    def halted(self, symbol: str, ns: int) -> bool:
+        """Whether trading in ``symbol`` is halted at ``ns``."""
+        window = self.halts.get(symbol)
+        return window is not None and window[0] <= ns < window[1]
+
+    def locked(self, symbol: str, ns: int) -> bool:
+        """Whether ``symbol`` is locked at its upper price limit at ``ns``."""
+        window = self.limit_locks.get(symbol)
+        return window is not None and window[0] <= ns < window[1]

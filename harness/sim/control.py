@@ -1,17 +1,28 @@
 """The simulator's control endpoints (``/_sim/...``): what tests and the demo break and read.
 
-``POST /_sim/faults`` sets `Faults`; ``/_sim/drop_websockets`` cuts every session;
+``POST /_sim/faults`` sets `Faults`: besides the REST and master faults,
+``{"refuse_registrations": {"005930": "OPSP8992", "000660": {"code": "OPSP0007", "count": 2}}}``
+answers the symbols' registrations with those codes (``null`` lifts it), and
+``{"halt": {"005930": ["10:00", "10:05"]}}`` / ``{"limit_lock": {...}}`` halt a symbol or
+lock it at its upper limit between two KST times of the simulated day (``null`` lifts it);
+``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import datetime, time
+from typing import Any
+
 from aiohttp import web
 
-from harness.sim.config import MASTER_DAMAGE, Faults, SimConfig
+from harness.sim.config import MASTER_DAMAGE, Faults, RegistrationRefusal, SimConfig
 from harness.sim.gateway import Gateway
+from harness.sim.market import KST
 from harness.sim.master_host import MasterHost
+from harness.sim.protocol import NS, now_kst
 from harness.sim.realtime import Realtime
 
 __all__ = ["Control"]
@@ -57,7 +68,52 @@ class Control:
         self.faults.delisted |= set(body.get("delisted", []))
         self.faults.renamed |= dict(body.get("renamed", {}))
         self.faults.new_listings += int(body.get("new_listings", 0))
+        try:
+            self._trading_faults(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            return web.json_response({"ok": False, "error": repr(exc)}, status=400)
         return web.json_response({"ok": True})
+
+    def _trading_faults(self, body: dict[str, Any]) -> None:
+        """Refused registrations, halts and limit locks; ValueError names what is wrong."""
+        refusals: dict[str, RegistrationRefusal | None] = {}
+        for symbol, what in dict(body.get("refuse_registrations", {})).items():
+            if what is None:
+                refusals[symbol] = None
+                continue
+            what = {"code": what} if isinstance(what, str) else dict(what)
+            code, count = str(what["code"]), int(what.get("count", 0))
+            if not re.fullmatch(r"OPSP\d{4}", code) or count < 0:
+                raise ValueError(f"refuse_registrations: {symbol}: {code!r} x {count}")
+            refusals[symbol] = RegistrationRefusal(code, count)
+        windows = {
+            name: {symbol: self._window(span) for symbol, span in dict(body.get(key, {})).items()}
+            for name, key in (("halts", "halt"), ("limit_locks", "limit_lock"))
+        }
+        for symbol, refusal in refusals.items():  # all checked: now apply
+            if refusal is None:
+                self.faults.refuse_registrations.pop(symbol, None)
+            else:
+                self.faults.refuse_registrations[symbol] = refusal
+        for name, spans in windows.items():
+            held: dict[str, tuple[int, int]] = getattr(self.faults, name)
+            for symbol, span in spans.items():
+                if span is None:
+                    held.pop(symbol, None)
+                else:
+                    held[symbol] = span
+
+    def _window(self, span: list[str] | None) -> tuple[int, int] | None:
+        """``["HH:MM[:SS]", "HH:MM[:SS]"]`` (KST, the simulated day) as [start_ns, end_ns)."""
+        if span is None:
+            return None
+        day = now_kst(self.gateway.clock).date()
+        start, end = (
+            int(datetime.combine(day, time.fromisoformat(at), KST).timestamp()) * NS for at in span
+        )
+        if end <= start:
+            raise ValueError(f"a window ends after it starts: {span}")
+        return start, end
 
     async def drop_websockets(self, request: web.Request) -> web.Response:
         """``POST /_sim/drop_websockets``: how many sessions were cut."""
@@ -89,5 +145,7 @@ class Control:
                 "limit_per_second": self.config.calls_per_second,
                 # per tr_id
                 "records_sent": {k: v for k, v in self.realtime.records_sent.items() if v},
+                # per symbol, registrations refused by a fault
+                "registrations_refused": dict(self.realtime.refused),
             }
         )

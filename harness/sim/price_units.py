@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["round_tick", "round_ticks", "tick_size"]
+__all__ = ["price_limits", "round_tick", "round_ticks", "tick_size"]
 
 
 def tick_size(price: int) -> int:
@@ -14,6 +14,16 @@ def tick_size(price: int) -> int:
         if price < limit:
             return unit
     return 1000
+
+
+def price_limits(prev_close: int) -> tuple[int, int]:
+    """The day's (lower, upper) price limits: 30 % either side, down to the price unit."""
+    return _limit(prev_close, 0.7), _limit(prev_close, 1.3)
+
+
+def _limit(prev_close: int, factor: float) -> int:
+    unit = tick_size(int(prev_close * factor))
+    return int(prev_close * factor) // unit * unit
 
 
 def round_tick(price: float) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from harness.sim.market import KST, Market
+from harness.sim.price_units import price_limits
 from observer.clock import Clock
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "envelope",
     "fail",
     "now_kst",
+    "price_sign",
     "read_json",
     "session_day",
     "sign",
@@ -53,6 +55,12 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 def sign(change: int) -> str:
     """KIS's sign code of a change: 2 up, 5 down, 3 unchanged."""
     return "2" if change > 0 else "5" if change < 0 else "3"
+
+
+def price_sign(price: int, prev_close: int) -> str:
+    """The sign code of a price: 1 at the upper limit, 4 at the lower, else as `sign`."""
+    lower, upper = price_limits(prev_close)
+    return "1" if price >= upper else "4" if price <= lower else sign(price - prev_close)
 
 
 def now_kst(clock: Clock) -> datetime:

@@ -6,6 +6,7 @@ now (section numbers are those of shared/reference/kis-api.md).
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Callable
 from datetime import date, datetime
@@ -23,9 +24,9 @@ from harness.sim.market import (
     bar_value,
     bars_value,
     quote_at,
-    tick_size,
 )
-from harness.sim.protocol import OK, envelope, fail, now_kst, session_day, sign
+from harness.sim.price_units import price_limits
+from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
 from observer.clock import Clock
 
 __all__ = ["Quotes"]
@@ -74,22 +75,36 @@ class Quotes:
         if listing is None:
             return web.json_response(envelope(*OK, output={"stck_prpr": "0"}))
         _, q = self._latest_quote(symbol)
+        q, halted = self._faulted(symbol, q)
+        lower, upper = price_limits(q.prev_close)
         change = q.price - q.prev_close
         output = {
             "stck_prpr": str(q.price), "prdy_vrss": str(change),
-            "prdy_vrss_sign": sign(change), "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}",
+            "prdy_vrss_sign": price_sign(q.price, q.prev_close),
+            "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}",
             "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value), "stck_oprc": str(q.open),
             "stck_hgpr": str(q.high), "stck_lwpr": str(q.low),
-            "stck_mxpr": str(_limit(q.prev_close, 1.3)),
-            "stck_llam": str(_limit(q.prev_close, 0.7)), "stck_sdpr": str(q.prev_close),
+            "stck_mxpr": str(upper), "stck_llam": str(lower), "stck_sdpr": str(q.prev_close),
             "hts_avls": str(listing.listed_shares * q.price // 100_000_000),
             "lstn_stcn": str(listing.listed_shares),
-            "temp_stop_yn": "Y" if listing.suspended else "N",
-            "iscd_stat_cls_code": "58" if listing.suspended else "55",
+            "temp_stop_yn": "Y" if listing.suspended or halted else "N",
+            "iscd_stat_cls_code": "58" if listing.suspended or halted else "55",
             "mang_issu_cls_code": "Y" if listing.administrative else "N",
             "rprs_mrkt_kor_name": listing.market, "stck_shrn_iscd": symbol,
         }  # fmt: skip
         return web.json_response(envelope(*OK, output=output))
+
+    def _faulted(self, symbol: str, q: Quote) -> tuple[Quote, bool]:
+        """The quote as a halt (frozen at its start) or a limit lock makes it; halted or not."""
+        now = self.clock.now_ns()
+        faults = self.gateway.faults
+        if faults.halted(symbol, now):
+            start = faults.halts[symbol][0]
+            return quote_at(self.market, symbol, datetime.fromtimestamp(start / NS, KST)), True
+        if faults.locked(symbol, now):
+            upper = price_limits(q.prev_close)[1]
+            return dataclasses.replace(q, price=upper, high=max(q.high, upper)), False
+        return q, False
 
     def _bar_rows(self, symbol: str, day: date, until: str, limit: int) -> list[dict[str, str]]:
         path = self.market.day_path(symbol, day)
@@ -100,8 +115,13 @@ class Quotes:
         upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
         rows = []
         cumulative = bars_value(path, upto + 1)
+        faults = self.gateway.faults
         for index in range(upto, max(-1, upto - limit), -1):
             start = path.bar_start(index)
+            opened = int(start.timestamp()) * NS
+            if faults.halted(symbol, opened) and faults.halted(symbol, opened + 59 * NS):
+                cumulative -= bar_value(path, index)
+                continue  # a minute halted throughout had no trades: KIS has no bar for it
             rows.append({
                 "stck_bsop_date": day.strftime("%Y%m%d"),
                 "stck_cntg_hour": start.strftime("%H%M00"), "stck_prpr": str(path.close[index]),
@@ -295,11 +315,6 @@ class Quotes:
             "ovrs_stck_tr_stop_dvsn_cd": "01", "lstg_abol_item_yn": "N",
         }  # fmt: skip
         return web.json_response(envelope(*OK, output=output))
-
-
-def _limit(prev_close: int, factor: float) -> int:
-    unit = tick_size(int(prev_close * factor))
-    return int(prev_close * factor) // unit * unit
 
 
 _SESSION_END = dtime(15, 30, 59)

@@ -3,7 +3,9 @@
 One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
 ``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their
 simulated time passes, several records per frame. ``drop_websockets`` cuts every session
-like a network failure.
+like a network failure. The faults (`Faults`, shared with the gateway) refuse a symbol's
+registrations with a given control code, halt a symbol (nothing is pushed while halted) and
+lock it at its upper price limit (every trade at the limit, sign ``1``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from aiohttp import WSMsgType, web
 from harness.sim.config import SimConfig
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, quote_at, tick_size
-from harness.sim.protocol import NS, sign
+from harness.sim.price_units import price_limits
+from harness.sim.protocol import NS, price_sign
 from observer.clock import Clock
 
 __all__ = ["Realtime"]
@@ -51,6 +54,7 @@ class Realtime:
         self.gateway = gateway
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
+        self.refused: defaultdict[str, int] = defaultdict(int)  # symbol -> refused by a fault
 
     async def drop_websockets(self) -> int:
         """Close every live WebSocket session without a close handshake; return how many."""
@@ -125,6 +129,10 @@ class Realtime:
                     await ws.send_json(
                         _control(tr_id, tr_key, "1", "OPSP0002", "ALREADY IN SUBSCRIBE")
                     )
+                elif (code := self.gateway.faults.take_refusal(tr_key)) is not None:
+                    self.refused[tr_key] += 1
+                    text = _REFUSALS.get(code, "SUBSCRIBE ERROR")
+                    await ws.send_json(_control(tr_id, tr_key, "9", code, text))
                 elif len(held) >= self.config.max_registrations:
                     await ws.send_json(
                         _control(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER")
@@ -197,6 +205,9 @@ class Realtime:
                 q.prev_close, q.open, q.high, q.low, q.volume, q.value
             )
         path = self.market.day_path(symbol, day)
+        faults = self.gateway.faults
+        halts, locks = symbol in faults.halts, symbol in faults.limit_locks
+        upper = price_limits(running.prev_close)[1]
         records = []
         for index in range(first, last + 1):
             bar = path.bar_start(index)
@@ -207,14 +218,19 @@ class Realtime:
             upto = bisect.bisect_right(ticks, (end - bar).total_seconds(), key=_second)
             for tick in ticks[after:upto]:
                 at = bar + timedelta(seconds=tick.second)
-                running.add(tick.price, tick.qty)
+                price = tick.price
+                if halts or locks:
+                    at_ns = int(at.timestamp() * NS)
+                    if halts and faults.halted(symbol, at_ns):
+                        continue  # no trades while halted
+                    if locks and faults.locked(symbol, at_ns):
+                        price = upper
+                running.add(price, tick.qty)
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
-                    records.append(
-                        _trade_record(symbol, hhmmss, day, tick.price, tick.qty, running)
-                    )
+                    records.append(_trade_record(symbol, hhmmss, day, price, tick.qty, running))
                 else:
-                    records.append(_book_record(symbol, hhmmss, tick.price, running))
+                    records.append(_book_record(symbol, hhmmss, price, running))
         return records
 
 
@@ -248,7 +264,7 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
     change = price - r.prev_close
     unit = tick_size(price)
     fields = [
-        symbol, hhmmss, str(price), sign(change), str(change),
+        symbol, hhmmss, str(price), price_sign(price, r.prev_close), str(change),
         f"{change * 100 / r.prev_close:.2f}", f"{r.value / max(r.volume, 1):.2f}", str(r.open),
         str(r.high), str(r.low), str(price + unit), str(price), str(qty), str(r.volume),
         str(r.value), "0", "0", "0", "100.00", "0", "0", "1", "50.00", "100.00", "090000", "3",
@@ -267,6 +283,17 @@ def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
     tail = ["5500", "5500", "0", "0", "0", "0", "0", "0", "3", "0.00", str(r.volume), "0", "0",
             "0", "0", "0"]  # fmt: skip
     return "^".join([symbol, hhmmss, "0", *asks, *bids, *qtys, *qtys, *tail])
+
+
+# msg1 of the refusals a fault may inject (shared/reference/kis-api.md §5.3).
+_REFUSALS = {
+    "OPSP0007": "SUBSCRIBE INTERNAL ERROR",
+    "OPSP0008": "MAX SUBSCRIBE OVER",
+    "OPSP0009": "SUBSCRIBE ERROR : mci send failed",
+    "OPSP8991": "SUBSCRIBE ERROR : invalid tr_id",
+    "OPSP8992": "SUBSCRIBE ERROR : invalid tr_key",
+    "OPSP8999": "resource not available(ALLOC_CALL_PARAM)",
+}
 
 
 def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dict[str, Any]:

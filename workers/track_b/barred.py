@@ -32,10 +32,10 @@ from observer.retry import backoff_s
 
 __all__ = [
     "PERMANENT_REFUSALS",
-    "Bar",
     "BarKind",
     "Barred",
     "RefusalKind",
+    "SymbolBar",
     "refusal_kind",
 ]
 
@@ -56,7 +56,7 @@ def refusal_kind(code: str, permanent: Iterable[str] = PERMANENT_REFUSALS) -> Re
     return "permanent" if code in permanent else "transient"
 
 
-class Bar(msgspec.Struct, frozen=True, gc=False):
+class SymbolBar(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Why a symbol is kept out of the slots, since when, and until when."""
 
     kind: BarKind
@@ -90,27 +90,28 @@ class Barred:
         self.retry_max_s = retry_max_s
         self.day_end_ns = day_end_ns
         self.permanent = frozenset(permanent)
-        self.bars: dict[str, Bar] = {}
+        self.bars: dict[str, SymbolBar] = {}
         self.strikes: dict[str, int] = {}  # transient refusals of a symbol today
 
     def __repr__(self) -> str:
         return f"<Barred {len(self.bars)} symbols>"
 
-    def refuse(self, symbol: str, code: str, message: str, now_ns: int) -> Bar:
+    def refuse(self, symbol: str, code: str, message: str, now_ns: int) -> SymbolBar:
         """Bar a symbol whose registration KIS refused (not for ``limit``: see the module)."""
         refused = f"registration refused: {code} {message}".strip()
         if refusal_kind(code, self.permanent) == "permanent":
-            bar = Bar("refused", f"{refused} (not retried today)", now_ns, self.day_end_ns, code)
+            reason, until_ns = f"{refused} (not retried today)", self.day_end_ns
         else:
             strikes = self.strikes[symbol] = self.strikes.get(symbol, 0) + 1
             pause = backoff_s(strikes, self.retry_s, self.retry_max_s)
-            bar = Bar("refused", f"{refused} (retry in {pause:g} s)", now_ns,
-                      now_ns + int(pause * _NS), code)  # fmt: skip
-        bar = msgspec.structs.replace(bar, reason=_fit(bar.reason))
+            reason, until_ns = f"{refused} (retry in {pause:g} s)", now_ns + int(pause * _NS)
+        bar = SymbolBar(
+            kind="refused", reason=_fit(reason), since_ns=now_ns, until_ns=until_ns, code=code
+        )
         self.bars[symbol] = bar
         return bar
 
-    def hold(self, symbol: str, kind: BarKind, reason: str, now_ns: int) -> Bar | None:
+    def hold(self, symbol: str, kind: BarKind, reason: str, now_ns: int) -> SymbolBar | None:
         """Bar a halted or limit-locked symbol until lifted; the new bar, or None if unchanged.
 
         A refusal's bar is kept: it ends by itself, and the halt is judged again then.
@@ -118,10 +119,10 @@ class Barred:
         current = self.bars.get(symbol)
         if current is not None and (current.kind == "refused" or current.kind == kind):
             return None
-        bar = self.bars[symbol] = Bar(kind, _fit(reason), now_ns)
+        bar = self.bars[symbol] = SymbolBar(kind=kind, reason=_fit(reason), since_ns=now_ns)
         return bar
 
-    def lift(self, symbol: str) -> Bar | None:
+    def lift(self, symbol: str) -> SymbolBar | None:
         """Lift a halt's or a limit lock's bar (trading resumed); the bar lifted, if any."""
         current = self.bars.get(symbol)
         if current is None or current.kind == "refused":

@@ -148,7 +148,8 @@ class SlotGuard:
 
     def _trading(self, pins: set[str], now_ns: int) -> None:
         """Bar the symbols halted or limit-locked now (not pins), lift those trading again."""
-        for symbol in self.trading.flagged | set(self.bars.of_kind("halted", "limit_locked")):
+        judged = self.trading.flagged | set(self.bars.of_kind("halted", "limit_locked"))
+        for symbol in sorted(judged):  # in code order: the same inputs, the same alerts
             state = self.trading.state(symbol, now_ns)
             if state is None or symbol in pins:
                 if self.bars.lift(symbol) is not None:
