@@ -62,3 +62,32 @@ def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
     assert ctl(tmp_path, "list")[1].split() == ["acct1", "0", "005930", "manual", "1.00", "pinned"]
     code, output = ctl(tmp_path, "--help")
     assert code == 0 and "observer ctl slots" in output and "unpin" in output
+
+
+def test_the_list_shows_halted_pins_closed_slots_and_barred_symbols_with_why(
+    tmp_path: Path,
+) -> None:
+    pin = {"account": "acct1", "slot": 0, "symbol": "005930", "trigger": "manual",
+           "score": 6.3, "pinned": True, "state": "trading halted"}  # fmt: skip
+    noon = 1_795_489_200 * 10**9  # 2026-11-24 12:00 KST
+    shown = {
+        "at_ns": noon, "slots": [pin], "closed": [{"account": "acct2", "slot": 2}],
+        "barred": [
+            {"symbol": "000660", "kind": "refused", "code": "OPSP0007", "since_ns": noon,
+             "reason": "registration refused: OPSP0007 SUBSCRIBE INTERNAL ERROR (retry in 30 s)",
+             "until_ns": noon + 30 * 10**9},
+            {"symbol": "035420", "kind": "limit_locked", "code": "", "since_ns": noon,
+             "reason": "locked at its upper limit (260,000 KRW)", "until_ns": 0},
+        ],
+    }  # fmt: skip
+    slots_path(tmp_path).parent.mkdir(mode=0o700)
+    slots_path(tmp_path).write_text(json.dumps(shown))
+    code, output = slots(tmp_path, "list")
+    assert code == 0
+    assert output.splitlines() == [
+        "acct1          0  005930  manual              6.30  pinned  (trading halted)",
+        "acct2          2  closed (KIS counts it taken)",
+        "barred            000660  registration refused: OPSP0007 SUBSCRIBE INTERNAL ERROR "
+        "(retry in 30 s), until 12:00:30",
+        "barred            035420  locked at its upper limit (260,000 KRW), until it trades again",
+    ]

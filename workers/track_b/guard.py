@@ -14,6 +14,8 @@ slot manager releases those it holds with the bar's reason and places none of th
   it trades again (an info alert ``track_b_halted`` / ``track_b_limit_locked`` when barred).
   A pin keeps its slot: the operator asked for that symbol, and its stream sees trading
   resume at the first trade, where a released symbol waits for Track A's next snapshot.
+  A refusal releases a pin like any symbol: a refused slot streams nothing whatever the
+  intent.
 """
 
 from __future__ import annotations
