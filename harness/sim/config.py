@@ -39,3 +39,6 @@ class Faults:
     delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
     renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
     new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
+    # symbol -> "HHMM" minutes in which it does not trade: no minute bar (KIS has none for a
+    # minute without trades) and no real-time trade; the REST quote still counts them.
+    no_trades: dict[str, set[str]] = field(default_factory=dict)

@@ -45,7 +45,11 @@ class Control:
         self.masters = masters
 
     async def set_faults(self, request: web.Request) -> web.Response:
-        """``POST /_sim/faults``: counters replace, damage and listing changes accumulate."""
+        """``POST /_sim/faults``: counters replace; the rest accumulates.
+
+        Damage, listing changes and minutes without trades (``no_trades``: symbol ->
+        ``["HHMM", ...]``) add to what is there.
+        """
         body = await request.json()
         for name in ("http_5xx", "rate_limited", "latency_s"):
             if name in body:
@@ -57,6 +61,8 @@ class Control:
         self.faults.delisted |= set(body.get("delisted", []))
         self.faults.renamed |= dict(body.get("renamed", {}))
         self.faults.new_listings += int(body.get("new_listings", 0))
+        for symbol, minutes in dict(body.get("no_trades", {})).items():
+            self.faults.no_trades.setdefault(symbol, set()).update(minutes)
         return web.json_response({"ok": True})
 
     async def drop_websockets(self, request: web.Request) -> web.Response:

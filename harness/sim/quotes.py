@@ -98,17 +98,21 @@ class Quotes:
         if day == now.date():
             last = min(last, now.hour * 60 + now.minute - 9 * 60)
         upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
-        rows = []
+        rows: list[dict[str, str]] = []
         cumulative = bars_value(path, upto + 1)
-        for index in range(upto, max(-1, upto - limit), -1):
+        quiet = self.gateway.faults.no_trades.get(symbol, set())
+        for index in range(upto, -1, -1):
+            if len(rows) == limit:
+                break
             start = path.bar_start(index)
-            rows.append({
-                "stck_bsop_date": day.strftime("%Y%m%d"),
-                "stck_cntg_hour": start.strftime("%H%M00"), "stck_prpr": str(path.close[index]),
-                "stck_oprc": str(path.open[index]),
-                "stck_hgpr": str(path.high[index]), "stck_lwpr": str(path.low[index]),
-                "cntg_vol": str(path.volume[index]), "acml_tr_pbmn": str(cumulative),
-            })  # fmt: skip
+            if f"{start:%H%M}" not in quiet:  # no trade, no bar: KIS leaves the minute out
+                rows.append({
+                    "stck_bsop_date": day.strftime("%Y%m%d"),
+                    "stck_cntg_hour": start.strftime("%H%M00"),
+                    "stck_prpr": str(path.close[index]), "stck_oprc": str(path.open[index]),
+                    "stck_hgpr": str(path.high[index]), "stck_lwpr": str(path.low[index]),
+                    "cntg_vol": str(path.volume[index]), "acml_tr_pbmn": str(cumulative),
+                })  # fmt: skip
             cumulative -= bar_value(path, index)
         return rows
 

@@ -198,8 +198,11 @@ class Realtime:
             )
         path = self.market.day_path(symbol, day)
         records = []
+        quiet = self.gateway.faults.no_trades.get(symbol, set())
         for index in range(first, last + 1):
             bar = path.bar_start(index)
+            if f"{bar:%H%M}" in quiet:  # a minute without trades (`Faults.no_trades`)
+                continue
             ticks = self.market.ticks(symbol, day, index)
             # Only the ticks after ``start`` up to ``end`` (a busy minute holds 400 of them):
             # seconds into the bar, compared as `quote_at` does.
