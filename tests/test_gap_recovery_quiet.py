@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bus.events import GapDetected
 from bus.producer import Producer
+from harness.sim.protocol import envelope
+from observer.clock import SimulatedClock
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import Credentials, Secret
 from observer.phases import KST
 from tests.support import db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS, Rig
+from workers.gap_recovery.bars import Answer, fetch_gap
 
 S = 1_000_000_000
 DAY = (2026, 11, 20)
@@ -20,6 +30,69 @@ DAY = (2026, 11, 20)
 
 def _at(hour: int, minute: int, second: int = 0) -> int:
     return int(datetime(*DAY, hour, minute, second, tzinfo=KST).timestamp()) * S
+
+
+# ------------------------------------------------------------------ the rule
+
+
+def _nine() -> int:
+    return _at(9, 0)
+
+
+async def _answer(tokens: Path, traded: set[int], gap: list[int]) -> tuple[Answer, int]:
+    """`fetch_gap` against KIS's paging: the newest 30 bars at or before the asked minute."""
+    calls = 0
+
+    def route(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        if request.url.path == "/oauth2/tokenP":
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 86400})
+        calls += 1
+        hhmmss = request.url.params["FID_INPUT_HOUR_1"]
+        until = int(hhmmss[:2]) * 60 + int(hhmmss[2:4]) - 9 * 60
+        newest = sorted((i for i in traded if i <= until), reverse=True)[:30]
+        rows = [
+            {"stck_bsop_date": "20261120", "stck_cntg_hour": f"{9 + i // 60:02d}{i % 60:02d}00",
+             "stck_prpr": "100", "stck_oprc": "100", "stck_hgpr": "100", "stck_lwpr": "100",
+             "cntg_vol": "5", "acml_tr_pbmn": "0"}
+            for i in newest
+        ]  # fmt: skip
+        return httpx.Response(200, json=envelope("0", "MCA00000", "ok", output2=rows))
+
+    http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(route))
+    creds = Credentials("quiet", Secret("k" * 36), Secret("s" * 180))
+    clock = SimulatedClock(start_ns=0, speed=1e6)
+    manager = TokenManager(http, creds, clock, tokens, "sim", min_issue_interval_s=0)
+    client = KisClient(
+        http, creds, manager, clock, RateLimits({"quiet": 1000}).for_account("quiet")
+    )
+    minutes = [_nine() + i * 60 * S for i in gap]
+    try:
+        return await fetch_gap(client, "005930", minutes, date(*DAY)), calls
+    finally:
+        await http.aclose()
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tokens")
+
+
+@given(
+    st.sets(st.integers(0, 390), max_size=120),
+    st.integers(0, 390),
+    st.integers(0, 40),
+)
+def test_an_answer_proves_a_gap_quiet_only_when_it_reached_the_minutes_before(
+    tokens: Path, traded: set[int], first: int, length: int
+) -> None:
+    gap = list(range(first, min(first + length, 390) + 1))
+    answer, calls = asyncio.run(_answer(tokens, traded, gap))
+    assert set(answer.bars) == {_nine() + i * 60 * S for i in traded & set(gap)}
+    window = range(min(gap[-1] - 29, gap[0] - 1), gap[0])  # asked for before the gap
+    assert answer.no_trades == (not traded & set(gap) and any(i in traded for i in window))
+    if len(gap) <= 29 and traded:
+        assert calls == 1  # the minutes before a short gap come in the same call
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ or a gap resumed after a crash publishes only the minutes nobody has published y
 
 **No bar, no trade.** KIS has no bar for a minute without trades. Whether an answer without
 bars for a gap's minutes means "no trades" or "KIS did not say" is told by the minutes
-before the gap: `fetch_gap` asks for the half hour up to the gap's last minute (one call's
-30 rows, so it costs nothing more), and KIS answers the newest bars at or before that
+before the gap: `fetch_gap` asks for the half hour up to the gap's last minute, and at
+least the minute before the gap (one call's 30 rows for a gap of up to 29 minutes, so it
+costs nothing more), and KIS answers the newest bars at or before that
 minute, newest first, with none left out. A bar before the gap's first minute in the
 answer therefore proves every later minute was answered too: those without a bar had no
 trades. An answer with no bar at all proves nothing (a symbol quiet for half an hour, or an
@@ -90,7 +91,7 @@ class Answer:
 
 async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> Answer:
     """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes."""
-    since = _hhmmss(min(minutes[0], minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
+    since = _hhmmss(min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
     until = _hhmmss(minutes[-1])
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     if day == today:
