@@ -11,6 +11,10 @@
    pins of ``observer track-b slots``, and the largest market caps (the default placement,
    weight 1) become candidates; the slot manager decides; the collector applies.
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
+
+A Track B that starts after one died mid-session takes back the slots it held, each with a
+``process_restart`` gap (`TrackB._resume`). The heartbeat and the sessions run beside the
+day's work (`observer.runtime.alongside`): if either fails, the process ends and is restarted.
 """
 
 from __future__ import annotations
