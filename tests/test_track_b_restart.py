@@ -201,6 +201,8 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
             120, "a recovered restart gap per held slot",
         )  # fmt: skip
         assert {g[1] for g in gaps} == held
+        lengths = sorted((g[4] - g[3]) / S for g in gaps)
+        print(f"restart gaps: {lengths[0]:.1f}-{lengths[-1]:.1f} simulated s at 5x")
         for gap_id, symbol, account, start, end, _, bars in gaps:
             assert gap_id == f"{account}:{symbol}:{start}"
             assert start < restarted_ns < end and bars >= 1
