@@ -166,9 +166,10 @@ class MinuteBars(_Event, tag="minute_bars", frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- gaps
 
 GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "marker_only"]
-# Why a gap opened: the connection dropped, a symbol fell silent in session, or a planned
-# restart on a renewed approval key (Track B's gap detector, workers/track_b/gaps.py).
-GapReason = Literal["disconnect", "silence", "token_refresh"]
+# Why a gap opened: the connection dropped, a symbol fell silent in session, a planned
+# restart on a renewed approval key (Track B's gap detector, workers/track_b/gaps.py), or
+# Track B itself restarted (a crash) while the symbol held a slot.
+GapReason = Literal["disconnect", "silence", "token_refresh", "process_restart"]
 
 
 class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):

@@ -21,7 +21,7 @@ from bus.errors import BusError
 from observer.clock import Clock, clock_from_env
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError
-from observer.logs import setup_logging
+from observer.logs import mask_secrets, setup_logging
 from observer.notify import Notifier
 from observer.private_files import tighten_folders
 
@@ -89,12 +89,17 @@ class Worker:
     def run(self, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
         """Run ``main(stop)`` until it returns; SIGTERM and SIGINT set ``stop``.
 
-        Closes the producer (draining up to 10 s); exits 1 if the bus fails.
+        Closes the producer (draining up to 10 s); exits 1 if the bus fails, and 1 with the
+        traceback logged (masked, like every line) if anything else ends ``main`` or one of
+        its tasks: the supervisor restarts the program with backoff.
         """
         try:
             asyncio.run(_until_signalled(main))
         except BusError as exc:
             fail(self.program, str(exc), 1)
+        except Exception as exc:
+            log.critical("%s failed: %s", self.program, exc, exc_info=exc)
+            fail(self.program, mask_secrets(f"failed: {type(exc).__name__}: {exc}"), 1)
         finally:
             self.producer.close(drain_timeout=10.0)
 

@@ -1,4 +1,7 @@
-"""Process helpers: SIGTERM/SIGINT as a stop event, the producer, heartbeats, the workers' base."""
+"""Process helpers: SIGTERM/SIGINT as a stop event, the producer, heartbeats, the workers' base.
+
+`alongside` runs a process's long-lived tasks so that none dies unseen.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
+from contextlib import asynccontextmanager
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from bus.endpoints import local_endpoints
 from bus.producer import Producer
@@ -22,6 +26,7 @@ from observer.notify import Notifier
 
 __all__ = [
     "AsyncWorker",
+    "alongside",
     "beat_forever",
     "drained",
     "poll_until",
@@ -131,6 +136,32 @@ async def beat_forever(notifier: Notifier, counters: Callable[[], Mapping[str, f
     while True:
         notifier.beat(counters)
         await asyncio.sleep(notifier.interval_s / 2)
+
+
+@asynccontextmanager
+async def alongside(
+    *work: Coroutine[Any, Any, object],
+) -> AsyncIterator[list[asyncio.Task[object]]]:
+    """Run ``work`` as tasks of one `asyncio.TaskGroup` beside the body of the block.
+
+    The body's end cancels the tasks still running (await one in the body to let it finish
+    instead). The first task to raise cancels the body and the others, and its exception
+    leaves the block: a background task that dies takes its process down, with its
+    traceback, instead of leaving it heart-beating with nothing behind. A lone exception
+    leaves unwrapped, so ``except BusError`` still sees it; several leave as the group.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(each) for each in work]
+            try:
+                yield tasks
+            finally:
+                for task in tasks:
+                    task.cancel()
+    except BaseExceptionGroup as failed:
+        if len(failed.exceptions) == 1:
+            raise failed.exceptions[0] from None
+        raise
 
 
 class AsyncWorker:

@@ -74,3 +74,7 @@ class Faults:
         """Whether ``symbol`` is locked at its upper price limit at ``ns``."""
         window = self.limit_locks.get(symbol)
         return window is not None and window[0] <= ns < window[1]
+
+    # symbol -> "HHMM" minutes in which it does not trade: no minute bar (KIS has none for a
+    # minute without trades) and no real-time trade; the REST quote still counts them.
+    no_trades: dict[str, set[str]] = field(default_factory=dict)

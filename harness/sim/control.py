@@ -56,7 +56,11 @@ class Control:
         self.masters = masters
 
     async def set_faults(self, request: web.Request) -> web.Response:
-        """``POST /_sim/faults``: counters replace, damage and listing changes accumulate."""
+        """``POST /_sim/faults``: counters replace; the rest accumulates.
+
+        Damage, listing changes and minutes without trades (``no_trades``: symbol ->
+        ``["HHMM", ...]``) add to what is there.
+        """
         body = await request.json()
         for name in ("http_5xx", "rate_limited", "latency_s"):
             if name in body:
@@ -72,6 +76,8 @@ class Control:
             self._trading_faults(body)
         except (KeyError, TypeError, ValueError) as exc:
             return web.json_response({"ok": False, "error": repr(exc)}, status=400)
+        for symbol, minutes in dict(body.get("no_trades", {})).items():
+            self.faults.no_trades.setdefault(symbol, set()).update(minutes)
         return web.json_response({"ok": True})
 
     def _trading_faults(self, body: dict[str, Any]) -> None:

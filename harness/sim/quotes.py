@@ -113,15 +113,20 @@ class Quotes:
         if day == now.date():
             last = min(last, now.hour * 60 + now.minute - 9 * 60)
         upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
-        rows = []
+        rows: list[dict[str, str]] = []
         cumulative = bars_value(path, upto + 1)
         faults = self.gateway.faults
-        for index in range(upto, max(-1, upto - limit), -1):
+        quiet = faults.no_trades.get(symbol, set())
+        for index in range(upto, -1, -1):
+            if len(rows) == limit:
+                break
             start = path.bar_start(index)
             opened = int(start.timestamp()) * NS
-            if faults.halted(symbol, opened) and faults.halted(symbol, opened + 59 * NS):
+            halted = faults.halted(symbol, opened) and faults.halted(symbol, opened + 59 * NS)
+            if halted or f"{start:%H%M}" in quiet:
+                # No trade in the minute (halted throughout, or quiet): KIS has no bar for it.
                 cumulative -= bar_value(path, index)
-                continue  # a minute halted throughout had no trades: KIS has no bar for it
+                continue
             rows.append({
                 "stck_bsop_date": day.strftime("%Y%m%d"),
                 "stck_cntg_hour": start.strftime("%H%M00"), "stck_prpr": str(path.close[index]),

@@ -209,8 +209,11 @@ class Realtime:
         halts, locks = symbol in faults.halts, symbol in faults.limit_locks
         upper = price_limits(running.prev_close)[1]
         records = []
+        quiet = self.gateway.faults.no_trades.get(symbol, set())
         for index in range(first, last + 1):
             bar = path.bar_start(index)
+            if f"{bar:%H%M}" in quiet:  # a minute without trades (`Faults.no_trades`)
+                continue
             ticks = self.market.ticks(symbol, day, index)
             # Only the ticks after ``start`` up to ``end`` (a busy minute holds 400 of them):
             # seconds into the bar, compared as `quote_at` does.

@@ -134,12 +134,21 @@ class ControlServer:
         self._accepting = asyncio.create_task(self._accept(listener), name="control-accept")
         log.info("control socket at %s", self.path)
 
+    async def serving(self) -> None:
+        """Wait while the accept loop runs (from `start`); raise what ended it, if anything.
+
+        A supervisor runs this beside its other tasks, so that losing its socket ends it
+        instead of leaving it unreachable. Cancelling the wait leaves the loop to `close`.
+        """
+        if self._accepting is None:
+            raise RuntimeError("serving() before start()")
+        await asyncio.shield(self._accepting)
+
     async def close(self) -> None:
         """Stop accepting and remove the socket file."""
         if self._accepting is not None:
             self._accepting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._accepting
+            await asyncio.wait([self._accepting])  # a failure was raised by `serving`
         if self._listener is not None:
             self._listener.close()
         with contextlib.suppress(FileNotFoundError):

@@ -25,7 +25,7 @@ from observer.clock import CLOCK_ENV, Clock, now_utc
 from observer.config import Settings
 from observer.errors import ObserverError
 from observer.phases import KST, Phase
-from observer.runtime import producer_for
+from observer.runtime import alongside, producer_for
 from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
@@ -162,20 +162,19 @@ class Supervisor:
         )
         await control.start()
         metrics = self._serve_metrics()
-        tasks = [
-            asyncio.create_task(self._follow_schedule(stop), name="schedule"),
-            asyncio.create_task(self._sample(stop), name="sample"),
-        ]
         try:
-            for program in self.programs.values():
-                if program.kind == "daemon":
-                    program.launch()
-            await stop.wait()
+            # The scheduler, the sampler and the control socket's accept loop live as long
+            # as the supervisor: one of them failing ends it (exit 1, supervisord restarts
+            # it) instead of leaving it up without phases, samples or commands.
+            async with alongside(
+                self._follow_schedule(stop), self._sample(stop), control.serving()
+            ):
+                for program in self.programs.values():
+                    if program.kind == "daemon":
+                        program.launch()
+                await stop.wait()
         finally:
             log.info("stopping")
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await control.close()
             await self._stop_all()
             if metrics is not None:

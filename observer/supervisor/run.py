@@ -9,7 +9,7 @@ from pathlib import Path
 
 from observer.clock import Clock
 from observer.config import Settings
-from observer.supervisor.core import Supervisor
+from observer.supervisor.core import Supervisor, SupervisorLocked
 
 __all__ = ["run_supervisor"]
 
@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
     """Supervise until SIGTERM or SIGINT; return the exit code.
+
+    0 after a stop; 1, with the traceback logged, when one of the supervisor's own tasks
+    failed (its children were stopped first): supervisord restarts it.
 
     Raises
     ------
@@ -33,4 +36,10 @@ def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
         supervisor = Supervisor(settings, config_path, clock)
         return await supervisor.run(stop)
 
-    return asyncio.run(main())
+    try:
+        return asyncio.run(main())
+    except SupervisorLocked:
+        raise
+    except Exception as exc:
+        log.critical("the supervisor failed: %s", exc, exc_info=exc)
+        return 1

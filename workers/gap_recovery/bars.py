@@ -4,11 +4,22 @@ Today's bars come from FHKST03010200 (30 rows per call, paged back by the client
 earlier day's from FHKST03010230. `BarLedger` remembers every (symbol, minute) already
 recovered, loaded from the database at start-up: a gap retried, a gap overlapping another,
 or a gap resumed after a crash publishes only the minutes nobody has published yet.
+
+**No bar, no trade.** KIS has no bar for a minute without trades. Whether an answer without
+bars for a gap's minutes means "no trades" or "KIS did not say" is told by the minutes
+before the gap: `fetch_gap` asks for the half hour up to the gap's last minute, and at
+least the minute before the gap (one call's 30 rows for a gap of up to 29 minutes, so it
+costs nothing more), and KIS answers the newest bars at or before that
+minute, newest first, with none left out. A bar before the gap's first minute in the
+answer therefore proves every later minute was answered too: those without a bar had no
+trades. An answer with no bar at all proves nothing (a symbol quiet for half an hour, or an
+answer gone wrong) and is retried like a failed call.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from bus.events import Bar
@@ -18,9 +29,11 @@ from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 from observer.phases import KST
 
-__all__ = ["BarLedger", "bar_of", "fetch_bars"]
+__all__ = ["Answer", "BarLedger", "bar_of", "fetch_bars", "fetch_gap"]
 
 _NS = 1_000_000_000
+_MINUTE_NS = 60 * _NS
+_WINDOW_MIN = 30  # minutes asked for up to a gap's last one: one call of today's bars
 
 
 def _hhmmss(minute_ns: int) -> str:
@@ -61,6 +74,43 @@ async def fetch_bars(
     wanted = set(minutes)
     bars = (bar_of(row) for row in rows)
     return {bar.minute_ns: bar for bar in bars if bar.minute_ns in wanted}
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """KIS's answer for a gap: the bars of its minutes, and how many bars came before them."""
+
+    bars: dict[int, Bar]  # minute (opening instant, UTC ns) -> bar, the gap's minutes only
+    before: int  # bars of minutes before the gap's first: the answer reached past it
+
+    @property
+    def no_trades(self) -> bool:
+        """True if the answer proves the gap's minutes had no trades (see the module)."""
+        return not self.bars and self.before > 0
+
+
+async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> Answer:
+    """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes."""
+    since = _hhmmss(min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
+    until = _hhmmss(minutes[-1])
+    day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
+    if day == today:
+        rows = await client.minute_bars_today(symbol, until=until, since=since)
+    else:
+        rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since)
+    first, wanted = _hhmmss(minutes[0]), set(minutes)
+    inside = (bar_of(row) for row in rows if row.stck_cntg_hour >= first)
+    # Rows before the gap are only counted: one KIS garbled there must not fail the gap.
+    before = sum(_is_bar(row) for row in rows if row.stck_cntg_hour < first)
+    return Answer({bar.minute_ns: bar for bar in inside if bar.minute_ns in wanted}, before)
+
+
+def _is_bar(row: MinuteBarRow) -> bool:
+    try:
+        bar_of(row)
+    except KisProtocolError:
+        return False
+    return True
 
 
 class BarLedger:

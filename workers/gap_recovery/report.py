@@ -5,7 +5,9 @@ expiry or replacement; a slot still held at the end of the data closes with the 
 tick, slot event or gap, whichever is latest). Of the watched time, gaps that were
 recovered are *covered* (their minute bars are stored) and every other gap (unrecoverable,
 marker only, still pending) is *uncovered*; completeness is the watched time not
-uncovered. Overlapping gaps count once.
+uncovered. Overlapping gaps count once. A Track B that died and restarted takes its slots
+back without new allocations, so they stay watched through the outage, and its
+``process_restart`` gaps are uncovered until recovered.
 """
 
 from __future__ import annotations

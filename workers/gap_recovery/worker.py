@@ -10,9 +10,12 @@ account's ``gap_recovery`` share of the REST budget.
 
 A recovery publishes ``recovering``, then the minute bars nobody has published yet
 (quality ``recovered``, with the gap's id), then ``recovered`` with the number of bars that
-cover the gap. A failure is retried with doubling backoff up to ``max_attempts``, then the
-gap is ``unrecoverable`` with the error. Killed at any point, the next instance recovers the
-gap again and publishes only the bars still missing: none is lost and none doubled.
+cover the gap; a gap whose minutes KIS proves had no trades is ``recovered`` with 0 bars and
+"no trades in HH:MM-HH:MM" at once (`workers.gap_recovery.bars`). A failure is retried
+with doubling backoff up to ``max_attempts``, then the gap is ``unrecoverable`` with the
+error. A server that fails otherwise ends the process, which the supervisor restarts.
+Killed at any point, the next instance recovers the gap again and publishes only the bars
+still missing: none is lost and none doubled.
 """
 
 from __future__ import annotations
@@ -40,10 +43,10 @@ from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.retry import backoff_s
-from observer.runtime import AsyncWorker, beat_forever
+from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.stats import p99
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.bars import BarLedger, fetch_bars
+from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 
 __all__ = ["SOURCE", "GapRecovery", "Tally"]
@@ -139,26 +142,22 @@ class GapRecovery(AsyncWorker):
         self._sweep()
         log.info("gap recovery ready: %d gaps pending, %d recovered bars known",
                  len(self.jobs), len(stored))  # fmt: skip
-        beating = asyncio.ensure_future(
-            beat_forever(self.notifier, lambda: self.tally.counters(len(self.jobs)))
-        )
-        servers = [
-            asyncio.ensure_future(self._serve(account))
-            for account in accounts
-            for _ in range(self.config.requests_per_account)
-        ]
+        each = range(self.config.requests_per_account)
         try:
-            swept = self.clock.now_ns()
-            while not self.stop.is_set():
-                self._drain(feed)
-                if self.clock.now_ns() - swept >= self.config.sweep_s * _NS:
-                    swept = self.clock.now_ns()
-                    self._sweep()
-                await asyncio.sleep(_POLL_S)
+            # A server that fails ends the process (the supervisor restarts it), rather
+            # than leaving it heart-beating while its gaps wait for ever.
+            async with alongside(
+                beat_forever(self.notifier, lambda: self.tally.counters(len(self.jobs))),
+                *(self._serve(account) for account in accounts for _ in each),
+            ):
+                swept = self.clock.now_ns()
+                while not self.stop.is_set():
+                    self._drain(feed)
+                    if self.clock.now_ns() - swept >= self.config.sweep_s * _NS:
+                        swept = self.clock.now_ns()
+                        self._sweep()
+                    await asyncio.sleep(_POLL_S)
         finally:
-            for task in (*servers, beating):
-                task.cancel()
-            await asyncio.gather(*servers, beating, return_exceptions=True)
             for account in accounts:
                 await account.aclose()
             feed.close()
@@ -239,12 +238,17 @@ class GapRecovery(AsyncWorker):
         today = datetime.fromtimestamp(self.clock.now_ns() / _NS, KST).date()
         job.attempts += 1
         try:
-            found = await fetch_bars(account.client, gap.symbol, minutes, today)
+            answer = await fetch_gap(account.client, gap.symbol, minutes, today)
         except KisError as exc:
             self._failed(job, str(exc), retry=exc.retryable)
             return
+        found = answer.bars
+        if answer.no_trades:  # KIS answered the minutes before and none of the gap's
+            self.tally.call_to_record_s.append(time.monotonic() - job.started)
+            self._final(gap, "recovered", 0, f"no trades in {_span(minutes)}")
+            return
         if not found:
-            self._failed(job, f"KIS has no minute bars for {_span(minutes)}", retry=True)
+            self._failed(job, f"KIS answered no minute bars up to {_span(minutes)}", retry=True)
             return
         fresh = self.ledger.claim(gap.symbol, found.values())
         if fresh:

@@ -30,7 +30,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.notify import Notifier
-from observer.runtime import AsyncWorker, beat_forever
+from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.timeline import timeline_from
 from workers.track_a import SOURCE
 from workers.track_a.cycle import CycleRun, Target, run_cycle
@@ -101,22 +101,21 @@ class TrackA(AsyncWorker):
             for a in self.settings.kis.accounts
         ]
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
-        beating = asyncio.ensure_future(beat_forever(self.notifier, self.tally.counters))
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
         try:
-            while not self.stop.is_set():
-                now = now_utc(self.clock)
-                cycle = current_or_next(self.timeline, now, interval, closing)
-                if cycle is None:
-                    await self.sleep(_IDLE_S)
-                elif now < cycle.scheduled:
-                    await self.sleep_until(cycle.scheduled.timestamp())
-                else:
-                    await self._cycle(cycle, accounts, resume)
-                    resume = False
-                    await self.sleep_until(cycle.deadline.timestamp())
+            async with alongside(beat_forever(self.notifier, self.tally.counters)):
+                while not self.stop.is_set():
+                    now = now_utc(self.clock)
+                    cycle = current_or_next(self.timeline, now, interval, closing)
+                    if cycle is None:
+                        await self.sleep(_IDLE_S)
+                    elif now < cycle.scheduled:
+                        await self.sleep_until(cycle.scheduled.timestamp())
+                    else:
+                        await self._cycle(cycle, accounts, resume)
+                        resume = False
+                        await self.sleep_until(cycle.deadline.timestamp())
         finally:
-            beating.cancel()
             for account in accounts:
                 await account.aclose()
             self._engine.dispose()

@@ -21,10 +21,11 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from observer.cli_support import start_worker
+from observer.cli_support import fail, start_worker
 from observer.config import load_settings
 from observer.errors import ConfigError
 from observer.phases import KST
+from observer.runtime import drained
 from workers.track_b import SOURCE
 from workers.track_b.pins import read_pins, slots_path, write_pins
 
@@ -35,6 +36,7 @@ slots_app = typer.Typer(no_args_is_help=True, help="Track B's slots: pins and wh
 app.add_typer(slots_app, name="slots")
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
 PROGRAM = "observer track-b"
+_DRAIN_S = 60.0  # for an earlier run's events to reach the database before reading it
 
 
 @app.callback()
@@ -49,6 +51,11 @@ def run(
     """Run Track B until SIGTERM (the supervisor's ``track_b`` program)."""
     worker = start_worker("observer track-b", SOURCE, config, kis=True)
     from workers.track_b.worker import TrackB
+
+    # The slots an earlier instance held are read from the database: what it left in the
+    # outbox (its last slot decisions and ticks) must be stored first.
+    if not drained(worker.producer, worker.notifier, _DRAIN_S):
+        fail(PROGRAM, "the writer has not acknowledged an earlier run's events", 1)
 
     async def day(stop: asyncio.Event) -> None:
         await TrackB(worker.settings, worker.clock, worker.producer, worker.notifier, stop).run()

@@ -37,7 +37,7 @@ from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import KisStream, Registration, StreamState
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
-from workers.track_b.slots import Decision
+from workers.track_b.slots import Decision, Holding
 
 __all__ = ["BOOK", "TRADE", "Collector", "Refusal", "decision_event"]
 
@@ -156,6 +156,27 @@ class Collector:
             if d.action in ("allocate", "replace"):
                 self.scores[symbol] = d.candidate.score
             self.publish(decision_event(d))
+
+    async def resume(self, holding: Holding, start_ns: int) -> None:
+        """Stream again a slot that an earlier process held.
+
+        A ``process_restart`` gap runs from ``start_ns`` until the symbol is registered on
+        the new session (or leaves its slot first).
+        """
+        symbol = holding.candidate.symbol
+        self.detectors[holding.account].resume(symbol, start_ns)
+        self.scores[symbol] = holding.candidate.score
+        await self._add(holding.account, symbol)
+
+    def abandon(self, release: Decision, start_ns: int) -> None:
+        """Release a slot that an earlier process held and this one cannot take back.
+
+        Its data is missing from ``start_ns`` until now: a ``process_restart`` gap.
+        """
+        now = max(start_ns, self.clock.now_ns())
+        symbol = release.candidate.symbol
+        self._gap(Gap(release.account, symbol, start_ns, now, "process_restart"))
+        self.publish(decision_event(release))
 
     def _priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect: the best-scoring slots first."""

@@ -4,6 +4,10 @@
   renewal), every registered symbol may miss data from the last frame the connection
   delivered until the symbol is registered again; the gap closes, with its reason, when the
   registration is acknowledged on the new connection.
+* **Restart gaps**: a Track B process that died (kill -9, an uncaught error) left slots
+  held; the next one takes them back (`resume`) with a ``process_restart`` gap each, from
+  the last data the dead one is known to have stored, closed like a connection gap when
+  the symbol is registered again (or leaves its slot first).
 * **Silence gaps**: a symbol whose consecutive ticks are further apart than the expected
   interval plus the tolerance (by default 500 ms + 200 ms). Real symbols do not
   trade at 2 Hz: a stock that trades every few seconds would be "silent" between any two of
@@ -114,6 +118,14 @@ class GapDetector:
         start = self.last_frame_ns or now_ns
         for symbol in symbols:
             self.open.setdefault(symbol, (start, reason))
+
+    def resume(self, symbol: str, since_ns: int) -> None:
+        """A restarted process takes ``symbol``'s slot back.
+
+        Its data may be missing from ``since_ns`` (the last its predecessor is known to have
+        stored) until it is registered again, as after a dropped session.
+        """
+        self.open[symbol] = (since_ns, "process_restart")
 
     def on_registered(self, symbol: str, now_ns: int) -> Gap | None:
         """A registration was acknowledged: close the symbol's connection gap, if any."""

@@ -104,6 +104,20 @@ class SlotBook:
     def _free(self, holding: Holding) -> None:
         self.slots[holding.account][holding.slot] = None
 
+    def restore(self, holding: Holding) -> bool:
+        """Put back a holding that an earlier process left (a restart); False if it cannot be.
+
+        It cannot be on an account no longer configured, in a slot beyond the capacity or
+        taken, or when the symbol is held already.
+        """
+        slots = self.slots.get(holding.account)
+        if slots is None or not 0 <= holding.slot < self.capacity:
+            return False
+        if slots[holding.slot] is not None or holding.candidate.symbol in self.held():
+            return False
+        slots[holding.slot] = holding
+        return True
+
     def release(self, symbol: str, reason: str) -> Decision | None:
         """Release ``symbol`` (an unpin, a halted stock); None if it holds no slot."""
         holding = self.held().get(symbol)

@@ -13,6 +13,10 @@
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
 5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
    refused (it wakes the loop at once), a symbol halted or locked at a price limit.
+
+A Track B that starts after one died mid-session takes back the slots it held, each with a
+``process_restart`` gap (`TrackB._resume`). The heartbeat and the sessions run beside the
+day's work (`observer.runtime.alongside`): if either fails, the process ends and is restarted.
 """
 
 from __future__ import annotations
@@ -37,14 +41,14 @@ from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
-from observer.db.queries import snapshots_of_cycles, universe_references
+from observer.db.queries import held_slots, snapshots_of_cycles, universe_references
 from observer.errors import ConfigError
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
-from observer.runtime import AsyncWorker, beat_forever, sleep_unless
+from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
 from observer.timeline import timeline_from
 from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
@@ -52,7 +56,7 @@ from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
 from workers.track_b.pins import read_pins, slots_path
-from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = ["SOURCE", "TrackB"]
@@ -92,11 +96,10 @@ class TrackB(AsyncWorker):
 
     async def run(self) -> None:
         """Run the day's Track B until ``stop``; it beats from the start, universe or not."""
-        beating = asyncio.ensure_future(beat_forever(self.notifier, lambda: self.counters))
         try:
-            await self._day()
+            async with alongside(beat_forever(self.notifier, lambda: self.counters)):
+                await self._day()
         finally:
-            beating.cancel()
             self._engine.dispose()
 
     async def _day(self) -> None:
@@ -132,18 +135,63 @@ class TrackB(AsyncWorker):
                 return
             context = self._sync(full, engine, capacity * len(aliases))
             await self.sleep_until(full.timestamp())
-            closing = starts[Phase.TRACK_A_CLOSING].timestamp()
+            closing_at = starts[Phase.TRACK_A_CLOSING]
+            closing = closing_at.timestamp()
             for account in accounts:  # the pre-market renewal: no key ages out in session
                 await account.tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
-            streaming = asyncio.ensure_future(collector.run(self.stop))
-            await self._follow(engine, book, collector, context, starts[Phase.TRACK_A_CLOSING])
-            await collector.apply(
-                [d for d in (book.release(s, "Track B ends at 15:00") for s in book.held()) if d]
-            )
-            await streaming
+            await self._resume(day, engine, book, collector)
+            # The sessions stream beside the evaluations: a failure of either ends the process.
+            async with alongside(collector.run(self.stop)) as (streaming,):
+                await self._follow(engine, book, collector, context, closing_at)
+                ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
+                await collector.apply([d for d in ending if d])
+                await streaming
         finally:
             for account in accounts:
                 await account.aclose()
+
+    async def _resume(
+        self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector
+    ) -> None:
+        """Take back the slots an earlier Track B of the day left held (it died), with a gap each.
+
+        A crashed process released nothing: its slots are in the database as held. Each goes
+        back into the slot book as it was (the report keeps counting it as watched) with a
+        ``process_restart`` gap from the last data known stored until it is registered
+        again; one that cannot go back (its account or slot no longer configured) is
+        released, its gap closed now. The gap starts at the newest of: the account's newest
+        stored tick (its session delivered every earlier frame, which the outbox kept in
+        order; a quiet symbol missed nothing before it), the end of the symbol's newest
+        recorded gap (so a second restart opens a new gap, never the same one again), and
+        the slot's allocation.
+        """
+        with self._engine.connect() as conn:
+            held = held_slots(conn, SOURCE, day)
+        if not held:
+            return
+        delivered: dict[str, int] = {}
+        for h in held:
+            delivered[h.account] = max(delivered.get(h.account, 0), h.last_tick_ns or 0)
+        for h in held:
+            start = max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0)
+            candidate = Candidate(
+                h.symbol, h.trigger, float(h.score),
+                market_cap=engine.references.get(h.symbol, _NONE).market_cap,
+                expires_ns=h.expires_ns, pinned=h.trigger == "manual",
+            )  # fmt: skip
+            holding = Holding(h.account, h.slot, candidate, h.since_ns)
+            if book.restore(holding):
+                await collector.resume(holding, start)
+            else:
+                why = f"not taken back after a restart: slot {h.slot} of {h.account} is gone"
+                collector.abandon(Decision("release", candidate, why, h.account, h.slot), start)
+        self._alert(
+            "warning",
+            "track_b_restarted",
+            f"Track B restarted holding {len(held)} slots: a process_restart gap for each, "
+            "recovered from minute bars",
+        )
+        log.info("took back %d slots held before the restart", len(held))
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
