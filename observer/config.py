@@ -223,6 +223,9 @@ class TrackBSettings(_Strict, frozen=True):
     silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
     silence_window_s: Seconds = 60.0
     unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
+    # Reconnects per account per hour; when spent the account is down (alerted, its slots
+    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
+    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
 
 
 class GapRecoverySettings(_Strict, frozen=True):

@@ -39,3 +39,6 @@ class Faults:
     delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
     renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
     new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
+    # app key -> simulated instant (ns) until which its WebSocket sessions are cut as soon
+    # as they identify themselves (their first message): an account whose sessions fail
+    ws_down_until: dict[str, int] = field(default_factory=dict)

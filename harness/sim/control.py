@@ -1,6 +1,7 @@
 """The simulator's control endpoints (``/_sim/...``): what tests and the demo break and read.
 
-``POST /_sim/faults`` sets `Faults`; ``/_sim/drop_websockets`` cuts every session;
+``POST /_sim/faults`` sets `Faults` (``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's
+sessions for SECONDS of simulated time); ``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
 """
@@ -57,6 +58,9 @@ class Control:
         self.faults.delisted |= set(body.get("delisted", []))
         self.faults.renamed |= dict(body.get("renamed", {}))
         self.faults.new_listings += int(body.get("new_listings", 0))
+        for app_key, seconds in dict(body.get("ws_down", {})).items():
+            self.faults.ws_down_until[app_key] = self.gateway.clock.now_ns() + int(seconds * 1e9)
+            await self.realtime.cut(app_key)
         return web.json_response({"ok": True})
 
     async def drop_websockets(self, request: web.Request) -> web.Response:

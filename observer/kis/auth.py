@@ -32,7 +32,7 @@ from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
 from observer.kis.parse import decode_json
 from observer.private_files import write_private
 
-__all__ = ["TokenManager"]
+__all__ = ["TokenManager", "cache_path", "cached_validity"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,32 @@ class _Cached(msgspec.Struct):
     value: str
     issued_ns: int
     expires_ns: int
+
+
+class _Validity(msgspec.Struct):
+    issued_ns: int
+    expires_ns: int
+
+
+def cache_path(cache_dir: Path, alias: str, environment: str, kind: str) -> Path:
+    """The owner-only file caching one account's ``access_token`` or ``approval_key``."""
+    return cache_dir / f"{alias}-{environment}-{kind}.json"
+
+
+def cached_validity(
+    cache_dir: Path, alias: str, environment: str, kind: str = "access_token"
+) -> tuple[int, int] | None:
+    """When the cached token was issued and when it expires (UTC ns); None without one.
+
+    The token itself is never decoded: status pages read this, and it must not travel.
+    """
+    try:
+        found = msgspec.json.decode(
+            cache_path(cache_dir, alias, environment, kind).read_bytes(), type=_Validity
+        )
+    except (OSError, msgspec.DecodeError):
+        return None
+    return found.issued_ns, found.expires_ns
 
 
 class TokenManager:
@@ -113,7 +139,7 @@ class TokenManager:
         self._on_issued = on_issued
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._paths = {
-            kind: cache_dir / f"{credentials.alias}-{environment}-{kind}.json"
+            kind: cache_path(cache_dir, credentials.alias, environment, kind)
             for kind in ("access_token", "approval_key")
         }
         self._cached = {kind: self._load(path) for kind, path in self._paths.items()}

@@ -7,7 +7,7 @@ of one account together stay under it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +15,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from bus.events import TokenRefreshed
+from observer.account_health import REST_ERRORS, counter
 from observer.clock import Clock
 from observer.config import Settings
 from observer.errors import ConfigError
@@ -25,9 +26,10 @@ from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream, Registration, StreamState
 
-__all__ = ["KisAccount", "master_http", "open_account", "rate_limits"]
+__all__ = ["KisAccount", "master_http", "open_account", "rate_limits", "rest_error_counters"]
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+REST_ERRORS_WINDOW_S = 300.0  # ctl status shows each account's REST errors of this window
 
 
 def _rest_http(base_url: str) -> httpx.AsyncClient:
@@ -72,11 +74,14 @@ class KisAccount:
         on_frame: Callable[[DecodedFrame, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         on_registered: Callable[[Registration], None] = lambda registration: None,
+        *,
+        reconnects_per_hour: int = 60,
     ) -> KisStream:
         """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
             self.ws_url, self.tokens, self.clock, on_frame, on_state,
             on_registered=on_registered, account=self.alias,
+            reconnects_per_hour=reconnects_per_hour,
         )  # fmt: skip
 
     async def aclose(self) -> None:
@@ -108,6 +113,14 @@ def open_account(
     )
     client = KisClient(http, credentials, tokens, clock, limits.for_account(alias))
     return KisAccount(alias, http, tokens, client, ws, clock)
+
+
+def rest_error_counters(accounts: Sequence[KisAccount]) -> dict[str, float]:
+    """Each account's REST errors of the last five minutes, for a heartbeat."""
+    return {
+        counter(a.alias, REST_ERRORS): float(a.client.errors_within(REST_ERRORS_WINDOW_S))
+        for a in accounts
+    }
 
 
 def master_http(settings: Settings) -> httpx.AsyncClient:

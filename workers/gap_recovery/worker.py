@@ -36,7 +36,7 @@ from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.queries import open_gaps, recovered_minutes
 from observer.errors import KisError
-from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.kis.session import KisAccount, open_account, rate_limits, rest_error_counters
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.retry import backoff_s
@@ -140,7 +140,10 @@ class GapRecovery(AsyncWorker):
         log.info("gap recovery ready: %d gaps pending, %d recovered bars known",
                  len(self.jobs), len(stored))  # fmt: skip
         beating = asyncio.ensure_future(
-            beat_forever(self.notifier, lambda: self.tally.counters(len(self.jobs)))
+            beat_forever(
+                self.notifier,
+                lambda: self.tally.counters(len(self.jobs)) | rest_error_counters(accounts),
+            )
         )
         servers = [
             asyncio.ensure_future(self._serve(account))

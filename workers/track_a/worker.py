@@ -28,7 +28,7 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
-from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.kis.session import KisAccount, open_account, rate_limits, rest_error_counters
 from observer.notify import Notifier
 from observer.runtime import AsyncWorker, beat_forever
 from observer.timeline import timeline_from
@@ -101,7 +101,11 @@ class TrackA(AsyncWorker):
             for a in self.settings.kis.accounts
         ]
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
-        beating = asyncio.ensure_future(beat_forever(self.notifier, self.tally.counters))
+        beating = asyncio.ensure_future(
+            beat_forever(
+                self.notifier, lambda: self.tally.counters() | rest_error_counters(accounts)
+            )
+        )
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
         try:
             while not self.stop.is_set():

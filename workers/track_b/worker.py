@@ -81,12 +81,13 @@ class TrackB(AsyncWorker):
         self._alerted: dict[int, int] = {}  # alert level -> when it last went out
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         self.counters: dict[str, float] = {}
+        self.collector: Collector | None = None  # once the day's sessions are set up
 
     # ------------------------------------------------------------------ the day
 
     async def run(self) -> None:
         """Run the day's Track B until ``stop``; it beats from the start, universe or not."""
-        beating = asyncio.ensure_future(beat_forever(self.notifier, lambda: self.counters))
+        beating = asyncio.ensure_future(beat_forever(self.notifier, self._beat_counters))
         try:
             await self._day()
         finally:
@@ -114,7 +115,9 @@ class TrackB(AsyncWorker):
             in_session=self._in_continuous_trading,
             unhealthy_after_s=self.config.unhealthy_after_s,
             velocity_window_s=self.config.velocity_window_s,
+            reconnects_per_hour=self.config.reconnects_per_hour,
         )  # fmt: skip
+        self.collector = collector
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
@@ -315,6 +318,12 @@ class TrackB(AsyncWorker):
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing
+
+    def _beat_counters(self) -> dict[str, float]:
+        """The heartbeat's counters: the day's, and each account's stream as of now."""
+        if self.collector is None:
+            return self.counters
+        return {**self.counters, **self.collector.account_counters()}
 
     def _alert(self, severity: str, code: str, message: str) -> None:
         log.warning("%s", message)
