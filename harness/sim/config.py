@@ -42,3 +42,4 @@ class Faults:
     # app key -> simulated instant (ns) until which its WebSocket sessions are cut as soon
     # as they identify themselves (their first message): an account whose sessions fail
     ws_down_until: dict[str, int] = field(default_factory=dict)
+    token_failures: int = 0  # answer the next N token requests with HTTP 500 (EGW00002)

@@ -48,7 +48,7 @@ class Control:
     async def set_faults(self, request: web.Request) -> web.Response:
         """``POST /_sim/faults``: counters replace, damage and listing changes accumulate."""
         body = await request.json()
-        for name in ("http_5xx", "rate_limited", "latency_s"):
+        for name in ("http_5xx", "rate_limited", "latency_s", "token_failures"):
             if name in body:
                 setattr(self.faults, name, body[name])
         damage = dict(body.get("master_damage", {}))

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bus.events import TokenRefreshed
+from bus.events import Alert, Event, TokenRefreshed
 from observer.account_health import REST_ERRORS, counter
 from observer.clock import Clock
 from observer.config import Settings
@@ -26,9 +26,18 @@ from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream, Registration, StreamState
 
-__all__ = ["KisAccount", "master_http", "open_account", "rate_limits", "rest_error_counters"]
+__all__ = [
+    "TOKEN_UNAVAILABLE",
+    "KisAccount",
+    "master_http",
+    "open_account",
+    "rate_limits",
+    "rest_error_counters",
+    "token_alert",
+]
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105 - an alert code: a worker lacks a token
 REST_ERRORS_WINDOW_S = 300.0  # ctl status shows each account's REST errors of this window
 
 
@@ -95,8 +104,16 @@ def open_account(
     clock: Clock,
     limits: RateLimits,
     on_issued: Callable[[TokenRefreshed], None] | None = None,
+    *,
+    issuer: bool | None = None,
+    on_unavailable: Callable[[str, str], None] | None = None,
 ) -> KisAccount:
-    """Build the client, token manager and limiter of account ``alias``."""
+    """Build the client, token manager and limiter of account ``alias``.
+
+    The token manager issues unless ``[kis] token_issuer = "job"`` makes this process a
+    reader (``issuer`` overrides: the token job is the issuer); ``on_unavailable`` hears
+    when a reader waits for a token that is not in the cache.
+    """
     account = next((a for a in settings.kis.accounts if a.alias == alias), None)
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
@@ -110,9 +127,22 @@ def open_account(
         Path(settings.kis.token_dir),
         settings.kis.environment,
         on_issued=on_issued,
+        issuer=settings.kis.token_issuer == "any" if issuer is None else issuer,  # noqa: S105
+        reader_wait_s=settings.kis.token_wait_s,
+        on_unavailable=on_unavailable,
     )
     client = KisClient(http, credentials, tokens, clock, limits.for_account(alias))
     return KisAccount(alias, http, tokens, client, ws, clock)
+
+
+def token_alert(alias: str, send: Callable[[Event], object]) -> Callable[[str, str], None]:
+    """An ``on_unavailable`` that raises a critical `TOKEN_UNAVAILABLE` alert."""
+
+    def alert(kind: str, message: str) -> None:
+        context = {"account": alias, "kind": kind}
+        send(Alert(severity="critical", code=TOKEN_UNAVAILABLE, message=message, context=context))
+
+    return alert
 
 
 def rest_error_counters(accounts: Sequence[KisAccount]) -> dict[str, float]:

@@ -36,7 +36,13 @@ from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.queries import open_gaps, recovered_minutes
 from observer.errors import KisError
-from observer.kis.session import KisAccount, open_account, rate_limits, rest_error_counters
+from observer.kis.session import (
+    KisAccount,
+    open_account,
+    rate_limits,
+    rest_error_counters,
+    token_alert,
+)
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.retry import backoff_s
@@ -131,7 +137,13 @@ class GapRecovery(AsyncWorker):
         )
         limits = rate_limits(self.settings, SOURCE)
         accounts = [
-            open_account(self.settings, a.alias, self.clock, limits)
+            open_account(
+                self.settings,
+                a.alias,
+                self.clock,
+                limits,
+                on_unavailable=token_alert(a.alias, self.producer.send),
+            )
             for a in self.settings.kis.accounts
         ]
         stored = self._stored_bars()

@@ -28,7 +28,13 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
-from observer.kis.session import KisAccount, open_account, rate_limits, rest_error_counters
+from observer.kis.session import (
+    KisAccount,
+    open_account,
+    rate_limits,
+    rest_error_counters,
+    token_alert,
+)
 from observer.notify import Notifier
 from observer.runtime import AsyncWorker, beat_forever
 from observer.timeline import timeline_from
@@ -97,7 +103,14 @@ class TrackA(AsyncWorker):
         """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
         limits = rate_limits(self.settings, SOURCE)
         accounts = [
-            open_account(self.settings, a.alias, self.clock, limits, self._token_issued)
+            open_account(
+                self.settings,
+                a.alias,
+                self.clock,
+                limits,
+                self._token_issued,
+                on_unavailable=token_alert(a.alias, self.producer.send),
+            )
             for a in self.settings.kis.accounts
         ]
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)

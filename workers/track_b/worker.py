@@ -38,7 +38,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import snapshots_of_cycles, universe_references
 from observer.errors import ConfigError
 from observer.kis.client import RateLimits
-from observer.kis.session import open_account
+from observer.kis.session import open_account, token_alert
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
@@ -104,7 +104,16 @@ class TrackB(AsyncWorker):
         aliases = [a.alias for a in self.settings.kis.accounts]
         # Track B makes no REST calls but the token's: its clients get a token budget.
         limits = RateLimits({alias: 1.0 for alias in aliases})
-        accounts = [open_account(self.settings, a, self.clock, limits) for a in aliases]
+        accounts = [
+            open_account(
+                self.settings,
+                a,
+                self.clock,
+                limits,
+                on_unavailable=token_alert(a, self.producer.send),
+            )
+            for a in aliases
+        ]
         collector = Collector(
             accounts, self.clock, self.producer.send, books=self.config.books,
             silence=SilenceRule(
