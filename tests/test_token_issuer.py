@@ -49,9 +49,7 @@ def test_managers_sharing_the_cache_issue_once_and_keep_the_minute_between_them(
         assert (await second.token()) == token and kis.tokens == 1  # read, not issued
         clock.advance(20)
         # Both see KIS refuse the token: one issuance, after the minute, taken by both.
-        both = [
-            asyncio.create_task(m.refresh("emergency", stale=token)) for m in (first, second)
-        ]
+        both = [asyncio.create_task(m.refresh("emergency", stale=token)) for m in (first, second)]
         for _ in range(20):
             await asyncio.sleep(0.01)
         assert not any(t.done() for t in both) and kis.tokens == 1  # 40 s of the minute left
