@@ -377,7 +377,8 @@ class StreamStateChanged(_Event, tag="stream_state_changed", frozen=True, kw_onl
     """An account's real-time WebSocket session changed state (gaps start and end here)."""
 
     account: str
-    state: Literal["connecting", "connected", "disconnected", "refused", "stopped"]
+    # "down": out of its hourly reconnect budget, waiting for it to reopen (no session).
+    state: Literal["connecting", "connected", "disconnected", "refused", "stopped", "down"]
     reason: str = ""
     registrations: int = 0  # held when the state changed
 

@@ -33,6 +33,7 @@ __all__ = [
     "ScheduleEntry",
     "Settings",
     "SupervisorSettings",
+    "TokenSettings",
     "TrackASettings",
     "TrackBSettings",
     "TriggerSettings",
@@ -134,6 +135,11 @@ class KisSettings(_Strict, frozen=True):
     process_share: dict[str, Annotated[float, Meta(gt=0, le=1)]] = msgspec.field(
         default_factory=lambda: {"track_a": 0.55, "gap_recovery": 0.25, "jobs": 0.15}
     )
+    # Who issues tokens and approval keys: "job", only the `token` job (the workers read the
+    # owner-only cache and wait for it); "any", every process when it needs one (a worker
+    # run on its own, without the supervisor's token job).
+    token_issuer: Literal["any", "job"] = "any"  # noqa: S105 - a mode, not a secret
+    token_wait_s: Seconds = 300.0  # a worker waits this long for the job's token (clock s)
 
 
 class MasterFileSettings(_Strict, frozen=True):
@@ -233,6 +239,9 @@ class TrackBSettings(_Strict, frozen=True):
     refusal_permanent_codes: tuple[str, ...] = ("OPSP8991", "OPSP8992", "OPSP8993")
     refused_error_share: Annotated[float, Meta(gt=0, le=1)] = 0.25  # of slots: alert as error
     limit_lock_s: SecondsOrZero = 30.0  # trades at a price limit this long: limit-locked
+    # Reconnects per account per hour; when spent the account is down (alerted, its slots
+    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
+    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
 
 
 class GapRecoverySettings(_Strict, frozen=True):
@@ -251,6 +260,14 @@ class GapRecoverySettings(_Strict, frozen=True):
     def __post_init__(self) -> None:
         if self.immediate_max_s > self.queue_max_s:
             raise ValueError("gap_recovery.immediate_max_s must not exceed queue_max_s")
+
+
+class TokenSettings(_Strict, frozen=True):
+    """The token job: the one issuer of every account's token and approval key."""
+
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first try; then critical
+    retry_initial_s: Seconds = 2.0  # doubling, with full jitter (clock seconds)
+    retry_max_s: Seconds = 30.0
 
 
 class ScheduleEntry(_Strict, frozen=True):
@@ -365,6 +382,7 @@ class Settings(_Strict, frozen=True):
     track_b: TrackBSettings = TrackBSettings()
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
+    token: TokenSettings = TokenSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

@@ -78,3 +78,7 @@ class Faults:
     # symbol -> "HHMM" minutes in which it does not trade: no minute bar (KIS has none for a
     # minute without trades) and no real-time trade; the REST quote still counts them.
     no_trades: dict[str, set[str]] = field(default_factory=dict)
+    # app key -> simulated instant (ns) until which its WebSocket sessions are cut as soon
+    # as they identify themselves (their first message): an account whose sessions fail
+    ws_down_until: dict[str, int] = field(default_factory=dict)
+    token_failures: int = 0  # answer the next N token requests with HTTP 500 (EGW00002)

@@ -5,6 +5,7 @@
 answers the symbols' registrations with those codes (``null`` lifts it), and
 ``{"halt": {"005930": ["10:00", "10:05"]}}`` / ``{"limit_lock": {...}}`` halt a symbol or
 lock it at its upper limit between two KST times of the simulated day (``null`` lifts it);
+``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's sessions for SECONDS of simulated time;
 ``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
@@ -62,7 +63,7 @@ class Control:
         ``["HHMM", ...]``) add to what is there.
         """
         body = await request.json()
-        for name in ("http_5xx", "rate_limited", "latency_s"):
+        for name in ("http_5xx", "rate_limited", "latency_s", "token_failures"):
             if name in body:
                 setattr(self.faults, name, body[name])
         damage = dict(body.get("master_damage", {}))
@@ -78,6 +79,9 @@ class Control:
             return web.json_response({"ok": False, "error": repr(exc)}, status=400)
         for symbol, minutes in dict(body.get("no_trades", {})).items():
             self.faults.no_trades.setdefault(symbol, set()).update(minutes)
+        for app_key, seconds in dict(body.get("ws_down", {})).items():
+            self.faults.ws_down_until[app_key] = self.gateway.clock.now_ns() + int(seconds * 1e9)
+            await self.realtime.cut(app_key)
         return web.json_response({"ok": True})
 
     def _trading_faults(self, body: dict[str, Any]) -> None:

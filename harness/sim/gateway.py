@@ -3,7 +3,7 @@
 Rules as KIS enforces them (shared/reference/kis-api.md): tokens only for configured app
 keys, issued at most once a minute per key (``EGW00133``; the same token again within 6 h),
 expiring (``EGW00123``); the per-app-key call rate (``EGW00201`` as HTTP 500). The
-``http_5xx``, ``rate_limited`` and ``latency_s`` faults are applied here.
+``http_5xx``, ``rate_limited``, ``latency_s`` and ``token_failures`` faults are applied here.
 """
 
 from __future__ import annotations
@@ -80,6 +80,9 @@ class Gateway:
             app_key, str(body.get("appsecret", ""))
         ):
             return token_error(403, "EGW00103", "유효하지 않은 AppKey입니다.")
+        if self.faults.token_failures > 0:  # the gateway fails; no token is issued
+            self.faults.token_failures -= 1
+            return token_error(500, "EGW00002", "서버 에러가 발생했습니다.")
         now = self.clock.now_ns()
         asked = self._last_request.get(app_key)
         if asked is not None and now - asked < self.config.token_min_interval_s * NS:

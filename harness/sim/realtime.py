@@ -3,7 +3,8 @@
 One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
 ``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their
 simulated time passes, several records per frame. ``drop_websockets`` cuts every session
-like a network failure. The faults (`Faults`, shared with the gateway) refuse a symbol's
+like a network failure; the ``ws_down_until`` fault cuts one app key's sessions for a
+while. The faults (`Faults`, shared with the gateway) refuse a symbol's
 registrations with a given control code, halt a symbol (nothing is pushed while halted) and
 lock it at its upper price limit (every trade at the limit, sign ``1``).
 """
@@ -64,6 +65,19 @@ class Realtime:
                 ws._writer.transport.abort()
         return len(sessions)
 
+    async def cut(self, app_key: str) -> bool:
+        """Cut ``app_key``'s live session like a network failure; False if it had none."""
+        ws = self._sessions.get(app_key)
+        if ws is None or ws._writer is None:
+            return False
+        ws._writer.transport.abort()
+        return True
+
+    def _down(self, app_key: str) -> bool:
+        """True while the ``ws_down_until`` fault cuts this app key's sessions."""
+        until = self.gateway.faults.ws_down_until.get(app_key)
+        return until is not None and self.clock.now_ns() < until
+
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """``GET /``, ``/tryitout``: one session's registrations, answered as KIS does."""
         # No per-message deflate: on loopback it only costs CPU on both ends (KIS's own
@@ -95,6 +109,10 @@ class Realtime:
                     await ws.send_json(_control(tr_id, tr_key, "9", "OPSP9993", "INVALID appkey"))
                     continue
                 if app_key is None:
+                    if self._down(owner):  # the session fails once it says whose it is
+                        if ws._writer is not None:
+                            ws._writer.transport.abort()
+                        break
                     if owner in self._sessions:
                         await ws.send_json(
                             _control("(null)", "", "9", "OPSP8996", "ALREADY IN USE appkey")

@@ -4,13 +4,25 @@ KIS facts (shared/reference/kis-api.md §2): a token lives about a day; issuance
 once a minute per app key (``EGW00133``) and every issuance notifies the account holder, so a
 token is cached on disk (owner-only) and reused across restarts, refreshed proactively after
 23 h, and never requested twice within 60 s, even by an emergency refresh, which waits.
+
+The cache is shared by every process of an account: each reads the file again when it
+changed, and an issuance holds a per-account `InstanceLock` and first re-reads the file, so
+a token another process issued meanwhile is taken instead of asking KIS again (the 60 s
+guard holds across processes). A *reader* (``issuer=False``: the workers when the token
+job is the one issuer, ``[kis] token_issuer = "job"``) does not issue: it uses any unexpired
+cached token, and when there is none it waits on the cache for the issuer, alerting once,
+and fails after the wait. The one exception is KIS refusing the cached token itself
+(an emergency refresh): nothing works until a new one is issued, so the reader issues it,
+under the lock, and every other process takes that one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -19,11 +31,13 @@ import httpx
 import msgspec
 
 from bus.events import TokenRefreshed
+from bus.lock import InstanceLock, LockHeld
 from observer.clock import Clock
 from observer.errors import (
     KisApiError,
     KisAuthError,
     KisProtocolError,
+    KisServerError,
     KisTokenThrottled,
     KisTransportError,
 )
@@ -32,12 +46,13 @@ from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
 from observer.kis.parse import decode_json
 from observer.private_files import write_private
 
-__all__ = ["TokenManager"]
+__all__ = ["TokenManager", "cache_path", "cached_validity"]
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _KST = timezone(timedelta(hours=9))
+_READER_POLL_S = 0.05  # wall seconds between looks at the cache or the issuance lock
 
 
 # A token's stated lifetime is about a day (§2.1); beyond a year the answer is nonsense,
@@ -66,6 +81,32 @@ class _Cached(msgspec.Struct):
     expires_ns: int
 
 
+class _Validity(msgspec.Struct):
+    issued_ns: int
+    expires_ns: int
+
+
+def cache_path(cache_dir: Path, alias: str, environment: str, kind: str) -> Path:
+    """The owner-only file caching one account's ``access_token`` or ``approval_key``."""
+    return cache_dir / f"{alias}-{environment}-{kind}.json"
+
+
+def cached_validity(
+    cache_dir: Path, alias: str, environment: str, kind: str = "access_token"
+) -> tuple[int, int] | None:
+    """When the cached token was issued and when it expires (UTC ns); None without one.
+
+    The token itself is never decoded: status pages read this, and it must not travel.
+    """
+    try:
+        found = msgspec.json.decode(
+            cache_path(cache_dir, alias, environment, kind).read_bytes(), type=_Validity
+        )
+    except (OSError, msgspec.DecodeError):
+        return None
+    return found.issued_ns, found.expires_ns
+
+
 class TokenManager:
     """Issue, cache and refresh one account's access token and approval key.
 
@@ -89,6 +130,13 @@ class TokenManager:
         How long an approval key is reused (KIS does not say; configurable).
     on_issued:
         Called with a `TokenRefreshed` event (no secret in it) after each issuance.
+    issuer:
+        False: never issue; wait for the issuer's token in the cache instead.
+    reader_wait_s, reader_wait_wall_s:
+        How long a reader waits for a token in the cache: this much clock time and at
+        least that much wall time (a fast simulated clock is not a slow issuer).
+    on_unavailable:
+        Called with ``(kind, message)`` once when a reader starts waiting for a token.
     """
 
     def __init__(
@@ -103,7 +151,15 @@ class TokenManager:
         min_issue_interval_s: float = 60,
         approval_ttl_s: float = 23 * 3600,
         on_issued: Callable[[TokenRefreshed], None] | None = None,
+        issuer: bool = True,
+        reader_wait_s: float = 300.0,
+        reader_wait_wall_s: float = 30.0,
+        on_unavailable: Callable[[str, str], None] | None = None,
     ) -> None:
+        self.issuer = issuer
+        self._reader_wait_ns = int(reader_wait_s * _NS)
+        self._reader_wait_wall_s = reader_wait_wall_s
+        self._on_unavailable = on_unavailable
         self._http = http
         self._credentials = credentials
         self._clock = clock
@@ -113,10 +169,18 @@ class TokenManager:
         self._on_issued = on_issued
         cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._paths = {
-            kind: cache_dir / f"{credentials.alias}-{environment}-{kind}.json"
+            kind: cache_path(cache_dir, credentials.alias, environment, kind)
             for kind in ("access_token", "approval_key")
         }
-        self._cached = {kind: self._load(path) for kind, path in self._paths.items()}
+        locks = cache_dir / "locks"  # issuance locks, one per account and kind
+        locks.mkdir(mode=0o700, exist_ok=True)
+        self._lock_paths = {
+            kind: locks / path.with_suffix(".lock").name for kind, path in self._paths.items()
+        }
+        self._versions: dict[str, tuple[int, int] | None] = dict.fromkeys(self._paths)
+        self._cached: dict[str, _Cached | None] = dict.fromkeys(self._paths)
+        for kind in self._paths:
+            self._reload(kind)
         self._locks = {kind: asyncio.Lock() for kind in self._paths}
         self.issued = 0
 
@@ -143,32 +207,124 @@ class TokenManager:
         all saw a token-expired error refresh once, not once each.
         """
         async with self._locks["access_token"]:
-            cached = self._cached["access_token"]
+            cached = self._reload("access_token")
             if stale is not None and cached is not None and cached.value != stale.reveal():
                 return Secret(cached.value)
-            return await self._issue("access_token", reason)
+            if stale is None:
+                if not self.issuer:
+                    return await self._await_issuer("access_token", _newer_than(cached))
+                return await self._issue("access_token", reason)
+            # KIS refused the token itself: only a new issuance helps, and every call fails
+            # until then, so even a reader issues (the seed's emergency refresh), once for
+            # all processes: under the lock, a token another process got meanwhile is taken.
+            if not self.issuer:
+                log.warning("%s: KIS refused the cached token: an emergency issuance",
+                            self._credentials.alias)  # fmt: skip
+            return await self._issue("access_token", reason, _other_than(stale.reveal()))
 
     async def refresh_approval(self, reason: str) -> Secret:
         """Issue a new WebSocket approval key now (a session restarts on it)."""
         async with self._locks["approval_key"]:
+            newer = _newer_than(self._reload("approval_key"))
+            if not self.issuer:
+                return await self._await_issuer("approval_key", newer)
             return await self._issue("approval_key", reason)
 
     # ------------------------------------------------------------------ internals
 
+    def _fresh(self, cached: _Cached | None, max_age_ns: int) -> bool:
+        now = self._clock.now_ns()
+        return (
+            cached is not None and now < cached.expires_ns and now - cached.issued_ns < max_age_ns
+        )
+
     async def _get(self, kind: str, reason: str, max_age_ns: int) -> Secret:
         async with self._locks[kind]:
-            cached = self._cached[kind]
-            now = self._clock.now_ns()
-            if (
-                cached is not None
-                and now < cached.expires_ns
-                and now - cached.issued_ns < max_age_ns
-            ):
+            cached = self._reload(kind)
+            if self._fresh(cached, max_age_ns):
+                assert cached is not None
                 return Secret(cached.value)
-            return await self._issue(kind, reason if cached is not None else "scheduled")
+            if not self.issuer:  # any unexpired token will do: renewing it is the issuer's
+                return await self._await_issuer(kind, lambda c: True)
+            return await self._issue(
+                kind,
+                reason if cached is not None else "scheduled",
+                lambda c: self._fresh(c, max_age_ns),
+            )
 
-    async def _issue(self, kind: str, reason: str) -> Secret:
-        cached = self._cached[kind]
+    def _reload(self, kind: str) -> _Cached | None:
+        """The cached entry, read again from its file if another process replaced it."""
+        path = self._paths[kind]
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            return self._cached[kind]
+        version = (info.st_ino, info.st_mtime_ns)  # replaced atomically: a new inode
+        if version != self._versions[kind]:
+            self._versions[kind] = version
+            loaded = self._load(path)
+            current = self._cached[kind]
+            if loaded is not None and (current is None or loaded.issued_ns >= current.issued_ns):
+                self._cached[kind] = loaded
+        return self._cached[kind]
+
+    async def _await_issuer(self, kind: str, accept: Callable[[_Cached], bool]) -> Secret:
+        """A reader's wait for an unexpired ``kind`` in the cache that ``accept`` takes.
+
+        Raises
+        ------
+        KisAuthError
+            None came within the wait (``NO_TOKEN``).
+        """
+        clock_deadline = self._clock.now_ns() + self._reader_wait_ns
+        wall_deadline = time.monotonic() + self._reader_wait_wall_s
+        alerted = False
+        while True:
+            cached = self._reload(kind)
+            if cached is not None and self._clock.now_ns() < cached.expires_ns and accept(cached):
+                if alerted:
+                    log.info("%s: the issuer's %s is in the cache", self._credentials.alias, kind)
+                return Secret(cached.value)
+            if self._clock.now_ns() >= clock_deadline and time.monotonic() >= wall_deadline:
+                raise KisAuthError(
+                    "NO_TOKEN", f"no valid {kind} in the cache: the token job issues it", "oauth2"
+                )
+            if not alerted:
+                alerted = True
+                message = (
+                    f"{self._credentials.alias}: no valid {kind} in the token cache; waiting "
+                    "for the token job (workers do not issue)"
+                )
+                log.error("%s", message)
+                if self._on_unavailable is not None:
+                    self._on_unavailable(kind, message)
+            await asyncio.sleep(_READER_POLL_S)
+
+    @contextlib.asynccontextmanager
+    async def _issuing(self, kind: str) -> AsyncIterator[None]:
+        """Hold the account's issuance lock for ``kind``, shared by every process."""
+        while True:
+            try:
+                lock = InstanceLock(self._lock_paths[kind])
+                break
+            except LockHeld:  # another process issues now: it takes one request's time
+                await asyncio.sleep(_READER_POLL_S)
+        try:
+            yield
+        finally:
+            lock.close()
+
+    async def _issue(
+        self, kind: str, reason: str, accept: Callable[[_Cached], bool] | None = None
+    ) -> Secret:
+        """Issue ``kind`` under the lock, unless another process issued one ``accept`` takes."""
+        async with self._issuing(kind):
+            cached = self._reload(kind)
+            if cached is not None and accept is not None and accept(cached):
+                return Secret(cached.value)  # issued by another process meanwhile
+            return await self._issue_locked(kind, reason, cached)
+
+    async def _issue_locked(self, kind: str, reason: str, cached: _Cached | None) -> Secret:
         if cached is not None:
             wait_ns = cached.issued_ns + self._min_interval_ns - self._clock.now_ns()
             if wait_ns > 0:
@@ -190,6 +346,7 @@ class TokenManager:
         fresh = _Cached(value=value, issued_ns=now, expires_ns=expires_ns)
         self._cached[kind] = fresh
         self._save(self._paths[kind], fresh)
+        self._reload(kind)  # our own write is no news
         self.issued += 1
         log.info("%s: issued a new %s (%s)", self._credentials.alias, kind, reason)
         if self._on_issued is not None:
@@ -275,5 +432,20 @@ def _decode(content: bytes, kind: type[_T], path: str) -> _T:
 
 
 def _token_error(code: str, description: str, status: int) -> KisApiError:
-    cls = KisTokenThrottled if code == "EGW00133" else KisAuthError
+    cls: type[KisApiError] = KisAuthError
+    if code == "EGW00133":
+        cls = KisTokenThrottled
+    elif status >= 500:  # the gateway failed, the credentials were not judged: retryable
+        cls = KisServerError
     return cls(code or "NO_TOKEN", description, "oauth2", status)
+
+
+def _newer_than(cached: _Cached | None) -> Callable[[_Cached], bool]:
+    """Accepts an entry issued after ``cached`` (any entry if there was none)."""
+    since = cached.issued_ns if cached is not None else -1
+    return lambda c: c.issued_ns > since
+
+
+def _other_than(value: str) -> Callable[[_Cached], bool]:
+    """Accepts an entry holding another token than ``value``."""
+    return lambda c: c.value != value

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -171,6 +172,14 @@ class KisClient:
         self.requests = 0
         self.retries = 0
         self.rate_limited = 0
+        self._errors: deque[int] = deque()  # when each failed answer came (clock ns)
+
+    def errors_within(self, seconds: float) -> int:
+        """Requests that failed (error answers, transport failures) in the last ``seconds``."""
+        since = self._clock.now_ns() - int(seconds * 1e9)
+        while self._errors and self._errors[0] < since:
+            self._errors.popleft()
+        return len(self._errors)
 
     def __repr__(self) -> str:
         return (
@@ -231,11 +240,14 @@ class KisClient:
             try:
                 response = await self._http.get(endpoint.path, params=params, headers=headers)
             except httpx.TimeoutException:
+                self._errors.append(self._clock.now_ns())
                 raise KisTransportError(f"{endpoint.tr_id}: timed out") from None
             except httpx.HTTPError as exc:
+                self._errors.append(self._clock.now_ns())
                 raise KisTransportError(f"{endpoint.tr_id}: {type(exc).__name__}") from None
         answer, error = classify(response.status_code, response.content, endpoint.tr_id)
         if error is not None:
+            self._errors.append(self._clock.now_ns())
             if isinstance(error, KisRateLimited):
                 self.rate_limited += 1
             raise error

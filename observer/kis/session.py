@@ -7,14 +7,15 @@ of one account together stay under it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bus.events import TokenRefreshed
+from bus.events import Alert, Event, TokenRefreshed
+from observer.account_health import REST_ERRORS, counter
 from observer.clock import Clock
 from observer.config import Settings
 from observer.errors import ConfigError
@@ -25,9 +26,19 @@ from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream, Registration, StreamState
 
-__all__ = ["KisAccount", "master_http", "open_account", "rate_limits"]
+__all__ = [
+    "TOKEN_UNAVAILABLE",
+    "KisAccount",
+    "master_http",
+    "open_account",
+    "rate_limits",
+    "rest_error_counters",
+    "token_alert",
+]
 
 _TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105 - an alert code: a worker lacks a token
+REST_ERRORS_WINDOW_S = 300.0  # ctl status shows each account's REST errors of this window
 
 
 def _rest_http(base_url: str) -> httpx.AsyncClient:
@@ -73,11 +84,14 @@ class KisAccount:
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         on_registered: Callable[[Registration], None] = lambda registration: None,
         on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,
+        *,
+        reconnects_per_hour: int = 60,
     ) -> KisStream:
         """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
             self.ws_url, self.tokens, self.clock, on_frame, on_state,
             on_registered=on_registered, on_refused=on_refused, account=self.alias,
+            reconnects_per_hour=reconnects_per_hour,
         )  # fmt: skip
 
     async def aclose(self) -> None:
@@ -91,8 +105,16 @@ def open_account(
     clock: Clock,
     limits: RateLimits,
     on_issued: Callable[[TokenRefreshed], None] | None = None,
+    *,
+    issuer: bool | None = None,
+    on_unavailable: Callable[[str, str], None] | None = None,
 ) -> KisAccount:
-    """Build the client, token manager and limiter of account ``alias``."""
+    """Build the client, token manager and limiter of account ``alias``.
+
+    The token manager issues unless ``[kis] token_issuer = "job"`` makes this process a
+    reader (``issuer`` overrides: the token job is the issuer); ``on_unavailable`` hears
+    when a reader waits for a token that is not in the cache.
+    """
     account = next((a for a in settings.kis.accounts if a.alias == alias), None)
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
@@ -106,9 +128,30 @@ def open_account(
         Path(settings.kis.token_dir),
         settings.kis.environment,
         on_issued=on_issued,
+        issuer=settings.kis.token_issuer == "any" if issuer is None else issuer,  # noqa: S105
+        reader_wait_s=settings.kis.token_wait_s,
+        on_unavailable=on_unavailable,
     )
     client = KisClient(http, credentials, tokens, clock, limits.for_account(alias))
     return KisAccount(alias, http, tokens, client, ws, clock)
+
+
+def token_alert(alias: str, send: Callable[[Event], object]) -> Callable[[str, str], None]:
+    """An ``on_unavailable`` that raises a critical `TOKEN_UNAVAILABLE` alert."""
+
+    def alert(kind: str, message: str) -> None:
+        context = {"account": alias, "kind": kind}
+        send(Alert(severity="critical", code=TOKEN_UNAVAILABLE, message=message, context=context))
+
+    return alert
+
+
+def rest_error_counters(accounts: Sequence[KisAccount]) -> dict[str, float]:
+    """Each account's REST errors of the last five minutes, for a heartbeat."""
+    return {
+        counter(a.alias, REST_ERRORS): float(a.client.errors_within(REST_ERRORS_WINDOW_S))
+        for a in accounts
+    }
 
 
 def master_http(settings: Settings) -> httpx.AsyncClient:

@@ -35,13 +35,21 @@ from observer.kis.auth import TokenManager
 from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import DecodedFrame, RealtimeDecoder
 
-__all__ = ["MAX_REGISTRATIONS", "KisStream", "Registration", "StreamState", "SubscriptionError"]
+__all__ = [
+    "MAX_REGISTRATIONS",
+    "BudgetSpent",
+    "KisStream",
+    "Registration",
+    "StreamState",
+    "SubscriptionError",
+]
 
 log = logging.getLogger(__name__)
 
 MAX_REGISTRATIONS = 41
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _NS = 1_000_000_000
+_HOUR_NS = 3600 * _NS
 # A stop waits at most this long for the server's close frame (websockets' default is 10 s);
 # a new session on the same app key is refused while the old one lingers (OPSP8996).
 _CLOSE_TIMEOUT_S = 2.0
@@ -62,6 +70,14 @@ class Registration:
 
 class SubscriptionError(KisError):
     """A registration the session cannot hold (the 41 limit, or refused by KIS)."""
+
+
+class BudgetSpent(KisError):
+    """The hourly reconnect budget is spent; it has room again at ``reopens_ns``."""
+
+    def __init__(self, message: str, reopens_ns: int) -> None:
+        super().__init__(message)
+        self.reopens_ns = reopens_ns
 
 
 class KisStream:
@@ -174,7 +190,10 @@ class KisStream:
             await socket.close()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep the session up until ``stop``; raise `KisError` when the budget is spent."""
+        """Keep the session up until ``stop``; raise `BudgetSpent` when the budget is spent.
+
+        The wanted registrations outlive the call: ``run`` again resumes the session.
+        """
         failures = 0
         while not stop.is_set():
             self._on_state("connecting", self.url)
@@ -226,13 +245,26 @@ class KisStream:
         await self._clock.sleep(self._silence)
         await asyncio.sleep(max(0.0, MIN_SILENCE_WALL_S - (time.monotonic() - started)))
 
-    def _spend_budget(self) -> None:
+    @property
+    def budget(self) -> int:
+        """Reconnects allowed within an hour."""
+        return self._budget
+
+    def reconnects_in_hour(self) -> int:
+        """Reconnects spent from the budget within the last hour."""
         now = self._clock.now_ns()
-        while self._reconnects and now - self._reconnects[0] > 3600 * _NS:
+        while self._reconnects and now - self._reconnects[0] > _HOUR_NS:
             self._reconnects.popleft()
-        if len(self._reconnects) >= self._budget:
-            raise KisError(f"stream {self.url}: {self._budget} reconnects within an hour")
-        self._reconnects.append(now)
+        return len(self._reconnects)
+
+    def _spend_budget(self) -> None:
+        if self.reconnects_in_hour() >= self._budget:
+            # The oldest reconnect of the hour ages out then, and with it one reconnect's room.
+            reopens = self._reconnects[0] + _HOUR_NS + 1 if self._reconnects else 0
+            raise BudgetSpent(
+                f"{self._budget} reconnects within an hour: reconnect budget spent", reopens
+            )
+        self._reconnects.append(self._clock.now_ns())
         self.reconnects += 1
 
     async def _read(self, socket: ClientConnection, stop: asyncio.Event) -> bool:

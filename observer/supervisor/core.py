@@ -26,6 +26,7 @@ from observer.config import Settings
 from observer.errors import ObserverError
 from observer.phases import KST, Phase
 from observer.runtime import alongside, producer_for
+from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
@@ -115,13 +116,15 @@ class Supervisor:
         return program.kind == "daemon" or (program.kind == "session" and self.in_phase(program))
 
     def status(self) -> dict[str, Any]:
-        """The ``status`` command's data."""
+        """The ``status`` command's data: programs, and each account's functional health."""
         programs = list(self.programs.values())
         now = now_utc(self.clock).astimezone(KST)
+        accounts = accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
         return {
             "phase": self.phase.value if self.phase else None,
             "time": now.isoformat(timespec="seconds"),
-            "healthy": healthy(programs, self.wanted),
+            "healthy": healthy(programs, self.wanted) and all(a["ok"] for a in accounts),
+            "accounts": accounts,
             "bus_pending": self.producer.pending,
             "programs": [
                 {

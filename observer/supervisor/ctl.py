@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from observer.config import load_settings
 from observer.errors import ConfigError
 from observer.supervisor.control import Reply, request
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["ctl_app", "default_socket"]
 
@@ -89,7 +92,12 @@ def _finish(reply: Reply, as_json: bool) -> NoReturn:
 
 @ctl_app.command()
 def status(as_json: JsonOpt = False) -> None:
-    """Phase and programs: state, pid, restarts, CPU, memory (exit 1 if unhealthy)."""
+    """Phase, programs (state, pid, restarts, CPU, memory) and accounts (exit 1 if unhealthy).
+
+    Per account: the stream's state and for how long, registrations held/wanted, the last
+    tick's age, reconnects of the hour against the budget, the access token's age and
+    expiry, REST errors in the last five minutes, and what makes it unhealthy.
+    """
     reply = _send("status", [], as_json)
     if not (as_json or _target.as_json):
         from rich.console import Console  # here: every `observer` start would pay for it
@@ -116,11 +124,45 @@ def status(as_json: JsonOpt = False) -> None:
                 f"{p['uptime_s']:.0f}", p["detail"],
             )  # fmt: skip
         console.print(table)
+        if data.get("accounts"):
+            console.print(_accounts_table(data["accounts"]))
         for p in data.get("programs", []):  # what each worker reports in its heartbeats
             if p.get("counters"):
                 figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
                 console.print(f"{p['name']}: {figures}", highlight=False)
     raise typer.Exit(0 if reply.ok and reply.data.get("healthy") else 1)
+
+
+def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
+    """Each account's stream, registrations, last tick, token and REST errors."""
+    from rich.table import Table
+
+    table = Table(title="accounts", title_justify="left")
+    for column in ("account", "stream", "for", "regs", "last tick", "reconnects/h", "token age",
+                   "expires in", "WS key age", "REST err 5m"):  # fmt: skip
+        table.add_column(column, no_wrap=True)
+    table.add_column("problems", overflow="fold")
+    for a in accounts:
+        table.add_row(
+            a["account"], a["stream"], _duration(a["state_age_s"]),
+            f"{a['registered']}/{a['wanted']}", _duration(a["last_tick_age_s"]),
+            f"{a['reconnects_1h']}/{a['reconnect_budget']}", _duration(a["token_age_s"]),
+            _duration(a["token_expires_in_s"]), _duration(a["approval_key_age_s"]),
+            str(a["rest_errors_5m"]),
+            "; ".join(a["problems"]) or "-",
+        )  # fmt: skip
+    return table
+
+
+def _duration(seconds: float | None) -> str:
+    """``-`` for unknown, else the largest fitting unit: ``42s``, ``7m``, ``23.5h``."""
+    if seconds is None:
+        return "-"
+    if abs(seconds) < 120:
+        return f"{seconds:.0f}s"
+    if abs(seconds) < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 @ctl_app.command()

@@ -39,7 +39,13 @@ from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.queries import open_gaps, recovered_minutes
 from observer.errors import KisError
-from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.kis.session import (
+    KisAccount,
+    open_account,
+    rate_limits,
+    rest_error_counters,
+    token_alert,
+)
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.retry import backoff_s
@@ -134,7 +140,13 @@ class GapRecovery(AsyncWorker):
         )
         limits = rate_limits(self.settings, SOURCE)
         accounts = [
-            open_account(self.settings, a.alias, self.clock, limits)
+            open_account(
+                self.settings,
+                a.alias,
+                self.clock,
+                limits,
+                on_unavailable=token_alert(a.alias, self.producer.send),
+            )
             for a in self.settings.kis.accounts
         ]
         stored = self._stored_bars()
@@ -147,7 +159,10 @@ class GapRecovery(AsyncWorker):
             # A server that fails ends the process (the supervisor restarts it), rather
             # than leaving it heart-beating while its gaps wait for ever.
             async with alongside(
-                beat_forever(self.notifier, lambda: self.tally.counters(len(self.jobs))),
+                beat_forever(
+                    self.notifier,
+                    lambda: self.tally.counters(len(self.jobs)) | rest_error_counters(accounts),
+                ),
                 *(self._serve(account) for account in accounts for _ in each),
             ):
                 swept = self.clock.now_ns()

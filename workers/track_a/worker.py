@@ -28,7 +28,13 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
-from observer.kis.session import KisAccount, open_account, rate_limits
+from observer.kis.session import (
+    KisAccount,
+    open_account,
+    rate_limits,
+    rest_error_counters,
+    token_alert,
+)
 from observer.notify import Notifier
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.timeline import timeline_from
@@ -97,13 +103,23 @@ class TrackA(AsyncWorker):
         """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
         limits = rate_limits(self.settings, SOURCE)
         accounts = [
-            open_account(self.settings, a.alias, self.clock, limits, self._token_issued)
+            open_account(
+                self.settings,
+                a.alias,
+                self.clock,
+                limits,
+                self._token_issued,
+                on_unavailable=token_alert(a.alias, self.producer.send),
+            )
             for a in self.settings.kis.accounts
         ]
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
         try:
-            async with alongside(beat_forever(self.notifier, self.tally.counters)):
+            beating = beat_forever(
+                self.notifier, lambda: self.tally.counters() | rest_error_counters(accounts)
+            )
+            async with alongside(beating):
                 while not self.stop.is_set():
                     now = now_utc(self.clock)
                     cycle = current_or_next(self.timeline, now, interval, closing)

@@ -10,6 +10,11 @@ gap as a `GapDetected` for the gap-recovery worker. An account whose session has
 for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsewhere. A
 registration KIS refuses is handed to ``on_refused`` as a `Refusal` (the slot manager
 releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, limit locks).
+
+An account whose hourly reconnect budget is spent is *down*: a critical
+``track_b_account_down`` alert, a ``down`` state, unhealthy (its slots fail over), and a new
+session as soon as the oldest reconnect of the hour ages out and the budget has room again;
+once it connects, the same code again at severity ``info`` with ``resolved`` in its context.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from functools import partial
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from bus.events import (
+    Alert,
     Event,
     GapDetected,
     GapReason,
@@ -31,20 +37,24 @@ from bus.events import (
     StreamStateChanged,
     TradeTick,
 )
+from observer.account_health import counter, state_code
 from observer.clock import Clock
-from observer.errors import KisError
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
-from observer.kis.stream import KisStream, Registration, StreamState
+from observer.kis.stream import BudgetSpent, KisStream, Registration, StreamState
+from observer.runtime import sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.slots import Decision, Holding
 
-__all__ = ["BOOK", "TRADE", "Collector", "Refusal", "decision_event"]
+__all__ = ["ACCOUNT_DOWN", "BOOK", "TRADE", "Collector", "Refusal", "decision_event"]
 
 log = logging.getLogger(__name__)
 
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
+ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account out of reconnect budget
 _NS = 1_000_000_000
+
+AccountState = StreamState | Literal["idle", "down"]  # see observer.account_health
 
 
 def _dec(value: float, places: str = "0.0001") -> Decimal:
@@ -96,6 +106,7 @@ class Collector:
         unhealthy_after_s: float = 30.0,
         velocity_window_s: float = 10.0,
         on_refused: Callable[[Refusal], None] = lambda refusal: None,
+        reconnects_per_hour: int = 60,
     ) -> None:
         self.clock = clock
         self.publish = publish
@@ -107,6 +118,8 @@ class Collector:
         self.detectors: dict[str, GapDetector] = {}
         self.down_since: dict[str, int | None] = {}
         self.dead: set[str] = set()  # accounts whose reconnect budget is spent
+        self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
+        self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
         self.latest: dict[str, TradeTick] = {}  # symbol -> its latest tick, while streamed
         self.on_refused = on_refused
@@ -121,7 +134,9 @@ class Collector:
                 partial(self._on_state, alias),
                 partial(self._on_registered, alias),
                 partial(self._on_refused, alias),
+                reconnects_per_hour=reconnects_per_hour,
             )
+            self.state[alias] = ("idle", clock.now_ns())
             self.down_since[alias] = None  # healthy until its session fails to come up
             self.streams[alias].priority = self._priority
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
@@ -221,16 +236,57 @@ class Collector:
         await asyncio.gather(*(self._keep(alias, stop) for alias in self.streams))
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
+        """One account's session until ``stop``, through spent budgets (see the docstring)."""
         self.down_since[alias] = self.clock.now_ns()  # down until connected, within the grace
-        try:
-            await self.streams[alias].run(stop)
-        except KisError as exc:  # the reconnect budget is spent: this account is out
-            log.error("account %s: %s", alias, exc)
+        while not stop.is_set():
+            try:
+                await self.streams[alias].run(stop)
+            except BudgetSpent as spent:
+                self._down(alias, spent)
+                await sleep_unless(self.clock, (spent.reopens_ns - self.clock.now_ns()) / _NS, stop)
+                if not stop.is_set():
+                    log.info("account %s: the reconnect budget has room again; retrying", alias)
+
+    def _down(self, alias: str, spent: BudgetSpent) -> None:
+        """Out of budget: unhealthy until a session is up again; alerted once per outage."""
+        retry_s = max(0.0, (spent.reopens_ns - self.clock.now_ns()) / _NS)
+        reason = f"{spent}; next session in {retry_s:.0f}s"
+        log.error("account %s: %s", alias, reason)
+        self._on_state(alias, "down", reason)
+        if alias not in self.dead:
             self.dead.add(alias)
-            self._on_state(alias, "stopped", str(exc))
+            self.publish(
+                Alert(
+                    severity="critical", code=ACCOUNT_DOWN,
+                    message=f"account {alias} streams nothing: {reason}; its slots fail over",
+                    context={"account": alias},
+                )
+            )  # fmt: skip
+
+    def account_counters(self) -> dict[str, float]:
+        """Every account's stream figures, as `observer.account_health` names them."""
+        now = self.clock.now_ns()
+        healthy = self.healthy()
+        counters: dict[str, float] = {}
+        for alias, stream in self.streams.items():
+            state, since = self.state[alias]
+            figures = {
+                "stream_state": state_code(state),
+                "state_age_s": round((now - since) / _NS, 1),
+                "registered": len(stream.registered),
+                "wanted": len(stream.wanted),
+                "healthy": float(alias in healthy),
+                "reconnects_1h": stream.reconnects_in_hour(),
+                "reconnect_budget": stream.budget,
+            }
+            if alias in self.last_data_ns:
+                figures["last_tick_age_s"] = round((now - self.last_data_ns[alias]) / _NS, 1)
+            counters.update((counter(alias, k), float(v)) for k, v in figures.items())
+        return counters
 
     def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
         """Publish a frame's events (decoded by the account's stream, ``account`` set)."""
+        self.last_data_ns[alias] = received_ns
         detector = self.detectors[alias]
         for tick in frame.ticks:
             self.publish(tick)
@@ -250,14 +306,26 @@ class Collector:
         while times and received_ns - times[0] > self.window_ns:
             times.popleft()
 
-    def _on_state(self, alias: str, state: StreamState, reason: str) -> None:
+    def _on_state(self, alias: str, state: StreamState | Literal["down"], reason: str) -> None:
         now = self.clock.now_ns()
+        if self.state[alias][0] != state:
+            self.state[alias] = (state, now)
         if state == "connected":
             self.down_since[alias] = None
-        elif state in ("disconnected", "refused", "stopped"):
+            if alias in self.dead:
+                self.dead.discard(alias)
+                log.warning("account %s: streaming again", alias)
+                self.publish(
+                    Alert(
+                        severity="info", code=ACCOUNT_DOWN,
+                        message=f"account {alias} streams again",
+                        context={"account": alias, "resolved": "true"},
+                    )
+                )  # fmt: skip
+        elif state in ("disconnected", "refused", "stopped", "down"):
             if self.down_since[alias] is None:
                 self.down_since[alias] = now
-            if state != "stopped":
+            if state not in ("stopped", "down"):  # "down" follows a disconnect
                 self.detectors[alias].on_disconnect(now, "disconnect", self.symbols(alias))
         self.publish(
             StreamStateChanged(

@@ -44,7 +44,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import held_slots, snapshots_of_cycles, universe_references
 from observer.errors import ConfigError
 from observer.kis.client import RateLimits
-from observer.kis.session import open_account
+from observer.kis.session import open_account, token_alert
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
@@ -91,13 +91,14 @@ class TrackB(AsyncWorker):
         day = now_utc(clock).astimezone(KST).date()
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
         self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
+        self.collector: Collector | None = None  # once the day's sessions are set up
 
     # ------------------------------------------------------------------ the day
 
     async def run(self) -> None:
         """Run the day's Track B until ``stop``; it beats from the start, universe or not."""
         try:
-            async with alongside(beat_forever(self.notifier, lambda: self.counters)):
+            async with alongside(beat_forever(self.notifier, self._beat_counters)):
                 await self._day()
         finally:
             self._engine.dispose()
@@ -112,7 +113,16 @@ class TrackB(AsyncWorker):
         aliases = [a.alias for a in self.settings.kis.accounts]
         # Track B makes no REST calls but the token's: its clients get a token budget.
         limits = RateLimits({alias: 1.0 for alias in aliases})
-        accounts = [open_account(self.settings, a, self.clock, limits) for a in aliases]
+        accounts = [
+            open_account(
+                self.settings,
+                a,
+                self.clock,
+                limits,
+                on_unavailable=token_alert(a, self.producer.send),
+            )
+            for a in aliases
+        ]
         collector = Collector(
             accounts, self.clock, self.producer.send, books=self.config.books,
             silence=SilenceRule(
@@ -124,7 +134,9 @@ class TrackB(AsyncWorker):
             unhealthy_after_s=self.config.unhealthy_after_s,
             velocity_window_s=self.config.velocity_window_s,
             on_refused=self.guard.on_refused,
+            reconnects_per_hour=self.config.reconnects_per_hour,
         )  # fmt: skip
+        self.collector = collector
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
@@ -393,6 +405,12 @@ class TrackB(AsyncWorker):
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing
+
+    def _beat_counters(self) -> dict[str, float]:
+        """The heartbeat's counters: the day's, and each account's stream as of now."""
+        if self.collector is None:
+            return self.counters
+        return {**self.counters, **self.collector.account_counters()}
 
     def _alert(
         self, severity: str, code: str, message: str, context: dict[str, str] | None = None

@@ -1,0 +1,80 @@
+"""Each KIS account's functional health for ``ctl status``: stream, token, REST errors.
+
+The figures come from where they live: Track B's heartbeat says how each account's session
+is (`observer.account_health`), every REST worker's heartbeat its errors of the last five
+minutes (summed over the programs), and the owner-only token cache when the access token was
+issued and when it expires (the token itself is never read). While Track B should stream
+(`STREAMING_PHASES`), an account that does not is unhealthy, and so is the supervisor's
+status: ``observer ctl status`` exits 1. An expired token is unhealthy in every phase in which
+a program calls KIS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from observer.account_health import REST_ERRORS, by_account, state_name
+from observer.config import Settings
+from observer.phases import Phase
+from observer.supervisor.program import Program, State
+
+__all__ = ["STREAMER", "STREAMING_PHASES", "accounts_status"]
+
+STREAMER = "track_b"  # the program that streams every account's WebSocket session
+STREAMING_PHASES = frozenset({Phase.FULL_OPERATION})  # 09:30-15:00: its slots stream
+_KIS_PHASES = frozenset(  # when workers call KIS (Track A from warmup to its closing cycle)
+    {Phase.WARMUP, Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING, Phase.SHUTDOWN}
+)
+_NS = 1_000_000_000
+
+
+def accounts_status(
+    settings: Settings, programs: Mapping[str, Program], phase: Phase | None, now_ns: int
+) -> list[dict[str, Any]]:
+    """One row per configured account; ``ok`` is False when it fails the rules above."""
+    from observer.kis.auth import cached_validity  # the KIS layer: on a status request only
+
+    streamer = programs.get(STREAMER)
+    streaming = streamer is not None and streamer.state is State.RUNNING
+    reports = by_account(streamer.counters) if streaming and streamer else {}
+    required = phase in STREAMING_PHASES and streamer is not None and not streamer.held
+    errors: dict[str, float] = {}
+    for program in programs.values():
+        for alias, figures in by_account(program.counters).items():
+            errors[alias] = errors.get(alias, 0.0) + figures.get(REST_ERRORS, 0.0)
+    rows = []
+    for account in settings.kis.accounts:
+        alias = account.alias
+        figures = reports.get(alias, {})
+        folder, environment = Path(settings.kis.token_dir), settings.kis.environment
+        validity = cached_validity(folder, alias, environment)
+        approval = cached_validity(folder, alias, environment, "approval_key")
+        expires_in = (validity[1] - now_ns) / _NS if validity else None
+        stream = state_name(figures["stream_state"]) if "stream_state" in figures else "unknown"
+        problems = []
+        if required and figures.get("healthy") != 1.0:
+            problems.append(f"not streaming ({stream})")
+        if expires_in is not None and expires_in <= 0 and phase in _KIS_PHASES:
+            problems.append("access token expired")
+        rows.append(
+            {
+                "account": alias,
+                "ok": not problems,
+                "problems": problems,
+                "stream": stream,
+                "streaming_required": required,
+                "state_age_s": figures.get("state_age_s"),
+                "registered": int(figures.get("registered", 0)),
+                "wanted": int(figures.get("wanted", 0)),
+                "last_tick_age_s": figures.get("last_tick_age_s"),
+                "reconnects_1h": int(figures.get("reconnects_1h", 0)),
+                "reconnect_budget": int(figures.get("reconnect_budget", 0)),
+                "token_age_s": round((now_ns - validity[0]) / _NS, 1) if validity else None,
+                "token_expires_in_s": round(expires_in, 1) if expires_in is not None else None,
+                "approval_key_age_s": round((now_ns - approval[0]) / _NS, 1) if approval else None,
+                "rest_errors_5m": int(errors.get(alias, 0.0)),
+            }
+        )
+    return rows

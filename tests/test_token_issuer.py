@@ -1,0 +1,192 @@
+"""One token issuer per account: the cache shared across processes, readers, the token job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness.sim.market import Market
+from harness.sim.server import SimConfig
+from observer.clock import ManualClock
+from observer.config import load_settings
+from observer.errors import KisAuthError
+from observer.kis.auth import TokenManager, cached_validity
+from observer.kis.credentials import Credentials, Secret
+from observer.phases import KST
+from observer.supervisor.schedule import due_runs
+from observer.timeline import timeline_from
+from observer.trading_calendar import TradingCalendar
+from tests.support import ROOT, SimThread, WriterProcess, db_rows
+from tests.test_kis_auth import KEY, SECRET, T0, FakeKis
+from workers.token.cli import RENEWAL_FAILED
+
+
+def manager(tmp_path: Path, kis: FakeKis, clock: ManualClock, **options: object) -> TokenManager:
+    """A token manager as one process has it: its own HTTP client, the shared cache folder."""
+    http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(kis.handle))
+    creds = Credentials("acct1", Secret(KEY), Secret(SECRET))
+    return TokenManager(http, creds, clock, tmp_path / "tokens", "real", **options)  # type: ignore[arg-type]
+
+
+def test_managers_sharing_the_cache_issue_once_and_keep_the_minute_between_them(
+    tmp_path: Path,
+) -> None:
+    """Two processes' managers: one issuance each time, never two within KIS's minute."""
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> list[str]:
+        first, second = manager(tmp_path, kis, clock), manager(tmp_path, kis, clock)
+        token = await first.token()
+        assert (await second.token()) == token and kis.tokens == 1  # read, not issued
+        clock.advance(20)
+        # Both see KIS refuse the token: one issuance, after the minute, taken by both.
+        both = [asyncio.create_task(m.refresh("emergency", stale=token)) for m in (first, second)]
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert not any(t.done() for t in both) and kis.tokens == 1  # 40 s of the minute left
+        clock.advance(40)
+        return [t.reveal() for t in await asyncio.gather(*both)]
+
+    assert asyncio.run(scenario()) == ["tok-2", "tok-2"]
+    assert kis.tokens == 2
+
+
+def test_a_reader_waits_for_the_issuer_alerts_once_and_follows_its_renewals(
+    tmp_path: Path,
+) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+    waits: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        reader = manager(
+            tmp_path, kis, clock, issuer=False, reader_wait_wall_s=30.0,
+            on_unavailable=lambda kind, message: waits.append((kind, message)),
+        )  # fmt: skip
+        issuer = manager(tmp_path, kis, clock)
+        waiting = asyncio.create_task(reader.token())
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        assert not waiting.done() and kis.tokens == 0 and len(waits) == 1
+        assert waits[0][0] == "access_token" and "token job" in waits[0][1]
+        issued = await issuer.token()
+        assert (await asyncio.wait_for(waiting, 5)) == issued and kis.tokens == 1
+        # The pre-market renewal: the reader takes the new token at its next call.
+        clock.advance(3600)
+        renewed = await issuer.refresh("premarket")
+        assert renewed != issued and (await reader.token()) == renewed
+        # A key too old for the session but unexpired is the issuer's to renew, not the
+        # reader's: it takes it as it is.
+        key = await issuer.approval_key()
+        clock.advance(22.5 * 3600)
+        assert (await reader.approval_key(lasting_s=3600)) == key
+        assert kis.tokens == 2 and kis.approvals == 1 and len(waits) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_reader_gives_up_after_its_wait_without_issuing(tmp_path: Path) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> None:
+        reader = manager(
+            tmp_path, kis, clock, issuer=False, reader_wait_s=60.0, reader_wait_wall_s=0.1
+        )
+        waiting = asyncio.create_task(reader.token())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the wall floor passed, the clock's wait did not
+        clock.advance(61)
+        with pytest.raises(KisAuthError) as refused:
+            await asyncio.wait_for(waiting, 5)
+        assert refused.value.msg_cd == "NO_TOKEN"
+
+    asyncio.run(scenario())
+    assert kis.tokens == 0 and kis.approvals == 0
+
+
+def test_the_shipped_token_job_runs_at_start_and_renews_at_0830_on_sessions() -> None:
+    settings = load_settings(ROOT / "config" / "observer.toml")
+    job = settings.programs["token"]
+    assert settings.kis.token_issuer == "job" and job.kind == "job" and job.run_on_start
+    timeline = timeline_from(settings.phases, settings.calendar)
+    since = datetime(2026, 11, 20, 0, 0, tzinfo=KST)  # a Friday session, then the weekend
+    runs = due_runs(timeline, job.schedule, since, datetime(2026, 11, 24, 0, 0, tzinfo=KST))
+    assert [(at.strftime("%d %H:%M"), e.args) for at, e in runs] == [
+        ("20 08:30", ("--renew",)), ("23 08:30", ("--renew",)),
+    ]  # fmt: skip
+
+
+MARKET = Market(29, TradingCalendar(), stocks=40, etfs=2)
+
+
+def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
+    tmp_path: Path,
+) -> None:
+    """The job as a process against the simulator: issue, a failed 08:30 renewal, a retried one."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    # 08:29:30 at 60x: KIS's minute between two issuances is one wall second.
+    sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 29, 30, tzinfo=KST), SimConfig(), 60.0)
+    tokens = tmp_path / "tokens"
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+        f'[database]\nurl = "{url}"\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tokens}"\n'
+        'token_issuer = "job"\n[[kis.accounts]]\nalias = "acct1"\n'
+        "[token]\nretries = 3\nretry_initial_s = 1.0\n"
+    )
+    env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+
+    def job(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "observer", "token", "run", "--config", str(config), *args],
+            capture_output=True, cwd=ROOT, env=env, timeout=120,
+        )  # fmt: skip
+
+    def faults(body: dict[str, object]) -> None:
+        request = json.dumps(body).encode()
+        urllib.request.urlopen(f"{sim.url}/_sim/faults", request, timeout=10).read()
+
+    def issued() -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in db_rows(url, "select kind, reason from token_refreshes "
+                                                   "order by seq")]  # fmt: skip
+
+    try:
+        done = job()
+        assert done.returncode == 0, done.stderr.decode()
+        assert issued() == [("access_token", "scheduled"), ("approval_key", "scheduled")]
+        before = cached_validity(tokens, "acct1", "sim")
+        assert before is not None
+        assert job().returncode == 0 and len(issued()) == 2  # valid: nothing issued again
+        # 08:30: every try of the renewal fails; the old token stays, degraded, alerted.
+        faults({"token_failures": 4})
+        done = job("--renew")
+        assert done.returncode == 0, done.stderr.decode()
+        assert cached_validity(tokens, "acct1", "sim") == before
+        assert issued()[2:] == [("approval_key", "premarket")]
+        alerts = db_rows(url, f"select severity, message from alerts where code = "
+                              f"'{RENEWAL_FAILED}'")  # fmt: skip
+        assert [a[0] for a in alerts] == ["critical"]
+        assert "running on the previous one" in alerts[0][1] and "access_token" in alerts[0][1]
+        # The next renewal fails three times and succeeds on its last try: no alert.
+        faults({"token_failures": 3})
+        done = job("--renew")
+        assert done.returncode == 0, done.stderr.decode()
+        assert issued()[3:] == [("access_token", "premarket"), ("approval_key", "premarket")]
+        after = cached_validity(tokens, "acct1", "sim")
+        assert after is not None and after[0] > before[0]
+        assert len(db_rows(url, f"select 1 from alerts where code = '{RENEWAL_FAILED}'")) == 1
+        for secret in ("sim-acct1-secret",):
+            assert secret not in (tmp_path / "tokens" / "acct1-sim-access_token.json").read_text()
+    finally:
+        writer.kill()
+        sim.close()

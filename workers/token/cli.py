@@ -1,0 +1,151 @@
+"""``observer token``: the supervisor's ``token`` job, the one issuer of tokens and keys.
+
+With ``[kis] token_issuer = "job"`` (the shipped configuration) no worker issues: they read
+the owner-only cache this job writes, so no two processes ever ask KIS within its minute
+(EGW00133) and nothing is issued in trading hours but by this job. At every supervisor start
+it makes sure each account has a valid access token and approval key (issuing only what is
+missing, expired or older than the refresh age); at 08:30 on sessions (``--renew``) it issues
+both anew, the pre-market renewal. Each issuance is tried ``[token] retries`` more times
+with backoff on a retryable failure; then a critical ``token_renewal_failed`` alert, and the
+system runs on the previous token while it is valid (exit 0, degraded). With no valid token
+left the job exits 1, and the supervisor runs it again with its backoff. Every issuance is a
+`TokenRefreshed` event (never the token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bus.events import Alert, TokenRefreshed
+from observer.cli_support import check_credentials, fail, job_producer, settings_or_exit
+from observer.clock import Clock, clock_from_env
+from observer.config import Settings
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST
+
+if TYPE_CHECKING:
+    from bus.producer import Producer
+    from observer.kis.session import KisAccount
+
+__all__ = ["KINDS", "RENEWAL_FAILED", "app"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "token"
+PROGRAM = "observer token"
+RENEWAL_FAILED = "token_renewal_failed"
+KINDS = ("access_token", "approval_key")
+
+app = typer.Typer(no_args_is_help=True, help="The token job: the one issuer of KIS tokens.")
+
+
+@app.callback()
+def _group() -> None:
+    """Keep ``run`` a subcommand (typer collapses a one-command app)."""
+
+
+@app.command()
+def run(
+    renew: Annotated[
+        bool, typer.Option("--renew", help="issue every token and key anew (pre-market)")
+    ] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
+) -> None:
+    """Make every account's token and approval key valid; ``--renew``: issue them anew."""
+    settings = settings_or_exit(PROGRAM, config)
+    check_credentials(PROGRAM, settings)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+        invalid = asyncio.run(_issue_all(settings, clock, producer, notifier, renew))
+    if invalid:
+        fail(PROGRAM, f"no valid {', '.join(invalid)}: KIS calls fail until one is issued", 1)
+
+
+async def _issue_all(
+    settings: Settings, clock: Clock, producer: Producer, notifier: Notifier, renew: bool
+) -> list[str]:
+    """Issue what each account needs; the ``<alias> <kind>`` left without a valid one."""
+    from observer.kis.session import open_account, rate_limits  # KIS and HTTP: after READY
+    from observer.runtime import beat_forever
+
+    beating = asyncio.ensure_future(beat_forever(notifier, dict))
+    limits = rate_limits(settings, "jobs")
+
+    def issued(event: TokenRefreshed) -> None:
+        producer.send(event)  # the audit of every issuance (never the token)
+
+    accounts = [
+        open_account(settings, a.alias, clock, limits, issued, issuer=True)
+        for a in settings.kis.accounts
+    ]
+    invalid = []
+    try:
+        for account in accounts:
+            for kind in KINDS:
+                if not await _issue(settings, clock, producer, account, kind, renew):
+                    invalid.append(f"{account.alias} {kind}")
+    finally:
+        beating.cancel()
+        for account in accounts:
+            await account.aclose()
+    return invalid
+
+
+async def _issue(
+    settings: Settings,
+    clock: Clock,
+    producer: Producer,
+    account: KisAccount,
+    kind: str,
+    renew: bool,
+) -> bool:
+    """One account's ``kind``, retried; alerted when it fails. True if a valid one is cached."""
+    from observer.errors import KisError
+    from observer.kis.auth import cached_validity
+    from observer.retry import retry
+
+    tokens, policy = account.tokens, settings.token
+    if kind == "access_token":
+        call = (lambda: tokens.refresh("premarket")) if renew else tokens.token
+    else:
+        call = (lambda: tokens.refresh_approval("premarket")) if renew else tokens.approval_key
+
+    def retried(error: BaseException, attempt: int, pause: float) -> None:
+        log.warning("%s: %s failed (%s), try %d again in %.1fs",
+                    account.alias, kind, error, attempt + 1, pause)  # fmt: skip
+
+    try:
+        await retry(
+            call, clock=clock, attempts=policy.retries + 1, initial_s=policy.retry_initial_s,
+            max_s=policy.retry_max_s, on_retry=retried,
+            retry_if=lambda error: isinstance(error, KisError) and error.retryable,
+        )  # fmt: skip
+        return True
+    except KisError as exc:
+        validity = cached_validity(
+            Path(settings.kis.token_dir), account.alias, settings.kis.environment, kind
+        )
+        valid = validity is not None and validity[1] > clock.now_ns()
+        if valid:
+            assert validity is not None
+            until = datetime.fromtimestamp(validity[1] / 1e9, KST).isoformat(timespec="minutes")
+            outcome = f"running on the previous one, valid until {until}"
+        else:
+            outcome = "none is valid: KIS calls fail until one is issued"
+        message = f"{account.alias}: no new {kind} ({exc}); {outcome}"
+        log.error("%s", message)
+        producer.send(
+            Alert(severity="critical", code=RENEWAL_FAILED, message=message[:2000],
+                  context={"account": account.alias, "kind": kind})
+        )  # fmt: skip
+        return valid
