@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig"]
+__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig", "TickLoss"]
 
 
 @dataclass(slots=True)
@@ -24,6 +25,31 @@ class SimConfig:
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
 
 
+@dataclass(frozen=True, slots=True)
+class TickLoss:
+    """Trade records the real-time server never sends, while the session stays up.
+
+    A silent loss on KIS's side: no disconnect, no error, the minute bars over REST still
+    count those trades. Which records are withheld is a hash of the trade, so a share of
+    them goes missing evenly and the same trades on every run.
+    """
+
+    start_ns: int  # simulated time, inclusive
+    end_ns: int  # exclusive
+    share: float  # of the trade records in the span, 0..1
+    symbols: frozenset[str] = frozenset()  # empty: every symbol
+
+    def withholds(self, symbol: str, at_ns: int, nth: int) -> bool:
+        """True if the ``nth`` trade of its minute, stamped ``at_ns``, is not sent."""
+        if not self.start_ns <= at_ns < self.end_ns:
+            return False
+        if self.symbols and symbol not in self.symbols:
+            return False
+        key = f"{symbol}:{at_ns}:{nth}".encode()
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+        return draw < self.share
+
+
 MasterDamage = Literal["truncated", "crc", "encoding", "columns", "empty", "short_body"]
 MASTER_DAMAGE: tuple[MasterDamage, ...] = typing.get_args(MasterDamage)
 
@@ -39,3 +65,4 @@ class Faults:
     delisted: set[str] = field(default_factory=set)  # symbols left out of the masters
     renamed: dict[str, str] = field(default_factory=dict)  # symbol -> new name
     new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
+    tick_loss: list[TickLoss] = field(default_factory=list)  # trades silently never sent

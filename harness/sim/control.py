@@ -1,6 +1,7 @@
 """The simulator's control endpoints (``/_sim/...``): what tests and the demo break and read.
 
-``POST /_sim/faults`` sets `Faults`; ``/_sim/drop_websockets`` cuts every session;
+``POST /_sim/faults`` sets `Faults` (``tick_loss``: ``{"seconds", "share", "symbols"}`` from
+now, in simulated time); ``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from harness.sim.config import MASTER_DAMAGE, Faults, SimConfig
+from harness.sim.config import MASTER_DAMAGE, Faults, SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.master_host import MasterHost
 from harness.sim.realtime import Realtime
@@ -57,6 +58,17 @@ class Control:
         self.faults.delisted |= set(body.get("delisted", []))
         self.faults.renamed |= dict(body.get("renamed", {}))
         self.faults.new_listings += int(body.get("new_listings", 0))
+        if "tick_loss" in body:
+            loss = body["tick_loss"]
+            now = self.realtime.clock.now_ns()
+            self.faults.tick_loss.append(
+                TickLoss(
+                    start_ns=now,
+                    end_ns=now + int(float(loss["seconds"]) * 1e9),
+                    share=float(loss.get("share", 1.0)),
+                    symbols=frozenset(loss.get("symbols", ())),
+                )
+            )
         return web.json_response({"ok": True})
 
     async def drop_websockets(self, request: web.Request) -> web.Response:
@@ -89,5 +101,7 @@ class Control:
                 "limit_per_second": self.config.calls_per_second,
                 # per tr_id
                 "records_sent": {k: v for k, v in self.realtime.records_sent.items() if v},
+                # trade records withheld by a silent tick loss, per symbol
+                "records_withheld": dict(self.realtime.records_withheld),
             }
         )

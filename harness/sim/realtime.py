@@ -3,7 +3,8 @@
 One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
 ``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their
 simulated time passes, several records per frame. ``drop_websockets`` cuts every session
-like a network failure.
+like a network failure; `Faults.tick_loss` withholds trade records with the session up (a
+silent loss: the trades still count in the minute bars and in the next record's ACML_VOL).
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from harness.sim.config import SimConfig
+from harness.sim.config import Faults, SimConfig, TickLoss
 from harness.sim.gateway import Gateway
-from harness.sim.market import BARS_PER_DAY, KST, Market, quote_at, tick_size
+from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.protocol import NS, sign
 from observer.clock import Clock
 
-__all__ = ["Realtime"]
+__all__ = ["Realtime", "trade_ns"]
 
 
 class Realtime:
@@ -42,15 +43,26 @@ class Realtime:
         Registration limit, keep-alive and push intervals.
     gateway:
         Whose approval keys are valid.
+    faults:
+        The trade records to withhold (`Faults.tick_loss`).
     """
 
-    def __init__(self, market: Market, clock: Clock, config: SimConfig, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        market: Market,
+        clock: Clock,
+        config: SimConfig,
+        gateway: Gateway,
+        faults: Faults | None = None,
+    ) -> None:
         self.market = market
         self.clock = clock
         self.config = config
         self.gateway = gateway
+        self.faults = faults or Faults()
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
+        self.records_withheld: defaultdict[str, int] = defaultdict(int)  # symbol -> trades
 
     async def drop_websockets(self) -> int:
         """Close every live WebSocket session without a close handshake; return how many."""
@@ -197,6 +209,7 @@ class Realtime:
                 q.prev_close, q.open, q.high, q.low, q.volume, q.value
             )
         path = self.market.day_path(symbol, day)
+        losses = [loss for loss in self.faults.tick_loss if loss.end_ns > after_ns]
         records = []
         for index in range(first, last + 1):
             bar = path.bar_start(index)
@@ -205,9 +218,12 @@ class Realtime:
             # seconds into the bar, compared as `quote_at` does.
             after = bisect.bisect_right(ticks, (start - bar).total_seconds(), key=_second)
             upto = bisect.bisect_right(ticks, (end - bar).total_seconds(), key=_second)
-            for tick in ticks[after:upto]:
+            for nth, tick in enumerate(ticks[after:upto], start=after):
                 at = bar + timedelta(seconds=tick.second)
                 running.add(tick.price, tick.qty)
+                if tr_id == "H0STCNT0" and losses and _withheld(losses, symbol, bar, tick, nth):
+                    self.records_withheld[symbol] += 1
+                    continue
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
                     records.append(
@@ -216,6 +232,16 @@ class Realtime:
                 else:
                     records.append(_book_record(symbol, hhmmss, tick.price, running))
         return records
+
+
+def trade_ns(bar: datetime, tick: Tick) -> int:
+    """The instant of a trade (UTC ns): its bar's start plus its seconds into the bar."""
+    return int(bar.timestamp()) * NS + int(tick.second * NS)
+
+
+def _withheld(losses: list[TickLoss], symbol: str, bar: datetime, tick: Tick, nth: int) -> bool:
+    at_ns = trade_ns(bar, tick)
+    return any(loss.withholds(symbol, at_ns, nth) for loss in losses)
 
 
 def _cut(ws: web.WebSocketResponse) -> bool:

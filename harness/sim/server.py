@@ -55,7 +55,7 @@ class Simulator:
         self.faults = Faults()
         self.gateway = Gateway(self.config, clock, self.faults)
         self.quotes = Quotes(market, clock, self.gateway)
-        self.realtime = Realtime(market, clock, self.config, self.gateway)
+        self.realtime = Realtime(market, clock, self.config, self.gateway, self.faults)
         self.masters = MasterHost(market, clock, self.config, self.faults)
         control = Control(self.config, self.faults, self.gateway, self.realtime, self.masters)
         # The REST answers, callable directly (tests read them without HTTP).

@@ -6,7 +6,9 @@ writer has acknowledged what an earlier instance left in the outbox), then every
 found. Each gap gets the policy's plan (`workers.gap_recovery.plan`): marker only, or a
 place in the queue, ready once its last minute has closed, ordered by priority then by
 readiness. ``requests_per_account`` recoveries run per account, each call under the
-account's ``gap_recovery`` share of the REST budget.
+account's ``gap_recovery`` share of the REST budget. On session days, once Track B's stream
+has ended, the day's reconciliation (`workers.gap_recovery.verify`) runs here too, on the
+same limiters.
 
 A recovery publishes ``recovering``, then the minute bars nobody has published yet
 (quality ``recovered``, with the gap's id), then ``recovered`` with the number of bars that
@@ -45,6 +47,7 @@ from observer.stats import p99
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_bars
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
+from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "GapRecovery", "Tally"]
 
@@ -147,9 +150,16 @@ class GapRecovery(AsyncWorker):
             for account in accounts
             for _ in range(self.config.requests_per_account)
         ]
+        if self.config.verify:  # the day's reconciliation, on this process's limiters
+            verifier = Verifier(self.settings, self.clock, self.producer.send, self._engine,
+                                lanes_for(self.settings, self.clock, accounts, limits))  # fmt: skip
+            servers.append(asyncio.ensure_future(verifier.run_daily(self.stop)))
         try:
             swept = self.clock.now_ns()
             while not self.stop.is_set():
+                for task in servers:  # one that failed takes the process down with it
+                    if task.done():
+                        task.result()
                 self._drain(feed)
                 if self.clock.now_ns() - swept >= self.config.sweep_s * _NS:
                     swept = self.clock.now_ns()
