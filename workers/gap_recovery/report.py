@@ -5,7 +5,8 @@ expiry or replacement; a slot still held at the end of the data closes with the 
 tick, slot event or gap, whichever is latest). Of the watched time, gaps that were
 recovered are *covered* (their minute bars are stored) and every other gap (unrecoverable,
 marker only, still pending) is *uncovered*; completeness is the watched time not
-uncovered. Overlapping gaps count once.
+uncovered. Overlapping gaps count once. The gaps are those the system detected: the ones a
+reconciliation published are listed, and counted in the other figure.
 
 That figure can only see the gaps that were detected. The day's reconciliation
 (`workers.gap_recovery.verify`) is the second figure: of the watched minutes compared with
@@ -48,12 +49,10 @@ class SymbolReport:
     def summary(self) -> dict[str, Any]:
         """The figures ``observer gap-recovery report`` prints for the symbol."""
         watched = _union(self.watched)
-        uncovered = _within(
-            _union([(s, e) for s, e, _, st in self.gaps if st != "recovered"]), watched
-        )
-        covered = _within(
-            _union([(s, e) for s, e, _, st in self.gaps if st == "recovered"]), watched
-        )
+        # The gaps the system detected: a reconciliation's gaps are the other figure's.
+        detected = [(s, e, st) for s, e, reason, st in self.gaps if reason != "reconciliation"]
+        uncovered = _within(_union([(s, e) for s, e, st in detected if st != "recovered"]), watched)
+        covered = _within(_union([(s, e) for s, e, st in detected if st == "recovered"]), watched)
         watched_s, uncovered_s = _length(watched), _length(uncovered)
         covered_s = _length(covered) - _length(_within(covered, uncovered))
         return {
