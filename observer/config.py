@@ -240,8 +240,8 @@ class GapRecoverySettings(_Strict, frozen=True):
     # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
     verify: bool = True  # run it on session days, once Track B's stream has ended
     verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it
-    # A slot's first minute is compared only if the slot began this long before it: the
-    # registration's round trip, during which the stream cannot deliver yet.
+    # A minute is compared only if its slot was held this long before and after it: the
+    # registration's round trip, and the release published after the unregistration.
     verify_edge_s: SecondsOrZero = 2.0
     verify_attempts: Positive = 3  # runs for symbols whose bars could not be had, then alert
 

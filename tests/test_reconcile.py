@@ -118,7 +118,7 @@ SPANS = st.lists(
 
 
 @given(SPANS, st.integers(0, 10), st.integers(0, 50 * 60))
-def test_a_minute_is_watched_when_a_slot_held_all_of_it(
+def test_a_minute_is_watched_when_a_slot_held_all_of_it_and_its_edges(
     spans: list[tuple[int, int]], edge_s: int, until_s: int
 ) -> None:
     until = T0 + until_s * S
@@ -127,7 +127,7 @@ def test_a_minute_is_watched_when_a_slot_held_all_of_it(
     expected = [
         m
         for m in range(T0 - MINUTE_NS, T0 + 50 * MINUTE_NS, MINUTE_NS)
-        if any(s + edge <= m and m + MINUTE_NS <= min(e, until) for s, e in spans)
+        if any(s + edge <= m and m + MINUTE_NS <= min(e - edge, until) for s, e in spans)
     ]
     assert got == expected
 

@@ -13,18 +13,24 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from typer.testing import CliRunner
 
+from bus.events import SlotDecision, TradeTick
+from bus.producer import Producer
 from harness.sim.config import TickLoss
 from harness.sim.market import KST
 from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from tests.test_gap_recovery import MARKET as GR_MARKET
+from tests.test_gap_recovery import STOCKS as GR_STOCKS
 from tests.test_track_b import DAY, MARKET, NINE, publish_morning
 from workers.gap_recovery.cli import app as gaps_app
 
@@ -167,5 +173,102 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
     finally:
         for proc in procs:
             stop(proc)
+        writer.kill()
+        sim.close()
+
+
+def slot(action: Literal["allocate", "release"], symbol: str) -> SlotDecision:
+    return SlotDecision(account="acct1", action=action, symbol=symbol, slot=0,
+                        trigger="market_cap", score=Decimal(1), reason="test")  # fmt: skip
+
+
+def all_kept(nth: int) -> bool:
+    return True
+
+
+def odd_lost(nth: int) -> bool:
+    return nth % 2 == 0
+
+
+def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list[TradeTick]:
+    """The simulated market's trades of one minute as Track B stores them (stamped HHMMSS)."""
+    day = minute.date()
+    index = (minute.hour * 60 + minute.minute) - 9 * 60
+    start = int(minute.timestamp()) * S
+    return [
+        TradeTick(
+            symbol=symbol, exchange_ns=start + int(tick.second) * S, received_ns=start,
+            price=tick.price, qty=tick.qty, cum_volume=0, cum_value=0, change_rate=Decimal(0),
+            account="acct1",
+        )
+        for nth, tick in enumerate(GR_MARKET.ticks(symbol, day, index))
+        if keep(nth)
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path) -> None:
+    """Track B's day as stored (slots 14:50-14:58:30, one minute with half its trades lost);
+    the daemon reconciles it 10 s after 15:00 by itself, recovers the minute, and a restarted
+    daemon does not reconcile it again."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    fifteen = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
+    sim = SimThread(GR_MARKET, fifteen, speed=2.0)
+    a, b = GR_STOCKS[:2]
+    at = {"ns": int((fifteen - timedelta(minutes=10)).timestamp()) * S}
+    recovery: subprocess.Popen[bytes] | None = None
+    try:
+        with Producer("track_b", writer.ingest, tmp_path / "ob", clock_ns=lambda: at["ns"]) as p:
+            for symbol in (a, b):
+                p.send(slot("allocate", symbol))
+            for n in range(9):  # 14:50 .. 14:58
+                minute = fifteen - timedelta(minutes=10 - n)
+                for symbol in (a, b):
+                    lossy = symbol == a and n == 3  # 14:53: every other trade of a lost
+                    for tick in ticks_of(symbol, minute, odd_lost if lossy else all_kept):
+                        p.send(tick)
+            at["ns"] = int((fifteen - timedelta(seconds=90)).timestamp()) * S
+            for symbol in (a, b):
+                p.send(slot("release", symbol))
+            assert p.wait_acked(30)
+        config = tmp_path / "observer.toml"
+        config.write_text(
+            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+            f'[database]\nurl = "{url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
+            "[gap_recovery]\nverify_delay_s = 10.0\n"
+        )
+        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+        log = tmp_path / "g.log"
+        recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
+        wait_until(lambda: "reconciliation of 2026-11-20 done" in log.read_text(), 60, "the day")
+        rows = db_rows(url, "select source, symbol, status, minute_ns from reconciliation_minutes")
+        assert {r[0] for r in rows} == {"gap_recovery"}
+        lossy_minute = int((fifteen - timedelta(minutes=7)).timestamp()) * S
+        # 14:51 .. 14:57 of both (14:50 began with the slot, 14:58 was cut by the release)
+        assert Counter((r[1], r[2]) for r in rows) == {(a, "complete"): 6, (a, "short"): 1,
+                                                       (b, "complete"): 7}  # fmt: skip
+        assert [r[3] for r in rows if r[2] == "short"] == [lossy_minute]
+        wait_until(
+            lambda: db_rows(url, "select state from gaps where reason = 'reconciliation'")
+            == [("recovered",)],
+            60, "the short minute recovered",
+        )  # fmt: skip
+        calls = db_rows(url, "select sum(calls) from reconciliations")[0][0]
+        assert calls == 2  # one page of bars per symbol
+        # Killed and started again the same evening: nothing is reconciled twice.
+        recovery.kill()
+        recovery.wait(30)
+        recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
+        wait_until(
+            lambda: log.read_text().count("reconciliation of 2026-11-20 done") == 2, 60, "again"
+        )
+        assert "2 symbols reconciled before" in log.read_text()
+        assert db_rows(url, "select count(*) from reconciliations") == [(2,)]
+    finally:
+        if recovery is not None:
+            stop(recovery)
         writer.kill()
         sim.close()

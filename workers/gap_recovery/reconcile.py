@@ -1,9 +1,11 @@
 """The day's reconciliation as pure functions: which minutes were watched, and how each fares.
 
 A symbol is *watched* while it holds a Track B slot (`held_spans`). A minute is compared only
-if the slot was held for the whole of it, and began at least ``edge_ns`` before it (the
-registration's round trip: a slot taken at 10:00:59.5 cannot stream 10:01's first trades);
-minutes cut by an allocation or a release are partial by construction and left out.
+if the slot was held for the whole of it with ``edge_ns`` to spare on both sides: a slot
+taken at 10:00:59.5 cannot stream 10:01's first trades before its registration's round
+trip, and Track B publishes a release after it has unregistered (the stream stops before
+the event's stamp). Minutes cut by an allocation or a release are partial by construction
+and left out.
 
 Each watched minute's stored trades (by the minute of their exchange stamp: KIS stamps
 trades HHMMSS, so a trade belongs to the minute it was stamped in) are summed and compared
@@ -49,12 +51,15 @@ def held_spans(events: Iterable[tuple[str, str, str, int]], end_ns: int) -> dict
 
 
 def watched_minutes(spans: Iterable[Span], edge_ns: int, until_ns: int) -> list[int]:
-    """The minutes (opening instants) held whole by some span, and closed by ``until_ns``."""
+    """The minutes (opening instants) a span holds whole, ``edge_ns`` clear of its ends.
+
+    Only minutes closed by ``until_ns`` count.
+    """
     minutes: set[int] = set()
     for start, end in spans:
         first = start + edge_ns
         first += -first % MINUTE_NS  # the first minute boundary at or after it
-        last = min(end, until_ns) - MINUTE_NS  # the last minute must end within both
+        last = min(end - edge_ns, until_ns) - MINUTE_NS  # the last must end within both
         minutes.update(range(first, last + 1, MINUTE_NS))
     return sorted(minutes)
 

@@ -328,11 +328,13 @@ class Verifier:
         """Reconcile ``day``'s symbols not stored yet; retry failures, then give up loudly."""
         with self.engine.connect() as conn:
             done = reconciled_symbols(conn, day)
+        log.info("reconciling %s: %d symbols reconciled before", day, len(done))
         result = DayResult(day)
         for attempt in range(1, self.config.verify_attempts + 1):
             result = await self.verify_day(day, done)
             done |= result.reconciled
             if not result.failed:
+                log.info("reconciliation of %s done: %d symbols", day, len(done))
                 return
             if attempt < self.config.verify_attempts:
                 await sleep_unless(self.clock, self.config.backoff_max_s, stop)
