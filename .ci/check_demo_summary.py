@@ -43,6 +43,10 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     g = summary.get("gaps", {})
     expect(g.get("detected", 0) > 0 and g.get("recovered", 0) > 0, f"gaps: {g}")
     expect("unrecoverable" in g, "gaps.unrecoverable is missing")
+    r = summary.get("reconciliation", {})
+    expect(r.get("watched_minutes", 0) > 0, f"no minutes reconciled: {r}")
+    expect(r.get("unexplained", 1) == 0, f"short minutes without a gap: {r}")
+    expect("completeness_pct" in r and "calls" in r, f"reconciliation figures: {r}")
     expect(bool(summary.get("cpu_s")), "no CPU figures per process")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         known = conn.execute("select name from instruments where symbol = '005930'").fetchone()

@@ -33,9 +33,12 @@ __all__ = [
     "MasterFileChecked",
     "MasterFileReview",
     "MinuteBars",
+    "MinuteCheck",
+    "MinuteStatus",
     "OrderBook",
     "PhaseChanged",
     "PriceSnapshot",
+    "Reconciliation",
     "SectorMetadata",
     "SlotDecision",
     "SlotOverflow",
@@ -167,9 +170,11 @@ class MinuteBars(_Event, tag="minute_bars", frozen=True, kw_only=True):
 
 GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "marker_only"]
 # Why a gap opened: the connection dropped, a symbol fell silent in session, a planned
-# restart on a renewed approval key (Track B's gap detector, workers/track_b/gaps.py), or
-# Track B itself restarted (a crash) while the symbol held a slot.
-GapReason = Literal["disconnect", "silence", "token_refresh", "process_restart"]
+# restart on a renewed approval key (Track B's gap detector, workers/track_b/gaps.py),
+# Track B itself restarted (a crash) while the symbol held a slot, or the day's
+# reconciliation found a minute short that no gap explained (a detection miss,
+# workers/gap_recovery/verify.py).
+GapReason = Literal["disconnect", "silence", "token_refresh", "process_restart", "reconciliation"]
 
 
 class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):
@@ -190,6 +195,39 @@ class GapStateChanged(_Event, tag="gap_state_changed", frozen=True, kw_only=True
     state: GapState
     bars: int = 0
     detail: str = ""
+
+
+# A watched minute against the exchange's bar: the stream's volume equals the bar's
+# (``complete``), falls short with no recovered bar (``short``), falls short and gap recovery
+# has stored the bar (``recovered``), or exceeds it (``excess``: trades stored twice, or
+# stamped into the wrong minute).
+MinuteStatus = Literal["complete", "short", "recovered", "excess"]
+
+
+class MinuteCheck(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One watched minute of one symbol, the stream's trades against the exchange's bar."""
+
+    minute_ns: int  # the minute's opening instant (UTC ns)
+    status: MinuteStatus
+    stored_volume: int  # the stream's trades stamped in the minute, summed
+    bar_volume: int  # the bar's cntg_vol (0: KIS has no bar, no trade)
+    stored_trades: int = 0  # KIS's bars carry no number of trades: for the record only
+    gap_id: str = ""  # a short minute: the recorded gap that explains it, if any
+
+
+class Reconciliation(_Event, tag="reconciliation", frozen=True, kw_only=True):
+    """A symbol's watched minutes of a day compared with the exchange's final minute bars.
+
+    ``misses`` counts the short minutes that no recorded gap explained: each was published
+    as a ``reconciliation`` gap for gap recovery to fill. ``calls`` is what the bars cost.
+    """
+
+    trade_date: date
+    symbol: str
+    minutes: tuple[MinuteCheck, ...]
+    missing_volume: int = 0  # the short minutes' shortfall, summed
+    misses: int = 0
+    calls: int = 0  # REST calls made for the bars, retries included
 
 
 # --------------------------------------------------------------------------- slots
@@ -414,6 +452,7 @@ Event = (
     | Alert
     | StreamStateChanged
     | WorkerLifecycle
+    | Reconciliation
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

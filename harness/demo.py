@@ -84,7 +84,10 @@ FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
             (40, "/_sim/faults", {"rate_limited": 20}),
             (50, "/_sim/expire_tokens", {}),
         )
-    ],
+    ]
+    # Trades the server silently never sends (the session stays up): only the day's
+    # reconciliation with the minute bars can find what Track B's detectors miss.
+    + [("11:30", "/_sim/faults", {"tick_loss": {"seconds": 600, "share": 0.2}})],
 }
 
 
@@ -193,6 +196,8 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         "[supervisor]\nmetrics_port = 0\n"
         # Each account may make 400 calls/s here (not ~20 as at KIS), so more in flight.
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
+        # A registration's round trip of a tenth of a wall second is 12 s at 121x.
+        "[gap_recovery]\nverify_edge_s = 30.0\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         f'token_dir = "{data / "tokens"}"\n{accounts}'
     )
@@ -418,6 +423,7 @@ def _summary(
             track_a = _track_a(conn)
             track_b = _track_b(conn, gateway.get("records_sent", {}))
             gaps = _gaps(conn, speeds["speed"])
+            reconciliation = _reconciliation(conn, day)
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -456,6 +462,7 @@ def _summary(
         "track_a": track_a,
         "track_b": track_b,
         "gaps": gaps,
+        "reconciliation": reconciliation,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -553,6 +560,18 @@ def _gaps(conn: Connection, speed: float) -> dict[str, Any]:
         # Simulated seconds; most of it is the wait for the gap's last minute to close.
         "detect_to_recovered_p99_s": round(p99, 1),
         "detect_to_recovered_p99_wall_s": round(p99 / speed, 2),
+    }
+
+
+def _reconciliation(conn: Connection, day: date) -> dict[str, Any]:
+    """Completeness both ways: by the gaps detected, and by the day's minute bars."""
+    from workers.gap_recovery.report import day_report
+
+    report = day_report(conn, day).summary()
+    return {
+        "by_gaps_pct": report["completeness_pct"],
+        # {} when the day's reconciliation has not run (it starts after 15:00)
+        **(report["reconciliation"] or {}),
     }
 
 

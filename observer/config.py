@@ -256,6 +256,13 @@ class GapRecoverySettings(_Strict, frozen=True):
     backoff_initial_s: Seconds = 1.0  # then doubling, up to backoff_max_s
     backoff_max_s: Seconds = 30.0
     sweep_s: Seconds = 30.0  # re-read pending gaps from the database this often
+    # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
+    verify: bool = True  # run it on session days, once Track B's stream has ended
+    verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it
+    # A minute is compared only if its slot was held this long before and after it: the
+    # registration's round trip, and the release published after the unregistration.
+    verify_edge_s: SecondsOrZero = 2.0
+    verify_attempts: Positive = 3  # runs for symbols whose bars could not be had, then alert
 
     def __post_init__(self) -> None:
         if self.immediate_max_s > self.queue_max_s:

@@ -16,9 +16,11 @@ from bus.events import (
     MasterFileChecked,
     MasterFileReview,
     MinuteBars,
+    MinuteCheck,
     OrderBook,
     PhaseChanged,
     PriceSnapshot,
+    Reconciliation,
     SectorMetadata,
     SlotDecision,
     SlotOverflow,
@@ -122,6 +124,16 @@ SAMPLES: list[Event] = [
                        registrations=41),
     WorkerLifecycle(worker="track_a", action="exited", pid=4242, exit_code=-9,
                     detail="killed"),
+    Reconciliation(
+        trade_date=date(2026, 11, 20), symbol="005930", missing_volume=1200, misses=1, calls=2,
+        minutes=(
+            MinuteCheck(minute_ns=T0, status="complete", stored_volume=5000, bar_volume=5000,
+                        stored_trades=41),
+            MinuteCheck(minute_ns=T0 + MINUTE, status="short", stored_volume=3000,
+                        bar_volume=4200, stored_trades=30,
+                        gap_id=f"reconciliation:005930:{T0 + MINUTE}"),
+        ),
+    ),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -154,4 +166,6 @@ EXPECTED_ROWS = {
     "bus_digests": 1,  # one commit of one source
     "bus_conflicts": 0,
     "rejected_events": 0,
+    "reconciliations": 1,
+    "reconciliation_minutes": 2,
 }

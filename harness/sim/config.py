@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import typing
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "RegistrationRefusal", "SimConfig"]
+__all__ = [
+    "MASTER_DAMAGE",
+    "Faults",
+    "MasterDamage",
+    "RegistrationRefusal",
+    "SimConfig",
+    "TickLoss",
+]
 
 
 @dataclass(slots=True)
@@ -22,6 +30,31 @@ class SimConfig:
     pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
+
+
+@dataclass(frozen=True, slots=True)
+class TickLoss:
+    """Trade records the real-time server never sends, while the session stays up.
+
+    A silent loss on KIS's side: no disconnect, no error, the minute bars over REST still
+    count those trades. Which records are withheld is a hash of the trade, so a share of
+    them goes missing evenly and the same trades on every run.
+    """
+
+    start_ns: int  # simulated time, inclusive
+    end_ns: int  # exclusive
+    share: float  # of the trade records in the span, 0..1
+    symbols: frozenset[str] = frozenset()  # empty: every symbol
+
+    def withholds(self, symbol: str, at_ns: int, nth: int) -> bool:
+        """True if the ``nth`` trade of its minute, stamped ``at_ns``, is not sent."""
+        if not self.start_ns <= at_ns < self.end_ns:
+            return False
+        if self.symbols and symbol not in self.symbols:
+            return False
+        key = f"{symbol}:{at_ns}:{nth}".encode()
+        draw = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+        return draw < self.share
 
 
 MasterDamage = Literal["truncated", "crc", "encoding", "columns", "empty", "short_body"]
@@ -82,3 +115,4 @@ class Faults:
     # as they identify themselves (their first message): an account whose sessions fail
     ws_down_until: dict[str, int] = field(default_factory=dict)
     token_failures: int = 0  # answer the next N token requests with HTTP 500 (EGW00002)
+    tick_loss: list[TickLoss] = field(default_factory=list)  # trades silently never sent

@@ -6,7 +6,8 @@ answers the symbols' registrations with those codes (``null`` lifts it), and
 ``{"halt": {"005930": ["10:00", "10:05"]}}`` / ``{"limit_lock": {...}}`` halt a symbol or
 lock it at its upper limit between two KST times of the simulated day (``null`` lifts it);
 ``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's sessions for SECONDS of simulated time;
-``/_sim/drop_websockets`` cuts every session;
+``{"tick_loss": {"seconds", "share", "symbols"}}`` withholds trade records from now on, in
+simulated time; ``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.sim.config import MASTER_DAMAGE, Faults, RegistrationRefusal, SimConfig
+from harness.sim.config import MASTER_DAMAGE, Faults, RegistrationRefusal, SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import KST
 from harness.sim.master_host import MasterHost
@@ -82,6 +83,17 @@ class Control:
         for app_key, seconds in dict(body.get("ws_down", {})).items():
             self.faults.ws_down_until[app_key] = self.gateway.clock.now_ns() + int(seconds * 1e9)
             await self.realtime.cut(app_key)
+        if "tick_loss" in body:
+            loss = body["tick_loss"]
+            now = self.realtime.clock.now_ns()
+            self.faults.tick_loss.append(
+                TickLoss(
+                    start_ns=now,
+                    end_ns=now + int(float(loss["seconds"]) * 1e9),
+                    share=float(loss.get("share", 1.0)),
+                    symbols=frozenset(loss.get("symbols", ())),
+                )
+            )
         return web.json_response({"ok": True})
 
     def _trading_faults(self, body: dict[str, Any]) -> None:
@@ -157,5 +169,7 @@ class Control:
                 "records_sent": {k: v for k, v in self.realtime.records_sent.items() if v},
                 # per symbol, registrations refused by a fault
                 "registrations_refused": dict(self.realtime.refused),
+                # trade records withheld by a silent tick loss, per symbol
+                "records_withheld": dict(self.realtime.records_withheld),
             }
         )

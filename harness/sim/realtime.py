@@ -6,7 +6,9 @@ simulated time passes, several records per frame. ``drop_websockets`` cuts every
 like a network failure; the ``ws_down_until`` fault cuts one app key's sessions for a
 while. The faults (`Faults`, shared with the gateway) refuse a symbol's
 registrations with a given control code, halt a symbol (nothing is pushed while halted) and
-lock it at its upper price limit (every trade at the limit, sign ``1``).
+lock it at its upper price limit (every trade at the limit, sign ``1``);
+`Faults.tick_loss` withholds trade records with the session up (a silent loss: the trades
+still count in the minute bars and in the next record's ACML_VOL).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from harness.sim.config import SimConfig
+from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
-from harness.sim.market import BARS_PER_DAY, KST, Market, quote_at, tick_size
+from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
 from observer.clock import Clock
 
-__all__ = ["Realtime"]
+__all__ = ["Realtime", "trade_ns"]
 
 
 class Realtime:
@@ -45,17 +47,26 @@ class Realtime:
     config:
         Registration limit, keep-alive and push intervals.
     gateway:
-        Whose approval keys are valid.
+        Whose approval keys are valid; its `Faults` say what to refuse, halt, lock, cut
+        and withhold.
     """
 
-    def __init__(self, market: Market, clock: Clock, config: SimConfig, gateway: Gateway) -> None:
+    def __init__(
+        self,
+        market: Market,
+        clock: Clock,
+        config: SimConfig,
+        gateway: Gateway,
+    ) -> None:
         self.market = market
         self.clock = clock
         self.config = config
         self.gateway = gateway
+        self.faults = gateway.faults
         self._sessions: dict[str, web.WebSocketResponse] = {}  # app key -> live session
         self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
         self.refused: defaultdict[str, int] = defaultdict(int)  # symbol -> refused by a fault
+        self.records_withheld: defaultdict[str, int] = defaultdict(int)  # symbol -> trades
 
     async def drop_websockets(self) -> int:
         """Close every live WebSocket session without a close handshake; return how many."""
@@ -75,7 +86,7 @@ class Realtime:
 
     def _down(self, app_key: str) -> bool:
         """True while the ``ws_down_until`` fault cuts this app key's sessions."""
-        until = self.gateway.faults.ws_down_until.get(app_key)
+        until = self.faults.ws_down_until.get(app_key)
         return until is not None and self.clock.now_ns() < until
 
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
@@ -147,7 +158,7 @@ class Realtime:
                     await ws.send_json(
                         _control(tr_id, tr_key, "1", "OPSP0002", "ALREADY IN SUBSCRIBE")
                     )
-                elif (code := self.gateway.faults.take_refusal(tr_key)) is not None:
+                elif (code := self.faults.take_refusal(tr_key)) is not None:
                     self.refused[tr_key] += 1
                     text = _REFUSALS.get(code, "SUBSCRIBE ERROR")
                     await ws.send_json(_control(tr_id, tr_key, "9", code, text))
@@ -223,11 +234,12 @@ class Realtime:
                 q.prev_close, q.open, q.high, q.low, q.volume, q.value
             )
         path = self.market.day_path(symbol, day)
-        faults = self.gateway.faults
+        faults = self.faults
         halts, locks = symbol in faults.halts, symbol in faults.limit_locks
         upper = price_limits(running.prev_close)[1]
+        losses = [loss for loss in self.faults.tick_loss if loss.end_ns > after_ns]
         records = []
-        quiet = self.gateway.faults.no_trades.get(symbol, set())
+        quiet = self.faults.no_trades.get(symbol, set())
         for index in range(first, last + 1):
             bar = path.bar_start(index)
             if f"{bar:%H%M}" in quiet:  # a minute without trades (`Faults.no_trades`)
@@ -237,7 +249,7 @@ class Realtime:
             # seconds into the bar, compared as `quote_at` does.
             after = bisect.bisect_right(ticks, (start - bar).total_seconds(), key=_second)
             upto = bisect.bisect_right(ticks, (end - bar).total_seconds(), key=_second)
-            for tick in ticks[after:upto]:
+            for nth, tick in enumerate(ticks[after:upto], start=after):
                 at = bar + timedelta(seconds=tick.second)
                 price = tick.price
                 if halts or locks:
@@ -247,12 +259,25 @@ class Realtime:
                     if locks and faults.locked(symbol, at_ns):
                         price = upper
                 running.add(price, tick.qty)
+                if tr_id == "H0STCNT0" and losses and _withheld(losses, symbol, bar, tick, nth):
+                    self.records_withheld[symbol] += 1
+                    continue
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
                     records.append(_trade_record(symbol, hhmmss, day, price, tick.qty, running))
                 else:
                     records.append(_book_record(symbol, hhmmss, price, running))
         return records
+
+
+def trade_ns(bar: datetime, tick: Tick) -> int:
+    """The instant of a trade (UTC ns): its bar's start plus its seconds into the bar."""
+    return int(bar.timestamp()) * NS + int(tick.second * NS)
+
+
+def _withheld(losses: list[TickLoss], symbol: str, bar: datetime, tick: Tick, nth: int) -> bool:
+    at_ns = trade_ns(bar, tick)
+    return any(loss.withholds(symbol, at_ns, nth) for loss in losses)
 
 
 def _cut(ws: web.WebSocketResponse) -> bool:

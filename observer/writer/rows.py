@@ -28,6 +28,7 @@ from bus.events import (
     OrderBook,
     PhaseChanged,
     PriceSnapshot,
+    Reconciliation,
     SectorMetadata,
     SlotDecision,
     SlotOverflow,
@@ -126,6 +127,26 @@ def _minute_bars(env: Envelope, batch: Batch) -> None:
     base = _audit(env) | header
     for idx, bar in enumerate(event.bars):
         batch.insert(m.BarRow, base | msgspec.structs.asdict(bar) | {"idx": idx})
+
+
+def _reconciliation(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, Reconciliation)
+    header = {"trade_date": event.trade_date, "symbol": event.symbol}
+    batch.insert(
+        m.ReconciliationRow,
+        _audit(env)
+        | header
+        | {
+            "minute_count": len(event.minutes),
+            "missing_volume": event.missing_volume,
+            "misses": event.misses,
+            "calls": event.calls,
+        },
+    )
+    base = _audit(env) | header
+    for idx, minute in enumerate(event.minutes):
+        batch.insert(m.MinuteCheckRow, base | msgspec.structs.asdict(minute) | {"idx": idx})
 
 
 def _universe(env: Envelope, batch: Batch) -> None:
@@ -257,6 +278,7 @@ HANDLERS: dict[type[Event], Handler] = {
     Alert: _direct(m.AlertRow, Alert),
     StreamStateChanged: _direct(m.StreamStateChangedRow, StreamStateChanged),
     WorkerLifecycle: _direct(m.WorkerLifecycleRow, WorkerLifecycle),
+    Reconciliation: _reconciliation,
 }
 
 

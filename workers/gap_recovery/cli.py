@@ -2,27 +2,42 @@
 
 ``run`` is what the supervisor keeps running; it exits 0 on SIGTERM, 1 when the bus fails,
 2 on bad configuration. ``report`` reads the database: per symbol, ticks, gaps by reason
-and state, covered and uncovered seconds, completeness; ``--chart`` also writes an HTML
-page with every symbol's gaps on a time axis. The database and KIS code load inside the
-commands, and for ``run`` only once it has told the supervisor it is READY, so that a
-restart is quick.
+and state, covered and uncovered seconds, completeness by detected gaps and by
+reconciliation; ``--chart`` also writes an HTML page with every symbol's gaps on a time
+axis. ``verify`` reconciles a day on demand (the daemon does it after each session). The
+database and KIS code load inside the commands, and for ``run`` only once it has told the
+supervisor it is READY, so that a restart is quick.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from observer.cli_support import fail, settings_or_exit, start_worker
-from observer.clock import clock_from_env, now_utc
+from observer.cli_support import (
+    check_credentials,
+    fail,
+    job_producer,
+    settings_or_exit,
+    start_worker,
+)
+from observer.clock import Clock, clock_from_env, now_utc
+from observer.config import Settings
+from observer.logs import setup_logging
+from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import drained
 from workers.gap_recovery import SOURCE
+
+if TYPE_CHECKING:
+    from bus.producer import Producer
+    from workers.gap_recovery.verify import DayResult
 
 __all__ = ["app"]
 
@@ -33,6 +48,8 @@ app = typer.Typer(no_args_is_help=True, help="Gaps in the real-time data: recove
 _DRAIN_S = 60.0  # for an earlier run's events to reach the database before reading it
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
+DayOption = Annotated[str | None, typer.Option("--date", help="trading day (default: today, KST)")]
+VERIFY_SOURCE = "gap_verify"  # the on-demand reconciliation's bus source (the daemon's is its own)
 
 
 @app.command()
@@ -52,28 +69,83 @@ def run(config: ConfigOption = None) -> None:
     )
 
 
+def _day(program: str, day: str | None, clock: Clock) -> date:
+    try:
+        return date.fromisoformat(day) if day else now_utc(clock).astimezone(KST).date()
+    except ValueError as exc:
+        fail(program, f"--date: {exc}", 2)
+
+
+@app.command()
+def verify(
+    day: DayOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Reconcile a day's watched minutes with KIS's final minute bars (exit 1 if some failed).
+
+    Every minute a symbol held a Track B slot whole is complete, short, recovered or excess;
+    a short minute no recorded gap explains becomes a gap that gap recovery fills. The bars
+    are fetched under the gap-recovery share of each account's REST budget.
+    """
+    program = "observer gap-recovery verify"
+    settings = settings_or_exit(program, config)
+    setup_logging()
+    clock = clock_from_env()
+    target = _day(program, day, clock)
+    check_credentials(program, settings)
+    notifier = Notifier.from_env()
+    notifier.ready()
+    with job_producer(program, settings, VERIFY_SOURCE, clock, notifier, _DRAIN_S) as producer:
+        result = asyncio.run(_verify(settings, clock, producer, target))
+    summary = result.summary()
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(
+            f"{target}: {summary['watched_minutes']} watched minutes of {summary['symbols']} "
+            f"symbols: {summary['complete']} complete, {summary['recovered']} recovered, "
+            f"{summary['short']} short ({summary['missing_volume']:,} shares), "
+            f"{summary['excess']} excess; {summary['completeness_pct']}% complete "
+            f"({summary['stream_pct']}% from the stream alone); {summary['misses']} short "
+            f"without a gap, now gaps to recover; {summary['calls']} REST calls"
+        )
+    if result.failed:
+        fail(program, f"no bars for {', '.join(sorted(result.failed))}", 1)
+
+
+async def _verify(settings: Settings, clock: Clock, producer: Producer, day: date) -> DayResult:
+    from observer.db.engine import make_engine
+    from observer.kis.session import open_account, rate_limits
+    from workers.gap_recovery.verify import Verifier, lanes_for
+
+    limits = rate_limits(settings, SOURCE)  # the gap-recovery share of each account
+    accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        lanes = lanes_for(settings, clock, accounts, limits)
+        return await Verifier(settings, clock, producer.send, engine, lanes).verify_day(day)
+    finally:
+        for account in accounts:
+            await account.aclose()
+        engine.dispose()
+
+
 @app.command()
 def report(
-    day: Annotated[
-        str | None, typer.Option("--date", help="trading day (default: today, KST)")
-    ] = None,
+    day: DayOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
     chart: Annotated[
         Path | None, typer.Option("--chart", help="also write this HTML chart of the gaps")
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Per symbol: ticks, gaps by reason and state, covered and uncovered time, completeness."""
+    """Per symbol: ticks, gaps, covered and uncovered time; completeness by gaps and by bars."""
     from observer.db.engine import make_engine
     from workers.gap_recovery.report import chart_html, day_report
 
     settings = settings_or_exit("observer gap-recovery", config)
-    try:
-        target = (
-            date.fromisoformat(day) if day else now_utc(clock_from_env()).astimezone(KST).date()
-        )
-    except ValueError as exc:
-        fail("observer gap-recovery", f"--date: {exc}", 2)
+    target = _day("observer gap-recovery", day, clock_from_env())
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
@@ -92,11 +164,28 @@ def report(
         f"{summary['short_success_pct']}%; p99 detection {summary['detection_p99_s']} s, "
         f"detection to recovered {summary['detect_to_recovered_p99_s']} s"
     )
+    figures = summary["reconciliation"]
+    typer.echo(
+        f"completeness: {summary['completeness_pct']}% by the gaps detected; "
+        + (
+            f"{figures['completeness_pct']}% of {figures['watched_minutes']} watched minutes by "
+            f"reconciliation ({figures['complete']} complete, {figures['recovered']} recovered, "
+            f"{figures['short']} short, {figures['excess']} excess; {figures['misses']} found "
+            f"by it alone; {figures['calls']} REST calls)"
+            if figures
+            else "not reconciled yet (observer gap-recovery verify)"
+        )
+    )
     for row in summary["symbols"]:
         typer.echo(
             f"{row['symbol']:<8} {row['ticks']:>7} ticks  watched {row['watched_s']:>8} s  "
             f"covered {row['covered_s']:>6} s  uncovered {row['uncovered_s']:>6} s  "
             f"{row['completeness_pct']:>7}%  {row['gaps_by_reason']} {row['gaps_by_state']}"
+            + (
+                f"  reconciled {row['reconciliation_pct']}% of {row['reconciled_minutes']} min"
+                if row["reconciled_minutes"]
+                else ""
+            )
         )
     if chart is not None:
         typer.echo(f"chart: {chart}")

@@ -7,7 +7,14 @@ recovered are *covered* (their minute bars are stored) and every other gap (unre
 marker only, still pending) is *uncovered*; completeness is the watched time not
 uncovered. Overlapping gaps count once. A Track B that died and restarted takes its slots
 back without new allocations, so they stay watched through the outage, and its
-``process_restart`` gaps are uncovered until recovered.
+``process_restart`` gaps are uncovered until recovered. The gaps are those the system
+detected: the ones a reconciliation published are listed, and counted in the other figure.
+
+That figure can only see the gaps that were detected. The day's reconciliation
+(`workers.gap_recovery.verify`) is the second figure: of the watched minutes compared with
+the exchange's bars, the share complete from the stream or recovered since. A minute stored
+as short whose bar gap recovery has stored since counts as recovered: the figure is as of
+the report, not of the reconciliation.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from observer.db.queries import reconciled_minutes, recovered_bar_minutes, slot_events_between
 from observer.phases import KST
 from observer.stats import p99
+from workers.gap_recovery.reconcile import held_spans
 
 __all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]
 
@@ -37,16 +46,15 @@ class SymbolReport:
     ticks: int = 0
     watched: list[Span] = field(default_factory=list)
     gaps: list[tuple[int, int, str, str]] = field(default_factory=list)  # start, end, reason, state
+    minutes: Counter[str] = field(default_factory=Counter)  # reconciled minutes by status
 
     def summary(self) -> dict[str, Any]:
         """The figures ``observer gap-recovery report`` prints for the symbol."""
         watched = _union(self.watched)
-        uncovered = _within(
-            _union([(s, e) for s, e, _, st in self.gaps if st != "recovered"]), watched
-        )
-        covered = _within(
-            _union([(s, e) for s, e, _, st in self.gaps if st == "recovered"]), watched
-        )
+        # The gaps the system detected: a reconciliation's gaps are the other figure's.
+        detected = [(s, e, st) for s, e, reason, st in self.gaps if reason != "reconciliation"]
+        uncovered = _within(_union([(s, e) for s, e, st in detected if st != "recovered"]), watched)
+        covered = _within(_union([(s, e) for s, e, st in detected if st == "recovered"]), watched)
         watched_s, uncovered_s = _length(watched), _length(uncovered)
         covered_s = _length(covered) - _length(_within(covered, uncovered))
         return {
@@ -60,6 +68,10 @@ class SymbolReport:
             "completeness_pct": round(100 * (1 - uncovered_s / watched_s), 3)
             if watched_s
             else 100.0,
+            "reconciled_minutes": sum(self.minutes.values()),
+            "reconciliation_pct": _pct(
+                self.minutes["complete"] + self.minutes["recovered"], sum(self.minutes.values())
+            ),
         }
 
 
@@ -70,17 +82,23 @@ class DayReport:
     day: date
     symbols: list[SymbolReport]
     latencies: dict[str, float]
+    reconciliation: dict[str, Any] | None = None  # None: the day was not reconciled
 
     def summary(self) -> dict[str, Any]:
         """Everything, as one JSON-able object."""
         rows = [s.summary() for s in self.symbols]
         states = Counter(st for s in self.symbols for _, _, _, st in s.gaps)
+        watched = sum(r["watched_s"] for r in rows)
+        uncovered = sum(r["uncovered_s"] for r in rows)
         return {
             "date": self.day.isoformat(),
             "symbols": rows,
             "ticks": sum(r["ticks"] for r in rows),
             "gaps": sum(states.values()),
             "gaps_by_state": dict(states),
+            # the two figures: by the gaps detected, and by the exchange's own bars
+            "completeness_pct": round(100 * (1 - uncovered / watched), 3) if watched else 100.0,
+            "reconciliation": self.reconciliation,
             **self.latencies,
         }
 
@@ -109,6 +127,10 @@ def _length(spans: list[Span]) -> float:
     return sum(e - s for s, e in spans) / _NS
 
 
+def _pct(part: int, whole: int) -> float:
+    return round(100 * part / whole, 3) if whole else 100.0
+
+
 def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
     """Read ``day`` (KST) from the database; ``short_s`` bounds the gaps counted as short."""
     lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
@@ -132,24 +154,10 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
         ),
         bounds,
     ).all()
-    last = max([last, *(g[2] for g in gaps)])
-    held: dict[str, int] = {}
-    events = conn.execute(
-        text(
-            "select action, symbol, replaced_symbol, produced_ns from slot_events "
-            "where produced_ns >= :lo and produced_ns < :hi order by produced_ns, seq"
-        ),
-        bounds,
-    )
-    for action, symbol, replaced, at in events:
-        last = max(last, at)
-        leaving = symbol if action in ("release", "expire") else replaced
-        if leaving and leaving in held:
-            symbols[leaving].watched.append((held.pop(leaving), at))
-        if action in ("allocate", "replace"):
-            held.setdefault(symbol, at)
-    for symbol, since in held.items():
-        symbols[symbol].watched.append((since, last))
+    events = slot_events_between(conn, lo, hi)
+    last = max([last, *(g[2] for g in gaps), *(e[3] for e in events)])
+    for symbol, spans in held_spans(events, last).items():
+        symbols[symbol].watched = spans
     detection, to_recovered, short = [], [], Counter[str]()
     for symbol, start, end, reason, state, detected, updated in gaps:
         symbols[symbol].gaps.append((start, end, reason, state))
@@ -167,7 +175,44 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
         "detection_p99_s": p99(detection),
         "detect_to_recovered_p99_s": p99(to_recovered),
     }
-    return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies)
+    reconciliation = _reconciliation(conn, lo, day, symbols)
+    return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies, reconciliation)
+
+
+def _reconciliation(
+    conn: Connection, lo: int, day: date, symbols: dict[str, SymbolReport]
+) -> dict[str, Any] | None:
+    """The day's reconciled minutes by status (as of now), into ``symbols``; None if none."""
+    minutes, calls = reconciled_minutes(conn, day)
+    if not minutes:
+        return None
+    recovered = {
+        (symbol, minute)
+        for symbol in {m[0] for m in minutes if m[2] == "short"}
+        for minute in recovered_bar_minutes(conn, symbol, lo, lo + 86_400 * _NS)
+    }
+    total: Counter[str] = Counter()
+    misses = unexplained = missing = 0
+    for symbol, minute, status, stored, bar, gap_id in minutes:
+        if status == "short" and (symbol, minute) in recovered:
+            status = "recovered"
+        elif status == "short":
+            missing += bar - stored
+            unexplained += not gap_id
+        misses += status in ("short", "recovered") and gap_id.startswith("reconciliation:")
+        symbols[symbol].minutes[status] += 1
+        total[status] += 1
+    watched = sum(total.values())
+    return {
+        "watched_minutes": watched,
+        **{s: total[s] for s in ("complete", "recovered", "short", "excess")},
+        "missing_volume": missing,
+        "misses": misses,  # short with no gap Track B recorded: found by the reconciliation
+        "unexplained": unexplained,  # short with no gap at all (none once it has run)
+        "completeness_pct": _pct(total["complete"] + total["recovered"], watched),
+        "stream_pct": _pct(total["complete"], watched),
+        "calls": calls,
+    }
 
 
 _COLOURS = {

@@ -6,7 +6,9 @@ writer has acknowledged what an earlier instance left in the outbox), then every
 found. Each gap gets the policy's plan (`workers.gap_recovery.plan`): marker only, or a
 place in the queue, ready once its last minute has closed, ordered by priority then by
 readiness. ``requests_per_account`` recoveries run per account, each call under the
-account's ``gap_recovery`` share of the REST budget.
+account's ``gap_recovery`` share of the REST budget. On session days, once Track B's stream
+has ended, the day's reconciliation (`workers.gap_recovery.verify`) runs here too, on the
+same limiters.
 
 A recovery publishes ``recovering``, then the minute bars nobody has published yet
 (quality ``recovered``, with the gap's id), then ``recovered`` with the number of bars that
@@ -54,6 +56,7 @@ from observer.stats import p99
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
+from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "GapRecovery", "Tally"]
 
@@ -155,6 +158,11 @@ class GapRecovery(AsyncWorker):
         log.info("gap recovery ready: %d gaps pending, %d recovered bars known",
                  len(self.jobs), len(stored))  # fmt: skip
         each = range(self.config.requests_per_account)
+        verifying = []
+        if self.config.verify:  # the day's reconciliation, on this process's limiters
+            verifier = Verifier(self.settings, self.clock, self.producer.send, self._engine,
+                                lanes_for(self.settings, self.clock, accounts, limits))  # fmt: skip
+            verifying.append(verifier.run_daily(self.stop))
         try:
             # A server that fails ends the process (the supervisor restarts it), rather
             # than leaving it heart-beating while its gaps wait for ever.
@@ -164,6 +172,7 @@ class GapRecovery(AsyncWorker):
                     lambda: self.tally.counters(len(self.jobs)) | rest_error_counters(accounts),
                 ),
                 *(self._serve(account) for account in accounts for _ in each),
+                *verifying,
             ):
                 swept = self.clock.now_ns()
                 while not self.stop.is_set():

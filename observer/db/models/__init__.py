@@ -37,6 +37,7 @@ from observer.db.models.operations import (
     TokenRefreshedRow,
     WorkerLifecycleRow,
 )
+from observer.db.models.reconciliation import MinuteCheckRow, ReconciliationRow
 from observer.db.models.reference import (
     EtfDetailRow,
     Instrument,
@@ -69,9 +70,11 @@ __all__ = [
     "MasterFileReviewRow",
     "MasterFileState",
     "MinuteBarsRow",
+    "MinuteCheckRow",
     "OrderBookRow",
     "PhaseChangedRow",
     "PriceSnapshotRow",
+    "ReconciliationRow",
     "RejectedEvent",
     "SectorMetadataRow",
     "SlotDecisionRow",

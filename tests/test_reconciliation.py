@@ -1,0 +1,274 @@
+"""Reconciliation against the simulator: trades the server silently never sent are found.
+
+Real processes on loopback: the writer, the simulator, Track B streaming six slots, and
+later the gap-recovery daemon; ``observer gap-recovery verify`` and ``report`` run as the
+operator runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from typer.testing import CliRunner
+
+from bus.events import SlotDecision, TradeTick
+from bus.producer import Producer
+from harness.sim.config import TickLoss
+from harness.sim.market import KST
+from harness.sim.realtime import trade_ns
+from harness.sim.server import SimConfig
+from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from tests.test_gap_recovery import MARKET as GR_MARKET
+from tests.test_gap_recovery import STOCKS as GR_STOCKS
+from tests.test_track_b import DAY, MARKET, NINE, publish_morning
+from workers.gap_recovery.cli import app as gaps_app
+
+S = 1_000_000_000
+MINUTE = 60 * S
+LOSS = TickLoss(
+    start_ns=int((NINE + timedelta(minutes=31)).timestamp()) * S,
+    end_ns=int((NINE + timedelta(minutes=33)).timestamp()) * S,
+    share=0.3,
+)
+
+
+def lost_volume(symbol: str, minute_ns: int) -> int:
+    """What the server withheld of ``symbol``'s trades in the minute opening at ``minute_ns``."""
+    bar = datetime.fromtimestamp(minute_ns / S, KST)
+    index = (bar.hour * 60 + bar.minute) - 9 * 60
+    return sum(
+        tick.qty
+        for nth, tick in enumerate(MARKET.ticks(symbol, DAY, index))
+        if LOSS.withholds(symbol, trade_ns(bar, tick), nth)
+    )
+
+
+def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "observer", *args], stdout=out, stderr=out, cwd=ROOT, env=env
+        )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(30)
+
+
+def command(args: list[str], config: Path, env: dict[str, str]) -> dict[str, Any]:
+    result = CliRunner().invoke(gaps_app, [*args, "--json", "--config", str(config)], env=env)
+    assert result.exit_code == 0, result.output
+    found: dict[str, Any] = json.loads(result.output.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.slow
+def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    # 09:29:00 at 20x: Track B's slots stream from 09:30; the server withholds 30 % of the
+    # trades of 09:31-09:33 with the session up.
+    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=20)
+    sim.sim.faults.tick_loss.append(LOSS)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        publish_morning(writer, tmp_path / "outbox")
+        config = tmp_path / "observer.toml"
+        config.write_text(
+            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+            f'[database]\nurl = "{url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+            "[track_b]\nregistrations_per_account = 3\n"
+            # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
+            "[gap_recovery]\nverify_edge_s = 6.0\n"
+        )
+        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+        track_b = start(["track-b", "run", "--config", str(config)], env, tmp_path / "b.log")
+        procs.append(track_b)
+        until = int((NINE + timedelta(minutes=35, seconds=10)).timestamp()) * S
+        wait_until(lambda: sim.sim.clock.now_ns() > until, 60, "09:35:10")
+        stop(track_b)
+        assert track_b.returncode == 0, (tmp_path / "b.log").read_text()[-2000:]
+        withheld = sum(sim.sim.realtime.records_withheld.values())
+        assert withheld > 0
+        detected = db_rows(url, "select count(*) from gaps")[0][0]
+
+        calls_before = sim.sim.calls["FHKST03010200"]
+        verified = command(["verify", "--date", DAY.isoformat()], config, env)
+        # One call per symbol: its watched minutes fit in one page of 30 bars.
+        assert verified["calls"] == verified["symbols"] == 6
+        assert sim.sim.calls["FHKST03010200"] - calls_before == verified["calls"]
+        minutes = db_rows(
+            url,
+            "select symbol, minute_ns, status, stored_volume, bar_volume, gap_id "
+            "from reconciliation_minutes",
+        )
+        assert len(minutes) == verified["watched_minutes"] >= 12
+        # The stream and the bars agree to the share, except for what the server withheld.
+        for symbol, minute, _, stored, bar, _ in minutes:
+            assert bar - stored == lost_volume(symbol, minute), (symbol, minute)
+        short = [m for m in minutes if m[2] == "short"]
+        assert short and {m[1] for m in short} <= {LOSS.start_ns, LOSS.start_ns + MINUTE}
+        assert verified["short"] == len(short) and verified["recovered"] == 0
+        assert verified["missing_volume"] == sum(bar - stored for _, _, _, stored, bar, _ in short)
+        # Track B's detectors saw none (or few) of it: the rest became reconciliation gaps.
+        misses = [m for m in short if m[5].startswith("reconciliation:")]
+        assert misses and verified["misses"] == len(misses)
+        assert all(m[5] for m in short)  # every short minute now has a gap
+        gaps = db_rows(url, "select gap_id, reason, state, end_ns - start_ns from gaps")
+        ours = {g[0]: g for g in gaps if g[1] == "reconciliation"}
+        assert set(ours) == {m[5] for m in misses} and len(gaps) == detected + len(misses)
+        assert {(g[2], g[3]) for g in ours.values()} == {("detected", MINUTE)}
+        print(f"reconciliation: {verified}; Track B's gaps: {detected}")
+        alerts = dict(db_rows(url, "select code, severity from alerts"))
+        assert alerts["reconciliation_misses"] == "warning" and "reconciliation_done" in alerts
+
+        # The two figures differ: the detected gaps cannot see the loss, the bars can.
+        report = command(["report", "--date", DAY.isoformat()], config, env)
+        figures = report["reconciliation"]
+        assert figures["short"] == len(short) and figures["misses"] == len(misses)
+        assert figures["completeness_pct"] < report["completeness_pct"]
+        assert figures["stream_pct"] == figures["completeness_pct"] < 100.0
+
+        # Gap recovery fills the reconciliation's gaps with the exchange's bars.
+        recovery = start(["gap-recovery", "run", "--config", str(config)], env, tmp_path / "g.log")
+        procs.append(recovery)
+        wait_until(
+            lambda: db_rows(
+                url, "select count(*) from gaps where reason = 'reconciliation' and state = "
+                "'recovered'"
+            )[0][0] == len(misses),
+            90, "the reconciliation's gaps recovered",
+        )  # fmt: skip
+        stop(recovery)
+        after = command(["report", "--date", DAY.isoformat()], config, env)["reconciliation"]
+        assert after["recovered"] == len(misses) and after["misses"] == len(misses)
+        explained = len(short) - len(misses)  # by Track B's own gaps, recovered or not
+        assert after["short"] + after["recovered"] == len(short) and after["short"] <= explained
+        assert after["stream_pct"] == figures["stream_pct"] < after["completeness_pct"]
+
+        # Reconciled again, the day has nothing left to publish.
+        again = command(["verify", "--date", DAY.isoformat()], config, env)
+        assert again["recovered"] >= len(misses) and again["misses"] == len(misses)
+        assert db_rows(url, "select count(*) from gaps")[0][0] == len(gaps)
+        statuses = Counter(s for (s,) in db_rows(url, "select status from reconciliation_minutes"))
+        assert statuses["short"] == len(short) + again["short"]  # the first run's, and any left
+    finally:
+        for proc in procs:
+            stop(proc)
+        writer.kill()
+        sim.close()
+
+
+def slot(action: Literal["allocate", "release"], symbol: str) -> SlotDecision:
+    return SlotDecision(account="acct1", action=action, symbol=symbol, slot=0,
+                        trigger="market_cap", score=Decimal(1), reason="test")  # fmt: skip
+
+
+def all_kept(nth: int) -> bool:
+    return True
+
+
+def odd_lost(nth: int) -> bool:
+    return nth % 2 == 0
+
+
+def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list[TradeTick]:
+    """The simulated market's trades of one minute as Track B stores them (stamped HHMMSS)."""
+    day = minute.date()
+    index = (minute.hour * 60 + minute.minute) - 9 * 60
+    start = int(minute.timestamp()) * S
+    return [
+        TradeTick(
+            symbol=symbol, exchange_ns=start + int(tick.second) * S, received_ns=start,
+            price=tick.price, qty=tick.qty, cum_volume=0, cum_value=0, change_rate=Decimal(0),
+            account="acct1",
+        )
+        for nth, tick in enumerate(GR_MARKET.ticks(symbol, day, index))
+        if keep(nth)
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path) -> None:
+    """Track B's day as stored (slots 14:50-14:58:30, one minute with half its trades lost);
+    the daemon reconciles it 10 s after 15:00 by itself, recovers the minute, and a restarted
+    daemon does not reconcile it again."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    fifteen = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
+    sim = SimThread(GR_MARKET, fifteen, speed=2.0)
+    a, b = GR_STOCKS[:2]
+    at = {"ns": int((fifteen - timedelta(minutes=10)).timestamp()) * S}
+    recovery: subprocess.Popen[bytes] | None = None
+    try:
+        with Producer("track_b", writer.ingest, tmp_path / "ob", clock_ns=lambda: at["ns"]) as p:
+            for symbol in (a, b):
+                p.send(slot("allocate", symbol))
+            for n in range(9):  # 14:50 .. 14:58
+                minute = fifteen - timedelta(minutes=10 - n)
+                for symbol in (a, b):
+                    lossy = symbol == a and n == 3  # 14:53: every other trade of a lost
+                    for tick in ticks_of(symbol, minute, odd_lost if lossy else all_kept):
+                        p.send(tick)
+            at["ns"] = int((fifteen - timedelta(seconds=90)).timestamp()) * S
+            for symbol in (a, b):
+                p.send(slot("release", symbol))
+            assert p.wait_acked(30)
+        config = tmp_path / "observer.toml"
+        config.write_text(
+            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+            f'[database]\nurl = "{url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
+            "[gap_recovery]\nverify_delay_s = 10.0\n"
+        )
+        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+        log = tmp_path / "g.log"
+        recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
+        wait_until(lambda: "reconciliation of 2026-11-20 done" in log.read_text(), 60, "the day")
+        rows = db_rows(url, "select source, symbol, status, minute_ns from reconciliation_minutes")
+        assert {r[0] for r in rows} == {"gap_recovery"}
+        lossy_minute = int((fifteen - timedelta(minutes=7)).timestamp()) * S
+        # 14:51 .. 14:57 of both (14:50 began with the slot, 14:58 was cut by the release)
+        assert Counter((r[1], r[2]) for r in rows) == {(a, "complete"): 6, (a, "short"): 1,
+                                                       (b, "complete"): 7}  # fmt: skip
+        assert [r[3] for r in rows if r[2] == "short"] == [lossy_minute]
+        wait_until(
+            lambda: db_rows(url, "select state from gaps where reason = 'reconciliation'")
+            == [("recovered",)],
+            60, "the short minute recovered",
+        )  # fmt: skip
+        calls = db_rows(url, "select sum(calls) from reconciliations")[0][0]
+        assert calls == 2  # one page of bars per symbol
+        # Killed and started again the same evening: nothing is reconciled twice.
+        recovery.kill()
+        recovery.wait(30)
+        recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
+        wait_until(
+            lambda: log.read_text().count("reconciliation of 2026-11-20 done") == 2, 60, "again"
+        )
+        assert "2 symbols reconciled before" in log.read_text()
+        assert db_rows(url, "select count(*) from reconciliations") == [(2,)]
+    finally:
+        if recovery is not None:
+            stop(recovery)
+        writer.kill()
+        sim.close()

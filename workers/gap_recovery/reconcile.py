@@ -1,0 +1,136 @@
+"""The day's reconciliation as pure functions: which minutes were watched, and how each fares.
+
+A symbol is *watched* while it holds a Track B slot (`held_spans`). A minute is compared only
+if the slot was held for the whole of it with ``edge_ns`` to spare on both sides: a slot
+taken at 10:00:59.5 cannot stream 10:01's first trades before its registration's round
+trip, and Track B publishes a release after it has unregistered (the stream stops before
+the event's stamp). Minutes cut by an allocation or a release are partial by construction
+and left out.
+
+Each watched minute's stored trades (by the minute of their exchange stamp: KIS stamps
+trades HHMMSS, so a trade belongs to the minute it was stamped in) are summed and compared
+with the exchange's final bar (`check_minutes`). KIS's minute bars carry a volume
+(``cntg_vol``) and no number of trades, so volume alone decides; the stored trade count is
+kept for the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from bus.events import MinuteCheck, MinuteStatus
+
+__all__ = ["MINUTE_NS", "Span", "check_minutes", "held_spans", "runs_of", "watched_minutes"]
+
+_NS = 1_000_000_000
+MINUTE_NS = 60 * _NS
+# Trade stamps are whole seconds: a silence gap that ends at the stamp 10:01:00 may have
+# lost trades up to 10:01:00.999, so a gap explains the minutes it reaches within a second.
+_STAMP_NS = _NS
+Span = tuple[int, int]
+
+
+def held_spans(events: Iterable[tuple[str, str, str, int]], end_ns: int) -> dict[str, list[Span]]:
+    """Each symbol's slot holdings ``[from, to)`` from Track B's slot decisions, in order.
+
+    ``events`` are ``(action, symbol, replaced_symbol, at_ns)``; a holding still open at the
+    end closes at ``end_ns``. An allocation of a symbol already held (Track B restarted and
+    placed it again) continues the holding.
+    """
+    held: dict[str, int] = {}
+    spans: dict[str, list[Span]] = {}
+    for action, symbol, replaced, at in events:
+        leaving = symbol if action in ("release", "expire") else replaced
+        if leaving and leaving in held:
+            spans.setdefault(leaving, []).append((held.pop(leaving), at))
+        if action in ("allocate", "replace"):
+            held.setdefault(symbol, at)
+    for symbol, since in held.items():
+        spans.setdefault(symbol, []).append((since, max(since, end_ns)))
+    return spans
+
+
+def watched_minutes(spans: Iterable[Span], edge_ns: int, until_ns: int) -> list[int]:
+    """The minutes (opening instants) a span holds whole, ``edge_ns`` clear of its ends.
+
+    Only minutes closed by ``until_ns`` count.
+    """
+    minutes: set[int] = set()
+    for start, end in spans:
+        first = start + edge_ns
+        first += -first % MINUTE_NS  # the first minute boundary at or after it
+        last = min(end - edge_ns, until_ns) - MINUTE_NS  # the last must end within both
+        minutes.update(range(first, last + 1, MINUTE_NS))
+    return sorted(minutes)
+
+
+def runs_of(minutes: list[int], join_ns: int) -> list[list[int]]:
+    """``minutes`` (sorted) cut into runs wherever two are more than ``join_ns`` apart.
+
+    One bar query covers a run; a long pause between two holdings costs a second query
+    rather than pages of bars nobody compares.
+    """
+    runs: list[list[int]] = []
+    for minute in minutes:
+        if runs and minute - runs[-1][-1] <= join_ns:
+            runs[-1].append(minute)
+        else:
+            runs.append([minute])
+    return runs
+
+
+def check_minutes(
+    minutes: Iterable[int],
+    stored: Mapping[int, tuple[int, int]],
+    bars: Mapping[int, int],
+    recovered: set[int],
+    gaps: Iterable[tuple[str, int, int]],
+) -> list[MinuteCheck]:
+    """Compare each minute's stored trades with its bar.
+
+    Parameters
+    ----------
+    minutes:
+        The watched minutes (opening instants, UTC ns).
+    stored:
+        Minute -> (volume, trades) stored from the stream.
+    bars:
+        Minute -> the bar's volume; a minute KIS has no bar for had no trade.
+    recovered:
+        The minutes whose bar gap recovery has stored.
+    gaps:
+        The symbol's recorded gaps, ``(gap_id, start_ns, end_ns)``: a short (or recovered)
+        minute one of them reaches is explained by it (``gap_id``); one none reaches is a
+        detection miss (``gap_id`` empty).
+    """
+    spans = sorted(gaps, key=lambda g: g[1])
+    checks = []
+    for minute in minutes:
+        volume, trades = stored.get(minute, (0, 0))
+        bar = bars.get(minute, 0)
+        gap_id = ""
+        if volume == bar:
+            status: MinuteStatus = "complete"
+        elif volume > bar:
+            status = "excess"
+        else:
+            status = "recovered" if minute in recovered else "short"
+            gap_id = next(
+                (
+                    g
+                    for g, start, end in spans
+                    if start < minute + MINUTE_NS and max(end, start) + _STAMP_NS > minute
+                ),
+                "",
+            )
+        checks.append(
+            MinuteCheck(
+                minute_ns=minute,
+                status=status,
+                stored_volume=volume,
+                bar_volume=bar,
+                stored_trades=trades,
+                gap_id=gap_id,
+            )
+        )
+    return checks

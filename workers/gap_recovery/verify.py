@@ -1,0 +1,350 @@
+"""The day's reconciliation: every minute Track B watched, against the exchange's final bars.
+
+Completeness from the gaps Track B detected cannot see a loss it never detected. This is the
+independent proof: for every symbol that held a slot, every minute it held the slot whole
+(`workers.gap_recovery.reconcile`) is fetched from KIS as a final minute bar and its volume
+compared with the trades stored from the stream. Each minute is ``complete``, ``short``
+(with the missing volume), ``recovered`` (short, and gap recovery stored its bar) or
+``excess``. A short minute no recorded gap explains is a detection miss: it is published as
+a ``reconciliation`` gap (one per minute, so it is never too long to recover) and gap
+recovery fills it like any other. Each symbol's result is a `Reconciliation` event.
+
+The gap-recovery daemon runs it each session day, ``verify_delay_s`` after Track B's stream
+ends (the ``track_a_closing`` phase, shifted on late days), on clients under its own
+limiters: the calls come out of the gap-recovery share of each account's budget. A daemon
+restarted after that time reconciles only the symbols not yet stored. ``observer
+gap-recovery verify --date D`` runs it on demand. Alerts: ``reconciliation_misses``,
+``reconciliation_excess`` (warnings), ``reconciliation_failed`` (error; critical once the
+daemon gives up) and ``reconciliation_done`` (info, the day's figures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import msgspec
+from sqlalchemy import Engine
+
+from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation
+from observer.clock import Clock, now_utc
+from observer.config import Settings
+from observer.db.queries import (
+    gaps_of,
+    reconciled_symbols,
+    recovered_bar_minutes,
+    slot_events_between,
+    tick_minutes,
+)
+from observer.errors import KisError
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import account_credentials
+from observer.kis.session import KisAccount
+from observer.phases import KST, Phase
+from observer.runtime import sleep_unless
+from observer.timeline import timeline_from
+from workers.gap_recovery.bars import fetch_bars
+from workers.gap_recovery.reconcile import (
+    MINUTE_NS,
+    check_minutes,
+    held_spans,
+    runs_of,
+    watched_minutes,
+)
+
+__all__ = ["DayResult", "Verifier", "lanes_for", "misses_of"]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+_JOIN_NS = 30 * MINUTE_NS  # holdings closer than a page of bars share one bar query
+
+
+@dataclass
+class DayResult:
+    """What one run reconciled: minutes by status, misses, calls, and what failed."""
+
+    day: date
+    statuses: Counter[str] = field(default_factory=Counter)
+    missing_volume: int = 0
+    misses: int = 0
+    calls: int = 0
+    reconciled: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)  # symbol -> why
+
+    def add(self, symbol: str, checks: Sequence[MinuteCheck], calls: int) -> None:
+        """Count one symbol's minutes."""
+        self.reconciled.add(symbol)
+        self.statuses.update(c.status for c in checks)
+        self.missing_volume += sum(c.bar_volume - c.stored_volume for c in _short(checks))
+        self.misses += misses_of(checks)
+        self.calls += calls
+
+    def summary(self) -> dict[str, Any]:
+        """The run's figures as one JSON-able object."""
+        watched = sum(self.statuses.values())
+        whole = self.statuses["complete"] + self.statuses["recovered"]
+        return {
+            "date": self.day.isoformat(),
+            "symbols": len(self.reconciled),
+            "watched_minutes": watched,
+            **{s: self.statuses[s] for s in ("complete", "recovered", "short", "excess")},
+            "missing_volume": self.missing_volume,
+            "misses": self.misses,
+            "completeness_pct": _pct(whole, watched),
+            "stream_pct": _pct(self.statuses["complete"], watched),
+            "calls": self.calls,
+            "failed": dict(sorted(self.failed.items())),
+        }
+
+
+_ID = "reconciliation:"  # the prefix of the gaps this module publishes
+
+
+def _short(checks: Sequence[MinuteCheck]) -> list[MinuteCheck]:
+    return [c for c in checks if c.status == "short"]
+
+
+def misses_of(checks: Sequence[MinuteCheck]) -> int:
+    """The minutes that fell short with no gap Track B recorded (explained by ours, if any)."""
+    return sum(1 for c in checks if c.status != "complete" and c.gap_id.startswith(_ID))
+
+
+def _pct(part: int, whole: int) -> float:
+    return round(100 * part / whole, 3) if whole else 100.0
+
+
+def lanes_for(
+    settings: Settings, clock: Clock, accounts: Sequence[KisAccount], limits: RateLimits
+) -> list[KisClient]:
+    """``requests_per_account`` clients per account, each on the account's limiter.
+
+    Each lane fetches one symbol at a time, so its request counter is exactly what that
+    symbol cost; the limiter is the process's own, so the calls share its budget.
+    """
+    return [
+        KisClient(
+            account.http,
+            account_credentials(settings, account.alias),
+            account.tokens,
+            clock,
+            limits.for_account(account.alias),
+        )
+        for account in accounts
+        for _ in range(settings.gap_recovery.requests_per_account)
+    ]
+
+
+class Verifier:
+    """Reconciles days; publishes through ``send``.
+
+    Parameters
+    ----------
+    settings, clock:
+        The configuration (``[gap_recovery]``, the phases) and the time.
+    send:
+        Publishes an event (a producer's ``send``).
+    engine:
+        A read-only engine on the database.
+    lanes:
+        The clients that fetch the bars (`lanes_for`), one symbol at a time each.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        send: Callable[[Event], object],
+        engine: Engine,
+        lanes: Sequence[KisClient],
+    ) -> None:
+        self.settings = settings
+        self.config = settings.gap_recovery
+        self.clock = clock
+        self.send = send
+        self.engine = engine
+        self.lanes = list(lanes)
+        self.timeline = timeline_from(settings.phases, settings.calendar)
+
+    def stream_end(self, day: date) -> datetime:
+        """When Track B's stream of ``day`` ends: the ``track_a_closing`` phase's start."""
+        return dict((p, at) for at, p in self.timeline.schedule.starts(day))[Phase.TRACK_A_CLOSING]
+
+    async def verify_day(self, day: date, skip: set[str] | None = None) -> DayResult:
+        """Reconcile ``day``'s watched minutes that have closed (the symbols not in ``skip``)."""
+        lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
+        hi = lo + 86_400 * _NS
+        end = int(self.stream_end(day).timestamp()) * _NS
+        until = min(end, self.clock.now_ns() - int(self.config.settle_s * _NS))
+        with self.engine.connect() as conn:
+            spans = held_spans(slot_events_between(conn, lo, hi), end)
+        edge = int(self.config.verify_edge_s * _NS)
+        work = deque(
+            (symbol, minutes)
+            for symbol in sorted(set(spans) - (skip or set()))
+            if (minutes := watched_minutes(spans[symbol], edge, until))
+        )
+        result = DayResult(day)
+        if not work:
+            return result
+        today = now_utc(self.clock).astimezone(KST).date()
+
+        async def lane(client: KisClient) -> None:
+            while work:
+                symbol, minutes = work.popleft()
+                await self._symbol(client, day, today, symbol, minutes, result)
+
+        await asyncio.gather(*(lane(client) for client in self.lanes))
+        self._report(result)
+        return result
+
+    async def _symbol(
+        self,
+        client: KisClient,
+        day: date,
+        today: date,
+        symbol: str,
+        minutes: list[int],
+        result: DayResult,
+    ) -> None:
+        before = client.requests
+        bars: dict[int, int] = {}
+        try:
+            for run in runs_of(minutes, _JOIN_NS):
+                found = await fetch_bars(client, symbol, run, today)
+                bars.update((minute, bar.volume) for minute, bar in found.items())
+        except KisError as exc:
+            result.failed[symbol] = str(exc)[:200]
+            log.warning("reconciliation of %s on %s: %s", symbol, day, exc)
+            return
+        lo, hi = minutes[0], minutes[-1] + MINUTE_NS
+        with self.engine.connect() as conn:
+            stored = tick_minutes(conn, symbol, lo, hi)
+            recovered = recovered_bar_minutes(conn, symbol, lo, hi)
+            gaps = [(g, start, end) for g, start, end, _, _ in gaps_of(conn, symbol, lo, hi)]
+        checks = check_minutes(minutes, stored, bars, recovered, gaps)
+        for n, check in enumerate(checks):
+            if check.status == "short" and not check.gap_id:  # a detection miss: a gap now
+                gap_id = f"{_ID}{symbol}:{check.minute_ns}"
+                self.send(
+                    GapDetected(
+                        gap_id=gap_id,
+                        symbol=symbol,
+                        start_ns=check.minute_ns,
+                        end_ns=check.minute_ns + MINUTE_NS,
+                        reason="reconciliation",
+                    )
+                )
+                checks[n] = msgspec.structs.replace(check, gap_id=gap_id)
+        calls = client.requests - before
+        missing = sum(c.bar_volume - c.stored_volume for c in _short(checks))
+        misses = misses_of(checks)
+        self.send(
+            Reconciliation(
+                trade_date=day,
+                symbol=symbol,
+                minutes=tuple(checks),
+                missing_volume=missing,
+                misses=misses,
+                calls=calls,
+            )
+        )
+        result.add(symbol, checks, calls)
+
+    def _report(self, result: DayResult) -> None:
+        """The run's alerts: misses and excess (warnings), failures (error), figures (info)."""
+        figures = result.summary()
+        context = {k: str(v) for k, v in figures.items() if k != "failed"}
+        day = result.day.isoformat()
+        if result.misses:
+            self.send(
+                Alert(
+                    severity="warning",
+                    code="reconciliation_misses",
+                    context=context,
+                    message=f"{day}: {result.misses} watched minutes short with no gap "
+                    f"recorded ({result.missing_volume:,} shares); recovering them",
+                )
+            )
+        if result.statuses["excess"]:
+            self.send(
+                Alert(
+                    severity="warning",
+                    code="reconciliation_excess",
+                    context=context,
+                    message=f"{day}: {result.statuses['excess']} minutes hold more volume "
+                    "than the exchange's bar (trades stored twice or stamped elsewhere)",
+                )
+            )
+        if result.failed:
+            self.send(
+                Alert(
+                    severity="error",
+                    code="reconciliation_failed",
+                    context=context,
+                    message=f"{day}: no bars for {len(result.failed)} symbols: "
+                    + ", ".join(f"{s} ({why})" for s, why in sorted(result.failed.items()))[:1500],
+                )
+            )
+        self.send(
+            Alert(
+                severity="info",
+                code="reconciliation_done",
+                context=context,
+                message=f"{day}: {figures['watched_minutes']} watched minutes of "
+                f"{figures['symbols']} symbols, {figures['completeness_pct']}% complete "
+                f"({figures['stream_pct']}% from the stream alone), {result.misses} misses, "
+                f"{result.calls} REST calls",
+            )
+        )
+        log.info("reconciliation %s: %s", day, figures)
+
+    # ------------------------------------------------------------------ the daemon's days
+
+    async def run_daily(self, stop: asyncio.Event) -> None:
+        """Reconcile each session day once its stream has ended and settled, until ``stop``."""
+        day = now_utc(self.clock).astimezone(KST).date()
+        while not stop.is_set():
+            if self.timeline.calendar.is_session(day):
+                due = self.stream_end(day) + timedelta(seconds=self.config.verify_delay_s)
+                await sleep_unless(self.clock, self._until(due), stop)
+                if stop.is_set():
+                    return
+                await self._settle(day, stop)
+            day += timedelta(days=1)
+            await sleep_unless(
+                self.clock, self._until(datetime.combine(day, time(0), tzinfo=KST)), stop
+            )
+
+    def _until(self, at: datetime) -> float:
+        return at.timestamp() - self.clock.now_ns() / _NS
+
+    async def _settle(self, day: date, stop: asyncio.Event) -> None:
+        """Reconcile ``day``'s symbols not stored yet; retry failures, then give up loudly."""
+        with self.engine.connect() as conn:
+            done = reconciled_symbols(conn, day)
+        log.info("reconciling %s: %d symbols reconciled before", day, len(done))
+        result = DayResult(day)
+        for attempt in range(1, self.config.verify_attempts + 1):
+            result = await self.verify_day(day, done)
+            done |= result.reconciled
+            if not result.failed:
+                log.info("reconciliation of %s done: %d symbols", day, len(done))
+                return
+            if attempt < self.config.verify_attempts:
+                await sleep_unless(self.clock, self.config.backoff_max_s, stop)
+                if stop.is_set():
+                    return
+        self.send(
+            Alert(
+                severity="critical",
+                code="reconciliation_failed",
+                message=f"{day}: {len(result.failed)} symbols could not be reconciled after "
+                f"{self.config.verify_attempts} runs: {', '.join(sorted(result.failed))}"[:2000],
+            )
+        )
