@@ -18,6 +18,10 @@ from sqlalchemy.orm import Session
 
 from observer.db.models import (
     AUDITED_MODELS,
+    AlertAckedRow,
+    AlertDeliveryRow,
+    AlertResolvedRow,
+    AlertRow,
     BarRow,
     BusConflict,
     BusOffset,
@@ -32,9 +36,11 @@ from observer.db.models import (
 )
 
 __all__ = [
+    "AlertRecords",
     "Conflict",
     "SourceAudit",
     "active_listings",
+    "alert_records",
     "audit_sources",
     "committed_offsets",
     "conflicts",
@@ -43,6 +49,7 @@ __all__ = [
     "cycles_of",
     "master_file_checks",
     "master_file_sha",
+    "master_files_checked_ns",
     "open_gaps",
     "recovered_minutes",
     "snapshots_of_cycles",
@@ -282,3 +289,56 @@ def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, int]]:
         BarRow.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
     )
     return [(symbol, minute_ns) for symbol, minute_ns in conn.execute(query)]
+
+
+def master_files_checked_ns(conn: Connection) -> int | None:
+    """When the master file checked longest ago was last checked; None before any check."""
+    return conn.execute(select(func.min(MasterFileState.checked_ns))).scalar()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRecords:
+    """Alerts since an instant and what became of them, read in one snapshot.
+
+    Rows of ``alerts``: ``source, seq, produced_ns, severity, code, subject, message``;
+    ``resolutions``: ``source, seq, produced_ns, severity, code, subject, message``;
+    ``acks``: ``alert_source, alert_seq, produced_ns, by``; ``deliveries``:
+    ``channel, kind, outcome, alerts, produced_ns``, each list oldest first.
+    """
+
+    alerts: Sequence[tuple[str, int, int, str, str, str, str]]
+    resolutions: Sequence[tuple[str, int, int, str, str, str, str]]
+    acks: Sequence[tuple[str, int, int, str]]
+    deliveries: Sequence[tuple[str, str, str, list[str], int]]
+
+
+def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
+    """The alerts, resolutions, acks and deliveries produced since ``since_ns``."""
+    notices = [
+        select(
+            table.source, table.seq, table.produced_ns, table.severity, table.code,
+            table.subject, table.message,
+        )
+        .where(table.produced_ns >= since_ns)
+        .order_by(table.produced_ns, table.source, table.seq)
+        for table in (AlertRow, AlertResolvedRow)
+    ]  # fmt: skip
+    acks = (
+        select(AlertAckedRow.alert_source, AlertAckedRow.alert_seq, AlertAckedRow.produced_ns,
+               AlertAckedRow.by)
+        .where(AlertAckedRow.produced_ns >= since_ns)
+        .order_by(AlertAckedRow.produced_ns)
+    )  # fmt: skip
+    deliveries = (
+        select(AlertDeliveryRow.channel, AlertDeliveryRow.kind, AlertDeliveryRow.outcome,
+               AlertDeliveryRow.alerts, AlertDeliveryRow.produced_ns)
+        .where(AlertDeliveryRow.produced_ns >= since_ns)
+        .order_by(AlertDeliveryRow.produced_ns)
+    )  # fmt: skip
+    with _snapshot(conn):
+        return AlertRecords(
+            alerts=conn.execute(notices[0]).tuples().all(),
+            resolutions=conn.execute(notices[1]).tuples().all(),
+            acks=conn.execute(acks).tuples().all(),
+            deliveries=conn.execute(deliveries).tuples().all(),
+        )
