@@ -11,7 +11,9 @@ of it that can hold a secret, is registered for masking before anything is logge
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,16 +50,29 @@ class _CredentialsFile(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def url_secrets(url: str) -> list[str]:
-    """The parts of an apprise URL that can be secret: all but its scheme, host and port.
+    """The parts of an apprise URL that can be secret: all but its scheme, port and address.
 
-    Tokens sit in the user, password, path (Slack, Discord, Telegram, an ntfy topic) or
-    query; the whole URL is one too.
+    Tokens sit in the user, password, path or query, and for many services where a host
+    would be (``tgram://BOT_TOKEN/CHAT``, ``ntfy://TOPIC``, ``discord://ID/TOKEN``): that
+    part is a secret too unless it is an IP address or localhost. The whole URL is one.
     """
     parts = urlsplit(url)
-    found = [url, parts.username or "", parts.password or ""]
+    # As written (hostname is lowercased), split at ':' and '@': a Telegram bot token
+    # reads as a host and a port. A port is shorter than any secret registered.
+    found = [url, parts.netloc]
+    found += [piece for piece in re.split("[:@]", parts.netloc) if not _address(piece)]
     found += [unquote(segment) for segment in parts.path.split("/")]
     found += [value for _key, value in parse_qsl(parts.query)]
     return [part for part in found if part]
+
+
+def _address(text: str) -> bool:
+    """True for an IP address or localhost: no secret, and error texts name it."""
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return text == "localhost"
+    return True
 
 
 def channel_urls(

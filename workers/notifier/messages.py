@@ -4,9 +4,12 @@ Alerts of one *condition at one severity* (same code, severity and subject) are 
 ``group_s`` after the first and then go out as one message with their count; the next
 message of that kind waits until ``repeat_s`` after the previous one, counting what came
 meanwhile. So 50 identical warnings are one message, and a condition that fires every
-minute is one message every ``repeat_s``. A critical alert stays *open* until it is
-resolved or acknowledged, and while it is, a reminder goes out every ``remind_s``. A
-resolution goes out at once, after whatever its condition still held back.
+minute is one message every ``repeat_s``. A resolution goes out once its condition holds
+no alert back (at once, usually), right after that alert's message; one that an alert of
+its condition followed is told in that alert's message ("resolved 2 times meanwhile"), so
+a flapping condition is two messages per ``repeat_s``, not two a flap. A critical alert
+stays *open* until it is resolved or acknowledged, and while it is, a reminder goes out
+every ``remind_s``.
 
 Times are wall seconds (`time.monotonic` in the daemon), passed in, so every rule here is a
 pure function of the calls made.
@@ -69,7 +72,10 @@ class Grouper:
     _pending: dict[Key, list[Notice]] = field(default_factory=dict)
     _due_at: dict[Key, float] = field(default_factory=dict)
     _last_sent: dict[tuple[str, str, str], float] = field(default_factory=dict)
-    _resolutions: list[tuple[Notice, frozenset[str] | None]] = field(default_factory=list)
+    _superseded: dict[Key, list[Notice]] = field(default_factory=dict)  # resolutions
+    _resolutions: dict[tuple[str, str, frozenset[str] | None], list[Notice]] = field(
+        default_factory=dict
+    )
     _open: dict[tuple[str, str], _Open] = field(default_factory=dict)
 
     @property
@@ -84,15 +90,15 @@ class Grouper:
 
     def add(self, notice: Notice, now: float, targets: frozenset[str] | None = None) -> None:
         """Take an alert or a resolution; ``targets`` limits where it goes (a resend)."""
+        code, subject = notice.condition
         if notice.kind == "resolved":
-            for key in self._pending:
-                if (key[0], key[2]) == notice.condition:
-                    self._due_at[key] = now  # what the condition held back goes first
-            self._resolutions.append((notice, targets))
+            self._resolutions.setdefault((code, subject, targets), []).append(notice)
             self._open.pop(notice.condition, None)
             return
-        key = (notice.code, notice.severity, notice.subject, targets)
+        key = (code, notice.severity, subject, targets)
         self._pending.setdefault(key, []).append(notice)
+        earlier = self._resolutions.pop((code, subject, targets), [])
+        self._superseded.setdefault(key, []).extend(earlier)
         if key not in self._due_at:
             last = self._last_sent.get(key[:3])
             earliest = now + self.group_s
@@ -128,13 +134,15 @@ class Grouper:
             del self._due_at[key]
             notices = self._pending.pop(key)
             self._last_sent[key[:3]] = now
-            messages.append(_alert_message(notices, key[3]))
+            messages.append(_alert_message(notices, self._superseded.pop(key, []), key[3]))
             held = self._open.get((key[0], key[2]))
             if held is not None and key[1] == "critical":
                 held.next_at = now + self.remind_s
-        for notice, targets in self._resolutions:
-            messages.append(_resolution_message(notice, targets))
-        self._resolutions.clear()
+        holding = {(key[0], key[2], key[3]) for key in self._pending}
+        for where, notices in list(self._resolutions.items()):
+            if where not in holding:
+                del self._resolutions[where]
+                messages.append(_resolution_message(notices, where[2]))
         for (code, subject), held in self._open.items():
             if held.next_at <= now:
                 held.next_at = now + self.remind_s
@@ -150,7 +158,9 @@ def _kst(ns: int) -> str:
     return datetime.fromtimestamp(ns / _NS, KST).strftime("%Y-%m-%d %H:%M:%S KST")
 
 
-def _alert_message(notices: list[Notice], targets: frozenset[str] | None) -> Message:
+def _alert_message(
+    notices: list[Notice], resolved: list[Notice], targets: frozenset[str] | None
+) -> Message:
     last = notices[-1]
     about = _about(last.code, last.subject)
     if len(notices) == 1:
@@ -163,17 +173,20 @@ def _alert_message(notices: list[Notice], targets: frozenset[str] | None) -> Mes
             f"{_kst(last.produced_ns)}; the latest: {last.message}\n\n"
             f"alerts {notices[0].id} ... {last.id}"
         )
+    if resolved:
+        body += f"\n(resolved {len(resolved)} times meanwhile, and raised again)"
     return Message(
         "alert", last.code, last.severity, last.subject,
-        tuple(n.id for n in notices), title, body, targets,
+        tuple(n.id for n in [*notices, *resolved]), title, body, targets,
     )  # fmt: skip
 
 
-def _resolution_message(notice: Notice, targets: frozenset[str] | None) -> Message:
-    about = _about(notice.code, notice.subject)
+def _resolution_message(notices: list[Notice], targets: frozenset[str] | None) -> Message:
+    last = notices[-1]
     return Message(
-        "resolved", notice.code, notice.severity, notice.subject, (notice.id,),
-        f"[RESOLVED] {about}", f"{notice.message}\n\n{_kst(notice.produced_ns)}", targets,
+        "resolved", last.code, last.severity, last.subject, tuple(n.id for n in notices),
+        f"[RESOLVED] {_about(last.code, last.subject)}",
+        f"{last.message}\n\n{_kst(last.produced_ns)}", targets,
     )  # fmt: skip
 
 

@@ -97,6 +97,9 @@ class AlertNotifier(AsyncWorker):
         )
         try:
             self._sweep(start=True)
+            log.info("notifier ready: %d targets (%s), %d alerts to send",
+                     len(self.targets), ", ".join(t.name for t in self.targets),
+                     self.grouper.held)  # fmt: skip
             if self.config.started_alert:
                 names = ", ".join(t.name for t in self.targets) or "no channel"
                 self.producer.send(
@@ -163,13 +166,10 @@ class AlertNotifier(AsyncWorker):
         resolutions = notices_of(records.resolutions, "resolved")
         alerts = [s for s in alert_states(records) if s.state != "acked"]
         for notice in sorted([s.notice for s in alerts] + resolutions, key=lambda n: n.produced_ns):
-            missing = frozenset(
-                t.name
-                for t in self.targets
-                if t.wants(notice.code, notice.severity) and t.name not in sent.get(notice.id, ())
-            )
-            if missing:
-                self._take(notice, missing)
+            routed = {t.name for t in self.targets if t.wants(notice.code, notice.severity)}
+            missing = routed - sent.get(notice.id, set())
+            if missing:  # only where it is missing; as a new alert when that is everywhere
+                self._take(notice, None if missing == routed else frozenset(missing))
         if start:  # reminders about what is open and was already sent
             for state in alerts:
                 if state.state == "open" and state.notice.severity == "critical":
