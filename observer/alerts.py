@@ -10,9 +10,9 @@ alerts read the same records (`observer.db.queries.alert_records`) through this 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bus.events import Severity
 
@@ -76,9 +76,7 @@ class AlertState:
     delivered: tuple[str, ...] = ()  # channels that were sent a message covering it
 
 
-def notices_of(
-    rows: Iterable[tuple[str, int, int, str, str, str, str]], kind: Literal["alert", "resolved"]
-) -> list[Notice]:
+def notices_of(rows: Iterable[Sequence[Any]], kind: Literal["alert", "resolved"]) -> list[Notice]:
     """Notices from rows of ``source, seq, produced_ns, severity, code, subject, message``."""
     return [
         Notice(alert_id(source, seq), kind, at, cast(Severity, severity), code, subject, message)

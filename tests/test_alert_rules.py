@@ -21,6 +21,7 @@ from observer.errors import ConfigError
 from observer.logs import mask_secrets
 from observer.supervisor.program import State
 from observer.supervisor.rules import Rules, metrics_of
+from observer.writer.store import Store
 from workers.notifier.channels import Target, channel_urls, targets_from
 from workers.notifier.messages import Grouper, Message
 
@@ -260,3 +261,28 @@ def test_the_secret_parts_of_apprise_urls() -> None:
     assert "MyTopic-Secret" in url_secrets("ntfy://MyTopic-Secret")
     parts = url_secrets("json://user:pa55word@127.0.0.1:8080/path/T0KEN?token=QQQQQQ")
     assert {"pa55word", "T0KEN", "QQQQQQ"} <= set(parts) and "127.0.0.1" not in parts
+
+
+def test_alert_records_round_trip_through_the_writer(store: Store) -> None:
+    """On SQLite and PostgreSQL: the writer's rows of the alert events read back as states."""
+    from bus.codec import decode_parts, encode_frame
+    from bus.envelope import Envelope
+    from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved
+    from observer.db.queries import alert_records
+
+    events = [
+        Alert(severity="critical", code="program_fatal", subject="track_a", message="FATAL"),
+        Alert(severity="warning", code="cpu_high", message="hot"),
+        AlertDelivery(channel="ops", kind="alert", outcome="sent", attempt=1, code="cpu_high",
+                      severity="warning", alerts=("sup:1", "sup:2")),
+        AlertResolved(code="program_fatal", severity="critical", subject="track_a",
+                      message="running again"),
+        AlertAcked(alert_source="sup", alert_seq=2, by="ops"),
+    ]  # fmt: skip
+    envelopes = [Envelope("sup", n, 10 + n, e) for n, e in enumerate(events, start=1)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with store.engine.connect() as conn:
+        records = alert_records(conn, 0)
+    assert records.deliveries[0][3] == ["sup:1", "sup:2"]
+    states = {s.notice.id: (s.state, s.delivered, s.acked_by) for s in alert_states(records)}
+    assert states == {"sup:1": ("resolved", ("ops",), ""), "sup:2": ("acked", ("ops",), "ops")}

@@ -340,3 +340,57 @@ def test_a_channel_url_apprise_refuses_stops_the_start_without_showing_it(
     assert done.returncode == 2
     assert "URL 1 of alert channel 'hook' is not an apprise URL" in done.stderr
     assert secret not in done.stdout + done.stderr
+
+
+def test_under_the_supervisor_fatal_and_rules_are_alerted_and_resolved(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's own alerts reach a person, and so does their end."""
+    from tests.support import WRITER_PROGRAM, SupervisorProcess
+
+    flag = tmp_path / "healthy"
+    flaky = (
+        "import pathlib, runpy, sys\n"
+        f"pathlib.Path({str(flag)!r}).exists() or sys.exit(3)\n"
+        "sys.argv = ['loadgen', '--source', 'flaky', '--events', '0', '--rate', '10']\n"
+        "runpy.run_module('harness.loadgen', run_name='__main__')\n"
+    )
+    programs = f"""
+[programs.notifier]
+kind = "daemon"
+command = ["observer", "notifier", "run"]
+depends_on = ["writer"]
+[programs.flaky]
+kind = "daemon"
+command = ["python", "-c", {json.dumps(flaky)}]
+depends_on = ["writer"]
+max_failures = 2
+backoff_initial_s = 0.05
+"""
+    # Inside [supervisor], which SupervisorProcess writes just before these lines.
+    settings = """
+rules = [{ code = "flaky_long", metric = "flaky.running_s", above = 2.0 }]
+[notifier]
+group_s = 0.5
+[notifier.channels.hook]
+min_severity = "warning"
+"""
+    hook = f"json://127.0.0.1:{receiver.port}/hook/{TOKEN}"
+    monkeypatch.setenv("OBSERVER_NOTIFY_HOOK_URLS", hook)
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + programs, settings=settings)
+    sup.start(healthy=False)
+    until("flaky parked", lambda: sup.program("flaky")["state"] == "fatal")
+    until("the FATAL alert", lambda: "[CRITICAL] program_fatal (flaky)" in receiver.titles())
+    flag.touch()
+    assert sup.ctl("start", "flaky").ok
+    until("its end", lambda: "[RESOLVED] program_fatal (flaky)" in receiver.titles())
+    until("the rule's alert", lambda: "[WARNING] flaky_long" in receiver.titles())
+    assert sup.ctl("stop", "flaky").ok  # running_s is 0 again: the rule is back within limit
+    until("the rule's end", lambda: "[RESOLVED] flaky_long" in receiver.titles())
+    assert sup.rows("select code, subject from alert_resolutions order by produced_ns") == [
+        ("program_fatal", "flaky"),
+        ("flaky_long", ""),
+    ]
+    message = sup.rows("select message from alerts where code = 'flaky_long'")[0][0]
+    assert message.startswith("flaky.running_s is above 2: ")
+    assert sup.terminate() == 0

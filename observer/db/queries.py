@@ -306,10 +306,10 @@ class AlertRecords:
     ``channel, kind, outcome, alerts, produced_ns``, each list oldest first.
     """
 
-    alerts: Sequence[tuple[str, int, int, str, str, str, str]]
-    resolutions: Sequence[tuple[str, int, int, str, str, str, str]]
-    acks: Sequence[tuple[str, int, int, str]]
-    deliveries: Sequence[tuple[str, str, str, list[str], int]]
+    alerts: Sequence[Row[str, int, int, str, str, str, str]]
+    resolutions: Sequence[Row[str, int, int, str, str, str, str]]
+    acks: Sequence[Row[str, int, int, str]]
+    deliveries: Sequence[Row[str, str, str, list[Any], int]]
 
 
 def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
@@ -337,8 +337,8 @@ def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
     )  # fmt: skip
     with _snapshot(conn):
         return AlertRecords(
-            alerts=conn.execute(notices[0]).tuples().all(),
-            resolutions=conn.execute(notices[1]).tuples().all(),
-            acks=conn.execute(acks).tuples().all(),
-            deliveries=conn.execute(deliveries).tuples().all(),
+            alerts=conn.execute(notices[0]).all(),
+            resolutions=conn.execute(notices[1]).all(),
+            acks=conn.execute(acks).all(),
+            deliveries=conn.execute(deliveries).all(),
         )
