@@ -7,6 +7,9 @@ from decimal import Decimal
 
 from bus.events import (
     Alert,
+    AlertAcked,
+    AlertDelivery,
+    AlertResolved,
     Bar,
     EtfDetail,
     Event,
@@ -122,6 +125,12 @@ SAMPLES: list[Event] = [
                        registrations=41),
     WorkerLifecycle(worker="track_a", action="exited", pid=4242, exit_code=-9,
                     detail="killed"),
+    AlertResolved(code="program_fatal", severity="critical", subject="track_a",
+                  message="track_a is running again"),
+    AlertAcked(alert_source="supervisor", alert_seq=7, by="ops", note="on it"),
+    AlertDelivery(channel="ops", kind="alert", outcome="failed", attempt=2,
+                  code="MASTER_SIZE_JUMP", severity="warning", alerts=("master_file:3",),
+                  title="[WARNING] MASTER_SIZE_JUMP", error="connection refused"),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -150,10 +159,9 @@ EXPECTED_ROWS = {
     "alerts": 1,
     "stream_states": 1,
     "worker_events": 1,
-    # The alert events are not among SAMPLES (spine.cap would change): test_alert_rules.py.
-    "alert_resolutions": 0,
-    "alert_acks": 0,
-    "alert_deliveries": 0,
+    "alert_resolutions": 1,
+    "alert_acks": 1,
+    "alert_deliveries": 1,
     "bus_offsets": 1,
     "bus_digests": 1,  # one commit of one source
     "bus_conflicts": 0,
