@@ -135,7 +135,9 @@ class Rig:
 
     def __init__(self, tmp: Path, receiver: Receiver, smtp_port: int) -> None:
         self.tmp = tmp
-        self.writer = WriterProcess(tmp, f"sqlite:///{tmp / 'observer.db'}", extra=NOTIFIER)
+        self.writer = WriterProcess(
+            tmp, f"sqlite:///{tmp / 'observer.db'}", capture=tmp / "run.cap", extra=NOTIFIER
+        )
         self.writer.start()
         self.log = tmp / "notifier.log"
         hook = f"json://observer:{PASSWORD}@127.0.0.1:{receiver.port}/hook/{TOKEN}"
@@ -295,10 +297,10 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     body = next(m for m in receiver.received if m["title"] == "[RESOLVED] feed_dead (acct1)")
     assert body["type"] == "success" and "ticks flow again" in body["message"]
 
-    # The URLs' secrets are nowhere: database (and WAL), logs, outboxes, the CLI's output.
+    # The URLs' secrets are nowhere: database (and WAL), capture, logs, outboxes, the CLI.
     rig.kill_notifier()
     files = [p for p in rig.tmp.rglob("*") if p.is_file()]
-    assert any(p.name == "observer.db" for p in files) and rig.log in files
+    assert {"observer.db", "run.cap", "notifier.log", "writer.log"} <= {p.name for p in files}
     for path in files:
         data = path.read_bytes()
         for secret in (TOKEN, PASSWORD):
