@@ -22,6 +22,9 @@ import msgspec
 __all__ = [
     "EVENT_TYPES",
     "Alert",
+    "AlertAcked",
+    "AlertDelivery",
+    "AlertResolved",
     "Bar",
     "EtfDetail",
     "Event",
@@ -40,6 +43,7 @@ __all__ = [
     "PriceSnapshot",
     "Reconciliation",
     "SectorMetadata",
+    "Severity",
     "SlotDecision",
     "SlotOverflow",
     "SlotTrigger",
@@ -402,13 +406,61 @@ class TokenRefreshed(_Event, tag="token_refreshed", frozen=True, kw_only=True):
     expires_ns: int
 
 
-class Alert(_Event, tag="alert", frozen=True, kw_only=True):
-    """Something an operator should see; ``code`` is stable, ``message`` is for humans."""
+Severity = Literal["info", "warning", "error", "critical"]
 
-    severity: Literal["info", "warning", "error", "critical"]
+
+class Alert(_Event, tag="alert", frozen=True, kw_only=True):
+    """Something an operator should see; ``code`` is stable, ``message`` is for humans.
+
+    ``(code, subject)`` names the condition (``subject``: the program, account, ... it is
+    about; empty for a condition of the whole system): an `AlertResolved` with the same pair
+    says it is over. An alert's identity, for acks and deliveries, is its envelope's
+    ``source:seq``.
+    """
+
+    severity: Severity
     code: str
     message: str
     context: dict[str, str] = {}
+    subject: str = ""
+
+
+class AlertResolved(_Event, tag="alert_resolved", frozen=True, kw_only=True):
+    """The condition of earlier alerts with this ``code`` and ``subject`` is over."""
+
+    code: str
+    severity: Severity  # of the alerts it resolves: a resolution is routed like them
+    message: str
+    subject: str = ""
+
+
+class AlertAcked(_Event, tag="alert_acked", frozen=True, kw_only=True):
+    """An operator acknowledged an alert (``source:seq``): it is no longer open."""
+
+    alert_source: str
+    alert_seq: int
+    by: str = ""  # the operator's login name
+    note: str = ""
+
+
+class AlertDelivery(_Event, tag="alert_delivery", frozen=True, kw_only=True):
+    """One attempt to deliver one message to one alert channel, and its outcome.
+
+    A message stands for one alert, a group of identical ones, a reminder of an open
+    critical one, or a resolution; ``alerts`` lists the ``source:seq`` of every alert (or
+    resolution) it covers. ``channel`` is the channel's name, never its URL.
+    """
+
+    channel: str
+    kind: Literal["alert", "reminder", "resolved"]
+    outcome: Literal["sent", "failed"]
+    attempt: int  # 1 for the first try of this message on this channel
+    code: str
+    severity: Severity
+    alerts: tuple[str, ...]
+    subject: str = ""
+    title: str = ""
+    error: str = ""  # why it failed, masked
 
 
 class StreamStateChanged(_Event, tag="stream_state_changed", frozen=True, kw_only=True):
@@ -453,6 +505,9 @@ Event = (
     | StreamStateChanged
     | WorkerLifecycle
     | Reconciliation
+    | AlertResolved
+    | AlertAcked
+    | AlertDelivery
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

@@ -71,6 +71,14 @@ def demo(
     ] = 2500,
     faults: Annotated[str, typer.Option(help="none | light | heavy")] = "light",
     as_json: Annotated[bool, typer.Option("--json", help="last line is a JSON summary")] = False,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            help="an apprise URL (slack://, tgram://, ntfy://, mailto://, json://, ...) that "
+            "gets the day's alerts; repeatable",
+        ),
+    ] = None,
 ) -> None:
     """Run the simulator and every worker on a simulated trading day, then summarise it."""
     import signal
@@ -90,6 +98,7 @@ def demo(
             accounts=accounts,
             stocks=stocks,
             faults=faults,
+            notify=tuple(notify or ()),
         )
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)

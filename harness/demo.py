@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import signal
 import socket
@@ -35,6 +36,7 @@ from observer.config import default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
+from observer.logs import register_secret
 from observer.phases import KST
 from observer.runtime import poll_until
 from observer.stats import percentile
@@ -109,6 +111,7 @@ class DemoOptions:
     stocks: int = 2500  # the simulated market's size (its universe takes about 2 in 5)
     faults: str = "light"
     seed: int = 1
+    notify: tuple[str, ...] = ()  # apprise URLs the day's alerts go to (the `demo` channel)
 
 
 @dataclass(slots=True)
@@ -188,6 +191,13 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {DEMO_CALLS_PER_SECOND}\n'
         for n in range(1, options.accounts + 1)
     )
+    # With --notify: every alert of the day to the `demo` channel, whose URLs the notifier
+    # reads from its environment (never from this file), and a first message at its start.
+    notify = (
+        '[notifier]\nstarted_alert = true\n[notifier.channels.demo]\nmin_severity = "info"\n'
+        if options.notify
+        else ""
+    )
     return (
         "# Written by observer demo: the shipped configuration, changed as below.\n"
         f'extends = "{default_config_path().resolve()}"\n'
@@ -199,14 +209,16 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         # A registration's round trip of a tenth of a wall second is 12 s at 121x.
         "[gap_recovery]\nverify_edge_s = 30.0\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
-        f'token_dir = "{data / "tokens"}"\n{accounts}'
+        f'token_dir = "{data / "tokens"}"\n{accounts}{notify}'
     )
 
 
 @contextmanager
-def _process(args: list[str], log: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _process(
+    args: list[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("ab") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env)
     try:
         yield proc
     finally:
@@ -253,6 +265,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     if end <= begin:
         raise DemoError("--until must be after --start")
     clock, speed, idle_speed = demo_clock(day, begin, end, options.speed, options.idle_speed)
+    notify_env = _notify_env(options.notify)
     # Every path a child process gets is absolute: they run with the data folder as cwd.
     data = options.data_dir.resolve()
     _prepare(data)
@@ -281,7 +294,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     # Both start at once (the simulator's market takes seconds to build) before the day begins.
     with (
         _process([*python, *sim_args], sim_log, data) as sim,
-        _process([*python, *sup_args], sup_log, data) as supervisor,
+        _process([*python, *sup_args], sup_log, data, notify_env) as supervisor,
     ):
         poll_until(lambda: _sim_url(sim_log), f"the simulator (see {sim_log})", child=sim)
         poll_until(socket_path.exists, f"the supervisor (see {sup_log})", child=supervisor)
@@ -304,6 +317,26 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     # Always on disk, for scripts (and CI) that ran the demo without --json.
     (data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _notify_env(urls: tuple[str, ...]) -> dict[str, str] | None:
+    """The supervisor's environment carrying ``--notify`` URLs to the notifier, or None.
+
+    Each URL is checked by apprise first and its secrets registered for masking: it is
+    passed in the environment only, never written to a file or the database.
+    """
+    if not urls:
+        return None
+    import apprise
+
+    from workers.notifier.channels import env_name, url_secrets
+
+    for n, url in enumerate(urls, start=1):
+        for secret in url_secrets(url):
+            register_secret(secret)
+        if not apprise.Apprise().add(url):
+            raise DemoError(f"--notify URL {n} is not an apprise URL (see apprise's list)")
+    return os.environ | {env_name("demo"): " ".join(urls)}
 
 
 def demo_clock(
@@ -424,6 +457,7 @@ def _summary(
             track_b = _track_b(conn, gateway.get("records_sent", {}))
             gaps = _gaps(conn, speeds["speed"])
             reconciliation = _reconciliation(conn, day)
+            notifications = _notifications(conn)
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -463,6 +497,7 @@ def _summary(
         "track_b": track_b,
         "gaps": gaps,
         "reconciliation": reconciliation,
+        "notifications": notifications,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -470,6 +505,13 @@ def _summary(
             "limit_per_second": gateway["limit_per_second"],
         },
     }
+
+
+def _notifications(conn: Connection) -> dict[str, int]:
+    """Alert messages sent and failed attempts (with --notify), from the delivery records."""
+    query = text("select outcome, count(*) from alert_deliveries group by outcome")
+    counts: dict[str, int] = {outcome: n for outcome, n in conn.execute(query)}
+    return {"sent": int(counts.get("sent", 0)), "failed": int(counts.get("failed", 0))}
 
 
 def _track_a(conn: Connection) -> dict[str, Any]:

@@ -16,23 +16,52 @@ import msgspec
 from msgspec import Meta
 
 from bus.codec import MAX_FRAME_BYTES
+from observer.alert_settings import (
+    ChannelSettings,
+    NotifierSettings,
+    ThresholdRule,
+    default_rules,
+)
+from observer.config_types import (
+    ClockTime,
+    Days,
+    PhaseName,
+    Positive,
+    PositiveFloat,
+    ProgramName,
+    Seconds,
+    Strict,
+)
 from observer.errors import ConfigError
+from observer.worker_settings import (
+    BackupSettings,
+    GapRecoverySettings,
+    MasterFileSettings,
+    TokenSettings,
+    TrackASettings,
+    TrackBSettings,
+    TriggerSettings,
+    UniverseSettings,
+)
 
 __all__ = [
     "AccountSettings",
     "BusSettings",
     "CalendarSettings",
+    "ChannelSettings",
     "DatabaseSettings",
     "GapRecoverySettings",
     "KisSettings",
     "LateDay",
     "MasterFileSettings",
+    "NotifierSettings",
     "PathSettings",
     "PhaseSettings",
     "ProgramSettings",
     "ScheduleEntry",
     "Settings",
     "SupervisorSettings",
+    "ThresholdRule",
     "TokenSettings",
     "TrackASettings",
     "TrackBSettings",
@@ -43,28 +72,8 @@ __all__ = [
     "load_settings",
 ]
 
-# Every float has an upper bound as well as a lower one: TOML's `inf` (and `1e400`) passes
-# any lower bound, and an infinite rate divides by zero, an infinite grace never kills, an
-# infinite timeout never fires. NaN fails every bound.
-DAY_S = 86_400.0  # no duration of a system that runs a trading day needs more
-Positive = Annotated[int, Meta(gt=0)]
-PositiveFloat = Annotated[float, Meta(gt=0, le=1e6)]  # ratios, weights, rates, percentages
-Seconds = Annotated[float, Meta(gt=0, le=DAY_S)]  # timeouts, grace periods, intervals
-SecondsOrZero = Annotated[float, Meta(ge=0, le=DAY_S)]
-Percent = Annotated[float, Meta(ge=0, le=100)]
-ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # "HH:MM" KST
-ProgramName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
-PhaseName = Literal[
-    "idle", "warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"
-]
-Days = Literal["sessions", "daily", "mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
-
-class _Strict(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    pass
-
-
-class PathSettings(_Strict, frozen=True):
+class PathSettings(Strict, frozen=True):
     """Where the processes keep their files; relative paths are from the working directory."""
 
     data_dir: str = "var"
@@ -82,13 +91,13 @@ class PathSettings(_Strict, frozen=True):
         return Path(self.log_dir or Path(self.data_dir) / "log")
 
 
-class DatabaseSettings(_Strict, frozen=True):
+class DatabaseSettings(Strict, frozen=True):
     """The writer's database."""
 
     url: str = "sqlite:///var/observer.db"
 
 
-class BusSettings(_Strict, frozen=True):
+class BusSettings(Strict, frozen=True):
     """Producer tuning shared by every worker."""
 
     batch_events: Positive = 1000
@@ -102,7 +111,7 @@ class BusSettings(_Strict, frozen=True):
     fsync: bool = False
 
 
-class WriterSettings(_Strict, frozen=True):
+class WriterSettings(Strict, frozen=True):
     """Writer loop tuning."""
 
     batch_events: Positive = 20_000
@@ -115,7 +124,7 @@ class WriterSettings(_Strict, frozen=True):
     max_sources: Positive = 1000
 
 
-class AccountSettings(_Strict, frozen=True):
+class AccountSettings(Strict, frozen=True):
     """One KIS account (its app key is its WebSocket session). Secrets are never here."""
 
     alias: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
@@ -123,7 +132,7 @@ class AccountSettings(_Strict, frozen=True):
     rest_per_second: PositiveFloat = 20.0  # the account's REST budget at KIS (UNCONFIRMED)
 
 
-class KisSettings(_Strict, frozen=True):
+class KisSettings(Strict, frozen=True):
     """Where the KIS accounts live and how each process shares their budgets."""
 
     environment: Literal["real", "paper", "sim"] = "sim"
@@ -142,142 +151,7 @@ class KisSettings(_Strict, frozen=True):
     token_wait_s: Seconds = 300.0  # a worker waits this long for the job's token (clock s)
 
 
-class MasterFileSettings(_Strict, frozen=True):
-    """The master-file worker's thresholds: what it downloads, warns about or holds for review."""
-
-    growth_alert_pct: PositiveFloat = 20.0  # archive grew more: download, and warn
-    shrink_hold_pct: PositiveFloat = 10.0  # archive shrank more: hold for review, critical
-    max_new: Annotated[int, Meta(ge=0)] = 100  # more new listings at once: hold for review
-    max_removed: Annotated[int, Meta(ge=0)] = 50  # more removed listings at once: hold
-    max_shrink_pct: PositiveFloat = 10.0  # fewer records than active listings by more: hold
-    quality_alert_pct: Percent = 95.0  # complete % below: warn
-    keep_backups: Positive = 7  # per file, and as many quarantined bad downloads
-    attempts: Positive = 3  # per HEAD or GET, on transport errors and 5xx
-    retry_initial_s: Seconds = 1.0
-    failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
-    ack_timeout_s: Seconds = 60.0
-
-
-class UniverseSettings(_Strict, frozen=True):
-    """The daily universe: which stocks Track A covers all day."""
-
-    min_prev_close: Positive = 4_000  # KRW, previous session's close
-    exclude_administrative: bool = True  # 관리종목, stocks under administrative supervision
-    min_symbols: Positive = 100  # fewer: a warning
-    max_failed_pct: Percent = 5.0  # more candidates failed: reuse
-    # The universe is built at 05:00, Track A runs 09:00-15:30: it borrows Track A's share.
-    share_of: str = "track_a"
-    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
-
-
-class TrackASettings(_Strict, frozen=True):
-    """Track A: the whole universe's current prices, every ``interval_min``."""
-
-    interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
-    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
-    closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
-    retry_failed: bool = True  # a symbol whose attempts all failed gets one more pass
-    universe_alert_s: Seconds = 60.0  # no universe this long after a cycle was due: alert
-
-
-class TriggerSettings(_Strict, frozen=True):
-    """One trigger of Track B's symbol selection: when it fires, how strong, how long."""
-
-    enabled: bool = True
-    threshold: PositiveFloat = 3.0  # the measure at which it fires (a ratio, or trades/s)
-    full_at: PositiveFloat = 5.0  # the measure at which its strength reaches 1
-    ttl_s: Seconds = 300.0  # it lapses unless renewed within this
-    weight: PositiveFloat = 10.0  # priority score = weight x (1 + strength) + cap factor
-
-
-def _volume_surge() -> TriggerSettings:
-    return TriggerSettings(threshold=3.0, full_at=5.0, ttl_s=300.0, weight=10.0)
-
-
-def _trade_velocity() -> TriggerSettings:
-    return TriggerSettings(threshold=10.0, full_at=20.0, ttl_s=180.0, weight=8.0)
-
-
-def _volatility_spike() -> TriggerSettings:
-    return TriggerSettings(threshold=2.0, full_at=3.0, ttl_s=300.0, weight=6.0)
-
-
-class TrackBSettings(_Strict, frozen=True):
-    """Track B's symbol selection (triggers, priority score) and its real-time slots."""
-
-    volume_surge: TriggerSettings = msgspec.field(default_factory=_volume_surge)
-    trade_velocity: TriggerSettings = msgspec.field(default_factory=_trade_velocity)
-    volatility_spike: TriggerSettings = msgspec.field(default_factory=_volatility_spike)
-    manual_weight: PositiveFloat = 5.0  # pins: strength 1, no expiry, never replaced
-    velocity_window_s: Seconds = 10.0  # trades/s over this many seconds of ticks
-    # Cumulative share of a day's volume traded by each time (KST), for "volume so far
-    # against the 20-day average for the same elapsed part of the session"; linear between.
-    volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
-        ("09:00", 0.0), ("09:30", 0.16), ("10:00", 0.25), ("11:00", 0.38), ("12:00", 0.48),
-        ("13:00", 0.57), ("14:00", 0.68), ("15:00", 0.82), ("15:20", 0.91), ("15:30", 1.0),
-    )  # fmt: skip
-    registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
-    books: bool = False  # also H0STASP0: a symbol then takes two registrations
-    replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
-    min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
-    overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical
-    evaluate_s: Seconds = 5.0  # how often slots are re-evaluated
-    sync_lead_s: Seconds = 10.0  # context sync this long before full operation (09:29:50)
-    silence_expected_s: Seconds = 0.5  # a liquid stock trades twice a second ...
-    silence_tolerance_s: SecondsOrZero = 0.2  # ... and 20 % beyond
-    # ... where the expected interval is at least this many times the symbol's own (its
-    # ticks over the last silence_window_s; 0: the fixed expected interval alone)
-    silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
-    silence_window_s: Seconds = 60.0
-    unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
-    # A registration KIS refuses: the symbol is released and barred. Transient codes (OPSP0007
-    # and any code not listed below) for refusal_retry_s, doubling per refusal of the symbol
-    # up to refusal_retry_max_s; these codes for the rest of the day (OPSP0008, a session KIS
-    # counts full, closes the slot instead).
-    refusal_retry_s: Seconds = 30.0
-    refusal_retry_max_s: Seconds = 600.0
-    refusal_permanent_codes: tuple[str, ...] = ("OPSP8991", "OPSP8992", "OPSP8993")
-    refused_error_share: Annotated[float, Meta(gt=0, le=1)] = 0.25  # of slots: alert as error
-    limit_lock_s: SecondsOrZero = 30.0  # trades at a price limit this long: limit-locked
-    # Reconnects per account per hour; when spent the account is down (alerted, its slots
-    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
-    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
-
-
-class GapRecoverySettings(_Strict, frozen=True):
-    """The gap-recovery worker: which gaps are recovered, in what order, and how."""
-
-    immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
-    queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
-    long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
-    settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
-    requests_per_account: Positive = 2  # recoveries in flight per account
-    max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable
-    backoff_initial_s: Seconds = 1.0  # then doubling, up to backoff_max_s
-    backoff_max_s: Seconds = 30.0
-    sweep_s: Seconds = 30.0  # re-read pending gaps from the database this often
-    # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
-    verify: bool = True  # run it on session days, once Track B's stream has ended
-    verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it
-    # A minute is compared only if its slot was held this long before and after it: the
-    # registration's round trip, and the release published after the unregistration.
-    verify_edge_s: SecondsOrZero = 2.0
-    verify_attempts: Positive = 3  # runs for symbols whose bars could not be had, then alert
-
-    def __post_init__(self) -> None:
-        if self.immediate_max_s > self.queue_max_s:
-            raise ValueError("gap_recovery.immediate_max_s must not exceed queue_max_s")
-
-
-class TokenSettings(_Strict, frozen=True):
-    """The token job: the one issuer of every account's token and approval key."""
-
-    retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first try; then critical
-    retry_initial_s: Seconds = 2.0  # doubling, with full jitter (clock seconds)
-    retry_max_s: Seconds = 30.0
-
-
-class ScheduleEntry(_Strict, frozen=True):
+class ScheduleEntry(Strict, frozen=True):
     """One scheduled run of a job: a KST time, the days it applies to, extra arguments."""
 
     at: ClockTime
@@ -285,7 +159,7 @@ class ScheduleEntry(_Strict, frozen=True):
     args: tuple[str, ...] = ()
 
 
-class ProgramSettings(_Strict, frozen=True):
+class ProgramSettings(Strict, frozen=True):
     """One program the supervisor runs.
 
     ``daemon``: always on. ``session``: on while the phase is one of ``phases``. ``job``: run
@@ -321,7 +195,7 @@ def _default_programs() -> dict[str, ProgramSettings]:
     return {"writer": ProgramSettings(kind="daemon", command=("observer", "writer"))}
 
 
-class SupervisorSettings(_Strict, frozen=True):
+class SupervisorSettings(Strict, frozen=True):
     """The supervisor's control socket, metrics and resource alerts."""
 
     control_socket: str = ""  # empty: <run_dir>/control.sock
@@ -335,9 +209,11 @@ class SupervisorSettings(_Strict, frozen=True):
     # flood of connections cannot use up the supervisor's file descriptors.
     control_max_connections: Annotated[int, Meta(ge=1, le=1024)] = 32
     control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
+    rules: tuple[ThresholdRule, ...] = msgspec.field(default_factory=default_rules)
+    data_age_s: Seconds = 60.0  # how often the ages of data (age_h.*) are read
 
 
-class PhaseSettings(_Strict, frozen=True):
+class PhaseSettings(Strict, frozen=True):
     """When each phase of a session day starts (KST)."""
 
     warmup: ClockTime = "08:00"
@@ -348,14 +224,14 @@ class PhaseSettings(_Strict, frozen=True):
     idle: ClockTime = "21:00"
 
 
-class LateDay(_Strict, frozen=True):
+class LateDay(Strict, frozen=True):
     """A session day whose hours are shifted (first session of the year, CSAT day)."""
 
     day: date
     minutes: int
 
 
-class CalendarSettings(_Strict, frozen=True):
+class CalendarSettings(Strict, frozen=True):
     """Corrections to exchange_calendars' XKRX."""
 
     extra_closed: tuple[date, ...] = (date(2026, 6, 3),)
@@ -363,16 +239,7 @@ class CalendarSettings(_Strict, frozen=True):
     late_days: tuple[LateDay, ...] = ()
 
 
-class BackupSettings(_Strict, frozen=True):
-    """``observer db backup`` and the scheduled backup job."""
-
-    dir: str = ""  # where backups go; empty: <data_dir>/backups
-    keep: Annotated[int, Meta(ge=1, le=1000)] = 7  # newest verified backups kept
-    # Folders under data_dir copied beside the database (missing ones are skipped).
-    files: tuple[str, ...] = ("universe", "masters/current", "captures")
-
-
-class Settings(_Strict, frozen=True):
+class Settings(Strict, frozen=True):
     """Everything in ``observer.toml``."""
 
     paths: PathSettings = PathSettings()
@@ -390,6 +257,7 @@ class Settings(_Strict, frozen=True):
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
     token: TokenSettings = TokenSettings()
+    notifier: NotifierSettings = NotifierSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

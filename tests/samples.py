@@ -7,6 +7,9 @@ from decimal import Decimal
 
 from bus.events import (
     Alert,
+    AlertAcked,
+    AlertDelivery,
+    AlertResolved,
     Bar,
     EtfDetail,
     Event,
@@ -134,6 +137,12 @@ SAMPLES: list[Event] = [
                         gap_id=f"reconciliation:005930:{T0 + MINUTE}"),
         ),
     ),
+    AlertResolved(code="program_fatal", severity="critical", subject="track_a",
+                  message="track_a is running again"),
+    AlertAcked(alert_source="supervisor", alert_seq=7, by="ops", note="on it"),
+    AlertDelivery(channel="ops", kind="alert", outcome="failed", attempt=2,
+                  code="MASTER_SIZE_JUMP", severity="warning", alerts=("master_file:3",),
+                  title="[WARNING] MASTER_SIZE_JUMP", error="connection refused"),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -162,6 +171,9 @@ EXPECTED_ROWS = {
     "alerts": 1,
     "stream_states": 1,
     "worker_events": 1,
+    "alert_resolutions": 1,
+    "alert_acks": 1,
+    "alert_deliveries": 1,
     "bus_offsets": 1,
     "bus_digests": 1,  # one commit of one source
     "bus_conflicts": 0,

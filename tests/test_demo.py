@@ -12,11 +12,21 @@ import pytest
 
 from harness.demo import DemoError, DemoOptions, default_day, run_demo
 from observer.trading_calendar import TradingCalendar
+from tests.test_notifier import TOKEN, Receiver
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
+    receiver = Receiver()  # --notify: the day's alerts go to this webhook
+    hook = f"json://127.0.0.1:{receiver.port}/hook/{TOKEN}"
+    try:
+        _short_demo_day(tmp_path, hook, receiver)
+    finally:
+        receiver.close()
+
+
+def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     # A market of 600 stocks (not 2,500): 08:00-09:00 at 240x (15 s: the jobs build the
     # masters and the universe), then Track A's first cycles at 120x (5 wall seconds each),
     # Track B from 09:30, a dropped WebSocket session at 09:40 (the light faults) and its
@@ -27,7 +37,7 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
         [sys.executable, "-m", "observer", "demo", "--data-dir", "demo-data", "--date",
          "2026-11-20", "--start", "08:00", "--until", "09:45", "--speed", "120",
          "--idle-speed", "240", "--stocks", "600", "--accounts", "1", "--faults", "light",
-         "--json"],
+         "--notify", hook, "--json"],
         capture_output=True, text=True, timeout=240, cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -75,6 +85,13 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     assert gaps["recovered_bars"] >= 41
     assert 41 <= gaps["queue_peak"] <= 100  # the daemon's own count: the drop's gaps at once
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()
+    # --notify: a real message at the notifier's start, recorded, and the URL's secret in
+    # no file of the demo (its configuration, database, logs, outboxes).
+    assert "[INFO] notifier_started" in receiver.titles()
+    assert summary["notifications"]["sent"] >= 1
+    assert summary["processes"]["notifier"] == {"restarts": 0, "state": "running"}
+    for path in (p for p in data.rglob("*") if p.is_file()):
+        assert TOKEN.encode() not in path.read_bytes(), path
 
 
 def test_the_demo_never_empties_a_folder_it_did_not_create(tmp_path: Path) -> None:

@@ -78,8 +78,9 @@ def loaded_before_ready(*args: str | Path) -> set[str]:
         (("universe", "build", "--date", "2026-11-20"), set()),
         (("master-file", "update", "--all"), {"httpx"}),  # the master files' URLs
         (("backup", "run"), set()),
+        (("notifier", "run"), set()),  # apprise (its channels are checked), not the database
     ],
-    ids=["track_a", "track_b", "gap_recovery", "universe", "master_file", "backup"],
+    ids=["track_a", "track_b", "gap_recovery", "universe", "master_file", "backup", "notifier"],
 )
 def test_a_worker_is_ready_before_it_loads_its_work(
     config: Path, args: tuple[str, ...], allowed: set[str]

@@ -344,6 +344,12 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
             lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 30,
             60, "a third of the cycle",
         )  # fmt: skip
+        # The universe came: the alert's condition is over, and Track A says so.
+        wait_until(
+            lambda: session.rows("select code from alert_resolutions")
+            == [("track_a_no_universe",)],
+            60, "the alert resolved",
+        )  # fmt: skip
         assert session.proc is not None
         session.proc.kill()
         session.proc.wait(30)

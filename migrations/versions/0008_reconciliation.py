@@ -1,6 +1,6 @@
 """reconciliation of the stream with the minute bars
 
-Revision ID: 0008_reconciliation
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-22 15:33:36.441058
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0008_reconciliation'
+revision = '0008'
 down_revision = '0007'
 branch_labels = None
 depends_on = None

@@ -19,6 +19,10 @@ from sqlalchemy.orm import Session
 from bus.events import SlotTrigger
 from observer.db.models import (
     AUDITED_MODELS,
+    AlertAckedRow,
+    AlertDeliveryRow,
+    AlertResolvedRow,
+    AlertRow,
     BarRow,
     BusConflict,
     BusOffset,
@@ -26,9 +30,7 @@ from observer.db.models import (
     Instrument,
     MasterFileCheckedRow,
     MasterFileState,
-    MinuteCheckRow,
     PriceSnapshotRow,
-    ReconciliationRow,
     SlotDecisionRow,
     TrackACycleRow,
     TradeTickRow,
@@ -38,28 +40,25 @@ from observer.db.models import (
 from observer.phases import KST
 
 __all__ = [
+    "AlertRecords",
     "Conflict",
     "HeldSlot",
     "SourceAudit",
     "active_listings",
+    "alert_records",
     "audit_sources",
     "committed_offsets",
     "conflicts",
     "cycle_summarised",
     "cycle_symbols",
     "cycles_of",
-    "gaps_of",
     "held_slots",
     "master_file_checks",
     "master_file_sha",
+    "master_files_checked_ns",
     "open_gaps",
-    "reconciled_minutes",
-    "reconciled_symbols",
-    "recovered_bar_minutes",
     "recovered_minutes",
-    "slot_events_between",
     "snapshots_of_cycles",
-    "tick_minutes",
     "universe_of",
     "universe_published",
     "universe_references",
@@ -354,93 +353,54 @@ def held_slots(conn: Connection, source: str, day: date) -> list[HeldSlot]:
     return sorted(found, key=lambda h: (h.account, h.slot, h.symbol))
 
 
-# ------------------------------------------------------------------ reconciliation
+def master_files_checked_ns(conn: Connection) -> int | None:
+    """When the master file checked longest ago was last checked; None before any check."""
+    return conn.execute(select(func.min(MasterFileState.checked_ns))).scalar()
 
-_MINUTE_NS = 60 * 1_000_000_000
 
+@dataclass(frozen=True, slots=True)
+class AlertRecords:
+    """Alerts since an instant and what became of them, read in one snapshot.
 
-def slot_events_between(
-    conn: Connection, lo_ns: int, hi_ns: int
-) -> list[tuple[str, str, str, int]]:
-    """Track B's slot decisions in ``[lo_ns, hi_ns)``, in order.
-
-    Rows of ``action, symbol, replaced_symbol, produced_ns``.
+    Rows of ``alerts``: ``source, seq, produced_ns, severity, code, subject, message``;
+    ``resolutions``: ``source, seq, produced_ns, severity, code, subject, message``;
+    ``acks``: ``alert_source, alert_seq, produced_ns, by``; ``deliveries``:
+    ``channel, kind, outcome, alerts, produced_ns``, each list oldest first.
     """
-    s = SlotDecisionRow
-    query = (
-        select(s.action, s.symbol, s.replaced_symbol, s.produced_ns)
-        .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns)
-        .order_by(s.produced_ns, s.seq)
-    )
-    return [(a, sym, rep, at) for a, sym, rep, at in conn.execute(query)]
+
+    alerts: Sequence[Row[str, int, int, str, str, str, str]]
+    resolutions: Sequence[Row[str, int, int, str, str, str, str]]
+    acks: Sequence[Row[str, int, int, str]]
+    deliveries: Sequence[Row[str, str, str, list[Any], int]]
 
 
-def tick_minutes(
-    conn: Connection, symbol: str, lo_ns: int, hi_ns: int
-) -> dict[int, tuple[int, int]]:
-    """The stored trades of ``symbol`` per minute of their exchange stamp: (volume, count)."""
-    t = TradeTickRow
-    minute = t.exchange_ns - t.exchange_ns % _MINUTE_NS
-    query = (
-        select(minute, func.sum(t.qty), func.count())
-        .where(t.symbol == symbol, t.exchange_ns >= lo_ns, t.exchange_ns < hi_ns)
-        .group_by(minute)
-    )
-    return {int(m): (int(volume), int(count)) for m, volume, count in conn.execute(query)}
-
-
-def recovered_bar_minutes(conn: Connection, symbol: str, lo_ns: int, hi_ns: int) -> set[int]:
-    """The minutes in ``[lo_ns, hi_ns)`` whose bar gap recovery has stored for ``symbol``."""
-    query = select(BarRow.minute_ns).where(
-        BarRow.symbol == symbol,
-        BarRow.quality == "recovered",
-        BarRow.minute_ns >= lo_ns,
-        BarRow.minute_ns < hi_ns,
-    )
-    return set(conn.execute(query).scalars())
-
-
-def gaps_of(
-    conn: Connection, symbol: str, lo_ns: int, hi_ns: int
-) -> list[tuple[str, int, int, str, str]]:
-    """The recorded gaps of ``symbol`` that touch ``[lo_ns, hi_ns)``.
-
-    Rows of ``gap_id, start_ns, end_ns, reason, state``.
-    """
-    query = select(Gap.gap_id, Gap.start_ns, Gap.end_ns, Gap.reason, Gap.state).where(
-        Gap.symbol == symbol, Gap.start_ns < hi_ns, Gap.end_ns >= lo_ns
-    )
-    return [(g, start, end, reason, state) for g, start, end, reason, state in conn.execute(query)]
-
-
-def reconciled_symbols(conn: Connection, day: date) -> set[str]:
-    """The symbols with a stored reconciliation of ``day``."""
-    query = select(ReconciliationRow.symbol).where(ReconciliationRow.trade_date == day)
-    return set(conn.execute(query).scalars())
-
-
-def reconciled_minutes(
-    conn: Connection, day: date
-) -> tuple[list[tuple[str, int, str, int, int, str]], int]:
-    """``day``'s newest reconciliation of each symbol: its minutes, and the calls it cost.
-
-    Minutes as rows of ``symbol, minute_ns, status, stored_volume, bar_volume, gap_id``.
-    """
-    r = ReconciliationRow
-    headers = conn.execute(
-        select(r.symbol, r.source, r.seq, r.calls)
-        .where(r.trade_date == day)
-        .order_by(r.produced_ns, r.seq)
-    ).all()
-    newest = {symbol: (source, seq, calls) for symbol, source, seq, calls in headers}
-    chosen = {(source, seq) for source, seq, _ in newest.values()}
-    c = MinuteCheckRow
-    query = select(
-        c.source, c.seq, c.symbol, c.minute_ns, c.status, c.stored_volume, c.bar_volume, c.gap_id
-    ).where(c.trade_date == day)
-    rows = [
-        (symbol, minute, status, stored, bar, gap_id)
-        for source, seq, symbol, minute, status, stored, bar, gap_id in conn.execute(query)
-        if (source, seq) in chosen
-    ]
-    return sorted(rows), sum(calls for _, _, calls in newest.values())
+def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
+    """The alerts, resolutions, acks and deliveries produced since ``since_ns``."""
+    notices = [
+        select(
+            table.source, table.seq, table.produced_ns, table.severity, table.code,
+            table.subject, table.message,
+        )
+        .where(table.produced_ns >= since_ns)
+        .order_by(table.produced_ns, table.source, table.seq)
+        for table in (AlertRow, AlertResolvedRow)
+    ]  # fmt: skip
+    acks = (
+        select(AlertAckedRow.alert_source, AlertAckedRow.alert_seq, AlertAckedRow.produced_ns,
+               AlertAckedRow.by)
+        .where(AlertAckedRow.produced_ns >= since_ns)
+        .order_by(AlertAckedRow.produced_ns)
+    )  # fmt: skip
+    deliveries = (
+        select(AlertDeliveryRow.channel, AlertDeliveryRow.kind, AlertDeliveryRow.outcome,
+               AlertDeliveryRow.alerts, AlertDeliveryRow.produced_ns)
+        .where(AlertDeliveryRow.produced_ns >= since_ns)
+        .order_by(AlertDeliveryRow.produced_ns)
+    )  # fmt: skip
+    with _snapshot(conn):
+        return AlertRecords(
+            alerts=conn.execute(notices[0]).all(),
+            resolutions=conn.execute(notices[1]).all(),
+            acks=conn.execute(acks).all(),
+            deliveries=conn.execute(deliveries).all(),
+        )

@@ -23,6 +23,7 @@ __all__ = [
     "configured_credentials",
     "load_credentials",
     "read_key_pairs",
+    "read_owner_only",
 ]
 
 
@@ -91,7 +92,7 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
         return Credentials(alias, Secret(key), Secret(secret))
     if file is None:
         raise ConfigError(f"no credentials for {alias!r}: set {prefix}APP_KEY/APP_SECRET")
-    raw = _read_owner_only(file, f"credential file {file} for {alias!r}")
+    raw = read_owner_only(file, f"credential file {file} for {alias!r}")
     try:
         parsed = msgspec.toml.decode(raw, type=_CredentialFile)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -101,7 +102,7 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
     return Credentials(alias, Secret(parsed.app_key), Secret(parsed.app_secret))
 
 
-def _read_owner_only(file: Path, what: str) -> bytes:
+def read_owner_only(file: Path, what: str) -> bytes:
     """The bytes of ``file``, which must be owner-only; `ConfigError` naming ``what`` if not."""
     try:
         mode = stat.S_IMODE(file.stat().st_mode)
@@ -130,7 +131,7 @@ def read_key_pairs(file: Path | None, text: str | None) -> dict[str, str] | None
     """
     if file is not None:
         where = f"app keys file {file}"
-        content = _read_owner_only(file, where).decode(errors="replace")
+        content = read_owner_only(file, where).decode(errors="replace")
         entries = [
             (f"line {n}", line.strip())
             for n, line in enumerate(content.splitlines(), start=1)

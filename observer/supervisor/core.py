@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 
-from bus.events import Alert, Event, PhaseChanged, WorkerLifecycle
+from bus.events import Alert, AlertResolved, Event, PhaseChanged, WorkerLifecycle
 from bus.lock import InstanceLock, LockHeld
 from observer.clock import CLOCK_ENV, Clock, now_utc
 from observer.config import Settings
@@ -31,6 +31,7 @@ from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.rules import Rules, metrics_of
 from observer.supervisor.schedule import due_runs, next_run
 from observer.timeline import timeline_from
 
@@ -71,6 +72,9 @@ class Supervisor:
         self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
         self._psutil: dict[str, psutil.Process] = {}
         self._alerting: set[str] = set()
+        self._rules = Rules(settings.supervisor.rules)
+        self._ages_h: dict[str, float] = {}  # age_h.* metrics, read from the database
+        self._fatal: set[str] = set()  # programs parked, until they are running again
         self._phase_tasks: set[asyncio.Task[None]] = set()
         self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
@@ -165,12 +169,17 @@ class Supervisor:
         )
         await control.start()
         metrics = self._serve_metrics()
+        ages = (
+            [self._read_ages(stop)]
+            if any(rule.metric.startswith("age_h.") for rule in self._rules.rules)
+            else []
+        )
         try:
             # The scheduler, the sampler and the control socket's accept loop live as long
             # as the supervisor: one of them failing ends it (exit 1, supervisord restarts
             # it) instead of leaving it up without phases, samples or commands.
             async with alongside(
-                self._follow_schedule(stop), self._sample(stop), control.serving()
+                self._follow_schedule(stop), self._sample(stop), control.serving(), *ages
             ):
                 for program in self.programs.values():
                     if program.kind == "daemon":
@@ -299,12 +308,24 @@ class Supervisor:
         )
         if action == "parked":
             message = f"{program.name} is FATAL: {detail}"
+            self._fatal.add(program.name)
             self._publish(
                 Alert(
                     severity="critical",
                     code="program_fatal",
                     message=message,
                     context={"program": program.name},
+                    subject=program.name,
+                )
+            )
+        elif action == "ready" and program.name in self._fatal:
+            self._fatal.discard(program.name)
+            self._publish(
+                AlertResolved(
+                    code="program_fatal",
+                    severity="critical",
+                    subject=program.name,
+                    message=f"{program.name} is running again",
                 )
             )
         live = {p.name: p.pgid for p in self.programs.values() if p.pid and p.active}
@@ -335,6 +356,18 @@ class Supervisor:
                 rss > limits.rss_alert_bytes,
                 f"programs use {rss >> 20} MiB (limit {limits.rss_alert_bytes >> 20} MiB)",
             )
+            for change in self._rules.judge(metrics_of(self.programs.values(), self._ages_h)):
+                rule = change.rule
+                if change.breached:
+                    log.warning("%s: %s", rule.code, change.message)
+                    alert = Alert(severity=rule.severity, code=rule.code, message=change.message)
+                    self._publish(alert)
+                else:
+                    self._publish(
+                        AlertResolved(
+                            code=rule.code, severity=rule.severity, message=change.message
+                        )
+                    )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
@@ -357,4 +390,33 @@ class Supervisor:
             self._publish(Alert(severity="warning", code=code, message=message))
         elif not over and code in self._alerting:
             self._alerting.discard(code)
-            self._publish(Alert(severity="info", code=f"{code}_cleared", message=message))
+            self._publish(AlertResolved(code=code, severity="warning", message=message))
+
+    async def _read_ages(self, stop: asyncio.Event) -> None:
+        """The ages of data the rules name (``age_h.*``), from the database, periodically."""
+        from observer.db.engine import make_engine  # only a supervisor with such rules
+
+        engine = make_engine(self.settings.database.url, read_only=True)
+        failure = ""
+        try:
+            while not stop.is_set():
+                try:
+                    self._ages_h = await asyncio.to_thread(self._ages_from, engine)
+                    failure = ""
+                except Exception as exc:  # no schema before the writer's first start, ...
+                    if str(exc) != failure:  # said once, not every interval
+                        log.warning("cannot read the ages of data: %s", exc)
+                    failure = str(exc)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
+        finally:
+            engine.dispose()
+
+    def _ages_from(self, engine: Any) -> dict[str, float]:
+        from observer.db.queries import master_files_checked_ns
+
+        with engine.connect() as conn:
+            checked = master_files_checked_ns(conn)
+        if checked is None:
+            return {}  # never checked: the master-file job's own alerts say why
+        return {"master_file": (self.clock.now_ns() - checked) / 3.6e12}

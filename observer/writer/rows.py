@@ -17,6 +17,9 @@ from bus.codec import encode_frame
 from bus.envelope import Envelope
 from bus.events import (
     Alert,
+    AlertAcked,
+    AlertDelivery,
+    AlertResolved,
     EtfDetail,
     Event,
     GapDetected,
@@ -279,6 +282,9 @@ HANDLERS: dict[type[Event], Handler] = {
     StreamStateChanged: _direct(m.StreamStateChangedRow, StreamStateChanged),
     WorkerLifecycle: _direct(m.WorkerLifecycleRow, WorkerLifecycle),
     Reconciliation: _reconciliation,
+    AlertResolved: _direct(m.AlertResolvedRow, AlertResolved),
+    AlertAcked: _direct(m.AlertAckedRow, AlertAcked),
+    AlertDelivery: _direct(m.AlertDeliveryRow, AlertDelivery),
 }
 
 

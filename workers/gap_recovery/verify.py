@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import (
+from observer.db.reconciliation_queries import (
     gaps_of,
     reconciled_symbols,
     recovered_bar_minutes,

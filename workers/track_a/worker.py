@@ -22,7 +22,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from bus.events import Alert, PriceSnapshot, TokenRefreshed, TrackACycle
+from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
@@ -252,6 +252,15 @@ class TrackA(AsyncWorker):
             with self._engine.connect() as conn:
                 members = universe_of(conn, day)
             if members:
+                if day.isoformat() in self._alerted_universe:  # the alert's condition is over
+                    self._alerted_universe.discard(day.isoformat())
+                    self.producer.send(
+                        AlertResolved(
+                            code="track_a_no_universe",
+                            severity="critical",
+                            message=f"the universe for {day} is here: Track A runs",
+                        )
+                    )
                 return [(symbol, market) for symbol, market, _ in members]
             now = self.clock.now_ns() / _NS
             if now >= late_after and day.isoformat() not in self._alerted_universe:

@@ -30,6 +30,9 @@ from observer.db.models.market import (
     TradeTickRow,
 )
 from observer.db.models.operations import (
+    AlertAckedRow,
+    AlertDeliveryRow,
+    AlertResolvedRow,
     AlertRow,
     PhaseChangedRow,
     RejectedEvent,
@@ -52,6 +55,9 @@ from observer.db.models.reference import (
 
 __all__ = [
     "AUDITED_MODELS",
+    "AlertAckedRow",
+    "AlertDeliveryRow",
+    "AlertResolvedRow",
     "AlertRow",
     "Audited",
     "AuditedMany",

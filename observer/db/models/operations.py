@@ -1,4 +1,4 @@
-"""Operations: phases, tokens, alerts, stream states, workers, rejected events."""
+"""Operations: phases, tokens, alerts and their fate, stream states, workers, rejected events."""
 
 # No `from __future__ import annotations`: SQLAlchemy would evaluate every Mapped[...] string
 # again, a fifth of the models' import, which is on the writer's path to READY.
@@ -12,6 +12,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from bus.envelope import MAX_SOURCE_LENGTH
 from observer.db.models.base import Audited, Base
 
 
@@ -43,6 +44,43 @@ class AlertRow(Audited, Base):
     code: Mapped[str] = mapped_column(String(64), index=True)
     message: Mapped[str] = mapped_column(String(2000))
     context: Mapped[dict[str, Any]]
+    subject: Mapped[str] = mapped_column(String(200), server_default="")
+
+
+class AlertResolvedRow(Audited, Base):
+    """Conditions that ended: they close the alerts of the same code and subject."""
+
+    __tablename__ = "alert_resolutions"
+    code: Mapped[str] = mapped_column(String(64), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(String(2000))
+    subject: Mapped[str] = mapped_column(String(200))
+
+
+class AlertAckedRow(Audited, Base):
+    """Operators' acknowledgements of alerts (``alert_source``, ``alert_seq``)."""
+
+    __tablename__ = "alert_acks"
+    alert_source: Mapped[str] = mapped_column(String(MAX_SOURCE_LENGTH))
+    alert_seq: Mapped[int]
+    by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(String(500))
+
+
+class AlertDeliveryRow(Audited, Base):
+    """Every attempt to deliver an alert message to a channel (named, never its URL)."""
+
+    __tablename__ = "alert_deliveries"
+    channel: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int]
+    code: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    alerts: Mapped[list[Any]]  # the "source:seq" of every alert the message covers
+    subject: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(500))
+    error: Mapped[str] = mapped_column(String(2000))
 
 
 class StreamStateChangedRow(Audited, Base):

@@ -1,0 +1,127 @@
+"""What became of each alert: open, acknowledged or resolved, and where it was delivered.
+
+An alert is known by its envelope's identity, ``source:seq``. One of severity warning or
+above is *open* until an operator acknowledges it (`bus.events.AlertAcked`) or an
+`bus.events.AlertResolved` with the same ``code`` and ``subject`` comes after it; an info
+alert is a note and never open. The notifier, ``observer alerts`` and anyone counting open
+alerts read the same records (`observer.db.queries.alert_records`) through this module.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from bus.events import Severity
+
+if TYPE_CHECKING:
+    from observer.db.queries import AlertRecords
+
+__all__ = [
+    "SEVERITY_RANK",
+    "AlertState",
+    "Notice",
+    "alert_id",
+    "alert_states",
+    "delivered_channels",
+    "notices_of",
+    "parse_alert_id",
+]
+
+SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+State = Literal["open", "acked", "resolved", "info"]
+
+
+def alert_id(source: str, seq: int) -> str:
+    """The identity of an alert (or a resolution) as operators write it: ``source:seq``."""
+    return f"{source}:{seq}"
+
+
+def parse_alert_id(text: str) -> tuple[str, int]:
+    """``(source, seq)`` of an alert id; `ValueError` if it is not ``source:seq``."""
+    source, _, seq = text.rpartition(":")
+    if not source or not seq.isdigit():
+        raise ValueError(f"{text!r} is not an alert id (source:seq, as `observer alerts` shows)")
+    return source, int(seq)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """An alert, or a resolution of one, as it is routed and sent."""
+
+    id: str  # "source:seq"
+    kind: Literal["alert", "resolved"]
+    produced_ns: int
+    severity: Severity
+    code: str
+    subject: str
+    message: str
+
+    @property
+    def condition(self) -> tuple[str, str]:
+        """What a resolution clears: ``(code, subject)``."""
+        return (self.code, self.subject)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """One alert and what became of it."""
+
+    notice: Notice
+    state: State
+    acked_by: str = ""
+    delivered: tuple[str, ...] = ()  # channels that were sent a message covering it
+
+
+def notices_of(rows: Iterable[Sequence[Any]], kind: Literal["alert", "resolved"]) -> list[Notice]:
+    """Notices from rows of ``source, seq, produced_ns, severity, code, subject, message``."""
+    return [
+        Notice(alert_id(source, seq), kind, at, cast(Severity, severity), code, subject, message)
+        for source, seq, at, severity, code, subject, message in rows
+    ]
+
+
+def delivered_channels(records: AlertRecords) -> dict[str, set[str]]:
+    """For each alert or resolution id, the channels a sent message covered it on."""
+    sent: dict[str, set[str]] = defaultdict(set)
+    for channel, _kind, outcome, ids, _at in records.deliveries:
+        if outcome == "sent":
+            for each in ids:
+                sent[each].add(channel)
+    return sent
+
+
+def alert_states(records: AlertRecords) -> list[AlertState]:
+    """Every alert of ``records`` with its state, oldest first."""
+    resolved_at: dict[tuple[str, str], list[tuple[int, str, int]]] = defaultdict(list)
+    for source, seq, at, _severity, code, subject, _message in records.resolutions:
+        resolved_at[(code, subject)].append((at, source, seq))
+    acked = {alert_id(source, seq): by for source, seq, _at, by in records.acks}
+    sent = delivered_channels(records)
+    states = []
+    for notice in notices_of(records.alerts, "alert"):
+        state: State
+        if notice.severity == "info":
+            state = "info"
+        elif notice.id in acked:
+            state = "acked"
+        elif any(_after(r, notice) for r in resolved_at.get(notice.condition, ())):
+            state = "resolved"
+        else:
+            state = "open"
+        states.append(
+            AlertState(notice, state, acked.get(notice.id, ""), tuple(sorted(sent[notice.id])))
+        )
+    return states
+
+
+def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
+    """True if the resolution came after the alert (the same instant: only within a source)."""
+    at, source, seq = resolution
+    alert_source, alert_seq = parse_alert_id(alert.id)
+    if at != alert.produced_ns:
+        return at > alert.produced_ns
+    return source == alert_source and seq > alert_seq

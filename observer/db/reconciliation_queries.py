@@ -1,0 +1,120 @@
+"""The read queries of the day's reconciliation with the exchange's minute bars.
+
+Beside `observer.db.queries` (every other read query): what the verify compares, the stored
+ticks per minute, the slot events and gaps that say which minutes were watched and why one
+may be short, and the reconciliations already stored (`workers.gap_recovery.verify`,
+`workers.gap_recovery.report`).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import Connection, func, select
+
+from observer.db.models import (
+    BarRow,
+    Gap,
+    MinuteCheckRow,
+    ReconciliationRow,
+    SlotDecisionRow,
+    TradeTickRow,
+)
+
+__all__ = [
+    "gaps_of",
+    "reconciled_minutes",
+    "reconciled_symbols",
+    "recovered_bar_minutes",
+    "slot_events_between",
+    "tick_minutes",
+]
+
+_MINUTE_NS = 60 * 1_000_000_000
+
+
+def slot_events_between(
+    conn: Connection, lo_ns: int, hi_ns: int
+) -> list[tuple[str, str, str, int]]:
+    """Track B's slot decisions in ``[lo_ns, hi_ns)``, in order.
+
+    Rows of ``action, symbol, replaced_symbol, produced_ns``.
+    """
+    s = SlotDecisionRow
+    query = (
+        select(s.action, s.symbol, s.replaced_symbol, s.produced_ns)
+        .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns)
+        .order_by(s.produced_ns, s.seq)
+    )
+    return [(a, sym, rep, at) for a, sym, rep, at in conn.execute(query)]
+
+
+def tick_minutes(
+    conn: Connection, symbol: str, lo_ns: int, hi_ns: int
+) -> dict[int, tuple[int, int]]:
+    """The stored trades of ``symbol`` per minute of their exchange stamp: (volume, count)."""
+    t = TradeTickRow
+    minute = t.exchange_ns - t.exchange_ns % _MINUTE_NS
+    query = (
+        select(minute, func.sum(t.qty), func.count())
+        .where(t.symbol == symbol, t.exchange_ns >= lo_ns, t.exchange_ns < hi_ns)
+        .group_by(minute)
+    )
+    return {int(m): (int(volume), int(count)) for m, volume, count in conn.execute(query)}
+
+
+def recovered_bar_minutes(conn: Connection, symbol: str, lo_ns: int, hi_ns: int) -> set[int]:
+    """The minutes in ``[lo_ns, hi_ns)`` whose bar gap recovery has stored for ``symbol``."""
+    query = select(BarRow.minute_ns).where(
+        BarRow.symbol == symbol,
+        BarRow.quality == "recovered",
+        BarRow.minute_ns >= lo_ns,
+        BarRow.minute_ns < hi_ns,
+    )
+    return set(conn.execute(query).scalars())
+
+
+def gaps_of(
+    conn: Connection, symbol: str, lo_ns: int, hi_ns: int
+) -> list[tuple[str, int, int, str, str]]:
+    """The recorded gaps of ``symbol`` that touch ``[lo_ns, hi_ns)``.
+
+    Rows of ``gap_id, start_ns, end_ns, reason, state``.
+    """
+    query = select(Gap.gap_id, Gap.start_ns, Gap.end_ns, Gap.reason, Gap.state).where(
+        Gap.symbol == symbol, Gap.start_ns < hi_ns, Gap.end_ns >= lo_ns
+    )
+    return [(g, start, end, reason, state) for g, start, end, reason, state in conn.execute(query)]
+
+
+def reconciled_symbols(conn: Connection, day: date) -> set[str]:
+    """The symbols with a stored reconciliation of ``day``."""
+    query = select(ReconciliationRow.symbol).where(ReconciliationRow.trade_date == day)
+    return set(conn.execute(query).scalars())
+
+
+def reconciled_minutes(
+    conn: Connection, day: date
+) -> tuple[list[tuple[str, int, str, int, int, str]], int]:
+    """``day``'s newest reconciliation of each symbol: its minutes, and the calls it cost.
+
+    Minutes as rows of ``symbol, minute_ns, status, stored_volume, bar_volume, gap_id``.
+    """
+    r = ReconciliationRow
+    headers = conn.execute(
+        select(r.symbol, r.source, r.seq, r.calls)
+        .where(r.trade_date == day)
+        .order_by(r.produced_ns, r.seq)
+    ).all()
+    newest = {symbol: (source, seq, calls) for symbol, source, seq, calls in headers}
+    chosen = {(source, seq) for source, seq, _ in newest.values()}
+    c = MinuteCheckRow
+    query = select(
+        c.source, c.seq, c.symbol, c.minute_ns, c.status, c.stored_volume, c.bar_volume, c.gap_id
+    ).where(c.trade_date == day)
+    rows = [
+        (symbol, minute, status, stored, bar, gap_id)
+        for source, seq, symbol, minute, status, stored, bar, gap_id in conn.execute(query)
+        if (source, seq) in chosen
+    ]
+    return sorted(rows), sum(calls for _, _, calls in newest.values())

@@ -1,0 +1,177 @@
+"""The workers' settings tables: master files, universe, Track A and B, gap recovery, token, backup.
+
+Part of ``observer.toml`` (`observer.config.Settings` holds each under its worker's name);
+kept apart so that the configuration module stays the process-wide tables and the loading.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from observer.config_types import (
+    ClockTime,
+    Percent,
+    Positive,
+    PositiveFloat,
+    Seconds,
+    SecondsOrZero,
+    Strict,
+)
+
+__all__ = [
+    "BackupSettings",
+    "GapRecoverySettings",
+    "MasterFileSettings",
+    "TokenSettings",
+    "TrackASettings",
+    "TrackBSettings",
+    "TriggerSettings",
+    "UniverseSettings",
+]
+
+
+class MasterFileSettings(Strict, frozen=True):
+    """The master-file worker's thresholds: what it downloads, warns about or holds for review."""
+
+    growth_alert_pct: PositiveFloat = 20.0  # archive grew more: download, and warn
+    shrink_hold_pct: PositiveFloat = 10.0  # archive shrank more: hold for review, critical
+    max_new: Annotated[int, Meta(ge=0)] = 100  # more new listings at once: hold for review
+    max_removed: Annotated[int, Meta(ge=0)] = 50  # more removed listings at once: hold
+    max_shrink_pct: PositiveFloat = 10.0  # fewer records than active listings by more: hold
+    quality_alert_pct: Percent = 95.0  # complete % below: warn
+    keep_backups: Positive = 7  # per file, and as many quarantined bad downloads
+    attempts: Positive = 3  # per HEAD or GET, on transport errors and 5xx
+    retry_initial_s: Seconds = 1.0
+    failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
+    ack_timeout_s: Seconds = 60.0
+
+
+class UniverseSettings(Strict, frozen=True):
+    """The daily universe: which stocks Track A covers all day."""
+
+    min_prev_close: Positive = 4_000  # KRW, previous session's close
+    exclude_administrative: bool = True  # 관리종목, stocks under administrative supervision
+    min_symbols: Positive = 100  # fewer: a warning
+    max_failed_pct: Percent = 5.0  # more candidates failed: reuse
+    # The universe is built at 05:00, Track A runs 09:00-15:30: it borrows Track A's share.
+    share_of: str = "track_a"
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+
+
+class TrackASettings(Strict, frozen=True):
+    """Track A: the whole universe's current prices, every ``interval_min``."""
+
+    interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
+    retry_failed: bool = True  # a symbol whose attempts all failed gets one more pass
+    universe_alert_s: Seconds = 60.0  # no universe this long after a cycle was due: alert
+
+
+class TriggerSettings(Strict, frozen=True):
+    """One trigger of Track B's symbol selection: when it fires, how strong, how long."""
+
+    enabled: bool = True
+    threshold: PositiveFloat = 3.0  # the measure at which it fires (a ratio, or trades/s)
+    full_at: PositiveFloat = 5.0  # the measure at which its strength reaches 1
+    ttl_s: Seconds = 300.0  # it lapses unless renewed within this
+    weight: PositiveFloat = 10.0  # priority score = weight x (1 + strength) + cap factor
+
+
+def _volume_surge() -> TriggerSettings:
+    return TriggerSettings(threshold=3.0, full_at=5.0, ttl_s=300.0, weight=10.0)
+
+
+def _trade_velocity() -> TriggerSettings:
+    return TriggerSettings(threshold=10.0, full_at=20.0, ttl_s=180.0, weight=8.0)
+
+
+def _volatility_spike() -> TriggerSettings:
+    return TriggerSettings(threshold=2.0, full_at=3.0, ttl_s=300.0, weight=6.0)
+
+
+class TrackBSettings(Strict, frozen=True):
+    """Track B's symbol selection (triggers, priority score) and its real-time slots."""
+
+    volume_surge: TriggerSettings = msgspec.field(default_factory=_volume_surge)
+    trade_velocity: TriggerSettings = msgspec.field(default_factory=_trade_velocity)
+    volatility_spike: TriggerSettings = msgspec.field(default_factory=_volatility_spike)
+    manual_weight: PositiveFloat = 5.0  # pins: strength 1, no expiry, never replaced
+    velocity_window_s: Seconds = 10.0  # trades/s over this many seconds of ticks
+    # Cumulative share of a day's volume traded by each time (KST), for "volume so far
+    # against the 20-day average for the same elapsed part of the session"; linear between.
+    volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
+        ("09:00", 0.0), ("09:30", 0.16), ("10:00", 0.25), ("11:00", 0.38), ("12:00", 0.48),
+        ("13:00", 0.57), ("14:00", 0.68), ("15:00", 0.82), ("15:20", 0.91), ("15:30", 1.0),
+    )  # fmt: skip
+    registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
+    books: bool = False  # also H0STASP0: a symbol then takes two registrations
+    replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
+    min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
+    overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical
+    evaluate_s: Seconds = 5.0  # how often slots are re-evaluated
+    sync_lead_s: Seconds = 10.0  # context sync this long before full operation (09:29:50)
+    silence_expected_s: Seconds = 0.5  # a liquid stock trades twice a second ...
+    silence_tolerance_s: SecondsOrZero = 0.2  # ... and 20 % beyond
+    # ... where the expected interval is at least this many times the symbol's own (its
+    # ticks over the last silence_window_s; 0: the fixed expected interval alone)
+    silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
+    silence_window_s: Seconds = 60.0
+    unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
+    # A registration KIS refuses: the symbol is released and barred. Transient codes (OPSP0007
+    # and any code not listed below) for refusal_retry_s, doubling per refusal of the symbol
+    # up to refusal_retry_max_s; these codes for the rest of the day (OPSP0008, a session KIS
+    # counts full, closes the slot instead).
+    refusal_retry_s: Seconds = 30.0
+    refusal_retry_max_s: Seconds = 600.0
+    refusal_permanent_codes: tuple[str, ...] = ("OPSP8991", "OPSP8992", "OPSP8993")
+    refused_error_share: Annotated[float, Meta(gt=0, le=1)] = 0.25  # of slots: alert as error
+    limit_lock_s: SecondsOrZero = 30.0  # trades at a price limit this long: limit-locked
+    # Reconnects per account per hour; when spent the account is down (alerted, its slots
+    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
+    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
+
+
+class GapRecoverySettings(Strict, frozen=True):
+    """The gap-recovery worker: which gaps are recovered, in what order, and how."""
+
+    immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
+    queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
+    long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
+    settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
+    requests_per_account: Positive = 2  # recoveries in flight per account
+    max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable
+    backoff_initial_s: Seconds = 1.0  # then doubling, up to backoff_max_s
+    backoff_max_s: Seconds = 30.0
+    sweep_s: Seconds = 30.0  # re-read pending gaps from the database this often
+    # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
+    verify: bool = True  # run it on session days, once Track B's stream has ended
+    verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it
+    # A minute is compared only if its slot was held this long before and after it: the
+    # registration's round trip, and the release published after the unregistration.
+    verify_edge_s: SecondsOrZero = 2.0
+    verify_attempts: Positive = 3  # runs for symbols whose bars could not be had, then alert
+
+    def __post_init__(self) -> None:
+        if self.immediate_max_s > self.queue_max_s:
+            raise ValueError("gap_recovery.immediate_max_s must not exceed queue_max_s")
+
+
+class TokenSettings(Strict, frozen=True):
+    """The token job: the one issuer of every account's token and approval key."""
+
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first try; then critical
+    retry_initial_s: Seconds = 2.0  # doubling, with full jitter (clock seconds)
+    retry_max_s: Seconds = 30.0
+
+
+class BackupSettings(Strict, frozen=True):
+    """``observer db backup`` and the scheduled backup job."""
+
+    dir: str = ""  # where backups go; empty: <data_dir>/backups
+    keep: Annotated[int, Meta(ge=1, le=1000)] = 7  # newest verified backups kept
+    # Folders under data_dir copied beside the database (missing ones are skipped).
+    files: tuple[str, ...] = ("universe", "masters/current", "captures")

@@ -1,0 +1,288 @@
+"""Alerts without processes: grouping and reminders (properties), routing, channel URLs and
+their secrets, alert states, and the supervisor's threshold rules."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from observer.alerts import Notice, alert_states, parse_alert_id
+from observer.config import ChannelSettings, NotifierSettings, ThresholdRule, load_settings
+from observer.db.queries import AlertRecords
+from observer.errors import ConfigError
+from observer.logs import mask_secrets
+from observer.supervisor.program import State
+from observer.supervisor.rules import Rules, metrics_of
+from observer.writer.store import Store
+from workers.notifier.channels import Target, channel_urls, targets_from
+from workers.notifier.messages import Grouper, Message
+
+GROUP_S, REPEAT_S, REMIND_S = 10.0, 60.0, 100.0
+MAIL = "mailto://127.0.0.1:2525?mode=insecure&from=observer@example.com"
+
+step = st.one_of(
+    st.tuples(st.just("alert"), st.sampled_from("ab"), st.sampled_from(["warning", "critical"]),
+              st.sampled_from(["", "x"])),
+    st.tuples(st.just("resolve"), st.sampled_from("ab"), st.just("critical"),
+              st.sampled_from(["", "x"])),
+    st.tuples(st.just("ack"), st.integers(0, 30)),
+    st.tuples(st.just("wait"), st.floats(0, 150)),
+)  # fmt: skip
+
+
+def notice(n: int, kind: str, code: str, severity: str, subject: str, at: float) -> Notice:
+    return Notice(f"t:{n}", kind, int(at * 1e9), severity, code, subject, f"m{n}")  # type: ignore[arg-type]
+
+
+@given(st.lists(step, max_size=40))
+def test_every_alert_is_in_exactly_one_message_and_repeats_are_spaced(
+    steps: list[tuple[Any, ...]],
+) -> None:
+    grouper = Grouper(GROUP_S, REPEAT_S, REMIND_S)
+    now, n = 0.0, 0
+    added: list[Notice] = []
+    out: list[tuple[float, Message]] = []
+    open_after: dict[tuple[str, str], float] = {}  # condition -> when it stopped being open
+    for action, *args in steps:
+        if action == "wait":
+            now += args[0]
+        elif action == "ack":
+            alerts = [a for a in added if a.kind == "alert"]
+            if alerts:
+                chosen = alerts[args[0] % len(alerts)]
+                grouper.acked(chosen.id)
+        else:
+            n += 1
+            kind = "alert" if action == "alert" else "resolved"
+            added.append(notice(n, kind, args[0], args[1], args[2], now))
+            grouper.add(added[-1], now)
+            if kind == "resolved":
+                open_after[(args[0], args[2])] = now
+        out += [(now, m) for m in grouper.due(now)]
+    now += GROUP_S + REPEAT_S + 1
+    out += [(now, m) for m in grouper.due(now)]
+
+    by_id = {a.id: a for a in added}
+    alert_messages = [(at, m) for at, m in out if m.kind == "alert"]
+    covered = sorted(i for _, m in alert_messages for i in m.alerts if by_id[i].kind == "alert")
+    assert covered == sorted(a.id for a in added if a.kind == "alert")  # once each
+    resolutions = sorted(a.id for a in added if a.kind == "resolved")
+    told = sorted(i for _, m in out for i in m.alerts if by_id[i].kind == "resolved")
+    assert told == resolutions  # in a resolved message, or in the alert message that followed
+    assert all(
+        by_id[i].kind == "resolved" for _, m in out if m.kind == "resolved" for i in m.alerts
+    )
+    last: dict[tuple[str, str, str], float] = {}
+    for at, m in alert_messages:
+        alerts = [by_id[i] for i in m.alerts if by_id[i].kind == "alert"]
+        assert {(a.code, a.severity, a.subject) for a in alerts} == {
+            (m.code, m.severity, m.subject)
+        }
+        key = (m.code, m.severity, m.subject)
+        assert at - last.get(key, -REPEAT_S) >= REPEAT_S  # one per condition per repeat_s
+        assert at >= alerts[0].produced_ns / 1e9 + GROUP_S  # the group's window passed
+        last[key] = at
+    # A resolution goes out after the messages of the alerts it follows.
+    for index, (_, m) in enumerate(out):
+        if m.kind == "resolved":
+            resolution = by_id[m.alerts[0]]
+            earlier = [
+                a.id for a in added[: added.index(resolution)]
+                if a.kind == "alert" and a.condition == resolution.condition
+            ]  # fmt: skip
+            sent_before = {i for _, msg in out[:index] if msg.kind == "alert" for i in msg.alerts}
+            assert set(earlier) <= sent_before
+    for _at, m in out:
+        if m.kind == "reminder":
+            assert m.severity == "critical" and m.alerts
+            assert all(by_id[i].severity == "critical" for i in m.alerts)
+
+
+def test_fifty_identical_warnings_are_one_message_with_their_count() -> None:
+    grouper = Grouper(GROUP_S, REPEAT_S, REMIND_S)
+    for n in range(50):
+        grouper.add(notice(n, "alert", "disk", "warning", "", n * 0.1), n * 0.1)
+    assert grouper.due(9.0) == []  # the window is still open
+    [message] = grouper.due(10.0)
+    assert message.title == "[WARNING] disk x50" and len(message.alerts) == 50
+    grouper.add(notice(99, "alert", "disk", "warning", "", 20.0), 20.0)
+    assert grouper.due(69.0) == []  # repeat_s after the last message
+    [again] = grouper.due(70.0)
+    assert again.alerts == ("t:99",)
+
+
+def test_an_open_critical_is_reminded_until_acknowledged_or_resolved() -> None:
+    grouper = Grouper(GROUP_S, REPEAT_S, REMIND_S)
+    grouper.add(notice(1, "alert", "fatal", "critical", "track_a", 0.0), 0.0)
+    [_first] = grouper.due(10.0)
+    assert grouper.due(109.0) == []
+    [reminder] = grouper.due(110.0)
+    assert reminder.kind == "reminder" and reminder.alerts == ("t:1",)
+    assert "observer alerts ack t:1" in reminder.body
+    grouper.acked("t:1")
+    assert grouper.due(1000.0) == [] and grouper.open_critical == 0
+    grouper.add(notice(2, "alert", "fatal", "critical", "track_a", 1000.0), 1000.0)
+    grouper.add(notice(3, "resolved", "fatal", "critical", "track_a", 1001.0), 1001.0)
+    assert grouper.due(1001.0) == []  # the resolution waits for the alert held back
+    alert, resolution = grouper.due(1010.0)  # which goes first, then its end
+    assert (alert.kind, resolution.kind) == ("alert", "resolved")
+    assert grouper.due(5000.0) == []
+
+
+def test_alert_states(tmp_path: Path) -> None:
+    records = AlertRecords(
+        alerts=[
+            ("sup", 1, 100, "critical", "program_fatal", "track_a", "FATAL"),
+            ("sup", 2, 200, "warning", "cpu_high", "", "hot"),
+            ("sup", 3, 300, "critical", "program_fatal", "track_b", "FATAL"),
+            ("sup", 4, 400, "info", "backup_made", "", "ok"),
+            ("sup", 6, 600, "critical", "program_fatal", "track_a", "FATAL again"),
+        ],
+        resolutions=[("sup", 5, 500, "critical", "program_fatal", "track_a", "running")],
+        acks=[("sup", 2, 250, "ops")],
+        deliveries=[("hook", "alert", "sent", ["sup:1", "sup:3"], 150),
+                    ("mail", "alert", "failed", ["sup:1"], 150)],
+    )  # fmt: skip
+    states = {s.notice.id: s for s in alert_states(records)}
+    assert {i: s.state for i, s in states.items()} == {
+        "sup:1": "resolved", "sup:2": "acked", "sup:3": "open", "sup:4": "info", "sup:6": "open",
+    }  # fmt: skip
+    assert states["sup:1"].delivered == ("hook",) and states["sup:2"].acked_by == "ops"
+    assert parse_alert_id("a:b:7") == ("a:b", 7)
+    with pytest.raises(ValueError, match="not an alert id"):
+        parse_alert_id("sup:x")
+
+
+def test_routing_by_severity_and_code() -> None:
+    def target(**routing: Any) -> Target:
+        return Target("t", "t", ChannelSettings(**routing), None)
+
+    assert not target().wants("x", "info") and target().wants("x", "warning")
+    assert target(min_severity="critical").wants("x", "critical")
+    assert not target(min_severity="error").wants("x", "warning")
+    assert not target(codes=("a",)).wants("b", "critical") and target(codes=("a",)).wants(
+        "a", "warning"
+    )
+    assert not target(exclude_codes=("a",)).wants("a", "critical")
+
+
+def test_channel_urls_from_the_environment_or_an_owner_only_file(tmp_path: Path) -> None:
+    token = "T0kenInPath-9f8e7d6c5b"
+    channels = {"ops": ChannelSettings(), "mail": ChannelSettings()}
+    file = tmp_path / "notify.toml"
+    file.write_text(f'[channels]\nops = ["json://127.0.0.1:9/h/{token}", "ntfy://topic-a1b2c3"]\n')
+    os.chmod(file, 0o644)
+    settings = NotifierSettings(credentials_file=str(file), channels=channels)
+    with pytest.raises(ConfigError, match="owner-only"):
+        channel_urls(settings, {})
+    os.chmod(file, stat.S_IRUSR | stat.S_IWUSR)
+    urls = channel_urls(settings, {"OBSERVER_NOTIFY_MAIL_URLS": f"{MAIL} ntfy://t-zz99"})
+    assert urls == {"ops": [f"json://127.0.0.1:9/h/{token}", "ntfy://topic-a1b2c3"],
+                    "mail": [MAIL, "ntfy://t-zz99"]}  # fmt: skip
+    assert [t.name for t in targets_from(settings, urls)] == ["ops.1", "ops.2", "mail.1", "mail.2"]
+    # Registered: masked wherever they would be logged or put into an event.
+    assert token not in mask_secrets(f"failed to send to json://127.0.0.1:9/h/{token}")
+    assert "topic-a1b2c3" not in mask_secrets("ntfy topic-a1b2c3 unreachable")
+    # The environment wins over the file; a channel the configuration lacks is refused.
+    assert channel_urls(settings, {"OBSERVER_NOTIFY_OPS_URLS": "ntfy://x1y2z3"})["ops"] == [
+        "ntfy://x1y2z3"
+    ]
+    file.write_text('[channels]\nother = ["ntfy://a"]\n')
+    with pytest.raises(ConfigError, match=r"not in \[notifier.channels\]: other"):
+        channel_urls(settings, {})
+    file.write_text(f"channels = 'json://{token}'\n")
+    with pytest.raises(ConfigError) as refused:
+        channel_urls(settings, {})
+    assert token not in str(refused.value)
+
+
+def program(name: str, state: State, counters: dict[str, float], started: float) -> Any:
+    return SimpleNamespace(name=name, state=state, counters=counters, started_at=started)
+
+
+def test_threshold_rules_alert_once_and_resolve() -> None:
+    rules = Rules(
+        (
+            ThresholdRule(code="gap_success_low", metric="gap_recovery.success_pct", below=95.0),
+            ThresholdRule(code="slow", metric="universe.running_s", above=300.0),
+            ThresholdRule(code="stale", metric="age_h.master_file", above=48.0, severity="error"),
+        )
+    )
+    long_ago = time.monotonic() - 400
+    gaps = program("gap_recovery", State.RUNNING, {"success_pct": 90.0}, 1.0)
+    universe = program("universe", State.RUNNING, {}, long_ago)
+    changes = rules.judge(metrics_of([gaps, universe], {"master_file": 50.0}))
+    assert [(c.rule.code, c.breached) for c in changes] == [
+        ("gap_success_low", True), ("slow", True), ("stale", True),
+    ]  # fmt: skip
+    assert changes[0].message == "gap_recovery.success_pct is below 95: 90"
+    assert rules.judge(metrics_of([gaps, universe], {"master_file": 50.0})) == []  # once
+    gaps.counters = {"success_pct": 99.0}
+    universe.state = State.EXITED
+    changes = rules.judge(metrics_of([gaps, universe], {}))  # no age: its rule stays as it was
+    assert [(c.rule.code, c.breached) for c in changes] == [
+        ("gap_success_low", False), ("slow", False),
+    ]  # fmt: skip
+    assert rules.breached == {"stale"}
+    changes = rules.judge({"age_h.master_file": 1.0})
+    assert [(c.rule.code, c.breached) for c in changes] == [("stale", False)]
+
+
+def test_the_shipped_rules_and_channel_load() -> None:
+    settings = load_settings()
+    codes = {rule.code for rule in settings.supervisor.rules}
+    assert codes == {"gap_success_low", "gap_queue_high", "context_sync_slow",
+                     "universe_build_slow", "master_file_stale"}  # fmt: skip
+    assert "default" in settings.notifier.channels
+    assert settings.programs["notifier"].command == ("observer", "notifier", "run")
+
+
+def test_a_rule_needs_one_limit(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[supervisor]\nrules = [{ code = "x", metric = "a.b" }]\n')
+    with pytest.raises(ConfigError, match="give one of above or below"):
+        load_settings(config)
+
+
+def test_the_secret_parts_of_apprise_urls() -> None:
+    from workers.notifier.channels import url_secrets
+
+    bot = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+    found = url_secrets(f"tgram://{bot}/-100123")
+    assert bot in found and "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw" in found
+    assert "MyTopic-Secret" in url_secrets("ntfy://MyTopic-Secret")
+    parts = url_secrets("json://user:pa55word@127.0.0.1:8080/path/T0KEN?token=QQQQQQ")
+    assert {"pa55word", "T0KEN", "QQQQQQ"} <= set(parts) and "127.0.0.1" not in parts
+
+
+def test_alert_records_round_trip_through_the_writer(store: Store) -> None:
+    """On SQLite and PostgreSQL: the writer's rows of the alert events read back as states."""
+    from bus.codec import decode_parts, encode_frame
+    from bus.envelope import Envelope
+    from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved
+    from observer.db.queries import alert_records
+
+    events = [
+        Alert(severity="critical", code="program_fatal", subject="track_a", message="FATAL"),
+        Alert(severity="warning", code="cpu_high", message="hot"),
+        AlertDelivery(channel="ops", kind="alert", outcome="sent", attempt=1, code="cpu_high",
+                      severity="warning", alerts=("sup:1", "sup:2")),
+        AlertResolved(code="program_fatal", severity="critical", subject="track_a",
+                      message="running again"),
+        AlertAcked(alert_source="sup", alert_seq=2, by="ops"),
+    ]  # fmt: skip
+    envelopes = [Envelope("sup", n, 10 + n, e) for n, e in enumerate(events, start=1)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with store.engine.connect() as conn:
+        records = alert_records(conn, 0)
+    assert records.deliveries[0][3] == ["sup:1", "sup:2"]
+    states = {s.notice.id: (s.state, s.delivered, s.acked_by) for s in alert_states(records)}
+    assert states == {"sup:1": ("resolved", ("ops",), ""), "sup:2": ("acked", ("ops",), "ops")}

@@ -1,0 +1,398 @@
+"""The notifier as a real process with a real writer: a local webhook receiver (aiohttp) and a
+local SMTP server (aiosmtpd) are its apprise targets.
+
+Each alert is delivered once per channel that takes it, identical ones are grouped, a
+receiver that is down gets its messages once it is back (every failed attempt recorded),
+resolutions are sent, a notifier killed before delivering delivers after its restart, and
+the URLs' secrets are nowhere in the database, the logs or the outboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiosmtpd.controller import Controller
+
+from bus.events import Alert, AlertResolved
+from bus.producer import Producer
+from tests.support import ROOT, WriterProcess, db_rows, wait_until
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "hooktoken-7Qx9Lm2Vb8Rt"  # in the webhook's path: a secret, like a Slack token
+PASSWORD = "hookpass-Zp4Wn6Kd1Yc3"  # the webhook's basic-auth password
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Receiver:
+    """A webhook receiver on a fixed loopback port that can go down (refuse) and come back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        self.site: web.TCPSite | None = None
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.up()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.paths.append(request.path)
+        self.received.append(await request.json())
+        return web.Response(text="ok")
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def up(self) -> None:
+        self.site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        self._run(self.site.start())
+
+    def down(self) -> None:
+        assert self.site is not None
+        self._run(self.site.stop())
+
+    def titles(self) -> list[str]:
+        return [str(m["title"]) for m in list(self.received)]
+
+    def close(self) -> None:
+        self._run(self.runner.cleanup())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+class Mailbox:
+    """aiosmtpd's handler: every message the SMTP server accepts."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in list(self.messages)]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    mailbox, port = Mailbox(), free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+NOTIFIER = """
+[notifier]
+group_s = 1.0
+repeat_s = 60.0
+remind_s = 4.0
+retry_initial_s = 0.2
+retry_max_s = 0.5
+down_after = 2
+sweep_s = 1.0
+[notifier.channels.hook]
+min_severity = "info"
+[notifier.channels.mail]
+min_severity = "critical"
+"""
+
+
+class Rig:
+    """A writer, a notifier process over the two channels, and a producer of alerts."""
+
+    def __init__(self, tmp: Path, receiver: Receiver, smtp_port: int) -> None:
+        self.tmp = tmp
+        self.writer = WriterProcess(
+            tmp, f"sqlite:///{tmp / 'observer.db'}", capture=tmp / "run.cap", extra=NOTIFIER
+        )
+        self.writer.start()
+        self.log = tmp / "notifier.log"
+        hook = f"json://observer:{PASSWORD}@127.0.0.1:{receiver.port}/hook/{TOKEN}"
+        mail = (
+            f"mailto://127.0.0.1:{smtp_port}?mode=insecure"
+            "&from=observer@example.com&to=ops@example.com"
+        )
+        self.env = os.environ | {
+            "OBSERVER_NOTIFY_HOOK_URLS": hook,
+            "OBSERVER_NOTIFY_MAIL_URLS": mail,
+            "PYTHONPATH": str(ROOT),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.producer = Producer("tester", self.writer.ingest, tmp / "outbox-tester")
+
+    def start_notifier(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "observer", "notifier", "run",
+                 "--config", str(self.writer.config)],
+                stdout=log, stderr=log, cwd=self.tmp, env=self.env,
+            )  # fmt: skip
+        self.starts += 1
+        wait_until(
+            lambda: (
+                self.log.read_text().count("notifier ready") >= self.starts
+                or self.proc.poll() is not None
+            ),  # type: ignore[union-attr]
+            60,
+            "notifier ready",
+        )
+        assert self.proc.poll() is None, self.log.read_text()
+
+    def kill_notifier(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(30)
+
+    def send(self, *events: Alert | AlertResolved) -> list[str]:
+        """Publish the events at once (one commit, one feed message); their alert ids."""
+        seqs = [self.producer.send(event) for event in events]
+        assert self.producer.wait_acked(30)
+        return [f"tester:{seq}" for seq in seqs]
+
+    def rows(self, sql: str) -> list[Any]:
+        return db_rows(self.writer.url, sql)
+
+    def sent_to(self, channel: str) -> list[list[str]]:
+        """The alert ids of each sent delivery on ``channel``, in order."""
+        return [
+            json.loads(r[0]) if isinstance(r[0], str) else r[0]
+            for r in self.rows(
+                "select alerts from alert_deliveries where outcome = 'sent' "
+                f"and channel = '{channel}' order by produced_ns"
+            )
+        ]
+
+    def observer(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "observer", *args, "--config", str(self.writer.config)],
+            capture_output=True, text=True, cwd=self.tmp, env=self.env, timeout=120,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self.producer.close(drain_timeout=0)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+        self.writer.kill()
+
+
+@pytest.fixture
+def rig(tmp_path: Path, receiver: Receiver, smtp: tuple[Mailbox, int]) -> Iterator[Rig]:
+    r = Rig(tmp_path, receiver, smtp[1])
+    yield r
+    r.close()
+
+
+def warning(n: int) -> Alert:
+    return Alert(severity="warning", code="disk_slow", message=f"disk answered in {n} ms")
+
+
+def until(what: str, condition: Callable[[], Any], timeout: float = 60) -> Any:
+    return wait_until(condition, timeout, what)
+
+
+def test_grouped_delivered_once_retried_resolved_and_secret_free(
+    rig: Rig, receiver: Receiver, smtp: tuple[Mailbox, int]
+) -> None:
+    mailbox = smtp[0]
+    rig.start_notifier()
+    *warnings, critical = rig.send(
+        *(warning(n) for n in range(50)),
+        Alert(severity="critical", code="feed_dead", subject="acct1", message="no ticks for 60 s"),
+    )
+    # 50 identical warnings: one message with their count; the critical one: its own.
+    until("the grouped message", lambda: any("x50" in t for t in receiver.titles()))
+    until("the critical one by mail", lambda: mailbox.subjects())
+    until("the critical one by hook", lambda: any("feed_dead" in t for t in receiver.titles()))
+    assert [t for t in receiver.titles() if "disk_slow" in t] == ["[WARNING] disk_slow x50"]
+    assert receiver.paths[0] == f"/hook/{TOKEN}"
+    assert mailbox.subjects() == ["[CRITICAL] feed_dead (acct1)"]  # mail takes critical only
+    # Every alert is covered by exactly one sent message per channel that takes it.
+    hook_ids = [i for ids in rig.sent_to("hook") for i in ids]
+    assert sorted(hook_ids) == sorted([*warnings, critical])
+    assert rig.sent_to("mail") == [[critical]]
+
+    # The critical one stays open: a reminder comes, until it is acknowledged.
+    until("a reminder", lambda: any("STILL OPEN" in t for t in receiver.titles()), 30)
+    listed = rig.observer("alerts", "--open", "--json")
+    assert listed.returncode == 0, listed.stderr
+    open_ids = [json.loads(line)["id"] for line in listed.stdout.splitlines()]
+    assert critical in open_ids and warnings[0] in open_ids
+    acked = rig.observer("alerts", "ack", critical, "--note", "looking at it")
+    assert acked.returncode == 0, acked.stderr
+    assert rig.rows("select by, note from alert_acks")[0][1] == "looking at it"
+    listed = rig.observer("alerts", "--json")
+    states = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
+    assert states[critical]["state"] == "acked"
+    assert states[critical]["delivered"] == ["hook", "mail"]
+
+    # The receiver goes down: each failed attempt is recorded, the channel is alerted down
+    # (through the channels that work), and once it is back everything arrives.
+    receiver.down()
+    [late] = rig.send(Alert(severity="error", code="writer_slow", message="commit took 9 s"))
+    until(
+        "failed attempts",
+        lambda: (
+            rig.rows(
+                "select count(*) from alert_deliveries "
+                "where outcome = 'failed' and channel = 'hook'"
+            )[0][0]
+            >= 2
+        ),
+    )
+    until("the channel alerted down", lambda: rig.rows(
+        "select subject from alerts where code = 'notify_channel_down'"))  # fmt: skip
+    attempts = rig.rows(
+        "select attempt, error from alert_deliveries where outcome = 'failed' order by attempt"
+    )
+    assert [a for a, _ in attempts[:2]] == [1, 2] and "127.0.0.1" in attempts[0][1]
+    receiver.up()
+    until("the late alert", lambda: any("writer_slow" in t for t in receiver.titles()))
+    until(
+        "the channel's recovery",
+        lambda: any("[RESOLVED] notify_channel_down (hook)" in t for t in receiver.titles()),
+    )
+    assert [t for t in receiver.titles() if "writer_slow" in t] == ["[ERROR] writer_slow"]
+    assert rig.sent_to("hook").count([late]) == 1
+
+    # A resolution goes to the channels that take its condition's severity.
+    rig.send(AlertResolved(code="feed_dead", subject="acct1", severity="critical",
+                           message="ticks flow again"))  # fmt: skip
+    until("resolved by mail", lambda: "[RESOLVED] feed_dead (acct1)" in mailbox.subjects())
+    until("resolved by hook", lambda: "[RESOLVED] feed_dead (acct1)" in receiver.titles())
+    body = next(m for m in receiver.received if m["title"] == "[RESOLVED] feed_dead (acct1)")
+    assert body["type"] == "success" and "ticks flow again" in body["message"]
+
+    # The URLs' secrets are nowhere: database (and WAL), capture, logs, outboxes, the CLI.
+    rig.kill_notifier()
+    files = [p for p in rig.tmp.rglob("*") if p.is_file()]
+    assert {"observer.db", "run.cap", "notifier.log", "writer.log"} <= {p.name for p in files}
+    for path in files:
+        data = path.read_bytes()
+        for secret in (TOKEN, PASSWORD):
+            assert secret.encode() not in data, f"{secret} in {path}"
+    assert TOKEN not in listed.stdout + listed.stderr
+
+
+def test_alerts_committed_while_the_notifier_was_down_are_delivered_once(
+    rig: Rig, receiver: Receiver
+) -> None:
+    receiver.down()
+    rig.start_notifier()
+    [first] = rig.send(Alert(severity="warning", code="first", message="before the kill"))
+    until("a failed attempt", lambda: rig.rows(
+        "select 1 from alert_deliveries where outcome = 'failed'"))  # fmt: skip
+    rig.kill_notifier()  # between the alert's commit and its delivery
+    [second] = rig.send(Alert(severity="warning", code="second", message="while it was down"))
+    receiver.up()
+    rig.start_notifier()
+    until("both", lambda: {"[WARNING] first", "[WARNING] second"} <= set(receiver.titles()))
+    assert rig.sent_to("hook") == [[first], [second]] or rig.sent_to("hook") == [
+        [second],
+        [first],
+    ]
+    assert sorted(receiver.titles()) == ["[WARNING] first", "[WARNING] second"]
+
+
+def test_a_channel_url_apprise_refuses_stops_the_start_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n{NOTIFIER}')
+    secret = "nonsense-Hq2Lp8Xw5Tz1"
+    env = os.environ | {"OBSERVER_NOTIFY_HOOK_URLS": f"nosuchscheme://{secret}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "observer", "notifier", "run", "--config", str(config)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "URL 1 of alert channel 'hook' is not an apprise URL" in done.stderr
+    assert secret not in done.stdout + done.stderr
+
+
+def test_under_the_supervisor_fatal_and_rules_are_alerted_and_resolved(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supervisor's own alerts reach a person, and so does their end."""
+    from tests.support import WRITER_PROGRAM, SupervisorProcess
+
+    flag = tmp_path / "healthy"
+    flaky = (
+        "import pathlib, runpy, sys\n"
+        f"pathlib.Path({str(flag)!r}).exists() or sys.exit(3)\n"
+        "sys.argv = ['loadgen', '--source', 'flaky', '--events', '0', '--rate', '10']\n"
+        "runpy.run_module('harness.loadgen', run_name='__main__')\n"
+    )
+    programs = f"""
+[programs.notifier]
+kind = "daemon"
+command = ["observer", "notifier", "run"]
+depends_on = ["writer"]
+[programs.flaky]
+kind = "daemon"
+command = ["python", "-c", {json.dumps(flaky)}]
+depends_on = ["writer"]
+max_failures = 2
+backoff_initial_s = 0.05
+"""
+    # Inside [supervisor], which SupervisorProcess writes just before these lines.
+    settings = """
+rules = [{ code = "flaky_long", metric = "flaky.running_s", above = 2.0 }]
+[notifier]
+group_s = 0.5
+[notifier.channels.hook]
+min_severity = "warning"
+"""
+    hook = f"json://127.0.0.1:{receiver.port}/hook/{TOKEN}"
+    monkeypatch.setenv("OBSERVER_NOTIFY_HOOK_URLS", hook)
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + programs, settings=settings)
+    sup.start(healthy=False)
+    until("flaky parked", lambda: sup.program("flaky")["state"] == "fatal")
+    until("the FATAL alert", lambda: "[CRITICAL] program_fatal (flaky)" in receiver.titles())
+    flag.touch()
+    assert sup.ctl("start", "flaky").ok
+    until("its end", lambda: "[RESOLVED] program_fatal (flaky)" in receiver.titles())
+    until("the rule's alert", lambda: "[WARNING] flaky_long" in receiver.titles())
+    assert sup.ctl("stop", "flaky").ok  # running_s is 0 again: the rule is back within limit
+    until("the rule's end", lambda: "[RESOLVED] flaky_long" in receiver.titles())
+    assert sup.rows("select code, subject from alert_resolutions order by produced_ns") == [
+        ("program_fatal", "flaky"),
+        ("flaky_long", ""),
+    ]
+    message = sup.rows("select message from alerts where code = 'flaky_long'")[0][0]
+    assert message.startswith("flaky.running_s is above 2: ")
+    assert sup.terminate() == 0

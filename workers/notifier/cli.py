@@ -1,0 +1,171 @@
+"""``observer notifier run`` (the ``notifier`` daemon) and ``observer alerts [ack ID]``.
+
+``run`` exits 0 on SIGTERM, 1 when the bus fails, 2 on bad configuration (a channel's
+credentials file open to others, a URL apprise does not take) before READY. ``alerts``
+lists the alerts since a day with their state (open, acked, resolved; info alerts are
+notes) and the channels that were sent each; ``alerts ack ID...`` publishes an
+acknowledgement (source ``operator``), which ends the reminders of an open critical alert.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bus.errors import BusError
+from observer.cli_support import fail, settings_or_exit, start_worker
+from observer.clock import clock_from_env, now_utc
+from observer.errors import ConfigError
+from observer.phases import KST
+from observer.runtime import drained
+from workers.notifier import ACK_SOURCE, SOURCE
+
+__all__ = ["alerts_app", "app"]
+
+PROGRAM = "observer notifier"
+_DRAIN_S = 60.0  # for an earlier run's deliveries to reach the database before reading it
+_ACK_WAIT_S = 30.0
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
+
+app = typer.Typer(no_args_is_help=True, help="The alert notifier daemon.")
+alerts_app = typer.Typer(
+    invoke_without_command=True,
+    help="Alerts: list them (open, acknowledged, resolved) and acknowledge them.",
+)
+
+
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Deliver alerts until SIGTERM (the supervisor's ``notifier`` program)."""
+    from workers.notifier.channels import channel_urls, targets_from
+
+    settings = settings_or_exit(PROGRAM, config)
+    try:  # before READY: a refused channel is a failed start, not a silent day
+        targets = targets_from(settings.notifier, channel_urls(settings.notifier))
+    except ConfigError as exc:
+        fail(PROGRAM, str(exc), 2)
+    worker = start_worker(PROGRAM, SOURCE, config)
+    from workers.notifier.worker import AlertNotifier
+
+    # What an earlier instance recorded as sent must be stored before the database is
+    # searched for undelivered alerts, or they would be sent twice.
+    if not drained(worker.producer, worker.notifier, _DRAIN_S):
+        fail(PROGRAM, "the writer has not acknowledged an earlier run's events", 1)
+    worker.run(
+        lambda stop: AlertNotifier(
+            worker.settings, worker.clock, worker.producer, worker.notifier, stop, targets
+        ).run()
+    )
+
+
+def _since(text: str | None) -> datetime:
+    """The instant ``--since`` names (a KST day or an ISO time); default: 7 days ago."""
+    if text is None:
+        return now_utc(clock_from_env()) - timedelta(days=7)
+    try:
+        if len(text) == 10:
+            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=KST)
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        fail("observer alerts", f"--since: {exc}", 2)
+    return moment if moment.tzinfo else moment.replace(tzinfo=KST)
+
+
+@alerts_app.callback()
+def alerts(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="a KST day (YYYY-MM-DD) or ISO time; default 7 days"),
+    ] = None,
+    only_open: Annotated[bool, typer.Option("--open", help="only open alerts")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """List alerts since a day, newest last, with their state and delivery."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from observer.alerts import alert_states
+    from observer.db.engine import make_engine
+    from observer.db.queries import alert_records
+
+    settings = settings_or_exit("observer alerts", config)
+    since_ns = int(_since(since).timestamp() * 1e9)
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            states = alert_states(alert_records(conn, since_ns))
+    finally:
+        engine.dispose()
+    shown = [s for s in states if s.state == "open"] if only_open else states
+    for s in shown:
+        n = s.notice
+        at = datetime.fromtimestamp(n.produced_ns / 1e9, KST)
+        if as_json:
+            line = {
+                "id": n.id, "at": at.isoformat(timespec="seconds"), "severity": n.severity,
+                "code": n.code, "subject": n.subject, "message": n.message, "state": s.state,
+                "acked_by": s.acked_by, "delivered": list(s.delivered),
+            }  # fmt: skip
+            typer.echo(json.dumps(line, ensure_ascii=False))
+            continue
+        about = f"{n.code}({n.subject})" if n.subject else n.code
+        sent = f"  -> {', '.join(s.delivered)}" if s.delivered else ""
+        typer.echo(
+            f"{n.id:<16} {at:%m-%d %H:%M:%S} {n.severity:<8} {s.state:<8} {about}: "
+            f"{n.message}{sent}"
+        )
+    if not shown and not as_json:
+        typer.echo("no open alerts" if only_open else "no alerts")
+
+
+@alerts_app.command()
+def ack(
+    ids: Annotated[list[str], typer.Argument(help="alert ids (source:seq) as listed")],
+    note: Annotated[str, typer.Option(help="why, for the record")] = "",
+    config: ConfigOption = None,
+) -> None:
+    """Acknowledge alerts: they are no longer open, and no reminder follows."""
+    from bus.events import AlertAcked
+    from observer.alerts import alert_states, parse_alert_id
+    from observer.db.engine import make_engine
+    from observer.db.queries import alert_records
+    from observer.runtime import producer_for
+
+    program = "observer alerts ack"
+    settings = settings_or_exit(program, config)
+    try:
+        wanted = [parse_alert_id(text) for text in ids]
+    except ValueError as exc:
+        fail(program, str(exc), 2)
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            known = {s.notice.id for s in alert_states(alert_records(conn, 0))}
+    finally:
+        engine.dispose()
+    unknown = [text for text in ids if text not in known]
+    if unknown:
+        fail(program, f"no alert {', '.join(unknown)}", 1)
+    clock = clock_from_env()
+    try:
+        producer = producer_for(settings, ACK_SOURCE, clock.now_ns)
+    except BusError as exc:  # another ack is being made: its outbox is held
+        fail(program, str(exc), 1)
+    try:
+        for source, seq in wanted:
+            producer.send(
+                AlertAcked(alert_source=source, alert_seq=seq, by=getpass.getuser(), note=note)
+            )
+        if not producer.wait_acked(_ACK_WAIT_S):
+            fail(program, "the writer has not stored the acknowledgement yet; it waits in "
+                 "the outbox and goes with the next `observer alerts ack`", 1)  # fmt: skip
+    finally:
+        producer.close(drain_timeout=0)
+    typer.echo(f"acknowledged {', '.join(ids)}")
