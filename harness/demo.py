@@ -69,6 +69,7 @@ MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("05:30", "/_sim/listing_changes", {"new": 3, "delist": 1, "rename": 1}),
 ]
 
+KILL = "kill:"  # a plan's "kill:PROGRAM" sends SIGKILL to that program's process
 FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "none": [],
     "light": [
@@ -89,7 +90,10 @@ FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     ]
     # Trades the server silently never sends (the session stays up): only the day's
     # reconciliation with the minute bars can find what Track B's detectors miss.
-    + [("11:30", "/_sim/faults", {"tick_loss": {"seconds": 600, "share": 0.2}})],
+    + [("11:30", "/_sim/faults", {"tick_loss": {"seconds": 600, "share": 0.2}})]
+    # Track B killed mid-session (SIGKILL): its successor takes the slots back, each with a
+    # process_restart gap from the last data stored.
+    + [("12:20", f"{KILL}track_b", {})],
 }
 
 
@@ -129,6 +133,7 @@ class DemoState:
     tick_rate: float = 0.0  # Track B's ticks per wall second
     alerts: list[tuple[int, str, str, str]] = field(default_factory=list)  # newest first
     faults_injected: int = 0
+    kills: dict[str, int] = field(default_factory=dict)  # program -> SIGKILLs sent
     cpu: CpuMeter = field(default_factory=lambda: CpuMeter())
 
     def counters(self, program: str) -> dict[str, float]:
@@ -383,7 +388,10 @@ def _follow_day(
                 raise DemoError("the supervisor exited; see its log")
             while plan and now_utc(state.clock) >= plan[0][0]:
                 _, path, body = plan.pop(0)
-                _inject(sim_url, path, body)
+                if path.startswith(KILL):
+                    _kill(state, path.removeprefix(KILL))
+                else:
+                    _inject(sim_url, path, body)
                 state.faults_injected += path != MARKET_EVENTS[0][1]  # news is not a fault
             state.status = request(socket_path, "status", [], 30).data
             _measure(state, (sim, supervisor))
@@ -427,6 +435,15 @@ def _latest_alerts(engine: Engine) -> list[tuple[int, str, str, str]]:
     except Exception:  # the writer has not created the schema yet
         return []
     return [(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
+
+
+def _kill(state: DemoState, name: str) -> None:
+    """SIGKILL the program's process, as a crash would end it (the supervisor restarts it)."""
+    pid = next((p["pid"] for p in state.status.get("programs", []) if p["name"] == name), None)
+    if not pid:
+        raise DemoError(f"the fault plan kills {name}, which is not running")
+    os.kill(pid, signal.SIGKILL)
+    state.kills[name] = state.kills.get(name, 0) + 1
 
 
 def _inject(sim_url: str, path: str, body: dict[str, Any]) -> None:
@@ -487,6 +504,7 @@ def _summary(
         "cpu_s": state.cpu.totals(),
         "healthy": bool(final.get("healthy")),
         "faults_injected": state.faults_injected,
+        "kills": state.kills,
         "events_committed": committed,
         "listings": listings,
         "universe": {
