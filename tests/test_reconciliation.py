@@ -244,7 +244,10 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
         log = tmp_path / "g.log"
         recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
         wait_until(lambda: "reconciliation of 2026-11-20 done" in log.read_text(), 60, "the day")
-        rows = db_rows(url, "select source, symbol, status, minute_ns from reconciliation_minutes")
+        # The log line follows the sends; the rows follow the writer's commit of both symbols.
+        query = "select source, symbol, status, minute_ns from reconciliation_minutes"
+        wait_until(lambda: {r[1] for r in db_rows(url, query)} == {a, b}, 30, "both stored")
+        rows = db_rows(url, query)
         assert {r[0] for r in rows} == {"gap_recovery"}
         lossy_minute = int((fifteen - timedelta(minutes=7)).timestamp()) * S
         # 14:51 .. 14:57 of both (14:50 began with the slot, 14:58 was cut by the release)

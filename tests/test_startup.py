@@ -76,7 +76,9 @@ def loaded_before_ready(*args: str | Path) -> set[str]:
         (("track-b", "run"), set()),
         (("gap-recovery", "run"), set()),
         (("universe", "build", "--date", "2026-11-20"), set()),
-        (("master-file", "update", "--all"), {"httpx"}),  # the master files' URLs
+        # The master files' URLs: httpx, which imports rich for its command line when rich
+        # is installed (it is: typer's).
+        (("master-file", "update", "--all"), {"httpx", "rich"}),
         (("backup", "run"), set()),
         (("notifier", "run"), set()),  # apprise (its channels are checked), not the database
     ],

@@ -58,7 +58,7 @@ from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.verify import Verifier, lanes_for
 
-__all__ = ["SOURCE", "GapRecovery", "Tally"]
+__all__ = ["SOURCE", "GapRecovery", "RecoveryCounters"]
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Job:
 
 
 @dataclass
-class Tally:
+class RecoveryCounters:
     """What the heartbeats report (``observer ctl status``, Prometheus)."""
 
     detected: int = 0
@@ -125,7 +125,7 @@ class GapRecovery(AsyncWorker):
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)
         self.config = settings.gap_recovery
-        self.tally = Tally()
+        self.tally = RecoveryCounters()
         self.jobs: dict[str, Job] = {}  # gap id -> its job, until its final state
         # Gap ids that reached a final state here -> when: the sweep may still read them as
         # pending until the writer has committed that state.

@@ -34,7 +34,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import alert_records
 from observer.notify import Notifier
 from observer.retry import backoff_s
-from observer.runtime import AsyncWorker, beat_forever
+from observer.runtime import AsyncWorker, alongside, beat_forever
 from workers.notifier.channels import Target
 from workers.notifier.messages import Grouper, Message
 
@@ -47,7 +47,7 @@ _POLL_S = 0.05  # wall seconds between looks at the feed and the grouper
 
 
 @dataclass
-class Tally:
+class DeliveryCounters:
     """What the heartbeats report."""
 
     sent: int = 0
@@ -73,7 +73,7 @@ class AlertNotifier(AsyncWorker):
         self.grouper = Grouper(self.config.group_s, self.config.repeat_s, self.config.remind_s)
         self.queues: dict[str, asyncio.Queue[Message]] = {t.name: asyncio.Queue() for t in targets}
         self.seen: dict[str, float] = {}  # notice id -> when taken in (monotonic)
-        self.tally = Tally()
+        self.tally = DeliveryCounters()
         self._engine: Engine = make_engine(settings.database.url, read_only=True)
 
     def counters(self) -> dict[str, float]:
@@ -105,13 +105,11 @@ class AlertNotifier(AsyncWorker):
                 self.producer.send(
                     Alert(severity="info", code="notifier_started", message=f"alerts go to {names}")
                 )
-            async with asyncio.TaskGroup() as group:
-                # A sender or the heartbeat that fails ends the group, and so the process.
-                helpers = [group.create_task(self._serve(t)) for t in self.targets]
-                helpers.append(group.create_task(beat_forever(self.notifier, self.counters)))
+            # A sender or the heartbeat that fails ends the process (and is restarted).
+            async with alongside(
+                beat_forever(self.notifier, self.counters), *(self._serve(t) for t in self.targets)
+            ):
                 await self._follow(feed)
-                for task in helpers:
-                    task.cancel()
         finally:
             feed.close()
             self._engine.dispose()
