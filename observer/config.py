@@ -211,6 +211,10 @@ class SupervisorSettings(Strict, frozen=True):
     control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
     rules: tuple[ThresholdRule, ...] = msgspec.field(default_factory=default_rules)
     data_age_s: Seconds = 60.0  # how often the ages of data (age_h.*) are read
+    # Each program rotates its log file (<log_dir>/<program>.log) past log_max_bytes and
+    # keeps log_keep rotated files (.1 newest).
+    log_max_bytes: Annotated[int, Meta(ge=4096)] = 50 * 1024 * 1024
+    log_keep: Annotated[int, Meta(ge=1, le=1000)] = 5
 
 
 class PhaseSettings(Strict, frozen=True):
