@@ -32,6 +32,7 @@ from observer.config_types import (
     Seconds,
     Strict,
 )
+from observer.disk import DiskSettings
 from observer.errors import ConfigError
 from observer.worker_settings import (
     BackupSettings,
@@ -50,6 +51,7 @@ __all__ = [
     "CalendarSettings",
     "ChannelSettings",
     "DatabaseSettings",
+    "DiskSettings",
     "GapRecoverySettings",
     "KisSettings",
     "LateDay",
@@ -262,6 +264,7 @@ class Settings(Strict, frozen=True):
     backup: BackupSettings = BackupSettings()
     token: TokenSettings = TokenSettings()
     notifier: NotifierSettings = NotifierSettings()
+    disk: DiskSettings = DiskSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property
