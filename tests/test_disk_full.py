@@ -6,11 +6,10 @@ free space below the thresholds, and deleting it gives the space back.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,45 +22,21 @@ from tests.support import (
     db_rows,
     wait_until,
 )
+from tests.volumes import MIB, fill, small_volume
 
-MIB = 1024 * 1024
 VOLUME_MIB = 32
 
 
 @pytest.fixture
 def volume(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of VOLUME_MIB at ``tmp_path/volume``; skipped where mounting is not allowed."""
-    path = tmp_path / "volume"
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={VOLUME_MIB}m,mode=0700", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip() or 'not root'}")
-    try:
+    """A tmpfs of VOLUME_MIB for the database; skipped where mounting is not allowed."""
+    with small_volume(tmp_path / "volume", VOLUME_MIB) as path:
         yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
-def _fill(volume: Path, leave_bytes: int) -> None:
-    """Grow the ballast file until ``leave_bytes`` are free on ``volume``."""
-    ballast = volume / "ballast"
-    free = os.statvfs(volume).f_bavail * os.statvfs(volume).f_frsize
-    size = ballast.stat().st_size if ballast.exists() else 0
-    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        os.posix_fallocate(fd, 0, size + free - leave_bytes)
-    finally:
-        os.close(fd)
-
-
-def _writer(tmp_path: Path, volume: Path, disk: str) -> WriterProcess:
-    url = f"sqlite:///{volume / 'observer.db'}"
-    return WriterProcess(tmp_path, url, extra=f"[disk]\n{disk}\n").start()
+def _writer(make: Callable[..., WriterProcess], volume: Path, disk: str) -> WriterProcess:
+    writer = make(f"sqlite:///{volume / 'observer.db'}", extra=f"[disk]\n{disk}\n")
+    return writer.start()
 
 
 def _rows(url: str, table: str) -> list[tuple[str, str, str]]:
@@ -70,10 +45,10 @@ def _rows(url: str, table: str) -> list[tuple[str, str, str]]:
 
 
 def test_the_writer_pauses_on_a_critical_volume_and_resumes_by_itself(
-    tmp_path: Path, volume: Path
+    tmp_path: Path, volume: Path, writer_factory: Callable[..., WriterProcess]
 ) -> None:
     writer = _writer(
-        tmp_path,
+        writer_factory,
         volume,
         """check_interval_s = 0.2
 warn_free_bytes = 12582912
@@ -85,9 +60,9 @@ critical_free_percent = 0""",
     first = ProducerProcess(tmp_path, "first", writer.ingest).start(2000)
     assert first.result()["drained"]
 
-    _fill(volume, 9 * MIB)  # below warn
+    fill(volume, 9 * MIB)  # below warn
     wait_until(lambda: _rows(url, "alerts") == [(*low, "writer:database")], 30, "disk_low")
-    _fill(volume, 3 * MIB)  # below critical: the alert still fits, then no more frames
+    fill(volume, 3 * MIB)  # below critical: the alert still fits, then no more frames
     wait_until(lambda: len(_rows(url, "alerts")) == 2, 30, "disk_critical")
     assert _rows(url, "alerts")[1] == (*critical, "writer:database")
     wait_until(lambda: "taking no new frames" in writer.log.read_text(), 30, "the pause")
@@ -119,18 +94,18 @@ critical_free_percent = 0""",
 
 
 def test_a_full_volume_without_thresholds_is_retried_until_there_is_room(
-    tmp_path: Path, volume: Path
+    tmp_path: Path, volume: Path, writer_factory: Callable[..., WriterProcess]
 ) -> None:
     """Thresholds off: the commit fails on the full disk, is retried, and nothing is lost."""
     writer = _writer(
-        tmp_path,
+        writer_factory,
         volume,
         """warn_free_bytes = 0
 warn_free_percent = 0
 critical_free_bytes = 0
 critical_free_percent = 0""",
     )
-    _fill(volume, 0)
+    fill(volume, 0)
     producer = ProducerProcess(tmp_path, "p", writer.ingest).start(3000)
     wait_until(lambda: "database failed, retrying" in writer.log.read_text(), 60, "a failure")
     assert writer.offsets().get("p", 0) < 3000
