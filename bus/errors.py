@@ -10,6 +10,7 @@ re-exports it as part of the product's exception tree::
     ├── LockHeld            another process holds a single-instance lock
     └── OutboxError         the durable outbox cannot be used
         ├── OutboxLocked    another process holds the outbox of this source
+        ├── OutboxFull      no room on the outbox's volume: nothing was written
         └── OutboxBehindWriter  the writer has committed seqs this outbox never wrote
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "LockHeld",
     "OutboxBehindWriter",
     "OutboxError",
+    "OutboxFull",
     "OutboxLocked",
 ]
 
@@ -68,4 +70,11 @@ class OutboxBehindWriter(OutboxError):
 
     The outbox was lost or a source name is reused by two producers; sending on would make
     the writer skip new events as duplicates, so the producer stops instead.
+    """
+
+
+class OutboxFull(OutboxError):
+    """The outbox's volume is full: the frame was not written and the outbox is unchanged.
+
+    Writing again once there is room goes on from the same seq.
     """

@@ -11,11 +11,14 @@ A segment is a run of records ``<length u32><crc32 u32><first_seq u64><last_seq 
 A record is written with one ``write`` before its frame is sent, so whatever the writer ever
 received is on disk. Opening the outbox recovers from kill -9: a torn record at the tail is cut
 off (it was never sent, so its seqs are free to be assigned again) and the next seq continues
-after the last whole record. Damage anywhere else is refused, never skipped.
+after the last whole record. Damage anywhere else is refused, never skipped. A write that
+fails (a full volume: `OutboxFull`) is cut off at once, so the segment never holds a torn
+record between whole ones, and the same frame can be written again once there is room.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import struct
@@ -24,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from bus.errors import LockHeld, OutboxError, OutboxLocked
+from bus.errors import LockHeld, OutboxError, OutboxFull, OutboxLocked
 from bus.lock import InstanceLock
 
 __all__ = ["Outbox", "OutboxRecord"]
@@ -114,17 +117,30 @@ class Outbox:
         return self.next_seq - 1 - self.acked
 
     def append(self, first_seq: int, last_seq: int, frame: bytes) -> OutboxRecord:
-        """Write one frame holding seqs ``first_seq..last_seq``; returns once it is durable."""
+        """Write one frame holding seqs ``first_seq..last_seq``; returns once it is durable.
+
+        Raises
+        ------
+        OutboxFull
+            No room on the volume; nothing was written.
+        OutboxError
+            Any other failure to write; nothing was written.
+        """
         if first_seq != self.next_seq or last_seq < first_seq:
             raise OutboxError(f"append {first_seq}..{last_seq} but next seq is {self.next_seq}")
         if self._active_size >= self._segment_bytes:
             self._rotate(first_seq)
         header = _HEADER.pack(len(frame), zlib.crc32(frame), first_seq, last_seq)
-        written = os.write(self._active_fd, header + frame)
-        if written != len(header) + len(frame):
-            raise OutboxError(f"short write to {self._path(self._active)}: {written} bytes")
-        if self._sync:
-            os.fsync(self._active_fd)
+        try:
+            written = os.write(self._active_fd, header + frame)
+            if written != len(header) + len(frame):  # the volume filled up during the write
+                raise OSError(errno.ENOSPC, f"short write of {written} bytes")
+            if self._sync:
+                os.fsync(self._active_fd)
+        except OSError as exc:
+            # Cut what was written: a torn record followed by whole ones would be damage.
+            os.ftruncate(self._active_fd, self._active_size)
+            raise _write_error(self._path(self._active), exc) from exc
         record = OutboxRecord(
             first_seq,
             last_seq,
@@ -178,6 +194,10 @@ class Outbox:
         return self.directory / f"{segment:020d}{_SUFFIX}"
 
     def _rotate(self, first_seq: int) -> None:
+        try:  # the new segment first: if it cannot be made, the outbox is as it was
+            new_fd = os.open(self._path(first_seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as exc:
+            raise _write_error(self._path(first_seq), exc) from exc
         os.close(self._active_fd)
         if self._sync:
             dir_fd = os.open(self.directory, os.O_RDONLY)
@@ -185,9 +205,7 @@ class Outbox:
             os.close(dir_fd)
         self._active = first_seq
         self._segment_last[first_seq] = first_seq - 1
-        self._active_fd = os.open(
-            self._path(first_seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-        )
+        self._active_fd = new_fd
         self._active_size = 0
 
     def _recover(self) -> None:
@@ -236,3 +254,10 @@ class Outbox:
                     OutboxRecord(first, last, segment, start, length, frame if keep else None)
                 )
             offset = start + length
+
+
+def _write_error(path: Path, exc: OSError) -> OutboxError:
+    """`OutboxFull` for a full volume or quota, `OutboxError` for any other failure."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return OutboxFull(f"no room for the outbox at {path}: {exc.strerror}")
+    return OutboxError(f"cannot write the outbox at {path}: {exc}")

@@ -7,6 +7,14 @@ survives kill -9. A background thread owns the socket: it sends frames while few
 sends everything unacknowledged again after a reconnect, a resend request from the writer, or
 an ACK timeout (doubling up to ``max_ack_timeout_s`` while the writer stays silent). A stopped
 writer therefore makes the outbox grow on disk; nothing is ever dropped.
+
+A full outbox volume (`OutboxFull`) is waited out, not fatal: the frame being gathered stays
+in memory and its write is tried again on every tick, so events already given seqs are kept.
+Only an event that would need a second frame in memory is refused: `send` raises
+`OutboxFull` without using a seq, a clear failure for the worker (the supervisor restarts it
+with backoff) instead of a torn outbox or unbounded memory. ``watch`` (the free-space watch
+of the outbox's volume, `observer.disk`) is called on every tick; the alerts it returns are
+sent like any event, well before the volume is full.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -32,7 +40,14 @@ from bus.codec import (
 )
 from bus.endpoints import LINGER_MS
 from bus.envelope import MAX_SOURCE_LENGTH, Envelope
-from bus.errors import BusError, EventError, FrameError, OutboxBehindWriter, OutboxError
+from bus.errors import (
+    BusError,
+    EventError,
+    FrameError,
+    OutboxBehindWriter,
+    OutboxError,
+    OutboxFull,
+)
 from bus.events import Alert, Event
 from bus.outbox import Outbox
 
@@ -73,6 +88,9 @@ class Producer:
         Applied to every event before it is encoded: the one place every event passes
         before the outbox. Workers pass the masker of their log lines, so that error text
         built from an upstream's answer never carries a credential onto disk.
+    watch:
+        Called on every tick of the socket thread; the events it returns (alerts about the
+        outbox's volume) are sent. It must be cheap when it has nothing to say.
     """
 
     def __init__(
@@ -92,6 +110,7 @@ class Producer:
         clock_ns: Callable[[], int] = time.time_ns,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         scrub: Callable[[Event], Event] | None = None,
+        watch: Callable[[], Sequence[Event]] | None = None,
     ) -> None:
         if not 0 < len(source) <= MAX_SOURCE_LENGTH or "\x00" in source:
             raise BusError(f"invalid source name {source!r}")
@@ -106,6 +125,8 @@ class Producer:
         self._backlog_alert = backlog_alert_events
         self._clock_ns = clock_ns
         self._scrub = scrub
+        self._watch = watch
+        self._full_since = 0.0  # monotonic time the outbox's volume was found full; 0: not
         self._outbox = Outbox(outbox_dir, sync=sync)
         self._lock = threading.Lock()
         self._acked_cond = threading.Condition(self._lock)
@@ -185,7 +206,9 @@ class Producer:
                         f"{type(event).__name__} of {self.source} is {size} bytes encoded, "
                         f"more than a frame may hold ({self._max_frame_bytes} bytes)"
                     )
-                self._flush_locked()  # the frame so far, then this event starts the next
+                # The frame so far, then this event starts the next. A full volume raises
+                # OutboxFull here: this event is refused before it uses a seq.
+                self._flush_locked()
                 self._buffer += part
             self._next_seq += 1
             self._buffered += 1
@@ -194,7 +217,7 @@ class Producer:
                 self._buffer_since = time.monotonic()
                 self._wake()
             if self._buffered >= self._batch:
-                self._flush_locked()
+                self._flush_while_full_locked()
             if self.pending > self._backlog_alert and not self._backlog_alerted:
                 self._backlog_alerted = alert = True
         if alert:
@@ -202,7 +225,7 @@ class Producer:
         return seq
 
     def flush(self) -> None:
-        """Make every event sent so far durable in the outbox."""
+        """Make every event sent so far durable in the outbox; `OutboxFull` if no room."""
         with self._lock:
             self._raise_failure()
             self._flush_locked()
@@ -233,6 +256,10 @@ class Producer:
             self._wake()
             self._thread.join()
         with self._lock:
+            if self._buffered:  # their write failed (a full volume): they were never durable
+                log.error("producer %s: %d events (seq %d on) could not be written to the "
+                          "outbox and are lost", self.source, self._buffered,
+                          self._buffer_first)  # fmt: skip
             self._outbox.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -277,6 +304,30 @@ class Producer:
         self._buffered = 0
         self._wake()
 
+    def _flush_while_full_locked(self) -> None:
+        """Flush; on a full volume keep the frame in memory and try again on the next tick."""
+        try:
+            self._flush_locked()
+        except OutboxFull as exc:
+            if not self._full_since:
+                self._full_since = time.monotonic()
+                log.error("producer %s: %s; %d events wait in memory", self.source, exc,
+                          self._buffered)  # fmt: skip
+            return
+        if self._full_since:
+            log.info("producer %s: outbox writable again after %.1fs", self.source,
+                     time.monotonic() - self._full_since)  # fmt: skip
+            self._full_since = 0.0
+
+    def _send_watched(self) -> None:
+        """Send what the watch has to say (outside the lock: `send` takes it)."""
+        assert self._watch is not None
+        for event in self._watch():
+            try:
+                self.send(event)
+            except OutboxFull:
+                log.error("producer %s: no room in the outbox for %r", self.source, event)
+
     def _alert_backlog(self) -> None:
         log.warning("outbox of %s holds %d unacknowledged events", self.source, self.pending)
         self.send(
@@ -310,6 +361,8 @@ class Producer:
                 if dealer in ready:
                     self._handle_acks(dealer)
                 self._tick(dealer)
+                if self._watch is not None:
+                    self._send_watched()
         except BaseException as exc:
             log.exception("producer %s failed", self.source)
             with self._lock:
@@ -395,7 +448,7 @@ class Producer:
         now = time.monotonic()
         with self._lock:
             if self._buffered and now - self._buffer_since >= self._linger:
-                self._flush_locked()
+                self._flush_while_full_locked()
             if self._sent_upto > self._outbox.acked and now - self._progress_at >= self._timeout:
                 self._rewind(f"no ack for {self._timeout:.1f}s")
                 self._timeout = min(self._timeout * 2, self._max_timeout)

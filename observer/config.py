@@ -32,6 +32,7 @@ from observer.config_types import (
     Seconds,
     Strict,
 )
+from observer.disk import DiskSettings
 from observer.errors import ConfigError
 from observer.worker_settings import (
     BackupSettings,
@@ -50,6 +51,7 @@ __all__ = [
     "CalendarSettings",
     "ChannelSettings",
     "DatabaseSettings",
+    "DiskSettings",
     "GapRecoverySettings",
     "KisSettings",
     "LateDay",
@@ -211,6 +213,10 @@ class SupervisorSettings(Strict, frozen=True):
     control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
     rules: tuple[ThresholdRule, ...] = msgspec.field(default_factory=default_rules)
     data_age_s: Seconds = 60.0  # how often the ages of data (age_h.*) are read
+    # Each program rotates its log file (<log_dir>/<program>.log) past log_max_bytes and
+    # keeps log_keep rotated files (.1 newest).
+    log_max_bytes: Annotated[int, Meta(ge=4096)] = 50 * 1024 * 1024
+    log_keep: Annotated[int, Meta(ge=1, le=1000)] = 5
 
 
 class PhaseSettings(Strict, frozen=True):
@@ -258,6 +264,7 @@ class Settings(Strict, frozen=True):
     backup: BackupSettings = BackupSettings()
     token: TokenSettings = TokenSettings()
     notifier: NotifierSettings = NotifierSettings()
+    disk: DiskSettings = DiskSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
     @property

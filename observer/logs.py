@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 import msgspec
 import msgspec.inspect as mi
 
+from observer.log_files import stderr_handler
+
 __all__ = ["mask_secrets", "mask_struct", "register_secret", "setup_logging"]
 
 S = TypeVar("S", bound=msgspec.Struct)
@@ -187,8 +189,12 @@ class _JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "INFO") -> None:
-    """Log to stderr: JSON lines if ``OBSERVER_LOG_FORMAT=json`` (the supervisor sets it)."""
-    handler = logging.StreamHandler()
+    """Log to stderr: JSON lines if ``OBSERVER_LOG_FORMAT=json`` (the supervisor sets it).
+
+    Under the supervisor stderr is the program's log file, rotated by size
+    (`observer.log_files`).
+    """
+    handler = stderr_handler()
     if os.environ.get("OBSERVER_LOG_FORMAT") == "json":
         handler.setFormatter(_JsonFormatter(os.environ.get("OBSERVER_PROGRAM", "")))
     else:

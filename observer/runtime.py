@@ -20,6 +20,7 @@ from bus.endpoints import local_endpoints
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
+from observer.disk import DiskWatch
 from observer.errors import WaitFailed
 from observer.logs import mask_struct
 from observer.notify import Notifier
@@ -56,14 +57,16 @@ def producer_for(
 ) -> Producer:
     """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``.
 
-    Every event it sends is masked like a log line first (`observer.logs.mask_struct`).
+    Every event it sends is masked like a log line first (`observer.logs.mask_struct`), and
+    the free space of the outbox's volume is watched (`observer.disk`).
     """
     run_dir = settings.paths.run
     bus = settings.bus
+    outbox = run_dir / "outbox" / source
     return Producer(
         source,
         local_endpoints(run_dir).ingest,
-        run_dir / "outbox" / source,
+        outbox,
         batch_events=bus.batch_events,
         linger_s=bus.linger_ms / 1000,
         max_frame_bytes=bus.max_frame_bytes,
@@ -73,6 +76,7 @@ def producer_for(
         sync=bus.fsync,
         clock_ns=clock_ns,
         scrub=mask_struct,  # error text from upstream answers: no credential into events
+        watch=DiskWatch(settings.disk, {"outbox": outbox}, source).check,
     )
 
 

@@ -89,6 +89,8 @@ class Supervisor:
             },
             log_dir=settings.paths.log,
             heartbeat_interval_s=settings.supervisor.heartbeat_interval_s,
+            log_max_bytes=settings.supervisor.log_max_bytes,
+            log_keep=settings.supervisor.log_keep,
         )
         self.programs = {
             name: Program(name, program, launch, self._lifecycle)

@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from observer.config import ProgramSettings
+from observer.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
 from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV, Notice
 from observer.retry import backoff_s
 
@@ -61,6 +62,8 @@ class Launch:
     env: Mapping[str, str]
     log_dir: Path
     heartbeat_interval_s: float
+    log_max_bytes: int = 50 * 1024 * 1024  # the child rotates its log file past this size
+    log_keep: int = 5  # rotated files kept
 
 
 Lifecycle = Callable[["Program", str, int, int | None, str], None]
@@ -299,6 +302,9 @@ class Program:
             NOTIFY_FD_ENV: str(write_fd),
             HEARTBEAT_ENV: str(launch.heartbeat_interval_s),
             "OBSERVER_PROGRAM": self.name,
+            LOG_FILE_ENV: str(launch.log_dir / f"{self.name}.log"),
+            LOG_MAX_BYTES_ENV: str(launch.log_max_bytes),
+            LOG_KEEP_ENV: str(launch.log_keep),
         }
         try:
             launch.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ from bus.endpoints import ipc_path, local_endpoints
 from observer.config import Settings
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
+from observer.disk import DiskWatch
 from observer.notify import Notifier
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
@@ -64,8 +65,26 @@ def run_writer(
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         try:
-            return Writer(store, endpoints, options, Notifier.from_env()).run(stop)
+            disk = _disk_watch(settings, url.get_backend_name(), url.database, capture)
+            return Writer(store, endpoints, options, Notifier.from_env(), disk).run(stop)
         finally:
             engine.dispose()
     finally:
         lock.close()
+
+
+def _disk_watch(
+    settings: Settings, backend: str, database: str | None, capture: Path | None
+) -> DiskWatch | None:
+    """The volumes the writer itself writes to: the SQLite file's folder, the capture's.
+
+    A PostgreSQL server's disk is not visible from here: its own monitoring must watch it.
+    """
+    volumes: dict[str, Path] = {}
+    if backend == "sqlite" and database and database != ":memory:":
+        volumes["database"] = Path(database).resolve().parent
+    elif backend != "sqlite":
+        log.info("the database server's disk is not watched by the writer (only its own files)")
+    if capture is not None:
+        volumes["capture"] = capture.resolve().parent
+    return DiskWatch(settings.disk, volumes, "writer") if volumes else None

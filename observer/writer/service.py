@@ -8,6 +8,14 @@ Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_by
 frame that would make the writer track more than ``max_sources`` sources is refused.
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes.
+
+Free space (`observer.disk`): the writer watches the volumes it writes (the SQLite
+database's, the capture's) and commits its own ``disk_low`` / ``disk_critical`` alerts. While
+a volume is critical it takes no new frames, rather than failing mid-transaction when the
+disk fills: it reads and drops what arrives, unacknowledged, so the producers keep it in
+their outboxes (their credit window bounds what they send meanwhile, and they resend after
+their ack timeout). Once there is room again it asks every producer it knows to resend
+from its mark, and goes on by itself.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from bus.codec import MAX_FRAME_BYTES, DecodedFrame, decode_parts, join_parts
 from bus.endpoints import Endpoints
 from bus.envelope import Ack
 from bus.errors import FrameError
+from bus.events import Event
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
+from observer.disk import DiskWatch
 from observer.errors import StoreError
 from observer.notify import Notifier
 from observer.retry import backoff_s
@@ -69,6 +79,8 @@ class Writer:
         Batch sizes, retry backoff, drain budget and an optional capture tee.
     notifier:
         READY once bound, then heartbeats with `counters`, for the supervisor.
+    disk:
+        The free space of the volumes the writer writes to; none: not watched.
     """
 
     def __init__(
@@ -77,8 +89,13 @@ class Writer:
         endpoints: Endpoints,
         options: WriterOptions,
         notifier: Notifier | None = None,
+        disk: DiskWatch | None = None,
     ) -> None:
         self.store = store
+        self.disk = disk
+        self.paused = False  # a volume is critical: no new frames are taken
+        self.dropped_while_paused = 0  # frames read and left to their producers' resend
+        self._own: list[Event] = []  # the writer's alerts not committed yet
         self.notifier = notifier or Notifier(None)
         self.endpoints = endpoints
         self.options = options
@@ -115,6 +132,8 @@ class Writer:
             "conflicts": self.store.conflicts,
             "unverified": self.store.unverified,
             "commit_failures": self.commit_failures,
+            "disk_paused": float(self.paused),
+            "dropped_while_paused": self.dropped_while_paused,
         }
 
     def run(self, stop: threading.Event) -> int:
@@ -129,12 +148,15 @@ class Writer:
         try:
             while not stop.is_set():
                 self.notifier.beat(self.counters)
-                if ingest.poll(100) and not self._serve_batch(
+                self._watch_disk(ingest, feed, capture)
+                if self.paused:
+                    self._drop_while_paused(ingest)
+                elif ingest.poll(100) and not self._serve_batch(
                     ingest, feed, capture, stop, wait=True
                 ):
                     code = 1
                     break
-            if code == 0:
+            if code == 0 and not self.paused:  # paused: the producers keep what is queued
                 code = self._drain(ingest, feed, capture)
         finally:
             if capture is not None:
@@ -252,6 +274,58 @@ class Writer:
             self.notifier.beat(self.counters)  # alive, only waiting for the database
             if stop.wait(pause):
                 return None  # stopping while the database is down: producers keep the events
+
+    def _watch_disk(
+        self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None
+    ) -> None:
+        """Measure the volumes when due; commit the writer's alerts; pause or resume."""
+        if self.disk is None:
+            return
+        self._own += self.disk.check()
+        if self._own:
+            self._commit_own(feed, capture)
+        if self.disk.critical and not self.paused:
+            log.error("a volume is critical: taking no new frames until there is room "
+                      "(producers keep their events)")  # fmt: skip
+        elif self.paused and not self.disk.critical:
+            log.info("room again: taking frames (%d were left to resend)",
+                     self.dropped_while_paused)  # fmt: skip
+            self._ask_resend(ingest)
+        self.paused = self.disk.critical
+
+    def _commit_own(self, feed: FeedPublisher, capture: CaptureWriter | None) -> None:
+        """Commit and publish the writer's own events; kept for the next try if that fails."""
+        try:
+            frame = self.store.commit_own(self._own)
+        except StoreError as exc:
+            self.commit_failures += 1
+            log.error("cannot commit %d alerts of the writer (kept for later): %s",
+                      len(self._own), exc)  # fmt: skip
+            return
+        feed.publish_accepted([(frame, list(range(len(frame.envelopes))))])
+        if capture is not None:
+            capture.append(frame.raw)
+            capture.flush()
+        self._own = []
+
+    def _drop_while_paused(self, ingest: Ingest) -> None:
+        """Read what arrives and leave it unacknowledged; keep the routes to ask a resend."""
+        if not ingest.poll(100):
+            return
+        while (message := ingest.recv_nowait()) is not None:
+            routing_id, raw = message
+            self.dropped_while_paused += 1
+            try:
+                sources = self._admit(decode_parts(raw))
+            except FrameError:
+                continue  # garbage: nothing to resend
+            for source in sources:
+                self._routes[source] = routing_id
+
+    def _ask_resend(self, ingest: Ingest) -> None:
+        """Ask every producer heard from to send again from its mark, without waiting."""
+        for source, routing_id in self._routes.items():
+            ingest.ack(routing_id, Ack(source, self.store.marks.get(source, 0), True))
 
     def _acknowledge(self, ingest: Ingest, sources: set[str], accepted: Accepted) -> None:
         now = time.monotonic()

@@ -41,7 +41,7 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import event_tag
+from bus.events import Event, event_tag
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
@@ -179,6 +179,25 @@ class Store:
             if alert is not None:
                 accepted.frames.append((alert, [0]))
         return accepted
+
+    def commit_own(self, events: list[Event]) -> DecodedFrame:
+        """Commit the writer's own events (its alerts) at its next seqs; return their frame.
+
+        Raises
+        ------
+        StoreError
+            The database is unavailable, or refused the events.
+        """
+        if not self._marks_valid:
+            self.load_marks()
+        first, now = self.marks.get(WRITER_SOURCE, 0) + 1, time.time_ns()
+        envelopes = [Envelope(WRITER_SOURCE, first + i, now, e) for i, e in enumerate(events)]
+        frame = decode_parts(encode_frame(envelopes))
+        try:
+            self._commit(frame.envelopes, envelope_digests(frame.parts), rows_for)
+        except _Refused as refused:
+            raise StoreError(f"the writer's own events were refused: {refused}") from refused
+        return frame
 
     def _commit_isolating(self, envelopes: list[Envelope], digests: list[bytes]) -> None:
         try:
