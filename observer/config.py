@@ -211,6 +211,8 @@ class SupervisorSettings(Strict, frozen=True):
     control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
     rules: tuple[ThresholdRule, ...] = msgspec.field(default_factory=default_rules)
     data_age_s: Seconds = 60.0  # how often the ages of data (age_h.*) are read
+    # Open alerts (Prometheus: observer_alerts_open) are counted among those of this window.
+    open_alerts_lookback_s: PositiveFloat = 7 * 86400.0
 
 
 class PhaseSettings(Strict, frozen=True):
