@@ -24,7 +24,7 @@ from observer.account_health import STREAM_STATES
 from observer.config import Settings
 from observer.supervisor.accounts import STREAMER
 from observer.supervisor.program import Program, State
-from observer.supervisor.readings import OPEN_SEVERITIES, DatabaseReadings
+from observer.supervisor.readings import DatabaseReadings
 
 __all__ = [
     "NAMED",
@@ -195,8 +195,8 @@ def alert_families(readings: DatabaseReadings) -> Iterator[Metric]:
     opened = GaugeMetricFamily(
         "observer_alerts_open", "alerts neither acknowledged nor resolved", labels=["severity"]
     )
-    for severity in OPEN_SEVERITIES if readings.alerts_open is not None else ():
-        opened.add_metric([severity], readings.alerts_open.get(severity, 0))  # type: ignore[union-attr]
+    for severity, count in (readings.alerts_open or {}).items():  # none before a read
+        opened.add_metric([severity], count)
     age = GaugeMetricFamily(
         "observer_master_file_age_seconds", "since the master file checked longest ago was checked"
     )
