@@ -44,9 +44,10 @@ def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
     from observer.alerts import alert_states
     from observer.db.queries import alert_records, master_files_checked_ns
 
+    # The alerts first: they are read in a snapshot of their own, on a connection not in use.
+    states = alert_states(alert_records(conn, now_ns - int(lookback_s * _NS)))
     checked = master_files_checked_ns(conn)  # None before any check: the job's alerts say why
     ages = {} if checked is None else {"master_file": (now_ns - checked) / 3.6e12}
-    states = alert_states(alert_records(conn, now_ns - int(lookback_s * _NS)))
     counts = Counter[str](s.notice.severity for s in states if s.state == "open")
     return Reading(ages, {severity: counts[severity] for severity in OPEN_SEVERITIES})
 
@@ -77,9 +78,10 @@ class DatabaseReadings:
                     failure = ""
                 except Exception as exc:  # no schema before the writer's first start, ...
                     self.up = 0.0
-                    if str(exc) != failure:  # said once, not every interval
-                        log.warning("cannot read the database's figures: %s", exc)
-                    failure = str(exc)
+                    reason = str(getattr(exc, "orig", None) or exc)  # the driver's, no SQL
+                    if reason != failure:  # said once, not every interval
+                        log.warning("cannot read the database's figures: %s", reason)
+                    failure = reason
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
         finally:
