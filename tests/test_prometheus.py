@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
@@ -48,11 +49,12 @@ PROMETHEUS_MADE = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 
 
 def _promtool() -> str:
-    found = shutil.which("promtool")
+    # On PATH, or unpacked into the venv (as .ci/run does)
+    found = shutil.which("promtool") or shutil.which("promtool", path=Path(sys.executable).parent)
     if found is None:
         if os.environ.get("CI"):
             pytest.fail("promtool is required in CI (Debian's prometheus package; see .ci/run)")
-        pytest.skip("promtool not installed (apt-get install prometheus)")
+        pytest.skip("promtool not installed (Debian's prometheus package; see .ci/run)")
     return found
 
 
