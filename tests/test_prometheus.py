@@ -82,6 +82,58 @@ def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
     assert done.returncode != 0
 
 
+def _rule(name: str) -> dict[str, Any]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return next(r for g in groups for r in g["rules"] if r.get("alert") == name)
+
+
+def _firing(at: str, name: str, annotations: dict[str, str], **labels: str) -> dict[str, Any]:
+    labels = {"severity": _rule(name)["labels"]["severity"], **labels}
+    expected = {"exp_labels": labels, "exp_annotations": annotations}
+    return {"eval_time": at, "alertname": name, "exp_alerts": [expected]}
+
+
+def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
+    """No ticks in full operation (not idle), a token expiring in session; disk at 30 % is fine."""
+    no_ticks = _rule("ObserverNoTicks")["annotations"]  # no figures in its text
+    token = {
+        "summary": "The access token of acct1 expires in 2h 33m 20s",  # 20,000 s - 18 x 600
+        "description": _rule("ObserverTokenExpiringSoon")["annotations"]["description"],
+    }
+    series = {
+        'observer_phase{phase="full_operation"}': "1x20 0x20",
+        'observer_phase{phase="idle"}': "0x20 1x20",
+        'observer_track_b_ticks_total{program="track_b"}': "0+50x5 250x35",  # none from 6m
+        'observer_account_token_expires_in_seconds{account="acct1"}': "20000-600x40",
+        'observer_disk_free_bytes{role="data",path="/var"}': "30e9x40",
+        'observer_disk_size_bytes{role="data",path="/var"}': "100e9x40",
+    }
+    silent = [("8m", "ObserverNoTicks"), ("30m", "ObserverNoTicks"),  # 30m: idle
+              ("12m", "ObserverTokenExpiringSoon"), ("30m", "ObserverDiskLow")]  # fmt: skip
+    cases = {
+        "rule_files": [str(RULES)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": k, "values": v} for k, v in series.items()],
+                "alert_rule_test": [
+                    *({"eval_time": at, "alertname": n, "exp_alerts": []} for at, n in silent),
+                    _firing("18m", "ObserverNoTicks", no_ticks),  # rate 0 from 11m, for 5m
+                    _firing("18m", "ObserverTokenExpiringSoon", token, account="acct1"),
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "cases.yml"
+    path.write_text(yaml.safe_dump(cases))
+    done = subprocess.run(
+        [_promtool(), "test", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
 # ------------------------------------------------------------------ the names PromQL uses
 
 _FUNCTIONS_AND_KEYWORDS = {
