@@ -217,6 +217,8 @@ class SupervisorSettings(Strict, frozen=True):
     # keeps log_keep rotated files (.1 newest).
     log_max_bytes: Annotated[int, Meta(ge=4096)] = 50 * 1024 * 1024
     log_keep: Annotated[int, Meta(ge=1, le=1000)] = 5
+    # Open alerts (Prometheus: observer_alerts_open) are counted among those of this window.
+    open_alerts_lookback_s: PositiveFloat = 7 * 86400.0
 
 
 class PhaseSettings(Strict, frozen=True):

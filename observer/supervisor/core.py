@@ -31,6 +31,7 @@ from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.readings import DatabaseReadings
 from observer.supervisor.rules import Rules, metrics_of
 from observer.supervisor.schedule import due_runs, next_run
 from observer.timeline import timeline_from
@@ -73,7 +74,7 @@ class Supervisor:
         self._psutil: dict[str, psutil.Process] = {}
         self._alerting: set[str] = set()
         self._rules = Rules(settings.supervisor.rules)
-        self._ages_h: dict[str, float] = {}  # age_h.* metrics, read from the database
+        self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they are running again
         self._phase_tasks: set[asyncio.Task[None]] = set()
         self._lock = self._take_lock()
@@ -171,9 +172,9 @@ class Supervisor:
         )
         await control.start()
         metrics = self._serve_metrics()
-        ages = (
-            [self._read_ages(stop)]
-            if any(rule.metric.startswith("age_h.") for rule in self._rules.rules)
+        reads = (  # for the rules that name ages of data, and for Prometheus
+            [self.readings.follow(stop)]
+            if metrics is not None or any(r.metric.startswith("age_h.") for r in self._rules.rules)
             else []
         )
         try:
@@ -181,7 +182,7 @@ class Supervisor:
             # as the supervisor: one of them failing ends it (exit 1, supervisord restarts
             # it) instead of leaving it up without phases, samples or commands.
             async with alongside(
-                self._follow_schedule(stop), self._sample(stop), control.serving(), *ages
+                self._follow_schedule(stop), self._sample(stop), control.serving(), *reads
             ):
                 for program in self.programs.values():
                     if program.kind == "daemon":
@@ -358,7 +359,9 @@ class Supervisor:
                 rss > limits.rss_alert_bytes,
                 f"programs use {rss >> 20} MiB (limit {limits.rss_alert_bytes >> 20} MiB)",
             )
-            for change in self._rules.judge(metrics_of(self.programs.values(), self._ages_h)):
+            for change in self._rules.judge(
+                metrics_of(self.programs.values(), self.readings.ages_h)
+            ):
                 rule = change.rule
                 if change.breached:
                     log.warning("%s: %s", rule.code, change.message)
@@ -393,32 +396,3 @@ class Supervisor:
         elif not over and code in self._alerting:
             self._alerting.discard(code)
             self._publish(AlertResolved(code=code, severity="warning", message=message))
-
-    async def _read_ages(self, stop: asyncio.Event) -> None:
-        """The ages of data the rules name (``age_h.*``), from the database, periodically."""
-        from observer.db.engine import make_engine  # only a supervisor with such rules
-
-        engine = make_engine(self.settings.database.url, read_only=True)
-        failure = ""
-        try:
-            while not stop.is_set():
-                try:
-                    self._ages_h = await asyncio.to_thread(self._ages_from, engine)
-                    failure = ""
-                except Exception as exc:  # no schema before the writer's first start, ...
-                    if str(exc) != failure:  # said once, not every interval
-                        log.warning("cannot read the ages of data: %s", exc)
-                    failure = str(exc)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
-        finally:
-            engine.dispose()
-
-    def _ages_from(self, engine: Any) -> dict[str, float]:
-        from observer.db.queries import master_files_checked_ns
-
-        with engine.connect() as conn:
-            checked = master_files_checked_ns(conn)
-        if checked is None:
-            return {}  # never checked: the master-file job's own alerts say why
-        return {"master_file": (self.clock.now_ns() - checked) / 3.6e12}

@@ -1,8 +1,10 @@
 """Prometheus metrics of the supervisor, read from its state at scrape time.
 
-Per program: up, state, restarts, CPU and RSS, and every counter its heartbeats carry (the
-writer's events, commits and rejections; a producer's sent and acked). Also the phase, and
-the supervisor's own bus producer.
+Per program: up, state, restarts, CPU and RSS, heartbeat age, and every counter its
+heartbeats carry (the writer's events, commits and rejections; a producer's sent and acked).
+Also the phase, the supervisor's own bus producer, and the operator's figures of
+`observer.supervisor.families`: each account's health and slots, the workers' named figures,
+open alerts by severity, data ages and disk space.
 """
 
 from __future__ import annotations
@@ -14,8 +16,19 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from observer.clock import Clock
+from observer.config import Settings
 from observer.phases import Phase
+from observer.supervisor.accounts import accounts_status
+from observer.supervisor.families import (
+    account_families,
+    alert_families,
+    disk_families,
+    disk_paths,
+    named_families,
+)
 from observer.supervisor.program import Program, State
+from observer.supervisor.readings import DatabaseReadings
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -28,10 +41,13 @@ __all__ = ["Observed", "SupervisorCollector", "serve_metrics"]
 class Observed(Protocol):
     """What the metrics read: `observer.supervisor.core.Supervisor` is one."""
 
+    settings: Settings
+    clock: Clock
     programs: dict[str, Program]
     samples: dict[str, tuple[float, int]]  # program -> (cpu %, rss)
     phase: Phase | None
     producer: Producer
+    readings: DatabaseReadings
 
 
 class SupervisorCollector(Collector):
@@ -39,6 +55,7 @@ class SupervisorCollector(Collector):
 
     def __init__(self, supervisor: Observed) -> None:
         self.supervisor = supervisor
+        self.disks = disk_paths(supervisor.settings)
 
     def collect(self) -> Iterator[Metric]:
         """The metric families (a consistent-enough copy of state owned by the event loop)."""
@@ -58,6 +75,11 @@ class SupervisorCollector(Collector):
             "observer_process_cpu_percent", "CPU, % of one core", labels=["program"]
         )
         rss = GaugeMetricFamily("observer_process_rss_bytes", "resident memory", labels=["program"])
+        beat = GaugeMetricFamily(
+            "observer_process_heartbeat_age_seconds",
+            "since the running program's last heartbeat",
+            labels=["program"],
+        )
         counters = GaugeMetricFamily(
             "observer_program_counter",
             "counters reported by the program's heartbeats",
@@ -71,6 +93,9 @@ class SupervisorCollector(Collector):
             sample = self.supervisor.samples.get(program.name)
             cpu.add_metric([program.name], sample[0] if sample else 0.0)
             rss.add_metric([program.name], sample[1] if sample else 0.0)
+            age = program.beat_age_s()
+            if age is not None:
+                beat.add_metric([program.name], age)
             for key, value in list(program.counters.items()):
                 counters.add_metric([program.name, key], value)
         phase = GaugeMetricFamily("observer_phase", "1 for the current phase", labels=["phase"])
@@ -81,7 +106,15 @@ class SupervisorCollector(Collector):
             "events the supervisor published that the writer has not acknowledged",
         )
         pending.add_metric([], self.supervisor.producer.pending)
-        yield from (up, state, restarts, cpu, rss, counters, phase, pending)
+        yield from (up, state, restarts, cpu, rss, beat, counters, phase, pending)
+        observed = self.supervisor
+        rows = accounts_status(
+            observed.settings, observed.programs, observed.phase, observed.clock.now_ns()
+        )
+        yield from account_families(rows, observed.programs)
+        yield from named_families(observed.programs)
+        yield from alert_families(observed.readings)
+        yield from disk_families(self.disks)
 
 
 def serve_metrics(supervisor: Observed, host: str, port: int) -> object:

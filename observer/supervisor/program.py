@@ -157,6 +157,10 @@ class Program:
         """Seconds since READY, 0 when not running."""
         return time.monotonic() - self.ready_at if self.state is State.RUNNING else 0.0
 
+    def beat_age_s(self) -> float | None:
+        """Seconds since the last heartbeat (or the spawn); None when not running."""
+        return time.monotonic() - self._last_beat if self.state is State.RUNNING else None
+
     # ------------------------------------------------------------------ commands
 
     def launch(self, args: Sequence[str] = ()) -> bool:

@@ -1,0 +1,237 @@
+"""The operator's metric families: accounts, named figures of the workers, alerts, disk.
+
+Every heartbeat counter is also exported as it comes (``observer_program_counter``); the
+figures an operator watches get names of their own here, in Prometheus' conventions (base
+units, ``_total`` for counts that only grow while the process lives, ``_ratio`` for 0-1),
+so that rules and dashboards read ``observer_gap_recovery_success_ratio`` rather than a
+label pair. Accounts come from `observer.supervisor.accounts.accounts_status` (what
+``observer ctl status`` shows), open alerts and data ages from `DatabaseReadings`, disk
+space from ``statvfs`` of the folders the observer writes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from observer.account_health import STREAM_STATES
+from observer.config import Settings
+from observer.supervisor.accounts import STREAMER
+from observer.supervisor.program import Program, State
+from observer.supervisor.readings import DatabaseReadings
+
+__all__ = [
+    "NAMED",
+    "Named",
+    "account_families",
+    "alert_families",
+    "disk_families",
+    "disk_paths",
+    "named_families",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """A heartbeat counter of one program, exported under a name of its own."""
+
+    program: str
+    counter: str
+    name: str  # a counter's without "_total": prometheus_client adds it
+    help: str
+    kind: Literal["gauge", "counter"] = "gauge"
+    scale: float = 1.0  # 0.01: a percentage exported as a ratio
+
+
+_GAPS = {
+    "detected": "gaps taken in",
+    "recovered": "gaps recovered",
+    "unrecoverable": "gaps that could not be recovered",
+    "marker_only": "gaps recorded as markers only",
+}
+_WRITER = {
+    "frames": "frames received",
+    "events": "events committed",
+    "commits": "transactions committed",
+    "duplicates": "events skipped as already committed",
+    "rejected": "frames rejected",
+    "rejected_events": "events rejected",
+    "conflicts": "resends that differ from what was committed",
+    "unverified": "events committed without a digest to check",
+    "commit_failures": "transactions that failed",
+}
+NAMED = (
+    Named("track_a", "cycles", "observer_track_a_cycles", "Track A cycles run", "counter"),
+    Named("track_a", "snapshots", "observer_track_a_snapshots", "price snapshots", "counter"),
+    Named("track_a", "failed", "observer_track_a_failed", "snapshot requests failed", "counter"),
+    Named("track_a", "overran", "observer_track_a_overran", "cycles past their slot", "counter"),
+    Named("track_a", "rate_limited", "observer_track_a_rate_limited", "EGW00201", "counter"),
+    Named("track_a", "last_cycle_s", "observer_track_a_last_cycle_seconds", "last cycle's time"),
+    Named("track_a", "cycle_running", "observer_track_a_cycle_running", "1 while in a cycle"),
+    Named("track_b", "ticks", "observer_track_b_ticks", "ticks streamed", "counter"),
+    Named("track_b", "gaps", "observer_track_b_gaps", "gaps detected in the streams", "counter"),
+    Named("track_b", "slots", "observer_track_b_slots", "slots held, every account"),
+    Named("track_b", "barred", "observer_track_b_barred", "symbols barred from slots"),
+    Named(
+        "track_b",
+        "overflow_pct",
+        "observer_track_b_overflow_ratio",
+        "overflow, last hour",
+        scale=0.01,
+    ),
+    Named("track_b", "context_sync_s", "observer_track_b_context_sync_seconds", "context sync"),
+    *(
+        Named("gap_recovery", f"gaps_{k}", f"observer_gap_recovery_gaps_{k}", doc, "counter")
+        for k, doc in _GAPS.items()
+    ),
+    Named("gap_recovery", "bars_recovered", "observer_gap_recovery_bars", "bars", "counter"),
+    Named("gap_recovery", "queue_depth", "observer_gap_recovery_queue_depth", "gaps waiting"),
+    Named(
+        "gap_recovery",
+        "success_pct",
+        "observer_gap_recovery_success_ratio",
+        "recovered of the settled gaps",
+        scale=0.01,
+    ),
+    Named(
+        "gap_recovery",
+        "detect_to_recovered_p99_s",
+        "observer_gap_recovery_detect_to_recovered_p99_seconds",
+        "gap to recovered, p99",
+    ),
+    *(Named("writer", k, f"observer_writer_{k}", doc, "counter") for k, doc in _WRITER.items()),
+    Named("notifier", "sent", "observer_notifier_sent", "messages sent", "counter"),
+    Named("notifier", "failed", "observer_notifier_failed", "messages that failed", "counter"),
+    Named("notifier", "queued", "observer_notifier_queued", "messages waiting"),
+    Named("notifier", "targets_down", "observer_notifier_targets_down", "channels failing"),
+)
+
+
+def named_families(programs: Mapping[str, Program]) -> Iterator[Metric]:
+    """The `NAMED` figures of the programs running (a stopped one's figures are history)."""
+    for named in NAMED:
+        kind = CounterMetricFamily if named.kind == "counter" else GaugeMetricFamily
+        family = kind(named.name, named.help, labels=["program"])
+        program = programs.get(named.program)
+        live = program is not None and program.state is State.RUNNING
+        value = program.counters.get(named.counter) if live and program else None
+        if value is not None:
+            family.add_metric([named.program], value * named.scale)
+        yield family
+
+
+def account_families(
+    rows: Sequence[Mapping[str, Any]], programs: Mapping[str, Program]
+) -> Iterator[Metric]:
+    """Each account's health (``accounts_status`` rows) and its slots as Track B holds them."""
+    streamer = programs.get(STREAMER)
+    slots = streamer.counters if streamer and streamer.state is State.RUNNING else {}
+    capacity = slots.get("capacity_per_account")
+
+    def gauge(name: str, doc: str, key: str | None = None) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, doc, labels=["account"])
+        for row in rows:
+            if key is not None and row.get(key) is not None:
+                family.add_metric([row["account"]], float(row[key]))
+        return family
+
+    up = gauge("observer_account_up", "1 if the account passes its health rules (ctl status)")
+    state = GaugeMetricFamily(
+        "observer_account_stream_state", "1 for the stream's state", labels=["account", "state"]
+    )
+    held = gauge("observer_account_slots", "slots held on the account's session")
+    total = gauge("observer_account_slot_capacity", "slots one session can hold")
+    ratio = gauge("observer_account_slot_utilization_ratio", "slots held / capacity")
+    for row in rows:
+        alias = row["account"]
+        up.add_metric([alias], 1.0 if row["ok"] else 0.0)
+        for name in (*STREAM_STATES, "unknown"):
+            state.add_metric([alias, name], 1.0 if row["stream"] == name else 0.0)
+        count = slots.get(f"slots.{alias}")
+        if count is not None and capacity:
+            held.add_metric([alias], count)
+            total.add_metric([alias], capacity)
+            ratio.add_metric([alias], count / capacity)
+    yield from (up, state, held, total, ratio)
+    yield gauge("observer_account_registrations", "registrations KIS holds", "registered")
+    yield gauge("observer_account_registrations_wanted", "registrations the slots want", "wanted")
+    yield gauge(
+        "observer_account_last_tick_age_seconds", "since the last data frame", "last_tick_age_s"
+    )
+    yield gauge("observer_account_stream_state_age_seconds", "in this state", "state_age_s")
+    yield gauge("observer_account_reconnects", "reconnects in the last hour", "reconnects_1h")
+    yield gauge(
+        "observer_account_reconnect_budget", "reconnects allowed an hour", "reconnect_budget"
+    )
+    yield gauge(
+        "observer_account_token_expires_in_seconds",
+        "until the cached access token expires (observer's clock)",
+        "token_expires_in_s",
+    )
+    yield gauge("observer_account_token_age_seconds", "since the token was issued", "token_age_s")
+    yield gauge(
+        "observer_account_approval_key_age_seconds",
+        "since the key was issued",
+        "approval_key_age_s",
+    )
+    yield gauge(
+        "observer_account_rest_errors_5m", "REST calls failed, last 5 min", "rest_errors_5m"
+    )
+
+
+def alert_families(readings: DatabaseReadings) -> Iterator[Metric]:
+    """Open alerts by severity, the data ages, and whether the database could be read."""
+    read = GaugeMetricFamily(
+        "observer_database_read_up", "1 if the supervisor's last read of the database succeeded"
+    )
+    if readings.up is not None:
+        read.add_metric([], readings.up)
+    opened = GaugeMetricFamily(
+        "observer_alerts_open", "alerts neither acknowledged nor resolved", labels=["severity"]
+    )
+    for severity, count in (readings.alerts_open or {}).items():  # none before a read
+        opened.add_metric([severity], count)
+    age = GaugeMetricFamily(
+        "observer_master_file_age_seconds", "since the master file checked longest ago was checked"
+    )
+    if "master_file" in readings.ages_h:
+        age.add_metric([], readings.ages_h["master_file"] * 3600)
+    yield from (read, opened, age)
+
+
+def disk_paths(settings: Settings) -> dict[str, Path]:
+    """The folders whose volumes are watched, by role (an SQLite database's own folder too)."""
+    from sqlalchemy.engine import make_url
+
+    paths = {
+        "data": Path(settings.paths.data_dir),
+        "run": settings.paths.run,
+        "log": settings.paths.log,
+    }
+    url = make_url(settings.database.url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        paths["database"] = Path(str(url.database)).parent
+    return {role: path.absolute() for role, path in paths.items()}
+
+
+def disk_families(paths: Mapping[str, Path]) -> Iterator[Metric]:
+    """Free and total bytes of each folder's volume (its nearest existing ancestor's)."""
+    free = GaugeMetricFamily(
+        "observer_disk_free_bytes", "bytes free to the observer", labels=["role", "path"]
+    )
+    size = GaugeMetricFamily("observer_disk_size_bytes", "volume size", labels=["role", "path"])
+    for role, path in paths.items():
+        existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
+        try:
+            usage = shutil.disk_usage(existing)
+        except OSError:  # vanished between the two calls: no sample this scrape
+            continue
+        free.add_metric([role, str(path)], usage.free)
+        size.add_metric([role, str(path)], usage.total)
+    yield from (free, size)

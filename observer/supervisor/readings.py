@@ -1,0 +1,92 @@
+"""What the supervisor reads from the database every ``data_age_s``: data ages, open alerts.
+
+The threshold rules name the ages of data (``age_h.master_file``), and Prometheus shows them
+and the open alerts by severity. The supervisor publishes only its own alerts, so the open
+ones of every program are counted from the database (`observer.alerts.alert_states` over
+the last ``open_alerts_lookback_s``), the same records ``observer alerts --open`` lists. A
+read that fails (no schema before the writer's first start, a database that is down) is
+logged once and shown as ``observer_database_read_up 0`` until a read succeeds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from observer.clock import Clock
+from observer.config import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection, Engine
+
+__all__ = ["OPEN_SEVERITIES", "DatabaseReadings", "Reading", "read_once"]
+
+log = logging.getLogger(__name__)
+
+OPEN_SEVERITIES = ("warning", "error", "critical")  # an info alert is never open
+_NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One read: ages of data in hours, and open alerts by severity."""
+
+    ages_h: dict[str, float]
+    alerts_open: dict[str, int]
+
+
+def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
+    """The ages and open alerts as of ``now_ns`` (alerts produced within ``lookback_s``)."""
+    from observer.alerts import alert_states
+    from observer.db.queries import alert_records, master_files_checked_ns
+
+    # The alerts first: they are read in a snapshot of their own, on a connection not in use.
+    states = alert_states(alert_records(conn, now_ns - int(lookback_s * _NS)))
+    checked = master_files_checked_ns(conn)  # None before any check: the job's alerts say why
+    ages = {} if checked is None else {"master_file": (now_ns - checked) / 3.6e12}
+    counts = Counter[str](s.notice.severity for s in states if s.state == "open")
+    return Reading(ages, {severity: counts[severity] for severity in OPEN_SEVERITIES})
+
+
+@dataclass(slots=True)
+class DatabaseReadings:
+    """The latest reading, kept up to date by `follow` (the metrics and the rules read it)."""
+
+    settings: Settings
+    clock: Clock
+    ages_h: dict[str, float] = field(default_factory=dict)
+    alerts_open: dict[str, int] | None = None  # None until the first read succeeds
+    up: float | None = None  # 1.0 after a read that succeeded, 0.0 after one that failed
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Read every ``data_age_s`` until ``stop``."""
+        from observer.db.engine import make_engine
+
+        engine = make_engine(self.settings.database.url, read_only=True)
+        lookback_s = self.settings.supervisor.open_alerts_lookback_s
+        failure = ""
+        try:
+            while not stop.is_set():
+                try:
+                    reading = await asyncio.to_thread(self._read, engine, lookback_s)
+                    self.ages_h, self.alerts_open = reading.ages_h, reading.alerts_open
+                    self.up = 1.0
+                    failure = ""
+                except Exception as exc:  # no schema before the writer's first start, ...
+                    self.up = 0.0
+                    reason = str(getattr(exc, "orig", None) or exc)  # the driver's, no SQL
+                    if reason != failure:  # said once, not every interval
+                        log.warning("cannot read the database's figures: %s", reason)
+                    failure = reason
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
+        finally:
+            engine.dispose()
+
+    def _read(self, engine: Engine, lookback_s: float) -> Reading:
+        with engine.connect() as conn:
+            return read_once(conn, self.clock.now_ns(), lookback_s)
