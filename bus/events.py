@@ -26,7 +26,10 @@ __all__ = [
     "AlertDelivery",
     "AlertResolved",
     "Bar",
+    "EtfDaily",
     "EtfDetail",
+    "EtfListing",
+    "EtfRun",
     "Event",
     "GapDetected",
     "GapReason",
@@ -353,7 +356,13 @@ class ListingChanged(_Event, tag="listing_changed", frozen=True, kw_only=True):
 
 
 class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):
-    """Daily ETF facts: AUM, NAV, premium/discount ("tracking error") windows, holdings."""
+    """Daily ETF facts: AUM, NAV, premium/discount windows, holdings, 52-week range.
+
+    The ``tracking_*`` fields are the signed **premium/discount** means over that many
+    sessions (not tracking error, which is ``EtfDaily.tracking_error_rate``); the
+    ``premium_abs_*`` fields are the means of its absolute value, ``n_*`` the sessions
+    counted. A window is None below 80 % coverage.
+    """
 
     trade_date: date
     symbol: str
@@ -371,6 +380,88 @@ class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):
     low_52w: int = 0
     underlying_index: str = ""
     issuer: str = ""
+    premium_abs_20d: Decimal | None = None
+    premium_abs_60d: Decimal | None = None
+    premium_abs_120d: Decimal | None = None
+    premium_abs_250d: Decimal | None = None
+    n_20d: int = 0
+    n_60d: int = 0
+    n_120d: int = 0
+    n_250d: int = 0
+    high_52w_date: date | None = None
+    low_52w_date: date | None = None
+    range_52w_basis: str = ""  # "high_low" (daily highs and lows) or "close" (closes only)
+    aum_source: str = ""  # "kis" (etf_ntas_ttam), "krx" (net assets), "units_x_nav"
+    aum_check_pct: Decimal | None = None  # aum against listed units x NAV, percent off
+    market_value: int = 0  # listed units x price: market capitalisation, not net assets
+
+
+class EtfListing(_Event, tag="etf_listing", frozen=True, kw_only=True):
+    """An ETF appeared in, changed in, or left the KRX ETF list (MDCSTAT04601)."""
+
+    change: Literal["new", "changed", "removed"]
+    symbol: str  # ISU_SRT_CD, alphanumeric
+    isin: str = ""
+    name: str = ""  # ISU_ABBRV
+    name_full: str = ""  # ISU_NM
+    name_en: str = ""
+    listed_on: date | None = None
+    underlying_index: str = ""
+    index_provider: str = ""
+    multiple: Decimal | None = None  # +1, +2, -1, -2; None: a label not understood
+    multiple_label: str = ""  # IDX_CALC_INST_NM2 as KRX writes it
+    replication: str = ""
+    base_market: str = ""
+    asset_class: str = ""
+    listed_units: int | None = None
+    manager: str = ""  # COM_ABBRV, the asset manager
+    cu_units: int | None = None
+    fee_pct: Decimal | None = None  # total fee, percent a year
+    tax_type: str = ""
+    changed_fields: tuple[str, ...] = ()
+    initial: bool = False  # part of the first load, not a detected change
+    origin: str = "krx"  # "krx" | "kis_master"
+
+
+class EtfDaily(_Event, tag="etf_daily", frozen=True, kw_only=True):
+    """One ETF's session: price, NAV, premium, net assets and units.
+
+    Append-only: the newest row per (symbol, trade_date) wins, so a NAV published late
+    replaces a provisional row. Missing figures are None, never 0.
+    """
+
+    trade_date: date
+    symbol: str
+    close: int | None = None
+    open: int | None = None
+    high: int | None = None
+    low: int | None = None
+    volume: int | None = None
+    nav: Decimal | None = None
+    premium_pct: Decimal | None = None  # KIS dprt (괴리율), percent
+    premium_calc_pct: Decimal | None = None  # (close - nav) / nav x 100
+    net_assets_krw: int | None = None
+    listed_units: int | None = None
+    circulating_units: int | None = None
+    holdings: int | None = None
+    tracking_error_rate: Decimal | None = None  # KIS trc_errt
+    nav_final: bool = True  # False: the NAV was not published yet
+    origin: str = "kis"  # "kis" (FHPST02400000), "kis_series" (FHPST02440200), "krx"
+
+
+class EtfRun(_Event, tag="etf_run", frozen=True, kw_only=True):
+    """One run of an ETF job: what it asked, what it got, what it applied."""
+
+    job: str  # "etf_list" | "etf_daily" | "etf_backfill"
+    trade_date: date
+    applied: bool  # False: the answer was refused and yesterday's data kept
+    reason: str = ""
+    listed: int = 0  # ETFs in the list (the answer's, or the one kept)
+    collected: int = 0  # ETFs with a row for trade_date
+    calls: int = 0
+    failures: int = 0
+    have: dict[str, int] = {}  # field -> ETFs whose row has it (of ``listed``): coverage
+    duration_ms: int = 0
 
 
 class SectorMetadata(_Event, tag="sector_metadata", frozen=True, kw_only=True):
@@ -498,6 +589,9 @@ Event = (
     | MasterFileReview
     | ListingChanged
     | EtfDetail
+    | EtfListing
+    | EtfDaily
+    | EtfRun
     | SectorMetadata
     | PhaseChanged
     | TokenRefreshed

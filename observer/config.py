@@ -54,6 +54,7 @@ __all__ = [
     "DiskSettings",
     "GapRecoverySettings",
     "KisSettings",
+    "KrxSettings",
     "LateDay",
     "MasterFileSettings",
     "NotifierSettings",
@@ -151,6 +152,23 @@ class KisSettings(Strict, frozen=True):
     # run on its own, without the supervisor's token job).
     token_issuer: Literal["any", "job"] = "any"  # noqa: S105 - a mode, not a secret
     token_wait_s: Seconds = 300.0  # a worker waits this long for the job's token (clock s)
+
+
+class KrxSettings(Strict, frozen=True):
+    """The KRX data portal (the ETF list and table). Its login is never here."""
+
+    url: str = "https://data.krx.co.kr"  # with kis.environment = "sim": kis.sim_url
+    # Owner-only TOML with member_id and password; empty: OBSERVER_KRX_ID / OBSERVER_KRX_PW.
+    credentials_file: str = ""
+    # The portal publishes no limit; heavy calling gets an IP blocked (pykrx #164).
+    calls_per_second: PositiveFloat = 1.0
+    session_ttl_s: Seconds = 3300.0  # pykrx: a session lasts 1 h; log in again 5 min before
+    timeout_s: Seconds = 30.0
+    attempts: Positive = 4  # per request, for 5xx and timeouts
+    backoff_s: Seconds = 1.0
+    backoff_cap_s: Seconds = 30.0
+    # CD011 (logged in elsewhere): log in anyway with skipDup=Y, which ends the other session.
+    skip_duplicate: bool = True
 
 
 class ScheduleEntry(Strict, frozen=True):
@@ -255,6 +273,7 @@ class Settings(Strict, frozen=True):
     bus: BusSettings = BusSettings()
     writer: WriterSettings = WriterSettings()
     kis: KisSettings = KisSettings()
+    krx: KrxSettings = KrxSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     phases: PhaseSettings = PhaseSettings()
     calendar: CalendarSettings = CalendarSettings()

@@ -8,15 +8,22 @@
     ├── WriterLocked       another writer already serves this database or endpoint
     ├── BackupError        a backup that could not be made, verified or restored
     ├── WaitFailed         a process or condition we waited for did not come in time
-    └── KisError           anything that went wrong talking to KIS
-        ├── KisApiError(msg_cd, msg1, tr_id, status)   KIS answered with an error code
-        │   ├── KisRateLimited      EGW00201: too many calls per second (retryable)
-        │   ├── KisServerError      temporary gateway/server errors, 5xx (retryable)
-        │   ├── KisAuthError        token invalid, missing or expired (refresh, then retry once)
-        │   └── KisTokenThrottled   EGW00133: a token was issued less than a minute ago
-        ├── KisTransportError       timeouts, refused or dropped connections (retryable)
-        ├── KisProtocolError        an answer or frame that does not parse
-        └── MasterFileError         a master file that is truncated, mis-encoded or unsafe
+    ├── KisError           anything that went wrong talking to KIS
+    │   ├── KisApiError(msg_cd, msg1, tr_id, status)   KIS answered with an error code
+    │   │   ├── KisRateLimited      EGW00201: too many calls per second (retryable)
+    │   │   ├── KisServerError      temporary gateway/server errors, 5xx (retryable)
+    │   │   ├── KisAuthError        token invalid, missing or expired (refresh, then retry once)
+    │   │   └── KisTokenThrottled   EGW00133: a token was issued less than a minute ago
+    │   ├── KisTransportError       timeouts, refused or dropped connections (retryable)
+    │   ├── KisProtocolError        an answer or frame that does not parse
+    │   ├── MasterFileError         a master file that is truncated, mis-encoded or unsafe
+    │   └── KisPaperRefused         a real-only TR asked of a paper account (never sent)
+    └── KrxError           anything that went wrong talking to the KRX data portal
+        ├── KrxLoginError(code)     the login was refused (``_error_code`` other than CD001)
+        ├── KrxLoggedOut            HTTP 400 ``LOGOUT``: no session, or it expired or was killed
+        ├── KrxServerError          5xx from the portal (retryable)
+        ├── KrxTransportError       timeouts, refused or dropped connections (retryable)
+        └── KrxProtocolError        an answer that is not the portal's JSON
     BusError (bus.errors; the bus imports nothing from observer)
     ├── FrameError, CaptureError
     └── OutboxError → OutboxLocked, OutboxBehindWriter
@@ -38,11 +45,18 @@ __all__ = [
     "KisApiError",
     "KisAuthError",
     "KisError",
+    "KisPaperRefused",
     "KisProtocolError",
     "KisRateLimited",
     "KisServerError",
     "KisTokenThrottled",
     "KisTransportError",
+    "KrxError",
+    "KrxLoggedOut",
+    "KrxLoginError",
+    "KrxProtocolError",
+    "KrxServerError",
+    "KrxTransportError",
     "MasterFileError",
     "ObserverError",
     "OutboxError",
@@ -127,3 +141,41 @@ class KisProtocolError(KisError):
 
 class MasterFileError(KisError):
     """A master file (or its zip) that is truncated, mis-encoded, malformed or unsafe."""
+
+
+class KisPaperRefused(KisError):
+    """A TR KIS offers on real accounts only was asked of a paper account; nothing was sent."""
+
+
+class KrxError(ObserverError):
+    """Base of every failure talking to the KRX data portal (data.krx.co.kr)."""
+
+    retryable = False
+
+
+class KrxLoginError(KrxError):
+    """The portal refused the login: ``code`` is its ``_error_code`` (CD010: change password)."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        self.code = code
+        super().__init__(f"KRX login refused: {code} {message}".rstrip())
+
+
+class KrxLoggedOut(KrxError):
+    """HTTP 400 ``LOGOUT``: the session is missing, expired, or killed by another login."""
+
+
+class KrxServerError(KrxError):
+    """The portal answered 5xx."""
+
+    retryable = True
+
+
+class KrxTransportError(KrxError):
+    """The request got no answer: timeout, refused or dropped connection."""
+
+    retryable = True
+
+
+class KrxProtocolError(KrxError):
+    """An answer that is not the portal's JSON (``{"output": [...]}``)."""

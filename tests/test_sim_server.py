@@ -308,7 +308,9 @@ def test_etf_and_overseas_answers(tmp_path: Path) -> None:
             summary, parts = await client.etf_components(etf)
             assert int(summary.etf_cnfg_issu_cnt) == len(parts) >= 10
             assert abs(sum(float(p.etf_cnfg_issu_rlim) for p in parts) - 100) < 0.5
-            assert all(p.stck_shrn_iscd in MARKET.listings for p in parts)
+            stocks = [p for p in parts if p.stck_shrn_iscd in MARKET.listings]
+            cash = {p.stck_shrn_iscd for p in parts} - {p.stck_shrn_iscd for p in stocks}
+            assert len(stocks) >= 10 and {"KRD010010001", "CASH00000001"} <= cash
             history = await client.etf_nav_daily(etf, "20260101", "20261119")
             assert len(history) > 200 and history[-1].stck_bsop_date == "20261119"
             quote = await client.overseas_price("NAS", nas.symbol)
@@ -323,7 +325,10 @@ def test_etf_and_overseas_answers(tmp_path: Path) -> None:
 
 def test_krx_etf_list(tmp_path: Path) -> None:
     async def scenario() -> tuple[dict, dict]:
-        async with simulator() as (_, url), httpx.AsyncClient(base_url=url) as http:
+        async with (
+            simulator(krx_login_required=False) as (_, url),  # the login: tests/test_krx.py
+            httpx.AsyncClient(base_url=url) as http,
+        ):
             form = {"bld": "dbms/MDC/STAT/standard/MDCSTAT04601"}
             path = "/comm/bldAttendant/getJsonData.cmd"
             referer = {"Referer": "https://data.krx.co.kr/contents/MDC/MDI/outerLoader/index.cmd"}

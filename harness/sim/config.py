@@ -30,6 +30,9 @@ class SimConfig:
     pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
+    krx_members: dict[str, str] | None = None  # KRX member id -> password; None accepts any
+    krx_session_ttl_s: int = 3600  # simulated seconds a KRX login lasts (pykrx: about 1 h)
+    krx_login_required: bool = True  # KRX data to logged-in sessions only (since 2026-02-27)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +119,10 @@ class Faults:
     ws_down_until: dict[str, int] = field(default_factory=dict)
     token_failures: int = 0  # answer the next N token requests with HTTP 500 (EGW00002)
     tick_loss: list[TickLoss] = field(default_factory=list)  # trades silently never sent
+    krx_5xx: int = 0  # answer the next N KRX data calls with HTTP 500
+    krx_empty: int = 0  # ... with an empty output
+    krx_logout: int = 0  # ... with LOGOUT, ending the asking session
+    krx_latency_s: float = 0.0  # wall seconds added to every KRX data answer
+    krx_password_change: bool = False  # KRX logins answered CD010
+    # "HH:MM" KST: today's ETF NAV (and net assets) are not published before then
+    etf_nav_late_until: str | None = None

@@ -27,7 +27,13 @@ from harness.sim.master_host import MasterHost
 from harness.sim.protocol import NS, now_kst
 from harness.sim.realtime import Realtime
 
-__all__ = ["Control"]
+__all__ = ["KRX_FAULTS", "Control"]
+
+# Fault names set as they are (counters, switches): the KRX portal's and the ETF NAV's.
+KRX_FAULTS = (
+    "krx_5xx", "krx_empty", "krx_logout", "krx_latency_s", "krx_password_change",
+    "etf_nav_late_until",
+)  # fmt: skip
 
 
 class Control:
@@ -64,7 +70,7 @@ class Control:
         ``["HHMM", ...]``) add to what is there.
         """
         body = await request.json()
-        for name in ("http_5xx", "rate_limited", "latency_s", "token_failures"):
+        for name in ("http_5xx", "rate_limited", "latency_s", "token_failures", *KRX_FAULTS):
             if name in body:
                 setattr(self.faults, name, body[name])
         damage = dict(body.get("master_damage", {}))

@@ -15,6 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.sim.etf import CU_UNITS, EtfDay, etf_day, multiple, nav_published
 from harness.sim.gateway import Gateway
 from harness.sim.market import (
     BARS_PER_DAY,
@@ -223,24 +224,36 @@ class Quotes:
         day, quote = self._latest_quote(symbol)
         return symbol, day, quote
 
+    def _etf_figures(self, symbol: str, day: date, price: int) -> EtfDay:
+        """The ETF's day as both sources tell it (`harness.sim.etf`)."""
+        published = nav_published(self.gateway.faults.etf_nav_late_until, day, self._now())
+        return etf_day(self.market, symbol, day, price, published)
+
     def etf_price(self, query: Any) -> web.Response:
-        """FHPST02400000 (§4.5): price, NAV, premium (dprt), net assets (억 KRW, assumed)."""
+        """FHPST02400000 (§4.5): price, NAV, premium (dprt), net assets (억 KRW, assumed).
+
+        A NAV not yet published answers ``0`` with ``dprt`` and net assets ``0``.
+        """
         symbol, day, q = self._etf(query)
         listing = self.market.listings[symbol]
-        premium = self.market.etf_premium(symbol, day)
-        nav = q.price / (1 + premium)
-        prev_nav = q.prev_close / (
-            1 + self.market.etf_premium(symbol, self.market.calendar.previous_session(day))
-        )
+        today = self._etf_figures(symbol, day, q.price)
+        previous = self.market.calendar.previous_session(day)
+        prev_nav = q.prev_close / (1 + self.market.etf_premium(symbol, previous))
+        nav = today.nav
         output = {
             "stck_prpr": str(q.price), "stck_prdy_clpr": str(q.prev_close),
             "prdy_vrss": str(q.price - q.prev_close),
             "prdy_ctrt": f"{(q.price / q.prev_close - 1) * 100:.2f}",
-            "acml_vol": str(q.volume), "nav": f"{nav:.2f}", "prdy_last_nav": f"{prev_nav:.2f}",
-            "trc_errt": f"{abs(premium) * 50:.2f}", "dprt": f"{premium * 100:.2f}",
-            "etf_ntas_ttam": str(int(listing.listed_shares * nav / 100_000_000)),
-            "etf_cnfg_issu_cnt": str(len(self.market.components(symbol))),
-            "lstn_stcn": str(listing.listed_shares),
+            "stck_oprc": str(q.open), "stck_hgpr": str(q.high), "stck_lwpr": str(q.low),
+            "acml_vol": str(q.volume), "nav": f"{nav:.2f}" if nav else "0",
+            "prdy_last_nav": f"{prev_nav:.2f}",
+            "trc_errt": f"{abs(today.premium) * 50:.2f}",
+            "dprt": f"{today.premium * 100:.2f}" if nav else "0.00",
+            "etf_ntas_ttam": str(today.net_assets_krw // 100_000_000),
+            "etf_cnfg_issu_cnt": str(len(self.market.components(symbol)) + 2),  # + cash lines
+            "lstn_stcn": str(today.units), "etf_crcl_stcn": str(today.units),
+            "etf_trc_ert_mltp": str(multiple(listing.name)),
+            "etf_cu_unit_scrt_cnt": str(CU_UNITS),
             "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
         }  # fmt: skip
         return web.json_response(envelope(*OK, output=output))
@@ -253,32 +266,52 @@ class Quotes:
         start, end = (_date(query[k]) for k in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"))
         rows = []
         for row in self._daily_rows(symbol, start, end, 100):
-            premium = self.market.etf_premium(symbol, _date(row["stck_bsop_date"]))
-            close = int(row["stck_clpr"])
+            day, close = _date(row["stck_bsop_date"]), int(row["stck_clpr"])
+            figures = self._etf_figures(symbol, day, close)
+            nav = figures.nav
             rows.append(
                 {
                     "stck_bsop_date": row["stck_bsop_date"],
                     "stck_clpr": row["stck_clpr"],
-                    "nav": f"{close / (1 + premium):.2f}",
-                    "dprt": f"{premium * 100:.2f}",
+                    "acml_vol": row["acml_vol"],
+                    "nav": f"{nav:.2f}" if nav else "0",
+                    "dprt": f"{figures.premium * 100:.2f}" if nav else "0.00",
+                    "nav_vrss_prpr": f"{close - nav:.2f}" if nav else "0",
                 }
             )
         return web.json_response(envelope(*OK, output=rows))
 
     def etf_components(self, query: Any) -> web.Response:
-        """FHKST121600C0 (§4.7): summary and constituents with weights."""
+        """FHKST121600C0 (§4.7): summary, constituents with weights, cash and futures lines.
+
+        As in KRX's PDF (ref-KRX §1.5): two cash lines (KRW deposit, creation cash), a futures
+        line for leveraged and inverse ETFs (negative for inverse), and weights that do not
+        sum to exactly 100.
+        """
         symbol, day, q = self._etf(query)
         parts = self.market.components(symbol)
-        nav = q.price / (1 + self.market.etf_premium(symbol, day))
-        shares = self.market.listings[symbol].listed_shares
+        figures = self._etf_figures(symbol, day, q.price)
+        mult = multiple(self.market.listings[symbol].name)
+        scale = 0.985 if mult == 1 else 0.5  # the rest is cash (and futures exposure)
         summary = {
             "stck_prpr": str(q.price),
-            "nav": f"{nav:.2f}",
-            "etf_ntas_ttam": str(int(shares * nav / 100_000_000)),
-            "etf_cnfg_issu_cnt": str(len(parts)),
+            "nav": f"{figures.nav:.2f}" if figures.nav else "0",
+            "etf_ntas_ttam": str(figures.net_assets_krw // 100_000_000),
+            "etf_cnfg_issu_cnt": str(len(parts) + 2 + (mult != 1)),
         }
         rows = [{"stck_shrn_iscd": s, "hts_kor_isnm": self.market.listings[s].name,
-                 "etf_cnfg_issu_rlim": f"{w:.2f}"} for s, w in parts]  # fmt: skip
+                 "etf_cnfg_issu_rlim": f"{w * scale * (1 if mult > 0 else -1):.2f}"}
+                for s, w in parts]  # fmt: skip
+        rows += [
+            {"stck_shrn_iscd": "KRD010010001", "hts_kor_isnm": "원화예금",
+             "etf_cnfg_issu_rlim": f"{100 - 100 * scale - 0.37:.2f}"},
+            {"stck_shrn_iscd": "CASH00000001", "hts_kor_isnm": "설정현금액",
+             "etf_cnfg_issu_rlim": "0.00"},
+        ]  # fmt: skip
+        if mult != 1:  # futures carry the exposure beyond the stocks' (short for inverse)
+            futures = (mult - (1 if mult > 0 else -1)) * 100
+            rows.append({"stck_shrn_iscd": "KR4101V30005", "hts_kor_isnm": "코스피200 F 202612",
+                         "etf_cnfg_issu_rlim": f"{futures:.2f}"})  # fmt: skip
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
     def overseas_price(self, query: Any) -> web.Response:

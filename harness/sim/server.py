@@ -23,10 +23,9 @@ from aiohttp import web
 from harness.sim.config import MASTER_DAMAGE, Faults, MasterDamage, SimConfig
 from harness.sim.control import Control
 from harness.sim.gateway import Gateway
-from harness.sim.krx import krx_json
+from harness.sim.krx import Krx
 from harness.sim.market import Market
 from harness.sim.master_host import MasterHost
-from harness.sim.protocol import now_kst
 from harness.sim.quotes import Quotes
 from harness.sim.realtime import Realtime
 from observer.clock import Clock
@@ -57,6 +56,7 @@ class Simulator:
         self.quotes = Quotes(market, clock, self.gateway)
         self.realtime = Realtime(market, clock, self.config, self.gateway)
         self.masters = MasterHost(market, clock, self.config, self.faults)
+        self.krx = Krx(market, clock, self.config, self.faults)
         control = Control(self.config, self.faults, self.gateway, self.realtime, self.masters)
         # The REST answers, callable directly (tests read them without HTTP).
         self.inquire_price = self.quotes.inquire_price
@@ -79,7 +79,11 @@ class Simulator:
                 web.get("/tryitout", self.realtime.websocket),
                 web.get("/tryitout/{tr_id}", self.realtime.websocket),
                 web.get("/common/master/{name}", self.masters.master),  # HEAD comes with GET
-                web.post("/comm/bldAttendant/getJsonData.cmd", self._krx),
+                web.post("/comm/bldAttendant/getJsonData.cmd", self.krx.data),
+                web.get("/contents/MDC/COMS/client/MDCCOMS001.cmd", self.krx.session),
+                web.get("/contents/MDC/COMS/client/view/login.jsp", self.krx.login_page),
+                web.post("/contents/MDC/COMS/client/MDCCOMS001D1.cmd", self.krx.login),
+                web.post("/_sim/krx_logout_all", self._krx_logout_all),
                 web.post("/_sim/faults", control.set_faults),
                 web.post("/_sim/drop_websockets", control.drop_websockets),
                 web.post("/_sim/expire_tokens", control.expire_tokens),
@@ -127,5 +131,6 @@ class Simulator:
         """Real-time records pushed per tr_id."""
         return self.realtime.records_sent
 
-    async def _krx(self, request: web.Request) -> web.Response:
-        return await krx_json(self.market, now_kst(self.clock), request)
+    async def _krx_logout_all(self, request: web.Request) -> web.Response:
+        """``POST /_sim/krx_logout_all``: every KRX session ends (as a login elsewhere does)."""
+        return web.json_response({"ended": self.krx.kill_sessions()})

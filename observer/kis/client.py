@@ -29,6 +29,7 @@ from observer.errors import (
     KisApiError,
     KisAuthError,
     KisError,
+    KisPaperRefused,
     KisProtocolError,
     KisRateLimited,
     KisServerError,
@@ -147,6 +148,9 @@ class KisClient:
         Tries per request for retryable errors.
     backoff_s, backoff_cap_s:
         First retry pause and its cap (doubling, with full jitter).
+    environment:
+        ``"paper"`` refuses the TRs KIS offers on real accounts only (`KisPaperRefused`,
+        before anything is sent: the paper host would answer with an error of its own).
     """
 
     def __init__(
@@ -160,8 +164,10 @@ class KisClient:
         max_attempts: int = 5,
         backoff_s: float = 0.2,
         backoff_cap_s: float = 5.0,
+        environment: str = "real",
     ) -> None:
         self._http = http
+        self.environment = environment
         self._credentials = credentials
         self._tokens = tokens
         self._clock = clock
@@ -194,7 +200,17 @@ class KisClient:
 
         An expired token is refreshed once per call and the request sent again at once; that
         is not a retry.
+
+        Raises
+        ------
+        KisPaperRefused
+            ``endpoint`` is real-only and this is a paper account.
         """
+        if self.environment == "paper" and not endpoint.paper:
+            raise KisPaperRefused(
+                f"{endpoint.tr_id} ({endpoint.name}) is offered on real accounts only; "
+                'this account is a paper one (kis.environment = "paper")'
+            )
         refreshed = False
 
         async def once() -> Page:

@@ -142,9 +142,15 @@ class EtfPriceOutput(msgspec.Struct):
     etf_ntas_ttam: str = "0"  # total net assets
     etf_cnfg_issu_cnt: str = "0"  # number of constituents
     lstn_stcn: str = "0"
-    stck_dryy_hgpr: str = "0"
+    stck_dryy_hgpr: str = "0"  # this year's high (year to date, not 52 weeks)
     stck_dryy_lwpr: str = "0"
     stck_lstn_date: str = ""
+    stck_oprc: str = "0"
+    stck_hgpr: str = "0"
+    stck_lwpr: str = "0"
+    etf_crcl_stcn: str = "0"  # circulating units
+    etf_trc_ert_mltp: str = "0"  # tracking multiple (2, -1, -2 for leveraged and inverse)
+    etf_cu_unit_scrt_cnt: str = "0"  # units per creation unit
 
 
 class EtfNavDailyRow(msgspec.Struct):
@@ -154,6 +160,8 @@ class EtfNavDailyRow(msgspec.Struct):
     stck_clpr: str
     nav: str = "0"
     dprt: str = "0"
+    acml_vol: str = "0"
+    nav_vrss_prpr: str = "0"  # NAV against the price
 
 
 class EtfComponentSummary(msgspec.Struct):

@@ -132,7 +132,14 @@ def open_account(
         reader_wait_s=settings.kis.token_wait_s,
         on_unavailable=on_unavailable,
     )
-    client = KisClient(http, credentials, tokens, clock, limits.for_account(alias))
+    client = KisClient(
+        http,
+        credentials,
+        tokens,
+        clock,
+        limits.for_account(alias),
+        environment=settings.kis.environment,
+    )
     return KisAccount(alias, http, tokens, client, ws, clock)
 
 

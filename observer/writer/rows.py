@@ -20,7 +20,10 @@ from bus.events import (
     AlertAcked,
     AlertDelivery,
     AlertResolved,
+    EtfDaily,
     EtfDetail,
+    EtfListing,
+    EtfRun,
     Event,
     GapDetected,
     GapStateChanged,
@@ -260,6 +263,22 @@ def _listing(env: Envelope, batch: Batch) -> None:
     batch.upsert(m.Instrument, ("market", "symbol"), values, update)
 
 
+def _etf_listing(env: Envelope, batch: Batch) -> None:
+    """The list's history row, then the ETF in place (a removal only deactivates it)."""
+    event = env.event
+    assert isinstance(event, EtfListing)
+    batch.insert(m.EtfListingRow, _audit(env) | _fields(event))
+    values = _fields(event)
+    del values["change"], values["changed_fields"], values["initial"]
+    values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
+    update = (
+        ("active", "updated_ns")
+        if event.change == "removed"
+        else tuple(k for k in values if k not in ("symbol", "listed_ns"))
+    )
+    batch.upsert(m.Etf, ("symbol",), values, update)
+
+
 HANDLERS: dict[type[Event], Handler] = {
     PriceSnapshot: _direct(m.PriceSnapshotRow, PriceSnapshot),
     TrackACycle: _direct(m.TrackACycleRow, TrackACycle),
@@ -275,6 +294,9 @@ HANDLERS: dict[type[Event], Handler] = {
     MasterFileReview: _direct(m.MasterFileReviewRow, MasterFileReview),
     ListingChanged: _listing,
     EtfDetail: _direct(m.EtfDetailRow, EtfDetail),
+    EtfListing: _etf_listing,
+    EtfDaily: _direct(m.EtfDailyRow, EtfDaily),
+    EtfRun: _direct(m.EtfRunRow, EtfRun),
     SectorMetadata: _direct(m.SectorMetadataRow, SectorMetadata, source="origin"),
     PhaseChanged: _direct(m.PhaseChangedRow, PhaseChanged),
     TokenRefreshed: _direct(m.TokenRefreshedRow, TokenRefreshed),

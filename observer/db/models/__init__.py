@@ -17,6 +17,7 @@ from observer.db.models.base import (
     BusOffset,
     ExactDecimal,
 )
+from observer.db.models.etf import Etf, EtfDailyRow, EtfListingRow, EtfRunRow
 from observer.db.models.market import (
     BarRow,
     Gap,
@@ -66,7 +67,11 @@ __all__ = [
     "BusConflict",
     "BusDigest",
     "BusOffset",
+    "Etf",
+    "EtfDailyRow",
     "EtfDetailRow",
+    "EtfListingRow",
+    "EtfRunRow",
     "ExactDecimal",
     "Gap",
     "GapEvent",

@@ -157,6 +157,20 @@ class EtfDetailRow(Audited, Base):
     low_52w: Mapped[int]
     underlying_index: Mapped[str]
     issuer: Mapped[str]
+    premium_abs_20d: Mapped[Decimal | None]
+    premium_abs_60d: Mapped[Decimal | None]
+    premium_abs_120d: Mapped[Decimal | None]
+    premium_abs_250d: Mapped[Decimal | None]
+    n_20d: Mapped[int] = mapped_column(server_default="0")
+    n_60d: Mapped[int] = mapped_column(server_default="0")
+    n_120d: Mapped[int] = mapped_column(server_default="0")
+    n_250d: Mapped[int] = mapped_column(server_default="0")
+    high_52w_date: Mapped[date | None]
+    low_52w_date: Mapped[date | None]
+    range_52w_basis: Mapped[str] = mapped_column(String(16), server_default="")
+    aum_source: Mapped[str] = mapped_column(String(16), server_default="")
+    aum_check_pct: Mapped[Decimal | None]
+    market_value: Mapped[int] = mapped_column(server_default="0")
 
     __table_args__ = (Index(None, "trade_date", "symbol"),)
 

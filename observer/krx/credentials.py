@@ -1,0 +1,62 @@
+"""The KRX portal login: from the environment or an owner-only file, never from config.toml."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from observer.config import Settings
+from observer.errors import ConfigError
+from observer.kis.credentials import Secret, read_owner_only
+
+__all__ = ["ENV_ID", "ENV_PASSWORD", "KrxCredentials", "krx_credentials"]
+
+ENV_ID = "OBSERVER_KRX_ID"
+ENV_PASSWORD = "OBSERVER_KRX_PW"  # noqa: S105 - the variable's name, not a password
+
+
+@dataclass(frozen=True, slots=True)
+class KrxCredentials:
+    """A KRX Data Marketplace member's id and password (both print as ``***``)."""
+
+    member_id: Secret
+    password: Secret
+
+
+class _CredentialFile(msgspec.Struct, forbid_unknown_fields=True):
+    member_id: str
+    password: str
+
+
+def krx_credentials(settings: Settings) -> KrxCredentials:
+    """The configured KRX login.
+
+    From ``OBSERVER_KRX_ID`` and ``OBSERVER_KRX_PW`` when both are set, else from
+    ``krx.credentials_file`` (TOML with ``member_id`` and ``password``, owner-only). With
+    ``kis.environment = "sim"`` and nothing configured, a placeholder the simulator accepts.
+
+    Raises
+    ------
+    ConfigError
+        Nothing configured outside the simulator, or a file that is missing, open to
+        others or not that TOML (its content is never quoted).
+    """
+    member, password = os.environ.get(ENV_ID), os.environ.get(ENV_PASSWORD)
+    if member and password:
+        return KrxCredentials(Secret(member), Secret(password))
+    file = settings.krx.credentials_file
+    if not file:
+        if settings.kis.environment == "sim" and not (member or password):
+            return KrxCredentials(Secret("sim-krx-member"), Secret("sim-krx-password"))
+        raise ConfigError(f"no KRX login: set {ENV_ID}/{ENV_PASSWORD} or krx.credentials_file")
+    raw = read_owner_only(Path(file), f"KRX credential file {file}")
+    try:
+        parsed = msgspec.toml.decode(raw, type=_CredentialFile)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        parsed = None  # the decoder's message may quote the file: never shown
+    if parsed is None or not (parsed.member_id and parsed.password):
+        raise ConfigError(f"KRX credential file {file} is not member_id/password TOML")
+    return KrxCredentials(Secret(parsed.member_id), Secret(parsed.password))

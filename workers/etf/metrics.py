@@ -1,0 +1,129 @@
+"""ETF figures from stored daily rows: premium windows, the 52-week range, the AUM check.
+
+Pure functions of the rows and sessions they are given (the caller reads ``etf_daily`` and
+the trading calendar), so they are tested against independent computations.
+
+* A window of W **sessions** ends at the last completed session d0; ``mean`` is the signed
+  premium's mean (premiums of both signs cancel out), ``mean_abs`` the mean of its absolute
+  value, ``n`` the sessions that had one. Both are None when ``n < ceil(0.8 W)``: a recently
+  listed ETF, or missing days.
+* The 52-week range covers the sessions in ``(d0 - 364 days, d0]`` (52 weeks, not 250
+  calendar days), from daily highs and lows; rows that lack them count their close, and the
+  figure says so (basis ``close``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+__all__ = [
+    "MIN_COVERAGE",
+    "WINDOWS",
+    "Range52w",
+    "Window",
+    "aum_check_pct",
+    "premium_pct",
+    "premium_windows",
+    "range_52w",
+]
+
+WINDOWS = (20, 60, 120, 250)  # sessions
+MIN_COVERAGE = 0.8  # of a window's sessions that must have a premium
+_CENT = Decimal("0.0001")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One premium window: signed and absolute means (percent), and the sessions counted."""
+
+    sessions: int  # W
+    n: int
+    mean: Decimal | None
+    mean_abs: Decimal | None
+
+
+def premium_pct(close: int | None, nav: Decimal | None) -> Decimal | None:
+    """``(close - nav) / nav x 100``; None when either is missing or the NAV is not positive."""
+    if close is None or nav is None or nav <= 0:
+        return None
+    return ((Decimal(close) - nav) / nav * 100).quantize(_CENT)
+
+
+def premium_windows(
+    premiums: Mapping[date, Decimal],
+    sessions: Sequence[date],
+    windows: Iterable[int] = WINDOWS,
+    min_coverage: float = MIN_COVERAGE,
+) -> dict[int, Window]:
+    """The premium windows ending at ``sessions[-1]`` (d0).
+
+    ``premiums`` maps a session to that day's premium (percent; days without one are
+    absent); ``sessions`` lists the sessions up to d0, oldest first, at least as many as the
+    largest window when the history is that long. Days in ``premiums`` that are not among
+    the window's sessions (holidays, days after d0) are ignored.
+    """
+    result = {}
+    for size in windows:
+        span = sessions[-size:] if size else []
+        values = [premiums[day] for day in span if day in premiums]
+        n = len(values)
+        if n and n >= math.ceil(min_coverage * size):
+            mean = (sum(values, Decimal(0)) / n).quantize(_CENT)
+            mean_abs = (sum((abs(v) for v in values), Decimal(0)) / n).quantize(_CENT)
+            result[size] = Window(size, n, mean, mean_abs)
+        else:
+            result[size] = Window(size, n, None, None)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class Range52w:
+    """The highest high and lowest low of 52 weeks, their dates, and what they were read from."""
+
+    high: int
+    high_date: date
+    low: int
+    low_date: date
+    basis: str  # "high_low", or "close" when some day lacked its high or low
+
+
+def range_52w(
+    days: Mapping[date, tuple[int | None, int | None, int | None]], d0: date
+) -> Range52w | None:
+    """Over the days in ``(d0 - 364 days, d0]``: ``days`` maps a day to (high, low, close).
+
+    The earliest day wins a tie. None when no day in the span has a price.
+    """
+    start = d0 - timedelta(days=364)
+    best_high: tuple[int, date] | None = None
+    best_low: tuple[int, date] | None = None
+    basis = "high_low"
+    for day in sorted(days):
+        if not start <= day <= d0:
+            continue
+        high, low, close = days[day]
+        if high is None or low is None:
+            basis = "close"
+        high = high if high is not None else close
+        low = low if low is not None else close
+        if high is not None and (best_high is None or high > best_high[0]):
+            best_high = (high, day)
+        if low is not None and (best_low is None or low < best_low[0]):
+            best_low = (low, day)
+    if best_high is None or best_low is None:
+        return None
+    return Range52w(best_high[0], best_high[1], best_low[0], best_low[1], basis)
+
+
+def aum_check_pct(
+    net_assets_krw: int | None, units: int | None, nav: Decimal | None
+) -> Decimal | None:
+    """How far net assets are from listed units x NAV, in percent (None: cannot tell)."""
+    if not net_assets_krw or not units or nav is None or nav <= 0:
+        return None
+    implied = Decimal(units) * nav
+    return (abs(Decimal(net_assets_krw) - implied) / implied * 100).quantize(_CENT)
