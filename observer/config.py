@@ -37,6 +37,7 @@ from observer.worker_settings import (
     BackupSettings,
     GapRecoverySettings,
     MasterFileSettings,
+    ReadinessSettings,
     TokenSettings,
     TrackASettings,
     TrackBSettings,
@@ -58,6 +59,7 @@ __all__ = [
     "PathSettings",
     "PhaseSettings",
     "ProgramSettings",
+    "ReadinessSettings",
     "ScheduleEntry",
     "Settings",
     "SupervisorSettings",
@@ -257,6 +259,7 @@ class Settings(Strict, frozen=True):
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
     token: TokenSettings = TokenSettings()
+    readiness: ReadinessSettings = ReadinessSettings()
     notifier: NotifierSettings = NotifierSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)
 
