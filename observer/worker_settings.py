@@ -188,6 +188,7 @@ class ReadinessSettings(Strict, frozen=True):
     retry_initial_s: Seconds = 10.0  # doubling, with full jitter (clock seconds)
     retry_max_s: Seconds = 60.0
     ws_timeout_s: Seconds = 10.0  # its own WebSocket probe's answer (when Track B is not up)
+    recheck_s: Seconds = 300.0  # accounts not ready are checked again this often, until 09:30
 
 
 class BackupSettings(Strict, frozen=True):
