@@ -1,0 +1,220 @@
+"""The pre-market readiness check (08:10) and Track B's pre-connect (08:03)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from harness.sim.market import Market
+from harness.sim.server import SimConfig
+from observer.clock import ManualClock
+from observer.config import load_settings
+from observer.phases import KST, Phase
+from observer.supervisor.schedule import due_runs
+from observer.timeline import timeline_from
+from observer.trading_calendar import TradingCalendar
+from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from workers.readiness.check import Check, NotReady, ready
+from workers.readiness.cli import FAILED, PASSED
+from workers.track_b.worker import preconnect_at
+
+MARKET = Market(29, TradingCalendar(), stocks=40, etfs=2)
+T0 = int(datetime(2026, 11, 20, 8, 10, tzinfo=KST).timestamp() * 1e9)
+
+
+# ---------------------------------------------------------------------- timing (manual clock)
+
+
+def test_the_shipped_schedule_preconnects_at_0803_and_checks_at_0810_on_sessions() -> None:
+    settings = load_settings(ROOT / "config" / "observer.toml")
+    timeline = timeline_from(settings.phases, settings.calendar)
+    job = settings.programs["readiness"]
+    since = datetime(2026, 11, 20, 0, 0, tzinfo=KST)  # a Friday session, then the weekend
+    runs = due_runs(timeline, job.schedule, since, datetime(2026, 11, 24, 0, 0, tzinfo=KST))
+    assert [at.strftime("%d %H:%M") for at, _ in runs] == ["20 08:10", "23 08:10"]
+    for day, expected in ((datetime(2026, 11, 20), "08:03"), (datetime(2026, 11, 19), "09:03")):
+        starts = {phase: at for at, phase in timeline.schedule.starts(day.date())}
+        at = preconnect_at(starts, settings.track_b.preconnect_after_s)
+        assert datetime.fromtimestamp(at, KST).strftime("%H:%M") == expected  # CSAT: +1 h
+    starts = {phase: at for at, phase in timeline.schedule.starts(since.date())}
+    assert preconnect_at(starts, 10 * 3600) == starts[Phase.FULL_OPERATION].timestamp()
+
+
+def test_a_failing_check_is_tried_three_more_times_with_backoff_on_the_clock() -> None:
+    clock = ManualClock(T0)
+    calls: list[int] = []
+
+    async def failing() -> Check:
+        calls.append(clock.now_ns())
+        raise NotReady(Check("acct1", True, False, True, ("REST host unreachable",)))
+
+    async def scenario() -> Check:
+        task = asyncio.create_task(
+            ready(failing, clock=clock, retries=3, initial_s=10.0, max_s=60.0)
+        )
+        while not task.done():  # the clock moves only when every attempt waits on it
+            await asyncio.sleep(0.001)
+            clock.advance(1.0)
+        return await task
+
+    check = asyncio.run(scenario())
+    assert not check.ok and check.attempts == 4 and len(calls) == 4
+    assert check.problems == ("REST host unreachable",)
+    pauses = [(b - a) / 1e9 for a, b in itertools.pairwise(calls)]
+    assert all(p <= 61.0 for p in pauses) and sum(pauses) > 0  # jittered, capped
+
+
+# ---------------------------------------------------------------------- the job, as a process
+
+
+class Day:
+    """A writer, the simulator at 08:10 (60x) and the token job's cache, for the job."""
+
+    def __init__(self, tmp_path: Path, recheck_s: float = 120.0) -> None:
+        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
+        self.writer = WriterProcess(tmp_path, self.url).start()
+        self.sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 10, tzinfo=KST), SimConfig(), 60.0)
+        self.tokens = tmp_path / "tokens"
+        self.config = tmp_path / "observer.toml"
+        self.config.write_text(
+            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{self.writer.run_dir}"\n'
+            f'[database]\nurl = "{self.url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{self.sim.url}"\n'
+            f'token_dir = "{self.tokens}"\ntoken_issuer = "job"\n'
+            '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+            f"[readiness]\nretry_initial_s = 1.0\nretry_max_s = 2.0\nrecheck_s = {recheck_s}\n"
+        )
+        self.env = {**os.environ, "OBSERVER_CLOCK": self.sim.sim.clock.spec}
+        done = self.run("token")
+        assert done.returncode == 0, done.stderr.decode()
+
+    def run(self, command: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "observer", command, "run", "--config", str(self.config)],
+            capture_output=True, cwd=ROOT, env=self.env, timeout=180,
+        )  # fmt: skip
+
+    def faults(self, body: dict[str, object]) -> None:
+        request = json.dumps(body).encode()
+        urllib.request.urlopen(f"{self.sim.url}/_sim/faults", request, timeout=10).read()
+
+    def alerts(self) -> list[tuple[str, str, str]]:
+        sql = (
+            "select code, severity, subject from alerts "
+            f"where code in ('{FAILED}', '{PASSED}') order by seq"
+        )
+        return [(r[0], r[1], r[2]) for r in db_rows(self.url, sql)]
+
+    def resolutions(self) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in db_rows(self.url, "select code, subject from "
+                                              "alert_resolutions order by seq")]  # fmt: skip
+
+    def close(self) -> None:
+        self.writer.kill()
+        self.sim.close()
+
+
+def test_a_healthy_morning_every_account_ready_at_the_first_check(tmp_path: Path) -> None:
+    day = Day(tmp_path)
+    try:
+        done = day.run("readiness")
+        assert done.returncode == 0, done.stderr.decode()
+        assert sorted(day.alerts()) == [(PASSED, "info", "acct1"), (PASSED, "info", "acct2")]
+        context = db_rows(day.url, f"select context from alerts where code = '{PASSED}'")
+        assert all(
+            json.loads(c[0]) | {"account": ""}
+            == {"account": "", "token": "true", "rest": "true", "websocket": "true",
+                "attempts": "1"}
+            for c in context
+        )  # fmt: skip
+        assert day.resolutions() == []
+    finally:
+        day.close()
+
+
+def test_rest_down_three_retries_then_one_critical_alert_resolved_when_a_later_check_passes(
+    tmp_path: Path,
+) -> None:
+    day = Day(tmp_path)
+    try:
+        # 40 simulated minutes: the first round (4 checks of 5 timed-out calls, 20 wall
+        # seconds at least) fails; a recheck after it passes.
+        day.faults({"rest_down": 2400})
+        done = day.run("readiness")
+        assert done.returncode == 0, done.stderr.decode()
+        alerts = day.alerts()
+        failed = [a for a in alerts if a[0] == FAILED]
+        assert sorted(failed) == [(FAILED, "critical", "acct1"), (FAILED, "critical", "acct2")]
+        # ... once per account, then ready at a later check and resolved
+        assert sorted(a for a in alerts if a[0] == PASSED) == [
+            (PASSED, "info", "acct1"), (PASSED, "info", "acct2"),
+        ]  # fmt: skip
+        assert sorted(day.resolutions()) == [(FAILED, "acct1"), (FAILED, "acct2")]
+        message, context = db_rows(
+            day.url, f"select message, context from alerts where code = '{FAILED}' limit 1"
+        )[0]
+        assert "REST host unreachable" in message and "degraded" in message
+        assert json.loads(context)["attempts"] == "4" and json.loads(context)["rest"] == "false"
+        for secret in ("sim-acct1-secret", "sim-acct2-secret"):
+            assert secret not in message and secret not in done.stderr.decode()
+    finally:
+        day.close()
+
+
+def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
+    tmp_path: Path,
+) -> None:
+    """Another session on acct1's app key: OPSP8996 to the check's own session."""
+    day = Day(tmp_path, recheck_s=600.0)
+    settings = load_settings(day.config)
+    held = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold_session() -> None:
+        from observer.kis.client import RateLimits
+        from observer.kis.session import open_account
+
+        account = open_account(settings, "acct1", day.sim.sim.clock, RateLimits({"acct1": 1.0}))
+        key = await account.tokens.approval_key()
+        async with connect(account.ws_url) as socket:
+            await socket.send(json.dumps({
+                "header": {"approval_key": key.reveal(), "custtype": "P", "tr_type": "2",
+                           "content-type": "utf-8"},
+                "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}},
+            }))  # fmt: skip
+            assert "OPSP0003" in str(await socket.recv())
+            held.set()
+            while not release.is_set():
+                await asyncio.sleep(0.05)
+        await account.aclose()
+
+    async def scenario() -> subprocess.CompletedProcess[bytes]:
+        holder = asyncio.create_task(hold_session())
+        await asyncio.wait_for(held.wait(), 30)
+        job = asyncio.create_task(asyncio.to_thread(day.run, "readiness"))
+        # The first round fails and is alerted; then the session is let go before the
+        # recheck (10 wall seconds later at 60x).
+        failed = (FAILED, "critical", "acct1")
+        await asyncio.to_thread(wait_until, lambda: failed in day.alerts(), 120)
+        release.set()
+        await holder
+        return await job
+
+    try:
+        done = asyncio.run(scenario())
+        assert done.returncode == 0, done.stderr.decode()
+        message = db_rows(day.url, f"select message from alerts where code = '{FAILED}'")
+        assert len(message) == 1 and "OPSP8996" in message[0][0]
+        assert (PASSED, "info", "acct2") in day.alerts()
+        assert day.resolutions() == [(FAILED, "acct1")]
+    finally:
+        day.close()
