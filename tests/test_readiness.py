@@ -218,3 +218,21 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
         assert day.resolutions() == [(FAILED, "acct1")]
     finally:
         day.close()
+
+
+def test_ctl_status_shows_the_last_check_of_each_account() -> None:
+    from observer.account_health import by_account
+    from observer.supervisor.accounts import readiness_of
+    from observer.supervisor.ctl import _ready
+    from workers.readiness.cli import report_counters
+
+    at = T0 + 90 * 10**9
+    failed = Check("acct1", True, False, False, ("REST host unreachable",), attempts=4)
+    counters = {**report_counters(failed, T0), **report_counters(Check("acct2", 1, 1, 1), T0)}
+    figures = by_account(counters)
+    first, second = readiness_of(figures["acct1"], at), readiness_of(figures["acct2"], at)
+    assert first == {"ok": False, "failed": ["rest", "ws"], "attempts": 4, "age_s": 90.0}
+    assert second is not None and second["ok"] and second["failed"] == []
+    assert readiness_of({}, at) is None
+    assert _ready(first) == "NO (rest, ws) 90s ago" and _ready(second) == "yes 90s ago"
+    assert _ready(None) == "-"
