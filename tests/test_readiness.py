@@ -11,11 +11,13 @@ import sys
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.client import connect
 
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
+from observer.account_health import by_account
 from observer.clock import ManualClock
 from observer.config import load_settings
 from observer.phases import KST, Phase
@@ -236,3 +238,74 @@ def test_ctl_status_shows_the_last_check_of_each_account() -> None:
     assert readiness_of({}, at) is None
     assert _ready(first) == "NO (rest, ws) 90s ago" and _ready(second) == "yes 90s ago"
     assert _ready(None) == "-"
+
+
+PROGRAMS = """
+[programs.token]
+kind = "job"
+command = ["observer", "token", "run"]
+depends_on = ["writer"]
+run_on_start = true
+schedule = [{ at = "08:30", days = "sessions", args = ["--renew"] }]
+
+[programs.readiness]
+kind = "job"
+command = ["observer", "readiness", "run"]
+depends_on = ["writer"]
+schedule = [{ at = "08:10", days = "sessions" }]
+"""
+
+
+def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
+    tmp_path: Path,
+) -> None:
+    """08:01 to 09:31 at 120x: Track B pre-connects at 08:03, the 08:10 check reads its sessions
+    (no second session, no OPSP8996), the 08:30 renewal restarts them, and they stream."""
+    from tests.support import WRITER_PROGRAM, SupervisorProcess
+    from tests.test_account_down import STOCKS, TRACK_B, _publish_universe
+
+    sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 1, tzinfo=KST), SimConfig(), 120.0)
+    settings = (
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
+        'token_issuer = "job"\n[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\n'
+        'alias = "acct2"\n[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 3600\n'
+        "[readiness]\nretry_initial_s = 1.0\nretry_max_s = 2.0\n"
+    )
+    sup = SupervisorProcess(
+        tmp_path, WRITER_PROGRAM + TRACK_B + PROGRAMS, clock=sim.sim.clock.spec, settings=settings
+    )
+    try:
+        sup.start(healthy=False)
+        _publish_universe(sup.data_dir / "run", tmp_path / "outbox", STOCKS[:3])
+
+        def accounts() -> dict[str, dict[str, Any]]:
+            return {a["account"]: a for a in sup.status()["accounts"]}
+
+        def identified() -> bool:
+            figures = by_account(sup.program("track_b")["counters"])
+            return all(figures.get(a, {}).get("identified") == 1.0 for a in ("acct1", "acct2"))
+
+        wait_until(
+            lambda: all(a["stream"] == "connected" and a["registered"] == 0
+                        for a in accounts().values()) and identified(),
+            60, "both sessions pre-connected, nothing registered",
+        )  # fmt: skip
+        assert sup.status()["phase"] == "warmup"
+        wait_until(lambda: all(a["readiness"] for a in accounts().values()), 60, "the check")
+        assert all(a["readiness"]["ok"] for a in accounts().values()), accounts()
+        passed = sup.rows(f"select subject from alerts where code = '{PASSED}'")
+        assert sorted(p[0] for p in passed) == ["acct1", "acct2"]
+        assert sup.rows(f"select 1 from alerts where code = '{FAILED}'") == []
+        refused = sup.rows("select 1 from stream_states where state = 'refused'")
+        assert refused == []  # the check opened no session beside Track B's
+        # The 08:30 renewal, then streaming from 09:30 on the renewed keys.
+        wait_until(
+            lambda: all(a["registered"] for a in accounts().values()), 120, "streaming at 09:30"
+        )
+        renewed = sup.rows("select 1 from token_refreshes where reason = 'premarket' "
+                           "and kind = 'approval_key'")  # fmt: skip
+        assert len(renewed) == 2
+        assert sup.rows("select 1 from stream_states where state = 'refused'") == []
+    finally:
+        sup.terminate()
+        sim.close()
