@@ -29,8 +29,9 @@ from observer.kis.parse import parse_control
 from observer.kis.session import KisAccount
 from observer.kis.stream import IDENTIFY
 from observer.retry import retry
+from observer.session_reports import StreamReport
 
-__all__ = ["Check", "NotReady", "StreamReport", "check_rest", "probe_session", "ready"]
+__all__ = ["Check", "NotReady", "check_rest", "probe_session", "ready"]
 
 log = logging.getLogger(__name__)
 
@@ -58,14 +59,6 @@ class NotReady(Exception):
     def __init__(self, check: Check) -> None:
         super().__init__("; ".join(check.problems))
         self.check = check
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReport:
-    """Track B's session of one account as its heartbeat reports it (None: Track B is down)."""
-
-    state: str  # observer.account_health.STREAM_STATES
-    identified: bool
 
 
 async def check_rest(account: KisAccount, symbol: str) -> tuple[bool, bool, str]:

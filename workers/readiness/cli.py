@@ -25,14 +25,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert, AlertResolved
-from observer.account_health import by_account, counter
+from observer.account_health import counter
 from observer.cli_support import check_credentials, job_producer, settings_or_exit
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST, Phase
-from workers.readiness.check import Check, StreamReport, attempt, ready
+from observer.session_reports import StreamReport, stream_report
+from workers.readiness.check import Check, attempt, ready
 
 if TYPE_CHECKING:
     from bus.producer import Producer
@@ -46,7 +47,6 @@ SOURCE = "readiness"
 PROGRAM = "observer readiness"
 FAILED = "readiness_failed"
 PASSED = "readiness_ok"
-STREAMER = "track_b"
 _NS = 1_000_000_000
 
 app = typer.Typer(no_args_is_help=True, help="The pre-market readiness check (08:10).")
@@ -124,7 +124,7 @@ async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check
     policy = settings.readiness
 
     def stream() -> Awaitable[StreamReport | None]:
-        return _stream_report(settings, account.alias)
+        return stream_report(settings, account.alias)
 
     check = await ready(
         lambda: attempt(account, policy.probe_symbol, stream, policy.ws_timeout_s),
@@ -193,21 +193,3 @@ def _recheck_until(settings: Settings, clock: Clock) -> float:
     if not timeline.calendar.is_session(now.date()):
         return 0.0
     return starts[Phase.FULL_OPERATION].timestamp()
-
-
-async def _stream_report(settings: Settings, alias: str) -> StreamReport | None:
-    """Track B's session of ``alias`` from the supervisor's status; None if Track B is down."""
-    from observer.account_health import state_name
-    from observer.supervisor.control import request
-
-    try:
-        reply = await asyncio.to_thread(request, settings.control_socket, "status", [], 10.0)
-    except (OSError, TimeoutError):
-        return None  # no supervisor: run by hand, the session is the check's own
-    streamer = next((p for p in reply.data.get("programs", []) if p["name"] == STREAMER), None)
-    if streamer is None or streamer["state"] != "running":
-        return None
-    figures = by_account(streamer.get("counters") or {}).get(alias)
-    if figures is None or "stream_state" not in figures:
-        return StreamReport("unknown", False)
-    return StreamReport(state_name(figures["stream_state"]), figures.get("identified") == 1.0)
