@@ -33,6 +33,7 @@ STREAM_FIGURES = (
     "registered",  # registrations KIS acknowledged on the current session
     "wanted",  # registrations the slots call for
     "healthy",  # 1: up, or down for less than unhealthy_after_s; 0: its slots fail over
+    "identified",  # 1: KIS took the approval key on the current session (it is the key's)
     "last_tick_age_s",  # clock seconds since the last data frame (absent before the first)
     "reconnects_1h",  # reconnects spent of the hourly budget
     "reconnect_budget",

@@ -38,6 +38,7 @@ from observer.worker_settings import (
     BackupSettings,
     GapRecoverySettings,
     MasterFileSettings,
+    ReadinessSettings,
     TokenSettings,
     TrackASettings,
     TrackBSettings,
@@ -61,6 +62,7 @@ __all__ = [
     "PathSettings",
     "PhaseSettings",
     "ProgramSettings",
+    "ReadinessSettings",
     "ScheduleEntry",
     "Settings",
     "SupervisorSettings",
@@ -284,6 +286,7 @@ class Settings(Strict, frozen=True):
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
     token: TokenSettings = TokenSettings()
+    readiness: ReadinessSettings = ReadinessSettings()
     notifier: NotifierSettings = NotifierSettings()
     disk: DiskSettings = DiskSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)

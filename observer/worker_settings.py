@@ -25,6 +25,7 @@ __all__ = [
     "BackupSettings",
     "GapRecoverySettings",
     "MasterFileSettings",
+    "ReadinessSettings",
     "TokenSettings",
     "TrackASettings",
     "TrackBSettings",
@@ -133,6 +134,17 @@ class TrackBSettings(Strict, frozen=True):
     # Reconnects per account per hour; when spent the account is down (alerted, its slots
     # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
     reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
+    # The pre-market pre-connect (seed: 08:03): every account's session opens this long after
+    # warmup starts, with no registrations, and is kept until it streams at full operation.
+    preconnect_after_s: SecondsOrZero = 180.0
+    # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
+    # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
+    idle_silence_s: Seconds = 300.0
+    # A pre-connected session presents its approval key with the release of a registration
+    # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
+    # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
+    # binds the session at KIS; false: the connection alone.
+    identify_idle: bool = True
 
 
 class GapRecoverySettings(Strict, frozen=True):
@@ -166,6 +178,17 @@ class TokenSettings(Strict, frozen=True):
     retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first try; then critical
     retry_initial_s: Seconds = 2.0  # doubling, with full jitter (clock seconds)
     retry_max_s: Seconds = 30.0
+
+
+class ReadinessSettings(Strict, frozen=True):
+    """The pre-market health check (``observer readiness``, the ``readiness`` job at 08:10)."""
+
+    probe_symbol: str = "005930"  # the current price asked to prove the token and REST host
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first check; then critical
+    retry_initial_s: Seconds = 10.0  # doubling, with full jitter (clock seconds)
+    retry_max_s: Seconds = 60.0
+    ws_timeout_s: Seconds = 10.0  # its own WebSocket probe's answer (when Track B is not up)
+    recheck_s: Seconds = 300.0  # accounts not ready are checked again this often, until 09:30
 
 
 class BackupSettings(Strict, frozen=True):

@@ -118,6 +118,9 @@ class Faults:
     # as they identify themselves (their first message): an account whose sessions fail
     ws_down_until: dict[str, int] = field(default_factory=dict)
     token_failures: int = 0  # answer the next N token requests with HTTP 500 (EGW00002)
+    # simulated instant (ns) until which the REST quote calls find no server: their
+    # connections are reset, as when the REST host is unreachable
+    rest_down_until: int = 0
     tick_loss: list[TickLoss] = field(default_factory=list)  # trades silently never sent
     krx_5xx: int = 0  # answer the next N KRX data calls with HTTP 500
     krx_empty: int = 0  # ... with an empty output

@@ -6,6 +6,8 @@ answers the symbols' registrations with those codes (``null`` lifts it), and
 ``{"halt": {"005930": ["10:00", "10:05"]}}`` / ``{"limit_lock": {...}}`` halt a symbol or
 lock it at its upper limit between two KST times of the simulated day (``null`` lifts it);
 ``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's sessions for SECONDS of simulated time;
+``{"rest_down": SECONDS}`` resets every REST quote call's connection for SECONDS of simulated
+time (the REST host unreachable; 0 lifts it);
 ``{"tick_loss": {"seconds", "share", "symbols"}}`` withholds trade records from now on, in
 simulated time; ``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
@@ -86,6 +88,9 @@ class Control:
             return web.json_response({"ok": False, "error": repr(exc)}, status=400)
         for symbol, minutes in dict(body.get("no_trades", {})).items():
             self.faults.no_trades.setdefault(symbol, set()).update(minutes)
+        if "rest_down" in body:
+            seconds = float(body["rest_down"])
+            self.faults.rest_down_until = self.gateway.clock.now_ns() + int(seconds * 1e9)
         for app_key, seconds in dict(body.get("ws_down", {})).items():
             self.faults.ws_down_until[app_key] = self.gateway.clock.now_ns() + int(seconds * 1e9)
             await self.realtime.cut(app_key)

@@ -3,7 +3,8 @@
 Rules as KIS enforces them (shared/reference/kis-api.md): tokens only for configured app
 keys, issued at most once a minute per key (``EGW00133``; the same token again within 6 h),
 expiring (``EGW00123``); the per-app-key call rate (``EGW00201`` as HTTP 500). The
-``http_5xx``, ``rate_limited``, ``latency_s`` and ``token_failures`` faults are applied here.
+``http_5xx``, ``rate_limited``, ``latency_s``, ``token_failures`` and ``rest_down`` faults are
+applied here.
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ class Gateway:
 
     async def admit(self, request: web.Request) -> web.Response | None:
         """Delay a REST call by the injected latency; None if it may pass, else the refusal."""
+        if self.clock.now_ns() < self.faults.rest_down_until and request.transport is not None:
+            request.transport.abort()  # the `rest_down` fault: the host does not answer
+            return web.Response(status=503)  # never reaches the client
         if self.faults.latency_s:
             await asyncio.sleep(self.faults.latency_s)
         _, failure = self._check_call(request)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import random
@@ -36,12 +37,14 @@ from observer.kis.parse import ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import DecodedFrame, RealtimeDecoder
 
 __all__ = [
+    "IDENTIFY",
     "MAX_REGISTRATIONS",
     "BudgetSpent",
     "KisStream",
     "Registration",
     "StreamState",
     "SubscriptionError",
+    "key_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ MIN_SILENCE_WALL_S = 5.0  # a session is judged silent after at least this much 
 
 _T = TypeVar("_T")
 
+
 StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
 
 
@@ -66,6 +70,11 @@ class Registration:
 
     tr_id: str
     tr_key: str
+
+
+# What a pre-connected session releases to present its approval key: a registration it does
+# not hold, so KIS answers OPSP0003 (UNSUBSCRIBE ERROR, not found) and registers nothing.
+IDENTIFY = Registration("H0STCNT0", "005930")
 
 
 class SubscriptionError(KisError):
@@ -105,6 +114,13 @@ class KisStream:
         The alias of the account the session belongs to; every event carries it.
     max_registrations, backoff_s, reconnects_per_hour, silence_s:
         Limits; the defaults are KIS's limits and a reconnect policy that stays inside them.
+    idle_silence_s:
+        The silence limit while nothing is wanted (a pre-connected session hears only KIS's
+        PINGPONG); None: ``silence_s``.
+    identify:
+        Whether a session opened with nothing wanted presents its approval key at once, by
+        releasing a registration it does not hold (KIS answers ``OPSP0003``), so that KIS
+        counts it as the app key's session (``OPSP8996`` shows now) and keeps it alive.
     """
 
     def __init__(
@@ -122,6 +138,8 @@ class KisStream:
         backoff_s: tuple[float, ...] = BACKOFF_S,
         reconnects_per_hour: int = 60,
         silence_s: float = 90.0,
+        idle_silence_s: float | None = None,
+        identify: bool = False,
     ) -> None:
         self.url = url
         self._tokens = tokens
@@ -135,6 +153,13 @@ class KisStream:
         self._backoff = backoff_s
         self._budget = reconnects_per_hour
         self._silence = silence_s
+        self._idle_silence = silence_s if idle_silence_s is None else idle_silence_s
+        self._identify = identify
+        # KIS answered a message of the current connection that carried the approval key:
+        # the session is the app key's (no other holds it). False until then.
+        self.identified = False
+        # A digest of the approval key the current connection last presented (never the key).
+        self.presented: bytes | None = None
         self.wanted: set[Registration] = set()
         # The order registrations are re-sent in after a reconnect (most important first,
         # in case the new session takes fewer); the owner may set it. Default: by key.
@@ -203,9 +228,13 @@ class KisStream:
                 ) as socket:
                     self._socket = socket
                     self.registered.clear()
+                    self.identified = False
+                    self.presented = None
                     self._on_state("connected", self.url)
                     for registration in sorted(self.wanted, key=self.priority):
                         await self._send_registration(registration, register=True)
+                    if self._identify and not self.wanted:  # pre-connected: say whose it is
+                        await self._send_registration(IDENTIFY, register=False)
                     failures = 0 if await self._read(socket, stop) else failures
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self._on_state("disconnected", type(exc).__name__)
@@ -219,6 +248,7 @@ class KisStream:
             finally:
                 self._socket = None
                 self.registered.clear()
+                self.identified = False
             if stop.is_set():
                 break
             if self._restarting:
@@ -239,10 +269,10 @@ class KisStream:
 
         The server keeps the session alive in its own (clock) time, but an event loop that
         stalls on a busy machine is not a dead server: under a fast simulated clock, 90
-        simulated seconds are under a wall second.
+        simulated seconds are under a wall second. With nothing wanted the idle limit holds.
         """
         started = time.monotonic()
-        await self._clock.sleep(self._silence)
+        await self._clock.sleep(self._silence if self.wanted else self._idle_silence)
         await asyncio.sleep(max(0.0, MIN_SILENCE_WALL_S - (time.monotonic() - started)))
 
     @property
@@ -274,7 +304,8 @@ class KisStream:
             try:
                 message = await _wait(stop, socket.recv(), self._silence_timer())
             except TimeoutError:
-                self._on_state("disconnected", f"silent for {self._silence:.0f}s")
+                limit = self._silence if self.wanted else self._idle_silence
+                self._on_state("disconnected", f"silent for {limit:.0f}s")
                 return got_data
             except ConnectionClosed as exc:
                 self._on_state(
@@ -303,6 +334,8 @@ class KisStream:
             await socket.send(text)
             return
         registration = Registration(control.tr_id, control.tr_key)
+        if control.msg_cd in ("OPSP0000", "OPSP0001", "OPSP0002", "OPSP0003"):
+            self.identified = True  # KIS took our approval key on this session
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             self.registered.add(registration)
             self._on_registered(registration)
@@ -325,6 +358,7 @@ class KisStream:
         if socket is None:
             return
         key = await self._tokens.approval_key()
+        self.presented = key_digest(key.reveal())
         message = {
             "header": {
                 "approval_key": key.reveal(),
@@ -337,6 +371,11 @@ class KisStream:
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))
+
+
+def key_digest(key: str) -> bytes:
+    """A digest that tells approval keys apart without keeping one."""
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 async def _wait(

@@ -6,7 +6,8 @@ minutes (summed over the programs), and the owner-only token cache when the acce
 issued and when it expires (the token itself is never read). While Track B should stream
 (`STREAMING_PHASES`), an account that does not is unhealthy, and so is the supervisor's
 status: ``observer ctl status`` exits 1. An expired token is unhealthy in every phase in which
-a program calls KIS.
+a program calls KIS, and so is an account whose last readiness check (the ``readiness``
+job's last heartbeat) failed, until a later check passes.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from observer.config import Settings
 from observer.phases import Phase
 from observer.supervisor.program import Program, State
 
-__all__ = ["STREAMER", "STREAMING_PHASES", "accounts_status"]
+__all__ = ["CHECKER", "STREAMER", "STREAMING_PHASES", "accounts_status", "readiness_of"]
 
 STREAMER = "track_b"  # the program that streams every account's WebSocket session
+CHECKER = "readiness"  # the 08:10 job: its last heartbeat holds each account's last check
 STREAMING_PHASES = frozenset({Phase.FULL_OPERATION})  # 09:30-15:00: its slots stream
 _KIS_PHASES = frozenset(  # when workers call KIS (Track A from warmup to its closing cycle)
     {Phase.WARMUP, Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING, Phase.SHUTDOWN}
@@ -44,6 +46,8 @@ def accounts_status(
     for program in programs.values():
         for alias, figures in by_account(program.counters).items():
             errors[alias] = errors.get(alias, 0.0) + figures.get(REST_ERRORS, 0.0)
+    checker = programs.get(CHECKER)
+    checks = by_account(checker.counters) if checker is not None else {}
     rows = []
     for account in settings.kis.accounts:
         alias = account.alias
@@ -58,6 +62,9 @@ def accounts_status(
             problems.append(f"not streaming ({stream})")
         if expires_in is not None and expires_in <= 0 and phase in _KIS_PHASES:
             problems.append("access token expired")
+        readiness = readiness_of(checks.get(alias, {}), now_ns)
+        if readiness is not None and not readiness["ok"]:  # until a later check passes
+            problems.append(f"not ready ({', '.join(readiness['failed'])}): degraded")
         rows.append(
             {
                 "account": alias,
@@ -75,6 +82,20 @@ def accounts_status(
                 "token_expires_in_s": round(expires_in, 1) if expires_in is not None else None,
                 "approval_key_age_s": round((now_ns - approval[0]) / _NS, 1) if approval else None,
                 "rest_errors_5m": int(errors.get(alias, 0.0)),
+                "readiness": readiness,
             }
         )
     return rows
+
+
+def readiness_of(figures: Mapping[str, float], now_ns: int) -> dict[str, Any] | None:
+    """The readiness job's last check of an account (None before the first)."""
+    if "ready" not in figures:
+        return None
+    failed = [name for name in ("token", "rest", "ws") if figures.get(f"ready_{name}") != 1.0]
+    return {
+        "ok": figures["ready"] == 1.0,
+        "failed": failed,  # of token, rest, ws
+        "attempts": int(figures.get("ready_attempts", 0)),
+        "age_s": round(now_ns / _NS - figures.get("ready_at_s", 0.0), 1),
+    }

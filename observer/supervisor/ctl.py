@@ -139,7 +139,7 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
 
     table = Table(title="accounts", title_justify="left")
     for column in ("account", "stream", "for", "regs", "last tick", "reconnects/h", "token age",
-                   "expires in", "WS key age", "REST err 5m"):  # fmt: skip
+                   "expires in", "WS key age", "REST err 5m", "ready"):  # fmt: skip
         table.add_column(column, no_wrap=True)
     table.add_column("problems", overflow="fold")
     for a in accounts:
@@ -148,10 +148,18 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
             f"{a['registered']}/{a['wanted']}", _duration(a["last_tick_age_s"]),
             f"{a['reconnects_1h']}/{a['reconnect_budget']}", _duration(a["token_age_s"]),
             _duration(a["token_expires_in_s"]), _duration(a["approval_key_age_s"]),
-            str(a["rest_errors_5m"]),
+            str(a["rest_errors_5m"]), _ready(a.get("readiness")),
             "; ".join(a["problems"]) or "-",
         )  # fmt: skip
     return table
+
+
+def _ready(check: dict[str, Any] | None) -> str:
+    """The last readiness check: ``yes 2h ago`` or ``NO (rest, ws) 5m ago``; ``-`` before one."""
+    if check is None:
+        return "-"
+    verdict = "yes" if check["ok"] else f"NO ({', '.join(check['failed'])})"
+    return f"{verdict} {_duration(check['age_s'])} ago"
 
 
 def _duration(seconds: float | None) -> str:

@@ -107,6 +107,8 @@ class Collector:
         velocity_window_s: float = 10.0,
         on_refused: Callable[[Refusal], None] = lambda refusal: None,
         reconnects_per_hour: int = 60,
+        idle_silence_s: float | None = None,
+        identify: bool = False,
     ) -> None:
         self.clock = clock
         self.publish = publish
@@ -135,6 +137,8 @@ class Collector:
                 partial(self._on_registered, alias),
                 partial(self._on_refused, alias),
                 reconnects_per_hour=reconnects_per_hour,
+                idle_silence_s=idle_silence_s,
+                identify=identify,
             )
             self.state[alias] = ("idle", clock.now_ns())
             self.down_since[alias] = None  # healthy until its session fails to come up
@@ -276,6 +280,7 @@ class Collector:
                 "registered": len(stream.registered),
                 "wanted": len(stream.wanted),
                 "healthy": float(alias in healthy),
+                "identified": float(stream.identified),
                 "reconnects_1h": stream.reconnects_in_hour(),
                 "reconnect_budget": stream.budget,
             }

@@ -45,6 +45,7 @@ from observer.db.queries import held_slots, snapshots_of_cycles, universe_refere
 from observer.errors import ConfigError
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
+from observer.kis.stream import key_digest
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
@@ -59,7 +60,7 @@ from workers.track_b.pins import read_pins, slots_path
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 
-__all__ = ["SOURCE", "TrackB"]
+__all__ = ["SOURCE", "TrackB", "preconnect_at"]
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ class TrackB(AsyncWorker):
             velocity_window_s=self.config.velocity_window_s,
             on_refused=self.guard.on_refused,
             reconnects_per_hour=self.config.reconnects_per_hour,
+            idle_silence_s=self.config.idle_silence_s,
+            identify=self.config.identify_idle,
         )  # fmt: skip
         self.collector = collector
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
@@ -142,18 +145,20 @@ class TrackB(AsyncWorker):
         self.counters["capacity_per_account"] = capacity
         try:
             full = starts[Phase.FULL_OPERATION]
-            await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
+            await self.sleep_until(preconnect_at(starts, self.config.preconnect_after_s))
             if self.stop.is_set():
                 return
-            context = self._sync(full, engine, capacity * len(aliases))
-            await self.sleep_until(full.timestamp())
-            closing_at = starts[Phase.TRACK_A_CLOSING]
-            closing = closing_at.timestamp()
-            for account in accounts:  # the pre-market renewal: no key ages out in session
-                await account.tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
-            await self._resume(day, engine, book, collector)
-            # The sessions stream beside the evaluations: a failure of either ends the process.
+            # The sessions open now with nothing registered (the pre-connect) and stream from
+            # full operation, beside the evaluations: a failure of either ends the process.
             async with alongside(collector.run(self.stop)) as (streaming,):
+                await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
+                if self.stop.is_set():
+                    return
+                context = self._sync(full, engine, capacity * len(aliases))
+                await self.sleep_until(full.timestamp())
+                closing_at = starts[Phase.TRACK_A_CLOSING]
+                await self._rekey(collector, closing_at.timestamp())
+                await self._resume(day, engine, book, collector)
                 await self._follow(engine, book, collector, context, closing_at)
                 ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
                 await collector.apply([d for d in ending if d])
@@ -161,6 +166,19 @@ class TrackB(AsyncWorker):
         finally:
             for account in accounts:
                 await account.aclose()
+
+    async def _rekey(self, collector: Collector, closing: float) -> None:
+        """Approval keys that last the session; a pre-connected session restarts on a new one.
+
+        The pre-market renewal (08:30) replaces the key a session opened at 08:03 presented:
+        it starts again on the new one (planned: no backoff, no budget) before registering.
+        """
+        for alias, account in collector.accounts.items():
+            key = await account.tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
+            stream = collector.streams[alias]
+            if stream.presented is not None and stream.presented != key_digest(key.reveal()):
+                log.info("account %s: the session restarts on the renewed approval key", alias)
+                await stream.restart()
 
     async def _resume(
         self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector
@@ -423,6 +441,15 @@ class TrackB(AsyncWorker):
 
 
 _NONE = Reference("", 0, 0, 0, 0.0)
+
+
+def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
+    """When the sessions open (UTC seconds): ``after_s`` into warmup, by full operation at last.
+
+    Shifted days shift it with their phases (``starts`` is the day's, as scheduled).
+    """
+    at = starts[Phase.WARMUP].timestamp() + after_s
+    return min(at, starts[Phase.FULL_OPERATION].timestamp())
 
 
 def _snapshot(row: dict[str, object]) -> PriceSnapshot:

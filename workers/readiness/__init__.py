@@ -1,0 +1,1 @@
+"""The readiness job (`observer readiness run`): the 08:10 pre-market check per account."""

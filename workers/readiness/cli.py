@@ -1,0 +1,195 @@
+"""``observer readiness``: the supervisor's ``readiness`` job, the 08:10 pre-market check.
+
+Per account (`workers.readiness.check`): the token by a cheap REST call, the REST host, and
+the WebSocket session Track B pre-connected at 08:03 (read from the supervisor's status; a
+session of its own only when Track B does not run). A failed check is tried ``[readiness]
+retries`` more times; then a critical ``readiness_failed`` alert (subject: the account) and
+the day goes on degraded: nothing is stopped, Track B keeps its session and streams from
+09:30 on whatever token and key the cache holds. The job then checks the failed accounts
+again every ``recheck_s`` until full operation; one that passes gets an `AlertResolved`, so
+does an account still alerted from an earlier run. Each account's outcome is an alert too
+(``readiness_ok``, info, or the critical one) and the job's last heartbeat carries it as
+``account.<alias>.ready*`` counters, which ``observer ctl status`` shows. Exit 0: a failure
+is alerted, not a failed job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bus.events import Alert, AlertResolved
+from observer.account_health import counter
+from observer.cli_support import check_credentials, job_producer, settings_or_exit
+from observer.clock import Clock, clock_from_env, now_utc
+from observer.config import Settings
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST, Phase
+from observer.session_reports import StreamReport, stream_report
+from workers.readiness.check import Check, attempt, ready
+
+if TYPE_CHECKING:
+    from bus.producer import Producer
+    from observer.kis.session import KisAccount
+
+__all__ = ["FAILED", "PASSED", "app", "report_counters"]
+
+log = logging.getLogger(__name__)
+
+SOURCE = "readiness"
+PROGRAM = "observer readiness"
+FAILED = "readiness_failed"
+PASSED = "readiness_ok"
+_NS = 1_000_000_000
+
+app = typer.Typer(no_args_is_help=True, help="The pre-market readiness check (08:10).")
+
+
+@app.callback()
+def _group() -> None:
+    """Keep ``run`` a subcommand (typer collapses a one-command app)."""
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
+) -> None:
+    """Check every account's token, REST host and WebSocket session; alert what is not ready."""
+    settings = settings_or_exit(PROGRAM, config)
+    check_credentials(PROGRAM, settings)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+        asyncio.run(_check_all(settings, clock, producer, notifier))
+
+
+def report_counters(check: Check, at_ns: int) -> dict[str, float]:
+    """The heartbeat counters of an account's last check (``ctl status`` reads them)."""
+    figures = {
+        "ready": check.ok, "ready_token": check.token, "ready_rest": check.rest,
+        "ready_ws": check.websocket, "ready_attempts": check.attempts, "ready_at_s": at_ns // _NS,
+    }  # fmt: skip
+    return {counter(check.account, k): float(v) for k, v in figures.items()}
+
+
+async def _check_all(
+    settings: Settings, clock: Clock, producer: Producer, notifier: Notifier
+) -> None:
+    from observer.kis.client import RateLimits
+    from observer.kis.session import open_account, token_alert
+    from observer.runtime import alongside, beat_forever
+
+    counters: dict[str, float] = {}
+    # One current price per attempt: the smallest of budgets, whatever the shares.
+    limits = RateLimits({a.alias: 1.0 for a in settings.kis.accounts})
+    accounts = [
+        open_account(settings, a.alias, clock, limits,
+                     on_unavailable=token_alert(a.alias, producer.send))
+        for a in settings.kis.accounts
+    ]  # fmt: skip
+    failed = _still_failed(settings, clock)
+    try:
+        async with alongside(beat_forever(notifier, lambda: counters)):
+            until = _recheck_until(settings, clock)
+            pending = list(accounts)
+            while pending:
+                found = await asyncio.gather(*(_check(settings, clock, a) for a in pending))
+                for check in found:
+                    counters.update(report_counters(check, clock.now_ns()))
+                    _publish(producer, check, failed)
+                pending = [a for a, c in zip(pending, found, strict=True) if not c.ok]
+                pause = settings.readiness.recheck_s
+                if not pending or clock.now_ns() / _NS + pause >= until:
+                    break
+                await clock.sleep(pause)
+            # The outcome in a last notice now: a heartbeat waits for its interval, and a
+            # job's final counters are what the supervisor keeps (a second READY only
+            # carries them).
+            notifier.ready(counters)
+    finally:
+        for account in accounts:
+            await account.aclose()
+
+
+async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check:
+    policy = settings.readiness
+
+    def stream() -> Awaitable[StreamReport | None]:
+        return stream_report(settings, account.alias)
+
+    check = await ready(
+        lambda: attempt(account, policy.probe_symbol, stream, policy.ws_timeout_s),
+        clock=clock, retries=policy.retries, initial_s=policy.retry_initial_s,
+        max_s=policy.retry_max_s,
+    )  # fmt: skip
+    outcome = "ready" if check.ok else f"NOT READY ({'; '.join(check.problems)})"
+    log.info("%s: %s after %d checks", account.alias, outcome, check.attempts)
+    return check
+
+
+def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
+    """The outcome as an alert; a pass ends an earlier failure of the account."""
+    alias = check.account
+    context = {"account": alias, "token": str(check.token).lower(), "rest":
+               str(check.rest).lower(), "websocket": str(check.websocket).lower(),
+               "attempts": str(check.attempts)}  # fmt: skip
+    if check.ok:
+        message = f"{alias} is ready for the session: token, REST host and WebSocket session"
+        producer.send(Alert(severity="info", code=PASSED, message=message, context=context,
+                            subject=alias))  # fmt: skip
+        if alias in failed:
+            failed.discard(alias)
+            producer.send(AlertResolved(code=FAILED, severity="critical", subject=alias,
+                                        message=f"{alias} is ready again"))  # fmt: skip
+        return
+    message = (
+        f"{alias} is not ready after {check.attempts} checks: {'; '.join(check.problems)}; "
+        "the day goes on degraded on the cached token and key"
+    )
+    log.error("%s", message)
+    if alias not in failed:  # alerted once; later checks that fail again say nothing new
+        failed.add(alias)
+        producer.send(Alert(severity="critical", code=FAILED, message=message[:2000],
+                            context=context, subject=alias))  # fmt: skip
+
+
+def _still_failed(settings: Settings, clock: Clock) -> set[str]:
+    """Accounts whose ``readiness_failed`` of the last two days is not resolved."""
+    from observer.alerts import alert_states
+    from observer.db.engine import make_engine
+    from observer.db.queries import alert_records
+
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            records = alert_records(conn, clock.now_ns() - 2 * 86400 * _NS)
+    finally:
+        engine.dispose()
+    return {
+        s.notice.subject
+        for s in alert_states(records)
+        if s.notice.code == FAILED and s.state in ("open", "acked")
+    }
+
+
+def _recheck_until(settings: Settings, clock: Clock) -> float:
+    """Failed accounts are checked again until full operation (UTC s; 0: not today)."""
+    from observer.timeline import timeline_from
+
+    now = now_utc(clock).astimezone(KST)
+    timeline = timeline_from(settings.phases, settings.calendar)
+    starts: dict[Phase, datetime] = {
+        phase: at for at, phase in timeline.schedule.starts(now.date())
+    }
+    if not timeline.calendar.is_session(now.date()):
+        return 0.0
+    return starts[Phase.FULL_OPERATION].timestamp()
