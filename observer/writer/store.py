@@ -41,7 +41,7 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import event_tag
+from bus.events import Event, PruneRequested, event_tag
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
@@ -139,6 +139,8 @@ class Store:
         self.rejected = 0  # events kept in rejected_events instead of their tables
         self.conflicts = 0  # repeated seqs whose bytes differ from the committed ones
         self.unverified = 0  # repeated seqs committed before their digests were kept
+        # Committed prune requests, for the writer's pruner (`observer.writer.retention`).
+        self.requests: list[PruneRequested] = []
 
     def load_marks(self) -> dict[str, int]:
         """Read the committed marks; raise `StoreError` if the database cannot be read."""
@@ -227,6 +229,22 @@ class Store:
         self.conflicts += len(new)
         return len(conflicts), frame
 
+    def commit_own(self, event: Event) -> DecodedFrame:
+        """Commit an event of the writer's own (under `WRITER_SOURCE`); return its frame.
+
+        Raises
+        ------
+        StoreError
+            The database is unavailable.
+        """
+        env = Envelope(WRITER_SOURCE, self.marks.get(WRITER_SOURCE, 0) + 1, time.time_ns(), event)
+        frame = decode_parts(encode_frame([env]))
+        try:
+            self._commit([env], [envelope_digest(frame.parts[0])], rows_for)
+        except _Refused as exc:
+            raise StoreError(f"cannot commit the writer's {event_tag(event)}: {exc}") from exc
+        return frame
+
     def _record_rejected(self, env: Envelope, digest: bytes, reason: str) -> None:
         """Commit the rejected event's record; reduce it if even that is refused.
 
@@ -285,6 +303,7 @@ class Store:
             self.engine.dispose()
             raise StoreError(f"commit of {len(envelopes)} events failed: {_reason(exc)}") from exc
         self.marks.update(marks)
+        self.requests.extend(batch.requests)
         self.commits += 1
         self.events += len(envelopes)
 

@@ -8,6 +8,7 @@ history beside them (``listing_changes``, ``gap_events``, ``master_file_checks``
 ``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
 """
 
+from observer.db.models.archive import DayArchiveRow, PrunedChunk, PruneRequestRow
 from observer.db.models.base import (
     Audited,
     AuditedMany,
@@ -66,6 +67,7 @@ __all__ = [
     "BusConflict",
     "BusDigest",
     "BusOffset",
+    "DayArchiveRow",
     "EtfDetailRow",
     "ExactDecimal",
     "Gap",
@@ -80,6 +82,8 @@ __all__ = [
     "OrderBookRow",
     "PhaseChangedRow",
     "PriceSnapshotRow",
+    "PruneRequestRow",
+    "PrunedChunk",
     "ReconciliationRow",
     "RejectedEvent",
     "SectorMetadataRow",
