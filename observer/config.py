@@ -37,6 +37,7 @@ from observer.worker_settings import (
     BackupSettings,
     GapRecoverySettings,
     MasterFileSettings,
+    RetentionSettings,
     TokenSettings,
     TrackASettings,
     TrackBSettings,
@@ -256,6 +257,7 @@ class Settings(Strict, frozen=True):
     track_b: TrackBSettings = TrackBSettings()
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
+    retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     notifier: NotifierSettings = NotifierSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)

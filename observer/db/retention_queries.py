@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, or_, select
+from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, select, true
 
 from observer.db.models import (
     Audited,
@@ -106,9 +106,7 @@ def day_filter(spec: ArchivedTable, day: date) -> ColumnElement[bool]:
 def day_rows(conn: Connection, spec: ArchivedTable, day: date, batch: int) -> Iterator[Any]:
     """The day's rows in (source, seq, ...) order, fetched ``batch`` at a time."""
     table = spec.table
-    query = (
-        select(table).where(day_filter(spec, day)).order_by(*table.primary_key.columns.values())
-    )
+    query = select(table).where(day_filter(spec, day)).order_by(*table.primary_key.columns.values())
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     yield from result.partitions(batch)
 
@@ -162,13 +160,11 @@ def _records(conn: Connection, condition: ColumnElement[bool]) -> list[ArchiveRe
 
 def archive_records(conn: Connection, day: date | None = None) -> list[ArchiveRecord]:
     """The newest archive record of every (table, day), or of one day's tables."""
-    condition = DayArchiveRow.trade_date == day if day is not None else or_(True)
+    condition = DayArchiveRow.trade_date == day if day is not None else true()
     return _records(conn, condition)
 
 
 def newest_archive(conn: Connection, table: str, day: date) -> ArchiveRecord | None:
     """The newest archive record of ``table``'s ``day``, if any."""
-    found = _records(
-        conn, and_(DayArchiveRow.table_name == table, DayArchiveRow.trade_date == day)
-    )
+    found = _records(conn, and_(DayArchiveRow.table_name == table, DayArchiveRow.trade_date == day))
     return found[0] if found else None

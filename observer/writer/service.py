@@ -31,6 +31,7 @@ from bus.ingest import Ingest
 from observer.errors import StoreError
 from observer.notify import Notifier
 from observer.retry import backoff_s
+from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
 
 __all__ = ["Writer", "WriterOptions"]
@@ -54,6 +55,7 @@ class WriterOptions:
     capture: Path | None = None
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_sources: int = 1000
+    prune_chunk_rows: int = 5_000  # rows one pruning chunk deletes, between two batches
 
 
 class Writer:
@@ -79,6 +81,7 @@ class Writer:
         notifier: Notifier | None = None,
     ) -> None:
         self.store = store
+        self.pruner = Pruner(store, options.prune_chunk_rows)
         self.notifier = notifier or Notifier(None)
         self.endpoints = endpoints
         self.options = options
@@ -115,6 +118,7 @@ class Writer:
             "conflicts": self.store.conflicts,
             "unverified": self.store.unverified,
             "commit_failures": self.commit_failures,
+            "pruned": self.pruner.pruned,
         }
 
     def run(self, stop: threading.Event) -> int:
@@ -129,7 +133,11 @@ class Writer:
         try:
             while not stop.is_set():
                 self.notifier.beat(self.counters)
-                if ingest.poll(100) and not self._serve_batch(
+                # Pruning takes one bounded chunk per turn, between two batches.
+                pruning = self.pruner.pending()
+                if pruning:
+                    self._prune(feed, capture)
+                if ingest.poll(0 if pruning else 100) and not self._serve_batch(
                     ingest, feed, capture, stop, wait=True
                 ):
                     code = 1
@@ -144,6 +152,19 @@ class Writer:
             context.term()
             log.info("writer stopped: %r", self)
         return code
+
+    def _prune(self, feed: FeedPublisher, capture: CaptureWriter | None) -> None:
+        """One step of pruning; publish the alert it committed, if any."""
+        try:
+            frame = self.pruner.step()
+        except StoreError as exc:
+            log.error("pruning stopped by the database: %s", exc)
+            return
+        if frame is not None:
+            feed.publish_accepted([(frame, [0])])
+            if capture is not None:
+                capture.append(frame.raw)
+                capture.flush()
 
     def _drain(self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None) -> int:
         deadline = time.monotonic() + self.options.drain_s
