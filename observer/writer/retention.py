@@ -135,9 +135,11 @@ class Pruner:
             record = newest_archive(conn, request.table, request.trade_date)
             sources = day_sources(conn, spec, request.trade_date)
             already, chunks = pruned_rows(conn, request.table, request.trade_date)
+        present = sum(sources.values())
+        if present == 0:
+            return None  # nothing (left) to delete: done
         if record is None or (record.rows, record.sha256) != (request.rows, request.sha256):
             return "no archive record with the requested rows and checksum"
-        present = sum(sources.values())
         if present + already != request.rows:
             return (
                 f"the day holds {present} rows ({already} pruned before), its archive "
