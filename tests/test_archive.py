@@ -13,7 +13,6 @@ from typing import Any
 import duckdb
 import msgspec
 import pyarrow.parquet as pq
-import pytest
 from sqlalchemy import select
 
 from bus.codec import decode_parts, encode_frame
@@ -25,7 +24,6 @@ from bus.events import (
     OrderBook,
     PriceSnapshot,
     PruneRequested,
-    TradeTick,
 )
 from harness.loadgen import synthetic_tick
 from observer.db.archive import verify_file, write_day
@@ -223,9 +221,7 @@ def test_pruning_in_chunks_keeps_the_audit_whole_and_late_rows(
     assert pruner.pruned == 1004
 
 
-def test_a_pruning_cut_short_is_finished_by_the_next_request(
-    store: Store, tmp_path: Path
-) -> None:
+def test_a_pruning_cut_short_is_finished_by_the_next_request(store: Store, tmp_path: Path) -> None:
     apply(store, market_events(DAY, 500))
     archive(store, tmp_path, DAY)
     with store.engine.connect() as conn:

@@ -17,7 +17,7 @@ from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, sel
 from observer.db.models import (
     Audited,
     BarRow,
-    DayArchiveRow,
+    DayArchivedRow,
     OrderBookRow,
     PriceSnapshotRow,
     PrunedChunk,
@@ -78,7 +78,7 @@ ARCHIVED_TABLES: dict[str, ArchivedTable] = {
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRecord:
-    """The newest archive record of one table's day (`observer.db.models.DayArchiveRow`)."""
+    """The newest archive record of one table's day (`observer.db.models.DayArchivedRow`)."""
 
     table: str
     trade_date: date
@@ -143,7 +143,7 @@ def pruned_rows(conn: Connection, table: str, day: date) -> tuple[int, int]:
 
 
 def _records(conn: Connection, condition: ColumnElement[bool]) -> list[ArchiveRecord]:
-    a = DayArchiveRow
+    a = DayArchivedRow
     query = (
         select(
             a.table_name, a.trade_date, a.path, a.rows, a.bytes, a.sha256, a.raw_bytes,
@@ -160,11 +160,13 @@ def _records(conn: Connection, condition: ColumnElement[bool]) -> list[ArchiveRe
 
 def archive_records(conn: Connection, day: date | None = None) -> list[ArchiveRecord]:
     """The newest archive record of every (table, day), or of one day's tables."""
-    condition = DayArchiveRow.trade_date == day if day is not None else true()
+    condition = DayArchivedRow.trade_date == day if day is not None else true()
     return _records(conn, condition)
 
 
 def newest_archive(conn: Connection, table: str, day: date) -> ArchiveRecord | None:
     """The newest archive record of ``table``'s ``day``, if any."""
-    found = _records(conn, and_(DayArchiveRow.table_name == table, DayArchiveRow.trade_date == day))
+    found = _records(
+        conn, and_(DayArchivedRow.table_name == table, DayArchivedRow.trade_date == day)
+    )
     return found[0] if found else None

@@ -266,7 +266,7 @@ def _listing(env: Envelope, batch: Batch) -> None:
 def _prune_requested(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, PruneRequested)
-    batch.insert(m.PruneRequestRow, _audit(env) | _fields(event, table="table_name"))
+    batch.insert(m.PruneRequestedRow, _audit(env) | _fields(event, table="table_name"))
     batch.requests.append(event)  # the writer prunes once this is committed
 
 
@@ -295,7 +295,7 @@ HANDLERS: dict[type[Event], Handler] = {
     AlertResolved: _direct(m.AlertResolvedRow, AlertResolved),
     AlertAcked: _direct(m.AlertAckedRow, AlertAcked),
     AlertDelivery: _direct(m.AlertDeliveryRow, AlertDelivery),
-    DayArchived: _direct(m.DayArchiveRow, DayArchived, table="table_name"),
+    DayArchived: _direct(m.DayArchivedRow, DayArchived, table="table_name"),
     PruneRequested: _prune_requested,
 }
 

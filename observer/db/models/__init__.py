@@ -8,7 +8,7 @@ history beside them (``listing_changes``, ``gap_events``, ``master_file_checks``
 ``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
 """
 
-from observer.db.models.archive import DayArchiveRow, PrunedChunk, PruneRequestRow
+from observer.db.models.archive import DayArchivedRow, PrunedChunk, PruneRequestedRow
 from observer.db.models.base import (
     Audited,
     AuditedMany,
@@ -67,7 +67,7 @@ __all__ = [
     "BusConflict",
     "BusDigest",
     "BusOffset",
-    "DayArchiveRow",
+    "DayArchivedRow",
     "EtfDetailRow",
     "ExactDecimal",
     "Gap",
@@ -82,7 +82,7 @@ __all__ = [
     "OrderBookRow",
     "PhaseChangedRow",
     "PriceSnapshotRow",
-    "PruneRequestRow",
+    "PruneRequestedRow",
     "PrunedChunk",
     "ReconciliationRow",
     "RejectedEvent",

@@ -12,7 +12,7 @@ from bus.envelope import MAX_SOURCE_LENGTH
 from observer.db.models.base import Audited, Base
 
 
-class DayArchiveRow(Audited, Base):
+class DayArchivedRow(Audited, Base):
     """A verified Parquet file of one table's rows of one trading day (newest record counts)."""
 
     __tablename__ = "day_archives"
@@ -28,7 +28,7 @@ class DayArchiveRow(Audited, Base):
     __table_args__ = (Index(None, "table_name", "trade_date"),)
 
 
-class PruneRequestRow(Audited, Base):
+class PruneRequestedRow(Audited, Base):
     """Retention's requests to delete an archived day's rows (the writer's pruning)."""
 
     __tablename__ = "prune_requests"
