@@ -193,7 +193,7 @@ class RetentionSettings(Strict, frozen=True):
     order_books: Days = 30
     price_snapshots: Days = 0
     minute_bars: Days = 0
-    chunk_rows: Annotated[int, Meta(ge=100, le=1_000_000)] = 5_000  # deleted per transaction
+    chunk_rows: Annotated[int, Meta(ge=100, le=1_000_000)] = 1_000  # deleted per transaction
     read_rows: Annotated[int, Meta(ge=1_000, le=1_000_000)] = 50_000  # per Parquet row group
 
     def days(self, table: str) -> int:

@@ -55,7 +55,7 @@ class WriterOptions:
     capture: Path | None = None
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_sources: int = 1000
-    prune_chunk_rows: int = 5_000  # rows one pruning chunk deletes, between two batches
+    prune_chunk_rows: int = 1_000  # rows one pruning chunk deletes, between two batches
 
 
 class Writer:
