@@ -26,6 +26,7 @@ __all__ = [
     "AlertDelivery",
     "AlertResolved",
     "Bar",
+    "DayArchived",
     "EtfDaily",
     "EtfDetail",
     "EtfListing",
@@ -44,6 +45,7 @@ __all__ = [
     "OrderBook",
     "PhaseChanged",
     "PriceSnapshot",
+    "PruneRequested",
     "Reconciliation",
     "SectorMetadata",
     "Severity",
@@ -574,6 +576,41 @@ class WorkerLifecycle(_Event, tag="worker_lifecycle", frozen=True, kw_only=True)
     detail: str = ""
 
 
+# --------------------------------------------------------------------------- retention
+
+
+class DayArchived(_Event, tag="day_archived", frozen=True, kw_only=True):
+    """One table's rows of one trading day were written to a Parquet file and verified.
+
+    The newest record of a (``table``, ``trade_date``) is the one ``observer archive verify``
+    checks the file against, and the one pruning requires.
+    """
+
+    table: str
+    trade_date: date
+    path: str  # under the archive folder: YYYY/MM/DD/<table>.parquet
+    rows: int
+    bytes: int  # of the file
+    sha256: str  # of the file's bytes, hex
+    raw_bytes: int = 0  # the same rows uncompressed (Arrow buffers): bytes / raw_bytes = ratio
+    elapsed_ms: int = 0  # reading the rows, writing and verifying the file
+
+
+class PruneRequested(_Event, tag="prune_requested", frozen=True, kw_only=True):
+    """Retention asks the writer to delete one table's rows of one archived trading day.
+
+    The writer deletes them in bounded chunks between its batches, and only if the day's
+    newest archive record has exactly ``rows`` and ``sha256`` and the day still holds
+    exactly the archived rows (those already pruned counted): a day that changed since it was
+    archived is refused with a ``prune_refused`` alert.
+    """
+
+    table: str
+    trade_date: date
+    rows: int
+    sha256: str
+
+
 Event = (
     PriceSnapshot
     | TrackACycle
@@ -602,6 +639,8 @@ Event = (
     | AlertResolved
     | AlertAcked
     | AlertDelivery
+    | DayArchived
+    | PruneRequested
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

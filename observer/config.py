@@ -39,6 +39,7 @@ from observer.worker_settings import (
     GapRecoverySettings,
     MasterFileSettings,
     ReadinessSettings,
+    RetentionSettings,
     TokenSettings,
     TrackASettings,
     TrackBSettings,
@@ -285,6 +286,7 @@ class Settings(Strict, frozen=True):
     track_b: TrackBSettings = TrackBSettings()
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
+    retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     readiness: ReadinessSettings = ReadinessSettings()
     notifier: NotifierSettings = NotifierSettings()

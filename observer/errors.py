@@ -6,6 +6,7 @@
     ├── ConfigError        bad or missing configuration (names the path)
     ├── StoreError         the database cannot be reached, read or written
     ├── WriterLocked       another writer already serves this database or endpoint
+    ├── ArchiveError       a day archive that could not be written or does not match
     ├── BackupError        a backup that could not be made, verified or restored
     ├── WaitFailed         a process or condition we waited for did not come in time
     ├── KisError           anything that went wrong talking to KIS
@@ -37,6 +38,7 @@ from __future__ import annotations
 from bus.errors import BusError, CaptureError, FrameError, OutboxError
 
 __all__ = [
+    "ArchiveError",
     "BackupError",
     "BusError",
     "CaptureError",
@@ -82,6 +84,10 @@ class StoreError(ObserverError):
 
 class BackupError(ObserverError):
     """A backup could not be made, failed its verification, or cannot be restored there."""
+
+
+class ArchiveError(ObserverError):
+    """A day archive could not be written, or a file does not match its record."""
 
 
 class WriterLocked(ObserverError):

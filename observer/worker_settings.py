@@ -26,6 +26,7 @@ __all__ = [
     "GapRecoverySettings",
     "MasterFileSettings",
     "ReadinessSettings",
+    "RetentionSettings",
     "TokenSettings",
     "TrackASettings",
     "TrackBSettings",
@@ -198,3 +199,27 @@ class BackupSettings(Strict, frozen=True):
     keep: Annotated[int, Meta(ge=1, le=1000)] = 7  # newest verified backups kept
     # Folders under data_dir copied beside the database (missing ones are skipped).
     files: tuple[str, ...] = ("universe", "masters/current", "captures")
+
+
+Days = Annotated[int, Meta(ge=0, le=36_500)]
+
+
+class RetentionSettings(Strict, frozen=True):
+    """Day archives (Parquet, kept forever) and the days each table's rows stay in the database.
+
+    A table's days older than its retention are archived (unless a verified archive exists)
+    and then pruned by the writer; 0 keeps the rows in the database forever.
+    """
+
+    dir: str = ""  # where archives go; empty: <data_dir>/archive
+    trade_ticks: Days = 30
+    order_books: Days = 30
+    price_snapshots: Days = 0
+    minute_bars: Days = 0
+    chunk_rows: Annotated[int, Meta(ge=100, le=1_000_000)] = 1_000  # deleted per transaction
+    read_rows: Annotated[int, Meta(ge=1_000, le=1_000_000)] = 50_000  # per Parquet row group
+
+    def days(self, table: str) -> int:
+        """The days ``table``'s rows stay in the database (0: forever)."""
+        days: int = getattr(self, table)
+        return days

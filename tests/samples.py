@@ -11,6 +11,7 @@ from bus.events import (
     AlertDelivery,
     AlertResolved,
     Bar,
+    DayArchived,
     EtfDaily,
     EtfDetail,
     EtfListing,
@@ -26,6 +27,7 @@ from bus.events import (
     OrderBook,
     PhaseChanged,
     PriceSnapshot,
+    PruneRequested,
     Reconciliation,
     SectorMetadata,
     SlotDecision,
@@ -154,6 +156,10 @@ SAMPLES: list[Event] = [
     AlertDelivery(channel="ops", kind="alert", outcome="failed", attempt=2,
                   code="MASTER_SIZE_JUMP", severity="warning", alerts=("master_file:3",),
                   title="[WARNING] MASTER_SIZE_JUMP", error="connection refused"),
+    DayArchived(table="trade_ticks", trade_date=date(2020, 1, 2),
+                path="2020/01/02/trade_ticks.parquet", rows=0, bytes=0, sha256="ef" * 32),
+    # A day that holds nothing: the writer has nothing to prune and raises nothing.
+    PruneRequested(table="trade_ticks", trade_date=date(2020, 1, 2), rows=0, sha256="ef" * 32),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -195,4 +201,7 @@ EXPECTED_ROWS = {
     "rejected_events": 0,
     "reconciliations": 1,
     "reconciliation_minutes": 2,
+    "day_archives": 1,
+    "prune_requests": 1,
+    "pruned_chunks": 0,
 }

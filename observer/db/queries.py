@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, func, select, union_all
+from sqlalchemy import BigInteger, Connection, Row, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from bus.events import SlotTrigger
@@ -31,6 +31,7 @@ from observer.db.models import (
     MasterFileCheckedRow,
     MasterFileState,
     PriceSnapshotRow,
+    PrunedChunk,
     SlotDecisionRow,
     TrackACycleRow,
     TradeTickRow,
@@ -100,22 +101,42 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
     everything = union_all(
         *(select(model.source, model.seq) for model in AUDITED_MODELS)
     ).subquery()
-    mark = select(BusOffset.seq).where(BusOffset.source == everything.c.source).scalar_subquery()
+    present = select(
+        everything.c.source,
+        func.min(everything.c.seq).label("low"),
+        func.max(everything.c.seq).label("high"),
+        func.count(func.distinct(everything.c.seq)).label("seqs"),
+        func.count().label("rows"),
+    ).group_by(everything.c.source)
+    # Seqs whose only row retention pruned (after archiving) count as present: no hole.
+    pruned = (
+        select(
+            PrunedChunk.source,
+            func.min(PrunedChunk.min_seq),
+            func.max(PrunedChunk.max_seq),
+            func.sum(PrunedChunk.seqs),
+            literal(0, BigInteger),
+        )
+        .where(PrunedChunk.seqs > 0)
+        .group_by(PrunedChunk.source)
+    )
+    both = union_all(present, pruned).subquery()
+    mark = select(BusOffset.seq).where(BusOffset.source == both.c.source).scalar_subquery()
     query = (
         select(
-            everything.c.source,
-            func.min(everything.c.seq),
-            func.max(everything.c.seq),
-            func.count(func.distinct(everything.c.seq)),
-            func.count(),
+            both.c.source,
+            func.min(both.c.low),
+            func.max(both.c.high),
+            func.sum(both.c.seqs),
+            func.sum(both.c.rows),
             func.coalesce(mark, 0),
         )
-        .group_by(everything.c.source)
-        .order_by(everything.c.source)
+        .group_by(both.c.source)
+        .order_by(both.c.source)
     )
     with _snapshot(conn):
         rows = conn.execute(query).all()
-    return [SourceAudit(*row) for row in rows]
+    return [SourceAudit(row[0], *(int(value) for value in row[1:])) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,7 @@ def run_writer(
             capture=capture,
             max_frame_bytes=settings.bus.max_frame_bytes,
             max_sources=settings.writer.max_sources,
+            prune_chunk_rows=settings.retention.chunk_rows,
         )
         # Each batch allocates tens of thousands of short-lived rows: keep the cyclic GC
         # off the hot path: freeze what start-up built, and collect young objects less often.

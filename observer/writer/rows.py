@@ -20,6 +20,7 @@ from bus.events import (
     AlertAcked,
     AlertDelivery,
     AlertResolved,
+    DayArchived,
     EtfDaily,
     EtfDetail,
     EtfListing,
@@ -34,6 +35,7 @@ from bus.events import (
     OrderBook,
     PhaseChanged,
     PriceSnapshot,
+    PruneRequested,
     Reconciliation,
     SectorMetadata,
     SlotDecision,
@@ -74,6 +76,7 @@ class Batch:
 
     inserts: dict[tuple[Table, Columns], list[tuple[Any, ...]]] = field(default_factory=dict)
     upserts: list[Upsert] = field(default_factory=list)
+    requests: list[PruneRequested] = field(default_factory=list)  # acted upon after commit
 
     def insert(self, model: type[m.Base], row: Row) -> None:
         """Queue one append-only row given as a dict."""
@@ -97,8 +100,8 @@ def _audit(env: Envelope) -> Row:
     return {"source": env.source, "seq": env.seq, "produced_ns": env.ts}
 
 
-def _fields(event: Event) -> Row:
-    row = msgspec.structs.asdict(event)
+def _fields(event: Event, **rename: str) -> Row:
+    row = {rename.get(k, k): v for k, v in msgspec.structs.asdict(event).items()}
     for key, value in row.items():
         if isinstance(value, tuple):
             row[key] = list(value)
@@ -279,6 +282,13 @@ def _etf_listing(env: Envelope, batch: Batch) -> None:
     batch.upsert(m.Etf, ("symbol",), values, update)
 
 
+def _prune_requested(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, PruneRequested)
+    batch.insert(m.PruneRequestedRow, _audit(env) | _fields(event, table="table_name"))
+    batch.requests.append(event)  # the writer prunes once this is committed
+
+
 HANDLERS: dict[type[Event], Handler] = {
     PriceSnapshot: _direct(m.PriceSnapshotRow, PriceSnapshot),
     TrackACycle: _direct(m.TrackACycleRow, TrackACycle),
@@ -307,6 +317,8 @@ HANDLERS: dict[type[Event], Handler] = {
     AlertResolved: _direct(m.AlertResolvedRow, AlertResolved),
     AlertAcked: _direct(m.AlertAckedRow, AlertAcked),
     AlertDelivery: _direct(m.AlertDeliveryRow, AlertDelivery),
+    DayArchived: _direct(m.DayArchivedRow, DayArchived, table="table_name"),
+    PruneRequested: _prune_requested,
 }
 
 

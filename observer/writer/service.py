@@ -41,6 +41,7 @@ from observer.disk import DiskWatch
 from observer.errors import StoreError
 from observer.notify import Notifier
 from observer.retry import backoff_s
+from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
 
 __all__ = ["Writer", "WriterOptions"]
@@ -64,6 +65,7 @@ class WriterOptions:
     capture: Path | None = None
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_sources: int = 1000
+    prune_chunk_rows: int = 1_000  # rows one pruning chunk deletes, between two batches
 
 
 class Writer:
@@ -96,6 +98,7 @@ class Writer:
         self.paused = False  # a volume is critical: no new frames are taken
         self.dropped_while_paused = 0  # frames read and left to their producers' resend
         self._own: list[Event] = []  # the writer's alerts not committed yet
+        self.pruner = Pruner(store, options.prune_chunk_rows)
         self.notifier = notifier or Notifier(None)
         self.endpoints = endpoints
         self.options = options
@@ -134,6 +137,7 @@ class Writer:
             "commit_failures": self.commit_failures,
             "disk_paused": float(self.paused),
             "dropped_while_paused": self.dropped_while_paused,
+            "pruned": self.pruner.pruned,
         }
 
     def run(self, stop: threading.Event) -> int:
@@ -149,9 +153,14 @@ class Writer:
             while not stop.is_set():
                 self.notifier.beat(self.counters)
                 self._watch_disk(ingest, feed, capture)
+                # Pruning takes one bounded chunk per turn, between two batches (none while a
+                # volume is critical: it would only add to what the database must write).
+                pruning = not self.paused and self.pruner.pending()
+                if pruning:
+                    self._prune(feed, capture)
                 if self.paused:
                     self._drop_while_paused(ingest)
-                elif ingest.poll(100) and not self._serve_batch(
+                elif ingest.poll(0 if pruning else 100) and not self._serve_batch(
                     ingest, feed, capture, stop, wait=True
                 ):
                     code = 1
@@ -166,6 +175,19 @@ class Writer:
             context.term()
             log.info("writer stopped: %r", self)
         return code
+
+    def _prune(self, feed: FeedPublisher, capture: CaptureWriter | None) -> None:
+        """One step of pruning; publish the alert it committed, if any."""
+        try:
+            frame = self.pruner.step()
+        except StoreError as exc:
+            log.error("pruning stopped by the database: %s", exc)
+            return
+        if frame is not None:
+            feed.publish_accepted([(frame, [0])])
+            if capture is not None:
+                capture.append(frame.raw)
+                capture.flush()
 
     def _drain(self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None) -> int:
         deadline = time.monotonic() + self.options.drain_s

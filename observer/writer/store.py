@@ -41,7 +41,7 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import Event, event_tag
+from bus.events import Event, PruneRequested, event_tag
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
@@ -139,6 +139,8 @@ class Store:
         self.rejected = 0  # events kept in rejected_events instead of their tables
         self.conflicts = 0  # repeated seqs whose bytes differ from the committed ones
         self.unverified = 0  # repeated seqs committed before their digests were kept
+        # Committed prune requests, for the writer's pruner (`observer.writer.retention`).
+        self.requests: list[PruneRequested] = []
 
     def load_marks(self) -> dict[str, int]:
         """Read the committed marks; raise `StoreError` if the database cannot be read."""
@@ -304,6 +306,7 @@ class Store:
             self.engine.dispose()
             raise StoreError(f"commit of {len(envelopes)} events failed: {_reason(exc)}") from exc
         self.marks.update(marks)
+        self.requests.extend(batch.requests)
         self.commits += 1
         self.events += len(envelopes)
 

@@ -8,6 +8,7 @@ history beside them (``listing_changes``, ``gap_events``, ``master_file_checks``
 ``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
 """
 
+from observer.db.models.archive import DayArchivedRow, PrunedChunk, PruneRequestedRow
 from observer.db.models.base import (
     Audited,
     AuditedMany,
@@ -67,6 +68,7 @@ __all__ = [
     "BusConflict",
     "BusDigest",
     "BusOffset",
+    "DayArchivedRow",
     "Etf",
     "EtfDailyRow",
     "EtfDetailRow",
@@ -85,6 +87,8 @@ __all__ = [
     "OrderBookRow",
     "PhaseChangedRow",
     "PriceSnapshotRow",
+    "PruneRequestedRow",
+    "PrunedChunk",
     "ReconciliationRow",
     "RejectedEvent",
     "SectorMetadataRow",

@@ -1,0 +1,177 @@
+"""Day archives: one table's rows of one trading day as one Parquet file, checked.
+
+``<archive dir>/YYYY/MM/DD/<table>.parquet``: zstd, row groups of ``read_rows`` rows, the
+rows in key order (source, seq, ...), every column as the database holds it: integers
+int64, decimals decimal128(24, 8), dates date32, flags bool, JSON columns (a book's levels)
+as JSON text. DuckDB, Polars and pandas read the files as they are. A file is written under
+a temporary name, read back whole (its row count must match), then renamed into place, so a
+file at its final name is always complete; its size, sha256 and row count are recorded in
+the database (`bus.events.DayArchived`) and ``observer archive verify`` checks them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import JSON, Boolean, Connection, Date, LargeBinary, String, Table
+
+from bus.events import DayArchived
+from observer.config import Settings
+from observer.db.models import ExactDecimal
+from observer.db.retention_queries import ArchivedTable, ArchiveRecord, day_rows
+from observer.errors import ArchiveError
+
+__all__ = ["Written", "archive_root", "relative_path", "schema_of", "verify_file", "write_day"]
+
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """A day's file, written and read back."""
+
+    table: str
+    trade_date: date
+    path: str  # under the archive folder
+    rows: int
+    bytes: int
+    sha256: str
+    raw_bytes: int  # the rows' Arrow buffers, uncompressed
+    elapsed_ms: int
+
+    def event(self) -> DayArchived:
+        """The record the writer keeps."""
+        return DayArchived(
+            table=self.table, trade_date=self.trade_date, path=self.path, rows=self.rows,
+            bytes=self.bytes, sha256=self.sha256, raw_bytes=self.raw_bytes,
+            elapsed_ms=self.elapsed_ms,
+        )  # fmt: skip
+
+
+def archive_root(settings: Settings) -> Path:
+    """The archive folder: ``[retention] dir``, else ``<data_dir>/archive``."""
+    return Path(settings.retention.dir or Path(settings.paths.data_dir) / "archive")
+
+
+def relative_path(table: str, day: date) -> str:
+    """``YYYY/MM/DD/<table>.parquet``."""
+    return f"{day:%Y/%m/%d}/{table}.parquet"
+
+
+def schema_of(table: Table) -> pa.Schema:
+    """The Arrow schema of a table's rows (columns in the table's order)."""
+    return pa.schema([pa.field(c.name, _arrow_type(c.type), nullable=c.nullable) for c in table.c])
+
+
+def _arrow_type(kind: Any) -> pa.DataType:
+    if isinstance(kind, ExactDecimal):
+        return pa.decimal128(24, 8)
+    if isinstance(kind, Boolean):
+        return pa.bool_()
+    if isinstance(kind, Date):
+        return pa.date32()
+    if isinstance(kind, JSON | String):
+        return pa.string()
+    if isinstance(kind, LargeBinary):
+        return pa.binary()
+    return pa.int64()  # BigInteger: every integer column
+
+
+def write_day(
+    conn: Connection, spec: ArchivedTable, day: date, root: Path, read_rows: int
+) -> Written | None:
+    """Write ``spec``'s rows of ``day`` to their file; None when the day has no rows.
+
+    Raises
+    ------
+    ArchiveError
+        The file could not be written, or did not read back as written.
+    """
+    started = time.monotonic()
+    relative = relative_path(spec.name, day)
+    final = root / relative
+    temporary = final.with_name(f".{final.name}.tmp")
+    schema = schema_of(spec.table).with_metadata(
+        {"observer.table": spec.name, "observer.trade_date": day.isoformat()}
+    )
+    json_columns = [i for i, c in enumerate(spec.table.c) if isinstance(c.type, JSON)]
+    rows = raw = 0
+    try:
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
+            for part in day_rows(conn, spec, day, read_rows):
+                batch = _batch(schema, part, json_columns)
+                writer.write_batch(batch, row_group_size=read_rows)
+                rows += batch.num_rows
+                raw += batch.nbytes
+        if rows == 0:
+            temporary.unlink()
+            return None
+        _fsync(temporary)
+        if pq.read_table(temporary).num_rows != rows:  # read back whole: every page decodes
+            raise ArchiveError(f"{temporary} did not read back with {rows} rows")
+        digest = sha256_of(temporary)
+        size = temporary.stat().st_size
+        os.replace(temporary, final)
+        _fsync(final.parent)
+    except (OSError, pa.ArrowException) as exc:
+        temporary.unlink(missing_ok=True)
+        raise ArchiveError(f"cannot write {final}: {exc}") from exc
+    elapsed = int((time.monotonic() - started) * 1000)
+    return Written(spec.name, day, relative, rows, size, digest, raw, elapsed)
+
+
+def _batch(schema: pa.Schema, rows: Iterable[Any], json_columns: list[int]) -> pa.RecordBatch:
+    columns = [list(values) for values in zip(*rows, strict=True)]
+    for index in json_columns:
+        columns[index] = [msgspec.json.encode(v).decode() for v in columns[index]]
+    arrays = [
+        pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def verify_file(root: Path, record: ArchiveRecord) -> str | None:
+    """Check a file against its record; return what is wrong, or None."""
+    path = root / record.path
+    if not path.is_file():
+        return f"{path} is missing"
+    size = path.stat().st_size
+    if size != record.bytes:
+        return f"{path} has {size} bytes, {record.bytes} recorded"
+    if sha256_of(path) != record.sha256:
+        return f"{path} does not match its recorded sha256"
+    try:
+        rows = pq.read_table(path).num_rows
+    except (OSError, pa.ArrowException) as exc:
+        return f"{path} cannot be read: {exc}"
+    if rows != record.rows:
+        return f"{path} holds {rows} rows, {record.rows} recorded"
+    return None
+
+
+def sha256_of(path: Path) -> str:
+    """The hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,172 @@
+"""The reads of retention: which rows make a trading day, its archives, what was pruned.
+
+A row belongs to the KST trading day of its table's time column: a tick's or a book's
+exchange time, a snapshot's observation, a bar's minute. The archive job, ``observer archive
+verify`` and the writer's pruner all ask here, so the three agree on what a day holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, select, true
+
+from observer.db.models import (
+    Audited,
+    BarRow,
+    DayArchivedRow,
+    OrderBookRow,
+    PriceSnapshotRow,
+    PrunedChunk,
+    TradeTickRow,
+)
+from observer.phases import KST
+
+__all__ = [
+    "ARCHIVED_TABLES",
+    "ArchiveRecord",
+    "ArchivedTable",
+    "archive_records",
+    "day_bounds",
+    "day_filter",
+    "day_rows",
+    "day_sources",
+    "days_with_rows",
+    "newest_archive",
+    "pruned_rows",
+]
+
+_DAY_NS = 86_400 * 10**9
+_KST_OFFSET_NS = 9 * 3600 * 10**9  # KST has no daylight saving time
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedTable:
+    """A table archived and pruned by trading day."""
+
+    name: str
+    model: type[Audited]
+    time_column: str  # the UTC-ns instant that dates a row
+    owns_seqs: bool  # its rows are the only record of their seqs (not so for minute bars)
+
+    @property
+    def table(self) -> Table:
+        """The SQLAlchemy table."""
+        table: Table = self.model.__table__  # type: ignore[attr-defined]
+        return table
+
+    @property
+    def instant(self) -> Column[Any]:
+        """The time column."""
+        column: Column[Any] = self.table.c[self.time_column]
+        return column
+
+
+ARCHIVED_TABLES: dict[str, ArchivedTable] = {
+    t.name: t
+    for t in (
+        ArchivedTable("trade_ticks", TradeTickRow, "exchange_ns", owns_seqs=True),
+        ArchivedTable("order_books", OrderBookRow, "exchange_ns", owns_seqs=True),
+        ArchivedTable("price_snapshots", PriceSnapshotRow, "observed_ns", owns_seqs=True),
+        ArchivedTable("minute_bars", BarRow, "minute_ns", owns_seqs=False),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """The newest archive record of one table's day (`observer.db.models.DayArchivedRow`)."""
+
+    table: str
+    trade_date: date
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+    raw_bytes: int
+    elapsed_ms: int
+
+
+def day_bounds(day: date) -> tuple[int, int]:
+    """The UTC-ns instants [start, end) of a KST day."""
+    start = datetime.combine(day, time(), KST).astimezone(UTC)
+    start_ns = int(start.timestamp()) * 10**9
+    return start_ns, start_ns + _DAY_NS
+
+
+def day_filter(spec: ArchivedTable, day: date) -> ColumnElement[bool]:
+    """The rows of ``spec``'s table dated ``day``."""
+    start, end = day_bounds(day)
+    return and_(spec.instant >= start, spec.instant < end)
+
+
+def day_rows(conn: Connection, spec: ArchivedTable, day: date, batch: int) -> Iterator[Any]:
+    """The day's rows in (source, seq, ...) order, fetched ``batch`` at a time."""
+    table = spec.table
+    query = select(table).where(day_filter(spec, day)).order_by(*table.primary_key.columns.values())
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+    yield from result.partitions(batch)
+
+
+def day_sources(conn: Connection, spec: ArchivedTable, day: date) -> dict[str, int]:
+    """Rows of the day still in the table, per source."""
+    query = (
+        select(spec.table.c.source, func.count())
+        .where(day_filter(spec, day))
+        .group_by(spec.table.c.source)
+    )
+    return {source: count for source, count in conn.execute(query)}
+
+
+def days_with_rows(conn: Connection, spec: ArchivedTable, before: date) -> dict[date, int]:
+    """Rows per KST day, for the days before ``before`` that still hold rows (one scan)."""
+    day_no = (spec.instant + _KST_OFFSET_NS) // _DAY_NS
+    query = (
+        select(day_no.label("day"), func.count())
+        .where(spec.instant < day_bounds(before)[0])
+        .group_by("day")
+    )
+    epoch = date(1970, 1, 1)
+    return {epoch + timedelta(days=int(n)): count for n, count in conn.execute(query)}
+
+
+def pruned_rows(conn: Connection, table: str, day: date) -> tuple[int, int]:
+    """Rows already pruned from ``table`` for ``day``, and the chunks that did it."""
+    query = select(func.coalesce(func.sum(PrunedChunk.rows), 0), func.count()).where(
+        PrunedChunk.table_name == table, PrunedChunk.trade_date == day
+    )
+    rows, chunks = conn.execute(query).one()
+    return int(rows), int(chunks)
+
+
+def _records(conn: Connection, condition: ColumnElement[bool]) -> list[ArchiveRecord]:
+    a = DayArchivedRow
+    query = (
+        select(
+            a.table_name, a.trade_date, a.path, a.rows, a.bytes, a.sha256, a.raw_bytes,
+            a.elapsed_ms,
+        )
+        .where(condition)
+        .order_by(a.trade_date, a.table_name, a.produced_ns, a.source, a.seq)
+    )  # fmt: skip
+    newest: dict[tuple[str, date], ArchiveRecord] = {}
+    for row in conn.execute(query):
+        newest[(row[0], row[1])] = ArchiveRecord(*row)  # later records replace earlier ones
+    return list(newest.values())
+
+
+def archive_records(conn: Connection, day: date | None = None) -> list[ArchiveRecord]:
+    """The newest archive record of every (table, day), or of one day's tables."""
+    condition = DayArchivedRow.trade_date == day if day is not None else true()
+    return _records(conn, condition)
+
+
+def newest_archive(conn: Connection, table: str, day: date) -> ArchiveRecord | None:
+    """The newest archive record of ``table``'s ``day``, if any."""
+    found = _records(
+        conn, and_(DayArchivedRow.table_name == table, DayArchivedRow.trade_date == day)
+    )
+    return found[0] if found else None

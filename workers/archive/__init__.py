@@ -1,0 +1,1 @@
+"""The archive job: day archives in Parquet and retention (``observer archive``)."""

@@ -1,0 +1,177 @@
+"""``observer archive``: day archives in Parquet, their check, and the scheduled retention job.
+
+* ``observer archive --date D [--json]`` writes D's files now (one per table), records them;
+* ``observer archive verify [--date D] [--json]`` re-reads every recorded file: exit 1 when
+  one is missing, damaged or holds another row count than recorded;
+* ``observer archive run`` is the supervisor's ``archive`` job (after the backup): today's
+  files, then the retention (``[retention]``): days older than a table's retention are
+  archived if need be and handed to the writer to prune. It alerts ``archive_made`` (info),
+  ``archive_damaged`` or ``archive_failed`` (critical; exit 1).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from bus.events import Alert, Event
+from observer.cli_support import fail, job_producer, settings_or_exit
+from observer.clock import clock_from_env
+from observer.config import Settings
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST
+
+if TYPE_CHECKING:
+    from workers.archive.job import Outcome
+
+__all__ = ["app"]
+
+SOURCE = "archive"
+PROGRAM = "observer archive"
+
+app = typer.Typer(help="Day archives (Parquet) and retention.")
+
+Config = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
+Day = Annotated[str | None, typer.Option("--date", help="trading day, YYYY-MM-DD (KST)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print a JSON summary")]
+
+
+@app.callback(invoke_without_command=True)
+def archive(
+    ctx: typer.Context, day: Day = None, as_json: AsJson = False, config: Config = None
+) -> None:
+    """Write a trading day's archive files now (``--date D``) and record them."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if day is None:
+        fail(PROGRAM, "give --date YYYY-MM-DD (or: verify, run)", 2)
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    outcome = _with_job(settings, Notifier.from_env(), _parse(day), retention=False)
+    _report(outcome, as_json)
+
+
+@app.command()
+def verify(day: Day = None, as_json: AsJson = False, config: Config = None) -> None:
+    """Re-read every recorded archive file (or one day's); exit 1 on any mismatch."""
+    settings = settings_or_exit(PROGRAM, config)
+    from observer.db.archive import archive_root
+    from observer.db.engine import make_engine
+    from workers.archive.job import verify_archives
+
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        checked, problems = verify_archives(
+            engine, archive_root(settings), _parse(day) if day else None
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps({"checked": checked, "problems": problems}))
+    else:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        typer.echo(f"{checked} archive files checked, {len(problems)} problems")
+    if problems:
+        raise typer.Exit(1)
+
+
+@app.command()
+def run(day: Day = None, as_json: AsJson = False, config: Config = None) -> None:
+    """The scheduled job: today's files (or ``--date``'s), then the retention."""
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    today = (
+        _parse(day) if day else datetime.fromtimestamp(clock_from_env().now_ns() / 1e9, KST).date()
+    )
+    outcome = _with_job(settings, notifier, today, retention=True)
+    _report(outcome, as_json)
+    if outcome.problems:
+        raise typer.Exit(1)
+
+
+def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: bool) -> Outcome:
+    """Run the work under the job's producer; alert the outcome; exit 1 if it failed."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.db.archive import archive_root
+    from observer.db.engine import make_engine
+    from observer.errors import ArchiveError
+    from workers.archive.job import archive_day, keep_retention
+
+    clock = clock_from_env()
+    root = archive_root(settings)
+    engine = make_engine(settings.database.url, read_only=True)
+    failure = ""
+    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+
+        def send(event: Event) -> None:
+            notifier.beat()  # between files: a day of ticks takes a while
+            producer.send(event)
+
+        try:
+            outcome = archive_day(engine, settings, root, day, send)
+            if retention:
+                keep_retention(engine, settings, root, day, send, outcome)
+        except (ArchiveError, SQLAlchemyError, OSError) as exc:
+            failure = f"archive of {day} failed: {type(exc).__name__}: {exc}"[:2000]
+            producer.send(Alert(severity="critical", code="archive_failed", message=failure))
+        else:
+            producer.send(_alert(day, outcome))
+        finally:
+            engine.dispose()
+    if failure:
+        fail(PROGRAM, failure, 1)
+    return outcome
+
+
+def _alert(day: date, outcome: Outcome) -> Alert:
+    rows = sum(w.rows for w in outcome.written)
+    size = sum(w.bytes for w in outcome.written)
+    raw = sum(w.raw_bytes for w in outcome.written)
+    if outcome.problems:
+        return Alert(
+            severity="critical", code="archive_damaged",
+            message=f"{len(outcome.problems)} archives do not match: {outcome.problems[0]}"[:2000],
+            context={"problems": str(len(outcome.problems))},
+        )  # fmt: skip
+    return Alert(
+        severity="info", code="archive_made",
+        message=(
+            f"archive of {day}: {len(outcome.written)} files, {rows} rows, {size / 1e6:.1f} MB "
+            f"(x{raw / size if size else 0:.1f}); pruning asked for {len(outcome.requested)} days"
+        ),
+        context={"files": str(len(outcome.written)), "pruned_days": str(len(outcome.requested))},
+    )  # fmt: skip
+
+
+def _report(outcome: Outcome, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(outcome.summary()))
+        return
+    for w in outcome.written:
+        ratio = w.raw_bytes / w.bytes if w.bytes else 0.0
+        typer.echo(
+            f"{w.path}  {w.rows} rows, {w.bytes / 1e6:.2f} MB (x{ratio:.1f}), "
+            f"{w.elapsed_ms / 1000:.1f} s"
+        )
+    for note in outcome.notes:
+        typer.echo(note)
+    for request in outcome.requested:
+        typer.echo(f"pruning asked: {request.table} of {request.trade_date}")
+    for problem in outcome.problems:
+        typer.echo(problem, err=True)
+
+
+def _parse(day: str) -> date:
+    try:
+        return date.fromisoformat(day)
+    except ValueError:
+        fail(PROGRAM, f"--date {day!r} is not YYYY-MM-DD", 2)

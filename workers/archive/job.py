@@ -1,0 +1,149 @@
+"""What the archive job does: write a day's files, keep the retention, check the archives.
+
+Every file is recorded through the bus (`bus.events.DayArchived`, which the writer keeps in
+``day_archives``) and every pruning is asked of the writer (`bus.events.PruneRequested`):
+this job only reads the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from bus.events import Event, PruneRequested
+from observer.config import Settings
+from observer.db.archive import Written, verify_file, write_day
+from observer.db.retention_queries import (
+    ARCHIVED_TABLES,
+    ArchivedTable,
+    ArchiveRecord,
+    archive_records,
+    days_with_rows,
+    newest_archive,
+    pruned_rows,
+)
+
+__all__ = ["Outcome", "archive_day", "keep_retention", "verify_archives"]
+
+Send = Callable[[Event], object]  # the producer's send (returns the seq)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What a run did and found."""
+
+    written: list[Written] = field(default_factory=list)
+    requested: list[PruneRequested] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was left alone, and why
+    problems: list[str] = field(default_factory=list)  # damaged archives: alert, never prune
+
+    def summary(self) -> dict[str, object]:
+        """What ``--json`` prints."""
+        rows = sum(w.rows for w in self.written)
+        size = sum(w.bytes for w in self.written)
+        raw = sum(w.raw_bytes for w in self.written)
+        return {
+            "files": [
+                {
+                    "table": w.table, "trade_date": w.trade_date.isoformat(), "path": w.path,
+                    "rows": w.rows, "bytes": w.bytes, "raw_bytes": w.raw_bytes,
+                    "ratio": round(w.raw_bytes / w.bytes, 2) if w.bytes else 0.0,
+                    "seconds": w.elapsed_ms / 1000, "sha256": w.sha256,
+                }
+                for w in self.written
+            ],
+            "rows": rows, "bytes": size, "ratio": round(raw / size, 2) if size else 0.0,
+            "seconds": sum(w.elapsed_ms for w in self.written) / 1000,
+            "prune_requested": [f"{r.table}:{r.trade_date}" for r in self.requested],
+            "notes": self.notes, "problems": self.problems,
+        }  # fmt: skip
+
+
+def archive_day(engine: Engine, settings: Settings, root: Path, day: date, send: Send) -> Outcome:
+    """Write every archived table's file of ``day`` and send its record.
+
+    A table whose day was pruned in part keeps the archive it was pruned against: a new file
+    would hold only what is left.
+    """
+    outcome = Outcome()
+    for spec in ARCHIVED_TABLES.values():
+        with engine.connect() as conn:
+            if pruned_rows(conn, spec.name, day)[0]:
+                outcome.notes.append(f"{spec.name} of {day}: pruned, its archive is kept")
+                continue
+            written = write_day(conn, spec, day, root, settings.retention.read_rows)
+        if written is not None:
+            send(written.event())
+            outcome.written.append(written)
+    return outcome
+
+
+def keep_retention(
+    engine: Engine, settings: Settings, root: Path, today: date, send: Send, outcome: Outcome
+) -> None:
+    """Ask the writer to prune every day older than its table's retention, once archived.
+
+    A day is pruned only against an archive that verifies and holds every row of the day: a
+    missing, outdated or damaged file is written again first while the day is whole; a
+    damaged file of a day already pruned in part is a problem (never pruned further).
+    """
+    for spec in ARCHIVED_TABLES.values():
+        days = settings.retention.days(spec.name)
+        if days == 0:
+            continue
+        with engine.connect() as conn:
+            holding = days_with_rows(conn, spec, today - timedelta(days=days))
+        for day, count in sorted(holding.items()):
+            record = _archived(engine, settings, root, spec, day, count, send, outcome)
+            if record is not None:
+                request = PruneRequested(
+                    table=spec.name, trade_date=day, rows=record.rows, sha256=record.sha256
+                )
+                send(request)
+                outcome.requested.append(request)
+
+
+def _archived(
+    engine: Engine,
+    settings: Settings,
+    root: Path,
+    spec: ArchivedTable,
+    day: date,
+    count: int,
+    send: Send,
+    outcome: Outcome,
+) -> ArchiveRecord | None:
+    """The day's verified archive of every row it holds, written now if need be; or None."""
+    with engine.connect() as conn:
+        record = newest_archive(conn, spec.name, day)
+        pruned = pruned_rows(conn, spec.name, day)[0]
+        problem = verify_file(root, record) if record is not None else "no archive"
+        if record is not None and problem is None and record.rows == count + pruned:
+            return record
+        if pruned:
+            outcome.problems.append(
+                f"{spec.name} of {day} is pruned in part and its archive does not match "
+                f"({problem or f'{record.rows if record else 0} rows, {count + pruned} known'})"
+            )
+            return None
+        written = write_day(conn, spec, day, root, settings.retention.read_rows)
+    if written is None:
+        return None
+    send(written.event())
+    outcome.written.append(written)
+    return ArchiveRecord(
+        written.table, written.trade_date, written.path, written.rows, written.bytes,
+        written.sha256, written.raw_bytes, written.elapsed_ms,
+    )  # fmt: skip
+
+
+def verify_archives(engine: Engine, root: Path, day: date | None) -> tuple[int, list[str]]:
+    """Check every recorded file (or one day's): the count checked and what is wrong."""
+    with engine.connect() as conn:
+        records = archive_records(conn, day)
+    problems = [p for p in (verify_file(root, r) for r in records) if p is not None]
+    return len(records), problems
