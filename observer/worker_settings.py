@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from bus.events import GapReason
 from observer.config_types import (
     ClockTime,
     Percent,
@@ -154,6 +155,9 @@ class GapRecoverySettings(Strict, frozen=True):
     immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
     queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
     long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
+    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash) has no
+    # other way back, and is rare, where long disconnections can be many.
+    backfill_reasons: tuple[GapReason, ...] = ("process_restart",)
     settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
     requests_per_account: Positive = 2  # recoveries in flight per account
     max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable

@@ -55,6 +55,9 @@ def test_the_policy_goes_by_duration() -> None:
         "immediate", "immediate", "immediate", "queued", "queued", "marker",
     ]  # fmt: skip
     assert plan_for(3600.0, GapRecoverySettings(long_gaps="backfill")) == "backfill"
+    # A Track B restart is backfilled however long; a long disconnection is marked.
+    assert plan_for(3600.0, seed, "process_restart") == "backfill"
+    assert plan_for(3600.0, seed, "disconnect") == "marker"
     with pytest.raises(ValueError, match="immediate_max_s"):
         GapRecoverySettings(immediate_max_s=90.0)
 

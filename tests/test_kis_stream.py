@@ -209,3 +209,63 @@ def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_fl
 
     asyncio.run(scenario())
     assert "silent for 60s" in reasons
+
+
+class _GatedKeys:
+    """Approval keys that can be held back: the stream waits on the key for each message."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+        self.calls = 0
+
+    async def approval_key(self) -> Secret:
+        self.calls += 1
+        await self.open.wait()
+        return Secret("approval-key-36-chars-xxxxxxxxxxxxxx")
+
+
+def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
+    tmp_path: Path,
+) -> None:
+    """Released during a reconnect's re-registration, or before KIS acknowledged it: the
+    server must not keep it (it would stream the symbol beside its new account, and hold a
+    registration the session counts free)."""
+    session = FakeSession()
+    held: set[str] = set()
+
+    async def scenario() -> None:
+        clock = SimulatedClock(0, speed=1000.0)
+        keys = _GatedKeys()
+        async with serve(session) as url:
+            stream = KisStream(url, keys, clock, lambda f, t: None)  # type: ignore[arg-type]
+            for key in ("000001", "000002", "000003"):
+                await stream.subscribe("H0STCNT0", key)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: len(stream.registered) == 3)
+            # The server drops the session; the reconnect re-sends all three, one key each:
+            # hold the keys back so that the release happens mid-way.
+            keys.open.clear()
+            calls = keys.calls
+            await session.connections[0].close()
+            await until(lambda: len(session.connections) == 2 and keys.calls > calls)
+            await stream.unsubscribe("H0STCNT0", "000003")  # not registered yet: nothing sent
+            keys.open.set()
+            await until(lambda: len(stream.registered) == 2)
+            # Released after being sent but before KIS's answer: the answer releases it.
+            await stream.subscribe("H0STCNT0", "000004")
+            await stream.unsubscribe("H0STCNT0", "000004")
+            await until(lambda: sum(m["body"]["input"]["tr_key"] == "000004"
+                                    and m["header"]["tr_type"] == "2"
+                                    for m in session.messages) == 1)  # fmt: skip
+            held.update(r.tr_key for r in stream.registered)
+            stop.set()
+            await runner
+
+    asyncio.run(scenario())
+    second = session.messages[3:]  # what the second connection was sent
+    sent = [(m["header"]["tr_type"], m["body"]["input"]["tr_key"]) for m in second]
+    assert ("1", "000003") not in sent  # released before its turn: never re-sent
+    assert sent.count(("1", "000004")) == 1 and sent.count(("2", "000004")) == 1
+    assert held == {"000001", "000002"}

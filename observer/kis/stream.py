@@ -232,7 +232,9 @@ class KisStream:
                     self.presented = None
                     self._on_state("connected", self.url)
                     for registration in sorted(self.wanted, key=self.priority):
-                        await self._send_registration(registration, register=True)
+                        # One released while an earlier one was being sent is not sent again.
+                        if registration in self.wanted:
+                            await self._send_registration(registration, register=True)
                     if self._identify and not self.wanted:  # pre-connected: say whose it is
                         await self._send_registration(IDENTIFY, register=False)
                     failures = 0 if await self._read(socket, stop) else failures
@@ -337,6 +339,12 @@ class KisStream:
         if control.msg_cd in ("OPSP0000", "OPSP0001", "OPSP0002", "OPSP0003"):
             self.identified = True  # KIS took our approval key on this session
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
+            if registration not in self.wanted:
+                # Released while its registration was on the way: KIS now holds what nobody
+                # wants. Held, it would stream beside the account the symbol moved to (each
+                # trade twice) and fill a registration this session counts free (OPSP0008).
+                await self._send_registration(registration, register=False)
+                return
             self.registered.add(registration)
             self._on_registered(registration)
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there

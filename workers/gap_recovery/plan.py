@@ -2,7 +2,8 @@
 
 By duration: up to ``immediate_max_s`` (5 s) a gap is recovered first; up to
 ``queue_max_s`` (60 s) it is queued behind those; longer gaps get a marker only, unless
-``long_gaps = "backfill"``, which recovers them too, last.
+``long_gaps = "backfill"``, which recovers them too, last, as it always does for the reasons in
+``backfill_reasons`` (a Track B restart).
 
 A minute bar is final only once its minute has closed (KIS's newest row is the minute in
 progress, and its volume lags), so a gap can be recovered ``settle_s`` after the close of
@@ -43,13 +44,14 @@ class Pending:
         return max(0, self.end_ns - self.start_ns) / _NS
 
 
-def plan_for(duration_s: float, settings: GapRecoverySettings) -> Plan:
-    """The policy's answer for a gap of ``duration_s`` seconds."""
+def plan_for(duration_s: float, settings: GapRecoverySettings, reason: str = "") -> Plan:
+    """The policy's answer for a gap of ``duration_s`` seconds opened for ``reason``."""
     if duration_s <= settings.immediate_max_s:
         return "immediate"
     if duration_s <= settings.queue_max_s:
         return "queued"
-    return "backfill" if settings.long_gaps == "backfill" else "marker"
+    backfilled = settings.long_gaps == "backfill" or reason in settings.backfill_reasons
+    return "backfill" if backfilled else "marker"
 
 
 def minutes_of(start_ns: int, end_ns: int) -> list[int]:

@@ -220,7 +220,7 @@ class GapRecovery(AsyncWorker):
             return
         self.tally.detected += 1
         self.tally.detection_s.append(max(0, gap.detected_ns - gap.end_ns) / _NS)
-        plan = plan_for(gap.duration_s, self.config)
+        plan = plan_for(gap.duration_s, self.config, gap.reason)
         if plan == "marker":
             limit = self.config.queue_max_s
             self._final(gap, "marker_only", 0, f"{gap.duration_s:.1f} s > {limit:g} s: marker only")
