@@ -134,7 +134,9 @@ def db_check(config: ConfigOpt = None, db: DbOpt = None) -> None:
 @db_app.command("backup")
 def db_backup(
     config: ConfigOpt = None,
-    to: Annotated[Path | None, typer.Option("--to", help="folder (default: [backup] dir)")] = None,
+    to: Annotated[
+        Path | None, typer.Option("--to", help="folder (default: the configuration's backup.dir)")
+    ] = None,
     keep: Annotated[int | None, typer.Option(min=1, help="newest verified backups kept")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line")] = False,
 ) -> None:
