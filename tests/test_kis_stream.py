@@ -31,6 +31,7 @@ class FakeSession:
         self.messages: list[dict] = []
         self.echoes: list[str] = []
         self.registrations_per_connection: list[int] = []
+        self.answering: asyncio.Event | None = None  # cleared: messages wait unanswered
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -44,6 +45,8 @@ class FakeSession:
             if message.data.startswith('{"header":{"tr_id":"PINGPONG"'):
                 self.echoes.append(message.data)
                 continue
+            if self.answering is not None:
+                await self.answering.wait()
             body = json.loads(message.data)
             self.messages.append(body)
             tr = body["body"]["input"]
@@ -269,3 +272,38 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
     assert ("1", "000003") not in sent  # released before its turn: never re-sent
     assert sent.count(("1", "000004")) == 1 and sent.count(("2", "000004")) == 1
     assert held == {"000001", "000002"}
+
+
+def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> None:
+    """A slot replaced before KIS answered its registration: the release goes out at once,
+    so the session's next registration finds its place free (no OPSP0008)."""
+    session = FakeSession(limit=1)
+    refused: list[str] = []
+
+    async def scenario() -> set[Registration]:
+        clock = SimulatedClock(0, speed=1000.0)
+        session.answering = asyncio.Event()
+        session.answering.set()
+        async with serve(session) as url:
+            stream = KisStream(
+                url, tokens(tmp_path, clock), clock, lambda f, t: None,
+                on_refused=lambda r, code, message: refused.append(code),
+            )  # fmt: skip
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: stream._socket is not None)
+            session.answering.clear()  # nothing is answered until all three are sent
+            await stream.subscribe("H0STCNT0", "000001")
+            await stream.unsubscribe("H0STCNT0", "000001")
+            await stream.subscribe("H0STCNT0", "000002")
+            session.answering.set()
+            await until(lambda: Registration("H0STCNT0", "000002") in stream.registered)
+            held = set(stream.registered)
+            stop.set()
+            await runner
+            return held
+
+    held = asyncio.run(scenario())
+    sent = [(m["header"]["tr_type"], m["body"]["input"]["tr_key"]) for m in session.messages]
+    assert sent == [("1", "000001"), ("2", "000001"), ("1", "000002")]
+    assert refused == [] and held == {Registration("H0STCNT0", "000002")}

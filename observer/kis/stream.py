@@ -165,6 +165,10 @@ class KisStream:
         # in case the new session takes fewer); the owner may set it. Default: by key.
         self.priority: Callable[[Registration], Any] = lambda r: (r.tr_id, r.tr_key)
         self.registered: set[Registration] = set()
+        # Sent on this connection and not released since, acknowledged or not: what the
+        # server may hold (a release must follow one still on its way, or the server counts
+        # it against the 41 before the next registration arrives).
+        self._sent: set[Registration] = set()
         self.refused: dict[Registration, str] = {}
         self._socket: ClientConnection | None = None
         self._reconnects: deque[int] = deque()
@@ -199,7 +203,7 @@ class KisStream:
         """Stop wanting a registration and release it on the server."""
         registration = Registration(tr_id, tr_key)
         self.wanted.discard(registration)
-        if registration in self.registered:
+        if registration in self.registered or registration in self._sent:
             await self._send_registration(registration, register=False)
         self.registered.discard(registration)
 
@@ -228,6 +232,7 @@ class KisStream:
                 ) as socket:
                     self._socket = socket
                     self.registered.clear()
+                    self._sent.clear()
                     self.identified = False
                     self.presented = None
                     self._on_state("connected", self.url)
@@ -340,10 +345,12 @@ class KisStream:
             self.identified = True  # KIS took our approval key on this session
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             if registration not in self.wanted:
-                # Released while its registration was on the way: KIS now holds what nobody
-                # wants. Held, it would stream beside the account the symbol moved to (each
-                # trade twice) and fill a registration this session counts free (OPSP0008).
-                await self._send_registration(registration, register=False)
+                # Unwanted since it was sent: KIS holds what nobody wants, which would stream
+                # beside the account the symbol moved to (each trade twice) and fill a
+                # registration this session counts free (OPSP0008). Released, unless its
+                # release is already on its way.
+                if registration in self._sent:
+                    await self._send_registration(registration, register=False)
                 return
             self.registered.add(registration)
             self._on_registered(registration)
@@ -359,6 +366,7 @@ class KisStream:
                 self.refused[registration] = control.msg_cd
                 self.wanted.discard(registration)
                 self.registered.discard(registration)
+                self._sent.discard(registration)
                 self._on_refused(registration, control.msg_cd, control.msg1)
 
     async def _send_registration(self, registration: Registration, *, register: bool) -> None:
@@ -376,6 +384,12 @@ class KisStream:
             },
             "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
         }
+        if socket is not self._socket:  # reconnected meanwhile: the new session re-sends
+            return
+        if register:
+            self._sent.add(registration)
+        else:
+            self._sent.discard(registration)
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))
