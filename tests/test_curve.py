@@ -250,14 +250,23 @@ def test_a_key_sending_as_another_source_is_refused_and_never_stored(
 ) -> None:
     honest = tcp_bus.producer("p0", "collectors")
     impostor = tcp_bus.producer("supervisor", "collectors")  # allowed only as p*
+    other = tcp_bus.producer("track_a", "collectors")
     send_ticks(impostor, 10)
     impostor.send(Alert(severity="critical", code="FAKE", message="forged"))
+    send_ticks(other, 10)
     send_ticks(honest, 500)
     assert honest.wait_acked(30)
     wait_until(lambda: alerts(sqlite_url, "BUS_SOURCE_NOT_ALLOWED"), 30, "the refusal's alert")
     collectors = load_public_key(tcp_bus.keys / "collectors.key").decode()
     assert alerts(sqlite_url, "BUS_SOURCE_NOT_ALLOWED") == [("BUS_SOURCE_NOT_ALLOWED", collectors)]
-    assert "supervisor" not in tcp_bus.writer.offsets()
+    offsets = tcp_bus.writer.offsets()
+    assert "supervisor" not in offsets and "track_a" not in offsets
     assert alerts(sqlite_url, "FAKE") == []
-    assert impostor.acked == 0
+    assert impostor.acked == 0 and other.acked == 0
+    # Two names refused, one alert for the key; every refused frame counted.
+    wait_until(lambda: "track_a" in tcp_bus.writer.log.read_text() or "supervisor"
+               in tcp_bus.writer.log.read_text(), 30, "the refusal logged")  # fmt: skip
+    tcp_bus.writer.terminate()
+    stopped = tcp_bus.writer.log.read_text().split("writer stopped:")[-1]
+    assert int(stopped.split("refused_sources=")[1].split(">")[0]) >= 2
     assert_exactly_once(sqlite_url, {"p0": 500, "writer": 1})  # the writer's own alert

@@ -7,8 +7,8 @@ started past it), publish the new envelopes on the feed and append them to the c
 Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_bytes``, and a
 frame that would make the writer track more than ``max_sources`` sources is refused.
 Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying a source its
-key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key
-and source, and never stored; unknown keys are refused by ZAP and alerted once per key.
+key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key,
+and never stored; unknown keys are refused by ZAP and alerted once per key.
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes.
 
@@ -103,7 +103,10 @@ class Writer:
         self.store = store
         self.curve = curve
         self.refused_sources = 0  # frames whose key may not send as one of their sources
-        self._refused_pairs: set[tuple[str, str]] = set()  # (key, source) alerted already
+        # Client keys alerted for a source they may not use: once per key (keys are only
+        # those of the allow-list, so a key inventing names cannot grow this or flood alerts).
+        self._refused_keys: set[str] = set()
+        self._may_send: dict[tuple[str, str], bool] = {}  # (key, source) -> allowed: a cache
         self._gatekeeper: Gatekeeper | None = None
         self.disk = disk
         self.paused = False  # a volume is critical: no new frames are taken
@@ -131,7 +134,8 @@ class Writer:
             f"<Writer frames={self.frames} events={self.store.events} commits={self.store.commits} "
             f"duplicates={self.duplicates} rejected={self.rejected} "
             f"rejected_events={self.store.rejected} conflicts={self.store.conflicts} "
-            f"unverified={self.store.unverified} commit_failures={self.commit_failures}>"
+            f"unverified={self.store.unverified} commit_failures={self.commit_failures} "
+            f"refused_sources={self.refused_sources}>"
         )
 
     def counters(self) -> dict[str, float]:
@@ -261,21 +265,28 @@ class Writer:
         """Over CURVE: may ``key`` send as every source of ``frame``? Else refuse it."""
         if self.curve is None:
             return True
-        wrong = {e.source for e in frame.envelopes if not self.curve.may_send(key, e.source)}
+        if len(self._may_send) > 4 * self.options.max_sources:
+            self._may_send.clear()  # refused names are not bounded by max_sources
+        wrong = ""
+        for source in {e.source for e in frame.envelopes}:
+            allowed = self._may_send.get((key, source))
+            if allowed is None:
+                allowed = self._may_send[key, source] = self.curve.may_send(key, source)
+            if not allowed:
+                wrong = source[:40]
+                break
         if not wrong:
             return True
         self.refused_sources += 1
-        for source in sorted(wrong):
-            if (key, source) in self._refused_pairs:
-                continue
-            self._refused_pairs.add((key, source))
-            log.error("refused frames from CURVE key %s: it may not send as source %r",
-                      key, source[:40])  # fmt: skip
+        if key not in self._refused_keys:
+            self._refused_keys.add(key)
+            log.error("refused frames from CURVE key %s: it may not send as source %r "
+                      "(counted in refused_sources from now on)", key, wrong)  # fmt: skip
             self._own.append(Alert(
                 severity="critical",
                 code="BUS_SOURCE_NOT_ALLOWED",
-                message=f"a client key sent as source {source[:40]!r}, which it may not",
-                context={"key": key, "source": source[:40]},
+                message=f"a client key sent as source {wrong!r}, which it may not",
+                context={"key": key, "source": wrong},
                 subject=key,
             ))  # fmt: skip
         return False
