@@ -16,7 +16,7 @@ import zmq
 
 from bus.codec import DecodedFrame, decode_frame, join_parts
 from bus.curve import ClientCurve, ServerCurve
-from bus.endpoints import LINGER_MS, bind_secure
+from bus.endpoints import LINGER_MS, bind_secure, keep_alive
 from bus.envelope import Envelope
 from bus.errors import BusError
 from bus.events import Event, event_tag
@@ -56,6 +56,7 @@ class FeedPublisher:
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
         if curve is not None:
             curve.apply(self.socket)
+        keep_alive(self.socket, endpoint)
         bind_secure(self.socket, endpoint)
         self._prefixes: set[bytes] = set()
         self._wanted: dict[bytes, bool] = {}  # topic -> some prefix matches it
@@ -117,6 +118,7 @@ class FeedSubscriber:
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         if curve is not None:
             curve.apply(self.socket)
+        keep_alive(self.socket, endpoint)
         for prefix in prefixes:
             self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         self.socket.connect(endpoint)

@@ -8,7 +8,7 @@ import zmq
 
 from bus.codec import MAX_FRAME_BYTES, encode_ack
 from bus.curve import ServerCurve
-from bus.endpoints import LINGER_MS, bind_secure
+from bus.endpoints import LINGER_MS, bind_secure, keep_alive
 from bus.envelope import Ack
 from bus.errors import BusError
 
@@ -47,6 +47,7 @@ class Ingest:
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         if curve is not None:
             curve.apply(self.socket)
+        keep_alive(self.socket, endpoint)
         bind_secure(self.socket, endpoint)
         self.unroutable_acks = 0
 

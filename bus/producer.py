@@ -39,7 +39,7 @@ from bus.codec import (
     frame_header,
 )
 from bus.curve import ClientCurve
-from bus.endpoints import LINGER_MS
+from bus.endpoints import LINGER_MS, keep_alive
 from bus.envelope import MAX_SOURCE_LENGTH, Envelope
 from bus.errors import (
     BusError,
@@ -353,6 +353,7 @@ class Producer:
         dealer.setsockopt(zmq.SNDHWM, 10_000)
         if self._curve is not None:
             self._curve.apply(dealer)
+        keep_alive(dealer, self.endpoint)
         monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         dealer.connect(self.endpoint)
         poller = zmq.Poller()
