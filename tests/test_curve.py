@@ -270,3 +270,19 @@ def test_a_key_sending_as_another_source_is_refused_and_never_stored(
     stopped = tcp_bus.writer.log.read_text().split("writer stopped:")[-1]
     assert int(stopped.split("refused_sources=")[1].split(">")[0]) >= 2
     assert_exactly_once(sqlite_url, {"p0": 500, "writer": 1})  # the writer's own alert
+
+
+def test_a_writer_without_its_key_files_exits_2_naming_the_file(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    writer = WriterProcess(
+        tmp_path,
+        sqlite_url,
+        extra=(
+            f'[bus]\ningest_endpoint = "tcp://127.0.0.1:{free_port()}"\n'
+            f'[bus.curve]\nkeys_dir = "{tmp_path / "keys"}"\nkey = "writer"\n'
+        ),
+    ).start(wait=False)
+    assert writer.proc is not None
+    assert writer.proc.wait(60) == 2
+    assert "writer.key_secret" in writer.log.read_text()
