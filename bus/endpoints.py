@@ -8,10 +8,26 @@ from pathlib import Path
 
 import zmq
 
-__all__ = ["LINGER_MS", "Endpoints", "bind_secure", "ipc_path", "local_endpoints"]
+__all__ = [
+    "LINGER_MS",
+    "Endpoints",
+    "bind_secure",
+    "ipc_path",
+    "keep_alive",
+    "local_endpoints",
+]
 
 # Bounded linger: a closing socket may flush for this long, never hang a shutdown.
 LINGER_MS = 1000
+
+# tcp between hosts: a cut link leaves a TCP connection that looks alive, and TCP's own
+# retransmission back-off after a long cut can take a minute to notice the link is back.
+# ZMTP heartbeats drop such a connection after HEARTBEAT_TIMEOUT_MS of silence, and a
+# connect attempt gives up after CONNECT_TIMEOUT_MS, so ZeroMQ retries every reconnect
+# interval and the producer's reconnect rewind resends its outbox as soon as the link is up.
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 5000
+CONNECT_TIMEOUT_MS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +44,15 @@ def local_endpoints(run_dir: Path) -> Endpoints:
     return Endpoints(
         ingest=f"ipc://{run_dir / 'ingest.sock'}", feed=f"ipc://{run_dir / 'feed.sock'}"
     )
+
+
+def keep_alive(socket: zmq.Socket[bytes], endpoint: str) -> None:
+    """Heartbeats and a bounded connect time on a tcp endpoint (before bind or connect)."""
+    if not endpoint.startswith("tcp://"):
+        return
+    socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+    socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+    socket.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
 
 
 def ipc_path(endpoint: str) -> Path | None:

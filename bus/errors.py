@@ -8,6 +8,7 @@ re-exports it as part of the product's exception tree::
     ├── EventError          an event that cannot travel: unencodable, or larger than a frame
     ├── CaptureError        a capture file that is not one, or is damaged
     ├── LockHeld            another process holds a single-instance lock
+    ├── KeyFileError        a CURVE key file that is missing, malformed or not owner-only
     └── OutboxError         the durable outbox cannot be used
         ├── OutboxLocked    another process holds the outbox of this source
         ├── OutboxFull      no room on the outbox's volume: nothing was written
@@ -21,6 +22,7 @@ __all__ = [
     "CaptureError",
     "EventError",
     "FrameError",
+    "KeyFileError",
     "LockHeld",
     "OutboxBehindWriter",
     "OutboxError",
@@ -46,6 +48,13 @@ class EventError(BusError):
 
 class CaptureError(BusError):
     """A capture file with a bad header, a bad checksum or a truncated frame."""
+
+
+class KeyFileError(BusError):
+    """A CURVE key file that is missing, malformed, or a secret readable by others.
+
+    The message names the file, never a key's secret part.
+    """
 
 
 class LockHeld(BusError):

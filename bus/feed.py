@@ -15,11 +15,18 @@ import msgspec
 import zmq
 
 from bus.codec import DecodedFrame, decode_frame, join_parts
-from bus.endpoints import LINGER_MS, bind_secure
+from bus.curve import ClientCurve, ServerCurve
+from bus.endpoints import LINGER_MS, bind_secure, keep_alive
 from bus.envelope import Envelope
+from bus.errors import BusError
 from bus.events import Event, event_tag
 
 __all__ = ["FeedPublisher", "FeedSubscriber", "topic_for"]
+
+
+def _require_curve(endpoint: str, curve: object) -> None:
+    if endpoint.startswith("tcp://") and curve is None:
+        raise BusError(f"{endpoint}: tcp endpoints need CURVE keys (no plaintext tcp)")
 
 
 def topic_for(event: Event) -> bytes:
@@ -37,10 +44,19 @@ class FeedPublisher:
     time) cost nothing to publish.
     """
 
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> None:
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        curve: ServerCurve | None = None,
+    ) -> None:
+        _require_curve(endpoint, curve)
         self.socket = context.socket(zmq.XPUB)
         self.socket.setsockopt(zmq.LINGER, 0)  # the feed is lossy by contract
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
+        if curve is not None:
+            curve.apply(self.socket)
+        keep_alive(self.socket, endpoint)
         bind_secure(self.socket, endpoint)
         self._prefixes: set[bytes] = set()
         self._wanted: dict[bytes, bool] = {}  # topic -> some prefix matches it
@@ -94,10 +110,15 @@ class FeedSubscriber:
         context: zmq.Context[zmq.Socket[bytes]],
         endpoint: str,
         prefixes: Iterable[str] = ("",),
+        curve: ClientCurve | None = None,
     ) -> None:
+        _require_curve(endpoint, curve)
         self.socket = context.socket(zmq.SUB)
         self.socket.setsockopt(zmq.LINGER, LINGER_MS)
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
+        if curve is not None:
+            curve.apply(self.socket)
+        keep_alive(self.socket, endpoint)
         for prefix in prefixes:
             self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         self.socket.connect(endpoint)

@@ -7,8 +7,10 @@ import logging
 import zmq
 
 from bus.codec import MAX_FRAME_BYTES, encode_ack
-from bus.endpoints import LINGER_MS, bind_secure
+from bus.curve import ServerCurve
+from bus.endpoints import LINGER_MS, bind_secure, keep_alive
 from bus.envelope import Ack
+from bus.errors import BusError
 
 __all__ = ["Ingest"]
 
@@ -22,6 +24,9 @@ class Ingest:
     ack for a source goes back to the routing id that last sent a frame of that source. A
     peer that sends a message larger than ``max_frame_bytes`` is disconnected by ZeroMQ
     (``ZMQ_MAXMSGSIZE``) before the message is ever held in memory whole.
+
+    With ``curve`` (required for ``tcp://``) the socket is a CURVE server, and
+    `recv_identified` also returns the public key the sender was admitted with.
     """
 
     def __init__(
@@ -29,13 +34,20 @@ class Ingest:
         context: zmq.Context[zmq.Socket[bytes]],
         endpoint: str,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        curve: ServerCurve | None = None,
     ) -> None:
+        if endpoint.startswith("tcp://") and curve is None:
+            raise BusError(f"{endpoint}: tcp endpoints need CURVE keys (no plaintext tcp)")
         self.endpoint = endpoint
+        self.curve = curve
         self.socket = context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, LINGER_MS)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable acks raise, never vanish
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
+        if curve is not None:
+            curve.apply(self.socket)
+        keep_alive(self.socket, endpoint)
         bind_secure(self.socket, endpoint)
         self.unroutable_acks = 0
 
@@ -56,6 +68,20 @@ class Ingest:
         if len(parts) != 2:
             return parts[0], b""
         return parts[0], parts[1]
+
+    def recv_identified(self) -> tuple[bytes, bytes, str] | None:
+        """Like `recv_nowait`, plus the sender's CURVE public key (Z85; "" without CURVE)."""
+        if self.curve is None:
+            message = self.recv_nowait()
+            return None if message is None else (message[0], message[1], "")
+        try:
+            parts = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return None
+        # ZAP's User-Id for a CURVE client is its public key (pyzmq's `curve_user_id`).
+        user_id = parts[-1].get("User-Id") or ""
+        frame = parts[1].bytes if len(parts) == 2 else b""
+        return parts[0].bytes, frame, str(user_id)
 
     def ack(self, routing_id: bytes, ack: Ack) -> None:
         """Send an ack; if its producer is gone, drop it (the producer will resend)."""

@@ -38,7 +38,8 @@ from bus.codec import (
     decode_ack,
     frame_header,
 )
-from bus.endpoints import LINGER_MS
+from bus.curve import ClientCurve
+from bus.endpoints import LINGER_MS, keep_alive
 from bus.envelope import MAX_SOURCE_LENGTH, Envelope
 from bus.errors import (
     BusError,
@@ -91,6 +92,8 @@ class Producer:
     watch:
         Called on every tick of the socket thread; the events it returns (alerts about the
         outbox's volume) are sent. It must be cheap when it has nothing to say.
+    curve:
+        This producer's CURVE keys and the writer's public key: required for ``tcp://``.
     """
 
     def __init__(
@@ -111,7 +114,10 @@ class Producer:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         scrub: Callable[[Event], Event] | None = None,
         watch: Callable[[], Sequence[Event]] | None = None,
+        curve: ClientCurve | None = None,
     ) -> None:
+        if endpoint.startswith("tcp://") and curve is None:
+            raise BusError(f"{endpoint}: tcp endpoints need CURVE keys (no plaintext tcp)")
         if not 0 < len(source) <= MAX_SOURCE_LENGTH or "\x00" in source:
             raise BusError(f"invalid source name {source!r}")
         self.source = source
@@ -126,6 +132,7 @@ class Producer:
         self._clock_ns = clock_ns
         self._scrub = scrub
         self._watch = watch
+        self._curve = curve
         self._full_since = 0.0  # monotonic time the outbox's volume was found full; 0: not
         self._outbox = Outbox(outbox_dir, sync=sync)
         self._lock = threading.Lock()
@@ -344,6 +351,9 @@ class Producer:
         dealer.setsockopt(zmq.LINGER, LINGER_MS)
         dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue frames into a pipe with no peer
         dealer.setsockopt(zmq.SNDHWM, 10_000)
+        if self._curve is not None:
+            self._curve.apply(dealer)
+        keep_alive(dealer, self.endpoint)
         monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         dealer.connect(self.endpoint)
         poller = zmq.Poller()

@@ -153,13 +153,17 @@ def bench_bus(
     producers: Annotated[int, typer.Option(help="producer processes")] = 2,
     db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
     rate: Annotated[int, typer.Option(help="events/s in total for the latency run")] = 1000,
+    endpoint: Annotated[
+        str, typer.Option(help="ipc | tcp (tcp: the runs again over tcp+CURVE, beside ipc)")
+    ] = "ipc",
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Producers -> writer with outbox and acks on, against raw baselines in the same run."""
     from harness.bench.bus import run_bus_bench
 
     setup_logging("WARNING")
-    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate)
+    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate,
+                           endpoint=endpoint)  # fmt: skip
     for line in report.lines():
         typer.echo(line)
     if as_json:

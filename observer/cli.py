@@ -18,6 +18,7 @@ from observer.errors import (
     ObserverError,
     StoreError,
 )
+from observer.keys_cli import keys_app
 from observer.logs import setup_logging
 from observer.supervisor.ctl import ctl_app
 
@@ -35,6 +36,7 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="The database: schema (alembic), backups.")
 app.add_typer(db_app, name="db")
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(keys_app, name="keys")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (default: config)")]
@@ -223,12 +225,12 @@ def capture(
     seconds: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
 ) -> None:
     """Record the writer's feed into a capture file (lossy tap; `writer --capture` is not)."""
-    from bus.endpoints import local_endpoints
     from observer.replay import capture_feed
     from observer.runtime import stop_on_signals
+    from observer.transport import bus_endpoints, client_curve
 
     settings = _settings(config)
-    endpoints = local_endpoints(run_dir or settings.paths.run)
+    endpoints = bus_endpoints(settings, run_dir)
     stop = stop_on_signals()
     n = capture_feed(
         endpoints.feed,
@@ -237,6 +239,7 @@ def capture(
         max_events=count,
         seconds=seconds,
         should_stop=stop.is_set,
+        curve=client_curve(settings),
     )
     typer.echo(f"captured {n} frames to {out}")
 
@@ -251,15 +254,20 @@ def replay(
     allow_torn_tail: Annotated[bool, typer.Option(help="stop at a truncated last frame")] = False,
 ) -> None:
     """Replay a capture into a database (through the writer's code) or onto the live bus."""
-    from bus.endpoints import local_endpoints
     from observer.db import migrate
     from observer.replay import replay_as_producer, replay_into_db
+    from observer.transport import bus_endpoints, client_curve
 
     settings = _settings(config)
     try:
         if as_producer:
-            endpoints = local_endpoints(run_dir or settings.paths.run)
-            result = replay_as_producer(file, endpoints.ingest, allow_torn_tail=allow_torn_tail)
+            endpoints = bus_endpoints(settings, run_dir)
+            result = replay_as_producer(
+                file,
+                endpoints.ingest,
+                allow_torn_tail=allow_torn_tail,
+                curve=client_curve(settings),
+            )
         else:
             url = _url(settings, db)
             migrate.upgrade(url)

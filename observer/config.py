@@ -22,6 +22,7 @@ from observer.alert_settings import (
     ThresholdRule,
     default_rules,
 )
+from observer.bus_settings import CurveSettings, check_endpoints
 from observer.config_types import (
     ClockTime,
     Days,
@@ -52,6 +53,7 @@ __all__ = [
     "BusSettings",
     "CalendarSettings",
     "ChannelSettings",
+    "CurveSettings",
     "DatabaseSettings",
     "DiskSettings",
     "GapRecoverySettings",
@@ -115,6 +117,13 @@ class BusSettings(Strict, frozen=True):
     ack_timeout_ms: Positive = 5000
     backlog_alert_events: Positive = 1_000_000
     fsync: bool = False
+    # Empty: ipc:// under the run directory. tcp://host:port (the writer's host) needs CURVE.
+    ingest_endpoint: str = ""
+    feed_endpoint: str = ""
+    curve: CurveSettings = CurveSettings()
+
+    def __post_init__(self) -> None:
+        check_endpoints(self.ingest_endpoint, self.feed_endpoint, self.curve)
 
 
 class WriterSettings(Strict, frozen=True):

@@ -12,6 +12,7 @@ import zmq
 
 from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
 from bus.codec import DecodedFrame, decode_ack, decode_parts
+from bus.curve import ClientCurve
 from bus.endpoints import LINGER_MS
 from bus.feed import FeedSubscriber
 from observer.db.engine import make_engine
@@ -73,7 +74,12 @@ def replay_into_db(
 
 
 def replay_as_producer(
-    path: Path, endpoint: str, *, timeout_s: float = 30.0, allow_torn_tail: bool = False
+    path: Path,
+    endpoint: str,
+    *,
+    timeout_s: float = 30.0,
+    allow_torn_tail: bool = False,
+    curve: ClientCurve | None = None,
 ) -> ReplayResult:
     """Send a capture's frames to a live writer and wait until every seq is acknowledged.
 
@@ -89,6 +95,8 @@ def replay_as_producer(
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, LINGER_MS)
+    if curve is not None:
+        curve.apply(dealer)
     dealer.connect(endpoint)
     deadline = time.monotonic() + timeout_s
     sent = 0
@@ -124,6 +132,7 @@ def capture_feed(
     max_events: int | None = None,
     seconds: float | None = None,
     should_stop: Callable[[], bool] | None = None,
+    curve: ClientCurve | None = None,
 ) -> int:
     """Record the feed into a new capture file; return the number of frames written.
 
@@ -131,7 +140,7 @@ def capture_feed(
     ``--capture`` tee is the lossless capture.
     """
     context = zmq.Context()
-    subscriber = FeedSubscriber(context, endpoint, prefixes)
+    subscriber = FeedSubscriber(context, endpoint, prefixes, curve)
     header = CaptureHeader(created_ns=time.time_ns(), origin="feed")
     deadline = None if seconds is None else time.monotonic() + seconds
     count = 0

@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any, TypeVar
 
-from bus.endpoints import local_endpoints
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
@@ -24,6 +23,7 @@ from observer.disk import DiskWatch
 from observer.errors import WaitFailed
 from observer.logs import mask_struct
 from observer.notify import Notifier
+from observer.transport import bus_endpoints, client_curve
 
 __all__ = [
     "AsyncWorker",
@@ -65,7 +65,7 @@ def producer_for(
     outbox = run_dir / "outbox" / source
     return Producer(
         source,
-        local_endpoints(run_dir).ingest,
+        bus_endpoints(settings).ingest,
         outbox,
         batch_events=bus.batch_events,
         linger_s=bus.linger_ms / 1000,
@@ -77,6 +77,7 @@ def producer_for(
         clock_ns=clock_ns,
         scrub=mask_struct,  # error text from upstream answers: no credential into events
         watch=DiskWatch(settings.disk, {"outbox": outbox}, source).check,
+        curve=client_curve(settings),  # over tcp: this host's keys (ConfigError if missing)
     )
 
 

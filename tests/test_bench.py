@@ -68,3 +68,12 @@ def test_bench_track_b_reports_the_evaluation_against_a_bare_sort() -> None:
     assert {"evaluate_ms", "baseline_ms", "ratio", "triggers_ms"} <= set(result)
     # Every slot was held by a stronger candidate: the rest overflow, none is lost.
     assert result["outcome"] == {"overflow": 500 - 82}
+
+
+def test_bench_bus_over_tcp_reports_tcp_beside_ipc() -> None:
+    result = run("bus", "--events", "4000", "--producers", "2", "--rate", "500",
+                 "--endpoint", "tcp")  # fmt: skip
+    assert result["endpoint"] == "tcp"
+    assert {"tcp_events_per_s", "tcp_p99_ms", "tcp_to_ipc_ratio"} <= set(result)
+    assert float(result["tcp_events_per_s"]) > 0  # type: ignore[arg-type]
+    assert result["lost"] == 0 and result["duplicated"] == 0

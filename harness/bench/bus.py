@@ -8,6 +8,9 @@ Paths measured:
   right after commit) from the envelope's ``ts`` to its arrival on a feed subscriber.
 * **baselines**: a bare pyzmq+msgspec PUSH/PULL loop (same events, same processes count), and
   bare storage: ``executemany`` into SQLite or ``COPY`` into PostgreSQL of the same rows.
+* **tcp** (``--endpoint tcp``): the bus and latency runs again, in the same run and the same
+  database (new sources), with the writer on a loopback tcp port and CURVE keys as between
+  hosts; reported beside the ipc figures with their ratio.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import multiprocessing
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +36,8 @@ import psutil
 import zmq
 
 from bus.codec import decode_frame, encode_frame
-from bus.endpoints import local_endpoints
+from bus.curve import ClientCurve, generate_key_pair, load_key_pair, load_public_key
+from bus.endpoints import Endpoints, local_endpoints
 from bus.envelope import Envelope
 from bus.events import TradeTick
 from bus.feed import FeedSubscriber
@@ -70,6 +75,10 @@ class BusBenchReport:
     lost: int = 0
     duplicated: int = 0
     notes: list[str] = field(default_factory=list)
+    endpoint: str = "ipc"
+    tcp_events_per_s: float = 0.0  # with endpoint "tcp": the same runs over tcp+CURVE
+    tcp_p50_ms: float = 0.0
+    tcp_p99_ms: float = 0.0
 
     @property
     def baseline_per_s(self) -> float:
@@ -95,6 +104,17 @@ class BusBenchReport:
             "writer_rss_mb": round(self.writer_rss_mb, 1),
             "lost": self.lost,
             "duplicated": self.duplicated,
+            "endpoint": self.endpoint,
+        } | self._tcp_summary()
+
+    def _tcp_summary(self) -> dict[str, Any]:
+        if self.endpoint != "tcp":
+            return {}
+        return {
+            "tcp_events_per_s": round(self.tcp_events_per_s),
+            "tcp_p50_ms": round(self.tcp_p50_ms, 2),
+            "tcp_p99_ms": round(self.tcp_p99_ms, 2),
+            "tcp_to_ipc_ratio": round(self.tcp_events_per_s / self.events_per_s, 3),
         }
 
     def lines(self) -> list[str]:
@@ -110,6 +130,15 @@ class BusBenchReport:
             f"ratio {s['storage_ratio']}",
             f"  latency at {self.latency_rate} events/s: p50 {s['p50_ms']} ms, "
             f"p99 {s['p99_ms']} ms ({self.latency_samples} samples)",
+            *(
+                [
+                    f"  tcp+CURVE (loopback) {s['tcp_events_per_s']:>9,} events/s  "
+                    f"ratio to ipc {s['tcp_to_ipc_ratio']}; latency p50 {s['tcp_p50_ms']} ms, "
+                    f"p99 {s['tcp_p99_ms']} ms"
+                ]
+                if self.endpoint == "tcp"
+                else []
+            ),
             f"  writer peak RSS {s['writer_rss_mb']} MB; lost {self.lost}, "
             f"duplicated {self.duplicated}",
             *self.notes,
@@ -231,32 +260,76 @@ def _database(db: str, workdir: Path) -> Iterator[str]:
         raise ValueError(f"--db must be sqlite or postgres, not {db!r}")
 
 
-def _start_writer(url: str, run_dir: Path, workdir: Path) -> subprocess.Popen[bytes]:
-    config = workdir / "bench.toml"
-    config.write_text(f'[paths]\nrun_dir = "{run_dir}"\n[database]\nurl = "{url}"\n')
-    with (workdir / "writer.log").open("wb") as log:  # the child keeps its own descriptor
+@dataclass(frozen=True)
+class _Transport:
+    """Where one series of runs sends: ipc by default; tcp with the settings of its keys."""
+
+    endpoints: Endpoints
+    name: str = "ipc"
+    config: str = ""  # extra settings of the writer and the producers (tcp: [bus] and keys)
+    curve: ClientCurve | None = None
+
+
+def _tcp_transport(workdir: Path) -> _Transport:
+    """A loopback tcp bus with CURVE: the writer's pair and one client pair."""
+    keys = workdir / "keys"
+    generate_key_pair(keys, "writer")
+    generate_key_pair(keys, "bench")
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:  # a free loopback port for the writer to bind
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    endpoints = Endpoints(f"tcp://127.0.0.1:{ports[0]}", f"tcp://127.0.0.1:{ports[1]}")
+    config = (
+        f'[bus]\ningest_endpoint = "{endpoints.ingest}"\nfeed_endpoint = "{endpoints.feed}"\n'
+        f'[bus.curve]\nkeys_dir = "{keys}"\nkey = "bench"\n'
+        '[bus.curve.clients]\nbench = ["*"]\n'
+    )
+    curve = ClientCurve(load_key_pair(keys, "bench"), load_public_key(keys / "writer.key"))
+    return _Transport(endpoints, "tcp", config, curve)
+
+
+def _start_writer(
+    url: str, run_dir: Path, workdir: Path, transport: _Transport
+) -> subprocess.Popen[bytes]:
+    config = workdir / f"bench-{transport.name}.toml"
+    # The writer is the CURVE server: its own pair, the same allow-list.
+    writer_config = transport.config.replace('key = "bench"', 'key = "writer"')
+    config.write_text(f'[paths]\nrun_dir = "{run_dir}"\n[database]\nurl = "{url}"\n{writer_config}')
+    log_path = workdir / f"writer-{transport.name}.log"
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
         writer = subprocess.Popen(
             [sys.executable, "-m", "observer", "writer", "--config", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    poll_until(
-        (run_dir / "feed.sock").exists, f"writer (see {workdir / 'writer.log'})", child=writer
-    )
+    poll_until(lambda: b"writer ready" in log_path.read_bytes(), f"writer (see {log_path})",
+               child=writer)  # fmt: skip
     return writer
 
 
 def _loadgens(
-    sources: list[str], endpoint: str, workdir: Path, events: int, rate: float
+    sources: list[str], transport: _Transport, workdir: Path, events: int, rate: float
 ) -> list[subprocess.Popen[bytes]]:
+    env = None
+    if transport.config:  # keys come from settings: the producers get their own config
+        config = workdir / f"producers-{transport.name}.toml"
+        config.write_text(f'[paths]\nrun_dir = "{workdir / "run"}"\n{transport.config}')
+        env = {**os.environ, "OBSERVER_CONFIG": str(config)}
+
+    def where(source: str) -> list[str]:  # ipc: the endpoint and outbox on the command line
+        if env is not None:
+            return []
+        return ["--endpoint", transport.endpoints.ingest, "--outbox",
+                str(workdir / "outbox" / source)]  # fmt: skip
+
     return [
         subprocess.Popen(
-            [
-                sys.executable, "-m", "harness.loadgen", "--source", source,
-                "--endpoint", endpoint, "--outbox", str(workdir / "outbox" / source),
-                "--events", str(events), "--rate", str(rate),
-            ],
+            [sys.executable, "-m", "harness.loadgen", "--source", source, *where(source),
+             "--events", str(events), "--rate", str(rate)],
             stdout=subprocess.PIPE,
+            env=env,
         )
         for source in sources
     ]  # fmt: skip
@@ -275,58 +348,82 @@ def _finish(
     return reports
 
 
-def run_bus_bench(events: int, producers: int, db: str, rate: int) -> BusBenchReport:
-    """Run baselines, the throughput run and the latency run; audit the database."""
-    report = BusBenchReport(db=db, events=events, producers=producers, latency_rate=rate)
+def run_bus_bench(
+    events: int, producers: int, db: str, rate: int, endpoint: str = "ipc"
+) -> BusBenchReport:
+    """Run baselines, the throughput run and the latency run (also over tcp); audit."""
+    if endpoint not in ("ipc", "tcp"):
+        raise ValueError(f"--endpoint must be ipc or tcp, not {endpoint!r}")
+    report = BusBenchReport(
+        db=db, events=events, producers=producers, latency_rate=rate, endpoint=endpoint
+    )
     with tempfile.TemporaryDirectory(prefix="observer-bench-") as tmp:
         workdir = Path(tmp)
         run_dir = workdir / "run"
-        endpoints = local_endpoints(run_dir)
+        transports = [_Transport(local_endpoints(run_dir))]  # (makes the run directory)
         report.transport_baseline_per_s = transport_baseline(events, producers, run_dir)
+        if endpoint == "tcp":
+            transports.append(_tcp_transport(workdir))
         with _database(db, workdir) as url:
             if db == "postgres":
                 report.storage_baseline_per_s = postgres_baseline(events, url)
             else:
                 report.storage_baseline_per_s = sqlite_baseline(events, workdir / "raw.db")
-            writer = _start_writer(url, run_dir, workdir)
-            try:
-                watched = psutil.Process(writer.pid)
-                peak = [0.0]
-                share = events // producers
-                sources = [f"bench-{i}" for i in range(producers)]
-                started = time.perf_counter()
-                reports = _finish(
-                    _loadgens(sources, endpoints.ingest, workdir, share, 0), watched, peak
-                )
-                report.events_per_s = share * producers / (time.perf_counter() - started)
-                report.notes += [
-                    f"  {r['source']}: {r['resends']} resends, drained={r['drained']}"
-                    for r in reports
-                ]
-                report.p50_ms, report.p99_ms, report.latency_samples = _latency_run(
-                    endpoints, workdir, rate, watched, peak
-                )
-                report.writer_rss_mb = peak[0]
-            finally:
-                writer.send_signal(signal.SIGTERM)
-                writer.wait(60)
-            expected = {s: share for s in sources} | {"latency": max(rate * 5, 1)}
+            expected: dict[str, int] = {}
+            for transport in transports:
+                expected |= _series(report, url, workdir, transport, rate)
             report.lost, report.duplicated = _audit(url, expected)
     return report
 
 
+def _series(
+    report: BusBenchReport, url: str, workdir: Path, transport: _Transport, rate: int
+) -> dict[str, int]:
+    """The throughput and latency runs over one transport; the events each source sent."""
+    writer = _start_writer(url, workdir / "run", workdir, transport)
+    prefix = "" if transport.name == "ipc" else f"{transport.name}-"
+    share = report.events // report.producers
+    sources = [f"{prefix}bench-{i}" for i in range(report.producers)]
+    try:
+        watched = psutil.Process(writer.pid)
+        peak = [report.writer_rss_mb]
+        started = time.perf_counter()
+        reports = _finish(_loadgens(sources, transport, workdir, share, 0), watched, peak)
+        per_s = share * report.producers / (time.perf_counter() - started)
+        report.notes += [
+            f"  {r['source']}: {r['resends']} resends, drained={r['drained']}" for r in reports
+        ]
+        p50, p99, samples = _latency_run(transport, f"{prefix}latency", workdir, rate, watched,
+                                         peak)  # fmt: skip
+        report.writer_rss_mb = peak[0]
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        writer.wait(60)
+    if transport.name == "ipc":
+        report.events_per_s, report.p50_ms, report.p99_ms = per_s, p50, p99
+        report.latency_samples = samples
+    else:
+        report.tcp_events_per_s, report.tcp_p50_ms, report.tcp_p99_ms = per_s, p50, p99
+    return {s: share for s in sources} | {f"{prefix}latency": max(rate * 5, 1)}
+
+
 def _latency_run(
-    endpoints: Any, workdir: Path, rate: int, writer: psutil.Process, peak: list[float]
+    transport: _Transport,
+    source: str,
+    workdir: Path,
+    rate: int,
+    writer: psutil.Process,
+    peak: list[float],
 ) -> tuple[float, float, int]:
     context = zmq.Context()
-    subscriber = FeedSubscriber(context, endpoints.feed, ("trade_tick",))
+    subscriber = FeedSubscriber(context, transport.endpoints.feed, ("trade_tick",), transport.curve)
     latencies: list[int] = []
-    procs = _loadgens(["latency"], endpoints.ingest, workdir, max(rate * 5, 1), rate)
+    procs = _loadgens([source], transport, workdir, max(rate * 5, 1), rate)
     while procs[0].poll() is None or subscriber.socket.poll(0):
         envelopes = subscriber.recv(100)
         arrived = time.time_ns()
         for env in envelopes or ():
-            if env.source == "latency":
+            if env.source == source:
                 latencies.append(arrived - env.ts)
         peak[0] = max(peak[0], writer.memory_info().rss / 1e6)
     _finish(procs, writer, peak)

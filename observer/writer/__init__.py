@@ -7,12 +7,13 @@ import logging
 import threading
 from pathlib import Path
 
-from bus.endpoints import ipc_path, local_endpoints
+from bus.endpoints import ipc_path
 from observer.config import Settings
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
 from observer.disk import DiskWatch
 from observer.notify import Notifier
+from observer.transport import bus_endpoints, server_curve
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
@@ -41,7 +42,8 @@ def run_writer(
     """
     url = normalize_url(db_url or settings.database.url)
     run_dir = run_dir or settings.paths.run
-    endpoints = local_endpoints(run_dir)
+    endpoints = bus_endpoints(settings, run_dir)
+    curve = server_curve(settings)  # over tcp: keys and allow-list, read before any lock
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
         engine = make_engine(url)
@@ -67,7 +69,8 @@ def run_writer(
         gc.set_threshold(100_000, 50, 100)
         try:
             disk = _disk_watch(settings, url.get_backend_name(), url.database, capture)
-            return Writer(store, endpoints, options, Notifier.from_env(), disk).run(stop)
+            writer = Writer(store, endpoints, options, Notifier.from_env(), disk, curve)
+            return writer.run(stop)
         finally:
             engine.dispose()
     finally:

@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
 def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path | None) -> int:
     """Serve until SIGTERM or SIGINT; return the exit code (2: database, 3: locked)."""
     from observer.cli_support import fail, settings_or_exit
-    from observer.errors import StoreError, WriterLocked
+    from observer.errors import ConfigError, StoreError, WriterLocked
     from observer.logs import setup_logging
     from observer.runtime import stop_on_signals
     from observer.writer import run_writer
@@ -40,7 +40,7 @@ def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path
     setup_logging()
     try:
         return run_writer(settings, stop_on_signals(), db_url=db, run_dir=run_dir, capture=capture)
-    except StoreError as exc:
+    except (StoreError, ConfigError) as exc:  # ConfigError: a CURVE key file (tcp)
         fail("observer", str(exc), 2)
     except WriterLocked as exc:
         fail("observer", str(exc), 3)

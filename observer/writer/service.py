@@ -6,6 +6,9 @@ Loop: wait for a frame, gather more for up to ``batch_delay_s`` or ``batch_event
 started past it), publish the new envelopes on the feed and append them to the capture.
 Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_bytes``, and a
 frame that would make the writer track more than ``max_sources`` sources is refused.
+Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying a source its
+key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key,
+and never stored; unknown keys are refused by ZAP and alerted once per key.
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes.
 
@@ -31,10 +34,11 @@ import zmq
 
 from bus.capture import CaptureHeader, CaptureWriter
 from bus.codec import MAX_FRAME_BYTES, DecodedFrame, decode_parts, join_parts
+from bus.curve import Gatekeeper, ServerCurve
 from bus.endpoints import Endpoints
 from bus.envelope import Ack
 from bus.errors import FrameError
-from bus.events import Event
+from bus.events import Alert, Event
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
 from observer.disk import DiskWatch
@@ -83,6 +87,8 @@ class Writer:
         READY once bound, then heartbeats with `counters`, for the supervisor.
     disk:
         The free space of the volumes the writer writes to; none: not watched.
+    curve:
+        CURVE keys and allow-list of a tcp ingest and feed (`bus.curve`); none: ipc only.
     """
 
     def __init__(
@@ -92,8 +98,16 @@ class Writer:
         options: WriterOptions,
         notifier: Notifier | None = None,
         disk: DiskWatch | None = None,
+        curve: ServerCurve | None = None,
     ) -> None:
         self.store = store
+        self.curve = curve
+        self.refused_sources = 0  # frames whose key may not send as one of their sources
+        # Client keys alerted for a source they may not use: once per key (keys are only
+        # those of the allow-list, so a key inventing names cannot grow this or flood alerts).
+        self._refused_keys: set[str] = set()
+        self._may_send: dict[tuple[str, str], bool] = {}  # (key, source) -> allowed: a cache
+        self._gatekeeper: Gatekeeper | None = None
         self.disk = disk
         self.paused = False  # a volume is critical: no new frames are taken
         self.dropped_while_paused = 0  # frames read and left to their producers' resend
@@ -120,7 +134,8 @@ class Writer:
             f"<Writer frames={self.frames} events={self.store.events} commits={self.store.commits} "
             f"duplicates={self.duplicates} rejected={self.rejected} "
             f"rejected_events={self.store.rejected} conflicts={self.store.conflicts} "
-            f"unverified={self.store.unverified} commit_failures={self.commit_failures}>"
+            f"unverified={self.store.unverified} commit_failures={self.commit_failures} "
+            f"refused_sources={self.refused_sources}>"
         )
 
     def counters(self) -> dict[str, float]:
@@ -138,13 +153,17 @@ class Writer:
             "disk_paused": float(self.paused),
             "dropped_while_paused": self.dropped_while_paused,
             "pruned": self.pruner.pruned,
+            "refused_sources": self.refused_sources,
+            "refused_keys": self._gatekeeper.refusals if self._gatekeeper else 0,
         }
 
     def run(self, stop: threading.Event) -> int:
         """Serve until ``stop`` is set, then drain what is queued; return the exit code."""
         context = zmq.Context()
-        ingest = Ingest(context, self.endpoints.ingest, self.options.max_frame_bytes)
-        feed = FeedPublisher(context, self.endpoints.feed)
+        if self.curve is not None:  # before any bind: without ZAP, CURVE admits every key
+            self._gatekeeper = Gatekeeper(context, self.curve).start()
+        ingest = Ingest(context, self.endpoints.ingest, self.options.max_frame_bytes, self.curve)
+        feed = FeedPublisher(context, self.endpoints.feed, self.curve)
         capture = self._open_capture()
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
         self.notifier.ready(self.counters())
@@ -153,6 +172,9 @@ class Writer:
             while not stop.is_set():
                 self.notifier.beat(self.counters)
                 self._watch_disk(ingest, feed, capture)
+                self._watch_keys()
+                if self._own and not self.paused:
+                    self._commit_own(feed, capture)
                 # Pruning takes one bounded chunk per turn, between two batches (none while a
                 # volume is critical: it would only add to what the database must write).
                 pruning = not self.paused and self.pruner.pending()
@@ -172,6 +194,8 @@ class Writer:
                 capture.close()
             feed.close()
             ingest.close()
+            if self._gatekeeper is not None:
+                self._gatekeeper.stop()
             context.term()
             log.info("writer stopped: %r", self)
         return code
@@ -214,16 +238,18 @@ class Writer:
         count = 0
         until = time.monotonic() + self.options.batch_delay_s
         while count < self.options.batch_events:
-            message = ingest.recv_nowait()
+            message = ingest.recv_identified()
             if message is None:
                 left = until - time.monotonic()
                 if not wait or left <= 0 or not ingest.poll(int(left * 1000) + 1):
                     break
                 continue
-            routing_id, raw = message
+            routing_id, raw, key = message
             self.frames += 1
             try:
                 frame = decode_parts(raw)
+                if not self._key_may_send(key, frame):
+                    continue
                 sources = self._admit(frame)
             except FrameError as exc:
                 self.rejected += 1
@@ -234,6 +260,49 @@ class Writer:
             frames.append(frame)
             count += len(frame.envelopes)
         return frames
+
+    def _key_may_send(self, key: str, frame: DecodedFrame) -> bool:
+        """Over CURVE: may ``key`` send as every source of ``frame``? Else refuse it."""
+        if self.curve is None:
+            return True
+        if len(self._may_send) > 4 * self.options.max_sources:
+            self._may_send.clear()  # refused names are not bounded by max_sources
+        wrong = ""
+        for source in {e.source for e in frame.envelopes}:
+            allowed = self._may_send.get((key, source))
+            if allowed is None:
+                allowed = self._may_send[key, source] = self.curve.may_send(key, source)
+            if not allowed:
+                wrong = source[:40]
+                break
+        if not wrong:
+            return True
+        self.refused_sources += 1
+        if key not in self._refused_keys:
+            self._refused_keys.add(key)
+            log.error("refused frames from CURVE key %s: it may not send as source %r "
+                      "(counted in refused_sources from now on)", key, wrong)  # fmt: skip
+            self._own.append(Alert(
+                severity="critical",
+                code="BUS_SOURCE_NOT_ALLOWED",
+                message=f"a client key sent as source {wrong!r}, which it may not",
+                context={"key": key, "source": wrong},
+                subject=key,
+            ))  # fmt: skip
+        return False
+
+    def _watch_keys(self) -> None:
+        """One alert per client key that ZAP refused for the first time."""
+        if self._gatekeeper is None:
+            return
+        for key in self._gatekeeper.take_refused():
+            self._own.append(Alert(
+                severity="critical",
+                code="BUS_KEY_REFUSED",
+                message="a client with a CURVE key not in the allow-list was refused",
+                context={"key": key},
+                subject=key,
+            ))  # fmt: skip
 
     def _admit(self, frame: DecodedFrame) -> set[str]:
         """The frame's sources; `FrameError` if they would exceed ``max_sources``."""

@@ -29,10 +29,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import zmq
 from sqlalchemy import Engine
 
-from bus.endpoints import local_endpoints
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
@@ -53,6 +51,7 @@ from observer.phases import KST
 from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.stats import p99
+from observer.transport import feed_subscriber
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
@@ -136,11 +135,7 @@ class GapRecovery(AsyncWorker):
 
     async def run(self) -> None:
         """Recover gaps until ``stop``."""
-        feed = FeedSubscriber(
-            zmq.Context.instance(),
-            local_endpoints(self.settings.paths.run).feed,
-            ["gap_detected."],
-        )
+        feed = feed_subscriber(self.settings, ["gap_detected."])
         limits = rate_limits(self.settings, SOURCE)
         accounts = [
             open_account(

@@ -20,10 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-import zmq
 from sqlalchemy import Engine
 
-from bus.endpoints import local_endpoints
 from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
@@ -35,6 +33,7 @@ from observer.db.queries import alert_records
 from observer.notify import Notifier
 from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
+from observer.transport import feed_subscriber
 from workers.notifier.channels import Target
 from workers.notifier.messages import Grouper, Message
 
@@ -92,9 +91,7 @@ class AlertNotifier(AsyncWorker):
         """Deliver alerts until ``stop``."""
         if not self.targets:
             log.warning("no alert channel has a URL: alerts are stored, and sent nowhere")
-        feed = FeedSubscriber(
-            zmq.Context.instance(), local_endpoints(self.settings.paths.run).feed, ["alert"]
-        )
+        feed = feed_subscriber(self.settings, ["alert"])
         try:
             self._sweep(start=True)
             log.info("notifier ready: %d targets (%s), %d alerts to send",

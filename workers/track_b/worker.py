@@ -31,10 +31,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import msgspec
-import zmq
 from sqlalchemy import Engine
 
-from bus.endpoints import local_endpoints
 from bus.events import Alert, PriceSnapshot
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
@@ -51,6 +49,7 @@ from observer.phases import KST, Phase
 from observer.private_files import write_private
 from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
 from observer.timeline import timeline_from
+from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
 from workers.track_b.context import baseline, openings, ranked
@@ -292,11 +291,7 @@ class TrackB(AsyncWorker):
         context: list[Candidate],
         until: datetime,
     ) -> None:
-        feed = FeedSubscriber(
-            zmq.Context.instance(),
-            local_endpoints(self.settings.paths.run).feed,
-            ["price_snapshot."],
-        )
+        feed = feed_subscriber(self.settings, ["price_snapshot."])
         by_cap = sorted(engine.references.values(), key=lambda r: (-r.market_cap, r.symbol))
         fill = [
             Candidate(

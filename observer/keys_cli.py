@@ -1,0 +1,37 @@
+"""``observer keys``: the CURVE key pairs of a bus that runs over tcp between hosts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from observer.cli_support import fail, settings_or_exit
+
+__all__ = ["keys_app"]
+
+keys_app = typer.Typer(no_args_is_help=True, help="CURVE keys of the bus between hosts.")
+
+
+@keys_app.command()
+def generate(
+    name: Annotated[str, typer.Option("--name", help="the key pair's name")] = "writer",
+    keys_dir: Annotated[
+        Path | None, typer.Option("--keys-dir", help="default: [bus.curve] keys_dir")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml to load")] = None,
+) -> None:
+    """Write a new key pair: NAME.key (public, for the peers) and NAME.key_secret (0600).
+
+    Copy NAME.key to the other hosts' keys_dir; the secret file never leaves this host.
+    """
+    from bus.curve import generate_key_pair
+    from bus.errors import KeyFileError
+
+    folder = keys_dir or Path(settings_or_exit("observer keys", config).bus.curve.keys_dir)
+    try:
+        public, secret = generate_key_pair(folder, name)
+    except KeyFileError as exc:
+        fail("observer keys", str(exc), 2)
+    typer.echo(f"wrote {public} (public) and {secret} (secret, owner-only: keep it here)")

@@ -1,0 +1,288 @@
+"""The bus over tcp: CURVE keys, the writer's allow-list, sources bound to keys.
+
+Key files and configuration are checked directly; the rest runs a real writer process on a
+loopback tcp port with in-process producers and subscribers (one host: the two-host tests,
+in network namespaces, are in ``test_multihost.py``).
+"""
+
+from __future__ import annotations
+
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from bus.curve import (
+    ClientCurve,
+    generate_key_pair,
+    load_key_pair,
+    load_public_key,
+)
+from bus.errors import BusError, KeyFileError
+from bus.events import Alert
+from bus.feed import FeedSubscriber
+from bus.producer import Producer
+from harness.loadgen import synthetic_tick
+from observer.config import load_settings
+from observer.errors import ConfigError
+from observer.transport import client_curve, server_curve
+from tests.support import WriterProcess, assert_exactly_once, db_rows, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---------------------------------------------------------------- key files
+
+
+def test_a_generated_pair_is_owner_only_and_never_shows_its_secret(tmp_path: Path) -> None:
+    public_path, secret_path = generate_key_pair(tmp_path / "keys", "writer")
+    assert stat.S_IMODE(secret_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(public_path.stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "keys").stat().st_mode) == 0o700
+    pair = load_key_pair(tmp_path / "keys", "writer")
+    assert load_public_key(public_path) == pair.public
+    assert "secret-key" not in public_path.read_text()
+    assert pair.secret.decode() not in repr(pair)
+    assert len(pair.public) == len(pair.secret) == 40
+    # The files are ZeroMQ certificates: pyzmq's own reader agrees.
+    assert zmq.auth.load_certificate(secret_path) == (pair.public, pair.secret)
+
+
+def test_an_existing_pair_is_never_overwritten(tmp_path: Path) -> None:
+    generate_key_pair(tmp_path, "a")
+    before = (tmp_path / "a.key_secret").read_bytes()
+    with pytest.raises(KeyFileError, match="already exists"):
+        generate_key_pair(tmp_path, "a")
+    assert (tmp_path / "a.key_secret").read_bytes() == before
+
+
+def test_a_secret_others_may_read_is_refused_without_showing_it(tmp_path: Path) -> None:
+    generate_key_pair(tmp_path, "a")
+    secret = load_key_pair(tmp_path, "a").secret.decode()
+    (tmp_path / "a.key_secret").chmod(0o640)
+    with pytest.raises(KeyFileError, match="chmod 600") as caught:
+        load_key_pair(tmp_path, "a")
+    assert secret not in str(caught.value)
+
+
+def test_missing_and_malformed_key_files_are_key_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(KeyFileError, match="no CURVE key pair"):
+        load_key_pair(tmp_path, "nobody")
+    (tmp_path / "bad.key").write_text('curve\n    public-key = "short"\n')
+    with pytest.raises(KeyFileError, match="malformed"):
+        load_public_key(tmp_path / "bad.key")
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def write_config(path: Path, body: str) -> Path:
+    path.write_text(body)
+    return path
+
+
+def test_plaintext_tcp_is_refused_when_the_configuration_is_loaded(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "o.toml", '[bus]\ningest_endpoint = "tcp://127.0.0.1:5555"\n')
+    with pytest.raises(ConfigError, match="never plaintext"):
+        load_settings(config)
+    config = write_config(tmp_path / "o.toml", '[bus]\nfeed_endpoint = "tcp://127.0.0.1:5556"\n')
+    with pytest.raises(ConfigError, match="never plaintext"):
+        load_settings(config)
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["tcp://127.0.0.1", "tcp://*:5555", "tcp://h:0", "tcp://h:70000", "udp://h:1"]
+)
+def test_a_malformed_endpoint_is_refused(tmp_path: Path, endpoint: str) -> None:
+    config = write_config(
+        tmp_path / "o.toml", f'[bus]\ningest_endpoint = "{endpoint}"\n[bus.curve]\nkey = "a"\n'
+    )
+    with pytest.raises(ConfigError, match="expected tcp://host:port"):
+        load_settings(config)
+
+
+def test_the_bus_classes_refuse_tcp_without_keys(tmp_path: Path) -> None:
+    with pytest.raises(BusError, match="no plaintext tcp"):
+        Producer("p", "tcp://127.0.0.1:1", tmp_path / "ob")
+    with pytest.raises(BusError, match="no plaintext tcp"):
+        FeedSubscriber(zmq.Context.instance(), "tcp://127.0.0.1:1")
+
+
+def test_a_missing_key_file_is_a_config_error_at_start(tmp_path: Path) -> None:
+    config = write_config(
+        tmp_path / "o.toml",
+        f'[bus]\ningest_endpoint = "tcp://127.0.0.1:5555"\n'
+        f'[bus.curve]\nkeys_dir = "{tmp_path}"\nkey = "collectors"\n'
+        f'clients = {{ collectors = ["p*"] }}\n',
+    )
+    settings = load_settings(config)
+    with pytest.raises(ConfigError, match=r"collectors\.key_secret"):
+        client_curve(settings)
+    generate_key_pair(tmp_path, "collectors")
+    with pytest.raises(ConfigError, match=r"writer\.key"):  # the writer's public key
+        client_curve(settings)
+    generate_key_pair(tmp_path, "writer")
+    assert client_curve(settings) is not None
+    server = server_curve(settings)
+    assert server is not None
+    collectors = load_public_key(tmp_path / "collectors.key").decode()
+    assert server.may_send(collectors, "p0") and not server.may_send(collectors, "writer")
+
+
+# ---------------------------------------------------------------- a writer over tcp
+
+
+class TcpBus:
+    """A writer process on a loopback tcp port, with keys for ``collectors`` and a stranger."""
+
+    def __init__(self, tmp_path: Path, url: str) -> None:
+        self.keys = tmp_path / "keys"
+        for name in ("writer", "collectors", "stranger"):
+            generate_key_pair(self.keys, name)
+        self.ingest = f"tcp://127.0.0.1:{free_port()}"
+        self.feed = f"tcp://127.0.0.1:{free_port()}"
+        self.writer = WriterProcess(
+            tmp_path,
+            url,
+            extra=(
+                f'[bus]\ningest_endpoint = "{self.ingest}"\nfeed_endpoint = "{self.feed}"\n'
+                f'[bus.curve]\nkeys_dir = "{self.keys}"\nkey = "writer"\n'
+                '[bus.curve.clients]\ncollectors = ["p*"]\n'
+            ),
+        )
+        self.outboxes = tmp_path / "outbox"
+        self.producers: list[Producer] = []
+
+    def curve(self, name: str) -> ClientCurve:
+        return ClientCurve(load_key_pair(self.keys, name), self.server_public)
+
+    @property
+    def server_public(self) -> bytes:
+        return load_public_key(self.keys / "writer.key")
+
+    def producer(self, source: str, key: str) -> Producer:
+        producer = Producer(
+            source, self.ingest, self.outboxes / source, ack_timeout_s=0.5, curve=self.curve(key)
+        )
+        self.producers.append(producer)
+        return producer
+
+    def close(self) -> None:
+        for producer in self.producers:
+            producer.close(drain_timeout=0)
+        self.writer.kill()
+
+
+@pytest.fixture
+def tcp_bus(tmp_path: Path, sqlite_url: str) -> Iterator[TcpBus]:
+    bus = TcpBus(tmp_path, sqlite_url)
+    bus.writer.start()
+    yield bus
+    bus.close()
+
+
+def alerts(url: str, code: str) -> list[tuple[str, str]]:
+    return [
+        (row[0], row[1])
+        for row in db_rows(url, f"SELECT code, subject FROM alerts WHERE code = '{code}'")
+    ]
+
+
+def send_ticks(producer: Producer, count: int) -> None:
+    for n in range(count):
+        producer.send(synthetic_tick(n, 1_700_000_000_000_000_000 + n))
+
+
+def test_an_allowed_key_delivers_exactly_once_and_follows_the_feed(
+    tcp_bus: TcpBus, sqlite_url: str
+) -> None:
+    subscriber = FeedSubscriber(
+        zmq.Context.instance(), tcp_bus.feed, ["trade_tick."], tcp_bus.curve("collectors")
+    )
+    producer = tcp_bus.producer("p0", "collectors")
+    seen = 0
+
+    def fed() -> bool:
+        nonlocal seen
+        send_ticks(producer, 1)  # until the subscription has reached the writer
+        got = subscriber.recv(20)
+        seen += len(got or [])
+        return seen > 0
+
+    wait_until(fed, 30, "a committed tick on the CURVE feed")
+    send_ticks(producer, 999)
+    assert producer.wait_acked(30)
+    subscriber.close()
+    assert_exactly_once(sqlite_url, {"p0": producer.last_seq})
+    assert "refused" not in tcp_bus.writer.log.read_text()
+
+
+def test_an_unknown_key_is_refused_logged_once_and_alerted(
+    tcp_bus: TcpBus, sqlite_url: str
+) -> None:
+    intruder = tcp_bus.producer("p1", "stranger")
+    send_ticks(intruder, 100)
+    stranger = load_public_key(tcp_bus.keys / "stranger.key").decode()
+    wait_until(lambda: alerts(sqlite_url, "BUS_KEY_REFUSED"), 30, "the refusal's alert")
+    assert alerts(sqlite_url, "BUS_KEY_REFUSED") == [("BUS_KEY_REFUSED", stranger)]
+    # Refused at the handshake: the writer never saw a frame, and never stored one.
+    assert "p1" not in tcp_bus.writer.offsets()
+    assert intruder.acked == 0
+    # ZeroMQ retries the handshake; the log names the key once, never a secret.
+    tcp_bus.writer.terminate()
+    log = tcp_bus.writer.log.read_text()
+    assert log.count(f"unknown public key {stranger}") == 1
+    for name in ("writer", "collectors", "stranger"):
+        assert load_key_pair(tcp_bus.keys, name).secret.decode() not in log
+    refused = db_rows(sqlite_url, "SELECT count(*) FROM alerts WHERE code = 'BUS_KEY_REFUSED'")
+    assert refused[0][0] == 1
+
+
+def test_a_key_sending_as_another_source_is_refused_and_never_stored(
+    tcp_bus: TcpBus, sqlite_url: str
+) -> None:
+    honest = tcp_bus.producer("p0", "collectors")
+    impostor = tcp_bus.producer("supervisor", "collectors")  # allowed only as p*
+    other = tcp_bus.producer("track_a", "collectors")
+    send_ticks(impostor, 10)
+    impostor.send(Alert(severity="critical", code="FAKE", message="forged"))
+    send_ticks(other, 10)
+    send_ticks(honest, 500)
+    assert honest.wait_acked(30)
+    wait_until(lambda: alerts(sqlite_url, "BUS_SOURCE_NOT_ALLOWED"), 30, "the refusal's alert")
+    collectors = load_public_key(tcp_bus.keys / "collectors.key").decode()
+    assert alerts(sqlite_url, "BUS_SOURCE_NOT_ALLOWED") == [("BUS_SOURCE_NOT_ALLOWED", collectors)]
+    offsets = tcp_bus.writer.offsets()
+    assert "supervisor" not in offsets and "track_a" not in offsets
+    assert alerts(sqlite_url, "FAKE") == []
+    assert impostor.acked == 0 and other.acked == 0
+    # Two names refused, one alert for the key; every refused frame counted.
+    wait_until(lambda: "track_a" in tcp_bus.writer.log.read_text() or "supervisor"
+               in tcp_bus.writer.log.read_text(), 30, "the refusal logged")  # fmt: skip
+    tcp_bus.writer.terminate()
+    stopped = tcp_bus.writer.log.read_text().split("writer stopped:")[-1]
+    assert int(stopped.split("refused_sources=")[1].split(">")[0]) >= 2
+    assert_exactly_once(sqlite_url, {"p0": 500, "writer": 1})  # the writer's own alert
+
+
+def test_a_writer_without_its_key_files_exits_2_naming_the_file(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    writer = WriterProcess(
+        tmp_path,
+        sqlite_url,
+        extra=(
+            f'[bus]\ningest_endpoint = "tcp://127.0.0.1:{free_port()}"\n'
+            f'[bus.curve]\nkeys_dir = "{tmp_path / "keys"}"\nkey = "writer"\n'
+        ),
+    ).start(wait=False)
+    assert writer.proc is not None
+    assert writer.proc.wait(60) == 2
+    assert "writer.key_secret" in writer.log.read_text()
