@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["CATALOG", "catalog_code", "true_sector"]
+__all__ = ["CATALOG", "catalog_code", "true_sector", "unit"]
 
 # (3-digit icod, Korean name, GICS sector it means, or "" for a broad code)
 CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -49,7 +49,8 @@ def catalog_code(draw: int) -> str:
     return "0" + _DRAWN[draw % len(_DRAWN)]
 
 
-def _unit(*parts: str) -> float:
+def unit(*parts: str) -> float:
+    """A uniform draw in [0, 1) fixed by ``parts``."""
     digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
@@ -57,6 +58,6 @@ def _unit(*parts: str) -> float:
 def true_sector(exchange: str, symbol: str, icod: str) -> str:
     """The GICS sector ``symbol`` really is in (what the fallback source knows)."""
     meant = _MEANING.get(icod[-3:], "")
-    if meant and _unit("agree", exchange, symbol) < 0.97:
+    if meant and unit("agree", exchange, symbol) < 0.97:
         return meant
-    return _SECTORS[int(_unit("sector", exchange, symbol) * len(_SECTORS))]
+    return _SECTORS[int(unit("sector", exchange, symbol) * len(_SECTORS))]
