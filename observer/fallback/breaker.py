@@ -52,9 +52,12 @@ class CircuitBreaker:
         self._probing = False
 
     def failure(self) -> None:
-        """A call failed (after its retries): open at the threshold, or after a probe."""
+        """A call failed (after its retries): open at the threshold, or after a probe.
+
+        A call that was already under way when the breaker opened does not open it again.
+        """
         self.failures += 1
-        if self._probing or self.failures >= self.threshold:
+        if self._probing or (self._open_until_ns is None and self.failures >= self.threshold):
             self._probing = False
             self._open_until_ns = self.clock.now_ns() + int(self.open_s * 1e9)
             self.opened += 1
