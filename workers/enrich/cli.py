@@ -207,7 +207,9 @@ def _run(
     )  # fmt: skip
     cp.save(path, checkpoint)
     codes_fetched = 0
-    if settings.enrich.kis_codes and settings.kis.accounts:
+    # HHDFS76370100 is taken as real-only (paper availability UNCONFIRMED): a paper
+    # deployment maps the codes without their names rather than warn on every run.
+    if settings.enrich.kis_codes and settings.kis.accounts and settings.kis.environment != "paper":
         try:
             for event in asyncio.run(fetch_codes(settings, clock, exchanges_of(regions))):
                 producer.send(event)
