@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -113,6 +114,7 @@ def run(
     retry_delay: Annotated[float | None, typer.Option("--retry-delay", min=0.001)] = None,
     max_workers: Annotated[int | None, typer.Option("--max-workers", min=1, max=10)] = None,
     as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="log at DEBUG")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Classify the stocks of some regions and publish their sectors."""
@@ -127,7 +129,7 @@ def run(
     )
     settings = msgspec.structs.replace(settings, enrich=enrich)
     sector_map = _sector_map(settings)
-    setup_logging()
+    setup_logging("DEBUG" if verbose else "INFO")
     clock = clock_from_env()
     notifier = Notifier.from_env()
     folder = Path(settings.paths.data_dir) / "enrich"
@@ -222,9 +224,10 @@ def _run(
     stocks, names = _read(settings, regions)
     since = checkpoint.started_ns if resumed else 0
     job = _job(settings, clock, sector_map, force, producer, notifier, names, checkpoint, since)
-    job.beat = lambda: notifier.beat(lambda: job.counters)
+    total = sum(len(rows) for rows in stocks.values())
     started = clock.now_ns()
-    tallies = asyncio.run(_guarded(job, stocks))
+    with _progress(job, notifier, total):
+        tallies = asyncio.run(_guarded(job, stocks))
     ms = (clock.now_ns() - started) // 1_000_000
     source = job.source
     retries, opens, calls = (
@@ -250,6 +253,26 @@ def _run(
     }  # fmt: skip
     _write_report(settings, clock, summary)
     return summary
+
+
+@contextmanager
+def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
+    """Heartbeats with the counters; a rich bar too on a terminal when unsupervised."""
+    if notifier.supervised or not sys.stdout.isatty():
+        job.beat = lambda: notifier.beat(lambda: job.counters)
+        yield
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("stocks", total=total)
+
+        def beat() -> None:
+            done = sum(v for k, v in job.counters.items() if k.endswith("_done"))
+            bar.update(task, completed=done)
+
+        job.beat = beat
+        yield
 
 
 async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
