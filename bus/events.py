@@ -27,6 +27,7 @@ __all__ = [
     "AlertResolved",
     "Bar",
     "DayArchived",
+    "EnrichmentRun",
     "EtfDaily",
     "EtfDetail",
     "EtfListing",
@@ -47,6 +48,7 @@ __all__ = [
     "PriceSnapshot",
     "PruneRequested",
     "Reconciliation",
+    "SectorCodes",
     "SectorMetadata",
     "Severity",
     "SlotDecision",
@@ -474,8 +476,49 @@ class SectorMetadata(_Event, tag="sector_metadata", frozen=True, kw_only=True):
     kis_sector_code: str
     gics_sector: str
     gics_industry: str = ""
-    source: str = "kis_map"  # "kis_map" | "fallback" | ...
+    source: str = "kis_map"  # "kis_map" | "fallback" | "manual" | "unresolved"
     confidence: Decimal = Decimal(1)
+    # Added for the enrich job (gics_sector above holds the sector's name):
+    market: str = ""  # the instruments key: "NAS", "HKS", ...
+    exchange: str = ""  # HHDFS76370100's EXCD
+    kis_sector_name: str = ""
+    gics_sector_code: str = ""  # "45"; "" when unresolved
+    gics_ig_code: str = ""  # "4530" when known
+    gics_ig: str = ""
+    fallback_sector_key: str = ""  # the fallback source's keys, as it spells them
+    fallback_industry_key: str = ""
+    mapping_version: str = ""  # config/sector_map.toml's mapping_version
+
+
+class SectorCodes(_Event, tag="sector_codes", frozen=True, kw_only=True):
+    """HHDFS76370100's industry catalog of one overseas exchange: icod -> KIS name.
+
+    Codes are normalised to the master file's 4 characters ("010" -> "0010").
+    """
+
+    exchange: str
+    codes: dict[str, str] = {}
+
+
+class EnrichmentRun(_Event, tag="enrichment_run", frozen=True, kw_only=True):
+    """One region of one ``observer enrich run``: how its symbols were classified."""
+
+    region: str
+    mode: str  # "incremental" | "force"
+    total: int = 0  # stocks of the region (ETPs are not enriched)
+    fresh_skipped: int = 0  # classified recently enough (incremental)
+    manual: int = 0
+    kis_mapped: int = 0
+    fallback_ok: int = 0
+    fallback_failed: int = 0  # errors after retries: the symbol keeps what it had
+    unresolved: int = 0  # no code mapping, no profile (or no fallback suffix)
+    deferred: int = 0  # left for the next run (breaker open, or stopped)
+    changed: int = 0  # symbols whose GICS sector differs from the one stored
+    retries: int = 0
+    breaker_opens: int = 0
+    calls: int = 0  # fallback requests made
+    duration_ms: int = 0
+    mapping_version: str = ""
 
 
 # --------------------------------------------------------------------------- operations
@@ -630,6 +673,8 @@ Event = (
     | EtfDaily
     | EtfRun
     | SectorMetadata
+    | SectorCodes
+    | EnrichmentRun
     | PhaseChanged
     | TokenRefreshed
     | Alert

@@ -37,6 +37,7 @@ from observer.disk import DiskSettings
 from observer.errors import ConfigError
 from observer.worker_settings import (
     BackupSettings,
+    EnrichSettings,
     GapRecoverySettings,
     MasterFileSettings,
     ReadinessSettings,
@@ -298,6 +299,7 @@ class Settings(Strict, frozen=True):
     retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     readiness: ReadinessSettings = ReadinessSettings()
+    enrich: EnrichSettings = EnrichSettings()
     notifier: NotifierSettings = NotifierSettings()
     disk: DiskSettings = DiskSettings()
     programs: dict[ProgramName, ProgramSettings] = msgspec.field(default_factory=_default_programs)

@@ -25,6 +25,12 @@
         ├── KrxServerError          5xx from the portal (retryable)
         ├── KrxTransportError       timeouts, refused or dropped connections (retryable)
         └── KrxProtocolError        an answer that is not the portal's JSON
+    └── FallbackError      anything that went wrong asking the fallback sector source
+        ├── FallbackRateLimited     HTTP 429 (retryable; ``retry_after_s`` when it says)
+        ├── FallbackServerError     5xx (retryable)
+        ├── FallbackTransportError  timeouts, refused or dropped connections (retryable)
+        ├── FallbackProtocolError   an answer that is not quoteSummary JSON
+        └── BreakerOpen             too many failures in a row: calls wait for the next run
     BusError (bus.errors; the bus imports nothing from observer)
     ├── FrameError, CaptureError
     └── OutboxError → OutboxLocked, OutboxBehindWriter
@@ -40,9 +46,15 @@ from bus.errors import BusError, CaptureError, FrameError, OutboxError
 __all__ = [
     "ArchiveError",
     "BackupError",
+    "BreakerOpen",
     "BusError",
     "CaptureError",
     "ConfigError",
+    "FallbackError",
+    "FallbackProtocolError",
+    "FallbackRateLimited",
+    "FallbackServerError",
+    "FallbackTransportError",
     "FrameError",
     "KisApiError",
     "KisAuthError",
@@ -185,3 +197,40 @@ class KrxTransportError(KrxError):
 
 class KrxProtocolError(KrxError):
     """An answer that is not the portal's JSON (``{"output": [...]}``)."""
+
+
+class FallbackError(ObserverError):
+    """Base of every failure asking the fallback sector source (a quoteSummary API)."""
+
+    retryable = False
+    retry_after_s: float | None = None
+
+
+class FallbackRateLimited(FallbackError):
+    """HTTP 429 "Too Many Requests"; ``retry_after_s`` is its ``Retry-After`` if sent."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class FallbackServerError(FallbackError):
+    """The source answered 5xx."""
+
+    retryable = True
+
+
+class FallbackTransportError(FallbackError):
+    """The request got no answer: timeout, refused or dropped connection."""
+
+    retryable = True
+
+
+class FallbackProtocolError(FallbackError):
+    """An answer that is not quoteSummary JSON."""
+
+
+class BreakerOpen(FallbackError):
+    """The circuit breaker is open: no call is made; the symbol waits for the next run."""

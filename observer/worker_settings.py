@@ -24,6 +24,7 @@ from observer.config_types import (
 
 __all__ = [
     "BackupSettings",
+    "EnrichSettings",
     "GapRecoverySettings",
     "MasterFileSettings",
     "ReadinessSettings",
@@ -227,3 +228,28 @@ class RetentionSettings(Strict, frozen=True):
         """The days ``table``'s rows stay in the database (0: forever)."""
         days: int = getattr(self, table)
         return days
+
+
+class EnrichSettings(Strict, frozen=True):
+    """The ``enrich`` job: overseas stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
+
+    ``fallback_url`` is the base URL of a quoteSummary-shaped source; "" turns the fallback
+    off (symbols without a KIS mapping stay unresolved). Its limits are per host and
+    shared by every region: a source like Yahoo limits per IP (1/s: the seed's figure).
+    """
+
+    regions: tuple[Literal["US", "CN", "HK", "JP", "VN"], ...] = ("US", "CN", "HK", "JP", "VN")
+    sector_map: str = ""  # "": config/sector_map.toml of this checkout
+    kis_codes: bool = True  # fetch HHDFS76370100's catalogs (real accounts only; 9 calls)
+    fallback_url: str = ""
+    fallback_rate_per_s: PositiveFloat = 1.0
+    fallback_timeout_s: Seconds = 10.0
+    max_retries: Annotated[int, Meta(ge=0, le=10)] = 3
+    retry_delay_s: Seconds = 5.0  # 5 -> 10 -> 20 s, jittered, capped at 4x
+    breaker_threshold: Positive = 5  # failed symbols in a row open the breaker
+    breaker_open_s: Seconds = 300.0
+    cache_size: Positive = 20_000
+    cache_ttl_s: Seconds = 86_400.0
+    max_age_days: Annotated[int, Meta(ge=1, le=365)] = 30  # --incremental re-checks older rows
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 100  # symbols between checkpoints
+    max_workers: Annotated[int, Meta(ge=1, le=10)] = 5  # regions at once

@@ -201,3 +201,17 @@ def test_tr_cont_paging_echoes_the_cursors(tmp_path: Path) -> None:
     answers = asyncio.run(client.pages(ENDPOINTS["daily_price"], {"FID_INPUT_ISCD": "005930"}))
     assert len(answers) == 3
     assert seen == [("", ""), ("N", "nk1"), ("N", "nk2")]
+
+
+@pytest.mark.parametrize("where", ["output2", "output"])
+def test_industry_codes_are_read_from_either_output(tmp_path: Path, where: str) -> None:
+    rows = [{"icod": "010", "name": "석유·가스"}, {"icod": "260", "name": "반도체"}]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.headers["tr_id"] == "HHDFS76370100"
+        assert request.url.params["EXCD"] == "NAS"
+        return httpx.Response(200, json=envelope(**{where: rows}))
+
+    client = make_client(tmp_path, handler)
+    found = asyncio.run(client.overseas_industry_codes("NAS"))
+    assert [(r.icod, r.name) for r in found] == [("010", "석유·가스"), ("260", "반도체")]

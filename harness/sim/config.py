@@ -33,6 +33,11 @@ class SimConfig:
     krx_members: dict[str, str] | None = None  # KRX member id -> password; None accepts any
     krx_session_ttl_s: int = 3600  # simulated seconds a KRX login lasts (pykrx: about 1 h)
     krx_login_required: bool = True  # KRX data to logged-in sessions only (since 2026-02-27)
+    # The fallback sector source (harness.sim.yahoo): a sliding window per client address,
+    # 1/s sustained with a burst of 5 by default; Retry-After on its 429s when set.
+    yahoo_limit: int = 5
+    yahoo_window_s: float = 5.0
+    yahoo_retry_after_s: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +134,6 @@ class Faults:
     krx_password_change: bool = False  # KRX logins answered CD010
     # "HH:MM" KST: today's ETF NAV (and net assets) are not published before then
     etf_nav_late_until: str | None = None
+    yahoo_429: int = 0  # answer the next N fallback-source calls with 429
+    yahoo_5xx: int = 0  # ... with HTTP 502
+    yahoo_latency_s: float = 0.0  # wall seconds added to every fallback-source answer

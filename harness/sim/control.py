@@ -17,6 +17,7 @@ simulated time; ``/_sim/drop_websockets`` cuts every session;
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, time
 from typing import Any
 
@@ -31,10 +32,11 @@ from harness.sim.realtime import Realtime
 
 __all__ = ["KRX_FAULTS", "Control"]
 
-# Fault names set as they are (counters, switches): the KRX portal's and the ETF NAV's.
+# Fault names set as they are (counters, switches): the KRX portal's, the ETF NAV's and
+# the fallback sector source's.
 KRX_FAULTS = (
     "krx_5xx", "krx_empty", "krx_logout", "krx_latency_s", "krx_password_change",
-    "etf_nav_late_until",
+    "etf_nav_late_until", "yahoo_429", "yahoo_5xx", "yahoo_latency_s",
 )  # fmt: skip
 
 
@@ -64,6 +66,8 @@ class Control:
         self.gateway = gateway
         self.realtime = realtime
         self.masters = masters
+        # Sections added to /_sim/stats by other parts: name -> what to show now.
+        self.extra_stats: dict[str, Callable[[], dict[str, int]]] = {}
 
     async def set_faults(self, request: web.Request) -> web.Response:
         """``POST /_sim/faults``: counters replace; the rest accumulates.
@@ -182,5 +186,6 @@ class Control:
                 "registrations_refused": dict(self.realtime.refused),
                 # trade records withheld by a silent tick loss, per symbol
                 "records_withheld": dict(self.realtime.records_withheld),
+                **{name: read() for name, read in self.extra_stats.items()},
             }
         )

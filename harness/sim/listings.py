@@ -15,6 +15,7 @@ import numpy as np
 
 from harness.sim.listings_krx import KNOWN_LISTINGS, KnownListing, isin_for
 from harness.sim.price_units import round_tick
+from harness.sim.sectors import catalog_code
 
 __all__ = ["Listing", "Overseas", "draw_listings"]
 
@@ -249,7 +250,7 @@ class _Drawer:
                         f"{symbol} CORP",
                         kind,
                         currency,
-                        f"{int(rng.integers(100, 9999)):04d}",
+                        catalog_code(int(rng.integers(100, 9999))),
                     )
                 )
             result[stem] = rows

@@ -28,6 +28,7 @@ from harness.sim.market import (
 )
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
+from harness.sim.sectors import CATALOG
 from observer.clock import Clock
 
 __all__ = ["Quotes"]
@@ -354,6 +355,17 @@ class Quotes:
         }  # fmt: skip
         return web.json_response(envelope(*OK, output=output))
 
+    def industry_codes(self, query: Any) -> web.Response:
+        """HHDFS76370100 (ref-KRX §3.2): the exchange's industry catalog, 3-digit codes.
+
+        The codes are those the simulated overseas masters carry (`harness.sim.sectors`);
+        an exchange KIS does not list answers rt_cd 7, "no data".
+        """
+        if query.get("EXCD", "") not in _PRODUCT_EXCHANGES.values():
+            raise KeyError(query.get("EXCD", ""))
+        rows = [{"icod": code, "name": name} for code, name, _ in CATALOG]
+        return web.json_response(envelope(*OK, output1={"nrec": str(len(rows))}, output2=rows))
+
 
 _SESSION_END = dtime(15, 30, 59)
 
@@ -385,4 +397,5 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
         Quotes.etf_components,
     ("overseas-price/v1/quotations/price", "HHDFS00000300"): Quotes.overseas_price,
     ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Quotes.overseas_info,
+    ("overseas-price/v1/quotations/industry-price", "HHDFS76370100"): Quotes.industry_codes,
 }  # fmt: skip

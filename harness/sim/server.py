@@ -8,6 +8,7 @@ the parts into one aiohttp application, each part owning one side of KIS:
 * `harness.sim.quotes`: the REST quote and bar endpoints (``/uapi/...``);
 * `harness.sim.realtime`: the WebSocket (registrations, pushes, PINGPONG, session cuts);
 * `harness.sim.master_host`: the master files, listing changes and damaged downloads;
+* `harness.sim.yahoo`: a quoteSummary-shaped fallback sector source (``/v10/...``);
 * `harness.sim.control`: the ``/_sim/...`` endpoints tests and the demo use.
 
 Faults are injected through `Faults` (from tests) or ``POST /_sim/faults`` (from the demo).
@@ -28,6 +29,7 @@ from harness.sim.market import Market
 from harness.sim.master_host import MasterHost
 from harness.sim.quotes import Quotes
 from harness.sim.realtime import Realtime
+from harness.sim.yahoo import Yahoo
 from observer.clock import Clock
 
 __all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig", "Simulator"]
@@ -57,7 +59,9 @@ class Simulator:
         self.realtime = Realtime(market, clock, self.config, self.gateway)
         self.masters = MasterHost(market, clock, self.config, self.faults)
         self.krx = Krx(market, clock, self.config, self.faults)
+        self.yahoo = Yahoo(market.overseas, self.config, self.faults)
         control = Control(self.config, self.faults, self.gateway, self.realtime, self.masters)
+        control.extra_stats["yahoo"] = lambda: dict(self.yahoo.counts)
         # The REST answers, callable directly (tests read them without HTTP).
         self.inquire_price = self.quotes.inquire_price
         self.minute_bars_today = self.quotes.minute_bars_today
@@ -83,6 +87,7 @@ class Simulator:
                 web.get("/contents/MDC/COMS/client/MDCCOMS001.cmd", self.krx.session),
                 web.get("/contents/MDC/COMS/client/view/login.jsp", self.krx.login_page),
                 web.post("/contents/MDC/COMS/client/MDCCOMS001D1.cmd", self.krx.login),
+                web.get("/v10/finance/quoteSummary/{symbol}", self.yahoo.quote_summary),
                 web.post("/_sim/krx_logout_all", self._krx_logout_all),
                 web.post("/_sim/faults", control.set_faults),
                 web.post("/_sim/drop_websockets", control.drop_websockets),

@@ -48,6 +48,7 @@ from observer.kis.schemas import (
     EtfComponentSummary,
     EtfNavDailyRow,
     EtfPriceOutput,
+    IndustryCodeRow,
     MinuteBarRow,
     OverseasInfoOutput,
     OverseasPriceOutput,
@@ -440,6 +441,16 @@ class KisClient:
                 return None  # "no data" (python-kis reads rt_cd 7 the same way)
             raise
         return _typed(page.answer.output, OverseasInfoOutput, "overseas_info")
+
+    async def overseas_industry_codes(self, exchange: str) -> list[IndustryCodeRow]:
+        """HHDFS76370100: the industry catalog of an overseas exchange (``EXCD`` like NAS).
+
+        One call lists every code of the exchange (ref-KRX §3.2); rows are read from
+        ``output2``, or from ``output`` when that is where they come (UNCONFIRMED).
+        """
+        page = await self.get(ENDPOINTS["overseas_industry_codes"], {"AUTH": "", "EXCD": exchange})
+        rows = _rows(page.answer.output2, IndustryCodeRow, "overseas_industry_codes")
+        return rows or _rows(page.answer.output, IndustryCodeRow, "overseas_industry_codes")
 
     async def daily_price(self, symbol: str) -> list[DailyBarRow]:
         """FHKST01010400: the most recent 30 daily bars, oldest first (no paging, §4.4)."""

@@ -76,6 +76,9 @@ ENDPOINTS: dict[str, RestEndpoint] = {
                      path="/uapi/overseas-price/v1/quotations/price"),
         RestEndpoint(name="overseas_info", tr_id="CTPF1702R", paper=False,
                      path="/uapi/overseas-price/v1/quotations/search-info"),
+        # paper availability UNCONFIRMED (ref-KRX §3.2): treated as real-only
+        RestEndpoint(name="overseas_industry_codes", tr_id="HHDFS76370100", paper=False,
+                     path="/uapi/overseas-price/v1/quotations/industry-price"),
     )
 }  # fmt: skip
 

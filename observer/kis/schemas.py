@@ -19,6 +19,7 @@ __all__ = [
     "EtfComponentSummary",
     "EtfNavDailyRow",
     "EtfPriceOutput",
+    "IndustryCodeRow",
     "MinuteBarRow",
     "OverseasInfoOutput",
     "OverseasPriceOutput",
@@ -213,3 +214,15 @@ class OverseasInfoOutput(msgspec.Struct):
     lstg_dt: str = ""
     ovrs_stck_tr_stop_dvsn_cd: str = ""  # trading halt code
     lstg_abol_item_yn: str = "N"  # delisted
+
+
+class IndustryCodeRow(msgspec.Struct):
+    """One row of HHDFS76370100's catalog (ref-KRX §3.2): an overseas industry code and name.
+
+    The sample answers a 3-digit ``icod`` (``"010"``) while the master column is 4 wide; the
+    caller normalises. Whether the rows come in ``output2`` or ``output`` is UNCONFIRMED
+    (the client reads either).
+    """
+
+    icod: str = ""
+    name: str = ""

@@ -21,6 +21,7 @@ from bus.events import (
     AlertDelivery,
     AlertResolved,
     DayArchived,
+    EnrichmentRun,
     EtfDaily,
     EtfDetail,
     EtfListing,
@@ -37,6 +38,7 @@ from bus.events import (
     PriceSnapshot,
     PruneRequested,
     Reconciliation,
+    SectorCodes,
     SectorMetadata,
     SlotDecision,
     SlotOverflow,
@@ -282,6 +284,37 @@ def _etf_listing(env: Envelope, batch: Batch) -> None:
     batch.upsert(m.Etf, ("symbol",), values, update)
 
 
+_sector_history = _direct(m.SectorMetadataRow, SectorMetadata, source="origin")
+
+
+def _sector(env: Envelope, batch: Batch) -> None:
+    """The history row, then the instrument's current sector in place (enrich job's events)."""
+    _sector_history(env, batch)
+    event = env.event
+    assert isinstance(event, SectorMetadata)
+    if not event.market:
+        return  # an event of the earlier shape: history only
+    values = _fields(event, source="origin")
+    del values["gics_industry"]
+    values["enriched_ns"] = env.ts
+    update = tuple(k for k in values if k not in ("market", "symbol"))
+    batch.upsert(m.InstrumentSector, ("market", "symbol"), values, update)
+
+
+def _sector_codes(env: Envelope, batch: Batch) -> None:
+    """The catalog's history row, then each code's name in place."""
+    event = env.event
+    assert isinstance(event, SectorCodes)
+    codes = [[icod, name] for icod, name in sorted(event.codes.items())]
+    batch.insert(
+        m.SectorCodesRow,
+        _audit(env) | {"exchange": event.exchange, "code_count": len(codes), "codes": codes},
+    )
+    for icod, name in event.codes.items():
+        values = {"exchange": event.exchange, "icod": icod, "name": name, "updated_ns": env.ts}
+        batch.upsert(m.KisSectorCode, ("exchange", "icod"), values, ("name", "updated_ns"))
+
+
 def _prune_requested(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, PruneRequested)
@@ -307,7 +340,9 @@ HANDLERS: dict[type[Event], Handler] = {
     EtfListing: _etf_listing,
     EtfDaily: _direct(m.EtfDailyRow, EtfDaily),
     EtfRun: _direct(m.EtfRunRow, EtfRun),
-    SectorMetadata: _direct(m.SectorMetadataRow, SectorMetadata, source="origin"),
+    SectorMetadata: _sector,
+    SectorCodes: _sector_codes,
+    EnrichmentRun: _direct(m.EnrichmentRunRow, EnrichmentRun),
     PhaseChanged: _direct(m.PhaseChangedRow, PhaseChanged),
     TokenRefreshed: _direct(m.TokenRefreshedRow, TokenRefreshed),
     Alert: _direct(m.AlertRow, Alert),

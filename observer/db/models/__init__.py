@@ -3,8 +3,10 @@
 Every committed event leaves at least one append-only row keyed by ``(source, seq)`` (plus
 ``idx`` when one event yields several rows), so completeness is a SQL query: per source the
 distinct seqs across all tables are exactly 1..max (see `observer.db.queries.audit_sources`).
-Tables updated in place (``instruments``, ``gaps``, ``master_file_state``) have an append-only
-history beside them (``listing_changes``, ``gap_events``, ``master_file_checks``).
+Tables updated in place (``instruments``, ``gaps``, ``master_file_state``,
+``instrument_sectors``, ``kis_sector_codes``) have an append-only history beside them
+(``listing_changes``, ``gap_events``, ``master_file_checks``, ``sector_metadata``,
+``sector_code_lists``).
 ``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
 """
 
@@ -54,6 +56,12 @@ from observer.db.models.reference import (
     UniverseMemberRow,
     UniverseSnapshotRow,
 )
+from observer.db.models.sectors import (
+    EnrichmentRunRow,
+    InstrumentSector,
+    KisSectorCode,
+    SectorCodesRow,
+)
 
 __all__ = [
     "AUDITED_MODELS",
@@ -69,6 +77,7 @@ __all__ = [
     "BusDigest",
     "BusOffset",
     "DayArchivedRow",
+    "EnrichmentRunRow",
     "Etf",
     "EtfDailyRow",
     "EtfDetailRow",
@@ -78,6 +87,8 @@ __all__ = [
     "Gap",
     "GapEvent",
     "Instrument",
+    "InstrumentSector",
+    "KisSectorCode",
     "ListingChangedRow",
     "MasterFileCheckedRow",
     "MasterFileReviewRow",
@@ -91,6 +102,7 @@ __all__ = [
     "PrunedChunk",
     "ReconciliationRow",
     "RejectedEvent",
+    "SectorCodesRow",
     "SectorMetadataRow",
     "SlotDecisionRow",
     "SlotOverflowRow",

@@ -186,5 +186,15 @@ class SectorMetadataRow(Audited, Base):
     gics_industry: Mapped[str] = mapped_column(String(120))
     origin: Mapped[str] = mapped_column(String(32))  # the event's ``source`` field
     confidence: Mapped[Decimal]
+    # The enrich job's fields (migration 0012_sectors); "" on earlier rows.
+    market: Mapped[str] = mapped_column(String(16), server_default="")
+    exchange: Mapped[str] = mapped_column(String(16), server_default="")
+    kis_sector_name: Mapped[str] = mapped_column(String(120), server_default="")
+    gics_sector_code: Mapped[str] = mapped_column(String(2), server_default="")
+    gics_ig_code: Mapped[str] = mapped_column(String(4), server_default="")
+    gics_ig: Mapped[str] = mapped_column(String(120), server_default="")
+    fallback_sector_key: Mapped[str] = mapped_column(String(64), server_default="")
+    fallback_industry_key: Mapped[str] = mapped_column(String(120), server_default="")
+    mapping_version: Mapped[str] = mapped_column(String(32), server_default="")
 
     __table_args__ = (Index(None, "region", "symbol"),)

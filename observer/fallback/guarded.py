@@ -1,0 +1,126 @@
+"""The fallback source behind its guards: a shared limiter, retries, a breaker, a cache.
+
+* One ``AsyncLimiter`` per fallback host in a process (`limiter_for`), shared by every
+  region, since a source like Yahoo limits per IP; a bucket of one, like the KIS client's.
+* Retries through `observer.retry.retry` on the Clock: only the retryable `FallbackError`
+  classes (429, 5xx, timeouts), capped jittered exponential backoff from ``retry_delay_s``
+  up to 4x it; a 429's ``Retry-After`` is waited out first.
+* A `CircuitBreaker`: a symbol that still fails after its retries counts one failure; "no
+  profile" and 404 are answers, not failures. While it is open `profile` raises
+  `BreakerOpen` without calling: the caller defers the symbol to the next run.
+* A ``cachetools.TTLCache`` of answers (profiles and "none") within the process.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+from aiolimiter import AsyncLimiter
+from cachetools import TTLCache
+
+from observer.clock import Clock
+from observer.errors import BreakerOpen, FallbackError, FallbackRateLimited
+from observer.fallback.breaker import CircuitBreaker
+from observer.fallback.source import Profile, SectorSource
+from observer.retry import retry
+
+__all__ = ["GuardSettings", "GuardedSource", "limiter_for"]
+
+log = logging.getLogger(__name__)
+
+_LIMITERS: dict[str, AsyncLimiter] = {}
+
+
+def limiter_for(host: str, rate_per_s: float) -> AsyncLimiter:
+    """The process's one limiter of ``host`` (the first caller's rate sets it)."""
+    limiter = _LIMITERS.get(host)
+    if limiter is None:
+        limiter = _LIMITERS[host] = AsyncLimiter(1, 1.0 / rate_per_s)
+    return limiter
+
+
+class GuardSettings(msgspec.Struct, frozen=True, kw_only=True):
+    """How hard the guards let a run push the source."""
+
+    rate_per_s: float = 1.0
+    max_retries: int = 3
+    retry_delay_s: float = 5.0
+    breaker_threshold: int = 5
+    breaker_open_s: float = 300.0
+    cache_size: int = 20_000
+    cache_ttl_s: float = 86_400.0
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, FallbackError) and error.retryable
+
+
+class GuardedSource:
+    """A `SectorSource` wrapped in the guards of the module docstring.
+
+    Parameters
+    ----------
+    source:
+        The source asked.
+    clock:
+        Time for retries, the breaker and the cache.
+    host:
+        The source's host: the key of its shared limiter.
+    settings:
+        Rates, retries, breaker and cache sizes.
+    """
+
+    def __init__(
+        self, source: SectorSource, clock: Clock, host: str, settings: GuardSettings
+    ) -> None:
+        self.source = source
+        self.clock = clock
+        self.settings = settings
+        self.limiter = limiter_for(host, settings.rate_per_s)
+        self.breaker = CircuitBreaker(clock, settings.breaker_threshold, settings.breaker_open_s)
+        self.cache: TTLCache[str, Profile | None] = TTLCache(
+            settings.cache_size, settings.cache_ttl_s, timer=lambda: clock.now_ns() / 1e9
+        )
+        self.calls = 0
+        self.retries = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"GuardedSource({self.source!r}, calls={self.calls}, retries={self.retries}, "
+            f"breaker={self.breaker.state}, opened={self.breaker.opened})"
+        )
+
+    async def profile(self, symbol: str) -> Profile | None:
+        """See `SectorSource.profile`; raises `BreakerOpen` while the breaker is open."""
+        if symbol in self.cache:
+            return self.cache[symbol]
+        if not self.breaker.allow():
+            raise BreakerOpen(f"{symbol}: the fallback source's breaker is open")
+        s = self.settings
+        try:
+            found = await retry(
+                lambda: self._once(symbol), clock=self.clock, attempts=s.max_retries + 1,
+                initial_s=s.retry_delay_s, max_s=4 * s.retry_delay_s, retry_if=_retryable,
+                on_retry=self._retried,
+            )  # fmt: skip
+        except FallbackError:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        self.cache[symbol] = found
+        return found
+
+    async def _once(self, symbol: str) -> Profile | None:
+        async with self.limiter:
+            self.calls += 1
+        try:
+            return await self.source.profile(symbol)
+        except FallbackRateLimited as exc:
+            if exc.retry_after_s:
+                await self.clock.sleep(exc.retry_after_s)  # the source said how long
+            raise
+
+    def _retried(self, error: BaseException, attempt: int, pause: float) -> None:
+        self.retries += 1
+        log.info("fallback retry %d after %s (pause %.1f s)", attempt, error, pause)

@@ -1,0 +1,218 @@
+"""The enrich job against the real simulator (KIS and the fallback source) and a real writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus.events import ListingChanged
+from bus.producer import Producer
+from harness.sim.listings import Overseas
+from harness.sim.market import KST, Market
+from harness.sim.sectors import true_sector
+from harness.sim.server import SimConfig
+from observer.trading_calendar import TradingCalendar
+from tests.support import SimThread, WriterProcess, db_rows, wait_until
+
+MARKET = Market(21, TradingCalendar(), stocks=100, etfs=10)
+START = datetime(2026, 11, 22, 6, 30, tzinfo=KST)
+REGIONS = {"nas": "US", "nys": "US", "hks": "HK", "shs": "CN", "tse": "JP", "hsx": "VN",
+           "hnx": "VN"}  # fmt: skip
+PER_STEM = 40  # rows per master (ETPs among them are not enriched)
+
+
+def listings() -> list[Overseas]:
+    return [x for stem in REGIONS for x in MARKET.overseas[stem][:PER_STEM]]
+
+
+STOCKS = [x for x in listings() if x.security_type == "2"]
+TRUTH = {(x.exchange, x.symbol): true_sector(x.exchange, x.symbol, x.industry_code) for x in STOCKS}
+
+
+class Harness:
+    def __init__(self, tmp_path: Path, sim: SimThread, tokens: Path) -> None:
+        self.sim = sim.sim
+        self.env = os.environ | {"OBSERVER_CLOCK": sim.sim.clock.spec}
+        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
+        self.writer = WriterProcess(tmp_path, self.url)
+        self.data = tmp_path / "data"
+        self.tmp = tmp_path
+        self.sim_url = sim.url
+        self.config = tmp_path / "observer.toml"
+        self.configure()
+
+    def configure(self, **enrich: object) -> None:
+        settings = {
+            "fallback_url": f'"{self.sim_url}"', "fallback_rate_per_s": 200,
+            "retry_delay_s": 0.01, "batch_size": 10,
+        } | {k: json.dumps(v) for k, v in enrich.items()}  # fmt: skip
+        self.config.write_text(
+            f'[paths]\ndata_dir = "{self.data}"\nrun_dir = "{self.writer.run_dir}"\n'
+            f'[database]\nurl = "{self.url}"\n'
+            f'[kis]\nenvironment = "sim"\nsim_url = "{self.sim_url}"\n'
+            f'token_dir = "{self.tmp / "tokens"}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 100\n'
+            "[enrich]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        )
+
+    def load_listings(self) -> None:
+        producer = Producer("masters", self.writer.ingest, self.tmp / "ob-masters")
+        for x in listings():
+            producer.send(ListingChanged(
+                change="new", market=x.exchange, symbol=x.symbol, name=x.name,
+                name_en=x.name_en, exchange=x.exchange, currency=x.currency,
+                security_type="stock" if x.security_type == "2" else "etp",
+                sector_code=x.industry_code, region=REGIONS[x.stem], initial=True,
+            ))  # fmt: skip
+        assert producer.wait_acked(30)
+        producer.close()
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "workers.enrich.cli", *args, "--config", str(self.config)]
+
+    def run(self, *args: str, code: int = 0) -> dict[str, Any]:
+        done = subprocess.run(
+            self.command("run", "--json", *args), env=self.env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == code, done.stderr + done.stdout
+        return json.loads(done.stdout.splitlines()[-1])
+
+    def sectors(self) -> dict[tuple[str, str], tuple[str, str]]:
+        rows = db_rows(
+            self.url, "SELECT market, symbol, gics_sector_code, origin FROM instrument_sectors"
+        )
+        return {(m, s): (code, origin) for m, s, code, origin in rows}
+
+
+@pytest.fixture(scope="module")
+def sim_thread() -> Iterator[SimThread]:
+    sim = SimThread(MARKET, START, SimConfig(calls_per_second=100, yahoo_limit=100_000))
+    yield sim
+    sim.close()
+
+
+@pytest.fixture
+def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
+    faults = sim_thread.sim.faults
+    faults.yahoo_429 = faults.yahoo_5xx = 0
+    h = Harness(tmp_path, sim_thread, tmp_path / "tokens")
+    h.writer.start()
+    h.load_listings()
+    yield h
+    h.writer.kill()
+
+
+def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness) -> None:
+    summary = harness.run("--regions", "ALL")
+    sectors = harness.sectors()
+    assert set(sectors) == {(x.exchange, x.symbol) for x in STOCKS}  # no ETP
+    by_origin: dict[str, list[bool]] = {}
+    for key, (code, origin) in sectors.items():
+        by_origin.setdefault(origin, []).append(code == TRUTH[key])
+    kis, fallback = by_origin["kis_map"], by_origin["fallback"]
+    share = len(kis) / len(sectors)
+    print(f"KIS-mapped {share:.0%}, precision {sum(kis) / len(kis):.0%}; "
+          f"fallback {len(fallback)}, precision {sum(fallback) / len(fallback):.0%}; "
+          f"unresolved {len(by_origin.get('unresolved', []))}")  # fmt: skip
+    assert 0.3 < share < 0.7  # about half the codes are broad (the seed says 46 %)
+    assert sum(kis) / len(kis) > 0.9 and all(fallback)
+    # HNX has no fallback suffix: its stocks without a mapping stay unresolved, unasked.
+    hnx = [k for k in sectors if k[0] == "HNX" and sectors[k][1] != "kis_map"]
+    assert all(sectors[k][1] == "unresolved" for k in hnx)
+    assert (
+        summary["kis_codes"] == 42 * 9
+    )  # nine exchanges and summary["regions"]["US"]["fallback_failed"] == 0
+    names = db_rows(harness.url, "SELECT count(*) FROM kis_sector_codes WHERE exchange = 'NAS'")
+    assert names == [(42,)]
+    runs = db_rows(harness.url, "SELECT region, total FROM enrichment_runs ORDER BY region")
+    assert [r for r, _ in runs] == ["CN", "HK", "JP", "US", "VN"]
+    # An incremental run right after finds everything fresh and asks nothing.
+    again = harness.run("--regions", "ALL", "--incremental")
+    assert again["fallback_calls"] == 0
+    assert all(t["fresh_skipped"] == t["total"] for t in again["regions"].values())
+    report = subprocess.run(
+        harness.command("report", "--json"), env=harness.env, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    regions = json.loads(report.stdout.splitlines()[-1])["regions"]
+    assert {r["region"]: r["total"] for r in regions} == dict(runs)
+    unmapped = subprocess.run(
+        harness.command("unmapped", "--json"), env=harness.env, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    rows = json.loads(unmapped.stdout.splitlines()[-1])["unmapped"]
+    assert rows and all(r["name"] for r in rows)  # KIS's names, from the fetched catalogs
+    assert sum(r["stocks"] for r in rows) == len(sectors) - len(kis)
+
+
+def test_a_failing_fallback_never_loses_a_good_sector(harness: Harness) -> None:
+    harness.run("--regions", "US,HK")
+    before = harness.sectors()
+    harness.sim.faults.yahoo_5xx = 10**6
+    harness.configure(max_retries=1, breaker_threshold=3)
+    failing = harness.run("--regions", "US,HK", "--force-refresh")
+    harness.sim.faults.yahoo_5xx = 0
+    us = failing["regions"]["US"]
+    failed = us["fallback_failed"] + failing["regions"]["HK"]["fallback_failed"]
+    assert 3 <= failed <= 3 + 1  # the threshold, plus the other region's call in flight
+    assert us["deferred"] > 0 and failing["breaker_opens"] == 1
+    assert harness.sectors() == before  # every stored sector kept
+    codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
+    assert {"enrich_breaker_open", "enrich_fallback_failed", "enrich_deferred"} <= codes
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
+    harness.configure(fallback_rate_per_s=10, kis_codes=False)  # about 12 s of fallback calls
+    asked = harness.sim.yahoo.counts["answered"]
+    first = subprocess.Popen(
+        harness.command("run", "--regions", "ALL", "--force-refresh"), env=harness.env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_until(
+            lambda: len(harness.sectors()) >= 40, timeout=60, what="40 sectors committed"
+        )  # fmt: skip
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    checkpoint = harness.data / "enrich" / "checkpoint.json"
+    assert checkpoint.exists()
+    stored = len(harness.sectors())
+    asked_first = harness.sim.yahoo.counts["answered"] - asked
+    resumed = harness.run("--regions", "ALL", "--force-refresh")
+    assert resumed["resumed"] and not checkpoint.exists()
+    assert set(harness.sectors()) == {(x.exchange, x.symbol) for x in STOCKS}
+    skipped = sum(t["fresh_skipped"] for t in resumed["regions"].values())
+    assert skipped >= stored  # what the killed run stored is not asked again
+    full = sum(  # the stocks a full run asks the fallback about: no mapping, a suffix
+        1 for (exchange, _), (_, origin) in harness.sectors().items()
+        if exchange != "HNX" and origin != "kis_map"
+    )  # fmt: skip
+    assert resumed["fallback_calls"] < full <= asked_first + resumed["fallback_calls"]
+
+
+def test_a_dry_run_publishes_nothing_and_states_the_bound(harness: Harness) -> None:
+    harness.configure(fallback_rate_per_s=1)
+    plan = harness.run("--regions", "ALL", "--dry-run")
+    assert harness.sectors() == {}
+    needed = sum(t["fallback_needed"] for t in plan["regions"].values())
+    assert needed == plan["fallback_calls"] > 0
+    assert plan["fallback_floor_s"] == needed  # one call a second, whatever the regions
+
+
+def test_bad_regions_exit_2(harness: Harness) -> None:
+    done = subprocess.run(
+        harness.command("run", "--regions", "US,XX"), env=harness.env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert done.returncode == 2 and "XX" in done.stderr

@@ -1,0 +1,1 @@
+"""The ``enrich`` job: GICS sectors of the overseas stocks, from KIS's codes or a fallback."""

@@ -1,0 +1,427 @@
+"""``observer enrich``: GICS sectors of the overseas stocks (the ``enrich`` job).
+
+``run`` classifies the stocks of some regions (KIS code mapping, else the fallback source)
+and publishes what it found; ``report`` and ``unmapped`` read the database; ``codes``
+fetches KIS's industry catalogs. Exit codes: 0 done (failures and deferrals are alerted,
+and the next run picks them up); 1 the writer did not acknowledge; 2 bad arguments or
+configuration; 3 another run holds the folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import msgspec
+import typer
+
+from bus.errors import BusError
+from bus.events import Alert
+from bus.lock import InstanceLock, LockHeld
+from observer.cli_support import fail, job_producer, settings_or_exit
+from observer.clock import Clock, clock_from_env
+from observer.config import Settings
+from observer.errors import ConfigError, KisError
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST
+from observer.sector_map import SectorMap, load_sector_map
+from workers.enrich import checkpoint as cp
+from workers.enrich.classify import EXCHANGES_OF, Tally
+
+if TYPE_CHECKING:
+    from bus.producer import Producer
+    from observer.db.sector_queries import Stored
+    from workers.enrich.run import Job
+
+__all__ = ["SOURCE", "app"]
+
+SOURCE = "enrich"
+PROGRAM = "observer enrich"
+REGIONS = tuple(EXCHANGES_OF)
+
+app = typer.Typer(no_args_is_help=True, help="GICS sectors of the overseas stocks.")
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
+JsonOption = Annotated[bool, typer.Option("--json", help="last line is JSON")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    fail(PROGRAM, message, code)
+
+
+def _regions(text: str) -> list[str]:
+    if text.strip().upper() == "ALL":
+        return list(REGIONS)
+    wanted = [r.strip().upper() for r in text.split(",") if r.strip()]
+    unknown = [r for r in wanted if r not in REGIONS]
+    if unknown or not wanted:
+        _fail(f"--regions: unknown {unknown or text!r}; known: {', '.join(REGIONS)} or ALL", 2)
+    return wanted
+
+
+def _sector_map(settings: Settings) -> SectorMap:
+    try:
+        return load_sector_map(
+            Path(settings.enrich.sector_map) if settings.enrich.sector_map else None
+        )
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = InstanceLock(folder / "LOCK")
+    except LockHeld as exc:
+        _fail(f"another enrichment run (pid {exc.holder}) holds {folder / 'LOCK'}", 3)
+    with contextlib.closing(lock):
+        yield
+
+
+def _read(
+    settings: Settings, regions: list[str]
+) -> tuple[dict[str, list[Stored]], dict[tuple[str, str], str]]:
+    from observer.db.engine import make_engine
+    from observer.db.sector_queries import code_names, stocks_with_sectors
+
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return {r: stocks_with_sectors(conn, r) for r in regions}, code_names(conn)
+    finally:
+        engine.dispose()
+
+
+@app.command()
+def run(
+    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN or ALL")] = "ALL",
+    force_refresh: Annotated[
+        bool, typer.Option("--force-refresh/--incremental", help="every stock, or only due ones")
+    ] = False,
+    max_age_days: Annotated[int | None, typer.Option("--max-age-days", min=1)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="plan only: publish nothing")] = False,
+    max_retries: Annotated[int | None, typer.Option("--max-retries", min=0, max=10)] = None,
+    retry_delay: Annotated[float | None, typer.Option("--retry-delay", min=0.001)] = None,
+    max_workers: Annotated[int | None, typer.Option("--max-workers", min=1, max=10)] = None,
+    as_json: JsonOption = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="log at DEBUG")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Classify the stocks of some regions and publish their sectors."""
+    settings = settings_or_exit(PROGRAM, config)
+    wanted = _regions(regions)
+    changes = {
+        "max_age_days": max_age_days, "max_retries": max_retries,
+        "retry_delay_s": retry_delay, "max_workers": max_workers,
+    }  # fmt: skip
+    enrich = msgspec.structs.replace(
+        settings.enrich, **{k: v for k, v in changes.items() if v is not None}
+    )
+    settings = msgspec.structs.replace(settings, enrich=enrich)
+    sector_map = _sector_map(settings)
+    setup_logging("DEBUG" if verbose else "INFO")
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    folder = Path(settings.paths.data_dir) / "enrich"
+    with _folder_lock(folder):
+        notifier.ready()
+        if dry_run:
+            summary = _dry_run(settings, clock, sector_map, wanted, force_refresh, notifier)
+        else:
+            try:
+                with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+                    summary = _run(
+                        settings, clock, sector_map, wanted, force_refresh, producer, notifier
+                    )
+            except BusError as exc:
+                _fail(str(exc), 1)
+    _print(summary, as_json)
+
+
+def _job(
+    settings: Settings, clock: Clock, sector_map: SectorMap, force: bool,
+    producer: Producer | None, notifier: Notifier, names: dict[tuple[str, str], str],
+    checkpoint: cp.Checkpoint, since_ns: int,
+) -> Job:  # fmt: skip
+    from workers.enrich.run import Job
+
+    return Job(
+        settings=settings, clock=clock, sector_map=sector_map,
+        send=producer.send if producer else None,
+        flush=producer.flush if producer else (lambda: None), beat=lambda: None,
+        source=None, names=names, force=force,
+        checkpoint_path=Path(settings.paths.data_dir) / "enrich" / "checkpoint.json",
+        checkpoint=checkpoint, since_ns=since_ns,
+    )  # fmt: skip
+
+
+def _dry_run(
+    settings: Settings, clock: Clock, sector_map: SectorMap, regions: list[str], force: bool,
+    notifier: Notifier,
+) -> dict[str, Any]:  # fmt: skip
+    from workers.enrich.run import run_regions
+
+    stocks, names = _read(settings, regions)
+    mode = "force" if force else "incremental"
+    checkpoint = cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
+    job = _job(settings, clock, sector_map, force, None, notifier, names, checkpoint, 0)
+    tallies = asyncio.run(run_regions(job, stocks))
+    rate = settings.enrich.fallback_rate_per_s
+    needed = sum(t.fallback_needed for t in tallies.values())
+    return {
+        "dry_run": True, "mode": mode, "mapping_version": sector_map.version,
+        "regions": {r: _tally(t) for r, t in tallies.items()},
+        "fallback_calls": needed,
+        # one limiter per host, shared by every region: the wall-time floor of the run
+        "fallback_floor_s": round(needed / rate, 1),
+    }  # fmt: skip
+
+
+def _tally(t: Tally) -> dict[str, int]:
+    from dataclasses import asdict
+
+    return asdict(t)
+
+
+def _run(
+    settings: Settings, clock: Clock, sector_map: SectorMap, regions: list[str], force: bool,
+    producer: Producer, notifier: Notifier,
+) -> dict[str, Any]:  # fmt: skip
+    from workers.enrich.run import alerts, exchanges_of, fetch_codes
+
+    path = Path(settings.paths.data_dir) / "enrich" / "checkpoint.json"
+    mode = "force" if force else "incremental"
+    earlier = cp.load(path)
+    resumed = earlier is not None and earlier.mode == mode
+    checkpoint = (
+        earlier if resumed and earlier is not None
+        else cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
+    )  # fmt: skip
+    cp.save(path, checkpoint)
+    codes_fetched = 0
+    # HHDFS76370100 is taken as real-only (paper availability UNCONFIRMED): a paper
+    # deployment maps the codes without their names rather than warn on every run.
+    if settings.enrich.kis_codes and settings.kis.accounts and settings.kis.environment != "paper":
+        try:
+            for event in asyncio.run(fetch_codes(settings, clock, exchanges_of(regions))):
+                producer.send(event)
+                codes_fetched += len(event.codes)
+        except KisError as exc:
+            producer.send(Alert(
+                severity="warning", code="enrich_kis_codes_failed", subject="enrich",
+                message=f"KIS industry catalogs (HHDFS76370100) not fetched: {exc}",
+            ))  # fmt: skip
+    stocks, names = _read(settings, regions)
+    since = checkpoint.started_ns if resumed else 0
+    job = _job(settings, clock, sector_map, force, producer, notifier, names, checkpoint, since)
+    total = sum(len(rows) for rows in stocks.values())
+    started = clock.now_ns()
+    with _progress(job, notifier, total):
+        tallies = asyncio.run(_guarded(job, stocks))
+    ms = (clock.now_ns() - started) // 1_000_000
+    source = job.source
+    retries, opens, calls = (
+        (source.retries, source.breaker.opened, source.calls) if source else (0, 0, 0)
+    )
+    for region, tally in tallies.items():
+        producer.send(tally.event(region, mode, retries, opens, calls, ms, sector_map.version))
+        total = max(tally.total, 1)
+        job.counters[f"{region.lower()}_success_pct"] = round(
+            100 * (tally.total - tally.fallback_failed - tally.deferred) / total, 1
+        )
+        job.counters[f"{region.lower()}_duration_s"] = ms / 1000
+    for alert in alerts(job, tallies):
+        producer.send(alert)
+    if not job.stop.is_set():
+        cp.clear(path)  # a stopped run keeps it: the next one resumes
+    notifier.beat_now(job.counters)
+    summary = {
+        "dry_run": False, "mode": mode, "resumed": resumed, "mapping_version": sector_map.version,
+        "regions": {r: _tally(t) for r, t in tallies.items()}, "kis_codes": codes_fetched,
+        "fallback_calls": calls, "retries": retries, "breaker_opens": opens,
+        "duration_s": ms / 1000, "stopped": job.stop.is_set(),
+    }  # fmt: skip
+    _write_report(settings, clock, summary)
+    return summary
+
+
+@contextmanager
+def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
+    """Heartbeats with the counters; a rich bar too on a terminal when unsupervised."""
+    if notifier.supervised or not sys.stdout.isatty():
+        job.beat = lambda: notifier.beat(lambda: job.counters)
+        yield
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("stocks", total=total)
+
+        def beat() -> None:
+            done = sum(v for k, v in job.counters.items() if k.endswith("_done"))
+            bar.update(task, completed=done)
+
+        job.beat = beat
+        yield
+
+
+async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
+    """The regions with the fallback source open; SIGTERM/SIGINT defer the rest."""
+    from workers.enrich.run import guarded_source, run_regions
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, job.stop.set)
+    http = None
+    if job.settings.enrich.fallback_url:
+        job.source, http = guarded_source(job.settings, job.clock)
+    try:
+        return await run_regions(job, stocks)
+    finally:
+        if http is not None:
+            await http.aclose()
+
+
+def _write_report(settings: Settings, clock: Clock, summary: dict[str, Any]) -> None:
+    day = datetime.fromtimestamp(clock.now_ns() / 1e9, KST).strftime("%Y%m%d")
+    path = Path(settings.paths.data_dir) / "enrich" / f"report-{day}.txt"
+    with path.open("a", encoding="utf-8") as out:
+        out.write(_text(summary) + "\n")
+
+
+def _text(summary: dict[str, Any]) -> str:
+    lines = [
+        f"enrich {summary['mode']}{' (dry run)' if summary['dry_run'] else ''}"
+        f"{' (resumed)' if summary.get('resumed') else ''}, map {summary['mapping_version']}"
+    ]
+    for region, t in summary["regions"].items():
+        lines.append(
+            f"  {region}: {t['total']} stocks, {t['fresh_skipped']} fresh, {t['manual']} manual, "
+            f"{t['kis_mapped']} KIS-mapped, {t['fallback_ok']} fallback, "
+            f"{t['fallback_failed']} failed, {t['unresolved']} unresolved, "
+            f"{t['deferred']} deferred, {t['changed']} changed"
+            + (f", {t['fallback_needed']} to ask the fallback" if summary["dry_run"] else "")
+        )
+    if summary["dry_run"]:
+        lines.append(
+            f"  fallback: {summary['fallback_calls']} calls, at least "
+            f"{summary['fallback_floor_s']:g} s at the configured rate"
+        )
+    else:
+        lines.append(
+            f"  fallback: {summary['fallback_calls']} calls, {summary['retries']} retries, "
+            f"breaker opened {summary['breaker_opens']}x; {summary['duration_s']:g} s"
+        )
+    return "\n".join(lines)
+
+
+def _print(summary: dict[str, Any], as_json: bool) -> None:
+    typer.echo(_text(summary))
+    if as_json:
+        typer.echo(json.dumps(summary))
+
+
+@app.command()
+def report(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """Coverage per region and the latest run of each, from the database."""
+    from observer.db.engine import make_engine
+    from observer.db.sector_queries import coverage, latest_runs
+
+    settings = settings_or_exit(PROGRAM, config)
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            stored, runs = coverage(conn), latest_runs(conn)
+    finally:
+        engine.dispose()
+    for row in runs:
+        origins = stored.get(row["region"], {})
+        classified = sum(n for o, n in origins.items() if o != "unresolved")
+        row["classified"] = classified
+        row["coverage_pct"] = round(100 * classified / max(row["total"], 1), 1)
+        typer.echo(
+            f"{row['region']}: {row['coverage_pct']:g}% of {row['total']} stocks classified "
+            f"({', '.join(f'{o} {n}' for o, n in sorted(origins.items()))}); last run "
+            f"{row['mode']}: {row['fallback_failed']} failed, {row['deferred']} deferred, "
+            f"{row['changed']} changed, {row['calls']} calls in {row['duration_ms'] / 1000:g} s"
+        )
+    if not runs:
+        typer.echo("no enrichment run yet")
+    if as_json:
+        typer.echo(json.dumps({"regions": runs}))
+
+
+@app.command()
+def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
+    """KIS industry codes without a mapping, with their KIS names and stock counts."""
+    from observer.db.engine import make_engine
+    from observer.db.sector_queries import code_counts, code_names
+
+    settings = settings_or_exit(PROGRAM, config)
+    sector_map = _sector_map(settings)
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            counts, names = code_counts(conn, REGIONS), code_names(conn)
+    finally:
+        engine.dispose()
+    found = sorted(
+        ((-n, market, code) for (market, code), n in counts.items()
+         if sector_map.for_code(market, code) is None),
+    )  # fmt: skip
+    rows = [
+        {"exchange": market, "icod": code, "name": names.get((market, code), ""), "stocks": -n}
+        for n, market, code in found
+    ]
+    for r in rows:
+        typer.echo(f"{r['exchange']} {r['icod'] or '(none)'} {r['name'] or '?'}: {r['stocks']}")
+    typer.echo(f"{len(rows)} unmapped codes, {sum(-n for n, _, _ in found)} stocks")
+    if as_json:
+        typer.echo(json.dumps({"mapping_version": sector_map.version, "unmapped": rows}))
+
+
+@app.command()
+def codes(
+    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN or ALL")] = "ALL",
+    config: ConfigOption = None,
+) -> None:
+    """Fetch KIS's industry catalogs (HHDFS76370100, one call per exchange) and publish them."""
+    from observer.runtime import drained
+    from workers.enrich.run import exchanges_of, fetch_codes
+
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    try:
+        with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+            try:
+                found = asyncio.run(fetch_codes(settings, clock, exchanges_of(_regions(regions))))
+            except KisError as exc:
+                _fail(f"HHDFS76370100: {exc}", 1)
+            for event in found:
+                producer.send(event)
+                typer.echo(f"{event.exchange}: {len(event.codes)} codes")
+            drained(producer, notifier, 60.0)
+    except BusError as exc:
+        _fail(str(exc), 1)
+
+
+def main() -> None:
+    """``python -m workers.enrich.cli`` (the same as ``observer enrich``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
