@@ -36,6 +36,7 @@ from observer.disk import DiskSettings
 from observer.errors import ConfigError
 from observer.worker_settings import (
     BackupSettings,
+    EtfSettings,
     GapRecoverySettings,
     MasterFileSettings,
     ReadinessSettings,
@@ -54,6 +55,7 @@ __all__ = [
     "ChannelSettings",
     "DatabaseSettings",
     "DiskSettings",
+    "EtfSettings",
     "GapRecoverySettings",
     "KisSettings",
     "KrxSettings",
@@ -286,6 +288,7 @@ class Settings(Strict, frozen=True):
     track_b: TrackBSettings = TrackBSettings()
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
+    etf: EtfSettings = EtfSettings()
     retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     readiness: ReadinessSettings = ReadinessSettings()
