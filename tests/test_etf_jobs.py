@@ -194,6 +194,13 @@ def test_the_report_sorts_and_writes_csv(harness: Harness, tmp_path: Path) -> No
         assert len(list(csv.DictReader(f))) == len(aums)
 
 
-def test_a_stale_day_exits_1(harness: Harness) -> None:
-    stale = harness.etf("status", "--date", "2026-11-23", "--json", code=1)
+def test_a_stale_day_exits_1_and_the_check_job_alerts(harness: Harness) -> None:
+    h = harness
+    stale = h.etf("status", "--date", "2026-11-23", "--json", code=1)
     assert stale["stale"] is True and stale["collected"] == 0
+    resolved = h.resolved("etf_stale")  # the 5xx storm's day was stale too, then mended
+    h.etf("check", "--date", "2026-11-23")
+    severity, _, message = h.alerts("etf_stale")[-1]
+    assert severity == "critical" and f"0 of {len(ETFS) - 1} active ETFs" in message
+    h.etf("check", "--date", DAY)  # a collected day: the condition is over
+    assert h.resolved("etf_stale") == resolved + 1

@@ -168,6 +168,27 @@ def status(
 
 
 @app.command()
+def check(
+    day: DateOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Alert on the ETF data's health, and resolve what has cleared (the 17:00 job)."""
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    from workers.etf.jobs import send_health
+
+    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+        verdict = send_health(settings, clock, _day(day), producer)
+    typer.echo(
+        f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
+        + (" STALE" if verdict.stale else "")
+    )
+
+
+@app.command()
 def report(
     day: Annotated[str, typer.Option("--date", help="session, YYYY-MM-DD")],
     sort: Annotated[str, typer.Option("--sort", help="premium | aum | symbol")] = "symbol",

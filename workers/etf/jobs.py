@@ -34,10 +34,11 @@ from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.etf.collect import Collected, collect_daily, repair
 from workers.etf.details import detail_of, flags_of
-from workers.etf.health import CODES, health
+from workers.etf.health import CODES, Health, health
 from workers.etf.listing import collect_list
+from workers.etf.report import judged
 
-__all__ = ["run_daily", "run_list", "run_repair", "target_session"]
+__all__ = ["run_daily", "run_list", "run_repair", "send_health", "target_session"]
 
 _SESSION_OPEN = {Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING}
 _FLAG_CODES = ("etf_premium_high", "etf_aum_jump", "etf_aum_mismatch")
@@ -388,3 +389,21 @@ def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
         nav_final=True,
         origin=fresh.origin,
     )
+
+
+def send_health(settings: Settings, clock: Clock, day: date | None, producer: Producer) -> Health:
+    """The ``etf_check`` job: the health's conditions as alerts, cleared ones resolved."""
+    verdict = judged(settings, now_utc(clock).astimezone(KST), day)
+    for c in verdict.conditions:
+        producer.send(
+            Alert(
+                severity=c.severity,
+                code=c.code,
+                subject=c.subject,
+                message=c.message,
+                context={"day": verdict.session.isoformat()},
+            )
+        )
+    present = {(c.code, c.subject) for c in verdict.conditions}
+    _resolve(settings, producer.send, CODES, present, clock)
+    return verdict
