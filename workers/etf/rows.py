@@ -43,12 +43,18 @@ def kis_decimal(text: str, *, zero_missing: bool = True) -> Decimal | None:
     return value
 
 
+def _nav(text: str) -> Decimal | None:
+    """A NAV: missing unless a positive number."""
+    nav = kis_decimal(text)
+    return nav if nav is not None and nav > 0 else None
+
+
 def from_price(
     symbol: str, day: date, out: EtfPriceOutput, unit_krw: int, origin: str = "kis"
 ) -> EtfDaily:
     """FHPST02400000's answer as ``day``'s row (the quote after the close is the session's)."""
     close = kis_int(out.stck_prpr)
-    nav = kis_decimal(out.nav)
+    nav = _nav(out.nav)
     ntas = kis_int(out.etf_ntas_ttam)
     net_assets = ntas * unit_krw if ntas is not None and ntas * unit_krw <= _MAX_INT else None
     return EtfDaily(
@@ -71,7 +77,7 @@ def from_series(symbol: str, row: EtfNavDailyRow) -> EtfDaily | None:
         day = datetime.strptime(row.stck_bsop_date, "%Y%m%d").date()
     except ValueError:
         return None
-    close, nav = kis_int(row.stck_clpr), kis_decimal(row.nav)
+    close, nav = kis_int(row.stck_clpr), _nav(row.nav)
     return EtfDaily(
         trade_date=day, symbol=symbol, close=close, volume=_volume(row.acml_vol), nav=nav,
         premium_pct=kis_decimal(row.dprt, zero_missing=False) if nav is not None else None,
@@ -103,6 +109,8 @@ def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
         for name in ("open", "high", "low", "volume", "nav", "net_assets_krw", "listed_units")
         if getattr(kis, name) is None and getattr(krx, name) is not None
     }
+    if (fill.get("nav") or kis.nav) is None:
+        fill.pop("net_assets_krw", None)  # net assets without a NAV are not published yet
     if not fill:
         return kis
     row = msgspec.structs.replace(kis, **fill)
