@@ -68,3 +68,13 @@ def test_bench_track_b_reports_the_evaluation_against_a_bare_sort() -> None:
     assert {"evaluate_ms", "baseline_ms", "ratio", "triggers_ms"} <= set(result)
     # Every slot was held by a stronger candidate: the rest overflow, none is lost.
     assert result["outcome"] == {"overflow": 500 - 82}
+
+
+def test_bench_etf_reports_the_run_against_its_bound_and_the_krx_saving() -> None:
+    result = run("etf", "--etfs", "40", "--rate", "100")
+    assert result["collected"] == result["etfs"] == 40 and result["failed"] == 0
+    assert result["kis_calls"] == 40 and result["limit_per_s"] == 55.0
+    assert {"duration_s", "bound_s", "ratio"} <= set(result)
+    # One KRX table for every ETF's NAV and net assets, where KIS needs one call each.
+    assert result["kis_calls_saved_by_krx"] == 39 and result["with_nav"] == 40
+    assert result["egw00201"] == 0 and result["krx_error"] == ""
