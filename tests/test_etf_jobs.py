@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,10 +196,11 @@ def test_the_report_sorts_and_writes_csv(harness: Harness, tmp_path: Path) -> No
 
 def test_a_stale_day_exits_1_and_the_check_job_alerts(harness: Harness) -> None:
     h = harness
-    stale = h.etf("status", "--date", "2026-11-23", "--json", code=1)
+    old = CALENDAR.previous_session(date(2025, 10, 1)).isoformat()  # before any stored row
+    stale = h.etf("status", "--date", old, "--json", code=1)
     assert stale["stale"] is True and stale["collected"] == 0
     resolved = h.resolved("etf_stale")  # the 5xx storm's day was stale too, then mended
-    h.etf("check", "--date", "2026-11-23")
+    h.etf("check", "--date", old)
     severity, _, message = h.alerts("etf_stale")[-1]
     assert severity == "critical" and f"0 of {len(ETFS) - 1} active ETFs" in message
     h.etf("check", "--date", DAY)  # a collected day: the condition is over

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import EtfDaily, EtfListing
 from observer.config import EtfSettings
 from observer.kis.schemas import EtfPriceOutput
-from workers.etf.health import health
+from observer.phases import KST
+from observer.trading_calendar import TradingCalendar
+from workers.etf.health import due_session, health, is_due
 from workers.etf.rows import from_price, merged
 
 DAY = date(2026, 11, 20)
@@ -68,3 +71,19 @@ def test_stale_below_the_coverage_floor(active: int, share: float) -> None:
     judged = health(DAY, True, listings, (), rows, {}, EtfSettings())
     assert judged.stale == (collected < math.ceil(0.95 * active - 1e-9))
     assert judged.collected == collected
+
+
+@pytest.mark.parametrize(
+    ("now", "session", "due_today"),
+    [
+        (datetime(2026, 11, 20, 16, 59, tzinfo=KST), date(2026, 11, 19), False),  # Fri, early
+        (datetime(2026, 11, 20, 17, 0, tzinfo=KST), date(2026, 11, 20), True),  # Fri 17:00
+        (datetime(2026, 11, 22, 12, 0, tzinfo=KST), date(2026, 11, 20), False),  # Sunday
+        (datetime(2026, 11, 23, 9, 0, tzinfo=KST), date(2026, 11, 20), False),  # Monday
+        (datetime(2026, 10, 12, 8, 0, tzinfo=KST), date(2026, 10, 8), False),  # Hangul Day
+    ],
+)
+def test_the_due_session_is_session_aware(now: datetime, session: date, due_today: bool) -> None:
+    assert due_session(now, TradingCalendar(), "17:00") == session
+    assert is_due(session, now, "17:00")  # the judged session is always due
+    assert is_due(now.date(), now, "17:00") == due_today

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import tempfile
 from datetime import date
 from typing import Annotated, Any
@@ -26,7 +25,6 @@ from observer.clock import Clock
 from observer.config import AccountSettings, EtfSettings, KisSettings, KrxSettings, Settings
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import open_krx
-from observer.krx.credentials import ENV_ID, ENV_PASSWORD
 from observer.logs import setup_logging
 from observer.trading_calendar import TradingCalendar
 from workers.etf.collect import collect_daily
@@ -76,8 +74,6 @@ async def _run(settings: Settings, clock: Clock, symbols: list[str]) -> dict[str
 
 def bench_daily(count: int, rate: int, accounts: int) -> dict[str, Any]:
     """One daily run against a fresh simulator; the report as one object."""
-    os.environ.setdefault(ENV_ID, "bench")  # the simulator's portal takes any member
-    os.environ.setdefault(ENV_PASSWORD, "bench-password")
     with simulator_process(rate, CLOCK) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             kis=KisSettings(

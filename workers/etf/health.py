@@ -24,7 +24,7 @@ from bus.events import EtfDaily, EtfDetail, EtfListing, Severity
 from observer.config import EtfSettings
 from observer.trading_calendar import TradingCalendar
 
-__all__ = ["CODES", "Condition", "Health", "due_session", "health"]
+__all__ = ["CODES", "Condition", "Health", "due_session", "health", "is_due"]
 
 CODES = ("etf_stale", "etf_coverage_low", "etf_universe_mismatch")
 
@@ -68,19 +68,27 @@ class Health:
         }  # fmt: skip
 
 
-def due_session(now_kst: datetime, calendar: TradingCalendar, stale_at: str) -> tuple[date, bool]:
-    """The session judged at ``now_kst`` and whether its rows are due yet.
+def _at(stale_at: str) -> time:
+    hour, minute = map(int, stale_at.split(":"))
+    return time(hour, minute)
 
-    On a session before ``stale_at``: that session, not due (the previous one is judged by
-    the caller too if it wants); after it: due. On a closed day: the previous session, due.
+
+def due_session(now_kst: datetime, calendar: TradingCalendar, stale_at: str) -> date:
+    """The newest session whose rows are due at ``now_kst``.
+
+    Today's from ``stale_at`` on a session; else the previous session's (a Monday morning
+    judges Friday, never the weekend).
     """
     today = now_kst.date()
-    if calendar.is_session(today):
-        hour, minute = map(int, stale_at.split(":"))
-        if now_kst.time() >= time(hour, minute):
-            return today, True
-        return calendar.previous_session(today), True
-    return calendar.previous_session(today), True
+    if calendar.is_session(today) and now_kst.time() >= _at(stale_at):
+        return today
+    return calendar.previous_session(today)
+
+
+def is_due(session: date, now_kst: datetime, stale_at: str) -> bool:
+    """Whether ``session``'s rows are due at ``now_kst`` (from ``stale_at`` that day)."""
+    today = now_kst.date()
+    return session < today or (session == today and now_kst.time() >= _at(stale_at))
 
 
 def _pct(part: int, whole: int) -> float:

@@ -34,7 +34,7 @@ from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.etf.collect import Collected, collect_daily, repair
 from workers.etf.details import detail_of, flags_of
-from workers.etf.health import CODES, Health, health
+from workers.etf.health import CODES, Health, health, is_due
 from workers.etf.listing import collect_list
 from workers.etf.report import judged
 
@@ -269,7 +269,8 @@ def run_daily(
             )
         )
     kis = _read(settings, kis_etf_symbols)
-    judged = health(day, True, listings, kis, got.rows, details, etf)
+    due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at)
+    judged = health(day, due, listings, kis, got.rows, details, etf)
     for c in judged.conditions:
         present.add((c.code, c.subject))
         send(Alert(severity=c.severity, code=c.code, subject=c.subject, message=c.message))

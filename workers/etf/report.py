@@ -12,7 +12,7 @@ from observer.config import Settings
 from observer.db.engine import make_engine
 from observer.db.etf_queries import etf_details_of, etf_history, held_etfs, kis_etf_symbols
 from observer.trading_calendar import TradingCalendar
-from workers.etf.health import Health, due_session, health
+from workers.etf.health import Health, due_session, health, is_due
 
 __all__ = ["COLUMNS", "day_table", "judged", "write_csv"]
 
@@ -26,7 +26,8 @@ COLUMNS = (
 def judged(settings: Settings, now_kst: datetime, day: date | None = None) -> Health:
     """The health of ``day`` (default: the session due at ``now_kst``)."""
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
-    session, due = (day, True) if day else due_session(now_kst, calendar, settings.etf.stale_at)
+    session = day or due_session(now_kst, calendar, settings.etf.stale_at)
+    due = is_due(session, now_kst, settings.etf.stale_at)
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
