@@ -63,7 +63,12 @@ START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start bef
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 # KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.
 DEMO_CALLS_PER_SECOND = 400
-ETF_DAILY_AT = "15:31"  # after the 15:30 close, within the demo's day
+# After Track A's closing cycle (15:30, a few simulated minutes): the daily run borrows its
+# REST share. Within the demo's day (16:10 shipped).
+ETF_DAILY_AT = "15:38"
+# The first load backfills the weekly repair's 20 sessions, not 250: the simulator builds a
+# day's path for every past session of every ETF (250,000 for a full first load).
+ETF_BACKFILL_SESSIONS = 20
 # Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily
 # run's first load backfills 250 sessions of every ETF.
 JOBS_AFTER_END = ("etf_daily",)
@@ -218,9 +223,10 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
         # A registration's round trip of a tenth of a wall second is 12 s at 121x.
         "[gap_recovery]\nverify_edge_s = 30.0\n"
-        # The day ends at 15:40: the ETFs' daily run comes right after the close (16:10
-        # shipped), and the demo waits for it (JOBS_AFTER_END).
+        # The day ends at 15:40: the ETFs' daily run comes after the close (ETF_DAILY_AT),
+        # and the demo waits for it (JOBS_AFTER_END).
         f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'
+        f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         f'token_dir = "{data / "tokens"}"\n{accounts}{notify}'
     )

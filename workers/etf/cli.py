@@ -34,9 +34,10 @@ from observer.phases import KST
 if TYPE_CHECKING:
     from observer.clock import Clock
 
-__all__ = ["SOURCE", "app"]
+__all__ = ["CHECK_SOURCE", "SOURCE", "app"]
 
 SOURCE = "etf"
+CHECK_SOURCE = "etf_check"  # its own outbox: the check may run while a collection does
 PROGRAM = "observer etf"
 
 app = typer.Typer(
@@ -180,7 +181,7 @@ def check(
     notifier.ready()
     from workers.etf.jobs import send_health
 
-    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+    with job_producer(PROGRAM, settings, CHECK_SOURCE, clock, notifier, 60.0) as producer:
         verdict = send_health(settings, clock, _day(day), producer)
     typer.echo(
         f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"

@@ -43,6 +43,7 @@ __all__ = ["run_daily", "run_list", "run_repair", "send_health", "target_session
 _SESSION_OPEN = {Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING}
 _FLAG_CODES = ("etf_premium_high", "etf_aum_jump", "etf_aum_mismatch")
 _RUN_CODES = ("etf_krx_table_failed", "etf_daily_failures", "etf_nav_pending")
+_SOURCES = ("etf:", "etf_check:")  # alert ids of the ETF jobs' two sources
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
 
 
@@ -87,14 +88,14 @@ def _resolve(
     present: set[tuple[str, str]],
     clock: Clock,
 ) -> int:
-    """Resolve this source's open alerts of ``codes`` whose condition is gone."""
+    """Resolve the ETF jobs' open alerts of ``codes`` whose condition is gone."""
     since = clock.now_ns() - 30 * 86_400 * 10**9
     records = _read(settings, lambda conn: alert_records(conn, since))
     wanted = set(codes)
     open_ = {
         (s.notice.code, s.notice.subject): s.notice.severity
         for s in alert_states(records)
-        if s.state == "open" and s.notice.id.startswith("etf:") and s.notice.code in wanted
+        if s.state == "open" and s.notice.id.startswith(_SOURCES) and s.notice.code in wanted
     }
     gone = {c: sev for c, sev in open_.items() if c not in present}
     for (code, subject), severity in gone.items():
