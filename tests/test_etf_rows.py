@@ -87,3 +87,23 @@ def test_the_due_session_is_session_aware(now: datetime, session: date, due_toda
     assert due_session(now, TradingCalendar(), "17:00") == session
     assert is_due(session, now, "17:00")  # the judged session is always due
     assert is_due(now.date(), now, "17:00") == due_today
+
+
+def test_the_list_against_the_masters_and_coverage_per_field() -> None:
+    symbols = [f"{i:06d}" for i in range(200)]
+    listings = {s: EtfListing(change="new", symbol=s, manager="M") for s in symbols}
+    rows = {s: EtfDaily(trade_date=DAY, symbol=s, close=1) for s in symbols}
+    settings = EtfSettings()
+    same = health(DAY, True, listings, set(symbols), rows, {}, settings)
+    assert not any(c.code == "etf_universe_mismatch" for c in same.conditions)
+    two_off = health(DAY, True, listings, set(symbols[2:]), rows, {}, settings)  # 1 %: fine
+    assert not any(c.code == "etf_universe_mismatch" for c in two_off.conditions)
+    three_off = health(DAY, True, listings, set(symbols[3:]), rows, {}, settings)
+    assert [c.severity for c in three_off.conditions if c.code == "etf_universe_mismatch"] == [
+        "warning"
+    ]
+    # No details yet: aum, premium_20d and high_52w uncovered; issuer known; fee not.
+    low = {c.subject for c in same.conditions if c.code == "etf_coverage_low"}
+    assert low == {"fee", "aum", "premium_20d", "high_52w"} and not same.stale
+    early = health(DAY, False, listings, set(), {}, {}, settings)  # not due yet: no verdict
+    assert early.conditions == [] and not early.stale
