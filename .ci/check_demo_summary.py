@@ -49,6 +49,9 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(r.get("watched_minutes", 0) > 0, f"no minutes reconciled: {r}")
     expect(r.get("unexplained", 1) == 0, f"short minutes without a gap: {r}")
     expect("completeness_pct" in r and "calls" in r, f"reconciliation figures: {r}")
+    e = summary.get("etf", {})
+    expect(e.get("listed", 0) >= 900, f"etf list: {e}")  # the simulator's 1,000 ETFs
+    expect(e.get("stale") is False and e.get("coverage_pct", 0) >= 95, f"etf daily: {e}")
     expect(bool(summary.get("cpu_s")), "no CPU figures per process")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         known = conn.execute("select name from instruments where symbol = '005930'").fetchone()

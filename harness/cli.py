@@ -25,7 +25,11 @@ from observer.logs import setup_logging
 __all__ = ["bench_app", "demo", "sim"]
 
 # `observer bench NAME` for the benches of workers: NAME -> the module whose `app` it runs.
-_WORKER_BENCHES = {"track-a": "harness.bench.track_a", "track-b": "harness.bench.track_b"}
+_WORKER_BENCHES = {
+    "track-a": "harness.bench.track_a",
+    "track-b": "harness.bench.track_b",
+    "etf": "harness.bench.etf",
+}
 
 
 class _Benches(TyperGroup):

@@ -32,7 +32,7 @@ import psutil
 from sqlalchemy import Connection, Engine, text
 
 from observer.clock import SimulatedClock, now_utc
-from observer.config import default_config_path, load_settings
+from observer.config import EtfSettings, default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
@@ -63,6 +63,16 @@ START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start bef
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 # KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.
 DEMO_CALLS_PER_SECOND = 400
+# After Track A's closing cycle (15:30, a few simulated minutes): the daily run borrows its
+# REST share. Within the demo's day (16:10 shipped).
+ETF_DAILY_AT = "15:38"
+# The first load backfills the weekly repair's 20 sessions, not 250: the simulator builds a
+# day's path for every past session of every ETF (250,000 for a full first load).
+ETF_BACKFILL_SESSIONS = 20
+# Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily
+# run's first load backfills 250 sessions of every ETF.
+JOBS_AFTER_END = ("etf_daily",)
+JOBS_AFTER_END_S = 240.0
 
 # The market's own news, whatever the fault level: master files change before the 06:00 check.
 MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
@@ -213,6 +223,10 @@ def _config(options: DemoOptions, sim_url: str) -> str:
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
         # A registration's round trip of a tenth of a wall second is 12 s at 121x.
         "[gap_recovery]\nverify_edge_s = 30.0\n"
+        # The day ends at 15:40: the ETFs' daily run comes after the close (ETF_DAILY_AT),
+        # and the demo waits for it (JOBS_AFTER_END).
+        f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'
+        f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         f'token_dir = "{data / "tokens"}"\n{accounts}{notify}'
     )
@@ -405,12 +419,26 @@ def _follow_day(
             state.tick_rate = max(ticks_now - ticks, 0.0) / elapsed  # 0 across a restart
             view(state)
             time.sleep(0.5)  # the view's refresh interval
+        deadline = time.monotonic() + JOBS_AFTER_END_S
+        while _jobs_running(state) and time.monotonic() < deadline:
+            state.status = request(socket_path, "status", [], 30).data
+            state.committed = _committed(engine)
+            view(state)
+            time.sleep(0.5)  # the view's refresh interval
         final: dict[str, Any] = request(socket_path, "status", [], 30).data
         state.status = final
         _measure(state, (sim, supervisor))
         return final
     finally:
         engine.dispose()
+
+
+def _jobs_running(state: DemoState) -> bool:
+    """Whether a job of JOBS_AFTER_END is starting or running."""
+    return any(
+        p["name"] in JOBS_AFTER_END and p["state"] in ("starting", "running")
+        for p in state.status.get("programs", [])
+    )
 
 
 def _measure(state: DemoState, children: tuple[subprocess.Popen[bytes], ...]) -> None:
@@ -475,6 +503,7 @@ def _summary(
             gaps = _gaps(conn, speeds["speed"])
             reconciliation = _reconciliation(conn, day)
             notifications = _notifications(conn)
+            etf = _etf(conn, day)
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -516,6 +545,7 @@ def _summary(
         "gaps": gaps,
         "reconciliation": reconciliation,
         "notifications": notifications,
+        "etf": etf,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -652,4 +682,20 @@ def _listings(conn: Connection) -> dict[str, int]:
         "changed": detected.get("changed", 0),
         "removed": detected.get("removed", 0),
         "reviews_held": held,
+    }
+
+
+def _etf(conn: Connection, day: date) -> dict[str, Any]:
+    """The ETFs listed, collected for the day (with the coverage), and whether stale."""
+    listed = conn.execute(text("select count(*) from etfs where active")).scalar_one()
+    collected = conn.execute(
+        text("select count(distinct symbol) from etf_daily where trade_date = :d"),
+        {"d": day.isoformat()},
+    ).scalar_one()
+    coverage = _pct(collected, listed)
+    return {
+        "listed": listed,
+        "collected": collected,
+        "coverage_pct": coverage,
+        "stale": not listed or coverage < EtfSettings().min_coverage_pct,
     }

@@ -233,6 +233,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"~{listings['changed']} changed, -{listings['removed']} removed; "
         f"{listings['reviews_held']} held for review"
     )
+    etf = summary.get("etf")
+    if etf:
+        lines.append(
+            f"ETFs: {etf['listed']:,} listed, {etf['collected']:,} collected for the day "
+            f"({etf['coverage_pct']}%){'; STALE' if etf['stale'] else ''}"
+        )
     lines.append(
         f"events committed: {summary['events_committed']:,}; "
         f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"

@@ -38,6 +38,7 @@ from observer.errors import ConfigError
 from observer.worker_settings import (
     BackupSettings,
     EnrichSettings,
+    EtfSettings,
     GapRecoverySettings,
     MasterFileSettings,
     ReadinessSettings,
@@ -57,6 +58,7 @@ __all__ = [
     "CurveSettings",
     "DatabaseSettings",
     "DiskSettings",
+    "EtfSettings",
     "GapRecoverySettings",
     "KisSettings",
     "KrxSettings",
@@ -296,6 +298,7 @@ class Settings(Strict, frozen=True):
     track_b: TrackBSettings = TrackBSettings()
     gap_recovery: GapRecoverySettings = GapRecoverySettings()
     backup: BackupSettings = BackupSettings()
+    etf: EtfSettings = EtfSettings()
     retention: RetentionSettings = RetentionSettings()
     token: TokenSettings = TokenSettings()
     readiness: ReadinessSettings = ReadinessSettings()

@@ -25,6 +25,7 @@ from observer.config_types import (
 __all__ = [
     "BackupSettings",
     "EnrichSettings",
+    "EtfSettings",
     "GapRecoverySettings",
     "MasterFileSettings",
     "ReadinessSettings",
@@ -253,3 +254,24 @@ class EnrichSettings(Strict, frozen=True):
     max_age_days: Annotated[int, Meta(ge=1, le=365)] = 30  # --incremental re-checks older rows
     batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 100  # symbols between checkpoints
     max_workers: Annotated[int, Meta(ge=1, le=10)] = 5  # regions at once
+
+
+class EtfSettings(Strict, frozen=True):
+    """The ETF jobs: the KRX list, the daily collection after the close, the weekly repair."""
+
+    # After the close Track A is idle: the daily run borrows its REST share, as the universe does.
+    share_of: str = "track_a"
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    min_list_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # smaller KRX list: not applied
+    backfill_sessions: Annotated[int, Meta(ge=1, le=1000)] = 250  # an ETF without history
+    repair_sessions: Annotated[int, Meta(ge=1, le=250)] = 20  # the weekly repair's span
+    krx_table: bool = True  # merge MDCSTAT04301 (one call: every ETF's NAV and net assets)
+    # etf_ntas_ttam's unit is UNCONFIRMED (ref-KIS §4.5); the simulator answers in 억 KRW.
+    net_assets_unit_krw: Positive = 100_000_000
+    max_failed_pct: Percent = 5.0  # more ETFs failing in a run: an error alert
+    stale_at: ClockTime = "17:00"  # KST: a session's rows due by then
+    min_coverage_pct: Percent = 95.0  # of active ETFs with the day's row; per field, a warning
+    mismatch_pct: Percent = 1.0  # the KRX list against the KIS masters' ETFs
+    premium_alert_pct: PositiveFloat = 5.0  # |premium| above: a warning per ETF
+    aum_jump_pct: PositiveFloat = 50.0  # net assets moving more in a session: a warning
+    aum_check_pct: PositiveFloat = 2.0  # net assets against units x NAV: flagged beyond

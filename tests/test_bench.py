@@ -77,3 +77,13 @@ def test_bench_bus_over_tcp_reports_tcp_beside_ipc() -> None:
     assert {"tcp_events_per_s", "tcp_p99_ms", "tcp_to_ipc_ratio"} <= set(result)
     assert float(result["tcp_events_per_s"]) > 0  # type: ignore[arg-type]
     assert result["lost"] == 0 and result["duplicated"] == 0
+
+
+def test_bench_etf_reports_the_run_against_its_bound_and_the_krx_saving() -> None:
+    result = run("etf", "--etfs", "40", "--rate", "100")
+    assert result["collected"] == result["etfs"] == 40 and result["failed"] == 0
+    assert result["kis_calls"] == 40 and result["limit_per_s"] == 55.0
+    assert {"duration_s", "bound_s", "ratio"} <= set(result)
+    # One KRX table for every ETF's NAV and net assets, where KIS needs one call each.
+    assert result["kis_calls_saved_by_krx"] == 39 and result["with_nav"] == 40
+    assert result["egw00201"] == 0 and result["krx_error"] == ""

@@ -77,8 +77,10 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         "listings": {"instruments": 21770, "new": 3, "changed": 1, "removed": 1,
                      "reviews_held": 0},
         "events_committed": 600000, "healthy": True,
+        "etf": {"listed": 1000, "collected": 998, "coverage_pct": 99.8, "stale": False},
     }  # fmt: skip
     text = "\n".join(summary_lines(summary))
+    assert "ETFs: 1,000 listed, 998 collected for the day (99.8%)" in text
     assert "writer: running, 0 restarts, 12.5 s CPU" in text
     assert "5 rate-limit errors" in text and "up to 82 of 82 slots" in text
     assert "169 recovered, 1 unrecoverable" in text and "500,000 ticks stored" in text

@@ -80,9 +80,21 @@ def loaded_before_ready(*args: str | Path) -> set[str]:
         # is installed (it is: typer's).
         (("master-file", "update", "--all"), {"httpx", "rich"}),
         (("backup", "run"), set()),
+        (("etf", "daily", "--date", "2026-11-20"), set()),
+        (("etf", "list"), set()),
         (("notifier", "run"), set()),  # apprise (its channels are checked), not the database
     ],
-    ids=["track_a", "track_b", "gap_recovery", "universe", "master_file", "backup", "notifier"],
+    ids=[
+        "track_a",
+        "track_b",
+        "gap_recovery",
+        "universe",
+        "master_file",
+        "backup",
+        "etf_daily",
+        "etf_list",
+        "notifier",
+    ],
 )
 def test_a_worker_is_ready_before_it_loads_its_work(
     config: Path, args: tuple[str, ...], allowed: set[str]

@@ -1,0 +1,90 @@
+"""The ETF jobs' read queries (a part of `observer.db.queries`): the list, the daily rows.
+
+``etf_daily`` and ``etf_details`` are append-only; the newest row per (symbol, day) wins (a
+NAV published late, a revision repaired by the weekly job), so every read here keeps the
+newest by ``(produced_ns, seq)``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import msgspec
+from sqlalchemy import Connection, select
+
+from bus.events import EtfDaily, EtfDetail, EtfListing
+from observer.db.models import Etf, EtfDailyRow, EtfDetailRow, EtfRunRow, Instrument
+
+__all__ = ["etf_details_of", "etf_history", "etf_runs_of", "held_etfs", "kis_etf_symbols"]
+
+_LISTING_FIELDS = tuple(f for f in EtfListing.__struct_fields__ if f in Etf.__table__.columns)
+_DAILY_FIELDS = EtfDaily.__struct_fields__
+_DETAIL_FIELDS = EtfDetail.__struct_fields__
+
+
+def held_etfs(conn: Connection) -> dict[str, EtfListing]:
+    """The active KRX list as stored (symbol -> listing), what a new list is diffed against."""
+    columns = [getattr(Etf, f) for f in _LISTING_FIELDS]
+    rows = conn.execute(select(*columns).where(Etf.active.is_(True))).all()
+    return {
+        row.symbol: EtfListing(change="new", **dict(zip(_LISTING_FIELDS, row, strict=True)))
+        for row in rows
+    }
+
+
+def kis_etf_symbols(conn: Connection) -> set[str]:
+    """Active ETFs of the KIS masters (group ``EF``), to hold the KRX list against."""
+    query = select(Instrument.symbol).where(
+        Instrument.security_type == "etf", Instrument.active.is_(True)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def _newest(rows: Any, struct: type[Any], fields: tuple[str, ...]) -> dict[tuple[str, date], Any]:
+    """Rows ordered oldest first, folded to the newest per (symbol, trade_date)."""
+    newest = {}
+    for row in rows:
+        values = dict(zip(fields, row, strict=True))
+        newest[(values["symbol"], values["trade_date"])] = msgspec.convert(
+            values, struct, from_attributes=False, strict=False
+        )
+    return newest
+
+
+def etf_history(conn: Connection, since: date, until: date) -> dict[str, dict[date, EtfDaily]]:
+    """Each ETF's stored sessions in ``[since, until]`` (symbol -> day -> newest row)."""
+    d = EtfDailyRow
+    query = (
+        select(*(getattr(d, f) for f in _DAILY_FIELDS))
+        .where(d.trade_date >= since, d.trade_date <= until)
+        .order_by(d.produced_ns, d.seq)
+    )
+    history: dict[str, dict[date, EtfDaily]] = {}
+    for (symbol, day), row in _newest(conn.execute(query), EtfDaily, _DAILY_FIELDS).items():
+        history.setdefault(symbol, {})[day] = row
+    return history
+
+
+def etf_details_of(conn: Connection, day: date) -> dict[str, EtfDetail]:
+    """The newest `EtfDetail` of each ETF for ``day``."""
+    d = EtfDetailRow
+    query = (
+        select(*(getattr(d, f) for f in _DETAIL_FIELDS))
+        .where(d.trade_date == day)
+        .order_by(d.produced_ns, d.seq)
+    )
+    newest = _newest(conn.execute(query), EtfDetail, _DETAIL_FIELDS)
+    return {symbol: row for (symbol, _day), row in newest.items()}
+
+
+def etf_runs_of(conn: Connection, day: date) -> list[dict[str, Any]]:
+    """The ETF jobs' runs for ``day``, oldest first."""
+    r = EtfRunRow
+    query = (
+        select(r.job, r.applied, r.reason, r.listed, r.collected, r.calls, r.failures,
+               r.have, r.duration_ms, r.produced_ns)
+        .where(r.trade_date == day)
+        .order_by(r.produced_ns, r.seq)
+    )  # fmt: skip
+    return [dict(row._mapping) for row in conn.execute(query)]

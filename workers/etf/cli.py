@@ -1,0 +1,229 @@
+"""``observer etf``: the ETF jobs (``list``, ``daily``, ``backfill``) and their health and report.
+
+Jobs, each READY, then a single-instance lock (``<data_dir>/etf/LOCK``), then
+`observer.cli_support.job_producer` (the writer has every earlier event before the job reads
+what it keeps), then the work (`workers.etf.jobs`, loaded after READY). The ETF TRs are
+real-only: a ``paper`` configuration is refused before READY (exit 2).
+
+Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
+run failed (too many ETFs failed, or the writer did not acknowledge); 2 bad arguments or
+configuration; 3 another ETF job runs. ``status`` exits 1 when the data is stale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from bus.lock import InstanceLock, LockHeld
+from observer.cli_support import check_credentials, fail, job_producer, settings_or_exit
+from observer.clock import clock_from_env, now_utc
+from observer.config import Settings
+from observer.logs import setup_logging
+from observer.notify import Notifier
+from observer.phases import KST
+
+if TYPE_CHECKING:
+    from observer.clock import Clock
+
+__all__ = ["CHECK_SOURCE", "SOURCE", "app"]
+
+SOURCE = "etf"
+CHECK_SOURCE = "etf_check"  # its own outbox: the check may run while a collection does
+PROGRAM = "observer etf"
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="ETFs: the KRX list, daily price/NAV/premium/AUM, their health and report.",
+)
+
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
+DateOption = Annotated[str | None, typer.Option("--date", help="session (default: see help)")]
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    fail(PROGRAM, message, code)
+
+
+def _day(text: str | None) -> date | None:
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as exc:
+        _fail(f"--date: {exc}", 2)
+
+
+@contextmanager
+def _job(settings: Settings) -> Iterator[tuple[Clock, Notifier]]:
+    """The job's lifecycle up to its work: credentials, READY, the lock."""
+    if settings.kis.environment == "paper":
+        _fail("the ETF TRs are for real accounts only; kis.environment is 'paper'", 2)
+    check_credentials(PROGRAM, settings)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    folder = Path(settings.paths.data_dir) / "etf"
+    folder.mkdir(parents=True, exist_ok=True)
+    notifier.ready()
+    try:
+        lock = InstanceLock(folder / "LOCK")
+    except LockHeld as exc:
+        _fail(f"another ETF job (pid {exc.holder}) holds {folder / 'LOCK'}", 3)
+    with contextlib.closing(lock):
+        yield clock, notifier
+
+
+def _echo(summary: dict[str, object], as_json: bool) -> None:
+    typer.echo(" ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict)))
+    if as_json:
+        typer.echo(json.dumps(summary, default=str))
+
+
+@app.command("list")
+def list_(
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Read the KRX ETF list and apply its changes (never an empty, LOGOUT or shrunken one)."""
+    settings = settings_or_exit(PROGRAM, config)
+    with _job(settings) as (clock, notifier):
+        from workers.etf.jobs import run_list
+
+        with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+            summary = run_list(settings, clock, producer)
+    _echo(summary, as_json)
+
+
+@app.command()
+def daily(
+    day: DateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Collect the last completed session's price, NAV, premium and AUM of every ETF.
+
+    Default session: today's once it has closed, else the previous one (KIS's quote shows
+    it until the next opening). Refused while a session is under way.
+    """
+    settings = settings_or_exit(PROGRAM, config)
+    with _job(settings) as (clock, notifier):
+        from workers.etf.jobs import run_daily, target_session
+
+        target = _day(day) or target_session(settings, now_utc(clock).astimezone(KST))
+        if target is None:
+            _fail("a session is under way: the daily run collects a closed session", 2)
+        with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+            summary = run_daily(settings, clock, target, producer, notifier)
+    _echo(summary, as_json)
+    if summary.get("failed_over_limit"):
+        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+
+
+@app.command()
+def backfill(
+    day: DateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Repair the last ``repair_sessions`` sessions' missing or revised NAVs (weekly)."""
+    settings = settings_or_exit(PROGRAM, config)
+    with _job(settings) as (clock, notifier):
+        from workers.etf.jobs import run_repair
+
+        today = now_utc(clock).astimezone(KST).date()
+        with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+            summary = run_repair(settings, clock, _day(day) or today, producer, notifier)
+    _echo(summary, as_json)
+
+
+@app.command()
+def status(
+    day: DateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The ETF data's health; exit 1 when stale (a session's rows missing by 17:00 KST)."""
+    settings = settings_or_exit(PROGRAM, config)
+    from workers.etf.report import judged
+
+    now = now_utc(clock_from_env()).astimezone(KST)
+    verdict = judged(settings, now, _day(day))
+    summary = verdict.summary()
+    typer.echo(
+        f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
+        + (" STALE" if verdict.stale else "")
+    )
+    for condition in verdict.conditions:
+        typer.echo(f"  {condition.severity}: {condition.code} {condition.message}")
+    if as_json:
+        typer.echo(json.dumps(summary))
+    if verdict.stale:
+        raise typer.Exit(1)
+
+
+@app.command()
+def check(
+    day: DateOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Alert on the ETF data's health, and resolve what has cleared (the 17:00 job)."""
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    from workers.etf.jobs import send_health
+
+    with job_producer(PROGRAM, settings, CHECK_SOURCE, clock, notifier, 60.0) as producer:
+        verdict = send_health(settings, clock, _day(day), producer)
+    typer.echo(
+        f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
+        + (" STALE" if verdict.stale else "")
+    )
+
+
+@app.command()
+def report(
+    day: Annotated[str, typer.Option("--date", help="session, YYYY-MM-DD")],
+    sort: Annotated[str, typer.Option("--sort", help="premium | aum | symbol")] = "symbol",
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="also write this CSV")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """The day's table: price, NAV, premium, AUM, premium windows and 52-week range."""
+    settings = settings_or_exit(PROGRAM, config)
+    if sort not in ("premium", "aum", "symbol"):
+        _fail(f"--sort: {sort!r} is not premium, aum or symbol", 2)
+    from workers.etf.report import day_table, write_csv
+
+    session = _day(day)
+    assert session is not None
+    table = day_table(settings, session, sort)
+    if csv_path is not None:
+        write_csv(table, csv_path)
+    if as_json:
+        typer.echo(json.dumps({"date": session.isoformat(), "etfs": table}, default=str))
+        return
+    typer.echo(f"ETFs on {session}: {len(table)}")
+    for row in table:
+        typer.echo(
+            f"{row['symbol']:<8} {row['name'][:20]:<20} {row['price']!s:>9} {row['nav']!s:>11} "
+            f"{row['premium']!s:>8}% {row['aum']!s:>16}"
+        )
+    sys.stdout.flush()
+
+
+def main() -> None:
+    """``python -m workers.etf.cli`` (the same as ``observer etf``)."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

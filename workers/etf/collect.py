@@ -1,0 +1,192 @@
+"""The ``etf_daily`` and ``etf_backfill`` runs' calls: KIS per ETF, KRX's table per day.
+
+Daily (after the close): one FHPST02400000 per ETF, spread over every account under the
+process's REST share (`observer.kis.session.rate_limits`), merged with KRX's all-ETF table
+(MDCSTAT04301: one call gives every ETF's NAV and net assets). An ETF with no stored
+history is backfilled through FHPST02440200 (paged, 100 rows a call) over
+``backfill_sessions``. A failed KRX table is not a failed run: the KIS rows stand alone.
+
+Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
+day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV or net
+assets are missing or revised; when KRX fails, KIS's series for each ETF instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+import httpx
+
+from bus.events import EtfDaily
+from observer.clock import Clock
+from observer.config import Settings
+from observer.errors import KisError, KrxError
+from observer.kis.client import KisClient
+from observer.kis.session import open_account, rate_limits
+from observer.krx.client import KrxClient
+from workers.etf.rows import from_krx, from_price, from_series, merged
+
+__all__ = ["Collected", "collect_daily", "krx_table", "repair"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Collected:
+    """What a run fetched: the day's rows, backfilled rows, failures and the calls made."""
+
+    rows: dict[str, EtfDaily] = field(default_factory=dict)  # symbol -> d0's row
+    backfilled: list[EtfDaily] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # symbol -> error
+    kis_calls: int = 0
+    krx_calls: int = 0
+    krx_error: str = ""  # why KRX's table could not be used ("" when it was)
+    krx_rows: int = 0  # ETFs KRX's table answered for
+    elapsed_s: float = 0.0
+    rate_limit_per_s: float = 0.0  # the REST budget the run was given, every account's
+
+    @property
+    def achieved_fraction(self) -> float:
+        """KIS calls a second, as a fraction of the budget (1.0: at the bound N / rate)."""
+        if not self.elapsed_s or not self.rate_limit_per_s:
+            return 0.0
+        return self.kis_calls / self.elapsed_s / self.rate_limit_per_s
+
+
+async def krx_table(krx: KrxClient, day: date) -> dict[str, EtfDaily]:
+    """MDCSTAT04301 for ``day`` as rows (symbol -> row); raises `KrxError`."""
+    return {row.symbol: row for row in (from_krx(day, r) for r in await krx.etf_daily(day))}
+
+
+async def _fan_out(
+    settings: Settings,
+    clock: Clock,
+    symbols: Sequence[str],
+    work: Callable[[KisClient, str], object],
+    out: Collected,
+    progress: Callable[[int, int], None],
+) -> None:
+    """``await work(client, symbol)`` for every symbol, over every account's share."""
+    share = settings.etf.share_of
+    limits = rate_limits(settings, share)
+    out.rate_limit_per_s = sum(
+        a.rest_per_second * settings.kis.process_share[share] for a in settings.kis.accounts
+    )
+    accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+    queue = list(reversed(symbols))
+    done = 0
+
+    async def worker(client: KisClient) -> None:
+        nonlocal done
+        while queue:
+            symbol = queue.pop()
+            try:
+                await work(client, symbol)  # type: ignore[misc]
+            except (KisError, httpx.HTTPError) as exc:
+                out.failed[symbol] = f"{type(exc).__name__}: {exc}"[:200]
+            done += 1
+            progress(done, len(symbols))
+
+    before = time.monotonic()
+    try:
+        per = settings.etf.requests_per_account
+        await asyncio.gather(*(worker(a.client) for a in accounts for _ in range(per)))
+    finally:
+        out.elapsed_s += time.monotonic() - before
+        out.kis_calls += sum(a.client.requests for a in accounts)
+        for account in accounts:
+            await account.aclose()
+
+
+async def collect_daily(
+    settings: Settings,
+    clock: Clock,
+    symbols: Sequence[str],
+    day: date,
+    backfill_from: date | None,
+    history: Mapping[str, Mapping[date, EtfDaily]],
+    krx: KrxClient | None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Collected:
+    """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs without history.
+
+    ``backfill_from``: the first session of a backfill (None: no backfill). ``history``
+    holds the stored rows before ``day``.
+    """
+    out = Collected()
+    table: dict[str, EtfDaily] = {}
+    if krx is not None:
+        calls = krx.requests
+        try:
+            table = await krx_table(krx, day)
+            out.krx_rows = len(table)
+        except KrxError as exc:
+            out.krx_error = f"{type(exc).__name__}: {exc}"
+            log.warning("KRX table for %s: %s; KIS rows only", day, exc)
+        out.krx_calls += krx.requests - calls
+    unit = settings.etf.net_assets_unit_krw
+    backfill = {s for s in symbols if not any(d < day for d in history.get(s, {}))}
+    start, end = (backfill_from or day).strftime("%Y%m%d"), day.strftime("%Y%m%d")
+
+    async def one(client: KisClient, symbol: str) -> None:
+        quote = await client.etf_price(symbol)
+        out.rows[symbol] = merged(from_price(symbol, day, quote, unit), table.get(symbol))
+        if backfill_from is not None and symbol in backfill:
+            series = await client.etf_nav_daily(symbol, start, end)
+            rows = (from_series(symbol, r) for r in series)
+            out.backfilled.extend(r for r in rows if r is not None and r.trade_date < day)
+
+    await _fan_out(settings, clock, symbols, one, out, progress)
+    return out
+
+
+def _revised(stored: EtfDaily | None, fresh: EtfDaily) -> bool:
+    """Whether ``fresh`` (a final NAV) should replace what is stored for its day."""
+    if fresh.nav is None:
+        return False
+    return stored is None or stored.nav is None or abs(stored.nav - fresh.nav) >= 0.01
+
+
+async def repair(
+    settings: Settings,
+    clock: Clock,
+    symbols: Sequence[str],
+    sessions: Sequence[date],
+    history: Mapping[str, Mapping[date, EtfDaily]],
+    krx: KrxClient | None,
+    progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Collected:
+    """Rows of ``sessions`` whose NAV is missing or revised, from KRX (else KIS's series)."""
+    out = Collected()
+    wanted = set(symbols)
+    if krx is not None:
+        calls = krx.requests
+        try:
+            for day in sessions:
+                for symbol, row in (await krx_table(krx, day)).items():
+                    if symbol in wanted and _revised(history.get(symbol, {}).get(day), row):
+                        out.backfilled.append(row)
+                out.krx_rows += 1
+                progress(out.krx_rows, len(sessions))
+        except KrxError as exc:
+            out.krx_error = f"{type(exc).__name__}: {exc}"
+            out.backfilled.clear()
+            log.warning("KRX table: %s; repairing through KIS's series", exc)
+        out.krx_calls += krx.requests - calls
+        if not out.krx_error:
+            return out
+    start, end = sessions[0].strftime("%Y%m%d"), sessions[-1].strftime("%Y%m%d")
+
+    async def one(client: KisClient, symbol: str) -> None:
+        for raw in await client.etf_nav_daily(symbol, start, end):
+            row = from_series(symbol, raw)
+            if row is not None and _revised(history.get(symbol, {}).get(row.trade_date), row):
+                out.backfilled.append(row)
+
+    await _fan_out(settings, clock, symbols, one, out, progress)
+    return out

@@ -1,0 +1,128 @@
+"""Each ETF's `EtfDetail` for session d0 from its stored rows, and the figures worth a warning.
+
+Pure: the caller gives the history (stored rows plus the run's own), the sessions up to d0
+and the listing. The premium of a day is ``(close - nav) / nav`` computed from the row, or
+KIS's ``dprt`` when the row has no close; AUM is KIS's (or KRX's) net assets, else listed
+units x NAV, and says which (``aum_source``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from bus.events import EtfDaily, EtfDetail, EtfListing
+from workers.etf.metrics import WINDOWS, aum_check_pct, premium_windows, range_52w
+
+__all__ = ["Flag", "day_premium", "detail_of", "flags_of"]
+
+
+def day_premium(row: EtfDaily) -> Decimal | None:
+    """The session's premium, percent: computed from close and NAV, else KIS's ``dprt``."""
+    if row.premium_calc_pct is not None:
+        return row.premium_calc_pct
+    return row.premium_pct if row.nav is not None else None
+
+
+def detail_of(
+    history: Mapping[date, EtfDaily],
+    sessions: Sequence[date],
+    listing: EtfListing | None,
+) -> EtfDetail | None:
+    """The detail for ``sessions[-1]``; None when that day has no close and NAV."""
+    d0 = sessions[-1]
+    row = history.get(d0)
+    premium = day_premium(row) if row is not None else None
+    if row is None or row.close is None or row.nav is None or premium is None:
+        return None
+    premiums = {day: p for day, r in history.items() if (p := day_premium(r)) is not None}
+    windows = premium_windows(premiums, sessions, WINDOWS)
+    span = range_52w({day: (r.high, r.low, r.close) for day, r in history.items()}, d0)
+    if row.net_assets_krw:
+        aum, source = row.net_assets_krw, "krx" if row.origin == "krx" else "kis"
+    elif row.listed_units:
+        aum, source = int(row.listed_units * row.nav), "units_x_nav"
+    else:
+        aum, source = 0, ""
+    fields: dict[str, object] = {}
+    for size, window in windows.items():
+        fields |= {
+            f"tracking_{size}d": window.mean,
+            f"premium_abs_{size}d": window.mean_abs,
+            f"n_{size}d": window.n,
+        }
+    return EtfDetail(
+        trade_date=d0,
+        symbol=row.symbol,
+        name=listing.name if listing else "",
+        price=row.close,
+        nav=row.nav,
+        aum=aum,
+        premium=premium,
+        holdings=row.holdings or 0,
+        high_52w=span.high if span else 0,
+        low_52w=span.low if span else 0,
+        high_52w_date=span.high_date if span else None,
+        low_52w_date=span.low_date if span else None,
+        range_52w_basis=span.basis if span else "",
+        underlying_index=listing.underlying_index if listing else "",
+        issuer=listing.manager if listing else "",
+        aum_source=source,
+        aum_check_pct=aum_check_pct(row.net_assets_krw, row.listed_units, row.nav),
+        market_value=(row.listed_units or 0) * row.close,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    """A figure of one ETF worth a warning: ``code`` and the human message."""
+
+    code: str  # etf_premium_high | etf_aum_jump | etf_aum_mismatch
+    symbol: str
+    message: str
+
+
+def flags_of(
+    detail: EtfDetail,
+    previous: EtfDaily | None,
+    *,
+    premium_pct: float,
+    aum_jump_pct: float,
+    aum_check_pct: float,
+) -> list[Flag]:
+    """The ETF's figures worth a warning.
+
+    |premium| above ``premium_pct``; net assets moving more than ``aum_jump_pct`` since the
+    previous session; net assets off listed units x NAV by more than ``aum_check_pct``.
+    """
+    found = []
+    if abs(detail.premium) > Decimal(str(premium_pct)):
+        found.append(
+            Flag(
+                "etf_premium_high",
+                detail.symbol,
+                f"{detail.symbol} premium {detail.premium}% on {detail.trade_date}",
+            )
+        )
+    before = previous.net_assets_krw if previous is not None else None
+    now = detail.aum if detail.aum_source in ("kis", "krx") else 0
+    if before and now and abs(now - before) * 100 > aum_jump_pct * before:
+        found.append(
+            Flag(
+                "etf_aum_jump",
+                detail.symbol,
+                f"{detail.symbol} net assets {before:,} -> {now:,} KRW on {detail.trade_date}",
+            )
+        )
+    if detail.aum_check_pct is not None and detail.aum_check_pct > Decimal(str(aum_check_pct)):
+        found.append(
+            Flag(
+                "etf_aum_mismatch",
+                detail.symbol,
+                f"{detail.symbol} net assets are {detail.aum_check_pct}% off listed units x NAV",
+            )
+        )
+    return found

@@ -1,0 +1,142 @@
+"""The ETF data's health for one session: stale, coverage per field, the list against KIS's.
+
+Pure: `health` judges what the caller read. Session-aware: a session's rows are due by
+``[etf] stale_at`` (17:00 KST) on that session; before then the previous session's are
+judged, so a Monday morning is not stale for want of Sunday's rows.
+
+Conditions (each an `Alert` code, with its subject; cleared ones get an `AlertResolved`):
+
+* ``etf_stale`` (critical): fewer than ``min_coverage_pct`` of the active ETFs have a row;
+* ``etf_coverage_low`` (warning, subject the field): issuer, fee, aum > 0, premium_20d or
+  high_52w known for fewer than ``min_coverage_pct`` of them;
+* ``etf_universe_mismatch`` (warning): the KRX list and the KIS masters' ETFs differ by more
+  than ``mismatch_pct``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from bus.events import EtfDaily, EtfDetail, EtfListing, Severity
+from observer.config import EtfSettings
+from observer.trading_calendar import TradingCalendar
+
+__all__ = ["CODES", "Condition", "Health", "due_session", "health", "is_due"]
+
+CODES = ("etf_stale", "etf_coverage_low", "etf_universe_mismatch")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One unhealthy condition: an alert's code, subject, severity and message."""
+
+    code: str
+    subject: str
+    severity: Severity
+    message: str
+
+
+@dataclass(slots=True)
+class Health:
+    """The judgement of one session's ETF data."""
+
+    session: date
+    due: bool  # the session's rows are due (it is past stale_at on it, or later)
+    active: int
+    collected: int
+    coverage: dict[str, float] = field(default_factory=dict)  # field -> percent of active
+    conditions: list[Condition] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        """Whether the session's rows are due and too few arrived."""
+        return any(c.code == "etf_stale" for c in self.conditions)
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (``observer etf status --json``)."""
+        return {
+            "session": self.session.isoformat(), "due": self.due, "active": self.active,
+            "collected": self.collected, "stale": self.stale,
+            "coverage_pct": {k: round(v, 2) for k, v in self.coverage.items()},
+            "conditions": [
+                {"code": c.code, "subject": c.subject, "severity": c.severity,
+                 "message": c.message} for c in self.conditions
+            ],
+        }  # fmt: skip
+
+
+def _at(stale_at: str) -> time:
+    hour, minute = map(int, stale_at.split(":"))
+    return time(hour, minute)
+
+
+def due_session(now_kst: datetime, calendar: TradingCalendar, stale_at: str) -> date:
+    """The newest session whose rows are due at ``now_kst``.
+
+    Today's from ``stale_at`` on a session; else the previous session's (a Monday morning
+    judges Friday, never the weekend).
+    """
+    today = now_kst.date()
+    if calendar.is_session(today) and now_kst.time() >= _at(stale_at):
+        return today
+    return calendar.previous_session(today)
+
+
+def is_due(session: date, now_kst: datetime, stale_at: str) -> bool:
+    """Whether ``session``'s rows are due at ``now_kst`` (from ``stale_at`` that day)."""
+    today = now_kst.date()
+    return session < today or (session == today and now_kst.time() >= _at(stale_at))
+
+
+def _pct(part: int, whole: int) -> float:
+    return 100.0 * part / whole if whole else 100.0
+
+
+def health(
+    session: date,
+    due: bool,
+    listings: Mapping[str, EtfListing],
+    kis_etfs: Collection[str],
+    rows: Mapping[str, EtfDaily],
+    details: Mapping[str, EtfDetail],
+    settings: EtfSettings,
+) -> Health:
+    """Judge ``session``: ``rows`` and ``details`` are its newest per symbol."""
+    active = set(listings) or set(kis_etfs)
+    collected = sum(1 for s in active if s in rows)
+    judged = Health(session, due, len(active), collected)
+    floor = settings.min_coverage_pct
+    if due and _pct(collected, len(active)) < floor:
+        judged.conditions.append(
+            Condition("etf_stale", "", "critical",
+                      f"{collected} of {len(active)} active ETFs have a row for {session} "
+                      f"({_pct(collected, len(active)):.1f}% < {floor:g}%)")
+        )  # fmt: skip
+    checks: dict[str, Callable[[str], bool]] = {
+        "issuer": lambda s: bool(listings.get(s) and listings[s].manager),
+        "fee": lambda s: bool(listings.get(s) and listings[s].fee_pct is not None),
+        "aum": lambda s: bool(details.get(s) and details[s].aum > 0),
+        "premium_20d": lambda s: bool(details.get(s) and details[s].tracking_20d is not None),
+        "high_52w": lambda s: bool(details.get(s) and details[s].high_52w > 0),
+    }
+    for name, has in checks.items():
+        judged.coverage[name] = _pct(sum(1 for s in active if has(s)), len(active))
+        if due and collected and judged.coverage[name] < floor:
+            judged.conditions.append(
+                Condition("etf_coverage_low", name, "warning",
+                          f"{name} known for {judged.coverage[name]:.1f}% of active ETFs "
+                          f"on {session} (< {floor:g}%)")
+            )  # fmt: skip
+    if listings and kis_etfs:
+        differ = len(set(listings) ^ set(kis_etfs))
+        off = _pct(differ, max(len(listings), len(kis_etfs)))
+        if off > settings.mismatch_pct:
+            judged.conditions.append(
+                Condition("etf_universe_mismatch", "", "warning",
+                          f"the KRX list ({len(listings)}) and the KIS masters' ETFs "
+                          f"({len(kis_etfs)}) differ in {differ} symbols ({off:.1f}%)")
+            )  # fmt: skip
+    return judged

@@ -1,0 +1,411 @@
+"""The ETF jobs' work, once READY: read what the writer keeps, fetch, send, alert.
+
+Every failure is sent as an `Alert` with a stable code and, once its condition is gone, an
+`AlertResolved` (``(code, subject)``): the KRX list refused (``etf_list_refused``,
+``krx_login_failed``: the held list stays), the KRX table unusable (``etf_krx_table_failed``:
+the KIS rows stand alone), ETFs whose KIS calls failed (``etf_daily_failures``: their
+earlier rows stay; the next run or the weekly repair fills the day), NAVs not yet published
+(``etf_nav_pending``: the rows say ``nav_final=False`` and a later row replaces them), the
+per-ETF figures of `workers.etf.details.flags_of`, and the health of
+`workers.etf.health`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from bus.events import Alert, AlertResolved, EtfDaily, EtfListing, EtfRun, Event
+from bus.producer import Producer
+from observer.alerts import alert_states
+from observer.clock import Clock, now_utc
+from observer.config import Settings
+from observer.db.engine import make_engine
+from observer.db.etf_queries import etf_history, held_etfs, kis_etf_symbols
+from observer.db.queries import alert_records
+from observer.errors import ConfigError
+from observer.krx.client import KrxClient, open_krx
+from observer.notify import Notifier
+from observer.phases import KST, Phase
+from observer.timeline import timeline_from
+from observer.trading_calendar import TradingCalendar
+from workers.etf.collect import Collected, collect_daily, repair
+from workers.etf.details import detail_of, flags_of
+from workers.etf.health import CODES, Health, health, is_due
+from workers.etf.listing import collect_list
+from workers.etf.report import judged
+
+__all__ = ["run_daily", "run_list", "run_repair", "send_health", "target_session"]
+
+_SESSION_OPEN = {Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING}
+_FLAG_CODES = ("etf_premium_high", "etf_aum_jump", "etf_aum_mismatch")
+_RUN_CODES = ("etf_krx_table_failed", "etf_daily_failures", "etf_nav_pending")
+_SOURCES = ("etf:", "etf_check:")  # alert ids of the ETF jobs' two sources
+FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
+
+
+def _calendar(settings: Settings) -> TradingCalendar:
+    return TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+
+
+def target_session(settings: Settings, now_kst: datetime) -> date | None:
+    """The last completed session at ``now_kst``; None while a session is under way."""
+    timeline = timeline_from(settings.phases, settings.calendar)
+    today = now_kst.date()
+    phase = timeline.phase_at(now_kst)
+    if phase in _SESSION_OPEN:
+        return None
+    if timeline.calendar.is_session(today) and (phase is Phase.SHUTDOWN or now_kst.hour >= 12):
+        return today
+    return timeline.calendar.previous_session(today)
+
+
+def _read(settings: Settings, read: Callable[[Any], Any]) -> Any:
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return read(conn)
+    finally:
+        engine.dispose()
+
+
+def _krx(settings: Settings, clock: Clock, send: Callable[[Event], object]) -> KrxClient | None:
+    """The portal's client, or None with a warning when no KRX login is configured."""
+    try:
+        return open_krx(settings, clock)
+    except ConfigError as exc:
+        send(Alert(severity="warning", code="krx_login_failed", message=str(exc)[:500]))
+        return None
+
+
+def _resolve(
+    settings: Settings,
+    send: Callable[[Event], object],
+    codes: Iterable[str],
+    present: set[tuple[str, str]],
+    clock: Clock,
+) -> int:
+    """Resolve the ETF jobs' open alerts of ``codes`` whose condition is gone."""
+    since = clock.now_ns() - 30 * 86_400 * 10**9
+    records = _read(settings, lambda conn: alert_records(conn, since))
+    wanted = set(codes)
+    open_ = {
+        (s.notice.code, s.notice.subject): s.notice.severity
+        for s in alert_states(records)
+        if s.state == "open" and s.notice.id.startswith(_SOURCES) and s.notice.code in wanted
+    }
+    gone = {c: sev for c, sev in open_.items() if c not in present}
+    for (code, subject), severity in gone.items():
+        send(
+            AlertResolved(
+                code=code,
+                severity=severity,
+                subject=subject,
+                message=f"{code} {subject} is over".replace("  ", " "),
+            )
+        )
+    return len(gone)
+
+
+def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, object]:
+    """The ``etf_list`` job: the KRX list judged and diffed against the held one."""
+    day = now_utc(clock).astimezone(KST).date()
+    previous: dict[str, EtfListing] = _read(settings, held_etfs)
+    krx = _krx(settings, clock, producer.send)
+    if krx is None:
+        producer.send(
+            EtfRun(
+                job="etf_list",
+                trade_date=day,
+                applied=False,
+                reason="no KRX login configured",
+                listed=len(previous),
+                failures=1,
+            )
+        )
+        return {"applied": False, "listed": len(previous), "reason": "no KRX login"}
+
+    async def go() -> Any:
+        try:
+            return await collect_list(
+                krx, previous, day, producer.send, min_ratio=settings.etf.min_list_ratio
+            )
+        finally:
+            await krx.aclose()
+
+    outcome = asyncio.run(go())
+    if outcome.run.applied:
+        _resolve(settings, producer.send, ("etf_list_refused", "krx_login_failed"), set(), clock)
+    run = outcome.run
+    return {
+        "applied": run.applied,
+        "listed": run.listed,
+        "new": outcome.new,
+        "changed": outcome.changed,
+        "removed": outcome.removed,
+        "calls": run.calls,
+        "reason": run.reason,
+    }
+
+
+def _symbols(
+    settings: Settings, send: Callable[[Event], object]
+) -> tuple[dict[str, EtfListing], list[str]]:
+    """The held KRX list, and the ETFs to collect (the KIS masters' when no list is held)."""
+    listings: dict[str, EtfListing] = _read(settings, held_etfs)
+    if listings:
+        return listings, sorted(listings)
+    fallback = sorted(_read(settings, kis_etf_symbols))
+    send(
+        Alert(
+            severity="warning",
+            code="etf_list_missing",
+            message=f"no KRX ETF list held; collecting the {len(fallback)} ETFs of the KIS masters",
+        )
+    )
+    return listings, fallback
+
+
+def _have(rows: Mapping[str, EtfDaily]) -> dict[str, int]:
+    return {f: sum(getattr(r, f) is not None for r in rows.values()) for f in FIELDS}
+
+
+def _beat(notifier: Notifier) -> Callable[[int, int], None]:
+    return lambda done, total: notifier.beat()
+
+
+def run_daily(
+    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
+) -> dict[str, object]:
+    """The ``etf_daily`` job for session ``day``; see the module docstring for its alerts."""
+    started = time.monotonic()
+    send = producer.send
+    calendar = _calendar(settings)
+    etf = settings.etf
+    sessions = calendar.sessions_before(day + timedelta(days=1), max(etf.backfill_sessions, 250))
+    since = min(sessions[0], day - timedelta(days=364))
+    listings, symbols = _symbols(settings, send)
+    history: dict[str, dict[date, EtfDaily]] = _read(
+        settings, lambda conn: etf_history(conn, since, day - timedelta(days=1))
+    )
+    krx = _krx(settings, clock, send) if etf.krx_table else None
+    backfill_from = sessions[-etf.backfill_sessions]
+
+    async def go() -> Collected:
+        try:
+            return await collect_daily(
+                settings, clock, symbols, day, backfill_from, history, krx, _beat(notifier)
+            )
+        finally:
+            if krx is not None:
+                await krx.aclose()
+
+    got = asyncio.run(go())
+    for row in got.backfilled:
+        send(row)
+    for row in got.rows.values():
+        send(row)
+    for row in [*got.backfilled, *got.rows.values()]:
+        history.setdefault(row.symbol, {})[row.trade_date] = row
+    present: set[tuple[str, str]] = set()
+    details = {}
+    for symbol in got.rows:
+        detail = detail_of(history[symbol], sessions, listings.get(symbol))
+        if detail is None:
+            continue
+        details[symbol] = detail
+        send(detail)
+        before = [d for d in history[symbol] if d < day]
+        previous = history[symbol][max(before)] if before else None
+        for flag in flags_of(
+            detail,
+            previous,
+            premium_pct=etf.premium_alert_pct,
+            aum_jump_pct=etf.aum_jump_pct,
+            aum_check_pct=etf.aum_check_pct,
+        ):
+            present.add((flag.code, flag.symbol))
+            send(
+                Alert(
+                    severity="warning",
+                    code=flag.code,
+                    subject=flag.symbol,
+                    message=flag.message,
+                    context={"day": day.isoformat()},
+                )
+            )
+    failed_pct = 100 * len(got.failed) / max(len(symbols), 1)
+    if got.krx_error:
+        present.add(("etf_krx_table_failed", ""))
+        send(
+            Alert(
+                severity="warning",
+                code="etf_krx_table_failed",
+                message=f"KRX's ETF table for {day}: {got.krx_error}; KIS rows only",
+            )
+        )
+    if got.failed:
+        present.add(("etf_daily_failures", ""))
+        sample = "; ".join(f"{s}: {e}" for s, e in list(got.failed.items())[:3])
+        send(
+            Alert(
+                severity="error" if failed_pct > etf.max_failed_pct else "warning",
+                code="etf_daily_failures",
+                message=f"{len(got.failed)} of {len(symbols)} ETFs failed for {day} "
+                f"(their earlier rows are kept): {sample}"[:2000],
+            )
+        )
+    pending = sorted(s for s, r in got.rows.items() if not r.nav_final)
+    if pending:
+        present.add(("etf_nav_pending", ""))
+        send(
+            Alert(
+                severity="warning",
+                code="etf_nav_pending",
+                message=f"{len(pending)} ETFs have no published NAV for {day} yet "
+                f"(e.g. {', '.join(pending[:5])}); a later run replaces them",
+            )
+        )
+    kis = _read(settings, kis_etf_symbols)
+    due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at)
+    judged = health(day, due, listings, kis, got.rows, details, etf)
+    for c in judged.conditions:
+        present.add((c.code, c.subject))
+        send(Alert(severity=c.severity, code=c.code, subject=c.subject, message=c.message))
+    resolved = _resolve(
+        settings, send, (*_FLAG_CODES, *_RUN_CODES, *CODES, "etf_list_missing"), present, clock
+    )
+    have = _have(got.rows)
+    send(
+        EtfRun(
+            job="etf_daily",
+            trade_date=day,
+            applied=True,
+            listed=len(symbols),
+            collected=len(got.rows),
+            calls=got.kis_calls + got.krx_calls,
+            failures=len(got.failed),
+            have=have,
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    )
+    return {
+        "date": day.isoformat(),
+        "listed": len(symbols),
+        "collected": len(got.rows),
+        "backfilled_rows": len(got.backfilled),
+        "details": len(details),
+        "failures": len(got.failed),
+        "failed_over_limit": failed_pct > etf.max_failed_pct,
+        "nav_pending": len(pending),
+        "kis_calls": got.kis_calls,
+        "krx_calls": got.krx_calls,
+        "krx_rows": got.krx_rows,
+        "krx_error": got.krx_error,
+        "elapsed_s": round(got.elapsed_s, 3),
+        "rate_limit_per_s": got.rate_limit_per_s,
+        "achieved_fraction": round(got.achieved_fraction, 4),
+        "stale": judged.stale,
+        "resolved": resolved,
+        "have": have,
+    }
+
+
+def run_repair(
+    settings: Settings, clock: Clock, today: date, producer: Producer, notifier: Notifier
+) -> dict[str, object]:
+    """The ``etf_backfill`` job: the last ``repair_sessions`` sessions' NAVs, repaired."""
+    started = time.monotonic()
+    calendar = _calendar(settings)
+    sessions = calendar.sessions_before(today + timedelta(days=1), settings.etf.repair_sessions)
+    _, symbols = _symbols(settings, producer.send)
+    history: dict[str, dict[date, EtfDaily]] = _read(
+        settings, lambda conn: etf_history(conn, sessions[0], sessions[-1])
+    )
+    krx = _krx(settings, clock, producer.send)
+
+    async def go() -> Collected:
+        try:
+            return await repair(settings, clock, symbols, sessions, history, krx, _beat(notifier))
+        finally:
+            if krx is not None:
+                await krx.aclose()
+
+    got = asyncio.run(go())
+    for row in got.backfilled:
+        stored = history.get(row.symbol, {}).get(row.trade_date)
+        producer.send(_repaired(stored, row))
+    if got.krx_error:
+        producer.send(
+            Alert(
+                severity="warning",
+                code="etf_krx_table_failed",
+                message=f"KRX's ETF table: {got.krx_error}; repaired through KIS",
+            )
+        )
+    if got.failed:
+        producer.send(
+            Alert(
+                severity="warning",
+                code="etf_repair_failures",
+                message=f"{len(got.failed)} ETFs could not be repaired",
+            )
+        )
+    producer.send(
+        EtfRun(
+            job="etf_backfill",
+            trade_date=sessions[-1],
+            applied=True,
+            listed=len(symbols),
+            collected=len(got.backfilled),
+            calls=got.kis_calls + got.krx_calls,
+            failures=len(got.failed),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    )
+    return {
+        "sessions": len(sessions),
+        "repaired_rows": len(got.backfilled),
+        "kis_calls": got.kis_calls,
+        "krx_calls": got.krx_calls,
+        "krx_error": got.krx_error,
+        "failures": len(got.failed),
+    }
+
+
+def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
+    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has)."""
+    if stored is None:
+        return fresh
+    import msgspec
+
+    return msgspec.structs.replace(
+        stored,
+        nav=fresh.nav,
+        premium_calc_pct=fresh.premium_calc_pct,
+        premium_pct=stored.premium_pct if fresh.premium_pct is None else fresh.premium_pct,
+        net_assets_krw=fresh.net_assets_krw or stored.net_assets_krw,
+        nav_final=True,
+        origin=fresh.origin,
+    )
+
+
+def send_health(settings: Settings, clock: Clock, day: date | None, producer: Producer) -> Health:
+    """The ``etf_check`` job: the health's conditions as alerts, cleared ones resolved."""
+    verdict = judged(settings, now_utc(clock).astimezone(KST), day)
+    for c in verdict.conditions:
+        producer.send(
+            Alert(
+                severity=c.severity,
+                code=c.code,
+                subject=c.subject,
+                message=c.message,
+                context={"day": verdict.session.isoformat()},
+            )
+        )
+    present = {(c.code, c.subject) for c in verdict.conditions}
+    _resolve(settings, producer.send, CODES, present, clock)
+    return verdict

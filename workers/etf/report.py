@@ -1,0 +1,94 @@
+"""``observer etf status`` and ``observer etf report``: read-only views of the stored ETF data."""
+
+from __future__ import annotations
+
+import csv
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from observer.config import Settings
+from observer.db.engine import make_engine
+from observer.db.etf_queries import etf_details_of, etf_history, held_etfs, kis_etf_symbols
+from observer.trading_calendar import TradingCalendar
+from workers.etf.health import Health, due_session, health, is_due
+
+__all__ = ["COLUMNS", "day_table", "judged", "write_csv"]
+
+COLUMNS = (
+    "symbol", "name", "issuer", "price", "nav", "premium", "aum", "aum_source",
+    "premium_20d", "premium_abs_20d", "premium_60d", "premium_abs_60d", "premium_250d",
+    "high_52w", "low_52w", "holdings", "nav_final",
+)  # fmt: skip
+
+
+def judged(settings: Settings, now_kst: datetime, day: date | None = None) -> Health:
+    """The health of ``day`` (default: the session due at ``now_kst``)."""
+    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    session = day or due_session(now_kst, calendar, settings.etf.stale_at)
+    due = is_due(session, now_kst, settings.etf.stale_at)
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            listings = held_etfs(conn)
+            kis = kis_etf_symbols(conn)
+            history = etf_history(conn, session, session)
+            details = etf_details_of(conn, session)
+    finally:
+        engine.dispose()
+    rows = {symbol: days[session] for symbol, days in history.items() if session in days}
+    return health(session, due, listings, kis, rows, details, settings.etf)
+
+
+def day_table(settings: Settings, day: date, sort: str = "symbol") -> list[dict[str, Any]]:
+    """One line per ETF with a row on ``day``: its figures, sorted (premium, aum: largest first)."""
+    engine = make_engine(settings.database.url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            listings = held_etfs(conn)
+            history = etf_history(conn, day, day)
+            details = etf_details_of(conn, day)
+    finally:
+        engine.dispose()
+    table: list[dict[str, Any]] = []
+    for symbol, days in history.items():
+        row = days.get(day)
+        if row is None:
+            continue
+        listing, detail = listings.get(symbol), details.get(symbol)
+        table.append({
+            "symbol": symbol, "name": listing.name if listing else "",
+            "issuer": listing.manager if listing else "",
+            "price": row.close, "nav": row.nav,
+            "premium": detail.premium if detail else row.premium_calc_pct,
+            "aum": detail.aum if detail else row.net_assets_krw,
+            "aum_source": detail.aum_source if detail else "",
+            "premium_20d": detail.tracking_20d if detail else None,
+            "premium_abs_20d": detail.premium_abs_20d if detail else None,
+            "premium_60d": detail.tracking_60d if detail else None,
+            "premium_abs_60d": detail.premium_abs_60d if detail else None,
+            "premium_250d": detail.tracking_250d if detail else None,
+            "high_52w": detail.high_52w if detail else None,
+            "low_52w": detail.low_52w if detail else None,
+            "holdings": row.holdings, "nav_final": row.nav_final,
+        })  # fmt: skip
+
+    def key(line: dict[str, Any]) -> tuple[Decimal, str]:
+        if sort == "premium":
+            return -abs(Decimal(line["premium"] or 0)), line["symbol"]
+        if sort == "aum":
+            return -Decimal(line["aum"] or 0), line["symbol"]
+        return Decimal(0), line["symbol"]
+
+    table.sort(key=key)
+    return table
+
+
+def write_csv(table: list[dict[str, Any]], path: Path) -> None:
+    """The table as CSV (empty cells for unknown figures)."""
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})

@@ -1,0 +1,129 @@
+"""ETF daily rows from each source, as pure functions: KIS's quote, KIS's NAV series, KRX's table.
+
+A NAV of ``0``, ``""`` or ``-`` is *missing* (not published yet, ref-KRX §1.4), never 0: the
+row then has no NAV, no premium and no net assets, and ``nav_final=False`` so that a later
+row (the repair, a rerun) replaces it. KIS's ``etf_ntas_ttam`` unit is UNCONFIRMED (the
+simulator answers 억 KRW): it is multiplied by ``[etf] net_assets_unit_krw``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+import msgspec
+
+from bus.events import EtfDaily
+from observer.kis.schemas import EtfNavDailyRow, EtfPriceOutput
+from observer.krx.schemas import KrxEtfDailyRow, krx_decimal, krx_int
+from workers.etf.metrics import premium_pct
+
+__all__ = ["from_krx", "from_price", "from_series", "kis_decimal", "kis_int", "merged"]
+
+_MAX_INT = 2**63 - 1  # BIGINT columns
+
+
+def kis_int(text: str) -> int | None:
+    """A KIS number string as an int; ``0``, empty, ``-`` or absurd values are None."""
+    try:
+        value = int(text.strip().replace(",", ""))
+    except ValueError:
+        return None
+    return value if 0 < value <= _MAX_INT else None
+
+
+def kis_decimal(text: str, *, zero_missing: bool = True) -> Decimal | None:
+    """A KIS decimal string; empty, ``-``, not finite (and ``0`` when ``zero_missing``) is None."""
+    try:
+        value = Decimal(text.strip().replace(",", ""))
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or abs(value) >= 10**12 or (zero_missing and value == 0):
+        return None
+    return value
+
+
+def _nav(text: str) -> Decimal | None:
+    """A NAV: missing unless a positive number."""
+    nav = kis_decimal(text)
+    return nav if nav is not None and nav > 0 else None
+
+
+def from_price(
+    symbol: str, day: date, out: EtfPriceOutput, unit_krw: int, origin: str = "kis"
+) -> EtfDaily:
+    """FHPST02400000's answer as ``day``'s row (the quote after the close is the session's)."""
+    close = kis_int(out.stck_prpr)
+    nav = _nav(out.nav)
+    ntas = kis_int(out.etf_ntas_ttam)
+    net_assets = ntas * unit_krw if ntas is not None and ntas * unit_krw <= _MAX_INT else None
+    return EtfDaily(
+        trade_date=day, symbol=symbol, close=close, open=kis_int(out.stck_oprc),
+        high=kis_int(out.stck_hgpr), low=kis_int(out.stck_lwpr),
+        volume=_volume(out.acml_vol), nav=nav,
+        premium_pct=kis_decimal(out.dprt, zero_missing=False) if nav is not None else None,
+        premium_calc_pct=premium_pct(close, nav),
+        net_assets_krw=net_assets if nav is not None else None,
+        listed_units=kis_int(out.lstn_stcn), circulating_units=kis_int(out.etf_crcl_stcn),
+        holdings=kis_int(out.etf_cnfg_issu_cnt),
+        tracking_error_rate=kis_decimal(out.trc_errt, zero_missing=False),
+        nav_final=nav is not None, origin=origin,
+    )  # fmt: skip
+
+
+def from_series(symbol: str, row: EtfNavDailyRow) -> EtfDaily | None:
+    """One FHPST02440200 row (no high, low or net assets); None for an unreadable date."""
+    try:
+        day = datetime.strptime(row.stck_bsop_date, "%Y%m%d").date()
+    except ValueError:
+        return None
+    close, nav = kis_int(row.stck_clpr), _nav(row.nav)
+    return EtfDaily(
+        trade_date=day, symbol=symbol, close=close, volume=_volume(row.acml_vol), nav=nav,
+        premium_pct=kis_decimal(row.dprt, zero_missing=False) if nav is not None else None,
+        premium_calc_pct=premium_pct(close, nav), nav_final=nav is not None,
+        origin="kis_series",
+    )  # fmt: skip
+
+
+def from_krx(day: date, row: KrxEtfDailyRow) -> EtfDaily:
+    """One MDCSTAT04301 row (net assets in KRW; ``0`` before KRX publishes them)."""
+    close, nav = krx_int(row.TDD_CLSPRC), krx_decimal(row.NAV)
+    nav = nav if nav is not None and nav > 0 else None
+    net_assets = krx_int(row.INVSTASST_NETASST_TOTAMT)
+    return EtfDaily(
+        trade_date=day, symbol=row.ISU_SRT_CD.strip(), close=close,
+        open=krx_int(row.TDD_OPNPRC), high=krx_int(row.TDD_HGPRC), low=krx_int(row.TDD_LWPRC),
+        volume=krx_int(row.ACC_TRDVOL), nav=nav, premium_calc_pct=premium_pct(close, nav),
+        net_assets_krw=net_assets if net_assets and nav is not None else None,
+        listed_units=krx_int(row.LIST_SHRS), nav_final=nav is not None, origin="krx",
+    )  # fmt: skip
+
+
+def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
+    """KIS's row with what it lacks taken from KRX's (the same session's, same close)."""
+    if krx is None or krx.trade_date != kis.trade_date or krx.close != kis.close:
+        return kis
+    fill = {
+        name: getattr(krx, name)
+        for name in ("open", "high", "low", "volume", "nav", "net_assets_krw", "listed_units")
+        if getattr(kis, name) is None and getattr(krx, name) is not None
+    }
+    if (fill.get("nav") or kis.nav) is None:
+        fill.pop("net_assets_krw", None)  # net assets without a NAV are not published yet
+    if not fill:
+        return kis
+    row = msgspec.structs.replace(kis, **fill)
+    if "nav" in fill:
+        row = msgspec.structs.replace(
+            row, premium_calc_pct=premium_pct(row.close, row.nav), nav_final=True
+        )
+    return row
+
+
+def _volume(text: str) -> int | None:
+    try:
+        value = int(text.strip().replace(",", ""))
+    except ValueError:
+        return None
+    return value if 0 <= value <= _MAX_INT else None
