@@ -86,8 +86,10 @@ class RotatingStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self._point_stderr_at_path()
 
     def _point_stderr_at_path(self) -> None:
-        sys.stdout.flush()
-        self.stream.flush()
+        # No flush of sys.stdout or sys.stderr here: another thread may be half-way through a
+        # print (its text written, its newline not yet), and flushing its buffer from this
+        # thread would put a log line in the middle of it. What they hold reaches the new
+        # file when its own writer flushes; every log line was flushed when it was written.
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             os.dup2(fd, 1)

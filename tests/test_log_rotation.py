@@ -12,7 +12,9 @@ from observer.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV, ro
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
 
 # Three threads log numbered lines while the main thread prints to stdout, which is the same
-# file: rotation must neither lose nor split a line of either.
+# file: rotation must neither lose nor split a line of either. Each printed line is one write:
+# unbuffered (the supervisor sets PYTHONUNBUFFERED), print() writes its text and its newline
+# apart, and another thread's line may come between them, rotation or not.
 CHATTER = """
 import logging, sys, threading
 from observer.logs import setup_logging
@@ -23,7 +25,7 @@ def talk(t):
         log.info("line %d-%d %s", t, n, "x" * 40)
 threads = [threading.Thread(target=talk, args=(t,)) for t in range(3)]
 for th in threads: th.start()
-for n in range(50): print(f"printed {{n}}", flush=True)
+for n in range(50): sys.stdout.write(f"printed {{n}}\\n")  # one write a line
 for th in threads: th.join()
 """
 
@@ -110,3 +112,24 @@ for n in range(100, 200):
     before = [int(n) for n in _logged(moved.read_text().splitlines())]
     after = [int(n) for n in _logged(log.read_text().splitlines())]
     assert before == list(range(100)) and after == list(range(100, 200))
+
+
+def test_a_rotation_never_cuts_a_print_that_is_half_written(tmp_path: Path) -> None:
+    """A print whose text is buffered and whose newline is not yet: rotating must not flush
+    it from the logging thread (the two halves would land in different files)."""
+    log = tmp_path / "p.log"
+    code = """
+import logging, sys
+from observer.logs import setup_logging
+setup_logging()
+sys.stdout.reconfigure(write_through=False)  # buffered, whatever PYTHONUNBUFFERED says
+sys.stdout.write("half a print")  # buffered, no newline yet
+for n in range(300):
+    logging.getLogger("p").info("line %d", n)  # several rotations meanwhile
+sys.stdout.write(" and its end\\n")
+sys.stdout.flush()
+"""
+    _run_child(log, lines=0, max_bytes=8192, keep=50, code=code)
+    lines = _lines(log, 50)
+    assert "half a print and its end" in lines
+    assert [int(n) for n in _logged(lines)] == list(range(300))
