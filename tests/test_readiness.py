@@ -293,7 +293,9 @@ def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
         assert sup.status()["phase"] == "warmup"
         wait_until(lambda: all(a["readiness"] for a in accounts().values()), 60, "the check")
         assert all(a["readiness"]["ok"] for a in accounts().values()), accounts()
-        passed = sup.rows(f"select subject from alerts where code = '{PASSED}'")
+        # The heartbeat shows the check; its alerts follow through the writer.
+        query = f"select subject from alerts where code = '{PASSED}'"
+        passed = wait_until(lambda: len(sup.rows(query)) >= 2 and sup.rows(query), 30, "stored")
         assert sorted(p[0] for p in passed) == ["acct1", "acct2"]
         assert sup.rows(f"select 1 from alerts where code = '{FAILED}'") == []
         refused = sup.rows("select 1 from stream_states where state = 'refused'")
