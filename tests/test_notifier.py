@@ -391,10 +391,12 @@ min_severity = "warning"
     until("the rule's alert", lambda: "[WARNING] flaky_long" in receiver.titles())
     assert sup.ctl("stop", "flaky").ok  # running_s is 0 again: the rule is back within limit
     until("the rule's end", lambda: "[RESOLVED] flaky_long" in receiver.titles())
-    assert sup.rows("select code, subject from alert_resolutions order by produced_ns") == [
-        ("program_fatal", "flaky"),
-        ("flaky_long", ""),
-    ]
+    # The resolutions of this test's conditions (a busy machine may add cpu_high's).
+    resolved = sup.rows(
+        "select code, subject from alert_resolutions where code in ('program_fatal', "
+        "'flaky_long') order by produced_ns"
+    )
+    assert resolved == [("program_fatal", "flaky"), ("flaky_long", "")]
     message = sup.rows("select message from alerts where code = 'flaky_long'")[0][0]
     assert message.startswith("flaky.running_s is above 2: ")
     assert sup.terminate() == 0
