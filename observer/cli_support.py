@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from bus.errors import BusError
 from observer.clock import Clock, clock_from_env
@@ -110,6 +110,30 @@ async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await main(stop)
+
+
+class Job(NamedTuple):
+    """A started job's parts (its producer comes from `job_producer`)."""
+
+    settings: Settings
+    clock: Clock
+    notifier: Notifier
+
+
+def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
+    """A job's start: configuration, logging, clock and notifier; then READY.
+
+    With ``kis``, the credentials are checked first (refused ones exit 2). A job that must
+    hold a lock before READY starts by hand instead.
+    """
+    settings = settings_or_exit(program, config)
+    if kis:
+        check_credentials(program, settings)
+    setup_logging()
+    clock = clock_from_env()
+    notifier = Notifier.from_env()
+    notifier.ready()
+    return Job(settings, clock, notifier)
 
 
 @contextmanager

@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert
-from observer.cli_support import fail, job_producer, settings_or_exit
-from observer.clock import clock_from_env
+from observer.cli_support import fail, job_producer, start_job
 from observer.config import Settings, default_config_path
 from observer.errors import BackupError
-from observer.logs import setup_logging
 from observer.notify import Notifier
 
 if TYPE_CHECKING:
@@ -40,11 +38,7 @@ def run(
     config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
 ) -> None:
     """Make, verify and keep a backup; alert on the outcome (the supervisor's ``backup`` job)."""
-    settings = settings_or_exit(PROGRAM, config)
-    setup_logging()
-    clock = clock_from_env()
-    notifier = Notifier.from_env()
-    notifier.ready()
+    settings, clock, notifier = start_job(PROGRAM, config)
     from observer.db.backup import Backup  # the database layer: after READY
 
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:

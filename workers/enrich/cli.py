@@ -26,7 +26,7 @@ import typer
 from bus.errors import BusError
 from bus.events import Alert
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import fail, job_producer, settings_or_exit
+from observer.cli_support import fail, job_producer, settings_or_exit, start_job
 from observer.clock import Clock, clock_from_env
 from observer.config import Settings
 from observer.errors import ConfigError, KisError
@@ -399,11 +399,7 @@ def codes(
     from observer.runtime import drained
     from workers.enrich.run import exchanges_of, fetch_codes
 
-    settings = settings_or_exit(PROGRAM, config)
-    setup_logging()
-    clock = clock_from_env()
-    notifier = Notifier.from_env()
-    notifier.ready()
+    settings, clock, notifier = start_job(PROGRAM, config)
     try:
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             try:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import check_credentials, fail, job_producer, settings_or_exit
+from observer.cli_support import check_credentials, fail, job_producer, settings_or_exit, start_job
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.logs import setup_logging
@@ -174,11 +174,7 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Alert on the ETF data's health, and resolve what has cleared (the 17:00 job)."""
-    settings = settings_or_exit(PROGRAM, config)
-    setup_logging()
-    clock = clock_from_env()
-    notifier = Notifier.from_env()
-    notifier.ready()
+    settings, clock, notifier = start_job(PROGRAM, config)
     from workers.etf.jobs import send_health
 
     with job_producer(PROGRAM, settings, CHECK_SOURCE, clock, notifier, 60.0) as producer:

@@ -26,10 +26,9 @@ import typer
 
 from bus.events import Alert, AlertResolved
 from observer.account_health import counter
-from observer.cli_support import check_credentials, job_producer, settings_or_exit
-from observer.clock import Clock, clock_from_env, now_utc
+from observer.cli_support import job_producer, start_job
+from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.session_reports import StreamReport, stream_report
@@ -62,12 +61,7 @@ def run(
     config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
 ) -> None:
     """Check every account's token, REST host and WebSocket session; alert what is not ready."""
-    settings = settings_or_exit(PROGRAM, config)
-    check_credentials(PROGRAM, settings)
-    setup_logging()
-    clock = clock_from_env()
-    notifier = Notifier.from_env()
-    notifier.ready()
+    settings, clock, notifier = start_job(PROGRAM, config, kis=True)
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         asyncio.run(_check_all(settings, clock, producer, notifier))
 

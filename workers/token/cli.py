@@ -23,10 +23,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert, TokenRefreshed
-from observer.cli_support import check_credentials, fail, job_producer, settings_or_exit
-from observer.clock import Clock, clock_from_env
+from observer.cli_support import fail, job_producer, start_job
+from observer.clock import Clock
 from observer.config import Settings
-from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
 
@@ -59,12 +58,7 @@ def run(
     config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
 ) -> None:
     """Make every account's token and approval key valid; ``--renew``: issue them anew."""
-    settings = settings_or_exit(PROGRAM, config)
-    check_credentials(PROGRAM, settings)
-    setup_logging()
-    clock = clock_from_env()
-    notifier = Notifier.from_env()
-    notifier.ready()
+    settings, clock, notifier = start_job(PROGRAM, config, kis=True)
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         invalid = asyncio.run(_issue_all(settings, clock, producer, notifier, renew))
     if invalid:
