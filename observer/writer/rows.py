@@ -256,32 +256,34 @@ def _master_file(env: Envelope, batch: Batch) -> None:
 def _listing(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, ListingChanged)
-    batch.insert(m.ListingChangedRow, _audit(env) | _fields(event))
-    values = _fields(event)
-    del values["change"], values["changed_fields"], values["initial"]
-    values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
-    update = (
-        ("active", "updated_ns")
-        if event.change == "removed"
-        else tuple(k for k in values if k not in ("market", "symbol", "listed_ns"))
-    )
-    batch.upsert(m.Instrument, ("market", "symbol"), values, update)
+    _listed(env, event, batch, m.ListingChangedRow, m.Instrument, ("market", "symbol"))
 
 
 def _etf_listing(env: Envelope, batch: Batch) -> None:
-    """The list's history row, then the ETF in place (a removal only deactivates it)."""
     event = env.event
     assert isinstance(event, EtfListing)
-    batch.insert(m.EtfListingRow, _audit(env) | _fields(event))
+    _listed(env, event, batch, m.EtfListingRow, m.Etf, ("symbol",))
+
+
+def _listed(
+    env: Envelope,
+    event: ListingChanged | EtfListing,
+    batch: Batch,
+    history: type[m.Base],
+    table: type[m.Base],
+    keys: tuple[str, ...],
+) -> None:
+    """A listing change's history row, then the listing in place (a removal deactivates it)."""
+    batch.insert(history, _audit(env) | _fields(event))
     values = _fields(event)
     del values["change"], values["changed_fields"], values["initial"]
     values |= {"active": event.change != "removed", "listed_ns": env.ts, "updated_ns": env.ts}
     update = (
         ("active", "updated_ns")
         if event.change == "removed"
-        else tuple(k for k in values if k not in ("symbol", "listed_ns"))
+        else tuple(k for k in values if k not in (*keys, "listed_ns"))
     )
-    batch.upsert(m.Etf, ("symbol",), values, update)
+    batch.upsert(table, keys, values, update)
 
 
 _sector_history = _direct(m.SectorMetadataRow, SectorMetadata, source="origin")
