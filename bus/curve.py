@@ -194,8 +194,10 @@ class Gatekeeper:
             if key not in self._seen:
                 self._seen.add(key)
                 self._new.append(key.decode("ascii", "replace"))
-                log.warning("refused a CURVE client with unknown public key %s",
-                            key.decode("ascii", "replace"))  # fmt: skip
+                log.warning(
+                    "refused a CURVE client with unknown public key %s",
+                    key.decode("ascii", "replace"),
+                )
         return False
 
     def take_refused(self) -> list[str]:

@@ -264,9 +264,13 @@ class Producer:
             self._thread.join()
         with self._lock:
             if self._buffered:  # their write failed (a full volume): they were never durable
-                log.error("producer %s: %d events (seq %d on) could not be written to the "
-                          "outbox and are lost", self.source, self._buffered,
-                          self._buffer_first)  # fmt: skip
+                log.error(
+                    "producer %s: %d events (seq %d on) could not be written to the "
+                    "outbox and are lost",
+                    self.source,
+                    self._buffered,
+                    self._buffer_first,
+                )
             self._outbox.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
@@ -318,12 +322,16 @@ class Producer:
         except OutboxFull as exc:
             if not self._full_since:
                 self._full_since = time.monotonic()
-                log.error("producer %s: %s; %d events wait in memory", self.source, exc,
-                          self._buffered)  # fmt: skip
+                log.error(
+                    "producer %s: %s; %d events wait in memory", self.source, exc, self._buffered
+                )
             return
         if self._full_since:
-            log.info("producer %s: outbox writable again after %.1fs", self.source,
-                     time.monotonic() - self._full_since)  # fmt: skip
+            log.info(
+                "producer %s: outbox writable again after %.1fs",
+                self.source,
+                time.monotonic() - self._full_since,
+            )
             self._full_since = 0.0
 
     def _send_watched(self) -> None:

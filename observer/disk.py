@@ -143,19 +143,30 @@ class DiskWatch:
     def _changes(self, name: str, path: Path, usage: Usage, old: Level, new: Level) -> list[Event]:
         subject = f"{self.owner}:{name}"
         free = f"{usage.free / 1024**2:.0f} MiB free of {usage.total / 1024**2:.0f} MiB"
-        context = {"path": os.fspath(path), "free_bytes": str(usage.free),
-                   "total_bytes": str(usage.total)}  # fmt: skip
+        context = {
+            "path": os.fspath(path),
+            "free_bytes": str(usage.free),
+            "total_bytes": str(usage.total),
+        }
         events: list[Event] = []
         for level, severity, code in _ALERTS:
             was, now = _RANK[old] >= _RANK[level], _RANK[new] >= _RANK[level]
             if now and not was:
                 message = f"{name} volume of {self.owner} ({path}) is {level}: {free}"
                 log.warning("%s", message)
-                events.append(Alert(severity=severity, code=code, message=message,
-                                    context=context, subject=subject))  # fmt: skip
+                events.append(
+                    Alert(
+                        severity=severity,
+                        code=code,
+                        message=message,
+                        context=context,
+                        subject=subject,
+                    )
+                )
             elif was and not now:
                 message = f"{name} volume of {self.owner} ({path}) is back above {level}: {free}"
                 log.info("%s", message)
-                events.append(AlertResolved(code=code, severity=severity, message=message,
-                                            subject=subject))  # fmt: skip
+                events.append(
+                    AlertResolved(code=code, severity=severity, message=message, subject=subject)
+                )
         return events

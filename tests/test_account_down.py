@@ -87,14 +87,19 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
         assert len(states("connecting")) == 3 and collector.healthy() == set()
         (alert,) = [e for e in events if isinstance(e, Alert)]
         assert (alert.severity, alert.code, alert.context) == (
-            "critical", ACCOUNT_DOWN, {"account": "acct1"},
-        )  # fmt: skip
+            "critical",
+            ACCOUNT_DOWN,
+            {"account": "acct1"},
+        )
         figures = by_account(collector.account_counters())["acct1"]
         assert figures["stream_state"] == state_code("down") and figures["healthy"] == 0.0
         assert figures["reconnects_1h"] == 2 and figures["reconnect_budget"] == 2
         # The first reconnect is spent as the first session fails: an hour later it has room.
-        first = next(i for i, e in enumerate(events) if isinstance(e, StreamStateChanged)
-                     and e.state == "disconnected")  # fmt: skip
+        first = next(
+            i
+            for i, e in enumerate(events)
+            if isinstance(e, StreamStateChanged) and e.state == "disconnected"
+        )
         reopens = seen_ns[first] + 3600 * _NS
         assert spent_at < reopens
         clock.advance((reopens - clock.now_ns()) / _NS - 0.01)
@@ -109,8 +114,10 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
             assert collector.healthy() == {"acct1"}
             resolved = [e for e in events if isinstance(e, Alert)][-1]
             assert (resolved.severity, resolved.code, resolved.context) == (
-                "info", ACCOUNT_DOWN, {"account": "acct1", "resolved": "true"},
-            )  # fmt: skip
+                "info",
+                ACCOUNT_DOWN,
+                {"account": "acct1", "resolved": "true"},
+            )
             assert len([e for e in events if isinstance(e, Alert)]) == 2
             stop.set()
             await running
@@ -162,21 +169,33 @@ phases = ["warmup", "track_a_only", "full_operation"]
 
 def _publish_universe(run_dir: Path, outbox: Path, symbols: list[str]) -> None:
     members = tuple(
-        UniverseMember(symbol=s, market="KOSPI", rank=n, prev_close=10_000,
-                       market_cap=10**13 // n, avg_volume_20d=1_000_000, atr_14=Decimal(300))
+        UniverseMember(
+            symbol=s,
+            market="KOSPI",
+            rank=n,
+            prev_close=10_000,
+            market_cap=10**13 // n,
+            avg_volume_20d=1_000_000,
+            atr_14=Decimal(300),
+        )
         for n, s in enumerate(symbols, start=1)
-    )  # fmt: skip
+    )
     with Producer("universe", f"ipc://{run_dir / 'ingest.sock'}", outbox) as producer:
-        producer.send(UniverseSnapshot(trade_date=DAY, based_on=date(2026, 11, 19),
-                                       min_prev_close=4000, members=members))  # fmt: skip
+        producer.send(
+            UniverseSnapshot(
+                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+            )
+        )
         assert producer.wait_acked(30)
 
 
 def _ctl_status(sup: SupervisorProcess) -> tuple[int, dict[str, Any]]:
     done = subprocess.run(
         [sys.executable, "-m", "observer", "ctl", "--socket", str(sup.socket), "--json", "status"],
-        capture_output=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     return done.returncode, json.loads(done.stdout.decode().splitlines()[-1])
 
 
@@ -204,12 +223,16 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
 
         # Three symbols on two accounts of three slots each: both stream.
         wait_until(
-            lambda: all(a["stream"] == "connected" and a["registered"] for a in
-                        accounts().values()) or None,
-            60, "both accounts streaming",
-        )  # fmt: skip
-        held = sup.rows("select symbol from slot_events where account = 'acct1' "
-                        "and action = 'allocate'")  # fmt: skip
+            lambda: (
+                all(a["stream"] == "connected" and a["registered"] for a in accounts().values())
+                or None
+            ),
+            60,
+            "both accounts streaming",
+        )
+        held = sup.rows(
+            "select symbol from slot_events where account = 'acct1' and action = 'allocate'"
+        )
         assert held and sup.status()["healthy"] and _ctl_status(sup)[0] == 0
         # acct1's sessions fail for 20 minutes: two reconnects spend its budget.
         body = json.dumps({"ws_down": {"sim-acct1-app-key": 1200}}).encode()
@@ -225,27 +248,44 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
         assert [a["ok"] for a in shown["accounts"] if a["account"] == "acct2"] == [True]
         table = subprocess.run(
             [sys.executable, "-m", "observer", "ctl", "--socket", str(sup.socket), "status"],
-            capture_output=True, cwd=ROOT, timeout=60, env={**os.environ, "COLUMNS": "200"},
-        )  # fmt: skip
+            capture_output=True,
+            cwd=ROOT,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         printed = table.stdout.decode()
         assert table.returncode == 1 and "accounts" in printed
-        assert any("acct1" in line and "down" in line and "not streaming" in line
-                   for line in printed.splitlines())  # fmt: skip
+        assert any(
+            "acct1" in line and "down" in line and "not streaming" in line
+            for line in printed.splitlines()
+        )
         # Recorded: the state, one critical alert, and the symbols released and moved.
         wait_until(
-            lambda: sup.rows("select 1 from stream_states where account = 'acct1' "
-                             "and state = 'down'"),
-            30, "the down state stored",
-        )  # fmt: skip
+            lambda: sup.rows(
+                "select 1 from stream_states where account = 'acct1' and state = 'down'"
+            ),
+            30,
+            "the down state stored",
+        )
         alerts = sup.rows(f"select severity, context from alerts where code = '{ACCOUNT_DOWN}'")
         assert [a[0] for a in alerts] == ["critical"]
         moved = wait_until(
-            lambda: (r := sup.rows("select symbol from slot_events where account = 'acct2' "
-                                   "and action = 'allocate'")) and len(r) == 3 and r,
-            30, "acct1's symbols on acct2",
-        )  # fmt: skip
-        released = sup.rows("select symbol, reason from slot_events where account = 'acct1' "
-                            "and action = 'release'")  # fmt: skip
+            lambda: (
+                (
+                    r := sup.rows(
+                        "select symbol from slot_events where account = 'acct2' "
+                        "and action = 'allocate'"
+                    )
+                )
+                and len(r) == 3
+                and r
+            ),
+            30,
+            "acct1's symbols on acct2",
+        )
+        released = sup.rows(
+            "select symbol, reason from slot_events where account = 'acct1' and action = 'release'"
+        )
         assert {r[0] for r in released} == {h[0] for h in held} <= {m[0] for m in moved}
         assert all("failover" in r[1] for r in released)
         # An hour after its first reconnect the budget reopens: a session, and resolved.
@@ -255,8 +295,12 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
         assert [a[0] for a in alerts] == ["critical", "info"]
         context = alerts[1][1] if isinstance(alerts[1][1], dict) else json.loads(alerts[1][1])
         assert context == {"account": "acct1", "resolved": "true"}
-        states = [r[0] for r in sup.rows("select state from stream_states where account = "
-                                         "'acct1' order by seq")]  # fmt: skip
+        states = [
+            r[0]
+            for r in sup.rows(
+                "select state from stream_states where account = 'acct1' order by seq"
+            )
+        ]
         assert states[-1] == "connected" and "down" in states
         down_at = len(states) - 1 - states[::-1].index("down")
         assert states[down_at:] == ["down", "connecting", "connected"]

@@ -29,13 +29,18 @@ GROUP_S, REPEAT_S, REMIND_S = 10.0, 60.0, 100.0
 MAIL = "mailto://127.0.0.1:2525?mode=insecure&from=observer@example.com"
 
 step = st.one_of(
-    st.tuples(st.just("alert"), st.sampled_from("ab"), st.sampled_from(["warning", "critical"]),
-              st.sampled_from(["", "x"])),
-    st.tuples(st.just("resolve"), st.sampled_from("ab"), st.just("critical"),
-              st.sampled_from(["", "x"])),
+    st.tuples(
+        st.just("alert"),
+        st.sampled_from("ab"),
+        st.sampled_from(["warning", "critical"]),
+        st.sampled_from(["", "x"]),
+    ),
+    st.tuples(
+        st.just("resolve"), st.sampled_from("ab"), st.just("critical"), st.sampled_from(["", "x"])
+    ),
     st.tuples(st.just("ack"), st.integers(0, 30)),
     st.tuples(st.just("wait"), st.floats(0, 150)),
-)  # fmt: skip
+)
 
 
 def notice(n: int, kind: str, code: str, severity: str, subject: str, at: float) -> Notice:
@@ -95,9 +100,10 @@ def test_every_alert_is_in_exactly_one_message_and_repeats_are_spaced(
         if m.kind == "resolved":
             resolution = by_id[m.alerts[0]]
             earlier = [
-                a.id for a in added[: added.index(resolution)]
+                a.id
+                for a in added[: added.index(resolution)]
                 if a.kind == "alert" and a.condition == resolution.condition
-            ]  # fmt: skip
+            ]
             sent_before = {i for _, msg in out[:index] if msg.kind == "alert" for i in msg.alerts}
             assert set(earlier) <= sent_before
     for _at, m in out:
@@ -148,13 +154,19 @@ def test_alert_states(tmp_path: Path) -> None:
         ],
         resolutions=[("sup", 5, 500, "critical", "program_fatal", "track_a", "running")],
         acks=[("sup", 2, 250, "ops")],
-        deliveries=[("hook", "alert", "sent", ["sup:1", "sup:3"], 150),
-                    ("mail", "alert", "failed", ["sup:1"], 150)],
-    )  # fmt: skip
+        deliveries=[
+            ("hook", "alert", "sent", ["sup:1", "sup:3"], 150),
+            ("mail", "alert", "failed", ["sup:1"], 150),
+        ],
+    )
     states = {s.notice.id: s for s in alert_states(records)}
     assert {i: s.state for i, s in states.items()} == {
-        "sup:1": "resolved", "sup:2": "acked", "sup:3": "open", "sup:4": "info", "sup:6": "open",
-    }  # fmt: skip
+        "sup:1": "resolved",
+        "sup:2": "acked",
+        "sup:3": "open",
+        "sup:4": "info",
+        "sup:6": "open",
+    }
     assert states["sup:1"].delivered == ("hook",) and states["sup:2"].acked_by == "ops"
     assert parse_alert_id("a:b:7") == ("a:b", 7)
     with pytest.raises(ValueError, match="not an alert id"):
@@ -185,8 +197,10 @@ def test_channel_urls_from_the_environment_or_an_owner_only_file(tmp_path: Path)
         channel_urls(settings, {})
     os.chmod(file, stat.S_IRUSR | stat.S_IWUSR)
     urls = channel_urls(settings, {"OBSERVER_NOTIFY_MAIL_URLS": f"{MAIL} ntfy://t-zz99"})
-    assert urls == {"ops": [f"json://127.0.0.1:9/h/{token}", "ntfy://topic-a1b2c3"],
-                    "mail": [MAIL, "ntfy://t-zz99"]}  # fmt: skip
+    assert urls == {
+        "ops": [f"json://127.0.0.1:9/h/{token}", "ntfy://topic-a1b2c3"],
+        "mail": [MAIL, "ntfy://t-zz99"],
+    }
     assert [t.name for t in targets_from(settings, urls)] == ["ops.1", "ops.2", "mail.1", "mail.2"]
     # Registered: masked wherever they would be logged or put into an event.
     assert token not in mask_secrets(f"failed to send to json://127.0.0.1:9/h/{token}")
@@ -221,16 +235,19 @@ def test_threshold_rules_alert_once_and_resolve() -> None:
     universe = program("universe", State.RUNNING, {}, long_ago)
     changes = rules.judge(metrics_of([gaps, universe], {"master_file": 50.0}))
     assert [(c.rule.code, c.breached) for c in changes] == [
-        ("gap_success_low", True), ("slow", True), ("stale", True),
-    ]  # fmt: skip
+        ("gap_success_low", True),
+        ("slow", True),
+        ("stale", True),
+    ]
     assert changes[0].message == "gap_recovery.success_pct is below 95: 90"
     assert rules.judge(metrics_of([gaps, universe], {"master_file": 50.0})) == []  # once
     gaps.counters = {"success_pct": 99.0}
     universe.state = State.EXITED
     changes = rules.judge(metrics_of([gaps, universe], {}))  # no age: its rule stays as it was
     assert [(c.rule.code, c.breached) for c in changes] == [
-        ("gap_success_low", False), ("slow", False),
-    ]  # fmt: skip
+        ("gap_success_low", False),
+        ("slow", False),
+    ]
     assert rules.breached == {"stale"}
     changes = rules.judge({"age_h.master_file": 1.0})
     assert [(c.rule.code, c.breached) for c in changes] == [("stale", False)]
@@ -239,8 +256,13 @@ def test_threshold_rules_alert_once_and_resolve() -> None:
 def test_the_shipped_rules_and_channel_load() -> None:
     settings = load_settings()
     codes = {rule.code for rule in settings.supervisor.rules}
-    assert codes == {"gap_success_low", "gap_queue_high", "context_sync_slow",
-                     "universe_build_slow", "master_file_stale"}  # fmt: skip
+    assert codes == {
+        "gap_success_low",
+        "gap_queue_high",
+        "context_sync_slow",
+        "universe_build_slow",
+        "master_file_stale",
+    }
     assert "default" in settings.notifier.channels
     assert settings.programs["notifier"].command == ("observer", "notifier", "run")
 
@@ -273,12 +295,20 @@ def test_alert_records_round_trip_through_the_writer(store: Store) -> None:
     events = [
         Alert(severity="critical", code="program_fatal", subject="track_a", message="FATAL"),
         Alert(severity="warning", code="cpu_high", message="hot"),
-        AlertDelivery(channel="ops", kind="alert", outcome="sent", attempt=1, code="cpu_high",
-                      severity="warning", alerts=("sup:1", "sup:2")),
-        AlertResolved(code="program_fatal", severity="critical", subject="track_a",
-                      message="running again"),
+        AlertDelivery(
+            channel="ops",
+            kind="alert",
+            outcome="sent",
+            attempt=1,
+            code="cpu_high",
+            severity="warning",
+            alerts=("sup:1", "sup:2"),
+        ),
+        AlertResolved(
+            code="program_fatal", severity="critical", subject="track_a", message="running again"
+        ),
         AlertAcked(alert_source="sup", alert_seq=2, by="ops"),
-    ]  # fmt: skip
+    ]
     envelopes = [Envelope("sup", n, 10 + n, e) for n, e in enumerate(events, start=1)]
     store.apply([decode_parts(encode_frame(envelopes))])
     with store.engine.connect() as conn:

@@ -52,8 +52,13 @@ STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not
 def test_the_policy_goes_by_duration() -> None:
     seed = GapRecoverySettings()
     assert [plan_for(d, seed) for d in (0.0, 4.9, 5.0, 5.1, 60.0, 60.1)] == [
-        "immediate", "immediate", "immediate", "queued", "queued", "marker",
-    ]  # fmt: skip
+        "immediate",
+        "immediate",
+        "immediate",
+        "queued",
+        "queued",
+        "marker",
+    ]
     assert plan_for(3600.0, GapRecoverySettings(long_gaps="backfill")) == "backfill"
     # A Track B restart is backfilled however long; a long disconnection is marked.
     assert plan_for(3600.0, seed, "process_restart") == "backfill"
@@ -201,12 +206,16 @@ def _start(config: Path, sim: SimThread, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "observer", "gap-recovery", "run", "--config", str(config)],
-            stdout=out, stderr=out, cwd=ROOT, env=env,
-        )  # fmt: skip
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+            env=env,
+        )
     wait_until(
         lambda: log.read_text().count("gap recovery ready") > ready or proc.poll() is not None,
-        60, "gap recovery ready",
-    )  # fmt: skip
+        60,
+        "gap recovery ready",
+    )
     assert proc.poll() is None, log.read_text()
     return proc
 
@@ -219,13 +228,25 @@ def _gaps(count: int) -> list[GapDetected]:
         start = TEN_NS + (n * 37 % 1700) * S
         length = (2, 4, 20, 45, 59)[n % 5] * S
         gaps.append(
-            GapDetected(gap_id=f"acct1:{symbol}:{start}", symbol=symbol, start_ns=start,
-                        end_ns=start + length, reason="silence")
-        )  # fmt: skip
+            GapDetected(
+                gap_id=f"acct1:{symbol}:{start}",
+                symbol=symbol,
+                start_ns=start,
+                end_ns=start + length,
+                reason="silence",
+            )
+        )
         if n % 7 == 0:  # another account's disconnect overlapping it
-            gaps.append(GapDetected(gap_id=f"acct2:{symbol}:{start + S}", symbol=symbol,
-                                    start_ns=start + S, end_ns=start + length + 30 * S,
-                                    reason="disconnect", account="acct2"))  # fmt: skip
+            gaps.append(
+                GapDetected(
+                    gap_id=f"acct2:{symbol}:{start + S}",
+                    symbol=symbol,
+                    start_ns=start + S,
+                    end_ns=start + length + 30 * S,
+                    reason="disconnect",
+                    account="acct2",
+                )
+            )
     return gaps
 
 
@@ -241,9 +262,12 @@ def _expected_bars(gaps: list[GapDetected]) -> dict[tuple[str, int], tuple[int, 
         for minute in minutes_of(gap.start_ns, gap.end_ns):
             i = (minute - nine) // MINUTE
             wanted[(gap.symbol, minute)] = (
-                int(path.open[i]), int(path.high[i]), int(path.low[i]), int(path.close[i]),
+                int(path.open[i]),
+                int(path.high[i]),
+                int(path.low[i]),
+                int(path.close[i]),
                 int(path.volume[i]),
-            )  # fmt: skip
+            )
     return wanted
 
 
@@ -272,12 +296,21 @@ def _peak_pending(url: str) -> int:
 def _final_states(url: str, count: int) -> dict[str, int]:
     """The gaps' final states, once ``count`` gaps have one."""
     return wait_until(  # type: ignore[no-any-return]
-        lambda: (r := db_rows(url, "select state, count(*) from gaps where state in "
-                                   "('recovered', 'unrecoverable', 'marker_only') "
-                                   "group by state"))
-        and sum(n for _, n in r) == count and dict(r),
-        90, f"{count} gaps in a final state",
-    )  # fmt: skip
+        lambda: (
+            (
+                r := db_rows(
+                    url,
+                    "select state, count(*) from gaps where state in "
+                    "('recovered', 'unrecoverable', 'marker_only') "
+                    "group by state",
+                )
+            )
+            and sum(n for _, n in r) == count
+            and dict(r)
+        ),
+        90,
+        f"{count} gaps in a final state",
+    )
 
 
 def _latencies(url: str, since_ns: int) -> list[float]:
@@ -300,19 +333,33 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
     rig.start()
     with Producer("slots", writer.ingest, outbox / "slots", clock_ns=lambda: TEN_NS) as slots:
         for symbol in STOCKS[:41]:  # the symbols hold slots from 10:00
-            slots.send(SlotDecision(account="acct1", action="allocate", symbol=symbol,
-                                    slot=0, trigger="volume_surge", score=Decimal(10),
-                                    reason="test"))  # fmt: skip
+            slots.send(
+                SlotDecision(
+                    account="acct1",
+                    action="allocate",
+                    symbol=symbol,
+                    slot=0,
+                    trigger="volume_surge",
+                    score=Decimal(10),
+                    reason="test",
+                )
+            )
         assert slots.wait_acked(30)
     # Track B's gaps, stamped by the simulated clock as Track B's would be.
     track_b = Producer("track_b", writer.ingest, outbox / "b", clock_ns=sim.sim.clock.now_ns)
     # 1. A dropped session: a 1-4 s gap for each of its 41 symbols, whose minute has closed.
     dropped_at = TEN_NS + 25 * MINUTE + 10 * S
     drop = [
-        GapDetected(gap_id=f"acct1:{symbol}:{dropped_at}", symbol=symbol, start_ns=dropped_at,
-                    end_ns=dropped_at + (1 + n % 4) * S, reason="disconnect", account="acct1")
+        GapDetected(
+            gap_id=f"acct1:{symbol}:{dropped_at}",
+            symbol=symbol,
+            start_ns=dropped_at,
+            end_ns=dropped_at + (1 + n % 4) * S,
+            reason="disconnect",
+            account="acct1",
+        )
         for n, symbol in enumerate(STOCKS[:41])
-    ]  # fmt: skip
+    ]
     since = sim.sim.clock.now_ns()
     for gap in drop:
         track_b.send(gap)
@@ -323,8 +370,13 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
     sim.sim.faults.http_5xx = 10
     sim.sim.faults.rate_limited = 10
     gaps = _gaps(60)
-    long_gap = GapDetected(gap_id="acct1:long", symbol=STOCKS[0], start_ns=TEN_NS,
-                           end_ns=TEN_NS + 90 * S, reason="disconnect")  # fmt: skip
+    long_gap = GapDetected(
+        gap_id="acct1:long",
+        symbol=STOCKS[0],
+        start_ns=TEN_NS,
+        end_ns=TEN_NS + 90 * S,
+        reason="disconnect",
+    )
     for gap in [*gaps, long_gap]:
         track_b.send(gap)
     assert track_b.wait_acked(30)
@@ -336,8 +388,10 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
     # 100 % of the gaps up to 60 s, whatever the faults; the others are marked.
     assert final == {"recovered": short, "marker_only": len(gaps) + 1 - short}
     stormy = _latencies(url, since)
-    print(f"detection to recovered p99: drop {latencies[int(0.99 * len(latencies))]:.2f} s, "
-          f"all {stormy[int(0.99 * len(stormy))]:.2f} s")  # fmt: skip
+    print(
+        f"detection to recovered p99: drop {latencies[int(0.99 * len(latencies))]:.2f} s, "
+        f"all {stormy[int(0.99 * len(stormy))]:.2f} s"
+    )
     assert sim.sim.faults.http_5xx == 0 and sim.sim.faults.rate_limited == 0  # all hit
     stored = _stored_bars(url)
     keys = [(s, m) for s, m, *_ in stored]
@@ -351,9 +405,17 @@ def test_gaps_are_recovered_through_drops_5xx_bursts_and_rate_limit_storms(
     chart = tmp_path / "gaps.html"
     result = CliRunner().invoke(
         gaps_app,
-        ["report", "--date", "2026-11-20", "--json", "--chart", str(chart),
-         "--config", str(config)],
-    )  # fmt: skip
+        [
+            "report",
+            "--date",
+            "2026-11-20",
+            "--json",
+            "--chart",
+            str(chart),
+            "--config",
+            str(config),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output.splitlines()[-1])
     assert report["gaps"] == len(gaps) + 1 and report["short_success_pct"] == 100.0
@@ -372,17 +434,25 @@ def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(rig: Ri
     rig.start()
     # Yesterday's gap too (a worker down overnight): the past-days endpoint has its bars.
     yesterday = TEN_NS - 86_400 * S + 5 * MINUTE
-    gaps = [*_gaps(80), GapDetected(gap_id=f"acct1:{STOCKS[3]}:{yesterday}", symbol=STOCKS[3],
-                                     start_ns=yesterday, end_ns=yesterday + 50 * S,
-                                     reason="silence")]  # fmt: skip
+    gaps = [
+        *_gaps(80),
+        GapDetected(
+            gap_id=f"acct1:{STOCKS[3]}:{yesterday}",
+            symbol=STOCKS[3],
+            start_ns=yesterday,
+            end_ns=yesterday + 50 * S,
+            reason="silence",
+        ),
+    ]
     with Producer("track_b", writer.ingest, rig.outbox, clock_ns=sim.sim.clock.now_ns) as producer:
         for gap in gaps:
             producer.send(gap)
         assert producer.wait_acked(30)
     wait_until(
         lambda: db_rows(url, "select count(*) from gaps where state = 'recovered'")[0][0] >= 15,
-        60, "some gaps recovered",
-    )  # fmt: skip
+        60,
+        "some gaps recovered",
+    )
     assert rig.proc is not None
     rig.proc.kill()
     rig.proc.wait()
@@ -390,10 +460,15 @@ def test_killing_the_worker_mid_recovery_loses_no_gap_and_doubles_no_bar(rig: Ri
     assert states["recovered"] < len(gaps)  # killed with work left
     rig.start()
     wait_until(
-        lambda: db_rows(url, "select count(*) from gaps where state in "
-                             "('recovered', 'marker_only')")[0][0] == len(gaps),
-        90, "every gap recovered or marked after the restart",
-    )  # fmt: skip
+        lambda: (
+            db_rows(url, "select count(*) from gaps where state in ('recovered', 'marker_only')")[
+                0
+            ][0]
+            == len(gaps)
+        ),
+        90,
+        "every gap recovered or marked after the restart",
+    )
     stored = _stored_bars(url)
     keys = [(s, m) for s, m, *_ in stored]
     assert len(keys) == len(set(keys))

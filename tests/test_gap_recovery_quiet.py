@@ -52,11 +52,18 @@ async def _answer(tokens: Path, traded: set[int], gap: list[int]) -> tuple[Answe
         until = int(hhmmss[:2]) * 60 + int(hhmmss[2:4]) - 9 * 60
         newest = sorted((i for i in traded if i <= until), reverse=True)[:30]
         rows = [
-            {"stck_bsop_date": "20261120", "stck_cntg_hour": f"{9 + i // 60:02d}{i % 60:02d}00",
-             "stck_prpr": "100", "stck_oprc": "100", "stck_hgpr": "100", "stck_lwpr": "100",
-             "cntg_vol": "5", "acml_tr_pbmn": "0"}
+            {
+                "stck_bsop_date": "20261120",
+                "stck_cntg_hour": f"{9 + i // 60:02d}{i % 60:02d}00",
+                "stck_prpr": "100",
+                "stck_oprc": "100",
+                "stck_hgpr": "100",
+                "stck_lwpr": "100",
+                "cntg_vol": "5",
+                "acml_tr_pbmn": "0",
+            }
             for i in newest
-        ]  # fmt: skip
+        ]
         return httpx.Response(200, json=envelope("0", "MCA00000", "ok", output2=rows))
 
     http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(route))
@@ -103,8 +110,14 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 
 
 def _gap(symbol: str, start: int, end: int) -> GapDetected:
-    return GapDetected(gap_id=f"acct1:{symbol}:{start}", symbol=symbol, start_ns=start,
-                       end_ns=end, reason="disconnect", account="acct1")  # fmt: skip
+    return GapDetected(
+        gap_id=f"acct1:{symbol}:{start}",
+        symbol=symbol,
+        start_ns=start,
+        end_ns=end,
+        reason="disconnect",
+        account="acct1",
+    )
 
 
 @pytest.mark.slow
@@ -127,30 +140,41 @@ def test_a_gap_in_minutes_without_trades_is_recovered_at_once_and_an_empty_answe
         assert producer.wait_acked(30)
     url = rig.url
     done = wait_until(
-        lambda: db_rows(url, "select state, bars, detail from gaps where gap_id = "
-                             f"'{calm.gap_id}' and state = 'recovered'"),
-        60, "the quiet gap recovered",
-    )  # fmt: skip
+        lambda: db_rows(
+            url,
+            "select state, bars, detail from gaps where gap_id = "
+            f"'{calm.gap_id}' and state = 'recovered'",
+        ),
+        60,
+        "the quiet gap recovered",
+    )
     assert done == [("recovered", 0, "no trades in 10:05-10:06")]
-    history = db_rows(url, f"select state from gap_events where gap_id = '{calm.gap_id}' "
-                           "order by seq")  # fmt: skip
+    history = db_rows(
+        url, f"select state from gap_events where gap_id = '{calm.gap_id}' order by seq"
+    )
     assert [s for (s,) in history] == ["detected", "recovering", "recovered"]  # one attempt
     assert not db_rows(url, f"select 1 from minute_bars where gap_id = '{calm.gap_id}'")
     # The empty answer is a failed attempt, retried; once KIS has the bar, it is recovered.
     wait_until(
-        lambda: f"gap {empty.gap_id}: attempt 1 failed (KIS answered no minute bars up to "
-        "10:10)" in rig.log.read_text(),
-        60, "the empty answer retried",
-    )  # fmt: skip
+        lambda: (
+            f"gap {empty.gap_id}: attempt 1 failed (KIS answered no minute bars up to "
+            "10:10)" in rig.log.read_text()
+        ),
+        60,
+        "the empty answer retried",
+    )
     assert db_rows(url, f"select state from gaps where gap_id = '{empty.gap_id}'") == [
         ("recovering",)
     ]
     rig.sim.sim.faults.no_trades.pop(silent)
     wait_until(
-        lambda: db_rows(url, f"select state from gaps where gap_id = '{empty.gap_id}'")
-        == [("recovered",)],
-        60, "the bar recovered once KIS has it",
-    )  # fmt: skip
+        lambda: (
+            db_rows(url, f"select state from gaps where gap_id = '{empty.gap_id}'")
+            == [("recovered",)]
+        ),
+        60,
+        "the bar recovered once KIS has it",
+    )
     path = MARKET.day_path(silent, datetime(*DAY).date())
     i = 70  # 10:10 is the 71st minute of the session
     assert db_rows(url, f"select volume from minute_bars where gap_id = '{empty.gap_id}'") == [

@@ -89,11 +89,14 @@ def test_no_float_setting_accepts_inf_or_nan(bad: float) -> None:
     [
         ('[[kis.accounts]]\nalias = "a"\nrest_per_second = inf\n', r"rest_per_second"),
         ("[writer]\ndrain_s = 1e400\n", r"\$.writer.drain_s"),
-        ('[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
-         "stop_grace_s = inf\n", r"\$.programs.writer.stop_grace_s"),
+        (
+            '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+            "stop_grace_s = inf\n",
+            r"\$.programs.writer.stop_grace_s",
+        ),
         ("[track_b]\noverflow_alert_pct = [5.0, nan, 20.0]\n", r"overflow_alert_pct"),
     ],
-)  # fmt: skip
+)
 def test_infinite_settings_in_toml_name_their_key(tmp_path: Path, toml: str, where: str) -> None:
     path = tmp_path / "observer.toml"
     path.write_text(toml)
@@ -269,8 +272,10 @@ def test_the_production_layout_keeps_data_from_other_users(tmp_path: Path) -> No
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "observer", "writer", "--config", str(config)],
-            stdout=out, stderr=out, cwd=ROOT,
-        )  # fmt: skip
+            stdout=out,
+            stderr=out,
+            cwd=ROOT,
+        )
     try:
         wait_until(lambda: "writer ready" in log.read_text() or proc.poll() is not None, 60)
         assert proc.poll() is None, log.read_text()
@@ -291,8 +296,12 @@ def start_sim(args: list[str], env: dict[str, str]) -> tuple[subprocess.Popen[st
     """``observer sim`` on a free port; the process and its REST URL once it is listening."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "observer", "sim", "--stocks", "50", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if "ready" not in line:
@@ -338,17 +347,22 @@ def test_the_simulator_takes_its_keys_from_a_file_or_the_environment(
         (["--app-keys-file", "KEYS"], 0o600, "# nothing\n", "holds no KEY:SECRET"),
         (["--app-keys-file", "MISSING"], 0o600, "", "does not exist"),
     ],
-)  # fmt: skip
+)
 def test_the_simulator_refuses_keys_on_the_command_line_or_in_an_open_file(
     tmp_path: Path, args: list[str], mode: int, text: str, reason: str
 ) -> None:
     keys = credential_file(tmp_path / "keys", mode, text)
-    args = [str(keys) if a == "KEYS" else str(tmp_path / "nope") if a == "MISSING" else a
-            for a in args]  # fmt: skip
+    args = [
+        str(keys) if a == "KEYS" else str(tmp_path / "nope") if a == "MISSING" else a for a in args
+    ]
     proc = subprocess.run(
         [sys.executable, "-m", "observer", "sim", "--stocks", "50", *args],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 2
     assert reason in proc.stderr, proc.stderr
     assert SIM_SECRET not in proc.stderr  # a malformed line is named, never shown

@@ -76,10 +76,24 @@ def test_a_registered_secret_cut_short_is_masked_too() -> None:
 
 
 SHAPED = st.sampled_from(
-    ["appkey=", "APP_SECRET: ", "app\u017fecret=", "app\u212aey='", "secretkey=", "access_token\"=",
-     "Approval_Key:", "authorization: Bearer ", "Bearer ", "passwd=", "PASSWORD=", "eyJ",
-     "eyJhbGciOi.eyJzdWIi.sig", "postgresql://u:", "://user:pw@"]
-)  # fmt: skip
+    [
+        "appkey=",
+        "APP_SECRET: ",
+        "app\u017fecret=",
+        "app\u212aey='",
+        "secretkey=",
+        'access_token"=',
+        "Approval_Key:",
+        "authorization: Bearer ",
+        "Bearer ",
+        "passwd=",
+        "PASSWORD=",
+        "eyJ",
+        "eyJhbGciOi.eyJzdWIi.sig",
+        "postgresql://u:",
+        "://user:pw@",
+    ]
+)
 
 
 @given(st.lists(st.one_of(SHAPED, st.text(min_size=1, max_size=12)), max_size=6))
@@ -157,9 +171,13 @@ class EchoUpstream:
     async def token(self, request: web.Request) -> web.Response:
         expires = (datetime.now() + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S")
         return web.json_response(
-            {"access_token": "tok-" + random_text(40), "token_type": "Bearer",
-             "expires_in": 86400, "access_token_token_expired": expires}
-        )  # fmt: skip
+            {
+                "access_token": "tok-" + random_text(40),
+                "token_type": "Bearer",
+                "expires_in": 86400,
+                "access_token_token_expired": expires,
+            }
+        )
 
     async def refuse(self, request: web.Request) -> web.Response:
         self.calls += 1
@@ -219,17 +237,24 @@ def test_an_upstream_echoing_the_request_leaves_no_secret_anywhere(
         assert producer.wait_acked(30)
     wait_until(
         lambda: sup.rows("select count(*) from alerts where code = 'track_a_cycle_failed'")[0][0],
-        60, "Track A's failed cycle alert",
-    )  # fmt: skip
+        60,
+        "Track A's failed cycle alert",
+    )
     assert upstream.calls >= 3
     ctl = subprocess.run(
         [sys.executable, "-m", "observer", "ctl", "--config", str(sup.config), "status"],
-        capture_output=True, cwd=ROOT, check=False, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
     ctl_json = subprocess.run(
         [sys.executable, "-m", "observer", "ctl", "--config", str(sup.config), "status", "--json"],
-        capture_output=True, cwd=ROOT, check=False, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        cwd=ROOT,
+        check=False,
+        timeout=60,
+    )
     assert sup.terminate() == 0
     alert = sup.rows("select message from alerts where code = 'track_a_cycle_failed'")[0][0]
     assert "request refused" in alert and "***" in alert  # the echo is there, masked

@@ -37,16 +37,22 @@ def domestic_rows(draw: st.DrawFn) -> list[SimListing]:
     symbols = draw(st.lists(CODE, min_size=1, max_size=20, unique=True))
     return [
         SimListing(
-            symbol=s, isin=f"KR7{s}003", name=draw(NAME), market=market,
+            symbol=s,
+            isin=f"KR7{s}003",
+            name=draw(NAME),
+            market=market,
             group=draw(st.sampled_from(["ST", "EF", "EN", "RT"])),
             listed_shares=draw(st.integers(0, 10**10)) // 1000 * 1000,
-            start_price=draw(st.integers(1, 999_999)), volatility=0.01, avg_volume=1,
-            suspended=draw(st.booleans()), administrative=draw(st.booleans()),
+            start_price=draw(st.integers(1, 999_999)),
+            volatility=0.01,
+            avg_volume=1,
+            suspended=draw(st.booleans()),
+            administrative=draw(st.booleans()),
             sector_code="" if market == "KONEX" else f"{draw(st.integers(1, 9999)):04d}",
             listed_on=draw(st.dates(date(1956, 3, 3), date(2030, 12, 31))),
         )
         for s in symbols
-    ]  # fmt: skip
+    ]
 
 
 @given(domestic_rows())
@@ -72,17 +78,27 @@ def test_domestic_parse_of_render_is_identity(rows: list[SimListing]) -> None:
 def overseas_rows(draw: st.DrawFn) -> tuple[str, list[Overseas]]:
     stem = draw(st.sampled_from(["nas", "nys", "hks", "tse", "hsx", "shs"]))
     code = {"nas": "NAS", "nys": "NYS", "hks": "HKS", "tse": "TSE", "hsx": "HSX", "shs": "SHS"}
-    symbols = draw(st.lists(st.from_regex(r"[A-Z0-9][A-Z0-9.]{0,7}", fullmatch=True),
-                            min_size=1, max_size=20, unique=True))  # fmt: skip
+    symbols = draw(
+        st.lists(
+            st.from_regex(r"[A-Z0-9][A-Z0-9.]{0,7}", fullmatch=True),
+            min_size=1,
+            max_size=20,
+            unique=True,
+        )
+    )
     return stem, [
         Overseas(
-            stem, code[stem], s, draw(NAME),
+            stem,
+            code[stem],
+            s,
+            draw(NAME),
             draw(st.from_regex(r"[A-Z][A-Za-z0-9 ]{0,30}[a-z]", fullmatch=True)),
-            draw(st.sampled_from("1234")), draw(st.sampled_from(["USD", "HKD", "JPY", "VND"])),
+            draw(st.sampled_from("1234")),
+            draw(st.sampled_from(["USD", "HKD", "JPY", "VND"])),
             f"{draw(st.integers(0, 9999)):04d}",
         )
         for s in symbols
-    ]  # fmt: skip
+    ]
 
 
 @given(overseas_rows())
@@ -91,10 +107,19 @@ def test_overseas_parse_of_render_is_identity(case: tuple[str, list[Overseas]]) 
     file = resolve([stem])[0]
     types = {"1": "index", "2": "stock", "3": "etp", "4": "warrant"}
     expected = [
-        Listing(file.market, x.symbol, x.name, x.name_en, file.exchange, file.region,
-                x.currency, types[x.security_type], x.industry_code)
+        Listing(
+            file.market,
+            x.symbol,
+            x.name,
+            x.name_en,
+            file.exchange,
+            file.region,
+            x.currency,
+            types[x.security_type],
+            x.industry_code,
+        )
         for x in rows
-    ]  # fmt: skip
+    ]
     assert read_listings(file, overseas_master(rows)) == expected
 
 
@@ -135,8 +160,17 @@ def test_applying_a_diff_makes_the_database_equal_to_the_file(
     d = diff(new, known)
     db = dict(known)
     for event in d.events():
-        kept = {"market", "symbol", "name", "name_en", "exchange", "region", "currency",
-                "security_type", "sector_code"}  # fmt: skip
+        kept = {
+            "market",
+            "symbol",
+            "name",
+            "name_en",
+            "exchange",
+            "region",
+            "currency",
+            "security_type",
+            "sector_code",
+        }
         row = Listing(**{k: getattr(event, k) for k in kept})
         if event.change == "removed":
             db[event.symbol] = (db[event.symbol][0], False)
@@ -181,9 +215,13 @@ HAVE = Current(size=1000, sha256="a", content_sha256="b", records=10, etag='"x"'
     ],
 )
 def test_decision_table(
-    current: Current | None, remote: RemoteFile, force: bool, action: str, severity: str,
+    current: Current | None,
+    remote: RemoteFile,
+    force: bool,
+    action: str,
+    severity: str,
     reason: str,
-) -> None:  # fmt: skip
+) -> None:
     decision = decide(current, remote, LIMITS, force=force)
     assert (decision.action, decision.severity) == (action, severity)
     assert reason in decision.reason

@@ -61,11 +61,18 @@ class FakeSession:
             else:
                 held.discard(pair)
                 code, text = "OPSP0001", "UNSUBSCRIBE SUCCESS"
-            await ws.send_str(json.dumps({
-                "header": {"tr_id": pair[0], "tr_key": pair[1], "encrypt": "N"},
-                "body": {"rt_cd": "0" if code != "OPSP0008" else "1", "msg_cd": code,
-                         "msg1": text},
-            }))  # fmt: skip
+            await ws.send_str(
+                json.dumps(
+                    {
+                        "header": {"tr_id": pair[0], "tr_key": pair[1], "encrypt": "N"},
+                        "body": {
+                            "rt_cd": "0" if code != "OPSP0008" else "1",
+                            "msg_cd": code,
+                            "msg1": text,
+                        },
+                    }
+                )
+            )
         return ws
 
 
@@ -163,9 +170,12 @@ def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
         clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
             stream = KisStream(
-                url, tokens(tmp_path, clock), clock, lambda f, t: None,
+                url,
+                tokens(tmp_path, clock),
+                clock,
+                lambda f, t: None,
                 on_refused=lambda r, code, message: told.append((r, code, message)),
-            )  # fmt: skip
+            )
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await stream.subscribe("H0STCNT0", "005930")
@@ -202,8 +212,9 @@ def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_fl
     async def scenario() -> None:
         clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
-            stream = KisStream(url, tokens(tmp_path, clock), clock, lambda f, t: None,
-                               on_state, silence_s=60.0)  # fmt: skip
+            stream = KisStream(
+                url, tokens(tmp_path, clock), clock, lambda f, t: None, on_state, silence_s=60.0
+            )
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: len(session.connections) >= 2)  # dropped, then reconnected
@@ -259,9 +270,15 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
             # Released after being sent but before KIS's answer: the answer releases it.
             await stream.subscribe("H0STCNT0", "000004")
             await stream.unsubscribe("H0STCNT0", "000004")
-            await until(lambda: sum(m["body"]["input"]["tr_key"] == "000004"
-                                    and m["header"]["tr_type"] == "2"
-                                    for m in session.messages) == 1)  # fmt: skip
+            await until(
+                lambda: (
+                    sum(
+                        m["body"]["input"]["tr_key"] == "000004" and m["header"]["tr_type"] == "2"
+                        for m in session.messages
+                    )
+                    == 1
+                )
+            )
             held.update(r.tr_key for r in stream.registered)
             stop.set()
             await runner
@@ -286,9 +303,12 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
         session.answering.set()
         async with serve(session) as url:
             stream = KisStream(
-                url, tokens(tmp_path, clock), clock, lambda f, t: None,
+                url,
+                tokens(tmp_path, clock),
+                clock,
+                lambda f, t: None,
                 on_refused=lambda r, code, message: refused.append(code),
-            )  # fmt: skip
+            )
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: stream._socket is not None)

@@ -157,10 +157,20 @@ class Rig:
     def start_notifier(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "observer", "notifier", "run",
-                 "--config", str(self.writer.config)],
-                stdout=log, stderr=log, cwd=self.tmp, env=self.env,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "observer",
+                    "notifier",
+                    "run",
+                    "--config",
+                    str(self.writer.config),
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=self.tmp,
+                env=self.env,
+            )
         self.starts += 1
         wait_until(
             lambda: (
@@ -199,8 +209,12 @@ class Rig:
     def observer(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "observer", *args, "--config", str(self.writer.config)],
-            capture_output=True, text=True, cwd=self.tmp, env=self.env, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            cwd=self.tmp,
+            env=self.env,
+            timeout=120,
+        )
 
     def close(self) -> None:
         self.producer.close(drain_timeout=0)
@@ -274,8 +288,10 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
             >= 2
         ),
     )
-    until("the channel alerted down", lambda: rig.rows(
-        "select subject from alerts where code = 'notify_channel_down'"))  # fmt: skip
+    until(
+        "the channel alerted down",
+        lambda: rig.rows("select subject from alerts where code = 'notify_channel_down'"),
+    )
     attempts = rig.rows(
         "select attempt, error from alert_deliveries where outcome = 'failed' order by attempt"
     )
@@ -290,8 +306,11 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     assert rig.sent_to("hook").count([late]) == 1
 
     # A resolution goes to the channels that take its condition's severity.
-    rig.send(AlertResolved(code="feed_dead", subject="acct1", severity="critical",
-                           message="ticks flow again"))  # fmt: skip
+    rig.send(
+        AlertResolved(
+            code="feed_dead", subject="acct1", severity="critical", message="ticks flow again"
+        )
+    )
     until("resolved by mail", lambda: "[RESOLVED] feed_dead (acct1)" in mailbox.subjects())
     until("resolved by hook", lambda: "[RESOLVED] feed_dead (acct1)" in receiver.titles())
     body = next(m for m in receiver.received if m["title"] == "[RESOLVED] feed_dead (acct1)")
@@ -314,8 +333,10 @@ def test_alerts_committed_while_the_notifier_was_down_are_delivered_once(
     receiver.down()
     rig.start_notifier()
     [first] = rig.send(Alert(severity="warning", code="first", message="before the kill"))
-    until("a failed attempt", lambda: rig.rows(
-        "select 1 from alert_deliveries where outcome = 'failed'"))  # fmt: skip
+    until(
+        "a failed attempt",
+        lambda: rig.rows("select 1 from alert_deliveries where outcome = 'failed'"),
+    )
     rig.kill_notifier()  # between the alert's commit and its delivery
     [second] = rig.send(Alert(severity="warning", code="second", message="while it was down"))
     receiver.up()
@@ -339,8 +360,12 @@ def test_a_channel_url_apprise_refuses_stops_the_start_without_showing_it(
     env = os.environ | {"OBSERVER_NOTIFY_HOOK_URLS": f"nosuchscheme://{secret}"}
     done = subprocess.run(
         [sys.executable, "-m", "observer", "notifier", "run", "--config", str(config)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "URL 1 of alert channel 'hook' is not an apprise URL" in done.stderr
     assert secret not in done.stdout + done.stderr

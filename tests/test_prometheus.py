@@ -108,8 +108,12 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
         'observer_disk_free_bytes{role="data",path="/var"}': "30e9x40",
         'observer_disk_size_bytes{role="data",path="/var"}': "100e9x40",
     }
-    silent = [("8m", "ObserverNoTicks"), ("30m", "ObserverNoTicks"),  # 30m: idle
-              ("12m", "ObserverTokenExpiringSoon"), ("30m", "ObserverDiskLow")]  # fmt: skip
+    silent = [
+        ("8m", "ObserverNoTicks"),
+        ("30m", "ObserverNoTicks"),  # 30m: idle
+        ("12m", "ObserverTokenExpiringSoon"),
+        ("30m", "ObserverDiskLow"),
+    ]
     cases = {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
@@ -137,9 +141,20 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the names PromQL uses
 
 _FUNCTIONS_AND_KEYWORDS = {
-    "and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring",
-    "group_left", "group_right", "inf", "nan",
-}  # fmt: skip
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "inf",
+    "nan",
+}
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _DROPPED = (
     re.compile(r"\{[^}]*\}"),  # label matchers
@@ -173,9 +188,14 @@ def test_metric_names_finds_selectors_and_skips_labels_functions_and_variables()
         '* max_over_time(observer_e[$__rate_interval]) unless observer_f{account=~"$account"}'
     )
     assert metric_names(expr) == {
-        "observer_a_total", "observer_b", "observer_c", "observer_d", "up", "observer_e",
+        "observer_a_total",
+        "observer_b",
+        "observer_c",
+        "observer_d",
+        "up",
+        "observer_e",
         "observer_f",
-    }  # fmt: skip
+    }
 
 
 def _rule_expressions() -> list[str]:
@@ -202,8 +222,15 @@ def test_the_dashboard_is_a_current_grafana_model_with_a_datasource_variable() -
     assert variables["datasource"]["type"] == "datasource"
     assert variables["datasource"]["query"] == "prometheus"
     rows = [p["title"] for p in model["panels"] if p["type"] == "row"]
-    assert rows == ["Programs", "Track A", "Track B per account", "Gaps and reconciliation",
-                    "Bus and writer", "Alerts", "Disk"]  # fmt: skip
+    assert rows == [
+        "Programs",
+        "Track A",
+        "Track B per account",
+        "Gaps and reconciliation",
+        "Bus and writer",
+        "Alerts",
+        "Disk",
+    ]
     ids = [p["id"] for p in model["panels"]]
     assert len(ids) == len(set(ids))
     for panel in model["panels"]:
@@ -278,10 +305,15 @@ def streaming(tmp_path: Path) -> Iterator[tuple[SupervisorProcess, SimThread, in
         sup.start()
         _publish_universe(sup.data_dir / "run", tmp_path / "outbox", STOCKS[:3])
         wait_until(
-            lambda: all(a["stream"] == "connected" and a["registered"]
-                        for a in sup.status()["accounts"]) or None,
-            90, "both accounts streaming",
-        )  # fmt: skip
+            lambda: (
+                all(
+                    a["stream"] == "connected" and a["registered"] for a in sup.status()["accounts"]
+                )
+                or None
+            ),
+            90,
+            "both accounts streaming",
+        )
         yield sup, sim, port
     finally:
         sup.terminate()
@@ -355,18 +387,26 @@ def test_open_alerts_by_severity_follow_the_database(tmp_path: Path) -> None:
 
     base = wait_until(lambda: open_critical() is not None and [open_critical()], 30)[0]
     run_dir, outbox = sup.data_dir / "run", tmp_path / "outbox"
-    _publish(run_dir, outbox, [
-        Alert(severity="critical", code="disk_full", message="full", subject="/data"),
-        Alert(severity="warning", code="slow", message="slow"),
-        Alert(severity="info", code="note", message="a note is never open"),
-    ])  # fmt: skip
+    _publish(
+        run_dir,
+        outbox,
+        [
+            Alert(severity="critical", code="disk_full", message="full", subject="/data"),
+            Alert(severity="warning", code="slow", message="slow"),
+            Alert(severity="info", code="note", message="a note is never open"),
+        ],
+    )
     wait_until(lambda: open_critical() == base + 1, 30, "the critical alert counted open")
     served = _scrape(port)
     assert _value(served, "observer_alerts_open", severity="warning") >= 1
     assert "info" not in {s.labels["severity"] for s in served["observer_alerts_open"]}
-    _publish(run_dir, outbox, [
-        AlertResolved(code="disk_full", severity="critical", subject="/data", message="space"),
-    ])  # fmt: skip
+    _publish(
+        run_dir,
+        outbox,
+        [
+            AlertResolved(code="disk_full", severity="critical", subject="/data", message="space"),
+        ],
+    )
     wait_until(lambda: open_critical() == base, 30, "the resolved alert no longer open")
 
 

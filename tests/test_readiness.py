@@ -102,8 +102,11 @@ class Day:
     def run(self, command: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
             [sys.executable, "-m", "observer", command, "run", "--config", str(self.config)],
-            capture_output=True, cwd=ROOT, env=self.env, timeout=180,
-        )  # fmt: skip
+            capture_output=True,
+            cwd=ROOT,
+            env=self.env,
+            timeout=180,
+        )
 
     def faults(self, body: dict[str, object]) -> None:
         request = json.dumps(body).encode()
@@ -117,8 +120,10 @@ class Day:
         return [(r[0], r[1], r[2]) for r in db_rows(self.url, sql)]
 
     def resolutions(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in db_rows(self.url, "select code, subject from "
-                                              "alert_resolutions order by seq")]  # fmt: skip
+        return [
+            (r[0], r[1])
+            for r in db_rows(self.url, "select code, subject from alert_resolutions order by seq")
+        ]
 
     def close(self) -> None:
         self.writer.kill()
@@ -134,10 +139,15 @@ def test_a_healthy_morning_every_account_ready_at_the_first_check(tmp_path: Path
         context = db_rows(day.url, f"select context from alerts where code = '{PASSED}'")
         assert all(
             json.loads(c[0]) | {"account": ""}
-            == {"account": "", "token": "true", "rest": "true", "websocket": "true",
-                "attempts": "1"}
+            == {
+                "account": "",
+                "token": "true",
+                "rest": "true",
+                "websocket": "true",
+                "attempts": "1",
+            }
             for c in context
-        )  # fmt: skip
+        )
         assert day.resolutions() == []
     finally:
         day.close()
@@ -158,8 +168,9 @@ def test_rest_down_three_retries_then_one_critical_alert_resolved_when_a_later_c
         assert sorted(failed) == [(FAILED, "critical", "acct1"), (FAILED, "critical", "acct2")]
         # ... once per account, then ready at a later check and resolved
         assert sorted(a for a in alerts if a[0] == PASSED) == [
-            (PASSED, "info", "acct1"), (PASSED, "info", "acct2"),
-        ]  # fmt: skip
+            (PASSED, "info", "acct1"),
+            (PASSED, "info", "acct2"),
+        ]
         assert sorted(day.resolutions()) == [(FAILED, "acct1"), (FAILED, "acct2")]
         message, context = db_rows(
             day.url, f"select message, context from alerts where code = '{FAILED}' limit 1"
@@ -188,11 +199,19 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
         account = open_account(settings, "acct1", day.sim.sim.clock, RateLimits({"acct1": 1.0}))
         key = await account.tokens.approval_key()
         async with connect(account.ws_url) as socket:
-            await socket.send(json.dumps({
-                "header": {"approval_key": key.reveal(), "custtype": "P", "tr_type": "2",
-                           "content-type": "utf-8"},
-                "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}},
-            }))  # fmt: skip
+            await socket.send(
+                json.dumps(
+                    {
+                        "header": {
+                            "approval_key": key.reveal(),
+                            "custtype": "P",
+                            "tr_type": "2",
+                            "content-type": "utf-8",
+                        },
+                        "body": {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}},
+                    }
+                )
+            )
             assert "OPSP0003" in str(await socket.recv())
             held.set()
             while not release.is_set():
@@ -286,10 +305,15 @@ def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
             return all(figures.get(a, {}).get("identified") == 1.0 for a in ("acct1", "acct2"))
 
         wait_until(
-            lambda: all(a["stream"] == "connected" and a["registered"] == 0
-                        for a in accounts().values()) and identified(),
-            60, "both sessions pre-connected, nothing registered",
-        )  # fmt: skip
+            lambda: (
+                all(
+                    a["stream"] == "connected" and a["registered"] == 0 for a in accounts().values()
+                )
+                and identified()
+            ),
+            60,
+            "both sessions pre-connected, nothing registered",
+        )
         assert sup.status()["phase"] == "warmup"
         wait_until(lambda: all(a["readiness"] for a in accounts().values()), 60, "the check")
         assert all(a["readiness"]["ok"] for a in accounts().values()), accounts()
@@ -304,8 +328,9 @@ def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
         wait_until(
             lambda: all(a["registered"] for a in accounts().values()), 120, "streaming at 09:30"
         )
-        renewed = sup.rows("select 1 from token_refreshes where reason = 'premarket' "
-                           "and kind = 'approval_key'")  # fmt: skip
+        renewed = sup.rows(
+            "select 1 from token_refreshes where reason = 'premarket' and kind = 'approval_key'"
+        )
         assert len(renewed) == 2
         assert sup.rows("select 1 from stream_states where state = 'refused'") == []
     finally:

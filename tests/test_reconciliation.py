@@ -151,12 +151,17 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
         recovery = start(["gap-recovery", "run", "--config", str(config)], env, tmp_path / "g.log")
         procs.append(recovery)
         wait_until(
-            lambda: db_rows(
-                url, "select count(*) from gaps where reason = 'reconciliation' and state = "
-                "'recovered'"
-            )[0][0] == len(misses),
-            90, "the reconciliation's gaps recovered",
-        )  # fmt: skip
+            lambda: (
+                db_rows(
+                    url,
+                    "select count(*) from gaps where reason = 'reconciliation' and state = "
+                    "'recovered'",
+                )[0][0]
+                == len(misses)
+            ),
+            90,
+            "the reconciliation's gaps recovered",
+        )
         stop(recovery)
         after = command(["report", "--date", DAY.isoformat()], config, env)["reconciliation"]
         assert after["recovered"] == len(misses) and after["misses"] == len(misses)
@@ -178,8 +183,15 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
 
 
 def slot(action: Literal["allocate", "release"], symbol: str) -> SlotDecision:
-    return SlotDecision(account="acct1", action=action, symbol=symbol, slot=0,
-                        trigger="market_cap", score=Decimal(1), reason="test")  # fmt: skip
+    return SlotDecision(
+        account="acct1",
+        action=action,
+        symbol=symbol,
+        slot=0,
+        trigger="market_cap",
+        score=Decimal(1),
+        reason="test",
+    )
 
 
 def all_kept(nth: int) -> bool:
@@ -197,13 +209,19 @@ def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list
     start = int(minute.timestamp()) * S
     return [
         TradeTick(
-            symbol=symbol, exchange_ns=start + int(tick.second) * S, received_ns=start,
-            price=tick.price, qty=tick.qty, cum_volume=0, cum_value=0, change_rate=Decimal(0),
+            symbol=symbol,
+            exchange_ns=start + int(tick.second) * S,
+            received_ns=start,
+            price=tick.price,
+            qty=tick.qty,
+            cum_volume=0,
+            cum_value=0,
+            change_rate=Decimal(0),
             account="acct1",
         )
         for nth, tick in enumerate(GR_MARKET.ticks(symbol, day, index))
         if keep(nth)
-    ]  # fmt: skip
+    ]
 
 
 @pytest.mark.slow
@@ -251,14 +269,20 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
         assert {r[0] for r in rows} == {"gap_recovery"}
         lossy_minute = int((fifteen - timedelta(minutes=7)).timestamp()) * S
         # 14:51 .. 14:57 of both (14:50 began with the slot, 14:58 was cut by the release)
-        assert Counter((r[1], r[2]) for r in rows) == {(a, "complete"): 6, (a, "short"): 1,
-                                                       (b, "complete"): 7}  # fmt: skip
+        assert Counter((r[1], r[2]) for r in rows) == {
+            (a, "complete"): 6,
+            (a, "short"): 1,
+            (b, "complete"): 7,
+        }
         assert [r[3] for r in rows if r[2] == "short"] == [lossy_minute]
         wait_until(
-            lambda: db_rows(url, "select state from gaps where reason = 'reconciliation'")
-            == [("recovered",)],
-            60, "the short minute recovered",
-        )  # fmt: skip
+            lambda: (
+                db_rows(url, "select state from gaps where reason = 'reconciliation'")
+                == [("recovered",)]
+            ),
+            60,
+            "the short minute recovered",
+        )
         calls = db_rows(url, "select sum(calls) from reconciliations")[0][0]
         assert calls == 2  # one page of bars per symbol
         # Killed and started again the same evening: nothing is reconciled twice.

@@ -46,11 +46,15 @@ def test_the_known_listings_are_real_and_fit_the_masters() -> None:
         assert len(x.name.encode("cp949")) <= 40  # the masters' name field
         assert x.listed_shares % 1000 == 0 and x.listed_shares > 0  # the masters carry thousands
     assert (KNOWN["005930"].name, KNOWN["000660"].name, KNOWN["069500"].name) == (
-        "삼성전자", "SK하이닉스", "KODEX 200",
-    )  # fmt: skip
+        "삼성전자",
+        "SK하이닉스",
+        "KODEX 200",
+    )
     assert [isin_for(c) for c in ("005930", "000660", "069500")] == [
-        "KR7005930003", "KR7000660001", "KR7069500007",
-    ]  # fmt: skip
+        "KR7005930003",
+        "KR7000660001",
+        "KR7069500007",
+    ]
 
 
 def test_the_market_lists_the_real_names_first_and_synthetic_ones_around_them() -> None:
@@ -59,8 +63,11 @@ def test_the_market_lists_the_real_names_first_and_synthetic_ones_around_them() 
     assert (len(stocks), len(m.listings) - len(stocks)) == (2500, 1000)
     samsung = m.listings["005930"]
     assert (samsung.name, samsung.market, samsung.isin, samsung.known) == (
-        "삼성전자", "KOSPI", "KR7005930003", True,
-    )  # fmt: skip
+        "삼성전자",
+        "KOSPI",
+        "KR7005930003",
+        True,
+    )
     assert {s for s, x in m.listings.items() if x.known} == set(KNOWN)
     synthetic = [x for x in m.listings.values() if not x.known]
     assert not {x.name for x in synthetic} & {x.name for x in KNOWN_LISTINGS}
@@ -133,8 +140,7 @@ def test_005930_answers_and_streams_like_the_real_one(tmp_path: Path) -> None:
             assert 55_000 <= int(price.stck_prpr) <= 100_000
             assert price.rprs_mrkt_kor_name == "KOSPI" and price.lstn_stcn == "5919638000"
             key = (await tokens.approval_key()).reveal()
-            header = {"approval_key": key, "custtype": "P", "tr_type": "1",
-                      "content-type": "utf-8"}  # fmt: skip
+            header = {"approval_key": key, "custtype": "P", "tr_type": "1", "content-type": "utf-8"}
             body = {"input": {"tr_id": "H0STCNT0", "tr_key": "005930"}}
             ticks: list[TradeTick] = []
             async with websockets.connect(url.replace("http", "ws") + "/tryitout") as ws:
@@ -165,8 +171,16 @@ def test_minute_bars_carry_the_summary_of_the_quote_when_asked(hhmmss: str) -> N
     bars = json.loads(sim.minute_bars_today(query).text)  # type: ignore[arg-type]
     quote = json.loads(sim.inquire_price({"FID_INPUT_ISCD": "005930"}).text)["output"]  # type: ignore[arg-type]
     summary = bars["output1"]
-    assert set(summary) == {"prdy_vrss", "prdy_vrss_sign", "prdy_ctrt", "stck_prdy_clpr",
-                            "acml_vol", "acml_tr_pbmn", "hts_kor_isnm", "stck_prpr"}  # fmt: skip
+    assert set(summary) == {
+        "prdy_vrss",
+        "prdy_vrss_sign",
+        "prdy_ctrt",
+        "stck_prdy_clpr",
+        "acml_vol",
+        "acml_tr_pbmn",
+        "hts_kor_isnm",
+        "stck_prpr",
+    }
     assert summary["hts_kor_isnm"] == "삼성전자"
     path = MARKET.day_path("005930", DAY)
     assert summary["stck_prdy_clpr"] == str(path.prev_close)

@@ -31,15 +31,35 @@ def guard() -> tuple[SlotGuard, list[tuple[Any, ...]]]:
 
 def snapshot(symbol: str, at: int, price: int, halted: bool = False) -> PriceSnapshot:
     return PriceSnapshot(
-        cycle_id="20261120-1000", symbol=symbol, market="KOSPI", observed_ns=at, price=price,
-        change=0, change_rate=Decimal(0), open=price, high=price, low=price, volume=1,
-        traded_value=price, upper_limit=13_000, lower_limit=7_000, halted=halted,
-    )  # fmt: skip
+        cycle_id="20261120-1000",
+        symbol=symbol,
+        market="KOSPI",
+        observed_ns=at,
+        price=price,
+        change=0,
+        change_rate=Decimal(0),
+        open=price,
+        high=price,
+        low=price,
+        volume=1,
+        traded_value=price,
+        upper_limit=13_000,
+        lower_limit=7_000,
+        halted=halted,
+    )
 
 
 def tick(symbol: str, at: int, price: int) -> TradeTick:
-    return TradeTick(symbol=symbol, exchange_ns=at, received_ns=at, price=price, qty=1,
-                     cum_volume=1, cum_value=price, change_rate=Decimal(0))  # fmt: skip
+    return TradeTick(
+        symbol=symbol,
+        exchange_ns=at,
+        received_ns=at,
+        price=price,
+        qty=1,
+        cum_volume=1,
+        cum_value=price,
+        change_rate=Decimal(0),
+    )
 
 
 def test_refusal_codes_are_sorted_into_three_kinds() -> None:
@@ -81,8 +101,11 @@ def test_a_transient_refusal_bars_for_a_doubling_backoff_a_permanent_one_for_the
 def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() -> None:
     g, alerts = guard()
     book = SlotBook(["acct1", "acct2"], 2)
-    held = book.evaluate([Candidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS[:4])],
-                         0, ["acct1", "acct2"])  # fmt: skip
+    held = book.evaluate(
+        [Candidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS[:4])],
+        0,
+        ["acct1", "acct2"],
+    )
     where = {d.candidate.symbol: d.account for d in held}
     s0, s1, s2, s3 = SYMBOLS[:4]
 
@@ -107,18 +130,24 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     }
     # One alert per symbol: a warning, then an error once half the slots are refused.
     assert [(a[0], a[1], a[3]["symbol"]) for a in alerts] == [
-        ("warning", "track_b_refused", s0), ("error", "track_b_refused", s1),
+        ("warning", "track_b_refused", s0),
+        ("error", "track_b_refused", s1),
         ("error", "track_b_registration_limit", s2),
-    ]  # fmt: skip
-    assert alerts[0][3] == {"symbol": s0, "account": where[s0], "tr_id": "H0STCNT0",
-                            "code": "OPSP8992"}  # fmt: skip
+    ]
+    assert alerts[0][3] == {
+        "symbol": s0,
+        "account": where[s0],
+        "tr_id": "H0STCNT0",
+        "code": "OPSP8992",
+    }
     # The evaluation releases the barred symbols with their reasons; the next candidates
     # take the slots, except the closed one. The symbol KIS refused as one too many is not
     # at fault: it competes as before.
     pool = [Candidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS)]
     decisions = book.evaluate(pool, S, ["acct1", "acct2"], barred=barred)
-    assert {(d.action, d.candidate.symbol, d.reason) for d in decisions if d.action == "release"} \
-        == {("release", s, barred[s]) for s in (s0, s1)}  # fmt: skip
+    assert {
+        (d.action, d.candidate.symbol, d.reason) for d in decisions if d.action == "release"
+    } == {("release", s, barred[s]) for s in (s0, s1)}
     assert sorted(book.held()) == [s2, s3, SYMBOLS[4]]
     assert all(book.slots[a][n] is None for a, n in book.closed)
     # After its backoff the transient one competes again; refused again, it waits twice as
@@ -142,12 +171,13 @@ def test_halted_and_limit_locked_symbols_are_barred_until_they_trade_again() -> 
     g.on_snapshot(snapshot(lower, 10 * S, 7_000))  # a snapshot at a limit: locked at once
     g.review(book, {pinned}, 10 * S)
     assert g.barred(10 * S) == {
-        halted: "trading halted", lower: "locked at its lower limit (7,000 KRW)",
-    }  # fmt: skip
+        halted: "trading halted",
+        lower: "locked at its lower limit (7,000 KRW)",
+    }
     assert [(a[0], a[1], a[3]) for a in alerts] == [
         ("info", "track_b_halted", {"symbol": halted}),
         ("info", "track_b_limit_locked", {"symbol": lower}),
-    ]  # fmt: skip
+    ]
     # Trades at the upper limit are a lock once they have stayed there limit_lock_s (10 s).
     g.on_tick(tick(locked, 11 * S, 13_000))
     g.review(book, {pinned}, 20 * S)

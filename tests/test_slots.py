@@ -14,8 +14,14 @@ MIN_HOLD = 5
 
 
 def candidate(symbol: str, score: float, expires: int = 0, pinned: bool = False) -> Candidate:
-    return Candidate(symbol, "manual" if pinned else "volume_surge", score,
-                     market_cap=int(symbol), expires_ns=expires, pinned=pinned)  # fmt: skip
+    return Candidate(
+        symbol,
+        "manual" if pinned else "volume_surge",
+        score,
+        market_cap=int(symbol),
+        expires_ns=expires,
+        pinned=pinned,
+    )
 
 
 candidates = st.builds(
@@ -102,11 +108,15 @@ def test_the_same_inputs_give_the_same_allocation(
 
 def test_free_slots_go_round_robin_and_replacement_needs_twenty_percent_more() -> None:
     book = SlotBook(["a", "b"], 2)
-    first = book.evaluate([candidate(s, 10.0 + n) for n, s in enumerate(SYMBOLS[:4])], 0,
-                          ["a", "b"])  # fmt: skip
+    first = book.evaluate(
+        [candidate(s, 10.0 + n) for n, s in enumerate(SYMBOLS[:4])], 0, ["a", "b"]
+    )
     assert [(d.action, d.account, d.slot) for d in first] == [
-        ("allocate", "a", 0), ("allocate", "b", 0), ("allocate", "a", 1), ("allocate", "b", 1),
-    ]  # fmt: skip
+        ("allocate", "a", 0),
+        ("allocate", "b", 0),
+        ("allocate", "a", 1),
+        ("allocate", "b", 1),
+    ]
     assert [d.candidate.score for d in first] == [13.0, 12.0, 11.0, 10.0]
     # 11.9 is not above 1.2 x 10; 12.1 is, and takes the weakest slot.
     tight = book.evaluate([candidate(SYMBOLS[10], 11.9)], 100, ["a", "b"], min_hold_ns=10)
@@ -127,8 +137,9 @@ def test_a_new_holding_is_protected_for_the_minimum_hold() -> None:
 
 def test_lapsed_triggers_expire_and_renewals_keep_the_slot() -> None:
     book = SlotBook(["a"], 2)
-    book.evaluate([candidate(SYMBOLS[0], 9.0, expires=10), candidate(SYMBOLS[1], 9.0, 10)], 0,
-                  ["a"])  # fmt: skip
+    book.evaluate(
+        [candidate(SYMBOLS[0], 9.0, expires=10), candidate(SYMBOLS[1], 9.0, 10)], 0, ["a"]
+    )
     decisions = book.evaluate([candidate(SYMBOLS[1], 9.5, expires=20)], 10, ["a"])
     assert [(d.action, d.candidate.symbol) for d in decisions] == [("expire", SYMBOLS[0])]
     assert book.held()[SYMBOLS[1]].candidate.score == 9.5
@@ -186,12 +197,14 @@ def test_barred_symbols_leave_their_slots_and_closed_slots_stay_empty(
                 closed = book.close(account, slot, "full")
                 assert (closed is None) == (holding is None)
                 assert closed is None or (closed.action, closed.candidate) == (
-                    "release", holding.candidate,  # type: ignore[union-attr]
-                )  # fmt: skip
+                    "release",
+                    holding.candidate,  # type: ignore[union-attr]
+                )
         barred = {s: f"barred: {s}" for s in barred_symbols}
         before = book.held()
-        decisions = book.evaluate(pool, now, names, threshold=1.2, min_hold_ns=MIN_HOLD,
-                                  barred=barred)  # fmt: skip
+        decisions = book.evaluate(
+            pool, now, names, threshold=1.2, min_hold_ns=MIN_HOLD, barred=barred
+        )
         # A barred symbol holds no slot: each one held is released with its bar's reason,
         # and none is placed or counted as an overflow.
         assert not set(book.held()) & set(barred)

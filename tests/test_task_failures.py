@@ -114,28 +114,42 @@ def test_a_gap_recovery_server_that_fails_ends_the_process_which_is_restarted(
         blocker = tokens / "acct1-sim-access_token.json"
         blocker.mkdir(parents=True)
         symbol, start = STOCKS[0], int((HALF_TEN - timedelta(minutes=20)).timestamp()) * S
-        gap = GapDetected(gap_id=f"acct1:{symbol}:{start}", symbol=symbol, start_ns=start,
-                          end_ns=start + 3 * S, reason="disconnect", account="acct1")  # fmt: skip
-        with Producer("track_b", f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}",
-                      tmp_path / "outbox") as producer:  # fmt: skip
+        gap = GapDetected(
+            gap_id=f"acct1:{symbol}:{start}",
+            symbol=symbol,
+            start_ns=start,
+            end_ns=start + 3 * S,
+            reason="disconnect",
+            account="acct1",
+        )
+        with Producer(
+            "track_b", f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}", tmp_path / "outbox"
+        ) as producer:
             producer.send(gap)
             assert producer.wait_acked(30)
         exits = wait_until(
-            lambda: db_rows(url, "select action, exit_code from worker_events where "
-                                 "worker = 'gap_recovery' and action in ('exited', 'restarting') "
-                                 "order by seq"),
-            60, "gap recovery ended by its failed server",
-        )  # fmt: skip
+            lambda: db_rows(
+                url,
+                "select action, exit_code from worker_events where "
+                "worker = 'gap_recovery' and action in ('exited', 'restarting') "
+                "order by seq",
+            ),
+            60,
+            "gap recovery ended by its failed server",
+        )
         assert exits[0] == ("exited", 1)
         failed = [json.loads(line) for line in log.read_text().splitlines() if '"exc"' in line]
         assert failed and failed[0]["level"] == "CRITICAL"
         assert "IsADirectoryError" in failed[0]["exc"] and "Traceback" in failed[0]["exc"]
         blocker.rmdir()  # the fault is mended: the next instance recovers the gap
         wait_until(
-            lambda: db_rows(url, f"select state from gaps where gap_id = '{gap.gap_id}'")
-            == [("recovered",)],
-            90, "the gap recovered by a restarted instance",
-        )  # fmt: skip
+            lambda: (
+                db_rows(url, f"select state from gaps where gap_id = '{gap.gap_id}'")
+                == [("recovered",)]
+            ),
+            90,
+            "the gap recovered by a restarted instance",
+        )
         assert sup.program("gap_recovery")["restarts"] >= 1
         assert sup.terminate() == 0
     finally:
@@ -160,10 +174,20 @@ def test_the_supervisor_exits_1_when_its_scheduler_fails_and_stops_its_children(
     log = tmp_path / "supervisor.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "observer", "supervise", "--config", str(config),
-             "--clock", f"{start.isoformat()}@1x"],
-            stdout=out, stderr=out, cwd=tmp_path,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "observer",
+                "supervise",
+                "--config",
+                str(config),
+                "--clock",
+                f"{start.isoformat()}@1x",
+            ],
+            stdout=out,
+            stderr=out,
+            cwd=tmp_path,
+        )
     try:
         assert proc.wait(60) == 1
     finally:

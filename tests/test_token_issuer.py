@@ -68,9 +68,13 @@ def test_a_reader_waits_for_the_issuer_alerts_once_and_follows_its_renewals(
 
     async def scenario() -> None:
         reader = manager(
-            tmp_path, kis, clock, issuer=False, reader_wait_wall_s=30.0,
+            tmp_path,
+            kis,
+            clock,
+            issuer=False,
+            reader_wait_wall_s=30.0,
             on_unavailable=lambda kind, message: waits.append((kind, message)),
-        )  # fmt: skip
+        )
         issuer = manager(tmp_path, kis, clock)
         waiting = asyncio.create_task(reader.token())
         for _ in range(10):
@@ -120,8 +124,9 @@ def test_the_shipped_token_job_runs_at_start_and_renews_at_0830_on_sessions() ->
     since = datetime(2026, 11, 20, 0, 0, tzinfo=KST)  # a Friday session, then the weekend
     runs = due_runs(timeline, job.schedule, since, datetime(2026, 11, 24, 0, 0, tzinfo=KST))
     assert [(at.strftime("%d %H:%M"), e.args) for at, e in runs] == [
-        ("20 08:30", ("--renew",)), ("23 08:30", ("--renew",)),
-    ]  # fmt: skip
+        ("20 08:30", ("--renew",)),
+        ("23 08:30", ("--renew",)),
+    ]
 
 
 MARKET = Market(29, TradingCalendar(), stocks=40, etfs=2)
@@ -149,16 +154,21 @@ def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
     def job(*args: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
             [sys.executable, "-m", "observer", "token", "run", "--config", str(config), *args],
-            capture_output=True, cwd=ROOT, env=env, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
+        )
 
     def faults(body: dict[str, object]) -> None:
         request = json.dumps(body).encode()
         urllib.request.urlopen(f"{sim.url}/_sim/faults", request, timeout=10).read()
 
     def issued() -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in db_rows(url, "select kind, reason from token_refreshes "
-                                                   "order by seq")]  # fmt: skip
+        return [
+            (r[0], r[1])
+            for r in db_rows(url, "select kind, reason from token_refreshes order by seq")
+        ]
 
     try:
         done = job()
@@ -173,8 +183,9 @@ def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
         assert done.returncode == 0, done.stderr.decode()
         assert cached_validity(tokens, "acct1", "sim") == before
         assert issued()[2:] == [("approval_key", "premarket")]
-        alerts = db_rows(url, f"select severity, message from alerts where code = "
-                              f"'{RENEWAL_FAILED}'")  # fmt: skip
+        alerts = db_rows(
+            url, f"select severity, message from alerts where code = '{RENEWAL_FAILED}'"
+        )
         assert [a[0] for a in alerts] == ["critical"]
         assert "running on the previous one" in alerts[0][1] and "access_token" in alerts[0][1]
         # The next renewal fails three times and succeeds on its last try: no alert.

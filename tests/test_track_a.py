@@ -134,9 +134,14 @@ def one_cycle(
         try:
             deadline = clock.now_ns() + int(seconds * NS)
             run = await run_cycle(
-                [a.client for a in accounts], targets, "20261120-0900", clock, deadline,
-                published.append, **kwargs,
-            )  # fmt: skip
+                [a.client for a in accounts],
+                targets,
+                "20261120-0900",
+                clock,
+                deadline,
+                published.append,
+                **kwargs,
+            )
             calls = sum(a.client.requests for a in accounts)
             await asyncio.sleep(0.3)  # requests cancelled at the deadline must stay cancelled
             assert sum(a.client.requests for a in accounts) == calls
@@ -223,10 +228,15 @@ class Session:
 
     def publish_universe(self, symbols: list[str]) -> None:
         members = tuple(
-            UniverseMember(symbol=s, market=MARKET.listings[s].market, rank=n, prev_close=5000,
-                           market_cap=10**12 - n)
+            UniverseMember(
+                symbol=s,
+                market=MARKET.listings[s].market,
+                rank=n,
+                prev_close=5000,
+                market_cap=10**12 - n,
+            )
             for n, s in enumerate(symbols, start=1)
-        )  # fmt: skip
+        )
         event = UniverseSnapshot(
             trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
         )
@@ -260,8 +270,9 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         session.start()
         wait_until(
             lambda: session.rows("select count(*) from track_a_cycles")[0][0] >= 40,
-            150, "the session's 40 cycles",
-        )  # fmt: skip
+            150,
+            "the session's 40 cycles",
+        )
         assert session.proc is not None
         session.proc.send_signal(signal.SIGTERM)
         assert session.proc.wait(30) == 0
@@ -298,18 +309,17 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
 ) -> None:
     # 100 symbols at 11/s need 9 s; at 300x a 10-minute cycle has 2 wall seconds. 09:00
     # comes 6 s after the clock starts: the worker is up by then.
-    session = Session(
-        tmp_path, NINE - timedelta(seconds=6 * 300), 300, accounts=1, rate=20
-    )  # fmt: skip
+    session = Session(tmp_path, NINE - timedelta(seconds=6 * 300), 300, accounts=1, rate=20)
     try:
         session.publish_universe(STOCKS[:100])
         session.start()
+        query = (
+            "select scheduled_ns, started_ns, finished_ns, succeeded, unfinished, overran, "
+            "missing from track_a_cycles order by scheduled_ns"
+        )
         cycles = wait_until(
-            lambda: (rows := session.rows(
-                "select scheduled_ns, started_ns, finished_ns, succeeded, unfinished, overran, "
-                "missing from track_a_cycles order by scheduled_ns")) and len(rows) >= 3 and rows,
-            60, "three cycles",
-        )  # fmt: skip
+            lambda: (rows := session.rows(query)) and len(rows) >= 3 and rows, 60, "three cycles"
+        )
         for (scheduled, started, finished, succeeded, unfinished, overran, missing), after in zip(
             cycles, [c[0] for c in cycles[1:]] + [cycles[-1][0] + 600 * NS], strict=True
         ):
@@ -328,28 +338,38 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
 def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -> None:
     # Real time, one account at 40/s x 0.55 (22/s): 120 symbols take about 5.5 s.
     session = Session(
-        tmp_path, NINE + timedelta(seconds=1), 1, "[track_a]\nuniverse_alert_s = 1\n",
-        accounts=1, rate=40,
-    )  # fmt: skip
+        tmp_path,
+        NINE + timedelta(seconds=1),
+        1,
+        "[track_a]\nuniverse_alert_s = 1\n",
+        accounts=1,
+        rate=40,
+    )
     try:
         session.start()
         # No universe yet: the worker waits for it and says so.
         wait_until(
-            lambda: session.rows("select count(*) from alerts where code = 'track_a_no_universe'")
-            == [(1,)],
-            60, "the missing-universe alert",
-        )  # fmt: skip
+            lambda: (
+                session.rows("select count(*) from alerts where code = 'track_a_no_universe'")
+                == [(1,)]
+            ),
+            60,
+            "the missing-universe alert",
+        )
         session.publish_universe(STOCKS[:120])
         wait_until(
             lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 30,
-            60, "a third of the cycle",
-        )  # fmt: skip
+            60,
+            "a third of the cycle",
+        )
         # The universe came: the alert's condition is over, and Track A says so.
         wait_until(
-            lambda: session.rows("select code from alert_resolutions")
-            == [("track_a_no_universe",)],
-            60, "the alert resolved",
-        )  # fmt: skip
+            lambda: (
+                session.rows("select code from alert_resolutions") == [("track_a_no_universe",)]
+            ),
+            60,
+            "the alert resolved",
+        )
         assert session.proc is not None
         session.proc.kill()
         session.proc.wait(30)
@@ -357,10 +377,12 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
         assert before < 120
         session.start()
         cycle = wait_until(
-            lambda: session.rows("select carried, succeeded, failed, universe_size, requested "
-                                 "from track_a_cycles"),
-            60, "the resumed cycle's summary",
-        )[0]  # fmt: skip
+            lambda: session.rows(
+                "select carried, succeeded, failed, universe_size, requested from track_a_cycles"
+            ),
+            60,
+            "the resumed cycle's summary",
+        )[0]
         carried, succeeded, failed, size, requested = cycle
         assert size == 120 and failed == 0
         assert carried >= before and carried + succeeded == 120 and requested == succeeded
@@ -377,7 +399,11 @@ def test_the_track_a_program_is_configured_for_its_phases() -> None:
     program = settings.programs["track_a"]
     assert program.kind == "session" and program.depends_on == ("writer",)
     assert program.phases == (
-        "warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown",
-    )  # fmt: skip
+        "warmup",
+        "track_a_only",
+        "full_operation",
+        "track_a_closing",
+        "shutdown",
+    )
     assert program.command[:3] == ("observer", "track-a", "run")
     assert settings.track_a.interval_min == 10

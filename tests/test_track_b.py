@@ -45,13 +45,23 @@ def rows(url: str, sql: str) -> list[Any]:
 def publish_morning(writer: WriterProcess, outbox: Path) -> None:
     """The universe, and Track A's 09:00-09:20 snapshots with three busy movers."""
     members = tuple(
-        UniverseMember(symbol=s, market="KOSPI", rank=n, prev_close=10_000,
-                       market_cap=10**13 // n, avg_volume_20d=1_000_000, atr_14=Decimal(300))
+        UniverseMember(
+            symbol=s,
+            market="KOSPI",
+            rank=n,
+            prev_close=10_000,
+            market_cap=10**13 // n,
+            avg_volume_20d=1_000_000,
+            atr_14=Decimal(300),
+        )
         for n, s in enumerate(UNIVERSE, start=1)
-    )  # fmt: skip
+    )
     with Producer("universe", writer.ingest, outbox / "universe") as producer:
-        producer.send(UniverseSnapshot(trade_date=DAY, based_on=date(2026, 11, 19),
-                                       min_prev_close=4000, members=members))  # fmt: skip
+        producer.send(
+            UniverseSnapshot(
+                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+            )
+        )
         assert producer.wait_acked(30)
     with Producer("track_a", writer.ingest, outbox / "track_a") as producer:
         for n in range(3):
@@ -61,13 +71,21 @@ def publish_morning(writer: WriterProcess, outbox: Path) -> None:
                 volume = (n + 1) * (400_000 if busy else 20_000)
                 producer.send(
                     PriceSnapshot(
-                        cycle_id=at.strftime("%Y%m%d-%H%M"), symbol=s, market="KOSPI",
-                        observed_ns=int(at.timestamp() * 1e9), price=10_000 + busy * 600 * n,
-                        change=0, change_rate=Decimal(0), open=10_000,
-                        high=10_000 + busy * 800 * n, low=10_000 - 50, volume=volume,
-                        traded_value=volume * 10_000, base_price=10_000,
+                        cycle_id=at.strftime("%Y%m%d-%H%M"),
+                        symbol=s,
+                        market="KOSPI",
+                        observed_ns=int(at.timestamp() * 1e9),
+                        price=10_000 + busy * 600 * n,
+                        change=0,
+                        change_rate=Decimal(0),
+                        open=10_000,
+                        high=10_000 + busy * 800 * n,
+                        low=10_000 - 50,
+                        volume=volume,
+                        traded_value=volume * 10_000,
+                        base_price=10_000,
                     )
-                )  # fmt: skip
+                )
         assert producer.wait_acked(30)
 
 
@@ -92,22 +110,35 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         with (tmp_path / "track_b.log").open("ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "observer", "track-b", "run", "--config", str(config)],
-                stdout=log, stderr=log, cwd=ROOT, env=env,
-            )  # fmt: skip
+                stdout=log,
+                stderr=log,
+                cwd=ROOT,
+                env=env,
+            )
         # Six slots on two accounts, the movers first (from the context sync).
         allocated = wait_until(
-            lambda: (r := rows(url, "select account, symbol, trigger from slot_events "
-                                    "where action = 'allocate' order by seq")) and len(r) >= 6
-            and r,
-            60, "six allocations",
-        )  # fmt: skip
+            lambda: (
+                (
+                    r := rows(
+                        url,
+                        "select account, symbol, trigger from slot_events "
+                        "where action = 'allocate' order by seq",
+                    )
+                )
+                and len(r) >= 6
+                and r
+            ),
+            60,
+            "six allocations",
+        )
         assert [r[1] for r in allocated[:3]] == sorted(MOVERS, key=MOVERS.index)
         assert {r[2] for r in allocated[:3]} == {"context_sync"}
         assert {r[0] for r in allocated[:6]} == {"acct1", "acct2"}
         wait_until(
             lambda: rows(url, "select count(distinct account) from trade_ticks") == [(2,)],
-            60, "ticks from both accounts",
-        )  # fmt: skip
+            60,
+            "ticks from both accounts",
+        )
         # Default placements by market cap that found no slot are not triggered symbols.
         assert rows(url, "select count(*) from overflow_ledger") == [(0,)]
         # An operator pins a symbol: it takes a slot and keeps it.
@@ -116,15 +147,19 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         done = runner.invoke(app, ["slots", "--data-dir", str(data), "pin", pinned])
         assert done.exit_code == 0, done.output
         wait_until(
-            lambda: rows(url, f"select action from slot_events where symbol = '{pinned}' "
-                              "and trigger = 'manual'"),
-            60, "the pin's slot",
-        )  # fmt: skip
+            lambda: rows(
+                url,
+                f"select action from slot_events where symbol = '{pinned}' and trigger = 'manual'",
+            ),
+            60,
+            "the pin's slot",
+        )
         # The symbol it replaced is still triggered: in the ledger, once.
         evicted = wait_until(
-            lambda: rows(url, "select symbol, trigger, reason from overflow_ledger"), 30,
+            lambda: rows(url, "select symbol, trigger, reason from overflow_ledger"),
+            30,
             "the evicted symbol's overflow",
-        )  # fmt: skip
+        )
         assert len(evicted) == 1 and evicted[0][1] == "context_sync"
         assert evicted[0][2].startswith(f"replaced by {pinned}")
         listed = runner.invoke(app, ["slots", "--data-dir", str(data), "list", "--json"])
@@ -135,8 +170,9 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop).result(10)
         gaps = wait_until(
             lambda: (g := rows(url, "select symbol, reason from gaps")) and len(g) >= 6 and g,
-            60, "a gap per held symbol",
-        )  # fmt: skip
+            60,
+            "a gap per held symbol",
+        )
         assert {g[0] for g in gaps} >= held and {g[1] for g in gaps} == {"disconnect"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

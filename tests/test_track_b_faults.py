@@ -85,11 +85,21 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
     sim: SimThread, tmp_path: Path
 ) -> None:
     settings = settings_for(sim, tmp_path)
-    codes = {STOCKS[0]: "OPSP0007", STOCKS[1]: "OPSP0008", STOCKS[2]: "OPSP8991",
-             STOCKS[3]: "OPSP8992", STOCKS[4]: "OPSP0009"}  # fmt: skip
-    inject(sim, {"refuse_registrations": {
-        s: {"code": c, "count": 1} if c == "OPSP0007" else c for s, c in codes.items()
-    }})  # fmt: skip
+    codes = {
+        STOCKS[0]: "OPSP0007",
+        STOCKS[1]: "OPSP0008",
+        STOCKS[2]: "OPSP8991",
+        STOCKS[3]: "OPSP8992",
+        STOCKS[4]: "OPSP0009",
+    }
+    inject(
+        sim,
+        {
+            "refuse_registrations": {
+                s: {"code": c, "count": 1} if c == "OPSP0007" else c for s, c in codes.items()
+            }
+        },
+    )
     bad = httpx.post(f"{sim.url}/_sim/faults", json={"refuse_registrations": {"1": "E1"}})
     assert bad.status_code == 400  # not a control code: nothing applied
     clock = sim.sim.clock
@@ -100,8 +110,13 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
     async def scenario() -> None:
         limits = rate_limits(settings, "track_a")
         accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
-        collector = Collector(accounts, clock, events.append, silence=SilenceRule(5.0, 900.0),
-                              on_refused=refusals.append)  # fmt: skip
+        collector = Collector(
+            accounts,
+            clock,
+            events.append,
+            silence=SilenceRule(5.0, 900.0),
+            on_refused=refusals.append,
+        )
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         try:
@@ -112,8 +127,11 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
             await collector.apply(decisions)
             await until(lambda: len(refusals) == 5, 20, "five refusals")
             clean = STOCKS[5]
-            await until(lambda: any(isinstance(e, TradeTick) and e.symbol == clean
-                                    for e in events), 20, "the clean symbol's ticks")  # fmt: skip
+            await until(
+                lambda: any(isinstance(e, TradeTick) and e.symbol == clean for e in events),
+                20,
+                "the clean symbol's ticks",
+            )
             # Refused registrations are no longer wanted: nothing streams them.
             streamed = collector.symbols("acct1") | collector.symbols("acct2")
             assert streamed == {clean} and collector.refusals == 5
@@ -122,10 +140,16 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
             released = book.release(again, "retry")
             assert released is not None
             await collector.apply([released])
-            await collector.apply(book.evaluate([Candidate(again, "manual", 9.0)],
-                                                clock.now_ns(), collector.healthy()))  # fmt: skip
-            await until(lambda: any(isinstance(e, TradeTick) and e.symbol == again
-                                    for e in events), 20, "the retried symbol's ticks")  # fmt: skip
+            await collector.apply(
+                book.evaluate(
+                    [Candidate(again, "manual", 9.0)], clock.now_ns(), collector.healthy()
+                )
+            )
+            await until(
+                lambda: any(isinstance(e, TradeTick) and e.symbol == again for e in events),
+                20,
+                "the retried symbol's ticks",
+            )
         finally:
             stop.set()
             await running
@@ -133,10 +157,13 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
                 await account.aclose()
 
     asyncio.run(scenario())
-    texts = {"OPSP0007": "SUBSCRIBE INTERNAL ERROR", "OPSP0008": "MAX SUBSCRIBE OVER",
-             "OPSP8991": "SUBSCRIBE ERROR : invalid tr_id",
-             "OPSP8992": "SUBSCRIBE ERROR : invalid tr_key",
-             "OPSP0009": "SUBSCRIBE ERROR : mci send failed"}  # fmt: skip
+    texts = {
+        "OPSP0007": "SUBSCRIBE INTERNAL ERROR",
+        "OPSP0008": "MAX SUBSCRIBE OVER",
+        "OPSP8991": "SUBSCRIBE ERROR : invalid tr_id",
+        "OPSP8992": "SUBSCRIBE ERROR : invalid tr_key",
+        "OPSP0009": "SUBSCRIBE ERROR : mci send failed",
+    }
     assert {(r.symbol, r.account, r.tr_id, r.code, r.message) for r in refusals} == {
         (s, where[s], "H0STCNT0", c, texts[c]) for s, c in codes.items()
     }
@@ -152,8 +179,10 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
     halted, locked = STOCKS[:2]
     start = clock.now_ns() + 20 * NS
     end = (start // (60 * NS) + 3) * 60 * NS  # two whole minutes inside the halt
-    inject(sim, {"halt": {halted: [kst(start), kst(end)]},
-                 "limit_lock": {locked: [kst(start), kst(end)]}})  # fmt: skip
+    inject(
+        sim,
+        {"halt": {halted: [kst(start), kst(end)]}, "limit_lock": {locked: [kst(start), kst(end)]}},
+    )
     start, end = start // NS * NS, end // NS * NS  # the windows, to the second
     upper = int(quote(sim, locked)["stck_mxpr"])
     ticks: list[TradeTick] = []
@@ -163,9 +192,11 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
         limits = rate_limits(settings, "track_a")
         accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
         collector = Collector(
-            accounts, clock, lambda e: ticks.append(e) if isinstance(e, TradeTick) else None,
+            accounts,
+            clock,
+            lambda e: ticks.append(e) if isinstance(e, TradeTick) else None,
             silence=SilenceRule(5.0, 900.0),
-        )  # fmt: skip
+        )
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         try:
@@ -174,8 +205,11 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
             await collector.apply(book.evaluate(wanted, clock.now_ns(), collector.healthy()))
             await until(lambda: clock.now_ns() > start + 5 * NS, 20, "the halt")
             seen["halted"], seen["locked"] = quote(sim, halted), quote(sim, locked)
-            await until(lambda: any(t.symbol == halted and t.exchange_ns >= end for t in ticks),
-                        60, "trades after the halt")  # fmt: skip
+            await until(
+                lambda: any(t.symbol == halted and t.exchange_ns >= end for t in ticks),
+                60,
+                "trades after the halt",
+            )
             seen["resumed"] = quote(sim, halted)
         finally:
             stop.set()
@@ -194,9 +228,11 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
     assert all(t.price < upper for t in ticks if t.symbol == locked and t.exchange_ns < start)
     assert (seen["locked"]["stck_prpr"], seen["locked"]["prdy_vrss_sign"]) == (str(upper), "1")
     # KIS has no minute bar for a minute halted throughout (nothing traded).
-    bars = json.loads(sim.sim.minute_bars_today(
-        {"FID_INPUT_ISCD": halted, "FID_INPUT_HOUR_1": kst(end + 120 * NS).replace(":", "")}
-    ).body)["output2"]  # fmt: skip
+    bars = json.loads(
+        sim.sim.minute_bars_today(
+            {"FID_INPUT_ISCD": halted, "FID_INPUT_HOUR_1": kst(end + 120 * NS).replace(":", "")}
+        ).body
+    )["output2"]
     minutes = {datetime.strptime(b["stck_cntg_hour"], "%H%M%S").time() for b in bars}
     first_whole = datetime.fromtimestamp(-(-start // (60 * NS)) * 60, KST).time()
     assert first_whole not in minutes and len(minutes) == len(bars) > 0
@@ -222,14 +258,19 @@ def run_track_b(tmp_path: Path, sim: SimThread, writer: WriterProcess, extra: st
     with (tmp_path / "track_b.log").open("ab") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "observer", "track-b", "run", "--config", str(config)],
-            stdout=log, stderr=log, cwd=ROOT, env=env,
-        )  # fmt: skip
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+            env=env,
+        )
 
 
 def slot_events(url: str, symbol: str = "") -> list[Any]:
     where = f"where symbol = '{symbol}' " if symbol else ""
-    return rows(url, "select seq, account, action, symbol, slot, reason from slot_events "
-                     f"{where}order by seq")  # fmt: skip
+    return rows(
+        url,
+        f"select seq, account, action, symbol, slot, reason from slot_events {where}order by seq",
+    )
 
 
 def placed_after(
@@ -237,9 +278,10 @@ def placed_after(
 ) -> list[Any]:
     """Allocations and replacements after ``seq`` (of ``symbol``, into slot ``where``)."""
     return [
-        e for e in slot_events(url, symbol)
+        e
+        for e in slot_events(url, symbol)
         if e[0] > seq and e[2] in ("allocate", "replace") and where in (None, (e[1], e[4]))
-    ]  # fmt: skip
+    ]
 
 
 def publish_quotes(writer: WriterProcess, outbox: Path, sim: SimThread, *symbols: str) -> None:
@@ -284,18 +326,27 @@ def test_refused_registrations_free_their_slots_retry_when_transient_and_alert(
     url = writer.url
     # The 6 slots go to the three movers (context sync), then the three largest caps.
     transient, permanent, full = MOVERS[0], UNIVERSE[0], UNIVERSE[1]
-    inject(sim, {"refuse_registrations": {
-        transient: {"code": "OPSP0007", "count": 1}, permanent: "OPSP8992",
-        full: {"code": "OPSP0008", "count": 1},
-    }})  # fmt: skip
+    inject(
+        sim,
+        {
+            "refuse_registrations": {
+                transient: {"code": "OPSP0007", "count": 1},
+                permanent: "OPSP8992",
+                full: {"code": "OPSP0008", "count": 1},
+            }
+        },
+    )
     proc = run_track_b(tmp_path, sim, writer, "refusal_retry_s = 30\nrefused_error_share = 0.5\n")
     try:
         released = wait_until(
-            lambda: {e[3]: e for e in slot_events(url) if e[2] == "release"}.keys()
-            >= {transient, permanent, full}
-            and {e[3]: e for e in slot_events(url) if e[2] == "release"},
-            60, "the refused symbols released",
-        )  # fmt: skip
+            lambda: (
+                {e[3]: e for e in slot_events(url) if e[2] == "release"}.keys()
+                >= {transient, permanent, full}
+                and {e[3]: e for e in slot_events(url) if e[2] == "release"}
+            ),
+            60,
+            "the refused symbols released",
+        )
         assert released[transient][5] == (
             "registration refused: OPSP0007 SUBSCRIBE INTERNAL ERROR (retry in 30 s)"
         )
@@ -308,13 +359,17 @@ def test_refused_registrations_free_their_slots_retry_when_transient_and_alert(
         # The transient one is asked again after its backoff, and streams.
         back = wait_until(
             partial(placed_after, url, released[transient][0], symbol=transient),
-            60, "the transient refusal retried",
-        )  # fmt: skip
+            60,
+            "the transient refusal retried",
+        )
         wait_until(
-            lambda: rows(url, f"select count(*) from trade_ticks where symbol = '{transient}'")
-            != [(0,)],
-            60, "its ticks",
-        )  # fmt: skip
+            lambda: (
+                rows(url, f"select count(*) from trade_ticks where symbol = '{transient}'")
+                != [(0,)]
+            ),
+            60,
+            "its ticks",
+        )
         events = slot_events(url)
         # The permanent one's slot went to the next candidate; it was never asked again.
         seq, account, slot = released[permanent][0], released[permanent][1], released[permanent][4]
@@ -331,10 +386,13 @@ def test_refused_registrations_free_their_slots_retry_when_transient_and_alert(
         found = [
             (a[0], a[1], json.loads(a[2])["symbol"]) for a in alerts if a[1] != "track_b_overflow"
         ]
-        assert sorted(found) == sorted([
-            ("warning", "track_b_refused", transient), ("warning", "track_b_refused", permanent),
-            ("error", "track_b_registration_limit", full),
-        ])  # fmt: skip
+        assert sorted(found) == sorted(
+            [
+                ("warning", "track_b_refused", transient),
+                ("warning", "track_b_refused", permanent),
+                ("error", "track_b_registration_limit", full),
+            ]
+        )
         # The slots list shows the barred symbol and why, and the closed slot.
         listed = CliRunner().invoke(
             app, ["slots", "--data-dir", str(tmp_path / "data"), "list", "--json"]
@@ -363,19 +421,30 @@ def test_a_halted_or_limit_locked_symbol_leaves_its_slot_and_returns_when_it_tra
     halted, locked = MOVERS[1], MOVERS[2]
     proc = run_track_b(tmp_path, sim, writer, "limit_lock_s = 10\n")
     try:
-        wait_until(lambda: len([e for e in slot_events(url) if e[2] == "allocate"]) >= 6, 60,
-                   "six allocations")  # fmt: skip
+        wait_until(
+            lambda: len([e for e in slot_events(url) if e[2] == "allocate"]) >= 6,
+            60,
+            "six allocations",
+        )
         publish_quotes(writer, outbox, sim, halted, locked)  # the day's limits, trading
         now = sim.sim.clock.now_ns()
         halt_end, lock_end = now + 60 * NS, now + 240 * NS
-        inject(sim, {"halt": {halted: [kst(now), kst(halt_end)]},
-                     "limit_lock": {locked: [kst(now), kst(lock_end)]}})  # fmt: skip
+        inject(
+            sim,
+            {
+                "halt": {halted: [kst(now), kst(halt_end)]},
+                "limit_lock": {locked: [kst(now), kst(lock_end)]},
+            },
+        )
         publish_quotes(writer, outbox, sim, halted)  # Track A's next look: halted
         gone = wait_until(
-            lambda: {e[3]: e for e in slot_events(url) if e[2] == "release"}.keys()
-            >= {halted, locked} and {e[3]: e for e in slot_events(url) if e[2] == "release"},
-            60, "the halted and the locked symbols released",
-        )  # fmt: skip
+            lambda: (
+                {e[3]: e for e in slot_events(url) if e[2] == "release"}.keys() >= {halted, locked}
+                and {e[3]: e for e in slot_events(url) if e[2] == "release"}
+            ),
+            60,
+            "the halted and the locked symbols released",
+        )
         assert gone[halted][5] == "trading halted"
         upper = quote(sim, locked)["stck_mxpr"]
         assert gone[locked][5] == f"locked at its upper limit ({int(upper):,} KRW)"
@@ -385,8 +454,9 @@ def test_a_halted_or_limit_locked_symbol_leaves_its_slot_and_returns_when_it_tra
             wait_until(partial(placed_after, url, seq, where=(account, slot)), 30, "a freed slot")
         alerts = rows(url, "select severity, code, context from alerts order by seq")
         assert {(a[0], a[1], json.loads(a[2])["symbol"]) for a in alerts} >= {
-            ("info", "track_b_halted", halted), ("info", "track_b_limit_locked", locked),
-        }  # fmt: skip
+            ("info", "track_b_halted", halted),
+            ("info", "track_b_limit_locked", locked),
+        }
         # Trading resumes; Track A's next snapshots say so, and both return.
         wait_until(lambda: sim.sim.clock.now_ns() > lock_end, 60, "the lock's end")
         publish_quotes(writer, outbox, sim, halted, locked)

@@ -43,13 +43,17 @@ def test_a_restart_gap_closes_at_registration_or_when_the_symbol_leaves() -> Non
     d.on_disconnect(TEN + 5 * S, "disconnect", ["005930", "000660"])  # not while one is open
     gap = d.on_registered("005930", TEN + 9 * S)
     assert gap is not None and (gap.start_ns, gap.end_ns, gap.reason) == (
-        TEN, TEN + 9 * S, "process_restart",
-    )  # fmt: skip
+        TEN,
+        TEN + 9 * S,
+        "process_restart",
+    )
     assert gap.gap_id == f"acct1:005930:{TEN}"  # from stored data: the same after any restart
     left = d.forget("000660", TEN + 20 * S)  # replaced before it was registered again
     assert left is not None and (left.start_ns, left.end_ns, left.reason) == (
-        TEN + S, TEN + 20 * S, "process_restart",
-    )  # fmt: skip
+        TEN + S,
+        TEN + 20 * S,
+        "process_restart",
+    )
     assert d.on_registered("005930", TEN + 30 * S) is None  # closed once
 
 
@@ -69,20 +73,42 @@ def test_a_holding_goes_back_only_where_it_fits() -> None:
 
 def _slot(seq: int, at: int, action: str, symbol: str, slot: int = 0, **extra: Any) -> Any:
     return {
-        "source": extra.pop("source", "track_b"), "seq": seq, "produced_ns": at,
-        "account": extra.pop("account", "acct1"), "action": action, "symbol": symbol,
-        "slot": slot, "trigger": extra.pop("trigger", "market_cap"), "score": Decimal("1.5"),
-        "reason": "test", "replaced_symbol": extra.pop("replaced", ""), "expires_ns": 0,
-    }  # fmt: skip
+        "source": extra.pop("source", "track_b"),
+        "seq": seq,
+        "produced_ns": at,
+        "account": extra.pop("account", "acct1"),
+        "action": action,
+        "symbol": symbol,
+        "slot": slot,
+        "trigger": extra.pop("trigger", "market_cap"),
+        "score": Decimal("1.5"),
+        "reason": "test",
+        "replaced_symbol": extra.pop("replaced", ""),
+        "expires_ns": 0,
+    }
 
 
 def _tick(seq: int, symbol: str, at: int) -> dict[str, Any]:
     return {
-        "source": "track_b", "seq": seq, "produced_ns": at, "symbol": symbol, "exchange_ns": at,
-        "received_ns": at + S // 10, "price": 1, "qty": 1, "cum_volume": 1, "cum_value": 1,
-        "change_rate": Decimal(0), "ask1": 0, "bid1": 0, "strength": Decimal(0), "side": "",
-        "session": "", "halted": False, "account": "acct1",
-    }  # fmt: skip
+        "source": "track_b",
+        "seq": seq,
+        "produced_ns": at,
+        "symbol": symbol,
+        "exchange_ns": at,
+        "received_ns": at + S // 10,
+        "price": 1,
+        "qty": 1,
+        "cum_volume": 1,
+        "cum_value": 1,
+        "change_rate": Decimal(0),
+        "ask1": 0,
+        "bid1": 0,
+        "strength": Decimal(0),
+        "side": "",
+        "session": "",
+        "halted": False,
+        "account": "acct1",
+    }
 
 
 def test_held_slots_are_what_the_latest_decisions_left(db_url: str) -> None:
@@ -102,23 +128,49 @@ def test_held_slots_are_what_the_latest_decisions_left(db_url: str) -> None:
     engine = make_engine(db_url)
     with engine.begin() as conn:
         conn.execute(insert(m.SlotDecisionRow), slots)
-        conn.execute(insert(m.TradeTickRow), [
-            _tick(10, "C", TEN + 30 * S),  # before C held its slot: not its data
-            _tick(11, "C", TEN + 2 * minute), _tick(12, "C", TEN + 3 * minute),
-        ])  # fmt: skip
-        conn.execute(insert(m.Gap), [{
-            "gap_id": "acct1:C:x", "symbol": "C", "account": "acct1", "start_ns": TEN + 3 * minute,
-            "end_ns": TEN + 4 * minute, "reason": "disconnect", "state": "recovered", "bars": 1,
-            "detail": "", "detected_ns": TEN + 4 * minute, "updated_ns": TEN + 5 * minute,
-        }])  # fmt: skip
+        conn.execute(
+            insert(m.TradeTickRow),
+            [
+                _tick(10, "C", TEN + 30 * S),  # before C held its slot: not its data
+                _tick(11, "C", TEN + 2 * minute),
+                _tick(12, "C", TEN + 3 * minute),
+            ],
+        )
+        conn.execute(
+            insert(m.Gap),
+            [
+                {
+                    "gap_id": "acct1:C:x",
+                    "symbol": "C",
+                    "account": "acct1",
+                    "start_ns": TEN + 3 * minute,
+                    "end_ns": TEN + 4 * minute,
+                    "reason": "disconnect",
+                    "state": "recovered",
+                    "bars": 1,
+                    "detail": "",
+                    "detected_ns": TEN + 4 * minute,
+                    "updated_ns": TEN + 5 * minute,
+                }
+            ],
+        )
     with engine.connect() as conn:
         held = held_slots(conn, "track_b", DAY)
     engine.dispose()
     assert held == [
-        HeldSlot("acct1", 0, "C", "volume_surge", Decimal("1.5"), 0, TEN + minute,
-                 TEN + 3 * minute, TEN + 4 * minute),
+        HeldSlot(
+            "acct1",
+            0,
+            "C",
+            "volume_surge",
+            Decimal("1.5"),
+            0,
+            TEN + minute,
+            TEN + 3 * minute,
+            TEN + 4 * minute,
+        ),
         HeldSlot("acct2", 1, "D", "market_cap", Decimal("1.5"), 0, TEN + 4 * minute, None, None),
-    ]  # fmt: skip
+    ]
 
 
 # ------------------------------------------------------------------ kill -9 under the supervisor
@@ -145,9 +197,10 @@ def _held_before(url: str, seq: int) -> set[str]:
     """The symbols Track B's slot decisions before ``seq`` left in a slot."""
     held: set[str] = set()
     for action, symbol, replaced in db_rows(
-        url, f"select action, symbol, replaced_symbol from slot_events where seq < {seq} "
+        url,
+        f"select action, symbol, replaced_symbol from slot_events where seq < {seq} "
         "and source = 'track_b' order by seq",
-    ):  # fmt: skip
+    ):
         held.discard(symbol if action in ("release", "expire") else replaced)
         if action in ("allocate", "replace"):
             held.add(symbol)
@@ -176,30 +229,45 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
         publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
         wait_until(
             lambda: db_rows(url, "select count(distinct account) from trade_ticks") == [(2,)],
-            90, "ticks from both accounts",
-        )  # fmt: skip
+            90,
+            "ticks from both accounts",
+        )
         before = sup.program("track_b")
         os.kill(before["pid"], signal.SIGKILL)
         wait_until(
-            lambda: (p := sup.program("track_b"))["state"] == "running"
-            and p["pid"] != before["pid"],
-            60, "track_b restarted",
-        )  # fmt: skip
+            lambda: (
+                (p := sup.program("track_b"))["state"] == "running" and p["pid"] != before["pid"]
+            ),
+            60,
+            "track_b restarted",
+        )
         alerted = wait_until(
-            lambda: db_rows(url, "select seq, produced_ns, message from alerts "
-                                 "where code = 'track_b_restarted'"),
-            60, "the restart alert",
-        )  # fmt: skip
+            lambda: db_rows(
+                url, "select seq, produced_ns, message from alerts where code = 'track_b_restarted'"
+            ),
+            60,
+            "the restart alert",
+        )
         restart_seq, restarted_ns, message = alerted[0]
         held = _held_before(url, restart_seq)
         assert len(held) == 6 and f"holding {len(held)} slots" in message
         # A gap per held slot, closed at its registration on the new session, then recovered.
         gaps = wait_until(
-            lambda: (r := db_rows(url, "select gap_id, symbol, account, start_ns, end_ns, state, "
-                                       "bars from gaps where reason = 'process_restart'"))
-            and len(r) == len(held) and all(g[5] == "recovered" for g in r) and r,
-            120, "a recovered restart gap per held slot",
-        )  # fmt: skip
+            lambda: (
+                (
+                    r := db_rows(
+                        url,
+                        "select gap_id, symbol, account, start_ns, end_ns, state, "
+                        "bars from gaps where reason = 'process_restart'",
+                    )
+                )
+                and len(r) == len(held)
+                and all(g[5] == "recovered" for g in r)
+                and r
+            ),
+            120,
+            "a recovered restart gap per held slot",
+        )
         assert {g[1] for g in gaps} == held
         lengths = sorted((g[4] - g[3]) / S for g in gaps)
         print(f"restart gaps: {lengths[0]:.1f}-{lengths[-1]:.1f} simulated s at 5x")
@@ -207,19 +275,24 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
             assert gap_id == f"{account}:{symbol}:{start}"
             assert start < restarted_ns < end and bars >= 1
         # No slot was allocated anew: the restored ones carry on from their first allocation.
-        again = db_rows(url, f"select symbol from slot_events where seq > {restart_seq} "
-                             "and action = 'allocate'")  # fmt: skip
+        again = db_rows(
+            url, f"select symbol from slot_events where seq > {restart_seq} and action = 'allocate'"
+        )
         assert not {s for (s,) in again} & held
         # The recovered bars are the market's own.
-        stored = db_rows(url, "select symbol, minute_ns, open, high, low, close, volume "
-                              "from minute_bars where gap_id in "
-                              f"({', '.join(repr(g[0]) for g in gaps)})")  # fmt: skip
+        stored = db_rows(
+            url,
+            "select symbol, minute_ns, open, high, low, close, volume "
+            "from minute_bars where gap_id in "
+            f"({', '.join(repr(g[0]) for g in gaps)})",
+        )
         assert stored
         for symbol, minute, *bar in stored:
             path = MARKET.day_path(symbol, DAY)
             i = (minute - int(NINE.timestamp()) * S) // (60 * S)
-            assert bar == [int(a[i]) for a in (path.open, path.high, path.low, path.close,
-                                               path.volume)]  # fmt: skip
+            assert bar == [
+                int(a[i]) for a in (path.open, path.high, path.low, path.close, path.volume)
+            ]
         # The report counts each gap inside the symbol's watched time: covered once
         # recovered, uncovered (completeness below 100 %) until then.
         engine = make_engine(url)

@@ -218,8 +218,10 @@ class TokenManager:
             # until then, so even a reader issues (the seed's emergency refresh), once for
             # all processes: under the lock, a token another process got meanwhile is taken.
             if not self.issuer:
-                log.warning("%s: KIS refused the cached token: an emergency issuance",
-                            self._credentials.alias)  # fmt: skip
+                log.warning(
+                    "%s: KIS refused the cached token: an emergency issuance",
+                    self._credentials.alias,
+                )
             return await self._issue("access_token", reason, _other_than(stale.reveal()))
 
     async def refresh_approval(self, reason: str) -> Secret:
@@ -328,16 +330,24 @@ class TokenManager:
         if cached is not None:
             wait_ns = cached.issued_ns + self._min_interval_ns - self._clock.now_ns()
             if wait_ns > 0:
-                log.info("%s: waiting %.0fs before issuing a new %s (KIS allows one a minute)",
-                         self._credentials.alias, wait_ns / _NS, kind)  # fmt: skip
+                log.info(
+                    "%s: waiting %.0fs before issuing a new %s (KIS allows one a minute)",
+                    self._credentials.alias,
+                    wait_ns / _NS,
+                    kind,
+                )
                 await self._clock.sleep(wait_ns / _NS)
         try:
             value, expires_ns = await self._request(kind)
         except KisTokenThrottled:
             # Another holder of this key (a process with an empty cache) asked within KIS's
             # minute: wait it out once, instead of failing every call until then.
-            log.warning("%s: KIS refused a %s within its minute (EGW00133); retrying in %.0fs",
-                        self._credentials.alias, kind, self._min_interval_ns / _NS)  # fmt: skip
+            log.warning(
+                "%s: KIS refused a %s within its minute (EGW00133); retrying in %.0fs",
+                self._credentials.alias,
+                kind,
+                self._min_interval_ns / _NS,
+            )
             await self._clock.sleep(self._min_interval_ns / _NS)
             value, expires_ns = await self._request(kind)
         # KIS counts the minute from when it issued, which is after we asked: count from the

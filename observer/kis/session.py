@@ -91,11 +91,18 @@ class KisAccount:
     ) -> KisStream:
         """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
-            self.ws_url, self.tokens, self.clock, on_frame, on_state,
-            on_registered=on_registered, on_refused=on_refused, account=self.alias,
-            reconnects_per_hour=reconnects_per_hour, idle_silence_s=idle_silence_s,
+            self.ws_url,
+            self.tokens,
+            self.clock,
+            on_frame,
+            on_state,
+            on_registered=on_registered,
+            on_refused=on_refused,
+            account=self.alias,
+            reconnects_per_hour=reconnects_per_hour,
+            idle_silence_s=idle_silence_s,
             identify=identify,
-        )  # fmt: skip
+        )
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""

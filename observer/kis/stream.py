@@ -360,8 +360,14 @@ class KisStream:
             self._on_state("refused", "OPSP8996 app key already in use")
             await socket.close()
         else:
-            log.warning("stream %s: %s %s for %s/%s", self.url, control.msg_cd, control.msg1,
-                        control.tr_id, control.tr_key)  # fmt: skip
+            log.warning(
+                "stream %s: %s %s for %s/%s",
+                self.url,
+                control.msg_cd,
+                control.msg1,
+                control.tr_id,
+                control.tr_key,
+            )
             if registration in self.wanted:
                 self.refused[registration] = control.msg_cd
                 self.wanted.discard(registration)

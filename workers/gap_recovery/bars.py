@@ -49,9 +49,11 @@ def bar_of(row: MinuteBarRow) -> Bar:
     # Bounded like every KIS number: one absurd value must not make the whole batch of bars
     # an event the database refuses.
     prices = [
-        read_int(row.stck_oprc, "stck_oprc"), read_int(row.stck_hgpr, "stck_hgpr"),
-        read_int(row.stck_lwpr, "stck_lwpr"), read_int(row.stck_prpr, "stck_prpr"),
-    ]  # fmt: skip
+        read_int(row.stck_oprc, "stck_oprc"),
+        read_int(row.stck_hgpr, "stck_hgpr"),
+        read_int(row.stck_lwpr, "stck_lwpr"),
+        read_int(row.stck_prpr, "stck_prpr"),
+    ]
     volume = read_int(row.cntg_vol, "cntg_vol")
     open_, high, low, close = prices
     if min(prices) <= 0 or volume < 0 or not low <= min(open_, close) <= max(open_, close) <= high:

@@ -150,13 +150,21 @@ class GapRecovery(AsyncWorker):
         stored = self._stored_bars()
         self.ledger = BarLedger(stored)
         self._sweep()
-        log.info("gap recovery ready: %d gaps pending, %d recovered bars known",
-                 len(self.jobs), len(stored))  # fmt: skip
+        log.info(
+            "gap recovery ready: %d gaps pending, %d recovered bars known",
+            len(self.jobs),
+            len(stored),
+        )
         each = range(self.config.requests_per_account)
         verifying = []
         if self.config.verify:  # the day's reconciliation, on this process's limiters
-            verifier = Verifier(self.settings, self.clock, self.producer.send, self._engine,
-                                lanes_for(self.settings, self.clock, accounts, limits))  # fmt: skip
+            verifier = Verifier(
+                self.settings,
+                self.clock,
+                self.producer.send,
+                self._engine,
+                lanes_for(self.settings, self.clock, accounts, limits),
+            )
             verifying.append(verifier.run_daily(self.stop))
         try:
             # A server that fails ends the process (the supervisor restarts it), rather
@@ -190,9 +198,15 @@ class GapRecovery(AsyncWorker):
                 event = envelope.event
                 if isinstance(event, GapDetected):
                     self.admit(
-                        Pending(event.gap_id, event.symbol, event.start_ns, event.end_ns,
-                                event.reason, envelope.ts)
-                    )  # fmt: skip
+                        Pending(
+                            event.gap_id,
+                            event.symbol,
+                            event.start_ns,
+                            event.end_ns,
+                            event.reason,
+                            envelope.ts,
+                        )
+                    )
 
     def _sweep(self) -> None:
         """Gaps the database holds as detected or recovering that this process has not seen."""
@@ -290,8 +304,13 @@ class GapRecovery(AsyncWorker):
                 job.attempts, self.config.backoff_initial_s, self.config.backoff_max_s
             )
             job.ready_ns = self.clock.now_ns() + int(backoff * _NS)
-            log.info("gap %s: attempt %d failed (%s); again in %g s",
-                     job.gap.gap_id, job.attempts, reason, backoff)  # fmt: skip
+            log.info(
+                "gap %s: attempt %d failed (%s); again in %g s",
+                job.gap.gap_id,
+                job.attempts,
+                reason,
+                backoff,
+            )
             return
         tries = f" after {job.attempts} attempts" if job.attempts > 1 else ""
         self._final(job.gap, "unrecoverable", 0, f"{reason}{tries}"[:500])

@@ -174,14 +174,31 @@ def status(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("market", "region", "size", "records", "active", "installed", "checked",
-                  "failures", "review", "backups")  # fmt: skip
+    table = Table(
+        "market",
+        "region",
+        "size",
+        "records",
+        "active",
+        "installed",
+        "checked",
+        "failures",
+        "review",
+        "backups",
+    )
     for r in rows:
         table.add_row(
-            r["market"], r["region"], f"{r['size']:,}", f"{r['records']:,}", f"{r['active']:,}",
-            r["installed"], r["checked"], str(r["failures"]), r["review"] or "-",
+            r["market"],
+            r["region"],
+            f"{r['size']:,}",
+            f"{r['records']:,}",
+            f"{r['active']:,}",
+            r["installed"],
+            r["checked"],
+            str(r["failures"]),
+            r["review"] or "-",
             str(r["backups"]),
-        )  # fmt: skip
+        )
     Console(width=120).print(table)
     if as_json:
         typer.echo(json.dumps({"files": rows}))
@@ -204,13 +221,20 @@ def history(
         with updater.engine.connect() as conn:
             rows = [
                 {
-                    "at": _kst(r.produced_ns), "market": r.market, "action": r.action,
-                    "reason": r.error or r.reason, "remote_size": r.remote_size,
-                    "previous_size": r.previous_size, "records": r.records, "added": r.added,
-                    "modified": r.modified, "removed": r.removed, "review": r.review_id,
+                    "at": _kst(r.produced_ns),
+                    "market": r.market,
+                    "action": r.action,
+                    "reason": r.error or r.reason,
+                    "remote_size": r.remote_size,
+                    "previous_size": r.previous_size,
+                    "records": r.records,
+                    "added": r.added,
+                    "modified": r.modified,
+                    "removed": r.removed,
+                    "review": r.review_id,
                 }
                 for r in master_file_checks(conn, since, markets)
-            ]  # fmt: skip
+            ]
     for r in rows:
         counts = f"+{r['added']} ~{r['modified']} -{r['removed']}"
         typer.echo(
@@ -295,8 +319,11 @@ def review(
             f"-{r.removed}, {r.records} records; {'; '.join(r.reasons)}"
         )
         if review_id:
-            for title, sample in (("new", r.sample_new), ("changed", r.sample_changed),
-                                  ("removed", r.sample_removed)):  # fmt: skip
+            for title, sample in (
+                ("new", r.sample_new),
+                ("changed", r.sample_changed),
+                ("removed", r.sample_removed),
+            ):
                 for line in sample:
                     typer.echo(f"    {title:8} {line}")
 

@@ -20,8 +20,14 @@ if TYPE_CHECKING:
 __all__ = ["COMPARED_FIELDS", "Diff", "diff", "known_listings", "listing_event"]
 
 COMPARED_FIELDS = (
-    "name", "name_en", "exchange", "region", "currency", "security_type", "sector_code",
-)  # fmt: skip
+    "name",
+    "name_en",
+    "exchange",
+    "region",
+    "currency",
+    "security_type",
+    "sector_code",
+)
 
 
 @dataclass(slots=True)
@@ -87,10 +93,19 @@ def listing_event(
 ) -> ListingChanged:
     """The bus event of one listing change."""
     return ListingChanged(
-        change=change, market=x.market, symbol=x.symbol, name=x.name, name_en=x.name_en,
-        exchange=x.exchange, currency=x.currency, security_type=x.security_type,
-        sector_code=x.sector_code, changed_fields=fields, region=x.region, initial=initial,
-    )  # fmt: skip
+        change=change,
+        market=x.market,
+        symbol=x.symbol,
+        name=x.name,
+        name_en=x.name_en,
+        exchange=x.exchange,
+        currency=x.currency,
+        security_type=x.security_type,
+        sector_code=x.sector_code,
+        changed_fields=fields,
+        region=x.region,
+        initial=initial,
+    )
 
 
 def known_listings(conn: Connection, market: str) -> dict[str, tuple[Listing, bool]]:

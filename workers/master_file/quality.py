@@ -35,10 +35,13 @@ class Quality:
     def lines(self) -> list[str]:
         """The report: one line per count, with its share of the records."""
         rows = [
-            ("Valid ticker", self.valid_ticker), ("Has name", self.has_name),
-            ("Has exchange", self.has_exchange), ("Has region", self.has_region),
-            ("Has currency", self.has_currency), ("Complete", self.complete),
-        ]  # fmt: skip
+            ("Valid ticker", self.valid_ticker),
+            ("Has name", self.has_name),
+            ("Has exchange", self.has_exchange),
+            ("Has region", self.has_region),
+            ("Has currency", self.has_currency),
+            ("Complete", self.complete),
+        ]
         total = max(self.records, 1)
         return [f"{k + ':':14}{v:,}/{self.records:,} ({100 * v / total:.1f}%)" for k, v in rows]
 

@@ -13,10 +13,21 @@ __all__ = ["read_archive", "read_listings"]
 
 # scrt_grp_cls_code (KOSPI .h) and stis (overseas .h) in the product's words.
 _DOMESTIC_TYPES = {
-    "ST": "stock", "FS": "stock", "DR": "dr", "EF": "etf", "FE": "etf", "EN": "etn",
-    "EW": "elw", "RT": "reit", "MF": "fund", "SC": "fund", "IF": "fund", "BC": "fund",
-    "SW": "rights", "SR": "rights",
-}  # fmt: skip
+    "ST": "stock",
+    "FS": "stock",
+    "DR": "dr",
+    "EF": "etf",
+    "FE": "etf",
+    "EN": "etn",
+    "EW": "elw",
+    "RT": "reit",
+    "MF": "fund",
+    "SC": "fund",
+    "IF": "fund",
+    "BC": "fund",
+    "SW": "rights",
+    "SR": "rights",
+}
 _OVERSEAS_TYPES = {"1": "index", "2": "stock", "3": "etp", "4": "warrant"}
 
 
@@ -31,23 +42,34 @@ def read_listings(file: MasterFile, data: bytes) -> list[Listing]:
     if file.domestic:
         rows = [
             Listing(
-                file.market, x.symbol, x.name, "", file.exchange, file.region, file.currency,
+                file.market,
+                x.symbol,
+                x.name,
+                "",
+                file.exchange,
+                file.region,
+                file.currency,
                 _DOMESTIC_TYPES.get(x.security_group, x.security_group.lower() or "other"),
                 x.sector_code,
             )
             for x in parse_domestic(data, file.market)  # type: ignore[arg-type]
-        ]  # fmt: skip
+        ]
     else:
         stem = file.member.split("mst", 1)[0]
         rows = [
             Listing(
-                file.market, x.symbol, x.name, x.name_en, file.exchange, file.region,
+                file.market,
+                x.symbol,
+                x.name,
+                x.name_en,
+                file.exchange,
+                file.region,
                 x.currency or file.currency,
                 "index" if file.indices else _OVERSEAS_TYPES.get(x.security_type, "other"),
                 x.industry_code,
             )
             for x in parse_overseas(data, stem)
-        ]  # fmt: skip
+        ]
     if not rows:
         raise MasterFileError(f"{file.member} holds no records")
     return rows

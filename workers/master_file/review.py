@@ -134,23 +134,39 @@ class Reviews:
         known = s.known(file)
         d = diff(listings, known)
         outcome = Outcome(
-            file.market, file.name, "approve", f"review {review_id} approved", len(listings),
-            len(d.new), len(d.changed), len(d.removed), assess(listings).complete_pct,
-            review_id=review_id, changes=sample(d),
-        )  # fmt: skip
+            file.market,
+            file.name,
+            "approve",
+            f"review {review_id} approved",
+            len(listings),
+            len(d.new),
+            len(d.changed),
+            len(d.removed),
+            assess(listings).complete_pct,
+            review_id=review_id,
+            changes=sample(d),
+        )
         run = Run(file, s.files.state(file), started=started)
         fresh = Current(
-            archive.stat().st_size, review.sha256, content_sha, len(listings),
-            review.etag, review.last_modified, s.clock.now_ns(),
-        )  # fmt: skip
+            archive.stat().st_size,
+            review.sha256,
+            content_sha,
+            len(listings),
+            review.etag,
+            review.last_modified,
+            s.clock.now_ns(),
+        )
         s.publish(*d.events(initial=not known))
         s.publish(
             review_event(review, "approved", "approved by an operator"),
             run.elapsed(outcome).checked(
-                run.state.current, fresh,
-                remote_size=fresh.size, changed=not d.empty, downloaded=False,
+                run.state.current,
+                fresh,
+                remote_size=fresh.size,
+                changed=not d.empty,
+                downloaded=False,
             ),
-        )  # fmt: skip
+        )
         s.install(file, archive, fresh, msgspec.structs.replace(run.state, pending_review=""))
         s.files.close_review(review_id)
         return outcome
@@ -167,17 +183,24 @@ class Reviews:
         s.save(file, state, pending_review="", rejected_sha256=review.content_sha256)
         s.files.close_review(review_id)
         return Outcome(
-            file.market, file.name, "reject", f"review {review_id} rejected", review.records,
+            file.market,
+            file.name,
+            "reject",
+            f"review {review_id} rejected",
+            review.records,
             review_id=review_id,
-        )  # fmt: skip
+        )
 
 
 def _held_check(run: Run, outcome: Outcome, fresh: Current) -> MasterFileChecked:
     """A held file changes nothing in use: the check names the file still current."""
     return run.elapsed(outcome).checked(
-        run.state.current, run.state.current,
-        remote_size=fresh.size, changed=True, downloaded=True,
-    )  # fmt: skip
+        run.state.current,
+        run.state.current,
+        remote_size=fresh.size,
+        changed=True,
+        downloaded=True,
+    )
 
 
 def review_event(review: Review, state: str, reason: str) -> MasterFileReview:

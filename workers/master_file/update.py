@@ -138,18 +138,28 @@ class Updater(Services):
             if not run.dry_run:
                 self.publish(
                     outcome.checked(
-                        state.current, state.current,
-                        remote_size=got.size, changed=False, downloaded=True,
+                        state.current,
+                        state.current,
+                        remote_size=got.size,
+                        changed=False,
+                        downloaded=True,
                     )
-                )  # fmt: skip
+                )
             return outcome
         known = self.known(file)
         d = diff(listings, known)
         outcome = Outcome(
-            file.market, file.name, "download", decision.reason, fresh.records,
-            len(d.new), len(d.changed), len(d.removed), quality.complete_pct,
+            file.market,
+            file.name,
+            "download",
+            decision.reason,
+            fresh.records,
+            len(d.new),
+            len(d.changed),
+            len(d.removed),
+            quality.complete_pct,
             changes=sample(d),
-        )  # fmt: skip
+        )
         if run.dry_run:
             got.path.unlink()
             outcome.action = "dry-run"
@@ -169,11 +179,14 @@ class Updater(Services):
         self.publish(*d.events(initial=not known))
         self.publish(
             run.elapsed(outcome).checked(
-                state.current, fresh,
-                remote_size=got.size, changed=not d.empty, downloaded=True,
+                state.current,
+                fresh,
+                remote_size=got.size,
+                changed=not d.empty,
+                downloaded=True,
                 forced=decision.reason.startswith("forced"),
             )
-        )  # fmt: skip
+        )
         self.install(file, got.path, fresh, state)
         return outcome
 
@@ -223,19 +236,29 @@ class Updater(Services):
         known = self.known(file)
         d = diff(listings, known)
         outcome = Outcome(
-            file.market, file.name, "dry-run" if run.dry_run else "resync", reason,
-            current.records, len(d.new), len(d.changed), len(d.removed),
-            assess(listings).complete_pct, changes=sample(d),
-        )  # fmt: skip
+            file.market,
+            file.name,
+            "dry-run" if run.dry_run else "resync",
+            reason,
+            current.records,
+            len(d.new),
+            len(d.changed),
+            len(d.removed),
+            assess(listings).complete_pct,
+            changes=sample(d),
+        )
         if run.dry_run:
             return run.elapsed(outcome)
         self.publish(*d.events(initial=not known))
         self.publish(
             run.elapsed(outcome).checked(
-                current, current,
-                remote_size=current.size, changed=not d.empty, downloaded=False,
+                current,
+                current,
+                remote_size=current.size,
+                changed=not d.empty,
+                downloaded=False,
             )
-        )  # fmt: skip
+        )
         self.save(file, state, failures=0, checked_ns=self.clock.now_ns())
         return outcome
 
@@ -268,21 +291,34 @@ class Updater(Services):
         known = self.known(file)
         d = diff(listings, known)
         outcome = Outcome(
-            file.market, file.name, "restore", f"restored {source.name}", len(listings),
-            len(d.new), len(d.changed), len(d.removed), assess(listings).complete_pct,
+            file.market,
+            file.name,
+            "restore",
+            f"restored {source.name}",
+            len(listings),
+            len(d.new),
+            len(d.changed),
+            len(d.removed),
+            assess(listings).complete_pct,
             changes=sample(d),
-        )  # fmt: skip
+        )
         fresh = Current(
-            temp.stat().st_size, sha256_of(temp), content_sha, len(listings),
+            temp.stat().st_size,
+            sha256_of(temp),
+            content_sha,
+            len(listings),
             installed_ns=self.clock.now_ns(),
-        )  # fmt: skip
+        )
         self.publish(*d.events(initial=not known))
         self.publish(
             run.elapsed(outcome).checked(
-                run.state.current, fresh,
-                remote_size=fresh.size, changed=not d.empty, downloaded=False,
+                run.state.current,
+                fresh,
+                remote_size=fresh.size,
+                changed=not d.empty,
+                downloaded=False,
             )
-        )  # fmt: skip
+        )
         current = run.state.current
         rejected = current.content_sha256 if current else ""
         self.install(

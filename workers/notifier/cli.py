@@ -109,10 +109,16 @@ def alerts(
         at = datetime.fromtimestamp(n.produced_ns / 1e9, KST)
         if as_json:
             line = {
-                "id": n.id, "at": at.isoformat(timespec="seconds"), "severity": n.severity,
-                "code": n.code, "subject": n.subject, "message": n.message, "state": s.state,
-                "acked_by": s.acked_by, "delivered": list(s.delivered),
-            }  # fmt: skip
+                "id": n.id,
+                "at": at.isoformat(timespec="seconds"),
+                "severity": n.severity,
+                "code": n.code,
+                "subject": n.subject,
+                "message": n.message,
+                "state": s.state,
+                "acked_by": s.acked_by,
+                "delivered": list(s.delivered),
+            }
             typer.echo(json.dumps(line, ensure_ascii=False))
             continue
         about = f"{n.code}({n.subject})" if n.subject else n.code
@@ -164,8 +170,12 @@ def ack(
                 AlertAcked(alert_source=source, alert_seq=seq, by=getpass.getuser(), note=note)
             )
         if not producer.wait_acked(_ACK_WAIT_S):
-            fail(program, "the writer has not stored the acknowledgement yet; it waits in "
-                 "the outbox and goes with the next `observer alerts ack`", 1)  # fmt: skip
+            fail(
+                program,
+                "the writer has not stored the acknowledgement yet; it waits in "
+                "the outbox and goes with the next `observer alerts ack`",
+                1,
+            )
     finally:
         producer.close(drain_timeout=0)
     typer.echo(f"acknowledged {', '.join(ids)}")

@@ -176,28 +176,43 @@ def _alert_message(
     if resolved:
         body += f"\n(resolved {len(resolved)} times meanwhile, and raised again)"
     return Message(
-        "alert", last.code, last.severity, last.subject,
-        tuple(n.id for n in [*notices, *resolved]), title, body, targets,
-    )  # fmt: skip
+        "alert",
+        last.code,
+        last.severity,
+        last.subject,
+        tuple(n.id for n in [*notices, *resolved]),
+        title,
+        body,
+        targets,
+    )
 
 
 def _resolution_message(notices: list[Notice], targets: frozenset[str] | None) -> Message:
     last = notices[-1]
     return Message(
-        "resolved", last.code, last.severity, last.subject, tuple(n.id for n in notices),
+        "resolved",
+        last.code,
+        last.severity,
+        last.subject,
+        tuple(n.id for n in notices),
         f"[RESOLVED] {_about(last.code, last.subject)}",
-        f"{last.message}\n\n{_kst(last.produced_ns)}", targets,
-    )  # fmt: skip
+        f"{last.message}\n\n{_kst(last.produced_ns)}",
+        targets,
+    )
 
 
 def _reminder(code: str, subject: str, held: _Open) -> Message:
     about = _about(code, subject)
     return Message(
-        "reminder", code, "critical", subject, tuple(held.ids),
+        "reminder",
+        code,
+        "critical",
+        subject,
+        tuple(held.ids),
         f"[CRITICAL, STILL OPEN] {about}",
         f"{held.message}\n\nopen since {_kst(held.since_ns)}; "
         f"acknowledge with: observer alerts ack {' '.join(held.ids)}",
-    )  # fmt: skip
+    )
 
 
 def ids_in(messages: Iterable[Message]) -> list[str]:

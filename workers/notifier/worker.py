@@ -94,9 +94,12 @@ class AlertNotifier(AsyncWorker):
         feed = feed_subscriber(self.settings, ["alert"])
         try:
             self._sweep(start=True)
-            log.info("notifier ready: %d targets (%s), %d alerts to send",
-                     len(self.targets), ", ".join(t.name for t in self.targets),
-                     self.grouper.held)  # fmt: skip
+            log.info(
+                "notifier ready: %d targets (%s), %d alerts to send",
+                len(self.targets),
+                ", ".join(t.name for t in self.targets),
+                self.grouper.held,
+            )
             if self.config.started_alert:
                 names = ", ".join(t.name for t in self.targets) or "no channel"
                 self.producer.send(
@@ -140,10 +143,17 @@ class AlertNotifier(AsyncWorker):
                     case _:
                         continue  # deliveries: our own
                 self._take(
-                    Notice(ident, kind, envelope.ts, event.severity, event.code, event.subject,
-                           event.message),
+                    Notice(
+                        ident,
+                        kind,
+                        envelope.ts,
+                        event.severity,
+                        event.code,
+                        event.subject,
+                        event.message,
+                    ),
                     None,
-                )  # fmt: skip
+                )
 
     def _take(self, notice: Notice, targets: frozenset[str] | None) -> None:
         if notice.id in self.seen:
@@ -198,19 +208,24 @@ class AlertNotifier(AsyncWorker):
             while True:
                 attempt += 1
                 error = await asyncio.to_thread(
-                    target.send, message.title, message.body, message.notify_severity,
+                    target.send,
+                    message.title,
+                    message.body,
+                    message.notify_severity,
                     config.send_timeout_s,
-                )  # fmt: skip
+                )
                 self._record(target, message, attempt, error)
                 if not error:
                     break
                 if time.monotonic() - first > config.lookback_s:
-                    log.error("%s: giving up on %s after %d attempts", target.name,
-                              message.title, attempt)  # fmt: skip
+                    log.error(
+                        "%s: giving up on %s after %d attempts", target.name, message.title, attempt
+                    )
                     break
                 pause = backoff_s(attempt, config.retry_initial_s, config.retry_max_s)
-                log.warning("%s: attempt %d failed (%s); again in %g s",
-                            target.name, attempt, error, pause)  # fmt: skip
+                log.warning(
+                    "%s: attempt %d failed (%s); again in %g s", target.name, attempt, error, pause
+                )
                 await asyncio.sleep(pause)  # wall time: the channel's outage is real
 
     def _record(self, target: Target, message: Message, attempt: int, error: str) -> None:

@@ -89,10 +89,14 @@ async def probe_session(account: KisAccount, timeout_s: float) -> tuple[bool, st
         async with asyncio.timeout(timeout_s):
             async with connect(account.ws_url, ping_interval=None, close_timeout=2.0) as socket:
                 message = {
-                    "header": {"approval_key": key.reveal(), "custtype": "P", "tr_type": "2",
-                               "content-type": "utf-8"},
+                    "header": {
+                        "approval_key": key.reveal(),
+                        "custtype": "P",
+                        "tr_type": "2",
+                        "content-type": "utf-8",
+                    },
                     "body": {"input": {"tr_id": IDENTIFY.tr_id, "tr_key": IDENTIFY.tr_key}},
-                }  # fmt: skip
+                }
                 await socket.send(json.dumps(message))
                 while True:
                     raw = await socket.recv()
@@ -161,9 +165,14 @@ async def ready(
 
     try:
         found = await retry(
-            counted, clock=clock, attempts=retries + 1, initial_s=initial_s, max_s=max_s,
-            retry_if=lambda error: isinstance(error, NotReady), on_retry=retried,
-        )  # fmt: skip
+            counted,
+            clock=clock,
+            attempts=retries + 1,
+            initial_s=initial_s,
+            max_s=max_s,
+            retry_if=lambda error: isinstance(error, NotReady),
+            on_retry=retried,
+        )
     except NotReady as failed:
         found = failed.check
     return Check(found.account, found.token, found.rest, found.websocket, found.problems, attempts)

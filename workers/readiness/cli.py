@@ -69,9 +69,13 @@ def run(
 def report_counters(check: Check, at_ns: int) -> dict[str, float]:
     """The heartbeat counters of an account's last check (``ctl status`` reads them)."""
     figures = {
-        "ready": check.ok, "ready_token": check.token, "ready_rest": check.rest,
-        "ready_ws": check.websocket, "ready_attempts": check.attempts, "ready_at_s": at_ns // _NS,
-    }  # fmt: skip
+        "ready": check.ok,
+        "ready_token": check.token,
+        "ready_rest": check.rest,
+        "ready_ws": check.websocket,
+        "ready_attempts": check.attempts,
+        "ready_at_s": at_ns // _NS,
+    }
     return {counter(check.account, k): float(v) for k, v in figures.items()}
 
 
@@ -86,10 +90,11 @@ async def _check_all(
     # One current price per attempt: the smallest of budgets, whatever the shares.
     limits = RateLimits({a.alias: 1.0 for a in settings.kis.accounts})
     accounts = [
-        open_account(settings, a.alias, clock, limits,
-                     on_unavailable=token_alert(a.alias, producer.send))
+        open_account(
+            settings, a.alias, clock, limits, on_unavailable=token_alert(a.alias, producer.send)
+        )
         for a in settings.kis.accounts
-    ]  # fmt: skip
+    ]
     failed = _still_failed(settings, clock)
     try:
         async with alongside(beat_forever(notifier, lambda: counters)):
@@ -122,9 +127,11 @@ async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check
 
     check = await ready(
         lambda: attempt(account, policy.probe_symbol, stream, policy.ws_timeout_s),
-        clock=clock, retries=policy.retries, initial_s=policy.retry_initial_s,
+        clock=clock,
+        retries=policy.retries,
+        initial_s=policy.retry_initial_s,
         max_s=policy.retry_max_s,
-    )  # fmt: skip
+    )
     outcome = "ready" if check.ok else f"NOT READY ({'; '.join(check.problems)})"
     log.info("%s: %s after %d checks", account.alias, outcome, check.attempts)
     return check
@@ -133,17 +140,28 @@ async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check
 def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
     """The outcome as an alert; a pass ends an earlier failure of the account."""
     alias = check.account
-    context = {"account": alias, "token": str(check.token).lower(), "rest":
-               str(check.rest).lower(), "websocket": str(check.websocket).lower(),
-               "attempts": str(check.attempts)}  # fmt: skip
+    context = {
+        "account": alias,
+        "token": str(check.token).lower(),
+        "rest": str(check.rest).lower(),
+        "websocket": str(check.websocket).lower(),
+        "attempts": str(check.attempts),
+    }
     if check.ok:
         message = f"{alias} is ready for the session: token, REST host and WebSocket session"
-        producer.send(Alert(severity="info", code=PASSED, message=message, context=context,
-                            subject=alias))  # fmt: skip
+        producer.send(
+            Alert(severity="info", code=PASSED, message=message, context=context, subject=alias)
+        )
         if alias in failed:
             failed.discard(alias)
-            producer.send(AlertResolved(code=FAILED, severity="critical", subject=alias,
-                                        message=f"{alias} is ready again"))  # fmt: skip
+            producer.send(
+                AlertResolved(
+                    code=FAILED,
+                    severity="critical",
+                    subject=alias,
+                    message=f"{alias} is ready again",
+                )
+            )
         return
     message = (
         f"{alias} is not ready after {check.attempts} checks: {'; '.join(check.problems)}; "
@@ -152,8 +170,15 @@ def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
     log.error("%s", message)
     if alias not in failed:  # alerted once; later checks that fail again say nothing new
         failed.add(alias)
-        producer.send(Alert(severity="critical", code=FAILED, message=message[:2000],
-                            context=context, subject=alias))  # fmt: skip
+        producer.send(
+            Alert(
+                severity="critical",
+                code=FAILED,
+                message=message[:2000],
+                context=context,
+                subject=alias,
+            )
+        )
 
 
 def _still_failed(settings: Settings, clock: Clock) -> set[str]:

@@ -115,15 +115,25 @@ async def _issue(
         call = (lambda: tokens.refresh_approval("premarket")) if renew else tokens.approval_key
 
     def retried(error: BaseException, attempt: int, pause: float) -> None:
-        log.warning("%s: %s failed (%s), try %d again in %.1fs",
-                    account.alias, kind, error, attempt + 1, pause)  # fmt: skip
+        log.warning(
+            "%s: %s failed (%s), try %d again in %.1fs",
+            account.alias,
+            kind,
+            error,
+            attempt + 1,
+            pause,
+        )
 
     try:
         await retry(
-            call, clock=clock, attempts=policy.retries + 1, initial_s=policy.retry_initial_s,
-            max_s=policy.retry_max_s, on_retry=retried,
+            call,
+            clock=clock,
+            attempts=policy.retries + 1,
+            initial_s=policy.retry_initial_s,
+            max_s=policy.retry_max_s,
+            on_retry=retried,
             retry_if=lambda error: isinstance(error, KisError) and error.retryable,
-        )  # fmt: skip
+        )
         return True
     except KisError as exc:
         validity = cached_validity(
@@ -139,7 +149,11 @@ async def _issue(
         message = f"{account.alias}: no new {kind} ({exc}); {outcome}"
         log.error("%s", message)
         producer.send(
-            Alert(severity="critical", code=RENEWAL_FAILED, message=message[:2000],
-                  context={"account": account.alias, "kind": kind})
-        )  # fmt: skip
+            Alert(
+                severity="critical",
+                code=RENEWAL_FAILED,
+                message=message[:2000],
+                context={"account": account.alias, "kind": kind},
+            )
+        )
         return valid

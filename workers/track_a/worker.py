@@ -209,9 +209,16 @@ class TrackA(AsyncWorker):
         self.tally.last_cycle_s = seconds
         log.info(
             "cycle %s: %d of %d in %.1f s (%d calls, %.2f/s of %.2f/s), %d failed, %d unfinished",
-            cycle.cycle_id, len(run.succeeded) + carried, size, seconds, run.calls,
-            run.rate_per_s, self.limit_per_s, len(run.failed), len(run.unfinished),
-        )  # fmt: skip
+            cycle.cycle_id,
+            len(run.succeeded) + carried,
+            size,
+            seconds,
+            run.calls,
+            run.rate_per_s,
+            self.limit_per_s,
+            len(run.failed),
+            len(run.unfinished),
+        )
         missing = len(run.missing)
         if requested and not run.succeeded and run.failed:
             sample = "; ".join(f"{s}: {e}" for s, e in list(run.failed.items())[:3])
@@ -220,10 +227,12 @@ class TrackA(AsyncWorker):
         elif missing:
             why = "cut off by the next cycle; " if run.overran else ""
             self._alert(
-                "warning", "track_a_missing",
+                "warning",
+                "track_a_missing",
                 f"cycle {cycle.cycle_id}: {missing} of {size} symbols missing ({why}"
-                f"{len(run.failed)} failed, {len(run.unfinished)} unfinished)", cycle,
-            )  # fmt: skip
+                f"{len(run.failed)} failed, {len(run.unfinished)} unfinished)",
+                cycle,
+            )
 
     def _alert(self, severity: str, code: str, message: str, cycle: Cycle) -> None:
         log.warning("%s", message)
@@ -265,9 +274,13 @@ class TrackA(AsyncWorker):
             now = self.clock.now_ns() / _NS
             if now >= late_after and day.isoformat() not in self._alerted_universe:
                 self._alerted_universe.add(day.isoformat())
-                self._alert("critical", "track_a_no_universe",
-                            f"no universe for {day}: Track A cannot run (is the universe "
-                            "job failing? `observer universe build`)", cycle)  # fmt: skip
+                self._alert(
+                    "critical",
+                    "track_a_no_universe",
+                    f"no universe for {day}: Track A cannot run (is the universe "
+                    "job failing? `observer universe build`)",
+                    cycle,
+                )
             if now >= cycle.deadline.timestamp():
                 return []
             await self.sleep(_UNIVERSE_POLL_S)

@@ -66,15 +66,26 @@ def decision_event(d: Decision) -> SlotDecision | SlotOverflow:
     c = d.candidate
     if d.action == "overflow":
         return SlotOverflow(
-            symbol=c.symbol, trigger=c.trigger, score=_dec(c.score), reason=d.reason,
-            lowest_held_score=_dec(d.lowest_held), strength=_dec(c.strength),
-            measure=_dec(c.measure), market_cap=c.market_cap,
-        )  # fmt: skip
+            symbol=c.symbol,
+            trigger=c.trigger,
+            score=_dec(c.score),
+            reason=d.reason,
+            lowest_held_score=_dec(d.lowest_held),
+            strength=_dec(c.strength),
+            measure=_dec(c.measure),
+            market_cap=c.market_cap,
+        )
     return SlotDecision(
-        account=d.account, action=d.action, symbol=c.symbol, slot=d.slot, trigger=c.trigger,
-        score=_dec(c.score), reason=d.reason,
-        replaced_symbol=d.replaced.symbol if d.replaced else "", expires_ns=c.expires_ns,
-    )  # fmt: skip
+        account=d.account,
+        action=d.action,
+        symbol=c.symbol,
+        slot=d.slot,
+        trigger=c.trigger,
+        score=_dec(c.score),
+        reason=d.reason,
+        replaced_symbol=d.replaced.symbol if d.replaced else "",
+        expires_ns=c.expires_ns,
+    )
 
 
 class Refusal(NamedTuple):
@@ -261,11 +272,12 @@ class Collector:
             self.dead.add(alias)
             self.publish(
                 Alert(
-                    severity="critical", code=ACCOUNT_DOWN,
+                    severity="critical",
+                    code=ACCOUNT_DOWN,
                     message=f"account {alias} streams nothing: {reason}; its slots fail over",
                     context={"account": alias},
                 )
-            )  # fmt: skip
+            )
 
     def account_counters(self) -> dict[str, float]:
         """Every account's stream figures, as `observer.account_health` names them."""
@@ -322,11 +334,12 @@ class Collector:
                 log.warning("account %s: streaming again", alias)
                 self.publish(
                     Alert(
-                        severity="info", code=ACCOUNT_DOWN,
+                        severity="info",
+                        code=ACCOUNT_DOWN,
                         message=f"account {alias} streams again",
                         context={"account": alias, "resolved": "true"},
                     )
-                )  # fmt: skip
+                )
         elif state in ("disconnected", "refused", "stopped", "down"):
             if self.down_since[alias] is None:
                 self.down_since[alias] = now
@@ -334,10 +347,12 @@ class Collector:
                 self.detectors[alias].on_disconnect(now, "disconnect", self.symbols(alias))
         self.publish(
             StreamStateChanged(
-                account=alias, state=state, reason=reason[:200],
+                account=alias,
+                state=state,
+                reason=reason[:200],
                 registrations=len(self.streams[alias].registered),
             )
-        )  # fmt: skip
+        )
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
         if registration.tr_id != TRADE:
@@ -348,15 +363,20 @@ class Collector:
     def _on_refused(self, alias: str, registration: Registration, code: str, message: str) -> None:
         self.refusals += 1  # the stream has logged it
         self.on_refused(
-            Refusal(alias, registration.tr_key, registration.tr_id, code, message,
-                    self.clock.now_ns())
-        )  # fmt: skip
+            Refusal(
+                alias, registration.tr_key, registration.tr_id, code, message, self.clock.now_ns()
+            )
+        )
 
     def _gap(self, gap: Gap) -> None:
         self.gaps += 1
         self.publish(
             GapDetected(
-                gap_id=gap.gap_id, symbol=gap.symbol, start_ns=gap.start_ns, end_ns=gap.end_ns,
-                reason=gap.reason, account=gap.account,
+                gap_id=gap.gap_id,
+                symbol=gap.symbol,
+                start_ns=gap.start_ns,
+                end_ns=gap.end_ns,
+                reason=gap.reason,
+                account=gap.account,
             )
-        )  # fmt: skip
+        )

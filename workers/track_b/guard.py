@@ -56,9 +56,11 @@ class SlotGuard:
     def __init__(self, settings: TrackBSettings, day_end_ns: int, alert: AlertSink) -> None:
         self.settings = settings
         self.bars = Barred(
-            settings.refusal_retry_s, settings.refusal_retry_max_s, day_end_ns,
+            settings.refusal_retry_s,
+            settings.refusal_retry_max_s,
+            day_end_ns,
             settings.refusal_permanent_codes,
-        )  # fmt: skip
+        )
         self.trading = Tradability(settings.limit_lock_s)
         self.alert = alert
         self.wake = asyncio.Event()  # set by a refusal: an evaluation is due now
@@ -102,10 +104,16 @@ class SlotGuard:
     def shown(self) -> list[dict[str, Any]]:
         """The bars, as ``observer track-b slots list`` shows them."""
         return [
-            {"symbol": symbol, "kind": bar.kind, "reason": bar.reason, "code": bar.code,
-             "since_ns": bar.since_ns, "until_ns": bar.until_ns}
+            {
+                "symbol": symbol,
+                "kind": bar.kind,
+                "reason": bar.reason,
+                "code": bar.code,
+                "since_ns": bar.since_ns,
+                "until_ns": bar.until_ns,
+            }
             for symbol, bar in sorted(self.bars.bars.items())
-        ]  # fmt: skip
+        ]
 
     def _refusals(self, book: SlotBook, now_ns: int) -> list[Decision]:
         """Bar each refused symbol or close its slot.
@@ -128,11 +136,13 @@ class SlotGuard:
                 if closed := book.close(r.account, holding.slot, reason[:200]):
                     decisions.append(closed)
                 self.alert(
-                    "error", "track_b_registration_limit",
+                    "error",
+                    "track_b_registration_limit",
                     f"account {r.account}: KIS counts its session full ({r.code}) where Track B "
                     f"counted a free registration: slot {holding.slot} closed for the day, "
-                    f"{r.symbol} released", context,
-                )  # fmt: skip
+                    f"{r.symbol} released",
+                    context,
+                )
                 continue
             bar = self.bars.refuse(r.symbol, r.code, r.message, now_ns)
             if (r.symbol, kind) in self._alerted:
@@ -142,10 +152,12 @@ class SlotGuard:
             share = len(self.bars.of_kind("refused")) / (book.capacity * len(book.accounts))
             severity = "error" if share >= self.settings.refused_error_share else "warning"
             self.alert(
-                severity, "track_b_refused",
+                severity,
+                "track_b_refused",
                 f"{r.symbol} on account {r.account}: {bar.reason}; refused symbols barred: "
-                f"{share:.0%} of the slots", context,
-            )  # fmt: skip
+                f"{share:.0%} of the slots",
+                context,
+            )
         return decisions
 
     def _trading(self, pins: set[str], now_ns: int) -> None:
@@ -158,7 +170,8 @@ class SlotGuard:
                     log.info("%s trades again: back among the candidates", symbol)
             elif (bar := self.bars.hold(symbol, state[0], state[1], now_ns)) is not None:
                 self.alert(
-                    "info", f"track_b_{bar.kind}",
+                    "info",
+                    f"track_b_{bar.kind}",
                     f"{symbol}: {bar.reason}: out of the slots until it trades again",
                     {"symbol": symbol},
-                )  # fmt: skip
+                )

@@ -67,8 +67,9 @@ class Tradability:
         limit = self._limit(symbol, price)
         self.latest[symbol] = Observation(at_ns, halted, price, limit)
         if limit:  # the stay at the limit started with the first observation there
-            self.locked_from[symbol] = min(self.locked_from.get(symbol, at_ns + lock_ns),
-                                           at_ns + lock_ns)  # fmt: skip
+            self.locked_from[symbol] = min(
+                self.locked_from.get(symbol, at_ns + lock_ns), at_ns + lock_ns
+            )
         else:
             self.locked_from.pop(symbol, None)
         if halted or limit:

@@ -53,8 +53,16 @@ class Candidate(msgspec.Struct, frozen=True, gc=False):
     def rank(self) -> tuple[bool, float, int, str, float, str, float, float]:
         """Sort key, best first (ties: market cap, then code; then the longest-lived)."""
         lasts = self.expires_ns or float("inf")
-        return (not self.pinned, -self.score, -self.market_cap, self.symbol, -lasts,
-                self.trigger, -self.strength, -self.measure)  # fmt: skip
+        return (
+            not self.pinned,
+            -self.score,
+            -self.market_cap,
+            self.symbol,
+            -lasts,
+            self.trigger,
+            -self.strength,
+            -self.measure,
+        )
 
 
 class Holding(msgspec.Struct, frozen=True, gc=False):
@@ -207,8 +215,10 @@ class SlotBook:
                 full = decision
             if decision.replaced is not None:  # still triggered, now without a slot
                 why = f"replaced by {c.symbol} (score {c.score:.2f})"
-                lowest = min((h.candidate.score for h in self.holdings() if not h.candidate.pinned),
-                             default=0.0)  # fmt: skip
+                lowest = min(
+                    (h.candidate.score for h in self.holdings() if not h.candidate.pinned),
+                    default=0.0,
+                )
                 decisions.append(Decision("overflow", decision.replaced, why, lowest_held=lowest))
         return decisions
 

@@ -115,9 +115,13 @@ class TriggerEngine:
         if not config.enabled or measure < config.threshold:
             return None
         trigger = Trigger(
-            symbol, kind, measure, min(measure / config.full_at, 1.0), now_ns,
+            symbol,
+            kind,
+            measure,
+            min(measure / config.full_at, 1.0),
+            now_ns,
             now_ns + int(config.ttl_s * _NS),
-        )  # fmt: skip
+        )
         self.live.setdefault(symbol, {})[kind] = trigger
         return trigger
 
@@ -189,7 +193,12 @@ class TriggerEngine:
     def _candidate(self, trigger: Trigger, score: float, pinned: bool = False) -> Candidate:
         ref = self.references.get(trigger.symbol)
         return Candidate(
-            symbol=trigger.symbol, trigger=trigger.kind, score=score, strength=trigger.strength,
-            measure=trigger.measure, market_cap=ref.market_cap if ref else 0,
-            expires_ns=trigger.expires_ns, pinned=pinned,
-        )  # fmt: skip
+            symbol=trigger.symbol,
+            trigger=trigger.kind,
+            score=score,
+            strength=trigger.strength,
+            measure=trigger.measure,
+            market_cap=ref.market_cap if ref else 0,
+            expires_ns=trigger.expires_ns,
+            pinned=pinned,
+        )

@@ -124,10 +124,15 @@ class TrackB(AsyncWorker):
             for a in aliases
         ]
         collector = Collector(
-            accounts, self.clock, self.producer.send, books=self.config.books,
+            accounts,
+            self.clock,
+            self.producer.send,
+            books=self.config.books,
             silence=SilenceRule(
-                self.config.silence_expected_s, self.config.silence_tolerance_s,
-                self.config.silence_cadence_factor, self.config.silence_window_s,
+                self.config.silence_expected_s,
+                self.config.silence_tolerance_s,
+                self.config.silence_cadence_factor,
+                self.config.silence_window_s,
                 resolution_s=1.0,  # trades are stamped HHMMSS
             ),
             in_session=self._in_continuous_trading,
@@ -137,7 +142,7 @@ class TrackB(AsyncWorker):
             reconnects_per_hour=self.config.reconnects_per_hour,
             idle_silence_s=self.config.idle_silence_s,
             identify=self.config.identify_idle,
-        )  # fmt: skip
+        )
         self.collector = collector
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
         book = SlotBook(aliases, capacity)
@@ -204,10 +209,13 @@ class TrackB(AsyncWorker):
         for h in held:
             start = max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0)
             candidate = Candidate(
-                h.symbol, h.trigger, float(h.score),
+                h.symbol,
+                h.trigger,
+                float(h.score),
                 market_cap=engine.references.get(h.symbol, _NONE).market_cap,
-                expires_ns=h.expires_ns, pinned=h.trigger == "manual",
-            )  # fmt: skip
+                expires_ns=h.expires_ns,
+                pinned=h.trigger == "manual",
+            )
             holding = Holding(h.account, h.slot, candidate, h.since_ns)
             if book.restore(holding):
                 await collector.resume(holding, start)
@@ -262,12 +270,15 @@ class TrackB(AsyncWorker):
             strength = min(volume_ratio / 3, 1.0)
             chosen.append(
                 Candidate(
-                    opening.symbol, "context_sync",
-                    engine.score(opening.symbol, surge.weight, strength), strength,
-                    volume_ratio, engine.references.get(opening.symbol, _NONE).market_cap,
+                    opening.symbol,
+                    "context_sync",
+                    engine.score(opening.symbol, surge.weight, strength),
+                    strength,
+                    volume_ratio,
+                    engine.references.get(opening.symbol, _NONE).market_cap,
                     now + int(surge.ttl_s * _NS),
                 )
-            )  # fmt: skip
+            )
         seconds = time.perf_counter() - started
         self.counters["context_sync_s"] = round(seconds, 3)
         if not found:
@@ -277,8 +288,13 @@ class TrackB(AsyncWorker):
                 "context sync found no Track A snapshots of the opening: slots fill by market "
                 "cap until triggers fire",
             )
-        log.info("context sync: %d symbols from %d snapshots in %.3f s, %d candidates",
-                 len(found), len(snapshots), seconds, len(chosen))  # fmt: skip
+        log.info(
+            "context sync: %d symbols from %d snapshots in %.3f s, %d candidates",
+            len(found),
+            len(snapshots),
+            seconds,
+            len(chosen),
+        )
         return chosen
 
     # ------------------------------------------------------------------ streaming
@@ -316,11 +332,13 @@ class TrackB(AsyncWorker):
                 closed = self.guard.review(book, engine.pins, now)
                 candidates = [*engine.candidates(now), *context, *fill]
                 decisions = book.evaluate(
-                    candidates, now, collector.healthy(),
+                    candidates,
+                    now,
+                    collector.healthy(),
                     threshold=self.config.replacement_threshold,
                     min_hold_ns=int(self.config.min_hold_s * _NS),
                     barred=self.guard.barred(now),
-                )  # fmt: skip
+                )
                 decisions = [*closed, *(d for d in decisions if self._news(d))]
                 await collector.apply(decisions)
                 self._watch_overflow(decisions, now)
@@ -396,25 +414,39 @@ class TrackB(AsyncWorker):
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic)."""
         now = self.clock.now_ns()
         rows = [
-            {"account": h.account, "slot": h.slot, "symbol": h.candidate.symbol,
-             "trigger": h.candidate.trigger, "score": round(h.candidate.score, 2),
-             "pinned": h.candidate.pinned, "since_ns": h.since_ns,
-             "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1]}
+            {
+                "account": h.account,
+                "slot": h.slot,
+                "symbol": h.candidate.symbol,
+                "trigger": h.candidate.trigger,
+                "score": round(h.candidate.score, 2),
+                "pinned": h.candidate.pinned,
+                "since_ns": h.since_ns,
+                "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1],
+            }
             for h in book.holdings()
-        ]  # fmt: skip
+        ]
         barred = self.guard.shown()
         self.counters.update(
-            slots=len(rows), ticks=collector.ticks, gaps=collector.gaps,
-            healthy_accounts=len(collector.healthy()), refused=collector.refusals,
-            barred=len(barred), halted=len(self.guard.bars.of_kind("halted", "limit_locked")),
+            slots=len(rows),
+            ticks=collector.ticks,
+            gaps=collector.gaps,
+            healthy_accounts=len(collector.healthy()),
+            refused=collector.refusals,
+            barred=len(barred),
+            halted=len(self.guard.bars.of_kind("halted", "limit_locked")),
             closed_slots=len(book.closed),
-        )  # fmt: skip
+        )
         for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
             self.counters[f"slots.{account.alias}"] = sum(
                 r["account"] == account.alias for r in rows
             )
-        shown = {"at_ns": now, "slots": rows, "barred": barred,
-                 "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)]}  # fmt: skip
+        shown = {
+            "at_ns": now,
+            "slots": rows,
+            "barred": barred,
+            "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
+        }
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing

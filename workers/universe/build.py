@@ -202,10 +202,15 @@ async def build_universe(
     ranked.sort(key=lambda cm: (-cm[1].prev_close * cm[0].listed_shares, cm[0].symbol))
     built.members = [
         UniverseMember(
-            symbol=c.symbol, market=c.market, rank=rank, prev_close=m.prev_close,
-            market_cap=m.prev_close * c.listed_shares, name=c.name,
-            avg_volume_20d=m.avg_volume_20d, atr_14=m.atr_14,
+            symbol=c.symbol,
+            market=c.market,
+            rank=rank,
+            prev_close=m.prev_close,
+            market_cap=m.prev_close * c.listed_shares,
+            name=c.name,
+            avg_volume_20d=m.avg_volume_20d,
+            atr_14=m.atr_14,
         )
         for rank, (c, m) in enumerate(ranked, start=1)
-    ]  # fmt: skip
+    ]
     return built

@@ -215,9 +215,12 @@ def _universe(
             ),
         )
         _alert(
-            producer, "critical", "universe_reused",
-            f"universe for {day} failed ({exc}); reusing {old.metadata.date}", day,
-        )  # fmt: skip
+            producer,
+            "critical",
+            "universe_reused",
+            f"universe for {day} failed ({exc}); reusing {old.metadata.date}",
+            day,
+        )
         outcome = "reused"
     write(path, universe)
     producer.send(event_of(universe, day))
