@@ -166,8 +166,7 @@ def bench_bus(
     from harness.bench.bus import run_bus_bench
 
     setup_logging("WARNING")
-    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate,
-                           endpoint=endpoint)  # fmt: skip
+    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate, endpoint=endpoint)
     for line in report.lines():
         typer.echo(line)
     if as_json:

@@ -300,15 +300,27 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     settings = load_settings(config)
     schedule = timeline_from(settings.phases, settings.calendar).schedule
     state = DemoState(
-        clock, begin, end,
+        clock,
+        begin,
+        end,
         phases=[(at, phase.value) for at, phase in schedule.starts(day)],
         accounts=[a.alias for a in settings.kis.accounts],
-    )  # fmt: skip
+    )
     sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
     socket_path = data / "run" / "control.sock"
-    sim_args = ["sim", "--port", str(sim_port), "--clock", clock.spec, "--seed", str(options.seed),
-                "--calls-per-second", str(DEMO_CALLS_PER_SECOND),
-                "--stocks", str(options.stocks)]  # fmt: skip
+    sim_args = [
+        "sim",
+        "--port",
+        str(sim_port),
+        "--clock",
+        clock.spec,
+        "--seed",
+        str(options.seed),
+        "--calls-per-second",
+        str(DEMO_CALLS_PER_SECOND),
+        "--stocks",
+        str(options.stocks),
+    ]
     sup_args = ["supervise", "--config", str(config), "--clock", clock.spec]
     # Both start at once (the simulator's market takes seconds to build) before the day begins.
     with (

@@ -89,9 +89,15 @@ def _may_be_shaped(text: str) -> bool:
     """
     low = text.lower() if text.isascii() else text.lower().replace("\u017f", "s")
     return (
-        "key" in low or "secret" in low or "token" in low or "auth" in low or "pass" in low
-        or "bearer" in low or "eyj" in low or "://" in low
-    )  # fmt: skip
+        "key" in low
+        or "secret" in low
+        or "token" in low
+        or "auth" in low
+        or "pass" in low
+        or "bearer" in low
+        or "eyj" in low
+        or "://" in low
+    )
 
 
 def mask_struct(value: S) -> S:

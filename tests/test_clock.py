@@ -20,11 +20,19 @@ def test_a_spec_round_trips_and_agrees_across_processes() -> None:
     clock = clock_from_spec("2026-11-20T08:55:00+09:00@60x")
     assert isinstance(clock, SimulatedClock)
     child = subprocess.run(
-        [sys.executable, "-c",
-         "import sys; from observer.clock import clock_from_spec as c; "
-         "print(c(sys.argv[1]).now_ns())", clock.spec],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys; from observer.clock import clock_from_spec as c; "
+            "print(c(sys.argv[1]).now_ns())",
+            clock.spec,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
     theirs = int(child.stdout)
     ours = clock.now_ns()
     # Both read the same function of the wall clock; the child ran at most seconds earlier,

@@ -15,15 +15,27 @@ TEN_MIN = 600 * 10**9
 
 def snap(symbol: str, n: int, price: int, high: int, low: int, volume: int) -> PriceSnapshot:
     return PriceSnapshot(
-        cycle_id=f"20261120-09{n}0", symbol=symbol, market="KOSPI", observed_ns=T0 + n * TEN_MIN,
-        price=price, change=0, change_rate=Decimal(0), open=1_000, high=high, low=low,
-        volume=volume, traded_value=0,
-    )  # fmt: skip
+        cycle_id=f"20261120-09{n}0",
+        symbol=symbol,
+        market="KOSPI",
+        observed_ns=T0 + n * TEN_MIN,
+        price=price,
+        change=0,
+        change_rate=Decimal(0),
+        open=1_000,
+        high=high,
+        low=low,
+        volume=volume,
+        traded_value=0,
+    )
 
 
 def test_an_opening_takes_the_last_cumulative_volume_and_the_extremes() -> None:
-    shots = [snap("A", 2, 1_040, 1_060, 990, 900), snap("A", 0, 1_010, 1_020, 995, 300),
-             snap("A", 1, 1_030, 1_050, 980, 600)]  # fmt: skip
+    shots = [
+        snap("A", 2, 1_040, 1_060, 990, 900),
+        snap("A", 0, 1_010, 1_020, 995, 300),
+        snap("A", 1, 1_030, 1_050, 980, 600),
+    ]
     (a,) = openings(shots)
     assert a == Opening("A", 1_000, 1_060, 980, 1_040, 900)  # volume 900, not 1,800
     assert a.volatility == pytest.approx(0.08) and a.move == pytest.approx(0.04)

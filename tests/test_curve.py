@@ -264,8 +264,14 @@ def test_a_key_sending_as_another_source_is_refused_and_never_stored(
     assert alerts(sqlite_url, "FAKE") == []
     assert impostor.acked == 0 and other.acked == 0
     # Two names refused, one alert for the key; every refused frame counted.
-    wait_until(lambda: "track_a" in tcp_bus.writer.log.read_text() or "supervisor"
-               in tcp_bus.writer.log.read_text(), 30, "the refusal logged")  # fmt: skip
+    wait_until(
+        lambda: (
+            "track_a" in tcp_bus.writer.log.read_text()
+            or "supervisor" in tcp_bus.writer.log.read_text()
+        ),
+        30,
+        "the refusal logged",
+    )
     tcp_bus.writer.terminate()
     stopped = tcp_bus.writer.log.read_text().split("writer stopped:")[-1]
     assert int(stopped.split("refused_sources=")[1].split(">")[0]) >= 2

@@ -197,20 +197,42 @@ def test_two_writers_never_share_a_database(sqlite_url: str, writer_factory: Mak
     first = writer_factory(sqlite_url).start()
     assert first.proc is not None
     second = subprocess.run(
-        [sys.executable, "-m", "observer", "writer", "--db", sqlite_url, "--run-dir",
-         str(Path(sqlite_url.removeprefix("sqlite:///")).parent / "other-run")],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "writer",
+            "--db",
+            sqlite_url,
+            "--run-dir",
+            str(Path(sqlite_url.removeprefix("sqlite:///")).parent / "other-run"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert second.returncode == 3
     assert f"another writer (pid {first.proc.pid}) holds" in second.stderr
 
 
 def test_unreachable_database_at_start_exits_2_with_a_clear_error(tmp_path: Path) -> None:
     started = subprocess.run(
-        [sys.executable, "-m", "observer", "writer", "--run-dir", str(tmp_path / "run"),
-         "--db", "postgresql://observer:s3cret-pw@127.0.0.1:1/none"],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "writer",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--db",
+            "postgresql://observer:s3cret-pw@127.0.0.1:1/none",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert started.returncode == 2
     assert "127.0.0.1:1" in started.stderr
     assert "s3cret-pw" not in started.stderr + started.stdout

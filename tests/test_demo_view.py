@@ -28,13 +28,18 @@ def _state() -> DemoState:
     state.status = {
         "phase": "full_operation",
         "programs": [
-            {"name": name, "state": "running", "restarts": 0, "cpu_percent": 12.5,
-             "rss_bytes": 80 << 20, "detail": "ready " + "x" * 80,
-             "counters": counters.get(name, {})}
-            for name in ("writer", "master_file", "universe", "track_a", "track_b",
-                         "gap_recovery")
+            {
+                "name": name,
+                "state": "running",
+                "restarts": 0,
+                "cpu_percent": 12.5,
+                "rss_bytes": 80 << 20,
+                "detail": "ready " + "x" * 80,
+                "counters": counters.get(name, {}),
+            }
+            for name in ("writer", "master_file", "universe", "track_a", "track_b", "gap_recovery")
         ],
-    }  # fmt: skip
+    }
     state.alerts = [(1_795_132_800_000_000_000, "warning", "track_a_missing", "m" * 200)]
     return state
 
@@ -59,26 +64,49 @@ def test_the_live_view_fits_80_columns_and_never_cuts_a_program_name() -> None:
 
 def test_the_summary_names_the_figures_it_promises() -> None:
     summary: dict[str, Any] = {
-        "date": "2026-11-20", "speed": 121, "idle_speed": 242, "wall_s": 270.0,
+        "date": "2026-11-20",
+        "speed": 121,
+        "idle_speed": 242,
+        "wall_s": 270.0,
         "phases": [{"at": "08:00", "phase": "warmup"}],
         "processes": {"writer": {"state": "running", "restarts": 0}},
         "cpu_s": {"writer": 12.5, "simulator": 80.0},
         "universe": {"members": 1057, "based_on": "2026-11-19"},
-        "track_a": {"complete": 40, "cycles": 40, "snapshots": 42280, "overran": 0,
-                    "longest_s": 300.0, "rate_limit_errors": 5},
-        "rest": {"calls": 50000, "busiest_second": 300, "limit_per_second": 400,
-                 "egw00201": 5},
-        "track_b": {"max_slots_used": 82, "capacity": 82, "allocations": 400,
-                    "replacements": 200, "overflow": 10, "overflow_pct": 1.0, "ticks": 500000,
-                    "ticks_sent": 500100, "symbols_streamed": 200},
-        "gaps": {"detected": 170, "recovered": 169, "unrecoverable": 1,
-                 "by_reason": {"disconnect": 164}, "recovered_bars": 200, "queue_peak": 82,
-                 "short_success_pct": 100.0, "detect_to_recovered_p99_s": 60.0},
-        "listings": {"instruments": 21770, "new": 3, "changed": 1, "removed": 1,
-                     "reviews_held": 0},
-        "events_committed": 600000, "healthy": True,
+        "track_a": {
+            "complete": 40,
+            "cycles": 40,
+            "snapshots": 42280,
+            "overran": 0,
+            "longest_s": 300.0,
+            "rate_limit_errors": 5,
+        },
+        "rest": {"calls": 50000, "busiest_second": 300, "limit_per_second": 400, "egw00201": 5},
+        "track_b": {
+            "max_slots_used": 82,
+            "capacity": 82,
+            "allocations": 400,
+            "replacements": 200,
+            "overflow": 10,
+            "overflow_pct": 1.0,
+            "ticks": 500000,
+            "ticks_sent": 500100,
+            "symbols_streamed": 200,
+        },
+        "gaps": {
+            "detected": 170,
+            "recovered": 169,
+            "unrecoverable": 1,
+            "by_reason": {"disconnect": 164},
+            "recovered_bars": 200,
+            "queue_peak": 82,
+            "short_success_pct": 100.0,
+            "detect_to_recovered_p99_s": 60.0,
+        },
+        "listings": {"instruments": 21770, "new": 3, "changed": 1, "removed": 1, "reviews_held": 0},
+        "events_committed": 600000,
+        "healthy": True,
         "etf": {"listed": 1000, "collected": 998, "coverage_pct": 99.8, "stale": False},
-    }  # fmt: skip
+    }
     text = "\n".join(summary_lines(summary))
     assert "ETFs: 1,000 listed, 998 collected for the day (99.8%)" in text
     assert "writer: running, 0 restarts, 12.5 s CPU" in text

@@ -40,8 +40,9 @@ def _writer(make: Callable[..., WriterProcess], volume: Path, disk: str) -> Writ
 
 
 def _rows(url: str, table: str) -> list[tuple[str, str, str]]:
-    return [tuple(r) for r in db_rows(url, f"SELECT code, severity, subject FROM {table} "
-                                            "ORDER BY seq")]  # fmt: skip
+    return [
+        tuple(r) for r in db_rows(url, f"SELECT code, severity, subject FROM {table} ORDER BY seq")
+    ]
 
 
 def test_the_writer_pauses_on_a_critical_volume_and_resumes_by_itself(
@@ -69,8 +70,11 @@ critical_free_percent = 0""",
 
     second = ProducerProcess(tmp_path, "second", writer.ingest).start(3000)
     outbox = second.outbox
-    wait_until(lambda: sum(p.stat().st_size for p in outbox.glob("*.seg")) > 100_000, 60,
-               "the second producer's events in its outbox")  # fmt: skip
+    wait_until(
+        lambda: sum(p.stat().st_size for p in outbox.glob("*.seg")) > 100_000,
+        60,
+        "the second producer's events in its outbox",
+    )
     assert second.proc is not None and second.proc.poll() is None  # still waiting for acks
     assert "second" not in writer.offsets()  # nothing taken while critical
 
@@ -86,8 +90,13 @@ critical_free_percent = 0""",
     assert left > 0  # the writer did receive frames while paused, and left them to resend
     assert writer.proc is not None and writer.proc.poll() is None and writer.starts == 1
     assert_exactly_once(url, {"first": 2000, "second": 3000, "writer": 4})
-    audit = subprocess.run([sys.executable, "-m", "observer", "audit", "--db", url], cwd=ROOT,
-                           capture_output=True, text=True, check=False)  # fmt: skip
+    audit = subprocess.run(
+        [sys.executable, "-m", "observer", "audit", "--db", url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert audit.returncode == 0, audit.stdout + audit.stderr
     print(f"resumed and drained 3000 events {resumed_s:.2f}s after the space came back")
     assert writer.terminate() == 0

@@ -11,13 +11,19 @@ from bus.events import Alert, AlertResolved
 from observer.disk import DiskSettings, DiskWatch, Usage
 
 MIB = 1024 * 1024
-SETTINGS = DiskSettings(check_interval_s=10.0, warn_free_bytes=100 * MIB, warn_free_percent=0,
-                        critical_free_bytes=10 * MIB, critical_free_percent=0)  # fmt: skip
+SETTINGS = DiskSettings(
+    check_interval_s=10.0,
+    warn_free_bytes=100 * MIB,
+    warn_free_percent=0,
+    critical_free_bytes=10 * MIB,
+    critical_free_percent=0,
+)
 
 
 def test_percent_thresholds_apply_as_well_as_bytes() -> None:
-    settings = DiskSettings(warn_free_bytes=0, warn_free_percent=5.0, critical_free_bytes=0,
-                            critical_free_percent=1.0)  # fmt: skip
+    settings = DiskSettings(
+        warn_free_bytes=0, warn_free_percent=5.0, critical_free_bytes=0, critical_free_percent=1.0
+    )
     assert settings.level(Usage(1000, 60)) == "ok"
     assert settings.level(Usage(1000, 40)) == "warning"
     assert settings.level(Usage(1000, 9)) == "critical"
@@ -28,9 +34,13 @@ def test_percent_thresholds_apply_as_well_as_bytes() -> None:
 def test_alerts_and_resolutions_always_match_the_current_level(frees_mib: list[int]) -> None:
     free = [0]
     now = [0.0]
-    watch = DiskWatch(SETTINGS, {"database": Path("/db")}, "writer",
-                      usage=lambda _: Usage(1000 * MIB, free[0]),
-                      monotonic=lambda: now[0])  # fmt: skip
+    watch = DiskWatch(
+        SETTINGS,
+        {"database": Path("/db")},
+        "writer",
+        usage=lambda _: Usage(1000 * MIB, free[0]),
+        monotonic=lambda: now[0],
+    )
     open_codes: set[str] = set()
     for mib in frees_mib:
         free[0] = mib * MIB
@@ -44,8 +54,11 @@ def test_alerts_and_resolutions_always_match_the_current_level(frees_mib: list[i
             else:
                 open_codes.remove(event.code)
         level = SETTINGS.level(Usage(1000 * MIB, free[0]))
-        expected = {"ok": set(), "warning": {"disk_low"},
-                    "critical": {"disk_low", "disk_critical"}}[level]  # fmt: skip
+        expected = {
+            "ok": set(),
+            "warning": {"disk_low"},
+            "critical": {"disk_low", "disk_critical"},
+        }[level]
         assert open_codes == expected
         assert watch.critical == (level == "critical")
 

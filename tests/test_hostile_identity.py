@@ -151,8 +151,12 @@ def test_conflicts_are_exactly_the_differing_resends(
 def run_audit(url: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "observer", "audit", "--db", url],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_a_process_claiming_another_source_is_caught(
@@ -174,8 +178,14 @@ def test_a_process_claiming_another_source_is_caught(
         late = ProducerProcess(tmp_path, "late", writer.ingest).start(events=200)
         assert late.result()["drained"]
         forger.send(encode_frame([Envelope("late", n, T0, tick(n, 666)) for n in range(1, 21)]))
-        wait_until(lambda: {s for s, _ in db_rows(db_url, "SELECT source, seq FROM bus_conflicts")}
-                   >= {"early", "late"}, 60, "both conflicts recorded")  # fmt: skip
+        wait_until(
+            lambda: (
+                {s for s, _ in db_rows(db_url, "SELECT source, seq FROM bus_conflicts")}
+                >= {"early", "late"}
+            ),
+            60,
+            "both conflicts recorded",
+        )
         assert early.proc is not None
         _, err = early.proc.communicate(timeout=120)
     finally:

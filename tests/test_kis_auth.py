@@ -53,8 +53,14 @@ class FakeKis:
 def manager(tmp_path: Path, kis: FakeKis, clock: ManualClock, events: list | None = None):
     http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(kis.handle))
     creds = Credentials("acct1", Secret(KEY), Secret(SECRET))
-    return TokenManager(http, creds, clock, tmp_path / "tokens", "real",
-                        on_issued=None if events is None else events.append)  # fmt: skip
+    return TokenManager(
+        http,
+        creds,
+        clock,
+        tmp_path / "tokens",
+        "real",
+        on_issued=None if events is None else events.append,
+    )
 
 
 def test_a_token_is_issued_once_cached_owner_only_and_reused_after_restart(tmp_path: Path) -> None:
@@ -72,8 +78,15 @@ def test_a_token_is_issued_once_cached_owner_only_and_reused_after_restart(tmp_p
     (cache,) = [p for p in (tmp_path / "tokens").iterdir() if "access_token" in p.name]
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert KEY not in cache.read_text() and SECRET not in cache.read_text()
-    assert events == [TokenRefreshed(account="acct1", kind="access_token", reason="scheduled",
-                                     issued_ns=T0, expires_ns=T0 + 86400 * 10**9)]  # fmt: skip
+    assert events == [
+        TokenRefreshed(
+            account="acct1",
+            kind="access_token",
+            reason="scheduled",
+            issued_ns=T0,
+            expires_ns=T0 + 86400 * 10**9,
+        )
+    ]
 
 
 def test_the_stated_kst_expiry_wins_when_earlier(tmp_path: Path) -> None:

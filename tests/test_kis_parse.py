@@ -35,9 +35,25 @@ BOOK = "^".join(
     + [str(73100 - 100 * i) for i in range(10)]
     + [str(1000 + i) for i in range(10)]
     + [str(2000 + i) for i in range(10)]
-    + ["250000", "310000", "0", "0", "0", "0", "0", "0", "3", "0.00", "8123468", "10", "-5",
-       "0", "0", "0"]
-)  # fmt: skip
+    + [
+        "250000",
+        "310000",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "3",
+        "0.00",
+        "8123468",
+        "10",
+        "-5",
+        "0",
+        "0",
+        "0",
+    ]
+)
 
 
 def decode_all(text: str, received_ns: int = 0) -> list[TradeTick]:
@@ -156,8 +172,11 @@ def test_control_answers_and_pingpong() -> None:
         '"msg_cd":"OPSP0000","msg1":"SUBSCRIBE SUCCESS","output":{"iv":"x","key":"y"}}}'
     )
     assert (ok.tr_key, ok.msg_cd, ok.msg1, ok.is_pingpong) == (
-        "005930", "OPSP0000", "SUBSCRIBE SUCCESS", False,
-    )  # fmt: skip
+        "005930",
+        "OPSP0000",
+        "SUBSCRIBE SUCCESS",
+        False,
+    )
     ping = parse_control('{"header":{"tr_id":"PINGPONG","datetime":"20261120093000"}}')
     assert ping.is_pingpong and ping.msg_cd == ""
     assert not is_data_frame('{"header":{}}') and is_data_frame("0|H0STCNT0|001|x")
@@ -200,9 +219,14 @@ def test_a_current_price_answer_becomes_a_snapshot_signed_by_its_sign_code(
     direction = SIGNS[sign]
     shown = -1 if signed_by_kis and direction < 0 else 1
     out = CurrentPriceOutput(
-        stck_prpr=str(price), prdy_vrss=str(shown * change), prdy_vrss_sign=sign,
-        prdy_ctrt=str(shown * rate), hts_avls=str(cap), stck_sdpr="", temp_stop_yn="Y",
-    )  # fmt: skip
+        stck_prpr=str(price),
+        prdy_vrss=str(shown * change),
+        prdy_vrss_sign=sign,
+        prdy_ctrt=str(shown * rate),
+        hts_avls=str(cap),
+        stck_sdpr="",
+        temp_stop_yn="Y",
+    )
     snapshot = price_snapshot(out, "005930", "KOSPI", "20261120-0910", 7)
     assert snapshot.price == price and snapshot.observed_ns == 7
     assert snapshot.change == direction * change

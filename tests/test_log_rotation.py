@@ -69,12 +69,23 @@ run_on_start = true
 
 
 def _run_child(log: Path, *, lines: int, max_bytes: int, keep: int, code: str = "") -> None:
-    env = {**os.environ, LOG_FILE_ENV: str(log), LOG_MAX_BYTES_ENV: str(max_bytes),
-           LOG_KEEP_ENV: str(keep), "OBSERVER_LOG_FORMAT": "json"}  # fmt: skip
+    env = {
+        **os.environ,
+        LOG_FILE_ENV: str(log),
+        LOG_MAX_BYTES_ENV: str(max_bytes),
+        LOG_KEEP_ENV: str(keep),
+        "OBSERVER_LOG_FORMAT": "json",
+    }
     program = code or CHATTER.format(lines=lines)
     with log.open("ab") as out:
-        subprocess.run([sys.executable, "-c", program], stdout=out, stderr=out, env=env,
-                       check=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-c", program],
+            stdout=out,
+            stderr=out,
+            env=env,
+            check=True,
+            timeout=120,
+        )
 
 
 def test_only_keep_rotated_files_remain_and_they_hold_the_newest_lines(tmp_path: Path) -> None:

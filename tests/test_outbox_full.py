@@ -48,13 +48,18 @@ def test_a_producer_waits_out_a_full_outbox_and_loses_nothing(
     tmp_path: Path, volume: Path, writer_factory: Callable[..., WriterProcess]
 ) -> None:
     writer = writer_factory(f"sqlite:///{tmp_path / 'observer.db'}")
-    thresholds = DiskSettings(check_interval_s=0.05, warn_free_bytes=1 * MIB,
-                              warn_free_percent=0, critical_free_bytes=0,
-                              critical_free_percent=0)  # fmt: skip
+    thresholds = DiskSettings(
+        check_interval_s=0.05,
+        warn_free_bytes=1 * MIB,
+        warn_free_percent=0,
+        critical_free_bytes=0,
+        critical_free_percent=0,
+    )
     outbox = volume / "outbox" / "p"
     watch = DiskWatch(thresholds, {"outbox": outbox}, "p")
-    producer = Producer("p", writer.ingest, outbox, batch_events=50,
-                        max_frame_bytes=64 * 1024, watch=watch.check)  # fmt: skip
+    producer = Producer(
+        "p", writer.ingest, outbox, batch_events=50, max_frame_bytes=64 * 1024, watch=watch.check
+    )
     try:
         fill(volume, 600 * 1024)  # below warn: the producer says so
         wait_until(lambda: producer.last_seq == 1, 10, "the disk_low alert")

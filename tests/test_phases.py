@@ -55,29 +55,55 @@ def test_a_late_opening_day_shifts_every_phase() -> None:
     assert phase_at(CALENDAR, SCHEDULE, at(csat, 10, 0)) is Phase.TRACK_A_ONLY
     assert phase_at(CALENDAR, SCHEDULE, at(csat, 16, 15)) is Phase.TRACK_A_CLOSING
     assert [t.strftime("%H:%M") for t, _ in transitions(CALENDAR, SCHEDULE, csat)] == [
-        "09:00", "10:00", "10:30", "16:00", "16:30", "22:00",
-    ]  # fmt: skip
+        "09:00",
+        "10:00",
+        "10:30",
+        "16:00",
+        "16:30",
+        "22:00",
+    ]
 
 
 def test_transitions_of_a_normal_day_are_in_order() -> None:
     phases = [p for _, p in transitions(CALENDAR, SCHEDULE, NORMAL)]
     assert phases == [
-        Phase.WARMUP, Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING,
-        Phase.SHUTDOWN, Phase.IDLE,
-    ]  # fmt: skip
+        Phase.WARMUP,
+        Phase.TRACK_A_ONLY,
+        Phase.FULL_OPERATION,
+        Phase.TRACK_A_CLOSING,
+        Phase.SHUTDOWN,
+        Phase.IDLE,
+    ]
 
 
 @pytest.mark.parametrize(
     ("day", "expected"),
     [
-        (NORMAL, [("08:00", "warmup"), ("09:00", "track_a_only"), ("09:30", "full_operation"),
-                  ("15:00", "track_a_closing"), ("15:30", "shutdown"), ("21:00", "idle")]),
+        (
+            NORMAL,
+            [
+                ("08:00", "warmup"),
+                ("09:00", "track_a_only"),
+                ("09:30", "full_operation"),
+                ("15:00", "track_a_closing"),
+                ("15:30", "shutdown"),
+                ("21:00", "idle"),
+            ],
+        ),
         (date(2026, 12, 25), []),  # Christmas: idle all day
-        (date(2026, 11, 19), [("09:00", "warmup"), ("10:00", "track_a_only"),
-                              ("10:30", "full_operation"), ("16:00", "track_a_closing"),
-                              ("16:30", "shutdown"), ("22:00", "idle")]),  # CSAT: one hour late
+        (
+            date(2026, 11, 19),
+            [
+                ("09:00", "warmup"),
+                ("10:00", "track_a_only"),
+                ("10:30", "full_operation"),
+                ("16:00", "track_a_closing"),
+                ("16:30", "shutdown"),
+                ("22:00", "idle"),
+            ],
+        ),  # CSAT: one hour late
     ],
-)  # fmt: skip
+)
 def test_a_day_on_the_manual_clock(day: date, expected: list[tuple[str, str]]) -> None:
     clock = ManualClock(int(at(day, 0, 0).timestamp()) * 10**9)
     seen: list[tuple[str, str]] = []

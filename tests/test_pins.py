@@ -52,8 +52,14 @@ def test_listing_without_a_running_track_b_says_so(command, tmp_path: Path) -> N
 
 
 def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
-    row = {"account": "acct1", "slot": 0, "symbol": "005930", "trigger": "manual",
-           "score": 1.0, "pinned": True}  # fmt: skip
+    row = {
+        "account": "acct1",
+        "slot": 0,
+        "symbol": "005930",
+        "trigger": "manual",
+        "score": 1.0,
+        "pinned": True,
+    }
     shown = {"at_ns": 1, "slots": [row]}
     slots_path(tmp_path).parent.mkdir(mode=0o700)
     slots_path(tmp_path).write_text(json.dumps(shown))
@@ -67,19 +73,39 @@ def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
 def test_the_list_shows_halted_pins_closed_slots_and_barred_symbols_with_why(
     tmp_path: Path,
 ) -> None:
-    pin = {"account": "acct1", "slot": 0, "symbol": "005930", "trigger": "manual",
-           "score": 6.3, "pinned": True, "state": "trading halted"}  # fmt: skip
+    pin = {
+        "account": "acct1",
+        "slot": 0,
+        "symbol": "005930",
+        "trigger": "manual",
+        "score": 6.3,
+        "pinned": True,
+        "state": "trading halted",
+    }
     noon = 1_795_489_200 * 10**9  # 2026-11-24 12:00 KST
     shown = {
-        "at_ns": noon, "slots": [pin], "closed": [{"account": "acct2", "slot": 2}],
+        "at_ns": noon,
+        "slots": [pin],
+        "closed": [{"account": "acct2", "slot": 2}],
         "barred": [
-            {"symbol": "000660", "kind": "refused", "code": "OPSP0007", "since_ns": noon,
-             "reason": "registration refused: OPSP0007 SUBSCRIBE INTERNAL ERROR (retry in 30 s)",
-             "until_ns": noon + 30 * 10**9},
-            {"symbol": "035420", "kind": "limit_locked", "code": "", "since_ns": noon,
-             "reason": "locked at its upper limit (260,000 KRW)", "until_ns": 0},
+            {
+                "symbol": "000660",
+                "kind": "refused",
+                "code": "OPSP0007",
+                "since_ns": noon,
+                "reason": "registration refused: OPSP0007 SUBSCRIBE INTERNAL ERROR (retry in 30 s)",
+                "until_ns": noon + 30 * 10**9,
+            },
+            {
+                "symbol": "035420",
+                "kind": "limit_locked",
+                "code": "",
+                "since_ns": noon,
+                "reason": "locked at its upper limit (260,000 KRW)",
+                "until_ns": 0,
+            },
         ],
-    }  # fmt: skip
+    }
     slots_path(tmp_path).parent.mkdir(mode=0o700)
     slots_path(tmp_path).write_text(json.dumps(shown))
     code, output = slots(tmp_path, "list")

@@ -60,9 +60,13 @@ def router(tmp_path: Path) -> Iterator[Router]:
 
 def make(tmp_path: Path, **kwargs: object) -> Producer:
     return Producer(
-        "p", f"ipc://{tmp_path / 'ingest.sock'}", tmp_path / "ob", linger_s=0.001,
-        batch_events=10, **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
+        "p",
+        f"ipc://{tmp_path / 'ingest.sock'}",
+        tmp_path / "ob",
+        linger_s=0.001,
+        batch_events=10,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
 def test_credit_bounds_what_is_unacknowledged_on_the_wire(tmp_path: Path, router: Router) -> None:

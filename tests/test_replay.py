@@ -74,16 +74,22 @@ def test_spine_fixture_replays_into_a_fresh_database(db_url: str) -> None:
 def test_replay_command(sqlite_url: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "observer", "replay", str(SPINE), "--db", sqlite_url],
-        capture_output=True, text=True, cwd=ROOT, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"{len(SAMPLES) + 2 * TICKS} committed" in done.stdout
 
     def audit_command() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "observer", "audit", "--db", sqlite_url],
-            capture_output=True, text=True, cwd=ROOT, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
 
     audited = audit_command()
     assert audited.returncode == 0 and audited.stdout.count(" ok") == 3
@@ -138,10 +144,24 @@ def test_feed_capture_command(
     writer = writer_factory(sqlite_url).start()
     out = tmp_path / "feed.cap"
     capture = subprocess.Popen(
-        [sys.executable, "-m", "observer", "capture", "--out", str(out), "--run-dir",
-         str(writer.run_dir), "--count", "3", "--topic", "alert"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "capture",
+            "--out",
+            str(out),
+            "--run-dir",
+            str(writer.run_dir),
+            "--count",
+            "3",
+            "--topic",
+            "alert",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     producer = Producer("alerts", writer.ingest, tmp_path / "ob", batch_events=1)
     alert = next(e for e in SAMPLES if isinstance(e, Alert))
 

@@ -55,11 +55,15 @@ def run_failing(failures: int, error: Exception, attempts: int = 5) -> tuple[int
 
     result = asyncio.run(
         retry(
-            call, clock=clock, attempts=attempts, initial_s=0.5, max_s=4.0,
+            call,
+            clock=clock,
+            attempts=attempts,
+            initial_s=0.5,
+            max_s=4.0,
             retry_if=lambda e: isinstance(e, KisTransportError),
             on_retry=lambda e, attempt, pause: retried.append(attempt),
         )
-    )  # fmt: skip
+    )
     assert retried == list(range(1, failures + 1))
     return result, clock
 

@@ -28,12 +28,18 @@ def at(day: str, hhmm: str) -> datetime:
         (ScheduleEntry(at="05:00"), at("2026-11-20", "05:00"), at("2026-11-23", "05:00")),
         (ScheduleEntry(at="05:00"), at("2026-12-24", "06:00"), at("2026-12-28", "05:00")),
         (ScheduleEntry(at="05:00"), at("2026-06-02", "06:00"), at("2026-06-04", "05:00")),
-        (ScheduleEntry(at="03:00", days="sun"), at("2026-11-20", "12:00"),
-         at("2026-11-22", "03:00")),
-        (ScheduleEntry(at="21:00", days="daily"), at("2026-11-21", "21:00"),
-         at("2026-11-22", "21:00")),
+        (
+            ScheduleEntry(at="03:00", days="sun"),
+            at("2026-11-20", "12:00"),
+            at("2026-11-22", "03:00"),
+        ),
+        (
+            ScheduleEntry(at="21:00", days="daily"),
+            at("2026-11-21", "21:00"),
+            at("2026-11-22", "21:00"),
+        ),
     ],
-)  # fmt: skip
+)
 def test_next_run(entry: ScheduleEntry, after: datetime, expected: datetime) -> None:
     assert next_run(TIMELINE, entry, after) == expected
 

@@ -30,24 +30,29 @@ def test_the_sample_clients_conversation() -> None:
     async def scenario() -> None:
         async with simulator() as (_, url):
             async with httpx.AsyncClient(base_url=url) as http:
-                body = json.dumps({"grant_type": "client_credentials", "appkey": KEY,
-                                   "appsecret": SECRET})  # fmt: skip
+                body = json.dumps(
+                    {"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET}
+                )
                 token = await http.post("/oauth2/tokenP", content=body, headers=BASE)
                 assert token.status_code == 200
                 answer = token.json()
                 # save_token() parses this exact format; read_token() compares it as text
                 datetime.strptime(answer["access_token_token_expired"], "%Y-%m-%d %H:%M:%S")
 
-                approval_body = json.dumps({"grant_type": "client_credentials", "appkey": KEY,
-                                            "secretkey": SECRET})  # fmt: skip
+                approval_body = json.dumps(
+                    {"grant_type": "client_credentials", "appkey": KEY, "secretkey": SECRET}
+                )
                 approval = await http.post("/oauth2/Approval", content=approval_body, headers=BASE)
                 approval_key = approval.json()["approval_key"]
 
                 headers = BASE | {
                     "authorization": f"Bearer {answer['access_token']}",
-                    "appkey": KEY, "appsecret": SECRET,
-                    "tr_id": "FHKST01010100", "custtype": "P", "tr_cont": "",
-                }  # fmt: skip
+                    "appkey": KEY,
+                    "appsecret": SECRET,
+                    "tr_id": "FHKST01010100",
+                    "custtype": "P",
+                    "tr_cont": "",
+                }
                 price = await http.get(
                     "/uapi/domestic-stock/v1/quotations/inquire-price",
                     params={"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": SYMBOL},
@@ -62,10 +67,14 @@ def test_the_sample_clients_conversation() -> None:
             async with websockets.connect(url.replace("http", "ws") + "/tryitout") as ws:
                 # data_fetch(): header {content-type, approval_key, tr_type, custtype}
                 message = {
-                    "header": {"content-type": "utf-8", "approval_key": approval_key,
-                               "tr_type": "1", "custtype": "P"},
+                    "header": {
+                        "content-type": "utf-8",
+                        "approval_key": approval_key,
+                        "tr_type": "1",
+                        "custtype": "P",
+                    },
                     "body": {"input": {"tr_id": "H0STCNT0", "tr_key": SYMBOL}},
-                }  # fmt: skip
+                }
                 await ws.send(json.dumps(message))
                 control = json.loads(await ws.recv())
                 # system_resp(): header tr_id, tr_key, encrypt; body rt_cd, msg1, output iv/key

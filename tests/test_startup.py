@@ -62,8 +62,10 @@ def loaded_before_ready(*args: str | Path) -> set[str]:
     """Top-level packages loaded when ``observer ARGS`` is READY (or ends without it)."""
     done = subprocess.run(
         [sys.executable, "-c", PROBE, *map(str, args)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = done.stdout.strip().splitlines()
     assert lines, done.stderr
     return {name.split(".")[0] for name in lines[0].split()}

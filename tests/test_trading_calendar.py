@@ -32,8 +32,10 @@ def test_previous_and_next_sessions_skip_weekends_and_holidays() -> None:
     assert CALENDAR.previous_session(date(2026, 11, 23)) == date(2026, 11, 20)
     assert CALENDAR.next_session(date(2026, 6, 2)) == date(2026, 6, 4)
     assert CALENDAR.sessions_before(date(2026, 11, 23), 3) == [
-        date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20),
-    ]  # fmt: skip
+        date(2026, 11, 18),
+        date(2026, 11, 19),
+        date(2026, 11, 20),
+    ]
 
 
 def test_configured_corrections_win() -> None:

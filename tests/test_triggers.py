@@ -17,17 +17,27 @@ from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
 SETTINGS = TrackBSettings()
 OPEN = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
-REF = Reference("005930", market_cap=10**12, prev_close=10_000, avg_volume_20d=1_000_000,
-                atr_14=300.0)  # fmt: skip
+REF = Reference(
+    "005930", market_cap=10**12, prev_close=10_000, avg_volume_20d=1_000_000, atr_14=300.0
+)
 
 
 def snap(at: datetime, volume: int, high: int = 10_000, low: int = 10_000) -> PriceSnapshot:
     return PriceSnapshot(
-        cycle_id=at.strftime("%Y%m%d-%H%M"), symbol="005930", market="KOSPI",
-        observed_ns=int(at.timestamp() * 1e9), price=10_000, change=0,
-        change_rate=Decimal(0), open=10_000, high=high, low=low, volume=volume,
-        traded_value=volume * 10_000, base_price=10_000,
-    )  # fmt: skip
+        cycle_id=at.strftime("%Y%m%d-%H%M"),
+        symbol="005930",
+        market="KOSPI",
+        observed_ns=int(at.timestamp() * 1e9),
+        price=10_000,
+        change=0,
+        change_rate=Decimal(0),
+        open=10_000,
+        high=high,
+        low=low,
+        volume=volume,
+        traded_value=volume * 10_000,
+        base_price=10_000,
+    )
 
 
 def engine(open_at: datetime = OPEN) -> TriggerEngine:

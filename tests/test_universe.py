@@ -117,9 +117,12 @@ def expected(day: date) -> list[str]:
     members = [
         (-MARKET.close(s, prev) * x.listed_shares, s)
         for s, x in MARKET.listings.items()
-        if x.group == "ST" and x.market in ("KOSPI", "KOSDAQ") and not x.suspended
-        and not x.administrative and MARKET.close(s, prev) >= 4_000
-    ]  # fmt: skip
+        if x.group == "ST"
+        and x.market in ("KOSPI", "KOSDAQ")
+        and not x.suspended
+        and not x.administrative
+        and MARKET.close(s, prev) >= 4_000
+    ]
     return [s for _, s in sorted(members)]
 
 
@@ -128,8 +131,15 @@ def test_build_once_from_the_simulator(harness: Harness) -> None:
     summary = h.build("2026-11-20")
     assert summary["outcome"] == "built" and summary["previous_trading_day"] == "20261119"
     file = json.loads((h.data / "universe" / "20261120_kr_stocks.json").read_text())
-    seed_keys = {"date", "previous_trading_day", "generated_at", "symbol_count", "market",
-                 "filter_criteria", "version"}  # fmt: skip
+    seed_keys = {
+        "date",
+        "previous_trading_day",
+        "generated_at",
+        "symbol_count",
+        "market",
+        "filter_criteria",
+        "version",
+    }
     assert set(file["metadata"]) >= seed_keys
     codes = [s["code"] for s in file["symbols"]]
     assert codes == expected(date(2026, 11, 20))  # filter, exclusions and market-cap order
@@ -165,8 +175,9 @@ def test_a_failed_build_reuses_the_previous_universe(harness: Harness) -> None:
     assert alerts == [("critical", "universe_failed"), ("critical", "universe_reused")]
     snapshots = h.rows("select trade_date, based_on from universe_snapshots order by seq")
     assert [(str(a), str(b)) for a, b in snapshots] == [
-        ("2026-11-19", "2026-11-18"), ("2026-11-20", "2026-11-18"),
-    ]  # fmt: skip
+        ("2026-11-19", "2026-11-18"),
+        ("2026-11-20", "2026-11-18"),
+    ]
 
 
 def test_no_universe_on_a_day_without_a_session(harness: Harness) -> None:

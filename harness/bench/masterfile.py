@@ -99,10 +99,14 @@ def run_masterfile_bench(seed: int = 1, repeats: int = 3) -> MasterFileBenchRepo
                 for file in MASTER_FILES:
                     rows = read_listings(file, extract_single(before[file.name], file.member))
                     values = [
-                        {**{f: getattr(x, f) for f in x.__struct_fields__}, "active": True,
-                         "listed_ns": 0, "updated_ns": 0}
+                        {
+                            **{f: getattr(x, f) for f in x.__struct_fields__},
+                            "active": True,
+                            "listed_ns": 0,
+                            "updated_ns": 0,
+                        }
                         for x in rows
-                    ]  # fmt: skip
+                    ]
                     conn.execute(insert(Instrument), values)
 
             def parse_and_diff() -> None:

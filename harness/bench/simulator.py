@@ -19,10 +19,21 @@ def simulator_process(
 ) -> Iterator[tuple[str, Clock]]:
     """Run ``observer sim`` on a free port; yield its REST URL and the clock it runs on."""
     simulator = subprocess.Popen(
-        [sys.executable, "-m", "observer", "sim", "--seed", str(seed), "--clock", clock,
-         "--calls-per-second", str(calls_per_second)],
-        stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "sim",
+            "--seed",
+            str(seed),
+            "--clock",
+            clock,
+            "--calls-per-second",
+            str(calls_per_second),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = simulator.stdout.readline()  # type: ignore[union-attr]
         if not line.startswith("observer sim ready"):

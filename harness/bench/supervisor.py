@@ -227,10 +227,20 @@ def run_supervisor_bench(rounds: int = 5) -> SupervisorBenchReport:
         sock = work / "data" / "run" / "control.sock"
         with (work / "supervisor.log").open("wb") as log:
             sup = subprocess.Popen(
-                [sys.executable, "-m", "observer", "supervise", "--config", str(config),
-                 "--clock", clock.spec],
-                stdout=log, stderr=log, cwd=work,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "observer",
+                    "supervise",
+                    "--config",
+                    str(config),
+                    "--clock",
+                    clock.spec,
+                ],
+                stdout=log,
+                stderr=log,
+                cwd=work,
+            )
         try:
             poll_until(lambda: sock.exists() and _settled(sock), "supervisor", child=sup)
             for _ in range(rounds):

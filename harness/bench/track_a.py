@@ -51,10 +51,14 @@ async def _cycle(settings: Settings, clock: Clock, targets: list[Target]) -> dic
             await account.tokens.token()
         published: list[object] = []
         run = await run_cycle(
-            [a.client for a in accounts], targets, "bench", clock,
-            clock.now_ns() + 3600 * _NS, published.append,
+            [a.client for a in accounts],
+            targets,
+            "bench",
+            clock,
+            clock.now_ns() + 3600 * _NS,
+            published.append,
             per_client=settings.track_a.requests_per_account,
-        )  # fmt: skip
+        )
     finally:
         for account in accounts:
             await account.aclose()
@@ -82,11 +86,15 @@ def bench_cycles(sizes: list[int], rate: int, accounts: int) -> dict[str, Any]:
     ):
         settings = Settings(
             kis=KisSettings(
-                environment="sim", sim_url=rest, token_dir=tmp,
-                accounts=tuple(AccountSettings(alias=f"bench{n}", rest_per_second=rate)
-                               for n in range(1, accounts + 1)),
+                environment="sim",
+                sim_url=rest,
+                token_dir=tmp,
+                accounts=tuple(
+                    AccountSettings(alias=f"bench{n}", rest_per_second=rate)
+                    for n in range(1, accounts + 1)
+                ),
             )
-        )  # fmt: skip
+        )
         cycles = [asyncio.run(_cycle(settings, clock, _targets(n))) for n in sizes]
         gateway = httpx.get(rest + "/_sim/stats", timeout=10).json()
     return {

@@ -43,12 +43,21 @@ def _inputs(count: int) -> tuple[dict[str, Reference], list[PriceSnapshot], int]
         volume = 100_000 * (1 + n % 7)  # every one far above a tenth of its daily average
         snapshots.append(
             PriceSnapshot(
-                cycle_id="20261120-0940", symbol=symbol, market="KOSPI", observed_ns=now_ns,
-                price=10_300, change=300, change_rate=Decimal("3.00"), open=10_000,
-                high=10_400 + n % 50, low=9_900, volume=volume, traded_value=volume * 10_000,
+                cycle_id="20261120-0940",
+                symbol=symbol,
+                market="KOSPI",
+                observed_ns=now_ns,
+                price=10_300,
+                change=300,
+                change_rate=Decimal("3.00"),
+                open=10_000,
+                high=10_400 + n % 50,
+                low=9_900,
+                volume=volume,
+                traded_value=volume * 10_000,
                 base_price=10_000,
             )
-        )  # fmt: skip
+        )
     return references, snapshots, now_ns
 
 
@@ -85,10 +94,12 @@ def bench_slots(count: int, accounts: int, repeats: int) -> dict[str, Any]:
     # Context sync's computation: four opening cycles of 1,000 symbols (required < 30 s;
     # target < 2 s), replayed into a fresh engine, summarised and ranked.
     opening = [
-        msgspec.structs.replace(s, observed_ns=s.observed_ns - k * 600 * 10**9,
-                                volume=s.volume // (k + 1))
-        for k in range(4) for s in snapshots[:1000]
-    ]  # fmt: skip
+        msgspec.structs.replace(
+            s, observed_ns=s.observed_ns - k * 600 * 10**9, volume=s.volume // (k + 1)
+        )
+        for k in range(4)
+        for s in snapshots[:1000]
+    ]
 
     def context() -> None:
         engine = TriggerEngine(settings, references, _OPEN)

@@ -35,9 +35,16 @@ __all__ = ["KRX_FAULTS", "Control"]
 # Fault names set as they are (counters, switches): the KRX portal's, the ETF NAV's and
 # the fallback sector source's.
 KRX_FAULTS = (
-    "krx_5xx", "krx_empty", "krx_logout", "krx_latency_s", "krx_password_change",
-    "etf_nav_late_until", "yahoo_429", "yahoo_5xx", "yahoo_latency_s",
-)  # fmt: skip
+    "krx_5xx",
+    "krx_empty",
+    "krx_logout",
+    "krx_latency_s",
+    "krx_password_change",
+    "etf_nav_late_until",
+    "yahoo_429",
+    "yahoo_5xx",
+    "yahoo_latency_s",
+)
 
 
 class Control:

@@ -113,11 +113,18 @@ _ETF_THEMES = tuple(
     ]
 )
 _OVERSEAS = {  # stem: (exchange, listings, currency); US: the real files' counts
-    "nas": ("NAS", 3813, "USD"), "nys": ("NYS", 2453, "USD"), "ams": ("AMS", 262, "USD"),
-    "shs": ("SHS", 1700, "CNY"), "shi": ("SHI", 20, "CNY"), "szs": ("SZS", 2800, "CNY"),
-    "szi": ("SZI", 20, "CNY"), "tse": ("TSE", 3900, "JPY"), "hks": ("HKS", 2600, "HKD"),
-    "hnx": ("HNX", 300, "VND"), "hsx": ("HSX", 400, "VND"),
-}  # fmt: skip
+    "nas": ("NAS", 3813, "USD"),
+    "nys": ("NYS", 2453, "USD"),
+    "ams": ("AMS", 262, "USD"),
+    "shs": ("SHS", 1700, "CNY"),
+    "shi": ("SHI", 20, "CNY"),
+    "szs": ("SZS", 2800, "CNY"),
+    "szi": ("SZI", 20, "CNY"),
+    "tse": ("TSE", 3900, "JPY"),
+    "hks": ("HKS", 2600, "HKD"),
+    "hnx": ("HNX", 300, "VND"),
+    "hsx": ("HSX", 400, "VND"),
+}
 
 
 def draw_listings(

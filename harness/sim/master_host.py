@@ -61,9 +61,12 @@ class MasterHost:
             return sorted(
                 s
                 for s, x in self.market.listings.items()
-                if x.market == market and x.group == "ST" and not x.known
-                and s not in f.delisted and s not in f.renamed
-            )  # fmt: skip
+                if x.market == market
+                and x.group == "ST"
+                and not x.known
+                and s not in f.delisted
+                and s not in f.renamed
+            )
 
         gone = stocks("KOSDAQ")[:delist]
         renamed = {s: f"{self.market.listings[s].name}홀딩스" for s in stocks("KOSPI")[:rename]}
@@ -111,8 +114,15 @@ class MasterHost:
             self.market.listings.values(),
             key=lambda x: (x.market != "KOSDAQ", x.group != "ST", x.known),
         )
-        return replace(template, symbol=code, isin=f"KR7{code}009", name=f"신규상장{n + 1}",
-                       market="KOSDAQ", group="ST", known=False)  # fmt: skip
+        return replace(
+            template,
+            symbol=code,
+            isin=f"KR7{code}009",
+            name=f"신규상장{n + 1}",
+            market="KOSDAQ",
+            group="ST",
+            known=False,
+        )
 
     async def master(self, request: web.Request) -> web.StreamResponse:
         """``GET /common/master/{name}`` (and HEAD): an archive, damaged if so told."""

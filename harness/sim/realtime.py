@@ -310,13 +310,53 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
     change = price - r.prev_close
     unit = tick_size(price)
     fields = [
-        symbol, hhmmss, str(price), price_sign(price, r.prev_close), str(change),
-        f"{change * 100 / r.prev_close:.2f}", f"{r.value / max(r.volume, 1):.2f}", str(r.open),
-        str(r.high), str(r.low), str(price + unit), str(price), str(qty), str(r.volume),
-        str(r.value), "0", "0", "0", "100.00", "0", "0", "1", "50.00", "100.00", "090000", "3",
-        "0", "090000", "3", "0", "090000", "3", "0", day.strftime("%Y%m%d"), "20", "N", "100",
-        "100", "10000", "10000", "0.10", "0", "0.00", "0", "0", "0",
-    ]  # fmt: skip
+        symbol,
+        hhmmss,
+        str(price),
+        price_sign(price, r.prev_close),
+        str(change),
+        f"{change * 100 / r.prev_close:.2f}",
+        f"{r.value / max(r.volume, 1):.2f}",
+        str(r.open),
+        str(r.high),
+        str(r.low),
+        str(price + unit),
+        str(price),
+        str(qty),
+        str(r.volume),
+        str(r.value),
+        "0",
+        "0",
+        "0",
+        "100.00",
+        "0",
+        "0",
+        "1",
+        "50.00",
+        "100.00",
+        "090000",
+        "3",
+        "0",
+        "090000",
+        "3",
+        "0",
+        "090000",
+        "3",
+        "0",
+        day.strftime("%Y%m%d"),
+        "20",
+        "N",
+        "100",
+        "100",
+        "10000",
+        "10000",
+        "0.10",
+        "0",
+        "0.00",
+        "0",
+        "0",
+        "0",
+    ]
     return "^".join(fields)
 
 
@@ -326,8 +366,24 @@ def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
     asks = [str(price + unit * (i + 1)) for i in range(10)]
     bids = [str(max(unit, price - unit * i)) for i in range(10)]
     qtys = [str(100 * (i + 1)) for i in range(10)]
-    tail = ["5500", "5500", "0", "0", "0", "0", "0", "0", "3", "0.00", str(r.volume), "0", "0",
-            "0", "0", "0"]  # fmt: skip
+    tail = [
+        "5500",
+        "5500",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "3",
+        "0.00",
+        str(r.volume),
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
     return "^".join([symbol, hhmmss, "0", *asks, *bids, *qtys, *qtys, *tail])
 
 

@@ -138,18 +138,20 @@ def _alert(day: date, outcome: Outcome) -> Alert:
     raw = sum(w.raw_bytes for w in outcome.written)
     if outcome.problems:
         return Alert(
-            severity="critical", code="archive_damaged",
+            severity="critical",
+            code="archive_damaged",
             message=f"{len(outcome.problems)} archives do not match: {outcome.problems[0]}"[:2000],
             context={"problems": str(len(outcome.problems))},
-        )  # fmt: skip
+        )
     return Alert(
-        severity="info", code="archive_made",
+        severity="info",
+        code="archive_made",
         message=(
             f"archive of {day}: {len(outcome.written)} files, {rows} rows, {size / 1e6:.1f} MB "
             f"(x{raw / size if size else 0:.1f}); pruning asked for {len(outcome.requested)} days"
         ),
         context={"files": str(len(outcome.written)), "pruned_days": str(len(outcome.requested))},
-    )  # fmt: skip
+    )
 
 
 def _report(outcome: Outcome, as_json: bool) -> None:

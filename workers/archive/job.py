@@ -49,18 +49,26 @@ class Outcome:
         return {
             "files": [
                 {
-                    "table": w.table, "trade_date": w.trade_date.isoformat(), "path": w.path,
-                    "rows": w.rows, "bytes": w.bytes, "raw_bytes": w.raw_bytes,
+                    "table": w.table,
+                    "trade_date": w.trade_date.isoformat(),
+                    "path": w.path,
+                    "rows": w.rows,
+                    "bytes": w.bytes,
+                    "raw_bytes": w.raw_bytes,
                     "ratio": round(w.raw_bytes / w.bytes, 2) if w.bytes else 0.0,
-                    "seconds": w.elapsed_ms / 1000, "sha256": w.sha256,
+                    "seconds": w.elapsed_ms / 1000,
+                    "sha256": w.sha256,
                 }
                 for w in self.written
             ],
-            "rows": rows, "bytes": size, "ratio": round(raw / size, 2) if size else 0.0,
+            "rows": rows,
+            "bytes": size,
+            "ratio": round(raw / size, 2) if size else 0.0,
             "seconds": sum(w.elapsed_ms for w in self.written) / 1000,
             "prune_requested": [f"{r.table}:{r.trade_date}" for r in self.requested],
-            "notes": self.notes, "problems": self.problems,
-        }  # fmt: skip
+            "notes": self.notes,
+            "problems": self.problems,
+        }
 
 
 def archive_day(engine: Engine, settings: Settings, root: Path, day: date, send: Send) -> Outcome:
@@ -136,9 +144,15 @@ def _archived(
     send(written.event())
     outcome.written.append(written)
     return ArchiveRecord(
-        written.table, written.trade_date, written.path, written.rows, written.bytes,
-        written.sha256, written.raw_bytes, written.elapsed_ms,
-    )  # fmt: skip
+        written.table,
+        written.trade_date,
+        written.path,
+        written.rows,
+        written.bytes,
+        written.sha256,
+        written.raw_bytes,
+        written.elapsed_ms,
+    )
 
 
 def verify_archives(engine: Engine, root: Path, day: date | None) -> tuple[int, list[str]]:
