@@ -321,7 +321,10 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         "--stocks",
         str(options.stocks),
     ]
-    sup_args = ["supervise", "--config", str(config), "--clock", clock.spec]
+    sup_args = [
+        *("supervise", "--config", str(config), "--clock", clock.spec),
+        *("--log-file", str(sup_log)),
+    ]
     # Both start at once (the simulator's market takes seconds to build) before the day begins.
     with (
         _process([*python, *sim_args], sim_log, data) as sim,

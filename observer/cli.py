@@ -74,6 +74,13 @@ def supervise(
     clock: Annotated[
         str | None, typer.Option(help="system | ISO@SPEEDx | sim:... (default $OBSERVER_CLOCK)")
     ] = None,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="log to this file, rotated like the programs' logs ([supervisor] log_max_bytes,"
+            " log_keep), instead of stderr; not under supervisord, which rotates its own"
+        ),
+    ] = None,
 ) -> None:
     """Run the configured programs: phases, schedule, restarts, control socket (exit 3: locked)."""
     from observer.clock import clock_from_env, clock_from_spec
@@ -83,7 +90,13 @@ def supervise(
 
     path = config or default_config_path()
     settings = _settings(path)
-    setup_logging()
+    if log_file:
+        from observer.log_files import adopt_log_file
+
+        own = settings.supervisor
+        setup_logging(handler=adopt_log_file(log_file, own.log_max_bytes, own.log_keep))
+    else:
+        setup_logging()
     try:
         code = run_supervisor(settings, path, clock_from_spec(clock) if clock else clock_from_env())
     except SupervisorLocked as exc:

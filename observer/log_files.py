@@ -9,6 +9,10 @@ descriptors 1 and 2 point at it. One process writes the file and rotates it unde
 logging lock between two lines, so no line is lost or split. If another tool moved the file
 away (logrotate), the next line notices (the path names another file, or none) and reopens
 it: the lines written in between are in the moved file.
+
+A process with no supervisor above it (``observer supervise --log-file`` outside
+supervisord, where nothing else would rotate its output) adopts a file the same way:
+`adopt_log_file` points its own descriptors 1 and 2 at the file and gives the handler.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ __all__ = [
     "LOG_KEEP_ENV",
     "LOG_MAX_BYTES_ENV",
     "RotatingStderrHandler",
+    "adopt_log_file",
     "rotated_names",
     "stderr_handler",
 ]
@@ -96,6 +101,20 @@ class RotatingStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
             os.dup2(fd, 2)
         finally:
             os.close(fd)
+
+
+def adopt_log_file(path: Path, max_bytes: int, keep: int) -> RotatingStderrHandler:
+    """Make ``path`` this process's stdout and stderr (append, owner-only) and rotate it.
+
+    Not through the environment as for a supervised program: the supervisor's children
+    would inherit it and two processes would rotate one file.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    handler = RotatingStderrHandler(path, max_bytes, keep)
+    handler._point_stderr_at_path()
+    return handler
 
 
 def stderr_handler() -> logging.StreamHandler:  # type: ignore[type-arg]

@@ -194,13 +194,13 @@ class _JsonFormatter(logging.Formatter):
         return mask_secrets(json.dumps(line, ensure_ascii=False))
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str = "INFO", handler: logging.Handler | None = None) -> None:
     """Log to stderr: JSON lines if ``OBSERVER_LOG_FORMAT=json`` (the supervisor sets it).
 
     Under the supervisor stderr is the program's log file, rotated by size
-    (`observer.log_files`).
+    (`observer.log_files`); ``handler`` replaces that choice (a file the process adopted).
     """
-    handler = stderr_handler()
+    handler = handler or stderr_handler()
     if os.environ.get("OBSERVER_LOG_FORMAT") == "json":
         handler.setFormatter(_JsonFormatter(os.environ.get("OBSERVER_PROGRAM", "")))
     else:

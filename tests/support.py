@@ -236,6 +236,7 @@ class SupervisorProcess:
         settings: str = "",
         url: str | None = None,
         metrics_port: int = 0,
+        args: list[str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -248,12 +249,15 @@ class SupervisorProcess:
         self.socket = self.data_dir / "run" / "control.sock"
         self.log = workdir / "supervisor.log"
         self.clock = clock
+        self.args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         SupervisorProcess.live.append(self)
 
     def start(self, healthy: bool = True) -> SupervisorProcess:
-        args = [sys.executable, "-m", "observer", "supervise", "--config", str(self.config),
-                "--clock", self.clock]  # fmt: skip
+        args = [
+            *(sys.executable, "-m", "observer", "supervise", "--config", str(self.config)),
+            *("--clock", self.clock, *self.args),
+        ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=self.workdir)
         wait_until(lambda: self.socket.exists() or self.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]

@@ -144,3 +144,35 @@ sys.stdout.flush()
     lines = _lines(log, 50)
     assert "half a print and its end" in lines
     assert [int(n) for n in _logged(lines)] == list(range(300))
+
+
+def test_the_supervisor_outside_supervisord_rotates_its_own_log(tmp_path: Path) -> None:
+    """``observer supervise --log-file``: its own lines go to the file, rotated, none lost."""
+    keep = 50
+    job = """
+[programs.blink]
+kind = "job"
+command = ["python", "-c", "pass"]
+"""
+    settings = f"log_max_bytes = 4096\nlog_keep = {keep}\n"
+    own = tmp_path / "own" / "supervisor.log"
+    sup = SupervisorProcess(
+        tmp_path, WRITER_PROGRAM + job, settings=settings, args=["--log-file", str(own)]
+    ).start()
+
+    def ended() -> int:
+        return sum(" blink pid " in line and " ended: " in line for line in _lines(own, keep))
+
+    runs = 30
+    for n in range(runs):
+        assert sup.ctl("run", "blink").ok
+        wait_until(lambda n=n: ended() > n, 30, f"run {n + 1}")
+    assert sup.terminate() == 0
+    files = [p for p in rotated_names(own, keep) if p.exists()]
+    assert len(files) >= 2  # 60 spawn and end lines and the start-up's: past 4 kB
+    lines = _lines(own, keep)
+    assert sum(" blink spawned pid " in line for line in lines) == runs
+    assert ended() == runs
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in files)
+    assert all(p.stat().st_size <= 4096 for p in files)
+    assert " spawned pid " not in sup.log.read_text()  # stderr carried none of them
