@@ -73,8 +73,8 @@ def cycles(
     """A day's cycles as stored: coverage, failures, duration and request rate."""
     from sqlalchemy.orm import Session
 
-    from observer.db.engine import make_engine
     from observer.db.queries import cycles_of
+    from observer.db.readers import reader_engine
 
     settings = _settings(config)
     today = now_utc(clock_from_env()).astimezone(KST).date()
@@ -82,7 +82,7 @@ def cycles(
         target = date.fromisoformat(day) if day else today
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "track_a")
     try:
         with Session(engine) as session:
             rows = cycles_of(session, target)
