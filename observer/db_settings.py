@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from msgspec import Meta
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from observer.config_types import Positive, Seconds, Strict
 
@@ -45,6 +43,11 @@ class DatabaseSettings(Strict, frozen=True):
             )
         if not self.replica_url:
             return
+        # Here, not at the top: every process loads the settings, and a worker is READY
+        # before it loads the database layer (tests/test_startup.py).
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
         try:
             replica, primary = make_url(self.replica_url), make_url(self.url)
         except ArgumentError:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from observer.cli_support import fail, settings_or_exit, start_worker
+from observer.cli_support import fail, report_reading, settings_or_exit, start_worker
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.phases import KST
@@ -74,7 +74,6 @@ def cycles(
     from sqlalchemy.orm import Session
 
     from observer.db.queries import cycles_of
-    from observer.db.readers import reader_engine
 
     settings = _settings(config)
     today = now_utc(clock_from_env()).astimezone(KST).date()
@@ -82,12 +81,8 @@ def cycles(
         target = date.fromisoformat(day) if day else today
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
-    engine = reader_engine(settings.database, "track_a")
-    try:
-        with Session(engine) as session:
-            rows = cycles_of(session, target)
-    finally:
-        engine.dispose()
+    with report_reading("observer track-a cycles", settings) as conn, Session(conn) as session:
+        rows = cycles_of(session, target)
     if not rows:
         typer.echo(f"no Track A cycles stored for {target}")
         return
