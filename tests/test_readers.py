@@ -118,6 +118,19 @@ def test_a_polling_reader_reuses_its_connection(
     assert pool_stats(engine)["connections_num"] == 1
 
 
+def test_a_notice_is_logged_once_however_often_the_connection_was_reused(
+    pg_url: str, name: str, engine_of: dict[str, Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = _engine(engine_of, pg_url, name, reader_pool_max=1)
+    for _ in range(20):
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    logs = caplog.at_level(logging.INFO, logger="sqlalchemy.dialects.postgresql")
+    with logs, engine.connect() as conn:
+        conn.execute(text("DO $$ BEGIN RAISE NOTICE 'reader notice'; END $$"))
+    assert caplog.text.count("reader notice") == 1
+
+
 def test_a_connection_comes_back_read_only_and_at_the_default_isolation(
     pg_url: str, name: str, engine_of: dict[str, Engine]
 ) -> None:

@@ -18,7 +18,10 @@ SQLite has no connections to share: its readers get `make_engine(read_only=True)
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -31,6 +34,7 @@ from observer.errors import StoreError
 
 if TYPE_CHECKING:  # imported when a pool is made: a process on SQLite never loads them
     from psycopg import Connection
+    from psycopg.errors import Diagnostic
     from psycopg_pool import ConnectionPool
 
 __all__ = ["pool_stats", "reader_engine"]
@@ -68,8 +72,8 @@ def reader_engine(
         min_size=settings.reader_pool_min,
         max_size=settings.reader_pool_max,
         timeout=timeout,
+        connection_class=_reader_connection_class(),
         check=ConnectionPool.check_connection,  # a dropped connection is replaced, not used
-        reset=_reset,
         close_returns=True,
         name=f"{name} readers",
         open=True,
@@ -109,10 +113,24 @@ def _conninfo(url: URL) -> str:
     return make_conninfo(**{k: v for k, v in params.items() if v is not None})
 
 
-def _reset(conn: Connection[Any]) -> None:
-    """Back to the defaults a report or worker expects (SQLAlchemy may have set a level)."""
-    conn.autocommit = False
-    conn.isolation_level = None
+@functools.cache
+def _reader_connection_class() -> type[Connection[Any]]:
+    from psycopg import Connection
+
+    class ReaderConnection(Connection[Any]):
+        """A psycopg connection that keeps one copy of each notice handler.
+
+        SQLAlchemy sees every checkout as a new connection (NullPool) and adds its notice
+        logger each time: on a pooled connection the list grew by one per read, without end
+        in a daemon, and a notice was logged as many times.
+        """
+
+        def add_notice_handler(self, callback: Callable[[Diagnostic], None]) -> None:
+            with contextlib.suppress(ValueError):  # not there yet
+                self.remove_notice_handler(callback)
+            super().add_notice_handler(callback)
+
+    return ReaderConnection
 
 
 def _timeout_message(pool: ConnectionPool[Connection[Any]], where: str, timeout: float) -> str:
