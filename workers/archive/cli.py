@@ -103,7 +103,7 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
 
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
-    from observer.errors import ArchiveError
+    from observer.errors import ArchiveError, StoreError
     from workers.archive.job import archive_day, keep_retention
 
     clock = clock_from_env()
@@ -120,7 +120,12 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
             outcome = archive_day(engine, settings, root, day, send)
             if retention:
                 keep_retention(engine, settings, root, day, send, outcome)
-        except (ArchiveError, SQLAlchemyError, OSError) as exc:
+        except (
+            ArchiveError,
+            StoreError,
+            SQLAlchemyError,
+            OSError,
+        ) as exc:  # StoreError: no reader connection
             failure = f"archive of {day} failed: {type(exc).__name__}: {exc}"[:2000]
             producer.send(Alert(severity="critical", code="archive_failed", message=failure))
         else:
