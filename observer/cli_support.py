@@ -26,9 +26,18 @@ from observer.notify import Notifier
 from observer.private_files import tighten_folders
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from bus.producer import Producer
 
-__all__ = ["Worker", "check_credentials", "fail", "settings_or_exit", "start_worker"]
+__all__ = [
+    "Worker",
+    "check_credentials",
+    "fail",
+    "report_reading",
+    "settings_or_exit",
+    "start_worker",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,26 @@ def fail(program: str, message: str, code: int) -> NoReturn:
     """Print ``<program>: <message>`` on stderr and exit with ``code``."""
     print(f"{program}: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+@contextmanager
+def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
+    """A report's connection: the replica's when it serves (`observer.db.replica`).
+
+    Says on stderr where it read and the replica's lag, or why it read the primary; exits 1
+    naming the reason when no connection comes (the pool's timeout, a database down).
+    """
+    from observer.db.replica import report_engine
+    from observer.errors import StoreError
+
+    try:
+        name = program.removeprefix("observer ")
+        with report_engine(settings.database, name) as source, source.engine.connect() as conn:
+            if source.note:
+                print(f"{program}: {source.note}", file=sys.stderr, flush=True)
+            yield conn
+    except StoreError as exc:
+        fail(program, str(exc), 1)
 
 
 def check_credentials(program: str, settings: Settings) -> None:

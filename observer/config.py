@@ -33,6 +33,7 @@ from observer.config_types import (
     Seconds,
     Strict,
 )
+from observer.db_settings import DatabaseSettings
 from observer.disk import DiskSettings
 from observer.errors import ConfigError
 from observer.worker_settings import (
@@ -100,12 +101,6 @@ class PathSettings(Strict, frozen=True):
     def log(self) -> Path:
         """The folder of the supervised programs' log files."""
         return Path(self.log_dir or Path(self.data_dir) / "log")
-
-
-class DatabaseSettings(Strict, frozen=True):
-    """The writer's database."""
-
-    url: str = "sqlite:///var/observer.db"
 
 
 class BusSettings(Strict, frozen=True):

@@ -64,9 +64,9 @@ class DatabaseReadings:
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Read every ``data_age_s`` until ``stop``."""
-        from observer.db.engine import make_engine
+        from observer.db.readers import reader_engine
 
-        engine = make_engine(self.settings.database.url, read_only=True)
+        engine = reader_engine(self.settings.database, "supervisor")
         lookback_s = self.settings.supervisor.open_alerts_lookback_s
         failure = ""
         try:

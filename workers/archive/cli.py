@@ -61,10 +61,10 @@ def verify(day: Day = None, as_json: AsJson = False, config: Config = None) -> N
     """Re-read every recorded archive file (or one day's); exit 1 on any mismatch."""
     settings = settings_or_exit(PROGRAM, config)
     from observer.db.archive import archive_root
-    from observer.db.engine import make_engine
+    from observer.db.readers import reader_engine
     from workers.archive.job import verify_archives
 
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "archive")
     try:
         checked, problems = verify_archives(
             engine, archive_root(settings), _parse(day) if day else None
@@ -102,13 +102,13 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
     from sqlalchemy.exc import SQLAlchemyError
 
     from observer.db.archive import archive_root
-    from observer.db.engine import make_engine
-    from observer.errors import ArchiveError
+    from observer.db.readers import reader_engine
+    from observer.errors import ArchiveError, StoreError
     from workers.archive.job import archive_day, keep_retention
 
     clock = clock_from_env()
     root = archive_root(settings)
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "archive")
     failure = ""
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
 
@@ -120,7 +120,12 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
             outcome = archive_day(engine, settings, root, day, send)
             if retention:
                 keep_retention(engine, settings, root, day, send, outcome)
-        except (ArchiveError, SQLAlchemyError, OSError) as exc:
+        except (
+            ArchiveError,
+            StoreError,
+            SQLAlchemyError,
+            OSError,
+        ) as exc:  # StoreError: no reader connection
             failure = f"archive of {day} failed: {type(exc).__name__}: {exc}"[:2000]
             producer.send(Alert(severity="critical", code="archive_failed", message=failure))
         else:

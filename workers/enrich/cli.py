@@ -26,7 +26,7 @@ import typer
 from bus.errors import BusError
 from bus.events import Alert
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import fail, job_producer, settings_or_exit, start_job
+from observer.cli_support import fail, job_producer, report_reading, settings_or_exit, start_job
 from observer.clock import Clock, clock_from_env
 from observer.config import Settings
 from observer.errors import ConfigError, KisError
@@ -91,10 +91,10 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 def _read(
     settings: Settings, regions: list[str]
 ) -> tuple[dict[str, list[Stored]], dict[tuple[str, str], str]]:
-    from observer.db.engine import make_engine
+    from observer.db.readers import reader_engine
     from observer.db.sector_queries import code_names, stocks_with_sectors
 
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "enrich")
     try:
         with engine.connect() as conn:
             return {r: stocks_with_sectors(conn, r) for r in regions}, code_names(conn)
@@ -334,16 +334,11 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 @app.command()
 def report(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """Coverage per region and the latest run of each, from the database."""
-    from observer.db.engine import make_engine
     from observer.db.sector_queries import coverage, latest_runs
 
     settings = settings_or_exit(PROGRAM, config)
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            stored, runs = coverage(conn), latest_runs(conn)
-    finally:
-        engine.dispose()
+    with report_reading(f"{PROGRAM} report", settings) as conn:
+        stored, runs = coverage(conn), latest_runs(conn)
     for row in runs:
         origins = stored.get(row["region"], {})
         classified = sum(n for o, n in origins.items() if o != "unresolved")
@@ -364,17 +359,12 @@ def report(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 @app.command()
 def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """KIS industry codes without a mapping, with their KIS names and stock counts."""
-    from observer.db.engine import make_engine
     from observer.db.sector_queries import code_counts, code_names
 
     settings = settings_or_exit(PROGRAM, config)
     sector_map = _sector_map(settings)
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            counts, names = code_counts(conn, REGIONS), code_names(conn)
-    finally:
-        engine.dispose()
+    with report_reading(f"{PROGRAM} unmapped", settings) as conn:
+        counts, names = code_counts(conn, REGIONS), code_names(conn)
     found = sorted(
         ((-n, market, code) for (market, code), n in counts.items()
          if sector_map.for_code(market, code) is None),

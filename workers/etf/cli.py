@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import check_credentials, fail, job_producer, settings_or_exit, start_job
+from observer.cli_support import (
+    check_credentials,
+    fail,
+    job_producer,
+    report_reading,
+    settings_or_exit,
+    start_job,
+)
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.logs import setup_logging
@@ -154,7 +161,8 @@ def status(
     from workers.etf.report import judged
 
     now = now_utc(clock_from_env()).astimezone(KST)
-    verdict = judged(settings, now, _day(day))
+    with report_reading(f"{PROGRAM} status", settings) as conn:
+        verdict = judged(settings, conn, now, _day(day))
     summary = verdict.summary()
     typer.echo(
         f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
@@ -201,7 +209,8 @@ def report(
 
     session = _day(day)
     assert session is not None
-    table = day_table(settings, session, sort)
+    with report_reading(f"{PROGRAM} report", settings) as conn:
+        table = day_table(conn, session, sort)
     if csv_path is not None:
         write_csv(table, csv_path)
     if as_json:

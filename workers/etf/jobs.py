@@ -23,9 +23,9 @@ from bus.producer import Producer
 from observer.alerts import alert_states
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.etf_queries import etf_history, held_etfs, kis_etf_symbols
 from observer.db.queries import alert_records
+from observer.db.readers import reader_engine
 from observer.errors import ConfigError
 from observer.krx.client import KrxClient, open_krx
 from observer.notify import Notifier
@@ -64,7 +64,7 @@ def target_session(settings: Settings, now_kst: datetime) -> date | None:
 
 
 def _read(settings: Settings, read: Callable[[Any], Any]) -> Any:
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "etf")
     try:
         with engine.connect() as conn:
             return read(conn)
@@ -395,7 +395,8 @@ def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
 
 def send_health(settings: Settings, clock: Clock, day: date | None, producer: Producer) -> Health:
     """The ``etf_check`` job: the health's conditions as alerts, cleared ones resolved."""
-    verdict = judged(settings, now_utc(clock).astimezone(KST), day)
+    now_kst = now_utc(clock).astimezone(KST)
+    verdict: Health = _read(settings, lambda conn: judged(settings, conn, now_kst, day))
     for c in verdict.conditions:
         producer.send(
             Alert(

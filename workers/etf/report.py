@@ -8,8 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection
+
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.etf_queries import etf_details_of, etf_history, held_etfs, kis_etf_symbols
 from observer.trading_calendar import TradingCalendar
 from workers.etf.health import Health, due_session, health, is_due
@@ -23,34 +24,26 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def judged(settings: Settings, now_kst: datetime, day: date | None = None) -> Health:
-    """The health of ``day`` (default: the session due at ``now_kst``)."""
+def judged(
+    settings: Settings, conn: Connection, now_kst: datetime, day: date | None = None
+) -> Health:
+    """The health of ``day`` (default: the session due at ``now_kst``), read on ``conn``."""
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
     session = day or due_session(now_kst, calendar, settings.etf.stale_at)
     due = is_due(session, now_kst, settings.etf.stale_at)
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            listings = held_etfs(conn)
-            kis = kis_etf_symbols(conn)
-            history = etf_history(conn, session, session)
-            details = etf_details_of(conn, session)
-    finally:
-        engine.dispose()
+    listings = held_etfs(conn)
+    kis = kis_etf_symbols(conn)
+    history = etf_history(conn, session, session)
+    details = etf_details_of(conn, session)
     rows = {symbol: days[session] for symbol, days in history.items() if session in days}
     return health(session, due, listings, kis, rows, details, settings.etf)
 
 
-def day_table(settings: Settings, day: date, sort: str = "symbol") -> list[dict[str, Any]]:
+def day_table(conn: Connection, day: date, sort: str = "symbol") -> list[dict[str, Any]]:
     """One line per ETF with a row on ``day``: its figures, sorted (premium, aum: largest first)."""
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            listings = held_etfs(conn)
-            history = etf_history(conn, day, day)
-            details = etf_details_of(conn, day)
-    finally:
-        engine.dispose()
+    listings = held_etfs(conn)
+    history = etf_history(conn, day, day)
+    details = etf_details_of(conn, day)
     table: list[dict[str, Any]] = []
     for symbol, days in history.items():
         row = days.get(day)

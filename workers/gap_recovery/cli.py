@@ -24,6 +24,7 @@ from observer.cli_support import (
     check_credentials,
     fail,
     job_producer,
+    report_reading,
     settings_or_exit,
     start_worker,
 )
@@ -115,13 +116,13 @@ def verify(
 
 
 async def _verify(settings: Settings, clock: Clock, producer: Producer, day: date) -> DayResult:
-    from observer.db.engine import make_engine
+    from observer.db.readers import reader_engine
     from observer.kis.session import open_account, rate_limits
     from workers.gap_recovery.verify import Verifier, lanes_for
 
     limits = rate_limits(settings, SOURCE)  # the gap-recovery share of each account
     accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "gap_recovery")
     try:
         lanes = lanes_for(settings, clock, accounts, limits)
         return await Verifier(settings, clock, producer.send, engine, lanes).verify_day(day)
@@ -141,17 +142,12 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per symbol: ticks, gaps, covered and uncovered time; completeness by gaps and by bars."""
-    from observer.db.engine import make_engine
     from workers.gap_recovery.report import chart_html, day_report
 
     settings = settings_or_exit("observer gap-recovery", config)
     target = _day("observer gap-recovery", day, clock_from_env())
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            found = day_report(conn, target, settings.gap_recovery.queue_max_s)
-    finally:
-        engine.dispose()
+    with report_reading("observer gap-recovery report", settings) as conn:
+        found = day_report(conn, target, settings.gap_recovery.queue_max_s)
     if chart is not None:
         chart.write_text(chart_html(found))
     summary = found.summary()

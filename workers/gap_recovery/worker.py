@@ -36,8 +36,8 @@ from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.queries import open_gaps, recovered_minutes
+from observer.db.readers import reader_engine
 from observer.errors import KisError
 from observer.kis.session import (
     KisAccount,
@@ -131,7 +131,7 @@ class GapRecovery(AsyncWorker):
         self.done: dict[str, int] = {}
         self.running: set[str] = set()
         self.ledger = BarLedger()
-        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+        self._engine: Engine = reader_engine(settings.database, "gap_recovery")
 
     async def run(self) -> None:
         """Recover gaps until ``stop``."""

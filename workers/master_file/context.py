@@ -15,8 +15,8 @@ from bus.events import Alert, Event
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.queries import master_file_sha
+from observer.db.readers import reader_engine
 from observer.errors import KisTransportError
 from observer.instruments import Listing, MasterFile
 from observer.notify import Notifier
@@ -65,7 +65,7 @@ class Services:
         self.producer = producer
         self.notifier = notifier or Notifier(None)
         self.files = LocalFiles(Path(settings.paths.data_dir), self.limits.keep_backups)
-        self.engine: Engine = make_engine(settings.database.url, read_only=True)
+        self.engine: Engine = reader_engine(settings.database, "master_file")
 
     def close(self) -> None:
         """Release the database connections."""

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from bus.errors import BusError
-from observer.cli_support import fail, settings_or_exit, start_worker
+from observer.cli_support import fail, report_reading, settings_or_exit, start_worker
 from observer.clock import clock_from_env, now_utc
 from observer.errors import ConfigError
 from observer.phases import KST
@@ -92,17 +92,12 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         return
     from observer.alerts import alert_states
-    from observer.db.engine import make_engine
     from observer.db.queries import alert_records
 
     settings = settings_or_exit("observer alerts", config)
     since_ns = int(_since(since).timestamp() * 1e9)
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            states = alert_states(alert_records(conn, since_ns))
-    finally:
-        engine.dispose()
+    with report_reading("observer alerts", settings) as conn:
+        states = alert_states(alert_records(conn, since_ns))
     shown = [s for s in states if s.state == "open"] if only_open else states
     for s in shown:
         n = s.notice
@@ -140,8 +135,8 @@ def ack(
     """Acknowledge alerts: they are no longer open, and no reminder follows."""
     from bus.events import AlertAcked
     from observer.alerts import alert_states, parse_alert_id
-    from observer.db.engine import make_engine
     from observer.db.queries import alert_records
+    from observer.db.readers import reader_engine
     from observer.runtime import producer_for
 
     program = "observer alerts ack"
@@ -150,7 +145,7 @@ def ack(
         wanted = [parse_alert_id(text) for text in ids]
     except ValueError as exc:
         fail(program, str(exc), 2)
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "alerts")
     try:
         with engine.connect() as conn:
             known = {s.notice.id for s in alert_states(alert_records(conn, 0))}

@@ -28,8 +28,8 @@ from bus.producer import Producer
 from observer.alerts import Notice, alert_id, alert_states, delivered_channels, notices_of
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.queries import alert_records
+from observer.db.readers import reader_engine
 from observer.notify import Notifier
 from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
@@ -73,7 +73,7 @@ class AlertNotifier(AsyncWorker):
         self.queues: dict[str, asyncio.Queue[Message]] = {t.name: asyncio.Queue() for t in targets}
         self.seen: dict[str, float] = {}  # notice id -> when taken in (monotonic)
         self.tally = DeliveryCounters()
-        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+        self._engine: Engine = reader_engine(settings.database, "notifier")
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""

@@ -184,10 +184,10 @@ def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
 def _still_failed(settings: Settings, clock: Clock) -> set[str]:
     """Accounts whose ``readiness_failed`` of the last two days is not resolved."""
     from observer.alerts import alert_states
-    from observer.db.engine import make_engine
     from observer.db.queries import alert_records
+    from observer.db.readers import reader_engine
 
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "readiness")
     try:
         with engine.connect() as conn:
             records = alert_records(conn, clock.now_ns() - 2 * 86400 * _NS)

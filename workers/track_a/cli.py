@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from observer.cli_support import fail, settings_or_exit, start_worker
+from observer.cli_support import fail, report_reading, settings_or_exit, start_worker
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.phases import KST
@@ -73,7 +73,6 @@ def cycles(
     """A day's cycles as stored: coverage, failures, duration and request rate."""
     from sqlalchemy.orm import Session
 
-    from observer.db.engine import make_engine
     from observer.db.queries import cycles_of
 
     settings = _settings(config)
@@ -82,12 +81,8 @@ def cycles(
         target = date.fromisoformat(day) if day else today
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
-    engine = make_engine(settings.database.url, read_only=True)
-    try:
-        with Session(engine) as session:
-            rows = cycles_of(session, target)
-    finally:
-        engine.dispose()
+    with report_reading("observer track-a cycles", settings) as conn, Session(conn) as session:
+        rows = cycles_of(session, target)
     if not rows:
         typer.echo(f"no Track A cycles stored for {target}")
         return

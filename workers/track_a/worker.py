@@ -26,8 +26,8 @@ from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, Trac
 from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
+from observer.db.readers import reader_engine
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -96,7 +96,7 @@ class TrackA(AsyncWorker):
         self.tally = CycleCounters()
         share = settings.kis.process_share[SOURCE]
         self.limit_per_s = sum(a.rest_per_second * share for a in settings.kis.accounts)
-        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+        self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
 
     async def run(self, resume: bool = True) -> None:

@@ -38,8 +38,8 @@ from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.engine import make_engine
 from observer.db.queries import held_slots, snapshots_of_cycles, universe_references
+from observer.db.readers import reader_engine
 from observer.errors import ConfigError
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
@@ -83,7 +83,7 @@ class TrackB(AsyncWorker):
         self.config = settings.track_b
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.data_dir = Path(settings.paths.data_dir)
-        self._engine: Engine = make_engine(settings.database.url, read_only=True)
+        self._engine: Engine = reader_engine(settings.database, "track_b")
         self._placements: deque[tuple[int, bool]] = deque()  # (when, overflowed) per decision
         self._alerted: dict[int, int] = {}  # alert level -> when it last went out
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded

@@ -82,10 +82,10 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _in_database(settings: Settings, day: date) -> bool:
-    from observer.db.engine import make_engine
     from observer.db.queries import universe_published
+    from observer.db.readers import reader_engine
 
-    engine = make_engine(settings.database.url, read_only=True)
+    engine = reader_engine(settings.database, "universe")
     try:
         with engine.connect() as conn:
             return universe_published(conn, day)

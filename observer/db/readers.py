@@ -1,0 +1,147 @@
+"""Engines for processes that only read: a psycopg pool on PostgreSQL, bounded and timed.
+
+Each reading process (a worker, the supervisor, a report) gets one engine whose connections
+come from a `psycopg_pool.ConnectionPool` of ``[database] reader_pool_min..max``: a daemon
+that reads every few seconds reuses an open connection instead of opening one per query, and
+a process can never hold more than ``reader_pool_max`` of the server's connections. A read
+that waits ``reader_pool_timeout_s`` for a connection fails with a `StoreError` saying
+whether the pool was exhausted or the database refused to connect, never hangs.
+
+psycopg_pool over SQLAlchemy's QueuePool: it keeps ``min`` connections open and replaces
+lost ones in the background, checks a connection before handing it out, retires idle and
+old ones, and counts waits and failures (`pool_stats`). SQLAlchemy takes connections from
+it through ``creator`` with its own pooling off (NullPool): closing one gives it back
+(``close_returns``), as psycopg documents for use with SQLAlchemy.
+
+SQLite has no connections to share: its readers get `make_engine(read_only=True)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from observer.db.engine import display_url, make_engine, normalize_url
+from observer.db_settings import DatabaseSettings
+from observer.errors import StoreError
+
+if TYPE_CHECKING:  # imported when a pool is made: a process on SQLite never loads them
+    from psycopg import Connection
+    from psycopg.errors import Diagnostic
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["pool_stats", "reader_engine"]
+
+_pools: weakref.WeakKeyDictionary[Engine, ConnectionPool[Connection[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def reader_engine(
+    settings: DatabaseSettings,
+    name: str,
+    *,
+    url: str | URL | None = None,
+    timeout_s: float | None = None,
+) -> Engine:
+    """A read-only engine for the process ``name`` (its pool's and connections' name).
+
+    ``url`` defaults to the primary's (``settings.url``); ``timeout_s`` to
+    ``reader_pool_timeout_s``. Disposing of the engine closes its pool.
+    """
+    parsed = normalize_url(url if url is not None else settings.url)
+    if parsed.get_backend_name() != "postgresql":
+        return make_engine(parsed, read_only=True)
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    timeout = settings.reader_pool_timeout_s if timeout_s is None else timeout_s
+    pool: ConnectionPool[Connection[Any]] = ConnectionPool(
+        _conninfo(parsed),
+        kwargs={
+            "application_name": f"observer {name}"[:63],
+            "options": "-c default_transaction_read_only=on",
+            "connect_timeout": max(1, round(timeout)),
+        },
+        min_size=settings.reader_pool_min,
+        max_size=settings.reader_pool_max,
+        timeout=timeout,
+        connection_class=_reader_connection_class(),
+        check=ConnectionPool.check_connection,  # a dropped connection is replaced, not used
+        close_returns=True,
+        name=f"{name} readers",
+        open=True,
+    )
+    where = display_url(parsed)
+
+    def connect() -> Connection[Any]:
+        try:
+            return pool.getconn()
+        except PoolTimeout:
+            raise StoreError(_timeout_message(pool, where, timeout)) from None
+
+    engine = create_engine(parsed, creator=connect, poolclass=NullPool)
+    _pools[engine] = pool
+    event.listen(engine, "engine_disposed", lambda _engine: pool.close())
+    return engine
+
+
+def pool_stats(engine: Engine) -> dict[str, int]:
+    """The reader pool's counters (size, available, waiting, errors); empty on SQLite."""
+    pool = _pools.get(engine)
+    return {} if pool is None else pool.get_stats()
+
+
+def _conninfo(url: URL) -> str:
+    """The libpq connection string for ``url`` (its query's parameters included)."""
+    from psycopg.conninfo import make_conninfo
+
+    params: dict[str, Any] = {
+        "host": url.host,
+        "port": url.port,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+        **{k: v for k, v in url.query.items() if isinstance(v, str)},
+    }
+    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+
+
+@functools.cache
+def _reader_connection_class() -> type[Connection[Any]]:
+    from psycopg import Connection
+
+    class ReaderConnection(Connection[Any]):
+        """A psycopg connection that keeps one copy of each notice handler.
+
+        SQLAlchemy sees every checkout as a new connection (NullPool) and adds its notice
+        logger each time: on a pooled connection the list grew by one per read, without end
+        in a daemon, and a notice was logged as many times.
+        """
+
+        def add_notice_handler(self, callback: Callable[[Diagnostic], None]) -> None:
+            with contextlib.suppress(ValueError):  # not there yet
+                self.remove_notice_handler(callback)
+            super().add_notice_handler(callback)
+
+    return ReaderConnection
+
+
+def _timeout_message(pool: ConnectionPool[Connection[Any]], where: str, timeout: float) -> str:
+    stats = pool.get_stats()
+    size, free = stats.get("pool_size", 0), stats.get("pool_available", 0)
+    if size >= pool.max_size and free == 0:
+        return (
+            f"no reader connection to {where} within {timeout:g} s: all {pool.max_size} of "
+            f"the pool's connections are in use ([database] reader_pool_max)"
+        )
+    return (
+        f"no reader connection to {where} within {timeout:g} s: the database did not "
+        f"accept one ({stats.get('connections_errors', 0)} failed attempts)"
+    )
