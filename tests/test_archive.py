@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import msgspec
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import select
 
 from bus.codec import decode_parts, encode_frame
@@ -187,6 +188,11 @@ def test_pruning_refuses_a_day_without_a_matching_archive(store: Store, tmp_path
     assert len(db_rows(store, "trade_ticks", DAY)) == 201
 
 
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # chunks (PG drops
+# a day's partition: tests/test_partitions.py)
+
+
+@SQLITE_ONLY
 def test_pruning_in_chunks_keeps_the_audit_whole_and_late_rows(
     store: Store, tmp_path: Path
 ) -> None:
@@ -221,6 +227,7 @@ def test_pruning_in_chunks_keeps_the_audit_whole_and_late_rows(
     assert pruner.pruned == 1004
 
 
+@SQLITE_ONLY
 def test_a_pruning_cut_short_is_finished_by_the_next_request(store: Store, tmp_path: Path) -> None:
     apply(store, market_events(DAY, 500))
     archive(store, tmp_path, DAY)
