@@ -51,7 +51,9 @@ def _partitions(connection: Connection) -> set[str]:
     """The names of the partitions of partitioned tables (PostgreSQL)."""
     if connection.dialect.name != "postgresql":
         return set()
-    found = connection.exec_driver_sql("SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r'")
+    found = connection.exec_driver_sql(
+        "SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r'"
+    )
     return set(found.scalars())
 
 

@@ -36,7 +36,11 @@ def test_upgrade_then_autogenerate_finds_nothing(db_url: str) -> None:
 def partitions_of(conn: Connection) -> set[str]:
     if conn.dialect.name != "postgresql":
         return set()
-    return set(conn.execute(text("SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r'")).scalars())
+    return set(
+        conn.execute(
+            text("SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r'")
+        ).scalars()
+    )
 
 
 def test_check_reports_a_drifted_database(sqlite_url: str) -> None:

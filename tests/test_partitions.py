@@ -50,7 +50,7 @@ def pg_store(pg_url: str) -> Iterator[Store]:
 
 def placed(store: Store, table: str) -> dict[str, int]:
     """Rows per partition that holds them."""
-    query = text(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")  # noqa: S608
+    query = text(f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")
     with store.engine.connect() as conn:
         return {name: count for name, count in conn.execute(query)}
 
@@ -64,16 +64,24 @@ def test_rows_land_in_their_days_partition_and_strays_are_moved(pg_store: Store)
     keeper = Partitions(pg_store.engine, days_ahead=2)
     created = keeper.maintain(DAY)
     assert sorted(created) == sorted(
-        partition_name(table, DAY + timedelta(days=n)) for table in ARCHIVED_TABLES for n in range(3)
+        partition_name(table, DAY + timedelta(days=n))
+        for table in ARCHIVED_TABLES
+        for n in range(3)
     )
     apply(pg_store, market_events(DAY, 100) + market_events(LATER, 20))
     # A day without a partition is stored all the same, in the default partition.
-    assert placed(pg_store, "trade_ticks") == {"trade_ticks_20261118": 100, "trade_ticks_default": 20}
+    assert placed(pg_store, "trade_ticks") == {
+        "trade_ticks_20261118": 100,
+        "trade_ticks_default": 20,
+    }
     assert placed(pg_store, "minute_bars") == {"minute_bars_20261118": 4, "minute_bars_default": 4}
     moved = keeper.maintain(DAY)  # the next maintenance gives the stray day its partition
     assert sorted(moved) == sorted(partition_name(table, LATER) for table in ARCHIVED_TABLES)
     assert keeper.moved == 20 + 5 + 3 + 4
-    assert placed(pg_store, "trade_ticks") == {"trade_ticks_20261118": 100, "trade_ticks_20261128": 20}
+    assert placed(pg_store, "trade_ticks") == {
+        "trade_ticks_20261118": 100,
+        "trade_ticks_20261128": 20,
+    }
     assert placed(pg_store, "price_snapshots") == {
         "price_snapshots_20261118": 3, "price_snapshots_20261128": 3,
     }  # fmt: skip
@@ -115,8 +123,8 @@ def test_no_drop_without_an_archive_holding_every_row(pg_store: Store, tmp_path:
     apply(pg_store, market_events(DAY, 200))
     pruner = Pruner(pg_store, 100)
     pruner.partitions.next_at = float("inf")  # type: ignore[union-attr]
-    apply(pg_store, [PruneRequested(table="trade_ticks", trade_date=DAY, rows=200, sha256="0" * 64)],
-          "archive")  # fmt: skip
+    unknown = PruneRequested(table="trade_ticks", trade_date=DAY, rows=200, sha256="0" * 64)
+    apply(pg_store, [unknown], "archive")
     ((code, message),) = alerts(prune_all(pruner))
     assert code == "prune_refused" and "no archive record" in message
     archive(pg_store, tmp_path, DAY)
@@ -197,7 +205,8 @@ def test_the_migration_partitions_a_populated_database_and_back(pg_url: str) -> 
         assert placed(store, "trade_ticks")["trade_ticks_20261119"] == 45
         with engine.connect() as conn:
             key = conn.execute(text(
-                "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'pk_trade_ticks'"
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conname = 'pk_trade_ticks'"
             )).scalar_one()  # fmt: skip
         assert key == "PRIMARY KEY (source, seq, exchange_ns)"
     finally:

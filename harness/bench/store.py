@@ -194,7 +194,9 @@ def _commit_rate(store: Store, source: str, events: int) -> float:
     return events / (time.perf_counter() - started)
 
 
-def _archive_and_prune(store: Store, day: date, root: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _archive_and_prune(
+    store: Store, day: date, root: Path
+) -> tuple[dict[str, Any], dict[str, Any]]:
     spec = ARCHIVED_TABLES["trade_ticks"]
     with store.engine.connect() as conn:
         written = write_day(conn, spec, day, root, 50_000)
@@ -206,8 +208,9 @@ def _archive_and_prune(store: Store, day: date, root: Path) -> tuple[dict[str, A
     request = PruneRequested(
         table=spec.name, trade_date=day, rows=written.rows, sha256=written.sha256
     )
-    for n, event in enumerate((written.event(), request), start=1):
-        store.apply([decode_parts(encode_frame([Envelope("archive", n, time.time_ns(), event)]))])
+    now = time.time_ns()
+    envelopes = [Envelope("archive", 1, now, written.event()), Envelope("archive", 2, now, request)]
+    store.apply([decode_parts(encode_frame(envelopes))])
     pruner = Pruner(store, 1_000)
     assert pruner.partitions is not None
     pruner.partitions.next_at = float("inf")  # the prune alone is timed
@@ -217,7 +220,9 @@ def _archive_and_prune(store: Store, day: date, root: Path) -> tuple[dict[str, A
         pruner.step()
         steps.append(time.perf_counter() - started)
     return archive, {
-        "rows": pruner.pruned, "steps": len(steps), "longest_step_ms": round(max(steps) * 1000, 1)
+        "rows": pruner.pruned,
+        "steps": len(steps),
+        "longest_step_ms": round(max(steps) * 1000, 1),
     }
 
 

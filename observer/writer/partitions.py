@@ -153,8 +153,11 @@ def day_partitions(conn: Connection, table: str) -> dict[date, str]:
 
 
 def day_stats(conn: Connection, name: str, owns_seqs: bool) -> list[DayStats]:
-    """Per source: the rows of partition ``name``, its distinct seqs (0 unless it owns
-    them: a bar's seq stays in ``minute_bar_batches``) and their range."""
+    """Per source: the rows of partition ``name``, its distinct seqs and their range.
+
+    The seqs are counted only for a table that owns them (a bar's seq stays in
+    ``minute_bar_batches``): 0 otherwise, as the chunks record them.
+    """
     seqs = "count(DISTINCT seq)" if owns_seqs else "0"
     found = conn.exec_driver_sql(
         f"SELECT source, count(*), {seqs}, min(seq), max(seq) FROM {name} "  # noqa: S608

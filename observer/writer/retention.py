@@ -198,8 +198,10 @@ class Pruner:
         return None
 
     def _maintain(self, partitions: Partitions) -> DecodedFrame | None:
-        """The partitions' maintenance; after repeated failures, one alert (rows still land
-        in the default partition, so nothing is lost meanwhile)."""
+        """The partitions' maintenance; after repeated failures, one alert.
+
+        Rows still land in the default partition meanwhile, so nothing is lost.
+        """
         try:
             partitions.maintain()
         except (SQLAlchemyError, self.store.engine.dialect.loaded_dbapi.Error) as exc:
@@ -288,8 +290,11 @@ class Pruner:
 def _refusal(
     request: PruneRequested, record: ArchiveRecord | None, present: int, already: int
 ) -> str | None:
-    """Why the day may not be pruned: its archive is not the one asked for, or does not
-    hold every row of the day (those pruned before counted); None when it may."""
+    """Why the day may not be pruned; None when it may.
+
+    Refused: the archive is not the one asked for, or does not hold every row of the day
+    (those pruned before counted).
+    """
     if record is None or (record.rows, record.sha256) != (request.rows, request.sha256):
         return "no archive record with the requested rows and checksum"
     if present + already != request.rows:
