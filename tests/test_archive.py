@@ -84,6 +84,18 @@ def archive(store: Store, root: Path, day: date, source: str = "archive") -> Non
     apply(store, events, source)
 
 
+def archive_and_request(store: Store, root: Path, tables: tuple[str, ...]) -> None:
+    """Archive DAY, then ask the writer to prune ``tables``'s DAY, as the archive job does."""
+    archive(store, root, DAY)
+    with store.engine.connect() as conn:
+        records = {r.table: r for r in archive_records(conn, DAY)}
+    requests: list[Event] = [
+        PruneRequested(table=t, trade_date=DAY, rows=records[t].rows, sha256=records[t].sha256)
+        for t in tables
+    ]
+    apply(store, requests, "archive")
+
+
 def db_rows(store: Store, table: str, day: date) -> list[dict[str, Any]]:
     spec = ARCHIVED_TABLES[table]
     keys = spec.table.primary_key.columns.values()
@@ -197,14 +209,8 @@ def test_pruning_in_chunks_keeps_the_audit_whole_and_late_rows(
     store: Store, tmp_path: Path
 ) -> None:
     apply(store, market_events(DAY, 1000) + market_events(NEXT, 50))
-    archive(store, tmp_path, DAY)
-    with store.engine.connect() as conn:
-        records = {r.table: r for r in archive_records(conn, DAY)}
     pruner = Pruner(store, 120)
-    for table in ("trade_ticks", "minute_bars"):
-        r = records[table]
-        apply(store, [PruneRequested(table=table, trade_date=DAY, rows=r.rows, sha256=r.sha256)],
-              "archive")  # fmt: skip
+    archive_and_request(store, tmp_path, ("trade_ticks", "minute_bars"))
     assert pruner.pending()
     assert pruner.step() is None  # the check: the rows to delete are fixed here
     assert pruner.step() is None  # the first chunk

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import PrunedChunk
 from observer.db.queries import audit_sources
-from observer.db.retention_queries import ARCHIVED_TABLES, archive_records, newest_archive
+from observer.db.retention_queries import ARCHIVED_TABLES, newest_archive
 from observer.writer import partitions as partitions_module
 from observer.writer.partitions import Partitions, day_partitions, partition_name
 from observer.writer.retention import MAX_FAILURES, Pruner
@@ -29,6 +28,7 @@ from tests.test_archive import (
     alerts,
     apply,
     archive,
+    archive_and_request,
     day_ns,
     db_rows,
     market_events,
@@ -38,14 +38,8 @@ from tests.test_archive import (
 LATER = DAY + timedelta(days=10)
 
 
-@pytest.fixture
-def pg_store(pg_url: str) -> Iterator[Store]:
-    migrate.upgrade(pg_url)
-    engine = make_engine(pg_url)
-    store = Store(engine)
-    store.load_marks()
-    yield store
-    engine.dispose()
+# The conftest's `store`, on PostgreSQL only (SQLite has no partitions).
+ON_POSTGRES = pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 
 
 def placed(store: Store, table: str) -> dict[str, int]:
@@ -60,96 +54,94 @@ def complete(store: Store) -> bool:
         return all(a.complete for a in audit_sources(conn))
 
 
-def test_rows_land_in_their_days_partition_and_strays_are_moved(pg_store: Store) -> None:
-    keeper = Partitions(pg_store.engine, days_ahead=2)
+@ON_POSTGRES
+def test_rows_land_in_their_days_partition_and_strays_are_moved(store: Store) -> None:
+    keeper = Partitions(store.engine, days_ahead=2)
     created = keeper.maintain(DAY)
     assert sorted(created) == sorted(
         partition_name(table, DAY + timedelta(days=n))
         for table in ARCHIVED_TABLES
         for n in range(3)
     )
-    apply(pg_store, market_events(DAY, 100) + market_events(LATER, 20))
+    apply(store, market_events(DAY, 100) + market_events(LATER, 20))
     # A day without a partition is stored all the same, in the default partition.
-    assert placed(pg_store, "trade_ticks") == {
+    assert placed(store, "trade_ticks") == {
         "trade_ticks_20261118": 100,
         "trade_ticks_default": 20,
     }
-    assert placed(pg_store, "minute_bars") == {"minute_bars_20261118": 4, "minute_bars_default": 4}
+    assert placed(store, "minute_bars") == {"minute_bars_20261118": 4, "minute_bars_default": 4}
     moved = keeper.maintain(DAY)  # the next maintenance gives the stray day its partition
     assert sorted(moved) == sorted(partition_name(table, LATER) for table in ARCHIVED_TABLES)
     assert keeper.moved == 20 + 5 + 3 + 4
-    assert placed(pg_store, "trade_ticks") == {
+    assert placed(store, "trade_ticks") == {
         "trade_ticks_20261118": 100,
         "trade_ticks_20261128": 20,
     }
-    assert placed(pg_store, "price_snapshots") == {
+    assert placed(store, "price_snapshots") == {
         "price_snapshots_20261118": 3, "price_snapshots_20261128": 3,
     }  # fmt: skip
     assert keeper.maintain(DAY) == []  # nothing left to do
-    assert len(db_rows(pg_store, "trade_ticks", LATER)) == 20 and complete(pg_store)
+    assert len(db_rows(store, "trade_ticks", LATER)) == 20 and complete(store)
 
 
+@ON_POSTGRES
 def test_an_archived_day_is_dropped_whole_and_the_audit_stays_complete(
-    pg_store: Store, tmp_path: Path
+    store: Store, tmp_path: Path
 ) -> None:
     # The day's rows sit in the default partition (no maintenance yet): the pruner gives
     # the day its partition first, then drops it.
-    apply(pg_store, market_events(DAY, 1000) + market_events(NEXT, 50))
-    archive(pg_store, tmp_path, DAY)
-    with pg_store.engine.connect() as conn:
-        records = {r.table: r for r in archive_records(conn, DAY)}
-    pruner = Pruner(pg_store, 100, days_ahead=1)
+    apply(store, market_events(DAY, 1000) + market_events(NEXT, 50))
+    pruner = Pruner(store, 100, days_ahead=1)
     pruner.partitions.next_at = float("inf")  # type: ignore[union-attr]  # no maintenance here
-    for table in ("trade_ticks", "minute_bars"):
-        r = records[table]
-        apply(pg_store, [PruneRequested(table=table, trade_date=DAY, rows=r.rows, sha256=r.sha256)],
-              "archive")  # fmt: skip
+    archive_and_request(store, tmp_path, ("trade_ticks", "minute_bars"))
     found = alerts(prune_all(pruner))
     assert [code for code, _ in found] == ["retention_pruned", "retention_pruned"]
     assert "1000 rows (its partition dropped)" in found[0][1]
-    with pg_store.engine.connect() as conn:
+    with store.engine.connect() as conn:
         assert DAY not in day_partitions(conn, "trade_ticks")
         assert DAY not in day_partitions(conn, "minute_bars")
         chunks = conn.execute(select(PrunedChunk.rows, PrunedChunk.seqs)).all()
-    assert db_rows(pg_store, "trade_ticks", DAY) == db_rows(pg_store, "minute_bars", DAY) == []
-    assert len(db_rows(pg_store, "trade_ticks", NEXT)) == 50  # the next day is untouched
-    assert placed(pg_store, "order_books") == {"order_books_default": 10}  # not asked: left
+    assert db_rows(store, "trade_ticks", DAY) == db_rows(store, "minute_bars", DAY) == []
+    assert len(db_rows(store, "trade_ticks", NEXT)) == 50  # the next day is untouched
+    assert placed(store, "order_books") == {"order_books_default": 10}  # not asked: left
     assert sum(rows for rows, _ in chunks) == 1004 and sum(s for _, s in chunks) == 1000
-    assert complete(pg_store) and pruner.pruned == 1004
+    assert complete(store) and pruner.pruned == 1004
 
 
-def test_no_drop_without_an_archive_holding_every_row(pg_store: Store, tmp_path: Path) -> None:
-    Partitions(pg_store.engine, days_ahead=1).maintain(DAY)
-    apply(pg_store, market_events(DAY, 200))
-    pruner = Pruner(pg_store, 100)
+@ON_POSTGRES
+def test_no_drop_without_an_archive_holding_every_row(store: Store, tmp_path: Path) -> None:
+    Partitions(store.engine, days_ahead=1).maintain(DAY)
+    apply(store, market_events(DAY, 200))
+    pruner = Pruner(store, 100)
     pruner.partitions.next_at = float("inf")  # type: ignore[union-attr]
     unknown = PruneRequested(table="trade_ticks", trade_date=DAY, rows=200, sha256="0" * 64)
-    apply(pg_store, [unknown], "archive")
+    apply(store, [unknown], "archive")
     ((code, message),) = alerts(prune_all(pruner))
     assert code == "prune_refused" and "no archive record" in message
-    archive(pg_store, tmp_path, DAY)
-    with pg_store.engine.connect() as conn:
+    archive(store, tmp_path, DAY)
+    with store.engine.connect() as conn:
         record = newest_archive(conn, "trade_ticks", DAY)
     assert record is not None
-    apply(pg_store, [synthetic_tick(9999, day_ns(DAY, 9999))], "late")  # not in the archive
+    apply(store, [synthetic_tick(9999, day_ns(DAY, 9999))], "late")  # not in the archive
     request = PruneRequested(table="trade_ticks", trade_date=DAY, rows=200, sha256=record.sha256)
-    apply(pg_store, [request], "archive")
+    apply(store, [request], "archive")
     ((code, message),) = alerts(prune_all(pruner))
     assert code == "prune_refused" and "201 rows" in message
-    with pg_store.engine.connect() as conn:
+    with store.engine.connect() as conn:
         assert DAY in day_partitions(conn, "trade_ticks")
         assert conn.execute(select(PrunedChunk)).all() == []
-    assert len(db_rows(pg_store, "trade_ticks", DAY)) == 201 and complete(pg_store)
+    assert len(db_rows(store, "trade_ticks", DAY)) == 201 and complete(store)
 
 
+@ON_POSTGRES
 def test_maintenance_blocked_by_a_reader_is_retried_then_alerted(
-    pg_store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(partitions_module, "LOCK_TIMEOUT_MS", 50)
-    pruner = Pruner(pg_store, 100, days_ahead=1)
+    pruner = Pruner(store, 100, days_ahead=1)
     keeper = pruner.partitions
     assert keeper is not None
-    reader = pg_store.engine.connect()
+    reader = store.engine.connect()
     try:  # a reader in the default partition: attaching a day must wait for it
         reader.execute(text("LOCK TABLE trade_ticks_default IN ACCESS SHARE MODE"))
         frames = []
@@ -163,7 +155,7 @@ def test_maintenance_blocked_by_a_reader_is_retried_then_alerted(
     finally:
         reader.close()
     assert pruner.step() is None and pruner.maintenance_failures == 0  # the lock is gone
-    with pg_store.engine.connect() as conn:
+    with store.engine.connect() as conn:
         assert len(day_partitions(conn, "trade_ticks")) == 2  # today and tomorrow
 
 
