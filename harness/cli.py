@@ -182,13 +182,14 @@ def bench_store(
     per_day: Annotated[int, typer.Option(help="preloaded ticks a trading day")] = 500_000,
     rounds: Annotated[int, typer.Option(help="runs on each database, in turns")] = 2,
     backup: Annotated[bool, typer.Option(help="back up the preloaded database")] = True,
+    plain: Annotated[bool, typer.Option(help="preload one unpartitioned table instead")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """PostgreSQL: the writer's commit path with PRELOAD ticks stored against empty tables."""
     from harness.bench.store import run_store_bench
 
     setup_logging("WARNING")
-    report = run_store_bench(preload, events, per_day, rounds, backup)
+    report = run_store_bench(preload, events, per_day, rounds, backup, plain)
     for line in report.lines():
         typer.echo(line)
     if as_json:

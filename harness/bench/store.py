@@ -54,6 +54,7 @@ class StoreBenchReport:
 
     preload: int
     events: int
+    plain: bool = False  # the preloaded table is not partitioned
     preload_s: float = 0.0
     empty_per_s: list[float] = field(default_factory=list)
     full_per_s: list[float] = field(default_factory=list)
@@ -66,7 +67,8 @@ class StoreBenchReport:
         """One JSON-able object."""
         empty, full = statistics.median(self.empty_per_s), statistics.median(self.full_per_s)
         return {
-            "preload": self.preload, "events": self.events, "preload_s": round(self.preload_s, 1),
+            "preload": self.preload, "events": self.events, "plain": self.plain,
+            "preload_s": round(self.preload_s, 1),
             "table_bytes": self.table_bytes,
             "empty_per_s": [round(r) for r in self.empty_per_s],
             "full_per_s": [round(r) for r in self.full_per_s],
@@ -77,23 +79,36 @@ class StoreBenchReport:
     def lines(self) -> list[str]:
         """Human-readable report."""
         s = self.summary()
+        kind = "one unpartitioned table (0012)" if self.plain else "day partitions"
         return [
             f"store bench (PostgreSQL): {self.preload:,} ticks preloaded in {s['preload_s']} s "
-            f"({self.table_bytes / 1e9:.2f} GB with indexes), {self.events:,} events a run",
+            f"into {kind} ({self.table_bytes / 1e9:.2f} GB with indexes), "
+            f"{self.events:,} events a run",
             f"  writer commit path, empty tables   {s['empty_per_s']} events/s",
             f"  writer commit path, preloaded      {s['full_per_s']} events/s",
             f"  ratio preloaded / empty (medians)  {s['ratio']}",
-            f"  archive of one day: {self.archive}",
-            f"  prune of that day (partition drop): {self.prune}",
-            f"  backup (pg_dump -Fc, verified by restore): {self.backup}",
+            *(
+                []
+                if self.plain
+                else [
+                    f"  archive of one day: {self.archive}",
+                    f"  prune of that day (partition drop): {self.prune}",
+                    f"  backup (pg_dump -Fc, verified by restore): {self.backup}",
+                ]
+            ),
         ]
 
 
 def run_store_bench(
-    preload: int, events: int, per_day: int, rounds: int, backup: bool = True
+    preload: int, events: int, per_day: int, rounds: int, backup: bool = True, plain: bool = False
 ) -> StoreBenchReport:
-    """Preload, measure the commit path in turns, archive, prune and back up; see the module."""
-    report = StoreBenchReport(preload=preload, events=events)
+    """Preload, measure the commit path in turns, archive, prune and back up; see the module.
+
+    With ``plain`` the preloaded database stays at the schema before partitioning (0012):
+    the same runs against one unpartitioned table, for comparison (no archive, prune or
+    backup then).
+    """
+    report = StoreBenchReport(preload=preload, events=events, plain=plain)
     today = datetime.now(KST).date()
     with (
         scratch_postgres(POSTGRES_ADMIN_URL, "observer_bench_empty") as empty_url,
@@ -102,19 +117,27 @@ def run_store_bench(
     ):
         stores = {}
         for name, url in (("empty", empty_url), ("full", full_url)):
-            migrate.upgrade(url)
+            unpartitioned = plain and name == "full"
+            migrate.upgrade(url, "0012" if unpartitioned else "head")
             stores[name] = Store(make_engine(url))
             stores[name].load_marks()
-            Partitions(stores[name].engine, 1).maintain(today)
+            if not unpartitioned:
+                Partitions(stores[name].engine, 1).maintain(today)
         try:
             started = time.monotonic()
-            days = _preload(stores["full"].engine, preload, per_day, today)
+            days = _preload(stores["full"].engine, preload, per_day, today, not plain)
             report.preload_s = time.monotonic() - started
             report.table_bytes = _table_bytes(stores["full"].engine)
+            for store in stores.values():  # warm up: first statements, caches
+                _commit_rate(store, "warm-up", _BATCH)
+            if plain:
+                for n in range(rounds):
+                    report.empty_per_s.append(_commit_rate(stores["empty"], f"b-{n}", events))
+                    report.full_per_s.append(_commit_rate(stores["full"], f"b-{n}", events))
+                return report
             for n in range(rounds):
-                for name in ("empty", "full"):
-                    rate = _commit_rate(stores[name], f"bench-{n}", events)
-                    (report.empty_per_s if name == "empty" else report.full_per_s).append(rate)
+                report.empty_per_s.append(_commit_rate(stores["empty"], f"b-{n}", events))
+                report.full_per_s.append(_commit_rate(stores["full"], f"b-{n}", events))
             day = days[len(days) // 2]
             report.archive, report.prune = _archive_and_prune(stores["full"], day, Path(tmp))
             if backup:
@@ -125,8 +148,10 @@ def run_store_bench(
     return report
 
 
-def _preload(engine: Engine, total: int, per_day: int, today: date) -> list[date]:
-    """``total`` ticks over the weekdays before ``today``, one INSERT per day partition."""
+def _preload(
+    engine: Engine, total: int, per_day: int, today: date, partitioned: bool
+) -> list[date]:
+    """``total`` ticks over the weekdays before ``today``, one INSERT per day (partition)."""
     days: list[date] = []
     day = today
     while len(days) * per_day < total:
@@ -136,7 +161,8 @@ def _preload(engine: Engine, total: int, per_day: int, today: date) -> list[date
     keeper = Partitions(engine, 0)
     first = 1
     for day in reversed(days):
-        keeper.ensure(ARCHIVED_TABLES["trade_ticks"], day)
+        if partitioned:
+            keeper.ensure(ARCHIVED_TABLES["trade_ticks"], day)
         count = min(per_day, total - first + 1)
         opens = day_bounds(day)[0] + 9 * 3600 * 10**9
         with engine.begin() as conn:
@@ -167,9 +193,11 @@ def _preload(engine: Engine, total: int, per_day: int, today: date) -> list[date
 
 
 def _table_bytes(engine: Engine) -> int:
+    """``trade_ticks`` with its indexes (its partitions', when it has some)."""
     with engine.connect() as conn:
         query = text(
-            "SELECT sum(pg_total_relation_size(inhrelid)) FROM pg_inherits "
+            "SELECT pg_total_relation_size('trade_ticks') + coalesce(sum("
+            "pg_total_relation_size(inhrelid)), 0) FROM pg_inherits "
             "WHERE inhparent = 'trade_ticks'::regclass"
         )
         return int(conn.execute(query).scalar_one())
