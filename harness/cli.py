@@ -174,6 +174,27 @@ def bench_bus(
     raise typer.Exit(0 if report.lost == 0 and report.duplicated == 0 else 1)
 
 
+@bench_app.command("store")
+def bench_store(
+    preload: Annotated[int, typer.Option(help="ticks stored before the runs")] = 10_000_000,
+    events: Annotated[int, typer.Option(help="events a run commits")] = 200_000,
+    per_day: Annotated[int, typer.Option(help="preloaded ticks a trading day")] = 500_000,
+    rounds: Annotated[int, typer.Option(help="runs on each database, in turns")] = 2,
+    backup: Annotated[bool, typer.Option(help="back up the preloaded database")] = True,
+    plain: Annotated[bool, typer.Option(help="preload one unpartitioned table instead")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """PostgreSQL: the writer's commit path with PRELOAD ticks stored against empty tables."""
+    from harness.bench.store import run_store_bench
+
+    setup_logging("WARNING")
+    report = run_store_bench(preload, events, per_day, rounds, backup, plain)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+
+
 @bench_app.command("kis")
 def bench_kis(
     frames: Annotated[int, typer.Option(help="H0STCNT0 frames to parse")] = 20_000,

@@ -224,6 +224,9 @@ class RetentionSettings(Strict, frozen=True):
     minute_bars: Days = 0
     chunk_rows: Annotated[int, Meta(ge=100, le=1_000_000)] = 1_000  # deleted per transaction
     read_rows: Annotated[int, Meta(ge=1_000, le=1_000_000)] = 50_000  # per Parquet row group
+    # PostgreSQL: the day partitions the writer keeps created after today (a day without
+    # one still lands, in the default partition, and is moved into its own later).
+    partition_days_ahead: Annotated[int, Meta(ge=1, le=366)] = 7
 
     def days(self, table: str) -> int:
         """The days ``table``'s rows stay in the database (0: forever)."""

@@ -13,6 +13,7 @@ from typing import Any
 import duckdb
 import msgspec
 import pyarrow.parquet as pq
+import pytest
 from sqlalchemy import select
 
 from bus.codec import decode_parts, encode_frame
@@ -81,6 +82,18 @@ def archive(store: Store, root: Path, day: date, source: str = "archive") -> Non
         if written is not None:
             events.append(written.event())
     apply(store, events, source)
+
+
+def archive_and_request(store: Store, root: Path, tables: tuple[str, ...]) -> None:
+    """Archive DAY, then ask the writer to prune ``tables``'s DAY, as the archive job does."""
+    archive(store, root, DAY)
+    with store.engine.connect() as conn:
+        records = {r.table: r for r in archive_records(conn, DAY)}
+    requests: list[Event] = [
+        PruneRequested(table=t, trade_date=DAY, rows=records[t].rows, sha256=records[t].sha256)
+        for t in tables
+    ]
+    apply(store, requests, "archive")
 
 
 def db_rows(store: Store, table: str, day: date) -> list[dict[str, Any]]:
@@ -187,18 +200,17 @@ def test_pruning_refuses_a_day_without_a_matching_archive(store: Store, tmp_path
     assert len(db_rows(store, "trade_ticks", DAY)) == 201
 
 
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # chunks (PG drops
+# a day's partition: tests/test_partitions.py)
+
+
+@SQLITE_ONLY
 def test_pruning_in_chunks_keeps_the_audit_whole_and_late_rows(
     store: Store, tmp_path: Path
 ) -> None:
     apply(store, market_events(DAY, 1000) + market_events(NEXT, 50))
-    archive(store, tmp_path, DAY)
-    with store.engine.connect() as conn:
-        records = {r.table: r for r in archive_records(conn, DAY)}
     pruner = Pruner(store, 120)
-    for table in ("trade_ticks", "minute_bars"):
-        r = records[table]
-        apply(store, [PruneRequested(table=table, trade_date=DAY, rows=r.rows, sha256=r.sha256)],
-              "archive")  # fmt: skip
+    archive_and_request(store, tmp_path, ("trade_ticks", "minute_bars"))
     assert pruner.pending()
     assert pruner.step() is None  # the check: the rows to delete are fixed here
     assert pruner.step() is None  # the first chunk
@@ -221,6 +233,7 @@ def test_pruning_in_chunks_keeps_the_audit_whole_and_late_rows(
     assert pruner.pruned == 1004
 
 
+@SQLITE_ONLY
 def test_a_pruning_cut_short_is_finished_by_the_next_request(store: Store, tmp_path: Path) -> None:
     apply(store, market_events(DAY, 500))
     archive(store, tmp_path, DAY)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Base
+from observer.db.retention_queries import ARCHIVED_TABLES
 from tests.support import ROOT
 
 
@@ -20,11 +21,26 @@ def test_upgrade_then_autogenerate_finds_nothing(db_url: str) -> None:
     assert migrate.check(db_url) == []
     engine = make_engine(db_url)
     try:
-        assert set(inspect(engine).get_table_names()) == set(Base.metadata.tables) | {
-            "alembic_version"
-        }
+        tables = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            partitions = partitions_of(conn)
     finally:
         engine.dispose()
+    assert tables - partitions == set(Base.metadata.tables) | {"alembic_version"}
+    if db_url.startswith("postgresql"):  # each archived table: its default partition
+        assert partitions == {f"{name}_default" for name in ARCHIVED_TABLES}
+    else:
+        assert partitions == set()
+
+
+def partitions_of(conn: Connection) -> set[str]:
+    if conn.dialect.name != "postgresql":
+        return set()
+    return set(
+        conn.execute(
+            text("SELECT relname FROM pg_class WHERE relispartition AND relkind = 'r'")
+        ).scalars()
+    )
 
 
 def test_check_reports_a_drifted_database(sqlite_url: str) -> None:

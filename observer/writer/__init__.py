@@ -62,6 +62,7 @@ def run_writer(
             max_frame_bytes=settings.bus.max_frame_bytes,
             max_sources=settings.writer.max_sources,
             prune_chunk_rows=settings.retention.chunk_rows,
+            partition_days_ahead=settings.retention.partition_days_ahead,
         )
         # Each batch allocates tens of thousands of short-lived rows: keep the cyclic GC
         # off the hot path: freeze what start-up built, and collect young objects less often.

@@ -13,6 +13,12 @@ recovery) is never deleted unarchived. Each chunk records what it deleted per so
 ``pruned_chunks`` in the same transaction, and the audit counts those seqs as present.
 A pruning cut short (a restart) is finished when the job asks again: the check counts the
 rows already pruned.
+
+On PostgreSQL a day is a partition (`observer.writer.partitions`): the same check, the
+record of every source's rows and seqs and the ``DROP`` of the day's partition are one
+transaction, so there are neither chunks nor rows of the day committed in between (the
+writer is the only writer and does nothing else meanwhile). The pruner also runs the
+partitions' maintenance when it is due, between two batches like a chunk.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from observer.db.models import PrunedChunk
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
+    ArchiveRecord,
     day_filter,
     day_sources,
     newest_archive,
@@ -41,6 +48,7 @@ from observer.db.retention_queries import (
 )
 from observer.errors import StoreError
 from observer.retry import backoff_s
+from observer.writer.partitions import DayStats, Partitions, day_stats
 from observer.writer.store import Store
 
 __all__ = ["Pruner"]
@@ -72,22 +80,29 @@ class Pruner:
         The writer's store: its engine, its committed marks and requests, and the commit of
         the writer's own alerts.
     chunk_rows:
-        The most rows one chunk deletes (one transaction).
+        The most rows one chunk deletes (one transaction; SQLite).
+    days_ahead:
+        Days after today whose partitions are kept created (PostgreSQL).
     """
 
-    def __init__(self, store: Store, chunk_rows: int) -> None:
+    def __init__(self, store: Store, chunk_rows: int, days_ahead: int = 7) -> None:
         self.store = store
         self.chunk_rows = chunk_rows
+        postgres = store.engine.dialect.name == "postgresql"
+        self.partitions = Partitions(store.engine, days_ahead) if postgres else None
         self.jobs: deque[_Job] = deque()
         self.pruned = 0  # rows deleted
         self.chunks = 0
         self.refused = 0
+        self.maintenance_failures = 0  # in a row
 
     def pending(self) -> bool:
-        """True when a chunk is due now (takes the requests committed since the last call)."""
+        """True when work is due now (takes the requests committed since the last call)."""
         while self.store.requests:
             request = self.store.requests.pop(0)
             self.jobs.append(_Job(request, ARCHIVED_TABLES.get(request.table)))
+        if self.partitions is not None and self.partitions.due():
+            return True
         return bool(self.jobs) and self.jobs[0].retry_at <= time.monotonic()
 
     def step(self) -> DecodedFrame | None:
@@ -98,6 +113,8 @@ class Pruner:
         StoreError
             The alert could not be committed (the database is unavailable).
         """
+        if self.partitions is not None and self.partitions.due():
+            return self._maintain(self.partitions)
         job = self.jobs[0]
         request = job.request
         what = f"{request.table} of {request.trade_date}"
@@ -105,6 +122,12 @@ class Pruner:
             self.refused += 1
             return self._finish(job, "warning", "prune_refused", f"{what}: not an archived table")
         try:
+            if self.partitions is not None:
+                refusal = self._drop(job, job.spec, self.partitions)
+                if refusal is not None:
+                    self.refused += 1
+                    return self._finish(job, "warning", "prune_refused", f"{what}: {refusal}")
+                return self._done(job, what)
             if job.bound is None:
                 refusal = self._start(job, job.spec)
                 if refusal is not None:
@@ -138,13 +161,9 @@ class Pruner:
         present = sum(sources.values())
         if present == 0:
             return None  # nothing (left) to delete: done
-        if record is None or (record.rows, record.sha256) != (request.rows, request.sha256):
-            return "no archive record with the requested rows and checksum"
-        if present + already != request.rows:
-            return (
-                f"the day holds {present} rows ({already} pruned before), its archive "
-                f"{request.rows}: archive it again"
-            )
+        refusal = _refusal(request, record, present, already)
+        if refusal is not None:
+            return refusal
         job.started = time.monotonic()
         job.expected, job.chunk = present, chunks
         if present:
@@ -154,6 +173,51 @@ class Pruner:
                 *(and_(table.c.source == s, table.c.seq <= marks.get(s, 0)) for s in sources)
             )
         log.info("pruning %s of %s: %d rows", request.table, request.trade_date, present)
+        return None
+
+    def _drop(self, job: _Job, spec: ArchivedTable, partitions: Partitions) -> str | None:
+        """Check the day's partition against its archive, record it, drop it; or say why not."""
+        request, day = job.request, job.request.trade_date
+        job.started = time.monotonic()
+        name = partitions.ensure(spec, day)  # every row of the day in it (none in the default)
+        with self.store.engine.begin() as conn:
+            record = newest_archive(conn, request.table, day)
+            already, chunks = pruned_rows(conn, request.table, day)
+            stats = day_stats(conn, name, spec.owns_seqs)
+            present = sum(s.rows for s in stats)
+            refusal = _refusal(request, record, present, already) if present else None
+            if refusal is not None:
+                return refusal
+            if stats:
+                conn.execute(insert(PrunedChunk), _stats_records(spec, day, chunks + 1, stats))
+            partitions.drop(conn, spec, day)
+        log.info("pruning %s of %s: partition %s dropped, %d rows", spec.name, day, name, present)
+        job.expected = job.deleted = present
+        job.chunk = chunks + 1 if present else chunks
+        self.pruned += present
+        return None
+
+    def _maintain(self, partitions: Partitions) -> DecodedFrame | None:
+        """The partitions' maintenance; after repeated failures, one alert.
+
+        Rows still land in the default partition meanwhile, so nothing is lost.
+        """
+        try:
+            partitions.maintain()
+        except (SQLAlchemyError, self.store.engine.dialect.loaded_dbapi.Error) as exc:
+            self.maintenance_failures += 1
+            failures = self.maintenance_failures
+            partitions.next_at = time.monotonic() + backoff_s(failures, 5.0, 600.0)
+            log.error("partition maintenance failed (%d in a row): %s", failures, exc)
+            if failures != MAX_FAILURES:
+                return None
+            return self._alert(
+                "error", "partition_maintenance_failed",
+                f"creating the partitions ahead failed {failures} times "
+                f"({type(exc).__name__}); new days land in the default partitions",
+                "partitions", {"failures": str(failures)},
+            )  # fmt: skip
+        self.maintenance_failures = 0
         return None
 
     def _chunk(self, job: _Job, spec: ArchivedTable, bound: ColumnElement[bool]) -> bool:
@@ -192,9 +256,10 @@ class Pruner:
             self.jobs.popleft()
             return None
         seconds = time.monotonic() - job.started
+        how = "(its partition dropped)" if self.partitions else f"in {job.chunk} chunks"
         return self._finish(
             job, "info", "retention_pruned",
-            f"pruned {what}: {job.deleted} rows in {job.chunk} chunks, {seconds:.1f} s",
+            f"pruned {what}: {job.deleted} rows {how}, {seconds:.1f} s",
         )  # fmt: skip
 
     def _finish(
@@ -202,20 +267,57 @@ class Pruner:
     ) -> DecodedFrame | None:
         self.jobs.popleft()
         request = job.request
+        return self._alert(
+            severity, code, message, f"{request.table}:{request.trade_date}",
+            {"table": request.table, "trade_date": str(request.trade_date),
+             "rows": str(job.deleted)},
+        )  # fmt: skip
+
+    def _alert(
+        self, severity: Severity, code: str, message: str, subject: str, context: dict[str, str]
+    ) -> DecodedFrame | None:
         log.log(logging.INFO if severity == "info" else logging.WARNING, "%s: %s", code, message)
         alert = Alert(
-            severity=severity,
-            code=code,
-            message=message,
-            subject=f"{request.table}:{request.trade_date}",
-            context={"table": request.table, "trade_date": str(request.trade_date),
-                     "rows": str(job.deleted)},
-        )  # fmt: skip
+            severity=severity, code=code, message=message, subject=subject, context=context
+        )
         try:
             return self.store.commit_own([alert])
         except StoreError as exc:
             log.error("cannot record %s (the next run asks again): %s", code, exc)
             return None
+
+
+def _refusal(
+    request: PruneRequested, record: ArchiveRecord | None, present: int, already: int
+) -> str | None:
+    """Why the day may not be pruned; None when it may.
+
+    Refused: the archive is not the one asked for, or does not hold every row of the day
+    (those pruned before counted).
+    """
+    if record is None or (record.rows, record.sha256) != (request.rows, request.sha256):
+        return "no archive record with the requested rows and checksum"
+    if present + already != request.rows:
+        return (
+            f"the day holds {present} rows ({already} pruned before), its archive "
+            f"{request.rows}: archive it again"
+        )
+    return None
+
+
+def _stats_records(
+    spec: ArchivedTable, day: date, chunk: int, stats: list[DayStats]
+) -> list[dict[str, Any]]:
+    """A dropped partition as one chunk: per source its rows, seqs and their range."""
+    now = time.time_ns()
+    return [
+        {
+            "table_name": spec.name, "trade_date": day, "source": s.source, "chunk": chunk,
+            "rows": s.rows, "seqs": s.seqs, "min_seq": s.min_seq, "max_seq": s.max_seq,
+            "pruned_ns": now,
+        }
+        for s in stats
+    ]  # fmt: skip
 
 
 def _chunk_records(

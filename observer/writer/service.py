@@ -70,6 +70,7 @@ class WriterOptions:
     max_frame_bytes: int = MAX_FRAME_BYTES
     max_sources: int = 1000
     prune_chunk_rows: int = 1_000  # rows one pruning chunk deletes, between two batches
+    partition_days_ahead: int = 7  # PostgreSQL: day partitions kept created ahead
 
 
 class Writer:
@@ -112,7 +113,7 @@ class Writer:
         self.paused = False  # a volume is critical: no new frames are taken
         self.dropped_while_paused = 0  # frames read and left to their producers' resend
         self._own: list[Event] = []  # the writer's alerts not committed yet
-        self.pruner = Pruner(store, options.prune_chunk_rows)
+        self.pruner = Pruner(store, options.prune_chunk_rows, options.partition_days_ahead)
         self.notifier = notifier or Notifier(None)
         self.endpoints = endpoints
         self.options = options

@@ -9,11 +9,25 @@ from typing import Any
 
 from sqlalchemy import (
     Index,
+    PrimaryKeyConstraint,
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from observer.db.models.base import Audited, AuditedMany, Base
+
+
+def by_trading_day(*key: str) -> tuple[PrimaryKeyConstraint, dict[str, str]]:
+    """A primary key ending in the row's time column, the table ranged by it on PostgreSQL.
+
+    PostgreSQL partitions these tables by KST trading day on their UTC-ns time column (the
+    bounds are KST midnights, `observer.writer.partitions`), and a partitioned table's
+    primary key must hold the partition key: hence ``(source, seq, <time>)``. The writer's
+    marks, not this key, make every seq land once. SQLite keeps the ``(source, seq)`` key
+    its tables were created with (migration 0013 leaves SQLite alone).
+    """
+    time_column = key[-1]
+    return PrimaryKeyConstraint(*key), {"postgresql_partition_by": f"RANGE ({time_column})"}
 
 
 class PriceSnapshotRow(Audited, Base):
@@ -23,7 +37,7 @@ class PriceSnapshotRow(Audited, Base):
     cycle_id: Mapped[str] = mapped_column(String(20))
     symbol: Mapped[str] = mapped_column(String(16))
     market: Mapped[str] = mapped_column(String(16))
-    observed_ns: Mapped[int]
+    observed_ns: Mapped[int] = mapped_column(primary_key=True)
     price: Mapped[int]
     change: Mapped[int]
     change_rate: Mapped[Decimal]
@@ -38,7 +52,11 @@ class PriceSnapshotRow(Audited, Base):
     market_cap: Mapped[int]
     halted: Mapped[bool]
 
-    __table_args__ = (Index(None, "symbol", "observed_ns"), Index(None, "cycle_id"))
+    __table_args__ = (
+        Index(None, "symbol", "observed_ns"),
+        Index(None, "cycle_id"),
+        *by_trading_day("source", "seq", "observed_ns"),
+    )
 
 
 class TrackACycleRow(Audited, Base):
@@ -68,7 +86,7 @@ class TradeTickRow(Audited, Base):
 
     __tablename__ = "trade_ticks"
     symbol: Mapped[str] = mapped_column(String(16))
-    exchange_ns: Mapped[int]
+    exchange_ns: Mapped[int] = mapped_column(primary_key=True)
     received_ns: Mapped[int]
     price: Mapped[int]
     qty: Mapped[int]
@@ -83,7 +101,10 @@ class TradeTickRow(Audited, Base):
     halted: Mapped[bool]
     account: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
+    __table_args__ = (
+        Index(None, "symbol", "exchange_ns"),
+        *by_trading_day("source", "seq", "exchange_ns"),
+    )
 
 
 class OrderBookRow(Audited, Base):
@@ -91,7 +112,7 @@ class OrderBookRow(Audited, Base):
 
     __tablename__ = "order_books"
     symbol: Mapped[str] = mapped_column(String(16))
-    exchange_ns: Mapped[int]
+    exchange_ns: Mapped[int] = mapped_column(primary_key=True)
     received_ns: Mapped[int]
     ask_prices: Mapped[list[Any]]
     ask_qtys: Mapped[list[Any]]
@@ -103,7 +124,10 @@ class OrderBookRow(Audited, Base):
     expected_qty: Mapped[int]
     account: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index(None, "symbol", "exchange_ns"),)
+    __table_args__ = (
+        Index(None, "symbol", "exchange_ns"),
+        *by_trading_day("source", "seq", "exchange_ns"),
+    )
 
 
 class MinuteBarsRow(Audited, Base):
@@ -121,7 +145,7 @@ class BarRow(AuditedMany, Base):
 
     __tablename__ = "minute_bars"
     symbol: Mapped[str] = mapped_column(String(16))
-    minute_ns: Mapped[int]
+    minute_ns: Mapped[int] = mapped_column(primary_key=True)
     open: Mapped[int]
     high: Mapped[int]
     low: Mapped[int]
@@ -131,7 +155,10 @@ class BarRow(AuditedMany, Base):
     quality: Mapped[str] = mapped_column(String(16))  # "live" | "recovered"
     gap_id: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (Index(None, "symbol", "minute_ns"),)
+    __table_args__ = (
+        Index(None, "symbol", "minute_ns"),
+        *by_trading_day("source", "seq", "idx", "minute_ns"),
+    )
 
 
 # ------------------------------------------------------------------ gaps and slots
