@@ -44,7 +44,6 @@ DIGEST_BYTES = 16
 _encoder = msgspec.msgpack.Encoder()
 _frame_decoder = msgspec.msgpack.Decoder(list[Envelope])
 _parts_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
-_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
 _ack_decoder = msgspec.msgpack.Decoder(Ack)
 # RecursionError: msgspec gives up on deeply nested input (1,000 nested arrays are 1,001
 # bytes) with Python's recursion limit; it is malformed input like any other.
@@ -103,8 +102,10 @@ def decode_frame(data: bytes | memoryview) -> list[Envelope]:
 def decode_parts(data: bytes) -> DecodedFrame:
     """Decode one frame keeping each envelope's bytes; malformed input raises `FrameError`."""
     try:
+        # Two passes in C over the whole frame beat one decoder call per envelope by a tenth
+        # of the writer's decode time; both read the same top-level array, so they agree.
         parts = _parts_decoder.decode(data)
-        envelopes = [_envelope_decoder.decode(part) for part in parts]
+        envelopes = _frame_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise FrameError(f"undecodable frame of {len(data)} bytes: {exc}") from exc
     _check_identities(envelopes)
@@ -142,6 +143,14 @@ def _check_identities(envelopes: list[Envelope]) -> None:
     A seq must fit a BIGINT and a source a VARCHAR(120) without NUL (PostgreSQL text cannot
     hold one); otherwise not even the rejected-event record could be committed.
     """
+    seqs = [env.seq for env in envelopes]
+    sources = {env.source for env in envelopes}
+    # Over the seqs at once and per distinct source (a frame carries one, mostly); only a
+    # bad frame pays the loop that names its first bad envelope.
+    if (not seqs or (min(seqs) > 0 and max(seqs) <= MAX_SEQ)) and all(
+        0 < len(source) <= MAX_SOURCE_LENGTH and "\x00" not in source for source in sources
+    ):
+        return
     for env in envelopes:
         source = env.source
         if not (0 < env.seq <= MAX_SEQ and 0 < len(source) <= MAX_SOURCE_LENGTH) or (

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
@@ -68,6 +68,7 @@ _DIALECTS = ("postgresql", "sqlite")
 # OverflowError for an integer beyond 64 bits, a lookup or type error means an event no
 # handler can store. They are the event's failures, not the database's.
 _VALUE_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
+_SOURCE, _SEQ = attrgetter("source"), attrgetter("seq")
 
 
 @dataclass(slots=True)
@@ -105,6 +106,11 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
     """Pick the envelopes that extend each source's mark without a hole (pure function)."""
     result = Accepted()
     for frame in frames:
+        if _extends(frame.envelopes, result.marks, marks):
+            last = frame.envelopes[-1]
+            result.frames.append((frame, list(range(len(frame.envelopes)))))
+            result.marks[last.source] = last.seq
+            continue
         taken: list[int] = []
         for index, env in enumerate(frame.envelopes):
             mark = result.marks.get(env.source, marks.get(env.source, 0))
@@ -118,6 +124,18 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
         if taken:
             result.frames.append((frame, taken))
     return result
+
+
+def _extends(envelopes: list[Envelope], new: dict[str, int], marks: dict[str, int]) -> bool:
+    """Whether the frame is one source's next seqs, all taken (the usual frame, at C speed)."""
+    if not envelopes:
+        return False
+    source, first = envelopes[0].source, envelopes[0].seq
+    return (
+        first == new.get(source, marks.get(source, 0)) + 1
+        and {env.source for env in envelopes} == {source}
+        and [env.seq for env in envelopes] == list(range(first, first + len(envelopes)))
+    )
 
 
 class Store:
@@ -278,7 +296,8 @@ class Store:
         build: Callable[[list[Envelope]], Batch],
     ) -> None:
         """One transaction: the rows ``build`` makes of ``envelopes``, digests and marks."""
-        marks = {env.source: env.seq for env in envelopes}
+        # Each source's last seq, built in C: the usual batch is 20,000 envelopes.
+        marks = dict(zip(map(_SOURCE, envelopes), map(_SEQ, envelopes), strict=True))
         now = time.time_ns()
         try:
             with self.engine.begin() as conn:
