@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import NamedTuple
 
 import msgspec
@@ -44,8 +45,8 @@ DIGEST_BYTES = 16
 _encoder = msgspec.msgpack.Encoder()
 _frame_decoder = msgspec.msgpack.Decoder(list[Envelope])
 _parts_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
-_envelope_decoder = msgspec.msgpack.Decoder(Envelope)
 _ack_decoder = msgspec.msgpack.Decoder(Ack)
+_SOURCE, _SEQ = attrgetter("source"), attrgetter("seq")
 # RecursionError: msgspec gives up on deeply nested input (1,000 nested arrays are 1,001
 # bytes) with Python's recursion limit; it is malformed input like any other.
 _DECODE_ERRORS = (msgspec.DecodeError, ValueError, TypeError, RecursionError)
@@ -61,6 +62,7 @@ class DecodedFrame(NamedTuple):
     raw: bytes
     envelopes: list[Envelope]
     parts: list[msgspec.Raw]
+    sources: frozenset[str]  # the distinct sources of ``envelopes`` (one, mostly)
 
 
 def encode_frame(envelopes: Sequence[Envelope]) -> bytes:
@@ -96,19 +98,22 @@ def decode_frame(data: bytes | memoryview) -> list[Envelope]:
         envelopes = _frame_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise FrameError(f"undecodable frame of {len(data)} bytes: {exc}") from exc
-    _check_identities(envelopes)
+    _check_identities(envelopes, frozenset(map(_SOURCE, envelopes)))
     return envelopes
 
 
 def decode_parts(data: bytes) -> DecodedFrame:
     """Decode one frame keeping each envelope's bytes; malformed input raises `FrameError`."""
     try:
+        # Two passes in C over the whole frame beat one decoder call per envelope by a tenth
+        # of the writer's decode time; both read the same top-level array, so they agree.
         parts = _parts_decoder.decode(data)
-        envelopes = [_envelope_decoder.decode(part) for part in parts]
+        envelopes = _frame_decoder.decode(data)
     except _DECODE_ERRORS as exc:
         raise FrameError(f"undecodable frame of {len(data)} bytes: {exc}") from exc
-    _check_identities(envelopes)
-    return DecodedFrame(data, envelopes, parts)
+    sources = frozenset(map(_SOURCE, envelopes))
+    _check_identities(envelopes, sources)
+    return DecodedFrame(data, envelopes, parts, sources)
 
 
 def envelope_digest(part: bytes | msgspec.Raw) -> bytes:
@@ -136,12 +141,19 @@ def frame_header(count: int) -> bytes:
     return b"\xdd" + struct.pack(">I", count)
 
 
-def _check_identities(envelopes: list[Envelope]) -> None:
+def _check_identities(envelopes: list[Envelope], sources: frozenset[str]) -> None:
     """Refuse identities no database can hold: the mark of a source is stored with its rows.
 
     A seq must fit a BIGINT and a source a VARCHAR(120) without NUL (PostgreSQL text cannot
     hold one); otherwise not even the rejected-event record could be committed.
     """
+    seqs = list(map(_SEQ, envelopes))
+    # Over the seqs at once and per distinct source (a frame carries one, mostly); only a
+    # bad frame pays the loop that names its first bad envelope.
+    if (not seqs or (min(seqs) > 0 and max(seqs) <= MAX_SEQ)) and all(
+        0 < len(source) <= MAX_SOURCE_LENGTH and "\x00" not in source for source in sources
+    ):
+        return
     for env in envelopes:
         source = env.source
         if not (0 < env.seq <= MAX_SEQ and 0 < len(source) <= MAX_SOURCE_LENGTH) or (

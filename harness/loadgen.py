@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     def counters() -> dict[str, float]:
         return {"sent": producer.last_seq, "acked": producer.acked}
 
-    started = time.monotonic()
+    started, started_ns = time.monotonic(), time.time_ns()
     first = producer.last_seq + 1
     i = 0
     while (i < args.events or args.events == 0) and not stop.is_set():
@@ -86,12 +86,17 @@ def main(argv: list[str] | None = None) -> int:
     producer.flush()
     sent_at = time.monotonic()
     drained = producer.wait_acked(args.drain_timeout)
+    acked_ns = time.time_ns()
     report = {
         "source": args.source,
         "first_seq": first,
         "last_seq": producer.last_seq,
         "send_s": sent_at - started,
         "total_s": time.monotonic() - started,
+        # Wall clock, comparable across processes: a bench's span from the first send of
+        # any producer to the last ack of all, without their interpreters' start.
+        "started_ns": started_ns,
+        "acked_ns": acked_ns,
         "drained": drained,
         "resends": producer.resends,
         "reconnects": producer.reconnects,

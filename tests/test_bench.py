@@ -22,9 +22,15 @@ def run(*args: str) -> dict[str, object]:
 
 def test_bench_bus_reports_its_keys() -> None:
     result = run("bus", "--events", "4000", "--producers", "2", "--rate", "500")
-    assert {"events_per_s", "p99_ms", "baseline_per_s", "ratio", "lost", "duplicated"} <= set(
-        result
-    )
+    assert {
+        "events_per_s",
+        "p99_ms",
+        "baseline_per_s",
+        "ratio",
+        "cpu_ratio",
+        "lost",
+        "duplicated",
+    } <= set(result)
     assert result["lost"] == 0 and result["duplicated"] == 0
 
 

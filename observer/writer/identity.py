@@ -12,9 +12,11 @@ under the writer's own source (`WRITER_SOURCE`), never dropping it as a duplicat
 from __future__ import annotations
 
 import bisect
+import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -78,14 +80,20 @@ def digest_rows(envelopes: list[Envelope], digests: list[bytes]) -> list[dict[st
     A commit takes each source's envelopes in consecutive seqs (see `accept`), so the
     digests of one source are its run's in seq order.
     """
+    if len(digests) != len(envelopes):
+        raise ValueError(f"{len(digests)} digests for {len(envelopes)} envelopes")
     runs: dict[str, list[bytes]] = {}
     firsts: dict[str, int] = {}
-    for env, digest in zip(envelopes, digests, strict=True):
-        run = runs.get(env.source)
+    start = 0
+    # Per run of one source (a frame, mostly) rather than per envelope.
+    for source, group in itertools.groupby(map(attrgetter("source"), envelopes)):
+        end = start + len(list(group))
+        run = runs.get(source)
         if run is None:
-            runs[env.source] = run = []
-            firsts[env.source] = env.seq
-        run.append(digest)
+            runs[source] = run = []
+            firsts[source] = envelopes[start].seq
+        run += digests[start:end]
+        start = end
     rows = []
     for source, run in runs.items():
         first = firsts[source]

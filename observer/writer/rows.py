@@ -6,8 +6,10 @@ tables kept in place go to ``Batch.upserts`` and run in seq order after them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 import msgspec
@@ -88,6 +90,10 @@ class Batch:
         """Queue one append-only row given as values in ``columns`` order."""
         self.inserts.setdefault((table, columns), []).append(values)
 
+    def extend(self, table: Table, columns: Columns, rows: list[tuple[Any, ...]]) -> None:
+        """Queue append-only rows given as values in ``columns`` order."""
+        self.inserts.setdefault((table, columns), []).extend(rows)
+
     def upsert(
         self, model: type[m.Base], keys: tuple[str, ...], values: Row, update: tuple[str, ...]
     ) -> None:
@@ -96,6 +102,7 @@ class Batch:
 
 
 Handler = Callable[[Envelope, Batch], None]
+_EVENT_TYPE = attrgetter("event.__class__")
 
 
 def _audit(env: Envelope) -> Row:
@@ -110,24 +117,33 @@ def _fields(event: Event, **rename: str) -> Row:
     return row
 
 
-def _direct(model: type[m.Base], event_type: type[Event], **rename: str) -> Handler:
+class _Direct:
     """Handler for events whose fields are the table's columns (``rename`` maps clashes).
 
-    The hot path (ticks): values come straight from ``astuple`` in field order.
+    The hot path (ticks): a run of such events becomes rows in one comprehension, values
+    straight from ``astuple`` in field order. A derived column is one more name in
+    ``columns`` and one more value in `rows`.
     """
-    table: Table = model.__table__  # type: ignore[assignment]
-    fields = tuple(rename.get(name, name) for name in event_type.__struct_fields__)
-    columns = (*fields, "source", "seq", "produced_ns")
-    missing = set(columns) - set(table.c.keys())
-    if missing:
-        raise TypeError(f"{event_type.__name__} fields {missing} are not columns of {table}")
 
-    def handle(env: Envelope, batch: Batch) -> None:
-        batch.add(
-            table, columns, (*msgspec.structs.astuple(env.event), env.source, env.seq, env.ts)
-        )
+    __slots__ = ("columns", "table")
 
-    return handle
+    def __init__(self, model: type[m.Base], event_type: type[Event], **rename: str) -> None:
+        self.table: Table = model.__table__  # type: ignore[assignment]
+        fields = tuple(rename.get(name, name) for name in event_type.__struct_fields__)
+        self.columns = (*fields, "source", "seq", "produced_ns")
+        missing = set(self.columns) - set(self.table.c.keys())
+        if missing:
+            raise TypeError(
+                f"{event_type.__name__} fields {missing} are not columns of {self.table}"
+            )
+
+    def rows(self, envelopes: Iterable[Envelope]) -> list[tuple[Any, ...]]:
+        """The rows of ``envelopes``, in ``columns`` order."""
+        astuple = msgspec.structs.astuple
+        return [(*astuple(env.event), env.source, env.seq, env.ts) for env in envelopes]
+
+    def __call__(self, env: Envelope, batch: Batch) -> None:
+        batch.extend(self.table, self.columns, self.rows((env,)))
 
 
 def _minute_bars(env: Envelope, batch: Batch) -> None:
@@ -286,7 +302,7 @@ def _listed(
     batch.upsert(table, keys, values, update)
 
 
-_sector_history = _direct(m.SectorMetadataRow, SectorMetadata, source="origin")
+_sector_history = _Direct(m.SectorMetadataRow, SectorMetadata, source="origin")
 
 
 def _sector(env: Envelope, batch: Batch) -> None:
@@ -325,36 +341,36 @@ def _prune_requested(env: Envelope, batch: Batch) -> None:
 
 
 HANDLERS: dict[type[Event], Handler] = {
-    PriceSnapshot: _direct(m.PriceSnapshotRow, PriceSnapshot),
-    TrackACycle: _direct(m.TrackACycleRow, TrackACycle),
-    TradeTick: _direct(m.TradeTickRow, TradeTick),
-    OrderBook: _direct(m.OrderBookRow, OrderBook),
+    PriceSnapshot: _Direct(m.PriceSnapshotRow, PriceSnapshot),
+    TrackACycle: _Direct(m.TrackACycleRow, TrackACycle),
+    TradeTick: _Direct(m.TradeTickRow, TradeTick),
+    OrderBook: _Direct(m.OrderBookRow, OrderBook),
     MinuteBars: _minute_bars,
     GapDetected: _gap_detected,
     GapStateChanged: _gap_state,
-    SlotDecision: _direct(m.SlotDecisionRow, SlotDecision),
-    SlotOverflow: _direct(m.SlotOverflowRow, SlotOverflow),
+    SlotDecision: _Direct(m.SlotDecisionRow, SlotDecision),
+    SlotOverflow: _Direct(m.SlotOverflowRow, SlotOverflow),
     UniverseSnapshot: _universe,
     MasterFileChecked: _master_file,
-    MasterFileReview: _direct(m.MasterFileReviewRow, MasterFileReview),
+    MasterFileReview: _Direct(m.MasterFileReviewRow, MasterFileReview),
     ListingChanged: _listing,
-    EtfDetail: _direct(m.EtfDetailRow, EtfDetail),
+    EtfDetail: _Direct(m.EtfDetailRow, EtfDetail),
     EtfListing: _etf_listing,
-    EtfDaily: _direct(m.EtfDailyRow, EtfDaily),
-    EtfRun: _direct(m.EtfRunRow, EtfRun),
+    EtfDaily: _Direct(m.EtfDailyRow, EtfDaily),
+    EtfRun: _Direct(m.EtfRunRow, EtfRun),
     SectorMetadata: _sector,
     SectorCodes: _sector_codes,
-    EnrichmentRun: _direct(m.EnrichmentRunRow, EnrichmentRun),
-    PhaseChanged: _direct(m.PhaseChangedRow, PhaseChanged),
-    TokenRefreshed: _direct(m.TokenRefreshedRow, TokenRefreshed),
-    Alert: _direct(m.AlertRow, Alert),
-    StreamStateChanged: _direct(m.StreamStateChangedRow, StreamStateChanged),
-    WorkerLifecycle: _direct(m.WorkerLifecycleRow, WorkerLifecycle),
+    EnrichmentRun: _Direct(m.EnrichmentRunRow, EnrichmentRun),
+    PhaseChanged: _Direct(m.PhaseChangedRow, PhaseChanged),
+    TokenRefreshed: _Direct(m.TokenRefreshedRow, TokenRefreshed),
+    Alert: _Direct(m.AlertRow, Alert),
+    StreamStateChanged: _Direct(m.StreamStateChangedRow, StreamStateChanged),
+    WorkerLifecycle: _Direct(m.WorkerLifecycleRow, WorkerLifecycle),
     Reconciliation: _reconciliation,
-    AlertResolved: _direct(m.AlertResolvedRow, AlertResolved),
-    AlertAcked: _direct(m.AlertAckedRow, AlertAcked),
-    AlertDelivery: _direct(m.AlertDeliveryRow, AlertDelivery),
-    DayArchived: _direct(m.DayArchivedRow, DayArchived, table="table_name"),
+    AlertResolved: _Direct(m.AlertResolvedRow, AlertResolved),
+    AlertAcked: _Direct(m.AlertAckedRow, AlertAcked),
+    AlertDelivery: _Direct(m.AlertDeliveryRow, AlertDelivery),
+    DayArchived: _Direct(m.DayArchivedRow, DayArchived, table="table_name"),
     PruneRequested: _prune_requested,
 }
 
@@ -400,6 +416,13 @@ def reduced_rejected_rows(env: Envelope, reason: str, failure: str) -> Batch:
 def rows_for(envelopes: list[Envelope]) -> Batch:
     """Build the rows of a batch of accepted envelopes, in order."""
     batch = Batch()
-    for env in envelopes:
-        HANDLERS[type(env.event)](env, batch)
+    # Runs of one event type (a frame of ticks, mostly): a direct type's run is built at
+    # once; the others go one by one, so upserts keep their seq order.
+    for kind, run in itertools.groupby(envelopes, key=_EVENT_TYPE):
+        handler = HANDLERS[kind]
+        if isinstance(handler, _Direct):
+            batch.extend(handler.table, handler.columns, handler.rows(run))
+        else:
+            for env in run:
+                handler(env, batch)
     return batch

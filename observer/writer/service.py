@@ -269,7 +269,7 @@ class Writer:
         if len(self._may_send) > 4 * self.options.max_sources:
             self._may_send.clear()  # refused names are not bounded by max_sources
         wrong = ""
-        for source in {e.source for e in frame.envelopes}:
+        for source in frame.sources:
             allowed = self._may_send.get((key, source))
             if allowed is None:
                 allowed = self._may_send[key, source] = self.curve.may_send(key, source)
@@ -305,9 +305,9 @@ class Writer:
                 subject=key,
             ))  # fmt: skip
 
-    def _admit(self, frame: DecodedFrame) -> set[str]:
+    def _admit(self, frame: DecodedFrame) -> frozenset[str]:
         """The frame's sources; `FrameError` if they would exceed ``max_sources``."""
-        sources = {env.source for env in frame.envelopes}
+        sources = frame.sources
         new = sources - self._sources
         if new:
             limit = self.options.max_sources
@@ -336,7 +336,7 @@ class Writer:
         if accepted is None:
             return False
         self.duplicates += accepted.duplicates
-        self._acknowledge(ingest, {env.source for f in frames for env in f.envelopes}, accepted)
+        self._acknowledge(ingest, set().union(*(f.sources for f in frames)), accepted)
         feed.publish_accepted(accepted.frames)
         if capture is not None:
             for frame, taken in accepted.frames:

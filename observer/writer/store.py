@@ -25,8 +25,8 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from operator import itemgetter
-from typing import Any
+from operator import attrgetter, itemgetter
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import JSON, Connection, Engine, String, Table, inspect
@@ -68,6 +68,10 @@ _DIALECTS = ("postgresql", "sqlite")
 # OverflowError for an integer beyond 64 bits, a lookup or type error means an event no
 # handler can store. They are the event's failures, not the database's.
 _VALUE_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
+_SOURCE, _SEQ = attrgetter("source"), attrgetter("seq")
+_ENVELOPES: Callable[[DecodedFrame], list[Envelope]] = attrgetter("envelopes")
+_PARTS: Callable[[DecodedFrame], list[msgspec.Raw]] = attrgetter("parts")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -83,12 +87,13 @@ class Accepted:
     @property
     def envelopes(self) -> list[Envelope]:
         """Accepted envelopes in arrival order."""
-        return [frame.envelopes[i] for frame, taken in self.frames for i in taken]
+        return _taken(self.frames, _ENVELOPES)
 
     @property
     def digests(self) -> list[bytes]:
         """The digest of each accepted envelope, in the order of `envelopes`."""
-        return envelope_digests(frame.parts[i] for frame, taken in self.frames for i in taken)
+        parts: list[msgspec.Raw] = _taken(self.frames, _PARTS)
+        return envelope_digests(parts)
 
     @property
     def count(self) -> int:
@@ -101,10 +106,26 @@ class Accepted:
         return len(self.repeats)
 
 
+def _taken(
+    frames: list[tuple[DecodedFrame, list[int]]], field: Callable[[DecodedFrame], list[T]]
+) -> list[T]:
+    """The taken items of one field of each frame, a whole frame's at once."""
+    items: list[T] = []
+    for frame, taken in frames:
+        values = field(frame)
+        items += values if len(taken) == len(values) else [values[i] for i in taken]
+    return items
+
+
 def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
     """Pick the envelopes that extend each source's mark without a hole (pure function)."""
     result = Accepted()
     for frame in frames:
+        if _extends(frame, result.marks, marks):
+            last = frame.envelopes[-1]
+            result.frames.append((frame, list(range(len(frame.envelopes)))))
+            result.marks[last.source] = last.seq
+            continue
         taken: list[int] = []
         for index, env in enumerate(frame.envelopes):
             mark = result.marks.get(env.source, marks.get(env.source, 0))
@@ -118,6 +139,17 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
         if taken:
             result.frames.append((frame, taken))
     return result
+
+
+def _extends(frame: DecodedFrame, new: dict[str, int], marks: dict[str, int]) -> bool:
+    """Whether the frame is one source's next seqs, all taken (the usual frame, at C speed)."""
+    if len(frame.sources) != 1:
+        return False
+    (source,) = frame.sources
+    first = frame.envelopes[0].seq
+    return first == new.get(source, marks.get(source, 0)) + 1 and list(
+        map(_SEQ, frame.envelopes)
+    ) == list(range(first, first + len(frame.envelopes)))
 
 
 class Store:
@@ -278,7 +310,8 @@ class Store:
         build: Callable[[list[Envelope]], Batch],
     ) -> None:
         """One transaction: the rows ``build`` makes of ``envelopes``, digests and marks."""
-        marks = {env.source: env.seq for env in envelopes}
+        # Each source's last seq, built in C: the usual batch is 20,000 envelopes.
+        marks = dict(zip(map(_SOURCE, envelopes), map(_SEQ, envelopes), strict=True))
         now = time.time_ns()
         try:
             with self.engine.begin() as conn:
