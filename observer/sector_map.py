@@ -70,6 +70,16 @@ class IndustryEntry(Strict, frozen=True):
     confidence: Annotated[float, Meta(ge=0.0, le=0.6)] = 0.6
 
 
+class NameEntry(Strict, frozen=True):
+    """A KIS sector *name* (HHDFS76200200's ``e_icod``) -> GICS."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    gics_sector: SectorCode
+    gics_ig: GroupCode = ""
+    confidence: Confidence = 0.85
+    note: str = ""
+
+
 class MapFile(Strict, frozen=True):
     """``config/sector_map.toml`` as written."""
 
@@ -77,6 +87,7 @@ class MapFile(Strict, frozen=True):
     fallback_confidence: Confidence = 0.8
     fallback_sectors: dict[str, SectorCode] = msgspec.field(default_factory=dict)
     codes: tuple[CodeEntry, ...] = ()
+    names: tuple[NameEntry, ...] = ()
     overrides: tuple[Override, ...] = ()
     fallback_industries: tuple[IndustryEntry, ...] = ()
 
@@ -87,7 +98,7 @@ class Classification(msgspec.Struct, frozen=True, kw_only=True):
     gics_sector: str
     gics_ig: str = ""
     confidence: float
-    source: str  # "manual" | "kis_map" | "fallback"
+    source: str  # "manual" | "kis_map" | "kis_detail" | "kis_info" | "fallback"
     note: str = ""
 
 
@@ -118,6 +129,16 @@ class SectorMap:
             self._codes[key] = Classification(
                 gics_sector=entry.gics_sector, gics_ig=entry.gics_ig,
                 confidence=entry.confidence, source="kis_map", note=entry.note,
+            )  # fmt: skip
+        self._names: dict[str, Classification] = {}
+        for n in file.names:
+            name = _name_key(n.name)
+            if name in self._names:
+                raise ValueError(f"names: {n.name!r} is mapped twice")
+            _check(n.gics_sector, n.gics_ig, f"names {n.name!r}")
+            self._names[name] = Classification(
+                gics_sector=n.gics_sector, gics_ig=n.gics_ig, confidence=n.confidence,
+                source="kis_detail", note=n.note or n.name,
             )  # fmt: skip
         self._overrides: dict[str, Classification] = {}
         for o in file.overrides:
@@ -150,6 +171,10 @@ class SectorMap:
             return None
         return self._codes.get((exchange, code)) or self._codes.get((ANY_EXCHANGE, code))
 
+    def for_name(self, name: str) -> Classification | None:
+        """The mapping of a KIS sector name (HHDFS76200200's ``e_icod``), spacing ignored."""
+        return self._names.get(_name_key(name))
+
     def for_fallback(self, sector_key: str, industry_key: str) -> Classification | None:
         """The fallback source's keys in GICS; the industry group only when it agrees."""
         sector = self._fallback_sectors.get(sector_key)
@@ -170,6 +195,10 @@ class SectorMap:
     def mapped_codes(self) -> set[tuple[str, str]]:
         """Every ``(exchange, icod)`` in the file (``"*"`` for every exchange)."""
         return set(self._codes)
+
+
+def _name_key(name: str) -> str:
+    return "".join(name.split())
 
 
 def _check(sector: str, group: str, where: str) -> None:

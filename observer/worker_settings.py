@@ -242,6 +242,16 @@ class EnrichSettings(Strict, frozen=True):
     regions: tuple[Literal["US", "CN", "HK", "JP", "VN"], ...] = ("US", "CN", "HK", "JP", "VN")
     sector_map: str = ""  # "": config/sector_map.toml of this checkout
     kis_codes: bool = True  # fetch HHDFS76370100's catalogs (real accounts only; 9 calls)
+    # Per symbol whose code is missing or unmapped, before the fallback (real accounts only,
+    # one call each at the jobs' KIS share): HHDFS76200200's sector name (``e_icod``), and
+    # CTPF1702R's ``prdt_clsf_cd/name``, off because its meaning is UNCONFIRMED.
+    kis_detail: bool = True
+    kis_search_info: bool = False
+    # HHDFS76370000 (the stocks KIS lists per industry code) against the masters' codes:
+    # "sample" asks cross_check_codes codes per exchange (rotating by day), "full" every one.
+    cross_check: Literal["off", "sample", "full"] = "sample"
+    cross_check_codes: Annotated[int, Meta(ge=1, le=1000)] = 5
+    cross_check_alert_pct: Percent = 5.0  # disagreeing share of the stocks compared: a warning
     fallback_url: str = ""
     fallback_rate_per_s: PositiveFloat = 1.0
     fallback_timeout_s: Seconds = 10.0

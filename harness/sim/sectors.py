@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["CATALOG", "catalog_code", "true_sector", "unit"]
+__all__ = [
+    "CATALOG",
+    "catalog_code",
+    "detail_name",
+    "info_class",
+    "listed_code",
+    "true_sector",
+    "unit",
+]
 
 # (3-digit icod, Korean name, GICS sector it means, or "" for a broad code)
 CATALOG: tuple[tuple[str, str, str], ...] = (
@@ -40,6 +48,10 @@ CATALOG: tuple[tuple[str, str, str], ...] = (
 
 _SECTORS = ("10", "15", "20", "25", "30", "35", "40", "45", "50", "55", "60")
 _MEANING = {code: sector for code, _, sector in CATALOG}
+_NAMES = {code: name for code, name, _ in CATALOG}
+_CLEAR: dict[str, tuple[str, ...]] = {
+    s: tuple(code for code, _, meant in CATALOG if meant == s) for s in _SECTORS
+}
 # Broad codes three times over: about half the stocks get a clear code.
 _DRAWN = tuple(code for code, _, sector in CATALOG for _ in range(1 if sector else 3))
 
@@ -61,3 +73,45 @@ def true_sector(exchange: str, symbol: str, icod: str) -> str:
     if meant and unit("agree", exchange, symbol) < 0.97:
         return meant
     return _SECTORS[int(unit("sector", exchange, symbol) * len(_SECTORS))]
+
+
+def _clear_code(exchange: str, symbol: str, icod: str, salt: str) -> str:
+    """A 3-digit clear code meaning ``symbol``'s true sector (drawn by ``salt``)."""
+    choices = _CLEAR[true_sector(exchange, symbol, icod)]
+    return choices[int(unit(salt, exchange, symbol) * len(choices))]
+
+
+def detail_name(exchange: str, symbol: str, icod: str) -> str:
+    """HHDFS76200200's ``e_icod``: a sector name.
+
+    A clear code's own name; for a broad code, 80 % of the time the name of a clear code of
+    the symbol's true sector (what price-detail adds), else the broad code's name.
+    """
+    code = icod[-3:]
+    if _MEANING.get(code) or unit("detail", exchange, symbol) >= 0.8:
+        return _NAMES.get(code, "")
+    return _NAMES[_clear_code(exchange, symbol, icod, "detail-code")]
+
+
+def info_class(exchange: str, symbol: str, icod: str) -> tuple[str, str]:
+    """CTPF1702R's ``prdt_clsf_cd`` (4 characters) and ``prdt_clsf_name``.
+
+    Its meaning is UNCONFIRMED; the simulator treats it as a finer industry code: the
+    master's for a clear code, for a broad one 60 % of the time a clear code of the true
+    sector.
+    """
+    code = icod[-3:]
+    if not _MEANING.get(code) and unit("info", exchange, symbol) < 0.6:
+        code = _clear_code(exchange, symbol, icod, "info-code")
+    return "0" + code, _NAMES.get(code, "")
+
+
+def listed_code(exchange: str, symbol: str, icod: str) -> str:
+    """The 3-digit code HHDFS76370000 lists ``symbol`` under.
+
+    The master's, except for 2 % of the stocks, which KIS's industry lists file under a
+    clear code of their true sector (what the cross-check is to find).
+    """
+    if unit("listed", exchange, symbol) < 0.02:
+        return _clear_code(exchange, symbol, icod, "listed-code")
+    return icod[-3:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
 from bus.events import EnrichmentRun, SectorMetadata
 from observer.db.sector_queries import Stored
@@ -83,6 +84,8 @@ class Tally:
     fresh_skipped: int = 0
     manual: int = 0
     kis_mapped: int = 0
+    kis_detail: int = 0
+    kis_info: int = 0
     fallback_ok: int = 0
     fallback_failed: int = 0
     unresolved: int = 0
@@ -90,13 +93,8 @@ class Tally:
     changed: int = 0
     fallback_needed: int = 0  # dry runs: what the fallback source would be asked
 
-    def event(
-        self, region: str, mode: str, retries: int, opens: int, calls: int, ms: int, version: str
-    ) -> EnrichmentRun:
-        """The run's `EnrichmentRun` for this region."""
+    def event(self, region: str, mode: str, **run: Any) -> EnrichmentRun:
+        """The run's `EnrichmentRun` for this region (``run``: the run-wide fields)."""
         counts = asdict(self)
         del counts["fallback_needed"]
-        return EnrichmentRun(
-            region=region, mode=mode, retries=retries, breaker_opens=opens, calls=calls,
-            duration_ms=ms, mapping_version=version, **counts,
-        )  # fmt: skip
+        return EnrichmentRun(region=region, mode=mode, **counts, **run)

@@ -233,8 +233,16 @@ def _run(
     retries, opens, calls = (
         (source.retries, source.breaker.opened, source.calls) if source else (0, 0, 0)
     )
+    kis_calls = job.kis.client.requests if job.kis else 0
     for region, tally in tallies.items():
-        producer.send(tally.event(region, mode, retries, opens, calls, ms, sector_map.version))
+        cross = job.cross.get(region)
+        producer.send(tally.event(
+            region, mode, retries=retries, breaker_opens=opens, calls=calls, duration_ms=ms,
+            mapping_version=sector_map.version, kis_calls=kis_calls,
+            cross_compared=cross.compared if cross else 0,
+            cross_disagreeing=cross.disagreeing if cross else 0,
+            cross_disagreements=tuple(cross.listed) if cross else (),
+        ))  # fmt: skip
         total = max(tally.total, 1)
         job.counters[f"{region.lower()}_success_pct"] = round(
             100 * (tally.total - tally.fallback_failed - tally.deferred) / total, 1
@@ -249,7 +257,11 @@ def _run(
         "dry_run": False, "mode": mode, "resumed": resumed, "mapping_version": sector_map.version,
         "regions": {r: _tally(t) for r, t in tallies.items()}, "kis_codes": codes_fetched,
         "fallback_calls": calls, "retries": retries, "breaker_opens": opens,
-        "duration_s": ms / 1000, "stopped": job.stop.is_set(),
+        "kis_calls": kis_calls, "duration_s": ms / 1000, "stopped": job.stop.is_set(),
+        "cross_check": {
+            r: {"compared": c.compared, "disagreeing": c.disagreeing, "listed": c.listed}
+            for r, c in job.cross.items()
+        },
     }  # fmt: skip
     _write_report(settings, clock, summary)
     return summary
@@ -277,7 +289,7 @@ def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
 
 async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
     """The regions with the fallback source open; SIGTERM/SIGINT defer the rest."""
-    from workers.enrich.run import guarded_source, run_regions
+    from workers.enrich.run import check_lists, guarded_source, kis_tier, run_regions
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -285,11 +297,15 @@ async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally
     http = None
     if job.settings.enrich.fallback_url:
         job.source, http = guarded_source(job.settings, job.clock)
+    account = kis_tier(job)
     try:
+        await check_lists(job, stocks)
         return await run_regions(job, stocks)
     finally:
         if http is not None:
             await http.aclose()
+        if account is not None:
+            await account.aclose()
 
 
 def _write_report(settings: Settings, clock: Clock, summary: dict[str, Any]) -> None:
