@@ -18,11 +18,12 @@ from bus.events import ListingChanged
 from bus.producer import Producer
 from harness.sim.listings import Overseas
 from harness.sim.market import KST, Market
-from harness.sim.sectors import true_sector
+from harness.sim.sectors import listed_code, true_sector
 from harness.sim.server import SimConfig
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
 
+ROOT = Path(__file__).resolve().parent.parent
 MARKET = Market(21, TradingCalendar(), stocks=100, etfs=10)
 START = datetime(2026, 11, 22, 6, 30, tzinfo=KST)
 REGIONS = {"nas": "US", "nys": "US", "hks": "HK", "shs": "CN", "tse": "JP", "hsx": "VN",
@@ -87,6 +88,14 @@ class Harness:
         )  # fmt: skip
         assert done.returncode == code, done.stderr + done.stdout
         return json.loads(done.stdout.splitlines()[-1])
+
+    def report(self, *args: str) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            self.command("report", "--json", *args), env=self.env, capture_output=True,
+            text=True, check=True,
+        )  # fmt: skip
+        regions: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])["regions"]
+        return regions
 
     def sectors(self) -> dict[tuple[str, str], tuple[str, str]]:
         rows = db_rows(
@@ -229,3 +238,76 @@ def test_bad_regions_exit_2(harness: Harness) -> None:
         text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "XX" in done.stderr
+
+
+def test_the_report_of_a_day_lists_the_sectors_a_run_changed(harness: Harness) -> None:
+    harness.configure(kis_codes=False, cross_check="off")
+    harness.run("--regions", "US")
+    (market, symbol), (code, _) = next(
+        (k, v) for k, v in sorted(harness.sectors().items()) if v[1] == "kis_map"
+    )
+    other = "60" if code != "60" else "10"
+    changed_map = harness.tmp / "sector_map.toml"
+    changed_map.write_text(
+        (ROOT / "config" / "sector_map.toml").read_text().replace(
+            "overrides = [\n", f'overrides = [\n  {{ symbol = "{market}:{symbol}", '
+            f'gics_sector = "{other}", note = "test" }},\n',
+        )
+    )  # fmt: skip
+    harness.configure(kis_codes=False, cross_check="off", sector_map=str(changed_map))
+    second = harness.run("--regions", "US", "--force-refresh")
+    assert second["regions"]["US"]["changed"] == 1
+    latest = harness.report("--changes")
+    day = latest[0]["run_at"][:10]
+    rows = harness.report("--date", day, "--changes")
+    (us,) = rows
+    assert us["changed"] == 1 and us["manual"] == 1
+    assert [(c["market"], c["symbol"], c["old_code"], c["new_code"], c["origin"])
+            for c in us["changes"]] == [(market, symbol, code, other, "manual")]  # fmt: skip
+    assert us["coverage_pct"] == latest[0]["coverage_pct"] > 90
+    done = subprocess.run(
+        harness.command("report", "--date", day, "--changes"), env=harness.env,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"{market}:{symbol} {code} " in done.stdout and f"-> {other} " in done.stdout
+    assert harness.report("--date", "2020-01-01") == []
+    bad = subprocess.run(
+        harness.command("report", "--date", "yesterday"), env=harness.env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--date" in bad.stderr
+
+
+def test_the_cross_check_lists_and_alerts_what_kis_files_elsewhere(harness: Harness) -> None:
+    harness.configure(
+        kis_codes=False, kis_detail=False, cross_check="full", cross_check_alert_pct=0.1
+    )
+    summary = harness.run("--regions", "ALL")
+    moved = {
+        f"{x.exchange}:{x.symbol}" for x in STOCKS
+        if listed_code(x.exchange, x.symbol, x.industry_code) != x.industry_code[-3:]
+    }  # fmt: skip
+    assert moved  # the simulator files 2 % of its stocks under another code
+    found = {
+        entry.split()[0] for c in summary["cross_check"].values() for entry in c["listed"]
+    }  # fmt: skip
+    assert found == moved
+    compared = sum(c["compared"] for c in summary["cross_check"].values())
+    assert compared >= len(STOCKS)  # every stock's own code was asked: "full"
+    codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
+    assert "enrich_cross_check" in codes
+    stored = {e.split()[0] for r in harness.report() for e in r["cross_disagreements"]}
+    assert stored == moved
+
+
+def test_a_failing_kis_lookup_goes_to_the_fallback(harness: Harness) -> None:
+    harness.configure(kis_codes=False, cross_check="off")
+    harness.sim.faults.http_5xx = 5  # the first lookup's every attempt
+    summary = harness.run("--regions", "US")
+    us = summary["regions"]["US"]
+    assert us["fallback_ok"] >= 1 and us["fallback_failed"] == 0
+    assert set(harness.sectors()) == {
+        (x.exchange, x.symbol) for x in STOCKS if x.stem in ("nas", "nys")
+    }
+    codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
+    assert "enrich_kis_lookup_failed" in codes

@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -348,33 +348,38 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 
 
 @app.command()
-def report(as_json: JsonOption = False, config: ConfigOption = None) -> None:
-    """Coverage per region and the latest run of each, from the database."""
+def report(
+    day: Annotated[
+        str | None, typer.Option("--date", help="the runs of this day (KST), not the latest")
+    ] = None,
+    with_changes: Annotated[
+        bool, typer.Option("--changes", help="list the symbols whose sector changed")
+    ] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Per region: a run's counts, coverage, unmapped codes, cross-check and changes."""
     from observer.db.engine import make_engine
-    from observer.db.sector_queries import coverage, latest_runs
+    from workers.enrich.report import report_rows, report_text
 
     settings = settings_or_exit(PROGRAM, config)
+    try:
+        target = date.fromisoformat(day) if day else None
+    except ValueError as exc:
+        _fail(f"--date: {exc}", 2)
+    sector_map = _sector_map(settings)
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
-            stored, runs = coverage(conn), latest_runs(conn)
+            rows = report_rows(conn, sector_map, target)
     finally:
         engine.dispose()
-    for row in runs:
-        origins = stored.get(row["region"], {})
-        classified = sum(n for o, n in origins.items() if o != "unresolved")
-        row["classified"] = classified
-        row["coverage_pct"] = round(100 * classified / max(row["total"], 1), 1)
-        typer.echo(
-            f"{row['region']}: {row['coverage_pct']:g}% of {row['total']} stocks classified "
-            f"({', '.join(f'{o} {n}' for o, n in sorted(origins.items()))}); last run "
-            f"{row['mode']}: {row['fallback_failed']} failed, {row['deferred']} deferred, "
-            f"{row['changed']} changed, {row['calls']} calls in {row['duration_ms'] / 1000:g} s"
-        )
-    if not runs:
-        typer.echo("no enrichment run yet")
+    for line in report_text(rows, with_changes):
+        typer.echo(line)
+    if not rows:
+        typer.echo(f"no enrichment run {'on ' + str(target) if target else 'yet'}")
     if as_json:
-        typer.echo(json.dumps({"regions": runs}))
+        typer.echo(json.dumps({"date": day, "regions": rows}))
 
 
 @app.command()
