@@ -235,8 +235,9 @@ class EnrichSettings(Strict, frozen=True):
     """The ``enrich`` job: overseas stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
 
     ``fallback_url`` is the base URL of a quoteSummary-shaped source; "" turns the fallback
-    off (symbols without a KIS mapping stay unresolved). Its limits are per host and
-    shared by every region: a source like Yahoo limits per IP (1/s: the seed's figure).
+    off (symbols without a KIS mapping stay unresolved) unless ``fallback`` is "yfinance".
+    Its limits are per host and shared by every region: a source like Yahoo limits per IP
+    (1/s: the seed's figure).
     """
 
     regions: tuple[Literal["US", "CN", "HK", "JP", "VN"], ...] = ("US", "CN", "HK", "JP", "VN")
@@ -252,6 +253,9 @@ class EnrichSettings(Strict, frozen=True):
     cross_check: Literal["off", "sample", "full"] = "sample"
     cross_check_codes: Annotated[int, Meta(ge=1, le=1000)] = 5
     cross_check_alert_pct: Percent = 5.0  # disagreeing share of the stocks compared: a warning
+    # "quote_summary": httpx against fallback_url ("" turns the fallback off); "yfinance":
+    # the yfinance library, an optional extra (pip install "observer[enrich]").
+    fallback: Literal["quote_summary", "yfinance"] = "quote_summary"
     fallback_url: str = ""
     fallback_rate_per_s: PositiveFloat = 1.0
     fallback_timeout_s: Seconds = 10.0

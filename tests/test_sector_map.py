@@ -105,3 +105,18 @@ def test_the_simulators_codes_are_in_its_catalog_and_its_true_sectors_are_gics(
     code = catalog_code(draw)
     assert code[1:] in {c for c, _, _ in CATALOG} and len(code) == 4
     assert true_sector("NAS", symbol, code) in SECTORS
+
+
+def test_the_checked_in_names_map_every_clear_simulated_name_and_no_broad_one() -> None:
+    sector_map = load_sector_map()
+    for _, name, meaning in CATALOG:
+        found = sector_map.for_name(name)
+        assert (found.gics_sector if found else "") == meaning, name
+        assert found is None or found.source == "kis_detail"
+    assert sector_map.for_name(" 반 도체 ") == sector_map.for_name("반도체")  # spacing ignored
+
+
+def test_a_name_mapped_twice_is_refused() -> None:
+    entry = '[[names]]\nname = "반도체"\ngics_sector = "45"\n'
+    with pytest.raises(ConfigError, match="mapped twice"):
+        parse_sector_map((HEAD + entry + entry.replace("반도체", "반 도체")).encode())

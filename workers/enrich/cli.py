@@ -129,6 +129,13 @@ def run(
     )
     settings = msgspec.structs.replace(settings, enrich=enrich)
     sector_map = _sector_map(settings)
+    if enrich.fallback == "yfinance":
+        from observer.fallback.yfinance_source import YFinanceSource
+
+        try:
+            YFinanceSource.installed()  # a clear error now, not in the middle of a run
+        except ConfigError as exc:
+            _fail(str(exc), 2)
     setup_logging("DEBUG" if verbose else "INFO")
     clock = clock_from_env()
     notifier = Notifier.from_env()
@@ -289,13 +296,19 @@ def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
 
 async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
     """The regions with the fallback source open; SIGTERM/SIGINT defer the rest."""
-    from workers.enrich.run import check_lists, guarded_source, kis_tier, run_regions
+    from workers.enrich.run import (
+        check_lists,
+        fallback_on,
+        guarded_source,
+        kis_tier,
+        run_regions,
+    )
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, job.stop.set)
     http = None
-    if job.settings.enrich.fallback_url:
+    if fallback_on(job.settings):
         job.source, http = guarded_source(job.settings, job.clock)
     account = kis_tier(job)
     try:

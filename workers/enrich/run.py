@@ -31,6 +31,7 @@ from observer.fallback import (
     QuoteSummarySource,
     yahoo_symbol,
 )
+from observer.fallback.yfinance_source import YFinanceSource
 from observer.sector_map import Classification, SectorMap, normalise_icod
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import DAY_NS, EXCHANGES_OF, Tally, due, sector_event
@@ -44,6 +45,7 @@ __all__ = [
     "alerts",
     "check_lists",
     "exchanges_of",
+    "fallback_on",
     "fetch_codes",
     "guarded_source",
     "kis_tier",
@@ -51,6 +53,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+YAHOO_HOST = "query2.finance.yahoo.com"  # where yfinance asks quoteSummary
 
 
 @dataclass
@@ -81,15 +85,29 @@ class Job:
         return "force" if self.force else "incremental"
 
 
-def guarded_source(settings: Settings, clock: Clock) -> tuple[GuardedSource, httpx.AsyncClient]:
-    """The fallback source of ``[enrich]`` behind its guards, and its client to close."""
+def fallback_on(settings: Settings) -> bool:
+    """Whether ``[enrich]`` configures a fallback source."""
     e = settings.enrich
-    http = httpx.AsyncClient(base_url=e.fallback_url, timeout=e.fallback_timeout_s)
+    return e.fallback == "yfinance" or bool(e.fallback_url)
+
+
+def guarded_source(
+    settings: Settings, clock: Clock
+) -> tuple[GuardedSource, httpx.AsyncClient | None]:
+    """The fallback source of ``[enrich]`` behind its guards, and its client to close.
+
+    Raises `ConfigError` when yfinance is selected but not installed.
+    """
+    e = settings.enrich
     guards = GuardSettings(
         rate_per_s=e.fallback_rate_per_s, max_retries=e.max_retries,
         retry_delay_s=e.retry_delay_s, breaker_threshold=e.breaker_threshold,
         breaker_open_s=e.breaker_open_s, cache_size=e.cache_size, cache_ttl_s=e.cache_ttl_s,
     )  # fmt: skip
+    if e.fallback == "yfinance":
+        # one limiter for Yahoo, as for any host (Yahoo limits per IP)
+        return GuardedSource(YFinanceSource.installed(), clock, YAHOO_HOST, guards), None
+    http = httpx.AsyncClient(base_url=e.fallback_url, timeout=e.fallback_timeout_s)
     host = httpx.URL(e.fallback_url).host or e.fallback_url
     return GuardedSource(QuoteSummarySource(http), clock, host, guards), http
 
@@ -214,7 +232,7 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
             _publish(job, stored, found, tally, kis_name=kis_name)
             return
     symbol = yahoo_symbol(stored.exchange, stored.symbol)
-    if symbol is None or not e.fallback_url:
+    if symbol is None or not fallback_on(job.settings):
         tally.unresolved += 1  # no suffix (HNX), or no fallback configured
         _publish(job, stored, None, tally)
         return
