@@ -357,6 +357,8 @@ class ListingChanged(_Event, tag="listing_changed", frozen=True, kw_only=True):
     changed_fields: tuple[str, ...] = ()
     region: str = ""  # "KR", "US", "CN", "HK", "JP", "VN"
     initial: bool = False  # part of the first load of its market, not a detected change
+    industry_code: str = ""  # domestic: the KRX 중분류 (mid industry) code
+    kospi200_sector: str = ""  # domestic KOSPI 200 members: their KOSPI 200 sector code
 
 
 class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):

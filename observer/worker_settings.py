@@ -232,7 +232,7 @@ class RetentionSettings(Strict, frozen=True):
 
 
 class EnrichSettings(Strict, frozen=True):
-    """The ``enrich`` job: overseas stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
+    """The ``enrich`` job: stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
 
     ``fallback_url`` is the base URL of a quoteSummary-shaped source; "" turns the fallback
     off (symbols without a KIS mapping stay unresolved) unless ``fallback`` is "yfinance".
@@ -240,7 +240,9 @@ class EnrichSettings(Strict, frozen=True):
     (1/s: the seed's figure).
     """
 
-    regions: tuple[Literal["US", "CN", "HK", "JP", "VN"], ...] = ("US", "CN", "HK", "JP", "VN")
+    regions: tuple[Literal["US", "CN", "HK", "JP", "VN", "KR"], ...] = (
+        "US", "CN", "HK", "JP", "VN", "KR",
+    )  # fmt: skip
     sector_map: str = ""  # "": config/sector_map.toml of this checkout
     kis_codes: bool = True  # fetch HHDFS76370100's catalogs (real accounts only; 9 calls)
     # Per symbol whose code is missing or unmapped, before the fallback (real accounts only,

@@ -18,10 +18,14 @@ from bus.events import ListingChanged
 from bus.producer import Producer
 from harness.sim.listings import Overseas
 from harness.sim.market import KST, Market
-from harness.sim.sectors import listed_code, true_sector
+from harness.sim.masters import domestic_master
+from harness.sim.sectors import kr_codes, kr_true_sector, listed_code, true_sector
 from harness.sim.server import SimConfig
+from observer.instruments import master_file
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
+from workers.master_file.diff import listing_event
+from workers.master_file.reading import read_listings
 
 ROOT = Path(__file__).resolve().parent.parent
 MARKET = Market(21, TradingCalendar(), stocks=100, etfs=10)
@@ -311,3 +315,40 @@ def test_a_failing_kis_lookup_goes_to_the_fallback(harness: Harness) -> None:
     }
     codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
     assert "enrich_kis_lookup_failed" in codes
+
+
+def test_kr_sectors_come_from_the_domestic_masters_codes_without_a_call(harness: Harness) -> None:
+    # The KR listings as the master-file job reads them: the simulator's masters, parsed.
+    producer = Producer("kr-masters", harness.writer.ingest, harness.tmp / "ob-kr")
+    stocks = []
+    for market in ("KOSPI", "KOSDAQ"):
+        rows = [x for x in MARKET.listings.values() if x.market == market]
+        data = domestic_master(rows, {x.symbol: x.start_price for x in rows})
+        for listing in read_listings(master_file(market), data):
+            producer.send(listing_event("new", listing, initial=True))
+            if listing.security_type == "stock":
+                stocks.append(MARKET.listings[listing.symbol])
+    assert producer.wait_acked(30)
+    producer.close()
+    harness.configure(kis_codes=False, cross_check="off")
+    before = harness.sim.calls.copy(), harness.sim.yahoo.counts["answered"]
+    summary = harness.run("--regions", "KR")
+    assert (harness.sim.calls, harness.sim.yahoo.counts["answered"]) == before  # asked nothing
+    kr = summary["regions"]["KR"]
+    assert kr["total"] == len(stocks) and kr["fallback_ok"] == kr["kis_detail"] == 0
+    sectors = harness.sectors()
+    truth = {
+        (x.market, x.symbol): kr_true_sector(
+            x.symbol, x.market, kr_codes(x.symbol, x.market, x.group)[0]
+        )
+        for x in stocks
+    }  # fmt: skip
+    mapped = [k for k in truth if sectors[k][1] == "kis_map"]
+    k200 = [k for k in mapped if kr_codes(k[1], k[0], "ST")[1]]
+    precision = sum(sectors[k][0] == truth[k] for k in mapped) / len(mapped)
+    print(f"KR: {len(mapped)} of {len(truth)} mapped ({len(k200)} by KOSPI 200 sector), "
+          f"precision {precision:.0%}; unresolved {kr['unresolved']}")  # fmt: skip
+    assert len(mapped) / len(truth) > 0.8 and precision > 0.9 and k200
+    assert kr["kis_mapped"] == len(mapped) and kr["unresolved"] == len(truth) - len(mapped)
+    (row,) = harness.report()
+    assert row["region"] == "KR" and row["coverage_pct"] == round(100 * len(mapped) / len(truth), 1)

@@ -1,4 +1,4 @@
-"""The simulator's industry codes and each overseas symbol's hidden true sector.
+"""The simulator's industry codes and each symbol's hidden true sector, overseas and KR.
 
 KIS serves its overseas industry catalog per exchange through HHDFS76370100 (``icod`` and
 ``name``); the real list needs a live call, so the simulator invents a finite one of 42
@@ -22,6 +22,8 @@ __all__ = [
     "catalog_code",
     "detail_name",
     "info_class",
+    "kr_codes",
+    "kr_true_sector",
     "listed_code",
     "true_sector",
     "unit",
@@ -115,3 +117,56 @@ def listed_code(exchange: str, symbol: str, icod: str) -> str:
     if unit("listed", exchange, symbol) < 0.02:
         return _clear_code(exchange, symbol, icod, "listed-code")
     return icod[-3:]
+
+
+# KRX industry codes (ref-KRX §3.3): (KOSPI code, KOSDAQ code, name, GICS sector it means,
+# "" for a broad one). The domestic masters carry them as the 중분류 (mid) code.
+KR_INDUSTRIES: tuple[tuple[str, str, str, str], ...] = (
+    ("0005", "1019", "음식료·담배", "30"), ("0006", "1020", "섬유·의류", "25"),
+    ("0007", "1021", "종이·목재", "15"), ("0008", "1023", "화학", "15"),
+    ("0009", "1024", "제약", "35"), ("0010", "1025", "비금속", "15"),
+    ("0011", "1026", "금속", "15"), ("0012", "1027", "기계·장비", "20"),
+    ("0013", "1028", "전기·전자", "45"), ("0014", "1029", "의료·정밀기기", "35"),
+    ("0015", "1030", "운송장비·부품", "25"), ("0016", "1011", "유통", "25"),
+    ("0017", "", "전기·가스", "55"), ("0018", "1010", "건설", "20"),
+    ("0019", "1013", "운송·창고", "20"), ("0020", "1032", "통신", "50"),
+    ("0021", "1014", "금융", "40"), ("0024", "", "증권", "40"), ("0025", "", "보험", "40"),
+    ("0026", "1006", "일반서비스", ""), ("0028", "", "부동산", "60"),
+    ("0029", "1033", "IT 서비스", "45"), ("0030", "1015", "오락·문화", "50"),
+    ("", "1022", "출판·매체복제", "50"), ("", "1031", "기타제조", ""),
+)  # fmt: skip
+# KOSPI 200 sector codes (kospi200_apnt_cls_code, ref-KRX §3.1) and the GICS sector each
+# stands for in the simulator ("4" 에너지화학 spans energy and materials: broad).
+KOSPI200_SECTORS = {
+    "1": "20", "2": "20", "3": "15", "4": "", "5": "45", "6": "40", "7": "30", "8": "25",
+    "9": "20", "A": "35", "B": "50",
+}  # fmt: skip
+
+
+def kr_codes(symbol: str, market: str, group: str) -> tuple[str, str]:
+    """A domestic stock's 중분류 code and KOSPI 200 sector code ("" for none).
+
+    ETFs and KONEX listings have neither; 40 % of KOSPI stocks are KOSPI 200 members with
+    a sector code meaning their true sector (the broad "4" where that is energy or
+    materials).
+    """
+    if group != "ST" or market == "KONEX":
+        return "", ""
+    column = 0 if market == "KOSPI" else 1
+    codes = [row[column] for row in KR_INDUSTRIES if row[column]]
+    mid = codes[int(unit("kr-mid", symbol) * len(codes))]
+    k200 = ""
+    if market == "KOSPI" and unit("k200", symbol) < 0.4:
+        sector = kr_true_sector(symbol, market, mid)
+        choices = [c for c, meant in KOSPI200_SECTORS.items() if meant == sector] or ["4"]
+        k200 = choices[int(unit("k200-code", symbol) * len(choices))]
+    return mid, k200
+
+
+def kr_true_sector(symbol: str, market: str, mid: str) -> str:
+    """The GICS sector a domestic stock really is in: its 중분류's for 95 %."""
+    column = 0 if market == "KOSPI" else 1
+    meant = next((row[3] for row in KR_INDUSTRIES if row[column] == mid), "")
+    if meant and unit("kr-agree", symbol) < 0.95:
+        return meant
+    return _SECTORS[int(unit("kr-sector", symbol) * len(_SECTORS))]

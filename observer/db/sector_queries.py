@@ -37,16 +37,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """An overseas stock, and its sector as stored (``origin`` "" when it has none)."""
+    """A stock, and its sector as stored (``origin`` "" when it has none)."""
 
     market: str
     symbol: str
-    exchange: str  # the market code, which is HHDFS76370100's EXCD ("NAS", "HKS", ...)
+    exchange: str  # the market code: HHDFS76370100's EXCD ("NAS", "HKS", ...) or "KOSPI"
     region: str
-    sector_code: str  # the master file's icod
+    sector_code: str  # the master file's icod (KR: the 대분류 code)
     origin: str
     gics_sector_code: str
     enriched_ns: int
+    industry_code: str = ""  # KR: the 중분류 code
+    kospi200_sector: str = ""  # KR: the KOSPI 200 sector code of a member
 
 
 def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
@@ -56,7 +58,8 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
         select(
             Instrument.market, Instrument.symbol, Instrument.region, Instrument.sector_code,
             func.coalesce(s.origin, ""), func.coalesce(s.gics_sector_code, ""),
-            func.coalesce(s.enriched_ns, 0),
+            func.coalesce(s.enriched_ns, 0), Instrument.industry_code,
+            Instrument.kospi200_sector,
         )
         .outerjoin(s, and_(s.market == Instrument.market, s.symbol == Instrument.symbol))
         .where(
@@ -66,8 +69,8 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
         .order_by(Instrument.market, Instrument.symbol)
     )  # fmt: skip
     return [
-        Stored(market, symbol, market, reg, code, origin, gics, int(ns))
-        for market, symbol, reg, code, origin, gics, ns in conn.execute(query)
+        Stored(market, symbol, market, reg, code, origin, gics, int(ns), industry, k200)
+        for market, symbol, reg, code, origin, gics, ns, industry, k200 in conn.execute(query)
     ]
 
 

@@ -27,7 +27,7 @@ DAY_NS = 86_400 * 10**9
 # HHDFS76370100's EXCD values of each region (the instruments' market codes).
 EXCHANGES_OF: dict[str, tuple[str, ...]] = {
     "US": ("NYS", "NAS", "AMS"), "CN": ("SHS", "SZS"), "HK": ("HKS",), "JP": ("TSE",),
-    "VN": ("HSX", "HNX"),
+    "VN": ("HSX", "HNX"), "KR": (),  # KR: the domestic masters' codes, no KIS call
 }  # fmt: skip
 
 
@@ -55,10 +55,13 @@ def sector_event(
     profile: Profile | None = None,
 ) -> SectorMetadata:
     """The event recording ``found`` (None: unresolved) for ``stored``."""
-    try:
-        icod = normalise_icod(stored.sector_code)
-    except ValueError:
-        icod = stored.sector_code
+    if stored.region == "KR":
+        icod = stored.kospi200_sector or stored.industry_code or stored.sector_code
+    else:
+        try:
+            icod = normalise_icod(stored.sector_code)
+        except ValueError:
+            icod = stored.sector_code
     common = {
         "region": stored.region, "symbol": stored.symbol, "market": stored.market,
         "exchange": stored.exchange, "kis_sector_code": icod, "kis_sector_name": kis_name,

@@ -48,7 +48,7 @@ SOURCE = "enrich"
 PROGRAM = "observer enrich"
 REGIONS = tuple(EXCHANGES_OF)
 
-app = typer.Typer(no_args_is_help=True, help="GICS sectors of the overseas stocks.")
+app = typer.Typer(no_args_is_help=True, help="GICS sectors of the stocks (overseas and KR).")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
 JsonOption = Annotated[bool, typer.Option("--json", help="last line is JSON")]
@@ -104,7 +104,7 @@ def _read(
 
 @app.command()
 def run(
-    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN or ALL")] = "ALL",
+    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN,KR or ALL")] = "ALL",
     force_refresh: Annotated[
         bool, typer.Option("--force-refresh/--incremental", help="every stock, or only due ones")
     ] = False,
@@ -426,7 +426,7 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
 @app.command()
 def codes(
-    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN or ALL")] = "ALL",
+    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN,KR or ALL")] = "ALL",
     config: ConfigOption = None,
 ) -> None:
     """Fetch KIS's industry catalogs (HHDFS76370100, one call per exchange) and publish them."""

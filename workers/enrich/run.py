@@ -216,11 +216,19 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
     if found is not None:
         tally.manual += 1
     else:
-        found = m.for_code(stored.exchange, stored.sector_code)
+        found = (
+            m.for_kr(stored.kospi200_sector, stored.industry_code, stored.sector_code)
+            if stored.region == "KR"
+            else m.for_code(stored.exchange, stored.sector_code)
+        )
         if found is not None:
             tally.kis_mapped += 1
     if found is not None:
-        _publish(job, stored, found, tally)
+        _publish(job, stored, found, tally, kis_name=found.note if stored.region == "KR" else "")
+        return
+    if stored.region == "KR":  # the masters' codes are all KR has: no KIS call, no fallback
+        tally.unresolved += 1
+        _publish(job, stored, None, tally)
         return
     if job.kis is not None:
         found, kis_name = await job.kis.classify(stored)

@@ -21,6 +21,7 @@ __all__ = ["COMPARED_FIELDS", "Diff", "diff", "known_listings", "listing_event"]
 
 COMPARED_FIELDS = (
     "name", "name_en", "exchange", "region", "currency", "security_type", "sector_code",
+    "industry_code", "kospi200_sector",
 )  # fmt: skip
 
 
@@ -89,7 +90,9 @@ def listing_event(
     return ListingChanged(
         change=change, market=x.market, symbol=x.symbol, name=x.name, name_en=x.name_en,
         exchange=x.exchange, currency=x.currency, security_type=x.security_type,
-        sector_code=x.sector_code, changed_fields=fields, region=x.region, initial=initial,
+        sector_code=x.sector_code, industry_code=x.industry_code,
+        kospi200_sector=x.kospi200_sector, changed_fields=fields, region=x.region,
+        initial=initial,
     )  # fmt: skip
 
 
@@ -102,4 +105,4 @@ def known_listings(conn: Connection, market: str) -> dict[str, tuple[Listing, bo
     rows = conn.execute(
         select(*listing_columns(), Instrument.active).where(Instrument.market == market)
     )
-    return {r[1]: (Listing(*r[:9]), bool(r[9])) for r in rows}
+    return {r[1]: (Listing(*r[:-1]), bool(r[-1])) for r in rows}
