@@ -159,7 +159,7 @@ def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness)
     names = db_rows(harness.url, "SELECT count(*) FROM kis_sector_codes WHERE exchange = 'NAS'")
     assert names == [(42,)]
     runs = db_rows(harness.url, "SELECT region, total FROM enrichment_runs ORDER BY region")
-    assert [r for r, _ in runs] == ["CN", "HK", "JP", "US", "VN"]
+    assert [r for r, _ in runs] == ["CN", "HK", "JP", "KR", "US", "VN"]  # KR: none loaded here
     # An incremental run right after finds everything fresh and asks nothing.
     again = harness.run("--regions", "ALL", "--incremental")
     assert again["fallback_calls"] == 0
