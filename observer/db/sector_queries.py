@@ -30,7 +30,6 @@ __all__ = [
     "coverage",
     "coverage_at",
     "latest_runs",
-    "runs_between",
     "stocks_with_sectors",
 ]
 
@@ -103,29 +102,12 @@ def coverage(conn: Connection) -> dict[str, dict[str, int]]:
     return found
 
 
-def latest_runs(conn: Connection) -> list[dict[str, Any]]:
-    """The newest `EnrichmentRun` of each region, as dicts."""
+def latest_runs(
+    conn: Connection, start_ns: int = 0, end_ns: int = 2**63 - 1
+) -> list[dict[str, Any]]:
+    """The newest `EnrichmentRun` of each region stored in ``[start_ns, end_ns)``, as dicts."""
     table = EnrichmentRunRow.__table__
     newest = (
-        select(table.c.region, func.max(table.c.produced_ns).label("ns"))
-        .group_by(table.c.region)
-        .subquery()
-    )
-    query = (
-        select(table)
-        .join(newest, and_(table.c.region == newest.c.region, table.c.produced_ns == newest.c.ns))
-        .order_by(table.c.region)
-    )
-    return [
-        {k: v for k, v in row._mapping.items() if k not in ("source", "seq")}
-        for row in conn.execute(query)
-    ]
-
-
-def runs_between(conn: Connection, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
-    """The last `EnrichmentRun` of each region stored in ``[start_ns, end_ns)``, as dicts."""
-    table = EnrichmentRunRow.__table__
-    last = (
         select(table.c.region, func.max(table.c.produced_ns).label("ns"))
         .where(table.c.produced_ns >= start_ns, table.c.produced_ns < end_ns)
         .group_by(table.c.region)
@@ -133,7 +115,7 @@ def runs_between(conn: Connection, start_ns: int, end_ns: int) -> list[dict[str,
     )
     query = (
         select(table)
-        .join(last, and_(table.c.region == last.c.region, table.c.produced_ns == last.c.ns))
+        .join(newest, and_(table.c.region == newest.c.region, table.c.produced_ns == newest.c.ns))
         .order_by(table.c.region)
     )
     return [

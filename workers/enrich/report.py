@@ -20,7 +20,6 @@ from observer.db.sector_queries import (
     coverage,
     coverage_at,
     latest_runs,
-    runs_between,
 )
 from observer.phases import KST
 from observer.sector_map import SectorMap
@@ -36,7 +35,7 @@ def report_rows(conn: Connection, sector_map: SectorMap, day: date | None) -> li
         runs, now = latest_runs(conn), coverage(conn)
     else:
         start = int(datetime.combine(day, time(0), KST).timestamp()) * 10**9
-        runs, now = runs_between(conn, start, start + DAY_NS), {}
+        runs, now = latest_runs(conn, start, start + DAY_NS), {}
     counts = code_counts(conn, tuple(r["region"] for r in runs))
     for row in runs:
         region, end = row["region"], row["produced_ns"]
