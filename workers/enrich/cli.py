@@ -406,7 +406,9 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     engine = make_engine(settings.database.url, read_only=True)
     try:
         with engine.connect() as conn:
-            counts, names = code_counts(conn, REGIONS), code_names(conn)
+            # KIS's overseas codes only: KR's are mapped by kr_* tables (see the report)
+            overseas = tuple(r for r in REGIONS if EXCHANGES_OF[r])
+            counts, names = code_counts(conn, overseas), code_names(conn)
     finally:
         engine.dispose()
     found = sorted(
