@@ -357,6 +357,8 @@ class ListingChanged(_Event, tag="listing_changed", frozen=True, kw_only=True):
     changed_fields: tuple[str, ...] = ()
     region: str = ""  # "KR", "US", "CN", "HK", "JP", "VN"
     initial: bool = False  # part of the first load of its market, not a detected change
+    industry_code: str = ""  # domestic: the KRX 중분류 (mid industry) code
+    kospi200_sector: str = ""  # domestic KOSPI 200 members: their KOSPI 200 sector code
 
 
 class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):
@@ -476,7 +478,8 @@ class SectorMetadata(_Event, tag="sector_metadata", frozen=True, kw_only=True):
     kis_sector_code: str
     gics_sector: str
     gics_industry: str = ""
-    source: str = "kis_map"  # "kis_map" | "fallback" | "manual" | "unresolved"
+    # "kis_map" | "kis_detail" | "kis_info" | "fallback" | "manual" | "unresolved"
+    source: str = "kis_map"
     confidence: Decimal = Decimal(1)
     # Added for the enrich job (gics_sector above holds the sector's name):
     market: str = ""  # the instruments key: "NAS", "HKS", ...
@@ -519,6 +522,12 @@ class EnrichmentRun(_Event, tag="enrichment_run", frozen=True, kw_only=True):
     calls: int = 0  # fallback requests made
     duration_ms: int = 0
     mapping_version: str = ""
+    kis_detail: int = 0  # classified by HHDFS76200200's sector name
+    kis_info: int = 0  # classified by CTPF1702R's prdt_clsf_cd/name
+    kis_calls: int = 0  # per-symbol KIS lookups and cross-check calls of the run
+    cross_compared: int = 0  # stocks of the region the HHDFS76370000 cross-check compared
+    cross_disagreeing: int = 0
+    cross_disagreements: tuple[str, ...] = ()  # "NAS:XYZ 0330 -> 0260", at most 200
 
 
 # --------------------------------------------------------------------------- operations

@@ -131,6 +131,8 @@ class Listing(msgspec.Struct, frozen=True, gc=False):
     currency: str
     security_type: str  # stock, etf, etn, elw, reit, fund, rights, dr, index, etp, warrant, ...
     sector_code: str
+    industry_code: str = ""  # domestic: the KRX 중분류 code (sector_code is the 대분류)
+    kospi200_sector: str = ""  # domestic KOSPI 200 members: their KOSPI 200 sector code
 
 
 def listing_columns() -> tuple[Any, ...]:
@@ -140,7 +142,7 @@ def listing_columns() -> tuple[Any, ...]:
     return (
         Instrument.market, Instrument.symbol, Instrument.name, Instrument.name_en,
         Instrument.exchange, Instrument.region, Instrument.currency, Instrument.security_type,
-        Instrument.sector_code,
+        Instrument.sector_code, Instrument.industry_code, Instrument.kospi200_sector,
     )  # fmt: skip
 
 

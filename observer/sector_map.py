@@ -70,6 +70,26 @@ class IndustryEntry(Strict, frozen=True):
     confidence: Annotated[float, Meta(ge=0.0, le=0.6)] = 0.6
 
 
+class NameEntry(Strict, frozen=True):
+    """A KIS sector *name* (HHDFS76200200's ``e_icod``) -> GICS."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    gics_sector: SectorCode
+    gics_ig: GroupCode = ""
+    confidence: Confidence = 0.85
+    note: str = ""
+
+
+class KrEntry(Strict, frozen=True):
+    """A domestic code -> GICS: a KRX industry code, or a KOSPI 200 sector code."""
+
+    code: Annotated[str, Meta(pattern=r"^[0-9A-Z]{1,4}$")]
+    gics_sector: SectorCode
+    gics_ig: GroupCode = ""
+    confidence: Confidence = 0.8
+    note: str = ""
+
+
 class MapFile(Strict, frozen=True):
     """``config/sector_map.toml`` as written."""
 
@@ -77,6 +97,9 @@ class MapFile(Strict, frozen=True):
     fallback_confidence: Confidence = 0.8
     fallback_sectors: dict[str, SectorCode] = msgspec.field(default_factory=dict)
     codes: tuple[CodeEntry, ...] = ()
+    names: tuple[NameEntry, ...] = ()
+    kr_kospi200: tuple[KrEntry, ...] = ()
+    kr_industries: tuple[KrEntry, ...] = ()
     overrides: tuple[Override, ...] = ()
     fallback_industries: tuple[IndustryEntry, ...] = ()
 
@@ -87,7 +110,7 @@ class Classification(msgspec.Struct, frozen=True, kw_only=True):
     gics_sector: str
     gics_ig: str = ""
     confidence: float
-    source: str  # "manual" | "kis_map" | "fallback"
+    source: str  # "manual" | "kis_map" | "kis_detail" | "kis_info" | "fallback"
     note: str = ""
 
 
@@ -119,6 +142,18 @@ class SectorMap:
                 gics_sector=entry.gics_sector, gics_ig=entry.gics_ig,
                 confidence=entry.confidence, source="kis_map", note=entry.note,
             )  # fmt: skip
+        self._names: dict[str, Classification] = {}
+        for n in file.names:
+            name = _name_key(n.name)
+            if name in self._names:
+                raise ValueError(f"names: {n.name!r} is mapped twice")
+            _check(n.gics_sector, n.gics_ig, f"names {n.name!r}")
+            self._names[name] = Classification(
+                gics_sector=n.gics_sector, gics_ig=n.gics_ig, confidence=n.confidence,
+                source="kis_detail", note=n.note or n.name,
+            )  # fmt: skip
+        self._kospi200 = _kr_table(file.kr_kospi200, "kr_kospi200")
+        self._kr_industries = _kr_table(file.kr_industries, "kr_industries")
         self._overrides: dict[str, Classification] = {}
         for o in file.overrides:
             if o.symbol in self._overrides:
@@ -150,6 +185,22 @@ class SectorMap:
             return None
         return self._codes.get((exchange, code)) or self._codes.get((ANY_EXCHANGE, code))
 
+    def for_kr(self, kospi200: str, industry: str, large: str) -> Classification | None:
+        """A domestic stock's sector from the codes its master carries.
+
+        Its KOSPI 200 sector (members only), else its KRX industry: the 중분류 code, else
+        the 대분류 for a stock without one.
+        """
+        for code, table in ((kospi200, self._kospi200), (industry or large, self._kr_industries)):
+            found = table.get(code) if code else None
+            if found is not None:
+                return found
+        return None
+
+    def for_name(self, name: str) -> Classification | None:
+        """The mapping of a KIS sector name (HHDFS76200200's ``e_icod``), spacing ignored."""
+        return self._names.get(_name_key(name))
+
     def for_fallback(self, sector_key: str, industry_key: str) -> Classification | None:
         """The fallback source's keys in GICS; the industry group only when it agrees."""
         sector = self._fallback_sectors.get(sector_key)
@@ -170,6 +221,23 @@ class SectorMap:
     def mapped_codes(self) -> set[tuple[str, str]]:
         """Every ``(exchange, icod)`` in the file (``"*"`` for every exchange)."""
         return set(self._codes)
+
+
+def _kr_table(entries: tuple[KrEntry, ...], where: str) -> dict[str, Classification]:
+    table: dict[str, Classification] = {}
+    for e in entries:
+        if e.code in table:
+            raise ValueError(f"{where}: {e.code} is mapped twice")
+        _check(e.gics_sector, e.gics_ig, f"{where} {e.code}")
+        table[e.code] = Classification(
+            gics_sector=e.gics_sector, gics_ig=e.gics_ig, confidence=e.confidence,
+            source="kis_map", note=e.note,
+        )  # fmt: skip
+    return table
+
+
+def _name_key(name: str) -> str:
+    return "".join(name.split())
 
 
 def _check(sector: str, group: str, where: str) -> None:

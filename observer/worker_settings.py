@@ -235,16 +235,32 @@ class RetentionSettings(Strict, frozen=True):
 
 
 class EnrichSettings(Strict, frozen=True):
-    """The ``enrich`` job: overseas stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
+    """The ``enrich`` job: stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
 
     ``fallback_url`` is the base URL of a quoteSummary-shaped source; "" turns the fallback
-    off (symbols without a KIS mapping stay unresolved). Its limits are per host and
-    shared by every region: a source like Yahoo limits per IP (1/s: the seed's figure).
+    off (symbols without a KIS mapping stay unresolved) unless ``fallback`` is "yfinance".
+    Its limits are per host and shared by every region: a source like Yahoo limits per IP
+    (1/s: the seed's figure).
     """
 
-    regions: tuple[Literal["US", "CN", "HK", "JP", "VN"], ...] = ("US", "CN", "HK", "JP", "VN")
+    regions: tuple[Literal["US", "CN", "HK", "JP", "VN", "KR"], ...] = (
+        "US", "CN", "HK", "JP", "VN", "KR",
+    )  # fmt: skip
     sector_map: str = ""  # "": config/sector_map.toml of this checkout
     kis_codes: bool = True  # fetch HHDFS76370100's catalogs (real accounts only; 9 calls)
+    # Per symbol whose code is missing or unmapped, before the fallback (real accounts only,
+    # one call each at the jobs' KIS share): HHDFS76200200's sector name (``e_icod``), and
+    # CTPF1702R's ``prdt_clsf_cd/name``, off because its meaning is UNCONFIRMED.
+    kis_detail: bool = True
+    kis_search_info: bool = False
+    # HHDFS76370000 (the stocks KIS lists per industry code) against the masters' codes:
+    # "sample" asks cross_check_codes codes per exchange (rotating by day), "full" every one.
+    cross_check: Literal["off", "sample", "full"] = "sample"
+    cross_check_codes: Annotated[int, Meta(ge=1, le=1000)] = 5
+    cross_check_alert_pct: Percent = 5.0  # disagreeing share of the stocks compared: a warning
+    # "quote_summary": httpx against fallback_url ("" turns the fallback off); "yfinance":
+    # the yfinance library, an optional extra (pip install "observer[enrich]").
+    fallback: Literal["quote_summary", "yfinance"] = "quote_summary"
     fallback_url: str = ""
     fallback_rate_per_s: PositiveFloat = 1.0
     fallback_timeout_s: Seconds = 10.0

@@ -18,11 +18,16 @@ from bus.events import ListingChanged
 from bus.producer import Producer
 from harness.sim.listings import Overseas
 from harness.sim.market import KST, Market
-from harness.sim.sectors import true_sector
+from harness.sim.masters import domestic_master
+from harness.sim.sectors import kr_codes, kr_true_sector, listed_code, true_sector
 from harness.sim.server import SimConfig
+from observer.instruments import master_file
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
+from workers.master_file.diff import listing_event
+from workers.master_file.reading import read_listings
 
+ROOT = Path(__file__).resolve().parent.parent
 MARKET = Market(21, TradingCalendar(), stocks=100, etfs=10)
 START = datetime(2026, 11, 22, 6, 30, tzinfo=KST)
 REGIONS = {"nas": "US", "nys": "US", "hks": "HK", "shs": "CN", "tse": "JP", "hsx": "VN",
@@ -48,6 +53,7 @@ class Harness:
         self.tmp = tmp_path
         self.sim_url = sim.url
         self.config = tmp_path / "observer.toml"
+        self.tokens = tokens
         self.configure()
 
     def configure(self, **enrich: object) -> None:
@@ -59,7 +65,7 @@ class Harness:
             f'[paths]\ndata_dir = "{self.data}"\nrun_dir = "{self.writer.run_dir}"\n'
             f'[database]\nurl = "{self.url}"\n'
             f'[kis]\nenvironment = "sim"\nsim_url = "{self.sim_url}"\n'
-            f'token_dir = "{self.tmp / "tokens"}"\n'
+            f'token_dir = "{self.tokens}"\n'
             '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 100\n'
             "[enrich]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
         )
@@ -87,6 +93,14 @@ class Harness:
         assert done.returncode == code, done.stderr + done.stdout
         return json.loads(done.stdout.splitlines()[-1])
 
+    def report(self, *args: str) -> list[dict[str, Any]]:
+        done = subprocess.run(
+            self.command("report", "--json", *args), env=self.env, capture_output=True,
+            text=True, check=True,
+        )  # fmt: skip
+        regions: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])["regions"]
+        return regions
+
     def sectors(self) -> dict[tuple[str, str], tuple[str, str]]:
         rows = db_rows(
             self.url, "SELECT market, symbol, gics_sector_code, origin FROM instrument_sectors"
@@ -101,11 +115,17 @@ def sim_thread() -> Iterator[SimThread]:
     sim.close()
 
 
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token cache for the module: KIS (and the simulator) issue one token a minute."""
+    return tmp_path_factory.mktemp("tokens")
+
+
 @pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
+def harness(tmp_path: Path, sim_thread: SimThread, tokens: Path) -> Iterator[Harness]:
     faults = sim_thread.sim.faults
     faults.yahoo_429 = faults.yahoo_5xx = 0
-    h = Harness(tmp_path, sim_thread, tmp_path / "tokens")
+    h = Harness(tmp_path, sim_thread, tokens)
     h.writer.start()
     h.load_listings()
     yield h
@@ -119,23 +139,27 @@ def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness)
     by_origin: dict[str, list[bool]] = {}
     for key, (code, origin) in sectors.items():
         by_origin.setdefault(origin, []).append(code == TRUTH[key])
-    kis, fallback = by_origin["kis_map"], by_origin["fallback"]
+    kis, detail, fallback = by_origin["kis_map"], by_origin["kis_detail"], by_origin["fallback"]
     share = len(kis) / len(sectors)
     print(f"KIS-mapped {share:.0%}, precision {sum(kis) / len(kis):.0%}; "
+          f"KIS detail {len(detail)}, precision {sum(detail) / len(detail):.0%}; "
           f"fallback {len(fallback)}, precision {sum(fallback) / len(fallback):.0%}; "
           f"unresolved {len(by_origin.get('unresolved', []))}")  # fmt: skip
     assert 0.3 < share < 0.7  # about half the codes are broad (the seed says 46 %)
     assert sum(kis) / len(kis) > 0.9 and all(fallback)
-    # HNX has no fallback suffix: its stocks without a mapping stay unresolved, unasked.
-    hnx = [k for k in sectors if k[0] == "HNX" and sectors[k][1] != "kis_map"]
+    # HHDFS76200200's sector names classify most of the rest, before the fallback.
+    assert len(detail) > len(fallback) and sum(detail) / len(detail) > 0.9
+    # HNX has no fallback suffix: its stocks KIS does not classify stay unresolved, unasked.
+    hnx = [k for k in sectors if k[0] == "HNX" and sectors[k][1] not in ("kis_map", "kis_detail")]
     assert all(sectors[k][1] == "unresolved" for k in hnx)
-    assert (
-        summary["kis_codes"] == 42 * 9
-    )  # nine exchanges and summary["regions"]["US"]["fallback_failed"] == 0
+    regions = summary["regions"].values()
+    assert sum(t["kis_detail"] for t in regions) == len(detail)
+    assert summary["kis_calls"] >= len(sectors) - len(kis)  # one call per stock not mapped
+    assert summary["kis_codes"] == 42 * 9  # nine exchanges
     names = db_rows(harness.url, "SELECT count(*) FROM kis_sector_codes WHERE exchange = 'NAS'")
     assert names == [(42,)]
     runs = db_rows(harness.url, "SELECT region, total FROM enrichment_runs ORDER BY region")
-    assert [r for r, _ in runs] == ["CN", "HK", "JP", "US", "VN"]
+    assert [r for r, _ in runs] == ["CN", "HK", "JP", "KR", "US", "VN"]  # KR: none loaded here
     # An incremental run right after finds everything fresh and asks nothing.
     again = harness.run("--regions", "ALL", "--incremental")
     assert again["fallback_calls"] == 0
@@ -153,6 +177,8 @@ def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness)
     rows = json.loads(unmapped.stdout.splitlines()[-1])["unmapped"]
     assert rows and all(r["name"] for r in rows)  # KIS's names, from the fetched catalogs
     assert sum(r["stocks"] for r in rows) == len(sectors) - len(kis)
+    # The summary's cross-check (sampled: 5 codes per exchange) compared some stocks.
+    assert sum(c["compared"] for c in summary["cross_check"].values()) > 0
 
 
 def test_a_failing_fallback_never_loses_a_good_sector(harness: Harness) -> None:
@@ -196,7 +222,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
     assert skipped >= stored  # what the killed run stored is not asked again
     full = sum(  # the stocks a full run asks the fallback about: no mapping, a suffix
         1 for (exchange, _), (_, origin) in harness.sectors().items()
-        if exchange != "HNX" and origin != "kis_map"
+        if exchange != "HNX" and origin not in ("kis_map", "kis_detail")
     )  # fmt: skip
     assert resumed["fallback_calls"] < full <= asked_first + resumed["fallback_calls"]
 
@@ -216,3 +242,113 @@ def test_bad_regions_exit_2(harness: Harness) -> None:
         text=True,
     )  # fmt: skip
     assert done.returncode == 2 and "XX" in done.stderr
+
+
+def test_the_report_of_a_day_lists_the_sectors_a_run_changed(harness: Harness) -> None:
+    harness.configure(kis_codes=False, cross_check="off")
+    harness.run("--regions", "US")
+    (market, symbol), (code, _) = next(
+        (k, v) for k, v in sorted(harness.sectors().items()) if v[1] == "kis_map"
+    )
+    other = "60" if code != "60" else "10"
+    changed_map = harness.tmp / "sector_map.toml"
+    changed_map.write_text(
+        (ROOT / "config" / "sector_map.toml").read_text().replace(
+            "overrides = [\n", f'overrides = [\n  {{ symbol = "{market}:{symbol}", '
+            f'gics_sector = "{other}", note = "test" }},\n',
+        )
+    )  # fmt: skip
+    harness.configure(kis_codes=False, cross_check="off", sector_map=str(changed_map))
+    second = harness.run("--regions", "US", "--force-refresh")
+    assert second["regions"]["US"]["changed"] == 1
+    latest = harness.report("--changes")
+    day = latest[0]["run_at"][:10]
+    rows = harness.report("--date", day, "--changes")
+    (us,) = rows
+    assert us["changed"] == 1 and us["manual"] == 1
+    assert [(c["market"], c["symbol"], c["old_code"], c["new_code"], c["origin"])
+            for c in us["changes"]] == [(market, symbol, code, other, "manual")]  # fmt: skip
+    assert us["coverage_pct"] == latest[0]["coverage_pct"] > 90
+    done = subprocess.run(
+        harness.command("report", "--date", day, "--changes"), env=harness.env,
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert f"{market}:{symbol} {code} " in done.stdout and f"-> {other} " in done.stdout
+    assert harness.report("--date", "2020-01-01") == []
+    bad = subprocess.run(
+        harness.command("report", "--date", "yesterday"), env=harness.env, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "--date" in bad.stderr
+
+
+def test_the_cross_check_lists_and_alerts_what_kis_files_elsewhere(harness: Harness) -> None:
+    harness.configure(
+        kis_codes=False, kis_detail=False, cross_check="full", cross_check_alert_pct=0.1
+    )
+    summary = harness.run("--regions", "ALL")
+    moved = {
+        f"{x.exchange}:{x.symbol}" for x in STOCKS
+        if listed_code(x.exchange, x.symbol, x.industry_code) != x.industry_code[-3:]
+    }  # fmt: skip
+    assert moved  # the simulator files 2 % of its stocks under another code
+    found = {
+        entry.split()[0] for c in summary["cross_check"].values() for entry in c["listed"]
+    }  # fmt: skip
+    assert found == moved
+    compared = sum(c["compared"] for c in summary["cross_check"].values())
+    assert compared >= len(STOCKS)  # every stock's own code was asked: "full"
+    codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
+    assert "enrich_cross_check" in codes
+    stored = {e.split()[0] for r in harness.report() for e in r["cross_disagreements"]}
+    assert stored == moved
+
+
+def test_a_failing_kis_lookup_goes_to_the_fallback(harness: Harness) -> None:
+    harness.configure(kis_codes=False, cross_check="off")
+    harness.sim.faults.http_5xx = 5  # the first lookup's every attempt
+    summary = harness.run("--regions", "US")
+    us = summary["regions"]["US"]
+    assert us["fallback_ok"] >= 1 and us["fallback_failed"] == 0
+    assert set(harness.sectors()) == {
+        (x.exchange, x.symbol) for x in STOCKS if x.stem in ("nas", "nys")
+    }
+    codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
+    assert "enrich_kis_lookup_failed" in codes
+
+
+def test_kr_sectors_come_from_the_domestic_masters_codes_without_a_call(harness: Harness) -> None:
+    # The KR listings as the master-file job reads them: the simulator's masters, parsed.
+    producer = Producer("kr-masters", harness.writer.ingest, harness.tmp / "ob-kr")
+    stocks = []
+    for market in ("KOSPI", "KOSDAQ"):
+        rows = [x for x in MARKET.listings.values() if x.market == market]
+        data = domestic_master(rows, {x.symbol: x.start_price for x in rows})
+        for listing in read_listings(master_file(market), data):
+            producer.send(listing_event("new", listing, initial=True))
+            if listing.security_type == "stock":
+                stocks.append(MARKET.listings[listing.symbol])
+    assert producer.wait_acked(30)
+    producer.close()
+    harness.configure(kis_codes=False, cross_check="off")
+    before = harness.sim.calls.copy(), harness.sim.yahoo.counts["answered"]
+    summary = harness.run("--regions", "KR")
+    assert (harness.sim.calls, harness.sim.yahoo.counts["answered"]) == before  # asked nothing
+    kr = summary["regions"]["KR"]
+    assert kr["total"] == len(stocks) and kr["fallback_ok"] == kr["kis_detail"] == 0
+    sectors = harness.sectors()
+    truth = {
+        (x.market, x.symbol): kr_true_sector(
+            x.symbol, x.market, kr_codes(x.symbol, x.market, x.group)[0]
+        )
+        for x in stocks
+    }  # fmt: skip
+    mapped = [k for k in truth if sectors[k][1] == "kis_map"]
+    k200 = [k for k in mapped if kr_codes(k[1], k[0], "ST")[1]]
+    precision = sum(sectors[k][0] == truth[k] for k in mapped) / len(mapped)
+    print(f"KR: {len(mapped)} of {len(truth)} mapped ({len(k200)} by KOSPI 200 sector), "
+          f"precision {precision:.0%}; unresolved {kr['unresolved']}")  # fmt: skip
+    assert len(mapped) / len(truth) > 0.8 and precision > 0.9 and k200
+    assert kr["kis_mapped"] == len(mapped) and kr["unresolved"] == len(truth) - len(mapped)
+    (row,) = harness.report()
+    assert row["region"] == "KR" and row["coverage_pct"] == round(100 * len(mapped) / len(truth), 1)

@@ -105,3 +105,29 @@ def test_the_simulators_codes_are_in_its_catalog_and_its_true_sectors_are_gics(
     code = catalog_code(draw)
     assert code[1:] in {c for c, _, _ in CATALOG} and len(code) == 4
     assert true_sector("NAS", symbol, code) in SECTORS
+
+
+def test_the_checked_in_names_map_every_clear_simulated_name_and_no_broad_one() -> None:
+    sector_map = load_sector_map()
+    for _, name, meaning in CATALOG:
+        found = sector_map.for_name(name)
+        assert (found.gics_sector if found else "") == meaning, name
+        assert found is None or found.source == "kis_detail"
+    assert sector_map.for_name(" 반 도체 ") == sector_map.for_name("반도체")  # spacing ignored
+
+
+def test_a_name_mapped_twice_is_refused() -> None:
+    entry = '[[names]]\nname = "반도체"\ngics_sector = "45"\n'
+    with pytest.raises(ConfigError, match="mapped twice"):
+        parse_sector_map((HEAD + entry + entry.replace("반도체", "반 도체")).encode())
+
+
+def test_a_kospi200_sector_wins_over_the_industry_and_the_broad_codes_stay_unmapped() -> None:
+    sector_map = load_sector_map()
+    by_k200 = sector_map.for_kr("5", "0005", "0027")  # 정보통신 member filed under 음식료
+    assert by_k200 is not None and by_k200.gics_sector == "45" and by_k200.confidence == 0.9
+    by_mid = sector_map.for_kr("", "0005", "0027")
+    assert by_mid is not None and by_mid.gics_sector == "30"
+    assert sector_map.for_kr("4", "", "0027") is None  # 에너지화학 and 제조 are both broad
+    by_large = sector_map.for_kr("", "", "0021")  # no 중분류: the 대분류 금융
+    assert by_large is not None and by_large.gics_sector == "40"

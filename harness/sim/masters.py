@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from harness.sim.market import Listing, Market, Overseas
+from harness.sim.sectors import kr_codes
 
 __all__ = [
     "DOMESTIC_FILES",
@@ -32,10 +33,12 @@ OVERSEAS_STEMS = ("nas", "nys", "ams", "shs", "shi", "szs", "szi", "tse", "hks",
 # market -> (tail width, {field: (offset in the tail, width)}) for the fields we fill.
 _TAILS: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
     "KOSPI": (227, {"scrt_grp_cls_code": (0, 2), "bstp_larg_div_code": (3, 4),
+                    "bstp_medm_div_code": (7, 4), "kospi200_apnt_cls_code": (18, 1),
                     "etp_prod_cls_code": (22, 1), "stck_sdpr": (41, 9), "trht_yn": (60, 1),
                     "mang_issu_yn": (62, 1), "stck_lstn_date": (105, 8), "lstn_stcn": (113, 15),
                     "prdy_avls_scal": (212, 9)}),
     "KOSDAQ": (221, {"scrt_grp_cls_code": (0, 2), "bstp_larg_div_code": (3, 4),
+                     "bstp_medm_div_code": (7, 4),
                      "etp_prod_cls_code": (18, 1), "stck_sdpr": (36, 9), "trht_yn": (55, 1),
                      "mang_issu_yn": (57, 1), "stck_lstn_date": (100, 8), "lstn_stcn": (108, 15),
                      "prdy_avls_scal": (206, 9)}),
@@ -48,9 +51,12 @@ _TAILS: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
 def _line(listing: Listing, base_price: int) -> bytes:
     width, fields = _TAILS[listing.market]
     tail = list(" " * width)
+    mid, k200 = kr_codes(listing.symbol, listing.market, listing.group)
     values = {
         "scrt_grp_cls_code": listing.group,
         "bstp_larg_div_code": listing.sector_code,
+        "bstp_medm_div_code": mid or "0000",
+        "kospi200_apnt_cls_code": k200 or "0",
         "etp_prod_cls_code": "1" if listing.group == "EF" else "0",
         "stck_sdpr": str(base_price),
         "trht_yn": "Y" if listing.suspended else "N",

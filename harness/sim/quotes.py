@@ -21,6 +21,7 @@ from harness.sim.market import (
     BARS_PER_DAY,
     KST,
     Market,
+    Overseas,
     Quote,
     bar_value,
     bars_value,
@@ -28,7 +29,7 @@ from harness.sim.market import (
 )
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
-from harness.sim.sectors import CATALOG
+from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
 from observer.clock import Clock
 
 __all__ = ["Quotes"]
@@ -345,15 +346,49 @@ class Quotes:
         )  # fmt: skip
         if row is None:
             raise KeyError(symbol)
+        code, name = info_class(row.exchange, row.symbol, row.industry_code)
         output = {
             "std_pdno": f"US{zlib.crc32(symbol.encode()):010d}" if row.currency == "USD" else "",
             "prdt_eng_name": row.name_en, "prdt_name": row.name, "natn_cd": row.currency[:2],
             "ovrs_excg_cd": row.exchange, "tr_crcy_cd": row.currency,
-            "prdt_clsf_cd": row.industry_code, "prdt_clsf_name": f"업종{row.industry_code}",
+            "prdt_clsf_cd": code, "prdt_clsf_name": name,
             "lstg_stck_num": "100000000", "lstg_dt": "20100104",
             "ovrs_stck_tr_stop_dvsn_cd": "01", "lstg_abol_item_yn": "N",
         }  # fmt: skip
         return web.json_response(envelope(*OK, output=output))
+
+    def price_detail(self, query: Any) -> web.Response:
+        """HHDFS76200200 (§4.8b), the fields enrichment reads; unknown: an empty ``last``."""
+        row = self._overseas_row(query.get("EXCD", ""), query.get("SYMB", ""))
+        if row is None:
+            return web.json_response(envelope(*OK, output={"rsym": "", "last": ""}))
+        last, base, _ = self.market.overseas_quote(row.exchange, row.symbol, self._now().date())
+        output = {
+            "rsym": f"D{row.exchange}{row.symbol}", "last": f"{last:.4f}",
+            "base": f"{base:.4f}", "curr": row.currency,
+            "e_icod": detail_name(row.exchange, row.symbol, row.industry_code),
+        }  # fmt: skip
+        return web.json_response(envelope(*OK, output=output))
+
+    def industry_members(self, query: Any) -> web.Response:
+        """HHDFS76370000 (ref-KRX §3.2): the stocks listed under one industry code."""
+        exchange, icod = query.get("EXCD", ""), query.get("ICOD", "").strip()
+        rows = [
+            {"symb": x.symbol, "excd": x.exchange, "name": x.name,
+             "rsym": f"D{x.exchange}{x.symbol}"}
+            for x in self.market.overseas.get(exchange.lower(), [])
+            if x.security_type == "2"
+            and listed_code(x.exchange, x.symbol, x.industry_code) == icod.zfill(3)[-3:]
+        ]  # fmt: skip
+        if not rows:
+            raise KeyError(icod)
+        return web.json_response(envelope(*OK, output1={"nrec": str(len(rows))}, output2=rows))
+
+    def _overseas_row(self, exchange: str, symbol: str) -> Overseas | None:
+        return next(
+            (x for x in self.market.overseas.get(exchange.lower(), []) if x.symbol == symbol),
+            None,
+        )
 
     def industry_codes(self, query: Any) -> web.Response:
         """HHDFS76370100 (ref-KRX §3.2): the exchange's industry catalog, 3-digit codes.
@@ -398,4 +433,6 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
     ("overseas-price/v1/quotations/price", "HHDFS00000300"): Quotes.overseas_price,
     ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Quotes.overseas_info,
     ("overseas-price/v1/quotations/industry-price", "HHDFS76370100"): Quotes.industry_codes,
+    ("overseas-price/v1/quotations/price-detail", "HHDFS76200200"): Quotes.price_detail,
+    ("overseas-price/v1/quotations/industry-theme", "HHDFS76370000"): Quotes.industry_members,
 }  # fmt: skip

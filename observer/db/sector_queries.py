@@ -1,7 +1,9 @@
 """The read queries of sector enrichment (`workers.enrich`).
 
-Beside `observer.db.queries`: the overseas stocks of a region with their stored sector,
-KIS's code names, the codes seen without a mapping, coverage and the latest runs.
+Beside `observer.db.queries`: the stocks of a region with their stored sector, KIS's code
+names, the codes seen without a mapping, coverage (now or at a past run's end), the runs
+(the latest, or a day's) and the sectors a run changed (from the ``sector_metadata``
+history).
 """
 
 from __future__ import annotations
@@ -11,13 +13,22 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select
 
-from observer.db.models import EnrichmentRunRow, Instrument, InstrumentSector, KisSectorCode
+from observer.db.models import (
+    EnrichmentRunRow,
+    Instrument,
+    InstrumentSector,
+    KisSectorCode,
+    SectorMetadataRow,
+)
 
 __all__ = [
+    "Change",
     "Stored",
+    "changes",
     "code_counts",
     "code_names",
     "coverage",
+    "coverage_at",
     "latest_runs",
     "stocks_with_sectors",
 ]
@@ -25,16 +36,18 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """An overseas stock, and its sector as stored (``origin`` "" when it has none)."""
+    """A stock, and its sector as stored (``origin`` "" when it has none)."""
 
     market: str
     symbol: str
-    exchange: str  # the market code, which is HHDFS76370100's EXCD ("NAS", "HKS", ...)
+    exchange: str  # the market code: HHDFS76370100's EXCD ("NAS", "HKS", ...) or "KOSPI"
     region: str
-    sector_code: str  # the master file's icod
+    sector_code: str  # the master file's icod (KR: the 대분류 code)
     origin: str
     gics_sector_code: str
     enriched_ns: int
+    industry_code: str = ""  # KR: the 중분류 code
+    kospi200_sector: str = ""  # KR: the KOSPI 200 sector code of a member
 
 
 def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
@@ -44,7 +57,8 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
         select(
             Instrument.market, Instrument.symbol, Instrument.region, Instrument.sector_code,
             func.coalesce(s.origin, ""), func.coalesce(s.gics_sector_code, ""),
-            func.coalesce(s.enriched_ns, 0),
+            func.coalesce(s.enriched_ns, 0), Instrument.industry_code,
+            Instrument.kospi200_sector,
         )
         .outerjoin(s, and_(s.market == Instrument.market, s.symbol == Instrument.symbol))
         .where(
@@ -54,8 +68,8 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
         .order_by(Instrument.market, Instrument.symbol)
     )  # fmt: skip
     return [
-        Stored(market, symbol, market, reg, code, origin, gics, int(ns))
-        for market, symbol, reg, code, origin, gics, ns in conn.execute(query)
+        Stored(market, symbol, market, reg, code, origin, gics, int(ns), industry, k200)
+        for market, symbol, reg, code, origin, gics, ns, industry, k200 in conn.execute(query)
     ]
 
 
@@ -88,11 +102,14 @@ def coverage(conn: Connection) -> dict[str, dict[str, int]]:
     return found
 
 
-def latest_runs(conn: Connection) -> list[dict[str, Any]]:
-    """The newest `EnrichmentRun` of each region, as dicts."""
+def latest_runs(
+    conn: Connection, start_ns: int = 0, end_ns: int = 2**63 - 1
+) -> list[dict[str, Any]]:
+    """The newest `EnrichmentRun` of each region stored in ``[start_ns, end_ns)``, as dicts."""
     table = EnrichmentRunRow.__table__
     newest = (
         select(table.c.region, func.max(table.c.produced_ns).label("ns"))
+        .where(table.c.produced_ns >= start_ns, table.c.produced_ns < end_ns)
         .group_by(table.c.region)
         .subquery()
     )
@@ -105,3 +122,73 @@ def latest_runs(conn: Connection) -> list[dict[str, Any]]:
         {k: v for k, v in row._mapping.items() if k not in ("source", "seq")}
         for row in conn.execute(query)
     ]
+
+
+def coverage_at(conn: Connection, until_ns: int) -> dict[str, dict[str, int]]:
+    """`coverage` as it stood at ``until_ns``: each symbol's newest history row by then."""
+    h = SectorMetadataRow
+    ranked = (
+        select(
+            h.region, h.origin,
+            func.row_number().over(
+                partition_by=(h.market, h.symbol), order_by=(h.produced_ns.desc(), h.seq.desc())
+            ).label("rank"),
+        )
+        .where(h.market != "", h.produced_ns <= until_ns)
+        .subquery()
+    )  # fmt: skip
+    query = (
+        select(ranked.c.region, ranked.c.origin, func.count())
+        .where(ranked.c.rank == 1)
+        .group_by(ranked.c.region, ranked.c.origin)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for region, origin, n in conn.execute(query):
+        found.setdefault(region, {})[origin] = int(n)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A symbol whose GICS sector a run changed."""
+
+    market: str
+    symbol: str
+    old_code: str
+    old_sector: str
+    new_code: str
+    new_sector: str
+    origin: str  # where the new one came from: kis_map, kis_detail, fallback, manual
+    produced_ns: int
+
+
+def changes(conn: Connection, region: str, start_ns: int, end_ns: int) -> list[Change]:
+    """Symbols of ``region`` whose sector changed by a classification in ``[start_ns, end_ns]``.
+
+    Each classification is compared with the symbol's previous one in the history (a first
+    classification is not a change; "no sector" is never stored over a good one).
+    """
+    h = SectorMetadataRow
+    order = (h.produced_ns, h.seq)
+    history = (
+        select(
+            h.market, h.symbol, h.gics_sector_code, h.gics_sector, h.origin, h.produced_ns,
+            func.lag(h.gics_sector_code).over(partition_by=(h.market, h.symbol), order_by=order)
+            .label("old_code"),
+            func.lag(h.gics_sector).over(partition_by=(h.market, h.symbol), order_by=order)
+            .label("old_sector"),
+        )
+        .where(h.region == region, h.market != "", h.produced_ns <= end_ns)
+        .subquery()
+    )  # fmt: skip
+    c = history.c
+    query = (
+        select(c.market, c.symbol, c.old_code, c.old_sector, c.gics_sector_code, c.gics_sector,
+               c.origin, c.produced_ns)
+        .where(
+            c.produced_ns >= start_ns, c.old_code.is_not(None), c.old_code != "",
+            c.gics_sector_code != "", c.old_code != c.gics_sector_code,
+        )
+        .order_by(c.market, c.symbol)
+    )  # fmt: skip
+    return [Change(*row) for row in conn.execute(query)]

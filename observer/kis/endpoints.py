@@ -79,6 +79,11 @@ ENDPOINTS: dict[str, RestEndpoint] = {
         # paper availability UNCONFIRMED (ref-KRX §3.2): treated as real-only
         RestEndpoint(name="overseas_industry_codes", tr_id="HHDFS76370100", paper=False,
                      path="/uapi/overseas-price/v1/quotations/industry-price"),
+        RestEndpoint(name="overseas_price_detail", tr_id="HHDFS76200200", paper=False,
+                     path="/uapi/overseas-price/v1/quotations/price-detail"),
+        # paper availability UNCONFIRMED, like its catalog's: treated as real-only
+        RestEndpoint(name="overseas_industry_members", tr_id="HHDFS76370000", paper=False,
+                     path="/uapi/overseas-price/v1/quotations/industry-theme"),
     )
 }  # fmt: skip
 

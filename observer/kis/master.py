@@ -118,7 +118,9 @@ class DomesticListing:
     administrative: bool  # mang_issu_yn (관리종목)
     listed_shares: int  # lstn_stcn is in thousands of shares
     market_cap: int  # prdy_avls_scal is in 억 (100 million) KRW
-    sector_code: str  # bstp_larg_div_code, "" on KONEX
+    sector_code: str  # bstp_larg_div_code (대분류: 제조, 금융, ...), "" on KONEX
+    industry_code: str  # bstp_medm_div_code (중분류: the industry), "" when "0000" or KONEX
+    kospi200_sector: str  # kospi200_apnt_cls_code (KOSPI 200 members), "" when "0" or absent
     listing_date: str  # YYYYMMDD
     tail: dict[str, str]  # every tail field, stripped, by its .h name
 
@@ -326,11 +328,18 @@ def parse_domestic(data: bytes, market: Market) -> list[DomesticListing]:
                 listed_shares=_number(tail["lstn_stcn"], number, "lstn_stcn") * 1000,
                 market_cap=_number(tail["prdy_avls_scal"], number, "prdy_avls_scal") * 100_000_000,
                 sector_code=tail.get("bstp_larg_div_code", ""),
+                industry_code=_none_as_empty(tail.get("bstp_medm_div_code", ""), "0000"),
+                kospi200_sector=_none_as_empty(tail.get("kospi200_apnt_cls_code", ""), "0"),
                 listing_date=tail["stck_lstn_date"],
                 tail=tail,
             )
         )
     return listings
+
+
+def _none_as_empty(value: str, none: str) -> str:
+    """A code field's "none" spelling (``0000``, ``0``) as ""."""
+    return "" if value in ("", none) else value
 
 
 def parse_overseas(data: bytes, stem: str) -> list[OverseasListing]:

@@ -20,9 +20,11 @@ __all__ = [
     "EtfNavDailyRow",
     "EtfPriceOutput",
     "IndustryCodeRow",
+    "IndustryMemberRow",
     "MinuteBarRow",
     "OverseasInfoOutput",
     "OverseasPriceOutput",
+    "PriceDetailOutput",
 ]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
@@ -225,4 +227,24 @@ class IndustryCodeRow(msgspec.Struct):
     """
 
     icod: str = ""
+    name: str = ""
+
+
+class PriceDetailOutput(msgspec.Struct):
+    """HHDFS76200200 ``output`` (ref-KIS §4.8b), the fields enrichment uses.
+
+    ``e_icod`` is a sector *name* (ref-KRX §3.2), not a code; an empty ``last`` means no
+    such symbol, as on HHDFS00000300.
+    """
+
+    rsym: str = ""
+    last: str = ""
+    e_icod: str = ""
+
+
+class IndustryMemberRow(msgspec.Struct):
+    """One ``output2`` row of HHDFS76370000 (the stocks of one industry code)."""
+
+    symb: str = ""
+    excd: str = ""
     name: str = ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
 from bus.events import EnrichmentRun, SectorMetadata
 from observer.db.sector_queries import Stored
@@ -26,7 +27,7 @@ DAY_NS = 86_400 * 10**9
 # HHDFS76370100's EXCD values of each region (the instruments' market codes).
 EXCHANGES_OF: dict[str, tuple[str, ...]] = {
     "US": ("NYS", "NAS", "AMS"), "CN": ("SHS", "SZS"), "HK": ("HKS",), "JP": ("TSE",),
-    "VN": ("HSX", "HNX"),
+    "VN": ("HSX", "HNX"), "KR": (),  # KR: the domestic masters' codes, no KIS call
 }  # fmt: skip
 
 
@@ -54,10 +55,13 @@ def sector_event(
     profile: Profile | None = None,
 ) -> SectorMetadata:
     """The event recording ``found`` (None: unresolved) for ``stored``."""
-    try:
-        icod = normalise_icod(stored.sector_code)
-    except ValueError:
-        icod = stored.sector_code
+    if stored.region == "KR":
+        icod = stored.kospi200_sector or stored.industry_code or stored.sector_code
+    else:
+        try:
+            icod = normalise_icod(stored.sector_code)
+        except ValueError:
+            icod = stored.sector_code
     common = {
         "region": stored.region, "symbol": stored.symbol, "market": stored.market,
         "exchange": stored.exchange, "kis_sector_code": icod, "kis_sector_name": kis_name,
@@ -83,6 +87,8 @@ class Tally:
     fresh_skipped: int = 0
     manual: int = 0
     kis_mapped: int = 0
+    kis_detail: int = 0
+    kis_info: int = 0
     fallback_ok: int = 0
     fallback_failed: int = 0
     unresolved: int = 0
@@ -90,13 +96,8 @@ class Tally:
     changed: int = 0
     fallback_needed: int = 0  # dry runs: what the fallback source would be asked
 
-    def event(
-        self, region: str, mode: str, retries: int, opens: int, calls: int, ms: int, version: str
-    ) -> EnrichmentRun:
-        """The run's `EnrichmentRun` for this region."""
+    def event(self, region: str, mode: str, **run: Any) -> EnrichmentRun:
+        """The run's `EnrichmentRun` for this region (``run``: the run-wide fields)."""
         counts = asdict(self)
         del counts["fallback_needed"]
-        return EnrichmentRun(
-            region=region, mode=mode, retries=retries, breaker_opens=opens, calls=calls,
-            duration_ms=ms, mapping_version=version, **counts,
-        )  # fmt: skip
+        return EnrichmentRun(region=region, mode=mode, **counts, **run)

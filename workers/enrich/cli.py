@@ -16,7 +16,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -48,7 +48,7 @@ SOURCE = "enrich"
 PROGRAM = "observer enrich"
 REGIONS = tuple(EXCHANGES_OF)
 
-app = typer.Typer(no_args_is_help=True, help="GICS sectors of the overseas stocks.")
+app = typer.Typer(no_args_is_help=True, help="GICS sectors of the stocks (overseas and KR).")
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
 JsonOption = Annotated[bool, typer.Option("--json", help="last line is JSON")]
@@ -104,7 +104,7 @@ def _read(
 
 @app.command()
 def run(
-    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN or ALL")] = "ALL",
+    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN,KR or ALL")] = "ALL",
     force_refresh: Annotated[
         bool, typer.Option("--force-refresh/--incremental", help="every stock, or only due ones")
     ] = False,
@@ -129,6 +129,13 @@ def run(
     )
     settings = msgspec.structs.replace(settings, enrich=enrich)
     sector_map = _sector_map(settings)
+    if enrich.fallback == "yfinance":
+        from observer.fallback.yfinance_source import YFinanceSource
+
+        try:
+            YFinanceSource.installed()  # a clear error now, not in the middle of a run
+        except ConfigError as exc:
+            _fail(str(exc), 2)
     setup_logging("DEBUG" if verbose else "INFO")
     clock = clock_from_env()
     notifier = Notifier.from_env()
@@ -233,8 +240,16 @@ def _run(
     retries, opens, calls = (
         (source.retries, source.breaker.opened, source.calls) if source else (0, 0, 0)
     )
+    kis_calls = job.kis.client.requests if job.kis else 0
     for region, tally in tallies.items():
-        producer.send(tally.event(region, mode, retries, opens, calls, ms, sector_map.version))
+        cross = job.cross.get(region)
+        producer.send(tally.event(
+            region, mode, retries=retries, breaker_opens=opens, calls=calls, duration_ms=ms,
+            mapping_version=sector_map.version, kis_calls=kis_calls,
+            cross_compared=cross.compared if cross else 0,
+            cross_disagreeing=cross.disagreeing if cross else 0,
+            cross_disagreements=tuple(cross.listed) if cross else (),
+        ))  # fmt: skip
         total = max(tally.total, 1)
         job.counters[f"{region.lower()}_success_pct"] = round(
             100 * (tally.total - tally.fallback_failed - tally.deferred) / total, 1
@@ -249,7 +264,11 @@ def _run(
         "dry_run": False, "mode": mode, "resumed": resumed, "mapping_version": sector_map.version,
         "regions": {r: _tally(t) for r, t in tallies.items()}, "kis_codes": codes_fetched,
         "fallback_calls": calls, "retries": retries, "breaker_opens": opens,
-        "duration_s": ms / 1000, "stopped": job.stop.is_set(),
+        "kis_calls": kis_calls, "duration_s": ms / 1000, "stopped": job.stop.is_set(),
+        "cross_check": {
+            r: {"compared": c.compared, "disagreeing": c.disagreeing, "listed": c.listed}
+            for r, c in job.cross.items()
+        },
     }  # fmt: skip
     _write_report(settings, clock, summary)
     return summary
@@ -277,19 +296,29 @@ def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
 
 async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
     """The regions with the fallback source open; SIGTERM/SIGINT defer the rest."""
-    from workers.enrich.run import guarded_source, run_regions
+    from workers.enrich.run import (
+        check_lists,
+        fallback_on,
+        guarded_source,
+        kis_tier,
+        run_regions,
+    )
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, job.stop.set)
     http = None
-    if job.settings.enrich.fallback_url:
+    if fallback_on(job.settings):
         job.source, http = guarded_source(job.settings, job.clock)
+    account = kis_tier(job)
     try:
+        await check_lists(job, stocks)
         return await run_regions(job, stocks)
     finally:
         if http is not None:
             await http.aclose()
+        if account is not None:
+            await account.aclose()
 
 
 def _write_report(settings: Settings, clock: Clock, summary: dict[str, Any]) -> None:
@@ -332,28 +361,33 @@ def _print(summary: dict[str, Any], as_json: bool) -> None:
 
 
 @app.command()
-def report(as_json: JsonOption = False, config: ConfigOption = None) -> None:
-    """Coverage per region and the latest run of each, from the database."""
-    from observer.db.sector_queries import coverage, latest_runs
+def report(
+    day: Annotated[
+        str | None, typer.Option("--date", help="the runs of this day (KST), not the latest")
+    ] = None,
+    with_changes: Annotated[
+        bool, typer.Option("--changes", help="list the symbols whose sector changed")
+    ] = False,
+    as_json: JsonOption = False,
+    config: ConfigOption = None,
+) -> None:
+    """Per region: a run's counts, coverage, unmapped codes, cross-check and changes."""
+    from workers.enrich.report import report_rows, report_text
 
     settings = settings_or_exit(PROGRAM, config)
+    try:
+        target = date.fromisoformat(day) if day else None
+    except ValueError as exc:
+        _fail(f"--date: {exc}", 2)
+    sector_map = _sector_map(settings)
     with report_reading(f"{PROGRAM} report", settings) as conn:
-        stored, runs = coverage(conn), latest_runs(conn)
-    for row in runs:
-        origins = stored.get(row["region"], {})
-        classified = sum(n for o, n in origins.items() if o != "unresolved")
-        row["classified"] = classified
-        row["coverage_pct"] = round(100 * classified / max(row["total"], 1), 1)
-        typer.echo(
-            f"{row['region']}: {row['coverage_pct']:g}% of {row['total']} stocks classified "
-            f"({', '.join(f'{o} {n}' for o, n in sorted(origins.items()))}); last run "
-            f"{row['mode']}: {row['fallback_failed']} failed, {row['deferred']} deferred, "
-            f"{row['changed']} changed, {row['calls']} calls in {row['duration_ms'] / 1000:g} s"
-        )
-    if not runs:
-        typer.echo("no enrichment run yet")
+        rows = report_rows(conn, sector_map, target)
+    for line in report_text(rows, with_changes):
+        typer.echo(line)
+    if not rows:
+        typer.echo(f"no enrichment run {'on ' + str(target) if target else 'yet'}")
     if as_json:
-        typer.echo(json.dumps({"regions": runs}))
+        typer.echo(json.dumps({"date": day, "regions": rows}))
 
 
 @app.command()
@@ -363,8 +397,10 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
     settings = settings_or_exit(PROGRAM, config)
     sector_map = _sector_map(settings)
+    # KIS's overseas codes only: KR's are mapped by kr_* tables (see the report)
+    overseas = tuple(r for r in REGIONS if EXCHANGES_OF[r])
     with report_reading(f"{PROGRAM} unmapped", settings) as conn:
-        counts, names = code_counts(conn, REGIONS), code_names(conn)
+        counts, names = code_counts(conn, overseas), code_names(conn)
     found = sorted(
         ((-n, market, code) for (market, code), n in counts.items()
          if sector_map.for_code(market, code) is None),
@@ -382,7 +418,7 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
 
 @app.command()
 def codes(
-    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN or ALL")] = "ALL",
+    regions: Annotated[str, typer.Option("--regions", help="US,CN,HK,JP,VN,KR or ALL")] = "ALL",
     config: ConfigOption = None,
 ) -> None:
     """Fetch KIS's industry catalogs (HHDFS76370100, one call per exchange) and publish them."""

@@ -1,8 +1,9 @@
 """One enrichment run: the regions in parallel, each in batches with checkpoints.
 
-Per stock (`workers.enrich.classify`): an override, else the KIS code's mapping, else the
-fallback source through its guards (`observer.fallback.GuardedSource`: one limiter per
-host shared by every region, retries, breaker, cache). A failing run never loses a good
+Per stock (`workers.enrich.classify`): an override, else the KIS code's mapping, else
+KIS's per-symbol lookups (`workers.enrich.kis_tier`), else the fallback source through
+its guards (`observer.fallback.GuardedSource`: one limiter per host shared by every
+region, retries, breaker, cache). A failing run never loses a good
 sector: a fallback error or "no profile" publishes nothing for a stock that has one; a
 stock the breaker (or a stop) keeps from being asked is deferred to the next run.
 """
@@ -14,6 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -21,7 +23,7 @@ from bus.events import Alert, Event, SectorCodes
 from observer.clock import Clock
 from observer.config import Settings
 from observer.db.sector_queries import Stored
-from observer.errors import BreakerOpen, FallbackError
+from observer.errors import BreakerOpen, FallbackError, KisError, KisPaperRefused
 from observer.fallback import (
     GuardedSource,
     GuardSettings,
@@ -29,13 +31,30 @@ from observer.fallback import (
     QuoteSummarySource,
     yahoo_symbol,
 )
+from observer.fallback.yfinance_source import YFinanceSource
 from observer.sector_map import Classification, SectorMap, normalise_icod
 from workers.enrich import checkpoint as cp
-from workers.enrich.classify import EXCHANGES_OF, Tally, due, sector_event
+from workers.enrich.classify import DAY_NS, EXCHANGES_OF, Tally, due, sector_event
+from workers.enrich.kis_tier import CrossCheck, KisLookups, cross_check
 
-__all__ = ["Job", "alerts", "exchanges_of", "fetch_codes", "guarded_source", "run_regions"]
+if TYPE_CHECKING:
+    from observer.kis.session import KisAccount
+
+__all__ = [
+    "Job",
+    "alerts",
+    "check_lists",
+    "exchanges_of",
+    "fallback_on",
+    "fetch_codes",
+    "guarded_source",
+    "kis_tier",
+    "run_regions",
+]
 
 log = logging.getLogger(__name__)
+
+YAHOO_HOST = "query2.finance.yahoo.com"  # where yfinance asks quoteSummary
 
 
 @dataclass
@@ -56,6 +75,9 @@ class Job:
     since_ns: int = 0  # a resumed run: what was stored since the killed one started is fresh
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     counters: dict[str, float] = field(default_factory=dict)
+    kis: KisLookups | None = None  # the per-symbol KIS tier (None: off, or a dry run)
+    cross: dict[str, CrossCheck] = field(default_factory=dict)  # region -> cross-check
+    problems: list[Alert] = field(default_factory=list)  # found on the way, sent at the end
 
     @property
     def mode(self) -> str:
@@ -63,17 +85,49 @@ class Job:
         return "force" if self.force else "incremental"
 
 
-def guarded_source(settings: Settings, clock: Clock) -> tuple[GuardedSource, httpx.AsyncClient]:
-    """The fallback source of ``[enrich]`` behind its guards, and its client to close."""
+def fallback_on(settings: Settings) -> bool:
+    """Whether ``[enrich]`` configures a fallback source."""
     e = settings.enrich
-    http = httpx.AsyncClient(base_url=e.fallback_url, timeout=e.fallback_timeout_s)
+    return e.fallback == "yfinance" or bool(e.fallback_url)
+
+
+def guarded_source(
+    settings: Settings, clock: Clock
+) -> tuple[GuardedSource, httpx.AsyncClient | None]:
+    """The fallback source of ``[enrich]`` behind its guards, and its client to close.
+
+    Raises `ConfigError` when yfinance is selected but not installed.
+    """
+    e = settings.enrich
     guards = GuardSettings(
         rate_per_s=e.fallback_rate_per_s, max_retries=e.max_retries,
         retry_delay_s=e.retry_delay_s, breaker_threshold=e.breaker_threshold,
         breaker_open_s=e.breaker_open_s, cache_size=e.cache_size, cache_ttl_s=e.cache_ttl_s,
     )  # fmt: skip
+    if e.fallback == "yfinance":
+        # one limiter for Yahoo, as for any host (Yahoo limits per IP)
+        return GuardedSource(YFinanceSource.installed(), clock, YAHOO_HOST, guards), None
+    http = httpx.AsyncClient(base_url=e.fallback_url, timeout=e.fallback_timeout_s)
     host = httpx.URL(e.fallback_url).host or e.fallback_url
     return GuardedSource(QuoteSummarySource(http), clock, host, guards), http
+
+
+def kis_tier(job: Job) -> KisAccount | None:
+    """Open the first account for the per-symbol KIS tier and the cross-check, if wanted.
+
+    At the jobs' KIS share; the account is the caller's to close.
+    """
+    from observer.kis.session import open_account, rate_limits
+
+    e, kis = job.settings.enrich, job.settings.kis
+    wanted = e.kis_detail or e.kis_search_info or e.cross_check != "off"
+    if not wanted or not kis.accounts or job.send is None:
+        return None
+    account = open_account(
+        job.settings, kis.accounts[0].alias, job.clock, rate_limits(job.settings, "jobs")
+    )
+    job.kis = KisLookups(account.client, job.sector_map, e.kis_detail, e.kis_search_info)
+    return account
 
 
 async def fetch_codes(settings: Settings, clock: Clock, exchanges: list[str]) -> list[SectorCodes]:
@@ -135,6 +189,7 @@ def _count(job: Job, key: str, tally: Tally, done: int) -> None:
     c = job.counters
     c[f"{key}_done"] = done
     c[f"{key}_kis"] = tally.kis_mapped + tally.manual
+    c[f"{key}_kis_detail"] = tally.kis_detail + tally.kis_info
     c[f"{key}_fallback"] = tally.fallback_ok
     c[f"{key}_failed"] = tally.fallback_failed
     c[f"{key}_deferred"] = tally.deferred
@@ -143,6 +198,8 @@ def _count(job: Job, key: str, tally: Tally, done: int) -> None:
         c["retries"] = job.source.retries
         c["breaker_opens"] = job.source.breaker.opened
         c["calls"] = job.source.calls
+    if job.kis is not None:
+        c["kis_calls"] = job.kis.client.requests
 
 
 async def _one(job: Job, stored: Stored, tally: Tally) -> None:
@@ -159,14 +216,31 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
     if found is not None:
         tally.manual += 1
     else:
-        found = m.for_code(stored.exchange, stored.sector_code)
+        found = (
+            m.for_kr(stored.kospi200_sector, stored.industry_code, stored.sector_code)
+            if stored.region == "KR"
+            else m.for_code(stored.exchange, stored.sector_code)
+        )
         if found is not None:
             tally.kis_mapped += 1
     if found is not None:
-        _publish(job, stored, found, tally)
+        _publish(job, stored, found, tally, kis_name=found.note if stored.region == "KR" else "")
         return
+    if stored.region == "KR":  # the masters' codes are all KR has: no KIS call, no fallback
+        tally.unresolved += 1
+        _publish(job, stored, None, tally)
+        return
+    if job.kis is not None:
+        found, kis_name = await job.kis.classify(stored)
+        if found is not None:
+            if found.source == "kis_info":
+                tally.kis_info += 1
+            else:
+                tally.kis_detail += 1
+            _publish(job, stored, found, tally, kis_name=kis_name)
+            return
     symbol = yahoo_symbol(stored.exchange, stored.symbol)
-    if symbol is None or not e.fallback_url:
+    if symbol is None or not fallback_on(job.settings):
         tally.unresolved += 1  # no suffix (HNX), or no fallback configured
         _publish(job, stored, None, tally)
         return
@@ -196,6 +270,7 @@ def _publish(
     found: Classification | None,
     tally: Tally,
     profile: Profile | None = None,
+    kis_name: str = "",
 ) -> None:
     if found is None and stored.gics_sector_code:
         return  # nothing better than what is stored: keep it (never lose a good sector)
@@ -203,7 +278,7 @@ def _publish(
         tally.changed += 1
     if job.send is None:
         return
-    name = job.names.get((stored.exchange, _icod(stored.sector_code)), "")
+    name = kis_name or job.names.get((stored.exchange, _icod(stored.sector_code)), "")
     job.send(sector_event(stored, found, job.sector_map, name, profile))
 
 
@@ -214,9 +289,47 @@ def _icod(code: str) -> str:
         return code
 
 
+async def check_lists(job: Job, stocks: dict[str, list[Stored]]) -> None:
+    """The HHDFS76370000 cross-check of each region into ``job.cross`` (see kis_tier).
+
+    A paper account cannot ask it (real-only); a KIS failure is an alert, not a failed run.
+    """
+    e = job.settings.enrich
+    if job.kis is None or e.cross_check == "off":
+        return
+    day = job.clock.now_ns() // DAY_NS
+    for region, rows in stocks.items():
+        exchanges = EXCHANGES_OF.get(region, ())
+        if not exchanges:
+            continue
+        try:
+            job.cross[region] = await cross_check(
+                job.kis.client, rows, exchanges, e.cross_check, e.cross_check_codes, day
+            )
+        except KisPaperRefused as exc:
+            log.info("cross-check skipped: %s", exc)
+            return
+        except KisError as exc:
+            job.problems.append(Alert(
+                severity="warning", code="enrich_cross_check_failed", subject="enrich",
+                message=f"the HHDFS76370000 cross-check of {region} failed: {exc}",
+            ))  # fmt: skip
+            return
+
+
 def alerts(job: Job, tallies: dict[str, Tally]) -> list[Alert]:
     """What the operator must hear of a run: failures, deferrals, an open breaker."""
-    found = []
+    found = list(job.problems)
+    limit = job.settings.enrich.cross_check_alert_pct
+    disagreeing = {r: c for r, c in job.cross.items() if c.pct > limit}
+    if disagreeing:
+        found.append(Alert(
+            severity="warning", code="enrich_cross_check", subject="enrich",
+            message="KIS's industry lists (HHDFS76370000) disagree with the masters' codes for "
+            + ", ".join(f"{r} {c.disagreeing}/{c.compared}" for r, c in disagreeing.items())
+            + f" stocks (over {limit:g} %): see observer enrich report",
+            context={r: "; ".join(c.listed[:5]) for r, c in disagreeing.items()},
+        ))  # fmt: skip
     failed = {r: t.fallback_failed for r, t in tallies.items() if t.fallback_failed}
     deferred = {r: t.deferred for r, t in tallies.items() if t.deferred}
     if job.source is not None and job.source.breaker.opened:
@@ -224,6 +337,12 @@ def alerts(job: Job, tallies: dict[str, Tally]) -> list[Alert]:
             severity="warning", code="enrich_breaker_open", subject="enrich",
             message=f"the fallback sector source failed {job.settings.enrich.breaker_threshold}"
             f" times in a row; its breaker opened {job.source.breaker.opened} time(s)",
+        ))  # fmt: skip
+    if job.kis is not None and job.kis.failed:
+        found.append(Alert(
+            severity="warning", code="enrich_kis_lookup_failed", subject="enrich",
+            message=f"{job.kis.failed} per-symbol KIS sector lookups failed (those stocks "
+            "went to the fallback source)",
         ))  # fmt: skip
     if failed:
         found.append(Alert(

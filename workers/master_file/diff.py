@@ -27,6 +27,8 @@ COMPARED_FIELDS = (
     "currency",
     "security_type",
     "sector_code",
+    "industry_code",
+    "kospi200_sector",
 )
 
 
@@ -102,6 +104,8 @@ def listing_event(
         currency=x.currency,
         security_type=x.security_type,
         sector_code=x.sector_code,
+        industry_code=x.industry_code,
+        kospi200_sector=x.kospi200_sector,
         changed_fields=fields,
         region=x.region,
         initial=initial,
@@ -117,4 +121,4 @@ def known_listings(conn: Connection, market: str) -> dict[str, tuple[Listing, bo
     rows = conn.execute(
         select(*listing_columns(), Instrument.active).where(Instrument.market == market)
     )
-    return {r[1]: (Listing(*r[:9]), bool(r[9])) for r in rows}
+    return {r[1]: (Listing(*r[:-1]), bool(r[-1])) for r in rows}

@@ -51,6 +51,8 @@ def read_listings(file: MasterFile, data: bytes) -> list[Listing]:
                 file.currency,
                 _DOMESTIC_TYPES.get(x.security_group, x.security_group.lower() or "other"),
                 x.sector_code,
+                x.industry_code,
+                x.kospi200_sector,
             )
             for x in parse_domestic(data, file.market)  # type: ignore[arg-type]
         ]

@@ -113,6 +113,9 @@ class ListingChangedRow(Audited, Base):
     changed_fields: Mapped[list[Any]]
     region: Mapped[str] = mapped_column(String(8))
     initial: Mapped[bool]
+    # Migration 0014: the domestic masters' 중분류 code and KOSPI 200 sector.
+    industry_code: Mapped[str] = mapped_column(String(16), server_default="")
+    kospi200_sector: Mapped[str] = mapped_column(String(4), server_default="")
 
     __table_args__ = (Index(None, "market", "symbol"),)
 
@@ -133,6 +136,9 @@ class Instrument(Base):
     active: Mapped[bool]
     listed_ns: Mapped[int]
     updated_ns: Mapped[int]
+    # Migration 0014: the domestic masters' 중분류 code and KOSPI 200 sector ("" overseas).
+    industry_code: Mapped[str] = mapped_column(String(16), server_default="")
+    kospi200_sector: Mapped[str] = mapped_column(String(4), server_default="")
 
     __table_args__ = (Index(None, "region", "active"),)
 

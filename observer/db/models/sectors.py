@@ -32,7 +32,7 @@ class InstrumentSector(Base):
     gics_sector: Mapped[str] = mapped_column(String(64))
     gics_ig_code: Mapped[str] = mapped_column(String(4))
     gics_ig: Mapped[str] = mapped_column(String(120))
-    origin: Mapped[str] = mapped_column(String(32))  # kis_map | fallback | manual | unresolved
+    origin: Mapped[str] = mapped_column(String(32))  # kis_map, kis_detail, fallback, ...
     confidence: Mapped[Decimal]
     fallback_sector_key: Mapped[str] = mapped_column(String(64))
     fallback_industry_key: Mapped[str] = mapped_column(String(120))
@@ -81,5 +81,12 @@ class EnrichmentRunRow(Audited, Base):
     calls: Mapped[int]
     duration_ms: Mapped[int]
     mapping_version: Mapped[str] = mapped_column(String(32))
+    # Migration 0013: the KIS per-symbol tier and the HHDFS76370000 cross-check.
+    kis_detail: Mapped[int] = mapped_column(server_default="0")
+    kis_info: Mapped[int] = mapped_column(server_default="0")
+    kis_calls: Mapped[int] = mapped_column(server_default="0")
+    cross_compared: Mapped[int] = mapped_column(server_default="0")
+    cross_disagreeing: Mapped[int] = mapped_column(server_default="0")
+    cross_disagreements: Mapped[list[Any]] = mapped_column(server_default="[]")
 
     __table_args__ = (Index(None, "region"),)

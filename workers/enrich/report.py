@@ -1,0 +1,92 @@
+"""``observer enrich report``: a run per region (the latest, or a day's) read from the database.
+
+Per region: the run's counts (KIS-mapped, KIS per-symbol, fallback, manual, failed,
+deferred, unresolved), coverage as it stood at the run's end, the codes still unmapped,
+the cross-check's disagreements, calls and time, and the symbols whose sector the run
+changed (old -> new and where the new one came from), from the ``sector_metadata`` history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime, time
+from typing import Any
+
+from sqlalchemy import Connection
+
+from observer.db.sector_queries import (
+    changes,
+    code_counts,
+    coverage,
+    coverage_at,
+    latest_runs,
+)
+from observer.phases import KST
+from observer.sector_map import SectorMap
+
+__all__ = ["report_rows", "report_text"]
+
+DAY_NS = 86_400 * 10**9
+
+
+def report_rows(conn: Connection, sector_map: SectorMap, day: date | None) -> list[dict[str, Any]]:
+    """One dict per region: its run (the latest, or the last on ``day`` in KST) and more."""
+    if day is None:
+        runs, now = latest_runs(conn), coverage(conn)
+    else:
+        start = int(datetime.combine(day, time(0), KST).timestamp()) * 10**9
+        runs, now = latest_runs(conn, start, start + DAY_NS), {}
+    counts = code_counts(conn, tuple(r["region"] for r in runs))
+    for row in runs:
+        region, end = row["region"], row["produced_ns"]
+        origins = now.get(region) if day is None else coverage_at(conn, end).get(region)
+        origins = origins or {}
+        classified = sum(n for o, n in origins.items() if o != "unresolved")
+        row["origins"] = origins
+        row["classified"] = classified
+        row["coverage_pct"] = round(100 * classified / max(row["total"], 1), 1)
+        row["run_at"] = datetime.fromtimestamp(end / 1e9, KST).isoformat(timespec="seconds")
+        unmapped = {
+            key: n for key, n in counts.items()
+            if key[0] in _markets(region) and sector_map.for_code(*key) is None
+        }  # fmt: skip
+        row["unmapped_codes"] = len(unmapped)
+        row["unmapped_stocks"] = sum(unmapped.values())
+        start = end - (row["duration_ms"] + 1) * 1_000_000
+        row["changes"] = [asdict(c) for c in changes(conn, region, start, end)]
+    return runs
+
+
+def _markets(region: str) -> tuple[str, ...]:
+    from workers.enrich.classify import EXCHANGES_OF
+
+    return EXCHANGES_OF.get(region, ())
+
+
+def report_text(rows: list[dict[str, Any]], with_changes: bool) -> list[str]:
+    """The report's lines (the JSON is ``rows`` itself)."""
+    lines = []
+    for r in rows:
+        lines.append(
+            f"{r['region']}: {r['coverage_pct']:g}% of {r['total']} stocks classified "
+            f"({', '.join(f'{o} {n}' for o, n in sorted(r['origins'].items()))}); "
+            f"run {r['run_at']} {r['mode']}: {r['kis_mapped']} KIS-mapped, "
+            f"{r['kis_detail'] + r['kis_info']} KIS per symbol, {r['fallback_ok']} fallback, "
+            f"{r['manual']} manual, {r['fallback_failed']} failed, {r['deferred']} deferred, "
+            f"{r['unresolved']} unresolved, {r['changed']} changed; "
+            f"{r['unmapped_codes']} codes unmapped ({r['unmapped_stocks']} stocks); "
+            f"{r['calls']} fallback + {r['kis_calls']} KIS calls in {r['duration_ms'] / 1000:g} s"
+        )
+        if r["cross_compared"]:
+            lines.append(
+                f"  cross-check: {r['cross_disagreeing']} of {r['cross_compared']} stocks "
+                "disagree with KIS's industry lists"
+                + "".join(f"\n    {d}" for d in r["cross_disagreements"] if with_changes)
+            )
+        if with_changes:
+            lines += [
+                f"  {c['market']}:{c['symbol']} {c['old_code']} {c['old_sector']} -> "
+                f"{c['new_code']} {c['new_sector']} ({c['origin']})"
+                for c in r["changes"]
+            ]
+    return lines
