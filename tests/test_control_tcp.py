@@ -97,6 +97,15 @@ def control_settings(keys: Path, key: str, port: int, bus: str = "") -> str:
     )
 
 
+def both_hosts(store: str, store_port: int, collectors: str, collectors_port: int) -> list[str]:
+    """`observer ctl` options for alice to reach the store's and the collectors' supervisors."""
+    return [
+        "--key", "alice",
+        "--endpoint", f"tcp://{store}:{store_port}", "--server-key", "store",
+        "--endpoint", f"tcp://{collectors}:{collectors_port}", "--server-key", "collectors",
+    ]  # fmt: skip
+
+
 def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_done(
     tmp_path: Path, keys: Path
 ) -> None:
@@ -175,11 +184,7 @@ def test_collectors_wait_for_the_writer_on_the_store_host_and_status_shows_both(
     assert [p["name"] for p in store.status()["programs"]] == ["writer"]
     wait_until(lambda: store.rows("SELECT count(*) FROM trade_ticks")[0][0] > 1000, 60, "ticks")
 
-    both = [
-        "--key", "alice",
-        "--endpoint", f"tcp://127.0.0.1:{store_port}", "--server-key", "store",
-        "--endpoint", f"tcp://127.0.0.1:{collectors_port}", "--server-key", "collectors",
-    ]  # fmt: skip
+    both = both_hosts("127.0.0.1", store_port, "127.0.0.1", collectors_port)
     shown = ctl(*both, "--json", "status", config=store.config)
     report = json.loads(shown.stdout)
     hosts = {h["host"]: [p["name"] for p in h["programs"]] for h in report["hosts"]}

@@ -140,7 +140,7 @@ def _role_deployment(root: Path, role: str, settings: str, programs: str) -> Pat
 def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Path) -> None:
     from bus.curve import generate_key_pair
     from tests.support import assert_exactly_once, audit
-    from tests.test_control_tcp import control_settings
+    from tests.test_control_tcp import both_hosts, control_settings
     from tests.test_curve import free_port
 
     keys = tmp_path / "keys"
@@ -163,26 +163,20 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
         ),
     }  # fmt: skip
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    daemons = {
-        role: subprocess.Popen(
-            [str(BIN / "supervisord"), "-c", str(root / "config" / "supervisord" / f"{role}.conf")],
-            cwd=root,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            umask=0o077,
+    daemons = {}
+    for role, root in hosts.items():
+        conf = root / "config" / "supervisord" / f"{role}.conf"
+        daemons[role] = subprocess.Popen(
+            [str(BIN / "supervisord"), "-c", str(conf)], cwd=root, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
         )  # fmt: skip
-        for role, root in hosts.items()
-    }
 
     def supervisorctl(role: str, *args: str) -> subprocess.CompletedProcess[str]:
         conf = hosts[role] / "config" / "supervisord" / f"{role}.conf"
         return subprocess.run([str(BIN / "supervisorctl"), "-c", str(conf), *args],
                               capture_output=True, text=True, timeout=120)  # fmt: skip
 
-    both = ["--key", "alice",
-            "--endpoint", f"tcp://127.0.0.1:{store_port}", "--server-key", "store",
-            "--endpoint", f"tcp://127.0.0.1:{collectors_port}", "--server-key", "collectors"]  # fmt: skip
+    both = both_hosts("127.0.0.1", store_port, "127.0.0.1", collectors_port)
 
     def status() -> dict[str, object] | None:
         shown = subprocess.run(
