@@ -11,11 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import msgspec
 import pytest
+import zmq
 
-from bus.curve import generate_key_pair, load_key_pair
+from bus.curve import ClientCurve, generate_key_pair, load_key_pair
 from observer.config import load_settings
 from observer.errors import ConfigError
+from observer.supervisor.control import MAX_REQUEST_BYTES
+from observer.transport import operator_curve
 from tests.support import (
     ROOT,
     WRITER_PROGRAM,
@@ -59,6 +63,12 @@ def test_a_tcp_control_endpoint_is_never_plaintext(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected tcp://host:port"):
         load_settings(_config(tmp_path, ipc))
     assert load_settings(_config(tmp_path, tcp + keyed)).supervisor.operators == ("alice",)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "observer", "supervise", "--config", str(tmp_path / "observer.toml"),
+         "--role", "writers"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "expected all, store or collectors" in wrong.stderr
     # The client refuses anything but tcp too (and so never sends a request in clear).
     refused = ctl("--endpoint", "http://127.0.0.1:5703", "--key", "/x", "--server-key", "/y",
                   "status")  # fmt: skip
@@ -97,6 +107,26 @@ def control_settings(keys: Path, key: str, port: int, bus: str = "") -> str:
     )
 
 
+def sup_endpoint(port: int) -> str:
+    return f"tcp://127.0.0.1:{port}"
+
+
+def raw_request(
+    endpoint: str, curve: ClientCurve, payload: bytes, wait_ms: int = 30_000
+) -> bytes | None:
+    """Send ``payload`` as one message with ``curve``; the reply, or None after ``wait_ms``."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        socket = context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        curve.apply(socket)
+        socket.connect(endpoint)
+        socket.send(payload)
+        return socket.recv() if socket.poll(wait_ms) else None
+    finally:
+        context.destroy(0)
+
+
 def both_hosts(store: str, store_port: int, collectors: str, collectors_port: int) -> list[str]:
     """`observer ctl` options for alice to reach the store's and the collectors' supervisors."""
     return [
@@ -126,6 +156,13 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert restarted.returncode == 0, restarted.stderr
     assert json.loads(restarted.stdout)["ok"]
     assert sup.program("load")["pid"] != before["pid"]
+
+    # Hostile requests from an operator's key: bounded as on the Unix socket.
+    alice = operator_curve(keys, "alice", "store")
+    answer = raw_request(sup_endpoint(port), alice, b"{not json")
+    assert answer is not None and msgspec.json.decode(answer)["code"] == "bad_request"
+    assert raw_request(sup_endpoint(port), alice, b"x" * (MAX_REQUEST_BYTES + 1), 2000) is None
+    assert sup.status()["healthy"]  # the peer was dropped; the supervisor goes on
 
     # mallory's pair is valid CURVE, but not an operator's: refused before any command.
     after = sup.program("load")

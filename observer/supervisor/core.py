@@ -130,7 +130,11 @@ class Supervisor:
         """The ``status`` command's data: programs, and each account's functional health."""
         programs = list(self.programs.values())
         now = now_utc(self.clock).astimezone(KST)
-        accounts = accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
+        accounts = (  # a store host calls no KIS: its accounts are the collectors' to show
+            []
+            if self.role == "store"
+            else accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
+        )
         return {
             "phase": self.phase.value if self.phase else None,
             "time": now.isoformat(timespec="seconds"),
