@@ -38,12 +38,26 @@ def deployment(tmp_path: Path) -> Iterator[Path]:
 
 
 def _ctl(deployment: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _supervisorctl(deployment / "supervisord.conf", *args)
+
+
+def _supervisorctl(conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "supervisorctl"), "-c", str(deployment / "supervisord.conf"), *args],
+        [str(BIN / "supervisorctl"), "-c", str(conf), *args],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _shut_down(conf: Path, supervisord: subprocess.Popen[bytes]) -> None:
+    """supervisorctl shutdown, and supervisord killed if it is not gone within 60 s."""
+    _supervisorctl(conf, "shutdown")
+    try:
+        supervisord.wait(60)
+    except subprocess.TimeoutExpired:
+        supervisord.kill()
+        supervisord.wait()
 
 
 def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
@@ -93,12 +107,7 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
         log = (deployment / "var" / "log" / "observer.log").read_text()
         assert "stopped" in log and "SIGKILL" not in log
     finally:
-        _ctl(deployment, "shutdown")
-        try:
-            supervisord.wait(60)
-        except subprocess.TimeoutExpired:
-            supervisord.kill()
-            supervisord.wait()
+        _shut_down(deployment / "supervisord.conf", supervisord)
 
     engine = make_engine(f"sqlite:///{deployment / 'var' / 'observer.db'}")
     try:
@@ -163,18 +172,16 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
         ),
     }  # fmt: skip
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def conf_of(role: str) -> Path:
+        return hosts[role] / "config" / "supervisord" / f"{role}.conf"
+
     daemons = {}
     for role, root in hosts.items():
-        conf = root / "config" / "supervisord" / f"{role}.conf"
         daemons[role] = subprocess.Popen(
-            [str(BIN / "supervisord"), "-c", str(conf)], cwd=root, env=env,
+            [str(BIN / "supervisord"), "-c", str(conf_of(role))], cwd=root, env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
         )  # fmt: skip
-
-    def supervisorctl(role: str, *args: str) -> subprocess.CompletedProcess[str]:
-        conf = hosts[role] / "config" / "supervisord" / f"{role}.conf"
-        return subprocess.run([str(BIN / "supervisorctl"), "-c", str(conf), *args],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
 
     both = both_hosts("127.0.0.1", store_port, "127.0.0.1", collectors_port)
 
@@ -199,16 +206,11 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
             assert supervise.cmdline()[-2:] == ["--role", role]
         # The collectors first (their outboxes drain into the writer), then the store.
         for role in ("collectors", "store"):
-            stopped = supervisorctl(role, "stop", "observer")
+            stopped = _supervisorctl(conf_of(role), "stop", "observer")
             assert "observer: stopped" in stopped.stdout, stopped.stdout + stopped.stderr
     finally:
         for role, daemon in daemons.items():
-            supervisorctl(role, "shutdown")
-            try:
-                daemon.wait(60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            _shut_down(conf_of(role), daemon)
     url = f"sqlite:///{hosts['store'] / 'var' / 'observer.db'}"
     found = {source: a.max_seq for source, a in audit(url).items()}
     assert set(found) == {"load", "supervisor", "supervisor_collectors"}
