@@ -71,9 +71,8 @@ def _options(
     as_json: JsonOpt = False,
 ) -> None:
     try:
-        if endpoint:
-            _target.remotes = _remotes(endpoint, key, server_key or [], config)
-        else:
+        _target.remotes = _remotes(endpoint, key, server_key or [], config) if endpoint else []
+        if not endpoint:
             _target.socket = socket or default_socket(data_dir, config)
         _target.data_dir, _target.config = data_dir, config
     except ConfigError as exc:
@@ -109,9 +108,7 @@ def _ask(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Re
 
     try:
         return request_tcp(endpoint, curve, command, args, TIMEOUT_S)
-    except ControlRefused as exc:
-        _exit(f"observer ctl: {exc}", 2)
-    except TimeoutError as exc:
+    except (ControlRefused, TimeoutError) as exc:
         _exit(f"observer ctl: {exc}", 2)
 
 
