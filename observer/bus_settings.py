@@ -17,11 +17,11 @@ from msgspec import Meta
 
 from observer.config_types import Strict
 
-__all__ = ["CurveSettings", "KeyName", "check_endpoints"]
+__all__ = ["TCP_ENDPOINT", "CurveSettings", "KeyName", "check_control_endpoint", "check_endpoints"]
 
 KeyName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
-_TCP = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$")
+TCP_ENDPOINT = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$")
 
 
 class CurveSettings(Strict, frozen=True):
@@ -45,11 +45,27 @@ def check_endpoints(ingest: str, feed: str, curve: CurveSettings) -> None:
     for name, endpoint in (("ingest_endpoint", ingest), ("feed_endpoint", feed)):
         if not endpoint or endpoint.startswith("ipc://"):
             continue
-        match = _TCP.match(endpoint)
-        if match is None or not 0 < int(match.group(2)) < 65536:
-            raise ValueError(f"bus.{name} = {endpoint!r}: expected tcp://host:port or ipc://path")
-        if curve.key is None:
-            raise ValueError(
-                f"bus.{name} is tcp, and tcp is never plaintext: set [bus.curve] key to this "
-                "host's key pair (`observer keys generate --name NAME`)"
-            )
+        _check_tcp(f"bus.{name}", endpoint, "tcp://host:port or ipc://path", curve)
+
+
+def check_control_endpoint(endpoint: str, curve: CurveSettings, operators: tuple[str, ...]) -> None:
+    """Refuse a malformed control endpoint, or one over tcp without CURVE or operators."""
+    if not endpoint:
+        return
+    _check_tcp("supervisor.control_endpoint", endpoint, "tcp://host:port", curve)
+    if not operators:
+        raise ValueError(
+            "supervisor.control_endpoint is tcp: list the operators' public keys allowed to "
+            "use it in [supervisor] operators (`observer keys generate --name NAME`)"
+        )
+
+
+def _check_tcp(name: str, endpoint: str, expected: str, curve: CurveSettings) -> None:
+    match = TCP_ENDPOINT.match(endpoint)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"{name} = {endpoint!r}: expected {expected}")
+    if curve.key is None:
+        raise ValueError(
+            f"{name} is tcp, and tcp is never plaintext: set [bus.curve] key to this "
+            "host's key pair (`observer keys generate --name NAME`)"
+        )

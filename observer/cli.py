@@ -74,6 +74,12 @@ def supervise(
     clock: Annotated[
         str | None, typer.Option(help="system | ISO@SPEEDx | sim:... (default $OBSERVER_CLOCK)")
     ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            help="all | store | collectors: the programs of this host (default [supervisor] role)"
+        ),
+    ] = None,
     log_file: Annotated[
         Path | None,
         typer.Option(
@@ -83,6 +89,8 @@ def supervise(
     ] = None,
 ) -> None:
     """Run the configured programs: phases, schedule, restarts, control socket (exit 3: locked)."""
+    import msgspec
+
     from observer.clock import clock_from_env, clock_from_spec
     from observer.config import default_config_path
     from observer.supervisor.core import SupervisorLocked
@@ -90,6 +98,11 @@ def supervise(
 
     path = config or default_config_path()
     settings = _settings(path)
+    if role is not None:
+        if role not in ("all", "store", "collectors"):
+            _fail(f"--role {role!r}: expected all, store or collectors", 2)
+        supervisor = msgspec.structs.replace(settings.supervisor, role=role)
+        settings = msgspec.structs.replace(settings, supervisor=supervisor)
     if log_file:
         from observer.log_files import adopt_log_file
 

@@ -22,7 +22,12 @@ from observer.alert_settings import (
     ThresholdRule,
     default_rules,
 )
-from observer.bus_settings import CurveSettings, check_endpoints
+from observer.bus_settings import (
+    CurveSettings,
+    KeyName,
+    check_control_endpoint,
+    check_endpoints,
+)
 from observer.config_types import (
     ClockTime,
     Days,
@@ -203,6 +208,10 @@ class ProgramSettings(Strict, frozen=True):
     schedule: tuple[ScheduleEntry, ...] = ()
     run_on_start: bool = False  # jobs: also once when the supervisor starts
     enabled: bool = True
+    # Which host runs it (`observer supervise --role`): "store" beside the database (the
+    # writer, DB-only jobs), "collectors" where the market data is fetched (the workers).
+    # Unset: the writer's command is "store", every other "collectors".
+    role: Literal["store", "collectors"] | None = None
     env: dict[str, str] = msgspec.field(default_factory=dict)
     ready_timeout_s: Seconds = 30.0
     heartbeat_timeout_s: Seconds = 15.0
@@ -220,6 +229,13 @@ class ProgramSettings(Strict, frozen=True):
         if self.kind != "job" and (self.schedule or self.run_on_start):
             raise ValueError("only jobs have a schedule")
 
+    @property
+    def host_role(self) -> Literal["store", "collectors"]:
+        """The role of the hosts that run it: ``role``, else by its command."""
+        if self.role is not None:
+            return self.role
+        return "store" if tuple(self.command[:2]) == ("observer", "writer") else "collectors"
+
 
 def _default_programs() -> dict[str, ProgramSettings]:
     return {"writer": ProgramSettings(kind="daemon", command=("observer", "writer"))}
@@ -229,6 +245,13 @@ class SupervisorSettings(Strict, frozen=True):
     """The supervisor's control socket, metrics and resource alerts."""
 
     control_socket: str = ""  # empty: <run_dir>/control.sock
+    # Also serve the control commands on tcp://host:port (CURVE: this host's [bus.curve] key
+    # pair), to the operators' public keys listed in ``operators`` (<keys_dir>/<name>.key).
+    control_endpoint: str = ""
+    operators: tuple[KeyName, ...] = ()
+    # The programs this host runs (`observer supervise --role` overrides): "all", or only
+    # those whose `role` is "store" or "collectors".
+    role: Literal["all", "store", "collectors"] = "all"
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9108  # 0: no metrics endpoint
     sample_interval_s: Seconds = 1.0
@@ -315,6 +338,8 @@ class Settings(Strict, frozen=True):
         if len(set(aliases)) != len(aliases):
             raise ValueError(f"kis.accounts repeat an alias: {aliases}")
         _check_dependencies(self.programs)
+        supervisor = self.supervisor
+        check_control_endpoint(supervisor.control_endpoint, self.bus.curve, supervisor.operators)
 
 
 def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:

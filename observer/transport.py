@@ -15,6 +15,7 @@ import zmq
 
 from bus.curve import (
     PUBLIC_SUFFIX,
+    SECRET_SUFFIX,
     ClientCurve,
     KeyPair,
     ServerCurve,
@@ -27,7 +28,15 @@ from bus.feed import FeedSubscriber
 from observer.config import Settings
 from observer.errors import ConfigError
 
-__all__ = ["bus_endpoints", "client_curve", "feed_subscriber", "is_remote", "server_curve"]
+__all__ = [
+    "bus_endpoints",
+    "client_curve",
+    "control_curve",
+    "feed_subscriber",
+    "is_remote",
+    "operator_curve",
+    "server_curve",
+]
 
 
 def bus_endpoints(settings: Settings, run_dir: Path | None = None) -> Endpoints:
@@ -80,6 +89,39 @@ def server_curve(settings: Settings) -> ServerCurve | None:
         return ServerCurve(_own_pair(settings), clients)
     except KeyFileError as exc:
         raise ConfigError(f"[bus.curve]: {exc}") from None
+
+
+def control_curve(settings: Settings) -> ServerCurve | None:
+    """The supervisor's keys and its operators' public keys; None without a tcp control."""
+    if not settings.supervisor.control_endpoint:
+        return None
+    keys_dir = Path(settings.bus.curve.keys_dir)
+    try:
+        operators = {
+            load_public_key(keys_dir / f"{name}{PUBLIC_SUFFIX}"): ()
+            for name in settings.supervisor.operators
+        }
+        return ServerCurve(_own_pair(settings), operators)
+    except KeyFileError as exc:
+        raise ConfigError(f"[supervisor] operators: {exc}") from None
+
+
+def operator_curve(keys_dir: Path, key: str, server_key: str) -> ClientCurve:
+    """An operator's pair and a supervisor's public key, each a name in ``keys_dir`` or a path.
+
+    A name ``alice`` is ``<keys_dir>/alice.key_secret`` (the pair) or ``<keys_dir>/alice.key``
+    (a public key); anything with a ``/`` is the file itself.
+    """
+    try:
+        if "/" in key:
+            path = Path(key)
+            pair = load_key_pair(path.parent, path.name.removesuffix(SECRET_SUFFIX))
+        else:
+            pair = load_key_pair(keys_dir, key)
+        server = Path(server_key) if "/" in server_key else keys_dir / f"{server_key}.key"
+        return ClientCurve(pair, load_public_key(server))
+    except KeyFileError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _own_pair(settings: Settings) -> KeyPair:

@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 
 from bus.curve import generate_key_pair
-from tests.support import ROOT, WriterProcess, assert_exactly_once, wait_until
+from tests.support import (
+    ROOT,
+    WriterProcess,
+    assert_exactly_once,
+    audit,
+    load_program,
+    wait_until,
+)
+from tests.test_control_tcp import both_hosts
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +39,10 @@ HOST_A, HOST_B = "10.231.7.1", "10.231.7.2"  # the veth pair's ends, inside our 
 _RECORD = struct.Struct("<IIQQ")  # bus.outbox's record header: length, crc, first, last seq
 # Events the producer queues while the link is down; 480000 at 4,000/s is a two-minute cut.
 CUT_EVENTS = int(os.environ.get("OBSERVER_TEST_CUT_EVENTS", "12000"))
+# The cut of the day under two supervisors, in wall seconds (120: two minutes).
+CUT_S = float(os.environ.get("OBSERVER_TEST_CUT_S", "5"))
+DAY_RATE = 2_000  # events/s of the collectors' producer
+CONTROL_PORT = 5703
 
 
 def _ip(*args: str) -> None:
@@ -139,18 +151,8 @@ class NamespacedProducer:
         return self
 
     def outboxed(self) -> int:
-        """The highest seq written to the outbox on A's disk (read from the record headers)."""
-        last = 0
-        for segment in sorted(self.outbox.glob("*.seg")):
-            data = segment.read_bytes()
-            at = 0
-            while at + _RECORD.size <= len(data):
-                length, _crc, _first, record_last = _RECORD.unpack_from(data, at)
-                if at + _RECORD.size + length > len(data):
-                    break  # being written
-                last = max(last, record_last)
-                at += _RECORD.size + length
-        return last
+        """The highest seq written to the outbox on A's disk."""
+        return outboxed(self.outbox)
 
     def result(self, timeout: float = 300) -> dict[str, object]:
         assert self.proc is not None
@@ -163,6 +165,21 @@ class NamespacedProducer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate(timeout=30)
+
+
+def outboxed(outbox: Path) -> int:
+    """The highest seq written to an outbox (read from its record headers)."""
+    last = 0
+    for segment in sorted(outbox.glob("*.seg")):
+        data = segment.read_bytes()
+        at = 0
+        while at + _RECORD.size <= len(data):
+            length, _crc, _first, record_last = _RECORD.unpack_from(data, at)
+            if at + _RECORD.size + length > len(data):
+                break  # being written
+            last = max(last, record_last)
+            at += _RECORD.size + length
+    return last
 
 
 @dataclass
@@ -231,4 +248,131 @@ def test_a_cut_link_keeps_the_events_in_the_outbox_and_delivers_them_after(
         f"\nlink down {down_s:.1f}s; outbox held {held - committed_at_cut} events beyond the "
         f"last commit; delivered {drain_s:.1f}s after the link came back; "
         f"resends {report['resends']}, reconnects {report['reconnects']}"
+    )
+
+
+# ---------------------------------------------------------------- a day under two supervisors
+
+
+class HostSupervisor:
+    """`observer supervise --role ROLE` inside a namespace, its control also on tcp."""
+
+    def __init__(self, root: Path, keys: Path, key: str, address: str, extra: str) -> None:
+        root.mkdir(parents=True)
+        self.root = root
+        self.config = root / "observer.toml"
+        control = (
+            f'[supervisor]\nmetrics_port = 0\noperators = ["alice"]\n'
+            f'control_endpoint = "tcp://{address}:{CONTROL_PORT}"\n'
+        )
+        self.config.write_text(host_config(root, keys, key, control + extra))
+        self.log = root / "supervisor.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, namespace: str, role: str) -> HostSupervisor:
+        args = ["ip", "netns", "exec", namespace, sys.executable, "-m", "observer", "supervise",
+                "--config", str(self.config), "--role", role]  # fmt: skip
+        with self.log.open("ab") as log:  # `ip netns exec` execs: the pid is the supervisor's
+            self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT)
+        return self
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.terminate()
+        return self.proc.wait(90)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def ctl_in(namespace: str, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`observer ctl` run on a host (its namespace), as an operator there would."""
+    return subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-m", "observer", "ctl",
+         "--config", str(config), *args],
+        capture_output=True, text=True, timeout=150, cwd=ROOT,
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(300 + int(CUT_S) * 2)
+def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cut(
+    hosts: Hosts, tmp_path: Path
+) -> None:
+    keys = tmp_path / "keys"
+    for name in ("writer", "collectors", "alice"):
+        generate_key_pair(keys, name)
+    programs = (  # one program table for both hosts; each runs its role's part
+        '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
+        '[programs.notifier]\nkind = "daemon"\nrole = "store"\n'
+        'command = ["observer", "notifier", "run"]\ndepends_on = ["writer"]\n'
+        + load_program(rate=DAY_RATE)
+    )
+    clients = (
+        '[bus.curve.clients]\ncollectors = ["load", "supervisor_collectors"]\nwriter = ["*"]\n'
+    )
+    store = HostSupervisor(tmp_path / "host-b", keys, "writer", HOST_B, clients + programs)
+    collectors = HostSupervisor(tmp_path / "host-a", keys, "collectors", HOST_A, programs)
+    url = f"sqlite:///{store.root / 'observer.db'}"
+    both = both_hosts(HOST_B, CONTROL_PORT, HOST_A, CONTROL_PORT)
+    both[both.index("store")] = "writer"  # the store host's key pair is named "writer" here
+
+    def status(*endpoints: str) -> dict[str, object]:
+        shown = ctl_in(hosts.a, collectors.config, *endpoints, "--json", "status")
+        assert shown.returncode in (0, 1), shown.stderr
+        report: dict[str, object] = json.loads(shown.stdout)
+        return report
+
+    def committed() -> int:
+        found = audit(url).get("load")
+        return found.max_seq if found is not None else 0
+
+    try:
+        collectors.start(hosts.a, "collectors")
+        store.start(hosts.b, "store")
+        day = wait_until(lambda: (r := status(*both))["healthy"] and r, 120, "both hosts up")
+        shown = {h["host"]: sorted(p["name"] for p in h["programs"]) for h in day["hosts"]}  # type: ignore[attr-defined]
+        assert shown == {f"{HOST_B}:{CONTROL_PORT}": ["notifier", "writer"],
+                         f"{HOST_A}:{CONTROL_PORT}": ["load"]}  # fmt: skip
+        wait_until(lambda: committed() > 2 * DAY_RATE, 60, "commits before the cut")
+
+        hosts.link(up=False)
+        cut_at = time.monotonic()
+        at_cut = committed()
+        outbox = collectors.root / "run" / "outbox" / "load"
+        wait_until(lambda: outboxed(outbox) >= at_cut + CUT_S * DAY_RATE, 60 + 2 * CUT_S, "a cut")
+        # The collectors' host answers its operator meanwhile; its worker keeps collecting.
+        alone = ["--key", "alice", "--endpoint", f"tcp://{HOST_A}:{CONTROL_PORT}",
+                 "--server-key", "collectors"]  # fmt: skip
+        during = status(*alone)
+        assert [(p["name"], p["state"]) for p in during["programs"]] == [("load", "running")]  # type: ignore[attr-defined]
+        held = outboxed(outbox)
+        assert committed() < held
+        hosts.link(up=True)
+        down_s = time.monotonic() - cut_at
+        restored_at = time.monotonic()
+        wait_until(lambda: committed() >= held, 300, "the outbox delivered")
+        drain_s = time.monotonic() - restored_at
+        assert status(*both)["healthy"]
+    finally:
+        stopped = [each.stop() if each.proc and each.proc.poll() is None else -1
+                   for each in (collectors, store)]  # fmt: skip
+        collectors.kill()
+        store.kill()
+    assert stopped == [0, 0], store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
+    found = {source: a.max_seq for source, a in audit(url).items()}
+    assert set(found) == {"load", "supervisor", "supervisor_collectors"}
+    assert_exactly_once(url, found)  # 0 lost, 0 duplicated
+    report = [json.loads(line) for line in (collectors.root / "log" / "load.log").read_text()
+              .splitlines() if line.startswith('{"source"')]  # fmt: skip
+    assert report[-1]["drained"] and report[-1]["last_seq"] == found["load"]
+    checked = subprocess.run(
+        [sys.executable, "-m", "observer", "audit", "--config", str(store.config)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout
+    print(
+        f"\nlink down {down_s:.1f}s; outbox held {held - at_cut} events beyond the last "
+        f"commit; delivered {drain_s:.1f}s after the link came back; {found['load']} events"
     )

@@ -38,12 +38,26 @@ def deployment(tmp_path: Path) -> Iterator[Path]:
 
 
 def _ctl(deployment: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _supervisorctl(deployment / "supervisord.conf", *args)
+
+
+def _supervisorctl(conf: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "supervisorctl"), "-c", str(deployment / "supervisord.conf"), *args],
+        [str(BIN / "supervisorctl"), "-c", str(conf), *args],
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def _shut_down(conf: Path, supervisord: subprocess.Popen[bytes]) -> None:
+    """supervisorctl shutdown, and supervisord killed if it is not gone within 60 s."""
+    _supervisorctl(conf, "shutdown")
+    try:
+        supervisord.wait(60)
+    except subprocess.TimeoutExpired:
+        supervisord.kill()
+        supervisord.wait()
 
 
 def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
@@ -93,12 +107,7 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
         log = (deployment / "var" / "log" / "observer.log").read_text()
         assert "stopped" in log and "SIGKILL" not in log
     finally:
-        _ctl(deployment, "shutdown")
-        try:
-            supervisord.wait(60)
-        except subprocess.TimeoutExpired:
-            supervisord.kill()
-            supervisord.wait()
+        _shut_down(deployment / "supervisord.conf", supervisord)
 
     engine = make_engine(f"sqlite:///{deployment / 'var' / 'observer.db'}")
     try:
@@ -122,3 +131,90 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
         if p.stat().st_mode & 0o077
     ]
     assert open_to_others == []
+
+
+def _role_deployment(root: Path, role: str, settings: str, programs: str) -> Path:
+    """A host's folder: config/supervisord/<role>.conf as shipped, and its observer.toml."""
+    (root / "config" / "supervisord").mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "supervisord" / f"{role}.conf", root / "config" / "supervisord")
+    (root / "config" / "observer.toml").write_text(
+        '[paths]\ndata_dir = "var"\n[database]\nurl = "sqlite:///var/observer.db"\n'
+        f"[supervisor]\nmetrics_port = 0\n{settings}{programs}"
+    )
+    (root / "var" / "log").mkdir(parents=True)
+    (root / "var" / "run").mkdir(mode=0o700)
+    return root
+
+
+def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Path) -> None:
+    from bus.curve import generate_key_pair
+    from tests.support import assert_exactly_once, audit
+    from tests.test_control_tcp import both_hosts, control_settings
+    from tests.test_curve import free_port
+
+    keys = tmp_path / "keys"
+    for name in ("store", "collectors", "alice"):
+        generate_key_pair(keys, name)
+    ingest, feed, store_port, collectors_port = (free_port() for _ in range(4))
+    bus = (
+        f'ingest_endpoint = "tcp://127.0.0.1:{ingest}"\nfeed_endpoint = "tcp://127.0.0.1:{feed}"\n'
+    )
+    programs = WRITER_PROGRAM + load_program(rate=300)  # both hosts share the program table
+    clients = '[bus.curve.clients]\ncollectors = ["load", "supervisor_collectors"]\nstore = ["*"]\n'
+    hosts = {
+        "store": _role_deployment(
+            tmp_path / "store", "store",
+            control_settings(keys, "store", store_port, bus) + clients, programs,
+        ),
+        "collectors": _role_deployment(
+            tmp_path / "collectors", "collectors",
+            control_settings(keys, "collectors", collectors_port, bus), programs,
+        ),
+    }  # fmt: skip
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def conf_of(role: str) -> Path:
+        return hosts[role] / "config" / "supervisord" / f"{role}.conf"
+
+    daemons = {}
+    for role, root in hosts.items():
+        daemons[role] = subprocess.Popen(
+            [str(BIN / "supervisord"), "-c", str(conf_of(role))], cwd=root, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
+        )  # fmt: skip
+
+    both = both_hosts("127.0.0.1", store_port, "127.0.0.1", collectors_port)
+
+    def status() -> dict[str, object] | None:
+        shown = subprocess.run(
+            [str(BIN / "observer"), "ctl", "--config", str(hosts["store"] / "config" /
+             "observer.toml"), *both, "--json", "status"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+        if shown.returncode == 2:  # a supervisor not up yet
+            return None
+        report: dict[str, object] = json.loads(shown.stdout)
+        return report if report["healthy"] else None
+
+    try:
+        report = wait_until(status, 120, "both hosts healthy under supervisord")
+        programs_of = {h["host"]: [p["name"] for p in h["programs"]] for h in report["hosts"]}  # type: ignore[attr-defined]
+        assert programs_of == {f"127.0.0.1:{store_port}": ["writer"],
+                               f"127.0.0.1:{collectors_port}": ["load"]}  # fmt: skip
+        for role, daemon in daemons.items():  # supervisord -> observer supervise --role ROLE
+            (supervise,) = psutil.Process(daemon.pid).children()
+            assert supervise.cmdline()[-2:] == ["--role", role]
+        # The collectors first (their outboxes drain into the writer), then the store.
+        for role in ("collectors", "store"):
+            stopped = _supervisorctl(conf_of(role), "stop", "observer")
+            assert "observer: stopped" in stopped.stdout, stopped.stdout + stopped.stderr
+    finally:
+        for role, daemon in daemons.items():
+            _shut_down(conf_of(role), daemon)
+    url = f"sqlite:///{hosts['store'] / 'var' / 'observer.db'}"
+    found = {source: a.max_seq for source, a in audit(url).items()}
+    assert set(found) == {"load", "supervisor", "supervisor_collectors"}
+    assert_exactly_once(url, found)
+    log = (hosts["collectors"] / "var" / "log" / "load.log").read_text().splitlines()
+    (sent,) = [json.loads(line) for line in log if line.startswith('{"source"')]
+    assert sent["drained"] and sent["last_seq"] == found["load"]  # every event sent: committed

@@ -30,7 +30,7 @@ import msgspec
 
 from observer.errors import ObserverError
 
-__all__ = ["CommandError", "ControlServer", "Reply", "Request", "request"]
+__all__ = ["CommandError", "ControlServer", "Reply", "Request", "answer_bytes", "request"]
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +203,18 @@ class ControlServer:
             self._throttled.warning("forbidden", "refused a control request from another user")
             reply = Reply(False, "peer is another user", "forbidden")
         else:
-            try:
-                req = msgspec.json.decode(line, type=Request)
-            except msgspec.DecodeError as exc:
-                reply = Reply(False, f"bad request: {exc}", "bad_request")
-            else:
-                reply = await self.answer(req)
+            reply = await answer_bytes(self.answer, line)
         writer.write(msgspec.json.encode(reply) + b"\n")
         await asyncio.wait_for(writer.drain(), self.idle_timeout_s)
+
+
+async def answer_bytes(answer: Callable[[Request], Awaitable[Reply]], data: bytes) -> Reply:
+    """Decode one request (a `bad_request` reply if it is not one) and answer it."""
+    try:
+        req = msgspec.json.decode(data, type=Request)
+    except msgspec.DecodeError as exc:
+        return Reply(False, f"bad request: {exc}", "bad_request")
+    return await answer(req)
 
 
 def request(path: Path, command: str, args: list[str], timeout_s: float) -> Reply:

@@ -29,18 +29,20 @@ from observer.runtime import alongside, producer_for
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
+from observer.supervisor.control_tcp import TcpControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings
+from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
 from observer.supervisor.rules import Rules, metrics_of
 from observer.supervisor.schedule import due_runs, next_run
 from observer.timeline import timeline_from
+from observer.transport import control_curve
 
 __all__ = ["Supervisor", "SupervisorLocked"]
 
 log = logging.getLogger(__name__)
 
-SOURCE = "supervisor"
 _ALIVE = (State.STARTING, State.RUNNING, State.STOPPING)
 MAX_SCHEDULER_SLEEP_S = 60.0  # of market time: bounds the effect of a clock jump
 
@@ -93,14 +95,16 @@ class Supervisor:
             log_max_bytes=settings.supervisor.log_max_bytes,
             log_keep=settings.supervisor.log_keep,
         )
+        self.role = settings.supervisor.role
         self.programs = {
             name: Program(name, program, launch, self._lifecycle)
             for name, program in settings.programs.items()
-            if program.enabled
+            if runs_here(program, self.role)
         }
-        for program in self.programs.values():
-            program.depend_on([self.programs[d] for d in program.settings.depends_on])
-        self.producer = producer_for(settings, SOURCE, clock.now_ns)
+        self.producer = producer_for(settings, supervisor_source(self.role), clock.now_ns)
+        # Dependencies on programs of another host's role: met through the bus.
+        self._remote = connect(self.programs, lambda: self.producer.acked)
+        self._tcp = self._tcp_control()
 
     def _take_lock(self) -> InstanceLock:
         try:
@@ -126,13 +130,20 @@ class Supervisor:
         """The ``status`` command's data: programs, and each account's functional health."""
         programs = list(self.programs.values())
         now = now_utc(self.clock).astimezone(KST)
-        accounts = accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
+        accounts = (  # a store host calls no KIS: its accounts are the collectors' to show
+            []
+            if self.role == "store"
+            else accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
+        )
         return {
             "phase": self.phase.value if self.phase else None,
             "time": now.isoformat(timespec="seconds"),
             "healthy": healthy(programs, self.wanted) and all(a["ok"] for a in accounts),
             "accounts": accounts,
             "bus_pending": self.producer.pending,
+            "role": self.role,
+            "elsewhere": elsewhere(self.settings.programs, self.role),
+            "control_refused": self._tcp.refusals if self._tcp is not None else 0,
             "programs": [
                 {
                     "name": p.name,
@@ -171,6 +182,10 @@ class Supervisor:
             limits.control_idle_timeout_s,
         )
         await control.start()
+        servers = [control.serving()]
+        if self._tcp is not None:
+            self._tcp.start()
+            servers.append(self._tcp.serving())
         metrics = self._serve_metrics()
         reads = (  # for the rules that name ages of data, and for Prometheus
             [self.readings.follow(stop)]
@@ -182,7 +197,11 @@ class Supervisor:
             # as the supervisor: one of them failing ends it (exit 1, supervisord restarts
             # it) instead of leaving it up without phases, samples or commands.
             async with alongside(
-                self._follow_schedule(stop), self._sample(stop), control.serving(), *reads
+                self._follow_schedule(stop),
+                self._sample(stop),
+                *servers,
+                *reads,
+                *(remote.follow() for remote in self._remote),
             ):
                 for program in self.programs.values():
                     if program.kind == "daemon":
@@ -191,6 +210,8 @@ class Supervisor:
         finally:
             log.info("stopping")
             await control.close()
+            if self._tcp is not None:
+                await self._tcp.close()
             await self._stop_all()
             if metrics is not None:
                 metrics.shutdown()  # type: ignore[attr-defined]
@@ -199,6 +220,27 @@ class Supervisor:
             self._lock.close()
         log.info("stopped")
         return 0
+
+    def _tcp_control(self) -> TcpControlServer | None:
+        """The control commands over tcp+CURVE, when ``control_endpoint`` is set."""
+        curve = control_curve(self.settings)
+        if curve is None:
+            return None
+        limits = self.settings.supervisor
+        return TcpControlServer(
+            functools.partial(dispatch, self),
+            limits.control_endpoint,
+            curve,
+            self._refused,
+            limits.control_max_connections,
+            limits.control_idle_timeout_s,
+        )
+
+    def _refused(self, key: str) -> None:
+        message = f"the control endpoint refused an unknown operator key {key}"
+        self._publish(
+            Alert(severity="warning", code="control_key_refused", message=message, subject=key)
+        )
 
     def _serve_metrics(self) -> object | None:
         port = self.settings.supervisor.metrics_port
@@ -218,7 +260,9 @@ class Supervisor:
         layers: list[list[Program]] = []
         remaining = set(self.programs)
         while remaining:
-            needed = {d for name in remaining for d in self.programs[name].settings.depends_on}
+            needed = {
+                d for name in remaining for d in self.programs[name].settings.depends_on
+            } & remaining
             names = sorted(remaining - needed) or sorted(remaining)
             layers.append([self.programs[name] for name in names])
             remaining -= set(names)

@@ -1,11 +1,16 @@
 """``observer ctl``: the control socket's command line (a table, or ``--json``).
 
+``--endpoint tcp://host:port`` talks to a supervisor's ``control_endpoint`` instead, over
+CURVE with an operator's key (``--key``) and that supervisor's public key (``--server-key``);
+``status`` takes several, one per host, and shows their programs in one table.
+
 Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -17,6 +22,8 @@ from observer.supervisor.control import Reply, request
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from bus.curve import ClientCurve
 
 __all__ = ["ctl_app", "default_socket"]
 
@@ -30,6 +37,7 @@ class _Target:
     data_dir: Path | None = None
     config: Path | None = None
     as_json = False
+    remotes: list[tuple[str, ClientCurve]] = []  # (endpoint, keys) of --endpoint
 
 
 _target = _Target()
@@ -49,14 +57,45 @@ def _options(
         Path | None, typer.Option("--data-dir", help="use <DIR>/run/control.sock")
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", help="observer.toml")] = None,
+    endpoint: Annotated[
+        list[str] | None,
+        typer.Option("--endpoint", help="a supervisor's tcp://host:port (repeat for status)"),
+    ] = None,
+    key: Annotated[
+        str, typer.Option("--key", help="your operator key pair: NAME in keys_dir, or a path")
+    ] = "operator",
+    server_key: Annotated[
+        list[str] | None,
+        typer.Option("--server-key", help="its host's public key: NAME or path, per --endpoint"),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     try:
-        _target.socket = socket or default_socket(data_dir, config)
+        _target.remotes = _remotes(endpoint, key, server_key or [], config) if endpoint else []
+        if not endpoint:
+            _target.socket = socket or default_socket(data_dir, config)
         _target.data_dir, _target.config = data_dir, config
     except ConfigError as exc:
         _exit(f"observer ctl: {exc}", 2)
     _target.as_json = as_json
+
+
+def _remotes(
+    endpoints: list[str], key: str, server_keys: list[str], config: Path | None
+) -> list[tuple[str, ClientCurve]]:
+    """Each endpoint with the CURVE keys to reach it; plaintext tcp is refused."""
+    from observer.bus_settings import TCP_ENDPOINT
+    from observer.transport import operator_curve
+
+    for each in endpoints:
+        if not TCP_ENDPOINT.match(each):
+            raise ConfigError(f"--endpoint {each!r}: expected tcp://host:port")
+    if len(server_keys) not in (1, len(endpoints)):
+        raise ConfigError("give one --server-key for each --endpoint (or one for all)")
+    names = [k for k in (key, *server_keys) if "/" not in k]
+    keys_dir = Path(load_settings(config).bus.curve.keys_dir) if names else Path()
+    servers = server_keys * len(endpoints) if len(server_keys) == 1 else server_keys
+    return [(e, operator_curve(keys_dir, key, s)) for e, s in zip(endpoints, servers, strict=True)]
 
 
 def _exit(message: str, code: int) -> NoReturn:
@@ -64,21 +103,39 @@ def _exit(message: str, code: int) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _ask(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Reply:
+    from observer.supervisor.control_tcp import ControlRefused, request_tcp
+
+    try:
+        return request_tcp(endpoint, curve, command, args, TIMEOUT_S)
+    except (ControlRefused, TimeoutError) as exc:
+        _exit(f"observer ctl: {exc}", 2)
+
+
 def _send(command: str, args: list[str], as_json: bool) -> Reply:
+    if _target.remotes:
+        if len(_target.remotes) > 1:
+            _exit(f"observer ctl: {command} takes one --endpoint", 2)
+        reply = _ask(*_target.remotes[0], command, args)
+    else:
+        reply = _request_local(command, args)
+    if as_json or _target.as_json:
+        typer.echo(
+            json.dumps({"ok": reply.ok, "reason": reply.reason, "code": reply.code, **reply.data})
+        )
+    return reply
+
+
+def _request_local(command: str, args: list[str]) -> Reply:
     assert _target.socket is not None
     try:
-        reply = request(_target.socket, command, args, TIMEOUT_S)
+        return request(_target.socket, command, args, TIMEOUT_S)
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         _exit(f"observer ctl: no supervisor at {_target.socket} ({exc.strerror})", 2)
     except PermissionError as exc:
         _exit(f"observer ctl: {_target.socket}: {exc.strerror}", 2)
     except TimeoutError:
         _exit(f"observer ctl: {command} got no reply within {TIMEOUT_S:g}s", 2)
-    if as_json or _target.as_json:
-        typer.echo(
-            json.dumps({"ok": reply.ok, "reason": reply.reason, "code": reply.code, **reply.data})
-        )
-    return reply
 
 
 def _finish(reply: Reply, as_json: bool) -> NoReturn:
@@ -98,39 +155,75 @@ def status(as_json: JsonOpt = False) -> None:
     tick's age, reconnects of the hour against the budget, the access token's age and
     expiry, REST errors in the last five minutes, and what makes it unhealthy.
     """
+    if len(_target.remotes) > 1:
+        _status_of_hosts(as_json or _target.as_json)
     reply = _send("status", [], as_json)
     if not (as_json or _target.as_json):
-        from rich.console import Console  # here: every `observer` start would pay for it
-        from rich.table import Table
-
-        data = reply.data
-        console = Console()
-        table = Table(
-            title=f"phase {data.get('phase')} at {data.get('time')}: {reply.reason}",
-            title_justify="left",
-        )
-        programs = data.get("programs", [])
-        # On a narrow terminal the detail folds; a program's name is never cut (track_a and
-        # track_b would both read "track…").
-        widest = max((len(p["name"]) for p in programs), default=7)
-        table.add_column("program", no_wrap=True, min_width=widest)
-        for column in ("kind", "state", "pid", "restarts", "cpu %", "rss MiB", "up s"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("detail", overflow="fold")
-        for p in programs:
-            table.add_row(
-                p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
-                f"{p['cpu_percent']:.1f}", f"{p['rss_bytes'] / 2**20:.1f}",
-                f"{p['uptime_s']:.0f}", p["detail"],
-            )  # fmt: skip
-        console.print(table)
-        if data.get("accounts"):
-            console.print(_accounts_table(data["accounts"]))
-        for p in data.get("programs", []):  # what each worker reports in its heartbeats
-            if p.get("counters"):
-                figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
-                console.print(f"{p['name']}: {figures}", highlight=False)
+        host = _target.remotes[0][0].removeprefix("tcp://") if _target.remotes else None
+        _print_status([(host, reply)])
+        if reply.data.get("elsewhere"):
+            others = ", ".join(f"{n} ({r})" for n, r in sorted(reply.data["elsewhere"].items()))
+            typer.echo(f"run by other hosts' roles: {others}")
     raise typer.Exit(0 if reply.ok and reply.data.get("healthy") else 1)
+
+
+def _status_of_hosts(as_json: bool) -> NoReturn:
+    """`status` of every --endpoint: one table with a host column; exit 1 if any is unhealthy.
+
+    A program that every host leaves to another role runs nowhere: named, and unhealthy.
+    """
+    replies = [(e.removeprefix("tcp://"), _ask(e, c, "status", [])) for e, c in _target.remotes]
+    run = {p["name"] for _, r in replies for p in r.data.get("programs", [])}
+    left = {name for _, r in replies for name in r.data.get("elsewhere", {})}
+    nowhere = sorted(left - run)  # left to another role, and no host here runs it
+    healthy = not nowhere and all(r.ok and r.data.get("healthy") for _, r in replies)
+    if as_json:
+        hosts = [{"host": h, "ok": r.ok, "reason": r.reason, **r.data} for h, r in replies]
+        typer.echo(json.dumps({"healthy": healthy, "nowhere": nowhere, "hosts": hosts}))
+    else:
+        _print_status(replies)
+        if nowhere:
+            typer.echo(f"run by none of these hosts: {', '.join(nowhere)}")
+    raise typer.Exit(0 if healthy else 1)
+
+
+def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
+    """The programs of each reply in one table (a host column when they come over tcp)."""
+    from rich.console import Console  # here: every `observer` start would pay for it
+    from rich.table import Table
+
+    console = Console()
+    title = "; ".join(
+        f"{host + ' ' if host else ''}phase {r.data.get('phase')} at {r.data.get('time')}: "
+        f"{r.reason}"
+        for host, r in replies
+    )
+    table = Table(title=title, title_justify="left")
+    rows = [(host, p) for host, r in replies for p in r.data.get("programs", [])]
+    if replies[0][0] is not None:
+        table.add_column("host", no_wrap=True)
+    # On a narrow terminal the detail folds; a program's name is never cut (track_a and
+    # track_b would both read "track…").
+    widest = max((len(p["name"]) for _, p in rows), default=7)
+    table.add_column("program", no_wrap=True, min_width=widest)
+    for column in ("kind", "state", "pid", "restarts", "cpu %", "rss MiB", "up s"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    for host, p in rows:
+        table.add_row(
+            *([host] if host is not None else []),
+            p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
+            f"{p['cpu_percent']:.1f}", f"{p['rss_bytes'] / 2**20:.1f}",
+            f"{p['uptime_s']:.0f}", p["detail"],
+        )  # fmt: skip
+    console.print(table)
+    for _host, r in replies:
+        if r.data.get("accounts"):
+            console.print(_accounts_table(r.data["accounts"]))
+    for host, p in rows:  # what each worker reports in its heartbeats
+        if p.get("counters"):
+            figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
+            console.print(f"{host + ' ' if host else ''}{p['name']}: {figures}", highlight=False)
 
 
 def _accounts_table(accounts: list[dict[str, Any]]) -> Table:

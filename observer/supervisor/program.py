@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -33,7 +33,7 @@ from observer.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
 from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV, Notice
 from observer.retry import backoff_s
 
-__all__ = ["Launch", "Program", "State"]
+__all__ = ["Dependency", "Launch", "Program", "State"]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,13 @@ def _die_with_parent(parent: int) -> Callable[[], None]:
     return preexec
 
 
+class Dependency(Protocol):
+    """What a program waits for: another `Program`, or one on another host (`roles`)."""
+
+    name: str
+    running: asyncio.Event
+
+
 class Program:
     """Supervise one program (see the module docstring).
 
@@ -130,7 +137,7 @@ class Program:
         self._stop_requested = False
         self._ended_by_us = False  # ended for a missed READY or heartbeat: a failure
         self._kill_handle: asyncio.TimerHandle | None = None
-        self._dependencies: list[Program] = []
+        self._dependencies: list[Dependency] = []
         self._decoder = msgspec.json.Decoder(Notice)
 
     def __repr__(self) -> str:
@@ -149,8 +156,8 @@ class Program:
         """True while a runner supervises this program (running, starting or backing off)."""
         return self._runner is not None and not self._runner.done()
 
-    def depend_on(self, programs: Sequence[Program]) -> None:
-        """Spawn only once each of ``programs`` is RUNNING."""
+    def depend_on(self, programs: Sequence[Dependency]) -> None:
+        """Spawn only once each of ``programs`` is running (its ``running`` is set)."""
         self._dependencies = list(programs)
 
     def uptime_s(self) -> float:

@@ -1,0 +1,90 @@
+"""Roles: which of the configured programs this host's supervisor runs.
+
+``[supervisor] role`` (or ``observer supervise --role``) is ``all`` (one host, the default),
+``store`` (the writer and the jobs beside the database) or ``collectors`` (the workers that
+fetch market data). Each program's `ProgramSettings.host_role` says where it belongs.
+
+A program may depend on one that runs on another host: a collectors' worker on the writer.
+Across hosts the bus is all they share, so such a dependency is met when the writer has
+acknowledged an event this supervisor sent since it started (`RemoteDependency`), which
+proves the link, the CURVE handshake and the writer's commits together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Literal
+
+from observer.config import ProgramSettings
+from observer.supervisor.program import Program
+
+__all__ = [
+    "ACK_POLL_S",
+    "RemoteDependency",
+    "Role",
+    "connect",
+    "elsewhere",
+    "runs_here",
+    "supervisor_source",
+]
+
+Role = Literal["all", "store", "collectors"]
+ACK_POLL_S = 0.2  # how often a remote dependency looks at the supervisor's acknowledgements
+
+
+def supervisor_source(role: Role) -> str:
+    """The supervisor's own source on the bus: one per role, so that two hosts' never mix."""
+    return "supervisor_collectors" if role == "collectors" else "supervisor"
+
+
+def runs_here(program: ProgramSettings, role: Role) -> bool:
+    """True if a host of ``role`` runs ``program`` (enabled, and of that role or all)."""
+    return program.enabled and role in ("all", program.host_role)
+
+
+def elsewhere(programs: Mapping[str, ProgramSettings], role: Role) -> dict[str, str]:
+    """The enabled programs this host leaves to others: name -> their role."""
+    return {
+        name: p.host_role for name, p in programs.items() if p.enabled and not runs_here(p, role)
+    }
+
+
+class RemoteDependency:
+    """A program on another host, met once the writer acknowledges this host's events.
+
+    ``acked`` reads the supervisor's producer: the highest seq the writer committed. It is
+    sampled when this is made; any later acknowledgement is the writer answering now (an
+    outbox left by an earlier run, or this supervisor's first phase event).
+    """
+
+    def __init__(self, name: str, acked: Callable[[], int]) -> None:
+        self.name = name
+        self.running = asyncio.Event()
+        self._acked = acked
+        self._start = acked()
+
+    async def follow(self) -> None:
+        """Set ``running`` when the writer has acknowledged something new; then return."""
+        while self._acked() <= self._start:
+            await asyncio.sleep(ACK_POLL_S)
+        self.running.set()
+
+
+def connect(programs: Mapping[str, Program], acked: Callable[[], int]) -> list[RemoteDependency]:
+    """Give each program its dependencies: here, the programs; elsewhere, `RemoteDependency`.
+
+    Returns the remote ones, whose `RemoteDependency.follow` the supervisor runs.
+    """
+    remote: dict[str, RemoteDependency] = {}
+    for program in programs.values():
+        needs: list[Program | RemoteDependency] = []
+        for name in program.settings.depends_on:
+            if name in programs:
+                needs.append(programs[name])
+            else:
+                if name not in remote:
+                    remote[name] = RemoteDependency(name, acked)
+                needs.append(remote[name])
+        program.depend_on(needs)
+    return list(remote.values())

@@ -1,0 +1,250 @@
+"""Control over tcp (CURVE, operator keys) and roles, with real supervisors on loopback tcp.
+
+The two-host runs in network namespaces are in ``test_multihost.py``; here both "hosts" are
+supervisors on this machine, each with its own data directory, joined by loopback tcp.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import pytest
+import zmq
+
+from bus.curve import ClientCurve, generate_key_pair, load_key_pair
+from observer.config import load_settings
+from observer.errors import ConfigError
+from observer.supervisor.control import MAX_REQUEST_BYTES
+from observer.transport import operator_curve
+from tests.support import (
+    ROOT,
+    WRITER_PROGRAM,
+    SupervisorProcess,
+    assert_exactly_once,
+    audit,
+    load_program,
+    wait_until,
+)
+from tests.test_curve import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def ctl(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[str]:
+    head = ["--config", str(config)] if config is not None else []
+    return subprocess.run(
+        [sys.executable, "-m", "observer", "ctl", *head, *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "observer.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_tcp_control_endpoint_is_never_plaintext(tmp_path: Path) -> None:
+    tcp = '[supervisor]\ncontrol_endpoint = "tcp://127.0.0.1:5703"\noperators = ["alice"]\n'
+    with pytest.raises(ConfigError, match="never plaintext"):
+        load_settings(_config(tmp_path, tcp))
+    keyed = '[bus.curve]\nkey = "host"\n'
+    no_operators = '[supervisor]\ncontrol_endpoint = "tcp://127.0.0.1:5703"\n' + keyed
+    with pytest.raises(ConfigError, match="operators"):
+        load_settings(_config(tmp_path, no_operators))
+    ipc = '[supervisor]\ncontrol_endpoint = "ipc:///tmp/x"\noperators = ["alice"]\n' + keyed
+    with pytest.raises(ConfigError, match="expected tcp://host:port"):
+        load_settings(_config(tmp_path, ipc))
+    assert load_settings(_config(tmp_path, tcp + keyed)).supervisor.operators == ("alice",)
+    wrong = subprocess.run(
+        [sys.executable, "-m", "observer", "supervise", "--config", str(tmp_path / "observer.toml"),
+         "--role", "writers"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "expected all, store or collectors" in wrong.stderr
+    # The client refuses anything but tcp too (and so never sends a request in clear).
+    refused = ctl("--endpoint", "http://127.0.0.1:5703", "--key", "/x", "--server-key", "/y",
+                  "status")  # fmt: skip
+    assert refused.returncode == 2 and "expected tcp://host:port" in refused.stderr
+
+
+def test_roles_come_from_the_program_table(tmp_path: Path) -> None:
+    settings = load_settings(ROOT / "config" / "observer.toml")
+    roles = {name: p.host_role for name, p in settings.programs.items()}
+    assert {n for n, r in roles.items() if r == "store"} == {
+        "writer", "notifier", "backup", "archive", "etf_check",
+    }  # fmt: skip
+    assert roles["track_b"] == roles["track_a"] == roles["token"] == "collectors"
+    # Unset, the writer's command goes with the database and everything else collects.
+    bare = load_settings(_config(tmp_path, WRITER_PROGRAM + load_program()))
+    assert [p.host_role for p in bare.programs.values()] == ["store", "collectors"]
+
+
+# ---------------------------------------------------------------- a supervisor over tcp
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    folder = tmp_path / "keys"
+    for name in ("store", "collectors", "alice", "mallory"):
+        generate_key_pair(folder, name)
+    return folder
+
+
+def control_settings(keys: Path, key: str, port: int, bus: str = "") -> str:
+    """Lines of [supervisor] (the fixture opens it), then [bus] and [bus.curve]."""
+    return (
+        f'control_endpoint = "tcp://127.0.0.1:{port}"\noperators = ["alice"]\n'
+        f"[bus]\n{bus}ack_timeout_ms = 1000\n"
+        f'[bus.curve]\nkeys_dir = "{keys}"\nkey = "{key}"\nserver_key = "store"\n'
+    )
+
+
+def sup_endpoint(port: int) -> str:
+    return f"tcp://127.0.0.1:{port}"
+
+
+def raw_request(
+    endpoint: str, curve: ClientCurve, payload: bytes, wait_ms: int = 30_000
+) -> bytes | None:
+    """Send ``payload`` as one message with ``curve``; the reply, or None after ``wait_ms``."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    try:
+        socket = context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        curve.apply(socket)
+        socket.connect(endpoint)
+        socket.send(payload)
+        return socket.recv() if socket.poll(wait_ms) else None
+    finally:
+        context.destroy(0)
+
+
+def both_hosts(store: str, store_port: int, collectors: str, collectors_port: int) -> list[str]:
+    """`observer ctl` options for alice to reach the store's and the collectors' supervisors."""
+    return [
+        "--key", "alice",
+        "--endpoint", f"tcp://{store}:{store_port}", "--server-key", "store",
+        "--endpoint", f"tcp://{collectors}:{collectors_port}", "--server-key", "collectors",
+    ]  # fmt: skip
+
+
+def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_done(
+    tmp_path: Path, keys: Path
+) -> None:
+    port = free_port()
+    sup = SupervisorProcess(
+        tmp_path, WRITER_PROGRAM + load_program(), settings=control_settings(keys, "store", port)
+    ).start()
+    endpoint = ["--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", "store"]
+    config = sup.config  # the operator's: its [bus.curve] keys_dir holds alice's pair
+
+    shown = ctl(*endpoint, "--key", "alice", "--json", "status", config=config)
+    assert shown.returncode == 0, shown.stderr
+    assert {p["name"] for p in json.loads(shown.stdout)["programs"]} == {"writer", "load"}
+    table = ctl(*endpoint, "--key", "alice", "status", config=config)
+    assert table.returncode == 0 and f"127.0.0.1:{port}" in table.stdout
+    before = sup.program("load")
+    restarted = ctl(*endpoint, "--key", "alice", "--json", "restart", "load", config=config)
+    assert restarted.returncode == 0, restarted.stderr
+    assert json.loads(restarted.stdout)["ok"]
+    assert sup.program("load")["pid"] != before["pid"]
+
+    # Hostile requests from an operator's key: bounded as on the Unix socket.
+    alice = operator_curve(keys, "alice", "store")
+    answer = raw_request(sup_endpoint(port), alice, b"{not json")
+    assert answer is not None and msgspec.json.decode(answer)["code"] == "bad_request"
+    assert raw_request(sup_endpoint(port), alice, b"x" * (MAX_REQUEST_BYTES + 1), 2000) is None
+    assert sup.status()["healthy"]  # the peer was dropped; the supervisor goes on
+
+    # mallory's pair is valid CURVE, but not an operator's: refused before any command.
+    after = sup.program("load")
+    for command in ("restart", "stop"):
+        refused = ctl(*endpoint, "--key", "mallory", command, "load", config=config)
+        assert refused.returncode == 2 and "refused this key" in refused.stderr
+    now = sup.program("load")
+    assert (now["pid"], now["restarts"], now["state"]) == (after["pid"], after["restarts"],
+                                                           "running")  # fmt: skip
+    assert sup.status()["control_refused"] >= 2
+    mallory = load_key_pair(keys, "mallory")
+    log = sup.log.read_text()
+    assert log.count(f"unknown public key {mallory.public.decode()}") == 1  # once per key
+    for name in ("alice", "mallory", "store"):  # no secret in the supervisor's log
+        assert load_key_pair(keys, name).secret.decode() not in log
+    wait_until(
+        lambda: sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'"),
+        30, "the refusal's alert",
+    )  # fmt: skip
+    assert sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'") == [
+        (mallory.public.decode(),)
+    ]
+    assert sup.terminate() == 0
+
+
+def test_collectors_wait_for_the_writer_on_the_store_host_and_status_shows_both(
+    tmp_path: Path, keys: Path
+) -> None:
+    ingest, feed, store_port, collectors_port = (free_port() for _ in range(4))
+    bus = (
+        f'ingest_endpoint = "tcp://127.0.0.1:{ingest}"\nfeed_endpoint = "tcp://127.0.0.1:{feed}"\n'
+    )
+    programs = WRITER_PROGRAM + load_program(rate=500) + (
+        '\n[programs.reports]\nkind = "job"\nrole = "store"\ncommand = ["observer", "audit"]\n'
+    )  # fmt: skip
+    (tmp_path / "collectors").mkdir()
+    (tmp_path / "store").mkdir()
+    collectors = SupervisorProcess(
+        tmp_path / "collectors",
+        programs,
+        settings=control_settings(keys, "collectors", collectors_port, bus),
+    )
+    store = SupervisorProcess(
+        tmp_path / "store",
+        WRITER_PROGRAM + load_program(rate=500),
+        settings=control_settings(keys, "store", store_port, bus)
+        + '[bus.curve.clients]\ncollectors = ["load", "supervisor_collectors"]\nstore = ["*"]\n',
+    )
+    # The collectors' host first: its worker waits for the writer on the other host.
+    collectors_proc = _supervise(collectors, "collectors")
+    wait_until(lambda: collectors.program("load")["state"] == "waiting", 60, "load waiting")
+    assert "writer" in collectors.program("load")["detail"]
+    assert [p["name"] for p in collectors.status()["programs"]] == ["load"]
+    _supervise(store, "store")
+    wait_until(lambda: collectors.program("load")["state"] == "running", 60, "load running")
+    assert [p["name"] for p in store.status()["programs"]] == ["writer"]
+    wait_until(lambda: store.rows("SELECT count(*) FROM trade_ticks")[0][0] > 1000, 60, "ticks")
+
+    both = both_hosts("127.0.0.1", store_port, "127.0.0.1", collectors_port)
+    shown = ctl(*both, "--json", "status", config=store.config)
+    report = json.loads(shown.stdout)
+    hosts = {h["host"]: [p["name"] for p in h["programs"]] for h in report["hosts"]}
+    assert hosts == {f"127.0.0.1:{store_port}": ["writer"],
+                     f"127.0.0.1:{collectors_port}": ["load"]}  # fmt: skip
+    # The collectors' table names a store job that the store host does not run: nowhere.
+    assert report["nowhere"] == ["reports"] and shown.returncode == 1
+    table = ctl(*both, "status", config=store.config)
+    assert "run by none of these hosts: reports" in table.stdout
+    assert f"127.0.0.1:{collectors_port}" in table.stdout
+
+    assert collectors.terminate() == 0 and collectors_proc.returncode == 0
+    assert store.terminate() == 0
+    sources = {s: a.max_seq for s, a in audit(store.url).items()}
+    assert set(sources) == {"load", "supervisor", "supervisor_collectors"}
+    assert_exactly_once(store.url, sources)  # 0 lost, 0 duplicated
+
+
+def _supervise(sup: SupervisorProcess, role: str) -> subprocess.Popen[bytes]:
+    args = [sys.executable, "-m", "observer", "supervise", "--config", str(sup.config),
+            "--role", role]  # fmt: skip
+    with sup.log.open("ab") as log:
+        sup.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=sup.workdir)
+    wait_until(lambda: sup.socket.exists() or sup.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]
+    assert sup.proc.poll() is None, sup.log.read_text()
+    return sup.proc
