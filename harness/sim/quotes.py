@@ -178,18 +178,9 @@ class Quotes:
             if day == now.date():
                 q = quote_at(self.market, symbol, now)
                 bar = (q.price, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
-            else:
-                path = self.market.day_path(symbol, day)
-                value = bars_value(path, BARS_PER_DAY)
-                bar = (
-                    path.day_close,
-                    path.day_open,
-                    int(path.high.max()),
-                    int(path.low.min()),
-                    int(path.volume.sum()),
-                    value,
-                    path.prev_close,
-                )
+            else:  # a past session: its minute path summed up (drawn in blocks, kept)
+                b = self.market.daily_bar(symbol, day)
+                bar = (b.close, b.open, b.high, b.low, b.volume, b.value, b.prev_close)
             close, open_, high, low, volume, value, prev_close = bar
             rows.append({
                 "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(close),
