@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from harness.sim.listings import Listing, Overseas, draw_listings
-from harness.sim.paths import BARS_PER_DAY, draw_paths
+from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import round_tick, round_ticks, tick_size
 from observer.errors import ConfigError
 from observer.trading_calendar import TradingCalendar
@@ -171,44 +171,50 @@ class Market:
 
     def _paths(self, symbol: str, days: Sequence[date]) -> list[DayPath]:
         """The sessions ``days`` of ``symbol``, drawn as one batch (`harness.sim.paths`)."""
-        listing = self.listings[symbol]
-        indexes = [self._index(day) for day in days]
-        prev = [self.close(symbol, self.sessions[n - 1]) if n else listing.start_price
-                for n in indexes]  # fmt: skip
-        closes = [self.close(symbol, day) for day in days]
-        seeds = [_seed(self.seed, symbol, day.isoformat()) for day in days]
-        p = draw_paths(listing, days, prev, closes, seeds)
+        prev, p = self._draw(symbol, days)
         return [
             DayPath(day, p.open[i], p.high[i], p.low[i], p.close[i], p.volume[i], p.trades[i],
                     prev[i])
             for i, day in enumerate(days)
         ]  # fmt: skip
 
+    def _draw(self, symbol: str, days: Sequence[date]) -> tuple[list[int], Paths]:
+        listing = self.listings[symbol]
+        indexes = [self._index(day) for day in days]
+        prev = [self.close(symbol, self.sessions[n - 1]) if n else listing.start_price
+                for n in indexes]  # fmt: skip
+        closes = [self.close(symbol, day) for day in days]
+        seeds = [_seed(self.seed, symbol, day.isoformat()) for day in days]
+        return prev, draw_paths(listing, days, prev, closes, seeds)
+
     def daily_bar(self, symbol: str, day: date) -> DayBar:
         """Session ``day`` of ``symbol`` summed up, as its path has it (KeyError: unknown).
 
         Bars come in blocks of sessions drawn together and kept (a few integers each): a
-        year of daily bars costs a tenth of a year of paths, and nothing after that.
+        year of daily bars costs a fraction of a year of paths, and nothing after that.
         """
         index = self._index(day)
         return self._bar_block(symbol, index // _BLOCK)[index % _BLOCK]
 
     @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Market lives as long as the server
     def _bar_block(self, symbol: str, block: int) -> tuple[DayBar, ...]:
-        days = self.sessions[block * _BLOCK : (block + 1) * _BLOCK]
-        return tuple(
-            DayBar(
-                open=path.day_open, high=int(path.high.max()), low=int(path.low.min()),
-                close=path.day_close, volume=int(path.volume.sum()),
-                value=bars_value(path, BARS_PER_DAY), prev_close=path.prev_close,
-            )
-            for path in self._paths(symbol, days)
+        prev, p = self._draw(symbol, self.sessions[block * _BLOCK : (block + 1) * _BLOCK])
+        typical = (p.open + p.high + p.low + p.close) // 4  # as `bars_value` has it
+        columns = (
+            p.open[:, 0], p.high.max(axis=1), p.low.min(axis=1), p.close[:, -1],
+            p.volume.sum(axis=1), (p.volume * typical).sum(axis=1), prev,
         )  # fmt: skip
+        return tuple(DayBar(*row) for row in zip(*(np.asarray(c).tolist() for c in columns)))
 
     def etf_premium(self, symbol: str, day: date) -> float:
-        """An ETF's price over its NAV on ``day``, minus one (a few basis points either way)."""
-        rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat(), "premium"))
-        return float(rng.normal(0, 0.002))
+        """An ETF's price over its NAV on session ``day``, minus one (a few basis points)."""
+        return float(self._premiums(symbol)[self._index(day)])
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Market lives as long as the server
+    def _premiums(self, symbol: str) -> np.ndarray:
+        """Every session's premium of ``symbol``, drawn at once (a generator a day: 30 us)."""
+        rng = np.random.default_rng(_seed(self.seed, symbol, "premium"))
+        return rng.normal(0, 0.002, size=len(self.sessions))
 
     @functools.lru_cache(maxsize=2_000)  # noqa: B019 - one Market lives as long as the server
     def components(self, symbol: str) -> tuple[tuple[str, float], ...]:

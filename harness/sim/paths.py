@@ -15,10 +15,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
 
 import numpy as np
 
+from harness.sim.listings import Listing
 from harness.sim.price_units import round_ticks
 
 __all__ = ["BARS_PER_DAY", "Paths", "draw_paths"]
@@ -27,12 +27,6 @@ BARS_PER_DAY = 391  # 09:00 .. 15:30 inclusive
 _MINUTES = np.arange(BARS_PER_DAY)
 # The U-shaped intraday volume profile: busy at the open and the close.
 _PROFILE = 1.0 + 2.5 * (np.exp(-_MINUTES / 25.0) + np.exp(-(390 - _MINUTES) / 25.0))
-
-
-class _Listing(Protocol):
-    volatility: float
-    avg_volume: float
-    trade_size: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +42,7 @@ class Paths:
 
 
 def draw_paths(
-    listing: _Listing,
+    listing: Listing,
     days: Sequence[date],
     prev_closes: Sequence[int],
     closes: Sequence[int],
