@@ -204,7 +204,8 @@ class Market:
             p.open[:, 0], p.high.max(axis=1), p.low.min(axis=1), p.close[:, -1],
             p.volume.sum(axis=1), (p.volume * typical).sum(axis=1), prev,
         )  # fmt: skip
-        return tuple(DayBar(*row) for row in zip(*(np.asarray(c).tolist() for c in columns)))
+        rows = zip(*(np.asarray(c).tolist() for c in columns), strict=True)
+        return tuple(DayBar(*row) for row in rows)
 
     def etf_premium(self, symbol: str, day: date) -> float:
         """An ETF's price over its NAV on session ``day``, minus one (a few basis points)."""
