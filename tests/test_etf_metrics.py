@@ -105,15 +105,15 @@ def test_52_week_range_matches_a_scan(
         max_size=40,
     ),
     st.dates(min_value=date(2025, 6, 1), max_value=date(2026, 12, 31)),
-    st.booleans(),
+    st.none() | st.dates(min_value=date(2024, 6, 1), max_value=date(2026, 12, 31)),
 )
 def test_the_chart_is_asked_from_the_first_day_lacking_a_high_or_low(
-    days: dict[date, tuple[int | None, int | None]], d0: date, backfill: bool
+    days: dict[date, tuple[int | None, int | None]], d0: date, backfill: date | None
 ) -> None:
     start = chart_start(days, d0, backfill)
     span_start = d0 - timedelta(days=364)
-    if backfill:
-        assert start == span_start  # the whole 52 weeks
+    if backfill is not None:
+        assert start == max(span_start, backfill)  # the 52 weeks the backfill covers
         return
     lacking = [d for d, v in days.items() if span_start <= d < d0 and None in v]
     assert start == (min(lacking) if lacking else None)

@@ -19,7 +19,7 @@ from observer.db.models import (
     EtfDailyRow,
     EtfDetailRow,
     EtfHoldingRow,
-    EtfHoldingSetRow,
+    EtfHoldingsRow,
     EtfRunRow,
     Instrument,
 )
@@ -103,7 +103,7 @@ def etf_runs_of(conn: Connection, day: date) -> list[dict[str, Any]]:
 
 def etf_holdings_of(conn: Connection, symbol: str, until: date) -> EtfHoldings | None:
     """``symbol``'s newest constituents on or before ``until`` (None: none stored)."""
-    h = EtfHoldingSetRow
+    h = EtfHoldingsRow
     head = conn.execute(
         select(h.source, h.seq, h.trade_date, h.reported_count, h.quote_count, h.pages)
         .where(h.symbol == symbol, h.trade_date <= until)

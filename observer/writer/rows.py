@@ -185,7 +185,7 @@ def _etf_holdings(env: Envelope, batch: Batch) -> None:
     assert isinstance(event, EtfHoldings)
     key = _audit(env) | {"trade_date": event.trade_date, "symbol": event.symbol}
     batch.insert(
-        m.EtfHoldingSetRow,
+        m.EtfHoldingsRow,
         key
         | {
             "line_count": len(event.lines),

@@ -185,14 +185,18 @@ def symbols_of(
 
 
 def _chart_from(
-    symbols: Iterable[str], history: Mapping[str, Mapping[date, EtfDaily]], day: date
+    symbols: Iterable[str],
+    history: Mapping[str, Mapping[date, EtfDaily]],
+    day: date,
+    backfill_from: date,
 ) -> dict[str, date]:
-    """The ETFs whose stored 52 weeks lack daily highs and lows, and since when."""
+    """The ETFs whose 52 weeks lack daily highs and lows (backfilled ones too), since when."""
     found = {}
     for symbol in symbols:
         stored = history.get(symbol, {})
         highs_lows = {d: (r.high, r.low) for d, r in stored.items()}
-        start = chart_start(highs_lows, day, backfill=not any(d < day for d in stored))
+        backfill = None if any(d < day for d in stored) else backfill_from
+        start = chart_start(highs_lows, day, backfill)
         if start is not None:
             found[symbol] = start
     return found
@@ -223,7 +227,7 @@ def run_daily(
     )
     krx = _krx(settings, clock, send) if etf.krx_table else None
     backfill_from = sessions[-etf.backfill_sessions]
-    charts = _chart_from(symbols, history, day)
+    charts = _chart_from(symbols, history, day, backfill_from)
 
     async def go() -> Collected:
         try:

@@ -123,18 +123,19 @@ def range_52w(
 
 
 def chart_start(
-    history: Mapping[date, tuple[int | None, int | None]], d0: date, backfill: bool
+    history: Mapping[date, tuple[int | None, int | None]], d0: date, backfill: date | None
 ) -> date | None:
     """The first day whose daily high and low should be fetched (FHKST03010100), or None.
 
     ``history`` maps the stored days before ``d0`` to (high, low). An ETF being backfilled
-    needs the whole 52 weeks before ``d0``; otherwise the earliest stored day of the span
-    that lacks its high or low (rows from the NAV series have neither). Days not stored at
-    all are not asked for: the chart cannot give them a NAV.
+    from ``backfill`` needs the 52 weeks before ``d0`` (those of them the backfill covers);
+    otherwise the earliest stored day of the span that lacks its high or low (rows from
+    the NAV series have neither). Days not stored at all are not asked for: the chart
+    cannot give them a NAV.
     """
     start = d0 - timedelta(days=364)
-    if backfill:
-        return start
+    if backfill is not None:
+        return max(start, backfill)
     lacking = [d for d, (high, low) in history.items() if start <= d < d0 and None in (high, low)]
     return min(lacking) if lacking else None
 

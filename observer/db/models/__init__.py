@@ -24,7 +24,7 @@ from observer.db.models.etf import (
     Etf,
     EtfDailyRow,
     EtfHoldingRow,
-    EtfHoldingSetRow,
+    EtfHoldingsRow,
     EtfListingRow,
     EtfRunRow,
 )
@@ -89,7 +89,7 @@ __all__ = [
     "EtfDailyRow",
     "EtfDetailRow",
     "EtfHoldingRow",
-    "EtfHoldingSetRow",
+    "EtfHoldingsRow",
     "EtfListingRow",
     "EtfRunRow",
     "ExactDecimal",

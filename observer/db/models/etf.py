@@ -95,7 +95,7 @@ class EtfDailyRow(Audited, Base):
     __table_args__ = (Index(None, "symbol", "trade_date"), Index(None, "trade_date"))
 
 
-class EtfHoldingSetRow(Audited, Base):
+class EtfHoldingsRow(Audited, Base):
     """One ETF's constituents on one session: the counts (lines in etf_holdings).
 
     Append-only: the newest set per (symbol, trade_date) is current.
