@@ -23,8 +23,7 @@ from bus.events import EtfDaily, EtfHolding, EtfHoldings
 from harness.sim.etf import multiple
 from harness.sim.server import SimConfig
 from observer.kis.schemas import DailyBarRow
-from tests.support import SimThread
-from tests.test_etf_jobs import DAY, ETFS, MARKET, START, Harness
+from tests.test_etf_jobs import DAY, ETFS, MARKET, Harness, running
 from workers.etf.holdings import count_problem, kind_of
 from workers.etf.rows import with_bars
 from workers.master_file.cli import app as master_file
@@ -111,15 +110,9 @@ def test_daily_bars_fill_only_what_rows_lack(
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    sim = SimThread(
-        MARKET, START, SimConfig(calls_per_second=400, etf_component_page_rows=PAGE_ROWS)
-    )
-    tmp = tmp_path_factory.mktemp("etf_holdings")
-    h = Harness(tmp, sim, tmp_path_factory.mktemp("tokens"))
-    h.writer.start()
-    yield h
-    h.writer.kill()
-    sim.close()
+    config = SimConfig(calls_per_second=400, etf_component_page_rows=PAGE_ROWS)
+    with running(tmp_path_factory, config) as h:
+        yield h
 
 
 def _masters(h: Harness) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -76,15 +77,23 @@ class Harness:
         )
 
 
+@contextmanager
+def running(factory: pytest.TempPathFactory, config: SimConfig) -> Iterator[Harness]:
+    """The simulator (``config``) and a writer process, for a module's story."""
+    sim = SimThread(MARKET, START, config)
+    h = Harness(factory.mktemp("etf"), sim, factory.mktemp("tokens"))
+    h.writer.start()
+    try:
+        yield h
+    finally:
+        h.writer.kill()
+        sim.close()
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    sim = SimThread(MARKET, START, SimConfig(calls_per_second=400))
-    tmp = tmp_path_factory.mktemp("etf")
-    h = Harness(tmp, sim, tmp_path_factory.mktemp("tokens"))
-    h.writer.start()
-    yield h
-    h.writer.kill()
-    sim.close()
+    with running(tmp_path_factory, SimConfig(calls_per_second=400)) as h:
+        yield h
 
 
 def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
