@@ -42,7 +42,7 @@ PROGRAM = "observer etf"
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="ETFs: the KRX list, daily price/NAV/premium/AUM, their health and report.",
+    help="ETFs: the KRX list, daily price/NAV/premium/AUM, constituents, health and reports.",
 )
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
