@@ -30,6 +30,8 @@ __all__ = [
     "EnrichmentRun",
     "EtfDaily",
     "EtfDetail",
+    "EtfHolding",
+    "EtfHoldings",
     "EtfListing",
     "EtfRun",
     "Event",
@@ -37,6 +39,7 @@ __all__ = [
     "GapReason",
     "GapState",
     "GapStateChanged",
+    "HoldingKind",
     "ListingChanged",
     "MasterFileChecked",
     "MasterFileReview",
@@ -396,7 +399,8 @@ class EtfDetail(_Event, tag="etf_detail", frozen=True, kw_only=True):
     n_250d: int = 0
     high_52w_date: date | None = None
     low_52w_date: date | None = None
-    range_52w_basis: str = ""  # "high_low" (daily highs and lows) or "close" (closes only)
+    range_52w_basis: str = ""  # "high_low" (daily highs and lows) or "close" (see below)
+    range_52w_close_days: int = 0  # sessions of the 52 weeks whose close stood in for high/low
     aum_source: str = ""  # "kis" (etf_ntas_ttam), "krx" (net assets), "units_x_nav"
     aum_check_pct: Decimal | None = None  # aum against listed units x NAV, percent off
     market_value: int = 0  # listed units x price: market capitalisation, not net assets
@@ -455,10 +459,39 @@ class EtfDaily(_Event, tag="etf_daily", frozen=True, kw_only=True):
     origin: str = "kis"  # "kis" (FHPST02400000), "kis_series" (FHPST02440200), "krx"
 
 
+HoldingKind = Literal["stock", "cash", "futures", "other"]
+
+
+class EtfHolding(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One line of an ETF's constituents (FHKST121600C0 ``output2``)."""
+
+    code: str  # stck_shrn_iscd: a 6-character stock code, or a 12-character line code
+    name: str = ""
+    kind: HoldingKind = "other"
+    weight_pct: Decimal | None = None  # etf_cnfg_issu_rlim; negative for a short line
+    value_krw: int | None = None  # etf_vltn_amt: the line's value within the ETF
+
+
+class EtfHoldings(_Event, tag="etf_holdings", frozen=True, kw_only=True):
+    """An ETF's constituents on one session, every line (cash and futures included).
+
+    Append-only: the newest set per (symbol, trade_date) wins. ``reported_count`` is the
+    count the same call's ``output1`` gives, ``quote_count`` FHPST02400000's for the day
+    (None: not known); cash and futures lines are counted by both.
+    """
+
+    trade_date: date
+    symbol: str
+    lines: tuple[EtfHolding, ...]
+    reported_count: int | None = None
+    quote_count: int | None = None
+    pages: int = 1  # FHKST121600C0 answers it took (continued with tr_cont)
+
+
 class EtfRun(_Event, tag="etf_run", frozen=True, kw_only=True):
     """One run of an ETF job: what it asked, what it got, what it applied."""
 
-    job: str  # "etf_list" | "etf_daily" | "etf_backfill"
+    job: str  # "etf_list" | "etf_daily" | "etf_backfill" | "etf_holdings"
     trade_date: date
     applied: bool  # False: the answer was refused and yesterday's data kept
     reason: str = ""
@@ -695,6 +728,7 @@ Event = (
     | AlertDelivery
     | DayArchived
     | PruneRequested
+    | EtfHoldings
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

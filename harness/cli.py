@@ -29,6 +29,7 @@ _WORKER_BENCHES = {
     "track-a": "harness.bench.track_a",
     "track-b": "harness.bench.track_b",
     "etf": "harness.bench.etf",
+    "etf-series": "harness.bench.etf_series",
 }
 
 

@@ -93,3 +93,10 @@ def test_bench_etf_reports_the_run_against_its_bound_and_the_krx_saving() -> Non
     # One KRX table for every ETF's NAV and net assets, where KIS needs one call each.
     assert result["kis_calls_saved_by_krx"] == 39 and result["with_nav"] == 40
     assert result["egw00201"] == 0 and result["krx_error"] == ""
+
+
+def test_bench_etf_series_serves_a_year_batched_and_per_day_alike() -> None:
+    result = run("etf-series", "--etfs", "3")
+    assert result["etfs"] == 3 and result["answers"] == 18 and result["identical"] is True
+    assert result["rows"] == 3 * 2 * result["sessions"] and result["sessions"] > 240  # a year
+    assert {"batched_s", "per_day_s", "ratio", "cpu_ratio"} <= set(result)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -76,15 +77,23 @@ class Harness:
         )
 
 
+@contextmanager
+def running(factory: pytest.TempPathFactory, config: SimConfig) -> Iterator[Harness]:
+    """The simulator (``config``) and a writer process, for a module's story."""
+    sim = SimThread(MARKET, START, config)
+    h = Harness(factory.mktemp("etf"), sim, factory.mktemp("tokens"))
+    h.writer.start()
+    try:
+        yield h
+    finally:
+        h.writer.kill()
+        sim.close()
+
+
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    sim = SimThread(MARKET, START, SimConfig(calls_per_second=400))
-    tmp = tmp_path_factory.mktemp("etf")
-    h = Harness(tmp, sim, tmp_path_factory.mktemp("tokens"))
-    h.writer.start()
-    yield h
-    h.writer.kill()
-    sim.close()
+    with running(tmp_path_factory, SimConfig(calls_per_second=400)) as h:
+        yield h
 
 
 def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
@@ -95,8 +104,9 @@ def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
     first = h.etf("daily", "--date", DAY, "--json")
     assert first["collected"] == len(ETFS) - 1 and first["failures"] == 0
     assert first["krx_rows"] == len(ETFS) - 1 and first["krx_error"] == ""
-    # 250 sessions: three pages of 100 rows per ETF, on top of its quote.
-    assert first["kis_calls"] == 4 * (len(ETFS) - 1)
+    # 250 sessions: three pages of 100 rows per ETF, on top of its quote, and three pages
+    # of the daily chart for the 52 weeks' highs and lows.
+    assert first["kis_calls"] == 7 * (len(ETFS) - 1)
     assert first["backfilled_rows"] == 249 * (len(ETFS) - 1)
     assert not first["stale"] and first["details"] == len(ETFS) - 1
     detail = h.rows(
@@ -104,7 +114,7 @@ def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
         f"aum_source, aum_check_pct FROM etf_details WHERE symbol = '{ETFS[0]}'"
     )[0]
     assert detail[0] == 20 and detail[1] is not None and detail[2] is not None
-    assert detail[3] == 250 and detail[4] > 0 and detail[5] == "close"  # series lack highs
+    assert detail[3] == 250 and detail[4] > 0 and detail[5] == "high_low"
     assert detail[6] == "kis" and float(detail[7]) < 2.0
     assert len(h.good_rows(YESTERDAY)) == len(ETFS) - 1
     status = h.etf("status", "--date", DAY, "--json")

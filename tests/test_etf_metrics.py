@@ -9,7 +9,13 @@ from fractions import Fraction
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.etf.metrics import aum_check_pct, premium_pct, premium_windows, range_52w
+from workers.etf.metrics import (
+    aum_check_pct,
+    chart_start,
+    premium_pct,
+    premium_windows,
+    range_52w,
+)
 
 FIRST = date(2025, 1, 6)
 
@@ -87,8 +93,33 @@ def test_52_week_range_matches_a_scan(
     bottom = min(v for v, _ in lows)
     assert (found.high, found.high_date) == (top, min(d for v, d in highs if v == top))
     assert (found.low, found.low_date) == (bottom, min(d for v, d in lows if v == bottom))
-    lacking = any(h is None or lo is None for h, lo, _ in inside.values())
+    lacking = sum(h is None or lo is None for h, lo, _ in inside.values())
     assert found.basis == ("close" if lacking else "high_low")
+    assert found.close_days == lacking
+
+
+@given(
+    st.dictionaries(
+        st.dates(min_value=date(2025, 1, 1), max_value=date(2026, 12, 31)),
+        st.tuples(st.none() | st.integers(1, 10**6), st.none() | st.integers(1, 10**6)),
+        max_size=40,
+    ),
+    st.dates(min_value=date(2025, 6, 1), max_value=date(2026, 12, 31)),
+    st.none() | st.dates(min_value=date(2024, 6, 1), max_value=date(2026, 12, 31)),
+)
+def test_the_chart_is_asked_from_the_first_day_lacking_a_high_or_low(
+    days: dict[date, tuple[int | None, int | None]], d0: date, backfill: date | None
+) -> None:
+    start = chart_start(days, d0, backfill)
+    span_start = d0 - timedelta(days=364)
+    if backfill is not None:
+        assert start == max(span_start, backfill)  # the 52 weeks the backfill covers
+        return
+    lacking = [d for d, v in days.items() if span_start <= d < d0 and None in v]
+    assert start == (min(lacking) if lacking else None)
+    # Once the rows from ``start`` on have theirs, nothing more is asked.
+    filled = {d: (v if start is None or d < start else (1, 1)) for d, v in days.items()}
+    assert chart_start(filled, d0, backfill) is None
 
 
 def test_premium_and_aum_check() -> None:

@@ -71,7 +71,7 @@ def test_kis_and_krx_tell_one_story(tmp_path: Path) -> None:
             assert int(price.etf_trc_ert_mltp) == multiple(MARKET.listings[LEVERAGED].name)
             units = {int(r.LIST_SHRS.replace(",", "")) for r in table.values()}
             assert int(price.lstn_stcn) > 0 and len(units) > 1
-            summary, parts = await kis.etf_components(LEVERAGED)
+            summary, parts, _ = await kis.etf_components(LEVERAGED)
             codes = {p.stck_shrn_iscd for p in parts}
             assert {"KRD010010001", "CASH00000001"} <= codes  # cash lines, as in KRX's PDF
             assert any(c.startswith("KR4") for c in codes)  # the futures line

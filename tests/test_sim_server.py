@@ -305,7 +305,7 @@ def test_etf_and_overseas_answers(tmp_path: Path) -> None:
             premium = float(price.dprt) / 100
             assert abs(float(price.stck_prpr) / float(price.nav) - 1 - premium) < 1e-3
             assert int(price.etf_ntas_ttam) > 0
-            summary, parts = await client.etf_components(etf)
+            summary, parts, _ = await client.etf_components(etf)
             assert int(summary.etf_cnfg_issu_cnt) == len(parts) >= 10
             assert abs(sum(float(p.etf_cnfg_issu_rlim) for p in parts) - 100) < 0.5
             stocks = [p for p in parts if p.stck_shrn_iscd in MARKET.listings]

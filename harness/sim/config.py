@@ -38,6 +38,8 @@ class SimConfig:
     yahoo_limit: int = 5
     yahoo_window_s: float = 5.0
     yahoo_retry_after_s: int | None = None
+    # FHKST121600C0 lines per answer, the rest continued (tr_cont); KIS's is UNCONFIRMED
+    etf_component_page_rows: int = 40
 
 
 @dataclass(frozen=True, slots=True)

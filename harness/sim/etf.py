@@ -8,7 +8,11 @@ MDCSTAT04301) read the same figures from here, so the two sources agree as they 
 * the tracking multiple follows the name (레버리지 2, 인버스 -1), as KRX labels it;
 * NAV is the close over one plus the day's premium (a few basis points either way);
 * the newest NAV can be withheld until a configured time (``Faults.etf_nav_late_until``):
-  both sources then answer it as not yet published.
+  both sources then answer it as not yet published;
+* the constituents (`holdings`) are the market's stocks plus, as in KRX's PDF (ref-KRX
+  §1.5), two cash lines (KRW deposit, creation cash) and a futures line for leveraged and
+  inverse ETFs (negative for inverse), with weights that do not sum to exactly 100; both
+  KIS calls count the same lines.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ import numpy as np
 
 from harness.sim.market import Market, _seed
 
-__all__ = ["CU_UNITS", "EtfDay", "etf_day", "multiple", "multiple_label", "nav_published", "units"]
+__all__ = [
+    "CU_UNITS", "EtfDay", "Holding", "etf_day", "holding_count", "holdings", "multiple",
+    "multiple_label", "nav_published", "units",
+]  # fmt: skip
 
 CU_UNITS = 50_000  # units per creation unit (the most common CU_QTY at KRX)
 
@@ -82,3 +89,43 @@ def etf_day(market: Market, symbol: str, day: date, close: int, published: bool)
     premium = market.etf_premium(symbol, day)
     nav = close / (1 + premium) if published else None
     return EtfDay(close, nav, premium, units(market, symbol, day))
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One line of an ETF's constituents: code, name, weight (percent) and value (KRW)."""
+
+    code: str
+    name: str
+    weight_pct: float
+    value_krw: int
+
+
+_CASH = (("KRD010010001", "원화예금"), ("CASH00000001", "설정현금액"))
+_FUTURES = ("KR4101V30005", "코스피200 F 202612")
+
+
+def holdings(market: Market, symbol: str, net_assets_krw: int) -> list[Holding]:
+    """The ETF's lines: its stocks, two cash lines, and futures for a multiple other than 1.
+
+    Leveraged and inverse ETFs hold half their assets in stocks (short for inverse) and the
+    rest of the exposure in futures.
+    """
+    mult = multiple(market.listings[symbol].name)
+    scale = 0.985 if mult == 1 else 0.5  # the rest is cash (and futures exposure)
+    sign = 1 if mult > 0 else -1
+    weights = [(s, market.listings[s].name, w * scale * sign) for s, w in market.components(symbol)]
+    weights += [(_CASH[0][0], _CASH[0][1], 100 - 100 * scale - 0.37), (*_CASH[1], 0.0)]
+    if mult != 1:  # futures carry the exposure beyond the stocks'
+        weights.append((*_FUTURES, (mult - sign) * 100.0))
+    return [
+        Holding(code, name, round(w, 2), int(net_assets_krw * round(w, 2) / 100))
+        for code, name, w in weights
+    ]
+
+
+def holding_count(market: Market, symbol: str) -> int:
+    """How many lines `holdings` gives (what FHPST02400000's ``etf_cnfg_issu_cnt`` says)."""
+    return (
+        len(market.components(symbol)) + len(_CASH) + (multiple(market.listings[symbol].name) != 1)
+    )

@@ -17,18 +17,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
 from harness.sim.listings import Listing, Overseas, draw_listings
+from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import round_tick, round_ticks, tick_size
 from observer.errors import ConfigError
 from observer.trading_calendar import TradingCalendar
 
 __all__ = [
     "BARS_PER_DAY",
+    "DayBar",
     "DayPath",
     "Listing",
     "Market",
@@ -42,7 +45,7 @@ __all__ = [
 ]
 
 KST = timezone(timedelta(hours=9))
-BARS_PER_DAY = 391  # 09:00 .. 15:30 inclusive
+_BLOCK = 25  # sessions whose daily bars are drawn together (`Market.daily_bar`)
 _ANCHOR = date(2025, 1, 2)  # paths chain from here; earlier days are not served
 _REVERSION = 0.985  # a real listing's daily log distance from its level decays by this factor
 
@@ -164,51 +167,55 @@ class Market:
 
     @functools.lru_cache(maxsize=20_000)  # noqa: B019 - one Market lives as long as the server
     def _path(self, symbol: str, day: date) -> DayPath:
+        return self._paths(symbol, (day,))[0]
+
+    def _paths(self, symbol: str, days: Sequence[date]) -> list[DayPath]:
+        """The sessions ``days`` of ``symbol``, drawn as one batch (`harness.sim.paths`)."""
+        prev, p = self._draw(symbol, days)
+        return [
+            DayPath(day, p.open[i], p.high[i], p.low[i], p.close[i], p.volume[i], p.trades[i],
+                    prev[i])
+            for i, day in enumerate(days)
+        ]  # fmt: skip
+
+    def _draw(self, symbol: str, days: Sequence[date]) -> tuple[list[int], Paths]:
         listing = self.listings[symbol]
+        indexes = [self._index(day) for day in days]
+        prev = [self.close(symbol, self.sessions[n - 1]) if n else listing.start_price
+                for n in indexes]  # fmt: skip
+        closes = [self.close(symbol, day) for day in days]
+        seeds = [_seed(self.seed, symbol, day.isoformat()) for day in days]
+        return prev, draw_paths(listing, days, prev, closes, seeds)
+
+    def daily_bar(self, symbol: str, day: date) -> DayBar:
+        """Session ``day`` of ``symbol`` summed up, as its path has it (KeyError: unknown).
+
+        Bars come in blocks of sessions drawn together and kept (a few integers each): a
+        year of daily bars costs a fraction of a year of paths, and nothing after that.
+        """
         index = self._index(day)
-        prev_close = self.close(symbol, self.sessions[index - 1]) if index else listing.start_price
-        target = math.log(self.close(symbol, day))
-        rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat()))
-        volatility = np.full(BARS_PER_DAY, listing.volatility / math.sqrt(BARS_PER_DAY))
-        minutes = np.arange(BARS_PER_DAY)
-        profile = 1.0 + 2.5 * (np.exp(-minutes / 25.0) + np.exp(-(390 - minutes) / 25.0))
-        trade_rate = np.ones(BARS_PER_DAY)
-        event = rng.random()
-        start = int(rng.integers(20, BARS_PER_DAY - 40))
-        span = slice(start, start + int(rng.integers(10, 30)))
-        if event < 0.04:  # volume surge
-            profile[span] *= rng.uniform(5, 12)
-        elif event < 0.07:  # trade-velocity burst: many small trades
-            trade_rate[span] *= rng.uniform(8, 20)
-        elif event < 0.09:  # volatility spike
-            volatility[span] *= rng.uniform(3, 6)
-        day_open = math.log(prev_close) + rng.normal(0, listing.volatility * 0.3)
-        walk = day_open + np.cumsum(rng.normal(0, volatility))
-        walk += (target - walk[-1]) * (minutes + 1) / BARS_PER_DAY  # a bridge to the close
-        closes = np.exp(walk)
-        opens = np.concatenate(([math.exp(day_open)], closes[:-1]))
-        wiggle = np.abs(rng.normal(0, volatility * 0.6, size=(2, BARS_PER_DAY)))
-        rounder = round_ticks
-        o, c = rounder(opens), rounder(closes)
-        h = np.maximum(rounder(np.maximum(opens, closes) * np.exp(wiggle[0])), np.maximum(o, c))
-        low = np.minimum(rounder(np.minimum(opens, closes) * np.exp(-wiggle[1])), np.minimum(o, c))
-        weights = profile * rng.lognormal(0, 0.4, BARS_PER_DAY)
-        day_volume = listing.avg_volume * rng.lognormal(0, 0.35)
-        volume = np.maximum(1, np.round(day_volume * weights / weights.sum())).astype(np.int64)
-        trades = np.clip(np.round(volume / listing.trade_size * trade_rate), 4, 400)
-        trades = trades.astype(np.int64)
-        trades = np.minimum(trades, volume)
-        # A bar of fewer than four trades cannot show four prices: keep what its trades can.
-        few = trades < 4
-        h = np.asarray(np.where(few, np.maximum(o, c), h), dtype=np.int64)
-        low = np.asarray(np.where(few, np.minimum(o, c), low), dtype=np.int64)
-        o = np.asarray(np.where(trades == 1, c, o), dtype=np.int64)
-        return DayPath(day, o, h, low, c, volume, trades, prev_close)
+        return self._bar_block(symbol, index // _BLOCK)[index % _BLOCK]
+
+    @functools.lru_cache(maxsize=50_000)  # noqa: B019 - one Market lives as long as the server
+    def _bar_block(self, symbol: str, block: int) -> tuple[DayBar, ...]:
+        prev, p = self._draw(symbol, self.sessions[block * _BLOCK : (block + 1) * _BLOCK])
+        typical = (p.open + p.high + p.low + p.close) // 4  # as `bars_value` has it
+        columns = (
+            p.open[:, 0], p.high.max(axis=1), p.low.min(axis=1), p.close[:, -1],
+            p.volume.sum(axis=1), (p.volume * typical).sum(axis=1), prev,
+        )  # fmt: skip
+        rows = zip(*(np.asarray(c).tolist() for c in columns), strict=True)
+        return tuple(DayBar(*row) for row in rows)
 
     def etf_premium(self, symbol: str, day: date) -> float:
-        """An ETF's price over its NAV on ``day``, minus one (a few basis points either way)."""
-        rng = np.random.default_rng(_seed(self.seed, symbol, day.isoformat(), "premium"))
-        return float(rng.normal(0, 0.002))
+        """An ETF's price over its NAV on session ``day``, minus one (a few basis points)."""
+        return float(self._premiums(symbol)[self._index(day)])
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 - one Market lives as long as the server
+    def _premiums(self, symbol: str) -> np.ndarray:
+        """Every session's premium of ``symbol``, drawn at once (a generator a day: 30 us)."""
+        rng = np.random.default_rng(_seed(self.seed, symbol, "premium"))
+        return rng.normal(0, 0.002, size=len(self.sessions))
 
     @functools.lru_cache(maxsize=2_000)  # noqa: B019 - one Market lives as long as the server
     def components(self, symbol: str) -> tuple[tuple[str, float], ...]:
@@ -260,6 +267,19 @@ class Market:
             Tick(s, p, q)
             for s, p, q in zip(seconds.tolist(), rounded.tolist(), shares.tolist(), strict=True)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class DayBar:
+    """A session's daily bar: what its 391 minute bars add up to (KRW, shares)."""
+
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    value: int  # `bars_value` of the whole day
+    prev_close: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.sim.etf import CU_UNITS, EtfDay, etf_day, multiple, nav_published
+from harness.sim.etf import (
+    CU_UNITS,
+    EtfDay,
+    etf_day,
+    holding_count,
+    holdings,
+    multiple,
+    nav_published,
+)
 from harness.sim.gateway import Gateway
 from harness.sim.market import (
     BARS_PER_DAY,
@@ -179,18 +187,9 @@ class Quotes:
             if day == now.date():
                 q = quote_at(self.market, symbol, now)
                 bar = (q.price, q.open, q.high, q.low, q.volume, q.value, q.prev_close)
-            else:
-                path = self.market.day_path(symbol, day)
-                value = bars_value(path, BARS_PER_DAY)
-                bar = (
-                    path.day_close,
-                    path.day_open,
-                    int(path.high.max()),
-                    int(path.low.min()),
-                    int(path.volume.sum()),
-                    value,
-                    path.prev_close,
-                )
+            else:  # a past session: its minute path summed up (drawn in blocks, kept)
+                b = self.market.daily_bar(symbol, day)
+                bar = (b.close, b.open, b.high, b.low, b.volume, b.value, b.prev_close)
             close, open_, high, low, volume, value, prev_close = bar
             rows.append({
                 "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(close),
@@ -252,7 +251,7 @@ class Quotes:
             "trc_errt": f"{abs(today.premium) * 50:.2f}",
             "dprt": f"{today.premium * 100:.2f}" if nav else "0.00",
             "etf_ntas_ttam": str(today.net_assets_krw // 100_000_000),
-            "etf_cnfg_issu_cnt": str(len(self.market.components(symbol)) + 2),  # + cash lines
+            "etf_cnfg_issu_cnt": str(holding_count(self.market, symbol)),  # with cash, futures
             "lstn_stcn": str(today.units), "etf_crcl_stcn": str(today.units),
             "etf_trc_ert_mltp": str(multiple(listing.name)),
             "etf_cu_unit_scrt_cnt": str(CU_UNITS),
@@ -286,35 +285,30 @@ class Quotes:
     def etf_components(self, query: Any) -> web.Response:
         """FHKST121600C0 (§4.7): summary, constituents with weights, cash and futures lines.
 
-        As in KRX's PDF (ref-KRX §1.5): two cash lines (KRW deposit, creation cash), a futures
-        line for leveraged and inverse ETFs (negative for inverse), and weights that do not
-        sum to exactly 100.
+        The lines are `harness.sim.etf.holdings`, ``SimConfig.etf_component_page_rows`` an
+        answer: a longer list is continued (``tr_cont`` M, then D on the last page; the
+        next page is asked with ``tr_cont: N`` and the ``CTX_AREA_NK100`` cursor, which is
+        what the simulator reads).
         """
         symbol, day, q = self._etf(query)
-        parts = self.market.components(symbol)
         figures = self._etf_figures(symbol, day, q.price)
-        mult = multiple(self.market.listings[symbol].name)
-        scale = 0.985 if mult == 1 else 0.5  # the rest is cash (and futures exposure)
+        lines = holdings(self.market, symbol, figures.net_assets_krw or q.price * figures.units)
         summary = {
             "stck_prpr": str(q.price),
             "nav": f"{figures.nav:.2f}" if figures.nav else "0",
             "etf_ntas_ttam": str(figures.net_assets_krw // 100_000_000),
-            "etf_cnfg_issu_cnt": str(len(parts) + 2 + (mult != 1)),
+            "etf_cnfg_issu_cnt": str(len(lines)),
         }
-        rows = [{"stck_shrn_iscd": s, "hts_kor_isnm": self.market.listings[s].name,
-                 "etf_cnfg_issu_rlim": f"{w * scale * (1 if mult > 0 else -1):.2f}"}
-                for s, w in parts]  # fmt: skip
-        rows += [
-            {"stck_shrn_iscd": "KRD010010001", "hts_kor_isnm": "원화예금",
-             "etf_cnfg_issu_rlim": f"{100 - 100 * scale - 0.37:.2f}"},
-            {"stck_shrn_iscd": "CASH00000001", "hts_kor_isnm": "설정현금액",
-             "etf_cnfg_issu_rlim": "0.00"},
-        ]  # fmt: skip
-        if mult != 1:  # futures carry the exposure beyond the stocks' (short for inverse)
-            futures = (mult - (1 if mult > 0 else -1)) * 100
-            rows.append({"stck_shrn_iscd": "KR4101V30005", "hts_kor_isnm": "코스피200 F 202612",
-                         "etf_cnfg_issu_rlim": f"{futures:.2f}"})  # fmt: skip
-        return web.json_response(envelope(*OK, output1=summary, output2=rows))
+        size = self.gateway.config.etf_component_page_rows
+        cursor = query.get("CTX_AREA_NK100", "")
+        start = int(cursor) if cursor.isdigit() else 0
+        page = lines[start : start + size]
+        more = start + size < len(lines)
+        rows = [{"stck_shrn_iscd": x.code, "hts_kor_isnm": x.name,
+                 "etf_cnfg_issu_rlim": f"{x.weight_pct:.2f}", "etf_vltn_amt": str(x.value_krw)}
+                for x in page]  # fmt: skip
+        body = envelope(*OK, output1=summary, output2=rows, ctx_area_nk100=str(start + size))
+        return web.json_response(body, headers={"tr_cont": "M" if more else "D"})
 
     def overseas_price(self, query: Any) -> web.Response:
         """HHDFS00000300 (§4.8a); an unknown symbol answers success with an empty ``last``."""

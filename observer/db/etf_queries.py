@@ -13,10 +13,21 @@ from typing import Any
 import msgspec
 from sqlalchemy import Connection, select
 
-from bus.events import EtfDaily, EtfDetail, EtfListing
-from observer.db.models import Etf, EtfDailyRow, EtfDetailRow, EtfRunRow, Instrument
+from bus.events import EtfDaily, EtfDetail, EtfHolding, EtfHoldings, EtfListing
+from observer.db.models import (
+    Etf,
+    EtfDailyRow,
+    EtfDetailRow,
+    EtfHoldingRow,
+    EtfHoldingsRow,
+    EtfRunRow,
+    Instrument,
+)
 
-__all__ = ["etf_details_of", "etf_history", "etf_runs_of", "held_etfs", "kis_etf_symbols"]
+__all__ = [
+    "etf_details_of", "etf_history", "etf_holdings_of", "etf_runs_of", "held_etfs",
+    "kis_etf_symbols",
+]  # fmt: skip
 
 _LISTING_FIELDS = tuple(f for f in EtfListing.__struct_fields__ if f in Etf.__table__.columns)
 _DAILY_FIELDS = EtfDaily.__struct_fields__
@@ -88,3 +99,39 @@ def etf_runs_of(conn: Connection, day: date) -> list[dict[str, Any]]:
         .order_by(r.produced_ns, r.seq)
     )  # fmt: skip
     return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def etf_holdings_of(conn: Connection, symbol: str, until: date) -> EtfHoldings | None:
+    """``symbol``'s newest constituents on or before ``until`` (None: none stored)."""
+    h = EtfHoldingsRow
+    head = conn.execute(
+        select(h.source, h.seq, h.trade_date, h.reported_count, h.quote_count, h.pages)
+        .where(h.symbol == symbol, h.trade_date <= until)
+        .order_by(h.trade_date.desc(), h.produced_ns.desc(), h.seq.desc())
+        .limit(1)
+    ).first()
+    if head is None:
+        return None
+    x = EtfHoldingRow
+    lines = conn.execute(
+        select(x.code, x.name, x.kind, x.weight_pct, x.value_krw)
+        .where(x.source == head.source, x.seq == head.seq)
+        .order_by(x.idx)
+    )
+    return EtfHoldings(
+        trade_date=head.trade_date,
+        symbol=symbol,
+        lines=tuple(
+            EtfHolding(
+                code=r.code,
+                name=r.name,
+                kind=r.kind,
+                weight_pct=r.weight_pct,
+                value_krw=r.value_krw,
+            )
+            for r in lines
+        ),
+        reported_count=head.reported_count,
+        quote_count=head.quote_count,
+        pages=head.pages,
+    )

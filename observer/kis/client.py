@@ -409,16 +409,22 @@ class KisClient:
         return [rows[k] for k in sorted(rows)]
 
     async def etf_components(
-        self, symbol: str
-    ) -> tuple[EtfComponentSummary, list[EtfComponentRow]]:
-        """FHKST121600C0: an ETF's summary and its constituents with weights."""
-        page = await self.get(
+        self, symbol: str, *, max_pages: int = 10
+    ) -> tuple[EtfComponentSummary, list[EtfComponentRow], int]:
+        """FHKST121600C0: an ETF's summary, its constituents with weights, and the answers.
+
+        Whether KIS pages 500+ constituents is UNCONFIRMED: while it answers ``tr_cont`` F or
+        M, the next page is asked for (up to ``max_pages``; 1 takes the first answer only).
+        """
+        answers = await self.pages(
             ENDPOINTS["etf_components"],
             {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol,
              "FID_COND_SCR_DIV_CODE": "11216"},
+            max_pages=max_pages,
         )  # fmt: skip
-        summary = _typed(page.answer.output1, EtfComponentSummary, "etf_components")
-        return summary, _rows(page.answer.output2, EtfComponentRow, "etf_components")
+        summary = _typed(answers[0].output1, EtfComponentSummary, "etf_components")
+        rows = [r for a in answers for r in _rows(a.output2, EtfComponentRow, "etf_components")]
+        return summary, rows, len(answers)
 
     async def overseas_price(self, exchange: str, symbol: str) -> OverseasPriceOutput:
         """HHDFS00000300: last price of an overseas symbol (``EXCD`` like NAS, NYS, HKS)."""

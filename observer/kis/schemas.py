@@ -182,6 +182,7 @@ class EtfComponentRow(msgspec.Struct):
     stck_shrn_iscd: str
     hts_kor_isnm: str = ""
     etf_cnfg_issu_rlim: str = "0"  # weight, percent
+    etf_vltn_amt: str = "0"  # the line's value within the ETF, KRW
     hts_avls: str = "0"
 
 

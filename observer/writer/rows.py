@@ -26,6 +26,7 @@ from bus.events import (
     EnrichmentRun,
     EtfDaily,
     EtfDetail,
+    EtfHoldings,
     EtfListing,
     EtfRun,
     Event,
@@ -193,6 +194,24 @@ def _universe(env: Envelope, batch: Batch) -> None:
     base = _audit(env) | {"trade_date": event.trade_date}
     for idx, member in enumerate(event.members):
         batch.insert(m.UniverseMemberRow, base | msgspec.structs.asdict(member) | {"idx": idx})
+
+
+def _etf_holdings(env: Envelope, batch: Batch) -> None:
+    event = env.event
+    assert isinstance(event, EtfHoldings)
+    key = _audit(env) | {"trade_date": event.trade_date, "symbol": event.symbol}
+    batch.insert(
+        m.EtfHoldingsRow,
+        key
+        | {
+            "line_count": len(event.lines),
+            "reported_count": event.reported_count,
+            "quote_count": event.quote_count,
+            "pages": event.pages,
+        },
+    )
+    for idx, line in enumerate(event.lines):
+        batch.insert(m.EtfHoldingRow, key | msgspec.structs.asdict(line) | {"idx": idx})
 
 
 def _gap_detected(env: Envelope, batch: Batch) -> None:
@@ -372,6 +391,7 @@ HANDLERS: dict[type[Event], Handler] = {
     AlertDelivery: _Direct(m.AlertDeliveryRow, AlertDelivery),
     DayArchived: _Direct(m.DayArchivedRow, DayArchived, table="table_name"),
     PruneRequested: _prune_requested,
+    EtfHoldings: _etf_holdings,
 }
 
 

@@ -1,4 +1,4 @@
-"""``observer etf``: the ETF jobs (``list``, ``daily``, ``backfill``) and their health and report.
+"""``observer etf``: the ETF jobs (list, daily, holdings, backfill), their health and reports.
 
 Jobs, each READY, then a single-instance lock (``<data_dir>/etf/LOCK``), then
 `observer.cli_support.job_producer` (the writer has every earlier event before the job reads
@@ -49,7 +49,7 @@ PROGRAM = "observer etf"
 
 app = typer.Typer(
     no_args_is_help=True,
-    help="ETFs: the KRX list, daily price/NAV/premium/AUM, their health and report.",
+    help="ETFs: the KRX list, daily price/NAV/premium/AUM, constituents, health and reports.",
 )
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
@@ -131,6 +131,65 @@ def daily(
     _echo(summary, as_json)
     if summary.get("failed_over_limit"):
         _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+
+
+@app.command()
+def holdings(
+    day: DateOption = None,
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="these ETFs (comma-separated), not every one")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Collect every ETF's constituents (weekly), and check them against its count.
+
+    Default session: as for ``daily``. Refused while a session is under way.
+    """
+    settings = settings_or_exit(PROGRAM, config)
+    only = [s.strip() for s in (symbols or "").split(",") if s.strip()]
+    with _job(settings) as (clock, notifier):
+        from workers.etf.holdings import run_holdings
+        from workers.etf.jobs import target_session
+
+        target = _day(day) or target_session(settings, now_utc(clock).astimezone(KST))
+        if target is None:
+            _fail("a session is under way: the holdings are a closed session's", 2)
+        with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+            summary = run_holdings(settings, clock, target, producer, notifier, only)
+    _echo(summary, as_json)
+    if summary.get("failed_over_limit"):
+        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+
+
+@app.command("holdings-report")
+def holdings_report(
+    symbol: Annotated[str, typer.Argument(help="the ETF's code")],
+    day: Annotated[str | None, typer.Option("--date", help="on or before (default: today)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """One ETF's newest stored constituents: code, name, kind, weight and value."""
+    settings = settings_or_exit(PROGRAM, config)
+    from workers.etf.report import holdings_table
+
+    until = _day(day) or now_utc(clock_from_env()).astimezone(KST).date()
+    with report_reading(f"{PROGRAM} holdings-report", settings) as conn:
+        table = holdings_table(conn, symbol, until)
+    if table is None:
+        _fail(f"no holdings of {symbol} stored on or before {until}", 1)
+    if as_json:
+        typer.echo(json.dumps(table, default=str))
+        return
+    typer.echo(
+        f"{symbol} on {table['date']}: {len(table['lines'])} lines "
+        f"(the answer counts {table['reported_count']}, the quote {table['quote_count']})"
+    )
+    for line in table["lines"]:
+        typer.echo(
+            f"{line['code']:<12} {line['name'][:24]:<24} {line['kind']:<7} "
+            f"{line['weight_pct']!s:>8}% {line['value_krw']!s:>16}"
+        )
 
 
 @app.command()

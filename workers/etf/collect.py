@@ -4,7 +4,10 @@ Daily (after the close): one FHPST02400000 per ETF, spread over every account un
 process's REST share (`observer.kis.session.rate_limits`), merged with KRX's all-ETF table
 (MDCSTAT04301: one call gives every ETF's NAV and net assets). An ETF with no stored
 history is backfilled through FHPST02440200 (paged, 100 rows a call) over
-``backfill_sessions``. A failed KRX table is not a failed run: the KIS rows stand alone.
+``backfill_sessions``. An ETF whose stored 52 weeks lack daily highs and lows (a first load:
+the NAV series has none) gets them from FHKST03010100 (100 rows a call, three for a year);
+a failed chart call leaves the rows as they were (the range says ``close``) and is retried by
+the next run. A failed KRX table is not a failed run: the KIS rows stand alone.
 
 Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
 day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV or net
@@ -18,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 import httpx
 
@@ -29,9 +32,9 @@ from observer.errors import KisError, KrxError
 from observer.kis.client import KisClient
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
-from workers.etf.rows import from_krx, from_price, from_series, merged
+from workers.etf.rows import from_krx, from_price, from_series, merged, with_bars
 
-__all__ = ["Collected", "collect_daily", "krx_table", "repair"]
+__all__ = ["Collected", "collect_daily", "fan_out", "krx_table", "repair"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ class Collected:
     krx_calls: int = 0
     krx_error: str = ""  # why KRX's table could not be used ("" when it was)
     krx_rows: int = 0  # ETFs KRX's table answered for
+    charted: int = 0  # rows given their daily high and low from FHKST03010100
+    chart_failed: dict[str, str] = field(default_factory=dict)  # symbol -> error
     elapsed_s: float = 0.0
     rate_limit_per_s: float = 0.0  # the REST budget the run was given, every account's
 
@@ -63,7 +68,7 @@ async def krx_table(krx: KrxClient, day: date) -> dict[str, EtfDaily]:
     return {row.symbol: row for row in (from_krx(day, r) for r in await krx.etf_daily(day))}
 
 
-async def _fan_out(
+async def fan_out(
     settings: Settings,
     clock: Clock,
     symbols: Sequence[str],
@@ -112,11 +117,14 @@ async def collect_daily(
     history: Mapping[str, Mapping[date, EtfDaily]],
     krx: KrxClient | None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    chart_from: Mapping[str, date] | None = None,
 ) -> Collected:
     """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs without history.
 
     ``backfill_from``: the first session of a backfill (None: no backfill). ``history``
-    holds the stored rows before ``day``.
+    holds the stored rows before ``day``. ``chart_from``: ETFs whose rows since that day
+    need their daily high and low (`workers.etf.metrics.chart_start`); the rows that get
+    them are among ``backfilled``.
     """
     out = Collected()
     table: dict[str, EtfDaily] = {}
@@ -133,16 +141,45 @@ async def collect_daily(
     backfill = {s for s in symbols if not any(d < day for d in history.get(s, {}))}
     start, end = (backfill_from or day).strftime("%Y%m%d"), day.strftime("%Y%m%d")
 
+    charts = chart_from or {}
+
     async def one(client: KisClient, symbol: str) -> None:
         quote = await client.etf_price(symbol)
         out.rows[symbol] = merged(from_price(symbol, day, quote, unit), table.get(symbol))
+        fresh: dict[date, EtfDaily] = {}
         if backfill_from is not None and symbol in backfill:
             series = await client.etf_nav_daily(symbol, start, end)
             rows = (from_series(symbol, r) for r in series)
-            out.backfilled.extend(r for r in rows if r is not None and r.trade_date < day)
+            fresh = {r.trade_date: r for r in rows if r is not None and r.trade_date < day}
+        if symbol in charts:
+            fresh |= await _charted(client, symbol, charts[symbol], day, fresh, history, out)
+        out.backfilled.extend(fresh.values())
 
-    await _fan_out(settings, clock, symbols, one, out, progress)
+    await fan_out(settings, clock, symbols, one, out, progress)
     return out
+
+
+async def _charted(
+    client: KisClient,
+    symbol: str,
+    since: date,
+    day: date,
+    fresh: Mapping[date, EtfDaily],
+    history: Mapping[str, Mapping[date, EtfDaily]],
+    out: Collected,
+) -> dict[date, EtfDaily]:
+    """``symbol``'s rows (this run's, else stored) before ``day`` given their high and low."""
+    last = day - timedelta(days=1)
+    if since > last:
+        return {}
+    try:
+        bars = await client.daily_chart(symbol, since.strftime("%Y%m%d"), last.strftime("%Y%m%d"))
+    except (KisError, httpx.HTTPError) as exc:
+        out.chart_failed[symbol] = f"{type(exc).__name__}: {exc}"[:200]
+        return {}
+    changed = with_bars({**history.get(symbol, {}), **fresh}, bars)
+    out.charted += len(changed)
+    return changed
 
 
 def _revised(stored: EtfDaily | None, fresh: EtfDaily) -> bool:
@@ -188,5 +225,5 @@ async def repair(
             if row is not None and _revised(history.get(symbol, {}).get(row.trade_date), row):
                 out.backfilled.append(row)
 
-    await _fan_out(settings, clock, symbols, one, out, progress)
+    await fan_out(settings, clock, symbols, one, out, progress)
     return out

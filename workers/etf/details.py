@@ -67,6 +67,7 @@ def detail_of(
         high_52w_date=span.high_date if span else None,
         low_52w_date=span.low_date if span else None,
         range_52w_basis=span.basis if span else "",
+        range_52w_close_days=span.close_days if span else 0,
         underlying_index=listing.underlying_index if listing else "",
         issuer=listing.manager if listing else "",
         aum_source=source,

@@ -36,13 +36,19 @@ from workers.etf.collect import Collected, collect_daily, repair
 from workers.etf.details import detail_of, flags_of
 from workers.etf.health import CODES, Health, health, is_due
 from workers.etf.listing import collect_list
+from workers.etf.metrics import chart_start
 from workers.etf.report import judged
 
-__all__ = ["run_daily", "run_list", "run_repair", "send_health", "target_session"]
+__all__ = [
+    "beat", "read", "resolve", "run_daily", "run_list", "run_repair", "send_health",
+    "symbols_of", "target_session",
+]  # fmt: skip
 
 _SESSION_OPEN = {Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING}
 _FLAG_CODES = ("etf_premium_high", "etf_aum_jump", "etf_aum_mismatch")
-_RUN_CODES = ("etf_krx_table_failed", "etf_daily_failures", "etf_nav_pending")
+_RUN_CODES = (
+    "etf_krx_table_failed", "etf_daily_failures", "etf_nav_pending", "etf_chart_failures",
+)  # fmt: skip
 _SOURCES = ("etf:", "etf_check:")  # alert ids of the ETF jobs' two sources
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
 
@@ -63,7 +69,8 @@ def target_session(settings: Settings, now_kst: datetime) -> date | None:
     return timeline.calendar.previous_session(today)
 
 
-def _read(settings: Settings, read: Callable[[Any], Any]) -> Any:
+def read(settings: Settings, read: Callable[[Any], Any]) -> Any:
+    """``read(conn)`` on a read-only connection to the database (the readers' pool)."""
     engine = reader_engine(settings.database, "etf")
     try:
         with engine.connect() as conn:
@@ -81,23 +88,31 @@ def _krx(settings: Settings, clock: Clock, send: Callable[[Event], object]) -> K
         return None
 
 
-def _resolve(
+def resolve(
     settings: Settings,
     send: Callable[[Event], object],
     codes: Iterable[str],
     present: set[tuple[str, str]],
     clock: Clock,
+    subjects: set[str] | None = None,
 ) -> int:
-    """Resolve the ETF jobs' open alerts of ``codes`` whose condition is gone."""
+    """Resolve the ETF jobs' open alerts of ``codes`` whose condition is gone.
+
+    ``subjects``: only alerts about these (a run over some ETFs judges only those).
+    """
     since = clock.now_ns() - 30 * 86_400 * 10**9
-    records = _read(settings, lambda conn: alert_records(conn, since))
+    records = read(settings, lambda conn: alert_records(conn, since))
     wanted = set(codes)
     open_ = {
         (s.notice.code, s.notice.subject): s.notice.severity
         for s in alert_states(records)
         if s.state == "open" and s.notice.id.startswith(_SOURCES) and s.notice.code in wanted
     }
-    gone = {c: sev for c, sev in open_.items() if c not in present}
+    gone = {
+        c: sev
+        for c, sev in open_.items()
+        if c not in present and (subjects is None or c[1] in subjects)
+    }
     for (code, subject), severity in gone.items():
         send(
             AlertResolved(
@@ -113,7 +128,7 @@ def _resolve(
 def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, object]:
     """The ``etf_list`` job: the KRX list judged and diffed against the held one."""
     day = now_utc(clock).astimezone(KST).date()
-    previous: dict[str, EtfListing] = _read(settings, held_etfs)
+    previous: dict[str, EtfListing] = read(settings, held_etfs)
     krx = _krx(settings, clock, producer.send)
     if krx is None:
         producer.send(
@@ -138,7 +153,7 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
 
     outcome = asyncio.run(go())
     if outcome.run.applied:
-        _resolve(settings, producer.send, ("etf_list_refused", "krx_login_failed"), set(), clock)
+        resolve(settings, producer.send, ("etf_list_refused", "krx_login_failed"), set(), clock)
     run = outcome.run
     return {
         "applied": run.applied,
@@ -151,14 +166,14 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
     }
 
 
-def _symbols(
+def symbols_of(
     settings: Settings, send: Callable[[Event], object]
 ) -> tuple[dict[str, EtfListing], list[str]]:
     """The held KRX list, and the ETFs to collect (the KIS masters' when no list is held)."""
-    listings: dict[str, EtfListing] = _read(settings, held_etfs)
+    listings: dict[str, EtfListing] = read(settings, held_etfs)
     if listings:
         return listings, sorted(listings)
-    fallback = sorted(_read(settings, kis_etf_symbols))
+    fallback = sorted(read(settings, kis_etf_symbols))
     send(
         Alert(
             severity="warning",
@@ -169,11 +184,30 @@ def _symbols(
     return listings, fallback
 
 
+def _chart_from(
+    symbols: Iterable[str],
+    history: Mapping[str, Mapping[date, EtfDaily]],
+    day: date,
+    backfill_from: date,
+) -> dict[str, date]:
+    """The ETFs whose 52 weeks lack daily highs and lows (backfilled ones too), since when."""
+    found = {}
+    for symbol in symbols:
+        stored = history.get(symbol, {})
+        highs_lows = {d: (r.high, r.low) for d, r in stored.items()}
+        backfill = None if any(d < day for d in stored) else backfill_from
+        start = chart_start(highs_lows, day, backfill)
+        if start is not None:
+            found[symbol] = start
+    return found
+
+
 def _have(rows: Mapping[str, EtfDaily]) -> dict[str, int]:
     return {f: sum(getattr(r, f) is not None for r in rows.values()) for f in FIELDS}
 
 
-def _beat(notifier: Notifier) -> Callable[[int, int], None]:
+def beat(notifier: Notifier) -> Callable[[int, int], None]:
+    """A progress callback that beats the heartbeat."""
     return lambda done, total: notifier.beat()
 
 
@@ -187,18 +221,20 @@ def run_daily(
     etf = settings.etf
     sessions = calendar.sessions_before(day + timedelta(days=1), max(etf.backfill_sessions, 250))
     since = min(sessions[0], day - timedelta(days=364))
-    listings, symbols = _symbols(settings, send)
-    history: dict[str, dict[date, EtfDaily]] = _read(
+    listings, symbols = symbols_of(settings, send)
+    history: dict[str, dict[date, EtfDaily]] = read(
         settings, lambda conn: etf_history(conn, since, day - timedelta(days=1))
     )
     krx = _krx(settings, clock, send) if etf.krx_table else None
     backfill_from = sessions[-etf.backfill_sessions]
+    charts = _chart_from(symbols, history, day, backfill_from)
 
     async def go() -> Collected:
         try:
             return await collect_daily(
-                settings, clock, symbols, day, backfill_from, history, krx, _beat(notifier)
-            )
+                settings, clock, symbols, day, backfill_from, history, krx, beat(notifier),
+                charts,
+            )  # fmt: skip
         finally:
             if krx is not None:
                 await krx.aclose()
@@ -258,6 +294,19 @@ def run_daily(
                 f"(their earlier rows are kept): {sample}"[:2000],
             )
         )
+    if got.chart_failed:
+        present.add(("etf_chart_failures", ""))
+        sample = "; ".join(f"{s}: {e}" for s, e in list(got.chart_failed.items())[:3])
+        send(
+            Alert(
+                severity="warning",
+                code="etf_chart_failures",
+                message=f"{len(got.chart_failed)} ETFs got no daily highs and lows for {day} "
+                f"(their 52-week range stays close-based; the next run asks again): {sample}"[
+                    :2000
+                ],
+            )
+        )
     pending = sorted(s for s, r in got.rows.items() if not r.nav_final)
     if pending:
         present.add(("etf_nav_pending", ""))
@@ -269,13 +318,13 @@ def run_daily(
                 f"(e.g. {', '.join(pending[:5])}); a later run replaces them",
             )
         )
-    kis = _read(settings, kis_etf_symbols)
+    kis = read(settings, kis_etf_symbols)
     due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at)
     judged = health(day, due, listings, kis, got.rows, details, etf)
     for c in judged.conditions:
         present.add((c.code, c.subject))
         send(Alert(severity=c.severity, code=c.code, subject=c.subject, message=c.message))
-    resolved = _resolve(
+    resolved = resolve(
         settings, send, (*_FLAG_CODES, *_RUN_CODES, *CODES, "etf_list_missing"), present, clock
     )
     have = _have(got.rows)
@@ -297,6 +346,8 @@ def run_daily(
         "listed": len(symbols),
         "collected": len(got.rows),
         "backfilled_rows": len(got.backfilled),
+        "charted_rows": got.charted,
+        "chart_failures": len(got.chart_failed),
         "details": len(details),
         "failures": len(got.failed),
         "failed_over_limit": failed_pct > etf.max_failed_pct,
@@ -321,15 +372,15 @@ def run_repair(
     started = time.monotonic()
     calendar = _calendar(settings)
     sessions = calendar.sessions_before(today + timedelta(days=1), settings.etf.repair_sessions)
-    _, symbols = _symbols(settings, producer.send)
-    history: dict[str, dict[date, EtfDaily]] = _read(
+    _, symbols = symbols_of(settings, producer.send)
+    history: dict[str, dict[date, EtfDaily]] = read(
         settings, lambda conn: etf_history(conn, sessions[0], sessions[-1])
     )
     krx = _krx(settings, clock, producer.send)
 
     async def go() -> Collected:
         try:
-            return await repair(settings, clock, symbols, sessions, history, krx, _beat(notifier))
+            return await repair(settings, clock, symbols, sessions, history, krx, beat(notifier))
         finally:
             if krx is not None:
                 await krx.aclose()
@@ -396,7 +447,7 @@ def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
 def send_health(settings: Settings, clock: Clock, day: date | None, producer: Producer) -> Health:
     """The ``etf_check`` job: the health's conditions as alerts, cleared ones resolved."""
     now_kst = now_utc(clock).astimezone(KST)
-    verdict: Health = _read(settings, lambda conn: judged(settings, conn, now_kst, day))
+    verdict: Health = read(settings, lambda conn: judged(settings, conn, now_kst, day))
     for c in verdict.conditions:
         producer.send(
             Alert(
@@ -408,5 +459,5 @@ def send_health(settings: Settings, clock: Clock, day: date | None, producer: Pr
             )
         )
     present = {(c.code, c.subject) for c in verdict.conditions}
-    _resolve(settings, producer.send, CODES, present, clock)
+    resolve(settings, producer.send, CODES, present, clock)
     return verdict

@@ -9,7 +9,7 @@ the trading calendar), so they are tested against independent computations.
   listed ETF, or missing days.
 * The 52-week range covers the sessions in ``(d0 - 364 days, d0]`` (52 weeks, not 250
   calendar days), from daily highs and lows; rows that lack them count their close, and the
-  figure says so (basis ``close``).
+  figure says so (basis ``close``, with the number of such days).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ __all__ = [
     "Range52w",
     "Window",
     "aum_check_pct",
+    "chart_start",
     "premium_pct",
     "premium_windows",
     "range_52w",
@@ -89,6 +90,7 @@ class Range52w:
     low: int
     low_date: date
     basis: str  # "high_low", or "close" when some day lacked its high or low
+    close_days: int = 0  # days in the span whose close stood in for a missing high or low
 
 
 def range_52w(
@@ -101,13 +103,13 @@ def range_52w(
     start = d0 - timedelta(days=364)
     best_high: tuple[int, date] | None = None
     best_low: tuple[int, date] | None = None
-    basis = "high_low"
+    close_days = 0
     for day in sorted(days):
         if not start <= day <= d0:
             continue
         high, low, close = days[day]
         if high is None or low is None:
-            basis = "close"
+            close_days += 1
         high = high if high is not None else close
         low = low if low is not None else close
         if high is not None and (best_high is None or high > best_high[0]):
@@ -116,7 +118,26 @@ def range_52w(
             best_low = (low, day)
     if best_high is None or best_low is None:
         return None
-    return Range52w(best_high[0], best_high[1], best_low[0], best_low[1], basis)
+    basis = "close" if close_days else "high_low"
+    return Range52w(best_high[0], best_high[1], best_low[0], best_low[1], basis, close_days)
+
+
+def chart_start(
+    history: Mapping[date, tuple[int | None, int | None]], d0: date, backfill: date | None
+) -> date | None:
+    """The first day whose daily high and low should be fetched (FHKST03010100), or None.
+
+    ``history`` maps the stored days before ``d0`` to (high, low). An ETF being backfilled
+    from ``backfill`` needs the 52 weeks before ``d0`` (those of them the backfill covers);
+    otherwise the earliest stored day of the span that lacks its high or low (rows from
+    the NAV series have neither). Days not stored at all are not asked for: the chart
+    cannot give them a NAV.
+    """
+    start = d0 - timedelta(days=364)
+    if backfill is not None:
+        return max(start, backfill)
+    lacking = [d for d, (high, low) in history.items() if start <= d < d0 and None in (high, low)]
+    return min(lacking) if lacking else None
 
 
 def aum_check_pct(

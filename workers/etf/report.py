@@ -1,4 +1,4 @@
-"""``observer etf status`` and ``observer etf report``: read-only views of the stored ETF data."""
+"""``observer etf status``, ``report``, ``holdings-report``: read-only views of the ETF data."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ from typing import Any
 from sqlalchemy import Connection
 
 from observer.config import Settings
-from observer.db.etf_queries import etf_details_of, etf_history, held_etfs, kis_etf_symbols
+from observer.db.etf_queries import (
+    etf_details_of,
+    etf_history,
+    etf_holdings_of,
+    held_etfs,
+    kis_etf_symbols,
+)
 from observer.trading_calendar import TradingCalendar
 from workers.etf.health import Health, due_session, health, is_due
 
-__all__ = ["COLUMNS", "day_table", "judged", "write_csv"]
+__all__ = ["COLUMNS", "day_table", "holdings_table", "judged", "write_csv"]
 
 COLUMNS = (
     "symbol", "name", "issuer", "price", "nav", "premium", "aum", "aum_source",
@@ -85,3 +91,21 @@ def write_csv(table: list[dict[str, Any]], path: Path) -> None:
         writer.writeheader()
         for row in table:
             writer.writerow({k: "" if row[k] is None else row[k] for k in COLUMNS})
+
+
+def holdings_table(conn: Connection, symbol: str, until: date) -> dict[str, Any] | None:
+    """``symbol``'s newest constituents on or before ``until``, largest weight first."""
+    found = etf_holdings_of(conn, symbol, until)
+    if found is None:
+        return None
+    lines = sorted(found.lines, key=lambda x: (-abs(x.weight_pct or Decimal(0)), x.code))
+    return {
+        "symbol": symbol, "date": found.trade_date.isoformat(),
+        "reported_count": found.reported_count, "quote_count": found.quote_count,
+        "pages": found.pages,
+        "lines": [
+            {"code": x.code, "name": x.name, "kind": x.kind, "weight_pct": x.weight_pct,
+             "value_krw": x.value_krw}
+            for x in lines
+        ],
+    }  # fmt: skip

@@ -8,17 +8,20 @@ simulator answers 억 KRW): it is multiplied by ``[etf] net_assets_unit_krw``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 import msgspec
 
 from bus.events import EtfDaily
-from observer.kis.schemas import EtfNavDailyRow, EtfPriceOutput
+from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
 from observer.krx.schemas import KrxEtfDailyRow, krx_decimal, krx_int
 from workers.etf.metrics import premium_pct
 
-__all__ = ["from_krx", "from_price", "from_series", "kis_decimal", "kis_int", "merged"]
+__all__ = [
+    "from_krx", "from_price", "from_series", "kis_decimal", "kis_int", "merged", "with_bars",
+]  # fmt: skip
 
 _MAX_INT = 2**63 - 1  # BIGINT columns
 
@@ -119,6 +122,30 @@ def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
             row, premium_calc_pct=premium_pct(row.close, row.nav), nav_final=True
         )
     return row
+
+
+def with_bars(rows: Mapping[date, EtfDaily], bars: Iterable[DailyBarRow]) -> dict[date, EtfDaily]:
+    """The rows that lacked a high or low, with the daily chart's (FHKST03010100) filled in.
+
+    Only a bar of the same close is taken (a chart of another day, or a revised price, is
+    not mixed into a row); what the row already has is kept.
+    """
+    changed = {}
+    for bar in bars:
+        try:
+            day = datetime.strptime(bar.stck_bsop_date, "%Y%m%d").date()
+        except ValueError:
+            continue
+        row = rows.get(day)
+        if row is None or (row.high is not None and row.low is not None):
+            continue
+        high, low = kis_int(bar.stck_hgpr), kis_int(bar.stck_lwpr)
+        if high is None or low is None or row.close != kis_int(bar.stck_clpr):
+            continue
+        changed[day] = msgspec.structs.replace(
+            row, open=row.open or kis_int(bar.stck_oprc), high=high, low=low
+        )
+    return changed
 
 
 def _volume(text: str) -> int | None:

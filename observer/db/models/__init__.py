@@ -20,7 +20,14 @@ from observer.db.models.base import (
     BusOffset,
     ExactDecimal,
 )
-from observer.db.models.etf import Etf, EtfDailyRow, EtfListingRow, EtfRunRow
+from observer.db.models.etf import (
+    Etf,
+    EtfDailyRow,
+    EtfHoldingRow,
+    EtfHoldingsRow,
+    EtfListingRow,
+    EtfRunRow,
+)
 from observer.db.models.market import (
     BarRow,
     Gap,
@@ -81,6 +88,8 @@ __all__ = [
     "Etf",
     "EtfDailyRow",
     "EtfDetailRow",
+    "EtfHoldingRow",
+    "EtfHoldingsRow",
     "EtfListingRow",
     "EtfRunRow",
     "ExactDecimal",

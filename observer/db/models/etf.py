@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from observer.db.models.base import Audited, Base
+from observer.db.models.base import Audited, AuditedMany, Base
 
 
 class EtfListingRow(Audited, Base):
@@ -93,6 +93,38 @@ class EtfDailyRow(Audited, Base):
     origin: Mapped[str] = mapped_column(String(16))
 
     __table_args__ = (Index(None, "symbol", "trade_date"), Index(None, "trade_date"))
+
+
+class EtfHoldingsRow(Audited, Base):
+    """One ETF's constituents on one session: the counts (lines in etf_holdings).
+
+    Append-only: the newest set per (symbol, trade_date) is current.
+    """
+
+    __tablename__ = "etf_holding_sets"
+    trade_date: Mapped[date]
+    symbol: Mapped[str] = mapped_column(String(16))
+    line_count: Mapped[int]
+    reported_count: Mapped[int | None]
+    quote_count: Mapped[int | None]
+    pages: Mapped[int]
+
+    __table_args__ = (Index(None, "symbol", "trade_date"),)
+
+
+class EtfHoldingRow(AuditedMany, Base):
+    """One line of a set in etf_holding_sets (same source and seq), ``idx`` in KIS's order."""
+
+    __tablename__ = "etf_holdings"
+    trade_date: Mapped[date]
+    symbol: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str]
+    kind: Mapped[str] = mapped_column(String(16))
+    weight_pct: Mapped[Decimal | None]
+    value_krw: Mapped[int | None]
+
+    __table_args__ = (Index(None, "symbol", "trade_date"),)
 
 
 class EtfRunRow(Audited, Base):

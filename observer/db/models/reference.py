@@ -174,6 +174,7 @@ class EtfDetailRow(Audited, Base):
     high_52w_date: Mapped[date | None]
     low_52w_date: Mapped[date | None]
     range_52w_basis: Mapped[str] = mapped_column(String(16), server_default="")
+    range_52w_close_days: Mapped[int] = mapped_column(server_default="0")
     aum_source: Mapped[str] = mapped_column(String(16), server_default="")
     aum_check_pct: Mapped[Decimal | None]
     market_value: Mapped[int] = mapped_column(server_default="0")

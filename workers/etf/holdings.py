@@ -1,0 +1,192 @@
+"""The ``etf_holdings`` job (weekly): every ETF's constituents, checked against its count.
+
+One FHKST121600C0 per active ETF (continued with ``tr_cont`` while KIS says there is more,
+up to ``[etf] holdings_max_pages``: whether KIS pages 500+ lines is UNCONFIRMED), spread over
+every account under the ETF jobs' REST share, as one `EtfHoldings` per ETF: every line with
+its kind (stock, cash, futures, other), weight and value.
+
+The count is cross-checked: the lines against the call's own ``etf_cnfg_issu_cnt`` (fewer
+lines: an answer cut short) and against FHPST02400000's count in the day's stored row. A
+difference is an ``etf_holdings_count_mismatch`` warning per ETF, resolved by a later run
+that finds them equal; failed calls are an ``etf_holdings_failures`` alert (the ETF's
+earlier sets stay current).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from datetime import date
+
+from bus.events import Alert, EtfDaily, EtfHolding, EtfHoldings, EtfRun, Event, HoldingKind
+from bus.producer import Producer
+from observer.clock import Clock
+from observer.config import Settings
+from observer.db.etf_queries import etf_history
+from observer.kis.client import KisClient
+from observer.kis.schemas import EtfComponentRow, EtfComponentSummary
+from observer.notify import Notifier
+from workers.etf.collect import Collected, fan_out
+from workers.etf.jobs import beat, read, resolve, symbols_of
+from workers.etf.rows import kis_decimal, kis_int
+
+__all__ = ["count_problem", "holdings_of", "kind_of", "run_holdings"]
+
+CODES = ("etf_holdings_count_mismatch", "etf_holdings_failures")
+_CASH_PREFIXES = ("KRD", "CASH")  # KRX's PDF: KRD010010001 KRW deposit, CASH00000001 creation
+
+
+def kind_of(code: str) -> HoldingKind:
+    """A line's kind from its code (ref-KRX §1.5): cash, futures (``KR4...``), stock, other.
+
+    Six-character codes are listed issues (stocks, ETFs); of twelve-character ones ``KR7``
+    is a listed issue's ISIN and ``KR4`` a derivative's.
+    """
+    code = code.strip()
+    if code.startswith(_CASH_PREFIXES):
+        return "cash"
+    if len(code) == 12 and code.startswith("KR4"):
+        return "futures"
+    if (len(code) == 6 and code.isalnum()) or (len(code) == 12 and code.startswith("KR7")):
+        return "stock"
+    return "other"
+
+
+def _line(row: EtfComponentRow) -> EtfHolding:
+    code = row.stck_shrn_iscd.strip()
+    return EtfHolding(
+        code=code,
+        name=row.hts_kor_isnm.strip(),
+        kind=kind_of(code),
+        weight_pct=kis_decimal(row.etf_cnfg_issu_rlim, zero_missing=False),
+        value_krw=kis_int(row.etf_vltn_amt),
+    )
+
+
+def holdings_of(
+    symbol: str,
+    day: date,
+    summary: EtfComponentSummary,
+    rows: Sequence[EtfComponentRow],
+    pages: int,
+    quote: EtfDaily | None,
+) -> EtfHoldings:
+    """One ETF's answer as its `EtfHoldings` (``quote``: the day's stored row, if any)."""
+    return EtfHoldings(
+        trade_date=day,
+        symbol=symbol,
+        lines=tuple(_line(r) for r in rows if r.stck_shrn_iscd.strip()),
+        reported_count=kis_int(summary.etf_cnfg_issu_cnt),
+        quote_count=quote.holdings if quote is not None else None,
+        pages=pages,
+    )
+
+
+def count_problem(holdings: EtfHoldings) -> str | None:
+    """Why the ETF's counts disagree (None: they agree, or nothing to compare)."""
+    lines = len(holdings.lines)
+    problems = []
+    if holdings.reported_count is not None and holdings.reported_count != lines:
+        problems.append(f"the answer counts {holdings.reported_count}")
+    if holdings.quote_count is not None and holdings.quote_count != lines:
+        problems.append(f"FHPST02400000 counts {holdings.quote_count}")
+    if not problems:
+        return None
+    return f"{holdings.symbol} has {lines} holdings on {holdings.trade_date}, but " + " and ".join(
+        problems
+    )
+
+
+async def _collect(
+    settings: Settings,
+    clock: Clock,
+    symbols: Sequence[str],
+    day: date,
+    quotes: dict[str, EtfDaily],
+    progress: Callable[[int, int], None],
+) -> tuple[dict[str, EtfHoldings], Collected]:
+    found: dict[str, EtfHoldings] = {}
+    out = Collected()
+    max_pages = settings.etf.holdings_max_pages
+
+    async def one(client: KisClient, symbol: str) -> None:
+        summary, rows, pages = await client.etf_components(symbol, max_pages=max_pages)
+        found[symbol] = holdings_of(symbol, day, summary, rows, pages, quotes.get(symbol))
+
+    await fan_out(settings, clock, symbols, one, out, progress)
+    return found, out
+
+
+def run_holdings(
+    settings: Settings,
+    clock: Clock,
+    day: date,
+    producer: Producer,
+    notifier: Notifier,
+    only: Sequence[str] = (),
+) -> dict[str, object]:
+    """The ``etf_holdings`` job for session ``day`` (``only``: these ETFs, not every one)."""
+    started = time.monotonic()
+    send: Callable[[Event], object] = producer.send
+    symbols = sorted(set(only)) if only else symbols_of(settings, send)[1]
+    stored = read(settings, lambda conn: etf_history(conn, day, day))
+    quotes = {s: days[day] for s, days in stored.items() if day in days}
+    found, out = asyncio.run(_collect(settings, clock, symbols, day, quotes, beat(notifier)))
+    present: set[tuple[str, str]] = set()
+    for symbol in sorted(found):
+        send(found[symbol])
+        problem = count_problem(found[symbol])
+        if problem is not None:
+            present.add(("etf_holdings_count_mismatch", symbol))
+            send(
+                Alert(
+                    severity="warning",
+                    code="etf_holdings_count_mismatch",
+                    subject=symbol,
+                    message=problem,
+                    context={"day": day.isoformat()},
+                )
+            )
+    failed_pct = 100 * len(out.failed) / max(len(symbols), 1)
+    if out.failed:
+        present.add(("etf_holdings_failures", ""))
+        sample = "; ".join(f"{s}: {e}" for s, e in list(out.failed.items())[:3])
+        send(
+            Alert(
+                severity="error" if failed_pct > settings.etf.max_failed_pct else "warning",
+                code="etf_holdings_failures",
+                message=f"{len(out.failed)} of {len(symbols)} ETFs' holdings failed for {day} "
+                f"(their earlier sets stay current): {sample}"[:2000],
+            )
+        )
+    subjects = set(found) | ({""} if not only else set())
+    resolved = resolve(settings, send, CODES, present, clock, subjects)
+    send(
+        EtfRun(
+            job="etf_holdings",
+            trade_date=day,
+            applied=True,
+            listed=len(symbols),
+            collected=len(found),
+            calls=out.kis_calls,
+            failures=len(out.failed),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    )
+    lines = [len(h.lines) for h in found.values()]
+    return {
+        "date": day.isoformat(),
+        "listed": len(symbols),
+        "collected": len(found),
+        "lines": sum(lines),
+        "most_lines": max(lines, default=0),
+        "paged": sum(h.pages > 1 for h in found.values()),
+        "count_mismatches": sum(c == "etf_holdings_count_mismatch" for c, _ in present),
+        "unchecked": sum(h.quote_count is None for h in found.values()),
+        "failures": len(out.failed),
+        "failed_over_limit": failed_pct > settings.etf.max_failed_pct,
+        "kis_calls": out.kis_calls,
+        "elapsed_s": round(out.elapsed_s, 3),
+        "resolved": resolved,
+    }
