@@ -177,16 +177,19 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
     settings = settings_for(sim, tmp_path)
     clock = sim.sim.clock
     halted, locked = STOCKS[:2]
-    start = clock.now_ns() + 20 * NS
-    end = (start // (60 * NS) + 3) * 60 * NS  # two whole minutes inside the halt
-    inject(
-        sim,
-        {"halt": {halted: [kst(start), kst(end)]}, "limit_lock": {locked: [kst(start), kst(end)]}},
-    )
-    start, end = start // NS * NS, end // NS * NS  # the windows, to the second
     upper = int(quote(sim, locked)["stck_mxpr"])
     ticks: list[TradeTick] = []
     seen: dict[str, dict[str, str]] = {}
+    window: list[int] = []
+
+    def halt_soon() -> None:
+        """The halt and the lock from 20 s on: after trades of both were seen, however late
+        the sessions came up (the market clock does not wait for a loaded machine)."""
+        start = clock.now_ns() + 20 * NS
+        end = (start // (60 * NS) + 3) * 60 * NS  # two whole minutes inside the halt
+        windows = [kst(start), kst(end)]
+        inject(sim, {"halt": {halted: windows}, "limit_lock": {locked: windows}})
+        window[:] = [start // NS * NS, end // NS * NS]  # the windows, to the second
 
     async def scenario() -> None:
         limits = rate_limits(settings, "track_a")
@@ -203,6 +206,9 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
             book = SlotBook(["acct1", "acct2"], 3)
             wanted = [Candidate(s, "market_cap", 10.0 - n) for n, s in enumerate(STOCKS[:2])]
             await collector.apply(book.evaluate(wanted, clock.now_ns(), collector.healthy()))
+            await until(lambda: {halted, locked} <= {t.symbol for t in ticks}, 60, "trades of both")
+            halt_soon()
+            start, end = window
             await until(lambda: clock.now_ns() > start + 5 * NS, 20, "the halt")
             seen["halted"], seen["locked"] = quote(sim, halted), quote(sim, locked)
             await until(
@@ -218,6 +224,7 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
                 await account.aclose()
 
     asyncio.run(scenario())
+    start, end = window
     # Halted: no trade between its start and end, then trading resumes; the quote says so.
     during = [t for t in ticks if t.symbol == halted and start <= t.exchange_ns < end]
     assert during == [] and any(t.symbol == halted and t.exchange_ns < start for t in ticks)
