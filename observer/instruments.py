@@ -67,9 +67,11 @@ def _files() -> tuple[MasterFile, ...]:
     home = [
         MasterFile(market, f"{stem}.mst.zip", f"{stem}.mst", market, "KR", "KRW")
         for market, stem in (
-            ("KOSPI", "kospi_code"), ("KOSDAQ", "kosdaq_code"), ("KONEX", "konex_code")
+            ("KOSPI", "kospi_code"),
+            ("KOSDAQ", "kosdaq_code"),
+            ("KONEX", "konex_code"),
         )
-    ]  # fmt: skip
+    ]
     abroad = [
         MasterFile(
             code,
@@ -140,10 +142,18 @@ def listing_columns() -> tuple[Any, ...]:
     from observer.db.models import Instrument
 
     return (
-        Instrument.market, Instrument.symbol, Instrument.name, Instrument.name_en,
-        Instrument.exchange, Instrument.region, Instrument.currency, Instrument.security_type,
-        Instrument.sector_code, Instrument.industry_code, Instrument.kospi200_sector,
-    )  # fmt: skip
+        Instrument.market,
+        Instrument.symbol,
+        Instrument.name,
+        Instrument.name_en,
+        Instrument.exchange,
+        Instrument.region,
+        Instrument.currency,
+        Instrument.security_type,
+        Instrument.sector_code,
+        Instrument.industry_code,
+        Instrument.kospi200_sector,
+    )
 
 
 def tickers(

@@ -139,9 +139,12 @@ class SectorMap:
                 raise ValueError(f"codes: {key[0]} {key[1]} is mapped twice")
             _check(entry.gics_sector, entry.gics_ig, f"codes {key[0]} {key[1]}")
             self._codes[key] = Classification(
-                gics_sector=entry.gics_sector, gics_ig=entry.gics_ig,
-                confidence=entry.confidence, source="kis_map", note=entry.note,
-            )  # fmt: skip
+                gics_sector=entry.gics_sector,
+                gics_ig=entry.gics_ig,
+                confidence=entry.confidence,
+                source="kis_map",
+                note=entry.note,
+            )
         self._names: dict[str, Classification] = {}
         for n in file.names:
             name = _name_key(n.name)
@@ -149,9 +152,12 @@ class SectorMap:
                 raise ValueError(f"names: {n.name!r} is mapped twice")
             _check(n.gics_sector, n.gics_ig, f"names {n.name!r}")
             self._names[name] = Classification(
-                gics_sector=n.gics_sector, gics_ig=n.gics_ig, confidence=n.confidence,
-                source="kis_detail", note=n.note or n.name,
-            )  # fmt: skip
+                gics_sector=n.gics_sector,
+                gics_ig=n.gics_ig,
+                confidence=n.confidence,
+                source="kis_detail",
+                note=n.note or n.name,
+            )
         self._kospi200 = _kr_table(file.kr_kospi200, "kr_kospi200")
         self._kr_industries = _kr_table(file.kr_industries, "kr_industries")
         self._overrides: dict[str, Classification] = {}
@@ -160,9 +166,12 @@ class SectorMap:
                 raise ValueError(f"overrides: {o.symbol} is overridden twice")
             _check(o.gics_sector, o.gics_ig, f"overrides {o.symbol}")
             self._overrides[o.symbol] = Classification(
-                gics_sector=o.gics_sector, gics_ig=o.gics_ig, confidence=1.0,
-                source="manual", note=o.note,
-            )  # fmt: skip
+                gics_sector=o.gics_sector,
+                gics_ig=o.gics_ig,
+                confidence=1.0,
+                source="manual",
+                note=o.note,
+            )
         for name, sector in file.fallback_sectors.items():
             _check(sector, "", f"fallback_sectors {name}")
         self._fallback_sectors = dict(file.fallback_sectors)
@@ -209,14 +218,18 @@ class SectorMap:
         industry = self._industries.get(industry_key)
         if industry is not None and industry.gics_ig[:2] == sector:
             return Classification(
-                gics_sector=sector, gics_ig=industry.gics_ig,
+                gics_sector=sector,
+                gics_ig=industry.gics_ig,
                 confidence=min(self._fallback_confidence, industry.confidence),
-                source="fallback", note=f"{sector_key}/{industry_key}",
-            )  # fmt: skip
+                source="fallback",
+                note=f"{sector_key}/{industry_key}",
+            )
         return Classification(
-            gics_sector=sector, confidence=self._fallback_confidence, source="fallback",
+            gics_sector=sector,
+            confidence=self._fallback_confidence,
+            source="fallback",
             note=sector_key,
-        )  # fmt: skip
+        )
 
     def mapped_codes(self) -> set[tuple[str, str]]:
         """Every ``(exchange, icod)`` in the file (``"*"`` for every exchange)."""
@@ -230,9 +243,12 @@ def _kr_table(entries: tuple[KrEntry, ...], where: str) -> dict[str, Classificat
             raise ValueError(f"{where}: {e.code} is mapped twice")
         _check(e.gics_sector, e.gics_ig, f"{where} {e.code}")
         table[e.code] = Classification(
-            gics_sector=e.gics_sector, gics_ig=e.gics_ig, confidence=e.confidence,
-            source="kis_map", note=e.note,
-        )  # fmt: skip
+            gics_sector=e.gics_sector,
+            gics_ig=e.gics_ig,
+            confidence=e.confidence,
+            source="kis_map",
+            note=e.note,
+        )
     return table
 
 

@@ -109,9 +109,17 @@ class TrackBSettings(Strict, frozen=True):
     # Cumulative share of a day's volume traded by each time (KST), for "volume so far
     # against the 20-day average for the same elapsed part of the session"; linear between.
     volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
-        ("09:00", 0.0), ("09:30", 0.16), ("10:00", 0.25), ("11:00", 0.38), ("12:00", 0.48),
-        ("13:00", 0.57), ("14:00", 0.68), ("15:00", 0.82), ("15:20", 0.91), ("15:30", 1.0),
-    )  # fmt: skip
+        ("09:00", 0.0),
+        ("09:30", 0.16),
+        ("10:00", 0.25),
+        ("11:00", 0.38),
+        ("12:00", 0.48),
+        ("13:00", 0.57),
+        ("14:00", 0.68),
+        ("15:00", 0.82),
+        ("15:20", 0.91),
+        ("15:30", 1.0),
+    )
     registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
     books: bool = False  # also H0STASP0: a symbol then takes two registrations
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
@@ -244,8 +252,13 @@ class EnrichSettings(Strict, frozen=True):
     """
 
     regions: tuple[Literal["US", "CN", "HK", "JP", "VN", "KR"], ...] = (
-        "US", "CN", "HK", "JP", "VN", "KR",
-    )  # fmt: skip
+        "US",
+        "CN",
+        "HK",
+        "JP",
+        "VN",
+        "KR",
+    )
     sector_map: str = ""  # "": config/sector_map.toml of this checkout
     kis_codes: bool = True  # fetch HHDFS76370100's catalogs (real accounts only; 9 calls)
     # Per symbol whose code is missing or unmapped, before the fallback (real accounts only,

@@ -87,9 +87,19 @@ class StreamingPair:
         self._pg_ctl("primary", "start")
         standby = self.dir / "standby"
         self._run(
-            "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port), "-U", "postgres",
-            "-D", str(standby), "-R", "-X", "stream",
-        )  # fmt: skip
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.primary_port),
+            "-U",
+            "postgres",
+            "-D",
+            str(standby),
+            "-R",
+            "-X",
+            "stream",
+        )
         with (standby / "postgresql.conf").open("a") as conf:
             conf.write(f"port = {self.standby_port}\n")  # the later setting wins
         self._pg_ctl("standby", "start")

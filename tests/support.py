@@ -146,15 +146,26 @@ class ProducerProcess:
     def start(self, events: int, rate: float = 0, drain_timeout: float = 120) -> ProducerProcess:
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "harness.loadgen", "--source", self.source,
-                "--endpoint", self.endpoint, "--outbox", str(self.outbox),
-                "--events", str(events), "--rate", str(rate),
-                "--drain-timeout", str(drain_timeout),
+                sys.executable,
+                "-m",
+                "harness.loadgen",
+                "--source",
+                self.source,
+                "--endpoint",
+                self.endpoint,
+                "--outbox",
+                str(self.outbox),
+                "--events",
+                str(events),
+                "--rate",
+                str(rate),
+                "--drain-timeout",
+                str(drain_timeout),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=ROOT,
-        )  # fmt: skip
+        )
         return self
 
     def kill(self) -> None:
@@ -191,10 +202,17 @@ def assert_exactly_once(url: str, expected: dict[str, int]) -> None:
     for source, count in expected.items():
         a = found[source]
         assert (a.min_seq, a.max_seq, a.distinct, a.rows, a.committed) == (
-            1, count, count, count, count,
-        ), a  # fmt: skip
-    runs = db_rows(url, "SELECT source, first_seq, last_seq, length(digests) FROM bus_digests "
-                   "ORDER BY source, first_seq")  # fmt: skip
+            1,
+            count,
+            count,
+            count,
+            count,
+        ), a
+    runs = db_rows(
+        url,
+        "SELECT source, first_seq, last_seq, length(digests) FROM bus_digests "
+        "ORDER BY source, first_seq",
+    )
     covered: dict[str, int] = {}
     for source, first, last, size in runs:
         assert first == covered.get(source, 0) + 1 and size == (last - first + 1) * DIGEST_BYTES

@@ -269,6 +269,26 @@ def test_no_module_of_the_core_is_over_500_lines() -> None:
         assert lines <= 500, f"{path} has {lines} lines: split it along its seams"
 
 
+def test_hand_layout_only_for_data_tables() -> None:
+    """``# fmt: skip`` keeps a data table's columns (field widths, code maps, parametrize
+    cases): it closes a module-level literal or a decorator, never code or ``__all__``."""
+    for package in ("bus", "observer", "workers", "harness", "tests"):
+        for path in (ROOT / package).rglob("*.py"):
+            text = path.read_text()
+            tables: set[int | None] = set()
+            for node in ast.parse(text).body:
+                named = node.targets if isinstance(node, ast.Assign) else []
+                if isinstance(node, ast.Assign | ast.AnnAssign) and not any(
+                    isinstance(t, ast.Name) and t.id == "__all__" for t in named
+                ):
+                    tables.add(node.end_lineno)
+                elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    tables |= {d.end_lineno for d in node.decorator_list}
+            for n, line in enumerate(text.splitlines(), 1):
+                if line.endswith("# fmt: skip"):
+                    assert n in tables, f"{path}:{n}: let ruff lay it out"
+
+
 def test_a_command_is_its_programs_name_with_hyphens() -> None:
     """`observer gap-recovery` runs the gap_recovery program of workers/gap_recovery.
 

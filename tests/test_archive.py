@@ -135,8 +135,11 @@ def test_round_trip_rows_equal_and_duckdb_reads(store: Store, tmp_path: Path) ->
     with store.engine.connect() as conn:
         records = {r.table: r for r in archive_records(conn, DAY)}
     assert {t: r.rows for t, r in records.items()} == {
-        "trade_ticks": 2500, "order_books": 5, "price_snapshots": 3, "minute_bars": 4,
-    }  # fmt: skip
+        "trade_ticks": 2500,
+        "order_books": 5,
+        "price_snapshots": 3,
+        "minute_bars": 4,
+    }
     for table, record in records.items():
         path = tmp_path / record.path
         assert path == tmp_path / f"{DAY:%Y/%m/%d}" / f"{table}.parquet"
@@ -180,8 +183,11 @@ def test_pruning_refuses_a_day_without_a_matching_archive(store: Store, tmp_path
     apply(store, market_events(DAY, 200))
     pruner = Pruner(store, 50)
     # No archive at all.
-    apply(store, [PruneRequested(table="trade_ticks", trade_date=DAY, rows=200, sha256="0" * 64)],
-          "archive")  # fmt: skip
+    apply(
+        store,
+        [PruneRequested(table="trade_ticks", trade_date=DAY, rows=200, sha256="0" * 64)],
+        "archive",
+    )
     assert [code for code, _ in alerts(prune_all(pruner))] == ["prune_refused"]
     # An archive, then a late row of the day that it does not hold.
     archive(store, tmp_path, DAY)
@@ -259,9 +265,14 @@ def test_a_pruning_cut_short_is_finished_by_the_next_request(store: Store, tmp_p
 
 def _observer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "observer", *args], capture_output=True, text=True, cwd=ROOT,
-        timeout=120, env={**os.environ, **(env or {})}, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "observer", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
 
 
 def test_archive_verify_command_exits_1_on_a_damaged_file(store: Store, tmp_path: Path) -> None:

@@ -66,9 +66,10 @@ def test_the_job_prunes_an_archived_day_while_the_writer_keeps_acknowledging(
     engine.dispose()
     archive = tmp_path / "archive"
     writer = WriterProcess(
-        tmp_path, sqlite_url,
+        tmp_path,
+        sqlite_url,
         extra=f'[retention]\ndir = "{archive}"\ntrade_ticks = 1\nchunk_rows = 2000\n',
-    ).start()  # fmt: skip
+    ).start()
     try:
         quiet = _latency_p99(writer, tmp_path, "before", lambda: None)
         job: list[subprocess.CompletedProcess[str]] = []
@@ -92,17 +93,33 @@ def test_the_job_prunes_an_archived_day_while_the_writer_keeps_acknowledging(
     audits = audit(sqlite_url)
     assert all(a.complete for a in audits.values()), audits
     assert audits["old"].max_seq == OLD_TICKS and audits["old"].rows == 0
-    print(f"ack latency p99: {quiet:.1f} ms quiet, {pruning:.1f} ms while pruning "
-          f"{OLD_TICKS} rows in chunks of 2000")  # fmt: skip
+    print(
+        f"ack latency p99: {quiet:.1f} ms quiet, {pruning:.1f} ms while pruning "
+        f"{OLD_TICKS} rows in chunks of 2000"
+    )
     assert pruning < 2000  # generous: the machine is shared; the point is it keeps flowing
 
 
 def run_job(config: Path, today: date) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "observer", "archive", "run", "--date", str(today), "--json",
-         "--config", str(config)],
-        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "archive",
+            "run",
+            "--date",
+            str(today),
+            "--json",
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
 
 
 def _count(url: str, day: date) -> int:

@@ -40,8 +40,12 @@ def config_for(tmp_path: Path, url: str, extra: str = "") -> Path:
 def observer(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "observer", *map(str, args)],
-        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_a_backup_taken_while_the_writer_commits_restores_complete(
@@ -60,9 +64,11 @@ def test_a_backup_taken_while_the_writer_commits_restores_complete(
     assert folder.parent == tmp_path / "data" / "backups" and folder.stat().st_mode & 0o777 == 0o700
     names = {part["name"] for part in json.loads((folder / MANIFEST).read_text())["parts"]}
     assert names == {
-        "database.sqlite", "files/config.toml",
-        "files/universe/20261120_kr_stocks.json", "files/masters/current/kospi_code.mst.zip",
-    }  # fmt: skip
+        "database.sqlite",
+        "files/config.toml",
+        "files/universe/20261120_kr_stocks.json",
+        "files/masters/current/kospi_code.mst.zip",
+    }
     assert producer.result()["drained"]
     restored = f"sqlite:///{tmp_path / 'restored.db'}"
     done = observer("db", "restore", folder, "--config", config, "--db", restored)

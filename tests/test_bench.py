@@ -13,8 +13,11 @@ from tests.support import ROOT
 def run(*args: str) -> dict[str, object]:
     done = subprocess.run(
         [sys.executable, "-m", "observer", "bench", *args, "--json"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -77,8 +80,9 @@ def test_bench_track_b_reports_the_evaluation_against_a_bare_sort() -> None:
 
 
 def test_bench_bus_over_tcp_reports_tcp_beside_ipc() -> None:
-    result = run("bus", "--events", "4000", "--producers", "2", "--rate", "500",
-                 "--endpoint", "tcp")  # fmt: skip
+    result = run(
+        "bus", "--events", "4000", "--producers", "2", "--rate", "500", "--endpoint", "tcp"
+    )
     assert result["endpoint"] == "tcp"
     assert {"tcp_events_per_s", "tcp_p99_ms", "tcp_to_ipc_ratio"} <= set(result)
     assert float(result["tcp_events_per_s"]) > 0  # type: ignore[arg-type]

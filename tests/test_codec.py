@@ -50,9 +50,21 @@ def test_tags_are_unique_and_stable() -> None:
 
 def test_an_older_reader_skips_a_newer_field() -> None:
     newer = msgspec.msgpack.encode(
-        [["src", 1, 0, {"type": "alert", "severity": "info", "code": "X", "message": "m",
-                        "added_later": 42}]]
-    )  # fmt: skip
+        [
+            [
+                "src",
+                1,
+                0,
+                {
+                    "type": "alert",
+                    "severity": "info",
+                    "code": "X",
+                    "message": "m",
+                    "added_later": 42,
+                },
+            ]
+        ]
+    )
     assert decode_frame(newer)[0].event == Alert(severity="info", code="X", message="m")
 
 

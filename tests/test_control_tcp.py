@@ -38,8 +38,11 @@ def ctl(*args: str, config: Path | None = None) -> subprocess.CompletedProcess[s
     head = ["--config", str(config)] if config is not None else []
     return subprocess.run(
         [sys.executable, "-m", "observer", "ctl", *head, *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 # ---------------------------------------------------------------- configuration
@@ -64,14 +67,26 @@ def test_a_tcp_control_endpoint_is_never_plaintext(tmp_path: Path) -> None:
         load_settings(_config(tmp_path, ipc))
     assert load_settings(_config(tmp_path, tcp + keyed)).supervisor.operators == ("alice",)
     wrong = subprocess.run(
-        [sys.executable, "-m", "observer", "supervise", "--config", str(tmp_path / "observer.toml"),
-         "--role", "writers"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "supervise",
+            "--config",
+            str(tmp_path / "observer.toml"),
+            "--role",
+            "writers",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert wrong.returncode == 2 and "expected all, store or collectors" in wrong.stderr
     # The client refuses anything but tcp too (and so never sends a request in clear).
-    refused = ctl("--endpoint", "http://127.0.0.1:5703", "--key", "/x", "--server-key", "/y",
-                  "status")  # fmt: skip
+    refused = ctl(
+        "--endpoint", "http://127.0.0.1:5703", "--key", "/x", "--server-key", "/y", "status"
+    )
     assert refused.returncode == 2 and "expected tcp://host:port" in refused.stderr
 
 
@@ -79,8 +94,12 @@ def test_roles_come_from_the_program_table(tmp_path: Path) -> None:
     settings = load_settings(ROOT / "config" / "observer.toml")
     roles = {name: p.host_role for name, p in settings.programs.items()}
     assert {n for n, r in roles.items() if r == "store"} == {
-        "writer", "notifier", "backup", "archive", "etf_check",
-    }  # fmt: skip
+        "writer",
+        "notifier",
+        "backup",
+        "archive",
+        "etf_check",
+    }
     assert roles["track_b"] == roles["track_a"] == roles["token"] == "collectors"
     # Unset, the writer's command goes with the database and everything else collects.
     bare = load_settings(_config(tmp_path, WRITER_PROGRAM + load_program()))
@@ -130,10 +149,17 @@ def raw_request(
 def both_hosts(store: str, store_port: int, collectors: str, collectors_port: int) -> list[str]:
     """`observer ctl` options for alice to reach the store's and the collectors' supervisors."""
     return [
-        "--key", "alice",
-        "--endpoint", f"tcp://{store}:{store_port}", "--server-key", "store",
-        "--endpoint", f"tcp://{collectors}:{collectors_port}", "--server-key", "collectors",
-    ]  # fmt: skip
+        "--key",
+        "alice",
+        "--endpoint",
+        f"tcp://{store}:{store_port}",
+        "--server-key",
+        "store",
+        "--endpoint",
+        f"tcp://{collectors}:{collectors_port}",
+        "--server-key",
+        "collectors",
+    ]
 
 
 def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_done(
@@ -170,8 +196,11 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
         refused = ctl(*endpoint, "--key", "mallory", command, "load", config=config)
         assert refused.returncode == 2 and "refused this key" in refused.stderr
     now = sup.program("load")
-    assert (now["pid"], now["restarts"], now["state"]) == (after["pid"], after["restarts"],
-                                                           "running")  # fmt: skip
+    assert (now["pid"], now["restarts"], now["state"]) == (
+        after["pid"],
+        after["restarts"],
+        "running",
+    )
     assert sup.status()["control_refused"] >= 2
     mallory = load_key_pair(keys, "mallory")
     log = sup.log.read_text()
@@ -180,8 +209,9 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
         assert load_key_pair(keys, name).secret.decode() not in log
     wait_until(
         lambda: sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'"),
-        30, "the refusal's alert",
-    )  # fmt: skip
+        30,
+        "the refusal's alert",
+    )
     assert sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'") == [
         (mallory.public.decode(),)
     ]
@@ -195,9 +225,11 @@ def test_collectors_wait_for_the_writer_on_the_store_host_and_status_shows_both(
     bus = (
         f'ingest_endpoint = "tcp://127.0.0.1:{ingest}"\nfeed_endpoint = "tcp://127.0.0.1:{feed}"\n'
     )
-    programs = WRITER_PROGRAM + load_program(rate=500) + (
-        '\n[programs.reports]\nkind = "job"\nrole = "store"\ncommand = ["observer", "audit"]\n'
-    )  # fmt: skip
+    programs = (
+        WRITER_PROGRAM
+        + load_program(rate=500)
+        + ('\n[programs.reports]\nkind = "job"\nrole = "store"\ncommand = ["observer", "audit"]\n')
+    )
     (tmp_path / "collectors").mkdir()
     (tmp_path / "store").mkdir()
     collectors = SupervisorProcess(
@@ -225,8 +257,10 @@ def test_collectors_wait_for_the_writer_on_the_store_host_and_status_shows_both(
     shown = ctl(*both, "--json", "status", config=store.config)
     report = json.loads(shown.stdout)
     hosts = {h["host"]: [p["name"] for p in h["programs"]] for h in report["hosts"]}
-    assert hosts == {f"127.0.0.1:{store_port}": ["writer"],
-                     f"127.0.0.1:{collectors_port}": ["load"]}  # fmt: skip
+    assert hosts == {
+        f"127.0.0.1:{store_port}": ["writer"],
+        f"127.0.0.1:{collectors_port}": ["load"],
+    }
     # The collectors' table names a store job that the store host does not run: nowhere.
     assert report["nowhere"] == ["reports"] and shown.returncode == 1
     table = ctl(*both, "status", config=store.config)
@@ -241,8 +275,16 @@ def test_collectors_wait_for_the_writer_on_the_store_host_and_status_shows_both(
 
 
 def _supervise(sup: SupervisorProcess, role: str) -> subprocess.Popen[bytes]:
-    args = [sys.executable, "-m", "observer", "supervise", "--config", str(sup.config),
-            "--role", role]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "observer",
+        "supervise",
+        "--config",
+        str(sup.config),
+        "--role",
+        role,
+    ]
     with sup.log.open("ab") as log:
         sup.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=sup.workdir)
     wait_until(lambda: sup.socket.exists() or sup.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]

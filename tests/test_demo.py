@@ -34,19 +34,47 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     # A relative --data-dir, as a user types it: every process gets it absolute.
     data = tmp_path / "demo-data"
     result = subprocess.run(
-        [sys.executable, "-m", "observer", "demo", "--data-dir", "demo-data", "--date",
-         "2026-11-20", "--start", "08:00", "--until", "09:45", "--speed", "120",
-         "--idle-speed", "240", "--stocks", "600", "--accounts", "1", "--faults", "light",
-         "--notify", hook, "--json"],
-        capture_output=True, text=True, timeout=240, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "demo",
+            "--data-dir",
+            "demo-data",
+            "--date",
+            "2026-11-20",
+            "--start",
+            "08:00",
+            "--until",
+            "09:45",
+            "--speed",
+            "120",
+            "--idle-speed",
+            "240",
+            "--stocks",
+            "600",
+            "--accounts",
+            "1",
+            "--faults",
+            "light",
+            "--notify",
+            hook,
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
     assert json.loads((data / "summary.json").read_text()) == summary  # always written
     assert summary["date"] == "2026-11-20"
     assert [p["phase"] for p in summary["phases"]][-3:] == [
-        "warmup", "track_a_only", "full_operation",
-    ]  # fmt: skip
+        "warmup",
+        "track_a_only",
+        "full_operation",
+    ]
     assert [p["at"] for p in summary["phases"]][-3:] == ["08:00", "09:00", "09:30"]
     assert summary["processes"]["writer"] == {"restarts": 0, "state": "running"}
     assert summary["events_committed"] >= 5  # phases and lifecycle, exactly once

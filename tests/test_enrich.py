@@ -30,8 +30,15 @@ from workers.master_file.reading import read_listings
 ROOT = Path(__file__).resolve().parent.parent
 MARKET = Market(21, TradingCalendar(), stocks=100, etfs=10)
 START = datetime(2026, 11, 22, 6, 30, tzinfo=KST)
-REGIONS = {"nas": "US", "nys": "US", "hks": "HK", "shs": "CN", "tse": "JP", "hsx": "VN",
-           "hnx": "VN"}  # fmt: skip
+REGIONS = {
+    "nas": "US",
+    "nys": "US",
+    "hks": "HK",
+    "shs": "CN",
+    "tse": "JP",
+    "hsx": "VN",
+    "hnx": "VN",
+}
 PER_STEM = 40  # rows per master (ETPs among them are not enriched)
 
 
@@ -58,9 +65,11 @@ class Harness:
 
     def configure(self, **enrich: object) -> None:
         settings = {
-            "fallback_url": f'"{self.sim_url}"', "fallback_rate_per_s": 200,
-            "retry_delay_s": 0.01, "batch_size": 10,
-        } | {k: json.dumps(v) for k, v in enrich.items()}  # fmt: skip
+            "fallback_url": f'"{self.sim_url}"',
+            "fallback_rate_per_s": 200,
+            "retry_delay_s": 0.01,
+            "batch_size": 10,
+        } | {k: json.dumps(v) for k, v in enrich.items()}
         self.config.write_text(
             f'[paths]\ndata_dir = "{self.data}"\nrun_dir = "{self.writer.run_dir}"\n'
             f'[database]\nurl = "{self.url}"\n'
@@ -73,12 +82,21 @@ class Harness:
     def load_listings(self) -> None:
         producer = Producer("masters", self.writer.ingest, self.tmp / "ob-masters")
         for x in listings():
-            producer.send(ListingChanged(
-                change="new", market=x.exchange, symbol=x.symbol, name=x.name,
-                name_en=x.name_en, exchange=x.exchange, currency=x.currency,
-                security_type="stock" if x.security_type == "2" else "etp",
-                sector_code=x.industry_code, region=REGIONS[x.stem], initial=True,
-            ))  # fmt: skip
+            producer.send(
+                ListingChanged(
+                    change="new",
+                    market=x.exchange,
+                    symbol=x.symbol,
+                    name=x.name,
+                    name_en=x.name_en,
+                    exchange=x.exchange,
+                    currency=x.currency,
+                    security_type="stock" if x.security_type == "2" else "etp",
+                    sector_code=x.industry_code,
+                    region=REGIONS[x.stem],
+                    initial=True,
+                )
+            )
         assert producer.wait_acked(30)
         producer.close()
 
@@ -87,17 +105,23 @@ class Harness:
 
     def run(self, *args: str, code: int = 0) -> dict[str, Any]:
         done = subprocess.run(
-            self.command("run", "--json", *args), env=self.env, capture_output=True, text=True,
+            self.command("run", "--json", *args),
+            env=self.env,
+            capture_output=True,
+            text=True,
             timeout=120,
-        )  # fmt: skip
+        )
         assert done.returncode == code, done.stderr + done.stdout
         return json.loads(done.stdout.splitlines()[-1])
 
     def report(self, *args: str) -> list[dict[str, Any]]:
         done = subprocess.run(
-            self.command("report", "--json", *args), env=self.env, capture_output=True,
-            text=True, check=True,
-        )  # fmt: skip
+            self.command("report", "--json", *args),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         regions: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])["regions"]
         return regions
 
@@ -141,10 +165,12 @@ def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness)
         by_origin.setdefault(origin, []).append(code == TRUTH[key])
     kis, detail, fallback = by_origin["kis_map"], by_origin["kis_detail"], by_origin["fallback"]
     share = len(kis) / len(sectors)
-    print(f"KIS-mapped {share:.0%}, precision {sum(kis) / len(kis):.0%}; "
-          f"KIS detail {len(detail)}, precision {sum(detail) / len(detail):.0%}; "
-          f"fallback {len(fallback)}, precision {sum(fallback) / len(fallback):.0%}; "
-          f"unresolved {len(by_origin.get('unresolved', []))}")  # fmt: skip
+    print(
+        f"KIS-mapped {share:.0%}, precision {sum(kis) / len(kis):.0%}; "
+        f"KIS detail {len(detail)}, precision {sum(detail) / len(detail):.0%}; "
+        f"fallback {len(fallback)}, precision {sum(fallback) / len(fallback):.0%}; "
+        f"unresolved {len(by_origin.get('unresolved', []))}"
+    )
     assert 0.3 < share < 0.7  # about half the codes are broad (the seed says 46 %)
     assert sum(kis) / len(kis) > 0.9 and all(fallback)
     # HHDFS76200200's sector names classify most of the rest, before the fallback.
@@ -165,15 +191,21 @@ def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness)
     assert again["fallback_calls"] == 0
     assert all(t["fresh_skipped"] == t["total"] for t in again["regions"].values())
     report = subprocess.run(
-        harness.command("report", "--json"), env=harness.env, capture_output=True, text=True,
+        harness.command("report", "--json"),
+        env=harness.env,
+        capture_output=True,
+        text=True,
         check=True,
-    )  # fmt: skip
+    )
     regions = json.loads(report.stdout.splitlines()[-1])["regions"]
     assert {r["region"]: r["total"] for r in regions} == dict(runs)
     unmapped = subprocess.run(
-        harness.command("unmapped", "--json"), env=harness.env, capture_output=True, text=True,
+        harness.command("unmapped", "--json"),
+        env=harness.env,
+        capture_output=True,
+        text=True,
         check=True,
-    )  # fmt: skip
+    )
     rows = json.loads(unmapped.stdout.splitlines()[-1])["unmapped"]
     assert rows and all(r["name"] for r in rows)  # KIS's names, from the fetched catalogs
     assert sum(r["stocks"] for r in rows) == len(sectors) - len(kis)
@@ -201,13 +233,13 @@ def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
     harness.configure(fallback_rate_per_s=10, kis_codes=False)  # about 12 s of fallback calls
     asked = harness.sim.yahoo.counts["answered"]
     first = subprocess.Popen(
-        harness.command("run", "--regions", "ALL", "--force-refresh"), env=harness.env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        harness.command("run", "--regions", "ALL", "--force-refresh"),
+        env=harness.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_until(
-            lambda: len(harness.sectors()) >= 40, timeout=60, what="40 sectors committed"
-        )  # fmt: skip
+        wait_until(lambda: len(harness.sectors()) >= 40, timeout=60, what="40 sectors committed")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(10)
@@ -221,9 +253,10 @@ def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
     skipped = sum(t["fresh_skipped"] for t in resumed["regions"].values())
     assert skipped >= stored  # what the killed run stored is not asked again
     full = sum(  # the stocks a full run asks the fallback about: no mapping, a suffix
-        1 for (exchange, _), (_, origin) in harness.sectors().items()
+        1
+        for (exchange, _), (_, origin) in harness.sectors().items()
         if exchange != "HNX" and origin not in ("kis_map", "kis_detail")
-    )  # fmt: skip
+    )
     assert resumed["fallback_calls"] < full <= asked_first + resumed["fallback_calls"]
 
 
@@ -238,9 +271,11 @@ def test_a_dry_run_publishes_nothing_and_states_the_bound(harness: Harness) -> N
 
 def test_bad_regions_exit_2(harness: Harness) -> None:
     done = subprocess.run(
-        harness.command("run", "--regions", "US,XX"), env=harness.env, capture_output=True,
+        harness.command("run", "--regions", "US,XX"),
+        env=harness.env,
+        capture_output=True,
         text=True,
-    )  # fmt: skip
+    )
     assert done.returncode == 2 and "XX" in done.stderr
 
 
@@ -253,11 +288,14 @@ def test_the_report_of_a_day_lists_the_sectors_a_run_changed(harness: Harness) -
     other = "60" if code != "60" else "10"
     changed_map = harness.tmp / "sector_map.toml"
     changed_map.write_text(
-        (ROOT / "config" / "sector_map.toml").read_text().replace(
-            "overrides = [\n", f'overrides = [\n  {{ symbol = "{market}:{symbol}", '
+        (ROOT / "config" / "sector_map.toml")
+        .read_text()
+        .replace(
+            "overrides = [\n",
+            f'overrides = [\n  {{ symbol = "{market}:{symbol}", '
             f'gics_sector = "{other}", note = "test" }},\n',
         )
-    )  # fmt: skip
+    )
     harness.configure(kis_codes=False, cross_check="off", sector_map=str(changed_map))
     second = harness.run("--regions", "US", "--force-refresh")
     assert second["regions"]["US"]["changed"] == 1
@@ -266,19 +304,25 @@ def test_the_report_of_a_day_lists_the_sectors_a_run_changed(harness: Harness) -
     rows = harness.report("--date", day, "--changes")
     (us,) = rows
     assert us["changed"] == 1 and us["manual"] == 1
-    assert [(c["market"], c["symbol"], c["old_code"], c["new_code"], c["origin"])
-            for c in us["changes"]] == [(market, symbol, code, other, "manual")]  # fmt: skip
+    assert [
+        (c["market"], c["symbol"], c["old_code"], c["new_code"], c["origin"]) for c in us["changes"]
+    ] == [(market, symbol, code, other, "manual")]
     assert us["coverage_pct"] == latest[0]["coverage_pct"] > 90
     done = subprocess.run(
-        harness.command("report", "--date", day, "--changes"), env=harness.env,
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        harness.command("report", "--date", day, "--changes"),
+        env=harness.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert f"{market}:{symbol} {code} " in done.stdout and f"-> {other} " in done.stdout
     assert harness.report("--date", "2020-01-01") == []
     bad = subprocess.run(
-        harness.command("report", "--date", "yesterday"), env=harness.env, capture_output=True,
+        harness.command("report", "--date", "yesterday"),
+        env=harness.env,
+        capture_output=True,
         text=True,
-    )  # fmt: skip
+    )
     assert bad.returncode == 2 and "--date" in bad.stderr
 
 
@@ -288,13 +332,12 @@ def test_the_cross_check_lists_and_alerts_what_kis_files_elsewhere(harness: Harn
     )
     summary = harness.run("--regions", "ALL")
     moved = {
-        f"{x.exchange}:{x.symbol}" for x in STOCKS
+        f"{x.exchange}:{x.symbol}"
+        for x in STOCKS
         if listed_code(x.exchange, x.symbol, x.industry_code) != x.industry_code[-3:]
-    }  # fmt: skip
+    }
     assert moved  # the simulator files 2 % of its stocks under another code
-    found = {
-        entry.split()[0] for c in summary["cross_check"].values() for entry in c["listed"]
-    }  # fmt: skip
+    found = {entry.split()[0] for c in summary["cross_check"].values() for entry in c["listed"]}
     assert found == moved
     compared = sum(c["compared"] for c in summary["cross_check"].values())
     assert compared >= len(STOCKS)  # every stock's own code was asked: "full"
@@ -342,12 +385,14 @@ def test_kr_sectors_come_from_the_domestic_masters_codes_without_a_call(harness:
             x.symbol, x.market, kr_codes(x.symbol, x.market, x.group)[0]
         )
         for x in stocks
-    }  # fmt: skip
+    }
     mapped = [k for k in truth if sectors[k][1] == "kis_map"]
     k200 = [k for k in mapped if kr_codes(k[1], k[0], "ST")[1]]
     precision = sum(sectors[k][0] == truth[k] for k in mapped) / len(mapped)
-    print(f"KR: {len(mapped)} of {len(truth)} mapped ({len(k200)} by KOSPI 200 sector), "
-          f"precision {precision:.0%}; unresolved {kr['unresolved']}")  # fmt: skip
+    print(
+        f"KR: {len(mapped)} of {len(truth)} mapped ({len(k200)} by KOSPI 200 sector), "
+        f"precision {precision:.0%}; unresolved {kr['unresolved']}"
+    )
     assert len(mapped) / len(truth) > 0.8 and precision > 0.9 and k200
     assert kr["kis_mapped"] == len(mapped) and kr["unresolved"] == len(truth) - len(mapped)
     (row,) = harness.report()

@@ -99,9 +99,10 @@ def test_the_cross_check_finds_exactly_the_stocks_listed_elsewhere(tmp_path: Pat
             rows = [stored(x) for x in NAS]
             result = await cross_check(client, rows, ("NAS",), "full", 5, 0)
             moved = {
-                x.symbol for x in NAS
+                x.symbol
+                for x in NAS
                 if listed_code(x.exchange, x.symbol, x.industry_code) != x.industry_code[-3:]
-            }  # fmt: skip
+            }
             # each moved stock is missing from its own code's list and present in another's
             listed = {e.split()[0].split(":")[1] for e in result.listed}
             assert listed == moved and result.disagreeing == 2 * len(moved)

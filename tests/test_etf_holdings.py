@@ -48,24 +48,33 @@ def test_a_line_kind_follows_its_code(code: str) -> None:
 
 def test_known_lines() -> None:
     assert [kind_of(c) for c in ("005930", "KRD010010001", "CASH00000001", "KR4101V30005")] == [
-        "stock", "cash", "cash", "futures",
-    ]  # fmt: skip
+        "stock",
+        "cash",
+        "cash",
+        "futures",
+    ]
     assert kind_of("0091C0") == "stock"  # alphanumeric short codes (KRX since 2024)
 
 
 def test_counts_that_disagree_are_told() -> None:
     lines = tuple(EtfHolding(code=f"{n:06d}", kind="stock") for n in range(3))
     agree = EtfHoldings(
-        trade_date=date(2026, 11, 20), symbol="069500", lines=lines, reported_count=3,
+        trade_date=date(2026, 11, 20),
+        symbol="069500",
+        lines=lines,
+        reported_count=3,
         quote_count=3,
-    )  # fmt: skip
+    )
     assert count_problem(agree) is None
     unknown = EtfHoldings(trade_date=agree.trade_date, symbol="069500", lines=lines)
     assert count_problem(unknown) is None  # nothing to compare
     cut = EtfHoldings(
-        trade_date=agree.trade_date, symbol="069500", lines=lines[:2], reported_count=3,
+        trade_date=agree.trade_date,
+        symbol="069500",
+        lines=lines[:2],
+        reported_count=3,
         quote_count=3,
-    )  # fmt: skip
+    )
     problem = count_problem(cut)
     assert problem is not None and "2 holdings" in problem and "counts 3" in problem
 

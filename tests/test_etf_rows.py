@@ -50,8 +50,14 @@ def test_krx_only_fills_what_kis_lacks(
     kis_nav: Decimal | None, krx_nav: Decimal | None, same_close: bool
 ) -> None:
     kis = EtfDaily(trade_date=DAY, symbol="A", close=10_000, nav=kis_nav, nav_final=bool(kis_nav))
-    krx = EtfDaily(trade_date=DAY, symbol="A", close=10_000 if same_close else 9_990,
-                   nav=krx_nav, net_assets_krw=5 * 10**9, origin="krx")  # fmt: skip
+    krx = EtfDaily(
+        trade_date=DAY,
+        symbol="A",
+        close=10_000 if same_close else 9_990,
+        nav=krx_nav,
+        net_assets_krw=5 * 10**9,
+        origin="krx",
+    )
     row = merged(kis, krx)
     assert row.close == 10_000 and row.origin == "kis"
     if kis_nav is not None:

@@ -129,9 +129,12 @@ def test_the_sliding_window_answers_429_past_its_burst() -> None:
 def test_the_breaker_opens_stops_calling_then_a_probe_closes_it() -> None:
     async def scenario() -> None:
         settings = GuardSettings(
-            rate_per_s=1000.0, max_retries=0, retry_delay_s=0.01, breaker_threshold=3,
+            rate_per_s=1000.0,
+            max_retries=0,
+            retry_delay_s=0.01,
+            breaker_threshold=3,
             breaker_open_s=30.0,
-        )  # fmt: skip
+        )
         async with source(settings) as (sim, guarded):
             sim.faults.yahoo_5xx = 1000
             symbols = [x.symbol for x in STOCKS["nas"]]

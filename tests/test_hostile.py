@@ -244,8 +244,26 @@ def test_a_decoded_frame_holds_storable_events_or_one_refusal_per_record(
 
 
 PRICE_FIELDS = [f.name for f in msgspec.structs.fields(CurrentPriceOutput)]
-PRICE = ["73100", "-400", "5", "-0.54", "8123456", "594000000000", "73500", "73800", "72900",
-         "95500", "51500", "73500", "4360000", "5969782", "N", "55", "KOSPI", "00"]  # fmt: skip
+PRICE = [
+    "73100",
+    "-400",
+    "5",
+    "-0.54",
+    "8123456",
+    "594000000000",
+    "73500",
+    "73800",
+    "72900",
+    "95500",
+    "51500",
+    "73500",
+    "4360000",
+    "5969782",
+    "N",
+    "55",
+    "KOSPI",
+    "00",
+]
 
 
 @given(mutated(PRICE))
@@ -310,8 +328,13 @@ def test_frames_are_cut_below_the_size_limit_and_a_larger_event_is_refused(
     tmp_path: Path,
 ) -> None:
     limit = 4096
-    producer = Producer("p", "ipc://" + str(tmp_path / "nobody.sock"), tmp_path / "ob",
-                        max_frame_bytes=limit, linger_s=10.0)  # fmt: skip
+    producer = Producer(
+        "p",
+        "ipc://" + str(tmp_path / "nobody.sock"),
+        tmp_path / "ob",
+        max_frame_bytes=limit,
+        linger_s=10.0,
+    )
     try:
         with pytest.raises(EventError, match="bytes"):
             producer.send(msgspec.structs.replace(TICK, symbol="X" * limit))
@@ -418,8 +441,15 @@ def test_hostile_frames_leave_the_writer_serving(
         )
         hostile = dealer()
         hostile.send(NESTED_MSGPACK)
-        send_raw(hostile, *(Envelope("h-value", n, T0, e) for n, e in enumerate(
-            [TICK, msgspec.structs.replace(TICK, cum_value=2**63), TICK], 1)))  # fmt: skip
+        send_raw(
+            hostile,
+            *(
+                Envelope("h-value", n, T0, e)
+                for n, e in enumerate(
+                    [TICK, msgspec.structs.replace(TICK, cum_value=2**63), TICK], 1
+                )
+            ),
+        )
         send_raw(hostile, Envelope("h-ts", 1, 2**63, TICK))
         send_raw(hostile, Envelope("h-nul\x00", 1, T0, TICK))
         send_raw(hostile, Envelope("h-seq", 2**63, T0, TICK))
@@ -429,8 +459,11 @@ def test_hostile_frames_leave_the_writer_serving(
         for block in range(100):  # 100,000 distinct sources
             send_raw(hostile, *(Envelope(f"h-src-{block}-{n}", 1, T0, alert) for n in range(1000)))
         send_raw(hostile, Envelope("h-last", 1, T0, TICK))
-        wait_until(lambda: writer.offsets().get("h-last") or writer.proc.poll() is not None,  # type: ignore[union-attr]
-                   60, "the hostile frames served")  # fmt: skip
+        wait_until(
+            lambda: writer.offsets().get("h-last") or writer.proc.poll() is not None,  # type: ignore[union-attr]
+            60,
+            "the hostile frames served",
+        )
         alive("after the hostile frames")
         # The 50 MB frame was never held whole, the 100,000 sources were never tracked.
         rss = psutil.Process(pid).memory_info().rss

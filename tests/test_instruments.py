@@ -64,10 +64,18 @@ def test_domestic_parse_of_render_is_identity(rows: list[SimListing]) -> None:
     types = {"ST": "stock", "EF": "etf", "EN": "etn", "RT": "reit"}
     kr = (market, "KR", "KRW")
     expected = [
-        Listing(market, x.symbol, x.name, "", *kr, types[x.group], x.sector_code,
-                *kr_codes(x.symbol, x.market, x.group))
+        Listing(
+            market,
+            x.symbol,
+            x.name,
+            "",
+            *kr,
+            types[x.group],
+            x.sector_code,
+            *kr_codes(x.symbol, x.market, x.group),
+        )
         for x in rows
-    ]  # fmt: skip
+    ]
     assert read_listings(master_file(market), data) == expected
     parsed = parse_domestic(data, market)  # type: ignore[arg-type]
     got = [(p.isin, p.base_price, p.halted, p.administrative, p.listed_shares) for p in parsed]

@@ -29,8 +29,12 @@ KEY, SECRET = "PSclientTestKey000000000000000000000", "clientSecret" + "y" * 168
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def envelope(rt_cd: str = "0", msg_cd: str = "MCA00000", msg1: str = "정상처리 되었습니다.",
-             **outputs: object) -> dict[str, object]:  # fmt: skip
+def envelope(
+    rt_cd: str = "0",
+    msg_cd: str = "MCA00000",
+    msg1: str = "정상처리 되었습니다.",
+    **outputs: object,
+) -> dict[str, object]:
     return {"rt_cd": rt_cd, "msg_cd": msg_cd, "msg1": msg1, **outputs}
 
 
@@ -147,11 +151,18 @@ def test_minute_bars_page_backwards_thirty_at_a_time(tmp_path: Path) -> None:
         cursors.append(cursor)
         upto = [m for m in minutes if m <= cursor][::-1][:30]  # newest first, at most 30
         rows = [
-            {"stck_bsop_date": "20261120", "stck_cntg_hour": m, "stck_prpr": "100",
-             "stck_oprc": "100", "stck_hgpr": "101", "stck_lwpr": "99", "cntg_vol": "10",
-             "acml_tr_pbmn": "0"}
+            {
+                "stck_bsop_date": "20261120",
+                "stck_cntg_hour": m,
+                "stck_prpr": "100",
+                "stck_oprc": "100",
+                "stck_hgpr": "101",
+                "stck_lwpr": "99",
+                "cntg_vol": "10",
+                "acml_tr_pbmn": "0",
+            }
             for m in upto
-        ]  # fmt: skip
+        ]
         return httpx.Response(200, json=envelope(output1={}, output2=rows))
 
     client = make_client(tmp_path, handler)

@@ -51,13 +51,26 @@ def test_domestic_records_parse_from_the_documented_offsets(market: str) -> None
         lstn="5969783",
         avls="4387690",
     )
-    data += record(market, "900110", "이스트아시아홀딩스", grp="FS", sdpr="120", trht="Y",
-                   mang="Y", date="20091222", lstn="300000", avls="36")  # fmt: skip
+    data += record(
+        market,
+        "900110",
+        "이스트아시아홀딩스",
+        grp="FS",
+        sdpr="120",
+        trht="Y",
+        mang="Y",
+        date="20091222",
+        lstn="300000",
+        avls="36",
+    )
     first, second = parse_domestic(data, market)  # type: ignore[arg-type]
     assert (first.symbol, first.isin, first.name) == ("005930", "KR7005930003", "삼성전자")
     assert (first.security_group, first.base_price, first.halted, first.administrative) == (
-        "ST", 73500, False, False,
-    )  # fmt: skip
+        "ST",
+        73500,
+        False,
+        False,
+    )
     assert first.listed_shares == 5_969_783_000
     assert first.market_cap == 438_769_000_000_000
     assert first.listing_date == "19750611"
@@ -83,17 +96,44 @@ def test_mis_encoded_bytes_are_refused() -> None:
 
 
 def cod_row(symbol: str, columns: int = 24) -> bytes:
-    row = ["US", "512", "NAS", "NASDAQ", symbol, f"DNAS{symbol}", "애플", "APPLE INC", "2",
-           "USD", "4", "1", "227.5200", "1", "1", "0930", "1600", "N", "", "0101", "0", "1",
-           "", ""][:columns]  # fmt: skip
+    row = [
+        "US",
+        "512",
+        "NAS",
+        "NASDAQ",
+        symbol,
+        f"DNAS{symbol}",
+        "애플",
+        "APPLE INC",
+        "2",
+        "USD",
+        "4",
+        "1",
+        "227.5200",
+        "1",
+        "1",
+        "0930",
+        "1600",
+        "N",
+        "",
+        "0101",
+        "0",
+        "1",
+        "",
+        "",
+    ][:columns]
     return "\t".join(row).encode("cp949") + b"\n"
 
 
 def test_overseas_rows_parse_and_column_count_is_checked() -> None:
     (apple,) = parse_overseas(cod_row("AAPL"), "nas")
     assert (apple.exchange, apple.region, apple.symbol, apple.name_en, apple.currency) == (
-        "NAS", "US", "AAPL", "APPLE INC", "USD",
-    )  # fmt: skip
+        "NAS",
+        "US",
+        "AAPL",
+        "APPLE INC",
+        "USD",
+    )
     assert (apple.security_type, apple.industry_code, apple.name) == ("2", "0101", "애플")
     with pytest.raises(MasterFileError, match="23 columns, expected 24"):
         parse_overseas(cod_row("AAPL") + cod_row("MSFT", columns=23), "nas")

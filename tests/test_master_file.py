@@ -126,9 +126,10 @@ def test_first_load_then_new_changed_and_removed_listings(harness: Harness) -> N
         "select change, symbol, changed_fields from listing_changes where not initial order by seq"
     )
     assert {(c, s) for c, s, _ in detected} == {
-        *(("new", s) for s in changed["new"]), ("removed", changed["delisted"][0]),
+        *(("new", s) for s in changed["new"]),
+        ("removed", changed["delisted"][0]),
         ("changed", renamed),
-    }  # fmt: skip
+    }
     assert [json.loads(f) for c, _, f in detected if c == "changed"] == [["name"]]
 
     # Unchanged files are skipped; the history and status commands show it all.

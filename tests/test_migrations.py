@@ -56,8 +56,11 @@ def test_db_commands(sqlite_url: str) -> None:
     def observer(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "observer", "db", *args, "--db", sqlite_url],
-            capture_output=True, text=True, cwd=ROOT, timeout=120,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+        )
 
     assert observer("current").returncode == 1  # empty database is not at head
     upgraded = observer("upgrade")

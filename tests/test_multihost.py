@@ -117,8 +117,18 @@ class NamespacedWriter(WriterProcess):
         self.namespace = namespace
 
     def start(self, wait: bool = True) -> NamespacedWriter:
-        args = ["ip", "netns", "exec", self.namespace, sys.executable, "-m", "observer",
-                "writer", "--config", str(self.config)]  # fmt: skip
+        args = [
+            "ip",
+            "netns",
+            "exec",
+            self.namespace,
+            sys.executable,
+            "-m",
+            "observer",
+            "writer",
+            "--config",
+            str(self.config),
+        ]
         with self.log.open("ab") as log:  # `ip netns exec` execs: the pid is the writer's
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT)
         self.starts += 1
@@ -143,11 +153,26 @@ class NamespacedProducer:
 
     def start(self, events: int, rate: float) -> NamespacedProducer:
         self.proc = subprocess.Popen(
-            ["ip", "netns", "exec", self.namespace, sys.executable, "-m", "harness.loadgen",
-             "--source", self.source, "--events", str(events), "--rate", str(rate)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.namespace,
+                sys.executable,
+                "-m",
+                "harness.loadgen",
+                "--source",
+                self.source,
+                "--events",
+                str(events),
+                "--rate",
+                str(rate),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
             env={**os.environ, "OBSERVER_CONFIG": str(self.config)},
-        )  # fmt: skip
+        )
         return self
 
     def outboxed(self) -> int:
@@ -211,8 +236,10 @@ def test_a_producer_on_one_host_delivers_to_the_writer_on_another_exactly_once(
     assert_exactly_once(two_hosts.writer.url, {"p0": 20_000})
     audit = subprocess.run(
         [sys.executable, "-m", "observer", "audit", "--config", str(two_hosts.writer.config)],
-        capture_output=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert audit.returncode == 0, audit.stdout.decode()
     # The producer's host cannot reach the writer's files: nothing but the link joins them.
     assert not (two_hosts.producer.outbox.parent.parent / "ingest.sock").exists()
@@ -270,8 +297,20 @@ class HostSupervisor:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, namespace: str, role: str) -> HostSupervisor:
-        args = ["ip", "netns", "exec", namespace, sys.executable, "-m", "observer", "supervise",
-                "--config", str(self.config), "--role", role]  # fmt: skip
+        args = [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            sys.executable,
+            "-m",
+            "observer",
+            "supervise",
+            "--config",
+            str(self.config),
+            "--role",
+            role,
+        ]
         with self.log.open("ab") as log:  # `ip netns exec` execs: the pid is the supervisor's
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT)
         return self
@@ -290,10 +329,24 @@ class HostSupervisor:
 def ctl_in(namespace: str, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`observer ctl` run on a host (its namespace), as an operator there would."""
     return subprocess.run(
-        ["ip", "netns", "exec", namespace, sys.executable, "-m", "observer", "ctl",
-         "--config", str(config), *args],
-        capture_output=True, text=True, timeout=150, cwd=ROOT,
-    )  # fmt: skip
+        [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            sys.executable,
+            "-m",
+            "observer",
+            "ctl",
+            "--config",
+            str(config),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=ROOT,
+    )
 
 
 @pytest.mark.timeout(300 + int(CUT_S) * 2)
@@ -333,8 +386,10 @@ def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cu
         store.start(hosts.b, "store")
         day = wait_until(lambda: (r := status(*both))["healthy"] and r, 120, "both hosts up")
         shown = {h["host"]: sorted(p["name"] for p in h["programs"]) for h in day["hosts"]}  # type: ignore[attr-defined]
-        assert shown == {f"{HOST_B}:{CONTROL_PORT}": ["notifier", "writer"],
-                         f"{HOST_A}:{CONTROL_PORT}": ["load"]}  # fmt: skip
+        assert shown == {
+            f"{HOST_B}:{CONTROL_PORT}": ["notifier", "writer"],
+            f"{HOST_A}:{CONTROL_PORT}": ["load"],
+        }
         wait_until(lambda: committed() > 2 * DAY_RATE, 60, "commits before the cut")
 
         hosts.link(up=False)
@@ -343,8 +398,14 @@ def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cu
         outbox = collectors.root / "run" / "outbox" / "load"
         wait_until(lambda: outboxed(outbox) >= at_cut + CUT_S * DAY_RATE, 60 + 2 * CUT_S, "a cut")
         # The collectors' host answers its operator meanwhile; its worker keeps collecting.
-        alone = ["--key", "alice", "--endpoint", f"tcp://{HOST_A}:{CONTROL_PORT}",
-                 "--server-key", "collectors"]  # fmt: skip
+        alone = [
+            "--key",
+            "alice",
+            "--endpoint",
+            f"tcp://{HOST_A}:{CONTROL_PORT}",
+            "--server-key",
+            "collectors",
+        ]
         during = status(*alone)
         assert [(p["name"], p["state"]) for p in during["programs"]] == [("load", "running")]  # type: ignore[attr-defined]
         held = outboxed(outbox)
@@ -356,21 +417,29 @@ def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cu
         drain_s = time.monotonic() - restored_at
         assert status(*both)["healthy"]
     finally:
-        stopped = [each.stop() if each.proc and each.proc.poll() is None else -1
-                   for each in (collectors, store)]  # fmt: skip
+        stopped = [
+            each.stop() if each.proc and each.proc.poll() is None else -1
+            for each in (collectors, store)
+        ]
         collectors.kill()
         store.kill()
     assert stopped == [0, 0], store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
     found = {source: a.max_seq for source, a in audit(url).items()}
     assert set(found) == {"load", "supervisor", "supervisor_collectors"}
     assert_exactly_once(url, found)  # 0 lost, 0 duplicated
-    report = [json.loads(line) for line in (collectors.root / "log" / "load.log").read_text()
-              .splitlines() if line.startswith('{"source"')]  # fmt: skip
+    report = [
+        json.loads(line)
+        for line in (collectors.root / "log" / "load.log").read_text().splitlines()
+        if line.startswith('{"source"')
+    ]
     assert report[-1]["drained"] and report[-1]["last_seq"] == found["load"]
     checked = subprocess.run(
         [sys.executable, "-m", "observer", "audit", "--config", str(store.config)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert checked.returncode == 0, checked.stdout
     print(
         f"\nlink down {down_s:.1f}s; outbox held {held - at_cut} events beyond the last "

@@ -78,8 +78,9 @@ def test_rows_land_in_their_days_partition_and_strays_are_moved(store: Store) ->
         "trade_ticks_20261128": 20,
     }
     assert placed(store, "price_snapshots") == {
-        "price_snapshots_20261118": 3, "price_snapshots_20261128": 3,
-    }  # fmt: skip
+        "price_snapshots_20261118": 3,
+        "price_snapshots_20261128": 3,
+    }
     assert keeper.maintain(DAY) == []  # nothing left to do
     assert len(db_rows(store, "trade_ticks", LATER)) == 20 and complete(store)
 
@@ -164,11 +165,14 @@ def _table_rows(url: str) -> dict[str, list[Any]]:
     try:
         with engine.connect() as conn:
             return {
-                name: [tuple(r) for r in conn.execute(
-                    select(spec.table).order_by(spec.table.c.source, spec.table.c.seq)
-                )]
+                name: [
+                    tuple(r)
+                    for r in conn.execute(
+                        select(spec.table).order_by(spec.table.c.source, spec.table.c.seq)
+                    )
+                ]
                 for name, spec in ARCHIVED_TABLES.items()
-            }  # fmt: skip
+            }
     finally:
         engine.dispose()
 
@@ -189,17 +193,21 @@ def test_the_migration_partitions_a_populated_database_and_back(pg_url: str) -> 
     store = Store(engine)
     try:
         assert placed(store, "trade_ticks") == {
-            "trade_ticks_20261118": 300, "trade_ticks_20261119": 40, "trade_ticks_20261128": 10,
-        }  # fmt: skip
+            "trade_ticks_20261118": 300,
+            "trade_ticks_20261119": 40,
+            "trade_ticks_20261128": 10,
+        }
         assert complete(store)
         store.load_marks()  # the writer goes on where it was: new rows land by day
         apply(store, market_events(NEXT, 5))
         assert placed(store, "trade_ticks")["trade_ticks_20261119"] == 45
         with engine.connect() as conn:
-            key = conn.execute(text(
-                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
-                "WHERE conname = 'pk_trade_ticks'"
-            )).scalar_one()  # fmt: skip
+            key = conn.execute(
+                text(
+                    "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                    "WHERE conname = 'pk_trade_ticks'"
+                )
+            ).scalar_one()
         assert key == "PRIMARY KEY (source, seq, exchange_ns)"
     finally:
         engine.dispose()

@@ -79,9 +79,11 @@ def test_a_bad_entry_is_refused_naming_it(text: str) -> None:
 
 def test_an_override_wins_and_an_exchange_entry_beats_the_wildcard() -> None:
     text = (
-        HEAD + _entry("*", "0330", "40") + _entry("HKS", "0330", "20", "2010")
+        HEAD
+        + _entry("*", "0330", "40")
+        + _entry("HKS", "0330", "20", "2010")
         + '[[overrides]]\nsymbol = "NAS:BRK.B"\ngics_sector = "40"\ngics_ig = "4020"\n'
-    )  # fmt: skip
+    )
     sector_map = parse_sector_map(text.encode())
     assert sector_map.for_code("HKS", "330").gics_sector == "20"  # type: ignore[union-attr]
     assert sector_map.for_code("NAS", "330").gics_sector == "40"  # type: ignore[union-attr]

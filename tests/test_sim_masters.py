@@ -30,8 +30,10 @@ def test_domestic_masters_round_trip() -> None:
         for symbol, listing in expected.items():
             row = parsed[symbol]
             assert (row.name, row.isin, row.security_group) == (
-                listing.name, listing.isin, listing.group,
-            )  # fmt: skip
+                listing.name,
+                listing.isin,
+                listing.group,
+            )
             assert row.base_price == prices[symbol]
             assert (row.halted, row.administrative) == (listing.suspended, listing.administrative)
             assert row.listed_shares == listing.listed_shares

@@ -134,8 +134,12 @@ def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with simulator(speed=120.0) as (sim, url):
             client, tokens = client_for(sim, url, tmp_path)
-            stream = KisStream(url.replace("http", "ws") + "/tryitout", tokens, sim.clock,
-                               lambda f, t: frames.append((f, t)))  # fmt: skip
+            stream = KisStream(
+                url.replace("http", "ws") + "/tryitout",
+                tokens,
+                sim.clock,
+                lambda f, t: frames.append((f, t)),
+            )
             await stream.subscribe("H0STCNT0", SYMBOL)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -164,8 +168,12 @@ def test_the_session_rules(tmp_path: Path) -> None:
             codes = []
 
             def register(symbol: str) -> str:
-                header = {"approval_key": key, "custtype": "P", "tr_type": "1",
-                          "content-type": "utf-8"}  # fmt: skip
+                header = {
+                    "approval_key": key,
+                    "custtype": "P",
+                    "tr_type": "1",
+                    "content-type": "utf-8",
+                }
                 body = {"input": {"tr_id": "H0STCNT0", "tr_key": symbol}}
                 return json.dumps({"header": header, "body": body})
 
@@ -245,10 +253,20 @@ def test_observer_sim_command_serves_and_stops() -> None:
     from tests.support import ROOT
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "observer", "sim", "--seed", "5",
-         "--clock", "2026-11-20T10:00:00+09:00@60x"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "observer",
+            "sim",
+            "--seed",
+            "5",
+            "--clock",
+            "2026-11-20T10:00:00+09:00@60x",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     try:
         line = proc.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith("observer sim ready rest=http://127.0.0.1:")
@@ -400,11 +418,13 @@ def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) ->
         async with simulator(speed=120.0) as (sim, url):
             client, tokens = client_for(sim, url, tmp_path)
             stream = KisStream(
-                url.replace("http", "ws") + "/tryitout", tokens, sim.clock,
+                url.replace("http", "ws") + "/tryitout",
+                tokens,
+                sim.clock,
                 on_frame=lambda f, _: frames.append(f),
                 on_state=lambda s, _: states.append(s),
                 backoff_s=(0.01,),
-            )  # fmt: skip
+            )
             await stream.subscribe("H0STCNT0", SYMBOL)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))

@@ -46,12 +46,18 @@ def test_sigkill_of_the_supervisor_leaves_no_child(tmp_path: Path) -> None:
 def test_leftovers_of_a_dead_supervisor_are_ended_at_start(tmp_path: Path) -> None:
     # An orphan in its own process group, as a crashed supervisor's child would be.
     spawner = subprocess.run(
-        [sys.executable, "-c",
-         "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
-         "'import signal; signal.pause()'], process_group=0, stdout=subprocess.DEVNULL, "
-         "stderr=subprocess.DEVNULL); print(p.pid)"],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+            "'import signal; signal.pause()'], process_group=0, stdout=subprocess.DEVNULL, "
+            "stderr=subprocess.DEVNULL); print(p.pid)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     stray = psutil.Process(int(spawner.stdout))
     try:
         sup = SupervisorProcess(tmp_path, WRITER_PROGRAM)

@@ -86,10 +86,20 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
 
         # One worker restarted through `observer ctl`, the rest untouched.
         restarted = subprocess.run(
-            [str(BIN / "observer"), "ctl", "--data-dir", str(deployment / "var"), "restart",
-             "load", "--json"],
-            capture_output=True, text=True, timeout=120, env=env,
-        )  # fmt: skip
+            [
+                str(BIN / "observer"),
+                "ctl",
+                "--data-dir",
+                str(deployment / "var"),
+                "restart",
+                "load",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert restarted.returncode == 0, restarted.stderr
         reply = json.loads(restarted.stdout.splitlines()[-1])
         assert reply["ok"] and reply["ready_s"] > 0
@@ -163,14 +173,18 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
     clients = '[bus.curve.clients]\ncollectors = ["load", "supervisor_collectors"]\nstore = ["*"]\n'
     hosts = {
         "store": _role_deployment(
-            tmp_path / "store", "store",
-            control_settings(keys, "store", store_port, bus) + clients, programs,
+            tmp_path / "store",
+            "store",
+            control_settings(keys, "store", store_port, bus) + clients,
+            programs,
         ),
         "collectors": _role_deployment(
-            tmp_path / "collectors", "collectors",
-            control_settings(keys, "collectors", collectors_port, bus), programs,
+            tmp_path / "collectors",
+            "collectors",
+            control_settings(keys, "collectors", collectors_port, bus),
+            programs,
         ),
-    }  # fmt: skip
+    }
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def conf_of(role: str) -> Path:
@@ -179,18 +193,32 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
     daemons = {}
     for role, root in hosts.items():
         daemons[role] = subprocess.Popen(
-            [str(BIN / "supervisord"), "-c", str(conf_of(role))], cwd=root, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, umask=0o077,
-        )  # fmt: skip
+            [str(BIN / "supervisord"), "-c", str(conf_of(role))],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            umask=0o077,
+        )
 
     both = both_hosts("127.0.0.1", store_port, "127.0.0.1", collectors_port)
 
     def status() -> dict[str, object] | None:
         shown = subprocess.run(
-            [str(BIN / "observer"), "ctl", "--config", str(hosts["store"] / "config" /
-             "observer.toml"), *both, "--json", "status"],
-            capture_output=True, text=True, timeout=120, env=env,
-        )  # fmt: skip
+            [
+                str(BIN / "observer"),
+                "ctl",
+                "--config",
+                str(hosts["store"] / "config" / "observer.toml"),
+                *both,
+                "--json",
+                "status",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         if shown.returncode == 2:  # a supervisor not up yet
             return None
         report: dict[str, object] = json.loads(shown.stdout)
@@ -199,8 +227,10 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
     try:
         report = wait_until(status, 120, "both hosts healthy under supervisord")
         programs_of = {h["host"]: [p["name"] for p in h["programs"]] for h in report["hosts"]}  # type: ignore[attr-defined]
-        assert programs_of == {f"127.0.0.1:{store_port}": ["writer"],
-                               f"127.0.0.1:{collectors_port}": ["load"]}  # fmt: skip
+        assert programs_of == {
+            f"127.0.0.1:{store_port}": ["writer"],
+            f"127.0.0.1:{collectors_port}": ["load"],
+        }
         for role, daemon in daemons.items():  # supervisord -> observer supervise --role ROLE
             (supervise,) = psutil.Process(daemon.pid).children()
             assert supervise.cmdline()[-2:] == ["--role", role]

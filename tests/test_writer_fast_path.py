@@ -110,9 +110,13 @@ def digest_rows_one_by_one(envelopes: list[Envelope], digests: list[bytes]) -> l
             chunk = run[start : start + DIGEST_SPAN]
             first = firsts[source] + start
             rows.append(
-                {"source": source, "first_seq": first, "last_seq": first + len(chunk) - 1,
-                 "digests": b"".join(chunk)}
-            )  # fmt: skip
+                {
+                    "source": source,
+                    "first_seq": first,
+                    "last_seq": first + len(chunk) - 1,
+                    "digests": b"".join(chunk),
+                }
+            )
     return rows
 
 

@@ -82,8 +82,10 @@ def test_selecting_yfinance_without_it_is_a_clear_error(tmp_path: Path) -> None:
     )
     done = subprocess.run(
         [sys.executable, "-m", "workers.enrich.cli", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2, done.stderr
     assert 'fallback = "yfinance"' in done.stderr and "observer[enrich]" in done.stderr
     assert not (tmp_path / "data" / "enrich").exists()  # refused before anything started

@@ -325,8 +325,9 @@ def _start_writer(
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    poll_until(lambda: b"writer ready" in log_path.read_bytes(), f"writer (see {log_path})",
-               child=writer)  # fmt: skip
+    poll_until(
+        lambda: b"writer ready" in log_path.read_bytes(), f"writer (see {log_path})", child=writer
+    )
     return writer
 
 
@@ -342,18 +343,32 @@ def _loadgens(
     def where(source: str) -> list[str]:  # ipc: the endpoint and outbox on the command line
         if env is not None:
             return []
-        return ["--endpoint", transport.endpoints.ingest, "--outbox",
-                str(workdir / "outbox" / source)]  # fmt: skip
+        return [
+            "--endpoint",
+            transport.endpoints.ingest,
+            "--outbox",
+            str(workdir / "outbox" / source),
+        ]
 
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "harness.loadgen", "--source", source, *where(source),
-             "--events", str(events), "--rate", str(rate)],
+            [
+                sys.executable,
+                "-m",
+                "harness.loadgen",
+                "--source",
+                source,
+                *where(source),
+                "--events",
+                str(events),
+                "--rate",
+                str(rate),
+            ],
             stdout=subprocess.PIPE,
             env=env,
         )
         for source in sources
-    ]  # fmt: skip
+    ]
 
 
 def _finish(
@@ -426,8 +441,9 @@ def _series(
             f"  {transport.name}: {sending_s:.2f} s from the first send to the last ack; "
             f"{spawned_s:.2f} s with the producers' start"
         )
-        p50, p99, samples = _latency_run(transport, f"{prefix}latency", workdir, rate, watched,
-                                         peak)  # fmt: skip
+        p50, p99, samples = _latency_run(
+            transport, f"{prefix}latency", workdir, rate, watched, peak
+        )
         report.writer_rss_mb = peak[0]
     finally:
         writer.send_signal(signal.SIGTERM)

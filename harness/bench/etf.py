@@ -77,13 +77,17 @@ def bench_daily(count: int, rate: int, accounts: int) -> dict[str, Any]:
     with simulator_process(rate, CLOCK) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             kis=KisSettings(
-                environment="sim", sim_url=rest, token_dir=tmp,
-                accounts=tuple(AccountSettings(alias=f"bench{n}", rest_per_second=rate)
-                               for n in range(1, accounts + 1)),
+                environment="sim",
+                sim_url=rest,
+                token_dir=tmp,
+                accounts=tuple(
+                    AccountSettings(alias=f"bench{n}", rest_per_second=rate)
+                    for n in range(1, accounts + 1)
+                ),
             ),
             krx=KrxSettings(calls_per_second=5.0),
             etf=EtfSettings(),
-        )  # fmt: skip
+        )
         report = asyncio.run(_run(settings, clock, _etfs(count)))
         gateway = httpx.get(rest + "/_sim/stats", timeout=10).json()
     return report | {"egw00201": gateway["rate_limited"], "gateway_limit_per_s": rate}

@@ -40,10 +40,14 @@ def _per_day(market: Market) -> Callable[[str, date], DayBar]:
     def bar(symbol: str, day: date) -> DayBar:
         path = market._paths(symbol, (day,))[0]
         return DayBar(
-            open=path.day_open, high=int(path.high.max()), low=int(path.low.min()),
-            close=path.day_close, volume=int(path.volume.sum()),
-            value=bars_value(path, BARS_PER_DAY), prev_close=path.prev_close,
-        )  # fmt: skip
+            open=path.day_open,
+            high=int(path.high.max()),
+            low=int(path.low.min()),
+            close=path.day_close,
+            volume=int(path.volume.sum()),
+            value=bars_value(path, BARS_PER_DAY),
+            prev_close=path.prev_close,
+        )
 
     return bar
 

@@ -67,14 +67,18 @@ class StoreBenchReport:
         """One JSON-able object."""
         empty, full = statistics.median(self.empty_per_s), statistics.median(self.full_per_s)
         return {
-            "preload": self.preload, "events": self.events, "plain": self.plain,
+            "preload": self.preload,
+            "events": self.events,
+            "plain": self.plain,
             "preload_s": round(self.preload_s, 1),
             "table_bytes": self.table_bytes,
             "empty_per_s": [round(r) for r in self.empty_per_s],
             "full_per_s": [round(r) for r in self.full_per_s],
             "ratio": round(full / empty, 3),
-            "archive": self.archive, "prune": self.prune, "backup": self.backup,
-        }  # fmt: skip
+            "archive": self.archive,
+            "prune": self.prune,
+            "backup": self.backup,
+        }
 
     def lines(self) -> list[str]:
         """Human-readable report."""
@@ -178,9 +182,13 @@ def _preload(
                     "FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) g, "
                     "LATERAL (SELECT :opens + (g - :first) * :step AS t) x"
                 ),
-                {"first": first, "last": first + count - 1, "opens": opens,
-                 "step": _SESSION_NS // per_day},
-            )  # fmt: skip
+                {
+                    "first": first,
+                    "last": first + count - 1,
+                    "opens": opens,
+                    "step": _SESSION_NS // per_day,
+                },
+            )
         first += count
     with engine.begin() as conn:  # the mark the audit (and a backup's check) expects
         conn.execute(
@@ -230,9 +238,12 @@ def _archive_and_prune(
         written = write_day(conn, spec, day, root, 50_000)
     assert written is not None
     archive = {
-        "rows": written.rows, "seconds": written.elapsed_ms / 1000, "bytes": written.bytes,
-        "arrow_bytes": written.raw_bytes, "ratio": round(written.raw_bytes / written.bytes, 2),
-    }  # fmt: skip
+        "rows": written.rows,
+        "seconds": written.elapsed_ms / 1000,
+        "bytes": written.bytes,
+        "arrow_bytes": written.raw_bytes,
+        "ratio": round(written.raw_bytes / written.bytes, 2),
+    }
     request = PruneRequested(
         table=spec.name, trade_date=day, rows=written.rows, sha256=written.sha256
     )
@@ -263,16 +274,22 @@ def _backup(url: str, tmp: Path) -> dict[str, Any]:
     started = time.monotonic()
     dump = tmp / "alone.pgdump"  # pg_dump alone, then the whole command (dump and verify)
     subprocess.run(
-        ["pg_dump", "--format=custom", "--no-owner", f"--file={dump}",
-         url.replace("postgresql+psycopg://", "postgresql://")],
+        [
+            "pg_dump",
+            "--format=custom",
+            "--no-owner",
+            f"--file={dump}",
+            url.replace("postgresql+psycopg://", "postgresql://"),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     dumped = time.monotonic() - started
     dump.unlink()
     started = time.monotonic()
     made = make_backup(load_settings(config), config)
     part = next(part for part in made.parts if part.name == "database.pgdump")
     return {
-        "pg_dump_s": round(dumped, 1), "backup_s": round(time.monotonic() - started, 1),
+        "pg_dump_s": round(dumped, 1),
+        "backup_s": round(time.monotonic() - started, 1),
         "dump_bytes": part.size,
-    }  # fmt: skip
+    }

@@ -26,9 +26,17 @@ import numpy as np
 from harness.sim.market import Market, _seed
 
 __all__ = [
-    "CU_UNITS", "EtfDay", "Holding", "etf_day", "holding_count", "holdings", "multiple",
-    "multiple_label", "nav_published", "units",
-]  # fmt: skip
+    "CU_UNITS",
+    "EtfDay",
+    "Holding",
+    "etf_day",
+    "holding_count",
+    "holdings",
+    "multiple",
+    "multiple_label",
+    "nav_published",
+    "units",
+]
 
 CU_UNITS = 50_000  # units per creation unit (the most common CU_QTY at KRX)
 

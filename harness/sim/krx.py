@@ -104,8 +104,11 @@ def etf_daily_rows(
         volume = int(path.volume[:minutes].sum())
         rows.append(
             {
-                "ISU_SRT_CD": etf.symbol, "ISU_CD": etf.isin, "SECUGRP_ID": "EF",
-                "ISU_ABBRV": etf.name, "TDD_CLSPRC": f"{close:,}",
+                "ISU_SRT_CD": etf.symbol,
+                "ISU_CD": etf.isin,
+                "SECUGRP_ID": "EF",
+                "ISU_ABBRV": etf.name,
+                "TDD_CLSPRC": f"{close:,}",
                 "CMPPREVDD_PRC": f"{close - path.prev_close:,}",
                 "FLUC_TP_CD": _fluctuation(close, path.prev_close),
                 "FLUC_RT": f"{(close / path.prev_close - 1) * 100:.2f}",
@@ -113,12 +116,14 @@ def etf_daily_rows(
                 "TDD_OPNPRC": f"{int(path.open[0]):,}",
                 "TDD_HGPRC": f"{int(path.high[:minutes].max()):,}",
                 "TDD_LWPRC": f"{int(path.low[:minutes].min()):,}",
-                "ACC_TRDVOL": f"{volume:,}", "ACC_TRDVAL": f"{volume * close:,}",
+                "ACC_TRDVOL": f"{volume:,}",
+                "ACC_TRDVAL": f"{volume * close:,}",
                 "MKTCAP": f"{figures.units * close:,}",
                 "INVSTASST_NETASST_TOTAMT": f"{figures.net_assets_krw:,}",
-                "LIST_SHRS": f"{figures.units:,}", "IDX_IND_NM": etf.name.partition(" ")[2],
+                "LIST_SHRS": f"{figures.units:,}",
+                "IDX_IND_NM": etf.name.partition(" ")[2],
             }
-        )  # fmt: skip
+        )
     return rows
 
 

@@ -128,10 +128,21 @@ _ISINS = {"005935": "KR7005931001"}
 
 def _listings(market: str, group: str, rows: tuple[_Row, ...]) -> tuple[KnownListing, ...]:
     return tuple(
-        KnownListing(code, name, market, group, shares, price, sigma, volume, sector,
-                     date.fromisoformat(listed), _ISINS.get(code, ""))
+        KnownListing(
+            code,
+            name,
+            market,
+            group,
+            shares,
+            price,
+            sigma,
+            volume,
+            sector,
+            date.fromisoformat(listed),
+            _ISINS.get(code, ""),
+        )
         for code, name, shares, price, sigma, volume, sector, listed in rows
-    )  # fmt: skip
+    )
 
 
 KNOWN_LISTINGS: tuple[KnownListing, ...] = (

@@ -173,16 +173,18 @@ class Market:
         """The sessions ``days`` of ``symbol``, drawn as one batch (`harness.sim.paths`)."""
         prev, p = self._draw(symbol, days)
         return [
-            DayPath(day, p.open[i], p.high[i], p.low[i], p.close[i], p.volume[i], p.trades[i],
-                    prev[i])
+            DayPath(
+                day, p.open[i], p.high[i], p.low[i], p.close[i], p.volume[i], p.trades[i], prev[i]
+            )
             for i, day in enumerate(days)
-        ]  # fmt: skip
+        ]
 
     def _draw(self, symbol: str, days: Sequence[date]) -> tuple[list[int], Paths]:
         listing = self.listings[symbol]
         indexes = [self._index(day) for day in days]
-        prev = [self.close(symbol, self.sessions[n - 1]) if n else listing.start_price
-                for n in indexes]  # fmt: skip
+        prev = [
+            self.close(symbol, self.sessions[n - 1]) if n else listing.start_price for n in indexes
+        ]
         closes = [self.close(symbol, day) for day in days]
         seeds = [_seed(self.seed, symbol, day.isoformat()) for day in days]
         return prev, draw_paths(listing, days, prev, closes, seeds)
@@ -201,9 +203,14 @@ class Market:
         prev, p = self._draw(symbol, self.sessions[block * _BLOCK : (block + 1) * _BLOCK])
         typical = (p.open + p.high + p.low + p.close) // 4  # as `bars_value` has it
         columns = (
-            p.open[:, 0], p.high.max(axis=1), p.low.min(axis=1), p.close[:, -1],
-            p.volume.sum(axis=1), (p.volume * typical).sum(axis=1), prev,
-        )  # fmt: skip
+            p.open[:, 0],
+            p.high.max(axis=1),
+            p.low.min(axis=1),
+            p.close[:, -1],
+            p.volume.sum(axis=1),
+            (p.volume * typical).sum(axis=1),
+            prev,
+        )
         rows = zip(*(np.asarray(c).tolist() for c in columns), strict=True)
         return tuple(DayBar(*row) for row in rows)
 
@@ -232,9 +239,13 @@ class Market:
         """(last, previous close, volume) of an overseas symbol on ``day``, in its currency."""
         rng = np.random.default_rng(_seed(self.seed, exchange, symbol))
         level = float(rng.lognormal(math.log(40), 1.0))
-        previous = level * math.exp(float(np.random.default_rng(
-            _seed(self.seed, exchange, symbol, (day - timedelta(days=1)).isoformat())
-        ).normal(0, 0.02)))  # fmt: skip
+        previous = level * math.exp(
+            float(
+                np.random.default_rng(
+                    _seed(self.seed, exchange, symbol, (day - timedelta(days=1)).isoformat())
+                ).normal(0, 0.02)
+            )
+        )
         today = np.random.default_rng(_seed(self.seed, exchange, symbol, day.isoformat()))
         return (
             previous * math.exp(float(today.normal(0, 0.02))),
@@ -337,6 +348,12 @@ def quote_at(market: Market, symbol: str, now: datetime) -> Quote:
     if not prices_high:
         return Quote(path.prev_close, 0, 0, 0, 0, 0, path.prev_close, None)
     return Quote(
-        price, path.day_open, max(prices_high), min(prices_low), volume, value, path.prev_close,
+        price,
+        path.day_open,
+        max(prices_high),
+        min(prices_low),
+        volume,
+        value,
+        path.prev_close,
         last,
-    )  # fmt: skip
+    )

@@ -87,11 +87,31 @@ def overseas_master(rows: Iterable[Overseas]) -> bytes:
     lines = []
     for row in rows:
         columns = [
-            row.exchange[:2] if row.currency != "USD" else "US", "000", row.exchange,
-            row.exchange, row.symbol, f"D{row.exchange}{row.symbol}", row.name, row.name_en,
-            row.security_type, row.currency, "2", "1", "0", "1", "1", "0930", "1600", "N", "",
-            row.industry_code, "0", "1", "001" if row.security_type == "3" else "", "",
-        ]  # fmt: skip
+            row.exchange[:2] if row.currency != "USD" else "US",
+            "000",
+            row.exchange,
+            row.exchange,
+            row.symbol,
+            f"D{row.exchange}{row.symbol}",
+            row.name,
+            row.name_en,
+            row.security_type,
+            row.currency,
+            "2",
+            "1",
+            "0",
+            "1",
+            "1",
+            "0930",
+            "1600",
+            "N",
+            "",
+            row.industry_code,
+            "0",
+            "1",
+            "001" if row.security_type == "3" else "",
+            "",
+        ]
         lines.append("\t".join(columns).encode("cp949") + b"\n")
     return b"".join(lines)
 

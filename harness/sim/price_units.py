@@ -9,8 +9,14 @@ __all__ = ["price_limits", "round_tick", "round_ticks", "tick_size"]
 
 def tick_size(price: int) -> int:
     """KRX price unit for a stock at ``price`` KRW (2023 rules)."""
-    for limit, unit in ((2000, 1), (5000, 5), (20000, 10), (50000, 50), (200000, 100),
-                        (500000, 500)):  # fmt: skip
+    for limit, unit in (
+        (2000, 1),
+        (5000, 5),
+        (20000, 10),
+        (50000, 50),
+        (200000, 100),
+        (500000, 500),
+    ):
         if price < limit:
             return unit
     return 1000

@@ -90,19 +90,26 @@ class Quotes:
         lower, upper = price_limits(q.prev_close)
         change = q.price - q.prev_close
         output = {
-            "stck_prpr": str(q.price), "prdy_vrss": str(change),
+            "stck_prpr": str(q.price),
+            "prdy_vrss": str(change),
             "prdy_vrss_sign": price_sign(q.price, q.prev_close),
             "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}",
-            "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value), "stck_oprc": str(q.open),
-            "stck_hgpr": str(q.high), "stck_lwpr": str(q.low),
-            "stck_mxpr": str(upper), "stck_llam": str(lower), "stck_sdpr": str(q.prev_close),
+            "acml_vol": str(q.volume),
+            "acml_tr_pbmn": str(q.value),
+            "stck_oprc": str(q.open),
+            "stck_hgpr": str(q.high),
+            "stck_lwpr": str(q.low),
+            "stck_mxpr": str(upper),
+            "stck_llam": str(lower),
+            "stck_sdpr": str(q.prev_close),
             "hts_avls": str(listing.listed_shares * q.price // 100_000_000),
             "lstn_stcn": str(listing.listed_shares),
             "temp_stop_yn": "Y" if listing.suspended or halted else "N",
             "iscd_stat_cls_code": "58" if listing.suspended or halted else "55",
             "mang_issu_cls_code": "Y" if listing.administrative else "N",
-            "rprs_mrkt_kor_name": listing.market, "stck_shrn_iscd": symbol,
-        }  # fmt: skip
+            "rprs_mrkt_kor_name": listing.market,
+            "stck_shrn_iscd": symbol,
+        }
         return web.json_response(envelope(*OK, output=output))
 
     def _faulted(self, symbol: str, q: Quote) -> tuple[Quote, bool]:
@@ -138,13 +145,18 @@ class Quotes:
                 # No trade in the minute (halted throughout, or quiet): KIS has no bar for it.
                 cumulative -= bar_value(path, index)
                 continue
-            rows.append({
-                "stck_bsop_date": day.strftime("%Y%m%d"),
-                "stck_cntg_hour": start.strftime("%H%M00"), "stck_prpr": str(path.close[index]),
-                "stck_oprc": str(path.open[index]),
-                "stck_hgpr": str(path.high[index]), "stck_lwpr": str(path.low[index]),
-                "cntg_vol": str(path.volume[index]), "acml_tr_pbmn": str(cumulative),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "stck_bsop_date": day.strftime("%Y%m%d"),
+                    "stck_cntg_hour": start.strftime("%H%M00"),
+                    "stck_prpr": str(path.close[index]),
+                    "stck_oprc": str(path.open[index]),
+                    "stck_hgpr": str(path.high[index]),
+                    "stck_lwpr": str(path.low[index]),
+                    "cntg_vol": str(path.volume[index]),
+                    "acml_tr_pbmn": str(cumulative),
+                }
+            )
             cumulative -= bar_value(path, index)
         return rows
 
@@ -152,11 +164,15 @@ class Quotes:
         """The minute charts' ``output1`` (§4.3a): the issue as it stands when asked."""
         change = q.price - q.prev_close
         return {
-            "prdy_vrss": str(change), "prdy_vrss_sign": sign(change),
-            "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}", "stck_prdy_clpr": str(q.prev_close),
-            "acml_vol": str(q.volume), "acml_tr_pbmn": str(q.value),
-            "hts_kor_isnm": self.market.listings[symbol].name, "stck_prpr": str(q.price),
-        }  # fmt: skip
+            "prdy_vrss": str(change),
+            "prdy_vrss_sign": sign(change),
+            "prdy_ctrt": f"{change * 100 / q.prev_close:.2f}",
+            "stck_prdy_clpr": str(q.prev_close),
+            "acml_vol": str(q.volume),
+            "acml_tr_pbmn": str(q.value),
+            "hts_kor_isnm": self.market.listings[symbol].name,
+            "stck_prpr": str(q.price),
+        }
 
     def minute_bars_today(self, query: Any) -> web.Response:
         """FHKST03010200 (§4.3a): today only, 30 rows, newest first, and today's summary."""
@@ -191,12 +207,19 @@ class Quotes:
                 b = self.market.daily_bar(symbol, day)
                 bar = (b.close, b.open, b.high, b.low, b.volume, b.value, b.prev_close)
             close, open_, high, low, volume, value, prev_close = bar
-            rows.append({
-                "stck_bsop_date": day.strftime("%Y%m%d"), "stck_clpr": str(close),
-                "stck_oprc": str(open_), "stck_hgpr": str(high), "stck_lwpr": str(low),
-                "acml_vol": str(volume), "acml_tr_pbmn": str(value),
-                "prdy_vrss": str(close - prev_close), "prdy_vrss_sign": sign(close - prev_close),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "stck_bsop_date": day.strftime("%Y%m%d"),
+                    "stck_clpr": str(close),
+                    "stck_oprc": str(open_),
+                    "stck_hgpr": str(high),
+                    "stck_lwpr": str(low),
+                    "acml_vol": str(volume),
+                    "acml_tr_pbmn": str(value),
+                    "prdy_vrss": str(close - prev_close),
+                    "prdy_vrss_sign": sign(close - prev_close),
+                }
+            )
             day = calendar.previous_session(day)
         return rows
 
@@ -242,21 +265,26 @@ class Quotes:
         prev_nav = q.prev_close / (1 + self.market.etf_premium(symbol, previous))
         nav = today.nav
         output = {
-            "stck_prpr": str(q.price), "stck_prdy_clpr": str(q.prev_close),
+            "stck_prpr": str(q.price),
+            "stck_prdy_clpr": str(q.prev_close),
             "prdy_vrss": str(q.price - q.prev_close),
             "prdy_ctrt": f"{(q.price / q.prev_close - 1) * 100:.2f}",
-            "stck_oprc": str(q.open), "stck_hgpr": str(q.high), "stck_lwpr": str(q.low),
-            "acml_vol": str(q.volume), "nav": f"{nav:.2f}" if nav else "0",
+            "stck_oprc": str(q.open),
+            "stck_hgpr": str(q.high),
+            "stck_lwpr": str(q.low),
+            "acml_vol": str(q.volume),
+            "nav": f"{nav:.2f}" if nav else "0",
             "prdy_last_nav": f"{prev_nav:.2f}",
             "trc_errt": f"{abs(today.premium) * 50:.2f}",
             "dprt": f"{today.premium * 100:.2f}" if nav else "0.00",
             "etf_ntas_ttam": str(today.net_assets_krw // 100_000_000),
             "etf_cnfg_issu_cnt": str(holding_count(self.market, symbol)),  # with cash, futures
-            "lstn_stcn": str(today.units), "etf_crcl_stcn": str(today.units),
+            "lstn_stcn": str(today.units),
+            "etf_crcl_stcn": str(today.units),
             "etf_trc_ert_mltp": str(multiple(listing.name)),
             "etf_cu_unit_scrt_cnt": str(CU_UNITS),
             "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
-        }  # fmt: skip
+        }
         return web.json_response(envelope(*OK, output=output))
 
     def etf_nav_daily(self, query: Any) -> web.Response:
@@ -304,9 +332,15 @@ class Quotes:
         start = int(cursor) if cursor.isdigit() else 0
         page = lines[start : start + size]
         more = start + size < len(lines)
-        rows = [{"stck_shrn_iscd": x.code, "hts_kor_isnm": x.name,
-                 "etf_cnfg_issu_rlim": f"{x.weight_pct:.2f}", "etf_vltn_amt": str(x.value_krw)}
-                for x in page]  # fmt: skip
+        rows = [
+            {
+                "stck_shrn_iscd": x.code,
+                "hts_kor_isnm": x.name,
+                "etf_cnfg_issu_rlim": f"{x.weight_pct:.2f}",
+                "etf_vltn_amt": str(x.value_krw),
+            }
+            for x in page
+        ]
         body = envelope(*OK, output1=summary, output2=rows, ctx_area_nk100=str(start + size))
         return web.json_response(body, headers={"tr_cont": "M" if more else "D"})
 
@@ -322,11 +356,18 @@ class Quotes:
             return web.json_response(envelope(*OK, output={"rsym": "", "last": ""}))
         last, base, volume = self.market.overseas_quote(exchange, symbol, self._now().date())
         output = {
-            "rsym": f"D{exchange}{symbol}", "zdiv": "4", "base": f"{base:.4f}", "pvol": "0",
-            "last": f"{last:.4f}", "sign": sign(int((last - base) * 10_000)),
-            "diff": f"{last - base:.4f}", "rate": f"{(last / base - 1) * 100:.2f}",
-            "tvol": str(volume), "tamt": str(int(volume * last)), "ordy": "매수가능",
-        }  # fmt: skip
+            "rsym": f"D{exchange}{symbol}",
+            "zdiv": "4",
+            "base": f"{base:.4f}",
+            "pvol": "0",
+            "last": f"{last:.4f}",
+            "sign": sign(int((last - base) * 10_000)),
+            "diff": f"{last - base:.4f}",
+            "rate": f"{(last / base - 1) * 100:.2f}",
+            "tvol": str(volume),
+            "tamt": str(int(volume * last)),
+            "ordy": "매수가능",
+        }
         return web.json_response(envelope(*OK, output=output))
 
     def overseas_info(self, query: Any) -> web.Response:
@@ -334,21 +375,31 @@ class Quotes:
         exchange = _PRODUCT_EXCHANGES.get(query.get("PRDT_TYPE_CD", ""), "")
         symbol = query.get("PDNO", "")
         row = next(
-            (x for rows in self.market.overseas.values() for x in rows
-             if x.exchange == exchange and x.symbol == symbol),
+            (
+                x
+                for rows in self.market.overseas.values()
+                for x in rows
+                if x.exchange == exchange and x.symbol == symbol
+            ),
             None,
-        )  # fmt: skip
+        )
         if row is None:
             raise KeyError(symbol)
         code, name = info_class(row.exchange, row.symbol, row.industry_code)
         output = {
             "std_pdno": f"US{zlib.crc32(symbol.encode()):010d}" if row.currency == "USD" else "",
-            "prdt_eng_name": row.name_en, "prdt_name": row.name, "natn_cd": row.currency[:2],
-            "ovrs_excg_cd": row.exchange, "tr_crcy_cd": row.currency,
-            "prdt_clsf_cd": code, "prdt_clsf_name": name,
-            "lstg_stck_num": "100000000", "lstg_dt": "20100104",
-            "ovrs_stck_tr_stop_dvsn_cd": "01", "lstg_abol_item_yn": "N",
-        }  # fmt: skip
+            "prdt_eng_name": row.name_en,
+            "prdt_name": row.name,
+            "natn_cd": row.currency[:2],
+            "ovrs_excg_cd": row.exchange,
+            "tr_crcy_cd": row.currency,
+            "prdt_clsf_cd": code,
+            "prdt_clsf_name": name,
+            "lstg_stck_num": "100000000",
+            "lstg_dt": "20100104",
+            "ovrs_stck_tr_stop_dvsn_cd": "01",
+            "lstg_abol_item_yn": "N",
+        }
         return web.json_response(envelope(*OK, output=output))
 
     def price_detail(self, query: Any) -> web.Response:
@@ -358,22 +409,28 @@ class Quotes:
             return web.json_response(envelope(*OK, output={"rsym": "", "last": ""}))
         last, base, _ = self.market.overseas_quote(row.exchange, row.symbol, self._now().date())
         output = {
-            "rsym": f"D{row.exchange}{row.symbol}", "last": f"{last:.4f}",
-            "base": f"{base:.4f}", "curr": row.currency,
+            "rsym": f"D{row.exchange}{row.symbol}",
+            "last": f"{last:.4f}",
+            "base": f"{base:.4f}",
+            "curr": row.currency,
             "e_icod": detail_name(row.exchange, row.symbol, row.industry_code),
-        }  # fmt: skip
+        }
         return web.json_response(envelope(*OK, output=output))
 
     def industry_members(self, query: Any) -> web.Response:
         """HHDFS76370000 (ref-KRX §3.2): the stocks listed under one industry code."""
         exchange, icod = query.get("EXCD", ""), query.get("ICOD", "").strip()
         rows = [
-            {"symb": x.symbol, "excd": x.exchange, "name": x.name,
-             "rsym": f"D{x.exchange}{x.symbol}"}
+            {
+                "symb": x.symbol,
+                "excd": x.exchange,
+                "name": x.name,
+                "rsym": f"D{x.exchange}{x.symbol}",
+            }
             for x in self.market.overseas.get(exchange.lower(), [])
             if x.security_type == "2"
             and listed_code(x.exchange, x.symbol, x.industry_code) == icod.zfill(3)[-3:]
-        ]  # fmt: skip
+        ]
         if not rows:
             raise KeyError(icod)
         return web.json_response(envelope(*OK, output1={"nrec": str(len(rows))}, output2=rows))

@@ -127,9 +127,14 @@ class Yahoo:
         name, key, industries = _PROFILES[true_sector(row.exchange, row.symbol, row.industry_code)]
         industry, industry_key = industries[int(unit("ind", row.symbol) * len(industries))]
         profile = {
-            "sector": name, "sectorKey": key, "sectorDisp": name, "industry": industry,
-            "industryKey": industry_key, "industryDisp": industry, "country": "",
-        }  # fmt: skip
+            "sector": name,
+            "sectorKey": key,
+            "sectorDisp": name,
+            "industry": industry,
+            "industryKey": industry_key,
+            "industryDisp": industry,
+            "country": "",
+        }
         return web.json_response(
             {"quoteSummary": {"result": [{"assetProfile": profile}], "error": None}}
         )

@@ -52,10 +52,15 @@ class Written:
     def event(self) -> DayArchived:
         """The record the writer keeps."""
         return DayArchived(
-            table=self.table, trade_date=self.trade_date, path=self.path, rows=self.rows,
-            bytes=self.bytes, sha256=self.sha256, raw_bytes=self.raw_bytes,
+            table=self.table,
+            trade_date=self.trade_date,
+            path=self.path,
+            rows=self.rows,
+            bytes=self.bytes,
+            sha256=self.sha256,
+            raw_bytes=self.raw_bytes,
             elapsed_ms=self.elapsed_ms,
-        )  # fmt: skip
+        )
 
 
 def archive_root(settings: Settings) -> Path:

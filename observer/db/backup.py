@@ -145,9 +145,13 @@ def make_backup(
         raise BackupError(f"backup failed, kept as {failed}: {exc}") from exc
     _prune(dest, keep or settings.backup.keep)
     return Backup(
-        backup.path, backup.database, backup.revision, backup.created, backup.parts,
+        backup.path,
+        backup.database,
+        backup.revision,
+        backup.created,
+        backup.parts,
         time.monotonic() - started,
-    )  # fmt: skip
+    )
 
 
 def verify_backup(folder: Path, server: URL | str | None = None) -> Backup:
@@ -259,15 +263,21 @@ def _run(command: list[str], url: URL) -> None:
     """Run a PostgreSQL client on ``url``'s database; the password goes in the environment."""
     env = {**os.environ, "PGPASSWORD": url.password or ""} if url.password else dict(os.environ)
     target = [
-        f"--host={url.host or '127.0.0.1'}", f"--port={url.port or 5432}",
-        f"--username={url.username or 'postgres'}", "--no-password",
+        f"--host={url.host or '127.0.0.1'}",
+        f"--port={url.port or 5432}",
+        f"--username={url.username or 'postgres'}",
+        "--no-password",
         f"--dbname={url.database}",
-    ]  # fmt: skip
+    ]
     try:
         done = subprocess.run(
-            [*command, *target], env=env, capture_output=True, text=True, timeout=6 * 3600,
+            [*command, *target],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=6 * 3600,
             check=False,
-        )  # fmt: skip
+        )
     except FileNotFoundError as exc:
         raise BackupError(f"{command[0]} is not installed (Debian: postgresql-client)") from exc
     if done.returncode != 0:
@@ -315,9 +325,12 @@ def _sha256(path: Path) -> str:
 def _prune(dest: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` verified backups (failed ones stay for a person)."""
     kept = sorted(
-        (p for p in dest.glob(f"{_PREFIX}*") if p.is_dir() and (p / MANIFEST).is_file()
-         and not p.name.endswith(".failed")),
+        (
+            p
+            for p in dest.glob(f"{_PREFIX}*")
+            if p.is_dir() and (p / MANIFEST).is_file() and not p.name.endswith(".failed")
+        ),
         key=lambda p: p.name,
-    )  # fmt: skip
+    )
     for old in kept[:-keep]:
         shutil.rmtree(old)

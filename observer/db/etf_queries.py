@@ -25,9 +25,13 @@ from observer.db.models import (
 )
 
 __all__ = [
-    "etf_details_of", "etf_history", "etf_holdings_of", "etf_runs_of", "held_etfs",
+    "etf_details_of",
+    "etf_history",
+    "etf_holdings_of",
+    "etf_runs_of",
+    "held_etfs",
     "kis_etf_symbols",
-]  # fmt: skip
+]
 
 _LISTING_FIELDS = tuple(f for f in EtfListing.__struct_fields__ if f in Etf.__table__.columns)
 _DAILY_FIELDS = EtfDaily.__struct_fields__
@@ -93,11 +97,21 @@ def etf_runs_of(conn: Connection, day: date) -> list[dict[str, Any]]:
     """The ETF jobs' runs for ``day``, oldest first."""
     r = EtfRunRow
     query = (
-        select(r.job, r.applied, r.reason, r.listed, r.collected, r.calls, r.failures,
-               r.have, r.duration_ms, r.produced_ns)
+        select(
+            r.job,
+            r.applied,
+            r.reason,
+            r.listed,
+            r.collected,
+            r.calls,
+            r.failures,
+            r.have,
+            r.duration_ms,
+            r.produced_ns,
+        )
         .where(r.trade_date == day)
         .order_by(r.produced_ns, r.seq)
-    )  # fmt: skip
+    )
     return [dict(row._mapping) for row in conn.execute(query)]
 
 

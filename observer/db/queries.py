@@ -344,11 +344,20 @@ def held_slots(conn: Connection, source: str, day: date) -> list[HeldSlot]:
     hi = lo + 86_400 * 1_000_000_000
     s = SlotDecisionRow
     events = conn.execute(
-        select(s.action, s.account, s.slot, s.symbol, s.trigger, s.score, s.replaced_symbol,
-               s.expires_ns, s.produced_ns)
+        select(
+            s.action,
+            s.account,
+            s.slot,
+            s.symbol,
+            s.trigger,
+            s.score,
+            s.replaced_symbol,
+            s.expires_ns,
+            s.produced_ns,
+        )
         .where(s.source == source, s.produced_ns >= lo, s.produced_ns < hi)
         .order_by(s.seq)
-    )  # fmt: skip
+    )
     held: dict[str, tuple[str, int, str, Decimal, int, int]] = {}
     for action, account, slot, symbol, trigger, score, replaced, expires_ns, at in events:
         if action in ("release", "expire"):
@@ -368,9 +377,18 @@ def held_slots(conn: Connection, source: str, day: date) -> list[HeldSlot]:
             select(func.max(Gap.end_ns)).where(Gap.symbol == symbol, Gap.start_ns >= since)
         ).scalar_one()
         found.append(
-            HeldSlot(account, slot, symbol, cast(SlotTrigger, trigger), score, expires_ns, since,
-                     last_tick, last_gap_end)
-        )  # fmt: skip
+            HeldSlot(
+                account,
+                slot,
+                symbol,
+                cast(SlotTrigger, trigger),
+                score,
+                expires_ns,
+                since,
+                last_tick,
+                last_gap_end,
+            )
+        )
     return sorted(found, key=lambda h: (h.account, h.slot, h.symbol))
 
 
@@ -399,25 +417,39 @@ def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
     """The alerts, resolutions, acks and deliveries produced since ``since_ns``."""
     notices = [
         select(
-            table.source, table.seq, table.produced_ns, table.severity, table.code,
-            table.subject, table.message,
+            table.source,
+            table.seq,
+            table.produced_ns,
+            table.severity,
+            table.code,
+            table.subject,
+            table.message,
         )
         .where(table.produced_ns >= since_ns)
         .order_by(table.produced_ns, table.source, table.seq)
         for table in (AlertRow, AlertResolvedRow)
-    ]  # fmt: skip
+    ]
     acks = (
-        select(AlertAckedRow.alert_source, AlertAckedRow.alert_seq, AlertAckedRow.produced_ns,
-               AlertAckedRow.by)
+        select(
+            AlertAckedRow.alert_source,
+            AlertAckedRow.alert_seq,
+            AlertAckedRow.produced_ns,
+            AlertAckedRow.by,
+        )
         .where(AlertAckedRow.produced_ns >= since_ns)
         .order_by(AlertAckedRow.produced_ns)
-    )  # fmt: skip
+    )
     deliveries = (
-        select(AlertDeliveryRow.channel, AlertDeliveryRow.kind, AlertDeliveryRow.outcome,
-               AlertDeliveryRow.alerts, AlertDeliveryRow.produced_ns)
+        select(
+            AlertDeliveryRow.channel,
+            AlertDeliveryRow.kind,
+            AlertDeliveryRow.outcome,
+            AlertDeliveryRow.alerts,
+            AlertDeliveryRow.produced_ns,
+        )
         .where(AlertDeliveryRow.produced_ns >= since_ns)
         .order_by(AlertDeliveryRow.produced_ns)
-    )  # fmt: skip
+    )
     with _snapshot(conn):
         return AlertRecords(
             alerts=conn.execute(notices[0]).all(),

@@ -146,12 +146,18 @@ def _records(conn: Connection, condition: ColumnElement[bool]) -> list[ArchiveRe
     a = DayArchivedRow
     query = (
         select(
-            a.table_name, a.trade_date, a.path, a.rows, a.bytes, a.sha256, a.raw_bytes,
+            a.table_name,
+            a.trade_date,
+            a.path,
+            a.rows,
+            a.bytes,
+            a.sha256,
+            a.raw_bytes,
             a.elapsed_ms,
         )
         .where(condition)
         .order_by(a.trade_date, a.table_name, a.produced_ns, a.source, a.seq)
-    )  # fmt: skip
+    )
     newest: dict[tuple[str, date], ArchiveRecord] = {}
     for row in conn.execute(query):
         newest[(row[0], row[1])] = ArchiveRecord(*row)  # later records replace earlier ones

@@ -55,18 +55,24 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
     s = InstrumentSector
     query = (
         select(
-            Instrument.market, Instrument.symbol, Instrument.region, Instrument.sector_code,
-            func.coalesce(s.origin, ""), func.coalesce(s.gics_sector_code, ""),
-            func.coalesce(s.enriched_ns, 0), Instrument.industry_code,
+            Instrument.market,
+            Instrument.symbol,
+            Instrument.region,
+            Instrument.sector_code,
+            func.coalesce(s.origin, ""),
+            func.coalesce(s.gics_sector_code, ""),
+            func.coalesce(s.enriched_ns, 0),
+            Instrument.industry_code,
             Instrument.kospi200_sector,
         )
         .outerjoin(s, and_(s.market == Instrument.market, s.symbol == Instrument.symbol))
         .where(
-            Instrument.region == region, Instrument.active.is_(True),
+            Instrument.region == region,
+            Instrument.active.is_(True),
             Instrument.security_type == "stock",
         )
         .order_by(Instrument.market, Instrument.symbol)
-    )  # fmt: skip
+    )
     return [
         Stored(market, symbol, market, reg, code, origin, gics, int(ns), industry, k200)
         for market, symbol, reg, code, origin, gics, ns, industry, k200 in conn.execute(query)
@@ -84,11 +90,12 @@ def code_counts(conn: Connection, regions: tuple[str, ...]) -> dict[tuple[str, s
     query = (
         select(Instrument.market, Instrument.sector_code, func.count())
         .where(
-            Instrument.region.in_(regions), Instrument.active.is_(True),
+            Instrument.region.in_(regions),
+            Instrument.active.is_(True),
             Instrument.security_type == "stock",
         )
         .group_by(Instrument.market, Instrument.sector_code)
-    )  # fmt: skip
+    )
     return {(market, code): int(n) for market, code, n in conn.execute(query)}
 
 
@@ -129,14 +136,15 @@ def coverage_at(conn: Connection, until_ns: int) -> dict[str, dict[str, int]]:
     h = SectorMetadataRow
     ranked = (
         select(
-            h.region, h.origin,
-            func.row_number().over(
-                partition_by=(h.market, h.symbol), order_by=(h.produced_ns.desc(), h.seq.desc())
-            ).label("rank"),
+            h.region,
+            h.origin,
+            func.row_number()
+            .over(partition_by=(h.market, h.symbol), order_by=(h.produced_ns.desc(), h.seq.desc()))
+            .label("rank"),
         )
         .where(h.market != "", h.produced_ns <= until_ns)
         .subquery()
-    )  # fmt: skip
+    )
     query = (
         select(ranked.c.region, ranked.c.origin, func.count())
         .where(ranked.c.rank == 1)
@@ -172,23 +180,41 @@ def changes(conn: Connection, region: str, start_ns: int, end_ns: int) -> list[C
     order = (h.produced_ns, h.seq)
     history = (
         select(
-            h.market, h.symbol, h.gics_sector_code, h.gics_sector, h.origin, h.produced_ns,
-            func.lag(h.gics_sector_code).over(partition_by=(h.market, h.symbol), order_by=order)
+            h.market,
+            h.symbol,
+            h.gics_sector_code,
+            h.gics_sector,
+            h.origin,
+            h.produced_ns,
+            func.lag(h.gics_sector_code)
+            .over(partition_by=(h.market, h.symbol), order_by=order)
             .label("old_code"),
-            func.lag(h.gics_sector).over(partition_by=(h.market, h.symbol), order_by=order)
+            func.lag(h.gics_sector)
+            .over(partition_by=(h.market, h.symbol), order_by=order)
             .label("old_sector"),
         )
         .where(h.region == region, h.market != "", h.produced_ns <= end_ns)
         .subquery()
-    )  # fmt: skip
+    )
     c = history.c
     query = (
-        select(c.market, c.symbol, c.old_code, c.old_sector, c.gics_sector_code, c.gics_sector,
-               c.origin, c.produced_ns)
+        select(
+            c.market,
+            c.symbol,
+            c.old_code,
+            c.old_sector,
+            c.gics_sector_code,
+            c.gics_sector,
+            c.origin,
+            c.produced_ns,
+        )
         .where(
-            c.produced_ns >= start_ns, c.old_code.is_not(None), c.old_code != "",
-            c.gics_sector_code != "", c.old_code != c.gics_sector_code,
+            c.produced_ns >= start_ns,
+            c.old_code.is_not(None),
+            c.old_code != "",
+            c.gics_sector_code != "",
+            c.old_code != c.gics_sector_code,
         )
         .order_by(c.market, c.symbol)
-    )  # fmt: skip
+    )
     return [Change(*row) for row in conn.execute(query)]

@@ -100,10 +100,14 @@ class GuardedSource:
         s = self.settings
         try:
             found = await retry(
-                lambda: self._once(symbol), clock=self.clock, attempts=s.max_retries + 1,
-                initial_s=s.retry_delay_s, max_s=4 * s.retry_delay_s, retry_if=_retryable,
+                lambda: self._once(symbol),
+                clock=self.clock,
+                attempts=s.max_retries + 1,
+                initial_s=s.retry_delay_s,
+                max_s=4 * s.retry_delay_s,
+                retry_if=_retryable,
                 on_retry=self._retried,
-            )  # fmt: skip
+            )
         except FallbackError:
             self.breaker.failure()
             raise

@@ -99,6 +99,8 @@ class QuoteSummarySource:
         if not p.sectorKey:
             return None
         return Profile(
-            sector=p.sector, sector_key=p.sectorKey, industry=p.industry,
+            sector=p.sector,
+            sector_key=p.sectorKey,
+            industry=p.industry,
             industry_key=p.industryKey,
-        )  # fmt: skip
+        )

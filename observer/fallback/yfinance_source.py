@@ -72,7 +72,8 @@ class YFinanceSource:
         if not key:
             return None  # unknown symbols answer (almost) empty info
         return Profile(
-            sector=str(info.get("sector") or ""), sector_key=key,
+            sector=str(info.get("sector") or ""),
+            sector_key=key,
             industry=str(info.get("industry") or ""),
             industry_key=str(info.get("industryKey") or ""),
-        )  # fmt: skip
+        )

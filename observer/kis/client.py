@@ -418,10 +418,13 @@ class KisClient:
         """
         answers = await self.pages(
             ENDPOINTS["etf_components"],
-            {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol,
-             "FID_COND_SCR_DIV_CODE": "11216"},
+            {
+                "FID_COND_MRKT_DIV_CODE": "J",
+                "FID_INPUT_ISCD": symbol,
+                "FID_COND_SCR_DIV_CODE": "11216",
+            },
             max_pages=max_pages,
-        )  # fmt: skip
+        )
         summary = _typed(answers[0].output1, EtfComponentSummary, "etf_components")
         rows = [r for a in answers for r in _rows(a.output2, EtfComponentRow, "etf_components")]
         return summary, rows, len(answers)
@@ -462,9 +465,13 @@ class KisClient:
         """FHKST01010400: the most recent 30 daily bars, oldest first (no paging, §4.4)."""
         page = await self.get(
             ENDPOINTS["daily_price"],
-            {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol,
-             "FID_PERIOD_DIV_CODE": "D", "FID_ORG_ADJ_PRC": "1"},
-        )  # fmt: skip
+            {
+                "FID_COND_MRKT_DIV_CODE": "J",
+                "FID_INPUT_ISCD": symbol,
+                "FID_PERIOD_DIV_CODE": "D",
+                "FID_ORG_ADJ_PRC": "1",
+            },
+        )
         rows = _rows(page.answer.output, DailyBarRow, "daily_price")
         return sorted(rows, key=lambda r: r.stck_bsop_date)
 

@@ -207,8 +207,11 @@ class KrxClient:
         form = {
             "mbrId": self._credentials.member_id.reveal(),
             "pw": self._credentials.password.reveal(),
-            "mbrNm": "", "telNo": "", "di": "", "certType": "",
-        }  # fmt: skip
+            "mbrNm": "",
+            "telNo": "",
+            "di": "",
+            "certType": "",
+        }
         answer = await self._login_post(form)
         if answer.error_code == LOGIN_ELSEWHERE and self._skip_duplicate:
             log.info("KRX login: %s (logged in elsewhere), again with skipDup", LOGIN_ELSEWHERE)

@@ -121,8 +121,9 @@ class TcpControlServer:
         self._context.term()
 
 
-def request_tcp(endpoint: str, curve: ClientCurve, command: str, args: list[str],
-                timeout_s: float) -> Reply:  # fmt: skip
+def request_tcp(
+    endpoint: str, curve: ClientCurve, command: str, args: list[str], timeout_s: float
+) -> Reply:
     """Send one command to the supervisor at ``endpoint`` (tcp+CURVE) and return its reply.
 
     Raises

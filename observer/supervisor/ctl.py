@@ -212,10 +212,16 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
     for host, p in rows:
         table.add_row(
             *([host] if host is not None else []),
-            p["name"], p["kind"], p["state"], str(p["pid"] or "-"), str(p["restarts"]),
-            f"{p['cpu_percent']:.1f}", f"{p['rss_bytes'] / 2**20:.1f}",
-            f"{p['uptime_s']:.0f}", p["detail"],
-        )  # fmt: skip
+            p["name"],
+            p["kind"],
+            p["state"],
+            str(p["pid"] or "-"),
+            str(p["restarts"]),
+            f"{p['cpu_percent']:.1f}",
+            f"{p['rss_bytes'] / 2**20:.1f}",
+            f"{p['uptime_s']:.0f}",
+            p["detail"],
+        )
     console.print(table)
     for _host, r in replies:
         if r.data.get("accounts"):
@@ -231,19 +237,36 @@ def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
     from rich.table import Table
 
     table = Table(title="accounts", title_justify="left")
-    for column in ("account", "stream", "for", "regs", "last tick", "reconnects/h", "token age",
-                   "expires in", "WS key age", "REST err 5m", "ready"):  # fmt: skip
+    for column in (
+        "account",
+        "stream",
+        "for",
+        "regs",
+        "last tick",
+        "reconnects/h",
+        "token age",
+        "expires in",
+        "WS key age",
+        "REST err 5m",
+        "ready",
+    ):
         table.add_column(column, no_wrap=True)
     table.add_column("problems", overflow="fold")
     for a in accounts:
         table.add_row(
-            a["account"], a["stream"], _duration(a["state_age_s"]),
-            f"{a['registered']}/{a['wanted']}", _duration(a["last_tick_age_s"]),
-            f"{a['reconnects_1h']}/{a['reconnect_budget']}", _duration(a["token_age_s"]),
-            _duration(a["token_expires_in_s"]), _duration(a["approval_key_age_s"]),
-            str(a["rest_errors_5m"]), _ready(a.get("readiness")),
+            a["account"],
+            a["stream"],
+            _duration(a["state_age_s"]),
+            f"{a['registered']}/{a['wanted']}",
+            _duration(a["last_tick_age_s"]),
+            f"{a['reconnects_1h']}/{a['reconnect_budget']}",
+            _duration(a["token_age_s"]),
+            _duration(a["token_expires_in_s"]),
+            _duration(a["approval_key_age_s"]),
+            str(a["rest_errors_5m"]),
+            _ready(a.get("readiness")),
             "; ".join(a["problems"]) or "-",
-        )  # fmt: skip
+        )
     return table
 
 

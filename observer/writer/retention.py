@@ -144,10 +144,12 @@ class Pruner:
             log.error("pruning %s failed (%d of %d): %s", what, job.failures, MAX_FAILURES, exc)
             if job.failures >= MAX_FAILURES:
                 return self._finish(
-                    job, "error", "prune_failed",
+                    job,
+                    "error",
+                    "prune_failed",
                     f"pruning {what} failed {job.failures} times, left for the next run: "
                     f"{type(exc).__name__}",
-                )  # fmt: skip
+                )
             job.retry_at = time.monotonic() + backoff_s(job.failures, 1.0, 30.0)
             return None
 
@@ -212,11 +214,13 @@ class Pruner:
             if failures != MAX_FAILURES:
                 return None
             return self._alert(
-                "error", "partition_maintenance_failed",
+                "error",
+                "partition_maintenance_failed",
                 f"creating the partitions ahead failed {failures} times "
                 f"({type(exc).__name__}); new days land in the default partitions",
-                "partitions", {"failures": str(failures)},
-            )  # fmt: skip
+                "partitions",
+                {"failures": str(failures)},
+            )
         self.maintenance_failures = 0
         return None
 
@@ -249,18 +253,22 @@ class Pruner:
     def _done(self, job: _Job, what: str) -> DecodedFrame | None:
         if job.deleted != job.expected:  # cannot happen while the writer is the only writer
             return self._finish(
-                job, "error", "prune_failed",
+                job,
+                "error",
+                "prune_failed",
                 f"pruning {what} deleted {job.deleted} rows, {job.expected} expected",
-            )  # fmt: skip
+            )
         if job.expected == 0:
             self.jobs.popleft()
             return None
         seconds = time.monotonic() - job.started
         how = "(its partition dropped)" if self.partitions else f"in {job.chunk} chunks"
         return self._finish(
-            job, "info", "retention_pruned",
+            job,
+            "info",
+            "retention_pruned",
             f"pruned {what}: {job.deleted} rows {how}, {seconds:.1f} s",
-        )  # fmt: skip
+        )
 
     def _finish(
         self, job: _Job, severity: Severity, code: str, message: str
@@ -268,10 +276,16 @@ class Pruner:
         self.jobs.popleft()
         request = job.request
         return self._alert(
-            severity, code, message, f"{request.table}:{request.trade_date}",
-            {"table": request.table, "trade_date": str(request.trade_date),
-             "rows": str(job.deleted)},
-        )  # fmt: skip
+            severity,
+            code,
+            message,
+            f"{request.table}:{request.trade_date}",
+            {
+                "table": request.table,
+                "trade_date": str(request.trade_date),
+                "rows": str(job.deleted),
+            },
+        )
 
     def _alert(
         self, severity: Severity, code: str, message: str, subject: str, context: dict[str, str]
@@ -312,12 +326,18 @@ def _stats_records(
     now = time.time_ns()
     return [
         {
-            "table_name": spec.name, "trade_date": day, "source": s.source, "chunk": chunk,
-            "rows": s.rows, "seqs": s.seqs, "min_seq": s.min_seq, "max_seq": s.max_seq,
+            "table_name": spec.name,
+            "trade_date": day,
+            "source": s.source,
+            "chunk": chunk,
+            "rows": s.rows,
+            "seqs": s.seqs,
+            "min_seq": s.min_seq,
+            "max_seq": s.max_seq,
             "pruned_ns": now,
         }
         for s in stats
-    ]  # fmt: skip
+    ]
 
 
 def _chunk_records(
@@ -330,9 +350,15 @@ def _chunk_records(
     now = time.time_ns()
     return [
         {
-            "table_name": spec.name, "trade_date": day, "source": source, "chunk": chunk,
-            "rows": len(seqs), "seqs": len(set(seqs)) if spec.owns_seqs else 0,
-            "min_seq": min(seqs), "max_seq": max(seqs), "pruned_ns": now,
+            "table_name": spec.name,
+            "trade_date": day,
+            "source": source,
+            "chunk": chunk,
+            "rows": len(seqs),
+            "seqs": len(set(seqs)) if spec.owns_seqs else 0,
+            "min_seq": min(seqs),
+            "max_seq": max(seqs),
+            "pruned_ns": now,
         }
         for source, seqs in per.items()
-    ]  # fmt: skip
+    ]

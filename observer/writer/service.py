@@ -126,9 +126,12 @@ class Writer:
         # Every source the writer keeps state for (marks, routes); bounded by max_sources.
         self._sources: set[str] = set(store.marks)
         if len(self._sources) > options.max_sources:
-            log.warning("the database holds %d sources, more than max_sources = %d: "
-                        "frames of new sources will be refused",
-                        len(self._sources), options.max_sources)  # fmt: skip
+            log.warning(
+                "the database holds %d sources, more than max_sources = %d: "
+                "frames of new sources will be refused",
+                len(self._sources),
+                options.max_sources,
+            )
 
     def __repr__(self) -> str:
         return (
@@ -281,15 +284,21 @@ class Writer:
         self.refused_sources += 1
         if key not in self._refused_keys:
             self._refused_keys.add(key)
-            log.error("refused frames from CURVE key %s: it may not send as source %r "
-                      "(counted in refused_sources from now on)", key, wrong)  # fmt: skip
-            self._own.append(Alert(
-                severity="critical",
-                code="BUS_SOURCE_NOT_ALLOWED",
-                message=f"a client key sent as source {wrong!r}, which it may not",
-                context={"key": key, "source": wrong},
-                subject=key,
-            ))  # fmt: skip
+            log.error(
+                "refused frames from CURVE key %s: it may not send as source %r "
+                "(counted in refused_sources from now on)",
+                key,
+                wrong,
+            )
+            self._own.append(
+                Alert(
+                    severity="critical",
+                    code="BUS_SOURCE_NOT_ALLOWED",
+                    message=f"a client key sent as source {wrong!r}, which it may not",
+                    context={"key": key, "source": wrong},
+                    subject=key,
+                )
+            )
         return False
 
     def _watch_keys(self) -> None:
@@ -297,13 +306,15 @@ class Writer:
         if self._gatekeeper is None:
             return
         for key in self._gatekeeper.take_refused():
-            self._own.append(Alert(
-                severity="critical",
-                code="BUS_KEY_REFUSED",
-                message="a client with a CURVE key not in the allow-list was refused",
-                context={"key": key},
-                subject=key,
-            ))  # fmt: skip
+            self._own.append(
+                Alert(
+                    severity="critical",
+                    code="BUS_KEY_REFUSED",
+                    message="a client with a CURVE key not in the allow-list was refused",
+                    context={"key": key},
+                    subject=key,
+                )
+            )
 
     def _admit(self, frame: DecodedFrame) -> frozenset[str]:
         """The frame's sources; `FrameError` if they would exceed ``max_sources``."""
@@ -377,11 +388,14 @@ class Writer:
         if self._own:
             self._commit_own(feed, capture)
         if self.disk.critical and not self.paused:
-            log.error("a volume is critical: taking no new frames until there is room "
-                      "(producers keep their events)")  # fmt: skip
+            log.error(
+                "a volume is critical: taking no new frames until there is room "
+                "(producers keep their events)"
+            )
         elif self.paused and not self.disk.critical:
-            log.info("room again: taking frames (%d were left to resend)",
-                     self.dropped_while_paused)  # fmt: skip
+            log.info(
+                "room again: taking frames (%d were left to resend)", self.dropped_while_paused
+            )
             self._ask_resend(ingest)
         self.paused = self.disk.critical
 
@@ -391,8 +405,9 @@ class Writer:
             frame = self.store.commit_own(self._own)
         except StoreError as exc:
             self.commit_failures += 1
-            log.error("cannot commit %d alerts of the writer (kept for later): %s",
-                      len(self._own), exc)  # fmt: skip
+            log.error(
+                "cannot commit %d alerts of the writer (kept for later): %s", len(self._own), exc
+            )
             return
         feed.publish_accepted([(frame, list(range(len(frame.envelopes))))])
         if capture is not None:

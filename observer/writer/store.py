@@ -263,9 +263,11 @@ class Store:
         for conflict in new:
             log.error(
                 "conflict: %s/%d was committed with other content (digest %s, this one %s)",
-                conflict.envelope.source, conflict.envelope.seq,
-                conflict.committed.hex(), conflict.digest.hex(),
-            )  # fmt: skip
+                conflict.envelope.source,
+                conflict.envelope.seq,
+                conflict.committed.hex(),
+                conflict.digest.hex(),
+            )
         alert = conflict_alert(new, self.marks.get(WRITER_SOURCE, 0) + 1)
         frame = decode_parts(encode_frame([alert]))
         received = time.time_ns()

@@ -63,20 +63,28 @@ def sector_event(
         except ValueError:
             icod = stored.sector_code
     common = {
-        "region": stored.region, "symbol": stored.symbol, "market": stored.market,
-        "exchange": stored.exchange, "kis_sector_code": icod, "kis_sector_name": kis_name,
+        "region": stored.region,
+        "symbol": stored.symbol,
+        "market": stored.market,
+        "exchange": stored.exchange,
+        "kis_sector_code": icod,
+        "kis_sector_name": kis_name,
         "mapping_version": sector_map.version,
         "fallback_sector_key": profile.sector_key if profile else "",
         "fallback_industry_key": profile.industry_key if profile else "",
-    }  # fmt: skip
+    }
     if found is None:
         return SectorMetadata(gics_sector="", source="unresolved", confidence=Decimal(0), **common)
     return SectorMetadata(
-        gics_sector=SECTORS[found.gics_sector], gics_sector_code=found.gics_sector,
-        gics_ig_code=found.gics_ig, gics_ig=INDUSTRY_GROUPS.get(found.gics_ig, ""),
-        gics_industry=INDUSTRY_GROUPS.get(found.gics_ig, ""), source=found.source,
-        confidence=Decimal(str(found.confidence)), **common,
-    )  # fmt: skip
+        gics_sector=SECTORS[found.gics_sector],
+        gics_sector_code=found.gics_sector,
+        gics_ig_code=found.gics_ig,
+        gics_ig=INDUSTRY_GROUPS.get(found.gics_ig, ""),
+        gics_industry=INDUSTRY_GROUPS.get(found.gics_ig, ""),
+        source=found.source,
+        confidence=Decimal(str(found.confidence)),
+        **common,
+    )
 
 
 @dataclass(slots=True)

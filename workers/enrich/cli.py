@@ -121,9 +121,11 @@ def run(
     settings = settings_or_exit(PROGRAM, config)
     wanted = _regions(regions)
     changes = {
-        "max_age_days": max_age_days, "max_retries": max_retries,
-        "retry_delay_s": retry_delay, "max_workers": max_workers,
-    }  # fmt: skip
+        "max_age_days": max_age_days,
+        "max_retries": max_retries,
+        "retry_delay_s": retry_delay,
+        "max_workers": max_workers,
+    }
     enrich = msgspec.structs.replace(
         settings.enrich, **{k: v for k, v in changes.items() if v is not None}
     )
@@ -156,26 +158,42 @@ def run(
 
 
 def _job(
-    settings: Settings, clock: Clock, sector_map: SectorMap, force: bool,
-    producer: Producer | None, notifier: Notifier, names: dict[tuple[str, str], str],
-    checkpoint: cp.Checkpoint, since_ns: int,
-) -> Job:  # fmt: skip
+    settings: Settings,
+    clock: Clock,
+    sector_map: SectorMap,
+    force: bool,
+    producer: Producer | None,
+    notifier: Notifier,
+    names: dict[tuple[str, str], str],
+    checkpoint: cp.Checkpoint,
+    since_ns: int,
+) -> Job:
     from workers.enrich.run import Job
 
     return Job(
-        settings=settings, clock=clock, sector_map=sector_map,
+        settings=settings,
+        clock=clock,
+        sector_map=sector_map,
         send=producer.send if producer else None,
-        flush=producer.flush if producer else (lambda: None), beat=lambda: None,
-        source=None, names=names, force=force,
+        flush=producer.flush if producer else (lambda: None),
+        beat=lambda: None,
+        source=None,
+        names=names,
+        force=force,
         checkpoint_path=Path(settings.paths.data_dir) / "enrich" / "checkpoint.json",
-        checkpoint=checkpoint, since_ns=since_ns,
-    )  # fmt: skip
+        checkpoint=checkpoint,
+        since_ns=since_ns,
+    )
 
 
 def _dry_run(
-    settings: Settings, clock: Clock, sector_map: SectorMap, regions: list[str], force: bool,
+    settings: Settings,
+    clock: Clock,
+    sector_map: SectorMap,
+    regions: list[str],
+    force: bool,
     notifier: Notifier,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     from workers.enrich.run import run_regions
 
     stocks, names = _read(settings, regions)
@@ -186,12 +204,14 @@ def _dry_run(
     rate = settings.enrich.fallback_rate_per_s
     needed = sum(t.fallback_needed for t in tallies.values())
     return {
-        "dry_run": True, "mode": mode, "mapping_version": sector_map.version,
+        "dry_run": True,
+        "mode": mode,
+        "mapping_version": sector_map.version,
         "regions": {r: _tally(t) for r, t in tallies.items()},
         "fallback_calls": needed,
         # one limiter per host, shared by every region: the wall-time floor of the run
         "fallback_floor_s": round(needed / rate, 1),
-    }  # fmt: skip
+    }
 
 
 def _tally(t: Tally) -> dict[str, int]:
@@ -201,9 +221,14 @@ def _tally(t: Tally) -> dict[str, int]:
 
 
 def _run(
-    settings: Settings, clock: Clock, sector_map: SectorMap, regions: list[str], force: bool,
-    producer: Producer, notifier: Notifier,
-) -> dict[str, Any]:  # fmt: skip
+    settings: Settings,
+    clock: Clock,
+    sector_map: SectorMap,
+    regions: list[str],
+    force: bool,
+    producer: Producer,
+    notifier: Notifier,
+) -> dict[str, Any]:
     from workers.enrich.run import alerts, exchanges_of, fetch_codes
 
     path = Path(settings.paths.data_dir) / "enrich" / "checkpoint.json"
@@ -211,9 +236,10 @@ def _run(
     earlier = cp.load(path)
     resumed = earlier is not None and earlier.mode == mode
     checkpoint = (
-        earlier if resumed and earlier is not None
+        earlier
+        if resumed and earlier is not None
         else cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
-    )  # fmt: skip
+    )
     cp.save(path, checkpoint)
     codes_fetched = 0
     # HHDFS76370100 is taken as real-only (paper availability UNCONFIRMED): a paper
@@ -224,10 +250,14 @@ def _run(
                 producer.send(event)
                 codes_fetched += len(event.codes)
         except KisError as exc:
-            producer.send(Alert(
-                severity="warning", code="enrich_kis_codes_failed", subject="enrich",
-                message=f"KIS industry catalogs (HHDFS76370100) not fetched: {exc}",
-            ))  # fmt: skip
+            producer.send(
+                Alert(
+                    severity="warning",
+                    code="enrich_kis_codes_failed",
+                    subject="enrich",
+                    message=f"KIS industry catalogs (HHDFS76370100) not fetched: {exc}",
+                )
+            )
     stocks, names = _read(settings, regions)
     since = checkpoint.started_ns if resumed else 0
     job = _job(settings, clock, sector_map, force, producer, notifier, names, checkpoint, since)
@@ -243,13 +273,21 @@ def _run(
     kis_calls = job.kis.client.requests if job.kis else 0
     for region, tally in tallies.items():
         cross = job.cross.get(region)
-        producer.send(tally.event(
-            region, mode, retries=retries, breaker_opens=opens, calls=calls, duration_ms=ms,
-            mapping_version=sector_map.version, kis_calls=kis_calls,
-            cross_compared=cross.compared if cross else 0,
-            cross_disagreeing=cross.disagreeing if cross else 0,
-            cross_disagreements=tuple(cross.listed) if cross else (),
-        ))  # fmt: skip
+        producer.send(
+            tally.event(
+                region,
+                mode,
+                retries=retries,
+                breaker_opens=opens,
+                calls=calls,
+                duration_ms=ms,
+                mapping_version=sector_map.version,
+                kis_calls=kis_calls,
+                cross_compared=cross.compared if cross else 0,
+                cross_disagreeing=cross.disagreeing if cross else 0,
+                cross_disagreements=tuple(cross.listed) if cross else (),
+            )
+        )
         total = max(tally.total, 1)
         job.counters[f"{region.lower()}_success_pct"] = round(
             100 * (tally.total - tally.fallback_failed - tally.deferred) / total, 1
@@ -261,15 +299,23 @@ def _run(
         cp.clear(path)  # a stopped run keeps it: the next one resumes
     notifier.beat_now(job.counters)
     summary = {
-        "dry_run": False, "mode": mode, "resumed": resumed, "mapping_version": sector_map.version,
-        "regions": {r: _tally(t) for r, t in tallies.items()}, "kis_codes": codes_fetched,
-        "fallback_calls": calls, "retries": retries, "breaker_opens": opens,
-        "kis_calls": kis_calls, "duration_s": ms / 1000, "stopped": job.stop.is_set(),
+        "dry_run": False,
+        "mode": mode,
+        "resumed": resumed,
+        "mapping_version": sector_map.version,
+        "regions": {r: _tally(t) for r, t in tallies.items()},
+        "kis_codes": codes_fetched,
+        "fallback_calls": calls,
+        "retries": retries,
+        "breaker_opens": opens,
+        "kis_calls": kis_calls,
+        "duration_s": ms / 1000,
+        "stopped": job.stop.is_set(),
         "cross_check": {
             r: {"compared": c.compared, "disagreeing": c.disagreeing, "listed": c.listed}
             for r, c in job.cross.items()
         },
-    }  # fmt: skip
+    }
     _write_report(settings, clock, summary)
     return summary
 
@@ -402,9 +448,12 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     with report_reading(f"{PROGRAM} unmapped", settings) as conn:
         counts, names = code_counts(conn, overseas), code_names(conn)
     found = sorted(
-        ((-n, market, code) for (market, code), n in counts.items()
-         if sector_map.for_code(market, code) is None),
-    )  # fmt: skip
+        (
+            (-n, market, code)
+            for (market, code), n in counts.items()
+            if sector_map.for_code(market, code) is None
+        ),
+    )
     rows = [
         {"exchange": market, "icod": code, "name": names.get((market, code), ""), "stocks": -n}
         for n, market, code in found

@@ -104,9 +104,13 @@ def sample_codes(codes: list[str], mode: str, count: int, day: int) -> list[str]
 
 
 async def cross_check(
-    client: KisClient, stocks: list[Stored], exchanges: tuple[str, ...], mode: str, count: int,
+    client: KisClient,
+    stocks: list[Stored],
+    exchanges: tuple[str, ...],
+    mode: str,
+    count: int,
     day: int,
-) -> CrossCheck:  # fmt: skip
+) -> CrossCheck:
     """HHDFS76370000 for some codes of each of ``exchanges`` against the masters' codes.
 
     A stock disagrees when KIS lists it under a code its master does not carry (``old ->

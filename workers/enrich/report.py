@@ -47,9 +47,10 @@ def report_rows(conn: Connection, sector_map: SectorMap, day: date | None) -> li
         row["coverage_pct"] = round(100 * classified / max(row["total"], 1), 1)
         row["run_at"] = datetime.fromtimestamp(end / 1e9, KST).isoformat(timespec="seconds")
         unmapped = {
-            key: n for key, n in counts.items()
+            key: n
+            for key, n in counts.items()
             if key[0] in _markets(region) and sector_map.for_code(*key) is None
-        }  # fmt: skip
+        }
         row["unmapped_codes"] = len(unmapped)
         row["unmapped_stocks"] = sum(unmapped.values())
         start = end - (row["duration_ms"] + 1) * 1_000_000

@@ -100,10 +100,14 @@ def guarded_source(
     """
     e = settings.enrich
     guards = GuardSettings(
-        rate_per_s=e.fallback_rate_per_s, max_retries=e.max_retries,
-        retry_delay_s=e.retry_delay_s, breaker_threshold=e.breaker_threshold,
-        breaker_open_s=e.breaker_open_s, cache_size=e.cache_size, cache_ttl_s=e.cache_ttl_s,
-    )  # fmt: skip
+        rate_per_s=e.fallback_rate_per_s,
+        max_retries=e.max_retries,
+        retry_delay_s=e.retry_delay_s,
+        breaker_threshold=e.breaker_threshold,
+        breaker_open_s=e.breaker_open_s,
+        cache_size=e.cache_size,
+        cache_ttl_s=e.cache_ttl_s,
+    )
     if e.fallback == "yfinance":
         # one limiter for Yahoo, as for any host (Yahoo limits per IP)
         return GuardedSource(YFinanceSource.installed(), clock, YAHOO_HOST, guards), None
@@ -310,10 +314,14 @@ async def check_lists(job: Job, stocks: dict[str, list[Stored]]) -> None:
             log.info("cross-check skipped: %s", exc)
             return
         except KisError as exc:
-            job.problems.append(Alert(
-                severity="warning", code="enrich_cross_check_failed", subject="enrich",
-                message=f"the HHDFS76370000 cross-check of {region} failed: {exc}",
-            ))  # fmt: skip
+            job.problems.append(
+                Alert(
+                    severity="warning",
+                    code="enrich_cross_check_failed",
+                    subject="enrich",
+                    message=f"the HHDFS76370000 cross-check of {region} failed: {exc}",
+                )
+            )
             return
 
 
@@ -323,40 +331,60 @@ def alerts(job: Job, tallies: dict[str, Tally]) -> list[Alert]:
     limit = job.settings.enrich.cross_check_alert_pct
     disagreeing = {r: c for r, c in job.cross.items() if c.pct > limit}
     if disagreeing:
-        found.append(Alert(
-            severity="warning", code="enrich_cross_check", subject="enrich",
-            message="KIS's industry lists (HHDFS76370000) disagree with the masters' codes for "
-            + ", ".join(f"{r} {c.disagreeing}/{c.compared}" for r, c in disagreeing.items())
-            + f" stocks (over {limit:g} %): see observer enrich report",
-            context={r: "; ".join(c.listed[:5]) for r, c in disagreeing.items()},
-        ))  # fmt: skip
+        found.append(
+            Alert(
+                severity="warning",
+                code="enrich_cross_check",
+                subject="enrich",
+                message="KIS's industry lists (HHDFS76370000) disagree with the masters' codes for "
+                + ", ".join(f"{r} {c.disagreeing}/{c.compared}" for r, c in disagreeing.items())
+                + f" stocks (over {limit:g} %): see observer enrich report",
+                context={r: "; ".join(c.listed[:5]) for r, c in disagreeing.items()},
+            )
+        )
     failed = {r: t.fallback_failed for r, t in tallies.items() if t.fallback_failed}
     deferred = {r: t.deferred for r, t in tallies.items() if t.deferred}
     if job.source is not None and job.source.breaker.opened:
-        found.append(Alert(
-            severity="warning", code="enrich_breaker_open", subject="enrich",
-            message=f"the fallback sector source failed {job.settings.enrich.breaker_threshold}"
-            f" times in a row; its breaker opened {job.source.breaker.opened} time(s)",
-        ))  # fmt: skip
+        found.append(
+            Alert(
+                severity="warning",
+                code="enrich_breaker_open",
+                subject="enrich",
+                message=f"the fallback sector source failed {job.settings.enrich.breaker_threshold}"
+                f" times in a row; its breaker opened {job.source.breaker.opened} time(s)",
+            )
+        )
     if job.kis is not None and job.kis.failed:
-        found.append(Alert(
-            severity="warning", code="enrich_kis_lookup_failed", subject="enrich",
-            message=f"{job.kis.failed} per-symbol KIS sector lookups failed (those stocks "
-            "went to the fallback source)",
-        ))  # fmt: skip
+        found.append(
+            Alert(
+                severity="warning",
+                code="enrich_kis_lookup_failed",
+                subject="enrich",
+                message=f"{job.kis.failed} per-symbol KIS sector lookups failed (those stocks "
+                "went to the fallback source)",
+            )
+        )
     if failed:
-        found.append(Alert(
-            severity="warning", code="enrich_fallback_failed", subject="enrich",
-            message=f"fallback failed after retries for {sum(failed.values())} stocks "
-            "(they keep their stored sector; the next run asks again)",
-            context={r: str(n) for r, n in failed.items()},
-        ))  # fmt: skip
+        found.append(
+            Alert(
+                severity="warning",
+                code="enrich_fallback_failed",
+                subject="enrich",
+                message=f"fallback failed after retries for {sum(failed.values())} stocks "
+                "(they keep their stored sector; the next run asks again)",
+                context={r: str(n) for r, n in failed.items()},
+            )
+        )
     if deferred:
-        found.append(Alert(
-            severity="warning", code="enrich_deferred", subject="enrich",
-            message=f"{sum(deferred.values())} stocks deferred to the next run",
-            context={r: str(n) for r, n in deferred.items()},
-        ))  # fmt: skip
+        found.append(
+            Alert(
+                severity="warning",
+                code="enrich_deferred",
+                subject="enrich",
+                message=f"{sum(deferred.values())} stocks deferred to the next run",
+                context={r: str(n) for r, n in deferred.items()},
+            )
+        )
     return found
 
 

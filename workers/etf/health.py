@@ -58,14 +58,17 @@ class Health:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (``observer etf status --json``)."""
         return {
-            "session": self.session.isoformat(), "due": self.due, "active": self.active,
-            "collected": self.collected, "stale": self.stale,
+            "session": self.session.isoformat(),
+            "due": self.due,
+            "active": self.active,
+            "collected": self.collected,
+            "stale": self.stale,
             "coverage_pct": {k: round(v, 2) for k, v in self.coverage.items()},
             "conditions": [
-                {"code": c.code, "subject": c.subject, "severity": c.severity,
-                 "message": c.message} for c in self.conditions
+                {"code": c.code, "subject": c.subject, "severity": c.severity, "message": c.message}
+                for c in self.conditions
             ],
-        }  # fmt: skip
+        }
 
 
 def _at(stale_at: str) -> time:
@@ -111,10 +114,14 @@ def health(
     floor = settings.min_coverage_pct
     if due and _pct(collected, len(active)) < floor:
         judged.conditions.append(
-            Condition("etf_stale", "", "critical",
-                      f"{collected} of {len(active)} active ETFs have a row for {session} "
-                      f"({_pct(collected, len(active)):.1f}% < {floor:g}%)")
-        )  # fmt: skip
+            Condition(
+                "etf_stale",
+                "",
+                "critical",
+                f"{collected} of {len(active)} active ETFs have a row for {session} "
+                f"({_pct(collected, len(active)):.1f}% < {floor:g}%)",
+            )
+        )
     checks: dict[str, Callable[[str], bool]] = {
         "issuer": lambda s: bool(listings.get(s) and listings[s].manager),
         "fee": lambda s: bool(listings.get(s) and listings[s].fee_pct is not None),
@@ -126,17 +133,25 @@ def health(
         judged.coverage[name] = _pct(sum(1 for s in active if has(s)), len(active))
         if due and collected and judged.coverage[name] < floor:
             judged.conditions.append(
-                Condition("etf_coverage_low", name, "warning",
-                          f"{name} known for {judged.coverage[name]:.1f}% of active ETFs "
-                          f"on {session} (< {floor:g}%)")
-            )  # fmt: skip
+                Condition(
+                    "etf_coverage_low",
+                    name,
+                    "warning",
+                    f"{name} known for {judged.coverage[name]:.1f}% of active ETFs "
+                    f"on {session} (< {floor:g}%)",
+                )
+            )
     if listings and kis_etfs:
         differ = len(set(listings) ^ set(kis_etfs))
         off = _pct(differ, max(len(listings), len(kis_etfs)))
         if off > settings.mismatch_pct:
             judged.conditions.append(
-                Condition("etf_universe_mismatch", "", "warning",
-                          f"the KRX list ({len(listings)}) and the KIS masters' ETFs "
-                          f"({len(kis_etfs)}) differ in {differ} symbols ({off:.1f}%)")
-            )  # fmt: skip
+                Condition(
+                    "etf_universe_mismatch",
+                    "",
+                    "warning",
+                    f"the KRX list ({len(listings)}) and the KIS masters' ETFs "
+                    f"({len(kis_etfs)}) differ in {differ} symbols ({off:.1f}%)",
+                )
+            )
     return judged

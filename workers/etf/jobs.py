@@ -40,15 +40,25 @@ from workers.etf.metrics import chart_start
 from workers.etf.report import judged
 
 __all__ = [
-    "beat", "read", "resolve", "run_daily", "run_list", "run_repair", "send_health",
-    "symbols_of", "target_session",
-]  # fmt: skip
+    "beat",
+    "read",
+    "resolve",
+    "run_daily",
+    "run_list",
+    "run_repair",
+    "send_health",
+    "symbols_of",
+    "target_session",
+]
 
 _SESSION_OPEN = {Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING}
 _FLAG_CODES = ("etf_premium_high", "etf_aum_jump", "etf_aum_mismatch")
 _RUN_CODES = (
-    "etf_krx_table_failed", "etf_daily_failures", "etf_nav_pending", "etf_chart_failures",
-)  # fmt: skip
+    "etf_krx_table_failed",
+    "etf_daily_failures",
+    "etf_nav_pending",
+    "etf_chart_failures",
+)
 _SOURCES = ("etf:", "etf_check:")  # alert ids of the ETF jobs' two sources
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
 
@@ -232,9 +242,16 @@ def run_daily(
     async def go() -> Collected:
         try:
             return await collect_daily(
-                settings, clock, symbols, day, backfill_from, history, krx, beat(notifier),
+                settings,
+                clock,
+                symbols,
+                day,
+                backfill_from,
+                history,
+                krx,
+                beat(notifier),
                 charts,
-            )  # fmt: skip
+            )
         finally:
             if krx is not None:
                 await krx.aclose()

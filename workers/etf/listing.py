@@ -103,14 +103,26 @@ async def collect_list(
 
     def run(applied: bool, why: str, listed: int) -> EtfRun:
         return EtfRun(
-            job="etf_list", trade_date=day, applied=applied, reason=why, listed=listed,
-            collected=listed, calls=krx.requests - calls_before, failures=0 if applied else 1,
+            job="etf_list",
+            trade_date=day,
+            applied=applied,
+            reason=why,
+            listed=listed,
+            collected=listed,
+            calls=krx.requests - calls_before,
+            failures=0 if applied else 1,
             duration_ms=int((time.monotonic() - started) * 1000),
-        )  # fmt: skip
+        )
 
     if reason is not None:
-        send(Alert(severity="error", code=code, message=f"{reason}; yesterday's list is kept",
-                   context={"held": str(len(previous)), "answer": str(len(rows))}))  # fmt: skip
+        send(
+            Alert(
+                severity="error",
+                code=code,
+                message=f"{reason}; yesterday's list is kept",
+                context={"held": str(len(previous)), "answer": str(len(rows))},
+            )
+        )
         outcome = ListOutcome(run(False, reason, len(previous)))
         send(outcome.run)
         return outcome

@@ -56,22 +56,27 @@ def day_table(conn: Connection, day: date, sort: str = "symbol") -> list[dict[st
         if row is None:
             continue
         listing, detail = listings.get(symbol), details.get(symbol)
-        table.append({
-            "symbol": symbol, "name": listing.name if listing else "",
-            "issuer": listing.manager if listing else "",
-            "price": row.close, "nav": row.nav,
-            "premium": detail.premium if detail else row.premium_calc_pct,
-            "aum": detail.aum if detail else row.net_assets_krw,
-            "aum_source": detail.aum_source if detail else "",
-            "premium_20d": detail.tracking_20d if detail else None,
-            "premium_abs_20d": detail.premium_abs_20d if detail else None,
-            "premium_60d": detail.tracking_60d if detail else None,
-            "premium_abs_60d": detail.premium_abs_60d if detail else None,
-            "premium_250d": detail.tracking_250d if detail else None,
-            "high_52w": detail.high_52w if detail else None,
-            "low_52w": detail.low_52w if detail else None,
-            "holdings": row.holdings, "nav_final": row.nav_final,
-        })  # fmt: skip
+        table.append(
+            {
+                "symbol": symbol,
+                "name": listing.name if listing else "",
+                "issuer": listing.manager if listing else "",
+                "price": row.close,
+                "nav": row.nav,
+                "premium": detail.premium if detail else row.premium_calc_pct,
+                "aum": detail.aum if detail else row.net_assets_krw,
+                "aum_source": detail.aum_source if detail else "",
+                "premium_20d": detail.tracking_20d if detail else None,
+                "premium_abs_20d": detail.premium_abs_20d if detail else None,
+                "premium_60d": detail.tracking_60d if detail else None,
+                "premium_abs_60d": detail.premium_abs_60d if detail else None,
+                "premium_250d": detail.tracking_250d if detail else None,
+                "high_52w": detail.high_52w if detail else None,
+                "low_52w": detail.low_52w if detail else None,
+                "holdings": row.holdings,
+                "nav_final": row.nav_final,
+            }
+        )
 
     def key(line: dict[str, Any]) -> tuple[Decimal, str]:
         if sort == "premium":
@@ -100,12 +105,19 @@ def holdings_table(conn: Connection, symbol: str, until: date) -> dict[str, Any]
         return None
     lines = sorted(found.lines, key=lambda x: (-abs(x.weight_pct or Decimal(0)), x.code))
     return {
-        "symbol": symbol, "date": found.trade_date.isoformat(),
-        "reported_count": found.reported_count, "quote_count": found.quote_count,
+        "symbol": symbol,
+        "date": found.trade_date.isoformat(),
+        "reported_count": found.reported_count,
+        "quote_count": found.quote_count,
         "pages": found.pages,
         "lines": [
-            {"code": x.code, "name": x.name, "kind": x.kind, "weight_pct": x.weight_pct,
-             "value_krw": x.value_krw}
+            {
+                "code": x.code,
+                "name": x.name,
+                "kind": x.kind,
+                "weight_pct": x.weight_pct,
+                "value_krw": x.value_krw,
+            }
             for x in lines
         ],
-    }  # fmt: skip
+    }

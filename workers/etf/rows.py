@@ -20,8 +20,14 @@ from observer.krx.schemas import KrxEtfDailyRow, krx_decimal, krx_int
 from workers.etf.metrics import premium_pct
 
 __all__ = [
-    "from_krx", "from_price", "from_series", "kis_decimal", "kis_int", "merged", "with_bars",
-]  # fmt: skip
+    "from_krx",
+    "from_price",
+    "from_series",
+    "kis_decimal",
+    "kis_int",
+    "merged",
+    "with_bars",
+]
 
 _MAX_INT = 2**63 - 1  # BIGINT columns
 
@@ -61,17 +67,24 @@ def from_price(
     ntas = kis_int(out.etf_ntas_ttam)
     net_assets = ntas * unit_krw if ntas is not None and ntas * unit_krw <= _MAX_INT else None
     return EtfDaily(
-        trade_date=day, symbol=symbol, close=close, open=kis_int(out.stck_oprc),
-        high=kis_int(out.stck_hgpr), low=kis_int(out.stck_lwpr),
-        volume=_volume(out.acml_vol), nav=nav,
+        trade_date=day,
+        symbol=symbol,
+        close=close,
+        open=kis_int(out.stck_oprc),
+        high=kis_int(out.stck_hgpr),
+        low=kis_int(out.stck_lwpr),
+        volume=_volume(out.acml_vol),
+        nav=nav,
         premium_pct=kis_decimal(out.dprt, zero_missing=False) if nav is not None else None,
         premium_calc_pct=premium_pct(close, nav),
         net_assets_krw=net_assets if nav is not None else None,
-        listed_units=kis_int(out.lstn_stcn), circulating_units=kis_int(out.etf_crcl_stcn),
+        listed_units=kis_int(out.lstn_stcn),
+        circulating_units=kis_int(out.etf_crcl_stcn),
         holdings=kis_int(out.etf_cnfg_issu_cnt),
         tracking_error_rate=kis_decimal(out.trc_errt, zero_missing=False),
-        nav_final=nav is not None, origin=origin,
-    )  # fmt: skip
+        nav_final=nav is not None,
+        origin=origin,
+    )
 
 
 def from_series(symbol: str, row: EtfNavDailyRow) -> EtfDaily | None:
@@ -82,11 +95,16 @@ def from_series(symbol: str, row: EtfNavDailyRow) -> EtfDaily | None:
         return None
     close, nav = kis_int(row.stck_clpr), _nav(row.nav)
     return EtfDaily(
-        trade_date=day, symbol=symbol, close=close, volume=_volume(row.acml_vol), nav=nav,
+        trade_date=day,
+        symbol=symbol,
+        close=close,
+        volume=_volume(row.acml_vol),
+        nav=nav,
         premium_pct=kis_decimal(row.dprt, zero_missing=False) if nav is not None else None,
-        premium_calc_pct=premium_pct(close, nav), nav_final=nav is not None,
+        premium_calc_pct=premium_pct(close, nav),
+        nav_final=nav is not None,
         origin="kis_series",
-    )  # fmt: skip
+    )
 
 
 def from_krx(day: date, row: KrxEtfDailyRow) -> EtfDaily:
@@ -95,12 +113,20 @@ def from_krx(day: date, row: KrxEtfDailyRow) -> EtfDaily:
     nav = nav if nav is not None and nav > 0 else None
     net_assets = krx_int(row.INVSTASST_NETASST_TOTAMT)
     return EtfDaily(
-        trade_date=day, symbol=row.ISU_SRT_CD.strip(), close=close,
-        open=krx_int(row.TDD_OPNPRC), high=krx_int(row.TDD_HGPRC), low=krx_int(row.TDD_LWPRC),
-        volume=krx_int(row.ACC_TRDVOL), nav=nav, premium_calc_pct=premium_pct(close, nav),
+        trade_date=day,
+        symbol=row.ISU_SRT_CD.strip(),
+        close=close,
+        open=krx_int(row.TDD_OPNPRC),
+        high=krx_int(row.TDD_HGPRC),
+        low=krx_int(row.TDD_LWPRC),
+        volume=krx_int(row.ACC_TRDVOL),
+        nav=nav,
+        premium_calc_pct=premium_pct(close, nav),
         net_assets_krw=net_assets if net_assets and nav is not None else None,
-        listed_units=krx_int(row.LIST_SHRS), nav_final=nav is not None, origin="krx",
-    )  # fmt: skip
+        listed_units=krx_int(row.LIST_SHRS),
+        nav_final=nav is not None,
+        origin="krx",
+    )
 
 
 def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
