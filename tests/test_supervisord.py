@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,13 +157,23 @@ def _role_deployment(root: Path, role: str, settings: str, programs: str) -> Pat
     return root
 
 
-def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Path) -> None:
+@pytest.fixture
+def short_path() -> Iterator[Path]:
+    """A folder whose sockets fit in a Unix socket's 108 bytes: the role configurations'
+    `config/supervisord/../../var/run/supervisord.sock` under pytest's own folders (one more
+    level for each xdist worker) did not, and supervisord never came up."""
+    root = Path(tempfile.mkdtemp(prefix="roles-", dir="/tmp"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_the_store_and_collectors_configurations_run_one_deployment(short_path: Path) -> None:
     from bus.curve import generate_key_pair
     from tests.support import assert_exactly_once, audit
     from tests.test_control_tcp import both_hosts, control_settings
     from tests.test_curve import free_port
 
-    keys = tmp_path / "keys"
+    keys = short_path / "keys"
     for name in ("store", "collectors", "alice"):
         generate_key_pair(keys, name)
     ingest, feed, store_port, collectors_port = (free_port() for _ in range(4))
@@ -173,13 +184,13 @@ def test_the_store_and_collectors_configurations_run_one_deployment(tmp_path: Pa
     clients = '[bus.curve.clients]\ncollectors = ["load", "supervisor_collectors"]\nstore = ["*"]\n'
     hosts = {
         "store": _role_deployment(
-            tmp_path / "store",
+            short_path / "store",
             "store",
             control_settings(keys, "store", store_port, bus) + clients,
             programs,
         ),
         "collectors": _role_deployment(
-            tmp_path / "collectors",
+            short_path / "collectors",
             "collectors",
             control_settings(keys, "collectors", collectors_port, bus),
             programs,
