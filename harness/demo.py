@@ -521,6 +521,7 @@ def _summary(
             reconciliation = _reconciliation(conn, day)
             notifications = _notifications(conn)
             etf = _etf(conn, day)
+            enrichment = _enrichment(conn, day)
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -563,6 +564,7 @@ def _summary(
         "reconciliation": reconciliation,
         "notifications": notifications,
         "etf": etf,
+        "enrichment": enrichment,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -716,3 +718,20 @@ def _etf(conn: Connection, day: date) -> dict[str, Any]:
         "coverage_pct": coverage,
         "stale": not listed or coverage < EtfSettings().min_coverage_pct,
     }
+
+
+_RUN_FIGURES = ("mode", "calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
+
+
+def _enrichment(conn: Connection, day: date) -> dict[str, Any]:
+    """Sector coverage per region now, and the day's enrichment runs (KST) per region."""
+    from observer.db.sector_queries import region_coverage, runs_between
+
+    start = int(datetime.combine(day, clock_time(0), KST).timestamp()) * _NS
+    regions = region_coverage(conn)
+    for region in regions.values():
+        region["runs"] = []
+    for run in runs_between(conn, start, start + 86_400 * _NS):
+        figures = {name: run[name] for name in _RUN_FIGURES}
+        regions.setdefault(run["region"], {"runs": []})["runs"].append(figures)
+    return regions

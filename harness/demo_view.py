@@ -239,8 +239,22 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"ETFs: {etf['listed']:,} listed, {etf['collected']:,} collected for the day "
             f"({etf['coverage_pct']}%){'; STALE' if etf['stale'] else ''}"
         )
+    if summary.get("enrichment"):
+        lines.append(_enrichment_line(summary["enrichment"]))
     lines.append(
         f"events committed: {summary['events_committed']:,}; "
         f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"
     )
     return lines
+
+
+def _enrichment_line(regions: dict[str, Any]) -> str:
+    """Sector coverage per region, and the day's runs with their calls and time."""
+    runs = [run for region in regions.values() for run in region["runs"]]
+    coverage = ", ".join(
+        f"{name} {r.get('coverage_pct', 0.0)}% of {r.get('stocks', 0):,}"
+        for name, r in regions.items()
+    )
+    calls = sum(run["calls"] + run["kis_calls"] for run in runs)
+    seconds = sum(run["duration_ms"] for run in runs) / 1000
+    return f"sectors: {coverage}; {len(runs)} region runs today, {calls:,} calls, {seconds:.1f} s"
