@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from observer.config import EnrichSettings, ThresholdRule
+from observer.config import ThresholdRule
 from observer.supervisor.program import Program, State
+from observer.worker_settings import EnrichSettings
 
 __all__ = ["Change", "Rules", "enrichment_rules", "metrics_of"]
 
