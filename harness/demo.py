@@ -720,18 +720,25 @@ def _etf(conn: Connection, day: date) -> dict[str, Any]:
     }
 
 
-_RUN_FIGURES = ("mode", "calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
+_RUN_FIGURES = ("mode", "calls", "kis_calls", "duration_ms")
 
 
 def _enrichment(conn: Connection, day: date) -> dict[str, Any]:
-    """Sector coverage per region now, and the day's enrichment runs (KST) per region."""
+    """Sector coverage per region now, and the day's enrichment runs (KST).
+
+    A run stores one row per region, each with the run's calls and duration: consecutive
+    rows with the same figures are one run, whose deferred and failed stocks are summed.
+    """
     from observer.db.sector_queries import region_coverage, runs_between
 
     start = int(datetime.combine(day, clock_time(0), KST).timestamp()) * _NS
-    regions = region_coverage(conn)
-    for region in regions.values():
-        region["runs"] = []
-    for run in runs_between(conn, start, start + 86_400 * _NS):
-        figures = {name: run[name] for name in _RUN_FIGURES}
-        regions.setdefault(run["region"], {"runs": []})["runs"].append(figures)
-    return regions
+    runs: list[dict[str, Any]] = []
+    for row in runs_between(conn, start, start + 86_400 * _NS):
+        figures = {name: row[name] for name in _RUN_FIGURES}
+        if not runs or any(runs[-1][name] != value for name, value in figures.items()):
+            runs.append({**figures, "regions": [], "deferred": 0, "failed": 0})
+        run = runs[-1]
+        run["regions"].append(row["region"])
+        run["deferred"] += row["deferred"]
+        run["failed"] += row["fallback_failed"]
+    return {"regions": region_coverage(conn), "runs": runs}

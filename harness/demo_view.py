@@ -248,13 +248,16 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _enrichment_line(regions: dict[str, Any]) -> str:
+def _enrichment_line(enrichment: dict[str, Any]) -> str:
     """Sector coverage per region, and the day's runs with their calls and time."""
-    runs = [run for region in regions.values() for run in region["runs"]]
     coverage = ", ".join(
-        f"{name} {r.get('coverage_pct', 0.0)}% of {r.get('stocks', 0):,}"
-        for name, r in regions.items()
+        f"{name} {r['coverage_pct']}% of {r['stocks']:,}"
+        for name, r in enrichment["regions"].items()
     )
-    calls = sum(run["calls"] + run["kis_calls"] for run in runs)
-    seconds = sum(run["duration_ms"] for run in runs) / 1000
-    return f"sectors: {coverage}; {len(runs)} region runs today, {calls:,} calls, {seconds:.1f} s"
+    runs = "; ".join(
+        f"{run['mode']} run: {run['calls']:,} fallback + {run['kis_calls']:,} KIS calls, "
+        f"{run['duration_ms'] / 1000:.0f} s, {run['deferred']:,} deferred, "
+        f"{run['failed']:,} failed"
+        for run in enrichment["runs"]
+    )
+    return f"sectors: {coverage}; {runs or 'no run today'}"

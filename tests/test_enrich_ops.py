@@ -10,6 +10,7 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import EnrichmentRun, Event, ListingChanged, SectorMetadata
 from harness.demo import _enrichment
+from harness.demo_view import _enrichment_line
 from observer.config import EnrichSettings
 from observer.db.sector_queries import region_coverage
 from observer.phases import KST
@@ -140,16 +141,21 @@ def test_the_demo_summary_shows_coverage_and_the_days_runs(store: Store) -> None
     with store.engine.connect() as conn:
         section = _enrichment(conn, DAY)
         next_day = _enrichment(conn, date(2026, 11, 21))
-    assert section["US"]["coverage_pct"] == 70.0
-    assert section["US"]["by_origin"] == {"kis_map": 7, "unresolved": 1}
-    assert section["US"]["runs"] == [
+    assert section["regions"]["US"]["coverage_pct"] == 70.0
+    assert section["regions"]["US"]["by_origin"] == {"kis_map": 7, "unresolved": 1}
+    assert section["runs"] == [
         {
             "mode": "incremental",
             "calls": 3,
             "kis_calls": 4,
             "duration_ms": 1500,
+            "regions": ["US"],
             "deferred": 2,
-            "fallback_failed": 1,
+            "failed": 1,
         }
     ]
-    assert next_day["US"]["runs"] == [] and next_day["US"]["stocks"] == 10
+    assert next_day["runs"] == [] and next_day["regions"]["US"]["stocks"] == 10
+    assert _enrichment_line(section) == (
+        "sectors: US 70.0% of 10; incremental run: 3 fallback + 4 KIS calls, 2 s, "
+        "2 deferred, 1 failed"
+    )

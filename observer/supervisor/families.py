@@ -210,8 +210,9 @@ def alert_families(readings: DatabaseReadings) -> Iterator[Metric]:
 _ENRICHMENT = (
     ("coverage_percent", "stocks with a sector, % of the active ones", "coverage_pct", 1.0),
     ("last_run_age_seconds", "since the latest run", "age_h", 3600.0),
-    ("last_run_fallback_calls", "fallback requests of the latest run", "calls", 1.0),
-    ("last_run_kis_calls", "KIS lookups of the latest run", "kis_calls", 1.0),
+    # A run's calls and duration are of all its regions: each region shows the same.
+    ("last_run_fallback_calls", "fallback requests of the latest run (all regions)", "calls", 1.0),
+    ("last_run_kis_calls", "KIS calls of the latest run (all regions)", "kis_calls", 1.0),
     ("last_run_duration_seconds", "how long the latest run took", "duration_ms", 0.001),
     ("last_run_deferred", "stocks the latest run left for the next", "deferred", 1.0),
     ("last_run_failed", "stocks whose fallback failed in the latest run", "fallback_failed", 1.0),
