@@ -1,6 +1,9 @@
-"""What the supervisor reads from the database every ``data_age_s``: data ages, open alerts.
+"""What the supervisor reads from the database every ``data_age_s``: ages, alerts, sectors.
 
-The threshold rules name the ages of data (``age_h.master_file``), and Prometheus shows them
+Sector enrichment is read per region: the coverage now and the latest run's figures.
+
+The threshold rules name the ages of data (``age_h.master_file``, ``age_h.enrichment``) and
+the coverage (``enrichment.coverage_pct.<region>``), and Prometheus shows them
 and the open alerts by severity. The supervisor publishes only its own alerts, so the open
 ones of every program are counted from the database (`observer.alerts.alert_states` over
 the last ``open_alerts_lookback_s``), the same records ``observer alerts --open`` lists. A
