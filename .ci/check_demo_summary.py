@@ -52,6 +52,11 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     e = summary.get("etf", {})
     expect(e.get("listed", 0) >= 900, f"etf list: {e}")  # the simulator's 1,000 ETFs
     expect(e.get("stale") is False and e.get("coverage_pct", 0) >= 95, f"etf daily: {e}")
+    # The enrich job's 06:30 run (no fallback in the demo: KIS codes and lookups only).
+    n = summary.get("enrichment", {})
+    expect(len(n.get("runs", [])) >= 1, f"no enrichment run on the day: {n.get('runs')}")
+    for region, cover in n.get("regions", {}).items():
+        expect(cover["classified"] > 0, f"enrichment classified nothing in {region}: {cover}")
     expect(bool(summary.get("cpu_s")), "no CPU figures per process")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         known = conn.execute("select name from instruments where symbol = '005930'").fetchone()

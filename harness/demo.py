@@ -521,6 +521,7 @@ def _summary(
             reconciliation = _reconciliation(conn, day)
             notifications = _notifications(conn)
             etf = _etf(conn, day)
+            enrichment = _enrichment(conn, day)
             universe = conn.execute(
                 text(
                     "select trade_date, based_on, member_count from universe_snapshots "
@@ -563,6 +564,7 @@ def _summary(
         "reconciliation": reconciliation,
         "notifications": notifications,
         "etf": etf,
+        "enrichment": enrichment,
         "rest": {
             "calls": sum(gateway["calls"].values()),
             "egw00201": gateway["rate_limited"],
@@ -716,3 +718,27 @@ def _etf(conn: Connection, day: date) -> dict[str, Any]:
         "coverage_pct": coverage,
         "stale": not listed or coverage < EtfSettings().min_coverage_pct,
     }
+
+
+_RUN_FIGURES = ("mode", "calls", "kis_calls", "duration_ms")
+
+
+def _enrichment(conn: Connection, day: date) -> dict[str, Any]:
+    """Sector coverage per region now, and the day's enrichment runs (KST).
+
+    A run stores one row per region, each with the run's calls and duration: consecutive
+    rows with the same figures are one run, whose deferred and failed stocks are summed.
+    """
+    from observer.db.sector_queries import region_coverage, runs_between
+
+    start = int(datetime.combine(day, clock_time(0), KST).timestamp()) * _NS
+    runs: list[dict[str, Any]] = []
+    for row in runs_between(conn, start, start + 86_400 * _NS):
+        figures = {name: row[name] for name in _RUN_FIGURES}
+        if not runs or any(runs[-1][name] != value for name, value in figures.items()):
+            runs.append({**figures, "regions": [], "deferred": 0, "failed": 0})
+        run = runs[-1]
+        run["regions"].append(row["region"])
+        run["deferred"] += row["deferred"]
+        run["failed"] += row["fallback_failed"]
+    return {"regions": region_coverage(conn), "runs": runs}

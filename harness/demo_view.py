@@ -239,8 +239,25 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
             f"ETFs: {etf['listed']:,} listed, {etf['collected']:,} collected for the day "
             f"({etf['coverage_pct']}%){'; STALE' if etf['stale'] else ''}"
         )
+    if summary.get("enrichment"):
+        lines.append(_enrichment_line(summary["enrichment"]))
     lines.append(
         f"events committed: {summary['events_committed']:,}; "
         f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"
     )
     return lines
+
+
+def _enrichment_line(enrichment: dict[str, Any]) -> str:
+    """Sector coverage per region, and the day's runs with their calls and time."""
+    coverage = ", ".join(
+        f"{name} {r['coverage_pct']}% of {r['stocks']:,}"
+        for name, r in enrichment["regions"].items()
+    )
+    runs = "; ".join(
+        f"{run['mode']} run: {run['calls']:,} fallback + {run['kis_calls']:,} KIS calls, "
+        f"{run['duration_ms'] / 1000:.0f} s, {run['deferred']:,} deferred, "
+        f"{run['failed']:,} failed"
+        for run in enrichment["runs"]
+    )
+    return f"sectors: {coverage}; {runs or 'no run today'}"

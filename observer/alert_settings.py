@@ -22,8 +22,9 @@ class ThresholdRule(Strict, frozen=True):
 
     ``metric`` is ``<program>.<counter>`` (a heartbeat counter, e.g.
     ``gap_recovery.success_pct``), ``<program>.running_s`` (seconds the program has been
-    running; 0 when it is not) or ``age_h.master_file`` (hours since the master files were
-    last checked, from the database). A metric nobody reports is not judged.
+    running; 0 when it is not), ``age_h.master_file`` (hours since the master files were
+    last checked, from the database), ``age_h.enrichment`` (since the latest enrichment run)
+    or ``enrichment.coverage_pct.<region>``. A metric nobody reports is not judged.
     """
 
     code: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]

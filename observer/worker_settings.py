@@ -286,6 +286,9 @@ class EnrichSettings(Strict, frozen=True):
     max_age_days: Annotated[int, Meta(ge=1, le=365)] = 30  # --incremental re-checks older rows
     batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 100  # symbols between checkpoints
     max_workers: Annotated[int, Meta(ge=1, le=10)] = 5  # regions at once
+    # The supervisor's alerts: no run of any region for this long, a region's coverage below.
+    stale_after_h: PositiveFloat = 48.0
+    min_coverage_pct: Percent = 80.0
 
 
 class EtfSettings(Strict, frozen=True):

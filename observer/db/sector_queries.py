@@ -8,10 +8,11 @@ history).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Row, and_, func, select
 
 from observer.db.models import (
     EnrichmentRunRow,
@@ -30,6 +31,8 @@ __all__ = [
     "coverage",
     "coverage_at",
     "latest_runs",
+    "region_coverage",
+    "runs_between",
     "stocks_with_sectors",
 ]
 
@@ -109,6 +112,43 @@ def coverage(conn: Connection) -> dict[str, dict[str, int]]:
     return found
 
 
+def region_coverage(conn: Connection) -> dict[str, dict[str, Any]]:
+    """Per region: active stocks, those classified (any origin but ``unresolved``), the share.
+
+    Regions with stocks or stored sectors; ``by_origin`` is `coverage`'s count per origin.
+    """
+    query = (
+        select(Instrument.region, func.count())
+        .where(Instrument.active.is_(True), Instrument.security_type == "stock")
+        .group_by(Instrument.region)
+    )
+    stocks = {region: int(n) for region, n in conn.execute(query)}
+    origins = coverage(conn)
+    found: dict[str, dict[str, Any]] = {}
+    for region in sorted(stocks.keys() | origins.keys()):
+        by_origin = origins.get(region, {})
+        classified = sum(n for origin, n in by_origin.items() if origin != "unresolved")
+        total = stocks.get(region, 0)
+        found[region] = {
+            "stocks": total,
+            "classified": classified,
+            "coverage_pct": round(100 * classified / total, 1) if total else 0.0,
+            "by_origin": by_origin,
+        }
+    return found
+
+
+def runs_between(conn: Connection, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+    """Every `EnrichmentRun` stored in ``[start_ns, end_ns)``, oldest first, as dicts."""
+    table = EnrichmentRunRow.__table__
+    query = (
+        select(table)
+        .where(table.c.produced_ns >= start_ns, table.c.produced_ns < end_ns)
+        .order_by(table.c.produced_ns, table.c.region)
+    )
+    return _run_dicts(conn.execute(query))
+
+
 def latest_runs(
     conn: Connection, start_ns: int = 0, end_ns: int = 2**63 - 1
 ) -> list[dict[str, Any]]:
@@ -125,10 +165,11 @@ def latest_runs(
         .join(newest, and_(table.c.region == newest.c.region, table.c.produced_ns == newest.c.ns))
         .order_by(table.c.region)
     )
-    return [
-        {k: v for k, v in row._mapping.items() if k not in ("source", "seq")}
-        for row in conn.execute(query)
-    ]
+    return _run_dicts(conn.execute(query))
+
+
+def _run_dicts(rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row._mapping.items() if k not in ("source", "seq")} for row in rows]
 
 
 def coverage_at(conn: Connection, until_ns: int) -> dict[str, dict[str, int]]:

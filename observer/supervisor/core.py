@@ -34,7 +34,7 @@ from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
-from observer.supervisor.rules import Rules, metrics_of
+from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
 from observer.supervisor.schedule import due_runs, next_run
 from observer.timeline import timeline_from
 from observer.transport import control_curve
@@ -75,7 +75,7 @@ class Supervisor:
         self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
         self._psutil: dict[str, psutil.Process] = {}
         self._alerting: set[str] = set()
-        self._rules = Rules(settings.supervisor.rules)
+        self._rules = Rules((*settings.supervisor.rules, *enrichment_rules(settings.enrich)))
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they are running again
         self._phase_tasks: set[asyncio.Task[None]] = set()
@@ -189,7 +189,8 @@ class Supervisor:
         metrics = self._serve_metrics()
         reads = (  # for the rules that name ages of data, and for Prometheus
             [self.readings.follow(stop)]
-            if metrics is not None or any(r.metric.startswith("age_h.") for r in self._rules.rules)
+            if metrics is not None
+            or any(r.metric.startswith(("age_h.", "enrichment.")) for r in self._rules.rules)
             else []
         )
         try:
@@ -404,7 +405,7 @@ class Supervisor:
                 f"programs use {rss >> 20} MiB (limit {limits.rss_alert_bytes >> 20} MiB)",
             )
             for change in self._rules.judge(
-                metrics_of(self.programs.values(), self.readings.ages_h)
+                metrics_of(self.programs.values(), self.readings.ages_h, self.readings.enrichment)
             ):
                 rule = change.rule
                 if change.breached:

@@ -203,6 +203,30 @@ def alert_families(readings: DatabaseReadings) -> Iterator[Metric]:
     if "master_file" in readings.ages_h:
         age.add_metric([], readings.ages_h["master_file"] * 3600)
     yield from (read, opened, age)
+    yield from enrichment_families(readings.enrichment)
+
+
+# Per region, from its latest enrichment run: (name, help, reading's key, scale).
+_ENRICHMENT = (
+    ("coverage_percent", "stocks with a sector, % of the active ones", "coverage_pct", 1.0),
+    ("last_run_age_seconds", "since the latest run", "age_h", 3600.0),
+    # A run's calls and duration are of all its regions: each region shows the same.
+    ("last_run_fallback_calls", "fallback requests of the latest run (all regions)", "calls", 1.0),
+    ("last_run_kis_calls", "KIS calls of the latest run (all regions)", "kis_calls", 1.0),
+    ("last_run_duration_seconds", "how long the latest run took", "duration_ms", 0.001),
+    ("last_run_deferred", "stocks the latest run left for the next", "deferred", 1.0),
+    ("last_run_failed", "stocks whose fallback failed in the latest run", "fallback_failed", 1.0),
+)
+
+
+def enrichment_families(regions: Mapping[str, Mapping[str, float]]) -> Iterator[Metric]:
+    """Sector enrichment per region: coverage now, and its latest run's figures."""
+    for name, help_text, key, scale in _ENRICHMENT:
+        family = GaugeMetricFamily(f"observer_enrichment_{name}", help_text, labels=["region"])
+        for region, figures in regions.items():
+            if key in figures:
+                family.add_metric([region], figures[key] * scale)
+        yield family
 
 
 def disk_paths(settings: Settings) -> dict[str, Path]:

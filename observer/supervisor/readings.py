@@ -1,6 +1,9 @@
-"""What the supervisor reads from the database every ``data_age_s``: data ages, open alerts.
+"""What the supervisor reads from the database every ``data_age_s``: ages, alerts, sectors.
 
-The threshold rules name the ages of data (``age_h.master_file``), and Prometheus shows them
+Sector enrichment is read per region: the coverage now and the latest run's figures.
+
+The threshold rules name the ages of data (``age_h.master_file``, ``age_h.enrichment``) and
+the coverage (``enrichment.coverage_pct.<region>``), and Prometheus shows them
 and the open alerts by severity. The supervisor publishes only its own alerts, so the open
 ones of every program are counted from the database (`observer.alerts.alert_states` over
 the last ``open_alerts_lookback_s``), the same records ``observer alerts --open`` lists. A
@@ -23,7 +26,13 @@ from observer.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-__all__ = ["OPEN_SEVERITIES", "DatabaseReadings", "Reading", "read_once"]
+__all__ = [
+    "ENRICHMENT_RUN_FIGURES",
+    "OPEN_SEVERITIES",
+    "DatabaseReadings",
+    "Reading",
+    "read_once",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +42,40 @@ _NS = 1_000_000_000
 
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """One read: ages of data in hours, and open alerts by severity."""
+    """One read: ages of data in hours, open alerts by severity, enrichment per region."""
 
     ages_h: dict[str, float]
     alerts_open: dict[str, int]
+    enrichment: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+# The latest run's figures shown per region (EnrichmentRun's fields).
+ENRICHMENT_RUN_FIGURES = ("calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
 
 
 def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
     """The ages and open alerts as of ``now_ns`` (alerts produced within ``lookback_s``)."""
     from observer.alerts import alert_states
     from observer.db.queries import alert_records, master_files_checked_ns
+    from observer.db.sector_queries import latest_runs, region_coverage
 
     # The alerts first: they are read in a snapshot of their own, on a connection not in use.
     states = alert_states(alert_records(conn, now_ns - int(lookback_s * _NS)))
     checked = master_files_checked_ns(conn)  # None before any check: the job's alerts say why
     ages = {} if checked is None else {"master_file": (now_ns - checked) / 3.6e12}
     counts = Counter[str](s.notice.severity for s in states if s.state == "open")
-    return Reading(ages, {severity: counts[severity] for severity in OPEN_SEVERITIES})
+    enrichment: dict[str, dict[str, float]] = {}
+    for run in latest_runs(conn):  # a region never enriched has no figures (nor alerts)
+        figures = {name: float(run[name]) for name in ENRICHMENT_RUN_FIGURES}
+        figures["age_h"] = (now_ns - run["produced_ns"]) / 3.6e12
+        enrichment[run["region"]] = figures
+    for region, cover in region_coverage(conn).items():
+        if region in enrichment:
+            enrichment[region]["coverage_pct"] = cover["coverage_pct"]
+    if enrichment:  # the newest run of any region: the job ran (stale when it did not)
+        ages["enrichment"] = min(figures["age_h"] for figures in enrichment.values())
+    alerts = {severity: counts[severity] for severity in OPEN_SEVERITIES}
+    return Reading(ages, alerts, enrichment)
 
 
 @dataclass(slots=True)
@@ -60,6 +86,7 @@ class DatabaseReadings:
     clock: Clock
     ages_h: dict[str, float] = field(default_factory=dict)
     alerts_open: dict[str, int] | None = None  # None until the first read succeeds
+    enrichment: dict[str, dict[str, float]] = field(default_factory=dict)  # per region
     up: float | None = None  # 1.0 after a read that succeeded, 0.0 after one that failed
 
     async def follow(self, stop: asyncio.Event) -> None:
@@ -74,6 +101,7 @@ class DatabaseReadings:
                 try:
                     reading = await asyncio.to_thread(self._read, engine, lookback_s)
                     self.ages_h, self.alerts_open = reading.ages_h, reading.alerts_open
+                    self.enrichment = reading.enrichment
                     self.up = 1.0
                     failure = ""
                 except Exception as exc:  # no schema before the writer's first start, ...

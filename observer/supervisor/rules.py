@@ -16,14 +16,19 @@ from dataclasses import dataclass, field
 
 from observer.config import ThresholdRule
 from observer.supervisor.program import Program, State
+from observer.worker_settings import EnrichSettings
 
-__all__ = ["Change", "Rules", "metrics_of"]
+__all__ = ["Change", "Rules", "enrichment_rules", "metrics_of"]
 
 _RUNNING = (State.STARTING, State.RUNNING)
 
 
-def metrics_of(programs: Iterable[Program], ages_h: Mapping[str, float]) -> dict[str, float]:
-    """Every metric a rule can name, as it stands now."""
+def metrics_of(
+    programs: Iterable[Program],
+    ages_h: Mapping[str, float],
+    enrichment: Mapping[str, Mapping[str, float]] | None = None,
+) -> dict[str, float]:
+    """Every metric a rule can name, as it stands now (``enrichment``: readings per region)."""
     metrics: dict[str, float] = {}
     now = time.monotonic()
     for program in programs:
@@ -33,7 +38,26 @@ def metrics_of(programs: Iterable[Program], ages_h: Mapping[str, float]) -> dict
         metrics[f"{program.name}.running_s"] = now - program.started_at if running else 0.0
     for name, hours in ages_h.items():
         metrics[f"age_h.{name}"] = hours
+    for region, figures in (enrichment or {}).items():
+        if "coverage_pct" in figures:
+            metrics[f"enrichment.coverage_pct.{region.lower()}"] = figures["coverage_pct"]
     return metrics
+
+
+def enrichment_rules(settings: EnrichSettings) -> tuple[ThresholdRule, ...]:
+    """No enrichment run for ``stale_after_h``; a region's coverage below ``min_coverage_pct``."""
+    stale = ThresholdRule(
+        code="enrichment_stale", metric="age_h.enrichment", above=settings.stale_after_h
+    )
+    low = tuple(
+        ThresholdRule(
+            code=f"enrichment_coverage_low_{region.lower()}",
+            metric=f"enrichment.coverage_pct.{region.lower()}",
+            below=settings.min_coverage_pct,
+        )
+        for region in settings.regions
+    )
+    return (stale, *low)
 
 
 @dataclass(frozen=True, slots=True)
