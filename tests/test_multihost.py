@@ -45,6 +45,11 @@ DAY_RATE = 2_000  # events/s of the collectors' producer
 CONTROL_PORT = 5703
 
 
+def in_namespace(namespace: str, module: str) -> list[str]:
+    """The start of a command line run on a host: ``python -m module`` in its namespace."""
+    return ["ip", "netns", "exec", namespace, sys.executable, "-m", module]
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
@@ -118,13 +123,7 @@ class NamespacedWriter(WriterProcess):
 
     def start(self, wait: bool = True) -> NamespacedWriter:
         args = [
-            "ip",
-            "netns",
-            "exec",
-            self.namespace,
-            sys.executable,
-            "-m",
-            "observer",
+            *in_namespace(self.namespace, "observer"),
             "writer",
             "--config",
             str(self.config),
@@ -154,13 +153,7 @@ class NamespacedProducer:
     def start(self, events: int, rate: float) -> NamespacedProducer:
         self.proc = subprocess.Popen(
             [
-                "ip",
-                "netns",
-                "exec",
-                self.namespace,
-                sys.executable,
-                "-m",
-                "harness.loadgen",
+                *in_namespace(self.namespace, "harness.loadgen"),
                 "--source",
                 self.source,
                 "--events",
@@ -298,13 +291,7 @@ class HostSupervisor:
 
     def start(self, namespace: str, role: str) -> HostSupervisor:
         args = [
-            "ip",
-            "netns",
-            "exec",
-            namespace,
-            sys.executable,
-            "-m",
-            "observer",
+            *in_namespace(namespace, "observer"),
             "supervise",
             "--config",
             str(self.config),
@@ -330,13 +317,7 @@ def ctl_in(namespace: str, config: Path, *args: str) -> subprocess.CompletedProc
     """`observer ctl` run on a host (its namespace), as an operator there would."""
     return subprocess.run(
         [
-            "ip",
-            "netns",
-            "exec",
-            namespace,
-            sys.executable,
-            "-m",
-            "observer",
+            *in_namespace(namespace, "observer"),
             "ctl",
             "--config",
             str(config),
