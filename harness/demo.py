@@ -551,6 +551,10 @@ def _summary(
             for p in final.get("programs", [])
         },
         "cpu_s": state.cpu.totals(),
+        # The machine's load at the day's end (1, 5, 15 minutes) over its CPUs: a demo that
+        # shared its machine says so beside its figures.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count() or 1,
         "healthy": bool(final.get("healthy")),
         "faults_injected": state.faults_injected,
         "kills": state.kills,
@@ -587,18 +591,33 @@ def _track_a(conn: Connection) -> dict[str, Any]:
     """Track A's cycles: how many, how many complete, snapshots stored, the longest."""
     cycles, complete, overran, longest_ns = conn.execute(
         text(
-            "select count(*), coalesce(sum(case when failed = 0 and unfinished = 0 then 1 "
-            "else 0 end), 0), coalesce(sum(case when overran then 1 else 0 end), 0), "
+            # Complete: every member of a universe answered (a cycle without a universe is
+            # empty, not complete).
+            "select count(*), coalesce(sum(case when universe_size > 0 and failed = 0 and "
+            "unfinished = 0 and succeeded + carried = universe_size then 1 else 0 end), 0), "
+            "coalesce(sum(case when overran then 1 else 0 end), 0), "
             "coalesce(max(finished_ns - started_ns), 0) from track_a_cycles"
         )
     ).one()
     snapshots = conn.execute(text("select count(*) from price_snapshots")).scalar_one()
+    # A cycle cut off by the next is the demo's first sign of a machine too busy for its
+    # speed: which one, how far it got and at what rate says where to look.
+    cut_off = [
+        {"cycle": cycle, "succeeded": ok, "unfinished": left, "rate_per_s": float(rate)}
+        for cycle, ok, left, rate in conn.execute(
+            text(
+                "select cycle_id, succeeded, unfinished, rate_per_s from track_a_cycles "
+                "where overran order by cycle_id"
+            )
+        )
+    ]
     return {
         "cycles": cycles,
         "complete": complete,
         "overran": overran,
         "snapshots": snapshots,
         "longest_s": round(longest_ns / _NS, 1),  # simulated seconds, of a 600 s interval
+        "cut_off": cut_off,
     }
 
 

@@ -202,6 +202,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     others = ", ".join(f"{n} {cpu[n]:g} s" for n in ("simulator", "supervisor") if n in cpu)
     if others:
         lines.append(f"  CPU of the {others}")
+    if "load_average" in summary:
+        loads = " ".join(f"{x:g}" for x in summary["load_average"])
+        lines.append(f"  load average at the end {loads} on {summary['cpus']} CPUs")
     universe = summary["universe"]
     lines.append(f"universe: {universe['members']:,} symbols (closes of {universe['based_on']})")
     track_a, rest = summary["track_a"], summary["rest"]
@@ -212,6 +215,11 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"REST {rest['calls']:,} calls, busiest second {rest['busiest_second']} of "
         f"{rest['limit_per_second']} allowed, {rest['egw00201']} EGW00201"
     )
+    for cut in track_a.get("cut_off", []):
+        lines.append(
+            f"  cycle {cut['cycle']} cut off: {cut['succeeded']} answered, "
+            f"{cut['unfinished']} unfinished at {cut['rate_per_s']:g} calls/s"
+        )
     b, gaps = summary["track_b"], summary["gaps"]
     lines.append(
         f"track B: up to {b['max_slots_used']} of {b['capacity']} slots held, "

@@ -204,6 +204,9 @@ class ProgramSettings(Strict, frozen=True):
     kind: Literal["daemon", "session", "job"]
     command: tuple[str, ...]  # a leading "observer" or "python" runs this interpreter
     depends_on: tuple[ProgramName, ...] = ()
+    # Jobs: a run that comes due while one of these jobs runs waits for it to end (the
+    # sectors after the master files they classify), instead of reading half their work.
+    after: tuple[ProgramName, ...] = ()
     phases: tuple[PhaseName, ...] = ()
     schedule: tuple[ScheduleEntry, ...] = ()
     run_on_start: bool = False  # jobs: also once when the supervisor starts
@@ -226,8 +229,8 @@ class ProgramSettings(Strict, frozen=True):
             raise ValueError("a program needs a command")
         if (self.kind == "session") != bool(self.phases):
             raise ValueError("session programs, and only they, list phases")
-        if self.kind != "job" and (self.schedule or self.run_on_start):
-            raise ValueError("only jobs have a schedule")
+        if self.kind != "job" and (self.schedule or self.run_on_start or self.after):
+            raise ValueError("only jobs have a schedule or run after other jobs")
 
     @property
     def host_role(self) -> Literal["store", "collectors"]:
@@ -350,6 +353,9 @@ def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:
                 raise ValueError(f"programs.{name}.depends_on: no enabled program {dep!r}")
             if programs[dep].kind == "job":
                 raise ValueError(f"programs.{name}.depends_on: {dep!r} is a job")
+        for job in program.after:
+            if job not in programs or programs[job].kind != "job" or job == name:
+                raise ValueError(f"programs.{name}.after: {job!r} is not another job")
     done: set[str] = set()
 
     def visit(name: str, path: tuple[str, ...]) -> None:

@@ -98,6 +98,10 @@ W = '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
          "only jobs have a schedule"),
         (W + '[programs.j]\nkind = "job"\ncommand = ["x"]\n[programs.d]\nkind = "daemon"\n'
          'command = ["x"]\ndepends_on = ["j"]\n', "'j' is a job"),
+        (W + '[programs.j]\nkind = "job"\ncommand = ["x"]\nafter = ["writer"]\n',
+         "programs.j.after: 'writer' is not another job"),
+        (W + '[programs.d]\nkind = "daemon"\ncommand = ["x"]\nafter = ["writer"]\n',
+         "run after other jobs"),
         ('[programs.Writer]\nkind = "daemon"\ncommand = ["x"]\n', "programs"),
         ('[phases]\nwarmup = "8:00"\n', r"\$.phases.warmup"),
     ],

@@ -71,14 +71,19 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         "phases": [{"at": "08:00", "phase": "warmup"}],
         "processes": {"writer": {"state": "running", "restarts": 0}},
         "cpu_s": {"writer": 12.5, "simulator": 80.0},
+        "load_average": [2.5, 1.75, 1.0],
+        "cpus": 2,
         "universe": {"members": 1057, "based_on": "2026-11-19"},
         "track_a": {
-            "complete": 40,
+            "complete": 39,
             "cycles": 40,
             "snapshots": 42280,
-            "overran": 0,
-            "longest_s": 300.0,
+            "overran": 1,
+            "longest_s": 612.0,
             "rate_limit_errors": 5,
+            "cut_off": [
+                {"cycle": "20261120-1030", "succeeded": 900, "unfinished": 114, "rate_per_s": 180.5}
+            ],
         },
         "rest": {"calls": 50000, "busiest_second": 300, "limit_per_second": 400, "egw00201": 5},
         "track_b": {
@@ -110,5 +115,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     text = "\n".join(summary_lines(summary))
     assert "ETFs: 1,000 listed, 998 collected for the day (99.8%)" in text
     assert "writer: running, 0 restarts, 12.5 s CPU" in text
+    assert "load average at the end 2.5 1.75 1 on 2 CPUs" in text
+    assert "cycle 20261120-1030 cut off: 900 answered, 114 unfinished at 180.5 calls/s" in text
     assert "5 rate-limit errors" in text and "up to 82 of 82 slots" in text
     assert "169 recovered, 1 unrecoverable" in text and "500,000 ticks stored" in text

@@ -209,3 +209,36 @@ def _status_code_as_nobody(sock: Path) -> str:
     os.waitpid(pid, 0)
     with os.fdopen(read_fd, "rb") as pipe:
         return pipe.read().decode()
+
+
+AFTER_JOBS = """
+[programs.first]
+kind = "job"
+command = ["python", "-m", "harness.loadgen", "--source", "first", "--events", "60",
+           "--rate", "20"]
+depends_on = ["writer"]
+run_on_start = true
+
+[programs.second]
+kind = "job"
+command = ["python", "-m", "harness.loadgen", "--source", "second", "--events", "5"]
+depends_on = ["writer"]
+after = ["first"]
+run_on_start = true
+"""
+
+
+def test_a_job_due_while_the_job_it_follows_runs_waits_for_its_end(tmp_path: Path) -> None:
+    # Both are due at start-up; "first" takes about 3 s (60 events at 20/s).
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + AFTER_JOBS).start(healthy=False)
+    wait_until(lambda: sup.program("second")["state"] == "exited", 60, "second ran")
+    assert sup.terminate() == 0
+    actions = [
+        (worker, action)
+        for worker, action in sup.rows("select worker, action from worker_events order by seq")
+        if worker in ("first", "second")
+    ]
+    assert actions.index(("first", "exited")) < actions.index(("second", "spawned")), actions
+    firsts = sup.rows("select max(produced_ns) from trade_ticks where source = 'first'")
+    seconds = sup.rows("select min(produced_ns) from trade_ticks where source = 'second'")
+    assert firsts[0][0] < seconds[0][0]

@@ -79,6 +79,8 @@ class Supervisor:
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they are running again
         self._phase_tasks: set[asyncio.Task[None]] = set()
+        # Jobs whose due run waits for other jobs to end (`after`): name -> the waiting task.
+        self._waiting: dict[str, asyncio.Task[None]] = {}
         self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
         launch = Launch(
@@ -210,6 +212,8 @@ class Supervisor:
                 await stop.wait()
         finally:
             log.info("stopping")
+            for waiting in list(self._waiting.values()):  # a job due after another: not now
+                waiting.cancel()
             await control.close()
             if self._tcp is not None:
                 await self._tcp.close()
@@ -332,12 +336,35 @@ class Supervisor:
                 await program.stop()
 
     def _run_job(self, job: Program, args: tuple[str, ...], why: str) -> None:
-        if job.active:
+        if job.active or job.name in self._waiting:
             log.warning("%s is still running; skipping its %s run", job.name, why)
             message = f"{job.name} still running ({why})"
             self._publish(Alert(severity="warning", code="job_overlap", message=message))
             return
-        log.info("running %s (%s)", job.name, why)
+        before = [
+            self.programs[name]
+            for name in job.settings.after
+            if name in self.programs and self.programs[name].active
+        ]
+        if not before:
+            log.info("running %s (%s)", job.name, why)
+            job.launch(args)
+            return
+        names = ", ".join(p.name for p in before)
+        log.info("%s (%s) waits for %s to end", job.name, why, names)
+        job.detail = f"due ({why}), waiting for {names} to end"
+        self._waiting[job.name] = asyncio.create_task(
+            self._run_after(job, before, args, why), name=f"after-{job.name}"
+        )
+
+    async def _run_after(
+        self, job: Program, before: list[Program], args: tuple[str, ...], why: str
+    ) -> None:
+        try:
+            await asyncio.gather(*(p.ended() for p in before))
+        finally:
+            del self._waiting[job.name]
+        log.info("running %s (%s, after %s)", job.name, why, ", ".join(p.name for p in before))
         job.launch(args)
 
     # ------------------------------------------------------------------ lifecycle and samples

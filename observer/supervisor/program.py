@@ -156,6 +156,11 @@ class Program:
         """True while a runner supervises this program (running, starting or backing off)."""
         return self._runner is not None and not self._runner.done()
 
+    async def ended(self) -> None:
+        """Return once no runner supervises this program (a job's run has ended)."""
+        while (runner := self._runner) is not None and not runner.done():
+            await asyncio.wait({runner})
+
     def depend_on(self, programs: Sequence[Dependency]) -> None:
         """Spawn only once each of ``programs`` is running (its ``running`` is set)."""
         self._dependencies = list(programs)
