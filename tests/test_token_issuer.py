@@ -74,7 +74,9 @@ def test_a_reader_waits_for_the_issuer_alerts_once_and_follows_its_renewals(
             issuer=False,
             reader_wait_wall_s=30.0,
             on_unavailable=lambda kind, message: waits.append((kind, message)),
+            relook_s=0.0,
         )
+        lazy = manager(tmp_path, kis, clock, issuer=False, relook_s=3600.0)
         issuer = manager(tmp_path, kis, clock)
         waiting = asyncio.create_task(reader.token())
         for _ in range(10):
@@ -83,10 +85,13 @@ def test_a_reader_waits_for_the_issuer_alerts_once_and_follows_its_renewals(
         assert waits[0][0] == "access_token" and "token job" in waits[0][1]
         issued = await issuer.token()
         assert (await asyncio.wait_for(waiting, 5)) == issued and kis.tokens == 1
-        # The pre-market renewal: the reader takes the new token at its next call.
+        assert (await lazy.token()) == issued
+        # The pre-market renewal: the reader takes the new token at its next look at the
+        # cache (every call here); until then the one it holds, still valid, serves.
         clock.advance(3600)
         renewed = await issuer.refresh("premarket")
         assert renewed != issued and (await reader.token()) == renewed
+        assert (await lazy.token()) == issued
         # A key too old for the session but unexpired is the issuer's to renew, not the
         # reader's: it takes it as it is.
         key = await issuer.approval_key()
