@@ -206,14 +206,14 @@ def bench_enrich(stocks: int, rate: int, accounts: int, fallback_rate: float) ->
 def enrich(
     stocks: Annotated[
         int, typer.Option(min=0, help="the first N stocks of each region (0: all)")
-    ] = 0,
-    rate: Annotated[int, typer.Option(min=1, help="each account's REST calls/s at KIS")] = 1000,
+    ] = 1000,
+    rate: Annotated[int, typer.Option(min=1, help="each account's REST calls/s at KIS")] = 400,
     accounts: Annotated[
         int, typer.Option(min=1, max=8, help="accounts (the KIS tier asks through the first)")
     ] = 1,
     fallback_rate: Annotated[
         float, typer.Option(min=0.2, help="the fallback source's calls/s (simulator and client)")
-    ] = 40.0,
+    ] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """One forced enrichment run of US, CN, HK, JP and VN at real speed, against its bound."""
