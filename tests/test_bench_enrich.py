@@ -31,6 +31,9 @@ def test_bench_enrich_reports_a_forced_run_against_its_bound() -> None:
     left = sum(t["fallback"] + t["unresolved"] + t["failed"] for t in regions.values())
     assert sum(t["fallback"] for t in regions.values()) <= asked <= left
     assert r["fallback_seen"] == r["fallback_calls"] and r["http_429"] == r["fallback_retries"]
+    # The simulator's window follows --fallback-rate: these few calls fit in its 5 s (200
+    # calls at 40/s), where its default (5 in 5 s) would have answered 429.
+    assert 5 < r["fallback_calls"] < 200 and r["http_429"] == 0
     # The bound is the slower limiter's, for the calls made.
     assert r["kis_limit_per_s"] == 1000 * 0.15 and r["fallback_limit_per_s"] == 40.0
     assert r["kis_bound_s"] == round(r["kis_calls"] / r["kis_limit_per_s"], 2)
