@@ -30,6 +30,7 @@ _WORKER_BENCHES = {
     "track-b": "harness.bench.track_b",
     "etf": "harness.bench.etf",
     "etf-series": "harness.bench.etf_series",
+    "enrich": "harness.bench.enrich",
 }
 
 
@@ -133,6 +134,10 @@ def sim(
     ] = None,
     calls_per_second: Annotated[int, typer.Option(help="REST calls per app key")] = 20,
     stocks: Annotated[int, typer.Option(min=50, help="domestic stocks (ETFs: 2 per 5)")] = 2500,
+    fallback_per_second: Annotated[
+        float,
+        typer.Option(min=0.2, help="the fallback sector source's calls/s per client (5 s window)"),
+    ] = 1.0,
 ) -> None:
     """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs.
 
@@ -149,7 +154,7 @@ def sim(
     except ConfigError as exc:
         _fail(str(exc), 2)
     setup_logging("WARNING")
-    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second, stocks))
+    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second, stocks, fallback_per_second))
 
 
 @bench_app.command("bus")

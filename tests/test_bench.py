@@ -99,6 +99,13 @@ def test_bench_etf_reports_the_run_against_its_bound_and_the_krx_saving() -> Non
     assert result["egw00201"] == 0 and result["krx_error"] == ""
 
 
+def test_bench_enrich_runs_from_the_command_line() -> None:
+    result = run("enrich", "--stocks", "10", "--rate", "1000", "--fallback-rate", "40")
+    assert result["stocks"] == result["published"] == 50 and result["failed"] == 0
+    assert result["kis_limit_per_s"] == 150.0 and result["fallback_limit_per_s"] == 40.0
+    assert {"duration_s", "bound_s", "ratio", "egw00201", "http_429"} <= set(result)
+
+
 def test_bench_etf_series_serves_a_year_batched_and_per_day_alike() -> None:
     result = run("etf-series", "--etfs", "3")
     assert result["etfs"] == 3 and result["answers"] == 18 and result["identical"] is True

@@ -15,9 +15,15 @@ __all__ = ["simulator_process"]
 
 @contextmanager
 def simulator_process(
-    calls_per_second: int, clock: str = "2026-11-20T10:00:00+09:00@1x", seed: int = 1
+    calls_per_second: int,
+    clock: str = "2026-11-20T10:00:00+09:00@1x",
+    seed: int = 1,
+    fallback_per_second: float = 1.0,
 ) -> Iterator[tuple[str, Clock]]:
-    """Run ``observer sim`` on a free port; yield its REST URL and the clock it runs on."""
+    """Run ``observer sim`` on a free port; yield its REST URL and the clock it runs on.
+
+    ``fallback_per_second``: the fallback sector source's sustained limit per client.
+    """
     simulator = subprocess.Popen(
         [
             sys.executable,
@@ -30,6 +36,8 @@ def simulator_process(
             clock,
             "--calls-per-second",
             str(calls_per_second),
+            "--fallback-per-second",
+            str(fallback_per_second),
         ],
         stdout=subprocess.PIPE,
         text=True,

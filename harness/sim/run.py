@@ -23,13 +23,17 @@ async def serve(
     app_keys: dict[str, str] | None,
     calls_per_second: int = 20,
     stocks: int = 2500,
+    fallback_per_second: float = 1.0,
 ) -> None:
     """Run until SIGTERM/SIGINT; print one line with the URLs once listening.
 
     ``stocks`` sizes the domestic market (KRX lists about 2,500); ETFs are 2 for every 5.
+    ``fallback_per_second`` is the fallback sector source's sustained rate per client: its
+    sliding window holds that many calls per second of the window (1: 5 calls in 5 s).
     """
     clock = clock_from_spec(clock_spec)
     config = SimConfig(app_keys=app_keys, calls_per_second=calls_per_second)
+    config.yahoo_limit = max(1, round(fallback_per_second * config.yahoo_window_s))
     market = Market(seed, TradingCalendar(), stocks=stocks, etfs=stocks * 2 // 5)
     simulator = Simulator(market, clock, config)
     runner = web.AppRunner(simulator.app, access_log=None)

@@ -47,6 +47,7 @@ __all__ = [
     "exchanges_of",
     "fallback_on",
     "fetch_codes",
+    "guard_settings",
     "guarded_source",
     "kis_tier",
     "run_regions",
@@ -91,15 +92,10 @@ def fallback_on(settings: Settings) -> bool:
     return e.fallback == "yfinance" or bool(e.fallback_url)
 
 
-def guarded_source(
-    settings: Settings, clock: Clock
-) -> tuple[GuardedSource, httpx.AsyncClient | None]:
-    """The fallback source of ``[enrich]`` behind its guards, and its client to close.
-
-    Raises `ConfigError` when yfinance is selected but not installed.
-    """
+def guard_settings(settings: Settings) -> GuardSettings:
+    """The fallback guards of ``[enrich]``: rate, retries, breaker and cache."""
     e = settings.enrich
-    guards = GuardSettings(
+    return GuardSettings(
         rate_per_s=e.fallback_rate_per_s,
         max_retries=e.max_retries,
         retry_delay_s=e.retry_delay_s,
@@ -108,6 +104,16 @@ def guarded_source(
         cache_size=e.cache_size,
         cache_ttl_s=e.cache_ttl_s,
     )
+
+
+def guarded_source(
+    settings: Settings, clock: Clock
+) -> tuple[GuardedSource, httpx.AsyncClient | None]:
+    """The fallback source of ``[enrich]`` behind its guards, and its client to close.
+
+    Raises `ConfigError` when yfinance is selected but not installed.
+    """
+    e, guards = settings.enrich, guard_settings(settings)
     if e.fallback == "yfinance":
         # one limiter for Yahoo, as for any host (Yahoo limits per IP)
         return GuardedSource(YFinanceSource.installed(), clock, YAHOO_HOST, guards), None
