@@ -39,7 +39,7 @@ def test_paper_accounts_never_send_the_sector_trs(tmp_path: Path) -> None:
                     assert "real accounts only" in str(exc)
                 else:
                     raise AssertionError("a paper account sent a real-only TR")
-            tier = KisLookups(paper, SECTOR_MAP, detail=True, search_info=True)
+            tier = KisLookups([paper], SECTOR_MAP, detail=True, search_info=True)
             assert await tier.classify(stored(NAS[0])) == (None, "")
             assert tier.refused and not tier.failed
             assert await tier.classify(stored(NAS[1])) == (None, "")  # asks nothing more
@@ -55,7 +55,7 @@ def test_price_detail_names_map_to_the_hidden_truth(tmp_path: Path) -> None:
             client = kis_client(sim, url, tmp_path)
             assert await price_detail(client, "NAS", "NOSUCH") is None
             broad = [x for x in NAS if SECTOR_MAP.for_code("NAS", x.industry_code) is None][:300]
-            tier = KisLookups(client, SECTOR_MAP, detail=True, search_info=False)
+            tier = KisLookups([client], SECTOR_MAP, detail=True, search_info=False)
             right = wrong = unmapped = 0
             for x in broad:
                 found, name = await tier.classify(stored(x))
@@ -74,11 +74,27 @@ def test_price_detail_names_map_to_the_hidden_truth(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
+def test_the_lookups_go_round_every_account(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with portal(calls_per_second=1000) as (sim, url):
+            # Two accounts' clients (the simulator's one key stands for both here).
+            clients = [kis_client(sim, url, tmp_path / n) for n in ("a", "b")]
+            tier = KisLookups(clients, SECTOR_MAP, detail=True, search_info=False)
+            for x in NAS[:9]:
+                await tier.classify(stored(x))
+            assert [c.requests for c in clients] == [5, 4] and tier.requests == 9
+            assert tier.client is clients[0]
+            for client in clients:
+                await client._http.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_search_info_classifies_when_configured(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with portal(calls_per_second=1000) as (sim, url):
             client = kis_client(sim, url, tmp_path)
-            tier = KisLookups(client, SECTOR_MAP, detail=False, search_info=True)
+            tier = KisLookups([client], SECTOR_MAP, detail=False, search_info=True)
             broad = [x for x in NAS if SECTOR_MAP.for_code("NAS", x.industry_code) is None]
             found = [(x, (await tier.classify(stored(x)))[0]) for x in broad[:30]]
             hits = [(x, f) for x, f in found if f is not None]

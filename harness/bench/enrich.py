@@ -9,10 +9,9 @@ each region in the database's order, or all of them.
 
 The run (`workers.enrich.run`: the cross-check, then every region at once) is timed and
 compared with the bound the two limiters set for the calls it actually made:
-``max(fallback calls / fallback rate, KIS calls / (accounts x rate x the jobs' share))``.
-The KIS tier asks through the first account only (`workers.enrich.run.kis_tier`), so the
-accounts in that bound are the one it uses. The limits, not this machine, are what the run
-should wait for (target <= 1.05).
+``max(fallback calls / fallback rate, KIS calls / (accounts x rate x the jobs' share))``:
+the KIS tier's lookups go round every account (`workers.enrich.run.kis_tier`). The limits,
+not this machine, are what the run should wait for (target <= 1.05).
 """
 
 from __future__ import annotations
@@ -49,7 +48,6 @@ __all__ = ["app", "bench_enrich"]
 app = typer.Typer(help="A forced enrichment run against its rate-limit bound.")
 CLOCK = "2026-11-22T03:30:00+09:00@1x"  # Sunday 03:30 KST: the weekly forced run
 REGIONS = tuple(r for r, exchanges in EXCHANGES_OF.items() if exchanges)  # KR asks nothing
-KIS_ACCOUNTS_USED = 1  # the per-symbol tier and the cross-check ask through the first
 
 
 async def _stocks(settings: Settings, per_region: int) -> dict[str, list[Stored]]:
@@ -120,18 +118,19 @@ async def _run(settings: Settings, clock: Clock, per_region: int, folder: Path) 
         source = job.source = GuardedSource(
             QuoteSummarySource(http), clock, settings.enrich.fallback_url, guard_settings(settings)
         )
-        tier = kis_tier(job)
-        assert tier is not None and job.kis is not None
+        accounts = kis_tier(job)
+        assert accounts and job.kis is not None
         try:
             started = time.perf_counter()
             await check_lists(job, stocks)
             tallies = await run_regions(job, stocks)
             elapsed = time.perf_counter() - started
         finally:
-            await tier.aclose()
-    kis_limit = KIS_ACCOUNTS_USED * settings.kis.accounts[0].rest_per_second
+            for account in accounts:
+                await account.aclose()
+    kis_limit = sum(a.rest_per_second for a in settings.kis.accounts)
     kis_limit *= settings.kis.process_share["jobs"]
-    kis_calls = job.kis.client.requests
+    kis_calls = job.kis.requests
     fallback_bound = source.calls / settings.enrich.fallback_rate_per_s
     kis_bound = kis_calls / kis_limit
     bound = max(fallback_bound, kis_bound)
@@ -157,7 +156,7 @@ async def _run(settings: Settings, clock: Clock, per_region: int, folder: Path) 
         "kis_lookups_failed": job.kis.failed,
         "kis_bound_s": round(kis_bound, 2),
         "kis_limit_per_s": round(kis_limit, 2),
-        "kis_accounts_used": KIS_ACCOUNTS_USED,
+        "kis_accounts_used": len(accounts),
         "cross_compared": sum(c.compared for c in job.cross.values()),
         "cross_disagreeing": sum(c.disagreeing for c in job.cross.values()),
         "failed": sum(r["failed"] for r in regions.values()),
@@ -209,7 +208,7 @@ def enrich(
     ] = 1000,
     rate: Annotated[int, typer.Option(min=1, help="each account's REST calls/s at KIS")] = 400,
     accounts: Annotated[
-        int, typer.Option(min=1, max=8, help="accounts (the KIS tier asks through the first)")
+        int, typer.Option(min=1, max=8, help="accounts (the KIS tier asks through each in turn)")
     ] = 1,
     fallback_rate: Annotated[
         float, typer.Option(min=0.2, help="the fallback source's calls/s (simulator and client)")

@@ -270,7 +270,7 @@ def _run(
     retries, opens, calls = (
         (source.retries, source.breaker.opened, source.calls) if source else (0, 0, 0)
     )
-    kis_calls = job.kis.client.requests if job.kis else 0
+    kis_calls = job.kis.requests if job.kis else 0
     for region, tally in tallies.items():
         cross = job.cross.get(region)
         producer.send(
@@ -356,14 +356,14 @@ async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally
     http = None
     if fallback_on(job.settings):
         job.source, http = guarded_source(job.settings, job.clock)
-    account = kis_tier(job)
+    accounts = kis_tier(job)
     try:
         await check_lists(job, stocks)
         return await run_regions(job, stocks)
     finally:
         if http is not None:
             await http.aclose()
-        if account is not None:
+        for account in accounts:
             await account.aclose()
 
 

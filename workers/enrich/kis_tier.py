@@ -13,7 +13,9 @@ compares that with the codes the masters carry.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -33,31 +35,52 @@ MAX_LISTED = 200  # disagreements kept per region (the count is exact)
 
 @dataclass
 class KisLookups:
-    """The per-symbol KIS tier of one run."""
+    """The per-symbol KIS tier of one run, over every account's client in turn.
 
-    client: KisClient
+    Each account's client has its own limiter at the jobs' share, so N accounts ask N times
+    as fast; the cross-check asks through the first (`client`).
+    """
+
+    clients: Sequence[KisClient]
     sector_map: SectorMap
     detail: bool
     search_info: bool
     calls: int = 0
     failed: int = 0
     refused: bool = False  # a paper account: the TRs are real-only
+    _turn: Iterator[KisClient] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.clients:
+            raise ValueError("the KIS tier needs at least one account's client")
+        self._turn = itertools.cycle(self.clients)
+
+    @property
+    def client(self) -> KisClient:
+        """The first account's client (the cross-check's)."""
+        return self.clients[0]
+
+    @property
+    def requests(self) -> int:
+        """KIS requests of every account's client, lookups and cross-check together."""
+        return sum(c.requests for c in self.clients)
 
     async def classify(self, stored: Stored) -> tuple[Classification | None, str]:
         """KIS's own answer for ``stored``, and the sector name it gave ("" when none)."""
         if self.refused:
             return None, ""
+        client = next(self._turn)
         try:
             if self.detail:
                 self.calls += 1
-                detail = await price_detail(self.client, stored.exchange, stored.symbol)
+                detail = await price_detail(client, stored.exchange, stored.symbol)
                 name = detail.e_icod.strip() if detail else ""
                 found = self.sector_map.for_name(name) if name else None
                 if found is not None:
                     return found, name
             if self.search_info:
                 self.calls += 1
-                info = await self.client.overseas_info(stored.exchange, stored.symbol)
+                info = await client.overseas_info(stored.exchange, stored.symbol)
                 if info is not None:
                     found = self.sector_map.for_code(stored.exchange, info.prdt_clsf_cd)
                     found = found or self.sector_map.for_name(info.prdt_clsf_name)

@@ -122,22 +122,23 @@ def guarded_source(
     return GuardedSource(QuoteSummarySource(http), clock, host, guards), http
 
 
-def kis_tier(job: Job) -> KisAccount | None:
-    """Open the first account for the per-symbol KIS tier and the cross-check, if wanted.
+def kis_tier(job: Job) -> list[KisAccount]:
+    """Open every account for the per-symbol KIS tier and the cross-check, if wanted.
 
-    At the jobs' KIS share; the account is the caller's to close.
+    Each at the jobs' share of its budget: the lookups go round the accounts. The accounts
+    are the caller's to close (none when the tier is not wanted).
     """
     from observer.kis.session import open_account, rate_limits
 
     e, kis = job.settings.enrich, job.settings.kis
     wanted = e.kis_detail or e.kis_search_info or e.cross_check != "off"
     if not wanted or not kis.accounts or job.send is None:
-        return None
-    account = open_account(
-        job.settings, kis.accounts[0].alias, job.clock, rate_limits(job.settings, "jobs")
-    )
-    job.kis = KisLookups(account.client, job.sector_map, e.kis_detail, e.kis_search_info)
-    return account
+        return []
+    limits = rate_limits(job.settings, "jobs")
+    accounts = [open_account(job.settings, a.alias, job.clock, limits) for a in kis.accounts]
+    clients = [a.client for a in accounts]
+    job.kis = KisLookups(clients, job.sector_map, e.kis_detail, e.kis_search_info)
+    return accounts
 
 
 async def fetch_codes(settings: Settings, clock: Clock, exchanges: list[str]) -> list[SectorCodes]:
@@ -209,7 +210,7 @@ def _count(job: Job, key: str, tally: Tally, done: int) -> None:
         c["breaker_opens"] = job.source.breaker.opened
         c["calls"] = job.source.calls
     if job.kis is not None:
-        c["kis_calls"] = job.kis.client.requests
+        c["kis_calls"] = job.kis.requests
 
 
 async def _one(job: Job, stored: Stored, tally: Tally) -> None:
