@@ -30,6 +30,7 @@ from tests.support import (
     wait_until,
 )
 from tests.test_curve import free_port
+from tests.test_prometheus import _scrape, _value
 
 pytestmark = pytest.mark.slow
 
@@ -165,9 +166,12 @@ def both_hosts(store: str, store_port: int, collectors: str, collectors_port: in
 def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_done(
     tmp_path: Path, keys: Path
 ) -> None:
-    port = free_port()
+    port, metrics = free_port(), free_port()
     sup = SupervisorProcess(
-        tmp_path, WRITER_PROGRAM + load_program(), settings=control_settings(keys, "store", port)
+        tmp_path,
+        WRITER_PROGRAM + load_program(),
+        settings=control_settings(keys, "store", port),
+        metrics_port=metrics,
     ).start()
     endpoint = ["--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", "store"]
     config = sup.config  # the operator's: its [bus.curve] keys_dir holds alice's pair
@@ -191,6 +195,7 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert sup.status()["healthy"]  # the peer was dropped; the supervisor goes on
 
     # mallory's pair is valid CURVE, but not an operator's: refused before any command.
+    assert _value(_scrape(metrics), "observer_control_refused_total") == 0.0  # alice's passed
     after = sup.program("load")
     for command in ("restart", "stop"):
         refused = ctl(*endpoint, "--key", "mallory", command, "load", config=config)
@@ -201,7 +206,12 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
         after["restarts"],
         "running",
     )
-    assert sup.status()["control_refused"] >= 2
+    refused_count = sup.status()["control_refused"]
+    assert refused_count >= 2
+    # The same count for Prometheus (a counter: observer_control_refused_total).
+    served = _scrape(metrics)
+    assert _value(served, "observer_control_refused_total") == refused_count
+    assert served["observer_control_refused_total"][0].labels == {}
     mallory = load_key_pair(keys, "mallory")
     log = sup.log.read_text()
     assert log.count(f"unknown public key {mallory.public.decode()}") == 1  # once per key

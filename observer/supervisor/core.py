@@ -120,6 +120,11 @@ class Supervisor:
         """True if a session program's phases include the current one."""
         return self.phase is not None and self.phase.value in program.settings.phases
 
+    @property
+    def control_refused(self) -> int:
+        """Handshakes the tcp control endpoint refused (0 without one)."""
+        return self._tcp.refusals if self._tcp is not None else 0
+
     def wanted(self, program: Program) -> bool:
         """True if this daemon or session worker should be running now."""
         if program.held:
@@ -143,7 +148,7 @@ class Supervisor:
             "bus_pending": self.producer.pending,
             "role": self.role,
             "elsewhere": elsewhere(self.settings.programs, self.role),
-            "control_refused": self._tcp.refusals if self._tcp is not None else 0,
+            "control_refused": self.control_refused,
             "programs": [
                 {
                     "name": p.name,
