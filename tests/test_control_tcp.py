@@ -187,6 +187,13 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert json.loads(restarted.stdout)["ok"]
     assert sup.program("load")["pid"] != before["pid"]
 
+    # Track B's slots live on the host that runs it; this one does not, and says so.
+    elsewhere = ctl(*endpoint, "--key", "alice", "slots", "list", config=config)
+    assert elsewhere.returncode == 1
+    assert (
+        "Track B is not run by this host" in elsewhere.stderr and "(elsewhere)" in elsewhere.stderr
+    )
+
     # Hostile requests from an operator's key: bounded as on the Unix socket.
     alice = operator_curve(keys, "alice", "store")
     answer = raw_request(sup_endpoint(port), alice, b"{not json")
@@ -225,6 +232,76 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'") == [
         (mallory.public.decode(),)
     ]
+    assert sup.terminate() == 0
+
+
+# Track B in this host's table as a job nobody starts: the test needs its slots, not a stream.
+TRACK_B_HERE = """
+[programs.track_b]
+kind = "job"
+command = ["observer", "track-b", "run"]
+"""
+
+
+def test_slots_over_tcp_pin_and_list_on_the_host_of_track_b(tmp_path: Path, keys: Path) -> None:
+    port = free_port()
+    sup = SupervisorProcess(
+        tmp_path, WRITER_PROGRAM + TRACK_B_HERE, settings=control_settings(keys, "store", port)
+    ).start()
+    remote = ["--endpoint", sup_endpoint(port), "--server-key", "store", "--key", "alice"]
+    pins = sup.data_dir / "track_b" / "pins.json"
+
+    pinned = ctl(*remote, "slots", "pin", "005930", "000660", config=sup.config)
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned.stdout == "pinned: 000660, 005930\n"
+    assert json.loads(pins.read_text()) == ["000660", "005930"]  # in that host's data folder
+    # Track B's own refusals and exit codes come back as they are.
+    wrong = ctl(*remote, "slots", "pin", "ABC", config=sup.config)
+    assert wrong.returncode == 1 and "not stock codes: ABC" in wrong.stderr
+    unshown = ctl(*remote, "slots", "list", config=sup.config)
+    assert unshown.returncode == 1 and "has not shown its slots" in unshown.stderr
+
+    shown = {
+        "slots": [
+            {
+                "account": "acct1",
+                "slot": 1,
+                "symbol": "005930",
+                "trigger": "pinned",
+                "score": 0.0,
+                "pinned": True,
+            }
+        ],
+        "closed": [],
+        "barred": [],
+    }
+    (sup.data_dir / "track_b" / "slots.json").write_text(json.dumps(shown))
+    listed = ctl(*remote, "--json", "slots", "list", config=sup.config)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == shown
+    table = ctl(*remote, "slots", "list", config=sup.config)
+    assert table.returncode == 0 and "005930" in table.stdout and "pinned" in table.stdout
+    local = ctl("--data-dir", str(sup.data_dir), "slots", "list")  # the same as on that host
+    assert local.stdout == table.stdout
+    unpinned = ctl(*remote, "slots", "unpin", "005930", config=sup.config)
+    assert unpinned.returncode == 0 and json.loads(pins.read_text()) == ["000660"]
+
+    # Only an action and codes cross the network: options and anything else are refused.
+    elsewhere = tmp_path / "elsewhere"
+    for hostile in (
+        ["pin", "--data-dir", str(elsewhere), "005930"],
+        ["pin", "../../x"],
+        ["list", "005930"],
+        ["drop", "005930"],
+    ):
+        refused = ctl(*remote, "slots", *hostile, config=sup.config)
+        assert refused.returncode == 1 and "(bad_request)" in refused.stderr, hostile
+    assert not elsewhere.exists() and json.loads(pins.read_text()) == ["000660"]
+    # A key that is not an operator's never reaches the command.
+    mallory = ["--endpoint", sup_endpoint(port), "--server-key", "store", "--key", "mallory"]
+    intruder = ctl(*mallory, "slots", "pin", "035720", config=sup.config)
+    assert intruder.returncode == 2 and "refused this key" in intruder.stderr
+    assert json.loads(pins.read_text()) == ["000660"]
     assert sup.terminate() == 0
 
 

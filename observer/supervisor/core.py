@@ -81,7 +81,7 @@ class Supervisor:
         self._phase_tasks: set[asyncio.Task[None]] = set()
         self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
-        launch = Launch(
+        self.launch = launch = Launch(
             cwd=Path.cwd(),
             env={
                 **os.environ,
