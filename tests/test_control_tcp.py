@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 import zmq
 
@@ -67,6 +68,13 @@ def test_a_tcp_control_endpoint_is_never_plaintext(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected tcp://host:port"):
         load_settings(_config(tmp_path, ipc))
     assert load_settings(_config(tmp_path, tcp + keyed)).supervisor.operators == ("alice",)
+    unbound = '[supervisor]\ncontrol_bind = "tcp://127.0.0.1:5703"\n' + keyed
+    with pytest.raises(ConfigError, match=r"only for a tcp supervisor\.control_endpoint"):
+        load_settings(_config(tmp_path, unbound))
+    with pytest.raises(ConfigError, match=r"expected tcp://address:port \(or tcp://\*:port\)"):
+        load_settings(_config(tmp_path, tcp + 'control_bind = "127.0.0.1:5703"\n' + keyed))
+    nat = tcp + 'control_bind = "tcp://*:5703"\n' + keyed
+    assert load_settings(_config(tmp_path, nat)).supervisor.control_bind == "tcp://*:5703"
     wrong = subprocess.run(
         [
             sys.executable,
@@ -232,6 +240,29 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'") == [
         (mallory.public.decode(),)
     ]
+    assert sup.terminate() == 0
+
+
+def test_behind_nat_the_control_socket_binds_its_bind_address(tmp_path: Path, keys: Path) -> None:
+    """Operators are told ``localhost`` (the "public" name); the supervisor binds 127.0.0.1."""
+    port = free_port()
+    settings = control_settings(keys, "store", port).replace(
+        f'control_endpoint = "tcp://127.0.0.1:{port}"',
+        f'control_endpoint = "tcp://localhost:{port}"\ncontrol_bind = "tcp://127.0.0.1:{port}"',
+    )
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM, settings=settings).start()
+    assert sup.proc is not None
+    assert f"control commands over tcp+CURVE at tcp://127.0.0.1:{port}" in sup.log.read_text()
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(sup.proc.pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert ("127.0.0.1", port) in listening
+    remote = ["--endpoint", f"tcp://localhost:{port}", "--server-key", "store", "--key", "alice"]
+    shown = ctl(*remote, "--json", "status", config=sup.config)
+    assert shown.returncode == 0, shown.stderr
+    assert [p["name"] for p in json.loads(shown.stdout)["programs"]] == ["writer"]
     assert sup.terminate() == 0
 
 

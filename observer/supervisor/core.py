@@ -235,7 +235,7 @@ class Supervisor:
         limits = self.settings.supervisor
         return TcpControlServer(
             functools.partial(dispatch, self),
-            limits.control_endpoint,
+            limits.control_bind or limits.control_endpoint,  # behind NAT: a local address
             curve,
             self._refused,
             limits.control_max_connections,
