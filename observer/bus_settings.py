@@ -5,6 +5,10 @@ under the run directory, one host. Set to ``tcp://host:port`` (the writer's addr
 writer binds it, everyone else connects to it) they carry the bus between hosts, and then
 CURVE is mandatory: a configuration with a tcp endpoint and no ``[bus.curve] key`` is refused
 when it is loaded. The keys themselves are read when a process starts (`observer.transport`).
+
+Behind NAT the address clients connect to is not one the writer's host has: ``ingest_bind``
+and ``feed_bind`` (and the supervisor's ``control_bind``) name what the server binds instead,
+``tcp://<local address or *>:port``; empty, it binds the endpoint itself.
 """
 
 from __future__ import annotations
@@ -17,11 +21,20 @@ from msgspec import Meta
 
 from observer.config_types import Strict
 
-__all__ = ["TCP_ENDPOINT", "CurveSettings", "KeyName", "check_control_endpoint", "check_endpoints"]
+__all__ = [
+    "TCP_BIND",
+    "TCP_ENDPOINT",
+    "CurveSettings",
+    "KeyName",
+    "check_control_endpoint",
+    "check_endpoints",
+]
 
 KeyName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 TCP_ENDPOINT = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$")
+# What a server may bind: a tcp endpoint, or ``*`` for every interface.
+TCP_BIND = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|\*|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$")
 
 
 class CurveSettings(Strict, frozen=True):
@@ -40,16 +53,24 @@ class CurveSettings(Strict, frozen=True):
     clients: dict[KeyName, tuple[str, ...]] = msgspec.field(default_factory=dict)
 
 
-def check_endpoints(ingest: str, feed: str, curve: CurveSettings) -> None:
-    """Refuse a malformed endpoint, and a tcp endpoint without CURVE keys (ValueError)."""
-    for name, endpoint in (("ingest_endpoint", ingest), ("feed_endpoint", feed)):
-        if not endpoint or endpoint.startswith("ipc://"):
-            continue
-        _check_tcp(f"bus.{name}", endpoint, "tcp://host:port or ipc://path", curve)
+def check_endpoints(
+    ingest: str, feed: str, curve: CurveSettings, ingest_bind: str = "", feed_bind: str = ""
+) -> None:
+    """Refuse a malformed endpoint or bind address, and tcp without CURVE keys (ValueError)."""
+    for name, endpoint, bind in (
+        ("ingest", ingest, ingest_bind),
+        ("feed", feed, feed_bind),
+    ):
+        if endpoint and not endpoint.startswith("ipc://"):
+            _check_tcp(f"bus.{name}_endpoint", endpoint, "tcp://host:port or ipc://path", curve)
+        _check_bind(f"bus.{name}_bind", bind, f"bus.{name}_endpoint", endpoint)
 
 
-def check_control_endpoint(endpoint: str, curve: CurveSettings, operators: tuple[str, ...]) -> None:
+def check_control_endpoint(
+    endpoint: str, curve: CurveSettings, operators: tuple[str, ...], bind: str = ""
+) -> None:
     """Refuse a malformed control endpoint, or one over tcp without CURVE or operators."""
+    _check_bind("supervisor.control_bind", bind, "supervisor.control_endpoint", endpoint)
     if not endpoint:
         return
     _check_tcp("supervisor.control_endpoint", endpoint, "tcp://host:port", curve)
@@ -58,6 +79,17 @@ def check_control_endpoint(endpoint: str, curve: CurveSettings, operators: tuple
             "supervisor.control_endpoint is tcp: list the operators' public keys allowed to "
             "use it in [supervisor] operators (`observer keys generate --name NAME`)"
         )
+
+
+def _check_bind(name: str, bind: str, endpoint_name: str, endpoint: str) -> None:
+    """A bind address is a tcp one, and only for a tcp endpoint (ipc binds its own path)."""
+    if not bind:
+        return
+    if not endpoint.startswith("tcp://"):
+        raise ValueError(f"{name} is only for a tcp {endpoint_name} (it is {endpoint or 'ipc'!r})")
+    match = TCP_BIND.match(bind)
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise ValueError(f"{name} = {bind!r}: expected tcp://address:port (or tcp://*:port)")
 
 
 def _check_tcp(name: str, endpoint: str, expected: str, curve: CurveSettings) -> None:

@@ -123,10 +123,16 @@ class BusSettings(Strict, frozen=True):
     # Empty: ipc:// under the run directory. tcp://host:port (the writer's host) needs CURVE.
     ingest_endpoint: str = ""
     feed_endpoint: str = ""
+    # Behind NAT: what the writer binds when the endpoints name an address it does not have
+    # (tcp://10.0.0.2:5701, tcp://*:5701). Empty: the endpoint itself.
+    ingest_bind: str = ""
+    feed_bind: str = ""
     curve: CurveSettings = CurveSettings()
 
     def __post_init__(self) -> None:
-        check_endpoints(self.ingest_endpoint, self.feed_endpoint, self.curve)
+        check_endpoints(
+            self.ingest_endpoint, self.feed_endpoint, self.curve, self.ingest_bind, self.feed_bind
+        )
 
 
 class WriterSettings(Strict, frozen=True):
@@ -251,6 +257,7 @@ class SupervisorSettings(Strict, frozen=True):
     # Also serve the control commands on tcp://host:port (CURVE: this host's [bus.curve] key
     # pair), to the operators' public keys listed in ``operators`` (<keys_dir>/<name>.key).
     control_endpoint: str = ""
+    control_bind: str = ""  # behind NAT: what to bind instead of control_endpoint
     operators: tuple[KeyName, ...] = ()
     # The programs this host runs (`observer supervise --role` overrides): "all", or only
     # those whose `role` is "store" or "collectors".
@@ -342,7 +349,12 @@ class Settings(Strict, frozen=True):
             raise ValueError(f"kis.accounts repeat an alias: {aliases}")
         _check_dependencies(self.programs)
         supervisor = self.supervisor
-        check_control_endpoint(supervisor.control_endpoint, self.bus.curve, supervisor.operators)
+        check_control_endpoint(
+            supervisor.control_endpoint,
+            self.bus.curve,
+            supervisor.operators,
+            supervisor.control_bind,
+        )
 
 
 def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:

@@ -3,11 +3,15 @@
 `retry` runs an async call under tenacity with full jitter, sleeping on the `Clock` so a
 simulated day retries in simulated time (the KIS client, the master-file job). `backoff_s`
 is the same curve for code that schedules a retry instead of sleeping through it (gap
-recovery's jobs, the supervisor's restarts, the writer's commits).
+recovery's jobs, the supervisor's restarts); `Backoff` keeps that schedule for a loop that
+must go on between tries (the writer: its batches and its own alerts share one `Backoff`, so
+while the database is down neither tries more often than the curve allows).
 """
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -16,7 +20,7 @@ if TYPE_CHECKING:
 
     from observer.clock import Clock
 
-__all__ = ["backoff_s", "retry"]
+__all__ = ["Backoff", "backoff_s", "retry"]
 
 T = TypeVar("T")
 
@@ -27,6 +31,47 @@ _MAX_DOUBLINGS = 62
 def backoff_s(failures: int, initial_s: float, max_s: float) -> float:
     """The pause after ``failures`` (>= 1) failures in a row: ``initial_s`` doubled, capped."""
     return min(initial_s * 2.0 ** min(max(failures - 1, 0), _MAX_DOUBLINGS), max_s)
+
+
+class Backoff:
+    """Failures in a row and when the next try is due, on the `backoff_s` curve.
+
+    `failed` counts a failure and returns the pause before the next try: the curve's value
+    jittered over its upper half (0.5x to 1x), so that clients failing together spread out
+    without any try coming much sooner than the curve. `wait_s` is what is left of that pause;
+    `succeeded` starts again from ``initial_s``.
+    """
+
+    def __init__(
+        self,
+        initial_s: float,
+        max_s: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        jitter: Callable[[float, float], float] = random.uniform,
+    ) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self.failures = 0
+        self._monotonic = monotonic
+        self._jitter = jitter
+        self._next_at = 0.0
+
+    def failed(self) -> float:
+        """Count a failure; the pause before the next try."""
+        self.failures += 1
+        pause = backoff_s(self.failures, self.initial_s, self.max_s) * self._jitter(0.5, 1.0)
+        self._next_at = self._monotonic() + pause
+        return pause
+
+    def succeeded(self) -> None:
+        """The next failure pauses ``initial_s`` again."""
+        self.failures = 0
+        self._next_at = 0.0
+
+    def wait_s(self) -> float:
+        """Seconds until the next try is due (0: now)."""
+        return max(0.0, self._next_at - self._monotonic()) if self.failures else 0.0
 
 
 async def retry(

@@ -1,9 +1,10 @@
 """Where this process finds the bus, and the CURVE keys it needs to reach it.
 
 `bus_endpoints` gives the configured tcp endpoints or, by default, the ipc sockets under the
-run directory. Over tcp, `client_curve` (producers, feed subscribers) and `server_curve`
-(the writer) load the key files named in ``[bus.curve]``; a missing or unsafe key file is a
-`ConfigError` that names the file, never a key's secret part.
+run directory; `bind_endpoints`, what the writer binds (the same, or ``[bus] ingest_bind``
+and ``feed_bind`` behind NAT). Over tcp, `client_curve` (producers, feed subscribers) and
+`server_curve` (the writer) load the key files named in ``[bus.curve]``; a missing or unsafe
+key file is a `ConfigError` that names the file, never a key's secret part.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from observer.config import Settings
 from observer.errors import ConfigError
 
 __all__ = [
+    "bind_endpoints",
     "bus_endpoints",
     "client_curve",
     "control_curve",
@@ -45,6 +47,15 @@ def bus_endpoints(settings: Settings, run_dir: Path | None = None) -> Endpoints:
     return Endpoints(
         ingest=settings.bus.ingest_endpoint or local.ingest,
         feed=settings.bus.feed_endpoint or local.feed,
+    )
+
+
+def bind_endpoints(settings: Settings, run_dir: Path | None = None) -> Endpoints:
+    """What the writer binds: ``[bus] ingest_bind`` / ``feed_bind``, else `bus_endpoints`."""
+    connect = bus_endpoints(settings, run_dir)
+    return Endpoints(
+        ingest=settings.bus.ingest_bind or connect.ingest,
+        feed=settings.bus.feed_bind or connect.feed,
     )
 
 

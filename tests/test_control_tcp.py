@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import msgspec
+import psutil
 import pytest
 import zmq
 
@@ -30,6 +31,7 @@ from tests.support import (
     wait_until,
 )
 from tests.test_curve import free_port
+from tests.test_prometheus import _scrape, _value
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +68,13 @@ def test_a_tcp_control_endpoint_is_never_plaintext(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="expected tcp://host:port"):
         load_settings(_config(tmp_path, ipc))
     assert load_settings(_config(tmp_path, tcp + keyed)).supervisor.operators == ("alice",)
+    unbound = '[supervisor]\ncontrol_bind = "tcp://127.0.0.1:5703"\n' + keyed
+    with pytest.raises(ConfigError, match=r"only for a tcp supervisor\.control_endpoint"):
+        load_settings(_config(tmp_path, unbound))
+    with pytest.raises(ConfigError, match=r"expected tcp://address:port \(or tcp://\*:port\)"):
+        load_settings(_config(tmp_path, tcp + 'control_bind = "127.0.0.1:5703"\n' + keyed))
+    nat = tcp + 'control_bind = "tcp://*:5703"\n' + keyed
+    assert load_settings(_config(tmp_path, nat)).supervisor.control_bind == "tcp://*:5703"
     wrong = subprocess.run(
         [
             sys.executable,
@@ -165,9 +174,12 @@ def both_hosts(store: str, store_port: int, collectors: str, collectors_port: in
 def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_done(
     tmp_path: Path, keys: Path
 ) -> None:
-    port = free_port()
+    port, metrics = free_port(), free_port()
     sup = SupervisorProcess(
-        tmp_path, WRITER_PROGRAM + load_program(), settings=control_settings(keys, "store", port)
+        tmp_path,
+        WRITER_PROGRAM + load_program(),
+        settings=control_settings(keys, "store", port),
+        metrics_port=metrics,
     ).start()
     endpoint = ["--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", "store"]
     config = sup.config  # the operator's: its [bus.curve] keys_dir holds alice's pair
@@ -183,6 +195,13 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert json.loads(restarted.stdout)["ok"]
     assert sup.program("load")["pid"] != before["pid"]
 
+    # Track B's slots live on the host that runs it; this one does not, and says so.
+    elsewhere = ctl(*endpoint, "--key", "alice", "slots", "list", config=config)
+    assert elsewhere.returncode == 1
+    assert (
+        "Track B is not run by this host" in elsewhere.stderr and "(elsewhere)" in elsewhere.stderr
+    )
+
     # Hostile requests from an operator's key: bounded as on the Unix socket.
     alice = operator_curve(keys, "alice", "store")
     answer = raw_request(sup_endpoint(port), alice, b"{not json")
@@ -191,6 +210,7 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert sup.status()["healthy"]  # the peer was dropped; the supervisor goes on
 
     # mallory's pair is valid CURVE, but not an operator's: refused before any command.
+    assert _value(_scrape(metrics), "observer_control_refused_total") == 0.0  # alice's passed
     after = sup.program("load")
     for command in ("restart", "stop"):
         refused = ctl(*endpoint, "--key", "mallory", command, "load", config=config)
@@ -201,7 +221,12 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
         after["restarts"],
         "running",
     )
-    assert sup.status()["control_refused"] >= 2
+    refused_count = sup.status()["control_refused"]
+    assert refused_count >= 2
+    # The same count for Prometheus (a counter: observer_control_refused_total).
+    served = _scrape(metrics)
+    assert _value(served, "observer_control_refused_total") == refused_count
+    assert served["observer_control_refused_total"][0].labels == {}
     mallory = load_key_pair(keys, "mallory")
     log = sup.log.read_text()
     assert log.count(f"unknown public key {mallory.public.decode()}") == 1  # once per key
@@ -215,6 +240,99 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     assert sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'") == [
         (mallory.public.decode(),)
     ]
+    assert sup.terminate() == 0
+
+
+def test_behind_nat_the_control_socket_binds_its_bind_address(tmp_path: Path, keys: Path) -> None:
+    """Operators are told ``localhost`` (the "public" name); the supervisor binds 127.0.0.1."""
+    port = free_port()
+    settings = control_settings(keys, "store", port).replace(
+        f'control_endpoint = "tcp://127.0.0.1:{port}"',
+        f'control_endpoint = "tcp://localhost:{port}"\ncontrol_bind = "tcp://127.0.0.1:{port}"',
+    )
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM, settings=settings).start()
+    assert sup.proc is not None
+    assert f"control commands over tcp+CURVE at tcp://127.0.0.1:{port}" in sup.log.read_text()
+    listening = {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(sup.proc.pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+    assert ("127.0.0.1", port) in listening
+    remote = ["--endpoint", f"tcp://localhost:{port}", "--server-key", "store", "--key", "alice"]
+    shown = ctl(*remote, "--json", "status", config=sup.config)
+    assert shown.returncode == 0, shown.stderr
+    assert [p["name"] for p in json.loads(shown.stdout)["programs"]] == ["writer"]
+    assert sup.terminate() == 0
+
+
+# Track B in this host's table as a job nobody starts: the test needs its slots, not a stream.
+TRACK_B_HERE = """
+[programs.track_b]
+kind = "job"
+command = ["observer", "track-b", "run"]
+"""
+
+
+def test_slots_over_tcp_pin_and_list_on_the_host_of_track_b(tmp_path: Path, keys: Path) -> None:
+    port = free_port()
+    sup = SupervisorProcess(
+        tmp_path, WRITER_PROGRAM + TRACK_B_HERE, settings=control_settings(keys, "store", port)
+    ).start()
+    remote = ["--endpoint", sup_endpoint(port), "--server-key", "store", "--key", "alice"]
+    pins = sup.data_dir / "track_b" / "pins.json"
+
+    pinned = ctl(*remote, "slots", "pin", "005930", "000660", config=sup.config)
+    assert pinned.returncode == 0, pinned.stderr
+    assert pinned.stdout == "pinned: 000660, 005930\n"
+    assert json.loads(pins.read_text()) == ["000660", "005930"]  # in that host's data folder
+    # Track B's own refusals and exit codes come back as they are.
+    wrong = ctl(*remote, "slots", "pin", "ABC", config=sup.config)
+    assert wrong.returncode == 1 and "not stock codes: ABC" in wrong.stderr
+    unshown = ctl(*remote, "slots", "list", config=sup.config)
+    assert unshown.returncode == 1 and "has not shown its slots" in unshown.stderr
+
+    shown = {
+        "slots": [
+            {
+                "account": "acct1",
+                "slot": 1,
+                "symbol": "005930",
+                "trigger": "pinned",
+                "score": 0.0,
+                "pinned": True,
+            }
+        ],
+        "closed": [],
+        "barred": [],
+    }
+    (sup.data_dir / "track_b" / "slots.json").write_text(json.dumps(shown))
+    listed = ctl(*remote, "--json", "slots", "list", config=sup.config)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == shown
+    table = ctl(*remote, "slots", "list", config=sup.config)
+    assert table.returncode == 0 and "005930" in table.stdout and "pinned" in table.stdout
+    local = ctl("--data-dir", str(sup.data_dir), "slots", "list")  # the same as on that host
+    assert local.stdout == table.stdout
+    unpinned = ctl(*remote, "slots", "unpin", "005930", config=sup.config)
+    assert unpinned.returncode == 0 and json.loads(pins.read_text()) == ["000660"]
+
+    # Only an action and codes cross the network: options and anything else are refused.
+    elsewhere = tmp_path / "elsewhere"
+    for hostile in (
+        ["pin", "--data-dir", str(elsewhere), "005930"],
+        ["pin", "../../x"],
+        ["list", "005930"],
+        ["drop", "005930"],
+    ):
+        refused = ctl(*remote, "slots", *hostile, config=sup.config)
+        assert refused.returncode == 1 and "(bad_request)" in refused.stderr, hostile
+    assert not elsewhere.exists() and json.loads(pins.read_text()) == ["000660"]
+    # A key that is not an operator's never reaches the command.
+    mallory = ["--endpoint", sup_endpoint(port), "--server-key", "store", "--key", "mallory"]
+    intruder = ctl(*mallory, "slots", "pin", "035720", config=sup.config)
+    assert intruder.returncode == 2 and "refused this key" in intruder.stderr
+    assert json.loads(pins.read_text()) == ["000660"]
     assert sup.terminate() == 0
 
 

@@ -12,6 +12,7 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 import zmq
 
@@ -21,6 +22,7 @@ from bus.curve import (
     load_key_pair,
     load_public_key,
 )
+from bus.endpoints import Endpoints
 from bus.errors import BusError, KeyFileError
 from bus.events import Alert
 from bus.feed import FeedSubscriber
@@ -28,7 +30,7 @@ from bus.producer import Producer
 from harness.loadgen import synthetic_tick
 from observer.config import load_settings
 from observer.errors import ConfigError
-from observer.transport import client_curve, server_curve
+from observer.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
 from tests.support import WriterProcess, assert_exactly_once, db_rows, wait_until
 
 
@@ -106,6 +108,42 @@ def test_a_malformed_endpoint_is_refused(tmp_path: Path, endpoint: str) -> None:
     )
     with pytest.raises(ConfigError, match="expected tcp://host:port"):
         load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        ('ingest_bind = "tcp://127.0.0.1:5555"', "only for a tcp bus.ingest_endpoint"),
+        ('feed_bind = "tcp://*:5556"', "only for a tcp bus.feed_endpoint"),
+        ('ingest_endpoint = "tcp://h:5555"\ningest_bind = "127.0.0.1:5555"', "expected tcp://"),
+        ('ingest_endpoint = "tcp://h:5555"\ningest_bind = "tcp://*:0"', "expected tcp://"),
+        ('ingest_endpoint = "tcp://h:5555"\ningest_bind = "ipc:///tmp/x"', "expected tcp://"),
+        ('feed_endpoint = "tcp://h:5556"\nfeed_bind = "tcp://10.0.0.2"', "expected tcp://"),
+    ],
+)
+def test_a_bind_address_is_tcp_and_only_for_a_tcp_endpoint(
+    tmp_path: Path, lines: str, error: str
+) -> None:
+    config = write_config(tmp_path / "o.toml", f'[bus]\n{lines}\n[bus.curve]\nkey = "a"\n')
+    with pytest.raises(ConfigError, match=error):
+        load_settings(config)
+
+
+def test_bind_addresses_default_to_the_endpoints(tmp_path: Path) -> None:
+    nat = write_config(
+        tmp_path / "o.toml",
+        '[bus]\ningest_endpoint = "tcp://observer.example.com:5701"\n'
+        'feed_endpoint = "tcp://observer.example.com:5702"\n'
+        'ingest_bind = "tcp://*:5701"\nfeed_bind = "tcp://10.0.0.2:15702"\n'
+        '[bus.curve]\nkey = "a"\n',
+    )
+    settings = load_settings(nat)
+    assert bind_endpoints(settings) == Endpoints("tcp://*:5701", "tcp://10.0.0.2:15702")
+    assert bus_endpoints(settings) == Endpoints(
+        "tcp://observer.example.com:5701", "tcp://observer.example.com:5702"
+    )
+    plain = load_settings(write_config(tmp_path / "p.toml", f'[paths]\nrun_dir = "{tmp_path}"\n'))
+    assert bind_endpoints(plain) == bus_endpoints(plain)  # ipc: the socket files themselves
 
 
 def test_the_bus_classes_refuse_tcp_without_keys(tmp_path: Path) -> None:
@@ -276,6 +314,69 @@ def test_a_key_sending_as_another_source_is_refused_and_never_stored(
     stopped = tcp_bus.writer.log.read_text().split("writer stopped:")[-1]
     assert int(stopped.split("refused_sources=")[1].split(">")[0]) >= 2
     assert_exactly_once(sqlite_url, {"p0": 500, "writer": 1})  # the writer's own alert
+
+
+def _listening(pid: int) -> set[tuple[str, int]]:
+    """The tcp addresses process ``pid`` listens on."""
+    return {
+        (c.laddr.ip, c.laddr.port)
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN
+    }
+
+
+def test_behind_nat_the_writer_binds_its_bind_address_and_clients_use_the_endpoint(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Clients are told ``localhost`` (the "public" name); the writer binds 127.0.0.1."""
+    keys = tmp_path / "keys"
+    for name in ("writer", "collectors"):
+        generate_key_pair(keys, name)
+    ingest, feed = free_port(), free_port()
+    writer = WriterProcess(
+        tmp_path,
+        sqlite_url,
+        extra=(
+            f'[bus]\ningest_endpoint = "tcp://localhost:{ingest}"\n'
+            f'feed_endpoint = "tcp://localhost:{feed}"\n'
+            f'ingest_bind = "tcp://127.0.0.1:{ingest}"\nfeed_bind = "tcp://127.0.0.1:{feed}"\n'
+            f'[bus.curve]\nkeys_dir = "{keys}"\nkey = "writer"\n'
+            '[bus.curve.clients]\ncollectors = ["p*"]\n'
+        ),
+    ).start()
+    try:
+        assert writer.proc is not None
+        assert _listening(writer.proc.pid) == {("127.0.0.1", ingest), ("127.0.0.1", feed)}
+        log = writer.log.read_text()
+        assert f"writer ready on tcp://127.0.0.1:{ingest} (feed tcp://127.0.0.1:{feed})" in log
+        assert f"for clients of tcp://localhost:{ingest}" in log
+        # A client reads the same configuration and connects to the endpoint's name.
+        connect = bus_endpoints(load_settings(writer.config))
+        assert connect == Endpoints(f"tcp://localhost:{ingest}", f"tcp://localhost:{feed}")
+        curve = ClientCurve(load_key_pair(keys, "collectors"), load_public_key(keys / "writer.key"))
+        subscriber = FeedSubscriber(zmq.Context.instance(), connect.feed, ["trade_tick."], curve)
+        producer = Producer(
+            "p0", connect.ingest, tmp_path / "outbox", ack_timeout_s=0.5, curve=curve
+        )
+        try:
+            seen = 0
+
+            def fed() -> bool:
+                nonlocal seen
+                send_ticks(producer, 1)  # until the subscription has reached the writer
+                seen += len(subscriber.recv(20) or [])
+                return seen > 0
+
+            wait_until(fed, 30, "a committed tick on the feed through localhost")
+            send_ticks(producer, 499)
+            assert producer.wait_acked(30)
+        finally:
+            producer.close(drain_timeout=0)
+            subscriber.close()
+        assert_exactly_once(sqlite_url, {"p0": producer.last_seq})
+        assert writer.terminate() == 0
+    finally:
+        writer.kill()
 
 
 def test_a_writer_without_its_key_files_exits_2_naming_the_file(

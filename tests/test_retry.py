@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from observer.errors import KisAuthError, KisTransportError
-from observer.retry import backoff_s, retry
+from observer.retry import Backoff, backoff_s, retry
 
 
 class SleepRecorder:
@@ -82,3 +82,36 @@ def test_the_last_failure_and_any_other_error_are_raised_as_they_are() -> None:
         run_failing(5, KisTransportError("timed out"))
     with pytest.raises(KisAuthError):
         run_failing(1, KisAuthError("EGW00123", "expired"))
+
+
+@given(
+    st.lists(st.floats(0.5, 1.0), min_size=1, max_size=30),
+    st.floats(0.001, 10, allow_nan=False),
+    st.floats(0.001, 100, allow_nan=False),
+)
+def test_a_backoff_schedule_waits_the_jittered_curve_and_a_success_restarts_it(
+    jitters: list[float], initial: float, cap: float
+) -> None:
+    now = [1000.0]
+    draws = iter(jitters)
+    backoff = Backoff(initial, cap, monotonic=lambda: now[0], jitter=lambda _a, _b: next(draws))
+    assert backoff.wait_s() == 0  # no failure yet: due at once
+    for failures, jitter in enumerate(jitters, 1):
+        pause = backoff.failed()
+        assert pause == backoff_s(failures, initial, cap) * jitter
+        assert 0.5 * backoff_s(failures, initial, cap) <= pause <= backoff_s(failures, initial, cap)
+        assert backoff.wait_s() == pytest.approx(pause)
+        now[0] += pause / 2
+        assert backoff.wait_s() == pytest.approx(pause / 2)  # not due halfway
+        now[0] += pause / 2
+        assert backoff.wait_s() == pytest.approx(0, abs=1e-9)
+    backoff.succeeded()
+    assert backoff.failures == 0 and backoff.wait_s() == 0
+
+
+def test_a_backoff_jitters_within_the_upper_half_of_the_curve() -> None:
+    backoff = Backoff(0.2, 10.0)
+    pauses = [backoff.failed() for _ in range(12)]
+    for failures, pause in enumerate(pauses, 1):
+        assert 0.5 * backoff_s(failures, 0.2, 10.0) <= pause <= backoff_s(failures, 0.2, 10.0)
+    assert max(pauses) <= 10.0 and backoff.wait_s() > 0

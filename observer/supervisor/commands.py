@@ -2,18 +2,28 @@
 
 A command locks only the program it acts on, so restarting one program never waits for a
 slow start of another. Stable error codes: bad_request, unknown_command, unknown_program,
-not_a_job, is_a_job, out_of_phase, already_running, failed_to_start, forbidden.
+not_a_job, is_a_job, out_of_phase, already_running, failed_to_start, forbidden, elsewhere,
+timed_out.
+
+``slots`` runs ``observer track-b slots`` on this host, in a child process as the programs
+are run (the supervisor never imports a worker's code), so an operator reaches Track B's
+pins and slots over tcp (``observer ctl --endpoint ... slots``). Its arguments are checked
+here: an action and stock codes only, never an option such as ``--data-dir`` that would
+let a remote operator write elsewhere than this host's data folder.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from observer.supervisor.control import CommandError, Reply, Request
-from observer.supervisor.program import Program, State
+from observer.supervisor.program import Launch, Program, State
 
 __all__ = ["COMMANDS", "Supervised", "dispatch"]
 
@@ -22,6 +32,7 @@ class Supervised(Protocol):
     """What the commands act on: `observer.supervisor.core.Supervisor` is one."""
 
     programs: dict[str, Program]
+    launch: Launch  # how the programs are started: the slots command's child runs the same
 
     def in_phase(self, program: Program) -> bool:
         """True if a session program's phases include the current one."""
@@ -157,6 +168,63 @@ async def run(supervisor: Supervised, args: list[str]) -> Reply:
         if program.active:
             raise CommandError("already_running", f"{program.name} is {program.state}")
         return await _start(supervisor, program, args[1:])
+
+
+SLOTS_ACTIONS = ("list", "pin", "unpin")
+SLOTS_TIMEOUT_S = 30.0
+SLOTS_OUTPUT_BYTES = 64 * 1024  # of each of stdout and stderr (a list is a few KiB)
+_WORD = re.compile(r"^[0-9A-Za-z]{1,16}$")  # track-b checks a code's exact form itself
+_slots_lock = asyncio.Lock()  # one child at a time, however many operators ask
+
+
+@command("slots", 1, 34)
+async def slots(supervisor: Supervised, args: list[str]) -> Reply:
+    """Slots [--json] list | pin CODE... | unpin CODE...: Track B's slots and pins here."""
+    as_json = "--json" in args
+    action, *codes = [a for a in args if a != "--json"] or [""]
+    if action not in SLOTS_ACTIONS or (action == "list") != (not codes):
+        raise CommandError(
+            "bad_request", "slots: expected [--json] list, pin CODE... or unpin CODE..."
+        )
+    bad = [c for c in codes if not _WORD.match(c)]
+    if bad:
+        raise CommandError("bad_request", f"slots: not stock codes: {', '.join(bad)[:200]}")
+    if "track_b" not in supervisor.programs:
+        raise CommandError(
+            "elsewhere", "Track B is not run by this host: ask the supervisor of the host that is"
+        )
+    argv = ["track-b", "slots", *(["--json"] if as_json else []), action, *codes]
+    async with _slots_lock:
+        code, out, err = await _observer(supervisor.launch, argv, SLOTS_TIMEOUT_S)
+    data = {"exit": code, "stdout": out, "stderr": err}
+    return Reply(code == 0, f"observer track-b slots {action}: exit {code}", data=data)
+
+
+async def _observer(launch: Launch, argv: list[str], timeout_s: float) -> tuple[int, str, str]:
+    """Run ``observer ARGV`` as the programs run; its exit code, stdout and stderr."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "observer",
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=launch.cwd,
+        env=dict(launch.env),
+    )
+    try:
+        out, err = await asyncio.wait_for(child.communicate(), timeout_s)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+        raise CommandError("timed_out", f"observer {argv[0]} took over {timeout_s:g}s") from None
+    assert child.returncode is not None
+
+    def text(raw: bytes) -> str:
+        return raw[:SLOTS_OUTPUT_BYTES].decode(errors="replace")
+
+    return child.returncode, text(out), text(err)
 
 
 def healthy(programs: list[Program], wanted: Callable[[Program], bool]) -> bool:

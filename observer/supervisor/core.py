@@ -83,7 +83,7 @@ class Supervisor:
         self._waiting: dict[str, asyncio.Task[None]] = {}
         self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
-        launch = Launch(
+        self.launch = launch = Launch(
             cwd=Path.cwd(),
             env={
                 **os.environ,
@@ -122,6 +122,11 @@ class Supervisor:
         """True if a session program's phases include the current one."""
         return self.phase is not None and self.phase.value in program.settings.phases
 
+    @property
+    def control_refused(self) -> int:
+        """Handshakes the tcp control endpoint refused (0 without one)."""
+        return self._tcp.refusals if self._tcp is not None else 0
+
     def wanted(self, program: Program) -> bool:
         """True if this daemon or session worker should be running now."""
         if program.held:
@@ -145,7 +150,7 @@ class Supervisor:
             "bus_pending": self.producer.pending,
             "role": self.role,
             "elsewhere": elsewhere(self.settings.programs, self.role),
-            "control_refused": self._tcp.refusals if self._tcp is not None else 0,
+            "control_refused": self.control_refused,
             "programs": [
                 {
                     "name": p.name,
@@ -234,7 +239,7 @@ class Supervisor:
         limits = self.settings.supervisor
         return TcpControlServer(
             functools.partial(dispatch, self),
-            limits.control_endpoint,
+            limits.control_bind or limits.control_endpoint,  # behind NAT: a local address
             curve,
             self._refused,
             limits.control_max_connections,

@@ -2,7 +2,8 @@
 
 ``--endpoint tcp://host:port`` talks to a supervisor's ``control_endpoint`` instead, over
 CURVE with an operator's key (``--key``) and that supervisor's public key (``--server-key``);
-``status`` takes several, one per host, and shows their programs in one table.
+``status`` takes several, one per host, and shows their programs in one table; ``slots``
+runs Track B's command on that host (`observer.supervisor.commands.slots`).
 
 Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor.
 """
@@ -318,7 +319,13 @@ def run(ctx: typer.Context, job: str, as_json: JsonOpt = False) -> None:
     add_help_option=False,
 )
 def slots(ctx: typer.Context) -> None:
-    """Track B's slots: pins and what is held (an alias of observer track-b slots)."""
+    """Track B's slots: pins and what is held (an alias of observer track-b slots).
+
+    With ``--endpoint`` the supervisor there runs ``observer track-b slots`` on its host
+    (the host that runs Track B: another answers that it does not) and this prints its output.
+    """
+    if _target.remotes:
+        _remote_slots(ctx.args)
     # Track B's own command (observer never imports workers/): found, as `observer` finds
     # every worker's command, through the entry points, and run with this command's options.
     from importlib.metadata import entry_points
@@ -334,3 +341,18 @@ def slots(ctx: typer.Context) -> None:
         options += ["--config", str(_target.config)]
     args = ["slots", *options, *ctx.args] if ctx.args else ["slots"]  # no command: the help
     track_b.main(args, prog_name="observer ctl")
+
+
+def _remote_slots(args: list[str]) -> NoReturn:
+    """``slots`` on the supervisor of ``--endpoint``: its output here, its exit code ours."""
+    if len(_target.remotes) > 1:
+        _exit("observer ctl: slots takes one --endpoint (the host that runs Track B)", 2)
+    if not args or "--help" in args:
+        _exit("observer ctl --endpoint ... slots [--json] list | pin CODE... | unpin CODE...", 2)
+    wanted = ["--json", *args] if _target.as_json and "--json" not in args else args
+    reply = _ask(*_target.remotes[0], "slots", wanted)
+    if "exit" not in reply.data:  # refused by the supervisor before running anything
+        _exit(f"observer ctl: {reply.reason} ({reply.code})", 1)
+    typer.echo(reply.data["stdout"], nl=False)
+    typer.echo(reply.data["stderr"], nl=False, err=True)
+    raise typer.Exit(int(reply.data["exit"]))

@@ -2,9 +2,9 @@
 
 Per program: up, state, restarts, CPU and RSS, heartbeat age, and every counter its
 heartbeats carry (the writer's events, commits and rejections; a producer's sent and acked).
-Also the phase, the supervisor's own bus producer, and the operator's figures of
-`observer.supervisor.families`: each account's health and slots, the workers' named figures,
-open alerts by severity, data ages and disk space.
+Also the phase, the supervisor's own bus producer, the handshakes its tcp control endpoint
+refused, and the operator's figures of `observer.supervisor.families`: each account's health
+and slots, the workers' named figures, open alerts by severity, data ages and disk space.
 """
 
 from __future__ import annotations
@@ -48,6 +48,10 @@ class Observed(Protocol):
     phase: Phase | None
     producer: Producer
     readings: DatabaseReadings
+
+    @property
+    def control_refused(self) -> int:
+        """Handshakes the tcp control endpoint refused (0 without one)."""
 
 
 class SupervisorCollector(Collector):
@@ -106,7 +110,13 @@ class SupervisorCollector(Collector):
             "events the supervisor published that the writer has not acknowledged",
         )
         pending.add_metric([], self.supervisor.producer.pending)
-        yield from (up, state, restarts, cpu, rss, beat, counters, phase, pending)
+        # Each handshake counts: ZeroMQ retries a refused key, so a rate shows one still trying.
+        refused = CounterMetricFamily(
+            "observer_control_refused",
+            "CURVE handshakes the tcp control endpoint refused (keys not among the operators)",
+            value=self.supervisor.control_refused,
+        )
+        yield from (up, state, restarts, cpu, rss, beat, counters, phase, pending, refused)
         observed = self.supervisor
         rows = accounts_status(
             observed.settings, observed.programs, observed.phase, observed.clock.now_ns()

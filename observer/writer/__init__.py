@@ -13,7 +13,7 @@ from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
 from observer.disk import DiskWatch
 from observer.notify import Notifier
-from observer.transport import bus_endpoints, server_curve
+from observer.transport import bind_endpoints, server_curve
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
@@ -42,7 +42,15 @@ def run_writer(
     """
     url = normalize_url(db_url or settings.database.url)
     run_dir = run_dir or settings.paths.run
-    endpoints = bus_endpoints(settings, run_dir)
+    endpoints = bind_endpoints(settings, run_dir)  # behind NAT, not what clients connect to
+    if settings.bus.ingest_bind or settings.bus.feed_bind:
+        log.info(
+            "binding %s and %s for clients of %s and %s",
+            endpoints.ingest,
+            endpoints.feed,
+            settings.bus.ingest_endpoint,
+            settings.bus.feed_endpoint,
+        )
     curve = server_curve(settings)  # over tcp: keys and allow-list, read before any lock
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:

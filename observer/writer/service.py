@@ -10,7 +10,8 @@ Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying
 key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key,
 and never stored; unknown keys are refused by ZAP and alerted once per key.
 If the database fails mid-run the same frames are retried with capped, jittered backoff
-while producers keep everything unacknowledged in their outboxes.
+while producers keep everything unacknowledged in their outboxes; the writer's own alerts
+wait on the same backoff (`observer.retry.Backoff`), never tried more often than a batch.
 
 Free space (`observer.disk`): the writer watches the volumes it writes (the SQLite
 database's, the capture's) and commits its own ``disk_low`` / ``disk_critical`` alerts. While
@@ -24,7 +25,6 @@ from its mark, and goes on by itself.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass
@@ -44,7 +44,7 @@ from bus.ingest import Ingest
 from observer.disk import DiskWatch
 from observer.errors import StoreError
 from observer.notify import Notifier
-from observer.retry import backoff_s
+from observer.retry import Backoff
 from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
 
@@ -113,6 +113,8 @@ class Writer:
         self.paused = False  # a volume is critical: no new frames are taken
         self.dropped_while_paused = 0  # frames read and left to their producers' resend
         self._own: list[Event] = []  # the writer's alerts not committed yet
+        # One schedule for every commit: a batch and the writer's own alerts wait alike.
+        self._store_backoff = Backoff(options.retry_initial_s, options.retry_max_s)
         self.pruner = Pruner(store, options.prune_chunk_rows, options.partition_days_ahead)
         self.notifier = notifier or Notifier(None)
         self.endpoints = endpoints
@@ -362,21 +364,24 @@ class Writer:
         stop: threading.Event,
         deadline: float | None,
     ) -> Accepted | None:
-        failures = 0
         while True:
+            pause = self._store_backoff.wait_s()  # the database failed lately: wait its turn
+            if pause > 0:
+                if deadline is not None and time.monotonic() + pause > deadline:
+                    return None
+                self.notifier.beat(self.counters)  # alive, only waiting for the database
+                if stop.wait(pause):
+                    return None  # stopping while the database is down: producers keep the events
             try:
-                return self.store.apply(frames)
+                accepted = self.store.apply(frames)
             except StoreError as exc:
                 self.commit_failures += 1
-                failures += 1
-                delay = backoff_s(failures, self.options.retry_initial_s, self.options.retry_max_s)
-                log.error("database failed, retrying in %.1fs: %s", delay, exc)
-            pause = delay * random.uniform(0.5, 1.0)
-            if deadline is not None and time.monotonic() + pause > deadline:
-                return None
-            self.notifier.beat(self.counters)  # alive, only waiting for the database
-            if stop.wait(pause):
-                return None  # stopping while the database is down: producers keep the events
+                log.error(
+                    "database failed, retrying in %.1fs: %s", self._store_backoff.failed(), exc
+                )
+                continue
+            self._store_backoff.succeeded()
+            return accepted
 
     def _watch_disk(
         self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None
@@ -400,15 +405,25 @@ class Writer:
         self.paused = self.disk.critical
 
     def _commit_own(self, feed: FeedPublisher, capture: CaptureWriter | None) -> None:
-        """Commit and publish the writer's own events; kept for the next try if that fails."""
+        """Commit and publish the writer's own events; kept for the next try if that fails.
+
+        Tries only when the store's backoff allows: the loop comes here every turn (100 ms),
+        and a database that is down must not be asked ten times a second.
+        """
+        if self._store_backoff.wait_s() > 0:
+            return
         try:
             frame = self.store.commit_own(self._own)
         except StoreError as exc:
             self.commit_failures += 1
             log.error(
-                "cannot commit %d alerts of the writer (kept for later): %s", len(self._own), exc
+                "cannot commit %d alerts of the writer (kept, next try in %.1fs): %s",
+                len(self._own),
+                self._store_backoff.failed(),
+                exc,
             )
             return
+        self._store_backoff.succeeded()
         feed.publish_accepted([(frame, list(range(len(frame.envelopes))))])
         if capture is not None:
             capture.append(frame.raw)

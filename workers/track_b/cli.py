@@ -8,7 +8,8 @@ WebSocket code loads once it has told the supervisor it is READY, so that a rest
 (``<data_dir>/track_b/pins.json``, read at every evaluation) and the slots as of the last
 evaluation, with the symbols barred from them (a refused registration, a halt, a limit lock)
 and why; exit 1 when refused or when Track B has shown no slots, 2 on bad configuration.
-``observer ctl slots ...`` is the same (an alias).
+``observer ctl slots ...`` is the same (an alias); ``observer ctl --endpoint tcp://...
+slots ...`` runs it on the host of that supervisor (`observer.supervisor.commands.slots`).
 """
 
 from __future__ import annotations
