@@ -302,7 +302,9 @@ def streaming(tmp_path: Path) -> Iterator[tuple[SupervisorProcess, SimThread, in
         metrics_port=port,
     )
     try:
-        sup.start()
+        # Not "healthy" first: at 100x, 09:30 (full operation) comes 6 s after the start, and
+        # a supervisor that reaches it before the universe is published is rightly unhealthy.
+        sup.start(healthy=False)
         _publish_universe(sup.data_dir / "run", tmp_path / "outbox", STOCKS[:3])
         wait_until(
             lambda: (
