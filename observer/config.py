@@ -31,6 +31,7 @@ from observer.bus_settings import (
 from observer.config_types import (
     ClockTime,
     Days,
+    HostName,
     PhaseName,
     Positive,
     PositiveFloat,
@@ -262,6 +263,11 @@ class SupervisorSettings(Strict, frozen=True):
     # The programs this host runs (`observer supervise --role` overrides): "all", or only
     # those whose `role` is "store" or "collectors".
     role: Literal["all", "store", "collectors"] = "all"
+    # This host's name. Set, every bus source produced here is qualified with it
+    # (``track_b@c2``, ``supervisor@c2``, each with its outbox): two or more collectors
+    # hosts then send to one writer without mixing their sequences. Empty (the default):
+    # the sources are the programs' names, as on one host. Unique per host.
+    host: HostName = ""
     metrics_host: str = "127.0.0.1"
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9108  # 0: no metrics endpoint
     sample_interval_s: Seconds = 1.0

@@ -11,6 +11,7 @@ __all__ = [
     "DAY_S",
     "ClockTime",
     "Days",
+    "HostName",
     "Percent",
     "PhaseName",
     "Positive",
@@ -32,6 +33,8 @@ SecondsOrZero = Annotated[float, Meta(ge=0, le=DAY_S)]
 Percent = Annotated[float, Meta(ge=0, le=100)]
 ClockTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]  # "HH:MM" KST
 ProgramName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+# A host's name, qualifying its bus sources (``track_b@c2``); empty: not qualified.
+HostName = Annotated[str, Meta(pattern=r"^([a-z0-9][a-z0-9_-]{0,31})?$")]
 PhaseName = Literal[
     "idle", "warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown"
 ]

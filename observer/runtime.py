@@ -21,6 +21,7 @@ from observer.clock import Clock
 from observer.config import Settings
 from observer.disk import DiskWatch
 from observer.errors import WaitFailed
+from observer.hosts import own_source
 from observer.logs import mask_struct
 from observer.notify import Notifier
 from observer.transport import bus_endpoints, client_curve
@@ -57,9 +58,13 @@ def producer_for(
 ) -> Producer:
     """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``.
 
-    Every event it sends is masked like a log line first (`observer.logs.mask_struct`), and
-    the free space of the outbox's volume is watched (`observer.disk`).
+    On a host with a name (``[supervisor] host``) the source is qualified with it
+    (``track_b@c2``, `observer.hosts`), and so is its outbox; ``producer.source`` is the
+    name its rows are stored under. Every event it sends is masked like a log line first
+    (`observer.logs.mask_struct`), and the free space of the outbox's volume is watched
+    (`observer.disk`).
     """
+    source = own_source(settings, source)
     run_dir = settings.paths.run
     bus = settings.bus
     outbox = run_dir / "outbox" / source

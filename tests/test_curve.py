@@ -178,11 +178,12 @@ def test_a_missing_key_file_is_a_config_error_at_start(tmp_path: Path) -> None:
 
 
 class TcpBus:
-    """A writer process on a loopback tcp port, with keys for ``collectors`` and a stranger."""
+    """A writer process on a loopback tcp port: ``collectors`` and ``twin`` may send as
+    ``p*``; a stranger's key is not in the allow-list."""
 
     def __init__(self, tmp_path: Path, url: str) -> None:
         self.keys = tmp_path / "keys"
-        for name in ("writer", "collectors", "stranger"):
+        for name in ("writer", "collectors", "twin", "stranger"):
             generate_key_pair(self.keys, name)
         self.ingest = f"tcp://127.0.0.1:{free_port()}"
         self.feed = f"tcp://127.0.0.1:{free_port()}"
@@ -192,7 +193,7 @@ class TcpBus:
             extra=(
                 f'[bus]\ningest_endpoint = "{self.ingest}"\nfeed_endpoint = "{self.feed}"\n'
                 f'[bus.curve]\nkeys_dir = "{self.keys}"\nkey = "writer"\n'
-                '[bus.curve.clients]\ncollectors = ["p*"]\n'
+                '[bus.curve.clients]\ncollectors = ["p*"]\ntwin = ["p*"]\n'
             ),
         )
         self.outboxes = tmp_path / "outbox"
@@ -207,7 +208,11 @@ class TcpBus:
 
     def producer(self, source: str, key: str) -> Producer:
         producer = Producer(
-            source, self.ingest, self.outboxes / source, ack_timeout_s=0.5, curve=self.curve(key)
+            source,
+            self.ingest,
+            self.outboxes / key / source,  # each key stands for a host: its own outboxes
+            ack_timeout_s=0.5,
+            curve=self.curve(key),
         )
         self.producers.append(producer)
         return producer
@@ -377,6 +382,32 @@ def test_behind_nat_the_writer_binds_its_bind_address_and_clients_use_the_endpoi
         assert writer.terminate() == 0
     finally:
         writer.kill()
+
+
+def test_a_second_key_sending_as_a_source_another_key_sends_as_is_refused(
+    tcp_bus: TcpBus, sqlite_url: str
+) -> None:
+    """Two hosts given one host name: both may send as ``p*``, but one source is one key's."""
+    first = tcp_bus.producer("p0", "collectors")
+    send_ticks(first, 300)
+    assert first.wait_acked(30)
+    twin = tcp_bus.producer("p0", "twin")  # the same name, its own sequence from 1
+    own = tcp_bus.producer("p1", "twin")  # the twin's own source is still its
+    send_ticks(twin, 50)
+    send_ticks(own, 200)
+    assert own.wait_acked(30)
+    wait_until(lambda: alerts(sqlite_url, "BUS_SOURCE_TWO_KEYS"), 30, "the refusal's alert")
+    twin_key = load_public_key(tcp_bus.keys / "twin.key").decode()
+    assert alerts(sqlite_url, "BUS_SOURCE_TWO_KEYS") == [("BUS_SOURCE_TWO_KEYS", twin_key)]
+    # Never taken for duplicates of the first host's seqs 1..50: never acknowledged.
+    assert twin.acked == 0
+    send_ticks(first, 100)  # the owner goes on
+    assert first.wait_acked(30)
+    tcp_bus.writer.terminate()
+    stopped = tcp_bus.writer.log.read_text().split("writer stopped:")[-1]
+    assert int(stopped.split("refused_sources=")[1].split(">")[0]) >= 1
+    assert "duplicates=0" in stopped
+    assert_exactly_once(sqlite_url, {"p0": 400, "p1": 200, "writer": 1})
 
 
 def test_a_writer_without_its_key_files_exits_2_naming_the_file(

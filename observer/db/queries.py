@@ -27,6 +27,7 @@ from observer.db.models import (
     BusConflict,
     BusOffset,
     Gap,
+    GapEvent,
     Instrument,
     MasterFileCheckedRow,
     MasterFileState,
@@ -293,16 +294,22 @@ def master_file_checks(
 _OPEN_GAP_STATES = ("detected", "recovering")
 
 
-def open_gaps(conn: Connection) -> Sequence[Row[str, str, int, int, str, int]]:
-    """Gaps not yet settled, oldest detection first.
+def open_gaps(conn: Connection, host: str = "") -> Sequence[Row[str, str, int, int, str, int]]:
+    """Gaps not yet settled, oldest detection first; with ``host``, those detected there.
 
-    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns``.
+    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns``. A gap was detected on
+    ``host`` if the source of its detection is qualified with it (``track_b@c2``).
     """
     query = (
         select(Gap.gap_id, Gap.symbol, Gap.start_ns, Gap.end_ns, Gap.reason, Gap.detected_ns)
         .where(Gap.state.in_(_OPEN_GAP_STATES))
         .order_by(Gap.detected_ns)
     )
+    if host:
+        detected_here = select(GapEvent.gap_id).where(
+            GapEvent.state == "detected", GapEvent.source.endswith(f"@{host}", autoescape=True)
+        )
+        query = query.where(Gap.gap_id.in_(detected_here))
     return conn.execute(query).all()
 
 

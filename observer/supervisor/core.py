@@ -103,7 +103,9 @@ class Supervisor:
             for name, program in settings.programs.items()
             if runs_here(program, self.role)
         }
-        self.producer = producer_for(settings, supervisor_source(self.role), clock.now_ns)
+        self.producer = producer_for(
+            settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
+        )
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
         self._tcp = self._tcp_control()

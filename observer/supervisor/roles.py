@@ -33,8 +33,14 @@ Role = Literal["all", "store", "collectors"]
 ACK_POLL_S = 0.2  # how often a remote dependency looks at the supervisor's acknowledgements
 
 
-def supervisor_source(role: Role) -> str:
-    """The supervisor's own source on the bus: one per role, so that two hosts' never mix."""
+def supervisor_source(role: Role, host: str = "") -> str:
+    """The supervisor's own source on the bus: one per host, so that two hosts' never mix.
+
+    Without a host name, one per role (one store and one collectors host); with one,
+    ``supervisor``, which the producer qualifies: ``supervisor@c2`` (`observer.hosts`).
+    """
+    if host:
+        return "supervisor"
     return "supervisor_collectors" if role == "collectors" else "supervisor"
 
 

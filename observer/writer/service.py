@@ -8,7 +8,8 @@ Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_by
 frame that would make the writer track more than ``max_sources`` sources is refused.
 Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying a source its
 key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key,
-and never stored; unknown keys are refused by ZAP and alerted once per key.
+and never stored; so is one carrying a source another key sends as (`observer.writer.owners`);
+unknown keys are refused by ZAP and alerted once per key.
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes; the writer's own alerts
 wait on the same backoff (`observer.retry.Backoff`), never tried more often than a batch.
@@ -45,6 +46,7 @@ from observer.disk import DiskWatch
 from observer.errors import StoreError
 from observer.notify import Notifier
 from observer.retry import Backoff
+from observer.writer.owners import SourceKeys
 from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
 
@@ -108,6 +110,7 @@ class Writer:
         # those of the allow-list, so a key inventing names cannot grow this or flood alerts).
         self._refused_keys: set[str] = set()
         self._may_send: dict[tuple[str, str], bool] = {}  # (key, source) -> allowed: a cache
+        self._source_keys = SourceKeys()  # the key each source is sent with: one per source
         self._gatekeeper: Gatekeeper | None = None
         self.disk = disk
         self.paused = False  # a volume is critical: no new frames are taken
@@ -257,6 +260,8 @@ class Writer:
                 if not self._key_may_send(key, frame):
                     continue
                 sources = self._admit(frame)
+                if not self._one_key_per_source(key, sources):
+                    continue
             except FrameError as exc:
                 self.rejected += 1
                 log.warning("rejected frame from %s: %s", routing_id.hex(), exc)
@@ -301,6 +306,19 @@ class Writer:
                     subject=key,
                 )
             )
+        return False
+
+    def _one_key_per_source(self, key: str, sources: frozenset[str]) -> bool:
+        """Over CURVE: does no other key send as one of ``sources``? Else refuse the frame."""
+        if self.curve is None:
+            return True
+        taken = self._source_keys.claim(key, sources)
+        if taken is None:
+            return True
+        self.refused_sources += 1
+        alert = self._source_keys.refusal(key, taken)
+        if alert is not None:
+            self._own.append(alert)
         return False
 
     def _watch_keys(self) -> None:

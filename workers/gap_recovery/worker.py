@@ -39,6 +39,7 @@ from observer.config import Settings
 from observer.db.queries import open_gaps, recovered_minutes
 from observer.db.readers import reader_engine
 from observer.errors import KisError
+from observer.hosts import host_of
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -196,7 +197,7 @@ class GapRecovery(AsyncWorker):
         while (envelopes := feed.recv(0)) is not None:
             for envelope in envelopes:
                 event = envelope.event
-                if isinstance(event, GapDetected):
+                if isinstance(event, GapDetected) and self._detected_here(envelope.source):
                     self.admit(
                         Pending(
                             event.gap_id,
@@ -208,10 +209,19 @@ class GapRecovery(AsyncWorker):
                         )
                     )
 
+    def _detected_here(self, source: str) -> bool:
+        """True if a gap detected by ``source`` is this host's to recover.
+
+        A host with a name (several collectors hosts) recovers the gaps its own Track B
+        and reconciliation found, on its own accounts; a host without one, every gap.
+        """
+        host = self.settings.supervisor.host
+        return not host or host_of(source) == host
+
     def _sweep(self) -> None:
         """Gaps the database holds as detected or recovering that this process has not seen."""
         with self._engine.connect() as conn:
-            rows = open_gaps(conn)
+            rows = open_gaps(conn, self.settings.supervisor.host)
         for row in rows:
             self.admit(Pending(*row))
         old = self.clock.now_ns() - _FORGET_NS

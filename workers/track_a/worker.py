@@ -28,6 +28,7 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.db.readers import reader_engine
+from observer.hosts import own_source
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -243,11 +244,11 @@ class TrackA(AsyncWorker):
 
     def _summarised(self, cycle: Cycle) -> bool:
         with self._engine.connect() as conn:
-            return cycle_summarised(conn, SOURCE, cycle.cycle_id)
+            return cycle_summarised(conn, own_source(self.settings, SOURCE), cycle.cycle_id)
 
     def _stored(self, cycle: Cycle) -> set[str]:
         with self._engine.connect() as conn:
-            return cycle_symbols(conn, SOURCE, cycle.cycle_id)
+            return cycle_symbols(conn, own_source(self.settings, SOURCE), cycle.cycle_id)
 
     async def _universe(self, cycle: Cycle) -> list[tuple[str, str]]:
         """The day's members (symbol, market) by rank, waiting for the universe job if needed.

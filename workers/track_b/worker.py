@@ -41,6 +41,7 @@ from observer.config import Settings
 from observer.db.queries import held_slots, snapshots_of_cycles, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import ConfigError
+from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
 from observer.kis.stream import key_digest
@@ -200,7 +201,7 @@ class TrackB(AsyncWorker):
         the slot's allocation.
         """
         with self._engine.connect() as conn:
-            held = held_slots(conn, SOURCE, day)
+            held = held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
         if not held:
             return
         delivered: dict[str, int] = {}
