@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     drained = producer.wait_acked(args.drain_timeout)
     acked_ns = time.time_ns()
     report = {
-        "source": args.source,
+        "source": producer.source,  # as stored: host-qualified on a named host
         "first_seq": first,
         "last_seq": producer.last_seq,
         "send_s": sent_at - started,

@@ -277,12 +277,14 @@ def test_a_cut_link_keeps_the_events_in_the_outbox_and_delivers_them_after(
 class HostSupervisor:
     """`observer supervise --role ROLE` inside a namespace, its control also on tcp."""
 
-    def __init__(self, root: Path, keys: Path, key: str, address: str, extra: str) -> None:
+    def __init__(
+        self, root: Path, keys: Path, key: str, address: str, extra: str, name: str = ""
+    ) -> None:
         root.mkdir(parents=True)
         self.root = root
         self.config = root / "observer.toml"
         control = (
-            f'[supervisor]\nmetrics_port = 0\noperators = ["alice"]\n'
+            f'[supervisor]\nmetrics_port = 0\noperators = ["alice"]\nhost = "{name}"\n'
             f'control_endpoint = "tcp://{address}:{CONTROL_PORT}"\n'
         )
         self.config.write_text(host_config(root, keys, key, control + extra))

@@ -151,6 +151,8 @@ class Supervisor:
             "accounts": accounts,
             "bus_pending": self.producer.pending,
             "role": self.role,
+            "host_name": self.settings.supervisor.host,  # "" unless several hosts share a bus
+            "bus_source": self.producer.source,
             "elsewhere": elsewhere(self.settings.programs, self.role),
             "control_refused": self.control_refused,
             "programs": [

@@ -195,12 +195,15 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
 
     console = Console()
     title = "; ".join(
-        f"{host + ' ' if host else ''}phase {r.data.get('phase')} at {r.data.get('time')}: "
-        f"{r.reason}"
+        f"{_host_label(host, r)}phase {r.data.get('phase')} at {r.data.get('time')}: {r.reason}"
         for host, r in replies
     )
     table = Table(title=title, title_justify="left")
-    rows = [(host, p) for host, r in replies for p in r.data.get("programs", [])]
+    rows = [
+        (None if host is None else _host_label(host, r).strip(), p)
+        for host, r in replies
+        for p in r.data.get("programs", [])
+    ]
     if replies[0][0] is not None:
         table.add_column("host", no_wrap=True)
     # On a narrow terminal the detail folds; a program's name is never cut (track_a and
@@ -231,6 +234,13 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
         if p.get("counters"):
             figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
             console.print(f"{host + ' ' if host else ''}{p['name']}: {figures}", highlight=False)
+
+
+def _host_label(address: str | None, reply: Reply) -> str:
+    """``address (name) `` of a host: its endpoint and its ``[supervisor] host`` name."""
+    name = reply.data.get("host_name") or ""
+    label = " ".join(part for part in (address, f"({name})" if name else "") if part)
+    return f"{label} " if label else ""
 
 
 def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
