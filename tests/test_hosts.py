@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ from hypothesis import strategies as st
 from bus.codec import decode_parts, encode_frame
 from bus.curve import KeyPair, ServerCurve
 from bus.envelope import Envelope
-from bus.events import GapDetected
+from bus.events import GapDetected, SlotDecision
 from observer.config import Settings, load_settings
 from observer.db.queries import open_gaps
+from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
 from observer.hosts import host_of, own_source, qualified
 from observer.runtime import producer_for
@@ -145,3 +147,31 @@ def test_a_named_host_sweeps_the_gaps_its_own_sources_detected(store: Store) -> 
         assert [r.gap_id for r in open_gaps(conn)] == ["g1", "g2", "g3", "g4", "g5"]
         assert [r.gap_id for r in open_gaps(conn, "c2")] == ["g2", "g3"]
         assert [r.gap_id for r in open_gaps(conn, "c1")] == ["g1"]
+
+
+def test_a_named_host_reconciles_the_symbols_its_own_track_b_watched(store: Store) -> None:
+    def allocate(symbol: str) -> SlotDecision:
+        return SlotDecision(
+            account="a",
+            action="allocate",
+            symbol=symbol,
+            slot=0,
+            trigger="volume_surge",
+            score=Decimal(1),
+            reason="",
+            expires_ns=10**18,
+        )
+
+    store.apply(
+        decode_parts(encode_frame([Envelope(source, 1, 100 + n, allocate(symbol))]))
+        for n, (source, symbol) in enumerate(
+            [("track_b@c1", "000001"), ("track_b@c2", "000002"), ("track_b", "000003")]
+        )
+    )
+    with store.engine.connect() as conn:
+        assert [e[1] for e in slot_events_between(conn, 0, 10**18)] == [
+            "000001",
+            "000002",
+            "000003",
+        ]
+        assert [e[1] for e in slot_events_between(conn, 0, 10**18, "c2")] == ["000002"]

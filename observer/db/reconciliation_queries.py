@@ -34,11 +34,12 @@ _MINUTE_NS = 60 * 1_000_000_000
 
 
 def slot_events_between(
-    conn: Connection, lo_ns: int, hi_ns: int
+    conn: Connection, lo_ns: int, hi_ns: int, host: str = ""
 ) -> list[tuple[str, str, str, int]]:
-    """Track B's slot decisions in ``[lo_ns, hi_ns)``, in order.
+    """Track B's slot decisions in ``[lo_ns, hi_ns)``, in order; with ``host``, that host's.
 
-    Rows of ``action, symbol, replaced_symbol, produced_ns``.
+    Rows of ``action, symbol, replaced_symbol, produced_ns``. A named host's decisions are
+    those of its sources (``track_b@c2``): each collectors host reconciles what it watched.
     """
     s = SlotDecisionRow
     query = (
@@ -46,6 +47,8 @@ def slot_events_between(
         .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns)
         .order_by(s.produced_ns, s.seq)
     )
+    if host:
+        query = query.where(s.source.endswith(f"@{host}", autoescape=True))
     return [(a, sym, rep, at) for a, sym, rep, at in conn.execute(query)]
 
 

@@ -182,7 +182,8 @@ class Verifier:
         end = int(self.stream_end(day).timestamp()) * _NS
         until = min(end, self.clock.now_ns() - int(self.config.settle_s * _NS))
         with self.engine.connect() as conn:
-            spans = held_spans(slot_events_between(conn, lo, hi), end)
+            events = slot_events_between(conn, lo, hi, self.settings.supervisor.host)
+            spans = held_spans(events, end)
         edge = int(self.config.verify_edge_s * _NS)
         work = deque(
             (symbol, minutes)
