@@ -64,10 +64,19 @@ def producer_for(
     (`observer.logs.mask_struct`), and the free space of the outbox's volume is watched
     (`observer.disk`).
     """
-    source = own_source(settings, source)
+    unnamed, source = source, own_source(settings, source)
     run_dir = settings.paths.run
     bus = settings.bus
     outbox = run_dir / "outbox" / source
+    if source != unnamed and (run_dir / "outbox" / unnamed).is_dir():
+        # A host given a name after it ran without one: its old outbox is another source's.
+        logging.getLogger(__name__).warning(
+            "%s: an outbox of the unnamed source %r is in %s; what it still holds is sent "
+            "only by a run without [supervisor] host",
+            source,
+            unnamed,
+            run_dir / "outbox",
+        )
     return Producer(
         source,
         bus_endpoints(settings).ingest,

@@ -79,6 +79,18 @@ def test_a_named_hosts_producer_sends_and_keeps_its_outbox_under_the_qualified_n
         producer.close(drain_timeout=0)
 
 
+def test_naming_a_host_that_ran_unnamed_warns_of_the_old_outbox(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "run" / "outbox" / "track_b").mkdir(parents=True)
+    producer = producer_for(config(tmp_path, '[supervisor]\nhost = "c2"\n'), "track_b")
+    producer.close(drain_timeout=0)
+    assert "an outbox of the unnamed source 'track_b'" in caplog.text
+    caplog.clear()
+    producer_for(config(tmp_path, '[supervisor]\nhost = "c2"\n'), "track_a").close(0)
+    assert "unnamed" not in caplog.text
+
+
 def test_an_unnamed_hosts_producer_keeps_todays_names(tmp_path: Path) -> None:
     producer = producer_for(config(tmp_path, ""), "track_b")
     try:
