@@ -48,8 +48,9 @@ class CurveSettings(Strict, frozen=True):
     key: KeyName | None = None  # this host's key pair; required with a tcp endpoint
     server_key: KeyName = "writer"  # the writer's public key (<keys_dir>/<server_key>.key)
     # The writer's allow-list: client key name -> the sources that key may send as
-    # (shell patterns, "track_b*"). Any other key is refused; a frame with a source its
-    # key may not use is refused and alerted, never stored.
+    # (shell patterns, "track_b*"; "*@c2": every source of the host named c2, see
+    # `observer.hosts`). Any other key is refused; a frame with a source its key may not
+    # use, or one another key sends as, is refused and alerted, never stored.
     clients: dict[KeyName, tuple[str, ...]] = msgspec.field(default_factory=dict)
 
 

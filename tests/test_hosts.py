@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,15 +15,21 @@ from bus.codec import decode_parts, encode_frame
 from bus.curve import KeyPair, ServerCurve
 from bus.envelope import Envelope
 from bus.events import GapDetected, SlotDecision
-from observer.config import Settings, load_settings
+from bus.producer import Producer
+from observer.clock import ManualClock
+from observer.config import Settings, SupervisorSettings, load_settings
 from observer.db.queries import open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
 from observer.hosts import host_of, own_source, qualified
+from observer.notify import Notifier
 from observer.runtime import producer_for
+from observer.supervisor.control import Reply
+from observer.supervisor.ctl import _host_label
 from observer.supervisor.roles import supervisor_source
 from observer.writer.owners import SourceKeys
 from observer.writer.store import Store
+from workers.gap_recovery.worker import GapRecovery
 
 hosts = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,31}", fullmatch=True)
 programs = st.from_regex(r"[a-z][a-z0-9_]{0,31}", fullmatch=True)
@@ -187,3 +195,41 @@ def test_a_named_host_reconciles_the_symbols_its_own_track_b_watched(store: Stor
             "000003",
         ]
         assert [e[1] for e in slot_events_between(conn, 0, 10**18, "c2")] == ["000002"]
+
+
+class Feed:
+    """The feed's envelopes, one batch per ``recv``."""
+
+    def __init__(self, *batches: list[Envelope]) -> None:
+        self.batches = list(batches)
+
+    def recv(self, _timeout: int) -> list[Envelope] | None:
+        return self.batches.pop(0) if self.batches else None
+
+
+@pytest.mark.parametrize(("host", "taken"), [("c2", ["g2", "g3"]), ("", ["g1", "g2", "g3", "g4"])])
+def test_gap_recovery_takes_the_gaps_of_the_feed_its_host_detected(
+    host: str, taken: list[str]
+) -> None:
+    settings = Settings(supervisor=SupervisorSettings(host=host))
+    now = 1_800_000_000 * 10**9
+    worker = GapRecovery(
+        settings, ManualClock(now), Producer.__new__(Producer), Notifier(None), asyncio.Event()
+    )
+    gap = GapDetected(
+        gap_id="", symbol="005930", start_ns=now, end_ns=now + 3 * 10**9, reason="disconnect"
+    )
+    feed = Feed(
+        [Envelope(s, 1, now, msgspec.structs.replace(gap, gap_id=g)) for s, g in DETECTED[:2]],
+        [Envelope(s, 1, now, msgspec.structs.replace(gap, gap_id=g)) for s, g in DETECTED[2:4]],
+    )
+    worker._drain(feed)  # type: ignore[arg-type]
+    assert sorted(worker.jobs) == taken
+
+
+def test_a_hosts_status_line_names_its_address_and_its_name() -> None:
+    named = Reply(ok=True, data={"host_name": "c2"})
+    assert _host_label("10.0.0.3:5703", named) == "10.0.0.3:5703 (c2) "
+    assert _host_label("10.0.0.2:5703", Reply(ok=True, data={"host_name": ""})) == "10.0.0.2:5703 "
+    assert _host_label(None, Reply(ok=True)) == ""
+    assert _host_label(None, named) == "(c2) "
