@@ -2,7 +2,8 @@
 
 An alert is known by its envelope's identity, ``source:seq``. One of severity warning or
 above is *open* until an operator acknowledges it (`bus.events.AlertAcked`) or an
-`bus.events.AlertResolved` with the same ``code`` and ``subject`` comes after it; an info
+`bus.events.AlertResolved` with the same ``code`` and ``subject`` comes after it (from the
+same host, when both hosts are named: `observer.hosts`); an info
 alert is a note and never open. The notifier, ``observer alerts`` and anyone counting open
 alerts read the same records (`observer.db.queries.alert_records`) through this module.
 """
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bus.events import Severity
+from observer.hosts import host_of
 
 if TYPE_CHECKING:
     from observer.db.queries import AlertRecords
@@ -119,9 +121,17 @@ def alert_states(records: AlertRecords) -> list[AlertState]:
 
 
 def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
-    """True if the resolution came after the alert (the same instant: only within a source)."""
+    """True if the resolution came after the alert (the same instant: only within a source).
+
+    Between two named hosts (`observer.hosts`) a resolution is only its own host's: host
+    c2's ``program_fatal`` of ``track_b`` over does not end host c1's. A source of a host
+    without a name resolves and is resolved as before, whatever the other's host.
+    """
     at, source, seq = resolution
     alert_source, alert_seq = parse_alert_id(alert.id)
+    here, there = host_of(source), host_of(alert_source)
+    if here and there and here != there:
+        return False
     if at != alert.produced_ns:
         return at > alert.produced_ns
     return source == alert_source and seq > alert_seq

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from observer.config import Settings
 
-__all__ = ["SEPARATOR", "host_of", "own_source", "qualified"]
+__all__ = ["SEPARATOR", "host_of", "own_source", "program_of", "qualified"]
 
 SEPARATOR = "@"
 
@@ -38,3 +38,8 @@ def host_of(source: str) -> str:
     """The host a source was produced on: the part after ``@``; empty if unqualified."""
     _, _, host = source.rpartition(SEPARATOR)
     return host if SEPARATOR in source else ""
+
+
+def program_of(source: str) -> str:
+    """The source without its host: ``track_b`` of ``track_b@c2``."""
+    return source.partition(SEPARATOR)[0]

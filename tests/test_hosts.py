@@ -16,9 +16,10 @@ from bus.curve import KeyPair, ServerCurve
 from bus.envelope import Envelope
 from bus.events import GapDetected, SlotDecision
 from bus.producer import Producer
+from observer.alerts import alert_states
 from observer.clock import ManualClock
 from observer.config import Settings, SupervisorSettings, load_settings
-from observer.db.queries import open_gaps
+from observer.db.queries import AlertRecords, open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
 from observer.hosts import host_of, own_source, qualified
@@ -233,3 +234,24 @@ def test_a_hosts_status_line_names_its_address_and_its_name() -> None:
     assert _host_label("10.0.0.2:5703", Reply(ok=True, data={"host_name": ""})) == "10.0.0.2:5703 "
     assert _host_label(None, Reply(ok=True)) == ""
     assert _host_label(None, named) == "(c2) "
+
+
+def test_a_named_hosts_resolution_ends_only_its_own_hosts_alerts() -> None:
+    fatal = ("critical", "program_fatal", "track_b", "FATAL")
+    records = AlertRecords(
+        alerts=[
+            ("supervisor@c1", 1, 100, *fatal),
+            ("supervisor@c2", 1, 100, *fatal),
+            ("supervisor_collectors", 1, 100, *fatal),
+        ],
+        resolutions=[("supervisor@c2", 2, 200, "critical", "program_fatal", "track_b", "ok")],
+        acks=[],
+        deliveries=[],
+    )
+    states = {s.notice.id: s.state for s in alert_states(records)}
+    # c1's track_b is still down; an unnamed host's alert is resolved as before.
+    assert states == {
+        "supervisor@c1:1": "open",
+        "supervisor@c2:1": "resolved",
+        "supervisor_collectors:1": "resolved",
+    }

@@ -20,13 +20,14 @@ from typing import Any
 
 from bus.events import Alert, AlertResolved, EtfDaily, EtfListing, EtfRun, Event
 from bus.producer import Producer
-from observer.alerts import alert_states
+from observer.alerts import alert_states, parse_alert_id
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.etf_queries import etf_history, held_etfs, kis_etf_symbols
 from observer.db.queries import alert_records
 from observer.db.readers import reader_engine
 from observer.errors import ConfigError
+from observer.hosts import program_of
 from observer.krx.client import KrxClient, open_krx
 from observer.notify import Notifier
 from observer.phases import KST, Phase
@@ -59,7 +60,7 @@ _RUN_CODES = (
     "etf_nav_pending",
     "etf_chart_failures",
 )
-_SOURCES = ("etf:", "etf_check:")  # alert ids of the ETF jobs' two sources
+_SOURCES = ("etf", "etf_check")  # the ETF jobs' two sources (on any host: etf@c1)
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
 
 
@@ -116,7 +117,9 @@ def resolve(
     open_ = {
         (s.notice.code, s.notice.subject): s.notice.severity
         for s in alert_states(records)
-        if s.state == "open" and s.notice.id.startswith(_SOURCES) and s.notice.code in wanted
+        if s.state == "open"
+        and program_of(parse_alert_id(s.notice.id)[0]) in _SOURCES
+        and s.notice.code in wanted
     }
     gone = {
         c: sev
