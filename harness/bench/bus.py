@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,12 @@ from harness.loadgen import synthetic_tick
 from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
 from observer.db.queries import audit_sources
+from observer.db.retention_queries import ARCHIVED_TABLES
 from observer.db.scratch import scratch_postgres
+from observer.phases import KST
 from observer.runtime import poll_until
 from observer.stats import percentile
+from observer.writer.partitions import Partitions
 
 __all__ = ["BusBenchReport", "run_bus_bench"]
 
@@ -221,10 +225,25 @@ _TICK_COLUMNS = "source, seq, produced_ns, " + ", ".join(TradeTick.__struct_fiel
 
 
 def _create_tick_table(url: str) -> None:
-    """The real ``trade_ticks`` DDL (keys and indexes), so the baseline pays what we pay."""
+    """The real ``trade_ticks`` DDL (keys and indexes), so the baseline pays what we pay.
+
+    On PostgreSQL the table is partitioned by day: the writer's default and today's
+    partitions are made as the writer makes them, so the rows land where the writer's do.
+    """
     engine = make_engine(url)
     TradeTickRow.__table__.create(engine)  # type: ignore[attr-defined]
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE trade_ticks_default PARTITION OF trade_ticks DEFAULT"
+            )
+        Partitions(engine, days_ahead=0).ensure(ARCHIVED_TABLES["trade_ticks"], _today())
     engine.dispose()
+
+
+def _today() -> date:
+    """The KST day of the rows `_tick_rows` makes (stamped now)."""
+    return datetime.now(KST).date()
 
 
 def sqlite_baseline(events: int, path: Path) -> tuple[float, float]:
