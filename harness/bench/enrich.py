@@ -27,9 +27,9 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from harness.bench.simulator import simulator_process
+from harness.bench.simulator import simulator_kis, simulator_process
 from observer.clock import Clock
-from observer.config import AccountSettings, KisSettings, Settings
+from observer.config import Settings
 from observer.db.sector_queries import Stored
 from observer.fallback import GuardedSource, QuoteSummarySource
 from observer.instruments import MASTER_FILES
@@ -176,15 +176,7 @@ def bench_enrich(stocks: int, rate: int, accounts: int, fallback_rate: float) ->
         tempfile.TemporaryDirectory() as tmp,
     ):
         settings = Settings(
-            kis=KisSettings(
-                environment="sim",
-                sim_url=rest,
-                token_dir=tmp,
-                accounts=tuple(
-                    AccountSettings(alias=f"bench{n}", rest_per_second=rate)
-                    for n in range(1, accounts + 1)
-                ),
-            ),
+            kis=simulator_kis(rest, tmp, rate, accounts),
             enrich=EnrichSettings(fallback_url=rest, fallback_rate_per_s=fallback_rate),
         )
         report = asyncio.run(_run(settings, clock, stocks, Path(tmp)))

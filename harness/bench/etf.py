@@ -19,10 +19,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from harness.bench.simulator import simulator_process
+from harness.bench.simulator import simulator_kis, simulator_process
 from harness.sim.market import Market
 from observer.clock import Clock
-from observer.config import AccountSettings, EtfSettings, KisSettings, KrxSettings, Settings
+from observer.config import EtfSettings, KrxSettings, Settings
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import open_krx
 from observer.logs import setup_logging
@@ -76,15 +76,7 @@ def bench_daily(count: int, rate: int, accounts: int) -> dict[str, Any]:
     """One daily run against a fresh simulator; the report as one object."""
     with simulator_process(rate, CLOCK) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
-            kis=KisSettings(
-                environment="sim",
-                sim_url=rest,
-                token_dir=tmp,
-                accounts=tuple(
-                    AccountSettings(alias=f"bench{n}", rest_per_second=rate)
-                    for n in range(1, accounts + 1)
-                ),
-            ),
+            kis=simulator_kis(rest, tmp, rate, accounts),
             krx=KrxSettings(calls_per_second=5.0),
             etf=EtfSettings(),
         )

@@ -9,8 +9,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from observer.clock import Clock, clock_from_spec
+from observer.config import AccountSettings, KisSettings
 
-__all__ = ["simulator_process"]
+__all__ = ["simulator_kis", "simulator_process"]
+
+
+def simulator_kis(rest: str, token_dir: str, rate: int, accounts: int) -> KisSettings:
+    """KIS settings for the simulator at ``rest``: ``accounts`` accounts of ``rate`` calls/s."""
+    return KisSettings(
+        environment="sim",
+        sim_url=rest,
+        token_dir=token_dir,
+        accounts=tuple(
+            AccountSettings(alias=f"bench{n}", rest_per_second=rate) for n in range(1, accounts + 1)
+        ),
+    )
 
 
 @contextmanager

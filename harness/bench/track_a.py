@@ -18,10 +18,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from harness.bench.simulator import simulator_process
+from harness.bench.simulator import simulator_kis, simulator_process
 from harness.sim.market import Market
 from observer.clock import Clock
-from observer.config import AccountSettings, KisSettings, Settings
+from observer.config import Settings
 from observer.kis.session import open_account, rate_limits
 from observer.logs import setup_logging
 from observer.trading_calendar import TradingCalendar
@@ -84,17 +84,7 @@ def bench_cycles(sizes: list[int], rate: int, accounts: int) -> dict[str, Any]:
         simulator_process(rate) as (rest, clock),
         tempfile.TemporaryDirectory() as tmp,
     ):
-        settings = Settings(
-            kis=KisSettings(
-                environment="sim",
-                sim_url=rest,
-                token_dir=tmp,
-                accounts=tuple(
-                    AccountSettings(alias=f"bench{n}", rest_per_second=rate)
-                    for n in range(1, accounts + 1)
-                ),
-            )
-        )
+        settings = Settings(kis=simulator_kis(rest, tmp, rate, accounts))
         cycles = [asyncio.run(_cycle(settings, clock, _targets(n))) for n in sizes]
         gateway = httpx.get(rest + "/_sim/stats", timeout=10).json()
     return {
