@@ -42,6 +42,7 @@ from observer.config_types import (
 from observer.db_settings import DatabaseSettings
 from observer.disk import DiskSettings
 from observer.errors import ConfigError
+from observer.shards import Shard
 from observer.worker_settings import (
     BackupSettings,
     EnrichSettings,
@@ -355,6 +356,8 @@ class Settings(Strict, frozen=True):
             raise ValueError(f"kis.accounts repeat an alias: {aliases}")
         _check_dependencies(self.programs)
         supervisor = self.supervisor
+        if Shard.parse(self.track_b.shard).count > 1 and not supervisor.host:
+            raise ValueError("track_b.shard splits the symbols between hosts: set supervisor.host")
         check_control_endpoint(
             supervisor.control_endpoint,
             self.bus.curve,

@@ -21,6 +21,7 @@ from observer.config_types import (
     SecondsOrZero,
     Strict,
 )
+from observer.shards import Shard
 
 __all__ = [
     "BackupSettings",
@@ -157,6 +158,13 @@ class TrackBSettings(Strict, frozen=True):
     # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
     # binds the session at KIS; false: the connection alone.
     identify_idle: bool = True
+    # Several collectors hosts: this host's part of the symbols, "k/n" (observer.shards):
+    # the symbols whose CRC-32 mod n is k - 1. Each host takes another k of the same n and
+    # needs a [supervisor] host name. "1/1": every symbol.
+    shard: str = "1/1"
+
+    def __post_init__(self) -> None:
+        Shard.parse(self.shard)  # "k/n", 1 <= k <= n <= 64
 
 
 class GapRecoverySettings(Strict, frozen=True):

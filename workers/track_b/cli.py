@@ -8,6 +8,8 @@ WebSocket code loads once it has told the supervisor it is READY, so that a rest
 (``<data_dir>/track_b/pins.json``, read at every evaluation) and the slots as of the last
 evaluation, with the symbols barred from them (a refused registration, a halt, a limit lock)
 and why; exit 1 when refused or when Track B has shown no slots, 2 on bad configuration.
+A pin of a symbol that ``[track_b] shard`` leaves to another collectors host is refused,
+naming the shard that owns it: pin it on that host.
 ``observer ctl slots ...`` is the same (an alias); ``observer ctl --endpoint tcp://...
 slots ...`` runs it on the host of that supervisor (`observer.supervisor.commands.slots`).
 """
@@ -23,10 +25,11 @@ from typing import Annotated, NoReturn
 import typer
 
 from observer.cli_support import fail, start_worker
-from observer.config import load_settings
+from observer.config import Settings, load_settings
 from observer.errors import ConfigError
 from observer.phases import KST
 from observer.runtime import drained
+from observer.shards import Shard
 from workers.track_b import SOURCE
 from workers.track_b.pins import read_pins, slots_path, write_pins
 
@@ -70,13 +73,17 @@ class _Target:
     config: Path | None = None
     as_json = False
 
+    def settings(self) -> Settings:
+        """The configuration (``--config``, or the default one)."""
+        try:
+            return load_settings(self.config)
+        except ConfigError as exc:
+            _exit(f"{PROGRAM}: {exc}", 2)
+
     def folder(self) -> Path:
         """The data folder: ``--data-dir``, or the configuration's."""
         if self.data_dir is None:
-            try:
-                self.data_dir = Path(load_settings(self.config).paths.data_dir)
-            except ConfigError as exc:
-                _exit(f"{PROGRAM}: {exc}", 2)
+            self.data_dir = Path(self.settings().paths.data_dir)
         return self.data_dir
 
 
@@ -99,7 +106,24 @@ def _slots_options(
     _target.data_dir, _target.config, _target.as_json = data_dir, config, as_json
 
 
+def _refuse_other_shards(codes: list[str]) -> None:
+    """Exit 1 if a code is another collectors host's to watch (``[track_b] shard``)."""
+    settings = _target.settings()
+    shard = Shard.parse(settings.track_b.shard)
+    others = sorted(c for c in set(codes) if not shard.owns(c))
+    if others:
+        here = f"host {settings.supervisor.host or '(unnamed)'}, shard {shard}"
+        owners = ", ".join(f'{c} to shard "{shard.owner(c)}"' for c in others)
+        _exit(
+            f"{PROGRAM}: not pinned: this is {here}; the split gives {owners}: "
+            "pin it on the collectors host whose [track_b] shard that is",
+            1,
+        )
+
+
 def _pins_changed(codes: list[str], add: bool) -> None:
+    if add:
+        _refuse_other_shards(codes)
     folder = _target.folder()
     try:
         pins = read_pins(folder)

@@ -16,6 +16,9 @@ Every measure compares like with like, from data the product has:
   symbol already streamed (it keeps a busy symbol in its slot).
 * **manual**: an operator's pin (strength 1, no expiry).
 
+A host whose ``[track_b] shard`` leaves a symbol to another collectors host fires nothing
+for it: the would-be firing is counted (``other_shard``, in Track B's heartbeat) instead.
+
 A trigger's strength is ``min(measure / full_at, 1)``; it lapses ``ttl_s`` after it last
 fired. A symbol's candidate is its live trigger with the highest priority score,
 ``weight x (1 + strength) + 0.1 x log10(market cap)`` (no cap term when the cap is unknown).
@@ -33,6 +36,7 @@ import msgspec
 
 from bus.events import PriceSnapshot
 from observer.config import TrackBSettings, TriggerSettings
+from observer.shards import Shard
 from workers.track_b.slots import Candidate
 
 __all__ = ["Reference", "Trigger", "TriggerEngine", "profile_share"]
@@ -107,12 +111,17 @@ class TriggerEngine:
         self._last: dict[str, tuple[int, int]] = {}  # symbol -> (observed_ns, volume)
         self.live: dict[str, dict[TriggerKind, Trigger]] = {}
         self.pins: set[str] = set()
+        self.shard = Shard.parse(settings.shard)
+        self.other_shard = 0  # firings of symbols another host's shard owns: not live
 
     # ------------------------------------------------------------------ measures
 
     def _fire(self, symbol: str, kind: TriggerKind, measure: float, now_ns: int) -> Trigger | None:
         config: TriggerSettings = getattr(self.settings, kind)
         if not config.enabled or measure < config.threshold:
+            return None
+        if not self.shard.owns(symbol):
+            self.other_shard += 1
             return None
         trigger = Trigger(
             symbol,

@@ -13,6 +13,8 @@
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
 5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
    refused (it wakes the loop at once), a symbol halted or locked at a price limit.
+6. With ``[track_b] shard`` (several collectors hosts) every candidate, pin and slot taken
+   back is of this host's shard alone (`observer.shards`); other shards' firings are counted.
 
 A Track B that starts after one died mid-session takes back the slots it held, each with a
 ``process_restart`` gap (`TrackB._resume`). The heartbeat and the sessions run beside the
@@ -218,10 +220,13 @@ class TrackB(AsyncWorker):
                 pinned=h.trigger == "manual",
             )
             holding = Holding(h.account, h.slot, candidate, h.since_ns)
-            if book.restore(holding):
+            if engine.shard.owns(h.symbol) and book.restore(holding):
                 await collector.resume(holding, start)
-            else:
+            else:  # its slot is gone, or the shard changed: another host's symbol now
                 why = f"not taken back after a restart: slot {h.slot} of {h.account} is gone"
+                if not engine.shard.owns(h.symbol):
+                    owner = engine.shard.owner(h.symbol)
+                    why = f"not taken back after a restart: another host's (shard {owner})"
                 collector.abandon(Decision("release", candidate, why, h.account, h.slot), start)
         self._alert(
             "warning",
@@ -267,7 +272,8 @@ class TrackB(AsyncWorker):
         now = self.clock.now_ns()
         surge = self.config.volume_surge
         chosen = []
-        for opening, _score, volume_ratio in ranked(found, baseline(found))[:slots]:
+        ours = [r for r in ranked(found, baseline(found)) if engine.shard.owns(r[0].symbol)]
+        for opening, _score, volume_ratio in ours[:slots]:
             strength = min(volume_ratio / 3, 1.0)
             chosen.append(
                 Candidate(
@@ -309,7 +315,8 @@ class TrackB(AsyncWorker):
         until: datetime,
     ) -> None:
         feed = feed_subscriber(self.settings, ["price_snapshot."])
-        by_cap = sorted(engine.references.values(), key=lambda r: (-r.market_cap, r.symbol))
+        ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
+        by_cap = sorted(ours, key=lambda r: (-r.market_cap, r.symbol))
         fill = [
             Candidate(
                 r.symbol, "market_cap", engine.score(r.symbol, 1.0, 0.0), 0.0, 0.0, r.market_cap
@@ -325,7 +332,7 @@ class TrackB(AsyncWorker):
                     engine.on_velocity(symbol, collector.velocity(symbol), now)
                     if (tick := collector.latest.get(symbol)) is not None:
                         self.guard.on_tick(tick)
-                engine.pins = self._pins()
+                engine.pins = {p for p in self._pins() if engine.shard.owns(p)}
                 for pin in list(book.held()):
                     if book.held()[pin].candidate.pinned and pin not in engine.pins:
                         released = book.release(pin, "unpinned")
@@ -343,6 +350,7 @@ class TrackB(AsyncWorker):
                 decisions = [*closed, *(d for d in decisions if self._news(d))]
                 await collector.apply(decisions)
                 self._watch_overflow(decisions, now)
+                self.counters["other_shard"] = engine.other_shard
                 self._show(book, collector)
                 await self._nap(self.config.evaluate_s)
         finally:
