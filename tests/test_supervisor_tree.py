@@ -242,3 +242,54 @@ def test_a_job_due_while_the_job_it_follows_runs_waits_for_its_end(tmp_path: Pat
     firsts = sup.rows("select max(produced_ns) from trade_ticks where source = 'first'")
     seconds = sup.rows("select min(produced_ns) from trade_ticks where source = 'second'")
     assert firsts[0][0] < seconds[0][0]
+
+
+ONE_AT_A_TIME = """
+[programs.first]
+kind = "job"
+command = ["python", "-m", "harness.loadgen", "--source", "first", "--events", "40",
+           "--rate", "20"]
+depends_on = ["writer"]
+run_on_start = true
+
+[programs.second]
+kind = "job"
+command = ["python", "-m", "harness.loadgen", "--source", "second", "--events", "20",
+           "--rate", "20"]
+depends_on = ["writer"]
+after = ["first", "third"]
+run_on_start = true
+
+[programs.third]
+kind = "job"
+command = ["python", "-m", "harness.loadgen", "--source", "third", "--events", "20",
+           "--rate", "20"]
+depends_on = ["writer"]
+after = ["first", "second"]
+run_on_start = true
+"""
+
+
+def test_two_jobs_waiting_for_the_same_one_then_run_one_after_the_other(tmp_path: Path) -> None:
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + ONE_AT_A_TIME).start(healthy=False)
+    wait_until(
+        lambda: all(sup.program(n)["state"] == "exited" for n in ("second", "third")),
+        90,
+        "second and third ran",
+    )
+    assert sup.terminate() == 0
+    events = [
+        (worker, action)
+        for worker, action in sup.rows("select worker, action from worker_events order by seq")
+        if worker in ("first", "second", "third") and action in ("spawned", "exited")
+    ]
+    # Each job's run is one spawned..exited span, and the spans never overlap.
+    running: str | None = None
+    for worker, action in events:
+        if action == "spawned":
+            assert running is None, events
+            running = worker
+        else:
+            assert running == worker, events
+            running = None
+    assert events[0] == ("first", "spawned"), events

@@ -350,11 +350,7 @@ class Supervisor:
             message = f"{job.name} still running ({why})"
             self._publish(Alert(severity="warning", code="job_overlap", message=message))
             return
-        before = [
-            self.programs[name]
-            for name in job.settings.after
-            if name in self.programs and self.programs[name].active
-        ]
+        before = self._running_before(job)
         if not before:
             log.info("running %s (%s)", job.name, why)
             job.launch(args)
@@ -366,14 +362,26 @@ class Supervisor:
             self._run_after(job, before, args, why), name=f"after-{job.name}"
         )
 
+    def _running_before(self, job: Program) -> list[Program]:
+        """The jobs ``job`` follows (its ``after``) that run on this host now."""
+        return [
+            self.programs[name]
+            for name in job.settings.after
+            if name in self.programs and self.programs[name].active
+        ]
+
     async def _run_after(
         self, job: Program, before: list[Program], args: tuple[str, ...], why: str
     ) -> None:
         try:
-            await asyncio.gather(*(p.ended() for p in before))
+            # Again until none runs: two jobs waiting for the same one both wake at its end,
+            # and the one launched first is then running for the other.
+            while before:
+                await asyncio.gather(*(p.ended() for p in before))
+                before = self._running_before(job)
         finally:
             del self._waiting[job.name]
-        log.info("running %s (%s, after %s)", job.name, why, ", ".join(p.name for p in before))
+        log.info("running %s (%s, after the jobs it follows)", job.name, why)
         job.launch(args)
 
     # ------------------------------------------------------------------ lifecycle and samples
