@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -315,6 +316,23 @@ class HostSupervisor:
             self.proc.wait(30)
 
 
+def loadgen_report(root: Path) -> dict[str, Any]:
+    """The last report line a host's supervised `harness.loadgen` wrote to its log."""
+    lines = (root / "log" / "load.log").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.startswith('{"source"')][-1]
+
+
+def audit_command(config: Path) -> subprocess.CompletedProcess[str]:
+    """``observer audit`` as an operator runs it on the store host."""
+    return subprocess.run(
+        [sys.executable, "-m", "observer", "audit", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
 def ctl_in(namespace: str, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`observer ctl` run on a host (its namespace), as an operator there would."""
     return subprocess.run(
@@ -410,19 +428,9 @@ def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cu
     found = {source: a.max_seq for source, a in audit(url).items()}
     assert set(found) == {"load", "supervisor", "supervisor_collectors"}
     assert_exactly_once(url, found)  # 0 lost, 0 duplicated
-    report = [
-        json.loads(line)
-        for line in (collectors.root / "log" / "load.log").read_text().splitlines()
-        if line.startswith('{"source"')
-    ]
-    assert report[-1]["drained"] and report[-1]["last_seq"] == found["load"]
-    checked = subprocess.run(
-        [sys.executable, "-m", "observer", "audit", "--config", str(store.config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+    report = loadgen_report(collectors.root)
+    assert report["drained"] and report["last_seq"] == found["load"]
+    checked = audit_command(store.config)
     assert checked.returncode == 0, checked.stdout
     print(
         f"\nlink down {down_s:.1f}s; outbox held {held - at_cut} events beyond the last "

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,14 +19,16 @@ from pathlib import Path
 import pytest
 
 from bus.curve import generate_key_pair
-from tests.support import ROOT, assert_exactly_once, audit, load_program, wait_until
+from tests.support import assert_exactly_once, audit, load_program, wait_until
 from tests.test_multihost import (
     CONTROL_PORT,
     HOST_B,
     HostSupervisor,
     _ip,
     _namespaces_work,
+    audit_command,
     ctl_in,
+    loadgen_report,
     outboxed,
 )
 
@@ -171,19 +171,9 @@ def test_two_named_collectors_hosts_deliver_to_one_writer_each_under_its_own_sou
     assert set(found) == {"load@c1", "load@c2", "supervisor@c1", "supervisor@c2", "supervisor"}
     assert_exactly_once(url, found)  # 0 lost, 0 duplicated
     for host in (c1, c2):
-        report = [
-            json.loads(line)
-            for line in (host.root / "log" / "load.log").read_text().splitlines()
-            if line.startswith('{"source"')
-        ]
-        assert report[-1]["drained"] and report[-1]["last_seq"] == found[report[-1]["source"]]
-    checked = subprocess.run(
-        [sys.executable, "-m", "observer", "audit", "--config", str(store.config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
+        report = loadgen_report(host.root)
+        assert report["drained"] and report["last_seq"] == found[report["source"]]
+    checked = audit_command(store.config)
     assert checked.returncode == 0, checked.stdout
     assert "load@c1" in checked.stdout and "load@c2" in checked.stdout
     writer_log = (store.root / "log" / "writer.log").read_text()
