@@ -40,6 +40,7 @@ __all__ = [
     "GapState",
     "GapStateChanged",
     "HoldingKind",
+    "HostRoster",
     "ListingChanged",
     "MasterFileChecked",
     "MasterFileReview",
@@ -51,6 +52,7 @@ __all__ = [
     "PriceSnapshot",
     "PruneRequested",
     "Reconciliation",
+    "RosterAccount",
     "SectorCodes",
     "SectorMetadata",
     "Severity",
@@ -661,6 +663,29 @@ class WorkerLifecycle(_Event, tag="worker_lifecycle", frozen=True, kw_only=True)
     detail: str = ""
 
 
+class RosterAccount(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One KIS account a host uses: its alias and a fingerprint of its app key."""
+
+    alias: str
+    # A short personalised hash of the app key (`observer.rosters.fingerprint`): equal on two
+    # hosts when they use the same key; the key itself is never on the bus.
+    fingerprint: str
+
+
+class HostRoster(_Event, tag="host_roster", frozen=True, kw_only=True):
+    """What one host's supervisor runs: published at its start and again each day.
+
+    The store host compares the rosters of the last 36 hours (`observer.rosters`): a
+    whole-market program enabled on two hosts, or one account on two, is a critical alert.
+    """
+
+    host: str  # ``[supervisor] host``; empty on a host without a name
+    role: str  # "all" | "store" | "collectors"
+    whole_market: tuple[str, ...] = ()  # its enabled programs that snapshot the whole market
+    accounts: tuple[RosterAccount, ...] = ()
+    track_b_shard: str = ""  # its ``[track_b] shard`` when it runs Track B ("1,2/3")
+
+
 # --------------------------------------------------------------------------- retention
 
 
@@ -729,6 +754,7 @@ Event = (
     | DayArchived
     | PruneRequested
     | EtfHoldings
+    | HostRoster
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

@@ -76,7 +76,8 @@ class Producer:
         ... or before it would grow beyond this size (the writer drops larger frames); an
         event larger on its own is refused by `send`.
     max_in_flight:
-        Credit: events sent but not yet acknowledged, at most.
+        Credit: events sent but not yet acknowledged, at most (a batched record goes only
+        whole within it; one larger than the credit goes alone).
     ack_timeout_s, max_ack_timeout_s:
         Resend everything unacknowledged after this much silence; doubles per timeout.
     backlog_alert_events:
@@ -476,7 +477,10 @@ class Producer:
         for record in self._outbox.records:
             if record.last_seq <= self._sent_upto:
                 continue
-            if self._sent_upto - self._outbox.acked >= self._max_in_flight:
+            # A record (several events when sends were batched) goes only whole within the
+            # credit; one larger than the credit goes alone, when nothing else is in flight.
+            in_flight = self._sent_upto - self._outbox.acked
+            if in_flight and in_flight + record.last_seq - self._sent_upto > self._max_in_flight:
                 return
             try:
                 dealer.send(self._outbox.payload(record), zmq.NOBLOCK)

@@ -163,6 +163,9 @@ def bench_bus(
     producers: Annotated[int, typer.Option(help="producer processes")] = 2,
     db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
     rate: Annotated[int, typer.Option(help="events/s in total for the latency run")] = 1000,
+    latency_seconds: Annotated[
+        float, typer.Option(min=0.1, help="how long the latency run sends at --rate")
+    ] = 5.0,
     endpoint: Annotated[
         str, typer.Option(help="ipc | tcp (tcp: the runs again over tcp+CURVE, beside ipc)")
     ] = "ipc",
@@ -172,7 +175,14 @@ def bench_bus(
     from harness.bench.bus import run_bus_bench
 
     setup_logging("WARNING")
-    report = run_bus_bench(events=events, producers=producers, db=db, rate=rate, endpoint=endpoint)
+    report = run_bus_bench(
+        events=events,
+        producers=producers,
+        db=db,
+        rate=rate,
+        endpoint=endpoint,
+        latency_s=latency_seconds,
+    )
     for line in report.lines():
         typer.echo(line)
     if as_json:
@@ -240,13 +250,16 @@ def bench_masterfile(
 @bench_app.command("supervisor")
 def bench_supervisor(
     rounds: Annotated[int, typer.Option(min=1, help="restarts and kills to time")] = 5,
+    settle: Annotated[
+        float, typer.Option(min=0, help="seconds every program is up before the next restart")
+    ] = 3.0,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Restart-to-READY of every configured program, and SIGKILL detection, vs raw baselines."""
     from harness.bench.supervisor import run_supervisor_bench
 
     setup_logging("WARNING")
-    report = run_supervisor_bench(rounds)
+    report = run_supervisor_bench(rounds, settle)
     for line in report.lines():
         typer.echo(line)
     if as_json:

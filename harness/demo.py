@@ -44,7 +44,16 @@ from observer.supervisor.control import request
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 
-__all__ = ["CpuMeter", "DemoOptions", "DemoState", "default_day", "demo_clock", "run_demo"]
+__all__ = [
+    "CpuMeter",
+    "DemoOptions",
+    "DemoState",
+    "default_day",
+    "demo_clock",
+    "demo_config",
+    "run_demo",
+    "track_b_summary",
+]
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +206,7 @@ def _prepare(data_dir: Path) -> None:
     (data_dir / MARKER).write_text("created by observer demo; emptied by the next demo\n")
 
 
-def _config(options: DemoOptions, sim_url: str) -> str:
+def demo_config(options: DemoOptions, sim_url: str) -> str:
     """The shipped configuration with what a demo changes.
 
     Its folder, the simulator, its accounts and their rates; the programs are the shipped
@@ -298,7 +307,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     sim_port = _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     config = data / "demo.toml"
-    config.write_text(_config(options, sim_url))
+    config.write_text(demo_config(options, sim_url))
     settings = load_settings(config)
     schedule = timeline_from(settings.phases, settings.calendar).schedule
     state = DemoState(
@@ -518,7 +527,7 @@ def _summary(
             committed = sum(committed_offsets(conn).values())
             listings = _listings(conn)
             track_a = _track_a(conn)
-            track_b = _track_b(conn, gateway.get("records_sent", {}))
+            track_b = track_b_summary(conn, gateway.get("records_sent", {}))
             gaps = _gaps(conn, speeds["speed"])
             reconciliation = _reconciliation(conn, day)
             notifications = _notifications(conn)
@@ -621,7 +630,7 @@ def _track_a(conn: Connection) -> dict[str, Any]:
     }
 
 
-def _track_b(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
+def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
     """Track B's slots (the most held at once, replacements, overflow) and its ticks.
 
     ``ticks_sent`` is what the simulator pushed: with no dropped connection it must equal

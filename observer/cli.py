@@ -242,6 +242,57 @@ def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
 
 
 @app.command()
+def hosts(
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON line")] = False,
+) -> None:
+    """Each host's latest roster: age, role, whole-market programs, accounts, Track B shard.
+
+    Rosters older than 36 hours are marked stale: they no longer count in the overlap checks.
+    """
+    import time
+
+    from observer.db.engine import make_engine
+    from observer.db.roster_queries import latest_rosters
+    from observer.rosters import ROSTER_WINDOW_S
+
+    engine = make_engine(_url(_settings(config), db))
+    try:
+        with engine.connect() as conn:
+            rosters = latest_rosters(conn)
+    finally:
+        engine.dispose()
+    now_ns = time.time_ns()
+    rows = [
+        {
+            "host": r.label,
+            "source": r.source,
+            "role": r.role,
+            "age_h": round((now_ns - r.published_ns) / 3.6e12, 1),
+            "stale": now_ns - r.published_ns > ROSTER_WINDOW_S * 1e9,
+            "whole_market": list(r.whole_market),
+            "accounts": [alias for alias, _ in r.accounts],  # never the fingerprints
+            "track_b_shard": r.track_b_shard,
+        }
+        for r in rosters
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo("no host has published a roster yet")
+    for r, row in zip(rosters, rows, strict=True):
+        stale = " STALE" if row["stale"] else ""
+        typer.echo(
+            f"{r.label:24} {r.role:10} {row['age_h']:6.1f} h{stale}  "
+            f"whole-market: {', '.join(r.whole_market) or '-'}  "
+            f"accounts: {', '.join(alias for alias, _ in r.accounts) or '-'}  "
+            f"track_b shard: {r.track_b_shard or '-'}"
+        )
+
+
+@app.command()
 def capture(
     out: Annotated[Path, typer.Option("--out", help="new capture file")],
     config: ConfigOpt = None,

@@ -28,6 +28,7 @@ from observer.transport import bus_endpoints, client_curve
 
 __all__ = [
     "AsyncWorker",
+    "ShortTasks",
     "alongside",
     "beat_forever",
     "drained",
@@ -181,6 +182,36 @@ async def alongside(
         if len(failed.exceptions) == 1:
             raise failed.exceptions[0] from None
         raise
+
+
+class ShortTasks:
+    """A long-lived process's short tasks: the first one to fail ends the process.
+
+    `alongside` covers the tasks that live as long as their process; these come and go (a
+    phase's start, a job waiting for another). Run `failures` alongside the rest: it
+    raises the first failure there, so the process ends with its traceback (and its own
+    supervisor restarts it) instead of going on with the task's work undone.
+    """
+
+    def __init__(self) -> None:
+        self._running: set[asyncio.Task[None]] = set()  # asyncio keeps only weak references
+        self._failed: asyncio.Queue[BaseException] = asyncio.Queue()
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        """Run ``work`` as a task; a failure is raised by `failures`."""
+        task = asyncio.create_task(work, name=name)
+        self._running.add(task)
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            self._failed.put_nowait(failure)
+
+    async def failures(self) -> None:
+        """Wait for a task to fail, and raise its exception."""
+        raise await self._failed.get()
 
 
 class AsyncWorker:

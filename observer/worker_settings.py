@@ -159,12 +159,13 @@ class TrackBSettings(Strict, frozen=True):
     # binds the session at KIS; false: the connection alone.
     identify_idle: bool = True
     # Several collectors hosts: this host's part of the symbols, "k/n" (observer.shards):
-    # the symbols whose CRC-32 mod n is k - 1. Each host takes another k of the same n and
-    # needs a [supervisor] host name. "1/1": every symbol.
+    # the symbols whose CRC-32 mod n is k - 1; "k,j/n" takes several, for a host with more
+    # of the accounts. Each host takes other ks of the same n and needs a [supervisor]
+    # host name. "1/1": every symbol.
     shard: str = "1/1"
 
     def __post_init__(self) -> None:
-        Shard.parse(self.shard)  # "k/n", 1 <= k <= n <= 64
+        Shard.parse(self.shard)  # "k/n" or "k,j/n", 1 <= k <= n <= 64
 
 
 class GapRecoverySettings(Strict, frozen=True):

@@ -22,6 +22,7 @@ from bus.events import (
     Event,
     GapDetected,
     GapStateChanged,
+    HostRoster,
     ListingChanged,
     MasterFileChecked,
     MasterFileReview,
@@ -32,6 +33,7 @@ from bus.events import (
     PriceSnapshot,
     PruneRequested,
     Reconciliation,
+    RosterAccount,
     SectorCodes,
     SectorMetadata,
     SlotDecision,
@@ -181,6 +183,8 @@ SAMPLES: list[Event] = [
                 path="2020/01/02/trade_ticks.parquet", rows=0, bytes=0, sha256="ef" * 32),
     # A day that holds nothing: the writer has nothing to prune and raises nothing.
     PruneRequested(table="trade_ticks", trade_date=date(2020, 1, 2), rows=0, sha256="ef" * 32),
+    HostRoster(host="c1", role="collectors", whole_market=("track_a", "universe"),
+               accounts=(RosterAccount(alias="acct1", fingerprint="0123456789abcdef"),)),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -231,4 +235,6 @@ EXPECTED_ROWS = {
     "day_archives": 1,
     "prune_requests": 1,
     "pruned_chunks": 0,
+    "host_roster_events": 1,
+    "host_rosters": 1,
 }

@@ -203,8 +203,10 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
     tmp_path: Path,
 ) -> None:
     """Under the supervisor against the simulator: state, alert, failover, status, recovery."""
-    speed = 100.0  # the hour the budget takes to reopen lasts 36 wall seconds
-    sim = SimThread(MARKET, datetime(2026, 11, 20, 9, 20, tzinfo=KST), SimConfig(), speed)
+    # 100x while the account goes down and fails over; from 09:50, while the test only waits
+    # for the budget to reopen an hour after the first reconnect, 300x.
+    waiting = ((datetime(2026, 11, 20, 9, 50, tzinfo=KST), 300.0),)
+    sim = SimThread(MARKET, datetime(2026, 11, 20, 9, 20, tzinfo=KST), SimConfig(), 100.0, waiting)
     settings = (
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
         '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'

@@ -26,8 +26,15 @@ def run(*args: str, env: dict[str, str] | None = None) -> dict[str, object]:
     return result
 
 
+# 4,000 events, and a latency run of 1 s at 500 events/s: every figure, quickly.
+SMALL_BUS = (
+    *("bus", "--events", "4000", "--producers", "2"),
+    *("--rate", "500", "--latency-seconds", "1"),
+)
+
+
 def test_bench_bus_reports_its_keys() -> None:
-    result = run("bus", "--events", "4000", "--producers", "2", "--rate", "500")
+    result = run(*SMALL_BUS)
     assert {
         "events_per_s",
         "p99_ms",
@@ -36,20 +43,27 @@ def test_bench_bus_reports_its_keys() -> None:
         "cpu_ratio",
         "lost",
         "duplicated",
+        "machine_bound_per_s",
+        "bound_ratio",
+        "alone_ratio",
     } <= set(result)
     assert result["lost"] == 0 and result["duplicated"] == 0
+    # The bound counts the writer's and the producers' CPU (SQLite has no server process).
+    assert float(result["writer_cpu_us"]) > 0 and float(result["producers_cpu_us"]) > 0  # type: ignore[arg-type]
+    assert result["server_cpu_us"] == 0
+    parts = sum(float(result[k]) for k in ("writer_cpu_us", "producers_cpu_us"))  # type: ignore[arg-type]
+    assert abs(float(result["bus_cpu_us"]) - parts) < 0.02  # type: ignore[arg-type]
 
 
 def test_bench_bus_on_postgres_copies_into_the_day_partitioned_table(pg_url: str) -> None:
     """The raw COPY baseline writes into ``trade_ticks`` as the writer keeps it (partitions)."""
     del pg_url  # only its skip when PostgreSQL is not reachable; the bench makes its own
-    result = run(
-        "bus",
-        *("--events", "4000", "--producers", "2", "--rate", "500", "--db", "postgres"),
-        env={"OBSERVER_BENCH_PG": PG_ADMIN_URL},
-    )
+    result = run(*SMALL_BUS, "--db", "postgres", env={"OBSERVER_BENCH_PG": PG_ADMIN_URL})
     assert result["db"] == "postgres"
     assert float(result["storage_baseline_per_s"]) > 0  # type: ignore[arg-type]
+    # PostgreSQL's server processes do the insert work: the bound counts their CPU too.
+    assert float(result["server_cpu_us"]) > 0  # type: ignore[arg-type]
+    assert float(result["storage_total_cpu_us"]) > 0  # type: ignore[arg-type]
     assert result["lost"] == 0 and result["duplicated"] == 0
 
 
@@ -60,7 +74,7 @@ def test_bench_kis_reports_its_keys() -> None:
 
 
 def test_bench_supervisor_reports_its_keys() -> None:
-    result = run("supervisor", "--rounds", "2")
+    result = run("supervisor", "--rounds", "1", "--settle", "0.5")  # the timings' quality aside
     assert {"restart_to_ready_s", "start_baseline_s", "kill_detect_s", "kill_to_ready_s"} <= set(
         result
     )
@@ -96,9 +110,7 @@ def test_bench_track_b_reports_the_evaluation_against_a_bare_sort() -> None:
 
 
 def test_bench_bus_over_tcp_reports_tcp_beside_ipc() -> None:
-    result = run(
-        "bus", "--events", "4000", "--producers", "2", "--rate", "500", "--endpoint", "tcp"
-    )
+    result = run(*SMALL_BUS, "--endpoint", "tcp")
     assert result["endpoint"] == "tcp"
     assert {"tcp_events_per_s", "tcp_p99_ms", "tcp_to_ipc_ratio"} <= set(result)
     assert float(result["tcp_events_per_s"]) > 0  # type: ignore[arg-type]

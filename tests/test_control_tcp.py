@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
@@ -17,8 +18,10 @@ import pytest
 import zmq
 
 from bus.curve import ClientCurve, generate_key_pair, load_key_pair
+from observer.clock import SimulatedClock
 from observer.config import load_settings
 from observer.errors import ConfigError
+from observer.phases import KST
 from observer.supervisor.control import MAX_REQUEST_BYTES
 from observer.transport import operator_curve
 from tests.support import (
@@ -276,8 +279,14 @@ command = ["observer", "track-b", "run"]
 
 def test_slots_over_tcp_pin_and_list_on_the_host_of_track_b(tmp_path: Path, keys: Path) -> None:
     port = free_port()
+    # A Saturday: with the system clock in KRX hours, the supervisor wants Track B's account
+    # streaming and is not healthy while this job is not running (the test failed at 10:17 KST).
+    weekend = SimulatedClock(int(datetime(2026, 11, 21, 12, 0, tzinfo=KST).timestamp() * 1e9), 1.0)
     sup = SupervisorProcess(
-        tmp_path, WRITER_PROGRAM + TRACK_B_HERE, settings=control_settings(keys, "store", port)
+        tmp_path,
+        WRITER_PROGRAM + TRACK_B_HERE,
+        settings=control_settings(keys, "store", port),
+        clock=weekend.spec,
     ).start()
     remote = ["--endpoint", sup_endpoint(port), "--server-key", "store", "--key", "alice"]
     pins = sup.data_dir / "track_b" / "pins.json"

@@ -27,7 +27,7 @@ def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
 
 
 def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
-    # A market of 600 stocks (not 2,500): 08:00-09:00 at 240x (15 s: the jobs build the
+    # A market of 600 stocks (not 2,500): 07:40-09:00 at 240x (20 s: the jobs build the
     # masters and the universe), then Track A's first cycles at 120x (5 wall seconds each),
     # Track B from 09:30, a dropped WebSocket session at 09:40 (the light faults) and its
     # gaps recovered by 09:45.
@@ -44,7 +44,7 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
             "--date",
             "2026-11-20",
             "--start",
-            "08:00",
+            "07:40",
             "--until",
             "09:45",
             "--speed",
@@ -82,11 +82,11 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
         assert summary["processes"][job] == {"restarts": 0, "state": "exited"}
     assert summary["listings"]["instruments"] > 600  # with the overseas masters
     assert summary["universe"]["members"] > 50 and summary["universe"]["based_on"] == "2026-11-19"
-    # 09:00 to 09:30 are done; 09:40 may be cut short by the end of the demo.
     for program in ("track_a", "track_b", "gap_recovery"):
         assert summary["processes"][program] == {"restarts": 0, "state": "running"}
     track_a = summary["track_a"]
-    assert track_a["cycles"] >= 4 and track_a["complete"] == track_a["cycles"]
+    # 09:00 to 09:30 complete; the 09:40 cycle may still run when the demo ends at 09:45.
+    assert track_a["complete"] >= 4 and track_a["cycles"] - track_a["complete"] <= 1
     assert track_a["snapshots"] >= 4 * summary["universe"]["members"]
     assert track_a["longest_s"] < 600 and track_a["overran"] == 0
     assert summary["rest"]["egw00201"] == 0

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -32,7 +30,14 @@ from observer.kis.schemas import MinuteBarRow
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
-from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from tests.support import (
+    SimThread,
+    WriterProcess,
+    db_rows,
+    sim_accounts_config,
+    start_on_sim_clock,
+    wait_until,
+)
 from workers.gap_recovery.bars import BarLedger, bar_of
 from workers.gap_recovery.cli import app as gaps_app
 from workers.gap_recovery.plan import minutes_of, plan_for, ready_ns
@@ -161,7 +166,10 @@ class Rig:
         self.url = f"sqlite:///{tmp_path / 'observer.db'}"
         self.writer = WriterProcess(tmp_path, self.url).start()
         self.sim = SimThread(MARKET, HALF_TEN, speed=1.0)
-        self.config = _config(tmp_path, self.writer, self.sim, self.url)
+        # 15 calls/s each for gap recovery, within the simulator's 20/s per app key.
+        self.config = sim_accounts_config(
+            tmp_path, self.sim, self.writer, "", account="rest_per_second = 60\n"
+        )
         self.log = tmp_path / "gaps.log"
         self.outbox = tmp_path / "outbox"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -186,31 +194,10 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
     made.close()
 
 
-def _config(tmp_path: Path, writer: WriterProcess, sim: SimThread, url: str) -> Path:
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
-        f'[database]\nurl = "{url}"\n'
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-        # 15 calls/s each for gap recovery, within the simulator's 20/s per app key.
-        '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
-        '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
-    )
-    return config
-
-
 def _start(config: Path, sim: SimThread, log: Path) -> subprocess.Popen[bytes]:
     """``observer gap-recovery run``, once it is ready."""
-    env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
     ready = log.read_text().count("gap recovery ready") if log.exists() else 0
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "observer", "gap-recovery", "run", "--config", str(config)],
-            stdout=out,
-            stderr=out,
-            cwd=ROOT,
-            env=env,
-        )
+    proc = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
     wait_until(
         lambda: log.read_text().count("gap recovery ready") > ready or proc.poll() is not None,
         60,

@@ -9,9 +9,11 @@ skipped where namespaces cannot be made.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -29,6 +31,7 @@ from tests.support import (
     WriterProcess,
     assert_exactly_once,
     audit,
+    db_rows,
     load_program,
     wait_until,
 )
@@ -79,13 +82,14 @@ class Hosts:
         _ip("-n", self.b, "link", "set", self.link_b, "up" if up else "down")
 
 
-@pytest.fixture
-def hosts() -> Iterator[Hosts]:
+@contextlib.contextmanager
+def namespaces(prefix: str = "obs") -> Iterator[Hosts]:
+    """Two namespaces ``PREFIX-a-*`` and ``PREFIX-b-*`` joined by a veth pair; skips without."""
     if not _namespaces_work():
         pytest.skip("network namespaces need root and iproute2")
     tag = os.getpid() % 100_000
-    a, b = f"obs-a-{tag}", f"obs-b-{tag}"
-    link_a, link_b = f"oa{tag}", f"ob{tag}"
+    a, b = f"{prefix}-a-{tag}", f"{prefix}-b-{tag}"
+    link_a, link_b = f"{prefix[0]}a{tag}", f"{prefix[0]}b{tag}"
     _ip("netns", "add", a)
     _ip("netns", "add", b)
     try:
@@ -100,12 +104,22 @@ def hosts() -> Iterator[Hosts]:
         _ip("netns", "del", b)
 
 
-def host_config(root: Path, keys: Path, key: str, extra: str = "") -> str:
-    """One host's configuration: its own data directory, the bus over tcp to host B."""
+@pytest.fixture
+def hosts() -> Iterator[Hosts]:
+    with namespaces() as both:
+        yield both
+
+
+def host_config(root: Path, keys: Path, key: str, extra: str = "", port: int = 5701) -> str:
+    """One host's configuration: its own data directory, the bus over tcp to host B.
+
+    The writer's ingest listens on ``port``, its feed on the next one.
+    """
     return (
         f'[paths]\ndata_dir = "{root}"\nrun_dir = "{root / "run"}"\n'
         f'[database]\nurl = "sqlite:///{root / "observer.db"}"\n'
-        f'[bus]\ningest_endpoint = "tcp://{HOST_B}:5701"\nfeed_endpoint = "tcp://{HOST_B}:5702"\n'
+        f'[bus]\ningest_endpoint = "tcp://{HOST_B}:{port}"\n'
+        f'feed_endpoint = "tcp://{HOST_B}:{port + 1}"\n'
         "ack_timeout_ms = 1000\n"
         f'[bus.curve]\nkeys_dir = "{keys}"\nkey = "{key}"\n{extra}'
     )
@@ -279,20 +293,29 @@ class HostSupervisor:
     """`observer supervise --role ROLE` inside a namespace, its control also on tcp."""
 
     def __init__(
-        self, root: Path, keys: Path, key: str, address: str, extra: str, name: str = ""
+        self,
+        root: Path,
+        keys: Path,
+        key: str,
+        address: str,
+        extra: str,
+        name: str = "",
+        port: int = 5701,
     ) -> None:
+        """``port``: the writer's ingest (the feed the next, control the one after)."""
         root.mkdir(parents=True)
         self.root = root
         self.config = root / "observer.toml"
         control = (
             f'[supervisor]\nmetrics_port = 0\noperators = ["alice"]\nhost = "{name}"\n'
-            f'control_endpoint = "tcp://{address}:{CONTROL_PORT}"\n'
+            f'control_endpoint = "tcp://{address}:{port + 2}"\n'
         )
-        self.config.write_text(host_config(root, keys, key, control + extra))
+        self.config.write_text(host_config(root, keys, key, control + extra, port))
         self.log = root / "supervisor.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, namespace: str, role: str) -> HostSupervisor:
+    def start(self, namespace: str, role: str, *options: str) -> HostSupervisor:
+        """``options``: more of `observer supervise`'s (``--clock SPEC``)."""
         args = [
             *in_namespace(namespace, "observer"),
             "supervise",
@@ -300,6 +323,7 @@ class HostSupervisor:
             str(self.config),
             "--role",
             role,
+            *options,
         ]
         with self.log.open("ab") as log:  # `ip netns exec` execs: the pid is the supervisor's
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT)
@@ -314,6 +338,29 @@ class HostSupervisor:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(30)
+
+    def power_off(self, namespace: str) -> None:
+        """The host goes down at once: SIGKILL to every process of its namespace."""
+        for pid in map(int, _pids(namespace)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        assert self.proc is not None
+        self.proc.wait(30)
+        wait_until(lambda: not _pids(namespace), 30, f"every process of {namespace} gone")
+
+
+def stop_hosts(*hosts: HostSupervisor) -> list[int]:
+    """Stop each host's supervisor (-1: it was not running); kill any left after."""
+    stopped = [each.stop() if each.proc and each.proc.poll() is None else -1 for each in hosts]
+    for each in hosts:
+        each.kill()
+    return stopped
+
+
+def _pids(namespace: str) -> list[str]:
+    return subprocess.run(
+        ["ip", "netns", "pids", namespace], capture_output=True, text=True, timeout=30
+    ).stdout.split()
 
 
 def loadgen_report(root: Path) -> dict[str, Any]:
@@ -351,7 +398,7 @@ def ctl_in(namespace: str, config: Path, *args: str) -> subprocess.CompletedProc
 
 
 @pytest.mark.timeout(300 + int(CUT_S) * 2)
-def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cut(
+def test_a_day_on_two_hosts_survives_the_store_hosts_link_cut_and_its_reboot(
     hosts: Hosts, tmp_path: Path
 ) -> None:
     keys = tmp_path / "keys"
@@ -411,19 +458,18 @@ def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cu
         assert [(p["name"], p["state"]) for p in during["programs"]] == [("load", "running")]  # type: ignore[attr-defined]
         held = outboxed(outbox)
         assert committed() < held
+        # The store host loses power while cut off, and boots again once the link is back:
+        # its supervisor starts its writer anew, over the same database.
+        store.power_off(hosts.b)
         hosts.link(up=True)
         down_s = time.monotonic() - cut_at
         restored_at = time.monotonic()
+        store.start(hosts.b, "store")
         wait_until(lambda: committed() >= held, 300, "the outbox delivered")
         drain_s = time.monotonic() - restored_at
         assert status(*both)["healthy"]
     finally:
-        stopped = [
-            each.stop() if each.proc and each.proc.poll() is None else -1
-            for each in (collectors, store)
-        ]
-        collectors.kill()
-        store.kill()
+        stopped = stop_hosts(collectors, store)
     assert stopped == [0, 0], store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
     found = {source: a.max_seq for source, a in audit(url).items()}
     assert set(found) == {"load", "supervisor", "supervisor_collectors"}
@@ -432,6 +478,11 @@ def test_a_day_on_two_hosts_under_their_supervisors_survives_the_writers_link_cu
     assert report["drained"] and report["last_seq"] == found["load"]
     checked = audit_command(store.config)
     assert checked.returncode == 0, checked.stdout
+    # Two boots of the store host: its supervisor spawned the writer once in each.
+    spawned = db_rows(
+        url, "select pid from worker_events where worker = 'writer' and action = 'spawned'"
+    )
+    assert len(spawned) == 2, spawned
     print(
         f"\nlink down {down_s:.1f}s; outbox held {held - at_cut} events beyond the last "
         f"commit; delivered {drain_s:.1f}s after the link came back; {found['load']} events"

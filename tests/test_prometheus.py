@@ -29,6 +29,7 @@ from bus.producer import Producer
 from harness.sim.server import SimConfig
 from observer.kis.auth import cached_validity
 from observer.phases import KST
+from observer.supervisor.families import disk_families
 from tests.support import (
     ROOT,
     WRITER_PROGRAM,
@@ -95,7 +96,10 @@ def _firing(at: str, name: str, annotations: dict[str, str], **labels: str) -> d
 
 def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
     """No ticks in full operation (not idle), a token expiring in session; disk at 30 % is fine."""
-    no_ticks = _rule("ObserverNoTicks")["annotations"]  # no figures in its text
+    no_ticks = {  # a host without a name: no host in the text
+        "summary": "No ticks for 5 minutes while Track B should stream",
+        "description": _rule("ObserverNoTicks")["annotations"]["description"],
+    }
     token = {
         "summary": "The access token of acct1 expires in 2h 33m 20s",  # 20,000 s - 18 x 600
         "description": _rule("ObserverTokenExpiringSoon")["annotations"]["description"],
@@ -114,6 +118,18 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
         ("12m", "ObserverTokenExpiringSoon"),
         ("30m", "ObserverDiskLow"),
     ]
+    _promtool_test(
+        tmp_path,
+        series,
+        [
+            *({"eval_time": at, "alertname": n, "exp_alerts": []} for at, n in silent),
+            _firing("18m", "ObserverNoTicks", no_ticks),  # rate 0 from 11m, for 5m
+            _firing("18m", "ObserverTokenExpiringSoon", token, account="acct1"),
+        ],
+    )
+
+
+def _promtool_test(tmp_path: Path, series: dict[str, str], tests: list[dict[str, Any]]) -> None:
     cases = {
         "rule_files": [str(RULES)],
         "evaluation_interval": "1m",
@@ -121,11 +137,7 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
             {
                 "interval": "1m",
                 "input_series": [{"series": k, "values": v} for k, v in series.items()],
-                "alert_rule_test": [
-                    *({"eval_time": at, "alertname": n, "exp_alerts": []} for at, n in silent),
-                    _firing("18m", "ObserverNoTicks", no_ticks),  # rate 0 from 11m, for 5m
-                    _firing("18m", "ObserverTokenExpiringSoon", token, account="acct1"),
-                ],
+                "alert_rule_test": tests,
             }
         ],
     }
@@ -136,6 +148,37 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
+
+
+def test_rules_judge_each_host_by_its_own_figures_and_phase(tmp_path: Path) -> None:
+    """Two named hosts: c1 streams, c2 is silent in full operation; c3 is silent but idle.
+
+    Summed over hosts, c1's ticks would hide c2's silence; joined to any host's phase, c3's
+    token would alert while c3 is idle.
+    """
+    description = _rule("ObserverNoTicks")["annotations"]["description"]
+    series = {
+        'observer_phase{phase="full_operation",host="c1"}': "1x30",
+        'observer_phase{phase="full_operation",host="c2"}': "1x30",
+        'observer_phase{phase="full_operation",host="c3"}': "0x30",
+        'observer_phase{phase="idle",host="c3"}': "1x30",
+        'observer_track_b_ticks_total{program="track_b",host="c1"}': "0+50x30",
+        'observer_track_b_ticks_total{program="track_b",host="c2"}': "0+50x5 250x25",
+        'observer_track_b_ticks_total{program="track_b",host="c3"}': "0x30",
+        'observer_account_token_expires_in_seconds{account="acct3",host="c3"}': "-1x30",
+    }
+    no_ticks_c2 = {
+        "summary": "No ticks for 5 minutes while Track B should stream on host c2",
+        "description": description,
+    }
+    _promtool_test(
+        tmp_path,
+        series,
+        [
+            _firing("18m", "ObserverNoTicks", no_ticks_c2, host="c2"),
+            {"eval_time": "18m", "alertname": "ObserverTokenExpired", "exp_alerts": []},
+        ],
+    )
 
 
 # ------------------------------------------------------------------ the names PromQL uses
@@ -374,6 +417,27 @@ def test_a_real_supervisor_serves_every_metric_the_rules_and_dashboard_name(
     assert _value(served, "observer_disk_free_bytes", role="database", path=data_dir) == free
     assert _value(served, "observer_process_heartbeat_age_seconds", program="writer") < 15
     assert _value(served, "observer_database_read_up") == 1.0
+
+
+def test_roles_sharing_a_folder_report_one_measurement_of_a_busy_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Free bytes move between two statvfs calls; one scrape measures each folder once."""
+    calls: list[str] = []
+    real = shutil.disk_usage
+
+    def moving(path: str | os.PathLike[str]) -> Any:
+        calls.append(str(path))
+        usage = real(path)
+        return usage._replace(free=usage.free - 4096 * len(calls))  # another writer's pages
+
+    monkeypatch.setattr(shutil, "disk_usage", moving)
+    (tmp_path / "run").mkdir()
+    paths = {"data": tmp_path, "database": tmp_path, "run": tmp_path / "run"}
+    families = {f.name: f for f in disk_families(paths)}
+    free = {s.labels["role"]: s.value for s in families["observer_disk_free_bytes"].samples}
+    assert free["data"] == free["database"] != free["run"]
+    assert sorted(calls) == sorted([str(tmp_path), str(tmp_path / "run")])
 
 
 @pytest.mark.slow

@@ -92,6 +92,7 @@ class Day:
             f'[database]\nurl = "{self.url}"\n'
             f'[kis]\nenvironment = "sim"\nsim_url = "{self.sim.url}"\n'
             f'token_dir = "{self.tokens}"\ntoken_issuer = "job"\n'
+            "process_share = { jobs = 0.9 }\n"  # nothing else calls KIS here
             '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
             f"[readiness]\nretry_initial_s = 1.0\nretry_max_s = 2.0\nrecheck_s = {recheck_s}\n"
         )
@@ -99,13 +100,12 @@ class Day:
         done = self.run("token")
         assert done.returncode == 0, done.stderr.decode()
 
+    def command(self, command: str) -> list[str]:
+        return [sys.executable, "-m", "observer", command, "run", "--config", str(self.config)]
+
     def run(self, command: str) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [sys.executable, "-m", "observer", command, "run", "--config", str(self.config)],
-            capture_output=True,
-            cwd=ROOT,
-            env=self.env,
-            timeout=180,
+            self.command(command), capture_output=True, cwd=ROOT, env=self.env, timeout=180
         )
 
     def faults(self, body: dict[str, object]) -> None:
@@ -158,11 +158,19 @@ def test_rest_down_three_retries_then_one_critical_alert_resolved_when_a_later_c
 ) -> None:
     day = Day(tmp_path)
     try:
-        # 40 simulated minutes: the first round (4 checks of 5 timed-out calls, 20 wall
-        # seconds at least) fails; a recheck after it passes.
-        day.faults({"rest_down": 2400})
-        done = day.run("readiness")
-        assert done.returncode == 0, done.stderr.decode()
+        # Down until the first round (4 checks of 5 failed calls each) has failed and been
+        # alerted; the recheck after it passes.
+        day.faults({"rest_down": 86_400})
+        check = subprocess.Popen(
+            day.command("readiness"), stderr=subprocess.PIPE, cwd=ROOT, env=day.env
+        )
+        try:
+            wait_until(lambda: len(day.alerts()) == 2, 120, "both accounts' failure alerted")
+            day.faults({"rest_down": 0})
+            printed = check.communicate(timeout=120)[1].decode()
+        finally:
+            check.kill()
+        assert check.returncode == 0, printed
         alerts = day.alerts()
         failed = [a for a in alerts if a[0] == FAILED]
         assert sorted(failed) == [(FAILED, "critical", "acct1"), (FAILED, "critical", "acct2")]
@@ -178,7 +186,7 @@ def test_rest_down_three_retries_then_one_critical_alert_resolved_when_a_later_c
         assert "REST host unreachable" in message and "degraded" in message
         assert json.loads(context)["attempts"] == "4" and json.loads(context)["rest"] == "false"
         for secret in ("sim-acct1-secret", "sim-acct2-secret"):
-            assert secret not in message and secret not in done.stderr.decode()
+            assert secret not in message and secret not in printed
     finally:
         day.close()
 
@@ -187,7 +195,7 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
     tmp_path: Path,
 ) -> None:
     """Another session on acct1's app key: OPSP8996 to the check's own session."""
-    day = Day(tmp_path, recheck_s=600.0)
+    day = Day(tmp_path, recheck_s=240.0)
     settings = load_settings(day.config)
     held = asyncio.Event()
     release = asyncio.Event()
@@ -223,7 +231,8 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
         await asyncio.wait_for(held.wait(), 30)
         job = asyncio.create_task(asyncio.to_thread(day.run, "readiness"))
         # The first round fails and is alerted; then the session is let go before the
-        # recheck (10 wall seconds later at 60x).
+        # recheck, 4 wall seconds later at 60x (if it comes first, it fails again,
+        # unalerted, and the next one passes).
         failed = (FAILED, "critical", "acct1")
         await asyncio.to_thread(wait_until, lambda: failed in day.alerts(), 120)
         release.set()
@@ -278,12 +287,17 @@ schedule = [{ at = "08:10", days = "sessions" }]
 def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
     tmp_path: Path,
 ) -> None:
-    """08:01 to 09:31 at 120x: Track B pre-connects at 08:03, the 08:10 check reads its sessions
-    (no second session, no OPSP8996), the 08:30 renewal restarts them, and they stream."""
+    """08:01 to 09:31 at 120x (240x from 08:15, 480x from 08:35 to 09:25): Track B
+    pre-connects at 08:03, the 08:10 check reads its sessions (no second session, no
+    OPSP8996), the 08:30 renewal restarts them, and they stream."""
     from tests.support import WRITER_PROGRAM, SupervisorProcess
     from tests.test_account_down import STOCKS, TRACK_B, _publish_universe
 
-    sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 1, tzinfo=KST), SimConfig(), 120.0)
+    def at(hour: int, minute: int) -> datetime:
+        return datetime(2026, 11, 20, hour, minute, tzinfo=KST)
+
+    speeds = ((at(8, 15), 240.0), (at(8, 35), 480.0), (at(9, 25), 120.0))
+    sim = SimThread(MARKET, at(8, 1), SimConfig(), 120.0, changes=speeds)
     settings = (
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
         'token_issuer = "job"\n[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\n'

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -28,7 +27,14 @@ from harness.sim.config import TickLoss
 from harness.sim.market import KST
 from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
-from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from tests.support import (
+    SimThread,
+    WriterProcess,
+    db_rows,
+    sim_accounts_config,
+    start_on_sim_clock,
+    wait_until,
+)
 from tests.test_gap_recovery import MARKET as GR_MARKET
 from tests.test_gap_recovery import STOCKS as GR_STOCKS
 from tests.test_track_b import DAY, MARKET, NINE, publish_morning
@@ -52,13 +58,6 @@ def lost_volume(symbol: str, minute_ns: int) -> int:
         for nth, tick in enumerate(MARKET.ticks(symbol, DAY, index))
         if LOSS.withholds(symbol, trade_ns(bar, tick), nth)
     )
-
-
-def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "observer", *args], stdout=out, stderr=out, cwd=ROOT, env=env
-        )
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -89,18 +88,18 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
     procs: list[subprocess.Popen[bytes]] = []
     try:
         publish_morning(writer, tmp_path / "outbox")
-        config = tmp_path / "observer.toml"
-        config.write_text(
-            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
-            f'[database]\nurl = "{url}"\n'
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+        config = sim_accounts_config(
+            tmp_path,
+            sim,
+            writer,
             "[track_b]\nregistrations_per_account = 3\n"
             # 20x: a registration's round trip of 0.1 wall seconds is 2 simulated seconds
-            "[gap_recovery]\nverify_edge_s = 6.0\n"
+            "[gap_recovery]\nverify_edge_s = 6.0\n",
         )
-        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
-        track_b = start(["track-b", "run", "--config", str(config)], env, tmp_path / "b.log")
+        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}  # for the commands in-process
+        track_b = start_on_sim_clock(
+            ["track-b", "run", "--config", str(config)], sim, tmp_path / "b.log"
+        )
         procs.append(track_b)
         until = int((NINE + timedelta(minutes=35, seconds=10)).timestamp()) * S
         wait_until(lambda: sim.sim.clock.now_ns() > until, 60, "09:35:10")
@@ -148,7 +147,9 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
         assert figures["stream_pct"] == figures["completeness_pct"] < 100.0
 
         # Gap recovery fills the reconciliation's gaps with the exchange's bars.
-        recovery = start(["gap-recovery", "run", "--config", str(config)], env, tmp_path / "g.log")
+        recovery = start_on_sim_clock(
+            ["gap-recovery", "run", "--config", str(config)], sim, tmp_path / "g.log"
+        )
         procs.append(recovery)
         wait_until(
             lambda: (
@@ -258,9 +259,8 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
             '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
             "[gap_recovery]\nverify_delay_s = 10.0\n"
         )
-        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
         log = tmp_path / "g.log"
-        recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
+        recovery = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
         wait_until(lambda: "reconciliation of 2026-11-20 done" in log.read_text(), 60, "the day")
         # The log line follows the sends; the rows follow the writer's commit of both symbols.
         query = "select source, symbol, status, minute_ns from reconciliation_minutes"
@@ -288,7 +288,7 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
         # Killed and started again the same evening: nothing is reconciled twice.
         recovery.kill()
         recovery.wait(30)
-        recovery = start(["gap-recovery", "run", "--config", str(config)], env, log)
+        recovery = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
         wait_until(
             lambda: log.read_text().count("reconciliation of 2026-11-20 done") == 2, 60, "again"
         )

@@ -45,9 +45,38 @@ COUNTS = (2, 3, 7, 64)
 
 @given(st.text(min_size=1, max_size=12), st.integers(1, MAX_SHARDS))
 def test_every_symbol_belongs_to_exactly_one_shard_of_n(symbol: str, count: int) -> None:
-    owners = [k for k in range(1, count + 1) if Shard(k, count).owns(symbol)]
+    owners = [k for k in range(1, count + 1) if Shard(frozenset({k}), count).owns(symbol)]
     assert owners == [shard_of(symbol, count)]
-    assert Shard(1, 1).owns(symbol)  # the default: every symbol
+    assert Shard().owns(symbol)  # the default: every symbol
+
+
+@given(
+    st.lists(st.text(min_size=1, max_size=12), max_size=50),
+    st.integers(1, MAX_SHARDS).flatmap(
+        lambda n: st.tuples(st.just(n), st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    ),
+)
+def test_hosts_taking_several_shards_each_still_watch_every_symbol_once(
+    symbols: list[str], split: tuple[int, list[int]]
+) -> None:
+    """Shards 1..n dealt out to up to four hosts (``"1,3/4"`` and ``"2,4/4"``, say)."""
+    count, host_of_shard = split
+    hosts = {
+        host: Shard.parse(
+            ",".join(str(k) for k in range(1, count + 1) if host_of_shard[k - 1] == host)
+            + f"/{count}"
+        )
+        for host in set(host_of_shard)
+    }
+    for symbol in symbols:
+        assert sum(shard.owns(symbol) for shard in hosts.values()) == 1, (symbol, hosts)
+
+
+def test_a_host_with_two_shards_of_three_takes_about_two_thirds() -> None:
+    codes = [f"{n:06d}" for n in range(3_000)]
+    taken = sum(Shard.parse("1,2/3").owns(c) for c in codes)
+    assert 1_900 < taken < 2_100  # CRC-32 spreads six-digit codes evenly (1,000 +- 100 each)
+    assert str(Shard.parse("2,1/3")) == "1,2/3"
 
 
 def test_the_split_of_a_fixed_list_is_the_documented_one() -> None:
@@ -78,16 +107,23 @@ def test_the_split_is_the_same_in_every_process() -> None:
 def test_a_shard_is_k_of_n_with_1_le_k_le_n_le_64(k: int, n: int) -> None:
     spec = f"{k}/{n}"
     if 1 <= k <= n <= MAX_SHARDS:
-        assert Shard.parse(spec) == Shard(k, n) and str(Shard.parse(spec)) == spec
+        assert Shard.parse(spec) == Shard(frozenset({k}), n) and str(Shard.parse(spec)) == spec
     else:
         with pytest.raises(ValueError, match="1 <= k <= n <= 64"):
             Shard.parse(spec)
 
 
-@pytest.mark.parametrize("spec", ["", "1", "1/2/3", " 1/2", "1/2 ", "a/b", "1/-2", "1/100", "½"])
+@pytest.mark.parametrize(
+    "spec", ["", "1", "1/2/3", " 1/2", "1/2 ", "a/b", "1/-2", "1/100", "½", ",1/2", "1,/2", "1;2/3"]
+)
 def test_a_shard_in_another_form_is_refused(spec: str) -> None:
     with pytest.raises(ValueError, match='must be "k/n"'):
         Shard.parse(spec)
+
+
+def test_a_shard_named_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="names a shard twice"):
+        Shard.parse("2,2/3")
 
 
 def config(tmp_path: Path, shard: str, host: str = "c1") -> Path:
@@ -103,6 +139,7 @@ def config(tmp_path: Path, shard: str, host: str = "c1") -> Path:
     ("shard", "host", "error"),
     [
         ("3/2", "c1", "1 <= k <= n <= 64"),
+        ("1,3/2", "c1", "1 <= k <= n <= 64"),
         ("1/65", "c1", "1 <= k <= n <= 64"),
         ("0/2", "c1", "1 <= k <= n <= 64"),
         ("half", "c1", 'must be "k/n"'),
@@ -118,6 +155,7 @@ def test_the_default_is_every_symbol_and_a_good_shard_loads(tmp_path: Path) -> N
     assert TrackBSettings().shard == "1/1"
     assert msgspec.convert({}, Settings).track_b.shard == "1/1"  # no host needed
     assert load_settings(config(tmp_path, "2/2")).track_b.shard == "2/2"
+    assert load_settings(config(tmp_path, "1,3/3")).track_b.shard == "1,3/3"
 
 
 def surge(symbol: str, at: datetime) -> PriceSnapshot:

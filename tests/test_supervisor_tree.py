@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -106,15 +106,19 @@ schedule = [{ at = "09:00", days = "sessions" }, { at = "09:00", days = "sat" }]
 
 
 def _supervisor_before_nine(tmp_path: Path) -> SupervisorProcess:
-    """A supervisor whose simulated clock (600x) reaches 09:00 KST only after it is up.
+    """A supervisor started in the warmup whose simulated clock reaches 09:00 KST after it is up.
 
     The clock must be fixed before the process starts, and a start can take seconds on a
-    busy machine: if 09:00 came first, that supervisor is stopped and one with a longer
-    lead is started in a fresh folder.
+    busy machine. The clock starts at 08:00 now and runs the warmup's hour in ``lead_s``
+    wall seconds, then 600x from 09:00: if 09:00 came before the supervisor was up, that
+    one is stopped and one with a longer lead is started in a fresh folder.
     """
-    nine = datetime(2026, 11, 20, 9, 0, tzinfo=KST)  # a Friday session
+    eight = datetime(2026, 11, 20, 8, 0, tzinfo=KST)  # a Friday session
+    nine = int((eight + timedelta(hours=1)).timestamp()) * 10**9
     for attempt, lead_s in enumerate((6, 15, 40)):
-        clock = SimulatedClock(int(nine.timestamp()) * 10**9, 600, time.time_ns() + lead_s * 10**9)
+        clock = SimulatedClock(
+            int(eight.timestamp()) * 10**9, 3600 / lead_s, time.time_ns(), ((nine, 600),)
+        )
         workdir = tmp_path / f"attempt{attempt}"
         workdir.mkdir()
         sup = SupervisorProcess(workdir, WRITER_PROGRAM + SESSION_DAY, clock=clock.spec)

@@ -77,7 +77,10 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
         def healthy() -> dict[str, object] | None:
             if not sock.exists():
                 return None
-            reply = request(sock, "status", [], 30)
+            try:
+                reply = request(sock, "status", [], 30)
+            except ConnectionRefusedError:  # the socket's file is bound before it listens
+                return None
             return reply.data if reply.data.get("healthy") else None
 
         status = wait_until(healthy, 90, "a healthy tree under supervisord")

@@ -20,7 +20,7 @@ from bus.producer import Producer
 from harness.sim.server import SimConfig
 from observer.errors import ConfigError
 from observer.phases import KST
-from observer.runtime import alongside
+from observer.runtime import ShortTasks, alongside
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, SupervisorProcess, db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS
@@ -73,6 +73,32 @@ def test_the_body_ending_cancels_the_tasks_and_several_failures_leave_together()
     with pytest.raises(ExceptionGroup) as caught:
         asyncio.run(both())
     assert sorted(str(e) for e in caught.value.exceptions) == ["a", "b"]
+
+
+def test_a_short_task_that_fails_ends_the_block_and_one_cancelled_or_done_does_not() -> None:
+    """The supervisor's short tasks (a phase's start, a job waiting for another)."""
+    reached: list[str] = []
+
+    async def failing() -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("launch failed")
+
+    async def main() -> None:
+        tasks = ShortTasks()
+        async with alongside(tasks.failures()):
+            done = tasks.spawn(asyncio.sleep(0), "done")
+            cancelled = tasks.spawn(_forever(), "cancelled")
+            cancelled.cancel()
+            await asyncio.wait({done, cancelled})
+            for _ in range(3):  # the failures task's turns: had either been queued, it raises
+                await asyncio.sleep(0)
+            reached.append("after the done and the cancelled")
+            tasks.spawn(failing(), "failing")
+            await _forever()  # ended by the failure
+
+    with pytest.raises(RuntimeError, match="launch failed"):
+        asyncio.run(asyncio.wait_for(main(), 30))  # a failure not raised: TimeoutError
+    assert reached == ["after the done and the cancelled"]
 
 
 # ------------------------------------------------------------------ real processes

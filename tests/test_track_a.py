@@ -329,8 +329,9 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
             assert finished <= after + 150 * NS  # and cut off by the next one's start
         snapshots = session.rows("select count(*) from price_snapshots")[0][0]
         assert snapshots >= sum(c[3] for c in cycles)
-        alerts = session.rows("select count(*) from alerts where code = 'track_a_missing'")
-        assert alerts[0][0] >= 3
+        # One alert per cycle cut off; each may land a moment after its cycle's row.
+        alerts = "select count(*) from alerts where code = 'track_a_missing'"
+        wait_until(lambda: session.rows(alerts)[0][0] >= 3, 30, "an alert per cut-off cycle")
     finally:
         session.close()
 

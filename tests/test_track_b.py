@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,15 @@ from observer.db.migrate import upgrade
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
-from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
+from tests.support import (
+    ROOT,
+    SimThread,
+    WriterProcess,
+    db_rows,
+    sim_accounts_config,
+    start_on_sim_clock,
+    wait_until,
+)
 from workers.track_b.cli import app
 from workers.track_b.worker import TrackB
 
@@ -89,6 +96,17 @@ def publish_morning(writer: WriterProcess, outbox: Path) -> None:
         assert producer.wait_acked(30)
 
 
+def start_track_b(
+    tmp_path: Path, writer: WriterProcess, sim: SimThread, slots: int = 3
+) -> subprocess.Popen[bytes]:
+    """`observer track-b run` on the simulator's clock: ``slots`` on each of two accounts."""
+    track_b = f"[track_b]\nregistrations_per_account = {slots}\nsilence_tolerance_s = 600\n"
+    config = sim_accounts_config(tmp_path, sim, writer, track_b)
+    return start_on_sim_clock(
+        ["track-b", "run", "--config", str(config)], sim, tmp_path / "track_b.log"
+    )
+
+
 def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
@@ -98,23 +116,7 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
     proc: subprocess.Popen[bytes] | None = None
     try:
         publish_morning(writer, tmp_path / "outbox")
-        config = tmp_path / "observer.toml"
-        config.write_text(
-            f'[paths]\ndata_dir = "{data}"\nrun_dir = "{writer.run_dir}"\n'
-            f'[database]\nurl = "{url}"\n'
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
-            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
-        )
-        env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
-        with (tmp_path / "track_b.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "observer", "track-b", "run", "--config", str(config)],
-                stdout=log,
-                stderr=log,
-                cwd=ROOT,
-                env=env,
-            )
+        proc = start_track_b(tmp_path, writer, sim)
         # Six slots on two accounts, the movers first (from the context sync).
         allocated = wait_until(
             lambda: (
@@ -176,6 +178,37 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         assert {g[0] for g in gaps} >= held and {g[1] for g in gaps} == {"disconnect"}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+        writer.kill()
+        sim.close()
+
+
+def test_a_stop_mid_session_stores_every_tick_the_sessions_were_sent(tmp_path: Path) -> None:
+    # Stopped while streaming (an operator's stop, a host's shutdown): Track B releases its
+    # slots and reads on until KIS confirms each release, the last frame of its symbol, so
+    # every trade the server sent is stored. Before, the sessions closed at once and what
+    # was still in the socket was lost without a gap.
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    # The whole universe streamed (15 slots per account) at 120x: frames arrive all the time.
+    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=120)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        publish_morning(writer, tmp_path / "outbox")
+        proc = start_track_b(tmp_path, writer, sim, slots=15)
+        wait_until(
+            lambda: rows(url, "select count(*) from trade_ticks")[0][0] > 2000,
+            60,
+            "ticks streaming",
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        sent = sim.sim.records_sent["H0STCNT0"]
+        assert sent > 0 and rows(url, "select count(*) from trade_ticks") == [(sent,)]
+        assert sim.sim.records_sent["H0STCNT0"] == sent  # nothing sent after the releases
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()

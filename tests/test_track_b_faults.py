@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from functools import partial
@@ -33,7 +31,13 @@ from observer.kis.parse import price_snapshot
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits
 from observer.phases import KST
-from tests.support import ROOT, SimThread, WriterProcess, wait_until
+from tests.support import (
+    SimThread,
+    WriterProcess,
+    sim_accounts_config,
+    start_on_sim_clock,
+    wait_until,
+)
 from tests.test_collect import MARKET as COLLECT_MARKET
 from tests.test_collect import STOCKS, TEN, until
 from tests.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, rows
@@ -248,28 +252,18 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
 # --------------------------------------------------------------------------- the worker
 
 
-def run_track_b(tmp_path: Path, sim: SimThread, writer: WriterProcess, extra: str) -> Any:
-    data = tmp_path / "data"
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[paths]\ndata_dir = "{data}"\nrun_dir = "{writer.run_dir}"\n'
-        f'[database]\nurl = "{writer.url}"\n'
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+def run_track_b(
+    tmp_path: Path, sim: SimThread, writer: WriterProcess, extra: str
+) -> subprocess.Popen[bytes]:
+    track_b = (
         "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\nmin_hold_s = 0\n"
         # The context sync's candidates stay live all test long.
         "volume_surge = { threshold = 3.0, full_at = 5.0, ttl_s = 7200.0, weight = 10.0 }\n"
-        f"{extra}"
     )
-    env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
-    with (tmp_path / "track_b.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "observer", "track-b", "run", "--config", str(config)],
-            stdout=log,
-            stderr=log,
-            cwd=ROOT,
-            env=env,
-        )
+    config = sim_accounts_config(tmp_path, sim, writer, track_b + extra)
+    return start_on_sim_clock(
+        ["track-b", "run", "--config", str(config)], sim, tmp_path / "track_b.log"
+    )
 
 
 def slot_events(url: str, symbol: str = "") -> list[Any]:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,13 @@ from typer.testing import CliRunner
 from harness.sim.server import SimConfig
 from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV
 from observer.shards import shard_of
-from tests.support import ROOT, SimThread, WriterProcess, wait_until
+from tests.support import (
+    SimThread,
+    WriterProcess,
+    sim_accounts_config,
+    start_on_sim_clock,
+    wait_until,
+)
 from tests.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, rows
 from workers.track_b.cli import app
 from workers.track_b.pins import slots_path, write_pins
@@ -62,31 +67,22 @@ def test_a_host_of_shard_1_of_2_never_takes_a_symbol_of_shard_2(tmp_path: Path) 
     proc: subprocess.Popen[bytes] | None = None
     try:
         publish_morning(writer, tmp_path / "outbox")
-        config = tmp_path / "observer.toml"
-        config.write_text(
-            f'[paths]\ndata_dir = "{data}"\nrun_dir = "{writer.run_dir}"\n'
-            f'[database]\nurl = "{url}"\n[supervisor]\nhost = "c1"\n'
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
-            '[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\nshard = "1/2"\n'
+        config = sim_accounts_config(
+            tmp_path,
+            sim,
+            writer,
+            '[supervisor]\nhost = "c1"\n'
+            '[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\nshard = "1/2"\n',
         )
         # A pin of shard 2's already in the file (written before the shard was set): ignored.
         write_pins(data, {THEIRS[0]})
-        env = {
-            **os.environ,
-            "OBSERVER_CLOCK": sim.sim.clock.spec,
-            NOTIFY_FD_ENV: str(beats.write),
-            HEARTBEAT_ENV: "0.2",
-        }
-        with (tmp_path / "track_b.log").open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "observer", "track-b", "run", "--config", str(config)],
-                stdout=log,
-                stderr=log,
-                cwd=ROOT,
-                env=env,
-                pass_fds=(beats.write,),
-            )
+        proc = start_on_sim_clock(
+            ["track-b", "run", "--config", str(config)],
+            sim,
+            tmp_path / "track_b.log",
+            env={NOTIFY_FD_ENV: str(beats.write), HEARTBEAT_ENV: "0.2"},
+            pass_fds=(beats.write,),
+        )
         allocated = wait_until(
             lambda: (
                 (r := rows(url, "select symbol, source from slot_events where action = 'allocate'"))

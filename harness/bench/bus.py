@@ -11,6 +11,15 @@ Paths measured:
   timed once every sender is up), and bare storage: ``executemany`` into SQLite or ``COPY``
   into PostgreSQL of the same rows, into the same ``trade_ticks`` table (its keys and
   indexes), 20,000 rows per transaction as the writer's ``batch_events``.
+* **writer alone**: the writer's decode-and-commit path on frames encoded beforehand, in
+  this process, into the same database (`harness.bench.writer_alone`): what bounds a store
+  host whose producers run elsewhere.
+* **machine bound**: the CPU time every process of the throughput run spent on it (the
+  writer, the producers, and PostgreSQL's server processes for the bench's database,
+  `ServerCpu`) per event; this machine's cores
+  cannot carry more than ``cores / that`` events/s, whatever the bus does. The raw store's
+  client and server CPU are measured the same way, so the report says when the bus's work
+  per event, not its design, keeps it under a share of the raw store on this machine.
 * **tcp** (``--endpoint tcp``): the bus and latency runs again, in the same run and the same
   database (new sources), with the writer on a loopback tcp port and CURVE keys as between
   hosts; reported beside the ipc figures with their ratio.
@@ -38,6 +47,7 @@ from typing import Any
 import msgspec
 import psutil
 import zmq
+from sqlalchemy.engine import make_url
 
 from bus.codec import decode_frame, encode_frame
 from bus.curve import ClientCurve, generate_key_pair, load_key_pair, load_public_key
@@ -45,6 +55,7 @@ from bus.endpoints import Endpoints, local_endpoints
 from bus.envelope import Envelope
 from bus.events import TradeTick
 from bus.feed import FeedSubscriber
+from harness.bench.writer_alone import writer_alone
 from harness.loadgen import synthetic_tick
 from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
@@ -56,7 +67,7 @@ from observer.runtime import poll_until
 from observer.stats import percentile
 from observer.writer.partitions import Partitions
 
-__all__ = ["BusBenchReport", "run_bus_bench"]
+__all__ = ["BusBenchReport", "RawStore", "ServerCpu", "run_bus_bench"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OBSERVER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -80,9 +91,22 @@ class BusBenchReport:
     # (PostgreSQL: the client's side on both, the server's COPY work is the same).
     writer_cpu_per_s: float = 0.0
     storage_cpu_per_s: float = 0.0
+    # CPU seconds per event of every process in the run (PostgreSQL: its server's too):
+    # `cores` of them bound the rate this machine can reach.
+    cores: int = 1
+    bus_cpu_us: float = 0.0  # writer + producers + database server
+    writer_cpu_us: float = 0.0
+    producers_cpu_us: float = 0.0
+    server_cpu_us: float = 0.0
+    storage_total_cpu_us: float = 0.0  # the raw store: its client + database server
+    # The writer's decode-and-commit path alone, on ready frames (`harness.bench.writer_alone`):
+    # what bounds a store host whose producers run on other hosts.
+    alone_per_s: float = 0.0
+    alone_cpu_per_s: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     latency_rate: int = 0
+    latency_s: float = 5.0  # how long the latency run sends
     latency_samples: int = 0
     writer_rss_mb: float = 0.0
     lost: int = 0
@@ -92,6 +116,11 @@ class BusBenchReport:
     tcp_events_per_s: float = 0.0  # with endpoint "tcp": the same runs over tcp+CURVE
     tcp_p50_ms: float = 0.0
     tcp_p99_ms: float = 0.0
+
+    @property
+    def machine_bound_per_s(self) -> float:
+        """The most events/s this machine's cores can carry at the bus's CPU per event."""
+        return self.cores * 1e6 / self.bus_cpu_us if self.bus_cpu_us else 0.0
 
     @property
     def baseline_per_s(self) -> float:
@@ -117,6 +146,20 @@ class BusBenchReport:
             "writer_cpu_per_s": round(self.writer_cpu_per_s),
             "storage_cpu_per_s": round(self.storage_cpu_per_s),
             "cpu_ratio": round(self.writer_cpu_per_s / self.storage_cpu_per_s, 3),
+            "cores": self.cores,
+            "bus_cpu_us": round(self.bus_cpu_us, 2),
+            "writer_cpu_us": round(self.writer_cpu_us, 2),
+            "producers_cpu_us": round(self.producers_cpu_us, 2),
+            "server_cpu_us": round(self.server_cpu_us, 2),
+            "storage_total_cpu_us": round(self.storage_total_cpu_us, 2),
+            "machine_bound_per_s": round(self.machine_bound_per_s),
+            "bound_ratio": round(self.events_per_s / self.machine_bound_per_s, 3)
+            if self.machine_bound_per_s
+            else 0.0,
+            "bound_to_storage": round(self.machine_bound_per_s / self.storage_baseline_per_s, 3),
+            "alone_per_s": round(self.alone_per_s),
+            "alone_ratio": round(self.alone_per_s / self.storage_baseline_per_s, 3),
+            "alone_cpu_ratio": round(self.alone_cpu_per_s / self.storage_cpu_per_s, 3),
             "writer_rss_mb": round(self.writer_rss_mb, 1),
             "lost": self.lost,
             "duplicated": self.duplicated,
@@ -144,8 +187,25 @@ class BusBenchReport:
             f"ratio {s['transport_ratio']}",
             f"  raw {storage:24}{s['storage_baseline_per_s']:>6,} events/s  "
             f"ratio {s['storage_ratio']}",
+            f"  writer alone        {s['alone_per_s']:>10,} events/s  ratio {s['alone_ratio']} "
+            f"(per CPU second {s['alone_cpu_ratio']}): its decode and commit of ready frames, "
+            "one process, no producers beside it",
             f"  per CPU second: writer {s['writer_cpu_per_s']:,}, raw store "
             f"{s['storage_cpu_per_s']:,} events  ratio {s['cpu_ratio']}",
+            f"  CPU per event: bus {s['bus_cpu_us']} us (writer {s['writer_cpu_us']}, producers "
+            f"{s['producers_cpu_us']}, database server {s['server_cpu_us']}); raw store "
+            f"{s['storage_total_cpu_us']} us (client and server)",
+            f"  machine bound ({self.cores} cores / the bus's CPU per event) "
+            f"{s['machine_bound_per_s']:>8,} events/s  ratio {s['bound_ratio']}; the bound is "
+            f"{s['bound_to_storage']} of the raw store",
+            *(
+                [
+                    "  (this machine cannot carry the bus at more than that share of the raw "
+                    "store: more cores, or producers on other hosts, raise the bound)"
+                ]
+                if s["bound_to_storage"] < 1
+                else []
+            ),
             f"  latency at {self.latency_rate} events/s: p50 {s['p50_ms']} ms, "
             f"p99 {s['p99_ms']} ms ({self.latency_samples} samples)",
             *(
@@ -246,8 +306,33 @@ def _today() -> date:
     return datetime.now(KST).date()
 
 
-def sqlite_baseline(events: int, path: Path) -> tuple[float, float]:
-    """Bare ``executemany`` into a WAL SQLite ``trade_ticks`` table: events/s, per CPU s."""
+@dataclass(frozen=True)
+class RawStore:
+    """One raw store run: its rate and the CPU seconds of its client and database server."""
+
+    events: int
+    elapsed_s: float
+    client_cpu_s: float
+    server_cpu_s: float = 0.0  # PostgreSQL's server processes; SQLite runs in the client
+
+    @property
+    def per_s(self) -> float:
+        """Events per wall second."""
+        return self.events / self.elapsed_s
+
+    @property
+    def client_per_cpu_s(self) -> float:
+        """Events per CPU second of the client alone."""
+        return self.events / self.client_cpu_s
+
+    @property
+    def total_cpu_us(self) -> float:
+        """CPU microseconds an event, client and server."""
+        return (self.client_cpu_s + self.server_cpu_s) * 1e6 / self.events
+
+
+def sqlite_baseline(events: int, path: Path) -> RawStore:
+    """Bare ``executemany`` into a WAL SQLite ``trade_ticks`` table."""
     rows = _tick_rows(events)
     _create_tick_table(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
@@ -260,18 +345,18 @@ def sqlite_baseline(events: int, path: Path) -> tuple[float, float]:
         conn.commit()
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     conn.close()
-    return events / elapsed, events / cpu
+    return RawStore(events, elapsed, cpu)
 
 
-def postgres_baseline(events: int, url: str) -> tuple[float, float]:
-    """Bare ``COPY`` into a PostgreSQL table like ``trade_ticks``: events/s, per CPU s."""
+def postgres_baseline(events: int, url: str) -> RawStore:
+    """Bare ``COPY`` into a PostgreSQL table like ``trade_ticks``."""
     import psycopg
 
     rows = _tick_rows(events)
     _create_tick_table(url)
     dsn = url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, server = time.perf_counter(), time.process_time(), ServerCpu(url)
         for start in range(0, events, 20_000):
             with (
                 conn.cursor() as cur,
@@ -281,9 +366,51 @@ def postgres_baseline(events: int, url: str) -> tuple[float, float]:
                     copy.write_row(row)
             conn.commit()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        server_s = server.spent()
         conn.execute("DROP TABLE trade_ticks")
         conn.commit()
-    return events / elapsed, events / cpu
+    return RawStore(events, elapsed, cpu, server_s)
+
+
+class ServerCpu:
+    """CPU seconds PostgreSQL's server spends for one database from now on (0 for SQLite).
+
+    The processes counted: the backends of ``url``'s database (a backend's title names its
+    database) and the WAL writer, checkpointer and background writer that its commits keep
+    busy; other databases' backends (other work on the same server) are not. A process that
+    starts meanwhile counts whole; one that ends meanwhile is lost, so this never overcounts.
+    /proc shows them to any user.
+    """
+
+    _SHARED = ("walwriter", "checkpointer", "background writer")
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url)
+        self._database = parsed.database if parsed.get_backend_name() == "postgresql" else None
+        self._start = self._read()
+
+    def _read(self) -> dict[int, float]:
+        if self._database is None:
+            return {}
+        found = {}
+        for process in psutil.process_iter(["name", "cmdline"]):
+            if process.info["name"] not in ("postgres", "postmaster"):
+                continue
+            title = " ".join(process.info["cmdline"] or ())
+            if f" {self._database} " not in f" {title} " and not any(
+                shared in title for shared in self._SHARED
+            ):
+                continue
+            try:
+                times = process.cpu_times()
+            except psutil.Error:  # ended, or hidden from this user: not ours to count
+                continue
+            found[process.pid] = times.user + times.system
+        return found
+
+    def spent(self) -> float:
+        """CPU seconds of those processes since this was made."""
+        return sum(cpu - self._start.get(pid, 0.0) for pid, cpu in self._read().items())
 
 
 # ------------------------------------------------------------------ the bus itself
@@ -404,13 +531,18 @@ def _finish(
 
 
 def run_bus_bench(
-    events: int, producers: int, db: str, rate: int, endpoint: str = "ipc"
+    events: int, producers: int, db: str, rate: int, endpoint: str = "ipc", latency_s: float = 5.0
 ) -> BusBenchReport:
     """Run baselines, the throughput run and the latency run (also over tcp); audit."""
     if endpoint not in ("ipc", "tcp"):
         raise ValueError(f"--endpoint must be ipc or tcp, not {endpoint!r}")
     report = BusBenchReport(
-        db=db, events=events, producers=producers, latency_rate=rate, endpoint=endpoint
+        db=db,
+        events=events,
+        producers=producers,
+        latency_rate=rate,
+        latency_s=latency_s,
+        endpoint=endpoint,
     )
     with tempfile.TemporaryDirectory(prefix="observer-bench-") as tmp:
         workdir = Path(tmp)
@@ -421,13 +553,19 @@ def run_bus_bench(
             transports.append(_tcp_transport(workdir))
         with _database(db, workdir) as url:
             if db == "postgres":
-                storage = postgres_baseline(events, url)
+                raw = postgres_baseline(events, url)
             else:
-                storage = sqlite_baseline(events, workdir / "raw.db")
-            report.storage_baseline_per_s, report.storage_cpu_per_s = storage
+                raw = sqlite_baseline(events, workdir / "raw.db")
+            report.storage_baseline_per_s = raw.per_s
+            report.storage_cpu_per_s = raw.client_per_cpu_s
+            report.storage_total_cpu_us = raw.total_cpu_us
             expected: dict[str, int] = {}
             for transport in transports:
                 expected |= _series(report, url, workdir, transport, rate)
+            alone = [f"alone-{i}" for i in range(producers)]  # the schema is the writer's now
+            measured = writer_alone(url, events, alone)
+            report.alone_per_s, report.alone_cpu_per_s = measured.per_s, measured.per_cpu_s
+            expected |= {source: events // producers for source in alone}
             report.lost, report.duplicated = _audit(url, expected)
     return report
 
@@ -440,12 +578,13 @@ def _series(
     prefix = "" if transport.name == "ipc" else f"{transport.name}-"
     share = report.events // report.producers
     sources = [f"{prefix}bench-{i}" for i in range(report.producers)]
+    sent = max(int(rate * report.latency_s), 1)  # by the latency run
     try:
         watched = psutil.Process(writer.pid)
         peak = [report.writer_rss_mb]
-        started, cpu = time.perf_counter(), _cpu_s(watched)
+        started, cpu, server = time.perf_counter(), _cpu_s(watched), ServerCpu(url)
         reports = _finish(_loadgens(sources, transport, workdir, share, 0), watched, peak)
-        cpu = _cpu_s(watched) - cpu
+        cpu, server_s = _cpu_s(watched) - cpu, server.spent()
         spawned_s = time.perf_counter() - started
         # From the first send to the last ack, as the storage baseline times only its
         # inserts: the producers' interpreter start (0.4 s here) is no part of the bus.
@@ -461,7 +600,7 @@ def _series(
             f"{spawned_s:.2f} s with the producers' start"
         )
         p50, p99, samples = _latency_run(
-            transport, f"{prefix}latency", workdir, rate, watched, peak
+            transport, f"{prefix}latency", workdir, (sent, rate), watched, peak
         )
         report.writer_rss_mb = peak[0]
     finally:
@@ -469,11 +608,17 @@ def _series(
         writer.wait(60)
     if transport.name == "ipc":
         report.events_per_s, report.p50_ms, report.p99_ms = per_s, p50, p99
-        report.writer_cpu_per_s = share * report.producers / cpu
+        events = share * report.producers
+        report.writer_cpu_per_s = events / cpu
+        report.cores = len(os.sched_getaffinity(0))
+        report.writer_cpu_us = cpu * 1e6 / events
+        report.producers_cpu_us = sum(r["cpu_s"] for r in reports) * 1e6 / events
+        report.server_cpu_us = server_s * 1e6 / events
+        report.bus_cpu_us = report.writer_cpu_us + report.producers_cpu_us + report.server_cpu_us
         report.latency_samples = samples
     else:
         report.tcp_events_per_s, report.tcp_p50_ms, report.tcp_p99_ms = per_s, p50, p99
-    return {s: share for s in sources} | {f"{prefix}latency": max(rate * 5, 1)}
+    return {s: share for s in sources} | {f"{prefix}latency": sent}
 
 
 def _cpu_s(process: psutil.Process) -> float:
@@ -485,14 +630,14 @@ def _latency_run(
     transport: _Transport,
     source: str,
     workdir: Path,
-    rate: int,
+    paced: tuple[int, int],  # events, at events/s
     writer: psutil.Process,
     peak: list[float],
 ) -> tuple[float, float, int]:
     context = zmq.Context()
     subscriber = FeedSubscriber(context, transport.endpoints.feed, ("trade_tick",), transport.curve)
     latencies: list[int] = []
-    procs = _loadgens([source], transport, workdir, max(rate * 5, 1), rate)
+    procs = _loadgens([source], transport, workdir, *paced)
     while procs[0].poll() is None or subscriber.socket.poll(0):
         envelopes = subscriber.recv(100)
         arrived = time.time_ns()

@@ -50,7 +50,7 @@ attempts = 1
 [supervisor]
 metrics_port = 0
 """
-_SETTLE_S = 3.0  # seconds up before a program counts as settled
+SETTLE_S = 3.0  # seconds up before a program counts as settled
 _LOAD = """
 [programs.load]
 kind = "daemon"
@@ -144,14 +144,14 @@ def _pid(sock: Path, name: str) -> int:
     return int(program["pid"]) if program["state"] == "running" else 0
 
 
-def _settled(sock: Path) -> bool:
-    """Every daemon and session worker running for a while: past what follows its READY.
+def _settled(sock: Path, settle_s: float) -> bool:
+    """Every daemon and session worker running for ``settle_s``: past what follows its READY.
 
     A program loads its work code after READY; timing the next restart while the others
     still do would time the machine's load, not the restart.
     """
     return all(
-        p["state"] == "running" and p["uptime_s"] >= _SETTLE_S
+        p["state"] == "running" and p["uptime_s"] >= settle_s
         for p in _status(sock)["programs"]
         if p["kind"] != "job"
     )
@@ -181,7 +181,7 @@ def _ready_s(sock: Path, command: str, name: str) -> float:
 
 
 def _time_programs(
-    sock: Path, settings: Settings, rounds: int, report: SupervisorBenchReport
+    sock: Path, settings: Settings, rounds: int, settle_s: float, report: SupervisorBenchReport
 ) -> None:
     """Restart (or run) each configured program, then ``observer ctl restart`` a worker."""
     for name, program in settings.programs.items():
@@ -194,7 +194,7 @@ def _time_programs(
                 request(sock, "stop", [name], 90)  # done or not: the next run starts afresh
             else:
                 times.append(_ready_s(sock, "restart", name))
-        poll_until(lambda: _settled(sock), f"every program settled after {name}")
+        poll_until(lambda: _settled(sock, settle_s), f"every program settled after {name}")
     worker = next(n for n, p in settings.programs.items() if p.kind != "job" and n != "writer")
     report.ctl_program = worker
     for _ in range(rounds):
@@ -207,8 +207,11 @@ def _time_programs(
         report.ctl_restart_s.append(time.perf_counter() - began)
 
 
-def run_supervisor_bench(rounds: int = 5) -> SupervisorBenchReport:
-    """Measure ``rounds`` restarts and kills against a real supervisor."""
+def run_supervisor_bench(rounds: int = 5, settle_s: float = SETTLE_S) -> SupervisorBenchReport:
+    """Measure ``rounds`` restarts and kills against a real supervisor.
+
+    Each restart is timed once every program has been up ``settle_s`` seconds.
+    """
     report = SupervisorBenchReport()
     for _ in range(rounds):
         report.start_baseline_s.append(_start_baseline())
@@ -242,12 +245,12 @@ def run_supervisor_bench(rounds: int = 5) -> SupervisorBenchReport:
                 cwd=work,
             )
         try:
-            poll_until(lambda: sock.exists() and _settled(sock), "supervisor", child=sup)
+            poll_until(lambda: sock.exists() and _settled(sock, settle_s), "supervisor", child=sup)
             for _ in range(rounds):
                 reply = request(sock, "restart", ["load"], 60)
                 report.restart_s.append(float(reply.data["ready_s"]))
-            _time_programs(sock, configured, max(1, rounds // 2), report)
-            poll_until(lambda: _settled(sock), "every program settled after the restarts")
+            _time_programs(sock, configured, max(1, rounds // 2), settle_s, report)
+            poll_until(lambda: _settled(sock, settle_s), "every program settled after restarts")
             for _ in range(rounds):
                 pid = _pid(sock, "load")
 

@@ -189,7 +189,8 @@ class Realtime:
         while not ws.closed:
             await asyncio.sleep(self.config.push_interval_s)
             now = self.clock.now_ns()
-            frames: list[tuple[str, str, int]] = []  # (frame, tr_id, records)
+            # (frame, its registration or None, records)
+            frames: list[tuple[str, tuple[str, str] | None, int]] = []
             for tr_id, symbol in sorted(held):
                 await asyncio.sleep(0)  # REST answers wait for one symbol, not for them all
                 if (tr_id, symbol) not in held:  # released meanwhile
@@ -198,22 +199,31 @@ class Realtime:
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
                     frames.append(
-                        (f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}", tr_id, len(chunk))
+                        (
+                            f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}",
+                            (tr_id, symbol),
+                            len(chunk),
+                        )
                     )
             sent_until = now
             if now >= next_ping:
                 next_ping = now + int(self.config.pingpong_s * NS)
                 stamp = datetime.fromtimestamp(now / NS, tz=KST).strftime("%Y%m%d%H%M%S")
                 ping = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}})
-                frames.append((ping, "PINGPONG", 0))
-            for frame, tr_id, count in frames:
+                frames.append((ping, None, 0))
+            for frame, pair, count in frames:
                 if _cut(ws):  # a dropped session's frames are not "sent"
                     return
+                if pair is not None and pair not in held:
+                    # Released while this round was sent: its confirmation has gone out, and
+                    # nothing of it follows that (what a client reads to before it closes).
+                    continue
                 try:
                     await ws.send_str(frame)
                 except (ConnectionResetError, RuntimeError):
                     return
-                self.records_sent[tr_id] += count
+                if pair is not None:
+                    self.records_sent[pair[0]] += count
 
     def _records(
         self, tr_id: str, symbol: str, after_ns: int, until_ns: int, state: dict[str, _Running]

@@ -169,6 +169,9 @@ class KisStream:
         # server may hold (a release must follow one still on its way, or the server counts
         # it against the 41 before the next registration arrives).
         self._sent: set[Registration] = set()
+        # Released on this connection and not yet confirmed. KIS confirms a release after
+        # the registration's last frame, so an owner that stops reads on until this empties.
+        self._releasing: set[Registration] = set()
         self.refused: dict[Registration, str] = {}
         self._socket: ClientConnection | None = None
         self._reconnects: deque[int] = deque()
@@ -204,8 +207,15 @@ class KisStream:
         registration = Registration(tr_id, tr_key)
         self.wanted.discard(registration)
         if registration in self.registered or registration in self._sent:
-            await self._send_registration(registration, register=False)
+            self._releasing.add(registration)
+            if not await self._send_registration(registration, register=False):
+                self._releasing.discard(registration)  # no connection: nothing will follow
         self.registered.discard(registration)
+
+    @property
+    def settled(self) -> bool:
+        """Every release sent on this connection is confirmed (or the connection is gone)."""
+        return not self._releasing
 
     async def restart(self) -> None:
         """Close the session on purpose (e.g. on a new approval key).
@@ -233,6 +243,7 @@ class KisStream:
                     self._socket = socket
                     self.registered.clear()
                     self._sent.clear()
+                    self._releasing.clear()
                     self.identified = False
                     self.presented = None
                     self._on_state("connected", self.url)
@@ -255,6 +266,7 @@ class KisStream:
             finally:
                 self._socket = None
                 self.registered.clear()
+                self._releasing.clear()
                 self.identified = False
             if stop.is_set():
                 break
@@ -356,6 +368,7 @@ class KisStream:
             self._on_registered(registration)
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
+            self._releasing.discard(registration)
         elif control.msg_cd == "OPSP8996":  # another session holds this app key
             self._on_state("refused", "OPSP8996 app key already in use")
             await socket.close()
@@ -368,6 +381,7 @@ class KisStream:
                 control.tr_id,
                 control.tr_key,
             )
+            self._releasing.discard(registration)  # a refused release: nothing to wait for
             if registration in self.wanted:
                 self.refused[registration] = control.msg_cd
                 self.wanted.discard(registration)
@@ -375,10 +389,11 @@ class KisStream:
                 self._sent.discard(registration)
                 self._on_refused(registration, control.msg_cd, control.msg1)
 
-    async def _send_registration(self, registration: Registration, *, register: bool) -> None:
+    async def _send_registration(self, registration: Registration, *, register: bool) -> bool:
+        """Send a registration or its release on this connection; False if there is none."""
         socket = self._socket
         if socket is None:
-            return
+            return False
         key = await self._tokens.approval_key()
         self.presented = key_digest(key.reveal())
         message = {
@@ -391,7 +406,7 @@ class KisStream:
             "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
         }
         if socket is not self._socket:  # reconnected meanwhile: the new session re-sends
-            return
+            return False
         if register:
             self._sent.add(registration)
         else:
@@ -399,6 +414,7 @@ class KisStream:
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))
+        return True
 
 
 def key_digest(key: str) -> bytes:

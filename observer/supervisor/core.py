@@ -25,7 +25,7 @@ from observer.clock import CLOCK_ENV, Clock, now_utc
 from observer.config import Settings
 from observer.errors import ObserverError
 from observer.phases import KST, Phase
-from observer.runtime import alongside, producer_for
+from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import dispatch, healthy
 from observer.supervisor.control import ControlServer
@@ -34,6 +34,7 @@ from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
+from observer.supervisor.rosters import RosterDuty
 from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
 from observer.supervisor.schedule import due_runs, next_run
 from observer.timeline import timeline_from
@@ -78,7 +79,7 @@ class Supervisor:
         self._rules = Rules((*settings.supervisor.rules, *enrichment_rules(settings.enrich)))
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they are running again
-        self._phase_tasks: set[asyncio.Task[None]] = set()
+        self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         # Jobs whose due run waits for other jobs to end (`after`): name -> the waiting task.
         self._waiting: dict[str, asyncio.Task[None]] = {}
         self._lock = self._take_lock()
@@ -108,6 +109,9 @@ class Supervisor:
         )
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
+        self._rosters = RosterDuty(settings, self.role, self.programs, self._publish)
+        if self.role != "collectors":  # the store host compares the hosts' rosters
+            self.readings.on_read = self._rosters.judge
         self._tcp = self._tcp_control()
 
     def _take_lock(self) -> InstanceLock:
@@ -198,9 +202,10 @@ class Supervisor:
             self._tcp.start()
             servers.append(self._tcp.serving())
         metrics = self._serve_metrics()
-        reads = (  # for the rules that name ages of data, and for Prometheus
+        reads = (  # for the rules that name ages of data, Prometheus, and the hosts' rosters
             [self.readings.follow(stop)]
             if metrics is not None
+            or self.role != "collectors"
             or any(r.metric.startswith(("age_h.", "enrichment.")) for r in self._rules.rules)
             else []
         )
@@ -214,6 +219,7 @@ class Supervisor:
                 *servers,
                 *reads,
                 *(remote.follow() for remote in self._remote),
+                self._tasks.failures(),
             ):
                 for program in self.programs.values():
                     if program.kind == "daemon":
@@ -299,6 +305,7 @@ class Supervisor:
         last = now_utc(self.clock)
         while not stop.is_set():
             now = now_utc(self.clock)
+            self._rosters.publish_for(now)  # at the start, then on each day's first pass
             phase = self.timeline.phase_at(now)
             if phase is not self.phase:
                 await self._enter_phase(phase, now)
@@ -326,9 +333,7 @@ class Supervisor:
         )
         for program in self.programs.values():
             if program.kind == "session":
-                task = asyncio.create_task(self._apply_phase(program), name=f"phase-{program.name}")
-                self._phase_tasks.add(task)
-                task.add_done_callback(self._phase_tasks.discard)
+                self._tasks.spawn(self._apply_phase(program), f"phase-{program.name}")
 
     def _phase_start_ns(self, local: datetime, phase: Phase) -> int:
         start = local
@@ -358,8 +363,8 @@ class Supervisor:
         names = ", ".join(p.name for p in before)
         log.info("%s (%s) waits for %s to end", job.name, why, names)
         job.detail = f"due ({why}), waiting for {names} to end"
-        self._waiting[job.name] = asyncio.create_task(
-            self._run_after(job, before, args, why), name=f"after-{job.name}"
+        self._waiting[job.name] = self._tasks.spawn(
+            self._run_after(job, before, args, why), f"after-{job.name}"
         )
 
     def _running_before(self, job: Program) -> list[Program]:

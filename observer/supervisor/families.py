@@ -250,12 +250,17 @@ def disk_families(paths: Mapping[str, Path]) -> Iterator[Metric]:
         "observer_disk_free_bytes", "bytes free to the observer", labels=["role", "path"]
     )
     size = GaugeMetricFamily("observer_disk_size_bytes", "volume size", labels=["role", "path"])
+    # One measurement per folder per scrape, so roles sharing a folder report one figure.
+    measured: dict[Path, tuple[int, int]] = {}
     for role, path in paths.items():
         existing = next((p for p in (path, *path.parents) if p.exists()), Path("/"))
-        try:
-            usage = shutil.disk_usage(existing)
-        except OSError:  # vanished between the two calls: no sample this scrape
-            continue
-        free.add_metric([role, str(path)], usage.free)
-        size.add_metric([role, str(path)], usage.total)
+        if existing not in measured:
+            try:
+                usage = shutil.disk_usage(existing)
+            except OSError:  # vanished between the two calls: no sample this scrape
+                continue
+            measured[existing] = (usage.free, usage.total)
+        free_bytes, total_bytes = measured[existing]
+        free.add_metric([role, str(path)], free_bytes)
+        size.add_metric([role, str(path)], total_bytes)
     yield from (free, size)

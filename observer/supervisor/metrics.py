@@ -5,6 +5,7 @@ heartbeats carry (the writer's events, commits and rejections; a producer's sent
 Also the phase, the supervisor's own bus producer, the handshakes its tcp control endpoint
 refused, and the operator's figures of `observer.supervisor.families`: each account's health
 and slots, the workers' named figures, open alerts by severity, data ages and disk space.
+On a host with a name (``[supervisor] host``) every sample carries a ``host`` label.
 """
 
 from __future__ import annotations
@@ -62,6 +63,20 @@ class SupervisorCollector(Collector):
         self.disks = disk_paths(supervisor.settings)
 
     def collect(self) -> Iterator[Metric]:
+        """The metric families, each sample labelled ``host`` on a host with a name.
+
+        Several hosts' supervisors then keep their series apart in one Prometheus without
+        relabelling; a host without a name serves its metrics unchanged.
+        """
+        host = self.supervisor.settings.supervisor.host
+        for family in self._families():
+            if host:
+                family.samples = [
+                    s._replace(labels={**s.labels, "host": host}) for s in family.samples
+                ]
+            yield family
+
+    def _families(self) -> Iterator[Metric]:
         """The metric families (a consistent-enough copy of state owned by the event loop)."""
         programs = list(self.supervisor.programs.values())
         up = GaugeMetricFamily(

@@ -9,6 +9,9 @@ ones of every program are counted from the database (`observer.alerts.alert_stat
 the last ``open_alerts_lookback_s``), the same records ``observer alerts --open`` lists. A
 read that fails (no schema before the writer's first start, a database that is down) is
 logged once and shown as ``observer_database_read_up 0`` until a read succeeds again.
+
+Each read also takes the host rosters of the last `observer.rosters.ROSTER_WINDOW_S` and the
+overlap alerts still open: the store host's supervisor judges them (``on_read``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -25,6 +29,8 @@ from observer.config import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
+
+    from observer.db.roster_queries import StoredRoster
 
 __all__ = [
     "ENRICHMENT_RUN_FIGURES",
@@ -47,6 +53,8 @@ class Reading:
     ages_h: dict[str, float]
     alerts_open: dict[str, int]
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)
+    rosters: tuple[StoredRoster, ...] = ()  # each supervisor's latest, within the window
+    overlaps_open: frozenset[tuple[str, str]] = frozenset()  # (code, subject) open
 
 
 # The latest run's figures shown per region (EnrichmentRun's fields).
@@ -57,7 +65,9 @@ def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
     """The ages and open alerts as of ``now_ns`` (alerts produced within ``lookback_s``)."""
     from observer.alerts import alert_states
     from observer.db.queries import alert_records, master_files_checked_ns
+    from observer.db.roster_queries import latest_rosters
     from observer.db.sector_queries import latest_runs, region_coverage
+    from observer.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
 
     # The alerts first: they are read in a snapshot of their own, on a connection not in use.
     states = alert_states(alert_records(conn, now_ns - int(lookback_s * _NS)))
@@ -75,7 +85,11 @@ def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
     if enrichment:  # the newest run of any region: the job ran (stale when it did not)
         ages["enrichment"] = min(figures["age_h"] for figures in enrichment.values())
     alerts = {severity: counts[severity] for severity in OPEN_SEVERITIES}
-    return Reading(ages, alerts, enrichment)
+    rosters = tuple(latest_rosters(conn, now_ns - int(ROSTER_WINDOW_S * _NS)))
+    overlaps_open = frozenset(
+        s.notice.condition for s in states if s.state == "open" and s.notice.code in OVERLAP_CODES
+    )
+    return Reading(ages, alerts, enrichment, rosters, overlaps_open)
 
 
 @dataclass(slots=True)
@@ -88,6 +102,8 @@ class DatabaseReadings:
     alerts_open: dict[str, int] | None = None  # None until the first read succeeds
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)  # per region
     up: float | None = None  # 1.0 after a read that succeeded, 0.0 after one that failed
+    rosters: tuple[StoredRoster, ...] = ()  # the hosts' latest rosters (ctl status, overlaps)
+    on_read: Callable[[Reading], None] | None = None  # called with each successful reading
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Read every ``data_age_s`` until ``stop``."""
@@ -98,10 +114,11 @@ class DatabaseReadings:
         failure = ""
         try:
             while not stop.is_set():
+                reading: Reading | None = None
                 try:
                     reading = await asyncio.to_thread(self._read, engine, lookback_s)
                     self.ages_h, self.alerts_open = reading.ages_h, reading.alerts_open
-                    self.enrichment = reading.enrichment
+                    self.enrichment, self.rosters = reading.enrichment, reading.rosters
                     self.up = 1.0
                     failure = ""
                 except Exception as exc:  # no schema before the writer's first start, ...
@@ -110,6 +127,8 @@ class DatabaseReadings:
                     if reason != failure:  # said once, not every interval
                         log.warning("cannot read the database's figures: %s", reason)
                     failure = reason
+                if reading is not None and self.on_read is not None:
+                    self.on_read(reading)  # outside the read: its failure is not the database's
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
         finally:

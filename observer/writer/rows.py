@@ -32,6 +32,7 @@ from bus.events import (
     Event,
     GapDetected,
     GapStateChanged,
+    HostRoster,
     ListingChanged,
     MasterFileChecked,
     MasterFileReview,
@@ -359,6 +360,22 @@ def _prune_requested(env: Envelope, batch: Batch) -> None:
     batch.requests.append(event)  # the writer prunes once this is committed
 
 
+def _host_roster(env: Envelope, batch: Batch) -> None:
+    """The history row, then the latest roster of the publishing supervisor in place."""
+    event = env.event
+    assert isinstance(event, HostRoster)
+    values = {
+        "host": event.host,
+        "role": event.role,
+        "whole_market": list(event.whole_market),
+        "accounts": [[a.alias, a.fingerprint] for a in event.accounts],
+        "track_b_shard": event.track_b_shard,
+    }
+    batch.insert(m.HostRosterRow, _audit(env) | values)
+    latest = values | {"source": env.source, "seq": env.seq, "published_ns": env.ts}
+    batch.upsert(m.HostRosterState, ("source",), latest, tuple(k for k in latest if k != "source"))
+
+
 HANDLERS: dict[type[Event], Handler] = {
     PriceSnapshot: _Direct(m.PriceSnapshotRow, PriceSnapshot),
     TrackACycle: _Direct(m.TrackACycleRow, TrackACycle),
@@ -392,6 +409,7 @@ HANDLERS: dict[type[Event], Handler] = {
     DayArchived: _Direct(m.DayArchivedRow, DayArchived, table="table_name"),
     PruneRequested: _prune_requested,
     EtfHoldings: _etf_holdings,
+    HostRoster: _host_roster,
 }
 
 

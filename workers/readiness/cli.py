@@ -82,13 +82,13 @@ def report_counters(check: Check, at_ns: int) -> dict[str, float]:
 async def _check_all(
     settings: Settings, clock: Clock, producer: Producer, notifier: Notifier
 ) -> None:
-    from observer.kis.client import RateLimits
-    from observer.kis.session import open_account, token_alert
+    from observer.kis.session import open_account, rate_limits, token_alert
     from observer.runtime import alongside, beat_forever
 
     counters: dict[str, float] = {}
-    # One current price per attempt: the smallest of budgets, whatever the shares.
-    limits = RateLimits({a.alias: 1.0 for a in settings.kis.accounts})
+    # One current price per attempt, within the jobs' share of each account like any job's
+    # calls (its retries of a host that does not answer come at that rate).
+    limits = rate_limits(settings, "jobs")
     accounts = [
         open_account(
             settings, a.alias, clock, limits, on_unavailable=token_alert(a.alias, producer.send)

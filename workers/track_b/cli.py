@@ -116,7 +116,7 @@ def _refuse_other_shards(codes: list[str]) -> None:
         owners = ", ".join(f'{c} to shard "{shard.owner(c)}"' for c in others)
         _exit(
             f"{PROGRAM}: not pinned: this is {here}; the split gives {owners}: "
-            "pin it on the collectors host whose [track_b] shard that is",
+            "pin it on the collectors host whose [track_b] shard lists that one",
             1,
         )
 

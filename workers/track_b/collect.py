@@ -53,6 +53,10 @@ log = logging.getLogger(__name__)
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
 ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account out of reconnect budget
 _NS = 1_000_000_000
+# Wall seconds a stopping Track B waits for its releases' confirmations (a round trip to
+# KIS; well inside the program's stop_grace_s), looking this often.
+SETTLE_S = 3.0
+_SETTLE_POLL_S = 0.02
 
 AccountState = StreamState | Literal["idle", "down"]  # see observer.account_health
 
@@ -245,6 +249,26 @@ class Collector:
         await self.accounts[alias].tokens.refresh_approval(reason)
         self.detectors[alias].on_disconnect(self.clock.now_ns(), reason, self.symbols(alias))
         await self.streams[alias].restart()
+
+    async def settle(self, seconds: float = SETTLE_S) -> bool:
+        """Wait until KIS has confirmed every release sent (``seconds`` of wall time at most).
+
+        A confirmation follows its symbol's last frame: the sessions read on meanwhile, so a
+        Track B that releases its slots and stops stores every trade it was sent (closed at
+        once, what was still in the socket was lost without a gap). False, with a warning,
+        if some were not confirmed in time.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not all(stream.settled for stream in self.streams.values()):
+            if loop.time() >= deadline:
+                log.warning(
+                    "releases not confirmed within %.1f s: trades sent after them are not stored",
+                    seconds,
+                )
+                return False
+            await asyncio.sleep(_SETTLE_POLL_S)
+        return True
 
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every session up until ``stop``."""

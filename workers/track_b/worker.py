@@ -157,7 +157,8 @@ class TrackB(AsyncWorker):
                 return
             # The sessions open now with nothing registered (the pre-connect) and stream from
             # full operation, beside the evaluations: a failure of either ends the process.
-            async with alongside(collector.run(self.stop)) as (streaming,):
+            ended = asyncio.Event()  # the sessions' end: after KIS confirmed the releases
+            async with alongside(collector.run(ended)) as (streaming,):
                 await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
                 if self.stop.is_set():
                     return
@@ -169,6 +170,9 @@ class TrackB(AsyncWorker):
                 await self._follow(engine, book, collector, context, closing_at)
                 ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
                 await collector.apply([d for d in ending if d])
+                await collector.settle()  # read on to each release's confirmation
+                await self.stop.wait()
+                ended.set()
                 await streaming
         finally:
             for account in accounts:

@@ -4,9 +4,9 @@ Every committed event leaves at least one append-only row keyed by ``(source, se
 ``idx`` when one event yields several rows), so completeness is a SQL query: per source the
 distinct seqs across all tables are exactly 1..max (see `observer.db.queries.audit_sources`).
 Tables updated in place (``instruments``, ``gaps``, ``master_file_state``,
-``instrument_sectors``, ``kis_sector_codes``) have an append-only history beside them
-(``listing_changes``, ``gap_events``, ``master_file_checks``, ``sector_metadata``,
-``sector_code_lists``).
+``instrument_sectors``, ``kis_sector_codes``, ``host_rosters``) have an append-only history
+beside them (``listing_changes``, ``gap_events``, ``master_file_checks``, ``sector_metadata``,
+``sector_code_lists``, ``host_roster_events``).
 ``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
 """
 
@@ -28,6 +28,7 @@ from observer.db.models.etf import (
     EtfListingRow,
     EtfRunRow,
 )
+from observer.db.models.hosts import HostRosterRow, HostRosterState
 from observer.db.models.market import (
     BarRow,
     Gap,
@@ -95,6 +96,8 @@ __all__ = [
     "ExactDecimal",
     "Gap",
     "GapEvent",
+    "HostRosterRow",
+    "HostRosterState",
     "Instrument",
     "InstrumentSector",
     "KisSectorCode",
