@@ -111,7 +111,9 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     assert "unrecoverable" not in gaps["by_state"] and gaps["short_success_pct"] == 100.0
     assert gaps["recovered"] == gaps["by_state"]["recovered"] and gaps["unrecoverable"] == 0
     assert gaps["recovered_bars"] >= 41
-    assert 41 <= gaps["queue_peak"] <= 100  # the daemon's own count: the drop's gaps at once
+    # The daemon's own count of gaps queued at once: up to the drop's 41 (on a busy machine
+    # the first may be recovered before the last is detected), never more than it took in.
+    assert 1 <= gaps["queue_peak"] <= sum(gaps["by_reason"].values())
     assert (data / "observer.db").exists() and (data / "log" / "writer.log").exists()
     # --notify: a real message at the notifier's start, recorded, and the URL's secret in
     # no file of the demo (its configuration, database, logs, outboxes).

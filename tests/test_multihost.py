@@ -467,7 +467,9 @@ def test_a_day_on_two_hosts_survives_the_store_hosts_link_cut_and_its_reboot(
         store.start(hosts.b, "store")
         wait_until(lambda: committed() >= held, 300, "the outbox delivered")
         drain_s = time.monotonic() - restored_at
-        assert status(*both)["healthy"]
+        # The store host's notifier starts once its writer is ready, which may be a moment
+        # after the writer took the outbox.
+        wait_until(lambda: status(*both)["healthy"], 60, "both hosts healthy again")
     finally:
         stopped = stop_hosts(collectors, store)
     assert stopped == [0, 0], store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
