@@ -57,7 +57,10 @@ START = clock_time(8, 5)  # the start-up jobs (universe: ~16 wall s under load) 
 # 480x from 08:35 to 08:55, when the start-up jobs are done and nothing runs but Track B's
 # sessions. The universe was done by 08:11 here, by 08:54 beside two busy loops with 08:25.
 QUIET = ((clock_time(8, 35), 480.0), (clock_time(8, 55), SPEED))
-LEAD_S = 8.0  # wall seconds for the simulator and both supervisors to start by START
+LEAD_S = 12.0  # wall seconds for the simulator and both supervisors to start by START
+# A start this much later still leaves the start-up jobs their hour (the suite's first test,
+# beside the other worker's start on a fresh checkout, has taken 11 s to start its simulator).
+LATE_START = timedelta(minutes=10)
 CUT_AT = clock_time(9, 32)  # Track B streams from 09:30
 UNTIL = clock_time(9, 45)  # at least: Track A's 09:00-09:40 cycles, ten minutes of ticks
 PORT = 5711  # the writer's ingest; its feed 5712, both supervisors' control 5713
@@ -173,7 +176,10 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
         store.start(hosts.b, "store", "--clock", clock.spec)
         collectors.start(hosts.a, "collectors", "--clock", clock.spec)
         wait_until(lambda: _sim_ready(sim_log), 60, "the simulator")
-        assert now_utc(clock) <= _at(START), "the processes started after the day; raise LEAD_S"
+        late = now_utc(clock) - _at(START)
+        assert late <= LATE_START, (
+            f"the simulator was ready {late} after the day began; raise LEAD_S"
+        )
 
         # Trading: Track A's cycles since 09:00, Track B's ticks since 09:30 stored.
         wait_until(lambda: now_utc(clock) >= _at(CUT_AT), 120, "the session")
