@@ -253,13 +253,20 @@ def bench_supervisor(
     settle: Annotated[
         float, typer.Option(min=0, help="seconds every program is up before the next restart")
     ] = 3.0,
+    program: Annotated[
+        list[str] | None,
+        typer.Option(help="time only the writer and this program (repeatable); all run anyway"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Restart-to-READY of every configured program, and SIGKILL detection, vs raw baselines."""
     from harness.bench.supervisor import run_supervisor_bench
 
     setup_logging("WARNING")
-    report = run_supervisor_bench(rounds, settle)
+    try:
+        report = run_supervisor_bench(rounds, settle, tuple(program or ()))
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--program") from exc
     for line in report.lines():
         typer.echo(line)
     if as_json:

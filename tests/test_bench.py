@@ -74,11 +74,28 @@ def test_bench_kis_reports_its_keys() -> None:
 
 
 def test_bench_supervisor_reports_its_keys() -> None:
-    result = run("supervisor", "--rounds", "1", "--settle", "0.5")  # the timings' quality aside
+    # The timings' quality aside; every configured program runs, a job and a worker are timed.
+    timed = ("--program", "universe", "--program", "track_a")
+    result = run("supervisor", "--rounds", "1", "--settle", "0.5", *timed)
     assert {"restart_to_ready_s", "start_baseline_s", "kill_detect_s", "kill_to_ready_s"} <= set(
         result
     )
     assert 0 < result["kill_detect_s"] < result["kill_to_ready_s"]
+    assert set(result["programs"]) == {"writer", "universe", "track_a"}  # type: ignore[arg-type]
+    assert result["ctl_program"] == "track_a"
+
+
+def test_bench_supervisor_refuses_a_program_the_configuration_does_not_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "observer", "bench", "supervisor", "--program", "nonesuch"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "not an enabled program of the configuration" in done.stderr  # (boxed, wrapped)
+    assert "nonesuch" in done.stderr
 
 
 def test_bench_masterfile_reports_its_keys() -> None:

@@ -181,11 +181,16 @@ def _ready_s(sock: Path, command: str, name: str) -> float:
 
 
 def _time_programs(
-    sock: Path, settings: Settings, rounds: int, settle_s: float, report: SupervisorBenchReport
+    sock: Path,
+    settings: Settings,
+    timed: frozenset[str],
+    rounds: int,
+    settle_s: float,
+    report: SupervisorBenchReport,
 ) -> None:
-    """Restart (or run) each configured program, then ``observer ctl restart`` a worker."""
+    """Restart (or run) each program in ``timed``, then ``observer ctl restart`` a worker."""
     for name, program in settings.programs.items():
-        if not program.enabled:
+        if not program.enabled or name not in timed:
             continue
         times = report.programs.setdefault(name, [])
         for _ in range(rounds):
@@ -195,7 +200,9 @@ def _time_programs(
             else:
                 times.append(_ready_s(sock, "restart", name))
         poll_until(lambda: _settled(sock, settle_s), f"every program settled after {name}")
-    worker = next(n for n, p in settings.programs.items() if p.kind != "job" and n != "writer")
+    worker = next(
+        n for n, p in settings.programs.items() if p.kind != "job" and n != "writer" and n in timed
+    )
     report.ctl_program = worker
     for _ in range(rounds):
         began = time.perf_counter()
@@ -207,17 +214,21 @@ def _time_programs(
         report.ctl_restart_s.append(time.perf_counter() - began)
 
 
-def run_supervisor_bench(rounds: int = 5, settle_s: float = SETTLE_S) -> SupervisorBenchReport:
+def run_supervisor_bench(
+    rounds: int = 5, settle_s: float = SETTLE_S, only: tuple[str, ...] = ()
+) -> SupervisorBenchReport:
     """Measure ``rounds`` restarts and kills against a real supervisor.
 
-    Each restart is timed once every program has been up ``settle_s`` seconds.
+    Each restart is timed once every program has been up ``settle_s`` seconds. Every
+    configured program runs; with ``only``, the writer and those programs are timed.
     """
+    configured = load_settings(default_config_path())
+    timed = _timed(configured, only)
     report = SupervisorBenchReport()
     for _ in range(rounds):
         report.start_baseline_s.append(_start_baseline())
         report.bare_start_s.append(_start_baseline("pass"))
         report.detect_baseline_s.append(_detect_baseline())
-    configured = load_settings(default_config_path())
     clock = clock_from_spec(_CLOCK)  # anchored now; event times are read on it
     with tempfile.TemporaryDirectory(prefix="observer-bench-") as tmp:
         work = Path(tmp)
@@ -249,7 +260,7 @@ def run_supervisor_bench(rounds: int = 5, settle_s: float = SETTLE_S) -> Supervi
             for _ in range(rounds):
                 reply = request(sock, "restart", ["load"], 60)
                 report.restart_s.append(float(reply.data["ready_s"]))
-            _time_programs(sock, configured, max(1, rounds // 2), settle_s, report)
+            _time_programs(sock, configured, timed, max(1, rounds // 2), settle_s, report)
             poll_until(lambda: _settled(sock, settle_s), "every program settled after restarts")
             for _ in range(rounds):
                 pid = _pid(sock, "load")
@@ -267,6 +278,19 @@ def run_supervisor_bench(rounds: int = 5, settle_s: float = SETTLE_S) -> Supervi
             sup.send_signal(signal.SIGTERM)
             sup.wait(90)
     return report
+
+
+def _timed(settings: Settings, only: tuple[str, ...]) -> frozenset[str]:
+    """The enabled programs to time: all, or the writer and ``only`` (each must be enabled)."""
+    enabled = {name for name, program in settings.programs.items() if program.enabled}
+    if not only:
+        return frozenset(enabled)
+    unknown = sorted(set(only) - enabled)
+    if unknown:
+        raise ValueError(f"not an enabled program of the configuration: {', '.join(unknown)}")
+    if not any(settings.programs[n].kind != "job" and n != "writer" for n in only):
+        raise ValueError("name at least one program that is not a job (ctl restart times it)")
+    return frozenset({"writer", *only})
 
 
 def _events_after(url: str, after_ns: int) -> tuple[int, int]:
