@@ -260,12 +260,12 @@ def bench_supervisor(
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Restart-to-READY of every configured program, and SIGKILL detection, vs raw baselines."""
-    from harness.bench.supervisor import run_supervisor_bench
+    from harness.bench.supervisor import NotTimeable, run_supervisor_bench
 
     setup_logging("WARNING")
     try:
         report = run_supervisor_bench(rounds, settle, tuple(program or ()))
-    except ValueError as exc:
+    except NotTimeable as exc:
         raise typer.BadParameter(str(exc), param_hint="--program") from exc
     for line in report.lines():
         typer.echo(line)

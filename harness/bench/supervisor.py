@@ -39,7 +39,7 @@ from observer.db.engine import make_engine
 from observer.runtime import poll_until
 from observer.supervisor.control import request
 
-__all__ = ["SupervisorBenchReport", "run_supervisor_bench"]
+__all__ = ["NotTimeable", "SupervisorBenchReport", "run_supervisor_bench"]
 
 _CLOCK = "2026-11-20T08:05:00+09:00@1x"  # a Friday session, warmup: in phase, before 09:00
 _SETTINGS = """
@@ -58,6 +58,10 @@ command = ["python", "-m", "harness.loadgen", "--source", "load", "--events", "0
            "--rate", "100"]
 depends_on = ["writer"]
 """
+
+
+class NotTimeable(ValueError):
+    """``--program`` names a program the configuration does not run, or only jobs."""
 
 
 @dataclass
@@ -287,9 +291,9 @@ def _timed(settings: Settings, only: tuple[str, ...]) -> frozenset[str]:
         return frozenset(enabled)
     unknown = sorted(set(only) - enabled)
     if unknown:
-        raise ValueError(f"not an enabled program of the configuration: {', '.join(unknown)}")
+        raise NotTimeable(f"not an enabled program of the configuration: {', '.join(unknown)}")
     if not any(settings.programs[n].kind != "job" and n != "writer" for n in only):
-        raise ValueError("name at least one program that is not a job (ctl restart times it)")
+        raise NotTimeable("name at least one program that is not a job (ctl restart times it)")
     return frozenset({"writer", *only})
 
 
