@@ -107,6 +107,15 @@ def start_track_b(
     )
 
 
+def shut_down(proc: subprocess.Popen[bytes] | None, writer: WriterProcess, sim: SimThread) -> None:
+    """A test's end: its Track B killed if it still runs, then its writer and simulator."""
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait(30)
+    writer.kill()
+    sim.close()
+
+
 def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
@@ -179,11 +188,7 @@ def test_track_b_syncs_allocates_streams_pins_and_records_gaps(tmp_path: Path) -
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        writer.kill()
-        sim.close()
+        shut_down(proc, writer, sim)
 
 
 def test_a_stop_mid_session_stores_every_tick_the_sessions_were_sent(tmp_path: Path) -> None:
@@ -210,11 +215,7 @@ def test_a_stop_mid_session_stores_every_tick_the_sessions_were_sent(tmp_path: P
         assert sent > 0 and rows(url, "select count(*) from trade_ticks") == [(sent,)]
         assert sim.sim.records_sent["H0STCNT0"] == sent  # nothing sent after the releases
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        writer.kill()
-        sim.close()
+        shut_down(proc, writer, sim)
 
 
 def test_the_track_b_program_is_configured_for_its_phases() -> None:

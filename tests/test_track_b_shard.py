@@ -22,7 +22,15 @@ from tests.support import (
     start_on_sim_clock,
     wait_until,
 )
-from tests.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, rows
+from tests.test_track_b import (
+    MARKET,
+    MOVERS,
+    NINE,
+    UNIVERSE,
+    publish_morning,
+    rows,
+    shut_down,
+)
 from workers.track_b.cli import app
 from workers.track_b.pins import slots_path, write_pins
 
@@ -113,9 +121,5 @@ def test_a_host_of_shard_1_of_2_never_takes_a_symbol_of_shard_2(tmp_path: Path) 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(30)
-        writer.kill()
-        sim.close()
+        shut_down(proc, writer, sim)
         beats.close()
