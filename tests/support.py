@@ -290,17 +290,18 @@ class SupervisorProcess:
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=self.workdir)
-        wait_until(lambda: self.socket.exists() or self.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]
+        wait_until(lambda: self._answers() or self.proc.poll() is not None, 60, "socket")  # type: ignore[union-attr]
         assert self.proc.poll() is None, self.log.read_text()
         if healthy:
-            wait_until(self._healthy, 60, "a healthy supervisor")
+            wait_until(lambda: self.status()["healthy"], 60, "a healthy supervisor")
         return self
 
-    def _healthy(self) -> bool:
+    def _answers(self) -> bool:
         try:
-            return bool(self.status()["healthy"])
-        except ConnectionRefusedError:  # the socket's file is bound before it listens
+            self.status()
+        except (FileNotFoundError, ConnectionRefusedError):  # refused: a killed one's file
             return False
+        return True
 
     def ctl(self, command: str, *args: str) -> Any:
         from observer.supervisor.control import request

@@ -22,6 +22,8 @@ import psutil
 import pytest
 
 from observer.config import ProgramSettings
+from observer.supervisor import control
+from observer.supervisor.control import ControlServer, Reply, Request, request
 from observer.supervisor.program import Launch, Program, State
 from tests.support import WRITER_PROGRAM, SupervisorProcess, load_program, wait_until
 from tests.test_kis_stream import until
@@ -63,6 +65,47 @@ def closed_by_peer(sock: socket.socket) -> bytes | None:
         if not chunk:
             return chunks
         chunks += chunk
+
+
+def test_the_socket_file_appears_only_once_it_listens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that sees the file can connect: a bound socket refuses until it listens.
+
+    A stale file (a killed supervisor's) stays in place until the new socket listens, and
+    is then replaced; nothing else is left in the folder.
+    """
+    path = tmp_path / "run" / "control.sock"
+    path.parent.mkdir(mode=0o700)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stale:
+        stale.bind(str(path))
+    at_listen: list[tuple[str, bool]] = []  # where the socket is bound; the stale file there?
+
+    class Recording(socket.socket):
+        def listen(self, backlog: int = 0) -> None:
+            at_listen.append((self.getsockname(), path.exists()))
+            super().listen(backlog)
+
+    async def answer(request: Request) -> Reply:
+        return Reply(ok=True, data={"command": request.command})
+
+    async def serve() -> Reply:
+        server = ControlServer(answer, path)
+        monkeypatch.setattr(control.socket, "socket", Recording)
+        try:
+            await server.start()
+        finally:
+            monkeypatch.undo()
+        try:
+            return await asyncio.to_thread(request, path, "status", [], 10)
+        finally:
+            await server.close()
+
+    reply = asyncio.run(serve())
+    [(bound, stale_kept)] = at_listen
+    assert bound != str(path) and stale_kept  # not yet at the path, the stale file still there
+    assert reply.ok and reply.data == {"command": "status"}
+    assert list(path.parent.iterdir()) == []  # closed: no socket file, no private name
 
 
 def test_idle_connections_are_timed_out(sup: SupervisorProcess) -> None:

@@ -79,7 +79,7 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
                 return None
             try:
                 reply = request(sock, "status", [], 30)
-            except ConnectionRefusedError:  # the socket's file is bound before it listens
+            except ConnectionRefusedError:  # a file left by a supervisor that was killed
                 return None
             return reply.data if reply.data.get("healthy") else None
 

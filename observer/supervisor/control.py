@@ -117,18 +117,27 @@ class ControlServer:
         self._throttled = _Throttled(WARN_INTERVAL_S)
 
     async def start(self) -> None:
-        """Bind (replacing a stale socket file) with mode 0600 in a 0700 directory."""
+        """Listen with mode 0600 in a 0700 directory (replacing a stale socket file).
+
+        The socket is bound and listening under a private name first and then renamed into
+        place, so a client that sees the file can connect: a bound socket refuses
+        connections until it listens.
+        """
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # As long as the final name, so it fits wherever that does (a socket path is at
+        # most 107 bytes); the supervisor lock proves no other supervisor uses either.
+        binding = self.path.with_name(f".{self.path.name[:-1]}")
         with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()  # the supervisor lock proves no other supervisor uses it
+            binding.unlink()  # left by a supervisor killed while it started
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            listener.bind(str(self.path))
+            listener.bind(str(binding))
         finally:
             os.umask(old)
-        self.path.chmod(0o600)
+        binding.chmod(0o600)
         listener.listen(self.max_connections)
+        binding.replace(self.path)  # over a stale file, atomically
         listener.setblocking(False)
         self._listener = listener
         self._accepting = asyncio.create_task(self._accept(listener), name="control-accept")
