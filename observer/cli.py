@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -19,7 +20,7 @@ from observer.errors import (
     StoreError,
 )
 from observer.keys_cli import keys_app
-from observer.logs import setup_logging
+from observer.logs import mask_secrets, setup_logging
 from observer.supervisor.ctl import ctl_app
 
 __all__ = ["app", "main"]
@@ -31,6 +32,7 @@ __all__ = ["app", "main"]
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # help names configuration tables: "[supervisor] role"
     help="A market-data observer for the Korea Investment & Securities Open API.",
 )
 db_app = typer.Typer(no_args_is_help=True, help="The database: schema (alembic), backups.")
@@ -217,7 +219,7 @@ def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
     from observer.db.engine import make_engine
     from observer.db.queries import audit_sources, conflicts
 
-    engine = make_engine(_url(_settings(config), db))
+    engine = make_engine(_url(_settings(config), db), read_only=True)
     try:
         with engine.connect() as conn:
             results = audit_sources(conn)
@@ -251,19 +253,18 @@ def hosts(
 
     Rosters older than 36 hours are marked stale: they no longer count in the overlap checks.
     """
-    import time
-
+    from observer.clock import clock_from_env
     from observer.db.engine import make_engine
     from observer.db.roster_queries import latest_rosters
     from observer.rosters import ROSTER_WINDOW_S
 
-    engine = make_engine(_url(_settings(config), db))
+    engine = make_engine(_url(_settings(config), db), read_only=True)
     try:
         with engine.connect() as conn:
             rosters = latest_rosters(conn)
     finally:
         engine.dispose()
-    now_ns = time.time_ns()
+    now_ns = clock_from_env().now_ns()  # the supervisor's clock: ages as it counts them
     rows = [
         {
             "host": r.label,
@@ -399,3 +400,34 @@ def main() -> None:
     except ObserverError as exc:
         typer.echo(f"observer: {exc}", err=True)
         sys.exit(2)
+    except Exception as exc:
+        failure = _database_failure(exc)
+        if failure is None:
+            raise
+        reason, code = failure
+        typer.echo(f"observer: {mask_secrets(reason)}", err=True)
+        sys.exit(code)
+
+
+def _database_failure(exc: Exception) -> tuple[str, int] | None:
+    """One line and the exit code for a database a command could not use, else None.
+
+    A URL that does not parse or names a database without its driver is configuration
+    (exit 2); a database that refuses or lacks a table, a failure (exit 1). SQLAlchemy is
+    looked up only if loaded: a command that never imported it cannot raise its errors.
+    """
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None:
+        return None
+    from observer.db.engine import error_reason
+
+    if isinstance(exc, errors.ArgumentError | errors.NoSuchModuleError):
+        return f"not a usable database URL: {exc}", 2
+    if isinstance(exc, ModuleNotFoundError) and any(
+        "/sqlalchemy/dialects/" in frame.filename
+        for frame in traceback.extract_tb(exc.__traceback__)
+    ):
+        return f"no driver for this database URL: {exc}", 2
+    if isinstance(exc, errors.SQLAlchemyError):
+        return f"the database failed: {error_reason(exc)}", 1
+    return None

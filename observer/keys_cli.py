@@ -11,7 +11,11 @@ from observer.cli_support import fail, settings_or_exit
 
 __all__ = ["keys_app"]
 
-keys_app = typer.Typer(no_args_is_help=True, help="CURVE keys of the bus between hosts.")
+keys_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,  # help names configuration tables: "[bus.curve] keys_dir"
+    help="CURVE keys of the bus between hosts.",
+)
 
 
 @keys_app.command()

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from sqlalchemy import Connection, inspect, text
 
 from observer.db import migrate
-from observer.db.engine import make_engine
+from observer.db.engine import make_engine, sqlite_file
 from observer.db.models import Base
 from observer.db.retention_queries import ARCHIVED_TABLES
 from tests.support import ROOT
 
 
 def test_upgrade_then_autogenerate_finds_nothing(db_url: str) -> None:
+    empty = sqlite_file(db_url)
+    if empty is not None:
+        empty.touch()  # an empty database (a missing file is refused: test_cli_errors.py)
     assert migrate.current(db_url) is None
     migrate.upgrade(db_url)
     assert migrate.current(db_url) == migrate.head()
@@ -62,6 +66,9 @@ def test_db_commands(sqlite_url: str) -> None:
             timeout=120,
         )
 
+    missing = observer("current")
+    assert missing.returncode == 2 and "no database at" in missing.stderr
+    Path(sqlite_url.removeprefix("sqlite:///")).touch()
     assert observer("current").returncode == 1  # empty database is not at head
     upgraded = observer("upgrade")
     assert upgraded.returncode == 0 and migrate.head() in upgraded.stdout

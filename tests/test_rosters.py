@@ -8,10 +8,12 @@ rosters other hosts published through the writer, and raises and resolves the al
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -386,6 +388,17 @@ def test_a_real_supervisor_catches_two_hosts_doing_the_same_work(
     assert listed["c2"]["track_b_shard"] == "1/2" and listed["c1"]["track_b_shard"] == ""
     assert listed["c3"]["stale"] and not listed["c2"]["stale"]
     assert k1 not in done.stdout and KEY_1 not in done.stdout
+    # Ages by the supervisor's clock ($OBSERVER_CLOCK): 40 hours on, every roster is stale.
+    later = (datetime.now(UTC) + timedelta(hours=40)).isoformat(timespec="seconds")
+    ahead = subprocess.run(
+        [sys.executable, "-m", "observer", "hosts", "--json", "--config", str(sup.config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OBSERVER_CLOCK": f"{later}@1x"},
+    )
+    assert ahead.returncode == 0, ahead.stderr
+    assert all(row["stale"] and row["age_h"] >= 39.9 for row in json.loads(ahead.stdout))
 
     fixed = HostRoster(
         host="c2",

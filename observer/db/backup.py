@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from observer.config import Settings
 from observer.db import migrate
-from observer.db.engine import display_url, make_engine, normalize_url
+from observer.db.engine import display_url, make_engine, normalize_url, require_database
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
 from observer.errors import BackupError, StoreError
@@ -104,6 +104,10 @@ def make_backup(
     kind = url.get_backend_name()
     if kind not in _DUMPS:
         raise BackupError(f"cannot back up a {kind} database")
+    try:
+        require_database(url)
+    except StoreError as exc:
+        raise BackupError(str(exc)) from exc
     data_dir = Path(settings.paths.data_dir)
     dest = dest or Path(settings.backup.dir or data_dir / "backups")
     now = datetime.now(UTC)

@@ -12,7 +12,17 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["display_url", "make_engine", "normalize_url", "read_only_sessions"]
+from observer.errors import StoreError
+
+__all__ = [
+    "display_url",
+    "error_reason",
+    "make_engine",
+    "normalize_url",
+    "read_only_sessions",
+    "require_database",
+    "sqlite_file",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -42,18 +52,49 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
     SQLite gets WAL, ``synchronous=NORMAL`` (durable across process crashes; a power cut may
     lose the last commits, never corrupt), a busy timeout and foreign keys. PostgreSQL gets
     pre-ping so a dropped connection is replaced. ``read_only`` makes every transaction
-    refuse writes, for workers that only read; otherwise a SQLite file's folder is created.
+    refuse writes, for workers that only read, and a missing SQLite file an error
+    (`require_database`); otherwise a SQLite file's folder is created.
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:" and not read_only:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        database = sqlite_file(parsed)
+        if database is not None and not read_only:
+            database.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, **kwargs)
+        if read_only:
+            event.listen(engine, "do_connect", lambda *_: require_database(parsed))
         event.listen(engine, "connect", _sqlite_pragmas(read_only))
         return engine
     if read_only:
         kwargs.setdefault("connect_args", {})["options"] = "-c default_transaction_read_only=on"
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite URL (None for another database or one in memory)."""
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def error_reason(exc: BaseException) -> str:
+    """One line for a database error, without the SQL or its parameters."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"
+
+
+def require_database(url: str | URL) -> None:
+    """Raise `StoreError` if ``url`` names a SQLite file that does not exist.
+
+    Whatever only reads checks this first: sqlite3 would create the file, so a mistyped
+    ``--db`` or a command run from another folder (relative paths) would leave an empty
+    database behind and fail on a missing table.
+    """
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise StoreError(f"no database at {database.absolute()}")
 
 
 def _sqlite_pragmas(read_only: bool) -> Any:

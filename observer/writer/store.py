@@ -42,6 +42,7 @@ from bus.codec import (
 )
 from bus.envelope import Envelope
 from bus.events import Event, PruneRequested, event_tag
+from observer.db.engine import error_reason
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
@@ -180,7 +181,7 @@ class Store:
             with self.engine.connect() as conn:
                 self.marks = committed_offsets(conn)
         except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read bus offsets: {_reason(exc)}") from exc
+            raise StoreError(f"cannot read bus offsets: {error_reason(exc)}") from exc
         self._marks_valid = True
         return self.marks
 
@@ -189,7 +190,7 @@ class Store:
         try:
             present = set(inspect(self.engine).get_table_names())
         except SQLAlchemyError as exc:
-            raise StoreError(f"database unreachable: {_reason(exc)}") from exc
+            raise StoreError(f"database unreachable: {error_reason(exc)}") from exc
         if BusOffset.__tablename__ not in present:
             raise StoreError("database has no observer schema: run `observer db upgrade`")
 
@@ -256,7 +257,7 @@ class Store:
                 conflicts, unverified = find_conflicts(conn, repeats)
                 new = new_conflicts(conn, conflicts) if conflicts else []
         except self._failures as exc:
-            raise StoreError(f"cannot read envelope digests: {_reason(exc)}") from exc
+            raise StoreError(f"cannot read envelope digests: {error_reason(exc)}") from exc
         self.unverified += unverified
         if not new:
             return len(conflicts), None
@@ -335,11 +336,13 @@ class Store:
             raise _Refused(f"{type(exc).__name__}: {exc}"[:300]) from exc
         except self._failures as exc:
             if not self._is_unavailable(exc):
-                raise _Refused(_reason(exc)) from exc
+                raise _Refused(error_reason(exc)) from exc
             # The commit may have happened with its answer lost: trust only the database.
             self._marks_valid = False
             self.engine.dispose()
-            raise StoreError(f"commit of {len(envelopes)} events failed: {_reason(exc)}") from exc
+            raise StoreError(
+                f"commit of {len(envelopes)} events failed: {error_reason(exc)}"
+            ) from exc
         self.marks.update(marks)
         self.requests.extend(batch.requests)
         self.commits += 1
@@ -477,10 +480,3 @@ def _json_text(value: Any) -> str:
 
 class _Refused(Exception):
     """The database refused a batch for its content; retrying it unchanged cannot help."""
-
-
-def _reason(exc: BaseException) -> str:
-    """One line for a database error, without the SQL or its parameters."""
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip().splitlines()
-    return f"{type(orig or exc).__name__}: {text[0] if text else ''}"

@@ -1,0 +1,116 @@
+"""A command given a database it cannot use says so in one line, and creates nothing.
+
+Run as an operator runs them: the ``observer`` command in a subprocess, from a folder that
+holds no database (the configuration's paths are relative to the working directory).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from observer import cli
+
+# Read-only commands, each with the arguments it needs besides --db.
+READERS = [
+    ["audit"],
+    ["hosts"],
+    ["db", "current"],
+    ["db", "check"],
+]
+
+
+def observer(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OBSERVER_CONFIG", "OBSERVER_CLOCK")}
+    return subprocess.run(
+        [sys.executable, "-m", "observer", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The command's one line on stderr (no traceback, no password), after its name."""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("observer"), done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr + done.stdout
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", READERS, ids=" ".join)
+def test_a_missing_sqlite_file_is_named_and_never_created(
+    tmp_path: Path, command: list[str]
+) -> None:
+    typo = tmp_path / "nx" / "sub" / "typo.db"
+    done = observer(tmp_path, *command, "--db", f"sqlite:///{typo}")
+    assert done.returncode == 2
+    assert one_line(done) == f"observer: no database at {typo}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_default_database_relative_to_another_folder_is_named(tmp_path: Path) -> None:
+    """Run from a folder that is not the deployment's: its relative database is missing."""
+    for command in (["audit"], ["hosts"], ["track-a", "cycles"], ["db", "backup"]):
+        done = observer(tmp_path, *command)
+        assert done.returncode in (1, 2), (command, done.stderr)
+        assert one_line(done).endswith(f"no database at {tmp_path / 'var' / 'observer.db'}")
+    assert not (tmp_path / "var" / "observer.db").exists()
+    assert not (tmp_path / "var" / "backups").exists()  # no failed backup of nothing
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "reason"),
+    [
+        ("not-a-url", 2, "not a usable database URL: "),
+        ("mysql://operator:s3cret@127.0.0.1/observer", 2, "no driver for this database URL: "),
+        ("postgresql://operator:s3cret@127.0.0.1:1/observer", 1, "the database failed: "),
+    ],
+    ids=["unparsable", "no driver", "refused"],
+)
+def test_an_unusable_database_url_is_one_line(
+    tmp_path: Path, url: str, code: int, reason: str
+) -> None:
+    for command in (["audit"], ["hosts"]):
+        done = observer(tmp_path, *command, "--db", url)
+        assert done.returncode == code, done.stderr
+        assert one_line(done).startswith(f"observer: {reason}")
+
+
+def test_an_unmigrated_database_is_one_line(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    done = observer(tmp_path, "audit", "--db", f"sqlite:///{empty}")
+    assert done.returncode == 1
+    assert one_line(done).startswith("observer: the database failed: OperationalError: no such")
+
+
+def test_help_shows_configuration_names_in_brackets() -> None:
+    """``[supervisor] role`` in a help text is shown as written, not taken for markup."""
+    cli._add_worker_commands([])
+    root = typer.main.get_command(cli.app)
+    bracketed = re.compile(r"\[[a-z_.]+\][^.,;)]*")
+    checked = 0
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        nonlocal checked
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        for match in bracketed.finditer(" ".join(texts)):
+            shown = CliRunner().invoke(cli.app, [*path, "--help"], terminal_width=400).output
+            assert match[0].split()[0] in shown, (path, match[0])
+            checked += 1
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    assert checked >= 3  # supervise --role and --log-file, keys generate --dir
