@@ -22,12 +22,21 @@ from tests.support import ROOT, WRITER_PROGRAM, load_program, wait_until
 pytestmark = pytest.mark.slow
 
 BIN = Path(sys.executable).parent
+# A PATH without the virtualenv, as in an operator's shell: the configurations find
+# `observer` in the deployment's .venv themselves.
+ENV = {
+    **os.environ,
+    "PATH": os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and Path(p) != BIN
+    ),
+}
 
 
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Path]:
     """A deployment folder: the shipped supervisord.conf and a test observer.toml."""
     shutil.copy(ROOT / "supervisord.conf", tmp_path / "supervisord.conf")
+    (tmp_path / ".venv").symlink_to(BIN.parent)  # the README's venv in the deployment
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "observer.toml").write_text(
         '[paths]\ndata_dir = "var"\n[database]\nurl = "sqlite:///var/observer.db"\n'
@@ -62,11 +71,10 @@ def _shut_down(conf: Path, supervisord: subprocess.Popen[bytes]) -> None:
 
 
 def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     supervisord = subprocess.Popen(
         [str(BIN / "supervisord"), "-c", str(deployment / "supervisord.conf")],
         cwd=deployment,
-        env=env,
+        env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         umask=0o077,  # as the README starts it
@@ -102,7 +110,7 @@ def test_supervisord_runs_restarts_and_stops_the_tree(deployment: Path) -> None:
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env=ENV,
         )
         assert restarted.returncode == 0, restarted.stderr
         reply = json.loads(restarted.stdout.splitlines()[-1])
@@ -151,6 +159,7 @@ def _role_deployment(root: Path, role: str, settings: str, programs: str) -> Pat
     """A host's folder: config/supervisord/<role>.conf as shipped, and its observer.toml."""
     (root / "config" / "supervisord").mkdir(parents=True)
     shutil.copy(ROOT / "config" / "supervisord" / f"{role}.conf", root / "config" / "supervisord")
+    (root / ".venv").symlink_to(BIN.parent)  # the README's venv in the deployment
     (root / "config" / "observer.toml").write_text(
         '[paths]\ndata_dir = "var"\n[database]\nurl = "sqlite:///var/observer.db"\n'
         f"[supervisor]\nmetrics_port = 0\n{settings}{programs}"
@@ -199,7 +208,6 @@ def test_the_store_and_collectors_configurations_run_one_deployment(short_path: 
             programs,
         ),
     }
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
 
     def conf_of(role: str) -> Path:
         return hosts[role] / "config" / "supervisord" / f"{role}.conf"
@@ -209,7 +217,7 @@ def test_the_store_and_collectors_configurations_run_one_deployment(short_path: 
         daemons[role] = subprocess.Popen(
             [str(BIN / "supervisord"), "-c", str(conf_of(role))],
             cwd=root,
-            env=env,
+            env=ENV,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             umask=0o077,
@@ -231,7 +239,7 @@ def test_the_store_and_collectors_configurations_run_one_deployment(short_path: 
             capture_output=True,
             text=True,
             timeout=120,
-            env=env,
+            env=ENV,
         )
         if shown.returncode == 2:  # a supervisor not up yet
             return None
