@@ -7,8 +7,10 @@ in network namespaces, are in ``test_multihost.py``).
 
 from __future__ import annotations
 
+import re
 import socket
 import stat
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import zmq
 
 from bus.curve import (
     ClientCurve,
+    KeyPair,
+    ServerCurve,
     generate_key_pair,
     load_key_pair,
     load_public_key,
@@ -31,7 +35,7 @@ from harness.loadgen import synthetic_tick
 from observer.config import load_settings
 from observer.errors import ConfigError
 from observer.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
-from tests.support import WriterProcess, assert_exactly_once, db_rows, wait_until
+from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, wait_until
 
 
 def free_port() -> int:
@@ -424,3 +428,36 @@ def test_a_writer_without_its_key_files_exits_2_naming_the_file(
     assert writer.proc is not None
     assert writer.proc.wait(60) == 2
     assert "writer.key_secret" in writer.log.read_text()
+
+
+def test_the_documented_allow_list_admits_each_host_its_own_sources() -> None:
+    """The ``[bus.curve.clients]`` example of the architecture notes: the collectors' key may
+    send as the source of every shipped program of that role, and as none of the store's."""
+    from workers.etf.cli import CHECK_SOURCE
+    from workers.etf.cli import SOURCE as ETF
+    from workers.gap_recovery.cli import VERIFY_SOURCE
+    from workers.notifier import ACK_SOURCE
+
+    sources = {  # each shipped program's bus source
+        **{name: name for name in ("writer", "master_file", "universe", "enrich", "backup")},
+        **{name: name for name in ("archive", "token", "readiness", "track_a", "track_b")},
+        **{name: name for name in ("gap_recovery", "notifier")},
+        **{name: ETF for name in ("etf_list", "etf_daily", "etf_holdings", "etf_backfill")},
+        "etf_check": CHECK_SOURCE,
+    }
+    example = re.search(
+        r"^collectors = \[.*?\]", (ROOT / "docs" / "ARCHITECTURE.md").read_text(), re.M | re.S
+    )
+    assert example is not None
+    keys = KeyPair(b"s" * 40, b"s" * 40)
+    curve = ServerCurve(keys, {b"c" * 40: tuple(tomllib.loads(example[0])["collectors"])})
+
+    def admitted(source: str) -> bool:
+        return curve.may_send("c" * 40, source)
+
+    programs = load_settings(ROOT / "config" / "observer.toml").programs
+    assert set(programs) == set(sources)  # a new program: name its source above
+    for name, program in programs.items():
+        assert admitted(sources[name]) == (program.host_role == "collectors"), name
+    assert admitted("supervisor_collectors") and admitted(VERIFY_SOURCE)
+    assert not admitted("supervisor") and not admitted(ACK_SOURCE)
