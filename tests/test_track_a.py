@@ -357,13 +357,18 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
             60,
             "the missing-universe alert",
         )
+        # Killed while its alert is open: the next run resolves it when the universe comes.
+        assert session.proc is not None
+        session.proc.kill()
+        session.proc.wait(30)
+        session.start()
         session.publish_universe(STOCKS[:120])
         wait_until(
             lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 30,
             60,
             "a third of the cycle",
         )
-        # The universe came: the alert's condition is over, and Track A says so.
+        # The universe came: the alert's condition is over, and Track A says so, once.
         wait_until(
             lambda: (
                 session.rows("select code from alert_resolutions") == [("track_a_no_universe",)]
@@ -371,7 +376,9 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
             60,
             "the alert resolved",
         )
-        assert session.proc is not None
+        assert session.rows("select count(*) from alerts where code = 'track_a_no_universe'") == [
+            (1,)
+        ]
         session.proc.kill()
         session.proc.wait(30)
         before = session.rows("select count(*) from price_snapshots")[0][0]

@@ -24,9 +24,10 @@ from sqlalchemy import Engine
 
 from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
+from observer.alerts import alert_states, parse_alert_id
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
+from observer.db.queries import alert_records, cycle_summarised, cycle_symbols, universe_of
 from observer.db.readers import reader_engine
 from observer.hosts import own_source
 from observer.kis.session import (
@@ -50,6 +51,7 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _UNIVERSE_POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 _IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again after this
+_NO_UNIVERSE = "track_a_no_universe"  # the alert of a day without a universe
 
 
 @dataclass
@@ -99,6 +101,7 @@ class TrackA(AsyncWorker):
         self.limit_per_s = sum(a.rest_per_second * share for a in settings.kis.accounts)
         self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
+        self._universe_alert_open = False  # resolved when a universe is there
 
     async def run(self, resume: bool = True) -> None:
         """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
@@ -140,6 +143,8 @@ class TrackA(AsyncWorker):
     # ------------------------------------------------------------------ one cycle
 
     async def _cycle(self, cycle: Cycle, accounts: Sequence[KisAccount], resume: bool) -> None:
+        if resume:  # an earlier run's alert is this run's to resolve
+            self._universe_alert_open = self._earlier_universe_alert()
         if resume and self._summarised(cycle):
             log.info("cycle %s was completed by an earlier run", cycle.cycle_id)
             return
@@ -242,6 +247,19 @@ class TrackA(AsyncWorker):
 
     # ------------------------------------------------------------------ the database
 
+    def _earlier_universe_alert(self) -> bool:
+        """True if this source's `_NO_UNIVERSE` alert is open (an earlier run raised it)."""
+        lookback_ns = int(self.settings.supervisor.open_alerts_lookback_s * _NS)
+        source = own_source(self.settings, SOURCE)
+        with self._engine.connect() as conn:
+            records = alert_records(conn, self.clock.now_ns() - lookback_ns)
+        return any(
+            state.state == "open"
+            and state.notice.code == _NO_UNIVERSE
+            and parse_alert_id(state.notice.id)[0] == source
+            for state in alert_states(records)
+        )
+
     def _summarised(self, cycle: Cycle) -> bool:
         with self._engine.connect() as conn:
             return cycle_summarised(conn, own_source(self.settings, SOURCE), cycle.cycle_id)
@@ -262,22 +280,27 @@ class TrackA(AsyncWorker):
             with self._engine.connect() as conn:
                 members = universe_of(conn, day)
             if members:
-                if day.isoformat() in self._alerted_universe:  # the alert's condition is over
-                    self._alerted_universe.discard(day.isoformat())
+                if self._universe_alert_open:  # the alert's condition is over
+                    self._universe_alert_open = False
                     self.producer.send(
                         AlertResolved(
-                            code="track_a_no_universe",
+                            code=_NO_UNIVERSE,
                             severity="critical",
                             message=f"the universe for {day} is here: Track A runs",
                         )
                     )
                 return [(symbol, market) for symbol, market, _ in members]
             now = self.clock.now_ns() / _NS
-            if now >= late_after and day.isoformat() not in self._alerted_universe:
+            if (
+                now >= late_after
+                and not self._universe_alert_open  # still open: one alert is enough
+                and day.isoformat() not in self._alerted_universe
+            ):
                 self._alerted_universe.add(day.isoformat())
+                self._universe_alert_open = True
                 self._alert(
                     "critical",
-                    "track_a_no_universe",
+                    _NO_UNIVERSE,
                     f"no universe for {day}: Track A cannot run (is the universe "
                     "job failing? `observer universe build`)",
                     cycle,
