@@ -77,6 +77,17 @@ def test_a_forgery_committed_first_makes_the_genuine_envelopes_conflicts(store: 
         assert [(c.source, c.seq) for c in conflicts(conn)] == [("victim", n) for n in (1, 2, 3)]
 
 
+def test_the_writers_own_alerts_are_stamped_by_its_clock(store: Store) -> None:
+    """The writer runs on the supervisor's clock (``$OBSERVER_CLOCK``): a simulated day's
+    alerts carry simulated times like every other source's."""
+    simulated = Store(store.engine, now_ns=lambda: T0 + 42)
+    simulated.load_marks()
+    simulated.apply([frame(Envelope("victim", 1, T0, tick(1, qty=666)))])
+    simulated.apply([frame(Envelope("victim", 1, T0, tick(1)))])  # a conflict: alerted
+    (alert,) = writer_alerts(simulated)
+    assert alert.code == "bus_conflict" and alert.produced_ns == T0 + 42
+
+
 def test_two_envelopes_at_one_seq_in_one_batch_are_a_conflict(store: Store) -> None:
     first, second = Envelope("w", 1, T0, tick(1)), Envelope("w", 1, T0, tick(1, qty=2))
     accepted = store.apply([frame(first), frame(second)])

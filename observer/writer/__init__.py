@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from bus.endpoints import ipc_path
+from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
@@ -55,7 +56,7 @@ def run_writer(
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
         engine = make_engine(url)
-        store = Store(engine)
+        store = Store(engine, clock_from_env().now_ns)  # its alerts on the supervisor's clock
         if settings.writer.migrate_on_start:
             migrate.upgrade(url.render_as_string(hide_password=False))
         store.check_schema()

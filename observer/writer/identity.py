@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
@@ -152,13 +151,13 @@ def new_conflicts(conn: Connection, conflicts: list[Conflict]) -> list[Conflict]
     return list({c.key: c for c in conflicts if c.key not in known}.values())
 
 
-def conflict_alert(conflicts: list[Conflict], seq: int) -> Envelope:
-    """The writer's alert, at its own ``seq``, for conflicts just found."""
+def conflict_alert(conflicts: list[Conflict], seq: int, now_ns: int) -> Envelope:
+    """The writer's alert, at its own ``seq`` and time, for conflicts just found."""
     first = conflicts[0].envelope
     return Envelope(
         WRITER_SOURCE,
         seq,
-        time.time_ns(),
+        now_ns,
         Alert(
             severity="critical",
             code="bus_conflict",

@@ -156,10 +156,12 @@ def _extends(frame: DecodedFrame, new: dict[str, int], marks: dict[str, int]) ->
 class Store:
     """Commits accepted envelopes; keeps each source's committed mark in memory."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, now_ns: Callable[[], int] = time.time_ns) -> None:
+        """``now_ns``: the time of the writer's own events (the supervisor's clock)."""
         if engine.dialect.name not in _DIALECTS:
             raise StoreError(f"unsupported database {engine.dialect.name!r}")
         self.engine = engine
+        self.now_ns = now_ns
         # COPY runs on the driver connection, whose errors SQLAlchemy does not wrap.
         self._failures: tuple[type[BaseException], ...] = (
             SQLAlchemyError,
@@ -225,7 +227,7 @@ class Store:
         """
         if not self._marks_valid:
             self.load_marks()
-        first, now = self.marks.get(WRITER_SOURCE, 0) + 1, time.time_ns()
+        first, now = self.marks.get(WRITER_SOURCE, 0) + 1, self.now_ns()
         envelopes = [Envelope(WRITER_SOURCE, first + i, now, e) for i, e in enumerate(events)]
         frame = decode_parts(encode_frame(envelopes))
         try:
@@ -269,9 +271,9 @@ class Store:
                 conflict.committed.hex(),
                 conflict.digest.hex(),
             )
-        alert = conflict_alert(new, self.marks.get(WRITER_SOURCE, 0) + 1)
+        received = self.now_ns()
+        alert = conflict_alert(new, self.marks.get(WRITER_SOURCE, 0) + 1, received)
         frame = decode_parts(encode_frame([alert]))
-        received = time.time_ns()
 
         def rows(envelopes: list[Envelope]) -> Batch:
             batch = rows_for(envelopes)
