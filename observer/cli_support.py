@@ -187,6 +187,7 @@ def job_producer(
         producer = producer_for(settings, source, clock.now_ns)
     except BusError as exc:
         fail(program, str(exc), 1)
+    notifier.report_pending(lambda: producer.pending)
     try:
         if not drained(producer, notifier, timeout):
             fail(
@@ -225,5 +226,6 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
         producer = producer_for(settings, source, clock.now_ns)
     except BusError as exc:
         fail(program, str(exc), 1)
+    notifier.report_pending(lambda: producer.pending)
     notifier.ready()
     return Worker(program, settings, clock, notifier, producer)

@@ -38,6 +38,7 @@ class Notifier:
         self.interval_s = interval_s
         self._next_beat = 0.0
         self._encoder = msgspec.json.Encoder()
+        self._pending: Callable[[], int] | None = None
 
     @classmethod
     def from_env(cls) -> Notifier:
@@ -56,6 +57,14 @@ class Notifier:
         self._write(Notice("ready", dict(counters or {})))
         self._next_beat = time.monotonic() + self.interval_s
 
+    def report_pending(self, pending: Callable[[], int]) -> None:
+        """Add ``bus_pending`` to every heartbeat: the outbox's backlog.
+
+        That is the events of this process's producer that the writer has not acknowledged;
+        on a collectors host it grows while the writer's host is out of reach.
+        """
+        self._pending = pending
+
     def beat(self, counters: Callable[[], Mapping[str, float]] | None = None) -> None:
         """Send a heartbeat if one is due; cheap to call from every loop iteration.
 
@@ -65,7 +74,7 @@ class Notifier:
         if self._fd is None or now < self._next_beat:
             return
         self._next_beat = now + self.interval_s
-        self._write(Notice("beat", dict(counters() if counters else {})))
+        self._write(Notice("beat", self._with_pending(counters() if counters else {})))
 
     def beat_now(self, counters: Mapping[str, float]) -> None:
         """Send a heartbeat now, whatever the rate limit: a job's final counters.
@@ -73,7 +82,12 @@ class Notifier:
         A job's counters stay visible after it exits, so its last beat must get through.
         """
         self._next_beat = time.monotonic() + self.interval_s
-        self._write(Notice("beat", dict(counters)))
+        self._write(Notice("beat", self._with_pending(counters)))
+
+    def _with_pending(self, counters: Mapping[str, float]) -> dict[str, float]:
+        if self._pending is None:
+            return dict(counters)
+        return {**counters, "bus_pending": float(self._pending())}
 
     def _write(self, notice: Notice) -> None:
         if self._fd is None:

@@ -43,6 +43,7 @@ from tests.test_multihost import (
     Hosts,
     HostSupervisor,
     audit_command,
+    ctl_in,
     in_namespace,
     namespaces,
     outboxed,
@@ -203,6 +204,10 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
         now = _committed(url)
         assert now.get("track_b", 0) < in_outboxes["track_b"], (now, in_outboxes)
         assert all(now.get(s, 0) <= n for s, n in in_outboxes.items()), (now, in_outboxes)
+        # An operator on A sees the backlog: Track B's heartbeat carries its outbox's.
+        shown = ctl_in(hosts.a, collectors.config, "--json", "status")
+        programs = {p["name"]: p for p in json.loads(shown.stdout)["programs"]}
+        assert programs["track_b"]["counters"]["bus_pending"] > 0, programs["track_b"]
         hosts.link(up=True)
         down_s = time.monotonic() - cut_at
         restored_at, restored_sim = time.monotonic(), now_utc(clock)
