@@ -21,6 +21,7 @@ from observer.errors import (
 )
 from observer.keys_cli import keys_app
 from observer.logs import mask_secrets, setup_logging
+from observer.notify import NOTIFY_FD_ENV
 from observer.supervisor.ctl import ctl_app
 
 __all__ = ["app", "main"]
@@ -402,7 +403,7 @@ def main() -> None:
         sys.exit(2)
     except Exception as exc:
         failure = _database_failure(exc)
-        if failure is None:
+        if failure is None or os.environ.get(NOTIFY_FD_ENV):  # a job's log keeps its traceback
             raise
         reason, code = failure
         typer.echo(f"observer: {mask_secrets(reason)}", err=True)
