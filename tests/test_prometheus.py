@@ -95,7 +95,8 @@ def _firing(at: str, name: str, annotations: dict[str, str], **labels: str) -> d
 
 
 def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
-    """No ticks in full operation (not idle), a token expiring in session; disk at 30 % is fine."""
+    """No ticks in full operation (not idle), a token expiring in session, a job failing for
+    5 minutes; disk at 30 % is fine."""
     no_ticks = {  # a host without a name: no host in the text
         "summary": "No ticks for 5 minutes while Track B should stream",
         "description": _rule("ObserverNoTicks")["annotations"]["description"],
@@ -104,7 +105,12 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
         "summary": "The access token of acct1 expires in 2h 33m 20s",  # 20,000 s - 18 x 600
         "description": _rule("ObserverTokenExpiringSoon")["annotations"]["description"],
     }
+    failing = {
+        "summary": "The last 3 runs of the universe job failed",
+        "description": _rule("ObserverJobFailing")["annotations"]["description"],
+    }
     series = {
+        'observer_job_failed_runs{program="universe"}': "0x4 1 2 3x10 0x23",  # fixed at 18m
         'observer_phase{phase="full_operation"}': "1x20 0x20",
         'observer_phase{phase="idle"}': "0x20 1x20",
         'observer_track_b_ticks_total{program="track_b"}': "0+50x5 250x35",  # none from 6m
@@ -117,6 +123,8 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
         ("30m", "ObserverNoTicks"),  # 30m: idle
         ("12m", "ObserverTokenExpiringSoon"),
         ("30m", "ObserverDiskLow"),
+        ("8m", "ObserverJobFailing"),  # failing for 3 minutes: a retry may mend it
+        ("20m", "ObserverJobFailing"),
     ]
     _promtool_test(
         tmp_path,
@@ -125,6 +133,7 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
             *({"eval_time": at, "alertname": n, "exp_alerts": []} for at, n in silent),
             _firing("18m", "ObserverNoTicks", no_ticks),  # rate 0 from 11m, for 5m
             _firing("18m", "ObserverTokenExpiringSoon", token, account="acct1"),
+            _firing("12m", "ObserverJobFailing", failing, program="universe"),
         ],
     )
 

@@ -42,6 +42,21 @@ max_failures = 2
 backoff_initial_s = 0.05
 """
 
+# A job that works half a second after READY, then fails until the flag file exists: each
+# run lasts longer than stable_s, which forgives a daemon, never a job.
+FLAKY_RUN = (
+    "import os, sys, time; from observer.notify import Notifier; Notifier.from_env().ready(); "
+    "time.sleep(0.5); sys.exit(0 if os.path.exists('fixed') else 4)"
+)
+FLAKY = f"""
+[programs.flaky]
+kind = "job"
+command = ["python", "-c", "{FLAKY_RUN}"]
+stable_s = 0.1
+max_failures = 3
+backoff_initial_s = 0.05
+"""
+
 JOB = """
 [programs.burst]
 kind = "job"
@@ -54,7 +69,7 @@ depends_on = ["writer"]
 def sup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisorProcess]:
     workdir = tmp_path_factory.mktemp("supervisor")
     supervisor = SupervisorProcess(
-        workdir, WRITER_PROGRAM + load_program() + CRASHING + SILENT + JOB
+        workdir, WRITER_PROGRAM + load_program() + CRASHING + SILENT + FLAKY + JOB
     )
     SupervisorProcess.live.remove(supervisor)  # this one lives for the whole module
     supervisor.start(healthy=False)
@@ -140,6 +155,28 @@ def test_a_job_runs_on_demand_and_exits(sup: SupervisorProcess) -> None:
     assert job["last_exit"] == 0
     count = "select count(*) from trade_ticks where source = 'burst'"
     assert wait_until(lambda: sup.rows(count)[0][0] == 50, 30, "the job's 50 rows")
+
+
+def test_a_job_that_keeps_failing_is_unhealthy_then_fatal_until_a_run_succeeds(
+    sup: SupervisorProcess,
+) -> None:
+    assert sup.ctl("run", "flaky").ok  # READY, then exit 4: "started"
+    failing = wait_until(
+        lambda: (r := sup.status())["programs"] and any("flaky" in p for p in r["problems"]) and r,
+        30,
+        "the failed run named",
+    )
+    assert not failing["healthy"]
+    assert any(p.startswith("flaky: ") and "exit code 4" in p for p in failing["problems"])
+    # Each run outlasted stable_s, and still the failures add up to FATAL.
+    flaky = wait_until(
+        lambda: (p := sup.program("flaky"))["state"] == "fatal" and p, 30, "flaky fatal"
+    )
+    assert flaky["failures"] == 3 and flaky["last_exit"] == 4
+    (sup.workdir / "fixed").touch()  # the cause is mended; the operator runs it again
+    assert sup.ctl("run", "flaky").ok
+    wait_until(lambda: sup.program("flaky")["state"] == "exited", 30, "a run that succeeds")
+    assert not any("flaky" in p for p in sup.status()["problems"])
 
 
 @pytest.mark.parametrize(

@@ -227,11 +227,24 @@ async def _observer(launch: Launch, argv: list[str], timeout_s: float) -> tuple[
     return child.returncode, text(out), text(err)
 
 
-def healthy(programs: list[Program], wanted: Callable[[Program], bool]) -> bool:
-    """Nothing FATAL, and every program that should run is running."""
+def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list[str]:
+    """What keeps the programs from working, one line each; healthy when there is none.
+
+    A program parked FATAL; a daemon or session worker that should run and does not; a job
+    whose last run failed, until a run succeeds (a job retried for hours is not working, even
+    though each try lasted long enough to forgive a daemon). A program stopped by a command
+    is the operator's choice, not a problem.
+    """
+    found = []
     for program in programs:
-        if program.state is State.FATAL:
-            return False
-        if program.kind != "job" and wanted(program) and program.state is not State.RUNNING:
-            return False
-    return True
+        name, state = program.name, program.state
+        if state is State.FATAL:
+            found.append(f"{name} is fatal: {program.detail}")
+        elif program.held:
+            continue
+        elif program.kind == "job" and program.failures:
+            runs = "1 run" if program.failures == 1 else f"{program.failures} runs"
+            found.append(f"{name}: {runs} failed in a row (last: {program.last_failure}); {state}")
+        elif program.kind != "job" and wanted(program) and state is not State.RUNNING:
+            found.append(f"{name} is {state}" + (f": {program.detail}" if program.detail else ""))
+    return found

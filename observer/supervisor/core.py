@@ -27,7 +27,7 @@ from observer.errors import ObserverError
 from observer.phases import KST, Phase
 from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
-from observer.supervisor.commands import dispatch, healthy
+from observer.supervisor.commands import dispatch, problems
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
@@ -148,10 +148,14 @@ class Supervisor:
             if self.role == "store"
             else accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
         )
+        found = problems(programs, self.wanted) + [
+            f"account {a['account']}: {p}" for a in accounts for p in a["problems"]
+        ]
         return {
             "phase": self.phase.value if self.phase else None,
             "time": now.isoformat(timespec="seconds"),
-            "healthy": healthy(programs, self.wanted) and all(a["ok"] for a in accounts),
+            "healthy": not found,
+            "problems": found,
             "accounts": accounts,
             "bus_pending": self.producer.pending,
             "role": self.role,

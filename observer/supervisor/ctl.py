@@ -154,7 +154,9 @@ def status(as_json: JsonOpt = False) -> None:
 
     Per account: the stream's state and for how long, registrations held/wanted, the last
     tick's age, reconnects of the hour against the budget, the access token's age and
-    expiry, REST errors in the last five minutes, and what makes it unhealthy.
+    expiry, REST errors in the last five minutes, and what makes it unhealthy. Unhealthy: a
+    program parked fatal, a daemon or session worker that should run and does not, a job
+    whose last run failed, an account that does not stream or is not ready; each is named.
     """
     if len(_target.remotes) > 1:
         _status_of_hosts(as_json or _target.as_json)
@@ -230,6 +232,9 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
     for _host, r in replies:
         if r.data.get("accounts"):
             console.print(_accounts_table(r.data["accounts"]))
+    for host, r in replies:  # why a host is unhealthy, in words
+        for problem in r.data.get("problems", []):
+            console.print(f"{_host_label(host, r)}unhealthy: {problem}", highlight=False)
     for host, p in rows:  # what each worker reports in its heartbeats
         if p.get("counters"):
             figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))

@@ -99,6 +99,11 @@ class SupervisorCollector(Collector):
             "since the running program's last heartbeat",
             labels=["program"],
         )
+        failed_runs = GaugeMetricFamily(
+            "observer_job_failed_runs",
+            "the job's failed runs in a row; 0 once a run succeeds",
+            labels=["program"],
+        )
         counters = GaugeMetricFamily(
             "observer_program_counter",
             "counters reported by the program's heartbeats",
@@ -109,6 +114,8 @@ class SupervisorCollector(Collector):
             for each in State:
                 state.add_metric([program.name, each.value], 1.0 if program.state is each else 0.0)
             restarts.add_metric([program.name], program.restarts)
+            if program.kind == "job":
+                failed_runs.add_metric([program.name], program.failures)
             sample = self.supervisor.samples.get(program.name)
             cpu.add_metric([program.name], sample[0] if sample else 0.0)
             rss.add_metric([program.name], sample[1] if sample else 0.0)
@@ -131,7 +138,8 @@ class SupervisorCollector(Collector):
             "CURVE handshakes the tcp control endpoint refused (keys not among the operators)",
             value=self.supervisor.control_refused,
         )
-        yield from (up, state, restarts, cpu, rss, beat, counters, phase, pending, refused)
+        yield from (up, state, restarts, failed_runs, cpu, rss, beat, counters, phase, pending)
+        yield refused
         observed = self.supervisor
         rows = accounts_status(
             observed.settings, observed.programs, observed.phase, observed.clock.now_ns()

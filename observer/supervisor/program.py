@@ -5,7 +5,8 @@ process group and the parent-death signal (SIGKILL when the supervisor dies, so 
 outlives it); its exit is seen through a pidfd the moment it happens, and reaped at once.
 Failures (a crash, an unexpected exit, no READY in time, no heartbeat in time) restart the
 program after an exponential, jittered backoff; ``max_failures`` in a row park it in FATAL.
-A program that stayed up for ``stable_s`` has its failure count forgiven.
+A daemon or session worker that stayed up for ``stable_s`` has its failure count forgiven; a
+job only by a run that succeeds (a job that fails after ten minutes of work has not worked).
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ class Program:
         self.pgid = 0
         self.restarts = 0
         self.failures = 0
+        self.last_failure = ""  # why the last failed run ended ("exit code 1", "no READY ...")
         self.last_exit: int | None = None
         self.counters: dict[str, float] = {}
         self.started_at = 0.0  # monotonic seconds of the last spawn
@@ -290,9 +292,11 @@ class Program:
     async def _back_off(self, code: int | None) -> bool:
         """Count a failure: park in FATAL after ``max_failures`` (False), else back off."""
         self.running.clear()
-        if self.ready_at and time.monotonic() - self.ready_at >= self.settings.stable_s:
+        stable = self.ready_at and time.monotonic() - self.ready_at >= self.settings.stable_s
+        if stable and self.kind != "job":
             self.failures = 0  # it ran long enough: this is a fresh failure
         self.failures += 1
+        self.last_failure = self.detail
         if self.failures >= self.settings.max_failures:
             self.state = State.FATAL
             self.detail = f"{self.failures} failures in a row; last: {self.detail}"
