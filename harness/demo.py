@@ -565,6 +565,7 @@ def _summary(
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count() or 1,
         "healthy": bool(final.get("healthy")),
+        "problems": list(final.get("problems", [])),  # why not, in words
         "faults_injected": state.faults_injected,
         "kills": state.kills,
         "events_committed": committed,

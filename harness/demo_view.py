@@ -249,10 +249,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         )
     if summary.get("enrichment"):
         lines.append(_enrichment_line(summary["enrichment"]))
-    lines.append(
-        f"events committed: {summary['events_committed']:,}; "
-        f"{'healthy' if summary['healthy'] else 'UNHEALTHY'}"
-    )
+    health = "healthy" if summary["healthy"] else "UNHEALTHY: " + "; ".join(summary["problems"])
+    lines.append(f"events committed: {summary['events_committed']:,}; {health}")
     return lines
 
 
