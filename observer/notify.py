@@ -4,6 +4,10 @@ The supervisor passes the write end of a pipe as ``OBSERVER_NOTIFY_FD``; the pro
 one JSON line ``{"t": "ready"}`` when it can do its work and ``{"t": "beat", "counters":
 {...}}`` from its main loop. A process that stops beating is hung and gets restarted. Run
 outside the supervisor, `Notifier.from_env` returns a notifier that does nothing.
+
+A process that is alive but cannot do its work (the writer whose database refuses its
+commits) says so with the counter ``failing_s``, how long it has failed; the supervisor's
+status is unhealthy while it is above 0.
 """
 
 from __future__ import annotations
@@ -15,10 +19,11 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-__all__ = ["NOTIFY_FD_ENV", "Notice", "Notifier"]
+__all__ = ["FAILING_S", "NOTIFY_FD_ENV", "Notice", "Notifier"]
 
 NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
 HEARTBEAT_ENV = "OBSERVER_HEARTBEAT_S"
+FAILING_S = "failing_s"  # the heartbeat counter of a process alive but failing its work
 
 
 class Notice(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -39,7 +39,8 @@ class Backoff:
     `failed` counts a failure and returns the pause before the next try: the curve's value
     jittered over its upper half (0.5x to 1x), so that clients failing together spread out
     without any try coming much sooner than the curve. `wait_s` is what is left of that pause;
-    `succeeded` starts again from ``initial_s``.
+    `succeeded` starts again from ``initial_s``; `failing_s` is how long the failures in a row
+    have lasted.
     """
 
     def __init__(
@@ -56,9 +57,12 @@ class Backoff:
         self._monotonic = monotonic
         self._jitter = jitter
         self._next_at = 0.0
+        self._first_failed_at = 0.0
 
     def failed(self) -> float:
         """Count a failure; the pause before the next try."""
+        if not self.failures:
+            self._first_failed_at = self._monotonic()
         self.failures += 1
         pause = backoff_s(self.failures, self.initial_s, self.max_s) * self._jitter(0.5, 1.0)
         self._next_at = self._monotonic() + pause
@@ -68,6 +72,10 @@ class Backoff:
         """The next failure pauses ``initial_s`` again."""
         self.failures = 0
         self._next_at = 0.0
+
+    def failing_s(self) -> float:
+        """Seconds since the first of the failures in a row (0: the last try succeeded)."""
+        return self._monotonic() - self._first_failed_at if self.failures else 0.0
 
     def wait_s(self) -> float:
         """Seconds until the next try is due (0: now)."""

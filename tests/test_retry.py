@@ -94,10 +94,14 @@ def test_a_backoff_schedule_waits_the_jittered_curve_and_a_success_restarts_it(
 ) -> None:
     now = [1000.0]
     draws = iter(jitters)
-    backoff = Backoff(initial, cap, monotonic=lambda: now[0], jitter=lambda _a, _b: next(draws))
+    backoff = Backoff(
+        initial, cap, monotonic=lambda: now[0], jitter=lambda _a, _b: next(draws, 1.0)
+    )
     assert backoff.wait_s() == 0  # no failure yet: due at once
+    first_failed_at = now[0]
     for failures, jitter in enumerate(jitters, 1):
         pause = backoff.failed()
+        assert backoff.failing_s() == pytest.approx(now[0] - first_failed_at)
         assert pause == backoff_s(failures, initial, cap) * jitter
         assert 0.5 * backoff_s(failures, initial, cap) <= pause <= backoff_s(failures, initial, cap)
         assert backoff.wait_s() == pytest.approx(pause)
@@ -106,7 +110,12 @@ def test_a_backoff_schedule_waits_the_jittered_curve_and_a_success_restarts_it(
         now[0] += pause / 2
         assert backoff.wait_s() == pytest.approx(0, abs=1e-9)
     backoff.succeeded()
-    assert backoff.failures == 0 and backoff.wait_s() == 0
+    assert backoff.failures == 0 and backoff.wait_s() == 0 and backoff.failing_s() == 0
+    now[0] += 5
+    backoff.failed()  # a new run of failures counts from its own first
+    assert backoff.failing_s() == 0
+    now[0] += 2
+    assert backoff.failing_s() == pytest.approx(2)
 
 
 def test_a_backoff_jitters_within_the_upper_half_of_the_curve() -> None:

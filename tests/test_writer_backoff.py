@@ -2,11 +2,14 @@
 
 A real writer (in a thread, on real ipc sockets) serves a real PostgreSQL database that is
 cut as the delivery tests cut it (connections refused, the writer's backends terminated).
-Its disk watch raises one alert at once; every try to commit it is timed.
+Its disk watch raises one alert at once; every try to commit it is timed. Under a real
+supervisor, the failing writer makes the status unhealthy until it commits again.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +29,7 @@ from observer.disk import DiskSettings, DiskWatch
 from observer.retry import backoff_s
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
-from tests.support import db_rows, wait_until
+from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, load_program, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +114,30 @@ def test_the_writers_own_alert_backs_off_with_the_store_and_lands_when_it_return
         engine.dispose()
     assert not thread.is_alive()
     assert db_rows(pg_url, "SELECT count(*) FROM alerts WHERE code = 'disk_low'") == [(1,)]
+
+
+def test_a_writer_whose_database_refuses_commits_is_unhealthy_until_it_commits(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Alive and beating is not working: the status names the failing writer, then clears."""
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + load_program(rate=100), url=pg_url)
+    sup.start()
+    wait_until(lambda: sup.program("writer")["counters"].get("events", 0) > 0, 60, "commits")
+    assert sup.program("writer")["counters"]["failing_s"] == 0
+    with database_down(pg_url):
+        down = wait_until(
+            lambda: (r := sup.status())["problems"] and r, 60, "the status to name the writer"
+        )
+        assert not down["healthy"]
+        assert [p for p in down["problems"] if p.startswith("writer: failing its work for ")]
+        assert next(p for p in down["programs"] if p["name"] == "writer")["state"] == "running"
+        shown = subprocess.run(
+            [sys.executable, "-m", "observer", "ctl", "--data-dir", str(sup.data_dir), "status"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert shown.returncode == 1 and "unhealthy: writer: failing its work" in shown.stdout
+    wait_until(lambda: sup.status()["healthy"], 60, "healthy once the writer commits again")
+    assert sup.program("writer")["counters"]["failing_s"] == 0
+    assert sup.program("writer")["counters"]["commit_failures"] > 0

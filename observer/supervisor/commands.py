@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from observer.notify import FAILING_S
 from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.program import Launch, Program, State
 
@@ -232,8 +233,9 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
 
     A program parked FATAL; a daemon or session worker that should run and does not; a job
     whose last run failed, until a run succeeds (a job retried for hours is not working, even
-    though each try lasted long enough to forgive a daemon). A program stopped by a command
-    is the operator's choice, not a problem.
+    though each try lasted long enough to forgive a daemon); a running program whose heartbeat
+    says it fails its work (``failing_s``: the writer whose database refuses commits). A
+    program stopped by a command is the operator's choice, not a problem.
     """
     found = []
     for program in programs:
@@ -247,4 +249,6 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
             found.append(f"{name}: {runs} failed in a row (last: {program.last_failure}); {state}")
         elif program.kind != "job" and wanted(program) and state is not State.RUNNING:
             found.append(f"{name} is {state}" + (f": {program.detail}" if program.detail else ""))
+        elif state is State.RUNNING and (failing := program.counters.get(FAILING_S, 0.0)) > 0:
+            found.append(f"{name}: failing its work for {failing:.0f} s (see its log)")
     return found

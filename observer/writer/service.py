@@ -44,7 +44,7 @@ from bus.feed import FeedPublisher
 from bus.ingest import Ingest
 from observer.disk import DiskWatch
 from observer.errors import StoreError
-from observer.notify import Notifier
+from observer.notify import FAILING_S, Notifier
 from observer.retry import Backoff
 from observer.writer.owners import SourceKeys
 from observer.writer.retention import Pruner
@@ -159,6 +159,7 @@ class Writer:
             "conflicts": self.store.conflicts,
             "unverified": self.store.unverified,
             "commit_failures": self.commit_failures,
+            FAILING_S: round(self._store_backoff.failing_s(), 1),  # the database refuses
             "disk_paused": float(self.paused),
             "dropped_while_paused": self.dropped_while_paused,
             "pruned": self.pruner.pruned,
