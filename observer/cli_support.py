@@ -26,6 +26,7 @@ from observer.notify import Notifier
 from observer.private_files import tighten_folders
 
 if TYPE_CHECKING:
+    import typer
     from sqlalchemy import Connection
 
     from bus.producer import Producer
@@ -34,6 +35,7 @@ __all__ = [
     "Worker",
     "check_credentials",
     "fail",
+    "hand_options_to_subcommand",
     "report_reading",
     "settings_or_exit",
     "start_worker",
@@ -46,6 +48,33 @@ def fail(program: str, message: str, code: int) -> NoReturn:
     """Print ``<program>: <message>`` on stderr and exit with ``code``."""
     print(f"{program}: {message}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def hand_options_to_subcommand(ctx: typer.Context, program: str) -> None:
+    """Options given to a group before its subcommand become the subcommand's defaults.
+
+    ``observer archive --config X verify`` checks X's archives: click would otherwise drop
+    ``--config`` silently and check the default installation's. An option the subcommand
+    does not take is refused (exit 2), never ignored.
+    """
+    from typer.core import TyperGroup
+
+    name = ctx.invoked_subcommand
+    assert isinstance(ctx.command, TyperGroup) and name is not None
+    given = []
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name) if param.name else None
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given.append(param)
+    if not given:
+        return
+    command = ctx.command.get_command(ctx, name)
+    takes = {param.name for param in command.params} if command else set()
+    refused = [param.opts[0] for param in given if param.name not in takes]
+    if refused:
+        verb = "does" if len(refused) == 1 else "do"
+        fail(program, f"{', '.join(refused)} {verb} not apply to {name}", 2)
+    ctx.default_map = {name: {param.name: ctx.params[param.name] for param in given}}
 
 
 @contextmanager

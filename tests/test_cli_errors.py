@@ -114,3 +114,28 @@ def test_help_shows_configuration_names_in_brackets() -> None:
 
     walk(root, [])
     assert checked >= 3  # supervise --role and --log-file, keys generate --dir
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["archive", "{config}", "verify"], ["alerts", "{config}", "ack", "supervisor:1"]],
+    ids=["archive verify", "alerts ack"],
+)
+def test_options_before_a_subcommand_are_the_subcommands_or_refused(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``--config`` before the subcommand is honoured: it was dropped for the default's."""
+    mine = tmp_path / "mine"
+    config = tmp_path / "mine.toml"
+    config.write_text(f'[paths]\ndata_dir = "{mine}"\n[database]\nurl = "sqlite:///{mine}/x.db"\n')
+    args = [arg.replace("{config}", f"--config={config}") for arg in command]
+    done = observer(tmp_path, *args)
+    assert done.returncode in (1, 2)
+    assert one_line(done).endswith(f"no database at {mine / 'x.db'}")  # not var/observer.db
+
+
+
+def test_an_option_before_a_subcommand_that_it_does_not_take_is_refused(tmp_path: Path) -> None:
+    done = observer(tmp_path, "alerts", "--open", "--since", "2026-11-20", "ack", "supervisor:1")
+    assert done.returncode == 2
+    assert one_line(done) == "observer alerts: --since, --open do not apply to ack"

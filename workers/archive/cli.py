@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert, Event
-from observer.cli_support import fail, job_producer, settings_or_exit
+from observer.cli_support import fail, hand_options_to_subcommand, job_producer, settings_or_exit
 from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.logs import setup_logging
@@ -47,6 +47,7 @@ def archive(
 ) -> None:
     """Write a trading day's archive files now (``--date D``) and record them."""
     if ctx.invoked_subcommand is not None:
+        hand_options_to_subcommand(ctx, PROGRAM)
         return
     if day is None:
         fail(PROGRAM, "give --date YYYY-MM-DD (or: verify, run)", 2)

@@ -18,7 +18,13 @@ from typing import Annotated
 import typer
 
 from bus.errors import BusError
-from observer.cli_support import fail, report_reading, settings_or_exit, start_worker
+from observer.cli_support import (
+    fail,
+    hand_options_to_subcommand,
+    report_reading,
+    settings_or_exit,
+    start_worker,
+)
 from observer.clock import clock_from_env, now_utc
 from observer.errors import ConfigError
 from observer.phases import KST
@@ -90,6 +96,7 @@ def alerts(
 ) -> None:
     """List alerts since a day, newest last, with their state and delivery."""
     if ctx.invoked_subcommand is not None:
+        hand_options_to_subcommand(ctx, "observer alerts")
         return
     from observer.alerts import alert_states
     from observer.db.queries import alert_records
