@@ -201,7 +201,10 @@ def test_channel_urls_from_the_environment_or_an_owner_only_file(tmp_path: Path)
         "ops": [f"json://127.0.0.1:9/h/{token}", "ntfy://topic-a1b2c3"],
         "mail": [MAIL, "ntfy://t-zz99"],
     }
-    assert [t.name for t in targets_from(settings, urls)] == ["ops.1", "ops.2", "mail.1", "mail.2"]
+    assert [t.name for t in targets_from(settings, urls)] == ["ops", "ops.2", "mail", "mail.2"]
+    # A channel's first URL keeps its name when a second comes or goes: nothing is sent twice.
+    one = {"ops": urls["ops"][:1], "mail": urls["mail"]}
+    assert [t.name for t in targets_from(settings, one)] == ["ops", "mail", "mail.2"]
     # Registered: masked wherever they would be logged or put into an event.
     assert token not in mask_secrets(f"failed to send to json://127.0.0.1:9/h/{token}")
     assert "topic-a1b2c3" not in mask_secrets("ntfy topic-a1b2c3 unreachable")

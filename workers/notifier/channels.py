@@ -156,7 +156,7 @@ class Target:
 
 
 def targets_from(settings: NotifierSettings, urls: Mapping[str, list[str]]) -> list[Target]:
-    """One target per URL, in channel order.
+    """One target per URL, in channel order: ``ops``, ``ops.2``, ... .
 
     Raises
     ------
@@ -173,6 +173,8 @@ def targets_from(settings: NotifierSettings, urls: Mapping[str, list[str]]) -> l
                     f"URL {n} of alert channel {channel!r} is not an apprise URL "
                     f"(see {env_name(channel)} or the notifier credentials file)"
                 )
-            name = channel if len(urls[channel]) == 1 else f"{channel}.{n}"
+            # By position, the first under the channel's own name: adding a second URL to a
+            # channel renames nothing (a renamed target is sent the lookback's alerts anew).
+            name = channel if n == 1 else f"{channel}.{n}"
             targets.append(Target(name, channel, routing, service))
     return targets
