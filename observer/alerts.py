@@ -28,6 +28,7 @@ __all__ = [
     "alert_id",
     "alert_states",
     "delivered_channels",
+    "is_open",
     "notices_of",
     "parse_alert_id",
 ]
@@ -135,3 +136,17 @@ def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
     if at != alert.produced_ns:
         return at > alert.produced_ns
     return source == alert_source and seq > alert_seq
+
+
+def is_open(records: AlertRecords, source: str, code: str) -> bool:
+    """True if an alert ``code`` that ``source`` raised is open in ``records``.
+
+    A job that mends what an earlier run alerted resolves it only then: a resolution of
+    nothing open would still be sent to every channel.
+    """
+    return any(
+        state.state == "open"
+        and state.notice.code == code
+        and parse_alert_id(state.notice.id)[0] == source
+        for state in alert_states(records)
+    )

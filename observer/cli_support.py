@@ -36,6 +36,7 @@ __all__ = [
     "check_credentials",
     "fail",
     "hand_options_to_subcommand",
+    "is_open_alert",
     "report_reading",
     "settings_or_exit",
     "start_worker",
@@ -192,6 +193,35 @@ def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
     notifier = Notifier.from_env()
     notifier.ready()
     return Job(settings, clock, notifier)
+
+
+def is_open_alert(settings: Settings, clock: Clock, source: str, code: str) -> bool:
+    """True if this host's ``source`` raised an alert ``code`` that is still open.
+
+    A job that succeeds resolves its earlier runs' failure alert only if one is open (a
+    resolution of nothing would go to every channel each run). A database that cannot say
+    counts as open: one needless resolution beats reminders every half hour.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.alerts import is_open
+    from observer.db.queries import alert_records
+    from observer.db.readers import reader_engine
+    from observer.errors import StoreError
+    from observer.hosts import own_source
+
+    since = clock.now_ns() - int(settings.supervisor.open_alerts_lookback_s * 1e9)
+    try:
+        engine = reader_engine(settings.database, source)
+        try:
+            with engine.connect() as conn:
+                records = alert_records(conn, since)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, StoreError) as exc:
+        log.warning("cannot read the open alerts (%s): %s counts as open", exc, code)
+        return True
+    return is_open(records, own_source(settings, source), code)
 
 
 @contextmanager

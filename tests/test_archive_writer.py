@@ -132,3 +132,35 @@ def _count(url: str, day: date) -> int:
     sql = f"SELECT count(*) FROM trade_ticks WHERE exchange_ns BETWEEN {start} AND {end - 1}"
     count: int = db_rows(url, sql)[0][0]
     return count
+
+
+def test_the_next_run_that_works_resolves_an_archive_failure(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """archive_failed stayed open, reminded every half hour, after the archives were made."""
+    today = datetime.now(KST).date()
+    migrate.upgrade(sqlite_url)
+    engine = make_engine(sqlite_url)
+    now = day_bounds(today)[0] + 10 * 3600 * 10**9
+    Store(engine).apply(
+        [decode_parts(encode_frame([Envelope("t", 1, now, synthetic_tick(1, now))]))]
+    )
+    engine.dispose()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the archive folder should be")
+    writer = WriterProcess(tmp_path, sqlite_url, extra=f'[retention]\ndir = "{blocked}"\n').start()
+    resolutions = "SELECT code, message FROM alert_resolutions WHERE source = 'archive'"
+    try:
+        failed = run_job(writer.config, today)
+        assert failed.returncode == 1 and "archive_failed" in _codes(sqlite_url), failed.stderr
+        assert db_rows(sqlite_url, resolutions) == []
+        writer.config.write_text(
+            writer.config.read_text().replace(str(blocked), str(tmp_path / "a"))
+        )
+        done = run_job(writer.config, today)
+        assert done.returncode == 0, done.stderr
+        assert db_rows(sqlite_url, resolutions) == [("archive_failed", f"archive of {today} made")]
+        assert run_job(writer.config, today).returncode == 0  # nothing open: none sent again
+        assert len(db_rows(sqlite_url, resolutions)) == 1
+    finally:
+        assert writer.terminate() == 0

@@ -170,3 +170,18 @@ def test_the_backup_job_alerts_its_outcome(
     assert failed.returncode == 1 and "cannot make a backup folder" in failed.stderr
     codes = db_rows(sqlite_url, "SELECT severity, code FROM alerts WHERE source = 'backup'")
     assert ("critical", "backup_failed") in [tuple(row) for row in codes]
+    resolutions = "SELECT code FROM alert_resolutions WHERE source = 'backup'"
+    assert db_rows(sqlite_url, resolutions) == []  # the first backup had nothing to resolve
+    # The next backup made resolves the failure (it was reminded every half hour for good).
+    config.write_text(config.read_text().replace(str(tmp_path / "blocked"), str(tmp_path / "ok")))
+    assert observer("backup", "run", "--config", config).returncode == 0
+    assert db_rows(sqlite_url, resolutions) == [("backup_failed",)]
+    states = observer("alerts", "--config", config, "--json")
+    assert [json.loads(line)["state"] for line in states.stdout.splitlines()] == [
+        "info",
+        "resolved",
+        "info",
+    ]
+    # Another one made: nothing open, no resolution sent to every channel again.
+    assert observer("backup", "run", "--config", config).returncode == 0
+    assert db_rows(sqlite_url, resolutions) == [("backup_failed",)]

@@ -134,7 +134,6 @@ def test_options_before_a_subcommand_are_the_subcommands_or_refused(
     assert one_line(done).endswith(f"no database at {mine / 'x.db'}")  # not var/observer.db
 
 
-
 def test_an_option_before_a_subcommand_that_it_does_not_take_is_refused(tmp_path: Path) -> None:
     done = observer(tmp_path, "alerts", "--open", "--since", "2026-11-20", "ack", "supervisor:1")
     assert done.returncode == 2

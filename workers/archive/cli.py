@@ -6,7 +6,8 @@
 * ``observer archive run`` is the supervisor's ``archive`` job (after the backup): today's
   files, then the retention (``[retention]``): days older than a table's retention are
   archived if need be and handed to the writer to prune. It alerts ``archive_made`` (info),
-  ``archive_damaged`` or ``archive_failed`` (critical; exit 1).
+  ``archive_damaged`` or ``archive_failed`` (critical; exit 1; the next run that works
+  resolves ``archive_failed``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bus.events import Alert, Event
-from observer.cli_support import fail, hand_options_to_subcommand, job_producer, settings_or_exit
+from bus.events import Alert, AlertResolved, Event
+from observer.cli_support import (
+    fail,
+    hand_options_to_subcommand,
+    is_open_alert,
+    job_producer,
+    settings_or_exit,
+)
 from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.logs import setup_logging
@@ -131,6 +138,11 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
             producer.send(Alert(severity="critical", code="archive_failed", message=failure))
         else:
             producer.send(_alert(day, outcome))
+            if is_open_alert(settings, clock, SOURCE, "archive_failed"):  # an earlier run's
+                resolved = f"archive of {day} made"
+                producer.send(
+                    AlertResolved(code="archive_failed", severity="critical", message=resolved)
+                )
         finally:
             engine.dispose()
     if failure:

@@ -3,7 +3,7 @@
 It makes a backup exactly as ``observer db backup`` does (`observer.db.backup`), beating to
 the supervisor while the dump runs, and publishes the outcome as an alert: ``backup_made``
 (info, with the folder, size and time) or ``backup_failed`` (critical). A failed run exits 1
-so the supervisor records the failure too.
+so the supervisor records the failure too; the next backup made resolves the alert.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bus.events import Alert
-from observer.cli_support import fail, job_producer, start_job
+from bus.events import Alert, AlertResolved
+from observer.cli_support import fail, is_open_alert, job_producer, start_job
 from observer.config import Settings, default_config_path
 from observer.errors import BackupError
 from observer.notify import Notifier
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 SOURCE = "backup"
+FAILED = "backup_failed"  # critical; resolved by the next backup made
 PROGRAM = "observer backup"
 
 app = typer.Typer(
@@ -44,18 +45,19 @@ def run(
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         result = _back_up(settings, config or default_config_path(), notifier)
         if isinstance(result, Backup):
+            made = f"backup {result.path.name}: {result.size / 1e6:.1f} MB, verified"
             producer.send(
                 Alert(
                     severity="info",
                     code="backup_made",
-                    message=f"backup {result.path.name}: {result.size / 1e6:.1f} MB, verified",
+                    message=made,
                     context={k: str(v) for k, v in result.summary().items()},
                 )
             )
+            if is_open_alert(settings, clock, SOURCE, FAILED):  # an earlier run's failure
+                producer.send(AlertResolved(code=FAILED, severity="critical", message=made))
         else:
-            producer.send(
-                Alert(severity="critical", code="backup_failed", message=str(result)[:2000])
-            )
+            producer.send(Alert(severity="critical", code=FAILED, message=str(result)[:2000]))
     if not isinstance(result, Backup):
         fail(PROGRAM, str(result), 1)
     typer.echo(f"{result.path}  {result.size / 1e6:.1f} MB, verified, {result.seconds:.1f} s")
