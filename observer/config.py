@@ -87,6 +87,7 @@ __all__ = [
     "TriggerSettings",
     "UniverseSettings",
     "WriterSettings",
+    "config_files",
     "default_config_path",
     "load_settings",
 ]
@@ -432,6 +433,17 @@ def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
     if parent in seen or parent == path.resolve():
         raise ConfigError(f"{path}: extends {parent}, which extends it again")
     return _merged(_read_toml(parent, (*seen, path.resolve())), raw)
+
+
+def config_files(path: Path) -> list[Path]:
+    """``path`` and each file it ``extends``, in that order (of a file that loads)."""
+    files: list[Path] = []
+    current: Path | None = path.resolve()
+    while current is not None and current not in files:
+        files.append(current)
+        base = msgspec.toml.decode(current.read_bytes()).get("extends")
+        current = (current.parent / base).resolve() if isinstance(base, str) else None
+    return files
 
 
 # Tables that were renamed: a file written for an earlier release keeps working.

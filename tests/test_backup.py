@@ -59,6 +59,10 @@ def test_a_backup_taken_while_the_writer_commits_restores_complete(
     producer = ProducerProcess(tmp_path, "load", writer.ingest).start(events=SENT, rate=20_000)
     wait_until(lambda: writer.offsets().get("load", 0) > 2000, 60, "the writer committing")
     config = config_for(tmp_path, sqlite_url)
+    base = tmp_path / "site" / "base.toml"  # a file that extends another is not whole alone
+    base.parent.mkdir()
+    base.write_text("[backup]\nkeep = 3\n")
+    config.write_text('extends = "site/base.toml"\n' + config.read_text())
     before = writer.offsets()["load"]
     done = observer("db", "backup", "--config", config, "--json")
     after = writer.offsets()["load"]
@@ -67,10 +71,14 @@ def test_a_backup_taken_while_the_writer_commits_restores_complete(
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     folder = Path(summary["path"])
     assert folder.parent == tmp_path / "data" / "backups" and folder.stat().st_mode & 0o777 == 0o700
-    names = {part["name"] for part in json.loads((folder / MANIFEST).read_text())["parts"]}
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert manifest["config"] == [str(config), str(base)]
+    assert (folder / "files" / "config.extends-1.toml").read_text() == base.read_text()
+    names = {part["name"] for part in manifest["parts"]}
     assert names == {
         "database.sqlite",
         "files/config.toml",
+        "files/config.extends-1.toml",
         "files/universe/20261120_kr_stocks.json",
         "files/masters/current/kospi_code.mst.zip",
     }

@@ -6,7 +6,9 @@ A backup is one owner-only folder ``<dir>/observer-<UTC time>/``::
                                         while the writer commits: WAL readers never block it)
                                         or ``pg_dump -Fc`` (one transaction snapshot)
     files/<folder under data_dir>/...   the universe files, master archives, captures
-    files/config.toml                   the configuration it ran with
+    files/config.toml                   the configuration it ran with, and the files it
+    files/config.extends-N.toml         extends (N = 1 its own base, 2 that one's, ...);
+                                        their original paths in the manifest's ``config``
     MANIFEST.json                       each part's size and sha256, the database's kind and
                                         schema revision, when it was made
 
@@ -36,7 +38,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from observer.config import Settings
+from observer.config import Settings, config_files
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url, require_database
 from observer.db.queries import audit_sources
@@ -122,14 +124,17 @@ def make_backup(
             source = data_dir / name
             if source.is_dir():
                 shutil.copytree(source, folder / "files" / name, symlinks=True)
-        if config_path is not None and config_path.is_file():
+        chain = config_files(config_path) if config_path and config_path.is_file() else []
+        for n, path in enumerate(chain):  # a file that extends another is not whole alone
             (folder / "files").mkdir(mode=0o700, exist_ok=True)
-            shutil.copy2(config_path, folder / "files" / "config.toml")
+            name = f"config.extends-{n}.toml" if n else "config.toml"
+            shutil.copy2(path, folder / "files" / name)
         parts = tuple(_part(folder, path) for path in sorted(folder.rglob("*")) if path.is_file())
         manifest = {
             "database": kind,
             "revision": migrate.current(url.render_as_string(hide_password=False)) or "",
             "created": now.isoformat(timespec="seconds"),
+            "config": [str(path) for path in chain],
             "parts": [asdict(part) for part in parts],
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
