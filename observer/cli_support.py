@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Worker",
     "check_credentials",
+    "counted",
     "fail",
     "hand_options_to_subcommand",
     "is_open_alert",
@@ -43,6 +44,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def counted(n: int, thing: str) -> str:
+    """``1 event``, ``2 events``: a count as a person writes it."""
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
 
 
 def fail(program: str, message: str, code: int) -> NoReturn:
@@ -251,7 +257,7 @@ def job_producer(
         if not drained(producer, notifier, timeout):
             fail(
                 program,
-                f"the writer has not acknowledged {producer.pending} earlier events "
+                f"the writer has not acknowledged {counted(producer.pending, 'earlier event')} "
                 f"within {timeout:g} s; is it running?",
                 1,
             )
@@ -259,8 +265,8 @@ def job_producer(
         if not drained(producer, notifier, timeout):
             fail(
                 program,
-                f"{producer.pending} events wait in the outbox for the writer; "
-                "the next run sends them",
+                f"{counted(producer.pending, 'event')} still in the outbox for the writer; "
+                "the next run sends the outbox",
                 1,
             )
     finally:

@@ -103,10 +103,18 @@ def drained(producer: Producer, notifier: Notifier, timeout: float) -> bool:
     before exiting; the beats keep the supervisor from taking the wait for a hang.
     """
     deadline = time.monotonic() + timeout
+    said = False
     while not producer.wait_acked(min(1.0, timeout)):
         notifier.beat()
         if time.monotonic() > deadline:
             return False
+        if not said:  # a person at a terminal sees why nothing happens
+            said = True
+            logging.getLogger(__name__).warning(
+                "waiting up to %g s for the writer to store %d event(s) (is it running?)",
+                timeout,
+                producer.pending,
+            )
     return True
 
 

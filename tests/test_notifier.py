@@ -278,6 +278,10 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     states = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
     assert states[critical]["state"] == "acked"
     assert states[critical]["delivered"] == ["hook", "mail"]
+    # Acknowledging it again ends nothing: said, and nothing more is published.
+    again = rig.observer("alerts", "ack", critical)
+    assert again.returncode == 0 and again.stdout.strip() == f"{critical} is acked already"
+    assert len(rig.rows("select by from alert_acks")) == 1
 
     # The receiver goes down: each failed attempt is recorded, the channel is alerted down
     # (through the channels that work), and once it is back everything arrives.

@@ -21,6 +21,7 @@ import typer
 
 from bus.events import Alert, AlertResolved, Event
 from observer.cli_support import (
+    counted,
     fail,
     hand_options_to_subcommand,
     is_open_alert,
@@ -84,7 +85,9 @@ def verify(day: Day = None, as_json: AsJson = False, config: Config = None) -> N
     else:
         for problem in problems:
             typer.echo(problem, err=True)
-        typer.echo(f"{checked} archive files checked, {len(problems)} problems")
+        typer.echo(
+            f"{counted(checked, 'archive file')} checked, {counted(len(problems), 'problem')}"
+        )
     if problems:
         raise typer.Exit(1)
 
@@ -165,8 +168,9 @@ def _alert(day: date, outcome: Outcome) -> Alert:
         severity="info",
         code="archive_made",
         message=(
-            f"archive of {day}: {len(outcome.written)} files, {rows} rows, {size / 1e6:.1f} MB "
-            f"(x{raw / size if size else 0:.1f}); pruning asked for {len(outcome.requested)} days"
+            f"archive of {day}: {counted(len(outcome.written), 'file')}, {rows} rows, "
+            f"{size / 1e6:.1f} MB (x{raw / size if size else 0:.1f}); "
+            f"pruning asked for {counted(len(outcome.requested), 'day')}"
         ),
         context={"files": str(len(outcome.written)), "pruned_days": str(len(outcome.requested))},
     )

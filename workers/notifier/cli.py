@@ -27,6 +27,7 @@ from observer.cli_support import (
 )
 from observer.clock import clock_from_env, now_utc
 from observer.errors import ConfigError
+from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import drained
 from workers.notifier import ACK_SOURCE, SOURCE
@@ -155,12 +156,19 @@ def ack(
     engine = reader_engine(settings.database, "alerts")
     try:
         with engine.connect() as conn:
-            known = {s.notice.id for s in alert_states(alert_records(conn, 0))}
+            known = {s.notice.id: s.state for s in alert_states(alert_records(conn, 0))}
     finally:
         engine.dispose()
     unknown = [text for text in ids if text not in known]
     if unknown:
         fail(program, f"no alert {', '.join(unknown)}", 1)
+    for text in ids:  # an ack of what is no longer open would say it ended something
+        if known[text] != "open":
+            typer.echo(f"{text} is {'a note' if known[text] == 'info' else known[text]} already")
+    ids = [text for text in ids if known[text] == "open"]
+    if not ids:
+        return
+    wanted = [parse_alert_id(text) for text in ids]
     clock = clock_from_env()
     try:
         producer = producer_for(settings, ACK_SOURCE, clock.now_ns)
@@ -171,7 +179,7 @@ def ack(
             producer.send(
                 AlertAcked(alert_source=source, alert_seq=seq, by=getpass.getuser(), note=note)
             )
-        if not producer.wait_acked(_ACK_WAIT_S):
+        if not drained(producer, Notifier(None), _ACK_WAIT_S):
             fail(
                 program,
                 "the writer has not stored the acknowledgement yet; it waits in "
