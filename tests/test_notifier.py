@@ -278,6 +278,8 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     states = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
     assert states[critical]["state"] == "acked"
     assert states[critical]["delivered"] == ["hook", "mail"]
+    table = rig.observer("alerts").stdout
+    assert f"(acked by {states[critical]['acked_by']})" in table and states[critical]["acked_by"]
     # Acknowledging it again ends nothing: said, and nothing more is published.
     again = rig.observer("alerts", "ack", critical)
     assert again.returncode == 0 and again.stdout.strip() == f"{critical} is acked already"

@@ -126,6 +126,7 @@ def alerts(
             continue
         about = f"{n.code}({n.subject})" if n.subject else n.code
         sent = f"  -> {', '.join(s.delivered)}" if s.delivered else ""
+        sent += f"  (acked by {s.acked_by})" if s.acked_by else ""
         typer.echo(
             f"{n.id:<16} {at:%m-%d %H:%M:%S} {n.severity:<8} {s.state:<8} {about}: "
             f"{n.message}{sent}"
