@@ -134,10 +134,11 @@ def _count(url: str, day: date) -> int:
     return count
 
 
-def test_the_next_run_that_works_resolves_an_archive_failure(
+def test_the_next_run_that_works_resolves_an_archive_failure_and_the_weekly_check_damage(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    """archive_failed stayed open, reminded every half hour, after the archives were made."""
+    """archive_failed stayed open, reminded every half hour, after the archives were made;
+    a damaged file raised nothing unless someone ran `archive verify` by hand."""
     today = datetime.now(KST).date()
     migrate.upgrade(sqlite_url)
     engine = make_engine(sqlite_url)
@@ -162,5 +163,20 @@ def test_the_next_run_that_works_resolves_an_archive_failure(
         assert db_rows(sqlite_url, resolutions) == [("archive_failed", f"archive of {today} made")]
         assert run_job(writer.config, today).returncode == 0  # nothing open: none sent again
         assert len(db_rows(sqlite_url, resolutions)) == 1
+        # The weekly check: a damaged file is a critical alert; all right again resolves it.
+        verify = [sys.executable, "-m", "observer", "archive", "verify", "--alert"]
+        verify += ["--config", str(writer.config)]
+        (ticks,) = (tmp_path / "a").rglob("trade_ticks.parquet")
+        whole = ticks.read_bytes()
+        ticks.write_bytes(whole[:-10])
+        damaged = subprocess.run(verify, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert damaged.returncode == 1 and "trade_ticks.parquet" in damaged.stderr
+        alerts = "SELECT severity, message FROM alerts WHERE code = 'archive_damaged'"
+        ((severity, message),) = db_rows(sqlite_url, alerts)
+        assert severity == "critical" and message.startswith("1 archive file of ")
+        ticks.write_bytes(whole)
+        mended = subprocess.run(verify, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        assert mended.returncode == 0, mended.stderr
+        assert ("archive_damaged",) in [r[:1] for r in db_rows(sqlite_url, resolutions)]
     finally:
         assert writer.terminate() == 0

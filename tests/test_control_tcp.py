@@ -110,6 +110,7 @@ def test_roles_come_from_the_program_table(tmp_path: Path) -> None:
         "notifier",
         "backup",
         "archive",
+        "archive_verify",
         "etf_check",
     }
     assert roles["track_b"] == roles["track_a"] == roles["token"] == "collectors"

@@ -1,8 +1,10 @@
 """``observer archive``: day archives in Parquet, their check, and the scheduled retention job.
 
 * ``observer archive --date D [--json]`` writes D's files now (one per table), records them;
-* ``observer archive verify [--date D] [--json]`` re-reads every recorded file: exit 1 when
-  one is missing, damaged or holds another row count than recorded;
+* ``observer archive verify [--date D] [--json] [--alert]`` re-reads every recorded file:
+  exit 1 when one is missing, damaged or holds another row count than recorded; with
+  ``--alert`` (the weekly ``archive_verify`` job) it raises ``archive_damaged`` for that,
+  and resolves an open one when every file matches;
 * ``observer archive run`` is the supervisor's ``archive`` job (after the backup): today's
   files, then the retention (``[retention]``): days older than a table's retention are
   archived if need be and handed to the writer to prune. It alerts ``archive_made`` (info),
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["app"]
 
 SOURCE = "archive"
+DAMAGED = "archive_damaged"
 PROGRAM = "observer archive"
 
 app = typer.Typer(help="Day archives (Parquet) and retention.")
@@ -66,20 +69,38 @@ def archive(
 
 
 @app.command()
-def verify(day: Day = None, as_json: AsJson = False, config: Config = None) -> None:
+def verify(
+    day: Day = None,
+    as_json: AsJson = False,
+    config: Config = None,
+    alert: Annotated[
+        bool,
+        typer.Option(
+            "--alert",
+            help="publish archive_damaged (critical) on a mismatch, resolve it when all "
+            "match (the weekly archive_verify job)",
+        ),
+    ] = False,
+) -> None:
     """Re-read every recorded archive file (or one day's); exit 1 on any mismatch."""
     settings = settings_or_exit(PROGRAM, config)
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
     from workers.archive.job import verify_archives
 
+    notifier = Notifier.from_env()
+    if alert:
+        setup_logging()
+        notifier.ready()
     engine = reader_engine(settings.database, "archive")
     try:
         checked, problems = verify_archives(
-            engine, archive_root(settings), _parse(day) if day else None
+            engine, archive_root(settings), _parse(day) if day else None, notifier.beat
         )
     finally:
         engine.dispose()
+    if alert:
+        _alert_verified(settings, notifier, checked, problems)
     if as_json:
         typer.echo(json.dumps({"checked": checked, "problems": problems}))
     else:
@@ -106,6 +127,31 @@ def run(day: Day = None, as_json: AsJson = False, config: Config = None) -> None
     _report(outcome, as_json)
     if outcome.problems:
         raise typer.Exit(1)
+
+
+def _alert_verified(
+    settings: Settings, notifier: Notifier, checked: int, problems: list[str]
+) -> None:
+    """archive_damaged for what is wrong; all right again resolves an open one.
+
+    A damaged file of a pruned day is the only copy of its rows: no one would see it
+    otherwise, because the nightly job checks only the days it archives and prunes.
+    """
+    clock = clock_from_env()
+    with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
+        if problems:
+            message = f"{counted(len(problems), 'archive file')} of {checked} do not match"
+            producer.send(
+                Alert(
+                    severity="critical",
+                    code=DAMAGED,
+                    message=f"{message}: {problems[0]}"[:2000],
+                    context={"problems": str(len(problems))},
+                )
+            )
+        elif is_open_alert(settings, clock, SOURCE, DAMAGED):
+            message = f"all {counted(checked, 'archive file')} match their records"
+            producer.send(AlertResolved(code=DAMAGED, severity="critical", message=message))
 
 
 def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: bool) -> Outcome:
@@ -160,7 +206,7 @@ def _alert(day: date, outcome: Outcome) -> Alert:
     if outcome.problems:
         return Alert(
             severity="critical",
-            code="archive_damaged",
+            code=DAMAGED,
             message=f"{len(outcome.problems)} archives do not match: {outcome.problems[0]}"[:2000],
             context={"problems": str(len(outcome.problems))},
         )

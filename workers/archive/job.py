@@ -155,9 +155,18 @@ def _archived(
     )
 
 
-def verify_archives(engine: Engine, root: Path, day: date | None) -> tuple[int, list[str]]:
-    """Check every recorded file (or one day's): the count checked and what is wrong."""
+def verify_archives(
+    engine: Engine, root: Path, day: date | None, each: Callable[[], None] = lambda: None
+) -> tuple[int, list[str]]:
+    """Check every recorded file (or one day's): the count checked and what is wrong.
+
+    ``each`` is called before each file (a job beats: a file of a day's ticks takes a while).
+    """
     with engine.connect() as conn:
         records = archive_records(conn, day)
-    problems = [p for p in (verify_file(root, r) for r in records) if p is not None]
+    problems = []
+    for record in records:
+        each()
+        if (problem := verify_file(root, record)) is not None:
+            problems.append(problem)
     return len(records), problems
