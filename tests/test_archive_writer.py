@@ -173,7 +173,9 @@ def test_the_next_run_that_works_resolves_an_archive_failure_and_the_weekly_chec
         assert damaged.returncode == 1 and "trade_ticks.parquet" in damaged.stderr
         alerts = "SELECT severity, message FROM alerts WHERE code = 'archive_damaged'"
         ((severity, message),) = db_rows(sqlite_url, alerts)
-        assert severity == "critical" and message.startswith("1 archive file of ")
+        assert severity == "critical" and message.startswith(
+            "archive files that do not match their records: 1 of "
+        )
         ticks.write_bytes(whole)
         mended = subprocess.run(verify, capture_output=True, text=True, cwd=ROOT, timeout=120)
         assert mended.returncode == 0, mended.stderr

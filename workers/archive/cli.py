@@ -100,7 +100,7 @@ def verify(
     finally:
         engine.dispose()
     if alert:
-        _alert_verified(settings, notifier, checked, problems)
+        _alert_verified(settings, notifier, checked, problems, every_day=day is None)
     if as_json:
         typer.echo(json.dumps({"checked": checked, "problems": problems}))
     else:
@@ -130,9 +130,9 @@ def run(day: Day = None, as_json: AsJson = False, config: Config = None) -> None
 
 
 def _alert_verified(
-    settings: Settings, notifier: Notifier, checked: int, problems: list[str]
+    settings: Settings, notifier: Notifier, checked: int, problems: list[str], *, every_day: bool
 ) -> None:
-    """archive_damaged for what is wrong; all right again resolves an open one.
+    """archive_damaged for what is wrong; every file right again resolves an open one.
 
     A damaged file of a pruned day is the only copy of its rows: no one would see it
     otherwise, because the nightly job checks only the days it archives and prunes.
@@ -140,7 +140,7 @@ def _alert_verified(
     clock = clock_from_env()
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         if problems:
-            message = f"{counted(len(problems), 'archive file')} of {checked} do not match"
+            message = f"archive files that do not match their records: {len(problems)} of {checked}"
             producer.send(
                 Alert(
                     severity="critical",
@@ -149,7 +149,7 @@ def _alert_verified(
                     context={"problems": str(len(problems))},
                 )
             )
-        elif is_open_alert(settings, clock, SOURCE, DAMAGED):
+        elif every_day and is_open_alert(settings, clock, SOURCE, DAMAGED):
             message = f"all {counted(checked, 'archive file')} match their records"
             producer.send(AlertResolved(code=DAMAGED, severity="critical", message=message))
 
