@@ -212,6 +212,7 @@ def setup_logging(level: str = "INFO", handler: logging.Handler | None = None) -
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # One INFO line per HTTP request drowns what matters; failures still log as warnings.
-    for chatty in ("httpx", "httpcore"):
+    # One INFO line per HTTP request drowns what matters, and so do alembic's notes on each
+    # migration context (a backup's check makes several); failures still log as warnings.
+    for chatty in ("httpx", "httpcore", "alembic"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, root.level))
