@@ -20,7 +20,7 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
         if not ok:
             found.append(what)
 
-    expect(summary.get("healthy") is True, "the day did not end healthy")
+    expect(summary.get("healthy") is True, f"the day ended unhealthy: {summary.get('problems')}")
     expect(len(summary.get("phases", [])) >= 5, f"phases: {summary.get('phases')}")
     kills = summary.get("kills", {})  # a fault plan's SIGKILLs: one restart each
     for name, proc in summary.get("processes", {}).items():

@@ -231,7 +231,7 @@ class ProgramSettings(Strict, frozen=True):
     backoff_initial_s: Seconds = 0.1
     backoff_max_s: Seconds = 30.0
     max_failures: Positive = 8  # consecutive failed starts or crashes before FATAL
-    stable_s: Seconds = 10.0  # running this long forgives earlier failures
+    stable_s: Seconds = 10.0  # running this long forgives earlier failures (a job's: success)
 
     def __post_init__(self) -> None:
         if not self.command:
@@ -436,12 +436,19 @@ def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
 
 
 def config_files(path: Path) -> list[Path]:
-    """``path`` and each file it ``extends``, in that order (of a file that loads)."""
+    """``path`` and each file it ``extends``, in that order, found as `load_settings` does.
+
+    A base is relative to the folder of the path as given (a link's, not its target's).
+    Raises `ConfigError` for a file that is missing or not TOML.
+    """
     files: list[Path] = []
-    current: Path | None = path.resolve()
+    current: Path | None = path.absolute()
     while current is not None and current not in files:
         files.append(current)
-        base = msgspec.toml.decode(current.read_bytes()).get("extends")
+        try:
+            base = msgspec.toml.decode(current.read_bytes()).get("extends")
+        except (OSError, msgspec.DecodeError) as exc:
+            raise ConfigError(f"{current}: {exc}") from exc
         current = (current.parent / base).resolve() if isinstance(base, str) else None
     return files
 

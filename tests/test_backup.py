@@ -58,11 +58,18 @@ def test_a_backup_taken_while_the_writer_commits_restores_complete(
     # 50 s of ticks at 20,000/s: still sending when the backup ends, however busy the machine.
     producer = ProducerProcess(tmp_path, "load", writer.ingest).start(events=SENT, rate=20_000)
     wait_until(lambda: writer.offsets().get("load", 0) > 2000, 60, "the writer committing")
-    config = config_for(tmp_path, sqlite_url)
-    base = tmp_path / "site" / "base.toml"  # a file that extends another is not whole alone
+    real = config_for(tmp_path, sqlite_url)
+    base = tmp_path / "shared" / "base.toml"  # a file that extends another is not whole alone
     base.parent.mkdir()
     base.write_text("[backup]\nkeep = 3\n")
-    config.write_text('extends = "site/base.toml"\n' + config.read_text())
+    real.write_text('extends = "site/base.toml"\n' + real.read_text())
+    # Through a link in another folder, as /etc/observer.toml -> /srv/...: the base is found
+    # from the link's folder (etc/site/), as the configuration itself finds it.
+    config = tmp_path / "etc" / "observer.toml"
+    config.parent.mkdir()
+    config.symlink_to(real)
+    (tmp_path / "etc" / "site").symlink_to(base.parent)
+    assert not (tmp_path / "site").exists()
     before = writer.offsets()["load"]
     done = observer("db", "backup", "--config", config, "--json")
     after = writer.offsets()["load"]

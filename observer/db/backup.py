@@ -43,7 +43,7 @@ from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url, require_database
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
-from observer.errors import BackupError, StoreError
+from observer.errors import BackupError, ConfigError, StoreError
 
 __all__ = ["Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 
@@ -141,6 +141,7 @@ def make_backup(
         backup = verify_backup(folder, url)
     except (
         BackupError,
+        ConfigError,  # the configuration's files changed since it was loaded
         OSError,
         SQLAlchemyError,
         StoreError,  # the schema revision or the restored copy's check could not be read

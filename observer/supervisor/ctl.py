@@ -156,7 +156,8 @@ def status(as_json: JsonOpt = False) -> None:
     tick's age, reconnects of the hour against the budget, the access token's age and
     expiry, REST errors in the last five minutes, and what makes it unhealthy. Unhealthy: a
     program parked fatal, a daemon or session worker that should run and does not, a job
-    whose last run failed, an account that does not stream or is not ready; each is named.
+    whose last run failed, a program that says it fails its work (the writer whose database
+    refuses commits), an account that does not stream or is not ready; each is named.
     """
     if len(_target.remotes) > 1:
         _status_of_hosts(as_json or _target.as_json)

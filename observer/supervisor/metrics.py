@@ -114,8 +114,8 @@ class SupervisorCollector(Collector):
             for each in State:
                 state.add_metric([program.name, each.value], 1.0 if program.state is each else 0.0)
             restarts.add_metric([program.name], program.restarts)
-            if program.kind == "job":
-                failed_runs.add_metric([program.name], program.failures)
+            if program.kind == "job":  # one stopped by a command is no longer failing
+                failed_runs.add_metric([program.name], 0 if program.held else program.failures)
             sample = self.supervisor.samples.get(program.name)
             cpu.add_metric([program.name], sample[0] if sample else 0.0)
             rss.add_metric([program.name], sample[1] if sample else 0.0)

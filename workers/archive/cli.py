@@ -3,12 +3,12 @@
 * ``observer archive --date D [--json]`` writes D's files now (one per table), records them;
 * ``observer archive verify [--date D] [--json] [--alert]`` re-reads every recorded file:
   exit 1 when one is missing, damaged or holds another row count than recorded; with
-  ``--alert`` (the weekly ``archive_verify`` job) it raises ``archive_damaged`` for that,
-  and resolves an open one when every file matches;
+  ``--alert`` (the weekly ``archive_verify`` job) it raises ``archive_damaged`` for that
+  instead, exit 0 (a retry mends no file), and resolves an open one when every file matches;
 * ``observer archive run`` is the supervisor's ``archive`` job (after the backup): today's
   files, then the retention (``[retention]``): days older than a table's retention are
   archived if need be and handed to the writer to prune. It alerts ``archive_made`` (info),
-  ``archive_damaged`` or ``archive_failed`` (critical; exit 1; the next run that works
+  ``archive_damaged`` or ``archive_failed`` (critical; exit 1; the next job run that works
   resolves ``archive_failed``).
 """
 
@@ -109,7 +109,7 @@ def verify(
         typer.echo(
             f"{counted(checked, 'archive file')} checked, {counted(len(problems), 'problem')}"
         )
-    if problems:
+    if problems and not alert:  # the job's alert is its report: a retry mends no file
         raise typer.Exit(1)
 
 
@@ -187,7 +187,8 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
             producer.send(Alert(severity="critical", code="archive_failed", message=failure))
         else:
             producer.send(_alert(day, outcome))
-            if is_open_alert(settings, clock, SOURCE, "archive_failed"):  # an earlier run's
+            # The job's earlier failure, mended (by hand, archiving one day proves less).
+            if retention and is_open_alert(settings, clock, SOURCE, "archive_failed"):
                 resolved = f"archive of {day} made"
                 producer.send(
                     AlertResolved(code="archive_failed", severity="critical", message=resolved)
