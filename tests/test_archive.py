@@ -159,6 +159,8 @@ def test_round_trip_rows_equal_and_duckdb_reads(store: Store, tmp_path: Path) ->
     analyst.close()
     assert rate == stored[0]["change_rate"]  # exact decimals, not floats
     assert not list(tmp_path.rglob(".*.tmp"))  # no temporary file left
+    archive(store, tmp_path, date(2020, 1, 2))  # a day without rows: no file, no folders
+    assert not (tmp_path / "2020").exists() and (tmp_path / f"{DAY:%Y/%m/%d}").is_dir()
 
 
 def test_verify_detects_a_damaged_or_truncated_file(store: Store, tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ def write_day(
                 raw += batch.nbytes
         if rows == 0:
             temporary.unlink()
+            _remove_empty(final.parent, root)
             return None
         _fsync(temporary)
         if pq.read_table(temporary).num_rows != rows:  # read back whole: every page decodes
@@ -134,6 +135,19 @@ def write_day(
         raise ArchiveError(f"cannot write {final}: {exc}") from exc
     elapsed = int((time.monotonic() - started) * 1000)
     return Written(spec.name, day, relative, rows, size, digest, raw, elapsed)
+
+
+def _remove_empty(folder: Path, root: Path) -> None:
+    """Remove ``folder`` and its parents below ``root`` while they are empty.
+
+    A day with no rows leaves no folder of its own, nor of its month or year.
+    """
+    while folder != root and folder.is_relative_to(root):
+        try:
+            folder.rmdir()
+        except OSError:  # another table's file is there, or it is gone
+            return
+        folder = folder.parent
 
 
 def _batch(schema: pa.Schema, rows: Iterable[Any], json_columns: list[int]) -> pa.RecordBatch:
