@@ -68,11 +68,13 @@ def hand_options_to_subcommand(ctx: typer.Context, program: str) -> None:
 
     name = ctx.invoked_subcommand
     assert isinstance(ctx.command, TyperGroup) and name is not None
-    given = []
-    for param in ctx.command.params:
-        source = ctx.get_parameter_source(param.name) if param.name else None
-        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            given.append(param)
+    given = [  # typed on the command line (no group option has an environment variable)
+        param
+        for param in ctx.command.params
+        if param.name
+        and (source := ctx.get_parameter_source(param.name)) is not None
+        and source.name == "COMMANDLINE"
+    ]
     if not given:
         return
     command = ctx.command.get_command(ctx, name)
