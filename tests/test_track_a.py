@@ -283,7 +283,9 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
             "rate_per_s, limit_per_s from track_a_cycles order by scheduled_ns"
         )
         assert [c[0] for c in cycles] == [c.cycle_id for c in cycles_of(TIMELINE, DAY, 10, True)]
-        assert all(c[1:7] == (30, 30, 0, 0, False, 30) for c in cycles), cycles
+        # (universe, succeeded, failed, unfinished, overran, calls): a cut-off or a retried call
+        incomplete = [c for c in cycles if c[1:7] != (30, 30, 0, 0, False, 30)]
+        assert not incomplete, incomplete
         # Each account's limiter bucket (PACING_S of calls: 2 at 55/s) goes at once: its 15
         # calls take 13 intervals of 1/55 s, so the achieved rate may read up to 110 x 15 / 13.
         burst = max(1, int(55 * PACING_S))

@@ -40,6 +40,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
 from observer.kis.parse import decode_json
+from observer.kis.rest_get import RestGet
 from observer.kis.schemas import (
     Answer,
     CurrentPriceOutput,
@@ -137,8 +138,8 @@ class KisClient:
     Parameters
     ----------
     http:
-        An ``httpx.AsyncClient`` whose base URL is the account's REST host (tests inject
-        ``httpx.MockTransport``).
+        GETs to the account's REST host: `observer.kis.rest_get.AiohttpGet`, or an
+        ``httpx.AsyncClient`` (tests inject ``httpx.MockTransport``).
     credentials, tokens:
         The account and its token manager.
     clock:
@@ -156,7 +157,7 @@ class KisClient:
 
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: RestGet,
         credentials: Credentials,
         tokens: TokenManager,
         clock: Clock,

@@ -24,6 +24,7 @@ from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.realtime import DecodedFrame
+from observer.kis.rest_get import AiohttpGet
 from observer.kis.stream import KisStream, Registration, StreamState
 
 __all__ = [
@@ -36,17 +37,17 @@ __all__ = [
     "token_alert",
 ]
 
-_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+_CONNECT_S, _READ_S = 5.0, 10.0
+_TIMEOUT = httpx.Timeout(_READ_S, connect=_CONNECT_S)
 TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105 - an alert code: a worker lacks a token
 REST_ERRORS_WINDOW_S = 300.0  # ctl status shows each account's REST errors of this window
 
 
 def _rest_http(base_url: str) -> httpx.AsyncClient:
-    """A client with httpx's API over aiohttp's connection handling.
+    """The token manager's client: httpx's API over aiohttp's connection handling.
 
     httpx's own transport spends about 4 ms of CPU a request (measured with py-spy against
-    the simulator: Track A's whole-universe cycle was CPU-bound in it); aiohttp's spends a
-    fraction of that, and the client code and its tests keep httpx's types.
+    the simulator); aiohttp's spends a fraction of that. The quotes go through `AiohttpGet`.
     """
     return httpx.AsyncClient(base_url=base_url, timeout=_TIMEOUT, transport=AiohttpTransport())
 
@@ -72,7 +73,8 @@ class KisAccount:
     """Everything one process needs to talk to KIS as one account."""
 
     alias: str
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # the token manager's (a few calls a day)
+    rest: AiohttpGet  # the quotes' (Track A's cycles: every call counts)
     tokens: TokenManager
     client: KisClient
     ws_url: str
@@ -106,6 +108,7 @@ class KisAccount:
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
+        await self.rest.aclose()
         await self.http.aclose()
 
 
@@ -142,15 +145,16 @@ def open_account(
         reader_wait_s=settings.kis.token_wait_s,
         on_unavailable=on_unavailable,
     )
+    rest_get = AiohttpGet(rest, connect_s=_CONNECT_S, read_s=_READ_S)
     client = KisClient(
-        http,
+        rest_get,
         credentials,
         tokens,
         clock,
         limits.for_account(alias),
         environment=settings.kis.environment,
     )
-    return KisAccount(alias, http, tokens, client, ws, clock)
+    return KisAccount(alias, http, rest_get, tokens, client, ws, clock)
 
 
 def token_alert(alias: str, send: Callable[[Event], object]) -> Callable[[str, str], None]:

@@ -129,7 +129,7 @@ def lanes_for(
     """
     return [
         KisClient(
-            account.http,
+            account.rest,
             account_credentials(settings, account.alias),
             account.tokens,
             clock,
