@@ -55,6 +55,9 @@ def pg_url() -> Iterator[str]:
         except OperationalError as exc:
             _pg_unavailable(str(exc.orig).splitlines()[0])
         yield url
+        # The processes stop before the database goes: a supervisor stopped after the drop
+        # waited 10 s for producers that could not drain into it, then killed them.
+        _stop_test_processes()
 
 
 @pytest.fixture
@@ -102,5 +105,9 @@ def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
 def _reap_producers() -> Iterator[None]:
     """No producer process outlives its test, even a failed one."""
     yield
+    _stop_test_processes()
+
+
+def _stop_test_processes() -> None:
     ProducerProcess.reap_all()
     SupervisorProcess.stop_all()
