@@ -54,6 +54,8 @@ def test_a_get_carries_its_path_query_and_headers_and_reads_the_whole_answer() -
 
     async def handler(request: web.Request) -> web.Response:
         seen.append(request)
+        if request.path == "/moved":
+            raise web.HTTPFound("/uapi/x")
         return web.Response(body=ANSWER * 200, headers={"TR_CONT": "M"})
 
     async def body(url: str) -> None:
@@ -61,12 +63,14 @@ def test_a_get_carries_its_path_query_and_headers_and_reads_the_whole_answer() -
         try:
             params = {"FID_INPUT_ISCD": "005930", "FID_ETC_CLS_CODE": ""}
             answer = await rest.get("/uapi/x", params=params, headers={"tr_id": "T1"})
+            moved = await rest.get("/moved", params={}, headers={})
         finally:
             await rest.aclose()
         assert answer.status_code == 200 and answer.content == ANSWER * 200
         assert answer.headers.get("tr_cont") == "M"  # header names are case-insensitive
         assert seen[0].path == "/uapi/x" and dict(seen[0].query) == params
         assert seen[0].headers["tr_id"] == "T1"
+        assert moved.status_code == 302 and len(seen) == 2  # an answer, not followed
 
     run(handler, body)
 

@@ -59,7 +59,9 @@ class _Answer:
 class AiohttpGet:
     """GETs to ``base_url`` on one aiohttp session, opened at the first request.
 
-    ``connect_s`` bounds the connection, ``read_s`` each wait for the server's bytes.
+    ``connect_s`` bounds the connection, ``read_s`` each wait for the server's bytes. As
+    httpx's client did: the proxy settings of the environment apply, and a redirect is an
+    answer, not followed.
     """
 
     def __init__(self, base_url: str, *, connect_s: float, read_s: float) -> None:
@@ -72,10 +74,10 @@ class AiohttpGet:
     ) -> _Answer:
         """One GET; a timeout raises httpx.TimeoutException, any other failure httpx's own."""
         if self._session is None:  # inside the event loop, as aiohttp wants
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
         try:
             async with self._session.get(
-                self._base_url + url, params=params, headers=headers
+                self._base_url + url, params=params, headers=headers, allow_redirects=False
             ) as response:
                 return _Answer(response.status, await response.read(), response.headers)
         except TimeoutError as exc:  # aiohttp's socket timeouts are TimeoutErrors too
