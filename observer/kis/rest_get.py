@@ -3,8 +3,8 @@
 `KisClient` asks for what `RestGet` describes, which ``httpx.AsyncClient`` also offers, so
 tests hand it httpx's ``MockTransport``. In production `AiohttpGet` sends the GETs through
 aiohttp itself: httpx's request and response models (URL parsing, header merging, cookie
-extraction) cost about 0.7 ms of CPU a call even over aiohttp's transport, three times
-what aiohttp spends, and Track A's whole-universe cycles are CPU-bound in the demo.
+extraction) cost about 1 ms of CPU a call even over aiohttp's transport, four times what
+aiohttp spends, and Track A's whole-universe cycles are CPU-bound in the demo.
 Transport failures surface as httpx's exceptions, the contract `KisClient` classifies.
 """
 
