@@ -25,6 +25,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.realtime import RealtimeDecoder, parse_frame
+from observer.kis.rest_get import AiohttpGet
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["KisBenchReport", "run_kis_bench"]
@@ -120,7 +121,8 @@ async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, 
             credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
             tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
             limiter = RateLimits({"bench": limit}).for_account("bench")
-            client = KisClient(http, credentials, tokens, clock, limiter)
+            quotes = AiohttpGet(rest, connect_s=5, read_s=10)  # the production path's GETs
+            client = KisClient(quotes, credentials, tokens, clock, limiter)
             await tokens.token()
             pending = list(range(requests))
 
@@ -130,8 +132,11 @@ async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, 
                     await client.current_price(symbols[n % len(symbols)])
 
             started = time.perf_counter()
-            await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
-            elapsed = time.perf_counter() - started
+            try:
+                await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
+                elapsed = time.perf_counter() - started
+            finally:
+                await quotes.aclose()
     return requests / elapsed, client.rate_limited
 
 
