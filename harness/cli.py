@@ -217,13 +217,22 @@ def bench_kis(
     limit: Annotated[float, typer.Option(help="REST calls/s the client is configured for")] = 19.0,
     server_limit: Annotated[int, typer.Option(help="REST calls/s the simulator allows")] = 20,
     requests: Annotated[int, typer.Option(help="REST calls to make")] = 200,
+    client_calls: Annotated[
+        int, typer.Option(min=1, help="calls per round of the client CPU measurement")
+    ] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
-    """Frame parser vs bare str.split; REST pacing vs the limit, against the simulator."""
+    """Frame parser vs bare str.split; REST pacing vs the limit; client CPU vs bare aiohttp."""
     from harness.bench.kis import run_kis_bench
 
     setup_logging("WARNING")
-    report = run_kis_bench(frames=frames, limit=limit, server_limit=server_limit, requests=requests)
+    report = run_kis_bench(
+        frames=frames,
+        limit=limit,
+        server_limit=server_limit,
+        requests=requests,
+        client_calls=client_calls,
+    )
     for line in report.lines():
         typer.echo(line)
     if as_json:

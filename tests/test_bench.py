@@ -68,9 +68,13 @@ def test_bench_bus_on_postgres_copies_into_the_day_partitioned_table(pg_url: str
 
 
 def test_bench_kis_reports_its_keys() -> None:
-    result = run("kis", "--frames", "500", "--requests", "20")
+    result = run("kis", "--frames", "500", "--requests", "20", "--client-calls", "100")
     assert {"parser_ratio", "rest_ratio", "egw00201"} <= set(result)
     assert result["egw00201"] == 0
+    assert result["client_cpu_us_per_call"] > 0 and result["bare_get_cpu_us_per_call"] > 0
+    assert result["client_cpu_ratio"] == round(
+        result["bare_get_cpu_us_per_call"] / result["client_cpu_us_per_call"], 3
+    )
 
 
 def test_bench_supervisor_reports_its_keys() -> None:

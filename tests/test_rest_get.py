@@ -16,7 +16,7 @@ from observer.errors import KisTransportError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.rest_get import AiohttpGet
+from observer.kis.rest_get import AiohttpGet, environment_proxy
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KEY, SECRET = "PSrestGetTestKey0000000000000000000", "restGetSecret" + "z" * 167
@@ -122,3 +122,29 @@ def test_nothing_listening_is_an_httpx_transport_error() -> None:
             await rest.aclose()
 
     asyncio.run(main())
+
+
+def test_the_environments_proxy_is_read_once_and_carries_the_gets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    forwarded: list[str] = []
+
+    async def proxy(request: web.Request) -> web.Response:  # a forward proxy's view
+        forwarded.append(str(request.url))
+        return web.Response(body=ANSWER)
+
+    async def body(url: str) -> None:
+        monkeypatch.setenv("HTTP_PROXY", url)
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        assert environment_proxy("http://localhost:9443") is None  # NO_PROXY
+        rest = AiohttpGet("http://kis.invalid:9443", connect_s=5, read_s=5)
+        monkeypatch.delenv("HTTP_PROXY")  # read when it was made
+        assert rest.proxy == url
+        try:
+            answer = await rest.get("/uapi/x", params={"FID_INPUT_ISCD": "005930"}, headers={})
+        finally:
+            await rest.aclose()
+        assert answer.status_code == 200 and answer.content == ANSWER
+        assert forwarded == ["http://kis.invalid:9443/uapi/x?FID_INPUT_ISCD=005930"]
+
+    run(proxy, body)

@@ -6,6 +6,10 @@
 * **rest**: the client against the simulator on loopback with a per-app-key limit; the
   achieved request rate as a fraction of the configured limit, and how many EGW00201
   answers the simulator had to give.
+* **client CPU**: this process's CPU per `KisClient.current_price` without a limit, against
+  a bare aiohttp GET of the same request (same headers, same simulator, same calls in
+  flight), alternated so that both meet the same load. The simulator runs in its own
+  process, so only the client's side is counted.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 
 from harness.bench.simulator import simulator_process
@@ -24,6 +30,7 @@ from harness.sim.market import Market
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.endpoints import ENDPOINTS
 from observer.kis.realtime import RealtimeDecoder, parse_frame
 from observer.kis.rest_get import AiohttpGet
 from observer.trading_calendar import TradingCalendar
@@ -49,6 +56,8 @@ class KisBenchReport:
     rest_per_s: float = 0.0
     rest_requests: int = 0
     rate_limited: int = 0
+    client_cpu_us: float = 0.0  # per call, best round
+    bare_cpu_us: float = 0.0  # per bare aiohttp GET, best round
 
     def summary(self) -> dict[str, Any]:
         """One JSON-able object."""
@@ -63,6 +72,9 @@ class KisBenchReport:
             "rest_ratio": round(self.rest_per_s / self.rest_limit, 3),
             "rest_requests": self.rest_requests,
             "egw00201": self.rate_limited,
+            "client_cpu_us_per_call": round(self.client_cpu_us, 1),
+            "bare_get_cpu_us_per_call": round(self.bare_cpu_us, 1),
+            "client_cpu_ratio": round(self.bare_cpu_us / self.client_cpu_us, 3),
         }
 
     def lines(self) -> list[str]:
@@ -77,6 +89,9 @@ class KisBenchReport:
             f"ratio {s['ticks_ratio']}",
             f"  REST against simulator  {s['rest_per_s']} req/s of {s['rest_limit_per_s']} "
             f"allowed (ratio {s['rest_ratio']}), {s['egw00201']} EGW00201 answers",
+            f"  bare aiohttp GET        {s['bare_get_cpu_us_per_call']:>10} µs CPU a call",
+            f"  KisClient.current_price {s['client_cpu_us_per_call']:>10} µs CPU a call  "
+            f"ratio {s['client_cpu_ratio']}",
         ]
 
 
@@ -140,12 +155,61 @@ async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, 
     return requests / elapsed, client.rate_limited
 
 
+async def _client_cpu(calls: int, rounds: int = 3) -> tuple[float, float]:
+    """CPU per call in this process (µs, best round): the client's, a bare aiohttp GET's."""
+    with simulator_process(1_000_000) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
+        symbols = list(Market(1, TradingCalendar()).listings)[:500]
+        async with httpx.AsyncClient(base_url=rest) as http, aiohttp.ClientSession() as bare:
+            credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
+            tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
+            limiter = RateLimits({"bench": 1_000_000}).for_account("bench")
+            quotes = AiohttpGet(rest, connect_s=5, read_s=10)
+            client = KisClient(quotes, credentials, tokens, clock, limiter)
+            token = (await tokens.token()).reveal()
+            endpoint = ENDPOINTS["current_price"]
+            headers = {  # what the client sends
+                "content-type": "application/json; charset=utf-8",
+                "authorization": f"Bearer {token}",
+                "appkey": credentials.app_key.reveal(),
+                "appsecret": credentials.app_secret.reveal(),
+                "tr_id": endpoint.tr_id,
+                "tr_cont": "",
+                "custtype": "P",
+            }
+
+            async def bare_get(symbol: str) -> None:
+                params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
+                async with bare.get(rest + endpoint.path, params=params, headers=headers) as r:
+                    await r.read()
+
+            async def cpu_per_call(call: Callable[[str], Awaitable[object]]) -> float:
+                pending = list(range(calls))
+
+                async def lane() -> None:
+                    while pending:
+                        await call(symbols[pending.pop() % len(symbols)])
+
+                started = time.process_time()
+                await asyncio.gather(*(lane() for _ in range(8)))
+                return (time.process_time() - started) / calls * 1e6
+
+            client_us = bare_us = float("inf")
+            try:
+                for _ in range(rounds):
+                    client_us = min(client_us, await cpu_per_call(client.current_price))
+                    bare_us = min(bare_us, await cpu_per_call(bare_get))
+            finally:
+                await quotes.aclose()
+    return client_us, bare_us
+
+
 def run_kis_bench(
     frames: int = 20_000,
     per_frame: int = 5,
     limit: float = 19.0,
     server_limit: int = 20,
     requests: int = 200,
+    client_calls: int = 1000,
 ) -> KisBenchReport:
     """Run the parser and REST measurements.
 
@@ -159,4 +223,5 @@ def run_kis_bench(
     report.records_per_s_frames = _best_rate(_frames_only, data, records)
     report.records_per_s_ticks = _best_rate(_to_ticks, data, records)
     report.rest_per_s, report.rate_limited = asyncio.run(_rest(limit, server_limit, requests))
+    report.client_cpu_us, report.bare_cpu_us = asyncio.run(_client_cpu(client_calls))
     return report

@@ -10,6 +10,8 @@ Transport failures surface as httpx's exceptions, the contract `KisClient` class
 
 from __future__ import annotations
 
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,7 +19,15 @@ from typing import Protocol
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpGet", "RestGet", "RestResponse"]
+__all__ = ["AiohttpGet", "RestGet", "RestResponse", "environment_proxy"]
+
+
+def environment_proxy(base_url: str) -> str | None:
+    """The proxy the environment names for ``base_url`` (``HTTPS_PROXY``, ``NO_PROXY``, ...)."""
+    parts = urllib.parse.urlsplit(base_url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
 
 
 class RestResponse(Protocol):
@@ -60,24 +70,31 @@ class AiohttpGet:
     """GETs to ``base_url`` on one aiohttp session, opened at the first request.
 
     ``connect_s`` bounds the connection, ``read_s`` each wait for the server's bytes. As
-    httpx's client did: the proxy settings of the environment apply, and a redirect is an
-    answer, not followed.
+    httpx's client did: the environment's proxy applies (read when it is made), and a redirect
+    is an answer, not followed.
     """
 
     def __init__(self, base_url: str, *, connect_s: float, read_s: float) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(sock_connect=connect_s, sock_read=read_s)
         self._session: aiohttp.ClientSession | None = None
+        # Looked up once: aiohttp's trust_env looks up the proxy and reads ~/.netrc (in a
+        # thread) on every request, 0.8 ms of CPU a call, four times the rest of it.
+        self.proxy = environment_proxy(self._base_url)
 
     async def get(
         self, url: str, *, params: Mapping[str, str], headers: Mapping[str, str]
     ) -> _Answer:
         """One GET; a timeout raises httpx.TimeoutException, any other failure httpx's own."""
         if self._session is None:  # inside the event loop, as aiohttp wants
-            self._session = aiohttp.ClientSession(timeout=self._timeout, trust_env=True)
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         try:
             async with self._session.get(
-                self._base_url + url, params=params, headers=headers, allow_redirects=False
+                self._base_url + url,
+                params=params,
+                headers=headers,
+                allow_redirects=False,
+                proxy=self.proxy,
             ) as response:
                 return _Answer(response.status, await response.read(), response.headers)
         except TimeoutError as exc:  # aiohttp's socket timeouts are TimeoutErrors too
