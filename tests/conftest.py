@@ -56,7 +56,7 @@ def pg_url() -> Iterator[str]:
             _pg_unavailable(str(exc.orig).splitlines()[0])
         yield url
         # The processes stop before the database goes: a supervisor stopped after the drop
-        # waited 10 s for producers that could not drain into it, then killed them.
+        # took 15 s, 10 of them waiting for producers that could not drain into it.
         _stop_test_processes()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from observer.errors import KisTransportError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.rest_get import AiohttpGet, environment_proxy
+from observer.kis.rest_get import AiohttpGet
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 KEY, SECRET = "PSrestGetTestKey0000000000000000000", "restGetSecret" + "z" * 167
@@ -108,43 +110,71 @@ def test_a_server_that_stalls_is_a_timeout_and_the_client_a_transport_error(
     run(handler, body)
 
 
-def test_nothing_listening_is_an_httpx_transport_error() -> None:
-    with socket.socket() as sock:  # a port that was free a moment ago: nothing listens
+def test_nothing_listening_is_a_connect_error_without_the_requests_secrets() -> None:
+    with socket.socket() as sock:  # bound, not listening: connections are refused
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+        headers = {"appkey": KEY, "appsecret": SECRET, "authorization": "Bearer tok-secret"}
+
+        async def main() -> None:
+            rest = AiohttpGet(f"http://127.0.0.1:{port}", connect_s=2, read_s=2)
+            try:
+                with pytest.raises(httpx.ConnectError, match="ClientConnectorError") as caught:
+                    await rest.get("/uapi/x", params={"FID_INPUT_ISCD": "005930"}, headers=headers)
+            finally:
+                await rest.aclose()
+            told = _chain(caught.value)
+            assert all(secret not in told for secret in (KEY, SECRET, "tok-secret")), told
+
+        asyncio.run(main())
+
+
+def test_tls_trusts_what_httpx_trusted_ssl_cert_file_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(  # a certificate for 127.0.0.1 that no public authority signed
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response(body=ANSWER)
 
     async def main() -> None:
-        rest = AiohttpGet(f"http://127.0.0.1:{port}", connect_s=2, read_s=2)
+        runner = web.AppRunner(web.Application())
+        runner.app.router.add_get("/uapi/x", handler)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+        await site.start()
+        url = f"https://127.0.0.1:{runner.addresses[0][1]}"
         try:
-            with pytest.raises(httpx.TransportError, match="ClientConnectorError"):
-                await rest.get("/uapi/x", params={}, headers={})
+            untrusted = AiohttpGet(url, connect_s=5, read_s=5)
+            with pytest.raises(httpx.ConnectError, match=r"[Cc]ertificate"):
+                await untrusted.get("/uapi/x", params={}, headers={})
+            await untrusted.aclose()
+            monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # as httpx's client honoured it
+            trusted = AiohttpGet(url, connect_s=5, read_s=5)
+            answer = await trusted.get("/uapi/x", params={}, headers={})
+            await trusted.aclose()
+            assert answer.status_code == 200 and answer.content == ANSWER
         finally:
-            await rest.aclose()
+            await runner.cleanup()
 
     asyncio.run(main())
 
 
-def test_the_environments_proxy_is_read_once_and_carries_the_gets(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    forwarded: list[str] = []
-
-    async def proxy(request: web.Request) -> web.Response:  # a forward proxy's view
-        forwarded.append(str(request.url))
-        return web.Response(body=ANSWER)
-
-    async def body(url: str) -> None:
-        monkeypatch.setenv("HTTP_PROXY", url)
-        monkeypatch.setenv("NO_PROXY", "localhost")
-        assert environment_proxy("http://localhost:9443") is None  # NO_PROXY
-        rest = AiohttpGet("http://kis.invalid:9443", connect_s=5, read_s=5)
-        monkeypatch.delenv("HTTP_PROXY")  # read when it was made
-        assert rest.proxy == url
-        try:
-            answer = await rest.get("/uapi/x", params={"FID_INPUT_ISCD": "005930"}, headers={})
-        finally:
-            await rest.aclose()
-        assert answer.status_code == 200 and answer.content == ANSWER
-        assert forwarded == ["http://kis.invalid:9443/uapi/x?FID_INPUT_ISCD=005930"]
-
-    run(proxy, body)
+def _chain(exc: BaseException | None) -> str:
+    """Everything an exception and those behind it say."""
+    told = []
+    while exc is not None:
+        told.append(f"{exc!r} {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return " ".join(told)

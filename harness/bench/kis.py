@@ -74,7 +74,9 @@ class KisBenchReport:
             "egw00201": self.rate_limited,
             "client_cpu_us_per_call": round(self.client_cpu_us, 1),
             "bare_get_cpu_us_per_call": round(self.bare_cpu_us, 1),
-            "client_cpu_ratio": round(self.bare_cpu_us / self.client_cpu_us, 3),
+            "client_cpu_ratio": round(self.bare_cpu_us / self.client_cpu_us, 3)
+            if self.client_cpu_us
+            else 0.0,
         }
 
     def lines(self) -> list[str]:

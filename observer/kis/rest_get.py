@@ -2,16 +2,15 @@
 
 `KisClient` asks for what `RestGet` describes, which ``httpx.AsyncClient`` also offers, so
 tests hand it httpx's ``MockTransport``. In production `AiohttpGet` sends the GETs through
-aiohttp itself: httpx's request and response models (URL parsing, header merging, cookie
-extraction) cost about 1 ms of CPU a call even over aiohttp's transport, four times what
-aiohttp spends, and Track A's whole-universe cycles are CPU-bound in the demo.
+aiohttp itself: a call through httpx's client cost about 1 ms of CPU even over aiohttp's
+transport (its request and response models: URL parsing, header merging, cookie
+extraction), four times a bare aiohttp GET, and Track A's whole-universe cycles are
+CPU-bound in the demo.
 Transport failures surface as httpx's exceptions, the contract `KisClient` classifies.
 """
 
 from __future__ import annotations
 
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,15 +18,7 @@ from typing import Protocol
 import aiohttp
 import httpx
 
-__all__ = ["AiohttpGet", "RestGet", "RestResponse", "environment_proxy"]
-
-
-def environment_proxy(base_url: str) -> str | None:
-    """The proxy the environment names for ``base_url`` (``HTTPS_PROXY``, ``NO_PROXY``, ...)."""
-    parts = urllib.parse.urlsplit(base_url)
-    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
-        return None
-    return urllib.request.getproxies().get(parts.scheme)
+__all__ = ["AiohttpGet", "RestGet", "RestResponse"]
 
 
 class RestResponse(Protocol):
@@ -69,41 +60,51 @@ class _Answer:
 class AiohttpGet:
     """GETs to ``base_url`` on one aiohttp session, opened at the first request.
 
-    ``connect_s`` bounds the connection, ``read_s`` each wait for the server's bytes. As
-    httpx's client did: the environment's proxy applies (read when it is made), and a redirect
-    is an answer, not followed.
+    Kept as the httpx client with aiohttp's transport had them: the certificates are
+    certifi's (or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), no proxy comes from the environment,
+    and a redirect is an answer, not followed. ``connect_s`` bounds the connection and its
+    TLS handshake, ``read_s`` each wait for the server's bytes and the wait for a name and a
+    free connection.
     """
 
     def __init__(self, base_url: str, *, connect_s: float, read_s: float) -> None:
         self._base_url = base_url.rstrip("/")
-        self._timeout = aiohttp.ClientTimeout(sock_connect=connect_s, sock_read=read_s)
+        self._timeout = aiohttp.ClientTimeout(
+            connect=read_s, sock_connect=connect_s, sock_read=read_s
+        )
+        self._tls = httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
-        # Looked up once: aiohttp's trust_env looks up the proxy and reads ~/.netrc (in a
-        # thread) on every request, 0.8 ms of CPU a call, four times the rest of it.
-        self.proxy = environment_proxy(self._base_url)
 
     async def get(
         self, url: str, *, params: Mapping[str, str], headers: Mapping[str, str]
     ) -> _Answer:
-        """One GET; a timeout raises httpx.TimeoutException, any other failure httpx's own."""
+        """One GET; a timeout raises httpx.TimeoutException, a failed transport httpx's own."""
         if self._session is None:  # inside the event loop, as aiohttp wants
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            connector = aiohttp.TCPConnector(ssl=self._tls)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
         try:
             async with self._session.get(
-                self._base_url + url,
-                params=params,
-                headers=headers,
-                allow_redirects=False,
-                proxy=self.proxy,
+                self._base_url + url, params=params, headers=headers, allow_redirects=False
             ) as response:
                 return _Answer(response.status, await response.read(), response.headers)
         except TimeoutError as exc:  # aiohttp's socket timeouts are TimeoutErrors too
             raise httpx.TimeoutException(f"{type(exc).__name__}: {exc}") from None
         except (aiohttp.ClientError, OSError) as exc:
-            raise httpx.TransportError(f"{type(exc).__name__}: {exc}") from None
+            failure = next((to for fr, to in _FAILURES if isinstance(exc, fr)), httpx.NetworkError)
+            raise failure(f"{type(exc).__name__}: {exc}") from None
 
     async def aclose(self) -> None:
         """Close the connections."""
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await session.close()
+
+
+# aiohttp's failures as httpx's transport named them (the first that matches).
+_FAILURES: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ClientConnectorError, httpx.ConnectError),  # refused, name, certificate
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),  # a malformed answer
+    (aiohttp.ClientPayloadError, httpx.ReadError),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+)

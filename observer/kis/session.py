@@ -108,8 +108,10 @@ class KisAccount:
 
     async def aclose(self) -> None:
         """Close the HTTP connections."""
-        await self.rest.aclose()
-        await self.http.aclose()
+        try:
+            await self.rest.aclose()
+        finally:
+            await self.http.aclose()
 
 
 def open_account(
