@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,57 +128,54 @@ def _to_ticks(frames: list[str]) -> None:
         decode(frame, 0)
 
 
-async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, int]:
-    """Pace ``requests`` calls at ``limit``/s against a simulator in its own process.
+@asynccontextmanager
+async def _client(server_limit: int, limit: float) -> AsyncIterator[tuple[str, KisClient, str]]:
+    """A client on the production path and its token, against a simulator in its own process.
 
-    The simulator allows ``server_limit``/s per app key, as KIS's gateway does.
+    The simulator allows ``server_limit``/s per app key, as KIS's gateway does; the client
+    is paced at ``limit``/s.
     """
     with simulator_process(server_limit) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
-        symbols = list(Market(1, TradingCalendar()).listings)[:500]
         async with httpx.AsyncClient(base_url=rest) as http:
             credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
             tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
             limiter = RateLimits({"bench": limit}).for_account("bench")
             quotes = AiohttpGet(rest, connect_s=5, read_s=10)  # the production path's GETs
-            client = KisClient(quotes, credentials, tokens, clock, limiter)
-            await tokens.token()
-            pending = list(range(requests))
-
-            async def worker() -> None:
-                while pending:
-                    n = pending.pop()
-                    await client.current_price(symbols[n % len(symbols)])
-
-            started = time.perf_counter()
             try:
-                await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
-                elapsed = time.perf_counter() - started
+                client = KisClient(quotes, credentials, tokens, clock, limiter)
+                yield rest, client, (await tokens.token()).reveal()
             finally:
                 await quotes.aclose()
+
+
+def _symbols() -> list[str]:
+    return list(Market(1, TradingCalendar()).listings)[:500]
+
+
+async def _rest(limit: float, server_limit: int, requests: int) -> tuple[float, int]:
+    """Pace ``requests`` calls at ``limit``/s; the rate achieved and the EGW00201 answers."""
+    symbols = _symbols()
+    async with _client(server_limit, limit) as (_, client, _token):
+        pending = list(range(requests))
+
+        async def worker() -> None:
+            while pending:
+                n = pending.pop()
+                await client.current_price(symbols[n % len(symbols)])
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(2 * server_limit)))
+        elapsed = time.perf_counter() - started
     return requests / elapsed, client.rate_limited
 
 
 async def _client_cpu(calls: int, rounds: int = 3) -> tuple[float, float]:
     """CPU per call in this process (µs, best round): the client's, a bare aiohttp GET's."""
-    with simulator_process(1_000_000) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
-        symbols = list(Market(1, TradingCalendar()).listings)[:500]
-        async with httpx.AsyncClient(base_url=rest) as http, aiohttp.ClientSession() as bare:
-            credentials = Credentials("bench", Secret("bench-key"), Secret("bench-secret"))
-            tokens = TokenManager(http, credentials, clock, Path(tmp), "sim")
-            limiter = RateLimits({"bench": 1_000_000}).for_account("bench")
-            quotes = AiohttpGet(rest, connect_s=5, read_s=10)
-            client = KisClient(quotes, credentials, tokens, clock, limiter)
-            token = (await tokens.token()).reveal()
-            endpoint = ENDPOINTS["current_price"]
-            headers = {  # what the client sends
-                "content-type": "application/json; charset=utf-8",
-                "authorization": f"Bearer {token}",
-                "appkey": credentials.app_key.reveal(),
-                "appsecret": credentials.app_secret.reveal(),
-                "tr_id": endpoint.tr_id,
-                "tr_cont": "",
-                "custtype": "P",
-            }
+    symbols = _symbols()
+    endpoint = ENDPOINTS["current_price"]
+    async with _client(1_000_000, 1_000_000) as (rest, client, token):
+        headers = client.headers(endpoint, token)  # what the client sends
+        async with aiohttp.ClientSession() as bare:
 
             async def bare_get(symbol: str) -> None:
                 params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}
@@ -196,12 +194,9 @@ async def _client_cpu(calls: int, rounds: int = 3) -> tuple[float, float]:
                 return (time.process_time() - started) / calls * 1e6
 
             client_us = bare_us = float("inf")
-            try:
-                for _ in range(rounds):
-                    client_us = min(client_us, await cpu_per_call(client.current_price))
-                    bare_us = min(bare_us, await cpu_per_call(bare_get))
-            finally:
-                await quotes.aclose()
+            for _ in range(rounds):
+                client_us = min(client_us, await cpu_per_call(client.current_price))
+                bare_us = min(bare_us, await cpu_per_call(bare_get))
     return client_us, bare_us
 
 

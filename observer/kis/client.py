@@ -241,10 +241,11 @@ class KisClient:
             on_retry=retried,
         )
 
-    async def _send(
-        self, endpoint: RestEndpoint, params: Mapping[str, str], next_page: bool, token: str
-    ) -> Page:
-        headers = {
+    def headers(
+        self, endpoint: RestEndpoint, token: str, next_page: bool = False
+    ) -> dict[str, str]:
+        """The headers of one request (§3.1): they carry the account's secrets."""
+        return {
             "content-type": "application/json; charset=utf-8",
             "authorization": f"Bearer {token}",
             "appkey": self._credentials.app_key.reveal(),
@@ -253,6 +254,11 @@ class KisClient:
             "tr_cont": "N" if next_page else "",
             "custtype": "P",
         }
+
+    async def _send(
+        self, endpoint: RestEndpoint, params: Mapping[str, str], next_page: bool, token: str
+    ) -> Page:
+        headers = self.headers(endpoint, token, next_page)
         async with self._limiter:
             self.requests += 1
             try:
