@@ -138,14 +138,11 @@ class KisClient:
     Parameters
     ----------
     http:
-        GETs to the account's REST host: `observer.kis.rest_get.AiohttpGet`, or an
-        ``httpx.AsyncClient`` (tests inject ``httpx.MockTransport``).
+        GETs to the REST host: `AiohttpGet`, or ``httpx.AsyncClient`` (tests: MockTransport).
     credentials, tokens:
         The account and its token manager.
-    clock:
-        For retry backoff.
-    limiter:
-        The account's limiter from the process's `RateLimits`.
+    clock, limiter:
+        For retry backoff; the account's limiter from the process's `RateLimits`.
     max_attempts:
         Tries per request for retryable errors.
     backoff_s, backoff_cap_s:
@@ -241,17 +238,15 @@ class KisClient:
             on_retry=retried,
         )
 
-    def headers(
-        self, endpoint: RestEndpoint, token: str, next_page: bool = False
-    ) -> dict[str, str]:
-        """The headers of one request (§3.1): they carry the account's secrets."""
+    def headers(self, endpoint: RestEndpoint, token: str, more: bool = False) -> dict[str, str]:
+        """The headers of one request (§3.1; ``more``: a next page): the account's secrets."""
         return {
             "content-type": "application/json; charset=utf-8",
             "authorization": f"Bearer {token}",
             "appkey": self._credentials.app_key.reveal(),
             "appsecret": self._credentials.app_secret.reveal(),
             "tr_id": endpoint.tr_id,
-            "tr_cont": "N" if next_page else "",
+            "tr_cont": "N" if more else "",
             "custtype": "P",
         }
 
