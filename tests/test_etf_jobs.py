@@ -63,7 +63,20 @@ class Harness:
         return db_rows(self.url, sql)
 
     def alerts(self, code: str) -> list[Any]:
-        return self.rows(f"SELECT severity, subject, message FROM alerts WHERE code = '{code}'")
+        """The alerts of ``code``, oldest first."""
+        return self.rows(
+            "SELECT severity, subject, message FROM alerts "
+            f"WHERE code = '{code}' ORDER BY produced_ns, source, seq"
+        )
+
+    def stored(self) -> dict[str, list[Any]]:
+        """What the writer holds of the bus: for a failure to say why an alert is missing."""
+        return {
+            "alerts": self.rows("SELECT source, seq, code FROM alerts"),
+            "marks": self.rows("SELECT source, seq FROM bus_offsets"),
+            "conflicts": self.rows("SELECT source, seq, event_type FROM bus_conflicts"),
+            "rejected": self.rows("SELECT source, seq, reason FROM rejected_events"),
+        }
 
     def resolved(self, code: str) -> int:
         return len(self.rows(f"SELECT 1 FROM alert_resolutions WHERE code = '{code}'"))
@@ -210,8 +223,10 @@ def test_a_stale_day_exits_1_and_the_check_job_alerts(harness: Harness) -> None:
     stale = h.etf("status", "--date", old, "--json", code=1)
     assert stale["stale"] is True and stale["collected"] == 0
     resolved = h.resolved("etf_stale")  # the 5xx storm's day was stale too, then mended
-    h.etf("check", "--date", old)
-    severity, _, message = h.alerts("etf_stale")[-1]
+    checked = h.etf("check", "--date", old)
+    stale_alerts = h.alerts("etf_stale")
+    assert stale_alerts, (checked, h.stored())
+    severity, _, message = stale_alerts[-1]
     assert severity == "critical" and f"0 of {len(ETFS) - 1} active ETFs" in message
     h.etf("check", "--date", DAY)  # a collected day: the condition is over
     assert h.resolved("etf_stale") == resolved + 1
