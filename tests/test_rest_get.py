@@ -129,6 +129,34 @@ def test_nothing_listening_is_a_connect_error_without_the_requests_secrets() -> 
         asyncio.run(main())
 
 
+def test_a_server_that_never_accepts_is_a_connect_timeout_not_a_hang() -> None:
+    # A listener whose accept queue is full drops further SYNs, as an overloaded server or
+    # a silent firewall does: only the connect bound (0.3 s) ends the wait, not the read
+    # bound (60 s), and the suite's own bound (20 s) is never reached.
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(0)
+        address = server.getsockname()
+        queued = [socket.socket() for _ in range(3)]
+        for sock in queued:  # fill the accept queue (connections nobody accepts)
+            sock.setblocking(False)
+            sock.connect_ex(address)
+
+        async def main() -> None:
+            rest = AiohttpGet(f"http://127.0.0.1:{address[1]}", connect_s=0.3, read_s=60)
+            try:
+                with pytest.raises(httpx.TimeoutException, match="Connection timeout"):
+                    await asyncio.wait_for(rest.get("/uapi/x", params={}, headers={}), 20)
+            finally:
+                await rest.aclose()
+
+        try:
+            asyncio.run(main())
+        finally:
+            for sock in queued:
+                sock.close()
+
+
 def test_tls_trusts_what_httpx_trusted_ssl_cert_file_included(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
