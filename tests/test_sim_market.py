@@ -35,6 +35,24 @@ def test_listings_follow_the_seed_and_the_product_shape() -> None:
     assert Market(8, TradingCalendar()).listings != m.listings
 
 
+def test_overseas_listings_are_unique_shaped_as_their_exchange_and_follow_the_seed() -> None:
+    m = market()
+    counts = {stem: len(rows) for stem, rows in m.overseas.items()}
+    assert counts["nas"] == 3813 and counts["nys"] == 2453 and len(counts) == 11
+    every = [x for rows in m.overseas.values() for x in rows]
+    assert len({x.symbol for x in every}) == len(every)  # unique across the files
+    for x in every:
+        if x.currency == "USD":
+            assert 1 <= len(x.symbol) <= 5 and x.symbol.isalpha() and x.symbol.isupper()
+        else:
+            assert len(x.symbol) == 6 and x.symbol.isdigit()
+        assert x.security_type == "1" if x.stem in ("shi", "szi") else x.security_type in ("2", "3")
+    etps = sum(x.security_type == "3" for x in m.overseas["nas"]) / counts["nas"]
+    assert 0.07 < etps < 0.13  # about a tenth
+    assert Market(7, TradingCalendar()).overseas == m.overseas
+    assert Market(8, TradingCalendar()).overseas["nas"] != m.overseas["nas"]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 3499), st.integers(0, BARS_PER_DAY - 1))
 def test_ticks_reproduce_their_bar(n: int, index: int) -> None:
