@@ -29,6 +29,9 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(summary.get("events_committed", 0) > 0, "no events committed")
     listings = summary.get("listings", {})
     expect(listings.get("instruments", 0) > 2500, f"listings: {listings}")
+    # The market's news at 05:30 (3 new, 1 delisted, 1 renamed), found by the morning check.
+    changed = [listings.get(k, 0) for k in ("new", "changed", "removed")]
+    expect(changed == [3, 1, 1], f"listing changes detected: {listings}")
     members = summary.get("universe", {}).get("members", 0)
     expect(900 <= members <= 1200, f"universe of {members} symbols (the filter's ~1,050)")
     a = summary.get("track_a", {})

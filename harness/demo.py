@@ -75,6 +75,11 @@ DEMO_CALLS_PER_SECOND = 400
 # After Track A's closing cycle (15:30, a few simulated minutes): the daily run borrows its
 # REST share. Within the demo's day (16:10 shipped).
 ETF_DAILY_AT = "15:38"
+# The master files' check after the market's news of 05:30 (06:00 shipped). The first load at
+# 04:55 takes 14 files of about a wall second each, 55 simulated minutes at the idle speed: it
+# ended at 05:59:47 in one CI run, and a check due while it runs is skipped (the day showed no
+# listing change). At 06:20 a load may take 20 wall seconds; enrich's 06:30 run waits for it.
+MASTER_CHECK_AT = "06:20"
 # The first load backfills the weekly repair's 20 sessions, not the shipped 250. The simulator
 # now draws past sessions in blocks (a quarter of the CPU, `observer bench etf-series`), but a
 # 250-session first load of 1,000 ETFs (7,000 calls, 249,000 rows) took 368.5 wall seconds
@@ -85,7 +90,7 @@ ETF_BACKFILL_SESSIONS = 20
 JOBS_AFTER_END = ("etf_daily",)
 JOBS_AFTER_END_S = 240.0
 
-# The market's own news, whatever the fault level: master files change before the 06:00 check.
+# The market's own news, whatever the fault level: master files change before their check.
 MARKET_EVENTS: list[tuple[str, str, dict[str, Any]]] = [
     ("05:30", "/_sim/listing_changes", {"new": 3, "delist": 1, "rename": 1}),
 ]
@@ -237,6 +242,7 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         # The day ends at 15:40: the ETFs' daily run comes after the close (ETF_DAILY_AT),
         # and the demo waits for it (JOBS_AFTER_END).
         f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'
+        f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
         f'token_dir = "{data / "tokens"}"\n{accounts}{notify}'
