@@ -78,7 +78,7 @@ ETF_DAILY_AT = "15:38"
 # The master files' check after the market's news of 05:30 (06:00 shipped). The first load at
 # 04:55 takes 14 files of about a wall second each, 55 simulated minutes at the idle speed: it
 # ended at 05:59:47 in one CI run, and a check due while it runs is skipped (the day showed no
-# listing change). At 06:20 a load may take about 17 wall seconds (it starts 3 or so after
+# listing change). At 06:20 a load may take about 17 wall seconds (it starts about 3 s after
 # 04:55); enrich's 06:30 run waits for the check (`after`).
 MASTER_CHECK_AT = "06:20"
 # The first load backfills the weekly repair's 20 sessions, not the shipped 250. The simulator
