@@ -98,7 +98,8 @@ def _read(path: Path) -> tuple[bytes, bytes | None]:
     try:
         public, secret = load_certificate(path)
     except OSError as exc:
-        raise KeyFileError(f"cannot read the key file {path}: {exc.strerror}") from None
+        reason = exc.strerror or "no such file"  # pyzmq's own OSError for a missing file has none
+        raise KeyFileError(f"cannot read the key file {path}: {reason}") from None
     except ValueError:
         raise KeyFileError(f"{path} is not a CURVE key file") from None
     for part in (public, secret):

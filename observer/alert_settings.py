@@ -6,7 +6,7 @@ Part of ``observer.toml`` (`observer.config.Settings` holds them as ``supervisor
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from msgspec import Meta
@@ -14,7 +14,16 @@ from msgspec import Meta
 from bus.events import Severity
 from observer.config_types import DAY_S, Positive, Seconds, Strict
 
-__all__ = ["ChannelSettings", "NotifierSettings", "ThresholdRule", "default_rules"]
+if TYPE_CHECKING:
+    from observer.worker_settings import EnrichSettings
+
+__all__ = [
+    "ChannelSettings",
+    "NotifierSettings",
+    "ThresholdRule",
+    "default_rules",
+    "enrichment_rules",
+]
 
 
 class ThresholdRule(Strict, frozen=True):
@@ -47,6 +56,22 @@ def default_rules() -> tuple[ThresholdRule, ...]:
         ThresholdRule(code="universe_build_slow", metric="universe.running_s", above=300.0),
         ThresholdRule(code="master_file_stale", metric="age_h.master_file", above=48.0),
     )
+
+
+def enrichment_rules(settings: EnrichSettings) -> tuple[ThresholdRule, ...]:
+    """No enrichment run for ``stale_after_h``; a region's coverage below ``min_coverage_pct``."""
+    stale = ThresholdRule(
+        code="enrichment_stale", metric="age_h.enrichment", above=settings.stale_after_h
+    )
+    low = tuple(
+        ThresholdRule(
+            code=f"enrichment_coverage_low_{region.lower()}",
+            metric=f"enrichment.coverage_pct.{region.lower()}",
+            below=settings.min_coverage_pct,
+        )
+        for region in settings.regions
+    )
+    return (stale, *low)
 
 
 ChannelName = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]

@@ -28,6 +28,7 @@ from observer.bus_settings import (
     check_control_endpoint,
     check_endpoints,
 )
+from observer.config_checks import check_settings
 from observer.config_types import (
     ClockTime,
     Days,
@@ -349,13 +350,7 @@ class Settings(Strict, frozen=True):
         return Path(self.supervisor.control_socket or self.paths.run / "control.sock")
 
     def __post_init__(self) -> None:
-        shares = sum(self.kis.process_share.values())
-        if shares > 1.0 + 1e-9:
-            raise ValueError(f"kis.process_share adds up to {shares:.2f} > 1 of each account")
-        aliases = [a.alias for a in self.kis.accounts]
-        if len(set(aliases)) != len(aliases):
-            raise ValueError(f"kis.accounts repeat an alias: {aliases}")
-        _check_dependencies(self.programs)
+        check_settings(self)
         supervisor = self.supervisor
         if Shard.parse(self.track_b.shard).count > 1 and not supervisor.host:
             raise ValueError("track_b.shard splits the symbols between hosts: set supervisor.host")
@@ -365,31 +360,6 @@ class Settings(Strict, frozen=True):
             supervisor.operators,
             supervisor.control_bind,
         )
-
-
-def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:
-    """Every dependency exists and is enabled, and they form no cycle."""
-    for name, program in programs.items():
-        for dep in program.depends_on:
-            if dep not in programs or not programs[dep].enabled:
-                raise ValueError(f"programs.{name}.depends_on: no enabled program {dep!r}")
-            if programs[dep].kind == "job":
-                raise ValueError(f"programs.{name}.depends_on: {dep!r} is a job")
-        for job in program.after:
-            if job not in programs or programs[job].kind != "job" or job == name:
-                raise ValueError(f"programs.{name}.after: {job!r} is not another job")
-    done: set[str] = set()
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        if name in path:
-            raise ValueError(f"programs depend on each other in a cycle: {' -> '.join(path)}")
-        if name not in done:
-            for dep in programs[name].depends_on:
-                visit(dep, (*path, name))
-            done.add(name)
-
-    for name in programs:
-        visit(name, ())
 
 
 def default_config_path() -> Path:

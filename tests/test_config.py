@@ -170,3 +170,23 @@ def test_a_renamed_table_is_read_under_its_old_name(
     both.write_text("[masterfile]\nmax_new = 7\n[master_file]\nmax_new = 8\n")
     with pytest.raises(ConfigError, match="keep one of them"):
         load_settings(both)
+
+
+def test_programs_read_the_configuration_the_supervisor_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A linked file's ``extends`` is next to the link, for the supervisor and its programs."""
+    from observer.clock import SystemClock
+    from observer.supervisor.core import Supervisor
+
+    for folder, data in (("etc", "etc-data"), ("deploy", "deploy-data")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "base.toml").write_text(f'[paths]\ndata_dir = "{data}"\n')
+    (tmp_path / "etc" / "prod.toml").write_text('extends = "base.toml"\n')
+    (tmp_path / "deploy" / "observer.toml").symlink_to("../etc/prod.toml")
+    monkeypatch.chdir(tmp_path)
+    given = Path("deploy/observer.toml")
+    settings = load_settings(given)
+    assert settings.paths.data_dir == "deploy-data"
+    supervisor = Supervisor(settings, given, SystemClock())
+    assert load_settings(Path(supervisor.launch.env["OBSERVER_CONFIG"])) == settings

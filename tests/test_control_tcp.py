@@ -175,6 +175,26 @@ def both_hosts(store: str, store_port: int, collectors: str, collectors_port: in
     ]
 
 
+def test_a_missing_operator_key_stops_the_supervisor_in_one_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    generate_key_pair(keys, "store")  # the host's pair, but no alice.key
+    config = _config(
+        tmp_path,
+        f'[paths]\ndata_dir = "{tmp_path / "var"}"\n[supervisor]\nmetrics_port = 0\n'
+        + control_settings(keys, "store", free_port()),
+    )
+    ran = subprocess.run(
+        [sys.executable, "-m", "observer", "supervise", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert f"cannot read the key file {keys / 'alice.key'}: no such file" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
 def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_done(
     tmp_path: Path, keys: Path
 ) -> None:

@@ -88,7 +88,8 @@ class Supervisor:
             cwd=Path.cwd(),
             env={
                 **os.environ,
-                "OBSERVER_CONFIG": str(config_path.resolve()),
+                # As given, not resolved: a link's `extends` is found next to the link.
+                "OBSERVER_CONFIG": str(config_path.absolute()),
                 CLOCK_ENV: clock.spec,
                 "OBSERVER_LOG_FORMAT": "json",
                 "PYTHONUNBUFFERED": "1",

@@ -14,9 +14,8 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from observer.config import ThresholdRule
+from observer.alert_settings import ThresholdRule, enrichment_rules
 from observer.supervisor.program import Program, State
-from observer.worker_settings import EnrichSettings
 
 __all__ = ["Change", "Rules", "enrichment_rules", "metrics_of"]
 
@@ -42,22 +41,6 @@ def metrics_of(
         if "coverage_pct" in figures:
             metrics[f"enrichment.coverage_pct.{region.lower()}"] = figures["coverage_pct"]
     return metrics
-
-
-def enrichment_rules(settings: EnrichSettings) -> tuple[ThresholdRule, ...]:
-    """No enrichment run for ``stale_after_h``; a region's coverage below ``min_coverage_pct``."""
-    stale = ThresholdRule(
-        code="enrichment_stale", metric="age_h.enrichment", above=settings.stale_after_h
-    )
-    low = tuple(
-        ThresholdRule(
-            code=f"enrichment_coverage_low_{region.lower()}",
-            metric=f"enrichment.coverage_pct.{region.lower()}",
-            below=settings.min_coverage_pct,
-        )
-        for region in settings.regions
-    )
-    return (stale, *low)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from observer.clock import Clock
 from observer.config import Settings
+from observer.errors import ConfigError
 from observer.supervisor.core import Supervisor, SupervisorLocked
 
 __all__ = ["run_supervisor"]
@@ -20,7 +21,8 @@ def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
     """Supervise until SIGTERM or SIGINT; return the exit code.
 
     0 after a stop; 1, with the traceback logged, when one of the supervisor's own tasks
-    failed (its children were stopped first): supervisord restarts it.
+    failed (its children were stopped first): supervisord restarts it; 2, in one line, when
+    a file its configuration names cannot be used at start (an operator's key).
 
     Raises
     ------
@@ -33,7 +35,11 @@ def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        supervisor = Supervisor(settings, config_path, clock)
+        try:
+            supervisor = Supervisor(settings, config_path, clock)
+        except ConfigError as exc:  # a file its configuration names (a key): no traceback
+            log.critical("the supervisor cannot start: %s", exc)
+            return 2
         return await supervisor.run(stop)
 
     try:

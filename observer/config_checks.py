@@ -1,0 +1,218 @@
+"""Checks that span several settings tables: what one table cannot see of another.
+
+`observer.config.Settings` runs them when a file is loaded, so that an operator's slip (a
+phase out of order, a rule naming no program, a heartbeat slower than its timeout) stops
+the start with the key's name instead of failing hours later, at 09:00 or at 21:00, or
+never firing at all. Each raises ValueError, which the loader reports with the file's path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING
+
+from observer.alert_settings import default_rules, enrichment_rules
+
+if TYPE_CHECKING:
+    from observer.config import CalendarSettings, PhaseSettings, ProgramSettings, Settings
+
+__all__ = ["check_settings"]
+
+# The process kinds whose share of each account's REST budget a program's command uses
+# (`observer.kis.session.rate_limits`), by the command's first word.
+_SHARE_OF_COMMAND = {
+    "track-a": "track_a",
+    "gap-recovery": "gap_recovery",
+    "gaps": "gap_recovery",
+    "token": "jobs",
+    "readiness": "jobs",
+    "enrich": "jobs",
+}
+# The commands that call KIS with the accounts' tokens.
+_KIS_COMMANDS = frozenset(
+    {"track-a", "track-b", "gap-recovery", "gaps", "universe", "readiness", "enrich", "etf"}
+)
+_PHASE_ORDER = ("warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown", "idle")
+# What a threshold rule may name besides ``<program>.<counter>`` (`observer.supervisor.rules`).
+_DATA_AGES = ("age_h.master_file", "age_h.enrichment")
+_MINUTES_A_DAY = 24 * 60
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise ValueError for the first setting that contradicts another."""
+    check_dependencies(settings.programs)
+    _check_shares(settings)
+    _check_accounts(settings)
+    _check_phases(settings.phases, settings.calendar)
+    _check_programs(settings)
+    _check_orders(settings)
+    _check_rules(settings)
+
+
+def check_dependencies(programs: dict[str, ProgramSettings]) -> None:
+    """Every dependency exists and is enabled, and they form no cycle."""
+    for name, program in programs.items():
+        for dep in program.depends_on:
+            if dep not in programs or not programs[dep].enabled:
+                raise ValueError(f"programs.{name}.depends_on: no enabled program {dep!r}")
+            if programs[dep].kind == "job":
+                raise ValueError(f"programs.{name}.depends_on: {dep!r} is a job")
+        for job in program.after:
+            if job not in programs or programs[job].kind != "job" or job == name:
+                raise ValueError(f"programs.{name}.after: {job!r} is not another job")
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"programs depend on each other in a cycle: {' -> '.join(path)}")
+        if name not in done:
+            for dep in programs[name].depends_on:
+                visit(dep, (*path, name))
+            done.add(name)
+
+    for name in programs:
+        visit(name, ())
+
+
+def _check_shares(settings: Settings) -> None:
+    """Each share a job or program will ask for is in ``kis.process_share``."""
+    shares = settings.kis.process_share
+    total = sum(shares.values())
+    if total > 1.0 + 1e-9:
+        raise ValueError(f"kis.process_share adds up to {total:.2f} > 1 of each account")
+    share_of = {
+        **_SHARE_OF_COMMAND,
+        "universe": settings.universe.share_of,
+        "etf": settings.etf.share_of,
+    }
+    wanted = {}
+    for name, program in settings.programs.items():
+        kind = share_of.get(_subcommand(program))
+        if program.enabled and kind is not None:
+            wanted[f"programs.{name}"] = kind
+    for who, kind in wanted.items():
+        if kind not in shares:
+            raise ValueError(
+                f"{who} uses the {kind!r} share of each account's REST budget, which "
+                f"kis.process_share does not list (it has {', '.join(sorted(shares)) or 'none'})"
+            )
+
+
+def _check_accounts(settings: Settings) -> None:
+    """Two accounts never read the same credentials (one app key is one session at KIS)."""
+    aliases = [a.alias for a in settings.kis.accounts]
+    if len(set(aliases)) != len(aliases):
+        raise ValueError(f"kis.accounts repeat an alias: {aliases}")
+    sources: dict[str, str] = {}
+    for account in settings.kis.accounts:
+        # Without a file the keys come from variables named after the alias, where - is _.
+        source = account.credentials_file or "$OBSERVER_KIS_" + account.alias.upper().replace(
+            "-", "_"
+        )
+        other = sources.setdefault(source, account.alias)
+        if other != account.alias:
+            raise ValueError(
+                f"kis.accounts {other!r} and {account.alias!r} read the same credentials "
+                f"({source}): one app key is one account"
+            )
+
+
+def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
+    """The phases start in their order, and a late day still ends before midnight."""
+    times = [(name, _minutes(getattr(phases, name))) for name in _PHASE_ORDER]
+    for (before, starts), (after, then) in itertools.pairwise(times):
+        if starts >= then:
+            raise ValueError(
+                f"phases.{after} ({getattr(phases, after)}) must be later than "
+                f"phases.{before} ({getattr(phases, before)})"
+            )
+    both = set(calendar.extra_closed) & set(calendar.extra_open)
+    if both:
+        raise ValueError(f"calendar: {min(both)} is in both extra_closed and extra_open")
+    seen: set[object] = set()
+    first, last = times[0][1], times[-1][1]
+    for late in calendar.late_days:
+        if late.day in seen:
+            raise ValueError(f"calendar.late_days: {late.day} is listed twice")
+        seen.add(late.day)
+        if not 0 <= first + late.minutes <= last + late.minutes < _MINUTES_A_DAY:
+            raise ValueError(
+                f"calendar.late_days: {late.day} shifted by {late.minutes} minutes would move "
+                f"phases out of the day (from {phases.warmup} to {phases.idle})"
+            )
+
+
+def _check_programs(settings: Settings) -> None:
+    """Heartbeats, grace periods and the token job agree with the programs' settings."""
+    interval = settings.supervisor.heartbeat_interval_s
+    for name, program in settings.programs.items():
+        if program.heartbeat_timeout_s < 2 * interval:
+            raise ValueError(
+                f"programs.{name}.heartbeat_timeout_s ({program.heartbeat_timeout_s:g}) must "
+                f"be at least two of supervisor.heartbeat_interval_s ({interval:g})"
+            )
+        if program.backoff_initial_s > program.backoff_max_s:
+            raise ValueError(f"programs.{name}: backoff_initial_s is above backoff_max_s")
+        # What a program may still be doing when asked to stop: it needs that long to end.
+        needs = {
+            "writer": ("writer.drain_s", settings.writer.drain_s),
+            "notifier": ("notifier.send_timeout_s", settings.notifier.send_timeout_s),
+        }.get(_subcommand(program))
+        if needs is not None and program.stop_grace_s < needs[1]:
+            raise ValueError(
+                f"programs.{name}.stop_grace_s ({program.stop_grace_s:g}) must be at least "
+                f"{needs[0]} ({needs[1]:g}), or it is killed before it is done"
+            )
+    enabled = [_subcommand(p) for p in settings.programs.values() if p.enabled]
+    if (
+        settings.kis.token_issuer == "job"  # noqa: S105 - a mode, not a secret
+        and _KIS_COMMANDS.intersection(enabled)
+        and "token" not in enabled
+    ):
+        raise ValueError(
+            'kis.token_issuer = "job", but no enabled program runs `observer token`: '
+            "the programs that call KIS would wait for tokens nobody issues"
+        )
+
+
+def _check_orders(settings: Settings) -> None:
+    """Pairs of bounds that must come in order."""
+    gaps, track_b, notifier = settings.gap_recovery, settings.track_b, settings.notifier
+    for name, low, high in (
+        ("gap_recovery.backoff_initial_s", gaps.backoff_initial_s, gaps.backoff_max_s),
+        ("track_b.refusal_retry_s", track_b.refusal_retry_s, track_b.refusal_retry_max_s),
+        ("notifier.retry_initial_s", notifier.retry_initial_s, notifier.retry_max_s),
+    ):
+        if low > high:
+            raise ValueError(f"{name} ({low:g}) is above its maximum ({high:g})")
+    log_at, warn_at, critical_at = track_b.overflow_alert_pct
+    if not log_at <= warn_at <= critical_at:
+        raise ValueError("track_b.overflow_alert_pct is [log, warning, critical], in that order")
+
+
+def _check_rules(settings: Settings) -> None:
+    """Each rule has its own code and names a metric something reports."""
+    codes: set[str] = set()
+    shipped = default_rules()  # they name the shipped programs, which a file may leave out
+    for rule in (*settings.supervisor.rules, *enrichment_rules(settings.enrich)):
+        if rule.code in codes:
+            raise ValueError(f"supervisor.rules: two rules have the code {rule.code!r}")
+        codes.add(rule.code)
+        prefix = rule.metric.split(".", 1)[0]
+        named = prefix in settings.programs or prefix == "enrichment" or rule in shipped
+        if not named and rule.metric not in _DATA_AGES:
+            raise ValueError(
+                f"supervisor.rules {rule.code!r}: {rule.metric!r} names no program "
+                f"(nor {', '.join(_DATA_AGES)} or enrichment.coverage_pct.<region>)"
+            )
+
+
+def _subcommand(program: ProgramSettings) -> str:
+    """The first word after ``observer`` in the program's command ('' for another command)."""
+    command = program.command
+    return command[1] if len(command) > 1 and command[0] == "observer" else ""
+
+
+def _minutes(clock: str) -> int:
+    hours, minutes = clock.split(":")
+    return int(hours) * 60 + int(minutes)

@@ -1,0 +1,146 @@
+"""Settings that contradict each other are refused when the file loads, naming the keys.
+
+Each case starts from the shipped configuration (``extends``) and changes one thing an
+operator could get wrong; before these checks each loaded and failed hours later (a missing
+REST share at 08:00, a misspelled job command at 21:00), or never fired (a rule naming no
+program), or ran a day without its warmup.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from observer.config import load_settings
+from observer.errors import ConfigError
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config" / "observer.toml"
+
+
+def load(tmp_path: Path, toml: str) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text(f'extends = "{SHIPPED}"\n{toml}')
+    load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        # The phases in order, and a late day inside its day.
+        (
+            '[phases]\nwarmup = "09:30"\n',
+            r"track_a_only \(09:00\) must be later than phases.warm",
+        ),
+        ('[phases]\nidle = "15:00"\n', r"phases.idle \(15:00\) must be later than"),
+        ("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 600 }]\n", "out of the day"),
+        ("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = -600 }]\n", "out of the day"),
+        (
+            "[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 60 }, "
+            "{ day = 2026-11-19, minutes = 40 }]\n",
+            "2026-11-19 is listed twice",
+        ),
+        (
+            "[calendar]\nextra_closed = [2026-06-03]\nextra_open = [2026-06-03]\n",
+            "2026-06-03 is in both extra_closed and extra_open",
+        ),
+        # Every share a program will ask for.
+        ('[universe]\nshare_of = "track-a"\n', r"programs.universe uses the 'track-a' share"),
+        ('[etf]\nshare_of = "trackA"\n', r"programs.etf_list uses the 'trackA' share"),
+        # Two accounts never on one app key.
+        (
+            '[[kis.accounts]]\nalias = "acct1"\ncredentials_file = "acct.cred"\n'
+            '[[kis.accounts]]\nalias = "acct2"\ncredentials_file = "acct.cred"\n',
+            "'acct1' and 'acct2' read the same credentials",
+        ),
+        (
+            '[[kis.accounts]]\nalias = "acct-1"\n[[kis.accounts]]\nalias = "acct_1"\n',
+            r"'acct-1' and 'acct_1' read the same credentials \(\$OBSERVER_KIS_ACCT_1\)",
+        ),
+        # The programs' timing.
+        (
+            "[supervisor]\nheartbeat_interval_s = 30.0\n",
+            r"heartbeat_timeout_s \(15\) must be at least two of",
+        ),
+        (
+            "[writer]\ndrain_s = 60.0\n",
+            r"programs.writer.stop_grace_s \(15\) must be at least writer.drain_s \(60\)",
+        ),
+        (
+            "[notifier]\nsend_timeout_s = 60.0\n",
+            r"programs.notifier.stop_grace_s \(15\) must be at least notifier.send_timeout_s",
+        ),
+        ("[programs.backup]\nbackoff_initial_s = 60.0\nbackoff_max_s = 1.0\n", "backoff_initial"),
+        ('[kis]\ntoken_issuer = "job"\n[programs.token]\nenabled = false\n', "no enabled program"),
+        # Bounds in order.
+        ("[track_b]\nrefusal_retry_s = 900.0\n", r"track_b.refusal_retry_s \(900\) is above"),
+        ("[gap_recovery]\nbackoff_initial_s = 60.0\n", "gap_recovery.backoff_initial_s"),
+        ("[track_b]\noverflow_alert_pct = [20.0, 10.0, 5.0]\n", "in that order"),
+        # Threshold rules: one code each, and a metric something reports.
+        (
+            "[supervisor]\nrules = ["
+            '{ code = "x", metric = "gap_recovery.success_pct", below = 95.0 }, '
+            '{ code = "x", metric = "gap_recovery.queue_depth", above = 100.0 }]\n',
+            "two rules have the code 'x'",
+        ),
+        (
+            "[supervisor]\nrules = ["
+            '{ code = "enrichment_stale", metric = "age_h.master_file", above = 1.0 }]\n',
+            "two rules have the code 'enrichment_stale'",
+        ),
+        (
+            '[supervisor]\nrules = [{ code = "x", metric = "gap_recovry.success_pct", '
+            "below = 95.0 }]\n",
+            "'gap_recovry.success_pct' names no program",
+        ),
+        (
+            '[supervisor]\nrules = [{ code = "x", metric = "age_h.masterfile", above = 1.0 }]\n',
+            "'age_h.masterfile' names no program",
+        ),
+    ],
+)
+def test_contradicting_settings_are_refused_by_name(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, toml)
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        "[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 60 }]\n",  # CSAT day
+        '[supervisor]\nrules = [{ code = "x", metric = "track_a.cycle_s", above = 600.0 }]\n',
+        '[supervisor]\nrules = [{ code = "x", metric = "age_h.enrichment", above = 30.0 }]\n',
+        '[kis]\ntoken_issuer = "job"\n',  # the shipped token job issues them
+        "[supervisor]\nheartbeat_interval_s = 7.5\n",  # two beats in the shortest timeout
+    ],
+)
+def test_settings_that_agree_load(tmp_path: Path, toml: str) -> None:
+    load(tmp_path, toml)
+
+
+@pytest.mark.parametrize(
+    ("shares", "message"),
+    [
+        ("gap_recovery = 0.25, jobs = 0.15", "uses the 'track_a' share"),
+        ("track_a = 0.5, gap_recovry = 0.25, jobs = 0.15", "'gap_recovery' share"),
+    ],
+)
+def test_a_program_needs_its_share(tmp_path: Path, shares: str, message: str) -> None:
+    path = tmp_path / "observer.toml"  # whole: a table extended merges key by key
+    path.write_text(
+        f"[kis]\nprocess_share = {{ {shares} }}\n"
+        '[programs.track_a]\nkind = "session"\ncommand = ["observer", "track-a", "run"]\n'
+        'phases = ["track_a_only"]\n'
+        '[programs.gap_recovery]\nkind = "daemon"\ncommand = ["observer", "gap-recovery", "run"]\n'
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path)
+
+
+def test_the_shipped_rules_may_name_programs_a_file_leaves_out(tmp_path: Path) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text('[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n')
+    settings = load_settings(path)
+    assert {r.metric.split(".")[0] for r in settings.supervisor.rules} >= {"gap_recovery"}
