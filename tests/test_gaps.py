@@ -101,6 +101,44 @@ def test_a_disconnect_opens_a_gap_per_symbol_closed_by_its_registration() -> Non
     assert d.on_tick("005930", 5_100 * MS) is None
 
 
+def test_a_second_drop_before_any_new_tick_is_a_new_gap_from_where_the_first_ended() -> None:
+    d = detector()
+    d.on_tick("005930", 2_000 * MS)
+    d.on_disconnect(2_100 * MS, "disconnect", ["005930"])
+    first = d.on_registered("005930", 3_000 * MS)
+    d.on_disconnect(4_000 * MS, "disconnect", ["005930"])  # no tick since: same last frame
+    second = d.on_registered("005930", 25_000 * MS)
+    assert first == Gap("acct1", "005930", 2_000 * MS, 3_000 * MS, "disconnect")
+    assert second == Gap("acct1", "005930", 3_000 * MS, 25_000 * MS, "disconnect")
+    assert first.gap_id != second.gap_id  # gap recovery takes each; the second is not dropped
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["drop", "ack", "tick"]), st.integers(1, 10_000)),
+        max_size=40,
+    )
+)
+def test_connection_gaps_never_share_an_id_or_a_span(
+    steps: list[tuple[str, int]],
+) -> None:
+    d = detector()
+    now, gaps = 1_000 * MS, []
+    d.on_registered("005930", now)
+    for step, pause in steps:
+        now += pause * MS
+        if step == "drop":
+            d.on_disconnect(now, "disconnect", ["005930"])
+        elif step == "ack":
+            gap = d.on_registered("005930", now)
+            gaps.extend([gap] if gap else [])
+        else:
+            d.on_tick("005930", now)
+    assert len({g.gap_id for g in gaps}) == len(gaps)
+    for earlier, later in pairwise(gaps):
+        assert earlier.end_ns <= later.start_ns  # one after another, never the same span
+
+
 def test_a_symbol_that_leaves_its_slot_closes_its_open_gap_and_is_forgotten() -> None:
     d = detector()
     d.on_tick("005930", 2_000 * MS)

@@ -153,6 +153,9 @@ def test_a_bad_record_is_refused_alone_naming_its_field() -> None:
     ("text", "match"),
     [
         ("0|H0STCNT0|002|" + TRADE, "do not make 2 records"),
+        # A count short of its records: 2 records read as 1 would lose the second unseen.
+        ("0|H0STCNT0|001|" + TRADE + "^" + TRADE, "92 fields do not make 1 records of 46"),
+        ("0|H0STCNT0|002|" + "^".join([TRADE] * 4), "do not make 2 records"),
         ("0|H0STCNT0|000|" + TRADE, "bad record count"),
         ("0|H0XXXXX0|001|" + TRADE, "unknown real-time tr_id"),
         ("1|H0STCNI0|001|base64==", "encrypted"),

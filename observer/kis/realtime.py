@@ -151,7 +151,8 @@ def parse_frame(text: str) -> RealtimeFrame:
 
     Example: ``0|H0STCNT0|002|005930^093001^73100^...^005930^093001^73200^...`` (46 fields
     per record). A record may carry extra trailing fields (KIS appends fields over time):
-    the stride is ``fields / count`` and only the known fields are kept.
+    the stride is ``fields / count`` and only the known fields are kept; fewer than the
+    known fields again, since a stride of twice them is a count short of its records.
     """
     return RealtimeFrame(*_split(text))
 
@@ -174,7 +175,9 @@ def _split(text: str) -> tuple[str, list[list[str]]]:
     count = int(count_text)
     values = payload.split("^")
     stride, rest = divmod(len(values), count)
-    if rest or stride < len(known):
+    # Twice the known fields is not a wider record but a count short of its records: cut as
+    # "trailing fields", the records beyond the count would be lost without a word.
+    if rest or not len(known) <= stride < 2 * len(known):
         raise KisProtocolError(
             f"{tr_id}: {len(values)} fields do not make {count} records of {len(known)}"
         )

@@ -19,7 +19,9 @@
   and a late open are not gaps.
 
 A gap's id is derived from its account, symbol and start, so publishing it again (after a
-restart) names the same gap.
+restart) names the same gap. A connection gap starts at the later of the last frame and the
+symbol's latest registration, so a second drop before any new data is a new gap, from where
+the first one ended, and not the first one again.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class GapDetector:
         self.first_tick: dict[str, int] = {}  # symbol -> when it was first seen
         self.recent: dict[str, deque[int]] = {}  # symbol -> its ticks of the last window
         self.last_frame_ns = 0  # the newest data the current connection delivered
+        # symbol -> when its registration was last acknowledged: its data is expected from
+        # then, so a drop before its next tick starts there, not at an earlier gap's start
+        self.registered_ns: dict[str, int] = {}
         # symbol -> (start, reason) of a connection gap
         self.open: dict[str, tuple[int, GapReason]] = {}
 
@@ -115,8 +120,8 @@ class GapDetector:
 
     def on_disconnect(self, now_ns: int, reason: GapReason, symbols: Iterable[str]) -> None:
         """The connection ended: every registered symbol's data may be missing from now."""
-        start = self.last_frame_ns or now_ns
         for symbol in symbols:
+            start = max(self.last_frame_ns, self.registered_ns.get(symbol, 0)) or now_ns
             self.open.setdefault(symbol, (start, reason))
 
     def resume(self, symbol: str, since_ns: int) -> None:
@@ -132,9 +137,11 @@ class GapDetector:
         opened = self.open.pop(symbol, None)
         self.last_tick.pop(symbol, None)  # the silence clock restarts with the next tick
         if opened is None:
+            self.registered_ns[symbol] = now_ns
             return None
         start, reason = opened
-        return Gap(self.account, symbol, start, max(now_ns, start), reason)
+        self.registered_ns[symbol] = end = max(now_ns, start)
+        return Gap(self.account, symbol, start, end, reason)
 
     def forget(self, symbol: str, now_ns: int) -> Gap | None:
         """The symbol left its slot: nothing is expected of it any more.
@@ -145,6 +152,7 @@ class GapDetector:
         self.last_tick.pop(symbol, None)
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
+        self.registered_ns.pop(symbol, None)
         opened = self.open.pop(symbol, None)
         if opened is None:
             return None
