@@ -16,8 +16,10 @@ A backup counts only once verified: every part matches its checksum and the data
 restored into a scratch database (a temporary SQLite file, or a throw-away PostgreSQL
 database on the same server), passes the audit (every source's seqs 1..max) and matches the
 models. One that fails is renamed ``*.failed`` and never counted, so the newest ``keep``
-verified backups are always restorable. The database password reaches ``pg_dump`` and
-``pg_restore`` through the environment, never their command line.
+verified backups are always restorable; restoring a failed one takes ``force``. A backup
+is never made into a folder it copies (it would copy itself, again and again), nor restored
+into a database in memory (it would end with the command). The database password reaches
+``pg_dump`` and ``pg_restore`` through the environment, never their command line.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +43,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from observer.config import Settings, config_files
 from observer.db import migrate
-from observer.db.engine import display_url, make_engine, normalize_url, require_database
+from observer.db.engine import (
+    display_url,
+    make_engine,
+    normalize_url,
+    require_database,
+    sqlite_file,
+)
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
 from observer.errors import BackupError, ConfigError, StoreError
@@ -50,7 +59,9 @@ __all__ = ["Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 MANIFEST = "MANIFEST.json"
 _DUMPS = {"sqlite": "database.sqlite", "postgresql": "database.pgdump"}
 _PREFIX = "observer-"
+_FAILED = ".failed"
 _CHUNK = 1 << 20
+_LINE = 300  # an error's characters at most: one line, whatever failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,19 +110,24 @@ def make_backup(
     Raises
     ------
     BackupError
-        The dump, a copy or the verification failed (the folder is left as ``*.failed``).
+        The database is in memory, ``dest`` is inside a folder the backup copies (nothing is
+        written), or the dump, a copy or the verification failed (the folder is left as
+        ``*.failed``).
     """
     started = time.monotonic()
     url = normalize_url(settings.database.url)
     kind = url.get_backend_name()
     if kind not in _DUMPS:
         raise BackupError(f"cannot back up a {kind} database")
+    if kind == "sqlite" and sqlite_file(url) is None:
+        raise BackupError("cannot back up a SQLite database in memory: it has no file to copy")
     try:
         require_database(url)
     except StoreError as exc:
         raise BackupError(str(exc)) from exc
     data_dir = Path(settings.paths.data_dir)
     dest = dest or Path(settings.backup.dir or data_dir / "backups")
+    _refuse_copied_dest(dest, data_dir, settings.backup.files)
     now = datetime.now(UTC)
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -148,11 +164,11 @@ def make_backup(
         sqlite3.Error,
         subprocess.SubprocessError,
     ) as exc:
-        failed = folder.with_name(folder.name + ".failed")
+        failed = folder.with_name(folder.name + _FAILED)
         folder.rename(failed)
         if isinstance(exc, BackupError):
             raise BackupError(f"{exc} (kept as {failed})") from exc
-        raise BackupError(f"backup failed, kept as {failed}: {exc}") from exc
+        raise BackupError(f"backup failed, kept as {failed}: {_reason(exc)}") from exc
     _prune(dest, keep or settings.backup.keep)
     return Backup(
         backup.path,
@@ -177,11 +193,7 @@ def verify_backup(folder: Path, server: URL | str | None = None) -> Backup:
         from the models.
     """
     backup = _read_manifest(folder)
-    for part in backup.parts:
-        path = folder / part.name
-        if not path.is_file() or _sha256(path) != part.sha256:
-            raise BackupError(f"{path} is missing or damaged")
-    dump = folder / _DUMPS[backup.database]
+    dump = _check_parts(backup)
     if backup.database == "sqlite":
         with tempfile.TemporaryDirectory(prefix="observer-verify-") as scratch:
             copy = Path(scratch) / "restored.sqlite"
@@ -197,30 +209,43 @@ def verify_backup(folder: Path, server: URL | str | None = None) -> Backup:
     return backup
 
 
-def restore_backup(folder: Path, target: str) -> Backup:
+def restore_backup(folder: Path, target: str, *, force: bool = False) -> Backup:
     """Restore a verified backup's database into ``target``, which must be empty.
+
+    A backup kept as ``*.failed`` (its verification failed) is restored only with ``force``.
 
     Raises
     ------
     BackupError
-        The backup is damaged, or ``target`` holds tables already (a live database is
-        never overwritten).
+        The backup failed its verification (without ``force``), is missing a part, is
+        damaged or names an unknown database kind; ``target`` is a SQLite database in
+        memory, or holds tables already (a live database is never overwritten).
     """
+    if folder.resolve().name.endswith(_FAILED) and not force:
+        raise BackupError(
+            f"{folder} failed its verification when it was made (kept as *{_FAILED} to be "
+            "looked at, never counted): restore a verified backup, or this one with --force"
+        )
     backup = _read_manifest(folder)
     url = normalize_url(target)
     if url.get_backend_name() != backup.database:
         raise BackupError(f"{folder} holds a {backup.database} database, not {display_url(url)}")
-    for part in backup.parts:
-        if _sha256(folder / part.name) != part.sha256:
-            raise BackupError(f"{folder / part.name} is damaged")
-    dump = folder / _DUMPS[backup.database]
-    if backup.database == "sqlite":
-        path = Path(str(url.database))
+    path = sqlite_file(url)
+    if backup.database == "sqlite" and path is None:
+        raise BackupError(
+            f"cannot restore into a SQLite database in memory ({target}): it would end with "
+            "this command; give --db sqlite:///PATH of a new file"
+        )
+    dump = _check_parts(backup)
+    if path is not None:  # SQLite: a new file
         if path.exists() and path.stat().st_size > 0:
             raise BackupError(f"{path} exists: restore into a new file, never over a database")
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        shutil.copyfile(dump, path)
-        os.chmod(path, 0o600)
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            shutil.copyfile(dump, path)
+            os.chmod(path, 0o600)
+        except OSError as exc:
+            raise BackupError(f"cannot restore into {path}: {_reason(exc)}") from exc
     else:
         engine = make_engine(url)
         try:
@@ -240,10 +265,38 @@ def restore_backup(folder: Path, target: str) -> Backup:
 # --------------------------------------------------------------------------- internals
 
 
+def _refuse_copied_dest(dest: Path, data_dir: Path, names: Iterable[str]) -> None:
+    """Refuse ``dest`` inside a folder the backup copies: each copy would hold the last.
+
+    Every configured folder counts, present or not: making ``dest`` would create it.
+    """
+    target = dest.resolve()
+    for name in names:
+        source = (data_dir / name).resolve()
+        if target.is_relative_to(source):
+            where = "" if target == source else "inside "
+            raise BackupError(
+                f"cannot back up into {target}: it is {where}{source}, a folder the backup "
+                "copies ([backup] files); choose a folder outside it"
+            )
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line for a failure: a copy's first error and how many more, never all."""
+    errors = exc.args[0] if isinstance(exc, shutil.Error) and exc.args else None
+    if isinstance(errors, list) and errors:
+        first = errors[0]
+        why = f"{first[0]}: {first[-1]}" if isinstance(first, tuple) and first else str(first)
+        line = f"{why} (and {len(errors) - 1} more copy errors)" if len(errors) > 1 else why
+    else:
+        line = " ".join(str(exc).split()) or type(exc).__name__
+    return line if len(line) <= _LINE else f"{line[: _LINE - 3]}..."
+
+
 def _new_folder(dest: Path, now: datetime) -> Path:
     base = dest / f"{_PREFIX}{now.strftime('%Y%m%dT%H%M%SZ')}"
     folder, n = base, 0
-    while folder.exists() or folder.with_name(folder.name + ".failed").exists():
+    while folder.exists() or folder.with_name(folder.name + _FAILED).exists():
         n += 1
         folder = base.with_name(f"{base.name}-{n}")
     folder.mkdir(mode=0o700)
@@ -313,11 +366,35 @@ def _read_manifest(folder: Path) -> Backup:
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         parts = tuple(Part(**part) for part in manifest["parts"])
-        return Backup(
+        backup = Backup(
             folder, manifest["database"], manifest["revision"], manifest["created"], parts
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BackupError(f"{folder} is not a backup (no readable {MANIFEST}): {exc}") from exc
+    kind = backup.database
+    if not isinstance(kind, str) or kind not in _DUMPS:
+        raise BackupError(
+            f"{folder / MANIFEST} names an unknown database kind {kind!r} "
+            f"(expected {' or '.join(_DUMPS)})"
+        )
+    if _DUMPS[kind] not in {part.name for part in parts}:
+        raise BackupError(f"{folder / MANIFEST} lists no {_DUMPS[kind]}: not a whole backup")
+    return backup
+
+
+def _check_parts(backup: Backup) -> Path:
+    """Every part present with its checksum; the database part's path."""
+    for part in backup.parts:
+        path = backup.path / part.name
+        if not path.is_file():
+            raise BackupError(f"{path} is missing: the backup is not whole")
+        try:
+            digest = _sha256(path)
+        except OSError as exc:
+            raise BackupError(f"cannot read {path}: {_reason(exc)}") from exc
+        if digest != part.sha256:
+            raise BackupError(f"{path} is damaged: its sha256 is not the one in {MANIFEST}")
+    return backup.path / _DUMPS[backup.database]
 
 
 def _part(folder: Path, path: Path) -> Part:
