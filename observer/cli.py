@@ -196,14 +196,20 @@ def db_restore(
     backup: Annotated[Path, typer.Argument(help="a backup folder")],
     config: ConfigOpt = None,
     db: DbOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="restore a backup that failed verification (*.failed)")
+    ] = False,
 ) -> None:
-    """Restore a backup's database into an empty database (never over a live one)."""
+    """Restore a backup's database into an empty database (never over a live one).
+
+    Only a verified backup: one kept as ``*.failed`` takes ``--force``.
+    """
     from observer.db.backup import restore_backup
     from observer.db.engine import display_url
 
     url = _url(_settings(config), db)
     try:
-        restored = restore_backup(backup, url)
+        restored = restore_backup(backup, url, force=force)
     except BackupError as exc:
         _fail(str(exc), 1)
     typer.echo(f"restored {restored.path.name} ({restored.created}) into {display_url(url)}")
@@ -304,22 +310,26 @@ def capture(
     seconds: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
 ) -> None:
     """Record the writer's feed into a capture file (lossy tap; `writer --capture` is not)."""
-    from observer.replay import capture_feed
+    from observer.replay import capture_feed, check_new_capture
     from observer.runtime import stop_on_signals
     from observer.transport import bus_endpoints, client_curve
 
     settings = _settings(config)
-    endpoints = bus_endpoints(settings, run_dir)
-    stop = stop_on_signals()
-    n = capture_feed(
-        endpoints.feed,
-        out,
-        prefixes=tuple(topic or [""]),
-        max_events=count,
-        seconds=seconds,
-        should_stop=stop.is_set,
-        curve=client_curve(settings),
-    )
+    try:
+        check_new_capture(out)  # before the run folder and the socket
+        endpoints = bus_endpoints(settings, run_dir)
+        stop = stop_on_signals()
+        n = capture_feed(
+            endpoints.feed,
+            out,
+            prefixes=tuple(topic or [""]),
+            max_events=count,
+            seconds=seconds,
+            should_stop=stop.is_set,
+            curve=client_curve(settings),
+        )
+    except BusError as exc:  # an unusable --out ("<path>: <reason>"), a key file
+        fail("observer capture", str(exc), 2)
     typer.echo(f"captured {n} frames to {out}")
 
 
@@ -332,14 +342,20 @@ def replay(
     run_dir: RunDirOpt = None,
     allow_torn_tail: Annotated[bool, typer.Option(help="stop at a truncated last frame")] = False,
 ) -> None:
-    """Replay a capture into a database (through the writer's code) or onto the live bus."""
-    from observer.db import migrate
-    from observer.replay import replay_as_producer, replay_into_db
+    """Replay a capture into a database (through the writer's code) or onto the live bus.
+
+    Into a database, the capture is checked first, then the writer's lock on the database is
+    held throughout (exit 2 while a writer serves it: send the capture with --as-producer),
+    then the database is migrated.
+    """
+    from observer.errors import WriterLocked
+    from observer.replay import open_capture, replay_as_producer, replay_into_db
     from observer.transport import bus_endpoints, client_curve
 
     settings = _settings(config)
     try:
         if as_producer:
+            open_capture(file, allow_torn_tail).close()  # checked before the run folder is made
             endpoints = bus_endpoints(settings, run_dir)
             result = replay_as_producer(
                 file,
@@ -348,11 +364,15 @@ def replay(
                 curve=client_curve(settings),
             )
         else:
-            url = _url(settings, db)
-            migrate.upgrade(url)
-            result = replay_into_db(file, url, allow_torn_tail=allow_torn_tail)
-    except (BusError, StoreError) as exc:
-        _fail(str(exc), 2)
+            result = replay_into_db(
+                file,
+                _url(settings, db),
+                allow_torn_tail=allow_torn_tail,
+                run_dir=run_dir or settings.paths.run,  # where the writers keep their locks
+                upgrade=True,
+            )
+    except (BusError, StoreError, WriterLocked) as exc:
+        fail("observer replay", str(exc), 2)
     typer.echo(
         f"{result.frames} frames, {result.events} events, {result.committed} committed, "
         f"{result.duplicates} duplicates, {result.resent} frames resent"
@@ -399,7 +419,7 @@ def main() -> None:
             _add_worker_commands(args)
             app()
     except ObserverError as exc:
-        typer.echo(f"observer: {exc}", err=True)
+        typer.echo(f"observer: {mask_secrets(str(exc))}", err=True)
         sys.exit(2)
     except Exception as exc:
         failure = _database_failure(exc)

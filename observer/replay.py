@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,12 +16,23 @@ from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
 from bus.codec import DecodedFrame, decode_ack, decode_parts
 from bus.curve import ClientCurve
 from bus.endpoints import LINGER_MS
+from bus.errors import CaptureError, LockHeld
 from bus.feed import FeedSubscriber
-from observer.db.engine import make_engine
-from observer.errors import BusError
+from observer.db.engine import display_url, make_engine, normalize_url
+from observer.errors import BusError, WriterLocked
+from observer.writer.lock import WriterLock
 from observer.writer.store import Store
 
-__all__ = ["ReplayResult", "capture_feed", "replay_as_producer", "replay_into_db"]
+__all__ = [
+    "ReplayResult",
+    "capture_feed",
+    "check_new_capture",
+    "lock_database",
+    "open_capture",
+    "replay_as_producer",
+    "replay_into_db",
+    "unusable_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,32 +48,120 @@ class ReplayResult:
     resent: int = 0  # frames sent again to a live writer
 
 
-def _frames(path: Path, allow_torn_tail: bool) -> Iterator[DecodedFrame]:
-    with CaptureReader(path, allow_torn_tail=allow_torn_tail) as reader:
+def unusable_path(path: Path, exc: OSError) -> CaptureError:
+    """``<path>: <reason>`` for a capture path the system refused (missing, a folder, ...)."""
+    if path.is_dir():
+        reason = "Is a directory"
+    elif isinstance(exc, FileExistsError):
+        reason = "File exists (a capture is never overwritten)"
+    else:
+        reason = exc.strerror or type(exc).__name__
+    return CaptureError(f"{path}: {reason}")
+
+
+def check_new_capture(out: Path) -> None:
+    """Refuse early, before any folder or socket is made, a path a new capture cannot take.
+
+    Creating the file (``O_EXCL``) stays the authority; this only fails sooner.
+    """
+    if out.exists() or out.is_symlink():
+        raise unusable_path(out, FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST)))
+    if not out.parent.is_dir():
+        raise unusable_path(out, FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT)))
+
+
+def open_capture(path: Path, allow_torn_tail: bool = False) -> CaptureReader:
+    """Open a capture and check its header; an unusable path is a `CaptureError` too."""
+    try:
+        return CaptureReader(path, allow_torn_tail=allow_torn_tail)
+    except OSError as exc:
+        raise unusable_path(path, exc) from exc
+
+
+def _frames(reader: CaptureReader) -> Iterator[DecodedFrame]:
+    with reader:
         for raw in reader:
             yield decode_parts(raw)
 
 
+def lock_database(path: Path, url: str, run_dir: Path | None) -> WriterLock:
+    """Take the lock a writer of ``url`` takes (`WriterLock`), so neither runs beside the other.
+
+    A SQLite file's lock is next to it; a server database's is keyed by its URL in the run
+    directory, so it is only taken when ``run_dir`` is given (the writers' own).
+
+    Raises
+    ------
+    WriterLocked
+        A writer serves the database: the capture goes to it with ``--as-producer``.
+    """
+    parsed = normalize_url(url)
+    backend, database = parsed.get_backend_name(), parsed.database
+    sqlite_file = backend == "sqlite" and database not in (None, "", ":memory:")
+    if run_dir is not None or sqlite_file:
+        paths = WriterLock.paths_for(parsed, run_dir or Path(), None)  # a file's: next to it
+    else:
+        paths = []
+    try:
+        return WriterLock(paths)
+    except WriterLocked as exc:
+        pid = exc.__cause__.holder if isinstance(exc.__cause__, LockHeld) else "?"
+        raise WriterLocked(
+            f"{display_url(parsed)} is served by a writer (pid {pid}): refusing to write beside"
+            f" it; stop it first, or send the capture to it with"
+            f" `observer replay {path} --as-producer`"
+        ) from exc
+
+
 def replay_into_db(
-    path: Path, url: str, *, allow_torn_tail: bool = False, batch_events: int = 20_000
+    path: Path,
+    url: str,
+    *,
+    allow_torn_tail: bool = False,
+    batch_events: int = 20_000,
+    run_dir: Path | None = None,
+    upgrade: bool = False,
 ) -> ReplayResult:
-    """Commit a capture into the (migrated) database at ``url``, exactly as the writer would."""
+    """Commit a capture into the database at ``url``, exactly as the writer would.
+
+    The capture is opened and its header checked first, then the writer's lock on the
+    database is taken (`lock_database`) and held to the end, then with ``upgrade`` the
+    database is migrated: a bad capture or a served database leaves the database untouched.
+    """
+    reader = open_capture(path, allow_torn_tail)
+    try:
+        lock = lock_database(path, url, run_dir)
+    except BaseException:
+        reader.close()
+        raise
+    try:
+        if upgrade:
+            from observer.db import migrate  # alembic: only for the command that migrates
+
+            migrate.upgrade(url)
+        return _commit_frames(reader, url, batch_events)
+    finally:
+        reader.close()
+        lock.close()
+
+
+def _commit_frames(reader: CaptureReader, url: str, batch_events: int) -> ReplayResult:
     engine = make_engine(url)
-    store = Store(engine)
-    store.check_schema()
-    store.load_marks()
     frames = events = committed = duplicates = 0
     pending: list[DecodedFrame] = []
-
-    def commit() -> None:
-        nonlocal committed, duplicates
-        accepted = store.apply(pending)
-        committed += accepted.count
-        duplicates += accepted.duplicates
-        pending.clear()
-
     try:
-        for frame in _frames(path, allow_torn_tail):
+        store = Store(engine)
+        store.check_schema()
+        store.load_marks()
+
+        def commit() -> None:
+            nonlocal committed, duplicates
+            accepted = store.apply(pending)
+            committed += accepted.count
+            duplicates += accepted.duplicates
+            pending.clear()
+
+        for frame in _frames(reader):
             frames += 1
             events += len(frame.envelopes)
             pending.append(frame)
@@ -86,7 +187,7 @@ def replay_as_producer(
     Frames keep their original sources and seqs, so the writer skips what it already has.
     Unacknowledged frames are sent again after a second of silence.
     """
-    frames = list(_frames(path, allow_torn_tail))
+    frames = list(_frames(open_capture(path, allow_torn_tail)))
     want: dict[str, int] = {}
     for frame in frames:
         for env in frame.envelopes:
@@ -145,7 +246,11 @@ def capture_feed(
     deadline = None if seconds is None else time.monotonic() + seconds
     count = 0
     try:
-        with CaptureWriter(out, header) as writer:
+        try:
+            writer = CaptureWriter(out, header)
+        except OSError as exc:
+            raise unusable_path(out, exc) from exc
+        with writer:
             while max_events is None or count < max_events:
                 if deadline is not None and time.monotonic() >= deadline:
                     break
