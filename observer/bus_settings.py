@@ -22,6 +22,7 @@ from msgspec import Meta
 from observer.config_types import Strict
 
 __all__ = [
+    "KEY_NAME",
     "TCP_BIND",
     "TCP_ENDPOINT",
     "CurveSettings",
@@ -30,7 +31,8 @@ __all__ = [
     "check_endpoints",
 ]
 
-KeyName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+KEY_NAME = r"^[A-Za-z0-9_-]{1,64}$"  # a key pair's name, the stem of its files
+KeyName = Annotated[str, Meta(pattern=KEY_NAME)]
 
 TCP_ENDPOINT = re.compile(r"^tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})$")
 # What a server may bind: a tcp endpoint, or ``*`` for every interface.

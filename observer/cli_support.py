@@ -14,6 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from bus.producer import Producer
 
 __all__ = [
+    "STORABLE_DAYS",
     "Worker",
     "check_credentials",
     "counted",
@@ -41,6 +43,7 @@ __all__ = [
     "report_reading",
     "settings_or_exit",
     "start_worker",
+    "storable_day",
 ]
 
 log = logging.getLogger(__name__)
@@ -52,9 +55,23 @@ def counted(n: int, thing: str) -> str:
 
 
 def fail(program: str, message: str, code: int) -> NoReturn:
-    """Print ``<program>: <message>`` on stderr and exit with ``code``."""
-    print(f"{program}: {message}", file=sys.stderr, flush=True)
+    """Print ``<program>: <message>`` on stderr (secrets masked) and exit with ``code``."""
+    from observer.logs import mask_secrets
+
+    print(f"{program}: {mask_secrets(message)}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+# The days a UTC nanosecond timestamp (a signed 64-bit column) can hold, whole.
+STORABLE_DAYS = (date(1678, 1, 1), date(2262, 4, 10))
+
+
+def storable_day(program: str, option: str, day: date) -> date:
+    """``day``, or exit 2 when it is beyond what a nanosecond timestamp can hold."""
+    first, last = STORABLE_DAYS
+    if not first <= day <= last:
+        fail(program, f"{option}: {day} is outside {first} to {last}", 2)
+    return day
 
 
 def hand_options_to_subcommand(ctx: typer.Context, program: str) -> None:

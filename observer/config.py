@@ -391,7 +391,9 @@ def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raw: dict[str, Any] = msgspec.toml.decode(path.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"no configuration file at {path}") from exc
-    except msgspec.DecodeError as exc:
+    except OSError as exc:  # a folder, or unreadable
+        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     raw = _renamed(raw, path)
     base = raw.pop("extends", None)
@@ -417,7 +419,7 @@ def config_files(path: Path) -> list[Path]:
         files.append(current)
         try:
             base = msgspec.toml.decode(current.read_bytes()).get("extends")
-        except (OSError, msgspec.DecodeError) as exc:
+        except (OSError, msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{current}: {exc}") from exc
         current = (current.parent / base).resolve() if isinstance(base, str) else None
     return files

@@ -14,7 +14,7 @@ from msgspec import Meta
 
 from observer.config_types import Positive, Seconds, Strict
 
-__all__ = ["REPLICA_PASSWORD_ENV", "DatabaseSettings"]
+__all__ = ["REPLICA_PASSWORD_ENV", "DatabaseSettings", "url_shape_problem"]
 
 # The replica's password, when its server asks for one and libpq's own password file
 # (~/.pgpass, which libpq ignores unless it is owner-only) does not hold it.
@@ -37,6 +37,10 @@ class DatabaseSettings(Strict, frozen=True):
     replica_timeout_s: Seconds = 5.0  # an unreachable replica is passed over after this long
 
     def __post_init__(self) -> None:
+        for name, url in (("url", self.url), ("replica_url", self.replica_url)):
+            problem = url_shape_problem(url) if url else None
+            if problem is not None:
+                raise ValueError(f"database.{name}: {problem}")
         if self.reader_pool_min > self.reader_pool_max:
             raise ValueError(
                 f"reader_pool_min {self.reader_pool_min} > reader_pool_max {self.reader_pool_max}"
@@ -61,3 +65,27 @@ class DatabaseSettings(Strict, frozen=True):
             )
         if primary.get_backend_name() != "postgresql":
             raise ValueError("replica_url needs a PostgreSQL url: a replica of what?")
+
+
+def url_shape_problem(url: str) -> str | None:
+    """Why ``url`` is no database URL, never quoting it (it may hold a password); else None.
+
+    Only its shape: the driver and the server are judged on use. An ``@`` inside the
+    password would end it early, and the rest would be taken for the host and shown in
+    every error as such.
+    """
+    scheme, found, rest = url.partition("://")
+    if not found or not scheme.replace("+", "").replace("_", "").isalnum():
+        return "not a database URL (dialect://...)"
+    if scheme.split("+", 1)[0] == "sqlite":
+        if rest and not rest.startswith("/"):
+            return "a SQLite URL is sqlite:///relative/path or sqlite:////absolute/path"
+        return None
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    if netloc.count("@") > 1:
+        return "an @ in the user name or password must be written %40"
+    after_address = netloc.rpartition("@")[2].rpartition("]")[2]  # [::1]:5432 -> :5432
+    _, colon, port = after_address.partition(":")
+    if colon and not (port.isdigit() and 0 < int(port) < 65536):
+        return f"the port {port[:8]!r} is not a number from 1 to 65535"
+    return None

@@ -19,12 +19,13 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["writer"] and not {"-h", "--help"} & set(args):
         from observer.errors import ObserverError
+        from observer.logs import mask_secrets
         from observer.writer.command import main as writer
 
         try:
             code = writer(args[1:])
         except ObserverError as exc:
-            print(f"observer: {exc}", file=sys.stderr, flush=True)
+            print(f"observer: {mask_secrets(str(exc))}", file=sys.stderr, flush=True)
             code = 2
         sys.exit(code)
     from observer.cli import main as cli

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from observer.bus_settings import KEY_NAME
 from observer.cli_support import fail, settings_or_exit
 
 __all__ = ["keys_app"]
@@ -33,9 +35,13 @@ def generate(
     from bus.curve import generate_key_pair
     from bus.errors import KeyFileError
 
+    if re.fullmatch(KEY_NAME, name) is None:  # a name a configuration can give
+        fail("observer keys", f"invalid key name {name[:70]!r}: 1-64 of A-Z a-z 0-9 _ -", 2)
     folder = keys_dir or Path(settings_or_exit("observer keys", config).bus.curve.keys_dir)
     try:
         public, secret = generate_key_pair(folder, name)
     except KeyFileError as exc:
         fail("observer keys", str(exc), 2)
+    except OSError as exc:  # the folder is a file, or not ours
+        fail("observer keys", f"cannot write a key pair in {folder}: {exc.strerror}", 2)
     typer.echo(f"wrote {public} (public) and {secret} (secret, owner-only: keep it here)")

@@ -10,9 +10,12 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
+from observer.db_settings import url_shape_problem
 from observer.errors import StoreError
+from observer.logs import mask_secrets
 
 __all__ = [
     "display_url",
@@ -34,7 +37,15 @@ sqlite3.register_adapter(date, date.isoformat)
 
 
 def normalize_url(url: str | URL) -> URL:
-    """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver."""
+    """Parse a database URL; plain ``postgresql://`` means the psycopg 3 driver.
+
+    Raises
+    ------
+    sqlalchemy.exc.ArgumentError
+        Not a database URL (`url_shape_problem`: the message never quotes it).
+    """
+    if isinstance(url, str) and (problem := url_shape_problem(url)) is not None:
+        raise ArgumentError(problem)
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
@@ -42,8 +53,8 @@ def normalize_url(url: str | URL) -> URL:
 
 
 def display_url(url: str | URL) -> str:
-    """The URL with its password masked, for logs and errors."""
-    return normalize_url(url).render_as_string(hide_password=True)
+    """The URL with its password masked, for logs and errors (``?password=`` too)."""
+    return mask_secrets(normalize_url(url).render_as_string(hide_password=True))
 
 
 def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:

@@ -43,7 +43,7 @@ from bus.events import Alert, Event
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
 from observer.disk import DiskWatch
-from observer.errors import StoreError
+from observer.errors import ConfigError, StoreError
 from observer.notify import FAILING_S, Notifier
 from observer.retry import Backoff
 from observer.writer.owners import SourceKeys
@@ -168,12 +168,24 @@ class Writer:
         }
 
     def run(self, stop: threading.Event) -> int:
-        """Serve until ``stop`` is set, then drain what is queued; return the exit code."""
+        """Serve until ``stop`` is set, then drain what is queued; return the exit code.
+
+        Raises `ConfigError` if an endpoint cannot be bound (in use, not this host's).
+        """
         context = zmq.Context()
         if self.curve is not None:  # before any bind: without ZAP, CURVE admits every key
             self._gatekeeper = Gatekeeper(context, self.curve).start()
-        ingest = Ingest(context, self.endpoints.ingest, self.options.max_frame_bytes, self.curve)
-        feed = FeedPublisher(context, self.endpoints.feed, self.curve)
+        ingest: Ingest | None = None
+        try:
+            limit = self.options.max_frame_bytes
+            ingest = Ingest(context, self.endpoints.ingest, limit, self.curve)
+            feed = FeedPublisher(context, self.endpoints.feed, self.curve)
+        except zmq.ZMQError as exc:  # in use, not this host's address, a path too long
+            if self._gatekeeper is not None:
+                self._gatekeeper.stop()
+            context.destroy(linger=0)  # also the socket the failed bind left open
+            where = self.endpoints.feed if ingest is not None else self.endpoints.ingest
+            raise ConfigError(f"cannot bind {where}: {exc.strerror}") from None
         capture = self._open_capture()
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
         self.notifier.ready(self.counters())

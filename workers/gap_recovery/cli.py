@@ -27,6 +27,7 @@ from observer.cli_support import (
     report_reading,
     settings_or_exit,
     start_worker,
+    storable_day,
 )
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings
@@ -72,9 +73,10 @@ def run(config: ConfigOption = None) -> None:
 
 def _day(program: str, day: str | None, clock: Clock) -> date:
     try:
-        return date.fromisoformat(day) if day else now_utc(clock).astimezone(KST).date()
+        chosen = date.fromisoformat(day) if day else now_utc(clock).astimezone(KST).date()
     except ValueError as exc:
         fail(program, f"--date: {exc}", 2)
+    return storable_day(program, "--date", chosen)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from observer.cli_support import (
     report_reading,
     settings_or_exit,
     start_worker,
+    storable_day,
 )
 from observer.clock import clock_from_env, now_utc
 from observer.errors import ConfigError
@@ -77,10 +78,12 @@ def _since(text: str | None) -> datetime:
         return now_utc(clock_from_env()) - timedelta(days=7)
     try:
         if len(text) == 10:
-            return datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=KST)
-        moment = datetime.fromisoformat(text)
+            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=KST)
+        else:
+            moment = datetime.fromisoformat(text)
     except ValueError as exc:
         fail("observer alerts", f"--since: {exc}", 2)
+    storable_day("observer alerts", "--since", moment.date())
     return moment if moment.tzinfo else moment.replace(tzinfo=KST)
 
 

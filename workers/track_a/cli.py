@@ -84,7 +84,8 @@ def cycles(
     with report_reading("observer track-a cycles", settings) as conn, Session(conn) as session:
         rows = cycles_of(session, target)
     if not rows:
-        typer.echo(f"no Track A cycles stored for {target}")
+        if not as_json:  # JSON lines: none is no line, as for the other reports
+            typer.echo(f"no Track A cycles stored for {target}")
         return
     for cycle in rows:
         seconds = (cycle.finished_ns - cycle.started_ns) / 1e9
