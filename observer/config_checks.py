@@ -9,6 +9,8 @@ never firing at all. Each raises ValueError, which the loader reports with the f
 from __future__ import annotations
 
 import itertools
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from observer.alert_settings import default_rules, enrichment_rules
@@ -36,10 +38,12 @@ _PHASE_ORDER = ("warmup", "track_a_only", "full_operation", "track_a_closing", "
 # What a threshold rule may name besides ``<program>.<counter>`` (`observer.supervisor.rules`).
 _DATA_AGES = ("age_h.master_file", "age_h.enrichment")
 _MINUTES_A_DAY = 24 * 60
+_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
 
 def check_settings(settings: Settings) -> None:
     """Raise ValueError for the first setting that contradicts another."""
+    _check_sockets(settings)
     check_dependencies(settings.programs)
     _check_shares(settings)
     _check_accounts(settings)
@@ -47,6 +51,25 @@ def check_settings(settings: Settings) -> None:
     _check_programs(settings)
     _check_orders(settings)
     _check_rules(settings)
+
+
+def _check_sockets(settings: Settings) -> None:
+    """Every Unix socket's path fits a socket address (107 bytes), as it will be bound."""
+    sockets = [("supervisor.control_socket", settings.control_socket)]
+    for name, endpoint in (
+        ("ingest", settings.bus.ingest_endpoint),
+        ("feed", settings.bus.feed_endpoint),
+    ):
+        if not endpoint:  # ipc under the run directory
+            sockets.append((f"paths.run_dir ({name})", settings.paths.run / f"{name}.sock"))
+        elif endpoint.startswith("ipc://"):
+            sockets.append((f"bus.{name}_endpoint", Path(endpoint.removeprefix("ipc://"))))
+    for name, path in sockets:
+        if len(os.fsencode(path)) > _SOCKET_PATH_MAX:
+            raise ValueError(
+                f"{name}: the socket {path} is {len(os.fsencode(path))} bytes, more than a "
+                f"Unix socket's {_SOCKET_PATH_MAX}: choose a shorter folder"
+            )
 
 
 def check_dependencies(programs: dict[str, ProgramSettings]) -> None:

@@ -144,3 +144,12 @@ def test_the_shipped_rules_may_name_programs_a_file_leaves_out(tmp_path: Path) -
     path.write_text('[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n')
     settings = load_settings(path)
     assert {r.metric.split(".")[0] for r in settings.supervisor.rules} >= {"gap_recovery"}
+
+
+def test_a_socket_path_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> None:
+    deep = "d" * 100
+    with pytest.raises(ConfigError, match=r"control_socket: the socket d+/run/control.sock is 117"):
+        load(tmp_path, f'[paths]\ndata_dir = "{deep}"\n')
+    with pytest.raises(ConfigError, match=r"paths.run_dir \(ingest\): the socket d+/run/ingest"):
+        load(tmp_path, f'[paths]\ndata_dir = "{deep}"\n[supervisor]\ncontrol_socket = "c.sock"\n')
+    load(tmp_path, f'[paths]\ndata_dir = "{"d" * 80}"\n')  # 80 + /run/control.sock fits

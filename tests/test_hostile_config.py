@@ -23,7 +23,7 @@ import pytest
 
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError
-from observer.kis.credentials import account_credentials
+from observer.kis.credentials import account_credentials, configured_credentials
 from observer.notify import NOTIFY_FD_ENV
 from observer.private_files import tighten_folders
 from tests.support import ROOT, wait_until
@@ -366,3 +366,23 @@ def test_the_simulator_refuses_keys_on_the_command_line_or_in_an_open_file(
     assert proc.returncode == 2
     assert reason in proc.stderr, proc.stderr
     assert SIM_SECRET not in proc.stderr  # a malformed line is named, never shown
+
+
+def test_two_accounts_with_one_app_key_are_refused_naming_both(tmp_path: Path) -> None:
+    first = credential_file(tmp_path / "a.toml", 0o600, GOOD)
+    second = credential_file(tmp_path / "b.toml", 0o600, GOOD)  # another file, the same key
+    settings = msgspec.convert(
+        {
+            "kis": {
+                "environment": "paper",
+                "accounts": [
+                    {"alias": "a", "credentials_file": str(first)},
+                    {"alias": "b", "credentials_file": str(second)},
+                ],
+            }
+        },
+        Settings,
+    )
+    with pytest.raises(ConfigError, match="accounts 'a' and 'b' have the same app key") as same:
+        configured_credentials(settings)
+    assert "PSkey" not in str(same.value)

@@ -187,6 +187,16 @@ def configured_credentials(settings: Settings) -> dict[str, Credentials]:
     Raises
     ------
     ConfigError
-        For the first account whose credentials are missing or refused.
+        For the first account whose credentials are missing or refused, or two accounts
+        with one app key.
     """
-    return {a.alias: account_credentials(settings, a.alias) for a in settings.kis.accounts}
+    found = {a.alias: account_credentials(settings, a.alias) for a in settings.kis.accounts}
+    owners: dict[Secret, str] = {}
+    for alias, credentials in found.items():
+        other = owners.setdefault(credentials.app_key, alias)
+        if other != alias:
+            raise ConfigError(
+                f"accounts {other!r} and {alias!r} have the same app key: one app key is one "
+                "account (its REST budget and its one WebSocket session at KIS)"
+            )
+    return found
