@@ -3,7 +3,11 @@
 A command locks only the program it acts on, so restarting one program never waits for a
 slow start of another. Stable error codes: bad_request, unknown_command, unknown_program,
 not_a_job, is_a_job, out_of_phase, already_running, failed_to_start, forbidden, elsewhere,
-timed_out.
+timed_out, usage_error.
+
+``run`` of a job that exits 2 before READY (bad arguments or configuration, the CLI's exit
+code for them) is refused as ``usage_error`` with the job's last lines of output, and leaves
+the job as it was: no retry, no FATAL, no alert (`observer.supervisor.program.USAGE_EXIT`).
 
 ``slots`` runs ``observer track-b slots`` on this host, in a child process as the programs
 are run (the supervisor never imports a worker's code), so an operator reaches Track B's
@@ -106,10 +110,22 @@ def _check_phase(supervisor: Supervised, program: Program) -> None:
         raise CommandError("out_of_phase", f"{program.name} runs in {phases}")
 
 
-async def _start(supervisor: Supervised, program: Program, args: list[str]) -> Reply:
+async def _start(
+    supervisor: Supervised, program: Program, args: list[str], on_demand: bool = False
+) -> Reply:
     began = time.monotonic()
-    program.launch(args)
-    if not await program.wait_started(program.settings.ready_timeout_s + 1):
+    program.launch(args, on_demand)
+    started = await program.wait_started(program.settings.ready_timeout_s + 1)
+    if program.refusal:  # exited 2 before READY: its own words say why
+        reason = program.refusal.rpartition("\n")[2]
+        return Reply(
+            False,
+            f"{program.name} did not run (exit 2 before READY: bad arguments or configuration): "
+            f"{reason}",
+            "usage_error",
+            data={"exit": program.last_exit, "output": program.refusal},
+        )
+    if not started:
         raise CommandError(
             "failed_to_start", f"{program.name} did not become ready: {program.detail}"
         )
@@ -168,7 +184,7 @@ async def run(supervisor: Supervised, args: list[str]) -> Reply:
     async with program.lock:
         if program.active:
             raise CommandError("already_running", f"{program.name} is {program.state}")
-        return await _start(supervisor, program, args[1:])
+        return await _start(supervisor, program, args[1:], on_demand=True)
 
 
 SLOTS_ACTIONS = ("list", "pin", "unpin")

@@ -30,7 +30,15 @@ import msgspec
 
 from observer.errors import ObserverError
 
-__all__ = ["CommandError", "ControlServer", "Reply", "Request", "answer_bytes", "request"]
+__all__ = [
+    "CommandError",
+    "ControlServer",
+    "NoReply",
+    "Reply",
+    "Request",
+    "answer_bytes",
+    "request",
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +71,10 @@ class CommandError(ObserverError):
         super().__init__(reason)
         self.code = code
         self.reason = reason
+
+
+class NoReply(ConnectionError):
+    """The connection ended without a whole reply: the server died, or is no supervisor."""
 
 
 def _peer_uid(sock: socket.socket) -> int:
@@ -230,7 +242,9 @@ def request(path: Path, command: str, args: list[str], timeout_s: float) -> Repl
     """Send one command to the supervisor at ``path`` and return its reply (client side).
 
     While the supervisor's backlog is full (it serves its limit of connections and as many
-    wait), connecting is tried again until ``timeout_s`` has passed.
+    wait), connecting is tried again until ``timeout_s`` has passed. A connection closed
+    without a whole reply (a supervisor that died meanwhile) raises `NoReply`, an `OSError`
+    as every other failure to reach one is.
     """
     deadline = time.monotonic() + timeout_s
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -247,4 +261,9 @@ def request(path: Path, command: str, args: list[str], timeout_s: float) -> Repl
         chunks = []
         while chunk := sock.recv(65536):
             chunks.append(chunk)
-    return msgspec.json.decode(b"".join(chunks), type=Reply)
+    if not chunks:
+        raise NoReply("the connection was closed without a reply")
+    try:
+        return msgspec.json.decode(b"".join(chunks), type=Reply)
+    except msgspec.DecodeError as exc:  # cut short, or not a supervisor's reply
+        raise NoReply(f"not a whole reply ({exc})") from None

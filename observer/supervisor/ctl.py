@@ -5,12 +5,15 @@ CURVE with an operator's key (``--key``) and that supervisor's public key (``--s
 ``status`` takes several, one per host, and shows their programs in one table; ``slots``
 runs Track B's command on that host (`observer.supervisor.commands.slots`).
 
-Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor.
+Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor (none
+answered: no socket, a path that cannot be one, a connection closed without a whole reply),
+always in one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -137,6 +140,9 @@ def _request_local(command: str, args: list[str]) -> Reply:
         _exit(f"observer ctl: {_target.socket}: {exc.strerror}", 2)
     except TimeoutError:
         _exit(f"observer ctl: {command} got no reply within {TIMEOUT_S:g}s", 2)
+    except OSError as exc:  # not a directory, a path too long, no whole reply (NoReply) ...
+        reason = exc.strerror or str(exc)
+        _exit(f"observer ctl: no supervisor answered at {_target.socket}: {reason}", 2)
 
 
 def _finish(reply: Reply, as_json: bool) -> NoReturn:
@@ -145,6 +151,8 @@ def _finish(reply: Reply, as_json: bool) -> NoReturn:
         if "ready_s" in reply.data:
             line += f", ready in {reply.data['ready_s']:.3f}s"
         typer.echo(line, err=not reply.ok)
+        if not reply.ok and reply.data.get("output"):  # what a refused job run printed
+            typer.echo(textwrap.indent(str(reply.data["output"]), "  "), err=True)
     raise typer.Exit(0 if reply.ok else 1)
 
 
@@ -326,7 +334,10 @@ def restart(name: str, as_json: JsonOpt = False) -> None:
 
 @ctl_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(ctx: typer.Context, job: str, as_json: JsonOpt = False) -> None:
-    """Run a scheduled job now; extra arguments are passed to it."""
+    """Run a scheduled job now; extra arguments are passed to it.
+
+    A job that rejects them (exit 2 before READY) is refused with what it printed.
+    """
     _finish(_send("run", [job, *ctx.args], as_json), as_json)
 
 

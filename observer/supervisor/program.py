@@ -7,6 +7,8 @@ Failures (a crash, an unexpected exit, no READY in time, no heartbeat in time) r
 program after an exponential, jittered backoff; ``max_failures`` in a row park it in FATAL.
 A daemon or session worker that stayed up for ``stable_s`` has its failure count forgiven; a
 job only by a run that succeeds (a job that fails after ten minutes of work has not worked).
+A job that exits 2 before READY (`USAGE_EXIT`: bad arguments or configuration) is not retried:
+a command's run is refused (`refusal`), a scheduled run parked FATAL at once (one alert).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = ["Dependency", "Launch", "Program", "State"]
 
 log = logging.getLogger(__name__)
 
+USAGE_EXIT = 2  # bad arguments or configuration: click's usage errors, `observer.cli.main`
 _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -130,6 +133,7 @@ class Program:
         self.ready_at = 0.0
         self.ready_s = 0.0  # spawn to READY of the last start
         self.held = False  # stopped by a command: stays stopped until started by one
+        self.refusal = ""  # the output of a command's run that exited 2 before READY
         self.running = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -177,10 +181,12 @@ class Program:
 
     # ------------------------------------------------------------------ commands
 
-    def launch(self, args: Sequence[str] = ()) -> bool:
+    def launch(self, args: Sequence[str] = (), on_demand: bool = False) -> bool:
         """Start supervising (spawn, respawn on failure); False if it already runs."""
         if self.active:
             return False
+        self._before = (self.state, self.detail, self.failures, self.held) if on_demand else None
+        self.refusal = ""
         if self.state is State.FATAL:
             self.failures = 0
         self._stop_requested = False
@@ -285,9 +291,32 @@ class Program:
                 self.failures = 0
                 self._lifecycle("exited", code, "finished")
                 return
+            if self._usage_error(code):
+                return
             self._lifecycle("exited", code, self.detail)
             if not await self._back_off(code):
                 return
+
+    def _usage_error(self, code: int | None) -> bool:
+        """True if a job exited 2 before READY: a command's run refused, a scheduled one parked."""
+        if code != USAGE_EXIT or self.kind != "job" or self.ready_at or self._ended_by_us:
+            return False
+        text, path = "", self._launch.log_dir / f"{self.name}.log"
+        with contextlib.suppress(OSError), path.open("rb") as file:  # moved away: no output
+            file.seek(max(self._log_offset, file.seek(0, os.SEEK_END) - 4096))
+            text = file.read().decode(errors="replace")
+        output = "\n".join([s.strip()[:300] for s in text.splitlines() if s.strip()][-5:])
+        last = output.rpartition("\n")[2] or "no output"
+        self.detail = f"exit code {code} before READY, not retried: {last}"
+        log.error("%s: %s", self.name, self.detail)
+        self._lifecycle("exited", code, self.detail)
+        if self._before is not None:  # asked for by a command: refused, the job as it was
+            self.refusal = output or last
+            self.state, self.detail, self.failures, self.held = self._before
+            return True
+        self.failures, self.last_failure, self.state = self.failures + 1, self.detail, State.FATAL
+        self._lifecycle("parked", code, self.detail)
+        return True
 
     async def _back_off(self, code: int | None) -> bool:
         """Count a failure: park in FATAL after ``max_failures`` (False), else back off."""
@@ -331,6 +360,7 @@ class Program:
             log_fd = os.open(
                 launch.log_dir / f"{self.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
             )
+            self._log_offset = os.fstat(log_fd).st_size  # the run's output follows
         except BaseException:
             os.close(read_fd)
             os.close(write_fd)
