@@ -13,12 +13,12 @@ import httpx
 import pytest
 from aiohttp import WSMsgType, web
 
-from observer.clock import SimulatedClock
+from observer.clock import ManualClock, SimulatedClock
 from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.realtime import DecodedFrame
-from observer.kis.stream import KisStream, Registration, SubscriptionError
+from observer.kis.stream import NOACK, KisStream, Registration, SubscriptionError
 from tests.test_kis_parse import TRADE
 
 
@@ -32,6 +32,7 @@ class FakeSession:
         self.echoes: list[str] = []
         self.registrations_per_connection: list[int] = []
         self.answering: asyncio.Event | None = None  # cleared: messages wait unanswered
+        self.ignored: set[str] = set()  # tr_keys whose registrations are never answered
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -51,6 +52,8 @@ class FakeSession:
             self.messages.append(body)
             tr = body["body"]["input"]
             pair = (tr["tr_id"], tr["tr_key"])
+            if body["header"]["tr_type"] == "1" and pair[1] in self.ignored:
+                continue  # an acknowledgement lost, or an error answer that names no pair
             if body["header"]["tr_type"] == "1":
                 if len(held) >= self.limit:
                     code, text = "OPSP0008", "MAX SUBSCRIBE OVER"
@@ -327,3 +330,94 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
     sent = [(m["header"]["tr_type"], m["body"]["input"]["tr_key"]) for m in session.messages]
     assert sent == [("1", "000001"), ("2", "000001"), ("1", "000002")]
     assert refused == [] and held == {Registration("H0STCNT0", "000002")}
+
+
+def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KIS answers one registration and never the other: past ``ack_timeout_s`` of clock time
+    the silent one is refused (``NOACK``) through ``on_refused`` and released; the session,
+    which KIS did confirm, stays up, and a frame it cannot parse is counted as dropped."""
+    monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.0)  # clock time alone
+    session = FakeSession()
+    session.ignored = {"000660"}
+    told: list[tuple[Registration, str, str]] = []
+    confirmed: list[int] = []
+    silent, answered, later = (Registration("H0STCNT0", k) for k in ("000660", "005930", "035720"))
+
+    async def scenario() -> KisStream:
+        clock = ManualClock(0)
+        async with serve(session) as url:
+            stream = KisStream(
+                url,
+                tokens(tmp_path, clock),  # type: ignore[arg-type]
+                clock,
+                lambda f, t: None,
+                on_refused=lambda r, code, message: told.append((r, code, message)),
+                on_confirmed=lambda: confirmed.append(clock.now_ns()),
+            )
+            await stream.subscribe(answered.tr_id, answered.tr_key)
+            await stream.subscribe(silent.tr_id, silent.tr_key)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: answered in stream.registered and len(session.messages) == 2)
+            assert confirmed == [0]  # KIS acknowledged one: the session is confirmed
+            clock.advance(9.9)
+            await stream.subscribe(later.tr_id, later.tr_key)  # due 10 s from now, not then
+            await until(lambda: later in stream.registered)
+            assert told == [] and silent in stream.wanted  # not before its deadline
+            clock.advance(0.2)
+            await until(lambda: told)
+            await until(lambda: [m for m in session.messages if m["header"]["tr_type"] == "2"])
+            await session.connections[0].send_str("0|H0STCNT0|abc|x")  # a bad record count
+            await until(lambda: stream.dropped == 1)
+            assert stream.registered == {answered, later} and len(session.connections) == 1
+            stop.set()
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert told == [(silent, NOACK, "no answer within 10s")]
+    assert stream.refused == {silent: NOACK} and silent not in stream.wanted
+    # Released in case KIS holds it (its acknowledgement may be what was lost).
+    released = [m["body"]["input"]["tr_key"] for m in session.messages[3:]]
+    assert released == [silent.tr_key]
+    assert stream.frames == 1 and stream.dropped == 1
+
+
+def test_a_session_kis_confirms_nothing_of_is_reopened_not_its_registrations_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing answered at all: the session is at fault, not the symbol. It is closed after
+    ``ack_timeout_s`` (a reconnect, with backoff and budget) and the registration kept."""
+    monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.0)
+    session = FakeSession()
+    session.ignored = {"005930"}
+    told: list[str] = []
+    states: list[tuple[str, str]] = []
+
+    async def scenario() -> KisStream:
+        clock = ManualClock(0)
+        async with serve(session) as url:
+            stream = KisStream(
+                url,
+                tokens(tmp_path, clock),  # type: ignore[arg-type]
+                clock,
+                lambda f, t: None,
+                lambda state, reason: states.append((state, reason)),
+                on_refused=lambda r, code, message: told.append(code),
+            )
+            await stream.subscribe("H0STCNT0", "005930")
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: session.messages)
+            clock.advance(10)
+            await until(lambda: stream.reconnects == 1)  # closed, and in its backoff
+            assert not stream.confirmed and len(session.connections) == 1
+            stop.set()  # ends the backoff
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert ("disconnected", "no answer within 10s") in states
+    assert told == [] and stream.wanted == {Registration("H0STCNT0", "005930")}

@@ -10,7 +10,7 @@ jitter), within a budget per hour; a silent connection is dropped after ``silenc
 Any other control answer to a registration it wants (``OPSP0007`` internal error, ``OPSP0008``
 beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it,
 keeps the code in ``refused`` and tells its owner (``on_refused``), whose business it is to
-decide whether and when to ask again.
+decide whether and when to ask again. Unanswered for ``ack_timeout_s``: see ``NOACK``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from observer.kis.realtime import DecodedFrame, RealtimeDecoder
 __all__ = [
     "IDENTIFY",
     "MAX_REGISTRATIONS",
+    "NOACK",
     "BudgetSpent",
     "KisStream",
     "Registration",
@@ -56,7 +57,8 @@ _HOUR_NS = 3600 * _NS
 # A stop waits at most this long for the server's close frame (websockets' default is 10 s);
 # a new session on the same app key is refused while the old one lingers (OPSP8996).
 _CLOSE_TIMEOUT_S = 2.0
-MIN_SILENCE_WALL_S = 5.0  # a session is judged silent after at least this much wall time
+MIN_SILENCE_WALL_S = 5.0  # a wall-time floor under the silence and answer deadlines
+NOACK = "NOACK"  # the refusal of a registration KIS left unanswered (see _watch_answers)
 
 _T = TypeVar("_T")
 
@@ -109,10 +111,13 @@ class KisStream:
         Called when KIS acknowledges a registration (after every reconnect, too).
     on_refused:
         Called when KIS refuses a registration the stream wanted, with KIS's ``msg_cd`` and
-        ``msg1``; the stream no longer wants it.
+        ``msg1`` (or `NOACK` when it left it unanswered); the stream no longer wants it.
+    on_confirmed:
+        Called once per connection KIS confirms (a registration acknowledged, ``identified``,
+        a data frame decoded); at once if nothing is wanted and ``identify`` is off.
     account:
         The alias of the account the session belongs to; every event carries it.
-    max_registrations, backoff_s, reconnects_per_hour, silence_s:
+    max_registrations, backoff_s, reconnects_per_hour, silence_s, ack_timeout_s:
         Limits; the defaults are KIS's limits and a reconnect policy that stays inside them.
     idle_silence_s:
         The silence limit while nothing is wanted (a pre-connected session hears only KIS's
@@ -133,6 +138,7 @@ class KisStream:
         *,
         on_registered: Callable[[Registration], None] = lambda registration: None,
         on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,
+        on_confirmed: Callable[[], None] = lambda: None,
         account: str = "",
         max_registrations: int = MAX_REGISTRATIONS,
         backoff_s: tuple[float, ...] = BACKOFF_S,
@@ -140,6 +146,7 @@ class KisStream:
         silence_s: float = 90.0,
         idle_silence_s: float | None = None,
         identify: bool = False,
+        ack_timeout_s: float = 10.0,
     ) -> None:
         self.url = url
         self._tokens = tokens
@@ -155,9 +162,12 @@ class KisStream:
         self._silence = silence_s
         self._idle_silence = silence_s if idle_silence_s is None else idle_silence_s
         self._identify = identify
-        # KIS answered a message of the current connection that carried the approval key:
-        # the session is the app key's (no other holds it). False until then.
-        self.identified = False
+        self._ack_s, self.on_confirmed = ack_timeout_s, on_confirmed
+        self._awaiting: dict[Registration, tuple[int, float]] = {}  # sent -> due (clock, wall)
+        # identified: KIS answered a message of the current connection that carried the
+        # approval key (the session is the app key's). confirmed: see on_confirmed.
+        self.identified = self.confirmed = False
+        self._watch: asyncio.Future[None] | None = None  # the connection's _watch_answers
         # A digest of the approval key the current connection last presented (never the key).
         self.presented: bytes | None = None
         self.wanted: set[Registration] = set()
@@ -177,6 +187,7 @@ class KisStream:
         self._reconnects: deque[int] = deque()
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
+        self.dropped = 0  # frames that could not be parsed (logged and skipped)
         self.reconnects = 0
 
     def __repr__(self) -> str:
@@ -241,12 +252,12 @@ class KisStream:
                     self.url, ping_interval=None, open_timeout=10, close_timeout=_CLOSE_TIMEOUT_S
                 ) as socket:
                     self._socket = socket
-                    self.registered.clear()
-                    self._sent.clear()
-                    self._releasing.clear()
-                    self.identified = False
+                    self._forget()
                     self.presented = None
                     self._on_state("connected", self.url)
+                    if not self.wanted and not self._identify:
+                        self._confirm()  # nothing to confirm: up, as before any answer
+                    self._watch = asyncio.ensure_future(self._watch_answers(socket))
                     for registration in sorted(self.wanted, key=self.priority):
                         # One released while an earlier one was being sent is not sent again.
                         if registration in self.wanted:
@@ -265,9 +276,7 @@ class KisStream:
                 self._on_state("disconnected", f"approval key: {type(exc).__name__}")
             finally:
                 self._socket = None
-                self.registered.clear()
-                self._releasing.clear()
-                self.identified = False
+                self._forget()
             if stop.is_set():
                 break
             if self._restarting:
@@ -282,6 +291,16 @@ class KisStream:
         self._on_state("stopped", "")
 
     # ------------------------------------------------------------------ internals
+
+    def _forget(self) -> None:  # what a connection held, at its start and its end
+        self.registered.clear()
+        self._sent.clear()
+        self._releasing.clear()
+        self._awaiting.clear()
+        self._close_reason = ""  # why the stream itself closed the connection
+        self.identified = self.confirmed = False
+        if self._watch is not None:
+            self._watch.cancel()
 
     async def _silence_timer(self) -> None:
         """The silence limit in clock time, and never less than `MIN_SILENCE_WALL_S` wall.
@@ -320,6 +339,8 @@ class KisStream:
         """Read until the connection ends; True if it carried data (the backoff resets)."""
         got_data = False
         while not stop.is_set():
+            if self._watch is not None and self._watch.done() and not self._watch.cancelled():
+                self._watch.result()  # the answer watch failed: its error is the session's
             try:
                 message = await _wait(stop, socket.recv(), self._silence_timer())
             except TimeoutError:
@@ -327,9 +348,8 @@ class KisStream:
                 self._on_state("disconnected", f"silent for {limit:.0f}s")
                 return got_data
             except ConnectionClosed as exc:
-                self._on_state(
-                    "disconnected", f"closed: {exc.rcvd.code if exc.rcvd else 'no frame'}"
-                )
+                code = exc.rcvd.code if exc.rcvd else "no frame"
+                self._on_state("disconnected", self._close_reason or f"closed: {code}")
                 return got_data
             if message is None:
                 return got_data
@@ -340,9 +360,11 @@ class KisStream:
                     self.frames += 1
                     got_data = True
                     self._on_frame(self.decoder.decode(text, received), received)
+                    self._confirm()
                 else:
                     await self._handle_control(socket, text, parse_control(text))
             except KisProtocolError as exc:
+                self.dropped += 1
                 log.warning("stream %s: dropped a frame: %s", self.url, exc)
         return got_data
 
@@ -353,8 +375,10 @@ class KisStream:
             await socket.send(text)
             return
         registration = Registration(control.tr_id, control.tr_key)
+        self._awaiting.pop(registration, None)  # answered (KIS's "(null)" matches nothing)
         if control.msg_cd in ("OPSP0000", "OPSP0001", "OPSP0002", "OPSP0003"):
             self.identified = True  # KIS took our approval key on this session
+            self._confirm()
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             if registration not in self.wanted:
                 # Unwanted since it was sent: KIS holds what nobody wants, which would stream
@@ -374,12 +398,7 @@ class KisStream:
             await socket.close()
         else:
             log.warning(
-                "stream %s: %s %s for %s/%s",
-                self.url,
-                control.msg_cd,
-                control.msg1,
-                control.tr_id,
-                control.tr_key,
+                "stream %s: %s %s for %s", self.url, control.msg_cd, control.msg1, registration
             )
             self._releasing.discard(registration)  # a refused release: nothing to wait for
             if registration in self.wanted:
@@ -388,6 +407,36 @@ class KisStream:
                 self.registered.discard(registration)
                 self._sent.discard(registration)
                 self._on_refused(registration, control.msg_cd, control.msg1)
+
+    def _confirm(self) -> None:
+        if not self.confirmed:
+            self.confirmed = True
+            self.on_confirmed()
+
+    async def _watch_answers(self, socket: ClientConnection) -> None:
+        """Refuse (`NOACK`, as if KIS said so) and release what is unanswered past its due."""
+        while True:
+            if not self._awaiting:
+                await self._clock.sleep(self._ack_s)  # nothing to wait for: look again later
+                continue
+            clock_due, wall_due = min(self._awaiting.values())
+            await self._clock.sleep((clock_due - self._clock.now_ns()) / _NS)
+            await asyncio.sleep(max(0.0, wall_due - time.monotonic()))
+            now, wall = self._clock.now_ns(), time.monotonic()
+            due = [(r, d) for r, d in self._awaiting.items() if d[0] <= now and d[1] <= wall]
+            reason = f"no answer within {self._ack_s:.0f}s"
+            if due and not self.confirmed:  # KIS confirmed nothing: the session is at fault,
+                self._close_reason = reason  # so a new one (with backoff, within the budget)
+                await socket.close()
+                return
+            for registration, deadline in due:
+                if self._awaiting.get(registration) != deadline:
+                    continue  # answered (or sent again) meanwhile
+                wanted = registration in self.wanted
+                no = ControlMessage(registration.tr_id, registration.tr_key, "9", NOACK, reason)
+                await self._handle_control(socket, "", no)  # logged, refused if wanted
+                if wanted:  # and released, in case KIS holds it
+                    await self._send_registration(registration, register=False)
 
     async def _send_registration(self, registration: Registration, *, register: bool) -> bool:
         """Send a registration or its release on this connection; False if there is none."""
@@ -411,6 +460,8 @@ class KisStream:
             self._sent.add(registration)
         else:
             self._sent.discard(registration)
+        due = self._clock.now_ns() + int(self._ack_s * _NS)
+        self._awaiting[registration] = (due, time.monotonic() + MIN_SILENCE_WALL_S)
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))

@@ -14,7 +14,10 @@ releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, li
 An account whose hourly reconnect budget is spent is *down*: a critical
 ``track_b_account_down`` alert, a ``down`` state, unhealthy (its slots fail over), and a new
 session as soon as the oldest reconnect of the hour ages out and the budget has room again;
-once it connects, the same code again at severity ``info`` with ``resolved`` in its context.
+once KIS confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the
+identifying release answered, data), the same code again at severity ``info`` with
+``resolved`` in its context. A handshake alone is not up: a server that accepts the socket
+and then refuses the app key (OPSP8996) or drops it keeps the account down.
 """
 
 from __future__ import annotations
@@ -158,6 +161,7 @@ class Collector:
             self.state[alias] = ("idle", clock.now_ns())
             self.down_since[alias] = None  # healthy until its session fails to come up
             self.streams[alias].priority = self._priority
+            self.streams[alias].on_confirmed = partial(self._on_confirmed, alias)
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
     # ------------------------------------------------------------------ the slots
@@ -317,6 +321,7 @@ class Collector:
                 "wanted": len(stream.wanted),
                 "healthy": float(alias in healthy),
                 "identified": float(stream.identified),
+                "dropped_frames": stream.dropped,
                 "reconnects_1h": stream.reconnects_in_hour(),
                 "reconnect_budget": stream.budget,
             }
@@ -351,20 +356,7 @@ class Collector:
         now = self.clock.now_ns()
         if self.state[alias][0] != state:
             self.state[alias] = (state, now)
-        if state == "connected":
-            self.down_since[alias] = None
-            if alias in self.dead:
-                self.dead.discard(alias)
-                log.warning("account %s: streaming again", alias)
-                self.publish(
-                    Alert(
-                        severity="info",
-                        code=ACCOUNT_DOWN,
-                        message=f"account {alias} streams again",
-                        context={"account": alias, "resolved": "true"},
-                    )
-                )
-        elif state in ("disconnected", "refused", "stopped", "down"):
+        if state in ("disconnected", "refused", "stopped", "down"):
             if self.down_since[alias] is None:
                 self.down_since[alias] = now
             if state not in ("stopped", "down"):  # "down" follows a disconnect
@@ -377,6 +369,21 @@ class Collector:
                 registrations=len(self.streams[alias].registered),
             )
         )
+
+    def _on_confirmed(self, alias: str) -> None:
+        """KIS confirmed the account's session: up again, the end of an outage."""
+        self.down_since[alias] = None
+        if alias in self.dead:
+            self.dead.discard(alias)
+            log.warning("account %s: streaming again", alias)
+            self.publish(
+                Alert(
+                    severity="info",
+                    code=ACCOUNT_DOWN,
+                    message=f"account {alias} streams again",
+                    context={"account": alias, "resolved": "true"},
+                )
+            )
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
         if registration.tr_id != TRADE:
