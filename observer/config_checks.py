@@ -44,7 +44,7 @@ _SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 def check_settings(settings: Settings) -> None:
     """Raise ValueError for the first setting that contradicts another."""
     _check_sockets(settings)
-    check_dependencies(settings.programs)
+    _check_dependencies(settings.programs)
     _check_shares(settings)
     _check_accounts(settings)
     _check_phases(settings.phases, settings.calendar)
@@ -72,7 +72,7 @@ def _check_sockets(settings: Settings) -> None:
             )
 
 
-def check_dependencies(programs: dict[str, ProgramSettings]) -> None:
+def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:
     """Every dependency exists and is enabled, and they form no cycle."""
     for name, program in programs.items():
         for dep in program.depends_on:
