@@ -33,6 +33,7 @@ class FakeSession:
         self.registrations_per_connection: list[int] = []
         self.answering: asyncio.Event | None = None  # cleared: messages wait unanswered
         self.ignored: set[str] = set()  # tr_keys whose registrations are never answered
+        self.refusing: tuple[str, str] | None = None  # (code, text) for every registration
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -55,7 +56,9 @@ class FakeSession:
             if body["header"]["tr_type"] == "1" and pair[1] in self.ignored:
                 continue  # an acknowledgement lost, or an error answer that names no pair
             if body["header"]["tr_type"] == "1":
-                if len(held) >= self.limit:
+                if self.refusing is not None:
+                    code, text = self.refusing
+                elif len(held) >= self.limit:
                     code, text = "OPSP0008", "MAX SUBSCRIBE OVER"
                 else:
                     held.add(pair)
@@ -421,3 +424,38 @@ def test_a_session_kis_confirms_nothing_of_is_reopened_not_its_registrations_ref
     stream = asyncio.run(scenario())
     assert ("disconnected", "no answer within 10s") in states
     assert told == [] and stream.wanted == {Registration("H0STCNT0", "005930")}
+
+
+def test_an_answer_that_faults_the_session_ends_it_and_refuses_no_symbol(
+    tmp_path: Path,
+) -> None:
+    """OPSP9993 INVALID appkey answers every registration of the session alike: the session
+    is refused and opened again (backoff, budget); the symbol is neither refused nor barred."""
+    session = FakeSession()
+    session.refusing = ("OPSP9993", "INVALID appkey")
+    told: list[str] = []
+    states: list[tuple[str, str]] = []
+
+    async def scenario() -> KisStream:
+        clock = ManualClock(0)
+        async with serve(session) as url:
+            stream = KisStream(
+                url,
+                tokens(tmp_path, clock),  # type: ignore[arg-type]
+                clock,
+                lambda f, t: None,
+                lambda state, reason: states.append((state, reason)),
+                on_refused=lambda r, code, message: told.append(code),
+            )
+            await stream.subscribe("H0STCNT0", "005930")
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: stream.reconnects == 1)  # closed, and in its backoff
+            stop.set()
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert ("refused", "OPSP9993 INVALID appkey") in states
+    assert told == [] and stream.refused == {}
+    assert stream.wanted == {Registration("H0STCNT0", "005930")} and not stream.confirmed

@@ -23,6 +23,7 @@ from observer.errors import KisProtocolError
 from observer.kis.schemas import CurrentPriceOutput
 
 __all__ = [
+    "SESSION_REFUSALS",
     "ControlMessage",
     "decode_json",
     "is_data_frame",
@@ -78,6 +79,17 @@ class _ControlBody(msgspec.Struct):
 class _Control(msgspec.Struct):
     header: _ControlHeader
     body: _ControlBody | None = None
+
+
+# Answers to a registration that fault the session, not the symbol: another session holds
+# the app key (OPSP8996), the approval key or app key is invalid or missing (OPSP0010, 0011,
+# 8994, 8995, 9993, ...), or KIS cannot read the message (8997, 8998, 9990-9999). Every
+# registration of the session would get the same: the session ends and is opened again
+# (backoff, budget), the symbols are not refused.
+SESSION_REFUSALS = frozenset(
+    {"OPSP0010", "OPSP0011", "OPSP8994", "OPSP8995", "OPSP8996", "OPSP8997", "OPSP8998"}
+    | {f"OPSP{n}" for n in range(9990, 10000)}
+)
 
 
 @dataclass(frozen=True, slots=True)

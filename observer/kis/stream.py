@@ -1,6 +1,6 @@
 """One KIS WebSocket session per app key: registrations, control answers, reconnects.
 
-Facts (shared/reference/kis-api.md §5): one message registers one (tr_id, tr_key) pair with
+Facts (KIS's WebSocket protocol): one message registers one (tr_id, tr_key) pair with
 the approval key in its header; at most 41 registrations per session (trade and book count
 separately; ``OPSP0008`` beyond); one session per app key (``OPSP8996``); registrations are
 per connection, so every reconnect re-sends all of them; the server sends JSON ``PINGPONG``
@@ -9,8 +9,8 @@ jitter), within a budget per hour; a silent connection is dropped after ``silenc
 
 Any other control answer to a registration it wants (``OPSP0007`` internal error, ``OPSP0008``
 beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it,
-keeps the code in ``refused`` and tells its owner (``on_refused``), whose business it is to
-decide whether and when to ask again. Unanswered for ``ack_timeout_s``: see ``NOACK``.
+keeps the code in ``refused`` and tells its owner (``on_refused``), who decides whether and
+when to ask again (unanswered for ``ack_timeout_s``: ``NOACK``). `SESSION_REFUSALS` end the session.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 from observer.clock import Clock
 from observer.errors import KisError, KisProtocolError
 from observer.kis.auth import TokenManager
-from observer.kis.parse import ControlMessage, is_data_frame, parse_control
+from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import DecodedFrame, RealtimeDecoder
 
 __all__ = [
@@ -393,8 +393,8 @@ class KisStream:
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
             self._releasing.discard(registration)
-        elif control.msg_cd == "OPSP8996":  # another session holds this app key
-            self._on_state("refused", "OPSP8996 app key already in use")
+        elif control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
+            self._on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
             await socket.close()
         else:
             log.warning(
