@@ -422,12 +422,19 @@ def main() -> None:
         typer.echo(f"observer: {mask_secrets(str(exc))}", err=True)
         sys.exit(2)
     except Exception as exc:
-        failure = _database_failure(exc)
+        failure = _database_failure(exc) or _path_failure(exc)
         if failure is None or os.environ.get(NOTIFY_FD_ENV):  # a job's log keeps its traceback
             raise
         reason, code = failure
         typer.echo(f"observer: {mask_secrets(reason)}", err=True)
         sys.exit(code)
+
+
+def _path_failure(exc: Exception) -> tuple[str, int] | None:
+    """One line and exit 2 for a path given that the system refused (missing, a folder)."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}", 2
+    return None
 
 
 def _database_failure(exc: Exception) -> tuple[str, int] | None:

@@ -167,3 +167,22 @@ def test_a_writer_whose_endpoint_is_taken_says_so_in_one_line(tmp_path: Path) ->
         )
         line = one_line(observer(tmp_path, "writer", "--config", "observer.toml"))
     assert f"cannot bind tcp://127.0.0.1:{port}: Address already in use" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "reason"),
+    [
+        (
+            ("etf", "report", "--date", "2025-01-02", "--csv", "no/dir/f.csv"),
+            "no/dir/f.csv",
+            "No such",
+        ),
+        (("gap-recovery", "report", "--date", "2025-01-02", "--chart", "."), ".", "Is a directory"),
+        (("master-file", "restore", "--exchange", "NAS", "--backup", "."), ".", "Is a directory"),
+    ],
+)
+def test_an_output_or_input_path_the_system_refuses_is_one_line(
+    tmp_path: Path, database: Path, args: tuple[str, ...], path: str, reason: str
+) -> None:
+    line = one_line(observer(tmp_path, *args, "--config", str(database)))
+    assert line.startswith(f"observer: {path}: {reason}")

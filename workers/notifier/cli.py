@@ -153,6 +153,7 @@ def ack(
 
     program = "observer alerts ack"
     settings = settings_or_exit(program, config)
+    ids = list(dict.fromkeys(ids))  # an id given twice is acknowledged once
     try:
         wanted = [parse_alert_id(text) for text in ids]
     except ValueError as exc:
