@@ -11,7 +11,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from observer.cli_support import fail, settings_or_exit
+from observer.cli_support import counted, fail, settings_or_exit
 from observer.config import Settings
 from observer.errors import (
     BackupError,
@@ -158,7 +158,7 @@ def db_check(config: ConfigOpt = None, db: DbOpt = None) -> None:
         _fail(str(exc), 2)
     for line in diffs:
         typer.echo(line)
-    typer.echo("models and database match" if not diffs else f"{len(diffs)} differences")
+    typer.echo("models and database match" if not diffs else counted(len(diffs), "difference"))
     raise typer.Exit(1 if diffs else 0)
 
 

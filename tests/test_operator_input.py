@@ -6,6 +6,7 @@ Each case was a traceback, a success that did nothing, or a password in the outp
 from __future__ import annotations
 
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -186,3 +187,19 @@ def test_an_output_or_input_path_the_system_refuses_is_one_line(
 ) -> None:
     line = one_line(observer(tmp_path, *args, "--config", str(database)))
     assert line.startswith(f"observer: {path}: {reason}")
+
+
+def test_db_check_reports_a_database_behind_without_writing_to_it(tmp_path: Path) -> None:
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("create table t (x)")
+    before = foreign.read_bytes()
+    checked = observer(tmp_path, "db", "check", "--db", f"sqlite:///{foreign}")
+    assert checked.returncode == 1, checked.stderr
+    assert "at revision none (never migrated)" in checked.stdout
+    assert checked.stdout.strip().endswith("1 difference")
+    assert foreign.read_bytes() == before  # no version table, no WAL: untouched
+    old = f"sqlite:///{tmp_path / 'old.db'}"
+    assert observer(tmp_path, "db", "upgrade", "--db", old, "--revision", "0010").returncode == 0
+    behind = observer(tmp_path, "db", "check", "--db", old)
+    assert behind.returncode == 1 and "at revision 0010, the newest is" in behind.stdout
