@@ -90,6 +90,7 @@ __all__ = [
     "WriterSettings",
     "config_files",
     "default_config_path",
+    "env_prefix",
     "load_settings",
 ]
 
@@ -360,6 +361,11 @@ class Settings(Strict, frozen=True):
             supervisor.operators,
             supervisor.control_bind,
         )
+
+
+def env_prefix(alias: str) -> str:
+    """The prefix of the variables holding account ``alias``'s keys (``OBSERVER_KIS_ACCT_1_``)."""
+    return f"OBSERVER_KIS_{alias.upper().replace('-', '_')}_"
 
 
 def default_config_path() -> Path:

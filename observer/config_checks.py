@@ -126,12 +126,12 @@ def _check_accounts(settings: Settings) -> None:
     aliases = [a.alias for a in settings.kis.accounts]
     if len(set(aliases)) != len(aliases):
         raise ValueError(f"kis.accounts repeat an alias: {aliases}")
+    from observer.config import env_prefix  # loaded by now: it runs these checks
+
     sources: dict[str, str] = {}
     for account in settings.kis.accounts:
         # Without a file the keys come from variables named after the alias, where - is _.
-        source = account.credentials_file or "$OBSERVER_KIS_" + account.alias.upper().replace(
-            "-", "_"
-        )
+        source = account.credentials_file or f"${env_prefix(account.alias)}*"
         other = sources.setdefault(source, account.alias)
         if other != account.alias:
             raise ValueError(

@@ -55,7 +55,7 @@ def load(tmp_path: Path, toml: str) -> None:
         ),
         (
             '[[kis.accounts]]\nalias = "acct-1"\n[[kis.accounts]]\nalias = "acct_1"\n',
-            r"'acct-1' and 'acct_1' read the same credentials \(\$OBSERVER_KIS_ACCT_1\)",
+            r"'acct-1' and 'acct_1' read the same credentials \(\$OBSERVER_KIS_ACCT_1_\*\)",
         ),
         # The programs' timing.
         (

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -335,6 +336,24 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
     assert refused == [] and held == {Registration("H0STCNT0", "000002")}
 
 
+def quiet_stream(
+    url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    on_state: Callable[[str, str], None] = lambda state, reason: None,
+    **callbacks: Any,
+) -> KisStream:
+    """A stream on ``url`` whose frames nobody reads (the tests of its answers)."""
+    return KisStream(
+        url,
+        tokens(tmp_path, clock),  # type: ignore[arg-type]
+        clock,
+        lambda f, t: None,
+        on_state,
+        **callbacks,
+    )
+
+
 def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -351,11 +370,10 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     async def scenario() -> KisStream:
         clock = ManualClock(0)
         async with serve(session) as url:
-            stream = KisStream(
+            stream = quiet_stream(
                 url,
-                tokens(tmp_path, clock),  # type: ignore[arg-type]
+                tmp_path,
                 clock,
-                lambda f, t: None,
                 on_refused=lambda r, code, message: told.append((r, code, message)),
                 on_confirmed=lambda: confirmed.append(clock.now_ns()),
             )
@@ -414,12 +432,11 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
     async def scenario() -> KisStream:
         clock = ManualClock(0)
         async with serve(session) as url:
-            stream = KisStream(
+            stream = quiet_stream(
                 url,
-                tokens(tmp_path, clock),  # type: ignore[arg-type]
+                tmp_path,
                 clock,
-                lambda f, t: None,
-                lambda state, reason: states.append((state, reason)),
+                on_state=lambda state, reason: states.append((state, reason)),
                 on_refused=lambda r, code, message: told.append(code),
             )
             await stream.subscribe("H0STCNT0", "005930")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config import Settings
+from observer.config import Settings, env_prefix
 from observer.errors import ConfigError
 from observer.logs import register_secret
 
@@ -65,10 +65,6 @@ class Credentials:
     app_secret: Secret
 
 
-def _env_prefix(alias: str) -> str:
-    return f"OBSERVER_KIS_{alias.upper().replace('-', '_')}_"
-
-
 class _CredentialFile(msgspec.Struct, forbid_unknown_fields=True):
     app_key: str
     app_secret: str
@@ -86,7 +82,7 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
         Neither source has them, or the file is missing, unreadable, readable by others,
         or not TOML with both values.
     """
-    prefix = _env_prefix(alias)
+    prefix = env_prefix(alias)
     key, secret = os.environ.get(prefix + "APP_KEY"), os.environ.get(prefix + "APP_SECRET")
     if key and secret:
         return Credentials(alias, Secret(key), Secret(secret))
@@ -170,7 +166,7 @@ def account_credentials(settings: Settings, alias: str) -> Credentials:
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
     file = account.credentials_file
-    prefix = _env_prefix(alias)
+    prefix = env_prefix(alias)
     configured = file or os.environ.get(prefix + "APP_KEY") or os.environ.get(prefix + "APP_SECRET")
     if settings.kis.environment == "sim" and not configured:
         # The simulator accepts any key unless told otherwise; real hosts never get these.
