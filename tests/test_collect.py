@@ -164,6 +164,49 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
     asyncio.run(scenario())
 
 
+def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_over(
+    tmp_path: Path,
+) -> None:
+    """Placed in the backoff after a failed session, its data is missing from its placement."""
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "http://127.0.0.1:9"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n'
+    )
+    settings = load_settings(config)
+    clock = ManualClock(0)
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        collector = Collector(accounts, clock, events.append, unhealthy_after_s=30)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        await until(lambda: collector.state["acct1"][0] == "disconnected", 5, "a failed session")
+        book = SlotBook(["acct1"], 2)
+        placed_at = clock.now_ns()
+        await collector.apply(
+            book.evaluate([Candidate("005930", "manual", 9.0)], placed_at, collector.healthy())
+        )
+        clock.advance(31)  # still no session: the account is unhealthy, its slot fails over
+        released = book.evaluate([], clock.now_ns(), collector.healthy())
+        assert [d.action for d in released] == ["release", "overflow"]  # nowhere else to go
+        await collector.apply(released)
+        [gap] = [e for e in events if isinstance(e, GapDetected)]
+        assert (gap.symbol, gap.reason, gap.start_ns, gap.end_ns) == (
+            "005930",
+            "disconnect",
+            placed_at,
+            clock.now_ns(),
+        )
+        stop.set()
+        clock.advance(60)  # the reconnect backoff's sleep ends
+        await running
+        await accounts[0].aclose()
+
+    asyncio.run(scenario())
+
+
 def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

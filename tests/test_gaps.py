@@ -151,6 +151,25 @@ def test_a_symbol_that_leaves_its_slot_closes_its_open_gap_and_is_forgotten() ->
     assert d.on_tick("005930", 9_000 * MS) is None
 
 
+def test_a_symbol_placed_during_an_outage_is_missing_from_its_placement() -> None:
+    d = detector()
+    d.on_placed("000660", 1_500 * MS)  # before the first session: nothing was streamed yet
+    assert d.on_registered("000660", 1_600 * MS) is None
+    d.on_tick("005930", 2_000 * MS)
+    d.on_disconnect(2_100 * MS, "disconnect", ["005930", "000660"])
+    d.on_placed("035720", 2_400 * MS)  # in the reconnect backoff
+    d.on_placed("051910", 2_500 * MS)  # in it too, and moved to another account before long
+    assert d.forget("051910", 3_000 * MS) == Gap(
+        "acct1", "051910", 2_500 * MS, 3_000 * MS, "disconnect"
+    )
+    assert d.on_registered("035720", 4_000 * MS) == Gap(
+        "acct1", "035720", 2_400 * MS, 4_000 * MS, "disconnect"
+    )
+    d.on_confirmed()  # KIS confirmed the new session: placements stream from their start
+    d.on_placed("068270", 5_000 * MS)
+    assert d.on_registered("068270", 5_100 * MS) is None
+
+
 def test_silences_are_judged_between_trade_stamps_not_arrivals() -> None:
     rule = SilenceRule(0.5, 0.2, cadence_factor=10.0, window_s=10.0, resolution_s=1.0)
     d = GapDetector("acct1", rule, in_session)

@@ -221,6 +221,7 @@ class Collector:
         return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key, registration.tr_id)
 
     async def _add(self, alias: str, symbol: str) -> None:
+        self.detectors[alias].on_placed(symbol, self.clock.now_ns())
         stream = self.streams[alias]
         await stream.subscribe(TRADE, symbol)
         if self.books:
@@ -373,6 +374,7 @@ class Collector:
     def _on_confirmed(self, alias: str) -> None:
         """KIS confirmed the account's session: up again, the end of an outage."""
         self.down_since[alias] = None
+        self.detectors[alias].on_confirmed()
         if alias in self.dead:
             self.dead.discard(alias)
             log.warning("account %s: streaming again", alias)

@@ -83,6 +83,9 @@ class GapDetector:
         self.registered_ns: dict[str, int] = {}
         # symbol -> (start, reason) of a connection gap
         self.open: dict[str, tuple[int, GapReason]] = {}
+        # Why the connection is down, from a drop until KIS confirms a new session; None
+        # while it is up (and before its first session: nothing was streamed yet).
+        self.outage: GapReason | None = None
 
     def on_tick(self, symbol: str, received_ns: int, traded_ns: int | None = None) -> Gap | None:
         """Record a tick; a silence gap if the symbol was quiet too long in session.
@@ -120,9 +123,19 @@ class GapDetector:
 
     def on_disconnect(self, now_ns: int, reason: GapReason, symbols: Iterable[str]) -> None:
         """The connection ended: every registered symbol's data may be missing from now."""
+        self.outage = self.outage or reason
         for symbol in symbols:
             start = max(self.last_frame_ns, self.registered_ns.get(symbol, 0)) or now_ns
             self.open.setdefault(symbol, (start, reason))
+
+    def on_confirmed(self) -> None:
+        """KIS confirmed a new session: the outage is over (its gaps close as they register)."""
+        self.outage = None
+
+    def on_placed(self, symbol: str, now_ns: int) -> None:
+        """``symbol`` was placed on the account: during an outage, missing from ``now_ns``."""
+        if self.outage is not None:
+            self.open.setdefault(symbol, (now_ns, self.outage))
 
     def resume(self, symbol: str, since_ns: int) -> None:
         """A restarted process takes ``symbol``'s slot back.
