@@ -8,12 +8,17 @@ never firing at all. Each raises ValueError, which the loader reports with the f
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import os
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from observer.alert_settings import default_rules, enrichment_rules
+from observer.errors import ConfigError
+from observer.trading_calendar import TradingCalendar
 
 if TYPE_CHECKING:
     from observer.config import CalendarSettings, PhaseSettings, ProgramSettings, Settings
@@ -44,6 +49,7 @@ _SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 def check_settings(settings: Settings) -> None:
     """Raise ValueError for the first setting that contradicts another."""
     _check_sockets(settings)
+    _check_addresses(settings)
     _check_dependencies(settings.programs)
     _check_shares(settings)
     _check_accounts(settings)
@@ -70,6 +76,47 @@ def _check_sockets(settings: Settings) -> None:
                 f"{name}: the socket {path} is {len(os.fsencode(path))} bytes, more than a "
                 f"Unix socket's {_SOCKET_PATH_MAX}: choose a shorter folder"
             )
+
+
+def _check_addresses(settings: Settings) -> None:
+    """The metrics host is a bare host, and each base URL has its scheme and host."""
+    host = settings.supervisor.metrics_host
+    if not _bare_host(host):
+        raise ValueError(
+            f"supervisor.metrics_host ({host!r}) must be a bare host name or IP address, "
+            "without a scheme or port (the port is supervisor.metrics_port)"
+        )
+    for name, url, optional in (
+        ("kis.sim_url", settings.kis.sim_url, False),  # its WebSocket: http -> ws
+        ("kis.master_url", settings.kis.master_url, True),
+        ("krx.url", settings.krx.url, False),
+        ("enrich.fallback_url", settings.enrich.fallback_url, True),
+    ):
+        if optional and not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # an unclosed [ of an IPv6 host
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"{name} ({url!r}) must be an http:// or https:// URL with a host, "
+                "such as http://127.0.0.1:8800"
+            )
+
+
+def _bare_host(host: str) -> bool:
+    """True for a host name or an IP address (IPv6 unbracketed), without scheme or port."""
+    if "://" in host or "/" in host or "@" in host:
+        return False
+    if ":" not in host:
+        return True
+    try:  # a colon only in an IPv6 address
+        ipaddress.IPv6Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_dependencies(programs: dict[str, ProgramSettings]) -> None:
@@ -141,7 +188,7 @@ def _check_accounts(settings: Settings) -> None:
 
 
 def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
-    """The phases start in their order, and a late day still ends before midnight."""
+    """The phases start in their order; a late day is a session and ends before midnight."""
     times = [(name, _minutes(getattr(phases, name))) for name in _PHASE_ORDER]
     for (before, starts), (after, then) in itertools.pairwise(times):
         if starts >= then:
@@ -154,10 +201,16 @@ def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
         raise ValueError(f"calendar: {min(both)} is in both extra_closed and extra_open")
     seen: set[object] = set()
     first, last = times[0][1], times[-1][1]
+    sessions = TradingCalendar(calendar.extra_closed, calendar.extra_open)
     for late in calendar.late_days:
         if late.day in seen:
             raise ValueError(f"calendar.late_days: {late.day} is listed twice")
         seen.add(late.day)
+        if not _is_session(sessions, late.day):
+            raise ValueError(
+                f"calendar.late_days: {late.day} is not a session (a weekend, a holiday or "
+                "in calendar.extra_closed), so its shift would never apply"
+            )
         if not 0 <= first + late.minutes <= last + late.minutes < _MINUTES_A_DAY:
             raise ValueError(
                 f"calendar.late_days: {late.day} shifted by {late.minutes} minutes would move "
@@ -228,6 +281,14 @@ def _check_rules(settings: Settings) -> None:
                 f"supervisor.rules {rule.code!r}: {rule.metric!r} names no program "
                 f"(nor {', '.join(_DATA_AGES)} or enrichment.coverage_pct.<region>)"
             )
+
+
+def _is_session(sessions: TradingCalendar, day: date) -> bool:
+    """Whether KRX trades on ``day``; beyond XKRX's range, whether it is a weekday."""
+    try:
+        return sessions.is_session(day)
+    except ConfigError:  # extra_closed and extra_open were asked first
+        return day.weekday() < 5
 
 
 def _subcommand(program: ProgramSettings) -> str:

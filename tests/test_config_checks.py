@@ -44,6 +44,34 @@ def load(tmp_path: Path, toml: str) -> None:
             "[calendar]\nextra_closed = [2026-06-03]\nextra_open = [2026-06-03]\n",
             "2026-06-03 is in both extra_closed and extra_open",
         ),
+        # A late day that is no session would never shift anything.
+        (
+            "[calendar]\nlate_days = [{ day = 2026-11-21, minutes = 60 }]\n",  # a Saturday
+            r"calendar.late_days: 2026-11-21 is not a session",
+        ),
+        (
+            "[calendar]\nlate_days = [{ day = 2026-12-25, minutes = 60 }]\n",  # Christmas
+            r"calendar.late_days: 2026-12-25 is not a session",
+        ),
+        (
+            "[calendar]\nlate_days = [{ day = 2026-06-03, minutes = 60 }]\n",  # extra_closed
+            r"calendar.late_days: 2026-06-03 is not a session",
+        ),
+        # A bare metrics host (its port is metrics_port), and URLs with their scheme.
+        (
+            '[supervisor]\nmetrics_host = "127.0.0.1:9108"\n',
+            r"supervisor.metrics_host \('127.0.0.1:9108'\) must be a bare host",
+        ),
+        ('[supervisor]\nmetrics_host = "http://localhost"\n', "metrics_host"),
+        (
+            '[kis]\nsim_url = "127.0.0.1:8080"\n',
+            r"kis.sim_url \('127.0.0.1:8080'\) must be an http:// or https:// URL",
+        ),
+        ('[kis]\nsim_url = "localhost:9443"\n', r"kis.sim_url \('localhost:9443'\)"),
+        ('[kis]\nsim_url = "ws://127.0.0.1:8800"\n', "kis.sim_url"),
+        ('[kis]\nmaster_url = "localhost:8800/common/master/"\n', "kis.master_url"),
+        ('[krx]\nurl = "data.krx.co.kr"\n', r"krx.url \('data.krx.co.kr'\)"),
+        ('[enrich]\nfallback_url = "127.0.0.1:9"\n', "enrich.fallback_url"),
         # Every share a program will ask for.
         ('[universe]\nshare_of = "track-a"\n', r"programs.universe uses the 'track-a' share"),
         ('[etf]\nshare_of = "trackA"\n', r"programs.etf_list uses the 'trackA' share"),
@@ -110,6 +138,13 @@ def test_contradicting_settings_are_refused_by_name(
     "toml",
     [
         "[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 60 }]\n",  # CSAT day
+        # A Saturday opened by extra_open, and a date beyond XKRX's range on a weekday.
+        "[calendar]\nextra_open = [2026-11-21]\nlate_days = [{ day = 2026-11-21, minutes = 60 }]\n",
+        "[calendar]\nlate_days = [{ day = 2099-01-05, minutes = 60 }]\n",
+        '[supervisor]\nmetrics_host = "0.0.0.0"\n',
+        '[supervisor]\nmetrics_host = "::1"\n',
+        '[supervisor]\nmetrics_host = "metrics.internal"\n',
+        '[kis]\nsim_url = "https://sim.internal:9443/"\nmaster_url = "http://[::1]:8800/m/"\n',
         '[supervisor]\nrules = [{ code = "x", metric = "track_a.cycle_s", above = 600.0 }]\n',
         '[supervisor]\nrules = [{ code = "x", metric = "age_h.enrichment", above = 30.0 }]\n',
         '[kis]\ntoken_issuer = "job"\n',  # the shipped token job issues them
