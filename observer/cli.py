@@ -219,15 +219,22 @@ def db_restore(
 def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Check that every source's seqs are exactly 1..max and no seq was claimed twice.
 
-    Exit 1 if a source is incomplete or an envelope conflicted with a committed one.
+    Exit 1 if a source is incomplete or an envelope conflicted with a committed one; exit 2
+    if there is no database or it was never migrated. An empty one says so (exit 0).
     """
     from datetime import UTC, datetime
 
-    from observer.db.engine import make_engine
+    from sqlalchemy import inspect
+
+    from observer.db.engine import display_url, make_engine
+    from observer.db.models import BusOffset
     from observer.db.queries import audit_sources, conflicts
 
-    engine = make_engine(_url(_settings(config), db), read_only=True)
+    url = _url(_settings(config), db)
+    engine, where = make_engine(url, read_only=True), display_url(url)  # password masked
     try:
+        if not inspect(engine).has_table(BusOffset.__tablename__):  # its own connection
+            _fail(f"the database {where} was never migrated: run `observer db upgrade`", 2)
         with engine.connect() as conn:
             results = audit_sources(conn)
             clashes = conflicts(conn)
@@ -247,6 +254,8 @@ def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
         )
     if clashes:
         typer.echo(f"{len(clashes)} conflicting envelopes, kept in bus_conflicts")
+    if not results and not clashes:  # silence read as "all well" on a database never written
+        typer.echo(f"nothing stored yet in {where}: 0 sources, 0 events (no ticks, snapshots, ...)")
     raise typer.Exit(0 if all(r.complete for r in results) and not clashes else 1)
 
 

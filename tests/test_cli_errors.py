@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -88,11 +89,34 @@ def test_an_unusable_database_url_is_one_line(
 
 
 def test_an_unmigrated_database_is_one_line(tmp_path: Path) -> None:
-    empty = tmp_path / "empty.db"
+    """A file that is no observer database (empty, or other tables): exit 2, as a missing one.
+
+    ``audit`` said "the database failed: OperationalError: no such table" with exit 1, the
+    code of a database that refuses; the remedy is ``observer db upgrade``.
+    """
+    empty, other = tmp_path / "empty.db", tmp_path / "other.db"
     empty.touch()
-    done = observer(tmp_path, "audit", "--db", f"sqlite:///{empty}")
-    assert done.returncode == 1
-    assert one_line(done).startswith("observer: the database failed: OperationalError: no such")
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (line TEXT)")
+    for path in (empty, other):
+        done = observer(tmp_path, "audit", "--db", f"sqlite:///{path}")
+        assert done.returncode == 2, done.stderr
+        assert one_line(done) == (
+            f"observer: the database sqlite:///{path} was never migrated: run `observer db upgrade`"
+        )
+        assert done.stdout == ""
+
+
+def test_an_empty_database_says_nothing_is_stored(tmp_path: Path) -> None:
+    """Migrated and never written: one line saying so, exit 0 (it printed nothing at all)."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    assert observer(tmp_path, "db", "upgrade", "--db", url).returncode == 0
+    done = observer(tmp_path, "audit", "--db", url)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == [
+        f"nothing stored yet in {url}: 0 sources, 0 events (no ticks, snapshots, ...)"
+    ]
 
 
 def test_help_shows_configuration_names_in_brackets() -> None:

@@ -3,6 +3,8 @@
 Exit 1 is ``status``'s "answered: unhealthy"; a socket that accepts and closes without a
 reply (a supervisor that died mid-request), one that sends half a reply, a --data-dir that
 is a file and a socket path too long for AF_UNIX used to end in a traceback and exit 1.
+Over tcp (``--endpoint``, CURVE), a peer with the right key that answers something that is
+no reply (garbled bytes, JSON of another shape) ended in msgspec's traceback.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import zmq
 
+from bus.curve import ClientCurve, generate_key_pair, load_key_pair, load_public_key
 from observer.supervisor.control import NoReply, request
+from observer.supervisor.control_tcp import request_tcp
 
 
 @contextmanager
@@ -65,7 +70,9 @@ def ctl(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def assert_no_supervisor(result: subprocess.CompletedProcess[str], path: Path, why: str) -> None:
+def assert_no_supervisor(
+    result: subprocess.CompletedProcess[str], path: Path | str, why: str
+) -> None:
     assert result.returncode == 2, result
     assert "Traceback" not in result.stderr
     lines = result.stderr.splitlines()
@@ -110,3 +117,77 @@ def test_a_missing_socket_still_says_so_with_exit_2(short_dir: Path) -> None:
     result = ctl("--socket", str(short_dir / "none.sock"), "status")
     assert result.returncode == 2 and len(result.stderr.splitlines()) == 1
     assert "no supervisor at" in result.stderr and "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- over tcp (CURVE)
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> Path:
+    """The host's pair (``store``) and an operator's (``alice``), as test_control_tcp has."""
+    folder = tmp_path / "keys"
+    for name in ("store", "alice"):
+        generate_key_pair(folder, name)
+    return folder
+
+
+@contextmanager
+def curve_peer_answering(keys: Path, answer: bytes) -> Iterator[str]:
+    """A CURVE server with the host's key on loopback that answers every message ``answer``.
+
+    No ZAP handler runs, so libzmq admits every client: the handshake succeeds and only the
+    answer is wrong. Yields its endpoint.
+    """
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    host = load_key_pair(keys, "store")
+    router.curve_secretkey, router.curve_publickey = host.secret, host.public
+    router.curve_server = True
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            if router.poll(50):
+                identity, *_ = router.recv_multipart()
+                router.send_multipart([identity, answer])
+        router.close(0)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{port}"
+    finally:
+        done.set()
+        thread.join(10)
+        context.term()
+
+
+NOT_REPLIES = [
+    (b"\xff\x00garbled", "not a whole reply (JSON is malformed"),
+    (b"hello", "not a whole reply (JSON is malformed"),
+    (b'{"ok": true, "rea', "not a whole reply (Input data was truncated)"),
+    (b'{"ok": "yes"}', "not a whole reply (Expected `bool`, got `str`"),
+    (b"[1, 2]", "not a whole reply (Expected `object`, got `array`)"),
+    (b"", "not a whole reply"),
+]
+
+
+@pytest.mark.parametrize(("answer", "why"), NOT_REPLIES, ids=lambda x: repr(x)[:20])
+def test_a_curve_peer_that_answers_no_reply(keys: Path, answer: bytes, why: str) -> None:
+    alice = ClientCurve(load_key_pair(keys, "alice"), load_public_key(keys / "store.key"))
+    remote = ["--key", str(keys / "alice.key_secret"), "--server-key", str(keys / "store.key")]
+    with curve_peer_answering(keys, answer) as endpoint:
+        with pytest.raises(NoReply, match=re.escape(why)):
+            request_tcp(endpoint, alice, "status", [], 10)
+        for args in (
+            ["--endpoint", endpoint, "status"],
+            ["--endpoint", endpoint, "--endpoint", endpoint, "status"],  # each host's status
+            ["--endpoint", endpoint, "--json", "restart", "load"],
+            ["--endpoint", endpoint, "slots", "list"],
+        ):
+            result = ctl(*remote, *args)
+            assert_no_supervisor(result, endpoint, why)
+            secrets = (alice.keys.secret, alice.keys.public, alice.server_public)
+            assert not any(key.decode() in result.stderr for key in secrets)

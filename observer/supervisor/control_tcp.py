@@ -26,7 +26,13 @@ import zmq.asyncio
 
 from bus.curve import ClientCurve, Gatekeeper, ServerCurve
 from bus.endpoints import keep_alive
-from observer.supervisor.control import MAX_REQUEST_BYTES, Reply, Request, answer_bytes
+from observer.supervisor.control import (
+    MAX_REQUEST_BYTES,
+    NoReply,
+    Reply,
+    Request,
+    answer_bytes,
+)
 
 __all__ = ["ControlRefused", "TcpControlServer", "request_tcp"]
 
@@ -132,6 +138,8 @@ def request_tcp(
         The supervisor refused this key (not among its operators).
     TimeoutError
         No reply within ``timeout_s`` (no supervisor there, the link down, a wrong server key).
+    NoReply
+        An answer that is not a reply (garbled, or from a peer that is no supervisor).
     """
     context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
@@ -149,10 +157,18 @@ def request_tcp(
         while (left := deadline - time.monotonic()) > 0:
             ready = dict(poller.poll(int(left * 1000) + 1))
             if socket in ready:
-                return msgspec.json.decode(socket.recv(), type=Reply)
+                return _reply(socket.recv())
             if monitor in ready:
                 monitor.recv_multipart()
                 raise ControlRefused(f"{endpoint} refused this key: it is not an operator's")
         raise TimeoutError(f"{endpoint}: no reply to {command} within {timeout_s:g}s")
     finally:
         context.destroy(0)
+
+
+def _reply(message: bytes) -> Reply:
+    """The `Reply` in ``message``; `NoReply` (what is wrong, never the bytes) if it is none."""
+    try:
+        return msgspec.json.decode(message, type=Reply)
+    except msgspec.DecodeError as exc:  # ValidationError too: JSON, but not a reply
+        raise NoReply(f"not a whole reply ({exc})") from None

@@ -6,8 +6,8 @@ CURVE with an operator's key (``--key``) and that supervisor's public key (``--s
 runs Track B's command on that host (`observer.supervisor.commands.slots`).
 
 Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor (none
-answered: no socket, a path that cannot be one, a connection closed without a whole reply),
-always in one line on stderr, never a traceback.
+answered: no socket, a path that cannot be one, a connection closed without a whole reply,
+an answer over tcp that is not a reply), always in one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import typer
 
 from observer.config import load_settings
 from observer.errors import ConfigError
-from observer.supervisor.control import Reply, request
+from observer.supervisor.control import NoReply, Reply, request
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -114,6 +114,8 @@ def _ask(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Re
         return request_tcp(endpoint, curve, command, args, TIMEOUT_S)
     except (ControlRefused, TimeoutError) as exc:
         _exit(f"observer ctl: {exc}", 2)
+    except NoReply as exc:  # an answer that is no reply: as on the Unix socket
+        _exit(f"observer ctl: no supervisor answered at {endpoint}: {exc}", 2)
 
 
 def _send(command: str, args: list[str], as_json: bool) -> Reply:
