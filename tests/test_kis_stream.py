@@ -454,3 +454,35 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
     assert state in states
     assert told == [] and stream.refused == {}
     assert stream.wanted == {Registration("H0STCNT0", "005930")}
+
+
+def test_a_session_answering_only_with_a_symbols_refusal_is_confirmed(tmp_path: Path) -> None:
+    """OPSP8992 (invalid tr_key) refuses the symbol on a session KIS took the key of: the
+    session is up (its account healthy), only the symbol is refused."""
+    session = FakeSession()
+    session.refusing = ("OPSP8992", "SUBSCRIBE ERROR : invalid tr_key")
+    told: list[str] = []
+    confirmed: list[int] = []
+
+    async def scenario() -> KisStream:
+        clock = ManualClock(0)
+        async with serve(session) as url:
+            stream = quiet_stream(
+                url,
+                tmp_path,
+                clock,
+                on_refused=lambda r, code, message: told.append(code),
+                on_confirmed=lambda: confirmed.append(clock.now_ns()),
+            )
+            await stream.subscribe("H0STCNT0", "99999X")
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: told)
+            assert stream.confirmed and stream.identified
+            stop.set()
+            await runner
+            return stream
+
+    stream = asyncio.run(scenario())
+    assert told == ["OPSP8992"] and confirmed == [0] and len(session.connections) == 1
+    assert stream.refused == {Registration("H0STCNT0", "99999X"): "OPSP8992"}

@@ -113,8 +113,8 @@ class KisStream:
         Called when KIS refuses a registration the stream wanted, with KIS's ``msg_cd`` and
         ``msg1`` (or `NOACK` when it left it unanswered); the stream no longer wants it.
     on_confirmed:
-        Called once per connection KIS confirms (a registration acknowledged, ``identified``,
-        a data frame decoded); at once if nothing is wanted and ``identify`` is off.
+        Called once per connection KIS confirms (an answer but a session refusal, which sets
+        ``identified``, or data); at once if nothing is wanted and ``identify`` is off.
     account:
         The alias of the account the session belongs to; every event carries it.
     max_registrations, backoff_s, reconnects_per_hour, silence_s, ack_timeout_s:
@@ -376,8 +376,8 @@ class KisStream:
             return
         registration = Registration(control.tr_id, control.tr_key)
         self._awaiting.pop(registration, None)  # answered (KIS's "(null)" matches nothing)
-        if control.msg_cd in ("OPSP0000", "OPSP0001", "OPSP0002", "OPSP0003"):
-            self.identified = True  # KIS took our approval key on this session
+        if control.msg_cd.startswith("OPSP") and control.msg_cd not in SESSION_REFUSALS:
+            self.identified = True  # KIS took our key, even refusing the symbol (OPSP8992)
             self._confirm()
         if control.msg_cd in ("OPSP0000", "OPSP0002"):  # registered (0002: already was)
             if registration not in self.wanted:
