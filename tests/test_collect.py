@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from bus.events import (
+    Alert,
     Event,
     GapDetected,
     OrderBook,
@@ -19,6 +20,7 @@ from bus.events import (
     StreamStateChanged,
     TradeTick,
 )
+from harness.sim.config import SimConfig
 from harness.sim.market import Market
 from observer.clock import ManualClock
 from observer.config import load_settings
@@ -27,7 +29,7 @@ from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import BOOK, TRADE
-from workers.track_b.collect import Collector
+from workers.track_b.collect import ACCOUNT_DOWN, Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -205,6 +207,63 @@ def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_ov
         await accounts[0].aclose()
 
     asyncio.run(scenario())
+
+
+def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> None:
+    """KIS refuses one account's app key: that account is down, alerted; the other streams."""
+    only_acct1 = SimConfig(app_keys={"sim-acct1-app-key": "sim-acct1-secret"})
+    sim = SimThread(MARKET, TEN, only_acct1, speed=30)
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+    )
+    settings = load_settings(config)
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        limits = rate_limits(settings, "track_a")
+        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        collector = Collector(accounts, clock, events.append)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1", "acct2"], 3)
+            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:2])]
+            placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
+            assert {d.account for d in placed} == {"acct1", "acct2"}
+            await collector.apply(placed)  # acct2's registration finds no approval key
+            await until(lambda: collector.state["acct2"][0] == "down", 20, "acct2 down")
+            assert collector.healthy() == {"acct1"} and not running.done()
+            on_1 = {d.candidate.symbol for d in placed if d.account == "acct1"}
+            await until(
+                lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on_1,
+                20,
+                "acct1's ticks",
+            )
+            # Its slot fails over to the account that streams.
+            moved = book.evaluate(picks, clock.now_ns(), collector.healthy())
+            await collector.apply(moved)
+            await until(
+                lambda: len({t.symbol for t in events if isinstance(t, TradeTick)}) == 2,
+                20,
+                "the moved symbol's ticks",
+            )
+        finally:
+            stop.set()
+            await running
+            for account in accounts:
+                await account.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sim.close()
+    [alert] = [e for e in events if isinstance(e, Alert)]
+    assert alert.code == ACCOUNT_DOWN and alert.context == {"account": "acct2"}
+    assert "EGW00103" in alert.message and alert.severity == "critical"
+    assert all(t.account == "acct1" for t in events if isinstance(t, TradeTick))
 
 
 def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(

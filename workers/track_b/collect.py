@@ -11,11 +11,13 @@ for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsew
 registration KIS refuses is handed to ``on_refused`` as a `Refusal` (the slot manager
 releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, limit locks).
 
-An account whose hourly reconnect budget is spent is *down*: a critical
+An account whose hourly reconnect budget is spent, or that has no approval key (KIS refused
+its app key, or the token job issued none in time), is *down*: a critical
 ``track_b_account_down`` alert, a ``down`` state, unhealthy (its slots fail over), and a new
-session as soon as the oldest reconnect of the hour ages out and the budget has room again;
-once KIS confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the
-identifying release answered, data), the same code again at severity ``info`` with
+session as soon as the oldest reconnect of the hour ages out and the budget has room again
+(`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on. Once KIS
+confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the identifying
+release answered, data), the same code again at severity ``info`` with
 ``resolved`` in its context. A handshake alone is not up: a server that accepts the socket
 and then refuses the app key (OPSP8996) or drops it keeps the account down.
 """
@@ -42,9 +44,16 @@ from bus.events import (
 )
 from observer.account_health import counter, state_code
 from observer.clock import Clock
+from observer.errors import KisError
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
-from observer.kis.stream import BudgetSpent, KisStream, Registration, StreamState
+from observer.kis.stream import (
+    BudgetSpent,
+    KisStream,
+    Registration,
+    StreamState,
+    SubscriptionError,
+)
 from observer.runtime import sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.slots import Decision, Holding
@@ -59,6 +68,9 @@ _NS = 1_000_000_000
 # Wall seconds a stopping Track B waits for its releases' confirmations (a round trip to
 # KIS; well inside the program's stop_grace_s), looking this often.
 SETTLE_S = 3.0
+# Clock seconds between an account's sessions while it has no approval key (the token job's
+# is awaited for minutes before each attempt fails anyway).
+KEYLESS_RETRY_S = 60.0
 _SETTLE_POLL_S = 0.02
 
 AccountState = StreamState | Literal["idle", "down"]  # see observer.account_health
@@ -223,15 +235,23 @@ class Collector:
     async def _add(self, alias: str, symbol: str) -> None:
         self.detectors[alias].on_placed(symbol, self.clock.now_ns())
         stream = self.streams[alias]
-        await stream.subscribe(TRADE, symbol)
-        if self.books:
-            await stream.subscribe(BOOK, symbol)
+        try:
+            await stream.subscribe(TRADE, symbol)
+            if self.books:
+                await stream.subscribe(BOOK, symbol)
+        except SubscriptionError:
+            raise  # more than the slots allow: the slot book's error, not the account's
+        except KisError as exc:  # wanted all the same: sent again by the next session
+            await self._keyless(alias, exc)
 
     async def _drop(self, alias: str, symbol: str) -> None:
         stream = self.streams[alias]
-        await stream.unsubscribe(TRADE, symbol)
-        if self.books:
-            await stream.unsubscribe(BOOK, symbol)
+        try:
+            await stream.unsubscribe(TRADE, symbol)
+            if self.books:
+                await stream.unsubscribe(BOOK, symbol)
+        except KisError as exc:  # no longer wanted: the next session does not register it
+            await self._keyless(alias, exc)
         if gap := self.detectors[alias].forget(symbol, self.clock.now_ns()):
             self._gap(gap)
         self.recent.pop(symbol, None)
@@ -280,21 +300,26 @@ class Collector:
         await asyncio.gather(*(self._keep(alias, stop) for alias in self.streams))
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
-        """One account's session until ``stop``, through spent budgets (see the docstring)."""
+        """One account's session until ``stop``, through its outages (see the docstring)."""
         self.down_since[alias] = self.clock.now_ns()  # down until connected, within the grace
         while not stop.is_set():
             try:
                 await self.streams[alias].run(stop)
+                continue
             except BudgetSpent as spent:
-                self._down(alias, spent)
-                await sleep_unless(self.clock, (spent.reopens_ns - self.clock.now_ns()) / _NS, stop)
-                if not stop.is_set():
-                    log.info("account %s: the reconnect budget has room again; retrying", alias)
+                reason, reopens_ns = str(spent), spent.reopens_ns
+            except KisError as exc:  # its credentials or keys: the account's failure alone
+                reason = f"no approval key: {exc}"
+                reopens_ns = self.clock.now_ns() + int(KEYLESS_RETRY_S * _NS)
+            self._down(alias, reason, reopens_ns)
+            await sleep_unless(self.clock, (reopens_ns - self.clock.now_ns()) / _NS, stop)
+            if not stop.is_set():
+                log.info("account %s: a new session", alias)
 
-    def _down(self, alias: str, spent: BudgetSpent) -> None:
-        """Out of budget: unhealthy until a session is up again; alerted once per outage."""
-        retry_s = max(0.0, (spent.reopens_ns - self.clock.now_ns()) / _NS)
-        reason = f"{spent}; next session in {retry_s:.0f}s"
+    def _down(self, alias: str, why: str, reopens_ns: int) -> None:
+        """Unhealthy until a session is up again; alerted once per outage."""
+        retry_s = max(0.0, (reopens_ns - self.clock.now_ns()) / _NS)
+        reason = f"{why}; next session in {retry_s:.0f}s"
         log.error("account %s: %s", alias, reason)
         self._on_state(alias, "down", reason)
         if alias not in self.dead:
@@ -307,6 +332,11 @@ class Collector:
                     context={"account": alias},
                 )
             )
+
+    async def _keyless(self, alias: str, exc: KisError) -> None:
+        """No approval key to send a registration with: the session ends on it (`_keep`)."""
+        log.error("account %s: no approval key to register with: %s", alias, exc)
+        await self.streams[alias].restart()
 
     def account_counters(self) -> dict[str, float]:
         """Every account's stream figures, as `observer.account_health` names them."""

@@ -42,7 +42,7 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.queries import held_slots, snapshots_of_cycles, universe_references
 from observer.db.readers import reader_engine
-from observer.errors import ConfigError
+from observer.errors import ConfigError, KisError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
@@ -185,7 +185,13 @@ class TrackB(AsyncWorker):
         it starts again on the new one (planned: no backoff, no budget) before registering.
         """
         for alias, account in collector.accounts.items():
-            key = await account.tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
+            try:
+                key = await account.tokens.approval_key(
+                    lasting_s=closing - self.clock.now_ns() / _NS
+                )
+            except KisError as exc:  # the account's alone: its session meets it (Collector)
+                log.error("account %s: no approval key for the session: %s", alias, exc)
+                continue
             stream = collector.streams[alias]
             if stream.presented is not None and stream.presented != key_digest(key.reveal()):
                 log.info("account %s: the session restarts on the renewed approval key", alias)
