@@ -149,7 +149,12 @@ def settings_or_exit(program: str, config: Path | None) -> Settings:
 
 
 def _data_folders(settings: Settings) -> list[Path]:
-    """The folders holding the data, logs, sockets, tokens and the SQLite database."""
+    """The folders holding the data, logs, sockets, tokens and the SQLite database.
+
+    The working folder, its parents and the home folder are the user's, not the data's
+    (``sqlite:///up.db`` lives in the working folder): they are left as they are; the
+    files themselves are created owner-only.
+    """
     paths = settings.paths
     folders = [Path(paths.data_dir), paths.run, paths.log, Path(settings.kis.token_dir)]
     url = settings.database.url
@@ -157,7 +162,9 @@ def _data_folders(settings: Settings) -> list[Path]:
         database = url.split(":///", 1)[1].split("?", 1)[0]
         if database and database != ":memory:":
             folders.append(Path(database).parent)
-    return folders
+    here = Path.cwd().resolve()
+    users = {here, *here.parents, Path.home().resolve()}
+    return [folder for folder in folders if folder.resolve() not in users]
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ import httpx
 import msgspec
 import pytest
 
+from observer.cli_support import settings_or_exit
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError
 from observer.kis.credentials import account_credentials, configured_credentials
@@ -255,6 +256,30 @@ def test_existing_folders_are_tightened_and_shared_ones_left_alone(tmp_path: Pat
     assert changed == [(mine, 0o755)]
     assert mine.stat().st_mode & 0o777 == 0o700
     assert shared.stat().st_mode & 0o7777 == 0o1777
+
+
+def test_the_working_and_home_folders_are_never_tightened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--db sqlite:///up.db`` or ``data_dir = "."``: the data's files are owner-only, but
+    the folder the user works in (or a parent, or home) keeps its mode."""
+    work = tmp_path / "project"
+    work.mkdir()
+    work.chmod(0o775)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    tmp_path.chmod(0o755)
+    config = work / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "."\nrun_dir = "{tmp_path}"\n[database]\nurl = "sqlite:///up.db"\n'
+        '[kis]\ntoken_dir = "tokens"\n'
+    )
+    (work / "tokens").mkdir(mode=0o755)
+    (work / "tokens").chmod(0o755)
+    settings_or_exit("observer test", config)
+    assert work.stat().st_mode & 0o777 == 0o775
+    assert tmp_path.stat().st_mode & 0o777 == 0o755
+    assert (work / "tokens").stat().st_mode & 0o777 == 0o700  # the data's own folder
 
 
 def test_the_production_layout_keeps_data_from_other_users(tmp_path: Path) -> None:
