@@ -87,8 +87,8 @@ def _frames(reader: CaptureReader) -> Iterator[DecodedFrame]:
 def lock_database(path: Path, url: str, run_dir: Path | None) -> WriterLock:
     """Take the lock a writer of ``url`` takes (`WriterLock`), so neither runs beside the other.
 
-    A SQLite file's lock is next to it; a server database's is keyed by its URL in the run
-    directory, so it is only taken when ``run_dir`` is given (the writers' own).
+    A SQLite file's lock is next to it; a server database's is the server's own (seen from
+    every host), and its file in the run directory is taken when ``run_dir`` is given.
 
     Raises
     ------
@@ -103,11 +103,11 @@ def lock_database(path: Path, url: str, run_dir: Path | None) -> WriterLock:
     else:
         paths = []
     try:
-        return WriterLock(paths)
+        return WriterLock(paths, None if backend == "sqlite" else parsed)
     except WriterLocked as exc:
-        pid = exc.__cause__.holder if isinstance(exc.__cause__, LockHeld) else "?"
+        holder = f"pid {exc.__cause__.holder}" if isinstance(exc.__cause__, LockHeld) else exc
         raise WriterLocked(
-            f"{display_url(parsed)} is served by a writer (pid {pid}): refusing to write beside"
+            f"{display_url(parsed)} is served by a writer ({holder}): refusing to write beside"
             f" it; stop it first, or send the capture to it with"
             f" `observer replay {path} --as-producer`"
         ) from exc

@@ -8,6 +8,7 @@ terminated under the writer.
 from __future__ import annotations
 
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -197,8 +198,11 @@ def test_committed_events_are_republished_on_the_feed(
     assert all(seq % 8 == 0 for seq in seen)  # loadgen puts 005930 on every 8th seq
 
 
-def test_two_writers_never_share_a_database(sqlite_url: str, writer_factory: MakeWriter) -> None:
-    first = writer_factory(sqlite_url).start()
+def test_two_writers_never_share_a_database(
+    tmp_path: Path, db_url: str, writer_factory: MakeWriter
+) -> None:
+    """Not even from another run directory (another host): PostgreSQL holds the lock itself."""
+    first = writer_factory(db_url).start()
     assert first.proc is not None
     second = subprocess.run(
         [
@@ -207,9 +211,9 @@ def test_two_writers_never_share_a_database(sqlite_url: str, writer_factory: Mak
             "observer",
             "writer",
             "--db",
-            sqlite_url,
+            db_url,
             "--run-dir",
-            str(Path(sqlite_url.removeprefix("sqlite:///")).parent / "other-run"),
+            str(tmp_path / "other-run"),
         ],
         capture_output=True,
         text=True,
@@ -217,7 +221,11 @@ def test_two_writers_never_share_a_database(sqlite_url: str, writer_factory: Mak
         timeout=60,
     )
     assert second.returncode == 3
-    assert f"another writer (pid {first.proc.pid}) holds" in second.stderr
+    if db_url.startswith("sqlite"):
+        assert f"another writer (pid {first.proc.pid}) holds" in second.stderr
+    else:
+        assert f"observer writer on {socket.gethostname()} (server pid " in second.stderr
+        assert "holds postgresql+psycopg://" in second.stderr
 
 
 def test_unreachable_database_at_start_exits_2_with_a_clear_error(tmp_path: Path) -> None:

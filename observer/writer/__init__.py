@@ -53,7 +53,8 @@ def run_writer(
             settings.bus.feed_endpoint,
         )
     curve = server_curve(settings)  # over tcp: keys and allow-list, read before any lock
-    lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
+    server = None if url.get_backend_name() == "sqlite" else url  # the server's lock too
+    lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)), server)
     try:
         engine = make_engine(url)
         store = Store(engine, clock_from_env().now_ns)  # its alerts on the supervisor's clock
@@ -80,6 +81,7 @@ def run_writer(
         try:
             disk = _disk_watch(settings, url.get_backend_name(), url.database, capture)
             writer = Writer(store, endpoints, options, Notifier.from_env(), disk, curve)
+            writer.lock_held = lock.held
             return writer.run(stop)
         finally:
             engine.dispose()

@@ -1,4 +1,9 @@
-"""One writer per database and per endpoint, enforced with flock."""
+"""One writer per database and per endpoint: flock, and the server's own lock.
+
+A SQLite file's lock file is next to it; a server database's is in the run directory,
+keyed by its URL, and the server holds a lock of its own too (`ServerLock`), which every
+host and run directory sees.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +14,17 @@ from sqlalchemy.engine import URL
 
 from bus.lock import InstanceLock, LockHeld
 from observer.errors import WriterLocked
+from observer.writer.server_lock import ServerLock
 
 __all__ = ["WriterLock"]
 
 
 class WriterLock:
-    """Exclusive locks on every path given; released on close or process death."""
+    """Exclusive locks on every path (and ``server``'s database); freed by close or death."""
 
-    def __init__(self, paths: list[Path]) -> None:
+    def __init__(self, paths: list[Path], server: URL | None = None) -> None:
         self._locks: list[InstanceLock] = []
+        self._server: ServerLock | None = None
         try:
             for path in paths:
                 path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -25,9 +32,15 @@ class WriterLock:
                     self._locks.append(InstanceLock(path))
                 except LockHeld as exc:
                     raise WriterLocked(f"another writer (pid {exc.holder}) holds {path}") from exc
+            if server is not None:
+                self._server = ServerLock(server)
         except BaseException:
             self.close()
             raise
+
+    def held(self) -> bool:
+        """False once another writer took the server's lock (see `ServerLock.held`)."""
+        return self._server is None or self._server.held()
 
     @staticmethod
     def paths_for(url: URL, run_dir: Path, ingest_socket: Path | None) -> list[Path]:
@@ -47,3 +60,6 @@ class WriterLock:
         for lock in self._locks:
             lock.close()
         self._locks = []
+        if self._server is not None:
+            self._server.close()
+            self._server = None

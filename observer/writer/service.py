@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,8 @@ class Writer:
         self._store_backoff = Backoff(options.retry_initial_s, options.retry_max_s)
         self.pruner = Pruner(store, options.prune_chunk_rows, options.partition_days_ahead)
         self.notifier = notifier or Notifier(None)
+        # False once another writer took the database (`WriterLock.held`): serve no more.
+        self.lock_held: Callable[[], bool] = lambda: True
         self.endpoints = endpoints
         self.options = options
         self.frames = 0
@@ -193,6 +196,9 @@ class Writer:
         try:
             while not stop.is_set():
                 self.notifier.beat(self.counters)
+                if not self.lock_held():
+                    code = 3  # as a writer refused at its start; nothing drained
+                    break
                 self._watch_disk(ingest, feed, capture)
                 self._watch_keys()
                 if self._own and not self.paused:
