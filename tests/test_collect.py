@@ -115,9 +115,10 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     assert {g.symbol for g in gaps} == set(STOCKS[:4])
     assert all(g.reason == "disconnect" and g.start_ns < g.end_ns for g in gaps)
     assert all(g.gap_id == f"{g.account}:{g.symbol}:{g.start_ns}" for g in gaps)
-    # The gap starts at the last data its connection delivered and ends at the registration.
+    # The gap starts at the newest trade stamp its connection delivered and ends at the
+    # registration.
     for gap in gaps:
-        before = [t.received_ns for t in of(TradeTick) if t.account == gap.account]
+        before = [t.exchange_ns for t in of(TradeTick) if t.account == gap.account]
         assert max(t for t in before if t <= gap.start_ns) == gap.start_ns
     # Restored by priority: on each account the best-scoring slot is registered first.
     score = {s: 10.0 + n for n, s in enumerate(STOCKS[:4])}

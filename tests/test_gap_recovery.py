@@ -38,9 +38,10 @@ from tests.support import (
     start_on_sim_clock,
     wait_until,
 )
-from workers.gap_recovery.bars import BarLedger, bar_of
+from workers.gap_recovery.bars import BarLedger, bar_of, fetch_bars
 from workers.gap_recovery.cli import app as gaps_app
 from workers.gap_recovery.plan import minutes_of, plan_for, ready_ns
+from workers.gap_recovery.reconcile import check_minutes
 from workers.gap_recovery.worker import GapRecovery, Pending
 
 S = 1_000_000_000
@@ -79,9 +80,14 @@ def test_the_minutes_of_a_gap_hold_every_instant_of_it(start: int, length: int) 
     assert all(m % MINUTE == 0 for m in minutes)
     assert minutes == list(range(minutes[0], minutes[-1] + 1, MINUTE))
     assert minutes[0] <= start < minutes[0] + MINUTE
-    assert minutes[-1] <= max(start, end - 1) < minutes[-1] + MINUTE  # end itself is not lost
+    # The end's own stamp second may have lost trades: it reaches a second past its end.
+    assert minutes[-1] <= end + S - 1 < minutes[-1] + MINUTE
     # Its bars are final only after its last minute has closed.
     assert ready_ns(start, end, 1.5) == minutes[-1] + MINUTE + int(1.5 * S)
+    # The reconciliation explains a short minute by the same gap exactly where it is fetched.
+    day = range(minutes[0] - 2 * MINUTE, minutes[-1] + 3 * MINUTE, MINUTE)
+    checks = check_minutes(day, {}, dict.fromkeys(day, 1), set(), [("g", start, end)])
+    assert [c.minute_ns for c in checks if c.gap_id == "g"] == minutes
 
 
 # ------------------------------------------------------------------ bars
@@ -107,6 +113,23 @@ def test_any_row_is_a_bar_or_a_protocol_error(fields: list[str]) -> None:
         return
     assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
     assert bar.minute_ns % MINUTE == 0 and bar.volume >= 0
+
+
+def test_a_row_garbled_between_the_minutes_compared_fails_none_of_them() -> None:
+    """The reconciliation asks for 10:00 and 10:02; KIS's 10:01 between them is garbled."""
+
+    class Client:
+        async def minute_bars_today(self, symbol: str, until: str, since: str) -> list[Any]:
+            return [
+                _row("1002", "100", "120", "90", "110", "5"),
+                _row("1001", "100", "95", "90", "110"),  # high below the close
+                _row("1000", "100", "120", "90", "110", "7"),
+            ]
+
+    minutes = [TEN_NS, TEN_NS + 2 * MINUTE]
+    today = datetime.fromtimestamp(TEN_NS / S, KST).date()
+    bars = asyncio.run(fetch_bars(Client(), "005930", minutes, today))  # type: ignore[arg-type]
+    assert {m: b.volume for m, b in bars.items()} == {TEN_NS: 7, TEN_NS + 2 * MINUTE: 5}
 
 
 @given(

@@ -101,6 +101,16 @@ def test_a_disconnect_opens_a_gap_per_symbol_closed_by_its_registration() -> Non
     assert d.on_tick("005930", 5_100 * MS) is None
 
 
+def test_a_connection_gap_starts_at_the_newest_trade_stamp_not_its_arrival() -> None:
+    """Received just after a minute's turn but stamped before it: the trades lost after it
+    may be of the minute before, so the gap (and its recovery) starts there."""
+    d = detector()
+    d.on_tick("005930", 60_000 * MS + 200 * MS, 59_000 * MS)  # received 1:00.2, stamped 0:59
+    d.on_disconnect(60_300 * MS, "disconnect", ["005930"])
+    gap = d.on_registered("005930", 65_000 * MS)
+    assert gap == Gap("acct1", "005930", 59_000 * MS, 65_000 * MS, "disconnect")
+
+
 def test_a_second_drop_before_any_new_tick_is_a_new_gap_from_where_the_first_ended() -> None:
     d = detector()
     d.on_tick("005930", 2_000 * MS)

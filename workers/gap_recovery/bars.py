@@ -73,8 +73,10 @@ async def fetch_bars(
         rows = await client.minute_bars_today(symbol, until=until, since=since)
     else:
         rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since)
-    wanted = set(minutes)
-    bars = (bar_of(row) for row in rows)
+    # Only the wanted minutes' rows are read: one KIS garbled between them must not fail the
+    # symbol's whole reconciliation (every day it recurs).
+    wanted, hours = set(minutes), {_hhmmss(minute)[:4] for minute in minutes}
+    bars = (bar_of(row) for row in rows if row.stck_cntg_hour[:4] in hours)
     return {bar.minute_ns: bar for bar in bars if bar.minute_ns in wanted}
 
 

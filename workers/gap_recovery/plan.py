@@ -8,7 +8,8 @@ By duration: up to ``immediate_max_s`` (5 s) a gap is recovered first; up to
 A minute bar is final only once its minute has closed (KIS's newest row is the minute in
 progress, and its volume lags), so a gap can be recovered ``settle_s`` after the close of
 the last minute it touches, never sooner: a gap ending at 10:00:05 waits until 10:01:00 plus
-the settle time, whatever its priority.
+the settle time, whatever its priority (10:01:00 plus the settle time for one ending at
+10:00:59, whose stamp second runs to 10:00:59.999).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from typing import Literal
 
 from observer.config import GapRecoverySettings
 
-__all__ = ["PRIORITY", "Pending", "Plan", "minutes_of", "plan_for", "ready_ns"]
+__all__ = ["PRIORITY", "STAMP_NS", "Pending", "Plan", "minutes_of", "plan_for", "ready_ns"]
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
+# Trade stamps are whole seconds: a gap that ends at the stamp 10:01:00 may have lost trades
+# stamped 10:01:00 (up to 10:01:00.999), so it reaches a second past its end.
+STAMP_NS = _NS
 
 Plan = Literal["immediate", "queued", "backfill", "marker"]
 PRIORITY: dict[Plan, int] = {"immediate": 0, "queued": 1, "backfill": 2, "marker": 3}
@@ -55,12 +59,14 @@ def plan_for(duration_s: float, settings: GapRecoverySettings, reason: str = "")
 
 
 def minutes_of(start_ns: int, end_ns: int) -> list[int]:
-    """The opening instants (UTC ns) of the minutes that hold ``[start_ns, end_ns)``.
+    """The opening instants (UTC ns) of the minutes a gap reaches: ``[start, end + STAMP_NS)``.
 
+    The reconciliation explains a short minute by the same reach (`reconcile.check_minutes`):
+    a trade lost on a gap's closing stamp is fetched, not left short under a "recovered" gap.
     KST is UTC+9 h exactly, so KST minutes start on UTC minute boundaries.
     """
     first = start_ns - start_ns % _MINUTE_NS
-    last_ns = max(start_ns, end_ns - 1)
+    last_ns = max(start_ns, end_ns + STAMP_NS - 1)
     last = last_ns - last_ns % _MINUTE_NS
     return list(range(first, last + 1, _MINUTE_NS))
 

@@ -19,14 +19,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from bus.events import MinuteCheck, MinuteStatus
+from workers.gap_recovery.plan import STAMP_NS
 
 __all__ = ["MINUTE_NS", "Span", "check_minutes", "held_spans", "runs_of", "watched_minutes"]
 
 _NS = 1_000_000_000
 MINUTE_NS = 60 * _NS
-# Trade stamps are whole seconds: a silence gap that ends at the stamp 10:01:00 may have
-# lost trades up to 10:01:00.999, so a gap explains the minutes it reaches within a second.
-_STAMP_NS = _NS
 Span = tuple[int, int]
 
 
@@ -119,7 +117,7 @@ def check_minutes(
                 (
                     g
                     for g, start, end in spans
-                    if start < minute + MINUTE_NS and max(end, start) + _STAMP_NS > minute
+                    if start < minute + MINUTE_NS and max(end, start) + STAMP_NS > minute
                 ),
                 "",
             )

@@ -49,6 +49,7 @@ from observer.phases import KST, Phase
 from observer.runtime import sleep_unless
 from observer.timeline import timeline_from
 from workers.gap_recovery.bars import fetch_bars
+from workers.gap_recovery.plan import STAMP_NS
 from workers.gap_recovery.reconcile import (
     MINUTE_NS,
     check_minutes,
@@ -237,7 +238,7 @@ class Verifier:
                         gap_id=gap_id,
                         symbol=symbol,
                         start_ns=check.minute_ns,
-                        end_ns=check.minute_ns + MINUTE_NS,
+                        end_ns=check.minute_ns + MINUTE_NS - STAMP_NS,  # its last stamp
                         reason="reconciliation",
                     )
                 )

@@ -1,8 +1,8 @@
 """Gap detection for one account's stream: what the real-time data may be missing, and why.
 
 * **Connection gaps**: when the session drops (or is torn down for a token or approval-key
-  renewal), every registered symbol may miss data from the last frame the connection
-  delivered until the symbol is registered again; the gap closes, with its reason, when the
+  renewal), every registered symbol may miss data from the newest trade stamp the
+  connection delivered until the symbol is registered again; the gap closes, with its reason, when the
   registration is acknowledged on the new connection.
 * **Restart gaps**: a Track B process that died (kill -9, an uncaught error) left slots
   held; the next one takes them back (`resume`) with a ``process_restart`` gap each, from
@@ -77,7 +77,10 @@ class GapDetector:
         self.last_tick: dict[str, int] = {}  # symbol -> last tick received (UTC ns)
         self.first_tick: dict[str, int] = {}  # symbol -> when it was first seen
         self.recent: dict[str, deque[int]] = {}  # symbol -> its ticks of the last window
-        self.last_frame_ns = 0  # the newest data the current connection delivered
+        # The newest trade stamp the connection delivered: trades lost after it carry that
+        # stamp or a later one (their receive time lags; a drop just after a minute's turn
+        # lost trades of the minute before).
+        self.last_frame_ns = 0
         # symbol -> when its registration was last acknowledged: its data is expected from
         # then, so a drop before its next tick starts there, not at an earlier gap's start
         self.registered_ns: dict[str, int] = {}
@@ -95,8 +98,8 @@ class GapDetector:
         nothing, while trades lost on the way leave a pause between the stamps of the ones
         that arrive, however they were delivered.
         """
-        self.last_frame_ns = max(self.last_frame_ns, received_ns)
         at = received_ns if traded_ns is None else traded_ns
+        self.last_frame_ns = max(self.last_frame_ns, at)
         before = self.last_tick.get(symbol)
         self.last_tick[symbol] = at
         limit = self._limit(symbol, before)  # from the ticks up to the one before
