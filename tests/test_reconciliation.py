@@ -225,6 +225,41 @@ def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list
     ]
 
 
+FIFTEEN = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
+
+
+def store_afternoon(writer: WriterProcess, tmp_path: Path) -> tuple[str, str]:
+    """Track B's day as stored: two slots 14:50-14:58:30; half of a's 14:53 trades lost."""
+    a, b = GR_STOCKS[:2]
+    at = {"ns": int((FIFTEEN - timedelta(minutes=10)).timestamp()) * S}
+    with Producer("track_b", writer.ingest, tmp_path / "ob", clock_ns=lambda: at["ns"]) as p:
+        for symbol in (a, b):
+            p.send(slot("allocate", symbol))
+        for n in range(9):  # 14:50 .. 14:58
+            minute = FIFTEEN - timedelta(minutes=10 - n)
+            for symbol in (a, b):
+                lossy = symbol == a and n == 3  # 14:53: every other trade of a lost
+                for tick in ticks_of(symbol, minute, odd_lost if lossy else all_kept):
+                    p.send(tick)
+        at["ns"] = int((FIFTEEN - timedelta(seconds=90)).timestamp()) * S
+        for symbol in (a, b):
+            p.send(slot("release", symbol))
+        assert p.wait_acked(30)
+    return a, b
+
+
+def recovery_config(tmp_path: Path, writer: WriterProcess, sim: SimThread) -> Path:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+        f'[database]\nurl = "{writer.url}"\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
+        "[gap_recovery]\nverify_delay_s = 10.0\n"
+    )
+    return config
+
+
 @pytest.mark.slow
 def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path) -> None:
     """Track B's day as stored (slots 14:50-14:58:30, one minute with half its trades lost);
@@ -232,33 +267,12 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
     daemon does not reconcile it again."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
-    fifteen = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
+    fifteen = FIFTEEN
     sim = SimThread(GR_MARKET, fifteen, speed=2.0)
-    a, b = GR_STOCKS[:2]
-    at = {"ns": int((fifteen - timedelta(minutes=10)).timestamp()) * S}
     recovery: subprocess.Popen[bytes] | None = None
     try:
-        with Producer("track_b", writer.ingest, tmp_path / "ob", clock_ns=lambda: at["ns"]) as p:
-            for symbol in (a, b):
-                p.send(slot("allocate", symbol))
-            for n in range(9):  # 14:50 .. 14:58
-                minute = fifteen - timedelta(minutes=10 - n)
-                for symbol in (a, b):
-                    lossy = symbol == a and n == 3  # 14:53: every other trade of a lost
-                    for tick in ticks_of(symbol, minute, odd_lost if lossy else all_kept):
-                        p.send(tick)
-            at["ns"] = int((fifteen - timedelta(seconds=90)).timestamp()) * S
-            for symbol in (a, b):
-                p.send(slot("release", symbol))
-            assert p.wait_acked(30)
-        config = tmp_path / "observer.toml"
-        config.write_text(
-            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
-            f'[database]\nurl = "{url}"\n'
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
-            "[gap_recovery]\nverify_delay_s = 10.0\n"
-        )
+        a, b = store_afternoon(writer, tmp_path)
+        config = recovery_config(tmp_path, writer, sim)
         log = tmp_path / "g.log"
         recovery = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
         wait_until(lambda: "reconciliation of 2026-11-20 done" in log.read_text(), 60, "the day")
@@ -294,6 +308,44 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
         )
         assert "2 symbols reconciled before" in log.read_text()
         assert db_rows(url, "select count(*) from reconciliations") == [(2,)]
+    finally:
+        if recovery is not None:
+            stop(recovery)
+        writer.kill()
+        sim.close()
+
+
+@pytest.mark.slow
+def test_a_day_that_ended_while_no_daemon_ran_is_reconciled_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    """Stopped before 15:00 on Friday, started on Monday morning: Friday is reconciled first
+    (its bars asked by date), and once only."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    monday = datetime(2026, 11, 23, 8, 0, tzinfo=KST)
+    sim = SimThread(GR_MARKET, monday, speed=2.0)
+    recovery: subprocess.Popen[bytes] | None = None
+    try:
+        a, b = store_afternoon(writer, tmp_path)
+        config = recovery_config(tmp_path, writer, sim)
+        log = tmp_path / "g.log"
+        recovery = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
+        wait_until(lambda: "reconciliation of 2026-11-20 done" in log.read_text(), 60, "Friday")
+        query = "select symbol, status from reconciliation_minutes"
+        wait_until(lambda: {r[0] for r in db_rows(url, query)} == {a, b}, 30, "both stored")
+        assert Counter(db_rows(url, query)) == {
+            (a, "complete"): 6,
+            (a, "short"): 1,
+            (b, "complete"): 7,
+        }
+        assert sim.sim.calls["FHKST03010230"] == 2  # Friday's bars, by date
+        recovery.kill()
+        recovery.wait(30)
+        recovery = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
+        seen = "the last session, 2026-11-20: 2 symbols reconciled"
+        wait_until(lambda: seen in log.read_text(), 60, "the second start")
+        assert log.read_text().count("reconciliation of 2026-11-20 done") == 1
     finally:
         if recovery is not None:
             stop(recovery)

@@ -309,8 +309,20 @@ class Verifier:
     # ------------------------------------------------------------------ the daemon's days
 
     async def run_daily(self, stop: asyncio.Event) -> None:
-        """Reconcile each session day once its stream has ended and settled, until ``stop``."""
+        """Reconcile each session day once its stream has ended and settled, until ``stop``.
+
+        First the last session before today, if nothing of it was reconciled: its stream
+        ended while no daemon ran (stopped for the night, a host down), and no later run
+        would ever come back to it.
+        """
         day = now_utc(self.clock).astimezone(KST).date()
+        previous = self.timeline.calendar.previous_session(day)
+        with self.engine.connect() as conn:
+            reconciled = len(reconciled_symbols(conn, previous))
+        if reconciled:
+            log.info("the last session, %s: %d symbols reconciled", previous, reconciled)
+        else:
+            await self._settle(previous, stop)  # nothing to do if it watched nothing
         while not stop.is_set():
             if self.timeline.calendar.is_session(day):
                 due = self.stream_end(day) + timedelta(seconds=self.config.verify_delay_s)
