@@ -153,6 +153,10 @@ class TrackBSettings(Strict, frozen=True):
     # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
     # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
     idle_silence_s: Seconds = 300.0
+    # A session that still answers (PINGPONG, control messages) but has delivered no data
+    # this long, with registrations held in continuous trading, is stuck: it restarts once
+    # (planned: no budget) with a warning alert, resolved when data flows again. 0: off.
+    stale_after_s: SecondsOrZero = 120.0
     # A pre-connected session presents its approval key with the release of a registration
     # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
     # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release

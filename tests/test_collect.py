@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from bus.events import (
@@ -29,7 +30,8 @@ from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import BOOK, TRADE
-from workers.track_b.collect import ACCOUNT_DOWN, Collector
+from workers.track_b import collect as collect_module
+from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -265,6 +267,64 @@ def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> Non
     assert alert.code == ACCOUNT_DOWN and alert.context == {"account": "acct2"}
     assert "EGW00103" in alert.message and alert.severity == "critical"
     assert all(t.account == "acct1" for t in events if isinstance(t, TradeTick))
+
+
+def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KIS keeps answering PINGPONG (every 5 s here, inside the silence limit) while every
+    trade is withheld for 150 s: one restart and one warning for the episode, however long
+    it lasts, resolved when trades flow again."""
+    monkeypatch.setattr(collect_module, "MIN_SILENCE_WALL_S", 1.0)
+    sim = SimThread(MARKET, TEN, SimConfig(pingpong_s=5.0), speed=30)
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n'
+    )
+    settings = load_settings(config)
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    def alerts() -> list[Alert]:
+        return [e for e in events if isinstance(e, Alert)]
+
+    async def scenario() -> None:
+        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        collector = Collector(accounts, clock, events.append, stale_after_s=20)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1"], 3)
+            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
+            await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
+            await until(lambda: any(isinstance(e, TradeTick) for e in events), 20, "ticks")
+            answer = httpx.post(
+                f"{sim.url}/_sim/faults", json={"tick_loss": {"seconds": 150}}, timeout=10
+            )
+            assert answer.status_code == 200
+            await until(lambda: len(alerts()) == 2, 30, "stale, then flowing again")
+        finally:
+            stop.set()
+            await running
+            await accounts[0].aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sim.close()
+    stale, flowing = alerts()
+    assert (stale.code, stale.severity) == (STREAM_STALE, "warning")
+    assert "3 registrations held" in stale.message
+    assert (flowing.code, flowing.severity, flowing.context["resolved"]) == (
+        STREAM_STALE,
+        "info",
+        "true",
+    )
+    states = [e.state for e in events if isinstance(e, StreamStateChanged)]
+    assert states.count("disconnected") == 1  # restarted once in 150 s, five times the limit
+    gaps = [e for e in events if isinstance(e, GapDetected)]
+    assert {g.symbol for g in gaps} == set(STOCKS[:3])  # the restart's gaps, recovered later
 
 
 def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(

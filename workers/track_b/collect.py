@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from decimal import Decimal
@@ -48,6 +49,7 @@ from observer.errors import KisError
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
+    MIN_SILENCE_WALL_S,
     BudgetSpent,
     KisStream,
     Registration,
@@ -58,12 +60,21 @@ from observer.runtime import sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.slots import Decision, Holding
 
-__all__ = ["ACCOUNT_DOWN", "BOOK", "TRADE", "Collector", "Refusal", "decision_event"]
+__all__ = [
+    "ACCOUNT_DOWN",
+    "BOOK",
+    "STREAM_STALE",
+    "TRADE",
+    "Collector",
+    "Refusal",
+    "decision_event",
+]
 
 log = logging.getLogger(__name__)
 
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
 ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account out of reconnect budget
+STREAM_STALE = "track_b_stream_stale"  # the alert of a session that answers but streams nothing
 _NS = 1_000_000_000
 # Wall seconds a stopping Track B waits for its releases' confirmations (a round trip to
 # KIS; well inside the program's stop_grace_s), looking this often.
@@ -139,8 +150,16 @@ class Collector:
         reconnects_per_hour: int = 60,
         idle_silence_s: float | None = None,
         identify: bool = False,
+        stale_after_s: float = 0.0,
     ) -> None:
         self.clock = clock
+        self.in_session = in_session
+        self.stale_ns = int(stale_after_s * _NS)
+        self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
+        # alias -> its last data frame or confirmation, in clock time and in wall time (a
+        # loop stalled on a busy machine under a fast clock is no stuck session)
+        self.heard_ns: dict[str, int] = {}
+        self.heard_wall: dict[str, float] = {}
         self.publish = publish
         self.books = books
         self.unhealthy_ns = int(unhealthy_after_s * _NS)
@@ -296,8 +315,45 @@ class Collector:
         return True
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Keep every session up until ``stop``."""
-        await asyncio.gather(*(self._keep(alias, stop) for alias in self.streams))
+        """Keep every session up until ``stop``, and restart one that is stuck."""
+        keeping = [self._keep(alias, stop) for alias in self.streams]
+        await asyncio.gather(*keeping, *([self._watch_stale(stop)] if self.stale_ns else []))
+
+    async def _watch_stale(self, stop: asyncio.Event) -> None:
+        """Restart (once per episode) a session that answers but delivers no data.
+
+        KIS's PINGPONG and control answers keep the session's own silence limit at bay, so a
+        session stuck with registrations held would stream nothing for the rest of the day.
+        Only continuous trading counts; an account stays stale until data flows again, so a
+        market-wide halt costs one restart and one alert per account, not a loop.
+        """
+        while not stop.is_set():
+            await sleep_unless(self.clock, self.stale_ns / _NS / 4, stop)
+            now = self.clock.now_ns()
+            for alias, stream in self.streams.items():
+                since = self.heard_ns.get(alias)
+                if (
+                    alias in self.stale
+                    or since is None
+                    or not (stream.confirmed and stream.registered)
+                    or now - since < self.stale_ns
+                    or time.monotonic() - self.heard_wall[alias] < MIN_SILENCE_WALL_S
+                    or not (self.in_session(since) and self.in_session(now))
+                ):
+                    continue
+                self.stale.add(alias)
+                quiet = f"no data for {(now - since) / _NS:.0f}s"
+                log.warning("account %s: %s with its registrations held: restarting", alias, quiet)
+                self.publish(
+                    Alert(
+                        severity="warning",
+                        code=STREAM_STALE,
+                        message=f"account {alias}: {quiet} with {len(stream.registered)} "
+                        "registrations held in continuous trading; its session restarts",
+                        context={"account": alias},
+                    )
+                )
+                await stream.restart()
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
         """One account's session until ``stop``, through its outages (see the docstring)."""
@@ -363,7 +419,19 @@ class Collector:
 
     def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
         """Publish a frame's events (decoded by the account's stream, ``account`` set)."""
-        self.last_data_ns[alias] = received_ns
+        self.last_data_ns[alias] = self.heard_ns[alias] = received_ns
+        self.heard_wall[alias] = time.monotonic()
+        if alias in self.stale:
+            self.stale.discard(alias)
+            log.warning("account %s: data flows again", alias)
+            self.publish(
+                Alert(
+                    severity="info",
+                    code=STREAM_STALE,
+                    message=f"account {alias}: data flows again",
+                    context={"account": alias, "resolved": "true"},
+                )
+            )
         detector = self.detectors[alias]
         for tick in frame.ticks:
             self.publish(tick)
@@ -404,6 +472,8 @@ class Collector:
     def _on_confirmed(self, alias: str) -> None:
         """KIS confirmed the account's session: up again, the end of an outage."""
         self.down_since[alias] = None
+        self.heard_ns[alias] = self.clock.now_ns()  # data is due from now
+        self.heard_wall[alias] = time.monotonic()
         self.detectors[alias].on_confirmed()
         if alias in self.dead:
             self.dead.discard(alias)

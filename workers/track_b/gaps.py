@@ -2,8 +2,8 @@
 
 * **Connection gaps**: when the session drops (or is torn down for a token or approval-key
   renewal), every registered symbol may miss data from the newest trade stamp the
-  connection delivered until the symbol is registered again; the gap closes, with its reason, when the
-  registration is acknowledged on the new connection.
+  connection delivered until the symbol is registered again; the gap closes, with its
+  reason, when the registration is acknowledged on the new connection.
 * **Restart gaps**: a Track B process that died (kill -9, an uncaught error) left slots
   held; the next one takes them back (`resume`) with a ``process_restart`` gap each, from
   the last data the dead one is known to have stored, closed like a connection gap when

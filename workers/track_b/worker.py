@@ -145,6 +145,7 @@ class TrackB(AsyncWorker):
             reconnects_per_hour=self.config.reconnects_per_hour,
             idle_silence_s=self.config.idle_silence_s,
             identify=self.config.identify_idle,
+            stale_after_s=self.config.stale_after_s,
         )
         self.collector = collector
         capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
