@@ -10,6 +10,9 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus.events import Alert
+from observer.clock import ManualClock
+from observer.config import Settings
 from workers.gap_recovery.reconcile import (
     MINUTE_NS,
     check_minutes,
@@ -17,7 +20,7 @@ from workers.gap_recovery.reconcile import (
     runs_of,
     watched_minutes,
 )
-from workers.gap_recovery.verify import DayResult, misses_of
+from workers.gap_recovery.verify import DayResult, Verifier, misses_of
 
 S = 1_000_000_000
 T0 = 1_795_000_020 * S  # a minute boundary (UTC and KST alike)
@@ -105,6 +108,21 @@ def test_the_days_figures_count_misses_and_shortfall() -> None:
     summary = result.summary()
     assert (summary["short"], summary["complete"], summary["missing_volume"]) == (2, 1, 9)
     assert (summary["misses"], summary["calls"], summary["completeness_pct"]) == (1, 2, 33.333)
+
+
+def test_a_retrys_figures_say_they_are_a_retrys() -> None:
+    """A retry reconciles only the symbols earlier runs could not: its alerts say so, or
+    the day's last `reconciliation_done` would read as the whole day's figures."""
+    sent: list[Alert] = []
+    verifier = Verifier(Settings(), ManualClock(0), sent.append, None, [])  # type: ignore[arg-type]
+    for attempt in (1, 2):
+        result = DayResult(day=date(2026, 11, 20), attempt=attempt)
+        result.add("X", [], calls=1)
+        verifier._report(result)
+    first, retry = (a.message for a in sent if a.code == "reconciliation_done")
+    assert first.startswith("2026-11-20: ") and "retry" not in first
+    assert retry.startswith("2026-11-20 (retry 1: the symbols earlier runs could not")
+    assert [a.context["attempt"] for a in sent] == ["1", "2"]
 
 
 # ------------------------------------------------------------------ watched minutes

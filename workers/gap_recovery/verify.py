@@ -71,6 +71,7 @@ class DayResult:
     """What one run reconciled: minutes by status, misses, calls, and what failed."""
 
     day: date
+    attempt: int = 1  # a retry covers only the symbols earlier runs could not reconcile
     statuses: Counter[str] = field(default_factory=Counter)
     missing_volume: int = 0
     misses: int = 0
@@ -92,6 +93,7 @@ class DayResult:
         whole = self.statuses["complete"] + self.statuses["recovered"]
         return {
             "date": self.day.isoformat(),
+            "attempt": self.attempt,
             "symbols": len(self.reconciled),
             "watched_minutes": watched,
             **{s: self.statuses[s] for s in ("complete", "recovered", "short", "excess")},
@@ -176,7 +178,9 @@ class Verifier:
         """When Track B's stream of ``day`` ends: the ``track_a_closing`` phase's start."""
         return dict((p, at) for at, p in self.timeline.schedule.starts(day))[Phase.TRACK_A_CLOSING]
 
-    async def verify_day(self, day: date, skip: set[str] | None = None) -> DayResult:
+    async def verify_day(
+        self, day: date, skip: set[str] | None = None, attempt: int = 1
+    ) -> DayResult:
         """Reconcile ``day``'s watched minutes that have closed (the symbols not in ``skip``)."""
         lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
         hi = lo + 86_400 * _NS
@@ -191,7 +195,7 @@ class Verifier:
             for symbol in sorted(set(spans) - (skip or set()))
             if (minutes := watched_minutes(spans[symbol], edge, until))
         )
-        result = DayResult(day)
+        result = DayResult(day, attempt)
         if not work:
             return result
         today = now_utc(self.clock).astimezone(KST).date()
@@ -263,6 +267,8 @@ class Verifier:
         figures = result.summary()
         context = {k: str(v) for k, v in figures.items() if k != "failed"}
         day = result.day.isoformat()
+        if result.attempt > 1:  # its figures are the retried symbols', not the day's
+            day += f" (retry {result.attempt - 1}: the symbols earlier runs could not reconcile)"
         if result.misses:
             self.send(
                 Alert(
@@ -345,7 +351,7 @@ class Verifier:
         log.info("reconciling %s: %d symbols reconciled before", day, len(done))
         result = DayResult(day)
         for attempt in range(1, self.config.verify_attempts + 1):
-            result = await self.verify_day(day, done)
+            result = await self.verify_day(day, done, attempt)
             done |= result.reconciled
             if not result.failed:
                 log.info("reconciliation of %s done: %d symbols", day, len(done))
