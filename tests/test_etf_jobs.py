@@ -1,9 +1,10 @@
 """The ETF jobs against the real simulator (KIS and the KRX portal) and a real writer process.
 
-One story, in order: the list, a first load with its backfill, a normal rerun, then each
-fault (NAV not yet published, LOGOUT mid-run, a 5xx storm, an empty list, an ETF delisted
-and one listed). After every step yesterday's good rows are still there, and every fault
-left an alert.
+One story, in order: the list, a first load with its backfill before the day's NAV is out,
+the repair and a normal rerun, then each fault (a rerun finding no NAV over the day's final
+rows, LOGOUT mid-run, an empty KRX table, a 5xx storm, an empty list, an ETF delisted and
+one listed). After every step yesterday's good rows are still there, and every fault left
+an alert.
 """
 
 from __future__ import annotations
@@ -113,15 +114,38 @@ def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
     h = harness
     h.sim.faults.delisted = {LATE}  # listed later (test_a_delisted_etf_and_a_new_one)
     listed = h.etf("list", "--json")
-    assert listed["applied"] and listed["new"] == len(ETFS) - 1
-    first = h.etf("daily", "--date", DAY, "--json")
+    assert listed["applied"] and listed["new"] == len(ETFS) - 1 and listed["dropped"] == 0
+    h.sim.faults.etf_nav_late_until = "23:00"  # the day's NAV is not out yet: repaired next
+    try:
+        first = h.etf("daily", "--date", DAY, "--json")
+    finally:
+        h.sim.faults.etf_nav_late_until = None
     assert first["collected"] == len(ETFS) - 1 and first["failures"] == 0
     assert first["krx_rows"] == len(ETFS) - 1 and first["krx_error"] == ""
     # 250 sessions: three pages of 100 rows per ETF, on top of its quote, and three pages
     # of the daily chart for the 52 weeks' highs and lows.
     assert first["kis_calls"] == 7 * (len(ETFS) - 1)
     assert first["backfilled_rows"] == 249 * (len(ETFS) - 1)
-    assert not first["stale"] and first["details"] == len(ETFS) - 1
+    assert first["nav_pending"] == len(ETFS) - 1 and first["details"] == 0
+    assert h.alerts("etf_nav_pending")
+    assert h.good_rows(DAY) == [] and len(h.good_rows(YESTERDAY)) == len(ETFS) - 1
+
+
+def test_the_pending_navs_repaired_then_a_normal_rerun(harness: Harness) -> None:
+    h = harness
+    before = h.good_rows(YESTERDAY)
+    repaired = h.etf("backfill", "--date", DAY, "--json")
+    assert repaired["repaired_rows"] == len(ETFS) - 1 and repaired["krx_calls"] >= 20
+    assert repaired["kis_calls"] == 0  # KRX's table: one call a day for every ETF
+    assert len(h.good_rows(DAY)) == len(ETFS) - 1 and h.good_rows(YESTERDAY) == before
+    again = h.etf("daily", "--date", DAY, "--json")
+    assert again["backfilled_rows"] == 0 and again["kis_calls"] == len(ETFS) - 1
+    # A login (three steps, one more with skipDup: the last run's session is alive) and one
+    # table for every ETF.
+    assert again["krx_calls"] <= 5
+    assert again["nav_pending"] == 0 and again["premium_mismatch"] == 0
+    assert not again["stale"] and again["details"] == len(ETFS) - 1
+    assert h.resolved("etf_nav_pending") == 1
     detail = h.rows(
         "SELECT n_20d, tracking_20d, premium_abs_250d, n_250d, high_52w, range_52w_basis, "
         f"aum_source, aum_check_pct FROM etf_details WHERE symbol = '{ETFS[0]}'"
@@ -129,36 +153,24 @@ def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
     assert detail[0] == 20 and detail[1] is not None and detail[2] is not None
     assert detail[3] == 250 and detail[4] > 0 and detail[5] == "high_low"
     assert detail[6] == "kis" and float(detail[7]) < 2.0
-    assert len(h.good_rows(YESTERDAY)) == len(ETFS) - 1
     status = h.etf("status", "--date", DAY, "--json")
     assert status["stale"] is False and status["coverage_pct"]["premium_20d"] == 100.0
 
 
-def test_a_normal_rerun_backfills_nothing(harness: Harness) -> None:
-    again = harness.etf("daily", "--date", DAY, "--json")
-    assert again["backfilled_rows"] == 0 and again["kis_calls"] == len(ETFS) - 1
-    # A login (three steps, one more with skipDup: the last run's session is alive) and one
-    # table for every ETF.
-    assert again["krx_calls"] <= 5
-
-
-def test_nav_not_yet_published_is_alerted_then_repaired(harness: Harness) -> None:
+def test_a_rerun_before_the_nav_is_out_keeps_the_days_final_rows(harness: Harness) -> None:
+    """A same-day rerun (a restart, by hand) that finds no NAV never takes the day's away."""
     h = harness
-    before = h.good_rows(YESTERDAY)
-    h.sim.faults.etf_nav_late_until = "23:00"
+    before = h.good_rows(DAY)
+    count = f"SELECT COUNT(*) FROM etf_daily WHERE trade_date = '{DAY}'"
+    rows = h.rows(count)
+    h.sim.faults.etf_nav_late_until = "23:00"  # KIS's NAV "0", KRX's "-": neither fills it
     try:
         late = h.etf("daily", "--date", DAY, "--json")
     finally:
         h.sim.faults.etf_nav_late_until = None
-    assert late["nav_pending"] == len(ETFS) - 1 and late["details"] == 0
-    assert h.alerts("etf_nav_pending")
-    assert h.good_rows(DAY) == [] and h.good_rows(YESTERDAY) == before
-    repaired = h.etf("backfill", "--date", DAY, "--json")
-    assert repaired["repaired_rows"] == len(ETFS) - 1 and repaired["krx_calls"] >= 20
-    assert repaired["kis_calls"] == 0  # KRX's table: one call a day for every ETF
-    assert len(h.good_rows(DAY)) == len(ETFS) - 1
-    h.etf("daily", "--date", DAY, "--json")
-    assert h.resolved("etf_nav_pending") == 1
+    assert late["collected"] == len(ETFS) - 1 and late["nav_pending"] == 0
+    assert late["details"] == len(ETFS) - 1  # from the stored rows
+    assert h.good_rows(DAY) == before and h.rows(count) == rows  # none sent over them
 
 
 def test_krx_logout_mid_run_keeps_the_kis_rows(harness: Harness) -> None:
@@ -167,6 +179,23 @@ def test_krx_logout_mid_run_keeps_the_kis_rows(harness: Harness) -> None:
     got = h.etf("daily", "--date", DAY, "--json")
     assert got["krx_error"].startswith("KrxLoggedOut") and got["collected"] == len(ETFS) - 1
     assert h.alerts("etf_krx_table_failed")
+    assert len(h.good_rows(DAY)) == len(ETFS) - 1
+
+
+def test_an_empty_krx_table_is_a_failed_one(harness: Harness) -> None:
+    """KRX's ``{"output": []}`` (load shedding, a partial publish): alerted, KIS instead."""
+    h = harness
+    alerts = len(h.alerts("etf_krx_table_failed"))
+    h.sim.faults.krx_empty = 1
+    got = h.etf("daily", "--date", DAY, "--json")
+    assert "is empty" in got["krx_error"] and got["krx_rows"] == 0
+    assert got["collected"] == len(ETFS) - 1 and got["failures"] == 0
+    assert len(h.alerts("etf_krx_table_failed")) == alerts + 1
+    h.sim.faults.krx_empty = 1
+    repaired = h.etf("backfill", "--date", DAY, "--json")
+    assert "is empty" in repaired["krx_error"]
+    assert repaired["kis_calls"] == len(ETFS) - 1  # KIS's series for every ETF instead
+    assert len(h.alerts("etf_krx_table_failed")) == alerts + 2
     assert len(h.good_rows(DAY)) == len(ETFS) - 1
 
 

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
+import msgspec
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, insert
 
 from bus.events import EtfDaily, EtfListing
-from observer.config import EtfSettings
+from harness.sim.config import Faults
+from harness.sim.krx import etf_daily_rows
+from observer.config import EtfSettings, Settings
+from observer.db.etf_queries import etf_history
+from observer.db.models import EtfDailyRow
+from observer.errors import KrxProtocolError
 from observer.kis.schemas import EtfPriceOutput
+from observer.krx.schemas import KrxEtfDailyRow
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
+from tests.test_krx import MARKET
+from workers.etf import collect
+from workers.etf.details import mismatch_message, premium_mismatches
 from workers.etf.health import due_session, health, is_due
-from workers.etf.rows import from_price, merged
+from workers.etf.rows import from_price, merged, replaces
 
 DAY = date(2026, 11, 20)
 numbers = st.one_of(
@@ -113,3 +127,122 @@ def test_the_list_against_the_masters_and_coverage_per_field() -> None:
     assert low == {"fee", "aum", "premium_20d", "high_52w"} and not same.stale
     early = health(DAY, False, listings, set(), {}, {}, settings)  # not due yet: no verdict
     assert early.conditions == [] and not early.stale
+
+
+# ------------------------------------------------------------ a day's rows, in order
+
+
+def stored(rows: Sequence[EtfDaily]) -> EtfDaily:
+    """What `etf_history` reads back for ``DAY`` after ``rows`` were written in order."""
+    engine = create_engine("sqlite://")
+    EtfDailyRow.__table__.create(engine)  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        for seq, row in enumerate(rows, 1):
+            values = msgspec.structs.asdict(row)
+            conn.execute(
+                insert(EtfDailyRow).values(source="etf", seq=seq, produced_ns=seq, **values)
+            )
+    with engine.connect() as conn:
+        return etf_history(conn, DAY, DAY)["069500"][DAY]
+
+
+@settings(max_examples=40, deadline=None)
+@given(finals=st.lists(st.booleans(), min_size=1, max_size=6))
+def test_a_row_without_a_final_nav_never_replaces_one_with_it(finals: list[bool]) -> None:
+    rows = [
+        EtfDaily(
+            trade_date=DAY,
+            symbol="069500",
+            close=40_000,
+            volume=n,  # which row was read back
+            nav=Decimal("39990.12") if final else None,
+            nav_final=final,
+        )
+        for n, final in enumerate(finals)
+    ]
+    last_final = max((n for n, f in enumerate(finals) if f), default=None)
+    expected = len(finals) - 1 if last_final is None else last_final
+    assert stored(rows).volume == expected
+    # The run's own rule agrees with the read: it sends only what the read would take.
+    kept = rows[0]
+    for row in rows[1:]:
+        kept = row if replaces(row, kept) else kept
+    assert kept.volume == expected
+
+
+def test_a_same_day_rerun_without_krx_keeps_the_nav() -> None:
+    """KIS's NAV "0" (not yet out) and KRX's table failed: the day's NAV stays."""
+    good = from_price("069500", DAY, EtfPriceOutput(stck_prpr="40000", nav="39990.12"), 10**8)
+    worse = merged(
+        from_price("069500", DAY, EtfPriceOutput(stck_prpr="40000", nav="0"), 10**8), None
+    )
+    assert not worse.nav_final and not replaces(worse, good)
+    read = stored([good, worse])
+    assert read.nav == Decimal("39990.12") and read.nav_final
+
+
+class Table:
+    """A KRX client whose daily table has ``rows``."""
+
+    def __init__(self, rows: Sequence[KrxEtfDailyRow]) -> None:
+        self.rows, self.requests = list(rows), 0
+
+    async def etf_daily(self, day: date) -> list[KrxEtfDailyRow]:
+        self.requests += 1
+        return self.rows
+
+
+def table_of(rows: Sequence[KrxEtfDailyRow], day: date, listed: Sequence[str]) -> Any:
+    krx: Any = Table(rows)
+    return asyncio.run(collect.krx_table(krx, day, listed, 0.9))
+
+
+def daily_table(day: date) -> list[KrxEtfDailyRow]:
+    now = datetime(2026, 11, 20, 16, 10, tzinfo=KST)
+    return msgspec.convert(etf_daily_rows(MARKET, day, now, Faults()), list[KrxEtfDailyRow])
+
+
+def test_an_empty_or_short_krx_table_has_failed() -> None:
+    day = date(2026, 11, 19)
+    full = daily_table(day)
+    listed = [r.ISU_SRT_CD for r in full]
+    assert set(table_of(full, day, listed)) == set(listed)
+    keep = math.ceil(0.9 * len(listed))
+    assert len(table_of(full[:keep], day, listed)) == keep  # 90 %: enough
+    cases = {"is empty": [], f"answers for {keep - 1} of the {len(listed)}": full[: keep - 1]}
+    for message, rows in cases.items():
+        with pytest.raises(KrxProtocolError, match=message):
+            table_of(rows, day, listed)
+
+
+def test_an_empty_krx_table_sends_the_repair_through_kis(monkeypatch: pytest.MonkeyPatch) -> None:
+    days = [date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)]
+    symbols = ["069500", "102110"]
+    asked: list[str] = []
+
+    async def fan_out(*args: Any) -> None:
+        asked.extend(args[2])
+
+    monkeypatch.setattr(collect, "fan_out", fan_out)
+    krx: Any = Table([])  # KRX answers {"output": []}: load shedding, a partial publish
+    out = asyncio.run(collect.repair(Settings(), None, symbols, days, {}, krx))  # type: ignore[arg-type]
+    assert "is empty" in out.krx_error and out.backfilled == []
+    assert asked == symbols  # KIS's series for every ETF instead
+
+
+def test_premiums_off_kis_dprt_are_counted_worst_first() -> None:
+    def row(symbol: str, nav: str, dprt: str) -> EtfDaily:
+        quote = EtfPriceOutput(stck_prpr="40000", nav=nav, dprt=dprt)
+        return from_price(symbol, DAY, quote, 10**8)
+
+    rows = [
+        row("000001", "40000.00", "-6.00"),  # KIS's 괴리율 of another moment
+        row("000002", "39990.12", "0.02"),  # 0.0247 computed: 0.0047 off, rounding
+        row("000003", "39990.12", "0.05"),  # 0.0253 off
+        row("000004", "0", "0.00"),  # no NAV: not judged
+    ]
+    found = premium_mismatches(rows)
+    assert [s for s, _, _ in found] == ["000001", "000003"]
+    assert found[0] == ("000001", Decimal("0.0000"), Decimal("-6.00"))
+    message = mismatch_message(found, len(rows), DAY)
+    assert message.startswith("2 of 4 ETFs") and message.index("000001") < message.index("000003")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
@@ -17,7 +19,9 @@ from aiolimiter import AsyncLimiter
 from hypothesis import given
 from hypothesis import strategies as st
 
+from harness.sim.config import Faults
 from harness.sim.etf import multiple
+from harness.sim.krx import ETF_DAILY_BLD, ETF_LIST_BLD, etf_daily_rows, etf_list_rows
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig, Simulator
 from observer.clock import SimulatedClock
@@ -26,11 +30,12 @@ from observer.errors import (
     ConfigError,
     KrxLoggedOut,
     KrxLoginError,
+    KrxProtocolError,
     KrxServerError,
     KrxTransportError,
 )
 from observer.kis.credentials import Secret
-from observer.krx.client import DATA_PATH, REFERER, KrxClient
+from observer.krx.client import DATA_PATH, LOGIN_PATH, REFERER, KrxClient
 from observer.krx.credentials import KrxCredentials, krx_credentials
 from observer.krx.schemas import krx_date, krx_decimal, krx_int, tracking_multiple
 from observer.trading_calendar import TradingCalendar
@@ -194,6 +199,62 @@ def test_timeouts_are_retried_then_raised() -> None:
             sim.faults.krx_latency_s = 0.0
             sim.faults.krx_empty = 1  # an empty answer is returned as it is: the job judges
             assert await krx.etf_list() == []
+            await krx.aclose()
+
+    asyncio.run(scenario())
+
+
+def answering(rows: dict[str, list[dict[str, str]]]) -> KrxClient:
+    """A client of a portal that logs anyone in and answers each screen (bld) with ``rows``."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == LOGIN_PATH:
+            return httpx.Response(200, json={"_error_code": "CD001"})
+        if request.url.path != DATA_PATH:
+            return httpx.Response(200, headers={"Set-Cookie": "JSESSIONID=s1"})
+        bld = parse_qs(request.content.decode())["bld"][0]
+        body = json.dumps({"output": rows[bld]}, ensure_ascii=False)
+        return httpx.Response(200, text=body, headers={"Content-Type": "text/html"})
+
+    http = httpx.AsyncClient(
+        base_url="https://data.krx.co.kr", transport=httpx.MockTransport(handle)
+    )
+    clock = SimulatedClock(int(START.timestamp() * 1e9), 1.0)
+    creds = KrxCredentials(Secret(MEMBER), Secret(PASSWORD))
+    return KrxClient(http, creds, clock, AsyncLimiter(100, 1))
+
+
+def renamed(rows: list[dict[str, str]], names: dict[str, str]) -> list[dict[str, str]]:
+    """``rows`` with some keys renamed (a site update)."""
+    return [{names.get(k, k): v for k, v in row.items()} for row in rows]
+
+
+def test_an_answer_lacking_a_column_is_refused_never_read_as_empty() -> None:
+    day = date(2026, 11, 19)
+    listed = etf_list_rows(MARKET, day)
+    table = etf_daily_rows(MARKET, day, START, Faults())
+    one_short = [dict(r) for r in listed]
+    del one_short[3]["TAX_TP_CD"]
+    cases = [
+        (
+            renamed(listed, {"ETF_TOT_FEE": "ETF_TOT_FEE_RT", "COM_ABBRV": "COM_ABBRV_NM"}),
+            table,
+            "MDCSTAT04601: the answer lacks COM_ABBRV \\(60 of 60 rows\\), ETF_TOT_FEE \\(60",
+        ),
+        (one_short, table, "lacks TAX_TP_CD \\(1 of 60 rows\\)"),
+        (listed, renamed(table, {"NAV": "LST_NAV"}), "MDCSTAT04301: the answer lacks NAV"),
+    ]
+
+    async def scenario() -> None:
+        good = answering({ETF_LIST_BLD: listed, ETF_DAILY_BLD: table})
+        assert [r.ISU_SRT_CD for r in await good.etf_list()] == [r["ISU_SRT_CD"] for r in listed]
+        assert len(await good.etf_daily(day)) == len(table)  # the portal's own columns: read
+        await good.aclose()
+        for rows, daily, message in cases:
+            krx = answering({ETF_LIST_BLD: rows, ETF_DAILY_BLD: daily})
+            with pytest.raises(KrxProtocolError, match=message):
+                await (krx.etf_list() if rows is not listed else krx.etf_daily(day))
+            assert krx.retries == 0  # a changed portal is not retried
             await krx.aclose()
 
     asyncio.run(scenario())

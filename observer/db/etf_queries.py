@@ -2,7 +2,9 @@
 
 ``etf_daily`` and ``etf_details`` are append-only; the newest row per (symbol, day) wins (a
 NAV published late, a revision repaired by the weekly job), so every read here keeps the
-newest by ``(produced_ns, seq)``.
+newest by ``(produced_ns, seq)``. One exception: a daily row without a final NAV never
+replaces one with it (a same-day rerun before the NAV is out, or whose KRX table failed,
+would otherwise take the day's NAV away).
 """
 
 from __future__ import annotations
@@ -56,19 +58,29 @@ def kis_etf_symbols(conn: Connection) -> set[str]:
     return set(conn.execute(query).scalars())
 
 
-def _newest(rows: Any, struct: type[Any], fields: tuple[str, ...]) -> dict[tuple[str, date], Any]:
-    """Rows ordered oldest first, folded to the newest per (symbol, trade_date)."""
-    newest = {}
+def _newest(
+    rows: Any, struct: type[Any], fields: tuple[str, ...], final: str = ""
+) -> dict[tuple[str, date], Any]:
+    """Rows ordered oldest first, folded to the newest per (symbol, trade_date).
+
+    ``final``: a boolean field; a row without it never replaces one with it.
+    """
+    newest: dict[tuple[str, date], Any] = {}
     for row in rows:
         values = dict(zip(fields, row, strict=True))
-        newest[(values["symbol"], values["trade_date"])] = msgspec.convert(
-            values, struct, from_attributes=False, strict=False
-        )
+        key = (values["symbol"], values["trade_date"])
+        held = newest.get(key)
+        if final and held is not None and getattr(held, final) and not values[final]:
+            continue
+        newest[key] = msgspec.convert(values, struct, from_attributes=False, strict=False)
     return newest
 
 
 def etf_history(conn: Connection, since: date, until: date) -> dict[str, dict[date, EtfDaily]]:
-    """Each ETF's stored sessions in ``[since, until]`` (symbol -> day -> newest row)."""
+    """Each ETF's stored sessions in ``[since, until]`` (symbol -> day -> newest row).
+
+    The newest row with a final NAV, when the day has one (see the module docstring).
+    """
     d = EtfDailyRow
     query = (
         select(*(getattr(d, f) for f in _DAILY_FIELDS))
@@ -76,7 +88,9 @@ def etf_history(conn: Connection, since: date, until: date) -> dict[str, dict[da
         .order_by(d.produced_ns, d.seq)
     )
     history: dict[str, dict[date, EtfDaily]] = {}
-    for (symbol, day), row in _newest(conn.execute(query), EtfDaily, _DAILY_FIELDS).items():
+    for (symbol, day), row in _newest(
+        conn.execute(query), EtfDaily, _DAILY_FIELDS, "nav_final"
+    ).items():
         history.setdefault(symbol, {})[day] = row
     return history
 

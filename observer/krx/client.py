@@ -12,16 +12,17 @@ Facts from shared/reference/krx-etf-and-metadata.md §1.1-1.2:
 * a session is good for about an hour; another login of the same member ends it.
 
 A ``LOGOUT`` is answered by one new login and the same request again; a second ``LOGOUT``
-is raised (`KrxLoggedOut`), so a caller never reads an empty answer as "no ETFs". 5xx and
-timeouts are retried through `observer.retry`; every request, the login's included, passes
-one `aiolimiter.AsyncLimiter`.
+is raised (`KrxLoggedOut`), so a caller never reads an empty answer as "no ETFs". An answer
+whose rows lack a key the screen must carry (a column renamed by a site update) is a
+`KrxProtocolError`, never rows of empty fields. 5xx and timeouts are retried through
+`observer.retry`; every request, the login's included, passes one `aiolimiter.AsyncLimiter`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Generic, TypeVar
 
@@ -40,7 +41,15 @@ from observer.errors import (
     KrxTransportError,
 )
 from observer.krx.credentials import KrxCredentials, krx_credentials
-from observer.krx.schemas import ETF_DAILY_BLD, ETF_LIST_BLD, KrxEtfDailyRow, KrxEtfRow
+from observer.krx.schemas import (
+    ETF_DAILY_BLD,
+    ETF_DAILY_KEYS,
+    ETF_LIST_BLD,
+    ETF_LIST_KEYS,
+    KrxEtfDailyRow,
+    KrxEtfRow,
+    missing_keys,
+)
 from observer.retry import retry
 
 __all__ = ["DATA_PATH", "LOGIN_OK", "KrxClient", "open_krx"]
@@ -70,6 +79,10 @@ class _LoginAnswer(msgspec.Struct):
 
 class _Output(msgspec.Struct, Generic[_Row]):
     output: list[_Row]
+
+
+class _Keys(msgspec.Struct):
+    output: list[dict[str, msgspec.Raw]]
 
 
 class KrxClient:
@@ -136,22 +149,35 @@ class KrxClient:
     # ------------------------------------------------------------------ the screens
 
     async def etf_list(self) -> list[KrxEtfRow]:
-        """MDCSTAT04601: every listed ETF (may be empty: the caller decides what that means)."""
-        return await self.rows(ETF_LIST_BLD, {}, KrxEtfRow)
+        """MDCSTAT04601: every listed ETF (may be empty: the caller decides what that means).
+
+        Raises `KrxProtocolError` when a row lacks one of the screen's keys (`ETF_LIST_KEYS`).
+        """
+        return await self.rows(ETF_LIST_BLD, {}, KrxEtfRow, ETF_LIST_KEYS)
 
     async def etf_daily(self, day: date) -> list[KrxEtfDailyRow]:
-        """MDCSTAT04301: every ETF's prices, NAV and net assets on session ``day``."""
-        return await self.rows(ETF_DAILY_BLD, {"trdDd": day.strftime("%Y%m%d")}, KrxEtfDailyRow)
+        """MDCSTAT04301: every ETF's prices, NAV and net assets on session ``day``.
 
-    async def rows(self, bld: str, params: Mapping[str, str], row: type[_Row]) -> list[_Row]:
-        """One screen's ``output`` rows, logged in, with retries (see the module docstring)."""
+        Raises `KrxProtocolError` when a row lacks a key the rows are read from.
+        """
+        params = {"trdDd": day.strftime("%Y%m%d")}
+        return await self.rows(ETF_DAILY_BLD, params, KrxEtfDailyRow, ETF_DAILY_KEYS)
+
+    async def rows(
+        self, bld: str, params: Mapping[str, str], row: type[_Row], keys: Sequence[str] = ()
+    ) -> list[_Row]:
+        """One screen's ``output`` rows, logged in, with retries (see the module docstring).
+
+        ``keys``: the keys every row must carry. The row types default what is absent to
+        ``""`` ("not available"), so a renamed column would pass for an empty one.
+        """
         relogged = False
 
         async def once() -> list[_Row]:
             nonlocal relogged
             await self._ensure_session()
             try:
-                return await self._post(bld, params, row)
+                return await self._post(bld, params, row, keys)
             except KrxLoggedOut:
                 if relogged:
                     raise
@@ -174,7 +200,9 @@ class KrxClient:
             on_retry=retried,
         )
 
-    async def _post(self, bld: str, params: Mapping[str, str], row: type[_Row]) -> list[_Row]:
+    async def _post(
+        self, bld: str, params: Mapping[str, str], row: type[_Row], keys: Sequence[str]
+    ) -> list[_Row]:
         response = await self._send("POST", DATA_PATH, data={"bld": bld, **params})
         if response.content.strip() == b"LOGOUT":  # HTTP 400 (JSON), 200 (CSV OTP)
             self.logged_out += 1
@@ -186,9 +214,17 @@ class KrxClient:
                 response.content,
                 type=_Output[row],  # type: ignore[valid-type]
             )
-            return answer.output
+            raw = msgspec.json.decode(response.content, type=_Keys).output if keys else []
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise KrxProtocolError(f"KRX {bld}: not the portal's JSON ({exc})") from None
+        missing = missing_keys(raw, keys)
+        if missing:
+            lacks = ", ".join(f"{key} ({n} of {len(raw)} rows)" for key, n in missing.items())
+            raise KrxProtocolError(
+                f"KRX {bld.rsplit('/', 1)[-1]}: the answer lacks {lacks} "
+                "(the portal's columns changed)"
+            )
+        return answer.output
 
     # ------------------------------------------------------------------ the session
 

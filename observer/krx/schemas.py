@@ -8,6 +8,7 @@ available" (never 0); dates are ``YYYY/MM/DD``; short codes are alphanumeric (``
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
@@ -15,12 +16,16 @@ import msgspec
 
 __all__ = [
     "ETF_DAILY_BLD",
+    "ETF_DAILY_KEYS",
     "ETF_LIST_BLD",
+    "ETF_LIST_KEYS",
     "KrxEtfDailyRow",
     "KrxEtfRow",
+    "is_short_code",
     "krx_date",
     "krx_decimal",
     "krx_int",
+    "missing_keys",
     "tracking_multiple",
 ]
 
@@ -55,6 +60,11 @@ class KrxEtfRow(msgspec.Struct, frozen=True):
     TAX_TP_CD: str = ""
 
 
+# Every key of the list's rows: one missing (renamed by a site update) would read as "" for
+# every ETF, an empty fee and manager "changed" for all of them; the answer is refused.
+ETF_LIST_KEYS = KrxEtfRow.__struct_fields__
+
+
 class KrxEtfDailyRow(msgspec.Struct, frozen=True):
     """MDCSTAT04301 ``output`` row: one ETF's day (prices, NAV, net assets in KRW).
 
@@ -76,6 +86,26 @@ class KrxEtfDailyRow(msgspec.Struct, frozen=True):
     INVSTASST_NETASST_TOTAMT: str = ""
     LIST_SHRS: str = ""
     IDX_IND_NM: str = ""
+
+
+# The daily table's keys the rows are read from (`workers.etf.rows.from_krx`).
+ETF_DAILY_KEYS = (
+    "ISU_SRT_CD", "TDD_CLSPRC", "NAV", "TDD_OPNPRC", "TDD_HGPRC", "TDD_LWPRC", "ACC_TRDVOL",
+    "INVSTASST_NETASST_TOTAMT", "LIST_SHRS",
+)  # fmt: skip
+
+_SHORT_CODE = re.compile(r"[0-9A-Z]{6}")
+
+
+def is_short_code(code: str) -> bool:
+    """Whether ``code`` is a KRX short code: six digits or capitals (``069500``, ``0120J0``)."""
+    return _SHORT_CODE.fullmatch(code.strip()) is not None
+
+
+def missing_keys(rows: Sequence[Mapping[str, object]], keys: Iterable[str]) -> dict[str, int]:
+    """Each of ``keys`` absent from some of ``rows`` -> how many rows lack it."""
+    missing = {key: sum(key not in row for row in rows) for key in keys}
+    return {key: n for key, n in missing.items() if n}
 
 
 def _bare(text: str) -> str | None:

@@ -7,11 +7,14 @@ history is backfilled through FHPST02440200 (paged, 100 rows a call) over
 ``backfill_sessions``. An ETF whose stored 52 weeks lack daily highs and lows (a first load:
 the NAV series has none) gets them from FHKST03010100 (100 rows a call, three for a year);
 a failed chart call leaves the rows as they were (the range says ``close``) and is retried by
-the next run. A failed KRX table is not a failed run: the KIS rows stand alone.
+the next run. A failed KRX table is not a failed run: the KIS rows stand alone. A table
+that is empty, or answers for fewer than ``[etf] min_list_ratio`` of the ETFs collected,
+has failed (`krx_table`), as one that did not come.
 
 Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
 day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV or net
-assets are missing or revised; when KRX fails, KIS's series for each ETF instead.
+assets are missing or revised; when KRX fails (any day's table, by the same rule), KIS's
+series for each ETF instead.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -28,11 +31,11 @@ import httpx
 from bus.events import EtfDaily
 from observer.clock import Clock
 from observer.config import Settings
-from observer.errors import KisError, KrxError
+from observer.errors import KisError, KrxError, KrxProtocolError
 from observer.kis.client import KisClient
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
-from workers.etf.rows import from_krx, from_price, from_series, merged, with_bars
+from workers.etf.rows import from_krx, from_price, from_series, merged, replaces, with_bars
 
 __all__ = ["Collected", "collect_daily", "fan_out", "krx_table", "repair"]
 
@@ -50,6 +53,7 @@ class Collected:
     krx_calls: int = 0
     krx_error: str = ""  # why KRX's table could not be used ("" when it was)
     krx_rows: int = 0  # ETFs KRX's table answered for
+    kept: set[str] = field(default_factory=set)  # stored final rows of d0 standing (not sent)
     charted: int = 0  # rows given their daily high and low from FHKST03010100
     chart_failed: dict[str, str] = field(default_factory=dict)  # symbol -> error
     elapsed_s: float = 0.0
@@ -63,9 +67,25 @@ class Collected:
         return self.kis_calls / self.elapsed_s / self.rate_limit_per_s
 
 
-async def krx_table(krx: KrxClient, day: date) -> dict[str, EtfDaily]:
-    """MDCSTAT04301 for ``day`` as rows (symbol -> row); raises `KrxError`."""
-    return {row.symbol: row for row in (from_krx(day, r) for r in await krx.etf_daily(day))}
+async def krx_table(
+    krx: KrxClient, day: date, listed: Collection[str], min_ratio: float
+) -> dict[str, EtfDaily]:
+    """MDCSTAT04301 for ``day`` as rows (symbol -> row).
+
+    Raises `KrxError`; `KrxProtocolError` too for a table that is empty or answers for
+    fewer than ``min_ratio`` of the ``listed`` ETFs (load shedding, a partial publish): a
+    failed table, not a day without ETFs.
+    """
+    table = {row.symbol: row for row in (from_krx(day, r) for r in await krx.etf_daily(day))}
+    answered = len(table.keys() & set(listed))
+    if not table:
+        raise KrxProtocolError(f"KRX's ETF table for {day} is empty")
+    if answered < min_ratio * len(listed):
+        raise KrxProtocolError(
+            f"KRX's ETF table for {day} answers for {answered} of the {len(listed)} ETFs "
+            f"listed, below {min_ratio:.0%}"
+        )
+    return table
 
 
 async def fan_out(
@@ -122,7 +142,9 @@ async def collect_daily(
     """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs without history.
 
     ``backfill_from``: the first session of a backfill (None: no backfill). ``history``
-    holds the stored rows before ``day``. ``chart_from``: ETFs whose rows since that day
+    holds the stored rows up to ``day``: a stored row of ``day`` with a final NAV stands
+    against one without (`workers.etf.rows.replaces`; the ETF is in ``kept`` and its
+    stored row in ``rows``). ``chart_from``: ETFs whose rows since that day
     need their daily high and low (`workers.etf.metrics.chart_start`); the rows that get
     them are among ``backfilled``.
     """
@@ -131,7 +153,7 @@ async def collect_daily(
     if krx is not None:
         calls = krx.requests
         try:
-            table = await krx_table(krx, day)
+            table = await krx_table(krx, day, symbols, settings.etf.min_list_ratio)
             out.krx_rows = len(table)
         except KrxError as exc:
             out.krx_error = f"{type(exc).__name__}: {exc}"
@@ -145,7 +167,12 @@ async def collect_daily(
 
     async def one(client: KisClient, symbol: str) -> None:
         quote = await client.etf_price(symbol)
-        out.rows[symbol] = merged(from_price(symbol, day, quote, unit), table.get(symbol))
+        row = merged(from_price(symbol, day, quote, unit), table.get(symbol))
+        stored = history.get(symbol, {}).get(day)
+        if stored is not None and not replaces(row, stored):
+            row = stored
+            out.kept.add(symbol)
+        out.rows[symbol] = row
         fresh: dict[date, EtfDaily] = {}
         if backfill_from is not None and symbol in backfill:
             series = await client.etf_nav_daily(symbol, start, end)
@@ -205,7 +232,8 @@ async def repair(
         calls = krx.requests
         try:
             for day in sessions:
-                for symbol, row in (await krx_table(krx, day)).items():
+                table = await krx_table(krx, day, symbols, settings.etf.min_list_ratio)
+                for symbol, row in table.items():
                     if symbol in wanted and _revised(history.get(symbol, {}).get(day), row):
                         out.backfilled.append(row)
                 out.krx_rows += 1

@@ -3,12 +3,14 @@
 Pure: the caller gives the history (stored rows plus the run's own), the sessions up to d0
 and the listing. The premium of a day is ``(close - nav) / nav`` computed from the row, or
 KIS's ``dprt`` when the row has no close; AUM is KIS's (or KRX's) net assets, else listed
-units x NAV, and says which (``aum_source``).
+units x NAV, and says which (``aum_source``). The computed premium is held to KIS's
+``dprt`` (2 decimals): more than ``PREMIUM_TOLERANCE`` apart, the row's close and NAV are
+not the moment KIS judged (`premium_mismatches`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -16,7 +18,17 @@ from decimal import Decimal
 from bus.events import EtfDaily, EtfDetail, EtfListing
 from workers.etf.metrics import WINDOWS, aum_check_pct, premium_windows, range_52w
 
-__all__ = ["Flag", "day_premium", "detail_of", "flags_of"]
+__all__ = [
+    "PREMIUM_TOLERANCE",
+    "Flag",
+    "day_premium",
+    "detail_of",
+    "flags_of",
+    "mismatch_message",
+    "premium_mismatches",
+]
+
+PREMIUM_TOLERANCE = Decimal("0.01")  # |computed premium - dprt|, points (design/etf.md)
 
 
 def day_premium(row: EtfDaily) -> Decimal | None:
@@ -127,3 +139,29 @@ def flags_of(
             )
         )
     return found
+
+
+def premium_mismatches(
+    rows: Iterable[EtfDaily], tolerance: Decimal = PREMIUM_TOLERANCE
+) -> list[tuple[str, Decimal, Decimal]]:
+    """(symbol, computed premium, KIS's ``dprt``) of the rows more than ``tolerance`` apart.
+
+    Worst first; rows lacking either figure are not judged.
+    """
+    found = [
+        (r.symbol, r.premium_calc_pct, r.premium_pct)
+        for r in rows
+        if r.premium_calc_pct is not None
+        and r.premium_pct is not None
+        and abs(r.premium_calc_pct - r.premium_pct) > tolerance
+    ]
+    return sorted(found, key=lambda f: (-abs(f[1] - f[2]), f[0]))
+
+
+def mismatch_message(found: Sequence[tuple[str, Decimal, Decimal]], judged: int, day: date) -> str:
+    """One line for every mismatch of a run: how many, and the worst five."""
+    worst = ", ".join(f"{s} {calc}% vs dprt {dprt}%" for s, calc, dprt in found[:5])
+    return (
+        f"{len(found)} of {judged} ETFs' premium from close and NAV is more than "
+        f"{PREMIUM_TOLERANCE} points off KIS's dprt on {day} (worst: {worst})"
+    )[:2000]

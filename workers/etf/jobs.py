@@ -5,7 +5,10 @@ Every failure is sent as an `Alert` with a stable code and, once its condition i
 ``krx_login_failed``: the held list stays), the KRX table unusable (``etf_krx_table_failed``:
 the KIS rows stand alone), ETFs whose KIS calls failed (``etf_daily_failures``: their
 earlier rows stay; the next run or the weekly repair fills the day), NAVs not yet published
-(``etf_nav_pending``: the rows say ``nav_final=False`` and a later row replaces them), the
+(``etf_nav_pending``: the rows say ``nav_final=False`` and a later row replaces them; a
+stored final NAV of the day stands and is not sent again), premiums off KIS's ``dprt``
+(``etf_premium_mismatch``: one for the run, its count and worst ETFs), rows of the KRX
+list dropped for a blank, invalid or repeated code (``etf_list_rows_dropped``), the
 per-ETF figures of `workers.etf.details.flags_of`, and the health of
 `workers.etf.health`.
 """
@@ -34,7 +37,7 @@ from observer.phases import KST, Phase
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.etf.collect import Collected, collect_daily, repair
-from workers.etf.details import detail_of, flags_of
+from workers.etf.details import detail_of, flags_of, mismatch_message, premium_mismatches
 from workers.etf.health import CODES, Health, health, is_due
 from workers.etf.listing import collect_list
 from workers.etf.metrics import chart_start
@@ -59,6 +62,7 @@ _RUN_CODES = (
     "etf_daily_failures",
     "etf_nav_pending",
     "etf_chart_failures",
+    "etf_premium_mismatch",
 )
 _SOURCES = ("etf", "etf_check")  # the ETF jobs' two sources (on any host: etf@c1)
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
@@ -166,7 +170,9 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
 
     outcome = asyncio.run(go())
     if outcome.run.applied:
-        resolve(settings, producer.send, ("etf_list_refused", "krx_login_failed"), set(), clock)
+        dropped = {("etf_list_rows_dropped", "")} if outcome.dropped else set()
+        codes = ("etf_list_refused", "krx_login_failed", "etf_list_rows_dropped")
+        resolve(settings, producer.send, codes, dropped, clock)
     run = outcome.run
     return {
         "applied": run.applied,
@@ -174,6 +180,7 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
         "new": outcome.new,
         "changed": outcome.changed,
         "removed": outcome.removed,
+        "dropped": outcome.dropped,
         "calls": run.calls,
         "reason": run.reason,
     }
@@ -236,7 +243,7 @@ def run_daily(
     since = min(sessions[0], day - timedelta(days=364))
     listings, symbols = symbols_of(settings, send)
     history: dict[str, dict[date, EtfDaily]] = read(
-        settings, lambda conn: etf_history(conn, since, day - timedelta(days=1))
+        settings, lambda conn: etf_history(conn, since, day)
     )
     krx = _krx(settings, clock, send) if etf.krx_table else None
     backfill_from = sessions[-etf.backfill_sessions]
@@ -262,8 +269,9 @@ def run_daily(
     got = asyncio.run(go())
     for row in got.backfilled:
         send(row)
-    for row in got.rows.values():
-        send(row)
+    for symbol, row in got.rows.items():
+        if symbol not in got.kept:  # a stored final NAV is not sent again, nor replaced
+            send(row)
     for row in [*got.backfilled, *got.rows.values()]:
         history.setdefault(row.symbol, {})[row.trade_date] = row
     present: set[tuple[str, str]] = set()
@@ -327,6 +335,11 @@ def run_daily(
                 ],
             )
         )
+    mismatched = premium_mismatches(got.rows.values())
+    if mismatched:
+        present.add(("etf_premium_mismatch", ""))
+        message = mismatch_message(mismatched, len(got.rows), day)
+        send(Alert(severity="warning", code="etf_premium_mismatch", message=message))
     pending = sorted(s for s, r in got.rows.items() if not r.nav_final)
     if pending:
         present.add(("etf_nav_pending", ""))
@@ -372,6 +385,7 @@ def run_daily(
         "failures": len(got.failed),
         "failed_over_limit": failed_pct > etf.max_failed_pct,
         "nav_pending": len(pending),
+        "premium_mismatch": len(mismatched),
         "kis_calls": got.kis_calls,
         "krx_calls": got.krx_calls,
         "krx_rows": got.krx_rows,

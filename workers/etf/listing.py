@@ -1,16 +1,22 @@
 """The ``etf_list`` job's core: the KRX list read, judged, and diffed against the last good one.
 
-A list that is empty, ``LOGOUT`` (after one new login) or smaller than ``min_ratio`` of the
-previous one is never applied: the run alerts and the stored list stays as it was. (The
-seed deleted every ETF and inserted the answer again, so a LOGOUT emptied the table.)
-Listed units change every day with creations and redemptions: they are daily data
-(``etf_daily``), not a change of the listing, so they do not make an ETF "changed".
+Rows whose short code is blank or not a code, and repeats of a code, are dropped first
+(counted, logged, alerted as ``etf_list_rows_dropped``; a held ETF whose ISIN is on such a
+row is not removed). A list that is then empty, ``LOGOUT`` (after one new login), smaller
+than ``min_ratio`` of the previous one, lacking one of the screen's keys (the client's
+check), or whose field filled for most held ETFs comes back empty for most of them (the
+portal's columns changed: `drift`) is never applied: the run alerts and the stored list
+stays as it was. (The seed deleted every ETF and inserted the answer again, so a LOGOUT
+emptied the table.) Listed units change every day with creations and redemptions: they
+are daily data (``etf_daily``), not a change of the listing, so they do not make an ETF
+"changed".
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,9 +25,27 @@ import msgspec
 from bus.events import Alert, EtfListing, EtfRun, Event
 from observer.errors import KrxError, KrxLoggedOut, KrxLoginError
 from observer.krx.client import KrxClient
-from observer.krx.schemas import KrxEtfRow, krx_date, krx_decimal, krx_int, tracking_multiple
+from observer.krx.schemas import (
+    KrxEtfRow,
+    is_short_code,
+    krx_date,
+    krx_decimal,
+    krx_int,
+    tracking_multiple,
+)
 
-__all__ = ["COMPARED", "ListOutcome", "collect_list", "listing_of", "refusal"]
+__all__ = [
+    "COMPARED",
+    "Cleaned",
+    "ListOutcome",
+    "cleaned",
+    "collect_list",
+    "drift",
+    "listing_of",
+    "refusal",
+]
+
+log = logging.getLogger(__name__)
 
 # The fields whose change makes an ETF "changed" (not units, which move daily).
 COMPARED = (
@@ -56,6 +80,79 @@ def listing_of(row: KrxEtfRow) -> EtfListing:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Cleaned:
+    """The answer's listings by code, and the rows dropped from it."""
+
+    listings: dict[str, EtfListing]
+    invalid: int = 0  # rows whose short code is blank or not a code
+    repeated: int = 0  # rows repeating a code already read (the first one is kept)
+    doubtful: frozenset[str] = frozenset()  # the dropped rows' ISINs: not removed
+    examples: tuple[str, ...] = ()
+
+    @property
+    def dropped(self) -> int:
+        """Rows dropped, for either reason."""
+        return self.invalid + self.repeated
+
+    def note(self, rows: int) -> str:
+        """``"3 of the 1066 rows dropped: 2 with a blank or invalid code, ..."``."""
+        parts = [f"{self.invalid} with a blank or invalid code"] if self.invalid else []
+        parts += [f"{self.repeated} repeating a code"] if self.repeated else []
+        sample = f" (e.g. {'; '.join(self.examples)})" if self.examples else ""
+        return f"{self.dropped} of the {rows} rows dropped: {', '.join(parts)}{sample}"
+
+
+def cleaned(rows: Iterable[KrxEtfRow]) -> Cleaned:
+    """The rows as listings by code, without those of a blank or invalid code or a repeat."""
+    listings: dict[str, EtfListing] = {}
+    invalid = repeated = 0
+    doubtful: set[str] = set()
+    examples: list[str] = []
+    for row in rows:
+        code = row.ISU_SRT_CD.strip()
+        if is_short_code(code) and code not in listings:
+            listings[code] = listing_of(row)
+            continue
+        if is_short_code(code):
+            repeated += 1
+        else:
+            invalid += 1
+        if row.ISU_CD.strip():
+            doubtful.add(row.ISU_CD.strip())
+        if len(examples) < 3:
+            examples.append(f"code {row.ISU_SRT_CD[:20]!r} ISIN {row.ISU_CD[:20]!r}")
+    return Cleaned(listings, invalid, repeated, frozenset(doubtful), tuple(examples))
+
+
+def _filled(value: object) -> bool:
+    return value is not None and value != ""
+
+
+def drift(previous: Mapping[str, EtfListing], fresh: Mapping[str, EtfListing]) -> str | None:
+    """Why the answer looks like the portal's columns changed; None if it does not.
+
+    A field filled for most of the held ETFs the answer has too, and empty in the answer
+    for most of those, is a renamed or dropped column (the row types read what is absent
+    as ``""``), not a hundred ETFs changing at once.
+    """
+    common = previous.keys() & fresh.keys()
+    lost = []
+    for name in (*COMPARED, "listed_units"):
+        was = [s for s in common if _filled(getattr(previous[s], name))]
+        if 2 * len(was) <= len(common):
+            continue
+        gone = sum(not _filled(getattr(fresh[s], name)) for s in was)
+        if 2 * gone > len(was):
+            lost.append(f"{name} ({gone} of {len(was)})")
+    if not lost:
+        return None
+    return (
+        f"the KRX list's {', '.join(lost)} came back empty for most held ETFs "
+        "(the portal's columns changed)"
+    )
+
+
 def refusal(answer: int, previous: int, min_ratio: float) -> str | None:
     """Why a list of ``answer`` ETFs must not replace one of ``previous``; None if it may."""
     if answer == 0:
@@ -73,6 +170,19 @@ class ListOutcome:
     new: int = 0
     changed: int = 0
     removed: int = 0
+    dropped: int = 0  # rows dropped: a blank or invalid code, or a repeated one
+
+
+async def _read(krx: KrxClient) -> tuple[list[KrxEtfRow], str | None, str]:
+    """The list's rows, or none with why and the alert's code."""
+    try:
+        return await krx.etf_list(), None, ""
+    except KrxLoginError as exc:
+        return [], str(exc), "krx_login_failed"
+    except KrxLoggedOut as exc:
+        return [], f"{exc} after a new login", "krx_login_failed"
+    except KrxError as exc:
+        return [], f"KRX list failed: {exc}", "etf_list_refused"
 
 
 async def collect_list(
@@ -86,47 +196,57 @@ async def collect_list(
     """Read the list, judge it, send the changes (or an alert), then the run's `EtfRun`.
 
     ``previous`` is the stored active list (empty on the first load, whose rows are sent as
-    ``initial``).
+    ``initial``). The guards judge the list as cleaned (`cleaned`), never the raw rows.
     """
     started = time.monotonic()
     calls_before = krx.requests
-    try:
-        rows = await krx.etf_list()
-        reason = refusal(len(rows), len(previous), min_ratio)
+    rows, reason, code = await _read(krx)
+    clean = cleaned(rows)
+    note = clean.note(len(rows)) if clean.dropped else ""
+    if note:
+        log.warning("KRX list: %s", note)
+    if reason is None:
         code = "etf_list_refused"
-    except KrxLoginError as exc:
-        rows, reason, code = [], str(exc), "krx_login_failed"
-    except KrxLoggedOut as exc:
-        rows, reason, code = [], f"{exc} after a new login", "krx_login_failed"
-    except KrxError as exc:
-        rows, reason, code = [], f"KRX list failed: {exc}", "etf_list_refused"
+        reason = refusal(len(clean.listings), len(previous), min_ratio)
+        reason = reason or drift(previous, clean.listings)
+        reason = f"{reason} ({note})" if reason and note else reason
 
     def run(applied: bool, why: str, listed: int) -> EtfRun:
         return EtfRun(
             job="etf_list",
             trade_date=day,
             applied=applied,
-            reason=why,
+            reason=why[:2000],
             listed=listed,
             collected=listed,
             calls=krx.requests - calls_before,
-            failures=0 if applied else 1,
+            failures=clean.dropped if applied else 1,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 
+    context = {"held": str(len(previous)), "answer": str(len(rows)), "dropped": str(clean.dropped)}
     if reason is not None:
         send(
             Alert(
                 severity="error",
                 code=code,
-                message=f"{reason}; yesterday's list is kept",
-                context={"held": str(len(previous)), "answer": str(len(rows))},
+                message=f"{reason}; yesterday's list is kept"[:2000],
+                context=context,
             )
         )
-        outcome = ListOutcome(run(False, reason, len(previous)))
+        outcome = ListOutcome(run(False, reason, len(previous)), dropped=clean.dropped)
         send(outcome.run)
         return outcome
-    fresh = {listing.symbol: listing for listing in map(listing_of, rows)}
+    if note:
+        send(
+            Alert(
+                severity="warning",
+                code="etf_list_rows_dropped",
+                message=f"{note}; the rest is applied, held ETFs of their ISINs kept"[:2000],
+                context=context,
+            )
+        )
+    fresh = clean.listings
     initial = not previous
     counts = {"new": 0, "changed": 0, "removed": 0}
     for symbol, listing in fresh.items():
@@ -140,9 +260,9 @@ async def collect_list(
             send(msgspec.structs.replace(listing, change="changed", changed_fields=fields))
             counts["changed"] += 1
     for symbol, old in previous.items():
-        if symbol not in fresh:
+        if symbol not in fresh and old.isin not in clean.doubtful:
             send(msgspec.structs.replace(old, change="removed", changed_fields=(), initial=False))
             counts["removed"] += 1
-    outcome = ListOutcome(run(True, "", len(fresh)), **counts)
+    outcome = ListOutcome(run(True, note, len(fresh)), dropped=clean.dropped, **counts)
     send(outcome.run)
     return outcome

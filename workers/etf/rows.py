@@ -26,6 +26,7 @@ __all__ = [
     "kis_decimal",
     "kis_int",
     "merged",
+    "replaces",
     "with_bars",
 ]
 
@@ -148,6 +149,16 @@ def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
             row, premium_calc_pct=premium_pct(row.close, row.nav), nav_final=True
         )
     return row
+
+
+def replaces(fresh: EtfDaily, stored: EtfDaily | None) -> bool:
+    """Whether ``fresh`` may replace ``stored``, the same day's row: never a final NAV by none.
+
+    The rule `observer.db.etf_queries.etf_history` reads the rows by; a run does not send
+    a row the read would pass over (a same-day rerun before the NAV is out, or whose KRX
+    table failed).
+    """
+    return stored is None or fresh.nav_final or not stored.nav_final
 
 
 def with_bars(rows: Mapping[date, EtfDaily], bars: Iterable[DailyBarRow]) -> dict[date, EtfDaily]:
