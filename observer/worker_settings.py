@@ -310,7 +310,7 @@ class EtfSettings(Strict, frozen=True):
     # After the close Track A is idle: the daily run borrows its REST share, as the universe does.
     share_of: str = "track_a"
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
-    min_list_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # smaller KRX list: not applied
+    min_list_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # smaller list or table: failed
     backfill_sessions: Annotated[int, Meta(ge=1, le=1000)] = 250  # an ETF without history
     repair_sessions: Annotated[int, Meta(ge=1, le=250)] = 20  # the weekly repair's span
     krx_table: bool = True  # merge MDCSTAT04301 (one call: every ETF's NAV and net assets)
