@@ -137,7 +137,8 @@ class ServerLock:
         who = "another writer"
         if holder is not None:
             name, address, pid = holder
-            who = f"{name or 'another writer'} (server pid {pid}, from {address or 'local'})"
+            origin = f", from {address}" if address else ""  # none: a local socket, or hidden
+            who = f"{name or 'another writer'} (server pid {pid}{origin})"
         raise WriterLocked(f"{who} holds {self.where} (schema {schema})")
 
     def _drop(self) -> None:
