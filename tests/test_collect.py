@@ -24,7 +24,7 @@ from bus.events import (
 from harness.sim.config import SimConfig
 from harness.sim.market import Market
 from observer.clock import ManualClock
-from observer.config import load_settings
+from observer.config import Settings, load_settings
 from observer.kis.session import open_account, rate_limits
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
@@ -47,6 +47,16 @@ def sim() -> Iterator[SimThread]:
     thread.close()
 
 
+def settings_for(tmp_path: Path, url: str, *aliases: str) -> Settings:
+    """Accounts ``aliases`` on the simulator at ``url`` (port 9: nothing listens)."""
+    config = tmp_path / "observer.toml"
+    accounts = "".join(f'[[kis.accounts]]\nalias = "{alias}"\n' for alias in aliases)
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "{url}"\ntoken_dir = "{tmp_path}"\n{accounts}'
+    )
+    return load_settings(config)
+
+
 async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
     """Poll ``condition`` on the event loop until it holds; fail after ``seconds``."""
     deadline = time.monotonic() + seconds
@@ -60,12 +70,7 @@ async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
 def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     sim: SimThread, tmp_path: Path
 ) -> None:
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
-    )
-    settings = load_settings(config)
+    settings = settings_for(tmp_path, sim.url, "acct1", "acct2")
     clock = sim.sim.clock
     events: list[Event] = []
     where_ever: dict[str, str] = {}
@@ -138,12 +143,7 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
 
 
 def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path: Path) -> None:
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "http://127.0.0.1:9"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n'
-    )
-    settings = load_settings(config)
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
     clock = ManualClock(0)
 
     async def scenario() -> None:
@@ -173,12 +173,7 @@ def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_ov
     tmp_path: Path,
 ) -> None:
     """Placed in the backoff after a failed session, its data is missing from its placement."""
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "http://127.0.0.1:9"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n'
-    )
-    settings = load_settings(config)
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
     clock = ManualClock(0)
     events: list[Event] = []
 
@@ -216,12 +211,7 @@ def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> Non
     """KIS refuses one account's app key: that account is down, alerted; the other streams."""
     only_acct1 = SimConfig(app_keys={"sim-acct1-app-key": "sim-acct1-secret"})
     sim = SimThread(MARKET, TEN, only_acct1, speed=30)
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
-    )
-    settings = load_settings(config)
+    settings = settings_for(tmp_path, sim.url, "acct1", "acct2")
     clock = sim.sim.clock
     events: list[Event] = []
 
@@ -277,12 +267,7 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
     it lasts, resolved when trades flow again."""
     monkeypatch.setattr(collect_module, "MIN_SILENCE_WALL_S", 1.0)
     sim = SimThread(MARKET, TEN, SimConfig(pingpong_s=5.0), speed=30)
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n'
-    )
-    settings = load_settings(config)
+    settings = settings_for(tmp_path, sim.url, "acct1")
     clock = sim.sim.clock
     events: list[Event] = []
 
@@ -330,12 +315,7 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
 def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = tmp_path / "observer.toml"
-    config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "http://127.0.0.1:9"\ntoken_dir = "{tmp_path}"\n'
-        '[[kis.accounts]]\nalias = "acct1"\n'
-    )
-    settings = load_settings(config)
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
     received = int(TEN.timestamp()) * 10**9
     clock = ManualClock(received)
     published: list[Event] = []

@@ -423,15 +423,7 @@ class Collector:
         self.heard_wall[alias] = time.monotonic()
         if alias in self.stale:
             self.stale.discard(alias)
-            log.warning("account %s: data flows again", alias)
-            self.publish(
-                Alert(
-                    severity="info",
-                    code=STREAM_STALE,
-                    message=f"account {alias}: data flows again",
-                    context={"account": alias, "resolved": "true"},
-                )
-            )
+            self._resolve(alias, STREAM_STALE, "data flows again")
         detector = self.detectors[alias]
         for tick in frame.ticks:
             self.publish(tick)
@@ -477,15 +469,19 @@ class Collector:
         self.detectors[alias].on_confirmed()
         if alias in self.dead:
             self.dead.discard(alias)
-            log.warning("account %s: streaming again", alias)
-            self.publish(
-                Alert(
-                    severity="info",
-                    code=ACCOUNT_DOWN,
-                    message=f"account {alias} streams again",
-                    context={"account": alias, "resolved": "true"},
-                )
+            self._resolve(alias, ACCOUNT_DOWN, "streams again")
+
+    def _resolve(self, alias: str, code: str, what: str) -> None:
+        """The end of an account's alerted condition: its code again, ``info``, resolved."""
+        log.warning("account %s: %s", alias, what)
+        self.publish(
+            Alert(
+                severity="info",
+                code=code,
+                message=f"account {alias}: {what}",
+                context={"account": alias, "resolved": "true"},
             )
+        )
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
         if registration.tr_id != TRADE:
