@@ -18,12 +18,14 @@ import pytest
 from sqlalchemy import text
 from typer.testing import CliRunner
 
+from harness.sim import master_host
 from harness.sim.market import KST, Market
 from harness.sim.server import MASTER_DAMAGE
 from observer.db.engine import make_engine
 from observer.instruments import master_file, tickers
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, assert_exactly_once
+from tests.test_master_zip import inflate_error_copy
 from workers.master_file.cli import app
 from workers.master_file.files import LocalFiles
 
@@ -185,6 +187,42 @@ def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> 
     newest = h.files.backups(konex)[0]
     assert len(h.files.backups(konex)) == 2
     assert hashlib.sha256(newest.read_bytes()).hexdigest() == good
+
+
+def test_an_archive_that_fails_to_inflate_is_rejected_and_the_next_file_checked(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = harness
+    kospi = master_file("KOSPI")
+    h.run("update", "--exchange", "KOSPI")
+    good = h.current_sha(kospi.name)
+    listed = h.instruments("KOSPI")
+    h.sim.faults.renamed[sorted(domestic("KOSPI"))[0]] = "새이름"  # news, arriving damaged:
+    monkeypatch.setattr(  # deflated data that zlib refuses (not a CRC mismatch)
+        master_host,
+        "damaged",
+        lambda data, member, how: inflate_error_copy(data, member),
+    )
+    h.sim.faults.master_damage = {kospi.name: "crc"}
+    out = h.run("update", "--exchange", "KOSPI", "--exchange", "KOSDAQ", "--json")
+    first, second = json.loads(out.splitlines()[-1])["files"]
+    assert (first["market"], first["action"]) == ("KOSPI", "error")
+    assert "damaged zip archive: Error -3 while decompressing data" in first["error"]
+    assert (second["market"], second["action"]) == ("KOSDAQ", "download")  # still checked
+    assert set(h.instruments("KOSDAQ")) == domestic("KOSDAQ")
+    assert h.current_sha(kospi.name) == good and h.instruments("KOSPI") == listed  # intact
+    checks = h.rows("select market, error from master_file_checks order by seq")
+    assert [(m, "Error -3" in e) for m, e in checks] == [
+        ("KOSPI", False),
+        ("KOSPI", True),
+        ("KOSDAQ", False),
+    ]
+    alerts = h.rows("select severity, code, message from alerts order by seq")
+    assert [(a, c) for a, c, _ in alerts] == [("error", "master_file_failed")]
+    assert kospi.name in alerts[0][2] and "the file in use is kept" in alerts[0][2]
+    (rejected,) = (h.files.root / "rejected").iterdir()  # kept for inspection
+    assert rejected.name.startswith(kospi.name)
+    assert not list((h.files.root / "tmp").iterdir())  # no .part left behind
 
 
 def test_mass_changes_wait_for_review(harness: Harness) -> None:

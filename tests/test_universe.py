@@ -149,6 +149,7 @@ def test_build_once_from_the_simulator(harness: Harness) -> None:
     assert first["avg_volume_20d"] > 0 and Decimal(first["atr_14"]) > 0
     assert summary["candidates"] == len(codes) + sum(summary["excluded"].values())
     assert summary["excluded"]["failed"] == 0 and h.sim.rate_limited == 0
+    assert summary["excluded"]["not_traded"] == 0  # every candidate has its bar
     # Never beyond the configured rate, but for each account limiter's first bucket (the
     # PACING_S worth of calls it holds at the start, sent at once).
     rate, elapsed = summary["rate_limit_per_s"], summary["elapsed_s"]

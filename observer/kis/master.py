@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,6 +104,14 @@ COD_COLUMNS: tuple[str, ...] = (
 # The largest master file is a few MB; anything far larger is not one.
 MAX_MASTER_BYTES = 64 * 1024 * 1024
 MAX_COMPRESSION_RATIO = 200
+# What `zipfile` lets through from damaged bytes, besides `zipfile.BadZipFile`: the
+# decompressors' own errors (zlib, lzma; bz2 raises OSError), a stream cut short (EOFError),
+# a seek before the start or an undecodable name (ValueError), an unsupported compression
+# method (NotImplementedError) or encryption (RuntimeError).
+_DAMAGED = (
+    zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
+    RuntimeError, zipfile.LargeZipFile,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +175,7 @@ def extract_single(archive: bytes, member: str, max_bytes: int = MAX_MASTER_BYTE
                 data = stream.read(max_bytes + 1)
     except zipfile.BadZipFile as exc:
         raise MasterFileError(f"not a valid zip archive: {exc}") from exc
-    except (zipfile.LargeZipFile, EOFError, OSError, RuntimeError) as exc:
+    except _DAMAGED as exc:
         raise MasterFileError(f"damaged zip archive: {exc}") from exc
     if len(data) > max_bytes:
         raise MasterFileError(f"{member} inflates beyond {max_bytes} bytes")

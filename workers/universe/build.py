@@ -13,7 +13,9 @@ the 21 sessions up to the previous session gives:
 * ``market_cap``: ``prev_close`` times the listed shares of the master file.
 
 Members close at or above the threshold, ranked by market cap (ties by code). Calls are
-spread over every configured account, each paced by its limiter.
+spread over every configured account, each paced by its limiter. `shortfall` says when a
+build must not become the day's universe: too many candidates failed, or too many have no
+bar on the previous session (that day's bars are missing, not the stocks' trading).
 """
 
 from __future__ import annotations
@@ -38,8 +40,17 @@ from observer.kis.parse import read_int
 from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.trading_calendar import TradingCalendar
+from observer.worker_settings import UniverseSettings
 
-__all__ = ["Built", "Candidate", "Metrics", "build_universe", "candidates", "metrics"]
+__all__ = [
+    "Built",
+    "Candidate",
+    "Metrics",
+    "build_universe",
+    "candidates",
+    "metrics",
+    "shortfall",
+]
 
 WINDOW = 21  # sessions fetched: 20 volumes, and 14 true ranges need 15 closes
 _BIGINT_MAX = 2**63 - 1  # market_cap's column
@@ -214,3 +225,31 @@ async def build_universe(
         for rank, (c, m) in enumerate(ranked, start=1)
     ]
     return built
+
+
+def shortfall(built: Built, limits: UniverseSettings) -> str | None:
+    """Why ``built`` must not become the day's universe (None: it may).
+
+    More than ``max_failed_pct`` of the candidates failed, or more than
+    ``max_not_traded_pct`` have no bar on the previous session. Suspended stocks are no
+    candidates, so on a real session nearly every candidate has that bar: when many lack it,
+    the session's bars are missing (a day the market was closed counted as a session, or a
+    chart source answering without them), and the universe would shrink for no market reason.
+    """
+    total = max(built.candidates, 1)
+    failed_pct = 100 * len(built.failed) / total
+    if failed_pct > limits.max_failed_pct:
+        sample = "; ".join(f"{s}: {e}" for s, e in list(built.failed.items())[:3])
+        return (
+            f"{len(built.failed)} of {built.candidates} candidates failed "
+            f"({failed_pct:.1f}% > {limits.max_failed_pct:g}%): {sample}"
+        )
+    missing_pct = 100 * built.not_traded / total
+    if missing_pct > limits.max_not_traded_pct:
+        return (
+            f"{built.not_traded} of {built.candidates} candidates have no daily bar on "
+            f"{built.based_on} ({missing_pct:.1f}% > {limits.max_not_traded_pct:g}%): the "
+            "previous session's bars are missing (was the market closed that day, or did the "
+            "chart source answer without them?)"
+        )
+    return None

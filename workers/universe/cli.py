@@ -1,8 +1,10 @@
 """``observer universe build``: the ``universe`` job (05:00 on sessions, and at start-up).
 
 A day's universe is built once: when its file exists the job only makes sure the database
-has it. A failed build (no masters, no answers, or more than ``max_failed_pct`` of the
-candidates failing) reuses the newest earlier universe for the day, with a critical alert.
+has it. A failed build (no masters, no answers, more than ``max_failed_pct`` of the
+candidates failing, or more than ``max_not_traded_pct`` without a bar on the previous
+session) is not written: the newest earlier universe is reused for the day, with a critical
+alert naming the cause.
 Exit codes: 0 built, present or reused; 1 failed with nothing to reuse, or the writer did
 not acknowledge; 2 bad arguments or configuration; 3 another build holds the folder.
 The database and KIS code load only once the job has told the supervisor it is READY.
@@ -111,7 +113,7 @@ def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[
 
 
 def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> Built:
-    from workers.universe.build import build_universe
+    from workers.universe.build import build_universe, shortfall
 
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
     progress, done = _progress(notifier)
@@ -119,13 +121,9 @@ def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> B
         built = asyncio.run(build_universe(settings, clock, calendar, day, progress))
     finally:
         done()
-    failed_pct = 100 * len(built.failed) / max(built.candidates, 1)
-    if failed_pct > settings.universe.max_failed_pct:
-        sample = "; ".join(f"{s}: {e}" for s, e in list(built.failed.items())[:3])
-        raise ObserverError(
-            f"{len(built.failed)} of {built.candidates} candidates failed "
-            f"({failed_pct:.1f}% > {settings.universe.max_failed_pct:g}%): {sample}"
-        )
+    reason = shortfall(built, settings.universe)
+    if reason is not None:
+        raise ObserverError(reason)
     return built
 
 
