@@ -11,6 +11,7 @@ the database (`bus.events.DayArchived`) and ``observer archive verify`` checks t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -130,9 +131,12 @@ def write_day(
         size = temporary.stat().st_size
         os.replace(temporary, final)
         _fsync(final.parent)
-    except (OSError, pa.ArrowException) as exc:
-        temporary.unlink(missing_ok=True)
-        raise ArchiveError(f"cannot write {final}: {exc}") from exc
+    except (OSError, ArithmeticError, ValueError, pa.ArrowException) as exc:
+        # ArithmeticError, ValueError: a stored value the file's type cannot hold (a decimal
+        # beyond decimal128(24, 8), text that is no decimal): this table's day alone fails.
+        with contextlib.suppress(OSError):  # its folder may be what failed (not a folder)
+            temporary.unlink(missing_ok=True)
+        raise ArchiveError(f"cannot write {final}: {type(exc).__name__}: {exc}") from exc
     elapsed = int((time.monotonic() - started) * 1000)
     return Written(spec.name, day, relative, rows, size, digest, raw, elapsed)
 

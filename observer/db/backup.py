@@ -15,11 +15,16 @@ A backup is one owner-only folder ``<dir>/observer-<UTC time>/``::
 A backup counts only once verified: every part matches its checksum and the database part,
 restored into a scratch database (a temporary SQLite file, or a throw-away PostgreSQL
 database on the same server), passes the audit (every source's seqs 1..max) and matches the
-models. One that fails is renamed ``*.failed`` and never counted, so the newest ``keep``
-verified backups are always restorable; restoring a failed one takes ``force``. A backup
-is never made into a folder it copies (it would copy itself, again and again), nor restored
-into a database in memory (it would end with the command). The database password reaches
-``pg_dump`` and ``pg_restore`` through the environment, never their command line.
+models. It is made as ``*.partial`` and renamed into place only then; one that fails is
+renamed ``*.failed`` and never counted, so the newest ``keep`` verified backups are always
+restorable; restoring a failed or a killed one takes ``force`` (`observer.db.backup_folders`:
+the names, and the rotation of verified, failed and killed backups). A backup is never made
+into a folder it copies (it would copy itself, again and again), nor restored into a
+database in memory (it would end with the command), nor into a SQLite file a writer serves;
+a SQLite restore sets aside a crashed writer's stale ``-wal``, ``-shm`` and ``-journal``
+and counts once the file passes SQLite's integrity check, the models' and the audit
+(`observer.db.sqlite_restore`). The database password reaches ``pg_dump`` and
+``pg_restore`` through the environment, never their command line.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from observer.config import Settings, config_files
 from observer.db import migrate
+from observer.db.backup_folders import FAILED, KEEP_FAILED, Making, refuse_unverified, rotate
 from observer.db.engine import (
     display_url,
     make_engine,
@@ -52,14 +58,13 @@ from observer.db.engine import (
 )
 from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
+from observer.db.sqlite_restore import restore_sqlite_file
 from observer.errors import BackupError, ConfigError, StoreError
 
 __all__ = ["Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 
 MANIFEST = "MANIFEST.json"
 _DUMPS = {"sqlite": "database.sqlite", "postgresql": "database.pgdump"}
-_PREFIX = "observer-"
-_FAILED = ".failed"
 _CHUNK = 1 << 20
 _LINE = 300  # an error's characters at most: one line, whatever failed
 
@@ -112,7 +117,7 @@ def make_backup(
     BackupError
         The database is in memory, ``dest`` is inside a folder the backup copies (nothing is
         written), or the dump, a copy or the verification failed (the folder is left as
-        ``*.failed``).
+        ``*.failed``; the newest `KEEP_FAILED` failed ones are kept).
     """
     started = time.monotonic()
     url = normalize_url(settings.database.url)
@@ -131,9 +136,10 @@ def make_backup(
     now = datetime.now(UTC)
     try:
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
-        folder = _new_folder(dest, now)
+        making = Making(dest, now)
     except OSError as exc:
         raise BackupError(f"cannot make a backup folder in {dest}: {exc}") from exc
+    folder = making.folder
     try:
         _dump(url, folder / _DUMPS[kind])
         for name in settings.backup.files:
@@ -155,6 +161,7 @@ def make_backup(
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         backup = verify_backup(folder, url)
+        final = making.verified()  # counted from now on
     except (
         BackupError,
         ConfigError,  # the configuration's files changed since it was loaded
@@ -164,14 +171,17 @@ def make_backup(
         sqlite3.Error,
         subprocess.SubprocessError,
     ) as exc:
-        failed = folder.with_name(folder.name + _FAILED)
-        folder.rename(failed)
+        failed = making.failed()
+        gone = [n for n in rotate(dest, keep or settings.backup.keep) if n.endswith(FAILED)]
+        kept = f"kept as {failed}" + (
+            f"; {len(gone)} older failed removed, the newest {KEEP_FAILED} kept" if gone else ""
+        )
         if isinstance(exc, BackupError):
-            raise BackupError(f"{exc} (kept as {failed})") from exc
-        raise BackupError(f"backup failed, kept as {failed}: {_reason(exc)}") from exc
-    _prune(dest, keep or settings.backup.keep)
+            raise BackupError(f"{exc} ({kept})") from exc
+        raise BackupError(f"backup failed ({kept}): {_reason(exc)}") from exc
+    rotate(dest, keep or settings.backup.keep)
     return Backup(
-        backup.path,
+        final,
         backup.database,
         backup.revision,
         backup.created,
@@ -212,20 +222,21 @@ def verify_backup(folder: Path, server: URL | str | None = None) -> Backup:
 def restore_backup(folder: Path, target: str, *, force: bool = False) -> Backup:
     """Restore a verified backup's database into ``target``, which must be empty.
 
-    A backup kept as ``*.failed`` (its verification failed) is restored only with ``force``.
+    A backup kept as ``*.failed`` (its verification failed), or left ``*.partial`` by a
+    backup that was killed, is restored only with ``force``; a SQLite restore checks the
+    restored file (see the module), the audit and the models' check only without ``force``
+    (a failed backup is restored as it is).
 
     Raises
     ------
     BackupError
-        The backup failed its verification (without ``force``), is missing a part, is
-        damaged or names an unknown database kind; ``target`` is a SQLite database in
-        memory, or holds tables already (a live database is never overwritten).
+        The backup failed its verification or was never verified (without ``force``), is
+        being made, is missing a part, is damaged or names an unknown database kind;
+        ``target`` is a SQLite database in memory, or served by a writer, or holds tables
+        already (a live database is never overwritten), or the restored file failed its
+        check (nothing is left in its place).
     """
-    if folder.resolve().name.endswith(_FAILED) and not force:
-        raise BackupError(
-            f"{folder} failed its verification when it was made (kept as *{_FAILED} to be "
-            "looked at, never counted): restore a verified backup, or this one with --force"
-        )
+    refuse_unverified(folder, force)
     backup = _read_manifest(folder)
     url = normalize_url(target)
     if url.get_backend_name() != backup.database:
@@ -237,15 +248,9 @@ def restore_backup(folder: Path, target: str, *, force: bool = False) -> Backup:
             "this command; give --db sqlite:///PATH of a new file"
         )
     dump = _check_parts(backup)
-    if path is not None:  # SQLite: a new file
-        if path.exists() and path.stat().st_size > 0:
-            raise BackupError(f"{path} exists: restore into a new file, never over a database")
-        try:
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            shutil.copyfile(dump, path)
-            os.chmod(path, 0o600)
-        except OSError as exc:
-            raise BackupError(f"cannot restore into {path}: {_reason(exc)}") from exc
+    if path is not None:
+        check = None if force else _check_database  # a failed backup is restored as it is
+        restore_sqlite_file(dump, path.resolve(), check)  # SQLite follows links: the file's
     else:
         engine = make_engine(url)
         try:
@@ -291,16 +296,6 @@ def _reason(exc: BaseException) -> str:
     else:
         line = " ".join(str(exc).split()) or type(exc).__name__
     return line if len(line) <= _LINE else f"{line[: _LINE - 3]}..."
-
-
-def _new_folder(dest: Path, now: datetime) -> Path:
-    base = dest / f"{_PREFIX}{now.strftime('%Y%m%dT%H%M%SZ')}"
-    folder, n = base, 0
-    while folder.exists() or folder.with_name(folder.name + _FAILED).exists():
-        n += 1
-        folder = base.with_name(f"{base.name}-{n}")
-    folder.mkdir(mode=0o700)
-    return folder
 
 
 def _dump(url: URL, target: Path) -> None:
@@ -407,17 +402,3 @@ def _sha256(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _prune(dest: Path, keep: int) -> None:
-    """Delete all but the newest ``keep`` verified backups (failed ones stay for a person)."""
-    kept = sorted(
-        (
-            p
-            for p in dest.glob(f"{_PREFIX}*")
-            if p.is_dir() and (p / MANIFEST).is_file() and not p.name.endswith(".failed")
-        ),
-        key=lambda p: p.name,
-    )
-    for old in kept[:-keep]:
-        shutil.rmtree(old)

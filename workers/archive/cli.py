@@ -9,7 +9,8 @@
   files, then the retention (``[retention]``): days older than a table's retention are
   archived if need be and handed to the writer to prune. It alerts ``archive_made`` (info),
   ``archive_damaged`` or ``archive_failed`` (critical; exit 1; the next job run that works
-  resolves ``archive_failed``).
+  resolves ``archive_failed``). A table's day whose file cannot be written fails alone:
+  ``archive_failed`` names each such table and day, the others are archived and pruned.
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ def archive(
     setup_logging()
     outcome = _with_job(settings, Notifier.from_env(), _parse(day), retention=False)
     _report(outcome, as_json)
+    if outcome.failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -125,7 +128,7 @@ def run(day: Day = None, as_json: AsJson = False, config: Config = None) -> None
     )
     outcome = _with_job(settings, notifier, today, retention=True)
     _report(outcome, as_json)
-    if outcome.problems:
+    if outcome.problems or outcome.failed:
         raise typer.Exit(1)
 
 
@@ -186,9 +189,16 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
             failure = f"archive of {day} failed: {type(exc).__name__}: {exc}"[:2000]
             producer.send(Alert(severity="critical", code="archive_failed", message=failure))
         else:
-            producer.send(_alert(day, outcome))
+            if outcome.failed:  # those tables' days alone: the rest was archived and pruned
+                producer.send(_failed_alert(day, outcome))
+            if outcome.problems or not outcome.failed:
+                producer.send(_alert(day, outcome))
             # The job's earlier failure, mended (by hand, archiving one day proves less).
-            if retention and is_open_alert(settings, clock, SOURCE, "archive_failed"):
+            if (
+                retention
+                and not outcome.failed
+                and is_open_alert(settings, clock, SOURCE, "archive_failed")
+            ):
                 resolved = f"archive of {day} made"
                 producer.send(
                     AlertResolved(code="archive_failed", severity="critical", message=resolved)
@@ -223,6 +233,24 @@ def _alert(day: date, outcome: Outcome) -> Alert:
     )
 
 
+def _failed_alert(day: date, outcome: Outcome) -> Alert:
+    """archive_failed naming every table and day not written.
+
+    Those days are never pruned: their rows stay in the database until a run writes them.
+    """
+    which = [entry.split(": ", 1)[0] for entry in outcome.failed]
+    return Alert(
+        severity="critical",
+        code="archive_failed",
+        message=(
+            f"archive of {day}: {', '.join(which)} not written (kept in the database); "
+            f"{counted(len(outcome.written), 'file')} written, pruning asked for "
+            f"{counted(len(outcome.requested), 'day')}: {outcome.failed[0]}"
+        )[:2000],
+        context={"failed": ", ".join(which)[:2000]},
+    )
+
+
 def _report(outcome: Outcome, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(outcome.summary()))
@@ -239,6 +267,8 @@ def _report(outcome: Outcome, as_json: bool) -> None:
         typer.echo(f"pruning asked: {request.table} of {request.trade_date}")
     for problem in outcome.problems:
         typer.echo(problem, err=True)
+    for failure in outcome.failed:
+        typer.echo(f"not written: {failure}", err=True)
 
 
 def _parse(day: str) -> date:

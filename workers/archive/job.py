@@ -2,7 +2,9 @@
 
 Every file is recorded through the bus (`bus.events.DayArchived`, which the writer keeps in
 ``day_archives``) and every pruning is asked of the writer (`bus.events.PruneRequested`):
-this job only reads the database.
+this job only reads the database. A table's day whose file cannot be written
+(`ArchiveError`) is a failure of that table and day alone (`Outcome.failed`): it is neither
+recorded nor pruned, and the other tables and days go on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from observer.db.retention_queries import (
     newest_archive,
     pruned_rows,
 )
+from observer.errors import ArchiveError
 
 __all__ = ["Outcome", "archive_day", "keep_retention", "verify_archives"]
 
@@ -40,6 +43,7 @@ class Outcome:
     requested: list[PruneRequested] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was left alone, and why
     problems: list[str] = field(default_factory=list)  # damaged archives: alert, never prune
+    failed: list[str] = field(default_factory=list)  # "<table> of <day>: why": not written
 
     def summary(self) -> dict[str, object]:
         """What ``--json`` prints."""
@@ -68,6 +72,7 @@ class Outcome:
             "prune_requested": [f"{r.table}:{r.trade_date}" for r in self.requested],
             "notes": self.notes,
             "problems": self.problems,
+            "failed": self.failed,
         }
 
 
@@ -83,7 +88,11 @@ def archive_day(engine: Engine, settings: Settings, root: Path, day: date, send:
             if pruned_rows(conn, spec.name, day)[0]:
                 outcome.notes.append(f"{spec.name} of {day}: pruned, its archive is kept")
                 continue
-            written = write_day(conn, spec, day, root, settings.retention.read_rows)
+            try:
+                written = write_day(conn, spec, day, root, settings.retention.read_rows)
+            except ArchiveError as exc:  # this table's day alone: the others go on
+                outcome.failed.append(f"{spec.name} of {day}: {exc}")
+                continue
         if written is not None:
             send(written.event())
             outcome.written.append(written)
@@ -97,7 +106,9 @@ def keep_retention(
 
     A day is pruned only against an archive that verifies and holds every row of the day: a
     missing, outdated or damaged file is written again first while the day is whole; a
-    damaged file of a day already pruned in part is a problem (never pruned further).
+    damaged file of a day already pruned in part is a problem (never pruned further). A day
+    whose file cannot be written is a failure of that table and day (never pruned); the
+    next days and tables go on.
     """
     for spec in ARCHIVED_TABLES.values():
         days = settings.retention.days(spec.name)
@@ -106,7 +117,11 @@ def keep_retention(
         with engine.connect() as conn:
             holding = days_with_rows(conn, spec, today - timedelta(days=days))
         for day, count in sorted(holding.items()):
-            record = _archived(engine, settings, root, spec, day, count, send, outcome)
+            try:
+                record = _archived(engine, settings, root, spec, day, count, send, outcome)
+            except ArchiveError as exc:
+                outcome.failed.append(f"{spec.name} of {day}: {exc}")
+                continue
             if record is not None:
                 request = PruneRequested(
                     table=spec.name, trade_date=day, rows=record.rows, sha256=record.sha256

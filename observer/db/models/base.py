@@ -4,7 +4,7 @@
 # again, a fifth of the models' import, which is on the writer's path to READY.
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -34,10 +34,18 @@ NAMING = {
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """Exact decimals: NUMERIC on PostgreSQL, text on SQLite (whose NUMERIC is a float)."""
+    """Exact decimals: NUMERIC(24, 8) on PostgreSQL, text on SQLite (whose NUMERIC is a float).
+
+    A value with more than ``SCALE`` places is rounded to ``SCALE`` places as PostgreSQL's
+    numeric rounds it (half away from zero), on SQLite too: when it is stored, and when a
+    value stored before is read (SQLite's text kept every place), so both databases hold
+    and return the same value and a day archives as decimal128(24, 8). A value with
+    ``SCALE`` places or fewer is stored and read as it is, its text unchanged.
+    """
 
     impl = Numeric(24, 8)
     cache_ok = True
+    SCALE = 8
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         """Text on SQLite, NUMERIC(24, 8) elsewhere."""
@@ -46,14 +54,49 @@ class ExactDecimal(TypeDecorator[Decimal]):
         return dialect.type_descriptor(Numeric(24, 8))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
-        """A decimal as its exact text on SQLite."""
+        """A decimal as its exact text on SQLite, rounded to the column's places."""
         if value is None or dialect.name != "sqlite":
             return value
-        return str(value)
+        return self.sqlite_text(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        """The stored value as a decimal."""
-        return None if value is None else Decimal(value)
+        """The stored value as a decimal (on SQLite rounded to the column's places).
+
+        A text of ``SCALE + 1`` characters or fewer, with no exponent, cannot have more
+        places: most values skip `rounded` (reading a day's ticks takes one per decimal
+        column and row).
+        """
+        if value is None:
+            return None
+        number = Decimal(value)
+        if type(value) is not str or dialect.name != "sqlite":
+            return number
+        if len(value) <= self.SCALE + 1 and "E" not in value and "e" not in value:
+            return number
+        return self.rounded(number)
+
+    @classmethod
+    def rounded(cls, value: Decimal) -> Decimal:
+        """``value`` with at most ``SCALE`` places, rounded as PostgreSQL's numeric rounds.
+
+        Half away from zero (``ROUND_HALF_UP`` in `decimal`): 0.123456785 -> 0.12345679,
+        -0.123456785 -> -0.12345679; a negative value rounded to zero is zero. Others, and
+        NaN or infinities, are returned as they are.
+        """
+        exponent = value.as_tuple().exponent
+        if not isinstance(exponent, int) or exponent >= -cls.SCALE:
+            return value
+        digits = max(value.adjusted(), 0) + cls.SCALE + 2  # enough for any magnitude
+        rounded = value.quantize(
+            Decimal(1).scaleb(-cls.SCALE), rounding=ROUND_HALF_UP, context=Context(prec=digits)
+        )
+        return rounded.copy_abs() if rounded.is_zero() else rounded
+
+    @classmethod
+    def sqlite_text(cls, value: Decimal) -> str:
+        """The text SQLite stores: ``value`` itself, or rounded and written out in full."""
+        rounded = cls.rounded(value)
+        return str(value) if rounded is value else format(rounded, "f")
 
 
 class Base(DeclarativeBase):

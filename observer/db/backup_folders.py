@@ -1,0 +1,231 @@
+"""A backup folder's life: made under a temporary name, renamed once verified, rotated.
+
+In the backups folder (``[backup] dir``)::
+
+    observer-<UTC time>.partial/        being made; its maker holds the flock of
+    observer-<UTC time>.partial.lock    this file, beside it, until it is renamed
+    observer-<UTC time>/                verified: renamed from .partial only once its
+                                        verification passed, so only these count
+    observer-<UTC time>.failed/         its dump, a copy or its verification failed
+
+A backup killed at any point (during its dump or its verification) stays ``.partial``: never
+counted, never restored without ``--force``. Rotation (after every backup, made or failed)
+keeps the newest ``keep`` verified backups and the newest `KEEP_FAILED` failed ones (the
+last failure and the one before, to compare; every night of a database that stays
+incomplete would otherwise add a full copy), removes every ``.partial`` whose maker is dead
+(its lock is free), and every folder ``observer-<time>`` without a manifest older than a
+day (one an earlier version left, killed during its dump). An earlier version's folder
+killed during its verification has its manifest and cannot be told from a verified one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bus.lock import InstanceLock, LockHeld
+from observer.errors import BackupError
+
+__all__ = ["FAILED", "KEEP_FAILED", "Making", "refuse_unverified", "rotate"]
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"observer-(?P<time>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?(?:\.|$)")
+
+MANIFEST = "MANIFEST.json"
+PREFIX = "observer-"
+FAILED = ".failed"
+PARTIAL = ".partial"
+LOCK = ".lock"
+KEEP_FAILED = 2  # the newest failed backups kept for a person to look at
+STALE_S = 86_400.0  # a folder without a manifest this old was left by a killed backup
+
+
+class Making:
+    """A backup folder being made: ``folder`` (``*.partial``), locked until it is settled.
+
+    The lock is taken before the folder is made, so a ``.partial`` whose lock is free was
+    left by a process that died.
+    """
+
+    def __init__(self, dest: Path, now: datetime) -> None:
+        base = f"{PREFIX}{now.strftime('%Y%m%dT%H%M%SZ')}"
+        # After every name of this second (even one rotated away since): names keep the
+        # order the backups were made in.
+        first = max((_order(path)[1] + 1 for path in dest.glob(f"{base}*")), default=0)
+        for n in range(first, first + 1000):
+            name = f"{base}-{n}" if n else base
+            taken = (name, name + FAILED, name + PARTIAL, name + PARTIAL + LOCK)
+            if any((dest / other).exists() for other in taken):
+                continue
+            try:
+                lock = InstanceLock(dest / (name + PARTIAL + LOCK))
+            except LockHeld:  # another backup took this name a moment ago
+                continue
+            try:
+                (dest / (name + PARTIAL)).mkdir(mode=0o700)
+            except FileExistsError:
+                lock.close()
+                continue
+            except BaseException:
+                _release(lock)
+                raise
+            self._lock: InstanceLock | None = lock
+            self.folder = dest / (name + PARTIAL)
+            self.final = dest / name
+            return
+        raise BackupError(f"no free backup folder name in {dest} for {base}")
+
+    def verified(self) -> Path:
+        """Rename the folder into place: a verified backup, counted from now on."""
+        return self._settle(self.final)
+
+    def failed(self) -> Path:
+        """Rename the folder ``*.failed``: kept for a person, never counted."""
+        return self._settle(self.final.with_name(self.final.name + FAILED))
+
+    def _settle(self, target: Path) -> Path:
+        try:
+            self.folder.rename(target)
+        finally:
+            if self._lock is not None:
+                _release(self._lock)
+                self._lock = None
+        return target
+
+
+def rotate(dest: Path, keep: int) -> list[str]:
+    """Remove what rotation removes (see the module); the names removed, logged."""
+    verified, failed, legacy = [], [], []
+    for path in dest.glob(f"{PREFIX}*"):
+        if path.name.endswith(PARTIAL + LOCK) and path.is_file():
+            _remove_dead_partial(path.with_name(path.name.removesuffix(LOCK)), path)
+        elif not path.is_dir() or path.name.endswith(PARTIAL):
+            continue  # a partial goes with its lock file; one without had its maker die
+        elif path.name.endswith(FAILED):
+            failed.append(path)
+        elif (path / MANIFEST).is_file():
+            verified.append(path)
+        else:
+            legacy.append(path)
+    for path in dest.glob(f"{PREFIX}*{PARTIAL}"):
+        lock = path.with_name(path.name + LOCK)
+        if path.is_dir() and not lock.exists() and _older_than(path, STALE_S):
+            legacy.append(path)  # its lock file gone (copied here?): a day old is dead
+    removed = []
+    doomed = _oldest(verified, max(keep, 1)) + _oldest(failed, KEEP_FAILED)
+    doomed += [path for path in legacy if _older_than(path, STALE_S)]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path.name)
+    if removed:
+        log.info(
+            "backups rotated in %s: removed %s (kept: the newest %d verified, the newest %d "
+            "failed)",
+            dest,
+            ", ".join(sorted(removed)),
+            keep,
+            KEEP_FAILED,
+        )
+    return sorted(removed)
+
+
+def refuse_unverified(folder: Path, force: bool) -> None:
+    """Refuse to restore a failed backup (without ``force``) or a partial one.
+
+    Raises
+    ------
+    BackupError
+        ``folder`` is ``*.failed`` and ``force`` is not given, or ``*.partial``: being made
+        (always refused), or left by a backup that was killed (without ``force``).
+    """
+    name = folder.resolve().name
+    if name.endswith(FAILED) and not force:
+        raise BackupError(
+            f"{folder} failed its verification when it was made (kept as *{FAILED} to be "
+            "looked at, never counted): restore a verified backup, or this one with --force"
+        )
+    if not name.endswith(PARTIAL):
+        return
+    holder = _maker(folder.resolve())
+    if holder is not None:
+        raise BackupError(f"{folder} is being made (pid {holder}), not verified yet: wait")
+    if not force:
+        raise BackupError(
+            f"{folder} was never verified (its backup was killed before it ended, kept as "
+            f"*{PARTIAL} and never counted): restore a verified backup, or this one with --force"
+        )
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _maker(partial: Path) -> str | None:
+    """The pid of the process making ``partial``, or None if it is dead."""
+    lock = partial.with_name(partial.name + LOCK)
+    if not lock.is_file():
+        return None
+    try:
+        InstanceLock(lock).close()
+    except LockHeld as exc:
+        return str(exc.holder)
+    except OSError:  # not ours to open: whoever made it may still be at it
+        return "unknown"
+    return None
+
+
+def _remove_dead_partial(partial: Path, lock_path: Path) -> None:
+    """Remove ``partial`` and its lock file if its maker is dead; leave a live one alone."""
+    try:
+        lock = InstanceLock(lock_path)
+    except LockHeld:
+        return
+    except OSError:
+        return  # gone meanwhile, or not ours to open: the next rotation sees it again
+    try:
+        if partial.is_dir():
+            shutil.rmtree(partial, ignore_errors=True)
+            log.info("backups rotated: removed %s, left by a backup that was killed", partial)
+    finally:
+        _release(lock)
+
+
+def _release(lock: InstanceLock) -> None:
+    """Remove the lock file, then let it go.
+
+    In that order: a new maker never takes a name whose lock file is still there.
+    """
+    try:
+        lock.path.unlink(missing_ok=True)
+    finally:
+        lock.close()
+
+
+def _oldest(folders: list[Path], keep: int) -> list[Path]:
+    """All but the newest ``keep`` (in the order they were made: `_order`)."""
+    ordered = sorted(folders, key=_order)
+    return ordered[: max(len(ordered) - keep, 0)]
+
+
+def _order(path: Path) -> tuple[str, int]:
+    """When a folder was made, from its name: its UTC time, then its number in that second.
+
+    ``observer-<time>``, ``-1``, ``-2``, ... ``-10`` (as text, ``-10`` would come before
+    ``-9``); any suffix (``.failed``, ``.partial``, ``.partial.lock``) aside.
+    """
+    found = _NAME.match(path.name)
+    if found is None:
+        return (path.name, 0)
+    return (found["time"], int(found["n"] or 0))
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - os.stat(path).st_mtime > seconds
+    except OSError:
+        return False
