@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -141,6 +142,17 @@ def test_only_the_newest_verified_backups_are_kept(tmp_path: Path, sqlite_url: s
     settings = load_settings(config_for(tmp_path, sqlite_url, "[backup]\nkeep = 2\n"))
     made = [make_backup(settings, None, tmp_path / "backups").path for _ in range(3)]
     assert sorted(p for p in (tmp_path / "backups").iterdir()) == sorted(made[1:])
+
+
+def test_a_database_whose_name_has_uri_characters_is_backed_up(tmp_path: Path) -> None:
+    """``?``, ``#`` and ``%`` in the file's path are its own, not a URI's query or fragment."""
+    folder = tmp_path / "odd?#%x"
+    folder.mkdir()
+    url = f"sqlite:///{quote(str(folder / 'observer.db'))}"  # the URL's own encoding
+    migrate.upgrade(url)
+    settings = load_settings(config_for(tmp_path, url))
+    made = make_backup(settings, None, tmp_path / "backups")
+    assert (made.path / MANIFEST).is_file()
 
 
 def test_a_postgresql_backup_restores_into_an_empty_database(tmp_path: Path, pg_url: str) -> None:

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL
@@ -301,7 +302,9 @@ def _reason(exc: BaseException) -> str:
 def _dump(url: URL, target: Path) -> None:
     if url.get_backend_name() == "sqlite":
         # One step (pages=-1): a step-wise copy restarts whenever the writer commits.
-        source = sqlite3.connect(f"file:{url.database}?mode=ro", uri=True)
+        # A URI's path is percent-encoded: a "?", "#" or "%" in the file's name is its own.
+        path = quote(str(Path(str(url.database)).absolute()))
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             with sqlite3.connect(target) as copy:
                 source.backup(copy)
