@@ -209,3 +209,57 @@ def test_a_throttled_issuance_waits_out_the_minute_then_succeeds(tmp_path: Path)
 
     assert asyncio.run(scenario()) == "tok-1"
     assert kis.tokens == 1
+
+
+def test_a_renewal_answered_with_the_same_token_is_kept_as_the_earlier_issuance(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """KIS answers with the token it issued within 6 h: no new issuance is counted, reported
+    or stamped, so its age (and the renewal it is due for) stays the truth."""
+
+    class SameWithinSixHours(FakeKis):
+        def handle(self, request: httpx.Request) -> httpx.Response:
+            answer = super().handle(request)
+            if request.url.path != "/oauth2/tokenP":
+                return answer
+            return httpx.Response(200, json={**json.loads(answer.content), "access_token": "tok-1"})
+
+    kis, clock, events = SameWithinSixHours(), ManualClock(T0), []
+
+    async def scenario() -> TokenManager:
+        tokens = manager(tmp_path, kis, clock, events)
+        await tokens.token()
+        clock.advance(4 * 3600)
+        with caplog.at_level(logging.WARNING, logger="observer.kis.auth"):
+            assert (await tokens.refresh("premarket")).reveal() == "tok-1"
+        clock.advance(60)
+        return tokens
+
+    tokens = asyncio.run(scenario())
+    assert kis.tokens == 2  # asked twice, issued once
+    assert tokens.issued == 1 and [e.issued_ns for e in events] == [T0]
+    assert tokens._cached["access_token"].issued_ns == T0  # type: ignore[union-attr]
+    assert "it issued at 11-20 09:00 KST" in caplog.text
+
+
+def test_the_token_jobs_daily_run_makes_the_key_and_token_last_the_day(tmp_path: Path) -> None:
+    """Renewed Tuesday 08:30, then Wednesday's 03:20 run: what would age out before the
+    day's end (the approval key at 07:30, the token at 07:30 by its refresh age) is issued
+    then, so the 08:03 pre-connect and the 05:00 universe find them."""
+    from workers.token.cli import _until_midnight_s
+
+    tuesday_0830 = T0 - 9 * 3600 * 10**9 - 3 * 86400 * 10**9 + int(8.5 * 3600) * 10**9
+    kis, clock = FakeKis(), ManualClock(tuesday_0830)
+
+    async def scenario() -> tuple[str, str]:
+        tokens = manager(tmp_path, kis, clock)
+        await tokens.refresh("premarket")
+        await tokens.refresh_approval("premarket")
+        clock.advance((24 * 60 - 8 * 60 - 30 + 3 * 60 + 20) * 60)  # Wednesday 03:20 KST
+        lasting = _until_midnight_s(clock)
+        assert lasting == (24 * 60 - 3 * 60 - 20) * 60
+        token = await tokens.token(lasting_s=lasting)
+        key = await tokens.approval_key(lasting_s=lasting)
+        return token.reveal(), key.reveal()
+
+    assert asyncio.run(scenario()) == ("tok-2", "apr-2")

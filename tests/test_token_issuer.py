@@ -121,7 +121,9 @@ def test_a_reader_gives_up_after_its_wait_without_issuing(tmp_path: Path) -> Non
     assert kis.tokens == 0 and kis.approvals == 0
 
 
-def test_the_shipped_token_job_runs_at_start_and_renews_at_0830_on_sessions() -> None:
+def test_the_shipped_token_job_runs_at_start_daily_and_renews_at_0830_on_sessions() -> None:
+    """Every day at 03:20, before the day's first caller (Sunday's 03:30 enrich, the 05:00
+    universe): a supervisor left running across a weekend found no valid token on Monday."""
     settings = load_settings(ROOT / "config" / "observer.toml")
     job = settings.programs["token"]
     assert settings.kis.token_issuer == "job" and job.kind == "job" and job.run_on_start
@@ -129,7 +131,11 @@ def test_the_shipped_token_job_runs_at_start_and_renews_at_0830_on_sessions() ->
     since = datetime(2026, 11, 20, 0, 0, tzinfo=KST)  # a Friday session, then the weekend
     runs = due_runs(timeline, job.schedule, since, datetime(2026, 11, 24, 0, 0, tzinfo=KST))
     assert [(at.strftime("%d %H:%M"), e.args) for at, e in runs] == [
+        ("20 03:20", ()),
         ("20 08:30", ("--renew",)),
+        ("21 03:20", ()),
+        ("22 03:20", ()),
+        ("23 03:20", ()),
         ("23 08:30", ("--renew",)),
     ]
 
@@ -144,7 +150,9 @@ def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     # 08:29:30 at 60x: KIS's minute between two issuances is one wall second.
-    sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 29, 30, tzinfo=KST), SimConfig(), 60.0)
+    # KIS answers with the same token within 6 h (kept, not issued): not this test's matter.
+    no_reuse = SimConfig(same_token_within_s=1)
+    sim = SimThread(MARKET, datetime(2026, 11, 20, 8, 29, 30, tzinfo=KST), no_reuse, 60.0)
     tokens = tmp_path / "tokens"
     config = tmp_path / "observer.toml"
     config.write_text(

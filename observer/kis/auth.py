@@ -1,19 +1,20 @@
 """Access tokens and WebSocket approval keys of one account in one environment.
 
 KIS facts (shared/reference/kis-api.md §2): a token lives about a day; issuance is allowed
-once a minute per app key (``EGW00133``) and every issuance notifies the account holder, so a
-token is cached on disk (owner-only) and reused across restarts, refreshed proactively after
+once a minute per app key (``EGW00133``), asked again within 6 h it answers with the same
+token (kept as the earlier issuance: `_kept`), and every issuance notifies the account
+holder, so a token is cached on disk (owner-only), reused across restarts, refreshed after
 23 h, and never requested twice within 60 s, even by an emergency refresh, which waits.
 
 The cache is shared by every process of an account: each reads the file again when it
 changed, and an issuance holds a per-account `InstanceLock` and first re-reads the file, so
-a token another process issued meanwhile is taken instead of asking KIS again (the 60 s
-guard holds across processes). A *reader* (``issuer=False``: the workers when the token
-job is the one issuer, ``[kis] token_issuer = "job"``) does not issue: it uses any unexpired
-cached token, and when there is none it waits on the cache for the issuer, alerting once,
-and fails after the wait. The one exception is KIS refusing the cached token itself
-(an emergency refresh): nothing works until a new one is issued, so the reader issues it,
-under the lock, and every other process takes that one.
+a token another process issued meanwhile is taken instead of asking KIS. A *reader*
+(``issuer=False``: the workers when the token job is the one issuer, ``[kis] token_issuer =
+"job"``) does not issue: it uses any unexpired cached token, and when there is none it
+waits on the cache for the issuer, alerting once, and fails after the wait. The one
+exception is KIS refusing the cached token itself (an emergency refresh): nothing works
+until a new one is issued, so the reader issues it, under the lock, and every other
+process takes that one.
 """
 
 from __future__ import annotations
@@ -128,10 +129,8 @@ class TokenManager:
         Owner-only folder for ``<alias>-<environment>-token.json`` files.
     environment:
         ``real``, ``paper`` or ``sim``: tokens are never shared between them.
-    refresh_after_s:
-        Age at which a token is replaced proactively (23 h).
-    min_issue_interval_s:
-        Least time between two issuances (60 s, KIS's limit).
+    refresh_after_s, min_issue_interval_s:
+        Age at which a token is replaced (23 h); least time between two requests (60 s).
     approval_ttl_s:
         How long an approval key is reused (KIS does not say; configurable).
     on_issued:
@@ -191,14 +190,20 @@ class TokenManager:
         for kind in self._paths:
             self._reload(kind)
         self._locks = {kind: asyncio.Lock() for kind in self._paths}
+        self._answered_ns = dict.fromkeys(self._paths, 0)  # kind -> KIS's last answer
         self.issued = 0
 
     def __repr__(self) -> str:
         return f"<TokenManager {self._credentials.alias} issued={self.issued}>"
 
-    async def token(self) -> Secret:
-        """A valid access token: the cached one unless it is older than the refresh age."""
-        return await self._get("access_token", "proactive", self._refresh_after_ns)
+    async def token(self, *, lasting_s: float = 0.0) -> Secret:
+        """A valid access token: the cached one unless it is older than the refresh age.
+
+        With ``lasting_s``, one that would reach the refresh age sooner is replaced first
+        (the token job makes the day's token last the day).
+        """
+        max_age = self._refresh_after_ns - int(lasting_s * _NS)
+        return await self._get("access_token", "proactive", max_age)
 
     async def approval_key(self, *, lasting_s: float = 0.0) -> Secret:
         """A WebSocket approval key, reused for ``approval_ttl_s``.
@@ -341,8 +346,9 @@ class TokenManager:
             return await self._issue_locked(kind, reason, cached)
 
     async def _issue_locked(self, kind: str, reason: str, cached: _Cached | None) -> Secret:
-        if cached is not None:
-            wait_ns = cached.issued_ns + self._min_interval_ns - self._clock.now_ns()
+        if cached is not None:  # its issuance, or our last request KIS answered with it
+            last = max(cached.issued_ns, self._answered_ns[kind])
+            wait_ns = last + self._min_interval_ns - self._clock.now_ns()
             if wait_ns > 0:
                 log.info(
                     "%s: waiting %.0fs before issuing a new %s (KIS allows one a minute)",
@@ -366,7 +372,9 @@ class TokenManager:
             value, expires_ns = await self._request(kind)
         # KIS counts the minute from when it issued, which is after we asked: count from the
         # answer, so the next request can never arrive early.
-        now = self._clock.now_ns()
+        now = self._answered_ns[kind] = self._clock.now_ns()
+        if cached is not None and value == cached.value:
+            return self._kept(kind, cached, expires_ns)
         fresh = _Cached(value=value, issued_ns=now, expires_ns=expires_ns)
         self._cached[kind] = fresh
         self._save(self._paths[kind], fresh)
@@ -384,6 +392,23 @@ class TokenManager:
                 )
             )
         return Secret(value)
+
+    def _kept(self, kind: str, cached: _Cached, expires_ns: int) -> Secret:
+        """KIS answered with the token it issued before (it does within 6 h): no new one.
+
+        Its issuance time stays the first one's, so its age, and the renewal it is due for,
+        are the truth; nothing is counted or reported as issued.
+        """
+        kept = _Cached(cached.value, cached.issued_ns, min(cached.expires_ns, expires_ns))
+        self._cached[kind] = kept
+        self._save(self._paths[kind], kept)
+        self._reload(kind)
+        issued = datetime.fromtimestamp(kept.issued_ns / _NS, _KST).strftime("%m-%d %H:%M")
+        alias, why = self._credentials.alias, "no new one within 6 h"
+        log.warning(
+            "%s: KIS answered with the %s it issued at %s KST (%s)", alias, kind, issued, why
+        )
+        return Secret(kept.value)
 
     async def _request(self, kind: str) -> tuple[str, int]:
         sent = self._clock.now_ns()

@@ -3,20 +3,23 @@
 With ``[kis] token_issuer = "job"`` (the shipped configuration) no worker issues: they read
 the owner-only cache this job writes, so no two processes ever ask KIS within its minute
 (EGW00133) and nothing is issued in trading hours but by this job. At every supervisor start
-it makes sure each account has a valid access token and approval key (issuing only what is
-missing, expired or older than the refresh age); at 08:30 on sessions (``--renew``) it issues
-both anew, the pre-market renewal. Each issuance is tried ``[token] retries`` more times
-with backoff on a retryable failure; then a critical ``token_renewal_failed`` alert, and the
-system runs on the previous token while it is valid (exit 0, degraded). With no valid token
-left the job exits 1, and the supervisor runs it again with its backoff. Every issuance is a
-`TokenRefreshed` event (never the token).
+it makes sure each account has an access token and approval key that last until the end
+of the day (issuing only what is missing or would expire or reach its refresh age sooner),
+and again every day at 03:20, before the day's first caller; at 08:30 on sessions
+(``--renew``) it asks for both anew, the pre-market renewal (KIS answers with the same token
+within 6 h of the last issuance: kept, not counted as issued). Each issuance is tried
+``[token] retries`` more times with backoff on a retryable failure; then a critical
+``token_renewal_failed`` alert, and the system runs on the previous token while it is valid
+(exit 0, degraded). With no valid token left the job exits 1, and the supervisor runs it
+again with its backoff. Every issuance is a `TokenRefreshed` event (never the token).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -30,7 +33,10 @@ from observer.notify import Notifier
 from observer.phases import KST
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from bus.producer import Producer
+    from observer.kis.credentials import Secret
     from observer.kis.session import KisAccount
 
 __all__ = ["KINDS", "RENEWAL_FAILED", "app"]
@@ -95,6 +101,13 @@ async def _issue_all(
     return invalid
 
 
+def _until_midnight_s(clock: Clock) -> float:
+    """Clock seconds from now to the end of today (KST)."""
+    now = datetime.fromtimestamp(clock.now_ns() / 1e9, KST)
+    midnight = datetime.combine(now.date() + timedelta(days=1), time(0), KST)
+    return (midnight - now).total_seconds()
+
+
 async def _issue(
     settings: Settings,
     clock: Clock,
@@ -109,10 +122,20 @@ async def _issue(
     from observer.retry import retry
 
     tokens, policy = account.tokens, settings.token
+    lasting = _until_midnight_s(clock)  # what is issued, or kept, lasts the day
+    call: Callable[[], Awaitable[Secret]]
     if kind == "access_token":
-        call = (lambda: tokens.refresh("premarket")) if renew else tokens.token
+        call = (
+            partial(tokens.refresh, "premarket")
+            if renew
+            else partial(tokens.token, lasting_s=lasting)
+        )
     else:
-        call = (lambda: tokens.refresh_approval("premarket")) if renew else tokens.approval_key
+        call = (
+            partial(tokens.refresh_approval, "premarket")
+            if renew
+            else partial(tokens.approval_key, lasting_s=lasting)
+        )
 
     def retried(error: BaseException, attempt: int, pause: float) -> None:
         log.warning(
