@@ -416,6 +416,41 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
         session.close()
 
 
+def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path) -> None:
+    """Killed mid-cycle with the writer down, restarted, the writer back only after the cycle
+    (75 wall seconds here, past the old 60 s wait): the cycle is not resumed blind, so no
+    symbol of it is asked and stored twice; the next cycle runs whole."""
+    session = Session(tmp_path, NINE + timedelta(minutes=7, seconds=30), 2, accounts=1, rate=40)
+    try:
+        session.publish_universe(STOCKS[:120])
+        session.writer.kill()
+        session.start()
+        asked = session.sim.sim.calls
+        wait_until(lambda: asked["FHKST01010100"] >= 10, 60, "ten symbols asked")
+        assert session.proc is not None
+        session.proc.kill()
+        session.proc.wait(30)
+        session.start()
+        ten = int((NINE + timedelta(minutes=10, seconds=3)).timestamp() * 1e9)
+        wait_until(lambda: session.clock.now_ns() > ten, 120, "the 09:00 cycle over")
+        session.writer.start()
+        wait_until(
+            lambda: (
+                session.rows("select count(*) from track_a_cycles where cycle_id = '20261120-0910'")
+                == [(1,)]
+            ),
+            60,
+            "the 09:10 cycle summarised",
+        )
+        twice = session.rows(
+            "select cycle_id, symbol from price_snapshots group by 1, 2 having count(*) > 1"
+        )
+        assert twice == []
+        assert "nothing is resumed" in session.log.read_text()
+    finally:
+        session.close()
+
+
 def test_the_track_a_program_is_configured_for_its_phases() -> None:
     settings = load_settings(ROOT / "config" / "observer.toml")
     program = settings.programs["track_a"]

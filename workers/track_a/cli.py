@@ -17,7 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from observer.cli_support import fail, report_reading, settings_or_exit, start_worker
+from observer.cli_support import Worker, fail, report_reading, settings_or_exit, start_worker
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.phases import KST
@@ -52,14 +52,39 @@ def run(config: ConfigOption = None) -> None:
 
     # A SIGTERM during this wait ends the process at once: nothing is in flight yet, and
     # the outbox keeps whatever the writer has not acknowledged.
-    resume = drained(worker.producer, worker.notifier, _DRAIN_S)
-    if not resume:
-        log.warning("the writer has not acknowledged an earlier run's events: no resume")
+    resume = _caught_up(worker)
     worker.run(
         lambda stop: TrackA(
             worker.settings, worker.clock, worker.producer, worker.notifier, stop
         ).run(resume)
     )
+
+
+def _caught_up(worker: Worker) -> bool:
+    """Whether the writer has stored what an earlier run sent: the database can be trusted.
+
+    With a cycle in force it waits as long as the cycle lasts: resuming it without the
+    earlier run's work in the database would ask (and store) every symbol again, and once
+    it is over there is nothing to resume (the next cycle's symbols are asked once). With
+    none in force, `_DRAIN_S` of wall time.
+    """
+    from observer.timeline import timeline_from
+    from workers.track_a.schedule import current_or_next
+
+    settings, clock = worker.settings, worker.clock
+    timeline = timeline_from(settings.phases, settings.calendar)
+    config = settings.track_a
+    cycle = current_or_next(timeline, now_utc(clock), config.interval_min, config.closing_cycle)
+    if cycle is None or now_utc(clock) < cycle.scheduled:
+        caught_up = drained(worker.producer, worker.notifier, _DRAIN_S)
+    else:
+        while not (caught_up := worker.producer.wait_acked(1.0)):
+            worker.notifier.beat()
+            if now_utc(clock) >= cycle.deadline:
+                break
+    if not caught_up:
+        log.warning("the writer has not stored an earlier run's events: nothing is resumed")
+    return caught_up
 
 
 @app.command()
