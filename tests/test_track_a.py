@@ -451,6 +451,41 @@ def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path)
         session.close()
 
 
+def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path: Path) -> None:
+    """Killed in the 09:00 cycle's last half minute and started again after 09:10: the
+    09:00 cycle gets its summary (cut off, the stored symbols carried, the rest missing,
+    alerted) instead of none at all."""
+    session = Session(tmp_path, NINE + timedelta(minutes=9, seconds=30), 2, accounts=1, rate=4)
+    try:
+        session.publish_universe(STOCKS[:120])
+        session.start()
+        wait_until(
+            lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 10,
+            60,
+            "ten snapshots stored",
+        )
+        assert session.proc is not None
+        session.proc.kill()
+        session.proc.wait(30)
+        ten = int((NINE + timedelta(minutes=10, seconds=2)).timestamp() * 1e9)
+        wait_until(lambda: session.clock.now_ns() > ten, 60, "09:10")
+        session.start()
+        query = (
+            "select carried, universe_size, overran, length(missing) > 0 from track_a_cycles "
+            "where cycle_id = '20261120-0900'"
+        )
+        [(carried, size, overran, listed)] = wait_until(lambda: session.rows(query), 60, "09:00")
+        # What the killed run sent (its outbox delivered before the summary was written).
+        [(stored,)] = session.rows(
+            "select count(*) from price_snapshots where cycle_id = '20261120-0900'"
+        )
+        assert stored >= 10 and (carried, size, overran, listed) == (stored, 120, 1, 1)
+        alerts = session.rows("select message from alerts where code = 'track_a_missing'")
+        assert [m for (m,) in alerts if "20261120-0900" in m and f"{120 - stored} of 120" in m]
+    finally:
+        session.close()
+
+
 def test_the_track_a_program_is_configured_for_its_phases() -> None:
     settings = load_settings(ROOT / "config" / "observer.toml")
     program = settings.programs["track_a"]

@@ -9,7 +9,9 @@ Restarts lose nothing and repeat nothing: before its first cycle the worker wait
 writer has acknowledged whatever an earlier instance left in the outbox, so the database
 shows that instance's work. A cycle already summarised is not run again; a cycle in force
 that an earlier instance began is resumed with only the symbols it still lacks (``carried``
-counts the others). A stop (SIGTERM) mid-cycle publishes no summary, for that reason.
+counts the others). A stop (SIGTERM) mid-cycle publishes no summary, for that reason; a
+cycle an earlier run began and no run finished (restarted after its end) is summarised at
+start as cut off at its deadline (`TrackA._close_interrupted`).
 """
 
 from __future__ import annotations
@@ -38,11 +40,12 @@ from observer.kis.session import (
     token_alert,
 )
 from observer.notify import Notifier
+from observer.phases import KST
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.timeline import timeline_from
 from workers.track_a import SOURCE
 from workers.track_a.cycle import CycleRun, Target, run_cycle
-from workers.track_a.schedule import Cycle, current_or_next
+from workers.track_a.schedule import Cycle, current_or_next, cycles_of
 
 __all__ = ["SOURCE", "TrackA"]
 
@@ -124,6 +127,8 @@ class TrackA(AsyncWorker):
                 self.notifier, lambda: self.tally.counters() | rest_error_counters(accounts)
             )
             async with alongside(beating):
+                if resume:
+                    self._close_interrupted()
                 while not self.stop.is_set():
                     now = now_utc(self.clock)
                     cycle = current_or_next(self.timeline, now, interval, closing)
@@ -177,6 +182,32 @@ class TrackA(AsyncWorker):
             log.info("stopped during cycle %s; the next run resumes it", cycle.cycle_id)
             return
         self._summarise(cycle, run, len(targets), len(targets) - len(todo))
+
+    def _close_interrupted(self) -> None:
+        """Summarise today's cycles an earlier run began and never summarised.
+
+        A run killed or stopped mid-cycle and started again only after the cycle's end
+        left it with some snapshots and no summary: no figures, no missing symbols, no
+        alert. Each is summarised now as cut off at its deadline, like any cycle that could
+        not finish, its stored symbols ``carried``.
+        """
+        now = now_utc(self.clock)
+        config = self.settings.track_a
+        day = now.astimezone(KST).date()
+        for cycle in cycles_of(self.timeline, day, config.interval_min, config.closing_cycle):
+            if cycle.deadline > now:
+                return
+            if self._summarised(cycle) or not (stored := self._stored(cycle)):
+                continue
+            with self._engine.connect() as conn:
+                members = universe_of(conn, day)
+            targets = [Target(symbol, market) for symbol, market, _ in members]
+            lacking = [t for t in targets if t.symbol not in stored]
+            at = int(cycle.deadline.timestamp() * _NS)
+            scheduled = int(cycle.scheduled.timestamp() * _NS)
+            log.warning("cycle %s ended while no run was left to finish it", cycle.cycle_id)
+            run = CycleRun(lacking, scheduled, at, overran=True)
+            self._summarise(cycle, run, len(targets), len(targets) - len(lacking))
 
     def _token_issued(self, event: TokenRefreshed) -> None:
         self.producer.send(event)  # the audit of token issues (never the token)
