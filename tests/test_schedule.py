@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import pytest
 
 from observer.config import CalendarSettings, LateDay, PhaseSettings, ScheduleEntry
 from observer.phases import KST, Phase
-from observer.supervisor.schedule import due_runs, next_run
+from observer.supervisor.schedule import due_runs, missed_run, next_run
 from observer.timeline import timeline_from
 
 TIMELINE = timeline_from(
@@ -51,6 +51,46 @@ def test_due_runs_are_those_in_the_half_open_window() -> None:
         (at("2026-11-20", "06:00"), ("--check",)),
         (at("2026-11-23", "05:00"), ()),
     ]
+
+
+BACKUP = ScheduleEntry(at="21:00")
+TWICE = (ScheduleEntry(at="09:00", days="daily"), ScheduleEntry(at="15:00", days="daily"))
+SIX_HOURS = timedelta(hours=6)
+
+
+@pytest.mark.parametrize(
+    ("entries", "now", "handled", "expected"),
+    [
+        # The supervisor restarted at 21:00:30: the 21:00 backup is run, with or without a record.
+        ((BACKUP,), at("2026-11-20", "21:00:30"), None, at("2026-11-20", "21:00")),
+        (
+            (BACKUP,),
+            at("2026-11-20", "21:00:30"),
+            at("2026-11-19", "21:00"),
+            at("2026-11-20", "21:00"),
+        ),
+        ((BACKUP,), at("2026-11-20", "21:00"), None, at("2026-11-20", "21:00")),  # due at the start
+        ((BACKUP,), at("2026-11-20", "21:00:30"), at("2026-11-20", "21:00"), None),  # it ran
+        ((BACKUP,), at("2026-11-20", "20:59"), None, None),  # not due yet
+        ((BACKUP,), at("2026-11-21", "03:01"), None, None),  # more than six hours ago
+        ((BACKUP,), at("2026-11-21", "02:59"), None, at("2026-11-20", "21:00")),  # past midnight
+        ((BACKUP,), at("2026-11-23", "12:00"), None, None),  # no session since Friday's
+        # A later entry of the same job takes the place of the earlier one: one run, not two.
+        (TWICE, at("2026-11-20", "15:30"), None, at("2026-11-20", "15:00")),
+        (TWICE, at("2026-11-20", "15:30"), at("2026-11-20", "15:00"), None),
+        (TWICE, at("2026-11-20", "10:00"), at("2026-11-20", "09:00"), None),
+        # A record ahead of the clock (it went back): nothing is run again.
+        ((BACKUP,), at("2026-11-20", "21:00:30"), at("2026-11-20", "21:30"), None),
+    ],
+)
+def test_missed_run_is_the_latest_due_in_the_window_and_not_handled(
+    entries: tuple[ScheduleEntry, ...],
+    now: datetime,
+    handled: datetime | None,
+    expected: datetime | None,
+) -> None:
+    run = missed_run(TIMELINE, entries, now, SIX_HOURS, handled)
+    assert (run[0] if run else None) == expected
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,12 @@
 
 A command locks only the program it acts on, so restarting one program never waits for a
 slow start of another. Stable error codes: bad_request, unknown_command, unknown_program,
-not_a_job, is_a_job, out_of_phase, already_running, failed_to_start, forbidden, elsewhere,
-timed_out, usage_error.
+not_a_job, is_a_job, out_of_phase, already_running, busy, failed_to_start, forbidden,
+elsewhere, timed_out, usage_error.
+
+``stop`` holds a program stopped: a job's schedule skips it, and a run of it waiting for the
+jobs it follows is dropped, until ``run`` (a job) or ``start`` (the others). ``run`` of a job
+while a job it follows (``after``) runs is refused as ``busy``: it would read half their work.
 
 ``run`` of a job that exits 2 before READY (bad arguments or configuration, the CLI's exit
 code for them) is refused as ``usage_error`` with the job's last lines of output, and leaves
@@ -28,6 +32,7 @@ from typing import Any, Protocol
 
 from observer.notify import FAILING_S
 from observer.supervisor.control import CommandError, Reply, Request
+from observer.supervisor.jobs import running_before
 from observer.supervisor.program import Launch, Program, State
 
 __all__ = ["COMMANDS", "Supervised", "dispatch"]
@@ -156,9 +161,14 @@ async def start(supervisor: Supervised, args: list[str]) -> Reply:
 
 @command("stop", 1, 1)
 async def stop(supervisor: Supervised, args: list[str]) -> Reply:
-    """Stop NAME: stop a program (SIGTERM, then SIGKILL after its grace); it stays stopped."""
+    """Stop NAME: stop a program (SIGTERM, then SIGKILL after its grace); it stays stopped.
+
+    A job's scheduled runs are skipped, and a run waiting for the jobs it follows dropped,
+    until it is run again by `run`.
+    """
     program = _program(supervisor, args[0])
     async with program.lock:
+        program.unqueue("stopped by a command")
         await program.stop()
         program.held = True
         return Reply(True, f"{program.name} {program.state}", data={"pid": 0})
@@ -177,13 +187,23 @@ async def restart(supervisor: Supervised, args: list[str]) -> Reply:
 
 @command("run", 1, 32)
 async def run(supervisor: Supervised, args: list[str]) -> Reply:
-    """Run JOB [ARG...]: run a scheduled job now (with extra arguments) and wait for READY."""
+    """Run JOB [ARG...]: run a job now (with extra arguments) and wait for READY.
+
+    Refused (busy) while a job it follows (its after) runs. Ends a stop's hold; takes the
+    place of a due run waiting for the jobs it follows.
+    """
     program = _program(supervisor, args[0])
     if program.kind != "job":
         raise CommandError("not_a_job", f"{program.name} is a {program.kind}, not a job")
     async with program.lock:
         if program.active:
             raise CommandError("already_running", f"{program.name} is {program.state}")
+        if before := running_before(program, supervisor.programs):
+            names = ", ".join(p.name for p in before)
+            raise CommandError(
+                "busy", f"busy: {program.name} waits for {names} to end (after); run it then"
+            )
+        program.unqueue("run by a command")
         return await _start(supervisor, program, args[1:], on_demand=True)
 
 
@@ -249,9 +269,10 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
 
     A program parked FATAL; a daemon or session worker that should run and does not; a job
     whose last run failed, until a run succeeds (a job retried for hours is not working, even
-    though each try lasted long enough to forgive a daemon); a running program whose heartbeat
-    says it fails its work (``failing_s``: the writer whose database refuses commits). A
-    program stopped by a command is the operator's choice, not a problem.
+    though each try lasted long enough to forgive a daemon); a running program whose last
+    heartbeat is older than half its ``heartbeat_timeout_s`` (it hangs: it will be ended),
+    or whose heartbeat says it fails its work (``failing_s``: the writer whose database
+    refuses commits). A program stopped by a command is the operator's choice, not a problem.
     """
     found = []
     for program in programs:
@@ -265,6 +286,11 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
             found.append(f"{name}: {runs} failed in a row (last: {program.last_failure}); {state}")
         elif program.kind != "job" and wanted(program) and state is not State.RUNNING:
             found.append(f"{name} is {state}" + (f": {program.detail}" if program.detail else ""))
+        elif (silent := program.beat_age_s() or 0.0) > program.settings.heartbeat_timeout_s / 2:
+            found.append(
+                f"{name}: no heartbeat for {silent:.0f} s (hung? ended at "
+                f"{program.settings.heartbeat_timeout_s:g} s without one)"
+            )
         elif state is State.RUNNING and (failing := program.counters.get(FAILING_S, 0.0)) > 0:
             found.append(f"{name}: failing its work for {failing:.0f} s (see its log)")
     return found

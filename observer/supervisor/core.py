@@ -30,13 +30,13 @@ from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import dispatch, problems
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
+from observer.supervisor.jobs import Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
 from observer.supervisor.rosters import RosterDuty
 from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
-from observer.supervisor.schedule import due_runs, next_run
 from observer.timeline import timeline_from
 from observer.transport import control_curve
 
@@ -80,8 +80,6 @@ class Supervisor:
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they are running again
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
-        # Jobs whose due run waits for other jobs to end (`after`): name -> the waiting task.
-        self._waiting: dict[str, asyncio.Task[None]] = {}
         self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
         self.launch = launch = Launch(
@@ -105,6 +103,9 @@ class Supervisor:
             for name, program in settings.programs.items()
             if runs_here(program, self.role)
         }
+        self.jobs = Jobs(
+            self.programs, self.timeline, self.run_dir / "schedule.json", self._tasks, self._publish
+        )
         self.producer = producer_for(
             settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
         )
@@ -232,8 +233,7 @@ class Supervisor:
                 await stop.wait()
         finally:
             log.info("stopping")
-            for waiting in list(self._waiting.values()):  # a job due after another: not now
-                waiting.cancel()
+            self.jobs.drop_queued()  # a job due after another: not now
             await control.close()
             if self._tcp is not None:
                 await self._tcp.close()
@@ -303,25 +303,26 @@ class Supervisor:
     # ------------------------------------------------------------------ phases and jobs
 
     async def _follow_schedule(self, stop: asyncio.Event) -> None:
-        jobs = [p for p in self.programs.values() if p.kind == "job"]
-        for job in jobs:
-            if job.settings.run_on_start:
-                self._run_job(job, (), "start-up")
-        last = now_utc(self.clock)
+        last = seen = now_utc(self.clock)
+        self.jobs.start(last)  # the start-up runs, and the runs missed while none ran
         while not stop.is_set():
             now = now_utc(self.clock)
+            if now < seen:  # an NTP step, a VM resumed: what ran until `last` does not again
+                log.warning(
+                    "the clock went back: %s, %.0f s before the last pass; jobs due until %s "
+                    "are not run again",
+                    now.astimezone(KST).isoformat(timespec="seconds"),
+                    (seen - now).total_seconds(),
+                    last.astimezone(KST).isoformat(timespec="seconds"),
+                )
+            seen = now
             self._rosters.publish_for(now)  # at the start, then on each day's first pass
             phase = self.timeline.phase_at(now)
             if phase is not self.phase:
                 await self._enter_phase(phase, now)
-            for job in jobs:
-                for at, entry in due_runs(self.timeline, job.settings.schedule, last, now):
-                    self._run_job(job, entry.args, f"scheduled {at.astimezone(KST):%H:%M}")
-            last = now
-            wake = self.timeline.next_transition(now)
-            for job in jobs:
-                for entry in job.settings.schedule:
-                    wake = min(wake, next_run(self.timeline, entry, now))
+            self.jobs.run_due(last, now)
+            last = max(last, now)
+            wake = self.jobs.next_due(now, self.timeline.next_transition(now))
             wait = min((wake - now).total_seconds(), MAX_SCHEDULER_SLEEP_S)
             await self.clock.sleep(max(wait, 0.0) + 1e-3)
 
@@ -353,46 +354,6 @@ class Supervisor:
                 program.launch()
             elif not self.wanted(program) and program.active:
                 await program.stop()
-
-    def _run_job(self, job: Program, args: tuple[str, ...], why: str) -> None:
-        if job.active or job.name in self._waiting:
-            log.warning("%s is still running; skipping its %s run", job.name, why)
-            message = f"{job.name} still running ({why})"
-            self._publish(Alert(severity="warning", code="job_overlap", message=message))
-            return
-        before = self._running_before(job)
-        if not before:
-            log.info("running %s (%s)", job.name, why)
-            job.launch(args)
-            return
-        names = ", ".join(p.name for p in before)
-        log.info("%s (%s) waits for %s to end", job.name, why, names)
-        job.detail = f"due ({why}), waiting for {names} to end"
-        self._waiting[job.name] = self._tasks.spawn(
-            self._run_after(job, before, args, why), f"after-{job.name}"
-        )
-
-    def _running_before(self, job: Program) -> list[Program]:
-        """The jobs ``job`` follows (its ``after``) that run on this host now."""
-        return [
-            self.programs[name]
-            for name in job.settings.after
-            if name in self.programs and self.programs[name].active
-        ]
-
-    async def _run_after(
-        self, job: Program, before: list[Program], args: tuple[str, ...], why: str
-    ) -> None:
-        try:
-            # Again until none runs: two jobs waiting for the same one both wake at its end,
-            # and the one launched first is then running for the other.
-            while before:
-                await asyncio.gather(*(p.ended() for p in before))
-                before = self._running_before(job)
-        finally:
-            del self._waiting[job.name]
-        log.info("running %s (%s, after the jobs it follows)", job.name, why)
-        job.launch(args)
 
     # ------------------------------------------------------------------ lifecycle and samples
 

@@ -324,7 +324,11 @@ def start(name: str, as_json: JsonOpt = False) -> None:
 
 @ctl_app.command()
 def stop(name: str, as_json: JsonOpt = False) -> None:
-    """Stop a program; it stays stopped until started again."""
+    """Stop a program; it stays stopped until started again.
+
+    A job stays held too: its schedule skips it, and a run of it waiting for the jobs it
+    follows is dropped, until `observer ctl run JOB`.
+    """
     _finish(_send("stop", [name], as_json), as_json)
 
 
@@ -336,9 +340,10 @@ def restart(name: str, as_json: JsonOpt = False) -> None:
 
 @ctl_app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def run(ctx: typer.Context, job: str, as_json: JsonOpt = False) -> None:
-    """Run a scheduled job now; extra arguments are passed to it.
+    """Run a job now; extra arguments are passed to it. Ends a stop's hold.
 
-    A job that rejects them (exit 2 before READY) is refused with what it printed.
+    A job that rejects them (exit 2 before READY) is refused with what it printed; one
+    whose `after` jobs run is refused as busy (run it once they have ended).
     """
     _finish(_send("run", [job, *ctx.args], as_json), as_json)
 

@@ -1,12 +1,14 @@
 """One supervised program: spawn, READY handshake, heartbeats, backoff, FATAL, stop.
 
 A program's *runner* task owns its process from spawn to exit. The process gets its own
-process group and the parent-death signal (SIGKILL when the supervisor dies, so no child
-outlives it); its exit is seen through a pidfd the moment it happens, and reaped at once.
+process group and the parent-death signal (`observer.supervisor.spawn`); its exit is seen
+through a pidfd the moment it happens, and reaped at once.
 Failures (a crash, an unexpected exit, no READY in time, no heartbeat in time) restart the
 program after an exponential, jittered backoff; ``max_failures`` in a row park it in FATAL.
-A daemon or session worker that stayed up for ``stable_s`` has its failure count forgiven; a
-job only by a run that succeeds (a job that fails after ten minutes of work has not worked).
+A daemon or session worker whose run kept beating for ``stable_s`` after READY has its
+failure count forgiven (one that hung after READY has not worked, however long it took to
+notice); a job only by a run that succeeds (a job that fails after ten minutes of work has
+not worked).
 A job that exits 2 before READY (`USAGE_EXIT`: bad arguments or configuration) is not retried:
 a command's run is refused (`refusal`), a scheduled run parked FATAL at once (one alert).
 """
@@ -15,34 +17,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import random
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
 
 from observer.config import ProgramSettings
-from observer.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
-from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV, Notice
+from observer.notify import Notice
 from observer.retry import backoff_s
+from observer.supervisor.spawn import Launch, spawn
 
 __all__ = ["Dependency", "Launch", "Program", "State"]
 
 log = logging.getLogger(__name__)
 
 USAGE_EXIT = 2  # bad arguments or configuration: click's usage errors, `observer.cli.main`
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class State(StrEnum):
@@ -58,37 +54,7 @@ class State(StrEnum):
     FATAL = "fatal"  # failed max_failures times in a row; parked until started by hand
 
 
-@dataclass(frozen=True, slots=True)
-class Launch:
-    """What every child gets: working directory, environment and log folder."""
-
-    cwd: Path
-    env: Mapping[str, str]
-    log_dir: Path
-    heartbeat_interval_s: float
-    log_max_bytes: int = 50 * 1024 * 1024  # the child rotates its log file past this size
-    log_keep: int = 5  # rotated files kept
-
-
 Lifecycle = Callable[["Program", str, int, int | None, str], None]
-
-
-def _argv(command: Sequence[str]) -> list[str]:
-    """A leading ``observer`` or ``python`` runs this interpreter (the same installation)."""
-    if command[0] == "observer":
-        return [sys.executable, "-m", "observer", *command[1:]]
-    if command[0] == "python":
-        return [sys.executable, *command[1:]]
-    return list(command)
-
-
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    def preexec() -> None:  # runs in the child between fork and exec
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        if os.getppid() != parent:  # the supervisor died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 class Dependency(Protocol):
@@ -134,6 +100,8 @@ class Program:
         self.ready_s = 0.0  # spawn to READY of the last start
         self.held = False  # stopped by a command: stays stopped until started by one
         self.refusal = ""  # the output of a command's run that exited 2 before READY
+        # A job's due run waiting for the jobs it follows (`after`) to end: the scheduler's.
+        self.queued: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -166,6 +134,16 @@ class Program:
         """Return once no runner supervises this program (a job's run has ended)."""
         while (runner := self._runner) is not None and not runner.done():
             await asyncio.wait({runner})
+
+    def unqueue(self, why: str) -> bool:
+        """Drop the due run waiting for the jobs this one follows; True if one waited."""
+        queued, self.queued = self.queued, None
+        if queued is None or queued.done():
+            return False
+        queued.cancel()
+        log.info("%s: its run waiting for the jobs it follows is dropped (%s)", self.name, why)
+        self.detail = f"its due run dropped: {why}"
+        return True
 
     def depend_on(self, programs: Sequence[Dependency]) -> None:
         """Spawn only once each of ``programs`` is running (its ``running`` is set)."""
@@ -321,7 +299,9 @@ class Program:
     async def _back_off(self, code: int | None) -> bool:
         """Count a failure: park in FATAL after ``max_failures`` (False), else back off."""
         self.running.clear()
-        stable = self.ready_at and time.monotonic() - self.ready_at >= self.settings.stable_s
+        # Stable: it beat for stable_s after READY. A run that hung after READY did not work,
+        # though the heartbeat timeout (15 s) that ended it outlasts stable_s (10 s).
+        stable = self.ready_at and self._last_beat - self.ready_at >= self.settings.stable_s
         if stable and self.kind != "job":
             self.failures = 0  # it ran long enough: this is a fresh failure
         self.failures += 1
@@ -343,46 +323,8 @@ class Program:
         return True
 
     def _spawn(self, args: tuple[str, ...]) -> None:
-        launch = self._launch
-        read_fd, write_fd = os.pipe()
-        env = {
-            **launch.env,
-            **self.settings.env,
-            NOTIFY_FD_ENV: str(write_fd),
-            HEARTBEAT_ENV: str(launch.heartbeat_interval_s),
-            "OBSERVER_PROGRAM": self.name,
-            LOG_FILE_ENV: str(launch.log_dir / f"{self.name}.log"),
-            LOG_MAX_BYTES_ENV: str(launch.log_max_bytes),
-            LOG_KEEP_ENV: str(launch.log_keep),
-        }
-        try:
-            launch.log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            log_fd = os.open(
-                launch.log_dir / f"{self.name}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-            )
-            self._log_offset = os.fstat(log_fd).st_size  # the run's output follows
-        except BaseException:
-            os.close(read_fd)
-            os.close(write_fd)
-            raise
-        try:
-            self._proc = subprocess.Popen(
-                [*_argv(self.settings.command), *args],
-                cwd=launch.cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=subprocess.STDOUT,
-                pass_fds=(write_fd,),
-                process_group=0,
-                preexec_fn=_die_with_parent(os.getpid()),
-            )
-        except BaseException:
-            os.close(read_fd)
-            raise
-        finally:
-            os.close(write_fd)
-            os.close(log_fd)
+        spawned = spawn(self.name, self.settings, self._launch, args)
+        self._proc, read_fd, self._log_offset = spawned.proc, spawned.notices, spawned.log_offset
         self.pid = self.pgid = self._proc.pid
         self.started_at = time.monotonic()
         self.ready_at = 0.0

@@ -13,7 +13,7 @@ from observer.config import ScheduleEntry
 from observer.phases import KST
 from observer.timeline import LOOKAHEAD_DAYS, Timeline, hhmm
 
-__all__ = ["applies", "due_runs", "next_run"]
+__all__ = ["applies", "due_runs", "missed_run", "next_run"]
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -49,3 +49,22 @@ def due_runs(
             runs.append((at, entry))
             at = next_run(timeline, entry, at)
     return sorted(runs, key=lambda run: run[0])
+
+
+def missed_run(
+    timeline: Timeline,
+    entries: Iterable[ScheduleEntry],
+    now: datetime,
+    window: timedelta,
+    handled: datetime | None,
+) -> tuple[datetime, ScheduleEntry] | None:
+    """The latest run of ``entries`` due in the ``window`` up to ``now`` and after ``handled``.
+
+    A supervisor that starts runs it once: the run of a job that came due while none ran,
+    and was not run since (``handled``: the last due run a supervisor dealt with, None
+    without a record). Only the latest: a later entry of the same job takes the place of an
+    earlier one, and a run due longer than ``window`` ago is left to the next entry.
+    """
+    since = now - window if handled is None else max(now - window, handled)
+    runs = due_runs(timeline, entries, since, now)
+    return runs[-1] if runs else None

@@ -1,0 +1,283 @@
+"""The supervisor's faults around hangs, missed and held runs, `after`, and a clock that steps back.
+
+Each test drives a real supervisor (a process, or one in this process for the clock step) over
+small fake programs on a simulated clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from observer.clock import SimulatedClock, now_utc
+from observer.config import ProgramSettings, load_settings
+from observer.phases import KST
+from observer.supervisor.commands import dispatch
+from observer.supervisor.control import Request
+from observer.supervisor.core import Supervisor
+from observer.supervisor.program import Launch, Program
+from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
+
+pytestmark = pytest.mark.slow
+
+# name mode [seconds]: records its start, says READY, then: "job" beats for SECONDS and exits
+# 0, "daemon" beats for ever, "hang" never beats.
+FAKE = """
+import os, sys, time
+from observer.notify import Notifier
+name, mode = sys.argv[1], sys.argv[2]
+seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+with open(os.environ["FAKE_RECORD"], "a") as record:
+    record.write(name + "\\n")
+notifier = Notifier.from_env()
+notifier.ready()
+if mode == "hang":
+    time.sleep(3600)
+end = time.monotonic() + seconds
+while mode == "daemon" or time.monotonic() < end:
+    notifier.beat()
+    time.sleep(0.05)
+"""
+
+
+class Fakes:
+    """The fake program in ``workdir`` and the record of its runs."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.script = workdir / "fake.py"
+        self.script.write_text(FAKE)
+        self.record = workdir / "runs.txt"
+
+    def program(self, name: str, mode: str, seconds: float = 0.0, extra: str = "") -> str:
+        kind = "daemon" if mode in ("daemon", "hang") else "job"
+        return (
+            f"\n[programs.{name}]\nkind = {kind!r}\n"
+            f'command = ["python", "{self.script}", "{name}", "{mode}", "{seconds}"]\n'
+            f'env = {{ FAKE_RECORD = "{self.record}" }}\n{extra}\n'
+        )
+
+    def runs(self, name: str) -> int:
+        if not self.record.exists():
+            return 0
+        return self.record.read_text().splitlines().count(name)
+
+
+def sim_clock(at: datetime, speed: float) -> str:
+    return SimulatedClock(int(at.timestamp() * 1e9), speed).spec
+
+
+def kst(hour: int, minute: int, second: int = 0) -> datetime:
+    return datetime(2026, 11, 20, hour, minute, second, tzinfo=KST)  # a Friday session
+
+
+def test_a_program_that_hangs_after_ready_is_unhealthy_then_parked_fatal(tmp_path: Path) -> None:
+    # stable_s is below the heartbeat timeout: measured from READY to the kill, every hang
+    # "ran long enough" and was forgiven, for ever, while status said healthy.
+    fakes = Fakes(tmp_path)
+    hangs = fakes.program(
+        "hangs",
+        "hang",
+        extra="heartbeat_timeout_s = 2.0\nstable_s = 0.5\nmax_failures = 2\n"
+        "backoff_initial_s = 0.05",
+    )
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + hangs).start(healthy=False)
+    report = wait_until(
+        lambda: (
+            (r := sup.status())
+            and any(p.startswith("hangs: no heartbeat for") for p in r["problems"])
+            and r
+        ),
+        30,
+        "the hang named in status",
+    )
+    assert not report["healthy"]
+    parked = wait_until(
+        lambda: (p := sup.program("hangs"))["state"] == "fatal" and p, 30, "hangs parked fatal"
+    )
+    assert parked["failures"] == 2
+    assert "no heartbeat for 2s" in parked["detail"]
+    assert fakes.runs("hangs") == 2
+    alerts = wait_until(
+        lambda: sup.rows("select message from alerts where code = 'program_fatal'"), 30, "alert"
+    )
+    assert any("hangs is FATAL" in row[0] for row in alerts)
+
+
+def test_a_run_missed_while_no_supervisor_ran_is_run_once_at_start(tmp_path: Path) -> None:
+    fakes = Fakes(tmp_path)
+    daily = '{{ at = "{}", days = "daily" }}'
+    programs = (
+        fakes.program("backup", "job", extra=f"schedule = [{daily.format('21:00')}]")
+        # Due 8 h before the start: beyond the catch-up window, not run.
+        + fakes.program("late", "job", extra=f"schedule = [{daily.format('13:00')}]")
+        # Run at every start, and due earlier: its start-up run is the one run.
+        + fakes.program(
+            "token", "job", extra=f"run_on_start = true\nschedule = [{daily.format('20:00')}]"
+        )
+    )
+    # The supervisor restarted at 21:00:30: the 21:00 backup had not run.
+    sup = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(21, 0, 30), 1.0))
+    sup.start(healthy=False)
+    wait_until(
+        lambda: all(sup.program(n)["state"] == "exited" for n in ("backup", "token")),
+        30,
+        "the missed backup and the start-up token run",
+    )
+    assert sup.program("late")["state"] == "stopped" and fakes.runs("late") == 0
+    assert fakes.runs("backup") == 1 and fakes.runs("token") == 1
+    assert "running the 21:00 backup run missed while no supervisor ran" in sup.log.read_text()
+    assert "still running" not in sup.log.read_text()  # token was not due twice at start
+    record = tmp_path / "data" / "run" / "schedule.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert sup.terminate() == 0
+
+    # Restarted again at 21:01:30: the backup's 21:00 run is recorded as done, so it is not
+    # run again; a job due at 21:01, which no supervisor ran, is.
+    programs += fakes.program("other", "job", extra=f"schedule = [{daily.format('21:01')}]")
+    again = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(21, 1, 30), 1.0))
+    again.start(healthy=False)
+    wait_until(lambda: again.program("other")["state"] == "exited", 30, "the missed other run")
+    assert again.program("backup")["state"] == "stopped"
+    assert fakes.runs("backup") == 1 and fakes.runs("late") == 0
+
+
+def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) -> None:
+    fakes = Fakes(tmp_path)
+    at = '[{{ at = "{}", days = "daily" }}]'
+    programs = (
+        fakes.program("a", "job", 10.0, extra=f"schedule = {at.format('09:00')}")
+        + fakes.program("b", "job", extra=f'after = ["a"]\nschedule = {at.format("09:01")}')
+        + fakes.program("c", "job", extra=f'after = ["a"]\nschedule = {at.format("09:01")}')
+        + fakes.program("j", "job", extra=f"schedule = {at.format('09:01')}")
+    )
+    # 09:00 a second after the start, 09:01 seven seconds later, while a runs (10 s).
+    sup = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(8, 59, 50), 10.0))
+    sup.start(healthy=False)
+    assert sup.ctl("stop", "j").ok
+    wait_until(
+        lambda: all("waiting for a" in sup.program(n)["detail"] for n in ("b", "c")),
+        30,
+        "b and c due at 09:01, waiting for a",
+    )
+    # The 09:01 pass launched nothing held: j stays stopped.
+    assert sup.program("j")["state"] == "stopped" and fakes.runs("j") == 0
+    assert sup.program("a")["state"] == "running"
+
+    busy = sup.ctl("run", "b")  # beside the job it must follow: refused, nothing started
+    assert not busy.ok and busy.code == "busy", busy
+    assert "a" in busy.reason
+    assert sup.ctl("stop", "b").ok  # drops its run waiting for a
+    assert "waiting" not in sup.program("b")["detail"]
+
+    wait_until(lambda: sup.program("c")["state"] == "exited", 60, "c ran after a")
+    assert sup.program("a")["state"] == "exited"
+    assert sup.program("b")["state"] == "stopped" and fakes.runs("b") == 0
+
+    reply = sup.ctl("run", "b")  # a run by hand clears the hold; a has ended
+    assert reply.ok, reply
+    wait_until(lambda: sup.program("b")["state"] == "exited", 30, "b run by hand")
+    assert fakes.runs("b") == 1 and fakes.runs("c") == 1 and fakes.runs("a") == 1
+
+
+def test_a_run_by_hand_takes_the_place_of_a_queued_one(tmp_path: Path) -> None:
+    """A run waiting for the jobs it follows is dropped when the job is run by hand."""
+    launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
+    code = "from observer.notify import Notifier; Notifier.from_env().ready()"
+    settings = ProgramSettings(kind="job", command=(sys.executable, "-c", code))
+    job = Program("job", settings, launch, lambda *_: None)
+
+    class Host:
+        programs = {"job": job}
+
+        def in_phase(self, program: Program) -> bool:
+            return True
+
+        def status(self) -> dict[str, Any]:
+            return {}
+
+    async def scenario() -> tuple[bool, bool]:
+        queued = asyncio.create_task(asyncio.sleep(3600))
+        job.queued = queued  # as the scheduler leaves a run due while the jobs it follows ran
+        reply = await dispatch(Host(), Request("run", ["job"]))  # type: ignore[arg-type]
+        await job.ended()
+        await asyncio.sleep(0)  # the cancellation is delivered at the task's next step
+        return reply.ok, queued.cancelled()
+
+    ok, cancelled = asyncio.run(scenario())
+    assert ok and cancelled and job.queued is None
+
+
+class SteppedClock(SimulatedClock):
+    """A simulated clock an NTP step or a VM resume can set back."""
+
+    offset_ns = 0
+
+    def now_ns(self) -> int:
+        return super().now_ns() + self.offset_ns
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+def test_a_clock_stepping_back_does_not_run_a_job_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fakes = Fakes(tmp_path)
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "data" / "o.db"}"\n'
+        "[supervisor]\nmetrics_port = 0\n"
+        + fakes.program("backup", "job", extra='schedule = [{ at = "21:00", days = "daily" }]')
+    )
+    clock = SteppedClock(int(kst(20, 59, 0).timestamp() * 1e9), 60.0)  # 21:00 in 1 s
+    sup = Supervisor(load_settings(config), config, clock)
+    backup = sup.programs["backup"]
+    launches: list[datetime] = []
+    launch = backup.launch
+
+    def counted(*args: Any, **kwargs: Any) -> bool:
+        launches.append(now_utc(clock))
+        return launch(*args, **kwargs)
+
+    backup.launch = counted  # type: ignore[method-assign]
+    passes: list[tuple[int, datetime]] = []  # (offset, instant) of each scheduler pass
+    publish_for = sup._rosters.publish_for  # called on each pass, with its instant
+
+    def seen(now: datetime) -> None:
+        passes.append((clock.offset_ns, now))
+        publish_for(now)
+
+    sup._rosters.publish_for = seen  # type: ignore[method-assign]
+
+    async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sup.run(stop))
+        try:
+            await until(lambda: backup.state.value == "exited", 30, "the 21:00 backup")
+            clock.offset_ns = -120 * 10**9  # the clock steps back two minutes
+            await until(lambda: any(o and t >= kst(21, 0) for o, t in passes), 30, "21:00 again")
+        finally:
+            stop.set()
+            await task
+
+    with caplog.at_level(logging.WARNING, logger="observer.supervisor"):
+        asyncio.run(scenario())
+    assert len(launches) == 1, launches
+    assert fakes.runs("backup") == 1
+    assert any("the clock went back" in r.getMessage() for r in caplog.records)
