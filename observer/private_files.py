@@ -11,7 +11,16 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["tighten_folders", "write_private"]
+__all__ = ["fsync_path", "tighten_folders", "write_private"]
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's: its entries') contents to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_private(path: Path, data: bytes) -> None:

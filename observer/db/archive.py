@@ -31,6 +31,7 @@ from observer.config import Settings
 from observer.db.models import ExactDecimal
 from observer.db.retention_queries import ArchivedTable, ArchiveRecord, day_rows
 from observer.errors import ArchiveError
+from observer.private_files import fsync_path
 
 __all__ = ["Written", "archive_root", "relative_path", "schema_of", "verify_file", "write_day"]
 
@@ -124,13 +125,13 @@ def write_day(
             temporary.unlink()
             _remove_empty(final.parent, root)
             return None
-        _fsync(temporary)
+        fsync_path(temporary)
         if pq.read_table(temporary).num_rows != rows:  # read back whole: every page decodes
             raise ArchiveError(f"{temporary} did not read back with {rows} rows")
         digest = sha256_of(temporary)
         size = temporary.stat().st_size
         os.replace(temporary, final)
-        _fsync(final.parent)
+        fsync_path(final.parent)
     except (OSError, ArithmeticError, ValueError, pa.ArrowException) as exc:
         # ArithmeticError, ValueError: a stored value the file's type cannot hold (a decimal
         # beyond decimal128(24, 8), text that is no decimal): this table's day alone fails.
@@ -190,11 +191,3 @@ def sha256_of(path: Path) -> str:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from observer.db.engine import normalize_url
 from observer.errors import BackupError, WriterLocked
+from observer.private_files import fsync_path
 
 __all__ = ["COMPANIONS", "restore_sqlite_file"]
 
@@ -66,7 +67,7 @@ def restore_sqlite_file(dump: Path, path: Path, check: Callable[[str], None] | N
         try:
             shutil.copyfile(dump, temporary)
             os.chmod(temporary, 0o600)
-            _fsync(temporary)
+            fsync_path(temporary)
             os.replace(temporary, path)
             placed = True
             _check_restored(path, check)
@@ -120,14 +121,6 @@ def _check_restored(path: Path, check: Callable[[str], None] | None) -> None:
             check(f"sqlite:///{path}")
         except BackupError as exc:
             raise BackupError(f"{exc} (restored at {path}: removed)") from exc
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _line(exc: BaseException) -> str:
