@@ -96,23 +96,27 @@ def producer_for(
     )
 
 
-def drained(producer: Producer, notifier: Notifier, timeout: float) -> bool:
+def drained(
+    producer: Producer, notifier: Notifier, timeout: float, until: Callable[[], bool] | None = None
+) -> bool:
     """Wait until the writer acknowledged everything sent, beating meanwhile; False at timeout.
 
     A job waits here before reading state the writer keeps (the events must be in), and
-    before exiting; the beats keep the supervisor from taking the wait for a hang.
+    before exiting; the beats keep the supervisor from taking the wait for a hang. With
+    ``until``, the wait ends when that holds instead of after ``timeout`` wall seconds.
     """
     deadline = time.monotonic() + timeout
+    over = until or (lambda: time.monotonic() > deadline)
     said = False
-    while not producer.wait_acked(min(1.0, timeout)):
+    while not producer.wait_acked(1.0 if until else min(1.0, timeout)):
         notifier.beat()
-        if time.monotonic() > deadline:
+        if over():
             return False
         if not said:  # a person at a terminal sees why nothing happens
             said = True
             logging.getLogger(__name__).warning(
-                "waiting up to %g s for the writer to store %d event(s) (is it running?)",
-                timeout,
+                "waiting %s for the writer to store %d event(s) (is it running?)",
+                "while the work in hand lasts" if until else f"up to {timeout:g} s",
                 producer.pending,
             )
     return True

@@ -91,7 +91,8 @@ class ServerLock:
             log.critical("%s", exc)
             return False
         except DBAPIError as exc:
-            log.warning("cannot take the lock on %s again yet: %s", self.where, error_reason(exc))
+            # said once when the connection failed; the writer's commits say the rest
+            log.debug("cannot take the lock on %s again yet: %s", self.where, error_reason(exc))
             return True
         log.warning("took the lock on %s again after its connection failed", self.where)
         return True

@@ -78,10 +78,8 @@ def _caught_up(worker: Worker) -> bool:
     if cycle is None or now_utc(clock) < cycle.scheduled:
         caught_up = drained(worker.producer, worker.notifier, _DRAIN_S)
     else:
-        while not (caught_up := worker.producer.wait_acked(1.0)):
-            worker.notifier.beat()
-            if now_utc(clock) >= cycle.deadline:
-                break
+        over = cycle.deadline
+        caught_up = drained(worker.producer, worker.notifier, 0, lambda: now_utc(clock) >= over)
     if not caught_up:
         log.warning("the writer has not stored an earlier run's events: nothing is resumed")
     return caught_up
