@@ -60,6 +60,7 @@ from observer.worker_settings import (
 )
 
 __all__ = [
+    "REST_PER_SECOND",
     "AccountSettings",
     "BusSettings",
     "CalendarSettings",
@@ -153,12 +154,18 @@ class WriterSettings(Strict, frozen=True):
     max_sources: Positive = 1000
 
 
+# KIS publishes no figure: its own samples pace 0.05 s a call on real hosts and 0.5 s on
+# paper ones, python-kis allows 19/s and 2/s.
+REST_PER_SECOND = {"real": 20.0, "paper": 2.0, "sim": 20.0}
+
+
 class AccountSettings(Strict, frozen=True):
     """One KIS account (its app key is its WebSocket session). Secrets are never here."""
 
     alias: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
     credentials_file: str = ""  # owner-only TOML; empty: OBSERVER_KIS_<ALIAS>_APP_KEY/SECRET
-    rest_per_second: PositiveFloat = 20.0  # the account's REST budget at KIS (UNCONFIRMED)
+    # The account's REST budget at KIS (UNCONFIRMED); 0: its environment's, `REST_PER_SECOND`.
+    rest_per_second: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
 
 
 class KisSettings(Strict, frozen=True):
@@ -178,6 +185,16 @@ class KisSettings(Strict, frozen=True):
     # run on its own, without the supervisor's token job).
     token_issuer: Literal["any", "job"] = "any"  # noqa: S105 - a mode, not a secret
     token_wait_s: Seconds = 300.0  # a worker waits this long for the job's token (clock s)
+
+    def __post_init__(self) -> None:
+        # An account without a budget of its own gets its environment's: a paper account
+        # asked at the real one's 20/s would be refused nine calls in ten.
+        default = REST_PER_SECOND[self.environment]
+        accounts = tuple(
+            a if a.rest_per_second else msgspec.structs.replace(a, rest_per_second=default)
+            for a in self.accounts
+        )
+        msgspec.structs.force_setattr(self, "accounts", accounts)
 
 
 class KrxSettings(Strict, frozen=True):

@@ -74,7 +74,12 @@ class TrackASettings(Strict, frozen=True):
     interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
     closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
-    retry_failed: bool = True  # a symbol whose attempts all failed gets one more pass
+    # A symbol whose attempts all failed with a retryable error (an outage, a rate refusal) is
+    # asked again in passes until the cycle is due, pausing retry_initial_s, doubling up to
+    # retry_max_s (clock seconds) between passes.
+    retry_failed: bool = True
+    retry_initial_s: Seconds = 2.0
+    retry_max_s: Seconds = 30.0
     universe_alert_s: Seconds = 60.0  # no universe this long after a cycle was due: alert
 
 

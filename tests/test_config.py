@@ -13,6 +13,7 @@ from observer.db import migrate
 from observer.db.engine import read_only_sessions
 from observer.db.models import BusOffset
 from observer.errors import ConfigError
+from observer.kis.session import rate_limits
 from observer.runtime import producer_for
 
 
@@ -60,6 +61,22 @@ def test_producer_follows_the_bus_settings(tmp_path: Path) -> None:
         assert (tmp_path / "run" / "outbox" / "track_a" / "LOCK").exists()
     finally:
         producer.close(drain_timeout=0)
+
+
+@pytest.mark.parametrize(("environment", "default"), [("paper", 2.0), ("real", 20.0)])
+def test_an_account_without_a_budget_gets_its_environments(
+    tmp_path: Path, environment: str, default: float
+) -> None:
+    path = tmp_path / "observer.toml"
+    path.write_text(
+        f'[kis]\nenvironment = "{environment}"\n[[kis.accounts]]\nalias = "a"\n'
+        '[[kis.accounts]]\nalias = "b"\nrest_per_second = 5\n'
+    )
+    settings = load_settings(path)
+    assert [a.rest_per_second for a in settings.kis.accounts] == [default, 5.0]
+    limits = rate_limits(settings, "track_a")  # what every worker paces by
+    limiter = limits.for_account("a")
+    assert limiter.max_rate / limiter.time_period == pytest.approx(default * 0.55)
 
 
 @pytest.mark.parametrize(

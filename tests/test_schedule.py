@@ -6,9 +6,9 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from observer.config import CalendarSettings, LateDay, PhaseSettings, ScheduleEntry
+from observer.config import CalendarSettings, LateDay, PhaseSettings, ScheduleEntry, load_settings
 from observer.phases import KST, Phase
-from observer.supervisor.schedule import due_runs, missed_run, next_run
+from observer.supervisor.schedule import applies, due_at, due_runs, missed_run, next_run
 from observer.timeline import timeline_from
 
 TIMELINE = timeline_from(
@@ -42,6 +42,45 @@ def at(day: str, hhmm: str) -> datetime:
 )
 def test_next_run(entry: ScheduleEntry, after: datetime, expected: datetime) -> None:
     assert next_run(TIMELINE, entry, after) == expected
+
+
+@pytest.mark.parametrize(
+    ("entry", "after", "expected"),
+    [  # 2026-11-19 opens an hour late: a session's entries from 08:00 move, daily ones do not
+        (ScheduleEntry(at="16:10"), at("2026-11-19", "16:09"), at("2026-11-19", "17:10")),
+        (
+            ScheduleEntry(at="16:40", days="thu"),
+            at("2026-11-19", "12:00"),
+            at("2026-11-19", "17:40"),
+        ),
+        (
+            ScheduleEntry(at="06:00", days="daily"),
+            at("2026-11-19", "05:00"),
+            at("2026-11-19", "06:00"),
+        ),
+        (ScheduleEntry(at="05:00"), at("2026-11-19", "04:00"), at("2026-11-19", "05:00")),
+        # moved past midnight: due on the next day's clock, once
+        (ScheduleEntry(at="23:30"), at("2026-11-19", "23:50"), at("2026-11-20", "00:30")),
+        (ScheduleEntry(at="23:30"), at("2026-11-20", "00:30"), at("2026-11-20", "23:30")),
+    ],
+)
+def test_a_late_day_moves_its_sessions_entries(
+    entry: ScheduleEntry, after: datetime, expected: datetime
+) -> None:
+    assert next_run(TIMELINE, entry, after) == expected
+
+
+def test_every_shipped_job_runs_in_the_same_phase_on_a_late_day() -> None:
+    settings = load_settings()
+    timeline = timeline_from(settings.phases, settings.calendar)
+    late = settings.calendar.late_days[0].day
+    normal = late - timedelta(days=1)
+    assert timeline.calendar.is_session(normal) and timeline.calendar.is_session(late)
+    for name, program in settings.programs.items():
+        for entry in program.schedule:
+            if applies(timeline, entry, late) and applies(timeline, entry, normal):
+                phases = [timeline.phase_at(due_at(timeline, entry, d)) for d in (normal, late)]
+                assert phases[0] == phases[1], (name, entry.at, phases)
 
 
 def test_due_runs_are_those_in_the_half_open_window() -> None:

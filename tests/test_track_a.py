@@ -166,8 +166,9 @@ def test_a_cycle_asks_every_symbol_once_within_the_rate(
     assert not run.overran and run.unfinished == [] and run.missing == []
     assert sorted(p.symbol for p in published) == sorted(run.succeeded)
     assert run.calls == 120
-    # Two accounts at 100/s x 0.55: 110/s, so about 1.09 s; never above each key's share.
-    assert 120 / 110 * 0.95 < (run.finished_ns - run.started_ns) / NS < 120 / 110 * 1.5
+    # Two accounts at 100/s x 0.55: 110/s, so never under 1.09 s. How close it comes is a
+    # benchmark's figure (`observer bench track-a`), not this test's: a busy machine is slower.
+    assert (run.finished_ns - run.started_ns) / NS > 120 / 110 * 0.95
     assert sim.rate_limited == limited_before
     assert max(sim.peak_per_second.values()) <= 56  # 55/s per app key, evenly paced
     quote = next(p for p in published if p.symbol == STOCKS[0])
@@ -177,7 +178,7 @@ def test_a_cycle_asks_every_symbol_once_within_the_rate(
 
 def test_failing_symbols_never_stop_a_cycle(settings: Settings, sim_thread: SimThread) -> None:
     sim = sim_thread.sim
-    sim.faults.http_5xx = 40  # a burst of gateway errors: retried, then one more pass
+    sim.faults.http_5xx = 40  # a burst of gateway errors: retried, then further passes
     targets = [Target(s, "KOSPI") for s in STOCKS[:60]] + [Target("999999", "KOSPI")]
     run, published, _ = one_cycle(settings, sim_thread, targets, 60)
     assert sim.faults.http_5xx == 0
@@ -186,6 +187,43 @@ def test_failing_symbols_never_stop_a_cycle(settings: Settings, sim_thread: SimT
     assert len(run.succeeded) == 60 == len(published)
     assert run.missing == ["999999"] and not run.overran
     assert run.calls > 61  # the retries count
+
+
+@pytest.fixture
+def fast_sim(tmp_path: Path) -> Iterator[tuple[SimThread, Settings]]:
+    """A simulator at 20x and settings for it: minutes of outage in seconds of test."""
+    sim = SimThread(MARKET, NINE + timedelta(minutes=5), SimConfig(calls_per_second=60), speed=20)
+    try:
+        yield sim, load_settings(write_config(tmp_path / "o.toml", sim.url, tmp_path / "tokens"))
+    finally:
+        sim.close()
+
+
+def test_a_rest_outage_of_two_minutes_costs_the_cycle_nothing(
+    fast_sim: tuple[SimThread, Settings],
+) -> None:
+    sim, settings = fast_sim
+    clock = sim.sim.clock
+    sim.sim.faults.rest_down_until = clock.now_ns() + 120 * NS  # the host does not answer
+    targets = [Target(s, MARKET.listings[s].market) for s in STOCKS[:120]]
+    run, published, _ = one_cycle(settings, sim, targets, 600)
+    assert run.succeeded == {t.symbol for t in targets} and not run.failed
+    assert not run.overran and run.missing == [] and len(published) == 120
+    assert (run.finished_ns - run.started_ns) / NS > 120  # it outlasted the outage
+    assert run.calls > 240  # every symbol was asked in the outage, and again after it
+
+
+def test_symbols_failing_until_the_deadline_are_failed_not_cut_off(
+    fast_sim: tuple[SimThread, Settings],
+) -> None:
+    sim, settings = fast_sim
+    sim.sim.faults.rest_down_until = sim.sim.clock.now_ns() + 3600 * NS
+    targets = [Target(s, MARKET.listings[s].market) for s in STOCKS[:20]]
+    run, published, _ = one_cycle(settings, sim, targets, 60)
+    assert published == [] and run.failed.keys() == {t.symbol for t in targets}
+    assert run.unfinished == [] and not run.overran and not run.stopped
+    # Passes paused 2, 4, 8, 16 and 30 s: a handful of passes of 5 attempts, not a loop.
+    assert 20 * 5 * 2 <= run.calls <= 20 * 5 * 7
 
 
 def test_a_cycle_that_cannot_finish_is_cut_off_at_its_deadline(

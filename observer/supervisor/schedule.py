@@ -13,7 +13,7 @@ from observer.config import ScheduleEntry
 from observer.phases import KST
 from observer.timeline import LOOKAHEAD_DAYS, Timeline, hhmm
 
-__all__ = ["applies", "due_runs", "missed_run", "next_run"]
+__all__ = ["applies", "due_at", "due_runs", "missed_run", "next_run"]
 
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -27,12 +27,28 @@ def applies(timeline: Timeline, entry: ScheduleEntry, day: date) -> bool:
     return _WEEKDAYS[day.weekday()] == entry.days
 
 
+def due_at(timeline: Timeline, entry: ScheduleEntry, day: date) -> datetime:
+    """When ``entry`` is due on ``day``: its time, moved as the session is on a late day.
+
+    A session's entries (``sessions``, a weekday) from its warm-up on keep their place
+    beside its hours: on a day opening an hour late, the ETF job due 40 minutes after the
+    close runs 40 minutes after that day's close, not during its last cycles. Earlier ones
+    (the universe at 05:00, before the master files' 06:00) and ``daily`` entries keep
+    their time.
+    """
+    time_of_day = hhmm(entry.at)
+    at = datetime.combine(day, time_of_day, tzinfo=KST)
+    if entry.days == "daily" or time_of_day < timeline.schedule.warmup:
+        return at
+    return at + timeline.schedule.shifted_days.get(day, timedelta(0))
+
+
 def next_run(timeline: Timeline, entry: ScheduleEntry, after: datetime) -> datetime:
     """The first time ``entry`` is due strictly after ``after``."""
     day = after.astimezone(KST).date()
-    for offset in range(LOOKAHEAD_DAYS):
+    for offset in range(-1, LOOKAHEAD_DAYS):  # -1: a late day's entry moved past midnight
         candidate = day + timedelta(offset)
-        at = datetime.combine(candidate, hhmm(entry.at), tzinfo=KST)
+        at = due_at(timeline, entry, candidate)
         if at > after and applies(timeline, entry, candidate):
             return at
     return after + timedelta(days=LOOKAHEAD_DAYS)

@@ -3,14 +3,17 @@
 Targets are shared by every account's requests (``per_client`` in flight each, every one
 through the account's limiter), so the accounts together ask at the process's REST share and
 the cycle takes about N / rate. A symbol that fails never stops the cycle: its error is
-recorded, and when every attempt failed with a retryable error it gets one more pass after
-the others. At the deadline (the next cycle's start) or on ``stop``, requests in flight are
-cancelled and the symbols not answered are reported as unfinished.
+recorded, and when every attempt failed with a retryable error (a gateway outage, a rate
+refusal) it is asked again in further passes, after a pause on the backoff curve, until it
+is answered or the cycle is due: a REST outage of two minutes costs a cycle nothing. At the
+deadline (the next cycle's start) or on ``stop``, requests in flight are cancelled: the
+symbols never asked are unfinished, the ones still failing are failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -23,6 +26,7 @@ from observer.clock import Clock
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.parse import price_snapshot
+from observer.retry import backoff_s
 
 __all__ = ["CycleRun", "Target", "run_cycle"]
 
@@ -48,7 +52,7 @@ class CycleRun:
     failed: dict[str, str] = field(default_factory=dict)  # symbol -> last error
     calls: int = 0
     wall_s: float = 0.0  # elapsed wall-clock seconds: KIS counts calls per real second
-    overran: bool = False  # cut off at the deadline
+    overran: bool = False  # cut off at the deadline with symbols never asked
     stopped: bool = False  # cut off by ``stop``
 
     @property
@@ -79,15 +83,22 @@ async def run_cycle(
     *,
     per_client: int = 4,
     retry_failed: bool = True,
+    retry_initial_s: float = 2.0,
+    retry_max_s: float = 30.0,
     stop: asyncio.Event | None = None,
 ) -> CycleRun:
-    """Snapshot every target once; return what happened (never raises for a symbol)."""
+    """Snapshot every target once; return what happened (never raises for a symbol).
+
+    ``retry_initial_s`` and ``retry_max_s`` (clock seconds) pace the passes over the symbols
+    still failing: the pause doubles from the first to the cap, so a symbol KIS keeps failing
+    costs at most a few calls a minute.
+    """
     run = CycleRun(targets, clock.now_ns())
     wall_started = time.monotonic()
     calls_before = sum(c.requests for c in clients)
-    retry: list[Target] = []
+    retry: set[str] = set()
 
-    async def ask(client: KisClient, queue: deque[Target], first_pass: bool) -> None:
+    async def ask(client: KisClient, queue: deque[Target]) -> None:
         while queue:
             target = queue.popleft()
             try:
@@ -97,8 +108,8 @@ async def run_cycle(
                 )
             except KisError as exc:
                 run.failed[target.symbol] = f"{type(exc).__name__}: {exc}"[:200]
-                if first_pass and retry_failed and exc.retryable:
-                    retry.append(target)
+                if retry_failed and exc.retryable:
+                    retry.add(target.symbol)
             except httpx.HTTPError as exc:  # outside the client's own classification
                 run.failed[target.symbol] = f"{type(exc).__name__}: {exc}"[:200]
             else:
@@ -106,11 +117,14 @@ async def run_cycle(
                 run.succeeded.add(target.symbol)
 
     async def passes() -> None:
-        for first_pass, todo in ((True, targets), (False, retry)):
-            queue = deque(todo)
-            await asyncio.gather(
-                *(ask(c, queue, first_pass) for c in clients for _ in range(per_client))
-            )
+        queue = deque(targets)
+        for passes_failed in itertools.count(1):
+            await asyncio.gather(*(ask(c, queue) for c in clients for _ in range(per_client)))
+            if not retry:
+                return
+            await clock.sleep(backoff_s(passes_failed, retry_initial_s, retry_max_s))
+            queue = deque(t for t in targets if t.symbol in retry)  # in the targets' order
+            retry.clear()
 
     work = asyncio.ensure_future(passes())
     due = asyncio.ensure_future(clock.sleep((deadline_ns - clock.now_ns()) / _NS))
@@ -125,7 +139,9 @@ async def run_cycle(
         work.result()  # a bug, not a symbol's failure: let it out
     else:
         run.stopped = stopped in finished
-        run.overran = not run.stopped
+        # Due while symbols still failed and were being retried: each was asked, none was
+        # cut off unasked, so the cycle did not overrun.
+        run.overran = not run.stopped and bool(run.unfinished)
     run.finished_ns = clock.now_ns()
     run.wall_s = time.monotonic() - wall_started
     run.calls = sum(c.requests for c in clients) - calls_before

@@ -175,6 +175,8 @@ class TrackA(AsyncWorker):
             self._publish,
             per_client=config.requests_per_account,
             retry_failed=config.retry_failed,
+            retry_initial_s=config.retry_initial_s,
+            retry_max_s=config.retry_max_s,
             stop=self.stop,
         )
         self.tally.cycle_running = False
