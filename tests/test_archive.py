@@ -163,6 +163,28 @@ def test_round_trip_rows_equal_and_duckdb_reads(store: Store, tmp_path: Path) ->
     assert not (tmp_path / "2020").exists() and (tmp_path / f"{DAY:%Y/%m/%d}").is_dir()
 
 
+def test_a_day_is_written_and_checked_with_a_beat_for_every_batch(
+    store: Store, tmp_path: Path
+) -> None:
+    # The archive job beats there: a day of ticks takes minutes, and a job silent for half
+    # its heartbeat timeout shows as hung in `ctl status`.
+    apply(store, market_events(DAY, 2500))
+    beats: list[int] = []
+    with store.engine.connect() as conn:
+        written = write_day(
+            conn, ARCHIVED_TABLES["trade_ticks"], DAY, tmp_path, 1000, lambda: beats.append(1)
+        )
+    assert written is not None and written.rows == 2500
+    assert len(beats) >= 3 + 2  # three batches of 1000, the read-back, the hash
+    archive(store, tmp_path, DAY)  # recorded by the writer
+    with store.engine.connect() as conn:
+        record = newest_archive(conn, "trade_ticks", DAY)
+    assert record is not None
+    beats.clear()
+    assert verify_file(tmp_path, record, lambda: beats.append(1)) is None
+    assert len(beats) >= 2  # the hash, the read-back
+
+
 def test_verify_detects_a_damaged_or_truncated_file(store: Store, tmp_path: Path) -> None:
     apply(store, market_events(DAY, 300))
     archive(store, tmp_path, DAY)

@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -95,9 +95,18 @@ def _arrow_type(kind: Any) -> pa.DataType:
 
 
 def write_day(
-    conn: Connection, spec: ArchivedTable, day: date, root: Path, read_rows: int
+    conn: Connection,
+    spec: ArchivedTable,
+    day: date,
+    root: Path,
+    read_rows: int,
+    progress: Callable[[], None] = lambda: None,
 ) -> Written | None:
     """Write ``spec``'s rows of ``day`` to their file; None when the day has no rows.
+
+    ``progress`` is called after each batch of ``read_rows`` and each step of the check:
+    a job beats there, as a day of ticks takes minutes, and a job silent for half its
+    heartbeat timeout shows as hung.
 
     Raises
     ------
@@ -121,14 +130,17 @@ def write_day(
                 writer.write_batch(batch, row_group_size=read_rows)
                 rows += batch.num_rows
                 raw += batch.nbytes
+                progress()
         if rows == 0:
             temporary.unlink()
             _remove_empty(final.parent, root)
             return None
         fsync_path(temporary)
+        progress()
         if pq.read_table(temporary).num_rows != rows:  # read back whole: every page decodes
             raise ArchiveError(f"{temporary} did not read back with {rows} rows")
-        digest = sha256_of(temporary)
+        progress()
+        digest = sha256_of(temporary, progress)
         size = temporary.stat().st_size
         os.replace(temporary, final)
         fsync_path(final.parent)
@@ -165,16 +177,22 @@ def _batch(schema: pa.Schema, rows: Iterable[Any], json_columns: list[int]) -> p
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def verify_file(root: Path, record: ArchiveRecord) -> str | None:
-    """Check a file against its record; return what is wrong, or None."""
+def verify_file(
+    root: Path, record: ArchiveRecord, progress: Callable[[], None] = lambda: None
+) -> str | None:
+    """Check a file against its record; return what is wrong, or None.
+
+    ``progress`` is called as it reads, as `write_day`'s is.
+    """
     path = root / record.path
     if not path.is_file():
         return f"{path} is missing"
     size = path.stat().st_size
     if size != record.bytes:
         return f"{path} has {size} bytes, {record.bytes} recorded"
-    if sha256_of(path) != record.sha256:
+    if sha256_of(path, progress) != record.sha256:
         return f"{path} does not match its recorded sha256"
+    progress()
     try:
         rows = pq.read_table(path).num_rows
     except (OSError, pa.ArrowException) as exc:
@@ -184,10 +202,11 @@ def verify_file(root: Path, record: ArchiveRecord) -> str | None:
     return None
 
 
-def sha256_of(path: Path) -> str:
-    """The hex sha256 of a file's bytes."""
+def sha256_of(path: Path, progress: Callable[[], None] = lambda: None) -> str:
+    """The hex sha256 of a file's bytes (``progress`` called after each chunk)."""
     digest = hashlib.sha256()
     with path.open("rb") as file:
         while chunk := file.read(_CHUNK):
             digest.update(chunk)
+            progress()
     return digest.hexdigest()

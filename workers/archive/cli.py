@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bus.events import Alert, AlertResolved, Event
+from bus.events import Alert, AlertResolved
 from observer.cli_support import (
     counted,
     fail,
@@ -171,15 +171,10 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
     engine = reader_engine(settings.database, "archive")
     failure = ""
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
-
-        def send(event: Event) -> None:
-            notifier.beat()  # between files: a day of ticks takes a while
-            producer.send(event)
-
         try:
-            outcome = archive_day(engine, settings, root, day, send)
+            outcome = archive_day(engine, settings, root, day, producer.send, notifier.beat)
             if retention:
-                keep_retention(engine, settings, root, day, send, outcome)
+                keep_retention(engine, settings, root, day, producer.send, outcome, notifier.beat)
         except (
             ArchiveError,
             StoreError,

@@ -33,6 +33,11 @@ from observer.errors import ArchiveError
 __all__ = ["Outcome", "archive_day", "keep_retention", "verify_archives"]
 
 Send = Callable[[Event], object]  # the producer's send (returns the seq)
+Beat = Callable[[], None]  # the job's heartbeat, called as files are written and read
+
+
+def _idle() -> None:
+    """No heartbeat to send (a run outside the supervisor's job)."""
 
 
 @dataclass(slots=True)
@@ -76,8 +81,12 @@ class Outcome:
         }
 
 
-def archive_day(engine: Engine, settings: Settings, root: Path, day: date, send: Send) -> Outcome:
+def archive_day(
+    engine: Engine, settings: Settings, root: Path, day: date, send: Send, beat: Beat = _idle
+) -> Outcome:
     """Write every archived table's file of ``day`` and send its record.
+
+    ``beat`` is called as the files are written and checked (a job's heartbeat).
 
     A table whose day was pruned in part keeps the archive it was pruned against: a new file
     would hold only what is left.
@@ -89,7 +98,7 @@ def archive_day(engine: Engine, settings: Settings, root: Path, day: date, send:
                 outcome.notes.append(f"{spec.name} of {day}: pruned, its archive is kept")
                 continue
             try:
-                written = write_day(conn, spec, day, root, settings.retention.read_rows)
+                written = write_day(conn, spec, day, root, settings.retention.read_rows, beat)
             except ArchiveError as exc:  # this table's day alone: the others go on
                 outcome.failed.append(f"{spec.name} of {day}: {exc}")
                 continue
@@ -100,7 +109,13 @@ def archive_day(engine: Engine, settings: Settings, root: Path, day: date, send:
 
 
 def keep_retention(
-    engine: Engine, settings: Settings, root: Path, today: date, send: Send, outcome: Outcome
+    engine: Engine,
+    settings: Settings,
+    root: Path,
+    today: date,
+    send: Send,
+    outcome: Outcome,
+    beat: Beat = _idle,
 ) -> None:
     """Ask the writer to prune every day older than its table's retention, once archived.
 
@@ -118,7 +133,7 @@ def keep_retention(
             holding = days_with_rows(conn, spec, today - timedelta(days=days))
         for day, count in sorted(holding.items()):
             try:
-                record = _archived(engine, settings, root, spec, day, count, send, outcome)
+                record = _archived(engine, settings, root, spec, day, count, send, outcome, beat)
             except ArchiveError as exc:
                 outcome.failed.append(f"{spec.name} of {day}: {exc}")
                 continue
@@ -139,12 +154,13 @@ def _archived(
     count: int,
     send: Send,
     outcome: Outcome,
+    beat: Beat,
 ) -> ArchiveRecord | None:
     """The day's verified archive of every row it holds, written now if need be; or None."""
     with engine.connect() as conn:
         record = newest_archive(conn, spec.name, day)
         pruned = pruned_rows(conn, spec.name, day)[0]
-        problem = verify_file(root, record) if record is not None else "no archive"
+        problem = verify_file(root, record, beat) if record is not None else "no archive"
         if record is not None and problem is None and record.rows == count + pruned:
             return record
         if pruned:
@@ -153,7 +169,7 @@ def _archived(
                 f"({problem or f'{record.rows if record else 0} rows, {count + pruned} known'})"
             )
             return None
-        written = write_day(conn, spec, day, root, settings.retention.read_rows)
+        written = write_day(conn, spec, day, root, settings.retention.read_rows, beat)
     if written is None:
         return None
     send(written.event())
@@ -171,17 +187,16 @@ def _archived(
 
 
 def verify_archives(
-    engine: Engine, root: Path, day: date | None, each: Callable[[], None] = lambda: None
+    engine: Engine, root: Path, day: date | None, beat: Beat = _idle
 ) -> tuple[int, list[str]]:
     """Check every recorded file (or one day's): the count checked and what is wrong.
 
-    ``each`` is called before each file (a job beats: a file of a day's ticks takes a while).
+    ``beat`` is called as each file is read (a job's heartbeat: a day's ticks take a while).
     """
     with engine.connect() as conn:
         records = archive_records(conn, day)
     problems = []
     for record in records:
-        each()
-        if (problem := verify_file(root, record)) is not None:
+        if (problem := verify_file(root, record, beat)) is not None:
             problems.append(problem)
     return len(records), problems
