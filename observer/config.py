@@ -38,6 +38,7 @@ from observer.config_types import (
     PositiveFloat,
     ProgramName,
     Seconds,
+    SecondsOrZero,
     Strict,
 )
 from observer.db_settings import DatabaseSettings
@@ -301,6 +302,9 @@ class SupervisorSettings(Strict, frozen=True):
     control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
     rules: tuple[ThresholdRule, ...] = msgspec.field(default_factory=default_rules)
     data_age_s: Seconds = 60.0  # how often the ages of data (age_h.*) are read
+    # A job's run that came due while no supervisor ran is run at its start if due within
+    # this (0: never): a backup missed over a restart at 21:00, not last week's.
+    catch_up_s: SecondsOrZero = 21_600.0
     # Each program rotates its log file (<log_dir>/<program>.log) past log_max_bytes and
     # keeps log_keep rotated files (.1 newest).
     log_max_bytes: Annotated[int, Meta(ge=4096)] = 50 * 1024 * 1024

@@ -141,13 +141,23 @@ def test_a_run_missed_while_no_supervisor_ran_is_run_once_at_start(tmp_path: Pat
     assert sup.terminate() == 0
 
     # Restarted again at 21:01:30: the backup's 21:00 run is recorded as done, so it is not
-    # run again; a job due at 21:01, which no supervisor ran, is.
+    # run again; a job due at 21:01, which no supervisor ran, is; and with a catch-up window
+    # of 9 h, so is the 13:00 run of `late`.
     programs += fakes.program("other", "job", extra=f"schedule = [{daily.format('21:01')}]")
-    again = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(21, 1, 30), 1.0))
+    again = SupervisorProcess(
+        tmp_path,
+        programs,
+        clock=sim_clock(kst(21, 1, 30), 1.0),
+        settings="catch_up_s = 32400.0",
+    )
     again.start(healthy=False)
-    wait_until(lambda: again.program("other")["state"] == "exited", 30, "the missed other run")
+    wait_until(
+        lambda: all(again.program(n)["state"] == "exited" for n in ("other", "late")),
+        30,
+        "the missed other and late runs",
+    )
     assert again.program("backup")["state"] == "stopped"
-    assert fakes.runs("backup") == 1 and fakes.runs("late") == 0
+    assert fakes.runs("backup") == 1 and fakes.runs("late") == 1
 
 
 def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) -> None:

@@ -388,6 +388,24 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
         session.close()
 
 
+def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
+    # 09:00 comes 6 wall seconds after the clock starts (100x): the worker is up by then.
+    session = Session(tmp_path, NINE - timedelta(seconds=600), 100, accounts=1, rate=100)
+    try:
+        session.sim.sim.faults.rate_limited = 20  # the next 20 calls: EGW00201
+        session.publish_universe(STOCKS[:30])
+        session.start()
+        alerts = "select message from alerts where code = 'track_a_rate_limited'"
+        message = wait_until(lambda: session.rows(alerts), 60, "the refusals' warning")[0][0]
+        assert (
+            "KIS refused 20 of 50 calls" in message and "acct1 20 (rest_per_second 100)" in message
+        )
+        cycle = session.rows("select succeeded, failed, calls from track_a_cycles")[0]
+        assert cycle == (30, 0, 50)  # every refused call retried: the cycle is whole
+    finally:
+        session.close()
+
+
 def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -> None:
     # Real time, one account at 40/s x 0.55 (22/s): 120 symbols take about 5.5 s.
     session = Session(

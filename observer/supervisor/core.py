@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +104,12 @@ class Supervisor:
             if runs_here(program, self.role)
         }
         self.jobs = Jobs(
-            self.programs, self.timeline, self.run_dir / "schedule.json", self._tasks, self._publish
+            self.programs,
+            self.timeline,
+            self.run_dir / "schedule.json",
+            self._tasks,
+            self._publish,
+            timedelta(seconds=settings.supervisor.catch_up_s),
         )
         self.producer = producer_for(
             settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns

@@ -2,11 +2,12 @@
 
 Each due run a supervisor deals with (runs, queues behind the jobs it follows, or skips) is
 recorded per job in ``<run_dir>/schedule.json`` (owner-only, replaced atomically). At its
-start a supervisor runs once the latest run of each job that came due within `CATCH_UP`
-and after what that record says was dealt with: a backup due at 21:00 while supervisord
-restarted the supervisor runs at 21:00:30, instead of not at all that day. Without a record
-(a first start) a run due within `CATCH_UP` is run too. A job that runs at every start
-(``run_on_start``) is not run a second time for a missed run.
+start a supervisor runs once the latest run of each job that came due within ``catch_up``
+(``[supervisor] catch_up_s``, 6 h) and after what that record says was dealt with: a
+backup due at 21:00 while supervisord restarted the supervisor runs at 21:00:30, instead of
+not at all that day. Without a record (a first start) a run due within ``catch_up`` is run
+too. A job that runs at every start (``run_on_start``) is not run a second time for a
+missed run.
 
 A job stopped by a command (``held``) is not run by the schedule, nor by a run that waited
 for the jobs it follows, until ``ctl run`` runs it.
@@ -31,11 +32,10 @@ from observer.supervisor.program import Program
 from observer.supervisor.schedule import due_runs, missed_run, next_run
 from observer.timeline import Timeline
 
-__all__ = ["CATCH_UP", "Jobs", "running_before"]
+__all__ = ["Jobs", "running_before"]
 
 log = logging.getLogger(__name__)
 
-CATCH_UP = timedelta(hours=6)  # a run missed longer ago is left to the job's next entry
 _Record = dict[str, Annotated[datetime, msgspec.Meta(tz=True)]]
 
 
@@ -61,6 +61,8 @@ class Jobs:
         Where a run waiting for the jobs it follows waits.
     publish:
         Sends the supervisor's events (an overlap's alert).
+    catch_up:
+        How long ago a run missed while no supervisor ran may have come due and still run.
     """
 
     def __init__(
@@ -70,8 +72,10 @@ class Jobs:
         record: Path,
         tasks: ShortTasks,
         publish: Callable[[Event], None],
+        catch_up: timedelta,
     ) -> None:
         self.programs = programs
+        self._catch_up = catch_up
         self.jobs = [p for p in programs.values() if p.kind == "job"]
         self._timeline = timeline
         self._record = record
@@ -84,7 +88,11 @@ class Jobs:
         missed = []
         for job in self.jobs:
             run = missed_run(
-                self._timeline, job.settings.schedule, now, CATCH_UP, self._handled.get(job.name)
+                self._timeline,
+                job.settings.schedule,
+                now,
+                self._catch_up,
+                self._handled.get(job.name),
             )
             if job.settings.run_on_start:
                 self.run(job, (), "start-up")

@@ -52,6 +52,9 @@ __all__ = ["SOURCE", "TrackA"]
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+# More refusals in a cycle than this share of its calls (and at least _REFUSED_MIN) warn.
+_REFUSED_SHARE = 0.05
+_REFUSED_MIN = 3
 _UNIVERSE_POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 _IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again after this
 _NO_UNIVERSE = "track_a_no_universe"  # the alert of a day without a universe
@@ -166,6 +169,7 @@ class TrackA(AsyncWorker):
         config = self.settings.track_a
         self.tally.cycle_size, self.tally.cycle_done = len(targets), len(targets) - len(todo)
         self.tally.cycle_running = True
+        refused_before = [a.client.rate_limited for a in accounts]
         run = await run_cycle(
             [a.client for a in accounts],
             todo,
@@ -184,6 +188,36 @@ class TrackA(AsyncWorker):
             log.info("stopped during cycle %s; the next run resumes it", cycle.cycle_id)
             return
         self._summarise(cycle, run, len(targets), len(targets) - len(todo))
+        refused = {
+            a.alias: a.client.rate_limited - before
+            for a, before in zip(accounts, refused_before, strict=True)
+        }
+        self._judge_refusals(cycle, run, refused)
+
+    def _judge_refusals(self, cycle: Cycle, run: CycleRun, refused: dict[str, int]) -> None:
+        """Warn when KIS refused more than `_REFUSED_SHARE` of a cycle's calls (EGW00201).
+
+        A few refusals are the gateway's window meeting our pacing; more are a budget set
+        above what KIS allows the account (`rest_per_second`): every refused call is retried,
+        so the cycle still completes, later and at that many more calls.
+        """
+        total = sum(refused.values())
+        if total <= max(_REFUSED_MIN, run.calls * _REFUSED_SHARE):
+            return
+        budgets = {a.alias: a.rest_per_second for a in self.settings.kis.accounts}
+        worst = ", ".join(
+            f"{alias} {count} (rest_per_second {budgets[alias]:g})"
+            for alias, count in sorted(refused.items(), key=lambda item: -item[1])
+            if count
+        )
+        self._alert(
+            "warning",
+            "track_a_rate_limited",
+            f"cycle {cycle.cycle_id}: KIS refused {total} of {run.calls} calls as over its "
+            f"rate limit (EGW00201): {worst}; is an account's rest_per_second above its "
+            "budget at KIS?",
+            cycle,
+        )
 
     def _close_interrupted(self) -> None:
         """Summarise today's cycles an earlier run began and never summarised.
