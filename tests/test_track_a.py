@@ -388,6 +388,26 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
         session.close()
 
 
+def test_a_rest_outage_is_alerted_after_the_first_pass_not_at_the_cycles_end(
+    tmp_path: Path,
+) -> None:
+    # 09:00 comes 6 wall seconds after the clock starts (50x); the outage outlasts the cycle.
+    session = Session(tmp_path, NINE - timedelta(seconds=300), 50, accounts=1, rate=100)
+    try:
+        session.sim.sim.faults.rest_down_until = int(
+            (NINE + timedelta(minutes=20)).timestamp() * NS
+        )
+        session.publish_universe(STOCKS[:30])
+        session.start()
+        alerts = "select message from alerts where code = 'track_a_cycle_failed'"
+        message = wait_until(lambda: session.rows(alerts), 60, "the outage's alert")[0][0]
+        assert session.clock.now_ns() < (NINE + timedelta(minutes=10)).timestamp() * NS
+        assert "cycle 20261120-0900: no symbol answered" in message
+        assert message.endswith("retrying until 09:10")
+    finally:
+        session.close()
+
+
 def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
     # 09:00 comes 6 wall seconds after the clock starts (100x): the worker is up by then.
     session = Session(tmp_path, NINE - timedelta(seconds=600), 100, accounts=1, rate=100)

@@ -86,12 +86,14 @@ async def run_cycle(
     retry_initial_s: float = 2.0,
     retry_max_s: float = 30.0,
     stop: asyncio.Event | None = None,
+    on_retry: Callable[[CycleRun, int], None] = lambda run, passes: None,
 ) -> CycleRun:
     """Snapshot every target once; return what happened (never raises for a symbol).
 
     ``retry_initial_s`` and ``retry_max_s`` (clock seconds) pace the passes over the symbols
     still failing: the pause doubles from the first to the cap, so a symbol KIS keeps failing
-    costs at most a few calls a minute.
+    costs at most a few calls a minute. ``on_retry`` is called before each pause with the
+    passes done so far (the worker alerts at once when the first had no answer).
     """
     run = CycleRun(targets, clock.now_ns())
     wall_started = time.monotonic()
@@ -122,6 +124,7 @@ async def run_cycle(
             await asyncio.gather(*(ask(c, queue) for c in clients for _ in range(per_client)))
             if not retry:
                 return
+            on_retry(run, passes_failed)
             await clock.sleep(backoff_s(passes_failed, retry_initial_s, retry_max_s))
             queue = deque(t for t in targets if t.symbol in retry)  # in the targets' order
             retry.clear()

@@ -17,6 +17,7 @@ start as cut off at its deadline (`TrackA._close_interrupted`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,7 @@ class TrackA(AsyncWorker):
             retry_initial_s=config.retry_initial_s,
             retry_max_s=config.retry_max_s,
             stop=self.stop,
+            on_retry=functools.partial(self._failing, cycle),
         )
         self.tally.cycle_running = False
         if run.stopped:
@@ -193,6 +195,19 @@ class TrackA(AsyncWorker):
             for a, before in zip(accounts, refused_before, strict=True)
         }
         self._judge_refusals(cycle, run, refused)
+
+    def _failing(self, cycle: Cycle, run: CycleRun, passes: int) -> None:
+        """Alert at once, not at the cycle's end, when the first pass had no answer.
+
+        A REST outage is retried until the cycle is due: its critical alert comes after the
+        first pass (a minute or two), and the summary alerts again if no symbol ever answered.
+        """
+        if passes != 1 or run.succeeded or not run.failed:
+            return
+        sample = "; ".join(f"{s}: {e}" for s, e in list(run.failed.items())[:3])
+        due = f"{cycle.deadline:%H:%M}"
+        message = f"cycle {cycle.cycle_id}: no symbol answered ({sample}); retrying until {due}"
+        self._alert("critical", "track_a_cycle_failed", message, cycle)
 
     def _judge_refusals(self, cycle: Cycle, run: CycleRun, refused: dict[str, int]) -> None:
         """Warn when KIS refused more than `_REFUSED_SHARE` of a cycle's calls (EGW00201).
