@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bus.errors import LockHeld
 
-__all__ = ["InstanceLock", "LockHeld"]
+__all__ = ["InstanceLock", "LockHeld", "holder"]
 
 
 class InstanceLock:
@@ -44,3 +44,20 @@ class InstanceLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def holder(path: Path) -> str | None:
+    """The pid of the process holding ``path``'s lock; None if none does.
+
+    The probe takes the lock for an instant (a process starting in that instant is refused
+    it). A lock file that cannot be opened counts as held, ``"unknown"``: the safe side.
+    """
+    if not path.is_file():
+        return None
+    try:
+        InstanceLock(path).close()
+    except LockHeld as exc:
+        return exc.holder
+    except OSError:
+        return "unknown"
+    return None

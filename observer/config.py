@@ -178,8 +178,9 @@ class KisSettings(Strict, frozen=True):
     token_dir: str = "var/tokens"  # noqa: S105 - a folder name, not a secret
     accounts: tuple[AccountSettings, ...] = (AccountSettings(alias="acct1"),)
     # Fraction of every account's REST budget each kind of process may use; together <= 1.
+    # "manual": `gap-recovery verify` run by hand while the daemon holds "gap_recovery".
     process_share: dict[str, Annotated[float, Meta(gt=0, le=1)]] = msgspec.field(
-        default_factory=lambda: {"track_a": 0.55, "gap_recovery": 0.25, "jobs": 0.15}
+        default_factory=lambda: dict(track_a=0.55, gap_recovery=0.25, jobs=0.15, manual=0.05)
     )
     # Who issues tokens and approval keys: "job", only the `token` job (the workers read the
     # owner-only cache and wait for it); "any", every process when it needs one (a worker

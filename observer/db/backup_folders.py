@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bus.lock import InstanceLock, LockHeld
+from bus.lock import InstanceLock, LockHeld, holder
 from observer.errors import BackupError
 
 __all__ = ["FAILED", "KEEP_FAILED", "Making", "refuse_unverified", "rotate"]
@@ -167,16 +167,7 @@ def refuse_unverified(folder: Path, force: bool) -> None:
 
 def _maker(partial: Path) -> str | None:
     """The pid of the process making ``partial``, or None if it is dead."""
-    lock = partial.with_name(partial.name + LOCK)
-    if not lock.is_file():
-        return None
-    try:
-        InstanceLock(lock).close()
-    except LockHeld as exc:
-        return str(exc.holder)
-    except OSError:  # not ours to open: whoever made it may still be at it
-        return "unknown"
-    return None
+    return holder(partial.with_name(partial.name + LOCK))
 
 
 def _remove_dead_partial(partial: Path, lock_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Wiring for one process: each configured account's HTTP client, tokens, limiter and stream.
 
 Workers call `open_account` with their process kind (``track_a``, ``gap_recovery``,
-``jobs``); the REST limiter gets that kind's share of the account's budget, so the processes
-of one account together stay under it.
+``jobs``; ``manual``: a hand-run ``gap-recovery verify`` beside the daemon); the REST limiter
+gets that kind's share of the account's budget, so the processes of one account together
+stay under it.
 """
 
 from __future__ import annotations
@@ -52,9 +53,14 @@ def _rest_http(base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base_url, timeout=_TIMEOUT, transport=AiohttpTransport())
 
 
-def rate_limits(settings: Settings, process: str) -> RateLimits:
-    """Limiters for one process: each account's budget times the process kind's share."""
-    share = settings.kis.process_share.get(process)
+def rate_limits(settings: Settings, process: str, *, share: float | None = None) -> RateLimits:
+    """Limiters for one process: each account's budget times the process kind's share.
+
+    ``share`` instead of the kind's: what the configured shares leave, for a process that
+    has no kind of its own (`workers.gap_recovery.share`).
+    """
+    if share is None:
+        share = settings.kis.process_share.get(process)
     if share is None:
         raise ConfigError(f"kis.process_share has no entry for process kind {process!r}")
     return RateLimits({a.alias: a.rest_per_second * share for a in settings.kis.accounts})

@@ -4,7 +4,8 @@
 2 on bad configuration. ``report`` reads the database: per symbol, ticks, gaps by reason
 and state, covered and uncovered seconds, completeness by detected gaps and by
 reconciliation; ``--chart`` also writes an HTML page with every symbol's gaps on a time
-axis. ``verify`` reconciles a day on demand (the daemon does it after each session). The
+axis. ``verify`` reconciles a day on demand (the daemon does it after each session), beside
+a running daemon under a REST share of its own (`workers.gap_recovery.share`). The
 database and KIS code load inside the commands, and for ``run`` only once it has told the
 supervisor it is READY, so that a restart is quick.
 """
@@ -31,6 +32,7 @@ from observer.cli_support import (
 )
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings
+from observer.errors import ConfigError
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
@@ -52,6 +54,7 @@ _DRAIN_S = 60.0  # for an earlier run's events to reach the database before read
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
 DayOption = Annotated[str | None, typer.Option("--date", help="trading day (default: today, KST)")]
 VERIFY_SOURCE = "gap_verify"  # the on-demand reconciliation's bus source (the daemon's is its own)
+_VERIFY = "observer gap-recovery verify"
 
 
 @app.command()
@@ -89,9 +92,10 @@ def verify(
 
     Every minute a symbol held a Track B slot whole is complete, short, recovered or excess;
     a short minute no recorded gap explains becomes a gap that gap recovery fills. The bars
-    are fetched under the gap-recovery share of each account's REST budget.
+    are fetched under the gap-recovery share of each account's REST budget; while the daemon
+    runs, under ``kis.process_share.manual`` (or what the shares leave; none: exit 2).
     """
-    program = "observer gap-recovery verify"
+    program = _VERIFY
     settings = settings_or_exit(program, config)
     setup_logging()
     clock = clock_from_env()
@@ -119,10 +123,14 @@ def verify(
 
 async def _verify(settings: Settings, clock: Clock, producer: Producer, day: date) -> DayResult:
     from observer.db.readers import reader_engine
-    from observer.kis.session import open_account, rate_limits
+    from observer.kis.session import open_account
+    from workers.gap_recovery.share import verify_limits
     from workers.gap_recovery.verify import Verifier, lanes_for
 
-    limits = rate_limits(settings, SOURCE)  # the gap-recovery share of each account
+    try:  # the gap-recovery share of each account; beside the daemon, one of verify's own
+        limits = verify_limits(settings)
+    except ConfigError as exc:
+        fail(_VERIFY, str(exc), 2)
     accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
     engine = reader_engine(settings.database, "gap_recovery")
     try:

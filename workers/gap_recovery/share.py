@@ -1,0 +1,84 @@
+"""The REST share a hand-run ``observer gap-recovery verify`` takes of each account's budget.
+
+The daemon (``observer gap-recovery run``) paces its calls at the ``gap_recovery`` share all
+day. A verify run beside it at that share too would take the two past it, and the account
+past KIS's budget (EGW00201). So while the daemon runs on this host, verify takes a share of
+its own: ``kis.process_share.manual``, or without one what the configured shares leave; if
+they leave nothing it is refused. With no daemon running it takes the ``gap_recovery`` share.
+
+The daemon is found by its outbox's flock (`bus.outbox`: ``<run_dir>/outbox/<source>/LOCK``,
+held by its producer from its start to its exit, kill -9 included).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bus.lock import holder
+from observer.errors import ConfigError
+from observer.hosts import own_source
+from workers.gap_recovery import SOURCE
+
+if TYPE_CHECKING:
+    from observer.config import Settings
+    from observer.kis.client import RateLimits
+
+__all__ = ["MANUAL", "daemon_lock", "daemon_pid", "verify_limits"]
+
+log = logging.getLogger(__name__)
+
+MANUAL = "manual"  # the kis.process_share entry of a hand-run verify beside the daemon
+_NOTHING = 1e-9  # shares adding up to 1 within this leave nothing (config_checks' tolerance)
+
+
+def daemon_lock(settings: Settings) -> Path:
+    """The flock the daemon's producer holds on this host (`observer.runtime.producer_for`)."""
+    return settings.paths.run / "outbox" / own_source(settings, SOURCE) / "LOCK"
+
+
+def daemon_pid(settings: Settings) -> str | None:
+    """The pid of the gap-recovery daemon running on this host; None if none runs."""
+    return holder(daemon_lock(settings))
+
+
+def verify_limits(settings: Settings) -> RateLimits:
+    """Each account's limiter for a hand-run verify (see the module's docstring).
+
+    Raises
+    ------
+    ConfigError
+        The daemon runs and the configured shares leave nothing for verify.
+    """
+    from observer.kis.session import rate_limits
+
+    shares = settings.kis.process_share
+    pid = daemon_pid(settings)
+    if pid is None:
+        log.info(
+            "verify takes the %s share (%g): no gap-recovery daemon holds %s",
+            SOURCE,
+            shares.get(SOURCE, 0.0),
+            daemon_lock(settings),
+        )
+        return rate_limits(settings, SOURCE)
+    if MANUAL in shares:
+        share, why = shares[MANUAL], f"kis.process_share.{MANUAL}"
+    else:
+        share, why = 1.0 - sum(shares.values()), "what the configured shares leave"
+    if share <= _NOTHING:
+        raise ConfigError(
+            f"the gap-recovery daemon (pid {pid}) holds the {SOURCE} share and "
+            "kis.process_share leaves none for verify: stop the daemon, or give "
+            f"kis.process_share a {MANUAL} entry the other shares leave room for"
+        )
+    log.info(
+        "verify takes the %s share (%g, %s): the gap-recovery daemon (pid %s) holds the %s one",
+        MANUAL,
+        share,
+        why,
+        pid,
+        SOURCE,
+    )
+    return rate_limits(settings, MANUAL, share=share)
