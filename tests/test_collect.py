@@ -328,6 +328,9 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
         for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", f"0|H0STASP0|001|{BOOK}"):
             collector._on_frame("acct1", decoder.decode(text, received), received)
         assert collector.ticks == 2 and collector.velocity("005930") > 0
+        # Gone quiet (a VI, a halt): its velocity falls to 0 with no tick to prune it.
+        clock.advance(collector.window_ns / 1e9 + 1)
+        assert collector.velocity("005930") == 0.0
         await accounts[0].aclose()
 
     with caplog.at_level("WARNING", logger="workers.track_b.collect"):

@@ -101,6 +101,25 @@ def test_velocity_fires_from_the_stream_and_candidates_take_the_best_live_trigge
     assert pin.pinned and pin.trigger == "manual" and pin.expires_ns == 0
 
 
+def test_a_trigger_from_snapshots_outlives_the_interval_to_the_next_snapshot() -> None:
+    # A 5-minute TTL under 10-minute cycles lapsed between two snapshots of a surge.
+    e = TriggerEngine(SETTINGS, {"005930": REF}, OPEN, snapshot_interval_s=600.0)
+    expected = 1_000_000 * profile_share(SETTINGS.volume_profile, 10)
+    (surge,) = e.on_snapshot(snap(OPEN + timedelta(minutes=10), int(expected * 3.5)))
+    assert surge.expires_ns == surge.fired_ns + 660 * 10**9  # the interval and a minute
+    assert e.candidates(surge.fired_ns + 630 * 10**9)  # still live when the next one comes
+    velocity = e.on_velocity("005930", 12.0, surge.fired_ns)  # from the stream: its own TTL
+    assert velocity is not None and velocity.expires_ns == velocity.fired_ns + 180 * 10**9
+
+
+def test_the_range_is_measured_from_todays_base_price() -> None:
+    # A 1:1 bonus issue goes ex today: the previous close (20,000) is not today's base.
+    ex = Reference("005930", 10**12, prev_close=20_000, avg_volume_20d=1_000_000, atr_14=300.0)
+    e = TriggerEngine(SETTINGS, {"005930": ex}, OPEN)
+    quiet = snap(OPEN + timedelta(hours=2), 0, high=10_050, low=10_000)  # base price 10,000
+    assert [t.kind for t in e.on_snapshot(quiet)] == []
+
+
 @given(
     volume=st.integers(0, 10**9),
     high=st.integers(0, 10**6),

@@ -278,8 +278,11 @@ class Collector:
         self.scores.pop(symbol, None)
 
     def velocity(self, symbol: str) -> float:
-        """Executions per second over the window."""
+        """Executions per second over the window up to now (a symbol gone quiet: 0)."""
         times = self.recent.get(symbol)
+        since = self.clock.now_ns() - self.window_ns
+        while times and times[0] < since:
+            times.popleft()
         return len(times) * _NS / self.window_ns if times else 0.0
 
     # ------------------------------------------------------------------ the sessions

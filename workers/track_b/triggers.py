@@ -20,8 +20,11 @@ A host whose ``[track_b] shard`` leaves a symbol to another collectors host fire
 for it: the would-be firing is counted (``other_shard``, in Track B's heartbeat) instead.
 
 A trigger's strength is ``min(measure / full_at, 1)``; it lapses ``ttl_s`` after it last
-fired. A symbol's candidate is its live trigger with the highest priority score,
-``weight x (1 + strength) + 0.1 x log10(market cap)`` (no cap term when the cap is unknown).
+fired. A trigger from Track A's snapshots can only be renewed by the symbol's next snapshot,
+one Track A interval later: it lasts at least that interval and `SNAPSHOT_GRACE_S` (a
+5-minute TTL under 10-minute cycles lapsed half of every cycle while its surge went on).
+A symbol's candidate is its live trigger with the highest priority score, ``weight x
+(1 + strength) + 0.1 x log10(market cap)`` (no cap term when the cap is unknown).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ _NS = 1_000_000_000
 SESSION_MINUTES = 390.0  # 09:00-15:30
 _MIN_SHARE = 0.005  # expected-volume shares below this are no basis for a ratio
 _MIN_ELAPSED = 5.0  # minutes after the open before a range means anything
+SNAPSHOT_GRACE_S = 60.0  # a symbol's next snapshot may come this much past one interval
+_FROM_SNAPSHOTS = ("volume_surge", "volatility_spike")
 
 
 class Reference(msgspec.Struct, frozen=True, gc=False):
@@ -97,9 +102,15 @@ class TriggerEngine:
     """Triggers from Track A snapshots, the stream's trade rates and pins."""
 
     def __init__(
-        self, settings: TrackBSettings, references: Mapping[str, Reference], open_at: datetime
+        self,
+        settings: TrackBSettings,
+        references: Mapping[str, Reference],
+        open_at: datetime,
+        snapshot_interval_s: float = 0.0,
     ) -> None:
         self.settings = settings
+        # How long a trigger from Track A's snapshots waits for the next one (0: ttl_s only).
+        self._renewal_s = snapshot_interval_s + SNAPSHOT_GRACE_S if snapshot_interval_s else 0.0
         self.references = dict(references)
         self.open_ns = int(open_at.timestamp() * _NS)
         self._profile = _points(settings.volume_profile)
@@ -123,13 +134,14 @@ class TriggerEngine:
         if not self.shard.owns(symbol):
             self.other_shard += 1
             return None
+        ttl_s = max(config.ttl_s, self._renewal_s) if kind in _FROM_SNAPSHOTS else config.ttl_s
         trigger = Trigger(
             symbol,
             kind,
             measure,
             min(measure / config.full_at, 1.0),
             now_ns,
-            now_ns + int(config.ttl_s * _NS),
+            now_ns + int(ttl_s * _NS),
         )
         self.live.setdefault(symbol, {})[kind] = trigger
         return trigger
@@ -156,7 +168,10 @@ class TriggerEngine:
             if trigger := self._fire(snapshot.symbol, "volume_surge", ratio, now):
                 fired.append(trigger)
         if minutes >= _MIN_ELAPSED and ref.atr_14 > 0 and snapshot.high > 0:
-            base = ref.prev_close or snapshot.base_price or snapshot.open
+            # Today's base price (기준가), adjusted on a day going ex-rights or split, before
+            # the universe's previous close, which is not: a 1:1 bonus issue read as a 50 %
+            # range fired this trigger at full strength all day.
+            base = snapshot.base_price or ref.prev_close or snapshot.open
             true_range = max(snapshot.high, base) - min(snapshot.low, base)
             expected = ref.atr_14 * math.sqrt(min(minutes, SESSION_MINUTES) / SESSION_MINUTES)
             if trigger := self._fire(

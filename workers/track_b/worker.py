@@ -112,7 +112,12 @@ class TrackB(AsyncWorker):
         references = await self._references(day)
         if references is None:
             return
-        engine = TriggerEngine(self.config, references, starts[Phase.TRACK_A_ONLY])
+        engine = TriggerEngine(
+            self.config,
+            references,
+            starts[Phase.TRACK_A_ONLY],
+            self.settings.track_a.interval_min * 60.0,
+        )
         aliases = [a.alias for a in self.settings.kis.accounts]
         # Track B makes no REST calls but the token's: its clients get a token budget.
         limits = RateLimits({alias: 1.0 for alias in aliases})
