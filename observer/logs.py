@@ -3,9 +3,10 @@
 Masking works on the finished line (message, arguments and traceback together), so a
 secret cannot slip through a ``%r`` of a dict or an exception's text: every value a
 `Secret` ever held is replaced (a long one also when cut short, from its first 16
-characters on), and so is anything shaped like a credential (``appsecret=...``,
-``"approval_key": "..."``, ``Bearer ...``, a JWT). `mask_struct` applies the same masker to
-every string of an event; every process's producer calls it before the outbox.
+characters on; a short one, such as a user's password, only as a whole word), and so is
+anything shaped like a credential (``appsecret=...``, ``"approval_key": "..."``,
+``Bearer ...``, a JWT). `mask_struct` applies the same masker to every string of an
+event; every process's producer calls it before the outbox.
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ import msgspec.inspect as mi
 
 from observer.log_files import stderr_handler
 
-__all__ = ["mask_secrets", "mask_struct", "register_secret", "setup_logging"]
+__all__ = [
+    "ANYWHERE_SECRET_LENGTH",
+    "MIN_SECRET_LENGTH",
+    "mask_secrets",
+    "mask_struct",
+    "register_secret",
+    "setup_logging",
+]
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -41,29 +49,63 @@ _SHAPES = re.compile(
 _JWT = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]+")
 _BEARER = re.compile(r"(Bearer\s+)[\w.~+/=-]+")
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@/\s]+(@)")
-MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
+# A secret of ANYWHERE_SECRET_LENGTH or more is masked wherever it appears, inside a word
+# too. A shorter one would mask pieces of ordinary words that way, so a credential (every
+# `Secret`: a KRX password may be short) is masked only where no ASCII letter, digit or _
+# extends it: "pa55" in "for pa55" and "user:pa55@host", not in "spa555" or "pa55word". An
+# end that is punctuation needs no such check, and other scripts are no letters here
+# (Korean particles follow a word unspaced). A short value that may be an ordinary word
+# (a channel URL's path segment, port or option) is not masked. Nor is one shorter than
+# MIN_SECRET_LENGTH ("a" or "10" as words are ordinary text): the KIS readers refuse one.
+ANYWHERE_SECRET_LENGTH = 6
+MIN_SECRET_LENGTH = 3
 # An error text cut to a length (``text[:200]``) may end inside a secret: a value of at
 # least CUT_SECRET_LENGTH is also masked from its first CUT_PREFIX characters to the end of
 # the word (random keys never share 16 characters with anything else).
 CUT_SECRET_LENGTH = 24
 CUT_PREFIX = 16
 _REST_OF_WORD = r"[^\s\"',;}&]*"  # up to a space, quote or separator, as in _SHAPES's value
+_WORD_CHAR = "[0-9A-Za-z_]"
 
 
-def register_secret(value: str) -> None:
-    """Mask ``value`` wherever it appears in a log line from now on."""
+def register_secret(value: str, *, short_too: bool = False) -> None:
+    """Mask ``value`` wherever it appears in a log line from now on.
+
+    A value shorter than ANYWHERE_SECRET_LENGTH is masked, as a whole word, only with
+    ``short_too`` (a credential, never an ordinary word); else, or if shorter than
+    MIN_SECRET_LENGTH, it is ignored.
+    """
     global _known_pattern
-    if len(value) < MIN_SECRET_LENGTH:
+    if len(value) < (MIN_SECRET_LENGTH if short_too else ANYWHERE_SECRET_LENGTH):
         return
     with _known_lock:
         if value in _known:
             return
         _known.add(value)
-        whole = sorted(_known, key=len, reverse=True)
+        by_length = sorted(_known, key=len, reverse=True)
         cut = sorted({v[:CUT_PREFIX] for v in _known if len(v) >= CUT_SECRET_LENGTH})
-        alternatives = [re.escape(v) for v in whole]
+        alternatives = [re.escape(v) for v in by_length if len(v) >= ANYWHERE_SECRET_LENGTH]
         alternatives += [re.escape(prefix) + _REST_OF_WORD for prefix in cut]
+        longer = "|".join(alternatives)
+        alternatives += [_as_word(v, longer) for v in by_length if len(v) < ANYWHERE_SECRET_LENGTH]
         _known_pattern = re.compile("|".join(alternatives))
+
+
+def _as_word(value: str, longer: str) -> str:
+    """A pattern for a short ``value``, matching it only as a whole word.
+
+    No letter, digit or _ may extend it at an end that is one, and none of ``longer`` may
+    begin inside it: that one is masked whole, as before, rather than cut by this match.
+    It starts with a plain character, as the other alternatives do, so that the regex
+    engine skips to where one can begin (a lookbehind first is ten times slower).
+    """
+    first, rest = re.escape(value[0]), re.escape(value[1:])
+    before = "" if re.fullmatch(_WORD_CHAR, value[0]) is None else f"(?<!{_WORD_CHAR}{first})"
+    after = "" if re.fullmatch(_WORD_CHAR, value[-1]) is None else f"(?!{_WORD_CHAR})"
+    if not longer:
+        return first + before + rest + after
+    inside = f"(?!(?s:.){{0,{len(value) - 2}}}(?:{longer}))"
+    return f"{first}{before}(?={rest}{after}){inside}{rest}"
 
 
 def mask_secrets(text: str) -> str:

@@ -17,6 +17,7 @@ import string
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,18 @@ from hypothesis import strategies as st
 from bus.events import EVENT_TYPES, Alert, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from observer import logs
+from observer.alert_settings import NotifierSettings
 from observer.clock import SimulatedClock
 from observer.config import PathSettings, Settings
-from observer.kis.credentials import Secret
-from observer.logs import mask_secrets, mask_struct
+from observer.errors import ConfigError
+from observer.kis.credentials import Secret, load_credentials, read_key_pairs
+from observer.krx.credentials import ENV_ID, ENV_PASSWORD, krx_credentials
+from observer.logs import mask_secrets, mask_struct, register_secret
 from observer.phases import KST
 from observer.runtime import producer_for
 from tests.samples import SAMPLES
 from tests.support import ROOT, WRITER_PROGRAM, AppThread, SupervisorProcess, wait_until
+from workers.notifier.channels import channel_urls, env_name
 
 
 def random_text(length: int) -> str:
@@ -73,6 +78,132 @@ def test_a_registered_secret_cut_short_is_masked_too() -> None:
     assert APP_SECRET[:40] in text
     masked = mask_secrets(text)
     assert leaks(masked.encode()) == [] and masked.endswith("refused: ***")
+
+
+@contextmanager
+def own_registry() -> Iterator[None]:
+    """The masker's registry emptied, then restored: a short secret registered here would
+    otherwise be masked as a word in every later test of the process."""
+    saved = logs._known, logs._known_pattern
+    logs._known, logs._known_pattern = set(), None
+    try:
+        yield
+    finally:
+        logs._known, logs._known_pattern = saved
+
+
+def test_a_short_secret_is_masked_as_a_whole_word_and_left_inside_words() -> None:
+    with own_registry():
+        Secret("pa55"), Secret("zq")  # "zq" is shorter than MIN_SECRET_LENGTH: never masked
+        register_secret("hook")  # not a `Secret`: a URL's path segment, maybe an ordinary word
+        cases = {
+            "login failed for pa55": "login failed for ***",
+            "user:pa55@host": "user:***@host",
+            "KeyError: 'pa55'": "KeyError: '***'",
+            "비밀번호 pa55가 틀렸습니다": "비밀번호 ***가 틀렸습니다",  # a particle is no letter
+            "spa555 pa55word pa55_x x_pa55 pa55pa55": "spa555 pa55word pa55_x x_pa55 pa55pa55",
+            "zq, not masked: zq": "zq, not masked: zq",
+            "channel hook": "channel hook",
+        }
+        assert {text: mask_secrets(text) for text in cases} == cases
+
+
+WORD_CHARS = set(string.ascii_letters + string.digits + "_")
+
+
+def occurrences(secret: str, text: str) -> list[int]:
+    return [i for i in range(len(text)) if text.startswith(secret, i)]
+
+
+def stands_alone(text: str, at: int, length: int) -> bool:
+    """True if no letter, digit or _ is next to ``text[at : at + length]``."""
+    before = text[at - 1] if at else " "
+    after = text[at + length] if at + length < len(text) else " "
+    return before not in WORD_CHARS and after not in WORD_CHARS
+
+
+def inside_a_word(text: str, at: int, secret: str) -> bool:
+    """True if a letter, digit or _ extends the ``secret`` at ``at`` at an end that is one."""
+    end = at + len(secret)
+    return (secret[0] in WORD_CHARS and at > 0 and text[at - 1] in WORD_CHARS) or (
+        secret[-1] in WORD_CHARS and end < len(text) and text[end] in WORD_CHARS
+    )
+
+
+# No "*", the mask's own character, and no ".": a JWT masked right after the secret would
+# leave it standing alone where it was a piece of a word.
+SHORT_SECRET = st.text(
+    alphabet=string.ascii_letters + string.digits + "_-!#$%:@/=가",
+    min_size=logs.MIN_SECRET_LENGTH,
+    max_size=logs.ANYWHERE_SECRET_LENGTH - 1,
+)
+AROUND = st.text(alphabet=string.ascii_letters + string.digits + "_ -:@/='\"*가", max_size=8)
+
+
+@given(SHORT_SECRET, st.lists(st.one_of(st.none(), AROUND), max_size=8))
+def test_a_short_secret_never_stands_alone_once_masked_and_nothing_else_changes(
+    secret: str, parts: list[str | None]
+) -> None:
+    text = "".join(secret if part is None else part for part in parts)  # None: the secret
+    with own_registry():
+        unregistered = mask_secrets(text)  # the shapes alone
+        Secret(secret)
+        masked = mask_secrets(text)
+    assert not any(stands_alone(masked, at, len(secret)) for at in occurrences(secret, masked))
+    if all(inside_a_word(text, at, secret) for at in occurrences(secret, text)):
+        assert masked == unregistered
+
+
+def test_a_short_secret_never_cuts_into_a_long_one() -> None:
+    """A long secret is masked wherever it was before a short one was registered."""
+    long_one, cut_one = "-" + random_text(12), "-" + random_text(40)
+    with own_registry():
+        Secret(long_one), Secret(cut_one), Secret("pa5-")
+        text = f"for pa5- and pa5{long_one} and pa5{cut_one[:20]}"
+        assert mask_secrets(text) == "for *** and pa5*** and pa5***"
+
+
+def test_a_short_password_of_the_krx_login_is_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_ID, "kim")
+    monkeypatch.setenv(ENV_PASSWORD, "k1!z")
+    with own_registry():
+        login = krx_credentials(Settings())
+        line = f"KRX login refused for {login.member_id.reveal()}: {login.password.reveal()}"
+        masked = mask_secrets(line)
+    assert masked == "KRX login refused for ***: ***"
+
+
+def test_a_short_password_of_an_alert_channel_is_masked_and_its_other_parts_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    urls = "mailtos://ops:m41l@smtp.example.com/hook json://example.com/hook?pass=w3b"
+    monkeypatch.setenv(env_name("default"), urls)
+    with own_registry():
+        channel_urls(NotifierSettings())
+        line = "send to hook failed: 535 auth failed for ops/m41l; w3b refused"
+        assert mask_secrets(line) == "send to hook failed: 535 auth failed for ops/***; *** refused"
+
+
+def test_a_kis_value_too_short_to_be_masked_is_refused_never_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_KEY", APP_KEY)
+    monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_SECRET", "%Z")
+    file = tmp_path / "acct2.toml"
+    file.write_text(f'app_key = "%Z"\napp_secret = "{APP_SECRET}"\n')
+    file.chmod(0o600)
+    refused = []
+    for read in (
+        lambda: load_credentials("acct1"),
+        lambda: load_credentials("acct2", file),
+        lambda: read_key_pairs(None, f"{APP_KEY}:%Z"),
+    ):
+        with pytest.raises(ConfigError, match="shorter than 3 characters") as error:
+            read()
+        refused.append(str(error.value))
+    assert not any("%Z" in message for message in refused)
+    assert "OBSERVER_KIS_ACCT1_APP_KEY" in refused[0] and "acct2" in refused[1]
+    assert "entry 1" in refused[2]
 
 
 SHAPED = st.sampled_from(

@@ -14,7 +14,7 @@ import msgspec
 
 from observer.config import Settings, env_prefix
 from observer.errors import ConfigError
-from observer.logs import register_secret
+from observer.logs import MIN_SECRET_LENGTH, register_secret
 
 __all__ = [
     "Credentials",
@@ -34,7 +34,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
-        register_secret(value)  # masked in every log line from now on
+        register_secret(value, short_too=True)  # masked in every log line from now on
 
     def reveal(self) -> str:
         """The secret itself, for the one place that must send it."""
@@ -80,11 +80,12 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
     ------
     ConfigError
         Neither source has them, or the file is missing, unreadable, readable by others,
-        or not TOML with both values.
+        or not TOML with both values, or a value is too short to be masked in logs.
     """
     prefix = env_prefix(alias)
     key, secret = os.environ.get(prefix + "APP_KEY"), os.environ.get(prefix + "APP_SECRET")
     if key and secret:
+        _refuse_short(f"{prefix}APP_KEY/APP_SECRET", key, secret)
         return Credentials(alias, Secret(key), Secret(secret))
     if file is None:
         raise ConfigError(f"no credentials for {alias!r}: set {prefix}APP_KEY/APP_SECRET")
@@ -95,7 +96,21 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
         parsed = None  # the decoder's message may quote the file's content: never shown
     if parsed is None or not (parsed.app_key and parsed.app_secret):
         raise ConfigError(f"credential file {file} for {alias!r} is not app_key/app_secret TOML")
+    _refuse_short(f"credential file {file} for {alias!r}", parsed.app_key, parsed.app_secret)
     return Credentials(alias, Secret(parsed.app_key), Secret(parsed.app_secret))
+
+
+def _refuse_short(where: str, *values: str) -> None:
+    """`ConfigError` naming ``where`` (never a value) if a value is too short to be masked.
+
+    The log masker ignores values shorter than MIN_SECRET_LENGTH (as words, they would hide
+    ordinary text); a KIS key or secret that short is a mistake (KIS issues 36 and 180).
+    """
+    if any(len(value) < MIN_SECRET_LENGTH for value in values):
+        raise ConfigError(
+            f"{where}: a value shorter than {MIN_SECRET_LENGTH} characters, which logs could "
+            "not mask (KIS app keys have 36, secrets 180)"
+        )
 
 
 def read_owner_only(file: Path, what: str) -> bytes:
@@ -123,7 +138,8 @@ def read_key_pairs(file: Path | None, text: str | None) -> dict[str, str] | None
     ------
     ConfigError
         The file is missing, unreadable or open to others, a line is not ``KEY:SECRET``
-        (named by its number, never shown), or there is no pair at all.
+        or its secret is too short to be masked in logs (named by its number, never
+        shown), or there is no pair at all.
     """
     if file is not None:
         where = f"app keys file {file}"
@@ -144,6 +160,7 @@ def read_key_pairs(file: Path | None, text: str | None) -> dict[str, str] | None
         key, _, secret = entry.partition(":")
         if not key or not secret or any(c.isspace() for c in entry):
             raise ConfigError(f"{where}, {place}: not KEY:SECRET")
+        _refuse_short(f"{where}, {place}", secret)
         keys[key] = Secret(secret).reveal()  # registered: masked in every log line
     if not keys:
         raise ConfigError(f"{where} holds no KEY:SECRET pair")

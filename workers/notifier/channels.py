@@ -37,6 +37,7 @@ _NOTIFY_TYPE = {
     "error": apprise.NotifyType.FAILURE,
     "critical": apprise.NotifyType.FAILURE,
 }
+_PASSWORD_OPTIONS = ("pass", "password", "pwd")  # apprise's spellings of a URL option
 MAX_ERROR = 2000  # characters of a failure's text kept in its delivery event
 
 
@@ -119,6 +120,13 @@ def channel_urls(
 def _register(url: str) -> None:
     for secret in url_secrets(url):
         register_secret(secret)
+    # A password is a credential however short (a mail server's, a user's choice): masked
+    # as a whole word too. The URL's other short parts are often ordinary words.
+    parts = urlsplit(url)
+    passwords = [parts.password or ""]
+    passwords += [v for k, v in parse_qsl(parts.query) if k.lower() in _PASSWORD_OPTIONS]
+    for password in passwords:
+        register_secret(unquote(password), short_too=True)
 
 
 @dataclass(slots=True)
