@@ -57,7 +57,7 @@ def _line(listing: Listing, base_price: int) -> bytes:
         "bstp_larg_div_code": listing.sector_code,
         "bstp_medm_div_code": mid or "0000",
         "kospi200_apnt_cls_code": k200 or "0",
-        "etp_prod_cls_code": "1" if listing.group == "EF" else "0",
+        "etp_prod_cls_code": {"EF": "1", "EN": "3"}.get(listing.group, "0"),
         "stck_sdpr": str(base_price),
         "trht_yn": "Y" if listing.suspended else "N",
         "mang_issu_yn": "Y" if listing.administrative else "N",

@@ -114,6 +114,28 @@ _DAMAGED = (
 )  # fmt: skip
 
 
+# scrt_grp_cls_code (KOSPI .h) in the product's words.
+_DOMESTIC_TYPES = {
+    "ST": "stock",
+    "FS": "stock",
+    "DR": "dr",
+    "EF": "etf",
+    "FE": "etf",
+    "EN": "etn",
+    "EW": "elw",
+    "RT": "reit",
+    "MF": "fund",
+    "SC": "fund",
+    "IF": "fund",
+    "BC": "fund",
+    "SW": "rights",
+    "SR": "rights",
+}
+# etp_prod_cls_code (KOSPI and KOSDAQ .h): an ETF or ETN by its product type, whatever its
+# group code says (the group codes the KOSPI .h lists have none for ETNs).
+_ETP_TYPES = {"1": "etf", "2": "etf", "3": "etn", "4": "etn"}
+
+
 @dataclass(frozen=True, slots=True)
 class DomesticListing:
     """One row of a domestic master, with the fields the product uses typed."""
@@ -133,6 +155,14 @@ class DomesticListing:
     kospi200_sector: str  # kospi200_apnt_cls_code (KOSPI 200 members), "" when "0" or absent
     listing_date: str  # YYYYMMDD
     tail: dict[str, str]  # every tail field, stripped, by its .h name
+
+    @property
+    def kind(self) -> str:
+        """The instrument type in the product's words: ``stock``, ``etf``, ``etn``, ..."""
+        etp = _ETP_TYPES.get(self.tail.get("etp_prod_cls_code", ""))
+        return etp or _DOMESTIC_TYPES.get(
+            self.security_group, self.security_group.lower() or "other"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,23 +11,7 @@ from observer.kis.master import extract_single, parse_domestic, parse_overseas
 
 __all__ = ["read_archive", "read_listings"]
 
-# scrt_grp_cls_code (KOSPI .h) and stis (overseas .h) in the product's words.
-_DOMESTIC_TYPES = {
-    "ST": "stock",
-    "FS": "stock",
-    "DR": "dr",
-    "EF": "etf",
-    "FE": "etf",
-    "EN": "etn",
-    "EW": "elw",
-    "RT": "reit",
-    "MF": "fund",
-    "SC": "fund",
-    "IF": "fund",
-    "BC": "fund",
-    "SW": "rights",
-    "SR": "rights",
-}
+# stis (overseas .h) in the product's words.
 _OVERSEAS_TYPES = {"1": "index", "2": "stock", "3": "etp", "4": "warrant"}
 
 
@@ -49,7 +33,7 @@ def read_listings(file: MasterFile, data: bytes) -> list[Listing]:
                 file.exchange,
                 file.region,
                 file.currency,
-                _DOMESTIC_TYPES.get(x.security_group, x.security_group.lower() or "other"),
+                x.kind,
                 x.sector_code,
                 x.industry_code,
                 x.kospi200_sector,

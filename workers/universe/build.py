@@ -125,8 +125,8 @@ async def candidates(settings: Settings) -> list[Candidate]:
     found = []
     for market in ("KOSPI", "KOSDAQ"):
         for x in await _domestic(settings, market):
-            if x.security_group != "ST" or x.halted:
-                continue
+            if x.security_group != "ST" or x.kind != "stock" or x.halted:
+                continue  # an ETN by its product type too, whatever its group code says
             if x.administrative and settings.universe.exclude_administrative:
                 continue
             found.append(Candidate(x.symbol, x.name, market, x.listed_shares))
