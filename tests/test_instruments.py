@@ -92,11 +92,20 @@ def test_an_etp_is_known_by_its_product_type_whatever_its_group_code(etp: str, k
     # The KOSPI .h lists no ETN group code: an ETN row marked "ST" is an ETN all the same,
     # and never a universe candidate (the universe takes `kind == "stock"` only).
     row = SimListing(
-        symbol="500001", isin="KRA500001003", name="ETN", market="KOSPI", group="ST",
-        listed_shares=10**6, start_price=10_000, volatility=0.01, avg_volume=1,
-        suspended=False, administrative=False, sector_code="0001",
+        symbol="500001",
+        isin="KRA500001003",
+        name="ETN",
+        market="KOSPI",
+        group="ST",
+        listed_shares=10**6,
+        start_price=10_000,
+        volatility=0.01,
+        avg_volume=1,
+        suspended=False,
+        administrative=False,
+        sector_code="0001",
         listed_on=date(2020, 1, 2),
-    )  # fmt: skip
+    )
     data = bytearray(domestic_master([row], {"500001": 10_000}))
     data[61 + 22] = ord(etp)  # etp_prod_cls_code: the tail's 23rd byte, after a 61-byte head
     (parsed,) = parse_domestic(bytes(data), "KOSPI")

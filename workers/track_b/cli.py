@@ -6,8 +6,9 @@ WebSocket code loads once it has told the supervisor it is READY, so that a rest
 
 ``observer track-b slots pin|unpin CODE...`` / ``slots list [--json]``: the operator's pins
 (``<data_dir>/track_b/pins.json``, read at every evaluation) and the slots as of the last
-evaluation, with the symbols barred from them (a refused registration, a halt, a limit lock)
-and why; exit 1 when refused or when Track B has shown no slots, 2 on bad configuration.
+evaluation, with the pins that hold no slot and the symbols barred from them (a refused
+registration, a halt, a limit lock), and why; exit 1 when refused or when Track B has shown
+no slots, 2 on bad configuration.
 A pin of a symbol that ``[track_b] shard`` leaves to another collectors host is refused,
 naming the shard that owns it: pin it on that host.
 ``observer ctl slots ...`` is the same (an alias); ``observer ctl --endpoint tcp://...
@@ -162,6 +163,8 @@ def list_slots(as_json: JsonOpt = False) -> None:
             + ("  pinned" if row["pinned"] else "")
             + (f"  ({row['state']})" if row.get("state") else "")
         )
+    for pin in shown.get("unplaced_pins", []):  # more pins than slots, a refused pin
+        typer.echo(f"{'no slot':<12} {'':>3}  {pin['symbol']}  pinned: {pin['reason']}")
     for closed in shown.get("closed", []):
         typer.echo(f"{closed['account']:<12} {closed['slot']:>3}  closed (KIS counts it taken)")
     for bar in shown.get("barred", []):

@@ -1,21 +1,44 @@
 """Manual slot pins: ``<data_dir>/track_b/pins.json``, written by ``observer track-b slots``.
 
 The file is the whole state (a sorted list of codes), replaced atomically and owner-only;
-the Track B worker reads it at every evaluation, so a pin takes effect within one.
+the Track B worker reads it at every evaluation (`PinFile`), so a pin takes effect within
+one. A file that does not read (a hand edit with a syntax error) changes nothing: the last
+pins read hold, with one warning alert ``track_b_pins_unreadable``, resolved when it reads
+again. Before, it read as no pins, and every pinned slot was released as "unpinned".
+
+More pins than slots: the pins without a slot are named with why (`unplaced`) in the slots
+shown and counted in the heartbeat (``pins_unplaced``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 
+from bus.events import Alert, AlertResolved
 from observer.errors import ConfigError
 from observer.private_files import write_private
+from workers.track_b.slots import Decision
 
-__all__ = ["pins_path", "read_pins", "slots_path", "write_pins"]
+__all__ = [
+    "PINS_UNREADABLE",
+    "PinFile",
+    "pins_path",
+    "read_pins",
+    "slots_path",
+    "unplaced",
+    "write_pins",
+]
+
+log = logging.getLogger(__name__)
+
+PINS_UNREADABLE = "track_b_pins_unreadable"  # the alert of a pins file that does not read
 
 _CODE = re.compile(r"^[0-9A-Z]{6}$")
+_NAMED = 10  # the pins an alert names
 
 
 def pins_path(data_dir: Path) -> Path:
@@ -47,3 +70,52 @@ def write_pins(data_dir: Path, codes: set[str]) -> None:
     if bad:
         raise ConfigError(f"not stock codes: {', '.join(bad)}")
     write_private(pins_path(data_dir), json.dumps(sorted(codes)).encode())
+
+
+class PinFile:
+    """The pins as the worker follows them: the file's, or the last read while it is bad.
+
+    ``pins`` starts as what is known without the file (the pinned slots a restart took
+    back), so that a file already bad at the start releases nothing either.
+    """
+
+    def __init__(self, data_dir: Path, send: Callable[[Alert | AlertResolved], object]) -> None:
+        self.data_dir = data_dir
+        self.send = send
+        self.pins: set[str] = set()  # the last pins read
+        self.unreadable = ""  # why the file does not read ("": it reads)
+
+    def read(self) -> set[str]:
+        """The pins now: the file's, or the last read while it does not read."""
+        try:
+            pins = read_pins(self.data_dir)
+        except (ConfigError, OSError) as exc:
+            if not self.unreadable:
+                kept = ", ".join(sorted(self.pins)[:_NAMED]) or "none"
+                if len(self.pins) > _NAMED:
+                    kept += f" and {len(self.pins) - _NAMED} more"
+                message = f"{exc}: the pins stay as last read ({kept}) until it reads again"
+                log.warning("%s", message)
+                self.send(Alert(severity="warning", code=PINS_UNREADABLE, message=message))
+            self.unreadable = str(exc)
+            return set(self.pins)
+        if self.unreadable:
+            self.unreadable = ""
+            message = f"{pins_path(self.data_dir)} reads again: {len(pins)} pins"
+            log.info("%s", message)
+            self.send(AlertResolved(code=PINS_UNREADABLE, severity="warning", message=message))
+        self.pins = pins
+        return set(pins)
+
+
+def unplaced(
+    pins: Iterable[str],
+    held: Collection[str],
+    decisions: Iterable[Decision],
+    barred: Mapping[str, str],
+) -> dict[str, str]:
+    """The pins that hold no slot after an evaluation, each with why, by code."""
+    why = {d.candidate.symbol: d.reason for d in decisions if d.action == "overflow"}
+    return {
+        pin: barred.get(pin) or why.get(pin, "no slot") for pin in sorted(pins) if pin not in held
+    }

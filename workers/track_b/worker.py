@@ -5,7 +5,8 @@
 2. At ``sync_lead_s`` before full operation (09:29:50), Track A's snapshots of the opening
    half hour are read from the database: they feed the trigger engine and the context
    ranking, whose best become the first candidates. Without them the start is degraded
-   (a warning alert): slots fill by market cap until triggers fire.
+   (a warning alert): slots fill by market cap until triggers fire. A start after full
+   operation began replays the day's snapshots so far instead (`workers.track_b.startup`).
 3. From full operation on, every account's session streams its slots. Every
    ``evaluate_s``: new Track A snapshots from the feed, trade velocity from the stream, the
    pins of ``observer track-b slots``, and the largest market caps (the default placement,
@@ -17,8 +18,9 @@
    back is of this host's shard alone (`observer.shards`); other shards' firings are counted.
 
 A Track B that starts after one died mid-session takes back the slots it held, each with a
-``process_restart`` gap (`TrackB._resume`). The heartbeat and the sessions run beside the
-day's work (`observer.runtime.alongside`): if either fails, the process ends and is restarted.
+``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`). The
+heartbeat and the sessions run beside the day's work (`observer.runtime.alongside`): if
+either fails, the process ends and is restarted.
 """
 
 from __future__ import annotations
@@ -28,11 +30,10 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import msgspec
 from sqlalchemy import Engine
 
 from bus.events import Alert, PriceSnapshot
@@ -40,9 +41,9 @@ from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import held_slots, snapshots_of_cycles, universe_references
+from observer.db.queries import held_slots, universe_references
 from observer.db.readers import reader_engine
-from observer.errors import ConfigError, KisError
+from observer.errors import KisError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
@@ -55,11 +56,11 @@ from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
-from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
-from workers.track_b.pins import read_pins, slots_path
-from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.pins import PinFile, slots_path, unplaced
+from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.startup import context_sync, lasting, take_back
 from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = ["SOURCE", "TrackB", "preconnect_at"]
@@ -95,6 +96,7 @@ class TrackB(AsyncWorker):
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
         self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
         self.collector: Collector | None = None  # once the day's sessions are set up
+        self.pin_file = PinFile(self.data_dir, self.producer.send)
 
     # ------------------------------------------------------------------ the day
 
@@ -113,10 +115,7 @@ class TrackB(AsyncWorker):
         if references is None:
             return
         engine = TriggerEngine(
-            self.config,
-            references,
-            starts[Phase.TRACK_A_ONLY],
-            self.settings.track_a.interval_min * 60.0,
+            self.config, references, starts[Phase.TRACK_A_ONLY], self._snapshot_interval_s()
         )
         aliases = [a.alias for a in self.settings.kis.accounts]
         # Track B makes no REST calls but the token's: its clients get a token budget.
@@ -172,8 +171,9 @@ class TrackB(AsyncWorker):
                 await self.sleep_until(full.timestamp())
                 closing_at = starts[Phase.TRACK_A_CLOSING]
                 await self._rekey(collector, closing_at.timestamp())
-                await self._resume(day, engine, book, collector)
-                await self._follow(engine, book, collector, context, closing_at)
+                # The slots taken back stand as candidates beside the opening's while they last.
+                restored = await self._resume(day, engine, book, collector)
+                await self._follow(engine, book, collector, [*context, *restored], closing_at)
                 ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
                 await collector.apply([d for d in ending if d])
                 await collector.settle()  # read on to each release's confirmation
@@ -205,45 +205,29 @@ class TrackB(AsyncWorker):
 
     async def _resume(
         self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector
-    ) -> None:
+    ) -> list[Candidate]:
         """Take back the slots an earlier Track B of the day left held (it died), with a gap each.
 
         A crashed process released nothing: its slots are in the database as held. Each goes
         back into the slot book as it was (the report keeps counting it as watched) with a
-        ``process_restart`` gap from the last data known stored until it is registered
-        again; one that cannot go back (its account or slot no longer configured) is
-        released, its gap closed now. The gap starts at the newest of: the account's newest
-        stored tick (its session delivered every earlier frame, which the outbox kept in
-        order; a quiet symbol missed nothing before it), the end of the symbol's newest
-        recorded gap (so a second restart opens a new gap, never the same one again), and
-        the slot's allocation.
+        ``process_restart`` gap (`workers.track_b.startup.take_back`), lasting at least its
+        trigger's TTL from now: the candidates it stands as until then are returned.
         """
         with self._engine.connect() as conn:
             held = held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
         if not held:
-            return
-        delivered: dict[str, int] = {}
-        for h in held:
-            delivered[h.account] = max(delivered.get(h.account, 0), h.last_tick_ns or 0)
-        for h in held:
-            start = max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0)
-            candidate = Candidate(
-                h.symbol,
-                h.trigger,
-                float(h.score),
-                market_cap=engine.references.get(h.symbol, _NONE).market_cap,
-                expires_ns=h.expires_ns,
-                pinned=h.trigger == "manual",
-            )
-            holding = Holding(h.account, h.slot, candidate, h.since_ns)
-            if engine.shard.owns(h.symbol) and book.restore(holding):
-                await collector.resume(holding, start)
-            else:  # its slot is gone, or the shard changed: another host's symbol now
-                why = f"not taken back after a restart: slot {h.slot} of {h.account} is gone"
-                if not engine.shard.owns(h.symbol):
-                    owner = engine.shard.owner(h.symbol)
-                    why = f"not taken back after a restart: another host's (shard {owner})"
-                collector.abandon(Decision("release", candidate, why, h.account, h.slot), start)
+            return []
+        interval_s = self._snapshot_interval_s()
+        standing = await take_back(
+            held,
+            engine,
+            book,
+            collector,
+            lambda trigger: lasting(self.config, trigger, interval_s),
+            self.clock.now_ns(),
+        )
+        # Pinned slots taken back stay pinned while the pins file does not read.
+        self.pin_file.pins |= {h.candidate.symbol for h in book.holdings() if h.candidate.pinned}
         self._alert(
             "warning",
             "track_b_restarted",
@@ -251,6 +235,7 @@ class TrackB(AsyncWorker):
             "recovered from minute bars",
         )
         log.info("took back %d slots held before the restart", len(held))
+        return standing
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
@@ -274,51 +259,33 @@ class TrackB(AsyncWorker):
     # ------------------------------------------------------------------ context sync
 
     def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[Candidate]:
-        """Track A's opening into the engine; the context's first candidates (may be [])."""
+        """Track A's day into the engine; the context's first candidates (may be []).
+
+        In the morning, the opening's snapshots; after full operation began (a restart, a late
+        start), every snapshot of the day so far (`workers.track_b.startup.context_sync`).
+        """
         started = time.perf_counter()
-        prefix = f"{full:%Y%m%d}-"
-        last = f"{full:%Y%m%d-%H%M}"  # the cycles up to full operation's start
-        with self._engine.connect() as conn:
-            rows = snapshots_of_cycles(conn, prefix, last)
-        snapshots = [_snapshot(row) for row in rows]
-        for snapshot in sorted(snapshots, key=lambda s: s.observed_ns):
-            engine.on_snapshot(snapshot)
-            self.guard.on_snapshot(snapshot)  # the day's price limits, halts
-        found = openings(snapshots)
         now = self.clock.now_ns()
-        surge = self.config.volume_surge
-        chosen = []
-        ours = [r for r in ranked(found, baseline(found)) if engine.shard.owns(r[0].symbol)]
-        for opening, _score, volume_ratio in ours[:slots]:
-            strength = min(volume_ratio / 3, 1.0)
-            chosen.append(
-                Candidate(
-                    opening.symbol,
-                    "context_sync",
-                    engine.score(opening.symbol, surge.weight, strength),
-                    strength,
-                    volume_ratio,
-                    engine.references.get(opening.symbol, _NONE).market_cap,
-                    now + int(surge.ttl_s * _NS),
-                )
-            )
+        synced = context_sync(self._engine, self.config, engine, self.guard, full, slots, now)
         seconds = time.perf_counter() - started
         self.counters["context_sync_s"] = round(seconds, 3)
-        if not found:
+        if not (synced.snapshots if synced.late else synced.openings):
+            what = "of the day so far" if synced.late else "of the opening"
             self._alert(
                 "warning",
                 "track_b_degraded",
-                "context sync found no Track A snapshots of the opening: slots fill by market "
-                "cap until triggers fire",
+                f"context sync found no Track A snapshots {what}: slots fill by market cap "
+                "until triggers fire",
             )
         log.info(
-            "context sync: %d symbols from %d snapshots in %.3f s, %d candidates",
-            len(found),
-            len(snapshots),
+            "context sync%s: %d symbols from %d snapshots in %.3f s, %d candidates",
+            " (the day so far)" if synced.late else "",
+            synced.openings,
+            synced.snapshots,
             seconds,
-            len(chosen),
+            len(synced.candidates),
         )
-        return chosen
+        return synced.candidates
 
     # ------------------------------------------------------------------ streaming
 
@@ -348,26 +315,28 @@ class TrackB(AsyncWorker):
                     engine.on_velocity(symbol, collector.velocity(symbol), now)
                     if (tick := collector.latest.get(symbol)) is not None:
                         self.guard.on_tick(tick)
-                engine.pins = {p for p in self._pins() if engine.shard.owns(p)}
+                engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
                 for pin in list(book.held()):
                     if book.held()[pin].candidate.pinned and pin not in engine.pins:
                         released = book.release(pin, "unpinned")
                         await collector.apply([released] if released else [])
                 closed = self.guard.review(book, engine.pins, now)
                 candidates = [*engine.candidates(now), *context, *fill]
+                barred = self.guard.barred(now)
                 decisions = book.evaluate(
                     candidates,
                     now,
                     collector.healthy(),
                     threshold=self.config.replacement_threshold,
                     min_hold_ns=int(self.config.min_hold_s * _NS),
-                    barred=self.guard.barred(now),
+                    barred=barred,
                 )
+                waiting = unplaced(engine.pins, book.held(), decisions, barred)
                 decisions = [*closed, *(d for d in decisions if self._news(d))]
                 await collector.apply(decisions)
                 self._watch_overflow(decisions, now)
                 self.counters["other_shard"] = engine.other_shard
-                self._show(book, collector)
+                self._show(book, collector, waiting)
                 await self._nap(self.config.evaluate_s)
         finally:
             feed.close()
@@ -405,13 +374,6 @@ class TrackB(AsyncWorker):
                     engine.on_snapshot(envelope.event)
                     self.guard.on_snapshot(envelope.event)
 
-    def _pins(self) -> set[str]:
-        try:
-            return read_pins(self.data_dir)
-        except ConfigError as exc:
-            log.warning("%s", exc)
-            return set()
-
     def _watch_overflow(self, decisions: Sequence[Decision], now: int) -> None:
         for d in decisions:
             if d.action in ("allocate", "replace", "overflow"):
@@ -435,8 +397,11 @@ class TrackB(AsyncWorker):
                         log.warning("%s", message)
                 break
 
-    def _show(self, book: SlotBook, collector: Collector) -> None:
-        """The slots as ``observer track-b slots list`` shows them (owner-only, atomic)."""
+    def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
+        """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
+
+        ``waiting``: the pins that hold no slot, with why.
+        """
         now = self.clock.now_ns()
         rows = [
             {
@@ -461,6 +426,8 @@ class TrackB(AsyncWorker):
             barred=len(barred),
             halted=len(self.guard.bars.of_kind("halted", "limit_locked")),
             closed_slots=len(book.closed),
+            pins_unplaced=len(waiting),
+            pins_unreadable=int(bool(self.pin_file.unreadable)),
         )
         for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
             self.counters[f"slots.{account.alias}"] = sum(
@@ -471,10 +438,15 @@ class TrackB(AsyncWorker):
             "slots": rows,
             "barred": barred,
             "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
+            "unplaced_pins": [{"symbol": p, "reason": why} for p, why in waiting.items()],
         }
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing
+
+    def _snapshot_interval_s(self) -> float:
+        """Track A's interval: a trigger from its snapshots waits that long for the next."""
+        return self.settings.track_a.interval_min * 60.0
 
     def _beat_counters(self) -> dict[str, float]:
         """The heartbeat's counters: the day's, and each account's stream as of now."""
@@ -492,9 +464,6 @@ class TrackB(AsyncWorker):
         )
 
 
-_NONE = Reference("", 0, 0, 0, 0.0)
-
-
 def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
     """When the sessions open (UTC seconds): ``after_s`` into warmup, by full operation at last.
 
@@ -502,9 +471,3 @@ def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
     """
     at = starts[Phase.WARMUP].timestamp() + after_s
     return min(at, starts[Phase.FULL_OPERATION].timestamp())
-
-
-def _snapshot(row: dict[str, object]) -> PriceSnapshot:
-    """A stored price snapshot as the event it came from."""
-    fields = {k: v for k, v in row.items() if k in PriceSnapshot.__struct_fields__}
-    return msgspec.convert(fields, PriceSnapshot)

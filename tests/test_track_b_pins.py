@@ -1,0 +1,113 @@
+"""Pins in the worker: more pins than slots are shown, a pins file that does not read is no unpin.
+
+The worker's own evaluation loop (`TrackB._follow`), as in `tests/test_track_b_resume.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bus.events import Alert, AlertResolved
+from tests.test_track_b_resume import NINE, Streams, at, follow, track_b
+from workers.track_b.cli import app
+from workers.track_b.pins import (
+    PINS_UNREADABLE,
+    PinFile,
+    pins_path,
+    slots_path,
+    unplaced,
+    write_pins,
+)
+from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.triggers import TriggerEngine
+
+
+def test_pins_beyond_the_slots_are_named_in_the_slots_shown_and_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, _, _ = track_b(tmp_path, at("10:00"))
+    pins = {f"P{i:05d}" for i in range(1, 46)}  # 45 pins on 41 slots
+    write_pins(tmp_path, pins)
+    engine = TriggerEngine(tb.config, {}, NINE, 600.0)
+    book = SlotBook(["acct1"], 41)
+    streams = Streams(["acct1"], lambda symbol, now: 0.0)
+    shown: list[dict[str, object]] = []
+    counted: list[float] = []
+
+    def look(n: int) -> None:
+        shown.append(json.loads(slots_path(tmp_path).read_text()))
+        counted.append(tb.counters["pins_unplaced"])
+
+    follow(tb, engine, book, streams, [], at("10:00:15"), monkeypatch, each_round=look)
+    assert len(shown) == 3  # every evaluation, not only the one that published the overflow
+    left = sorted(pins - set(book.held()))
+    assert len(left) == 4 and counted == [4, 4, 4]
+    for each in shown:
+        assert each["unplaced_pins"] == [{"symbol": p, "reason": "every slot pinned"} for p in left]
+    listed = CliRunner().invoke(app, ["slots", "--data-dir", str(tmp_path), "list"])
+    assert listed.exit_code == 0
+    lines = listed.output.splitlines()
+    assert len(lines) == 45
+    assert lines[41:] == [f"no slot           {p}  pinned: every slot pinned" for p in left]
+
+
+def test_a_pin_without_a_slot_says_why() -> None:
+    pin = Candidate("P00002", "manual", 6.0, pinned=True)
+    overflow = Decision("overflow", pin, "no healthy account")
+    assert unplaced(["P00001", "P00002", "P00003"], {"P00001"}, [overflow], {}) == {
+        "P00002": "no healthy account",
+        "P00003": "no slot",
+    }
+    refused = {"P00003": "registration refused: OPSP8992 (not retried today)"}
+    assert unplaced(["P00003"], set(), [], refused) == refused
+
+
+def test_a_pins_file_that_does_not_read_keeps_the_pins_with_one_alert_until_it_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tb, sent, _ = track_b(tmp_path, at("10:00"))
+    write_pins(tmp_path, {"005930", "000660"})
+    engine = TriggerEngine(tb.config, {}, NINE, 600.0)
+    book = SlotBook(["acct1"], 41)
+    streams = Streams(["acct1"], lambda symbol, now: 0.0)
+    unreadable: list[float] = []
+
+    def edit(n: int) -> None:
+        unreadable.append(tb.counters["pins_unreadable"])
+        if n == 0:  # a hand edit with a trailing comma
+            pins_path(tmp_path).write_text('["005930", "000660", "035420",]')
+        if n == 3:  # fixed, and 000660 unpinned meanwhile
+            pins_path(tmp_path).write_text('["005930", "035420"]')
+
+    caplog.set_level(logging.INFO)
+    rounds = follow(tb, engine, book, streams, [], at("10:00:30"), monkeypatch, each_round=edit)
+    held = [h for _, h in rounds]
+    assert held[:4] == [{"005930", "000660"}] * 4  # the bad file changed nothing
+    assert held[4:] == [{"005930", "035420"}] * 2
+    assert unreadable == [0, 1, 1, 1, 0, 0]
+    released = [(when, d.candidate.symbol, d.reason) for when, d in streams.applied]
+    released = [r for r in released if r[2] == "unpinned"]
+    assert released == [(at("10:00:20"), "000660", "unpinned")]
+    alerts = [e for e in sent if isinstance(e, (Alert, AlertResolved))]
+    assert [(type(e).__name__, e.code, e.severity) for e in alerts] == [
+        ("Alert", PINS_UNREADABLE, "warning"),
+        ("AlertResolved", PINS_UNREADABLE, "warning"),
+    ]
+    assert "the pins stay as last read (000660, 005930)" in alerts[0].message
+    warned = [r for r in caplog.records if "pins.json" in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING, logging.INFO]  # once, not each 5 s
+
+
+def test_pins_taken_back_at_a_restart_hold_while_the_file_does_not_read(tmp_path: Path) -> None:
+    pins_path(tmp_path).parent.mkdir(mode=0o700)
+    pins_path(tmp_path).write_text("[005930]")
+    sent: list[object] = []
+    pin_file = PinFile(tmp_path, sent.append)
+    pin_file.pins |= {"005930"}  # what `TrackB._resume` knows from the pinned slots held
+    assert pin_file.read() == pin_file.read() == {"005930"}
+    assert len(sent) == 1 and pin_file.unreadable

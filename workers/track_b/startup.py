@@ -1,0 +1,189 @@
+"""What Track B knows before its first evaluation: the day so far, and the slots it held.
+
+* **Context sync** (`context_sync`). A Track B started in the morning reads, at 09:29:50,
+  Track A's snapshots of 09:00-09:30, replays them into the trigger engine (and the slot
+  guard: the day's limits, halts) and ranks the openings (`workers.track_b.context`); the
+  best become ``context_sync`` candidates, volume surges lapsing ``ttl_s`` after the sync.
+* **A start after full operation began** (a restart after a crash, a late start): every
+  snapshot of the day so far is replayed in the order observed, so each trigger fired at
+  its real time and lapsed as it would have, and the guard holds each symbol's latest
+  observation (a halt seen at 11:00). The opening's ranking keeps the expiries it had from
+  the scheduled sync, so that after 09:35 it offers nothing: a restart at 13:00 had
+  handed the morning's leaders fresh expiries, and they evicted 34 of the 41 slots it had
+  just taken back, which came back five minutes later.
+* **Slots taken back** (`take_back`). A process that died released nothing: its slots are
+  in the database as held, each as its allocation left it. A renewal is no decision, so a
+  stored expiry is the allocation's, however often the trigger was renewed since. Each
+  triggered holding taken back lasts at least its trigger's TTL from now (`lasting`: the
+  engine's TTL for a trigger from Track A's snapshots) and stands as a candidate that long,
+  beside the replayed triggers: a symbol renewed by its snapshots since is renewed by the
+  replay, one renewed by its trade velocity keeps its slot until the new session's stream
+  measures it again. Before, a holding renewed since its allocation lapsed at the first
+  evaluation after the restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+from sqlalchemy import Engine
+
+from bus.events import PriceSnapshot, SlotTrigger
+from observer.config import TrackBSettings
+from observer.db.queries import HeldSlot, snapshots_of_cycles
+from observer.phases import KST
+from workers.track_b.context import baseline, openings, ranked
+from workers.track_b.guard import SlotGuard
+from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.triggers import SNAPSHOT_GRACE_S, Reference, TriggerEngine
+
+__all__ = ["Synced", "context_sync", "lasting", "take_back"]
+
+_NS = 1_000_000_000
+_NONE = Reference("", 0, 0, 0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """What the context sync found."""
+
+    candidates: list[Candidate]  # the opening's best, still live
+    snapshots: int  # replayed
+    openings: int  # symbols with snapshots of the opening
+    late: bool  # a start after full operation began: the day so far was replayed
+
+
+def context_sync(
+    db: Engine,
+    config: TrackBSettings,
+    engine: TriggerEngine,
+    guard: SlotGuard,
+    full: datetime,
+    slots: int,
+    now_ns: int,
+) -> Synced:
+    """Replay Track A's day into ``engine`` and ``guard``; the opening's best ``slots``.
+
+    Before full operation (``full``): the cycles of the opening, the candidates lasting from
+    now. From then on: every snapshot of the day observed by now, and the candidates
+    lasting from the scheduled sync (those lapsed are left out).
+    """
+    late = now_ns >= int(full.timestamp()) * _NS
+    opening = f"{full:%Y%m%d-%H%M}"  # the cycles up to full operation's start
+    last = f"{datetime.fromtimestamp(now_ns / _NS, KST):%Y%m%d-%H%M}" if late else opening
+    with db.connect() as conn:
+        rows = snapshots_of_cycles(conn, f"{full:%Y%m%d}-", last)
+    snapshots = sorted((as_snapshot(row) for row in rows), key=lambda s: s.observed_ns)
+    if late:
+        snapshots = [s for s in snapshots if s.observed_ns <= now_ns]
+    for snapshot in snapshots:
+        engine.on_snapshot(snapshot)
+        guard.on_snapshot(snapshot)  # the day's price limits, halts
+    since = int((full.timestamp() - config.sync_lead_s) * _NS) if late else now_ns
+    # A late start ranks what the sync would have read: nothing observed after it.
+    found = openings(
+        s for s in snapshots if s.cycle_id <= opening and (not late or s.observed_ns <= since)
+    )
+    surge = config.volume_surge
+    chosen = []
+    ours = [r for r in ranked(found, baseline(found)) if engine.shard.owns(r[0].symbol)]
+    for found_opening, _score, volume_ratio in ours[:slots]:
+        strength = min(volume_ratio / 3, 1.0)
+        symbol = found_opening.symbol
+        candidate = Candidate(
+            symbol,
+            "context_sync",
+            engine.score(symbol, surge.weight, strength),
+            strength,
+            volume_ratio,
+            engine.references.get(symbol, _NONE).market_cap,
+            since + int(surge.ttl_s * _NS),
+        )
+        if candidate.expires_ns > now_ns:
+            chosen.append(candidate)
+    return Synced(chosen, len(snapshots), len(found), late)
+
+
+def lasting(config: TrackBSettings, trigger: SlotTrigger, snapshot_interval_s: float) -> float:
+    """How long a firing of ``trigger`` lasts unrenewed (0: no expiry).
+
+    A trigger from Track A's snapshots (and the context sync's volume surges) lasts at least
+    one interval and `SNAPSHOT_GRACE_S`, as `TriggerEngine` gives it.
+    """
+    kind = "volume_surge" if trigger == "context_sync" else trigger
+    if kind not in ("volume_surge", "volatility_spike", "trade_velocity"):
+        return 0.0  # a pin, a default placement by market cap
+    ttl_s: float = getattr(config, kind).ttl_s
+    if kind != "trade_velocity" and snapshot_interval_s:
+        ttl_s = max(ttl_s, snapshot_interval_s + SNAPSHOT_GRACE_S)
+    return ttl_s
+
+
+class Resumer(Protocol):
+    """The collector's part in taking slots back."""
+
+    async def resume(self, holding: Holding, start_ns: int) -> None:
+        """Stream the holding again, with a ``process_restart`` gap from ``start_ns``."""
+
+    def abandon(self, release: Decision, start_ns: int) -> None:
+        """Release a holding that cannot go back, its gap closed now."""
+
+
+async def take_back(
+    held: Sequence[HeldSlot],
+    engine: TriggerEngine,
+    book: SlotBook,
+    collector: Resumer,
+    ttl_of: Callable[[SlotTrigger], float],
+    now_ns: int,
+) -> list[Candidate]:
+    """Put ``held`` back into ``book`` and stream it again; the candidates they stand as.
+
+    Each triggered holding lasts at least ``ttl_of`` its trigger from ``now_ns``. The gap
+    starts at the newest of: the account's newest stored tick (its session delivered every
+    earlier frame, which the outbox kept in order; a quiet symbol missed nothing before
+    it), the end of the symbol's newest recorded gap (a second restart opens a new gap,
+    never the same one again), and the slot's allocation. One that cannot go back (its
+    account or slot no longer configured, another host's shard) is released, its gap
+    closed now.
+    """
+    delivered: dict[str, int] = {}
+    for h in held:
+        delivered[h.account] = max(delivered.get(h.account, 0), h.last_tick_ns or 0)
+    standing = []
+    for h in held:
+        start = max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0)
+        pinned = h.trigger == "manual"
+        expires = h.expires_ns
+        if expires and not pinned:
+            expires = max(expires, now_ns + int(ttl_of(h.trigger) * _NS))
+        candidate = Candidate(
+            h.symbol,
+            h.trigger,
+            float(h.score),
+            market_cap=engine.references.get(h.symbol, _NONE).market_cap,
+            expires_ns=expires,
+            pinned=pinned,
+        )
+        holding = Holding(h.account, h.slot, candidate, h.since_ns)
+        if engine.shard.owns(h.symbol) and book.restore(holding):
+            await collector.resume(holding, start)
+            if expires and not pinned:
+                standing.append(candidate)
+        else:  # its slot is gone, or the shard changed: another host's symbol now
+            why = f"not taken back after a restart: slot {h.slot} of {h.account} is gone"
+            if not engine.shard.owns(h.symbol):
+                owner = engine.shard.owner(h.symbol)
+                why = f"not taken back after a restart: another host's (shard {owner})"
+            collector.abandon(Decision("release", candidate, why, h.account, h.slot), start)
+    return standing
+
+
+def as_snapshot(row: dict[str, object]) -> PriceSnapshot:
+    """A stored price snapshot as the event it came from."""
+    fields = {k: v for k, v in row.items() if k in PriceSnapshot.__struct_fields__}
+    return msgspec.convert(fields, PriceSnapshot)
