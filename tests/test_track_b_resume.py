@@ -178,9 +178,6 @@ def follow(
     assert isinstance(clock, ManualClock)
     streams.clock = clock
     rounds: list[tuple[int, set[str]]] = []
-    monkeypatch.setattr(
-        "workers.track_b.worker.feed_subscriber", lambda settings, prefixes: Feed(clock, feed)
-    )
 
     async def nap(seconds: float) -> None:  # the next evaluation is due: time moves on
         rounds.append((clock.now_ns(), set(book.held())))
@@ -189,7 +186,7 @@ def follow(
 
     monkeypatch.setattr(tb, "_nap", nap)
     until = datetime.fromtimestamp(until_ns / S, KST)
-    asyncio.run(tb._follow(engine, book, streams, context, until))  # type: ignore[arg-type]
+    asyncio.run(tb._follow(Feed(clock, feed), engine, book, streams, context, until))  # type: ignore[arg-type]
     return rounds
 
 

@@ -112,6 +112,17 @@ def test_a_trigger_from_snapshots_outlives_the_interval_to_the_next_snapshot() -
     assert velocity is not None and velocity.expires_ns == velocity.fired_ns + 180 * 10**9
 
 
+def test_a_snapshot_taken_is_seen_so_the_feed_and_the_database_give_it_once() -> None:
+    # Track B subscribes to the feed before it reads the day's snapshots from the database:
+    # one stored in between comes from both, and the engine must take it once.
+    e = engine()
+    first = snap(OPEN + timedelta(minutes=10), 1_000)
+    assert not e.seen(first)
+    e.on_snapshot(first)
+    assert e.seen(first) and e.seen(snap(OPEN + timedelta(minutes=5), 0))
+    assert not e.seen(snap(OPEN + timedelta(minutes=20), 2_000))
+
+
 def test_the_range_is_measured_from_todays_base_price() -> None:
     # A 1:1 bonus issue goes ex today: the previous close (20,000) is not today's base.
     ex = Reference("005930", 10**12, prev_close=20_000, avg_volume_20d=1_000_000, atr_14=300.0)

@@ -180,6 +180,11 @@ class TriggerEngine:
                 fired.append(trigger)
         return fired
 
+    def seen(self, snapshot: PriceSnapshot) -> bool:
+        """True if the engine has taken this snapshot of the symbol, or a later one."""
+        last = self._last.get(snapshot.symbol)
+        return last is not None and last[0] >= snapshot.observed_ns
+
     def on_velocity(self, symbol: str, trades_per_s: float, now_ns: int) -> Trigger | None:
         """Trade velocity of a streamed symbol."""
         return self._fire(symbol, "trade_velocity", trades_per_s, now_ns)

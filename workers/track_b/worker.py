@@ -26,6 +26,7 @@ either fails, the process ends and is restarted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -68,6 +69,7 @@ __all__ = ["SOURCE", "TrackB", "preconnect_at"]
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+_SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
 _HOUR_NS = 3600 * _NS
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 
@@ -167,13 +169,17 @@ class TrackB(AsyncWorker):
                 await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
                 if self.stop.is_set():
                     return
-                context = self._sync(full, engine, capacity * len(aliases))
-                await self.sleep_until(full.timestamp())
-                closing_at = starts[Phase.TRACK_A_CLOSING]
-                await self._rekey(collector, closing_at.timestamp())
-                # The slots taken back stand as candidates beside the opening's while they last.
-                restored = await self._resume(day, engine, book, collector)
-                await self._follow(engine, book, collector, [*context, *restored], closing_at)
+                # Subscribed before the database is read: a snapshot stored after the read is
+                # in the feed (one stored before it in both: the engine takes it once).
+                with contextlib.closing(feed_subscriber(self.settings, _SNAPSHOTS)) as feed:
+                    context = self._sync(full, engine, capacity * len(aliases))
+                    await self.sleep_until(full.timestamp())
+                    closing_at = starts[Phase.TRACK_A_CLOSING]
+                    await self._rekey(collector, closing_at.timestamp())
+                    # The slots taken back stand as candidates beside the opening's meanwhile.
+                    restored = await self._resume(day, engine, book, collector)
+                    candidates = [*context, *restored]
+                    await self._follow(feed, engine, book, collector, candidates, closing_at)
                 ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
                 await collector.apply([d for d in ending if d])
                 await collector.settle()  # read on to each release's confirmation
@@ -291,13 +297,13 @@ class TrackB(AsyncWorker):
 
     async def _follow(
         self,
+        feed: FeedSubscriber,
         engine: TriggerEngine,
         book: SlotBook,
         collector: Collector,
         context: list[Candidate],
         until: datetime,
     ) -> None:
-        feed = feed_subscriber(self.settings, ["price_snapshot."])
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         by_cap = sorted(ours, key=lambda r: (-r.market_cap, r.symbol))
         fill = [
@@ -306,40 +312,37 @@ class TrackB(AsyncWorker):
             )
             for r in by_cap[: book.capacity * len(book.accounts)]
         ]
-        try:
-            while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
-                self.guard.wake.clear()
-                self._drain(feed, engine)
-                now = self.clock.now_ns()
-                for symbol in book.held():
-                    engine.on_velocity(symbol, collector.velocity(symbol), now)
-                    if (tick := collector.latest.get(symbol)) is not None:
-                        self.guard.on_tick(tick)
-                engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
-                for pin in list(book.held()):
-                    if book.held()[pin].candidate.pinned and pin not in engine.pins:
-                        released = book.release(pin, "unpinned")
-                        await collector.apply([released] if released else [])
-                closed = self.guard.review(book, engine.pins, now)
-                candidates = [*engine.candidates(now), *context, *fill]
-                barred = self.guard.barred(now)
-                decisions = book.evaluate(
-                    candidates,
-                    now,
-                    collector.healthy(),
-                    threshold=self.config.replacement_threshold,
-                    min_hold_ns=int(self.config.min_hold_s * _NS),
-                    barred=barred,
-                )
-                waiting = unplaced(engine.pins, book.held(), decisions, barred)
-                decisions = [*closed, *(d for d in decisions if self._news(d))]
-                await collector.apply(decisions)
-                self._watch_overflow(decisions, now)
-                self.counters["other_shard"] = engine.other_shard
-                self._show(book, collector, waiting)
-                await self._nap(self.config.evaluate_s)
-        finally:
-            feed.close()
+        while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
+            self.guard.wake.clear()
+            self._drain(feed, engine)
+            now = self.clock.now_ns()
+            for symbol in book.held():
+                engine.on_velocity(symbol, collector.velocity(symbol), now)
+                if (tick := collector.latest.get(symbol)) is not None:
+                    self.guard.on_tick(tick)
+            engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
+            for pin in list(book.held()):
+                if book.held()[pin].candidate.pinned and pin not in engine.pins:
+                    released = book.release(pin, "unpinned")
+                    await collector.apply([released] if released else [])
+            closed = self.guard.review(book, engine.pins, now)
+            candidates = [*engine.candidates(now), *context, *fill]
+            barred = self.guard.barred(now)
+            decisions = book.evaluate(
+                candidates,
+                now,
+                collector.healthy(),
+                threshold=self.config.replacement_threshold,
+                min_hold_ns=int(self.config.min_hold_s * _NS),
+                barred=barred,
+            )
+            waiting = unplaced(engine.pins, book.held(), decisions, barred)
+            decisions = [*closed, *(d for d in decisions if self._news(d))]
+            await collector.apply(decisions)
+            self._watch_overflow(decisions, now)
+            self.counters["other_shard"] = engine.other_shard
+            self._show(book, collector, waiting)
+            await self._nap(self.config.evaluate_s)
 
     async def _nap(self, seconds: float) -> None:
         """Wait for the next evaluation: ``seconds`` of clock time, less if woken or stopped."""
@@ -370,7 +373,7 @@ class TrackB(AsyncWorker):
     def _drain(self, feed: FeedSubscriber, engine: TriggerEngine) -> None:
         while (envelopes := feed.recv(0)) is not None:
             for envelope in envelopes:
-                if isinstance(envelope.event, PriceSnapshot):
+                if isinstance(envelope.event, PriceSnapshot) and not engine.seen(envelope.event):
                     engine.on_snapshot(envelope.event)
                     self.guard.on_snapshot(envelope.event)
 
