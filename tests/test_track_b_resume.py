@@ -256,7 +256,7 @@ def test_a_restart_at_13_replays_the_day_and_hands_out_no_context(
     streams = Streams(["acct1"], lambda symbol, now: 0.0)
     follow(tb, engine, book, streams, context, at("13:05:05"), monkeypatch)
     changes = [(hhmmss(when), d.action, d.candidate.symbol) for when, d in streams.applied]
-    lapsed = fired + int(lasting(tb.config, "volume_surge", 600.0) * S) - at("13:00")
+    lapsed = fired + int(engine.ttl_s("volume_surge") * S) - at("13:00")
     lapses = hhmmss(at("13:00") + -(-lapsed // (5 * S)) * 5 * S)  # the first round after
     assert changes == [
         ("13:00:00", "replace", SURGE),
@@ -369,7 +369,7 @@ def test_a_restored_holding_lasts_its_triggers_ttl_as_the_engine_gives_it() -> N
     velocity = engine.on_velocity(A, 15.0, at("10:00:30"))
     assert surge and velocity
     for trigger in (*surge, velocity):
-        ttl_s = lasting(config, trigger.kind, 600.0)
-        assert trigger.expires_ns - trigger.fired_ns == int(ttl_s * S)
-    assert lasting(config, "context_sync", 600.0) == lasting(config, "volume_surge", 600.0)
-    assert lasting(config, "market_cap", 600.0) == lasting(config, "manual", 600.0) == 0.0
+        assert trigger.expires_ns - trigger.fired_ns == int(lasting(engine, trigger.kind) * S)
+    assert lasting(engine, "volume_surge") == 660.0 and lasting(engine, "trade_velocity") == 180.0
+    assert lasting(engine, "context_sync") == lasting(engine, "volume_surge")
+    assert lasting(engine, "market_cap") == lasting(engine, "manual") == 0.0

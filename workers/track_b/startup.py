@@ -14,12 +14,12 @@
 * **Slots taken back** (`take_back`). A process that died released nothing: its slots are
   in the database as held, each as its allocation left it. A renewal is no decision, so a
   stored expiry is the allocation's, however often the trigger was renewed since. Each
-  triggered holding taken back lasts at least its trigger's TTL from now (`lasting`: the
-  engine's TTL for a trigger from Track A's snapshots) and stands as a candidate that long,
-  beside the replayed triggers: a symbol renewed by its snapshots since is renewed by the
-  replay, one renewed by its trade velocity keeps its slot until the new session's stream
-  measures it again. Before, a holding renewed since its allocation lapsed at the first
-  evaluation after the restart.
+  triggered holding taken back lasts at least its trigger's TTL from now (`lasting`: as
+  the engine gives it, to the next snapshot for a trigger from Track A's) and stands as a
+  candidate that long, beside the replayed triggers: a symbol renewed by its snapshots
+  since is renewed by the replay, one renewed by its trade velocity keeps its slot until
+  the new session's stream measures it again. Before, a holding renewed since its
+  allocation lapsed at the first evaluation after the restart.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from observer.phases import KST
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.guard import SlotGuard
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
-from workers.track_b.triggers import SNAPSHOT_GRACE_S, Reference, TriggerEngine
+from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = ["Synced", "context_sync", "lasting", "take_back"]
 
@@ -108,19 +108,16 @@ def context_sync(
     return Synced(chosen, len(snapshots), len(found), late)
 
 
-def lasting(config: TrackBSettings, trigger: SlotTrigger, snapshot_interval_s: float) -> float:
-    """How long a firing of ``trigger`` lasts unrenewed (0: no expiry).
+def lasting(engine: TriggerEngine, trigger: SlotTrigger) -> float:
+    """How long a firing of ``trigger`` lasts unrenewed, as ``engine`` gives it (0: no expiry).
 
-    A trigger from Track A's snapshots (and the context sync's volume surges) lasts at least
-    one interval and `SNAPSHOT_GRACE_S`, as `TriggerEngine` gives it.
+    A context sync's candidate is a volume surge; a pin and a placement by market cap have
+    no expiry.
     """
     kind = "volume_surge" if trigger == "context_sync" else trigger
-    if kind not in ("volume_surge", "volatility_spike", "trade_velocity"):
-        return 0.0  # a pin, a default placement by market cap
-    ttl_s: float = getattr(config, kind).ttl_s
-    if kind != "trade_velocity" and snapshot_interval_s:
-        ttl_s = max(ttl_s, snapshot_interval_s + SNAPSHOT_GRACE_S)
-    return ttl_s
+    if kind in ("volume_surge", "volatility_spike", "trade_velocity"):
+        return engine.ttl_s(kind)
+    return 0.0
 
 
 class Resumer(Protocol):

@@ -127,6 +127,11 @@ class TriggerEngine:
 
     # ------------------------------------------------------------------ measures
 
+    def ttl_s(self, kind: TriggerKind) -> float:
+        """How long a firing of ``kind`` lasts unrenewed (a snapshot's: to the next one)."""
+        ttl_s: float = getattr(self.settings, kind).ttl_s
+        return max(ttl_s, self._renewal_s) if kind in _FROM_SNAPSHOTS else ttl_s
+
     def _fire(self, symbol: str, kind: TriggerKind, measure: float, now_ns: int) -> Trigger | None:
         config: TriggerSettings = getattr(self.settings, kind)
         if not config.enabled or measure < config.threshold:
@@ -134,14 +139,9 @@ class TriggerEngine:
         if not self.shard.owns(symbol):
             self.other_shard += 1
             return None
-        ttl_s = max(config.ttl_s, self._renewal_s) if kind in _FROM_SNAPSHOTS else config.ttl_s
+        expires_ns = now_ns + int(self.ttl_s(kind) * _NS)
         trigger = Trigger(
-            symbol,
-            kind,
-            measure,
-            min(measure / config.full_at, 1.0),
-            now_ns,
-            now_ns + int(ttl_s * _NS),
+            symbol, kind, measure, min(measure / config.full_at, 1.0), now_ns, expires_ns
         )
         self.live.setdefault(symbol, {})[kind] = trigger
         return trigger

@@ -117,7 +117,10 @@ class TrackB(AsyncWorker):
         if references is None:
             return
         engine = TriggerEngine(
-            self.config, references, starts[Phase.TRACK_A_ONLY], self._snapshot_interval_s()
+            self.config,
+            references,
+            starts[Phase.TRACK_A_ONLY],
+            self.settings.track_a.interval_min * 60.0,  # a snapshot trigger waits that long
         )
         aliases = [a.alias for a in self.settings.kis.accounts]
         # Track B makes no REST calls but the token's: its clients get a token budget.
@@ -223,13 +226,12 @@ class TrackB(AsyncWorker):
             held = held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
         if not held:
             return []
-        interval_s = self._snapshot_interval_s()
         standing = await take_back(
             held,
             engine,
             book,
             collector,
-            lambda trigger: lasting(self.config, trigger, interval_s),
+            lambda trigger: lasting(engine, trigger),
             self.clock.now_ns(),
         )
         # Pinned slots taken back stay pinned while the pins file does not read.
@@ -446,10 +448,6 @@ class TrackB(AsyncWorker):
         write_private(slots_path(self.data_dir), json.dumps(shown).encode())
 
     # ------------------------------------------------------------------ plumbing
-
-    def _snapshot_interval_s(self) -> float:
-        """Track A's interval: a trigger from its snapshots waits that long for the next."""
-        return self.settings.track_a.interval_min * 60.0
 
     def _beat_counters(self) -> dict[str, float]:
         """The heartbeat's counters: the day's, and each account's stream as of now."""
