@@ -78,6 +78,8 @@ NAMED = (
     Named("track_b", "gaps", "observer_track_b_gaps", "gaps detected in the streams", "counter"),
     Named("track_b", "slots", "observer_track_b_slots", "slots held, every account"),
     Named("track_b", "barred", "observer_track_b_barred", "symbols barred from slots"),
+    Named("track_b", "pins_unplaced", "observer_track_b_pins_unplaced", "pins without a slot"),
+    Named("track_b", "pins_unreadable", "observer_track_b_pins_unreadable", "1: pins file bad"),
     Named(
         "track_b",
         "overflow_pct",
