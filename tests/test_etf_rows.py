@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -107,6 +107,16 @@ def test_the_due_session_is_session_aware(now: datetime, session: date, due_toda
     assert due_session(now, TradingCalendar(), "17:00") == session
     assert is_due(session, now, "17:00")  # the judged session is always due
     assert is_due(now.date(), now, "17:00") == due_today
+
+
+def test_a_late_days_rows_are_due_later_by_its_shift() -> None:
+    # The CSAT day closes at 16:30 and its ETF run comes at 17:10: at 17:05 its rows are not
+    # due yet, and the day before's are judged.
+    csat, shifted = date(2026, 11, 19), {date(2026, 11, 19): timedelta(minutes=60)}
+    early = datetime(2026, 11, 19, 17, 5, tzinfo=KST)
+    assert due_session(early, TradingCalendar(), "17:00", shifted) == date(2026, 11, 18)
+    assert not is_due(csat, early, "17:00", shifted)
+    assert is_due(csat, datetime(2026, 11, 19, 18, 0, tzinfo=KST), "17:00", shifted)
 
 
 def test_the_list_against_the_masters_and_coverage_per_field() -> None:

@@ -1,8 +1,9 @@
 """The ETF data's health for one session: stale, coverage per field, the list against KIS's.
 
 Pure: `health` judges what the caller read. Session-aware: a session's rows are due by
-``[etf] stale_at`` (17:00 KST) on that session; before then the previous session's are
-judged, so a Monday morning is not stale for want of Sunday's rows.
+``[etf] stale_at`` (17:00 KST, later by a late day's shift) on that session; before then
+the previous session's are judged, so a Monday morning is not stale for want of Sunday's
+rows.
 
 Conditions (each an `Alert` code, with its subject; cleared ones get an `AlertResolved`):
 
@@ -17,11 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bus.events import EtfDaily, EtfDetail, EtfListing, Severity
 from observer.config import EtfSettings
+from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["CODES", "Condition", "Health", "due_session", "health", "is_due"]
@@ -71,27 +73,44 @@ class Health:
         }
 
 
-def _at(stale_at: str) -> time:
+def stale_from(
+    day: date, stale_at: str, shifted: Mapping[date, timedelta] | None = None
+) -> datetime:
+    """When ``day``'s rows are due: ``stale_at`` (KST), later by a late day's shift."""
     hour, minute = map(int, stale_at.split(":"))
-    return time(hour, minute)
+    due = datetime.combine(day, time(hour, minute), tzinfo=KST)
+    return due + (shifted or {}).get(day, timedelta(0))
 
 
-def due_session(now_kst: datetime, calendar: TradingCalendar, stale_at: str) -> date:
+def due_session(
+    now_kst: datetime,
+    calendar: TradingCalendar,
+    stale_at: str,
+    shifted: Mapping[date, timedelta] | None = None,
+) -> date:
     """The newest session whose rows are due at ``now_kst``.
 
-    Today's from ``stale_at`` on a session; else the previous session's (a Monday morning
-    judges Friday, never the weekend).
+    Today's from ``stale_at`` on a session (moved as the day's hours are on a late day:
+    ``shifted``); else the previous session's (a Monday morning judges Friday, never the
+    weekend).
     """
     today = now_kst.date()
-    if calendar.is_session(today) and now_kst.time() >= _at(stale_at):
+    if calendar.is_session(today) and now_kst >= stale_from(today, stale_at, shifted):
         return today
     return calendar.previous_session(today)
 
 
-def is_due(session: date, now_kst: datetime, stale_at: str) -> bool:
+def is_due(
+    session: date,
+    now_kst: datetime,
+    stale_at: str,
+    shifted: Mapping[date, timedelta] | None = None,
+) -> bool:
     """Whether ``session``'s rows are due at ``now_kst`` (from ``stale_at`` that day)."""
     today = now_kst.date()
-    return session < today or (session == today and now_kst.time() >= _at(stale_at))
+    return session < today or (
+        session == today and now_kst >= stale_from(session, stale_at, shifted)
+    )
 
 
 def _pct(part: int, whole: int) -> float:

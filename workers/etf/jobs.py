@@ -352,7 +352,8 @@ def run_daily(
             )
         )
     kis = read(settings, kis_etf_symbols)
-    due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at)
+    shifted = timeline_from(settings.phases, settings.calendar).schedule.shifted_days
+    due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at, shifted)
     judged = health(day, due, listings, kis, got.rows, details, etf)
     for c in judged.conditions:
         present.add((c.code, c.subject))

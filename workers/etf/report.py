@@ -18,7 +18,7 @@ from observer.db.etf_queries import (
     held_etfs,
     kis_etf_symbols,
 )
-from observer.trading_calendar import TradingCalendar
+from observer.timeline import timeline_from
 from workers.etf.health import Health, due_session, health, is_due
 
 __all__ = ["COLUMNS", "day_table", "holdings_table", "judged", "write_csv"]
@@ -34,9 +34,10 @@ def judged(
     settings: Settings, conn: Connection, now_kst: datetime, day: date | None = None
 ) -> Health:
     """The health of ``day`` (default: the session due at ``now_kst``), read on ``conn``."""
-    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
-    session = day or due_session(now_kst, calendar, settings.etf.stale_at)
-    due = is_due(session, now_kst, settings.etf.stale_at)
+    timeline = timeline_from(settings.phases, settings.calendar)
+    shifted = timeline.schedule.shifted_days  # a late day's rows are due later too
+    session = day or due_session(now_kst, timeline.calendar, settings.etf.stale_at, shifted)
+    due = is_due(session, now_kst, settings.etf.stale_at, shifted)
     listings = held_etfs(conn)
     kis = kis_etf_symbols(conn)
     history = etf_history(conn, session, session)
