@@ -217,7 +217,7 @@ class TrackA(AsyncWorker):
         so the cycle still completes, later and at that many more calls.
         """
         total = sum(refused.values())
-        if total <= max(_REFUSED_MIN, run.calls * _REFUSED_SHARE):
+        if total < _REFUSED_MIN or total <= run.calls * _REFUSED_SHARE:
             return
         budgets = {a.alias: a.rest_per_second for a in self.settings.kis.accounts}
         worst = ", ".join(
