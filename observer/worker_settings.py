@@ -174,6 +174,11 @@ class TrackBSettings(Strict, frozen=True):
     # host name. "1/1": every symbol.
     shard: str = "1/1"
 
+    @property
+    def slots_per_account(self) -> int:
+        """The symbols one account's session holds (a symbol with books takes two)."""
+        return self.registrations_per_account // (2 if self.books else 1)
+
     def __post_init__(self) -> None:
         Shard.parse(self.shard)  # "k/n" or "k,j/n", 1 <= k <= n <= 64
 

@@ -56,6 +56,25 @@ def test_pins_beyond_the_slots_are_named_in_the_slots_shown_and_counted(
     assert lines[41:] == [f"no slot           {p}  pinned: every slot pinned" for p in left]
 
 
+def test_the_pin_command_says_how_many_pins_wait_beyond_the_slots(tmp_path: Path) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        '[kis]\nenvironment = "sim"\n[[kis.accounts]]\nalias = "acct1"\n'
+        "[track_b]\nbooks = true\n"  # 41 registrations: 20 symbols with their books
+    )
+    runner, pin = CliRunner(), ["slots", "--config", str(config), "pin"]
+    within = runner.invoke(app, [*pin, *(f"P{i:05d}" for i in range(1, 21))])
+    assert within.exit_code == 0, within.output
+    assert len(within.output.splitlines()) == 1  # "pinned: ..." alone
+    beyond = runner.invoke(app, [*pin, "P00021", "P00022"])
+    assert beyond.exit_code == 0, beyond.output
+    assert beyond.output.splitlines()[1] == (
+        "2 of the 22 pins wait for a slot: Track B holds 20 (1 account x 20); "
+        "'observer track-b slots list' shows which hold one"
+    )
+
+
 def test_a_pin_without_a_slot_says_why() -> None:
     pin = Candidate("P00002", "manual", 6.0, pinned=True)
     overflow = Decision("overflow", pin, "no healthy account")

@@ -131,7 +131,22 @@ def _pins_changed(codes: list[str], add: bool) -> None:
         write_pins(folder, pins | set(codes) if add else pins - set(codes))
     except ConfigError as exc:
         _exit(f"{PROGRAM}: {exc}", 1)
-    typer.echo(f"pinned: {', '.join(sorted(read_pins(folder))) or 'none'}")
+    pins = read_pins(folder)
+    typer.echo(f"pinned: {', '.join(sorted(pins)) or 'none'}")
+    if add:
+        _say_beyond_slots(len(pins))
+
+
+def _say_beyond_slots(pinned: int) -> None:
+    """Name the pins that cannot all hold a slot: more than Track B's slots on this host."""
+    settings = _target.settings()
+    accounts, per = len(settings.kis.accounts), settings.track_b.slots_per_account
+    if pinned > accounts * per:
+        typer.echo(
+            f"{pinned - accounts * per} of the {pinned} pins wait for a slot: Track B holds "
+            f"{accounts * per} ({accounts} account{'s' * (accounts != 1)} x {per}); "
+            f"'{PROGRAM} slots list' shows which hold one"
+        )
 
 
 @slots_app.command()

@@ -157,7 +157,7 @@ class TrackB(AsyncWorker):
             stale_after_s=self.config.stale_after_s,
         )
         self.collector = collector
-        capacity = self.config.registrations_per_account // (2 if self.config.books else 1)
+        capacity = self.config.slots_per_account
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
         try:
