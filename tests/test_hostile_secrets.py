@@ -206,6 +206,24 @@ def test_a_kis_value_too_short_to_be_masked_is_refused_never_shown(
     assert "entry 1" in refused[2]
 
 
+def test_a_krx_login_too_short_to_mask_is_refused_naming_where_never_the_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_ID, "k9")
+    monkeypatch.setenv(ENV_PASSWORD, "a-long-enough-password")
+    with pytest.raises(ConfigError, match="shorter than 3 characters") as from_env:
+        krx_credentials(Settings())
+    assert ENV_ID in str(from_env.value) and "k9" not in str(from_env.value)
+    monkeypatch.delenv(ENV_ID)
+    file = tmp_path / "krx.toml"
+    file.write_text('member_id = "kim-member"\npassword = "%Q"\n')
+    file.chmod(0o600)
+    settings = msgspec.convert({"krx": {"credentials_file": str(file)}}, Settings)
+    with pytest.raises(ConfigError, match="shorter than 3 characters") as from_file:
+        krx_credentials(settings)
+    assert str(file) in str(from_file.value) and "%Q" not in str(from_file.value)
+
+
 SHAPED = st.sampled_from(
     [
         "appkey=",

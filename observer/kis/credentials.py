@@ -24,6 +24,7 @@ __all__ = [
     "load_credentials",
     "read_key_pairs",
     "read_owner_only",
+    "refuse_short",
 ]
 
 
@@ -85,7 +86,7 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
     prefix = env_prefix(alias)
     key, secret = os.environ.get(prefix + "APP_KEY"), os.environ.get(prefix + "APP_SECRET")
     if key and secret:
-        _refuse_short(f"{prefix}APP_KEY/APP_SECRET", key, secret)
+        refuse_short(f"{prefix}APP_KEY/APP_SECRET", key, secret)
         return Credentials(alias, Secret(key), Secret(secret))
     if file is None:
         raise ConfigError(f"no credentials for {alias!r}: set {prefix}APP_KEY/APP_SECRET")
@@ -96,20 +97,22 @@ def load_credentials(alias: str, file: Path | None = None) -> Credentials:
         parsed = None  # the decoder's message may quote the file's content: never shown
     if parsed is None or not (parsed.app_key and parsed.app_secret):
         raise ConfigError(f"credential file {file} for {alias!r} is not app_key/app_secret TOML")
-    _refuse_short(f"credential file {file} for {alias!r}", parsed.app_key, parsed.app_secret)
+    refuse_short(f"credential file {file} for {alias!r}", parsed.app_key, parsed.app_secret)
     return Credentials(alias, Secret(parsed.app_key), Secret(parsed.app_secret))
 
 
-def _refuse_short(where: str, *values: str) -> None:
+def refuse_short(
+    where: str, *values: str, usual: str = "KIS app keys have 36, secrets 180"
+) -> None:
     """`ConfigError` naming ``where`` (never a value) if a value is too short to be masked.
 
     The log masker ignores values shorter than MIN_SECRET_LENGTH (as words, they would hide
-    ordinary text); a KIS key or secret that short is a mistake (KIS issues 36 and 180).
+    ordinary text); a credential that short is a mistake (``usual`` says what is issued).
     """
     if any(len(value) < MIN_SECRET_LENGTH for value in values):
         raise ConfigError(
             f"{where}: a value shorter than {MIN_SECRET_LENGTH} characters, which logs could "
-            "not mask (KIS app keys have 36, secrets 180)"
+            f"not mask ({usual})"
         )
 
 
@@ -160,7 +163,7 @@ def read_key_pairs(file: Path | None, text: str | None) -> dict[str, str] | None
         key, _, secret = entry.partition(":")
         if not key or not secret or any(c.isspace() for c in entry):
             raise ConfigError(f"{where}, {place}: not KEY:SECRET")
-        _refuse_short(f"{where}, {place}", secret)
+        refuse_short(f"{where}, {place}", secret)
         keys[key] = Secret(secret).reveal()  # registered: masked in every log line
     if not keys:
         raise ConfigError(f"{where} holds no KEY:SECRET pair")

@@ -10,12 +10,13 @@ import msgspec
 
 from observer.config import Settings
 from observer.errors import ConfigError
-from observer.kis.credentials import Secret, read_owner_only
+from observer.kis.credentials import Secret, read_owner_only, refuse_short
 
 __all__ = ["ENV_ID", "ENV_PASSWORD", "KrxCredentials", "krx_credentials"]
 
 ENV_ID = "OBSERVER_KRX_ID"
 ENV_PASSWORD = "OBSERVER_KRX_PW"  # noqa: S105 - the variable's name, not a password
+_USUAL = "no KRX member id or password is that short"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,11 +42,13 @@ def krx_credentials(settings: Settings) -> KrxCredentials:
     Raises
     ------
     ConfigError
-        Nothing configured outside the simulator, or a file that is missing, open to
-        others or not that TOML (its content is never quoted).
+        Nothing configured outside the simulator, a file that is missing, open to others
+        or not that TOML (its content is never quoted), or a value too short for the logs
+        to mask (under 3 characters).
     """
     member, password = os.environ.get(ENV_ID), os.environ.get(ENV_PASSWORD)
     if member and password:
+        refuse_short(f"{ENV_ID}/{ENV_PASSWORD}", member, password, usual=_USUAL)
         return KrxCredentials(Secret(member), Secret(password))
     file = settings.krx.credentials_file
     if not file:
@@ -59,4 +62,5 @@ def krx_credentials(settings: Settings) -> KrxCredentials:
         parsed = None  # the decoder's message may quote the file: never shown
     if parsed is None or not (parsed.member_id and parsed.password):
         raise ConfigError(f"KRX credential file {file} is not member_id/password TOML")
+    refuse_short(f"KRX credential file {file}", parsed.member_id, parsed.password, usual=_USUAL)
     return KrxCredentials(Secret(parsed.member_id), Secret(parsed.password))
