@@ -268,3 +268,41 @@ def test_rotation_keeps_the_newest_in_the_order_they_were_made(tmp_path: Path) -
     newest = making.failed()
     rotate(tmp_path, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{base}-10.failed", newest.name]
+
+
+def test_rotation_touches_only_the_names_a_backup_gives(tmp_path: Path) -> None:
+    """``[backup] dir = "~"``: a checkout called observer-main, a day old and without a
+    manifest, was taken for a backup an earlier version left, and removed."""
+    from observer.db.backup_folders import rotate
+
+    ours = tmp_path / "observer-20200101T000000Z"  # an earlier version's, killed in its dump
+    theirs = [tmp_path / name for name in ("observer-main", "observer-20200101T000000Z-old")]
+    for folder in (ours, *theirs):
+        (folder / "var").mkdir(parents=True)
+        os.utime(folder, (0, 0))  # long before a day ago
+    (tmp_path / "observer-notes.partial").mkdir()
+    os.utime(tmp_path / "observer-notes.partial", (0, 0))
+    assert rotate(tmp_path, 1) == [ours.name]
+    assert all(folder.is_dir() for folder in theirs)
+    assert (tmp_path / "observer-notes.partial").is_dir()
+
+
+def test_a_new_backup_is_kept_beside_backups_named_later_than_now(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Backups made while the clock was ahead sorted as the newest: each new backup was
+    removed as soon as it was made, and reported verified."""
+    from observer.db.backup_folders import MANIFEST, rotate
+
+    ahead = [tmp_path / f"observer-2099010{d}T210000Z" for d in (1, 2)]
+    made = tmp_path / "observer-20261124T103739Z"
+    for folder in (*ahead, made):
+        folder.mkdir()
+        (folder / MANIFEST).write_text("{}")
+    assert rotate(tmp_path, 2, made=made) == [ahead[0].name]
+    assert "named later than now" in caplog.text and ahead[1].name in caplog.text
+    later = tmp_path / "observer-20261125T103739Z"
+    later.mkdir()
+    (later / MANIFEST).write_text("{}")
+    assert rotate(tmp_path, 2, made=later) == [ahead[1].name]  # not the older real one
+    assert sorted(p.name for p in tmp_path.iterdir()) == [made.name, later.name]

@@ -180,7 +180,7 @@ def make_backup(
         if isinstance(exc, BackupError):
             raise BackupError(f"{exc} ({kept})") from exc
         raise BackupError(f"backup failed ({kept}): {_reason(exc)}") from exc
-    rotate(dest, keep or settings.backup.keep)
+    rotate(dest, keep or settings.backup.keep, made=final)
     return Backup(
         final,
         backup.database,

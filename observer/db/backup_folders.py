@@ -16,6 +16,8 @@ incomplete would otherwise add a full copy), removes every ``.partial`` whose ma
 (its lock is free), and every folder ``observer-<time>`` without a manifest older than a
 day (one an earlier version left, killed during its dump). An earlier version's folder
 killed during its verification has its manifest and cannot be told from a verified one.
+Only names a backup gives are touched: ``[backup] dir = "~"`` must not take a checkout
+called ``observer-main`` for a backup left behind.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bus.lock import InstanceLock, LockHeld, holder
@@ -36,6 +38,8 @@ __all__ = ["FAILED", "KEEP_FAILED", "Making", "refuse_unverified", "rotate"]
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"observer-(?P<time>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?(?:\.|$)")
+# The whole of every name a backup gives; rotation touches nothing else in the folder.
+_OURS = re.compile(r"observer-\d{8}T\d{6}Z(?:-\d+)?(?:\.failed|\.partial(?:\.lock)?)?")
 
 MANIFEST = "MANIFEST.json"
 PREFIX = "observer-"
@@ -99,10 +103,18 @@ class Making:
         return target
 
 
-def rotate(dest: Path, keep: int) -> list[str]:
-    """Remove what rotation removes (see the module); the names removed, logged."""
+def rotate(dest: Path, keep: int, made: Path | None = None) -> list[str]:
+    """Remove what rotation removes (see the module); the names removed, logged.
+
+    ``made``, the backup just made, is never removed. Verified backups named later than
+    now (made while the clock was ahead, or copied from a host whose clock was) count as
+    older than every other: a new backup would otherwise be the oldest and go at once.
+    """
+    now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     verified, failed, legacy = [], [], []
     for path in dest.glob(f"{PREFIX}*"):
+        if not _OURS.fullmatch(path.name):
+            continue  # not a name a backup gives (a checkout called observer-main): not ours
         if path.name.endswith(PARTIAL + LOCK) and path.is_file():
             _remove_dead_partial(path.with_name(path.name.removesuffix(LOCK)), path)
         elif not path.is_dir() or path.name.endswith(PARTIAL):
@@ -114,12 +126,23 @@ def rotate(dest: Path, keep: int) -> list[str]:
         else:
             legacy.append(path)
     for path in dest.glob(f"{PREFIX}*{PARTIAL}"):
-        lock = path.with_name(path.name + LOCK)
-        if path.is_dir() and not lock.exists() and _older_than(path, STALE_S):
+        if not _OURS.fullmatch(path.name) or not path.is_dir():
+            continue
+        if not path.with_name(path.name + LOCK).exists() and _older_than(path, STALE_S):
             legacy.append(path)  # its lock file gone (copied here?): a day old is dead
-    removed = []
-    doomed = _oldest(verified, max(keep, 1)) + _oldest(failed, KEEP_FAILED)
+    ahead = sorted(p.name for p in verified if _order(p)[0] > now)
+    if ahead:
+        log.warning(
+            "backups in %s are named later than now (%s): counted as the oldest (was the "
+            "clock ahead?)",
+            dest,
+            ", ".join(ahead),
+        )
+    others = [path for path in verified if path != made]
+    doomed = _oldest(others, max(keep, 1) - (made is not None), ahead=now)
+    doomed += _oldest(failed, KEEP_FAILED)
     doomed += [path for path in legacy if _older_than(path, STALE_S)]
+    removed = []
     for path in doomed:
         shutil.rmtree(path, ignore_errors=True)
         removed.append(path.name)
@@ -197,9 +220,12 @@ def _release(lock: InstanceLock) -> None:
         lock.close()
 
 
-def _oldest(folders: list[Path], keep: int) -> list[Path]:
-    """All but the newest ``keep`` (in the order they were made: `_order`)."""
-    ordered = sorted(folders, key=_order)
+def _oldest(folders: list[Path], keep: int, ahead: str = "") -> list[Path]:
+    """All but the newest ``keep`` (in the order they were made: `_order`).
+
+    Those named after ``ahead`` (a UTC time as in the names), if given, come first.
+    """
+    ordered = sorted(folders, key=lambda p: (not (ahead and _order(p)[0] > ahead), _order(p)))
     return ordered[: max(len(ordered) - keep, 0)]
 
 
