@@ -206,6 +206,7 @@ def db_restore(
     """
     from observer.db.backup import restore_backup
     from observer.db.engine import display_url
+    from observer.db.migrate import current
 
     url = _url(_settings(config), db)
     try:
@@ -213,6 +214,9 @@ def db_restore(
     except BackupError as exc:
         _fail(str(exc), 1)
     typer.echo(f"restored {restored.path.name} ({restored.created}) into {display_url(url)}")
+    now = current(url)
+    if now != restored.revision:  # a backup of an earlier release
+        typer.echo(f"its schema was upgraded from revision {restored.revision} to {now}")
 
 
 @app.command()

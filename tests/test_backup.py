@@ -137,6 +137,33 @@ def test_an_incomplete_database_is_not_a_verified_backup(tmp_path: Path, sqlite_
     assert kept.name.endswith(".failed")
 
 
+def test_a_backup_of_an_earlier_release_restores_at_this_release_schema(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Restoring last week's backup after an upgrade: the models' check refused it, and the
+    restored file was removed with advice to upgrade a file no longer there."""
+    earlier, newest = "0016", migrate.head()
+    assert earlier != newest
+    migrate.upgrade(sqlite_url, earlier)
+    from observer.db.engine import make_engine
+
+    engine = make_engine(sqlite_url)
+    store = Store(engine)
+    store.load_marks()
+    store.apply([decode_parts(encode_frame([Envelope("w", 1, T0, SAMPLES[2])]))])
+    engine.dispose()
+    config = config_for(tmp_path, sqlite_url)
+    backup = make_backup(load_settings(config), None, tmp_path / "backups")
+    assert backup.revision == earlier and migrate.current(sqlite_url) == earlier
+    target = tmp_path / "restored.db"
+    done = observer("db", "restore", backup.path, "--config", config, "--db", f"sqlite:///{target}")
+    assert done.returncode == 0, done.stderr
+    assert f"upgraded from revision {earlier} to {newest}" in done.stdout
+    assert migrate.current(f"sqlite:///{target}") == newest
+    assert migrate.check(f"sqlite:///{target}") == []
+    assert audit(f"sqlite:///{target}")["w"].complete
+
+
 def test_only_the_newest_verified_backups_are_kept(tmp_path: Path, sqlite_url: str) -> None:
     migrate.upgrade(sqlite_url)
     settings = load_settings(config_for(tmp_path, sqlite_url, "[backup]\nkeep = 2\n"))
@@ -175,6 +202,18 @@ def test_a_postgresql_backup_restores_into_an_empty_database(tmp_path: Path, pg_
             restore_backup(backup.path, empty)  # it holds the restored tables now
     with pytest.raises(BackupError, match="tables"):
         restore_backup(backup.path, pg_url)  # the live database
+
+
+def test_a_postgresql_backup_of_an_earlier_release_restores_upgraded_and_checked(
+    tmp_path: Path, pg_url: str
+) -> None:
+    migrate.upgrade(pg_url, "0016")
+    settings = load_settings(config_for(tmp_path, pg_url))
+    backup = make_backup(settings, None, tmp_path / "backups")
+    assert backup.revision == "0016"
+    with scratch_postgres(PG_ADMIN_URL, "observer_restore") as empty:
+        restore_backup(backup.path, empty)
+        assert migrate.current(empty) == migrate.head() and migrate.check(empty) == []
 
 
 def test_the_backup_job_alerts_its_outcome(

@@ -20,8 +20,9 @@ renamed ``*.failed`` and never counted, so the newest ``keep`` verified backups 
 restorable; restoring a failed or a killed one takes ``force`` (`observer.db.backup_folders`:
 the names, and the rotation of verified, failed and killed backups). A backup is never made
 into a folder it copies (it would copy itself, again and again), nor restored into a
-database in memory (it would end with the command), nor into a SQLite file a writer serves;
-a SQLite restore sets aside a crashed writer's stale ``-wal``, ``-shm`` and ``-journal``
+database in memory (it would end with the command), nor into a SQLite file a writer serves.
+A backup of an earlier release is restored at this release's schema (upgraded, then
+checked); a SQLite restore sets aside a crashed writer's stale ``-wal``, ``-shm`` and ``-journal``
 and counts once the file passes SQLite's integrity check, the models' and the audit
 (`observer.db.sqlite_restore`). The database password reaches ``pg_dump`` and
 ``pg_restore`` through the environment, never their command line.
@@ -224,9 +225,10 @@ def restore_backup(folder: Path, target: str, *, force: bool = False) -> Backup:
     """Restore a verified backup's database into ``target``, which must be empty.
 
     A backup kept as ``*.failed`` (its verification failed), or left ``*.partial`` by a
-    backup that was killed, is restored only with ``force``; a SQLite restore checks the
-    restored file (see the module), the audit and the models' check only without ``force``
-    (a failed backup is restored as it is).
+    backup that was killed, is restored only with ``force``. Without ``force`` the restored
+    database is brought to this release's schema (a backup of an earlier release), then
+    checked against the models and audited; a SQLite file that fails is removed, a
+    PostgreSQL database is left as restored (with ``force``: as it is, unchecked).
 
     Raises
     ------
@@ -265,6 +267,14 @@ def restore_backup(folder: Path, target: str, *, force: bool = False) -> Backup:
                 f"{display_url(url)} holds {len(tables)} tables: restore into an empty database"
             )
         _pg_restore(dump, url)
+        if not force:  # a failed backup is restored as it is
+            try:
+                _check_database(url.render_as_string(hide_password=False))
+            except BackupError as exc:
+                raise BackupError(
+                    f"{exc} (restored into {display_url(url)}, left as restored: drop its "
+                    "tables, or restore with --force to take it as it is)"
+                ) from exc
     return backup
 
 
@@ -347,6 +357,18 @@ def _run(command: list[str], url: URL) -> None:
 
 
 def _check_database(url: str) -> None:
+    """Refuse a restored database that does not match this release's models or is incomplete.
+
+    A backup from an earlier release is first brought to this release's schema (a scratch
+    copy when verifying, the restored database when restoring): restoring last week's backup
+    after an upgrade is when it is needed most, and the models' check alone refused it.
+    """
+    try:
+        migrate.upgrade(url)
+    except StoreError as exc:
+        raise BackupError(
+            f"the restored database cannot be brought to this release's schema: {exc}"
+        ) from exc
     diffs = migrate.check(url)
     if diffs:
         raise BackupError(f"the restored database differs from the models: {diffs[0]}")
