@@ -121,14 +121,28 @@ def day_sources(conn: Connection, spec: ArchivedTable, day: date) -> dict[str, i
     return {source: count for source, count in conn.execute(query)}
 
 
-def days_with_rows(conn: Connection, spec: ArchivedTable, before: date) -> dict[date, int]:
-    """Rows per KST day, for the days before ``before`` that still hold rows (one scan)."""
+def days_with_rows(
+    conn: Connection, spec: ArchivedTable, before: date, since: date | None = None
+) -> dict[date, int]:
+    """Rows per KST day, for the days before ``before`` (and from ``since``) holding rows.
+
+    One statement, which reads only the index entries of those days: on PostgreSQL the time
+    bounds leave out every other day's partition; on SQLite, whose tables are keyed by
+    (source, seq), each symbol's range of the ``(symbol, <time>)`` index is read, the symbols
+    found by a loose scan of the same index (one seek each), never the table.
+    """
+    table = spec.table
+    bounds = [spec.instant < day_bounds(before)[0]]
+    if since is not None:
+        bounds.append(spec.instant >= day_bounds(since)[0])
     day_no = (spec.instant + _KST_OFFSET_NS) // _DAY_NS
-    query = (
-        select(day_no.label("day"), func.count())
-        .where(spec.instant < day_bounds(before)[0])
-        .group_by("day")
-    )
+    query = select(day_no.label("day"), func.count()).where(*bounds).group_by("day")
+    if conn.dialect.name == "sqlite":
+        symbol = table.c.symbol
+        first = select(func.min(symbol).label("s")).cte("symbols", recursive=True)
+        following = select(select(func.min(symbol)).where(symbol > first.c.s).scalar_subquery())
+        symbols = first.union_all(following.where(first.c.s.is_not(None)))
+        query = query.select_from(symbols.join(table, symbol == symbols.c.s))
     epoch = date(1970, 1, 1)
     return {epoch + timedelta(days=int(n)): count for n, count in conn.execute(query)}
 

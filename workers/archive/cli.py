@@ -5,12 +5,16 @@
   exit 1 when one is missing, damaged or holds another row count than recorded; with
   ``--alert`` (the weekly ``archive_verify`` job) it raises ``archive_damaged`` for that
   instead, exit 0 (a retry mends no file), and resolves an open one when every file matches;
-* ``observer archive run`` is the supervisor's ``archive`` job (after the backup): today's
-  files, then the retention (``[retention]``): days older than a table's retention are
-  archived if need be and handed to the writer to prune. It alerts ``archive_made`` (info),
-  ``archive_damaged`` or ``archive_failed`` (critical; exit 1; the next job run that works
-  resolves ``archive_failed``). A table's day whose file cannot be written fails alone:
-  ``archive_failed`` names each such table and day, the others are archived and pruned.
+* ``observer archive run [--look-back N]`` is the supervisor's ``archive`` job (after the
+  backup): today's files; the files of the N days before (30) brought up to date (a day
+  no run archived, rows committed after its run, a day that failed: written again; a
+  pruned table's days only within its retention); then the retention (``[retention]``):
+  days older than a table's retention are archived if need be and handed to the writer to
+  prune. It alerts ``archive_made`` (info), ``archive_damaged`` or ``archive_failed``
+  (critical; exit 1). A table's day whose file cannot be written fails alone:
+  ``archive_failed`` names each such table and day, the others are archived and pruned;
+  the next run tries it again, and only a run that wrote every day it tried resolves
+  ``archive_failed``.
 """
 
 from __future__ import annotations
@@ -117,8 +121,21 @@ def verify(
 
 
 @app.command()
-def run(day: Day = None, as_json: AsJson = False, config: Config = None) -> None:
-    """The scheduled job: today's files (or ``--date``'s), then the retention."""
+def run(
+    day: Day = None,
+    as_json: AsJson = False,
+    config: Config = None,
+    look_back: Annotated[
+        int,
+        typer.Option(
+            "--look-back",
+            min=1,
+            max=3660,
+            help="days before the day whose files are brought up to date (after an outage)",
+        ),
+    ] = 30,  # workers.archive.job.LOOK_BACK_DAYS (not imported here: pyarrow is slow to load)
+) -> None:
+    """The scheduled job: today's files (or ``--date``'s), the days before, the retention."""
     settings = settings_or_exit(PROGRAM, config)
     setup_logging()
     notifier = Notifier.from_env()
@@ -126,7 +143,7 @@ def run(day: Day = None, as_json: AsJson = False, config: Config = None) -> None
     today = (
         _parse(day) if day else datetime.fromtimestamp(clock_from_env().now_ns() / 1e9, KST).date()
     )
-    outcome = _with_job(settings, notifier, today, retention=True)
+    outcome = _with_job(settings, notifier, today, retention=True, look_back=look_back)
     _report(outcome, as_json)
     if outcome.problems or outcome.failed:
         raise typer.Exit(1)
@@ -157,8 +174,14 @@ def _alert_verified(
             producer.send(AlertResolved(code=DAMAGED, severity="critical", message=message))
 
 
-def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: bool) -> Outcome:
-    """Run the work under the job's producer; alert the outcome; exit 1 if it failed."""
+def _with_job(
+    settings: Settings, notifier: Notifier, day: date, *, retention: bool, look_back: int = 0
+) -> Outcome:
+    """Run the work under the job's producer; alert the outcome; exit 1 if it failed.
+
+    With ``retention``, the ``look_back`` days before ``day`` are brought up to date too, so
+    a run without failures leaves no recent day unwritten: it resolves ``archive_failed``.
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
     from observer.db.archive import archive_root
@@ -174,7 +197,9 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
         try:
             outcome = archive_day(engine, settings, root, day, producer.send, notifier.beat)
             if retention:
-                keep_retention(engine, settings, root, day, producer.send, outcome, notifier.beat)
+                keep_retention(
+                    engine, settings, root, day, producer.send, outcome, notifier.beat, look_back
+                )
         except (
             ArchiveError,
             StoreError,
@@ -188,7 +213,8 @@ def _with_job(settings: Settings, notifier: Notifier, day: date, *, retention: b
                 producer.send(_failed_alert(day, outcome))
             if outcome.problems or not outcome.failed:
                 producer.send(_alert(day, outcome))
-            # The job's earlier failure, mended (by hand, archiving one day proves less).
+            # The job's earlier failure, mended: every recent day it tried again was written
+            # (by hand, archiving one day proves less).
             if (
                 retention
                 and not outcome.failed

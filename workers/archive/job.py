@@ -1,5 +1,10 @@
 """What the archive job does: write a day's files, keep the retention, check the archives.
 
+Each run also brings the files of the days before it up to date (`LOOK_BACK_DAYS`): a day's
+file is written only by that day's run otherwise, so a run missed or caught up after
+midnight, rows committed after the run (a recovery) or a day that could not be written
+would leave the tables kept forever (snapshots, bars) without a whole archive for good.
+
 Every file is recorded through the bus (`bus.events.DayArchived`, which the writer keeps in
 ``day_archives``) and every pruning is asked of the writer (`bus.events.PruneRequested`):
 this job only reads the database. A table's day whose file cannot be written
@@ -18,7 +23,7 @@ from sqlalchemy import Engine
 
 from bus.events import Event, PruneRequested
 from observer.config import Settings
-from observer.db.archive import Written, verify_file, write_day
+from observer.db.archive import Written, glance_file, verify_file, write_day
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
@@ -30,10 +35,13 @@ from observer.db.retention_queries import (
 )
 from observer.errors import ArchiveError
 
-__all__ = ["Outcome", "archive_day", "keep_retention", "verify_archives"]
+__all__ = ["LOOK_BACK_DAYS", "Outcome", "archive_day", "keep_retention", "verify_archives"]
+
+LOOK_BACK_DAYS = 30  # the days before a run's day whose files each run brings up to date
 
 Send = Callable[[Event], object]  # the producer's send (returns the seq)
 Beat = Callable[[], None]  # the job's heartbeat, called as files are written and read
+Check = Callable[[Path, ArchiveRecord, Beat], str | None]  # what is wrong with a file, or None
 
 
 def _idle() -> None:
@@ -116,15 +124,25 @@ def keep_retention(
     send: Send,
     outcome: Outcome,
     beat: Beat = _idle,
+    look_back: int = LOOK_BACK_DAYS,
 ) -> None:
-    """Ask the writer to prune every day older than its table's retention, once archived.
+    """Bring the recent days' files up to date, then have the old days pruned.
 
-    A day is pruned only against an archive that verifies and holds every row of the day: a
-    missing, outdated or damaged file is written again first while the day is whole; a
-    damaged file of a day already pruned in part is a problem (never pruned further). A day
-    whose file cannot be written is a failure of that table and day (never pruned); the
-    next days and tables go on.
+    Recent days: every table's days among the ``look_back`` before ``today`` (a pruned
+    table's within its retention) that hold rows. A day's file is written again unless its
+    newest record holds as many rows as the day (those pruned counted) and the file has the
+    recorded size and row count (`glance_file`): a day no run archived, rows committed after
+    its run, a day that failed. Those days are never pruned here.
+
+    Old days: each day older than its table's retention still holding rows is pruned, by the
+    writer, only against an archive that verifies (read whole) and holds every row of the
+    day: a missing, outdated or damaged file is written again first while the day is whole;
+    a damaged file of a day already pruned in part is a problem (never pruned further).
+
+    A day whose file cannot be written is a failure of that table and day (never pruned),
+    tried again by the next run while it is a recent day; the next days and tables go on.
     """
+    _bring_up_to_date(engine, settings, root, today, send, outcome, beat, look_back)
     for spec in ARCHIVED_TABLES.values():
         days = settings.retention.days(spec.name)
         if days == 0:
@@ -133,7 +151,9 @@ def keep_retention(
             holding = days_with_rows(conn, spec, today - timedelta(days=days))
         for day, count in sorted(holding.items()):
             try:
-                record = _archived(engine, settings, root, spec, day, count, send, outcome, beat)
+                record = _archived(
+                    engine, settings, root, spec, day, count, send, outcome, beat, verify_file
+                )
             except ArchiveError as exc:
                 outcome.failed.append(f"{spec.name} of {day}: {exc}")
                 continue
@@ -143,6 +163,35 @@ def keep_retention(
                 )
                 send(request)
                 outcome.requested.append(request)
+
+
+def _bring_up_to_date(
+    engine: Engine,
+    settings: Settings,
+    root: Path,
+    today: date,
+    send: Send,
+    outcome: Outcome,
+    beat: Beat,
+    look_back: int,
+) -> None:
+    """Write each recent day's file again where it does not hold the day's rows as they are.
+
+    One count per table (`days_with_rows`: only the index entries of those days are read),
+    then, per day holding rows, its newest record and a glance at its file.
+    """
+    for spec in ARCHIVED_TABLES.values():
+        kept = settings.retention.days(spec.name)
+        recent = min(look_back, kept) if kept else look_back
+        if recent <= 0:
+            continue
+        with engine.connect() as conn:
+            holding = days_with_rows(conn, spec, today, since=today - timedelta(days=recent))
+        for day, count in sorted(holding.items()):
+            try:
+                _archived(engine, settings, root, spec, day, count, send, outcome, beat)
+            except ArchiveError as exc:  # tried again by the next run
+                outcome.failed.append(f"{spec.name} of {day}: {exc}")
 
 
 def _archived(
@@ -155,18 +204,24 @@ def _archived(
     send: Send,
     outcome: Outcome,
     beat: Beat,
+    check: Check = glance_file,
 ) -> ArchiveRecord | None:
-    """The day's verified archive of every row it holds, written now if need be; or None."""
+    """The archive of the ``count`` rows ``spec``'s ``day`` holds, written now if need be.
+
+    The newest record counts if it has those rows (and those pruned) and its file passes
+    ``check``. None: the day is pruned in part and its archive does not match (a problem),
+    or it holds no rows.
+    """
     with engine.connect() as conn:
         record = newest_archive(conn, spec.name, day)
         pruned = pruned_rows(conn, spec.name, day)[0]
-        problem = verify_file(root, record, beat) if record is not None else "no archive"
+        problem = check(root, record, beat) if record is not None else "no archive"
         if record is not None and problem is None and record.rows == count + pruned:
             return record
+        why = problem or f"{record.rows if record else 0} rows archived, {count + pruned} known"
         if pruned:
             outcome.problems.append(
-                f"{spec.name} of {day} is pruned in part and its archive does not match "
-                f"({problem or f'{record.rows if record else 0} rows, {count + pruned} known'})"
+                f"{spec.name} of {day} is pruned in part and its archive does not match ({why})"
             )
             return None
         written = write_day(conn, spec, day, root, settings.retention.read_rows, beat)
@@ -174,6 +229,7 @@ def _archived(
         return None
     send(written.event())
     outcome.written.append(written)
+    outcome.notes.append(f"{spec.name} of {day}: written ({why})")
     return ArchiveRecord(
         written.table,
         written.trade_date,
