@@ -17,7 +17,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.events import Alert, Event, StreamStateChanged, UniverseMember, UniverseSnapshot
+from bus.events import (
+    Alert,
+    AlertResolved,
+    Event,
+    StreamStateChanged,
+    UniverseMember,
+    UniverseSnapshot,
+)
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
@@ -112,13 +119,13 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
             await until(lambda: states("connected"), 10, "a session again")
             assert clock.now_ns() >= reopens
             assert collector.healthy() == {"acct1"}
-            resolved = [e for e in events if isinstance(e, Alert)][-1]
-            assert (resolved.severity, resolved.code, resolved.context) == (
-                "info",
+            (resolved,) = [e for e in events if isinstance(e, AlertResolved)]
+            assert (resolved.severity, resolved.code, resolved.subject) == (
+                "critical",
                 ACCOUNT_DOWN,
-                {"account": "acct1", "resolved": "true"},
+                "acct1",
             )
-            assert len([e for e in events if isinstance(e, Alert)]) == 2
+            assert len([e for e in events if isinstance(e, Alert)]) == 1
             stop.set()
             await running
         finally:
@@ -293,10 +300,16 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
         # An hour after its first reconnect the budget reopens: a session, and resolved.
         wait_until(lambda: accounts()["acct1"]["stream"] == "connected", 90, "acct1 back")
         wait_until(lambda: _ctl_status(sup)[0] == 0, 30, "healthy again")
-        alerts = sup.rows(f"select severity, context from alerts where code = '{ACCOUNT_DOWN}'")
-        assert [a[0] for a in alerts] == ["critical", "info"]
-        context = alerts[1][1] if isinstance(alerts[1][1], dict) else json.loads(alerts[1][1])
-        assert context == {"account": "acct1", "resolved": "true"}
+        alerts = sup.rows(f"select severity, subject from alerts where code = '{ACCOUNT_DOWN}'")
+        assert [tuple(a) for a in alerts] == [("critical", "acct1")]
+        resolved = wait_until(
+            lambda: sup.rows(
+                f"select severity, subject from alert_resolutions where code = '{ACCOUNT_DOWN}'"
+            ),
+            30,
+            "the resolution stored",
+        )
+        assert [tuple(r) for r in resolved] == [("critical", "acct1")]
         states = [
             r[0]
             for r in sup.rows(

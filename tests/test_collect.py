@@ -14,6 +14,7 @@ import pytest
 
 from bus.events import (
     Alert,
+    AlertResolved,
     Event,
     GapDetected,
     OrderBook,
@@ -271,8 +272,8 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
     clock = sim.sim.clock
     events: list[Event] = []
 
-    def alerts() -> list[Alert]:
-        return [e for e in events if isinstance(e, Alert)]
+    def alerts() -> list[Alert | AlertResolved]:
+        return [e for e in events if isinstance(e, Alert | AlertResolved)]
 
     async def scenario() -> None:
         accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
@@ -299,13 +300,10 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
     finally:
         sim.close()
     stale, flowing = alerts()
-    assert (stale.code, stale.severity) == (STREAM_STALE, "warning")
+    assert isinstance(stale, Alert) and isinstance(flowing, AlertResolved)
+    assert (stale.code, stale.severity, stale.subject) == (STREAM_STALE, "warning", "acct1")
     assert "3 registrations held" in stale.message
-    assert (flowing.code, flowing.severity, flowing.context["resolved"]) == (
-        STREAM_STALE,
-        "info",
-        "true",
-    )
+    assert (flowing.code, flowing.severity, flowing.subject) == (STREAM_STALE, "warning", "acct1")
     states = [e.state for e in events if isinstance(e, StreamStateChanged)]
     assert states.count("disconnected") == 1  # restarted once in 150 s, five times the limit
     gaps = [e for e in events if isinstance(e, GapDetected)]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select, true
+from sqlalchemy.orm import InstrumentedAttribute
 
 from observer.db.models import (
     BarRow,
@@ -44,12 +45,19 @@ def slot_events_between(
     s = SlotDecisionRow
     query = (
         select(s.action, s.symbol, s.replaced_symbol, s.produced_ns)
-        .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns)
+        .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns, _of_host(s.source, host))
         .order_by(s.produced_ns, s.seq)
     )
-    if host:
-        query = query.where(s.source.endswith(f"@{host}", autoescape=True))
     return [(a, sym, rep, at) for a, sym, rep, at in conn.execute(query)]
+
+
+def _of_host(source: InstrumentedAttribute[str], host: str) -> ColumnElement[bool]:
+    """Rows whose source is qualified with ``host`` (``track_b@c2``, ``gap_verify@c2``).
+
+    A host without a name (``host`` empty) takes every row, whatever its source, as before
+    hosts were named: one collectors host is the only one.
+    """
+    return source.endswith(f"@{host}", autoescape=True) if host else true()
 
 
 def tick_minutes(
@@ -90,9 +98,15 @@ def gaps_of(
     return [(g, start, end, reason, state) for g, start, end, reason, state in conn.execute(query)]
 
 
-def reconciled_symbols(conn: Connection, day: date) -> set[str]:
-    """The symbols with a stored reconciliation of ``day``."""
-    query = select(ReconciliationRow.symbol).where(ReconciliationRow.trade_date == day)
+def reconciled_symbols(conn: Connection, day: date, host: str = "") -> set[str]:
+    """The symbols with a stored reconciliation of ``day``; with ``host``, by that host.
+
+    A named host's reconciliations are those of its sources (``gap_recovery@c2``, and
+    ``gap_verify@c2`` on demand), as its watched symbols are (`slot_events_between`): host
+    c1's reconciliation of a day says nothing of what host c2 watched.
+    """
+    r = ReconciliationRow
+    query = select(r.symbol).where(r.trade_date == day, _of_host(r.source, host))
     return set(conn.execute(query).scalars())
 
 

@@ -12,7 +12,8 @@ recovery fills it like any other. Each symbol's result is a `Reconciliation` eve
 The gap-recovery daemon runs it each session day, ``verify_delay_s`` after Track B's stream
 ends (the ``track_a_closing`` phase, shifted on late days), on clients under its own
 limiters: the calls come out of the gap-recovery share of each account's budget. A daemon
-restarted after that time reconciles only the symbols not yet stored. ``observer
+restarted after that time reconciles only the symbols not yet stored (on a named host, not
+yet stored by its own host: another host's reconciliation is of its own symbols). ``observer
 gap-recovery verify --date D`` runs it on demand. Alerts: ``reconciliation_misses``,
 ``reconciliation_excess`` (warnings), ``reconciliation_failed`` (error; critical once the
 daemon gives up) and ``reconciliation_done`` (info, the day's figures).
@@ -324,7 +325,7 @@ class Verifier:
         day = now_utc(self.clock).astimezone(KST).date()
         previous = self.timeline.calendar.previous_session(day)
         with self.engine.connect() as conn:
-            reconciled = len(reconciled_symbols(conn, previous))
+            reconciled = len(reconciled_symbols(conn, previous, self.settings.supervisor.host))
         if reconciled:
             log.info("the last session, %s: %d symbols reconciled", previous, reconciled)
         else:
@@ -347,7 +348,7 @@ class Verifier:
     async def _settle(self, day: date, stop: asyncio.Event) -> None:
         """Reconcile ``day``'s symbols not stored yet; retry failures, then give up loudly."""
         with self.engine.connect() as conn:
-            done = reconciled_symbols(conn, day)
+            done = reconciled_symbols(conn, day, self.settings.supervisor.host)
         log.info("reconciling %s: %d symbols reconciled before", day, len(done))
         result = DayResult(day)
         for attempt in range(1, self.config.verify_attempts + 1):

@@ -17,9 +17,9 @@ its app key, or the token job issued none in time), is *down*: a critical
 session as soon as the oldest reconnect of the hour ages out and the budget has room again
 (`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on. Once KIS
 confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the identifying
-release answered, data), the same code again at severity ``info`` with
-``resolved`` in its context. A handshake alone is not up: a server that accepts the socket
-and then refuses the app key (OPSP8996) or drops it keeps the account down.
+release answered, data), an `AlertResolved` of that code and account (the alert's subject,
+so each account's outage is its own condition). A handshake alone is not up: a server that
+accepts the socket and then refuses the app key (OPSP8996) or drops it keeps the account down.
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ from typing import Literal, NamedTuple
 
 from bus.events import (
     Alert,
+    AlertResolved,
     Event,
     GapDetected,
     GapReason,
+    Severity,
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
@@ -354,6 +356,7 @@ class Collector:
                         message=f"account {alias}: {quiet} with {len(stream.registered)} "
                         "registrations held in continuous trading; its session restarts",
                         context={"account": alias},
+                        subject=alias,
                     )
                 )
                 await stream.restart()
@@ -389,6 +392,7 @@ class Collector:
                     code=ACCOUNT_DOWN,
                     message=f"account {alias} streams nothing: {reason}; its slots fail over",
                     context={"account": alias},
+                    subject=alias,
                 )
             )
 
@@ -426,7 +430,7 @@ class Collector:
         self.heard_wall[alias] = time.monotonic()
         if alias in self.stale:
             self.stale.discard(alias)
-            self._resolve(alias, STREAM_STALE, "data flows again")
+            self._resolve(alias, STREAM_STALE, "warning", "data flows again")
         detector = self.detectors[alias]
         for tick in frame.ticks:
             self.publish(tick)
@@ -472,19 +476,13 @@ class Collector:
         self.detectors[alias].on_confirmed()
         if alias in self.dead:
             self.dead.discard(alias)
-            self._resolve(alias, ACCOUNT_DOWN, "streams again")
+            self._resolve(alias, ACCOUNT_DOWN, "critical", "streams again")
 
-    def _resolve(self, alias: str, code: str, what: str) -> None:
-        """The end of an account's alerted condition: its code again, ``info``, resolved."""
+    def _resolve(self, alias: str, code: str, severity: Severity, what: str) -> None:
+        """The end of an account's alerted condition (``code`` of ``severity``, about it)."""
         log.warning("account %s: %s", alias, what)
-        self.publish(
-            Alert(
-                severity="info",
-                code=code,
-                message=f"account {alias}: {what}",
-                context={"account": alias, "resolved": "true"},
-            )
-        )
+        message = f"account {alias}: {what}"
+        self.publish(AlertResolved(code=code, severity=severity, subject=alias, message=message))
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
         if registration.tr_id != TRADE:
