@@ -190,6 +190,30 @@ def test_rules_judge_each_host_by_its_own_figures_and_phase(tmp_path: Path) -> N
     )
 
 
+def test_a_notifier_with_a_channel_without_url_fires_though_no_channel_is_down(
+    tmp_path: Path,
+) -> None:
+    """The notifier runs with 0 targets: nothing down, yet every alert goes nowhere."""
+    without = 'observer_program_counter{program="notifier",counter="channels_without_url"}'
+    summary = {
+        "summary": "Alert channels without a URL: 1",
+        "description": _rule("ObserverNotifierChannelWithoutUrl")["annotations"]["description"],
+    }
+    labels = {"program": "notifier", "counter": "channels_without_url"}
+    _promtool_test(
+        tmp_path,
+        {
+            without: "0x5 1x20",  # restarted at 5m without OBSERVER_NOTIFY_DEFAULT_URLS
+            'observer_notifier_targets_down{program="notifier"}': "0x25",
+        },
+        [
+            {"eval_time": "8m", "alertname": "ObserverNotifierChannelWithoutUrl", "exp_alerts": []},
+            _firing("12m", "ObserverNotifierChannelWithoutUrl", summary, **labels),
+            {"eval_time": "20m", "alertname": "ObserverNotifierFailing", "exp_alerts": []},
+        ],
+    )
+
+
 # ------------------------------------------------------------------ the names PromQL uses
 
 _FUNCTIONS_AND_KEYWORDS = {

@@ -118,7 +118,10 @@ class Grouper:
             held.message = notice.message
 
     def acked(self, alert: str) -> None:
-        """An operator acknowledged ``alert``: a condition with nothing unacknowledged rests."""
+        """``alert`` is no longer open (acknowledged, or resolved as the database says).
+
+        A condition with nothing unacknowledged rests: no more reminders.
+        """
         for condition, held in list(self._open.items()):
             if alert in held.ids:
                 held.ids.remove(alert)

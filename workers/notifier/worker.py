@@ -8,7 +8,16 @@ feed message dropped, still delivers. `workers.notifier.messages.Grouper` decide
 out when; each target (one URL of a channel) has its own queue and sender, which retries a
 failed send with doubling backoff while the others go on. Every attempt is an
 `AlertDelivery` event; ``down_after`` failures in a row raise ``notify_channel_down`` (an
-error alert, which the other channels carry), resolved by the next success.
+error alert, which the other channels carry), resolved by the next success. A channel still
+alerted down when the notifier starts counts as down from the start: its next success
+resolves that alert, and its next failure raises no second one. Every sweep also ends the
+reminders of the alerts the database holds as acknowledged or resolved (an ack's feed
+message may be dropped).
+
+A configured channel without a URL sends nowhere: outside the simulator
+(``kis.environment = "sim"``, where the demo's shipped ``default`` channel has none) the
+heartbeat counts it (``channels_without_url``) and says the notifier fails its work
+(``failing_s``, so ``observer ctl status`` is unhealthy) until it is restarted with one.
 """
 
 from __future__ import annotations
@@ -30,19 +39,20 @@ from observer.clock import Clock
 from observer.config import Settings
 from observer.db.queries import alert_records
 from observer.db.readers import reader_engine
-from observer.notify import Notifier
+from observer.notify import FAILING_S, Notifier
 from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.transport import feed_subscriber
-from workers.notifier.channels import Target
+from workers.notifier.channels import Target, env_name
 from workers.notifier.messages import Grouper, Message
 
-__all__ = ["AlertNotifier"]
+__all__ = ["CHANNEL_DOWN", "AlertNotifier"]
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _POLL_S = 0.05  # wall seconds between looks at the feed and the grouper
+CHANNEL_DOWN = "notify_channel_down"  # the alert code of a target failing down_after times
 
 
 @dataclass
@@ -74,6 +84,14 @@ class AlertNotifier(AsyncWorker):
         self.seen: dict[str, float] = {}  # notice id -> when taken in (monotonic)
         self.tally = DeliveryCounters()
         self._engine: Engine = reader_engine(settings.database, "notifier")
+        self._started = time.monotonic()
+        # A channel without a URL sends nowhere; in the simulator that is no fault.
+        with_url = {t.channel for t in targets}
+        self.without_url = (
+            []
+            if settings.kis.environment == "sim"
+            else [name for name in self.config.channels if name not in with_url]
+        )
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""
@@ -85,11 +103,23 @@ class AlertNotifier(AsyncWorker):
             "held": self.grouper.held,
             "open_critical": self.grouper.open_critical,
             "targets_down": sum(1 for n in self.tally.failing.values() if n),
+            "channels_without_url": len(self.without_url),
+            # Failing since the start: only a restart with the URLs mends it.
+            FAILING_S: max(round(time.monotonic() - self._started, 1), 0.1)
+            if self.without_url
+            else 0.0,
         }
 
     async def run(self) -> None:
         """Deliver alerts until ``stop``."""
-        if not self.targets:
+        if self.without_url:
+            log.error(
+                "alert channels without a URL (%s; set %s or the credentials file): "
+                "their alerts are sent nowhere",
+                ", ".join(self.without_url),
+                ", ".join(env_name(name) for name in self.without_url),
+            )
+        elif not self.targets:  # the simulator's: no fault
             log.warning("no alert channel has a URL: alerts are stored, and sent nowhere")
         feed = feed_subscriber(self.settings, ["alert"])
         try:
@@ -169,12 +199,17 @@ class AlertNotifier(AsyncWorker):
         sent = delivered_channels(records)
         now = time.monotonic()
         resolutions = notices_of(records.resolutions, "resolved")
-        alerts = [s for s in alert_states(records) if s.state != "acked"]
+        states = alert_states(records)
+        alerts = [s for s in states if s.state != "acked"]
         for notice in sorted([s.notice for s in alerts] + resolutions, key=lambda n: n.produced_ns):
             routed = {t.name for t in self.targets if t.wants(notice.code, notice.severity)}
             missing = routed - sent.get(notice.id, set())
             if missing:  # only where it is missing; as a new alert when that is everywhere
                 self._take(notice, None if missing == routed else frozenset(missing))
+        # The stored state wins: an ack (or a resolution) the feed dropped ends the reminders.
+        for state in states:
+            if state.state in ("acked", "resolved"):
+                self.grouper.acked(state.notice.id)
         if start:  # reminders about what is open and was already sent
             for state in alerts:
                 if state.state == "open" and state.notice.severity == "critical":
@@ -182,8 +217,20 @@ class AlertNotifier(AsyncWorker):
                 self.seen.setdefault(state.notice.id, now)
             for notice in resolutions:
                 self.seen.setdefault(notice.id, now)
+            self._still_down([s.notice for s in alerts if s.state == "open"])
         old = now - self.config.lookback_s
         self.seen = {ident: at for ident, at in self.seen.items() if at > old}
+
+    def _still_down(self, open_alerts: list[Notice]) -> None:
+        """Targets an earlier instance alerted down count as down: ``down_after`` failures.
+
+        So their next success resolves that alert, and their next failure raises no second.
+        """
+        names = {t.name for t in self.targets}
+        failing = self.tally.failing
+        for notice in open_alerts:
+            if notice.code == CHANNEL_DOWN and notice.subject in names:
+                failing[notice.subject] = max(failing[notice.subject], self.config.down_after)
 
     # ------------------------------------------------------------------ delivery
 
@@ -251,7 +298,7 @@ class AlertNotifier(AsyncWorker):
                 self.producer.send(
                     Alert(
                         severity="error",
-                        code="notify_channel_down",
+                        code=CHANNEL_DOWN,
                         subject=target.name,
                         message=f"alert channel {target.name}: {failing[target.name]} sends "
                         f"failed in a row, retrying; the last: {error}"[:2000],
@@ -263,7 +310,7 @@ class AlertNotifier(AsyncWorker):
         if failing[target.name] >= self.config.down_after:
             self.producer.send(
                 AlertResolved(
-                    code="notify_channel_down",
+                    code=CHANNEL_DOWN,
                     severity="error",
                     subject=target.name,
                     message=f"alert channel {target.name} delivers again",
