@@ -22,14 +22,15 @@ from typer.testing import CliRunner
 from bus.events import EtfDaily, EtfHolding, EtfHoldings
 from harness.sim.etf import multiple
 from harness.sim.server import SimConfig
-from observer.kis.schemas import DailyBarRow
+from observer.kis.schemas import DailyBarRow, EtfComponentRow, EtfComponentSummary
 from tests.test_etf_jobs import DAY, ETFS, MARKET, Harness, running
-from workers.etf.holdings import count_problem, kind_of
+from workers.etf.holdings import count_problem, holdings_of, kind_of
 from workers.etf.rows import with_bars
 from workers.master_file.cli import app as master_file
 
 PAGE_ROWS = 20  # the simulator's lines per FHKST121600C0 answer here: most ETFs page
 LEVERAGED = next(s for s in ETFS if multiple(MARKET.listings[s].name) != 1)
+DAY_ = date(2026, 11, 20)
 codes = st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=14)
 
 
@@ -54,6 +55,33 @@ def test_known_lines() -> None:
         "futures",
     ]
     assert kind_of("0091C0") == "stock"  # alphanumeric short codes (KRX since 2024)
+
+
+@given(
+    value=st.integers(min_value=-(10**15), max_value=10**15),
+    weight=st.decimals(min_value=-200, max_value=200, places=2),
+    grouped=st.booleans(),
+)
+def test_a_short_line_keeps_its_negative_value(value: int, weight: Decimal, grouped: bool) -> None:
+    """An inverse ETF's short futures line is worth less than nothing: a value, not missing."""
+    text = f"{value:,}" if grouped else str(value)
+    rows = [
+        EtfComponentRow(
+            stck_shrn_iscd="KR4101V30005",
+            hts_kor_isnm="코스피200 F 202612",
+            etf_cnfg_issu_rlim=str(weight),
+            etf_vltn_amt=text,
+        ),
+        EtfComponentRow(stck_shrn_iscd="KRD010010001", etf_vltn_amt="-"),  # not given
+        EtfComponentRow(stck_shrn_iscd="CASH00000001", etf_vltn_amt=""),
+    ]
+    found = holdings_of("114800", DAY_, EtfComponentSummary(etf_cnfg_issu_cnt="3"), rows, 1, None)
+    assert [(x.kind, x.value_krw) for x in found.lines] == [
+        ("futures", value),
+        ("cash", None),
+        ("cash", None),
+    ]
+    assert found.lines[0].weight_pct == weight
 
 
 def test_counts_that_disagree_are_told() -> None:

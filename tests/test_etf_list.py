@@ -11,6 +11,8 @@ import msgspec
 
 from bus.events import Alert, EtfListing, EtfRun, Event
 from harness.sim.krx import ETF_DAILY_BLD, ETF_LIST_BLD, etf_list_rows
+from observer.db.models.etf import RUN_REASON_CHARS, EtfRunRow
+from observer.errors import KrxError
 from observer.krx.schemas import KrxEtfRow
 from tests.test_krx import ETFS, MARKET, answering, krx_client, portal, renamed
 from workers.etf.listing import ListOutcome, cleaned, collect_list, listing_of, refusal
@@ -168,3 +170,23 @@ def test_a_few_emptied_fields_are_changes_not_drift() -> None:
     changes = [e for e in sent if isinstance(e, EtfListing)]
     assert {e.changed_fields for e in changes} == {("fee_pct",)}
     assert {e.fee_pct for e in changes} == {None}
+
+
+class Failing:
+    """A KRX client whose list call fails with a long message (a page of HTML, say)."""
+
+    requests = 0
+
+    async def etf_list(self) -> list[KrxEtfRow]:
+        self.requests += 1
+        raise KrxError("<html>" + "x" * 3000 + "</html>")
+
+
+def test_a_long_reason_is_cut_to_what_etf_runs_holds() -> None:
+    """The run's reason fits ``etf_runs.reason``; the alert carries the longer message."""
+    outcome, sent = judge(held(), Failing())
+    holds = EtfRunRow.__table__.c.reason.type.length  # type: ignore[attr-defined]
+    assert not outcome.run.applied and outcome.run.reason.startswith("KRX list failed: <html>")
+    assert len(outcome.run.reason) == holds == RUN_REASON_CHARS
+    [alert] = [e for e in sent if isinstance(e, Alert)]
+    assert len(alert.message) > holds

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from observer.trading_calendar import TradingCalendar
 from workers.etf.metrics import (
     aum_check_pct,
+    backfill_due,
     chart_start,
     premium_pct,
     premium_windows,
@@ -18,6 +21,8 @@ from workers.etf.metrics import (
 )
 
 FIRST = date(2025, 1, 6)
+CALENDAR = TradingCalendar()
+D0 = date(2026, 11, 20)
 
 
 @st.composite
@@ -75,11 +80,18 @@ def test_windows_match_an_independent_computation(
         max_size=40,
     ),
     st.dates(min_value=date(2025, 6, 1), max_value=date(2026, 12, 31)),
+    st.sets(st.dates(min_value=date(2024, 6, 1), max_value=date(2026, 12, 31)), max_size=60),
+    st.none() | st.dates(min_value=date(2024, 6, 1), max_value=date(2026, 12, 31)),
 )
 def test_52_week_range_matches_a_scan(
-    days: dict[date, tuple[int | None, int | None, int | None]], d0: date
+    days: dict[date, tuple[int | None, int | None, int | None]],
+    d0: date,
+    calendar: set[date],
+    listed_on: date | None,
 ) -> None:
-    found = range_52w(days, d0)
+    calendar |= set(days)  # mostly sessions; days that are not count for the range only
+    calendar -= set(list(days)[::3])
+    found = range_52w(days, d0, calendar, listed_on)
     inside = {d: v for d, v in days.items() if d0 - timedelta(days=364) <= d <= d0}
     highs = [(h if h is not None else c, d) for d, (h, _, c) in inside.items()]
     lows = [(lo if lo is not None else c, d) for d, (_, lo, c) in inside.items()]
@@ -94,8 +106,98 @@ def test_52_week_range_matches_a_scan(
     assert (found.high, found.high_date) == (top, min(d for v, d in highs if v == top))
     assert (found.low, found.low_date) == (bottom, min(d for v, d in lows if v == bottom))
     lacking = sum(h is None or lo is None for h, lo, _ in inside.values())
-    assert found.basis == ("close" if lacking else "high_low")
     assert found.close_days == lacking
+    # Sessions with a price, against the span's sessions since the listing.
+    seen = sum(d in calendar and v != (None, None, None) for d, v in inside.items())
+    first = max(d0 - timedelta(days=364), listed_on or date.min)
+    expected = sum(first <= d <= d0 for d in calendar)
+    assert (found.sessions, found.expected) == (seen, expected)
+    if 10 * seen < 8 * expected:  # a few days' range is never told as 52 weeks'
+        assert found.basis == "partial"
+    else:
+        assert found.basis == ("close" if lacking else "high_low")
+
+
+def test_a_few_stored_days_are_not_a_52_week_range() -> None:
+    """A lost backfill: two stored sessions of 52 weeks' are a partial range, not high_low."""
+    sessions = CALENDAR.sessions_before(D0 + timedelta(days=1), 260)
+    two = {d: (40_100, 39_800, 40_000) for d in sessions[-2:]}
+    found = range_52w(two, D0, sessions)
+    assert found is not None and found.basis == "partial" and found.sessions == 2
+    assert found.expected == sum(d >= D0 - timedelta(days=364) for d in sessions)
+    # Since its listing (two sessions ago) the same two days are the whole range.
+    listed = range_52w(two, D0, sessions, listed_on=sessions[-2])
+    assert listed is not None and listed.basis == "high_low" and listed.expected == 2
+    need = math.ceil(0.8 * found.expected)  # 80 % of the 52 weeks' sessions
+    enough = {d: (100 + i, 90 + i, 95 + i) for i, d in enumerate(sessions[-need:])}
+    short = dict(list(enough.items())[1:])
+    assert [range_52w(x, D0, sessions).basis for x in (enough, short)] == [  # type: ignore[union-attr]
+        "high_low",
+        "partial",
+    ]
+
+
+@st.composite
+def backfill_stories(draw: st.DrawFn) -> tuple[list[date], int, int | None, int | None, int]:
+    """Sessions, the backfill's size, when the ETF was listed and KIS's history starts
+    (indices into the sessions; None: unknown listing, no history at all), and how many
+    history calls fail first."""
+    size = draw(st.integers(min_value=2, max_value=260))
+    runs = draw(st.integers(min_value=1, max_value=300))
+    sessions = CALENDAR.sessions_before(D0 + timedelta(days=1), size + runs)
+    listed = draw(st.none() | st.integers(0, size + runs - 1))
+    history = draw(st.none() | st.integers(0, size + runs - 1))
+    return sessions, size, listed, history, draw(st.integers(0, 12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(backfill_stories())
+def test_a_backfill_is_asked_again_until_covered_and_boundedly(
+    story: tuple[list[date], int, int | None, int | None, int],
+) -> None:
+    """One run a session: the day's row stored, the history asked when `backfill_due` says.
+
+    A history call that fails is asked again by a later run (the day's stored row does not
+    make the ETF look backfilled), and never on every run: an ETF KIS has no history for
+    is asked at most 2 + log2(window) times.
+    """
+    sessions, size, listed, history, failing = story
+    listed_on = sessions[listed] if listed is not None else None
+    stored: set[date] = set()
+    asks = []
+    first_success = None
+    for run in range(size - 1, len(sessions)):
+        d0, window = sessions[run], sessions[run - size + 1 : run]
+        if listed_on is not None and d0 < listed_on:
+            continue  # not listed yet: no run collects it
+        due = backfill_due(stored, window, listed_on)
+        if not stored and any(listed_on is None or d >= listed_on for d in window):
+            assert due  # nothing stored of a span it was listed in: a first load
+        if due:
+            asks.append(run)
+            if len(asks) > failing:
+                first_success = first_success or run
+                if history is not None:
+                    stored |= {d for d in window if d >= sessions[history]}
+        stored.add(d0)
+    assert len(asks) <= 2 + math.log2(size)
+    if first_success is not None and history is not None:
+        start = sessions[first_success - size + 1]
+        if sessions[history] <= max(start, listed_on or start):  # KIS had all it was asked
+            assert asks[-1] == first_success  # covered: never asked again
+
+
+def test_coverage_is_counted_since_the_listing() -> None:
+    window = CALENDAR.sessions_before(D0, 249)
+    recent = set(window[-16:])
+    assert backfill_due(recent, window)  # 16 of 249: short of history, asked
+    assert not backfill_due(set(window[-15:]), window)  # a streak of 15: not this run
+    assert not backfill_due(recent, window, listed_on=window[-16])  # all since its listing
+    assert not backfill_due(set(), window, listed_on=D0)  # listed today: nothing to ask
+    assert not backfill_due(set(window[-200:]), window)  # 200 of 249: 80 %
+    assert backfill_due({window[-1]}, window)  # the day after a failed call: again
+    assert not backfill_due(set(window[-3:]), window)  # the third: a streak of 3, not asked
+    assert backfill_due(set(window[-4:]), window)  # the fourth
 
 
 @given(

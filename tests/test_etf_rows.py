@@ -30,7 +30,8 @@ from tests.test_krx import MARKET
 from workers.etf import collect
 from workers.etf.details import mismatch_message, premium_mismatches
 from workers.etf.health import due_session, health, is_due
-from workers.etf.rows import from_price, merged, replaces
+from workers.etf.metrics import range_52w
+from workers.etf.rows import from_krx, from_price, merged, replaces
 
 DAY = date(2026, 11, 20)
 numbers = st.one_of(
@@ -80,6 +81,44 @@ def test_krx_only_fills_what_kis_lacks(
         assert row.nav == krx_nav and row.nav_final and row.premium_calc_pct is not None
     else:  # another close is another moment: nothing taken
         assert row.nav is None and not row.nav_final and row.net_assets_krw is None
+
+
+@given(
+    ohlc=st.tuples(*[st.sampled_from(["0", "-", "", "00", "10,010", "9,990"])] * 3),
+    volume=st.sampled_from(["0", "1,234", "-"]),
+)
+def test_krx_prices_of_0_are_missing_never_a_low_of_0(
+    ohlc: tuple[str, str, str], volume: str
+) -> None:
+    """A day without trades: KRX's open, high and low are "0"; they stay missing in the row,
+    the merged row and the 52-week range, while a volume of "0" is a volume."""
+    krx = from_krx(
+        DAY,
+        KrxEtfDailyRow(
+            ISU_SRT_CD="0005G0",
+            TDD_CLSPRC="10,050",
+            NAV="10,049.12",
+            TDD_OPNPRC=ohlc[0],
+            TDD_HGPRC=ohlc[1],
+            TDD_LWPRC=ohlc[2],
+            ACC_TRDVOL=volume,
+            INVSTASST_NETASST_TOTAMT="5,024,560,000",
+            LIST_SHRS="500,000",
+        ),
+    )
+    parsed = [None if text.strip("0,-") == "" else int(text.replace(",", "")) for text in ohlc]
+    assert [krx.open, krx.high, krx.low] == parsed
+    assert krx.volume == {"0": 0, "1,234": 1234, "-": None}[volume]
+    quote = EtfPriceOutput(stck_prpr="10050", nav="10049.12", acml_vol="0", lstn_stcn="500000")
+    row = merged(from_price("0005G0", DAY, quote, 10**8), krx)
+    assert [row.open, row.high, row.low] == parsed
+    sessions = TradingCalendar().sessions_before(DAY + timedelta(days=1), 260)
+    history = {
+        d: EtfDaily(trade_date=d, symbol="0005G0", close=10_000, high=10_020, low=9_980)
+        for d in sessions[-250:-1]
+    } | {DAY: row}
+    span = range_52w({d: (r.high, r.low, r.close) for d, r in history.items()}, DAY, sessions)
+    assert span is not None and span.low == 9_980  # the lowest price traded, never a 0
 
 
 @given(active=st.integers(1, 300), share=st.floats(0, 1))

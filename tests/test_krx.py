@@ -37,7 +37,7 @@ from observer.errors import (
 from observer.kis.credentials import Secret
 from observer.krx.client import DATA_PATH, LOGIN_PATH, REFERER, KrxClient
 from observer.krx.credentials import KrxCredentials, krx_credentials
-from observer.krx.schemas import krx_date, krx_decimal, krx_int, tracking_multiple
+from observer.krx.schemas import krx_date, krx_decimal, krx_int, krx_price, tracking_multiple
 from observer.trading_calendar import TradingCalendar
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
@@ -327,7 +327,19 @@ def test_comma_grouped_integers_round_trip(value: int) -> None:
     assert krx_decimal(f"{value:,}.25") == Decimal(value) + sign * Decimal("0.25")
 
 
+@given(st.integers(min_value=-(10**15), max_value=10**15), st.sampled_from(["", " ", "  "]))
+def test_a_price_not_positive_is_missing(value: int, pad: str) -> None:
+    """KRX prints 0 for the open, high and low of a day without trades: no price, not 0.
+
+    Only prices: `krx_int` keeps the 0 of a volume, a value or a count.
+    """
+    text = f"{pad}{value:,}{pad}"
+    assert krx_price(text) == (value if value > 0 else None)
+    assert krx_int(text) == value
+
+
 @pytest.mark.parametrize("text", ["-", "", " ", "n/a", "1,2x"])
 def test_not_available_is_none_never_zero(text: str) -> None:
     assert krx_int(text) is None
     assert krx_decimal(text) is None
+    assert krx_price(text) is None

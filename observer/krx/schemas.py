@@ -25,6 +25,7 @@ __all__ = [
     "krx_date",
     "krx_decimal",
     "krx_int",
+    "krx_price",
     "missing_keys",
     "tracking_multiple",
 ]
@@ -119,6 +120,16 @@ def krx_int(text: str) -> int | None:
     if bare is None or not re.fullmatch(r"-?\d+", bare):
         return None
     return int(bare)
+
+
+def krx_price(text: str) -> int | None:
+    """A price: as `krx_int`, but one not positive is None too.
+
+    KRX prints ``0`` for the open, high and low (MDCSTAT04301) of a day without trades: no
+    price, never a price of 0 (a 52-week low of 0). Volumes and values keep their ``0``.
+    """
+    value = krx_int(text)
+    return value if value is not None and value > 0 else None
 
 
 def krx_decimal(text: str) -> Decimal | None:

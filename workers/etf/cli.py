@@ -6,8 +6,10 @@ what it keeps), then the work (`workers.etf.jobs`, loaded after READY). The ETF 
 real-only: a ``paper`` configuration is refused before READY (exit 2).
 
 Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
-run failed (too many ETFs failed, or the writer did not acknowledge); 2 bad arguments or
-configuration; 3 another ETF job runs. ``status`` exits 1 when the data is stale.
+run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``, or the writer
+did not acknowledge); 2 bad arguments or configuration (a ``--date`` of ``daily`` or
+``holdings`` other than the last completed session: their answers are live); 3 another
+ETF job runs. ``status`` exits 1 when the data is stale.
 """
 
 from __future__ import annotations
@@ -67,6 +69,28 @@ def _day(text: str | None) -> date | None:
         _fail(f"--date: {exc}", 2)
 
 
+def _session(settings: Settings, clock: Clock, text: str | None, job: str, instead: str) -> date:
+    """The session a live-quote job collects: the last completed one, the only one allowed.
+
+    KIS's quote after the close is that session's; a ``--date`` of another session would
+    stamp it on that day (and replace the day's good row), so it exits 2 naming ``instead``
+    (``{day}``: the day asked for).
+    """
+    from workers.etf.jobs import target_session
+
+    target = target_session(settings, now_utc(clock).astimezone(KST))
+    asked = _day(text)
+    if target is None:
+        _fail(f"a session is under way: {job} collects a closed session, after its close", 2)
+    if asked is not None and asked != target:
+        _fail(
+            f"--date {asked}: {job} reads KIS's live answer, which is {target}'s (the last "
+            f"completed session: omit --date or pass {target}); {instead.format(day=asked)}",
+            2,
+        )
+    return target
+
+
 @contextmanager
 def _job(settings: Settings) -> Iterator[tuple[Clock, Notifier]]:
     """The job's lifecycle up to its work: credentials, READY, the lock."""
@@ -116,16 +140,22 @@ def daily(
 ) -> None:
     """Collect the last completed session's price, NAV, premium and AUM of every ETF.
 
-    Default session: today's once it has closed, else the previous one (KIS's quote shows
-    it until the next opening). Refused while a session is under way.
+    The session: today's once it has closed, else the previous one (KIS's quote shows it
+    until the next opening). Refused while a session is under way, and for a ``--date`` of
+    another session (the quote is not that day's): ``backfill --date D`` mends past days.
     """
     settings = settings_or_exit(PROGRAM, config)
     with _job(settings) as (clock, notifier):
-        from workers.etf.jobs import run_daily, target_session
+        from workers.etf.jobs import run_daily
 
-        target = _day(day) or target_session(settings, now_utc(clock).astimezone(KST))
-        if target is None:
-            _fail("a session is under way: the daily run collects a closed session", 2)
+        target = _session(
+            settings,
+            clock,
+            day,
+            "the daily run",
+            f"past sessions are mended from their own tables by `{PROGRAM} backfill --date "
+            f"{{day}}` (the {settings.etf.repair_sessions} sessions up to that day)",
+        )
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_daily(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
@@ -144,17 +174,22 @@ def holdings(
 ) -> None:
     """Collect every ETF's constituents (weekly), and check them against its count.
 
-    Default session: as for ``daily``. Refused while a session is under way.
+    The session: as for ``daily`` (KIS answers only the current constituents: a ``--date``
+    of another session is refused). Refused while a session is under way.
     """
     settings = settings_or_exit(PROGRAM, config)
     only = [s.strip() for s in (symbols or "").split(",") if s.strip()]
     with _job(settings) as (clock, notifier):
         from workers.etf.holdings import run_holdings
-        from workers.etf.jobs import target_session
 
-        target = _day(day) or target_session(settings, now_utc(clock).astimezone(KST))
-        if target is None:
-            _fail("a session is under way: the holdings are a closed session's", 2)
+        target = _session(
+            settings,
+            clock,
+            day,
+            "the holdings run",
+            "KIS keeps no past constituents: a past session's cannot be collected "
+            f"(`{PROGRAM} holdings-report SYMBOL --date {{day}}` shows those stored)",
+        )
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_holdings(settings, clock, target, producer, notifier, only)
     _echo(summary, as_json)
@@ -198,15 +233,20 @@ def backfill(
     as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Repair the last ``repair_sessions`` sessions' missing or revised NAVs (weekly)."""
+    """Repair the ``repair_sessions`` sessions up to D (default today): missing or revised NAVs.
+
+    From each session's own KRX table (else KIS's series): the way to mend past sessions.
+    """
     settings = settings_or_exit(PROGRAM, config)
     with _job(settings) as (clock, notifier):
-        from workers.etf.jobs import run_repair
+        from workers.etf.backfill import run_repair
 
         today = now_utc(clock).astimezone(KST).date()
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_repair(settings, clock, _day(day) or today, producer, notifier)
     _echo(summary, as_json)
+    if summary.get("failed_over_limit"):
+        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command()

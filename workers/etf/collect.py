@@ -2,14 +2,18 @@
 
 Daily (after the close): one FHPST02400000 per ETF, spread over every account under the
 process's REST share (`observer.kis.session.rate_limits`), merged with KRX's all-ETF table
-(MDCSTAT04301: one call gives every ETF's NAV and net assets). An ETF with no stored
-history is backfilled through FHPST02440200 (paged, 100 rows a call) over
-``backfill_sessions``. An ETF whose stored 52 weeks lack daily highs and lows (a first load:
-the NAV series has none) gets them from FHKST03010100 (100 rows a call, three for a year);
-a failed chart call leaves the rows as they were (the range says ``close``) and is retried by
-the next run. A failed KRX table is not a failed run: the KIS rows stand alone. A table
-that is empty, or answers for fewer than ``[etf] min_list_ratio`` of the ETFs collected,
-has failed (`krx_table`), as one that did not come.
+(MDCSTAT04301: one call gives every ETF's NAV and net assets). An ETF whose stored
+sessions cover less than 80 % of the last ``backfill_sessions`` (those since its listing,
+when the KRX list tells it) is backfilled through FHPST02440200 (paged, 100 rows a call):
+a first load, or a history call that failed after the day's row was stored. The call is
+not repeated on every run while KIS has no more to give (`workers.etf.metrics.backfill_due`:
+on the 1st, 2nd, 4th, 8th... session of the ETF's unbroken stored run). An ETF whose
+stored 52 weeks lack daily highs and lows (a first load: the NAV series has none) gets
+them from FHKST03010100 (100 rows a call, three for a year); a failed chart call leaves
+the rows as they were (the range says ``close``) and is retried by the next run. A failed
+KRX table is not a failed run: the KIS rows stand alone. A table that is empty, or
+answers for fewer than ``[etf] min_list_ratio`` of the ETFs collected, has failed
+(`krx_table`), as one that did not come.
 
 Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
 day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV or net
@@ -22,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 
 import httpx
 
@@ -35,11 +40,15 @@ from observer.errors import KisError, KrxError, KrxProtocolError
 from observer.kis.client import KisClient
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
+from observer.trading_calendar import TradingCalendar
+from workers.etf.metrics import backfill_due
 from workers.etf.rows import from_krx, from_price, from_series, merged, replaces, with_bars
 
-__all__ = ["Collected", "collect_daily", "fan_out", "krx_table", "repair"]
+__all__ = ["Collected", "backfills", "collect_daily", "fan_out", "krx_table", "repair"]
 
 log = logging.getLogger(__name__)
+
+_NAV_STEP = Decimal("0.01")  # KRX's and KIS's NAVs have two decimals: a revision moves 0.01
 
 
 @dataclass(slots=True)
@@ -128,6 +137,30 @@ async def fan_out(
             await account.aclose()
 
 
+def backfills(
+    symbols: Iterable[str],
+    history: Mapping[str, Mapping[date, EtfDaily]],
+    window: Sequence[date],
+    listed_on: Mapping[str, date | None],
+) -> set[str]:
+    """The ETFs whose history should be asked for this run (`metrics.backfill_due`).
+
+    ``window``: the backfill's sessions before the day, oldest first.
+    """
+    return {s for s in symbols if backfill_due(history.get(s, {}), window, listed_on.get(s))}
+
+
+def _window(settings: Settings, start: date, day: date) -> list[date]:
+    """The sessions in ``[start, day)``, by the calendar the jobs use."""
+    calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    found = []
+    current = start if calendar.is_session(start) else calendar.next_session(start)
+    while current < day:
+        found.append(current)
+        current = calendar.next_session(current)
+    return found
+
+
 async def collect_daily(
     settings: Settings,
     clock: Clock,
@@ -138,10 +171,12 @@ async def collect_daily(
     krx: KrxClient | None,
     progress: Callable[[int, int], None] = lambda done, total: None,
     chart_from: Mapping[str, date] | None = None,
+    backfill: Collection[str] | None = None,
 ) -> Collected:
-    """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs without history.
+    """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs short of history.
 
-    ``backfill_from``: the first session of a backfill (None: no backfill). ``history``
+    ``backfill_from``: the first session of a backfill (None: no backfill); ``backfill``:
+    the ETFs to backfill (None: `backfills` judges them, no listing day known). ``history``
     holds the stored rows up to ``day``: a stored row of ``day`` with a final NAV stands
     against one without (`workers.etf.rows.replaces`; the ETF is in ``kept`` and its
     stored row in ``rows``). ``chart_from``: ETFs whose rows since that day
@@ -160,7 +195,9 @@ async def collect_daily(
             log.warning("KRX table for %s: %s; KIS rows only", day, exc)
         out.krx_calls += krx.requests - calls
     unit = settings.etf.net_assets_unit_krw
-    backfill = {s for s in symbols if not any(d < day for d in history.get(s, {}))}
+    if backfill is None:
+        window = _window(settings, backfill_from, day) if backfill_from is not None else []
+        backfill = backfills(symbols, history, window, {})
     start, end = (backfill_from or day).strftime("%Y%m%d"), day.strftime("%Y%m%d")
 
     charts = chart_from or {}
@@ -213,7 +250,7 @@ def _revised(stored: EtfDaily | None, fresh: EtfDaily) -> bool:
     """Whether ``fresh`` (a final NAV) should replace what is stored for its day."""
     if fresh.nav is None:
         return False
-    return stored is None or stored.nav is None or abs(stored.nav - fresh.nav) >= 0.01
+    return stored is None or stored.nav is None or abs(stored.nav - fresh.nav) >= _NAV_STEP
 
 
 async def repair(

@@ -43,7 +43,12 @@ def detail_of(
     sessions: Sequence[date],
     listing: EtfListing | None,
 ) -> EtfDetail | None:
-    """The detail for ``sessions[-1]``; None when that day has no close and NAV."""
+    """The detail for ``sessions[-1]``; None when that day has no close and NAV.
+
+    ``sessions``: the sessions up to d0, oldest first, the 52 weeks' at least (260). A
+    52-week range whose sessions with a price are too few (`workers.etf.metrics.range_52w`)
+    is told as unknown (high and low 0) with basis ``partial``.
+    """
     d0 = sessions[-1]
     row = history.get(d0)
     premium = day_premium(row) if row is not None else None
@@ -51,7 +56,15 @@ def detail_of(
         return None
     premiums = {day: p for day, r in history.items() if (p := day_premium(r)) is not None}
     windows = premium_windows(premiums, sessions, WINDOWS)
-    span = range_52w({day: (r.high, r.low, r.close) for day, r in history.items()}, d0)
+    span = range_52w(
+        {day: (r.high, r.low, r.close) for day, r in history.items()},
+        d0,
+        sessions,
+        listing.listed_on if listing else None,
+    )
+    partial = span is not None and span.basis == "partial"
+    if partial:  # a few days' range, not 52 weeks': no high or low is told
+        span = None
     if row.net_assets_krw:
         aum, source = row.net_assets_krw, "krx" if row.origin == "krx" else "kis"
     elif row.listed_units:
@@ -78,7 +91,7 @@ def detail_of(
         low_52w=span.low if span else 0,
         high_52w_date=span.high_date if span else None,
         low_52w_date=span.low_date if span else None,
-        range_52w_basis=span.basis if span else "",
+        range_52w_basis="partial" if partial else span.basis if span else "",
         range_52w_close_days=span.close_days if span else 0,
         underlying_index=listing.underlying_index if listing else "",
         issuer=listing.manager if listing else "",

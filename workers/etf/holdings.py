@@ -29,7 +29,7 @@ from observer.kis.schemas import EtfComponentRow, EtfComponentSummary
 from observer.notify import Notifier
 from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
-from workers.etf.rows import kis_decimal, kis_int
+from workers.etf.rows import kis_decimal, kis_int, kis_signed_int
 
 __all__ = ["count_problem", "holdings_of", "kind_of", "run_holdings"]
 
@@ -60,7 +60,7 @@ def _line(row: EtfComponentRow) -> EtfHolding:
         name=row.hts_kor_isnm.strip(),
         kind=kind_of(code),
         weight_pct=kis_decimal(row.etf_cnfg_issu_rlim, zero_missing=False),
-        value_krw=kis_int(row.etf_vltn_amt),
+        value_krw=kis_signed_int(row.etf_vltn_amt),  # negative: a short (inverse) line
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -36,7 +36,7 @@ from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
-from workers.etf.collect import Collected, collect_daily, repair
+from workers.etf.collect import Collected, backfills, collect_daily
 from workers.etf.details import detail_of, flags_of, mismatch_message, premium_mismatches
 from workers.etf.health import CODES, Health, health, is_due
 from workers.etf.listing import collect_list
@@ -45,11 +45,12 @@ from workers.etf.report import judged
 
 __all__ = [
     "beat",
+    "calendar_of",
+    "portal",
     "read",
     "resolve",
     "run_daily",
     "run_list",
-    "run_repair",
     "send_health",
     "symbols_of",
     "target_session",
@@ -68,7 +69,8 @@ _SOURCES = ("etf", "etf_check")  # the ETF jobs' two sources (on any host: etf@c
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
 
 
-def _calendar(settings: Settings) -> TradingCalendar:
+def calendar_of(settings: Settings) -> TradingCalendar:
+    """The sessions the ETF jobs count: XKRX with the configured corrections."""
     return TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
 
 
@@ -94,7 +96,7 @@ def read(settings: Settings, read: Callable[[Any], Any]) -> Any:
         engine.dispose()
 
 
-def _krx(settings: Settings, clock: Clock, send: Callable[[Event], object]) -> KrxClient | None:
+def portal(settings: Settings, clock: Clock, send: Callable[[Event], object]) -> KrxClient | None:
     """The portal's client, or None with a warning when no KRX login is configured."""
     try:
         return open_krx(settings, clock)
@@ -146,7 +148,7 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
     """The ``etf_list`` job: the KRX list judged and diffed against the held one."""
     day = now_utc(clock).astimezone(KST).date()
     previous: dict[str, EtfListing] = read(settings, held_etfs)
-    krx = _krx(settings, clock, producer.send)
+    krx = portal(settings, clock, producer.send)
     if krx is None:
         producer.send(
             EtfRun(
@@ -209,13 +211,14 @@ def _chart_from(
     history: Mapping[str, Mapping[date, EtfDaily]],
     day: date,
     backfill_from: date,
+    backfilled: Collection[str],
 ) -> dict[str, date]:
-    """The ETFs whose 52 weeks lack daily highs and lows (backfilled ones too), since when."""
+    """The ETFs whose 52 weeks lack daily highs and lows (``backfilled`` ones too), since when."""
     found = {}
     for symbol in symbols:
         stored = history.get(symbol, {})
         highs_lows = {d: (r.high, r.low) for d, r in stored.items()}
-        backfill = None if any(d < day for d in stored) else backfill_from
+        backfill = backfill_from if symbol in backfilled else None
         start = chart_start(highs_lows, day, backfill)
         if start is not None:
             found[symbol] = start
@@ -237,17 +240,21 @@ def run_daily(
     """The ``etf_daily`` job for session ``day``; see the module docstring for its alerts."""
     started = time.monotonic()
     send = producer.send
-    calendar = _calendar(settings)
+    calendar = calendar_of(settings)
     etf = settings.etf
-    sessions = calendar.sessions_before(day + timedelta(days=1), max(etf.backfill_sessions, 250))
+    # 52 weeks hold at most 260 sessions (weekdays): the range's span and every window.
+    sessions = calendar.sessions_before(day + timedelta(days=1), max(etf.backfill_sessions, 260))
     since = min(sessions[0], day - timedelta(days=364))
     listings, symbols = symbols_of(settings, send)
     history: dict[str, dict[date, EtfDaily]] = read(
         settings, lambda conn: etf_history(conn, since, day)
     )
-    krx = _krx(settings, clock, send) if etf.krx_table else None
+    krx = portal(settings, clock, send) if etf.krx_table else None
     backfill_from = sessions[-etf.backfill_sessions]
-    charts = _chart_from(symbols, history, day, backfill_from)
+    window = [d for d in sessions if backfill_from <= d < day]
+    listed_on = {s: x.listed_on for s, x in listings.items()}
+    backfill = backfills(symbols, history, window, listed_on)
+    charts = _chart_from(symbols, history, day, backfill_from, backfill)
 
     async def go() -> Collected:
         try:
@@ -261,6 +268,7 @@ def run_daily(
                 krx,
                 beat(notifier),
                 charts,
+                backfill,
             )
         finally:
             if krx is not None:
@@ -379,6 +387,7 @@ def run_daily(
         "date": day.isoformat(),
         "listed": len(symbols),
         "collected": len(got.rows),
+        "backfill_asked": len(backfill),
         "backfilled_rows": len(got.backfilled),
         "charted_rows": got.charted,
         "chart_failures": len(got.chart_failed),
@@ -398,85 +407,6 @@ def run_daily(
         "resolved": resolved,
         "have": have,
     }
-
-
-def run_repair(
-    settings: Settings, clock: Clock, today: date, producer: Producer, notifier: Notifier
-) -> dict[str, object]:
-    """The ``etf_backfill`` job: the last ``repair_sessions`` sessions' NAVs, repaired."""
-    started = time.monotonic()
-    calendar = _calendar(settings)
-    sessions = calendar.sessions_before(today + timedelta(days=1), settings.etf.repair_sessions)
-    _, symbols = symbols_of(settings, producer.send)
-    history: dict[str, dict[date, EtfDaily]] = read(
-        settings, lambda conn: etf_history(conn, sessions[0], sessions[-1])
-    )
-    krx = _krx(settings, clock, producer.send)
-
-    async def go() -> Collected:
-        try:
-            return await repair(settings, clock, symbols, sessions, history, krx, beat(notifier))
-        finally:
-            if krx is not None:
-                await krx.aclose()
-
-    got = asyncio.run(go())
-    for row in got.backfilled:
-        stored = history.get(row.symbol, {}).get(row.trade_date)
-        producer.send(_repaired(stored, row))
-    if got.krx_error:
-        producer.send(
-            Alert(
-                severity="warning",
-                code="etf_krx_table_failed",
-                message=f"KRX's ETF table: {got.krx_error}; repaired through KIS",
-            )
-        )
-    if got.failed:
-        producer.send(
-            Alert(
-                severity="warning",
-                code="etf_repair_failures",
-                message=f"{len(got.failed)} ETFs could not be repaired",
-            )
-        )
-    producer.send(
-        EtfRun(
-            job="etf_backfill",
-            trade_date=sessions[-1],
-            applied=True,
-            listed=len(symbols),
-            collected=len(got.backfilled),
-            calls=got.kis_calls + got.krx_calls,
-            failures=len(got.failed),
-            duration_ms=int((time.monotonic() - started) * 1000),
-        )
-    )
-    return {
-        "sessions": len(sessions),
-        "repaired_rows": len(got.backfilled),
-        "kis_calls": got.kis_calls,
-        "krx_calls": got.krx_calls,
-        "krx_error": got.krx_error,
-        "failures": len(got.failed),
-    }
-
-
-def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
-    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has)."""
-    if stored is None:
-        return fresh
-    import msgspec
-
-    return msgspec.structs.replace(
-        stored,
-        nav=fresh.nav,
-        premium_calc_pct=fresh.premium_calc_pct,
-        premium_pct=stored.premium_pct if fresh.premium_pct is None else fresh.premium_pct,
-        net_assets_krw=fresh.net_assets_krw or stored.net_assets_krw,
-        nav_final=True,
-        origin=fresh.origin,
-    )
 
 
 def send_health(settings: Settings, clock: Clock, day: date | None, producer: Producer) -> Health:

@@ -23,6 +23,7 @@ from datetime import date
 import msgspec
 
 from bus.events import Alert, EtfListing, EtfRun, Event
+from observer.db.models.etf import RUN_REASON_CHARS
 from observer.errors import KrxError, KrxLoggedOut, KrxLoginError
 from observer.krx.client import KrxClient
 from observer.krx.schemas import (
@@ -216,7 +217,7 @@ async def collect_list(
             job="etf_list",
             trade_date=day,
             applied=applied,
-            reason=why[:2000],
+            reason=why[:RUN_REASON_CHARS],  # what etf_runs.reason holds
             listed=listed,
             collected=listed,
             calls=krx.requests - calls_before,

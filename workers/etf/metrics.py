@@ -9,13 +9,17 @@ the trading calendar), so they are tested against independent computations.
   listed ETF, or missing days.
 * The 52-week range covers the sessions in ``(d0 - 364 days, d0]`` (52 weeks, not 250
   calendar days), from daily highs and lows; rows that lack them count their close, and the
-  figure says so (basis ``close``, with the number of such days).
+  figure says so (basis ``close``, with the number of such days). Sessions with a price
+  are counted against those of the span (since the listing, when known): below
+  ``MIN_COVERAGE`` the range is a few days', not 52 weeks' (basis ``partial``).
+* A backfill (`backfill_due`) is judged by the same coverage of its window, never by "a
+  row is stored": the day's row is stored even when the history call fails.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -26,6 +30,7 @@ __all__ = [
     "Range52w",
     "Window",
     "aum_check_pct",
+    "backfill_due",
     "chart_start",
     "premium_pct",
     "premium_windows",
@@ -89,21 +94,33 @@ class Range52w:
     high_date: date
     low: int
     low_date: date
-    basis: str  # "high_low", or "close" when some day lacked its high or low
+    # "high_low"; "close" when some day lacked its high or low; "partial" when fewer than
+    # MIN_COVERAGE of the span's sessions had a price (not a 52-week figure).
+    basis: str
     close_days: int = 0  # days in the span whose close stood in for a missing high or low
+    sessions: int = 0  # sessions of the span with a price
+    expected: int = 0  # sessions of the span (since the listing, when known)
 
 
 def range_52w(
-    days: Mapping[date, tuple[int | None, int | None, int | None]], d0: date
+    days: Mapping[date, tuple[int | None, int | None, int | None]],
+    d0: date,
+    sessions: Collection[date],
+    listed_on: date | None = None,
+    min_coverage: float = MIN_COVERAGE,
 ) -> Range52w | None:
     """Over the days in ``(d0 - 364 days, d0]``: ``days`` maps a day to (high, low, close).
 
-    The earliest day wins a tie. None when no day in the span has a price.
+    ``sessions``: the trading calendar's sessions, at least those of the span; those before
+    ``listed_on`` (when known) are not expected. The earliest day wins a tie. None when no
+    day in the span has a price; basis ``partial`` when fewer than ``min_coverage`` of the
+    expected sessions have one.
     """
     start = d0 - timedelta(days=364)
     best_high: tuple[int, date] | None = None
     best_low: tuple[int, date] | None = None
-    close_days = 0
+    close_days = seen = 0
+    calendar = set(sessions)
     for day in sorted(days):
         if not start <= day <= d0:
             continue
@@ -112,14 +129,51 @@ def range_52w(
             close_days += 1
         high = high if high is not None else close
         low = low if low is not None else close
+        seen += day in calendar and (high is not None or low is not None)
         if high is not None and (best_high is None or high > best_high[0]):
             best_high = (high, day)
         if low is not None and (best_low is None or low < best_low[0]):
             best_low = (low, day)
     if best_high is None or best_low is None:
         return None
-    basis = "close" if close_days else "high_low"
-    return Range52w(best_high[0], best_high[1], best_low[0], best_low[1], basis, close_days)
+    first = start if listed_on is None else max(start, listed_on)
+    expected = sum(first <= day <= d0 for day in calendar)
+    if seen < math.ceil(min_coverage * expected):
+        basis = "partial"
+    else:
+        basis = "close" if close_days else "high_low"
+    return Range52w(
+        best_high[0], best_high[1], best_low[0], best_low[1], basis, close_days, seen, expected
+    )
+
+
+def backfill_due(
+    stored: Collection[date],
+    window: Sequence[date],
+    listed_on: date | None = None,
+    min_coverage: float = MIN_COVERAGE,
+) -> bool:
+    """Whether an ETF's history should be asked for (FHPST02440200) over ``window``.
+
+    ``window``: the backfill's sessions before d0, oldest first; ``stored``: the ETF's
+    stored days; ``listed_on``: its listing day, when known (no session before it can have
+    a row). Due when the stored sessions cover less than ``min_coverage`` of the window's
+    since the listing, and the streak (stored sessions ending at the window's last one,
+    unbroken) is 0 or a power of two long: a history call that keeps failing, or KIS
+    lacking the history, is asked again on the 1st, 2nd, 4th, 8th... session of the streak,
+    at most ``2 + log2(len(window))`` times (9 for 250 sessions), not on every run; by then
+    the streak covers the window itself.
+    """
+    span = [day for day in window if listed_on is None or day >= listed_on]
+    have = sum(day in stored for day in span)
+    if have >= math.ceil(min_coverage * len(span)):
+        return False
+    streak = 0
+    for day in reversed(span):
+        if day not in stored:
+            break
+        streak += 1
+    return streak & (streak - 1) == 0
 
 
 def chart_start(

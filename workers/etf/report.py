@@ -72,8 +72,9 @@ def day_table(conn: Connection, day: date, sort: str = "symbol") -> list[dict[st
                 "premium_60d": detail.tracking_60d if detail else None,
                 "premium_abs_60d": detail.premium_abs_60d if detail else None,
                 "premium_250d": detail.tracking_250d if detail else None,
-                "high_52w": detail.high_52w if detail else None,
-                "low_52w": detail.low_52w if detail else None,
+                # 0: not known (a partial range is not told as 52 weeks')
+                "high_52w": (detail.high_52w or None) if detail else None,
+                "low_52w": (detail.low_52w or None) if detail else None,
                 "holdings": row.holdings,
                 "nav_final": row.nav_final,
             }

@@ -16,7 +16,7 @@ import msgspec
 
 from bus.events import EtfDaily
 from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
-from observer.krx.schemas import KrxEtfDailyRow, krx_decimal, krx_int
+from observer.krx.schemas import KrxEtfDailyRow, krx_decimal, krx_int, krx_price
 from workers.etf.metrics import premium_pct
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "from_series",
     "kis_decimal",
     "kis_int",
+    "kis_signed_int",
     "merged",
     "replaces",
     "with_bars",
@@ -40,6 +41,18 @@ def kis_int(text: str) -> int | None:
     except ValueError:
         return None
     return value if 0 < value <= _MAX_INT else None
+
+
+def kis_signed_int(text: str) -> int | None:
+    """A KIS signed number string (a short line's negative value); 0 is 0.
+
+    Only empty, ``-``, unreadable or absurd values are None.
+    """
+    try:
+        value = int(text.strip().replace(",", ""))
+    except ValueError:
+        return None
+    return value if abs(value) <= _MAX_INT else None
 
 
 def kis_decimal(text: str, *, zero_missing: bool = True) -> Decimal | None:
@@ -109,17 +122,21 @@ def from_series(symbol: str, row: EtfNavDailyRow) -> EtfDaily | None:
 
 
 def from_krx(day: date, row: KrxEtfDailyRow) -> EtfDaily:
-    """One MDCSTAT04301 row (net assets in KRW; ``0`` before KRX publishes them)."""
-    close, nav = krx_int(row.TDD_CLSPRC), krx_decimal(row.NAV)
+    """One MDCSTAT04301 row (net assets in KRW; ``0`` before KRX publishes them).
+
+    Prices of ``0`` (the open, high and low of a day without trades) are missing, as
+    KIS's are (`kis_int`); a volume of ``0`` is a volume.
+    """
+    close, nav = krx_price(row.TDD_CLSPRC), krx_decimal(row.NAV)
     nav = nav if nav is not None and nav > 0 else None
     net_assets = krx_int(row.INVSTASST_NETASST_TOTAMT)
     return EtfDaily(
         trade_date=day,
         symbol=row.ISU_SRT_CD.strip(),
         close=close,
-        open=krx_int(row.TDD_OPNPRC),
-        high=krx_int(row.TDD_HGPRC),
-        low=krx_int(row.TDD_LWPRC),
+        open=krx_price(row.TDD_OPNPRC),
+        high=krx_price(row.TDD_HGPRC),
+        low=krx_price(row.TDD_LWPRC),
         volume=krx_int(row.ACC_TRDVOL),
         nav=nav,
         premium_calc_pct=premium_pct(close, nav),
@@ -132,7 +149,11 @@ def from_krx(day: date, row: KrxEtfDailyRow) -> EtfDaily:
 
 def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
     """KIS's row with what it lacks taken from KRX's (the same session's, same close)."""
-    if krx is None or krx.trade_date != kis.trade_date or krx.close != kis.close:
+    if (
+        krx is None
+        or krx.close is None
+        or (krx.trade_date, krx.close) != (kis.trade_date, kis.close)
+    ):
         return kis
     fill = {
         name: getattr(krx, name)

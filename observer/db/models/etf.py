@@ -127,6 +127,9 @@ class EtfHoldingRow(AuditedMany, Base):
     __table_args__ = (Index(None, "symbol", "trade_date"),)
 
 
+RUN_REASON_CHARS = 500  # etf_runs.reason: an EtfRun's reason is cut to what it holds
+
+
 class EtfRunRow(Audited, Base):
     """Append-only history of the ETF jobs' runs."""
 
@@ -134,7 +137,7 @@ class EtfRunRow(Audited, Base):
     job: Mapped[str] = mapped_column(String(32))
     trade_date: Mapped[date]
     applied: Mapped[bool]
-    reason: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(String(RUN_REASON_CHARS))
     listed: Mapped[int]
     collected: Mapped[int]
     calls: Mapped[int]

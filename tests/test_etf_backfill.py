@@ -1,0 +1,159 @@
+"""The daily run's backfill and the repair's revision rule, with KIS's accounts faked.
+
+A history call (FHPST02440200) that fails after the day's row was stored must be asked
+again by a later run (the ETF has a stored row, not a history), and until then no figure
+calls a few days' range a 52-week one. The repair sends a NAV that moved by one step
+(0.01), the smallest revision KRX and KIS can print.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bus.events import EtfDaily
+from observer.config import Settings
+from observer.errors import KisApiError
+from observer.kis.schemas import EtfNavDailyRow, EtfPriceOutput
+from observer.trading_calendar import TradingCalendar
+from workers.etf import collect
+from workers.etf.collect import _revised, collect_daily
+from workers.etf.details import detail_of
+
+CALENDAR = TradingCalendar()
+SYMBOL = "069500"
+QUOTE = EtfPriceOutput(
+    stck_prpr="40000",
+    nav="40010.00",
+    dprt="-0.02",
+    stck_oprc="39900",
+    stck_hgpr="40100",
+    stck_lwpr="39800",
+    acml_vol="100",
+    lstn_stcn="1000",
+)
+
+
+class Kis:
+    """One account: the quote, and a NAV series that fails while ``failing``."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.requests = 0
+        self.series_calls: list[tuple[str, str]] = []
+
+    @property
+    def client(self) -> Kis:
+        return self
+
+    async def aclose(self) -> None:
+        pass
+
+    async def etf_price(self, symbol: str) -> EtfPriceOutput:
+        self.requests += 1
+        return QUOTE
+
+    async def etf_nav_daily(self, symbol: str, start: str, end: str) -> list[EtfNavDailyRow]:
+        self.requests += 1
+        self.series_calls.append((start, end))
+        if self.failing:
+            raise KisApiError("EGW00201", "초당 거래건수를 초과하였습니다.", "FHPST02440200", 500)
+        first, last = (datetime.strptime(x, "%Y%m%d").date() for x in (start, end))
+        days = CALENDAR.sessions_before(last + timedelta(days=1), 300)
+        return [
+            EtfNavDailyRow(d.strftime("%Y%m%d"), "40000", "40010.00", "-0.02")
+            for d in reversed(days)
+            if first <= d
+        ]
+
+
+def run(kis: Kis, day: date, history: dict[str, dict[date, EtfDaily]]) -> list[date]:
+    """The daily run's collection for ``day`` (as `jobs.run_daily` calls it), rows stored."""
+    sessions = CALENDAR.sessions_before(day + timedelta(days=1), 260)
+    out = asyncio.run(
+        collect_daily(Settings(), None, [SYMBOL], day, sessions[-250], history, None)  # type: ignore[arg-type]
+    )
+    for row in [*out.backfilled, *out.rows.values()]:
+        history.setdefault(row.symbol, {})[row.trade_date] = row
+    return sessions
+
+
+@pytest.fixture
+def kis(monkeypatch: pytest.MonkeyPatch) -> Kis:
+    account = Kis()
+    monkeypatch.setattr(collect, "rate_limits", lambda settings, share: None)
+    monkeypatch.setattr(collect, "open_account", lambda *args: account)
+    return account
+
+
+def test_a_failed_history_call_is_asked_again_by_the_next_run(kis: Kis) -> None:
+    history: dict[str, dict[date, EtfDaily]] = {}
+    d1, d2, d3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
+    kis.failing = True
+    sessions = run(kis, d1, history)
+    assert len(kis.series_calls) == 1 and sorted(history[SYMBOL]) == [d1]  # the day's row
+    # Until the history is in, the two stored days are not a 52-week range.
+    run(kis, d2, history)
+    assert len(kis.series_calls) == 2  # asked again: a stored row is not a history
+    detail = detail_of(history[SYMBOL], CALENDAR.sessions_before(d2 + timedelta(days=1), 260), None)
+    assert detail is not None and detail.range_52w_basis == "partial"
+    assert (detail.high_52w, detail.low_52w, detail.high_52w_date) == (0, 0, None)
+    kis.failing = False
+    sessions = run(kis, d3, history)
+    assert len(kis.series_calls) == 3
+    assert kis.series_calls[-1] == (sessions[-250].strftime("%Y%m%d"), "20261120")
+    assert len(history[SYMBOL]) == 250  # the window's 249 sessions and the day's
+    detail = detail_of(history[SYMBOL], sessions, None)
+    assert detail is not None and detail.n_250d == 250
+    assert detail.range_52w_basis == "close" and detail.high_52w == 40_100  # a year of closes
+    run(kis, CALENDAR.next_session(d3), history)
+    assert len(kis.series_calls) == 3  # covered: not asked again
+
+
+def test_an_etf_kis_has_no_history_for_is_not_asked_on_every_run(kis: Kis) -> None:
+    """KIS keeps failing (or has nothing): asked on the 1st, 2nd, 4th, 8th... run, not all."""
+    kis.failing = True
+    history: dict[str, dict[date, EtfDaily]] = {}
+    day = date(2026, 6, 1)
+    asked = []
+    for n in range(40):
+        before = len(kis.series_calls)
+        run(kis, day, history)
+        if len(kis.series_calls) > before:
+            asked.append(n)
+        day = CALENDAR.next_session(day)
+    assert asked == [0, 1, 2, 4, 8, 16, 32]  # streaks 0, 1, 2, 4, ... stored sessions
+
+
+def row(nav: Decimal | None) -> EtfDaily:
+    return EtfDaily(trade_date=date(2026, 11, 20), symbol=SYMBOL, close=40_000, nav=nav)
+
+
+@given(
+    stored=st.none() | st.integers(10**5, 10**9),
+    step=st.none() | st.integers(-3, 3) | st.integers(-(10**5), 10**5),
+)
+def test_a_nav_revised_by_one_step_is_repaired(stored: int | None, step: int | None) -> None:
+    """NAVs in cents: a difference of a cent or more is a revision, none is not.
+
+    ``step``: the fresh NAV's distance from the stored one (None: the fresh row has none).
+    """
+    fresh = None if step is None else (stored or 10**6) + step
+    as_nav = {x: None if x is None else Decimal(x).scaleb(-2) for x in (stored, fresh)}
+    revised = _revised(row(as_nav[stored]), row(as_nav[fresh]))
+    if fresh is None:
+        assert not revised  # no NAV never replaces one
+    elif stored is None:
+        assert revised  # a missing NAV is filled
+    else:
+        assert revised == (stored != fresh)
+
+
+def test_the_reviewers_case_a_revision_of_0_01() -> None:
+    assert _revised(row(Decimal("40010.14")), row(Decimal("40010.15")))
+    assert not _revised(row(Decimal("40010.15")), row(Decimal("40010.150")))

@@ -1,0 +1,121 @@
+"""The ``etf_backfill`` job (weekly): the last ``repair_sessions`` sessions' NAVs, repaired.
+
+KRX's table for each session (else KIS's series per ETF: `workers.etf.collect.repair`);
+the rows whose NAV is missing or revised are sent again, the stored row with the fresh
+NAV, premium and net assets (what only KIS has is kept). Every figure is the session's
+own (a day-stamped table or series row), never a live quote: this is the command that
+mends past sessions (`observer etf daily` collects only the last completed one).
+
+ETFs whose series failed are ``etf_repair_failures``: a warning, an error above ``[etf]
+max_failed_pct`` (the run has failed: ``failed_over_limit``, the command exits 1, as the
+daily run does), resolved by a repair run in which none failed. A failed KRX table is
+``etf_krx_table_failed`` (repaired through KIS instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import date, timedelta
+
+import msgspec
+
+from bus.events import Alert, EtfDaily, EtfRun
+from bus.producer import Producer
+from observer.clock import Clock
+from observer.config import Settings
+from observer.db.etf_queries import etf_history
+from observer.notify import Notifier
+from workers.etf.collect import Collected, repair
+from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of
+
+__all__ = ["CODES", "run_repair"]
+
+CODES = ("etf_repair_failures",)
+
+
+def run_repair(
+    settings: Settings, clock: Clock, today: date, producer: Producer, notifier: Notifier
+) -> dict[str, object]:
+    """The ``etf_backfill`` job: the ``repair_sessions`` sessions up to ``today``, repaired."""
+    started = time.monotonic()
+    send = producer.send
+    sessions = calendar_of(settings).sessions_before(
+        today + timedelta(days=1), settings.etf.repair_sessions
+    )
+    _, symbols = symbols_of(settings, send)
+    history: dict[str, dict[date, EtfDaily]] = read(
+        settings, lambda conn: etf_history(conn, sessions[0], sessions[-1])
+    )
+    krx = portal(settings, clock, send)
+
+    async def go() -> Collected:
+        try:
+            return await repair(settings, clock, symbols, sessions, history, krx, beat(notifier))
+        finally:
+            if krx is not None:
+                await krx.aclose()
+
+    got = asyncio.run(go())
+    for row in got.backfilled:
+        send(_repaired(history.get(row.symbol, {}).get(row.trade_date), row))
+    if got.krx_error:
+        send(
+            Alert(
+                severity="warning",
+                code="etf_krx_table_failed",
+                message=f"KRX's ETF table: {got.krx_error}; repaired through KIS",
+            )
+        )
+    failed_pct = 100 * len(got.failed) / max(len(symbols), 1)
+    over = failed_pct > settings.etf.max_failed_pct
+    present: set[tuple[str, str]] = set()
+    if got.failed:
+        present.add(("etf_repair_failures", ""))
+        sample = "; ".join(f"{s}: {e}" for s, e in list(got.failed.items())[:3])
+        send(
+            Alert(
+                severity="error" if over else "warning",
+                code="etf_repair_failures",
+                message=f"{len(got.failed)} of {len(symbols)} ETFs could not be repaired "
+                f"for {sessions[0]}..{sessions[-1]} (their stored rows stay): {sample}"[:2000],
+            )
+        )
+    resolved = resolve(settings, send, CODES, present, clock)
+    send(
+        EtfRun(
+            job="etf_backfill",
+            trade_date=sessions[-1],
+            applied=True,
+            listed=len(symbols),
+            collected=len(got.backfilled),
+            calls=got.kis_calls + got.krx_calls,
+            failures=len(got.failed),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+    )
+    return {
+        "sessions": len(sessions),
+        "repaired_rows": len(got.backfilled),
+        "kis_calls": got.kis_calls,
+        "krx_calls": got.krx_calls,
+        "krx_error": got.krx_error,
+        "failures": len(got.failed),
+        "failed_over_limit": over,
+        "resolved": resolved,
+    }
+
+
+def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
+    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has)."""
+    if stored is None:
+        return fresh
+    return msgspec.structs.replace(
+        stored,
+        nav=fresh.nav,
+        premium_calc_pct=fresh.premium_calc_pct,
+        premium_pct=stored.premium_pct if fresh.premium_pct is None else fresh.premium_pct,
+        net_assets_krw=fresh.net_assets_krw or stored.net_assets_krw,
+        nav_final=True,
+        origin=fresh.origin,
+    )
