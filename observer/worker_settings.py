@@ -322,7 +322,7 @@ class EtfSettings(Strict, frozen=True):
     share_of: str = "track_a"
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
     min_list_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # smaller list or table: failed
-    backfill_sessions: Annotated[int, Meta(ge=1, le=1000)] = 250  # an ETF without history
+    backfill_sessions: Annotated[int, Meta(ge=1, le=1000)] = 250  # backfilled if < 80 % stored
     repair_sessions: Annotated[int, Meta(ge=1, le=250)] = 20  # the weekly repair's span
     krx_table: bool = True  # merge MDCSTAT04301 (one call: every ETF's NAV and net assets)
     # etf_ntas_ttam's unit is UNCONFIRMED (ref-KIS §4.5); the simulator answers in 억 KRW.
