@@ -1,7 +1,8 @@
 """One retry policy: capped exponential backoff, on the project's Clock.
 
-`retry` runs an async call under tenacity with full jitter, sleeping on the `Clock` so a
-simulated day retries in simulated time (the KIS client, the master-file job). `backoff_s`
+`retry` runs an async call under tenacity with full jitter (or, given ``jitter_s``, the
+curve itself plus a bounded jitter: the fallback sector source), sleeping on the `Clock` so
+a simulated day retries in simulated time (the KIS client, the master-file job). `backoff_s`
 is the same curve for code that schedules a retry instead of sleeping through it (gap
 recovery's jobs, the supervisor's restarts); `Backoff` keeps that schedule for a loop that
 must go on between tries (the writer: its batches and its own alerts share one `Backoff`, so
@@ -91,12 +92,15 @@ async def retry(
     max_s: float,
     retry_if: Callable[[BaseException], bool],
     on_retry: Callable[[BaseException, int, float], None] | None = None,
+    jitter_s: float | None = None,
 ) -> T:
     """Await ``call()`` up to ``attempts`` times while it raises what ``retry_if`` accepts.
 
     Between tries it sleeps on ``clock`` a uniform pause up to `backoff_s` (full jitter, so
     clients failing together do not retry together), after calling ``on_retry(error,
-    attempt, pause)``. The last error, or any other, is raised as it is.
+    attempt, pause)``. With ``jitter_s`` the pause is `backoff_s` itself plus a uniform
+    jitter up to ``jitter_s``: never sooner than the curve (a source that rate-limits, and
+    says nothing of when to come back). The last error, or any other, is raised as it is.
     """
     # The first try runs bare: nearly every call succeeds at once, and tenacity's machinery
     # costs about 60 us a call (Track A alone makes over 40,000 calls a day).
@@ -118,7 +122,7 @@ async def retry(
 
     # Loaded here: `backoff_s` is on the writer's and the supervisor's path to READY.
     from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-    from tenacity.wait import wait_random_exponential
+    from tenacity.wait import wait_base, wait_exponential, wait_random, wait_random_exponential
 
     def before_sleep(state: RetryCallState) -> None:
         if on_retry is not None and state.outcome is not None and state.next_action is not None:
@@ -126,9 +130,12 @@ async def retry(
             assert error is not None
             on_retry(error, state.attempt_number, state.next_action.sleep)
 
+    wait: wait_base = wait_random_exponential(multiplier=initial_s, max=max_s)
+    if jitter_s is not None:  # initial_s, 2x, 4x ... up to max_s, each plus [0, jitter_s]
+        wait = wait_exponential(multiplier=initial_s, max=max_s) + wait_random(0, jitter_s)
     retrying = AsyncRetrying(
         stop=stop_after_attempt(attempts),
-        wait=wait_random_exponential(multiplier=initial_s, max=max_s),
+        wait=wait,
         retry=retry_if_exception(retry_if),
         sleep=clock.sleep,
         before_sleep=before_sleep,

@@ -5,18 +5,19 @@ filled (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Literal
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import EnrichmentRun, Event, ListingChanged, SectorMetadata
 from harness.demo import _enrichment
 from harness.demo_view import _enrichment_line
-from observer.config import EnrichSettings
-from observer.db.sector_queries import region_coverage
+from observer.db.sector_queries import coverage, coverage_at, region_coverage
 from observer.phases import KST
 from observer.supervisor.families import enrichment_families
 from observer.supervisor.readings import read_once
 from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
+from observer.worker_settings import EnrichSettings
 from observer.writer.store import Store
 
 DAY = date(2026, 11, 20)
@@ -159,3 +160,53 @@ def test_the_demo_summary_shows_coverage_and_the_days_runs(store: Store) -> None
         "sectors: US 70.0% of 10; incremental run: 3 fallback + 4 KIS calls, 2 s, "
         "2 deferred, 1 failed"
     )
+
+
+def listing(
+    change: Literal["new", "removed"], symbol: str, security_type: str = "stock"
+) -> ListingChanged:
+    return ListingChanged(
+        change=change,
+        market="NAS",
+        symbol=symbol,
+        name=symbol,
+        security_type=security_type,
+        region="US",
+        initial=change == "new",
+    )
+
+
+def sector(symbol: str, origin: str = "kis_map") -> SectorMetadata:
+    classified = origin != "unresolved"
+    return SectorMetadata(
+        region="US",
+        symbol=symbol,
+        market="NAS",
+        kis_sector_code="0103",
+        gics_sector="Information Technology" if classified else "",
+        gics_sector_code="45" if classified else "",
+        source=origin,
+    )
+
+
+def test_coverage_counts_only_the_stocks_listed(store: Store) -> None:
+    """Ten stocks classified; four delist and four new ones stay unresolved: 60 %, not 100.
+    An ETP's stray sector counts neither (funds are not in the denominator)."""
+    before: list[Event] = [listing("new", f"S{n}") for n in range(10)]
+    before += [listing("new", "E1", "etp"), sector("E1")]
+    before += [sector(f"S{n}") for n in range(10)]
+    after: list[Event] = [listing("removed", f"S{n}") for n in range(4)]
+    after += [listing("new", f"N{n}") for n in range(4)]
+    after += [sector(f"N{n}", "unresolved") for n in range(4)]
+    envelopes = [Envelope("enrich", n, RUN_NS, e) for n, e in enumerate(before, start=1)]
+    envelopes += [
+        Envelope("enrich", n, RUN_NS + HOUR_NS, e)
+        for n, e in enumerate(after, start=len(before) + 1)
+    ]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with store.engine.connect() as conn:
+        now, cover = coverage(conn), region_coverage(conn)["US"]
+        then, later = coverage_at(conn, RUN_NS), coverage_at(conn, RUN_NS + HOUR_NS)
+    assert now == later == {"US": {"kis_map": 6, "unresolved": 4}}
+    assert (cover["stocks"], cover["classified"], cover["coverage_pct"]) == (10, 6, 60.0)
+    assert then == {"US": {"kis_map": 10}}  # before the delistings: all ten listed then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ STOCKS = {
 
 @asynccontextmanager
 async def source(
-    settings: GuardSettings = FAST, timeout_s: float = 5.0, **config: object
+    settings: GuardSettings = FAST, timeout_s: float = 5.0, **config: Any
 ) -> AsyncIterator[tuple[Simulator, GuardedSource]]:
     config.setdefault("yahoo_limit", 10_000)
     async with simulator(**config) as (sim, url):
@@ -193,3 +194,45 @@ def test_the_breaker_is_open_exactly_after_threshold_failures_in_a_row(
             breaker.failure()
             streak += 1
         assert (breaker.state == "open") == (streak >= threshold)
+
+
+class VirtualClock:
+    """Sleeps return at once and move the time; every pause is remembered."""
+
+    spec = "test"
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.sleeps: list[float] = []
+
+    def now_ns(self) -> int:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += int(seconds * 1e9)
+
+
+class Always429:
+    """Yahoo rate-limiting without a ``Retry-After``."""
+
+    async def profile(self, symbol: str) -> None:
+        raise FallbackRateLimited(f"{symbol}: 429 Too Many Requests")
+
+
+def test_retries_wait_5_10_20_s_plus_a_bounded_jitter() -> None:
+    """A 429 is never retried sooner than the curve (full jitter retried some after ~0 s)."""
+    clock = VirtualClock()
+    settings = GuardSettings(rate_per_s=1e6, retry_delay_s=5.0, breaker_threshold=10**6)
+    guarded = GuardedSource(Always429(), clock, "always-429.test", settings)
+
+    async def scenario() -> None:
+        for n in range(20):
+            with pytest.raises(FallbackRateLimited):
+                await guarded.profile(f"S{n}")
+
+    asyncio.run(scenario())
+    assert len(clock.sleeps) == 20 * 3 and guarded.retries == 60
+    for n in range(20):
+        for pause, curve in zip(clock.sleeps[3 * n : 3 * n + 3], (5.0, 10.0, 20.0), strict=True):
+            assert curve <= pause <= curve + 1.0  # a fifth of retry_delay_s at most

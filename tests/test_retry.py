@@ -124,3 +124,36 @@ def test_a_backoff_jitters_within_the_upper_half_of_the_curve() -> None:
     for failures, pause in enumerate(pauses, 1):
         assert 0.5 * backoff_s(failures, 0.2, 10.0) <= pause <= backoff_s(failures, 0.2, 10.0)
     assert max(pauses) <= 10.0 and backoff.wait_s() > 0
+
+
+@given(st.integers(1, 4), st.floats(0.001, 10, allow_nan=False), st.floats(0, 5))
+def test_with_a_bounded_jitter_no_pause_comes_before_the_curve(
+    failures: int, initial: float, jitter: float
+) -> None:
+    """What the fallback source asks: ``initial``, 2x, 4x (capped), each plus at most
+    ``jitter`` (full jitter could retry a 429 after ~0 s)."""
+    clock = SleepRecorder()
+    calls = 0
+
+    async def call() -> int:
+        nonlocal calls
+        calls += 1
+        if calls <= failures:
+            raise KisTransportError("timed out")
+        return calls
+
+    result = asyncio.run(
+        retry(
+            call,
+            clock=clock,
+            attempts=5,
+            initial_s=initial,
+            max_s=4 * initial,
+            jitter_s=jitter,
+            retry_if=lambda e: isinstance(e, KisTransportError),
+        )
+    )
+    assert result == failures + 1 and len(clock.sleeps) == failures
+    for attempt, pause in enumerate(clock.sleeps, 1):
+        curve = backoff_s(attempt, initial, 4 * initial)
+        assert curve <= pause <= curve + jitter

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, select
+from sqlalchemy import Connection, Row, and_, func, or_, select
 
 from observer.db.models import (
     EnrichmentRunRow,
@@ -103,9 +103,19 @@ def code_counts(conn: Connection, regions: tuple[str, ...]) -> dict[tuple[str, s
 
 
 def coverage(conn: Connection) -> dict[str, dict[str, int]]:
-    """Per region, stored sectors by origin (``kis_map``, ``fallback``, ``manual``, ...)."""
-    s = InstrumentSector
-    query = select(s.region, s.origin, func.count()).group_by(s.region, s.origin)
+    """Per region, stored sectors by origin (``kis_map``, ``fallback``, ``manual``, ...).
+
+    Only those of active stocks, the stocks `region_coverage` divides by: a delisted
+    stock's sector stays stored but covers nothing.
+    """
+    s, i = InstrumentSector, Instrument
+    query = (
+        select(i.region, s.origin, func.count())
+        .select_from(s)
+        .join(i, and_(i.market == s.market, i.symbol == s.symbol))
+        .where(i.active.is_(True), i.security_type == "stock")
+        .group_by(i.region, s.origin)
+    )
     found: dict[str, dict[str, int]] = {}
     for region, origin, n in conn.execute(query):
         found.setdefault(region, {})[origin] = int(n)
@@ -173,11 +183,16 @@ def _run_dicts(rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:
 
 
 def coverage_at(conn: Connection, until_ns: int) -> dict[str, dict[str, int]]:
-    """`coverage` as it stood at ``until_ns``: each symbol's newest history row by then."""
-    h = SectorMetadataRow
+    """`coverage` as it stood at ``until_ns``: each symbol's newest history row by then.
+
+    Only stocks listed then: active now, or delisted since (a removal deactivates an
+    instrument and stamps its ``updated_ns``).
+    """
+    h, i = SectorMetadataRow, Instrument
     ranked = (
         select(
-            h.region,
+            h.market,
+            h.symbol,
             h.origin,
             func.row_number()
             .over(partition_by=(h.market, h.symbol), order_by=(h.produced_ns.desc(), h.seq.desc()))
@@ -187,9 +202,15 @@ def coverage_at(conn: Connection, until_ns: int) -> dict[str, dict[str, int]]:
         .subquery()
     )
     query = (
-        select(ranked.c.region, ranked.c.origin, func.count())
-        .where(ranked.c.rank == 1)
-        .group_by(ranked.c.region, ranked.c.origin)
+        select(i.region, ranked.c.origin, func.count())
+        .select_from(ranked)
+        .join(i, and_(i.market == ranked.c.market, i.symbol == ranked.c.symbol))
+        .where(
+            ranked.c.rank == 1,
+            i.security_type == "stock",
+            or_(i.active.is_(True), i.updated_ns > until_ns),
+        )
+        .group_by(i.region, ranked.c.origin)
     )
     found: dict[str, dict[str, int]] = {}
     for region, origin, n in conn.execute(query):

@@ -2,12 +2,17 @@
 
 * One ``AsyncLimiter`` per fallback host in a process (`limiter_for`), shared by every
   region, since a source like Yahoo limits per IP; a bucket of one, like the KIS client's.
+  ``rate_per_s`` counts HTTP requests: a source whose call makes several (its class's
+  ``REQUESTS_PER_CALL``, 1 when it has none) gets that many times fewer calls a second.
 * Retries through `observer.retry.retry` on the Clock: only the retryable `FallbackError`
-  classes (429, 5xx, timeouts), capped jittered exponential backoff from ``retry_delay_s``
-  up to 4x it; a 429's ``Retry-After`` is waited out first.
-* A `CircuitBreaker`: a symbol that still fails after its retries counts one failure; "no
-  profile" and 404 are answers, not failures. While it is open `profile` raises
-  `BreakerOpen` without calling: the caller defers the symbol to the next run.
+  classes (429, 5xx, timeouts), exponential backoff from ``retry_delay_s`` capped at 4x it
+  (5, 10, 20 s), each pause plus a jitter of up to a fifth of ``retry_delay_s``: never
+  sooner than the curve, since a 429 without ``Retry-After`` says nothing of when to come
+  back; a 429's ``Retry-After`` is waited out first.
+* A `CircuitBreaker`: a symbol that still fails after its retries counts one failure (so
+  does anything else the source raises); "no profile" and 404 are answers, not failures.
+  While it is open `profile` raises `BreakerOpen` without calling: the caller defers the
+  symbol to the next run.
 * A ``cachetools.TTLCache`` of answers (profiles and "none") within the process.
 """
 
@@ -31,6 +36,8 @@ log = logging.getLogger(__name__)
 
 _LIMITERS: dict[str, AsyncLimiter] = {}
 
+JITTER = 0.2  # the retries' added jitter, at most this share of ``retry_delay_s``
+
 
 def limiter_for(host: str, rate_per_s: float) -> AsyncLimiter:
     """The process's one limiter of ``host`` (the first caller's rate sets it)."""
@@ -43,7 +50,7 @@ def limiter_for(host: str, rate_per_s: float) -> AsyncLimiter:
 class GuardSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How hard the guards let a run push the source."""
 
-    rate_per_s: float = 1.0
+    rate_per_s: float = 1.0  # HTTP requests a second to the host (module docstring)
     max_retries: int = 3
     retry_delay_s: float = 5.0
     breaker_threshold: int = 5
@@ -62,7 +69,8 @@ class GuardedSource:
     Parameters
     ----------
     source:
-        The source asked.
+        The source asked (its ``REQUESTS_PER_CALL``, when it has one, is what the limiter
+        charges a call).
     clock:
         Time for retries, the breaker and the cache.
     host:
@@ -77,7 +85,8 @@ class GuardedSource:
         self.source = source
         self.clock = clock
         self.settings = settings
-        self.limiter = limiter_for(host, settings.rate_per_s)
+        self.requests_per_call = max(int(getattr(source, "REQUESTS_PER_CALL", 1)), 1)
+        self.limiter = limiter_for(host, settings.rate_per_s / self.requests_per_call)
         self.breaker = CircuitBreaker(clock, settings.breaker_threshold, settings.breaker_open_s)
         self.cache: TTLCache[str, Profile | None] = TTLCache(
             settings.cache_size, settings.cache_ttl_s, timer=lambda: clock.now_ns() / 1e9
@@ -105,10 +114,11 @@ class GuardedSource:
                 attempts=s.max_retries + 1,
                 initial_s=s.retry_delay_s,
                 max_s=4 * s.retry_delay_s,
+                jitter_s=JITTER * s.retry_delay_s,
                 retry_if=_retryable,
                 on_retry=self._retried,
             )
-        except FallbackError:
+        except Exception:  # a FallbackError, or a source's bug: either way a failure
             self.breaker.failure()
             raise
         self.breaker.success()

@@ -3,7 +3,8 @@
 ``GET {base}/v10/finance/quoteSummary/{symbol}?modules=assetProfile``; the answer is
 ``{"quoteSummary": {"result": [{"assetProfile": {"sectorKey": ..., ...}}], "error": ...}}``
 (ref-KRX §5.1). 404 (or a "Not Found" error) and a result without ``assetProfile`` mean
-"no profile"; 429, 5xx and timeouts raise the retryable `FallbackError` classes.
+"no profile"; 429, 5xx and timeouts raise the retryable `FallbackError` classes, any
+other httpx error (a body that does not decode) `FallbackProtocolError`.
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ class QuoteSummarySource:
             raise FallbackTransportError(f"{symbol}: timed out") from exc
         except httpx.TransportError as exc:
             raise FallbackTransportError(f"{symbol}: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:  # a body that does not decode (gzip, charset), ...
+            raise FallbackProtocolError(f"{symbol}: {type(exc).__name__}") from exc
         status = response.status_code
         if status == 429:
             raise FallbackRateLimited(f"{symbol}: 429 Too Many Requests", _retry_after(response))

@@ -4,31 +4,71 @@ yfinance is an optional extra (``pip install "observer[enrich]"``): it pulls in 
 curl_cffi, which nothing else needs, so it is imported only when this source is selected
 and never by the tests (which use `QuoteSummarySource` against the simulator). It is
 synchronous: each ``Ticker(symbol).info`` runs in a thread, behind the same guards as the
-quoteSummary client (`GuardedSource`: one limiter per host, retries, breaker, cache). Its
-own retries do not cover 429 (``YFRateLimitError``), which becomes `FallbackRateLimited`
-so that the guards pause and retry it.
+quoteSummary client (`GuardedSource`: one limiter per host, retries, breaker, cache).
+
+By default yfinance hides HTTP errors (``yf.config.debug.hide_exceptions``): a 5xx or a 401
+"Invalid Crumb" on quoteSummary would come back as an info dict without ``sectorKey``, read
+as "no profile". `installed` turns that off (yfinance 1.0 and later; earlier ones have no
+such switch, and a warning says their errors read as "no profile"), and `profile` maps
+what yfinance raises: a 429 (``YFRateLimitError``) to `FallbackRateLimited`, an HTTP error
+by its status (404: no profile; 5xx: `FallbackServerError`; any other: `FallbackError`),
+anything else to `FallbackTransportError`.
+
+``Ticker.info`` asks Yahoo three times (quoteSummary, the v7 quote and the timeseries of
+``trailingPegRatio``) and yfinance has no public call for the ``assetProfile`` module
+alone: ``REQUESTS_PER_CALL`` makes the guards' limiter charge a call all three.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from observer.errors import ConfigError, FallbackRateLimited, FallbackTransportError
+from observer.errors import (
+    ConfigError,
+    FallbackError,
+    FallbackRateLimited,
+    FallbackServerError,
+    FallbackTransportError,
+)
 from observer.fallback.source import Profile
 
-__all__ = ["YFinanceSource"]
+__all__ = ["YFinanceSource", "http_status"]
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "observer[enrich]"'
+
+
+def http_status(error: BaseException) -> int | None:
+    """The HTTP status of an HTTP error as requests and curl_cffi raise it (None: not one)."""
+    status = getattr(getattr(error, "response", None), "status_code", None)
+    return status if isinstance(status, int) and not isinstance(status, bool) else None
+
+
+def raise_http_errors(yfinance: Any) -> bool:
+    """Make ``yfinance`` raise HTTP errors instead of hiding them; False when it cannot.
+
+    ``yf.config.debug.hide_exceptions`` came with yfinance 1.0; 0.2.x has no ``config``.
+    """
+    debug = getattr(getattr(yfinance, "config", None), "debug", None)
+    if debug is None:
+        return False
+    debug.hide_exceptions = False
+    return True
 
 
 class YFinanceSource:
     """``Ticker.info``'s ``sector/sectorKey/industry/industryKey`` as a `Profile`.
 
     ``info`` fetches one symbol's info dict and ``rate_limited`` is the exception class it
-    raises on a 429; `installed` builds both from yfinance.
+    raises on a 429; `installed` builds both from yfinance. An HTTP error is known by its
+    ``response.status_code`` (`http_status`).
     """
+
+    REQUESTS_PER_CALL = 3  # quoteSummary, the v7 quote, the timeseries (module docstring)
 
     def __init__(
         self, info: Callable[[str], Mapping[str, Any]], rate_limited: type[BaseException]
@@ -38,7 +78,11 @@ class YFinanceSource:
 
     @classmethod
     def installed(cls) -> YFinanceSource:
-        """The source over the installed yfinance; `ConfigError` when it is not installed."""
+        """The source over the installed yfinance; `ConfigError` when it is not installed.
+
+        Turns yfinance's hiding of HTTP errors off, for the whole process (see the module
+        docstring).
+        """
         try:
             import yfinance  # type: ignore[import-not-found]
             from yfinance.exceptions import YFRateLimitError  # type: ignore[import-not-found]
@@ -48,6 +92,12 @@ class YFinanceSource:
                 f'extra: {INSTALL_HINT} (or set fallback = "quote_summary" with a '
                 f"fallback_url): {exc}"
             ) from None
+        if not raise_http_errors(yfinance):
+            log.warning(
+                "yfinance %s hides Yahoo's HTTP errors (no config.debug.hide_exceptions "
+                "before 1.0): a failed quoteSummary reads as 'no profile'; upgrade yfinance",
+                getattr(yfinance, "__version__", "?"),
+            )
         rate_limited: type[BaseException] = YFRateLimitError
 
         def info(symbol: str) -> Mapping[str, Any]:
@@ -66,8 +116,17 @@ class YFinanceSource:
         except Exception as exc:
             if isinstance(exc, self._rate_limited):
                 raise FallbackRateLimited(f"{symbol}: 429 Too Many Requests (yfinance)") from None
-            # network failures and Yahoo's errors, as the library raises them: retryable
-            raise FallbackTransportError(f"{symbol}: yfinance {type(exc).__name__}") from None
+            status = http_status(exc)
+            if status is None:
+                # network failures, and answers yfinance could not read: retryable
+                raise FallbackTransportError(f"{symbol}: yfinance {type(exc).__name__}") from None
+            if status == 404:
+                return None  # Yahoo knows no such symbol
+            if status == 429:
+                raise FallbackRateLimited(f"{symbol}: 429 Too Many Requests (yfinance)") from None
+            if status >= 500:
+                raise FallbackServerError(f"{symbol}: HTTP {status} (yfinance)") from None
+            raise FallbackError(f"{symbol}: HTTP {status} (yfinance)") from None
         key = str(info.get("sectorKey") or "")
         if not key:
             return None  # unknown symbols answer (almost) empty info

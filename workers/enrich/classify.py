@@ -2,9 +2,11 @@
 
 Order of precedence: a manual override, the KIS industry code's mapping, the fallback
 source's profile. A stock is due for classification when it has none, when the run is
-forced, or when its classification is older than its share of ``max_age_days``: each
-symbol's limit is ``max_age_days - crc32(symbol) % max_age_days`` days, so that
-re-validations spread evenly over the days instead of all falling due on day 30.
+forced, or once in every ``max_age_days``-day window of its own: days are counted from a
+phase of ``crc32(market:symbol) % max_age_days``, and a stock is due when today is in a
+later window than the day it was last classified. So each stock is re-checked exactly once
+every ``max_age_days`` (30) days, and the phases spread the re-checks evenly: a thirtieth
+of the stocks a day, instead of all falling due on day 30.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ EXCHANGES_OF: dict[str, tuple[str, ...]] = {
 def due(stored: Stored, now_ns: int, max_age_days: int, force: bool, since_ns: int = 0) -> bool:
     """Whether ``stored`` is to be classified in this run.
 
-    ``since_ns``: classifications from then on count as fresh even when forced (a killed
-    run's start, from its checkpoint).
+    Unclassified: always. Forced: always, but for ``since_ns``: classifications from then
+    on count as fresh (a killed run's start, from its checkpoint). Otherwise when ``now_ns``
+    falls in a later ``max_age_days`` window than the stored classification, the windows
+    shifted by the symbol's phase (the module docstring).
     """
     if not stored.origin:
         return True
@@ -43,8 +47,9 @@ def due(stored: Stored, now_ns: int, max_age_days: int, force: bool, since_ns: i
         return False
     if force:
         return True
-    spread = zlib.crc32(f"{stored.market}:{stored.symbol}".encode()) % max_age_days
-    return now_ns - stored.enriched_ns >= (max_age_days - spread) * DAY_NS
+    age = max_age_days  # at least 1 (the settings check it)
+    phase = zlib.crc32(f"{stored.market}:{stored.symbol}".encode()) % age
+    return (now_ns // DAY_NS + phase) // age > (stored.enriched_ns // DAY_NS + phase) // age
 
 
 def sector_event(

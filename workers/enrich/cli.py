@@ -194,14 +194,14 @@ def _dry_run(
     force: bool,
     notifier: Notifier,
 ) -> dict[str, Any]:
-    from workers.enrich.run import run_regions
+    from workers.enrich.run import requests_per_call, run_regions
 
     stocks, names = _read(settings, regions)
     mode = "force" if force else "incremental"
     checkpoint = cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
     job = _job(settings, clock, sector_map, force, None, notifier, names, checkpoint, 0)
     tallies = asyncio.run(run_regions(job, stocks))
-    rate = settings.enrich.fallback_rate_per_s
+    rate = settings.enrich.fallback_rate_per_s / requests_per_call(settings)  # calls a second
     needed = sum(t.fallback_needed for t in tallies.values())
     return {
         "dry_run": True,

@@ -5,7 +5,8 @@ KIS's per-symbol lookups (`workers.enrich.kis_tier`), else the fallback source t
 its guards (`observer.fallback.GuardedSource`: one limiter per host shared by every
 region, retries, breaker, cache). A failing run never loses a good
 sector: a fallback error or "no profile" publishes nothing for a stock that has one; a
-stock the breaker (or a stop) keeps from being asked is deferred to the next run.
+stock the breaker (or a stop) keeps from being asked is deferred to the next run. Whatever
+else a fallback call raises fails that stock alone, as a fallback error does, never the run.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "guard_settings",
     "guarded_source",
     "kis_tier",
+    "requests_per_call",
     "run_regions",
 ]
 
@@ -106,6 +108,11 @@ def guard_settings(settings: Settings) -> GuardSettings:
     )
 
 
+def requests_per_call(settings: Settings) -> int:
+    """The HTTP requests one fallback call of ``[enrich]`` makes (what the limiter charges)."""
+    return YFinanceSource.REQUESTS_PER_CALL if settings.enrich.fallback == "yfinance" else 1
+
+
 def guarded_source(
     settings: Settings, clock: Clock
 ) -> tuple[GuardedSource, httpx.AsyncClient | None]:
@@ -115,7 +122,8 @@ def guarded_source(
     """
     e, guards = settings.enrich, guard_settings(settings)
     if e.fallback == "yfinance":
-        # one limiter for Yahoo, as for any host (Yahoo limits per IP)
+        # one limiter for Yahoo, as for any host (Yahoo limits per IP); it charges a call
+        # the REQUESTS_PER_CALL it makes, so Yahoo sees at most fallback_rate_per_s requests
         return GuardedSource(YFinanceSource.installed(), clock, YAHOO_HOST, guards), None
     http = httpx.AsyncClient(base_url=e.fallback_url, timeout=e.fallback_timeout_s)
     host = httpx.URL(e.fallback_url).host or e.fallback_url
@@ -266,6 +274,15 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
     except FallbackError as exc:
         tally.fallback_failed += 1
         log.warning("%s:%s fallback failed: %s", stored.market, stored.symbol, exc)
+        return
+    except Exception as exc:  # a source's bug must not abort every region: this stock failed
+        tally.fallback_failed += 1
+        log.warning(
+            "%s:%s fallback failed: unexpected %s",
+            stored.market,
+            stored.symbol,
+            type(exc).__name__,  # not its text: it may carry a URL
+        )
         return
     found = m.for_fallback(profile.sector_key, profile.industry_key) if profile else None
     if found is None:
