@@ -1,12 +1,13 @@
 """The symbol master's catalogue: the fourteen KIS master files, and the ``tickers`` query.
 
 `MASTER_FILES` says which master files exist, the market, exchange, region and currency
-each lists, and `current_archive` where the master-file worker keeps the one in use (other
-workers read it there). A `Listing` is what the product keeps of one master-file row, the
-same for domestic ``.mst`` and overseas ``.cod`` files; `tickers` is the read-only query the
-rest of the product uses for "every stock of a region". Reading, diffing and assessing the
-files is the master-file worker's own (`workers.master_file`). The query imports the
-database layer itself: the master-file job reaches READY without it.
+each lists, `current_archive` where the master-file worker keeps the one in use (other
+workers read it there) and `installed_ns` when it installed that one. A `Listing` is what
+the product keeps of one master-file row, the same for domestic ``.mst`` and overseas
+``.cod`` files; `tickers` is the read-only query the rest of the product uses for "every
+stock of a region". Reading, diffing and assessing the files is the master-file worker's
+own (`workers.master_file`). The query imports the database layer itself: the master-file
+job reaches READY without it.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ __all__ = [
     "Listing",
     "MasterFile",
     "current_archive",
+    "installed_ns",
     "listing_columns",
     "master_file",
+    "master_state_path",
     "resolve",
     "tickers",
 ]
@@ -39,9 +42,11 @@ __all__ = [
 REGIONS = ("KR", "US", "CN", "HK", "JP", "VN")
 _CURRENCIES = {"KR": "KRW", "US": "USD", "CN": "CNY", "HK": "HKD", "JP": "JPY", "VN": "VND"}
 # KIS's exchange codes (as its overseas order APIs spell them), by each file's market code.
+# Vietnam: KIS's OVRS_EXCG_CD tables say "HASE : 베트남 하노이, VNSE : 베트남 호치민", so the
+# Hanoi file (hnx) is HASE and the Ho Chi Minh file (hsx) is VNSE (the seed had them crossed).
 _SEED_EXCHANGES = {
     "NAS": "NASD", "NYS": "NYSE", "AMS": "AMEX", "SHS": "SHAA", "SHI": "SHAA", "SZS": "SZAA",
-    "SZI": "SZAA", "TSE": "TKSE", "HKS": "SEHK", "HNX": "VNSE", "HSX": "HASE",
+    "SZI": "SZAA", "TSE": "TKSE", "HKS": "SEHK", "HNX": "HASE", "HSX": "VNSE",
 }  # fmt: skip
 
 
@@ -94,6 +99,32 @@ _BY_MARKET = {f.market: f for f in MASTER_FILES}
 def current_archive(data_dir: Path, file: MasterFile) -> Path:
     """Where the master-file worker keeps the archive of ``file`` in use."""
     return data_dir / "masters" / "current" / file.name
+
+
+def master_state_path(data_dir: Path, file: MasterFile) -> Path:
+    """Where the master-file worker keeps what it knows of ``file`` (its ``FileState``)."""
+    return data_dir / "masters" / "state" / f"{file.market}.json"
+
+
+class _InUse(msgspec.Struct):
+    installed_ns: int = 0
+
+
+class _StateView(msgspec.Struct):
+    current: _InUse | None = None
+
+
+def installed_ns(data_dir: Path, file: MasterFile) -> int | None:
+    """When the master-file worker installed the archive of ``file`` in use, if it knows.
+
+    Nanoseconds since the epoch on the worker's clock; None without a record of one (or
+    with an unreadable record).
+    """
+    try:
+        state = msgspec.json.decode(master_state_path(data_dir, file).read_bytes(), type=_StateView)
+    except (OSError, msgspec.DecodeError):
+        return None
+    return state.current.installed_ns if state.current and state.current.installed_ns else None
 
 
 def master_file(market: str) -> MasterFile:

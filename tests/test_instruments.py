@@ -166,7 +166,10 @@ def test_codes_resolve_by_market_seed_exchange_and_region() -> None:
     assert [f.market for f in resolve(["nas"])] == ["NAS"]
     assert [f.market for f in resolve(["SHAA"])] == ["SHS", "SHI"]
     assert [f.market for f in resolve(["US", "kospi"])] == ["KOSPI", "NAS", "NYS", "AMS"]
-    assert master_file("HSX").exchange == "HASE" and master_file("HNX").exchange == "VNSE"
+    # KIS: HASE = 베트남 하노이 (Hanoi, hnx), VNSE = 베트남 호치민 (Ho Chi Minh, hsx).
+    assert master_file("HNX").exchange == "HASE" and master_file("HSX").exchange == "VNSE"
+    assert [f.market for f in resolve(["HASE"])] == ["HNX"]
+    assert [f.market for f in resolve(["VNSE"])] == ["HSX"]
     assert {f.currency for f in resolve(["VN"])} == {"VND"}
     with pytest.raises(MasterFileError, match="unknown exchange 'NASDAQ'"):
         resolve(["NASDAQ"])
@@ -264,3 +267,35 @@ def test_decision_table(
     decision = decide(current, remote, LIMITS, force=force)
     assert (decision.action, decision.severity) == (action, severity)
     assert reason in decision.reason
+
+
+YESTERDAY, TODAY = "Thu, 19 Nov 2026 21:00:00 GMT", "Fri, 20 Nov 2026 21:00:00 GMT"
+
+
+def test_force_only_turns_unchanged_into_a_download() -> None:
+    """The weekly forced run still holds a major decrease, as the daily run does."""
+    forced = decide(HAVE, RemoteFile(899), LIMITS, force=True)
+    assert (forced.action, forced.severity) == ("hold", "critical")
+    assert "major decrease" in forced.reason
+    assert decide(HAVE, RemoteFile(1100), LIMITS, force=True).action == "download"
+
+
+def test_a_remote_older_than_the_file_in_use_is_a_stale_copy() -> None:
+    have = Current(1000, "a", "b", 10, '"x"', TODAY)
+    for force in (False, True):
+        stale = decide(have, RemoteFile(1010, '"y"', YESTERDAY), LIMITS, force=force)
+        assert (stale.action, stale.severity, stale.alert) == (
+            "skip",
+            "warning",
+            "master_stale_file",
+        )
+    by_hand = decide(
+        have, RemoteFile(1010, '"y"', YESTERDAY), LIMITS, force=False, allow_rollback=True
+    )
+    assert by_hand.action == "download"
+    newer = decide(
+        have, RemoteFile(1010, '"y"', "Sat, 21 Nov 2026 21:00:00 GMT"), LIMITS, force=False
+    )
+    assert newer.action == "download"
+    unreadable = decide(have, RemoteFile(1010, '"y"', "yesterday"), LIMITS, force=False)
+    assert unreadable.action == "download"  # not judged: downloaded and compared

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from bus.events import TradeTick
 from harness.sim.listings_krx import KNOWN_LISTINGS, isin_for
 from harness.sim.market import KST, Market
-from harness.sim.masters import domestic_master, zipped
+from harness.sim.masters import domestic_master, group_code, zipped
 from harness.sim.server import Simulator
 from observer.clock import ManualClock
 from observer.kis.master import extract_single, parse_domestic
@@ -129,7 +129,7 @@ def test_known_listings_round_trip_through_the_master_parser(
             (x.symbol, x.name, x.market, x.listed_shares, x.isin) for x in rows
         ]
         assert [p.base_price for p in parsed] == [prices[x.symbol] for x in rows]
-        assert [p.security_group for p in parsed] == [x.group for x in rows]
+        assert [p.security_group for p in parsed] == [group_code(x) for x in rows]  # KONEX: KN
 
 
 def test_005930_answers_and_streams_like_the_real_one(tmp_path: Path) -> None:

@@ -29,11 +29,10 @@ def test_domestic_masters_round_trip() -> None:
         assert parsed.keys() == expected.keys()
         for symbol, listing in expected.items():
             row = parsed[symbol]
-            assert (row.name, row.isin, row.security_group) == (
-                listing.name,
-                listing.isin,
-                listing.group,
-            )
+            group = "KN" if name == "KONEX" and listing.group == "ST" else listing.group
+            assert (row.name, row.isin, row.security_group) == (listing.name, listing.isin, group)
+            if listing.group == "ST":
+                assert row.kind == "stock"
             assert row.base_price == prices[symbol]
             assert (row.halted, row.administrative) == (listing.suspended, listing.administrative)
             assert row.listed_shares == listing.listed_shares
@@ -50,3 +49,19 @@ def test_overseas_masters_round_trip() -> None:
         assert [(x.symbol, x.name_en, x.currency) for x in parsed] == [
             (x.symbol, x.name_en, x.currency) for x in rows
         ]
+
+
+def test_konex_stocks_are_kn_rows_and_stocks() -> None:
+    """The KONEX .h's group code is ``KN`` (코넥스): the simulator writes it, and both the
+    parser and the master-file worker call such a row a stock."""
+    from observer.instruments import master_file
+    from workers.master_file.reading import read_listings
+
+    market, _, archives = files()
+    data = extract_single(archives["konex_code.mst.zip"], "konex_code.mst")
+    rows = parse_domestic(data, "KONEX")
+    assert rows and {x.security_group for x in rows} == {"KN"}
+    assert {x.kind for x in rows} == {"stock"}
+    konex = {s for s, x in market.listings.items() if x.market == "KONEX" and x.group == "ST"}
+    listed = read_listings(master_file("KONEX"), data)
+    assert {x.symbol for x in listed if x.security_type == "stock"} == konex

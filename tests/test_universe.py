@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
+from observer.config import load_settings
+from observer.instruments import current_archive, master_file
 from observer.kis.client import PACING_S
 from observer.kis.schemas import DailyBarRow
+from observer.supervisor.schedule import applies, due_at
+from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows
+from workers.master_file.files import Current, FileState, LocalFiles
 from workers.universe.build import metrics
 from workers.universe.cli import app
 
@@ -70,6 +76,7 @@ class Harness:
         self.url = f"sqlite:///{tmp_path / 'observer.db'}"
         self.writer = WriterProcess(tmp_path, self.url)
         self.data = tmp_path / "data"
+        self.master_url = f"{sim.url.rstrip('/')}/common/master/"
         self.config = tmp_path / "observer.toml"
         self.config.write_text(
             f'[paths]\ndata_dir = "{self.data}"\nrun_dir = "{self.writer.run_dir}"\n'
@@ -191,3 +198,103 @@ def test_no_universe_on_a_day_without_a_session(harness: Harness) -> None:
     result = CliRunner().invoke(app, args, env=harness.env)
     assert result.exit_code == 0 and "not a KRX session" in result.output
     assert not (harness.data / "universe").exists()
+
+
+def members(h: Harness, day: str) -> list[Any]:
+    return h.rows(
+        "select m.symbol, m.rank, m.prev_close from universe_members m join universe_snapshots s"
+        " on m.source = s.source and m.seq = s.seq"
+        f" where s.trade_date = '{day}' order by s.produced_ns, s.seq, m.rank"
+    )
+
+
+def test_a_day_in_the_database_is_never_built_again(harness: Harness) -> None:
+    """Its file lost (a failover to another host, a new disk), the stored universe is
+    written back: Track A's universe does not change under it."""
+    h = harness
+    h.build("2026-11-20")
+    path = h.data / "universe" / "20261120_kr_stocks.json"
+    before, stored = json.loads(path.read_text()), members(h, "2026-11-20")
+    path.unlink()
+    offsets = h.writer.offsets()
+    h.sim.change_listings(delist=40)  # a build now would make another universe
+    try:
+        summary = h.build("2026-11-20")
+    finally:
+        h.sim.faults.delisted.clear()
+    assert summary["outcome"] == "restored" and summary["restored_from"] == "database"
+    after = json.loads(path.read_text())
+    assert after["symbols"] == before["symbols"]
+    assert after["metadata"]["previous_trading_day"] == "20261119"
+    assert h.writer.offsets()["universe"] == offsets["universe"] + 1  # the alert, no universe
+    assert members(h, "2026-11-20") == stored
+    assert h.rows("select severity, code from alerts") == [("warning", "universe_file_restored")]
+    assert h.build("2026-11-20")["outcome"] == "present"
+
+
+def test_a_reused_universe_gives_way_to_the_days_own_before_the_warmup(
+    harness: Harness,
+) -> None:
+    """A transient failure at 06:10 is retried by the 07:00 run (or any rerun before 08:00):
+    Track A then starts on the day's own universe. From the warm-up on, the day's stands."""
+    h = harness
+    h.build("2026-11-18")
+    h.sim.faults.master_damage = {"kospi_code.mst.zip": "truncated"}
+    assert h.build("2026-11-19")["reused_from"] == "20261118"  # 11-20 05:00: after its warm-up
+    assert h.build("2026-11-20")["reused_from"] == "20261119"  # 11-20 05:00: before it
+    h.sim.faults.master_damage.clear()
+    assert h.build("2026-11-19")["outcome"] == "present"
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "built" and summary["reused_from"] == ""
+    file = json.loads((h.data / "universe" / "20261120_kr_stocks.json").read_text())
+    assert file["metadata"]["reused_from"] == "" and len(file["symbols"]) > 0
+    newest = h.rows(
+        "select based_on from universe_snapshots where trade_date = '2026-11-20'"
+        " order by produced_ns desc, seq desc limit 1"
+    )
+    assert [str(b) for (b,) in newest] == ["2026-11-19"]  # Track A's universe_of: the day's
+    assert h.build("2026-11-20")["outcome"] == "present"
+
+
+def install_masters(h: Harness, installed: datetime) -> None:
+    """The KR masters in use as the master-file worker leaves them, installed at ``installed``."""
+    files = LocalFiles(h.data)
+    for market in ("KOSPI", "KOSDAQ"):
+        file = master_file(market)
+        data = httpx.get(h.master_url + file.name).content
+        current_archive(h.data, file).write_bytes(data)
+        stamp = int(installed.timestamp()) * 10**9
+        files.save_state(file, FileState(Current(len(data), "a", "b", 1, installed_ns=stamp)))
+
+
+def test_the_masters_age_is_recorded_and_a_day_old_one_reported(harness: Harness) -> None:
+    h = harness
+    install_masters(h, datetime(2026, 11, 19, 6, 0, tzinfo=KST))  # the 11-19 06:00 check
+    summary = h.build("2026-11-19")  # after the 11-18 close: the day's masters
+    installed = {"KOSPI": "2026-11-19T06:00:00+09:00", "KOSDAQ": "2026-11-19T06:00:00+09:00"}
+    assert summary["masters_installed"] == installed
+    assert not h.rows("select code from alerts")
+    summary = h.build("2026-11-20")  # the same masters: before the 11-19 close
+    assert summary["outcome"] == "built" and summary["masters_installed"] == installed
+    ((severity, message),) = h.rows("select severity, message from alerts")
+    assert severity == "warning" and "before the previous session closed" in message
+    assert h.rows("select code from alerts") == [("universe_master_stale",)]
+
+
+def test_the_shipped_universe_follows_the_days_master_check() -> None:
+    """The universe reads the KR masters the same morning's check installed: it runs after
+    that check (waiting for it while it runs, at start-up too), and before the warm-up."""
+    settings = load_settings()
+    programs = settings.programs
+    universe, masters = programs["universe"], programs["master_file"]
+    assert "master_file" in universe.after
+    assert list(programs).index("master_file") < list(programs).index("universe")
+    timeline = timeline_from(settings.phases, settings.calendar)
+    late = settings.calendar.late_days[0].day
+    for day in [late + timedelta(days=n) for n in range(-7, 8)]:
+        if not timeline.calendar.is_session(day):
+            continue
+        checks = [due_at(timeline, e, day) for e in masters.schedule if applies(timeline, e, day)]
+        warmup = timeline.schedule.starts(day)[0][0]
+        runs = [due_at(timeline, e, day) for e in universe.schedule if applies(timeline, e, day)]
+        assert runs and all(min(checks) < run < warmup for run in runs), (day, runs)

@@ -3,8 +3,8 @@
 Written from shared/reference/kis-api.md §6 independently of ``observer.kis.master`` (the
 simulator never imports the client): zip archives holding one cp949 file each; domestic
 ``.mst`` lines are a head (short code 9, ISIN 12, name 40 bytes) and a fixed-width tail of
-227 (KOSPI), 221 (KOSDAQ) or 184 (KONEX) characters; overseas ``.cod`` rows are 24
-tab-separated columns with no header.
+227 (KOSPI), 221 (KOSDAQ) or 184 (KONEX) characters, KONEX stocks with group code ``KN``;
+overseas ``.cod`` rows are 24 tab-separated columns with no header.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ __all__ = [
     "OVERSEAS_STEMS",
     "damaged",
     "domestic_master",
+    "group_code",
     "master_files",
     "overseas_master",
     "zipped",
@@ -48,12 +49,17 @@ _TAILS: dict[str, tuple[int, dict[str, tuple[int, int]]]] = {
 }  # fmt: skip
 
 
+def group_code(listing: Listing) -> str:
+    """The row's ``scrt_grp_cls_code``: a KONEX stock is ``KN`` (the KONEX .h), not ``ST``."""
+    return "KN" if listing.market == "KONEX" and listing.group == "ST" else listing.group
+
+
 def _line(listing: Listing, base_price: int) -> bytes:
     width, fields = _TAILS[listing.market]
     tail = list(" " * width)
     mid, k200 = kr_codes(listing.symbol, listing.market, listing.group)
     values = {
-        "scrt_grp_cls_code": listing.group,
+        "scrt_grp_cls_code": group_code(listing),
         "bstp_larg_div_code": listing.sector_code,
         "bstp_medm_div_code": mid or "0000",
         "kospi200_apnt_cls_code": k200 or "0",

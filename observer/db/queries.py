@@ -16,7 +16,7 @@ from typing import Any, cast
 from sqlalchemy import BigInteger, Connection, Row, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
-from bus.events import SlotTrigger
+from bus.events import SlotTrigger, UniverseMember, UniverseSnapshot
 from observer.db.models import (
     AUDITED_MODELS,
     AlertAckedRow,
@@ -64,6 +64,7 @@ __all__ = [
     "universe_of",
     "universe_published",
     "universe_references",
+    "universe_stored",
 ]
 
 
@@ -208,6 +209,33 @@ def universe_references(
         m.source == newest.source, m.seq == newest.seq
     )
     return conn.execute(query).all()
+
+
+def universe_stored(conn: Connection, day: date) -> tuple[UniverseSnapshot, int] | None:
+    """``day``'s newest universe as published, and when (``produced_ns``); None if none."""
+    newest = _newest_universe(conn, day)
+    if newest is None:
+        return None
+    u, m = UniverseSnapshotRow, UniverseMemberRow
+    head = conn.execute(
+        select(u.based_on, u.min_prev_close, u.excluded, u.produced_ns).where(
+            u.source == newest.source, u.seq == newest.seq
+        )
+    ).one()
+    fields = UniverseMember.__struct_fields__
+    rows = conn.execute(
+        select(*(getattr(m, f) for f in fields))
+        .where(m.source == newest.source, m.seq == newest.seq)
+        .order_by(m.rank, m.symbol)
+    )
+    event = UniverseSnapshot(
+        trade_date=day,
+        based_on=head.based_on,
+        min_prev_close=head.min_prev_close,
+        members=tuple(UniverseMember(**r._asdict()) for r in rows),
+        excluded=head.excluded,
+    )
+    return event, head.produced_ns
 
 
 def universe_published(conn: Connection, day: date) -> bool:

@@ -114,9 +114,11 @@ _DAMAGED = (
 )  # fmt: skip
 
 
-# scrt_grp_cls_code (KOSPI .h) in the product's words.
+# scrt_grp_cls_code (KOSPI .h) in the product's words; KONEX rows carry ``KN`` (코넥스,
+# the KONEX .h's only group code): KONEX stocks.
 _DOMESTIC_TYPES = {
     "ST": "stock",
+    "KN": "stock",
     "FS": "stock",
     "DR": "dr",
     "EF": "etf",

@@ -114,6 +114,13 @@ def update(
         False
     ),
     dry_run: Annotated[bool, typer.Option(help="show the diff; change nothing")] = False,
+    allow_rollback: Annotated[
+        bool,
+        typer.Option(
+            "--allow-rollback",
+            help="apply a file older than the one in use (refused as stale otherwise)",
+        ),
+    ] = False,
     strict: Annotated[bool, typer.Option(help="exit 1 if any file failed")] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -128,7 +135,9 @@ def update(
     settings = _settings(config)
     setup_logging()
     with _updater(settings, publish=not dry_run) as updater:
-        outcomes = asyncio.run(updater.update(files, force=force, dry_run=dry_run))
+        outcomes = asyncio.run(
+            updater.update(files, force=force, dry_run=dry_run, allow_rollback=allow_rollback)
+        )
     if dry_run:
         typer.echo("DRY RUN: nothing was downloaded into use or published")
     for outcome in outcomes:

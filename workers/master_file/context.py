@@ -38,6 +38,8 @@ class Run:
     state: FileState  # as the run found it
     dry_run: bool = False  # publish nothing, change nothing
     started: float = field(default_factory=time.monotonic)
+    force: bool = False  # download even when unchanged, to compare contents
+    allow_rollback: bool = False  # apply a file older than the one in use (by hand only)
 
     def elapsed(self, outcome: Outcome) -> Outcome:
         """``outcome``, with the time since the run started."""
@@ -122,4 +124,6 @@ class Services:
         assert self.producer is not None
         self.producer.flush()  # the changes are durable before the file becomes current
         self.files.install(file, archive, fresh.sha256, self.clock.now_ns())
-        self.save(file, state, current=fresh, failures=0, checked_ns=self.clock.now_ns())
+        now = self.clock.now_ns()
+        applied = state.installing(fresh)
+        self.save(file, state, current=fresh, failures=0, checked_ns=now, applied=applied)

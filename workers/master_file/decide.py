@@ -4,21 +4,29 @@ Ignoring small size changes (under 0.1 %, say) would miss listings: one new list
 changes a 1 MB archive by less than that, so here any size change downloads. Same size
 with a different ETag or Last-Modified downloads too (a rename can keep the size). Without
 validators, same size is trusted until the weekly forced refresh compares contents.
+
+``force`` only turns "unchanged, skip" into a download: a major decrease is held for review
+whether forced or not. A remote Last-Modified older than the file in use's is a stale
+mirror serving an earlier file: skipped, unless an operator allows a rollback by hand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Literal
 
 from observer.config import MasterFileSettings
 from observer.kis.master import RemoteFile
 from workers.master_file.files import Current
 
-__all__ = ["Decision", "decide"]
+__all__ = ["STALE", "Decision", "decide"]
 
 Action = Literal["skip", "download", "hold"]
 Severity = Literal["info", "warning", "critical"]
+
+STALE = "master_stale_file"  # the alert of a file older than the one in use
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +36,45 @@ class Decision:
     action: Action  # hold: download, but apply nothing until an operator approves
     reason: str
     severity: Severity = "info"
+    alert: str = ""  # the alert's code when not the action's usual one
+
+
+def _when(http_date: str) -> datetime | None:
+    """An HTTP date, or None when absent or unreadable."""
+    try:
+        return parsedate_to_datetime(http_date) if http_date else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _older(remote: str, current: str) -> bool:
+    """True if the remote Last-Modified is strictly older than the one of the file in use."""
+    then, now = _when(remote), _when(current)
+    try:
+        return then is not None and now is not None and then < now
+    except TypeError:  # one naive, one aware: not comparable, not judged
+        return False
 
 
 def decide(
-    current: Current | None, remote: RemoteFile, limits: MasterFileSettings, *, force: bool
+    current: Current | None,
+    remote: RemoteFile,
+    limits: MasterFileSettings,
+    *,
+    force: bool,
+    allow_rollback: bool = False,
 ) -> Decision:
     """Apply the decision table to the archive in use and what HEAD says of the remote."""
     if remote.size == 0:
         return Decision("skip", "the server reports 0 bytes", "critical")
     if current is None:
         return Decision("download", "initial download")
-    if force:
-        return Decision("download", "forced refresh: contents will be compared")
+    if not allow_rollback and _older(remote.last_modified, current.last_modified):
+        why = (
+            f"the server's file (Last-Modified {remote.last_modified}) is older than the one "
+            f"in use ({current.last_modified}): a stale copy, not applied"
+        )
+        return Decision("skip", why, "warning", STALE)
     change = 100 * (remote.size - current.size) / current.size
     if change > limits.growth_alert_pct:
         return Decision("download", f"large increase ({change:+.1f}%)", "warning")
@@ -57,4 +92,6 @@ def decide(
         and (remote.last_modified != current.last_modified)
     ):
         return Decision("download", "same size, new Last-Modified")
+    if force:
+        return Decision("download", "forced refresh: contents will be compared")
     return Decision("skip", "unchanged")

@@ -4,7 +4,8 @@
 
     LOCK                      one update, review or restore at a time (flock)
     current/<archive>         the archive in use, replaced atomically
-    state/<MARKET>.json       what is known of it (`FileState`), replaced atomically
+    state/<MARKET>.json       what is known of it (`FileState`: with the contents of the
+                              last files applied), replaced atomically
     backups/<archive>.<UTC>   the archives it replaced, newest ``keep`` kept
     rejected/<archive>.<UTC>  downloads that failed verification, newest ``keep`` kept
     reviews/<id>.zip, .json   changes held for an operator
@@ -28,9 +29,9 @@ import msgspec
 
 from bus.lock import InstanceLock, LockHeld
 from observer.errors import MasterFileError, ObserverError
-from observer.instruments import MasterFile, current_archive
+from observer.instruments import MasterFile, current_archive, master_state_path
 
-__all__ = ["Current", "FileState", "LocalFiles", "MasterFilesLocked", "Review"]
+__all__ = ["REMEMBERED", "Current", "FileState", "LocalFiles", "MasterFilesLocked", "Review"]
 
 
 class MasterFilesLocked(ObserverError):
@@ -49,6 +50,9 @@ class Current(msgspec.Struct, frozen=True):
     installed_ns: int = 0
 
 
+REMEMBERED = 7  # contents remembered per file: a stale mirror re-serving one is refused
+
+
 class FileState(msgspec.Struct, frozen=True):
     """What the worker remembers of one master file between runs."""
 
@@ -57,6 +61,19 @@ class FileState(msgspec.Struct, frozen=True):
     pending_review: str = ""  # id of a held change awaiting an operator
     rejected_sha256: str = ""  # content an operator rejected: never held again
     checked_ns: int = 0
+    # content_sha256 of the last `REMEMBERED` files applied, newest (the one in use) first
+    applied: tuple[str, ...] = ()
+
+    def installing(self, fresh: Current) -> tuple[str, ...]:
+        """`applied` once ``fresh`` is in use (the one it replaces kept, if it was not)."""
+        before = (self.current.content_sha256,) if self.current else ()
+        ordered = dict.fromkeys((fresh.content_sha256, *before, *self.applied))
+        return tuple(ordered)[:REMEMBERED]
+
+    def superseded(self, content_sha256: str) -> bool:
+        """True if ``content_sha256`` was applied before and a later file replaced it."""
+        current = self.current.content_sha256 if self.current else ""
+        return content_sha256 != current and content_sha256 in self.applied
 
 
 class Review(msgspec.Struct, frozen=True):
@@ -123,7 +140,7 @@ class LocalFiles:
 
     def state(self, file: MasterFile) -> FileState:
         """The remembered state (empty before the first run)."""
-        path = self.root / "state" / f"{file.market}.json"
+        path = master_state_path(self.root.parent, file)
         try:
             return msgspec.json.decode(path.read_bytes(), type=FileState)
         except FileNotFoundError:
@@ -133,7 +150,7 @@ class LocalFiles:
 
     def save_state(self, file: MasterFile, state: FileState) -> None:
         """Replace the state atomically."""
-        self._write(self.root / "state" / f"{file.market}.json", msgspec.json.encode(state))
+        self._write(master_state_path(self.root.parent, file), msgspec.json.encode(state))
 
     def _write(self, path: Path, data: bytes) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}")

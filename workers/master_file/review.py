@@ -3,7 +3,8 @@
 A change to a market already loaded that looks like a broken file (too many new or removed
 listings, too few records, a major size decrease) is held: archive and summary in
 ``reviews/<id>``, `MasterFileReview(held)` and a critical alert naming the commands. The
-same contents are not held twice; a newer change supersedes a held one. ``approve``
+same contents are not held twice, and never applied without a decision (a forced refresh
+included); a newer change supersedes a held one. ``approve``
 re-diffs against the database at that moment and applies; ``reject`` records the contents
 as rejected, and they are not held again.
 """
@@ -52,6 +53,19 @@ class Reviews:
             shrink = 100 * (active - records) / active
             reasons.append(f"{records} records for {active} active listings ({shrink:.1f}% fewer)")
         return reasons
+
+    def awaiting(self, state: FileState, content_sha256: str) -> list[str]:
+        """The reason to hold contents again that already await an operator, if they do.
+
+        A run that finds no reason of its own (a forced refresh, changed limits, a database
+        that moved) never applies a held change, nor closes its review, behind the operator.
+        """
+        if not state.pending_review:
+            return []
+        pending, _ = self.services.files.review(state.pending_review)
+        if pending.content_sha256 != content_sha256:
+            return []
+        return [f"the same contents await review {pending.review_id}", *pending.reasons]
 
     def supersede(self, file: MasterFile, state: FileState, why: str) -> FileState:
         """Close the review pending for ``file``, if any: ``state`` without it."""

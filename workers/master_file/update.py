@@ -6,6 +6,8 @@ check are made durable in the outbox; only then does the archive become current.
 before the outbox write, the next run downloads again; killed after it, the outbox resends
 and the next run finds the database already changed. A skipped check still compares the
 database's record of the file with the archive in use and re-applies it when they differ.
+A download of contents applied before and replaced since (a stale mirror) is refused with
+a ``master_stale_file`` warning, unless an operator allows the rollback by hand.
 Held changes and an operator's decision on them are `workers.master_file.review`'s.
 """
 
@@ -28,7 +30,7 @@ from observer.kis.master import RemoteFile, download_master, head_master
 from observer.kis.session import master_http
 from observer.notify import Notifier
 from workers.master_file.context import Run, Services
-from workers.master_file.decide import Decision, decide
+from workers.master_file.decide import STALE, Decision, decide
 from workers.master_file.diff import diff
 from workers.master_file.files import Current, sha256_of
 from workers.master_file.outcome import Outcome, sample
@@ -60,24 +62,46 @@ class Updater(Services):
 
     # ------------------------------------------------------------------ update
 
-    async def update(self, files: list[MasterFile], *, force: bool, dry_run: bool) -> list[Outcome]:
-        """Check each file in turn; a file's failure never stops the others."""
+    async def update(
+        self,
+        files: list[MasterFile],
+        *,
+        force: bool,
+        dry_run: bool,
+        allow_rollback: bool = False,
+    ) -> list[Outcome]:
+        """Check each file in turn; a file's failure never stops the others.
+
+        ``allow_rollback`` (by hand only) applies a file the worker applied before and
+        replaced since, or one older than the file in use, instead of refusing it as stale.
+        """
         self.notifier.beat()
         outcomes = []
         async with master_http(self.settings) as http:
             for file in files:
-                outcomes.append(await self._update_one(http, file, force=force, dry_run=dry_run))
+                run = Run(
+                    file,
+                    self.files.state(file),
+                    dry_run,
+                    time.monotonic(),
+                    force=force,
+                    allow_rollback=allow_rollback,
+                )
+                outcomes.append(await self._update_one(http, run))
                 self.notifier.beat()
         return outcomes
 
-    async def _update_one(
-        self, http: httpx.AsyncClient, file: MasterFile, *, force: bool, dry_run: bool
-    ) -> Outcome:
-        started = time.monotonic()
-        run = Run(file, self.files.state(file), dry_run, started)
+    async def _update_one(self, http: httpx.AsyncClient, run: Run) -> Outcome:
+        file = run.file
         try:
             remote = await self.retry(lambda: head_master(http, file.name))
-            decision = decide(run.state.current, remote, self.limits, force=force)
+            decision = decide(
+                run.state.current,
+                remote,
+                self.limits,
+                force=run.force,
+                allow_rollback=run.allow_rollback,
+            )
             if decision.action == "skip":
                 outcome = self._skip(run, remote, decision)
             else:
@@ -97,7 +121,8 @@ class Updater(Services):
             return outcome
         if decision.severity != "info":
             message = f"{file.name}: {decision.reason}"
-            self.alert(decision.severity, "master_remote_suspect", message, file)
+            code = decision.alert or "master_remote_suspect"
+            self.alert(decision.severity, code, message, file)
         self.publish(
             outcome.checked(
                 current, current, remote_size=remote.size, changed=False, downloaded=False
@@ -131,21 +156,14 @@ class Updater(Services):
         )
         if content_sha == state.rejected_sha256:
             got.path.unlink()
-            if not self.in_sync(file, state.current):
-                return self._apply_current(run, RESYNC)
-            why = "contents were rejected in review"
-            outcome = run.elapsed(Outcome(file.market, file.name, "skip", why))
-            if not run.dry_run:
-                self.publish(
-                    outcome.checked(
-                        state.current,
-                        state.current,
-                        remote_size=got.size,
-                        changed=False,
-                        downloaded=True,
-                    )
-                )
-            return outcome
+            return self._refused(run, got.size, "contents were rejected in review")
+        if state.superseded(content_sha) and not run.allow_rollback:
+            got.path.unlink()
+            why = (
+                "the server serves a file applied before and replaced since (a stale copy): "
+                "not applied; `update --allow-rollback` applies it by hand"
+            )
+            return self._refused(run, got.size, why, STALE)
         known = self.known(file)
         d = diff(listings, known)
         outcome = Outcome(
@@ -169,6 +187,8 @@ class Updater(Services):
         reasons = [decision.reason] if decision.action == "hold" else []
         if known:  # the first load of a market is applied in full
             reasons += self.reviews.reasons(d, known, fresh.records)
+        if not reasons:  # the contents awaiting review wait for its decision, forced or not
+            reasons = self.reviews.awaiting(state, content_sha)
         self._quality_alert(file, quality)
         if reasons:
             return self.reviews.hold(run, fresh, d, got.path, reasons, outcome)
@@ -184,10 +204,29 @@ class Updater(Services):
                 remote_size=got.size,
                 changed=not d.empty,
                 downloaded=True,
-                forced=decision.reason.startswith("forced"),
+                forced=run.force,
             )
         )
         self.install(file, got.path, fresh, state)
+        return outcome
+
+    def _refused(self, run: Run, size: int, why: str, alert: str = "") -> Outcome:
+        """A downloaded file not applied: the one in use stays (re-applied if the DB is behind)."""
+        file, state = run.file, run.state
+        if not self.in_sync(file, state.current):
+            return self._apply_current(run, RESYNC)
+        records = state.current.records if state.current else 0
+        outcome = run.elapsed(Outcome(file.market, file.name, "skip", why, records))
+        if run.dry_run:
+            return outcome
+        if alert:
+            self.alert("warning", alert, f"{file.name}: {why}", file)
+        self.publish(
+            outcome.checked(
+                state.current, state.current, remote_size=size, changed=False, downloaded=True
+            )
+        )
+        self.save(file, state, failures=0, checked_ns=self.clock.now_ns())
         return outcome
 
     def _progress(self, _received: int) -> None:

@@ -2,8 +2,9 @@
 
 Candidates are KOSPI and KOSDAQ stocks (``ST``) that are not halted (and not administrative
 issues, when configured), read from the master-file worker's archives in use, or downloaded
-directly when that worker has not run. For each, one daily-chart call (FHKST03010100) over
-the 21 sessions up to the previous session gives:
+directly when that worker has not run; `stale_masters` names those installed before the
+previous session closed. For each, one daily-chart call (FHKST03010100) over the 21
+sessions up to the previous session gives:
 
 * ``prev_close``: the close of the previous session; a stock without a bar on that day
   did not trade and is left out;
@@ -24,21 +25,23 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import httpx
 
 from bus.events import UniverseMember
-from observer.clock import Clock
+from observer.clock import Clock, SystemClock
 from observer.config import Settings
 from observer.errors import KisError, MasterFileError
-from observer.instruments import current_archive, master_file
+from observer.instruments import current_archive, installed_ns, master_file
 from observer.kis.master import DomesticListing, download_master, extract_single, parse_domestic
 from observer.kis.parse import read_int
 from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
+from observer.phases import Phase
+from observer.timeline import Timeline
 from observer.trading_calendar import TradingCalendar
 from observer.worker_settings import UniverseSettings
 
@@ -48,8 +51,10 @@ __all__ = [
     "Metrics",
     "build_universe",
     "candidates",
+    "masters",
     "metrics",
     "shortfall",
+    "stale_masters",
 ]
 
 WINDOW = 21  # sessions fetched: 20 volumes, and 14 true ranges need 15 closes
@@ -90,6 +95,7 @@ class Built:
     requests: int = 0
     elapsed_s: float = 0.0
     rate_limit_per_s: float = 0.0
+    masters_installed: dict[str, int] = field(default_factory=dict)  # market -> ns
 
     @property
     def excluded(self) -> int:
@@ -104,27 +110,40 @@ class Built:
         return self.requests / self.elapsed_s / self.rate_limit_per_s
 
 
-async def _domestic(settings: Settings, market: str) -> list[DomesticListing]:
-    """The master-file worker's archive in use, or a fresh download when there is none."""
+async def _domestic(
+    settings: Settings, market: str, clock: Clock
+) -> tuple[list[DomesticListing], int]:
+    """The master-file worker's archive in use, or a fresh download when there is none.
+
+    With when it was installed (ns): the worker's record, else the archive's time; a fresh
+    download is installed now.
+    """
+    data_dir = Path(settings.paths.data_dir)
     file = master_file(market)
-    path = current_archive(Path(settings.paths.data_dir), file)
-    if not path.exists():
-        path = Path(settings.paths.data_dir) / "universe" / f".{file.name}.download"
+    path = current_archive(data_dir, file)
+    if path.exists():
+        installed = installed_ns(data_dir, file) or path.stat().st_mtime_ns
+    else:
+        path = data_dir / "universe" / f".{file.name}.download"
         path.parent.mkdir(parents=True, exist_ok=True)
         async with master_http(settings) as http:
             await download_master(http, file.name, path)
+        installed = clock.now_ns()
     try:
-        return parse_domestic(extract_single(path.read_bytes(), file.member), market)  # type: ignore[arg-type]
+        data = extract_single(path.read_bytes(), file.member)
+        return parse_domestic(data, market), installed  # type: ignore[arg-type]
     finally:
         if path.name.endswith(".download"):
             path.unlink(missing_ok=True)
 
 
-async def candidates(settings: Settings) -> list[Candidate]:
-    """KOSPI and KOSDAQ stocks that trade, by code."""
+async def masters(settings: Settings, clock: Clock) -> tuple[list[Candidate], dict[str, int]]:
+    """KOSPI and KOSDAQ stocks that trade, by code; and when each master was installed."""
     found = []
+    installed = {}
     for market in ("KOSPI", "KOSDAQ"):
-        for x in await _domestic(settings, market):
+        listings, installed[market] = await _domestic(settings, market, clock)
+        for x in listings:
             if x.security_group != "ST" or x.kind != "stock" or x.halted:
                 continue  # an ETN by its product type too, whatever its group code says
             if x.administrative and settings.universe.exclude_administrative:
@@ -132,7 +151,27 @@ async def candidates(settings: Settings) -> list[Candidate]:
             found.append(Candidate(x.symbol, x.name, market, x.listed_shares))
     if not found:
         raise MasterFileError("the domestic masters list no stock")
-    return sorted(found, key=lambda c: c.symbol)
+    return sorted(found, key=lambda c: c.symbol), installed
+
+
+async def candidates(settings: Settings, clock: Clock | None = None) -> list[Candidate]:
+    """KOSPI and KOSDAQ stocks that trade, by code."""
+    return (await masters(settings, clock or SystemClock()))[0]
+
+
+def stale_masters(
+    installed: dict[str, int], timeline: Timeline, day: date
+) -> tuple[datetime, list[str]]:
+    """The bound the day's masters must be newer than, and those that are not.
+
+    A master installed before the previous session closed cannot hold what that session
+    changed (a halt, a 관리종목 designation): the bound is that close, as the day's phases
+    place it (a late day's shifted close included).
+    """
+    previous = timeline.calendar.previous_session(day)
+    close = next(at for at, phase in timeline.schedule.starts(previous) if phase is Phase.SHUTDOWN)
+    bound_ns = int(close.timestamp()) * 10**9
+    return close, sorted(m for m, ns in installed.items() if ns < bound_ns)
 
 
 def metrics(bars: Sequence[DailyBarRow], prev: date) -> Metrics | None:
@@ -162,8 +201,8 @@ async def build_universe(
     """Fetch, compute, filter and rank; raises only if nothing could be fetched at all."""
     prev = calendar.previous_session(day)
     window = calendar.sessions_before(day, WINDOW)
-    pool = await candidates(settings)
-    built = Built(day, prev, [], len(pool))
+    pool, installed = await masters(settings, clock)
+    built = Built(day, prev, [], len(pool), masters_installed=installed)
     limits = rate_limits(settings, settings.universe.share_of)
     aliases = [a.alias for a in settings.kis.accounts]
     built.rate_limit_per_s = sum(

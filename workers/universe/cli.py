@@ -1,13 +1,17 @@
-"""``observer universe build``: the ``universe`` job (05:00 on sessions, and at start-up).
+"""``observer universe build``: the ``universe`` job (06:10 and 07:00 on sessions, at start-up).
 
 A day's universe is built once: when its file exists the job only makes sure the database
-has it. A failed build (no masters, no answers, more than ``max_failed_pct`` of the
-candidates failing, or more than ``max_not_traded_pct`` without a bar on the previous
-session) is not written: the newest earlier universe is reused for the day, with a critical
-alert naming the cause.
-Exit codes: 0 built, present or reused; 1 failed with nothing to reuse, or the writer did
-not acknowledge; 2 bad arguments or configuration; 3 another build holds the folder.
-The database and KIS code load only once the job has told the supervisor it is READY.
+has it; when only the database has it (the file lost: another host after a failover, a new
+disk), the file is rewritten from the stored members, never built again. A failed build (no
+masters, no answers, more than ``max_failed_pct`` of the candidates failing, or more than
+``max_not_traded_pct`` without a bar on the previous session) reuses the newest earlier
+universe for the day (written and published, ``reused_from`` in its metadata, a critical
+alert naming the cause), so Track A has one; a rerun before the day's warm-up builds again
+and, built, replaces it; from the warm-up on the day's universe stands. A build that read a
+master installed before the previous session's close raises a warning.
+Exit codes: 0 built, present, restored or reused; 1 failed with nothing to reuse, or the
+writer did not acknowledge; 2 bad arguments or configuration; 3 another build holds the
+folder. The database and KIS code load only once the job has told the supervisor it is READY.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import msgspec
 import typer
 
 from bus.errors import BusError
-from bus.events import Alert
+from bus.events import Alert, UniverseSnapshot
 from bus.lock import InstanceLock, LockHeld
 from observer.cli_support import check_credentials, fail, job_producer
 from observer.clock import Clock, clock_from_env, now_utc
@@ -36,11 +40,14 @@ from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import drained
+from observer.timeline import Timeline, timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.universe.snapshot import (
     UniverseFile,
     event_of,
     file_of,
+    file_of_stored,
+    kst,
     previous_snapshot,
     read,
     snapshot_path,
@@ -83,14 +90,15 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
 
 
-def _in_database(settings: Settings, day: date) -> bool:
-    from observer.db.queries import universe_published
+def _stored(settings: Settings, day: date) -> tuple[UniverseSnapshot, int] | None:
+    """The day's universe as the database holds it, and when it was published; or None."""
+    from observer.db.queries import universe_stored
     from observer.db.readers import reader_engine
 
     engine = reader_engine(settings.database, "universe")
     try:
         with engine.connect() as conn:
-            return universe_published(conn, day)
+            return universe_stored(conn, day)
     finally:
         engine.dispose()
 
@@ -186,20 +194,72 @@ def build(
 def _universe(
     settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
 ) -> tuple[UniverseFile, str]:
-    """Present, built or reused: the day's universe, published once."""
+    """Present, restored, built or reused: the day's universe, published once.
+
+    A universe the day already has (its file, or what the database holds) stands: the day
+    is never built again, and Track A's universe never changes under it. Except a reused
+    one before the day's warm-up (Track A's start): a rerun then builds the day's own.
+    """
     data_dir = Path(settings.paths.data_dir)
     path = snapshot_path(data_dir, day)
-    if path.exists():
-        universe = read(path)
-        if _in_database(settings, day):
-            return universe, "present"
-        producer.send(event_of(universe, day))
-        return universe, "republished"
+    timeline = timeline_from(settings.phases, settings.calendar)
+    warmup = timeline.schedule.starts(day)[0][0]
+    provisional = now_utc(clock) < warmup  # a reused universe may yet give way
+    found = read(path) if path.exists() else None
+    stored = _stored(settings, day)
+    if found is not None and not (provisional and found.metadata.reused_from):
+        if stored is not None:
+            return found, "present"
+        producer.send(event_of(found, day))
+        return found, "republished"
+    if found is None and stored is not None:
+        event, produced_ns = stored
+        previous = timeline.calendar.previous_session(day)
+        reused = "" if event.based_on == previous else _reused_day(timeline, event.based_on)
+        found = file_of_stored(event, produced_ns, reused)
+        if not (provisional and reused):
+            write(path, found)
+            message = f"the universe file of {day} was missing; rewritten from the database"
+            _alert(producer, "warning", "universe_file_restored", message, day)
+            return found, "restored"
+    return _build_or_reuse(settings, clock, day, producer, notifier, found, stored is not None)
+
+
+def _reused_day(timeline: Timeline, based_on: date) -> str:
+    """The day of the universe a stored reuse copied: the session after its basis."""
+    return timeline.calendar.next_session(based_on).strftime("%Y%m%d")
+
+
+def _build_or_reuse(
+    settings: Settings,
+    clock: Clock,
+    day: date,
+    producer: Producer,
+    notifier: Notifier,
+    reused: UniverseFile | None,
+    published: bool,
+) -> tuple[UniverseFile, str]:
+    """Build the day's universe; on failure reuse the newest earlier one (or keep ``reused``).
+
+    ``reused`` is the day's universe reused earlier, which a successful build replaces;
+    ``published``: the database holds a universe of the day.
+    """
+    data_dir = Path(settings.paths.data_dir)
+    path = snapshot_path(data_dir, day)
     try:
         built = _build(settings, clock, day, notifier)
         universe = file_of(built, settings.universe.min_prev_close, clock.now_ns())
         outcome = "built"
     except ObserverError as exc:
+        if reused is not None:
+            if not path.exists():  # the database's copy of it
+                write(path, reused)
+            if not published:
+                producer.send(event_of(reused, day))
+            since = reused.metadata.reused_from
+            message = f"universe for {day} failed again ({exc}); still reusing {since}"
+            _alert(producer, "critical", "universe_reused", message, day)
+            return reused, "reused"
         earlier = previous_snapshot(data_dir, day)
         if earlier is None:
             _alert(producer, "critical", "universe_failed", f"{exc}; no earlier universe", day)
@@ -216,11 +276,14 @@ def _universe(
             producer,
             "critical",
             "universe_reused",
-            f"universe for {day} failed ({exc}); reusing {old.metadata.date}",
+            f"universe for {day} failed ({exc}); reusing {old.metadata.date} until a rerun "
+            "before the warm-up builds the day's own",
             day,
         )
         outcome = "reused"
-    write(path, universe)
+    else:
+        _masters_alert(settings, built, day, producer)
+    write(path, universe, reused=reused)
     producer.send(event_of(universe, day))
     count = universe.metadata.symbol_count
     if count < settings.universe.min_symbols:
@@ -228,6 +291,21 @@ def _universe(
         message = f"universe for {day} has {count} symbols (< {minimum})"
         _alert(producer, "warning", "universe_small", message, day)
     return universe, outcome
+
+
+def _masters_alert(settings: Settings, built: Built, day: date, producer: Producer) -> None:
+    """A warning when a master the build read predates the previous session's close."""
+    from workers.universe.build import stale_masters
+
+    timeline = timeline_from(settings.phases, settings.calendar)
+    bound, stale = stale_masters(built.masters_installed, timeline, day)
+    if stale:
+        installed = ", ".join(f"{m} {kst(built.masters_installed[m])}" for m in stale)
+        message = (
+            f"universe for {day} read masters installed before the previous session closed "
+            f"({bound:%Y-%m-%d %H:%M} KST): {installed}; halts and 관리종목 may be a day old"
+        )
+        _alert(producer, "warning", "universe_master_stale", message, day)
 
 
 def main() -> None:

@@ -3,8 +3,10 @@
 The format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
 ``prev_close``, ``avg_volume_20d``) plus what the trigger engine and operators need:
 ``market``, ``rank`` and ``atr_14`` per symbol; the exclusions, the requests and the rate
-achieved, and ``reused_from`` when the day reuses an earlier universe, in the metadata.
-Written once per day, atomically; never rewritten.
+achieved, when the masters read were installed, ``reused_from`` when the day reuses an
+earlier universe and ``restored_from`` when the file was rewritten from the database, in the
+metadata. Written once per day, atomically; never rewritten, except that the day's own
+build replaces a reused universe before Track A starts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import msgspec
 
 from bus.events import UniverseMember, UniverseSnapshot
 from observer.errors import ObserverError
+from observer.phases import KST
 
 if TYPE_CHECKING:
     from workers.universe.build import Built
@@ -27,6 +30,8 @@ __all__ = [
     "UniverseFile",
     "event_of",
     "file_of",
+    "file_of_stored",
+    "kst",
     "previous_snapshot",
     "read",
     "snapshot_path",
@@ -54,6 +59,9 @@ class Metadata(msgspec.Struct, frozen=True):
     rate_limit_per_s: float = 0.0
     achieved_fraction: float = 0.0
     reused_from: str = ""
+    # when the master-file worker installed the KOSPI and KOSDAQ masters read (ISO, KST)
+    masters_installed: dict[str, str] = {}
+    restored_from: str = ""  # "database": the file was rewritten from the stored universe
 
 
 class Symbol(msgspec.Struct, frozen=True):
@@ -101,9 +109,40 @@ def file_of(built: Built, min_prev_close: int, now_ns: int) -> UniverseFile:
             elapsed_s=round(built.elapsed_s, 3),
             rate_limit_per_s=built.rate_limit_per_s,
             achieved_fraction=round(built.achieved_fraction, 3),
+            masters_installed={m: kst(ns) for m, ns in built.masters_installed.items()},
         ),
         tuple(_symbol(m) for m in built.members),
     )
+
+
+def file_of_stored(stored: UniverseSnapshot, produced_ns: int, reused_from: str) -> UniverseFile:
+    """The file of a universe the database holds (its file lost): the same members."""
+    cent = Decimal("0.01")
+    members = tuple(
+        msgspec.structs.replace(m, atr_14=m.atr_14.quantize(cent)) for m in stored.members
+    )
+    return UniverseFile(
+        Metadata(
+            date=stored.trade_date.strftime(_DAY),
+            previous_trading_day=stored.based_on.strftime(_DAY),
+            generated_at=datetime.fromtimestamp(produced_ns / 1e9, UTC).isoformat(
+                timespec="seconds"
+            ),
+            symbol_count=len(members),
+            filter_criteria=f"close_price >= {stored.min_prev_close} KRW",
+            min_prev_close=stored.min_prev_close,
+            candidates=len(members) + stored.excluded,
+            excluded={"total": stored.excluded},
+            reused_from=reused_from,
+            restored_from="database",
+        ),
+        tuple(_symbol(m) for m in members),
+    )
+
+
+def kst(ns: int) -> str:
+    """An instant in ns as ISO text in KST, to the second."""
+    return datetime.fromtimestamp(ns / 1e9, KST).isoformat(timespec="seconds")
 
 
 def _symbol(m: UniverseMember) -> Symbol:
@@ -125,17 +164,26 @@ def _member(s: Symbol) -> UniverseMember:
     )
 
 
-def write(path: Path, universe: UniverseFile) -> None:
-    """Write once, atomically; an existing day is never rewritten."""
+def write(path: Path, universe: UniverseFile, *, reused: UniverseFile | None = None) -> None:
+    """Write once, atomically; an existing day is never rewritten.
+
+    Except a reused universe (``reused``, the file found there) by the day's own build,
+    before Track A starts: the file is then replaced atomically.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
     tmp.write_bytes(msgspec.json.format(msgspec.json.encode(universe), indent=2))
     try:
-        os.link(tmp, path)  # fails if the day exists: never replaced
+        if reused is not None and path.exists():
+            if read(path) != reused or not reused.metadata.reused_from:
+                raise ObserverError(f"{path} changed; a day's universe never changes")
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if the day exists: never replaced
     except FileExistsError:
         raise ObserverError(f"{path} exists; a day's universe never changes") from None
     finally:
-        tmp.unlink()
+        tmp.unlink(missing_ok=True)
 
 
 def read(path: Path) -> UniverseFile:
