@@ -4,7 +4,9 @@ A worker reports ``account.<alias>.<figure>`` counters in its heartbeats: number
 they are Prometheus figures too (``observer_program_counter``). Track B reports the stream
 (`STREAM_FIGURES`, the state as its index in `STREAM_STATES`); every process with a KIS REST
 client reports its errors of the last five minutes (`REST_ERRORS`). The supervisor gathers
-them per account for ``observer ctl status``.
+them per account for ``observer ctl status``. The readiness job's verdict is its heartbeat
+too; after a supervisor's restart, until the job checks again, its open `READINESS_FAILED`
+alert stands for it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
+    "READINESS_FAILED",
     "REST_ERRORS",
     "STREAM_FIGURES",
     "STREAM_STATES",
@@ -40,6 +43,7 @@ STREAM_FIGURES = (
     "reconnect_budget",
 )
 REST_ERRORS = "rest_errors_5m"  # REST calls that failed within the last five minutes
+READINESS_FAILED = "readiness_failed"  # the readiness job's alert (subject: the account)
 
 
 def counter(alias: str, figure: str) -> str:

@@ -214,6 +214,40 @@ def test_a_notifier_with_a_channel_without_url_fires_though_no_channel_is_down(
     )
 
 
+def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path) -> None:
+    """As ``ctl status`` judges. Before, a fixed 10 s held for 30 s: never for a daemon (the
+    supervisor ends it at 15 s, and then its age is not served), and falsely for a job whose
+    heartbeat timeout is long."""
+    description = _rule("ObserverHeartbeatStale")["annotations"]["description"]
+
+    def stale(program: str, age: str) -> dict[str, Any]:
+        summary = f"{program} has not sent a heartbeat for {age}"
+        return {
+            "exp_labels": {"severity": "warning", "program": program},
+            "exp_annotations": {"summary": summary, "description": description},
+        }
+
+    series = {  # a scrape a minute: the daemon's one stale scrape, 9 s into a 15 s timeout
+        'observer_process_heartbeat_age_seconds{program="writer"}': "1x5 9 1x5",
+        'observer_process_heartbeat_timeout_seconds{program="writer"}': "15x11",
+        # A job beating every 2 minutes under a 10-minute timeout, then silent for 400 s.
+        'observer_process_heartbeat_age_seconds{program="backup"}': "120x5 400x5",
+        'observer_process_heartbeat_timeout_seconds{program="backup"}': "600x11",
+    }
+    _promtool_test(
+        tmp_path,
+        series,
+        [
+            {"eval_time": "3m", "alertname": "ObserverHeartbeatStale", "exp_alerts": []},
+            {
+                "eval_time": "6m",
+                "alertname": "ObserverHeartbeatStale",
+                "exp_alerts": [stale("backup", "6m 40s"), stale("writer", "9s")],
+            },
+        ],
+    )
+
+
 # ------------------------------------------------------------------ the names PromQL uses
 
 _FUNCTIONS_AND_KEYWORDS = {

@@ -4,30 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+from bus.events import AlertResolved
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
 from observer.clock import ManualClock
-from observer.config import load_settings
+from observer.config import Settings, load_settings
 from observer.errors import KisAuthError
 from observer.kis.auth import TokenManager, cached_validity
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.session import TOKEN_UNAVAILABLE, open_account, rate_limits, token_alert
+from observer.kis.token_cache import Cached, cache_path, save_cached
 from observer.phases import KST
 from observer.supervisor.schedule import due_runs
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows
 from tests.test_kis_auth import KEY, SECRET, T0, FakeKis
-from workers.token.cli import RENEWAL_FAILED
+from workers.token.cli import RENEWAL_FAILED, _resolve
 
 
 def manager(tmp_path: Path, kis: FakeKis, clock: ManualClock, **options: object) -> TokenManager:
@@ -100,6 +108,113 @@ def test_a_reader_waits_for_the_issuer_alerts_once_and_follows_its_renewals(
         assert kis.tokens == 2 and kis.approvals == 1 and len(waits) == 1
 
     asyncio.run(scenario())
+
+
+def test_a_readers_token_unavailable_names_the_account_and_ends_when_one_is_valid(
+    tmp_path: Path,
+) -> None:
+    """Before, it had no subject and was never resolved: open, reminded every 30 minutes, long
+    after the token job had issued. Now one alert per account until a valid token is held."""
+    tokens = tmp_path / "tokens"
+    settings = msgspec.convert(
+        {
+            "kis": {
+                "environment": "sim",
+                "sim_url": "http://127.0.0.1:9",  # a reader asks KIS nothing
+                "token_dir": str(tokens),
+                "token_issuer": "job",
+                "accounts": [{"alias": "acct1"}],
+            }
+        },
+        Settings,
+    )
+    clock = ManualClock(T0)
+    events: list[Any] = []  # the alert and its resolution
+
+    async def scenario() -> None:
+        alert = token_alert("acct1", events.append)
+        account = open_account(
+            settings, "acct1", clock, rate_limits(settings, "jobs"), on_unavailable=alert
+        )
+        try:
+            waiting = asyncio.create_task(account.tokens.token())
+            await _until(lambda: events, "the alert")
+            path = cache_path(tokens, "acct1", "sim", "access_token")
+            save_cached(path, Cached("tok-job", clock.now_ns(), clock.now_ns() + 86400 * 10**9))
+            assert (await asyncio.wait_for(waiting, 10)).reveal() == "tok-job"
+            assert (await account.tokens.token()).reveal() == "tok-job"  # no news
+        finally:
+            await account.aclose()
+
+    asyncio.run(scenario())
+    assert [(type(e).__name__, e.code, e.severity, e.subject) for e in events] == [
+        ("Alert", TOKEN_UNAVAILABLE, "critical", "acct1"),
+        ("AlertResolved", TOKEN_UNAVAILABLE, "critical", "acct1"),
+    ]
+
+
+def test_a_reader_alerts_once_across_failed_waits_until_a_token_is_valid(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kis, clock = FakeKis(), ManualClock(T0)
+    heard: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        reader = manager(
+            tmp_path,
+            kis,
+            clock,
+            issuer=False,
+            reader_wait_s=60.0,
+            reader_wait_wall_s=0.0,
+            on_unavailable=lambda kind, message: heard.append(("unavailable", kind)),
+            on_available=lambda kind, message: heard.append(("available", kind)),
+        )
+
+        def waited(times: int) -> Callable[[], bool]:
+            return lambda: caplog.text.count("no valid access_token") == times
+
+        for times in (1, 2):  # two waits in vain: one alert
+            waiting = asyncio.create_task(reader.token())
+            await _until(waited(times), "a wait")
+            clock.advance(61)
+            with pytest.raises(KisAuthError):
+                await asyncio.wait_for(waiting, 5)
+        issued = await manager(tmp_path, kis, clock).token()
+        assert await reader.token() == issued
+        assert await reader.token() == issued
+
+    with caplog.at_level(logging.ERROR, logger="observer.kis.auth"):
+        asyncio.run(scenario())
+    assert heard == [("unavailable", "access_token"), ("available", "access_token")]
+
+
+async def _until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
+
+
+def test_the_token_job_resolves_each_mended_accounts_open_alert_only() -> None:
+    settings = msgspec.convert(
+        {"kis": {"accounts": [{"alias": "acct1"}, {"alias": "acct2"}]}}, Settings
+    )
+    sent: list[tuple[str, str]] = []
+
+    class Producer:
+        def send(self, event: AlertResolved) -> None:
+            sent.append((event.code, event.subject))
+
+    producer: Any = Producer()
+    _resolve(settings, producer, ["acct1"], {"acct1", "acct2", ""})
+    assert sent == [(RENEWAL_FAILED, "acct1")]  # acct2 still fails: its alert stays
+    sent.clear()
+    _resolve(settings, producer, ["acct1", "acct2"], {"acct2", ""})  # "": before subjects
+    assert sent == [(RENEWAL_FAILED, "acct2"), (RENEWAL_FAILED, "")]
+    sent.clear()
+    _resolve(settings, producer, ["acct1"], None)  # the database could not say: open
+    assert sent == [(RENEWAL_FAILED, "acct1")]
 
 
 def test_a_reader_gives_up_after_its_wait_without_issuing(tmp_path: Path) -> None:
@@ -197,10 +312,14 @@ def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
         assert cached_validity(tokens, "acct1", "sim") == before
         assert issued()[2:] == [("approval_key", "premarket")]
         alerts = db_rows(
-            url, f"select severity, message from alerts where code = '{RENEWAL_FAILED}'"
+            url, f"select severity, message, subject from alerts where code = '{RENEWAL_FAILED}'"
         )
-        assert [a[0] for a in alerts] == ["critical"]
+        assert [(a[0], a[2]) for a in alerts] == [("critical", "acct1")]  # the account's
         assert "running on the previous one" in alerts[0][1] and "access_token" in alerts[0][1]
+        resolutions = (
+            f"select severity, subject from alert_resolutions where code = '{RENEWAL_FAILED}'"
+        )
+        assert db_rows(url, resolutions) == []  # its key was renewed, its token was not
         # The next renewal fails three times and succeeds on its last try: no alert.
         faults({"token_failures": 3})
         done = job("--renew")
@@ -209,6 +328,9 @@ def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
         after = cached_validity(tokens, "acct1", "sim")
         assert after is not None and after[0] > before[0]
         assert len(db_rows(url, f"select 1 from alerts where code = '{RENEWAL_FAILED}'")) == 1
+        assert [tuple(r) for r in db_rows(url, resolutions)] == [("critical", "acct1")]
+        assert job().returncode == 0  # nothing open: no resolution of nothing
+        assert len(db_rows(url, resolutions)) == 1
         for secret in ("sim-acct1-secret",):
             assert secret not in (tmp_path / "tokens" / "acct1-sim-access_token.json").read_text()
     finally:

@@ -11,7 +11,8 @@ changed, and an issuance holds a per-account `InstanceLock` and first re-reads t
 a token another process issued meanwhile is taken instead of asking KIS. A *reader*
 (``issuer=False``: the workers when the token job is the one issuer, ``[kis] token_issuer =
 "job"``) does not issue: it uses any unexpired cached token, and when there is none it
-waits on the cache for the issuer, alerting once, and fails after the wait. The one
+waits on the cache for the issuer, alerting once (`on_unavailable`) until a valid one is
+there again (`on_available`, which ends the alert), and fails after the wait. The one
 exception is KIS refusing the cached token itself (an emergency refresh): nothing works
 until a new one is issued, so the reader issues it, under the lock, and every other
 process takes that one.
@@ -46,7 +47,13 @@ from observer.errors import (
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
 from observer.kis.parse import decode_json
-from observer.private_files import write_private
+from observer.kis.token_cache import (
+    Cached,
+    cache_path,
+    cached_validity,
+    load_cached,
+    save_cached,
+)
 
 __all__ = ["TokenManager", "cache_path", "cached_validity"]
 
@@ -82,38 +89,6 @@ class _ApprovalAnswer(msgspec.Struct):
     error_description: str = ""
 
 
-class _Cached(msgspec.Struct):
-    value: str
-    issued_ns: int
-    expires_ns: int
-
-
-class _Validity(msgspec.Struct):
-    issued_ns: int
-    expires_ns: int
-
-
-def cache_path(cache_dir: Path, alias: str, environment: str, kind: str) -> Path:
-    """The owner-only file caching one account's ``access_token`` or ``approval_key``."""
-    return cache_dir / f"{alias}-{environment}-{kind}.json"
-
-
-def cached_validity(
-    cache_dir: Path, alias: str, environment: str, kind: str = "access_token"
-) -> tuple[int, int] | None:
-    """When the cached token was issued and when it expires (UTC ns); None without one.
-
-    The token itself is never decoded: status pages read this, and it must not travel.
-    """
-    try:
-        found = msgspec.json.decode(
-            cache_path(cache_dir, alias, environment, kind).read_bytes(), type=_Validity
-        )
-    except (OSError, msgspec.DecodeError):
-        return None
-    return found.issued_ns, found.expires_ns
-
-
 class TokenManager:
     """Issue, cache and refresh one account's access token and approval key.
 
@@ -142,6 +117,9 @@ class TokenManager:
         least that much wall time (a fast simulated clock is not a slow issuer).
     on_unavailable:
         Called with ``(kind, message)`` once when a reader starts waiting for a token.
+    on_available:
+        Called with ``(kind, message)`` when, after that, every kind waited for is valid again
+        (taken from the cache or issued): the alert the wait raised is over.
     """
 
     def __init__(
@@ -160,6 +138,7 @@ class TokenManager:
         reader_wait_s: float = 300.0,
         reader_wait_wall_s: float = 30.0,
         on_unavailable: Callable[[str, str], None] | None = None,
+        on_available: Callable[[str, str], None] | None = None,
         relook_s: float = RELOOK_S,
     ) -> None:
         self.issuer = issuer
@@ -167,6 +146,8 @@ class TokenManager:
         self._reader_wait_ns = int(reader_wait_s * _NS)
         self._reader_wait_wall_s = reader_wait_wall_s
         self._on_unavailable = on_unavailable
+        self._on_available = on_available
+        self._unavailable: set[str] = set()  # kinds waited for in vain, alerted: until valid
         self._http = http
         self._credentials = credentials
         self._clock = clock
@@ -185,7 +166,7 @@ class TokenManager:
             kind: locks / path.with_suffix(".lock").name for kind, path in self._paths.items()
         }
         self._versions: dict[str, tuple[int, int] | None] = dict.fromkeys(self._paths)
-        self._cached: dict[str, _Cached | None] = dict.fromkeys(self._paths)
+        self._cached: dict[str, Cached | None] = dict.fromkeys(self._paths)
         self._looked: dict[str, float] = dict.fromkeys(self._paths, -math.inf)  # monotonic
         for kind in self._paths:
             self._reload(kind)
@@ -203,7 +184,7 @@ class TokenManager:
         (the token job makes the day's token last the day).
         """
         max_age = self._refresh_after_ns - int(lasting_s * _NS)
-        return await self._get("access_token", "proactive", max_age)
+        return self._valid("access_token", await self._get("access_token", "proactive", max_age))
 
     async def approval_key(self, *, lasting_s: float = 0.0) -> Secret:
         """A WebSocket approval key, reused for ``approval_ttl_s``.
@@ -212,7 +193,8 @@ class TokenManager:
         first: the pre-market renewal, so that no key ages out during the session.
         """
         max_age = self._approval_ttl_ns - int(lasting_s * _NS)
-        return await self._get("approval_key", "premarket" if lasting_s else "scheduled", max_age)
+        reason = "premarket" if lasting_s else "scheduled"
+        return self._valid("approval_key", await self._get("approval_key", reason, max_age))
 
     async def refresh(self, reason: str, *, stale: Secret | None = None) -> Secret:
         """Issue a new access token now (``premarket``, ``emergency``, ...).
@@ -220,6 +202,9 @@ class TokenManager:
         With ``stale``, only if the cached token is still that one: concurrent callers that
         all saw a token-expired error refresh once, not once each.
         """
+        return self._valid("access_token", await self._refresh(reason, stale))
+
+    async def _refresh(self, reason: str, stale: Secret | None) -> Secret:
         async with self._locks["access_token"]:
             cached = self._reload("access_token")
             if stale is not None and cached is not None and cached.value != stale.reveal():
@@ -243,12 +228,23 @@ class TokenManager:
         async with self._locks["approval_key"]:
             newer = _newer_than(self._reload("approval_key"))
             if not self.issuer:
-                return await self._await_issuer("approval_key", newer)
-            return await self._issue("approval_key", reason)
+                return self._valid("approval_key", await self._await_issuer("approval_key", newer))
+            return self._valid("approval_key", await self._issue("approval_key", reason))
 
     # ------------------------------------------------------------------ internals
 
-    def _fresh(self, cached: _Cached | None, max_age_ns: int) -> bool:
+    def _valid(self, kind: str, secret: Secret) -> Secret:
+        """``secret``, a valid ``kind``; the last kind waited for in vain ends the alert."""
+        if kind in self._unavailable:
+            self._unavailable.discard(kind)
+            if not self._unavailable:
+                message = f"{self._credentials.alias}: a valid {kind} is in the token cache again"
+                log.info("%s", message)
+                if self._on_available is not None:
+                    self._on_available(kind, message)
+        return secret
+
+    def _fresh(self, cached: Cached | None, max_age_ns: int) -> bool:
         now = self._clock.now_ns()
         return (
             cached is not None and now < cached.expires_ns and now - cached.issued_ns < max_age_ns
@@ -272,7 +268,7 @@ class TokenManager:
                 lambda c: self._fresh(c, max_age_ns),
             )
 
-    def _reload(self, kind: str) -> _Cached | None:
+    def _reload(self, kind: str) -> Cached | None:
         """The cached entry, read again from its file if another process replaced it."""
         path = self._paths[kind]
         self._looked[kind] = time.monotonic()
@@ -283,13 +279,13 @@ class TokenManager:
         version = (info.st_ino, info.st_mtime_ns)  # replaced atomically: a new inode
         if version != self._versions[kind]:
             self._versions[kind] = version
-            loaded = self._load(path)
+            loaded = load_cached(path)
             current = self._cached[kind]
             if loaded is not None and (current is None or loaded.issued_ns >= current.issued_ns):
                 self._cached[kind] = loaded
         return self._cached[kind]
 
-    async def _await_issuer(self, kind: str, accept: Callable[[_Cached], bool]) -> Secret:
+    async def _await_issuer(self, kind: str, accept: Callable[[Cached], bool]) -> Secret:
         """A reader's wait for an unexpired ``kind`` in the cache that ``accept`` takes.
 
         Raises
@@ -317,8 +313,10 @@ class TokenManager:
                     "for the token job (workers do not issue)"
                 )
                 log.error("%s", message)
-                if self._on_unavailable is not None:
-                    self._on_unavailable(kind, message)
+                if kind not in self._unavailable:  # once, until a valid one is there again
+                    self._unavailable.add(kind)
+                    if self._on_unavailable is not None:
+                        self._on_unavailable(kind, message)
             await asyncio.sleep(_READER_POLL_S)
 
     @contextlib.asynccontextmanager
@@ -336,7 +334,7 @@ class TokenManager:
             lock.close()
 
     async def _issue(
-        self, kind: str, reason: str, accept: Callable[[_Cached], bool] | None = None
+        self, kind: str, reason: str, accept: Callable[[Cached], bool] | None = None
     ) -> Secret:
         """Issue ``kind`` under the lock, unless another process issued one ``accept`` takes."""
         async with self._issuing(kind):
@@ -345,7 +343,7 @@ class TokenManager:
                 return Secret(cached.value)  # issued by another process meanwhile
             return await self._issue_locked(kind, reason, cached)
 
-    async def _issue_locked(self, kind: str, reason: str, cached: _Cached | None) -> Secret:
+    async def _issue_locked(self, kind: str, reason: str, cached: Cached | None) -> Secret:
         if cached is not None:  # its issuance, or our last request KIS answered with it
             last = max(cached.issued_ns, self._answered_ns[kind])
             wait_ns = last + self._min_interval_ns - self._clock.now_ns()
@@ -375,9 +373,9 @@ class TokenManager:
         now = self._answered_ns[kind] = self._clock.now_ns()
         if cached is not None and value == cached.value:
             return self._kept(kind, cached, expires_ns)
-        fresh = _Cached(value=value, issued_ns=now, expires_ns=expires_ns)
+        fresh = Cached(value=value, issued_ns=now, expires_ns=expires_ns)
         self._cached[kind] = fresh
-        self._save(self._paths[kind], fresh)
+        save_cached(self._paths[kind], fresh)
         self._reload(kind)  # our own write is no news
         self.issued += 1
         log.info("%s: issued a new %s (%s)", self._credentials.alias, kind, reason)
@@ -393,15 +391,15 @@ class TokenManager:
             )
         return Secret(value)
 
-    def _kept(self, kind: str, cached: _Cached, expires_ns: int) -> Secret:
+    def _kept(self, kind: str, cached: Cached, expires_ns: int) -> Secret:
         """KIS answered with the token it issued before (it does within 6 h): no new one.
 
         Its issuance time stays the first one's, so its age, and the renewal it is due for,
         are the truth; nothing is counted or reported as issued.
         """
-        kept = _Cached(cached.value, cached.issued_ns, min(cached.expires_ns, expires_ns))
+        kept = Cached(cached.value, cached.issued_ns, min(cached.expires_ns, expires_ns))
         self._cached[kind] = kept
-        self._save(self._paths[kind], kept)
+        save_cached(self._paths[kind], kept)
         self._reload(kind)
         issued = datetime.fromtimestamp(kept.issued_ns / _NS, _KST).strftime("%m-%d %H:%M")
         alias, why = self._credentials.alias, "no new one within 6 h"
@@ -458,20 +456,6 @@ class TokenManager:
             raise _token_error(answer.error_code, answer.error_description, status)
         return answer.approval_key, now + self._approval_ttl_ns
 
-    @staticmethod
-    def _load(path: Path) -> _Cached | None:
-        try:
-            return decode_json(path.read_bytes(), _Cached, str(path))
-        except FileNotFoundError:
-            return None
-        except KisProtocolError:
-            log.warning("ignoring unreadable token cache %s", path)
-            return None
-
-    @staticmethod
-    def _save(path: Path, cached: _Cached) -> None:
-        write_private(path, msgspec.json.encode(cached))
-
 
 _T = TypeVar("_T")
 
@@ -489,12 +473,12 @@ def _token_error(code: str, description: str, status: int) -> KisApiError:
     return cls(code or "NO_TOKEN", description, "oauth2", status)
 
 
-def _newer_than(cached: _Cached | None) -> Callable[[_Cached], bool]:
+def _newer_than(cached: Cached | None) -> Callable[[Cached], bool]:
     """Accepts an entry issued after ``cached`` (any entry if there was none)."""
     since = cached.issued_ns if cached is not None else -1
     return lambda c: c.issued_ns > since
 
 
-def _other_than(value: str) -> Callable[[_Cached], bool]:
+def _other_than(value: str) -> Callable[[Cached], bool]:
     """Accepts an entry holding another token than ``value``."""
     return lambda c: c.value != value

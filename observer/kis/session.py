@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from bus.events import Alert, Event, TokenRefreshed
+from bus.events import Alert, AlertResolved, Event, TokenRefreshed
 from observer.account_health import REST_ERRORS, counter
 from observer.clock import Clock
 from observer.config import Settings
@@ -31,6 +31,7 @@ from observer.kis.stream import KisStream, Registration, StreamState
 __all__ = [
     "TOKEN_UNAVAILABLE",
     "KisAccount",
+    "TokenAlert",
     "master_http",
     "open_account",
     "rate_limits",
@@ -129,13 +130,17 @@ def open_account(
     *,
     issuer: bool | None = None,
     on_unavailable: Callable[[str, str], None] | None = None,
+    on_available: Callable[[str, str], None] | None = None,
 ) -> KisAccount:
     """Build the client, token manager and limiter of account ``alias``.
 
     The token manager issues unless ``[kis] token_issuer = "job"`` makes this process a
     reader (``issuer`` overrides: the token job is the issuer); ``on_unavailable`` hears
-    when a reader waits for a token that is not in the cache.
+    when a reader waits for a token that is not in the cache, ``on_available`` when it holds
+    a valid one again (for a `TokenAlert`, its `TokenAlert.resolved` unless given).
     """
+    if on_available is None and isinstance(on_unavailable, TokenAlert):
+        on_available = on_unavailable.resolved
     account = next((a for a in settings.kis.accounts if a.alias == alias), None)
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
@@ -152,6 +157,7 @@ def open_account(
         issuer=settings.kis.token_issuer == "any" if issuer is None else issuer,  # noqa: S105
         reader_wait_s=settings.kis.token_wait_s,
         on_unavailable=on_unavailable,
+        on_available=on_available,
     )
     rest_get = AiohttpGet(rest, connect_s=_CONNECT_S, read_s=_READ_S)
     client = KisClient(
@@ -165,14 +171,43 @@ def open_account(
     return KisAccount(alias, http, rest_get, tokens, client, ws, clock)
 
 
-def token_alert(alias: str, send: Callable[[Event], object]) -> Callable[[str, str], None]:
-    """An ``on_unavailable`` that raises a critical `TOKEN_UNAVAILABLE` alert."""
+@dataclass(frozen=True, slots=True)
+class TokenAlert:
+    """The critical `TOKEN_UNAVAILABLE` alert of one account (subject: its alias), and its end.
 
-    def alert(kind: str, message: str) -> None:
-        context = {"account": alias, "kind": kind}
-        send(Alert(severity="critical", code=TOKEN_UNAVAILABLE, message=message, context=context))
+    Called as ``on_unavailable``, it raises the alert when a reader starts waiting for a token
+    the cache lacks; `resolved` (the ``on_available`` `open_account` gives it) ends it once
+    the reader holds a valid one again. Before, the alert had no subject and no end: it
+    stayed open, reminded every 30 minutes, long after the token job had issued.
+    """
 
-    return alert
+    alias: str
+    send: Callable[[Event], object]
+
+    def __call__(self, kind: str, message: str) -> None:
+        """Raise the alert: no valid ``kind`` in the cache."""
+        context = {"account": self.alias, "kind": kind}
+        alert = Alert(
+            severity="critical",
+            code=TOKEN_UNAVAILABLE,
+            message=message,
+            context=context,
+            subject=self.alias,
+        )
+        self.send(alert)
+
+    def resolved(self, kind: str, message: str) -> None:
+        """End the alert: the reader holds a valid token and key again."""
+        self.send(
+            AlertResolved(
+                code=TOKEN_UNAVAILABLE, severity="critical", subject=self.alias, message=message
+            )
+        )
+
+
+def token_alert(alias: str, send: Callable[[Event], object]) -> TokenAlert:
+    """The ``on_unavailable`` of account ``alias``: a critical `TOKEN_UNAVAILABLE`, resolved."""
+    return TokenAlert(alias, send)
 
 
 def rest_error_counters(accounts: Sequence[KisAccount]) -> dict[str, float]:

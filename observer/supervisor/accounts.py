@@ -1,25 +1,32 @@
 """Each KIS account's functional health for ``ctl status``: stream, token, REST errors.
 
 The figures come from where they live: Track B's heartbeat says how each account's session
-is (`observer.account_health`), every REST worker's heartbeat its errors of the last five
-minutes (summed over the programs), and the owner-only token cache when the access token was
-issued and when it expires (the token itself is never read). While Track B should stream
-(`STREAMING_PHASES`), an account that does not is unhealthy, and so is the supervisor's
-status: ``observer ctl status`` exits 1. An expired token is unhealthy in every phase in which
-a program calls KIS, and so is an account whose last readiness check (the ``readiness``
-job's last heartbeat) failed, until a later check passes.
+is (`observer.account_health`), every running REST worker's heartbeat its errors of the last
+five minutes (summed over the programs running: a stopped one's last figure is not of the last
+five minutes), and the owner-only token cache when the access token was issued and when it
+expires (the token itself is never read). While Track B should stream (`STREAMING_PHASES`),
+an account that does not is unhealthy, and so is the supervisor's status: ``observer ctl
+status`` exits 1. An expired token is unhealthy in every phase in which a program calls KIS,
+and so is an account whose last readiness check (the ``readiness`` job's last heartbeat; before
+one since the supervisor's start, this host's open ``readiness_failed`` alert) failed, until
+a later check passes. A store host calls no KIS: it has no account rows (`ctl status` and
+``/metrics`` alike); they are the collectors' to show.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from observer.account_health import REST_ERRORS, by_account, state_name
+from observer.account_health import READINESS_FAILED, REST_ERRORS, by_account, state_name
 from observer.config import Settings
+from observer.hosts import own_source
 from observer.phases import Phase
 from observer.supervisor.program import Program, State
+
+if TYPE_CHECKING:
+    from observer.alerts import Notice
 
 __all__ = ["CHECKER", "STREAMER", "STREAMING_PHASES", "accounts_status", "readiness_of"]
 
@@ -33,21 +40,33 @@ _NS = 1_000_000_000
 
 
 def accounts_status(
-    settings: Settings, programs: Mapping[str, Program], phase: Phase | None, now_ns: int
+    settings: Settings,
+    programs: Mapping[str, Program],
+    phase: Phase | None,
+    now_ns: int,
+    open_alerts: Sequence[Notice] = (),
 ) -> list[dict[str, Any]]:
-    """One row per configured account; ``ok`` is False when it fails the rules above."""
+    """One row per configured account (none on a store host); ``ok``: it passes the rules above.
+
+    ``open_alerts``: the open alerts of the supervisor's last database read.
+    """
     from observer.kis.auth import cached_validity  # the KIS layer: on a status request only
 
+    if settings.supervisor.role == "store":
+        return []
     streamer = programs.get(STREAMER)
     streaming = streamer is not None and streamer.state is State.RUNNING
     reports = by_account(streamer.counters) if streaming and streamer else {}
     required = phase in STREAMING_PHASES and streamer is not None and not streamer.held
     errors: dict[str, float] = {}
     for program in programs.values():
+        if program.state is not State.RUNNING:  # its last figure is history, not the last 5 min
+            continue
         for alias, figures in by_account(program.counters).items():
             errors[alias] = errors.get(alias, 0.0) + figures.get(REST_ERRORS, 0.0)
     checker = programs.get(CHECKER)
     checks = by_account(checker.counters) if checker is not None else {}
+    alerted = _readiness_alerted(settings, open_alerts, now_ns)
     rows = []
     for account in settings.kis.accounts:
         alias = account.alias
@@ -62,7 +81,7 @@ def accounts_status(
             problems.append(f"not streaming ({stream})")
         if expires_in is not None and expires_in <= 0 and phase in _KIS_PHASES:
             problems.append("access token expired")
-        readiness = readiness_of(checks.get(alias, {}), now_ns)
+        readiness = readiness_of(checks.get(alias, {}), now_ns) or alerted.get(alias)
         if readiness is not None and not readiness["ok"]:  # until a later check passes
             problems.append(f"not ready ({', '.join(readiness['failed'])}): degraded")
         rows.append(
@@ -86,6 +105,28 @@ def accounts_status(
             }
         )
     return rows
+
+
+def _readiness_alerted(
+    settings: Settings, open_alerts: Sequence[Notice], now_ns: int
+) -> dict[str, dict[str, Any]]:
+    """A verdict per account whose ``readiness_failed`` from this host's job is open.
+
+    It stands for the job's last check when no check was heard since the supervisor started.
+    """
+    from observer.alerts import parse_alert_id
+
+    source = own_source(settings, CHECKER)
+    return {
+        notice.subject: {
+            "ok": False,
+            "failed": [READINESS_FAILED],  # which checks failed is in the alert's message
+            "attempts": 0,
+            "age_s": round((now_ns - notice.produced_ns) / _NS, 1),
+        }
+        for notice in open_alerts
+        if notice.code == READINESS_FAILED and parse_alert_id(notice.id)[0] == source
+    }
 
 
 def readiness_of(figures: Mapping[str, float], now_ns: int) -> dict[str, Any] | None:

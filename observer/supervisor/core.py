@@ -4,20 +4,22 @@ It owns one asyncio loop. Market time (phases, job times) comes from the configu
 shared with every child through ``OBSERVER_CLOCK``; process mechanics (backoff, grace
 periods, heartbeat deadlines) run on real time, since a process does not start faster
 because the simulated market runs at 100x.
+
+What it alerts is remembered in memory (programs parked, rules breached, CPU and memory) and,
+across its own restarts, in the database: at its first reading (`DatabaseReadings`) a
+supervisor takes over the conditions its predecessor (the same bus source) left open, so it
+resolves them when they clear and does not alert them again while they hold.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import psutil
 
 from bus.events import Alert, AlertResolved, Event, PhaseChanged, WorkerLifecycle
 from bus.lock import InstanceLock, LockHeld
@@ -33,10 +35,10 @@ from observer.supervisor.control_tcp import TcpControlServer
 from observer.supervisor.jobs import Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
-from observer.supervisor.readings import DatabaseReadings
+from observer.supervisor.readings import DatabaseReadings, Reading
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
 from observer.supervisor.rosters import RosterDuty
-from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
+from observer.supervisor.sampler import Sampler
 from observer.timeline import timeline_from
 from observer.transport import control_curve
 
@@ -44,7 +46,6 @@ __all__ = ["Supervisor", "SupervisorLocked"]
 
 log = logging.getLogger(__name__)
 
-_ALIVE = (State.STARTING, State.RUNNING, State.STOPPING)
 MAX_SCHEDULER_SLEEP_S = 60.0  # of market time: bounds the effect of a clock jump
 
 
@@ -73,12 +74,9 @@ class Supervisor:
         self.control_path = settings.control_socket
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.phase: Phase | None = None
-        self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
-        self._psutil: dict[str, psutil.Process] = {}
-        self._alerting: set[str] = set()
-        self._rules = Rules((*settings.supervisor.rules, *enrichment_rules(settings.enrich)))
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
-        self._fatal: set[str] = set()  # programs parked, until they are running again
+        self._fatal: set[str] = set()  # programs parked, until they work again (`_recovered`)
+        self._inherited = False  # the predecessor's open alerts taken over (first reading)
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         self._lock = self._take_lock()
         self._children = ChildRecord(self.run_dir / "supervisor-children.json")
@@ -117,8 +115,9 @@ class Supervisor:
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
         self._rosters = RosterDuty(settings, self.role, self.programs, self._publish)
-        if self.role != "collectors":  # the store host compares the hosts' rosters
-            self.readings.on_read = self._rosters.judge
+        self.sampler = Sampler(settings, self.programs, self.readings, self._publish)
+        self.samples = self.sampler.samples  # program -> (cpu %, rss)
+        self.readings.on_read = self._on_read
         self._tcp = self._tcp_control()
 
     def _take_lock(self) -> InstanceLock:
@@ -150,10 +149,8 @@ class Supervisor:
         """The ``status`` command's data: programs, and each account's functional health."""
         programs = list(self.programs.values())
         now = now_utc(self.clock).astimezone(KST)
-        accounts = (  # a store host calls no KIS: its accounts are the collectors' to show
-            []
-            if self.role == "store"
-            else accounts_status(self.settings, self.programs, self.phase, self.clock.now_ns())
+        accounts = accounts_status(  # none on a store host: the collectors' to show
+            self.settings, self.programs, self.phase, self.clock.now_ns(), self.readings.open_alerts
         )
         found = problems(programs, self.wanted) + [
             f"account {a['account']}: {p}" for a in accounts for p in a["problems"]
@@ -217,16 +214,17 @@ class Supervisor:
             [self.readings.follow(stop)]
             if metrics is not None
             or self.role != "collectors"
-            or any(r.metric.startswith(("age_h.", "enrichment.")) for r in self._rules.rules)
+            or any(r.metric.startswith(("age_h.", "enrichment.")) for r in self.sampler.rules.rules)
             else []
         )
+        self.sampler.after_reading = bool(reads)
         try:
             # The scheduler, the sampler and the control socket's accept loop live as long
             # as the supervisor: one of them failing ends it (exit 1, supervisord restarts
             # it) instead of leaving it up without phases, samples or commands.
             async with alongside(
                 self._follow_schedule(stop),
-                self._sample(stop),
+                self.sampler.follow(stop),
                 *servers,
                 *reads,
                 *(remote.follow() for remote in self._remote),
@@ -386,18 +384,46 @@ class Supervisor:
                     subject=program.name,
                 )
             )
-        elif action == "ready" and program.name in self._fatal:
-            self._fatal.discard(program.name)
-            self._publish(
-                AlertResolved(
-                    code="program_fatal",
-                    severity="critical",
-                    subject=program.name,
-                    message=f"{program.name} is running again",
-                )
-            )
+        elif program.name in self._fatal and _recovered(program, action):
+            self._resolve_fatal(program.name, _RECOVERED[program.kind == "job"])
         live = {p.name: p.pgid for p in self.programs.values() if p.pid and p.active}
         self._children.write(live)
+
+    def _resolve_fatal(self, name: str, why: str) -> None:
+        self._fatal.discard(name)
+        self._publish(
+            AlertResolved(
+                code="program_fatal", severity="critical", subject=name, message=f"{name} {why}"
+            )
+        )
+
+    def _on_read(self, reading: Reading) -> None:
+        """Each successful reading: the first takes over what the predecessor alerted."""
+        if not self._inherited:
+            self._inherited = True
+            self._inherit(reading.opened_by(self.producer.source))
+        if self.role != "collectors":  # the store host compares the hosts' rosters
+            self._rosters.judge(reading)
+
+    def _inherit(self, opened: dict[str, set[str]]) -> None:
+        """Take over the conditions this supervisor's source alerted and left open.
+
+        Before, a supervisor restarted by supervisord knew none of them: its predecessor's
+        ``program_fatal`` and rule alerts stayed open for ever, reminded every 30 minutes.
+        """
+        fatal = sorted(opened.get("program_fatal", ()))
+        taken = self.sampler.inherit({code for code, subjects in opened.items() if "" in subjects})
+        if fatal or taken:
+            log.info("open alerts taken over: %s", ", ".join([*fatal, *sorted(taken)]))
+        for name in fatal:
+            self._fatal.add(name)
+            program = self.programs.get(name)
+            if program is None:  # its program_fatal would stay open for ever
+                self._resolve_fatal(name, "is no longer supervised on this host")
+                continue
+            program.park("parked when the supervisor last ran (its program_fatal is open)")
+            if _recovered(program, None):  # it worked before the first reading
+                self._resolve_fatal(name, _RECOVERED[program.kind == "job"])
 
     def _publish(self, event: Event) -> None:
         try:
@@ -405,59 +431,16 @@ class Supervisor:
         except ObserverError as exc:  # the outbox failed: say so, keep supervising
             log.error("cannot publish %s: %s", type(event).__name__, exc)
 
-    async def _sample(self, stop: asyncio.Event) -> None:
-        """CPU and RSS of every program each interval; alerts when their sums pass the limits."""
-        interval = self.settings.supervisor.sample_interval_s
-        while not stop.is_set():
-            for program in list(self.programs.values()):
-                self.samples[program.name] = self._measure(program)
-            cpu = sum(s[0] for s in self.samples.values())
-            rss = sum(s[1] for s in self.samples.values())
-            limits = self.settings.supervisor
-            self._threshold(
-                "cpu_high",
-                cpu > limits.cpu_alert_percent,
-                f"programs use {cpu:.0f}% CPU (limit {limits.cpu_alert_percent:g}%)",
-            )
-            self._threshold(
-                "memory_high",
-                rss > limits.rss_alert_bytes,
-                f"programs use {rss >> 20} MiB (limit {limits.rss_alert_bytes >> 20} MiB)",
-            )
-            for change in self._rules.judge(
-                metrics_of(self.programs.values(), self.readings.ages_h, self.readings.enrichment)
-            ):
-                rule = change.rule
-                if change.breached:
-                    log.warning("%s: %s", rule.code, change.message)
-                    alert = Alert(severity=rule.severity, code=rule.code, message=change.message)
-                    self._publish(alert)
-                else:
-                    self._publish(
-                        AlertResolved(
-                            code=rule.code, severity=rule.severity, message=change.message
-                        )
-                    )
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
 
-    def _measure(self, program: Program) -> tuple[float, int]:
-        if program.state not in _ALIVE or not program.pid:
-            self._psutil.pop(program.name, None)
-            return (0.0, 0)
-        proc = self._psutil.get(program.name)
-        try:
-            if proc is None or proc.pid != program.pid:
-                proc = self._psutil[program.name] = psutil.Process(program.pid)
-            return (proc.cpu_percent(None), proc.memory_info().rss)
-        except psutil.Error:
-            return (0.0, 0)
+_RECOVERED = {False: "is running again", True: "ran successfully"}
 
-    def _threshold(self, code: str, over: bool, message: str) -> None:
-        if over and code not in self._alerting:
-            self._alerting.add(code)
-            log.warning("%s", message)
-            self._publish(Alert(severity="warning", code=code, message=message))
-        elif not over and code in self._alerting:
-            self._alerting.discard(code)
-            self._publish(AlertResolved(code=code, severity="warning", message=message))
+
+def _recovered(program: Program, action: str | None) -> bool:
+    """True if a parked program works again: a daemon's READY, a job's run that exited 0.
+
+    ``action``: the lifecycle transition, or None to judge the program's state as it is.
+    READY is no success for a job: a run that fails after it leaves the job parked.
+    """
+    if program.kind == "job":
+        return action in (None, "exited") and program.state is State.EXITED
+    return action in (None, "ready") and program.state is State.RUNNING

@@ -1,7 +1,8 @@
 """Prometheus metrics of the supervisor, read from its state at scrape time.
 
-Per program: up, state, restarts, CPU and RSS, heartbeat age, and every counter its
-heartbeats carry (the writer's events, commits and rejections; a producer's sent and acked).
+Per program: up, state, restarts, CPU and RSS, heartbeat age and timeout, and, while it
+runs, every counter its heartbeats carry (the writer's events, commits and rejections; a
+producer's sent and acked): a stopped program's last counters are history, not figures of now.
 Also the phase, the supervisor's own bus producer, the handshakes its tcp control endpoint
 refused, and the operator's figures of `observer.supervisor.families`: each account's health
 and slots, the workers' named figures, open alerts by severity, data ages and disk space.
@@ -99,6 +100,11 @@ class SupervisorCollector(Collector):
             "since the running program's last heartbeat",
             labels=["program"],
         )
+        beat_timeout = GaugeMetricFamily(
+            "observer_process_heartbeat_timeout_seconds",
+            "no heartbeat for this long ends the program (heartbeat_timeout_s)",
+            labels=["program"],
+        )
         failed_runs = GaugeMetricFamily(
             "observer_job_failed_runs",
             "the job's failed runs in a row; 0 once a run succeeds",
@@ -106,7 +112,7 @@ class SupervisorCollector(Collector):
         )
         counters = GaugeMetricFamily(
             "observer_program_counter",
-            "counters reported by the program's heartbeats",
+            "counters reported by the running program's heartbeats",
             labels=["program", "counter"],
         )
         for program in programs:
@@ -122,8 +128,10 @@ class SupervisorCollector(Collector):
             age = program.beat_age_s()
             if age is not None:
                 beat.add_metric([program.name], age)
-            for key, value in list(program.counters.items()):
-                counters.add_metric([program.name, key], value)
+            beat_timeout.add_metric([program.name], program.settings.heartbeat_timeout_s)
+            if program.state is State.RUNNING:  # a stopped one's counters are history
+                for key, value in list(program.counters.items()):
+                    counters.add_metric([program.name, key], value)
         phase = GaugeMetricFamily("observer_phase", "1 for the current phase", labels=["phase"])
         for name in Phase:
             phase.add_metric([name.value], 1.0 if self.supervisor.phase is name else 0.0)
@@ -138,11 +146,16 @@ class SupervisorCollector(Collector):
             "CURVE handshakes the tcp control endpoint refused (keys not among the operators)",
             value=self.supervisor.control_refused,
         )
-        yield from (up, state, restarts, failed_runs, cpu, rss, beat, counters, phase, pending)
+        yield from (up, state, restarts, failed_runs, cpu, rss, beat, beat_timeout, counters)
+        yield from (phase, pending)
         yield refused
         observed = self.supervisor
-        rows = accounts_status(
-            observed.settings, observed.programs, observed.phase, observed.clock.now_ns()
+        rows = accounts_status(  # as `ctl status` has them: none on a store host
+            observed.settings,
+            observed.programs,
+            observed.phase,
+            observed.clock.now_ns(),
+            observed.readings.open_alerts,
         )
         yield from account_families(rows, observed.programs)
         yield from named_families(observed.programs)

@@ -8,7 +8,8 @@ program after an exponential, jittered backoff; ``max_failures`` in a row park i
 A daemon or session worker whose run kept beating for ``stable_s`` after READY has its
 failure count forgiven (one that hung after READY has not worked, however long it took to
 notice); a job only by a run that succeeds (a job that fails after ten minutes of work has
-not worked).
+not worked). A daemon started again from FATAL gets ``max_failures`` tries anew; a job parked
+FATAL stays parked until a run succeeds: the next run that fails parks it again at once.
 A job that exits 2 before READY (`USAGE_EXIT`: bad arguments or configuration) is not retried:
 a command's run is refused (`refusal`), a scheduled run parked FATAL at once (one alert).
 """
@@ -99,6 +100,7 @@ class Program:
         self.ready_at = 0.0
         self.ready_s = 0.0  # spawn to READY of the last start
         self.held = False  # stopped by a command: stays stopped until started by one
+        self.parked = False  # a job parked FATAL and no run succeeded since: a failure parks
         self.refusal = ""  # the output of a command's run that exited 2 before READY
         # A job's due run waiting for the jobs it follows (`after`) to end: the scheduler's.
         self.queued: asyncio.Task[None] | None = None
@@ -165,8 +167,8 @@ class Program:
             return False
         self._before = (self.state, self.detail, self.failures, self.held) if on_demand else None
         self.refusal = ""
-        if self.state is State.FATAL:
-            self.failures = 0
+        if self.state is State.FATAL and self.kind != "job":
+            self.failures = 0  # a job's failures count on until a run succeeds
         self._stop_requested = False
         self.held = False
         self.running.clear()
@@ -202,6 +204,12 @@ class Program:
                 await runner
             self.state = State.STOPPED
             self.running.clear()
+
+    def park(self, detail: str) -> None:
+        """Take a job over as parked FATAL (its predecessor's alert is open): not while active."""
+        if self.kind == "job" and not self.active and self.state is State.STOPPED:
+            self.state, self.parked, self.detail = State.FATAL, True, detail
+            self.failures = self.settings.max_failures
 
     def signal_group(self, signum: int) -> None:
         """Send ``signum`` to the program's process group (it and anything it started)."""
@@ -267,6 +275,7 @@ class Program:
                 self.state = State.EXITED
                 self.detail = "finished"
                 self.failures = 0
+                self.parked = False
                 self._lifecycle("exited", code, "finished")
                 return
             if self._usage_error(code):
@@ -293,6 +302,7 @@ class Program:
             self.state, self.detail, self.failures, self.held = self._before
             return True
         self.failures, self.last_failure, self.state = self.failures + 1, self.detail, State.FATAL
+        self.parked = True
         self._lifecycle("parked", code, self.detail)
         return True
 
@@ -306,8 +316,8 @@ class Program:
             self.failures = 0  # it ran long enough: this is a fresh failure
         self.failures += 1
         self.last_failure = self.detail
-        if self.failures >= self.settings.max_failures:
-            self.state = State.FATAL
+        if self.failures >= self.settings.max_failures or (self.kind == "job" and self.parked):
+            self.state, self.parked = State.FATAL, self.kind == "job"
             self.detail = f"{self.failures} failures in a row; last: {self.detail}"
             log.error("%s is FATAL: %s", self.name, self.detail)
             self._lifecycle("parked", code, self.detail)

@@ -10,6 +10,10 @@ the last ``open_alerts_lookback_s``), the same records ``observer alerts --open`
 read that fails (no schema before the writer's first start, a database that is down) is
 logged once and shown as ``observer_database_read_up 0`` until a read succeeds again.
 
+The open alerts themselves are kept too (`Reading.opened_by`): a supervisor started again
+takes over the conditions its predecessor alerted, and ``ctl status`` shows an account whose
+``readiness_failed`` is open as not ready until the job checks it again.
+
 Each read also takes the host rosters of the last `observer.rosters.ROSTER_WINDOW_S` and the
 overlap alerts still open: the store host's supervisor judges them (``on_read``).
 """
@@ -30,6 +34,7 @@ from observer.config import Settings
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
+    from observer.alerts import Notice
     from observer.db.roster_queries import StoredRoster
 
 __all__ = [
@@ -55,6 +60,17 @@ class Reading:
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)
     rosters: tuple[StoredRoster, ...] = ()  # each supervisor's latest, within the window
     overlaps_open: frozenset[tuple[str, str]] = frozenset()  # (code, subject) open
+    open_alerts: tuple[Notice, ...] = ()  # every alert open, oldest first
+
+    def opened_by(self, source: str) -> dict[str, set[str]]:
+        """The conditions ``source`` alerted that are still open: code -> subjects."""
+        from observer.alerts import parse_alert_id
+
+        found: dict[str, set[str]] = {}
+        for notice in self.open_alerts:
+            if parse_alert_id(notice.id)[0] == source:
+                found.setdefault(notice.code, set()).add(notice.subject)
+        return found
 
 
 # The latest run's figures shown per region (EnrichmentRun's fields).
@@ -86,10 +102,9 @@ def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
         ages["enrichment"] = min(figures["age_h"] for figures in enrichment.values())
     alerts = {severity: counts[severity] for severity in OPEN_SEVERITIES}
     rosters = tuple(latest_rosters(conn, now_ns - int(ROSTER_WINDOW_S * _NS)))
-    overlaps_open = frozenset(
-        s.notice.condition for s in states if s.state == "open" and s.notice.code in OVERLAP_CODES
-    )
-    return Reading(ages, alerts, enrichment, rosters, overlaps_open)
+    opened = tuple(s.notice for s in states if s.state == "open")
+    overlaps_open = frozenset(n.condition for n in opened if n.code in OVERLAP_CODES)
+    return Reading(ages, alerts, enrichment, rosters, overlaps_open, opened)
 
 
 @dataclass(slots=True)
@@ -103,6 +118,7 @@ class DatabaseReadings:
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)  # per region
     up: float | None = None  # 1.0 after a read that succeeded, 0.0 after one that failed
     rosters: tuple[StoredRoster, ...] = ()  # the hosts' latest rosters (ctl status, overlaps)
+    open_alerts: tuple[Notice, ...] = ()  # as of the latest read
     on_read: Callable[[Reading], None] | None = None  # called with each successful reading
 
     async def follow(self, stop: asyncio.Event) -> None:
@@ -119,6 +135,7 @@ class DatabaseReadings:
                     reading = await asyncio.to_thread(self._read, engine, lookback_s)
                     self.ages_h, self.alerts_open = reading.ages_h, reading.alerts_open
                     self.enrichment, self.rosters = reading.enrichment, reading.rosters
+                    self.open_alerts = reading.open_alerts
                     self.up = 1.0
                     failure = ""
                 except Exception as exc:  # no schema before the writer's first start, ...

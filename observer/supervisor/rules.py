@@ -5,13 +5,14 @@ it knows how long each program has run, and it reads the ages of data from the d
 (`observer.db.queries`) every ``data_age_s``. `metrics_of` names them as the rules do
 (``gap_recovery.success_pct``, ``universe.running_s``, ``age_h.master_file``); `Rules`
 remembers which rules are breached and says what changed, so each breach is one alert and
-its end one resolution (`bus.events.AlertResolved` with the rule's code).
+its end one resolution (`bus.events.AlertResolved` with the rule's code). A supervisor started
+again takes over the breaches its predecessor alerted (`Rules.inherit`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from observer.alert_settings import ThresholdRule, enrichment_rules
@@ -66,6 +67,12 @@ class Rules:
 
     rules: tuple[ThresholdRule, ...]
     breached: set[str] = field(default_factory=set)
+
+    def inherit(self, codes: Set[str]) -> set[str]:
+        """Take the rules among ``codes`` as breached (alerted by a predecessor); which."""
+        taken = {rule.code for rule in self.rules if rule.code in codes}
+        self.breached |= taken
+        return taken
 
     def judge(self, metrics: Mapping[str, float]) -> list[Change]:
         """The rules whose state changed; a metric nobody reports leaves its rule as it was."""

@@ -9,9 +9,11 @@ and again every day at 03:20, before the day's first caller; at 08:30 on session
 (``--renew``) it asks for both anew, the pre-market renewal (KIS answers with the same token
 within 6 h of the last issuance: kept, not counted as issued). Each issuance is tried
 ``[token] retries`` more times with backoff on a retryable failure; then a critical
-``token_renewal_failed`` alert, and the system runs on the previous token while it is valid
-(exit 0, degraded). With no valid token left the job exits 1, and the supervisor runs it
-again with its backoff. Every issuance is a `TokenRefreshed` event (never the token).
+``token_renewal_failed`` alert (subject: the account), and the system runs on the previous
+token while it is valid (exit 0, degraded). With no valid token left the job exits 1, and the
+supervisor runs it again with its backoff. A later run that gets the account both a token and
+a key that last resolves the account's open alert. Every issuance is a `TokenRefreshed` event
+(never the token).
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import logging
 from datetime import datetime, time, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from bus.events import Alert, TokenRefreshed
+from bus.events import Alert, AlertResolved, TokenRefreshed
 from observer.cli_support import fail, job_producer, start_job
 from observer.clock import Clock
 from observer.config import Settings
@@ -47,6 +49,9 @@ SOURCE = "token"
 PROGRAM = "observer token"
 RENEWAL_FAILED = "token_renewal_failed"
 KINDS = ("access_token", "approval_key")
+_NS = 1_000_000_000
+
+Outcome = Literal["done", "degraded", "invalid"]  # degraded: failed, the previous one valid
 
 app = typer.Typer(no_args_is_help=True, help="The token job: the one issuer of KIS tokens.")
 
@@ -88,17 +93,76 @@ async def _issue_all(
         open_account(settings, a.alias, clock, limits, issued, issuer=True)
         for a in settings.kis.accounts
     ]
-    invalid = []
+    invalid, mended = [], []
     try:
         for account in accounts:
-            for kind in KINDS:
-                if not await _issue(settings, clock, producer, account, kind, renew):
-                    invalid.append(f"{account.alias} {kind}")
+            outcomes = {
+                kind: await _issue(settings, clock, producer, account, kind, renew)
+                for kind in KINDS
+            }
+            invalid += [f"{account.alias} {k}" for k, o in outcomes.items() if o == "invalid"]
+            if all(o == "done" for o in outcomes.values()):
+                mended.append(account.alias)
+        if mended:  # read while beating: a database slow to answer is no hung job
+            alerted = await asyncio.to_thread(_alerted, settings, clock)
+            _resolve(settings, producer, mended, alerted)
     finally:
         beating.cancel()
         for account in accounts:
             await account.aclose()
     return invalid
+
+
+def _resolve(
+    settings: Settings, producer: Producer, mended: list[str], alerted: set[str] | None
+) -> None:
+    """Resolve the open ``token_renewal_failed`` of each account whose token and key last now.
+
+    Only of an alert that is open (``alerted``; None: unknown, each counts as open): a
+    resolution of nothing would go to every channel each run. One raised before alerts had a
+    subject (none) ends once every account is mended.
+    """
+    if alerted is not None and len(mended) == len(settings.kis.accounts):
+        mended = [*mended, ""]
+    for alias in mended:
+        if alerted is None or alias in alerted:
+            message = f"{alias or 'every account'}: the access token and approval key last the day"
+            producer.send(
+                AlertResolved(
+                    code=RENEWAL_FAILED, severity="critical", subject=alias, message=message
+                )
+            )
+
+
+def _alerted(settings: Settings, clock: Clock) -> set[str] | None:
+    """The accounts whose ``token_renewal_failed`` from this host is open; None: unknown."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.alerts import alert_states, parse_alert_id
+    from observer.db.queries import alert_records
+    from observer.db.readers import reader_engine
+    from observer.errors import StoreError
+    from observer.hosts import own_source
+
+    since = clock.now_ns() - int(settings.supervisor.open_alerts_lookback_s * _NS)
+    try:
+        engine = reader_engine(settings.database, SOURCE)
+        try:
+            with engine.connect() as conn:
+                records = alert_records(conn, since)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, StoreError) as exc:  # one needless resolution beats reminders
+        log.warning("cannot read the open alerts (%s): each counts as open", exc)
+        return None
+    source = own_source(settings, SOURCE)
+    return {
+        s.notice.subject
+        for s in alert_states(records)
+        if s.state == "open"
+        and s.notice.code == RENEWAL_FAILED
+        and parse_alert_id(s.notice.id)[0] == source
+    }
 
 
 def _until_midnight_s(clock: Clock) -> float:
@@ -115,8 +179,8 @@ async def _issue(
     account: KisAccount,
     kind: str,
     renew: bool,
-) -> bool:
-    """One account's ``kind``, retried; alerted when it fails. True if a valid one is cached."""
+) -> Outcome:
+    """One account's ``kind``, retried; alerted when it fails (subject: the account)."""
     from observer.errors import KisError
     from observer.kis.auth import cached_validity
     from observer.retry import retry
@@ -157,7 +221,7 @@ async def _issue(
             on_retry=retried,
             retry_if=lambda error: isinstance(error, KisError) and error.retryable,
         )
-        return True
+        return "done"
     except KisError as exc:
         validity = cached_validity(
             Path(settings.kis.token_dir), account.alias, settings.kis.environment, kind
@@ -177,6 +241,7 @@ async def _issue(
                 code=RENEWAL_FAILED,
                 message=message[:2000],
                 context={"account": account.alias, "kind": kind},
+                subject=account.alias,
             )
         )
-        return valid
+        return "degraded" if valid else "invalid"

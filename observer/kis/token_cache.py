@@ -1,0 +1,72 @@
+"""The owner-only files caching each account's access token and approval key.
+
+One file per account, environment and kind (``<alias>-<environment>-<kind>.json``, 0600),
+replaced atomically, so a reader sees the old entry or the new one. Every process of an
+account shares them (`observer.kis.auth.TokenManager`); status pages read only when an entry
+was issued and when it expires (`cached_validity`), never the token.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import msgspec
+
+from observer.errors import KisProtocolError
+from observer.kis.parse import decode_json
+from observer.private_files import write_private
+
+__all__ = ["Cached", "cache_path", "cached_validity", "load_cached", "save_cached"]
+
+log = logging.getLogger(__name__)
+
+
+class Cached(msgspec.Struct):
+    """A cached token or key, when it was issued and when it expires (UTC ns)."""
+
+    value: str
+    issued_ns: int
+    expires_ns: int
+
+
+class _Validity(msgspec.Struct):
+    issued_ns: int
+    expires_ns: int
+
+
+def cache_path(cache_dir: Path, alias: str, environment: str, kind: str) -> Path:
+    """The owner-only file caching one account's ``access_token`` or ``approval_key``."""
+    return cache_dir / f"{alias}-{environment}-{kind}.json"
+
+
+def cached_validity(
+    cache_dir: Path, alias: str, environment: str, kind: str = "access_token"
+) -> tuple[int, int] | None:
+    """When the cached token was issued and when it expires (UTC ns); None without one.
+
+    The token itself is never decoded: status pages read this, and it must not travel.
+    """
+    try:
+        found = msgspec.json.decode(
+            cache_path(cache_dir, alias, environment, kind).read_bytes(), type=_Validity
+        )
+    except (OSError, msgspec.DecodeError):
+        return None
+    return found.issued_ns, found.expires_ns
+
+
+def load_cached(path: Path) -> Cached | None:
+    """The entry in ``path``; None without one, or if it cannot be read (logged)."""
+    try:
+        return decode_json(path.read_bytes(), Cached, str(path))
+    except FileNotFoundError:
+        return None
+    except KisProtocolError:
+        log.warning("ignoring unreadable token cache %s", path)
+        return None
+
+
+def save_cached(path: Path, cached: Cached) -> None:
+    """Replace ``path`` with ``cached`` (owner-only, atomically)."""
+    write_private(path, msgspec.json.encode(cached))
