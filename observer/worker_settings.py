@@ -63,7 +63,7 @@ class UniverseSettings(Strict, frozen=True):
     min_symbols: Positive = 100  # fewer: a warning
     max_failed_pct: Percent = 5.0  # more candidates failed: reuse
     max_not_traded_pct: Percent = 20.0  # more without a previous-session bar: reuse
-    # The universe is built at 05:00, Track A runs 09:00-15:30: it borrows Track A's share.
+    # The universe is built at 06:10, Track A runs 09:00-15:30: it borrows Track A's share.
     share_of: str = "track_a"
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
 

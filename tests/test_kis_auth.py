@@ -245,7 +245,7 @@ def test_a_renewal_answered_with_the_same_token_is_kept_as_the_earlier_issuance(
 def test_the_token_jobs_daily_run_makes_the_key_and_token_last_the_day(tmp_path: Path) -> None:
     """Renewed Tuesday 08:30, then Wednesday's 03:20 run: what would age out before the
     day's end (the approval key at 07:30, the token at 07:30 by its refresh age) is issued
-    then, so the 08:03 pre-connect and the 05:00 universe find them."""
+    then, so the 08:03 pre-connect and the 06:10 universe find them."""
     from workers.token.cli import _until_midnight_s
 
     tuesday_0830 = T0 - 9 * 3600 * 10**9 - 3 * 86400 * 10**9 + int(8.5 * 3600) * 10**9

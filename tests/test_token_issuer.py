@@ -237,7 +237,7 @@ def test_a_reader_gives_up_after_its_wait_without_issuing(tmp_path: Path) -> Non
 
 
 def test_the_shipped_token_job_runs_at_start_daily_and_renews_at_0830_on_sessions() -> None:
-    """Every day at 03:20, before the day's first caller (Sunday's 03:30 enrich, the 05:00
+    """Every day at 03:20, before the day's first caller (Sunday's 03:30 enrich, the 06:10
     universe): a supervisor left running across a weekend found no valid token on Monday."""
     settings = load_settings(ROOT / "config" / "observer.toml")
     job = settings.programs["token"]

@@ -33,7 +33,7 @@ def due_at(timeline: Timeline, entry: ScheduleEntry, day: date) -> datetime:
     A session's entries (``sessions``, a weekday) from its warm-up on keep their place
     beside its hours: on a day opening an hour late, the ETF job due 40 minutes after the
     close runs 40 minutes after that day's close, not during its last cycles. Earlier ones
-    (the universe at 05:00, before the master files' 06:00) and ``daily`` entries keep
+    (the master files at 06:00 and the universe after them, 06:10) and ``daily`` entries keep
     their time.
     """
     time_of_day = hhmm(entry.at)
