@@ -28,8 +28,8 @@ __all__ = [
     "alert_id",
     "alert_states",
     "delivered_channels",
-    "is_open",
     "notices_of",
+    "open_subjects",
     "parse_alert_id",
 ]
 
@@ -138,15 +138,16 @@ def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
     return source == alert_source and seq > alert_seq
 
 
-def is_open(records: AlertRecords, source: str, code: str) -> bool:
-    """True if an alert ``code`` that ``source`` raised is open in ``records``.
+def open_subjects(records: AlertRecords, source: str, code: str) -> set[str]:
+    """The subjects of the alerts ``code`` that ``source`` raised and are open in ``records``.
 
     A job that mends what an earlier run alerted resolves it only then: a resolution of
     nothing open would still be sent to every channel.
     """
-    return any(
-        state.state == "open"
+    return {
+        state.notice.subject
+        for state in alert_states(records)
+        if state.state == "open"
         and state.notice.code == code
         and parse_alert_id(state.notice.id)[0] == source
-        for state in alert_states(records)
-    )
+    }

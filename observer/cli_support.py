@@ -234,9 +234,20 @@ def is_open_alert(settings: Settings, clock: Clock, source: str, code: str) -> b
     resolution of nothing would go to every channel each run). A database that cannot say
     counts as open: one needless resolution beats reminders every half hour.
     """
+    subjects = open_alert_subjects(settings, clock, source, code)
+    return subjects is None or bool(subjects)
+
+
+def open_alert_subjects(
+    settings: Settings, clock: Clock, source: str, code: str
+) -> set[str] | None:
+    """The subjects of this host's ``source``'s open alerts ``code``.
+
+    None: the database cannot say (`is_open_alert`: each counts as open).
+    """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from observer.alerts import is_open
+    from observer.alerts import open_subjects
     from observer.db.queries import alert_records
     from observer.db.readers import reader_engine
     from observer.errors import StoreError
@@ -252,8 +263,8 @@ def is_open_alert(settings: Settings, clock: Clock, source: str, code: str) -> b
             engine.dispose()
     except (SQLAlchemyError, StoreError) as exc:
         log.warning("cannot read the open alerts (%s): %s counts as open", exc, code)
-        return True
-    return is_open(records, own_source(settings, source), code)
+        return None
+    return open_subjects(records, own_source(settings, source), code)
 
 
 @contextmanager

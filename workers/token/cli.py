@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from bus.events import Alert, AlertResolved, TokenRefreshed
-from observer.cli_support import fail, job_producer, start_job
+from observer.cli_support import fail, job_producer, open_alert_subjects, start_job
 from observer.clock import Clock
 from observer.config import Settings
 from observer.notify import Notifier
@@ -49,7 +49,6 @@ SOURCE = "token"
 PROGRAM = "observer token"
 RENEWAL_FAILED = "token_renewal_failed"
 KINDS = ("access_token", "approval_key")
-_NS = 1_000_000_000
 
 Outcome = Literal["done", "degraded", "invalid"]  # degraded: failed, the previous one valid
 
@@ -104,7 +103,9 @@ async def _issue_all(
             if all(o == "done" for o in outcomes.values()):
                 mended.append(account.alias)
         if mended:  # read while beating: a database slow to answer is no hung job
-            alerted = await asyncio.to_thread(_alerted, settings, clock)
+            alerted = await asyncio.to_thread(
+                open_alert_subjects, settings, clock, SOURCE, RENEWAL_FAILED
+            )
             _resolve(settings, producer, mended, alerted)
     finally:
         beating.cancel()
@@ -132,37 +133,6 @@ def _resolve(
                     code=RENEWAL_FAILED, severity="critical", subject=alias, message=message
                 )
             )
-
-
-def _alerted(settings: Settings, clock: Clock) -> set[str] | None:
-    """The accounts whose ``token_renewal_failed`` from this host is open; None: unknown."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from observer.alerts import alert_states, parse_alert_id
-    from observer.db.queries import alert_records
-    from observer.db.readers import reader_engine
-    from observer.errors import StoreError
-    from observer.hosts import own_source
-
-    since = clock.now_ns() - int(settings.supervisor.open_alerts_lookback_s * _NS)
-    try:
-        engine = reader_engine(settings.database, SOURCE)
-        try:
-            with engine.connect() as conn:
-                records = alert_records(conn, since)
-        finally:
-            engine.dispose()
-    except (SQLAlchemyError, StoreError) as exc:  # one needless resolution beats reminders
-        log.warning("cannot read the open alerts (%s): each counts as open", exc)
-        return None
-    source = own_source(settings, SOURCE)
-    return {
-        s.notice.subject
-        for s in alert_states(records)
-        if s.state == "open"
-        and s.notice.code == RENEWAL_FAILED
-        and parse_alert_id(s.notice.id)[0] == source
-    }
 
 
 def _until_midnight_s(clock: Clock) -> float:

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
-from observer.alerts import is_open
+from observer.alerts import open_subjects
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.queries import alert_records, cycle_summarised, cycle_symbols, universe_of
@@ -335,7 +335,7 @@ class TrackA(AsyncWorker):
         source = own_source(self.settings, SOURCE)
         with self._engine.connect() as conn:
             records = alert_records(conn, self.clock.now_ns() - lookback_ns)
-        return is_open(records, source, _NO_UNIVERSE)
+        return bool(open_subjects(records, source, _NO_UNIVERSE))
 
     def _summarised(self, cycle: Cycle) -> bool:
         with self._engine.connect() as conn:
