@@ -230,9 +230,9 @@ def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
 
     from sqlalchemy import inspect
 
+    from observer.db.audit_queries import audit_sources, conflicts
     from observer.db.engine import display_url, make_engine
     from observer.db.models import BusOffset
-    from observer.db.queries import audit_sources, conflicts
 
     url = _url(_settings(config), db)
     engine, where = make_engine(url, read_only=True), display_url(url)  # password masked
@@ -359,7 +359,8 @@ def replay(
 
     Into a database, the capture is checked first, then the writer's lock on the database is
     held throughout (exit 2 while a writer serves it: send the capture with --as-producer),
-    then the database is migrated.
+    then the database is migrated. Exit 1 if an event of the capture was not stored: past a
+    hole (its source's previous seq is missing) or conflicting with a committed one.
     """
     from observer.errors import WriterLocked
     from observer.replay import open_capture, replay_as_producer, replay_into_db
@@ -388,8 +389,11 @@ def replay(
         fail("observer replay", str(exc), 2)
     typer.echo(
         f"{result.frames} frames, {result.events} events, {result.committed} committed, "
-        f"{result.duplicates} duplicates, {result.resent} frames resent"
+        f"{result.duplicates} duplicates, {result.conflicts} conflicting, "
+        f"{result.skipped} skipped past a hole, {result.resent} frames resent"
     )
+    if result.not_stored():
+        fail("observer replay", f"not stored: {result.not_stored()}", 1)
 
 
 def _add_worker_commands(args: list[str]) -> None:

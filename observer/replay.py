@@ -39,13 +39,39 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
-    """What a replay did."""
+    """What a replay did.
+
+    Into a database every event of the capture is one of: committed, a duplicate, a
+    conflict or skipped; the last two are not stored (`not_stored` says which came first).
+    """
 
     frames: int
     events: int
     committed: int  # newly committed (into a database) or acknowledged (by a live writer)
-    duplicates: int = 0  # envelopes the database already had
+    duplicates: int = 0  # envelopes the database already had, the same bytes
     resent: int = 0  # frames sent again to a live writer
+    conflicts: int = 0  # envelopes whose seq the database holds with other content
+    skipped: int = 0  # envelopes past a hole: their source's previous seq came nowhere before
+    first_skipped: tuple[str, int, int] | None = None  # source, seq, the database's mark then
+    first_conflict: tuple[str, int] | None = None  # source, seq
+
+    def not_stored(self) -> str:
+        """One line on the events of the capture not stored; "" when every one is there."""
+        said = []
+        if self.first_skipped is not None:
+            source, seq, mark = self.first_skipped
+            missing = f"{mark + 1}" if seq == mark + 2 else f"{mark + 1}..{seq - 1}"
+            said.append(
+                f"{self.skipped} events skipped past a hole, the first {source}/{seq} "
+                f"({source}/{missing} missing before it)"
+            )
+        if self.first_conflict is not None:
+            source, seq = self.first_conflict
+            said.append(
+                f"{self.conflicts} events conflict with what the database holds at their seq, "
+                f"the first {source}/{seq} (kept in bus_conflicts: see `observer audit`)"
+            )
+        return "; ".join(said)
 
 
 def unusable_path(path: Path, exc: OSError) -> CaptureError:
@@ -127,6 +153,9 @@ def replay_into_db(
     The capture is opened and its header checked first, then the writer's lock on the
     database is taken (`lock_database`) and held to the end, then with ``upgrade`` the
     database is migrated: a bad capture or a served database leaves the database untouched.
+
+    What the writer would leave for a resend is counted instead: the events past a hole (a
+    feed capture loses messages by design) and those conflicting with committed ones.
     """
     reader = open_capture(path, allow_torn_tail)
     try:
@@ -147,7 +176,9 @@ def replay_into_db(
 
 def _commit_frames(reader: CaptureReader, url: str, batch_events: int) -> ReplayResult:
     engine = make_engine(url)
-    frames = events = committed = duplicates = 0
+    frames = events = committed = duplicates = conflicts = skipped = 0
+    first_skipped: tuple[str, int, int] | None = None
+    first_conflict: tuple[str, int] | None = None
     pending: list[DecodedFrame] = []
     try:
         store = Store(engine)
@@ -155,10 +186,14 @@ def _commit_frames(reader: CaptureReader, url: str, batch_events: int) -> Replay
         store.load_marks()
 
         def commit() -> None:
-            nonlocal committed, duplicates
+            nonlocal committed, duplicates, conflicts, skipped, first_skipped, first_conflict
             accepted = store.apply(pending)
-            committed += accepted.count
-            duplicates += accepted.duplicates
+            committed += accepted.count - accepted.own  # the capture's, not the writer's alert
+            duplicates += accepted.duplicates - accepted.conflicts
+            conflicts += accepted.conflicts
+            skipped += accepted.skipped
+            first_skipped = first_skipped or accepted.first_skipped
+            first_conflict = first_conflict or accepted.first_conflict
             pending.clear()
 
         for frame in _frames(reader):
@@ -171,7 +206,16 @@ def _commit_frames(reader: CaptureReader, url: str, batch_events: int) -> Replay
             commit()
     finally:
         engine.dispose()
-    return ReplayResult(frames, events, committed, duplicates)
+    return ReplayResult(
+        frames,
+        events,
+        committed,
+        duplicates,
+        conflicts=conflicts,
+        skipped=skipped,
+        first_skipped=first_skipped,
+        first_conflict=first_conflict,
+    )
 
 
 def replay_as_producer(

@@ -23,9 +23,10 @@ from bus.codec import DIGEST_BYTES
 from harness.sim.market import Market
 from harness.sim.server import SimConfig, Simulator
 from observer.clock import SimulatedClock
+from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import AUDITED_MODELS
-from observer.db.queries import audit_sources, committed_offsets
+from observer.db.queries import committed_offsets
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -245,6 +245,7 @@ def test_reads_live_in_the_queries_module() -> None:
     """
     allowed = {
         ROOT / "observer" / "db" / "queries.py",
+        ROOT / "observer" / "db" / "audit_queries.py",
         ROOT / "observer" / "db" / "reconciliation_queries.py",
         ROOT / "observer" / "db" / "retention_queries.py",
         ROOT / "observer" / "db" / "sector_queries.py",

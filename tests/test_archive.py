@@ -28,8 +28,8 @@ from bus.events import (
 )
 from harness.loadgen import synthetic_tick
 from observer.db.archive import verify_file, write_day
+from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk
-from observer.db.queries import audit_sources
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     archive_records,

@@ -119,6 +119,20 @@ def test_an_empty_database_says_nothing_is_stored(tmp_path: Path) -> None:
     ]
 
 
+def test_a_source_with_a_mark_and_no_rows_is_incomplete(tmp_path: Path) -> None:
+    """A committed mark whose events left no row at all: the largest hole, never "nothing
+    stored yet" with exit 0 (the source was not listed)."""
+    path = tmp_path / "lost.db"
+    url = f"sqlite:///{path}"
+    assert observer(tmp_path, "db", "upgrade", "--db", url).returncode == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO bus_offsets (source, seq, updated_ns) VALUES ('track_b', 3, 1)")
+    done = observer(tmp_path, "audit", "--db", url)
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stdout.splitlines()
+    assert " ".join(line.split()) == "track_b seq 0..0 distinct 0 rows 0 committed 3 INCOMPLETE"
+
+
 def test_help_shows_configuration_names_in_brackets() -> None:
     """``[supervisor] role`` in a help text is shown as written, not taken for markup."""
     cli._add_worker_commands([])

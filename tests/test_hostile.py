@@ -36,8 +36,8 @@ from bus.outbox import Outbox
 from bus.producer import Producer
 from observer.clock import SimulatedClock
 from observer.db import models as m
+from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
-from observer.db.queries import audit_sources
 from observer.errors import KisProtocolError, KisServerError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits, classify
@@ -380,7 +380,7 @@ def test_values_beyond_bigint_are_rejected_events_not_crashes(store: Store) -> N
     reduced = found["ts", 1]
     assert reduced.produced_ns == 0 and decode_frame(reduced.envelope)[0].ts == 2**63
     with store.engine.connect() as conn:
-        from observer.db.queries import audit_sources
+        from observer.db.audit_queries import audit_sources
 
         assert all(a.complete for a in audit_sources(conn))
 
@@ -520,7 +520,7 @@ def test_every_per_event_failure_is_a_rejected_event(store: Store) -> None:
         store.apply([decode_parts(encode_frame(envelopes))])
         assert store.marks == {"w": seq}
     with store.engine.connect() as conn:
-        from observer.db.queries import audit_sources
+        from observer.db.audit_queries import audit_sources
 
         (found,) = audit_sources(conn)
     assert found.complete and found.max_seq == seq

@@ -26,8 +26,8 @@ from bus.envelope import Envelope
 from bus.events import TradeTick
 from observer.db import migrate
 from observer.db import models as m
+from observer.db.audit_queries import audit_sources, conflicts
 from observer.db.engine import make_engine
-from observer.db.queries import audit_sources, conflicts
 from observer.writer import identity
 from observer.writer.identity import WRITER_SOURCE
 from observer.writer.store import Store

@@ -14,9 +14,9 @@ from sqlalchemy import select, text
 from bus.events import PruneRequested
 from harness.loadgen import synthetic_tick
 from observer.db import migrate
+from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import PrunedChunk
-from observer.db.queries import audit_sources
 from observer.db.retention_queries import ARCHIVED_TABLES, newest_archive
 from observer.writer import partitions as partitions_module
 from observer.writer.partitions import Partitions, day_partitions, partition_name

@@ -8,9 +8,12 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from bus.codec import DecodedFrame
+from bus.capture import CaptureHeader, CaptureWriter
+from bus.codec import DecodedFrame, encode_frame
+from bus.envelope import Envelope
 from bus.events import Alert
 from bus.producer import Producer
 from observer.db.engine import normalize_url
@@ -18,7 +21,7 @@ from observer.errors import WriterLocked
 from observer.replay import replay_into_db
 from observer.writer.lock import WriterLock
 from observer.writer.store import Accepted, Store
-from tests.samples import SAMPLES
+from tests.samples import SAMPLES, T0
 from tests.support import ROOT, WriterProcess, audit
 
 SPINE = ROOT / "tests" / "captures" / "spine.cap"
@@ -37,12 +40,13 @@ def observer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     )
 
 
-def one_line(done: subprocess.CompletedProcess[str]) -> str:
-    """The single line a refused command printed on stderr (and nothing on stdout)."""
+def one_line(done: subprocess.CompletedProcess[str], *, stdout: bool = True) -> str:
+    """The single line a refused command printed on stderr (and, by default, nothing on
+    stdout)."""
     assert "Traceback" not in done.stderr, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
-    assert done.stdout == ""
+    assert done.stdout == "" or not stdout
     return lines[0]
 
 
@@ -154,3 +158,59 @@ def test_unusable_capture_paths_are_one_line_and_exit_2(
     assert line.startswith(f"observer {args[0]}: {expected}"), line
     assert tree(tmp_path) == before  # not even the run folder
     assert (tmp_path / "cap.bin").read_bytes() == b"someone's file"
+
+
+def alerts_capture(path: Path, frames: list[list[int]], message: str = "m") -> None:
+    """A capture of one source's alerts, a frame per list of seqs."""
+    event = msgspec.structs.replace(ALERT, message=message)
+    with CaptureWriter(path, CaptureHeader(created_ns=0, origin="feed")) as writer:
+        for seqs in frames:
+            writer.append(encode_frame([Envelope("supervisor", s, T0 + s, event) for s in seqs]))
+
+
+def test_events_past_a_hole_are_reported_and_exit_1(tmp_path: Path) -> None:
+    """A feed capture loses messages by design: what comes after a lost seq is not stored,
+    and the replay says so (it printed "2 committed" and exited 0)."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    capture = tmp_path / "hole.cap"
+    alerts_capture(capture, [[1, 2], [4, 5], [6]])  # 3 lost
+    done = observer("replay", str(capture), "--db", url)
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.splitlines() == [
+        "3 frames, 5 events, 2 committed, 0 duplicates, 0 conflicting, "
+        "3 skipped past a hole, 0 frames resent"
+    ]
+    assert one_line(done, stdout=False) == (
+        "observer replay: not stored: 3 events skipped past a hole, the first supervisor/4 "
+        "(supervisor/3 missing before it)"
+    )
+    assert audit(url)["supervisor"].max_seq == 2
+    result = replay_into_db(capture, url)  # again: 1 and 2 are there now
+    assert (result.committed, result.duplicates, result.conflicts) == (0, 2, 0)
+    assert (result.skipped, result.first_skipped) == (3, ("supervisor", 4, 2))
+
+
+def test_conflicting_events_are_not_counted_committed(tmp_path: Path) -> None:
+    """Each of the capture's events conflicts: 0 committed (the writer's alert is not the
+    capture's), the conflicts counted, exit 1."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    stored, other = tmp_path / "stored.cap", tmp_path / "other.cap"
+    alerts_capture(stored, [[1, 2]])
+    alerts_capture(other, [[1, 2]], message="other content")
+    assert replay_into_db(stored, url, upgrade=True).committed == 2
+    result = replay_into_db(other, url)
+    assert result.committed == 0  # it was 1: the writer's alert
+    assert (result.duplicates, result.conflicts) == (0, 2)
+    assert result.first_conflict == ("supervisor", 1) and result.skipped == 0
+    done = observer("replay", str(other), "--db", url)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        "1 frames, 2 events, 0 committed, 0 duplicates, 2 conflicting, "
+        "0 skipped past a hole, 0 frames resent"
+    ]
+    assert one_line(done, stdout=False) == (  # known conflicts: not logged again
+        "observer replay: not stored: 2 events conflict with what the database holds at their "
+        "seq, the first supervisor/1 (kept in bus_conflicts: see `observer audit`)"
+    )
+    audits = audit(url)
+    assert audits["supervisor"].complete and audits["writer"].max_seq == 1  # the alert

@@ -7,24 +7,26 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import ListingChanged
 from observer.db import migrate
+from observer.db.audit_queries import SourceAudit, audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import (
     Base,
+    BusOffset,
     Gap,
     Instrument,
     MasterFileState,
+    PrunedChunk,
     RejectedEvent,
     TrackACycleRow,
     TradeTickRow,
 )
-from observer.db.queries import audit_sources
 from observer.errors import StoreError
 from observer.writer.store import Store, accept
 from tests.samples import EXPECTED_ROWS, SAMPLES, T0
@@ -68,6 +70,30 @@ def test_every_event_type_leaves_its_rows_and_an_audit_trail(store: Store) -> No
         assert tick.change_rate == Decimal("-0.54") and tick.strength == Decimal("98.73")
         cycle = session.scalars(select(TrackACycleRow)).one()
         assert cycle.missing == ["900110"] and cycle.trade_date == date(2026, 11, 20)
+
+
+def test_every_marked_source_is_audited_rows_or_none(store: Store) -> None:
+    """A source whose committed events left no row is listed, incomplete; one whose rows
+    were all pruned is complete (its chunks stand for them)."""
+    store.apply(frames_of(SAMPLES[:3]))
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(BusOffset),
+            [
+                {"source": "gone", "seq": 3, "updated_ns": 1},
+                {"source": "pruned", "seq": 2, "updated_ns": 1},
+            ],
+        )
+        day = {"table_name": "trade_ticks", "trade_date": date(2026, 3, 2), "source": "pruned"}
+        seqs = {"rows": 2, "seqs": 2, "min_seq": 1, "max_seq": 2, "pruned_ns": 1}
+        conn.execute(insert(PrunedChunk), [day | seqs | {"chunk": 1}])
+    with store.engine.connect() as conn:
+        audits = {a.source: a for a in audit_sources(conn)}
+    assert audits["gone"] == SourceAudit("gone", 0, 0, 0, 0, 3)
+    assert not audits["gone"].complete
+    assert audits["pruned"] == SourceAudit("pruned", 1, 2, 2, 0, 2)
+    assert audits["pruned"].complete and audits["w1"].complete
+    assert set(audits) == {"gone", "pruned", "w1"}
 
 
 def test_applying_the_same_frames_again_changes_nothing(store: Store) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
-from observer.db.queries import audit_sources
 from tests.support import (
     WRITER_PROGRAM,
     SupervisorProcess,

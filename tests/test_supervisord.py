@@ -14,8 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
-from observer.db.queries import audit_sources
 from observer.supervisor.control import request
 from tests.support import ROOT, WRITER_PROGRAM, load_program, wait_until
 

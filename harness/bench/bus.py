@@ -57,9 +57,9 @@ from bus.events import TradeTick
 from bus.feed import FeedSubscriber
 from harness.bench.writer_alone import writer_alone
 from harness.loadgen import synthetic_tick
+from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
-from observer.db.queries import audit_sources
 from observer.db.retention_queries import ARCHIVED_TABLES
 from observer.db.scratch import scratch_postgres
 from observer.phases import KST

@@ -50,6 +50,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from observer.config import Settings, config_files
 from observer.db import migrate
+from observer.db.audit_queries import audit_sources
 from observer.db.backup_folders import FAILED, KEEP_FAILED, Making, refuse_unverified, rotate
 from observer.db.engine import (
     display_url,
@@ -58,7 +59,6 @@ from observer.db.engine import (
     require_database,
     sqlite_file,
 )
-from observer.db.queries import audit_sources
 from observer.db.scratch import scratch_postgres
 from observer.db.sqlite_restore import restore_sqlite_file
 from observer.errors import BackupError, ConfigError, StoreError

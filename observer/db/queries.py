@@ -6,25 +6,23 @@ the indexes the tables need can be read off one module.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import BigInteger, Connection, Row, func, literal, select, union_all
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.orm import Session
 
 from bus.events import SlotTrigger, UniverseMember, UniverseSnapshot
+from observer.db.audit_queries import snapshot
 from observer.db.models import (
-    AUDITED_MODELS,
     AlertAckedRow,
     AlertDeliveryRow,
     AlertResolvedRow,
     AlertRow,
     BarRow,
-    BusConflict,
     BusOffset,
     Gap,
     GapEvent,
@@ -32,7 +30,6 @@ from observer.db.models import (
     MasterFileCheckedRow,
     MasterFileState,
     PriceSnapshotRow,
-    PrunedChunk,
     SlotDecisionRow,
     TrackACycleRow,
     TradeTickRow,
@@ -43,14 +40,10 @@ from observer.phases import KST
 
 __all__ = [
     "AlertRecords",
-    "Conflict",
     "HeldSlot",
-    "SourceAudit",
     "active_listings",
     "alert_records",
-    "audit_sources",
     "committed_offsets",
-    "conflicts",
     "cycle_summarised",
     "cycle_symbols",
     "cycles_of",
@@ -68,116 +61,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class SourceAudit:
-    """Completeness of one source: its seqs must be exactly 1..max, max = high-water mark."""
-
-    source: str
-    min_seq: int
-    max_seq: int
-    distinct: int
-    rows: int
-    committed: int
-
-    @property
-    def complete(self) -> bool:
-        """True when no seq is missing and the high-water mark matches the rows."""
-        return (
-            self.min_seq == 1 and self.distinct == self.max_seq and self.max_seq == self.committed
-        )
-
-
 def committed_offsets(conn: Connection) -> dict[str, int]:
     """Each source's committed high-water mark."""
     return {row.source: row.seq for row in conn.execute(select(BusOffset.source, BusOffset.seq))}
-
-
-def audit_sources(conn: Connection) -> list[SourceAudit]:
-    """Audit every source across all append-only tables (see `SourceAudit`).
-
-    The marks and the rows are read in one snapshot, so a writer committing meanwhile is
-    seen entirely or not at all: read apart, a live database showed holes that were not
-    there. One statement reads both (one snapshot on SQLite and PostgreSQL alike), in a
-    REPEATABLE READ transaction on PostgreSQL. ``conn`` must not have begun a transaction.
-    """
-    everything = union_all(
-        *(select(model.source, model.seq) for model in AUDITED_MODELS)
-    ).subquery()
-    present = select(
-        everything.c.source,
-        func.min(everything.c.seq).label("low"),
-        func.max(everything.c.seq).label("high"),
-        func.count(func.distinct(everything.c.seq)).label("seqs"),
-        func.count().label("rows"),
-    ).group_by(everything.c.source)
-    # Seqs whose only row retention pruned (after archiving) count as present: no hole.
-    pruned = (
-        select(
-            PrunedChunk.source,
-            func.min(PrunedChunk.min_seq),
-            func.max(PrunedChunk.max_seq),
-            func.sum(PrunedChunk.seqs),
-            literal(0, BigInteger),
-        )
-        .where(PrunedChunk.seqs > 0)
-        .group_by(PrunedChunk.source)
-    )
-    both = union_all(present, pruned).subquery()
-    mark = select(BusOffset.seq).where(BusOffset.source == both.c.source).scalar_subquery()
-    query = (
-        select(
-            both.c.source,
-            func.min(both.c.low),
-            func.max(both.c.high),
-            func.sum(both.c.seqs),
-            func.sum(both.c.rows),
-            func.coalesce(mark, 0),
-        )
-        .group_by(both.c.source)
-        .order_by(both.c.source)
-    )
-    with _snapshot(conn):
-        rows = conn.execute(query).all()
-    return [SourceAudit(row[0], *(int(value) for value in row[1:])) for row in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class Conflict:
-    """An envelope that repeated a committed seq with other content (kept in bus_conflicts)."""
-
-    source: str
-    seq: int
-    event_type: str
-    received_ns: int
-
-
-def conflicts(conn: Connection) -> list[Conflict]:
-    """Every recorded conflict, oldest first."""
-    query = select(
-        BusConflict.source, BusConflict.seq, BusConflict.event_type, BusConflict.received_ns
-    ).order_by(BusConflict.received_ns, BusConflict.source, BusConflict.seq)
-    return [Conflict(*row) for row in conn.execute(query)]
-
-
-@contextmanager
-def _snapshot(conn: Connection) -> Iterator[None]:
-    """A transaction whose reads all see one snapshot (REPEATABLE READ on PostgreSQL).
-
-    PostgreSQL's default READ COMMITTED takes a snapshot per statement. SQLite keeps one
-    per statement, or per read transaction when one is begun.
-    """
-    if conn.in_transaction():
-        raise ValueError("a snapshot needs a connection that has not begun a transaction")
-    postgres = conn.dialect.name == "postgresql"
-    default = conn.default_isolation_level
-    if postgres:
-        conn.execution_options(isolation_level="REPEATABLE READ")
-    try:
-        with conn.begin():
-            yield
-    finally:
-        if postgres and default is not None:
-            conn.execution_options(isolation_level=default)
 
 
 def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
@@ -485,7 +371,7 @@ def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
         .where(AlertDeliveryRow.produced_ns >= since_ns)
         .order_by(AlertDeliveryRow.produced_ns)
     )
-    with _snapshot(conn):
+    with snapshot(conn):
         return AlertRecords(
             alerts=conn.execute(notices[0]).all(),
             resolutions=conn.execute(notices[1]).all(),

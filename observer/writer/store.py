@@ -48,6 +48,7 @@ from observer.db.queries import committed_offsets
 from observer.errors import StoreError
 from observer.writer.identity import (
     WRITER_SOURCE,
+    Conflict,
     Repeat,
     conflict_alert,
     digest_rows,
@@ -82,8 +83,12 @@ class Accepted:
     frames: list[tuple[DecodedFrame, list[int]]] = field(default_factory=list)
     marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
     holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
+    skipped: int = 0  # envelopes past a hole (seq > mark + 1), left for a resend
+    first_skipped: tuple[str, int, int] | None = None  # the first's source, seq, mark then
     repeats: list[Repeat] = field(default_factory=list)  # seq <= mark
     conflicts: int = 0  # repeats that differ from what was committed at their seq
+    first_conflict: tuple[str, int] | None = None  # the first's source and seq
+    own: int = 0  # the writer's own envelopes added to `frames` (its conflict alert)
 
     @property
     def envelopes(self) -> list[Envelope]:
@@ -137,6 +142,9 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
                 result.marks[env.source] = env.seq
             else:
                 result.holes.add(env.source)
+                result.skipped += 1
+                if result.first_skipped is None:
+                    result.first_skipped = (env.source, env.seq, mark)
         if taken:
             result.frames.append((frame, taken))
     return result
@@ -204,7 +212,7 @@ class Store:
         ``rejected_events`` under its seq, so one bad event neither blocks the writer nor
         leaves a hole. Repeated seqs are checked against the committed digests afterwards
         (so a repeat within the batch is checked too); a conflict adds the writer's alert to
-        the accepted frames, for the feed.
+        the accepted frames, for the feed (counted in ``own``, not in the frames given).
         """
         if not self._marks_valid:
             self.load_marks()
@@ -212,9 +220,13 @@ class Store:
         if accepted.marks:
             self._commit_isolating(accepted.envelopes, accepted.digests)
         if accepted.repeats:
-            accepted.conflicts, alert = self._check_repeats(accepted.repeats)
+            found, alert = self._check_repeats(accepted.repeats)
+            accepted.conflicts = len(found)
+            if found:
+                accepted.first_conflict = (found[0].envelope.source, found[0].envelope.seq)
             if alert is not None:
                 accepted.frames.append((alert, [0]))
+                accepted.own = 1
         return accepted
 
     def commit_own(self, events: list[Event]) -> DecodedFrame:
@@ -249,10 +261,10 @@ class Store:
             log.error("rejected %s/%d (%s): %s", env.source, env.seq, event_tag(env.event), refused)
             self._record_rejected(env, digests[0], str(refused))
 
-    def _check_repeats(self, repeats: list[Repeat]) -> tuple[int, DecodedFrame | None]:
+    def _check_repeats(self, repeats: list[Repeat]) -> tuple[list[Conflict], DecodedFrame | None]:
         """Check repeats against the committed digests; keep and alert new conflicts.
 
-        Return the number of conflicts and the frame of the alert raised for new ones.
+        Return the conflicts and the frame of the alert raised for new ones.
         """
         try:
             with self.engine.connect() as conn:
@@ -262,7 +274,7 @@ class Store:
             raise StoreError(f"cannot read envelope digests: {error_reason(exc)}") from exc
         self.unverified += unverified
         if not new:
-            return len(conflicts), None
+            return conflicts, None
         for conflict in new:
             log.error(
                 "conflict: %s/%d was committed with other content (digest %s, this one %s)",
@@ -283,7 +295,7 @@ class Store:
 
         self._commit([alert], [envelope_digest(frame.parts[0])], rows)
         self.conflicts += len(new)
-        return len(conflicts), frame
+        return conflicts, frame
 
     def _record_rejected(self, env: Envelope, digest: bytes, reason: str) -> None:
         """Commit the rejected event's record; reduce it if even that is refused.

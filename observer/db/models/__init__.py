@@ -2,7 +2,8 @@
 
 Every committed event leaves at least one append-only row keyed by ``(source, seq)`` (plus
 ``idx`` when one event yields several rows), so completeness is a SQL query: per source the
-distinct seqs across all tables are exactly 1..max (see `observer.db.queries.audit_sources`).
+distinct seqs across all tables are exactly 1..max (see
+`observer.db.audit_queries.audit_sources`).
 Tables updated in place (``instruments``, ``gaps``, ``master_file_state``,
 ``instrument_sectors``, ``kis_sector_codes``, ``host_rosters``) have an append-only history
 beside them (``listing_changes``, ``gap_events``, ``master_file_checks``, ``sector_metadata``,

@@ -1,0 +1,135 @@
+"""The audit's read queries (a part of `observer.db.queries`): completeness and conflicts.
+
+Per source, the distinct seqs across all append-only tables (and those retention pruned)
+must be exactly 1..max, and max the committed mark; every source with a mark is audited,
+rows or none. `snapshot` is the one-snapshot read the audit needs, for other reads too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import BigInteger, Connection, func, literal, null, select, union_all
+
+from observer.db.models import AUDITED_MODELS, BusConflict, BusOffset, PrunedChunk
+
+__all__ = ["Conflict", "SourceAudit", "audit_sources", "conflicts", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAudit:
+    """Completeness of one source: its seqs must be exactly 1..max, max = high-water mark.
+
+    A source with a mark and no seq stored (nor pruned) shows ``0..0``: incomplete.
+    """
+
+    source: str
+    min_seq: int
+    max_seq: int
+    distinct: int
+    rows: int
+    committed: int
+
+    @property
+    def complete(self) -> bool:
+        """True when no seq is missing and the high-water mark matches the rows."""
+        return (
+            self.min_seq == 1 and self.distinct == self.max_seq and self.max_seq == self.committed
+        )
+
+
+def audit_sources(conn: Connection) -> list[SourceAudit]:
+    """Audit every source across all append-only tables (see `SourceAudit`).
+
+    Every source with a stored row, a pruned seq or a committed mark is listed: a source
+    whose committed events left no row at all (every event type leaves at least one, see
+    `observer.writer.rows`) is the largest hole, never silence.
+
+    The marks and the rows are read in one snapshot, so a writer committing meanwhile is
+    seen entirely or not at all: read apart, a live database showed holes that were not
+    there. One statement reads both (one snapshot on SQLite and PostgreSQL alike), in a
+    REPEATABLE READ transaction on PostgreSQL. ``conn`` must not have begun a transaction.
+    """
+    everything = union_all(
+        *(select(model.source, model.seq) for model in AUDITED_MODELS)
+    ).subquery()
+    present = select(
+        everything.c.source,
+        func.min(everything.c.seq).label("low"),
+        func.max(everything.c.seq).label("high"),
+        func.count(func.distinct(everything.c.seq)).label("seqs"),
+        func.count().label("rows"),
+    ).group_by(everything.c.source)
+    # Seqs whose only row retention pruned (after archiving) count as present: no hole.
+    pruned = (
+        select(
+            PrunedChunk.source,
+            func.min(PrunedChunk.min_seq),
+            func.max(PrunedChunk.max_seq),
+            func.sum(PrunedChunk.seqs),
+            literal(0, BigInteger),
+        )
+        .where(PrunedChunk.seqs > 0)
+        .group_by(PrunedChunk.source)
+    )
+    # Every marked source, so one whose rows are all gone is listed (0..0, incomplete).
+    none = null().cast(BigInteger)
+    marked = select(BusOffset.source, none, none, literal(0, BigInteger), literal(0, BigInteger))
+    both = union_all(present, pruned, marked).subquery()
+    mark = select(BusOffset.seq).where(BusOffset.source == both.c.source).scalar_subquery()
+    query = (
+        select(
+            both.c.source,
+            func.coalesce(func.min(both.c.low), 0),
+            func.coalesce(func.max(both.c.high), 0),
+            func.sum(both.c.seqs),
+            func.sum(both.c.rows),
+            func.coalesce(mark, 0),
+        )
+        .group_by(both.c.source)
+        .order_by(both.c.source)
+    )
+    with snapshot(conn):
+        rows = conn.execute(query).all()
+    return [SourceAudit(row[0], *(int(value) for value in row[1:])) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An envelope that repeated a committed seq with other content (kept in bus_conflicts)."""
+
+    source: str
+    seq: int
+    event_type: str
+    received_ns: int
+
+
+def conflicts(conn: Connection) -> list[Conflict]:
+    """Every recorded conflict, oldest first."""
+    query = select(
+        BusConflict.source, BusConflict.seq, BusConflict.event_type, BusConflict.received_ns
+    ).order_by(BusConflict.received_ns, BusConflict.source, BusConflict.seq)
+    return [Conflict(*row) for row in conn.execute(query)]
+
+
+@contextmanager
+def snapshot(conn: Connection) -> Iterator[None]:
+    """A transaction whose reads all see one snapshot (REPEATABLE READ on PostgreSQL).
+
+    PostgreSQL's default READ COMMITTED takes a snapshot per statement. SQLite keeps one
+    per statement, or per read transaction when one is begun.
+    """
+    if conn.in_transaction():
+        raise ValueError("a snapshot needs a connection that has not begun a transaction")
+    postgres = conn.dialect.name == "postgresql"
+    default = conn.default_isolation_level
+    if postgres:
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    try:
+        with conn.begin():
+            yield
+    finally:
+        if postgres and default is not None:
+            conn.execution_options(isolation_level=default)
