@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 __all__ = ["p99", "percentile"]
 
 
 def percentile(values: Iterable[float], fraction: float) -> float:
-    """The value at ``fraction`` (0..1) of the sorted values (nearest rank); 0 for none."""
+    """The value at ``fraction`` (0..1) of the sorted values (nearest rank); 0 for none.
+
+    The smallest value with at least ``fraction`` of the values at or below it: the p99 of
+    100 values is the 99th, not the largest; of fewer than 100, the largest.
+    """
     ordered = sorted(values)
     if not ordered:
         return 0.0
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def p99(values: Iterable[float]) -> float:

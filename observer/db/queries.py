@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import JSON, Connection, Row, func, select, text
 from sqlalchemy.orm import Session
 
 from bus.events import SlotTrigger, UniverseMember, UniverseSnapshot
@@ -51,6 +51,7 @@ __all__ = [
     "master_file_checks",
     "master_file_sha",
     "master_files_checked_ns",
+    "open_alert_records",
     "open_gaps",
     "recovered_minutes",
     "snapshots_of_cycles",
@@ -378,3 +379,58 @@ def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
             acks=conn.execute(acks).all(),
             deliveries=conn.execute(deliveries).all(),
         )
+
+
+# The alerts open now, whatever their age (`observer.alerts.alert_states`' rules): a warning,
+# error or critical alert no ack names and no resolution of its condition (code, subject)
+# ends: one produced after it, or at the same instant after it in its own source; between
+# two named hosts only its own host's. Of a condition's resolutions by one source only the
+# latest can end anything, so each alert is joined with those few rows, not with every
+# resolution: one pass over each table (as `alert_records` makes for its window: no index
+# on their time), and only the open alerts come back.
+_OPEN_ALERTS = """
+with latest as (
+    select code, subject, source, seq, produced_ns from (
+        select code, subject, source, seq, produced_ns, row_number() over (
+            partition by code, subject, source order by produced_ns desc, seq desc
+        ) as nth from alert_resolutions
+    ) as ranked where nth = 1
+)
+select a.source, a.seq, a.produced_ns, a.severity, a.code, a.subject, a.message
+from alerts as a
+left join alert_acks as k on k.alert_source = a.source and k.alert_seq = a.seq
+left join latest as r on r.code = a.code and r.subject = a.subject
+    and (
+        r.produced_ns > a.produced_ns
+        or (r.produced_ns = a.produced_ns and r.source = a.source and r.seq > a.seq)
+    )
+    and (
+        {at}(r.source, '@') = 0 or {at}(a.source, '@') = 0
+        or substr(r.source, {at}(r.source, '@')) = substr(a.source, {at}(a.source, '@'))
+    )
+where a.severity <> 'info' and k.alert_seq is null and r.code is null
+order by a.produced_ns, a.source, a.seq
+"""
+
+# The sent messages of those alerts: ``likes`` holds bound parameters' names, no value.
+# A message comes after the alerts it names; the margin takes two hosts' clocks apart.
+_SENT = (
+    "select channel, kind, outcome, alerts, produced_ns from alert_deliveries "
+    "where produced_ns >= :since and outcome = 'sent' and ({likes}) order by produced_ns"
+)
+_CLOCKS_APART_NS = 3600 * 10**9
+
+
+def open_alert_records(conn: Connection) -> AlertRecords:
+    """Every open alert, whatever its age, and the deliveries that sent it."""
+    at = "instr" if conn.dialect.name == "sqlite" else "strpos"  # the '@' before a host
+    alerts: Any = conn.execute(text(_OPEN_ALERTS.format(at=at))).all()
+    deliveries: Any = []
+    if alerts:  # the messages that named one (a LIKE may take more: only the ids count)
+        named = {f"id{i}": f'%"{source}:{seq}"%' for i, (source, seq, *_) in enumerate(alerts)}
+        likes = " or ".join(f"cast(alerts as text) like :{name}" for name in named)
+        deliveries = conn.execute(
+            text(_SENT.format(likes=likes)).columns(alerts=JSON),
+            {"since": alerts[0][2] - _CLOCKS_APART_NS, **named},
+        ).all()
+    return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=deliveries)

@@ -172,7 +172,12 @@ def report(
     )
     figures = summary["reconciliation"]
     typer.echo(
-        f"completeness: {summary['completeness_pct']}% by the gaps detected; "
+        "completeness: "
+        + (
+            f"{summary['completeness_pct']}% by the gaps detected; "
+            if summary["completeness_pct"] is not None
+            else "none, nothing was watched (no symbol held a slot); "
+        )
         + (
             f"{figures['completeness_pct']}% of {figures['watched_minutes']} watched minutes by "
             f"reconciliation ({figures['complete']} complete, {figures['recovered']} recovered, "
@@ -186,7 +191,7 @@ def report(
         typer.echo(
             f"{row['symbol']:<8} {row['ticks']:>7} ticks  watched {row['watched_s']:>8} s  "
             f"covered {row['covered_s']:>6} s  uncovered {row['uncovered_s']:>6} s  "
-            f"{row['completeness_pct']:>7}%  {row['gaps_by_reason']} {row['gaps_by_state']}"
+            f"{_share(row['completeness_pct']):>9}  {row['gaps_by_reason']} {row['gaps_by_state']}"
             + (
                 f"  reconciled {row['reconciliation_pct']}% of {row['reconciled_minutes']} min"
                 if row["reconciled_minutes"]
@@ -195,6 +200,11 @@ def report(
         )
     if chart is not None:
         typer.echo(f"chart: {chart}")
+
+
+def _share(pct: float | None) -> str:
+    """A symbol's completeness as printed: none when it was not watched (held no slot)."""
+    return "unwatched" if pct is None else f"{pct}%"
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ expiry or replacement; a slot still held at the end of the data closes with the 
 tick, slot event or gap, whichever is latest). Of the watched time, gaps that were
 recovered are *covered* (their minute bars are stored) and every other gap (unrecoverable,
 marker only, still pending) is *uncovered*; completeness is the watched time not
-uncovered. Overlapping gaps count once. A Track B that died and restarted takes its slots
+uncovered (none, null in JSON, when nothing was watched: no figure, rather than a perfect
+one). Overlapping gaps count once. A Track B that died and restarted takes its slots
 back without new allocations, so they stay watched through the outage, and its
 ``process_restart`` gaps are uncovered until recovered. The gaps are those the system
 detected: the ones a reconciliation published are listed, and counted in the other figure.
@@ -39,6 +40,7 @@ from workers.gap_recovery.reconcile import held_spans
 __all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]
 
 _NS = 1_000_000_000
+_HOUR = 3600 * _NS
 Span = tuple[int, int]
 
 
@@ -69,9 +71,7 @@ class SymbolReport:
             "gaps_by_state": dict(Counter(state for _, _, _, state in self.gaps)),
             "covered_s": round(covered_s, 1),
             "uncovered_s": round(uncovered_s, 1),
-            "completeness_pct": round(100 * (1 - uncovered_s / watched_s), 3)
-            if watched_s
-            else 100.0,
+            "completeness_pct": _completeness(uncovered_s, watched_s),
             "reconciled_minutes": sum(self.minutes.values()),
             "reconciliation_pct": _pct(
                 self.minutes["complete"] + self.minutes["recovered"], sum(self.minutes.values())
@@ -101,7 +101,7 @@ class DayReport:
             "gaps": sum(states.values()),
             "gaps_by_state": dict(states),
             # the two figures: by the gaps detected, and by the exchange's own bars
-            "completeness_pct": round(100 * (1 - uncovered / watched), 3) if watched else 100.0,
+            "completeness_pct": _completeness(uncovered, watched),
             "reconciliation": self.reconciliation,
             **self.latencies,
         }
@@ -131,8 +131,33 @@ def _length(spans: list[Span]) -> float:
     return sum(e - s for s, e in spans) / _NS
 
 
+def _completeness(uncovered_s: float, watched_s: float) -> float | None:
+    """The watched time not uncovered, in %; None when nothing was watched."""
+    return round(100 * (1 - uncovered_s / watched_s), 3) if watched_s else None
+
+
 def _pct(part: int, whole: int) -> float:
     return round(100 * part / whole, 3) if whole else 100.0
+
+
+# Each symbol's ticks of the day and the last one's receipt, read by the ticks' exchange day
+# (their BSOP_DATE, as retention and the reconciliation date them): PostgreSQL reads the
+# day's partition only; SQLite, whose table is keyed by (source, seq), reads each symbol's
+# range of the (symbol, exchange_ns) index, the symbols found by a loose scan of the same
+# index (a seek each). These are the ticks received that day, as the report says: Track B
+# streams only in the day's session, hours from either midnight, and a tick arrives
+# seconds after its trade, so its exchange day is the day it was received.
+_DAY_TICKS = text(
+    "select symbol, count(*), max(received_ns) from trade_ticks "
+    "where exchange_ns >= :lo and exchange_ns < :hi group by symbol"
+)
+_DAY_TICKS_SQLITE = text(
+    "with recursive symbols(s) as (select min(symbol) from trade_ticks union all "
+    "select (select min(symbol) from trade_ticks where symbol > s) from symbols "
+    "where s is not null) "
+    "select symbol, count(*), max(received_ns) from symbols join trade_ticks on symbol = s "
+    "where exchange_ns >= :lo and exchange_ns < :hi group by symbol"
+)
 
 
 def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
@@ -141,13 +166,8 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
     hi = lo + 86_400 * _NS
     bounds = {"lo": lo, "hi": hi}
     symbols: dict[str, SymbolReport] = defaultdict(lambda: SymbolReport(""))
-    ticks = conn.execute(
-        text(
-            "select symbol, count(*), max(received_ns) from trade_ticks "
-            "where received_ns >= :lo and received_ns < :hi group by symbol"
-        ),
-        bounds,
-    ).all()
+    sqlite = conn.dialect.name == "sqlite"
+    ticks = conn.execute(_DAY_TICKS_SQLITE if sqlite else _DAY_TICKS, bounds).all()
     last = max((t for _, _, t in ticks), default=lo)
     for symbol, count, _ in ticks:
         symbols[symbol].ticks = count
@@ -228,11 +248,32 @@ _COLOURS = {
 }
 
 
+def _axis(report: DayReport) -> Span:
+    """The chart's time axis: the whole hours around every watched and gap instant.
+
+    Taken from the data, so a late day (a session shifted an hour, as on the CSAT) is shown
+    whole; a day with neither shows the regular session, 09:00-15:30.
+    """
+    lo = int(datetime.combine(report.day, time(0), tzinfo=KST).timestamp()) * _NS
+    hi = lo + 86_400 * _NS
+    instants = [
+        min(max(t, lo), hi)
+        for symbol in report.symbols
+        for spans in (symbol.watched, [(g[0], g[1]) for g in symbol.gaps])
+        for span in spans
+        for t in span
+    ]
+    if not instants:
+        return lo + 9 * _HOUR, lo + 15 * _HOUR + _HOUR // 2
+    first = lo + (min(instants) - lo) // _HOUR * _HOUR  # KST hours are whole UTC hours
+    last = lo - (lo - max(instants)) // _HOUR * _HOUR
+    return first, max(last, first + _HOUR)
+
+
 def chart_html(report: DayReport) -> str:
-    """A self-contained HTML page: each symbol's watched time and gaps on 09:00-15:30."""
+    """A self-contained HTML page: each symbol's watched time and gaps on the day's hours."""
     day = report.day
-    x0 = int(datetime.combine(day, time(9, 0), tzinfo=KST).timestamp()) * _NS
-    x1 = int(datetime.combine(day, time(15, 30), tzinfo=KST).timestamp()) * _NS
+    x0, x1 = _axis(report)
     left, width, row = 80, 1040, 16
     height = 40 + row * len(report.symbols)
 
@@ -243,10 +284,11 @@ def chart_html(report: DayReport) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 20}" height="{height}" '
         'font-family="sans-serif" font-size="11">'
     ]
-    for hour in range(9, 16):
-        at = x(int(datetime.combine(day, time(hour), tzinfo=KST).timestamp()) * _NS)
+    for hour in range(-(-x0 // _HOUR), x1 // _HOUR + 1):
+        at = x(hour * _HOUR)
+        label = f"{datetime.fromtimestamp(hour * _HOUR / _NS, KST):%H:%M}"
         parts.append(f'<line x1="{at:.1f}" y1="20" x2="{at:.1f}" y2="{height}" stroke="#ddd"/>')
-        parts.append(f'<text x="{at:.1f}" y="14" text-anchor="middle">{hour:02d}:00</text>')
+        parts.append(f'<text x="{at:.1f}" y="14" text-anchor="middle">{label}</text>')
     for i, symbol in enumerate(report.symbols):
         y = 24 + i * row
         parts.append(f'<text x="{left - 6}" y="{y + 10}" text-anchor="end">{symbol.symbol}</text>')

@@ -3,8 +3,9 @@
 ``run`` exits 0 on SIGTERM, 1 when the bus fails, 2 on bad configuration (a channel's
 credentials file open to others, a URL apprise does not take) before READY. ``alerts``
 lists the alerts since a day with their state (open, acked, resolved; info alerts are
-notes) and the channels that were sent each; ``alerts ack ID...`` publishes an
-acknowledgement (source ``operator``), which ends the reminders of an open critical alert.
+notes) and the channels that were sent each; ``alerts --open`` without ``--since`` lists
+every open alert, whatever its age; ``alerts ack ID...`` publishes an acknowledgement
+(source ``operator``), which ends the reminders of an open critical alert.
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ def alerts(
     ctx: typer.Context,
     since: Annotated[
         str | None,
-        typer.Option("--since", help="a KST day (YYYY-MM-DD) or ISO time; default 7 days"),
+        typer.Option(
+            "--since",
+            help="a KST day (YYYY-MM-DD) or ISO time; default 7 days, with --open all",
+        ),
     ] = None,
     only_open: Annotated[bool, typer.Option("--open", help="only open alerts")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
@@ -103,12 +107,15 @@ def alerts(
         hand_options_to_subcommand(ctx, "observer alerts")
         return
     from observer.alerts import alert_states
-    from observer.db.queries import alert_records
+    from observer.db.queries import alert_records, open_alert_records
 
     settings = settings_or_exit("observer alerts", config)
     since_ns = int(_since(since).timestamp() * 1e9)
     with report_reading("observer alerts", settings) as conn:
-        states = alert_states(alert_records(conn, since_ns))
+        if only_open and since is None:  # an open alert is open whatever its age
+            states = alert_states(open_alert_records(conn))
+        else:
+            states = alert_states(alert_records(conn, since_ns))
     shown = [s for s in states if s.state == "open"] if only_open else states
     for s in shown:
         n = s.notice
