@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
 from bus.events import Alert, AlertResolved, Event
 from observer.alerts import alert_states
 from observer.clock import ManualClock
+from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
 from observer.kis.realtime import DecodedFrame
+from observer.writer.store import Store
+from tests.test_track_b_resume import track_b
 from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, TRADE, Collector
 
 _NS = 1_000_000_000
@@ -111,3 +117,39 @@ def test_a_stale_session_that_streams_again_resolves_its_warning() -> None:
     )
     assert _states(events) == {(STREAM_STALE, "acct1"): "resolved"}
     assert not [e for e in events if isinstance(e, Alert) and e.severity == "info"]
+
+
+def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_path: Path) -> None:
+    """Track B restarted during an outage: the new run knew nothing of the open alert, so
+    the account's next session resolved nothing and the critical alert stayed open."""
+    tb, _, url = track_b(tmp_path, T0 + 60 * _NS)
+    earlier = [
+        Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct1", message="down"),
+        Alert(severity="warning", code=STREAM_STALE, subject="acct2", message="stale"),
+        Alert(severity="warning", code=STREAM_STALE, subject="acct1", message="stale"),
+        AlertResolved(severity="warning", code=STREAM_STALE, subject="acct1", message="ok"),
+        Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct3", message="not ours"),
+    ]
+    envelopes = [Envelope("track_b", n, T0 + n, e) for n, e in enumerate(earlier[:4], 1)]
+    envelopes.append(Envelope("track_a", 1, T0 + 5, earlier[4]))
+    engine = make_engine(url)
+    store = Store(engine)
+    store.load_marks()
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with engine.connect() as conn:  # every one stored, track_a's too
+        assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 4
+    engine.dispose()
+    down, stale = tb._open_account_alerts()
+    assert (down, stale) == ({"acct1"}, {"acct2"})
+    events: list[Event] = list(earlier[:2])  # the earlier run's, as published
+    collector = _collector(events, asyncio.Event(), ManualClock(T0))
+    collector.take_over(down, stale)
+    assert collector.healthy() == {"acct1", "acct2"}  # healthy until they fail here
+    collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
+    assert not [e for e in events[2:] if isinstance(e, Alert)]  # the earlier alert stands
+    collector._on_confirmed("acct1")
+    collector._on_frame("acct2", DecodedFrame(TRADE), T0)
+    assert _states(events) == {
+        (ACCOUNT_DOWN, "acct1"): "resolved",
+        (STREAM_STALE, "acct2"): "resolved",
+    }

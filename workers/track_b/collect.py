@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Literal, NamedTuple
@@ -171,6 +171,7 @@ class Collector:
         self.detectors: dict[str, GapDetector] = {}
         self.down_since: dict[str, int | None] = {}
         self.dead: set[str] = set()  # accounts whose reconnect budget is spent
+        self.down_alerted: set[str] = set()  # their down alert an earlier Track B left open
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
@@ -202,6 +203,15 @@ class Collector:
     def symbols(self, alias: str) -> set[str]:
         """The symbols account ``alias`` streams."""
         return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE}
+
+    def take_over(self, down: Collection[str], stale: Collection[str]) -> None:
+        """The accounts whose down or stale alert an earlier Track B left open (a restart).
+
+        Their next confirmation or data resolves it, as if this one had raised it; a down
+        account raises no second alert. They stay healthy until they fail here.
+        """
+        self.down_alerted |= set(down) & self.streams.keys()
+        self.stale |= set(stale) & self.streams.keys()
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s``."""
@@ -386,6 +396,9 @@ class Collector:
         self._on_state(alias, "down", reason)
         if alias not in self.dead:
             self.dead.add(alias)
+            if alias in self.down_alerted:  # an earlier Track B's alert stands for it
+                self.down_alerted.discard(alias)
+                return
             self.publish(
                 Alert(
                     severity="critical",
@@ -474,8 +487,9 @@ class Collector:
         self.heard_ns[alias] = self.clock.now_ns()  # data is due from now
         self.heard_wall[alias] = time.monotonic()
         self.detectors[alias].on_confirmed()
-        if alias in self.dead:
+        if alias in self.dead or alias in self.down_alerted:
             self.dead.discard(alias)
+            self.down_alerted.discard(alias)
             self._resolve(alias, ACCOUNT_DOWN, "critical", "streams again")
 
     def _resolve(self, alias: str, code: str, severity: Severity, what: str) -> None:

@@ -40,9 +40,10 @@ from sqlalchemy import Engine
 from bus.events import Alert, PriceSnapshot
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
+from observer.alerts import open_subjects
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import held_slots, universe_references
+from observer.db.queries import alert_records, held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError
 from observer.hosts import own_source
@@ -56,7 +57,7 @@ from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
 from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
-from workers.track_b.collect import Collector
+from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
 from workers.track_b.pins import PinFile, slots_path, unplaced
@@ -110,6 +111,17 @@ class TrackB(AsyncWorker):
         finally:
             self._engine.dispose()
 
+    def _open_account_alerts(self) -> tuple[set[str], set[str]]:
+        """The accounts whose down and stale alerts an earlier run left open (a restart)."""
+        lookback_ns = int(self.settings.supervisor.open_alerts_lookback_s * 1e9)
+        source = own_source(self.settings, SOURCE)
+        with self._engine.connect() as conn:
+            records = alert_records(conn, self.clock.now_ns() - lookback_ns)
+        return (
+            open_subjects(records, source, ACCOUNT_DOWN),
+            open_subjects(records, source, STREAM_STALE),
+        )
+
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
         starts = {phase: at for at, phase in self.timeline.schedule.starts(day)}
@@ -157,6 +169,7 @@ class TrackB(AsyncWorker):
             stale_after_s=self.config.stale_after_s,
         )
         self.collector = collector
+        collector.take_over(*await asyncio.to_thread(self._open_account_alerts))
         capacity = self.config.slots_per_account
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
