@@ -123,7 +123,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     """Track B restarted during an outage: the new run knew nothing of the open alert, so
     the account's next session resolved nothing and the critical alert stayed open."""
     tb, _, url = track_b(tmp_path, T0 + 60 * _NS)
-    earlier = [
+    earlier: list[Alert | AlertResolved] = [
         Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct1", message="down"),
         Alert(severity="warning", code=STREAM_STALE, subject="acct2", message="stale"),
         Alert(severity="warning", code=STREAM_STALE, subject="acct1", message="stale"),
@@ -145,6 +145,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     collector = _collector(events, asyncio.Event(), ManualClock(T0))
     collector.take_over(down, stale)
     assert collector.healthy() == {"acct1", "acct2"}  # healthy until they fail here
+    assert not collector.stale  # a stuck session is still restarted once here
     collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
     assert not [e for e in events[2:] if isinstance(e, Alert)]  # the earlier alert stands
     collector._on_confirmed("acct1")
@@ -153,3 +154,23 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
     }
+
+
+def test_a_stale_alert_taken_over_still_lets_a_stuck_session_restart_once() -> None:
+    events: list[Event] = []
+    stop = asyncio.Event()
+    clock = JumpClock(T0)
+    collector = _collector(events, stop, clock, stale_after_s=120)
+    collector.take_over(set(), {"acct1"})
+    for alias in ("acct1", "acct2"):
+        collector.heard_ns[alias] = T0
+        collector.heard_wall[alias] = time.monotonic() - 3600.0
+    collector.streams["acct2"].confirmed = False
+    asyncio.run(collector._watch_stale(stop))  # until acct1's restart
+    assert collector.streams["acct1"].restarts == 1  # type: ignore[attr-defined]
+    assert not [e for e in events if isinstance(e, Alert)]  # the earlier run's alert stands
+    collector._on_frame("acct1", DecodedFrame(TRADE), clock.now_ns())
+    assert [(type(e).__name__, e.code) for e in events if isinstance(e, Alert | AlertResolved)] == [
+        ("AlertResolved", STREAM_STALE)
+    ]
+    assert len(events) == 1

@@ -130,6 +130,31 @@ def test_an_etf_kis_has_no_history_for_is_not_asked_on_every_run(kis: Kis) -> No
     assert asked == [0, 1, 2, 4, 8, 16, 32]  # streaks 0, 1, 2, 4, ... stored sessions
 
 
+def test_a_backfill_sends_only_the_days_not_stored(kis: Kis) -> None:
+    """A backfill after a long outage re-sent the stored days too: KIS's thinner series row
+    (no net assets, no listed units) then stood for a day KRX's table had filled."""
+    day = date(2026, 11, 20)
+    window = CALENDAR.sessions_before(day + timedelta(days=1), 260)[-250:-1]
+    stored = {
+        d: EtfDaily(
+            trade_date=d,
+            symbol=SYMBOL,
+            close=40_000,
+            nav=Decimal("40010.00"),
+            net_assets_krw=123_000_000_000,
+            listed_units=1000,
+            nav_final=True,
+            origin="krx",
+        )
+        for d in window[:150]  # then 99 sessions missing: under 80 % covered
+    }
+    history = {SYMBOL: dict(stored)}
+    run(kis, day, history)
+    assert len(kis.series_calls) == 1  # backfilled
+    assert all(history[SYMBOL][d] is row for d, row in stored.items())  # none sent again
+    assert len(history[SYMBOL]) == 250  # the 99 missing and the day's
+
+
 def row(nav: Decimal | None) -> EtfDaily:
     return EtfDaily(trade_date=date(2026, 11, 20), symbol=SYMBOL, close=40_000, nav=nav)
 

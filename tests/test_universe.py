@@ -298,3 +298,45 @@ def test_the_shipped_universe_follows_the_days_master_check() -> None:
         warmup = timeline.schedule.starts(day)[0][0]
         runs = [due_at(timeline, e, day) for e in universe.schedule if applies(timeline, e, day)]
         assert runs and all(min(checks) < run < warmup for run in runs), (day, runs)
+
+
+def test_a_database_that_cannot_be_read_does_not_stop_the_days_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 06:10 run reads the database first (is the day stored?); on a collectors host
+    whose store is down it failed before building, and Track A had no universe."""
+    import msgspec
+
+    from bus.events import Event
+    from observer.clock import ManualClock
+    from observer.config import Settings
+    from workers.universe import cli
+    from workers.universe.build import Built
+
+    settings = msgspec.convert(
+        {
+            "paths": {"data_dir": str(tmp_path / "data")},
+            "database": {"url": f"sqlite:///{tmp_path / 'missing' / 'observer.db'}"},
+        },
+        Settings,
+    )
+    day = date(2026, 11, 20)
+    built: list[date] = []
+
+    def build(settings: Settings, clock: object, on: date, notifier: object) -> Built:
+        built.append(on)
+        return Built(on, date(2026, 11, 19), [], 0)
+
+    monkeypatch.setattr(cli, "_build", build)
+    sent: list[Event] = []
+
+    class Producer:
+        def send(self, event: Event) -> int:
+            sent.append(event)
+            return len(sent)
+
+    six = int(datetime(2026, 11, 20, 6, 10, tzinfo=KST).timestamp() * 1e9)
+    _, outcome = cli._universe(settings, ManualClock(six), day, Producer(), None)  # type: ignore[arg-type]
+    assert (built, outcome) == ([day], "built")
+    assert "UniverseSnapshot" in [type(e).__name__ for e in sent]
+    assert (tmp_path / "data" / "universe" / "20261120_kr_stocks.json").is_file()

@@ -214,7 +214,12 @@ async def collect_daily(
         if backfill_from is not None and symbol in backfill:
             series = await client.etf_nav_daily(symbol, start, end)
             rows = (from_series(symbol, r) for r in series)
-            fresh = {r.trade_date: r for r in rows if r is not None and r.trade_date < day}
+            kept = history.get(symbol, {})  # a stored day's row is richer (KRX's figures)
+            fresh = {
+                r.trade_date: r
+                for r in rows
+                if r is not None and r.trade_date < day and r.trade_date not in kept
+            }
         if symbol in charts:
             fresh |= await _charted(client, symbol, charts[symbol], day, fresh, history, out)
         out.backfilled.extend(fresh.values())

@@ -172,6 +172,7 @@ class Collector:
         self.down_since: dict[str, int | None] = {}
         self.dead: set[str] = set()  # accounts whose reconnect budget is spent
         self.down_alerted: set[str] = set()  # their down alert an earlier Track B left open
+        self.stale_alerted: set[str] = set()  # their stale alert an earlier Track B left open
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
@@ -208,10 +209,11 @@ class Collector:
         """The accounts whose down or stale alert an earlier Track B left open (a restart).
 
         Their next confirmation or data resolves it, as if this one had raised it; a down
-        account raises no second alert. They stay healthy until they fail here.
+        account raises no second alert, nor a stuck session restarted here. They stay
+        healthy until they fail here, and a stuck session is still restarted once.
         """
         self.down_alerted |= set(down) & self.streams.keys()
-        self.stale |= set(stale) & self.streams.keys()
+        self.stale_alerted |= set(stale) & self.streams.keys()
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s``."""
@@ -359,16 +361,19 @@ class Collector:
                 self.stale.add(alias)
                 quiet = f"no data for {(now - since) / _NS:.0f}s"
                 log.warning("account %s: %s with its registrations held: restarting", alias, quiet)
-                self.publish(
-                    Alert(
-                        severity="warning",
-                        code=STREAM_STALE,
-                        message=f"account {alias}: {quiet} with {len(stream.registered)} "
-                        "registrations held in continuous trading; its session restarts",
-                        context={"account": alias},
-                        subject=alias,
+                if alias in self.stale_alerted:  # an earlier Track B's alert stands for it
+                    self.stale_alerted.discard(alias)
+                else:
+                    self.publish(
+                        Alert(
+                            severity="warning",
+                            code=STREAM_STALE,
+                            message=f"account {alias}: {quiet} with {len(stream.registered)} "
+                            "registrations held in continuous trading; its session restarts",
+                            context={"account": alias},
+                            subject=alias,
+                        )
                     )
-                )
                 await stream.restart()
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
@@ -441,8 +446,9 @@ class Collector:
         """Publish a frame's events (decoded by the account's stream, ``account`` set)."""
         self.last_data_ns[alias] = self.heard_ns[alias] = received_ns
         self.heard_wall[alias] = time.monotonic()
-        if alias in self.stale:
+        if alias in self.stale or alias in self.stale_alerted:
             self.stale.discard(alias)
+            self.stale_alerted.discard(alias)
             self._resolve(alias, STREAM_STALE, "warning", "data flows again")
         detector = self.detectors[alias]
         for tick in frame.ticks:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from bus.lock import InstanceLock, LockHeld
 from observer.cli_support import check_credentials, fail, job_producer
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
-from observer.errors import ConfigError, ObserverError
+from observer.errors import ConfigError, ObserverError, StoreError
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from workers.universe.build import Built
 
 __all__ = ["SOURCE", "app"]
+
+log = logging.getLogger(__name__)
 
 SOURCE = "universe"
 
@@ -91,16 +94,27 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 
 def _stored(settings: Settings, day: date) -> tuple[UniverseSnapshot, int] | None:
-    """The day's universe as the database holds it, and when it was published; or None."""
+    """The day's universe as the database holds it, and when it was published; or None.
+
+    A database that cannot be read (the store host down, seen from a collectors host) is
+    None: the day is built from the masters and published through the outbox, as ever;
+    only a lost file's restore from the database waits for it.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
     from observer.db.queries import universe_stored
     from observer.db.readers import reader_engine
 
-    engine = reader_engine(settings.database, "universe")
     try:
-        with engine.connect() as conn:
-            return universe_stored(conn, day)
-    finally:
-        engine.dispose()
+        engine = reader_engine(settings.database, "universe")
+        try:
+            with engine.connect() as conn:
+                return universe_stored(conn, day)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, StoreError) as exc:
+        log.warning("the database does not say whether %s has a universe (%s)", day, exc)
+        return None
 
 
 def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[[], None]]:
