@@ -16,9 +16,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bus.events import Severity
-from observer.hosts import host_of
+from observer.hosts import host_of, own_source
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from observer.config import Settings
     from observer.db.queries import AlertRecords
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "delivered_channels",
     "notices_of",
     "open_subjects",
+    "open_subjects_of",
     "parse_alert_id",
 ]
 
@@ -151,3 +155,19 @@ def open_subjects(records: AlertRecords, source: str, code: str) -> set[str]:
         and state.notice.code == code
         and parse_alert_id(state.notice.id)[0] == source
     }
+
+
+def open_subjects_of(
+    conn: Connection, settings: Settings, now_ns: int, source: str, codes: Sequence[str]
+) -> dict[str, set[str]]:
+    """Per code, the subjects of this host's ``source``'s open alerts of that code.
+
+    Read over the last ``open_alerts_lookback_s``, as the supervisor judges what is open: a
+    restarted worker or a job takes over what an earlier run of its source left open.
+    """
+    from observer.db.queries import alert_records
+
+    lookback_ns = int(settings.supervisor.open_alerts_lookback_s * 1e9)
+    records = alert_records(conn, now_ns - lookback_ns)
+    own = own_source(settings, source)
+    return {code: open_subjects(records, own, code) for code in codes}

@@ -247,24 +247,20 @@ def open_alert_subjects(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from observer.alerts import open_subjects
-    from observer.db.queries import alert_records
+    from observer.alerts import open_subjects_of
     from observer.db.readers import reader_engine
     from observer.errors import StoreError
-    from observer.hosts import own_source
 
-    since = clock.now_ns() - int(settings.supervisor.open_alerts_lookback_s * 1e9)
     try:
         engine = reader_engine(settings.database, source)
         try:
             with engine.connect() as conn:
-                records = alert_records(conn, since)
+                return open_subjects_of(conn, settings, clock.now_ns(), source, [code])[code]
         finally:
             engine.dispose()
     except (SQLAlchemyError, StoreError) as exc:
         log.warning("cannot read the open alerts (%s): %s counts as open", exc, code)
         return None
-    return open_subjects(records, own_source(settings, source), code)
 
 
 @contextmanager

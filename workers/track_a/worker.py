@@ -27,10 +27,10 @@ from sqlalchemy import Engine
 
 from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
-from observer.alerts import open_subjects
+from observer.alerts import open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import alert_records, cycle_summarised, cycle_symbols, universe_of
+from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.db.readers import reader_engine
 from observer.hosts import own_source
 from observer.kis.session import (
@@ -331,11 +331,11 @@ class TrackA(AsyncWorker):
 
     def _earlier_universe_alert(self) -> bool:
         """True if this source's `_NO_UNIVERSE` alert is open (an earlier run raised it)."""
-        lookback_ns = int(self.settings.supervisor.open_alerts_lookback_s * _NS)
-        source = own_source(self.settings, SOURCE)
         with self._engine.connect() as conn:
-            records = alert_records(conn, self.clock.now_ns() - lookback_ns)
-        return bool(open_subjects(records, source, _NO_UNIVERSE))
+            found = open_subjects_of(
+                conn, self.settings, self.clock.now_ns(), SOURCE, [_NO_UNIVERSE]
+            )
+        return bool(found[_NO_UNIVERSE])
 
     def _summarised(self, cycle: Cycle) -> bool:
         with self._engine.connect() as conn:

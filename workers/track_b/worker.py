@@ -40,10 +40,10 @@ from sqlalchemy import Engine
 from bus.events import Alert, PriceSnapshot
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts import open_subjects
+from observer.alerts import open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import alert_records, held_slots, universe_references
+from observer.db.queries import held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError
 from observer.hosts import own_source
@@ -113,14 +113,10 @@ class TrackB(AsyncWorker):
 
     def _open_account_alerts(self) -> tuple[set[str], set[str]]:
         """The accounts whose down and stale alerts an earlier run left open (a restart)."""
-        lookback_ns = int(self.settings.supervisor.open_alerts_lookback_s * 1e9)
-        source = own_source(self.settings, SOURCE)
+        codes = (ACCOUNT_DOWN, STREAM_STALE)
         with self._engine.connect() as conn:
-            records = alert_records(conn, self.clock.now_ns() - lookback_ns)
-        return (
-            open_subjects(records, source, ACCOUNT_DOWN),
-            open_subjects(records, source, STREAM_STALE),
-        )
+            found = open_subjects_of(conn, self.settings, self.clock.now_ns(), SOURCE, codes)
+        return found[ACCOUNT_DOWN], found[STREAM_STALE]
 
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
