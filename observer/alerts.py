@@ -158,16 +158,15 @@ def open_subjects(records: AlertRecords, source: str, code: str) -> set[str]:
 
 
 def open_subjects_of(
-    conn: Connection, settings: Settings, now_ns: int, source: str, codes: Sequence[str]
+    conn: Connection, settings: Settings, source: str, codes: Sequence[str]
 ) -> dict[str, set[str]]:
     """Per code, the subjects of this host's ``source``'s open alerts of that code.
 
-    Read over the last ``open_alerts_lookback_s``, as the supervisor judges what is open: a
-    restarted worker or a job takes over what an earlier run of its source left open.
+    Whatever their age, as ``observer alerts --open`` lists them: a restarted worker or a
+    job takes over what an earlier run of its source left open.
     """
-    from observer.db.queries import alert_records
+    from observer.db.queries import open_alert_records
 
-    lookback_ns = int(settings.supervisor.open_alerts_lookback_s * 1e9)
-    records = alert_records(conn, now_ns - lookback_ns)
+    records = open_alert_records(conn, deliveries=False)
     own = own_source(settings, source)
     return {code: open_subjects(records, own, code) for code in codes}

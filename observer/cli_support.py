@@ -227,20 +227,18 @@ def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
     return Job(settings, clock, notifier)
 
 
-def is_open_alert(settings: Settings, clock: Clock, source: str, code: str) -> bool:
+def is_open_alert(settings: Settings, source: str, code: str) -> bool:
     """True if this host's ``source`` raised an alert ``code`` that is still open.
 
     A job that succeeds resolves its earlier runs' failure alert only if one is open (a
     resolution of nothing would go to every channel each run). A database that cannot say
     counts as open: one needless resolution beats reminders every half hour.
     """
-    subjects = open_alert_subjects(settings, clock, source, code)
+    subjects = open_alert_subjects(settings, source, code)
     return subjects is None or bool(subjects)
 
 
-def open_alert_subjects(
-    settings: Settings, clock: Clock, source: str, code: str
-) -> set[str] | None:
+def open_alert_subjects(settings: Settings, source: str, code: str) -> set[str] | None:
     """The subjects of this host's ``source``'s open alerts ``code``.
 
     None: the database cannot say (`is_open_alert`: each counts as open).
@@ -255,7 +253,7 @@ def open_alert_subjects(
         engine = reader_engine(settings.database, source)
         try:
             with engine.connect() as conn:
-                return open_subjects_of(conn, settings, clock.now_ns(), source, [code])[code]
+                return open_subjects_of(conn, settings, source, [code])[code]
         finally:
             engine.dispose()
     except (SQLAlchemyError, StoreError) as exc:

@@ -310,8 +310,6 @@ class SupervisorSettings(Strict, frozen=True):
     # keeps log_keep rotated files (.1 newest).
     log_max_bytes: Annotated[int, Meta(ge=4096)] = 50 * 1024 * 1024
     log_keep: Annotated[int, Meta(ge=1, le=1000)] = 5
-    # Open alerts (Prometheus: observer_alerts_open) are counted among those of this window.
-    open_alerts_lookback_s: PositiveFloat = 7 * 86400.0
 
 
 class PhaseSettings(Strict, frozen=True):
@@ -453,12 +451,16 @@ def config_files(path: Path) -> list[Path]:
     return files
 
 
-# Tables that were renamed: a file written for an earlier release keeps working.
+# Tables that were renamed, and keys no longer read (with why): a file written for an
+# earlier release keeps working.
 _OLD_TABLE_NAMES = {"masterfile": "master_file"}
+_RETIRED_KEYS = {
+    ("supervisor", "open_alerts_lookback_s"): "open alerts are counted whatever their age",
+}
 
 
 def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``raw`` with every table under its current name (a warning for each old name)."""
+    """``raw`` with every table under its current name and no retired key (warnings)."""
     for old, new in _OLD_TABLE_NAMES.items():
         if old not in raw:
             continue
@@ -466,6 +468,13 @@ def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
             raise ConfigError(f"{path}: [{old}] is the old name of [{new}]: keep one of them")
         logging.getLogger(__name__).warning("%s: [%s] is now [%s]", path, old, new)
         raw[new] = raw.pop(old)
+    for (table, key), why in _RETIRED_KEYS.items():
+        section = raw.get(table)
+        if isinstance(section, dict) and key in section:
+            logging.getLogger(__name__).warning(
+                "%s: [%s] %s is no longer read (%s): remove it", path, table, key, why
+            )
+            raw[table] = {k: v for k, v in section.items() if k != key}
     return raw
 
 

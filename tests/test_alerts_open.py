@@ -1,4 +1,8 @@
-"""``observer alerts --open``: every open alert, whatever its age, read in one pass."""
+"""``observer alerts --open``: every open alert, whatever its age, read in one pass.
+
+The supervisor's open-alert figures and a worker taking over its earlier run's alerts read
+the same open alerts: an alert open for weeks is still open to them.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,13 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, text
 from typer.testing import CliRunner
 
-from observer.alerts import alert_states
+from observer.alerts import alert_states, open_subjects_of
+from observer.config import load_settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.queries import _OPEN_ALERTS, alert_records, open_alert_records
+from observer.supervisor.readings import read_once
 from workers.notifier.cli import alerts_app
 
 DAY_NS = 86_400 * 10**9
@@ -59,6 +65,25 @@ def test_an_open_alert_is_listed_whatever_its_age(tmp_path: Path) -> None:
     # A window given is the window; the list of every state keeps its 7 days.
     assert listed("--open", "--since", time.strftime("%Y-%m-%d")).strip() == "no open alerts"
     assert listed().strip() == "no alerts"
+
+
+def test_an_alert_open_for_weeks_is_counted_and_taken_over(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    config = tmp_path / "observer.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n')
+    upgrade(url)
+    now = time.time_ns()
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(insert(m.AlertRow), [_alert("track_b", 1, now - 30 * DAY_NS)])
+        conn.execute(insert(m.AlertRow), [_alert("track_b", 2, now - DAY_NS, "info")])
+    with engine.connect() as conn:
+        reading = read_once(conn, now)
+        taken = open_subjects_of(conn, load_settings(config), "track_b", ["disk_low", "other"])
+    engine.dispose()
+    assert reading.alerts_open == {"warning": 0, "error": 0, "critical": 1}
+    assert [n.id for n in reading.open_alerts] == ["track_b:1"]
+    assert taken == {"disk_low": {"/data"}, "other": set()}
 
 
 SOURCES = ["supervisor", "track_b", "supervisor@c1", "track_b@c1", "supervisor@c2"]

@@ -189,6 +189,19 @@ def test_a_renamed_table_is_read_under_its_old_name(
         load_settings(both)
 
 
+def test_a_key_no_longer_read_is_named_and_left_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old = tmp_path / "old.toml"
+    old.write_text("[supervisor]\nopen_alerts_lookback_s = 604800.0\ndata_age_s = 30.0\n")
+    assert load_settings(old).supervisor.data_age_s == 30.0
+    assert "[supervisor] open_alerts_lookback_s is no longer read" in caplog.text
+    typo = tmp_path / "typo.toml"  # any other unknown key is still refused
+    typo.write_text("[supervisor]\nopen_alert_lookback_s = 604800.0\n")
+    with pytest.raises(ConfigError, match="open_alert_lookback_s"):
+        load_settings(typo)
+
+
 def test_programs_read_the_configuration_the_supervisor_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

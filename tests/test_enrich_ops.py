@@ -78,9 +78,9 @@ def test_coverage_metrics_and_rules_follow_the_stored_runs(store: Store) -> None
     with store.engine.connect() as conn:
         cover = region_coverage(conn)
     with store.engine.connect() as conn:  # a read takes a snapshot: a connection of its own
-        reading = read_once(conn, RUN_NS + HOUR_NS, 3600.0)
+        reading = read_once(conn, RUN_NS + HOUR_NS)
     with store.engine.connect() as conn:
-        later = read_once(conn, RUN_NS + 50 * HOUR_NS, 3600.0)
+        later = read_once(conn, RUN_NS + 50 * HOUR_NS)
     assert cover == {
         "US": {
             "stocks": 10,  # the ETP has no sector
@@ -130,7 +130,7 @@ def test_coverage_metrics_and_rules_follow_the_stored_runs(store: Store) -> None
 
 def test_nothing_enriched_reads_no_figures_and_raises_nothing(store: Store) -> None:
     with store.engine.connect() as conn:
-        reading = read_once(conn, RUN_NS, 3600.0)
+        reading = read_once(conn, RUN_NS)
     assert "enrichment" not in reading.ages_h and reading.enrichment == {}
     assert all(not family.samples for family in enrichment_families(reading.enrichment))
     rules = Rules(enrichment_rules(EnrichSettings()))

@@ -200,3 +200,28 @@ def test_a_channel_without_a_url_is_a_failing_notifier_outside_the_simulator(
     # The simulator (the demo: the shipped configuration, no URL) is not judged.
     sim = worker(settings_for(tmp_path, store, "sim"), bus).counters()
     assert sim["channels_without_url"] == 0 and sim[FAILING_S] == 0
+
+
+def test_a_restarted_notifier_reminds_an_open_critical_alert_whatever_its_age(
+    tmp_path: Path, store: Store
+) -> None:
+    bus = Bus(store)
+    settings = settings_for(tmp_path, store)
+    ops = target("ops")
+    old_ns = NOW - 10 * 86400 * _S  # ten days open: beyond the sweep's lookback_s (a day)
+    assert 10 * 86400 > settings.notifier.lookback_s
+    critical = Alert(severity="critical", code="feed_dead", subject="a1", message="no ticks")
+    bus.commit("track_a", critical, old_ns)
+    down = Alert(severity="error", code=CHANNEL_DOWN, subject="ops", message="x")
+    bus.commit("notifier", down, old_ns + _S)
+
+    notifier = worker(settings, bus, ops)
+    notifier._sweep(start=True)
+    assert notifier.grouper.open_critical == 1  # reminded, though not sent again
+    assert notifier.grouper.due(time.monotonic() + 1) == []
+    remind_s = settings.notifier.remind_s
+    [reminder] = notifier.grouper.due(time.monotonic() + remind_s + 1)
+    assert reminder.kind == "reminder" and reminder.code == "feed_dead"
+    assert notifier.counters()["targets_down"] == 1  # ops' ten-day-old alert is taken over
+    notifier._record(ops, MESSAGE, 1, "")
+    assert channel_down(bus.sent) == [("AlertResolved", "ops")]

@@ -421,16 +421,18 @@ _SENT = (
 _CLOCKS_APART_NS = 3600 * 10**9
 
 
-def open_alert_records(conn: Connection) -> AlertRecords:
-    """Every open alert, whatever its age, and the deliveries that sent it."""
+def open_alert_records(conn: Connection, *, deliveries: bool = True) -> AlertRecords:
+    """Every open alert, whatever its age, and (``deliveries``) the messages that sent it."""
     at = "instr" if conn.dialect.name == "sqlite" else "strpos"  # the '@' before a host
     alerts: Any = conn.execute(text(_OPEN_ALERTS.format(at=at))).all()
-    deliveries: Any = []
-    if alerts:  # the messages that named one (a LIKE may take more: only the ids count)
+    sent: Any = []
+    if (
+        alerts and deliveries
+    ):  # the messages that named one (a LIKE may take more: only the ids count)
         named = {f"id{i}": f'%"{source}:{seq}"%' for i, (source, seq, *_) in enumerate(alerts)}
         likes = " or ".join(f"cast(alerts as text) like :{name}" for name in named)
-        deliveries = conn.execute(
+        sent = conn.execute(
             text(_SENT.format(likes=likes)).columns(alerts=JSON),
             {"since": alerts[0][2] - _CLOCKS_APART_NS, **named},
         ).all()
-    return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=deliveries)
+    return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=sent)

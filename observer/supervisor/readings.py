@@ -5,8 +5,8 @@ Sector enrichment is read per region: the coverage now and the latest run's figu
 The threshold rules name the ages of data (``age_h.master_file``, ``age_h.enrichment``) and
 the coverage (``enrichment.coverage_pct.<region>``), and Prometheus shows them
 and the open alerts by severity. The supervisor publishes only its own alerts, so the open
-ones of every program are counted from the database (`observer.alerts.alert_states` over
-the last ``open_alerts_lookback_s``), the same records ``observer alerts --open`` lists. A
+ones of every program are counted from the database, whatever their age: the records
+``observer alerts --open`` lists (`observer.db.queries.open_alert_records`). A
 read that fails (no schema before the writer's first start, a database that is down) is
 logged once and shown as ``observer_database_read_up 0`` until a read succeeds again.
 
@@ -77,16 +77,16 @@ class Reading:
 ENRICHMENT_RUN_FIGURES = ("calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
 
 
-def read_once(conn: Connection, now_ns: int, lookback_s: float) -> Reading:
-    """The ages and open alerts as of ``now_ns`` (alerts produced within ``lookback_s``)."""
+def read_once(conn: Connection, now_ns: int) -> Reading:
+    """The ages and the open alerts (whatever their age) as of ``now_ns``."""
     from observer.alerts import alert_states
-    from observer.db.queries import alert_records, master_files_checked_ns
+    from observer.db.queries import master_files_checked_ns, open_alert_records
     from observer.db.roster_queries import latest_rosters
     from observer.db.sector_queries import latest_runs, region_coverage
     from observer.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
 
     # The alerts first: they are read in a snapshot of their own, on a connection not in use.
-    states = alert_states(alert_records(conn, now_ns - int(lookback_s * _NS)))
+    states = alert_states(open_alert_records(conn, deliveries=False))
     checked = master_files_checked_ns(conn)  # None before any check: the job's alerts say why
     ages = {} if checked is None else {"master_file": (now_ns - checked) / 3.6e12}
     counts = Counter[str](s.notice.severity for s in states if s.state == "open")
@@ -126,13 +126,12 @@ class DatabaseReadings:
         from observer.db.readers import reader_engine
 
         engine = reader_engine(self.settings.database, "supervisor")
-        lookback_s = self.settings.supervisor.open_alerts_lookback_s
         failure = ""
         try:
             while not stop.is_set():
                 reading: Reading | None = None
                 try:
-                    reading = await asyncio.to_thread(self._read, engine, lookback_s)
+                    reading = await asyncio.to_thread(self._read, engine)
                     self.ages_h, self.alerts_open = reading.ages_h, reading.alerts_open
                     self.enrichment, self.rosters = reading.enrichment, reading.rosters
                     self.open_alerts = reading.open_alerts
@@ -151,6 +150,6 @@ class DatabaseReadings:
         finally:
             engine.dispose()
 
-    def _read(self, engine: Engine, lookback_s: float) -> Reading:
+    def _read(self, engine: Engine) -> Reading:
         with engine.connect() as conn:
-            return read_once(conn, self.clock.now_ns(), lookback_s)
+            return read_once(conn, self.clock.now_ns())

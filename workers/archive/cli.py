@@ -169,7 +169,7 @@ def _alert_verified(
                     context={"problems": str(len(problems))},
                 )
             )
-        elif every_day and is_open_alert(settings, clock, SOURCE, DAMAGED):
+        elif every_day and is_open_alert(settings, SOURCE, DAMAGED):
             message = f"all {counted(checked, 'archive file')} match their records"
             producer.send(AlertResolved(code=DAMAGED, severity="critical", message=message))
 
@@ -218,7 +218,7 @@ def _with_job(
             if (
                 retention
                 and not outcome.failed
-                and is_open_alert(settings, clock, SOURCE, "archive_failed")
+                and is_open_alert(settings, SOURCE, "archive_failed")
             ):
                 resolved = f"archive of {day} made"
                 producer.send(

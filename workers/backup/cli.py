@@ -54,7 +54,7 @@ def run(
                     context={k: str(v) for k, v in result.summary().items()},
                 )
             )
-            if is_open_alert(settings, clock, SOURCE, FAILED):  # an earlier run's failure
+            if is_open_alert(settings, SOURCE, FAILED):  # an earlier run's failure
                 producer.send(AlertResolved(code=FAILED, severity="critical", message=made))
         else:
             producer.send(Alert(severity="critical", code=FAILED, message=str(result)[:2000]))

@@ -10,7 +10,8 @@ failed send with doubling backoff while the others go on. Every attempt is an
 `AlertDelivery` event; ``down_after`` failures in a row raise ``notify_channel_down`` (an
 error alert, which the other channels carry), resolved by the next success. A channel still
 alerted down when the notifier starts counts as down from the start: its next success
-resolves that alert, and its next failure raises no second one. Every sweep also ends the
+resolves that alert, and its next failure raises no second one. Reminders after a start
+cover every open critical alert, whatever its age. Every sweep also ends the
 reminders of the alerts the database holds as acknowledged or resolved (an ack's feed
 message may be dropped).
 
@@ -37,7 +38,7 @@ from bus.producer import Producer
 from observer.alerts import Notice, alert_id, alert_states, delivered_channels, notices_of
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.queries import alert_records
+from observer.db.queries import alert_records, open_alert_records
 from observer.db.readers import reader_engine
 from observer.notify import FAILING_S, Notifier
 from observer.retry import backoff_s
@@ -210,14 +211,17 @@ class AlertNotifier(AsyncWorker):
         for state in states:
             if state.state in ("acked", "resolved"):
                 self.grouper.acked(state.notice.id)
-        if start:  # reminders about what is open and was already sent
-            for state in alerts:
-                if state.state == "open" and state.notice.severity == "critical":
-                    self.grouper.track_open(state.notice, now)
-                self.seen.setdefault(state.notice.id, now)
-            for notice in resolutions:
+        if start:  # reminders about what is open, whatever its age, and was already sent
+            with self._engine.connect() as conn:
+                still_open = [
+                    s.notice for s in alert_states(open_alert_records(conn, deliveries=False))
+                ]
+            for notice in still_open:
+                if notice.severity == "critical":
+                    self.grouper.track_open(notice, now)
+            for notice in [s.notice for s in alerts] + resolutions + still_open:
                 self.seen.setdefault(notice.id, now)
-            self._still_down([s.notice for s in alerts if s.state == "open"])
+            self._still_down(still_open)
         old = now - self.config.lookback_s
         self.seen = {ident: at for ident, at in self.seen.items() if at > old}
 

@@ -103,9 +103,7 @@ async def _issue_all(
             if all(o == "done" for o in outcomes.values()):
                 mended.append(account.alias)
         if mended:  # read while beating: a database slow to answer is no hung job
-            alerted = await asyncio.to_thread(
-                open_alert_subjects, settings, clock, SOURCE, RENEWAL_FAILED
-            )
+            alerted = await asyncio.to_thread(open_alert_subjects, settings, SOURCE, RENEWAL_FAILED)
             _resolve(settings, producer, mended, alerted)
     finally:
         beating.cancel()

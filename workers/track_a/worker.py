@@ -332,9 +332,7 @@ class TrackA(AsyncWorker):
     def _earlier_universe_alert(self) -> bool:
         """True if this source's `_NO_UNIVERSE` alert is open (an earlier run raised it)."""
         with self._engine.connect() as conn:
-            found = open_subjects_of(
-                conn, self.settings, self.clock.now_ns(), SOURCE, [_NO_UNIVERSE]
-            )
+            found = open_subjects_of(conn, self.settings, SOURCE, [_NO_UNIVERSE])
         return bool(found[_NO_UNIVERSE])
 
     def _summarised(self, cycle: Cycle) -> bool:

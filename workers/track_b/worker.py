@@ -115,7 +115,7 @@ class TrackB(AsyncWorker):
         """The accounts whose down and stale alerts an earlier run left open (a restart)."""
         codes = (ACCOUNT_DOWN, STREAM_STALE)
         with self._engine.connect() as conn:
-            found = open_subjects_of(conn, self.settings, self.clock.now_ns(), SOURCE, codes)
+            found = open_subjects_of(conn, self.settings, SOURCE, codes)
         return found[ACCOUNT_DOWN], found[STREAM_STALE]
 
     async def _day(self) -> None:
