@@ -256,6 +256,39 @@ def test_a_reused_universe_gives_way_to_the_days_own_before_the_warmup(
     assert h.build("2026-11-20")["outcome"] == "present"
 
 
+def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Track A has started on the reused universe: a rerun's build ending after 08:00
+    does not change it under Track A, and the alert says why."""
+    import workers.universe.cli as job
+
+    h = harness
+    h.build("2026-11-18")
+    h.sim.faults.master_damage = {"kospi_code.mst.zip": "truncated"}
+    assert h.build("2026-11-19")["reused_from"] == "20261118"
+    h.sim.faults.master_damage.clear()
+    build = job._build
+    late = datetime(2026, 11, 19, 8, 3, tzinfo=KST)
+
+    def slow_build(*args: Any) -> Any:  # started before the warm-up, done after it
+        built = build(*args)
+        monkeypatch.setattr(job, "now_utc", lambda _clock: late)
+        return built
+
+    monkeypatch.setattr(job, "_build", slow_build)
+    monkeypatch.setattr(job, "now_utc", lambda _clock: late - timedelta(hours=1))
+    summary = h.build("2026-11-19")
+    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261118"
+    file = json.loads((h.data / "universe" / "20261119_kr_stocks.json").read_text())
+    assert file["metadata"]["reused_from"] == "20261118"
+    [(message,)] = h.rows(
+        "select message from alerts where code = 'universe_reused' order by produced_ns desc"
+        " limit 1"
+    )
+    assert "built only at 08:03:00 KST, once the warm-up had begun" in message
+
+
 def install_masters(h: Harness, installed: datetime) -> None:
     """The KR masters in use as the master-file worker leaves them, installed at ``installed``."""
     files = LocalFiles(h.data)

@@ -7,7 +7,8 @@ masters, no answers, more than ``max_failed_pct`` of the candidates failing, or 
 ``max_not_traded_pct`` without a bar on the previous session) reuses the newest earlier
 universe for the day (written and published, ``reused_from`` in its metadata, a critical
 alert naming the cause), so Track A has one; a rerun before the day's warm-up builds again
-and, built, replaces it; from the warm-up on the day's universe stands. A build that read a
+and, built before the warm-up, replaces it; from the warm-up on the day's universe stands
+(a build that ends later keeps the reused one, and says so in its alert). A build that read a
 master installed before the previous session's close raises a warning.
 Exit codes: 0 built, present, restored or reused; 1 failed with nothing to reuse, or the
 writer did not acknowledge; 2 bad arguments or configuration; 3 another build holds the
@@ -23,7 +24,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -217,8 +218,7 @@ def _universe(
     data_dir = Path(settings.paths.data_dir)
     path = snapshot_path(data_dir, day)
     timeline = timeline_from(settings.phases, settings.calendar)
-    warmup = timeline.schedule.starts(day)[0][0]
-    provisional = now_utc(clock) < warmup  # a reused universe may yet give way
+    provisional = now_utc(clock) < _warmup(settings, day)  # a reused universe may give way
     found = read(path) if path.exists() else None
     stored = _stored(settings, day)
     if found is not None and not (provisional and found.metadata.reused_from):
@@ -239,6 +239,15 @@ def _universe(
     return _build_or_reuse(settings, clock, day, producer, notifier, found, stored is not None)
 
 
+class _TooLate(ObserverError):
+    """The day's own universe, built once Track A had started on the reused one."""
+
+
+def _warmup(settings: Settings, day: date) -> datetime:
+    """When the day's warm-up (Track A's start) begins."""
+    return timeline_from(settings.phases, settings.calendar).schedule.starts(day)[0][0]
+
+
 def _reused_day(timeline: Timeline, based_on: date) -> str:
     """The day of the universe a stored reuse copied: the session after its basis."""
     return timeline.calendar.next_session(based_on).strftime("%Y%m%d")
@@ -255,8 +264,9 @@ def _build_or_reuse(
 ) -> tuple[UniverseFile, str]:
     """Build the day's universe; on failure reuse the newest earlier one (or keep ``reused``).
 
-    ``reused`` is the day's universe reused earlier, which a successful build replaces;
-    ``published``: the database holds a universe of the day.
+    ``reused`` is the day's universe reused earlier, which a successful build replaces if
+    it ends before the warm-up (a build still running then keeps it: Track A has started
+    on it); ``published``: the database holds a universe of the day.
     """
     data_dir = Path(settings.paths.data_dir)
     path = snapshot_path(data_dir, day)
@@ -264,6 +274,10 @@ def _build_or_reuse(
         built = _build(settings, clock, day, notifier)
         universe = file_of(built, settings.universe.min_prev_close, clock.now_ns())
         outcome = "built"
+        finished = now_utc(clock)
+        if reused is not None and finished >= _warmup(settings, day):
+            at = finished.astimezone(KST)
+            raise _TooLate(f"built only at {at:%H:%M:%S} KST, once the warm-up had begun")
     except ObserverError as exc:
         if reused is not None:
             if not path.exists():  # the database's copy of it
