@@ -33,7 +33,9 @@ class ThresholdRule(Strict, frozen=True):
     ``gap_recovery.success_pct``), ``<program>.running_s`` (seconds the program has been
     running; 0 when it is not), ``age_h.master_file`` (hours since the master files were
     last checked, from the database), ``age_h.enrichment`` (since the latest enrichment run)
-    or ``enrichment.coverage_pct.<region>``. A metric nobody reports is not judged.
+    or ``enrichment.<figure>.<region>`` (``coverage_pct``, ``age_h``, the latest run's
+    figures). One that cannot exist is refused at load; a counter its program never reports
+    raises ``rule_metric_unknown`` (`observer.supervisor.rule_counters`).
     """
 
     code: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,63}$")]

@@ -1,16 +1,20 @@
 """Checks that span several settings tables: what one table cannot see of another.
 
 `observer.config.Settings` runs them when a file is loaded, so that an operator's slip (a
-phase out of order, a rule naming no program, a heartbeat slower than its timeout) stops
-the start with the key's name instead of failing hours later, at 09:00 or at 21:00, or
-never firing at all. Each raises ValueError, which the loader reports with the file's path.
+phase out of order, a rule naming no program, a heartbeat slower than its timeout, a job's
+command that does not exist) stops the start with the key's name instead of failing hours
+later, at 09:00 or at 21:00, or never firing at all. Each raises ValueError, which the
+loader reports with the file's path.
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import ipaddress
 import itertools
 import os
+import shutil
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,8 +44,17 @@ _KIS_COMMANDS = frozenset(
     {"track-a", "track-b", "gap-recovery", "gaps", "universe", "readiness", "enrich", "etf"}
 )
 _PHASE_ORDER = ("warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown", "idle")
-# What a threshold rule may name besides ``<program>.<counter>`` (`observer.supervisor.rules`).
+# What a threshold rule may name besides ``<program>.<counter>`` (`observer.supervisor.rules`):
+# the ages of data and each region's enrichment figures that the supervisor reads
+# (`observer.supervisor.readings`; its run figures are asked for there only when named).
 _DATA_AGES = ("age_h.master_file", "age_h.enrichment")
+_REGION_FIGURES = ("coverage_pct", "age_h")
+# The commands of `observer.cli`'s own app; a test keeps them in step with it. Named here
+# because every process loads the configuration, the writer without the CLI framework: the
+# app is not imported to check a program's command. The workers' commands are entry points.
+_OWN_COMMANDS = frozenset(
+    {"audit", "capture", "ctl", "db", "hosts", "keys", "replay", "supervise", "writer"}
+)
 _MINUTES_A_DAY = 24 * 60
 _SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
@@ -221,7 +234,10 @@ def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
 def _check_programs(settings: Settings) -> None:
     """Heartbeats, grace periods and the token job agree with the programs' settings."""
     interval = settings.supervisor.heartbeat_interval_s
+    role = settings.supervisor.role
     for name, program in settings.programs.items():
+        if program.enabled:  # run on this host (`roles.runs_here`): its command is here
+            _check_command(name, program, here=role in ("all", program.host_role))
         if program.heartbeat_timeout_s < 2 * interval:
             raise ValueError(
                 f"programs.{name}.heartbeat_timeout_s ({program.heartbeat_timeout_s:g}) must "
@@ -251,6 +267,54 @@ def _check_programs(settings: Settings) -> None:
         )
 
 
+def _check_command(name: str, program: ProgramSettings, *, here: bool) -> None:
+    """The program's command exists: found when the file loads, not when it is first due.
+
+    A leading ``observer`` names one of its commands, ``python`` is this interpreter (as
+    `observer.supervisor.spawn` runs them); any other command of a program this host runs
+    (``here``) is looked up as the supervisor will start it: on the program's PATH, or as a
+    path from the working folder. Another host's command may exist only there.
+    """
+    command, key = program.command, f"programs.{name}.command"
+    word = command[0]
+    if word == "observer":
+        sub = command[1] if len(command) > 1 else ""
+        known = _observer_commands(sub)
+        if sub not in known:
+            close = difflib.get_close_matches(sub, sorted(known), n=1)
+            hint = f"did you mean `observer {close[0]}`?" if close else ", ".join(sorted(known))
+            what = f"`observer {sub}` is no" if sub else "`observer` alone names no"
+            raise ValueError(f"{key}: {what} observer command ({hint})")
+    elif word == "python" or not here or os.environ.get("OBSERVER_PROGRAM"):
+        # A program the supervisor started: the supervisor found the commands where it starts
+        # them, and this process's PATH may be another (its program's `env`).
+        return
+    elif "/" in word:
+        path = Path(word)  # a relative one from the working folder, where programs start
+        if not path.exists():
+            raise ValueError(f"{key}: no such file {word}")
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ValueError(f"{key}: {word} is not an executable file")
+    elif shutil.which(word, path=program.env.get("PATH")) is None:
+        raise ValueError(f"{key}: no command {word!r} on the PATH")
+
+
+def _observer_commands(wanted: str = "") -> frozenset[str]:
+    """The commands ``observer`` has: its own and, unless ``wanted`` is one, the workers'."""
+    if wanted in _OWN_COMMANDS:
+        return _OWN_COMMANDS  # the writer's, say: reading the entry points takes milliseconds
+    return _OWN_COMMANDS | _entry_point_commands()
+
+
+@functools.cache
+def _entry_point_commands() -> frozenset[str]:
+    """The commands of workers and of the harness, and their earlier names (`observer.cli`)."""
+    from importlib.metadata import entry_points
+
+    groups = ("observer.commands", "observer.command_aliases")
+    return frozenset(entry.name for group in groups for entry in entry_points(group=group))
+
+
 def _check_orders(settings: Settings) -> None:
     """Pairs of bounds that must come in order."""
     gaps, track_b, notifier = settings.gap_recovery, settings.track_b, settings.notifier
@@ -267,20 +331,45 @@ def _check_orders(settings: Settings) -> None:
 
 
 def _check_rules(settings: Settings) -> None:
-    """Each rule has its own code and names a metric something reports."""
+    """Each rule has its own code and names a metric the supervisor has.
+
+    What the configuration cannot know, a program's heartbeat counters, the supervisor
+    checks as they arrive (`observer.supervisor.rule_counters`).
+    """
     codes: set[str] = set()
     shipped = default_rules()  # they name the shipped programs, which a file may leave out
     for rule in (*settings.supervisor.rules, *enrichment_rules(settings.enrich)):
         if rule.code in codes:
             raise ValueError(f"supervisor.rules: two rules have the code {rule.code!r}")
         codes.add(rule.code)
-        prefix = rule.metric.split(".", 1)[0]
-        named = prefix in settings.programs or prefix == "enrichment" or rule in shipped
-        if not named and rule.metric not in _DATA_AGES:
-            raise ValueError(
-                f"supervisor.rules {rule.code!r}: {rule.metric!r} names no program "
-                f"(nor {', '.join(_DATA_AGES)} or enrichment.coverage_pct.<region>)"
+        wrong = _unknown_metric(rule.metric, settings)
+        if wrong and rule not in shipped:
+            raise ValueError(f"supervisor.rules {rule.code!r}: {rule.metric!r} {wrong}")
+
+
+def _unknown_metric(metric: str, settings: Settings) -> str:
+    """Why nothing reports ``metric`` (see `observer.alert_settings.ThresholdRule`), or ''."""
+    prefix, _, rest = metric.partition(".")
+    if prefix == "age_h":
+        if metric not in _DATA_AGES:
+            return f"is no age of data the supervisor reads ({', '.join(_DATA_AGES)})"
+    elif prefix == "enrichment":
+        figure, _, region = rest.partition(".")
+        regions = sorted(r.lower() for r in settings.enrich.regions)
+        figures: tuple[str, ...] = _REGION_FIGURES
+        if figure not in figures:
+            from observer.supervisor.readings import ENRICHMENT_RUN_FIGURES
+
+            figures = (*_REGION_FIGURES, *ENRICHMENT_RUN_FIGURES)
+        if figure not in figures:
+            return (
+                f"names no enrichment figure (enrichment.<figure>.<region>: {', '.join(figures)})"
             )
+        if region not in regions:
+            return f"names no region of enrich.regions ({', '.join(regions) or 'none'})"
+    elif prefix not in settings.programs:
+        return f"names no program (nor {', '.join(_DATA_AGES)} or enrichment.<figure>.<region>)"
+    return ""
 
 
 def _is_session(sessions: TradingCalendar, day: date) -> bool:

@@ -1,5 +1,6 @@
 """Alerts without processes: grouping and reminders (properties), routing, channel URLs and
-their secrets, alert states, and the supervisor's threshold rules."""
+their secrets, alert states, and the supervisor's threshold rules (and the rules whose
+heartbeat counter their program does not report: with processes in test_rule_counters.py)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus.events import Alert
 from observer.alerts import Notice, alert_states, parse_alert_id
 from observer.config import ChannelSettings, NotifierSettings, ThresholdRule, load_settings
 from observer.db.queries import AlertRecords
 from observer.errors import ConfigError
 from observer.logs import mask_secrets
 from observer.supervisor.program import State
+from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN, RuleCounters
 from observer.supervisor.rules import Rules, metrics_of
 from observer.writer.store import Store
 from workers.notifier.channels import Target, channel_urls, targets_from
@@ -254,6 +257,126 @@ def test_threshold_rules_alert_once_and_resolve() -> None:
     assert rules.breached == {"stale"}
     changes = rules.judge({"age_h.master_file": 1.0})
     assert [(c.rule.code, c.breached) for c in changes] == [("stale", False)]
+
+
+def test_every_enrichment_figure_read_is_a_metric() -> None:
+    """Before, only coverage_pct was: a rule on another figure the file accepts never fired."""
+    rules = Rules((ThresholdRule(code="calls", metric="enrichment.kis_calls.us", above=900.0),))
+    figures = {"kis_calls": 1000.0, "coverage_pct": 99.0, "age_h": 2.0}
+    metrics = metrics_of([], {}, {"US": figures})
+    assert metrics == {
+        "enrichment.kis_calls.us": 1000.0,
+        "enrichment.coverage_pct.us": 99.0,
+        "enrichment.age_h.us": 2.0,
+    }
+    assert [c.rule.code for c in rules.judge(metrics)] == ["calls"]
+
+
+def worker(kind: str, counters: dict[str, float]) -> Any:
+    """A program as `RuleCounters` sees it: a run started, READY, beating."""
+    return SimpleNamespace(
+        kind=kind,
+        state=State.RUNNING,
+        counters=counters,
+        started_at=1.0,
+        ready_at=2.0,
+        last_exit=None,
+    )
+
+
+def rule_alerts(events: list[Any]) -> list[tuple[str, str]]:
+    return [(type(e).__name__, e.subject) for e in events if e.code == RULE_METRIC_UNKNOWN]
+
+
+def test_a_rule_on_a_counter_a_daemon_never_reports_is_alerted_once_and_resolved() -> None:
+    typo = ThresholdRule(code="gap_success_low", metric="gap_recovery.sucess_pct", below=95.0)
+    rules = (
+        typo,
+        ThresholdRule(code="deep", metric="gap_recovery.queue_depth", above=100.0),
+        ThresholdRule(code="long", metric="gap_recovery.running_s", above=100.0),  # not a counter
+        ThresholdRule(code="stale", metric="age_h.master_file", above=48.0),
+    )
+    gaps = worker("daemon", {"success_pct": 40.0, "queue_depth": 1.0})
+    check = RuleCounters(rules, {"gap_recovery": gaps})
+    assert set(check.watched) == {"gap_success_low", "deep"}
+    for _ in range(5):  # the READY's counters: seen again, they are no new beat
+        check.observe()
+        assert check.judge() == []
+    gaps.counters = {"success_pct": 40.0, "queue_depth": 1.0}  # one beat after READY
+    for _ in range(5):
+        check.observe()
+        assert check.judge() == []
+    gaps.counters = {"success_pct": 40.0, "queue_depth": 2.0}  # the second
+    check.observe()
+    events = check.judge()
+    assert rule_alerts(events) == [("Alert", "gap_success_low")]
+    alert = events[0]
+    assert isinstance(alert, Alert) and alert.severity == "warning"
+    assert alert.message == (
+        "rule gap_success_low: gap_recovery reports no counter 'sucess_pct', so "
+        "gap_recovery.sucess_pct is never judged (it reports queue_depth, success_pct)"
+    )
+    check.observe()
+    assert check.judge() == []  # once
+    gaps.counters = {"success_pct": 40.0, "queue_depth": 2.0, "sucess_pct": 1.0}
+    check.observe()
+    assert rule_alerts(check.judge()) == [("AlertResolved", "gap_success_low")]
+
+
+def test_a_counter_a_session_reports_late_in_its_run_is_not_alerted() -> None:
+    """Track B beats from its READY at warmup; its context sync comes at full operation."""
+    rules = (
+        ThresholdRule(code="context_sync_slow", metric="track_b.context_sync_s", above=30.0),
+        ThresholdRule(code="typo", metric="track_b.context_sync", above=30.0),
+    )
+    track_b = worker("session", {})
+    check = RuleCounters(rules, {"track_b": track_b})
+    for beat in range(50):
+        track_b.counters = {"capacity_per_account": 40.0, "bus_pending": float(beat)}
+        check.observe()
+        assert check.judge() == []
+    track_b.counters = {"capacity_per_account": 40.0, "context_sync_s": 3.2}
+    check.observe()
+    assert check.judge() == []
+    track_b.state, track_b.last_exit = State.STOPPED, 0  # the end of its phases: all shown
+    check.observe()
+    assert rule_alerts(check.judge()) == [("Alert", "typo")]
+    # The next day's run: what it reported before is still known.
+    track_b.state, track_b.started_at, track_b.counters = State.RUNNING, 9.0, {"x": 1.0}
+    check.observe()
+    assert check.judge() == []
+
+
+def test_a_jobs_counters_are_judged_when_a_run_ends_well() -> None:
+    rules = (ThresholdRule(code="kr_low", metric="enrich.kr_success_pct", below=90.0),)
+    enrich = worker("job", {"regions": 1.0})
+    check = RuleCounters(rules, {"enrich": enrich})
+    enrich.state, enrich.last_exit = State.BACKOFF, 1  # a run that failed shows nothing
+    check.observe()
+    assert check.judge() == []
+    enrich.state, enrich.last_exit = State.EXITED, 0
+    check.observe()
+    assert rule_alerts(check.judge()) == [("Alert", "kr_low")]
+    enrich.state, enrich.started_at = State.RUNNING, 5.0
+    enrich.counters = {"regions": 1.0, "kr_success_pct": 97.0}  # the final beat of a later run
+    check.observe()
+    assert rule_alerts(check.judge()) == [("AlertResolved", "kr_low")]
+
+
+def test_the_alerts_of_a_predecessor_are_taken_over_or_resolved() -> None:
+    rules = (ThresholdRule(code="typo", metric="gap_recovery.sucess_pct", below=95.0),)
+    gaps = worker("daemon", {"success_pct": 40.0})
+    check = RuleCounters(rules, {"gap_recovery": gaps})
+    events = check.inherit({"typo", "corrected"})
+    assert rule_alerts(events) == [("AlertResolved", "corrected")]
+    assert check.alerted == {"typo"}
+    for beat in range(4):
+        gaps.counters = {"success_pct": float(beat)}
+        check.observe()
+        assert check.judge() == []  # not alerted again
+    gaps.counters = {"sucess_pct": 1.0}
+    check.observe()
+    assert rule_alerts(check.judge()) == [("AlertResolved", "typo")]
 
 
 def test_the_shipped_rules_and_channel_load() -> None:

@@ -3,11 +3,12 @@
 Each case starts from the shipped configuration (``extends``) and changes one thing an
 operator could get wrong; before these checks each loaded and failed hours later (a missing
 REST share at 08:00, a misspelled job command at 21:00), or never fired (a rule naming no
-program), or ran a day without its warmup.
+program, or a figure nobody reads), or ran a day without its warmup.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -123,7 +124,55 @@ def load(tmp_path: Path, toml: str) -> None:
         ),
         (
             '[supervisor]\nrules = [{ code = "x", metric = "age_h.masterfile", above = 1.0 }]\n',
-            "'age_h.masterfile' names no program",
+            r"'age_h.masterfile' is no age of data the supervisor reads \(age_h.master_file, ",
+        ),
+        # An enrichment figure the supervisor reads, of a region enriched; before, any name
+        # after `enrichment.` loaded, and a shipped rule redefined with a typo never fired.
+        (
+            '[supervisor]\nrules = [{ code = "x", metric = "enrichment.coverge_pct.kr", '
+            "below = 90.0 }]\n",
+            r"'x': 'enrichment.coverge_pct.kr' names no enrichment figure \(enrichment.<fig.*"
+            "coverage_pct, age_h, calls",
+        ),
+        (
+            '[enrich]\nregions = ["KR", "US"]\n[supervisor]\nrules = [{ code = "x", '
+            'metric = "enrichment.coverage_pct.jp", below = 90.0 }]\n',
+            r"'enrichment.coverage_pct.jp' names no region of enrich.regions \(kr, us\)",
+        ),
+        (
+            '[supervisor]\nrules = [{ code = "x", metric = "enrichment.calls", above = 9.0 }]\n',
+            "'enrichment.calls' names no region",
+        ),
+        # A command that does not exist, found at load instead of when it is first due.
+        (
+            '[programs.track_b]\ncommand = ["observer", "trak-b", "run"]\n',
+            r"programs.track_b.command: `observer trak-b` is no observer command "
+            r"\(did you mean `observer track-b`\?\)",
+        ),
+        (
+            '[programs.backup]\ncommand = ["observer", "bakup"]\n',
+            r"programs.backup.command: `observer bakup` is no observer command",
+        ),
+        (
+            '[programs.backup]\ncommand = ["observer"]\n',
+            r"`observer` alone names no observer command \(alerts, archive, audit,",
+        ),
+        (
+            '[programs.backup]\ncommand = ["/opt/observer/bin/backup-nightly"]\n',
+            "programs.backup.command: no such file /opt/observer/bin/backup-nightly",
+        ),
+        (
+            '[programs.backup]\ncommand = ["/etc"]\n',
+            "programs.backup.command: /etc is not an executable file",
+        ),
+        (
+            '[programs.sampler]\nkind = "daemon"\ncommand = ["pyhton", "-m", "sampler"]\n',
+            "programs.sampler.command: no command 'pyhton' on the PATH",
+        ),
+        (  # the program's own PATH is where it is looked for, as it is started
+            '[programs.sampler]\nkind = "daemon"\ncommand = ["sh", "-c", "true"]\n'
+            'env = { PATH = "/nonexistent" }\n',
+            "programs.sampler.command: no command 'sh' on the PATH",
         ),
     ],
 )
@@ -147,6 +196,16 @@ def test_contradicting_settings_are_refused_by_name(
         '[kis]\nsim_url = "https://sim.internal:9443/"\nmaster_url = "http://[::1]:8800/m/"\n',
         '[supervisor]\nrules = [{ code = "x", metric = "track_a.cycle_s", above = 600.0 }]\n',
         '[supervisor]\nrules = [{ code = "x", metric = "age_h.enrichment", above = 30.0 }]\n',
+        '[supervisor]\nrules = [{ code = "x", metric = "enrichment.kis_calls.us", above = 9.0 }]\n',
+        '[supervisor]\nrules = [{ code = "x", metric = "enrichment.age_h.kr", above = 30.0 }]\n',
+        # Commands that exist: the observer's, its earlier names, this interpreter, the PATH.
+        '[programs.gap_recovery]\ncommand = ["observer", "gaps", "run"]\n',
+        '[programs.backup]\ncommand = ["python", "-m", "workers.backup"]\n',
+        f'[programs.backup]\ncommand = ["{sys.executable}", "-c", "pass"]\n',
+        '[programs.backup]\ncommand = ["sh", "-c", "true"]\n',
+        '[programs.backup]\ncommand = ["sh", "-c", "true"]\nenv = { PATH = "/usr/bin:/bin" }\n',
+        # A program not enabled is not started: its command is not looked for.
+        '[programs.backup]\nenabled = false\ncommand = ["/opt/observer/bin/backup-nightly"]\n',
         '[kis]\ntoken_issuer = "job"\n',  # the shipped token job issues them
         "[supervisor]\nheartbeat_interval_s = 7.5\n",  # two beats in the shortest timeout
     ],
@@ -188,3 +247,69 @@ def test_a_socket_path_too_long_for_a_unix_socket_is_refused(tmp_path: Path) -> 
     with pytest.raises(ConfigError, match=r"paths.run_dir \(ingest\): the socket d+/run/ingest"):
         load(tmp_path, f'[paths]\ndata_dir = "{deep}"\n[supervisor]\ncontrol_socket = "c.sock"\n')
     load(tmp_path, f'[paths]\ndata_dir = "{"d" * 80}"\n')  # 80 + /run/control.sock fits
+
+
+def test_a_relative_command_is_found_from_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the supervisor starts it (its children's working folder is its own)."""
+    script = tmp_path / "bin" / "nightly"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    toml = '[programs.backup]\ncommand = ["bin/nightly"]\n'
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"programs\.backup\.command: bin/nightly is not an exec"):
+        load(tmp_path, toml)
+    script.chmod(0o700)
+    load(tmp_path, toml)
+
+
+def test_the_observer_commands_are_the_clis() -> None:
+    """The check's list of the CLI's own commands is the app's (the workers' are entry points)."""
+    from observer import config_checks
+    from observer.cli import app
+
+    own = {info.name for info in app.registered_groups} | {
+        info.name or getattr(info.callback, "__name__", "").replace("_", "-")
+        for info in app.registered_commands
+    }
+    assert own == config_checks._OWN_COMMANDS
+    assert {"track-b", "gaps", "demo"} <= config_checks._observer_commands("track-b")
+
+
+def test_every_metric_the_supervisor_reads_may_be_named(tmp_path: Path) -> None:
+    """What `metrics_of` names from a reading (ages, each region's figures) loads as a rule."""
+    from observer.supervisor.readings import ENRICHMENT_RUN_FIGURES
+    from observer.supervisor.rules import metrics_of
+
+    figures = dict.fromkeys((*ENRICHMENT_RUN_FIGURES, "coverage_pct", "age_h"), 1.0)
+    metrics = metrics_of([], {"master_file": 1.0, "enrichment": 1.0}, {"KR": figures})
+    assert len(metrics) == 2 + len(figures)
+    rules = ", ".join(
+        f'{{ code = "r{n}", metric = "{metric}", above = 1.0 }}' for n, metric in enumerate(metrics)
+    )
+    load(tmp_path, f"[supervisor]\nrules = [{rules}]\n")
+
+
+def test_a_program_the_supervisor_started_leaves_the_commands_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its PATH may be its own (`env`): it never refuses to start for another's command."""
+    monkeypatch.setenv("OBSERVER_PROGRAM", "track_a")
+    load(tmp_path, '[programs.backup]\ncommand = ["nightly-backup"]\n')
+    with pytest.raises(ConfigError, match="`observer bakup` is no observer command"):
+        load(tmp_path, '[programs.backup]\ncommand = ["observer", "bakup"]\n')
+
+
+def test_another_hosts_command_is_left_to_that_host(tmp_path: Path) -> None:
+    """Every host loads the whole file: a store host's script may exist only there."""
+    store_only = '[programs.backup]\nrole = "store"\ncommand = ["/opt/observer/bin/nightly"]\n'
+    load(tmp_path, '[supervisor]\nrole = "collectors"\n' + store_only)
+    with pytest.raises(ConfigError, match=r"programs\.backup\.command: no such file"):
+        load(tmp_path, '[supervisor]\nrole = "store"\n' + store_only)
+    with pytest.raises(ConfigError, match="`observer bakup` is no observer command"):
+        load(
+            tmp_path,
+            '[supervisor]\nrole = "collectors"\n[programs.backup]\nrole = "store"\n'
+            'command = ["observer", "bakup"]\n',
+        )

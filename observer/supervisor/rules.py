@@ -1,12 +1,15 @@
 """Threshold rules: alerts when a metric passes its limit, resolutions when it is back.
 
 The supervisor is where the metrics are: every program's heartbeat counters arrive here,
-it knows how long each program has run, and it reads the ages of data from the database
-(`observer.db.queries`) every ``data_age_s``. `metrics_of` names them as the rules do
-(``gap_recovery.success_pct``, ``universe.running_s``, ``age_h.master_file``); `Rules`
+it knows how long each program has run, and it reads the ages of data and each region's
+enrichment figures from the database (`observer.supervisor.readings`) every ``data_age_s``.
+`metrics_of` names them as the rules do (``gap_recovery.success_pct``,
+``universe.running_s``, ``age_h.master_file``, ``enrichment.coverage_pct.kr``); `Rules`
 remembers which rules are breached and says what changed, so each breach is one alert and
 its end one resolution (`bus.events.AlertResolved` with the rule's code). A supervisor started
-again takes over the breaches its predecessor alerted (`Rules.inherit`).
+again takes over the breaches its predecessor alerted (`Rules.inherit`). A metric is checked
+when the file loads (`observer.config_checks`), a heartbeat counter once its program reports
+(`observer.supervisor.rule_counters`): a misspelled one would leave its rule silent.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ def metrics_of(
         metrics[f"{program.name}.running_s"] = now - program.started_at if running else 0.0
     for name, hours in ages_h.items():
         metrics[f"age_h.{name}"] = hours
-    for region, figures in (enrichment or {}).items():
-        if "coverage_pct" in figures:
-            metrics[f"enrichment.coverage_pct.{region.lower()}"] = figures["coverage_pct"]
+    for region, figures in (enrichment or {}).items():  # every figure the file may name
+        for figure, value in figures.items():
+            metrics[f"enrichment.{figure}.{region.lower()}"] = value
     return metrics
 
 

@@ -2,10 +2,12 @@
 
 Every ``sample_interval_s`` psutil measures each live program; the sums are checked against
 the configured limits (``cpu_high``, ``memory_high``) and the threshold rules are judged
-(`observer.supervisor.rules`), each breach one alert and its end one resolution. What is
-breached is in memory: a supervisor started again takes over its predecessor's open alerts of
-these codes (`inherit`, at its first database reading) and, while the database is read, judges
-only after that reading, so it neither alerts a breach again nor leaves one unresolved.
+(`observer.supervisor.rules`), each breach one alert and its end one resolution, and so are
+the rules whose heartbeat counter their program does not report
+(`observer.supervisor.rule_counters`). What is breached is in memory: a supervisor started
+again takes over its predecessor's open alerts of these codes (`inherit`, at its first
+database reading) and, while the database is read, judges only after that reading, so it
+neither alerts a breach again nor leaves one unresolved.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from collections.abc import Callable, Mapping, Set
 import psutil
 
 from bus.events import Alert, AlertResolved, Event
+from observer.alerts import parse_alert_id
 from observer.config import Settings
+from observer.hosts import own_source
 from observer.supervisor.program import Program, State
 from observer.supervisor.readings import DatabaseReadings
+from observer.supervisor.roles import supervisor_source
+from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN, RuleCounters
 from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
 
 __all__ = ["LIMIT_CODES", "Sampler"]
@@ -46,16 +52,35 @@ class Sampler:
         self.readings = readings
         self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
         self.rules = Rules((*settings.supervisor.rules, *enrichment_rules(settings.enrich)))
+        self.counters = RuleCounters(self.rules.rules, programs)
         self.alerting: set[str] = set()  # of LIMIT_CODES
         self.after_reading = False  # set when the database is read: judge after its first read
         self._publish = publish
         self._psutil: dict[str, psutil.Process] = {}
 
     def inherit(self, codes: Set[str]) -> set[str]:
-        """Take over these open alerts' breaches (codes alerted without a subject); which."""
+        """Take over these open alerts' breaches (codes alerted without a subject); which.
+
+        Also this supervisor's open ``rule_metric_unknown`` alerts, one per rule (its
+        subject), from the reading being taken over (`DatabaseReadings.open_alerts`).
+        """
         limits = {code for code in LIMIT_CODES if code in codes}
         self.alerting |= limits
-        return limits | self.rules.inherit(codes)
+        taken = limits | self.rules.inherit(codes)
+        settings = self.settings  # the producer's source (`observer.runtime.producer_for`)
+        ours = own_source(
+            settings, supervisor_source(settings.supervisor.role, settings.supervisor.host)
+        )
+        rules = {
+            notice.subject
+            for notice in self.readings.open_alerts
+            if notice.code == RULE_METRIC_UNKNOWN and parse_alert_id(notice.id)[0] == ours
+        }
+        if rules:
+            taken.add(RULE_METRIC_UNKNOWN)
+            for event in self.counters.inherit(rules):
+                self._publish(event)
+        return taken
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Sample every interval until ``stop``."""
@@ -63,6 +88,7 @@ class Sampler:
         while not stop.is_set():
             for program in list(self.programs.values()):
                 self.samples[program.name] = self._measure(program)
+            self.counters.observe()  # every sample: a beat seen only while not judging counts
             if not self.after_reading or self.readings.up is not None:
                 self._judge()
             with contextlib.suppress(asyncio.TimeoutError):
@@ -93,6 +119,8 @@ class Sampler:
                 self._publish(
                     AlertResolved(code=rule.code, severity=rule.severity, message=change.message)
                 )
+        for event in self.counters.judge():
+            self._publish(event)
 
     def _measure(self, program: Program) -> tuple[float, int]:
         if program.state not in _ALIVE or not program.pid:

@@ -1,0 +1,157 @@
+"""Threshold rules that name a heartbeat counter their program does not report.
+
+The file's check (`observer.config_checks`) refuses a rule that names no program, no age of
+data and no enrichment figure the supervisor reads; but a program's heartbeat counters are
+its own, a free-form dict, which only the program shows, running. A rule whose counter was
+misspelled (``gap_recovery.sucess_pct``) was judged against nothing and never fired: its
+alert was off, and nothing said so. `RuleCounters` follows which counters each program
+reports and, once the program has shown them, alerts each rule whose counter is not among
+them: one warning ``rule_metric_unknown`` per rule (its code the subject), naming the
+counters the program does report, resolved when the counter appears.
+
+A program has shown its counters:
+
+* a daemon, after two heartbeats with counters after its READY (what it reports, it reports
+  from the start: the writer's, gap recovery's, the notifier's);
+* a session worker or a job, when a run that reached READY ends well (a session stopped at
+  the end of its phases with exit 0, a job that exited 0). Some of their counters come late
+  in the run: Track B's ``context_sync_s`` at full operation, hours after its READY at
+  warmup; a job's final figures in its last beat.
+
+What a program has reported is remembered across its runs: a counter seen once is known. A
+supervisor started again takes over the alerts of this code its predecessor left open
+(`inherit`): each is resolved when its counter appears, or at once if no rule here names
+that counter any more.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Set
+from dataclasses import dataclass, field
+
+from bus.events import Alert, AlertResolved, Event
+from observer.alert_settings import ThresholdRule
+from observer.supervisor.program import Program, State
+
+__all__ = ["RULE_METRIC_UNKNOWN", "RuleCounters"]
+
+log = logging.getLogger(__name__)
+
+RULE_METRIC_UNKNOWN = "rule_metric_unknown"
+_NAMED_MAX = 20  # counters an alert names (Track B has some per account)
+
+
+@dataclass(slots=True)
+class _Reported:
+    """What one program has reported, and whether it has shown all it reports."""
+
+    names: set[str] = field(default_factory=set)  # every counter of every run
+    shown: bool = False
+    run: float = -1.0  # the run followed (its spawn time)
+    last: Mapping[str, float] | None = None  # the counters of the latest beat seen
+    beats: int = 0  # beats with counters seen in this run after the first one seen
+
+
+@dataclass(frozen=True, slots=True)
+class _Watched:
+    rule: ThresholdRule
+    program: str
+    counter: str
+
+
+class RuleCounters:
+    """Alert the rules whose counter a program does not report (see the module docstring)."""
+
+    def __init__(self, rules: Iterable[ThresholdRule], programs: Mapping[str, Program]) -> None:
+        self.programs = programs
+        # The rules that name a heartbeat counter of a program this host runs.
+        self.watched: dict[str, _Watched] = {}
+        for rule in rules:
+            name, _, counter = rule.metric.partition(".")
+            if name in programs and counter != "running_s":  # running_s is the supervisor's
+                self.watched[rule.code] = _Watched(rule, name, counter)
+        self.alerted: set[str] = set()  # rules' codes
+        self._reported: dict[str, _Reported] = {}
+
+    def observe(self) -> None:
+        """Take note of what the programs report now (every sample, judged or not)."""
+        for name in {w.program for w in self.watched.values()}:
+            _follow(self.programs[name], self._reported.setdefault(name, _Reported()))
+
+    def judge(self) -> list[Event]:
+        """The alerts and resolutions of rules whose counter became unknown or known."""
+        events: list[Event] = []
+        for code, watched in self.watched.items():
+            reported = self._reported.get(watched.program)
+            if reported is None:
+                continue
+            if watched.counter in reported.names:
+                if code in self.alerted:
+                    self.alerted.discard(code)
+                    message = f"rule {code}: {watched.program} reports {watched.counter} now"
+                    events.append(self._resolved(code, message))
+            elif reported.shown and code not in self.alerted:
+                self.alerted.add(code)
+                message = _message(watched, reported.names)
+                log.warning("%s", message)
+                events.append(
+                    Alert(
+                        severity="warning",
+                        code=RULE_METRIC_UNKNOWN,
+                        subject=code,
+                        message=message,
+                    )
+                )
+        return events
+
+    def inherit(self, subjects: Set[str]) -> list[Event]:
+        """Take over the predecessor's open alerts of these rules; resolve the others'."""
+        events: list[Event] = []
+        for code in sorted(subjects):
+            if code in self.watched:
+                self.alerted.add(code)
+            else:  # corrected, removed, or its program runs elsewhere: nothing would end it
+                message = f"rule {code} names no counter of a program here any more"
+                events.append(self._resolved(code, message))
+        return events
+
+    @staticmethod
+    def _resolved(code: str, message: str) -> AlertResolved:
+        return AlertResolved(
+            code=RULE_METRIC_UNKNOWN, severity="warning", subject=code, message=message
+        )
+
+
+def _follow(program: Program, reported: _Reported) -> None:
+    """Add what ``program`` reports now; judge whether it has shown its counters."""
+    if program.started_at != reported.run:  # a new run
+        reported.run, reported.last, reported.beats = program.started_at, None, 0
+    counters = program.counters
+    reported.names.update(counters)
+    if reported.shown or not counters:
+        return
+    if program.kind == "daemon":
+        # Each notice with counters brings a dict of its own, so a new one is a new beat; the
+        # first seen while running may be the READY's.
+        if program.state is State.RUNNING and counters is not reported.last:
+            reported.beats += reported.last is not None
+            reported.last = counters
+        reported.shown = reported.beats >= 2
+    elif program.ready_at:  # this run reached READY: has it ended well?
+        if program.kind == "job":
+            reported.shown = program.state is State.EXITED
+        else:
+            reported.shown = program.state is State.STOPPED and program.last_exit == 0
+
+
+def _message(watched: _Watched, names: Set[str]) -> str:
+    """What an operator reads: the rule, the counter, and the counters there are."""
+    listed = sorted(names)
+    more = len(listed) - _NAMED_MAX
+    reports = ", ".join(listed[:_NAMED_MAX]) + (f" and {more} more" if more > 0 else "")
+    return (
+        f"rule {watched.rule.code}: {watched.program} reports no counter "
+        f"{watched.counter!r}, so {watched.rule.metric} is never judged "
+        f"(it reports {reports})"
+    )
