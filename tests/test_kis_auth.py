@@ -13,7 +13,7 @@ import pytest
 
 from bus.events import TokenRefreshed
 from observer.clock import ManualClock
-from observer.errors import KisAuthError, KisTokenThrottled
+from observer.errors import KisAuthError, KisProtocolError, KisServerError, KisTokenThrottled
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 
@@ -263,3 +263,29 @@ def test_the_token_jobs_daily_run_makes_the_key_and_token_last_the_day(tmp_path:
         return token.reveal(), key.reveal()
 
     assert asyncio.run(scenario()) == ("tok-2", "apr-2")
+
+
+@pytest.mark.parametrize(
+    ("status", "raised"), [(502, KisServerError), (503, KisServerError), (404, KisProtocolError)]
+)
+def test_a_gateway_error_page_with_a_5xx_is_a_retryable_server_error(
+    tmp_path: Path, status: int, raised: type[Exception]
+) -> None:
+    """A proxy's HTML page instead of KIS's JSON: with HTTP 5xx the gateway failed, and the
+    token job retries it (a `KisServerError`, as the REST client's `classify` says for the
+    same answer); before, the body was decoded first and it was a `KisProtocolError`, never
+    retried. Below 500 the page is still no answer of KIS's: a protocol error."""
+    page = b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=page, headers={"content-type": "text/html"})
+
+    http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(handle))
+    creds = Credentials("acct1", Secret(KEY), Secret(SECRET))
+    tokens = TokenManager(http, creds, ManualClock(T0), tmp_path / "tokens", "real")
+    for issue in (tokens.token, tokens.approval_key):
+        with pytest.raises(raised) as failed:
+            asyncio.run(issue())
+        assert failed.value.retryable is (status >= 500)
+        assert getattr(failed.value, "status", status) == status
+        assert KEY not in repr(failed.value) and SECRET not in repr(failed.value)

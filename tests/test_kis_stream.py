@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,18 @@ import httpx
 import pytest
 from aiohttp import WSMsgType, web
 
+from bus.events import TokenRefreshed
+from harness.sim.config import SimConfig
+from harness.sim.market import KST, Market
 from observer.clock import ManualClock, SimulatedClock
 from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.realtime import DecodedFrame
-from observer.kis.stream import NOACK, KisStream, Registration, SubscriptionError
+from observer.kis.stream import NOACK, BudgetSpent, KisStream, Registration, SubscriptionError
+from observer.kis.token_cache import Cached, cache_path, load_cached, save_cached
+from observer.trading_calendar import TradingCalendar
+from tests.support import SimThread
 from tests.test_kis_parse import TRADE
 
 
@@ -35,6 +43,7 @@ class FakeSession:
         self.answering: asyncio.Event | None = None  # cleared: messages wait unanswered
         self.ignored: set[str] = set()  # tr_keys whose registrations are never answered
         self.refusing: tuple[str, str] | None = None  # (code, text) for every registration
+        self.bad_keys: set[str] = set()  # approval keys KIS does not accept (OPSP9993)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -57,7 +66,9 @@ class FakeSession:
             if body["header"]["tr_type"] == "1" and pair[1] in self.ignored:
                 continue  # an acknowledgement lost, or an error answer that names no pair
             if body["header"]["tr_type"] == "1":
-                if self.refusing is not None:
+                if body["header"]["approval_key"] in self.bad_keys:
+                    code, text = "OPSP9993", "INVALID appkey"
+                elif self.refusing is not None:
                     code, text = self.refusing
                 elif len(held) >= self.limit:
                     code, text = "OPSP0008", "MAX SUBSCRIBE OVER"
@@ -486,3 +497,108 @@ def test_a_session_answering_only_with_a_symbols_refusal_is_confirmed(tmp_path: 
     stream = asyncio.run(scenario())
     assert told == ["OPSP8992"] and confirmed == [0] and len(session.connections) == 1
     assert stream.refused == {Registration("H0STCNT0", "99999X"): "OPSP8992"}
+
+
+SAMSUNG = Registration("H0STCNT0", "005930")
+_NS = 1_000_000_000
+
+
+def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cache holds an approval key KIS does not accept (the simulator answers OPSP9993),
+    still inside its reuse time: the next session renews it, by an emergency issuance that
+    a reader (``issuer=False``) makes too, and registers on the new key. Before, every
+    session presented the refused key again until the reconnect budget was spent (the
+    account down for an hour, again and again until the token job's next run). The logs say
+    that the key was refused and renewed, and hold neither key."""
+    caplog.set_level(logging.DEBUG)
+    sim = SimThread(
+        Market(23, TradingCalendar(), stocks=40, etfs=2),
+        datetime(2026, 11, 20, 10, 0, tzinfo=KST),
+        SimConfig(),
+        600.0,
+    )
+    clock = sim.sim.clock
+    now = clock.now_ns()
+    path = cache_path(tmp_path / "t", "acct1", "sim", "approval_key")
+    refused = "f" * 36  # a key the simulator never issued
+    save_cached(path, Cached(refused, now - 3600 * _NS, now + 20 * 3600 * _NS))
+    states: list[tuple[str, str]] = []
+
+    async def scenario() -> tuple[KisStream, TokenManager]:
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            creds = Credentials("acct1", Secret("sim-acct1-app-key"), Secret("sim-acct1-secret"))
+            tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", issuer=False)
+            stream = KisStream(
+                sim.url.replace("http", "ws", 1) + "/tryitout",
+                tokens,
+                clock,
+                lambda frame, ns: None,
+                lambda state, reason: states.append((state, reason)),
+                account="acct1",
+            )
+            await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            await until(lambda: SAMSUNG in stream.registered or runner.done(), 30)
+            assert not runner.done(), runner  # before: BudgetSpent after 60 refused sessions
+            stop.set()
+            await runner
+            return stream, tokens
+
+    try:
+        stream, tokens = asyncio.run(scenario())
+    finally:
+        sim.close()
+    assert [reason for state, reason in states if state == "refused"] == ["OPSP9993 INVALID appkey"]
+    assert tokens.issued == 1 and stream.reconnects == 1
+    renewed = load_cached(path)
+    assert renewed is not None and renewed.value != refused
+    assert "stream acct1: KIS refused the approval key (OPSP9993): renewing it" in caplog.text
+    assert "stream acct1: the session presents a renewed approval key" in caplog.text
+    assert refused not in caplog.text and renewed.value not in caplog.text
+
+
+def test_an_approval_key_is_renewed_once_per_episode_then_the_budget_decides(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """apr-1 is refused: renewed, after KIS's minute, to apr-2, which registers. That ends
+    the episode, so when KIS later refuses apr-2 it is renewed again, to apr-3; but apr-3,
+    refused too, is not renewed: the sessions go on within the reconnect budget until
+    `BudgetSpent` (Track B's account down), with no issuance beyond the episode's one."""
+    caplog.set_level(logging.INFO)
+    session = FakeSession()
+    session.bad_keys = {"apr-1"}
+    issued: list[TokenRefreshed] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"approval_key": f"apr-{len(issued) + 1}"})
+
+    async def scenario() -> BaseException | None:
+        clock = SimulatedClock(0, speed=1000.0)  # backoff and KIS's minute in milliseconds
+        http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(answer))
+        creds = Credentials("acct1", Secret("k"), Secret("s"))
+        tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", on_issued=issued.append)
+        async with serve(session) as url:
+            stream = KisStream(
+                url, tokens, clock, lambda f, t: None, backoff_s=(1.0,), reconnects_per_hour=5
+            )
+            await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
+            runner = asyncio.create_task(stream.run(asyncio.Event()))
+            await until(lambda: SAMSUNG in stream.registered or runner.done())
+            assert not runner.done() and len(issued) == 2 and stream.reconnects == 1
+            # The renewal waited out KIS's minute from apr-1's issuance (as the token's does).
+            assert issued[1].issued_ns - issued[0].issued_ns >= 60 * _NS
+            assert issued[1].reason == "emergency"
+            session.bad_keys = {"apr-2", "apr-3"}
+            await session.connections[-1].close()  # a new session, on which apr-2 is refused
+            await until(runner.done, 30)
+            return runner.exception()
+
+    assert isinstance(asyncio.run(scenario()), BudgetSpent)
+    assert [event.reason for event in issued] == ["scheduled", "emergency", "emergency"]
+    presented = [m["header"]["approval_key"] for m in session.messages]
+    changes = [key for n, key in enumerate(presented) if n == 0 or key != presented[n - 1]]
+    assert changes == ["apr-1", "apr-2", "apr-3"]
+    assert caplog.text.count("KIS refused the renewed approval key too (OPSP9993)") == 1

@@ -28,7 +28,7 @@ from observer.errors import KisAuthError
 from observer.kis.auth import TokenManager, cached_validity
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.session import TOKEN_UNAVAILABLE, open_account, rate_limits, token_alert
-from observer.kis.token_cache import Cached, cache_path, save_cached
+from observer.kis.token_cache import Cached, cache_path, key_digest, save_cached
 from observer.phases import KST
 from observer.supervisor.schedule import due_runs
 from observer.timeline import timeline_from
@@ -66,6 +66,41 @@ def test_managers_sharing_the_cache_issue_once_and_keep_the_minute_between_them(
 
     assert asyncio.run(scenario()) == ["tok-2", "tok-2"]
     assert kis.tokens == 2
+
+
+def test_a_refused_approval_key_is_renewed_once_for_all_processes_even_by_readers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two reader processes' sessions see KIS refuse the cached approval key: one emergency
+    issuance, under the account's lock and after KIS's minute, taken by both; a process that
+    saw the refusal late takes that key too instead of issuing another."""
+    caplog.set_level(logging.INFO)
+    kis, clock = FakeKis(), ManualClock(T0)
+
+    async def scenario() -> list[str]:
+        issuer = manager(tmp_path, kis, clock)
+        first, second = (manager(tmp_path, kis, clock, issuer=False) for _ in range(2))
+        key = await issuer.approval_key()
+        assert (await first.approval_key()) == key == (await second.approval_key())
+        clock.advance(20)
+        stale = key_digest(key.reveal())
+        both = [
+            asyncio.create_task(m.refresh_approval("emergency", stale=stale))
+            for m in (first, second)
+        ]
+        async with asyncio.timeout(10):
+            while "waiting 40s before issuing a new approval_key" not in caplog.text:
+                await asyncio.sleep(0.01)  # poll interval of a deadline-bound wait
+        assert not any(t.done() for t in both) and kis.approvals == 1  # the minute first
+        clock.advance(40)
+        renewed = await asyncio.wait_for(asyncio.gather(*both), 10)
+        late = await issuer.refresh_approval("emergency", stale=stale)
+        return [k.reveal() for k in (*renewed, late, await issuer.approval_key())]
+
+    assert asyncio.run(scenario()) == ["apr-2"] * 4
+    assert kis.approvals == 2
+    assert "KIS refused the cached approval key: an emergency issuance" in caplog.text
+    assert "apr-1" not in caplog.text and "apr-2" not in caplog.text
 
 
 def test_a_reader_waits_for_the_issuer_alerts_once_and_follows_its_renewals(

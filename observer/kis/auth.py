@@ -13,9 +13,9 @@ a token another process issued meanwhile is taken instead of asking KIS. A *read
 "job"``) does not issue: it uses any unexpired cached token, and when there is none it
 waits on the cache for the issuer, alerting once (`on_unavailable`) until a valid one is
 there again (`on_available`, which ends the alert), and fails after the wait. The one
-exception is KIS refusing the cached token itself (an emergency refresh): nothing works
-until a new one is issued, so the reader issues it, under the lock, and every other
-process takes that one.
+exception is KIS refusing the cached token itself (an emergency refresh), or the cached
+approval key (`refresh_approval` with ``stale``): nothing works until a new one is issued, so
+the reader issues it, under the lock, and every other process takes that one.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import httpx
 import msgspec
@@ -46,11 +46,12 @@ from observer.errors import (
 )
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
-from observer.kis.parse import decode_json
+from observer.kis.parse import decode_answer
 from observer.kis.token_cache import (
     Cached,
     cache_path,
     cached_validity,
+    key_digest,
     load_cached,
     save_cached,
 )
@@ -223,13 +224,28 @@ class TokenManager:
                 )
             return await self._issue("access_token", reason, _other_than(stale.reveal()))
 
-    async def refresh_approval(self, reason: str) -> Secret:
-        """Issue a new WebSocket approval key now (a session restarts on it)."""
+    async def refresh_approval(self, reason: str, *, stale: bytes | None = None) -> Secret:
+        """Issue a new WebSocket approval key now (a session restarts on it).
+
+        With ``stale``, the `key_digest` of a key KIS refused: only if the cache still holds
+        that key (another unexpired one is taken as it is), and even by a reader, as for a
+        refused token, under the lock, taking one another process got meanwhile.
+        """
         async with self._locks["approval_key"]:
-            newer = _newer_than(self._reload("approval_key"))
-            if not self.issuer:
-                return self._valid("approval_key", await self._await_issuer("approval_key", newer))
-            return self._valid("approval_key", await self._issue("approval_key", reason))
+            cached = self._reload("approval_key")
+            if stale is None:
+                if not self.issuer:
+                    newer = await self._await_issuer("approval_key", _newer_than(cached))
+                    return self._valid("approval_key", newer)
+                return self._valid("approval_key", await self._issue("approval_key", reason))
+            other = _other_key(stale, self._clock.now_ns())
+            if cached is not None and other(cached):
+                return self._valid("approval_key", Secret(cached.value))
+            log.warning(
+                "%s: KIS refused the cached approval key: an emergency issuance",
+                self._credentials.alias,
+            )
+            return self._valid("approval_key", await self._issue("approval_key", reason, other))
 
     # ------------------------------------------------------------------ internals
 
@@ -430,7 +446,7 @@ class TokenManager:
                 "appsecret": self._credentials.app_secret.reveal(),
             },
         )
-        answer = _decode(content, _TokenAnswer, TOKEN_PATH)
+        answer = decode_answer(content, status, _TokenAnswer, "oauth2", TOKEN_PATH)
         if answer.error_code or not answer.access_token:
             raise _token_error(answer.error_code, answer.error_description, status)
         expires = now + answer.expires_in * _NS if answer.expires_in > 0 else now + 86400 * _NS
@@ -451,17 +467,10 @@ class TokenManager:
                 "secretkey": self._credentials.app_secret.reveal(),  # sic: not "appsecret"
             },
         )
-        answer = _decode(content, _ApprovalAnswer, APPROVAL_PATH)
+        answer = decode_answer(content, status, _ApprovalAnswer, "oauth2", APPROVAL_PATH)
         if answer.error_code or not answer.approval_key:
             raise _token_error(answer.error_code, answer.error_description, status)
         return answer.approval_key, now + self._approval_ttl_ns
-
-
-_T = TypeVar("_T")
-
-
-def _decode(content: bytes, kind: type[_T], path: str) -> _T:
-    return decode_json(content, kind, f"{path}: answer is not the documented JSON")
 
 
 def _token_error(code: str, description: str, status: int) -> KisApiError:
@@ -482,3 +491,8 @@ def _newer_than(cached: Cached | None) -> Callable[[Cached], bool]:
 def _other_than(value: str) -> Callable[[Cached], bool]:
     """Accepts an entry holding another token than ``value``."""
     return lambda c: c.value != value
+
+
+def _other_key(stale: bytes, now_ns: int) -> Callable[[Cached], bool]:
+    """Accepts an unexpired entry holding another key than the one ``stale`` digests."""
+    return lambda c: key_digest(c.value) != stale and now_ns < c.expires_ns

@@ -39,7 +39,7 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
-from observer.kis.parse import decode_json
+from observer.kis.parse import decode_answer, decode_json
 from observer.kis.rest_get import RestGet
 from observer.kis.schemas import (
     Answer,
@@ -111,10 +111,10 @@ class RateLimits:
 def classify(status: int, content: bytes, tr_id: str) -> tuple[Answer | None, KisError | None]:
     """Decode an answer and say what went wrong, if anything (pure function)."""
     try:
-        answer = decode_json(content, Answer, tr_id)
+        answer = decode_answer(content, status, Answer, tr_id)
+    except KisServerError as exc:  # not JSON, with a 5xx: the gateway's failure
+        return None, exc
     except KisProtocolError:
-        if status >= 500:
-            return None, KisServerError(f"HTTP{status}", "no KIS envelope", tr_id, status)
         return None, KisProtocolError(f"{tr_id}: HTTP {status} answer is not a KIS envelope")
     if answer.rt_cd == "0" and status < 400:
         return answer, None

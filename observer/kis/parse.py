@@ -19,12 +19,14 @@ from typing import TypeVar
 import msgspec
 
 from bus.events import PriceSnapshot
-from observer.errors import KisProtocolError
+from observer.errors import KisProtocolError, KisServerError
 from observer.kis.schemas import CurrentPriceOutput
 
 __all__ = [
+    "KEY_REFUSALS",
     "SESSION_REFUSALS",
     "ControlMessage",
+    "decode_answer",
     "decode_json",
     "is_data_frame",
     "kst_to_utc_ns",
@@ -63,6 +65,21 @@ def decode_json(data: bytes | str, kind: type[_T], what: str) -> _T:
         raise KisProtocolError(f"{what}: {reason[:200]}") from None
 
 
+def decode_answer(data: bytes, status: int, kind: type[_T], tr_id: str, what: str = "") -> _T:
+    """`decode_json` of an HTTP answer (REST, tokens): KIS's JSON, or the gateway's failure.
+
+    An answer that is not the JSON expected is a `KisProtocolError`, except with a status of
+    500 or more: then it is a gateway's error page (an HTML 502/503 from a proxy), a
+    retryable `KisServerError`, as a 5xx with KIS's own JSON is.
+    """
+    try:
+        return decode_json(data, kind, what or tr_id)
+    except KisProtocolError:
+        if status < 500:
+            raise
+        raise KisServerError(f"HTTP{status}", "no KIS envelope", tr_id, status) from None
+
+
 class _ControlHeader(msgspec.Struct):
     tr_id: str = ""
     tr_key: str = ""
@@ -90,6 +107,13 @@ SESSION_REFUSALS = frozenset(
     {"OPSP0010", "OPSP0011", "OPSP8994", "OPSP8995", "OPSP8996", "OPSP8997", "OPSP8998"}
     | {f"OPSP{n}" for n in range(9990, 10000)}
 )
+# The session refusals that say the approval key itself is not (or no longer) valid: a new
+# key may help, so the stream renews the one it presented, once (`observer.kis.approval`).
+# OPSP0010 "invalid appkey", OPSP0011 "invalid approval(appkey) : NOT FOUND", OPSP9993 (the
+# simulator's "INVALID appkey") and OPSP9994 (INVALID appkey in KIS's code tables, which
+# call 9993 an internal error). Not 8994/8995 (personalseckey / appsecret *not found*: a
+# message without the field, which no new key mends), nor 8996 (the key is valid and in use).
+KEY_REFUSALS = frozenset({"OPSP0010", "OPSP0011", "OPSP9993", "OPSP9994"})
 
 
 @dataclass(frozen=True, slots=True)

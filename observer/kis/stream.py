@@ -8,16 +8,16 @@ keep-alives, which we echo as a text frame. Reconnects back off 1, 2, 5, 10, 30,
 jitter), within a budget per hour; a silent connection is dropped after ``silence_s``.
 
 Any other control answer to a registration it wants (``OPSP0007`` internal error, ``OPSP0008``
-beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it,
-keeps the code in ``refused`` and tells its owner (``on_refused``), who decides whether and
-when to ask again (unanswered for ``ack_timeout_s``: ``NOACK``). `SESSION_REFUSALS` end the session.
+beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it, keeps
+the code in ``refused`` and tells its owner (``on_refused``), who decides whether and when to ask
+again (unanswered for ``ack_timeout_s``: ``NOACK``). `SESSION_REFUSALS` end the session; after a
+refusal of the approval key the next one renews it, once (`KeyRenewal`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import logging
 import random
@@ -32,9 +32,11 @@ from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.clock import Clock
 from observer.errors import KisError, KisProtocolError
+from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import DecodedFrame, RealtimeDecoder
+from observer.kis.token_cache import key_digest
 
 __all__ = [
     "IDENTIFY",
@@ -150,6 +152,7 @@ class KisStream:
     ) -> None:
         self.url = url
         self._tokens = tokens
+        self._renewal = KeyRenewal(tokens, account or url)
         self._clock = clock
         self._on_frame = on_frame
         self.decoder = RealtimeDecoder(account)
@@ -191,10 +194,8 @@ class KisStream:
         self.reconnects = 0
 
     def __repr__(self) -> str:
-        return (
-            f"<KisStream {self.url} wanted={len(self.wanted)} registered={len(self.registered)} "
-            f"frames={self.frames} reconnects={self.reconnects}>"
-        )
+        held = f"wanted={len(self.wanted)} registered={len(self.registered)}"
+        return f"<KisStream {self.url} {held} frames={self.frames} reconnects={self.reconnects}>"
 
     async def subscribe(self, tr_id: str, tr_key: str) -> None:
         """Want a registration; it is sent now if connected and again after every reconnect.
@@ -248,6 +249,8 @@ class KisStream:
         while not stop.is_set():
             self._on_state("connecting", self.url)
             try:
+                if not await _wait(stop, self._renewal.renew()):  # a refused key: a new one
+                    break  # stopped
                 async with connect(
                     self.url, ping_interval=None, open_timeout=10, close_timeout=_CLOSE_TIMEOUT_S
                 ) as socket:
@@ -276,6 +279,7 @@ class KisStream:
                 self._on_state("disconnected", f"approval key: {type(exc).__name__}")
             finally:
                 self._socket = None
+                self._renewal.ended(self.identified)
                 self._forget()
             if stop.is_set():
                 break
@@ -394,6 +398,7 @@ class KisStream:
             self.registered.discard(registration)
             self._releasing.discard(registration)
         elif control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
+            self._renewal.refused(self.presented, control.msg_cd)  # a key refusal: renewed
             self._on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
             await socket.close()
         else:
@@ -466,11 +471,6 @@ class KisStream:
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))
         return True
-
-
-def key_digest(key: str) -> bytes:
-    """A digest that tells approval keys apart without keeping one."""
-    return hashlib.blake2b(key.encode(), digest_size=16).digest()
 
 
 async def _wait(

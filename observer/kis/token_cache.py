@@ -3,11 +3,13 @@
 One file per account, environment and kind (``<alias>-<environment>-<kind>.json``, 0600),
 replaced atomically, so a reader sees the old entry or the new one. Every process of an
 account shares them (`observer.kis.auth.TokenManager`); status pages read only when an entry
-was issued and when it expires (`cached_validity`), never the token.
+was issued and when it expires (`cached_validity`), never the token; what must tell two
+entries apart without keeping one holds their `key_digest`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from observer.errors import KisProtocolError
 from observer.kis.parse import decode_json
 from observer.private_files import write_private
 
-__all__ = ["Cached", "cache_path", "cached_validity", "load_cached", "save_cached"]
+__all__ = ["Cached", "cache_path", "cached_validity", "key_digest", "load_cached", "save_cached"]
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +72,8 @@ def load_cached(path: Path) -> Cached | None:
 def save_cached(path: Path, cached: Cached) -> None:
     """Replace ``path`` with ``cached`` (owner-only, atomically)."""
     write_private(path, msgspec.json.encode(cached))
+
+
+def key_digest(key: str) -> bytes:
+    """A digest that tells approval keys (or tokens) apart without keeping one."""
+    return hashlib.blake2b(key.encode(), digest_size=16).digest()
