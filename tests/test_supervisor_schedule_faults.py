@@ -1,4 +1,4 @@
-"""The supervisor's faults around hangs, missed and held runs, `after`, and a clock that steps back.
+"""The supervisor's faults around hangs, missed, interrupted and held runs, `after`, and a clock.
 
 Each test drives a real supervisor (a process, or one in this process for the clock step) over
 small fake programs on a simulated clock.
@@ -7,12 +7,13 @@ small fake programs on a simulated clock.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +22,20 @@ import pytest
 from observer.clock import SimulatedClock, now_utc
 from observer.config import ProgramSettings, load_settings
 from observer.phases import KST
+from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request
 from observer.supervisor.core import Supervisor
-from observer.supervisor.program import Launch, Program
+from observer.supervisor.jobs import Jobs
+from observer.supervisor.program import Launch, Program, State
+from observer.timeline import timeline_from
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
 
 pytestmark = pytest.mark.slow
 
 # name mode [seconds]: records its start, says READY, then: "job" beats for SECONDS and exits
-# 0, "daemon" beats for ever, "hang" never beats.
+# 0, "daemon" beats for ever, "hang" never beats, "wait" beats until the record's .release
+# file exists and exits 0.
 FAKE = """
 import os, sys, time
 from observer.notify import Notifier
@@ -42,6 +47,9 @@ notifier = Notifier.from_env()
 notifier.ready()
 if mode == "hang":
     time.sleep(3600)
+while mode == "wait" and not os.path.exists(os.environ["FAKE_RECORD"] + ".release"):
+    notifier.beat()
+    time.sleep(0.05)
 end = time.monotonic() + seconds
 while mode == "daemon" or time.monotonic() < end:
     notifier.beat()
@@ -291,3 +299,141 @@ def test_a_clock_stepping_back_does_not_run_a_job_again(
     assert len(launches) == 1, launches
     assert fakes.runs("backup") == 1
     assert any("the clock went back" in r.getMessage() for r in caplog.records)
+
+
+def test_a_run_a_restart_ended_runs_again_at_the_next_start(tmp_path: Path) -> None:
+    # Before, a due run was recorded as dealt with when it started: one killed by the
+    # supervisor's stop (supervisord's restart, a deploy), or queued behind the job it
+    # follows and dropped, never ran again, and nothing said so.
+    fakes = Fakes(tmp_path)
+    at = '[{{ at = "{}", days = "daily" }}]'
+    programs = fakes.program("a", "wait", extra=f"schedule = {at.format('21:00')}") + fakes.program(
+        "b", "job", extra=f'after = ["a"]\nschedule = {at.format("21:01")}'
+    )
+    clock = sim_clock(kst(20, 59, 58), 10.0)  # 21:00 at once, 21:01 six seconds later
+    sup = SupervisorProcess(tmp_path, programs, clock=clock).start(healthy=False)
+    wait_until(
+        lambda: "waiting for a" in sup.program("b")["detail"], 60, "b due at 21:01, waiting for a"
+    )
+    assert sup.program("a")["state"] == "running"
+    record = tmp_path / "data" / "run" / "schedule.json"
+    assert json.loads(record.read_text()) == {
+        "a": {"pending": "2026-11-20T21:00:00+09:00"},
+        "b": {"pending": "2026-11-20T21:01:00+09:00"},
+    }
+    assert sup.terminate() == 0  # a killed, b's queued run dropped
+    assert fakes.runs("a") == 1 and fakes.runs("b") == 0
+
+    Path(f"{fakes.record}.release").touch()  # the runs from now on finish
+    again = SupervisorProcess(tmp_path, programs, clock=clock).start(healthy=False)
+    wait_until(
+        lambda: all(again.program(n)["state"] == "exited" for n in ("a", "b")),
+        60,
+        "a and b run again",
+    )
+    assert fakes.runs("a") == 2 and fakes.runs("b") == 1
+    log = again.log.read_text()
+    assert "running the 21:00 a run interrupted by the supervisor's restart" in log
+    assert "running the 21:01 b run interrupted by the supervisor's restart" in log
+    assert "b (due 21:01, interrupted by a restart) waits for a to end" in log
+    # Done: the form of the record before pending runs were kept.
+    assert json.loads(record.read_text()) == {
+        "a": "2026-11-20T21:00:00+09:00",
+        "b": "2026-11-20T21:01:00+09:00",
+    }
+    assert record.stat().st_mode & 0o777 == 0o600
+    assert again.terminate() == 0
+
+
+def test_the_record_of_due_runs_reads_the_earlier_form_and_a_run_under_way(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "observer.toml"
+    fakes = Fakes(tmp_path)
+    daily = 'schedule = [{{ at = "{}", days = "daily" }}]'
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        + fakes.program("done", "job", extra=daily.format("21:00"))
+        + fakes.program("under_way", "job", extra=daily.format("21:00"))
+        + fakes.program("old", "job", extra=daily.format("14:00"))
+    )
+    settings = load_settings(config)
+    launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
+    programs = {n: Program(n, p, launch, lambda *_: None) for n, p in settings.programs.items()}
+    launched: list[str] = []
+
+    def launcher(name: str) -> Callable[..., bool]:
+        def launch(*_: Any, **__: Any) -> bool:
+            launched.append(name)
+            return True
+
+        return launch
+
+    for program in programs.values():
+        program.launch = launcher(program.name)  # type: ignore[method-assign]
+    record = tmp_path / "schedule.json"
+    # "done": as the release before this one wrote it, a plain time: dealt with. "under_way":
+    # started and never ended. "old": started 7 h ago, over the catch-up window.
+    record.write_text(
+        '{"done": "2026-11-20T21:00:00+09:00",'
+        ' "under_way": {"pending": "2026-11-20T21:00:00+09:00",'
+        ' "done": "2026-11-19T21:00:00+09:00"},'
+        ' "old": {"pending": "2026-11-20T14:00:00+09:00"}}'
+    )
+    timeline = timeline_from(settings.phases, settings.calendar)
+    jobs = Jobs(programs, timeline, record, ShortTasks(), lambda _: None, timedelta(hours=6))
+    jobs.start(kst(21, 0, 30))
+    assert launched == ["under_way"]
+    written = json.loads(record.read_text())
+    assert written == {
+        "done": "2026-11-20T21:00:00+09:00",
+        "under_way": {"pending": "2026-11-20T21:00:00+09:00", "done": "2026-11-19T21:00:00+09:00"},
+        "old": "2026-11-20T14:00:00+09:00",  # said so once, and not again
+    }
+    under_way = programs["under_way"]
+    under_way.state = State.EXITED
+    jobs.ended(under_way, "exited", 0)
+    assert json.loads(record.read_text())["under_way"] == "2026-11-20T21:00:00+09:00"
+
+
+def test_a_hold_outlasts_a_restart_of_the_supervisor(tmp_path: Path) -> None:
+    # Before, holds were kept in memory only: after a restart a held daemon started again
+    # and a held job ran at its next due time, silently.
+    fakes = Fakes(tmp_path)
+    daily = 'schedule = [{ at = "21:00", days = "daily" }]'
+    programs = fakes.program("d", "daemon") + fakes.program("j", "job", extra=daily)
+    gone = fakes.program("gone", "daemon")
+    sup = SupervisorProcess(tmp_path, programs + gone, clock=sim_clock(kst(12, 0), 1.0))
+    sup.start(healthy=False)
+    wait_until(
+        lambda: all(sup.program(n)["state"] == "running" for n in ("d", "gone")), 30, "daemons"
+    )
+    for name in ("d", "gone", "j"):
+        assert sup.ctl("stop", name).ok
+    holds = tmp_path / "data" / "run" / "holds.json"
+    assert json.loads(holds.read_text()) == ["d", "gone", "j"]
+    assert holds.stat().st_mode & 0o777 == 0o600
+    assert sup.terminate() == 0
+
+    # Restarted 2 s before j is due, without `gone` in the configuration.
+    again = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(20, 59, 58), 1.0))
+    again.start(healthy=False)
+    wait_until(
+        lambda: "j is held (stopped by a command): skipping its" in again.log.read_text(),
+        30,
+        "j's 21:00 run skipped",
+    )
+    assert fakes.runs("j") == 0
+    assert again.program("d")["state"] == "stopped" and fakes.runs("d") == 1
+    assert "held" in again.program("d")["detail"]
+    log = again.log.read_text()
+    assert "d stays stopped: held by a command before the supervisor restarted" in log
+    assert "gone was held by a command; it is no longer run here: hold dropped" in log
+    assert json.loads(holds.read_text()) == ["d", "j"]
+
+    assert again.ctl("run", "j").ok  # a run by hand ends the hold, and so does a start
+    assert json.loads(holds.read_text()) == ["d"]
+    assert again.ctl("start", "d").ok
+    assert json.loads(holds.read_text()) == []
+    assert fakes.runs("j") == 1 and fakes.runs("d") == 2
+    assert again.terminate() == 0

@@ -6,8 +6,10 @@ not_a_job, is_a_job, out_of_phase, already_running, busy, failed_to_start, forbi
 elsewhere, timed_out, usage_error.
 
 ``stop`` holds a program stopped: a job's schedule skips it, and a run of it waiting for the
-jobs it follows is dropped, until ``run`` (a job) or ``start`` (the others). ``run`` of a job
-while a job it follows (``after``) runs is refused as ``busy``: it would read half their work.
+jobs it follows is dropped, until ``run`` (a job) or ``start`` (the others). The hold outlasts
+the supervisor's restarts: `observer.supervisor.holds` records each change of ``held``.
+``run`` of a job while a job it follows (``after``) runs is refused as ``busy``: it would read
+half their work.
 
 ``run`` of a job that exits 2 before READY (bad arguments or configuration, the CLI's exit
 code for them) is refused as ``usage_error`` with the job's last lines of output, and leaves
@@ -164,7 +166,7 @@ async def stop(supervisor: Supervised, args: list[str]) -> Reply:
     """Stop NAME: stop a program (SIGTERM, then SIGKILL after its grace); it stays stopped.
 
     A job's scheduled runs are skipped, and a run waiting for the jobs it follows dropped,
-    until it is run again by `run`.
+    until it is run again by `run`. The hold outlasts a restart of the supervisor.
     """
     program = _program(supervisor, args[0])
     async with program.lock:

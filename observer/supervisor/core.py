@@ -32,6 +32,7 @@ from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import dispatch, problems
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
+from observer.supervisor.holds import Holds
 from observer.supervisor.jobs import Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
@@ -119,6 +120,9 @@ class Supervisor:
         self.samples = self.sampler.samples  # program -> (cpu %, rss)
         self.readings.on_read = self._on_read
         self._tcp = self._tcp_control()
+        self.holds = Holds(self.run_dir / "holds.json", self.programs)  # `ctl stop`'s, kept
+        if problem := self.holds.restore(self._held_changed):
+            self._publish(Alert(severity="warning", code="holds_unreadable", message=problem))
 
     def _take_lock(self) -> InstanceLock:
         try:
@@ -231,7 +235,7 @@ class Supervisor:
                 self._tasks.failures(),
             ):
                 for program in self.programs.values():
-                    if program.kind == "daemon":
+                    if program.kind == "daemon" and not program.held:
                         program.launch()
                 await stop.wait()
         finally:
@@ -386,8 +390,15 @@ class Supervisor:
             )
         elif program.name in self._fatal and _recovered(program, action):
             self._resolve_fatal(program.name, _RECOVERED[program.kind == "job"])
+        if program.kind == "job":
+            self.jobs.ended(program, action, code)  # its due run dealt with, or not yet
         live = {p.name: p.pgid for p in self.programs.values() if p.pid and p.active}
         self._children.write(live)
+
+    def _held_changed(self, program: Program) -> None:
+        """A hold recorded: a job stopped by a command has its due run under way dealt with."""
+        if program.held and program.kind == "job":
+            self.jobs.settle(program)
 
     def _resolve_fatal(self, name: str, why: str) -> None:
         self._fatal.discard(name)

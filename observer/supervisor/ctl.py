@@ -324,7 +324,7 @@ def start(name: str, as_json: JsonOpt = False) -> None:
 
 @ctl_app.command()
 def stop(name: str, as_json: JsonOpt = False) -> None:
-    """Stop a program; it stays stopped until started again.
+    """Stop a program; it stays stopped until started again, across supervisor restarts.
 
     A job stays held too: its schedule skips it, and a run of it waiting for the jobs it
     follows is dropped, until `observer ctl run JOB`.

@@ -1,13 +1,17 @@
 """The jobs' runs: when due, when missed while no supervisor ran, after the jobs they follow.
 
-Each due run a supervisor deals with (runs, queues behind the jobs it follows, or skips) is
-recorded per job in ``<run_dir>/schedule.json`` (owner-only, replaced atomically). At its
-start a supervisor runs once the latest run of each job that came due within ``catch_up``
-(``[supervisor] catch_up_s``, 6 h) and after what that record says was dealt with: a
-backup due at 21:00 while supervisord restarted the supervisor runs at 21:00:30, instead of
-not at all that day. Without a record (a first start) a run due within ``catch_up`` is run
-too. A job that runs at every start (``run_on_start``) is not run a second time for a
-missed run.
+Each due run is recorded per job in ``<run_dir>/schedule.json`` (owner-only, replaced
+atomically): as *pending* once it is started or queued behind the jobs it follows, as *done*
+once it is dealt with: it exited 0, it was parked FATAL (alerted), it was skipped (held, or
+the job still ran: alerted), or the job was stopped by a command. A run a supervisor's stop
+ended (supervisord's restart, a deploy, a SIGKILL: its process killed, or its queued run
+dropped) stays pending. At its start a supervisor runs once the latest run of each job that
+came due within ``catch_up`` (``[supervisor] catch_up_s``, 6 h) and after the record's last
+done one, or the pending one if it is no older: a backup due at 21:00 while supervisord
+restarted the supervisor runs at 21:00:30, and one killed by that restart half-way through
+runs again, instead of not at all that day. Without a record (a first start) a run due
+within ``catch_up`` is run too. A job that runs at every start (``run_on_start``) is not run
+a second time for a missed run.
 
 A job stopped by a command (``held``) is not run by the schedule, nor by a run that waited
 for the jobs it follows, until ``ctl run`` runs it.
@@ -25,10 +29,11 @@ from typing import Annotated
 import msgspec
 
 from bus.events import Alert, Event
+from observer.config import ScheduleEntry
 from observer.phases import KST
 from observer.private_files import write_private
 from observer.runtime import ShortTasks
-from observer.supervisor.program import Program
+from observer.supervisor.program import Program, State
 from observer.supervisor.schedule import due_runs, missed_run, next_run
 from observer.timeline import Timeline
 
@@ -36,7 +41,21 @@ __all__ = ["Jobs", "running_before"]
 
 log = logging.getLogger(__name__)
 
-_Record = dict[str, Annotated[datetime, msgspec.Meta(tz=True)]]
+_Time = Annotated[datetime, msgspec.Meta(tz=True)]
+_MISSED = "missed while no supervisor ran"
+_INTERRUPTED = "interrupted by the supervisor's restart"
+
+
+class _Pending(msgspec.Struct, omit_defaults=True):
+    """A job's record while a due run of it is under way (started or queued, not ended)."""
+
+    pending: _Time
+    done: _Time | None = None
+
+
+# A plain time: the last due run dealt with, nothing under way (the only form before the
+# pending runs were kept: such a file still reads the same).
+_Record = dict[str, _Time | _Pending]
 
 
 def running_before(job: Program, programs: Mapping[str, Program]) -> list[Program]:
@@ -56,13 +75,14 @@ class Jobs:
     timeline:
         The calendar the schedule's days follow.
     record:
-        The file of each job's last due run dealt with.
+        The file of each job's last due run dealt with, and the one under way.
     tasks:
         Where a run waiting for the jobs it follows waits.
     publish:
         Sends the supervisor's events (an overlap's alert).
     catch_up:
-        How long ago a run missed while no supervisor ran may have come due and still run.
+        How long ago a run missed while no supervisor ran, or one a restart interrupted, may
+        have come due and still run.
     """
 
     def __init__(
@@ -81,29 +101,34 @@ class Jobs:
         self._record = record
         self._tasks = tasks
         self._publish = publish
-        self._handled = self._read()
+        self._done: dict[str, datetime] = {}
+        self._pending: dict[str, datetime] = {}
+        self._read()
 
     def start(self, now: datetime) -> None:
         """At the supervisor's start: the start-up runs, then each run missed meanwhile."""
         missed = []
         for job in self.jobs:
-            run = missed_run(
-                self._timeline,
-                job.settings.schedule,
-                now,
-                self._catch_up,
-                self._handled.get(job.name),
-            )
-            if job.settings.run_on_start:
-                self.run(job, (), "start-up")
-                if run is not None:  # the start-up run is this one
-                    self._note(job, run[0])
-            elif run is not None:
-                missed.append((run, job))
-        for (at, entry), job in sorted(missed, key=lambda each: each[0][0]):
+            owed = self._owed(job, now)
+            if job.settings.run_on_start:  # the start-up run is the one owed
+                if owed is not None and owed[1] == _INTERRUPTED:
+                    hhmm = f"{owed[0][0].astimezone(KST):%H:%M}"
+                    log.warning(
+                        "%s's start-up run takes the place of its %s run %s",
+                        job.name,
+                        hhmm,
+                        owed[1],
+                    )
+                self.run(job, (), "start-up", owed[0][0] if owed else None)
+            elif owed is not None:
+                missed.append((owed, job))
+        for ((at, entry), why), job in sorted(missed, key=lambda each: each[0][0][0]):
             hhmm = f"{at.astimezone(KST):%H:%M}"
-            log.warning("running the %s %s run missed while no supervisor ran", hhmm, job.name)
-            self.run(job, entry.args, f"missed at {hhmm}", at)
+            log.warning("running the %s %s run %s", hhmm, job.name, why)
+            short = (
+                f"missed at {hhmm}" if why == _MISSED else f"due {hhmm}, interrupted by a restart"
+            )
+            self.run(job, entry.args, short, at)
 
     def run_due(self, since: datetime, until: datetime) -> None:
         """Run each job's runs due in ``(since, until]``."""
@@ -122,16 +147,19 @@ class Jobs:
         self, job: Program, args: tuple[str, ...], why: str, due: datetime | None = None
     ) -> None:
         """Run ``job`` now, or once the jobs it follows have ended; ``due``: its due time."""
-        if due is not None:
-            self._note(job, due)
         if job.held:
             log.info("%s is held (stopped by a command): skipping its %s run", job.name, why)
+            self._deal(job, due, settle=True)
             return
         if job.active or job.queued is not None:
             log.warning("%s is still running; skipping its %s run", job.name, why)
             message = f"{job.name} still running ({why})"
             self._publish(Alert(severity="warning", code="job_overlap", message=message))
+            self._deal(job, due, settle=False)  # the run under way stays pending
             return
+        if due is not None:
+            self._pending[job.name] = due
+            self._write()
         before = running_before(job, self.programs)
         if not before:
             log.info("running %s (%s)", job.name, why)
@@ -161,25 +189,94 @@ class Jobs:
         job.launch(args)
 
     def drop_queued(self) -> None:
-        """Drop every run waiting for the jobs it follows (the supervisor stops)."""
+        """Drop every run waiting for the jobs it follows (the supervisor stops).
+
+        Their due runs stay pending: the next supervisor runs them (`start`).
+        """
         for job in self.jobs:
             job.unqueue("the supervisor stops")
 
-    def _read(self) -> dict[str, datetime]:
+    def ended(self, job: Program, action: str, code: int | None) -> None:
+        """A lifecycle transition of ``job``: a run that exited 0 or was parked is dealt with.
+
+        A run that failed and is retried is not (its retry may be a stop's victim), nor one
+        a stop ended: a command's stop holds the job (`settle`), the supervisor's does not.
+        """
+        if action == "parked" or (action == "exited" and code == 0 and job.state is State.EXITED):
+            self.settle(job)
+
+    def settle(self, job: Program) -> None:
+        """Record ``job``'s due run under way, if any, as dealt with."""
+        self._deal(job, None, settle=True)
+
+    def _owed(
+        self, job: Program, now: datetime
+    ) -> tuple[tuple[datetime, ScheduleEntry], str] | None:
+        """The run of ``job`` a supervisor that starts at ``now`` runs, and why; None if none."""
+        schedule, window = job.settings.schedule, self._catch_up
+        missed = missed_run(self._timeline, schedule, now, window, self._done.get(job.name))
+        pending = self._pending.get(job.name)
+        if pending is None:
+            return None if missed is None else (missed, _MISSED)
+        hhmm = f"{pending.astimezone(KST):%H:%M}"
+        if missed is not None and missed[0] > pending:  # a later entry takes its place
+            log.warning(
+                "the %s %s run was %s; its later run takes its place", hhmm, job.name, _INTERRUPTED
+            )
+            return missed, _MISSED
+        if not window or pending <= now - window:
+            log.warning(
+                "the %s %s run was %s over [supervisor] catch_up_s ago: not run again",
+                hhmm,
+                job.name,
+                _INTERRUPTED,
+            )
+        elif runs := due_runs(
+            self._timeline, schedule, pending - timedelta(microseconds=1), pending
+        ):
+            return runs[-1], _INTERRUPTED
+        else:
+            log.warning(
+                "the %s %s run was %s and is no longer scheduled: not run again",
+                hhmm,
+                job.name,
+                _INTERRUPTED,
+            )
+        self.settle(job)  # said so: not again at every start
+        return None
+
+    def _deal(self, job: Program, due: datetime | None, *, settle: bool) -> None:
+        """Record ``due`` as dealt with, and with ``settle`` the run under way too."""
+        pending = self._pending.pop(job.name, None) if settle else None
+        latest = max((t for t in (due, pending) if t is not None), default=None)
+        done = self._done.get(job.name)
+        if latest is not None and (done is None or latest > done):
+            self._done[job.name] = latest
+        elif pending is None:
+            return  # nothing changed
+        self._write()
+
+    def _read(self) -> None:
         try:
-            return msgspec.json.decode(self._record.read_bytes(), type=_Record)
+            record = msgspec.json.decode(self._record.read_bytes(), type=_Record)
         except FileNotFoundError:
-            return {}
+            return
         except (OSError, msgspec.DecodeError) as exc:  # unreadable: as if none were kept
             log.warning("%s cannot be read (%s); judging missed runs without it", self._record, exc)
-            return {}
-
-    def _note(self, job: Program, due: datetime) -> None:
-        """Record ``due`` as ``job``'s last due run dealt with."""
-        if due <= self._handled.get(job.name, due - timedelta(1)):
             return
-        self._handled[job.name] = due
+        for name, entry in record.items():
+            if isinstance(entry, datetime):
+                self._done[name] = entry
+                continue
+            self._pending[name] = entry.pending
+            if entry.done is not None:
+                self._done[name] = entry.done
+
+    def _write(self) -> None:
+        record: _Record = dict(self._done)
+        for name, pending in self._pending.items():
+            record[name] = _Pending(pending, self._done.get(name))
         try:
-            write_private(self._record, msgspec.json.encode(self._handled))
+            write_private(self._record, msgspec.json.encode(record))
         except OSError as exc:  # a full disk must not stop the schedule
-            log.error("cannot record %s's %s run in %s: %s", job.name, due, self._record, exc)
+            log.error("cannot record the jobs' due runs in %s: %s", self._record, exc)

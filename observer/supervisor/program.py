@@ -99,7 +99,9 @@ class Program:
         self.started_at = 0.0  # monotonic seconds of the last spawn
         self.ready_at = 0.0
         self.ready_s = 0.0  # spawn to READY of the last start
-        self.held = False  # stopped by a command: stays stopped until started by one
+        self._held = False
+        # Told of each change of `held`: the supervisor keeps the holds across its restarts.
+        self.on_held: Callable[[Program], None] | None = None
         self.parked = False  # a job parked FATAL and no run succeeded since: a failure parks
         self.refusal = ""  # the output of a command's run that exited 2 before READY
         # A job's due run waiting for the jobs it follows (`after`) to end: the scheduler's.
@@ -121,6 +123,18 @@ class Program:
             f"<Program {self.name} {self.state} pid={self.pid} restarts={self.restarts} "
             f"failures={self.failures}>"
         )
+
+    @property
+    def held(self) -> bool:
+        """Stopped by a command: stays stopped until started (a job: run) by one."""
+        return self._held
+
+    @held.setter
+    def held(self, value: bool) -> None:
+        if value != self._held:
+            self._held = value
+            if self.on_held is not None:
+                self.on_held(self)
 
     @property
     def kind(self) -> str:

@@ -1,0 +1,83 @@
+"""The programs held stopped by a command, kept across the supervisor's restarts.
+
+``ctl stop NAME`` holds a program: a daemon or session worker is not started again, a job's
+schedule skips it, until ``ctl start`` (``ctl run`` for a job). The names of the held
+programs are kept in ``<run_dir>/holds.json`` (owner-only, replaced atomically) at each
+change, and a supervisor that starts holds them again, logging each: before, a restart
+(supervisord's, a deploy's) started a held daemon again and ran a held job at its next due
+time, silently. A hold of a program no longer run on this host is dropped, logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import msgspec
+
+from observer.private_files import write_private
+from observer.supervisor.program import Program
+
+__all__ = ["Holds"]
+
+log = logging.getLogger(__name__)
+
+
+class Holds:
+    """Keep which of ``programs`` are held in the file ``path`` (see the module docstring)."""
+
+    def __init__(self, path: Path, programs: Mapping[str, Program]) -> None:
+        self._path = path
+        self._programs = programs
+
+    def restore(self, on_change: Callable[[Program], None]) -> str:
+        """Hold the programs held when the last supervisor stopped; then record each change.
+
+        ``on_change`` is called after each later change of a program's ``held`` has been
+        recorded. Returns why the file could not be read, or "" (none, or read).
+        """
+        problem = ""
+        try:
+            names = msgspec.json.decode(self._path.read_bytes(), type=list[str])
+        except FileNotFoundError:
+            names = []
+        except (OSError, msgspec.DecodeError) as exc:  # nothing to hold it by: said loudly
+            problem = f"{self._path} cannot be read ({exc}): no program is held from before"
+            log.error("%s", problem)
+            names = []
+        dropped = False
+        for name in names:
+            program = self._programs.get(name)
+            if program is None:
+                log.warning(
+                    "%s was held by a command; it is no longer run here: hold dropped", name
+                )
+                dropped = True
+                continue
+            program.held = True
+            program.detail = "held: stopped by a command before the supervisor restarted"
+            how = "ctl run" if program.kind == "job" else "ctl start"
+            log.warning(
+                "%s stays stopped: held by a command before the supervisor restarted, until %s",
+                name,
+                how,
+            )
+
+        def changed(program: Program) -> None:
+            self.write()
+            on_change(program)
+
+        for program in self._programs.values():
+            program.on_held = changed
+        if dropped or problem:
+            self.write()
+        return problem
+
+    def write(self) -> None:
+        """Record the names of the programs held now."""
+        names = sorted(name for name, program in self._programs.items() if program.held)
+        try:
+            write_private(self._path, msgspec.json.encode(names))
+        except OSError as exc:  # the hold holds until this supervisor stops
+            log.error("cannot record the held programs %s in %s: %s", names, self._path, exc)
