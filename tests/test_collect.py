@@ -26,13 +26,22 @@ from harness.sim.config import SimConfig
 from harness.sim.market import Market
 from observer.clock import ManualClock
 from observer.config import Settings, load_settings
+from observer.errors import KisTransportError
 from observer.kis.session import open_account, rate_limits
+from observer.kis.stream import Registration
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import BOOK, TRADE
 from workers.track_b import collect as collect_module
-from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, Collector
+from workers.track_b.collect import (
+    ACCOUNT_DOWN,
+    REGISTRATIONS_MISMATCH,
+    STREAM_STALE,
+    Collector,
+)
+from workers.track_b.collect import BOOK as BOOK_ID
+from workers.track_b.collect import TRADE as TRADE_ID
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -48,12 +57,15 @@ def sim() -> Iterator[SimThread]:
     thread.close()
 
 
-def settings_for(tmp_path: Path, url: str, *aliases: str) -> Settings:
-    """Accounts ``aliases`` on the simulator at ``url`` (port 9: nothing listens)."""
+def settings_for(tmp_path: Path, url: str, *aliases: str, kis: str = "") -> Settings:
+    """Accounts ``aliases`` on the simulator at ``url`` (port 9: nothing listens).
+
+    ``kis``: more lines of ``[kis]``.
+    """
     config = tmp_path / "observer.toml"
     accounts = "".join(f'[[kis.accounts]]\nalias = "{alias}"\n' for alias in aliases)
     config.write_text(
-        f'[kis]\nenvironment = "sim"\nsim_url = "{url}"\ntoken_dir = "{tmp_path}"\n{accounts}'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{url}"\ntoken_dir = "{tmp_path}"\n{kis}{accounts}'
     )
     return load_settings(config)
 
@@ -343,3 +355,212 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     (warning,) = caplog.records
     assert "account acct1: dropped a H0STCNT0 record" in warning.getMessage()
     assert "ACML_TR_PBMN" in warning.getMessage()
+
+
+def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """``token_issuer = "job"``: the job left acct1's approval key in the cache and none for
+    acct2, whose session waits for it (``token_wait_s`` of clock time, at least 30 wall
+    seconds). An evaluation's decisions, round-robin over both, are applied at once: acct1
+    streams its symbols while acct2's wait goes on. Before, every acct2 symbol held the
+    evaluation loop for that whole wait (no failover, no refusal handled, pins not followed).
+    """
+    issuing = settings_for(tmp_path, sim.url, "acct1", "acct2")
+    reading = settings_for(tmp_path, sim.url, "acct1", "acct2", kis='token_issuer = "job"\n')
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        job = open_account(issuing, "acct1", clock, rate_limits(issuing, "track_a"))
+        await job.tokens.approval_key()  # the token job's run for acct1 (acct2's failed)
+        await job.aclose()
+        limits = rate_limits(reading, "track_a")
+        accounts = [open_account(reading, a, clock, limits) for a in ("acct1", "acct2")]
+        collector = Collector(accounts, clock, events.append)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            await until(
+                lambda: all(state == "connected" for state, _ in collector.state.values()),
+                10,
+                "both sessions",
+            )
+            book = SlotBook(["acct1", "acct2"], 3)
+            picks = [Candidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(STOCKS[:6])]
+            decisions = book.evaluate(picks, clock.now_ns(), collector.healthy())
+            on = {
+                a: {d.candidate.symbol for d in decisions if d.account == a}
+                for a in ("acct1", "acct2")
+            }
+            assert len(on["acct1"]) == len(on["acct2"]) == 3
+            applying = asyncio.ensure_future(collector.apply(decisions))
+            # acct2's wait lasts 30 wall seconds at least: acct1 registered within 20 means
+            # that the decisions did not wait for it.
+            await until(
+                lambda: {r.tr_key for r in collector.streams["acct1"].registered} == on["acct1"],
+                20,
+                "acct1's registrations",
+            )
+            assert applying.done()
+            await applying
+            waiting = collector.streams["acct2"]
+            assert {r.tr_key for r in waiting.wanted} == on["acct2"] and not waiting.registered
+            assert collector.state["acct2"][0] != "down"  # waiting for its key yet
+            await until(
+                lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on["acct1"],
+                20,
+                "acct1's ticks",
+            )
+        finally:
+            stop.set()
+            await running
+            for account in accounts:
+                await account.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
+    sim: SimThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``books = true``, and an approval key that cannot be had for a moment (a timeout: the
+    session restarts on it) whenever a symbol is placed or released: each symbol's trade and
+    book registrations are wanted or released together, whatever the key. Before, a failure
+    on the trade registration skipped the book's (a held symbol streamed no books, silently)
+    or left it wanted (a released one streamed books on), and the leaks made a later
+    placement raise SubscriptionError out of the evaluation: Track B died."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    events: list[Event] = []
+    failing = {"left": 0}
+
+    async def scenario() -> None:
+        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        real = account.tokens.approval_key
+
+        async def flaky(**kwargs: Any) -> Any:
+            if failing["left"] > 0:
+                failing["left"] -= 1
+                raise KisTransportError("approval endpoint timed out")
+            return await real(**kwargs)
+
+        monkeypatch.setattr(account.tokens, "approval_key", flaky)
+        # No key at hand: every message waits for one (and the failure is met there).
+        monkeypatch.setattr(account.tokens, "approval_key_now", lambda: None, raising=False)
+        # Healthy throughout (30 clock seconds are one wall second here): no failover.
+        collector = Collector([account], clock, events.append, books=True, unhealthy_after_s=3600)
+        stream = collector.streams["acct1"]
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        cap = 20  # 41 registrations: 20 symbols with their books
+
+        def pairs(symbols: Any) -> set[Registration]:
+            return {Registration(kind, s) for s in symbols for kind in (TRADE_ID, BOOK_ID)}
+
+        def settled(book: SlotBook) -> bool:
+            return failing["left"] == 0 and stream.registered == pairs(book.held())
+
+        try:
+            await until(lambda: collector.state["acct1"][0] == "connected", 10, "the session")
+            book = SlotBook(["acct1"], cap)
+            first, second = STOCKS[:2]
+            for placed in ([first], [first, second]):
+                failing["left"] = 1
+                picks = [Candidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(placed)]
+                await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
+                assert stream.wanted == pairs(book.held())
+                await until(lambda: settled(book), 20, "the failure met, the session back")
+            await until(lambda: stream.registered == pairs([first, second]), 20, "both, twice")
+            await until(
+                lambda: {b.symbol for b in events if isinstance(b, OrderBook)} == {first, second},
+                20,
+                "both symbols' books",
+            )
+            # Released while the key cannot be had: nothing of it stays wanted.
+            for n, symbol in enumerate(STOCKS[2:5]):
+                failing["left"] = 1
+                released = book.release(second if n == 0 else STOCKS[1 + n], "trigger lapsed")
+                picks = [
+                    Candidate(first, "volume_surge", 20.0),
+                    Candidate(symbol, "volume_surge", 19.0),
+                ]
+                placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
+                await collector.apply([d for d in (released, *placed) if d])
+                assert stream.wanted == pairs(book.held())
+                await until(lambda: settled(book), 20, "the failure met, the session back")
+            # Every slot filled: nothing leaked, so all fit.
+            fill = [
+                Candidate(s, "volume_surge", 10.0 - n / 100)
+                for n, s in enumerate(STOCKS[5 : 5 + cap])
+            ]
+            await collector.apply(
+                book.evaluate(
+                    [Candidate(first, "volume_surge", 20.0), *fill],
+                    clock.now_ns(),
+                    collector.healthy(),
+                )
+            )
+            assert len(book.held()) == cap and stream.wanted == pairs(book.held())
+            assert await collector.reconcile(book.holdings())
+            await until(lambda: stream.registered == pairs(book.held()), 30, "every slot")
+        finally:
+            stop.set()
+            await running
+            await account.aclose()
+
+    asyncio.run(scenario())
+    assert not [e for e in events if isinstance(e, Alert)]  # no mismatch, no account down
+    restarts = [
+        e for e in events if isinstance(e, StreamStateChanged) and e.state == "disconnected"
+    ]
+    assert [e.reason for e in restarts] == ["approval key: KisTransportError"] * 5  # each failure
+
+
+def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
+    tmp_path: Path,
+) -> None:
+    """The check after each evaluation: a session wanting a symbol no slot holds, or missing
+    a held symbol's book, is a fault of Track B's own bookkeeping: an error alert, and the
+    registrations made to match the slots; a registration KIS refused is the slot guard's
+    (it releases the slot), not a mismatch. A placement that finds the session full of
+    leaked registrations is logged and repaired, where it used to end Track B."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    clock = ManualClock(int(TEN.timestamp()) * 10**9)
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        collector = Collector([account], clock, events.append, books=True)
+        stream = collector.streams["acct1"]
+        book = SlotBook(["acct1"], 20)
+        a, b, c = STOCKS[:3]
+        picks = [Candidate(a, "volume_surge", 20.0), Candidate(b, "volume_surge", 19.0)]
+        await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
+        assert not [e for e in events if isinstance(e, Alert)]
+        stream.wanted.discard(Registration(BOOK_ID, a))  # a book lost
+        await stream.subscribe(BOOK_ID, c)  # a book leaked
+        assert not await collector.reconcile(book.holdings())
+        [alert] = [e for e in events if isinstance(e, Alert)]
+        assert (alert.code, alert.severity) == (REGISTRATIONS_MISMATCH, "error")
+        assert alert.context == {"account": "acct1"}
+        assert f"H0STASP0/{a}" in alert.message and f"H0STASP0/{c}" in alert.message
+        held = {Registration(kind, s) for s in (a, b) for kind in (TRADE_ID, BOOK_ID)}
+        assert stream.wanted == held
+        # Refused by KIS: the guard's to release, no mismatch.
+        stream.wanted.discard(Registration(TRADE_ID, b))
+        stream.refused[Registration(TRADE_ID, b)] = "OPSP8992"
+        assert await collector.reconcile(book.holdings())
+        # A session full of leaked registrations: the placement is logged, then repaired.
+        for n in range(41 - len(stream.wanted)):
+            await stream.subscribe(TRADE_ID, f"9{n:05d}")
+        assert len(stream.wanted) == 41
+        picks.append(Candidate(c, "volume_surge", 18.0))
+        await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
+        assert c in book.held()
+        expected = {Registration(kind, s) for s in (a, b, c) for kind in (TRADE_ID, BOOK_ID)}
+        assert stream.wanted == expected - {Registration(TRADE_ID, b)}
+        assert [e.code for e in events if isinstance(e, Alert)] == [REGISTRATIONS_MISMATCH] * 2
+        await account.aclose()
+
+    asyncio.run(scenario())

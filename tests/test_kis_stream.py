@@ -256,6 +256,9 @@ class _GatedKeys:
         await self.open.wait()
         return Secret("approval-key-36-chars-xxxxxxxxxxxxxx")
 
+    def approval_key_now(self) -> Secret | None:
+        return Secret("approval-key-36-chars-xxxxxxxxxxxxxx") if self.open.is_set() else None
+
 
 def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
     tmp_path: Path,
@@ -309,6 +312,56 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
     assert held == {"000001", "000002"}
 
 
+def test_registrations_never_wait_for_the_approval_key_the_session_sends_them_with_it(
+    tmp_path: Path,
+) -> None:
+    """No approval key at hand (aged out of the cache; a reader waiting for the token job):
+    `subscribe` and `unsubscribe` change what is wanted and return at once, and the session
+    sends what it owes once it has a key, the release first (the server never counts more
+    than it holds). Before, each call waited for the key: one account's wait (minutes for a
+    reader) held up its owner's every other account."""
+    session = FakeSession()
+    cnt, asp = "H0STCNT0", "H0STASP0"
+
+    async def scenario() -> None:
+        clock = SimulatedClock(0, speed=1000.0)
+        keys = _GatedKeys()
+        async with serve(session) as url:
+            stream = KisStream(url, keys, clock, lambda f, t: None)  # type: ignore[arg-type]
+            await stream.subscribe(cnt, "000001")
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            try:
+                await until(lambda: Registration(cnt, "000001") in stream.registered)
+                keys.open.clear()
+                calls = keys.calls
+                changes = asyncio.gather(
+                    stream.unsubscribe(cnt, "000001"),
+                    stream.subscribe(cnt, "000002"),
+                    stream.subscribe(asp, "000002"),
+                )
+                await until(changes.done)  # the key is not there: returned all the same
+                wanted = {Registration(cnt, "000002"), Registration(asp, "000002")}
+                assert stream.wanted == wanted
+                await until(lambda: keys.calls > calls)  # the session waits for it instead
+                assert len(session.messages) == 1  # and sends nothing without it
+                keys.open.set()
+                await until(lambda: stream.registered == wanted and stream.settled)
+            finally:
+                keys.open.set()
+                stop.set()
+                await runner
+
+    asyncio.run(scenario())
+    sent = [(m["header"]["tr_type"], *m["body"]["input"].values()) for m in session.messages]
+    assert sent == [
+        ("1", cnt, "000001"),
+        ("2", cnt, "000001"),  # the release first
+        ("1", asp, "000002"),
+        ("1", cnt, "000002"),
+    ]
+
+
 def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> None:
     """A slot replaced before KIS answered its registration: the release goes out at once,
     so the session's next registration finds its place free (no OPSP0008)."""
@@ -319,10 +372,12 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
         clock = SimulatedClock(0, speed=1000.0)
         session.answering = asyncio.Event()
         session.answering.set()
+        keys = tokens(tmp_path, clock)
+        await keys.approval_key()  # at hand, as the token job leaves it every morning
         async with serve(session) as url:
             stream = KisStream(
                 url,
-                tokens(tmp_path, clock),
+                keys,
                 clock,
                 lambda f, t: None,
                 on_refused=lambda r, code, message: refused.append(code),

@@ -78,7 +78,7 @@ class Streams:
     def healthy(self) -> set[str]:
         return set(self.accounts)
 
-    async def apply(self, decisions: list[Decision]) -> None:
+    async def apply(self, decisions: list[Decision], holdings: Any = None) -> None:
         assert self.clock is not None
         self.applied.extend((self.clock.now_ns(), d) for d in decisions)
 

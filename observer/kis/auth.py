@@ -51,8 +51,10 @@ from observer.kis.token_cache import (
     Cached,
     cache_path,
     cached_validity,
-    key_digest,
     load_cached,
+    newer_than,
+    other_key,
+    other_than,
     save_cached,
 )
 
@@ -197,6 +199,20 @@ class TokenManager:
         reason = "premarket" if lasting_s else "scheduled"
         return self._valid("approval_key", await self._get("approval_key", reason, max_age))
 
+    def approval_key_now(self) -> Secret | None:
+        """The approval key at hand, without waiting or asking KIS; None without a valid one.
+
+        Where `approval_key` would issue or wait for the token job, None (a reader takes any
+        unexpired key, as there): a caller that must not wait leaves that to one that may.
+        """
+        cached, now = self._reload("approval_key"), self._clock.now_ns()  # a stat, no more
+        if cached is None or not (
+            self._fresh(cached, self._approval_ttl_ns)
+            or (not self.issuer and now < cached.expires_ns)
+        ):
+            return None
+        return self._valid("approval_key", Secret(cached.value))
+
     async def refresh(self, reason: str, *, stale: Secret | None = None) -> Secret:
         """Issue a new access token now (``premarket``, ``emergency``, ...).
 
@@ -212,7 +228,7 @@ class TokenManager:
                 return Secret(cached.value)
             if stale is None:
                 if not self.issuer:
-                    return await self._await_issuer("access_token", _newer_than(cached))
+                    return await self._await_issuer("access_token", newer_than(cached))
                 return await self._issue("access_token", reason)
             # KIS refused the token itself: only a new issuance helps, and every call fails
             # until then, so even a reader issues (the seed's emergency refresh), once for
@@ -222,7 +238,7 @@ class TokenManager:
                     "%s: KIS refused the cached token: an emergency issuance",
                     self._credentials.alias,
                 )
-            return await self._issue("access_token", reason, _other_than(stale.reveal()))
+            return await self._issue("access_token", reason, other_than(stale.reveal()))
 
     async def refresh_approval(self, reason: str, *, stale: bytes | None = None) -> Secret:
         """Issue a new WebSocket approval key now (a session restarts on it).
@@ -235,10 +251,10 @@ class TokenManager:
             cached = self._reload("approval_key")
             if stale is None:
                 if not self.issuer:
-                    newer = await self._await_issuer("approval_key", _newer_than(cached))
+                    newer = await self._await_issuer("approval_key", newer_than(cached))
                     return self._valid("approval_key", newer)
                 return self._valid("approval_key", await self._issue("approval_key", reason))
-            other = _other_key(stale, self._clock.now_ns())
+            other = other_key(stale, self._clock.now_ns())
             if cached is not None and other(cached):
                 return self._valid("approval_key", Secret(cached.value))
             log.warning(
@@ -480,19 +496,3 @@ def _token_error(code: str, description: str, status: int) -> KisApiError:
     elif status >= 500:  # the gateway failed, the credentials were not judged: retryable
         cls = KisServerError
     return cls(code or "NO_TOKEN", description, "oauth2", status)
-
-
-def _newer_than(cached: Cached | None) -> Callable[[Cached], bool]:
-    """Accepts an entry issued after ``cached`` (any entry if there was none)."""
-    since = cached.issued_ns if cached is not None else -1
-    return lambda c: c.issued_ns > since
-
-
-def _other_than(value: str) -> Callable[[Cached], bool]:
-    """Accepts an entry holding another token than ``value``."""
-    return lambda c: c.value != value
-
-
-def _other_key(stale: bytes, now_ns: int) -> Callable[[Cached], bool]:
-    """Accepts an unexpired entry holding another key than the one ``stale`` digests."""
-    return lambda c: key_digest(c.value) != stale and now_ns < c.expires_ns

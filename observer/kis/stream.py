@@ -7,6 +7,10 @@ per connection, so every reconnect re-sends all of them; the server sends JSON `
 keep-alives, which we echo as a text frame. Reconnects back off 1, 2, 5, 10, 30, 60 s (with
 jitter), within a budget per hour; a silent connection is dropped after ``silence_s``.
 
+Only the session waits for an approval key: `subscribe` and `unsubscribe` change what is
+wanted at once and send only with a key at hand; what they could not send is owed
+(`observer.kis.registrations`) and the connection's sender sends it once it has a key.
+
 Any other control answer to a registration it wants (``OPSP0007`` internal error, ``OPSP0008``
 beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it, keeps
 the code in ``refused`` and tells its owner (``on_refused``), who decides whether and when to ask
@@ -22,9 +26,7 @@ import json
 import logging
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,8 +36,17 @@ from observer.clock import Clock
 from observer.errors import KisError, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
+from observer.kis.credentials import Secret
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import DecodedFrame, RealtimeDecoder
+from observer.kis.reconnects import BudgetSpent, ReconnectBudget
+from observer.kis.registrations import (
+    IDENTIFY,
+    MAX_REGISTRATIONS,
+    Registration,
+    Registrations,
+    SubscriptionError,
+)
 from observer.kis.token_cache import key_digest
 
 __all__ = [
@@ -52,10 +63,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MAX_REGISTRATIONS = 41
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _NS = 1_000_000_000
-_HOUR_NS = 3600 * _NS
 # A stop waits at most this long for the server's close frame (websockets' default is 10 s);
 # a new session on the same app key is refused while the old one lingers (OPSP8996).
 _CLOSE_TIMEOUT_S = 2.0
@@ -66,31 +75,6 @@ _T = TypeVar("_T")
 
 
 StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """One (tr_id, tr_key) pair, e.g. ``("H0STCNT0", "005930")``."""
-
-    tr_id: str
-    tr_key: str
-
-
-# What a pre-connected session releases to present its approval key: a registration it does
-# not hold, so KIS answers OPSP0003 (UNSUBSCRIBE ERROR, not found) and registers nothing.
-IDENTIFY = Registration("H0STCNT0", "005930")
-
-
-class SubscriptionError(KisError):
-    """A registration the session cannot hold (the 41 limit, or refused by KIS)."""
-
-
-class BudgetSpent(KisError):
-    """The hourly reconnect budget is spent; it has room again at ``reopens_ns``."""
-
-    def __init__(self, message: str, reopens_ns: int) -> None:
-        super().__init__(message)
-        self.reopens_ns = reopens_ns
 
 
 class KisStream:
@@ -159,35 +143,30 @@ class KisStream:
         self._on_state = on_state
         self._on_registered = on_registered
         self._on_refused = on_refused
-        self._max = max_registrations
         self._backoff = backoff_s
-        self._budget = reconnects_per_hour
+        self._budget = ReconnectBudget(clock, reconnects_per_hour)
         self._silence = silence_s
         self._idle_silence = silence_s if idle_silence_s is None else idle_silence_s
         self._identify = identify
         self._ack_s, self.on_confirmed = ack_timeout_s, on_confirmed
-        self._awaiting: dict[Registration, tuple[int, float]] = {}  # sent -> due (clock, wall)
         # identified: KIS answered a message of the current connection that carried the
         # approval key (the session is the app key's). confirmed: see on_confirmed.
         self.identified = self.confirmed = False
         self._watch: asyncio.Future[None] | None = None  # the connection's _watch_answers
+        self._sender: asyncio.Future[None] | None = None  # the connection's _send_owed
         # A digest of the approval key the current connection last presented (never the key).
         self.presented: bytes | None = None
-        self.wanted: set[Registration] = set()
+        self._regs = Registrations(max_registrations)
+        # The owner's views of it: the same sets, never rebound (`Registrations.forget`).
+        self.wanted, self.registered, self.refused = (
+            self._regs.wanted,
+            self._regs.registered,
+            self._regs.refused,
+        )
         # The order registrations are re-sent in after a reconnect (most important first,
         # in case the new session takes fewer); the owner may set it. Default: by key.
         self.priority: Callable[[Registration], Any] = lambda r: (r.tr_id, r.tr_key)
-        self.registered: set[Registration] = set()
-        # Sent on this connection and not released since, acknowledged or not: what the
-        # server may hold (a release must follow one still on its way, or the server counts
-        # it against the 41 before the next registration arrives).
-        self._sent: set[Registration] = set()
-        # Released on this connection and not yet confirmed. KIS confirms a release after
-        # the registration's last frame, so an owner that stops reads on until this empties.
-        self._releasing: set[Registration] = set()
-        self.refused: dict[Registration, str] = {}
         self._socket: ClientConnection | None = None
-        self._reconnects: deque[int] = deque()
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
         self.dropped = 0  # frames that could not be parsed (logged and skipped)
@@ -198,7 +177,9 @@ class KisStream:
         return f"<KisStream {self.url} {held} frames={self.frames} reconnects={self.reconnects}>"
 
     async def subscribe(self, tr_id: str, tr_key: str) -> None:
-        """Want a registration; it is sent now if connected and again after every reconnect.
+        """Want a registration: wanted at once, sent as `_send` says, again at every reconnect.
+
+        Never waits for an approval key (an owner's other accounts must not wait on this one).
 
         Raises
         ------
@@ -206,28 +187,19 @@ class KisStream:
             The session already wants ``max_registrations`` pairs.
         """
         registration = Registration(tr_id, tr_key)
-        if registration in self.wanted:
-            return
-        if len(self.wanted) >= self._max:
-            raise SubscriptionError(f"{self._max} registrations held: cannot add {tr_id}/{tr_key}")
-        self.wanted.add(registration)
-        self.refused.pop(registration, None)
-        await self._send_registration(registration, register=True)
+        if self._regs.want(registration):
+            await self._send(registration, register=True)
 
     async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
-        """Stop wanting a registration and release it on the server."""
+        """Stop wanting a registration at once; its release is sent as `_send` says."""
         registration = Registration(tr_id, tr_key)
-        self.wanted.discard(registration)
-        if registration in self.registered or registration in self._sent:
-            self._releasing.add(registration)
-            if not await self._send_registration(registration, register=False):
-                self._releasing.discard(registration)  # no connection: nothing will follow
-        self.registered.discard(registration)
+        if self._regs.unwant(registration):
+            await self._send(registration, register=False)
 
     @property
     def settled(self) -> bool:
         """Every release sent on this connection is confirmed (or the connection is gone)."""
-        return not self._releasing
+        return not self._regs.releasing
 
     async def restart(self) -> None:
         """Close the session on purpose (e.g. on a new approval key).
@@ -261,22 +233,22 @@ class KisStream:
                     if not self.wanted and not self._identify:
                         self._confirm()  # nothing to confirm: up, as before any answer
                     self._watch = asyncio.ensure_future(self._watch_answers(socket))
-                    for registration in sorted(self.wanted, key=self.priority):
-                        # One released while an earlier one was being sent is not sent again.
-                        if registration in self.wanted:
-                            await self._send_registration(registration, register=True)
                     if self._identify and not self.wanted:  # pre-connected: say whose it is
-                        await self._send_registration(IDENTIFY, register=False)
+                        self._regs.unreleased.add(IDENTIFY)
+                    # Everything wanted, re-sent once the key is had: the session waits for
+                    # it here (its failure is the session's, below), before it reads.
+                    self._sender = asyncio.ensure_future(self._send_owed(socket))
+                    await _wait(stop, self._sender)
                     failures = 0 if await self._read(socket, stop) else failures
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self._on_state("disconnected", type(exc).__name__)
             except KisError as exc:
                 # The approval key for a registration could not be had: a garbled answer or
                 # a transient failure is worth a new session (within the budget); a refusal
-                # of the credentials is not.
+                # of the credentials is not. The connection is gone either way (its gaps).
+                self._on_state("disconnected", f"approval key: {type(exc).__name__}")
                 if not (exc.retryable or isinstance(exc, KisProtocolError)):
                     raise
-                self._on_state("disconnected", f"approval key: {type(exc).__name__}")
             finally:
                 self._socket = None
                 self._renewal.ended(self.identified)
@@ -297,14 +269,14 @@ class KisStream:
     # ------------------------------------------------------------------ internals
 
     def _forget(self) -> None:  # what a connection held, at its start and its end
-        self.registered.clear()
-        self._sent.clear()
-        self._releasing.clear()
-        self._awaiting.clear()
+        self._regs.forget()
         self._close_reason = ""  # why the stream itself closed the connection
         self.identified = self.confirmed = False
-        if self._watch is not None:
-            self._watch.cancel()
+        for task in (self._watch, self._sender):
+            if task is not None:
+                task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # seen: a failure the connection's end made moot
 
     async def _silence_timer(self) -> None:
         """The silence limit in clock time, and never less than `MIN_SILENCE_WALL_S` wall.
@@ -320,31 +292,21 @@ class KisStream:
     @property
     def budget(self) -> int:
         """Reconnects allowed within an hour."""
-        return self._budget
+        return self._budget.per_hour
 
     def reconnects_in_hour(self) -> int:
         """Reconnects spent from the budget within the last hour."""
-        now = self._clock.now_ns()
-        while self._reconnects and now - self._reconnects[0] > _HOUR_NS:
-            self._reconnects.popleft()
-        return len(self._reconnects)
+        return self._budget.in_hour()
 
     def _spend_budget(self) -> None:
-        if self.reconnects_in_hour() >= self._budget:
-            # The oldest reconnect of the hour ages out then, and with it one reconnect's room.
-            reopens = self._reconnects[0] + _HOUR_NS + 1 if self._reconnects else 0
-            raise BudgetSpent(
-                f"{self._budget} reconnects within an hour: reconnect budget spent", reopens
-            )
-        self._reconnects.append(self._clock.now_ns())
+        self._budget.spend()  # raises BudgetSpent
         self.reconnects += 1
 
     async def _read(self, socket: ClientConnection, stop: asyncio.Event) -> bool:
         """Read until the connection ends; True if it carried data (the backoff resets)."""
         got_data = False
         while not stop.is_set():
-            if self._watch is not None and self._watch.done() and not self._watch.cancelled():
-                self._watch.result()  # the answer watch failed: its error is the session's
+            self._raise_failure()
             try:
                 message = await _wait(stop, socket.recv(), self._silence_timer())
             except TimeoutError:
@@ -352,6 +314,7 @@ class KisStream:
                 self._on_state("disconnected", f"silent for {limit:.0f}s")
                 return got_data
             except ConnectionClosed as exc:
+                self._raise_failure()  # a helper that failed closed it: `run` reports it
                 code = exc.rcvd.code if exc.rcvd else "no frame"
                 self._on_state("disconnected", self._close_reason or f"closed: {code}")
                 return got_data
@@ -379,7 +342,7 @@ class KisStream:
             await socket.send(text)
             return
         registration = Registration(control.tr_id, control.tr_key)
-        self._awaiting.pop(registration, None)  # answered (KIS's "(null)" matches nothing)
+        self._regs.awaiting.pop(registration, None)  # answered (KIS's "(null)" matches nothing)
         if control.msg_cd.startswith("OPSP") and control.msg_cd not in SESSION_REFUSALS:
             self.identified = True  # KIS took our key, even refusing the symbol (OPSP8992)
             self._confirm()
@@ -389,14 +352,15 @@ class KisStream:
                 # beside the account the symbol moved to (each trade twice) and fill a
                 # registration this session counts free (OPSP0008). Released, unless its
                 # release is already on its way.
-                if registration in self._sent:
-                    await self._send_registration(registration, register=False)
+                if registration in self._regs.sent:
+                    self._regs.unreleased.add(registration)
+                    await self._send(registration, register=False)
                 return
             self.registered.add(registration)
             self._on_registered(registration)
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
-            self._releasing.discard(registration)
+            self._regs.releasing.discard(registration)
         elif control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
             self._renewal.refused(self.presented, control.msg_cd)  # a key refusal: renewed
             self._on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
@@ -405,12 +369,7 @@ class KisStream:
             log.warning(
                 "stream %s: %s %s for %s", self.url, control.msg_cd, control.msg1, registration
             )
-            self._releasing.discard(registration)  # a refused release: nothing to wait for
-            if registration in self.wanted:
-                self.refused[registration] = control.msg_cd
-                self.wanted.discard(registration)
-                self.registered.discard(registration)
-                self._sent.discard(registration)
+            if self._regs.refuse(registration, control.msg_cd):
                 self._on_refused(registration, control.msg_cd, control.msg1)
 
     def _confirm(self) -> None:
@@ -420,35 +379,78 @@ class KisStream:
 
     async def _watch_answers(self, socket: ClientConnection) -> None:
         """Refuse (`NOACK`, as if KIS said so) and release what is unanswered past its due."""
+        awaiting = self._regs.awaiting
         while True:
-            if not self._awaiting:
+            if not awaiting:
                 await self._clock.sleep(self._ack_s)  # nothing to wait for: look again later
                 continue
-            clock_due, wall_due = min(self._awaiting.values())
+            clock_due, wall_due = min(awaiting.values())
             await self._clock.sleep((clock_due - self._clock.now_ns()) / _NS)
             await asyncio.sleep(max(0.0, wall_due - time.monotonic()))
             now, wall = self._clock.now_ns(), time.monotonic()
-            due = [(r, d) for r, d in self._awaiting.items() if d[0] <= now and d[1] <= wall]
+            due = [(r, d) for r, d in awaiting.items() if d[0] <= now and d[1] <= wall]
             reason = f"no answer within {self._ack_s:.0f}s"
             if due and not self.confirmed:  # KIS confirmed nothing: the session is at fault,
                 self._close_reason = reason  # so a new one (with backoff, within the budget)
                 await socket.close()
                 return
             for registration, deadline in due:
-                if self._awaiting.get(registration) != deadline:
+                if awaiting.get(registration) != deadline:
                     continue  # answered (or sent again) meanwhile
                 wanted = registration in self.wanted
                 no = ControlMessage(registration.tr_id, registration.tr_key, "9", NOACK, reason)
                 await self._handle_control(socket, "", no)  # logged, refused if wanted
                 if wanted:  # and released, in case KIS holds it
-                    await self._send_registration(registration, register=False)
+                    self._regs.unreleased.add(registration)
+                    await self._send(registration, register=False)
 
-    async def _send_registration(self, registration: Registration, *, register: bool) -> bool:
-        """Send a registration or its release on this connection; False if there is none."""
+    def _raise_failure(self) -> None:
+        """A helper of the connection (answer watch, sender) failed: its error is the session's."""
+        for task in (self._watch, self._sender):
+            if task is not None and task.done() and not task.cancelled():
+                task.result()
+
+    async def _send(self, registration: Registration, *, register: bool) -> None:
+        """Send a registration or its release now, if connected with the key at hand.
+
+        Never waits for the key: without one, or while the connection's sender is still at
+        work (what it owes goes first: releases before registrations), the sender sends it.
+        """
         socket = self._socket
         if socket is None:
-            return False
-        key = await self._tokens.approval_key()
+            self._regs.drop_release(registration)  # the next connection owes no release
+            return
+        sender = self._sender
+        if sender is not None and not sender.done():
+            return  # it sends this too, after what it owes before (`Registrations.owed`)
+        if sender is not None and not sender.cancelled() and sender.exception() is not None:
+            return  # it failed: the connection ends on it, and the next one owes all again
+        key = self._tokens.approval_key_now()
+        if key is None:
+            self._sender = asyncio.ensure_future(self._send_owed(socket))
+        elif self._regs.owes(registration, register):
+            await self._send_registration(socket, registration, register, key)
+
+    async def _send_owed(self, socket: ClientConnection) -> None:
+        """Send all the connection owes, as soon as the approval key is had (waiting for it).
+
+        A failure to get the key closes the connection: `run` raises it (`_raise_failure`).
+        """
+        try:
+            while socket is self._socket and (owed := self._regs.owed(self.priority)):
+                key = await self._tokens.approval_key()
+                for registration, register in owed:
+                    # What changed while an earlier one was being sent is not sent.
+                    if socket is self._socket and self._regs.owes(registration, register):
+                        await self._send_registration(socket, registration, register, key)
+        except KisError:
+            await socket.close()  # wakes the reader, which raises this (reported by `run`)
+            raise
+
+    async def _send_registration(
+        self, socket: ClientConnection, registration: Registration, register: bool, key: Secret
+    ) -> None:
+        """Send a registration or its release with ``key`` on ``socket``."""
         self.presented = key_digest(key.reveal())
         message = {
             "header": {
@@ -459,18 +461,11 @@ class KisStream:
             },
             "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
         }
-        if socket is not self._socket:  # reconnected meanwhile: the new session re-sends
-            return False
-        if register:
-            self._sent.add(registration)
-        else:
-            self._sent.discard(registration)
         due = self._clock.now_ns() + int(self._ack_s * _NS)
-        self._awaiting[registration] = (due, time.monotonic() + MIN_SILENCE_WALL_S)
+        self._regs.on_sent(registration, register, (due, time.monotonic() + MIN_SILENCE_WALL_S))
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))
-        return True
 
 
 async def _wait(

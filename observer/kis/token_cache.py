@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -19,7 +20,17 @@ from observer.errors import KisProtocolError
 from observer.kis.parse import decode_json
 from observer.private_files import write_private
 
-__all__ = ["Cached", "cache_path", "cached_validity", "key_digest", "load_cached", "save_cached"]
+__all__ = [
+    "Cached",
+    "cache_path",
+    "cached_validity",
+    "key_digest",
+    "load_cached",
+    "newer_than",
+    "other_key",
+    "other_than",
+    "save_cached",
+]
 
 log = logging.getLogger(__name__)
 
@@ -77,3 +88,22 @@ def save_cached(path: Path, cached: Cached) -> None:
 def key_digest(key: str) -> bytes:
     """A digest that tells approval keys (or tokens) apart without keeping one."""
     return hashlib.blake2b(key.encode(), digest_size=16).digest()
+
+
+# What an issuance or a wait accepts as the entry it is after (`observer.kis.auth`):
+
+
+def newer_than(cached: Cached | None) -> Callable[[Cached], bool]:
+    """Accepts an entry issued after ``cached`` (any entry if there was none)."""
+    since = cached.issued_ns if cached is not None else -1
+    return lambda c: c.issued_ns > since
+
+
+def other_than(value: str) -> Callable[[Cached], bool]:
+    """Accepts an entry holding another token than ``value``."""
+    return lambda c: c.value != value
+
+
+def other_key(stale: bytes, now_ns: int) -> Callable[[Cached], bool]:
+    """Accepts an unexpired entry holding another key than the one ``stale`` digests."""
+    return lambda c: key_digest(c.value) != stale and now_ns < c.expires_ns

@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Literal, NamedTuple
@@ -65,6 +65,7 @@ from workers.track_b.slots import Decision, Holding
 __all__ = [
     "ACCOUNT_DOWN",
     "BOOK",
+    "REGISTRATIONS_MISMATCH",
     "STREAM_STALE",
     "TRADE",
     "Collector",
@@ -77,6 +78,8 @@ log = logging.getLogger(__name__)
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
 ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account out of reconnect budget
 STREAM_STALE = "track_b_stream_stale"  # the alert of a session that answers but streams nothing
+# The alert of a session whose registrations do not match the slots (`Collector.reconcile`).
+REGISTRATIONS_MISMATCH = "track_b_registrations_mismatch"
 _NS = 1_000_000_000
 # Wall seconds a stopping Track B waits for its releases' confirmations (a round trip to
 # KIS; well inside the program's stop_grace_s), looking this often.
@@ -224,8 +227,15 @@ class Collector:
             if alias not in self.dead and (since is None or now - since < self.unhealthy_ns)
         }
 
-    async def apply(self, decisions: Sequence[Decision]) -> None:
-        """Register and release what the decisions say; publish each decision."""
+    async def apply(
+        self, decisions: Sequence[Decision], holdings: Iterable[Holding] | None = None
+    ) -> None:
+        """Register and release what the decisions say; publish each decision.
+
+        Never waits for an account's session or approval key (`KisStream.subscribe`): one
+        account without a key holds up no other. With ``holdings`` (the slot book's, after
+        the decisions) the registrations are checked against them afterwards (`reconcile`).
+        """
         for d in decisions:
             symbol = d.candidate.symbol
             if d.action in ("release", "expire"):
@@ -239,6 +249,51 @@ class Collector:
             if d.action in ("allocate", "replace"):
                 self.scores[symbol] = d.candidate.score
             self.publish(decision_event(d))
+        if holdings is not None:
+            await self.reconcile(holdings)
+
+    async def reconcile(self, holdings: Iterable[Holding]) -> bool:
+        """Check that each account's session wants exactly what its slots hold; repair it.
+
+        Each held symbol's registrations (`kinds`) on its account, nothing else, but what
+        KIS refused (the slot guard releases those). A mismatch is a fault of Track B's
+        own bookkeeping: logged, alerted (`REGISTRATIONS_MISMATCH`, an error) and repaired,
+        what is held wanted and the rest released, rather than streaming a symbol no slot
+        holds, or a held one without its book, until the process ends. False on a mismatch.
+        """
+        expected: dict[str, set[Registration]] = {alias: set() for alias in self.streams}
+        for h in holdings:
+            expected.setdefault(h.account, set()).update(
+                Registration(kind, h.candidate.symbol) for kind in self.kinds
+            )
+        matched = True
+        for alias, stream in self.streams.items():
+            extra = stream.wanted - expected[alias]
+            missing = expected[alias] - stream.wanted - stream.refused.keys()
+            if not (extra or missing):
+                continue
+            matched = False
+            names = ", ".join(f"{r.tr_id}/{r.tr_key}" for r in sorted(extra | missing, key=str))
+            message = (
+                f"account {alias}: its session's registrations do not match its slots "
+                f"({len(missing)} missing, {len(extra)} not held: {names}); repaired"
+            )
+            log.error("%s", message[:500])
+            self.publish(
+                Alert(
+                    severity="error",
+                    code=REGISTRATIONS_MISMATCH,
+                    message=message[:500],
+                    context={"account": alias},
+                )
+            )
+            for r in sorted(extra, key=self._priority):
+                await stream.unsubscribe(r.tr_id, r.tr_key)
+            for r in sorted(missing, key=self._priority):
+                if r.tr_id == TRADE:
+                    self.detectors[alias].on_placed(r.tr_key, self.clock.now_ns())
+                await self._subscribe(alias, r.tr_id, r.tr_key)
+        return matched
 
     async def resume(self, holding: Holding, start_ns: int) -> None:
         """Stream again a slot that an earlier process held.
@@ -265,26 +320,27 @@ class Collector:
         """Re-registration order after a reconnect: the best-scoring slots first."""
         return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key, registration.tr_id)
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The registrations of one symbol: its trades, and its book with books on."""
+        return (TRADE, BOOK) if self.books else (TRADE,)
+
     async def _add(self, alias: str, symbol: str) -> None:
+        # Each registration is wanted at once and on its own: none waits for a key, and
+        # none is skipped because another could not be sent (the session sends them).
         self.detectors[alias].on_placed(symbol, self.clock.now_ns())
-        stream = self.streams[alias]
+        for kind in self.kinds:
+            await self._subscribe(alias, kind, symbol)
+
+    async def _subscribe(self, alias: str, kind: str, symbol: str) -> None:
         try:
-            await stream.subscribe(TRADE, symbol)
-            if self.books:
-                await stream.subscribe(BOOK, symbol)
-        except SubscriptionError:
-            raise  # more than the slots allow: the slot book's error, not the account's
-        except KisError as exc:  # wanted all the same: sent again by the next session
-            await self._keyless(alias, exc)
+            await self.streams[alias].subscribe(kind, symbol)
+        except SubscriptionError as exc:  # a registration not released: `reconcile` repairs
+            log.error("account %s: %s not registered: %s", alias, symbol, exc)
 
     async def _drop(self, alias: str, symbol: str) -> None:
-        stream = self.streams[alias]
-        try:
-            await stream.unsubscribe(TRADE, symbol)
-            if self.books:
-                await stream.unsubscribe(BOOK, symbol)
-        except KisError as exc:  # no longer wanted: the next session does not register it
-            await self._keyless(alias, exc)
+        for kind in self.kinds:  # each released on its own, at once (as in `_add`)
+            await self.streams[alias].unsubscribe(kind, symbol)
         if gap := self.detectors[alias].forget(symbol, self.clock.now_ns()):
             self._gap(gap)
         self.recent.pop(symbol, None)
@@ -413,11 +469,6 @@ class Collector:
                     subject=alias,
                 )
             )
-
-    async def _keyless(self, alias: str, exc: KisError) -> None:
-        """No approval key to send a registration with: the session ends on it (`_keep`)."""
-        log.error("account %s: no approval key to register with: %s", alias, exc)
-        await self.streams[alias].restart()
 
     def account_counters(self) -> dict[str, float]:
         """Every account's stream figures, as `observer.account_health` names them."""

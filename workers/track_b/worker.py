@@ -193,7 +193,7 @@ class TrackB(AsyncWorker):
                     candidates = [*context, *restored]
                     await self._follow(feed, engine, book, collector, candidates, closing_at)
                 ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
-                await collector.apply([d for d in ending if d])
+                await collector.apply([d for d in ending if d], book.holdings())
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
                 ended.set()
@@ -207,19 +207,31 @@ class TrackB(AsyncWorker):
 
         The pre-market renewal (08:30) replaces the key a session opened at 08:03 presented:
         it starts again on the new one (planned: no backoff, no budget) before registering.
+        Every account at once, and none waits for the token job: a reader takes the key at
+        hand (the job's renewal, if it made one); one without a key is left to its session,
+        which waits for it and is down alone (`Collector`), while the others stream.
         """
-        for alias, account in collector.accounts.items():
-            try:
-                key = await account.tokens.approval_key(
-                    lasting_s=closing - self.clock.now_ns() / _NS
-                )
-            except KisError as exc:  # the account's alone: its session meets it (Collector)
-                log.error("account %s: no approval key for the session: %s", alias, exc)
-                continue
-            stream = collector.streams[alias]
-            if stream.presented is not None and stream.presented != key_digest(key.reveal()):
-                log.info("account %s: the session restarts on the renewed approval key", alias)
-                await stream.restart()
+        await asyncio.gather(
+            *(self._rekey_one(collector, alias, closing) for alias in collector.accounts)
+        )
+
+    async def _rekey_one(self, collector: Collector, alias: str, closing: float) -> None:
+        tokens = collector.accounts[alias].tokens
+        try:
+            if tokens.issuer:  # renewed if it would not last: one request, within KIS's minute
+                key = await tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
+            elif (at_hand := tokens.approval_key_now()) is not None:
+                key = at_hand
+            else:
+                log.error("account %s: no approval key at hand: its session waits for it", alias)
+                return
+        except KisError as exc:  # the account's alone: its session meets it (Collector)
+            log.error("account %s: no approval key for the session: %s", alias, exc)
+            return
+        stream = collector.streams[alias]
+        if stream.presented is not None and stream.presented != key_digest(key.reveal()):
+            log.info("account %s: the session restarts on the renewed approval key", alias)
+            await stream.restart()
 
     async def _resume(
         self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector
@@ -335,7 +347,7 @@ class TrackB(AsyncWorker):
             for pin in list(book.held()):
                 if book.held()[pin].candidate.pinned and pin not in engine.pins:
                     released = book.release(pin, "unpinned")
-                    await collector.apply([released] if released else [])
+                    await collector.apply([released] if released else [], book.holdings())
             closed = self.guard.review(book, engine.pins, now)
             candidates = [*engine.candidates(now), *context, *fill]
             barred = self.guard.barred(now)
@@ -349,7 +361,7 @@ class TrackB(AsyncWorker):
             )
             waiting = unplaced(engine.pins, book.held(), decisions, barred)
             decisions = [*closed, *(d for d in decisions if self._news(d))]
-            await collector.apply(decisions)
+            await collector.apply(decisions, book.holdings())  # and checked against the book
             self._watch_overflow(decisions, now)
             self.counters["other_shard"] = engine.other_shard
             self._show(book, collector, waiting)

@@ -1,0 +1,135 @@
+"""One WebSocket session's registrations: what its owner wants, what its connection owes KIS.
+
+Bookkeeping only, no I/O: `observer.kis.stream.KisStream` sends and reads. KIS facts: one
+message registers or releases one (tr_id, tr_key) pair, with the approval key in its header;
+a session holds at most 41 registrations (trade and book count separately); registrations
+are per connection, so each new connection owes every wanted one again.
+
+What the owner wants changes at once and never waits for the network or a key: what the
+connection cannot send yet (no approval key at hand) stays owed (`Registrations.owed`) until
+the session sends it, the releases first, so that the server never counts more than it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from observer.errors import KisError
+
+__all__ = ["IDENTIFY", "MAX_REGISTRATIONS", "Registration", "Registrations", "SubscriptionError"]
+
+MAX_REGISTRATIONS = 41
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """One (tr_id, tr_key) pair, e.g. ``("H0STCNT0", "005930")``."""
+
+    tr_id: str
+    tr_key: str
+
+
+# What a pre-connected session releases to present its approval key: a registration it does
+# not hold, so KIS answers OPSP0003 (UNSUBSCRIBE ERROR, not found) and registers nothing.
+IDENTIFY = Registration("H0STCNT0", "005930")
+
+
+class SubscriptionError(KisError):
+    """A registration the session cannot hold (the 41 limit, or refused by KIS)."""
+
+
+class Registrations:
+    """The registrations of one session: wanted across connections, held and owed on one."""
+
+    def __init__(self, limit: int = MAX_REGISTRATIONS) -> None:
+        self.limit = limit
+        self.wanted: set[Registration] = set()
+        self.refused: dict[Registration, str] = {}  # refused by KIS -> its code
+        # The current connection's, emptied by `forget` at its start and its end:
+        self.registered: set[Registration] = set()  # acknowledged by KIS
+        # Sent and not released since, acknowledged or not: what the server may hold (a
+        # release must follow one still on its way, or the server counts it against the 41
+        # before the next registration arrives).
+        self.sent: set[Registration] = set()
+        # Released and not yet confirmed. KIS confirms a release after the registration's
+        # last frame, so an owner that stops reads on until this empties.
+        self.releasing: set[Registration] = set()
+        self.unreleased: set[Registration] = set()  # releases owed, not sent yet
+        self.awaiting: dict[Registration, tuple[int, float]] = {}  # sent -> due (clock, wall)
+
+    def want(self, registration: Registration) -> bool:
+        """Want ``registration``; False if it was wanted already.
+
+        Raises
+        ------
+        SubscriptionError
+            ``limit`` pairs are wanted already.
+        """
+        if registration in self.wanted:
+            return False
+        self.refused.pop(registration, None)  # asked for again: no longer a refusal to handle
+        if len(self.wanted) >= self.limit:
+            pair = f"{registration.tr_id}/{registration.tr_key}"
+            raise SubscriptionError(f"{self.limit} registrations held: cannot add {pair}")
+        self.wanted.add(registration)
+        if registration in self.unreleased:  # its release never went out: the server holds it,
+            self.unreleased.discard(registration)  # and a registration sent again is answered
+            self.releasing.discard(registration)  # OPSP0002, which makes it registered again
+            self.sent.discard(registration)
+        return True
+
+    def unwant(self, registration: Registration) -> bool:
+        """Stop wanting ``registration``; True if the server may hold it: its release is owed."""
+        self.wanted.discard(registration)
+        held = registration in self.registered or registration in self.sent
+        self.registered.discard(registration)
+        if held:
+            self.releasing.add(registration)
+            self.unreleased.add(registration)
+        return held
+
+    def owed(self, priority: Callable[[Registration], Any]) -> list[tuple[Registration, bool]]:
+        """What the connection owes KIS, as (registration, register): releases first."""
+        releases = [(r, False) for r in sorted(self.unreleased, key=priority)]
+        return releases + [(r, True) for r in sorted(self.wanted - self.sent, key=priority)]
+
+    def owes(self, registration: Registration, register: bool) -> bool:
+        """Whether ``registration`` (``register``) or its release is still owed."""
+        if register:
+            return registration in self.wanted and registration not in self.sent
+        return registration in self.unreleased
+
+    def on_sent(self, registration: Registration, register: bool, due: tuple[int, float]) -> None:
+        """``registration`` or its release went out; KIS's answer is due by ``due``."""
+        if register:
+            self.sent.add(registration)
+        else:
+            self.sent.discard(registration)
+            self.unreleased.discard(registration)
+        self.awaiting[registration] = due
+
+    def drop_release(self, registration: Registration) -> None:
+        """A release that will not go out (no connection): nothing to wait for."""
+        self.unreleased.discard(registration)
+        self.releasing.discard(registration)
+
+    def refuse(self, registration: Registration, code: str) -> bool:
+        """KIS refused ``registration`` (or its release); True if it was wanted (no longer)."""
+        self.releasing.discard(registration)  # a refused release: nothing to wait for
+        if registration not in self.wanted:
+            return False
+        self.refused[registration] = code
+        self.wanted.discard(registration)
+        self.registered.discard(registration)
+        self.sent.discard(registration)
+        return True
+
+    def forget(self) -> None:
+        """A connection starts or ends: it holds and owes nothing (the wanted stay wanted)."""
+        self.registered.clear()
+        self.sent.clear()
+        self.releasing.clear()
+        self.unreleased.clear()
+        self.awaiting.clear()
