@@ -6,7 +6,6 @@ passed down to the code that needs them; there is no global config object.
 
 from __future__ import annotations
 
-import logging
 import os
 from datetime import date
 from pathlib import Path
@@ -29,6 +28,7 @@ from observer.bus_settings import (
     check_endpoints,
 )
 from observer.config_checks import check_settings
+from observer.config_files import config_files, read_toml
 from observer.config_types import (
     ClockTime,
     Days,
@@ -324,10 +324,11 @@ class PhaseSettings(Strict, frozen=True):
 
 
 class LateDay(Strict, frozen=True):
-    """A session day whose hours are shifted (first session of the year, CSAT day)."""
+    """A session day with shifted hours (CSAT: 10:00-16:30; the year's first: 10:00-15:30)."""
 
     day: date
-    minutes: int
+    minutes: int  # its open (warmup to full_operation), and its close unless close_minutes
+    close_minutes: int | None = None  # its close (track_a_closing on): the year's first, 0
 
 
 class CalendarSettings(Strict, frozen=True):
@@ -404,88 +405,11 @@ def load_settings(path: Path | None = None) -> Settings:
     key; a value or an array (``[[kis.accounts]]``, a schedule) replaces the base's whole.
     """
     path = path or default_config_path()
-    raw = _read_toml(path, ())
+    raw = read_toml(path)
     try:
         return msgspec.convert(raw, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {_name_the_program(raw, exc)}") from exc
-
-
-def _read_toml(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
-    """The file's tables, merged over the file it ``extends`` (if any)."""
-    try:
-        raw: dict[str, Any] = msgspec.toml.decode(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"no configuration file at {path}") from exc
-    except OSError as exc:  # a folder, or unreadable
-        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    raw = _renamed(raw, path)
-    base = raw.pop("extends", None)
-    if base is None:
-        return raw
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: extends must be the path of a configuration file")
-    parent = (path.parent / base).resolve()
-    if parent in seen or parent == path.resolve():
-        raise ConfigError(f"{path}: extends {parent}, which extends it again")
-    return _merged(_read_toml(parent, (*seen, path.resolve())), raw)
-
-
-def config_files(path: Path) -> list[Path]:
-    """``path`` and each file it ``extends``, in that order, found as `load_settings` does.
-
-    A base is relative to the folder of the path as given (a link's, not its target's).
-    Raises `ConfigError` for a file that is missing or not TOML.
-    """
-    files: list[Path] = []
-    current: Path | None = path.absolute()
-    while current is not None and current not in files:
-        files.append(current)
-        try:
-            base = msgspec.toml.decode(current.read_bytes()).get("extends")
-        except (OSError, msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{current}: {exc}") from exc
-        current = (current.parent / base).resolve() if isinstance(base, str) else None
-    return files
-
-
-# Tables that were renamed, and keys no longer read (with why): a file written for an
-# earlier release keeps working.
-_OLD_TABLE_NAMES = {"masterfile": "master_file"}
-_RETIRED_KEYS = {
-    ("supervisor", "open_alerts_lookback_s"): "open alerts are counted whatever their age",
-}
-
-
-def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``raw`` with every table under its current name and no retired key (warnings)."""
-    for old, new in _OLD_TABLE_NAMES.items():
-        if old not in raw:
-            continue
-        if new in raw:
-            raise ConfigError(f"{path}: [{old}] is the old name of [{new}]: keep one of them")
-        logging.getLogger(__name__).warning("%s: [%s] is now [%s]", path, old, new)
-        raw[new] = raw.pop(old)
-    for (table, key), why in _RETIRED_KEYS.items():
-        section = raw.get(table)
-        if isinstance(section, dict) and key in section:
-            logging.getLogger(__name__).warning(
-                "%s: [%s] %s is no longer read (%s): remove it", path, table, key, why
-            )
-            raw[table] = {k: v for k, v in section.items() if k != key}
-    return raw
-
-
-def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merged(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _name_the_program(settings: dict[str, Any], exc: msgspec.ValidationError) -> str:

@@ -55,7 +55,6 @@ _REGION_FIGURES = ("coverage_pct", "age_h")
 _OWN_COMMANDS = frozenset(
     {"audit", "capture", "ctl", "db", "hosts", "keys", "replay", "supervise", "writer"}
 )
-_MINUTES_A_DAY = 24 * 60
 _SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 
 
@@ -213,7 +212,6 @@ def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
     if both:
         raise ValueError(f"calendar: {min(both)} is in both extra_closed and extra_open")
     seen: set[object] = set()
-    first, last = times[0][1], times[-1][1]
     sessions = TradingCalendar(calendar.extra_closed, calendar.extra_open)
     for late in calendar.late_days:
         if late.day in seen:
@@ -224,11 +222,9 @@ def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
                 f"calendar.late_days: {late.day} is not a session (a weekend, a holiday or "
                 "in calendar.extra_closed), so its shift would never apply"
             )
-        if not 0 <= first + late.minutes <= last + late.minutes < _MINUTES_A_DAY:
-            raise ValueError(
-                f"calendar.late_days: {late.day} shifted by {late.minutes} minutes would move "
-                f"phases out of the day (from {phases.warmup} to {phases.idle})"
-            )
+    from observer.timeline import timeline_from  # it imports the settings' module
+
+    timeline_from(phases, calendar)  # each late day's phases in order, within its day
 
 
 def _check_programs(settings: Settings) -> None:

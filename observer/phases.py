@@ -2,8 +2,10 @@
 
 On a KRX session day (KST): IDLE until 08:00, WARMUP until 09:00, TRACK_A_ONLY until 09:30,
 FULL_OPERATION until 15:00, TRACK_A_CLOSING until 15:30, SHUTDOWN until 21:00, then IDLE.
-Non-trading days are IDLE all day. Special-hours days (the first session of the year and the
-CSAT day open an hour late) shift every intraday time by their configured offset.
+Non-trading days are IDLE all day. Special-hours days shift their phases by their configured
+offsets, the open's (warmup to full_operation) and the close's (track_a_closing on) apart:
+the CSAT day moves both an hour (10:00-16:30), the year's first session only its open
+(10:00-15:30).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
+from itertools import pairwise
 
 from observer.trading_calendar import TradingCalendar
 
@@ -40,11 +43,25 @@ class PhaseSchedule:
     track_a_closing: time = time(15, 0)
     shutdown: time = time(15, 30)
     idle: time = time(21, 0)
-    shifted_days: dict[date, timedelta] = field(default_factory=dict)  # e.g. CSAT: +1 h
+    # A late day's shift of its open (warmup, track_a_only, full_operation), e.g. CSAT: +1 h;
+    # also of its close (track_a_closing, shutdown, idle) unless close_shifted_days has it.
+    shifted_days: dict[date, timedelta] = field(default_factory=dict)
+    # A late day whose close moves otherwise than its open: the year's first session, 0.
+    close_shifted_days: dict[date, timedelta] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a late day whose shifts would reorder its phases or leave its day."""
+        for day in self.shifted_days.keys() | self.close_shifted_days.keys():
+            starts = [at for at, _ in self.starts(day)]
+            if any(a >= b for a, b in pairwise(starts)) or {s.date() for s in starts} != {day}:
+                at = ", ".join(f"{p.value} {s:%H:%M}" for s, p in self.starts(day))
+                raise ValueError(
+                    f"calendar.late_days: {day} shifted would start its phases out of order "
+                    f"or outside the day ({at}): its open must stay before its close"
+                )
 
     def starts(self, day: date) -> list[tuple[datetime, Phase]]:
         """Each phase's start on session ``day``, in order, shifted if the day is special."""
-        shift = self.shifted_days.get(day, timedelta(0))
         pairs = [
             (self.warmup, Phase.WARMUP),
             (self.track_a_only, Phase.TRACK_A_ONLY),
@@ -53,7 +70,24 @@ class PhaseSchedule:
             (self.shutdown, Phase.SHUTDOWN),
             (self.idle, Phase.IDLE),
         ]
-        return [(datetime.combine(day, at, tzinfo=KST) + shift, phase) for at, phase in pairs]
+        return [
+            (datetime.combine(day, at, tzinfo=KST) + self.shift(day, at), phase)
+            for at, phase in pairs
+        ]
+
+    def shift(self, day: date, at: time) -> timedelta:
+        """How far ``day``'s hours move the time of day ``at``.
+
+        As its open before ``track_a_closing``, as its close from then on: a job due after
+        the close moves with the close.
+        """
+        opens = self.shifted_days.get(day, timedelta(0))
+        return opens if at < self.track_a_closing else self.close_shifted_days.get(day, opens)
+
+    def close_shifts(self) -> dict[date, timedelta]:
+        """Each late day's shift of its close: what is due after a session moves by it."""
+        days = self.shifted_days.keys() | self.close_shifted_days.keys()
+        return {day: self.shift(day, self.track_a_closing) for day in days}
 
 
 def phase_at(calendar: TradingCalendar, schedule: PhaseSchedule, instant: datetime) -> Phase:

@@ -58,5 +58,10 @@ def timeline_from(phases: PhaseSettings, calendar: CalendarSettings) -> Timeline
             shutdown=hhmm(phases.shutdown),
             idle=hhmm(phases.idle),
             shifted_days={late.day: timedelta(minutes=late.minutes) for late in calendar.late_days},
+            close_shifted_days={
+                late.day: timedelta(minutes=late.close_minutes)
+                for late in calendar.late_days
+                if late.close_minutes is not None
+            },
         ),
     )

@@ -34,8 +34,8 @@ def load(tmp_path: Path, toml: str) -> None:
             r"track_a_only \(09:00\) must be later than phases.warm",
         ),
         ('[phases]\nidle = "15:00"\n', r"phases.idle \(15:00\) must be later than"),
-        ("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 600 }]\n", "out of the day"),
-        ("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = -600 }]\n", "out of the day"),
+        ("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 600 }]\n", "outside the day"),
+        ("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = -600 }]\n", "outside the day"),
         (
             "[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 60 }, "
             "{ day = 2026-11-19, minutes = 40 }]\n",

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 
 from observer.clock import ManualClock, now_utc
+from observer.config import load_settings
+from observer.errors import ConfigError
 from observer.phases import KST, Phase, PhaseSchedule, phase_at, transitions
+from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
+from tests.support import ROOT
 
 CALENDAR = TradingCalendar()
-SCHEDULE = PhaseSchedule(shifted_days={date(2026, 11, 19): timedelta(hours=1)})  # CSAT day
+FIRST = date(2027, 1, 4)  # the year's first session: it opens an hour late, closes as usual
+SCHEDULE = PhaseSchedule(
+    shifted_days={date(2026, 11, 19): timedelta(hours=1), FIRST: timedelta(hours=1)},  # CSAT
+    close_shifted_days={FIRST: timedelta(0)},
+)
 
 
 def at(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
@@ -102,6 +111,17 @@ def test_transitions_of_a_normal_day_are_in_order() -> None:
                 ("22:00", "idle"),
             ],
         ),  # CSAT: one hour late
+        (
+            FIRST,
+            [
+                ("09:00", "warmup"),
+                ("10:00", "track_a_only"),
+                ("10:30", "full_operation"),
+                ("15:00", "track_a_closing"),
+                ("15:30", "shutdown"),
+                ("21:00", "idle"),
+            ],
+        ),  # the year's first session: its open an hour late, its close as usual
     ],
 )
 def test_a_day_on_the_manual_clock(day: date, expected: list[tuple[str, str]]) -> None:
@@ -115,3 +135,48 @@ def test_a_day_on_the_manual_clock(day: date, expected: list[tuple[str, str]]) -
             seen.append((now_utc(clock).astimezone(KST).strftime("%H:%M"), now.value))
             phase = now
     assert seen == expected
+
+
+def test_the_shipped_first_session_of_the_year_closes_at_the_usual_time() -> None:
+    """KRX opens the year's first session at 10:00 and closes it at 15:30 (the CSAT day
+    shifts both): the shipped late day moved the close to 16:30 too."""
+    shipped = load_settings(ROOT / "config" / "observer.toml")
+    timeline = timeline_from(shipped.phases, shipped.calendar)
+    assert transitions(timeline.calendar, timeline.schedule, FIRST) == transitions(
+        CALENDAR, SCHEDULE, FIRST
+    )
+    assert timeline.phase_at(at(FIRST, 15, 45)) is Phase.SHUTDOWN
+    # A time of day moves as the open before the close's phases, then as the close.
+    shifts = [timeline.schedule.shift(FIRST, time(h, 10)) for h in (8, 14, 16)]
+    assert shifts == [timedelta(hours=1), timedelta(hours=1), timedelta(0)]
+
+
+@pytest.mark.parametrize(
+    ("late", "shown"),
+    [
+        # The open pushed past the close (its phases at 12:00 here): full_operation at 12:10.
+        ("minutes = 160, close_minutes = 0", "full_operation 12:10, track_a_closing 12:00"),
+        # The close pushed past midnight.
+        ("minutes = 0, close_minutes = 200", "idle 00:20"),
+    ],
+)
+def test_a_late_day_whose_open_passes_its_close_is_refused(
+    tmp_path: Path, late: str, shown: str
+) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        '[phases]\ntrack_a_closing = "12:00"\n'
+        f"[calendar]\nlate_days = [{{ day = 2026-11-19, {late} }}]\n"
+    )
+    with pytest.raises(ConfigError, match=r"calendar\.late_days: 2026-11-19") as caught:
+        load_settings(config)
+    assert shown in str(caught.value)
+
+
+def test_a_late_day_with_minutes_alone_shifts_its_close_too(tmp_path: Path) -> None:
+    config = tmp_path / "observer.toml"
+    config.write_text("[calendar]\nlate_days = [{ day = 2026-11-19, minutes = 60 }]\n")
+    settings = load_settings(config)
+    timeline = timeline_from(settings.phases, settings.calendar)
+    csat = [t.strftime("%H:%M") for t, _ in timeline.schedule.starts(date(2026, 11, 19))]
+    assert csat == ["09:00", "10:00", "10:30", "16:00", "16:30", "22:00"]

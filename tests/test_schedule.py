@@ -11,9 +11,11 @@ from observer.phases import KST, Phase
 from observer.supervisor.schedule import applies, due_at, due_runs, missed_run, next_run
 from observer.timeline import timeline_from
 
-TIMELINE = timeline_from(
-    PhaseSettings(), CalendarSettings(late_days=(LateDay(day=date(2026, 11, 19), minutes=60),))
+LATE_DAYS = (
+    LateDay(day=date(2026, 11, 19), minutes=60),  # opens and closes an hour late
+    LateDay(day=date(2027, 1, 4), minutes=60, close_minutes=0),  # opens late, closes on time
 )
+TIMELINE = timeline_from(PhaseSettings(), CalendarSettings(late_days=LATE_DAYS))
 
 
 def at(day: str, hhmm: str) -> datetime:
@@ -62,6 +64,9 @@ def test_next_run(entry: ScheduleEntry, after: datetime, expected: datetime) -> 
         # moved past midnight: due on the next day's clock, once
         (ScheduleEntry(at="23:30"), at("2026-11-19", "23:50"), at("2026-11-20", "00:30")),
         (ScheduleEntry(at="23:30"), at("2026-11-20", "00:30"), at("2026-11-20", "23:30")),
+        # the year's first session: an entry after its (unshifted) close keeps its time
+        (ScheduleEntry(at="16:10"), at("2027-01-04", "16:09"), at("2027-01-04", "16:10")),
+        (ScheduleEntry(at="08:30"), at("2027-01-04", "08:00"), at("2027-01-04", "09:30")),
     ],
 )
 def test_a_late_day_moves_its_sessions_entries(
@@ -73,14 +78,16 @@ def test_a_late_day_moves_its_sessions_entries(
 def test_every_shipped_job_runs_in_the_same_phase_on_a_late_day() -> None:
     settings = load_settings()
     timeline = timeline_from(settings.phases, settings.calendar)
-    late = settings.calendar.late_days[0].day
-    normal = late - timedelta(days=1)
-    assert timeline.calendar.is_session(normal) and timeline.calendar.is_session(late)
-    for name, program in settings.programs.items():
-        for entry in program.schedule:
-            if applies(timeline, entry, late) and applies(timeline, entry, normal):
-                phases = [timeline.phase_at(due_at(timeline, entry, d)) for d in (normal, late)]
-                assert phases[0] == phases[1], (name, entry.at, phases)
+    assert len(settings.calendar.late_days) >= 2  # both kinds: CSAT, the year's first session
+    for late in (d.day for d in settings.calendar.late_days):
+        normal = timeline.calendar.previous_session(late)
+        assert timeline.calendar.is_session(late)
+        for name, program in settings.programs.items():
+            for entry in program.schedule:
+                if applies(timeline, entry, late) and applies(timeline, entry, normal):
+                    days = (normal, late)
+                    phases = [timeline.phase_at(due_at(timeline, entry, d)) for d in days]
+                    assert phases[0] == phases[1], (late, name, entry.at, phases)
 
 
 def test_due_runs_are_those_in_the_half_open_window() -> None:

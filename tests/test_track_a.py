@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
+from observer.alerts import open_subjects_of
 from observer.clock import Clock, SimulatedClock
 from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
 from observer.kis.client import PACING_S
@@ -39,8 +41,15 @@ DAY = date(2026, 11, 20)  # a Friday session
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 NS = 1_000_000_000
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+FIRST = date(2027, 1, 4)  # the year's first session: 10:00-15:30
 TIMELINE = timeline_from(
-    PhaseSettings(), CalendarSettings(late_days=(LateDay(day=date(2026, 11, 19), minutes=60),))
+    PhaseSettings(),
+    CalendarSettings(
+        late_days=(
+            LateDay(day=date(2026, 11, 19), minutes=60),
+            LateDay(day=FIRST, minutes=60, close_minutes=0),
+        )
+    ),
 )
 
 
@@ -67,6 +76,13 @@ def test_late_days_shift_the_cycles_and_closed_days_have_none() -> None:
     csat = cycles_of(TIMELINE, date(2026, 11, 19), 10, closing=True)
     assert csat[0].scheduled == at(date(2026, 11, 19), "10:00")
     assert csat[-1].scheduled == at(date(2026, 11, 19), "16:30")
+    # The year's first session opens late and closes as usual: 10:00 to the 15:30 close,
+    # as the shipped configuration has it (it moved the close to 16:30 too).
+    shipped = load_settings(ROOT / "config" / "observer.toml")
+    for timeline in (TIMELINE, timeline_from(shipped.phases, shipped.calendar)):
+        first = cycles_of(timeline, FIRST, 10, closing=True)
+        assert first[0].scheduled == at(FIRST, "10:00") and len(first) == 34
+        assert first[-2].deadline == first[-1].scheduled == at(FIRST, "15:30")
     assert cycles_of(TIMELINE, date(2026, 11, 21), 10, closing=True) == []  # Saturday
     assert cycles_of(TIMELINE, date(2026, 10, 9), 10, closing=True) == []  # Hangul Day
 
@@ -408,6 +424,49 @@ def test_a_rest_outage_is_alerted_after_the_first_pass_not_at_the_cycles_end(
         session.close()
 
 
+def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Path) -> None:
+    """The critical alert of a cycle without answers is resolved at the next answer, in the
+    same cycle, and by a restarted run when the run that raised it was killed: open, it
+    would be reminded of every half hour until someone acknowledged it."""
+    # 09:00 comes 6 wall seconds after the clock starts (50x); REST is down until 09:04.
+    session = Session(tmp_path, NINE - timedelta(seconds=300), 50, accounts=1, rate=100)
+    faults = session.sim.sim.faults
+    try:
+        faults.rest_down_until = int((NINE + timedelta(minutes=4)).timestamp() * NS)
+        session.publish_universe(STOCKS[:30])
+        session.start()
+        alerts = "select subject, message from alerts where code = 'track_a_cycle_failed'"
+        resolved = "select subject from alert_resolutions where code = 'track_a_cycle_failed'"
+        [(subject, _)] = wait_until(lambda: session.rows(alerts), 60, "the outage's alert")
+        assert subject == "rest"
+        wait_until(lambda: session.rows(resolved) == [("rest",)], 60, "the alert resolved")
+        summary = "select succeeded from track_a_cycles"
+        cycle = wait_until(lambda: session.rows(summary), 60, "the 09:00 summary")
+        assert cycle == [(30,)]  # and the cycle completed
+        # Down again through the 09:10 cycle's first pass: alerted, and the run killed.
+        faults.rest_down_until = int((NINE + timedelta(minutes=16)).timestamp() * NS)
+        second = wait_until(
+            lambda: [m for _, m in session.rows(alerts) if "20261120-0910" in m],
+            60,
+            "the second outage's alert",
+        )
+        assert second[0].endswith("retrying until 09:20")
+        assert session.proc is not None
+        session.proc.kill()
+        session.proc.wait(30)
+        assert session.rows(resolved) == [("rest",)]
+        session.start()  # takes the killed run's open alert over, and resolves it
+        wait_until(lambda: len(session.rows(resolved)) == 2, 60, "the second alert resolved")
+        settings = load_settings(session.config)
+        engine = create_engine(session.url)
+        with engine.connect() as conn:
+            left = open_subjects_of(conn, settings, "track_a", ["track_a_cycle_failed"])
+        engine.dispose()
+        assert left == {"track_a_cycle_failed": set()}
+    finally:
+        session.close()
+
+
 def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
     # 09:00 comes 6 wall seconds after the clock starts (100x): the worker is up by then.
     session = Session(tmp_path, NINE - timedelta(seconds=600), 100, accounts=1, rate=100)
@@ -523,6 +582,25 @@ def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path)
         )
         assert twice == []
         assert "nothing is resumed" in session.log.read_text()
+        # The 09:00 cycle the killed run began is summarised once the writer is back (cut
+        # off, its stored symbols carried, the rest missing and alerted), not never.
+        query = (
+            "select carried, universe_size, overran, length(missing) > 0 from track_a_cycles "
+            "where cycle_id = '20261120-0900'"
+        )
+        [(carried, size, overran, listed)] = wait_until(lambda: session.rows(query), 60, "09:00")
+        [(stored,)] = session.rows(
+            "select count(*) from price_snapshots where cycle_id = '20261120-0900'"
+        )
+        # (Asked ten; an answer within the outbox's linger when killed is not stored.)
+        assert stored > 0 and (carried, size, overran, listed) == (stored, 120, 1, 1)
+        alerts = "select message from alerts where code = 'track_a_missing'"
+        missing = f"cycle 20261120-0900: {120 - stored} of 120 symbols missing (cut off"
+        wait_until(
+            lambda: [m for (m,) in session.rows(alerts) if m.startswith(missing)],
+            30,
+            "the 09:00 cycle's missing symbols alerted",
+        )
     finally:
         session.close()
 

@@ -31,8 +31,9 @@ def due_at(timeline: Timeline, entry: ScheduleEntry, day: date) -> datetime:
     """When ``entry`` is due on ``day``: its time, moved as the session is on a late day.
 
     A session's entries (``sessions``, a weekday) from its warm-up on keep their place
-    beside its hours: on a day opening an hour late, the ETF job due 40 minutes after the
-    close runs 40 minutes after that day's close, not during its last cycles. Earlier ones
+    beside its hours: on a day closing an hour late, the ETF job due 40 minutes after the
+    close runs 40 minutes after that day's close, not during its last cycles (an entry
+    after the close moves as the close does: not at all on the year's first session). Earlier ones
     (the master files at 06:00 and the universe after them, 06:10) and ``daily`` entries keep
     their time.
     """
@@ -40,7 +41,7 @@ def due_at(timeline: Timeline, entry: ScheduleEntry, day: date) -> datetime:
     at = datetime.combine(day, time_of_day, tzinfo=KST)
     if entry.days == "daily" or time_of_day < timeline.schedule.warmup:
         return at
-    return at + timeline.schedule.shifted_days.get(day, timedelta(0))
+    return at + timeline.schedule.shift(day, time_of_day)
 
 
 def next_run(timeline: Timeline, entry: ScheduleEntry, after: datetime) -> datetime:

@@ -360,7 +360,7 @@ def run_daily(
             )
         )
     kis = read(settings, kis_etf_symbols)
-    shifted = timeline_from(settings.phases, settings.calendar).schedule.shifted_days
+    shifted = timeline_from(settings.phases, settings.calendar).schedule.close_shifts()
     due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at, shifted)
     judged = health(day, due, listings, kis, got.rows, details, etf)
     for c in judged.conditions:

@@ -35,7 +35,7 @@ def judged(
 ) -> Health:
     """The health of ``day`` (default: the session due at ``now_kst``), read on ``conn``."""
     timeline = timeline_from(settings.phases, settings.calendar)
-    shifted = timeline.schedule.shifted_days  # a late day's rows are due later too
+    shifted = timeline.schedule.close_shifts()  # a late close's rows are due later too
     session = day or due_session(now_kst, timeline.calendar, settings.etf.stale_at, shifted)
     due = is_due(session, now_kst, settings.etf.stale_at, shifted)
     listings = held_etfs(conn)

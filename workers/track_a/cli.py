@@ -65,8 +65,9 @@ def _caught_up(worker: Worker) -> bool:
 
     With a cycle in force it waits as long as the cycle lasts: resuming it without the
     earlier run's work in the database would ask (and store) every symbol again, and once
-    it is over there is nothing to resume (the next cycle's symbols are asked once). With
-    none in force, `_DRAIN_S` of wall time.
+    it is over there is nothing to resume (the next cycle's symbols are asked once), and
+    the worker closes the earlier run's cycles once the writer is back (`TrackA._catch_up`).
+    With none in force, `_DRAIN_S` of wall time.
     """
     from observer.timeline import timeline_from
     from workers.track_a.schedule import current_or_next

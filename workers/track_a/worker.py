@@ -10,8 +10,10 @@ writer has acknowledged whatever an earlier instance left in the outbox, so the 
 shows that instance's work. A cycle already summarised is not run again; a cycle in force
 that an earlier instance began is resumed with only the symbols it still lacks (``carried``
 counts the others). A stop (SIGTERM) mid-cycle publishes no summary, for that reason; a
-cycle an earlier run began and no run finished (restarted after its end) is summarised at
-start as cut off at its deadline (`TrackA._close_interrupted`).
+cycle an earlier run began and no run finished (restarted after its end) is summarised as
+cut off at its deadline (`TrackA._close_interrupted`) as soon as the writer has stored
+that run's work: at the start, or, when the writer was down then, between cycles once it
+is back.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ _REFUSED_MIN = 3
 _UNIVERSE_POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 _IDLE_S = 3600.0  # no cycle within a week (the calendar's end): look again after this
 _NO_UNIVERSE = "track_a_no_universe"  # the alert of a day without a universe
+_CYCLE_FAILED = "track_a_cycle_failed"  # the alert of a cycle in which no symbol answered
+_REST = "rest"  # its subject: this process's REST calls, every account's
+_CATCH_UP_POLL_S = 5.0  # clock seconds between looks at the writer while it is behind
 
 
 @dataclass
@@ -109,6 +114,10 @@ class TrackA(AsyncWorker):
         self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
         self._universe_alert_open = False  # resolved when a universe is there
+        self._failing_open: set[str] = set()  # _CYCLE_FAILED subjects open: resolved on answers
+        # An earlier run's work is not all in the database yet (the writer was behind at the
+        # start): its unfinished cycles are closed, and its alerts taken over, once it is.
+        self._behind = False
 
     async def run(self, resume: bool = True) -> None:
         """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
@@ -131,29 +140,63 @@ class TrackA(AsyncWorker):
                 self.notifier, lambda: self.tally.counters() | rest_error_counters(accounts)
             )
             async with alongside(beating):
+                self._behind = not resume
                 if resume:
-                    self._close_interrupted()
+                    self._earlier_run_stored()
                 while not self.stop.is_set():
+                    self._catch_up()
                     now = now_utc(self.clock)
                     cycle = current_or_next(self.timeline, now, interval, closing)
                     if cycle is None:
-                        await self.sleep(_IDLE_S)
+                        await self._wait_until(now.timestamp() + _IDLE_S)
                     elif now < cycle.scheduled:
-                        await self.sleep_until(cycle.scheduled.timestamp())
+                        await self._wait_until(cycle.scheduled.timestamp())
                     else:
                         await self._cycle(cycle, accounts, resume)
                         resume = False
-                        await self.sleep_until(cycle.deadline.timestamp())
+                        await self._wait_until(cycle.deadline.timestamp())
         finally:
             for account in accounts:
                 await account.aclose()
             self._engine.dispose()
 
+    async def _wait_until(self, epoch_s: float) -> None:
+        """Sleep until ``epoch_s`` (or ``stop``), catching up with an earlier run meanwhile.
+
+        While the writer is behind, it is looked at every `_CATCH_UP_POLL_S`: the earlier
+        run's unfinished cycles are closed as soon as it is back, not at the next cycle (after
+        the closing cycle, the next day's).
+        """
+        while self._behind and not self.stop.is_set():
+            left = epoch_s - self.clock.now_ns() / _NS
+            if left <= 0:
+                return
+            await self.sleep(min(left, _CATCH_UP_POLL_S))
+            self._catch_up()
+        await self.sleep_until(epoch_s)
+
+    def _catch_up(self) -> None:
+        """Once the writer has acknowledged every event, do what `_earlier_run_stored` does.
+
+        Nothing pending is the same test as `track-a run`'s wait before the start: the earlier
+        run's outbox and this run's own events (its cycles' summaries) are in the database.
+        """
+        if self._behind and self.producer.pending == 0:
+            log.info("the writer has stored the earlier run's events: closing its cycles")
+            self._earlier_run_stored()
+
+    def _earlier_run_stored(self) -> None:
+        """The database shows the earlier run's work: take over its alerts, close its cycles."""
+        self._behind = False
+        with self._engine.connect() as conn:
+            found = open_subjects_of(conn, self.settings, SOURCE, [_NO_UNIVERSE, _CYCLE_FAILED])
+        self._universe_alert_open |= bool(found[_NO_UNIVERSE])
+        self._failing_open |= found[_CYCLE_FAILED]
+        self._close_interrupted()
+
     # ------------------------------------------------------------------ one cycle
 
     async def _cycle(self, cycle: Cycle, accounts: Sequence[KisAccount], resume: bool) -> None:
-        if resume:  # an earlier run's alert is this run's to resolve
-            self._universe_alert_open = self._earlier_universe_alert()
         if resume and self._summarised(cycle):
             log.info("cycle %s was completed by an earlier run", cycle.cycle_id)
             return
@@ -201,13 +244,36 @@ class TrackA(AsyncWorker):
 
         A REST outage is retried until the cycle is due: its critical alert comes after the
         first pass (a minute or two), and the summary alerts again if no symbol ever answered.
+        The first answer after it, in this cycle or a later one, resolves it (`_answered`).
         """
         if passes != 1 or run.succeeded or not run.failed:
             return
         sample = "; ".join(f"{s}: {e}" for s, e in list(run.failed.items())[:3])
         due = f"{cycle.deadline:%H:%M}"
         message = f"cycle {cycle.cycle_id}: no symbol answered ({sample}); retrying until {due}"
-        self._alert("critical", "track_a_cycle_failed", message, cycle)
+        self._cycle_failed(message, cycle)
+
+    def _cycle_failed(self, message: str, cycle: Cycle) -> None:
+        self._failing_open.add(_REST)
+        self._alert("critical", _CYCLE_FAILED, message, cycle, subject=_REST)
+
+    def _answered(self, cycle_id: str) -> None:
+        """Resolve the open `_CYCLE_FAILED` alerts, this run's and an earlier one's.
+
+        A symbol answered, so their condition (no symbol answers) is over; unresolved, a
+        critical alert is reminded of every half hour until someone acknowledges it.
+        """
+        for subject in sorted(self._failing_open):
+            self.producer.send(
+                AlertResolved(
+                    code=_CYCLE_FAILED,
+                    severity="critical",
+                    subject=subject,
+                    message=f"cycle {cycle_id}: symbols answer again",
+                )
+            )
+        log.info("cycle %s: symbols answer again", cycle_id)
+        self._failing_open.clear()
 
     def _judge_refusals(self, cycle: Cycle, run: CycleRun, refused: dict[str, int]) -> None:
         """Warn when KIS refused more than `_REFUSED_SHARE` of a cycle's calls (EGW00201).
@@ -235,23 +301,26 @@ class TrackA(AsyncWorker):
         )
 
     def _close_interrupted(self) -> None:
-        """Summarise today's cycles an earlier run began and never summarised.
+        """Summarise the cycles over (the previous session's and today's) no run summarised.
 
         A run killed or stopped mid-cycle and started again only after the cycle's end
         left it with some snapshots and no summary: no figures, no missing symbols, no
         alert. Each is summarised now as cut off at its deadline, like any cycle that could
-        not finish, its stored symbols ``carried``.
+        not finish, its stored symbols ``carried``. Called once the database shows every
+        event sent, this run's too: a cycle this run ran is summarised there.
         """
         now = now_utc(self.clock)
         config = self.settings.track_a
-        day = now.astimezone(KST).date()
-        for cycle in cycles_of(self.timeline, day, config.interval_min, config.closing_cycle):
+        today = now.astimezone(KST).date()
+        days = (self.timeline.calendar.previous_session(today), today)
+        every = (config.interval_min, config.closing_cycle)
+        for cycle in [c for d in days for c in cycles_of(self.timeline, d, *every)]:
             if cycle.deadline > now:
                 return
             if self._summarised(cycle) or not (stored := self._stored(cycle)):
                 continue
             with self._engine.connect() as conn:
-                members = universe_of(conn, day)
+                members = universe_of(conn, cycle.trade_date)
             targets = [Target(symbol, market) for symbol, market, _ in members]
             lacking = [t for t in targets if t.symbol not in stored]
             at = int(cycle.deadline.timestamp() * _NS)
@@ -265,6 +334,8 @@ class TrackA(AsyncWorker):
 
     def _publish(self, snapshot: PriceSnapshot) -> None:
         self.producer.send(snapshot)
+        if self._failing_open:
+            self._answered(snapshot.cycle_id)
         self.tally.snapshots += 1
         self.tally.cycle_done += 1
 
@@ -310,8 +381,7 @@ class TrackA(AsyncWorker):
         missing = len(run.missing)
         if requested and not run.succeeded and run.failed:
             sample = "; ".join(f"{s}: {e}" for s, e in list(run.failed.items())[:3])
-            message = f"cycle {cycle.cycle_id}: no symbol answered ({sample})"
-            self._alert("critical", "track_a_cycle_failed", message, cycle)
+            self._cycle_failed(f"cycle {cycle.cycle_id}: no symbol answered ({sample})", cycle)
         elif missing:
             why = "cut off by the next cycle; " if run.overran else ""
             self._alert(
@@ -322,18 +392,16 @@ class TrackA(AsyncWorker):
                 cycle,
             )
 
-    def _alert(self, severity: str, code: str, message: str, cycle: Cycle) -> None:
+    def _alert(
+        self, severity: str, code: str, message: str, cycle: Cycle, subject: str = ""
+    ) -> None:
         log.warning("%s", message)
         context = {"cycle_id": cycle.cycle_id}
-        self.producer.send(Alert(severity=severity, code=code, message=message, context=context))  # type: ignore[arg-type]
+        self.producer.send(
+            Alert(severity=severity, code=code, message=message, context=context, subject=subject)  # type: ignore[arg-type]
+        )
 
     # ------------------------------------------------------------------ the database
-
-    def _earlier_universe_alert(self) -> bool:
-        """True if this source's `_NO_UNIVERSE` alert is open (an earlier run raised it)."""
-        with self._engine.connect() as conn:
-            found = open_subjects_of(conn, self.settings, SOURCE, [_NO_UNIVERSE])
-        return bool(found[_NO_UNIVERSE])
 
     def _summarised(self, cycle: Cycle) -> bool:
         with self._engine.connect() as conn:
