@@ -40,8 +40,17 @@ class Ack(msgspec.Struct, frozen=True, array_like=True):
 
     ``resend`` asks the producer to send again everything after ``seq`` at once (the writer
     saw a frame start beyond its high-water mark, so earlier frames were lost in transit).
+    ``duplicates`` and ``conflicts`` count the envelopes of ``source`` in the batch this ack
+    answers that were at or below the mark already: the same bytes as committed, or other
+    bytes (kept in ``bus_conflicts``). `observer replay --as-producer` reports them.
+
+    Fields are only ever added at the end, with defaults: an array-like struct ignores
+    trailing elements it does not know and fills missing ones from their defaults, so a
+    producer and a writer of different releases still understand each other's acks.
     """
 
     source: str
     seq: int
     resend: bool = False
+    duplicates: int = 0
+    conflicts: int = 0

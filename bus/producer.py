@@ -191,8 +191,9 @@ class Producer:
         Raises
         ------
         EventError
-            The event cannot travel (a value msgpack cannot encode, or more bytes than a
-            frame may hold); no seq is used and nothing already sent is affected.
+            The event cannot travel (a value msgpack cannot encode, a value of another type
+            than its field's, which the writer would not decode, or more bytes than a frame
+            may hold); no seq is used and nothing already sent is affected.
         """
         if self._scrub is not None:
             event = self._scrub(event)

@@ -55,6 +55,13 @@ class ReplayResult:
     first_skipped: tuple[str, int, int] | None = None  # source, seq, the database's mark then
     first_conflict: tuple[str, int] | None = None  # source, seq
 
+    def _first_conflict(self) -> str:
+        """The first conflict named (", the first SOURCE/SEQ"), or "" from a live writer."""
+        if self.first_conflict is None:
+            return ""
+        source, seq = self.first_conflict
+        return f", the first {source}/{seq}"
+
     def not_stored(self) -> str:
         """One line on the events of the capture not stored; "" when every one is there."""
         said = []
@@ -65,11 +72,10 @@ class ReplayResult:
                 f"{self.skipped} events skipped past a hole, the first {source}/{seq} "
                 f"({source}/{missing} missing before it)"
             )
-        if self.first_conflict is not None:
-            source, seq = self.first_conflict
+        if self.conflicts:
             said.append(
-                f"{self.conflicts} events conflict with what the database holds at their seq, "
-                f"the first {source}/{seq} (kept in bus_conflicts: see `observer audit`)"
+                f"{self.conflicts} events conflict with what the database holds at their seq"
+                f"{self._first_conflict()} (kept in bus_conflicts: see `observer audit`)"
             )
         return "; ".join(said)
 
@@ -229,7 +235,10 @@ def replay_as_producer(
     """Send a capture's frames to a live writer and wait until every seq is acknowledged.
 
     Frames keep their original sources and seqs, so the writer skips what it already has.
-    Unacknowledged frames are sent again after a second of silence.
+    Unacknowledged frames are sent again after a second of silence. The writer's acks say
+    how many envelopes it already had (duplicates) and how many of those differ from what it
+    committed (conflicts); the rest were committed. A writer of an earlier release does not
+    say, and every event it acknowledges counts as committed.
     """
     frames = list(_frames(open_capture(path, allow_torn_tail)))
     want: dict[str, int] = {}
@@ -244,7 +253,7 @@ def replay_as_producer(
         curve.apply(dealer)
     dealer.connect(endpoint)
     deadline = time.monotonic() + timeout_s
-    sent = 0
+    sent = duplicates = conflicts = 0
     try:
         while any(acked.get(s, 0) < seq for s, seq in want.items()):
             if time.monotonic() > deadline:
@@ -260,13 +269,25 @@ def replay_as_producer(
             while time.monotonic() < quiet_until and dealer.poll(100, zmq.POLLIN):
                 ack = decode_ack(dealer.recv())
                 acked[ack.source] = max(acked.get(ack.source, 0), ack.seq)
+                duplicates += ack.duplicates
+                conflicts += ack.conflicts
                 if all(acked.get(s, 0) >= seq for s, seq in want.items()):
                     break
     finally:
         dealer.close()
         context.term()
     events = sum(len(frame.envelopes) for frame in frames)
-    return ReplayResult(len(frames), events, events, resent=sent - len(frames))
+    # A frame sent again after a lost ack comes back as duplicates too: bounded by the events.
+    conflicts = min(conflicts, events)
+    duplicates = min(duplicates, events - conflicts)
+    return ReplayResult(
+        len(frames),
+        events,
+        events - duplicates - conflicts,
+        duplicates,
+        resent=sent - len(frames),
+        conflicts=conflicts,
+    )
 
 
 def capture_feed(

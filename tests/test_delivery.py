@@ -19,6 +19,8 @@ import pytest
 import zmq
 from sqlalchemy import create_engine, text
 
+from bus.codec import decode_ack
+from bus.envelope import Ack
 from bus.feed import FeedSubscriber
 from tests.support import (
     ROOT,
@@ -161,18 +163,29 @@ def test_garbage_frames_are_rejected_and_the_writer_keeps_serving(
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
     dealer.connect(writer.ingest)
-    for junk in (b"", b"\xc1", b"\x91\x94\xa1s\x01\x00\x80", os.urandom(200), b"a" * 10):
+    for junk in (b"", b"\xc1", os.urandom(200), b"a" * 10, b"\x91\x93\x01\x02\x03"):
         dealer.send(junk)
     dealer.send_multipart([b"two", b"parts"])
+    # An envelope whose source and seq can be read but whose event cannot ({}: no type): a
+    # rejected event under its seq, acknowledged, so that its source is not stuck on it.
+    dealer.send(b"\x91\x94\xa1s\x01\x00\x80")
     (proc,) = producers(tmp_path, writer, 1)
     proc.start(events=1_000)
     assert proc.result()["drained"]
+    assert dealer.poll(10_000) and decode_ack(dealer.recv()) == Ack("s", 1)
     assert not dealer.poll(200)  # garbage earns no ack
     dealer.close(linger=0)
     context.term()
+    # Not silent: one warning for the frames of no readable source, one for source s.
+    alerts = "SELECT subject FROM alerts WHERE code = 'bus_frame_rejected' ORDER BY subject"
+    wait_until(lambda: len(db_rows(sqlite_url, alerts)) == 2, 30, "the writer's alerts")
+    assert db_rows(sqlite_url, alerts) == [("s",), ("unknown source",)]
     assert writer.terminate() == 0
     assert writer.log.read_text().count("rejected frame") == 6
-    assert_exactly_once(sqlite_url, {"p0": 1_000})
+    assert_exactly_once(sqlite_url, {"p0": 1_000, "s": 1, "writer": 2})
+    assert db_rows(sqlite_url, "SELECT source, seq, event_type FROM rejected_events") == [
+        ("s", 1, "unknown")
+    ]
 
 
 def test_committed_events_are_republished_on_the_feed(

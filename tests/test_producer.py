@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 import zmq
 
-from bus.codec import decode_parts, encode_ack
+from bus.codec import decode_ack, decode_parts, encode_ack
 from bus.envelope import Ack
 from bus.errors import OutboxBehindWriter
 from bus.events import Alert
@@ -150,3 +151,33 @@ def test_seq_continues_across_producers_of_one_source(tmp_path: Path) -> None:
     second = make(tmp_path)
     assert second.send(ALERT) == 4
     second.close(drain_timeout=0)
+
+
+class OlderAck(msgspec.Struct, array_like=True):
+    """The ack of a writer from before acks counted duplicates and conflicts."""
+
+    source: str
+    seq: int
+    resend: bool = False
+
+
+def test_acks_of_an_older_or_a_newer_writer_are_understood(tmp_path: Path, router: Router) -> None:
+    """An ack grows only at its end: fields it lacks take their defaults, extra ones are
+    ignored, so producers and writers of different releases still agree."""
+    producer = make(tmp_path)
+    for _ in range(20):
+        producer.send(ALERT)
+    producer.flush()
+    wait_until(lambda: router.has(20), 10, "all frames")
+    older = msgspec.msgpack.encode(OlderAck("p", 10))
+    assert decode_ack(older) == Ack("p", 10, False, duplicates=0, conflicts=0)
+    router.socket.send_multipart([router.peer, older])
+    wait_until(lambda: producer.acked == 10, 10, "the older ack")
+    newer = msgspec.msgpack.encode(["p", 20, False, 3, 1, "a field of a later release"])
+    assert decode_ack(newer) == Ack("p", 20, False, duplicates=3, conflicts=1)
+    router.socket.send_multipart([router.peer, newer])
+    assert producer.wait_acked(10)
+    producer.close()
+    assert msgspec.msgpack.decode(encode_ack(Ack("p", 20, True, 3, 1)), type=OlderAck) == (
+        OlderAck("p", 20, True)
+    )

@@ -214,3 +214,43 @@ def test_conflicting_events_are_not_counted_committed(tmp_path: Path) -> None:
     )
     audits = audit(url)
     assert audits["supervisor"].complete and audits["writer"].max_seq == 1  # the alert
+
+
+def test_replay_as_producer_counts_duplicates_and_conflicts_and_exits_1_on_one(
+    tmp_path: Path,
+) -> None:
+    """The live writer's acks say what it already had: conflicting events were reported
+    "committed" and the replay exited 0."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    stored, other = tmp_path / "stored.cap", tmp_path / "other.cap"
+    alerts_capture(stored, [[1, 2], [3]])
+    alerts_capture(other, [[1, 2], [3]], message="other content")
+    try:
+        runs = [
+            observer("replay", str(capture), "--as-producer", "--config", str(writer.config))
+            for capture in (stored, other, stored)
+        ]
+    finally:
+        assert writer.terminate() == 0
+    first, conflicting, again = runs
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "2 frames, 3 events, 3 committed, 0 duplicates, 0 conflicting, "
+        "0 skipped past a hole, 0 frames resent"
+    ]
+    assert conflicting.returncode == 1, conflicting.stderr
+    assert conflicting.stdout.splitlines() == [
+        "2 frames, 3 events, 0 committed, 0 duplicates, 3 conflicting, "
+        "0 skipped past a hole, 0 frames resent"
+    ]
+    assert one_line(conflicting, stdout=False) == (
+        "observer replay: not stored: 3 events conflict with what the database holds at their "
+        "seq (kept in bus_conflicts: see `observer audit`)"
+    )
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [
+        "2 frames, 3 events, 0 committed, 3 duplicates, 0 conflicting, "
+        "0 skipped past a hole, 0 frames resent"
+    ]
+    assert audit(url)["supervisor"].rows == 3

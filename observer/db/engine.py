@@ -29,10 +29,35 @@ __all__ = [
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
-# sqlite3 adapters for the writer's driver-level inserts: Decimal as exact text (what
-# ExactDecimal stores) and date as ISO text (what SQLAlchemy's Date stores; the stdlib's own
-# date adapter is deprecated). Process-wide, and only ever set to these values.
-sqlite3.register_adapter(Decimal, str)
+# The places ExactDecimal keeps (NUMERIC(24, 8)); models/base.py's SCALE, not imported here
+# because the models are not loaded by everything that makes an engine.
+_DECIMAL_PLACES = 8
+
+
+def _decimal_text(value: Decimal) -> str:
+    """What ExactDecimal stores on SQLite: the exact text, rounded to its places if longer.
+
+    Most values have 8 places or fewer and no exponent: their ``str`` is the text. A text of
+    10 characters or fewer cannot hold more places ("-0.1234567"), which settles most values
+    at once (sqlite3 calls this for each value it binds: 0.1 µs more than ``str`` per value);
+    only values with more places or an exponent pay for ``ExactDecimal.sqlite_text``.
+    """
+    text = str(value)
+    if "E" not in text:
+        if len(text) <= _DECIMAL_PLACES + 2:
+            return text
+        point = text.find(".")
+        if point < 0 or len(text) - point - 1 <= _DECIMAL_PLACES:
+            return text
+    from observer.db.models import ExactDecimal  # only for the rare value to round
+
+    return ExactDecimal.sqlite_text(value)
+
+
+# sqlite3 adapters for the writer's driver-level inserts: Decimal as ExactDecimal stores it
+# and date as ISO text (what SQLAlchemy's Date stores; the stdlib's own date adapter is
+# deprecated). Process-wide, and only ever set to these values.
+sqlite3.register_adapter(Decimal, _decimal_text)
 sqlite3.register_adapter(date, date.isoformat)
 
 

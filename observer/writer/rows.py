@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from sqlalchemy import Table
 
-from bus.codec import encode_frame
+from bus.codec import UndecodableEvent, encode_frame, frame_header
 from bus.envelope import Envelope
 from bus.events import (
     Alert,
@@ -415,17 +415,21 @@ HANDLERS: dict[type[Event], Handler] = {
 
 def rejected_rows(env: Envelope, reason: str) -> Batch:
     """The audit row of an event the database refused: its envelope kept whole."""
+    tag, envelope = _as_received(env)
     batch = Batch()
     batch.insert(
         m.RejectedEvent,
-        _audit(env)
-        | {
-            "event_type": event_tag(env.event),
-            "reason": reason[:500],
-            "envelope": encode_frame([env]),
-        },
+        _audit(env) | {"event_type": tag, "reason": reason[:500], "envelope": envelope},
     )
     return batch
+
+
+def _as_received(env: Envelope) -> tuple[str, bytes]:
+    """The event's tag and a frame of the envelope: its exact bytes if it did not decode."""
+    event: object = env.event
+    if isinstance(event, UndecodableEvent):
+        return event.wire_tag, frame_header(1) + event.part
+    return event_tag(env.event), encode_frame([env])
 
 
 def reduced_rejected_rows(env: Envelope, reason: str, failure: str) -> Batch:
@@ -436,6 +440,7 @@ def reduced_rejected_rows(env: Envelope, reason: str, failure: str) -> Batch:
     ``ts`` beyond BIGINT becomes 0 (it is still in the envelope).
     """
     text = f"{reason} (record reduced: {failure})".replace("\x00", "\\x00")
+    tag, envelope = _as_received(env)
     batch = Batch()
     batch.insert(
         m.RejectedEvent,
@@ -443,9 +448,9 @@ def reduced_rejected_rows(env: Envelope, reason: str, failure: str) -> Batch:
             "source": env.source,
             "seq": env.seq,
             "produced_ns": env.ts if env.ts in _BIGINT else 0,
-            "event_type": event_tag(env.event),
+            "event_type": tag,
             "reason": text.encode("ascii", "backslashreplace").decode("ascii")[:500],
-            "envelope": encode_frame([env]),
+            "envelope": envelope,
         },
     )
     return batch

@@ -1,9 +1,11 @@
 """The writer process: ROUTER ingest -> batch transaction -> ACK -> feed and capture tee.
 
-Loop: wait for a frame, gather more for up to ``batch_delay_s`` or ``batch_events``, decode
-(garbage is rejected, logged and counted; it never stops the writer), commit through
-`Store`, then ack each source with its committed mark (asking for a resend when a frame
-started past it), publish the new envelopes on the feed and append them to the capture.
+Loop: wait for a frame, gather more for up to ``batch_delay_s`` or ``batch_events``, let
+each in through the `Door` (decode: garbage is rejected, logged, counted and alerted, and
+never stops the writer; an event that alone does not decode becomes a rejected event), commit
+through `Store`, then ack each source with its committed mark (asking for a resend when a
+frame started past it, and counting the duplicates and conflicts of the batch), publish the
+new envelopes on the feed and append them to the capture.
 Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_bytes``, and a
 frame that would make the writer track more than ``max_sources`` sources is refused.
 Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying a source its
@@ -47,7 +49,7 @@ from observer.disk import DiskWatch
 from observer.errors import ConfigError, StoreError
 from observer.notify import FAILING_S, Notifier
 from observer.retry import Backoff
-from observer.writer.owners import SourceKeys
+from observer.writer.door import Door
 from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
 
@@ -106,12 +108,7 @@ class Writer:
     ) -> None:
         self.store = store
         self.curve = curve
-        self.refused_sources = 0  # frames whose key may not send as one of their sources
-        # Client keys alerted for a source they may not use: once per key (keys are only
-        # those of the allow-list, so a key inventing names cannot grow this or flood alerts).
-        self._refused_keys: set[str] = set()
-        self._may_send: dict[tuple[str, str], bool] = {}  # (key, source) -> allowed: a cache
-        self._source_keys = SourceKeys()  # the key each source is sent with: one per source
+        self.door = Door(curve, options.max_sources, store.marks)
         self._gatekeeper: Gatekeeper | None = None
         self.disk = disk
         self.paused = False  # a volume is critical: no new frames are taken
@@ -126,26 +123,27 @@ class Writer:
         self.endpoints = endpoints
         self.options = options
         self.frames = 0
-        self.rejected = 0
         self.duplicates = 0
         self.commit_failures = 0
         self._routes: dict[str, bytes] = {}
         self._resend_asked: dict[str, float] = {}
-        # Every source the writer keeps state for (marks, routes); bounded by max_sources.
-        self._sources: set[str] = set(store.marks)
-        if len(self._sources) > options.max_sources:
-            log.warning(
-                "the database holds %d sources, more than max_sources = %d: "
-                "frames of new sources will be refused",
-                len(self._sources),
-                options.max_sources,
-            )
+
+    @property
+    def rejected(self) -> int:
+        """Frames rejected whole (`Door`)."""
+        return self.door.rejected
+
+    @property
+    def refused_sources(self) -> int:
+        """Frames whose CURVE key may not send as one of their sources (`Door`)."""
+        return self.door.refused_sources
 
     def __repr__(self) -> str:
         return (
             f"<Writer frames={self.frames} events={self.store.events} commits={self.store.commits} "
             f"duplicates={self.duplicates} rejected={self.rejected} "
-            f"rejected_events={self.store.rejected} conflicts={self.store.conflicts} "
+            f"rejected_events={self.store.rejected} "
+            f"undecodable_events={self.store.undecodable} conflicts={self.store.conflicts} "
             f"unverified={self.store.unverified} commit_failures={self.commit_failures} "
             f"refused_sources={self.refused_sources}>"
         )
@@ -159,6 +157,7 @@ class Writer:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
             "rejected_events": self.store.rejected,
+            "undecodable_events": self.store.undecodable,  # of rejected_events
             "conflicts": self.store.conflicts,
             "unverified": self.store.unverified,
             "commit_failures": self.commit_failures,
@@ -201,6 +200,7 @@ class Writer:
                     break
                 self._watch_disk(ingest, feed, capture)
                 self._watch_keys()
+                self._own += self.door.take_alerts()
                 if self._own and not self.paused:
                     self._commit_own(feed, capture)
                 # Pruning takes one bounded chunk per turn, between two batches (none while a
@@ -274,71 +274,14 @@ class Writer:
                 continue
             routing_id, raw, key = message
             self.frames += 1
-            try:
-                frame = decode_parts(raw)
-                if not self._key_may_send(key, frame):
-                    continue
-                sources = self._admit(frame)
-                if not self._one_key_per_source(key, sources):
-                    continue
-            except FrameError as exc:
-                self.rejected += 1
-                log.warning("rejected frame from %s: %s", routing_id.hex(), exc)
+            frame = self.door.let_in(routing_id, raw, key)
+            if frame is None:
                 continue
-            for source in sources:
+            for source in frame.sources:
                 self._routes[source] = routing_id
             frames.append(frame)
             count += len(frame.envelopes)
         return frames
-
-    def _key_may_send(self, key: str, frame: DecodedFrame) -> bool:
-        """Over CURVE: may ``key`` send as every source of ``frame``? Else refuse it."""
-        if self.curve is None:
-            return True
-        if len(self._may_send) > 4 * self.options.max_sources:
-            self._may_send.clear()  # refused names are not bounded by max_sources
-        wrong = ""
-        for source in frame.sources:
-            allowed = self._may_send.get((key, source))
-            if allowed is None:
-                allowed = self._may_send[key, source] = self.curve.may_send(key, source)
-            if not allowed:
-                wrong = source[:40]
-                break
-        if not wrong:
-            return True
-        self.refused_sources += 1
-        if key not in self._refused_keys:
-            self._refused_keys.add(key)
-            log.error(
-                "refused frames from CURVE key %s: it may not send as source %r "
-                "(counted in refused_sources from now on)",
-                key,
-                wrong,
-            )
-            self._own.append(
-                Alert(
-                    severity="critical",
-                    code="BUS_SOURCE_NOT_ALLOWED",
-                    message=f"a client key sent as source {wrong!r}, which it may not",
-                    context={"key": key, "source": wrong},
-                    subject=key,
-                )
-            )
-        return False
-
-    def _one_key_per_source(self, key: str, sources: frozenset[str]) -> bool:
-        """Over CURVE: does no other key send as one of ``sources``? Else refuse the frame."""
-        if self.curve is None:
-            return True
-        taken = self._source_keys.claim(key, sources)
-        if taken is None:
-            return True
-        self.refused_sources += 1
-        alert = self._source_keys.refusal(key, taken)
-        if alert is not None:
-            self._own.append(alert)
-        return False
 
     def _watch_keys(self) -> None:
         """One alert per client key that ZAP refused for the first time."""
@@ -354,20 +297,6 @@ class Writer:
                     subject=key,
                 )
             )
-
-    def _admit(self, frame: DecodedFrame) -> frozenset[str]:
-        """The frame's sources; `FrameError` if they would exceed ``max_sources``."""
-        sources = frame.sources
-        new = sources - self._sources
-        if new:
-            limit = self.options.max_sources
-            if len(self._sources) + len(new) > limit:
-                raise FrameError(
-                    f"{len(new)} new sources (e.g. {min(new)[:40]!r}) would exceed "
-                    f"[writer] max_sources = {limit}"
-                )
-            self._sources |= new
-        return sources
 
     def _serve_batch(
         self,
@@ -387,7 +316,7 @@ class Writer:
             return False
         self.duplicates += accepted.duplicates
         self._acknowledge(ingest, set().union(*(f.sources for f in frames)), accepted)
-        feed.publish_accepted(accepted.frames)
+        feed.publish_accepted(accepted.published())
         if capture is not None:
             for frame, taken in accepted.frames:
                 whole = len(taken) == len(frame.envelopes)
@@ -475,7 +404,7 @@ class Writer:
             routing_id, raw = message
             self.dropped_while_paused += 1
             try:
-                sources = self._admit(decode_parts(raw))
+                sources = self.door.admit(decode_parts(raw))
             except FrameError:
                 continue  # garbage: nothing to resend
             for source in sources:
@@ -488,6 +417,7 @@ class Writer:
 
     def _acknowledge(self, ingest: Ingest, sources: set[str], accepted: Accepted) -> None:
         now = time.monotonic()
+        repeated = accepted.repeated() if accepted.repeats else {}
         for source in sources:
             mark = self.store.marks.get(source, 0)
             resend = source in accepted.holes and (
@@ -495,4 +425,5 @@ class Writer:
             )
             if resend:
                 self._resend_asked[source] = now
-            ingest.ack(self._routes[source], Ack(source, mark, resend))
+            duplicates, conflicts = repeated.get(source, (0, 0))
+            ingest.ack(self._routes[source], Ack(source, mark, resend, duplicates, conflicts))

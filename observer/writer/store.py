@@ -1,17 +1,19 @@
 """The writer's persistence: accept in-order envelopes, commit rows and high-water marks together.
 
 Exactly once in the database: an envelope is accepted only if its seq is exactly the
-source's committed high-water mark + 1 (duplicates are skipped, anything beyond a hole waits
-for a resend); the rows and the new marks are one transaction. After a failed transaction the
-marks are read again from the database, because a commit whose answer was lost may have
-succeeded: applying the same frames again then changes nothing.
+source's committed high-water mark + 1 (`observer.writer.accepting`: duplicates are skipped,
+anything beyond a hole waits for a resend); the rows and the new marks are one transaction.
+After a failed transaction the marks are read again from the database, because a commit
+whose answer was lost may have succeeded: applying the same frames again then changes
+nothing.
 
 Every commit also keeps a digest of each envelope, and a repeated seq must be byte-identical
 to what was committed (`observer.writer.identity`): one that is not is kept and alerted as a
 conflict, never dropped as a duplicate.
 
 An event that fails on its own (the database refuses a value, the driver cannot bind one, a
-string is longer than its column) is a rejected event: it is isolated, and kept whole in
+value one database would take and the other not, `observer.writer.checks`; an event that did
+not decode, `bus.codec.UndecodableEvent`) is a rejected event: it is isolated, and kept whole in
 ``rejected_events`` under its seq, or reduced to what can be stored when even that record
 fails, so that neither the writer nor the seqs of its source ever stop on it.
 """
@@ -23,18 +25,19 @@ import importlib
 import itertools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from operator import attrgetter, itemgetter
-from typing import Any, TypeVar
+from operator import attrgetter
+from typing import Any, NamedTuple
 
 import msgspec
-from sqlalchemy import JSON, Connection, Engine, String, Table, inspect
+from sqlalchemy import JSON, Connection, Engine, Table, inspect
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bus.codec import (
     DecodedFrame,
+    UndecodableEvent,
     decode_parts,
     encode_frame,
     envelope_digest,
@@ -46,6 +49,16 @@ from observer.db.engine import error_reason
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
+from observer.writer.accepting import Accepted, accept
+from observer.writer.checks import (
+    Decimals,
+    Limits,
+    check_decimals,
+    check_strings,
+    check_upsert,
+    decimal_columns,
+    string_limits,
+)
 from observer.writer.identity import (
     WRITER_SOURCE,
     Conflict,
@@ -71,94 +84,6 @@ _DIALECTS = ("postgresql", "sqlite")
 # handler can store. They are the event's failures, not the database's.
 _VALUE_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError)
 _SOURCE, _SEQ = attrgetter("source"), attrgetter("seq")
-_ENVELOPES: Callable[[DecodedFrame], list[Envelope]] = attrgetter("envelopes")
-_PARTS: Callable[[DecodedFrame], list[msgspec.Raw]] = attrgetter("parts")
-T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class Accepted:
-    """What a batch of frames adds: per frame the indices of its new envelopes."""
-
-    frames: list[tuple[DecodedFrame, list[int]]] = field(default_factory=list)
-    marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
-    holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
-    skipped: int = 0  # envelopes past a hole (seq > mark + 1), left for a resend
-    first_skipped: tuple[str, int, int] | None = None  # the first's source, seq, mark then
-    repeats: list[Repeat] = field(default_factory=list)  # seq <= mark
-    conflicts: int = 0  # repeats that differ from what was committed at their seq
-    first_conflict: tuple[str, int] | None = None  # the first's source and seq
-    own: int = 0  # the writer's own envelopes added to `frames` (its conflict alert)
-
-    @property
-    def envelopes(self) -> list[Envelope]:
-        """Accepted envelopes in arrival order."""
-        return _taken(self.frames, _ENVELOPES)
-
-    @property
-    def digests(self) -> list[bytes]:
-        """The digest of each accepted envelope, in the order of `envelopes`."""
-        parts: list[msgspec.Raw] = _taken(self.frames, _PARTS)
-        return envelope_digests(parts)
-
-    @property
-    def count(self) -> int:
-        """Number of accepted envelopes."""
-        return sum(len(taken) for _, taken in self.frames)
-
-    @property
-    def duplicates(self) -> int:
-        """Envelopes at or below their source's mark (resends, or conflicts)."""
-        return len(self.repeats)
-
-
-def _taken(
-    frames: list[tuple[DecodedFrame, list[int]]], field: Callable[[DecodedFrame], list[T]]
-) -> list[T]:
-    """The taken items of one field of each frame, a whole frame's at once."""
-    items: list[T] = []
-    for frame, taken in frames:
-        values = field(frame)
-        items += values if len(taken) == len(values) else [values[i] for i in taken]
-    return items
-
-
-def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
-    """Pick the envelopes that extend each source's mark without a hole (pure function)."""
-    result = Accepted()
-    for frame in frames:
-        if _extends(frame, result.marks, marks):
-            last = frame.envelopes[-1]
-            result.frames.append((frame, list(range(len(frame.envelopes)))))
-            result.marks[last.source] = last.seq
-            continue
-        taken: list[int] = []
-        for index, env in enumerate(frame.envelopes):
-            mark = result.marks.get(env.source, marks.get(env.source, 0))
-            if env.seq <= mark:
-                result.repeats.append((env, frame.parts[index]))
-            elif env.seq == mark + 1:
-                taken.append(index)
-                result.marks[env.source] = env.seq
-            else:
-                result.holes.add(env.source)
-                result.skipped += 1
-                if result.first_skipped is None:
-                    result.first_skipped = (env.source, env.seq, mark)
-        if taken:
-            result.frames.append((frame, taken))
-    return result
-
-
-def _extends(frame: DecodedFrame, new: dict[str, int], marks: dict[str, int]) -> bool:
-    """Whether the frame is one source's next seqs, all taken (the usual frame, at C speed)."""
-    if len(frame.sources) != 1:
-        return False
-    (source,) = frame.sources
-    first = frame.envelopes[0].seq
-    return first == new.get(source, marks.get(source, 0)) + 1 and list(
-        map(_SEQ, frame.envelopes)
-    ) == list(range(first, first + len(frame.envelopes)))
 
 
 class Store:
@@ -180,6 +105,7 @@ class Store:
         self.commits = 0
         self.events = 0
         self.rejected = 0  # events kept in rejected_events instead of their tables
+        self.undecodable = 0  # of those, events whose event did not decode (`UndecodableEvent`)
         self.conflicts = 0  # repeated seqs whose bytes differ from the committed ones
         self.unverified = 0  # repeated seqs committed before their digests were kept
         # Committed prune requests, for the writer's pruner (`observer.writer.retention`).
@@ -218,12 +144,16 @@ class Store:
             self.load_marks()
         accepted = accept(frames, self.marks)
         if accepted.marks:
-            self._commit_isolating(accepted.envelopes, accepted.digests)
+            if any(frame.undecodable for frame, _ in accepted.frames):
+                self._commit_decodable(accepted.envelopes, accepted.digests)
+            else:
+                self._commit_isolating(accepted.envelopes, accepted.digests)
         if accepted.repeats:
             found, alert = self._check_repeats(accepted.repeats)
             accepted.conflicts = len(found)
             if found:
                 accepted.first_conflict = (found[0].envelope.source, found[0].envelope.seq)
+                accepted.conflicted = Counter(c.envelope.source for c in found)
             if alert is not None:
                 accepted.frames.append((alert, [0]))
                 accepted.own = 1
@@ -247,6 +177,31 @@ class Store:
         except _Refused as refused:
             raise StoreError(f"the writer's own events were refused: {refused}") from refused
         return frame
+
+    def _commit_decodable(self, envelopes: list[Envelope], digests: list[bytes]) -> None:
+        """Commit around the envelopes whose event did not decode, each a rejected event.
+
+        In arrival order, so that each source's mark only grows.
+        """
+        start = 0
+        for index, env in enumerate(envelopes):
+            event: object = env.event
+            if not isinstance(event, UndecodableEvent):
+                continue
+            if start < index:
+                self._commit_isolating(envelopes[start:index], digests[start:index])
+            log.error(
+                "rejected %s/%d (%s): its event does not decode: %s",
+                env.source,
+                env.seq,
+                event.wire_tag,
+                event.reason,
+            )
+            self._record_rejected(env, digests[index], f"the event does not decode: {event.reason}")
+            self.undecodable += 1
+            start = index + 1
+        if start < len(envelopes):
+            self._commit_isolating(envelopes[start:], digests[start:])
 
     def _commit_isolating(self, envelopes: list[Envelope], digests: list[bytes]) -> None:
         try:
@@ -373,9 +328,11 @@ class Store:
 
     def _write(self, conn: Connection, batch: Batch) -> None:
         for (table, columns), rows in batch.inserts.items():
-            sql, converters, limits = _insert_plan(conn.dialect, table, columns)
+            sql, converters, limits, decimals = _insert_plan(conn.dialect, table, columns)
             if limits:
-                _check_lengths(table, rows, limits)
+                check_strings(table, rows, limits)
+            if decimals:
+                check_decimals(table, rows, decimals)
             if converters:
                 rows = [_convert(row, converters) for row in rows]
             if sql.startswith("COPY"):
@@ -390,9 +347,8 @@ class Store:
         # Runs of upserts of one shape go as one executemany (rows stay in seq order).
         for _, run in itertools.groupby(batch.upserts, key=_shape):
             same = list(run)
-            if conn.dialect.name == "sqlite":
-                for upsert in same:
-                    _check_upsert_lengths(upsert)
+            for upsert in same:
+                check_upsert(upsert, conn.dialect.name == "sqlite")
             conn.execute(_upsert_statement(conn.dialect.name, same[0]), [u.values for u in same])
 
     def _upsert(self, conn: Connection, upsert: Upsert) -> None:
@@ -420,63 +376,39 @@ def _upsert_statement(dialect: str, upsert: Upsert) -> Any:
 Converter = Callable[[Any], Any]
 
 
-Limits = tuple[tuple[int, str, int], ...]  # (index, column, VARCHAR length)
+class _Plan(NamedTuple):
+    """How one table's rows of one column list are inserted, and what is checked first."""
+
+    sql: str
+    converters: tuple[tuple[int, Converter], ...]
+    limits: Limits  # SQLite: VARCHAR lengths and NULs, which it would store
+    decimals: Decimals  # both: exact decimals NUMERIC(24, 8) cannot hold
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_plan(
-    dialect: Dialect, table: Table, columns: tuple[str, ...]
-) -> tuple[str, tuple[tuple[int, Converter], ...], Limits]:
+def _insert_plan(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Plan:
     """The driver-level bulk insert for ``columns``, the conversions and the checks it needs.
 
     The hot path bypasses per-row SQLAlchemy bind processing (half the writer's time):
     SQLite gets ``executemany``, PostgreSQL gets ``COPY`` (four times faster than batched
     INSERTs here). JSON columns are encoded here; Decimal and date reach SQLite through the
     adapters `observer.db.engine` registers, and psycopg adapts them natively. SQLite
-    ignores VARCHAR lengths, so on SQLite the lengths are checked here (see `_check_lengths`).
+    ignores VARCHAR lengths and keeps NULs, and neither database refuses every decimal the
+    other does, so those are checked here (`observer.writer.checks`).
     """
     converters = tuple(
         (index, _json_text)
         for index, name in enumerate(columns)
         if isinstance(table.c[name].type, JSON)
     )
+    decimals = decimal_columns(table, columns)
     quote = dialect.identifier_preparer
     target = f"{quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)})"
     if dialect.name == "postgresql":
-        return f"COPY {target} FROM STDIN", converters, ()
-    limits = tuple(
-        (index, name, length)
-        for index, name in enumerate(columns)
-        if (length := _varchar_length(table, name)) is not None
-    )
+        return _Plan(f"COPY {target} FROM STDIN", converters, (), decimals)
     values = ", ".join(["?"] * len(columns))
-    return f"INSERT INTO {target} VALUES ({values})", converters, limits  # noqa: S608
-
-
-def _varchar_length(table: Table, column: str) -> int | None:
-    kind = table.c[column].type
-    return kind.length if isinstance(kind, String) else None
-
-
-class _TooLong(ValueError):
-    """A string longer than its VARCHAR column (SQLite stores it; PostgreSQL refuses it)."""
-
-
-def _check_lengths(table: Table, rows: list[tuple[Any, ...]], limits: Limits) -> None:
-    """Refuse a batch holding a string longer than its column, as PostgreSQL does.
-
-    One C-level pass per column (``map``): about 2 % of a batch's time on SQLite.
-    """
-    for index, name, length in limits:
-        if max(map(len, filter(None, map(itemgetter(index), rows))), default=0) > length:
-            raise _TooLong(f"value too long for {table.name}.{name} VARCHAR({length})")
-
-
-def _check_upsert_lengths(upsert: Upsert) -> None:
-    for name, value in upsert.values.items():
-        length = _varchar_length(upsert.table, name)
-        if length is not None and isinstance(value, str) and len(value) > length:
-            raise _TooLong(f"value too long for {upsert.table.name}.{name} VARCHAR({length})")
+    sql = f"INSERT INTO {target} VALUES ({values})"  # noqa: S608
+    return _Plan(sql, converters, string_limits(table, columns), decimals)
 
 
 def _convert(

@@ -1,0 +1,131 @@
+"""Which envelopes of a batch the writer takes: exactly each source's next seqs, no hole.
+
+A pure function of the frames and the committed marks (`accept`), apart from the store so
+that its rule reads alone: an envelope is taken only if its seq is exactly its source's mark
++ 1; one at or below the mark is a repeat (a resend, or a conflict the store checks); one
+beyond it waits for a resend.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import TypeVar
+
+import msgspec
+
+from bus.codec import DecodedFrame, envelope_digests
+from bus.envelope import Envelope
+from observer.writer.identity import Repeat
+
+__all__ = ["Accepted", "accept"]
+
+_SEQ = attrgetter("seq")
+_ENVELOPES: Callable[[DecodedFrame], list[Envelope]] = attrgetter("envelopes")
+_PARTS: Callable[[DecodedFrame], list[msgspec.Raw]] = attrgetter("parts")
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Accepted:
+    """What a batch of frames adds: per frame the indices of its new envelopes."""
+
+    frames: list[tuple[DecodedFrame, list[int]]] = field(default_factory=list)
+    marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
+    holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
+    skipped: int = 0  # envelopes past a hole (seq > mark + 1), left for a resend
+    first_skipped: tuple[str, int, int] | None = None  # the first's source, seq, mark then
+    repeats: list[Repeat] = field(default_factory=list)  # seq <= mark
+    conflicts: int = 0  # repeats that differ from what was committed at their seq
+    conflicted: Counter[str] = field(default_factory=Counter)  # conflicts per source
+    first_conflict: tuple[str, int] | None = None  # the first's source and seq
+    own: int = 0  # the writer's own envelopes added to `frames` (its conflict alert)
+
+    @property
+    def envelopes(self) -> list[Envelope]:
+        """Accepted envelopes in arrival order."""
+        return _taken(self.frames, _ENVELOPES)
+
+    @property
+    def digests(self) -> list[bytes]:
+        """The digest of each accepted envelope, in the order of `envelopes`."""
+        parts: list[msgspec.Raw] = _taken(self.frames, _PARTS)
+        return envelope_digests(parts)
+
+    @property
+    def count(self) -> int:
+        """Number of accepted envelopes."""
+        return sum(len(taken) for _, taken in self.frames)
+
+    @property
+    def duplicates(self) -> int:
+        """Envelopes at or below their source's mark (resends, or conflicts)."""
+        return len(self.repeats)
+
+    def published(self) -> list[tuple[DecodedFrame, list[int]]]:
+        """`frames` without the envelopes whose event did not decode (the feed's part).
+
+        A subscriber decodes each message whole: one such envelope would cost it the others.
+        """
+        return [
+            (frame, [i for i in taken if i not in frame.undecodable])
+            if frame.undecodable
+            else (frame, taken)
+            for frame, taken in self.frames
+        ]
+
+    def repeated(self) -> dict[str, tuple[int, int]]:
+        """Per source with repeats: how many are the same bytes as committed, how many not."""
+        repeats = Counter(env.source for env, _ in self.repeats)
+        return {s: (n - self.conflicted[s], self.conflicted[s]) for s, n in repeats.items()}
+
+
+def _taken(
+    frames: list[tuple[DecodedFrame, list[int]]], field: Callable[[DecodedFrame], list[T]]
+) -> list[T]:
+    """The taken items of one field of each frame, a whole frame's at once."""
+    items: list[T] = []
+    for frame, taken in frames:
+        values = field(frame)
+        items += values if len(taken) == len(values) else [values[i] for i in taken]
+    return items
+
+
+def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
+    """Pick the envelopes that extend each source's mark without a hole (pure function)."""
+    result = Accepted()
+    for frame in frames:
+        if _extends(frame, result.marks, marks):
+            last = frame.envelopes[-1]
+            result.frames.append((frame, list(range(len(frame.envelopes)))))
+            result.marks[last.source] = last.seq
+            continue
+        taken: list[int] = []
+        for index, env in enumerate(frame.envelopes):
+            mark = result.marks.get(env.source, marks.get(env.source, 0))
+            if env.seq <= mark:
+                result.repeats.append((env, frame.parts[index]))
+            elif env.seq == mark + 1:
+                taken.append(index)
+                result.marks[env.source] = env.seq
+            else:
+                result.holes.add(env.source)
+                result.skipped += 1
+                if result.first_skipped is None:
+                    result.first_skipped = (env.source, env.seq, mark)
+        if taken:
+            result.frames.append((frame, taken))
+    return result
+
+
+def _extends(frame: DecodedFrame, new: dict[str, int], marks: dict[str, int]) -> bool:
+    """Whether the frame is one source's next seqs, all taken (the usual frame, at C speed)."""
+    if len(frame.sources) != 1:
+        return False
+    (source,) = frame.sources
+    first = frame.envelopes[0].seq
+    return first == new.get(source, marks.get(source, 0)) + 1 and list(
+        map(_SEQ, frame.envelopes)
+    ) == list(range(first, first + len(frame.envelopes)))
