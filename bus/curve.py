@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 import zmq
 from zmq.auth import load_certificate
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from bus.errors import KeyFileError
 
@@ -103,9 +105,30 @@ def _read(path: Path) -> tuple[bytes, bytes | None]:
     except ValueError:
         raise KeyFileError(f"{path} is not a CURVE key file") from None
     for part in (public, secret):
-        if part is not None and len(part) != Z85_KEY_LENGTH:
+        if part is not None and not _is_z85_key(part):
             raise KeyFileError(f"{path} holds a malformed CURVE key")
+    # A pair edited by hand (or two files pasted together) would pass the handshake's own
+    # checks only to be refused later as an unknown key: catch it where the file is named.
+    if secret is not None and zmq.curve_public(secret) != public:
+        raise KeyFileError(
+            f"{path} holds a mismatched CURVE key pair: its public key is not its secret key's"
+        )
     return public, secret
+
+
+def _is_z85_key(part: bytes) -> bool:
+    """True for 40 characters of Z85 that decode to a 32-byte key.
+
+    The length alone is not enough: libzmq refuses a non-Z85 key only when the socket binds
+    or connects, as an "Invalid argument" that names no file.
+    """
+    if len(part) != Z85_KEY_LENGTH:
+        return False
+    try:
+        z85.decode(part)
+    except (KeyError, ValueError, struct.error):  # a character outside Z85, or an overflow
+        return False
+    return True
 
 
 def load_public_key(path: Path) -> bytes:

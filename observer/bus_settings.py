@@ -59,7 +59,12 @@ class CurveSettings(Strict, frozen=True):
 def check_endpoints(
     ingest: str, feed: str, curve: CurveSettings, ingest_bind: str = "", feed_bind: str = ""
 ) -> None:
-    """Refuse a malformed endpoint or bind address, and tcp without CURVE keys (ValueError)."""
+    """Refuse a malformed endpoint or bind address, tcp without CURVE keys, and half tcp.
+
+    Both endpoints are the writer's sockets, on its host: one over tcp and the other ipc (or
+    empty, ipc under the run directory) would have the other hosts follow a local socket
+    that nothing binds there, and receive nothing without an error (ValueError).
+    """
     for name, endpoint, bind in (
         ("ingest", ingest, ingest_bind),
         ("feed", feed, feed_bind),
@@ -67,6 +72,16 @@ def check_endpoints(
         if endpoint and not endpoint.startswith("ipc://"):
             _check_tcp(f"bus.{name}_endpoint", endpoint, "tcp://host:port or ipc://path", curve)
         _check_bind(f"bus.{name}_bind", bind, f"bus.{name}_endpoint", endpoint)
+    for name, what, endpoint, other, other_endpoint in (
+        ("feed", "the feed", feed, "ingest", ingest),
+        ("ingest", "ingest", ingest, "feed", feed),
+    ):
+        if other_endpoint.startswith("tcp://") and not endpoint.startswith("tcp://"):
+            now = repr(endpoint) if endpoint else "empty: ipc under the run directory"
+            raise ValueError(
+                f"bus.{name}_endpoint must be tcp too when bus.{other}_endpoint is: {what} "
+                f"is the writer's, on its host (it is {now})"
+            )
 
 
 def check_control_endpoint(

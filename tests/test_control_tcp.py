@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from observer.config import load_settings
 from observer.errors import ConfigError
 from observer.phases import KST
 from observer.supervisor.control import MAX_REQUEST_BYTES
+from observer.supervisor.control_tcp import ControlHandshakeFailed, request_tcp
 from observer.transport import operator_curve
 from tests.support import (
     ROOT,
@@ -287,6 +289,32 @@ def test_behind_nat_the_control_socket_binds_its_bind_address(tmp_path: Path, ke
     shown = ctl(*remote, "--json", "status", config=sup.config)
     assert shown.returncode == 0, shown.stderr
     assert [p["name"] for p in json.loads(shown.stdout)["programs"]] == ["writer"]
+    assert sup.terminate() == 0
+
+
+def test_a_wrong_server_key_fails_at_once_and_says_what_to_check(
+    tmp_path: Path, keys: Path
+) -> None:
+    """The supervisor cannot open a HELLO sealed for another key and drops it, ZAP never
+    hears of it, and ZeroMQ retries for ever: the request used to wait its whole timeout."""
+    port = free_port()
+    sup = SupervisorProcess(
+        tmp_path, WRITER_PROGRAM, settings=control_settings(keys, "store", port)
+    ).start()
+    wrong = operator_curve(keys, "alice", "collectors")  # another host's public key
+    why = (
+        f"the CURVE handshake with {sup_endpoint(port)} failed: "
+        "is --server-key this supervisor's public key?"
+    )
+    started = time.monotonic()
+    with pytest.raises(ControlHandshakeFailed) as caught:
+        request_tcp(sup_endpoint(port), wrong, "status", [], 60)
+    assert str(caught.value) == why
+    assert time.monotonic() - started < 30  # well before the timeout (a generous bound)
+    remote = ["--endpoint", sup_endpoint(port), "--server-key", "collectors", "--key", "alice"]
+    shown = ctl(*remote, "status", config=sup.config)  # `observer ctl` waits 60 s at most
+    assert shown.returncode == 2 and shown.stderr == f"observer ctl: {why}\n"
+    assert sup.status()["control_refused"] == 0  # alice's key was never judged
     assert sup.terminate() == 0
 
 

@@ -86,6 +86,43 @@ def test_missing_and_malformed_key_files_are_key_file_errors(tmp_path: Path) -> 
         load_public_key(tmp_path / "bad.key")
 
 
+def _replace_key(path: Path, part: str, key: str) -> None:
+    """Put ``key`` in place of the ``part`` ("public" or "secret") key of a certificate."""
+    lines = path.read_text().splitlines()
+    path.write_text(
+        "\n".join(f'    {part}-key = "{key}"' if f"{part}-key" in ln else ln for ln in lines) + "\n"
+    )
+
+
+@pytest.mark.parametrize("part", ["secret", "public"])
+@pytest.mark.parametrize("bad", ["~" * 40, "#" * 40], ids=["not_z85", "z85_overflowing"])
+def test_a_key_of_the_right_length_that_is_not_z85_is_refused_naming_the_file(
+    tmp_path: Path, part: str, bad: str
+) -> None:
+    generate_key_pair(tmp_path, "a")
+    secret = load_key_pair(tmp_path, "a").secret.decode()
+    _replace_key(tmp_path / "a.key_secret", part, bad)
+    with pytest.raises(KeyFileError) as caught:
+        load_key_pair(tmp_path, "a")
+    assert str(caught.value) == f"{tmp_path / 'a.key_secret'} holds a malformed CURVE key"
+    assert secret not in str(caught.value)
+    _replace_key(tmp_path / "a.key", "public", bad)
+    with pytest.raises(KeyFileError) as caught:
+        load_public_key(tmp_path / "a.key")
+    assert str(caught.value) == f"{tmp_path / 'a.key'} holds a malformed CURVE key"
+
+
+def test_a_pair_whose_public_part_is_not_its_secret_parts_is_refused(tmp_path: Path) -> None:
+    generate_key_pair(tmp_path, "a")
+    generate_key_pair(tmp_path, "b")
+    secret = load_key_pair(tmp_path, "a").secret.decode()
+    _replace_key(tmp_path / "a.key_secret", "public", load_public_key(tmp_path / "b.key").decode())
+    with pytest.raises(KeyFileError, match="mismatched CURVE key pair") as caught:
+        load_key_pair(tmp_path, "a")
+    assert str(tmp_path / "a.key_secret") in str(caught.value)
+    assert secret not in str(caught.value)
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -101,6 +138,40 @@ def test_plaintext_tcp_is_refused_when_the_configuration_is_loaded(tmp_path: Pat
     config = write_config(tmp_path / "o.toml", '[bus]\nfeed_endpoint = "tcp://127.0.0.1:5556"\n')
     with pytest.raises(ConfigError, match="never plaintext"):
         load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("lines", "error"),
+    [
+        (
+            'ingest_endpoint = "tcp://127.0.0.1:5555"',
+            "bus.feed_endpoint must be tcp too when bus.ingest_endpoint is: the feed is the "
+            "writer's, on its host (it is empty: ipc under the run directory)",
+        ),
+        (
+            'ingest_endpoint = "tcp://127.0.0.1:5555"\nfeed_endpoint = "ipc:///tmp/feed.sock"',
+            "bus.feed_endpoint must be tcp too when bus.ingest_endpoint is: the feed is the "
+            "writer's, on its host (it is 'ipc:///tmp/feed.sock')",
+        ),
+        (
+            'feed_endpoint = "tcp://127.0.0.1:5556"',
+            "bus.ingest_endpoint must be tcp too when bus.feed_endpoint is: ingest is the "
+            "writer's, on its host (it is empty: ipc under the run directory)",
+        ),
+    ],
+    ids=["ingest_tcp_feed_empty", "ingest_tcp_feed_ipc", "feed_tcp_ingest_empty"],
+)
+def test_half_of_the_bus_over_tcp_is_refused_when_the_configuration_is_loaded(
+    tmp_path: Path, lines: str, error: str
+) -> None:
+    """The feed over ipc on a collectors host is a socket nothing binds there: silence."""
+    config = write_config(tmp_path / "o.toml", f'[bus]\n{lines}\n[bus.curve]\nkey = "a"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert error in str(caught.value)
+    both = 'ingest_endpoint = "tcp://127.0.0.1:5555"\nfeed_endpoint = "tcp://127.0.0.1:5556"'
+    config = write_config(tmp_path / "o.toml", f'[bus]\n{both}\n[bus.curve]\nkey = "a"\n')
+    assert bus_endpoints(load_settings(config)).feed == "tcp://127.0.0.1:5556"
 
 
 @pytest.mark.parametrize(
@@ -161,6 +232,7 @@ def test_a_missing_key_file_is_a_config_error_at_start(tmp_path: Path) -> None:
     config = write_config(
         tmp_path / "o.toml",
         f'[bus]\ningest_endpoint = "tcp://127.0.0.1:5555"\n'
+        'feed_endpoint = "tcp://127.0.0.1:5556"\n'
         f'[bus.curve]\nkeys_dir = "{tmp_path}"\nkey = "collectors"\n'
         f'clients = {{ collectors = ["p*"] }}\n',
     )
@@ -422,12 +494,36 @@ def test_a_writer_without_its_key_files_exits_2_naming_the_file(
         sqlite_url,
         extra=(
             f'[bus]\ningest_endpoint = "tcp://127.0.0.1:{free_port()}"\n'
+            f'feed_endpoint = "tcp://127.0.0.1:{free_port()}"\n'
             f'[bus.curve]\nkeys_dir = "{tmp_path / "keys"}"\nkey = "writer"\n'
         ),
     ).start(wait=False)
     assert writer.proc is not None
     assert writer.proc.wait(60) == 2
     assert "writer.key_secret" in writer.log.read_text()
+
+
+def test_a_writer_with_a_secret_key_that_is_not_z85_exits_2_naming_the_file(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Not "cannot bind tcp://...: Invalid argument", which names neither the key nor its file."""
+    keys = tmp_path / "keys"
+    generate_key_pair(keys, "writer")
+    _replace_key(keys / "writer.key_secret", "secret", "~" * 40)
+    writer = WriterProcess(
+        tmp_path,
+        sqlite_url,
+        extra=(
+            f'[bus]\ningest_endpoint = "tcp://127.0.0.1:{free_port()}"\n'
+            f'feed_endpoint = "tcp://127.0.0.1:{free_port()}"\n'
+            f'[bus.curve]\nkeys_dir = "{keys}"\nkey = "writer"\n'
+        ),
+    ).start(wait=False)
+    assert writer.proc is not None
+    assert writer.proc.wait(60) == 2
+    log = writer.log.read_text()
+    assert f"{keys / 'writer.key_secret'} holds a malformed CURVE key" in log
+    assert "Invalid argument" not in log and "Traceback" not in log
 
 
 def test_the_documented_allow_list_admits_each_host_its_own_sources() -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from bus.events import Alert
 from bus.producer import Producer
+from observer.db.migrate import upgrade
 from observer.db.replica import replay_lag_s, report_engine
 from observer.db_settings import REPLICA_PASSWORD_ENV, DatabaseSettings
 from tests.streaming import StreamingPair, missing_tools
@@ -69,12 +70,12 @@ def _send_alert(writer: WriterProcess, outbox: Path, code: str) -> None:
 
 
 def _report(
-    pair: StreamingPair, tmp_path: Path, *, max_lag_s: float = 60.0
+    pair: StreamingPair, tmp_path: Path, *, max_lag_s: float = 60.0, replica: str = ""
 ) -> Callable[[], subprocess.CompletedProcess[str]]:
     config = tmp_path / f"report-{max_lag_s:g}.toml"
     config.write_text(
         f'[paths]\nrun_dir = "{tmp_path / "run"}"\n'
-        f'[database]\nurl = "{pair.primary_url}"\nreplica_url = "{pair.standby_url}"\n'
+        f'[database]\nurl = "{pair.primary_url}"\nreplica_url = "{replica or pair.standby_url}"\n'
         f"replica_max_lag_s = {max_lag_s}\nreplica_timeout_s = 2\n"
     )
     env = {**os.environ, REPLICA_PASSWORD_ENV: SECRET}
@@ -155,6 +156,23 @@ def test_a_lagging_standby_shows_its_lag_and_past_the_bound_the_report_reads_the
             conn.execute("SELECT pg_wal_replay_resume()")
     caught_up = _until_listed(_report(pair, tmp_path), "held_back_alert")
     assert _replica_lag(caught_up) <= 60.0
+
+
+def test_a_replica_that_is_not_a_standby_is_passed_over_for_the_primary(
+    pair: StreamingPair, writer: WriterProcess, tmp_path: Path, pg_url: str
+) -> None:
+    """A promoted or detached copy: an ordinary database (a scratch one on another server),
+    with the schema and none of what the primary stored since. Read as "replay lag 0.0 s",
+    it would show its frozen rows as current."""
+    upgrade(pg_url)
+    _send_alert(writer, tmp_path / "ob", "after_the_copy_alert")
+    done = _report(pair, tmp_path, replica=pg_url)()
+    assert re.search(
+        r"warning: read from the primary: the replica \S+ is not a standby \(promoted\?\)",
+        done.stderr,
+    ), done.stderr
+    assert "replay lag" not in done.stderr
+    assert "after_the_copy_alert" in _codes(done)  # the primary's rows, not the copy's
 
 
 def test_with_the_standby_stopped_the_report_reads_the_primary_with_a_warning(

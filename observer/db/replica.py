@@ -5,7 +5,9 @@ and ``unmapped``, ``observer alerts``) only look at what was stored, so they can
 streaming standby and leave the primary to the writer and the workers. Each measures the
 standby's replay lag first and says where it read (`ReportSource.note`). A replica that does
 not answer within ``replica_timeout_s``, or is more than ``replica_max_lag_s`` behind, is
-passed over for the primary with a warning, never silently and never with an error.
+passed over for the primary with a warning, never silently and never with an error; so is a
+server that is not a standby at all (promoted, or a detached copy), whose rows stopped at the
+moment it left the primary however current its "lag" would look.
 
 The lag is the standby's own view: zero while its WAL receiver streams and has replayed all
 it received, otherwise the time since the last transaction it replayed was committed (what
@@ -55,12 +57,17 @@ def replay_lag_s(conn: Connection) -> float | None:
 
     0.0 for a server that is not a standby, and for one streaming with nothing left to replay.
     """
+    return _standby_lag(conn)[1]
+
+
+def _standby_lag(conn: Connection) -> tuple[bool, float | None]:
+    """Whether the server is a standby (in recovery), and its lag as `replay_lag_s` says."""
     in_recovery, caught_up, since_replay, receiver = conn.execute(_LAG).one()
     if not in_recovery:
-        return 0.0
+        return False, 0.0
     if caught_up and receiver == "streaming":
-        return 0.0
-    return None if since_replay is None else max(0.0, float(since_replay))
+        return True, 0.0
+    return True, None if since_replay is None else max(0.0, float(since_replay))
 
 
 @contextmanager
@@ -82,18 +89,24 @@ def _choose(settings: DatabaseSettings, name: str) -> ReportSource:
     lag: float | None = None
     try:
         with replica.connect() as conn:
-            lag = replay_lag_s(conn)
+            standby, lag = _standby_lag(conn)
     except (StoreError, SQLAlchemyError) as exc:
         reason = f"the replica {display_url(url)} is unreachable: {getattr(exc, 'orig', exc)}"
     else:
-        if lag is not None and lag <= settings.replica_max_lag_s:
+        if not standby:
+            # A promoted or detached copy replays nothing: "lag 0.0 s" would pass off rows
+            # frozen at the moment it left the primary as current.
+            lag = None
+            reason = f"the replica {display_url(url)} is not a standby (promoted?)"
+        elif lag is not None and lag <= settings.replica_max_lag_s:
             note = f"read from the replica {display_url(url)}: replay lag {lag:.1f} s"
             return ReportSource(replica, "replica", lag, note)
-        behind = "has replayed nothing yet" if lag is None else f"is {lag:.1f} s behind"
-        reason = (
-            f"the replica {display_url(url)} {behind} "
-            f"(replica_max_lag_s {settings.replica_max_lag_s:g})"
-        )
+        else:
+            behind = "has replayed nothing yet" if lag is None else f"is {lag:.1f} s behind"
+            reason = (
+                f"the replica {display_url(url)} {behind} "
+                f"(replica_max_lag_s {settings.replica_max_lag_s:g})"
+            )
     replica.dispose()
     note = f"warning: read from the primary: {reason}"
     return ReportSource(reader_engine(settings, name), "primary", lag, note)

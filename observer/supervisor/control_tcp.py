@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import msgspec
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import recv_monitor_message
 
 from bus.curve import ClientCurve, Gatekeeper, ServerCurve
 from bus.endpoints import keep_alive
@@ -34,7 +35,7 @@ from observer.supervisor.control import (
     answer_bytes,
 )
 
-__all__ = ["ControlRefused", "TcpControlServer", "request_tcp"]
+__all__ = ["ControlHandshakeFailed", "ControlRefused", "TcpControlServer", "request_tcp"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,20 @@ REFUSED_POLL_MS = 1000  # how often refused keys are looked for while no request
 
 class ControlRefused(ConnectionError):
     """The supervisor refused this operator key (its CURVE handshake failed)."""
+
+
+class ControlHandshakeFailed(ControlRefused):
+    """The CURVE handshake failed before any key was judged: a wrong server key, mostly."""
+
+
+# What the client sees of a failed handshake. A wrong server key never reaches ZAP: the
+# server cannot open the client's HELLO and drops the connection (NO_DETAIL), and ZeroMQ
+# would retry that for ever while the request waits its whole timeout.
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
 
 
 class TcpControlServer:
@@ -135,9 +150,11 @@ def request_tcp(
     Raises
     ------
     ControlRefused
-        The supervisor refused this key (not among its operators).
+        The supervisor refused this key (not among its operators), or, as
+        `ControlHandshakeFailed`, the handshake failed (``curve.server_public`` is not the
+        public key of the supervisor there, or what answers there speaks no CURVE).
     TimeoutError
-        No reply within ``timeout_s`` (no supervisor there, the link down, a wrong server key).
+        No reply within ``timeout_s`` (no supervisor there, the link down).
     NoReply
         An answer that is not a reply (garbled, or from a peer that is no supervisor).
     """
@@ -147,7 +164,7 @@ def request_tcp(
         socket.setsockopt(zmq.LINGER, 0)
         curve.apply(socket)
         keep_alive(socket, endpoint)
-        monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+        monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
         socket.connect(endpoint)
         socket.send(msgspec.json.encode(Request(command, args)))
         poller = zmq.Poller()
@@ -159,8 +176,13 @@ def request_tcp(
             if socket in ready:
                 return _reply(socket.recv())
             if monitor in ready:
-                monitor.recv_multipart()
-                raise ControlRefused(f"{endpoint} refused this key: it is not an operator's")
+                event = recv_monitor_message(monitor)["event"]
+                if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                    raise ControlRefused(f"{endpoint} refused this key: it is not an operator's")
+                raise ControlHandshakeFailed(
+                    f"the CURVE handshake with {endpoint} failed: is --server-key this "
+                    "supervisor's public key?"
+                )
         raise TimeoutError(f"{endpoint}: no reply to {command} within {timeout_s:g}s")
     finally:
         context.destroy(0)
