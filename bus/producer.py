@@ -56,6 +56,15 @@ __all__ = ["Producer"]
 
 log = logging.getLogger(__name__)
 
+# What the socket thread watches: a success (a reconnect, or the end of a failing episode)
+# and each way a handshake fails (wrong writer key; this key not allowed; a protocol error).
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+
 
 class Producer:
     """Publish events from one source to the writer, at least once, in seq order.
@@ -157,6 +166,7 @@ class Producer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._connected_once = False
+        self._handshake_failing_since = 0.0  # monotonic; 0: the last handshake succeeded
         self.frames_sent = 0
         self.frames_resent = 0
         self.resends = 0
@@ -175,6 +185,16 @@ class Producer:
     def last_seq(self) -> int:
         """Highest seq assigned so far (buffered or durable)."""
         return self._next_seq - 1
+
+    @property
+    def handshake_failing_s(self) -> float:
+        """Seconds the CURVE handshake with the writer has failed without a success; 0: not.
+
+        A key mismatch fails every handshake before the writer's ZAP is asked, so the
+        writer sees no key to refuse; this is the producer's side of it.
+        """
+        since = self._handshake_failing_since
+        return time.monotonic() - since if since else 0.0
 
     @property
     def pending(self) -> int:
@@ -357,20 +377,24 @@ class Producer:
         )
 
     def _run(self) -> None:
-        dealer = self._context.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, LINGER_MS)
-        dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue frames into a pipe with no peer
-        dealer.setsockopt(zmq.SNDHWM, 10_000)
-        if self._curve is not None:
-            self._curve.apply(dealer)
-        keep_alive(dealer, self.endpoint)
-        monitor = dealer.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        dealer.connect(self.endpoint)
-        poller = zmq.Poller()
-        poller.register(dealer, zmq.POLLIN)
-        poller.register(monitor, zmq.POLLIN)
-        poller.register(self._wake_r, zmq.POLLIN)
+        # Everything, the socket's setup too, inside the try: a failure anywhere is kept in
+        # `_failure` and raised by the next send/flush/wait, never a silently dead thread.
+        dealer: zmq.Socket[bytes] | None = None
+        monitor: zmq.Socket[bytes] | None = None
         try:
+            dealer = self._context.socket(zmq.DEALER)
+            dealer.setsockopt(zmq.LINGER, LINGER_MS)
+            dealer.setsockopt(zmq.IMMEDIATE, 1)  # never queue frames into a pipe with no peer
+            dealer.setsockopt(zmq.SNDHWM, 10_000)
+            if self._curve is not None:
+                self._curve.apply(dealer)
+            keep_alive(dealer, self.endpoint)
+            monitor = dealer.get_monitor_socket(_HANDSHAKE_EVENTS)
+            dealer.connect(self.endpoint)
+            poller = zmq.Poller()
+            poller.register(dealer, zmq.POLLIN)
+            poller.register(monitor, zmq.POLLIN)
+            poller.register(self._wake_r, zmq.POLLIN)
             while not self._stopping.is_set():
                 ready = dict(poller.poll(self._poll_timeout_ms()))
                 if self._wake_r in ready:
@@ -389,9 +413,11 @@ class Producer:
                 self._failure = exc
                 self._acked_cond.notify_all()
         finally:
-            dealer.disable_monitor()
-            monitor.close(linger=0)
-            dealer.close()
+            if monitor is not None and dealer is not None:
+                dealer.disable_monitor()
+                monitor.close(linger=0)
+            if dealer is not None:
+                dealer.close()
 
     def _poll_timeout_ms(self) -> int:
         now = time.monotonic()
@@ -408,14 +434,40 @@ class Producer:
                 message = recv_monitor_message(monitor, flags=zmq.NOBLOCK)
             except zmq.Again:
                 return
-            if message["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
-                with self._lock:
-                    # IMMEDIATE=1: nothing is sent before the first connection, so only a
-                    # reconnect can have lost frames in the old writer's buffers.
-                    if self._connected_once:
-                        self.reconnects += 1
-                        self._rewind("reconnected")
-                    self._connected_once = True
+            if message["event"] != zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._handshake_failed(message["event"])
+                continue
+            if self._handshake_failing_since:
+                log.info(
+                    "producer %s: the CURVE handshake with the writer at %s succeeds again "
+                    "after %.0f s",
+                    self.source,
+                    self.endpoint,
+                    time.monotonic() - self._handshake_failing_since,
+                )
+                self._handshake_failing_since = 0.0
+            with self._lock:
+                # IMMEDIATE=1: nothing is sent before the first connection, so only a
+                # reconnect can have lost frames in the old writer's buffers.
+                if self._connected_once:
+                    self.reconnects += 1
+                    self._rewind("reconnected")
+                self._connected_once = True
+
+    def _handshake_failed(self, event: int) -> None:
+        """Note a refused handshake; log the first of an episode (ZeroMQ retries each second)."""
+        if self._handshake_failing_since:
+            return
+        self._handshake_failing_since = time.monotonic()
+        refused = "refused" if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "failed"
+        log.error(
+            "producer %s: the CURVE handshake with the writer at %s %s: the writer refused "
+            "this host's key or this host holds another writer's public key; events wait in "
+            "the outbox until the keys match",
+            self.source,
+            self.endpoint,
+            refused,
+        )
 
     def _handle_acks(self, dealer: zmq.Socket[bytes]) -> None:
         while True:

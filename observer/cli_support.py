@@ -284,6 +284,7 @@ def job_producer(
     except BusError as exc:
         fail(program, str(exc), 1)
     notifier.report_pending(lambda: producer.pending)
+    notifier.report_handshake(lambda: producer.handshake_failing_s)
     try:
         if not drained(producer, notifier, timeout):
             fail(
@@ -323,5 +324,6 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
     except BusError as exc:
         fail(program, str(exc), 1)
     notifier.report_pending(lambda: producer.pending)
+    notifier.report_handshake(lambda: producer.handshake_failing_s)
     notifier.ready()
     return Worker(program, settings, clock, notifier, producer)

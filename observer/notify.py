@@ -19,11 +19,14 @@ from collections.abc import Callable, Mapping
 
 import msgspec
 
-__all__ = ["FAILING_S", "NOTIFY_FD_ENV", "Notice", "Notifier"]
+__all__ = ["BUS_HANDSHAKE_FAILING_S", "FAILING_S", "NOTIFY_FD_ENV", "Notice", "Notifier"]
 
 NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
 HEARTBEAT_ENV = "OBSERVER_HEARTBEAT_S"
 FAILING_S = "failing_s"  # the heartbeat counter of a process alive but failing its work
+# How long this process's producer has failed its CURVE handshake with the writer (keys that
+# do not match): the writer cannot tell, since its ZAP is never asked.
+BUS_HANDSHAKE_FAILING_S = "bus_handshake_failing_s"
 
 
 class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -44,6 +47,7 @@ class Notifier:
         self._next_beat = 0.0
         self._encoder = msgspec.json.Encoder()
         self._pending: Callable[[], int] | None = None
+        self._handshake_failing: Callable[[], float] | None = None
 
     @classmethod
     def from_env(cls) -> Notifier:
@@ -70,6 +74,10 @@ class Notifier:
         """
         self._pending = pending
 
+    def report_handshake(self, failing_s: Callable[[], float]) -> None:
+        """Add ``bus_handshake_failing_s`` to every heartbeat (`BUS_HANDSHAKE_FAILING_S`)."""
+        self._handshake_failing = failing_s
+
     def beat(self, counters: Callable[[], Mapping[str, float]] | None = None) -> None:
         """Send a heartbeat if one is due; cheap to call from every loop iteration.
 
@@ -90,9 +98,12 @@ class Notifier:
         self._write(Notice("beat", self._with_pending(counters)))
 
     def _with_pending(self, counters: Mapping[str, float]) -> dict[str, float]:
-        if self._pending is None:
-            return dict(counters)
-        return {**counters, "bus_pending": float(self._pending())}
+        counted = dict(counters)
+        if self._pending is not None:
+            counted["bus_pending"] = float(self._pending())
+        if self._handshake_failing is not None:
+            counted[BUS_HANDSHAKE_FAILING_S] = round(self._handshake_failing(), 1)
+        return counted
 
     def _write(self, notice: Notice) -> None:
         if self._fd is None:

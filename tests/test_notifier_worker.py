@@ -209,7 +209,7 @@ def test_a_restarted_notifier_reminds_an_open_critical_alert_whatever_its_age(
     settings = settings_for(tmp_path, store)
     ops = target("ops")
     old_ns = NOW - 10 * 86400 * _S  # ten days open: beyond the sweep's lookback_s (a day)
-    assert 10 * 86400 > settings.notifier.lookback_s
+    assert settings.notifier.lookback_s < 10 * 86400
     critical = Alert(severity="critical", code="feed_dead", subject="a1", message="no ticks")
     bus.commit("track_a", critical, old_ns)
     down = Alert(severity="error", code=CHANNEL_DOWN, subject="ops", message="x")

@@ -10,6 +10,7 @@ import pytest
 import zmq
 
 from bus.codec import decode_ack, decode_parts, encode_ack
+from bus.curve import ClientCurve, KeyPair
 from bus.envelope import Ack
 from bus.errors import OutboxBehindWriter
 from bus.events import Alert
@@ -128,6 +129,20 @@ def test_an_ack_beyond_the_outbox_stops_the_producer(tmp_path: Path, router: Rou
     with pytest.raises(OutboxBehindWriter, match="outbox was lost"):
         wait_until(lambda: producer.send(ALERT) and False, 10, "the failure")
     producer.close(drain_timeout=0)
+
+
+def test_a_socket_that_cannot_be_set_up_fails_the_next_send_and_wait(tmp_path: Path) -> None:
+    # Keys of the wrong length (a hand-made KeyPair, past the key files' checks): ZeroMQ
+    # refuses them in the socket thread's setup, which must fail the producer, not vanish.
+    bad = ClientCurve(KeyPair(public=b"short", secret=b"short"), server_public=b"short")
+    producer = Producer("p", "tcp://127.0.0.1:1", tmp_path / "ob", curve=bad)
+    try:
+        with pytest.raises(zmq.ZMQError):
+            wait_until(lambda: producer.send(ALERT) and False, 10, "the failure")
+        with pytest.raises(zmq.ZMQError):
+            producer.flush()
+    finally:
+        producer.close(drain_timeout=0)
 
 
 def test_a_growing_backlog_raises_an_alert_event(tmp_path: Path) -> None:

@@ -214,6 +214,25 @@ def test_a_notifier_with_a_channel_without_url_fires_though_no_channel_is_down(
     )
 
 
+def test_a_failing_bus_handshake_fires_past_the_grace_of_ctl_status(tmp_path: Path) -> None:
+    """A producer whose keys do not match the writer's: 20 s may be a writer restarting."""
+    failing = 'observer_program_counter{program="track_b",counter="bus_handshake_failing_s"}'
+    summary = {
+        "summary": "track_b cannot hand its events to the writer: the CURVE handshake fails",
+        "description": _rule("ObserverBusHandshakeFailing")["annotations"]["description"],
+    }
+    labels = {"program": "track_b", "counter": "bus_handshake_failing_s"}
+    _promtool_test(
+        tmp_path,
+        {failing: "0x3 20 0x2 60 120"},  # 20 s at 4m, 60 s from 8m,
+        [
+            {"eval_time": "4m", "alertname": "ObserverBusHandshakeFailing", "exp_alerts": []},
+            {"eval_time": "6m", "alertname": "ObserverBusHandshakeFailing", "exp_alerts": []},
+            _firing("8m", "ObserverBusHandshakeFailing", summary, **labels),
+        ],
+    )
+
+
 def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path) -> None:
     """As ``ctl status`` judges. Before, a fixed 10 s held for 30 s: never for a daemon (the
     supervisor ends it at 15 s, and then its age is not served), and falsely for a job whose

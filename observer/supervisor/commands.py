@@ -32,12 +32,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from observer.notify import FAILING_S
+from observer.notify import BUS_HANDSHAKE_FAILING_S, FAILING_S
 from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.jobs import running_before
 from observer.supervisor.program import Launch, Program, State
 
-__all__ = ["COMMANDS", "Supervised", "dispatch"]
+__all__ = ["COMMANDS", "HANDSHAKE_GRACE_S", "Supervised", "dispatch"]
+
+# A CURVE handshake with the writer may fail for a moment (a writer restarting mid-handshake);
+# failing longer than this, the keys do not match and the host's events only pile up.
+HANDSHAKE_GRACE_S = 30.0
 
 
 class Supervised(Protocol):
@@ -274,7 +278,9 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
     though each try lasted long enough to forgive a daemon); a running program whose last
     heartbeat is older than half its ``heartbeat_timeout_s`` (it hangs: it will be ended),
     or whose heartbeat says it fails its work (``failing_s``: the writer whose database
-    refuses commits). A program stopped by a command is the operator's choice, not a problem.
+    refuses commits), or that its CURVE handshake with the writer has failed for more than
+    `HANDSHAKE_GRACE_S` (``bus_handshake_failing_s``: the keys do not match). A program
+    stopped by a command is the operator's choice, not a problem.
     """
     found = []
     for program in programs:
@@ -293,6 +299,14 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
                 f"{name}: no heartbeat for {silent:.0f} s (hung? ended at "
                 f"{program.settings.heartbeat_timeout_s:g} s without one)"
             )
-        elif state is State.RUNNING and (failing := program.counters.get(FAILING_S, 0.0)) > 0:
-            found.append(f"{name}: failing its work for {failing:.0f} s (see its log)")
+        elif state is State.RUNNING:
+            if (failing := program.counters.get(FAILING_S, 0.0)) > 0:
+                found.append(f"{name}: failing its work for {failing:.0f} s (see its log)")
+            refused = program.counters.get(BUS_HANDSHAKE_FAILING_S, 0.0)
+            if refused > HANDSHAKE_GRACE_S:
+                found.append(
+                    f"{name}: bus: the CURVE handshake with the writer has failed for "
+                    f"{refused:.0f} s (this host's keys and the writer's do not match; "
+                    "see its log)"
+                )
     return found

@@ -29,7 +29,7 @@ from observer.errors import ObserverError
 from observer.phases import KST, Phase
 from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
-from observer.supervisor.commands import dispatch, problems
+from observer.supervisor.commands import HANDSHAKE_GRACE_S, dispatch, problems
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
 from observer.supervisor.holds import Holds
@@ -159,6 +159,11 @@ class Supervisor:
         found = problems(programs, self.wanted) + [
             f"account {a['account']}: {p}" for a in accounts for p in a["problems"]
         ]
+        if (failing := self.producer.handshake_failing_s) > HANDSHAKE_GRACE_S:  # its own
+            found.append(
+                f"supervisor: bus: the CURVE handshake with the writer has failed for "
+                f"{failing:.0f} s (this host's keys and the writer's do not match)"
+            )
         return {
             "phase": self.phase.value if self.phase else None,
             "time": now.isoformat(timespec="seconds"),

@@ -62,9 +62,11 @@ _WRITER = {
     "duplicates": "events skipped as already committed",
     "rejected": "frames rejected",
     "rejected_events": "events rejected",
+    "undecodable_events": "events rejected because they could not be decoded",
     "conflicts": "resends that differ from what was committed",
     "unverified": "events committed without a digest to check",
     "commit_failures": "transactions that failed",
+    "handshake_failures": "CURVE handshakes failed before ZAP (a client with another key)",
 }
 NAMED = (
     Named("track_a", "cycles", "observer_track_a_cycles", "Track A cycles run", "counter"),

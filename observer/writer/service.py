@@ -11,7 +11,9 @@ frame that would make the writer track more than ``max_sources`` sources is refu
 Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying a source its
 key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key,
 and never stored; so is one carrying a source another key sends as (`observer.writer.owners`);
-unknown keys are refused by ZAP and alerted once per key.
+unknown keys are refused by ZAP and alerted once per key. A client holding another writer's
+public key fails its handshake before ZAP is asked: counted (``handshake_failures``) and
+alerted once per endpoint (`observer.writer.handshakes`).
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes; the writer's own alerts
 wait on the same backoff (`observer.retry.Backoff`), never tried more often than a batch.
@@ -50,6 +52,7 @@ from observer.errors import ConfigError, StoreError
 from observer.notify import FAILING_S, Notifier
 from observer.retry import Backoff
 from observer.writer.door import Door
+from observer.writer.handshakes import HandshakeWatch
 from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
 
@@ -110,6 +113,7 @@ class Writer:
         self.curve = curve
         self.door = Door(curve, options.max_sources, store.marks)
         self._gatekeeper: Gatekeeper | None = None
+        self._handshakes: HandshakeWatch | None = None  # while serving tcp endpoints
         self.disk = disk
         self.paused = False  # a volume is critical: no new frames are taken
         self.dropped_while_paused = 0  # frames read and left to their producers' resend
@@ -167,6 +171,7 @@ class Writer:
             "pruned": self.pruner.pruned,
             "refused_sources": self.refused_sources,
             "refused_keys": self._gatekeeper.refusals if self._gatekeeper else 0,
+            "handshake_failures": self._handshakes.failures if self._handshakes else 0,
         }
 
     def run(self, stop: threading.Event) -> int:
@@ -188,6 +193,12 @@ class Writer:
             context.destroy(linger=0)  # also the socket the failed bind left open
             where = self.endpoints.feed if ingest is not None else self.endpoints.ingest
             raise ConfigError(f"cannot bind {where}: {exc.strerror}") from None
+        self._handshakes = HandshakeWatch(
+            {
+                "ingest": (ingest.socket, self.endpoints.ingest),
+                "feed": (feed.socket, self.endpoints.feed),
+            }
+        )
         capture = self._open_capture()
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
         self.notifier.ready(self.counters())
@@ -200,6 +211,7 @@ class Writer:
                     break
                 self._watch_disk(ingest, feed, capture)
                 self._watch_keys()
+                self._own += self._handshakes.check()
                 self._own += self.door.take_alerts()
                 if self._own and not self.paused:
                     self._commit_own(feed, capture)
@@ -220,6 +232,7 @@ class Writer:
         finally:
             if capture is not None:
                 capture.close()
+            self._handshakes.close()  # before the sockets it monitors
             feed.close()
             ingest.close()
             if self._gatekeeper is not None:
