@@ -64,6 +64,10 @@ _HANDSHAKE_EVENTS = (
     | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
     | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
+# A failing handshake is tried again several times a second (ZeroMQ's reconnect interval):
+# none for this long means no writer answers at all, an outage the outbox backlog tells,
+# not keys that do not match.
+_HANDSHAKE_QUIET_S = 10.0
 
 
 class Producer:
@@ -167,6 +171,7 @@ class Producer:
         os.set_blocking(self._wake_w, False)
         self._connected_once = False
         self._handshake_failing_since = 0.0  # monotonic; 0: the last handshake succeeded
+        self._handshake_failed_at = 0.0  # monotonic, the latest failure
         self.frames_sent = 0
         self.frames_resent = 0
         self.resends = 0
@@ -193,8 +198,10 @@ class Producer:
         A key mismatch fails every handshake before the writer's ZAP is asked, so the
         writer sees no key to refuse; this is the producer's side of it.
         """
-        since = self._handshake_failing_since
-        return time.monotonic() - since if since else 0.0
+        since, now = self._handshake_failing_since, time.monotonic()
+        if not since or now - self._handshake_failed_at > _HANDSHAKE_QUIET_S:
+            return 0.0  # no handshake lately: the writer is down (the backlog tells), not keys
+        return now - since
 
     @property
     def pending(self) -> int:
@@ -456,6 +463,7 @@ class Producer:
 
     def _handshake_failed(self, event: int) -> None:
         """Note a refused handshake; log the first of an episode (ZeroMQ retries each second)."""
+        self._handshake_failed_at = time.monotonic()
         if self._handshake_failing_since:
             return
         self._handshake_failing_since = time.monotonic()

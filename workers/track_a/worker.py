@@ -118,6 +118,7 @@ class TrackA(AsyncWorker):
         # An earlier run's work is not all in the database yet (the writer was behind at the
         # start): its unfinished cycles are closed, and its alerts taken over, once it is.
         self._behind = False
+        self._summarised_here: set[str] = set()  # never again as cut off, whatever is stored
 
     async def run(self, resume: bool = True) -> None:
         """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
@@ -317,7 +318,9 @@ class TrackA(AsyncWorker):
         for cycle in [c for d in days for c in cycles_of(self.timeline, d, *every)]:
             if cycle.deadline > now:
                 return
-            if self._summarised(cycle) or not (stored := self._stored(cycle)):
+            if cycle.cycle_id in self._summarised_here or self._summarised(cycle):
+                continue
+            if not (stored := self._stored(cycle)):
                 continue
             with self._engine.connect() as conn:
                 members = universe_of(conn, cycle.trade_date)
@@ -340,6 +343,7 @@ class TrackA(AsyncWorker):
         self.tally.cycle_done += 1
 
     def _summarise(self, cycle: Cycle, run: CycleRun, size: int, carried: int) -> None:
+        self._summarised_here.add(cycle.cycle_id)
         requested = len(run.targets)
         summary = TrackACycle(
             cycle_id=cycle.cycle_id,
