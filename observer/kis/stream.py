@@ -58,7 +58,6 @@ __all__ = [
     "Registration",
     "StreamState",
     "SubscriptionError",
-    "key_digest",
 ]
 
 log = logging.getLogger(__name__)

@@ -49,7 +49,7 @@ from observer.errors import KisError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
-from observer.kis.stream import key_digest
+from observer.kis.token_cache import key_digest
 from observer.notify import Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
