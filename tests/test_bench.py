@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from observer.kis.client import PACING_S
+from observer.kis.pacing import PACING_S
 from tests.conftest import PG_ADMIN_URL
 from tests.support import ROOT
 

@@ -25,7 +25,7 @@ from harness.sim.server import SimConfig
 from observer.alerts import open_subjects_of
 from observer.clock import Clock, SimulatedClock
 from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
-from observer.kis.client import PACING_S
+from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from observer.phases import KST
 from observer.timeline import timeline_from

@@ -17,7 +17,7 @@ from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
 from observer.config import load_settings
 from observer.instruments import current_archive, master_file
-from observer.kis.client import PACING_S
+from observer.kis.pacing import PACING_S
 from observer.kis.schemas import DailyBarRow
 from observer.supervisor.schedule import applies, due_at
 from observer.timeline import timeline_from

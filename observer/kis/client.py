@@ -6,9 +6,10 @@
 * Retryable errors (EGW00201, temporary gateway errors, bare 5xx, timeouts) are retried with
   capped, jittered exponential backoff; anything else is raised at once. A token-expired
   answer refreshes the token once (shared by concurrent callers) and retries.
-* Every request of an account in this process passes one `aiolimiter.AsyncLimiter` (from
-  the process's `RateLimits`); a process takes only its configured share of the account's
-  limit, so Track A, gap recovery and jobs together stay under it.
+* Every request of an account in this process passes one `Pace` (from the process's
+  `RateLimits`); a process takes only its configured share of the account's limit, so
+  Track A, gap recovery and jobs together stay under it, and slows down while KIS refuses
+  calls as over the budget (EGW00201) all the same.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import TypeVar
 
 import httpx
 import msgspec
-from aiolimiter import AsyncLimiter
 
 from observer.clock import Clock
 from observer.errors import (
@@ -39,6 +39,7 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
+from observer.kis.pacing import Pace
 from observer.kis.parse import decode_answer, decode_json
 from observer.kis.rest_get import RestGet
 from observer.kis.schemas import (
@@ -78,11 +79,8 @@ _CODES: dict[str, type[KisApiError]] = {
 _MORE = frozenset({"F", "M"})  # response tr_cont: more pages follow
 
 
-PACING_S = 0.05  # the rate limiter's bucket holds this long's worth of calls
-
-
 class RateLimits:
-    """The per-account limiters of one process; create one and give it to every client.
+    """The per-account paces of one process; create one and give it to every client.
 
     ``per_second`` is this process's share of each account's limit (configured so that all
     processes of an account together stay under KIS's budget).
@@ -90,22 +88,16 @@ class RateLimits:
 
     def __init__(self, per_second: Mapping[str, float]) -> None:
         self._per_second = dict(per_second)
-        self._limiters: dict[str, AsyncLimiter] = {}
+        self._paces: dict[str, Pace] = {}
 
-    def for_account(self, account: str) -> AsyncLimiter:
-        """The account's limiter (created on first use)."""
-        limiter = self._limiters.get(account)
-        if limiter is None:
+    def for_account(self, account: str) -> Pace:
+        """The account's pace (created on first use)."""
+        pace = self._paces.get(account)
+        if pace is None:
             if account not in self._per_second:
                 raise KisError(f"no rate limit configured for account {account!r}")
-            # Evenly paced: a bucket of PACING_S worth of calls (one at KIS's ~20/s), never a
-            # second's worth: KIS's window is UNCONFIRMED, and a bucket of N lets 2N-1 calls
-            # into the first second. A bucket of one at hundreds of calls/s (the simulator)
-            # loses every slot that event-loop latency makes it miss.
-            rate = self._per_second[account]
-            burst = max(1, int(rate * PACING_S))
-            limiter = self._limiters[account] = AsyncLimiter(burst, burst / rate)
-        return limiter
+            pace = self._paces[account] = Pace(self._per_second[account])
+        return pace
 
 
 def classify(status: int, content: bytes, tr_id: str) -> tuple[Answer | None, KisError | None]:
@@ -141,8 +133,8 @@ class KisClient:
         GETs to the REST host: `AiohttpGet`, or ``httpx.AsyncClient`` (tests: MockTransport).
     credentials, tokens:
         The account and its token manager.
-    clock, limiter:
-        For retry backoff; the account's limiter from the process's `RateLimits`.
+    clock, pace:
+        For retry backoff; the account's pace from the process's `RateLimits`.
     max_attempts:
         Tries per request for retryable errors.
     backoff_s, backoff_cap_s:
@@ -158,7 +150,7 @@ class KisClient:
         credentials: Credentials,
         tokens: TokenManager,
         clock: Clock,
-        limiter: AsyncLimiter,
+        pace: Pace,
         *,
         max_attempts: int = 5,
         backoff_s: float = 0.2,
@@ -170,7 +162,7 @@ class KisClient:
         self._credentials = credentials
         self._tokens = tokens
         self._clock = clock
-        self._limiter = limiter
+        self.pace = pace
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._backoff_cap_s = backoff_cap_s
@@ -254,7 +246,8 @@ class KisClient:
         self, endpoint: RestEndpoint, params: Mapping[str, str], next_page: bool, token: str
     ) -> Page:
         headers = self.headers(endpoint, token, next_page)
-        async with self._limiter:
+        generation = self.pace.generation
+        async with self.pace:
             self.requests += 1
             try:
                 response = await self._http.get(endpoint.path, params=params, headers=headers)
@@ -269,8 +262,12 @@ class KisClient:
             self._errors.append(self._clock.now_ns())
             if isinstance(error, KisRateLimited):
                 self.rate_limited += 1
+                self.pace.refused(generation)
+            elif answer is not None:
+                self.pace.answered()
             raise error
         assert answer is not None
+        self.pace.answered()
         return Page(answer, response.headers.get("tr_cont", "") in _MORE)
 
     async def pages(

@@ -74,6 +74,13 @@ NAMED = (
     Named("track_a", "failed", "observer_track_a_failed", "snapshot requests failed", "counter"),
     Named("track_a", "overran", "observer_track_a_overran", "cycles past their slot", "counter"),
     Named("track_a", "rate_limited", "observer_track_a_rate_limited", "EGW00201", "counter"),
+    Named(
+        "track_a",
+        "rest_pace_pct",
+        "observer_track_a_rest_pace_ratio",
+        "the slowest account's REST pace, of its share (below 1 after EGW00201)",
+        scale=0.01,
+    ),
     Named("track_a", "last_cycle_s", "observer_track_a_last_cycle_seconds", "last cycle's time"),
     Named("track_a", "cycle_running", "observer_track_a_cycle_running", "1 while in a cycle"),
     Named("track_b", "ticks", "observer_track_b_ticks", "ticks streamed", "counter"),

@@ -79,6 +79,7 @@ class CycleCounters:
     cycle_done: int = 0  # ... and the symbols stored so far, earlier runs' included
     cycle_running: bool = False
     rate_limited: Callable[[], int] = lambda: 0  # EGW00201 answers, every account
+    pace: Callable[[], float] = lambda: 1.0  # the slowest account's pace, of its share
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""
@@ -92,6 +93,7 @@ class CycleCounters:
             "cycle_done": self.cycle_done,
             "cycle_running": int(self.cycle_running),
             "rate_limited": self.rate_limited(),
+            "rest_pace_pct": round(100 * self.pace(), 1),
         }
 
 
@@ -135,6 +137,7 @@ class TrackA(AsyncWorker):
             for a in self.settings.kis.accounts
         ]
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
+        self.tally.pace = lambda: min((a.client.pace.factor for a in accounts), default=1.0)
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
         try:
             beating = beat_forever(
@@ -280,8 +283,9 @@ class TrackA(AsyncWorker):
         """Warn when KIS refused more than `_REFUSED_SHARE` of a cycle's calls (EGW00201).
 
         A few refusals are the gateway's window meeting our pacing; more are a budget set
-        above what KIS allows the account (`rest_per_second`): every refused call is retried,
-        so the cycle still completes, later and at that many more calls.
+        above what KIS allows the account (`rest_per_second`), or another program using its
+        app key: every refused call is retried and the account's pace slows
+        (`observer.kis.pacing`), so the cycle still completes, later and at more calls.
         """
         total = sum(refused.values())
         if total < _REFUSED_MIN or total <= run.calls * _REFUSED_SHARE:

@@ -1,0 +1,106 @@
+"""An account's REST pace in one process: its configured share, slowed while KIS refuses.
+
+KIS answers EGW00201 when an app key's calls pass its per-second budget. This project's
+processes together stay under the budget configured for the account, but another user of
+the same app key (the account holder's own trading program, a script run by hand) or a
+budget configured above the real one still takes the account over it. Pacing on at the
+share would then have a share of the calls refused, each retried into the same crowd.
+`Pace` slows down instead, as TCP does on loss:
+
+* a refusal of a call sent at the current pace halves the pace, down to `FLOOR` of the
+  share; refusals of calls sent before that slowdown say nothing of the new pace and do not
+  slow it again;
+* each `RECOVER_S` seconds with calls answered and none refused raise it by `STEP` of the
+  share, back to the share (from half the share in five seconds): gently, since a budget
+  taken by another program stays taken, and the pace should hover just under what is
+  left rather than climb past it at once.
+
+Each pace is an ``aiolimiter.AsyncLimiter``. A slowed call waits for the slowed limiter and
+then, last, for the share's own, so that however the pace changes while calls wait, the
+calls sent never pass the configured share.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+from aiolimiter import AsyncLimiter
+
+__all__ = ["FLOOR", "PACING_S", "RECOVER_S", "STEP", "Pace"]
+
+PACING_S = 0.05  # a limiter's bucket holds this long's worth of calls
+FLOOR = 0.1  # the slowest pace, as a share of the configured one
+STEP = 0.1  # each recovery's raise, as a share of the configured one
+RECOVER_S = 1.0  # seconds without a refusal, calls answered, before each raise
+
+
+def _limiter(rate: float) -> AsyncLimiter:
+    # Evenly paced: a bucket of PACING_S worth of calls (one at KIS's ~20/s), never a
+    # second's worth: KIS's window is UNCONFIRMED, and a bucket of N lets 2N-1 calls into
+    # the first second. A bucket of one at hundreds of calls/s (the simulator) loses every
+    # slot that event-loop latency makes it miss.
+    burst = max(1, int(rate * PACING_S))
+    return AsyncLimiter(burst, burst / rate)
+
+
+class Pace:
+    """The pace of one account's calls in this process (``async with pace: send``).
+
+    ``rate`` is the process's configured share of the account's budget (calls a second).
+    `generation` counts the slowdowns: read it when sending and give it back to `refused`.
+    """
+
+    def __init__(self, rate: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+        if rate <= 0:
+            raise ValueError(f"a pace needs a positive rate, not {rate!r}")
+        self.rate = rate
+        self.factor = 1.0  # the current pace, as a share of ``rate``
+        self.generation = 0
+        self.slowdowns = 0
+        self._share = _limiter(rate)
+        self._slowed: AsyncLimiter | None = None
+        self._monotonic = monotonic  # the limiters' time: wall seconds, as KIS counts
+        self._changed_at = 0.0  # the last slowdown or raise
+
+    @property
+    def current(self) -> float:
+        """Calls a second allowed now."""
+        return self.rate * self.factor
+
+    async def __aenter__(self) -> None:
+        slowed = self._slowed
+        if slowed is not None:
+            await slowed.acquire()
+        await self._share.acquire()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def refused(self, generation: int) -> None:
+        """KIS refused a call sent at ``generation``'s pace as over the budget (EGW00201)."""
+        self._changed_at = self._monotonic()  # any refusal puts the next raise off
+        if generation != self.generation or self.factor <= FLOOR:
+            return
+        self.generation += 1
+        self.slowdowns += 1
+        self._set(max(FLOOR, self.factor / 2))
+
+    def answered(self) -> None:
+        """A call got an answer that is no refusal: `RECOVER_S` after a change, speed up."""
+        if self.factor < 1.0 and self._monotonic() - self._changed_at >= RECOVER_S:
+            self._set(min(1.0, round(self.factor + STEP, 6)))
+
+    def _set(self, factor: float) -> None:
+        self.factor = factor
+        self._changed_at = self._monotonic()
+        self._slowed = None if factor >= 1.0 else _limiter(self.rate * factor)
+
+    def __repr__(self) -> str:
+        return f"<Pace {self.current:g}/s of {self.rate:g}/s, {self.slowdowns} slowdowns>"
