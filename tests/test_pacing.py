@@ -10,10 +10,10 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
+from observer.clock import SystemClock
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.clock import SystemClock
 from observer.kis.pacing import FLOOR, PACING_S, RECOVER_S, STEP, Pace
 from tests.test_etf_sources import ETFS, KEY, SECRET
 from tests.test_krx import portal
