@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import zipfile
+from datetime import date
 
 import pytest
 from hypothesis import given
@@ -24,8 +25,13 @@ LAYOUT = {
 }  # fmt: skip
 
 
+# scrt_grp_cls_code as §6.2 lists them (KONEX rows: KN); every record carries one.
+GROUPS = ("ST", "MF", "RT", "SC", "IF", "DR", "EW", "EF", "SW", "SR", "BC", "FE", "FS", "KN")
+
+
 def record(market: str, symbol: str, name: str, **values: str) -> bytes:
     width, fields = LAYOUT[market]
+    values.setdefault("grp", "ST")
     tail = [" "] * width
     for key, value in values.items():
         if key not in fields:  # KONEX has no sector codes
@@ -87,6 +93,103 @@ def test_a_truncated_record_names_its_line() -> None:
     data = record("KOSPI", "005930", "삼성전자") + record("KOSPI", "000660", "SK하이닉스")[:100]
     with pytest.raises(MasterFileError, match="line 2"):
         parse_domestic(data, "KOSPI")
+
+
+def padded(name: str) -> str:
+    """A name as the head holds it: 40 cp949 bytes (kis-api.md §6.2), blank-padded."""
+    return name + " " * (40 - len(name.encode("cp949")))
+
+
+def relayout(data: bytes, market: str, position: int, change: int, filler: str) -> bytes:
+    """``data`` with ``change`` characters added (``filler``) or dropped at ``position`` of
+    every record's tail: the layout after KIS adds or drops a field."""
+    width, _ = LAYOUT[market]
+    lines = []
+    for line in data.decode("cp949").splitlines():
+        head, tail = line[:-width], line[-width:]
+        if change > 0:
+            tail = tail[:position] + filler + tail[position:]
+        else:
+            tail = tail[:position] + tail[position - change :]
+        lines.append(head + tail + "\n")
+    return "".join(lines).encode("cp949")
+
+
+def listings(market: str, count: int, **values: str) -> bytes:
+    return b"".join(
+        record(market, f"{n:06d}", padded(f"종목{n}"), date="20200102", **values)
+        for n in range(1, count + 1)
+    )
+
+
+def test_a_tail_one_field_wider_is_refused_naming_the_field_and_a_line() -> None:
+    """The reviewer's case: every KOSPI record gains a 1-character field at its end."""
+    data = listings("KOSPI", 40, grp="ST", sector="0013", sdpr="1000", trht="N", mang="N")
+    assert len(parse_domestic(data, "KOSPI")) == 40
+    widened = relayout(data, "KOSPI", 227, 1, "N")
+    with pytest.raises(MasterFileError) as refused:
+        parse_domestic(widened, "KOSPI")
+    message = str(refused.value)
+    assert "40 of 40 records" in message and "227-character tail changed width" in message
+    assert "scrt_grp_cls_code 'T' on line 1" in message  # "ST" shifted by one
+
+
+def test_a_few_odd_rows_are_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    data = listings("KOSDAQ", 39, grp="ST") + record("KOSDAQ", "900001", padded("새종류"), grp="ZZ")
+    parsed = parse_domestic(data, "KOSDAQ")
+    assert len(parsed) == 40 and parsed[-1].kind == "zz"  # one row in 40: under the 5 %
+    assert "1 of 40 records hold fields outside their form" in caplog.text
+    assert "scrt_grp_cls_code 'ZZ' on line 40" in caplog.text
+
+
+@st.composite
+def layout_changes(draw: st.DrawFn) -> tuple[str, bytes, int, int, str]:
+    """Valid records of one market, and a field added or dropped at a field boundary."""
+    market = draw(st.sampled_from(sorted(LAYOUT)))
+    width, fields = LAYOUT[market]
+    rows = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(GROUPS),
+                st.sampled_from(["Y", "N", ""]),
+                st.dates(date(1956, 3, 3), date(2099, 12, 31)).map("{:%Y%m%d}".format)
+                | st.just(""),
+                st.integers(0, 10**9 - 1),
+                st.text(st.sampled_from("가나다라마바사ABC"), min_size=1, max_size=12),
+            ),
+            min_size=1,
+            max_size=20,
+        )
+    )
+    data = b"".join(
+        record(
+            market,
+            f"{n:06d}",
+            padded(name),
+            grp=group,
+            trht=flag,
+            mang=flag,
+            date=listed,
+            sdpr=str(price),
+            sector=f"{n % 30:04d}" if group == "ST" else "",
+        )
+        for n, (group, flag, listed, price, name) in enumerate(rows, start=1)
+    )
+    # Fields begin and end at these offsets. A field added before the group code leaves the
+    # tail as it was (the name takes it: the review hold of mass changes catches that).
+    bounds = sorted({b for offset, size in fields.values() for b in (offset, offset + size)})
+    position = draw(st.sampled_from([b for b in [*bounds, width] if b >= 2]))
+    change = draw(st.integers(-3, 4).filter(lambda c: c != 0 and position - c <= width))
+    filler = draw(st.text(st.sampled_from("0123456789 "), min_size=max(change, 0)))
+    return market, data, position, change, filler[: max(change, 0)]
+
+
+@given(layout_changes())
+def test_any_tail_of_another_width_is_refused(case: tuple[str, bytes, int, int, str]) -> None:
+    market, data, position, change, filler = case
+    parse_domestic(data, market)  # type: ignore[arg-type]  # the layout as documented parses
+    with pytest.raises(MasterFileError, match="changed width"):
+        parse_domestic(relayout(data, market, position, change, filler), market)  # type: ignore[arg-type]
 
 
 def test_mis_encoded_bytes_are_refused() -> None:

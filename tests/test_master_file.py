@@ -8,7 +8,9 @@ is its own process.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import zipfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,8 +22,11 @@ from typer.testing import CliRunner
 
 from harness.sim import master_host
 from harness.sim.market import KST, Market
+from harness.sim.masters import zipped
 from harness.sim.server import MASTER_DAMAGE
+from observer.alerts import alert_states
 from observer.db.engine import make_engine
+from observer.db.queries import open_alert_records
 from observer.instruments import master_file, tickers
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, assert_exactly_once
@@ -143,8 +148,26 @@ def test_first_load_then_new_changed_and_removed_listings(harness: Harness) -> N
     assert_exactly_once(h.url, {"master_file": h.writer.offsets()["master_file"]})
 
 
-def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> None:
+def widened_copy(archive: bytes, member: str) -> bytes:
+    """``archive`` with a 1-character field added to the end of every record: KIS's layout
+    changed."""
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        data = zf.read(member)
+    return zipped(member, data.replace(b"\n", b"N\n"))
+
+
+def test_damaged_downloads_change_nothing_and_raise_alerts(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
     h = harness
+    sim_damage = master_host.damaged
+    monkeypatch.setattr(  # one more way: a file whose fixed-width tail changed width
+        master_host,
+        "damaged",
+        lambda data, member, how: (
+            widened_copy(data, member) if how == "layout" else sim_damage(data, member, how)
+        ),
+    )
     konex = master_file("KONEX")
     first, second = sorted(domestic("KONEX"))[:2]
     h.run("update", "--exchange", "KONEX")
@@ -156,7 +179,7 @@ def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> 
     listed = h.instruments("KONEX")
     h.sim.faults.renamed[second] = "또새이름"  # the server has news, but it arrives damaged
     messages = {}
-    for how in MASTER_DAMAGE:
+    for how in (*MASTER_DAMAGE, "layout"):
         h.sim.faults.master_damage = {konex.name: how}
         out = h.run("update", "--exchange", "KONEX", "--json")
         (result,) = json.loads(out.splitlines()[-1])["files"]
@@ -171,22 +194,36 @@ def test_damaged_downloads_change_nothing_and_raise_alerts(harness: Harness) -> 
     assert "not cp949" in messages["encoding"]
     assert "line 1" in messages["columns"]
     assert "holds no records" in messages["empty"]
+    assert "184-character tail changed width" in messages["layout"]
+    assert "scrt_grp_cls_code 'N' on line 1" in messages["layout"]  # "KN" shifted by one
     quarantined = list((h.files.root / "rejected").iterdir())
     assert 0 < len(quarantined) <= 7  # bad downloads kept for inspection, bounded
     h.run("update", "--exchange", "KONEX", "--strict", code=1)
-    alerts = h.rows("select severity from alerts where code = 'master_file_failed' order by seq")
-    assert len(alerts) == len(MASTER_DAMAGE) + 1
+    failed = len(MASTER_DAMAGE) + 2
+    alerts = h.rows(
+        "select severity, subject from alerts where code = 'master_file_failed' order by seq"
+    )
+    assert len(alerts) == failed and {subject for _, subject in alerts} == {"KONEX"}
     assert [a[0] for a in alerts[:3]] == ["error", "error", "critical"]  # 3 in a row
     errors = h.rows("select count(*) from master_file_checks where error != ''")[0][0]
-    assert errors == len(MASTER_DAMAGE) + 1
+    assert errors == failed
+    resolutions = "select severity, subject from alert_resolutions where code = :code"
+    assert h.rows(resolutions, code="master_file_failed") == []
 
-    # Repaired at the source: the news is applied, the file it replaces becomes a backup.
+    # Repaired at the source: the news is applied, the file it replaces becomes a backup, and
+    # the failure's alert is over, in this later run.
     h.sim.faults.master_damage.clear()
     h.run("update", "--exchange", "KONEX")
     assert h.instruments("KONEX")[second] == ("또새이름", True)
     newest = h.files.backups(konex)[0]
     assert len(h.files.backups(konex)) == 2
     assert hashlib.sha256(newest.read_bytes()).hexdigest() == good
+    assert h.rows(resolutions, code="master_file_failed") == [("critical", "KONEX")]
+    with h.engine.connect() as conn:
+        states = alert_states(open_alert_records(conn, deliveries=False))
+    assert not [x for x in states if x.state == "open" and x.notice.code == "master_file_failed"]
+    h.run("update", "--exchange", "KONEX")  # nothing open: nothing more to resolve
+    assert len(h.rows(resolutions, code="master_file_failed")) == 1
 
 
 def test_an_archive_that_fails_to_inflate_is_rejected_and_the_next_file_checked(
@@ -260,6 +297,16 @@ def test_mass_changes_wait_for_review(harness: Harness) -> None:
     assert "contents were rejected in review" in out and not h.files.reviews()
     h.run("review", "nope", "--approve", code=1)
 
+    # A quarter of the listings changed at once, each value well-formed: what a layout KIS
+    # changed without notice looks like, so it waits for a person too.
+    h.sim.faults.delisted.clear()
+    h.sim.faults.renamed |= {s: f"새이름{n}" for n, s in enumerate(sorted(konex)[:4])}
+    out = h.run("update", "--exchange", "KONEX")
+    assert "hold" in out and "4 of 16 active listings changed (more than 20%" in out
+    assert h.instruments("KONEX") == konex
+    (review,) = h.files.reviews()
+    assert review.modified == 4
+
 
 def test_restore_brings_back_the_previous_file_and_listings(harness: Harness) -> None:
     h = harness
@@ -331,18 +378,20 @@ def test_a_stale_copy_of_an_earlier_file_is_refused(harness: Harness) -> None:
 def test_a_forced_refresh_never_applies_a_change_held_for_review(harness: Harness) -> None:
     h = harness
     h.run("update", "--exchange", "NAS")
-    h.sim.faults.renamed.update({x.symbol: "" for x in MARKET.overseas["nas"]})  # broken file
+    nas = sorted(x.symbol for x in MARKET.overseas["nas"])
+    h.sim.faults.delisted |= set(nas[:600])  # a broken file: 16 % of its rows missing
     out = h.run("update", "--exchange", "NAS")
     assert "hold" in out and "major decrease" in out
     (review,) = h.files.reviews()
-    without_name = "select count(*) from instruments where market = 'NAS' and name_en = ''"
+    active = "select count(*) from instruments where market = 'NAS' and active"
 
     out = h.run("update", "--exchange", "NAS", "--force")  # the weekly run
     assert "hold" in out and "major decrease" in out
     # Limits loosened meanwhile: no reason of its own, but the contents still await review.
-    h.config.write_text(h.config.read_text() + "shrink_hold_pct = 50\n")
+    loosened = "shrink_hold_pct = 50\nmax_shrink_pct = 50\nmax_removed = 1000\n"
+    h.config.write_text(h.config.read_text() + loosened)
     out = h.run("update", "--exchange", "NAS", "--force")
     assert "hold" in out and f"the same contents await review {review.review_id}" in out
     assert [r.review_id for r in h.files.reviews()] == [review.review_id]
-    assert h.rows(without_name) == [(0,)]
+    assert h.rows(active) == [(len(nas),)]
     assert h.rows("select state from master_file_reviews") == [("held",)]

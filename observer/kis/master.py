@@ -4,16 +4,23 @@ Facts from shared/reference/kis-api.md §6. Domestic records are cp949 lines: a 
 9, ISIN 12, Korean name) then a fixed-width ASCII tail (KOSPI 227, KOSDAQ 221, KONEX 184
 characters), taken from the *end* of the line. Overseas ``.cod`` files are cp949, 24
 tab-separated columns, no header row. Bad input raises `MasterFileError` naming the line.
+
+A tail whose width changed (KIS added or dropped a field) still slices into fields, every one
+of them shifted: a domestic file is refused when more than `MAX_MALFORMED_SHARE` of its rows
+hold a field outside its documented form (group code, Y/N flags, dates, codes, numbers).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import lzma
 import os
+import re
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +34,7 @@ from observer.errors import KisTransportError, MasterFileError
 __all__ = [
     "COD_COLUMNS",
     "DOMESTIC_TAILS",
+    "MAX_MALFORMED_SHARE",
     "OVERSEAS_FILES",
     "DomesticListing",
     "Downloaded",
@@ -38,6 +46,8 @@ __all__ = [
     "parse_domestic",
     "parse_overseas",
 ]
+
+log = logging.getLogger(__name__)
 
 Market = Literal["KOSPI", "KOSDAQ", "KONEX"]
 
@@ -136,6 +146,40 @@ _DOMESTIC_TYPES = {
 # etp_prod_cls_code (KOSPI and KOSDAQ .h): an ETF or ETN by its product type, whatever its
 # group code says (the group codes the KOSPI .h lists have none for ETNs).
 _ETP_TYPES = {"1": "etf", "2": "etf", "3": "etn", "4": "etn"}
+
+# Rows with a field outside its form are kept while few (a group code KIS introduced since
+# the .h, one odd row); a shifted layout makes nearly every row fail, so more refuses the file.
+MAX_MALFORMED_SHARE = 0.05
+
+
+def _blank_or(pattern: str) -> Callable[[str], bool]:
+    form = re.compile(pattern)
+    return lambda value: not value or form.fullmatch(value) is not None
+
+
+# The documented form of each tail field narrow enough to tell a shift (kis-api.md §6.2), as
+# stripped; besides these, every ``*_yn`` flag is Y, N or blank. A group code is never blank.
+_FORMS: dict[str, Callable[[str], bool]] = {
+    "scrt_grp_cls_code": _DOMESTIC_TYPES.__contains__,
+    "bstp_larg_div_code": _blank_or(r"\d{4}"),
+    "bstp_medm_div_code": _blank_or(r"\d{4}"),
+    "bstp_smal_div_code": _blank_or(r"\d{4}"),
+    "kospi200_apnt_cls_code": _blank_or(r"[0-9AB]"),
+    "etp_prod_cls_code": _blank_or(r"[0-5]"),
+    "stck_sdpr": _blank_or(r"\d+"),
+    "stck_lstn_date": _blank_or(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"),
+    "lstn_stcn": _blank_or(r"\d+"),
+    "prdy_avls_scal": _blank_or(r"\d+"),
+}
+_YES_NO = frozenset({"", "Y", "N"}).__contains__
+_CHECKED: dict[Market, tuple[tuple[str, Callable[[str], bool]], ...]] = {
+    market: tuple(
+        (name, _YES_NO if name.endswith("_yn") else _FORMS[name])
+        for name, _ in spec
+        if name in _FORMS or name.endswith("_yn")
+    )
+    for market, spec in DOMESTIC_TAILS.items()
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,48 +379,83 @@ def _number(value: str, line: int, name: str) -> int:
 
 
 def parse_domestic(data: bytes, market: Market) -> list[DomesticListing]:
-    """Parse a decompressed ``kospi_code.mst`` / ``kosdaq_code.mst`` / ``konex_code.mst``."""
-    spec = DOMESTIC_TAILS[market]
+    """Parse a decompressed ``kospi_code.mst`` / ``kosdaq_code.mst`` / ``konex_code.mst``.
+
+    Raises
+    ------
+    MasterFileError
+        Not cp949, a record too short or without a short code (naming its line), or more
+        than `MAX_MALFORMED_SHARE` of the records with a field outside its form.
+    """
+    rows = [
+        _split(number, raw.rstrip("\r"), market)
+        for number, raw in enumerate(_decode(data, f"{market} master"), start=1)
+    ]
+    _check_forms(rows, market)
+    return [_listing(market, number, head, tail) for number, head, tail in rows]
+
+
+def _split(number: int, line: str, market: Market) -> tuple[int, str, dict[str, str]]:
+    """One record as (line number, head, tail fields by their .h name, stripped)."""
     width = _TAIL_WIDTHS[market]
-    listings = []
-    for number, raw in enumerate(_decode(data, f"{market} master"), start=1):
-        line = raw.rstrip("\r")
-        if len(line) < width + 21:
-            raise MasterFileError(
-                f"{market} master line {number}: {len(line)} characters, "
-                f"shorter than the {width}-character tail plus code fields"
-            )
-        head, tail_text = line[:-width], line[-width:]
-        if not tail_text.isascii():
-            raise MasterFileError(f"{market} master line {number}: tail is not ASCII")
-        tail: dict[str, str] = {}
-        offset = 0
-        for name, size in spec:
-            tail[name] = tail_text[offset : offset + size].strip()
-            offset += size
-        symbol = head[:9].strip()
-        if not symbol:
-            raise MasterFileError(f"{market} master line {number}: no short code")
-        listings.append(
-            DomesticListing(
-                market=market,
-                symbol=symbol,
-                isin=head[9:21].strip(),
-                name=head[21:].strip(),
-                security_group=tail["scrt_grp_cls_code"],
-                base_price=_number(tail["stck_sdpr"], number, "stck_sdpr"),
-                halted=tail["trht_yn"] == "Y",
-                administrative=tail["mang_issu_yn"] == "Y",
-                listed_shares=_number(tail["lstn_stcn"], number, "lstn_stcn") * 1000,
-                market_cap=_number(tail["prdy_avls_scal"], number, "prdy_avls_scal") * 100_000_000,
-                sector_code=tail.get("bstp_larg_div_code", ""),
-                industry_code=_none_as_empty(tail.get("bstp_medm_div_code", ""), "0000"),
-                kospi200_sector=_none_as_empty(tail.get("kospi200_apnt_cls_code", ""), "0"),
-                listing_date=tail["stck_lstn_date"],
-                tail=tail,
-            )
+    if len(line) < width + 21:
+        raise MasterFileError(
+            f"{market} master line {number}: {len(line)} characters, "
+            f"shorter than the {width}-character tail plus code fields"
         )
-    return listings
+    head, tail_text = line[:-width], line[-width:]
+    if not tail_text.isascii():
+        raise MasterFileError(f"{market} master line {number}: tail is not ASCII")
+    tail: dict[str, str] = {}
+    offset = 0
+    for name, size in DOMESTIC_TAILS[market]:
+        tail[name] = tail_text[offset : offset + size].strip()
+        offset += size
+    if not head[:9].strip():
+        raise MasterFileError(f"{market} master line {number}: no short code")
+    return number, head, tail
+
+
+def _check_forms(rows: list[tuple[int, str, dict[str, str]]], market: Market) -> None:
+    """Refuse a file whose rows hold fields outside their forms: its layout has shifted."""
+    malformed, counts = 0, Counter[str]()
+    first: dict[str, str] = {}  # each field's first offender, for the message
+    for number, _, tail in rows:
+        bad = [name for name, valid in _CHECKED[market] if not valid(tail[name])]
+        malformed += bool(bad)
+        counts.update(bad)
+        for name in bad:
+            first.setdefault(name, f"{name} {tail[name]!r} on line {number}")
+    if not malformed:
+        return
+    examples = "; ".join(f"{first[name]} ({n} rows)" for name, n in counts.most_common(3))
+    summary = f"{market} master: {malformed} of {len(rows)} records hold fields outside their form"
+    if malformed > MAX_MALFORMED_SHARE * len(rows):
+        raise MasterFileError(
+            f"{summary}, more than {MAX_MALFORMED_SHARE:.0%} (has the {_TAIL_WIDTHS[market]}-"
+            f"character tail changed width?): {examples}"
+        )
+    log.warning("%s, kept: %s", summary, examples)
+
+
+def _listing(market: Market, number: int, head: str, tail: dict[str, str]) -> DomesticListing:
+    return DomesticListing(
+        market=market,
+        symbol=head[:9].strip(),
+        isin=head[9:21].strip(),
+        name=head[21:].strip(),
+        security_group=tail["scrt_grp_cls_code"],
+        base_price=_number(tail["stck_sdpr"], number, "stck_sdpr"),
+        halted=tail["trht_yn"] == "Y",
+        administrative=tail["mang_issu_yn"] == "Y",
+        listed_shares=_number(tail["lstn_stcn"], number, "lstn_stcn") * 1000,
+        market_cap=_number(tail["prdy_avls_scal"], number, "prdy_avls_scal") * 100_000_000,
+        sector_code=tail.get("bstp_larg_div_code", ""),
+        industry_code=_none_as_empty(tail.get("bstp_medm_div_code", ""), "0000"),
+        kospi200_sector=_none_as_empty(tail.get("kospi200_apnt_cls_code", ""), "0"),
+        listing_date=tail["stck_lstn_date"],
+        tail=tail,
+    )
 
 
 def _none_as_empty(value: str, none: str) -> str:

@@ -80,14 +80,17 @@ class Services:
             self.producer.send(event)
         self.notifier.beat()
 
-    def alert(self, severity: str, code: str, message: str, file: MasterFile) -> None:
-        """Publish an `Alert` about ``file``."""
+    def alert(
+        self, severity: str, code: str, message: str, file: MasterFile, subject: str = ""
+    ) -> None:
+        """Publish an `Alert` about ``file`` (``subject``: what its `AlertResolved` names)."""
         self.publish(
             Alert(
                 severity=severity,  # type: ignore[arg-type]
                 code=code,
                 message=message,
                 context={"market": file.market, "file": file.name},
+                subject=subject,
             )
         )
 

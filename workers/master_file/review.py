@@ -1,7 +1,8 @@
 """Changes held for an operator: when to hold one, holding it, and approving or rejecting it.
 
 A change to a market already loaded that looks like a broken file (too many new or removed
-listings, too few records, a major size decrease) is held: archive and summary in
+listings, too few records, too many listings changed at once, a major size decrease) is
+held: archive and summary in
 ``reviews/<id>``, `MasterFileReview(held)` and a critical alert naming the commands. The
 same contents are not held twice, and never applied without a decision (a forced refresh
 included); a newer change supersedes a held one. ``approve``
@@ -28,7 +29,12 @@ from workers.master_file.outcome import SAMPLE, Outcome, sample
 from workers.master_file.quality import assess
 from workers.master_file.reading import read_archive
 
-__all__ = ["Reviews", "review_event"]
+__all__ = ["MAX_CHANGED_PCT", "Reviews", "review_event"]
+
+# A layout KIS changed without notice, each value still well-formed, rewrites the fields of
+# nearly every listing at once; a real day renames or reclassifies a handful. Percent of the
+# market's active listings.
+MAX_CHANGED_PCT = 20.0
 
 
 class Reviews:
@@ -40,7 +46,8 @@ class Reviews:
     def reasons(self, d: Diff, known: dict[str, tuple[Listing, bool]], records: int) -> list[str]:
         """Reasons to hold a change for review: a broken file is likelier than such a market.
 
-        Too many new or removed listings at once, or too few records for the active ones.
+        Too many new, removed or changed listings at once, or too few records for the active
+        ones.
         """
         limits = self.services.limits
         reasons = []
@@ -49,6 +56,11 @@ class Reviews:
         if len(d.removed) > limits.max_removed:
             reasons.append(f"{len(d.removed)} removed listings (more than {limits.max_removed})")
         active = sum(1 for _, is_active in known.values() if is_active)
+        if active and 100 * len(d.changed) / active > MAX_CHANGED_PCT:
+            reasons.append(
+                f"{len(d.changed)} of {active} active listings changed (more than "
+                f"{MAX_CHANGED_PCT:g}%: has the file's layout changed?)"
+            )
         if active and 100 * (active - records) / active > limits.max_shrink_pct:
             shrink = 100 * (active - records) / active
             reasons.append(f"{records} records for {active} active listings ({shrink:.1f}% fewer)")

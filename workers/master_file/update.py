@@ -7,12 +7,15 @@ before the outbox write, the next run downloads again; killed after it, the outb
 and the next run finds the database already changed. A skipped check still compares the
 database's record of the file with the archive in use and re-applies it when they differ.
 A download of contents applied before and replaced since (a stale mirror) is refused with
-a ``master_stale_file`` warning, unless an operator allows the rollback by hand.
+a ``master_stale_file`` warning, unless an operator allows the rollback by hand. A file that
+fails raises ``master_file_failed`` with its market as the subject; the market's next check
+that gets through (in this process or a later one) resolves it.
 Held changes and an operator's decision on them are `workers.master_file.review`'s.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from decimal import Decimal
@@ -21,7 +24,9 @@ from pathlib import Path
 import httpx
 import msgspec
 
+from bus.events import AlertResolved
 from bus.producer import Producer
+from observer.cli_support import open_alert_subjects
 from observer.clock import Clock
 from observer.config import Settings
 from observer.errors import KisTransportError, MasterFileError
@@ -29,6 +34,7 @@ from observer.instruments import MASTER_FILES, MasterFile
 from observer.kis.master import RemoteFile, download_master, head_master
 from observer.kis.session import master_http
 from observer.notify import Notifier
+from workers.master_file.cli import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.decide import STALE, Decision, decide
 from workers.master_file.diff import diff
@@ -41,6 +47,7 @@ from workers.master_file.review import Reviews
 __all__ = ["Outcome", "Updater"]
 
 RESYNC = "the database is behind the file in use"
+FAILED = "master_file_failed"  # the alert of a file that failed; its subject: the market
 
 
 class Updater(Services):
@@ -76,6 +83,9 @@ class Updater(Services):
         replaced since, or one older than the file in use, instead of refusing it as stale.
         """
         self.notifier.beat()
+        alerted: set[str] | None = set()
+        if not dry_run:  # read while beating: a database slow to answer is no hung job
+            alerted = await asyncio.to_thread(open_alert_subjects, self.settings, SOURCE, FAILED)
         outcomes = []
         async with master_http(self.settings) as http:
             for file in files:
@@ -87,8 +97,13 @@ class Updater(Services):
                     force=force,
                     allow_rollback=allow_rollback,
                 )
-                outcomes.append(await self._update_one(http, run))
+                outcome = await self._update_one(http, run)
+                if not dry_run and outcome.action != "error":
+                    self._resolve_failed(run, outcome, alerted)
+                outcomes.append(outcome)
                 self.notifier.beat()
+        if alerted and "" in alerted:
+            self._resolve_unnamed_failure()
         return outcomes
 
     async def _update_one(self, http: httpx.AsyncClient, run: Run) -> Outcome:
@@ -249,12 +264,12 @@ class Updater(Services):
         if run.dry_run:
             return outcome
         failures = state.failures + 1
-        severity = "critical" if failures >= self.limits.failures_critical else "error"
         self.alert(
-            severity,
-            "master_file_failed",
+            self._failed_severity(failures),
+            FAILED,
             f"{file.name}: {exc} ({failures} failed run(s) in a row; the file in use is kept)",
             file,
+            subject=file.market,
         )
         self.publish(
             outcome.checked(
@@ -263,6 +278,40 @@ class Updater(Services):
         )
         self.save(file, state, failures=failures)
         return outcome
+
+    def _failed_severity(self, failures: int) -> str:
+        """An error, critical from ``failures_critical`` failed runs of a file in a row."""
+        return "critical" if failures >= self.limits.failures_critical else "error"
+
+    def _resolve_failed(self, run: Run, outcome: Outcome, alerted: set[str] | None) -> None:
+        """End the open ``master_file_failed`` of ``run``'s market: its check got through.
+
+        Only of an alert that is open (``alerted``; None: the database cannot say, then the
+        file's own count of failed runs does): a resolution of nothing would go to every
+        channel each run.
+        """
+        file, failures = run.file, run.state.failures
+        if (file.market not in alerted) if alerted is not None else not failures:
+            return
+        after = f" after {failures} failed run(s)" if failures else ""
+        self.publish(
+            AlertResolved(
+                code=FAILED,
+                severity=self._failed_severity(failures),  # type: ignore[arg-type]
+                subject=file.market,
+                message=f"{file.name} checked again{after} ({outcome.action}: {outcome.reason})",
+            )
+        )
+
+    def _resolve_unnamed_failure(self) -> None:
+        """End a ``master_file_failed`` raised before it named its market, once none fails.
+
+        Such an alert could be any file's: it ends when every file's last check got through.
+        """
+        if any(self.files.state(file).failures for file in MASTER_FILES):
+            return
+        message = "every master file's last check got through"
+        self.publish(AlertResolved(code=FAILED, severity="critical", message=message))
 
     # ------------------------------------------------------------------ the file in use
 
