@@ -176,3 +176,52 @@ def test_an_option_before_a_subcommand_that_it_does_not_take_is_refused(tmp_path
     done = observer(tmp_path, "alerts", "--open", "--since", "2026-11-20", "ack", "supervisor:1")
     assert done.returncode == 2
     assert one_line(done) == "observer alerts: --since, --open do not apply to ack"
+
+
+TOP_LEVEL = ("archive", "alerts", "backup", "db", "etf", "bench")  # named after a "/" alone
+
+
+def readme_commands() -> list[list[str]]:
+    """The command words of every ``observer ...`` in the README's Commands table."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = readme.split("## Commands", 1)[1].lstrip().split("\n\n", 1)[0]
+    commands: list[list[str]] = []
+    for row in table.splitlines()[2:]:
+        group = ""  # `observer track-a run` / `cycles`: the second is `track-a cycles`
+        for shown in re.findall(r"`([^`]*)`", row.split(" | ")[0]):
+            if shown.startswith("observer "):
+                shown = shown.removeprefix("observer ")
+                group = shown.split()[0]
+            elif not any(shown.startswith(f"{top} ") for top in TOP_LEVEL):
+                shown = f"{group} {shown}"
+            words: list[list[str]] = [[]]
+            for token in shown.split():
+                if token[0] in "[-" or not re.fullmatch(r"[a-z-]+(\\\|[a-z-]+)*", token):
+                    break
+                words = [[*w, choice] for w in words for choice in token.split("\\|")]
+            commands += [w for w in words if w]
+    return commands
+
+
+def test_every_command_in_the_readme_exists() -> None:
+    """Each command the README's table shows answers ``--help`` (one named another was not)."""
+    commands = readme_commands()
+    assert len(commands) >= 40 and ["bench", "master-file"] in commands
+    cli._add_worker_commands([])
+    for words in commands:
+        done = CliRunner().invoke(cli.app, [*words, "--help"])
+        assert done.exit_code == 0, (words, done.output)
+
+
+@pytest.mark.parametrize("command", [["writer"], ["supervise"]])
+def test_a_run_folder_that_cannot_be_created_is_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A data folder below a file: the folder named, exit 2, no traceback (it was 30 lines)."""
+    (tmp_path / "afile").touch()
+    config = tmp_path / "o.toml"
+    config.write_text('[paths]\ndata_dir = "afile/var"\n[database]\nurl = "sqlite:///x.db"\n')
+    done = observer(tmp_path, *command, "--config", str(config))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("afile/var/run: Not a directory")

@@ -117,7 +117,7 @@ def test_a_live_runs_tee_rebuilds_the_same_database(
     tmp_path: Path, writer_factory: Callable[..., WriterProcess]
 ) -> None:
     live_url = f"sqlite:///{tmp_path / 'live.db'}"
-    tee = tmp_path / "tee.cap"
+    tee = tmp_path / "captures" / "tee.cap"  # a folder not there yet: created
     writer = writer_factory(live_url, capture=tee).start()
     producer = Producer("mixed", writer.ingest, tmp_path / "ob", batch_events=7)
     for n, event in enumerate(SAMPLES * 20):
@@ -135,7 +135,7 @@ def test_a_live_runs_tee_rebuilds_the_same_database(
     assert digest(replayed_url) == digest(live_url)
     writer.start()  # a restarted writer never overwrites the capture: it starts the next file
     assert writer.terminate() == 0
-    assert tee.exists() and (tmp_path / "tee-1.cap").exists()
+    assert tee.exists() and (tee.parent / "tee-1.cap").exists()
 
 
 def test_feed_capture_command(

@@ -40,6 +40,11 @@ def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
         except ConfigError as exc:  # a file its configuration names (a key): no traceback
             log.critical("the supervisor cannot start: %s", exc)
             return 2
+        except OSError as exc:  # its run folder: where it cannot be created, one line
+            if exc.filename is None:
+                raise
+            log.critical("the supervisor cannot start: %s: %s", exc.filename, exc.strerror)
+            return 2
         return await supervisor.run(stop)
 
     try:

@@ -29,7 +29,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path | None) -> int:
-    """Serve until SIGTERM or SIGINT; return the exit code (2: database, 3: locked)."""
+    """Serve until SIGTERM or SIGINT; the exit code (2: database or a path refused, 3: locked)."""
     from observer.cli_support import fail, settings_or_exit
     from observer.errors import ConfigError, StoreError, WriterLocked
     from observer.logs import setup_logging
@@ -44,6 +44,10 @@ def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path
         fail("observer", str(exc), 2)
     except WriterLocked as exc:
         fail("observer", str(exc), 3)
+    except OSError as exc:  # a folder or file it was given that the system refused
+        if exc.filename is None:
+            raise
+        fail("observer", f"{exc.filename}: {exc.strerror}", 2)
 
 
 def main(argv: list[str]) -> int:

@@ -267,6 +267,7 @@ class Writer:
         first = self.options.capture
         if first is None:
             return None
+        first.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         path, n = first, 0
         while path.exists():
             n += 1
