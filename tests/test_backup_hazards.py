@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from observer.writer.store import Store
 from tests.samples import SAMPLES, T0
 from tests.support import ROOT, audit
 from tests.test_backup import config_for
+from tests.test_backup_recovery import add_ticks
+from tests.volumes import MIB, fill, free_bytes, small_volume
 
 
 def observer_in(cwd: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -93,6 +96,9 @@ def test_a_copy_that_fails_says_so_in_one_short_line(tmp_path: Path, sqlite_url:
     assert "pipe-" in line and "(and 199 more copy errors)" in line and ".failed" in line
     (kept,) = (tmp_path / "backups").iterdir()
     assert kept.name.endswith(".failed")
+    # Without a manifest no restore can use what it wrote: only why it failed stays.
+    assert [p.name for p in kept.iterdir()] == ["FAILED.txt"]
+    assert "more copy errors" in (kept / "FAILED.txt").read_text()
 
 
 @pytest.mark.parametrize("target", ["sqlite://", "sqlite:///:memory:"])
@@ -176,6 +182,8 @@ def test_a_failed_backup_is_restored_only_with_force(tmp_path: Path, sqlite_url:
         make_backup(load_settings(config), config, tmp_path / "backups")
     (failed,) = (tmp_path / "backups").iterdir()
     assert failed.name.endswith(".failed")
+    assert (failed / "FAILED.txt").read_text().startswith("the restored database is incomplete")
+    assert (failed / "database.sqlite").is_file()  # whole: kept for --force
     target = tmp_path / "restored.db"
     with pytest.raises(BackupError, match=r"failed its verification .* with --force"):
         restore_backup(failed, f"sqlite:///{target}")
@@ -189,3 +197,86 @@ def test_a_failed_backup_is_restored_only_with_force(tmp_path: Path, sqlite_url:
     assert forced.returncode == 0, forced.stderr
     found = audit(url)["w"]  # what was backed up, as it was: one row, marked up to 5
     assert (found.rows, found.committed, found.complete) == (1, 5, False)
+
+
+@pytest.fixture
+def volume(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs holding the database and its backups, as the shipped ``var/`` does."""
+    with small_volume(tmp_path / "volume", 16) as path:
+        yield path
+
+
+def on_volume(tmp_path: Path, volume: Path, ticks: int) -> tuple[str, Path]:
+    """A database of ``ticks`` ticks on ``volume`` and a configuration backing it up there."""
+    var = volume / "var"
+    var.mkdir()
+    url = f"sqlite:///{var / 'observer.db'}"
+    migrate.upgrade(url)
+    add_ticks(url, 1, ticks)
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{var}"\nrun_dir = "{tmp_path / "run"}"\n'
+        f'[database]\nurl = "{url}"\n[backup]\nfiles = []\nkeep = 1\n'
+        "[disk]\nwarn_free_bytes = 0\nwarn_free_percent = 0\n"
+        f"critical_free_bytes = {MIB}\ncritical_free_percent = 0\n"
+    )
+    return url, config
+
+
+def test_a_backup_that_would_not_fit_is_refused_before_writing(
+    tmp_path: Path, volume: Path
+) -> None:
+    """A dump that filled the database's volume failed half-way and stayed: 0 bytes free,
+    and the writer's commits failed until a person deleted it."""
+    url, config = on_volume(tmp_path, volume, 6000)
+    size = (volume / "var" / "observer.db").stat().st_size
+    dest = volume / "var" / "backups"
+    first = make_backup(load_settings(config), config).path
+    # Room for the dump, not for its verification's copy beside it; then for both, but not
+    # for the writer's critical free space after them.
+    for leave, why in ((size + MIB, "database twice"), (2 * size + MIB // 2, "critical")):
+        fill(volume, leave)
+        before = free_bytes(volume)
+        with pytest.raises(BackupError, match="no room for a backup") as refused:
+            make_backup(load_settings(config), config)
+        assert why in one_line(str(refused.value))
+        assert list(dest.iterdir()) == [first] and free_bytes(volume) == before
+    add_ticks(url, 6001, 6100)  # the live database still commits
+
+
+def test_a_backup_that_fills_its_volume_removes_what_it_wrote(
+    tmp_path: Path, volume: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The volume filled after the backup measured it (another process wrote meanwhile):
+    its partial dump stayed as *.failed, the volume full, the writer's commits failing."""
+    import observer.db.backup as backup
+
+    monkeypatch.setattr(backup, "require_room", lambda *args: None, raising=False)
+    url, config = on_volume(tmp_path, volume, 6000)
+    fill(volume, MIB)
+    before = free_bytes(volume)
+    with pytest.raises(BackupError, match="no room left") as failed:
+        make_backup(load_settings(config), config)
+    assert ".failed" in one_line(str(failed.value))
+    (kept,) = (volume / "var" / "backups").iterdir()
+    assert [p.name for p in kept.iterdir()] == ["FAILED.txt"]
+    assert "full" in (kept / "FAILED.txt").read_text()
+    assert free_bytes(volume) >= before - 64 * 1024
+    add_ticks(url, 6001, 6100)  # the live database still commits
+    with pytest.raises(BackupError, match="holds no database"):
+        restore_backup(kept, f"sqlite:///{tmp_path / 'new.db'}", force=True)
+
+
+def test_a_postgresql_dump_that_fills_its_volume_is_removed(tmp_path: Path, pg_url: str) -> None:
+    """A first dump (no earlier one to measure by) that does not fit: nothing of it stays."""
+    migrate.upgrade(pg_url)
+    add_ticks(pg_url, 1, 2000)
+    settings = load_settings(config_for(tmp_path, pg_url))
+    with small_volume(tmp_path / "volume", 4) as dest:
+        fill(dest, 32 * 1024)
+        with pytest.raises(BackupError, match="no room left") as failed:
+            make_backup(settings, None, dest)
+        assert "No space left on device" in one_line(str(failed.value))
+        (kept,) = (p for p in dest.iterdir() if p.name != "ballast")
+        assert [p.name for p in kept.iterdir()] == ["FAILED.txt"]
+        assert free_bytes(dest) >= 16 * 1024

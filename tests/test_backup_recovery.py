@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -306,3 +307,151 @@ def test_a_new_backup_is_kept_beside_backups_named_later_than_now(
     (later / MANIFEST).write_text("{}")
     assert rotate(tmp_path, 2, made=later) == [ahead[1].name]  # not the older real one
     assert sorted(p.name for p in tmp_path.iterdir()) == [made.name, later.name]
+
+
+STOPPED = """
+import sys, threading
+from pathlib import Path
+import observer.db.backup as backup
+flag = Path(sys.argv[2])
+def held(url):
+    flag.with_suffix(".tmp").write_text(url)
+    flag.with_suffix(".tmp").rename(flag)
+    threading.Event().wait()  # until stopped
+backup._check_database = held
+sys.argv = ["observer", *sys.argv[3:], "--config", sys.argv[1]]
+from observer.entry import main
+main()
+"""
+
+
+def stop_during_verification(config: Path, tmp_path: Path, *command: str) -> tuple[str, int]:
+    """``observer COMMAND`` stopped (SIGTERM, as the supervisor stops a job) while it checks
+    its restored copy; the copy's URL and the exit code."""
+    flag, scratch_tmp = tmp_path / "verifying", tmp_path / "tmpdir"
+    scratch_tmp.mkdir(exist_ok=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOPPED, str(config), str(flag), *command],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch_tmp)},
+    )
+    try:
+        wait_until(lambda: flag.exists() or child.poll() is not None, 120, "its verification")
+        assert child.poll() is None, "the backup ended before its verification"
+        url = flag.read_text()
+        child.send_signal(signal.SIGTERM)
+        code = child.wait(60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(30)
+    assert list(scratch_tmp.iterdir()) == []  # nothing in $TMPDIR, ever
+    return url, code
+
+
+@pytest.mark.parametrize("command", [("db", "backup"), ("backup", "run")])
+def test_a_backup_stopped_during_verification_removes_its_scratch_copy(
+    tmp_path: Path, sqlite_url: str, command: tuple[str, ...]
+) -> None:
+    """The supervisor's SIGTERM ended the process with no cleanup: every stop left a whole
+    copy of the database in $TMPDIR for good (a small tmpfs /tmp, on Debian, filled)."""
+    migrate.upgrade(sqlite_url)
+    add_ticks(sqlite_url, 1, 100)
+    config = config_for(tmp_path, sqlite_url)
+    dest = tmp_path / "data" / "backups"
+    url, code = stop_during_verification(config, tmp_path, *command)
+    copy = Path(url.removeprefix("sqlite:///"))
+    assert copy.parent.parent == dest  # beside the backups, on their volume, not in $TMPDIR
+    assert code == 128 + signal.SIGTERM  # stopped, not done
+    assert not copy.parent.exists()
+    (partial,) = dest.glob("*.partial")  # never counted; the next backup removes it
+    assert sorted(p.name for p in dest.iterdir()) == [partial.name, f"{partial.name}.lock"]
+
+
+def test_a_postgresql_backup_stopped_during_verification_drops_its_scratch_database(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Each stop left a database as big as the live one on the server (57 MB each)."""
+    migrate.upgrade(pg_url)
+    add_ticks(pg_url, 1, 100)
+    url, code = stop_during_verification(config_for(tmp_path, pg_url), tmp_path, "db", "backup")
+    scratch = url.rsplit("/", 1)[1]
+    assert scratch.startswith("observer_verify_") and code == 128 + signal.SIGTERM
+    assert scratch not in pg_databases()
+
+
+def pg_databases() -> set[str]:
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import PG_ADMIN_URL
+
+    engine = create_engine(PG_ADMIN_URL)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(text("SELECT datname FROM pg_database")).scalars())
+    finally:
+        engine.dispose()
+
+
+def dead_pid() -> int:
+    """The pid of a process that has ended."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait(30)
+    return child.pid
+
+
+def test_a_backup_removes_the_scratch_copies_killed_backups_left(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A verification killed (-9) left its copy for good; one running beside it stays."""
+    migrate.upgrade(sqlite_url)
+    config = config_for(tmp_path, sqlite_url)
+    dest = tmp_path / "backups"
+    killed = dest / f"observer-verify-{dead_pid()}-abcdef"  # its lock free: its maker died
+    killed.mkdir(parents=True)
+    (killed / "restored.sqlite").write_bytes(b"a whole copy of the database")
+    (dest / f"{killed.name}.lock").write_text("0")
+    running = dest / f"observer-verify-{os.getpid()}-012345"
+    running.mkdir()
+    lock = InstanceLock(dest / f"{running.name}.lock")
+    try:
+        made = make_backup(load_settings(config), config, dest).path
+        assert sorted(p.name for p in dest.iterdir()) == sorted(
+            [made.name, running.name, lock.path.name]
+        )
+    finally:
+        lock.close()
+
+
+def test_a_postgresql_backup_drops_the_scratch_databases_killed_backups_left(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Named ``observer_verify_<host>_<pid>_...``: this host's whose process is dead go;
+    a live process's and another host's stay."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import PG_ADMIN_URL
+
+    migrate.upgrade(pg_url)
+    host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:6]
+    other = "000000" if host != "000000" else "111111"
+    gone = dead_pid()
+    names = {
+        "killed": f"observer_verify_{host}_{gone}_{os.urandom(5).hex()}",
+        "running": f"observer_verify_{host}_{os.getpid()}_{os.urandom(5).hex()}",
+        "elsewhere": f"observer_verify_{other}_{gone}_{os.urandom(5).hex()}",
+    }
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        make_backup(load_settings(config_for(tmp_path, pg_url)), None, tmp_path / "backups")
+        left = pg_databases()
+        assert names["killed"] not in left
+        assert names["running"] in left and names["elsewhere"] in left
+    finally:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -13,19 +13,25 @@ A backup is one owner-only folder ``<dir>/observer-<UTC time>/``::
                                         schema revision, when it was made
 
 A backup counts only once verified: every part matches its checksum and the database part,
-restored into a scratch database (a temporary SQLite file, or a throw-away PostgreSQL
-database on the same server), passes the audit (every source's seqs 1..max) and matches the
-models. It is made as ``*.partial`` and renamed into place only then; one that fails is
-renamed ``*.failed`` and never counted, so the newest ``keep`` verified backups are always
-restorable; restoring a failed or a killed one takes ``force`` (`observer.db.backup_folders`:
-the names, and the rotation of verified, failed and killed backups). A backup is never made
-into a folder it copies (it would copy itself, again and again), nor restored into a
-database in memory (it would end with the command), nor into a SQLite file a writer serves.
+restored into a scratch database (a copy in a scratch folder beside the backups, on their own
+volume, or a throw-away PostgreSQL database on the same server), passes the audit (every
+source's seqs 1..max) and matches the models. It is made as ``*.partial`` and renamed into
+place only then; one that fails is renamed ``*.failed`` and never counted, so the newest
+``keep`` verified backups are always restorable; restoring a failed or a killed one takes
+``force`` (`observer.db.backup_folders`: the names, what a failed backup keeps, and the
+rotation of verified, failed and killed backups). A backup is never made into a folder it
+copies (it would copy itself, again and again), nor restored into a database in memory (it
+would end with the command), nor into a SQLite file a writer serves.
 A backup of an earlier release is restored at this release's schema (upgraded, then
 checked); a SQLite restore sets aside a crashed writer's stale ``-wal``, ``-shm`` and ``-journal``
 and counts once the file passes SQLite's integrity check, the models' and the audit
 (`observer.db.sqlite_restore`). The database password reaches ``pg_dump`` and
 ``pg_restore`` through the environment, never their command line.
+
+A backup that would not fit is refused before it writes anything, one that fills its
+volume anyway removes what it wrote, and SIGTERM (the supervisor's stop) ends one through
+its cleanup; what a killed backup left (its ``.partial``, a scratch copy or database) the
+next one removes once its maker is dead (`observer.db.backup_space`).
 """
 
 from __future__ import annotations
@@ -36,7 +42,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -51,7 +56,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from observer.config import Settings, config_files
 from observer.db import migrate
 from observer.db.audit_queries import audit_sources
-from observer.db.backup_folders import FAILED, KEEP_FAILED, Making, refuse_unverified, rotate
+from observer.db.backup_folders import (
+    FAILED,
+    KEEP_FAILED,
+    MANIFEST,
+    WHY,
+    Making,
+    clear_leftovers,
+    refuse_unverified,
+    rotate,
+    scratch_folder,
+)
+from observer.db.backup_space import (
+    admin_url,
+    drop_dead_scratch_databases,
+    out_of_space,
+    require_room,
+    scratch_prefix,
+    sigterm_ends_it,
+)
 from observer.db.engine import (
     display_url,
     make_engine,
@@ -63,9 +86,8 @@ from observer.db.scratch import scratch_postgres
 from observer.db.sqlite_restore import restore_sqlite_file
 from observer.errors import BackupError, ConfigError, StoreError
 
-__all__ = ["Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
+__all__ = ["MANIFEST", "Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 
-MANIFEST = "MANIFEST.json"
 _DUMPS = {"sqlite": "database.sqlite", "postgresql": "database.pgdump"}
 _CHUNK = 1 << 20
 _LINE = 300  # an error's characters at most: one line, whatever failed
@@ -117,9 +139,10 @@ def make_backup(
     Raises
     ------
     BackupError
-        The database is in memory, ``dest`` is inside a folder the backup copies (nothing is
-        written), or the dump, a copy or the verification failed (the folder is left as
-        ``*.failed``; the newest `KEEP_FAILED` failed ones are kept).
+        The database is in memory, ``dest`` is inside a folder the backup copies or has not
+        the room for it (nothing is written), or the dump, a copy or the verification failed
+        (the folder is left as ``*.failed``, its parts only if whole; the newest
+        `KEEP_FAILED` failed ones are kept).
     """
     started = time.monotonic()
     url = normalize_url(settings.database.url)
@@ -135,9 +158,34 @@ def make_backup(
     data_dir = Path(settings.paths.data_dir)
     dest = dest or Path(settings.backup.dir or data_dir / "backups")
     _refuse_copied_dest(dest, data_dir, settings.backup.files)
+    with sigterm_ends_it():
+        try:
+            dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+            clear_leftovers(dest)
+        except OSError as exc:
+            raise BackupError(f"cannot make a backup folder in {dest}: {exc}") from exc
+        if kind == "postgresql":
+            drop_dead_scratch_databases(admin_url(url))
+        require_room(settings, url, dest)
+        backup, final = _make(settings, config_path, url, dest, keep)
+    return Backup(
+        final,
+        backup.database,
+        backup.revision,
+        backup.created,
+        backup.parts,
+        time.monotonic() - started,
+    )
+
+
+def _make(
+    settings: Settings, config_path: Path | None, url: URL, dest: Path, keep: int | None
+) -> tuple[Backup, Path]:
+    """Dump, copy, list and verify into a new folder in ``dest``; the backup and its path."""
+    kind = url.get_backend_name()
+    data_dir = Path(settings.paths.data_dir)
     now = datetime.now(UTC)
     try:
-        dest.mkdir(mode=0o700, parents=True, exist_ok=True)
         making = Making(dest, now)
     except OSError as exc:
         raise BackupError(f"cannot make a backup folder in {dest}: {exc}") from exc
@@ -173,30 +221,32 @@ def make_backup(
         sqlite3.Error,
         subprocess.SubprocessError,
     ) as exc:
-        failed = making.failed()
+        full = out_of_space(exc)
+        # Whole: listed and checksummed, what `restore --force` takes; else of no use.
+        whole = (folder / MANIFEST).is_file() and not full
+        why = str(exc) if isinstance(exc, BackupError) else _reason(exc)
+        failed = making.failed(why, whole=whole)
         gone = [n for n in rotate(dest, keep or settings.backup.keep) if n.endswith(FAILED)]
-        kept = f"kept as {failed}" + (
-            f"; {len(gone)} older failed removed, the newest {KEEP_FAILED} kept" if gone else ""
-        )
+        kept = f"kept as {failed}" if whole else f"{failed} keeps only its {WHY}"
+        if full:
+            kept = f"no room left: {kept}"
+        if gone:
+            kept += f"; {len(gone)} older failed removed, the newest {KEEP_FAILED} kept"
         if isinstance(exc, BackupError):
             raise BackupError(f"{exc} ({kept})") from exc
         raise BackupError(f"backup failed ({kept}): {_reason(exc)}") from exc
     rotate(dest, keep or settings.backup.keep, made=final)
-    return Backup(
-        final,
-        backup.database,
-        backup.revision,
-        backup.created,
-        backup.parts,
-        time.monotonic() - started,
-    )
+    return backup, final
 
 
 def verify_backup(folder: Path, server: URL | str | None = None) -> Backup:
     """Check every part's checksum, then restore the database part and audit it.
 
-    A PostgreSQL dump is restored into a throw-away database on ``server``, any URL of a
-    server where its user may create databases (the backup job passes the live one).
+    A SQLite dump is copied into a scratch folder beside ``folder`` (the backups' volume,
+    not ``$TMPDIR``, often a small tmpfs); a PostgreSQL dump is restored into a throw-away
+    database on ``server``, any URL of a server where its user may create databases (the
+    backup job passes the live one), named after this host and process
+    (`observer.db.backup_space.drop_dead_scratch_databases`).
 
     Raises
     ------
@@ -207,15 +257,14 @@ def verify_backup(folder: Path, server: URL | str | None = None) -> Backup:
     backup = _read_manifest(folder)
     dump = _check_parts(backup)
     if backup.database == "sqlite":
-        with tempfile.TemporaryDirectory(prefix="observer-verify-") as scratch:
-            copy = Path(scratch) / "restored.sqlite"
+        with scratch_folder(folder.absolute().parent) as scratch:
+            copy = scratch / "restored.sqlite"
             shutil.copyfile(dump, copy)
             _check_database(f"sqlite:///{copy}")
     else:
         if server is None:
             raise BackupError("verifying a PostgreSQL backup needs a server to restore it on")
-        admin = normalize_url(server).set(database="postgres").render_as_string(False)
-        with scratch_postgres(admin, "observer_verify") as url:
+        with scratch_postgres(admin_url(server), scratch_prefix()) as url:
             _pg_restore(dump, normalize_url(url))
             _check_database(url)
     return backup

@@ -6,10 +6,21 @@ In the backups folder (``[backup] dir``)::
     observer-<UTC time>.partial.lock    this file, beside it, until it is renamed
     observer-<UTC time>/                verified: renamed from .partial only once its
                                         verification passed, so only these count
-    observer-<UTC time>.failed/         its dump, a copy or its verification failed
+    observer-<UTC time>.failed/         its dump, a copy or its verification failed; its
+                                        FAILED.txt says why
+    observer-verify-<pid>-<hex>/        a verification's scratch copy, on the backups'
+    observer-verify-<pid>-<hex>.lock    own volume; its maker holds the flock meanwhile
+
+A failed backup keeps its parts only when they are whole (its verification failed: they are
+what ``restore --force`` restores). One whose dump or a copy failed, or whose volume filled,
+keeps its manifest (if written) and FAILED.txt alone: the unusable dump took the room a live
+database on that volume needs (its writer's commits failed, "database or disk is full",
+until a person deleted it).
 
 A backup killed at any point (during its dump or its verification) stays ``.partial``: never
-counted, never restored without ``--force``. Rotation (after every backup, made or failed)
+counted, never restored without ``--force``. `clear_leftovers`, at the start of every
+backup, removes every ``.partial`` and scratch folder whose maker is dead, before the
+backup measures its room. Rotation (after every backup, made or failed)
 keeps the newest ``keep`` verified backups and the newest `KEEP_FAILED` failed ones (the
 last failure and the one before, to compare; every night of a database that stays
 incomplete would otherwise add a full copy), removes every ``.partial`` whose maker is dead
@@ -25,27 +36,41 @@ from __future__ import annotations
 import logging
 import os
 import re
+import secrets
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
 from bus.lock import InstanceLock, LockHeld, holder
 from observer.errors import BackupError
 
-__all__ = ["FAILED", "KEEP_FAILED", "Making", "refuse_unverified", "rotate"]
+__all__ = [
+    "FAILED",
+    "KEEP_FAILED",
+    "Making",
+    "clear_leftovers",
+    "refuse_unverified",
+    "rotate",
+    "scratch_folder",
+]
 
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"observer-(?P<time>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?(?:\.|$)")
 # The whole of every name a backup gives; rotation touches nothing else in the folder.
 _OURS = re.compile(r"observer-\d{8}T\d{6}Z(?:-\d+)?(?:\.failed|\.partial(?:\.lock)?)?")
+_SCRATCH_LOCK = re.compile(r"observer-verify-\d+-[0-9a-f]{6}\.lock")
 
 MANIFEST = "MANIFEST.json"
 PREFIX = "observer-"
 FAILED = ".failed"
 PARTIAL = ".partial"
 LOCK = ".lock"
+SCRATCH = "observer-verify-"
+WHY = "FAILED.txt"  # in a failed backup: why it failed
 KEEP_FAILED = 2  # the newest failed backups kept for a person to look at
 STALE_S = 86_400.0  # a folder without a manifest this old was left by a killed backup
 
@@ -89,8 +114,23 @@ class Making:
         """Rename the folder into place: a verified backup, counted from now on."""
         return self._settle(self.final)
 
-    def failed(self) -> Path:
-        """Rename the folder ``*.failed``: kept for a person, never counted."""
+    def failed(self, why: str = "", *, whole: bool = True) -> Path:
+        """Rename the folder ``*.failed`` with ``why`` in it: kept for a person, never counted.
+
+        Unless ``whole`` (every part written and listed in the manifest), what it holds is
+        removed first but the manifest: no restore can use it, and it takes room.
+        """
+        if not whole:
+            for path in self.folder.iterdir():
+                if path.name == MANIFEST:
+                    continue
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+        with suppress(OSError):  # the reason is in the error raised as well
+            if why:
+                (self.folder / WHY).write_text(why + "\n")
         return self._settle(self.final.with_name(self.final.name + FAILED))
 
     def _settle(self, target: Path) -> Path:
@@ -158,6 +198,36 @@ def rotate(dest: Path, keep: int, made: Path | None = None) -> list[str]:
     return sorted(removed)
 
 
+def clear_leftovers(dest: Path) -> None:
+    """Remove the ``.partial`` and scratch folders in ``dest`` whose maker is dead.
+
+    A backup killed during its verification left a whole dump and a whole copy of the
+    database; they go before the next backup measures its room.
+    """
+    for lock_path in dest.glob(f"{PREFIX}*{LOCK}"):
+        ours = lock_path.name.endswith(PARTIAL + LOCK) and _OURS.fullmatch(lock_path.name)
+        if (ours or _SCRATCH_LOCK.fullmatch(lock_path.name)) and lock_path.is_file():
+            _remove_dead_partial(lock_path.with_name(lock_path.name.removesuffix(LOCK)), lock_path)
+
+
+@contextmanager
+def scratch_folder(parent: Path) -> Iterator[Path]:
+    """An owner-only folder in ``parent`` for a verification's copy, removed at the end.
+
+    Its lock file beside it is held meanwhile: a folder whose lock is free was left by a
+    process that died (`clear_leftovers`). The name carries the maker's pid, for a person.
+    """
+    name = f"{SCRATCH}{os.getpid()}-{secrets.token_hex(3)}"
+    lock = InstanceLock(parent / (name + LOCK))
+    folder = parent / name
+    try:
+        folder.mkdir(mode=0o700)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _release(lock)
+
+
 def refuse_unverified(folder: Path, force: bool) -> None:
     """Refuse to restore a failed backup (without ``force``) or a partial one.
 
@@ -168,6 +238,9 @@ def refuse_unverified(folder: Path, force: bool) -> None:
         (always refused), or left by a backup that was killed (without ``force``).
     """
     name = folder.resolve().name
+    if name.endswith(FAILED) and (folder / WHY).is_file() and _emptied(folder):
+        why = " ".join((folder / WHY).read_text(errors="replace").split())[:200]
+        raise BackupError(f"{folder} holds no database: its backup failed ({why})")
     if name.endswith(FAILED) and not force:
         raise BackupError(
             f"{folder} failed its verification when it was made (kept as *{FAILED} to be "
@@ -191,6 +264,11 @@ def refuse_unverified(folder: Path, force: bool) -> None:
 def _maker(partial: Path) -> str | None:
     """The pid of the process making ``partial``, or None if it is dead."""
     return holder(partial.with_name(partial.name + LOCK))
+
+
+def _emptied(folder: Path) -> bool:
+    """True if a failed backup keeps nothing but its manifest and reason (`Making.failed`)."""
+    return all(path.name in (MANIFEST, WHY) for path in folder.iterdir())
 
 
 def _remove_dead_partial(partial: Path, lock_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 It makes a backup exactly as ``observer db backup`` does (`observer.db.backup`), beating to
 the supervisor while the dump runs, and publishes the outcome as an alert: ``backup_made``
-(info, with the folder, size and time) or ``backup_failed`` (critical). A failed run exits 1
-so the supervisor records the failure too; the next backup made resolves the alert.
+(info, with the folder, size and time) or ``backup_failed`` (critical; a backup refused for
+lack of room too, before it writes anything). A failed run exits 1 so the supervisor records
+the failure too; the next backup made resolves the alert. Stopped by the supervisor
+(SIGTERM), it removes its scratch copies first and exits 143, as the signal would.
 """
 
 from __future__ import annotations
@@ -64,22 +66,31 @@ def run(
 
 
 def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | BackupError:
-    """The backup, made in a thread while this one beats (a large dump takes minutes)."""
+    """The backup, made on this thread while another beats (a large dump takes minutes).
+
+    On the main thread: the supervisor's SIGTERM then ends it through its cleanup
+    (`observer.db.backup_space.sigterm_ends_it`), which a backup on another thread never
+    ran, leaving its verification's scratch copy of the database for good.
+    """
     from observer.db.backup import make_backup
 
-    outcome: list[Backup | BackupError] = []
+    done = threading.Event()
+    beating = threading.Thread(target=_beat, args=(notifier, done), name="beat", daemon=True)
+    beating.start()
+    try:
+        return make_backup(settings, config)
+    except BackupError as exc:
+        return exc
+    except Exception as exc:  # anything else still ends as a failed backup, alerted
+        return BackupError(f"backup failed: {type(exc).__name__}: {exc}")
+    finally:
+        done.set()
+        beating.join()
 
-    def back_up() -> None:
-        try:
-            outcome.append(make_backup(settings, config))
-        except BackupError as exc:
-            outcome.append(exc)
-        except Exception as exc:  # anything else still ends as a failed backup, alerted
-            outcome.append(BackupError(f"backup failed: {type(exc).__name__}: {exc}"))
 
-    thread = threading.Thread(target=back_up, name="backup")
-    thread.start()
-    while thread.is_alive():
+def _beat(notifier: Notifier, done: threading.Event) -> None:
+    """Beat to the supervisor until ``done``."""
+    while True:
         notifier.beat()
-        thread.join(timeout=notifier.interval_s)
-    return outcome[0]
+        if done.wait(notifier.interval_s):
+            return
