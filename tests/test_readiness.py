@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from websockets.asyncio.client import connect
 
 from harness.sim.market import Market
@@ -266,6 +267,89 @@ def test_ctl_status_shows_the_last_check_of_each_account() -> None:
     assert readiness_of({}, at) is None
     assert _ready(first) == "NO (rest, ws) 90s ago" and _ready(second) == "yes 90s ago"
     assert _ready(None) == "-"
+
+
+# ---------------------------------------------------------- earlier failures (a real database)
+
+
+def _friday_failure(tmp_path: Path) -> Path:
+    """A database holding Friday 08:12's open ``readiness_failed`` of acct2, and its config."""
+    from sqlalchemy import insert
+
+    from observer.db import models as m
+    from observer.db.engine import make_engine
+    from observer.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    upgrade(url)
+    friday = int(datetime(2026, 11, 20, 8, 12, tzinfo=KST).timestamp() * 1e9)
+    failure = {
+        "source": "readiness",
+        "seq": 1,
+        "produced_ns": friday,
+        "severity": "critical",
+        "code": FAILED,
+        "message": "acct2 is not ready after 4 checks",
+        "context": {},
+        "subject": "acct2",
+    }
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(insert(m.AlertRow), [failure])
+    engine.dispose()
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[database]\nurl = "{url}"\n'
+        '[[kis.accounts]]\nalias = "acct1"\n[[kis.accounts]]\nalias = "acct2"\n'
+    )
+    return config
+
+
+def test_fridays_failure_is_resolved_by_mondays_passing_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three days after Friday's 08:10, Monday's pass ends the failure left open."""
+    import observer.kis.session
+    from bus.events import AlertResolved, Event
+    from observer.notify import Notifier
+    from workers.readiness import cli
+
+    settings = load_settings(_friday_failure(tmp_path))
+
+    class Account:
+        def __init__(self, alias: str) -> None:
+            self.alias = alias
+
+        async def aclose(self) -> None:
+            pass
+
+    async def passes(settings: object, clock: object, account: Account) -> Check:
+        return Check(account.alias, True, True, True)
+
+    monkeypatch.setattr(observer.kis.session, "open_account", lambda s, a, *_, **__: Account(a))
+    monkeypatch.setattr(cli, "_check", passes)
+    sent: list[Event] = []
+
+    class Producer:
+        def send(self, event: Event) -> int:
+            sent.append(event)
+            return len(sent)
+
+    monday = ManualClock(int(datetime(2026, 11, 23, 8, 10, tzinfo=KST).timestamp() * 1e9))
+    asyncio.run(cli._check_all(settings, monday, Producer(), Notifier(None)))  # type: ignore[arg-type]
+    resolved = [(e.code, e.subject) for e in sent if isinstance(e, AlertResolved)]
+    assert resolved == [(FAILED, "acct2")]  # acct1 had nothing open: nothing to resolve
+
+
+def test_a_database_that_cannot_say_resolves_on_a_pass_and_still_alerts_a_failure() -> None:
+    from workers.readiness.cli import _Failed
+
+    unknown = _Failed(None)
+    assert unknown.passed("acct1")  # one needless resolution beats reminders
+    assert unknown.failed("acct2") and not unknown.failed("acct2")  # alerted once
+    known = _Failed({"acct2"})
+    assert not known.passed("acct1") and not known.failed("acct2")  # open already: no 2nd
+    assert known.passed("acct2") and not known.passed("acct2")
 
 
 PROGRAMS = """

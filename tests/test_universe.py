@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -186,6 +187,8 @@ def test_a_failed_build_reuses_the_previous_universe(harness: Harness) -> None:
     assert summary["outcome"] == "reused" and summary["reused_from"] == "20261119"
     alerts = h.rows("select severity, code from alerts order by seq")
     assert alerts == [("critical", "universe_failed"), ("critical", "universe_reused")]
+    # 11-19 built at the rerun: its failure ends there; 11-20's reuse stays open.
+    assert h.rows("select code from alert_resolutions") == [("universe_failed",)]
     snapshots = h.rows("select trade_date, based_on from universe_snapshots order by seq")
     assert [(str(a), str(b)) for a, b in snapshots] == [
         ("2026-11-19", "2026-11-18"),
@@ -253,7 +256,12 @@ def test_a_reused_universe_gives_way_to_the_days_own_before_the_warmup(
         " order by produced_ns desc, seq desc limit 1"
     )
     assert [str(b) for (b,) in newest] == ["2026-11-19"]  # Track A's universe_of: the day's
+    # The 06:10 run's critical alert ends with the day's own universe: no reminders all day.
+    resolved = h.rows("select code, severity, message from alert_resolutions")
+    assert [(c, s) for c, s, _ in resolved] == [("universe_reused", "critical")]
+    assert "universe for 2026-11-20 built" in resolved[0][2]
     assert h.build("2026-11-20")["outcome"] == "present"
+    assert len(h.rows("select 1 from alert_resolutions")) == 1  # nothing open: none again
 
 
 def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
@@ -287,6 +295,79 @@ def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
         " limit 1"
     )
     assert "built only at 08:03:00 KST, once the warm-up had begun" in message
+    assert h.rows("select code from alert_resolutions") == []  # the reuse stands: still open
+
+
+DAILY_CHART = ("domestic-stock/v1/quotations/inquire-daily-itemchartprice", "FHKST03010100")
+
+
+def test_candidates_whose_chart_fails_are_asked_again_then_named(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The largest stocks' daily charts failing left them out of the day's universe unsaid.
+
+    The first fails once and is asked again after the others; the next two fail twice: left
+    out, named in the file's metadata and in a warning.
+    """
+    from harness.sim import quotes
+    from harness.sim.protocol import fail
+
+    h = harness
+    first, *lost = expected(date(2026, 11, 20))[:3]
+    chart = quotes._ROUTES[DAILY_CHART]
+    calls: Counter[str] = Counter()
+
+    def flaky(self: Any, query: Any) -> Any:
+        symbol = query["FID_INPUT_ISCD"]
+        calls[symbol] += 1
+        if symbol in lost or (symbol == first and calls[symbol] == 1):
+            return fail(200, "OPSQ0003", "조회 처리 중 오류가 발생했습니다.")  # not retried
+        return chart(self, query)
+
+    monkeypatch.setitem(quotes._ROUTES, DAILY_CHART, flaky)
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "built"
+    assert {s: calls[s] for s in (first, *lost)} == {first: 2, lost[0]: 2, lost[1]: 2}
+    file = json.loads((h.data / "universe" / "20261120_kr_stocks.json").read_text())
+    codes = [s["code"] for s in file["symbols"]]
+    assert codes == [s for s in expected(date(2026, 11, 20)) if s not in lost]
+    assert codes[0] == first
+    failed = file["metadata"]["failed_symbols"]
+    assert sorted(failed) == sorted(lost) and "OPSQ0003" in failed[lost[0]]
+    assert summary["excluded"]["failed"] == 2
+    ((severity, code, message),) = h.rows("select severity, code, message from alerts")
+    assert (severity, code) == ("warning", "universe_members_failed")
+    assert "leaves out 2 candidates" in message and "asked twice" in message
+    assert all(s in message for s in lost)
+
+
+def test_the_members_failed_alert_names_the_first_ten_and_counts_the_rest() -> None:
+    from bus.events import Alert, Event
+    from workers.universe import cli
+    from workers.universe.build import Built
+
+    built = Built(date(2026, 11, 20), date(2026, 11, 19), [], 1000, retried=12)
+    built.failed = {f"{n:06d}": "KisServerError: EGW00002" for n in range(12, 0, -1)}
+    sent: list[Event] = []
+
+    class Producer:
+        def send(self, event: Event) -> int:
+            sent.append(event)
+            return len(sent)
+
+    producer: Any = Producer()
+    cli._members_failed_alert(built, date(2026, 11, 20), producer)
+    (alert,) = sent
+    assert isinstance(alert, Alert) and alert.code == "universe_members_failed"
+    named = ", ".join(f"{n:06d}" for n in range(1, 11))
+    assert alert.message == (
+        "universe for 2026-11-20 leaves out 12 candidates whose daily chart failed (asked "
+        f"twice): {named} and 2 more; 000001: KisServerError: EGW00002"
+    )
+    sent.clear()
+    none = Built(date(2026, 11, 20), date(2026, 11, 19), [], 1000)
+    cli._members_failed_alert(none, date(2026, 11, 20), producer)
+    assert sent == []  # none failed: nothing to say
 
 
 def install_masters(h: Harness, installed: datetime) -> None:

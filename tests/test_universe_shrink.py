@@ -7,13 +7,16 @@ counts as a session, or the chart source answered without them) made every candi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zlib
 from collections.abc import Iterator
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from harness.sim import master_host
@@ -25,7 +28,8 @@ from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_master_zip import inflate_error_copy
 from tests.test_universe import MARKET, START, Harness, expected
-from workers.universe.build import Built, shortfall
+from workers.universe.build import Built, market_shortfall, shortfall
+from workers.universe.snapshot import Metadata, Symbol, UniverseFile, candidates_by_market
 
 HOLIDAY = date(2026, 11, 19)  # closed at the simulated exchange, a session to the observer
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "observer.toml"
@@ -50,6 +54,32 @@ def test_the_shortfall_thresholds(tmp_path: Path) -> None:
     config = tmp_path / "observer.toml"
     config.write_text(f'extends = "{SHIPPED}"\n[universe]\nmax_not_traded_pct = 50.0\n')
     assert shortfall(built(400), load_settings(config).universe) is None
+
+
+def test_a_market_without_candidates_or_with_half_as_many_is_a_shortfall() -> None:
+    before = {"KOSPI": 900, "KOSDAQ": 1600}
+    assert market_shortfall({"KOSPI": 880, "KOSDAQ": 1610}, before) is None
+    assert market_shortfall({"KOSPI": 450, "KOSDAQ": 800}, before) is None  # half: kept
+    assert market_shortfall({"KOSPI": 1, "KOSDAQ": 1}, {}) is None  # no baseline: any
+    reason = market_shortfall({"KOSPI": 0, "KOSDAQ": 1600}, {})
+    assert reason is not None and "the KOSPI master lists no stock" in reason
+    reason = market_shortfall({"KOSPI": 900, "KOSDAQ": 799}, before)
+    assert reason is not None and "KOSDAQ master lists 799 candidates" in reason
+    assert "fewer than 50% of the previous universe's 1600" in reason
+    assert market_shortfall({"KOSDAQ": 1600}, before) is not None  # absent is none
+
+
+def test_the_baseline_of_a_universe_from_before_candidates_per_market() -> None:
+    """An older file (or one rewritten from the database) has its members instead."""
+
+    def symbol(code: str, market: str) -> Symbol:
+        return Symbol(code, code, market, 1, 1, 4000, 1, Decimal(1))
+
+    meta = Metadata("20261119", "20261118", "", 3, "")
+    old = UniverseFile(meta, (symbol("1", "KOSPI"), symbol("2", "KOSDAQ"), symbol("3", "KOSDAQ")))
+    assert candidates_by_market(old) == {"KOSPI": 1, "KOSDAQ": 2}
+    counted = msgspec.structs.replace(meta, candidates_by_market={"KOSPI": 9, "KOSDAQ": 7})
+    assert candidates_by_market(UniverseFile(counted, old.symbols)) == {"KOSPI": 9, "KOSDAQ": 7}
 
 
 # ---------------------------------------------------------------- against the simulator
@@ -172,3 +202,44 @@ def test_masters_that_fail_to_inflate_reuse_the_previous_universe(
     assert (severity, code) == ("critical", "universe_reused")
     assert "damaged zip archive: Error -3 while decompressing data" in message
     assert [p.name for p in (h.data / "universe").iterdir() if "download" in p.name] == []
+
+
+def damage_kospi(monkeypatch: pytest.MonkeyPatch, every: int | None) -> None:
+    """The KOSPI master read with a shifted layout: its group code one column off, so no
+    row is a stock (``every``: but 1 row in ``every``)."""
+    from observer.kis.master import parse_domestic
+    from workers.universe import build
+
+    def shifted(data: bytes, market: Any) -> list[Any]:
+        rows = parse_domestic(data, market)
+        if market != "KOSPI":
+            return rows
+        return [
+            r if every and n % every == 0 else dataclasses.replace(r, security_group="t")
+            for n, r in enumerate(rows)
+        ]
+
+    monkeypatch.setattr(build, "parse_domestic", shifted)
+
+
+def test_a_market_lost_to_its_master_reuses_the_previous_universe(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every KOSPI row garbled made a KOSDAQ-only universe, above the 100-symbol floor, and
+    no alert; a third of them left is no universe either."""
+    h = harness
+    recorded = h.build("2026-11-19")
+    damage_kospi(monkeypatch, None)
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261119"
+    severity, code, message = alerts(h)[-1]
+    assert (severity, code) == ("critical", "universe_reused")
+    assert "the KOSPI master lists no stock" in message
+    damage_kospi(monkeypatch, 3)  # the 07:00 rerun: a third of KOSPI's stocks
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261119"
+    severity, code, message = alerts(h)[-1]
+    assert (severity, code) == ("critical", "universe_reused") and "failed again" in message
+    kospi = recorded["candidates_by_market"]["KOSPI"]  # the baseline, in the file
+    assert f"fewer than 50% of the previous universe's {kospi}" in message and kospi > 30
+    assert h.rows("select code from alert_resolutions") == []

@@ -7,10 +7,11 @@ retries`` more times; then a critical ``readiness_failed`` alert (subject: the a
 the day goes on degraded: nothing is stopped, Track B keeps its session and streams from
 09:30 on whatever token and key the cache holds. The job then checks the failed accounts
 again every ``recheck_s`` until full operation; one that passes gets an `AlertResolved`, so
-does an account still alerted from an earlier run. Each account's outcome is an alert too
-(``readiness_ok``, info, or the critical one) and the job's last heartbeat carries it as
-``account.<alias>.ready*`` counters, which ``observer ctl status`` shows. Exit 0: a failure
-is alerted, not a failed job.
+does an account still alerted from an earlier run, whatever its age (Friday's failure ends
+with Monday's pass). Each account's outcome is an alert too (``readiness_ok``, info, or the
+critical one) and the job's last heartbeat carries it as ``account.<alias>.ready*``
+counters, which ``observer ctl status`` shows. Exit 0: a failure is alerted, not a failed
+job.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import typer
 
 from bus.events import Alert, AlertResolved
 from observer.account_health import counter
-from observer.cli_support import job_producer, start_job
+from observer.cli_support import job_producer, open_alert_subjects, start_job
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.notify import Notifier
@@ -95,9 +96,10 @@ async def _check_all(
         )
         for a in settings.kis.accounts
     ]
-    failed = _still_failed(settings, clock)
     try:
         async with alongside(beat_forever(notifier, lambda: counters)):
+            # Read while beating: a database slow to answer is no hung job.
+            failed = _Failed(await asyncio.to_thread(_still_failed, settings))
             until = _recheck_until(settings, clock)
             pending = list(accounts)
             while pending:
@@ -137,7 +139,32 @@ async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check
     return check
 
 
-def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
+class _Failed:
+    """The accounts whose ``readiness_failed`` is open: raised by this run or an earlier one.
+
+    ``None`` from the database (it cannot say) counts every account as open for a pass to
+    resolve (one needless resolution beats reminders every half hour), and as not alerted
+    for a failure to raise (a second alert beats none).
+    """
+
+    def __init__(self, earlier: set[str] | None) -> None:
+        self.unknown = earlier is None
+        self.open = set(earlier or ())
+
+    def passed(self, alias: str) -> bool:
+        """Forget ``alias``'s failure; True if one may be open (resolve it)."""
+        was_open = alias in self.open or self.unknown
+        self.open.discard(alias)
+        return was_open
+
+    def failed(self, alias: str) -> bool:
+        """Remember ``alias``'s failure; True if none was open (alert it)."""
+        is_new = alias not in self.open
+        self.open.add(alias)
+        return is_new
+
+
+def _publish(producer: Producer, check: Check, failed: _Failed) -> None:
     """The outcome as an alert; a pass ends an earlier failure of the account."""
     alias = check.account
     context = {
@@ -152,8 +179,7 @@ def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
         producer.send(
             Alert(severity="info", code=PASSED, message=message, context=context, subject=alias)
         )
-        if alias in failed:
-            failed.discard(alias)
+        if failed.passed(alias):
             producer.send(
                 AlertResolved(
                     code=FAILED,
@@ -168,8 +194,7 @@ def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
         "the day goes on degraded on the cached token and key"
     )
     log.error("%s", message)
-    if alias not in failed:  # alerted once; later checks that fail again say nothing new
-        failed.add(alias)
+    if failed.failed(alias):  # alerted once; later checks that fail again say nothing new
         producer.send(
             Alert(
                 severity="critical",
@@ -181,23 +206,13 @@ def _publish(producer: Producer, check: Check, failed: set[str]) -> None:
         )
 
 
-def _still_failed(settings: Settings, clock: Clock) -> set[str]:
-    """Accounts whose ``readiness_failed`` of the last two days is not resolved."""
-    from observer.alerts import alert_states
-    from observer.db.queries import alert_records
-    from observer.db.readers import reader_engine
+def _still_failed(settings: Settings) -> set[str] | None:
+    """Accounts whose ``readiness_failed`` is open, whatever its age; None: cannot say.
 
-    engine = reader_engine(settings.database, "readiness")
-    try:
-        with engine.connect() as conn:
-            records = alert_records(conn, clock.now_ns() - 2 * 86400 * _NS)
-    finally:
-        engine.dispose()
-    return {
-        s.notice.subject
-        for s in alert_states(records)
-        if s.notice.code == FAILED and s.state in ("open", "acked")
-    }
+    Not a window of days: Friday's failure is three days old at Monday's check, and an
+    alert left open is reminded until something resolves it.
+    """
+    return open_alert_subjects(settings, SOURCE, FAILED)
 
 
 def _recheck_until(settings: Settings, clock: Clock) -> float:

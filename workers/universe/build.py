@@ -14,16 +14,21 @@ sessions up to the previous session gives:
 * ``market_cap``: ``prev_close`` times the listed shares of the master file.
 
 Members close at or above the threshold, ranked by market cap (ties by code). Calls are
-spread over every configured account, each paced by its limiter. `shortfall` says when a
-build must not become the day's universe: too many candidates failed, or too many have no
-bar on the previous session (that day's bars are missing, not the stocks' trading).
+spread over every configured account, each paced by its limiter; a candidate whose call
+failed is asked once more after the others (before the day's warm-up), and those failing
+again are named in ``Built.failed``. `market_shortfall` stops a build before its calls
+when a market has no candidates, or far fewer than the previous universe had (its master
+is damaged, not the market); `shortfall` says when a built one must not become the day's
+universe: too many candidates failed, or too many have no bar on the previous session
+(that day's bars are missing, not the stocks' trading).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -46,18 +51,26 @@ from observer.trading_calendar import TradingCalendar
 from observer.worker_settings import UniverseSettings
 
 __all__ = [
+    "MARKETS",
     "Built",
     "Candidate",
     "Metrics",
     "build_universe",
     "candidates",
+    "market_shortfall",
     "masters",
     "metrics",
     "shortfall",
     "stale_masters",
 ]
 
+log = logging.getLogger(__name__)
+
 WINDOW = 21  # sessions fetched: 20 volumes, and 14 true ranges need 15 closes
+MARKETS = ("KOSPI", "KOSDAQ")
+# A market's candidates below this share of the previous universe's were lost by its master
+# (a damaged file, a layout KIS changed), not by the exchange: listings never halve overnight.
+MIN_MARKET_SHARE = 0.5
 _BIGINT_MAX = 2**63 - 1  # market_cap's column
 _NUMERIC_MAX = Decimal(10**16)  # atr_14's column, NUMERIC(24,8)
 
@@ -91,7 +104,9 @@ class Built:
     candidates: int
     below_threshold: int = 0
     not_traded: int = 0
-    failed: dict[str, str] = field(default_factory=dict)  # symbol -> error
+    failed: dict[str, str] = field(default_factory=dict)  # symbol -> error, failed twice
+    retried: int = 0  # candidates asked a second time after the first pass failed them
+    candidates_by_market: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     elapsed_s: float = 0.0
     rate_limit_per_s: float = 0.0
@@ -141,7 +156,7 @@ async def masters(settings: Settings, clock: Clock) -> tuple[list[Candidate], di
     """KOSPI and KOSDAQ stocks that trade, by code; and when each master was installed."""
     found = []
     installed = {}
-    for market in ("KOSPI", "KOSDAQ"):
+    for market in MARKETS:
         listings, installed[market] = await _domestic(settings, market, clock)
         for x in listings:
             if x.security_group != "ST" or x.kind != "stock" or x.halted:
@@ -197,12 +212,25 @@ async def build_universe(
     calendar: TradingCalendar,
     day: date,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    *,
+    before: Mapping[str, int] | None = None,
+    retry_until_ns: int | None = None,
 ) -> Built:
-    """Fetch, compute, filter and rank; raises only if nothing could be fetched at all."""
+    """Fetch, compute, filter and rank.
+
+    Raises if nothing could be fetched at all, or if a market's candidates fall short of
+    ``before`` (the previous universe's candidates per market; `market_shortfall`). The
+    candidates whose call failed are asked once more after the first pass, unless the clock
+    has reached ``retry_until_ns`` (the day's warm-up: Track A is waiting for the universe).
+    """
     prev = calendar.previous_session(day)
     window = calendar.sessions_before(day, WINDOW)
     pool, installed = await masters(settings, clock)
     built = Built(day, prev, [], len(pool), masters_installed=installed)
+    built.candidates_by_market = {m: sum(c.market == m for c in pool) for m in MARKETS}
+    reason = market_shortfall(built.candidates_by_market, before or {})
+    if reason is not None:
+        raise MasterFileError(reason)  # before thousands of calls for a universe not kept
     limits = rate_limits(settings, settings.universe.share_of)
     aliases = [a.alias for a in settings.kis.accounts]
     built.rate_limit_per_s = sum(
@@ -210,26 +238,39 @@ async def build_universe(
         for a in settings.kis.accounts
     )
     accounts = [open_account(settings, alias, clock, limits) for alias in aliases]
-    queue = list(reversed(pool))
     found: dict[str, Metrics | None] = {}
     start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
+    total = len(pool)
 
-    async def fetch(account_index: int) -> None:
+    async def fetch(account_index: int, queue: list[Candidate], until_ns: int | None) -> None:
         client = accounts[account_index].client
-        while queue:
+        while queue and (until_ns is None or clock.now_ns() < until_ns):
             candidate = queue.pop()
             try:
                 bars = await client.daily_chart(candidate.symbol, start, end)
                 found[candidate.symbol] = metrics(bars, prev)
+                built.failed.pop(candidate.symbol, None)  # a second try that worked
             except (KisError, httpx.HTTPError) as exc:
                 built.failed[candidate.symbol] = f"{type(exc).__name__}: {exc}"[:200]
             built.requests += 1
-            progress(built.requests, len(pool))
+            progress(built.requests, total)
+
+    async def ask(queue: list[Candidate], until_ns: int | None = None) -> None:
+        per_account = settings.universe.requests_per_account
+        await asyncio.gather(
+            *(fetch(i, queue, until_ns) for i in range(len(accounts)) for _ in range(per_account))
+        )
 
     started = time.monotonic()
     try:
-        per_account = settings.universe.requests_per_account
-        await asyncio.gather(*(fetch(i) for i in range(len(accounts)) for _ in range(per_account)))
+        await ask(list(reversed(pool)))
+        # A failure is often a moment's (a 5xx burst, a reset): one more try, once the other
+        # candidates have had theirs, before a stock is left out of the day's universe.
+        again = [c for c in reversed(pool) if c.symbol in built.failed]
+        if again and (retry_until_ns is None or clock.now_ns() < retry_until_ns):
+            built.retried = len(again)
+            total += len(again)
+            await ask(again, retry_until_ns)
     finally:
         built.elapsed_s = time.monotonic() - started
         for account in accounts:
@@ -263,7 +304,33 @@ async def build_universe(
         )
         for rank, (c, m) in enumerate(ranked, start=1)
     ]
+    if built.failed:
+        log.warning(
+            "%d candidates failed their daily chart%s and are left out: %s",
+            len(built.failed),
+            " twice" if built.retried else "",
+            "; ".join(f"{s} ({e})" for s, e in sorted(built.failed.items())),
+        )
     return built
+
+
+def market_shortfall(found: Mapping[str, int], before: Mapping[str, int]) -> str | None:
+    """Why the candidates per market cannot make the day's universe (None: they can).
+
+    A market without candidates, or with fewer than `MIN_MARKET_SHARE` of ``before`` (the
+    previous universe's), lost them to its master: a universe of the other market alone
+    would pass every other check and leave Track A without half the exchange all day.
+    """
+    for market in MARKETS:
+        count, earlier = found.get(market, 0), before.get(market, 0)
+        if count == 0:
+            return f"the {market} master lists no stock that may join the universe (damaged?)"
+        if count < earlier * MIN_MARKET_SHARE:
+            return (
+                f"the {market} master lists {count} candidates, fewer than "
+                f"{MIN_MARKET_SHARE:.0%} of the previous universe's {earlier} (damaged?)"
+            )
+    return None
 
 
 def shortfall(built: Built, limits: UniverseSettings) -> str | None:

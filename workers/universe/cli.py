@@ -3,13 +3,16 @@
 A day's universe is built once: when its file exists the job only makes sure the database
 has it; when only the database has it (the file lost: another host after a failover, a new
 disk), the file is rewritten from the stored members, never built again. A failed build (no
-masters, no answers, more than ``max_failed_pct`` of the candidates failing, or more than
+masters, no answers, a market without candidates or with fewer than half of the previous
+universe's, more than ``max_failed_pct`` of the candidates failing, or more than
 ``max_not_traded_pct`` without a bar on the previous session) reuses the newest earlier
 universe for the day (written and published, ``reused_from`` in its metadata, a critical
 alert naming the cause), so Track A has one; a rerun before the day's warm-up builds again
-and, built before the warm-up, replaces it; from the warm-up on the day's universe stands
-(a build that ends later keeps the reused one, and says so in its alert). A build that read a
-master installed before the previous session's close raises a warning.
+and, built before the warm-up, replaces it and resolves the open ``universe_reused`` and
+``universe_failed`` alerts; from the warm-up on the day's universe stands (a build that ends
+later keeps the reused one, and says so in its alert). A build that read a master installed
+before the previous session's close raises a warning, so does one that leaves out candidates
+whose daily chart failed twice (``universe_members_failed``, naming them).
 Exit codes: 0 built, present, restored or reused; 1 failed with nothing to reuse, or the
 writer did not acknowledge; 2 bad arguments or configuration; 3 another build holds the
 folder. The database and KIS code load only once the job has told the supervisor it is READY.
@@ -32,9 +35,9 @@ import msgspec
 import typer
 
 from bus.errors import BusError
-from bus.events import Alert, UniverseSnapshot
+from bus.events import Alert, AlertResolved, UniverseSnapshot
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import check_credentials, fail, job_producer
+from observer.cli_support import check_credentials, fail, is_open_alert, job_producer
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError, ObserverError, StoreError
@@ -46,6 +49,7 @@ from observer.timeline import Timeline, timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.universe.snapshot import (
     UniverseFile,
+    candidates_by_market,
     event_of,
     file_of,
     file_of_stored,
@@ -65,6 +69,10 @@ __all__ = ["SOURCE", "app"]
 log = logging.getLogger(__name__)
 
 SOURCE = "universe"
+REUSED = "universe_reused"  # critical: the day runs on an earlier universe
+FAILED = "universe_failed"  # critical: no universe for the day at all
+MEMBERS_FAILED = "universe_members_failed"  # warning: candidates left out, their charts failed
+_NAMED = 10  # candidates an alert names; the rest are counted (all are in the file)
 
 app = typer.Typer(
     no_args_is_help=True, help="The daily universe of Track A: the stocks it covers all day."
@@ -139,15 +147,37 @@ def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> B
     from workers.universe.build import build_universe, shortfall
 
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
+    before = _previous_candidates(Path(settings.paths.data_dir), day)
+    warmup_ns = int(_warmup(settings, day).timestamp()) * 10**9
     progress, done = _progress(notifier)
     try:
-        built = asyncio.run(build_universe(settings, clock, calendar, day, progress))
+        built = asyncio.run(
+            build_universe(
+                settings, clock, calendar, day, progress, before=before, retry_until_ns=warmup_ns
+            )
+        )
     finally:
         done()
     reason = shortfall(built, settings.universe)
     if reason is not None:
         raise ObserverError(reason)
     return built
+
+
+def _previous_candidates(data_dir: Path, day: date) -> dict[str, int]:
+    """The previous universe's candidates per market: what a market must not fall far below.
+
+    None to compare with (the first universe, or an unreadable one: said in the log) leaves
+    only the check that each market has candidates at all.
+    """
+    earlier = previous_snapshot(data_dir, day)
+    if earlier is None:
+        return {}
+    try:
+        return candidates_by_market(read(earlier))
+    except ObserverError as exc:
+        log.warning("no baseline of candidates per market for %s: %s", day, exc)
+        return {}
 
 
 def _alert(producer: Producer, severity: str, code: str, message: str, day: date) -> None:
@@ -286,11 +316,11 @@ def _build_or_reuse(
                 producer.send(event_of(reused, day))
             since = reused.metadata.reused_from
             message = f"universe for {day} failed again ({exc}); still reusing {since}"
-            _alert(producer, "critical", "universe_reused", message, day)
+            _alert(producer, "critical", REUSED, message, day)
             return reused, "reused"
         earlier = previous_snapshot(data_dir, day)
         if earlier is None:
-            _alert(producer, "critical", "universe_failed", f"{exc}; no earlier universe", day)
+            _alert(producer, "critical", FAILED, f"{exc}; no earlier universe", day)
             drained(producer, notifier, 60.0)
             _fail(f"{exc}; no earlier universe to reuse", 1)
         old = read(earlier)
@@ -303,7 +333,7 @@ def _build_or_reuse(
         _alert(
             producer,
             "critical",
-            "universe_reused",
+            REUSED,
             f"universe for {day} failed ({exc}); reusing {old.metadata.date} until a rerun "
             "before the warm-up builds the day's own",
             day,
@@ -311,8 +341,11 @@ def _build_or_reuse(
         outcome = "reused"
     else:
         _masters_alert(settings, built, day, producer)
+        _members_failed_alert(built, day, producer)
     write(path, universe, reused=reused)
     producer.send(event_of(universe, day))
+    if outcome == "built":
+        _resolve_failures(settings, day, producer, universe)
     count = universe.metadata.symbol_count
     if count < settings.universe.min_symbols:
         minimum = settings.universe.min_symbols
@@ -334,6 +367,43 @@ def _masters_alert(settings: Settings, built: Built, day: date, producer: Produc
             f"({bound:%Y-%m-%d %H:%M} KST): {installed}; halts and 관리종목 may be a day old"
         )
         _alert(producer, "warning", "universe_master_stale", message, day)
+
+
+def _members_failed_alert(built: Built, day: date, producer: Producer) -> None:
+    """A warning naming the candidates left out because their daily chart failed twice.
+
+    Within ``max_failed_pct`` they do not stop the build, but any of them may be one of the
+    largest stocks: Track A does without it all day, which must not go unsaid.
+    """
+    if not built.failed:
+        return
+    codes = sorted(built.failed)
+    named = ", ".join(codes[:_NAMED]) + (
+        f" and {len(codes) - _NAMED} more" if len(codes) > _NAMED else ""
+    )
+    asked = "twice" if built.retried else "once (no time left for a second try)"
+    message = (
+        f"universe for {day} leaves out {len(codes)} candidates whose daily chart failed "
+        f"(asked {asked}): {named}; {codes[0]}: {built.failed[codes[0]]}"
+    )
+    _alert(producer, "warning", MEMBERS_FAILED, message, day)
+
+
+def _resolve_failures(
+    settings: Settings, day: date, producer: Producer, universe: UniverseFile
+) -> None:
+    """End the open ``universe_reused`` / ``universe_failed``: the day has its own universe.
+
+    Raised by an earlier run (the 06:10 one, before this 07:00 rerun), they would otherwise
+    stay open and be reminded every half hour for a condition that is over. Only one open is
+    resolved (a resolution of nothing would reach every channel); a database that cannot say
+    counts as open.
+    """
+    count = universe.metadata.symbol_count
+    for code in (REUSED, FAILED):
+        if is_open_alert(settings, SOURCE, code):
+            message = f"universe for {day} built: {count} symbols, the day's own"
+            producer.send(AlertResolved(code=code, severity="critical", message=message))
 
 
 def main() -> None:

@@ -2,8 +2,9 @@
 
 The format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
 ``prev_close``, ``avg_volume_20d``) plus what the trigger engine and operators need:
-``market``, ``rank`` and ``atr_14`` per symbol; the exclusions, the requests and the rate
-achieved, when the masters read were installed, ``reused_from`` when the day reuses an
+``market``, ``rank`` and ``atr_14`` per symbol; the candidates per market, the exclusions,
+the candidates whose daily chart failed twice (by code, with the error), the requests and the
+rate achieved, when the masters read were installed, ``reused_from`` when the day reuses an
 earlier universe and ``restored_from`` when the file was rewritten from the database, in the
 metadata. Written once per day, atomically; never rewritten, except that the day's own
 build replaces a reused universe before Track A starts.
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "UniverseFile",
+    "candidates_by_market",
     "event_of",
     "file_of",
     "file_of_stored",
@@ -62,6 +64,9 @@ class Metadata(msgspec.Struct, frozen=True):
     # when the master-file worker installed the KOSPI and KOSDAQ masters read (ISO, KST)
     masters_installed: dict[str, str] = {}
     restored_from: str = ""  # "database": the file was rewritten from the stored universe
+    candidates_by_market: dict[str, int] = {}  # KOSPI and KOSDAQ: the next build's baseline
+    # code -> error of the candidates left out because their daily chart failed twice
+    failed_symbols: dict[str, str] = {}
 
 
 class Symbol(msgspec.Struct, frozen=True):
@@ -110,6 +115,8 @@ def file_of(built: Built, min_prev_close: int, now_ns: int) -> UniverseFile:
             rate_limit_per_s=built.rate_limit_per_s,
             achieved_fraction=round(built.achieved_fraction, 3),
             masters_installed={m: kst(ns) for m, ns in built.masters_installed.items()},
+            candidates_by_market=dict(built.candidates_by_market),
+            failed_symbols=dict(sorted(built.failed.items())),
         ),
         tuple(_symbol(m) for m in built.members),
     )
@@ -138,6 +145,20 @@ def file_of_stored(stored: UniverseSnapshot, produced_ns: int, reused_from: str)
         ),
         tuple(_symbol(m) for m in members),
     )
+
+
+def candidates_by_market(universe: UniverseFile) -> dict[str, int]:
+    """Per market, the candidates ``universe`` was built from.
+
+    A file from before they were recorded (or rewritten from the database) gives its members
+    per market instead: fewer than its candidates, a lower baseline but never a false one.
+    """
+    if universe.metadata.candidates_by_market:
+        return dict(universe.metadata.candidates_by_market)
+    counts: dict[str, int] = {}
+    for symbol in universe.symbols:
+        counts[symbol.market] = counts.get(symbol.market, 0) + 1
+    return counts
 
 
 def kst(ns: int) -> str:
