@@ -32,10 +32,11 @@ import psutil
 from sqlalchemy import Connection, Engine, text
 
 from observer.clock import SimulatedClock, now_utc
-from observer.config import EtfSettings, default_config_path, load_settings
+from observer.config import REST_PER_SECOND, EtfSettings, default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
+from observer.kis.pacing import RECOVER_S
 from observer.logs import register_secret
 from observer.phases import KST
 from observer.runtime import poll_until
@@ -72,6 +73,7 @@ START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start bef
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 # KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.
 DEMO_CALLS_PER_SECOND = 400
+PACE_RECOVER_S = RECOVER_S * REST_PER_SECOND["real"] / DEMO_CALLS_PER_SECOND
 # After Track A's closing cycle (15:30, a few simulated minutes): the daily run borrows its
 # REST share. Within the demo's day (16:10 shipped).
 ETF_DAILY_AT = "15:38"
@@ -246,6 +248,8 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\n'
+        # Budgets 20 times KIS's: a pace slowed by refusals climbs back 20 times sooner.
+        f"pace_recover_s = {PACE_RECOVER_S}\n"
         f'token_dir = "{data / "tokens"}"\n{accounts}{notify}'
     )
 

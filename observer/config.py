@@ -187,6 +187,9 @@ class KisSettings(Strict, frozen=True):
     # run on its own, without the supervisor's token job).
     token_issuer: Literal["any", "job"] = "any"  # noqa: S105 - a mode, not a secret
     token_wait_s: Seconds = 300.0  # a worker waits this long for the job's token (clock s)
+    # A pace slowed by EGW00201 refusals climbs back a tenth of its share after this many
+    # wall seconds without one (`observer.kis.pacing`).
+    pace_recover_s: Seconds = 1.0
 
     def __post_init__(self) -> None:
         # An account without a budget of its own gets its environment's: a paper account

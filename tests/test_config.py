@@ -76,7 +76,7 @@ def test_an_account_without_a_budget_gets_its_environments(
     assert [a.rest_per_second for a in settings.kis.accounts] == [default, 5.0]
     limits = rate_limits(settings, "track_a")  # what every worker paces by
     limiter = limits.for_account("a")
-    assert limiter.max_rate / limiter.time_period == pytest.approx(default * 0.55)
+    assert limiter.rate == pytest.approx(default * 0.55)
 
 
 @pytest.mark.parametrize(

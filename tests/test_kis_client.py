@@ -50,7 +50,8 @@ def make_client(tmp_path: Path, handler: Handler) -> KisClient:
 
     http = httpx.AsyncClient(base_url="https://kis.test", transport=httpx.MockTransport(route))
     creds = Credentials(f"acct-{id(handler)}", Secret(KEY), Secret(SECRET))
-    clock = SimulatedClock(start_ns=0, speed=1e6)  # retry pauses pass in microseconds
+    # Retry pauses pass in a fraction of a millisecond; the day-long token lasts 8 wall seconds.
+    clock = SimulatedClock(start_ns=0, speed=1e4)
     tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", min_issue_interval_s=0)
     limits = RateLimits({creds.alias: 1000})
     return KisClient(http, creds, tokens, clock, limits.for_account(creds.alias))

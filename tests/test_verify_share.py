@@ -70,7 +70,7 @@ def verify_rate(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> float:
 
     def opened(settings: Settings, alias: str, clock: Any, limits: Any, *a: Any, **k: Any) -> Any:
         limiter = limits.for_account(alias)
-        raise Opened(limiter.max_rate / limiter.time_period)
+        raise Opened(limiter.rate)
 
     monkeypatch.setattr(observer.kis.session, "open_account", opened)
     with pytest.raises(Opened) as caught:

@@ -39,7 +39,7 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
-from observer.kis.pacing import Pace
+from observer.kis.pacing import RECOVER_S, Pace
 from observer.kis.parse import decode_answer, decode_json
 from observer.kis.rest_get import RestGet
 from observer.kis.schemas import (
@@ -83,11 +83,13 @@ class RateLimits:
     """The per-account paces of one process; create one and give it to every client.
 
     ``per_second`` is this process's share of each account's limit (configured so that all
-    processes of an account together stay under KIS's budget).
+    processes of an account together stay under KIS's budget); ``recover_s`` how soon a pace
+    slowed by refusals climbs back (`Pace`).
     """
 
-    def __init__(self, per_second: Mapping[str, float]) -> None:
+    def __init__(self, per_second: Mapping[str, float], recover_s: float = RECOVER_S) -> None:
         self._per_second = dict(per_second)
+        self._recover_s = recover_s
         self._paces: dict[str, Pace] = {}
 
     def for_account(self, account: str) -> Pace:
@@ -96,7 +98,8 @@ class RateLimits:
         if pace is None:
             if account not in self._per_second:
                 raise KisError(f"no rate limit configured for account {account!r}")
-            pace = self._paces[account] = Pace(self._per_second[account])
+            pace = Pace(self._per_second[account], self._recover_s)
+            self._paces[account] = pace
         return pace
 
 

@@ -10,10 +10,10 @@ share would then have a share of the calls refused, each retried into the same c
 * a refusal of a call sent at the current pace halves the pace, down to `FLOOR` of the
   share; refusals of calls sent before that slowdown say nothing of the new pace and do not
   slow it again;
-* each `RECOVER_S` seconds with calls answered and none refused raise it by `STEP` of the
-  share, back to the share (from half the share in five seconds): gently, since a budget
-  taken by another program stays taken, and the pace should hover just under what is
-  left rather than climb past it at once.
+* each ``recover_s`` (`RECOVER_S`, ``[kis] pace_recover_s``) with calls answered and none
+  refused raises it by `STEP` of the share, back to the share (from half the share in five
+  seconds): gently, since a budget taken by another program stays taken, and the pace
+  should hover just under what is left rather than climb past it at once.
 
 Each pace is an ``aiolimiter.AsyncLimiter``. A slowed call waits for the slowed limiter and
 then, last, for the share's own, so that however the pace changes while calls wait, the
@@ -33,7 +33,7 @@ __all__ = ["FLOOR", "PACING_S", "RECOVER_S", "STEP", "Pace"]
 PACING_S = 0.05  # a limiter's bucket holds this long's worth of calls
 FLOOR = 0.1  # the slowest pace, as a share of the configured one
 STEP = 0.1  # each recovery's raise, as a share of the configured one
-RECOVER_S = 1.0  # seconds without a refusal, calls answered, before each raise
+RECOVER_S = 1.0  # seconds without a refusal, calls answered, before each raise (default)
 
 
 def _limiter(rate: float) -> AsyncLimiter:
@@ -48,11 +48,17 @@ def _limiter(rate: float) -> AsyncLimiter:
 class Pace:
     """The pace of one account's calls in this process (``async with pace: send``).
 
-    ``rate`` is the process's configured share of the account's budget (calls a second).
+    ``rate`` is the process's configured share of the account's budget (calls a second);
+    ``recover_s`` the wall seconds without a refusal before each raise.
     `generation` counts the slowdowns: read it when sending and give it back to `refused`.
     """
 
-    def __init__(self, rate: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        recover_s: float = RECOVER_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         if rate <= 0:
             raise ValueError(f"a pace needs a positive rate, not {rate!r}")
         self.rate = rate
@@ -61,6 +67,7 @@ class Pace:
         self.slowdowns = 0
         self._share = _limiter(rate)
         self._slowed: AsyncLimiter | None = None
+        self._recover_s = recover_s
         self._monotonic = monotonic  # the limiters' time: wall seconds, as KIS counts
         self._changed_at = 0.0  # the last slowdown or raise
 
@@ -93,8 +100,8 @@ class Pace:
         self._set(max(FLOOR, self.factor / 2))
 
     def answered(self) -> None:
-        """A call got an answer that is no refusal: `RECOVER_S` after a change, speed up."""
-        if self.factor < 1.0 and self._monotonic() - self._changed_at >= RECOVER_S:
+        """A call got an answer that is no refusal: ``recover_s`` after a change, speed up."""
+        if self.factor < 1.0 and self._monotonic() - self._changed_at >= self._recover_s:
             self._set(min(1.0, round(self.factor + STEP, 6)))
 
     def _set(self, factor: float) -> None:

@@ -64,7 +64,8 @@ def rate_limits(settings: Settings, process: str, *, share: float | None = None)
         share = settings.kis.process_share.get(process)
     if share is None:
         raise ConfigError(f"kis.process_share has no entry for process kind {process!r}")
-    return RateLimits({a.alias: a.rest_per_second * share for a in settings.kis.accounts})
+    per_second = {a.alias: a.rest_per_second * share for a in settings.kis.accounts}
+    return RateLimits(per_second, settings.kis.pace_recover_s)
 
 
 def _urls(settings: Settings) -> tuple[str, str]:
