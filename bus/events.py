@@ -710,9 +710,10 @@ class PruneRequested(_Event, tag="prune_requested", frozen=True, kw_only=True):
     """Retention asks the writer to delete one table's rows of one archived trading day.
 
     The writer deletes them in bounded chunks between its batches, and only if the day's
-    newest archive record has exactly ``rows`` and ``sha256`` and the day still holds
-    exactly the archived rows (those already pruned counted): a day that changed since it was
-    archived is refused with a ``prune_refused`` alert.
+    newest archive file has exactly ``rows`` and ``sha256`` and the day still holds exactly
+    the rows of all its files (the day's own and any of rows committed after it was pruned,
+    ``<table>.late-N.parquet``; those already pruned counted): a day that changed since it
+    was archived is refused with a ``prune_refused`` alert.
     """
 
     table: str

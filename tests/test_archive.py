@@ -14,7 +14,7 @@ import duckdb
 import msgspec
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
@@ -27,7 +27,8 @@ from bus.events import (
     PruneRequested,
 )
 from harness.loadgen import synthetic_tick
-from observer.db.archive import verify_file, write_day
+from observer.config import Settings, load_settings
+from observer.db.archive import ArchiveWouldShrink, verify_file, write_day
 from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk
 from observer.db.retention_queries import (
@@ -41,6 +42,7 @@ from observer.writer.retention import Pruner
 from observer.writer.store import Store
 from tests.samples import SAMPLES
 from tests.support import ROOT
+from workers.archive import job
 
 DAY = date(2026, 11, 18)
 NEXT = DAY + timedelta(days=1)
@@ -94,6 +96,14 @@ def archive_and_request(store: Store, root: Path, tables: tuple[str, ...]) -> No
         for t in tables
     ]
     apply(store, requests, "archive")
+
+
+def store_settings(store: Store, root: Path) -> Settings:
+    """Settings of ``store``'s database, archiving under ``root``."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    config = root.parent / f"{root.name}.toml"
+    config.write_text(f'[database]\nurl = "{url}"\n[retention]\ndir = "{root}"\n')
+    return load_settings(config)
 
 
 def db_rows(store: Store, table: str, day: date) -> list[dict[str, Any]]:
@@ -285,6 +295,101 @@ def test_a_pruning_cut_short_is_finished_by_the_next_request(store: Store, tmp_p
     assert db_rows(store, "trade_ticks", DAY) == []
     with store.engine.connect() as conn:
         assert all(a.complete for a in audit_sources(conn))
+
+
+def test_archiving_a_day_the_writer_starts_pruning_keeps_the_whole_file(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`archive --date D` checked that D was not pruned, then read it in another statement:
+    the pruner's first chunk committed in between, the day's whole file was replaced by one
+    without it, and the pruner then deleted every row it had fixed (100 of 500 lost)."""
+    apply(store, [synthetic_tick(n, day_ns(DAY, n)) for n in range(500)])
+    archive_and_request(store, tmp_path, ("trade_ticks",))
+    path = tmp_path / f"{DAY:%Y/%m/%d}/trade_ticks.parquet"
+    pruner = Pruner(store, 100)
+    real = job.write_day
+
+    def pruned_meanwhile(conn: Any, spec: Any, day: date, *args: Any, **kwargs: Any) -> Any:
+        if spec.name == "trade_ticks":  # after the job's check, before its read of the day
+            assert pruner.pending()
+            pruner.step()  # the check
+            pruner.step()  # the first chunk (a partition dropped, on PostgreSQL)
+        return real(conn, spec, day, *args, **kwargs)
+
+    monkeypatch.setattr(job, "write_day", pruned_meanwhile)
+    sent: list[Event] = []
+    outcome = job.archive_day(
+        store.engine, store_settings(store, tmp_path), tmp_path, DAY, sent.append
+    )
+    monkeypatch.undo()
+    apply(store, sent, "archive")
+    prune_all(pruner)
+    assert not outcome.problems and not outcome.failed
+    assert [w.rows for w in outcome.written if w.table == "trade_ticks"] in ([500], [])
+    assert len(file_rows(path)) == 500 and db_rows(store, "trade_ticks", DAY) == []
+    count, problems = job.verify_archives(store.engine, tmp_path, DAY)
+    assert (count, problems) == (1, [])
+
+
+def test_an_archive_file_is_never_replaced_by_one_with_fewer_rows(
+    store: Store, tmp_path: Path
+) -> None:
+    """The day's rows gone from the database (pruned, a restore of an older backup): the
+    file holding them was replaced by what was left, and `verify` said all was well."""
+    apply(store, [synthetic_tick(n, day_ns(DAY, n)) for n in range(300)])
+    apply(store, [synthetic_tick(n, day_ns(NEXT, n)) for n in range(300)])
+    spec = ARCHIVED_TABLES["trade_ticks"]
+    archive(store, tmp_path, DAY)  # recorded
+    with store.engine.connect() as conn:
+        unrecorded = write_day(conn, spec, NEXT, tmp_path, 1000)  # a file with no record
+    assert unrecorded is not None
+    whole = {d: (tmp_path / f"{d:%Y/%m/%d}/trade_ticks.parquet").read_bytes() for d in (DAY, NEXT)}
+    with store.engine.begin() as conn:  # rows lost, as an older backup restored would be
+        conn.execute(delete(spec.table).where(spec.table.c.seq % 3 == 0))
+    (tmp_path / f"{DAY:%Y/%m/%d}/trade_ticks.parquet").unlink()  # the record still counts
+    for day in (DAY, NEXT):
+        with store.engine.connect() as conn, pytest.raises(ArchiveWouldShrink, match="300 rows"):
+            write_day(conn, spec, day, tmp_path, 1000)
+    assert (tmp_path / f"{NEXT:%Y/%m/%d}/trade_ticks.parquet").read_bytes() == whole[NEXT]
+    assert not list(tmp_path.rglob(".*.tmp"))
+    # The job calls it a problem (archive_damaged), never a failure to retry: nothing sent.
+    sent: list[Event] = []
+    settings = store_settings(store, tmp_path)
+    outcome = job.archive_day(store.engine, settings, tmp_path, NEXT, sent.append)
+    assert [p.split(": ")[0] for p in outcome.problems] == [f"trade_ticks of {NEXT}"]
+    assert "never shrinks" in outcome.problems[0] and not outcome.failed
+    assert not [e for e in sent if getattr(e, "table", "") == "trade_ticks"]
+
+
+@SQLITE_ONLY
+def test_a_late_row_of_a_day_whose_pruning_was_cut_short_is_archived_apart(
+    store: Store, tmp_path: Path
+) -> None:
+    """Pruned in part by a writer that stopped, then a late row: the row is told apart from
+    the archived rows still there (its seq is above its source's in the file)."""
+    apply(store, [synthetic_tick(n, day_ns(DAY, n)) for n in range(500)])
+    archive_and_request(store, tmp_path, ("trade_ticks",))
+    cut = Pruner(store, 100)
+    for _ in range(3):  # the check and two chunks; then the writer stops
+        cut.pending()
+        cut.step()
+    apply(store, [synthetic_tick(n, day_ns(DAY, 9000 + n)) for n in range(2)])  # same source
+    sent: list[Event] = []
+    outcome = job.Outcome()
+    settings = store_settings(store, tmp_path)
+    job.keep_retention(
+        store.engine, settings, tmp_path, DAY + timedelta(days=31), sent.append, outcome
+    )
+    assert not outcome.problems and [(w.path, w.rows) for w in outcome.written] == [
+        (f"{DAY:%Y/%m/%d}/trade_ticks.late-1.parquet", 2)
+    ]
+    apply(store, sent, "archive")
+    ((code, message),) = alerts(prune_all(Pruner(store, 100)))
+    assert code == "retention_pruned" and "302 rows" in message
+    assert db_rows(store, "trade_ticks", DAY) == []
+    late = file_rows(tmp_path / outcome.written[0].path)
+    assert [r["seq"] for r in late] == [501, 502]
+    assert job.verify_archives(store.engine, tmp_path, DAY) == (2, [])
 
 
 def _observer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,19 +17,39 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from bus.events import Bar, DayArchived, Event, MinuteBars, PruneRequested
+from harness.loadgen import synthetic_tick
 from observer.config import Settings, load_settings
+from observer.db.audit_queries import audit_sources
+from observer.db.models import PrunedChunk
 from observer.db.retention_queries import ARCHIVED_TABLES, days_with_rows, newest_archive
 from observer.phases import KST
 from observer.writer.partitions import Partitions
+from observer.writer.retention import Pruner
 from observer.writer.store import Store
 from tests.support import WriterProcess, db_rows
-from tests.test_archive import DAY, NEXT, apply, day_ns, file_rows, market_events
+from tests.test_archive import (
+    DAY,
+    NEXT,
+    alerts,
+    apply,
+    day_ns,
+    file_rows,
+    market_events,
+    prune_all,
+)
+from tests.test_archive import db_rows as day_rows
 from tests.test_archive_isolation import block
 from tests.test_archive_writer import run_job
-from workers.archive.job import LOOK_BACK_DAYS, Outcome, archive_day, keep_retention
+from workers.archive.job import (
+    LOOK_BACK_DAYS,
+    Outcome,
+    archive_day,
+    keep_retention,
+    verify_archives,
+)
 
 TABLES = ["minute_bars", "order_books", "price_snapshots", "trade_ticks"]
 PER_DAY = {"trade_ticks": 30, "order_books": 5, "price_snapshots": 3, "minute_bars": 4}
@@ -165,6 +185,68 @@ def test_the_look_back_is_bounded_and_a_pruned_table_stays_within_its_retention(
     send = committing(store, sent)
     keep_retention(store.engine, settings, root, today, send, Outcome(), look_back=60)
     assert archived(sent) == [("minute_bars", old), ("price_snapshots", old)]
+
+
+def test_rows_committed_after_their_day_was_pruned_are_archived_and_pruned(
+    store: Store, settings: Settings
+) -> None:
+    """A row of a pruned day committed later (a recovery, a replay) was kept unarchived for
+    good and made every nightly run a false critical archive_damaged (exit 1)."""
+    apply(store, [synthetic_tick(n, day_ns(DAY, n)) for n in range(200)])
+    root, today = Path(settings.retention.dir), DAY + timedelta(days=31)
+    pruner = Pruner(store, 100)
+    nightly(store, settings, today)
+    assert [code for code, _ in alerts(prune_all(pruner))] == ["retention_pruned"]
+    apply(store, [synthetic_tick(9000, day_ns(DAY, 9000))], "late")
+    outcome, sent = nightly(store, settings, today + timedelta(days=1))
+    assert not outcome.problems and not outcome.failed
+    assert [(w.path, w.rows) for w in outcome.written] == [
+        (f"{DAY:%Y/%m/%d}/trade_ticks.late-1.parquet", 1)
+    ]
+    assert f"trade_ticks of {DAY}: 1 rows committed after it was pruned" in outcome.notes[-1]
+    assert [(r.table, r.rows) for r in sent if isinstance(r, PruneRequested)] == [
+        ("trade_ticks", 1)
+    ]
+    # One more arrives before the writer takes the request: refused, nothing deleted ...
+    apply(store, [synthetic_tick(9001, day_ns(DAY, 9001))], "late")
+    assert [code for code, _ in alerts(prune_all(pruner))] == ["prune_refused"]
+    assert len(day_rows(store, "trade_ticks", DAY)) == 2
+    # ... and the next run writes only the row the late file lacks (its seq is above).
+    outcome, _ = nightly(store, settings, today + timedelta(days=2))
+    assert not outcome.problems and [w.rows for w in outcome.written] == [1]
+    assert [code for code, _ in alerts(prune_all(pruner))] == ["retention_pruned"]
+    assert day_rows(store, "trade_ticks", DAY) == []
+    checked, problems = verify_archives(store.engine, root, DAY)
+    assert (checked, problems) == (3, [])
+    keys = [
+        (r["source"], r["seq"])
+        for path in sorted((root / f"{DAY:%Y/%m/%d}").glob("trade_ticks*.parquet"))
+        for r in file_rows(path)
+    ]
+    assert len(keys) == len(set(keys)) == 202  # every row once, across the day's files
+    with store.engine.connect() as conn:
+        assert all(a.complete for a in audit_sources(conn))
+    outcome, sent = nightly(store, settings, today + timedelta(days=3))
+    assert sent == [] and not outcome.problems  # nothing left to do
+
+
+def test_a_pruned_day_whose_rows_do_not_add_up_is_still_a_problem(
+    store: Store, settings: Settings
+) -> None:
+    """Late rows are told apart from damage: rows the file holds that are neither pruned nor
+    in the database are never written over nor pruned."""
+    apply(store, [synthetic_tick(n, day_ns(DAY, n)) for n in range(200)])
+    today = DAY + timedelta(days=31)
+    pruner = Pruner(store, 100)
+    nightly(store, settings, today)
+    prune_all(pruner)
+    apply(store, [synthetic_tick(9000, day_ns(DAY, 9000))], "late")
+    with store.engine.begin() as conn:  # 50 archived rows neither pruned nor in the database
+        conn.execute(update(PrunedChunk).values(rows=PrunedChunk.rows - 50))
+    outcome, sent = nightly(store, settings, today + timedelta(days=1))
+    ((problem,),) = [outcome.problems]
+    assert problem.startswith(f"trade_ticks of {DAY} is pruned in part") and "1 of them" in problem
+    assert sent == [] and len(day_rows(store, "trade_ticks", DAY)) == 1
 
 
 @pytest.fixture

@@ -7,6 +7,11 @@ as JSON text. DuckDB, Polars and pandas read the files as they are. A file is wr
 a temporary name, read back whole (its row count must match), then renamed into place, so a
 file at its final name is always complete; its size, sha256 and row count are recorded in
 the database (`bus.events.DayArchived`) and ``observer archive verify`` checks them.
+
+An archive never shrinks: a file is not replaced by one holding fewer rows than it, or than
+its newest record (`ArchiveWouldShrink`): the rows it holds beyond are gone from the
+database (pruned, or a restore of an older backup), and the file is their only copy.
+Rows of a day committed after it was pruned go to ``<table>.late-N.parquet`` beside it.
 """
 
 from __future__ import annotations
@@ -24,19 +29,31 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import JSON, Boolean, Connection, Date, LargeBinary, String, Table
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Connection,
+    Date,
+    LargeBinary,
+    String,
+    Table,
+)
 
 from bus.events import DayArchived
 from observer.config import Settings
 from observer.db.models import ExactDecimal
-from observer.db.retention_queries import ArchivedTable, ArchiveRecord, day_rows
+from observer.db.retention_queries import ArchivedTable, ArchiveRecord, day_files, day_rows
 from observer.errors import ArchiveError
 from observer.private_files import fsync_path
 
 __all__ = [
+    "ArchiveWouldShrink",
     "Written",
     "archive_root",
     "glance_file",
+    "highest_seqs",
+    "late_path",
     "relative_path",
     "schema_of",
     "verify_file",
@@ -44,6 +61,10 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+
+
+class ArchiveWouldShrink(ArchiveError):
+    """The new file would hold fewer rows than the one it replaces: the old one is kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +104,11 @@ def relative_path(table: str, day: date) -> str:
     return f"{day:%Y/%m/%d}/{table}.parquet"
 
 
+def late_path(table: str, day: date, number: int) -> str:
+    """``YYYY/MM/DD/<table>.late-N.parquet``: the day's Nth rows committed after its pruning."""
+    return f"{day:%Y/%m/%d}/{table}.late-{number}.parquet"
+
+
 def schema_of(table: Table) -> pa.Schema:
     """The Arrow schema of a table's rows (columns in the table's order)."""
     return pa.schema([pa.field(c.name, _arrow_type(c.type), nullable=c.nullable) for c in table.c])
@@ -109,31 +135,39 @@ def write_day(
     root: Path,
     read_rows: int,
     progress: Callable[[], None] = lambda: None,
+    *,
+    path: str | None = None,
+    where: ColumnElement[bool] | None = None,
 ) -> Written | None:
     """Write ``spec``'s rows of ``day`` to their file; None when the day has no rows.
 
-    ``progress`` is called after each batch of ``read_rows`` and each step of the check:
-    a job beats there, as a day of ticks takes minutes, and a job silent for half its
-    heartbeat timeout shows as hung.
+    ``path`` (under ``root``; the day's `relative_path` by default) and ``where`` (the rows
+    of the day it holds; all of them by default) make a day's late file. ``progress`` is
+    called after each batch of ``read_rows`` and each step of the check: a job beats there,
+    as a day of ticks takes minutes, and a job silent for half its heartbeat timeout shows
+    as hung.
 
     Raises
     ------
+    ArchiveWouldShrink
+        A file at ``path``, or its newest record, holds more rows: it is kept as it is.
     ArchiveError
         The file could not be written, or did not read back as written.
     """
     started = time.monotonic()
-    relative = relative_path(spec.name, day)
+    relative = path or relative_path(spec.name, day)
     final = root / relative
     temporary = final.with_name(f".{final.name}.tmp")
     schema = schema_of(spec.table).with_metadata(
         {"observer.table": spec.name, "observer.trade_date": day.isoformat()}
     )
     json_columns = [i for i, c in enumerate(spec.table.c) if isinstance(c.type, JSON)]
+    kept = _rows_held(conn, spec.name, day, relative, final)
     rows = raw = 0
     try:
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with pq.ParquetWriter(temporary, schema, compression="zstd") as writer:
-            for part in day_rows(conn, spec, day, read_rows):
+            for part in day_rows(conn, spec, day, read_rows, where):
                 batch = _batch(schema, part, json_columns)
                 writer.write_batch(batch, row_group_size=read_rows)
                 rows += batch.num_rows
@@ -143,6 +177,12 @@ def write_day(
             temporary.unlink()
             _remove_empty(final.parent, root)
             return None
+        if kept > rows:
+            temporary.unlink()
+            raise ArchiveWouldShrink(
+                f"{final} holds {kept} rows and the day {rows} now: the file is kept "
+                "(an archive never shrinks; the rows beyond are no longer in the database)"
+            )
         fsync_path(temporary)
         progress()
         if pq.read_table(temporary).num_rows != rows:  # read back whole: every page decodes
@@ -160,6 +200,41 @@ def write_day(
         raise ArchiveError(f"cannot write {final}: {type(exc).__name__}: {exc}") from exc
     elapsed = int((time.monotonic() - started) * 1000)
     return Written(spec.name, day, relative, rows, size, digest, raw, elapsed)
+
+
+def _rows_held(conn: Connection, table: str, day: date, relative: str, final: Path) -> int:
+    """The rows the file being replaced holds: the more of its newest record's and its own.
+
+    A file that cannot be read holds none that could be kept (its record still counts).
+    """
+    recorded = [r.rows for r in day_files(conn, table, day) if r.path == relative]
+    held = 0
+    if final.is_file():
+        try:
+            held = pq.read_metadata(final).num_rows
+        except (OSError, pa.ArrowException):
+            held = 0
+    return max([held, *recorded])
+
+
+def highest_seqs(root: Path, records: Iterable[ArchiveRecord]) -> dict[str, int]:
+    """Each source's highest seq in the recorded files (read: their two key columns).
+
+    Raises
+    ------
+    ArchiveError
+        A file cannot be read.
+    """
+    highest: dict[str, int] = {}
+    for record in records:
+        try:
+            keys = pq.read_table(root / record.path, columns=["source", "seq"])
+        except (OSError, pa.ArrowException) as exc:
+            raise ArchiveError(f"cannot read {root / record.path}: {exc}") from exc
+        tops = keys.group_by("source").aggregate([("seq", "max")]).to_pylist()
+        for top in tops:
+            highest[top["source"]] = max(highest.get(top["source"], 0), top["seq_max"])
+    return highest
 
 
 def _remove_empty(folder: Path, root: Path) -> None:

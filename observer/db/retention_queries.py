@@ -7,12 +7,25 @@ verify`` and the writer's pruner all ask here, so the three agree on what a day 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Connection, Table, and_, func, select, true
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
 
 from observer.db.models import (
     Audited,
@@ -31,11 +44,15 @@ __all__ = [
     "ArchivedTable",
     "archive_records",
     "day_bounds",
+    "day_count",
+    "day_files",
     "day_filter",
     "day_rows",
     "day_sources",
     "days_with_rows",
+    "late_filter",
     "newest_archive",
+    "one_snapshot",
     "pruned_rows",
 ]
 
@@ -103,10 +120,38 @@ def day_filter(spec: ArchivedTable, day: date) -> ColumnElement[bool]:
     return and_(spec.instant >= start, spec.instant < end)
 
 
-def day_rows(conn: Connection, spec: ArchivedTable, day: date, batch: int) -> Iterator[Any]:
-    """The day's rows in (source, seq, ...) order, fetched ``batch`` at a time."""
+@contextmanager
+def one_snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose reads all see one snapshot of the database, until the block ends.
+
+    What the archive job decides from several reads (is the day pruned, what its files hold,
+    its rows) must agree with the rows it then writes: read apart, a pruning chunk committed
+    in between made a file without it replace the whole day's. PostgreSQL's default READ
+    COMMITTED takes a snapshot per statement: REPEATABLE READ keeps the first one. pysqlite
+    begins no transaction for a SELECT, so each read would be its own: an explicit BEGIN
+    holds the snapshot of the first read (WAL: the writer goes on committing meanwhile).
+    """
+    with engine.connect() as conn:  # its isolation level is reset when it goes back to the pool
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if dialect == "sqlite":  # a read transaction: the job's engine is query_only
+                conn.execute(text("BEGIN"))
+            yield conn
+
+
+def day_rows(
+    conn: Connection,
+    spec: ArchivedTable,
+    day: date,
+    batch: int,
+    where: ColumnElement[bool] | None = None,
+) -> Iterator[Any]:
+    """The day's rows (those ``where`` selects) in (source, seq, ...) order, ``batch`` at a time."""
     table = spec.table
-    query = select(table).where(day_filter(spec, day)).order_by(*table.primary_key.columns.values())
+    condition = day_filter(spec, day) if where is None else and_(day_filter(spec, day), where)
+    query = select(table).where(condition).order_by(*table.primary_key.columns.values())
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     yield from result.partitions(batch)
 
@@ -147,6 +192,29 @@ def days_with_rows(
     return {epoch + timedelta(days=int(n)): count for n, count in conn.execute(query)}
 
 
+def day_count(
+    conn: Connection, spec: ArchivedTable, day: date, where: ColumnElement[bool] | None = None
+) -> int:
+    """The rows ``spec``'s table holds for ``day`` (those ``where`` selects)."""
+    if where is None:  # the index-only count of `days_with_rows`
+        return days_with_rows(conn, spec, day + timedelta(days=1), since=day).get(day, 0)
+    query = select(func.count()).where(day_filter(spec, day), where)
+    return int(conn.execute(query).scalar_one())
+
+
+def late_filter(spec: ArchivedTable, highest: Mapping[str, int]) -> ColumnElement[bool]:
+    """The rows committed after files holding each source's seqs up to ``highest[source]``.
+
+    A source's seqs commit in order, each with all its rows, and rows are never changed: a
+    file made from a snapshot holds every row of the day its sources had committed, so a row
+    of the day it lacks has a seq above its source's highest in the file (or a source the
+    file does not hold at all).
+    """
+    source, seq = spec.table.c.source, spec.table.c.seq
+    known = [and_(source == name, seq > top) for name, top in highest.items()]
+    return or_(*known, source.not_in(list(highest)))
+
+
 def pruned_rows(conn: Connection, table: str, day: date) -> tuple[int, int]:
     """Rows already pruned from ``table`` for ``day``, and the chunks that did it."""
     query = select(func.coalesce(func.sum(PrunedChunk.rows), 0), func.count()).where(
@@ -172,21 +240,33 @@ def _records(conn: Connection, condition: ColumnElement[bool]) -> list[ArchiveRe
         .where(condition)
         .order_by(a.trade_date, a.table_name, a.produced_ns, a.source, a.seq)
     )
-    newest: dict[tuple[str, date], ArchiveRecord] = {}
+    newest: dict[tuple[str, date, str], ArchiveRecord] = {}
     for row in conn.execute(query):
-        newest[(row[0], row[1])] = ArchiveRecord(*row)  # later records replace earlier ones
+        key = (row[0], row[1], row[2])
+        newest.pop(key, None)  # a later record of a file replaces it, and goes last
+        newest[key] = ArchiveRecord(*row)
     return list(newest.values())
 
 
 def archive_records(conn: Connection, day: date | None = None) -> list[ArchiveRecord]:
-    """The newest archive record of every (table, day), or of one day's tables."""
+    """The newest record of every archive file, or of one day's files."""
     condition = DayArchivedRow.trade_date == day if day is not None else true()
     return _records(conn, condition)
 
 
-def newest_archive(conn: Connection, table: str, day: date) -> ArchiveRecord | None:
-    """The newest archive record of ``table``'s ``day``, if any."""
-    found = _records(
+def day_files(conn: Connection, table: str, day: date) -> list[ArchiveRecord]:
+    """The newest record of each of ``table``'s files of ``day``, the last recorded last.
+
+    A day has one file, ``<table>.parquet``, and one ``<table>.late-N.parquet`` for each
+    time rows of the day were committed after it was pruned (`workers.archive.job`): the
+    day's archive is all of them, their rows added up.
+    """
+    return _records(
         conn, and_(DayArchivedRow.table_name == table, DayArchivedRow.trade_date == day)
     )
-    return found[0] if found else None
+
+
+def newest_archive(conn: Connection, table: str, day: date) -> ArchiveRecord | None:
+    """The last recorded of ``table``'s files of ``day`` (`day_files`), if any."""
+    found = day_files(conn, table, day)
+    return found[-1] if found else None

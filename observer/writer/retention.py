@@ -7,12 +7,14 @@ transaction, so producers keep being acknowledged while a month of ticks goes.
 
 A day is pruned only if it is exactly what was archived: the newest archive record of the
 table and day has the request's row count and checksum, and the rows still there plus those
-already pruned are that count. The rows to delete are fixed when the pruning starts (each
-source's rows up to its committed mark then), so a row of that day committed later (a late
-recovery) is never deleted unarchived. Each chunk records what it deleted per source in
-``pruned_chunks`` in the same transaction, and the audit counts those seqs as present.
-A pruning cut short (a restart) is finished when the job asks again: the check counts the
-rows already pruned.
+already pruned are the rows of the day's files (its file, and the late files of rows
+committed after it was pruned: `observer.db.retention_queries.day_files`). The rows to
+delete are fixed when the pruning starts (each source's rows up to its committed mark then),
+so a row of that day committed later (a late recovery) is never deleted unarchived; the
+archive job writes it to a late file of the day and asks again. Each chunk records what it
+deleted per source in ``pruned_chunks`` in the same transaction, and the audit counts those
+seqs as present. A pruning cut short (a restart) is finished when the job asks again: the
+check counts the rows already pruned.
 
 On PostgreSQL a day is a partition (`observer.writer.partitions`): the same check, the
 record of every source's rows and seqs and the ``DROP`` of the day's partition are one
@@ -41,9 +43,9 @@ from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
     ArchiveRecord,
+    day_files,
     day_filter,
     day_sources,
-    newest_archive,
     pruned_rows,
 )
 from observer.errors import StoreError
@@ -157,13 +159,13 @@ class Pruner:
         """Check the day against its archive and fix the rows to delete; or say why not."""
         request = job.request
         with self.store.engine.connect() as conn:
-            record = newest_archive(conn, request.table, request.trade_date)
+            files = day_files(conn, request.table, request.trade_date)
             sources = day_sources(conn, spec, request.trade_date)
             already, chunks = pruned_rows(conn, request.table, request.trade_date)
         present = sum(sources.values())
         if present == 0:
             return None  # nothing (left) to delete: done
-        refusal = _refusal(request, record, present, already)
+        refusal = _refusal(request, files, present, already)
         if refusal is not None:
             return refusal
         job.started = time.monotonic()
@@ -183,11 +185,11 @@ class Pruner:
         job.started = time.monotonic()
         name = partitions.ensure(spec, day)  # every row of the day in it (none in the default)
         with self.store.engine.begin() as conn:
-            record = newest_archive(conn, request.table, day)
+            files = day_files(conn, request.table, day)
             already, chunks = pruned_rows(conn, request.table, day)
             stats = day_stats(conn, name, spec.owns_seqs)
             present = sum(s.rows for s in stats)
-            refusal = _refusal(request, record, present, already) if present else None
+            refusal = _refusal(request, files, present, already) if present else None
             if refusal is not None:
                 return refusal
             if stats:
@@ -302,19 +304,21 @@ class Pruner:
 
 
 def _refusal(
-    request: PruneRequested, record: ArchiveRecord | None, present: int, already: int
+    request: PruneRequested, files: list[ArchiveRecord], present: int, already: int
 ) -> str | None:
     """Why the day may not be pruned; None when it may.
 
-    Refused: the archive is not the one asked for, or does not hold every row of the day
-    (those pruned before counted).
+    Refused: the day's newest file is not the one asked for, or its files together do not
+    hold every row of the day (those pruned before counted).
     """
-    if record is None or (record.rows, record.sha256) != (request.rows, request.sha256):
+    newest = files[-1] if files else None
+    if newest is None or (newest.rows, newest.sha256) != (request.rows, request.sha256):
         return "no archive record with the requested rows and checksum"
-    if present + already != request.rows:
+    archived = sum(f.rows for f in files)
+    if present + already != archived:
         return (
             f"the day holds {present} rows ({already} pruned before), its archive "
-            f"{request.rows}: archive it again"
+            f"{archived}: archive it again"
         )
     return None
 

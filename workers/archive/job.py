@@ -5,6 +5,13 @@ file is written only by that day's run otherwise, so a run missed or caught up a
 midnight, rows committed after the run (a recovery) or a day that could not be written
 would leave the tables kept forever (snapshots, bars) without a whole archive for good.
 
+What the job decides for a table's day (pruned or not, what its files hold, its rows) and the
+rows it then writes come from one snapshot of the database (`one_snapshot`), so a pruning
+chunk committed meanwhile is seen entirely or not at all; and a file is never replaced by
+one holding fewer rows (`ArchiveWouldShrink`: a problem). Rows of a day committed after it
+was pruned (a late recovery, a replay) are its late rows: written to a late file of the day
+(``<table>.late-N.parquet``), recorded like the others, and pruned against the day's files.
+
 Every file is recorded through the bus (`bus.events.DayArchived`, which the writer keeps in
 ``day_archives``) and every pruning is asked of the writer (`bus.events.PruneRequested`):
 this job only reads the database. A table's day whose file cannot be written
@@ -19,18 +26,30 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from bus.events import Event, PruneRequested
 from observer.config import Settings
-from observer.db.archive import Written, glance_file, verify_file, write_day
+from observer.db.archive import (
+    ArchiveWouldShrink,
+    Written,
+    glance_file,
+    highest_seqs,
+    late_path,
+    relative_path,
+    verify_file,
+    write_day,
+)
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
     ArchiveRecord,
     archive_records,
+    day_count,
+    day_files,
     days_with_rows,
-    newest_archive,
+    late_filter,
+    one_snapshot,
     pruned_rows,
 )
 from observer.errors import ArchiveError
@@ -97,23 +116,35 @@ def archive_day(
     ``beat`` is called as the files are written and checked (a job's heartbeat).
 
     A table whose day was pruned in part keeps the archive it was pruned against: a new file
-    would hold only what is left.
+    would hold only what is left. Rows of it committed since go to a late file (`_archived`).
     """
     outcome = Outcome()
     for spec in ARCHIVED_TABLES.values():
-        with engine.connect() as conn:
-            if pruned_rows(conn, spec.name, day)[0]:
+        try:
+            with one_snapshot(engine) as conn:  # the check and the read see the same rows
+                pruned = pruned_rows(conn, spec.name, day)[0] > 0
+                written = None if pruned else _write(conn, settings, root, spec, day, beat)
+            if pruned:
                 outcome.notes.append(f"{spec.name} of {day}: pruned, its archive is kept")
+                _archived(engine, settings, root, spec, day, None, send, outcome, beat, verify_file)
                 continue
-            try:
-                written = write_day(conn, spec, day, root, settings.retention.read_rows, beat)
-            except ArchiveError as exc:  # this table's day alone: the others go on
-                outcome.failed.append(f"{spec.name} of {day}: {exc}")
-                continue
+        except ArchiveWouldShrink as exc:
+            outcome.problems.append(f"{spec.name} of {day}: {exc}")
+            continue
+        except ArchiveError as exc:  # this table's day alone: the others go on
+            outcome.failed.append(f"{spec.name} of {day}: {exc}")
+            continue
         if written is not None:
             send(written.event())
             outcome.written.append(written)
     return outcome
+
+
+def _write(
+    conn: Connection, settings: Settings, root: Path, spec: ArchivedTable, day: date, beat: Beat
+) -> Written | None:
+    """``spec``'s file of ``day``, from the rows ``conn`` sees (None: no rows)."""
+    return write_day(conn, spec, day, root, settings.retention.read_rows, beat)
 
 
 def keep_retention(
@@ -200,36 +231,57 @@ def _archived(
     root: Path,
     spec: ArchivedTable,
     day: date,
-    count: int,
+    count: int | None,
     send: Send,
     outcome: Outcome,
     beat: Beat,
     check: Check = glance_file,
 ) -> ArchiveRecord | None:
-    """The archive of the ``count`` rows ``spec``'s ``day`` holds, written now if need be.
+    """The day's newest file, once its files hold every row of ``spec``'s ``day``.
 
-    The newest record counts if it has those rows (and those pruned) and its file passes
-    ``check``. None: the day is pruned in part and its archive does not match (a problem),
-    or it holds no rows.
+    Every row: the ``count`` the day holds (None: counted here) and those pruned. The files
+    count if they hold that many rows and each passes ``check``; else the day's file is
+    written again while the day is whole, or its late rows are written to a late file once
+    it is pruned in part. None: the day holds no rows, or its archive does not match and it
+    is pruned in part (a problem: never written again, nor pruned further).
     """
-    with engine.connect() as conn:
-        record = newest_archive(conn, spec.name, day)
-        pruned = pruned_rows(conn, spec.name, day)[0]
-        problem = check(root, record, beat) if record is not None else "no archive"
-        if record is not None and problem is None and record.rows == count + pruned:
-            return record
-        why = problem or f"{record.rows if record else 0} rows archived, {count + pruned} known"
-        if pruned:
-            outcome.problems.append(
-                f"{spec.name} of {day} is pruned in part and its archive does not match ({why})"
-            )
-            return None
-        written = write_day(conn, spec, day, root, settings.retention.read_rows, beat)
+    try:
+        with one_snapshot(engine) as conn:  # what is decided here and the rows written agree
+            files = day_files(conn, spec.name, day)
+            pruned = pruned_rows(conn, spec.name, day)[0]
+            problem = _files_problem(root, files, check, beat)
+            archived = sum(f.rows for f in files)
+            if count is None or archived != count + pruned:
+                count = day_count(conn, spec, day)  # a pruning may have gone on since
+            if problem is None and archived == count + pruned:
+                return files[-1] if files else None
+            if pruned:  # a new file would hold only what is left: the late rows alone, if so
+                late = problem or _late_rows(
+                    conn, settings, root, spec, day, files, pruned, count, beat
+                )
+                if isinstance(late, str):
+                    outcome.problems.append(
+                        f"{spec.name} of {day} is pruned in part and its archive does not "
+                        f"match ({late})"
+                    )
+                    return None
+                written: Written | None = late
+                note = (
+                    f"{spec.name} of {day}: {late.rows} rows committed after it was pruned, "
+                    f"written to {late.path}"
+                )
+            else:
+                written = _write(conn, settings, root, spec, day, beat)
+                why = problem or f"{archived} rows archived, {count} known"
+                note = f"{spec.name} of {day}: written ({why})"
+    except ArchiveWouldShrink as exc:
+        outcome.problems.append(f"{spec.name} of {day}: {exc}")
+        return None
     if written is None:
         return None
     send(written.event())
     outcome.written.append(written)
-    outcome.notes.append(f"{spec.name} of {day}: written ({why})")
+    outcome.notes.append(note)
     return ArchiveRecord(
         written.table,
         written.trade_date,
@@ -240,6 +292,53 @@ def _archived(
         written.raw_bytes,
         written.elapsed_ms,
     )
+
+
+def _files_problem(root: Path, files: list[ArchiveRecord], check: Check, beat: Beat) -> str | None:
+    """What is wrong with the first of a day's files that does not pass ``check``, or None."""
+    if not files:
+        return "no archive"
+    for record in files:
+        if (problem := check(root, record, beat)) is not None:
+            return problem
+    return None
+
+
+def _late_rows(
+    conn: Connection,
+    settings: Settings,
+    root: Path,
+    spec: ArchivedTable,
+    day: date,
+    files: list[ArchiveRecord],
+    pruned: int,
+    count: int,
+    beat: Beat,
+) -> Written | str:
+    """The rows of a day pruned in part that its files lack, written to a late file.
+
+    They are late rows (committed after the files were made: a recovery, a replay, a late
+    producer) when every row the files hold is either pruned or still in the database, so
+    that the others are exactly the rows above each source's highest seq in the files.
+    Anything else is damage, never written over: what does not add up, as text.
+    """
+    highest = highest_seqs(root, files)
+    late = late_filter(spec, highest)
+    late_count = day_count(conn, spec, day, late)
+    archived = sum(f.rows for f in files)
+    if late_count == 0 or count - late_count != archived - pruned:
+        return (
+            f"{archived} rows archived, {pruned} of them pruned, the day holds {count}, "
+            f"{late_count} of them committed after its files"
+        )
+    number = sum(1 for f in files if f.path != relative_path(spec.name, day)) + 1
+    where = late_path(spec.name, day, number)
+    written = write_day(
+        conn, spec, day, root, settings.retention.read_rows, beat, path=where, where=late
+    )
+    if written is None:  # the same snapshot counted them: cannot happen
+        return f"the {late_count} rows committed after its files could not be read"
+    return written
 
 
 def verify_archives(
