@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, func, literal, null, select, union_all
+from sqlalchemy import BigInteger, Connection, func, literal, null, select, text, union_all
 
 from observer.db.models import AUDITED_MODELS, BusConflict, BusOffset, PrunedChunk
 
@@ -116,10 +116,13 @@ def conflicts(conn: Connection) -> list[Conflict]:
 
 @contextmanager
 def snapshot(conn: Connection) -> Iterator[None]:
-    """A transaction whose reads all see one snapshot (REPEATABLE READ on PostgreSQL).
+    """A transaction whose reads all see one snapshot, until the block ends.
 
-    PostgreSQL's default READ COMMITTED takes a snapshot per statement. SQLite keeps one
-    per statement, or per read transaction when one is begun.
+    PostgreSQL's default READ COMMITTED takes a snapshot per statement: REPEATABLE READ
+    keeps the first one. pysqlite begins no transaction for a SELECT, so each read would be
+    its own: an explicit BEGIN holds the first read's snapshot (WAL: the writer goes on
+    committing meanwhile). The archive job, the alert reads and the audit decide from
+    several reads that must agree.
     """
     if conn.in_transaction():
         raise ValueError("a snapshot needs a connection that has not begun a transaction")
@@ -129,6 +132,8 @@ def snapshot(conn: Connection) -> Iterator[None]:
         conn.execution_options(isolation_level="REPEATABLE READ")
     try:
         with conn.begin():
+            if conn.dialect.name == "sqlite":  # a read transaction (readers are query_only)
+                conn.execute(text("BEGIN"))
             yield
     finally:
         if postgres and default is not None:

@@ -23,10 +23,10 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     true,
 )
 
+from observer.db.audit_queries import snapshot
 from observer.db.models import (
     Audited,
     BarRow,
@@ -122,23 +122,14 @@ def day_filter(spec: ArchivedTable, day: date) -> ColumnElement[bool]:
 
 @contextmanager
 def one_snapshot(engine: Engine) -> Iterator[Connection]:
-    """A connection whose reads all see one snapshot of the database, until the block ends.
+    """A connection of ``engine`` whose reads all see one snapshot (`snapshot`).
 
     What the archive job decides from several reads (is the day pruned, what its files hold,
     its rows) must agree with the rows it then writes: read apart, a pruning chunk committed
-    in between made a file without it replace the whole day's. PostgreSQL's default READ
-    COMMITTED takes a snapshot per statement: REPEATABLE READ keeps the first one. pysqlite
-    begins no transaction for a SELECT, so each read would be its own: an explicit BEGIN
-    holds the snapshot of the first read (WAL: the writer goes on committing meanwhile).
+    in between made a file without it replace the whole day's.
     """
-    with engine.connect() as conn:  # its isolation level is reset when it goes back to the pool
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            if dialect == "sqlite":  # a read transaction: the job's engine is query_only
-                conn.execute(text("BEGIN"))
-            yield conn
+    with engine.connect() as conn, snapshot(conn):  # its isolation level is reset after
+        yield conn
 
 
 def day_rows(
