@@ -20,7 +20,7 @@ from workers.gap_recovery.reconcile import (
     runs_of,
     watched_minutes,
 )
-from workers.gap_recovery.verify import DayResult, Verifier, misses_of
+from workers.gap_recovery.verify import DayResult, Verifier, completeness_text, misses_of
 
 S = 1_000_000_000
 T0 = 1_795_000_020 * S  # a minute boundary (UTC and KST alike)
@@ -108,6 +108,24 @@ def test_the_days_figures_count_misses_and_shortfall() -> None:
     summary = result.summary()
     assert (summary["short"], summary["complete"], summary["missing_volume"]) == (2, 1, 9)
     assert (summary["misses"], summary["calls"], summary["completeness_pct"]) == (1, 2, 33.333)
+
+
+def test_a_day_with_nothing_compared_has_no_completeness() -> None:
+    """No minute compared is no proof of 100 %: a holiday, a wrong date, Track B down."""
+    nothing = DayResult(day=date(2026, 11, 21)).summary()
+    assert (nothing["completeness_pct"], nothing["stream_pct"]) == (None, None)
+    assert completeness_text(nothing) == "nothing was watched (no slot held a whole minute)"
+    failed = DayResult(day=date(2026, 11, 20), failed={"X": "EGW00201"}).summary()
+    assert failed["completeness_pct"] is None
+    assert completeness_text(failed) == "nothing compared (no bars)"
+    sent: list[Alert] = []
+    verifier = Verifier(Settings(), ManualClock(0), sent.append, None, [])  # type: ignore[arg-type]
+    verifier._report(DayResult(day=date(2026, 11, 20), failed={"X": "EGW00201"}))
+    (done,) = (a.message for a in sent if a.code == "reconciliation_done")
+    assert "nothing compared" in done and "None" not in done
+    some = DayResult(day=date(2026, 11, 20))
+    some.statuses.update(complete=3, recovered=1)
+    assert completeness_text(some.summary()) == "100.0% complete (75.0% from the stream alone)"
 
 
 def test_a_retrys_figures_say_they_are_a_retrys() -> None:

@@ -98,8 +98,8 @@ def _verifier(store: Store, host: str) -> tuple[Verifier, list[tuple[date, set[s
     [
         # c2's daemon was down at the close: c1's reconciliation is no reason to skip its own.
         ("c2", [(PREVIOUS, set())]),
-        ("c1", []),  # c1 reconciled its day already
-        ("", []),  # one unnamed host: every reconciliation is its own, as before
+        ("c1", [(PREVIOUS, {"000001"})]),  # c1 reconciled its symbol already: skipped
+        ("", [(PREVIOUS, {"000001"})]),  # one unnamed host: every reconciliation is its own
     ],
 )
 def test_a_daemon_starting_reconciles_its_hosts_last_session_whatever_another_host_did(

@@ -7,26 +7,34 @@ operator runs them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pytest
 from typer.testing import CliRunner
 
-from bus.events import SlotDecision, TradeTick
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
+from bus.events import Event, GapDetected, Reconciliation, SlotDecision, TradeTick
 from bus.producer import Producer
 from harness.sim.config import TickLoss
 from harness.sim.market import KST
 from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
+from observer.clock import ManualClock
+from observer.config import Settings
+from observer.db.reconciliation_queries import reconciled_minutes
+from observer.kis.schemas import MinuteBarRow
+from observer.writer.store import Store
 from tests.support import (
     SimThread,
     WriterProcess,
@@ -39,9 +47,11 @@ from tests.test_gap_recovery import MARKET as GR_MARKET
 from tests.test_gap_recovery import STOCKS as GR_STOCKS
 from tests.test_track_b import DAY, MARKET, NINE, publish_morning
 from workers.gap_recovery.cli import app as gaps_app
+from workers.gap_recovery.verify import Verifier
 
 S = 1_000_000_000
 MINUTE = 60 * S
+E = TypeVar("E", bound=Event)
 LOSS = TickLoss(
     start_ns=int((NINE + timedelta(minutes=31)).timestamp()) * S,
     end_ns=int((NINE + timedelta(minutes=33)).timestamp()) * S,
@@ -339,15 +349,172 @@ def test_a_day_that_ended_while_no_daemon_ran_is_reconciled_at_the_next_start(
             (a, "short"): 1,
             (b, "complete"): 7,
         }
-        assert sim.sim.calls["FHKST03010230"] == 2  # Friday's bars, by date
+        # Friday's bars, by date: one page per symbol (the short minute's recovery asks too).
+        assert db_rows(url, "select sum(calls) from reconciliations") == [(2,)]
+        wait_until(
+            lambda: (
+                db_rows(url, "select state from gaps where reason = 'reconciliation'")
+                == [("recovered",)]
+            ),
+            60,
+            "the short minute recovered",
+        )
+        asked = sim.sim.calls["FHKST03010230"]
         recovery.kill()
         recovery.wait(30)
         recovery = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
-        seen = "the last session, 2026-11-20: 2 symbols reconciled"
-        wait_until(lambda: seen in log.read_text(), 60, "the second start")
-        assert log.read_text().count("reconciliation of 2026-11-20 done") == 1
+        wait_until(
+            lambda: log.read_text().count("reconciliation of 2026-11-20 done") == 2,
+            60,
+            "the second start",
+        )
+        assert "reconciling 2026-11-20: 2 symbols reconciled before" in log.read_text()
+        assert sim.sim.calls["FHKST03010230"] == asked  # nothing asked again
+        assert db_rows(url, "select count(*) from reconciliations") == [(2,)]
     finally:
         if recovery is not None:
             stop(recovery)
         writer.kill()
         sim.close()
+
+
+# ------------------------------------------------------------------ the daemon's cut-off
+# In-process, on the writer's store: a verifier's events are applied as the writer would, and
+# its bars come from `BarLane`, which answers the simulated market's full minutes.
+
+FRIDAY = FIFTEEN.date()
+MONDAY_EIGHT = datetime(2026, 11, 23, 8, 0, tzinfo=KST)
+
+
+def at(hour: int, minute: int, second: int = 0) -> int:
+    return int(FIFTEEN.replace(hour=hour, minute=minute, second=second).timestamp()) * S
+
+
+class BarLane:
+    """A KIS client's stand-in: the market's whole minute bars (every trade), calls counted."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def _rows(self, symbol: str, day: date, until: str, since: str) -> list[MinuteBarRow]:
+        self.requests += 1
+        rows = []
+        for n in range(
+            int(since[:2]) * 60 + int(since[2:4]), int(until[:2]) * 60 + int(until[2:4]) + 1
+        ):
+            minute = datetime.combine(day, time(n // 60, n % 60), tzinfo=KST)
+            if volume := sum(t.qty for t in ticks_of(symbol, minute, all_kept)):
+                rows.append(
+                    MinuteBarRow(f"{day:%Y%m%d}", f"{minute:%H%M%S}", *["100"] * 4, str(volume))
+                )
+        return rows
+
+    async def minute_bars_today(
+        self, symbol: str, until: str, since: str, market: str = "J"
+    ) -> list[MinuteBarRow]:
+        return self._rows(symbol, FRIDAY, until, since)
+
+    async def minute_bars_on(
+        self, symbol: str, day: str, until: str, since: str
+    ) -> list[MinuteBarRow]:
+        return self._rows(symbol, datetime.strptime(day, "%Y%m%d").date(), until, since)
+
+
+class StoredBus:
+    """Sends events straight into the writer's store, each source's seqs in turn."""
+
+    def __init__(self, store: Store, clock: ManualClock) -> None:
+        self.store = store
+        self.clock = clock
+        self.seqs: Counter[str] = Counter()
+        self.sent: list[tuple[str, Event]] = []
+
+    def send_all(self, source: str, events: list[Event]) -> None:
+        envelopes = []
+        for event in events:
+            self.seqs[source] += 1
+            envelopes.append(Envelope(source, self.seqs[source], self.clock.now_ns(), event))
+            self.sent.append((source, event))
+        self.store.apply([decode_parts(encode_frame(envelopes))])
+
+    def sender(self, source: str) -> Callable[[Event], None]:
+        return lambda event: self.send_all(source, [event])
+
+    def of(self, source: str, kind: type[E]) -> list[E]:
+        return [e for s, e in self.sent if s == source and isinstance(e, kind)]
+
+    def verifier(self, source: str) -> Verifier:
+        lane: Any = BarLane()
+        return Verifier(Settings(), self.clock, self.sender(source), self.store.engine, [lane])
+
+
+def track_b_day(bus: StoredBus, lossy: set[tuple[str, int]]) -> None:
+    """GR_STOCKS' first two in slots from 14:30 to the stream's end; ``lossy`` minutes
+    (symbol, minute_ns) lost every other trade."""
+    events: list[Event] = []
+    for symbol in GR_STOCKS[:2]:
+        events.append(slot("allocate", symbol))
+        for n in range(30, 60):
+            keep = odd_lost if (symbol, at(14, n)) in lossy else all_kept
+            events.extend(ticks_of(symbol, FIFTEEN.replace(hour=14, minute=n), keep))
+    bus.send_all("track_b", events)
+
+
+def shorts_of(reconciliation: Reconciliation) -> dict[int, str]:
+    return {c.minute_ns: c.gap_id for c in reconciliation.minutes if c.status == "short"}
+
+
+def test_a_verify_during_the_session_leaves_the_rest_of_the_day_to_the_daemon(
+    store: Store,
+) -> None:
+    """``verify`` at 14:44 compares 14:31-14:42 only; the daemon's run after the stream's end
+    still reconciles those symbols, finds 14:55's loss, and does not publish 14:40's again."""
+    clock = ManualClock(at(14, 30))
+    bus = StoredBus(store, clock)
+    a, b = GR_STOCKS[:2]
+    early, late = at(14, 40), at(14, 55)
+    track_b_day(bus, {(a, early), (a, late)})
+    clock.advance((at(14, 44) - clock.now_ns()) / S)
+    asyncio.run(bus.verifier("gap_verify").verify_day(FRIDAY))
+    midday = {r.symbol: r for r in bus.of("gap_verify", Reconciliation)}
+    assert set(midday) == {a, b} and max(c.minute_ns for c in midday[a].minutes) == at(14, 42)
+    assert shorts_of(midday[a]) == {early: f"reconciliation:{a}:{early}"}
+
+    clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
+    daemon = bus.verifier("gap_recovery")
+    asyncio.run(daemon._settle(FRIDAY, asyncio.Event()))
+    whole = {r.symbol: r for r in bus.of("gap_recovery", Reconciliation)}
+    assert set(whole) == {a, b}
+    assert [c.minute_ns for c in whole[a].minutes] == list(range(at(14, 31), at(14, 59), MINUTE))
+    # 14:40's gap was recorded by the first run: found, not published twice.
+    assert shorts_of(whole[a]) == {m: f"reconciliation:{a}:{m}" for m in (early, late)}
+    assert [g.start_ns for g in bus.of("gap_recovery", GapDetected)] == [late]
+    with store.engine.connect() as conn:
+        rows, _ = reconciled_minutes(conn, FRIDAY)
+    assert sorted(m for s, m, status, *_ in rows if status == "short") == [early, late]
+
+    asyncio.run(daemon._settle(FRIDAY, asyncio.Event()))  # restarted: nothing left to do
+    assert len(bus.of("gap_recovery", Reconciliation)) == 2
+
+
+def test_a_daemon_starting_finishes_a_last_session_it_reconciled_only_in_part(
+    store: Store,
+) -> None:
+    """Killed on Friday after storing b's reconciliation, started on Monday: a's, with its
+    14:55 loss, is reconciled then; b's is not again."""
+    clock = ManualClock(at(14, 30))
+    bus = StoredBus(store, clock)
+    a, b = GR_STOCKS[:2]
+    track_b_day(bus, {(a, at(14, 55))})
+    clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
+    asyncio.run(bus.verifier("gap_recovery").verify_day(FRIDAY, skip={a}))
+    assert [r.symbol for r in bus.of("gap_recovery", Reconciliation)] == [b]
+
+    clock.advance((int(MONDAY_EIGHT.timestamp()) * S - clock.now_ns()) / S)
+    stop = asyncio.Event()
+    stop.set()  # the start-up's catch-up only
+    asyncio.run(bus.verifier("gap_recovery").run_daily(stop))
+    reconciled = bus.of("gap_recovery", Reconciliation)
+    assert [r.symbol for r in reconciled] == [b, a]
+    assert reconciled[1].trade_date == FRIDAY
+    assert shorts_of(reconciled[1]) == {at(14, 55): f"reconciliation:{a}:{at(14, 55)}"}

@@ -24,6 +24,7 @@ from observer.db.models import (
 
 __all__ = [
     "gaps_of",
+    "last_reconciled_minutes",
     "reconciled_minutes",
     "reconciled_symbols",
     "recovered_bar_minutes",
@@ -103,11 +104,28 @@ def reconciled_symbols(conn: Connection, day: date, host: str = "") -> set[str]:
 
     A named host's reconciliations are those of its sources (``gap_recovery@c2``, and
     ``gap_verify@c2`` on demand), as its watched symbols are (`slot_events_between`): host
-    c1's reconciliation of a day says nothing of what host c2 watched.
+    c1's reconciliation of a day says nothing of what host c2 watched. Whether it covered the
+    whole day is `last_reconciled_minutes`'s to say.
     """
     r = ReconciliationRow
     query = select(r.symbol).where(r.trade_date == day, _of_host(r.source, host))
     return set(conn.execute(query).scalars())
+
+
+def last_reconciled_minutes(conn: Connection, day: date, host: str = "") -> dict[str, int]:
+    """Each symbol's last minute a stored reconciliation of ``day`` compared; with ``host``, its.
+
+    A reconciliation compares a symbol's watched minutes up to when it ran: one made during
+    the session (``observer gap-recovery verify``) stops at the minutes closed by then, and
+    only one that reaches the symbol's last watched minute covers its day.
+    """
+    c = MinuteCheckRow
+    query = (
+        select(c.symbol, func.max(c.minute_ns))
+        .where(c.trade_date == day, _of_host(c.source, host))
+        .group_by(c.symbol)
+    )
+    return {symbol: int(last) for symbol, last in conn.execute(query)}
 
 
 def reconciled_minutes(

@@ -105,6 +105,8 @@ def verify(
     notifier.ready()
     with job_producer(program, settings, VERIFY_SOURCE, clock, notifier, _DRAIN_S) as producer:
         result = asyncio.run(_verify(settings, clock, producer, target))
+    from workers.gap_recovery.verify import completeness_text
+
     summary = result.summary()
     if as_json:
         typer.echo(json.dumps(summary))
@@ -113,8 +115,7 @@ def verify(
             f"{target}: {summary['watched_minutes']} watched minutes of {summary['symbols']} "
             f"symbols: {summary['complete']} complete, {summary['recovered']} recovered, "
             f"{summary['short']} short ({summary['missing_volume']:,} shares), "
-            f"{summary['excess']} excess; {summary['completeness_pct']}% complete "
-            f"({summary['stream_pct']}% from the stream alone); {summary['misses']} short "
+            f"{summary['excess']} excess; {completeness_text(summary)}; {summary['misses']} short "
             f"without a gap, now gaps to recover; {summary['calls']} REST calls"
         )
     if result.failed:

@@ -12,8 +12,10 @@ recovery fills it like any other. Each symbol's result is a `Reconciliation` eve
 The gap-recovery daemon runs it each session day, ``verify_delay_s`` after Track B's stream
 ends (the ``track_a_closing`` phase, shifted on late days), on clients under its own
 limiters: the calls come out of the gap-recovery share of each account's budget. A daemon
-restarted after that time reconciles only the symbols not yet stored (on a named host, not
-yet stored by its own host: another host's reconciliation is of its own symbols). ``observer
+restarted after that time reconciles only the symbols not yet reconciled whole: a stored
+reconciliation counts only if it reached the symbol's last watched minute (one ``verify``
+run during the session compared only the minutes closed by then), and on a named host only
+if its own host stored it (another host's reconciliation is of its own symbols). ``observer
 gap-recovery verify --date D`` runs it on demand. Alerts: ``reconciliation_misses``,
 ``reconciliation_excess`` (warnings), ``reconciliation_failed`` (error; critical once the
 daemon gives up) and ``reconciliation_done`` (info, the day's figures).
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -37,7 +39,7 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.reconciliation_queries import (
     gaps_of,
-    reconciled_symbols,
+    last_reconciled_minutes,
     recovered_bar_minutes,
     slot_events_between,
     tick_minutes,
@@ -59,7 +61,7 @@ from workers.gap_recovery.reconcile import (
     watched_minutes,
 )
 
-__all__ = ["DayResult", "Verifier", "lanes_for", "misses_of"]
+__all__ = ["DayResult", "Verifier", "completeness_text", "lanes_for", "misses_of"]
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +121,20 @@ def misses_of(checks: Sequence[MinuteCheck]) -> int:
     return sum(1 for c in checks if c.status != "complete" and c.gap_id.startswith(_ID))
 
 
-def _pct(part: int, whole: int) -> float:
-    return round(100 * part / whole, 3) if whole else 100.0
+def _pct(part: int, whole: int) -> float | None:
+    """``part`` of ``whole`` in percent; none of nothing (no minute compared is not 100 %)."""
+    return round(100 * part / whole, 3) if whole else None
+
+
+def completeness_text(figures: Mapping[str, Any]) -> str:
+    """A run's completeness (`DayResult.summary`) in words, also when nothing was compared."""
+    if figures["completeness_pct"] is None:
+        if figures["failed"]:
+            return "nothing compared (no bars)"
+        return "nothing was watched (no slot held a whole minute)"
+    return (
+        f"{figures['completeness_pct']}% complete ({figures['stream_pct']}% from the stream alone)"
+    )
 
 
 def lanes_for(
@@ -179,22 +193,49 @@ class Verifier:
         """When Track B's stream of ``day`` ends: the ``track_a_closing`` phase's start."""
         return dict((p, at) for at, p in self.timeline.schedule.starts(day))[Phase.TRACK_A_CLOSING]
 
+    def _end_ns(self, day: date) -> int:
+        return int(self.stream_end(day).timestamp()) * _NS
+
+    def watched(self, day: date, until_ns: int) -> dict[str, list[int]]:
+        """Each symbol that held a slot on ``day`` (this host's), and its minutes watched by then.
+
+        The minutes are those closed by ``until_ns``: none if it never held a slot a whole
+        minute.
+        """
+        lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
+        with self.engine.connect() as conn:
+            events = slot_events_between(conn, lo, lo + 86_400 * _NS, self.settings.supervisor.host)
+        edge = int(self.config.verify_edge_s * _NS)
+        return {
+            symbol: watched_minutes(spans, edge, until_ns)
+            for symbol, spans in held_spans(events, self._end_ns(day)).items()
+        }
+
+    def reconciled_whole(self, day: date, watched: Mapping[str, list[int]]) -> set[str]:
+        """The symbols of ``day`` (this host's) with every ``watched`` minute reconciled.
+
+        Their stored reconciliation reached their last watched minute. One run during the
+        session (``verify``, whose date is today by default) compared only the minutes closed
+        by then; counting it as done would leave the rest of the day's minutes unchecked, a
+        loss found by nobody.
+        """
+        with self.engine.connect() as conn:
+            reached = last_reconciled_minutes(conn, day, self.settings.supervisor.host)
+        return {
+            symbol
+            for symbol, last in reached.items()
+            if last >= max(watched.get(symbol, ()), default=last)
+        }
+
     async def verify_day(
         self, day: date, skip: set[str] | None = None, attempt: int = 1
     ) -> DayResult:
         """Reconcile ``day``'s watched minutes that have closed (the symbols not in ``skip``)."""
-        lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
-        hi = lo + 86_400 * _NS
-        end = int(self.stream_end(day).timestamp()) * _NS
-        until = min(end, self.clock.now_ns() - int(self.config.settle_s * _NS))
-        with self.engine.connect() as conn:
-            events = slot_events_between(conn, lo, hi, self.settings.supervisor.host)
-            spans = held_spans(events, end)
-        edge = int(self.config.verify_edge_s * _NS)
+        until = min(self._end_ns(day), self.clock.now_ns() - int(self.config.settle_s * _NS))
         work = deque(
             (symbol, minutes)
-            for symbol in sorted(set(spans) - (skip or set()))
-            if (minutes := watched_minutes(spans[symbol], edge, until))
+            for symbol, minutes in sorted(self.watched(day, until).items())
+            if minutes and symbol not in (skip or set())
         )
         result = DayResult(day, attempt)
         if not work:
@@ -306,9 +347,8 @@ class Verifier:
                 code="reconciliation_done",
                 context=context,
                 message=f"{day}: {figures['watched_minutes']} watched minutes of "
-                f"{figures['symbols']} symbols, {figures['completeness_pct']}% complete "
-                f"({figures['stream_pct']}% from the stream alone), {result.misses} misses, "
-                f"{result.calls} REST calls",
+                f"{figures['symbols']} symbols, {completeness_text(figures)}, "
+                f"{result.misses} misses, {result.calls} REST calls",
             )
         )
         log.info("reconciliation %s: %s", day, figures)
@@ -318,18 +358,13 @@ class Verifier:
     async def run_daily(self, stop: asyncio.Event) -> None:
         """Reconcile each session day once its stream has ended and settled, until ``stop``.
 
-        First the last session before today, if nothing of it was reconciled: its stream
-        ended while no daemon ran (stopped for the night, a host down), and no later run
-        would ever come back to it.
+        First what is left of the last session before today: the symbols it watched that
+        were not reconciled whole (none left: nothing is fetched). Its stream ended while no
+        daemon ran (stopped for the night, a host down), or the daemon stopped midway through
+        its reconciliation, and no later run would ever come back to them.
         """
         day = now_utc(self.clock).astimezone(KST).date()
-        previous = self.timeline.calendar.previous_session(day)
-        with self.engine.connect() as conn:
-            reconciled = len(reconciled_symbols(conn, previous, self.settings.supervisor.host))
-        if reconciled:
-            log.info("the last session, %s: %d symbols reconciled", previous, reconciled)
-        else:
-            await self._settle(previous, stop)  # nothing to do if it watched nothing
+        await self._settle(self.timeline.calendar.previous_session(day), stop)
         while not stop.is_set():
             if self.timeline.calendar.is_session(day):
                 due = self.stream_end(day) + timedelta(seconds=self.config.verify_delay_s)
@@ -346,9 +381,12 @@ class Verifier:
         return at.timestamp() - self.clock.now_ns() / _NS
 
     async def _settle(self, day: date, stop: asyncio.Event) -> None:
-        """Reconcile ``day``'s symbols not stored yet; retry failures, then give up loudly."""
-        with self.engine.connect() as conn:
-            done = reconciled_symbols(conn, day, self.settings.supervisor.host)
+        """Reconcile ``day``'s symbols not reconciled whole; retry failures, then give up loudly.
+
+        A symbol reconciled again finds the gaps its earlier run published among the recorded
+        gaps, so its short minutes are not published twice.
+        """
+        done = self.reconciled_whole(day, self.watched(day, self._end_ns(day)))
         log.info("reconciling %s: %d symbols reconciled before", day, len(done))
         result = DayResult(day)
         for attempt in range(1, self.config.verify_attempts + 1):
