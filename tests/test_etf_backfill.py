@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import EtfDaily
+from observer.clock import ManualClock
 from observer.config import Settings
 from observer.errors import KisApiError
 from observer.kis.schemas import EtfNavDailyRow, EtfPriceOutput
+from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
-from workers.etf import collect
+from workers.etf import backfill, collect
 from workers.etf.collect import _revised, collect_daily
 from workers.etf.details import detail_of
 
@@ -182,3 +186,103 @@ def test_a_nav_revised_by_one_step_is_repaired(stored: int | None, step: int | N
 def test_the_reviewers_case_a_revision_of_0_01() -> None:
     assert _revised(row(Decimal("40010.14")), row(Decimal("40010.15")))
     assert not _revised(row(Decimal("40010.15")), row(Decimal("40010.150")))
+
+
+class Sent:
+    """A producer that keeps what is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+
+    def send(self, event: object) -> None:
+        self.sent.append(event)
+
+
+def at(year: int, month: int, day: int, hour: int, minute: int) -> ManualClock:
+    return ManualClock(int(datetime(year, month, day, hour, minute, tzinfo=KST).timestamp() * 1e9))
+
+
+@pytest.mark.parametrize(
+    ("clock", "until", "last"),
+    [
+        (at(2026, 11, 20, 10, 30), date(2026, 11, 20), date(2026, 11, 19)),  # under way
+        (at(2026, 11, 20, 8, 0), date(2026, 11, 20), date(2026, 11, 19)),  # not yet open
+        (at(2026, 11, 20, 16, 10), date(2026, 11, 20), date(2026, 11, 20)),  # closed
+        (at(2026, 11, 22, 21, 0), date(2026, 11, 22), date(2026, 11, 20)),  # the Sunday job
+        (at(2026, 11, 22, 21, 0), date(2026, 11, 18), date(2026, 11, 18)),  # --date 18th
+    ],
+)
+def test_the_repair_reads_completed_sessions_only(
+    monkeypatch: pytest.MonkeyPatch, clock: ManualClock, until: date, last: date
+) -> None:
+    """A backfill at 10:30 read today's table so far and stored it as the day's final row;
+    at 08:00 today's empty table failed the whole repair over to KIS."""
+    asked: list[list[date]] = []
+
+    async def repair(*args: Any) -> collect.Collected:
+        asked.append(list(args[3]))  # (settings, clock, symbols, sessions, ...)
+        return collect.Collected()
+
+    monkeypatch.setattr(backfill, "symbols_of", lambda settings, send: ({}, [SYMBOL]))
+    monkeypatch.setattr(backfill, "read", lambda settings, read: {})
+    monkeypatch.setattr(backfill, "portal", lambda settings, clock, send: None)
+    monkeypatch.setattr(backfill, "resolve", lambda *args: 0)
+    monkeypatch.setattr(backfill, "repair", repair)
+    out = backfill.run_repair(Settings(), clock, until, Sent(), None)  # type: ignore[arg-type]
+    assert asked[0][-1] == last and len(asked[0]) == out["sessions"] == 20
+    assert asked[0] == CALENDAR.sessions_before(last + timedelta(days=1), 20)
+
+
+def midsession_and_final() -> tuple[EtfDaily, EtfDaily]:
+    """One day's row stored at 10:30 (a final NAV of the moment), and KRX's row of the day."""
+    day = date(2026, 11, 20)
+    stored = EtfDaily(
+        trade_date=day,
+        symbol=SYMBOL,
+        close=9940,
+        open=9900,
+        high=9970,
+        low=9870,
+        volume=505_395,
+        nav=Decimal("9948.10"),
+        premium_pct=Decimal("-0.08"),
+        net_assets_krw=5_000_000_000,
+        listed_units=500_000,
+        holdings=40,
+        nav_final=True,
+        origin="kis",
+    )
+    final = EtfDaily(
+        trade_date=day,
+        symbol=SYMBOL,
+        close=9920,
+        open=9900,
+        high=9990,
+        low=9850,
+        volume=1_204_881,
+        nav=Decimal("9948.10"),
+        premium_calc_pct=Decimal("-0.2825"),
+        net_assets_krw=5_001_000_000,
+        nav_final=True,
+        origin="krx",
+    )
+    return stored, final
+
+
+def test_a_close_stored_mid_session_is_repaired_with_the_days_prices() -> None:
+    """The repair replaced only the NAV: a wrong close, high, low and volume stood for good
+    (and an unchanged NAV hid the row from the repair altogether)."""
+    stored, final = midsession_and_final()
+    assert _revised(stored, final)  # the same NAV, another close
+    assert not _revised(stored, msgspec.structs.replace(final, close=stored.close))
+    sent = backfill._repaired(stored, final)
+    prices = ("close", "open", "high", "low", "volume")
+    assert [getattr(sent, f) for f in prices] == [getattr(final, f) for f in prices]
+    assert sent.premium_pct is None  # KIS's premium was against the 10:30 close
+    assert sent.premium_calc_pct == final.premium_calc_pct
+    assert (sent.holdings, sent.listed_units) == (40, 500_000)  # only KIS has them: kept
+    # A NAV revised on the right close keeps the row's prices and KIS's premium.
+    revised = msgspec.structs.replace(final, close=9940, nav=Decimal("9950.00"))
+    kept = backfill._repaired(stored, revised)
+    assert (kept.high, kept.volume, kept.premium_pct) == (9970, 505_395, Decimal("-0.08"))
+    assert kept.nav == Decimal("9950.00")

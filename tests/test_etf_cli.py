@@ -41,9 +41,11 @@ class Producer:
 
 
 class Harness:
-    """The CLI with a config of its own, its producer faked, and the work recorded."""
+    """The CLI with a config of its own, its producer faked, and the work recorded (or run)."""
 
-    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_work: bool = True
+    ) -> None:
         self.config = tmp_path / "observer.toml"
         self.url = f"sqlite:///{tmp_path / 'observer.db'}"
         self.config.write_text(
@@ -69,8 +71,9 @@ class Harness:
             return {"date": day.isoformat()}
 
         monkeypatch.setattr(cli, "job_producer", job_producer)
-        monkeypatch.setattr(jobs, "run_daily", run_daily)
-        monkeypatch.setattr(holdings, "run_holdings", run_holdings)
+        if fake_work:  # else the jobs run, on what the test fakes below them
+            monkeypatch.setattr(jobs, "run_daily", run_daily)
+            monkeypatch.setattr(holdings, "run_holdings", run_holdings)
 
     def etf(self, clock: str, *args: str) -> Any:
         env = {"OBSERVER_CLOCK": clock, "OBSERVER_CONFIG": "", "OBSERVER_KRX_ID": None}

@@ -18,12 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, insert
 from typer.testing import CliRunner
 
+import workers.etf.backfill as backfill
+import workers.etf.collect as collect
+from bus.events import AlertResolved, EtfListing
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
+from observer.db.models import AlertRow, Base, Etf
+from observer.errors import KisApiError
+from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows
+from tests.test_etf_cli import Harness as Commands
 from workers.etf.cli import app
 
 CALENDAR = TradingCalendar()
@@ -259,3 +267,92 @@ def test_a_stale_day_exits_1_and_the_check_job_alerts(harness: Harness) -> None:
     assert severity == "critical" and f"0 of {len(ETFS) - 1} active ETFs" in message
     h.etf("check", "--date", DAY)  # a collected day: the condition is over
     assert h.resolved("etf_stale") == resolved + 1
+
+
+AFTER_CLOSE = "2026-11-20T16:10:00+09:00@1x"
+BEFORE_OPEN = "2026-11-20T08:00:00+09:00@1x"
+IN_SESSION = "2026-11-20T10:30:00+09:00@1x"
+
+
+def test_the_repair_never_reads_a_session_not_yet_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 10:30 `backfill` stored today's prices so far as the day's final row."""
+    commands = Commands(tmp_path, monkeypatch, fake_work=False)
+    ran: list[date] = []
+    monkeypatch.setattr(backfill, "run_repair", lambda s, c, day, *args: ran.append(day) or {})
+    for clock, args in (
+        (IN_SESSION, []),
+        (IN_SESSION, ["--date", "2026-11-19"]),  # as `daily`: not while a session trades
+        (AFTER_CLOSE, ["--date", "2026-11-23"]),  # a session not yet traded
+        (BEFORE_OPEN, ["--date", DAY]),  # today's, before its opening
+    ):
+        result = commands.etf(clock, "backfill", *args)
+        assert result.exit_code == 2 and ran == [], (clock, args, result.output)
+        said = [x for x in result.output.splitlines() if x.startswith("observer etf: ")]
+        assert len(said) == 1 and ("session is under way" in said[0]) == (clock == IN_SESSION)
+    for clock, args in ((AFTER_CLOSE, []), (BEFORE_OPEN, []), (AFTER_CLOSE, ["--date", YESTERDAY])):
+        assert commands.etf(clock, "backfill", *args).exit_code == 0
+    assert ran == [date(2026, 11, 20), date(2026, 11, 19), date(2026, 11, 19)]
+
+
+class Quotes:
+    """KIS accounts whose quote fails for ``failing`` and has no NAV yet for ``pending``."""
+
+    def __init__(self, failing: str, pending: str) -> None:
+        self.failing, self.pending, self.requests = failing, pending, 0
+
+    @property
+    def client(self) -> Quotes:
+        return self
+
+    async def aclose(self) -> None:
+        pass
+
+    async def etf_price(self, symbol: str) -> EtfPriceOutput:
+        self.requests += 1
+        if symbol == self.failing:
+            raise KisApiError("EGW00201", "초당 거래건수를 초과하였습니다.", "FHPST02400000", 500)
+        nav = "0" if symbol == self.pending else "40010.00"
+        return EtfPriceOutput(stck_prpr="40000", nav=nav, dprt="-0.02", lstn_stcn="1000")
+
+    async def etf_nav_daily(self, symbol: str, start: str, end: str) -> list[EtfNavDailyRow]:
+        return []
+
+    async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
+        return []
+
+
+def test_a_daily_run_resolves_only_the_flags_of_etfs_it_judged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ETF whose quote failed, or whose NAV is not out, is not judged: its flags stay
+    open (they were resolved, and raised again by the next run: alerts flapped)."""
+    commands = Commands(tmp_path, monkeypatch, fake_work=False)
+    failing, pending, judged = "069500", "102110", "114800"
+    engine = create_engine(commands.url)
+    Base.metadata.create_all(engine)
+    at = int(datetime(2026, 11, 20, 9, 0, tzinfo=KST).timestamp() * 10**9)
+    with engine.begin() as conn:
+        seq = 0
+        for symbol in (failing, pending, judged):
+            listing = EtfListing(change="new", symbol=symbol, listed_on=date(2020, 1, 2))
+            fields = [f for f in EtfListing.__struct_fields__ if f in Etf.__table__.columns]
+            values = {f: getattr(listing, f) for f in fields}
+            conn.execute(insert(Etf).values(**values, active=True, listed_ns=0, updated_ns=0))
+            for code in ("etf_premium_high", "etf_aum_mismatch"):
+                seq += 1
+                alert = {"severity": "warning", "code": code, "message": "m", "context": {}}
+                row = {"source": "etf", "seq": seq, "produced_ns": at}
+                conn.execute(insert(AlertRow).values(**alert, **row, subject=symbol))
+    engine.dispose()
+    accounts = Quotes(failing, pending)
+    monkeypatch.setattr(collect, "rate_limits", lambda settings, share: None)
+    monkeypatch.setattr(collect, "open_account", lambda *args: accounts)
+    result = commands.etf(AFTER_CLOSE, "daily", "--json")
+    assert result.exit_code == 1, result.output  # one of three failed: over the 5 %
+    out = json.loads(result.output.strip().splitlines()[-2])
+    assert (out["failures"], out["nav_pending"], out["details"]) == (1, 1, 1)
+    over = {(e.code, e.subject) for e in commands.producer.sent if isinstance(e, AlertResolved)}
+    flagged = {(c, s) for c, s in over if c in ("etf_premium_high", "etf_aum_mismatch")}
+    assert flagged == {("etf_premium_high", judged), ("etf_aum_mismatch", judged)}

@@ -6,11 +6,14 @@ import math
 from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bus.events import EtfDaily
 from observer.trading_calendar import TradingCalendar
+from workers.etf.details import detail_of, flags_of
 from workers.etf.metrics import (
     aum_check_pct,
     backfill_due,
@@ -229,3 +232,64 @@ def test_premium_and_aum_check() -> None:
     assert premium_pct(10_100, None) is None and premium_pct(10_100, Decimal(0)) is None
     assert aum_check_pct(1_010_000, 100, Decimal(10_000)) == Decimal("1.0000")
     assert aum_check_pct(0, 100, Decimal(10_000)) is None  # not published: cannot tell
+
+
+def aum_flags(net_assets: int, units: int, nav: Decimal, origin: str) -> list[str]:
+    """The flags of a day whose net assets are ``net_assets``, as ``origin`` printed them."""
+    day = date(2026, 11, 20)
+    close = int(nav)
+    row = EtfDaily(
+        trade_date=day,
+        symbol="123456",
+        close=close,
+        nav=nav,
+        net_assets_krw=net_assets,
+        premium_calc_pct=premium_pct(close, nav),
+        listed_units=units,
+        nav_final=True,
+        origin=origin,
+    )
+    detail = detail_of({day: row}, CALENDAR.sessions_before(day + timedelta(days=1), 260), None)
+    assert detail is not None
+    flags = flags_of(
+        detail,
+        None,
+        premium_pct=1e9,
+        aum_jump_pct=50.0,
+        aum_check_pct=2.0,
+        net_assets_unit_krw=UNIT,
+    )
+    return [f.code for f in flags]
+
+
+UNIT = 100_000_000  # KIS's etf_ntas_ttam: 억 KRW (UNCONFIRMED)
+
+
+@given(
+    units=st.integers(10_000, 10**9),
+    cents=st.integers(100_00, 200_000_00),
+    rounding=st.sampled_from([math.floor, round, math.ceil]),
+)
+def test_kis_whole_units_of_net_assets_are_no_mismatch(
+    units: int, cents: int, rounding: Any
+) -> None:
+    """A 29.9억 ETF printed as 29억 by KIS was 3 % off units x NAV: flagged every day."""
+    nav = Decimal(cents).scaleb(-2)
+    exact = units * nav
+    printed = int(rounding(exact / UNIT)) * UNIT
+    if printed:  # 0: not published, no check
+        assert "etf_aum_mismatch" not in aum_flags(printed, units, nav, "kis")
+    # A figure 10 % off is flagged where a unit is a small share of it; KRX's exact
+    # figure is held to the 2 % itself.
+    if exact >= 100 * UNIT:
+        off = int(exact * Decimal("1.1")) // UNIT * UNIT
+        assert "etf_aum_mismatch" in aum_flags(off, units, nav, "kis")
+    wrong = int(exact * Decimal("1.03"))
+    assert "etf_aum_mismatch" in aum_flags(wrong, units, nav, "krx")
+
+
+def test_the_reviewers_small_etf() -> None:
+    units, nav = 1_000_000, Decimal("2990.00")
+    assert aum_flags(29 * UNIT, units, nav, "kis") == []  # 29.9억 printed as 29
+    assert aum_flags(27 * UNIT, units, nav, "kis") == ["etf_aum_mismatch"]  # 9.7 % off
+    assert aum_flags(int(2_990_000_000 * 0.97), units, nav, "krx") == ["etf_aum_mismatch"]

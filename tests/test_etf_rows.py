@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, insert
 from bus.events import EtfDaily, EtfListing
 from harness.sim.config import Faults
 from harness.sim.krx import etf_daily_rows
+from observer.clock import ManualClock
 from observer.config import EtfSettings, Settings
 from observer.db.etf_queries import etf_history
 from observer.db.models import EtfDailyRow
@@ -34,6 +35,7 @@ from workers.etf.metrics import range_52w
 from workers.etf.rows import from_krx, from_price, merged, replaces
 
 DAY = date(2026, 11, 20)
+SUNDAY = ManualClock(int(datetime(2026, 11, 22, 21, 0, tzinfo=KST).timestamp() * 1e9))
 numbers = st.one_of(
     st.sampled_from(["0", "", "-", "0.00", "-12.5", "abc", "1e400", "NaN", " 1,234 "]),
     st.decimals(min_value=-(10**6), max_value=10**6, places=2, allow_nan=False).map(str),
@@ -274,8 +276,54 @@ def test_an_empty_krx_table_sends_the_repair_through_kis(monkeypatch: pytest.Mon
 
     monkeypatch.setattr(collect, "fan_out", fan_out)
     krx: Any = Table([])  # KRX answers {"output": []}: load shedding, a partial publish
-    out = asyncio.run(collect.repair(Settings(), None, symbols, days, {}, krx))  # type: ignore[arg-type]
+    out = asyncio.run(collect.repair(Settings(), SUNDAY, symbols, days, {}, krx))
     assert "is empty" in out.krx_error and out.backfilled == []
+    assert asked == symbols  # KIS's series for every ETF instead
+
+
+def reformatted(rows: Sequence[KrxEtfDailyRow], field: str, k: int) -> list[KrxEtfDailyRow]:
+    """``rows`` with ``field`` of the first ``k`` in a format the parsers cannot read."""
+    odd = {"TDD_CLSPRC": "40.000 원", "NAV": "40.010,00 원"}[field]
+    return [msgspec.structs.replace(r, **{field: odd}) if i < k else r for i, r in enumerate(rows)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(field=st.sampled_from(["TDD_CLSPRC", "NAV"]), share=st.floats(0, 1), nav_due=st.booleans())
+def test_a_krx_table_whose_numbers_do_not_read_has_failed(
+    field: str, share: float, nav_due: bool
+) -> None:
+    """Every key there, every NAV unreadable (read as missing): the table passed, the repair
+    mended nothing and fell back to nothing. Closes always count; NAVs once published."""
+    day = date(2026, 11, 19)
+    full = daily_table(day)
+    listed = [r.ISU_SRT_CD for r in full]
+    unreadable = math.floor(share * len(full))
+    rows = reformatted(full, field, unreadable)
+    krx: Any = Table(rows)
+    judged = nav_due or field == "TDD_CLSPRC"
+    if judged and len(full) - unreadable < 0.9 * len(full):
+        with pytest.raises(KrxProtocolError, match="its number format changed"):
+            asyncio.run(collect.krx_table(krx, day, listed, 0.9, nav_due))
+    else:
+        assert len(asyncio.run(collect.krx_table(krx, day, listed, 0.9, nav_due))) == len(full)
+
+
+def test_a_repair_whose_table_does_not_read_goes_through_kis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    days = [date(2026, 11, 19), date(2026, 11, 20)]
+    asked: list[str] = []
+
+    async def fan_out(*args: Any) -> None:
+        asked.extend(args[2])
+
+    monkeypatch.setattr(collect, "fan_out", fan_out)
+    table = daily_table(days[0])
+    krx: Any = Table(reformatted(table, "NAV", len(table)))  # every NAV: "40.010,00 원"
+    symbols = [r.ISU_SRT_CD for r in krx.rows]
+    pending = {s: {d: EtfDaily(trade_date=d, symbol=s, close=1) for d in days} for s in symbols}
+    out = asyncio.run(collect.repair(Settings(), SUNDAY, symbols, days, pending, krx))
+    assert "a readable nav in 0 of" in out.krx_error and out.backfilled == []
     assert asked == symbols  # KIS's series for every ETF instead
 
 

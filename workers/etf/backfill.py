@@ -6,6 +6,11 @@ NAV, premium and net assets (what only KIS has is kept). Every figure is the ses
 own (a day-stamped table or series row), never a live quote: this is the command that
 mends past sessions (`observer etf daily` collects only the last completed one).
 
+Only completed sessions are repaired (`last_repairable`): KRX's table of a session under way
+is its prices so far, and a row stored from it would stand as the day's final row. A stored
+row whose close differs from the fresh one (stored mid-session, or corrected) is sent with
+the fresh close, open, high, low and volume too, not only the NAV.
+
 ETFs whose series failed are ``etf_repair_failures``: a warning, an error above ``[etf]
 max_failed_pct`` (the run has failed: ``failed_over_limit``, the command exits 1, as the
 daily run does), resolved by a repair run in which none failed. A failed KRX table is
@@ -16,32 +21,44 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import msgspec
 
 from bus.events import Alert, EtfDaily, EtfRun
 from bus.producer import Producer
-from observer.clock import Clock
+from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.etf_queries import etf_history
 from observer.notify import Notifier
+from observer.phases import KST
 from workers.etf.collect import Collected, repair
-from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of
+from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of, target_session
 
-__all__ = ["CODES", "run_repair"]
+__all__ = ["CODES", "last_repairable", "run_repair"]
 
 CODES = ("etf_repair_failures",)
 
 
+def last_repairable(settings: Settings, now_kst: datetime) -> date:
+    """The newest session a repair may read at ``now_kst``: the last completed one.
+
+    While a session is under way that is the previous session (`jobs.target_session` says
+    None then): the open session's table holds its prices so far, not its close.
+    """
+    done = target_session(settings, now_kst)
+    return done if done is not None else calendar_of(settings).previous_session(now_kst.date())
+
+
 def run_repair(
-    settings: Settings, clock: Clock, today: date, producer: Producer, notifier: Notifier
+    settings: Settings, clock: Clock, until: date, producer: Producer, notifier: Notifier
 ) -> dict[str, object]:
-    """The ``etf_backfill`` job: the ``repair_sessions`` sessions up to ``today``, repaired."""
+    """The ``etf_backfill`` job: the ``repair_sessions`` completed sessions up to ``until``."""
     started = time.monotonic()
     send = producer.send
+    last = min(until, last_repairable(settings, now_utc(clock).astimezone(KST)))
     sessions = calendar_of(settings).sessions_before(
-        today + timedelta(days=1), settings.etf.repair_sessions
+        last + timedelta(days=1), settings.etf.repair_sessions
     )
     _, symbols = symbols_of(settings, send)
     history: dict[str, dict[date, EtfDaily]] = read(
@@ -107,9 +124,24 @@ def run_repair(
 
 
 def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
-    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has)."""
+    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has).
+
+    A stored close other than the fresh one (a row stored mid-session, a corrected print)
+    takes the fresh close, open, high, low and volume as well: the stored ones, and KIS's
+    premium against that close, are another moment's.
+    """
     if stored is None:
         return fresh
+    if fresh.close is not None and fresh.close != stored.close:
+        stored = msgspec.structs.replace(
+            stored,
+            close=fresh.close,
+            open=fresh.open,
+            high=fresh.high,
+            low=fresh.low,
+            volume=fresh.volume,
+            premium_pct=None,
+        )
     return msgspec.structs.replace(
         stored,
         nav=fresh.nav,

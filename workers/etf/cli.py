@@ -8,8 +8,9 @@ real-only: a ``paper`` configuration is refused before READY (exit 2).
 Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
 run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``, or the writer
 did not acknowledge); 2 bad arguments or configuration (a ``--date`` of ``daily`` or
-``holdings`` other than the last completed session: their answers are live); 3 another
-ETF job runs. ``status`` exits 1 when the data is stale.
+``holdings`` other than the last completed session: their answers are live; of
+``backfill`` after it; any of the three while a session is under way); 3 another ETF job
+runs. ``status`` exits 1 when the data is stale.
 """
 
 from __future__ import annotations
@@ -89,6 +90,27 @@ def _session(settings: Settings, clock: Clock, text: str | None, job: str, inste
             2,
         )
     return target
+
+
+def _completed(settings: Settings, clock: Clock, text: str | None, job: str) -> date:
+    """``--date`` (default: the last completed session), never a session not yet closed.
+
+    A table read before the close is the session's prices so far: stored, it would stand
+    as the day's final row. Exits 2 while a session is under way or for a later day.
+    """
+    from workers.etf.jobs import target_session
+
+    target = target_session(settings, now_utc(clock).astimezone(KST))
+    asked = _day(text)
+    if target is None:
+        _fail(f"a session is under way: {job} reads closed sessions, after the close", 2)
+    if asked is not None and asked > target:
+        _fail(
+            f"--date {asked}: {job} reads completed sessions only, and the last one is "
+            f"{target} (omit --date or pass {target} or earlier)",
+            2,
+        )
+    return asked or target
 
 
 @contextmanager
@@ -233,17 +255,19 @@ def backfill(
     as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Repair the ``repair_sessions`` sessions up to D (default today): missing or revised NAVs.
+    """Repair the ``repair_sessions`` sessions up to D: missing or revised NAVs and closes.
 
-    From each session's own KRX table (else KIS's series): the way to mend past sessions.
+    D: the last completed session by default. From each session's own KRX table (else
+    KIS's series): the way to mend past sessions. Refused while a session is under way,
+    and for a ``--date`` after the last completed session (its table is not final yet).
     """
     settings = settings_or_exit(PROGRAM, config)
     with _job(settings) as (clock, notifier):
         from workers.etf.backfill import run_repair
 
-        today = now_utc(clock).astimezone(KST).date()
+        target = _completed(settings, clock, day, "the repair")
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
-            summary = run_repair(settings, clock, _day(day) or today, producer, notifier)
+            summary = run_repair(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
     if summary.get("failed_over_limit"):
         _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)

@@ -12,13 +12,14 @@ stored 52 weeks lack daily highs and lows (a first load: the NAV series has none
 them from FHKST03010100 (100 rows a call, three for a year); a failed chart call leaves
 the rows as they were (the range says ``close``) and is retried by the next run. A failed
 KRX table is not a failed run: the KIS rows stand alone. A table that is empty, or
-answers for fewer than ``[etf] min_list_ratio`` of the ETFs collected, has failed
-(`krx_table`), as one that did not come.
+answers for fewer than ``[etf] min_list_ratio`` of the ETFs collected, or whose closes (and
+a past day's NAVs) read for fewer than that share of its rows, has failed (`krx_table`), as
+one that did not come.
 
 Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
 day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV or net
-assets are missing or revised; when KRX fails (any day's table, by the same rule), KIS's
-series for each ETF instead.
+assets are missing or revised, or whose close differs (`_revised`); when KRX fails (any
+day's table, by the same rule), KIS's series for each ETF instead.
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ from decimal import Decimal
 import httpx
 
 from bus.events import EtfDaily
-from observer.clock import Clock
+from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.errors import KisError, KrxError, KrxProtocolError
 from observer.kis.client import KisClient
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
+from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from workers.etf.metrics import backfill_due
 from workers.etf.rows import from_krx, from_price, from_series, merged, replaces, with_bars
@@ -77,24 +79,40 @@ class Collected:
 
 
 async def krx_table(
-    krx: KrxClient, day: date, listed: Collection[str], min_ratio: float
+    krx: KrxClient, day: date, listed: Collection[str], min_ratio: float, nav_due: bool = False
 ) -> dict[str, EtfDaily]:
     """MDCSTAT04301 for ``day`` as rows (symbol -> row).
 
     Raises `KrxError`; `KrxProtocolError` too for a table that is empty or answers for
     fewer than ``min_ratio`` of the ``listed`` ETFs (load shedding, a partial publish): a
-    failed table, not a day without ETFs.
+    failed table, not a day without ETFs. So is one whose close (and NAV, when
+    ``nav_due``: a past day's is published) reads for fewer than ``min_ratio`` of the rows
+    answered: the parsers read an unreadable number as missing, so a changed number format
+    would otherwise pass as a table of days without trades or NAVs.
     """
     table = {row.symbol: row for row in (from_krx(day, r) for r in await krx.etf_daily(day))}
-    answered = len(table.keys() & set(listed))
+    wanted = set(listed)
+    answered = [row for symbol, row in table.items() if symbol in wanted]
     if not table:
         raise KrxProtocolError(f"KRX's ETF table for {day} is empty")
-    if answered < min_ratio * len(listed):
+    if len(answered) < min_ratio * len(listed):
         raise KrxProtocolError(
-            f"KRX's ETF table for {day} answers for {answered} of the {len(listed)} ETFs "
+            f"KRX's ETF table for {day} answers for {len(answered)} of the {len(listed)} ETFs "
             f"listed, below {min_ratio:.0%}"
         )
+    for name in ("close", "nav") if nav_due else ("close",):
+        read = sum(getattr(row, name) is not None for row in answered)
+        if read < min_ratio * len(answered):
+            raise KrxProtocolError(
+                f"KRX's ETF table for {day} has a readable {name} in {read} of its "
+                f"{len(answered)} rows, below {min_ratio:.0%} (its number format changed?)"
+            )
     return table
+
+
+def _nav_due(clock: Clock, day: date) -> bool:
+    """Whether ``day``'s NAVs are published: a day before today (KST) (ref-KRX §1.4)."""
+    return day < now_utc(clock).astimezone(KST).date()
 
 
 async def fan_out(
@@ -188,7 +206,8 @@ async def collect_daily(
     if krx is not None:
         calls = krx.requests
         try:
-            table = await krx_table(krx, day, symbols, settings.etf.min_list_ratio)
+            ratio = settings.etf.min_list_ratio
+            table = await krx_table(krx, day, symbols, ratio, _nav_due(clock, day))
             out.krx_rows = len(table)
         except KrxError as exc:
             out.krx_error = f"{type(exc).__name__}: {exc}"
@@ -252,10 +271,15 @@ async def _charted(
 
 
 def _revised(stored: EtfDaily | None, fresh: EtfDaily) -> bool:
-    """Whether ``fresh`` (a final NAV) should replace what is stored for its day."""
+    """Whether ``fresh`` (a final NAV) should replace what is stored for its day.
+
+    A NAV missing or moved by a step, or another close (a row stored mid-session).
+    """
     if fresh.nav is None:
         return False
-    return stored is None or stored.nav is None or abs(stored.nav - fresh.nav) >= _NAV_STEP
+    if stored is None or stored.nav is None or abs(stored.nav - fresh.nav) >= _NAV_STEP:
+        return True
+    return fresh.close is not None and fresh.close != stored.close
 
 
 async def repair(
@@ -274,7 +298,8 @@ async def repair(
         calls = krx.requests
         try:
             for day in sessions:
-                table = await krx_table(krx, day, symbols, settings.etf.min_list_ratio)
+                ratio = settings.etf.min_list_ratio
+                table = await krx_table(krx, day, symbols, ratio, _nav_due(clock, day))
                 for symbol, row in table.items():
                     if symbol in wanted and _revised(history.get(symbol, {}).get(day), row):
                         out.backfilled.append(row)

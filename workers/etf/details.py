@@ -21,6 +21,7 @@ from workers.etf.metrics import WINDOWS, aum_check_pct, premium_windows, range_5
 __all__ = [
     "PREMIUM_TOLERANCE",
     "Flag",
+    "aum_allowance_pct",
     "day_premium",
     "detail_of",
     "flags_of",
@@ -118,11 +119,13 @@ def flags_of(
     premium_pct: float,
     aum_jump_pct: float,
     aum_check_pct: float,
+    net_assets_unit_krw: int,
 ) -> list[Flag]:
     """The ETF's figures worth a warning.
 
     |premium| above ``premium_pct``; net assets moving more than ``aum_jump_pct`` since the
-    previous session; net assets off listed units x NAV by more than ``aum_check_pct``.
+    previous session; net assets off listed units x NAV by more than ``aum_check_pct``, and
+    by more than KIS's whole units can tell (`aum_allowance_pct`).
     """
     found = []
     if abs(detail.premium) > Decimal(str(premium_pct)):
@@ -143,7 +146,8 @@ def flags_of(
                 f"{detail.symbol} net assets {before:,} -> {now:,} KRW on {detail.trade_date}",
             )
         )
-    if detail.aum_check_pct is not None and detail.aum_check_pct > Decimal(str(aum_check_pct)):
+    allowed = aum_allowance_pct(detail, aum_check_pct, net_assets_unit_krw)
+    if detail.aum_check_pct is not None and detail.aum_check_pct > allowed:
         found.append(
             Flag(
                 "etf_aum_mismatch",
@@ -178,3 +182,19 @@ def mismatch_message(found: Sequence[tuple[str, Decimal, Decimal]], judged: int,
         f"{len(found)} of {judged} ETFs' premium from close and NAV is more than "
         f"{PREMIUM_TOLERANCE} points off KIS's dprt on {day} (worst: {worst})"
     )[:2000]
+
+
+def aum_allowance_pct(detail: EtfDetail, check_pct: float, unit_krw: int) -> Decimal:
+    """How far the ETF's net assets may be off listed units x NAV before they are flagged.
+
+    KIS's ``etf_ntas_ttam`` counts whole ``unit_krw`` (억 KRW, UNCONFIRMED): rounded or cut,
+    it is up to one unit off, which for a small ETF (30억) is more than the 2 % check.
+    The check is widened by that unit's share of the true figure (at least ``aum - unit``);
+    KRX's figure is exact and is not. Infinite when the figure is a unit or less.
+    """
+    allowed = Decimal(str(check_pct))
+    if detail.aum_source != "kis" or unit_krw <= 1:
+        return allowed
+    if detail.aum <= unit_krw:
+        return Decimal("Infinity")  # 0 or 1 unit: any value below two units would print so
+    return allowed + Decimal(unit_krw * 100) / (detail.aum - unit_krw)

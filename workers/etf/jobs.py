@@ -112,10 +112,12 @@ def resolve(
     present: set[tuple[str, str]],
     clock: Clock,
     subjects: set[str] | None = None,
+    unjudged: Collection[str] = (),
 ) -> int:
     """Resolve the ETF jobs' open alerts of ``codes`` whose condition is gone.
 
-    ``subjects``: only alerts about these (a run over some ETFs judges only those).
+    ``subjects``: only alerts about these (a run over some ETFs judges only those);
+    ``unjudged``: never alerts about these (listed, but not judged by this run).
     """
     since = clock.now_ns() - 30 * 86_400 * 10**9
     records = read(settings, lambda conn: alert_records(conn, since))
@@ -130,7 +132,7 @@ def resolve(
     gone = {
         c: sev
         for c, sev in open_.items()
-        if c not in present and (subjects is None or c[1] in subjects)
+        if c not in present and (subjects is None or c[1] in subjects) and c[1] not in unjudged
     }
     for (code, subject), severity in gone.items():
         send(
@@ -298,6 +300,7 @@ def run_daily(
             premium_pct=etf.premium_alert_pct,
             aum_jump_pct=etf.aum_jump_pct,
             aum_check_pct=etf.aum_check_pct,
+            net_assets_unit_krw=etf.net_assets_unit_krw,
         ):
             present.add((flag.code, flag.symbol))
             send(
@@ -366,9 +369,12 @@ def run_daily(
     for c in judged.conditions:
         present.add((c.code, c.subject))
         send(Alert(severity=c.severity, code=c.code, subject=c.subject, message=c.message))
-    resolved = resolve(
-        settings, send, (*_FLAG_CODES, *_RUN_CODES, *CODES, "etf_list_missing"), present, clock
-    )
+    # A per-ETF flag is over only for an ETF judged now: one whose KIS call failed, or
+    # whose NAV is not out, keeps its flags until a run judges it; an ETF no longer listed
+    # is never judged again, so its flags end here.
+    unjudged = set(symbols) - details.keys()
+    resolved = resolve(settings, send, _FLAG_CODES, present, clock, unjudged=unjudged)
+    resolved += resolve(settings, send, (*_RUN_CODES, *CODES, "etf_list_missing"), present, clock)
     have = _have(got.rows)
     send(
         EtfRun(
