@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from observer.errors import MasterFileError
-from observer.kis.master import extract_single, parse_domestic, parse_overseas
+from observer.kis.master import DOMESTIC_TAILS, extract_single, parse_domestic, parse_overseas
 
 # market -> (tail width, {field: (tail offset, width)}) as tabulated in §6.2
 LAYOUT = {
@@ -140,6 +140,20 @@ def test_a_few_odd_rows_are_kept_and_logged(caplog: pytest.LogCaptureFixture) ->
     assert len(parsed) == 40 and parsed[-1].kind == "zz"  # one row in 40: under the 5 %
     assert "1 of 40 records hold fields outside their form" in caplog.text
     assert "scrt_grp_cls_code 'ZZ' on line 40" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("market", "filler"), [("KOSPI", "krx_fnnc_svc_yn"), ("KONEX", "krx300_issu_yn")]
+)
+def test_flags_documented_as_filler_may_hold_anything(market: str, filler: str) -> None:
+    """§6.2 calls these filler: a KONEX master with '0' there was refused every day."""
+    spec = DOMESTIC_TAILS[market]  # type: ignore[index]
+    width = sum(size for _, size in spec)
+    at = width - sum(size for name, size in spec[: [n for n, _ in spec].index(filler)])
+    lines = []
+    for line in listings(market, 20).decode("cp949").splitlines():
+        lines.append(line[:-at] + "0" + line[len(line) - at + 1 :])
+    assert len(parse_domestic("\n".join(lines).encode("cp949"), market)) == 20  # type: ignore[arg-type]
 
 
 @st.composite

@@ -172,11 +172,13 @@ _FORMS: dict[str, Callable[[str], bool]] = {
     "prdy_avls_scal": _blank_or(r"\d+"),
 }
 _YES_NO = frozenset({"", "Y", "N"}).__contains__
+# Flags §6.2 calls filler (deleted 2015; KONEX's KRX300): whatever they hold says nothing.
+_FILLERS = {("KOSPI", "krx_fnnc_svc_yn"), ("KONEX", "krx300_issu_yn")}
 _CHECKED: dict[Market, tuple[tuple[str, Callable[[str], bool]], ...]] = {
     market: tuple(
         (name, _YES_NO if name.endswith("_yn") else _FORMS[name])
         for name, _ in spec
-        if name in _FORMS or name.endswith("_yn")
+        if (name in _FORMS or name.endswith("_yn")) and (market, name) not in _FILLERS
     )
     for market, spec in DOMESTIC_TAILS.items()
 }
