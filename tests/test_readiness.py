@@ -413,8 +413,13 @@ def test_a_morning_under_the_supervisor_preconnect_check_renewal_and_streaming(
             "both sessions pre-connected, nothing registered",
         )
         assert sup.status()["phase"] == "warmup"
-        wait_until(lambda: all(a["readiness"] for a in accounts().values()), 60, "the check")
-        assert all(a["readiness"]["ok"] for a in accounts().values()), accounts()
+        # Passed, perhaps at a retry: a loaded machine's first attempt may find a session
+        # not yet identified (the heartbeat shows that attempt meanwhile).
+        wait_until(
+            lambda: all(a["readiness"] and a["readiness"]["ok"] for a in accounts().values()),
+            60,
+            "the check passed",
+        )
         # The heartbeat shows the check; its alerts follow through the writer.
         query = f"select subject from alerts where code = '{PASSED}'"
         passed = wait_until(lambda: len(sup.rows(query)) >= 2 and sup.rows(query), 30, "stored")
