@@ -24,15 +24,17 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-# xdist hands the files out by their number of tests, most first, which left this one-test
-# file (over a minute) to the end, alone on one core; it goes first instead.
-RUN_FIRST = "test_multihost_day.py"
+# xdist hands the files out by their number of tests, most first, which left the longest
+# files to the end, alone on one core: a one-test file of over a minute, and Track A's
+# (about four minutes of real-time cycles, with its 75-second writer outage). They go first.
+RUN_FIRST = ("test_multihost_day.py", "test_track_a.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which xdist hands out the files (``--no-loadscope-reorder``)."""
     tests_in = Counter(item.path for item in items)
-    items.sort(key=lambda item: (item.path.name != RUN_FIRST, -tests_in[item.path]))
+    first = {name: n for n, name in enumerate(RUN_FIRST)}
+    items.sort(key=lambda item: (first.get(item.path.name, len(first)), -tests_in[item.path]))
 
 
 PG_ADMIN_URL = os.environ.get(
