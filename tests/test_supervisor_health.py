@@ -227,7 +227,8 @@ def test_a_supervisor_started_again_takes_over_the_alerts_its_predecessor_left_o
 
     asyncio.run(scenario())
     assert resolved() == expected  # not the operator's depth_huge, nor what still holds
-    assert not [e for e in published if isinstance(e, Alert)]  # queue_not_empty: not again
+    # queue_not_empty: not again (a loaded machine's cpu_high is the machine's, not a take-over)
+    assert not [e for e in published if isinstance(e, Alert) and e.code != "cpu_high"]
     universe = sup.programs["universe"]
     assert universe.state is State.FATAL and universe.parked  # its next failure parks it
     assert any(p.startswith("universe is fatal") for p in sup.status()["problems"])
