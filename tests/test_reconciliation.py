@@ -299,14 +299,7 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
             (b, "complete"): 7,
         }
         assert [r[3] for r in rows if r[2] == "short"] == [lossy_minute]
-        wait_until(
-            lambda: (
-                db_rows(url, "select state from gaps where reason = 'reconciliation'")
-                == [("recovered",)]
-            ),
-            60,
-            "the short minute recovered",
-        )
+        wait_short_minute_recovered(url)
         calls = db_rows(url, "select sum(calls) from reconciliations")[0][0]
         assert calls == 2  # one page of bars per symbol
         # Killed and started again the same evening: nothing is reconciled twice.
@@ -323,6 +316,12 @@ def test_the_daemon_reconciles_the_day_once_after_the_stream_ends(tmp_path: Path
             stop(recovery)
         writer.kill()
         sim.close()
+
+
+def wait_short_minute_recovered(url: str) -> None:
+    """Wait until the one gap the reconciliation found is recovered."""
+    query = "select state from gaps where reason = 'reconciliation'"
+    wait_until(lambda: db_rows(url, query) == [("recovered",)], 60, "the short minute recovered")
 
 
 @pytest.mark.slow
@@ -351,14 +350,7 @@ def test_a_day_that_ended_while_no_daemon_ran_is_reconciled_at_the_next_start(
         }
         # Friday's bars, by date: one page per symbol (the short minute's recovery asks too).
         assert db_rows(url, "select sum(calls) from reconciliations") == [(2,)]
-        wait_until(
-            lambda: (
-                db_rows(url, "select state from gaps where reason = 'reconciliation'")
-                == [("recovered",)]
-            ),
-            60,
-            "the short minute recovered",
-        )
+        wait_short_minute_recovered(url)
         asked = sim.sim.calls["FHKST03010230"]
         recovery.kill()
         recovery.wait(30)
