@@ -190,7 +190,9 @@ GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "mark
 # Track B itself restarted (a crash) while the symbol held a slot, or the day's
 # reconciliation found a minute short that no gap explained (a detection miss,
 # workers/gap_recovery/verify.py).
-GapReason = Literal["disconnect", "silence", "token_refresh", "process_restart", "reconciliation"]
+GapReason = Literal[
+    "disconnect", "silence", "token_refresh", "process_restart", "reconciliation", "delivery_lag"
+]
 
 
 class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):

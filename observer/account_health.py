@@ -38,6 +38,7 @@ STREAM_FIGURES = (
     "healthy",  # 1: up, or down for less than unhealthy_after_s; 0: its slots fail over
     "identified",  # 1: KIS took the approval key on the current session (it is the key's)
     "last_tick_age_s",  # clock seconds since the last data frame (absent before the first)
+    "delivery_lag_s",  # the last data frame's receive time less its newest trade stamp
     "dropped_frames",  # data frames that did not parse (logged and skipped), since the start
     "reconnects_1h",  # reconnects spent of the hourly budget
     "reconnect_budget",

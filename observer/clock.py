@@ -24,6 +24,7 @@ __all__ = [
     "SystemClock",
     "clock_from_env",
     "clock_from_spec",
+    "wall_seconds_between",
 ]
 
 CLOCK_ENV = "OBSERVER_CLOCK"  # the supervisor hands its clock's spec to every child
@@ -195,6 +196,17 @@ def clock_from_spec(spec: str) -> Clock:
             raise ConfigError(f"clock start {match['start']!r} needs a UTC offset")
         return SimulatedClock(int(start.timestamp() * _NS), float(match["speed"]))
     raise ConfigError(f"unknown clock spec {spec!r} (system, sim:..., or ISO@SPEEDx)")
+
+
+def wall_seconds_between(clock: Clock, earlier_ns: int, later_ns: int) -> float:
+    """The wall seconds between two instants of ``clock``'s time.
+
+    A simulated clock's seconds may be hundreds to a wall second: a delay that is a busy
+    event loop's tenth of a second there is no delayed feed. Other clocks run at wall pace.
+    """
+    if isinstance(clock, SimulatedClock):
+        return (clock.wall_ns_at(later_ns) - clock.wall_ns_at(earlier_ns)) / _NS
+    return (later_ns - earlier_ns) / _NS
 
 
 def clock_from_env() -> Clock:

@@ -163,6 +163,10 @@ class TrackBSettings(Strict, frozen=True):
     # this long, with registrations held in continuous trading, is stuck: it restarts once
     # (planned: no budget) with a warning alert, resolved when data flows again. 0: off.
     stale_after_s: SecondsOrZero = 120.0
+    # A feed whose trades arrive this long after their exchange time stamp (KIS stamps to
+    # the second), in continuous trading: a warning alert, resolved once the lag is back
+    # within half of it. 0: off.
+    lag_alert_s: SecondsOrZero = 10.0
     # A pre-connected session presents its approval key with the release of a registration
     # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
     # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
@@ -189,9 +193,10 @@ class GapRecoverySettings(Strict, frozen=True):
     immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
     queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
     long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
-    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash) has no
-    # other way back, and is rare, where long disconnections can be many.
-    backfill_reasons: tuple[GapReason, ...] = ("process_restart",)
+    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash) and a
+    # slot released while the feed ran behind have no other way back, and are rare, where
+    # long disconnections can be many.
+    backfill_reasons: tuple[GapReason, ...] = ("process_restart", "delivery_lag")
     settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
     requests_per_account: Positive = 2  # recoveries in flight per account
     max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable

@@ -21,8 +21,9 @@ from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
 from observer.kis.realtime import DecodedFrame
 from observer.writer.store import Store
+from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
-from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, TRADE, Collector
+from workers.track_b.collect import ACCOUNT_DOWN, FEED_LAGGING, STREAM_STALE, TRADE, Collector
 
 _NS = 1_000_000_000
 T0 = 1_763_600_000 * _NS
@@ -129,30 +130,37 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
         Alert(severity="warning", code=STREAM_STALE, subject="acct1", message="stale"),
         AlertResolved(severity="warning", code=STREAM_STALE, subject="acct1", message="ok"),
         Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct3", message="not ours"),
+        Alert(severity="warning", code=FEED_LAGGING, subject="acct2", message="late"),
     ]
     envelopes = [Envelope("track_b", n, T0 + n, e) for n, e in enumerate(earlier[:4], 1)]
     envelopes.append(Envelope("track_a", 1, T0 + 5, earlier[4]))
+    envelopes.append(Envelope("track_b", 5, T0 + 6, earlier[5]))
     engine = make_engine(url)
     store = Store(engine)
     store.load_marks()
     store.apply([decode_parts(encode_frame(envelopes))])
     with engine.connect() as conn:  # every one stored, track_a's too
-        assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 4
+        assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 5
     engine.dispose()
-    down, stale = tb._open_account_alerts()
-    assert (down, stale) == ({"acct1"}, {"acct2"})
-    events: list[Event] = list(earlier[:2])  # the earlier run's, as published
-    collector = _collector(events, asyncio.Event(), ManualClock(T0))
-    collector.take_over(down, stale)
+    down, stale, lagging = tb._open_account_alerts()
+    assert (down, stale, lagging) == ({"acct1"}, {"acct2"}, {"acct2"})
+    events: list[Event] = [*earlier[:2], earlier[5]]  # the earlier run's, as published
+    collector = _collector(events, asyncio.Event(), ManualClock(T0), lag_alert_s=10)
+    collector.take_over(down, stale, lagging)
     assert collector.healthy() == {"acct1", "acct2"}  # healthy until they fail here
     assert not collector.stale  # a stuck session is still restarted once here
     collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
-    assert not [e for e in events[2:] if isinstance(e, Alert)]  # the earlier alert stands
+    assert not [e for e in events[3:] if isinstance(e, Alert)]  # the earlier alert stands
     collector._on_confirmed("acct1")
-    collector._on_frame("acct2", DecodedFrame(TRADE), T0)
+    late = DecodedFrame(TRADE, ticks=[tick("005930", T0 - 30 * _NS, 70000)])
+    collector._on_frame("acct2", late, T0)  # still 30 s behind: its lag alert stands
+    assert not [e for e in events[3:] if isinstance(e, Alert)]
+    assert _states(events)[FEED_LAGGING, "acct2"] == "open"
+    collector._on_frame("acct2", DecodedFrame(TRADE, ticks=[tick("005930", T0, 70000)]), T0)
     assert _states(events) == {
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
+        (FEED_LAGGING, "acct2"): "resolved",
     }
 
 

@@ -23,7 +23,8 @@ from bus.events import (
     TradeTick,
 )
 from harness.sim.config import SimConfig
-from harness.sim.market import Market
+from harness.sim.market import BARS_PER_DAY, Market
+from harness.sim.realtime import trade_ns
 from observer.clock import ManualClock
 from observer.config import Settings, load_settings
 from observer.errors import KisTransportError
@@ -36,6 +37,7 @@ from tests.test_kis_parse import BOOK, TRADE
 from workers.track_b import collect as collect_module
 from workers.track_b.collect import (
     ACCOUNT_DOWN,
+    FEED_LAGGING,
     REGISTRATIONS_MISMATCH,
     STREAM_STALE,
     Collector,
@@ -320,6 +322,94 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
     assert states.count("disconnected") == 1  # restarted once in 150 s, five times the limit
     gaps = [e for e in events if isinstance(e, GapDetected)]
     assert {g.symbol for g in gaps} == set(STOCKS[:3])  # the restart's gaps, recovered later
+
+
+def _trades(symbol: str, after_ns: int, until_ns: int) -> list[int]:
+    """The stamps of ``symbol``'s trades in the simulated market in (after, until]."""
+    day = TEN.date()
+    path = MARKET.day_path(symbol, day)
+    stamps = (
+        trade_ns(path.bar_start(index), tick)
+        for index in range(BARS_PER_DAY)
+        for tick in MARKET.ticks(symbol, day, index)
+    )
+    return [at for at in stamps if after_ns < at <= until_ns]
+
+
+def test_a_feed_behind_is_alerted_and_a_slot_released_meanwhile_is_a_delivery_lag_gap(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """KIS's feed falls 40 s behind for 150 s (5 wall seconds at 30x): one warning, resolved
+    when it catches up. A symbol released on time is no gap; one released meanwhile, whose
+    last 40 s the server never sent, is a delivery-lag gap over them."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    events: list[Event] = []
+    on_time, late, kept = STOCKS[:3]
+    released: dict[str, int] = {}
+
+    def of(kind: type[Any]) -> list[Any]:
+        return [e for e in events if isinstance(e, kind)]
+
+    def lag_events() -> list[Alert | AlertResolved]:
+        return [e for e in of(Alert) + of(AlertResolved) if e.code == FEED_LAGGING]
+
+    async def scenario() -> None:
+        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        rule = SilenceRule(0.5, 0.2, 10.0, 60.0, resolution_s=1.0)  # Track B's own
+        collector = Collector(accounts, clock, events.append, silence=rule, lag_alert_s=10)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1"], 3)
+            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
+            await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
+            streamed = {on_time, late, kept}
+            await until(lambda: {t.symbol for t in of(TradeTick)} == streamed, 20, "ticks")
+            for symbol in (on_time, late):
+
+                async def release(symbol: str = symbol) -> None:
+                    decision = book.release(symbol, "a test")
+                    assert decision is not None
+                    released[symbol] = clock.now_ns()
+                    await collector.apply([decision], book.holdings())
+
+                if symbol == late:
+                    answer = httpx.post(
+                        f"{sim.url}/_sim/faults",
+                        json={"feed_delay": {"seconds": 150, "delay_s": 40}},
+                        timeout=10,
+                    )
+                    assert answer.status_code == 200
+                    await until(lag_events, 20, "the lag alert")
+                await release()
+            await until(lambda: len(lag_events()) == 2, 30, "the feed on time again")
+            counters = collector.account_counters()
+            assert 0 <= counters["account.acct1.delivery_lag_s"] < 10
+        finally:
+            stop.set()
+            await running
+            await accounts[0].aclose()
+
+    asyncio.run(scenario())
+    alert, resolved = lag_events()
+    assert isinstance(alert, Alert) and isinstance(resolved, AlertResolved)
+    assert (alert.severity, alert.subject, resolved.subject) == ("warning", "acct1", "acct1")
+    assert "acct1: its trades arrive" in alert.message
+    gaps = [g for g in of(GapDetected) if g.reason == "delivery_lag"]
+    assert [g.symbol for g in gaps] == [late]
+    [gap] = gaps
+    assert gap.end_ns >= released[late] > gap.start_ns
+    assert released[late] - gap.start_ns >= 38 * 1_000_000_000  # the feed's 40 s behind
+    # The server never sent the late symbol's trades of the seconds after the last one
+    # stored (stamped to the second: that second's others may have been sent); the gap
+    # holds them.
+    stored = max(t.exchange_ns for t in of(TradeTick) if t.symbol == late)
+    unsent = _trades(late, stored + 1_000_000_000 - 1, released[late])
+    assert len(unsent) > 10, unsent
+    assert gap.start_ns <= stored + 1_000_000_000 and max(unsent) <= gap.end_ns
+    # The delayed trades of the symbol still held all arrived, in order, after the delay.
+    assert not [g for g in of(GapDetected) if g.symbol == kept and g.reason == "silence"]
 
 
 def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(

@@ -190,6 +190,30 @@ def test_rules_judge_each_host_by_its_own_figures_and_phase(tmp_path: Path) -> N
     )
 
 
+def test_a_feed_behind_for_two_minutes_in_full_operation_fires(tmp_path: Path) -> None:
+    """Ten seconds behind is the feed (or this host) falling behind, not a stamp's second;
+    a lag at the close (Track B's releases) is no alert."""
+    lagging = {
+        "summary": "Trades on account acct1 arrive 25s after they happen",
+        "description": _rule("ObserverAccountFeedLagging")["annotations"]["description"],
+    }
+    series = {
+        'observer_phase{phase="full_operation"}': "1x12 0x10",
+        'observer_account_delivery_lag_seconds{account="acct1"}': "1x3 25x6 0.5x3 30x10",
+        'observer_account_delivery_lag_seconds{account="acct2"}': "1x22",
+    }
+    _promtool_test(
+        tmp_path,
+        series,
+        [
+            {"eval_time": "4m", "alertname": "ObserverAccountFeedLagging", "exp_alerts": []},
+            _firing("7m", "ObserverAccountFeedLagging", lagging, account="acct1"),
+            {"eval_time": "11m", "alertname": "ObserverAccountFeedLagging", "exp_alerts": []},
+            {"eval_time": "18m", "alertname": "ObserverAccountFeedLagging", "exp_alerts": []},
+        ],
+    )
+
+
 def test_a_notifier_with_a_channel_without_url_fires_though_no_channel_is_down(
     tmp_path: Path,
 ) -> None:

@@ -43,6 +43,21 @@ class SimConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedDelay:
+    """The real-time server sends trades ``delay_s`` (simulated seconds) after they happen.
+
+    KIS's feed falling behind at a busy moment: every session's records go out late, in
+    order, and catch up when the delay ends. What a released registration had not been sent
+    yet is never sent (UNCONFIRMED for KIS; the server stops a registration's records at its
+    release).
+    """
+
+    start_ns: int  # simulated time, inclusive
+    end_ns: int  # exclusive
+    delay_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class TickLoss:
     """Trade records the real-time server never sends, while the session stays up.
 
@@ -129,6 +144,13 @@ class Faults:
     # connections are reset, as when the REST host is unreachable
     rest_down_until: int = 0
     tick_loss: list[TickLoss] = field(default_factory=list)  # trades silently never sent
+    feed_delay: list[FeedDelay] = field(default_factory=list)  # trades sent late
+
+    def delay_ns(self, at_ns: int) -> int:
+        """How far behind the real-time server sends trades at ``at_ns`` (0: on time)."""
+        delays = (d.delay_s for d in self.feed_delay if d.start_ns <= at_ns < d.end_ns)
+        return int(max(delays, default=0.0) * 1e9)
+
     krx_5xx: int = 0  # answer the next N KRX data calls with HTTP 500
     krx_empty: int = 0  # ... with an empty output
     krx_logout: int = 0  # ... with LOGOUT, ending the asking session

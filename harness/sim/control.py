@@ -9,7 +9,9 @@ lock it at its upper limit between two KST times of the simulated day (``null`` 
 ``{"rest_down": SECONDS}`` resets every REST quote call's connection for SECONDS of simulated
 time (the REST host unreachable; 0 lifts it);
 ``{"tick_loss": {"seconds", "share", "symbols"}}`` withholds trade records from now on, in
-simulated time; ``/_sim/drop_websockets`` cuts every session;
+simulated time; ``{"feed_delay": {"seconds", "delay_s"}}`` sends every session's trades
+``delay_s`` late for the next SECONDS of simulated time; ``/_sim/drop_websockets`` cuts
+every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
 """
@@ -23,7 +25,14 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.sim.config import MASTER_DAMAGE, Faults, RegistrationRefusal, SimConfig, TickLoss
+from harness.sim.config import (
+    MASTER_DAMAGE,
+    Faults,
+    FeedDelay,
+    RegistrationRefusal,
+    SimConfig,
+    TickLoss,
+)
 from harness.sim.gateway import Gateway
 from harness.sim.market import KST
 from harness.sim.master_host import MasterHost
@@ -116,6 +125,11 @@ class Control:
                     symbols=frozenset(loss.get("symbols", ())),
                 )
             )
+        if "feed_delay" in body:
+            delay = body["feed_delay"]
+            now = self.realtime.clock.now_ns()
+            end = now + int(float(delay["seconds"]) * 1e9)
+            self.faults.feed_delay.append(FeedDelay(now, end, float(delay["delay_s"])))
         return web.json_response({"ok": True})
 
     def _trading_faults(self, body: dict[str, Any]) -> None:

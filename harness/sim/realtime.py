@@ -8,7 +8,8 @@ while. The faults (`Faults`, shared with the gateway) refuse a symbol's
 registrations with a given control code, halt a symbol (nothing is pushed while halted) and
 lock it at its upper price limit (every trade at the limit, sign ``1``);
 `Faults.tick_loss` withholds trade records with the session up (a silent loss: the trades
-still count in the minute bars and in the next record's ACML_VOL).
+still count in the minute bars and in the next record's ACML_VOL); `Faults.feed_delay` sends
+them late (what a released registration was still owed is never sent).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class Realtime:
         ws = web.WebSocketResponse(autoping=True, compress=False)
         await ws.prepare(request)
         app_key: str | None = None
-        held: set[tuple[str, str]] = set()
+        held: dict[tuple[str, str], int] = {}  # (tr_id, tr_key) -> when it was registered
         pusher: asyncio.Task[None] | None = None
         try:
             async for message in ws:
@@ -136,7 +137,7 @@ class Realtime:
                 pair = (tr_id, tr_key)
                 if header.get("tr_type") == "2":
                     if pair in held:
-                        held.discard(pair)
+                        del held[pair]
                         await ws.send_json(
                             _control(tr_id, tr_key, "0", "OPSP0001", "UNSUBSCRIBE SUCCESS")
                         )
@@ -167,7 +168,7 @@ class Realtime:
                         _control(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER")
                     )
                 else:
-                    held.add(pair)
+                    held[pair] = self.clock.now_ns()
                     answer = _control(tr_id, tr_key, "0", "OPSP0000", "SUBSCRIBE SUCCESS")
                     answer["body"]["output"] = {
                         "iv": secrets.token_hex(8),
@@ -181,21 +182,27 @@ class Realtime:
                 del self._sessions[app_key]
         return ws
 
-    async def _push(self, ws: web.WebSocketResponse, held: set[tuple[str, str]]) -> None:
-        """Send each registered symbol's trades (and books) as their simulated time passes."""
+    async def _push(self, ws: web.WebSocketResponse, held: dict[tuple[str, str], int]) -> None:
+        """Send each registered symbol's trades (and books) as their simulated time passes.
+
+        A registration's records start at its registration: under a feed delay, not at the
+        delayed point the session's others have reached.
+        """
         sent_until = self.clock.now_ns()
         next_ping = sent_until + int(self.config.pingpong_s * NS)
         state: dict[str, _Running] = {}
         while not ws.closed:
             await asyncio.sleep(self.config.push_interval_s)
             now = self.clock.now_ns()
+            upto = max(sent_until, now - self.faults.delay_ns(now))  # `Faults.feed_delay`
             # (frame, its registration or None, records)
             frames: list[tuple[str, tuple[str, str] | None, int]] = []
             for tr_id, symbol in sorted(held):
                 await asyncio.sleep(0)  # REST answers wait for one symbol, not for them all
                 if (tr_id, symbol) not in held:  # released meanwhile
                     continue
-                records = self._records(tr_id, symbol, sent_until, now, state)
+                after = max(sent_until, held[tr_id, symbol])
+                records = self._records(tr_id, symbol, after, upto, state) if after < upto else []
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
                     frames.append(
@@ -205,7 +212,7 @@ class Realtime:
                             len(chunk),
                         )
                     )
-            sent_until = now
+            sent_until = upto
             if now >= next_ping:
                 next_ping = now + int(self.config.pingpong_s * NS)
                 stamp = datetime.fromtimestamp(now / NS, tz=KST).strftime("%Y%m%d%H%M%S")

@@ -175,6 +175,11 @@ def account_families(
     yield gauge(
         "observer_account_last_tick_age_seconds", "since the last data frame", "last_tick_age_s"
     )
+    yield gauge(
+        "observer_account_delivery_lag_seconds",
+        "the last data frame's receive time less its newest trade stamp",
+        "delivery_lag_s",
+    )
     yield gauge("observer_account_stream_state_age_seconds", "in this state", "state_age_s")
     yield gauge("observer_account_reconnects", "reconnects in the last hour", "reconnects_1h")
     yield gauge(

@@ -17,6 +17,11 @@
   share a receive time), judged once the symbol has been watched for a whole window. Only
   silences wholly inside continuous trading count (``in_session``): the night, the close
   and a late open are not gaps.
+* **Delivery-lag gaps**: a symbol that leaves its slot while the account's feed runs behind
+  (its newest trade stamp further behind the clock than a silence of the symbol) may have
+  trades the feed had not delivered yet, and a released registration's are never sent: a
+  ``delivery_lag`` gap from the symbol's newest delivered trade (at most as far before the
+  account's newest as that is behind the clock) to the release.
 
 A gap's id is derived from its account, symbol and start, so publishing it again (after a
 restart) names the same gap. A connection gap starts at the later of the last frame and the
@@ -159,18 +164,32 @@ class GapDetector:
         self.registered_ns[symbol] = end = max(now_ns, start)
         return Gap(self.account, symbol, start, end, reason)
 
-    def forget(self, symbol: str, now_ns: int) -> Gap | None:
+    def forget(self, symbol: str, now_ns: int, *, behind: bool = True) -> Gap | None:
         """The symbol left its slot: nothing is expected of it any more.
 
         A connection gap still open closes now: its data was missing from the drop until
-        the symbol left, even though it will not be registered again.
+        the symbol left, even though it will not be registered again. Otherwise, with the
+        feed ``behind`` (the caller's judgement of wall time: a fast clock's busy event loop
+        is not a delayed feed), what the feed had not delivered yet is a delivery-lag gap.
         """
-        self.last_tick.pop(symbol, None)
+        last = self.last_tick.pop(symbol, None)
+        limit = self._limit(symbol, last)
+        if limit == float("inf"):  # its pace is not known: the fixed interval
+            limit = self.expected_ns + self.tolerance_ns
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
-        self.registered_ns.pop(symbol, None)
+        registered = self.registered_ns.pop(symbol, None)
         opened = self.open.pop(symbol, None)
-        if opened is None:
+        if opened is not None:
+            start, reason = opened
+            return Gap(self.account, symbol, start, max(now_ns, start), reason)
+        delivered = self.last_frame_ns
+        lag = now_ns - delivered
+        if not behind or not delivered or lag <= limit:
             return None
-        start, reason = opened
-        return Gap(self.account, symbol, start, max(now_ns, start), reason)
+        # From the symbol's own newest trade: a feed this far behind may deliver a symbol's
+        # trades out of step with the newest one delivered (of another symbol), by as much.
+        start = max(last or 0, registered or 0, delivered - lag)
+        if start >= now_ns or not self.in_session(now_ns):
+            return None
+        return Gap(self.account, symbol, start, now_ns, "delivery_lag")

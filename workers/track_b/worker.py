@@ -57,7 +57,7 @@ from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
 from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
-from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, Collector
+from workers.track_b.collect import ACCOUNT_DOWN, FEED_LAGGING, STREAM_STALE, Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
 from workers.track_b.pins import PinFile, slots_path, unplaced
@@ -111,12 +111,12 @@ class TrackB(AsyncWorker):
         finally:
             self._engine.dispose()
 
-    def _open_account_alerts(self) -> tuple[set[str], set[str]]:
-        """The accounts whose down and stale alerts an earlier run left open (a restart)."""
-        codes = (ACCOUNT_DOWN, STREAM_STALE)
+    def _open_account_alerts(self) -> tuple[set[str], set[str], set[str]]:
+        """The accounts whose down, stale and lag alerts an earlier run left open (a restart)."""
+        codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING)
         with self._engine.connect() as conn:
             found = open_subjects_of(conn, self.settings, SOURCE, codes)
-        return found[ACCOUNT_DOWN], found[STREAM_STALE]
+        return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING]
 
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
@@ -163,6 +163,7 @@ class TrackB(AsyncWorker):
             idle_silence_s=self.config.idle_silence_s,
             identify=self.config.identify_idle,
             stale_after_s=self.config.stale_after_s,
+            lag_alert_s=self.config.lag_alert_s,
         )
         self.collector = collector
         collector.take_over(*await asyncio.to_thread(self._open_account_alerts))
