@@ -189,7 +189,8 @@ GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "mark
 # restart on a renewed approval key (Track B's gap detector, workers/track_b/gaps.py),
 # Track B itself restarted (a crash) while the symbol held a slot, or the day's
 # reconciliation found a minute short that no gap explained (a detection miss,
-# workers/gap_recovery/verify.py).
+# workers/gap_recovery/verify.py), or a symbol left its slot while the feed ran behind
+# (the trades it was still owed are never sent).
 GapReason = Literal[
     "disconnect", "silence", "token_refresh", "process_restart", "reconciliation", "delivery_lag"
 ]
