@@ -61,6 +61,9 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     g = summary.get("gaps", {})
     expect(g.get("detected", 0) > 0 and g.get("recovered", 0) > 0, f"gaps: {g}")
     expect("unrecoverable" in g, "gaps.unrecoverable is missing")
+    # The 10:30 feed delay: slots released while KIS still owed them trades.
+    lagged = g.get("by_reason", {}).get("delivery_lag", 0)
+    expect(lagged > 0, f"no delivery-lag gap in the 10:30 feed delay: {g.get('by_reason')}")
     r = summary.get("reconciliation", {})
     expect(r.get("watched_minutes", 0) > 0, f"no minutes reconciled: {r}")
     expect(r.get("unexplained", 1) == 0, f"short minutes without a gap: {r}")

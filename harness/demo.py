@@ -103,6 +103,9 @@ FAULT_PLANS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "none": [],
     "light": [
         ("09:40", "/_sim/drop_websockets", {}),
+        # KIS's feed two minutes behind for ten: the slots released meanwhile are never
+        # sent what they were still owed (delivery-lag gaps), and the lag is alerted.
+        ("10:30", "/_sim/faults", {"feed_delay": {"seconds": 600, "delay_s": 120}}),
         ("11:00", "/_sim/faults", {"http_5xx": 5}),
         ("13:00", "/_sim/faults", {"rate_limited": 5}),
         ("14:00", "/_sim/drop_websockets", {}),

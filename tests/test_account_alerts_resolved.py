@@ -156,7 +156,9 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     collector._on_frame("acct2", late, T0)  # still 30 s behind: its lag alert stands
     assert not [e for e in events[3:] if isinstance(e, Alert)]
     assert _states(events)[FEED_LAGGING, "acct2"] == "open"
-    collector._on_frame("acct2", DecodedFrame(TRADE, ticks=[tick("005930", T0, 70000)]), T0)
+    for at in (T0, T0 + 5 * _NS, T0 + 10 * _NS):  # on time for 10 s: the limit
+        assert _states(events)[FEED_LAGGING, "acct2"] == "open"
+        collector._on_frame("acct2", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
     assert _states(events) == {
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
@@ -182,3 +184,25 @@ def test_a_stale_alert_taken_over_still_lets_a_stuck_session_restart_once() -> N
         ("AlertResolved", STREAM_STALE)
     ]
     assert len(events) == 1
+
+
+def test_a_feed_catching_up_is_one_lag_alert_resolved_once_it_stays_on_time() -> None:
+    """A feed catching up interleaves late frames with current ones (each symbol's backlog
+    in turn): judged frame by frame, the alert was raised and resolved 17 times in a minute."""
+    events: list[Event] = []
+    collector = _collector(events, asyncio.Event(), ManualClock(T0), lag_alert_s=10)
+
+    def frame(received: int, lag_s: int) -> None:
+        late = DecodedFrame(TRADE, ticks=[tick("005930", received - lag_s * _NS, 70000)])
+        collector._on_frame("acct1", late, received)
+
+    frame(T0, 8)  # behind, within the limit
+    frame(T0 + _NS, 30)
+    for n in range(2, 40):  # the catch-up: every other frame two minutes late
+        frame(T0 + n * _NS, 120 if n % 2 else 0)
+    frame(T0 + 40 * _NS, 0)
+    frame(T0 + 49 * _NS, 0)  # on time for 9 s
+    assert [type(e).__name__ for e in events if isinstance(e, Alert | AlertResolved)] == ["Alert"]
+    frame(T0 + 50 * _NS, 0)  # for 10 s: the limit
+    assert _states(events) == {(FEED_LAGGING, "acct1"): "resolved"}
+    assert collector.lag_ns["acct1"] == 0

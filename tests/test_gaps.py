@@ -251,3 +251,18 @@ def test_a_delivery_lag_gap_is_exactly_the_stretch_a_feed_behind_may_not_have_de
         return
     assert gap is not None and gap.reason == "delivery_lag" and gap.end_ns == now
     assert gap.start_ns == max(last or 0, stamp - lag)
+
+
+def test_a_quiet_symbol_released_while_the_feed_is_behind_is_a_gap_whatever_its_pace() -> None:
+    """A stock trading every 15 s may pause 150 s before a silence counts; a feed 30 s
+    behind still owed it those 30 s when it left its slot."""
+    rule = SilenceRule(0.5, 0.2, cadence_factor=10.0, window_s=60.0, resolution_s=1.0)
+    d = GapDetector("acct1", rule, in_session)
+    start = SESSION[0]
+    for n in range(9):  # two minutes of a trade every 15 s, on time
+        d.on_tick("000270", start + n * 15_000 * MS + 100 * MS, start + n * 15_000 * MS)
+    last = start + 8 * 15_000 * MS
+    d.on_tick("005930", last + 10_000 * MS, last + 10_000 * MS)
+    # 30 s later nothing newer has arrived: the feed is 30 s behind.
+    released = last + 40_000 * MS
+    assert d.forget("000270", released) == Gap("acct1", "000270", last, released, "delivery_lag")

@@ -173,6 +173,8 @@ class Collector:
         self.lag_alert_ns = int(lag_alert_s * _NS)  # 0: no lag alert
         self.lag_ns: dict[str, int] = {}  # alias -> its latest data frame's delivery lag
         self.lagging: set[str] = set()  # accounts whose lag alert is open
+        # alias -> since when its frames are on time (receive time), while lagging
+        self.on_time_since: dict[str, int] = {}
         self.in_session = in_session
         self.stale_ns = int(stale_after_s * _NS)
         self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
@@ -542,16 +544,25 @@ class Collector:
     def _judge_lag(self, alias: str, traded_ns: int, received_ns: int) -> None:
         """The account's delivery lag, and its alert: raised once per episode, then resolved.
 
-        Only continuous trading raises it (an auction's stamps are its match time); the
-        resolution needs half the limit, so a lag around the limit does not flap.
+        Only continuous trading raises it (an auction's stamps are its match time). The
+        resolution needs every frame within half the limit for as long as the limit (and a
+        wall second): a feed catching up interleaves its late frames with current ones.
         """
         lag = self.lag_ns[alias] = max(0, received_ns - traded_ns)
         if not self.lag_alert_ns:
             return
         wall = wall_seconds_between(self.clock, traded_ns, received_ns)
         if alias in self.lagging:
-            if lag <= self.lag_alert_ns // 2 or wall < LAG_WALL_FLOOR_S / 2:
+            if lag > self.lag_alert_ns // 2 and wall >= LAG_WALL_FLOOR_S / 2:
+                self.on_time_since.pop(alias, None)  # still behind
+                return
+            since = self.on_time_since.setdefault(alias, received_ns)
+            if (
+                received_ns - since >= self.lag_alert_ns
+                and wall_seconds_between(self.clock, since, received_ns) >= 2 * LAG_WALL_FLOOR_S
+            ):
                 self.lagging.discard(alias)
+                del self.on_time_since[alias]
                 self._resolve(alias, FEED_LAGGING, "warning", "its feed is on time again")
             return
         if lag > self.lag_alert_ns and wall >= LAG_WALL_FLOOR_S and self.in_session(traded_ns):

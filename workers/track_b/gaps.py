@@ -18,7 +18,8 @@
   silences wholly inside continuous trading count (``in_session``): the night, the close
   and a late open are not gaps.
 * **Delivery-lag gaps**: a symbol that leaves its slot while the account's feed runs behind
-  (its newest trade stamp further behind the clock than a silence of the symbol) may have
+  (its newest trade stamp further behind the clock than the fixed expected interval plus
+  the tolerance and the stamps' resolution, whatever the symbol's own pace) may have
   trades the feed had not delivered yet, and a released registration's are never sent: a
   ``delivery_lag`` gap from the symbol's newest delivered trade (at most as far before the
   account's newest as that is behind the clock) to the release.
@@ -173,9 +174,6 @@ class GapDetector:
         is not a delayed feed), what the feed had not delivered yet is a delivery-lag gap.
         """
         last = self.last_tick.pop(symbol, None)
-        limit = self._limit(symbol, last)
-        if limit == float("inf"):  # its pace is not known: the fixed interval
-            limit = self.expected_ns + self.tolerance_ns
         self.first_tick.pop(symbol, None)
         self.recent.pop(symbol, None)
         registered = self.registered_ns.pop(symbol, None)
@@ -185,7 +183,9 @@ class GapDetector:
             return Gap(self.account, symbol, start, max(now_ns, start), reason)
         delivered = self.last_frame_ns
         lag = now_ns - delivered
-        if not behind or not delivered or lag <= limit:
+        # Behind by more than a pause between two trades of a liquid symbol, whatever this
+        # symbol's own pace: a quiet one's cadence limit (minutes) would hide minutes lost.
+        if not behind or not delivered or lag <= self.expected_ns + self.tolerance_ns:
             return None
         # From the symbol's own newest trade: a feed this far behind may deliver a symbol's
         # trades out of step with the newest one delivered (of another symbol), by as much.
