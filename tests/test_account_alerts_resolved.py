@@ -23,7 +23,8 @@ from observer.kis.realtime import DecodedFrame
 from observer.writer.store import Store
 from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
-from workers.track_b.collect import ACCOUNT_DOWN, FEED_LAGGING, STREAM_STALE, TRADE, Collector
+from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, TRADE, Collector
+from workers.track_b.lag import FEED_LAGGING
 
 _NS = 1_000_000_000
 T0 = 1_763_600_000 * _NS
@@ -205,4 +206,4 @@ def test_a_feed_catching_up_is_one_lag_alert_resolved_once_it_stays_on_time() ->
     assert [type(e).__name__ for e in events if isinstance(e, Alert | AlertResolved)] == ["Alert"]
     frame(T0 + 50 * _NS, 0)  # for 10 s: the limit
     assert _states(events) == {(FEED_LAGGING, "acct1"): "resolved"}
-    assert collector.lag_ns["acct1"] == 0
+    assert collector.lag.lag_ns["acct1"] == 0

@@ -37,7 +37,6 @@ from tests.test_kis_parse import BOOK, TRADE
 from workers.track_b import collect as collect_module
 from workers.track_b.collect import (
     ACCOUNT_DOWN,
-    FEED_LAGGING,
     REGISTRATIONS_MISMATCH,
     STREAM_STALE,
     Collector,
@@ -45,6 +44,7 @@ from workers.track_b.collect import (
 from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import TRADE as TRADE_ID
 from workers.track_b.gaps import SilenceRule
+from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.slots import Candidate, SlotBook
 
 MARKET = Market(17, TradingCalendar(), stocks=200, etfs=10)

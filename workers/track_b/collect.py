@@ -21,11 +21,9 @@ release answered, data), an `AlertResolved` of that code and account (the alert'
 so each account's outage is its own condition). A handshake alone is not up: a server that
 accepts the socket and then refuses the app key (OPSP8996) or drops it keeps the account down.
 
-Each data frame's delivery lag (its receive time less its newest trade stamp, which KIS gives
-to the second) is the account's ``delivery_lag_s``. A feed behind by more than
-``lag_alert_s`` in continuous trading raises a ``track_b_feed_lagging`` warning, resolved
-once it is back within half of that: the trades reach the store late, and those of a symbol
-released meanwhile are never sent (a ``delivery_lag`` gap, `GapDetector.forget`).
+Each data frame's delivery lag is judged by `FeedLag` (the account's ``delivery_lag_s``,
+and a ``track_b_feed_lagging`` alert); a symbol released while the feed runs behind is a
+``delivery_lag`` gap (`GapDetector.forget`).
 """
 
 from __future__ import annotations
@@ -52,7 +50,7 @@ from bus.events import (
     TradeTick,
 )
 from observer.account_health import counter, state_code
-from observer.clock import Clock, wall_seconds_between
+from observer.clock import Clock
 from observer.errors import KisError
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
@@ -66,12 +64,12 @@ from observer.kis.stream import (
 )
 from observer.runtime import sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
+from workers.track_b.lag import FeedLag
 from workers.track_b.slots import Decision, Holding
 
 __all__ = [
     "ACCOUNT_DOWN",
     "BOOK",
-    "FEED_LAGGING",
     "REGISTRATIONS_MISMATCH",
     "STREAM_STALE",
     "TRADE",
@@ -85,10 +83,6 @@ log = logging.getLogger(__name__)
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
 ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account out of reconnect budget
 STREAM_STALE = "track_b_stream_stale"  # the alert of a session that answers but streams nothing
-FEED_LAGGING = "track_b_feed_lagging"  # the alert of a feed delivering trades late
-# A delay of less wall time than this is a busy event loop's under a fast simulated clock,
-# not a feed behind: no lag alert and no delivery-lag gap (at wall pace every limit is more).
-LAG_WALL_FLOOR_S = 0.5
 # The alert of a session whose registrations do not match the slots (`Collector.reconcile`).
 REGISTRATIONS_MISMATCH = "track_b_registrations_mismatch"
 _NS = 1_000_000_000
@@ -170,11 +164,7 @@ class Collector:
         lag_alert_s: float = 0.0,
     ) -> None:
         self.clock = clock
-        self.lag_alert_ns = int(lag_alert_s * _NS)  # 0: no lag alert
-        self.lag_ns: dict[str, int] = {}  # alias -> its latest data frame's delivery lag
-        self.lagging: set[str] = set()  # accounts whose lag alert is open
-        # alias -> since when its frames are on time (receive time), while lagging
-        self.on_time_since: dict[str, int] = {}
+        self.lag = FeedLag(clock, publish, in_session, lag_alert_s)
         self.in_session = in_session
         self.stale_ns = int(stale_after_s * _NS)
         self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
@@ -236,7 +226,7 @@ class Collector:
         """
         self.down_alerted |= set(down) & self.streams.keys()
         self.stale_alerted |= set(stale) & self.streams.keys()
-        self.lagging |= set(lagging) & self.streams.keys()
+        self.lag.take_over(set(lagging) & self.streams.keys())
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s``."""
@@ -363,8 +353,7 @@ class Collector:
             await self.streams[alias].unsubscribe(kind, symbol)
         detector, now = self.detectors[alias], self.clock.now_ns()
         delivered = detector.last_frame_ns or now
-        behind = wall_seconds_between(self.clock, delivered, now) >= LAG_WALL_FLOOR_S
-        if gap := detector.forget(symbol, now, behind=behind):
+        if gap := detector.forget(symbol, now, behind=self.lag.behind(delivered, now)):
             self._gap(gap)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)
@@ -513,8 +502,8 @@ class Collector:
             }
             if alias in self.last_data_ns:
                 figures["last_tick_age_s"] = round((now - self.last_data_ns[alias]) / _NS, 1)
-            if alias in self.lag_ns:
-                figures["delivery_lag_s"] = round(self.lag_ns[alias] / _NS, 1)
+            if alias in self.lag.lag_ns:
+                figures["delivery_lag_s"] = round(self.lag.lag_ns[alias] / _NS, 1)
             counters.update((counter(alias, k), float(v)) for k, v in figures.items())
         return counters
 
@@ -539,46 +528,7 @@ class Collector:
         for exc in frame.errors:  # one bad record each; the frame's others still count
             log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, exc)
         if frame.ticks:
-            self._judge_lag(alias, max(t.exchange_ns for t in frame.ticks), received_ns)
-
-    def _judge_lag(self, alias: str, traded_ns: int, received_ns: int) -> None:
-        """The account's delivery lag, and its alert: raised once per episode, then resolved.
-
-        Only continuous trading raises it (an auction's stamps are its match time). The
-        resolution needs every frame within half the limit for as long as the limit (and a
-        wall second): a feed catching up interleaves its late frames with current ones.
-        """
-        lag = self.lag_ns[alias] = max(0, received_ns - traded_ns)
-        if not self.lag_alert_ns:
-            return
-        wall = wall_seconds_between(self.clock, traded_ns, received_ns)
-        if alias in self.lagging:
-            if lag > self.lag_alert_ns // 2 and wall >= LAG_WALL_FLOOR_S / 2:
-                self.on_time_since.pop(alias, None)  # still behind
-                return
-            since = self.on_time_since.setdefault(alias, received_ns)
-            if (
-                received_ns - since >= self.lag_alert_ns
-                and wall_seconds_between(self.clock, since, received_ns) >= 2 * LAG_WALL_FLOOR_S
-            ):
-                self.lagging.discard(alias)
-                del self.on_time_since[alias]
-                self._resolve(alias, FEED_LAGGING, "warning", "its feed is on time again")
-            return
-        if lag > self.lag_alert_ns and wall >= LAG_WALL_FLOOR_S and self.in_session(traded_ns):
-            self.lagging.add(alias)
-            behind = f"its trades arrive {lag / _NS:.0f}s after they happen"
-            log.warning("account %s: %s", alias, behind)
-            self.publish(
-                Alert(
-                    severity="warning",
-                    code=FEED_LAGGING,
-                    message=f"account {alias}: {behind} (more than {self.lag_alert_ns / _NS:.0f}s"
-                    "); a symbol leaving its slot meanwhile gets a delivery-lag gap",
-                    context={"account": alias},
-                    subject=alias,
-                )
-            )
+            self.lag.on_frame(alias, max(t.exchange_ns for t in frame.ticks), received_ns)
 
     def _count(self, symbol: str, received_ns: int) -> None:
         times = self.recent.setdefault(symbol, deque())

@@ -57,9 +57,10 @@ from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
 from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
-from workers.track_b.collect import ACCOUNT_DOWN, FEED_LAGGING, STREAM_STALE, Collector
+from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
+from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.pins import PinFile, slots_path, unplaced
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import context_sync, lasting, take_back

@@ -1,0 +1,103 @@
+"""How far behind each account's feed delivers its trades, and the alert of a feed behind.
+
+A data frame's delivery lag is its receive time less its newest trade stamp (KIS stamps
+trades to the second, so a reading is up to a second high). Trades that arrive late are
+stored late and lose nothing, but a symbol released meanwhile does: KIS stops a
+registration's records at its release (`GapDetector.forget` makes that a gap). So a feed
+behind by more than ``lag_alert_s`` in continuous trading is a ``track_b_feed_lagging``
+warning about its account, raised once per episode and resolved once every frame has been
+within half the limit for as long as the limit: a feed catching up interleaves each
+symbol's late frames with current ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+
+from bus.events import Alert, AlertResolved, Event
+from observer.clock import Clock, wall_seconds_between
+
+__all__ = ["FEED_LAGGING", "LAG_WALL_FLOOR_S", "FeedLag"]
+
+log = logging.getLogger(__name__)
+
+FEED_LAGGING = "track_b_feed_lagging"  # the alert of a feed delivering trades late
+# A delay of less wall time than this is a busy event loop's under a fast simulated clock,
+# not a feed behind: no lag alert and no delivery-lag gap (at wall pace every limit is more).
+LAG_WALL_FLOOR_S = 0.5
+_NS = 1_000_000_000
+
+
+class FeedLag:
+    """Every account's delivery lag, and its ``track_b_feed_lagging`` episodes."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        publish: Callable[[Event], object],
+        in_session: Callable[[int], bool],
+        alert_after_s: float,
+    ) -> None:
+        self.clock = clock
+        self.publish = publish
+        self.in_session = in_session
+        self.limit_ns = int(alert_after_s * _NS)  # 0: no alert
+        self.lag_ns: dict[str, int] = {}  # alias -> its latest data frame's delivery lag
+        self.lagging: set[str] = set()  # accounts whose alert is open
+        # alias -> since when its frames are on time (receive time), while lagging
+        self.on_time_since: dict[str, int] = {}
+
+    def take_over(self, aliases: Collection[str]) -> None:
+        """Accounts whose alert an earlier Track B left open: this one resolves it."""
+        self.lagging |= set(aliases)
+
+    def behind(self, delivered_ns: int, now_ns: int) -> bool:
+        """Whether a feed that has delivered up to ``delivered_ns`` is behind in wall time.
+
+        A delivery-lag gap needs `LAG_WALL_FLOOR_S` of it, whatever the clock's speed.
+        """
+        return wall_seconds_between(self.clock, delivered_ns, now_ns) >= LAG_WALL_FLOOR_S
+
+    def on_frame(self, alias: str, traded_ns: int, received_ns: int) -> None:
+        """A data frame whose newest trade is stamped ``traded_ns`` arrived: judge the lag.
+
+        Only continuous trading raises the alert (an auction's stamps are its match time).
+        """
+        lag = self.lag_ns[alias] = max(0, received_ns - traded_ns)
+        if not self.limit_ns:
+            return
+        wall = wall_seconds_between(self.clock, traded_ns, received_ns)
+        if alias in self.lagging:
+            if lag > self.limit_ns // 2 and wall >= LAG_WALL_FLOOR_S / 2:
+                self.on_time_since.pop(alias, None)  # still behind
+                return
+            since = self.on_time_since.setdefault(alias, received_ns)
+            if (
+                received_ns - since >= self.limit_ns
+                and wall_seconds_between(self.clock, since, received_ns) >= 2 * LAG_WALL_FLOOR_S
+            ):
+                self.lagging.discard(alias)
+                del self.on_time_since[alias]
+                message = f"account {alias}: its feed is on time again"
+                log.warning("%s", message)
+                self.publish(
+                    AlertResolved(
+                        code=FEED_LAGGING, severity="warning", subject=alias, message=message
+                    )
+                )
+            return
+        if lag > self.limit_ns and wall >= LAG_WALL_FLOOR_S and self.in_session(traded_ns):
+            self.lagging.add(alias)
+            behind = f"its trades arrive {lag / _NS:.0f}s after they happen"
+            log.warning("account %s: %s", alias, behind)
+            self.publish(
+                Alert(
+                    severity="warning",
+                    code=FEED_LAGGING,
+                    message=f"account {alias}: {behind} (more than {self.limit_ns / _NS:.0f}s"
+                    "); a symbol leaving its slot meanwhile gets a delivery-lag gap",
+                    context={"account": alias},
+                    subject=alias,
+                )
+            )
