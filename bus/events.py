@@ -601,11 +601,33 @@ class Alert(_Event, tag="alert", frozen=True, kw_only=True):
     ``source:seq``.
     """
 
+    # The columns' sizes (`observer.db.models.operations`): an alert is cut to them when it
+    # is made (and when decoded, for an older producer), never refused by the writer. A
+    # producer may put a whole exception's text in ``message``.
+    CODE_LENGTH = 64
+    MESSAGE_LENGTH = 2000
+    SUBJECT_LENGTH = 200
+
     severity: Severity
     code: str
     message: str
     context: dict[str, str] = {}
     subject: str = ""
+
+    def __post_init__(self) -> None:
+        Alert._cut_to_columns(self)
+
+    @staticmethod
+    def _cut_to_columns(event: Alert | AlertResolved) -> None:
+        """Cut ``code``, ``subject`` and ``message`` to their lengths, ending in "…"."""
+        for name, length in (
+            ("code", Alert.CODE_LENGTH),
+            ("subject", Alert.SUBJECT_LENGTH),
+            ("message", Alert.MESSAGE_LENGTH),
+        ):
+            value: str = getattr(event, name)
+            if len(value) > length:
+                msgspec.structs.force_setattr(event, name, value[: length - 1] + "…")
 
 
 class AlertResolved(_Event, tag="alert_resolved", frozen=True, kw_only=True):
@@ -615,6 +637,9 @@ class AlertResolved(_Event, tag="alert_resolved", frozen=True, kw_only=True):
     severity: Severity  # of the alerts it resolves: a resolution is routed like them
     message: str
     subject: str = ""
+
+    def __post_init__(self) -> None:
+        Alert._cut_to_columns(self)  # the same columns' sizes
 
 
 class AlertAcked(_Event, tag="alert_acked", frozen=True, kw_only=True):

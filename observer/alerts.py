@@ -31,6 +31,7 @@ __all__ = [
     "alert_id",
     "alert_states",
     "delivered_channels",
+    "ends",
     "notices_of",
     "open_subjects",
     "open_subjects_of",
@@ -71,6 +72,11 @@ class Notice:
     def condition(self) -> tuple[str, str]:
         """What a resolution clears: ``(code, subject)``."""
         return (self.code, self.subject)
+
+    @property
+    def host(self) -> str:
+        """The named host it came from (`observer.hosts`); empty for an unnamed one."""
+        return host_of(self.id.rpartition(":")[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +129,14 @@ def alert_states(records: AlertRecords) -> list[AlertState]:
             AlertState(notice, state, acked.get(notice.id, ""), tuple(sorted(sent[notice.id])))
         )
     return states
+
+
+def ends(resolution: Notice, alert: Notice) -> bool:
+    """True if ``resolution`` ends ``alert``: its condition, after it, and the host rule."""
+    if resolution.condition != alert.condition:
+        return False
+    source, seq = parse_alert_id(resolution.id)
+    return _after((resolution.produced_ns, source, seq), alert)
 
 
 def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:

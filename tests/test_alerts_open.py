@@ -189,3 +189,41 @@ def test_the_open_alerts_are_read_in_one_pass(sqlite_url: str) -> None:
     assert not [p for p in plan if "CORRELATED" in p], plan
     scans = [p.split()[1] for p in plan if p.startswith("SCAN") and "subquery" not in p]
     assert Counter(scans)["a"] == 1 and not {"k", "r", "alert_acks"} & set(scans), plan
+
+
+def test_over_a_thousand_open_alerts_are_listed_with_their_messages(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Each query of their messages names a few hundred alerts (SQLite refuses an expression
+    over 1,000 deep): 1,100 open alerts and the messages that sent them, each message once,
+    one of them naming alerts read by two of those queries."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    now = time.time_ns()
+    total = 1100
+    alerts = [_alert("track_b", n + 1, now - (total - n) * 10**9, "warning") for n in range(total)]
+    for n, row in enumerate(alerts):
+        row["subject"] = f"acct{n}"
+    named = [["track_b:1"], ["track_b:1100"], ["track_b:3", "track_b:1050"]]
+    deliveries = [
+        {"source": "notifier", "seq": n + 1, "produced_ns": now + n, "channel": "ops"}
+        | {"kind": "alert", "outcome": "sent", "attempt": 1, "code": "disk_low"}
+        | {"severity": "warning", "subject": "", "title": "t", "error": "", "alerts": ids}
+        for n, ids in enumerate(named)
+    ]
+    with engine.begin() as conn:
+        conn.execute(insert(m.AlertRow), alerts)
+        conn.execute(insert(m.AlertDeliveryRow), deliveries)
+    with engine.connect() as conn:
+        records = open_alert_records(conn)
+    engine.dispose()
+    assert len(records.alerts) == total
+    assert [list(row[3]) for row in records.deliveries] == named  # each once, oldest first
+    states = {s.notice.id: s.delivered for s in alert_states(records)}
+    assert states["track_b:1050"] == ("ops",) and states["track_b:2"] == ()
+
+    config = tmp_path / "observer.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n')
+    result = CliRunner().invoke(alerts_app, ["--open", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert len(result.output.splitlines()) == total

@@ -415,24 +415,30 @@ order by a.produced_ns, a.source, a.seq
 # The sent messages of those alerts: ``likes`` holds bound parameters' names, no value.
 # A message comes after the alerts it names; the margin takes two hosts' clocks apart.
 _SENT = (
-    "select channel, kind, outcome, alerts, produced_ns from alert_deliveries "
+    "select source, seq, channel, kind, outcome, alerts, produced_ns from alert_deliveries "
     "where produced_ns >= :since and outcome = 'sent' and ({likes}) order by produced_ns"
 )
 _CLOCKS_APART_NS = 3600 * 10**9
+# Open alerts per query of their messages: SQLite refuses an expression more than 1,000
+# deep (a chain of ORs is as deep as it is long), and PostgreSQL more than 65,535 parameters.
+_LIKES_PER_QUERY = 200
 
 
 def open_alert_records(conn: Connection, *, deliveries: bool = True) -> AlertRecords:
     """Every open alert, whatever its age, and (``deliveries``) the messages that sent it."""
     at = "instr" if conn.dialect.name == "sqlite" else "strpos"  # the '@' before a host
     alerts: Any = conn.execute(text(_OPEN_ALERTS.format(at=at))).all()
-    sent: Any = []
-    if (
-        alerts and deliveries
-    ):  # the messages that named one (a LIKE may take more: only the ids count)
-        named = {f"id{i}": f'%"{source}:{seq}"%' for i, (source, seq, *_) in enumerate(alerts)}
+    sent: dict[tuple[str, int], Any] = {}  # by the delivery's identity: a message in 2 chunks
+    for first in range(0, len(alerts) if deliveries else 0, _LIKES_PER_QUERY):
+        # The messages that named one (a LIKE may take more: only the ids count); the
+        # alerts are oldest first, so each chunk reads from its own oldest on.
+        chunk = alerts[first : first + _LIKES_PER_QUERY]
+        named = {f"id{i}": f'%"{source}:{seq}"%' for i, (source, seq, *_) in enumerate(chunk)}
         likes = " or ".join(f"cast(alerts as text) like :{name}" for name in named)
-        sent = conn.execute(
+        rows = conn.execute(
             text(_SENT.format(likes=likes)).columns(alerts=JSON),
-            {"since": alerts[0][2] - _CLOCKS_APART_NS, **named},
+            {"since": chunk[0][2] - _CLOCKS_APART_NS, **named},
         ).all()
-    return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=sent)
+        sent.update(((source, seq), tuple(rest)) for source, seq, *rest in rows)
+    found = sorted(sent.values(), key=lambda row: row[-1])  # oldest first, as each query
+    return AlertRecords(alerts=alerts, resolutions=[], acks=[], deliveries=found)

@@ -10,10 +10,19 @@ failed send with doubling backoff while the others go on. Every attempt is an
 `AlertDelivery` event; ``down_after`` failures in a row raise ``notify_channel_down`` (an
 error alert, which the other channels carry), resolved by the next success. A channel still
 alerted down when the notifier starts counts as down from the start: its next success
-resolves that alert, and its next failure raises no second one. Reminders after a start
-cover every open critical alert, whatever its age. Every sweep also ends the
-reminders of the alerts the database holds as acknowledged or resolved (an ack's feed
-message may be dropped).
+resolves that alert, and its next failure raises no second one. A message still failing
+``lookback_s`` after it was made is given up: it and what waits behind it become one summary
+(`workers.notifier.messages.summarize`), which takes in what comes meanwhile, so a channel
+back after a long outage gets where each condition stands, not a day of stale messages; a
+reminder replaces the one of its condition still waiting (`workers.notifier.queues`).
+
+Every sweep reminds about the critical alerts the database holds open, whatever their age,
+and about no other (an ack's feed message may be dropped). A sweep the database fails is
+logged, counted (``sweep_failures``; ``failing_s`` while they last, so ``observer ctl
+status`` is unhealthy) and tried again on a backoff up to ``sweep_s``, while the feed's
+alerts go on being sent: a database outage does not stop the notifier. The start-up sweep
+is waited for, on that backoff, up to ``_START_WAIT_S``; then the feed is followed and each
+sweep is a start-up sweep until one succeeds.
 
 A configured channel without a URL sends nowhere: outside the simulator
 (``kis.environment = "sim"``, where the demo's shipped ``default`` channel has none) the
@@ -24,6 +33,7 @@ heartbeat counts it (``channels_without_url``) and says the notifier fails its w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -31,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved
 from bus.feed import FeedSubscriber
@@ -38,14 +49,17 @@ from bus.producer import Producer
 from observer.alerts import Notice, alert_id, alert_states, delivered_channels, notices_of
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.queries import alert_records, open_alert_records
+from observer.db.engine import error_reason
+from observer.db.queries import AlertRecords, alert_records, open_alert_records
 from observer.db.readers import reader_engine
+from observer.errors import StoreError
 from observer.notify import FAILING_S, Notifier
-from observer.retry import backoff_s
+from observer.retry import Backoff, backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.transport import feed_subscriber
 from workers.notifier.channels import Target, env_name
-from workers.notifier.messages import Grouper, Message
+from workers.notifier.messages import Grouper, Message, summarize
+from workers.notifier.queues import TargetQueue
 
 __all__ = ["CHANNEL_DOWN", "AlertNotifier"]
 
@@ -54,6 +68,9 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _POLL_S = 0.05  # wall seconds between looks at the feed and the grouper
 CHANNEL_DOWN = "notify_channel_down"  # the alert code of a target failing down_after times
+# How long the start waits for the database before it follows the feed (as long as the CLI
+# waits for the writer to store an earlier run's deliveries).
+_START_WAIT_S = 60.0
 
 
 @dataclass
@@ -63,6 +80,15 @@ class DeliveryCounters:
     sent: int = 0
     failed: int = 0
     failing: Counter[str] = field(default_factory=Counter)  # target -> failures in a row
+    sweep_failures: int = 0  # sweeps the database failed, since the start
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """What a sweep read: the last ``lookback_s`` of records, and every open alert."""
+
+    records: AlertRecords
+    open_alerts: list[Notice]
 
 
 class AlertNotifier(AsyncWorker):
@@ -81,11 +107,15 @@ class AlertNotifier(AsyncWorker):
         self.config = settings.notifier
         self.targets = targets
         self.grouper = Grouper(self.config.group_s, self.config.repeat_s, self.config.remind_s)
-        self.queues: dict[str, asyncio.Queue[Message]] = {t.name: asyncio.Queue() for t in targets}
+        self.queues: dict[str, TargetQueue] = {t.name: TargetQueue() for t in targets}
         self.seen: dict[str, float] = {}  # notice id -> when taken in (monotonic)
         self.tally = DeliveryCounters()
         self._engine: Engine = reader_engine(settings.database, "notifier")
         self._started = time.monotonic()
+        # Sweeps the database fails are tried again on this curve, at most sweep_s apart.
+        self._sweeps = Backoff(self.config.retry_initial_s, self.config.sweep_s)
+        self._next_sweep = 0.0  # monotonic
+        self._swept_once = False  # until the start-up sweep succeeds, every sweep is one
         # A channel without a URL sends nowhere; in the simulator that is no fault.
         with_url = {t.channel for t in targets}
         self.without_url = (
@@ -96,6 +126,11 @@ class AlertNotifier(AsyncWorker):
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""
+        # Failing since the start without a URL (only a restart with the URLs mends it),
+        # or since the first of the sweeps the database failed in a row.
+        failing = [self._sweeps.failing_s()] if self._sweeps.failures else []
+        if self.without_url:
+            failing.append(time.monotonic() - self._started)
         return {
             "targets": len(self.targets),
             "sent": self.tally.sent,
@@ -105,10 +140,8 @@ class AlertNotifier(AsyncWorker):
             "open_critical": self.grouper.open_critical,
             "targets_down": sum(1 for n in self.tally.failing.values() if n),
             "channels_without_url": len(self.without_url),
-            # Failing since the start: only a restart with the URLs mends it.
-            FAILING_S: max(round(time.monotonic() - self._started, 1), 0.1)
-            if self.without_url
-            else 0.0,
+            "sweep_failures": self.tally.sweep_failures,
+            FAILING_S: max(round(max(failing), 1), 0.1) if failing else 0.0,
         }
 
     async def run(self) -> None:
@@ -124,37 +157,80 @@ class AlertNotifier(AsyncWorker):
             log.warning("no alert channel has a URL: alerts are stored, and sent nowhere")
         feed = feed_subscriber(self.settings, ["alert"])
         try:
-            self._sweep(start=True)
-            log.info(
-                "notifier ready: %d targets (%s), %d alerts to send",
-                len(self.targets),
-                ", ".join(t.name for t in self.targets),
-                self.grouper.held,
-            )
-            if self.config.started_alert:
-                names = ", ".join(t.name for t in self.targets) or "no channel"
-                self.producer.send(
-                    Alert(severity="info", code="notifier_started", message=f"alerts go to {names}")
-                )
-            # A sender or the heartbeat that fails ends the process (and is restarted).
+            # A sender or the heartbeat that fails ends the process (and is restarted); the
+            # heartbeat runs from the start, so a start waiting for the database says so.
             async with alongside(
                 beat_forever(self.notifier, self.counters), *(self._serve(t) for t in self.targets)
             ):
+                await self._start()
+                log.info(
+                    "notifier ready: %d targets (%s), %d alerts to send",
+                    len(self.targets),
+                    ", ".join(t.name for t in self.targets),
+                    self.grouper.held,
+                )
+                if self.config.started_alert:
+                    names = ", ".join(t.name for t in self.targets) or "no channel"
+                    self.producer.send(
+                        Alert(
+                            severity="info",
+                            code="notifier_started",
+                            message=f"alerts go to {names}",
+                        )
+                    )
                 await self._follow(feed)
         finally:
             feed.close()
             self._engine.dispose()
 
+    async def _start(self) -> None:
+        """The start-up sweep, tried again while the database fails, up to _START_WAIT_S.
+
+        Before the feed: an alert stored while no notifier ran then goes out before a
+        resolution of it the feed brings.
+        """
+        deadline = time.monotonic() + _START_WAIT_S
+        while not await self._try_sweep() and not self.stop.is_set():
+            if time.monotonic() >= deadline:
+                log.error(
+                    "the alerts stored could not be read for %g s: following the feed, "
+                    "and reading them again at each sweep",
+                    _START_WAIT_S,
+                )
+                return
+            with contextlib.suppress(TimeoutError):  # wall time, ended early by stop
+                await asyncio.wait_for(self.stop.wait(), self._next_sweep - time.monotonic())
+
     async def _follow(self, feed: FeedSubscriber) -> None:
-        swept = time.monotonic()
         while not self.stop.is_set():
             self._drain(feed)
-            now = time.monotonic()
-            if now - swept >= self.config.sweep_s:
-                swept = now
-                self._sweep(start=False)
-            self._dispatch(now)
+            if time.monotonic() >= self._next_sweep:
+                await self._try_sweep()
+            self._dispatch(time.monotonic())
             await asyncio.sleep(_POLL_S)
+
+    async def _try_sweep(self) -> bool:
+        """A sweep (a start-up sweep until one succeeds); False if the database failed it.
+
+        The database is read in a thread, so the heartbeat and the senders go on while a
+        read waits for a connection; the feed is drained before and after, never during,
+        so whatever the feed brought before the read is in what it read.
+        """
+        try:
+            stored = await asyncio.to_thread(self._read)
+        except (StoreError, SQLAlchemyError) as exc:
+            self.tally.sweep_failures += 1
+            pause = self._sweeps.failed()
+            self._next_sweep = time.monotonic() + pause
+            log.warning(
+                "reading the alerts stored failed (%s); again in %.1f s",
+                error_reason(exc),
+                pause,
+            )
+            return False
+        self._sweeps.succeeded()
+        self._apply(stored, start=not self._swept_once)
+        return True
 
     # ------------------------------------------------------------------ intake
 
@@ -193,35 +269,40 @@ class AlertNotifier(AsyncWorker):
         self.grouper.add(notice, time.monotonic(), targets)
 
     def _sweep(self, *, start: bool) -> None:
-        """Alerts and resolutions in the database that a routed target has not been sent."""
+        """Read the database and take in what it holds (`_try_sweep` without the thread)."""
+        self._apply(self._read(), start=start)
+
+    def _read(self) -> _Stored:
+        """The last ``lookback_s`` of alert records, and every alert open, whatever its age."""
         since = self.clock.now_ns() - int(self.config.lookback_s * _NS)
         with self._engine.connect() as conn:
             records = alert_records(conn, since)
+            still_open = alert_states(open_alert_records(conn, deliveries=False))
+        return _Stored(records, [s.notice for s in still_open])
+
+    def _apply(self, stored: _Stored, *, start: bool) -> None:
+        """Alerts and resolutions that a routed target has not been sent; open alerts."""
+        records, still_open = stored.records, stored.open_alerts
         sent = delivered_channels(records)
         now = time.monotonic()
         resolutions = notices_of(records.resolutions, "resolved")
-        states = alert_states(records)
-        alerts = [s for s in states if s.state != "acked"]
+        alerts = [s for s in alert_states(records) if s.state != "acked"]
         for notice in sorted([s.notice for s in alerts] + resolutions, key=lambda n: n.produced_ns):
             routed = {t.name for t in self.targets if t.wants(notice.code, notice.severity)}
             missing = routed - sent.get(notice.id, set())
             if missing:  # only where it is missing; as a new alert when that is everywhere
                 self._take(notice, None if missing == routed else frozenset(missing))
-        # The stored state wins: an ack (or a resolution) the feed dropped ends the reminders.
-        for state in states:
-            if state.state in ("acked", "resolved"):
-                self.grouper.acked(state.notice.id)
-        if start:  # reminders about what is open, whatever its age, and was already sent
-            with self._engine.connect() as conn:
-                still_open = [
-                    s.notice for s in alert_states(open_alert_records(conn, deliveries=False))
-                ]
-            for notice in still_open:
-                if notice.severity == "critical":
-                    self.grouper.track_open(notice, now)
+        # The stored state wins: reminders about every critical alert open, whatever its age
+        # (a restart, or an alert a resolution of another host's did not end), and about no
+        # other (an ack or a resolution the feed dropped ends them).
+        critical = [notice for notice in still_open if notice.severity == "critical"]
+        self.grouper.open_in_store(critical, now)
+        if start:
             for notice in [s.notice for s in alerts] + resolutions + still_open:
                 self.seen.setdefault(notice.id, now)
             self._still_down(still_open)
+            self._swept_once = True
+        self._next_sweep = now + self.config.sweep_s
         old = now - self.config.lookback_s
         self.seen = {ident: at for ident, at in self.seen.items() if at > old}
 
@@ -249,14 +330,24 @@ class AlertNotifier(AsyncWorker):
                     self.queues[target.name].put_nowait(message)
 
     async def _serve(self, target: Target) -> None:
-        """Send the target's messages in order, each until it goes out (or is too old)."""
+        """Send the target's messages in order, each until it goes out.
+
+        One failing past ``lookback_s`` from when it was made is given up: it and the
+        messages behind it become one summary, which takes in those queued meanwhile
+        before each further try. A reminder being retried gives way to a newer one (the
+        give-up still counts from the first: an alert may wait behind it).
+        """
         queue = self.queues[target.name]
         config = self.config
         while True:
             message = await queue.get()
-            first = time.monotonic()
+            oldest = message.made_at  # the queue's order: what waits behind is younger
             attempt = 0
+            summing_up = False
             while True:
+                if summing_up and (waiting := queue.take_all()):  # came during the pause
+                    message = summarize([message, *waiting], time.monotonic(), config.lookback_s)
+                    attempt = 0
                 attempt += 1
                 error = await asyncio.to_thread(
                     target.send,
@@ -268,15 +359,26 @@ class AlertNotifier(AsyncWorker):
                 self._record(target, message, attempt, error)
                 if not error:
                     break
-                if time.monotonic() - first > config.lookback_s:
-                    log.error(
-                        "%s: giving up on %s after %d attempts", target.name, message.title, attempt
-                    )
-                    break
-                pause = backoff_s(attempt, config.retry_initial_s, config.retry_max_s)
+                # Paced by the target's failures in a row, whichever message is tried.
+                failures = self.tally.failing[target.name]
+                pause = backoff_s(failures, config.retry_initial_s, config.retry_max_s)
                 log.warning(
                     "%s: attempt %d failed (%s); again in %g s", target.name, attempt, error, pause
                 )
+                now = time.monotonic()
+                if not summing_up and now - oldest > config.lookback_s:
+                    log.error(
+                        "%s: giving up on %s after %d attempts; it and what waits behind it "
+                        "go as one summary",
+                        target.name,
+                        message.title,
+                        attempt,
+                    )
+                    summing_up = True
+                    message = summarize([message, *queue.take_all()], now, config.lookback_s)
+                    attempt = 0
+                elif not summing_up and (newer := queue.take_newer(message)) is not None:
+                    message, attempt = newer, 0
                 await asyncio.sleep(pause)  # wall time: the channel's outage is real
 
     def _record(self, target: Target, message: Message, attempt: int, error: str) -> None:

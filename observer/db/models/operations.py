@@ -13,6 +13,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bus.envelope import MAX_SOURCE_LENGTH
+from bus.events import Alert
 from observer.db.models.base import Audited, Base
 
 
@@ -41,20 +42,20 @@ class AlertRow(Audited, Base):
 
     __tablename__ = "alerts"
     severity: Mapped[str] = mapped_column(String(16))
-    code: Mapped[str] = mapped_column(String(64), index=True)
-    message: Mapped[str] = mapped_column(String(2000))
+    code: Mapped[str] = mapped_column(String(Alert.CODE_LENGTH), index=True)
+    message: Mapped[str] = mapped_column(String(Alert.MESSAGE_LENGTH))
     context: Mapped[dict[str, Any]]
-    subject: Mapped[str] = mapped_column(String(200), server_default="")
+    subject: Mapped[str] = mapped_column(String(Alert.SUBJECT_LENGTH), server_default="")
 
 
 class AlertResolvedRow(Audited, Base):
     """Conditions that ended: they close the alerts of the same code and subject."""
 
     __tablename__ = "alert_resolutions"
-    code: Mapped[str] = mapped_column(String(64), index=True)
+    code: Mapped[str] = mapped_column(String(Alert.CODE_LENGTH), index=True)
     severity: Mapped[str] = mapped_column(String(16))
-    message: Mapped[str] = mapped_column(String(2000))
-    subject: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(String(Alert.MESSAGE_LENGTH))
+    subject: Mapped[str] = mapped_column(String(Alert.SUBJECT_LENGTH))
 
 
 class AlertAckedRow(Audited, Base):

@@ -1,0 +1,83 @@
+"""An alert longer than its columns is cut to them, stored and delivered, never refused.
+
+Producers put whole exception texts in a message: the writer would refuse the event (a
+``rejected_events`` row) and no one would hear of it. `Alert` and `AlertResolved` cut
+``code``, ``subject`` and ``message`` to the columns' sizes when made or decoded, ending in
+"…" so that the reader sees the text was cut.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import String, text
+
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
+from bus.events import Alert, AlertResolved, Event
+from observer.db import models as m
+from observer.writer.store import Store
+from tests.test_notifier_worker import NOW, Bus, settings_for, target, worker
+
+COLUMNS = {"code": "CODE_LENGTH", "subject": "SUBJECT_LENGTH", "message": "MESSAGE_LENGTH"}
+
+
+def test_the_lengths_are_the_columns() -> None:
+    for model in (m.AlertRow, m.AlertResolvedRow):
+        for column, constant in COLUMNS.items():
+            kind = model.__table__.c[column].type
+            assert isinstance(kind, String) and kind.length == getattr(Alert, constant)
+
+
+@given(st.text(max_size=2100), st.text(max_size=250), st.text(min_size=1, max_size=80))
+def test_a_text_too_long_is_cut_to_its_column_with_a_mark(
+    message: str, subject: str, code: str
+) -> None:
+    made = Alert(severity="error", code=code, message=message, subject=subject)
+    raw = {"type": "alert", "severity": "error", "code": code, "message": message}
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(raw | {"subject": subject}), type=Alert)
+    resolved = AlertResolved(severity="error", code=code, message=message, subject=subject)
+    texts = {"code": code, "subject": subject, "message": message}
+    for event in (made, decoded, resolved):
+        for column, constant in COLUMNS.items():
+            given_text, kept = texts[column], getattr(event, column)
+            length = getattr(Alert, constant)
+            if len(given_text) <= length:
+                assert kept == given_text
+            else:
+                assert len(kept) == length and kept == given_text[: length - 1] + "…"
+
+
+def test_an_over_long_alert_is_stored_and_delivered_cut(tmp_path: Path, store: Store) -> None:
+    failure = "HTTPStatusError: " + "x" * 3000  # an exception's whole text
+    long_subject = "s" * 300
+    events: list[Event] = [
+        Alert(severity="error", code="kis_catalog_failed", message=failure, subject=long_subject),
+        AlertResolved(
+            severity="error", code="kis_catalog_failed", message=failure, subject=long_subject
+        ),
+    ]
+    # Through the wire and the writer, as a producer sends them.
+    envelopes = [Envelope("enrich", n + 1, NOW - 60 * 10**9 + n, e) for n, e in enumerate(events)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with store.engine.connect() as conn:
+        stored = conn.execute(text("select message, subject from alerts")).all()
+        ended = conn.execute(text("select message from alert_resolutions")).all()
+        refused = conn.execute(text("select count(*) from rejected_events")).scalar()
+    assert refused == 0
+    [(message, subject)] = stored
+    assert len(message) == 2000 and message.endswith("x…") and message.startswith("HTTP")
+    assert len(subject) == 200 and subject.endswith("…")
+    assert len(ended[0][0]) == 2000
+
+    notifier = worker(settings_for(tmp_path, store), Bus(store), target("ops"))
+    notifier._sweep(start=True)
+    notifier._dispatch(time.monotonic() + notifier.config.group_s + 1)
+    queue = notifier.queues["ops"]
+    alert = queue.get_nowait()
+    assert alert.kind == "alert" and alert.body.startswith(message)
+    assert queue.get_nowait().kind == "resolved"
