@@ -209,3 +209,23 @@ def test_only_the_latest_observation_counts() -> None:
     assert trading.state("005930", 11 * S) is None and trading.flagged == set()
     trading.on_tick(tick("000660", 11 * S, 13_000))  # no snapshot yet: no limits known
     assert trading.state("000660", 99 * S) is None
+
+
+def test_a_halt_seen_behind_a_refusals_bar_bars_the_symbol_when_that_bar_ends() -> None:
+    # A transient refusal (30 s), then a snapshot saying the symbol is halted: the refusal's
+    # bar is kept while it runs, and the halt's takes over in the review at which it ends.
+    # (The review judged halts before the ended bar was dropped: the halted symbol was
+    # placed again for a round.)
+    g, alerts = guard()
+    book = SlotBook(["acct1"], 2)
+    book.evaluate([Candidate(SYMBOLS[0], "market_cap", 2.3)], 0, ["acct1"])
+    g.on_snapshot(snapshot(SYMBOLS[0], 0, 10_000))
+    g.on_refused(Refusal("acct1", SYMBOLS[0], "H0STCNT0", "OPSP0007", "KIS says no", 0))
+    g.review(book, set(), 0)
+    g.on_snapshot(snapshot(SYMBOLS[0], 10 * S, 10_000, halted=True))
+    for now in (10 * S, 29 * S):
+        g.review(book, set(), now)
+        assert g.barred(now)[SYMBOLS[0]].startswith("registration refused: OPSP0007")
+    g.review(book, set(), 30 * S)
+    assert g.barred(30 * S) == {SYMBOLS[0]: "trading halted"}
+    assert [a[1] for a in alerts] == ["track_b_refused", "track_b_halted"]

@@ -7,7 +7,7 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 
 SYMBOLS = [f"{n:06d}" for n in range(1, 40)]
 MIN_HOLD = 5
@@ -162,9 +162,15 @@ def test_pins_take_a_slot_and_are_never_replaced() -> None:
     book.evaluate([candidate(SYMBOLS[0], 25.0)], 0, ["a"])
     pinned = book.evaluate([candidate(SYMBOLS[1], 6.0, pinned=True)], 1, ["a"], min_hold_ns=10)
     assert pinned[0].action == "replace" and pinned[0].reason == "pinned"
-    strong = book.evaluate([candidate(SYMBOLS[2], 29.0)], 50, ["a"])
-    assert strong[0].action == "overflow"
-    assert book.release(SYMBOLS[1], "unpinned") is not None and book.holdings() == []
+    pin = candidate(SYMBOLS[1], 6.0, pinned=True)  # a pin comes as a candidate each round
+    strong = book.evaluate([pin, candidate(SYMBOLS[2], 29.0)], 50, ["a"])
+    assert [(d.action, d.reason) for d in strong] == [("overflow", "every slot pinned")]
+    # Unpinned (no pin candidate any more) and claimed by nothing else: released.
+    lifted = book.evaluate([candidate(SYMBOLS[2], 29.0)], 60, ["a"])
+    assert [(d.action, d.candidate.symbol, d.reason) for d in lifted] == [
+        ("release", SYMBOLS[1], "unpinned"),
+        ("allocate", SYMBOLS[2], "volume_surge (score 29.00): free slot"),
+    ]
 
 
 closing_rounds = st.lists(
@@ -222,3 +228,50 @@ def test_barred_symbols_leave_their_slots_and_closed_slots_stay_empty(
                 for a in names
                 for n in range(capacity)
             ), "an overflow while an open slot was free"
+
+
+def test_a_pin_lifted_keeps_its_slot_under_another_claim() -> None:
+    # Unpinned while the market-cap placement (or a live trigger) still wants the symbol: it
+    # stays where it is, under that claim: no release, no new registration, no new hold.
+    book = SlotBook(["a"], 2)
+    book.evaluate([candidate(SYMBOLS[0], 11.0, pinned=True)], 0, ["a"])
+    cap = Candidate(SYMBOLS[0], "market_cap", 2.3, market_cap=10**12)
+    assert book.evaluate([cap], 10, ["a"], min_hold_ns=MIN_HOLD) == []
+    assert book.held()[SYMBOLS[0]] == Holding("a", 0, cap, 0)  # held since it was placed
+
+
+@settings(max_examples=300, deadline=None)
+@given(plan=rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
+def test_an_overflow_names_what_kept_it_out(
+    plan: list[tuple[list[Candidate], int, set[str]]], accounts: int, capacity: int
+) -> None:
+    # An overflow's reason and lowest held score agree with the slots: the lowest score it
+    # could have replaced, or, when every unpinned slot is newer than the minimum hold, that
+    # it waits, with the lowest held score. (It said "not above 1.2 x the lowest replaceable
+    # score" with the score of a holding that was not replaceable.)
+    names = ["a", "b", "c"][:accounts]
+    book = SlotBook(names, capacity)
+    now = 0
+    for pool, step, sick in plan:
+        now += step
+        healthy = {a for a in names if a not in sick}
+        decisions = book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD)
+        # Nothing is placed after the first overflow: the slots are as the overflows saw them.
+        unpinned = [h for h in book.holdings() if not h.candidate.pinned]
+        young = [h for h in unpinned if now - h.since_ns < MIN_HOLD]
+        replaceable = [h for h in unpinned if now - h.since_ns >= MIN_HOLD]
+        for d in decisions:
+            if d.action != "overflow" or d.reason.startswith(("replaced by", "no healthy")):
+                continue
+            if not unpinned:
+                assert (d.reason, d.lowest_held, d.waiting) == ("every slot pinned", 0.0, False)
+            elif not replaceable:
+                assert d.waiting and d.reason == (
+                    f"every slot held for less than the minimum hold ({MIN_HOLD / 1e9:g} s)"
+                )
+                assert d.lowest_held == min(h.candidate.score for h in young)
+            else:
+                lowest = min(h.candidate.score for h in replaceable)
+                assert not d.waiting and d.lowest_held == lowest
+                assert d.reason == f"not above 1.2 x the lowest replaceable score ({lowest:.2f})"
+                assert d.candidate.score <= 1.2 * lowest

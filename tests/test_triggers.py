@@ -6,6 +6,7 @@ import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -144,3 +145,25 @@ def test_any_snapshot_gives_well_formed_triggers(
     for trigger in fired:
         config = getattr(SETTINGS, trigger.kind)
         assert trigger.measure >= config.threshold and 0 < trigger.strength <= 1
+
+
+@given(
+    high=st.integers(0, 20_000),
+    low=st.integers(0, 20_000),
+    minutes=st.integers(5, 390),
+    base=st.sampled_from([0, 10_000]),
+)
+def test_an_unknown_high_or_low_is_no_range(high: int, low: int, minutes: int, base: int) -> None:
+    # A blank stck_hgpr / stck_lwpr reads 0: a range down to 0 fired the volatility spike at
+    # full strength (a 10,010 high and an unknown low measured 84x the ATR's share).
+    e = engine()
+    shot = snap(OPEN + timedelta(minutes=minutes), 1, high=high, low=low)
+    fired = e.on_snapshot(msgspec.structs.replace(shot, base_price=base))
+    spikes = [t for t in fired if t.kind == "volatility_spike"]
+    if high == 0 or low == 0:
+        assert spikes == []
+    else:
+        reference = base or REF.prev_close
+        true_range = max(high, reference) - min(low, reference)
+        expected = REF.atr_14 * math.sqrt(minutes / 390)
+        assert bool(spikes) == (true_range / expected >= SETTINGS.volatility_spike.threshold)

@@ -93,6 +93,9 @@ class SlotGuard:
         Returns the releases of closed slots (to apply first); the other symbols to release
         are in `barred`.
         """
+        # Ended bars out first: a refusal's bar that ran out would otherwise hide a halt
+        # from `Barred.hold` for one more round, and the halted symbol be placed again.
+        self.bars.active(now_ns)
         closed = self._refusals(book, now_ns)
         self._trading(pins, now_ns)
         return closed

@@ -8,8 +8,12 @@ reason):
 
 0. Held symbols that are barred are released with their bar's reason, and barred
    candidates are not wanted.
-1. Held symbols that are candidates again are renewed (their score and expiry updated).
-2. Held symbols whose trigger lapsed are released (``expire``); pins never lapse.
+1. Held symbols that are candidates again are renewed (their score and expiry updated): a
+   pin lifted while another candidate claims the symbol (a live trigger, the market-cap
+   placement) keeps its slot under that claim, with no release and no new registration.
+2. Held symbols whose trigger lapsed are released (``expire``); pins never lapse, but a pin
+   that is no candidate any more (unpinned) and that nothing else claims is released
+   (``release``, "unpinned"): a pin holds its slot while it comes as a candidate each round.
 3. Symbols held on an unhealthy account are released there (``release``, failover) and
    compete again for the capacity left on healthy accounts.
 4. The other candidates, pins first, then by score, market cap and code, each take a free
@@ -17,8 +21,9 @@ reason):
    candidate replaces the lowest-scoring replaceable holding (not pinned, held at least
    ``min_hold_ns``) if it scores above ``threshold`` times that holding (``replace``); a pin
    replaces the lowest unpinned holding whatever its score. Otherwise it is an
-   ``overflow``, with the lowest held score; so is a replaced symbol, whose trigger is
-   still live.
+   ``overflow`` with the lowest replaceable score; when every unpinned holding is newer than
+   ``min_hold_ns`` (none replaceable yet), with the lowest held score, a reason that says
+   so, and ``waiting`` set. A replaced symbol, whose trigger is still live, overflows too.
 
 The same state and inputs always give the same decisions: every choice is ordered by score,
 market cap and code, and the round-robin position is part of the state.
@@ -84,6 +89,9 @@ class Decision(msgspec.Struct, frozen=True, gc=False):
     slot: int = -1
     replaced: Candidate | None = None
     lowest_held: float = 0.0
+    # An overflow only because every unpinned holding is newer than the minimum hold (the
+    # 09:30 minute, when the context sync's placements cannot be replaced yet): a wait.
+    waiting: bool = False
 
 
 class SlotBook:
@@ -194,7 +202,10 @@ class SlotBook:
                 holding = msgspec.structs.replace(holding, candidate=current)
                 self.slots[holding.account][holding.slot] = holding
             c = holding.candidate
-            if not c.pinned and c.expires_ns and c.expires_ns <= now_ns:
+            if c.pinned and current is None:  # unpinned, and nothing else claims it
+                self._free(holding)
+                decisions.append(Decision("release", c, "unpinned", holding.account, holding.slot))
+            elif not c.pinned and c.expires_ns and c.expires_ns <= now_ns:
                 self._free(holding)
                 why = f"{c.trigger} lapsed (score {c.score:.2f})"
                 decisions.append(Decision("expire", c, why, holding.account, holding.slot))
@@ -207,7 +218,15 @@ class SlotBook:
         full: Decision | None = None  # the first candidate that found no slot
         for c in sorted(pool, key=Candidate.rank):
             if full is not None:  # every later one scores no higher (pins come first): no slot
-                decisions.append(Decision("overflow", c, full.reason, lowest_held=full.lowest_held))
+                decisions.append(
+                    Decision(
+                        "overflow",
+                        c,
+                        full.reason,
+                        lowest_held=full.lowest_held,
+                        waiting=full.waiting,
+                    )
+                )
                 continue
             decision = self._place(c, now_ns, alive, threshold, min_hold_ns)
             decisions.append(decision)
@@ -235,26 +254,25 @@ class SlotBook:
                 "allocate", c, f"{c.trigger} (score {c.score:.2f}): free slot", account, slot
             )
         unpinned = [h for h in self.holdings() if not h.candidate.pinned and h.account in alive]
-        lowest_held = min((h.candidate.score for h in unpinned), default=0.0)
+        if not unpinned:
+            return Decision("overflow", c, "every slot pinned")
         replaceable = [h for h in unpinned if c.pinned or now_ns - h.since_ns >= min_hold_ns]
-        if replaceable:
-            weakest = min(replaceable, key=_weakness)
-            old = weakest.candidate
-            if c.pinned or c.score > old.score * threshold:
-                self._put(weakest.account, weakest.slot, c, now_ns)
-                why = (
-                    "pinned"
-                    if c.pinned
-                    else f"{c.trigger} (score {c.score:.2f}) > {threshold:g} x {old.score:.2f}"
-                )
-                return Decision("replace", c, why, weakest.account, weakest.slot, replaced=old)
-        return Decision("overflow", c, _overflow_reason(c, threshold), lowest_held=lowest_held)
-
-
-def _overflow_reason(c: Candidate, threshold: float) -> str:
-    if c.pinned:
-        return "every slot pinned"
-    return f"not above {threshold:g} x the lowest replaceable score"
+        if not replaceable:  # the slots are all newer than the minimum hold: it waits
+            lowest_held = min(h.candidate.score for h in unpinned)
+            why = f"every slot held for less than the minimum hold ({min_hold_ns / 1e9:g} s)"
+            return Decision("overflow", c, why, lowest_held=lowest_held, waiting=True)
+        weakest = min(replaceable, key=_weakness)
+        old = weakest.candidate
+        if c.pinned or c.score > old.score * threshold:
+            self._put(weakest.account, weakest.slot, c, now_ns)
+            why = (
+                "pinned"
+                if c.pinned
+                else f"{c.trigger} (score {c.score:.2f}) > {threshold:g} x {old.score:.2f}"
+            )
+            return Decision("replace", c, why, weakest.account, weakest.slot, replaced=old)
+        why = f"not above {threshold:g} x the lowest replaceable score ({old.score:.2f})"
+        return Decision("overflow", c, why, lowest_held=old.score)
 
 
 def _weakness(h: Holding) -> tuple[float, int, str]:

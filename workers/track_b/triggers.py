@@ -9,8 +9,9 @@ Every measure compares like with like, from data the product has:
   that late-opening days shift with it. The first snapshot of a day compares the volume
   since the open.
 * **volatility spike**: the day's true range so far (high and low, reaching back to the
-  previous close) against the 14-day ATR scaled to the elapsed part of the session by its
-  square root (a random walk's range grows with the square root of time).
+  previous close; none while either is unknown) against the 14-day ATR scaled to the
+  elapsed part of the session by its square root (a random walk's range grows with the
+  square root of time).
 * **trade velocity**: executions per second over the last ``velocity_window_s`` of the
   real-time stream. Track A has no trade counts, so this only renews the trigger of a
   symbol already streamed (it keeps a busy symbol in its slot).
@@ -167,7 +168,8 @@ class TriggerEngine:
             ratio = traded / (ref.avg_volume_20d * share)
             if trigger := self._fire(snapshot.symbol, "volume_surge", ratio, now):
                 fired.append(trigger)
-        if minutes >= _MIN_ELAPSED and ref.atr_14 > 0 and snapshot.high > 0:
+        # A blank high or low (stck_hgpr / stck_lwpr) is 0: no range, not one down to 0.
+        if minutes >= _MIN_ELAPSED and ref.atr_14 > 0 and snapshot.high > 0 and snapshot.low > 0:
             # Today's base price (기준가), adjusted on a day going ex-rights or split, before
             # the universe's previous close, which is not: a 1:1 bonus issue read as a 50 %
             # range fired this trigger at full strength all day.

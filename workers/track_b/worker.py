@@ -9,9 +9,12 @@
    operation began replays the day's snapshots so far instead (`workers.track_b.startup`).
 3. From full operation on, every account's session streams its slots. Every
    ``evaluate_s``: new Track A snapshots from the feed, trade velocity from the stream, the
-   pins of ``observer track-b slots``, and the largest market caps (the default placement,
-   weight 1) become candidates; the slot manager decides; the collector applies.
-4. The overflow rate of the last hour is watched against ``overflow_alert_pct``.
+   pins of ``observer track-b slots``, and the largest market caps not barred (the default
+   placement, weight 1, one per open slot) become candidates; the slot manager decides;
+   the collector applies.
+4. The overflow rate of the last hour is watched against ``overflow_alert_pct``: one
+   ``track_b_overflow`` alert per episode and severity, resolved once the rate is back at
+   half the warning level (`TrackB._watch_overflow`).
 5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
    refused (it wakes the loop at once), a symbol halted or locked at a price limit.
 6. With ``[track_b] shard`` (several collectors hosts) every candidate, pin and slot taken
@@ -37,13 +40,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bus.events import Alert, PriceSnapshot
+from bus.events import Alert, AlertResolved, PriceSnapshot, Severity
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts import open_subjects_of
+from observer.alerts import SEVERITY_RANK, alert_states, open_subjects_of, parse_alert_id
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import held_slots, universe_references
+from observer.db.queries import held_slots, open_alert_records, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError
 from observer.hosts import own_source
@@ -66,7 +69,7 @@ from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import context_sync, lasting, take_back
 from workers.track_b.triggers import Reference, TriggerEngine
 
-__all__ = ["SOURCE", "TrackB", "preconnect_at"]
+__all__ = ["OVERFLOW", "SOURCE", "TrackB", "preconnect_at"]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ _NS = 1_000_000_000
 _SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
 _HOUR_NS = 3600 * _NS
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
+OVERFLOW = "track_b_overflow"
+_OVERFLOW_ENDS = 0.5  # an overflow level is over at this fraction of it (hysteresis)
 
 
 class TrackB(AsyncWorker):
@@ -92,8 +97,10 @@ class TrackB(AsyncWorker):
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.data_dir = Path(settings.paths.data_dir)
         self._engine: Engine = reader_engine(settings.database, "track_b")
-        self._placements: deque[tuple[int, bool]] = deque()  # (when, overflowed) per decision
-        self._alerted: dict[int, int] = {}  # alert level -> when it last went out
+        # (when, overflowed, the morning's hand-over: see _watch_overflow) per placement
+        self._placements: deque[tuple[int, bool, bool]] = deque()
+        self._overflow_alerted: Severity | None = None  # the episode's highest alert so far
+        self._overflow_logged = False  # the log level's line went out (its own episode)
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         self.counters: dict[str, float] = {}
         day = now_utc(clock).astimezone(KST).date()
@@ -118,6 +125,23 @@ class TrackB(AsyncWorker):
         with self._engine.connect() as conn:
             found = open_subjects_of(conn, self.settings, SOURCE, codes)
         return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING]
+
+    def _open_overflow(self) -> Severity | None:
+        """The highest severity of the overflow alerts an earlier run left open (a restart).
+
+        Taken over: the first rate low enough resolves them (they stayed open for good).
+        """
+        with self._engine.connect() as conn:
+            records = open_alert_records(conn, deliveries=False)
+        own = own_source(self.settings, SOURCE)
+        found = [
+            state.notice.severity
+            for state in alert_states(records)
+            if state.state == "open"
+            and state.notice.code == OVERFLOW
+            and parse_alert_id(state.notice.id)[0] == own
+        ]
+        return max(found, key=SEVERITY_RANK.__getitem__, default=None)
 
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
@@ -168,6 +192,7 @@ class TrackB(AsyncWorker):
         )
         self.collector = collector
         collector.take_over(*await asyncio.to_thread(self._open_account_alerts))
+        self._overflow_alerted = await asyncio.to_thread(self._open_overflow)
         capacity = self.config.slots_per_account
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
@@ -194,8 +219,7 @@ class TrackB(AsyncWorker):
                     restored = await self._resume(day, engine, book, collector)
                     candidates = [*context, *restored]
                     await self._follow(feed, engine, book, collector, candidates, closing_at)
-                ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
-                await collector.apply([d for d in ending if d], book.holdings())
+                await self._end(book, collector)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
                 ended.set()
@@ -203,6 +227,16 @@ class TrackB(AsyncWorker):
         finally:
             for account in accounts:
                 await account.aclose()
+
+    async def _end(self, book: SlotBook, collector: Collector) -> None:
+        """15:00: every slot released, and shown so (`slots list`, the heartbeat's counters).
+
+        Not shown, ``slots.json`` listed every slot as held until the next day's first
+        evaluation.
+        """
+        ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
+        await collector.apply([d for d in ending if d], book.holdings())
+        self._show(book, collector, {})  # no slot held, no pin waits for one any more
 
     async def _rekey(self, collector: Collector, closing: float) -> None:
         """Approval keys that last the session; a pre-connected session restarts on a new one.
@@ -330,12 +364,11 @@ class TrackB(AsyncWorker):
         until: datetime,
     ) -> None:
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
-        by_cap = sorted(ours, key=lambda r: (-r.market_cap, r.symbol))
-        fill = [
+        by_cap = [
             Candidate(
                 r.symbol, "market_cap", engine.score(r.symbol, 1.0, 0.0), 0.0, 0.0, r.market_cap
             )
-            for r in by_cap[: book.capacity * len(book.accounts)]
+            for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))
         ]
         while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
             self.guard.wake.clear()
@@ -345,14 +378,12 @@ class TrackB(AsyncWorker):
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:
                     self.guard.on_tick(tick)
+            # A pin lifted is released by the evaluation, and only if nothing else claims it.
             engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
-            for pin in list(book.held()):
-                if book.held()[pin].candidate.pinned and pin not in engine.pins:
-                    released = book.release(pin, "unpinned")
-                    await collector.apply([released] if released else [], book.holdings())
             closed = self.guard.review(book, engine.pins, now)
-            candidates = [*engine.candidates(now), *context, *fill]
             barred = self.guard.barred(now)
+            fill = _fill(by_cap, barred, book.capacity * len(book.accounts) - len(book.closed))
+            candidates = [*engine.candidates(now), *context, *fill]
             decisions = book.evaluate(
                 candidates,
                 now,
@@ -403,27 +434,50 @@ class TrackB(AsyncWorker):
                     self.guard.on_snapshot(envelope.event)
 
     def _watch_overflow(self, decisions: Sequence[Decision], now: int) -> None:
+        """The overflow share of the last hour's placements, against ``overflow_alert_pct``.
+
+        An episode raises each severity once (a warning, then a critical if it gets worse)
+        and ends when the share is back at half the warning level: one `AlertResolved` of the
+        episode's highest severity resolves what it raised.
+
+        The morning's hand-over counts in the share and for the warning, not for the
+        critical: a candidate that waited only because every slot was newer than
+        ``min_hold_s`` (`Decision.waiting`: the 09:30 minute, when the context sync's
+        placements cannot be replaced yet), and a context sync candidate that a live trigger
+        displaced (the sync hands out exactly as many as there are slots, to be displaced).
+        Both come every morning: they alone are no emergency.
+        """
         for d in decisions:
             if d.action in ("allocate", "replace", "overflow"):
-                self._placements.append((now, d.action == "overflow"))
+                handover = d.waiting or d.candidate.trigger == "context_sync"
+                self._placements.append((now, d.action == "overflow", handover))
         while self._placements and now - self._placements[0][0] > _HOUR_NS:
             self._placements.popleft()
-        total = len(self._placements)
-        rate = 100 * sum(o for _, o in self._placements) / total if total else 0.0
+        total = len(self._placements) or 1
+        rate = 100 * sum(o for _, o, _ in self._placements) / total
+        firm = 100 * sum(o and not w for _, o, w in self._placements) / total
         self.counters["overflow_pct"] = round(rate, 1)
         log_at, warn_at, critical_at = self.config.overflow_alert_pct
-        for level, (threshold, severity) in enumerate(
-            ((critical_at, "critical"), (warn_at, "warning"), (log_at, ""))
-        ):
-            if rate > threshold:
-                if now - self._alerted.get(level, -_HOUR_NS) >= _HOUR_NS:
-                    self._alerted[level] = now
-                    message = f"overflow rate {rate:.1f}% over the last hour (> {threshold:g}%)"
-                    if severity:
-                        self._alert(severity, "track_b_overflow", message)
-                    else:
-                        log.warning("%s", message)
-                break
+        over = f"overflow rate {rate:.1f}% over the last hour"
+        if rate > log_at and not self._overflow_logged:
+            self._overflow_logged = True
+            log.warning("%s (> %g%%)", over, log_at)
+        elif rate <= log_at * _OVERFLOW_ENDS:
+            self._overflow_logged = False
+        alerted = self._overflow_alerted
+        if firm > critical_at and alerted != "critical":
+            self._overflow_alerted = "critical"
+            waits = "" if firm == rate else f"; {rate:.1f}% with the opening's hand-over"
+            message = f"overflow rate {firm:.1f}% over the last hour (> {critical_at:g}%{waits})"
+            self._alert("critical", OVERFLOW, message)
+        elif rate > warn_at and alerted is None:
+            self._overflow_alerted = "warning"
+            self._alert("warning", OVERFLOW, f"{over} (> {warn_at:g}%)")
+        elif alerted is not None and rate <= warn_at * _OVERFLOW_ENDS:
+            self._overflow_alerted = None
+            message = f"{over}: back at {warn_at * _OVERFLOW_ENDS:g}% or less"
+            log.info("%s", message)
+            self.producer.send(AlertResolved(code=OVERFLOW, severity=alerted, message=message))
 
     def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
@@ -486,6 +540,21 @@ class TrackB(AsyncWorker):
         self.producer.send(
             Alert(severity=severity, code=code, message=message, context=context or {})  # type: ignore[arg-type]
         )
+
+
+def _fill(by_cap: Sequence[Candidate], barred: Mapping[str, str], slots: int) -> list[Candidate]:
+    """The default placement: the ``slots`` largest market caps not barred.
+
+    A barred one (refused for the day, halted) is passed over for the next, or its slot
+    would stay empty while the universe has symbols to stream.
+    """
+    fill: list[Candidate] = []
+    for c in by_cap:
+        if len(fill) >= slots:
+            break
+        if c.symbol not in barred:
+            fill.append(c)
+    return fill
 
 
 def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
