@@ -300,8 +300,9 @@ class SupervisorSettings(Strict, frozen=True):
     heartbeat_interval_s: Seconds = 1.0  # how often children report
     cpu_alert_percent: PositiveFloat = 85.0  # all programs together, % of one core
     rss_alert_bytes: Positive = 2_684_354_560  # 2.5 GiB, all programs together
-    # Control connections served at once; more are answered "busy" and closed, so that a
-    # flood of connections cannot use up the supervisor's file descriptors.
+    # Control connections served at once, so that a flood of connections cannot use up the
+    # supervisor's file descriptors; more wait in the listen backlog (in the kernel) until
+    # one ends, and beyond it `connect` says try again. None is answered "busy".
     control_max_connections: Annotated[int, Meta(ge=1, le=1024)] = 32
     control_idle_timeout_s: Seconds = 5.0  # to send the request line, or to take the reply
     rules: tuple[ThresholdRule, ...] = msgspec.field(default_factory=default_rules)

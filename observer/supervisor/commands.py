@@ -7,13 +7,21 @@ elsewhere, timed_out, usage_error.
 
 ``stop`` holds a program stopped: a job's schedule skips it, and a run of it waiting for the
 jobs it follows is dropped, until ``run`` (a job) or ``start`` (the others). The hold outlasts
-the supervisor's restarts: `observer.supervisor.holds` records each change of ``held``.
+the supervisor's restarts: `observer.supervisor.holds` records each change of ``held``. A stop
+of a program parked FATAL ends the park (the supervisor resolves its ``program_fatal``): the
+operator has taken it over. ``start`` (or ``restart``) of a held session worker out of its
+phase ends the hold and leaves the start to its phase; before, it was refused
+(``out_of_phase``) and the hold kept the worker stopped through its next session.
 ``run`` of a job while a job it follows (``after``) runs is refused as ``busy``: it would read
 half their work.
 
 ``run`` of a job that exits 2 before READY (bad arguments or configuration, the CLI's exit
 code for them) is refused as ``usage_error`` with the job's last lines of output, and leaves
 the job as it was: no retry, no FATAL, no alert (`observer.supervisor.program.USAGE_EXIT`).
+Arguments no process can take (a NUL byte, a character the file system's encoding cannot
+write) are refused as ``bad_request`` before anything starts; over tcp (``remote``), so are
+the options that name a configuration file (``--config``, ``-c``): an operator on another
+host runs a job as this host configures it, never with another file's settings.
 
 ``slots`` runs ``observer track-b slots`` on this host, in a child process as the programs
 are run (the supervisor never imports a worker's code), so an operator reaches Track B's
@@ -25,6 +33,7 @@ let a remote operator write elsewhere than this host's data folder.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import sys
 import time
@@ -37,7 +46,7 @@ from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.jobs import running_before
 from observer.supervisor.program import Launch, Program, State
 
-__all__ = ["COMMANDS", "HANDSHAKE_GRACE_S", "Supervised", "dispatch"]
+__all__ = ["COMMANDS", "HANDSHAKE_GRACE_S", "Supervised", "dispatch", "held_warnings", "problems"]
 
 # A CURVE handshake with the writer may fail for a moment (a writer restarting mid-handshake);
 # failing longer than this, the keys do not match and the host's events only pile up.
@@ -88,13 +97,22 @@ def command(name: str, min_args: int = 0, max_args: int = 0) -> Callable[[Handle
     return register
 
 
-async def dispatch(supervisor: Supervised, req: Request) -> Reply:
-    """Run one request; our errors become replies with their codes."""
+async def dispatch(supervisor: Supervised, req: Request, remote: bool = False) -> Reply:
+    """Run one request; our errors become replies with their codes.
+
+    ``remote``: it came over tcp, from an operator on another host (see the module docstring).
+    """
     cmd = COMMANDS.get(req.command)
     if cmd is None:
         return Reply(False, f"unknown command {req.command!r}", "unknown_command")
     if not cmd.min_args <= len(req.args) <= cmd.max_args:
         return Reply(False, f"{cmd.name}: wrong number of arguments; {cmd.help}", "bad_request")
+    if remote and cmd.name == "run" and (named := _config_options(req.args[1:])):
+        return Reply(
+            False,
+            f"run: {', '.join(named)[:200]}: a job run over tcp takes this host's configuration",
+            "forbidden",
+        )
     try:
         return await cmd.handler(supervisor, req.args)
     except CommandError as exc:
@@ -115,10 +133,45 @@ def _startable(supervisor: Supervised, name: str) -> Program:
     return program
 
 
-def _check_phase(supervisor: Supervised, program: Program) -> None:
-    if program.kind == "session" and not supervisor.in_phase(program):
-        phases = ", ".join(program.settings.phases)
+# Options of the jobs' commands that name a configuration file (`observer.cli`'s ``--config``).
+_CONFIG_OPTIONS = ("--config", "-c")
+
+
+def _config_options(args: list[str]) -> list[str]:
+    """The arguments among ``args`` that give a command another configuration file."""
+    return [a for a in args if a in _CONFIG_OPTIONS or a.startswith(("--config=", "-c"))]
+
+
+def _check_args(args: list[str]) -> None:
+    """Refuse arguments no process can take: ``Popen`` would raise on them, not the job."""
+    for arg in args:
+        try:
+            if b"\0" not in os.fsencode(arg):
+                continue
+            what = "a NUL byte"
+        except UnicodeEncodeError:
+            what = "a character this host's file names cannot hold"
+        raise CommandError("bad_request", f"run: an argument holds {what}: {arg[:100]!r}")
+
+
+def _out_of_phase(supervisor: Supervised, program: Program) -> Reply | None:
+    """Out of its phase, a session worker is not started: a hold on it ends, else refused.
+
+    Held (stopped by a command), the hold ends and its phase starts it; not held, there is
+    nothing to do before its phase (``out_of_phase``). None: in its phase, or no session.
+    """
+    if program.kind != "session" or supervisor.in_phase(program):
+        return None
+    phases = ", ".join(program.settings.phases)
+    if not program.held:
         raise CommandError("out_of_phase", f"{program.name} runs in {phases}")
+    program.held = False
+    program.detail = f"held no more: starts in {phases}"
+    return Reply(
+        True,
+        f"{program.name} is held no more: it starts when its phase comes ({phases})",
+        data={"pid": 0, "phases": list(program.settings.phases)},
+    )
 
 
 async def _start(
@@ -127,12 +180,11 @@ async def _start(
     began = time.monotonic()
     program.launch(args, on_demand)
     started = await program.wait_started(program.settings.ready_timeout_s + 1)
-    if program.refusal:  # exited 2 before READY: its own words say why
+    if program.refusal:  # exited 2 before READY, or could not start: its own words say why
         reason = program.refusal.rpartition("\n")[2]
         return Reply(
             False,
-            f"{program.name} did not run (exit 2 before READY: bad arguments or configuration): "
-            f"{reason}",
+            f"{program.name} did not run ({program.refusal_cause}): {reason}",
             "usage_error",
             data={"exit": program.last_exit, "output": program.refusal},
         )
@@ -156,10 +208,14 @@ async def status(supervisor: Supervised, _args: list[str]) -> Reply:
 
 @command("start", 1, 1)
 async def start(supervisor: Supervised, args: list[str]) -> Reply:
-    """Start NAME: start a stopped or FATAL daemon or session worker and wait for READY."""
+    """Start NAME: start a stopped or FATAL daemon or session worker and wait for READY.
+
+    A held session worker out of its phase is held no more: its phase starts it.
+    """
     program = _startable(supervisor, args[0])
     async with program.lock:
-        _check_phase(supervisor, program)
+        if (later := _out_of_phase(supervisor, program)) is not None:
+            return later
         if program.active:
             raise CommandError("already_running", f"{program.name} is {program.state}")
         return await _start(supervisor, program, [])
@@ -170,13 +226,14 @@ async def stop(supervisor: Supervised, args: list[str]) -> Reply:
     """Stop NAME: stop a program (SIGTERM, then SIGKILL after its grace); it stays stopped.
 
     A job's scheduled runs are skipped, and a run waiting for the jobs it follows dropped,
-    until it is run again by `run`. The hold outlasts a restart of the supervisor.
+    until it is run again by `run`. The hold outlasts a restart of the supervisor. A FATAL
+    program is parked no more (its alert is resolved): it is held, stopped.
     """
     program = _program(supervisor, args[0])
     async with program.lock:
         program.unqueue("stopped by a command")
         await program.stop()
-        program.held = True
+        program.hold()
         return Reply(True, f"{program.name} {program.state}", data={"pid": 0})
 
 
@@ -185,7 +242,8 @@ async def restart(supervisor: Supervised, args: list[str]) -> Reply:
     """Restart NAME: stop a daemon or session worker (if running) and start it again."""
     program = _startable(supervisor, args[0])
     async with program.lock:
-        _check_phase(supervisor, program)
+        if (later := _out_of_phase(supervisor, program)) is not None:
+            return later
         await program.stop()
         program.restarts += 1
         return await _start(supervisor, program, [])
@@ -201,6 +259,7 @@ async def run(supervisor: Supervised, args: list[str]) -> Reply:
     program = _program(supervisor, args[0])
     if program.kind != "job":
         raise CommandError("not_a_job", f"{program.name} is a {program.kind}, not a job")
+    _check_args(args[1:])
     async with program.lock:
         if program.active:
             raise CommandError("already_running", f"{program.name} is {program.state}")
@@ -280,7 +339,7 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
     or whose heartbeat says it fails its work (``failing_s``: the writer whose database
     refuses commits), or that its CURVE handshake with the writer has failed for more than
     `HANDSHAKE_GRACE_S` (``bus_handshake_failing_s``: the keys do not match). A program
-    stopped by a command is the operator's choice, not a problem.
+    stopped by a command is the operator's choice, not a problem (`held_warnings` names it).
     """
     found = []
     for program in programs:
@@ -310,3 +369,19 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
                     "see its log)"
                 )
     return found
+
+
+def held_warnings(programs: list[Program], due: Callable[[Program], bool]) -> list[str]:
+    """The daemons and session workers held by a command while ``due`` says they should run.
+
+    An operator's stop is their choice, so it leaves the status healthy; but a worker held
+    through its session collects nothing, so ``status`` says so, one line each. Before, a
+    session worker stopped in the evening stayed stopped through the next session, silently.
+    """
+    return [
+        f"{p.name} is held by a command "
+        + ("during its phase" if p.kind == "session" else "(stopped)")
+        + f": `observer ctl start {p.name}` runs it"
+        for p in programs
+        if p.held and p.kind != "job" and due(p)
+    ]

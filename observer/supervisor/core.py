@@ -29,9 +29,10 @@ from observer.errors import ObserverError
 from observer.phases import KST, Phase
 from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
-from observer.supervisor.commands import HANDSHAKE_GRACE_S, dispatch, problems
+from observer.supervisor.commands import HANDSHAKE_GRACE_S, dispatch, held_warnings, problems
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
+from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CrashLoops
 from observer.supervisor.holds import Holds
 from observer.supervisor.jobs import Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
@@ -77,6 +78,7 @@ class Supervisor:
         self.phase: Phase | None = None
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they work again (`_recovered`)
+        self._loops = CrashLoops(self._publish)  # daemons failing again and again, forgiven
         self._inherited = False  # the predecessor's open alerts taken over (first reading)
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         self._lock = self._take_lock()
@@ -145,8 +147,10 @@ class Supervisor:
 
     def wanted(self, program: Program) -> bool:
         """True if this daemon or session worker should be running now."""
-        if program.held:
-            return False
+        return not program.held and self.due(program)
+
+    def due(self, program: Program) -> bool:
+        """True if this daemon or session worker would run now if no command held it."""
         return program.kind == "daemon" or (program.kind == "session" and self.in_phase(program))
 
     def status(self) -> dict[str, Any]:
@@ -169,6 +173,7 @@ class Supervisor:
             "time": now.isoformat(timespec="seconds"),
             "healthy": not found,
             "problems": found,
+            "warnings": held_warnings(programs, self.due),  # seen, yet healthy
             "accounts": accounts,
             "bus_pending": self.producer.pending,
             "role": self.role,
@@ -265,7 +270,7 @@ class Supervisor:
             return None
         limits = self.settings.supervisor
         return TcpControlServer(
-            functools.partial(dispatch, self),
+            functools.partial(dispatch, self, remote=True),  # an operator on another host
             limits.control_bind or limits.control_endpoint,  # behind NAT: a local address
             curve,
             self._refused,
@@ -381,6 +386,8 @@ class Supervisor:
                 detail=detail,
             )
         )
+        if program.kind != "job" and action in ("restarting", "parked"):
+            self._loops.failed(program.name)
         if action == "parked":
             message = f"{program.name} is FATAL: {detail}"
             self._fatal.add(program.name)
@@ -394,23 +401,27 @@ class Supervisor:
                 )
             )
         elif program.name in self._fatal and _recovered(program, action):
-            self._resolve_fatal(program.name, _RECOVERED[program.kind == "job"])
+            self._resolve_fatal(program.name, f"{program.name} {_RECOVERED[program.kind == 'job']}")
         if program.kind == "job":
             self.jobs.ended(program, action, code)  # its due run dealt with, or not yet
         live = {p.name: p.pgid for p in self.programs.values() if p.pid and p.active}
         self._children.write(live)
 
     def _held_changed(self, program: Program) -> None:
-        """A hold recorded: a job stopped by a command has its due run under way dealt with."""
+        """A hold recorded: a job stopped by a command has its due run under way dealt with.
+
+        A program parked FATAL and then stopped by a command is the operator's now: its
+        ``program_fatal`` is resolved (before, it stayed open for ever).
+        """
         if program.held and program.kind == "job":
             self.jobs.settle(program)
+        if program.held and program.name in self._fatal and program.state is not State.FATAL:
+            self._resolve_fatal(program.name, HELD)
 
-    def _resolve_fatal(self, name: str, why: str) -> None:
+    def _resolve_fatal(self, name: str, message: str) -> None:
         self._fatal.discard(name)
         self._publish(
-            AlertResolved(
-                code="program_fatal", severity="critical", subject=name, message=f"{name} {why}"
-            )
+            AlertResolved(code="program_fatal", severity="critical", subject=name, message=message)
         )
 
     def _on_read(self, reading: Reading) -> None:
@@ -431,15 +442,19 @@ class Supervisor:
         taken = self.sampler.inherit({code for code, subjects in opened.items() if "" in subjects})
         if fatal or taken:
             log.info("open alerts taken over: %s", ", ".join([*fatal, *sorted(taken)]))
+        self._loops.inherit(opened.get(CRASH_LOOP_CODE, ()))  # resolved after a quiet hour
         for name in fatal:
             self._fatal.add(name)
             program = self.programs.get(name)
             if program is None:  # its program_fatal would stay open for ever
-                self._resolve_fatal(name, "is no longer supervised on this host")
+                self._resolve_fatal(name, f"{name} is no longer supervised on this host")
+                continue
+            if program.held:  # stopped by a command since: nothing resolves it later
+                self._resolve_fatal(name, HELD)
                 continue
             program.park("parked when the supervisor last ran (its program_fatal is open)")
             if _recovered(program, None):  # it worked before the first reading
-                self._resolve_fatal(name, _RECOVERED[program.kind == "job"])
+                self._resolve_fatal(name, f"{name} {_RECOVERED[program.kind == 'job']}")
 
     def _publish(self, event: Event) -> None:
         try:
@@ -449,6 +464,7 @@ class Supervisor:
 
 
 _RECOVERED = {False: "is running again", True: "ran successfully"}
+HELD = "held by a command"  # a parked program's resolution when an operator stopped it
 
 
 def _recovered(program: Program, action: str | None) -> bool:

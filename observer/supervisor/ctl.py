@@ -167,7 +167,8 @@ def status(as_json: JsonOpt = False) -> None:
     expiry, REST errors in the last five minutes, and what makes it unhealthy. Unhealthy: a
     program parked fatal, a daemon or session worker that should run and does not, a job
     whose last run failed, a program that says it fails its work (the writer whose database
-    refuses commits), an account that does not stream or is not ready; each is named.
+    refuses commits), an account that does not stream or is not ready; each is named. A
+    daemon or session worker held by a command while it would run is named as a warning.
     """
     if len(_target.remotes) > 1:
         _status_of_hosts(as_json or _target.as_json)
@@ -206,7 +207,9 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
     from rich.console import Console  # here: every `observer` start would pay for it
     from rich.table import Table
 
-    console = Console()
+    # No markup: the details and problems carry programs' own words (a job's last line of
+    # output), and a "[/..." among them made rich raise instead of printing the status.
+    console = Console(markup=False)
     title = "; ".join(
         f"{_host_label(host, r)}phase {r.data.get('phase')} at {r.data.get('time')}: {r.reason}"
         for host, r in replies
@@ -246,6 +249,8 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
     for host, r in replies:  # why a host is unhealthy, in words
         for problem in r.data.get("problems", []):
             console.print(f"{_host_label(host, r)}unhealthy: {problem}", highlight=False)
+        for warning in r.data.get("warnings", []):  # held by a command: healthy, but said
+            console.print(f"{_host_label(host, r)}warning: {warning}", highlight=False)
     for host, p in rows:  # what each worker reports in its heartbeats
         if p.get("counters"):
             figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
@@ -320,7 +325,10 @@ def _duration(seconds: float | None) -> str:
 
 @ctl_app.command()
 def start(name: str, as_json: JsonOpt = False) -> None:
-    """Start a stopped or FATAL program and wait until it is READY."""
+    """Start a stopped or FATAL program and wait until it is READY.
+
+    A held session worker out of its phase is held no more: its phase starts it.
+    """
     _finish(_send("start", [name], as_json), as_json)
 
 
@@ -329,7 +337,7 @@ def stop(name: str, as_json: JsonOpt = False) -> None:
     """Stop a program; it stays stopped until started again, across supervisor restarts.
 
     A job stays held too: its schedule skips it, and a run of it waiting for the jobs it
-    follows is dropped, until `observer ctl run JOB`.
+    follows is dropped, until `observer ctl run JOB`. A FATAL program is parked no more.
     """
     _finish(_send("stop", [name], as_json), as_json)
 

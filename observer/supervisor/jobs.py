@@ -11,7 +11,9 @@ done one, or the pending one if it is no older: a backup due at 21:00 while supe
 restarted the supervisor runs at 21:00:30, and one killed by that restart half-way through
 runs again, instead of not at all that day. Without a record (a first start) a run due
 within ``catch_up`` is run too. A job that runs at every start (``run_on_start``) is not run
-a second time for a missed run.
+a second time for a missed run: its start-up run takes that run's place, with that entry's
+``args`` (the token's 08:30 ``--renew``, the master files' Sunday ``--force``; before, the
+start-up run went without them and the run was recorded as done).
 
 A job stopped by a command (``held``) is not run by the schedule, nor by a run that waited
 for the jobs it follows, until ``ctl run`` runs it.
@@ -110,16 +112,19 @@ class Jobs:
         missed = []
         for job in self.jobs:
             owed = self._owed(job, now)
-            if job.settings.run_on_start:  # the start-up run is the one owed
-                if owed is not None and owed[1] == _INTERRUPTED:
-                    hhmm = f"{owed[0][0].astimezone(KST):%H:%M}"
-                    log.warning(
-                        "%s's start-up run takes the place of its %s run %s",
-                        job.name,
-                        hhmm,
-                        owed[1],
-                    )
-                self.run(job, (), "start-up", owed[0][0] if owed else None)
+            if job.settings.run_on_start:  # the start-up run is the one owed, with its args
+                if owed is None:
+                    self.run(job, (), "start-up")
+                    continue
+                (at, entry), why = owed
+                log.warning(
+                    "%s's start-up run takes the place of its %s run %s%s",
+                    job.name,
+                    f"{at.astimezone(KST):%H:%M}",
+                    why,
+                    f" (with {' '.join(entry.args)})" if entry.args else "",
+                )
+                self.run(job, entry.args, "start-up", at)
             elif owed is not None:
                 missed.append((owed, job))
         for ((at, entry), why), job in sorted(missed, key=lambda each: each[0][0][0]):

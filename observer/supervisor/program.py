@@ -11,7 +11,9 @@ notice); a job only by a run that succeeds (a job that fails after ten minutes o
 not worked). A daemon started again from FATAL gets ``max_failures`` tries anew; a job parked
 FATAL stays parked until a run succeeds: the next run that fails parks it again at once.
 A job that exits 2 before READY (`USAGE_EXIT`: bad arguments or configuration) is not retried:
-a command's run is refused (`refusal`), a scheduled run parked FATAL at once (one alert).
+a command's run is refused (`refusal`), a scheduled run parked FATAL at once (one alert). So is
+a command line no process can take (a NUL byte, a character the file system's encoding cannot
+write: ``Popen``'s ValueError or TypeError), of any program: retrying cannot mend it.
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ class Program:
         self.on_held: Callable[[Program], None] | None = None
         self.parked = False  # a job parked FATAL and no run succeeded since: a failure parks
         self.refusal = ""  # the output of a command's run that exited 2 before READY
+        self.refusal_cause = ""  # why that run was refused, in words
         # A job's due run waiting for the jobs it follows (`after`) to end: the scheduler's.
         self.queued: asyncio.Task[None] | None = None
         self.running = asyncio.Event()
@@ -180,7 +183,7 @@ class Program:
         if self.active:
             return False
         self._before = (self.state, self.detail, self.failures, self.held) if on_demand else None
-        self.refusal = ""
+        self.refusal = self.refusal_cause = ""
         if self.state is State.FATAL and self.kind != "job":
             self.failures = 0  # a job's failures count on until a run succeeds
         self._stop_requested = False
@@ -218,6 +221,18 @@ class Program:
                 await runner
             self.state = State.STOPPED
             self.running.clear()
+
+    def hold(self) -> None:
+        """Held by a command's stop (once stopped): a FATAL program is parked no more.
+
+        The operator took it over: stopped, not failing, until started (a job: run) again; a
+        daemon then gets ``max_failures`` tries anew, a job's failures count on.
+        """
+        if self.state is State.FATAL and not self.active:
+            self.state, self.detail = State.STOPPED, "held: stopped by a command while fatal"
+            if self.kind != "job":
+                self.failures = 0
+        self.held = True
 
     def park(self, detail: str) -> None:
         """Take a job over as parked FATAL (its predecessor's alert is open): not while active."""
@@ -273,6 +288,9 @@ class Program:
                 await asyncio.gather(*(d.running.wait() for d in self._dependencies))
             try:
                 self._spawn(args)
+            except (ValueError, TypeError) as exc:  # a NUL byte, an unencodable argument
+                self._not_retried(None, f"cannot start: {exc}", "", "its command line cannot run")
+                return
             except OSError as exc:
                 self.detail = f"cannot start: {exc}"
                 log.error("%s: %s", self.name, self.detail)
@@ -308,17 +326,24 @@ class Program:
             text = file.read().decode(errors="replace")
         output = "\n".join([s.strip()[:300] for s in text.splitlines() if s.strip()][-5:])
         last = output.rpartition("\n")[2] or "no output"
-        self.detail = f"exit code {code} before READY, not retried: {last}"
-        log.error("%s: %s", self.name, self.detail)
-        self._lifecycle("exited", code, self.detail)
-        if self._before is not None:  # asked for by a command: refused, the job as it was
-            self.refusal = output or last
-            self.state, self.detail, self.failures, self.held = self._before
-            return True
-        self.failures, self.last_failure, self.state = self.failures + 1, self.detail, State.FATAL
-        self.parked = True
-        self._lifecycle("parked", code, self.detail)
+        detail = f"exit code {code} before READY, not retried: {last}"
+        self._lifecycle("exited", code, detail)
+        cause = "exit 2 before READY: bad arguments or configuration"
+        self._not_retried(code, detail, output or last, cause)
         return True
+
+    def _not_retried(self, code: int | None, detail: str, output: str, cause: str) -> None:
+        """A usage error: a command's run refused (the job as it was), else parked FATAL."""
+        self.detail = detail
+        log.error("%s: %s", self.name, detail)
+        if self._before is not None:  # asked for by a command: refused, the job as it was
+            self.refusal, self.refusal_cause = output or detail, cause
+            self.state, self.detail, self.failures, self.held = self._before
+            return
+        self.failures, self.last_failure, self.state = self.failures + 1, detail, State.FATAL
+        self.parked = self.kind == "job"
+        self.running.clear()
+        self._lifecycle("parked", code, detail)
 
     async def _back_off(self, code: int | None) -> bool:
         """Count a failure: park in FATAL after ``max_failures`` (False), else back off."""

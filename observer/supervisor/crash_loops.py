@@ -1,0 +1,99 @@
+"""Daemons and session workers that fail again and again, each time after working a while.
+
+A daemon that kept beating for ``stable_s`` after READY is forgiven its earlier failures
+(`observer.supervisor.program`), so one that crashes every few minutes, each time after
+``stable_s``, is restarted for ever: never parked FATAL, never alerted, with ``ctl status``
+healthy between its crashes. `CRASH_LOOP_COUNT` failures within `CRASH_LOOP_WINDOW_S` raise
+an error Alert ``program_crash_loop`` (subject: the program); a whole window without a
+failure resolves it. Jobs are not counted: a job's failures are never forgiven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from bus.events import Alert, AlertResolved, Event
+
+__all__ = ["CRASH_LOOP_CODE", "CRASH_LOOP_COUNT", "CRASH_LOOP_WINDOW_S", "CrashLoops"]
+
+CRASH_LOOP_COUNT = 5  # failures ...
+CRASH_LOOP_WINDOW_S = 3600.0  # ... within this many (real) seconds; as long without: resolved
+CRASH_LOOP_CODE = "program_crash_loop"
+
+
+class CrashLoops:
+    """Count each program's failures; alert a loop, resolve it after a quiet window.
+
+    Parameters
+    ----------
+    publish:
+        Sends the alert and its resolution.
+    count, window_s:
+        ``count`` failures within ``window_s`` seconds are a loop; ``window_s`` seconds
+        without a failure end it.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[Event], None],
+        count: int = CRASH_LOOP_COUNT,
+        window_s: float = CRASH_LOOP_WINDOW_S,
+    ) -> None:
+        self._publish = publish
+        self._count = count
+        self._window_s = window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._open: dict[str, asyncio.TimerHandle] = {}  # alerted: the quiet window's end
+
+    @property
+    def open(self) -> set[str]:
+        """The programs whose loop is alerted and not yet resolved."""
+        return set(self._open)
+
+    def failed(self, name: str) -> None:
+        """A failure of program ``name`` (it is restarted, or parked)."""
+        now = time.monotonic()
+        times = self._failures.setdefault(name, deque())
+        times.append(now)
+        while times[0] <= now - self._window_s:
+            times.popleft()
+        if name in self._open:
+            self._quiet_from_now(name)
+        elif len(times) >= self._count:
+            minutes = self._window_s / 60
+            message = (
+                f"{name} failed {len(times)} times within {minutes:g} minutes, each time "
+                "after running long enough to be restarted without end (see its log)"
+            )
+            self._publish(
+                Alert(severity="error", code=CRASH_LOOP_CODE, message=message, subject=name)
+            )
+            self._quiet_from_now(name)
+
+    def inherit(self, names: Iterable[str]) -> None:
+        """Take over loops a predecessor alerted: resolved after a quiet window from now."""
+        for name in names:
+            if name not in self._open:
+                self._quiet_from_now(name)
+
+    def _quiet_from_now(self, name: str) -> None:
+        if (handle := self._open.get(name)) is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        self._open[name] = loop.call_later(self._window_s, self._resolve, name)
+
+    def _resolve(self, name: str) -> None:
+        self._open.pop(name, None)
+        self._failures.pop(name, None)
+        minutes = self._window_s / 60
+        self._publish(
+            AlertResolved(
+                code=CRASH_LOOP_CODE,
+                severity="error",
+                subject=name,
+                message=f"{name}: no failure for {minutes:g} minutes",
+            )
+        )

@@ -1,0 +1,126 @@
+"""A daemon that fails again and again, each time after running long enough to be forgiven.
+
+Its failures were forgiven at each crash (it had beaten ``stable_s``), so it was restarted
+for ever: never FATAL, no alert. Now `CRASH_LOOP_COUNT` failures within an hour raise an
+error ``program_crash_loop``, resolved after an hour without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus.events import Alert, AlertResolved, Event
+from observer.clock import SystemClock
+from observer.config import load_settings
+from observer.supervisor.core import Supervisor
+from observer.supervisor.crash_loops import CRASH_LOOP_COUNT, CrashLoops
+from observer.supervisor.program import State
+from tests.test_supervisor_health import configure
+
+# Says READY, beats for half a second (past stable_s), then exits 1.
+CRASHES_LATE = (
+    "import time; from observer.notify import Notifier; n = Notifier.from_env(); n.ready()\n"
+    "end = time.monotonic() + 0.5\n"
+    "while time.monotonic() < end:\n    n.beat(); time.sleep(0.02)\n"
+    "raise SystemExit(1)"
+)
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Event]]:
+    """What the supervisor made in the test publishes."""
+    events: list[Event] = []
+    monkeypatch.setattr(Supervisor, "_publish", lambda self, event: events.append(event))
+    yield events
+
+
+async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
+
+
+def notices(events: list[Event]) -> list[tuple[str, str, str]]:
+    return [
+        (type(e).__name__, e.severity, e.subject)
+        for e in events
+        if isinstance(e, Alert | AlertResolved) and e.code == "program_crash_loop"
+    ]
+
+
+def test_count_failures_within_the_window_alert_once_and_a_quiet_window_resolves() -> None:
+    events: list[Event] = []
+    loops = CrashLoops(events.append, count=3, window_s=0.5)
+
+    async def scenario() -> None:
+        loops.failed("a")
+        loops.failed("a")
+        loops.failed("b")  # another program's failure is its own
+        assert notices(events) == []
+        loops.failed("a")
+        assert notices(events) == [("Alert", "error", "a")] and loops.open == {"a"}
+        loops.failed("a")  # still looping: no second alert; the quiet window starts again
+        assert len(events) == 1
+        await until(lambda: not loops.open, "the quiet window's end")
+        assert notices(events) == [("Alert", "error", "a"), ("AlertResolved", "error", "a")]
+        loops.inherit(["c"])  # a predecessor's open alert: resolved after a quiet window
+        await until(lambda: len(events) == 3, "the inherited alert resolved")
+        assert notices(events)[-1] == ("AlertResolved", "error", "c")
+
+    asyncio.run(scenario())
+
+
+def test_failures_spread_wider_than_the_window_are_no_loop() -> None:
+    events: list[Event] = []
+    loops = CrashLoops(events.append, count=2, window_s=0.05)
+
+    async def scenario() -> None:
+        loops.failed("a")
+        started = time.monotonic()
+        await until(lambda: time.monotonic() - started > 0.05, "the window's end")
+        loops.failed("a")
+
+    asyncio.run(scenario())
+    assert events == []
+
+
+def test_a_daemon_that_crashes_after_stable_s_again_and_again_is_alerted(
+    tmp_path: Path, published: list[Event]
+) -> None:
+    (tmp_path / "crashes.py").write_text(CRASHES_LATE)
+    program = (
+        f'[programs.crashes]\nkind = "daemon"\ncommand = ["{sys.executable}", '
+        f'"{tmp_path / "crashes.py"}"]\nstable_s = 0.1\nmax_failures = 2\n'
+        "backoff_initial_s = 0.01\n"
+    )
+    config = configure(tmp_path, "heartbeat_interval_s = 0.05", program)
+    sup = Supervisor(load_settings(config), config, SystemClock())
+    crashes = sup.programs["crashes"]
+    states: set[State] = set()
+
+    def alerted() -> bool:
+        states.add(crashes.state)  # each state seen on the way: never FATAL
+        return bool(notices(published))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sup.run(stop))
+        try:
+            await until(alerted, "the loop alerted", 60)
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(scenario())
+    assert notices(published) == [("Alert", "error", "crashes")]
+    assert crashes.restarts >= CRASH_LOOP_COUNT - 1  # restarted each time: forgiven
+    assert State.FATAL not in states and crashes.failures == 1
+    assert not [e for e in published if isinstance(e, Alert) and e.code == "program_fatal"]
