@@ -21,9 +21,13 @@ from harness.sim.market import KST, Market
 from harness.sim.masters import domestic_master
 from harness.sim.sectors import kr_codes, kr_true_sector, listed_code, true_sector
 from harness.sim.server import SimConfig
+from observer.alerts import alert_states
+from observer.db.engine import make_engine
+from observer.db.queries import alert_records
 from observer.instruments import master_file
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows, wait_until
+from workers.enrich import checkpoint as cp
 from workers.master_file.diff import listing_event
 from workers.master_file.reading import read_listings
 
@@ -127,6 +131,16 @@ class Harness:
         regions: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])["regions"]
         return regions
 
+    def alerts(self) -> list[tuple[str, str]]:
+        """``(code, state)`` of every alert stored, oldest first."""
+        engine = make_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                records = alert_records(conn, 0)
+        finally:
+            engine.dispose()
+        return [(s.notice.code, s.state) for s in alert_states(records)]
+
     def sectors(self) -> dict[tuple[str, str], tuple[str, str]]:
         rows = db_rows(
             self.url, "SELECT market, symbol, gics_sector_code, origin FROM instrument_sectors"
@@ -227,8 +241,16 @@ def test_a_failing_fallback_never_loses_a_good_sector(harness: Harness) -> None:
     assert 3 <= failed <= 3 + 1  # the threshold, plus the other region's call in flight
     assert us["deferred"] > 0 and failing["breaker_opens"] == 1
     assert harness.sectors() == before  # every stored sector kept
-    codes = {c for (c,) in db_rows(harness.url, "SELECT code FROM alerts")}
-    assert {"enrich_breaker_open", "enrich_fallback_failed", "enrich_deferred"} <= codes
+    raised = {"enrich_breaker_open", "enrich_fallback_failed", "enrich_deferred"}
+    assert raised <= {code for code, state in harness.alerts() if state == "open"}
+    # The source is back: the next run that gets through resolves what it no longer finds.
+    healthy = harness.run("--regions", "US,HK", "--force-refresh")
+    assert healthy["breaker_opens"] == 0 and healthy["fallback_calls"] > 0
+    assert not any(healthy["regions"][r][k] for r in ("US", "HK") for k in ("deferred",))
+    states = {code: state for code, state in harness.alerts() if code.startswith("enrich")}
+    assert states == {code: "resolved" for code in raised}
+    resolutions = db_rows(harness.url, "SELECT code FROM alert_resolutions")
+    assert sorted(code for (code,) in resolutions) == sorted(raised)  # only of what was open
 
 
 def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
@@ -262,13 +284,34 @@ def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
     assert resumed["fallback_calls"] < full <= asked_first + resumed["fallback_calls"]
 
 
-def test_a_dry_run_publishes_nothing_and_states_the_bound(harness: Harness) -> None:
-    harness.configure(fallback_rate_per_s=1)
+def test_a_dry_run_publishes_nothing_and_states_the_bounds(harness: Harness) -> None:
+    """KIS's per-symbol tier (on by default) is planned apart: its stocks and their time at
+    the jobs' share, a floor; the fallback's calls are at most those a real run makes."""
+    harness.configure(fallback_rate_per_s=1, kis_codes=False, cross_check="off")
     plan = harness.run("--regions", "ALL", "--dry-run")
     assert harness.sectors() == {}
     needed = sum(t["fallback_needed"] for t in plan["regions"].values())
-    assert needed == plan["fallback_calls"] > 0
-    assert plan["fallback_floor_s"] == needed  # one call a second, whatever the regions
+    asked_kis = sum(t["kis_needed"] for t in plan["regions"].values())
+    assert needed == plan["fallback_calls"] > 0 and asked_kis == plan["kis_lookups"] > 0
+    assert plan["fallback_max_s"] == needed  # one call a second, whatever the regions
+    assert plan["kis_floor_s"] == round(asked_kis / 90, 1)  # 0.9 of 100 calls/s
+    harness.configure(fallback_rate_per_s=200, kis_codes=False, cross_check="off")
+    real = harness.run("--regions", "ALL")
+    assert real["fallback_calls"] - real["retries"] <= plan["fallback_calls"]
+    assert real["kis_calls"] >= plan["kis_lookups"]  # at least one call per stock planned
+
+
+def test_a_checkpoint_is_taken_over_only_by_a_run_of_its_regions(harness: Harness) -> None:
+    """A killed ``--regions US`` forced run's checkpoint: a KR forced run starts afresh (it
+    would otherwise skip the KR stocks stored since the US run started); a US one resumes."""
+    harness.configure(kis_codes=False, cross_check="off")
+    checkpoint = harness.data / "enrich" / "checkpoint.json"
+    started = harness.sim.clock.now_ns() - 3600 * 10**9
+    cp.save(checkpoint, cp.Checkpoint(mode="force", started_ns=started, regions=("US",)))
+    assert not harness.run("--regions", "KR", "--force-refresh")["resumed"]
+    cp.save(checkpoint, cp.Checkpoint(mode="force", started_ns=started, regions=("US",)))
+    assert harness.run("--regions", "US", "--force-refresh")["resumed"]
+    assert not checkpoint.exists()
 
 
 def test_bad_regions_exit_2(harness: Harness) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, or_, select
@@ -21,6 +22,7 @@ from observer.db.models import (
     KisSectorCode,
     SectorMetadataRow,
 )
+from observer.sector_map import normalise_icod
 
 __all__ = [
     "Change",
@@ -31,6 +33,7 @@ __all__ = [
     "coverage",
     "coverage_at",
     "latest_runs",
+    "previous_run_ns",
     "region_coverage",
     "runs_between",
     "stocks_with_sectors",
@@ -39,7 +42,11 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A stock, and its sector as stored (``origin`` "" when it has none)."""
+    """A stock, and its sector as stored (``origin`` "" when it has none).
+
+    The fields after ``kospi200_sector`` are the stored classification itself: a run that
+    finds nothing better records its check by publishing it again (`workers.enrich.run`).
+    """
 
     market: str
     symbol: str
@@ -51,6 +58,12 @@ class Stored:
     enriched_ns: int
     industry_code: str = ""  # KR: the 중분류 code
     kospi200_sector: str = ""  # KR: the KOSPI 200 sector code of a member
+    gics_ig_code: str = ""
+    confidence: Decimal = Decimal(0)
+    kis_sector_name: str = ""
+    fallback_sector_key: str = ""
+    fallback_industry_key: str = ""
+    mapping_version: str = ""  # the map's version when it was classified (or last checked)
 
 
 def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
@@ -67,6 +80,12 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
             func.coalesce(s.enriched_ns, 0),
             Instrument.industry_code,
             Instrument.kospi200_sector,
+            func.coalesce(s.gics_ig_code, ""),
+            func.coalesce(s.confidence, 0),
+            func.coalesce(s.kis_sector_name, ""),
+            func.coalesce(s.fallback_sector_key, ""),
+            func.coalesce(s.fallback_industry_key, ""),
+            func.coalesce(s.mapping_version, ""),
         )
         .outerjoin(s, and_(s.market == Instrument.market, s.symbol == Instrument.symbol))
         .where(
@@ -76,10 +95,27 @@ def stocks_with_sectors(conn: Connection, region: str) -> list[Stored]:
         )
         .order_by(Instrument.market, Instrument.symbol)
     )
-    return [
-        Stored(market, symbol, market, reg, code, origin, gics, int(ns), industry, k200)
-        for market, symbol, reg, code, origin, gics, ns, industry, k200 in conn.execute(query)
-    ]
+    found = []
+    for row in conn.execute(query):
+        market, symbol, reg, code, origin, gics, ns, industry, k200, ig, confidence, *rest = row
+        found.append(
+            Stored(
+                market,
+                symbol,
+                market,
+                reg,
+                code,
+                origin,
+                gics,
+                int(ns),
+                industry,
+                k200,
+                ig,
+                Decimal(str(confidence)),
+                *rest,
+            )
+        )
+    return found
 
 
 def code_names(conn: Connection) -> dict[tuple[str, str], str]:
@@ -89,7 +125,11 @@ def code_names(conn: Connection) -> dict[tuple[str, str], str]:
 
 
 def code_counts(conn: Connection, regions: tuple[str, ...]) -> dict[tuple[str, str], int]:
-    """Active stocks per ``(market, icod)`` in ``regions``."""
+    """Active stocks per ``(market, icod)`` in ``regions``, the codes normalised.
+
+    A master may hold a code narrower than the catalog's 4 characters (``"330"``): it is the
+    same code as ``"0330"`` (`normalise_icod`), counted once and named by the catalog.
+    """
     query = (
         select(Instrument.market, Instrument.sector_code, func.count())
         .where(
@@ -99,7 +139,18 @@ def code_counts(conn: Connection, regions: tuple[str, ...]) -> dict[tuple[str, s
         )
         .group_by(Instrument.market, Instrument.sector_code)
     )
-    return {(market, code): int(n) for market, code, n in conn.execute(query)}
+    found: dict[tuple[str, str], int] = {}
+    for market, code, n in conn.execute(query):
+        key = (market, _icod(code))
+        found[key] = found.get(key, 0) + int(n)
+    return found
+
+
+def _icod(code: str) -> str:
+    try:
+        return normalise_icod(code)
+    except ValueError:
+        return code  # not a KIS code (blank): as it is
 
 
 def coverage(conn: Connection) -> dict[str, dict[str, int]]:
@@ -176,6 +227,15 @@ def latest_runs(
         .order_by(table.c.region)
     )
     return _run_dicts(conn.execute(query))
+
+
+def previous_run_ns(conn: Connection, region: str, before_ns: int) -> int:
+    """When the newest `EnrichmentRun` of ``region`` before ``before_ns`` was stored (0: none)."""
+    table = EnrichmentRunRow.__table__
+    query = select(func.max(table.c.produced_ns)).where(
+        table.c.region == region, table.c.produced_ns < before_ns
+    )
+    return int(conn.execute(query).scalar() or 0)
 
 
 def _run_dicts(rows: Iterable[Row[Any]]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ state machine is a few lines.
 closed: calls go through; ``threshold`` failures in a row open it.
 open: `allow` is False until ``open_s`` have passed on the clock.
 half-open: one probe goes through; its success closes the breaker, its failure reopens it.
+`trip` opens it at once, for as long as the source asked (a ``Retry-After`` too long to wait).
 """
 
 from __future__ import annotations
@@ -61,3 +62,16 @@ class CircuitBreaker:
             self._probing = False
             self._open_until_ns = self.clock.now_ns() + int(self.open_s * 1e9)
             self.opened += 1
+
+    def trip(self, open_s: float) -> None:
+        """Open now for ``open_s`` (at least the configured time): the source said to stay away.
+
+        Already open, it only stays open longer (one opening, counted once).
+        """
+        until = self.clock.now_ns() + int(max(open_s, self.open_s) * 1e9)
+        if self._open_until_ns is None or self.state == "half_open":
+            self.opened += 1
+        elif until <= self._open_until_ns:
+            return
+        self._probing = False
+        self._open_until_ns = until

@@ -8,7 +8,10 @@
   classes (429, 5xx, timeouts), exponential backoff from ``retry_delay_s`` capped at 4x it
   (5, 10, 20 s), each pause plus a jitter of up to a fifth of ``retry_delay_s``: never
   sooner than the curve, since a 429 without ``Retry-After`` says nothing of when to come
-  back; a 429's ``Retry-After`` is waited out first.
+  back; a 429's ``Retry-After`` is waited out first, up to `GuardedSource.max_wait_s`
+  (4 x ``retry_delay_s``, at least a minute): a longer one opens the breaker for that long
+  (`CircuitBreaker.trip`) and the symbol is deferred (`BreakerOpen`) rather than the run
+  sleeping for hours.
 * A `CircuitBreaker`: a symbol that still fails after its retries counts one failure (so
   does anything else the source raises); "no profile" and 404 are answers, not failures.
   While it is open `profile` raises `BreakerOpen` without calling: the caller defers the
@@ -37,6 +40,10 @@ log = logging.getLogger(__name__)
 _LIMITERS: dict[str, AsyncLimiter] = {}
 
 JITTER = 0.2  # the retries' added jitter, at most this share of ``retry_delay_s``
+MAX_WAIT = 4  # the longest Retry-After waited out, in ``retry_delay_s`` (the backoff's cap) ...
+# ... but never under a minute: a per-minute window is the usual shape of a rate limit, and
+# waiting out a minute costs less than deferring the stock to the next day's run.
+MIN_MAX_WAIT_S = 60.0
 
 
 def limiter_for(host: str, rate_per_s: float) -> AsyncLimiter:
@@ -93,6 +100,8 @@ class GuardedSource:
         )
         self.calls = 0
         self.retries = 0
+        # the longest Retry-After waited out (the module docstring)
+        self.max_wait_s = max(MAX_WAIT * settings.retry_delay_s, MIN_MAX_WAIT_S)
 
     def __repr__(self) -> str:
         return (
@@ -118,6 +127,8 @@ class GuardedSource:
                 retry_if=_retryable,
                 on_retry=self._retried,
             )
+        except BreakerOpen:
+            raise  # the source asked us to stay away: the breaker is open already
         except Exception:  # a FallbackError, or a source's bug: either way a failure
             self.breaker.failure()
             raise
@@ -131,8 +142,12 @@ class GuardedSource:
         try:
             return await self.source.profile(symbol)
         except FallbackRateLimited as exc:
-            if exc.retry_after_s:
-                await self.clock.sleep(exc.retry_after_s)  # the source said how long
+            wait = exc.retry_after_s
+            if wait and wait > self.max_wait_s:
+                self.breaker.trip(wait)
+                raise BreakerOpen(f"{symbol}: the source asks to wait {wait:g} s") from exc
+            if wait:
+                await self.clock.sleep(wait)  # the source said how long
             raise
 
     def _retried(self, error: BaseException, attempt: int, pause: float) -> None:

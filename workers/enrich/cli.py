@@ -24,9 +24,16 @@ import msgspec
 import typer
 
 from bus.errors import BusError
-from bus.events import Alert
+from bus.events import Alert, AlertResolved
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import fail, job_producer, report_reading, settings_or_exit, start_job
+from observer.cli_support import (
+    fail,
+    job_producer,
+    open_alert_subjects,
+    report_reading,
+    settings_or_exit,
+    start_job,
+)
 from observer.clock import Clock, clock_from_env
 from observer.config import Settings
 from observer.errors import ConfigError, KisError
@@ -90,14 +97,17 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 def _read(
     settings: Settings, regions: list[str]
-) -> tuple[dict[str, list[Stored]], dict[tuple[str, str], str]]:
+) -> tuple[dict[str, list[Stored]], dict[tuple[str, str], str], dict[str, dict[str, Any]]]:
+    """The regions' stocks, KIS's code names, and every region's newest stored run."""
     from observer.db.readers import reader_engine
-    from observer.db.sector_queries import code_names, stocks_with_sectors
+    from observer.db.sector_queries import code_names, latest_runs, stocks_with_sectors
 
     engine = reader_engine(settings.database, "enrich")
     try:
         with engine.connect() as conn:
-            return {r: stocks_with_sectors(conn, r) for r in regions}, code_names(conn)
+            stocks = {r: stocks_with_sectors(conn, r) for r in regions}
+            runs = {row["region"]: row for row in latest_runs(conn)}
+            return stocks, code_names(conn), runs
     finally:
         engine.dispose()
 
@@ -196,21 +206,30 @@ def _dry_run(
 ) -> dict[str, Any]:
     from workers.enrich.run import requests_per_call, run_regions
 
-    stocks, names = _read(settings, regions)
+    stocks, names, _ = _read(settings, regions)
     mode = "force" if force else "incremental"
     checkpoint = cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
     job = _job(settings, clock, sector_map, force, None, notifier, names, checkpoint, 0)
     tallies = asyncio.run(run_regions(job, stocks))
     rate = settings.enrich.fallback_rate_per_s / requests_per_call(settings)  # calls a second
     needed = sum(t.fallback_needed for t in tallies.values())
+    kis = sum(t.kis_needed for t in tallies.values())
+    # KIS's lookups go round every account, each at the jobs' share of its budget; a stock
+    # asks at least one TR (HHDFS76200200, or CTPF1702R alone)
+    share = settings.kis.process_share.get("jobs", 0.0)
+    kis_rate = share * sum(a.rest_per_second for a in settings.kis.accounts)  # calls a second
     return {
         "dry_run": True,
         "mode": mode,
         "mapping_version": sector_map.version,
         "regions": {r: _tally(t) for r, t in tallies.items()},
+        "kis_lookups": kis,
+        # the KIS tier's wall-time floor: one call per stock at the jobs' share
+        "kis_floor_s": round(kis / kis_rate, 1) if kis_rate else 0.0,
+        # at most: KIS's lookups answer some of these first (retries not counted)
         "fallback_calls": needed,
-        # one limiter per host, shared by every region: the wall-time floor of the run
-        "fallback_floor_s": round(needed / rate, 1),
+        # one limiter per host, shared by every region: the fallback's time, at most
+        "fallback_max_s": round(needed / rate, 1),
     }
 
 
@@ -229,12 +248,15 @@ def _run(
     producer: Producer,
     notifier: Notifier,
 ) -> dict[str, Any]:
-    from workers.enrich.run import alerts, exchanges_of, fetch_codes
+    from workers.enrich.alerts import alerts, cleared
+    from workers.enrich.run import exchanges_of, fetch_codes
 
     path = Path(settings.paths.data_dir) / "enrich" / "checkpoint.json"
     mode = "force" if force else "incremental"
     earlier = cp.load(path)
-    resumed = earlier is not None and earlier.mode == mode
+    # A killed run of these very regions and mode: what it stored since its start is fresh.
+    # Another's (a --regions US run's, resumed by a KR one) would skip the wrong stocks.
+    resumed = earlier is not None and earlier.mode == mode and set(earlier.regions) == set(regions)
     checkpoint = (
         earlier
         if resumed and earlier is not None
@@ -242,6 +264,7 @@ def _run(
     )
     cp.save(path, checkpoint)
     codes_fetched = 0
+    raised: set[str] = set()
     # HHDFS76370100 is taken as real-only (paper availability UNCONFIRMED): a paper
     # deployment maps the codes without their names rather than warn on every run.
     if settings.enrich.kis_codes and settings.kis.accounts and settings.kis.environment != "paper":
@@ -250,6 +273,7 @@ def _run(
                 producer.send(event)
                 codes_fetched += len(event.codes)
         except KisError as exc:
+            raised.add("enrich_kis_codes_failed")
             producer.send(
                 Alert(
                     severity="warning",
@@ -258,7 +282,7 @@ def _run(
                     message=f"KIS industry catalogs (HHDFS76370100) not fetched: {exc}",
                 )
             )
-    stocks, names = _read(settings, regions)
+    stocks, names, earlier_runs = _read(settings, regions)
     since = checkpoint.started_ns if resumed else 0
     job = _job(settings, clock, sector_map, force, producer, notifier, names, checkpoint, since)
     total = sum(len(rows) for rows in stocks.values())
@@ -294,7 +318,10 @@ def _run(
         )
         job.counters[f"{region.lower()}_duration_s"] = ms / 1000
     for alert in alerts(job, tallies):
+        raised.add(alert.code)
         producer.send(alert)
+    fetched = codes_fetched > 0 and "enrich_kis_codes_failed" not in raised
+    _resolve(settings, producer, cleared(job, tallies, earlier_runs, raised, fetched))
     if not job.stop.is_set():
         cp.clear(path)  # a stopped run keeps it: the next one resumes
     notifier.beat_now(job.counters)
@@ -318,6 +345,24 @@ def _run(
     }
     _write_report(settings, clock, summary)
     return summary
+
+
+def _resolve(settings: Settings, producer: Producer, codes: list[str]) -> None:
+    """An `AlertResolved` for each open alert of ``codes``, conditions the run found over.
+
+    Only of an alert that is open (a resolution of nothing would go to every channel each
+    run); a database that cannot say counts as open.
+    """
+    from workers.enrich.alerts import ALERT_CODES
+
+    for code in codes:
+        subjects = open_alert_subjects(settings, SOURCE, code)
+        for subject in sorted(subjects if subjects is not None else {"enrich"}):
+            producer.send(
+                AlertResolved(
+                    code=code, severity="warning", subject=subject, message=ALERT_CODES[code]
+                )
+            )
 
 
 @contextmanager
@@ -384,13 +429,23 @@ def _text(summary: dict[str, Any]) -> str:
             f"  {region}: {t['total']} stocks, {t['fresh_skipped']} fresh, {t['manual']} manual, "
             f"{t['kis_mapped']} KIS-mapped, {t['fallback_ok']} fallback, "
             f"{t['fallback_failed']} failed, {t['unresolved']} unresolved, "
-            f"{t['deferred']} deferred, {t['changed']} changed"
-            + (f", {t['fallback_needed']} to ask the fallback" if summary["dry_run"] else "")
+            f"{t['kept']} kept, {t['deferred']} deferred, {t['changed']} changed"
+            + (
+                f", {t['kis_needed']} to ask KIS, at most {t['fallback_needed']} to ask the "
+                "fallback"
+                if summary["dry_run"]
+                else ""
+            )
         )
     if summary["dry_run"]:
+        if summary["kis_lookups"]:
+            lines.append(
+                f"  KIS per symbol: {summary['kis_lookups']} stocks, at least "
+                f"{summary['kis_floor_s']:g} s at the jobs' share of the KIS budget"
+            )
         lines.append(
-            f"  fallback: {summary['fallback_calls']} calls, at least "
-            f"{summary['fallback_floor_s']:g} s at the configured rate"
+            f"  fallback: at most {summary['fallback_calls']} calls (fewer as KIS answers; "
+            f"retries not counted), up to {summary['fallback_max_s']:g} s at the configured rate"
         )
     else:
         lines.append(

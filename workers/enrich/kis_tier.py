@@ -5,7 +5,8 @@ missing or unmapped is asked of HHDFS76200200 (its ``e_icod`` sector name, mappe
 the map's ``names``) and, when configured, CTPF1702R (``prdt_clsf_cd/name``, meaning
 UNCONFIRMED). Both are real-only: the client refuses them on a paper account before
 sending, and the tier then stands aside for the rest of the run. A failed lookup is not a
-failed stock: the fallback is asked next.
+failed stock: the fallback is asked next, unless what is stored ranks above the fallback
+(`Lookup.failed` tells the caller: a failure is not "no answer").
 
 The cross-check asks HHDFS76370000 which stocks KIS lists under an industry code and
 compares that with the codes the masters carry.
@@ -26,11 +27,20 @@ from observer.kis.client import KisClient
 from observer.kis.overseas_sectors import industry_members, price_detail
 from observer.sector_map import Classification, SectorMap, normalise_icod
 
-__all__ = ["CrossCheck", "KisLookups", "cross_check", "sample_codes"]
+__all__ = ["CrossCheck", "KisLookups", "Lookup", "cross_check", "sample_codes"]
 
 log = logging.getLogger(__name__)
 
 MAX_LISTED = 200  # disagreements kept per region (the count is exact)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """What KIS answered of one stock: a classification and the name it gave, or a failure."""
+
+    found: Classification | None = None
+    name: str = ""
+    failed: bool = False  # KIS could not be asked (an error), as opposed to "no answer"
 
 
 @dataclass
@@ -67,8 +77,13 @@ class KisLookups:
 
     async def classify(self, stored: Stored) -> tuple[Classification | None, str]:
         """KIS's own answer for ``stored``, and the sector name it gave ("" when none)."""
+        found = await self.lookup(stored)
+        return found.found, found.name
+
+    async def lookup(self, stored: Stored) -> Lookup:
+        """KIS's own answer for ``stored`` (see `Lookup`)."""
         if self.refused:
-            return None, ""
+            return Lookup()
         client = next(self._turn)
         try:
             if self.detail:
@@ -77,7 +92,7 @@ class KisLookups:
                 name = detail.e_icod.strip() if detail else ""
                 found = self.sector_map.for_name(name) if name else None
                 if found is not None:
-                    return found, name
+                    return Lookup(found, name)
             if self.search_info:
                 self.calls += 1
                 info = await client.overseas_info(stored.exchange, stored.symbol)
@@ -85,16 +100,16 @@ class KisLookups:
                     found = self.sector_map.for_code(stored.exchange, info.prdt_clsf_cd)
                     found = found or self.sector_map.for_name(info.prdt_clsf_name)
                     if found is not None:
-                        return msgspec.structs.replace(found, source="kis_info"), (
-                            info.prdt_clsf_name.strip()
-                        )
+                        kis_info = msgspec.structs.replace(found, source="kis_info")
+                        return Lookup(kis_info, info.prdt_clsf_name.strip())
         except KisPaperRefused as exc:
             self.refused = True
             log.info("per-symbol KIS sector lookups off for this run: %s", exc)
         except KisError as exc:
             self.failed += 1
             log.warning("%s:%s KIS sector lookup failed: %s", stored.market, stored.symbol, exc)
-        return None, ""
+            return Lookup(failed=True)
+        return Lookup()
 
 
 @dataclass

@@ -3,7 +3,9 @@
 Per region: the run's counts (KIS-mapped, KIS per-symbol, fallback, manual, failed,
 deferred, unresolved), coverage as it stood at the run's end, the codes still unmapped,
 the cross-check's disagreements, calls and time, and the symbols whose sector the run
-changed (old -> new and where the new one came from), from the ``sector_metadata`` history.
+changed (old -> new and where the new one came from), from the ``sector_metadata`` history:
+every change since the region's previous run, so a killed run's changes are listed with the
+run that resumed it (a killed run stores no `EnrichmentRun` of its own).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from observer.db.sector_queries import (
     coverage,
     coverage_at,
     latest_runs,
+    previous_run_ns,
 )
 from observer.phases import KST
 from observer.sector_map import SectorMap
@@ -53,7 +56,8 @@ def report_rows(conn: Connection, sector_map: SectorMap, day: date | None) -> li
         }
         row["unmapped_codes"] = len(unmapped)
         row["unmapped_stocks"] = sum(unmapped.values())
-        start = end - (row["duration_ms"] + 1) * 1_000_000
+        # Not end - duration: a resumed run's window must hold what the killed run changed.
+        start = previous_run_ns(conn, region, end) + 1
         row["changes"] = [asdict(c) for c in changes(conn, region, start, end)]
     return runs
 

@@ -3,10 +3,14 @@
 Per stock (`workers.enrich.classify`): an override, else the KIS code's mapping, else
 KIS's per-symbol lookups (`workers.enrich.kis_tier`), else the fallback source through
 its guards (`observer.fallback.GuardedSource`: one limiter per host shared by every
-region, retries, breaker, cache). A failing run never loses a good
-sector: a fallback error or "no profile" publishes nothing for a stock that has one; a
-stock the breaker (or a stop) keeps from being asked is deferred to the next run. Whatever
-else a fallback call raises fails that stock alone, as a fallback error does, never the run.
+region, retries, breaker, cache). A failing run never loses a good sector: a fallback error
+publishes nothing; "no answer" (no profile, an unmapped key or name, no suffix) for a stock
+that has one publishes it again (`kept`: the check is recorded, so the stock waits for its
+next window); a stock the breaker (or a stop, which also cuts short a fallback call's waits)
+keeps from being asked is deferred to the next run, and so is one whose KIS lookup failed
+while what is stored ranks above the fallback. Whatever else a fallback call raises fails
+that stock alone, as a fallback error does, never the run. What the operator hears of a
+run is `workers.enrich.alerts`'s.
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from observer.fallback import (
 from observer.fallback.yfinance_source import YFinanceSource
 from observer.sector_map import Classification, SectorMap, normalise_icod
 from workers.enrich import checkpoint as cp
-from workers.enrich.classify import DAY_NS, EXCHANGES_OF, Tally, due, sector_event
+from workers.enrich.classify import (
+    DAY_NS,
+    EXCHANGES_OF,
+    KIS_NAME_LENGTH,
+    ORIGIN_RANK,
+    Tally,
+    due,
+    kept_event,
+    sector_event,
+)
 from workers.enrich.kis_tier import CrossCheck, KisLookups, cross_check
 
 if TYPE_CHECKING:
@@ -43,13 +56,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Job",
-    "alerts",
     "check_lists",
     "exchanges_of",
     "fallback_on",
     "fetch_codes",
     "guard_settings",
     "guarded_source",
+    "kis_lookups_on",
     "kis_tier",
     "requests_per_call",
     "run_regions",
@@ -130,6 +143,12 @@ def guarded_source(
     return GuardedSource(QuoteSummarySource(http), clock, host, guards), http
 
 
+def kis_lookups_on(settings: Settings) -> bool:
+    """Whether a run would ask KIS's per-symbol lookups (a real account, a TR wanted)."""
+    e, kis = settings.enrich, settings.kis
+    return (e.kis_detail or e.kis_search_info) and bool(kis.accounts) and kis.environment != "paper"
+
+
 def kis_tier(job: Job) -> list[KisAccount]:
     """Open every account for the per-symbol KIS tier and the cross-check, if wanted.
 
@@ -163,7 +182,8 @@ async def fetch_codes(settings: Settings, clock: Clock, exchanges: list[str]) ->
             codes = {}
             for row in rows:
                 try:
-                    codes[normalise_icod(row.icod)] = row.name.strip()
+                    # cut to kis_sector_codes.name: the writer would refuse the whole list
+                    codes[normalise_icod(row.icod)] = row.name.strip()[:KIS_NAME_LENGTH]
                 except ValueError:
                     log.warning("%s: industry code %r skipped", exchange, row.icod)
             found.append(SectorCodes(exchange=exchange, codes=codes))
@@ -224,7 +244,8 @@ def _count(job: Job, key: str, tally: Tally, done: int) -> None:
 async def _one(job: Job, stored: Stored, tally: Tally) -> None:
     """Classify one stock and publish what changed (see the module docstring)."""
     e = job.settings.enrich
-    if not due(stored, job.clock.now_ns(), e.max_age_days, job.force, job.since_ns):
+    now = job.clock.now_ns()
+    if not due(stored, now, e.max_age_days, job.force, job.since_ns, job.sector_map):
         tally.fresh_skipped += 1
         return
     if job.stop.is_set():
@@ -246,28 +267,33 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
         _publish(job, stored, found, tally, kis_name=found.note if stored.region == "KR" else "")
         return
     if stored.region == "KR":  # the masters' codes are all KR has: no KIS call, no fallback
-        tally.unresolved += 1
-        _publish(job, stored, None, tally)
+        _no_answer(job, stored, tally)
         return
     if job.kis is not None:
-        found, kis_name = await job.kis.classify(stored)
-        if found is not None:
-            if found.source == "kis_info":
+        lookup = await job.kis.lookup(stored)
+        if lookup.found is not None:
+            if lookup.found.source == "kis_info":
                 tally.kis_info += 1
             else:
                 tally.kis_detail += 1
-            _publish(job, stored, found, tally, kis_name=kis_name)
+            _publish(job, stored, lookup.found, tally, kis_name=lookup.name)
             return
+        if lookup.failed and ORIGIN_RANK.get(stored.origin, 0) > ORIGIN_RANK["fallback"]:
+            # KIS could not be asked (not "no answer"): its stored answer stands, unchecked,
+            # rather than the fallback's worse one; nothing is written, so it is due again.
+            tally.deferred += 1
+            return
+    elif job.send is None and kis_lookups_on(job.settings):
+        tally.kis_needed += 1  # a dry run: KIS would be asked first
     symbol = yahoo_symbol(stored.exchange, stored.symbol)
     if symbol is None or not fallback_on(job.settings):
-        tally.unresolved += 1  # no suffix (HNX), or no fallback configured
-        _publish(job, stored, None, tally)
+        _no_answer(job, stored, tally)  # no suffix (HNX), or no fallback configured
         return
     if job.source is None:  # a dry run: nothing is asked
         tally.fallback_needed += 1
         return
     try:
-        profile = await job.source.profile(symbol)
+        profile = await _asked(job, job.source, symbol)
     except BreakerOpen:
         tally.deferred += 1
         return
@@ -286,10 +312,44 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
         return
     found = m.for_fallback(profile.sector_key, profile.industry_key) if profile else None
     if found is None:
-        tally.unresolved += 1
-    else:
-        tally.fallback_ok += 1
+        _no_answer(job, stored, tally, profile)
+        return
+    tally.fallback_ok += 1
     _publish(job, stored, found, tally, profile)
+
+
+async def _asked(job: Job, source: GuardedSource, symbol: str) -> Profile | None:
+    """``source.profile(symbol)``, given up when the job is stopped first.
+
+    A stop (SIGTERM) must not wait out a retry's pause, a ``Retry-After`` or the limiter:
+    the call is cancelled (nothing is lost: it is not cached, the breaker not told) and
+    `BreakerOpen` raised, so the stock is deferred to the next run like the breaker's.
+    """
+    asking = asyncio.ensure_future(source.profile(symbol))
+    stopping = asyncio.ensure_future(job.stop.wait())
+    try:
+        await asyncio.wait((asking, stopping), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not asking.done():
+            asking.cancel()
+            await asyncio.wait((asking,))  # let it unwind (an HTTP request under way)
+    if asking.cancelled():
+        raise BreakerOpen(f"{symbol}: the run was stopped")
+    return asking.result()
+
+
+def _no_answer(job: Job, stored: Stored, tally: Tally, profile: Profile | None = None) -> None:
+    """Nothing classifies ``stored``: unresolved, or its stored sector kept and re-checked."""
+    if not stored.gics_sector_code:
+        tally.unresolved += 1
+        _publish(job, stored, None, tally, profile)
+        return
+    # Never lose a good sector; publishing it again records the check, so the stock is not
+    # due until its next window (else it would be asked again on every run).
+    tally.kept += 1
+    if job.send is not None:
+        job.send(kept_event(stored, job.sector_map))
 
 
 def _publish(
@@ -300,8 +360,6 @@ def _publish(
     profile: Profile | None = None,
     kis_name: str = "",
 ) -> None:
-    if found is None and stored.gics_sector_code:
-        return  # nothing better than what is stored: keep it (never lose a good sector)
     if found is not None and stored.gics_sector_code not in ("", found.gics_sector):
         tally.changed += 1
     if job.send is None:
@@ -347,69 +405,6 @@ async def check_lists(job: Job, stocks: dict[str, list[Stored]]) -> None:
                 )
             )
             return
-
-
-def alerts(job: Job, tallies: dict[str, Tally]) -> list[Alert]:
-    """What the operator must hear of a run: failures, deferrals, an open breaker."""
-    found = list(job.problems)
-    limit = job.settings.enrich.cross_check_alert_pct
-    disagreeing = {r: c for r, c in job.cross.items() if c.pct > limit}
-    if disagreeing:
-        found.append(
-            Alert(
-                severity="warning",
-                code="enrich_cross_check",
-                subject="enrich",
-                message="KIS's industry lists (HHDFS76370000) disagree with the masters' codes for "
-                + ", ".join(f"{r} {c.disagreeing}/{c.compared}" for r, c in disagreeing.items())
-                + f" stocks (over {limit:g} %): see observer enrich report",
-                context={r: "; ".join(c.listed[:5]) for r, c in disagreeing.items()},
-            )
-        )
-    failed = {r: t.fallback_failed for r, t in tallies.items() if t.fallback_failed}
-    deferred = {r: t.deferred for r, t in tallies.items() if t.deferred}
-    if job.source is not None and job.source.breaker.opened:
-        found.append(
-            Alert(
-                severity="warning",
-                code="enrich_breaker_open",
-                subject="enrich",
-                message=f"the fallback sector source failed {job.settings.enrich.breaker_threshold}"
-                f" times in a row; its breaker opened {job.source.breaker.opened} time(s)",
-            )
-        )
-    if job.kis is not None and job.kis.failed:
-        found.append(
-            Alert(
-                severity="warning",
-                code="enrich_kis_lookup_failed",
-                subject="enrich",
-                message=f"{job.kis.failed} per-symbol KIS sector lookups failed (those stocks "
-                "went to the fallback source)",
-            )
-        )
-    if failed:
-        found.append(
-            Alert(
-                severity="warning",
-                code="enrich_fallback_failed",
-                subject="enrich",
-                message=f"fallback failed after retries for {sum(failed.values())} stocks "
-                "(they keep their stored sector; the next run asks again)",
-                context={r: str(n) for r, n in failed.items()},
-            )
-        )
-    if deferred:
-        found.append(
-            Alert(
-                severity="warning",
-                code="enrich_deferred",
-                subject="enrich",
-                message=f"{sum(deferred.values())} stocks deferred to the next run",
-                context={r: str(n) for r, n in deferred.items()},
-            )
-        )
-    return found
 
 
 def exchanges_of(regions: list[str]) -> list[str]:
