@@ -12,9 +12,11 @@ import pytest
 from hypothesis import HealthCheck, settings
 from sqlalchemy.exc import OperationalError
 
+from bus.events import Event
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.scratch import scratch_postgres
+from observer.supervisor.core import Supervisor
 from observer.writer.store import Store
 from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
 
@@ -35,6 +37,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_in = Counter(item.path for item in items)
     first = {name: n for n, name in enumerate(RUN_FIRST)}
     items.sort(key=lambda item: (first.get(item.path.name, len(first)), -tests_in[item.path]))
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Event]]:
+    """What supervisors made in a test publish (their own alerts and resolutions)."""
+    events: list[Event] = []
+    monkeypatch.setattr(Supervisor, "_publish", lambda self, event: events.append(event))
+    yield events
 
 
 PG_ADMIN_URL = os.environ.get(

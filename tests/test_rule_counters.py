@@ -14,7 +14,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +71,6 @@ def configure(tmp_path: Path, rules: str, name: str, kind: str, extra: str = "")
         f"[programs.{name}]\nkind = {kind!r}\ncommand = {json.dumps(command)}\n{extra}\n"
     )
     return config
-
-
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Event]]:
-    """What the supervisors of a test publish (their own alerts and resolutions)."""
-    events: list[Event] = []
-    monkeypatch.setattr(Supervisor, "_publish", lambda self, event: events.append(event))
-    yield events
 
 
 def notices(events: list[Event]) -> list[tuple[str, str]]:

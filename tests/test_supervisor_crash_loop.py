@@ -10,11 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from bus.events import Alert, AlertResolved, Event
 from observer.clock import SystemClock
@@ -22,7 +18,7 @@ from observer.config import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.crash_loops import CRASH_LOOP_COUNT, CrashLoops
 from observer.supervisor.program import State
-from tests.test_supervisor_health import configure
+from tests.test_supervisor_health import configure, until
 
 # Says READY, beats for half a second (past stable_s), then exits 1.
 CRASHES_LATE = (
@@ -31,21 +27,6 @@ CRASHES_LATE = (
     "while time.monotonic() < end:\n    n.beat(); time.sleep(0.02)\n"
     "raise SystemExit(1)"
 )
-
-
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Event]]:
-    """What the supervisor made in the test publishes."""
-    events: list[Event] = []
-    monkeypatch.setattr(Supervisor, "_publish", lambda self, event: events.append(event))
-    yield events
-
-
-async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
 
 
 def notices(events: list[Event]) -> list[tuple[str, str, str]]:

@@ -15,7 +15,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,14 +68,6 @@ def configure(tmp_path: Path, supervisor: str, programs: str, more: str = "") ->
         f"{more}[supervisor]\nmetrics_port = 0\n{supervisor}\n{programs}"
     )
     return config
-
-
-@pytest.fixture
-def published(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Event]]:
-    """What supervisors made in this test publish (their own alerts and resolutions)."""
-    events: list[Event] = []
-    monkeypatch.setattr(Supervisor, "_publish", lambda self, event: events.append(event))
-    yield events
 
 
 async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
