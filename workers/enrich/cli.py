@@ -16,7 +16,8 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime
+from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -39,10 +40,10 @@ from observer.config import Settings
 from observer.errors import ConfigError, KisError
 from observer.logs import setup_logging
 from observer.notify import Notifier
-from observer.phases import KST
 from observer.sector_map import SectorMap, load_sector_map
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import EXCHANGES_OF, Tally
+from workers.enrich.summary import summary_text, write_summary
 
 if TYPE_CHECKING:
     from bus.producer import Producer
@@ -222,7 +223,7 @@ def _dry_run(
         "dry_run": True,
         "mode": mode,
         "mapping_version": sector_map.version,
-        "regions": {r: _tally(t) for r, t in tallies.items()},
+        "regions": {r: asdict(t) for r, t in tallies.items()},
         "kis_lookups": kis,
         # the KIS tier's wall-time floor: one call per stock at the jobs' share
         "kis_floor_s": round(kis / kis_rate, 1) if kis_rate else 0.0,
@@ -231,12 +232,6 @@ def _dry_run(
         # one limiter per host, shared by every region: the fallback's time, at most
         "fallback_max_s": round(needed / rate, 1),
     }
-
-
-def _tally(t: Tally) -> dict[str, int]:
-    from dataclasses import asdict
-
-    return asdict(t)
 
 
 def _run(
@@ -330,7 +325,7 @@ def _run(
         "mode": mode,
         "resumed": resumed,
         "mapping_version": sector_map.version,
-        "regions": {r: _tally(t) for r, t in tallies.items()},
+        "regions": {r: asdict(t) for r, t in tallies.items()},
         "kis_codes": codes_fetched,
         "fallback_calls": calls,
         "retries": retries,
@@ -343,7 +338,7 @@ def _run(
             for r, c in job.cross.items()
         },
     }
-    _write_report(settings, clock, summary)
+    write_summary(settings, clock, summary)
     return summary
 
 
@@ -412,51 +407,8 @@ async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally
             await account.aclose()
 
 
-def _write_report(settings: Settings, clock: Clock, summary: dict[str, Any]) -> None:
-    day = datetime.fromtimestamp(clock.now_ns() / 1e9, KST).strftime("%Y%m%d")
-    path = Path(settings.paths.data_dir) / "enrich" / f"report-{day}.txt"
-    with path.open("a", encoding="utf-8") as out:
-        out.write(_text(summary) + "\n")
-
-
-def _text(summary: dict[str, Any]) -> str:
-    lines = [
-        f"enrich {summary['mode']}{' (dry run)' if summary['dry_run'] else ''}"
-        f"{' (resumed)' if summary.get('resumed') else ''}, map {summary['mapping_version']}"
-    ]
-    for region, t in summary["regions"].items():
-        lines.append(
-            f"  {region}: {t['total']} stocks, {t['fresh_skipped']} fresh, {t['manual']} manual, "
-            f"{t['kis_mapped']} KIS-mapped, {t['fallback_ok']} fallback, "
-            f"{t['fallback_failed']} failed, {t['unresolved']} unresolved, "
-            f"{t['kept']} kept, {t['deferred']} deferred, {t['changed']} changed"
-            + (
-                f", {t['kis_needed']} to ask KIS, at most {t['fallback_needed']} to ask the "
-                "fallback"
-                if summary["dry_run"]
-                else ""
-            )
-        )
-    if summary["dry_run"]:
-        if summary["kis_lookups"]:
-            lines.append(
-                f"  KIS per symbol: {summary['kis_lookups']} stocks, at least "
-                f"{summary['kis_floor_s']:g} s at the jobs' share of the KIS budget"
-            )
-        lines.append(
-            f"  fallback: at most {summary['fallback_calls']} calls (fewer as KIS answers; "
-            f"retries not counted), up to {summary['fallback_max_s']:g} s at the configured rate"
-        )
-    else:
-        lines.append(
-            f"  fallback: {summary['fallback_calls']} calls, {summary['retries']} retries, "
-            f"breaker opened {summary['breaker_opens']}x; {summary['duration_s']:g} s"
-        )
-    return "\n".join(lines)
-
-
 def _print(summary: dict[str, Any], as_json: bool) -> None:
-    typer.echo(_text(summary))
+    typer.echo(summary_text(summary))
     if as_json:
         typer.echo(json.dumps(summary))
 
@@ -494,28 +446,17 @@ def report(
 @app.command()
 def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """KIS industry codes without a mapping, with their KIS names and stock counts."""
-    from observer.db.sector_queries import code_counts, code_names
+    from workers.enrich.report import unmapped_rows
 
     settings = settings_or_exit(PROGRAM, config)
     sector_map = _sector_map(settings)
     # KIS's overseas codes only: KR's are mapped by kr_* tables (see the report)
     overseas = tuple(r for r in REGIONS if EXCHANGES_OF[r])
     with report_reading(f"{PROGRAM} unmapped", settings) as conn:
-        counts, names = code_counts(conn, overseas), code_names(conn)
-    found = sorted(
-        (
-            (-n, market, code)
-            for (market, code), n in counts.items()
-            if sector_map.for_code(market, code) is None
-        ),
-    )
-    rows = [
-        {"exchange": market, "icod": code, "name": names.get((market, code), ""), "stocks": -n}
-        for n, market, code in found
-    ]
+        rows = unmapped_rows(conn, sector_map, overseas)
     for r in rows:
         typer.echo(f"{r['exchange']} {r['icod'] or '(none)'} {r['name'] or '?'}: {r['stocks']}")
-    typer.echo(f"{len(rows)} unmapped codes, {sum(-n for n, _, _ in found)} stocks")
+    typer.echo(f"{len(rows)} unmapped codes, {sum(r['stocks'] for r in rows)} stocks")
     if as_json:
         typer.echo(json.dumps({"mapping_version": sector_map.version, "unmapped": rows}))
 

@@ -19,6 +19,7 @@ from sqlalchemy import Connection
 from observer.db.sector_queries import (
     changes,
     code_counts,
+    code_names,
     coverage,
     coverage_at,
     latest_runs,
@@ -27,7 +28,7 @@ from observer.db.sector_queries import (
 from observer.phases import KST
 from observer.sector_map import SectorMap
 
-__all__ = ["report_rows", "report_text"]
+__all__ = ["report_rows", "report_text", "unmapped_rows"]
 
 DAY_NS = 86_400 * 10**9
 
@@ -95,3 +96,19 @@ def report_text(rows: list[dict[str, Any]], with_changes: bool) -> list[str]:
                 for c in r["changes"]
             ]
     return lines
+
+
+def unmapped_rows(
+    conn: Connection, sector_map: SectorMap, regions: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The regions' KIS industry codes the map leaves unmapped, most stocks first."""
+    counts, names = code_counts(conn, regions), code_names(conn)
+    found = sorted(
+        (-n, market, code)
+        for (market, code), n in counts.items()
+        if sector_map.for_code(market, code) is None
+    )
+    return [
+        {"exchange": market, "icod": code, "name": names.get((market, code), ""), "stocks": -n}
+        for n, market, code in found
+    ]
