@@ -199,10 +199,20 @@ class GapRecoverySettings(Strict, frozen=True):
     backfill_reasons: tuple[GapReason, ...] = ("process_restart", "delivery_lag")
     settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
     requests_per_account: Positive = 2  # recoveries in flight per account
-    max_attempts: Positive = 5  # failed recoveries of a gap before it is unrecoverable
+    # A gap is unrecoverable after max_attempts answers that were not its bars (none at all,
+    # a garbled row of its minutes, an error code), or after failing for retry_window_s,
+    # whichever comes first. KIS refusing calls (EGW00201, 5xx, no answer) and a token not
+    # there yet are no attempts: they only wait, on the backoff.
+    max_attempts: Positive = 5
+    retry_window_s: Seconds = 600.0
     backoff_initial_s: Seconds = 1.0  # then doubling, up to backoff_max_s
     backoff_max_s: Seconds = 30.0
     sweep_s: Seconds = 30.0  # re-read pending gaps from the database this often
+    # An unrecoverable gap is tried again (one try) this long after its last failure, for as
+    # long as it began within retake_days days (0: never): KIS serves past days' minute bars
+    # for a year, so an outage's gaps come back once it is over.
+    retake_s: Seconds = 900.0
+    retake_days: Annotated[int, Meta(ge=0, le=365)] = 7
     # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
     verify: bool = True  # run it on session days, once Track B's stream has ended
     verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it

@@ -222,3 +222,47 @@ def test_the_report_counts_what_the_tick_query_reads(engine: Engine) -> None:
         rows = conn.execute(text("select count(*) from trade_ticks")).scalar_one()
     assert rows == 69 and row.ticks == 60
     assert row.watched == [(at(10), at(10) + 59 * S + 50_000_000)]
+
+
+def test_detection_latency_leaves_the_reconciliations_gaps_out(engine: Engine) -> None:
+    """150 gaps seen within a second; 3 found by the reconciliation after the close."""
+    rows = [
+        {
+            "gap_id": f"a1:005930:{n}",
+            "symbol": "005930",
+            "start_ns": at(10, n % 60) + n,
+            "end_ns": at(10, n % 60) + n + 3 * S,
+            "reason": "silence",
+            "detected_ns": at(10, n % 60) + n + 3 * S + S // 2,
+        }
+        for n in range(150)
+    ] + [
+        {
+            "gap_id": f"reconciliation:000660:{n}",
+            "symbol": "000660",
+            "start_ns": at(11, n),
+            "end_ns": at(11, n) + 59 * S,
+            "reason": "reconciliation",
+            "detected_ns": at(16, 31),
+        }
+        for n in range(3)
+    ]
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.Gap),
+            [
+                row
+                | {
+                    "account": "a1",
+                    "state": "recovered",
+                    "bars": 1,
+                    "detail": "",
+                    "updated_ns": row["detected_ns"] + 2 * S,
+                }
+                for row in rows
+            ],
+        )
+    with engine.connect() as conn:
+        summary = day_report(conn, DAY).summary()
+    assert summary["gaps"] == 153
+    assert summary["detection_p99_s"] == 0.5

@@ -32,11 +32,24 @@ T0 = 1_795_000_020 * S  # a minute boundary (UTC and KST alike)
 TRADES = st.lists(st.tuples(st.integers(0, 9), st.integers(1, 500), st.booleans()), max_size=60)
 
 
-@given(TRADES, st.sets(st.integers(0, 9)), st.lists(st.integers(0, 9), max_size=3))
+GAP_STATES = st.sampled_from(
+    ["detected", "recovering", "recovered", "marker_only", "unrecoverable"]
+)
+
+
+@given(
+    TRADES,
+    st.sets(st.integers(0, 9)),
+    st.lists(st.tuples(st.integers(0, 9), GAP_STATES), max_size=3),
+)
 def test_a_lost_trade_makes_its_minute_short_by_its_volume(
-    trades: list[tuple[int, int, bool]], recovered_idx: set[int], gap_idx: list[int]
+    trades: list[tuple[int, int, bool]], recovered_idx: set[int], gap_idx: list[tuple[int, str]]
 ) -> None:
-    """The exchange's bar is the sum of all its trades; the stream holds the ones not lost."""
+    """The exchange's bar is the sum of all its trades; the stream holds the ones not lost.
+
+    An unrecoverable gap explains nothing: its short minute is a miss, published as a gap
+    of its own and recovered, where it used to stay short for good under the failed gap.
+    """
     minutes = [T0 + i * MINUTE_NS for i in range(10)]
     bars: Counter[int] = Counter()
     stored: dict[int, tuple[int, int]] = {}
@@ -51,7 +64,8 @@ def test_a_lost_trade_makes_its_minute_short_by_its_volume(
             stored[minute] = (volume + qty, count + 1)
     recovered = {minutes[i] for i in recovered_idx}
     # A silence gap between two stamps: from 20 s into minute i to 50 s into it.
-    gaps = [(f"g{i}", minutes[i] + 20 * S, minutes[i] + 50 * S) for i in gap_idx]
+    gaps = [(f"g{i}", minutes[i] + 20 * S, minutes[i] + 50 * S, state) for i, state in gap_idx]
+    explaining = {i for i, state in gap_idx if state != "unrecoverable"}
     checks = check_minutes(minutes, stored, bars, recovered, gaps)
     assert [c.minute_ns for c in checks] == minutes
     for check in checks:
@@ -63,21 +77,23 @@ def test_a_lost_trade_makes_its_minute_short_by_its_volume(
         else:
             assert check.status == ("recovered" if m in recovered else "short")
             index = (m - T0) // MINUTE_NS
-            assert check.gap_id == (f"g{index}" if index in gap_idx else "")
+            assert check.gap_id == (f"g{index}" if index in explaining else "")
 
 
 def test_a_gap_explains_the_minutes_it_reaches_within_a_stamps_second() -> None:
     minutes = [T0, T0 + MINUTE_NS, T0 + 2 * MINUTE_NS]
     bars = dict.fromkeys(minutes, 10)
     # Ends at the stamp 00:01:00: trades up to 00:01:00.999 may be lost, so minute 1 too.
-    at_boundary = check_minutes(minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + MINUTE_NS)])
+    at_boundary = check_minutes(
+        minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + MINUTE_NS, "recovered")]
+    )
     assert [c.gap_id for c in at_boundary] == ["g", "g", ""]
     # Ends at 00:00:59: nothing of minute 1 was lost.
-    before = check_minutes(minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + 59 * S)])
+    before = check_minutes(minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + 59 * S, "recovered")])
     assert [c.gap_id for c in before] == ["g", "", ""]
     # A disconnect closed at its own start (re-registered at once) still explains its minute.
     instant = T0 + 2 * MINUTE_NS + S
-    closed = check_minutes(minutes, {}, bars, set(), [("g", instant, instant)])
+    closed = check_minutes(minutes, {}, bars, set(), [("g", instant, instant, "recovered")])
     assert [c.gap_id for c in closed] == ["", "", "g"]
 
 
@@ -95,7 +111,7 @@ def test_the_days_figures_count_misses_and_shortfall() -> None:
         {T0: (5, 1), T0 + MINUTE_NS: (7, 2)},
         {T0: 10, T0 + MINUTE_NS: 7, T0 + 2 * MINUTE_NS: 4},
         set(),
-        [("acct1:X:1", T0 + 10 * S, T0 + 20 * S)],
+        [("acct1:X:1", T0 + 10 * S, T0 + 20 * S, "recovered")],
     )
     assert [c.status for c in checks] == ["short", "complete", "short"]
     published = [

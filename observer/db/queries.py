@@ -12,7 +12,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, Connection, Row, func, select, text
+from sqlalchemy import JSON, ColumnElement, Connection, Row, func, select, text, true
 from sqlalchemy.orm import Session
 
 from bus.events import SlotTrigger, UniverseMember, UniverseSnapshot
@@ -54,6 +54,7 @@ __all__ = [
     "open_alert_records",
     "open_gaps",
     "recovered_minutes",
+    "settled_gaps",
     "snapshots_of_cycles",
     "universe_of",
     "universe_published",
@@ -209,23 +210,60 @@ def master_file_checks(
 _OPEN_GAP_STATES = ("detected", "recovering")
 
 
-def open_gaps(conn: Connection, host: str = "") -> Sequence[Row[str, str, int, int, str, int]]:
+def open_gaps(
+    conn: Connection, host: str = "", *, unrecoverable_since_ns: int | None = None
+) -> Sequence[Row[str, str, int, int, str, int, str]]:
     """Gaps not yet settled, oldest detection first; with ``host``, those detected there.
 
-    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns``. A gap was detected on
-    ``host`` if the source of its detection is qualified with it (``track_b@c2``).
+    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns, state``. A gap was
+    detected on ``host`` if the source of its detection is qualified with it (``track_b@c2``).
+    With ``unrecoverable_since_ns``, the unrecoverable gaps that began since then too: gap
+    recovery tries them again while KIS still serves their bars.
     """
+    wanted: ColumnElement[bool] = Gap.state.in_(_OPEN_GAP_STATES)
+    if unrecoverable_since_ns is not None:
+        wanted = wanted | (
+            (Gap.state == "unrecoverable") & (Gap.start_ns >= unrecoverable_since_ns)
+        )
     query = (
-        select(Gap.gap_id, Gap.symbol, Gap.start_ns, Gap.end_ns, Gap.reason, Gap.detected_ns)
-        .where(Gap.state.in_(_OPEN_GAP_STATES))
+        select(
+            Gap.gap_id,
+            Gap.symbol,
+            Gap.start_ns,
+            Gap.end_ns,
+            Gap.reason,
+            Gap.detected_ns,
+            Gap.state,
+        )
+        .where(wanted, _detected_on(host))
         .order_by(Gap.detected_ns)
     )
-    if host:
-        detected_here = select(GapEvent.gap_id).where(
-            GapEvent.state == "detected", GapEvent.source.endswith(f"@{host}", autoescape=True)
-        )
-        query = query.where(Gap.gap_id.in_(detected_here))
     return conn.execute(query).all()
+
+
+def settled_gaps(conn: Connection, lo_ns: int, hi_ns: int, host: str = "") -> list[tuple[str, str]]:
+    """``(gap_id, state)`` of the gaps that began in ``[lo_ns, hi_ns)`` and were settled.
+
+    Settled: recovered or unrecoverable (a marker is neither). With ``host``, those detected
+    there (`open_gaps`). Gap recovery's success rate of the day starts from these.
+    """
+    query = select(Gap.gap_id, Gap.state).where(
+        Gap.state.in_(("recovered", "unrecoverable")),
+        Gap.start_ns >= lo_ns,
+        Gap.start_ns < hi_ns,
+        _detected_on(host),
+    )
+    return [(gap_id, state) for gap_id, state in conn.execute(query)]
+
+
+def _detected_on(host: str) -> ColumnElement[bool]:
+    """Gaps detected on ``host`` (every gap without one)."""
+    if not host:
+        return true()
+    detected_here = select(GapEvent.gap_id).where(
+        GapEvent.state == "detected", GapEvent.source.endswith(f"@{host}", autoescape=True)
+    )
+    return Gap.gap_id.in_(detected_here)
 
 
 def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, int]]:

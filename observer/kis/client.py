@@ -39,6 +39,7 @@ from observer.errors import (
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES, RestEndpoint
+from observer.kis.minutes import MinuteRows, page_minutes
 from observer.kis.pacing import RECOVER_S, Pace
 from observer.kis.parse import decode_answer, decode_json
 from observer.kis.rest_get import RestGet
@@ -57,7 +58,7 @@ from observer.kis.schemas import (
 )
 from observer.retry import retry
 
-__all__ = ["KisClient", "Page", "RateLimits", "classify"]
+__all__ = ["KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -315,21 +316,27 @@ class KisClient:
 
         KIS returns at most 30 bars per call, newest first, at or before ``FID_INPUT_HOUR_1``.
         """
-        params = {
-            "FID_COND_MRKT_DIV_CODE": market,
-            "FID_INPUT_ISCD": symbol,
-            "FID_PW_DATA_INCU_YN": "N",
-            "FID_ETC_CLS_CODE": "",
-        }
-        return await self._minutes(ENDPOINTS["minute_bars_today"], params, "", since, until)
+        return (await self.minute_bars_span(symbol, since, until, market=market)).rows
 
     async def minute_bars_on(
         self, symbol: str, day: str, until: str = "153000", since: str = "090000"
     ) -> list[MinuteBarRow]:
         """One past day's one-minute bars (YYYYMMDD), oldest first; 120 per call (§4.3b)."""
-        params = {
+        return (await self.minute_bars_span(symbol, since, until, day)).rows
+
+    async def minute_bars_span(
+        self, symbol: str, since: str, until: str, day: str = "", market: str = "J"
+    ) -> MinuteRows:
+        """The bars from ``since`` to ``until`` and whether they are all (`MinuteRows`).
+
+        ``day``: empty for today's (FHKST03010200), or a past day's YYYYMMDD (FHKST03010230).
+        """
+        params = {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol}
+        if not day:
+            params |= {"FID_PW_DATA_INCU_YN": "N", "FID_ETC_CLS_CODE": ""}
+            return await self._minutes(ENDPOINTS["minute_bars_today"], params, "", since, until)
+        params |= {
             "FID_COND_MRKT_DIV_CODE": "J",
-            "FID_INPUT_ISCD": symbol,
             "FID_INPUT_DATE_1": day,
             "FID_PW_DATA_INCU_YN": "N",
             "FID_FAKE_TICK_INCU_YN": "",
@@ -338,26 +345,14 @@ class KisClient:
 
     async def _minutes(
         self, endpoint: RestEndpoint, params: dict[str, str], day: str, since: str, until: str
-    ) -> list[MinuteBarRow]:
-        """Page back through minute bars: the cursor moves one minute before the oldest bar."""
-        rows: dict[str, MinuteBarRow] = {}
-        cursor = until
-        while True:
+    ) -> MinuteRows:
+        """Page back through minute bars (`observer.kis.minutes.page_minutes`)."""
+
+        async def batch(cursor: str) -> list[MinuteBarRow]:
             page = await self.get(endpoint, params | {"FID_INPUT_HOUR_1": cursor})
-            batch = _rows(page.answer.output2, MinuteBarRow, endpoint.name)
-            fresh = [
-                r
-                for r in batch
-                if since <= r.stck_cntg_hour <= cursor and (not day or r.stck_bsop_date == day)
-            ]
-            rows.update((r.stck_cntg_hour, r) for r in fresh)
-            if len(batch) < endpoint.rows_per_call or not fresh:
-                break
-            oldest = min(r.stck_cntg_hour for r in fresh)
-            if oldest <= since:
-                break
-            cursor = _minute_before(oldest)
-        return [rows[k] for k in sorted(rows)]
+            return _rows(page.answer.output2, MinuteBarRow, endpoint.name)
+
+        return await page_minutes(batch, endpoint.rows_per_call, day, since, until)
 
     async def daily_chart(self, symbol: str, start: str, end: str) -> list[DailyBarRow]:
         """Daily bars from ``start`` to ``end`` (YYYYMMDD), oldest first; 100 per call (§4.2)."""
@@ -487,11 +482,6 @@ def _rows(raw: msgspec.Raw, row: type[_T], name: str) -> list[_T]:
     if bytes(raw).strip() in (b"null", b'""', b"[]"):
         return []
     return _typed(raw, list[row], name)  # type: ignore[valid-type]
-
-
-def _minute_before(hhmmss: str) -> str:
-    minutes = int(hhmmss[:2]) * 60 + int(hhmmss[2:4]) - 1
-    return f"{minutes // 60:02d}{minutes % 60:02d}00"
 
 
 def _day_before(yyyymmdd: str) -> str:

@@ -6,14 +6,21 @@ recovered, loaded from the database at start-up: a gap retried, a gap overlappin
 or a gap resumed after a crash publishes only the minutes nobody has published yet.
 
 **No bar, no trade.** KIS has no bar for a minute without trades. Whether an answer without
-bars for a gap's minutes means "no trades" or "KIS did not say" is told by the minutes
-before the gap: `fetch_gap` asks for the half hour up to the gap's last minute, and at
-least the minute before the gap (one call's 30 rows for a gap of up to 29 minutes, so it
-costs nothing more), and KIS answers the newest bars at or before that
-minute, newest first, with none left out. A bar before the gap's first minute in the
-answer therefore proves every later minute was answered too: those without a bar had no
-trades. An answer with no bar at all proves nothing (a symbol quiet for half an hour, or an
-answer gone wrong) and is retried like a failed call.
+bars for a gap's minutes means "no trades" or "KIS did not say" is told by how far back it
+went: `fetch_gap` asks for the bars from the minute before the gap (at least the half hour
+up to its last minute: one call's 30 rows for a gap of up to 29 minutes, so it costs
+nothing more) to its last minute, and KIS answers the newest bars at or before the asked
+minute, newest first, with none left out. An answer that reached that first minute (a
+page's oldest row at or before it, or KIS had nothing older: `MinuteRows.reached`)
+therefore proves every minute of the gap was answered: those without a bar had no trades,
+however long the gap (a backfilled restart gap of an hour included). An answer with no bar
+at all proves nothing (a symbol that has not traded yet, or an answer gone wrong) and is
+retried like a failed call.
+
+**Garbled rows.** A row that is not a bar (`bar_of` refuses it) is skipped, as the
+reconciliation does (`fetch_bars`): one garbled row must not throw away the gap's good
+minutes. Only a garbled row of one of the gap's own minutes leaves something unknown; the
+answer names those minutes (`Answer.garbled`) and the gap is retried for them.
 """
 
 from __future__ import annotations
@@ -82,15 +89,16 @@ async def fetch_bars(
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """KIS's answer for a gap: the bars of its minutes, and how many bars came before them."""
+    """KIS's answer for a gap: the bars of its minutes, whether it is all of them, what failed."""
 
     bars: dict[int, Bar]  # minute (opening instant, UTC ns) -> bar, the gap's minutes only
-    before: int  # bars of minutes before the gap's first: the answer reached past it
+    reached: bool  # the answer went back to the minute before the gap (see the module)
+    garbled: tuple[int, ...] = ()  # the gap's minutes whose row is not a bar
 
     @property
     def no_trades(self) -> bool:
         """True if the answer proves the gap's minutes had no trades (see the module)."""
-        return not self.bars and self.before > 0
+        return not self.bars and self.reached and not self.garbled
 
 
 async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> Answer:
@@ -98,23 +106,23 @@ async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: d
     since = _hhmmss(min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
     until = _hhmmss(minutes[-1])
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
-    if day == today:
-        rows = await client.minute_bars_today(symbol, until=until, since=since)
-    else:
-        rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since)
-    first, wanted = _hhmmss(minutes[0]), set(minutes)
-    inside = (bar_of(row) for row in rows if row.stck_cntg_hour >= first)
-    # Rows before the gap are only counted: one KIS garbled there must not fail the gap.
-    before = sum(_is_bar(row) for row in rows if row.stck_cntg_hour < first)
-    return Answer({bar.minute_ns: bar for bar in inside if bar.minute_ns in wanted}, before)
-
-
-def _is_bar(row: MinuteBarRow) -> bool:
-    try:
-        bar_of(row)
-    except KisProtocolError:
-        return False
-    return True
+    asked = "" if day == today else day.strftime("%Y%m%d")
+    answer = await client.minute_bars_span(symbol, since, until, asked)
+    wanted = {_hhmmss(minute)[:4]: minute for minute in minutes}
+    bars: dict[int, Bar] = {}
+    garbled: list[int] = []
+    for row in answer.rows:
+        minute = wanted.get(row.stck_cntg_hour[:4])
+        if minute is None:  # before the gap: only the reach counts
+            continue
+        try:
+            bar = bar_of(row)
+        except KisProtocolError:
+            garbled.append(minute)
+            continue
+        if bar.minute_ns == minute:  # not another day's bar of the same clock minute
+            bars[minute] = bar
+    return Answer(bars, answer.reached, tuple(garbled))
 
 
 class BarLedger:

@@ -9,7 +9,9 @@ uncovered (none, null in JSON, when nothing was watched: no figure, rather than 
 one). Overlapping gaps count once. A Track B that died and restarted takes its slots
 back without new allocations, so they stay watched through the outage, and its
 ``process_restart`` gaps are uncovered until recovered. The gaps are those the system
-detected: the ones a reconciliation published are listed, and counted in the other figure.
+detected: the ones a reconciliation published are listed, and counted in the other figure,
+but left out of the detection latency (found after the close, hours after their minute, they
+said nothing of how soon Track B sees a gap and made the day's p99 hours).
 
 That figure can only see the gaps that were detected. The day's reconciliation
 (`workers.gap_recovery.verify`) is the second figure: of the watched minutes compared with
@@ -185,7 +187,8 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
     detection, to_recovered, short = [], [], Counter[str]()
     for symbol, start, end, reason, state, detected, updated in gaps:
         symbols[symbol].gaps.append((start, end, reason, state))
-        detection.append(max(0, detected - end) / _NS)
+        if reason != "reconciliation":  # found after the close, hours after its minute
+            detection.append(max(0, detected - end) / _NS)
         if state == "recovered":
             to_recovered.append(max(0, updated - detected) / _NS)
         if (end - start) / _NS <= short_s:

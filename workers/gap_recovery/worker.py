@@ -13,33 +13,55 @@ same limiters.
 A recovery publishes ``recovering``, then the minute bars nobody has published yet
 (quality ``recovered``, with the gap's id), then ``recovered`` with the number of bars that
 cover the gap; a gap whose minutes KIS proves had no trades is ``recovered`` with 0 bars and
-"no trades in HH:MM-HH:MM" at once (`workers.gap_recovery.bars`). A failure is retried
-with doubling backoff up to ``max_attempts``, then the gap is ``unrecoverable`` with the
-error. A server that fails otherwise ends the process, which the supervisor restarts.
-Killed at any point, the next instance recovers the gap again and publishes only the bars
-still missing: none is lost and none doubled.
+"no trades in HH:MM-HH:MM" at once (`workers.gap_recovery.bars`).
+
+A failure is retried with doubling backoff (up to ``backoff_max_s``). KIS refusing or failing
+the call (EGW00201, 5xx, no answer) and a token not there yet (the token job late,
+EGW00133) are no attempts: KIS serves today's bars all day, so they only wait. An answer
+that is not the gap's bars (none at all, a garbled row of its minutes, an error code) is an
+attempt. After ``max_attempts`` attempts, or ``retry_window_s`` of failures whatever they
+were, the gap is ``unrecoverable`` with the error; each sweep takes such gaps of the last
+``retake_days`` back, one try each ``retake_s``, and a gap recovered then turns
+``recovered`` (it stays ``unrecoverable`` meanwhile). While a day has unrecoverable gaps,
+an error alert ``gaps_unrecoverable`` (subject: the day) says how many, again when the count
+has doubled, and is resolved once none is left. ``success_pct`` is the day's: of the gaps
+that began today and were settled, the share recovered, read from the database at start-up
+so that a restart does not reset it.
+
+A sweep (or the start-up's reads) that the database fails is logged, counted
+(``sweep_failures``) and tried again on a backoff; the process ends only once the reads
+have failed for ``_READS_GIVE_UP_S``. A server that fails otherwise ends the process, which
+the supervisor restarts. Killed at any point, the next instance recovers the gap again and
+publishes only the bars still missing: none is lost and none doubled.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
+from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
+from observer.alerts import open_subjects_of
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.queries import open_gaps, recovered_minutes
+from observer.db.engine import error_reason
+from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
 from observer.db.readers import reader_engine
-from observer.errors import KisError
+from observer.errors import KisAuthError, KisError, KisTokenThrottled, StoreError
 from observer.hosts import host_of
+from observer.kis.client import RateLimits
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -49,24 +71,47 @@ from observer.kis.session import (
 )
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.retry import backoff_s
+from observer.retry import Backoff, backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
-from observer.stats import p99
 from observer.transport import feed_subscriber
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_gap
+from workers.gap_recovery.outcomes import (
+    UNRECOVERABLE_ALERT,
+    RecoveryCounters,
+    Settled,
+    UnrecoverableAlerts,
+)
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.verify import Verifier, lanes_for
 
-__all__ = ["SOURCE", "GapRecovery", "RecoveryCounters"]
+__all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
 _POLL_S = 0.02  # wall seconds between looks at the feed and the queue
-_LATENCIES = 10_000  # the newest latencies kept for the percentiles
 _FORGET_NS = 3600 * _NS  # a finished gap is surely committed after this long
 _LEDGER_DAYS = 7  # recovered bars loaded at start-up: this many days back, or the oldest gap's
+# Wall seconds of failed database reads in a row (sweeps, or the start-up's) before the
+# process gives up (exit 1, restarted by the supervisor): a blip is waited out, an outage
+# is not hidden.
+_READS_GIVE_UP_S = 600.0
+# Not KIS saying no to the gap: it refused or failed the call, or the token is not there yet
+# (the token job issues it; EGW00133: issued less than a minute ago). Waited out, no attempt.
+_LATER: tuple[type[KisError], ...] = (KisAuthError, KisTokenThrottled)
+
+
+GapRow = Row[str, str, int, int, str, int, str]  # `open_gaps`
+
+
+def _later(exc: KisError) -> bool:
+    return exc.retryable or isinstance(exc, _LATER)
+
+
+def _day_of(ns: int) -> date:
+    return datetime.fromtimestamp(ns / _NS, KST).date()
 
 
 @dataclass
@@ -76,40 +121,21 @@ class Job:
     gap: Pending
     plan: Plan
     ready_ns: int  # clock time: its bars are final, or its backoff is over
-    attempts: int = 0
+    attempts: int = 0  # answers that were not the gap's bars (KIS unavailable is none)
+    failures: int = 0  # failed tries in a row, of any kind: the backoff
+    failing_since: int | None = None  # clock time of the first failure
     started: float | None = None  # wall time of its first call
+    retake: bool = False  # an unrecoverable gap tried again: one try, unrecoverable until then
 
 
-@dataclass
-class RecoveryCounters:
-    """What the heartbeats report (``observer ctl status``, Prometheus)."""
+@dataclass(frozen=True, slots=True)
+class _StartUp:
+    """What the start-up reads from the database."""
 
-    detected: int = 0
-    recovered: int = 0
-    unrecoverable: int = 0
-    marker_only: int = 0
-    bars: int = 0
-    queue_peak: int = 0
-    detection_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
-    to_recovered_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
-    call_to_record_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
-
-    def counters(self, queue_depth: int) -> dict[str, float]:
-        """The heartbeat's counters: counts, queue depth and latency percentiles."""
-        settled = self.recovered + self.unrecoverable
-        return {
-            "gaps_detected": self.detected,
-            "gaps_recovered": self.recovered,
-            "gaps_unrecoverable": self.unrecoverable,
-            "gaps_marker_only": self.marker_only,
-            "bars_recovered": self.bars,
-            "queue_depth": queue_depth,
-            "queue_peak": self.queue_peak,
-            "success_pct": round(100 * self.recovered / settled, 2) if settled else 100.0,
-            "detection_p99_s": p99(self.detection_s),
-            "detect_to_recovered_p99_s": p99(self.to_recovered_s),
-            "call_to_record_p99_s": p99(self.call_to_record_s),
-        }
+    stored: list[tuple[str, int]]  # the recovered bars a gap could touch (the ledger)
+    settled: list[tuple[str, str]]  # today's settled gaps: the day's success
+    alerted: set[str]  # the days an earlier instance alerted unrecoverable gaps of, still open
+    gaps: Sequence[GapRow]  # the first sweep's rows (`open_gaps`)
 
 
 class GapRecovery(AsyncWorker):
@@ -127,12 +153,21 @@ class GapRecovery(AsyncWorker):
         self.config = settings.gap_recovery
         self.tally = RecoveryCounters()
         self.jobs: dict[str, Job] = {}  # gap id -> its job, until its final state
-        # Gap ids that reached a final state here -> when: the sweep may still read them as
-        # pending until the writer has committed that state.
-        self.done: dict[str, int] = {}
+        # Gap ids that reached a final state here: the sweep may still read them as pending
+        # until the writer has committed that state, and an unrecoverable one is tried again
+        # only ``retake_s`` after its last failure.
+        self.done: dict[str, Settled] = {}
         self.running: set[str] = set()
         self.ledger = BarLedger()
         self._engine: Engine = reader_engine(settings.database, "gap_recovery")
+        self._reads = Backoff(self.config.backoff_initial_s, self.config.sweep_s)
+        self._next_sweep_ns = 0
+        self._stored_unrecoverable: dict[str, date] = {}  # the last sweep's: gap id -> day
+        retake = f"; tried again every {self.config.retake_s:g} s"
+        # Through self.producer when it sends (a test may swap the producer).
+        self.alerts = UnrecoverableAlerts(
+            lambda event: self.producer.send(event), retake if self.config.retake_days else ""
+        )
 
     async def run(self) -> None:
         """Recover gaps until ``stop``."""
@@ -148,14 +183,28 @@ class GapRecovery(AsyncWorker):
             )
             for a in self.settings.kis.accounts
         ]
-        stored = self._stored_bars()
-        self.ledger = BarLedger(stored)
-        self._sweep()
-        log.info(
-            "gap recovery ready: %d gaps pending, %d recovered bars known",
-            len(self.jobs),
-            len(stored),
+        beating = beat_forever(
+            self.notifier,
+            lambda: (
+                self.tally.counters(len(self.jobs), _day_of(self.clock.now_ns()))
+                | rest_error_counters(accounts)
+            ),
         )
+        try:
+            # Heart-beating while the start-up waits for the database: alive, not hung.
+            async with alongside(beating):
+                if await self._start_up():
+                    await self._work(feed, accounts, limits)
+        finally:
+            for account in accounts:
+                await account.aclose()
+            feed.close()
+            self._engine.dispose()
+
+    async def _work(
+        self, feed: FeedSubscriber, accounts: list[KisAccount], limits: RateLimits
+    ) -> None:
+        """Serve the queue, follow the feed, sweep, and reconcile, until ``stop``."""
         each = range(self.config.requests_per_account)
         verifying = []
         if self.config.verify:  # the day's reconciliation, on this process's limiters
@@ -167,29 +216,119 @@ class GapRecovery(AsyncWorker):
                 lanes_for(self.settings, self.clock, accounts, limits),
             )
             verifying.append(verifier.run_daily(self.stop))
+        # A server that fails ends the process (the supervisor restarts it), rather than
+        # leaving it heart-beating while its gaps wait for ever.
+        async with alongside(
+            *(self._serve(account) for account in accounts for _ in each), *verifying
+        ):
+            while not self.stop.is_set():
+                self._drain(feed)
+                if self.clock.now_ns() >= self._next_sweep_ns:
+                    await self._try_sweep()
+                await asyncio.sleep(_POLL_S)
+
+    # ------------------------------------------------------------------ the database
+
+    async def _start_up(self) -> bool:
+        """The ledger, the day's settled gaps, open alerts and the first sweep; False if stopped.
+
+        Read again on the backoff while the database fails (`_read_failed`): nothing is
+        recovered before the ledger is loaded, or a bar could be published twice.
+        """
+        while not self.stop.is_set():
+            try:
+                found = await asyncio.to_thread(self._read_start)
+            except (StoreError, SQLAlchemyError) as exc:
+                pause = self._read_failed(exc, "the start-up reads")
+                with contextlib.suppress(TimeoutError):  # wall time, ended early by stop
+                    await asyncio.wait_for(self.stop.wait(), pause)
+                continue
+            self._reads.succeeded()
+            self.ledger = BarLedger(found.stored)
+            today = _day_of(self.clock.now_ns())
+            for gap_id, state in found.settled:
+                self.tally.settle(gap_id, today, cast(GapState, state))
+            self.alerts.take_over({d for d in map(_parse_day, found.alerted) if d is not None})
+            self._take(found.gaps)
+            self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
+            log.info(
+                "gap recovery ready: %d gaps pending, %d recovered bars known",
+                len(self.jobs),
+                len(found.stored),
+            )
+            return True
+        return False
+
+    def _read_start(self) -> _StartUp:
+        now = self.clock.now_ns()
+        days = max(_LEDGER_DAYS, self.config.retake_days)
+        midnight = _midnight_ns(_day_of(now))
+        with self._engine.connect() as conn:
+            stored = recovered_minutes(conn, now - days * _DAY_NS)
+            settled = settled_gaps(
+                conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
+            )
+            alerted = open_subjects_of(conn, self.settings, SOURCE, [UNRECOVERABLE_ALERT])
+        return _StartUp(stored, settled, alerted[UNRECOVERABLE_ALERT], self._read_open())
+
+    def _read_open(self) -> Sequence[GapRow]:
+        """The pending gaps, and the unrecoverable ones of the days still taken back."""
+        with self._engine.connect() as conn:
+            return open_gaps(
+                conn,
+                self.settings.supervisor.host,
+                unrecoverable_since_ns=self._first_day_ns(),
+            )
+
+    def _first_day_ns(self) -> int:
+        """The first instant of the oldest day whose unrecoverable gaps are followed."""
+        day = _day_of(self.clock.now_ns()) - timedelta(days=self.config.retake_days)
+        return _midnight_ns(day)
+
+    async def _try_sweep(self) -> bool:
+        """A sweep; False if the database failed it (tried again on the backoff).
+
+        Read in a thread, so the servers and the heartbeat go on while a read waits.
+        """
         try:
-            # A server that fails ends the process (the supervisor restarts it), rather
-            # than leaving it heart-beating while its gaps wait for ever.
-            async with alongside(
-                beat_forever(
-                    self.notifier,
-                    lambda: self.tally.counters(len(self.jobs)) | rest_error_counters(accounts),
-                ),
-                *(self._serve(account) for account in accounts for _ in each),
-                *verifying,
-            ):
-                swept = self.clock.now_ns()
-                while not self.stop.is_set():
-                    self._drain(feed)
-                    if self.clock.now_ns() - swept >= self.config.sweep_s * _NS:
-                        swept = self.clock.now_ns()
-                        self._sweep()
-                    await asyncio.sleep(_POLL_S)
-        finally:
-            for account in accounts:
-                await account.aclose()
-            feed.close()
-            self._engine.dispose()
+            rows = await asyncio.to_thread(self._read_open)
+        except (StoreError, SQLAlchemyError) as exc:
+            pause = self._read_failed(exc, "the sweep")
+            self._next_sweep_ns = self.clock.now_ns() + int(pause * _NS)
+            return False
+        self._reads.succeeded()
+        self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
+        self._take(rows)
+        return True
+
+    def _read_failed(self, exc: Exception, what: str) -> float:
+        """Count a failed read; the pause before the next. `StoreError` once it lasts."""
+        self.tally.sweep_failures += 1
+        pause = self._reads.failed()
+        failing = self._reads.failing_s()
+        if failing >= _READS_GIVE_UP_S:
+            raise StoreError(f"{what} failed for {failing:.0f} s: {error_reason(exc)}") from exc
+        log.warning("%s failed (%s); again in %.1f s", what, error_reason(exc), pause)
+        return pause
+
+    def _take(self, rows: Sequence[GapRow]) -> None:
+        """Gaps the database holds as pending, or unrecoverable, that this process has not."""
+        now = self.clock.now_ns()
+        retake_ns = int(self.config.retake_s * _NS)
+        unrecoverable: dict[str, date] = {}
+        for gap_id, symbol, start, end, reason, detected, state in rows:
+            gap = Pending(gap_id, symbol, start, end, reason, detected)
+            if state != "unrecoverable":
+                self.admit(gap)
+                continue
+            unrecoverable[gap_id] = _day_of(start)
+            settled = self.done.get(gap_id)
+            if self.config.retake_days and (settled is None or now - settled.at_ns >= retake_ns):
+                self.admit(gap, retake=True)
+        self._stored_unrecoverable = unrecoverable
+        old = now - max(_FORGET_NS, retake_ns)
+        self.done = {gap_id: at for gap_id, at in self.done.items() if at.at_ns > old}
+        self._alert_unrecoverable()
 
     # ------------------------------------------------------------------ intake
 
@@ -218,28 +357,26 @@ class GapRecovery(AsyncWorker):
         host = self.settings.supervisor.host
         return not host or host_of(source) == host
 
-    def _sweep(self) -> None:
-        """Gaps the database holds as detected or recovering that this process has not seen."""
-        with self._engine.connect() as conn:
-            rows = open_gaps(conn, self.settings.supervisor.host)
-        for row in rows:
-            self.admit(Pending(*row))
-        old = self.clock.now_ns() - _FORGET_NS
-        self.done = {gap_id: at for gap_id, at in self.done.items() if at > old}
+    def admit(self, gap: Pending, *, retake: bool = False) -> None:
+        """Take a gap in (once): a marker at once, or a job in the queue.
 
-    def _stored_bars(self) -> list[tuple[str, int]]:
-        """The recovered bars already stored that a pending gap could touch (the ledger)."""
-        since = self.clock.now_ns() - _LEDGER_DAYS * 86_400 * _NS
-        with self._engine.connect() as conn:
-            return recovered_minutes(conn, since)
-
-    def admit(self, gap: Pending) -> None:
-        """Take a gap in (once): a marker at once, or a job in the queue."""
-        if gap.gap_id in self.jobs or gap.gap_id in self.done or not gap.symbol:
+        ``retake``: an unrecoverable gap tried again (not detected again: not counted).
+        """
+        if gap.gap_id in self.jobs or not gap.symbol:
+            return
+        if not retake and gap.gap_id in self.done:
+            return
+        plan = plan_for(gap.duration_s, self.config, gap.reason)
+        if retake:
+            if plan == "marker":
+                return  # the policy changed since: left as it was
+            self.jobs[gap.gap_id] = Job(gap, plan, self.clock.now_ns(), retake=True)
             return
         self.tally.detected += 1
-        self.tally.detection_s.append(max(0, gap.detected_ns - gap.end_ns) / _NS)
-        plan = plan_for(gap.duration_s, self.config, gap.reason)
+        # A reconciliation's gap is found after the close, hours after its minute: its
+        # delay says nothing of how soon Track B's gaps are seen.
+        if gap.reason != "reconciliation":
+            self.tally.detection_s.append(max(0, gap.detected_ns - gap.end_ns) / _NS)
         if plan == "marker":
             limit = self.config.queue_max_s
             self._final(gap, "marker_only", 0, f"{gap.duration_s:.1f} s > {limit:g} s: marker only")
@@ -251,12 +388,12 @@ class GapRecovery(AsyncWorker):
     # ------------------------------------------------------------------ recovery
 
     def _next(self) -> Job | None:
-        """The ready job of highest priority, earliest first; None if nothing is ready."""
+        """The ready job of highest priority, earliest first (gaps tried again last)."""
         now = self.clock.now_ns()
         ready = [
             j for j in self.jobs.values() if j.ready_ns <= now and j.gap.gap_id not in self.running
         ]
-        return min(ready, key=lambda j: (PRIORITY[j.plan], j.ready_ns), default=None)
+        return min(ready, key=lambda j: (j.retake, PRIORITY[j.plan], j.ready_ns), default=None)
 
     async def _serve(self, account: KisAccount) -> None:
         while True:
@@ -274,71 +411,138 @@ class GapRecovery(AsyncWorker):
         gap = job.gap
         if job.started is None:
             job.started = time.monotonic()
-            self.producer.send(
-                GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
-            )
+            if not job.retake:  # a gap tried again stays unrecoverable until it is recovered
+                self.producer.send(
+                    GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
+                )
         minutes = minutes_of(gap.start_ns, gap.end_ns)
-        today = datetime.fromtimestamp(self.clock.now_ns() / _NS, KST).date()
-        job.attempts += 1
+        today = _day_of(self.clock.now_ns())
         try:
             answer = await fetch_gap(account.client, gap.symbol, minutes, today)
         except KisError as exc:
-            self._failed(job, str(exc), retry=exc.retryable)
+            self._failed(job, str(exc), attempt=not _later(exc))
             return
         found = answer.bars
-        if answer.no_trades:  # KIS answered the minutes before and none of the gap's
+        if answer.no_trades:  # KIS answered back to the minute before and none of the gap's
             self.tally.call_to_record_s.append(time.monotonic() - job.started)
-            self._final(gap, "recovered", 0, f"no trades in {_span(minutes)}")
-            return
-        if not found:
-            self._failed(job, f"KIS answered no minute bars up to {_span(minutes)}", retry=True)
+            self._final(gap, "recovered", 0, f"no trades in {_span(minutes)}", retake=job.retake)
             return
         fresh = self.ledger.claim(gap.symbol, found.values())
-        if fresh:
+        if fresh:  # the good minutes are kept whatever else the answer lacks
             self.producer.send(
                 MinuteBars(
                     symbol=gap.symbol, quality="recovered", bars=tuple(fresh), gap_id=gap.gap_id
                 )
             )
+            self.tally.bars += len(fresh)
+        if answer.garbled:
+            self._failed(job, f"KIS sent garbled bars for {_span(list(answer.garbled))}", True)
+            return
+        if not found:
+            self._failed(job, f"KIS answered no minute bars up to {_span(minutes)}", True)
+            return
         quiet = len(minutes) - len(found)
         detail = f"{len(found)} bars for {_span(minutes)}, {len(fresh)} new" + (
             f", {quiet} minutes without trades" if quiet else ""
         )
-        self.tally.bars += len(fresh)
         self.tally.call_to_record_s.append(time.monotonic() - job.started)
-        self._final(gap, "recovered", len(found), detail)
+        self._final(gap, "recovered", len(found), detail, retake=job.retake)
 
-    def _failed(self, job: Job, reason: str, retry: bool) -> None:
-        if retry and job.attempts < self.config.max_attempts:
-            backoff = backoff_s(
-                job.attempts, self.config.backoff_initial_s, self.config.backoff_max_s
-            )
-            job.ready_ns = self.clock.now_ns() + int(backoff * _NS)
-            log.info(
-                "gap %s: attempt %d failed (%s); again in %g s",
-                job.gap.gap_id,
-                job.attempts,
-                reason,
-                backoff,
-            )
+    def _failed(self, job: Job, reason: str, attempt: bool) -> None:
+        """A failed try: again after the backoff, or the gap is unrecoverable.
+
+        ``attempt``: KIS answered, and not with the gap's bars. Otherwise (KIS refused or
+        failed the call, no token yet) only time counts.
+        """
+        now = self.clock.now_ns()
+        job.failures += 1
+        job.attempts += attempt
+        if job.failing_since is None:
+            job.failing_since = now
+        failing_s = (now - job.failing_since) / _NS
+        gap_id = job.gap.gap_id
+        if job.retake:  # one try: unrecoverable still, tried again after retake_s
+            self.jobs.pop(gap_id, None)
+            self.done[gap_id] = Settled(now, "unrecoverable", _day_of(job.gap.start_ns))
+            log.info("gap %s: tried again, failed (%s)", gap_id, reason)
             return
-        tries = f" after {job.attempts} attempts" if job.attempts > 1 else ""
-        self._final(job.gap, "unrecoverable", 0, f"{reason}{tries}"[:500])
+        if job.attempts < self.config.max_attempts and failing_s < self.config.retry_window_s:
+            backoff = backoff_s(
+                job.failures, self.config.backoff_initial_s, self.config.backoff_max_s
+            )
+            job.ready_ns = now + int(backoff * _NS)
+            if attempt:
+                log.info(
+                    "gap %s: attempt %d failed (%s); again in %g s",
+                    gap_id,
+                    job.attempts,
+                    reason,
+                    backoff,
+                )
+            else:
+                log.info(
+                    "gap %s: KIS unavailable (%s), no attempt; again in %g s",
+                    gap_id,
+                    reason,
+                    backoff,
+                )
+            return
+        tries = f"{job.attempts} attempts, " if job.attempts > 1 else ""
+        self._final(
+            job.gap, "unrecoverable", 0, f"{reason} ({tries}failing for {failing_s:.0f} s)"[:500]
+        )
 
-    def _final(self, gap: Pending, state: GapState, bars: int, detail: str) -> None:
+    def _final(
+        self, gap: Pending, state: GapState, bars: int, detail: str, *, retake: bool = False
+    ) -> None:
+        now = self.clock.now_ns()
         self.producer.send(
             GapStateChanged(gap_id=gap.gap_id, state=state, bars=bars, detail=detail)
         )
         self.jobs.pop(gap.gap_id, None)
-        self.done[gap.gap_id] = self.clock.now_ns()
+        day = _day_of(gap.start_ns)
+        self.done[gap.gap_id] = Settled(now, state, day)
+        self.tally.settle(gap.gap_id, day, state)
         if state == "recovered":
             self.tally.recovered += 1
-            self.tally.to_recovered_s.append(max(0, self.clock.now_ns() - gap.detected_ns) / _NS)
+            if not retake:  # hours for a gap tried again: not the recovery's latency
+                self.tally.to_recovered_s.append(max(0, now - gap.detected_ns) / _NS)
         elif state == "unrecoverable":
             self.tally.unrecoverable += 1
             log.warning("gap %s unrecoverable: %s", gap.gap_id, detail)
         else:
             self.tally.marker_only += 1
+        self._alert_unrecoverable()
+
+    # ------------------------------------------------------------------ the alert
+
+    def unrecoverable_days(self) -> Counter[date]:
+        """Unrecoverable gaps by the day they began: the last sweep's, and what settled since.
+
+        What settled here is newer than what the database said (its commit may lag).
+        """
+        gaps = dict(self._stored_unrecoverable)
+        for gap_id, settled in self.done.items():
+            if settled.state == "unrecoverable":
+                gaps[gap_id] = settled.day
+            else:
+                gaps.pop(gap_id, None)
+        first = _day_of(self._first_day_ns())
+        return Counter(day for day in gaps.values() if day >= first)
+
+    def _alert_unrecoverable(self) -> None:
+        self.alerts.update(self.unrecoverable_days(), _day_of(self._first_day_ns()))
+
+
+def _midnight_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=KST).timestamp()) * _NS
+
+
+def _parse_day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 def _span(minutes: list[int]) -> str:

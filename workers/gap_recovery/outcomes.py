@@ -1,0 +1,148 @@
+"""What gap recovery reports of its gaps: the heartbeat's counters and the unrecoverable alert.
+
+``success_pct`` is over the trading day (the gaps that began that day, KST, and were settled:
+recovered or unrecoverable), seeded from the database at start-up: over the process's life a
+busy earlier day hid today's failures, and a restart reset it to 100 and resolved a
+``gap_success_low`` breach that still stood.
+
+The daemon raises an error alert ``gaps_unrecoverable`` per day with unrecoverable gaps
+(subject: the day), raises it again only when their count has doubled (the open alerts stay
+few: about log2 of the gaps a day), and resolves it once none of the day is left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+
+from bus.events import Alert, AlertResolved, Event, GapState
+from observer.stats import p99
+
+__all__ = ["UNRECOVERABLE_ALERT", "RecoveryCounters", "Settled", "UnrecoverableAlerts"]
+
+_LATENCIES = 10_000  # the newest latencies kept for the percentiles
+UNRECOVERABLE_ALERT = "gaps_unrecoverable"  # error, subject: the day the gaps began (KST)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A gap that reached a final state here: when (clock), which, and the day it began."""
+
+    at_ns: int
+    state: GapState
+    day: date
+
+
+@dataclass
+class RecoveryCounters:
+    """What the heartbeats report (``observer ctl status``, Prometheus)."""
+
+    detected: int = 0
+    recovered: int = 0
+    unrecoverable: int = 0
+    marker_only: int = 0
+    bars: int = 0
+    queue_peak: int = 0
+    sweep_failures: int = 0  # database reads (sweeps, start-up) that failed, since the start
+    detection_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+    to_recovered_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+    call_to_record_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
+    # The gaps of the newest day that were settled (recovered or unrecoverable), gap id ->
+    # state: from the database at start-up, then as they settle here.
+    day: date | None = None
+    day_states: dict[str, GapState] = field(default_factory=dict)
+
+    def settle(self, gap_id: str, day: date, state: GapState) -> None:
+        """A gap that began on ``day`` is now ``state``: the day's success counts it."""
+        if self.day is None or day > self.day:
+            self.day, self.day_states = day, {}
+        if day != self.day:
+            return  # an earlier day's gap (tried again): not today's figure
+        if state in ("recovered", "unrecoverable"):
+            self.day_states[gap_id] = state
+        else:
+            self.day_states.pop(gap_id, None)
+
+    def success_pct(self, today: date | None = None) -> float:
+        """Of ``today``'s gaps settled, the share recovered (100 with none)."""
+        if today is not None and today != self.day:
+            return 100.0
+        states = Counter(self.day_states.values())
+        settled = states["recovered"] + states["unrecoverable"]
+        return round(100 * states["recovered"] / settled, 2) if settled else 100.0
+
+    def counters(self, queue_depth: int, today: date | None = None) -> dict[str, float]:
+        """The heartbeat's counters: counts, queue depth, the day's success, latencies.
+
+        ``success_pct`` is over the trading day ``today`` (the newest day settled without
+        one): over the process's life, a busy earlier day hid today's failures, and a
+        restart reset it to 100 and resolved a breach that still stood.
+        """
+        return {
+            "gaps_detected": self.detected,
+            "gaps_recovered": self.recovered,
+            "gaps_unrecoverable": self.unrecoverable,
+            "gaps_marker_only": self.marker_only,
+            "bars_recovered": self.bars,
+            "queue_depth": queue_depth,
+            "queue_peak": self.queue_peak,
+            "sweep_failures": self.sweep_failures,
+            "success_pct": self.success_pct(today),
+            "detection_p99_s": p99(self.detection_s),
+            "detect_to_recovered_p99_s": p99(self.to_recovered_s),
+            "call_to_record_p99_s": p99(self.call_to_record_s),
+        }
+
+
+class UnrecoverableAlerts:
+    """The ``gaps_unrecoverable`` alert of each day: raised, raised again, resolved.
+
+    ``send`` publishes; ``note`` ends the alert's message (how the gaps are tried again).
+    """
+
+    def __init__(self, send: Callable[[Event], object], note: str = "") -> None:
+        self._send = send
+        self._note = note
+        self._alerted: dict[date, int] = {}  # days alerted -> the count alerted last
+        self._taken_over: set[date] = set()
+
+    def take_over(self, days: set[date]) -> None:
+        """An earlier instance's open alerts: not raised again for the same count."""
+        self._taken_over = set(days)
+
+    def update(self, counts: Counter[date], first: date) -> None:
+        """Alert, or resolve, by each day's unrecoverable gaps; ``first``: the oldest day known.
+
+        A day before ``first`` is no longer read: its alert is left open, for an operator.
+        """
+        for day in self._taken_over:
+            self._alerted.setdefault(day, counts[day])
+        self._taken_over = set()
+        for day, count in sorted(counts.items()):
+            last = self._alerted.get(day)
+            if last is not None and count < 2 * max(last, 1):
+                continue
+            self._alerted[day] = count
+            self._send(
+                Alert(
+                    severity="error",
+                    code=UNRECOVERABLE_ALERT,
+                    subject=day.isoformat(),
+                    context={"day": day.isoformat(), "unrecoverable": str(count)},
+                    message=f"{day}: {count} gaps unrecoverable: KIS did not give their "
+                    f"minute bars{self._note}",
+                )
+            )
+        for day in [d for d in self._alerted if not counts[d]]:
+            del self._alerted[day]
+            if day >= first:
+                self._send(
+                    AlertResolved(
+                        code=UNRECOVERABLE_ALERT,
+                        severity="error",
+                        subject=day.isoformat(),
+                        message=f"{day}: no gap unrecoverable any more",
+                    )
+                )
