@@ -44,6 +44,9 @@ class Stream:
         self.restarts += 1
         self.stop.set()  # the stale watch's work is done: it returns
 
+    async def unsubscribe(self, tr_id: str, tr_key: str) -> None:
+        self.registered.discard((tr_id, tr_key))
+
 
 class Account:
     def __init__(self, alias: str, stop: asyncio.Event) -> None:

@@ -198,32 +198,29 @@ def test_silences_are_judged_between_trade_stamps_not_arrivals() -> None:
 
 
 def test_a_symbol_leaving_its_slot_while_the_feed_runs_behind_is_a_delivery_lag_gap() -> None:
-    d = detector()  # a silence: 700 ms
+    d = detector()
     d.on_registered("005930", 1_500 * MS)
     d.on_registered("000660", 1_500 * MS)
-    d.on_tick("005930", 2_200 * MS, 2_000 * MS)  # 200 ms behind: on time
-    assert d.forget("005930", 2_600 * MS) is None  # 600 ms since the newest stamp
+    d.on_tick("005930", 2_200 * MS, 2_000 * MS)
+    assert d.forget("005930", 2_600 * MS) is None  # the feed on time (the caller measured it)
     d.on_tick("000660", 9_000 * MS, 4_000 * MS)
     d.on_tick("035720", 9_100 * MS, 5_000 * MS)  # another symbol's, newer
     # 5 s behind at 10 s: 000660's trades after its own newest may still be on the way.
-    assert d.forget("000660", 10_000 * MS) == Gap(
+    assert d.forget("000660", 10_000 * MS, behind_ns=5_000 * MS) == Gap(
         "acct1", "000660", 4_000 * MS, 10_000 * MS, "delivery_lag"
     )
-    # A symbol with no trade since its registration: from it, or from as far before the
-    # newest delivered stamp as that is behind the clock (a feed out of step by as much).
+    # A symbol with no trade since its registration: from it, but no earlier than twice the
+    # lag before the release (one symbol's trades out of step with another's by as much).
     d.on_registered("051910", 1_000 * MS)
-    assert d.forget("051910", 6_000 * MS) == Gap(  # 1 s behind: from 4 s
-        "acct1", "051910", 4_000 * MS, 6_000 * MS, "delivery_lag"
+    assert d.forget("051910", 7_000 * MS, behind_ns=1_000 * MS) == Gap(  # 2 s since 5 s
+        "acct1", "051910", 3_000 * MS, 7_000 * MS, "delivery_lag"
     )
-    d.on_registered("068270", 1_000 * MS)  # 3 s behind: from 2 s
-    assert d.forget("068270", 8_000 * MS) == Gap(
-        "acct1", "068270", 2_000 * MS, 8_000 * MS, "delivery_lag"
+    d.on_registered("068270", 1_000 * MS)  # the newest stamp 6 s old: 12 s, to its registration
+    assert d.forget("068270", 11_000 * MS, behind_ns=4_000 * MS) == Gap(
+        "acct1", "068270", 1_000 * MS, 11_000 * MS, "delivery_lag"
     )
-    # The caller's wall-time judgement, and continuous trading, bound it.
-    d.on_registered("035420", 1_000 * MS)
-    assert d.forget("035420", 8_000 * MS, behind=False) is None
-    d.on_registered("207940", 1_000 * MS)
-    assert d.forget("207940", SESSION[1] + 1) is None
+    d.on_registered("207940", 1_000 * MS)  # continuous trading bounds it
+    assert d.forget("207940", SESSION[1] + 1, behind_ns=5_000 * MS) is None
 
 
 @given(
@@ -233,24 +230,24 @@ def test_a_symbol_leaving_its_slot_while_the_feed_runs_behind_is_a_delivery_lag_
         max_size=40,
     ),
     st.integers(0, 20_000),
+    st.integers(0, 30_000),
 )
 def test_a_delivery_lag_gap_is_exactly_the_stretch_a_feed_behind_may_not_have_delivered(
-    trades: list[tuple[str, int]], release_after: int
+    trades: list[tuple[str, int]], release_after: int, behind_ms: int
 ) -> None:
-    d = detector()  # a silence: 700 ms
+    d = detector()
     stamp = SESSION[0]
     for symbol, step in trades:  # delivered in stamp order, each 100 ms after its stamp
         stamp += step * MS
         d.on_tick(symbol, stamp + 100 * MS, stamp)
     now = stamp + 100 * MS + release_after * MS
     last = d.last_tick.get("005930")
-    gap = d.forget("005930", now)
-    lag = now - stamp  # the newest delivered stamp is the last one
-    if lag <= 700 * MS:
+    gap = d.forget("005930", now, behind_ns=behind_ms * MS)
+    if not behind_ms:
         assert gap is None
         return
-    assert gap is not None and gap.reason == "delivery_lag" and gap.end_ns == now
-    assert gap.start_ns == max(last or 0, stamp - lag)
+    lag = max(behind_ms * MS, now - stamp)  # the newest delivered stamp is the last one
+    assert gap == Gap("acct1", "005930", max(last or 0, now - 2 * lag), now, "delivery_lag")
 
 
 def test_a_quiet_symbol_released_while_the_feed_is_behind_is_a_gap_whatever_its_pace() -> None:
@@ -263,6 +260,6 @@ def test_a_quiet_symbol_released_while_the_feed_is_behind_is_a_gap_whatever_its_
         d.on_tick("000270", start + n * 15_000 * MS + 100 * MS, start + n * 15_000 * MS)
     last = start + 8 * 15_000 * MS
     d.on_tick("005930", last + 10_000 * MS, last + 10_000 * MS)
-    # 30 s later nothing newer has arrived: the feed is 30 s behind.
-    released = last + 40_000 * MS
-    assert d.forget("000270", released) == Gap("acct1", "000270", last, released, "delivery_lag")
+    released = last + 40_000 * MS  # the caller measured the feed 30 s behind
+    gap = d.forget("000270", released, behind_ns=30_000 * MS)
+    assert gap == Gap("acct1", "000270", last, released, "delivery_lag")

@@ -352,8 +352,10 @@ class Collector:
         for kind in self.kinds:  # each released on its own, at once (as in `_add`)
             await self.streams[alias].unsubscribe(kind, symbol)
         detector, now = self.detectors[alias], self.clock.now_ns()
-        delivered = detector.last_frame_ns or now
-        if gap := detector.forget(symbol, now, behind=self.lag.behind(delivered, now)):
+        # Behind by more than a pause between two trades of a liquid symbol (and the stamps'
+        # second), whatever this symbol's own pace: a quiet one's limit would hide minutes.
+        behind = self.lag.behind(alias, now, int(detector.expected_ns + detector.tolerance_ns))
+        if gap := detector.forget(symbol, now, behind_ns=behind):
             self._gap(gap)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)

@@ -18,11 +18,10 @@
   silences wholly inside continuous trading count (``in_session``): the night, the close
   and a late open are not gaps.
 * **Delivery-lag gaps**: a symbol that leaves its slot while the account's feed runs behind
-  (its newest trade stamp further behind the clock than the fixed expected interval plus
-  the tolerance and the stamps' resolution, whatever the symbol's own pace) may have
-  trades the feed had not delivered yet, and a released registration's are never sent: a
-  ``delivery_lag`` gap from the symbol's newest delivered trade (at most as far before the
-  account's newest as that is behind the clock) to the release.
+  (as the caller measures it: `workers.track_b.lag.FeedLag.behind`) may have trades the
+  feed had not delivered yet, and a released registration's are never sent: a
+  ``delivery_lag`` gap from the symbol's newest delivered trade (no earlier than twice the
+  lag before the release) to the release.
 
 A gap's id is derived from its account, symbol and start, so publishing it again (after a
 restart) names the same gap. A connection gap starts at the later of the last frame and the
@@ -165,13 +164,13 @@ class GapDetector:
         self.registered_ns[symbol] = end = max(now_ns, start)
         return Gap(self.account, symbol, start, end, reason)
 
-    def forget(self, symbol: str, now_ns: int, *, behind: bool = True) -> Gap | None:
+    def forget(self, symbol: str, now_ns: int, *, behind_ns: int = 0) -> Gap | None:
         """The symbol left its slot: nothing is expected of it any more.
 
         A connection gap still open closes now: its data was missing from the drop until
         the symbol left, even though it will not be registered again. Otherwise, with the
-        feed ``behind`` (the caller's judgement of wall time: a fast clock's busy event loop
-        is not a delayed feed), what the feed had not delivered yet is a delivery-lag gap.
+        account's feed ``behind_ns`` behind (measured by the caller, `FeedLag.behind`; 0: on
+        time), what the feed had not delivered yet is a delivery-lag gap.
         """
         last = self.last_tick.pop(symbol, None)
         self.first_tick.pop(symbol, None)
@@ -181,15 +180,13 @@ class GapDetector:
         if opened is not None:
             start, reason = opened
             return Gap(self.account, symbol, start, max(now_ns, start), reason)
-        delivered = self.last_frame_ns
-        lag = now_ns - delivered
-        # Behind by more than a pause between two trades of a liquid symbol, whatever this
-        # symbol's own pace: a quiet one's cadence limit (minutes) would hide minutes lost.
-        if not behind or not delivered or lag <= self.expected_ns + self.tolerance_ns:
+        if not behind_ns:
             return None
-        # From the symbol's own newest trade: a feed this far behind may deliver a symbol's
-        # trades out of step with the newest one delivered (of another symbol), by as much.
-        start = max(last or 0, registered or 0, delivered - lag)
+        # From the symbol's own newest trade, but no earlier than twice the lag before the
+        # release: a feed that far behind may deliver one symbol's trades out of step with
+        # another's by as much (a catch-up sends each symbol's backlog in turn).
+        lag = max(behind_ns, now_ns - self.last_frame_ns) if self.last_frame_ns else behind_ns
+        start = max(last or 0, registered or 0, now_ns - 2 * lag)
         if start >= now_ns or not self.in_session(now_ns):
             return None
         return Gap(self.account, symbol, start, now_ns, "delivery_lag")

@@ -8,12 +8,20 @@ behind by more than ``lag_alert_s`` in continuous trading is a ``track_b_feed_la
 warning about its account, raised once per episode and resolved once every frame has been
 within half the limit for as long as the limit: a feed catching up interleaves each
 symbol's late frames with current ones.
+
+Whether the feed is behind when a symbol leaves its slot (`FeedLag.behind`) is measured, not
+read off the newest trade stamp's age (an account of quiet stocks is often a second or two
+without a trade, and KIS's stamps are a second coarse): a frame of the last `RECENT_S`
+arrived later than the limit after its newest trade, or nothing has arrived for
+`STALL_FACTOR` times the account's usual interval between frames (a feed that stopped).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Collection
+from itertools import takewhile
 
 from bus.events import Alert, AlertResolved, Event
 from observer.clock import Clock, wall_seconds_between
@@ -26,6 +34,9 @@ FEED_LAGGING = "track_b_feed_lagging"  # the alert of a feed delivering trades l
 # A delay of less wall time than this is a busy event loop's under a fast simulated clock,
 # not a feed behind: no lag alert and no delivery-lag gap (at wall pace every limit is more).
 LAG_WALL_FLOOR_S = 0.5
+RECENT_S = 5.0  # the frames whose lag `behind` judges (a catch-up's late ones among them)
+PACE_WINDOW_S = 60.0  # an account's usual interval between frames: this long over its frames
+STALL_FACTOR = 10.0  # nothing for this many usual intervals: the feed stopped, not quiet
 _NS = 1_000_000_000
 
 
@@ -47,17 +58,42 @@ class FeedLag:
         self.lagging: set[str] = set()  # accounts whose alert is open
         # alias -> since when its frames are on time (receive time), while lagging
         self.on_time_since: dict[str, int] = {}
+        # alias -> (receive time, lag) of its frames of the last PACE_WINDOW_S, up to its last
+        self.frames: dict[str, deque[tuple[int, int]]] = {}
+        self.first_ns: dict[str, int] = {}  # alias -> its first frame's receive time
 
     def take_over(self, aliases: Collection[str]) -> None:
         """Accounts whose alert an earlier Track B left open: this one resolves it."""
         self.lagging |= set(aliases)
 
-    def behind(self, delivered_ns: int, now_ns: int) -> bool:
-        """Whether a feed that has delivered up to ``delivered_ns`` is behind in wall time.
+    def behind(self, alias: str, now_ns: int, limit_ns: int) -> int:
+        """How far behind the account's feed runs at ``now_ns`` (ns), or 0 if within the limit.
 
-        A delivery-lag gap needs `LAG_WALL_FLOOR_S` of it, whatever the clock's speed.
+        Behind: a frame of the last `RECENT_S` arrived more than ``limit_ns`` after its newest
+        trade, or nothing has arrived for `STALL_FACTOR` usual intervals (at least the limit;
+        unknown until the account has had frames for `PACE_WINDOW_S`). Either needs
+        `LAG_WALL_FLOOR_S` of wall time too, whatever the clock's speed.
         """
-        return wall_seconds_between(self.clock, delivered_ns, now_ns) >= LAG_WALL_FLOOR_S
+        frames = self.frames.get(alias)
+        if not frames:
+            return 0
+        recent = now_ns - int(RECENT_S * _NS)
+        peak = max(
+            (lag for _, lag in takewhile(lambda f: f[0] >= recent, reversed(frames))), default=0
+        )
+        if peak > limit_ns and self._wall(now_ns - peak, now_ns):
+            return peak
+        last = frames[-1][0]
+        window = int(PACE_WINDOW_S * _NS)
+        if last - self.first_ns[alias] < window:
+            return 0  # its pace is not known yet
+        quiet, usual = now_ns - last, window / len(frames)
+        if quiet > max(limit_ns, STALL_FACTOR * usual) and self._wall(last, now_ns):
+            return quiet
+        return 0
+
+    def _wall(self, earlier_ns: int, later_ns: int) -> bool:
+        return wall_seconds_between(self.clock, earlier_ns, later_ns) >= LAG_WALL_FLOOR_S
 
     def on_frame(self, alias: str, traded_ns: int, received_ns: int) -> None:
         """A data frame whose newest trade is stamped ``traded_ns`` arrived: judge the lag.
@@ -65,6 +101,11 @@ class FeedLag:
         Only continuous trading raises the alert (an auction's stamps are its match time).
         """
         lag = self.lag_ns[alias] = max(0, received_ns - traded_ns)
+        frames = self.frames.setdefault(alias, deque())
+        frames.append((received_ns, lag))
+        self.first_ns.setdefault(alias, received_ns)
+        while frames[0][0] < received_ns - int(PACE_WINDOW_S * _NS):
+            frames.popleft()
         if not self.limit_ns:
             return
         wall = wall_seconds_between(self.clock, traded_ns, received_ns)
