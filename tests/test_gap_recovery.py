@@ -87,7 +87,7 @@ def test_the_minutes_of_a_gap_hold_every_instant_of_it(start: int, length: int) 
     assert ready_ns(start, end, 1.5) == minutes[-1] + MINUTE + int(1.5 * S)
     # The reconciliation explains a short minute by the same gap exactly where it is fetched.
     day = range(minutes[0] - 2 * MINUTE, minutes[-1] + 3 * MINUTE, MINUTE)
-    checks = check_minutes(day, {}, dict.fromkeys(day, 1), set(), [("g", start, end, "recovered")])
+    checks = check_minutes(day, {}, dict.fromkeys(day, 1), set(), [("g", start, end)])
     assert [c.minute_ns for c in checks if c.gap_id == "g"] == minutes
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from bus.events import Alert, AlertResolved, Event, GapStateChanged, MinuteBars
 from bus.producer import Producer
 from observer.clock import ManualClock
-from observer.config import Settings, load_settings
+from observer.config import Settings, ThresholdRule, load_settings
 from observer.db.migrate import upgrade
 from observer.errors import (
     KisApiError,
@@ -39,8 +39,16 @@ from observer.kis.schemas import MinuteBarRow
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.retry import Backoff
+from observer.supervisor.program import State
+from observer.supervisor.rules import Rules, metrics_of
+from observer.worker_settings import GapRecoverySettings
 from workers.gap_recovery.bars import fetch_gap
-from workers.gap_recovery.outcomes import UNRECOVERABLE_ALERT, RecoveryCounters
+from workers.gap_recovery.outcomes import (
+    SUCCESS_MIN_SETTLED,
+    UNRECOVERABLE_ALERT,
+    RecoveryCounters,
+    UnrecoverableAlerts,
+)
 from workers.gap_recovery.worker import GapRecovery, Pending
 
 S = 1_000_000_000
@@ -262,6 +270,50 @@ def test_the_alert_is_raised_again_only_when_the_count_doubles() -> None:
     assert gone.alerts() == [("AlertResolved", "2026-11-20", "")]
 
 
+def test_a_days_alert_is_given_up_when_its_gaps_are_no_longer_tried() -> None:
+    """retake_days = 0: the day's unrecoverable gap is alerted; after midnight it is never
+    tried again, so its alert is resolved as given up (it stayed open for good)."""
+    settings = Settings(gap_recovery=GapRecoverySettings(retake_days=0))
+    rig = _rig(settings)
+    rig.worker._final(_gap(), "unrecoverable", 0, "x")
+    assert rig.alerts() == [("Alert", "2026-11-20", "1")]
+    rig.worker._alert_unrecoverable()  # the same day: still followed
+    assert len(rig.alerts()) == 1
+    rig.clock.advance(86_400)
+    rig.worker._take([])  # the next day's sweep: the day is out of the window
+    assert rig.alerts()[1:] == [("AlertResolved", "2026-11-20", "")]
+    (given_up,) = [e for e in rig.sent if isinstance(e, AlertResolved)]
+    assert given_up.message == (
+        "given up: 1 gaps of 2026-11-20 stay unrecoverable and are no longer tried"
+    )
+    rig.worker._take([])
+    assert len(rig.alerts()) == 2  # resolved once
+
+
+@given(st.integers(0, 10), st.integers(0, 10))
+def test_a_taken_over_alert_is_resolved_once_its_day_leaves_the_window(
+    retake_days: int, age: int
+) -> None:
+    """A restarted daemon takes a predecessor's alert over: resolved as given up when its
+    day is out of the ``retake_days`` window, kept (and judged by the sweep) within it."""
+    sent: list[Event] = []
+    alerts = UnrecoverableAlerts(sent.append)
+    today = date(2026, 11, 20)
+    day = date.fromordinal(today.toordinal() - age)
+    first = date.fromordinal(today.toordinal() - retake_days)
+    alerts.take_over({day})
+    alerts.update(Counter({day: 3}) if day >= first else Counter(), first)
+    if day < first:
+        assert [e.message for e in sent if isinstance(e, AlertResolved)] == [
+            f"given up: the unrecoverable gaps of {day} stay unrecoverable and are no longer tried"
+        ]
+        assert len(sent) == 1
+    else:
+        assert sent == []  # still tried: not raised again for the same count
+    alerts.update(Counter(), date.fromordinal(today.toordinal() + 1))
+    assert len([e for e in sent if isinstance(e, AlertResolved)]) == 1  # never left open
+
+
 # ------------------------------------------------------------------ the day's success
 
 
@@ -278,7 +330,7 @@ def test_success_is_the_days_and_a_restart_does_not_reset_it(tmp_path: Path) -> 
     yesterday = TEN - 86_400 * S
     with engine.begin() as conn:
         for n, (start, state) in enumerate(
-            [(yesterday, "recovered")] * 50 + [(TEN, "recovered"), (TEN + S, "unrecoverable")]
+            [(yesterday, "recovered")] * 50 + [(TEN, "recovered")] * 19 + [(TEN, "unrecoverable")]
         ):
             conn.execute(
                 text(
@@ -291,14 +343,14 @@ def test_success_is_the_days_and_a_restart_does_not_reset_it(tmp_path: Path) -> 
     engine.dispose()
     rig = _rig(_settings(tmp_path, url))
     assert asyncio.run(rig.worker._start_up())
-    # Today's gaps only: 1 recovered of 2, where the process's life read 100 % (a restart).
-    assert rig.worker.tally.counters(0, DAY)["success_pct"] == 50.0
+    # Today's gaps only: 19 recovered of 20, where the process's life read 100 % (a restart).
+    assert rig.worker.tally.counters(0, DAY)["success_pct"] == 95.0
     rig.worker._final(_gap("new", TEN + MINUTE), "recovered", 1, "")
-    assert rig.worker.tally.counters(0, DAY)["success_pct"] == 66.67
+    assert rig.worker.tally.counters(0, DAY)["success_pct"] == 95.24
     assert rig.worker.tally.counters(0, date(2026, 11, 23))["success_pct"] == 100.0  # a new day
     # The unrecoverable gap of the day is followed: alerted, and tried again.
     assert rig.alerts() == [("Alert", "2026-11-20", "1")]
-    assert rig.worker.jobs["g51"].retake
+    assert rig.worker.jobs["g69"].retake
 
 
 def test_a_reconciliation_gap_is_left_out_of_the_detection_latency() -> None:
@@ -317,7 +369,41 @@ def test_counters_settle_by_the_day_the_gap_began() -> None:
     tally.settle("a", DAY, "recovered")  # tried again, recovered
     tally.settle("b", DAY, "unrecoverable")
     tally.settle("c", date(2026, 11, 19), "recovered")  # an earlier day's: not today's figure
-    assert tally.success_pct(DAY) == 50.0
+    for n in range(SUCCESS_MIN_SETTLED - 2):
+        tally.settle(f"r{n}", DAY, "recovered")
+    assert tally.success_pct(DAY) == 95.0
+
+
+@given(st.integers(0, 60), st.integers(0, 60))
+def test_success_is_100_until_the_day_has_enough_gaps_settled(
+    recovered: int, unrecoverable: int
+) -> None:
+    tally = RecoveryCounters()
+    for n in range(recovered):
+        tally.settle(f"r{n}", DAY, "recovered")
+    for n in range(unrecoverable):
+        tally.settle(f"u{n}", DAY, "unrecoverable")
+    settled = recovered + unrecoverable
+    expected = 100.0 if settled < SUCCESS_MIN_SETTLED else round(100 * recovered / settled, 2)
+    assert tally.success_pct(DAY) == expected
+
+
+def test_one_unrecoverable_gap_raises_one_alert_not_two() -> None:
+    """The day's first gap settled unrecoverable: ``gaps_unrecoverable``, and no
+    ``gap_success_low`` from a rate of one gap (the supervisor's rule, as configured)."""
+    rig = _rig()
+    rig.worker._final(_gap("g"), "unrecoverable", 0, "x")
+    assert rig.alerts() == [("Alert", "2026-11-20", "1")]
+    rules = Rules(
+        (ThresholdRule(code="gap_success_low", metric="gap_recovery.success_pct", below=95.0),)
+    )
+    gaps: Any = SimpleNamespace(
+        name="gap_recovery",
+        state=State.RUNNING,
+        counters=rig.worker.tally.counters(0, DAY),
+        started_at=0.0,
+    )
+    assert rules.judge(metrics_of([gaps], {})) == []
 
 
 # ------------------------------------------------------------------ database blips

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import Counter
 from datetime import date
@@ -10,9 +11,12 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.events import Alert
+from bus.events import Alert, GapDetected, GapStateChanged, Reconciliation
 from observer.clock import ManualClock
 from observer.config import Settings
+from observer.writer.store import Store
+from tests.test_gap_recovery import STOCKS as GR_STOCKS
+from tests.test_reconciliation import FRIDAY, StoredBus, at, shorts_of, track_b_day
 from workers.gap_recovery.reconcile import (
     MINUTE_NS,
     check_minutes,
@@ -32,24 +36,15 @@ T0 = 1_795_000_020 * S  # a minute boundary (UTC and KST alike)
 TRADES = st.lists(st.tuples(st.integers(0, 9), st.integers(1, 500), st.booleans()), max_size=60)
 
 
-GAP_STATES = st.sampled_from(
-    ["detected", "recovering", "recovered", "marker_only", "unrecoverable"]
-)
-
-
 @given(
     TRADES,
     st.sets(st.integers(0, 9)),
-    st.lists(st.tuples(st.integers(0, 9), GAP_STATES), max_size=3),
+    st.sets(st.integers(0, 9), max_size=3),
 )
 def test_a_lost_trade_makes_its_minute_short_by_its_volume(
-    trades: list[tuple[int, int, bool]], recovered_idx: set[int], gap_idx: list[tuple[int, str]]
+    trades: list[tuple[int, int, bool]], recovered_idx: set[int], gap_idx: set[int]
 ) -> None:
-    """The exchange's bar is the sum of all its trades; the stream holds the ones not lost.
-
-    An unrecoverable gap explains nothing: its short minute is a miss, published as a gap
-    of its own and recovered, where it used to stay short for good under the failed gap.
-    """
+    """The exchange's bar is the sum of all its trades; the stream holds the ones not lost."""
     minutes = [T0 + i * MINUTE_NS for i in range(10)]
     bars: Counter[int] = Counter()
     stored: dict[int, tuple[int, int]] = {}
@@ -64,8 +59,7 @@ def test_a_lost_trade_makes_its_minute_short_by_its_volume(
             stored[minute] = (volume + qty, count + 1)
     recovered = {minutes[i] for i in recovered_idx}
     # A silence gap between two stamps: from 20 s into minute i to 50 s into it.
-    gaps = [(f"g{i}", minutes[i] + 20 * S, minutes[i] + 50 * S, state) for i, state in gap_idx]
-    explaining = {i for i, state in gap_idx if state != "unrecoverable"}
+    gaps = [(f"g{i}", minutes[i] + 20 * S, minutes[i] + 50 * S) for i in gap_idx]
     checks = check_minutes(minutes, stored, bars, recovered, gaps)
     assert [c.minute_ns for c in checks] == minutes
     for check in checks:
@@ -77,23 +71,21 @@ def test_a_lost_trade_makes_its_minute_short_by_its_volume(
         else:
             assert check.status == ("recovered" if m in recovered else "short")
             index = (m - T0) // MINUTE_NS
-            assert check.gap_id == (f"g{index}" if index in explaining else "")
+            assert check.gap_id == (f"g{index}" if index in gap_idx else "")
 
 
 def test_a_gap_explains_the_minutes_it_reaches_within_a_stamps_second() -> None:
     minutes = [T0, T0 + MINUTE_NS, T0 + 2 * MINUTE_NS]
     bars = dict.fromkeys(minutes, 10)
     # Ends at the stamp 00:01:00: trades up to 00:01:00.999 may be lost, so minute 1 too.
-    at_boundary = check_minutes(
-        minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + MINUTE_NS, "recovered")]
-    )
+    at_boundary = check_minutes(minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + MINUTE_NS)])
     assert [c.gap_id for c in at_boundary] == ["g", "g", ""]
     # Ends at 00:00:59: nothing of minute 1 was lost.
-    before = check_minutes(minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + 59 * S, "recovered")])
+    before = check_minutes(minutes, {}, bars, set(), [("g", T0 + 30 * S, T0 + 59 * S)])
     assert [c.gap_id for c in before] == ["g", "", ""]
     # A disconnect closed at its own start (re-registered at once) still explains its minute.
     instant = T0 + 2 * MINUTE_NS + S
-    closed = check_minutes(minutes, {}, bars, set(), [("g", instant, instant, "recovered")])
+    closed = check_minutes(minutes, {}, bars, set(), [("g", instant, instant)])
     assert [c.gap_id for c in closed] == ["", "", "g"]
 
 
@@ -111,7 +103,7 @@ def test_the_days_figures_count_misses_and_shortfall() -> None:
         {T0: (5, 1), T0 + MINUTE_NS: (7, 2)},
         {T0: 10, T0 + MINUTE_NS: 7, T0 + 2 * MINUTE_NS: 4},
         set(),
-        [("acct1:X:1", T0 + 10 * S, T0 + 20 * S, "recovered")],
+        [("acct1:X:1", T0 + 10 * S, T0 + 20 * S)],
     )
     assert [c.status for c in checks] == ["short", "complete", "short"]
     published = [
@@ -124,6 +116,39 @@ def test_the_days_figures_count_misses_and_shortfall() -> None:
     summary = result.summary()
     assert (summary["short"], summary["complete"], summary["missing_volume"]) == (2, 1, 9)
     assert (summary["misses"], summary["calls"], summary["completeness_pct"]) == (1, 2, 33.333)
+
+
+def test_a_minute_short_under_an_unrecoverable_gap_is_no_detection_miss(store: Store) -> None:
+    """Track B recorded the gap; its recovery failed. The minute stays explained by it (the
+    gap is retaken for ``retake_days``): no ``reconciliation:`` gap, no miss, no warning that
+    Track B recorded none."""
+    clock = ManualClock(at(14, 30))
+    bus = StoredBus(store, clock)
+    a = GR_STOCKS[0]
+    lossy = at(14, 40)
+    track_b_day(bus, {(a, lossy)})
+    gap_id = f"acct1:{a}:{lossy}"
+    bus.send_all(
+        "track_b",
+        [
+            GapDetected(
+                gap_id=gap_id,
+                symbol=a,
+                start_ns=lossy + 5 * S,
+                end_ns=lossy + 40 * S,
+                reason="disconnect",
+            ),
+        ],
+    )
+    bus.send_all("gap_recovery", [GapStateChanged(gap_id=gap_id, state="unrecoverable")])
+    clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
+    asyncio.run(bus.verifier("gap_recovery").verify_day(FRIDAY))
+    (checked,) = [r for r in bus.of("gap_recovery", Reconciliation) if r.symbol == a]
+    assert shorts_of(checked) == {lossy: gap_id}
+    assert checked.misses == 0
+    assert bus.of("gap_recovery", GapDetected) == []
+    warned = [e for e in bus.of("gap_recovery", Alert) if e.code == "reconciliation_misses"]
+    assert warned == []
 
 
 def test_a_day_with_nothing_compared_has_no_completeness() -> None:

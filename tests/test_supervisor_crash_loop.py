@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bus.events import Alert, AlertResolved, Event
@@ -105,3 +106,64 @@ def test_a_daemon_that_crashes_after_stable_s_again_and_again_is_alerted(
     assert crashes.restarts >= CRASH_LOOP_COUNT - 1  # restarted each time: forgiven
     assert State.FATAL not in states and crashes.failures == 1
     assert not [e for e in published if isinstance(e, Alert) and e.code == "program_fatal"]
+
+
+# Fails (exit 1, before READY) its first 5 starts, as while a dependency is not up, then runs.
+FAILS_THEN_RUNS = (
+    "import sys, time, pathlib\n"
+    "p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) if p.exists() else 0\n"
+    "p.write_text(str(n + 1))\n"
+    "if n < 5: raise SystemExit(1)\n"
+    "from observer.notify import Notifier; no = Notifier.from_env(); no.ready()\n"
+    "while True: no.beat(); time.sleep(0.05)\n"
+)
+
+
+def _supervised(tmp_path: Path, name: str, args: str) -> tuple[Supervisor, str]:
+    program = (
+        f'[programs.{name}]\nkind = "daemon"\ncommand = ["{sys.executable}", {args}]\n'
+        "backoff_initial_s = 0.01\nbackoff_max_s = 0.05\n"
+    )
+    config = configure(tmp_path, "heartbeat_interval_s = 0.05", program)
+    return Supervisor(load_settings(config), config, SystemClock()), name
+
+
+def _run_until(sup: Supervisor, done: Callable[[], bool], what: str) -> None:
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(sup.run(stop))
+        try:
+            await until(done, what, 60)
+        finally:
+            stop.set()
+            await task
+
+    asyncio.run(scenario())
+
+
+def test_a_daemon_failing_fast_is_fatal_and_no_crash_loop(
+    tmp_path: Path, published: list[Event]
+) -> None:
+    """Never forgiven, it is parked FATAL at its 8th failure: program_fatal alone, where
+    program_crash_loop (error) came at the 5th failure too, and resolved while still FATAL."""
+    sup, name = _supervised(tmp_path, "fastfail", '"-c", "raise SystemExit(1)"')
+    _run_until(sup, lambda: any(_fatal(e) for e in published), "program_fatal")
+    assert sup.programs[name].state is State.FATAL and sup.programs[name].failures == 8
+    assert notices(published) == [] and sup._loops.open == set()
+
+
+def test_a_daemon_failing_at_start_up_then_running_is_no_crash_loop(
+    tmp_path: Path, published: list[Event]
+) -> None:
+    """Five failures before READY, then a healthy daemon: no loop alert left open an hour."""
+    (tmp_path / "flaky.py").write_text(FAILS_THEN_RUNS)
+    args = f'"{tmp_path / "flaky.py"}", "{tmp_path / "count"}"'
+    sup, name = _supervised(tmp_path, "flaky", args)
+    flaky = sup.programs[name]
+    _run_until(sup, lambda: flaky.state is State.RUNNING, "RUNNING")
+    assert flaky.restarts == 5
+    assert notices(published) == [] and sup._loops.open == set()
+
+
+def _fatal(event: Event) -> bool:
+    return isinstance(event, Alert) and event.code == "program_fatal"

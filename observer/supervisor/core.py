@@ -386,7 +386,12 @@ class Supervisor:
                 detail=detail,
             )
         )
-        if program.kind != "job" and action in ("restarting", "parked"):
+        # A loop counts only failures after a run that worked: its failure count was just
+        # forgiven (or it is the first) and it had said READY. A daemon failing fast is
+        # program_fatal's to alert, and one failing at start-up until a dependency is up,
+        # then running, is no loop (both raised program_crash_loop too).
+        restarted = program.kind != "job" and action == "restarting"
+        if restarted and program.failures == 1 and program.ready_at:
             self._loops.failed(program.name)
         if action == "parked":
             message = f"{program.name} is FATAL: {detail}"

@@ -5,7 +5,9 @@ A daemon that kept beating for ``stable_s`` after READY is forgiven its earlier 
 ``stable_s``, is restarted for ever: never parked FATAL, never alerted, with ``ctl status``
 healthy between its crashes. `CRASH_LOOP_COUNT` failures within `CRASH_LOOP_WINDOW_S` raise
 an error Alert ``program_crash_loop`` (subject: the program); a whole window without a
-failure resolves it. Jobs are not counted: a job's failures are never forgiven.
+failure resolves it. Only such failures count (the first after its count was forgiven, of a
+run that said READY), never one of a run of fast failures, which end FATAL. Jobs are not
+counted: a job's failures are never forgiven.
 """
 
 from __future__ import annotations
@@ -54,7 +56,11 @@ class CrashLoops:
         return set(self._open)
 
     def failed(self, name: str) -> None:
-        """A failure of program ``name`` (it is restarted, or parked)."""
+        """A failure of program ``name`` after a run that worked (it is restarted).
+
+        The supervisor counts only those: a daemon failing fast is parked FATAL and alerted
+        ``program_fatal``; counting each of its failures raised a loop alert beside it.
+        """
         now = time.monotonic()
         times = self._failures.setdefault(name, deque())
         times.append(now)

@@ -3,11 +3,15 @@
 ``success_pct`` is over the trading day (the gaps that began that day, KST, and were settled:
 recovered or unrecoverable), seeded from the database at start-up: over the process's life a
 busy earlier day hid today's failures, and a restart reset it to 100 and resolved a
-``gap_success_low`` breach that still stood.
+``gap_success_low`` breach that still stood. It stays 100 until the day has
+`SUCCESS_MIN_SETTLED` gaps settled: one unrecoverable gap of a fresh day made it 0 and
+raised ``gap_success_low`` beside ``gaps_unrecoverable``; that alert covers the few, the
+rate the many.
 
 The daemon raises an error alert ``gaps_unrecoverable`` per day with unrecoverable gaps
 (subject: the day), raises it again only when their count has doubled (the open alerts stay
-few: about log2 of the gaps a day), and resolves it once none of the day is left.
+few: about log2 of the gaps a day), and resolves it once none of the day is left, or once
+the day's gaps are no longer tried (it left the ``retake_days`` window): given up.
 """
 
 from __future__ import annotations
@@ -20,10 +24,19 @@ from datetime import date
 from bus.events import Alert, AlertResolved, Event, GapState
 from observer.stats import p99
 
-__all__ = ["UNRECOVERABLE_ALERT", "RecoveryCounters", "Settled", "UnrecoverableAlerts"]
+__all__ = [
+    "SUCCESS_MIN_SETTLED",
+    "UNRECOVERABLE_ALERT",
+    "RecoveryCounters",
+    "Settled",
+    "UnrecoverableAlerts",
+]
 
 _LATENCIES = 10_000  # the newest latencies kept for the percentiles
 UNRECOVERABLE_ALERT = "gaps_unrecoverable"  # error, subject: the day the gaps began (KST)
+# A day's success_pct is 100 until this many of its gaps are settled: a rate of a few gaps
+# says nothing, and each unrecoverable one is alerted (``gaps_unrecoverable``) already.
+SUCCESS_MIN_SETTLED = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +79,14 @@ class RecoveryCounters:
             self.day_states.pop(gap_id, None)
 
     def success_pct(self, today: date | None = None) -> float:
-        """Of ``today``'s gaps settled, the share recovered (100 with none)."""
+        """Of ``today``'s gaps settled, the share recovered (100 below `SUCCESS_MIN_SETTLED`)."""
         if today is not None and today != self.day:
             return 100.0
         states = Counter(self.day_states.values())
         settled = states["recovered"] + states["unrecoverable"]
-        return round(100 * states["recovered"] / settled, 2) if settled else 100.0
+        if settled < SUCCESS_MIN_SETTLED:
+            return 100.0
+        return round(100 * states["recovered"] / settled, 2)
 
     def counters(self, queue_depth: int, today: date | None = None) -> dict[str, float]:
         """The heartbeat's counters: counts, queue depth, the day's success, latencies.
@@ -106,6 +121,7 @@ class UnrecoverableAlerts:
         self._send = send
         self._note = note
         self._alerted: dict[date, int] = {}  # days alerted -> the count alerted last
+        self._counts: dict[date, int] = {}  # days alerted -> their count at the last update
         self._taken_over: set[date] = set()
 
     def take_over(self, days: set[date]) -> None:
@@ -115,12 +131,29 @@ class UnrecoverableAlerts:
     def update(self, counts: Counter[date], first: date) -> None:
         """Alert, or resolve, by each day's unrecoverable gaps; ``first``: the oldest day known.
 
-        A day before ``first`` is no longer read: its alert is left open, for an operator.
+        A day before ``first`` is no longer tried: its alert is resolved as given up (it was
+        left open for good, and a restart dropped a taken-over one silently).
         """
         for day in self._taken_over:
             self._alerted.setdefault(day, counts[day])
         self._taken_over = set()
+        for day in [d for d in self._alerted if d < first]:
+            del self._alerted[day]
+            count = self._counts.pop(day, 0)
+            gaps = f"{count} gaps" if count else "the unrecoverable gaps"
+            self._send(
+                AlertResolved(
+                    code=UNRECOVERABLE_ALERT,
+                    severity="error",
+                    subject=day.isoformat(),
+                    message=f"given up: {gaps} of {day} stay unrecoverable and are no longer tried",
+                )
+            )
         for day, count in sorted(counts.items()):
+            if day < first:
+                continue  # no longer tried: given up above, not alerted again
+            if count:
+                self._counts[day] = count
             last = self._alerted.get(day)
             if last is not None and count < 2 * max(last, 1):
                 continue
@@ -137,12 +170,12 @@ class UnrecoverableAlerts:
             )
         for day in [d for d in self._alerted if not counts[d]]:
             del self._alerted[day]
-            if day >= first:
-                self._send(
-                    AlertResolved(
-                        code=UNRECOVERABLE_ALERT,
-                        severity="error",
-                        subject=day.isoformat(),
-                        message=f"{day}: no gap unrecoverable any more",
-                    )
+            self._counts.pop(day, None)
+            self._send(
+                AlertResolved(
+                    code=UNRECOVERABLE_ALERT,
+                    severity="error",
+                    subject=day.isoformat(),
+                    message=f"{day}: no gap unrecoverable any more",
                 )
+            )

@@ -82,7 +82,7 @@ def check_minutes(
     stored: Mapping[int, tuple[int, int]],
     bars: Mapping[int, int],
     recovered: set[int],
-    gaps: Iterable[tuple[str, int, int, str]],
+    gaps: Iterable[tuple[str, int, int]],
 ) -> list[MinuteCheck]:
     """Compare each minute's stored trades with its bar.
 
@@ -97,15 +97,13 @@ def check_minutes(
     recovered:
         The minutes whose bar gap recovery has stored.
     gaps:
-        The symbol's recorded gaps, ``(gap_id, start_ns, end_ns, state)``: a short (or
-        recovered) minute one of them reaches is explained by it (``gap_id``); one none
-        reaches is a detection miss (``gap_id`` empty), published as a gap of its own. An
-        unrecoverable gap explains nothing: its minute would stay short for good under it,
-        where a gap of its own is recovered from the bar KIS has. A gap still pending
-        explains its minutes (it is on its way; unrecoverable, it is alerted and tried
-        again).
+        The symbol's recorded gaps, ``(gap_id, start_ns, end_ns)``: a short (or recovered)
+        minute one of them reaches is explained by it (``gap_id``); one none reaches is a
+        detection miss (``gap_id`` empty), published as a gap of its own. Whatever its
+        state: an unrecoverable gap was recorded all the same (no miss), and it is retaken
+        for ``retake_days``, which recovers its minute when KIS has the bar.
     """
-    spans = sorted((g for g in gaps if g[3] != "unrecoverable"), key=lambda g: g[1])
+    spans = sorted(gaps, key=lambda g: g[1])
     checks = []
     for minute in minutes:
         volume, trades = stored.get(minute, (0, 0))
@@ -120,7 +118,7 @@ def check_minutes(
             gap_id = next(
                 (
                     g
-                    for g, start, end, _ in spans
+                    for g, start, end in spans
                     if start < minute + MINUTE_NS and max(end, start) + STAMP_NS > minute
                 ),
                 "",

@@ -274,7 +274,7 @@ class Verifier:
         with self.engine.connect() as conn:
             stored = tick_minutes(conn, symbol, lo, hi)
             recovered = recovered_bar_minutes(conn, symbol, lo, hi)
-            gaps = [(g, start, end, st) for g, start, end, _, st in gaps_of(conn, symbol, lo, hi)]
+            gaps = [(g, start, end) for g, start, end, _, _ in gaps_of(conn, symbol, lo, hi)]
         checks = check_minutes(minutes, stored, bars, recovered, gaps)
         for n, check in enumerate(checks):
             if check.status == "short" and not check.gap_id:  # a detection miss: a gap now

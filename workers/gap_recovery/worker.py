@@ -24,9 +24,10 @@ were, the gap is ``unrecoverable`` with the error; each sweep takes such gaps of
 ``retake_days`` back, one try each ``retake_s``, and a gap recovered then turns
 ``recovered`` (it stays ``unrecoverable`` meanwhile). While a day has unrecoverable gaps,
 an error alert ``gaps_unrecoverable`` (subject: the day) says how many, again when the count
-has doubled, and is resolved once none is left. ``success_pct`` is the day's: of the gaps
-that began today and were settled, the share recovered, read from the database at start-up
-so that a restart does not reset it.
+has doubled, and is resolved once none is left, or as given up once the day's gaps are no
+longer tried. ``success_pct`` is the day's: of the gaps that began today and were settled,
+the share recovered (100 below `outcomes.SUCCESS_MIN_SETTLED` of them), read from the
+database at start-up so that a restart does not reset it.
 
 A sweep (or the start-up's reads) that the database fails is logged, counted
 (``sweep_failures``) and tried again on a backoff; the process ends only once the reads
