@@ -88,6 +88,10 @@ def test_under_a_fast_clock_a_busy_event_loops_delay_is_not_a_feed_behind() -> N
     assert lag.behind("acct1", now, LIMIT) == 0
     lag.on_frame("acct1", now - 90 * S, now)  # three quarters of a wall second
     assert lag.behind("acct1", now, LIMIT) == 90 * S
+    # Still behind 0.4 wall seconds later (48 simulated seconds), with no frame since: the
+    # simulator pushes every 50 ms of wall time, so 5 simulated seconds often hold none.
+    assert lag.behind("acct1", now + 48 * S, LIMIT) == 90 * S
+    assert lag.behind("acct1", now + 130 * S, LIMIT) == 0  # over a wall second later
 
 
 def lagged(events: list[Event]) -> list[GapDetected]:

@@ -34,7 +34,11 @@ FEED_LAGGING = "track_b_feed_lagging"  # the alert of a feed delivering trades l
 # A delay of less wall time than this is a busy event loop's under a fast simulated clock,
 # not a feed behind: no lag alert and no delivery-lag gap (at wall pace every limit is more).
 LAG_WALL_FLOOR_S = 0.5
-RECENT_S = 5.0  # the frames whose lag `behind` judges (a catch-up's late ones among them)
+# The frames whose lag `behind` judges (a catch-up's late ones among them): those of the last
+# RECENT_S, or of the last RECENT_WALL_S of wall time under a fast clock (at 121x, 5 s are
+# 41 ms: a push of the simulator's holds the lag's frames, the next may come 50 ms later).
+RECENT_S = 5.0
+RECENT_WALL_S = 1.0
 PACE_WINDOW_S = 60.0  # an account's usual interval between frames: this long over its frames
 STALL_FACTOR = 10.0  # nothing for this many usual intervals: the feed stopped, not quiet
 _NS = 1_000_000_000
@@ -69,7 +73,8 @@ class FeedLag:
     def behind(self, alias: str, now_ns: int, limit_ns: int) -> int:
         """How far behind the account's feed runs at ``now_ns`` (ns), or 0 if within the limit.
 
-        Behind: a frame of the last `RECENT_S` arrived more than ``limit_ns`` after its newest
+        Behind: a frame of the last `RECENT_S` (or `RECENT_WALL_S` of wall time, if longer)
+        arrived more than ``limit_ns`` after its newest
         trade, or nothing has arrived for `STALL_FACTOR` usual intervals (at least the limit;
         unknown until the account has had frames for `PACE_WINDOW_S`). Either needs
         `LAG_WALL_FLOOR_S` of wall time too, whatever the clock's speed.
@@ -78,9 +83,12 @@ class FeedLag:
         if not frames:
             return 0
         recent = now_ns - int(RECENT_S * _NS)
-        peak = max(
-            (lag for _, lag in takewhile(lambda f: f[0] >= recent, reversed(frames))), default=0
-        )
+
+        def is_recent(frame: tuple[int, int]) -> bool:
+            at = frame[0]
+            return at >= recent or wall_seconds_between(self.clock, at, now_ns) < RECENT_WALL_S
+
+        peak = max((lag for _, lag in takewhile(is_recent, reversed(frames))), default=0)
         if peak > limit_ns and self._wall(now_ns - peak, now_ns):
             return peak
         last = frames[-1][0]
