@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -42,13 +43,19 @@ rounds = st.lists(
 )
 
 
-def play(book: SlotBook, plan: list[tuple[list[Candidate], int, set[str]]]) -> list[list[Decision]]:
-    now, out = 0, []
+def each_round(
+    book: SlotBook, plan: list[tuple[list[Candidate], int, set[str]]]
+) -> Iterator[tuple[int, list[Decision]]]:
+    """Each round of ``plan`` evaluated: its time and decisions (the book as they left it)."""
+    now = 0
     for pool, step, sick in plan:
         now += step
-        healthy = [a for a in book.accounts if a not in sick]
-        out.append(book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD))
-    return out
+        healthy = {a for a in book.accounts if a not in sick}
+        yield now, book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD)
+
+
+def play(book: SlotBook, plan: list[tuple[list[Candidate], int, set[str]]]) -> list[list[Decision]]:
+    return [decisions for _, decisions in each_round(book, plan)]
 
 
 @settings(max_examples=300, deadline=None)
@@ -249,13 +256,8 @@ def test_an_overflow_names_what_kept_it_out(
     # could have replaced, or, when every unpinned slot is newer than the minimum hold, that
     # it waits, with the lowest held score. (It said "not above 1.2 x the lowest replaceable
     # score" with the score of a holding that was not replaceable.)
-    names = ["a", "b", "c"][:accounts]
-    book = SlotBook(names, capacity)
-    now = 0
-    for pool, step, sick in plan:
-        now += step
-        healthy = {a for a in names if a not in sick}
-        decisions = book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD)
+    book = SlotBook(["a", "b", "c"][:accounts], capacity)
+    for now, decisions in each_round(book, plan):
         # Nothing is placed after the first overflow: the slots are as the overflows saw them.
         unpinned = [h for h in book.holdings() if not h.candidate.pinned]
         young = [h for h in unpinned if now - h.since_ns < MIN_HOLD]

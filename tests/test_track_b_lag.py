@@ -7,7 +7,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.events import Event, GapDetected
+from bus.events import AlertResolved, Event, GapDetected
 from observer.clock import ManualClock, SimulatedClock
 from observer.kis.realtime import DecodedFrame
 from tests.test_account_alerts_resolved import _collector
@@ -123,3 +123,14 @@ def test_a_slot_released_from_a_quiet_account_on_time_is_no_gap_and_one_behind_i
     asyncio.run(collector._drop("acct1", "000660"))
     [gap] = lagged(events)
     assert (gap.symbol, gap.end_ns) == ("000660", clock.now_ns())
+
+
+def test_a_lag_alert_left_open_is_resolved_at_once_when_lag_alerts_are_off() -> None:
+    """Nothing judges the lag with ``lag_alert_s = 0``: a taken-over alert stayed open."""
+    events: list[Event] = []
+    lag = FeedLag(ManualClock(T0), events.append, lambda ns: True, 0.0)
+    lag.take_over(["acct2"])
+    [resolved] = events
+    assert isinstance(resolved, AlertResolved)
+    assert (resolved.code, resolved.subject) == ("track_b_feed_lagging", "acct2")
+    assert not lag.lagging

@@ -67,8 +67,15 @@ class FeedLag:
         self.first_ns: dict[str, int] = {}  # alias -> its first frame's receive time
 
     def take_over(self, aliases: Collection[str]) -> None:
-        """Accounts whose alert an earlier Track B left open: this one resolves it."""
-        self.lagging |= set(aliases)
+        """Accounts whose alert an earlier Track B left open: this one resolves it.
+
+        At once with the alert off (``lag_alert_s = 0``): nothing would judge it again.
+        """
+        if self.limit_ns:
+            self.lagging |= set(aliases)
+            return
+        for alias in sorted(aliases):
+            self._resolve(alias, "lag alerts are off")
 
     def behind(self, alias: str, now_ns: int, limit_ns: int) -> int:
         """How far behind the account's feed runs at ``now_ns`` (ns), or 0 if within the limit.
@@ -128,13 +135,7 @@ class FeedLag:
             ):
                 self.lagging.discard(alias)
                 del self.on_time_since[alias]
-                message = f"account {alias}: its feed is on time again"
-                log.warning("%s", message)
-                self.publish(
-                    AlertResolved(
-                        code=FEED_LAGGING, severity="warning", subject=alias, message=message
-                    )
-                )
+                self._resolve(alias, "its feed is on time again")
             return
         if lag > self.limit_ns and wall >= LAG_WALL_FLOOR_S and self.in_session(traded_ns):
             self.lagging.add(alias)
@@ -150,3 +151,10 @@ class FeedLag:
                     subject=alias,
                 )
             )
+
+    def _resolve(self, alias: str, why: str) -> None:
+        message = f"account {alias}: {why}"
+        log.warning("%s", message)
+        self.publish(
+            AlertResolved(code=FEED_LAGGING, severity="warning", subject=alias, message=message)
+        )
