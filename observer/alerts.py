@@ -11,7 +11,7 @@ alerts read the same records (`observer.db.queries.alert_records`) through this 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -33,7 +33,8 @@ __all__ = [
     "delivered_channels",
     "ends",
     "notices_of",
-    "open_subjects",
+    "open_notices",
+    "open_notices_of",
     "open_subjects_of",
     "parse_alert_id",
 ]
@@ -156,25 +157,25 @@ def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
     return source == alert_source and seq > alert_seq
 
 
-def open_subjects(records: AlertRecords, source: str, code: str) -> set[str]:
-    """The subjects of the alerts ``code`` that ``source`` raised and are open in ``records``.
+def open_notices(records: AlertRecords, source: str, codes: Collection[str]) -> list[Notice]:
+    """The alerts of ``codes`` that ``source`` raised and are open in ``records``, oldest first.
 
     A job that mends what an earlier run alerted resolves it only then: a resolution of
     nothing open would still be sent to every channel.
     """
-    return {
-        state.notice.subject
+    return [
+        state.notice
         for state in alert_states(records)
         if state.state == "open"
-        and state.notice.code == code
+        and state.notice.code in codes
         and parse_alert_id(state.notice.id)[0] == source
-    }
+    ]
 
 
-def open_subjects_of(
-    conn: Connection, settings: Settings, source: str, codes: Sequence[str]
-) -> dict[str, set[str]]:
-    """Per code, the subjects of this host's ``source``'s open alerts of that code.
+def open_notices_of(
+    conn: Connection, settings: Settings, source: str, codes: Collection[str]
+) -> list[Notice]:
+    """The open alerts of ``codes`` that this host's ``source`` raised, oldest first.
 
     Whatever their age, as ``observer alerts --open`` lists them: a restarted worker or a
     job takes over what an earlier run of its source left open.
@@ -182,5 +183,14 @@ def open_subjects_of(
     from observer.db.queries import open_alert_records
 
     records = open_alert_records(conn, deliveries=False)
-    own = own_source(settings, source)
-    return {code: open_subjects(records, own, code) for code in codes}
+    return open_notices(records, own_source(settings, source), codes)
+
+
+def open_subjects_of(
+    conn: Connection, settings: Settings, source: str, codes: Sequence[str]
+) -> dict[str, set[str]]:
+    """Per code, the subjects of this host's ``source``'s open alerts of that code."""
+    found: dict[str, set[str]] = {code: set() for code in codes}
+    for notice in open_notices_of(conn, settings, source, codes):
+        found[notice.code].add(notice.subject)
+    return found

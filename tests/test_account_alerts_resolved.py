@@ -210,3 +210,23 @@ def test_a_feed_catching_up_is_one_lag_alert_resolved_once_it_stays_on_time() ->
     frame(T0 + 50 * _NS, 0)  # for 10 s: the limit
     assert _states(events) == {(FEED_LAGGING, "acct1"): "resolved"}
     assert collector.lag.lag_ns["acct1"] == 0
+
+
+def test_an_account_no_longer_configured_has_its_alerts_resolved_at_once() -> None:
+    """acct3 was down, stale and behind when it left the configuration: nothing streams it
+    any more, so its alerts stayed open for good."""
+    events: list[Event] = [
+        Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct3", message="down"),
+        Alert(severity="warning", code=STREAM_STALE, subject="acct3", message="stale"),
+        Alert(severity="warning", code=FEED_LAGGING, subject="acct3", message="late"),
+        Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct1", message="down"),
+    ]
+    collector = _collector(events, asyncio.Event(), ManualClock(T0), lag_alert_s=10)
+    collector.take_over({"acct1", "acct3"}, {"acct3"}, {"acct3"})
+    assert _states(events) == {
+        (ACCOUNT_DOWN, "acct3"): "resolved",
+        (STREAM_STALE, "acct3"): "resolved",
+        (FEED_LAGGING, "acct3"): "resolved",
+        (ACCOUNT_DOWN, "acct1"): "open",  # configured: its next session resolves it
+    }
+    assert {e.severity for e in events[4:]} == {"critical", "warning"}

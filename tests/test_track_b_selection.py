@@ -36,9 +36,10 @@ from tests.test_track_b_resume import (
 )
 from workers.track_b.collect import Refusal
 from workers.track_b.pins import slots_path, write_pins
+from workers.track_b.session_alerts import OVERFLOW
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
-from workers.track_b.worker import OVERFLOW, TrackB
+from workers.track_b.worker import TrackB
 
 _PROFILE = Settings().track_b.volume_profile
 LOG_AT, WARN_AT, CRITICAL_AT = Settings().track_b.overflow_alert_pct  # 5, 10, 20 %
@@ -84,8 +85,8 @@ def test_the_overflow_alert_is_one_per_episode_and_severity_and_is_resolved(
     # the share is back at half the warning level. (The alert was raised again every hour
     # and never resolved.)
     tb, sent = watcher
-    tb._placements.clear()
-    tb._overflow_alerted, tb._overflow_logged = None, False
+    tb.overflow.placements.clear()
+    tb.overflow.alerted, tb.overflow.logged = None, False
     sent.clear()
     now, window = at("09:30"), []
     raised: list[str] = []  # this episode's severities
@@ -95,12 +96,12 @@ def test_the_overflow_alert_is_one_per_episode_and_severity_and_is_resolved(
         decisions = [Decision("allocate", surge, "x", "acct1", 0)] * placed
         decisions += [Decision("overflow", surge, "x", waiting=waits)] * overflowed
         before = len(sent)
-        tb._watch_overflow(decisions, now)
+        share_now = tb.overflow.watch(decisions, now)
         window = [w for w in window if now - w[0] <= 3600 * S]
         window += [(now, False, False)] * placed + [(now, True, waits)] * overflowed
         share = 100 * sum(o for _, o, _ in window) / (len(window) or 1)
         firm = 100 * sum(o and not w for _, o, w in window) / (len(window) or 1)
-        assert tb.counters["overflow_pct"] == round(share, 1)
+        assert share_now == pytest.approx(share)
         events = overflow_events(Sent(sent[before:]))
         if (not raised and share > WARN_AT) or (firm > CRITICAL_AT and "critical" not in raised):
             expected = "critical" if firm > CRITICAL_AT else "warning"
@@ -127,10 +128,10 @@ def test_an_overflow_alert_an_earlier_run_left_open_is_resolved(tmp_path: Path) 
     store.load_marks()
     store.apply([decode_parts(encode_frame(earlier))])
     engine.dispose()
-    tb._overflow_alerted = tb._open_overflow()
-    assert tb._overflow_alerted == "critical"
+    tb._take_over(tb._open_session_alerts())
+    assert tb.overflow.alerted == "critical"
     surge = Candidate("000010", "volume_surge", 19.2, expires_ns=at("10:10"))
-    tb._watch_overflow([Decision("allocate", surge, "x", "acct1", 0)], at("10:00"))
+    tb.overflow.watch([Decision("allocate", surge, "x", "acct1", 0)], at("10:00"))
     assert overflow_events(sent) == [("AlertResolved", "critical")]
 
 

@@ -64,7 +64,7 @@ from observer.kis.stream import (
 )
 from observer.runtime import sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
-from workers.track_b.lag import FeedLag
+from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.slots import Decision, Holding
 
 __all__ = [
@@ -222,11 +222,20 @@ class Collector:
 
         Their next confirmation or data resolves it, as if this one had raised it; a down
         account raises no second alert, nor a stuck session restarted here. They stay
-        healthy until they fail here, and a stuck session is still restarted once.
+        healthy until they fail here, and a stuck session is still restarted once. An
+        account no longer configured is resolved at once: nothing would judge it again.
         """
         self.down_alerted |= set(down) & self.streams.keys()
         self.stale_alerted |= set(stale) & self.streams.keys()
         self.lag.take_over(set(lagging) & self.streams.keys())
+        alerted: list[tuple[str, Severity, Collection[str]]] = [
+            (ACCOUNT_DOWN, "critical", down),
+            (STREAM_STALE, "warning", stale),
+            (FEED_LAGGING, "warning", lagging),
+        ]
+        for code, severity, aliases in alerted:
+            for alias in sorted(set(aliases) - self.streams.keys()):
+                self._resolve(alias, code, severity, "no longer configured: nothing streams it")
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s``."""

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bus.events import PriceSnapshot, TradeTick
+from bus.events import PriceSnapshot, Severity, TradeTick
 from observer.config import TrackBSettings
 from workers.track_b.barred import Barred, refusal_kind
 from workers.track_b.collect import Refusal
@@ -37,7 +37,7 @@ __all__ = ["AlertSink", "SlotGuard"]
 log = logging.getLogger(__name__)
 
 # (severity, code, message, context): the worker's alert.
-AlertSink = Callable[[str, str, str, dict[str, str]], None]
+AlertSink = Callable[[Severity, str, str, dict[str, str]], None]
 
 
 class SlotGuard:
@@ -153,7 +153,9 @@ class SlotGuard:
             self._alerted.add((r.symbol, kind))
             self.bars.active(now_ns)  # ended bars out of the count
             share = len(self.bars.of_kind("refused")) / (book.capacity * len(book.accounts))
-            severity = "error" if share >= self.settings.refused_error_share else "warning"
+            severity: Severity = (
+                "error" if share >= self.settings.refused_error_share else "warning"
+            )
             self.alert(
                 severity,
                 "track_b_refused",

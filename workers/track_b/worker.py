@@ -14,7 +14,9 @@
    the collector applies.
 4. The overflow rate of the last hour is watched against ``overflow_alert_pct``: one
    ``track_b_overflow`` alert per episode and severity, resolved once the rate is back at
-   half the warning level (`TrackB._watch_overflow`).
+   half the warning level (`workers.track_b.session_alerts`). The session's end resolves
+   the overflow and the session's notices (refusals, closed slots, a degraded start, a
+   restart) still open.
 5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
    refused (it wakes the loop at once), a symbol halted or locked at a price limit.
 6. With ``[track_b] shard`` (several collectors hosts) every candidate, pin and slot taken
@@ -33,20 +35,19 @@ import contextlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from bus.events import Alert, AlertResolved, PriceSnapshot, Severity
+from bus.events import Alert, PriceSnapshot, Severity
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts import SEVERITY_RANK, alert_states, open_subjects_of, parse_alert_id
+from observer.alerts import Notice, open_notices_of, open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
-from observer.db.queries import held_slots, open_alert_records, universe_references
+from observer.db.queries import held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError
 from observer.hosts import own_source
@@ -65,6 +66,13 @@ from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.pins import PinFile, slots_path, unplaced
+from workers.track_b.session_alerts import (
+    DEGRADED,
+    OVERFLOW,
+    SESSION_CODES,
+    OverflowWatch,
+    SessionNotices,
+)
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import context_sync, lasting, take_back
 from workers.track_b.triggers import Reference, TriggerEngine
@@ -75,10 +83,7 @@ log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
-_HOUR_NS = 3600 * _NS
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
-OVERFLOW = "track_b_overflow"
-_OVERFLOW_ENDS = 0.5  # an overflow level is over at this fraction of it (hysteresis)
 
 
 class TrackB(AsyncWorker):
@@ -97,13 +102,14 @@ class TrackB(AsyncWorker):
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.data_dir = Path(settings.paths.data_dir)
         self._engine: Engine = reader_engine(settings.database, "track_b")
-        # (when, overflowed, the morning's hand-over: see _watch_overflow) per placement
-        self._placements: deque[tuple[int, bool, bool]] = deque()
-        self._overflow_alerted: Severity | None = None  # the episode's highest alert so far
-        self._overflow_logged = False  # the log level's line went out (its own episode)
+        self.overflow = OverflowWatch(
+            self.config.overflow_alert_pct, self.producer.send, self._alert
+        )
+        self.notices = SessionNotices(self.producer.send)
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         self.counters: dict[str, float] = {}
         day = now_utc(clock).astimezone(KST).date()
+        self.day_start_ns = int(datetime.combine(day, datetime.min.time(), KST).timestamp()) * _NS
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
         self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
         self.collector: Collector | None = None  # once the day's sessions are set up
@@ -126,22 +132,15 @@ class TrackB(AsyncWorker):
             found = open_subjects_of(conn, self.settings, SOURCE, codes)
         return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING]
 
-    def _open_overflow(self) -> Severity | None:
-        """The highest severity of the overflow alerts an earlier run left open (a restart).
-
-        Taken over: the first rate low enough resolves them (they stayed open for good).
-        """
+    def _open_session_alerts(self) -> list[Notice]:
+        """The overflow and session alerts an earlier run left open (a restart)."""
         with self._engine.connect() as conn:
-            records = open_alert_records(conn, deliveries=False)
-        own = own_source(self.settings, SOURCE)
-        found = [
-            state.notice.severity
-            for state in alert_states(records)
-            if state.state == "open"
-            and state.notice.code == OVERFLOW
-            and parse_alert_id(state.notice.id)[0] == own
-        ]
-        return max(found, key=SEVERITY_RANK.__getitem__, default=None)
+            return open_notices_of(conn, self.settings, SOURCE, (OVERFLOW, *SESSION_CODES))
+
+    def _take_over(self, open_alerts: Sequence[Notice]) -> None:
+        """An earlier run's overflow episode and session notices are this run's to resolve."""
+        self.overflow.take_over([n for n in open_alerts if n.code == OVERFLOW])
+        self.notices.take_over([n for n in open_alerts if n.code != OVERFLOW], self.day_start_ns)
 
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
@@ -192,7 +191,7 @@ class TrackB(AsyncWorker):
         )
         self.collector = collector
         collector.take_over(*await asyncio.to_thread(self._open_account_alerts))
-        self._overflow_alerted = await asyncio.to_thread(self._open_overflow)
+        self._take_over(await asyncio.to_thread(self._open_session_alerts))
         capacity = self.config.slots_per_account
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
@@ -237,6 +236,9 @@ class TrackB(AsyncWorker):
         ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
+        over = "the session ended: every slot is released"
+        self.overflow.end(f"overflow: {over}")
+        self.notices.end(over)
 
     async def _rekey(self, collector: Collector, closing: float) -> None:
         """Approval keys that last the session; a pre-connected session restarts on a new one.
@@ -383,7 +385,10 @@ class TrackB(AsyncWorker):
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
             fill = _fill(by_cap, barred, book.capacity * len(book.accounts) - len(book.closed))
-            candidates = [*engine.candidates(now), *context, *fill]
+            fired = engine.candidates(now)
+            if fired:  # a degraded start is over: live triggers place
+                self.notices.over(DEGRADED, "triggers fire: the slots follow them")
+            candidates = [*fired, *context, *fill]
             decisions = book.evaluate(
                 candidates,
                 now,
@@ -395,7 +400,7 @@ class TrackB(AsyncWorker):
             waiting = unplaced(engine.pins, book.held(), decisions, barred)
             decisions = [*closed, *(d for d in decisions if self._news(d))]
             await collector.apply(decisions, book.holdings())  # and checked against the book
-            self._watch_overflow(decisions, now)
+            self.counters["overflow_pct"] = round(self.overflow.watch(decisions, now), 1)
             self.counters["other_shard"] = engine.other_shard
             self._show(book, collector, waiting)
             await self._nap(self.config.evaluate_s)
@@ -432,52 +437,6 @@ class TrackB(AsyncWorker):
                 if isinstance(envelope.event, PriceSnapshot) and not engine.seen(envelope.event):
                     engine.on_snapshot(envelope.event)
                     self.guard.on_snapshot(envelope.event)
-
-    def _watch_overflow(self, decisions: Sequence[Decision], now: int) -> None:
-        """The overflow share of the last hour's placements, against ``overflow_alert_pct``.
-
-        An episode raises each severity once (a warning, then a critical if it gets worse)
-        and ends when the share is back at half the warning level: one `AlertResolved` of the
-        episode's highest severity resolves what it raised.
-
-        The morning's hand-over counts in the share and for the warning, not for the
-        critical: a candidate that waited only because every slot was newer than
-        ``min_hold_s`` (`Decision.waiting`: the 09:30 minute, when the context sync's
-        placements cannot be replaced yet), and a context sync candidate that a live trigger
-        displaced (the sync hands out exactly as many as there are slots, to be displaced).
-        Both come every morning: they alone are no emergency.
-        """
-        for d in decisions:
-            if d.action in ("allocate", "replace", "overflow"):
-                handover = d.waiting or d.candidate.trigger == "context_sync"
-                self._placements.append((now, d.action == "overflow", handover))
-        while self._placements and now - self._placements[0][0] > _HOUR_NS:
-            self._placements.popleft()
-        total = len(self._placements) or 1
-        rate = 100 * sum(o for _, o, _ in self._placements) / total
-        firm = 100 * sum(o and not w for _, o, w in self._placements) / total
-        self.counters["overflow_pct"] = round(rate, 1)
-        log_at, warn_at, critical_at = self.config.overflow_alert_pct
-        over = f"overflow rate {rate:.1f}% over the last hour"
-        if rate > log_at and not self._overflow_logged:
-            self._overflow_logged = True
-            log.warning("%s (> %g%%)", over, log_at)
-        elif rate <= log_at * _OVERFLOW_ENDS:
-            self._overflow_logged = False
-        alerted = self._overflow_alerted
-        if firm > critical_at and alerted != "critical":
-            self._overflow_alerted = "critical"
-            waits = "" if firm == rate else f"; {rate:.1f}% with the opening's hand-over"
-            message = f"overflow rate {firm:.1f}% over the last hour (> {critical_at:g}%{waits})"
-            self._alert("critical", OVERFLOW, message)
-        elif rate > warn_at and alerted is None:
-            self._overflow_alerted = "warning"
-            self._alert("warning", OVERFLOW, f"{over} (> {warn_at:g}%)")
-        elif alerted is not None and rate <= warn_at * _OVERFLOW_ENDS:
-            self._overflow_alerted = None
-            message = f"{over}: back at {warn_at * _OVERFLOW_ENDS:g}% or less"
-            log.info("%s", message)
-            self.producer.send(AlertResolved(code=OVERFLOW, severity=alerted, message=message))
 
     def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
@@ -533,13 +492,14 @@ class TrackB(AsyncWorker):
         return {**self.counters, **self.collector.account_counters()}
 
     def _alert(
-        self, severity: str, code: str, message: str, context: dict[str, str] | None = None
+        self, severity: Severity, code: str, message: str, context: dict[str, str] | None = None
     ) -> None:
         """Log and publish an alert."""
         log.log(logging.INFO if severity == "info" else logging.WARNING, "%s", message)
         self.producer.send(
-            Alert(severity=severity, code=code, message=message, context=context or {})  # type: ignore[arg-type]
+            Alert(severity=severity, code=code, message=message, context=context or {})
         )
+        self.notices.raised(severity, code)
 
 
 def _fill(by_cap: Sequence[Candidate], barred: Mapping[str, str], slots: int) -> list[Candidate]:
