@@ -603,10 +603,13 @@ class Alert(_Event, tag="alert", frozen=True, kw_only=True):
 
     # The columns' sizes (`observer.db.models.operations`): an alert is cut to them when it
     # is made (and when decoded, for an older producer), never refused by the writer. A
-    # producer may put a whole exception's text in ``message``.
+    # producer may put a whole exception's text in ``message``, or a peer's bytes.
     CODE_LENGTH = 64
     MESSAGE_LENGTH = 2000
     SUBJECT_LENGTH = 200
+    CONTEXT_ENTRIES = 32  # and a note of how many more were left out
+    CONTEXT_KEY_LENGTH = 64
+    CONTEXT_VALUE_LENGTH = 500
 
     severity: Severity
     code: str
@@ -616,18 +619,44 @@ class Alert(_Event, tag="alert", frozen=True, kw_only=True):
 
     def __post_init__(self) -> None:
         Alert._cut_to_columns(self)
+        if (bounded := _bounded(self.context)) != self.context:  # alerts are few: cheap
+            msgspec.structs.force_setattr(self, "context", bounded)
 
     @staticmethod
     def _cut_to_columns(event: Alert | AlertResolved) -> None:
-        """Cut ``code``, ``subject`` and ``message`` to their lengths, ending in "…"."""
+        """Cut ``code``, ``subject`` and ``message`` to their lengths, ending in "…".
+
+        A NUL (which PostgreSQL text cannot hold: the writer would refuse the alert) is
+        written out first, as the four characters backslash, x, 0, 0.
+        """
         for name, length in (
             ("code", Alert.CODE_LENGTH),
             ("subject", Alert.SUBJECT_LENGTH),
             ("message", Alert.MESSAGE_LENGTH),
         ):
             value: str = getattr(event, name)
-            if len(value) > length:
-                msgspec.structs.force_setattr(event, name, value[: length - 1] + "…")
+            kept = _cut(value, length)
+            if kept is not value:
+                msgspec.structs.force_setattr(event, name, kept)
+
+
+def _cut(text: str, length: int) -> str:
+    """``text`` without NULs, cut to ``length`` ending in "…"; ``text`` itself if it fits."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _bounded(context: dict[str, str]) -> dict[str, str]:
+    """An alert's context as the writer can store it: bounded entries, no NUL."""
+    items = list(context.items())
+    kept = {
+        _cut(k, Alert.CONTEXT_KEY_LENGTH): _cut(v, Alert.CONTEXT_VALUE_LENGTH)
+        for k, v in items[: Alert.CONTEXT_ENTRIES]
+    }
+    if len(items) > Alert.CONTEXT_ENTRIES:
+        kept["…"] = f"{len(items) - Alert.CONTEXT_ENTRIES} more entries left out"
+    return kept
 
 
 class AlertResolved(_Event, tag="alert_resolved", frozen=True, kw_only=True):

@@ -81,3 +81,46 @@ def test_an_over_long_alert_is_stored_and_delivered_cut(tmp_path: Path, store: S
     alert = queue.get_nowait()
     assert alert.kind == "alert" and alert.body.startswith(message)
     assert queue.get_nowait().kind == "resolved"
+
+
+@given(
+    st.text(max_size=300),
+    st.dictionaries(st.text(max_size=80), st.text(max_size=600), max_size=40),
+)
+def test_nul_characters_and_a_large_context_are_made_storable(
+    message: str, context: dict[str, str]
+) -> None:
+    # A NUL (PostgreSQL text cannot hold one) got the alert refused by the writer; a context
+    # of any size rode along whole. Both are now made storable, and nothing else changes.
+    made = Alert(severity="error", code="c\x00", message=message, context=context)
+    decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(made), type=Alert)
+    for alert in (made, decoded):
+        assert alert.code == "c\\x00"
+        assert "\x00" not in alert.message + "".join(f"{k}{v}" for k, v in alert.context.items())
+        if "\x00" not in message and len(message) <= Alert.MESSAGE_LENGTH:
+            assert alert.message == message
+        assert len(alert.context) <= Alert.CONTEXT_ENTRIES + 1
+        assert all(len(k) <= Alert.CONTEXT_KEY_LENGTH for k in alert.context)
+        assert all(len(v) <= Alert.CONTEXT_VALUE_LENGTH for v in alert.context.values())
+    plain = {
+        k: v
+        for k, v in context.items()
+        if "\x00" not in k + v
+        and len(k) <= Alert.CONTEXT_KEY_LENGTH
+        and len(v) <= Alert.CONTEXT_VALUE_LENGTH
+    }
+    if len(context) <= Alert.CONTEXT_ENTRIES and plain == context:
+        assert made.context == context  # an ordinary context is kept as it is
+
+
+def test_an_alert_with_a_nul_is_stored_not_refused(store: Store) -> None:
+    events: list[Event] = [
+        Alert(severity="error", code="peer_text", message="got b'\x00\x01'", context={"k": "\x00"}),
+        AlertResolved(severity="error", code="peer_text", message="over\x00"),
+    ]
+    envelopes = [Envelope("w", n + 1, NOW + n, e) for n, e in enumerate(events)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+    with store.engine.connect() as conn:
+        assert conn.execute(text("select count(*) from rejected_events")).scalar() == 0
+        assert conn.execute(text("select message from alerts")).scalar() == "got b'\\x00\x01'"
+        assert conn.execute(text("select count(*) from alert_resolutions")).scalar() == 1
