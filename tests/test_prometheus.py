@@ -602,3 +602,23 @@ def test_a_database_without_schema_reads_down_until_the_writer_makes_it(tmp_path
         assert _value(_scrape(port), "observer_alerts_open", severity="critical") == 0
     finally:
         writer.terminate()
+
+
+def test_a_program_failing_its_work_for_two_minutes_fires(tmp_path: Path) -> None:
+    """The notifier's sweeps fail (its database is down): it lives, so no process rule
+    fires, and the observer's own alerts cannot say so. A minute's blip is no alert."""
+    failing = 'observer_program_counter{program="notifier",counter="failing_s"}'
+    summary = {
+        "summary": "notifier has failed its work for 4m 0s",
+        "description": _rule("ObserverProgramFailingItsWork")["annotations"]["description"],
+    }
+    labels = {"program": "notifier", "counter": "failing_s"}
+    _promtool_test(
+        tmp_path,
+        {failing: "0x3 180 0x4 0+60x10"},  # one sample of 3 minutes at 4m; failing from 10m
+        [
+            {"eval_time": "5m", "alertname": "ObserverProgramFailingItsWork", "exp_alerts": []},
+            {"eval_time": "13m", "alertname": "ObserverProgramFailingItsWork", "exp_alerts": []},
+            _firing("14m", "ObserverProgramFailingItsWork", summary, **labels),
+        ],
+    )
