@@ -79,7 +79,7 @@ def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
         .where(m.source == newest.source, m.seq == newest.seq)
         .order_by(m.rank, m.symbol)
     )
-    return list(conn.execute(query).tuples())
+    return [(symbol, market, rank) for symbol, market, rank in conn.execute(query)]
 
 
 def universe_references(

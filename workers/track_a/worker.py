@@ -23,6 +23,7 @@ import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import Engine
@@ -311,28 +312,37 @@ class TrackA(AsyncWorker):
         A run killed or stopped mid-cycle and started again only after the cycle's end
         left it with some snapshots and no summary: no figures, no missing symbols, no
         alert. Each is summarised now as cut off at its deadline, like any cycle that could
-        not finish, its stored symbols ``carried``. Called once the database shows every
-        event sent, this run's too: a cycle this run ran is summarised there.
+        not finish, its stored symbols ``carried``. So is a cycle with nothing stored that
+        came after one of its day's cycles had run (Track A down for a whole cycle: a crash
+        loop, a host rebooting), every symbol missing; a cycle before the day's first run
+        (Track A installed, or its day begun, later) is no loss of Track A's. Called once
+        the database shows every event sent, this run's too: a cycle this run ran is
+        summarised there.
         """
         now = now_utc(self.clock)
         config = self.settings.track_a
         today = now.astimezone(KST).date()
         days = (self.timeline.calendar.previous_session(today), today)
         every = (config.interval_min, config.closing_cycle)
+        ran: set[date] = set()  # the days of which a cycle has run
         for cycle in [c for d in days for c in cycles_of(self.timeline, d, *every)]:
             if cycle.deadline > now:
                 return
             if cycle.cycle_id in self._summarised_here or self._summarised(cycle):
+                ran.add(cycle.trade_date)
                 continue
-            if not (stored := self._stored(cycle)):
+            stored = self._stored(cycle)
+            if not stored and cycle.trade_date not in ran:
                 continue
+            ran.add(cycle.trade_date)
             with self._engine.connect() as conn:
                 members = universe_of(conn, cycle.trade_date)
             targets = [Target(symbol, market) for symbol, market, _ in members]
             lacking = [t for t in targets if t.symbol not in stored]
             at = int(cycle.deadline.timestamp() * _NS)
             scheduled = int(cycle.scheduled.timestamp() * _NS)
-            log.warning("cycle %s ended while no run was left to finish it", cycle.cycle_id)
+            what = "finish" if stored else "run"
+            log.warning("cycle %s ended while no run was left to %s it", cycle.cycle_id, what)
             run = CycleRun(lacking, scheduled, at, overran=True)
             self._summarise(cycle, run, len(targets), len(targets) - len(lacking))
 
