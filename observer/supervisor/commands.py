@@ -178,7 +178,8 @@ async def _start(
     supervisor: Supervised, program: Program, args: list[str], on_demand: bool = False
 ) -> Reply:
     began = time.monotonic()
-    program.launch(args, on_demand)
+    if not program.launch(args, on_demand) and program.closed:
+        raise CommandError("stopping", f"the supervisor is stopping: {program.name} not started")
     started = await program.wait_started(program.settings.ready_timeout_s + 1)
     if program.refusal:  # exited 2 before READY, or could not start: its own words say why
         reason = program.refusal.rpartition("\n")[2]

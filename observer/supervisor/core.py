@@ -298,7 +298,13 @@ class Supervisor:
             return None
 
     async def _stop_all(self) -> None:
-        """Stop dependents before what they depend on; the writer (depended on) last."""
+        """Stop dependents before what they depend on; the writer (depended on) last.
+
+        Every program is closed first: a command or a job run that gets a program's lock
+        after its stop starts nothing.
+        """
+        for program in self.programs.values():
+            program.closed = True
         layers: list[list[Program]] = []
         remaining = set(self.programs)
         while remaining:

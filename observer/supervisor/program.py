@@ -89,6 +89,9 @@ class Program:
         self._launch = launch
         self._on_lifecycle = on_lifecycle
         self.lock = asyncio.Lock()  # one command at a time for this program, not for all
+        # The supervisor stops: nothing starts it again (a command that waited for the lock
+        # behind the final stop would have left a process no supervisor watches).
+        self.closed = False
         self.state = State.STOPPED
         self.detail = ""
         self.pid = 0
@@ -179,8 +182,8 @@ class Program:
     # ------------------------------------------------------------------ commands
 
     def launch(self, args: Sequence[str] = (), on_demand: bool = False) -> bool:
-        """Start supervising (spawn, respawn on failure); False if it already runs."""
-        if self.active:
+        """Start supervising (spawn, respawn on failure); False if it runs, or ``closed``."""
+        if self.active or self.closed:
             return False
         self._before = (self.state, self.detail, self.failures, self.held) if on_demand else None
         self.refusal = self.refusal_cause = ""
