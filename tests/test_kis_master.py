@@ -134,10 +134,11 @@ def test_a_tail_one_field_wider_is_refused_naming_the_field_and_a_line() -> None
     assert "scrt_grp_cls_code 'T' on line 1" in message  # "ST" shifted by one
 
 
-def test_a_few_odd_rows_are_kept_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_few_odd_rows_are_held_back_and_logged(caplog: pytest.LogCaptureFixture) -> None:
     data = listings("KOSDAQ", 39, grp="ST") + record("KOSDAQ", "900001", padded("새종류"), grp="ZZ")
     parsed = parse_domestic(data, "KOSDAQ")
-    assert len(parsed) == 40 and parsed[-1].kind == "zz"  # one row in 40: under the 5 %
+    assert len(parsed) == 39  # one row in 40: under the 5 %, and no listing
+    assert [(m.symbol, m.line) for m in parsed.malformed] == [("900001", 40)]
     assert "1 of 40 records hold fields outside their form" in caplog.text
     assert "scrt_grp_cls_code 'ZZ' on line 40" in caplog.text
 

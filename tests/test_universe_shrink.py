@@ -214,10 +214,10 @@ def damage_kospi(monkeypatch: pytest.MonkeyPatch, every: int | None) -> None:
         rows = parse_domestic(data, market)
         if market != "KOSPI":
             return rows
-        return [
+        return type(rows)(
             r if every and n % every == 0 else dataclasses.replace(r, security_group="t")
             for n, r in enumerate(rows)
-        ]
+        )
 
     monkeypatch.setattr(build, "parse_domestic", shifted)
 

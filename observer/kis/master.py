@@ -1,4 +1,7 @@
-"""KIS master files: safe zip extraction and the domestic ``.mst`` / overseas ``.cod`` parsers.
+"""KIS master files: the domestic ``.mst`` / overseas ``.cod`` parsers.
+
+The archives' download and safe zip extraction are `observer.kis.master_archive`'s,
+re-exported here.
 
 Facts from shared/reference/kis-api.md §6. Domestic records are cp949 lines: a head (short code
 9, ISIN 12, Korean name) then a fixed-width ASCII tail (KOSPI 227, KOSDAQ 221, KONEX 184
@@ -8,28 +11,27 @@ tab-separated columns, no header row. Bad input raises `MasterFileError` naming 
 A tail whose width changed (KIS added or dropped a field) still slices into fields, every one
 of them shifted: a domestic file is refused when more than `MAX_MALFORMED_SHARE` of its rows
 hold a field outside its documented form (group code, Y/N flags, dates, codes, numbers).
+Fewer such rows are held back (`DomesticRows.malformed`), never listings: one record a
+character too long reads a live stock as another type, under a name with its tail's start.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import lzma
-import os
 import re
-import zipfile
-import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
-import httpx
-
-from observer.errors import KisTransportError, MasterFileError
+from observer.errors import MasterFileError
+from observer.kis.master_archive import (
+    Downloaded,
+    RemoteFile,
+    download_master,
+    extract_single,
+    head_master,
+)
 
 __all__ = [
     "COD_COLUMNS",
@@ -37,7 +39,9 @@ __all__ = [
     "MAX_MALFORMED_SHARE",
     "OVERSEAS_FILES",
     "DomesticListing",
+    "DomesticRows",
     "Downloaded",
+    "MalformedRecord",
     "OverseasListing",
     "RemoteFile",
     "download_master",
@@ -111,18 +115,6 @@ COD_COLUMNS: tuple[str, ...] = (
     "etyp", "ttyp_sb",
 )  # fmt: skip
 
-# The largest master file is a few MB; anything far larger is not one.
-MAX_MASTER_BYTES = 64 * 1024 * 1024
-MAX_COMPRESSION_RATIO = 200
-# What `zipfile` lets through from damaged bytes, besides `zipfile.BadZipFile`: the
-# decompressors' own errors (zlib, lzma; bz2 raises OSError), a stream cut short (EOFError),
-# a seek before the start or an undecodable name (ValueError), an unsupported compression
-# method (NotImplementedError) or encryption (RuntimeError).
-_DAMAGED = (
-    zlib.error, lzma.LZMAError, EOFError, OSError, ValueError, NotImplementedError,
-    RuntimeError, zipfile.LargeZipFile,
-)  # fmt: skip
-
 
 # scrt_grp_cls_code (KOSPI .h) in the product's words; KONEX rows carry ``KN`` (코넥스,
 # the KONEX .h's only group code): KONEX stocks.
@@ -147,8 +139,9 @@ _DOMESTIC_TYPES = {
 # group code says (the group codes the KOSPI .h lists have none for ETNs).
 _ETP_TYPES = {"1": "etf", "2": "etf", "3": "etn", "4": "etn"}
 
-# Rows with a field outside its form are kept while few (a group code KIS introduced since
-# the .h, one odd row); a shifted layout makes nearly every row fail, so more refuses the file.
+# Rows with a field outside its form are held back while few (a group code KIS introduced
+# since the .h, one odd row); a shifted layout makes nearly every row fail, so more refuses
+# the file.
 MAX_MALFORMED_SHARE = 0.05
 
 
@@ -214,6 +207,36 @@ class DomesticListing:
 
 
 @dataclass(frozen=True, slots=True)
+class MalformedRecord:
+    """A domestic record with tail fields outside their form: held back, never a listing.
+
+    Only its symbol is trusted: the head's short code starts the line, where a tail of
+    another width does not reach; every tail field would be read shifted.
+    """
+
+    market: Market
+    line: int
+    symbol: str
+    problems: tuple[str, ...]  # "scrt_grp_cls_code 'T'": each field outside its form
+
+    def __str__(self) -> str:
+        return f"{self.symbol} (line {self.line}: {'; '.join(self.problems)})"
+
+
+class DomesticRows(list[DomesticListing]):
+    """`parse_domestic`'s answer: the well-formed listings, in file order.
+
+    ``malformed`` holds the records held back, which a reader must name rather than drop.
+    """
+
+    def __init__(
+        self, listings: Iterable[DomesticListing] = (), malformed: Iterable[MalformedRecord] = ()
+    ) -> None:
+        super().__init__(listings)
+        self.malformed = tuple(malformed)
+
+
+@dataclass(frozen=True, slots=True)
 class OverseasListing:
     """One row of an overseas ``.cod`` master."""
 
@@ -227,139 +250,6 @@ class OverseasListing:
     currency: str
     industry_code: str  # icod
     etp_type: str  # etyp
-
-
-def extract_single(archive: bytes, member: str, max_bytes: int = MAX_MASTER_BYTES) -> bytes:
-    """Return the one member named ``member`` (any case) of a zip, checked and bounded.
-
-    Nothing is written to disk, so a member name cannot escape a folder; names with path
-    parts are still refused. Declared sizes, the compression ratio and the bytes actually
-    inflated are all bounded, and the CRC is verified.
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-            infos = [i for i in zf.infolist() if i.filename.lower() == member.lower()]
-            if len(infos) != 1:
-                names = [i.filename for i in zf.infolist()][:5]
-                raise MasterFileError(f"{member} not found exactly once in the archive: {names}")
-            info = infos[0]
-            if "/" in info.filename or "\\" in info.filename or ".." in info.filename:
-                raise MasterFileError(f"refusing member with a path: {info.filename!r}")
-            if info.file_size > max_bytes:
-                raise MasterFileError(f"{member} declares {info.file_size} bytes")
-            if info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1):
-                raise MasterFileError(f"{member} compression ratio looks like a zip bomb")
-            with zf.open(info) as stream:
-                data = stream.read(max_bytes + 1)
-    except zipfile.BadZipFile as exc:
-        raise MasterFileError(f"not a valid zip archive: {exc}") from exc
-    except _DAMAGED as exc:
-        raise MasterFileError(f"damaged zip archive: {exc}") from exc
-    if len(data) > max_bytes:
-        raise MasterFileError(f"{member} inflates beyond {max_bytes} bytes")
-    return data
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteFile:
-    """What a HEAD says about a master archive; validators are "" when the server omits them."""
-
-    size: int
-    etag: str = ""
-    last_modified: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Downloaded:
-    """A master archive saved to disk: its size and sha256 as received."""
-
-    path: Path
-    size: int
-    sha256: str
-    remote: RemoteFile
-
-
-async def head_master(http: httpx.AsyncClient, name: str) -> RemoteFile:
-    """The published size (and ETag / Last-Modified) of master archive ``name``."""
-    try:
-        response = await http.head(name)
-    except httpx.HTTPError as exc:
-        raise KisTransportError(f"HEAD {name}: {type(exc).__name__}") from None
-    if response.status_code >= 500:
-        raise KisTransportError(f"HEAD {name}: HTTP {response.status_code}")
-    if response.status_code != 200 or "content-length" not in response.headers:
-        raise MasterFileError(f"HEAD {name}: HTTP {response.status_code}, no size")
-    return _remote(response)
-
-
-def _remote(response: httpx.Response) -> RemoteFile:
-    try:
-        size = int(response.headers["content-length"])
-    except ValueError:
-        raise MasterFileError(f"{response.url}: Content-Length is not a number") from None
-    return RemoteFile(
-        size, response.headers.get("etag", ""), response.headers.get("last-modified", "")
-    )
-
-
-async def download_master(
-    http: httpx.AsyncClient,
-    name: str,
-    path: Path,
-    *,
-    max_bytes: int = MAX_MASTER_BYTES,
-    progress: Callable[[int], None] | None = None,
-) -> Downloaded:
-    """Stream archive ``name`` into ``path`` (created 0600), hashing as it arrives.
-
-    Refuses an error status, a missing or lying Content-Length (more or fewer bytes than
-    announced) and more than ``max_bytes``; on any failure ``path`` is removed.
-    """
-    digest = hashlib.sha256()
-    received = 0
-    try:
-        with _private(path) as out:
-            async with http.stream("GET", name) as response:
-                if response.status_code >= 500:
-                    raise KisTransportError(f"GET {name}: HTTP {response.status_code}")
-                if response.status_code != 200:
-                    raise MasterFileError(f"GET {name}: HTTP {response.status_code}")
-                if "content-length" not in response.headers:
-                    raise MasterFileError(f"GET {name}: no Content-Length to verify against")
-                remote = _remote(response)
-                if remote.size > max_bytes:
-                    raise MasterFileError(f"GET {name}: {remote.size} bytes announced")
-                try:
-                    async for chunk in response.aiter_raw():
-                        received += len(chunk)
-                        if received > remote.size:
-                            raise MasterFileError(
-                                f"GET {name}: more than the {remote.size} bytes announced"
-                            )
-                        digest.update(chunk)
-                        out.write(chunk)
-                        if progress is not None:
-                            progress(received)
-                except (httpx.RemoteProtocolError, httpx.ReadError):
-                    raise MasterFileError(
-                        f"GET {name}: the body ended after {received} of {remote.size} bytes"
-                    ) from None
-        if received != remote.size:
-            raise MasterFileError(f"GET {name}: {received} of {remote.size} bytes arrived")
-    except httpx.HTTPError as exc:
-        path.unlink(missing_ok=True)
-        raise KisTransportError(f"GET {name}: {type(exc).__name__}") from None
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return Downloaded(path, received, digest.hexdigest(), remote)
-
-
-@contextmanager
-def _private(path: Path) -> Iterator[BinaryIO]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        yield out
 
 
 def _decode(data: bytes, what: str) -> list[str]:
@@ -380,8 +270,11 @@ def _number(value: str, line: int, name: str) -> int:
         raise MasterFileError(f"line {line}: {name} is not a number: {value!r}") from None
 
 
-def parse_domestic(data: bytes, market: Market) -> list[DomesticListing]:
+def parse_domestic(data: bytes, market: Market) -> DomesticRows:
     """Parse a decompressed ``kospi_code.mst`` / ``kosdaq_code.mst`` / ``konex_code.mst``.
+
+    The records with a field outside its form (at most `MAX_MALFORMED_SHARE` of them) are
+    not listings: they are in ``malformed`` of the answer, by symbol and line.
 
     Raises
     ------
@@ -393,8 +286,15 @@ def parse_domestic(data: bytes, market: Market) -> list[DomesticListing]:
         _split(number, raw.rstrip("\r"), market)
         for number, raw in enumerate(_decode(data, f"{market} master"), start=1)
     ]
-    _check_forms(rows, market)
-    return [_listing(market, number, head, tail) for number, head, tail in rows]
+    bad = _check_forms(rows, market)
+    return DomesticRows(
+        (_listing(market, number, head, tail) for number, head, tail in rows if number not in bad),
+        (
+            MalformedRecord(market, number, head[:9].strip(), bad[number])
+            for number, head, _ in rows
+            if number in bad
+        ),
+    )
 
 
 def _split(number: int, line: str, market: Market) -> tuple[int, str, dict[str, str]]:
@@ -418,26 +318,37 @@ def _split(number: int, line: str, market: Market) -> tuple[int, str, dict[str, 
     return number, head, tail
 
 
-def _check_forms(rows: list[tuple[int, str, dict[str, str]]], market: Market) -> None:
-    """Refuse a file whose rows hold fields outside their forms: its layout has shifted."""
-    malformed, counts = 0, Counter[str]()
+def _check_forms(
+    rows: list[tuple[int, str, dict[str, str]]], market: Market
+) -> dict[int, tuple[str, ...]]:
+    """The records holding fields outside their forms (line -> the fields, with their values).
+
+    Refuses the file when they are too many: its layout has shifted.
+    """
+    malformed: dict[int, tuple[str, ...]] = {}
+    counts = Counter[str]()
     first: dict[str, str] = {}  # each field's first offender, for the message
     for number, _, tail in rows:
         bad = [name for name, valid in _CHECKED[market] if not valid(tail[name])]
-        malformed += bool(bad)
+        if not bad:
+            continue
+        malformed[number] = tuple(f"{name} {tail[name]!r}" for name in bad)
         counts.update(bad)
         for name in bad:
             first.setdefault(name, f"{name} {tail[name]!r} on line {number}")
     if not malformed:
-        return
+        return malformed
     examples = "; ".join(f"{first[name]} ({n} rows)" for name, n in counts.most_common(3))
-    summary = f"{market} master: {malformed} of {len(rows)} records hold fields outside their form"
-    if malformed > MAX_MALFORMED_SHARE * len(rows):
+    summary = (
+        f"{market} master: {len(malformed)} of {len(rows)} records hold fields outside their form"
+    )
+    if len(malformed) > MAX_MALFORMED_SHARE * len(rows):
         raise MasterFileError(
             f"{summary}, more than {MAX_MALFORMED_SHARE:.0%} (has the {_TAIL_WIDTHS[market]}-"
             f"character tail changed width?): {examples}"
         )
-    log.warning("%s, kept: %s", summary, examples)
+    log.warning("%s, held back: %s", summary, examples)
+    return malformed
 
 
 def _listing(market: Market, number: int, head: str, tail: dict[str, str]) -> DomesticListing:

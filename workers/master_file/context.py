@@ -68,6 +68,9 @@ class Services:
         self.notifier = notifier or Notifier(None)
         self.files = LocalFiles(Path(settings.paths.data_dir), self.limits.keep_backups)
         self.engine: Engine = reader_engine(settings.database, "master_file")
+        # (code, subject) of the alerts raised since `raised` was cleared: a check that
+        # raised one again must not end it in the same run
+        self.raised: set[tuple[str, str]] = set()
 
     def close(self) -> None:
         """Release the database connections."""
@@ -84,6 +87,7 @@ class Services:
         self, severity: str, code: str, message: str, file: MasterFile, subject: str = ""
     ) -> None:
         """Publish an `Alert` about ``file`` (``subject``: what its `AlertResolved` names)."""
+        self.raised.add((code, subject))
         self.publish(
             Alert(
                 severity=severity,  # type: ignore[arg-type]

@@ -1,4 +1,7 @@
-"""Data quality of a parsed file: valid tickers, and rows with every field the product needs."""
+"""Data quality of a parsed file: valid tickers, and rows with every field the product needs.
+
+A record held back as malformed counts as a record that is not complete.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ class Quality:
     has_currency: int = 0
     complete: int = 0
     duplicates: int = 0  # rows repeating an earlier symbol (the first one is kept)
+    malformed: int = 0  # records with fields outside their form: counted, never complete
 
     @property
     def complete_pct(self) -> Decimal:
@@ -42,6 +46,8 @@ class Quality:
             ("Has currency", self.has_currency),
             ("Complete", self.complete),
         ]
+        if self.malformed:
+            rows.append(("Malformed", self.malformed))
         total = max(self.records, 1)
         return [f"{k + ':':14}{v:,}/{self.records:,} ({100 * v / total:.1f}%)" for k, v in rows]
 
@@ -49,9 +55,13 @@ class Quality:
 _TICKER = re.compile(r"[0-9A-Z][0-9A-Z.\-/]{0,11}")
 
 
-def assess(listings: Sequence[Listing]) -> Quality:
-    """Count valid tickers, and rows that have a name, an exchange, a region and a currency."""
-    q = Quality(records=len(listings))
+def assess(listings: Sequence[Listing], malformed: int = 0) -> Quality:
+    """Count valid tickers, and rows that have a name, an exchange, a region and a currency.
+
+    ``malformed``: the file's records held back as malformed, records none of whose fields
+    counts.
+    """
+    q = Quality(records=len(listings) + malformed, malformed=malformed)
     seen: set[str] = set()
     for x in listings:
         checks = (

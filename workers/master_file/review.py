@@ -3,11 +3,12 @@
 A change to a market already loaded that looks like a broken file (too many new or removed
 listings, too few records, too many listings changed at once, a major size decrease) is
 held: archive and summary in
-``reviews/<id>``, `MasterFileReview(held)` and a critical alert naming the commands. The
-same contents are not held twice, and never applied without a decision (a forced refresh
-included); a newer change supersedes a held one. ``approve``
+``reviews/<id>``, `MasterFileReview(held)` and a critical alert naming the commands (its
+subject: the review id). The same contents are not held twice, and never applied without a
+decision (a forced refresh included); a newer change supersedes a held one. ``approve``
 re-diffs against the database at that moment and applies; ``reject`` records the contents
-as rejected, and they are not held again.
+as rejected, and they are not held again. Approved, rejected or superseded, the review's
+alert is resolved: nothing awaits the operator any more.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import msgspec
 
-from bus.events import Alert, MasterFileChecked, MasterFileReview
+from bus.events import Alert, AlertResolved, MasterFileChecked, MasterFileReview
 from observer.errors import MasterFileError
 from observer.instruments import Listing, MasterFile, master_file
 from observer.phases import KST
@@ -29,7 +30,9 @@ from workers.master_file.outcome import SAMPLE, Outcome, sample
 from workers.master_file.quality import assess
 from workers.master_file.reading import read_archive
 
-__all__ = ["MAX_CHANGED_PCT", "Reviews", "review_event"]
+__all__ = ["HELD", "MAX_CHANGED_PCT", "Reviews", "review_event"]
+
+HELD = "master_review_held"  # critical: a change awaits an operator; its subject: the review
 
 # A layout KIS changed without notice, each value still well-formed, rewrites the fields of
 # nearly every listing at once; a real day renames or reclassifies a handful. Percent of the
@@ -85,7 +88,7 @@ class Reviews:
             return state
         s = self.services
         review, _ = s.files.review(state.pending_review)
-        s.publish(review_event(review, "superseded", why))
+        s.publish(review_event(review, "superseded", why), _held_over(review, f"superseded: {why}"))
         s.files.close_review(review.review_id)
         return msgspec.structs.replace(state, pending_review="")
 
@@ -136,12 +139,13 @@ class Reviews:
             review_event(review, "held", outcome.reason),
             Alert(
                 severity="critical",
-                code="master_review_held",
+                code=HELD,
                 message=(
                     f"{file.name} held for review {review.review_id}: {outcome.reason}; "
                     f"`observer master-file review --approve {review.review_id}` or --reject"
                 ),
                 context={"market": file.market, "file": file.name, "review": review.review_id},
+                subject=review.review_id,
             ),
             _held_check(run, outcome, fresh),
         )
@@ -156,19 +160,19 @@ class Reviews:
         file = master_file(review.market)
         if sha256_of(archive) != review.sha256:
             raise MasterFileError(f"{archive} does not match review {review_id}; reject it")
-        listings, content_sha = read_archive(file, archive)
+        parsed = read_archive(file, archive)
         known = s.known(file)
-        d = diff(listings, known)
+        d = diff(parsed.listings, parsed.comparable(known))
         outcome = Outcome(
             file.market,
             file.name,
             "approve",
             f"review {review_id} approved",
-            len(listings),
+            parsed.records,
             len(d.new),
             len(d.changed),
             len(d.removed),
-            assess(listings).complete_pct,
+            assess(parsed.listings, len(parsed.malformed)).complete_pct,
             review_id=review_id,
             changes=sample(d),
         )
@@ -176,8 +180,8 @@ class Reviews:
         fresh = Current(
             archive.stat().st_size,
             review.sha256,
-            content_sha,
-            len(listings),
+            parsed.content_sha256,
+            parsed.records,
             review.etag,
             review.last_modified,
             s.clock.now_ns(),
@@ -185,6 +189,7 @@ class Reviews:
         s.publish(*d.events(initial=not known))
         s.publish(
             review_event(review, "approved", "approved by an operator"),
+            _held_over(review, "approved by an operator"),
             run.elapsed(outcome).checked(
                 run.state.current,
                 fresh,
@@ -203,7 +208,10 @@ class Reviews:
         review, _ = s.files.review(review_id)
         file = master_file(review.market)
         assert s.producer is not None
-        s.publish(review_event(review, "rejected", "rejected by an operator"))
+        s.publish(
+            review_event(review, "rejected", "rejected by an operator"),
+            _held_over(review, "rejected by an operator"),
+        )
         s.producer.flush()
         state = s.files.state(file)
         s.save(file, state, pending_review="", rejected_sha256=review.content_sha256)
@@ -226,6 +234,16 @@ def _held_check(run: Run, outcome: Outcome, fresh: Current) -> MasterFileChecked
         remote_size=fresh.size,
         changed=True,
         downloaded=True,
+    )
+
+
+def _held_over(review: Review, why: str) -> AlertResolved:
+    """The end of the review's ``master_review_held``: it awaits the operator no more."""
+    return AlertResolved(
+        code=HELD,
+        severity="critical",
+        subject=review.review_id,
+        message=f"{review.file_name}: review {review.review_id} {why}",
     )
 
 

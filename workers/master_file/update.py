@@ -9,7 +9,10 @@ database's record of the file with the archive in use and re-applies it when the
 A download of contents applied before and replaced since (a stale mirror) is refused with
 a ``master_stale_file`` warning, unless an operator allows the rollback by hand. A file that
 fails raises ``master_file_failed`` with its market as the subject; the market's next check
-that gets through (in this process or a later one) resolves it.
+that gets through (in this process or a later one) resolves it; so are the other alerts of a
+market's file (`workers.master_file.settle`). A domestic record with fields outside their
+form is no listing: its symbol stays as stored, named in a ``master_records_malformed``
+warning and counted against the file's quality.
 Held changes and an operator's decision on them are `workers.master_file.review`'s.
 """
 
@@ -41,13 +44,22 @@ from workers.master_file.diff import diff
 from workers.master_file.files import Current, sha256_of
 from workers.master_file.outcome import Outcome, sample
 from workers.master_file.quality import Quality, assess
-from workers.master_file.reading import read_archive
+from workers.master_file.reading import Parsed, read_archive
 from workers.master_file.review import Reviews
+from workers.master_file.settle import (
+    MALFORMED,
+    QUALITY_LOW,
+    SIZE_CHANGE,
+    SUSPECT,
+    Settle,
+    Through,
+)
 
 __all__ = ["Outcome", "Updater"]
 
 RESYNC = "the database is behind the file in use"
 FAILED = "master_file_failed"  # the alert of a file that failed; its subject: the market
+_NAMED = 10  # malformed records a warning names; the rest are counted
 
 
 class Updater(Services):
@@ -66,6 +78,7 @@ class Updater(Services):
     ) -> None:
         super().__init__(settings, clock, producer, notifier)
         self.reviews = Reviews(self)
+        self.settle = Settle(self)
 
     # ------------------------------------------------------------------ update
 
@@ -83,9 +96,11 @@ class Updater(Services):
         replaced since, or one older than the file in use, instead of refusing it as stale.
         """
         self.notifier.beat()
+        self.raised.clear()
         alerted: set[str] | None = set()
         if not dry_run:  # read while beating: a database slow to answer is no hung job
             alerted = await asyncio.to_thread(open_alert_subjects, self.settings, SOURCE, FAILED)
+            await self.settle.load()
         outcomes = []
         async with master_http(self.settings) as http:
             for file in files:
@@ -97,17 +112,23 @@ class Updater(Services):
                     force=force,
                     allow_rollback=allow_rollback,
                 )
-                outcome = await self._update_one(http, run)
+                outcome, through = await self._update_one(http, run)
                 if not dry_run and outcome.action != "error":
                     self._resolve_failed(run, outcome, alerted)
+                if not dry_run:
+                    self.settle.market(file, through, outcome)
                 outcomes.append(outcome)
                 self.notifier.beat()
         if alerted and "" in alerted:
             self._resolve_unnamed_failure()
+        if not dry_run:
+            self.settle.unnamed()
         return outcomes
 
-    async def _update_one(self, http: httpx.AsyncClient, run: Run) -> Outcome:
+    async def _update_one(self, http: httpx.AsyncClient, run: Run) -> tuple[Outcome, Through]:
+        """Check one file: its outcome, and whether a download was applied or it is unchanged."""
         file = run.file
+        through: Through = ""
         try:
             remote = await self.retry(lambda: head_master(http, file.name))
             decision = decide(
@@ -119,11 +140,13 @@ class Updater(Services):
             )
             if decision.action == "skip":
                 outcome = self._skip(run, remote, decision)
+                through = "unchanged" if decision.severity == "info" else ""
             else:
                 outcome = await self._download(http, run, decision)
+                through = "applied" if outcome.action == "download" else ""
         except (MasterFileError, KisTransportError) as exc:
-            outcome = self._failed(run, exc)
-        return outcome
+            outcome, through = self._failed(run, exc), ""
+        return outcome, through
 
     def _skip(self, run: Run, remote: RemoteFile, decision: Decision) -> Outcome:
         file, state = run.file, run.state
@@ -136,8 +159,8 @@ class Updater(Services):
             return outcome
         if decision.severity != "info":
             message = f"{file.name}: {decision.reason}"
-            code = decision.alert or "master_remote_suspect"
-            self.alert(decision.severity, code, message, file)
+            code = decision.alert or SUSPECT
+            self.alert(decision.severity, code, message, file, subject=file.market)
         self.publish(
             outcome.checked(
                 current, current, remote_size=remote.size, changed=False, downloaded=False
@@ -153,13 +176,14 @@ class Updater(Services):
             lambda: download_master(http, file.name, target, progress=self._progress)
         )
         try:
-            listings, content_sha = read_archive(file, got.path)
+            parsed = read_archive(file, got.path)
         except MasterFileError:
             if not run.dry_run:
                 self.files.quarantine(file, got.path, self.clock.now_ns())
             got.path.unlink(missing_ok=True)
             raise
-        quality = assess(listings)
+        listings, content_sha = parsed.listings, parsed.content_sha256
+        quality = assess(listings, len(parsed.malformed))
         fresh = Current(
             size=got.size,
             sha256=got.sha256,
@@ -180,12 +204,12 @@ class Updater(Services):
             )
             return self._refused(run, got.size, why, STALE)
         known = self.known(file)
-        d = diff(listings, known)
+        d = diff(listings, parsed.comparable(known))
         outcome = Outcome(
             file.market,
             file.name,
             "download",
-            decision.reason,
+            decision.reason + _left_as_stored(parsed),
             fresh.records,
             len(d.new),
             len(d.changed),
@@ -205,11 +229,12 @@ class Updater(Services):
         if not reasons:  # the contents awaiting review wait for its decision, forced or not
             reasons = self.reviews.awaiting(state, content_sha)
         self._quality_alert(file, quality)
+        self._malformed_alert(file, parsed)
         if reasons:
             return self.reviews.hold(run, fresh, d, got.path, reasons, outcome)
         if decision.severity != "info":
             message = f"{file.name}: {decision.reason}"
-            self.alert(decision.severity, "master_size_change", message, file)
+            self.alert(decision.severity, SIZE_CHANGE, message, file, subject=file.market)
         state = self.reviews.supersede(file, state, "a newer file was applied")
         self.publish(*d.events(initial=not known))
         self.publish(
@@ -235,7 +260,7 @@ class Updater(Services):
         if run.dry_run:
             return outcome
         if alert:
-            self.alert("warning", alert, f"{file.name}: {why}", file)
+            self.alert("warning", alert, f"{file.name}: {why}", file, subject=file.market)
         self.publish(
             outcome.checked(
                 state.current, state.current, remote_size=size, changed=False, downloaded=True
@@ -251,10 +276,31 @@ class Updater(Services):
         if quality.complete_pct < Decimal(str(self.limits.quality_alert_pct)):
             self.alert(
                 "warning",
-                "master_quality_low",
+                QUALITY_LOW,
                 f"{file.name}: {quality.complete_pct}% complete; " + "; ".join(quality.lines()),
                 file,
+                subject=file.market,
             )
+
+    def _malformed_alert(self, file: MasterFile, parsed: Parsed) -> None:
+        """A warning naming the records held back: their listings stay as stored.
+
+        One of them may be a live stock (a record one character too long reads 005930 as
+        another type): left as it was, never changed or removed, and never unsaid.
+        """
+        if not parsed.malformed:
+            return
+        named = "; ".join(str(m) for m in parsed.malformed[:_NAMED])
+        more = len(parsed.malformed) - _NAMED
+        self.alert(
+            "warning",
+            MALFORMED,
+            f"{file.name}: {len(parsed.malformed)} records hold fields outside their form and "
+            f"are left as stored, neither changed nor removed: {named}"
+            + (f" and {more} more" if more > 0 else ""),
+            file,
+            subject=file.market,
+        )
 
     def _failed(self, run: Run, exc: Exception) -> Outcome:
         file, state = run.file, run.state
@@ -320,9 +366,9 @@ class Updater(Services):
         file, state = run.file, run.state
         current = state.current
         assert current is not None
-        listings, _ = read_archive(file, self.files.current_path(file))
+        parsed = read_archive(file, self.files.current_path(file))
         known = self.known(file)
-        d = diff(listings, known)
+        d = diff(parsed.listings, parsed.comparable(known))
         outcome = Outcome(
             file.market,
             file.name,
@@ -332,7 +378,7 @@ class Updater(Services):
             len(d.new),
             len(d.changed),
             len(d.removed),
-            assess(listings).complete_pct,
+            assess(parsed.listings, len(parsed.malformed)).complete_pct,
             changes=sample(d),
         )
         if run.dry_run:
@@ -371,30 +417,30 @@ class Updater(Services):
         source = backup or (backups[0] if backups else None)
         if source is None or not source.exists():
             raise MasterFileError(f"no backup of {file.name} in {self.files.root / 'backups'}")
-        listings, content_sha = read_archive(file, source)
+        parsed = read_archive(file, source)
         run = Run(file, self.files.state(file), started=started)
         temp = self.files.temp_path(file)
         shutil.copyfile(source, temp)
         temp.chmod(0o600)
         known = self.known(file)
-        d = diff(listings, known)
+        d = diff(parsed.listings, parsed.comparable(known))
         outcome = Outcome(
             file.market,
             file.name,
             "restore",
-            f"restored {source.name}",
-            len(listings),
+            f"restored {source.name}" + _left_as_stored(parsed),
+            parsed.records,
             len(d.new),
             len(d.changed),
             len(d.removed),
-            assess(listings).complete_pct,
+            assess(parsed.listings, len(parsed.malformed)).complete_pct,
             changes=sample(d),
         )
         fresh = Current(
             temp.stat().st_size,
             sha256_of(temp),
-            content_sha,
-            len(listings),
+            parsed.content_sha256,
+            parsed.records,
             installed_ns=self.clock.now_ns(),
         )
         self.publish(*d.events(initial=not known))
@@ -430,9 +476,16 @@ class Updater(Services):
             if not path.exists():
                 problems.append(f"{file.market}: no file in use ({path})")
                 continue
-            listings, _ = read_archive(file, path)
-            quality[file.market] = assess(listings)
-            d = diff(listings, known)
+            parsed = read_archive(file, path)
+            quality[file.market] = assess(parsed.listings, len(parsed.malformed))
+            d = diff(parsed.listings, parsed.comparable(known))
             if not d.empty:
                 problems.append(f"{file.market}: database differs from the file: {d.summary()}")
         return problems, quality
+
+
+def _left_as_stored(parsed: Parsed) -> str:
+    """The note of a check whose file held records back: "" when none."""
+    if not parsed.malformed:
+        return ""
+    return f"; {len(parsed.malformed)} malformed records left as stored"

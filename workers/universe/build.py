@@ -3,7 +3,9 @@
 Candidates are KOSPI and KOSDAQ stocks (``ST``) that are not halted (and not administrative
 issues, when configured), read from the master-file worker's archives in use, or downloaded
 directly when that worker has not run; `stale_masters` names those installed before the
-previous session closed. For each, one daily-chart call (FHKST03010100) over the 21
+previous session closed. A record of those masters with fields outside their form may be a
+stock: it counts as a candidate that failed, named in ``Built.failed`` (``Built.malformed``),
+never one left out unsaid. For each candidate, one daily-chart call (FHKST03010100) over the 21
 sessions up to the previous session gives:
 
 * ``prev_close``: the close of the previous session; a stock without a bar on that day
@@ -41,7 +43,7 @@ from observer.clock import Clock, SystemClock
 from observer.config import Settings
 from observer.errors import KisError, MasterFileError
 from observer.instruments import current_archive, installed_ns, master_file
-from observer.kis.master import DomesticListing, download_master, extract_single, parse_domestic
+from observer.kis.master import DomesticRows, download_master, extract_single, parse_domestic
 from observer.kis.parse import read_int
 from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
@@ -105,6 +107,7 @@ class Built:
     below_threshold: int = 0
     not_traded: int = 0
     failed: dict[str, str] = field(default_factory=dict)  # symbol -> error, failed twice
+    malformed: set[str] = field(default_factory=set)  # of `failed`: its master record unread
     retried: int = 0  # candidates asked a second time after the first pass failed them
     candidates_by_market: dict[str, int] = field(default_factory=dict)
     requests: int = 0
@@ -125,9 +128,7 @@ class Built:
         return self.requests / self.elapsed_s / self.rate_limit_per_s
 
 
-async def _domestic(
-    settings: Settings, market: str, clock: Clock
-) -> tuple[list[DomesticListing], int]:
+async def _domestic(settings: Settings, market: str, clock: Clock) -> tuple[DomesticRows, int]:
     """The master-file worker's archive in use, or a fresh download when there is none.
 
     With when it was installed (ns): the worker's record, else the archive's time; a fresh
@@ -152,12 +153,22 @@ async def _domestic(
             path.unlink(missing_ok=True)
 
 
-async def masters(settings: Settings, clock: Clock) -> tuple[list[Candidate], dict[str, int]]:
-    """KOSPI and KOSDAQ stocks that trade, by code; and when each master was installed."""
+async def masters(
+    settings: Settings, clock: Clock
+) -> tuple[list[Candidate], dict[str, int], dict[str, str]]:
+    """KOSPI and KOSDAQ stocks that trade, by code, and when each master was installed.
+
+    Third, the records that cannot be read (symbol -> why): any may be a stock that trades.
+    """
     found = []
     installed = {}
+    malformed: dict[str, str] = {}
     for market in MARKETS:
         listings, installed[market] = await _domestic(settings, market, clock)
+        listed = {x.symbol for x in listings}
+        for record in listings.malformed:
+            if record.symbol not in listed:
+                malformed[record.symbol] = f"malformed {market} master record: {record}"
         for x in listings:
             if x.security_group != "ST" or x.kind != "stock" or x.halted:
                 continue  # an ETN by its product type too, whatever its group code says
@@ -166,7 +177,7 @@ async def masters(settings: Settings, clock: Clock) -> tuple[list[Candidate], di
             found.append(Candidate(x.symbol, x.name, market, x.listed_shares))
     if not found:
         raise MasterFileError("the domestic masters list no stock")
-    return sorted(found, key=lambda c: c.symbol), installed
+    return sorted(found, key=lambda c: c.symbol), installed, malformed
 
 
 async def candidates(settings: Settings, clock: Clock | None = None) -> list[Candidate]:
@@ -225,8 +236,11 @@ async def build_universe(
     """
     prev = calendar.previous_session(day)
     window = calendar.sessions_before(day, WINDOW)
-    pool, installed = await masters(settings, clock)
-    built = Built(day, prev, [], len(pool), masters_installed=installed)
+    pool, installed, malformed = await masters(settings, clock)
+    # A record that cannot be read counts as a candidate that failed: named, never dropped.
+    built = Built(day, prev, [], len(pool) + len(malformed), masters_installed=installed)
+    built.failed.update(malformed)
+    built.malformed = set(malformed)
     built.candidates_by_market = {m: sum(c.market == m for c in pool) for m in MARKETS}
     reason = market_shortfall(built.candidates_by_market, before or {})
     if reason is not None:
@@ -306,7 +320,8 @@ async def build_universe(
     ]
     if built.failed:
         log.warning(
-            "%d candidates failed their daily chart%s and are left out: %s",
+            "%d candidates failed (their daily chart%s, or a malformed master record) and are "
+            "left out: %s",
             len(built.failed),
             " twice" if built.retried else "",
             "; ".join(f"{s} ({e})" for s, e in sorted(built.failed.items())),

@@ -12,7 +12,8 @@ and, built before the warm-up, replaces it and resolves the open ``universe_reus
 ``universe_failed`` alerts; from the warm-up on the day's universe stands (a build that ends
 later keeps the reused one, and says so in its alert). A build that read a master installed
 before the previous session's close raises a warning, so does one that leaves out candidates
-whose daily chart failed twice (``universe_members_failed``, naming them).
+whose daily chart failed twice or whose master record is malformed
+(``universe_members_failed``, naming them).
 Exit codes: 0 built, present, restored or reused; 1 failed with nothing to reuse, or the
 writer did not acknowledge; 2 bad arguments or configuration; 3 another build holds the
 folder. The database and KIS code load only once the job has told the supervisor it is READY.
@@ -71,7 +72,7 @@ log = logging.getLogger(__name__)
 SOURCE = "universe"
 REUSED = "universe_reused"  # critical: the day runs on an earlier universe
 FAILED = "universe_failed"  # critical: no universe for the day at all
-MEMBERS_FAILED = "universe_members_failed"  # warning: candidates left out, their charts failed
+MEMBERS_FAILED = "universe_members_failed"  # warning: candidates left out, failed
 _NAMED = 10  # candidates an alert names; the rest are counted (all are in the file)
 
 app = typer.Typer(
@@ -370,10 +371,11 @@ def _masters_alert(settings: Settings, built: Built, day: date, producer: Produc
 
 
 def _members_failed_alert(built: Built, day: date, producer: Producer) -> None:
-    """A warning naming the candidates left out because their daily chart failed twice.
+    """A warning naming the candidates left out: their daily chart failed twice, or not read.
 
-    Within ``max_failed_pct`` they do not stop the build, but any of them may be one of the
-    largest stocks: Track A does without it all day, which must not go unsaid.
+    A candidate whose master record is malformed is never asked (`Built.malformed`). Within
+    ``max_failed_pct`` they do not stop the build, but any of them may be one of the largest
+    stocks: Track A does without it all day, which must not go unsaid.
     """
     if not built.failed:
         return
@@ -382,9 +384,14 @@ def _members_failed_alert(built: Built, day: date, producer: Producer) -> None:
         f" and {len(codes) - _NAMED} more" if len(codes) > _NAMED else ""
     )
     asked = "twice" if built.retried else "once (no time left for a second try)"
+    cause = f"whose daily chart failed (asked {asked})"
+    if built.malformed and len(built.malformed) == len(codes):
+        cause = "whose master record is malformed"
+    elif built.malformed:
+        cause += f" or whose master record is malformed ({len(built.malformed)})"
     message = (
-        f"universe for {day} leaves out {len(codes)} candidates whose daily chart failed "
-        f"(asked {asked}): {named}; {codes[0]}: {built.failed[codes[0]]}"
+        f"universe for {day} leaves out {len(codes)} candidates {cause}: "
+        f"{named}; {codes[0]}: {built.failed[codes[0]]}"
     )
     _alert(producer, "warning", MEMBERS_FAILED, message, day)
 

@@ -3,7 +3,8 @@
 The format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
 ``prev_close``, ``avg_volume_20d``) plus what the trigger engine and operators need:
 ``market``, ``rank`` and ``atr_14`` per symbol; the candidates per market, the exclusions,
-the candidates whose daily chart failed twice (by code, with the error), the requests and the
+the candidates whose daily chart failed twice or whose master record is malformed (by code,
+with the error), the requests and the
 rate achieved, when the masters read were installed, ``reused_from`` when the day reuses an
 earlier universe and ``restored_from`` when the file was rewritten from the database, in the
 metadata. Written once per day, atomically; never rewritten, except that the day's own
@@ -65,7 +66,8 @@ class Metadata(msgspec.Struct, frozen=True):
     masters_installed: dict[str, str] = {}
     restored_from: str = ""  # "database": the file was rewritten from the stored universe
     candidates_by_market: dict[str, int] = {}  # KOSPI and KOSDAQ: the next build's baseline
-    # code -> error of the candidates left out because their daily chart failed twice
+    # code -> error of the candidates left out: their daily chart failed twice, or their
+    # master record is malformed
     failed_symbols: dict[str, str] = {}
 
 
