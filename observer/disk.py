@@ -9,6 +9,13 @@ of 0 is off). Crossing a threshold downwards gives an `Alert` (``disk_low``, war
 ``disk_critical``, critical) once; coming back above it gives the matching `AlertResolved`.
 The subject of both is ``<process>:<volume>``.
 
+A process starts knowing nothing of its predecessors' alerts, so the watch's first measure
+of a volume compares it with the alerts an earlier run of its source left open (``earlier``:
+`open_disk_alerts`, read once): a volume back above a level resolves that level's open alert
+at once (a job, one run per process, resolves what its last run raised), and one still below
+raises no second alert. A process that cannot read the database takes nothing over: it
+starts at ok, as before (what it cannot see stays open until acknowledged).
+
 What a process does at critical is its own business: the writer stops taking frames
 (`observer.writer.service`), a producer keeps trying and its outbox refuses cleanly when
 the disk is really full (`bus.errors.OutboxFull`).
@@ -20,16 +27,30 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Annotated, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
 
-from msgspec import Meta
+from msgspec import Meta, structs
 
 from bus.events import Alert, AlertResolved, Event, Severity
 from observer.config_types import Percent, Seconds, Strict
 
-__all__ = ["DiskSettings", "DiskWatch", "Level", "Usage"]
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from observer.db_settings import DatabaseSettings
+
+__all__ = [
+    "DISK_CODES",
+    "DiskSettings",
+    "DiskWatch",
+    "Earlier",
+    "Level",
+    "Usage",
+    "open_disk_alerts",
+    "stored_disk_alerts",
+]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +61,13 @@ _ALERTS: tuple[tuple[Level, Severity, str], ...] = (
     ("warning", "warning", "disk_low"),
     ("critical", "critical", "disk_critical"),
 )
+DISK_CODES: tuple[str, ...] = tuple(code for _level, _severity, code in _ALERTS)
+
+# The longest a producer waits for the database to read what its earlier run left open.
+_TAKE_OVER_WAIT_S = 2.0
+
+# Per code, the subjects of the disk alerts an earlier run left open; None: cannot say.
+Earlier = Callable[[], Mapping[str, Collection[str]] | None]
 
 Bytes = Annotated[int, Meta(ge=0)]
 
@@ -89,6 +117,9 @@ class DiskWatch:
         Name (``database``, ``outbox``, ...) to a path on the volume.
     owner:
         The process, first half of each alert's subject.
+    earlier:
+        The disk alerts its earlier runs left open, read at the first measure; none: not
+        read (every volume starts at ok).
     usage, monotonic:
         How to measure a volume and read the time (tests give their own).
     """
@@ -99,6 +130,7 @@ class DiskWatch:
         volumes: Mapping[str, Path],
         owner: str,
         *,
+        earlier: Earlier | None = None,
         usage: Callable[[Path], Usage] = _usage,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -110,6 +142,9 @@ class DiskWatch:
         self._usage = usage
         self._monotonic = monotonic
         self._due = 0.0
+        self._earlier = earlier
+        # Per volume not measured yet, the codes an earlier run left open (`_take_over`).
+        self._inherited: dict[str, set[str]] = {}
 
     @property
     def critical(self) -> bool:
@@ -126,6 +161,9 @@ class DiskWatch:
         if not now and at < self._due:
             return []
         self._due = at + self.settings.check_interval_s
+        if self._earlier is not None:
+            self._take_over(self._earlier)
+            self._earlier = None
         events: list[Event] = []
         for name, path in self.volumes.items():
             try:
@@ -135,12 +173,30 @@ class DiskWatch:
                 continue
             self.usages[name] = usage
             old, new = self.levels[name], self.settings.level(usage)
-            if new != old:
-                self.levels[name] = new
-                events += self._changes(name, path, usage, old, new)
+            # Its first measure: compared with what an earlier run left open, not with ok.
+            was = self._inherited.pop(name, None)
+            if was is None:
+                was = {code for level, _, code in _ALERTS if _RANK[old] >= _RANK[level]}
+            self.levels[name] = new
+            events += self._changes(name, path, usage, was, new)
         return events
 
-    def _changes(self, name: str, path: Path, usage: Usage, old: Level, new: Level) -> list[Event]:
+    def _take_over(self, earlier: Earlier) -> None:
+        """Keep, per volume, the codes of the disk alerts an earlier run left open."""
+        stored = earlier()
+        if stored is None:
+            return
+        for name in self.volumes:
+            subject = f"{self.owner}:{name}"
+            self._inherited[name] = {code for code in DISK_CODES if subject in stored.get(code, ())}
+            if self._inherited[name]:
+                log.info(
+                    "%s: taking over the open alerts %s", subject, sorted(self._inherited[name])
+                )
+
+    def _changes(
+        self, name: str, path: Path, usage: Usage, was_open: set[str], new: Level
+    ) -> list[Event]:
         subject = f"{self.owner}:{name}"
         free = f"{usage.free / 1024**2:.0f} MiB free of {usage.total / 1024**2:.0f} MiB"
         context = {
@@ -150,7 +206,7 @@ class DiskWatch:
         }
         events: list[Event] = []
         for level, severity, code in _ALERTS:
-            was, now = _RANK[old] >= _RANK[level], _RANK[new] >= _RANK[level]
+            was, now = code in was_open, _RANK[new] >= _RANK[level]
             if now and not was:
                 message = f"{name} volume of {self.owner} ({path}) is {level}: {free}"
                 log.warning("%s", message)
@@ -170,3 +226,63 @@ class DiskWatch:
                     AlertResolved(code=code, severity=severity, message=message, subject=subject)
                 )
         return events
+
+
+def open_disk_alerts(engine: Engine, source: str) -> dict[str, set[str]] | None:
+    """Per code, the subjects of ``source``'s open disk alerts; None if the database cannot say.
+
+    ``source`` as stored (the writer's ``writer``, a producer's host-qualified name): the
+    writer's own source is never qualified, so `observer.alerts.open_subjects_of`, which
+    qualifies, would miss its alerts on a named host.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.alerts import open_notices
+    from observer.db.queries import open_alert_records
+    from observer.errors import StoreError
+
+    try:
+        with engine.connect() as conn:
+            records = open_alert_records(conn, deliveries=False)
+    except (SQLAlchemyError, StoreError) as exc:
+        # A host that reads no database (a collectors host) takes nothing over.
+        log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
+        return None
+    found: dict[str, set[str]] = {code: set() for code in DISK_CODES}
+    for notice in open_notices(records, source, DISK_CODES):
+        found[notice.code].add(notice.subject)
+    return found
+
+
+def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
+    """`open_disk_alerts` of a producer's ``source``, read through a reader engine of its own.
+
+    Read when called (the watch's first measure, on the producer's socket thread), not
+    before: a process that never measures opens no connection. One connection at most, and
+    a short wait for it: the first sends wait for this read, and a database that is down
+    must not hold them for the pool's whole timeout.
+    """
+    once = structs.replace(
+        database,
+        reader_pool_min=0,
+        reader_pool_max=1,
+        reader_pool_timeout_s=min(database.reader_pool_timeout_s, _TAKE_OVER_WAIT_S),
+    )
+
+    def read() -> dict[str, set[str]] | None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from observer.db.readers import reader_engine
+        from observer.errors import StoreError
+
+        try:
+            engine = reader_engine(once, source)
+        except (SQLAlchemyError, StoreError) as exc:
+            log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
+            return None
+        try:
+            return open_disk_alerts(engine, source)
+        finally:
+            engine.dispose()
+
+    return read

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
-from observer.disk import DiskWatch
+from observer.disk import DiskWatch, stored_disk_alerts
 from observer.errors import WaitFailed
 from observer.hosts import own_source
 from observer.logs import mask_struct
@@ -63,7 +63,7 @@ def producer_for(
     (``track_b@c2``, `observer.hosts`), and so is its outbox; ``producer.source`` is the
     name its rows are stored under. Every event it sends is masked like a log line first
     (`observer.logs.mask_struct`), and the free space of the outbox's volume is watched
-    (`observer.disk`).
+    (`observer.disk`: its first measure takes over the disk alerts an earlier run left open).
     """
     unnamed, source = source, own_source(settings, source)
     run_dir = settings.paths.run
@@ -91,7 +91,12 @@ def producer_for(
         sync=bus.fsync,
         clock_ns=clock_ns,
         scrub=mask_struct,  # error text from upstream answers: no credential into events
-        watch=DiskWatch(settings.disk, {"outbox": outbox}, source).check,
+        watch=DiskWatch(
+            settings.disk,
+            {"outbox": outbox},
+            source,
+            earlier=stored_disk_alerts(settings.database, source),  # read at the first measure
+        ).check,
         curve=client_curve(settings),  # over tcp: this host's keys (ConfigError if missing)
     )
 

@@ -12,9 +12,10 @@ from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
-from observer.disk import DiskWatch
+from observer.disk import DiskWatch, Earlier, open_disk_alerts
 from observer.notify import Notifier
 from observer.transport import bind_endpoints, server_curve
+from observer.writer.identity import WRITER_SOURCE
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
@@ -79,7 +80,13 @@ def run_writer(
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         try:
-            disk = _disk_watch(settings, url.get_backend_name(), url.database, capture)
+            disk = _disk_watch(
+                settings,
+                url.get_backend_name(),
+                url.database,
+                capture,
+                lambda: open_disk_alerts(engine, WRITER_SOURCE),  # an earlier run's, at start
+            )
             writer = Writer(store, endpoints, options, Notifier.from_env(), disk, curve)
             writer.lock_held = lock.held
             return writer.run(stop)
@@ -90,7 +97,11 @@ def run_writer(
 
 
 def _disk_watch(
-    settings: Settings, backend: str, database: str | None, capture: Path | None
+    settings: Settings,
+    backend: str,
+    database: str | None,
+    capture: Path | None,
+    earlier: Earlier,
 ) -> DiskWatch | None:
     """The volumes the writer itself writes to: the SQLite file's folder, the capture's.
 
@@ -103,4 +114,4 @@ def _disk_watch(
         log.info("the database server's disk is not watched by the writer (only its own files)")
     if capture is not None:
         volumes["capture"] = capture.resolve().parent
-    return DiskWatch(settings.disk, volumes, "writer") if volumes else None
+    return DiskWatch(settings.disk, volumes, WRITER_SOURCE, earlier=earlier) if volumes else None

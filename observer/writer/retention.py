@@ -21,6 +21,11 @@ record of every source's rows and seqs and the ``DROP`` of the day's partition a
 transaction, so there are neither chunks nor rows of the day committed in between (the
 writer is the only writer and does nothing else meanwhile). The pruner also runs the
 partitions' maintenance when it is due, between two batches like a chunk.
+
+Its failure alerts end with their failure: the first maintenance that works after
+``partition_maintenance_failed``, and the first pruning of a day that works after that
+day's ``prune_failed``, commit an `AlertResolved` of the alert. What an earlier run of the
+writer left open is taken over: the open alerts are read at the first success.
 """
 
 from __future__ import annotations
@@ -37,8 +42,10 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, sele
 from sqlalchemy.exc import SQLAlchemyError
 
 from bus.codec import DecodedFrame
-from bus.events import Alert, PruneRequested, Severity
+from bus.events import Alert, AlertResolved, PruneRequested, Severity
+from observer.alerts import open_notices
 from observer.db.models import PrunedChunk
+from observer.db.queries import open_alert_records
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
@@ -50,6 +57,7 @@ from observer.db.retention_queries import (
 )
 from observer.errors import StoreError
 from observer.retry import backoff_s
+from observer.writer.identity import WRITER_SOURCE
 from observer.writer.partitions import DayStats, Partitions, day_stats
 from observer.writer.store import Store
 
@@ -58,6 +66,8 @@ __all__ = ["Pruner"]
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5  # database failures of one pruning before it is given up (and alerted)
+MAINTENANCE_FAILED, PRUNE_FAILED = "partition_maintenance_failed", "prune_failed"
+_FAILURE_CODES = (MAINTENANCE_FAILED, PRUNE_FAILED)  # resolved by the next success
 
 
 @dataclass(slots=True)
@@ -97,12 +107,21 @@ class Pruner:
         self.chunks = 0
         self.refused = 0
         self.maintenance_failures = 0  # in a row
+        # (code, subject) of the failure alerts open, this run's and earlier runs'; None
+        # until read from the database (at the first success: `_failures_open`).
+        self._open: set[tuple[str, str]] | None = None
+        # Resolutions to commit, one per step: the writer publishes a frame's first event.
+        self._owed: deque[AlertResolved] = deque()
+        self._owed_failures = 0
+        self._owed_at = 0.0  # monotonic time of the next try after a failed commit
 
     def pending(self) -> bool:
         """True when work is due now (takes the requests committed since the last call)."""
         while self.store.requests:
             request = self.store.requests.pop(0)
             self.jobs.append(_Job(request, ARCHIVED_TABLES.get(request.table)))
+        if self._owed and self._owed_at <= time.monotonic():
+            return True
         if self.partitions is not None and self.partitions.due():
             return True
         return bool(self.jobs) and self.jobs[0].retry_at <= time.monotonic()
@@ -115,6 +134,8 @@ class Pruner:
         StoreError
             The alert could not be committed (the database is unavailable).
         """
+        if self._owed and self._owed_at <= time.monotonic():
+            return self._commit_owed()
         if self.partitions is not None and self.partitions.due():
             return self._maintain(self.partitions)
         job = self.jobs[0]
@@ -148,7 +169,7 @@ class Pruner:
                 return self._finish(
                     job,
                     "error",
-                    "prune_failed",
+                    PRUNE_FAILED,
                     f"pruning {what} failed {job.failures} times, left for the next run: "
                     f"{type(exc).__name__}",
                 )
@@ -217,13 +238,14 @@ class Pruner:
                 return None
             return self._alert(
                 "error",
-                "partition_maintenance_failed",
+                MAINTENANCE_FAILED,
                 f"creating the partitions ahead failed {failures} times "
                 f"({type(exc).__name__}); new days land in the default partitions",
                 "partitions",
                 {"failures": str(failures)},
             )
         self.maintenance_failures = 0
+        self._resolve(MAINTENANCE_FAILED, "partitions", "creating the partitions ahead works again")
         return None
 
     def _chunk(self, job: _Job, spec: ArchivedTable, bound: ColumnElement[bool]) -> bool:
@@ -257,9 +279,11 @@ class Pruner:
             return self._finish(
                 job,
                 "error",
-                "prune_failed",
+                PRUNE_FAILED,
                 f"pruning {what} deleted {job.deleted} rows, {job.expected} expected",
             )
+        request = job.request
+        self._resolve(PRUNE_FAILED, f"{request.table}:{request.trade_date}", f"pruned {what}")
         if job.expected == 0:
             self.jobs.popleft()
             return None
@@ -297,10 +321,58 @@ class Pruner:
             severity=severity, code=code, message=message, subject=subject, context=context
         )
         try:
-            return self.store.commit_own([alert])
+            frame = self.store.commit_own([alert])
         except StoreError as exc:
             log.error("cannot record %s (the next run asks again): %s", code, exc)
             return None
+        if code in _FAILURE_CODES and self._open is not None:
+            self._open.add((code, subject))
+        return frame
+
+    def _failures_open(self) -> set[tuple[str, str]]:
+        """(code, subject) of the writer's failure alerts open: read once, then kept here.
+
+        Read at the first success, so an earlier run's alert is taken over too. A read that
+        fails resolves nothing this time and is tried again at the next success.
+        """
+        if self._open is None:
+            try:
+                with self.store.engine.connect() as conn:
+                    records = open_alert_records(conn, deliveries=False)
+            except (SQLAlchemyError, self.store.engine.dialect.loaded_dbapi.Error) as exc:
+                log.warning("cannot read the open alerts of the writer (next success): %s", exc)
+                return set()
+            notices = open_notices(records, WRITER_SOURCE, _FAILURE_CODES)
+            self._open = {notice.condition for notice in notices}
+        return self._open
+
+    def _resolve(self, code: str, subject: str, message: str) -> None:
+        """Owe a resolution of ``code`` on ``subject`` if one of its alerts is open."""
+        opened = self._failures_open()
+        if (code, subject) not in opened:
+            return
+        opened.discard((code, subject))
+        self._owed.append(
+            AlertResolved(code=code, severity="error", message=message, subject=subject)
+        )
+
+    def _commit_owed(self) -> DecodedFrame | None:
+        """Commit the next resolution owed; kept for a try after a backoff if that fails."""
+        resolution = self._owed[0]
+        try:
+            frame = self.store.commit_own([resolution])
+        except StoreError as exc:
+            self._owed_failures += 1
+            pause = backoff_s(self._owed_failures, 1.0, 30.0)
+            self._owed_at = time.monotonic() + pause
+            log.error(
+                "cannot record the end of %s (next try in %.0f s): %s", resolution.code, pause, exc
+            )
+            return None
+        self._owed.popleft()
+        self._owed_failures = 0
+        log.info("%s resolved: %s", resolution.code, resolution.message)
+        return frame
 
 
 def _refusal(

@@ -1,6 +1,8 @@
 """``observer archive``: day archives in Parquet, their check, and the scheduled retention job.
 
-* ``observer archive --date D [--json]`` writes D's files now (one per table), records them;
+* ``observer archive --date D [--json]`` writes D's files now (one per table), records them:
+  exit 1 when a file cannot be written or is refused (damaged, or it would replace a file
+  with more rows), as ``archive run``;
 * ``observer archive verify [--date D] [--json] [--alert]`` re-reads every recorded file:
   exit 1 when one is missing, damaged or holds another row count than recorded; with
   ``--alert`` (the weekly ``archive_verify`` job) it raises ``archive_damaged`` for that
@@ -71,7 +73,7 @@ def archive(
     setup_logging()
     outcome = _with_job(settings, Notifier.from_env(), _parse(day), retention=False)
     _report(outcome, as_json)
-    if outcome.failed:
+    if outcome.problems or outcome.failed:  # a file refused (it would shrink) is no success
         raise typer.Exit(1)
 
 

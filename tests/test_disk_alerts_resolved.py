@@ -1,0 +1,159 @@
+"""A restarted process takes over the disk alerts its earlier run left open.
+
+Before, every `DiskWatch` started at ok and reported only changes from it: a writer
+restarted after the space was freed, or a job (one run per process) whose outbox volume had
+room again, left ``disk_low`` / ``disk_critical`` open for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bus.events import Alert, AlertResolved
+from bus.producer import Producer
+from observer.config import load_settings
+from observer.disk import DISK_CODES, DiskSettings, DiskWatch, Usage
+from observer.runtime import producer_for
+from tests.support import WriterProcess, db_rows, wait_until
+
+MIB = 1024 * 1024
+SETTINGS = DiskSettings(
+    check_interval_s=10.0,
+    warn_free_bytes=100 * MIB,
+    warn_free_percent=0,
+    critical_free_bytes=10 * MIB,
+    critical_free_percent=0,
+)
+EXPECTED = {"ok": set(), "warning": {"disk_low"}, "critical": {"disk_low", "disk_critical"}}
+
+
+def _below_both() -> str:
+    """Thresholds far above any free space: every volume is critical."""
+    huge = 1024**5  # 1 PiB
+    return (
+        "[disk]\ncheck_interval_s = 0.2\nwarn_free_percent = 0\ncritical_free_percent = 0\n"
+        f"warn_free_bytes = {2 * huge}\ncritical_free_bytes = {huge}\n"
+    )
+
+
+# Every threshold off: every volume is ok.
+ROOM = (
+    "[disk]\ncheck_interval_s = 0.2\nwarn_free_percent = 0\ncritical_free_percent = 0\n"
+    "warn_free_bytes = 0\ncritical_free_bytes = 0\n"
+)
+
+
+def _alerts(url: str, subject: str) -> list[str]:
+    sql = f"SELECT code FROM alerts WHERE subject = '{subject}' ORDER BY seq"
+    return [row[0] for row in db_rows(url, sql, until_schema=True)]
+
+
+def _resolved(url: str, subject: str) -> list[str]:
+    sql = f"SELECT code FROM alert_resolutions WHERE subject = '{subject}' ORDER BY code"
+    return [row[0] for row in db_rows(url, sql, until_schema=True)]
+
+
+def _watch(free: list[int], earlier: Mapping[str, Collection[str]] | None) -> DiskWatch:
+    return DiskWatch(
+        SETTINGS,
+        {"database": Path("/db")},
+        "writer",
+        earlier=lambda: earlier,
+        usage=lambda _: Usage(1000 * MIB, free[0]),
+        monotonic=lambda: 0.0,
+    )
+
+
+@given(
+    st.sets(st.sampled_from(DISK_CODES)),
+    st.lists(st.integers(0, 200), min_size=1, max_size=10),
+)
+def test_what_is_open_always_matches_the_level_from_the_first_measure_on(
+    stored: set[str], frees_mib: list[int]
+) -> None:
+    """Whatever an earlier run left open, the first measure brings it to the current level."""
+    free = [0]
+    watch = _watch(free, {code: {"writer:database"} for code in stored})
+    open_codes = set(stored)
+    for mib in frees_mib:
+        free[0] = mib * MIB
+        for event in watch.check(now=True):
+            assert isinstance(event, Alert | AlertResolved)
+            assert event.subject == "writer:database"
+            if isinstance(event, Alert):
+                assert event.code not in open_codes  # never a second alert of an open one
+                open_codes.add(event.code)
+            else:
+                open_codes.remove(event.code)  # only what is open is resolved
+        assert open_codes == EXPECTED[SETTINGS.level(Usage(1000 * MIB, free[0]))]
+
+
+def test_another_subjects_alerts_and_an_unreadable_database_are_not_taken_over() -> None:
+    free = [500 * MIB]
+    other = _watch(free, {"disk_low": {"writer:capture", "track_b:outbox"}})
+    assert other.check() == []
+    unknown = _watch(free, None)  # the database cannot say: nothing to resolve, as before
+    assert unknown.check() == []
+    free[0] = 50 * MIB
+    (event,) = unknown.check(now=True)
+    assert isinstance(event, Alert) and event.code == "disk_low"
+
+
+def test_a_restarted_writer_resolves_the_disk_alerts_its_earlier_run_left_open(
+    tmp_path: Path, writer_factory: Callable[..., WriterProcess]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    subject = "writer:database"
+    first = writer_factory(url, extra=_below_both()).start()
+    wait_until(lambda: len(_alerts(url, subject)) == 2, 30, "disk_low and disk_critical")
+    assert first.terminate() == 0
+
+    # Restarted with the volume still critical: no second alert of either.
+    second = writer_factory(url, extra=_below_both()).start()
+    wait_until(
+        lambda: second.log.read_text().count("taking no new frames") >= 2, 30, "second check"
+    )
+    assert sorted(_alerts(url, subject)) == sorted(DISK_CODES)
+    assert second.terminate() == 0
+
+    # Restarted after the space came back: the first measure resolves both.
+    third = writer_factory(url, extra=ROOM).start()
+    wait_until(lambda: _resolved(url, subject) == sorted(DISK_CODES), 30, "both resolved")
+    assert sorted(_alerts(url, subject)) == sorted(DISK_CODES)
+    assert third.terminate() == 0
+
+
+@pytest.mark.parametrize("host", ["", "c2"])
+def test_a_jobs_next_run_resolves_what_its_outbox_watch_raised(
+    tmp_path: Path, writer_factory: Callable[..., WriterProcess], host: str
+) -> None:
+    """A job's producer lives one run: the next run's first measure resolves the last's."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = writer_factory(url).start()
+    named = f'[supervisor]\nhost = "{host}"\n' if host else ""
+    config = tmp_path / "job.toml"
+
+    def job(disk: str) -> Producer:  # what `job_producer` makes for a run of the job
+        config.write_text(writer.config.read_text() + named + disk)
+        return producer_for(load_settings(config), "archive")
+
+    run = job(_below_both())
+    subject = f"{run.source}:outbox"
+    assert subject == ("archive@c2:outbox" if host else "archive:outbox")
+    try:
+        wait_until(lambda: len(_alerts(url, subject)) == 2, 30, "the first run's disk alerts")
+    finally:
+        run.close(drain_timeout=5)
+
+    run = job(ROOM)  # the next run, after the space came back
+    try:
+        wait_until(lambda: _resolved(url, subject) == sorted(DISK_CODES), 30, "both resolved")
+    finally:
+        run.close(drain_timeout=5)
+    assert sorted(_alerts(url, subject)) == sorted(DISK_CODES)
+    assert writer.terminate() == 0
