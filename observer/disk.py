@@ -11,7 +11,7 @@ The subject of both is ``<process>:<volume>``.
 
 A process starts knowing nothing of its predecessors' alerts, so the watch's first measure
 of a volume compares it with the alerts an earlier run of its source left open (``earlier``:
-`open_disk_alerts`, read once): a volume back above a level resolves that level's open alert
+`observer.disk_alerts`, read once): a volume back above a level resolves that level's open alert
 at once (a job, one run per process, resolves what its last run raised), and one still below
 raises no second alert. A process that cannot read the database takes nothing over: it
 starts at ok, as before (what it cannot see stays open until acknowledged).
@@ -29,17 +29,12 @@ import shutil
 import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
-from msgspec import Meta, structs
+from msgspec import Meta
 
 from bus.events import Alert, AlertResolved, Event, Severity
 from observer.config_types import Percent, Seconds, Strict
-
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-    from observer.db_settings import DatabaseSettings
 
 __all__ = [
     "DISK_CODES",
@@ -48,8 +43,6 @@ __all__ = [
     "Earlier",
     "Level",
     "Usage",
-    "open_disk_alerts",
-    "stored_disk_alerts",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,9 +55,6 @@ _ALERTS: tuple[tuple[Level, Severity, str], ...] = (
     ("critical", "critical", "disk_critical"),
 )
 DISK_CODES: tuple[str, ...] = tuple(code for _level, _severity, code in _ALERTS)
-
-# The longest a producer waits for the database to read what its earlier run left open.
-_TAKE_OVER_WAIT_S = 2.0
 
 # Per code, the subjects of the disk alerts an earlier run left open; None: cannot say.
 Earlier = Callable[[], Mapping[str, Collection[str]] | None]
@@ -226,63 +216,3 @@ class DiskWatch:
                     AlertResolved(code=code, severity=severity, message=message, subject=subject)
                 )
         return events
-
-
-def open_disk_alerts(engine: Engine, source: str) -> dict[str, set[str]] | None:
-    """Per code, the subjects of ``source``'s open disk alerts; None if the database cannot say.
-
-    ``source`` as stored (the writer's ``writer``, a producer's host-qualified name): the
-    writer's own source is never qualified, so `observer.alerts.open_subjects_of`, which
-    qualifies, would miss its alerts on a named host.
-    """
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from observer.alerts import open_notices
-    from observer.db.queries import open_alert_records
-    from observer.errors import StoreError
-
-    try:
-        with engine.connect() as conn:
-            records = open_alert_records(conn, deliveries=False)
-    except (SQLAlchemyError, StoreError) as exc:
-        # A host that reads no database (a collectors host) takes nothing over.
-        log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
-        return None
-    found: dict[str, set[str]] = {code: set() for code in DISK_CODES}
-    for notice in open_notices(records, source, DISK_CODES):
-        found[notice.code].add(notice.subject)
-    return found
-
-
-def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
-    """`open_disk_alerts` of a producer's ``source``, read through a reader engine of its own.
-
-    Read when called (the watch's first measure, on the producer's socket thread), not
-    before: a process that never measures opens no connection. One connection at most, and
-    a short wait for it: the first sends wait for this read, and a database that is down
-    must not hold them for the pool's whole timeout.
-    """
-    once = structs.replace(
-        database,
-        reader_pool_min=0,
-        reader_pool_max=1,
-        reader_pool_timeout_s=min(database.reader_pool_timeout_s, _TAKE_OVER_WAIT_S),
-    )
-
-    def read() -> dict[str, set[str]] | None:
-        from sqlalchemy.exc import SQLAlchemyError
-
-        from observer.db.readers import reader_engine
-        from observer.errors import StoreError
-
-        try:
-            engine = reader_engine(once, source)
-        except (SQLAlchemyError, StoreError) as exc:
-            log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
-            return None
-        try:
-            return open_disk_alerts(engine, source)
-        finally:
-            engine.dispose()
-
-    return read

@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
-from observer.disk import DiskWatch, stored_disk_alerts
+from observer.disk import DiskWatch
+from observer.disk_alerts import stored_disk_alerts
 from observer.errors import WaitFailed
 from observer.hosts import own_source
 from observer.logs import mask_struct

@@ -12,7 +12,8 @@ from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.db import migrate
 from observer.db.engine import display_url, make_engine, normalize_url
-from observer.disk import DiskWatch, Earlier, open_disk_alerts
+from observer.disk import DiskWatch, Earlier
+from observer.disk_alerts import open_disk_alerts
 from observer.notify import Notifier
 from observer.transport import bind_endpoints, server_curve
 from observer.writer.identity import WRITER_SOURCE

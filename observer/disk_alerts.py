@@ -1,0 +1,78 @@
+"""The disk alerts an earlier run of a process left open: what its `DiskWatch` takes over.
+
+Read once, at the watch's first measure (`observer.disk`). A separate module so that the
+settings (`observer.config` imports `observer.disk`) need no database library; and the
+producer's reader is built here, on the main thread, so that its socket thread, where the
+first measure runs, imports nothing (importing SQLAlchemy there while the main thread
+imports it failed with a partly initialised module, and the producer died).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from msgspec import structs
+from sqlalchemy import Engine
+
+from observer.alerts import open_notices
+from observer.db.queries import open_alert_records
+from observer.db.readers import reader_engine
+from observer.db_settings import DatabaseSettings
+from observer.disk import DISK_CODES, Earlier
+
+__all__ = ["open_disk_alerts", "stored_disk_alerts"]
+
+log = logging.getLogger(__name__)
+
+# The longest a producer waits for the database to read what its earlier run left open.
+_TAKE_OVER_WAIT_S = 2.0
+
+
+def open_disk_alerts(engine: Engine, source: str) -> dict[str, set[str]] | None:
+    """Per code, the subjects of ``source``'s open disk alerts; None if they cannot be read.
+
+    ``source`` as stored (the writer's ``writer``, a producer's host-qualified name): the
+    writer's own source is never qualified, so `observer.alerts.open_subjects_of`, which
+    qualifies, would miss its alerts on a named host. Taking over is a convenience: any
+    failure to read (a host without the database, a broken one) takes nothing over, and
+    never ends the process that asked.
+    """
+    try:
+        with engine.connect() as conn:
+            records = open_alert_records(conn, deliveries=False)
+    except Exception as exc:
+        log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
+        return None
+    found: dict[str, set[str]] = {code: set() for code in DISK_CODES}
+    for notice in open_notices(records, source, DISK_CODES):
+        found[notice.code].add(notice.subject)
+    return found
+
+
+def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
+    """`open_disk_alerts` of a producer's ``source``, read through a reader engine of its own.
+
+    Read when called (the watch's first measure, on the producer's socket thread), not
+    before: a process that never measures opens no connection. One connection at most, and
+    a short wait for it: the first sends wait for this read, and a database that is down
+    must not hold them for the pool's whole timeout.
+    """
+    once = structs.replace(
+        database,
+        reader_pool_min=0,
+        reader_pool_max=1,
+        reader_pool_timeout_s=min(database.reader_pool_timeout_s, _TAKE_OVER_WAIT_S),
+    )
+
+    def read() -> dict[str, set[str]] | None:
+        try:
+            engine = reader_engine(once, source)
+        except Exception as exc:
+            log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
+            return None
+        try:
+            return open_disk_alerts(engine, source)
+        finally:
+            engine.dispose()
+
+    return read
