@@ -45,20 +45,18 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import cast
 
-from sqlalchemy import Engine, Row
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts import open_subjects_of
 from observer.clock import Clock
 from observer.config import Settings
 from observer.db.engine import error_reason
-from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
 from observer.db.readers import reader_engine
 from observer.errors import KisAuthError, KisError, KisTokenThrottled, StoreError
 from observer.hosts import host_of
@@ -84,6 +82,7 @@ from workers.gap_recovery.outcomes import (
     UnrecoverableAlerts,
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
+from workers.gap_recovery.reads import GapReads, GapRow, day_of, parse_day
 from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
@@ -91,10 +90,8 @@ __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryC
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
-_DAY_NS = 86_400 * _NS
 _POLL_S = 0.02  # wall seconds between looks at the feed and the queue
 _FORGET_NS = 3600 * _NS  # a finished gap is surely committed after this long
-_LEDGER_DAYS = 7  # recovered bars loaded at start-up: this many days back, or the oldest gap's
 # Wall seconds of failed database reads in a row (sweeps, or the start-up's) before the
 # process gives up (exit 1, restarted by the supervisor): a blip is waited out, an outage
 # is not hidden.
@@ -104,15 +101,8 @@ _READS_GIVE_UP_S = 600.0
 _LATER: tuple[type[KisError], ...] = (KisAuthError, KisTokenThrottled)
 
 
-GapRow = Row[str, str, int, int, str, int, str]  # `open_gaps`
-
-
 def _later(exc: KisError) -> bool:
     return exc.retryable or isinstance(exc, _LATER)
-
-
-def _day_of(ns: int) -> date:
-    return datetime.fromtimestamp(ns / _NS, KST).date()
 
 
 @dataclass
@@ -127,16 +117,6 @@ class Job:
     failing_since: int | None = None  # clock time of the first failure
     started: float | None = None  # wall time of its first call
     retake: bool = False  # an unrecoverable gap tried again: one try, unrecoverable until then
-
-
-@dataclass(frozen=True, slots=True)
-class _StartUp:
-    """What the start-up reads from the database."""
-
-    stored: list[tuple[str, int]]  # the recovered bars a gap could touch (the ledger)
-    settled: list[tuple[str, str]]  # today's settled gaps: the day's success
-    alerted: set[str]  # the days an earlier instance alerted unrecoverable gaps of, still open
-    gaps: Sequence[GapRow]  # the first sweep's rows (`open_gaps`)
 
 
 class GapRecovery(AsyncWorker):
@@ -161,6 +141,7 @@ class GapRecovery(AsyncWorker):
         self.running: set[str] = set()
         self.ledger = BarLedger()
         self._engine: Engine = reader_engine(settings.database, "gap_recovery")
+        self.reads = GapReads(self._engine, settings, clock)
         self._reads = Backoff(self.config.backoff_initial_s, self.config.sweep_s)
         self._next_sweep_ns = 0
         self._stored_unrecoverable: dict[str, date] = {}  # the last sweep's: gap id -> day
@@ -187,7 +168,7 @@ class GapRecovery(AsyncWorker):
         beating = beat_forever(
             self.notifier,
             lambda: (
-                self.tally.counters(len(self.jobs), _day_of(self.clock.now_ns()))
+                self.tally.counters(len(self.jobs), day_of(self.clock.now_ns()))
                 | rest_error_counters(accounts)
             ),
         )
@@ -238,7 +219,7 @@ class GapRecovery(AsyncWorker):
         """
         while not self.stop.is_set():
             try:
-                found = await asyncio.to_thread(self._read_start)
+                found = await asyncio.to_thread(self.reads.start)
             except (StoreError, SQLAlchemyError) as exc:
                 pause = self._read_failed(exc, "the start-up reads")
                 with contextlib.suppress(TimeoutError):  # wall time, ended early by stop
@@ -246,10 +227,10 @@ class GapRecovery(AsyncWorker):
                 continue
             self._reads.succeeded()
             self.ledger = BarLedger(found.stored)
-            today = _day_of(self.clock.now_ns())
+            today = day_of(self.clock.now_ns())
             for gap_id, state in found.settled:
                 self.tally.settle(gap_id, today, cast(GapState, state))
-            self.alerts.take_over({d for d in map(_parse_day, found.alerted) if d is not None})
+            self.alerts.take_over({d for d in map(parse_day, found.alerted) if d is not None})
             self._take(found.gaps)
             self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
             log.info(
@@ -260,39 +241,13 @@ class GapRecovery(AsyncWorker):
             return True
         return False
 
-    def _read_start(self) -> _StartUp:
-        now = self.clock.now_ns()
-        days = max(_LEDGER_DAYS, self.config.retake_days)
-        midnight = _midnight_ns(_day_of(now))
-        with self._engine.connect() as conn:
-            stored = recovered_minutes(conn, now - days * _DAY_NS)
-            settled = settled_gaps(
-                conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
-            )
-            alerted = open_subjects_of(conn, self.settings, SOURCE, [UNRECOVERABLE_ALERT])
-        return _StartUp(stored, settled, alerted[UNRECOVERABLE_ALERT], self._read_open())
-
-    def _read_open(self) -> Sequence[GapRow]:
-        """The pending gaps, and the unrecoverable ones of the days still taken back."""
-        with self._engine.connect() as conn:
-            return open_gaps(
-                conn,
-                self.settings.supervisor.host,
-                unrecoverable_since_ns=self._first_day_ns(),
-            )
-
-    def _first_day_ns(self) -> int:
-        """The first instant of the oldest day whose unrecoverable gaps are followed."""
-        day = _day_of(self.clock.now_ns()) - timedelta(days=self.config.retake_days)
-        return _midnight_ns(day)
-
     async def _try_sweep(self) -> bool:
         """A sweep; False if the database failed it (tried again on the backoff).
 
         Read in a thread, so the servers and the heartbeat go on while a read waits.
         """
         try:
-            rows = await asyncio.to_thread(self._read_open)
+            rows = await asyncio.to_thread(self.reads.open)
         except (StoreError, SQLAlchemyError) as exc:
             pause = self._read_failed(exc, "the sweep")
             self._next_sweep_ns = self.clock.now_ns() + int(pause * _NS)
@@ -322,7 +277,7 @@ class GapRecovery(AsyncWorker):
             if state != "unrecoverable":
                 self.admit(gap)
                 continue
-            unrecoverable[gap_id] = _day_of(start)
+            unrecoverable[gap_id] = day_of(start)
             settled = self.done.get(gap_id)
             if self.config.retake_days and (settled is None or now - settled.at_ns >= retake_ns):
                 self.admit(gap, retake=True)
@@ -417,7 +372,7 @@ class GapRecovery(AsyncWorker):
                     GapStateChanged(gap_id=gap.gap_id, state="recovering", bars=0, detail=job.plan)
                 )
         minutes = minutes_of(gap.start_ns, gap.end_ns)
-        today = _day_of(self.clock.now_ns())
+        today = day_of(self.clock.now_ns())
         try:
             answer = await fetch_gap(account.client, gap.symbol, minutes, today)
         except KisError as exc:
@@ -464,7 +419,7 @@ class GapRecovery(AsyncWorker):
         gap_id = job.gap.gap_id
         if job.retake:  # one try: unrecoverable still, tried again after retake_s
             self.jobs.pop(gap_id, None)
-            self.done[gap_id] = Settled(now, "unrecoverable", _day_of(job.gap.start_ns))
+            self.done[gap_id] = Settled(now, "unrecoverable", day_of(job.gap.start_ns))
             log.info("gap %s: tried again, failed (%s)", gap_id, reason)
             return
         if job.attempts < self.config.max_attempts and failing_s < self.config.retry_window_s:
@@ -501,7 +456,7 @@ class GapRecovery(AsyncWorker):
             GapStateChanged(gap_id=gap.gap_id, state=state, bars=bars, detail=detail)
         )
         self.jobs.pop(gap.gap_id, None)
-        day = _day_of(gap.start_ns)
+        day = day_of(gap.start_ns)
         self.done[gap.gap_id] = Settled(now, state, day)
         self.tally.settle(gap.gap_id, day, state)
         if state == "recovered":
@@ -528,22 +483,11 @@ class GapRecovery(AsyncWorker):
                 gaps[gap_id] = settled.day
             else:
                 gaps.pop(gap_id, None)
-        first = _day_of(self._first_day_ns())
+        first = day_of(self.reads.first_day_ns())
         return Counter(day for day in gaps.values() if day >= first)
 
     def _alert_unrecoverable(self) -> None:
-        self.alerts.update(self.unrecoverable_days(), _day_of(self._first_day_ns()))
-
-
-def _midnight_ns(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=KST).timestamp()) * _NS
-
-
-def _parse_day(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
+        self.alerts.update(self.unrecoverable_days(), day_of(self.reads.first_day_ns()))
 
 
 def _span(minutes: list[int]) -> str:

@@ -1,0 +1,94 @@
+"""Gap recovery's database reads: the start-up's, and each sweep's.
+
+At the start: the recovered bars a gap could touch (the ledger, so that no bar is published
+twice), the day's settled gaps (its success share), the days whose ``gaps_unrecoverable``
+alert is open, and the first sweep. Each sweep: the pending gaps, and the unrecoverable ones
+of the days still taken back (``retake_days``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import Engine, Row
+
+from observer.alerts import open_subjects_of
+from observer.clock import Clock
+from observer.config import Settings
+from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
+from observer.phases import KST
+from workers.gap_recovery import SOURCE
+from workers.gap_recovery.outcomes import UNRECOVERABLE_ALERT
+
+__all__ = ["GapReads", "GapRow", "StartUp", "day_of", "parse_day"]
+
+_NS = 1_000_000_000
+_DAY_NS = 86_400 * _NS
+_LEDGER_DAYS = 7  # recovered bars loaded at start-up: this many days back, or the oldest gap's
+
+GapRow = Row[str, str, int, int, str, int, str]  # `open_gaps`
+
+
+def day_of(ns: int) -> date:
+    """The KST day of an instant (ns)."""
+    return datetime.fromtimestamp(ns / _NS, KST).date()
+
+
+def parse_day(text: str) -> date | None:
+    """An ISO day, or None if ``text`` is not one."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _midnight_ns(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=KST).timestamp()) * _NS
+
+
+@dataclass(frozen=True, slots=True)
+class StartUp:
+    """What the start-up reads from the database."""
+
+    stored: list[tuple[str, int]]  # the recovered bars a gap could touch (the ledger)
+    settled: list[tuple[str, str]]  # today's settled gaps: the day's success
+    alerted: set[str]  # the days an earlier instance alerted unrecoverable gaps of, still open
+    gaps: Sequence[GapRow]  # the first sweep's rows (`open_gaps`)
+
+
+class GapReads:
+    """The reads of this host's gaps (blocking: called in a thread)."""
+
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+
+    def start(self) -> StartUp:
+        """The start-up's reads."""
+        now = self.clock.now_ns()
+        days = max(_LEDGER_DAYS, self.settings.gap_recovery.retake_days)
+        midnight = _midnight_ns(day_of(now))
+        with self.engine.connect() as conn:
+            stored = recovered_minutes(conn, now - days * _DAY_NS)
+            settled = settled_gaps(
+                conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
+            )
+            alerted = open_subjects_of(conn, self.settings, SOURCE, [UNRECOVERABLE_ALERT])
+        return StartUp(stored, settled, alerted[UNRECOVERABLE_ALERT], self.open())
+
+    def open(self) -> Sequence[GapRow]:
+        """The pending gaps, and the unrecoverable ones of the days still taken back."""
+        with self.engine.connect() as conn:
+            return open_gaps(
+                conn,
+                self.settings.supervisor.host,
+                unrecoverable_since_ns=self.first_day_ns(),
+            )
+
+    def first_day_ns(self) -> int:
+        """The first instant of the oldest day whose unrecoverable gaps are followed."""
+        day = day_of(self.clock.now_ns()) - timedelta(days=self.settings.gap_recovery.retake_days)
+        return _midnight_ns(day)
