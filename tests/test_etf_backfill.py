@@ -28,6 +28,7 @@ from observer.trading_calendar import TradingCalendar
 from workers.etf import backfill, collect
 from workers.etf.collect import _revised, collect_daily
 from workers.etf.details import detail_of
+from workers.etf.rows import repaired
 
 CALENDAR = TradingCalendar()
 SYMBOL = "069500"
@@ -275,7 +276,7 @@ def test_a_close_stored_mid_session_is_repaired_with_the_days_prices() -> None:
     stored, final = midsession_and_final()
     assert _revised(stored, final)  # the same NAV, another close
     assert not _revised(stored, msgspec.structs.replace(final, close=stored.close))
-    sent = backfill._repaired(stored, final)
+    sent = repaired(stored, final)
     prices = ("close", "open", "high", "low", "volume")
     assert [getattr(sent, f) for f in prices] == [getattr(final, f) for f in prices]
     assert sent.premium_pct is None  # KIS's premium was against the 10:30 close
@@ -283,6 +284,6 @@ def test_a_close_stored_mid_session_is_repaired_with_the_days_prices() -> None:
     assert (sent.holdings, sent.listed_units) == (40, 500_000)  # only KIS has them: kept
     # A NAV revised on the right close keeps the row's prices and KIS's premium.
     revised = msgspec.structs.replace(final, close=9940, nav=Decimal("9950.00"))
-    kept = backfill._repaired(stored, revised)
+    kept = repaired(stored, revised)
     assert (kept.high, kept.volume, kept.premium_pct) == (9970, 505_395, Decimal("-0.08"))
     assert kept.nav == Decimal("9950.00")

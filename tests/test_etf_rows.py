@@ -175,7 +175,9 @@ def test_the_list_against_the_masters_and_coverage_per_field() -> None:
     ]
     # No details yet: aum, premium_20d and high_52w uncovered; issuer known; fee not.
     low = {c.subject for c in same.conditions if c.code == "etf_coverage_low"}
-    assert low == {"fee", "aum", "premium_20d", "high_52w"} and not same.stale
+    # Each names its field and the session (another session's judgement cannot end it).
+    assert low == {f"{f} {DAY}" for f in ("fee", "aum", "premium_20d", "high_52w")}
+    assert not same.stale
     early = health(DAY, False, listings, set(), {}, {}, settings)  # not due yet: no verdict
     assert early.conditions == [] and not early.stale
 

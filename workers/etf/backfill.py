@@ -1,8 +1,9 @@
 """The ``etf_backfill`` job (weekly): the last ``repair_sessions`` sessions' NAVs, repaired.
 
 KRX's table for each session (else KIS's series per ETF: `workers.etf.collect.repair`);
-the rows whose NAV is missing or revised are sent again, the stored row with the fresh
-NAV, premium and net assets (what only KIS has is kept). Every figure is the session's
+the rows whose NAV, net assets, high or low are missing or whose NAV is revised are sent
+again, the stored row with the fresh NAV, premium and net assets, and the high and low it
+lacked (`workers.etf.rows.repaired`: what only KIS has is kept). Every figure is the session's
 own (a day-stamped table or series row), never a live quote: this is the command that
 mends past sessions (`observer etf daily` collects only the last completed one).
 
@@ -23,8 +24,6 @@ import asyncio
 import time
 from datetime import date, datetime, timedelta
 
-import msgspec
-
 from bus.events import Alert, EtfDaily, EtfRun
 from bus.producer import Producer
 from observer.clock import Clock, now_utc
@@ -34,6 +33,7 @@ from observer.notify import Notifier
 from observer.phases import KST
 from workers.etf.collect import Collected, repair
 from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of, target_session
+from workers.etf.rows import repaired
 
 __all__ = ["CODES", "last_repairable", "run_repair"]
 
@@ -75,7 +75,7 @@ def run_repair(
 
     got = asyncio.run(go())
     for row in got.backfilled:
-        send(_repaired(history.get(row.symbol, {}).get(row.trade_date), row))
+        send(repaired(history.get(row.symbol, {}).get(row.trade_date), row))
     if got.krx_error:
         send(
             Alert(
@@ -121,33 +121,3 @@ def run_repair(
         "failed_over_limit": over,
         "resolved": resolved,
     }
-
-
-def _repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
-    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has).
-
-    A stored close other than the fresh one (a row stored mid-session, a corrected print)
-    takes the fresh close, open, high, low and volume as well: the stored ones, and KIS's
-    premium against that close, are another moment's.
-    """
-    if stored is None:
-        return fresh
-    if fresh.close is not None and fresh.close != stored.close:
-        stored = msgspec.structs.replace(
-            stored,
-            close=fresh.close,
-            open=fresh.open,
-            high=fresh.high,
-            low=fresh.low,
-            volume=fresh.volume,
-            premium_pct=None,
-        )
-    return msgspec.structs.replace(
-        stored,
-        nav=fresh.nav,
-        premium_calc_pct=fresh.premium_calc_pct,
-        premium_pct=stored.premium_pct if fresh.premium_pct is None else fresh.premium_pct,
-        net_assets_krw=fresh.net_assets_krw or stored.net_assets_krw,
-        nav_final=True,
-        origin=fresh.origin,
-    )

@@ -6,11 +6,11 @@ what it keeps), then the work (`workers.etf.jobs`, loaded after READY). The ETF 
 real-only: a ``paper`` configuration is refused before READY (exit 2).
 
 Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
-run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``, or the writer
-did not acknowledge); 2 bad arguments or configuration (a ``--date`` of ``daily`` or
-``holdings`` other than the last completed session: their answers are live; of
-``backfill`` after it; any of the three while a session is under way); 3 another ETF job
-runs. ``status`` exits 1 when the data is stale.
+run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``; no active ETF
+at all, in ``daily``; or the writer did not acknowledge); 2 bad arguments or configuration
+(a ``--date`` of ``daily`` or ``holdings`` other than the last completed session: their
+answers are live; of ``backfill`` after it; any of the three while a session is under way;
+an empty ``report --date``); 3 another ETF job runs. ``status`` exits 1 when the data is stale.
 """
 
 from __future__ import annotations
@@ -181,6 +181,8 @@ def daily(
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_daily(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
+    if summary.get("listed") == 0:  # nothing to collect is no healthy day (etf_stale)
+        _fail("no active ETF: no KRX ETF list is held and the KIS masters have none", 1)
     if summary.get("failed_over_limit"):
         _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
@@ -302,18 +304,22 @@ def status(
 @app.command()
 def check(
     day: DateOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="last line is JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Alert on the ETF data's health, and resolve what has cleared (the 17:00 job)."""
+    asked = _day(day)  # a bad --date exits 2 before the job starts
     settings, clock, notifier = start_job(PROGRAM, config)
     from workers.etf.jobs import send_health
 
     with job_producer(PROGRAM, settings, CHECK_SOURCE, clock, notifier, 60.0) as producer:
-        verdict = send_health(settings, clock, _day(day), producer)
+        verdict = send_health(settings, clock, asked, producer)
     typer.echo(
         f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
         + (" STALE" if verdict.stale else "")
     )
+    if as_json:
+        typer.echo(json.dumps(verdict.summary()))
 
 
 @app.command()
@@ -331,7 +337,8 @@ def report(
     from workers.etf.report import day_table, write_csv
 
     session = _day(day)
-    assert session is not None
+    if session is None:
+        _fail("--date: a session is required (YYYY-MM-DD)", 2)
     with report_reading(f"{PROGRAM} report", settings) as conn:
         table = day_table(conn, session, sort)
     if csv_path is not None:

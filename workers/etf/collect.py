@@ -7,7 +7,11 @@ sessions cover less than 80 % of the last ``backfill_sessions`` (those since its
 when the KRX list tells it) is backfilled through FHPST02440200 (paged, 100 rows a call):
 a first load, or a history call that failed after the day's row was stored. The call is
 not repeated on every run while KIS has no more to give (`workers.etf.metrics.backfill_due`:
-on the 1st, 2nd, 4th, 8th... session of the ETF's unbroken stored run). An ETF whose
+on the 1st, 2nd, 4th, 8th... session of the ETF's unbroken stored run). An ETF missing
+sessions after its first stored one (an outage of the job, a day whose calls failed) is
+asked from the first of them (`workers.etf.gaps.gap_start`), and one whose recent stored
+rows have no final NAV from the first such day (the caller's ``backfill`` map: the rows
+come back with the series' NAV, `workers.etf.rows.repaired`). An ETF whose
 stored 52 weeks lack daily highs and lows (a first load: the NAV series has none) gets
 them from FHKST03010100 (100 rows a call, three for a year); a failed chart call leaves
 the rows as they were (the range says ``close``) and is retried by the next run. A failed
@@ -17,9 +21,10 @@ a past day's NAVs) read for fewer than that share of its rows, has failed (`krx_
 one that did not come.
 
 Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
-day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV or net
-assets are missing or revised, or whose close differs (`_revised`); when KRX fails (any
-day's table, by the same rule), KIS's series for each ETF instead.
+day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV, net
+assets, high or low are missing (and the fresh row has them), whose NAV is revised, or
+whose close differs (`_revised`); when KRX fails (any day's table, by the same rule),
+KIS's series for each ETF instead.
 """
 
 from __future__ import annotations
@@ -43,8 +48,17 @@ from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
+from workers.etf.gaps import gap_start
 from workers.etf.metrics import backfill_due
-from workers.etf.rows import from_krx, from_price, from_series, merged, replaces, with_bars
+from workers.etf.rows import (
+    from_krx,
+    from_price,
+    from_series,
+    merged,
+    repaired,
+    replaces,
+    with_bars,
+)
 
 __all__ = ["Collected", "backfills", "collect_daily", "fan_out", "krx_table", "repair"]
 
@@ -160,12 +174,21 @@ def backfills(
     history: Mapping[str, Mapping[date, EtfDaily]],
     window: Sequence[date],
     listed_on: Mapping[str, date | None],
-) -> set[str]:
-    """The ETFs whose history should be asked for this run (`metrics.backfill_due`).
+) -> dict[str, date]:
+    """The ETFs whose history should be asked for this run, each from when.
 
-    ``window``: the backfill's sessions before the day, oldest first.
+    The whole ``window`` (the backfill's sessions before the day, oldest first) when
+    `metrics.backfill_due` says so; else from the first missing session when
+    `gaps.gap_start` says so.
     """
-    return {s for s in symbols if backfill_due(history.get(s, {}), window, listed_on.get(s))}
+    starts = {}
+    for symbol in symbols:
+        stored, listed = history.get(symbol, {}), listed_on.get(symbol)
+        if window and backfill_due(stored, window, listed):
+            starts[symbol] = window[0]
+        elif (start := gap_start(stored, window, listed)) is not None:
+            starts[symbol] = start
+    return starts
 
 
 def _window(settings: Settings, start: date, day: date) -> list[date]:
@@ -189,12 +212,14 @@ async def collect_daily(
     krx: KrxClient | None,
     progress: Callable[[int, int], None] = lambda done, total: None,
     chart_from: Mapping[str, date] | None = None,
-    backfill: Collection[str] | None = None,
+    backfill: Mapping[str, date] | None = None,
 ) -> Collected:
     """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs short of history.
 
     ``backfill_from``: the first session of a backfill (None: no backfill); ``backfill``:
-    the ETFs to backfill (None: `backfills` judges them, no listing day known). ``history``
+    the ETFs whose series to ask, each from when (None: `backfills` judges them, no
+    listing day known); a stored row of those days without a final NAV comes back with
+    the series' (`rows.repaired`), other stored days are not sent again. ``history``
     holds the stored rows up to ``day``: a stored row of ``day`` with a final NAV stands
     against one without (`workers.etf.rows.replaces`; the ETF is in ``kept`` and its
     stored row in ``rows``). ``chart_from``: ETFs whose rows since that day
@@ -217,7 +242,7 @@ async def collect_daily(
     if backfill is None:
         window = _window(settings, backfill_from, day) if backfill_from is not None else []
         backfill = backfills(symbols, history, window, {})
-    start, end = (backfill_from or day).strftime("%Y%m%d"), day.strftime("%Y%m%d")
+    end = day.strftime("%Y%m%d")
 
     charts = chart_from or {}
 
@@ -231,14 +256,16 @@ async def collect_daily(
         out.rows[symbol] = row
         fresh: dict[date, EtfDaily] = {}
         if backfill_from is not None and symbol in backfill:
-            series = await client.etf_nav_daily(symbol, start, end)
-            rows = (from_series(symbol, r) for r in series)
+            series = await client.etf_nav_daily(symbol, backfill[symbol].strftime("%Y%m%d"), end)
             kept = history.get(symbol, {})  # a stored day's row is richer (KRX's figures)
-            fresh = {
-                r.trade_date: r
-                for r in rows
-                if r is not None and r.trade_date < day and r.trade_date not in kept
-            }
+            for r in (from_series(symbol, r) for r in series):
+                if r is None or r.trade_date >= day:
+                    continue
+                old = kept.get(r.trade_date)
+                if old is None:
+                    fresh[r.trade_date] = r
+                elif not old.nav_final and r.nav_final:  # the NAV that was not out yet
+                    fresh[r.trade_date] = repaired(old, r)
         if symbol in charts:
             fresh |= await _charted(client, symbol, charts[symbol], day, fresh, history, out)
         out.backfilled.extend(fresh.values())
@@ -273,13 +300,18 @@ async def _charted(
 def _revised(stored: EtfDaily | None, fresh: EtfDaily) -> bool:
     """Whether ``fresh`` (a final NAV) should replace what is stored for its day.
 
-    A NAV missing or moved by a step, or another close (a row stored mid-session).
+    A NAV missing or moved by a step, another close (a row stored mid-session), or net
+    assets, a high or a low the stored row lacks and ``fresh`` has (a first load's series
+    rows have none: KRX's table brings them).
     """
     if fresh.nav is None:
         return False
     if stored is None or stored.nav is None or abs(stored.nav - fresh.nav) >= _NAV_STEP:
         return True
-    return fresh.close is not None and fresh.close != stored.close
+    if fresh.close is not None and fresh.close != stored.close:
+        return True
+    lacking = ("net_assets_krw", "high", "low")
+    return any(getattr(stored, f) is None and getattr(fresh, f) is not None for f in lacking)
 
 
 async def repair(

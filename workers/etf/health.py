@@ -7,16 +7,26 @@ rows.
 
 Conditions (each an `Alert` code, with its subject; cleared ones get an `AlertResolved`):
 
-* ``etf_stale`` (critical): fewer than ``min_coverage_pct`` of the active ETFs have a row;
-* ``etf_coverage_low`` (warning, subject the field): issuer, fee, aum > 0, premium_20d or
-  high_52w known for fewer than ``min_coverage_pct`` of them;
+* ``etf_stale`` (critical, subject the session): fewer than ``min_coverage_pct`` of the
+  active ETFs have a row; no active ETF at all (no KRX list held, none in the KIS masters)
+  is stale at once, due or not: nothing will come;
+* ``etf_coverage_low`` (warning, subject the field and the session it was found on):
+  issuer, fee, aum > 0, premium_20d or high_52w known for fewer than ``min_coverage_pct``
+  of them;
 * ``etf_universe_mismatch`` (warning): the KRX list and the KIS masters' ETFs differ by more
   than ``mismatch_pct``.
+
+A condition is over only when a judgement that judged it finds it cleared (`settle`): a
+session not yet due judges neither staleness nor coverage, so it resolves neither. A stale
+session's alert is ended only by a judgement of that session (its rows filled later);
+a coverage alert stands while later sessions are low too (not raised again for each), and
+is ended by a due judgement of its session or a later one with the field covered (a past
+session's figures are never recomputed, so only a later session's can show it mended).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -26,7 +36,17 @@ from observer.config import EtfSettings
 from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 
-__all__ = ["CODES", "Condition", "Health", "due_session", "health", "is_due"]
+__all__ = [
+    "CODES",
+    "Condition",
+    "Health",
+    "due_session",
+    "field_of",
+    "health",
+    "is_due",
+    "session_of",
+    "settle",
+]
 
 CODES = ("etf_stale", "etf_coverage_low", "etf_universe_mismatch")
 
@@ -51,11 +71,22 @@ class Health:
     collected: int
     coverage: dict[str, float] = field(default_factory=dict)  # field -> percent of active
     conditions: list[Condition] = field(default_factory=list)
+    universe_judged: bool = False  # both the KRX list and the masters' ETFs were there
 
     @property
     def stale(self) -> bool:
         """Whether the session's rows are due and too few arrived."""
         return any(c.code == "etf_stale" for c in self.conditions)
+
+    @property
+    def stale_judged(self) -> bool:
+        """Whether staleness was judged: the rows were due, or no ETF is active at all."""
+        return self.due or self.active == 0
+
+    @property
+    def coverage_judged(self) -> bool:
+        """Whether coverage was judged: due, and some rows came (a stale day is not judged)."""
+        return self.due and self.collected > 0
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (``observer etf status --json``)."""
@@ -114,7 +145,21 @@ def is_due(
 
 
 def _pct(part: int, whole: int) -> float:
-    return 100.0 * part / whole if whole else 100.0
+    # Nothing active covers nothing: an empty universe was read as 100 % healthy.
+    return 100.0 * part / whole if whole else 0.0
+
+
+def session_of(subject: str) -> date | None:
+    """The session a health alert's subject names (its last word); None: an older subject."""
+    try:
+        return date.fromisoformat(subject.rpartition(" ")[2])
+    except ValueError:
+        return None
+
+
+def field_of(subject: str) -> str:
+    """The field an ``etf_coverage_low`` subject names (``"fee 2026-11-20"``: ``fee``)."""
+    return subject.rpartition(" ")[0] if session_of(subject) is not None else subject
 
 
 def health(
@@ -131,11 +176,21 @@ def health(
     collected = sum(1 for s in active if s in rows)
     judged = Health(session, due, len(active), collected)
     floor = settings.min_coverage_pct
-    if due and _pct(collected, len(active)) < floor:
+    if not active:
         judged.conditions.append(
             Condition(
                 "etf_stale",
-                "",
+                session.isoformat(),
+                "critical",
+                f"no active ETF for {session}: no KRX ETF list is held and the KIS masters "
+                "have no ETF (nothing can be collected)",
+            )
+        )
+    elif due and _pct(collected, len(active)) < floor:
+        judged.conditions.append(
+            Condition(
+                "etf_stale",
+                session.isoformat(),
                 "critical",
                 f"{collected} of {len(active)} active ETFs have a row for {session} "
                 f"({_pct(collected, len(active)):.1f}% < {floor:g}%)",
@@ -154,13 +209,14 @@ def health(
             judged.conditions.append(
                 Condition(
                     "etf_coverage_low",
-                    name,
+                    f"{name} {session}",
                     "warning",
                     f"{name} known for {judged.coverage[name]:.1f}% of active ETFs "
                     f"on {session} (< {floor:g}%)",
                 )
             )
     if listings and kis_etfs:
+        judged.universe_judged = True
         differ = len(set(listings) ^ set(kis_etfs))
         off = _pct(differ, max(len(listings), len(kis_etfs)))
         if off > settings.mismatch_pct:
@@ -174,3 +230,52 @@ def health(
                 )
             )
     return judged
+
+
+def _no_later(subject: str, session: date) -> bool:
+    """Whether ``subject`` names ``session`` or an earlier one (or none: an older subject)."""
+    named = session_of(subject)
+    return named is None or named <= session
+
+
+def settle(
+    verdict: Health, open_: Collection[tuple[str, str]], past: Iterable[Health] = ()
+) -> tuple[list[Condition], set[tuple[str, str]]]:
+    """The conditions to send and the open ``(code, subject)`` pairs that are over.
+
+    ``verdict``: the session judged; ``open_``: the health alerts open now; ``past``:
+    judgements of the sessions of open ``etf_stale`` alerts, which may only end those.
+    A coverage condition with an alert of its field open from this session or an earlier
+    one is not sent again: that alert stands for it.
+    """
+    send: list[Condition] = []
+    low: set[str] = set()
+    for c in verdict.conditions:
+        if c.code == "etf_coverage_low":
+            name = field_of(c.subject)
+            low.add(name)
+            held = any(
+                code == c.code and field_of(s) == name and _no_later(s, verdict.session)
+                for code, s in open_
+            )
+            if held:
+                continue
+        send.append(c)
+    over: set[tuple[str, str]] = set()
+    for judged in (verdict, *past):
+        if judged.stale_judged and not judged.stale:
+            day = judged.session
+            over |= {p for p in open_ if p[0] == "etf_stale" and session_of(p[1]) == day}
+            if judged is verdict:  # an older subject (no session): any due judgement's
+                over |= {p for p in open_ if p == ("etf_stale", "")}
+    if verdict.coverage_judged:
+        fine = verdict.coverage.keys() - low
+        over |= {
+            (code, s)
+            for code, s in open_
+            if code == "etf_coverage_low" and field_of(s) in fine and _no_later(s, verdict.session)
+        }
+    mismatch = any(c.code == "etf_universe_mismatch" for c in verdict.conditions)
+    if verdict.universe_judged and not mismatch:
+        over |= {p for p in open_ if p[0] == "etf_universe_mismatch"}
+    return send, over

@@ -3,14 +3,18 @@
 Every failure is sent as an `Alert` with a stable code and, once its condition is gone, an
 `AlertResolved` (``(code, subject)``): the KRX list refused (``etf_list_refused``,
 ``krx_login_failed``: the held list stays), the KRX table unusable (``etf_krx_table_failed``:
-the KIS rows stand alone), ETFs whose KIS calls failed (``etf_daily_failures``: their
-earlier rows stay; the next run or the weekly repair fills the day), NAVs not yet published
-(``etf_nav_pending``: the rows say ``nav_final=False`` and a later row replaces them; a
-stored final NAV of the day stands and is not sent again), premiums off KIS's ``dprt``
-(``etf_premium_mismatch``: one for the run, its count and worst ETFs), rows of the KRX
-list dropped for a blank, invalid or repeated code (``etf_list_rows_dropped``), the
-per-ETF figures of `workers.etf.details.flags_of`, and the health of
-`workers.etf.health`.
+the KIS rows stand alone), ETFs whose KIS calls failed (``etf_daily_failures``, subject
+the session: their earlier rows stay; the next run asks the day again through KIS's
+series, and the alert ends once the day is filled), NAVs not yet published
+(``etf_nav_pending``, subject the session: the rows say ``nav_final=False``, later runs ask
+the series for the recent sessions' NAVs, and the alert ends once that session's rows have
+them; a stored final NAV of the day stands and is not sent again), sessions missing from
+the stored history that the series could not give (``etf_history_gaps``), no KRX list held
+(``etf_list_missing``: open while the KIS masters' ETFs stand in for it), premiums off
+KIS's ``dprt`` (``etf_premium_mismatch``: one for the run, its count and worst ETFs),
+rows of the KRX list dropped for a blank, invalid or repeated code
+(``etf_list_rows_dropped``), the per-ETF figures of `workers.etf.details.flags_of`, and
+the health of `workers.etf.health`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from bus.events import Alert, AlertResolved, EtfDaily, EtfListing, EtfRun, Event
+from bus.events import Alert, AlertResolved, EtfDaily, EtfListing, EtfRun, Event, Severity
 from bus.producer import Producer
 from observer.alerts import alert_states, parse_alert_id
 from observer.clock import Clock, now_utc
@@ -37,15 +41,18 @@ from observer.phases import KST, Phase
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.etf.collect import Collected, backfills, collect_daily
-from workers.etf.details import detail_of, flags_of, mismatch_message, premium_mismatches
-from workers.etf.health import CODES, Health, health, is_due
+from workers.etf.details import detail_of, flags_of, premium_mismatches
+from workers.etf.gaps import holes, missing_on, pending_days, pending_start
+from workers.etf.health import CODES, Health, health, is_due, session_of, settle
 from workers.etf.listing import collect_list
 from workers.etf.metrics import chart_start
 from workers.etf.report import judged
+from workers.etf.run_alerts import gaps_alert, pending_alert, run_alerts
 
 __all__ = [
     "beat",
     "calendar_of",
+    "open_alerts",
     "portal",
     "read",
     "resolve",
@@ -64,6 +71,8 @@ _RUN_CODES = (
     "etf_nav_pending",
     "etf_chart_failures",
     "etf_premium_mismatch",
+    "etf_history_gaps",
+    "etf_list_missing",
 )
 _SOURCES = ("etf", "etf_check")  # the ETF jobs' two sources (on any host: etf@c1)
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
@@ -119,21 +128,33 @@ def resolve(
     ``subjects``: only alerts about these (a run over some ETFs judges only those);
     ``unjudged``: never alerts about these (listed, but not judged by this run).
     """
+    open_ = open_alerts(settings, clock, codes)
+    gone = {
+        c: sev
+        for c, sev in open_.items()
+        if c not in present and (subjects is None or c[1] in subjects) and c[1] not in unjudged
+    }
+    return _resolved(send, gone)
+
+
+def open_alerts(
+    settings: Settings, clock: Clock, codes: Iterable[str]
+) -> dict[tuple[str, str], Severity]:
+    """The ETF jobs' open alerts of ``codes`` (of the last 30 days): (code, subject) -> severity."""
     since = clock.now_ns() - 30 * 86_400 * 10**9
     records = read(settings, lambda conn: alert_records(conn, since))
     wanted = set(codes)
-    open_ = {
+    return {
         (s.notice.code, s.notice.subject): s.notice.severity
         for s in alert_states(records)
         if s.state == "open"
         and program_of(parse_alert_id(s.notice.id)[0]) in _SOURCES
         and s.notice.code in wanted
     }
-    gone = {
-        c: sev
-        for c, sev in open_.items()
-        if c not in present and (subjects is None or c[1] in subjects) and c[1] not in unjudged
-    }
+
+
+def _resolved(send: Callable[[Event], object], gone: Mapping[tuple[str, str], Severity]) -> int:
+    """An `AlertResolved` for each of ``gone``; how many."""
     for (code, subject), severity in gone.items():
         send(
             AlertResolved(
@@ -175,7 +196,12 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
     outcome = asyncio.run(go())
     if outcome.run.applied:
         dropped = {("etf_list_rows_dropped", "")} if outcome.dropped else set()
-        codes = ("etf_list_refused", "krx_login_failed", "etf_list_rows_dropped")
+        codes = (
+            "etf_list_refused",
+            "krx_login_failed",
+            "etf_list_rows_dropped",
+            "etf_list_missing",
+        )
         resolve(settings, producer.send, codes, dropped, clock)
     run = outcome.run
     return {
@@ -193,7 +219,11 @@ def run_list(settings: Settings, clock: Clock, producer: Producer) -> dict[str, 
 def symbols_of(
     settings: Settings, send: Callable[[Event], object]
 ) -> tuple[dict[str, EtfListing], list[str]]:
-    """The held KRX list, and the ETFs to collect (the KIS masters' when no list is held)."""
+    """The held KRX list, and the ETFs to collect (the KIS masters' when no list is held).
+
+    An empty list says it fell back (and sent ``etf_list_missing``): a daily run keeps that
+    alert open while it does.
+    """
     listings: dict[str, EtfListing] = read(settings, held_etfs)
     if listings:
         return listings, sorted(listings)
@@ -212,16 +242,18 @@ def _chart_from(
     symbols: Iterable[str],
     history: Mapping[str, Mapping[date, EtfDaily]],
     day: date,
-    backfill_from: date,
-    backfilled: Collection[str],
+    backfilled: Mapping[str, date],
 ) -> dict[str, date]:
-    """The ETFs whose 52 weeks lack daily highs and lows (``backfilled`` ones too), since when."""
+    """The ETFs whose 52 weeks lack daily highs and lows (``backfilled`` ones too), since when.
+
+    ``backfilled``: the ETFs whose series is asked for missing days, each from when (its
+    rows have no high or low).
+    """
     found = {}
     for symbol in symbols:
         stored = history.get(symbol, {})
         highs_lows = {d: (r.high, r.low) for d, r in stored.items()}
-        backfill = backfill_from if symbol in backfilled else None
-        start = chart_start(highs_lows, day, backfill)
+        start = chart_start(highs_lows, day, backfilled.get(symbol))
         if start is not None:
             found[symbol] = start
     return found
@@ -255,8 +287,14 @@ def run_daily(
     backfill_from = sessions[-etf.backfill_sessions]
     window = [d for d in sessions if backfill_from <= d < day]
     listed_on = {s: x.listed_on for s, x in listings.items()}
-    backfill = backfills(symbols, history, window, listed_on)
-    charts = _chart_from(symbols, history, day, backfill_from, backfill)
+    starts = backfills(symbols, history, window, listed_on)
+    charts = _chart_from(symbols, history, day, starts)
+    # The recent sessions' rows still without a NAV: KIS's series has it by now.
+    asked = dict(starts)
+    for symbol in symbols:
+        first = pending_start(history.get(symbol, {}), window[-etf.repair_sessions :])
+        if first is not None:
+            asked[symbol] = min(first, asked.get(symbol, first))
 
     async def go() -> Collected:
         try:
@@ -270,7 +308,7 @@ def run_daily(
                 krx,
                 beat(notifier),
                 charts,
-                backfill,
+                asked,
             )
         finally:
             if krx is not None:
@@ -313,68 +351,68 @@ def run_daily(
                 )
             )
     failed_pct = 100 * len(got.failed) / max(len(symbols), 1)
-    if got.krx_error:
-        present.add(("etf_krx_table_failed", ""))
-        send(
-            Alert(
-                severity="warning",
-                code="etf_krx_table_failed",
-                message=f"KRX's ETF table for {day}: {got.krx_error}; KIS rows only",
-            )
-        )
-    if got.failed:
-        present.add(("etf_daily_failures", ""))
-        sample = "; ".join(f"{s}: {e}" for s, e in list(got.failed.items())[:3])
-        send(
-            Alert(
-                severity="error" if failed_pct > etf.max_failed_pct else "warning",
-                code="etf_daily_failures",
-                message=f"{len(got.failed)} of {len(symbols)} ETFs failed for {day} "
-                f"(their earlier rows are kept): {sample}"[:2000],
-            )
-        )
-    if got.chart_failed:
-        present.add(("etf_chart_failures", ""))
-        sample = "; ".join(f"{s}: {e}" for s, e in list(got.chart_failed.items())[:3])
-        send(
-            Alert(
-                severity="warning",
-                code="etf_chart_failures",
-                message=f"{len(got.chart_failed)} ETFs got no daily highs and lows for {day} "
-                f"(their 52-week range stays close-based; the next run asks again): {sample}"[
-                    :2000
-                ],
-            )
-        )
-    mismatched = premium_mismatches(got.rows.values())
-    if mismatched:
-        present.add(("etf_premium_mismatch", ""))
-        message = mismatch_message(mismatched, len(got.rows), day)
-        send(Alert(severity="warning", code="etf_premium_mismatch", message=message))
-    pending = sorted(s for s, r in got.rows.items() if not r.nav_final)
-    if pending:
-        present.add(("etf_nav_pending", ""))
-        send(
-            Alert(
-                severity="warning",
-                code="etf_nav_pending",
-                message=f"{len(pending)} ETFs have no published NAV for {day} yet "
-                f"(e.g. {', '.join(pending[:5])}); a later run replaces them",
-            )
-        )
+    present |= run_alerts(settings, send, day, symbols, got)
+    if not listings:  # the KIS masters' ETFs stand in for the list: still missing
+        present.add(("etf_list_missing", ""))
+    recent = [*window[-etf.repair_sessions :], day]
+    pending = pending_days(symbols, history, [d for d in sessions if d >= since])
+    for session in recent:
+        if pending.get(session):
+            present.add(("etf_nav_pending", session.isoformat()))
+            send(pending_alert(session, pending[session], day))
+    left = {s: h for s in symbols if (h := holes(history.get(s, {}), window, listed_on.get(s)))}
+    if left:
+        present.add(("etf_history_gaps", ""))
+        unfilled = sorted(s for s in left if s in starts and s not in got.failed)
+        if unfilled:  # asked this run, and KIS's series had no row for them
+            send(gaps_alert(left, unfilled, window, etf.repair_sessions))
     kis = read(settings, kis_etf_symbols)
     shifted = timeline_from(settings.phases, settings.calendar).schedule.close_shifts()
     due = is_due(day, now_utc(clock).astimezone(KST), etf.stale_at, shifted)
     judged = health(day, due, listings, kis, got.rows, details, etf)
-    for c in judged.conditions:
+    open_ = open_alerts(settings, clock, (*_FLAG_CODES, *_RUN_CODES, *CODES))
+    stale_days = {session_of(s) for c, s in open_ if c == "etf_stale"}
+    past = [
+        health(d, True, listings, kis, _rows_on(history, d), {}, etf)
+        for d in sorted(x for x in stale_days if x is not None and since <= x < day)
+    ]
+    conditions, healed = settle(judged, [p for p in open_ if p[0] in CODES], past)
+    for c in conditions:
         present.add((c.code, c.subject))
-        send(Alert(severity=c.severity, code=c.code, subject=c.subject, message=c.message))
+        context = {"day": day.isoformat()}
+        send(
+            Alert(
+                severity=c.severity,
+                code=c.code,
+                subject=c.subject,
+                message=c.message,
+                context=context,
+            )
+        )
     # A per-ETF flag is over only for an ETF judged now: one whose KIS call failed, or
     # whose NAV is not out, keeps its flags until a run judges it; an ETF no longer listed
     # is never judged again, so its flags end here.
     unjudged = set(symbols) - details.keys()
-    resolved = resolve(settings, send, _FLAG_CODES, present, clock, unjudged=unjudged)
-    resolved += resolve(settings, send, (*_RUN_CODES, *CODES, "etf_list_missing"), present, clock)
+
+    def over(code: str, subject: str) -> bool:
+        if code in CODES:  # judged by `settle`: a session not due judges nothing
+            return (code, subject) in healed
+        if (code, subject) in present:
+            return False
+        if code in _FLAG_CODES:
+            return subject not in unjudged
+        named = session_of(subject)
+        if code == "etf_daily_failures":  # only once the day is filled
+            if named is None:  # an older alert, without its session: as it was judged
+                return not got.failed
+            return since <= named <= day and not missing_on(named, symbols, history, listed_on)
+        if code == "etf_nav_pending":  # only once that session's rows have a NAV
+            if named is None:
+                return not any(pending.get(d) for d in recent)
+            return since <= named <= day and not pending.get(named)
+        return True
+
+    resolved = _resolved(send, {c: sev for c, sev in open_.items() if over(*c)})
     have = _have(got.rows)
     send(
         EtfRun(
@@ -393,15 +431,17 @@ def run_daily(
         "date": day.isoformat(),
         "listed": len(symbols),
         "collected": len(got.rows),
-        "backfill_asked": len(backfill),
+        "backfill_asked": len(asked),
         "backfilled_rows": len(got.backfilled),
         "charted_rows": got.charted,
         "chart_failures": len(got.chart_failed),
         "details": len(details),
         "failures": len(got.failed),
         "failed_over_limit": failed_pct > etf.max_failed_pct,
-        "nav_pending": len(pending),
-        "premium_mismatch": len(mismatched),
+        "nav_pending": len(pending.get(day, [])),
+        "nav_pending_sessions": sum(1 for d in recent if pending.get(d)),
+        "history_gaps": sum(len(h) for h in left.values()),
+        "premium_mismatch": len(premium_mismatches(got.rows.values())),
         "kis_calls": got.kis_calls,
         "krx_calls": got.krx_calls,
         "krx_rows": got.krx_rows,
@@ -415,11 +455,27 @@ def run_daily(
     }
 
 
+def _rows_on(history: Mapping[str, Mapping[date, EtfDaily]], day: date) -> dict[str, EtfDaily]:
+    """Each ETF's stored row of ``day``."""
+    return {s: days[day] for s, days in history.items() if day in days}
+
+
 def send_health(settings: Settings, clock: Clock, day: date | None, producer: Producer) -> Health:
-    """The ``etf_check`` job: the health's conditions as alerts, cleared ones resolved."""
+    """The ``etf_check`` job: the health's conditions as alerts, cleared ones resolved.
+
+    Besides the session judged, each session an open ``etf_stale`` alert names is judged
+    again: its rows may have been filled since (that ends the alert, and only that does).
+    """
     now_kst = now_utc(clock).astimezone(KST)
     verdict: Health = read(settings, lambda conn: judged(settings, conn, now_kst, day))
-    for c in verdict.conditions:
+    open_ = open_alerts(settings, clock, CODES)
+    stale_days = {session_of(s) for c, s in open_ if c == "etf_stale"} - {verdict.session}
+    days = sorted(d for d in stale_days if d is not None)
+    past: list[Health] = read(
+        settings, lambda conn: [judged(settings, conn, now_kst, d) for d in days]
+    )
+    conditions, healed = settle(verdict, open_, past)
+    for c in conditions:
         producer.send(
             Alert(
                 severity=c.severity,
@@ -429,6 +485,5 @@ def send_health(settings: Settings, clock: Clock, day: date | None, producer: Pr
                 context={"day": verdict.session.isoformat()},
             )
         )
-    present = {(c.code, c.subject) for c in verdict.conditions}
-    resolve(settings, producer.send, CODES, present, clock)
+    _resolved(producer.send, {c: sev for c, sev in open_.items() if c in healed})
     return verdict

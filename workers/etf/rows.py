@@ -27,6 +27,7 @@ __all__ = [
     "kis_int",
     "kis_signed_int",
     "merged",
+    "repaired",
     "replaces",
     "with_bars",
 ]
@@ -170,6 +171,40 @@ def merged(kis: EtfDaily, krx: EtfDaily | None) -> EtfDaily:
             row, premium_calc_pct=premium_pct(row.close, row.nav), nav_final=True
         )
     return row
+
+
+def repaired(stored: EtfDaily | None, fresh: EtfDaily) -> EtfDaily:
+    """The stored row with the fresh NAV, premium and net assets (keeping what only KIS has).
+
+    A stored close other than the fresh one (a row stored mid-session, a corrected print)
+    takes the fresh close, open, high, low and volume as well: the stored ones, and KIS's
+    premium against that close, are another moment's. Of the same close, a high, low or
+    open the stored row lacks (a series row's) is taken from the fresh one.
+    """
+    if stored is None:
+        return fresh
+    if fresh.close is not None and fresh.close != stored.close:
+        stored = msgspec.structs.replace(
+            stored,
+            close=fresh.close,
+            open=fresh.open,
+            high=fresh.high,
+            low=fresh.low,
+            volume=fresh.volume,
+            premium_pct=None,
+        )
+    return msgspec.structs.replace(
+        stored,
+        open=stored.open if stored.open is not None else fresh.open,
+        high=stored.high if stored.high is not None else fresh.high,
+        low=stored.low if stored.low is not None else fresh.low,
+        nav=fresh.nav,
+        premium_calc_pct=fresh.premium_calc_pct,
+        premium_pct=stored.premium_pct if fresh.premium_pct is None else fresh.premium_pct,
+        net_assets_krw=fresh.net_assets_krw or stored.net_assets_krw,
+        nav_final=True,
+        origin=fresh.origin,
+    )
 
 
 def replaces(fresh: EtfDaily, stored: EtfDaily | None) -> bool:
