@@ -18,6 +18,7 @@ from workers.track_b.collect import ACCOUNT_DOWN, Collector
 from workers.track_b.slots import Candidate, SlotBook
 
 _NS = 1_000_000_000
+GRACE_S = 30  # unhealthy_after_s
 
 
 class KeyInUse:
@@ -139,7 +140,10 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
                 assert collector.down_since["acct1"] == started  # never up since the start
                 seen.append(((clock.now_ns() - started) / _NS, "acct1" in collector.healthy()))
                 reopenings += collector.state["acct1"][0] == "down"
-                assert [a.severity for a in alerts()] == (["critical"] if reopenings else [])
+                # OPSP8996 is alerted once unhealthy (30 s), not when the budget is spent.
+                down_s = seen[-1][0]
+                if not GRACE_S <= down_s <= GRACE_S + 1:  # the second its alert wakes in
+                    assert [a.severity for a in alerts()] == ["critical"] * (down_s > GRACE_S)
                 # After the third reopening's wait, KIS takes the app key again: the next
                 # session's registration is acknowledged.
                 kis.accepting = reopenings == 3

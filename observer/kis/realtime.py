@@ -12,12 +12,13 @@ every data frame's text to `RealtimeDecoder.decode` and hands the resulting `Dec
 its consumer (Track B's collector), which publishes the events. Every event carries the
 alias of the account whose session delivered it (``account``).
 
-Errors. A malformed frame (envelope, tr_id, record count, field count) raises
-`KisProtocolError`, and the stream drops the frame. A malformed record costs that record
-only: its `KisProtocolError`, which names the field (a value its column cannot hold: an
-integer beyond BIGINT, a decimal beyond NUMERIC(24,8), a text beyond its VARCHAR or holding
-a NUL, a bad date or time), is in `DecodedFrame.errors` beside the frame's good events, and
-the consumer decides what to do with it (the collector logs it). A result rather than an
+Errors. A malformed frame (envelope, tr_id, a record count that does not match its fields:
+see `parse_frame`) raises `KisProtocolError`, and the stream drops the frame (and counts it).
+A malformed record costs that record only: its `KisProtocolError`, which names the field (a
+value its column cannot hold: an integer beyond BIGINT, a decimal beyond NUMERIC(24,8), a
+text beyond its VARCHAR or holding a NUL, a bad date or time), is in `DecodedFrame.errors`
+beside the frame's good events, and the consumer decides what to do with it (the collector
+logs it). A result rather than an
 error callback: the decoder keeps no consumer state and a consumer sees everything a frame
 brought in one value.
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "H0STASP0",
     "H0STCNT0",
+    "MAX_TRAILING",
     "DecodedFrame",
     "OrderBookFields",
     "RealtimeDecoder",
@@ -150,11 +152,35 @@ def parse_frame(text: str) -> RealtimeFrame:
     """Split a plain data frame into records.
 
     Example: ``0|H0STCNT0|002|005930^093001^73100^...^005930^093001^73200^...`` (46 fields
-    per record). A record may carry extra trailing fields (KIS appends fields over time):
-    the stride is ``fields / count`` and only the known fields are kept; fewer than the
-    known fields again, since a stride of twice them is a count short of its records.
+    per record). The record width is ``fields / count`` and must be the known fields (as
+    python-kis has it), or at most `MAX_TRAILING` more: KIS appends a few fields over time,
+    and only the known ones are kept. A count that does not match its records is refused
+    whole, never sliced, and so is a frame of such wider records that another count would
+    read too. Before, a width up to twice the known fields passed: 3 records of 46 with
+    count 2 were cut as 2 of 69, the third record lost as "trailing fields" without a word.
     """
     return RealtimeFrame(*_split(text))
+
+
+# Fields KIS may append to a record over time, beyond those `schemas` knows. A small bound,
+# so that the count is checked: a stride of up to twice the known fields let a count one
+# short of its records pass, the records beyond it cut as "trailing fields".
+MAX_TRAILING = 8
+
+
+def _other_count(total: int, count: int, width: int) -> int:
+    """Another number of records of a tolerated width that ``total`` fields make; 0: none.
+
+    None can with ``count * MAX_TRAILING < width`` (most frames, which the caller does not
+    ask about): the trailing fields of all ``count`` records, or the
+    ones another count would need, fall short of one record. Else each other count is tried
+    (about ``count / 5`` of them): with two readings, the count cannot be told from a count
+    that does not match its records.
+    """
+    if count * MAX_TRAILING < width:
+        return 0
+    fewest, most = -(-total // (width + MAX_TRAILING)), total // width
+    return next((m for m in range(fewest, most + 1) if m != count and total % m == 0), 0)
 
 
 def _split(text: str) -> tuple[str, list[list[str]]]:
@@ -174,15 +200,21 @@ def _split(text: str) -> tuple[str, list[list[str]]]:
         raise KisProtocolError(f"{tr_id}: bad record count {count_text[:10]!r}")
     count = int(count_text)
     values = payload.split("^")
-    stride, rest = divmod(len(values), count)
-    # Twice the known fields is not a wider record but a count short of its records: cut as
-    # "trailing fields", the records beyond the count would be lost without a word.
-    if rest or not len(known) <= stride < 2 * len(known):
+    n, total = len(known), len(values)
+    stride, rest = divmod(total, count)
+    if rest or not n <= stride <= n + MAX_TRAILING:
         raise KisProtocolError(
-            f"{tr_id}: {len(values)} fields do not make {count} records of {len(known)}"
+            f"{tr_id}: {total} fields do not make {count} records of {n} (or of up to"
+            f" {MAX_TRAILING} more fields each): the record count does not match its records"
         )
-    n = len(known)
-    return tr_id, [values[i : i + n] for i in range(0, len(values), stride)]
+    # Exactly the known fields is python-kis's rule, and KIS's records today: taken as they
+    # are. Trailing fields are only tolerated where no other count reads the frame.
+    if stride != n and count * MAX_TRAILING >= n and (other := _other_count(total, count, n)):
+        raise KisProtocolError(
+            f"{tr_id}: {total} fields make {count} records of {stride} or {other} of"
+            f" {total // other}: the record count does not match its records unambiguously"
+        )
+    return tr_id, [values[i : i + n] for i in range(0, total, stride)]
 
 
 # --------------------------------------------------------------------------- records

@@ -53,6 +53,7 @@ __all__ = [
     "IDENTIFY",
     "MAX_REGISTRATIONS",
     "NOACK",
+    "PERSISTENT_REFUSALS",
     "BudgetSpent",
     "KisStream",
     "Registration",
@@ -69,6 +70,10 @@ _NS = 1_000_000_000
 _CLOSE_TIMEOUT_S = 2.0
 MIN_SILENCE_WALL_S = 5.0  # a wall-time floor under the silence and answer deadlines
 NOACK = "NOACK"  # the refusal of a registration KIS left unanswered (see _watch_answers)
+# Session refusals a reconnect does not cure (OPSP8996: another session holds the app key).
+# Retried all the same (it may let go), but its owner alerts soon (Track B: once unhealthy),
+# not ~45 min later when the budget is spent (`on_state`'s ``refused`` reason starts with it).
+PERSISTENT_REFUSALS = frozenset({"OPSP8996"})
 
 _T = TypeVar("_T")
 

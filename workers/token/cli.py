@@ -10,10 +10,12 @@ and again every day at 03:20, before the day's first caller; at 08:30 on session
 within 6 h of the last issuance: kept, not counted as issued). Each issuance is tried
 ``[token] retries`` more times with backoff on a retryable failure; then a critical
 ``token_renewal_failed`` alert (subject: the account), and the system runs on the previous
-token while it is valid (exit 0, degraded). With no valid token left the job exits 1, and the
-supervisor runs it again with its backoff. A later run that gets the account both a token and
-a key that last resolves the account's open alert. Every issuance is a `TokenRefreshed` event
-(never the token).
+token if it lasts as long as this run had to make it last (exit 0, degraded). With none valid,
+or one that expires sooner (03:20, a token expiring at 04:30: the job's next run is 08:30),
+the job exits 1 and the supervisor runs it again with its backoff; the alert says when the
+previous one expires. A later run that gets the account both a token and a key that last
+resolves the account's open alert. Every issuance is a `TokenRefreshed` event (never the
+token).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ PROGRAM = "observer token"
 RENEWAL_FAILED = "token_renewal_failed"
 KINDS = ("access_token", "approval_key")
 
-Outcome = Literal["done", "degraded", "invalid"]  # degraded: failed, the previous one valid
+# degraded: failed, the previous one lasts; invalid: failed, none lasts (the run fails)
+Outcome = Literal["done", "degraded", "invalid"]
 
 app = typer.Typer(no_args_is_help=True, help="The token job: the one issuer of KIS tokens.")
 
@@ -72,7 +75,8 @@ def run(
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         invalid = asyncio.run(_issue_all(settings, clock, producer, notifier, renew))
     if invalid:
-        fail(PROGRAM, f"no valid {', '.join(invalid)}: KIS calls fail until one is issued", 1)
+        lacking = ", ".join(invalid)
+        fail(PROGRAM, f"no {lacking} that lasts the day: KIS calls fail until one is issued", 1)
 
 
 async def _issue_all(
@@ -194,14 +198,8 @@ async def _issue(
         validity = cached_validity(
             Path(settings.kis.token_dir), account.alias, settings.kis.environment, kind
         )
-        valid = validity is not None and validity[1] > clock.now_ns()
-        if valid:
-            assert validity is not None
-            until = datetime.fromtimestamp(validity[1] / 1e9, KST).isoformat(timespec="minutes")
-            outcome = f"running on the previous one, valid until {until}"
-        else:
-            outcome = "none is valid: KIS calls fail until one is issued"
-        message = f"{account.alias}: no new {kind} ({exc}); {outcome}"
+        outcome, why = _fallback(validity, clock.now_ns(), lasting)
+        message = f"{account.alias}: no new {kind} ({exc}); {why}"
         log.error("%s", message)
         producer.send(
             Alert(
@@ -212,4 +210,26 @@ async def _issue(
                 subject=account.alias,
             )
         )
-        return "degraded" if valid else "invalid"
+        return outcome
+
+
+def _fallback(
+    validity: tuple[int, int] | None, now_ns: int, lasting_s: float
+) -> tuple[Outcome, str]:
+    """What a failed issuance leaves: ``degraded`` or ``invalid``, and why (for the alert).
+
+    Degraded (exit 0) only when the previous one lasts as long as this run had to make it
+    last (``lasting_s``): the job does not run again before 08:30 or the next 03:20, so a
+    token that is valid now but expires before then (03:20, one expiring at 04:30) would
+    leave every KIS caller without one (``NO_TOKEN``) with nothing retrying; the job fails
+    instead, and the supervisor runs it again with its backoff.
+    """
+    if validity is None or validity[1] <= now_ns:
+        return "invalid", "none is valid: KIS calls fail until one is issued"
+    until = datetime.fromtimestamp(validity[1] / 1e9, KST).isoformat(timespec="minutes")
+    if validity[1] >= now_ns + int(lasting_s * 1e9):
+        return "degraded", f"running on the previous one, valid until {until}"
+    return "invalid", (
+        f"the previous one expires at {until}, before the day ends: KIS calls fail from then"
+        " until one is issued (the job is run again)"
+    )

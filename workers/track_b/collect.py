@@ -15,8 +15,11 @@ An account whose hourly reconnect budget is spent, or that has no approval key (
 its app key, or the token job issued none in time), is *down*: a critical
 ``track_b_account_down`` alert, a ``down`` state, unhealthy (its slots fail over), and a new
 session as soon as the oldest reconnect of the hour ages out and the budget has room again
-(`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on. Once KIS
-confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the identifying
+(`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on. A session KIS
+refuses because another session holds the app key (`PERSISTENT_REFUSALS`: OPSP8996) raises
+that alert once the outage is ``unhealthy_after_s`` old, not when the budget is spent (the
+stream keeps trying); the budget's spending raises no second one for the same outage. Once
+KIS confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the identifying
 release answered, data), an `AlertResolved` of that code and account (the alert's subject,
 so each account's outage is its own condition). A handshake alone is not up: a server that
 accepts the socket and then refuses the app key (OPSP8996) or drops it keeps the account down.
@@ -56,6 +59,7 @@ from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     MIN_SILENCE_WALL_S,
+    PERSISTENT_REFUSALS,
     BudgetSpent,
     KisStream,
     Registration,
@@ -181,7 +185,10 @@ class Collector:
         self.detectors: dict[str, GapDetector] = {}
         self.down_since: dict[str, int | None] = {}
         self.dead: set[str] = set()  # accounts whose reconnect budget is spent
-        self.down_alerted: set[str] = set()  # their down alert an earlier Track B left open
+        # Accounts whose down alert is open but not raised by `_down`: an earlier Track B's,
+        # or a persistent session refusal's (`_refused`); `_down` raises none again for them.
+        self.down_alerted: set[str] = set()
+        self.refusing: dict[str, asyncio.Future[None]] = {}  # alias -> its `_alert_refused`
         self.stale_alerted: set[str] = set()  # their stale alert an earlier Track B left open
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
@@ -413,7 +420,12 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every session up until ``stop``, and restart one that is stuck."""
         keeping = [self._keep(alias, stop) for alias in self.streams]
-        await asyncio.gather(*keeping, *([self._watch_stale(stop)] if self.stale_ns else []))
+        try:
+            await asyncio.gather(*keeping, *([self._watch_stale(stop)] if self.stale_ns else []))
+        finally:
+            for pending in self.refusing.values():
+                pending.cancel()
+            self.refusing.clear()
 
     async def _watch_stale(self, stop: asyncio.Event) -> None:
         """Restart (once per episode) a session that answers but delivers no data.
@@ -480,7 +492,7 @@ class Collector:
         self._on_state(alias, "down", reason)
         if alias not in self.dead:
             self.dead.add(alias)
-            if alias in self.down_alerted:  # an earlier Track B's alert stands for it
+            if alias in self.down_alerted:  # an open alert stands for this outage
                 self.down_alerted.discard(alias)
                 return
             self.publish(
@@ -556,6 +568,8 @@ class Collector:
                 self.down_since[alias] = now
             if state not in ("stopped", "down"):  # "down" follows a disconnect
                 self.detectors[alias].on_disconnect(now, "disconnect", self.symbols(alias))
+        if state == "refused" and reason.split(" ", 1)[0] in PERSISTENT_REFUSALS:
+            self._refused(alias, reason)
         self.publish(
             StreamStateChanged(
                 account=alias,
@@ -565,9 +579,46 @@ class Collector:
             )
         )
 
+    def _refused(self, alias: str, reason: str) -> None:
+        """KIS refuses the account's sessions while another holds its app key: alerted soon.
+
+        Every reconnect is refused alike until that session lets go, so the budget's alert
+        came most of an hour later. Alerted once the outage is ``unhealthy_after_s`` old,
+        when its slots fail over (a session of ours that lingers at KIS after a restart lets
+        go sooner), whatever the reconnects do meanwhile; the stream keeps trying.
+        """
+        since = self.down_since[alias]
+        if since is None or alias in self.dead or alias in self.down_alerted:
+            return  # up, or this outage is alerted already
+        if alias not in self.refusing:
+            code = reason.split(" ", 1)[0]
+            self.refusing[alias] = asyncio.ensure_future(self._alert_refused(alias, since, code))
+
+    async def _alert_refused(self, alias: str, since: int, code: str) -> None:
+        """The alert of `_refused`, at ``unhealthy_after_s`` into the outage, if it lasts."""
+        await self.clock.sleep(max(0.0, (since + self.unhealthy_ns - self.clock.now_ns()) / _NS))
+        self.refusing.pop(alias, None)
+        if self.down_since[alias] != since or alias in self.dead or alias in self.down_alerted:
+            return  # up again meanwhile, or alerted by the spent budget
+        self.down_alerted.add(alias)  # the alert stands for the outage: `_down` raises none
+        down_s = (self.clock.now_ns() - since) / _NS
+        self.publish(
+            Alert(
+                severity="critical",
+                code=ACCOUNT_DOWN,
+                message=f"account {alias} streams nothing for {down_s:.0f}s: KIS refuses its "
+                f"session ({code}: another session holds the app key); retrying, its slots "
+                "fail over",
+                context={"account": alias, "refusal": code},
+                subject=alias,
+            )
+        )
+
     def _on_confirmed(self, alias: str) -> None:
         """KIS confirmed the account's session: up again, the end of an outage."""
         self.down_since[alias] = None
+        if pending := self.refusing.pop(alias, None):
+            pending.cancel()  # let go within the grace: no alert
         self.heard_ns[alias] = self.clock.now_ns()  # data is due from now
         self.heard_wall[alias] = time.monotonic()
         self.detectors[alias].on_confirmed()
