@@ -84,6 +84,24 @@ def test_a_held_review_alert_ends_when_approved_rejected_or_superseded(harness: 
     assert open_alerts(h) == [] and len(h.rows(RESOLVED)) == 3
 
 
+def test_a_review_alert_raised_before_it_named_its_review_ends_with_the_decision(
+    harness: Harness,
+) -> None:
+    """Held before alerts named their review (subject ""): the approval resolved subject
+    "<review id>", which ended nothing, and the critical alert stayed open for good."""
+    h = harness
+    h.run("update", "--exchange", "KOSDAQ", "--exchange", "KONEX")
+    h.sim.faults.new_listings = 150
+    h.run("update", "--exchange", "KOSDAQ")
+    (review,) = h.files.reviews()
+    with h.engine.begin() as conn:  # as an earlier version stored it
+        conn.exec_driver_sql("update alerts set subject = '' where code = 'master_review_held'")
+    assert open_alerts(h) == [("master_review_held", "critical", "")]
+    h.run("review", review.review_id, "--approve")
+    assert h.rows(RESOLVED) == [("master_review_held", "critical", "")]  # only what was open
+    assert open_alerts(h) == []
+
+
 def test_a_zero_byte_remote_alert_ends_with_the_next_check_that_gets_through(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import pytest
+
 from bus.events import Alert, AlertResolved, Event
 from tests.test_account_confirmed import Account, KeyInUse, WatchedClock
 from tests.test_collect import until
@@ -134,3 +136,39 @@ def test_a_refusal_let_go_within_the_grace_is_not_alerted(tmp_path: Path) -> Non
 
     asyncio.run(scenario())
     assert _down_alerts(events) == []
+
+
+def test_a_down_alert_that_cannot_be_sent_ends_the_collector(tmp_path: Path) -> None:
+    """The alert of a refused session is a task of its own: one that fails (the outbox full,
+    say) ends the collector, and so the process, instead of dying unseen."""
+    kis = KeyInUse()
+    clock = WatchedClock(1_000 * _NS)
+
+    def publish(event: Event) -> None:
+        if isinstance(event, Alert):
+            raise RuntimeError("the outbox refused the alert")
+
+    async def scenario() -> None:
+        async with serve(kis) as url:  # type: ignore[arg-type]
+            collector = Collector(
+                [Account(url, tmp_path, clock)],  # type: ignore[list-item]
+                clock,
+                publish,
+                unhealthy_after_s=GRACE_S,
+                reconnects_per_hour=60,
+            )
+            held = SlotBook(["acct1"], 1).evaluate(
+                [Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"}
+            )
+            await collector.apply(held)
+            stop = asyncio.Event()
+            running = asyncio.ensure_future(collector.run(stop))
+            try:
+                await until(lambda: "acct1" in collector.refusing, 10, "the first refusal")
+                clock.advance(GRACE_S + 1)
+                with pytest.raises(RuntimeError, match="outbox refused"):
+                    await asyncio.wait_for(running, 10)
+            finally:
+                stop.set()
+
+    asyncio.run(scenario())

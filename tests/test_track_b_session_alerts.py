@@ -20,6 +20,7 @@ from bus.events import Alert, AlertResolved
 from observer.db.engine import make_engine
 from observer.writer.store import Store
 from tests.test_track_b_resume import NINE, S, Sent, Streams, at, follow, snapshot, track_b
+from workers.track_b.pins import write_pins
 from workers.track_b.session_alerts import OVERFLOW
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
@@ -86,12 +87,16 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     assert not [e for e in sent if isinstance(e, AlertResolved)]  # nothing left to resolve
 
 
+@pytest.mark.parametrize("pinned", [False, True])
 def test_a_degraded_start_is_resolved_once_a_trigger_fires(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pinned: bool
 ) -> None:
     # No Track A snapshot of the opening: slots fill by market cap (a warning) until 09:30:10,
-    # when one symbol surges 4x: its trigger places, and the degraded start is over.
+    # when one symbol surges 4x: its trigger places, and the degraded start is over. An
+    # operator's pin is no trigger: it resolved the warning at the first evaluation.
     tb, sent, url = track_b(tmp_path, at("09:29:50"), slots=3)
+    if pinned:
+        write_pins(tmp_path, {"000010"})
     symbols = [f"{i:06d}" for i in range(10, 60, 10)]
     refs = {s: Reference(s, 10**12 - n, 10_000, 1_000_000, 300.0) for n, s in enumerate(symbols)}
     engine = TriggerEngine(tb.config, refs, NINE, 600.0)
@@ -107,11 +112,19 @@ def test_a_degraded_start_is_resolved_once_a_trigger_fires(
     book = SlotBook(["acct1"], 3)
     streams = Streams(["acct1"], lambda s, now: 0.0)
     tb.clock.advance(10)  # type: ignore[attr-defined]
-    follow(tb, engine, book, streams, context, at("09:32"), monkeypatch, feed)
+    resolutions: dict[int, int] = {}  # the event's place in `sent` -> its round's time
+
+    def each_round(n: int) -> None:  # when each resolution went out
+        for place, e in enumerate(sent):
+            if isinstance(e, AlertResolved):
+                resolutions.setdefault(place, tb.clock.now_ns())
+
+    follow(tb, engine, book, streams, context, at("09:32"), monkeypatch, feed, each_round)
     placed = [(d.action, d.candidate.trigger) for _, d in streams.applied]
     assert ("replace", "volume_surge") in placed, placed
     resolved = [(e.code, e.severity) for e in sent if isinstance(e, AlertResolved)]
     assert resolved == [("track_b_degraded", "warning")]
+    assert list(resolutions.values()) == [at("09:30:10")]  # the surge's round, not before
     publish(url, tb, sent)
     assert open_codes(tb) == [(OVERFLOW, "warning")]  # the surge waited: the morning's episode
 

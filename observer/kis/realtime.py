@@ -155,9 +155,10 @@ def parse_frame(text: str) -> RealtimeFrame:
     per record). The record width is ``fields / count`` and must be the known fields (as
     python-kis has it), or at most `MAX_TRAILING` more: KIS appends a few fields over time,
     and only the known ones are kept. A count that does not match its records is refused
-    whole, never sliced, and so is a frame of such wider records that another count would
-    read too. Before, a width up to twice the known fields passed: 3 records of 46 with
-    count 2 were cut as 2 of 69, the third record lost as "trailing fields" without a word.
+    whole, never sliced (but for a count whose fields divide within that tolerance, which no
+    reading can tell from appended fields). Before, a width up to twice the known fields
+    passed: 3 records of 46 with count 2 were cut as 2 of 69, the third record lost as
+    "trailing fields" without a word.
     """
     return RealtimeFrame(*_split(text))
 
@@ -166,21 +167,6 @@ def parse_frame(text: str) -> RealtimeFrame:
 # so that the count is checked: a stride of up to twice the known fields let a count one
 # short of its records pass, the records beyond it cut as "trailing fields".
 MAX_TRAILING = 8
-
-
-def _other_count(total: int, count: int, width: int) -> int:
-    """Another number of records of a tolerated width that ``total`` fields make; 0: none.
-
-    None can with ``count * MAX_TRAILING < width`` (most frames, which the caller does not
-    ask about): the trailing fields of all ``count`` records, or the
-    ones another count would need, fall short of one record. Else each other count is tried
-    (about ``count / 5`` of them): with two readings, the count cannot be told from a count
-    that does not match its records.
-    """
-    if count * MAX_TRAILING < width:
-        return 0
-    fewest, most = -(-total // (width + MAX_TRAILING)), total // width
-    return next((m for m in range(fewest, most + 1) if m != count and total % m == 0), 0)
 
 
 def _split(text: str) -> tuple[str, list[list[str]]]:
@@ -207,13 +193,10 @@ def _split(text: str) -> tuple[str, list[list[str]]]:
             f"{tr_id}: {total} fields do not make {count} records of {n} (or of up to"
             f" {MAX_TRAILING} more fields each): the record count does not match its records"
         )
-    # Exactly the known fields is python-kis's rule, and KIS's records today: taken as they
-    # are. Trailing fields are only tolerated where no other count reads the frame.
-    if stride != n and count * MAX_TRAILING >= n and (other := _other_count(total, count, n)):
-        raise KisProtocolError(
-            f"{tr_id}: {total} fields make {count} records of {stride} or {other} of"
-            f" {total // other}: the record count does not match its records unambiguously"
-        )
+    # A wrong count whose fields still divide within the tolerance (24 records of 46 under
+    # count 23: 23 of 48) cannot be told from KIS appending fields, which it does: refusing
+    # it dropped every valid frame of such counts once KIS added two fields. Its misaligned
+    # records fail their own checks (a time, a price) one by one instead.
     return tr_id, [values[i : i + n] for i in range(0, total, stride)]
 
 

@@ -20,9 +20,11 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Alert, AlertResolved, MasterFileChecked, MasterFileReview
+from observer.cli_support import open_alert_subjects
 from observer.errors import MasterFileError
 from observer.instruments import Listing, MasterFile, master_file
 from observer.phases import KST
+from workers.master_file.cli import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.diff import Diff, diff
 from workers.master_file.files import Current, FileState, Review, sha256_of
@@ -88,7 +90,9 @@ class Reviews:
             return state
         s = self.services
         review, _ = s.files.review(state.pending_review)
-        s.publish(review_event(review, "superseded", why), _held_over(review, f"superseded: {why}"))
+        s.publish(
+            review_event(review, "superseded", why), *_held_over(s, review, f"superseded: {why}")
+        )
         s.files.close_review(review.review_id)
         return msgspec.structs.replace(state, pending_review="")
 
@@ -189,7 +193,7 @@ class Reviews:
         s.publish(*d.events(initial=not known))
         s.publish(
             review_event(review, "approved", "approved by an operator"),
-            _held_over(review, "approved by an operator"),
+            *_held_over(s, review, "approved by an operator"),
             run.elapsed(outcome).checked(
                 run.state.current,
                 fresh,
@@ -210,7 +214,7 @@ class Reviews:
         assert s.producer is not None
         s.publish(
             review_event(review, "rejected", "rejected by an operator"),
-            _held_over(review, "rejected by an operator"),
+            *_held_over(s, review, "rejected by an operator"),
         )
         s.producer.flush()
         state = s.files.state(file)
@@ -237,14 +241,24 @@ def _held_check(run: Run, outcome: Outcome, fresh: Current) -> MasterFileChecked
     )
 
 
-def _held_over(review: Review, why: str) -> AlertResolved:
-    """The end of the review's ``master_review_held``: it awaits the operator no more."""
-    return AlertResolved(
-        code=HELD,
-        severity="critical",
-        subject=review.review_id,
-        message=f"{review.file_name}: review {review.review_id} {why}",
-    )
+def _held_over(s: Services, review: Review, why: str) -> list[AlertResolved]:
+    """The end of the review's ``master_review_held``: it awaits the operator no more.
+
+    Resolved only if open (a resolution of nothing goes to every channel): the alert of the
+    review's id, and one raised without a subject (before alerts named their review), which
+    the first decision ends. When the database cannot say, the review's own is resolved.
+    """
+    found = open_alert_subjects(s.settings, SOURCE, HELD)
+    subjects = [review.review_id] if found is None else sorted({review.review_id, ""} & found)
+    return [
+        AlertResolved(
+            code=HELD,
+            severity="critical",
+            subject=subject,
+            message=f"{review.file_name}: review {review.review_id} {why}",
+        )
+        for subject in subjects
+    ]
 
 
 def review_event(review: Review, state: str, reason: str) -> MasterFileReview:

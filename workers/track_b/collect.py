@@ -66,7 +66,7 @@ from observer.kis.stream import (
     StreamState,
     SubscriptionError,
 )
-from observer.runtime import sleep_unless
+from observer.runtime import ShortTasks, alongside, sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.slots import Decision, Holding
@@ -188,7 +188,8 @@ class Collector:
         # Accounts whose down alert is open but not raised by `_down`: an earlier Track B's,
         # or a persistent session refusal's (`_refused`); `_down` raises none again for them.
         self.down_alerted: set[str] = set()
-        self.refusing: dict[str, asyncio.Future[None]] = {}  # alias -> its `_alert_refused`
+        self.refusing: dict[str, asyncio.Task[None]] = {}  # alias -> its `_alert_refused`
+        self._short = ShortTasks()  # those tasks: one that fails ends `run`, and the process
         self.stale_alerted: set[str] = set()  # their stale alert an earlier Track B left open
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
@@ -421,7 +422,10 @@ class Collector:
         """Keep every session up until ``stop``, and restart one that is stuck."""
         keeping = [self._keep(alias, stop) for alias in self.streams]
         try:
-            await asyncio.gather(*keeping, *([self._watch_stale(stop)] if self.stale_ns else []))
+            async with alongside(self._short.failures()):
+                await asyncio.gather(
+                    *keeping, *([self._watch_stale(stop)] if self.stale_ns else [])
+                )
         finally:
             for pending in self.refusing.values():
                 pending.cancel()
@@ -592,7 +596,8 @@ class Collector:
             return  # up, or this outage is alerted already
         if alias not in self.refusing:
             code = reason.split(" ", 1)[0]
-            self.refusing[alias] = asyncio.ensure_future(self._alert_refused(alias, since, code))
+            alert = self._alert_refused(alias, since, code)
+            self.refusing[alias] = self._short.spawn(alert, f"refused-{alias}")
 
     async def _alert_refused(self, alias: str, since: int, code: str) -> None:
         """The alert of `_refused`, at ``unhealthy_after_s`` into the outage, if it lasts."""

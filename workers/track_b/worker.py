@@ -386,7 +386,7 @@ class TrackB(AsyncWorker):
             barred = self.guard.barred(now)
             fill = _fill(by_cap, barred, book.capacity * len(book.accounts) - len(book.closed))
             fired = engine.candidates(now)
-            if fired:  # a degraded start is over: live triggers place
+            if any(not c.pinned for c in fired):  # a degraded start is over: triggers place
                 self.notices.over(DEGRADED, "triggers fire: the slots follow them")
             candidates = [*fired, *context, *fill]
             decisions = book.evaluate(
