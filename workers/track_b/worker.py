@@ -236,7 +236,8 @@ class TrackB(AsyncWorker):
         ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
-        over = "the session ended: every slot is released"
+        ended = "Track B stopped" if self.stop.is_set() else "the session ended"
+        over = f"{ended}: every slot is released"
         self.overflow.end(f"overflow: {over}")
         self.notices.end(over)
 
