@@ -16,6 +16,8 @@ __all__ = ["Ingest"]
 
 log = logging.getLogger(__name__)
 
+RCVHWM = 100  # frames queued per producer connection (see `Ingest`)
+
 
 class Ingest:
     """The writer's ROUTER socket.
@@ -43,7 +45,13 @@ class Ingest:
         self.socket = context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, LINGER_MS)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable acks raise, never vanish
-        self.socket.setsockopt(zmq.RCVHWM, 100_000)
+        # Frames queued per producer connection, not read yet: a producer's credit window is
+        # 20 frames (20,000 events in frames of 1,000; a tick frame is about 0.22 MB), so
+        # this holds five; the 100,000 of before let the copies a producer resends on each
+        # ack timeout pile up to gigabytes. Past this, frames wait in the producer's own send
+        # queue, then its sends wait with every frame kept in its outbox: back-pressure, never
+        # loss.
+        self.socket.setsockopt(zmq.RCVHWM, RCVHWM)
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         if curve is not None:
             curve.apply(self.socket)

@@ -390,7 +390,7 @@ def replay(
     typer.echo(
         f"{result.frames} frames, {result.events} events, {result.committed} committed, "
         f"{result.duplicates} duplicates, {result.conflicts} conflicting, "
-        f"{result.skipped} skipped past a hole, {result.resent} frames resent"
+        f"{result.skipped} skipped past a hole, {result.resent} frames resent{result.not_sent()}"
     )
     if result.not_stored():
         fail("observer replay", f"not stored: {result.not_stored()}", 1)

@@ -13,13 +13,15 @@ from pathlib import Path
 import zmq
 
 from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
-from bus.codec import DecodedFrame, decode_ack, decode_parts
+from bus.codec import DecodedFrame, decode_parts, join_parts
 from bus.curve import ClientCurve
 from bus.endpoints import LINGER_MS
 from bus.errors import CaptureError, LockHeld
 from bus.feed import FeedSubscriber
 from observer.db.engine import display_url, make_engine, normalize_url
-from observer.errors import BusError, WriterLocked
+from observer.errors import WriterLocked
+from observer.replay_acks import AckTally, ReplayLink
+from observer.writer.identity import WRITER_SOURCE
 from observer.writer.lock import WriterLock
 from observer.writer.store import Store
 
@@ -54,6 +56,7 @@ class ReplayResult:
     skipped: int = 0  # envelopes past a hole: their source's previous seq came nowhere before
     first_skipped: tuple[str, int, int] | None = None  # source, seq, the database's mark then
     first_conflict: tuple[str, int] | None = None  # source, seq
+    own: int = 0  # envelopes of the writer's own source, not sent to a live writer
 
     def _first_conflict(self) -> str:
         """The first conflict named (", the first SOURCE/SEQ"), or "" from a live writer."""
@@ -61,6 +64,15 @@ class ReplayResult:
             return ""
         source, seq = self.first_conflict
         return f", the first {source}/{seq}"
+
+    def not_sent(self) -> str:
+        """What was not sent to a live writer: the writer's own source, named; or ""."""
+        if not self.own:
+            return ""
+        return (
+            f", {self.own} events of source {WRITER_SOURCE!r} not sent (the capturing writer's"
+            " own alerts, numbered in its database)"
+        )
 
     def not_stored(self) -> str:
         """One line on the events of the capture not stored; "" when every one is there."""
@@ -235,59 +247,73 @@ def replay_as_producer(
     """Send a capture's frames to a live writer and wait until every seq is acknowledged.
 
     Frames keep their original sources and seqs, so the writer skips what it already has.
-    Unacknowledged frames are sent again after a second of silence. The writer's acks say
-    how many envelopes it already had (duplicates) and how many of those differ from what it
-    committed (conflicts); the rest were committed. A writer of an earlier release does not
-    say, and every event it acknowledges counts as committed.
+    The envelopes of the writer's own source (its alerts) are not sent: their seqs belong to
+    the database that writer committed them to, and another writer's own alerts would
+    conflict with them (`ReplayResult.own`; a replay into a database keeps them).
+
+    First each source's first frame goes alone: the writer's ack to it tells how many of its
+    envelopes were new, hence the source's mark before the replay. Then everything else,
+    and what is still unacknowledged is sent again once a second has passed without an ack
+    or a send. The capture's events above that first mark and up to the last ack are the
+    committed ones, the others were there already (duplicates, or conflicts as the writer's
+    acks count them): a frame sent twice changes neither. A writer of an earlier release
+    does not count its duplicates, and every event it acknowledges counts as committed.
     """
-    frames = list(_frames(open_capture(path, allow_torn_tail)))
-    want: dict[str, int] = {}
-    for frame in frames:
-        for env in frame.envelopes:
-            want[env.source] = max(want.get(env.source, 0), env.seq)
-    acked: dict[str, int] = {}
+    captured = list(_frames(open_capture(path, allow_torn_tail)))
+    frames, own = _without_own(captured)
+    tally = AckTally(frames)
     context = zmq.Context()
     dealer = context.socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, LINGER_MS)
     if curve is not None:
         curve.apply(dealer)
     dealer.connect(endpoint)
-    deadline = time.monotonic() + timeout_s
-    sent = duplicates = conflicts = 0
+    link = ReplayLink(dealer, tally, time.monotonic() + timeout_s, timeout_s)
     try:
-        while any(acked.get(s, 0) < seq for s, seq in want.items()):
-            if time.monotonic() > deadline:
-                missing = {
-                    s: (acked.get(s, 0), seq) for s, seq in want.items() if acked.get(s, 0) < seq
-                }
-                raise BusError(f"replay not acknowledged within {timeout_s}s: {missing}")
-            for frame in frames:
-                if any(env.seq > acked.get(env.source, 0) for env in frame.envelopes):
-                    dealer.send(frame.raw)
-                    sent += 1
-            quiet_until = time.monotonic() + 1.0
-            while time.monotonic() < quiet_until and dealer.poll(100, zmq.POLLIN):
-                ack = decode_ack(dealer.recv())
-                acked[ack.source] = max(acked.get(ack.source, 0), ack.seq)
-                duplicates += ack.duplicates
-                conflicts += ack.conflicts
-                if all(acked.get(s, 0) >= seq for s, seq in want.items()):
-                    break
+        probed: set[int] = set()
+        while probes := tally.probes():  # several rounds only for frames of several sources
+            probed |= {id(frame) for frame in probes}
+            while waiting := tally.unbased():
+                for frame in probes:
+                    if frame.sources & waiting:
+                        link.send(frame)
+                link.wait(lambda: not tally.unbased())
+        pending = [frame for frame in frames if id(frame) not in probed]  # each frame once
+        while True:
+            for frame in pending:
+                link.send(frame)
+            link.wait(tally.finished)
+            if tally.done():  # acked; a writer of an earlier release counts no repeats
+                break
+            pending = [frame for frame in frames if tally.unacknowledged(frame)]
     finally:
         dealer.close()
         context.term()
-    events = sum(len(frame.envelopes) for frame in frames)
-    # A frame sent again after a lost ack comes back as duplicates too: bounded by the events.
-    conflicts = min(conflicts, events)
-    duplicates = min(duplicates, events - conflicts)
+    committed, duplicates, conflicts = tally.counts()
     return ReplayResult(
-        len(frames),
-        events,
-        events - duplicates - conflicts,
+        len(captured),
+        sum(len(frame.envelopes) for frame in captured),
+        committed,
         duplicates,
-        resent=sent - len(frames),
+        resent=link.sent - len(frames),
         conflicts=conflicts,
+        own=own,
     )
+
+
+def _without_own(frames: list[DecodedFrame]) -> tuple[list[DecodedFrame], int]:
+    """The frames without the envelopes of the writer's own source, and how many those were."""
+    kept: list[DecodedFrame] = []
+    own = 0
+    for frame in frames:
+        if WRITER_SOURCE not in frame.sources:
+            kept.append(frame)
+            continue
+        others = [i for i, env in enumerate(frame.envelopes) if env.source != WRITER_SOURCE]
+        own += len(frame.envelopes) - len(others)
+        if others:
+            kept.append(decode_parts(join_parts([frame.parts[i] for i in others])))
+    return kept, own
 
 
 def capture_feed(

@@ -42,6 +42,7 @@ class Accepted:
     conflicted: Counter[str] = field(default_factory=Counter)  # conflicts per source
     first_conflict: tuple[str, int] | None = None  # the first's source and seq
     own: int = 0  # the writer's own envelopes added to `frames` (its conflict alert)
+    recovered: int = 0  # of `count`, committed by an earlier try that failed (`Store.apply`)
 
     @property
     def envelopes(self) -> list[Envelope]:

@@ -17,6 +17,11 @@ alerted once per endpoint (`observer.writer.handshakes`).
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes; the writer's own alerts
 wait on the same backoff (`observer.retry.Backoff`), never tried more often than a batch.
+What a failed try committed before failing is published, captured and acknowledged with the
+retry's (`Store.apply`'s ``since``), never taken for duplicates. Meanwhile the writer keeps
+reading the ingest socket and drops what arrives, unacknowledged, as when a disk is critical
+(below): resends on the producers' ack timeouts would otherwise pile up in ZeroMQ's queue for
+the whole outage. Once a commit succeeds it asks those producers to resend from their marks.
 
 Free space (`observer.disk`): the writer watches the volumes it writes (the SQLite
 database's, the capture's) and commits its own ``disk_low`` / ``disk_critical`` alerts. While
@@ -32,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +122,8 @@ class Writer:
         self.disk = disk
         self.paused = False  # a volume is critical: no new frames are taken
         self.dropped_while_paused = 0  # frames read and left to their producers' resend
+        self.dropped_while_failing = 0  # the same while the database fails
+        self._dropped_sources: set[str] = set()  # whose frames were dropped while failing
         self._own: list[Event] = []  # the writer's alerts not committed yet
         # One schedule for every commit: a batch and the writer's own alerts wait alike.
         self._store_backoff = Backoff(options.retry_initial_s, options.retry_max_s)
@@ -168,6 +175,7 @@ class Writer:
             FAILING_S: round(self._store_backoff.failing_s(), 1),  # the database refuses
             "disk_paused": float(self.paused),
             "dropped_while_paused": self.dropped_while_paused,
+            "dropped_while_failing": self.dropped_while_failing,
             "pruned": self.pruner.pruned,
             "refused_sources": self.refused_sources,
             "refused_keys": self._gatekeeper.refusals if self._gatekeeper else 0,
@@ -325,7 +333,7 @@ class Writer:
         frames = self._gather(ingest, wait)
         if not frames:
             return True
-        accepted = self._commit(frames, stop, deadline)
+        accepted = self._commit(ingest, frames, stop, deadline)
         if accepted is None:
             return False
         self.duplicates += accepted.duplicates
@@ -340,20 +348,24 @@ class Writer:
 
     def _commit(
         self,
+        ingest: Ingest,
         frames: list[DecodedFrame],
         stop: threading.Event,
         deadline: float | None,
     ) -> Accepted | None:
+        since: dict[str, int] | None = None  # the marks before the first try of these frames
         while True:
             pause = self._store_backoff.wait_s()  # the database failed lately: wait its turn
             if pause > 0:
                 if deadline is not None and time.monotonic() + pause > deadline:
                     return None
                 self.notifier.beat(self.counters)  # alive, only waiting for the database
-                if stop.wait(pause):
+                if self._drop_until(ingest, time.monotonic() + pause, stop):
                     return None  # stopping while the database is down: producers keep the events
             try:
-                accepted = self.store.apply(frames)
+                if since is None:
+                    since = self.store.committed_marks()
+                accepted = self.store.apply(frames, since)
             except StoreError as exc:
                 self.commit_failures += 1
                 log.error(
@@ -361,7 +373,30 @@ class Writer:
                 )
                 continue
             self._store_backoff.succeeded()
+            if accepted.recovered:
+                log.info(
+                    "%d events committed before the database failed are acknowledged now",
+                    accepted.recovered,
+                )
+            if self._dropped_sources:
+                self._ask_resend(ingest, self._dropped_sources)
+                self._dropped_sources = set()
             return accepted
+
+    def _drop_until(self, ingest: Ingest, until: float, stop: threading.Event) -> bool:
+        """Until ``until``, read what arrives and drop it unacknowledged; True if stopped.
+
+        The producers keep it in their outboxes and send it again when asked (`_commit`).
+        """
+        while not stop.is_set():
+            left = until - time.monotonic()
+            if left <= 0:
+                return False
+            if ingest.poll(min(100, int(left * 1000) + 1)):
+                dropped = self._drop_waiting(ingest)
+                self.dropped_while_failing += len(dropped)
+                self._dropped_sources |= set().union(*dropped)
+        return True
 
     def _watch_disk(
         self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None
@@ -412,22 +447,34 @@ class Writer:
 
     def _drop_while_paused(self, ingest: Ingest) -> None:
         """Read what arrives and leave it unacknowledged; keep the routes to ask a resend."""
-        if not ingest.poll(100):
-            return
+        if ingest.poll(100):
+            self.dropped_while_paused += len(self._drop_waiting(ingest))
+
+    def _drop_waiting(self, ingest: Ingest) -> list[frozenset[str]]:
+        """Read every waiting frame without taking it; return each one's sources.
+
+        The routes are kept, so that its producer can be asked to resend; garbage has
+        nothing to resend and counts with no sources.
+        """
+        dropped: list[frozenset[str]] = []
         while (message := ingest.recv_nowait()) is not None:
             routing_id, raw = message
-            self.dropped_while_paused += 1
             try:
                 sources = self.door.admit(decode_parts(raw))
             except FrameError:
-                continue  # garbage: nothing to resend
+                dropped.append(frozenset())
+                continue
             for source in sources:
                 self._routes[source] = routing_id
+            dropped.append(sources)
+        return dropped
 
-    def _ask_resend(self, ingest: Ingest) -> None:
-        """Ask every producer heard from to send again from its mark, without waiting."""
-        for source, routing_id in self._routes.items():
-            ingest.ack(routing_id, Ack(source, self.store.marks.get(source, 0), True))
+    def _ask_resend(self, ingest: Ingest, sources: Iterable[str] | None = None) -> None:
+        """Ask every producer heard from (or those of ``sources``) to send again from its mark."""
+        for source in self._routes if sources is None else sources:
+            routing_id = self._routes.get(source)
+            if routing_id is not None:
+                ingest.ack(routing_id, Ack(source, self.store.marks.get(source, 0), True))
 
     def _acknowledge(self, ingest: Ingest, sources: set[str], accepted: Accepted) -> None:
         now = time.monotonic()

@@ -130,7 +130,9 @@ class Store:
         if BusOffset.__tablename__ not in present:
             raise StoreError("database has no observer schema: run `observer db upgrade`")
 
-    def apply(self, frames: Iterable[DecodedFrame]) -> Accepted:
+    def apply(
+        self, frames: Iterable[DecodedFrame], since: dict[str, int] | None = None
+    ) -> Accepted:
         """Accept and commit; raise `StoreError` if the database is unavailable.
 
         A batch the database refuses for its content (a constraint, a value too long) is
@@ -139,15 +141,25 @@ class Store:
         leaves a hole. Repeated seqs are checked against the committed digests afterwards
         (so a repeat within the batch is checked too); a conflict adds the writer's alert to
         the accepted frames, for the feed (counted in ``own``, not in the frames given).
+
+        ``since``: when these frames are tried again after a `StoreError`, the marks from
+        before the first try (`committed_marks`). That try may have committed part of them
+        (a split batch commits in several transactions; a commit's answer may be lost):
+        those envelopes are taken again as they were then, so that they reach the feed and
+        the capture and are not counted as duplicates, and only the rest is committed.
         """
         if not self._marks_valid:
             self.load_marks()
-        accepted = accept(frames, self.marks)
+        accepted = accept(frames, self.marks if since is None else since)
         if accepted.marks:
+            envelopes, digests = accepted.envelopes, accepted.digests
+            if since is not None and since != self.marks:
+                envelopes, digests = self._not_committed(envelopes, digests)
+                accepted.recovered = accepted.count - len(envelopes)
             if any(frame.undecodable for frame, _ in accepted.frames):
-                self._commit_decodable(accepted.envelopes, accepted.digests)
-            else:
-                self._commit_isolating(accepted.envelopes, accepted.digests)
+                self._commit_decodable(envelopes, digests)
+            elif envelopes:
+                self._commit_isolating(envelopes, digests)
         if accepted.repeats:
             found, alert = self._check_repeats(accepted.repeats)
             accepted.conflicts = len(found)
@@ -158,6 +170,26 @@ class Store:
                 accepted.frames.append((alert, [0]))
                 accepted.own = 1
         return accepted
+
+    def committed_marks(self) -> dict[str, int]:
+        """A copy of the committed marks (read again first if a failure made them unsure).
+
+        Raises `StoreError` if the database cannot be read.
+        """
+        if not self._marks_valid:
+            self.load_marks()
+        return dict(self.marks)
+
+    def _not_committed(
+        self, envelopes: list[Envelope], digests: list[bytes]
+    ) -> tuple[list[Envelope], list[bytes]]:
+        """The envelopes above their source's committed mark, with their digests.
+
+        Each commit takes a source's envelopes in seq order, so what an earlier try
+        committed is exactly the envelopes at or below the mark read since.
+        """
+        keep = [i for i, env in enumerate(envelopes) if env.seq > self.marks.get(env.source, 0)]
+        return [envelopes[i] for i in keep], [digests[i] for i in keep]
 
     def commit_own(self, events: list[Event]) -> DecodedFrame:
         """Commit the writer's own events (its alerts) at its next seqs; return their frame.
