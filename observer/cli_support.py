@@ -277,12 +277,14 @@ def job_producer(
     body sent; each wait beats to the supervisor. Otherwise the job exits 1 naming what
     waits in the outbox (the next run sends it). The producer is closed at the end.
     """
-    from observer.runtime import drained, producer_for  # ZeroMQ: for workers, not every command
+    # ZeroMQ: for workers, not every command
+    from observer.runtime import drained, producer_for, take_over_disk_alerts
 
     try:
         producer = producer_for(settings, source, clock.now_ns)
     except BusError as exc:
         fail(program, str(exc), 1)
+    take_over_disk_alerts(settings, producer)  # a job is READY before its producer
     notifier.report_pending(lambda: producer.pending)
     notifier.report_handshake(lambda: producer.handshake_failing_s)
     try:
@@ -311,7 +313,8 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
     With ``kis``, every account's credentials are loaded first: refused ones exit 2 before
     READY, a failed start to the supervisor, instead of failing the worker's day later.
     """
-    from observer.runtime import producer_for  # ZeroMQ: for workers, not every command
+    # ZeroMQ: for workers, not every command
+    from observer.runtime import producer_for, take_over_disk_alerts
 
     settings = settings_or_exit(program, config)
     if kis:
@@ -326,4 +329,5 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
     notifier.report_pending(lambda: producer.pending)
     notifier.report_handshake(lambda: producer.handshake_failing_s)
     notifier.ready()
+    take_over_disk_alerts(settings, producer)  # the database layer: after READY
     return Worker(program, settings, clock, notifier, producer)

@@ -10,11 +10,16 @@ of 0 is off). Crossing a threshold downwards gives an `Alert` (``disk_low``, war
 The subject of both is ``<process>:<volume>``.
 
 A process starts knowing nothing of its predecessors' alerts, so the watch's first measure
-of a volume compares it with the alerts an earlier run of its source left open (``earlier``:
-`observer.disk_alerts`, read once): a volume back above a level resolves that level's open alert
-at once (a job, one run per process, resolves what its last run raised), and one still below
-raises no second alert. A process that cannot read the database takes nothing over: it
-starts at ok, as before (what it cannot see stays open until acknowledged).
+of a volume compares it with the alerts an earlier run of its source left open
+(`observer.disk_alerts`): a volume back above a level resolves that level's open alert at
+once (a job, one run per process, resolves what its last run raised), and one still below
+raises no second alert. The writer's watch reads them itself (``earlier``); a producer's is
+handed them (`DiskWatch.inherit`) by its process's main thread once it is READY, and waits
+for them up to ``inherit_within_s`` before its first measure (its socket thread, where it
+measures, must import nothing: two threads importing SQLAlchemy at once left a partly
+initialised module, and the producer died). A process that cannot read the database takes
+nothing over: it starts at ok, as before (what it cannot see stays open until
+acknowledged).
 
 What a process does at critical is its own business: the writer stops taking frames
 (`observer.writer.service`), a producer keeps trying and its outbox refuses cleanly when
@@ -110,6 +115,9 @@ class DiskWatch:
     earlier:
         The disk alerts its earlier runs left open, read at the first measure; none: not
         read (every volume starts at ok).
+    inherit_within_s:
+        How long the first measure waits for `inherit` to hand those over instead (0: it
+        does not wait); after that it measures from ok.
     usage, monotonic:
         How to measure a volume and read the time (tests give their own).
     """
@@ -121,6 +129,7 @@ class DiskWatch:
         owner: str,
         *,
         earlier: Earlier | None = None,
+        inherit_within_s: float = 0.0,
         usage: Callable[[Path], Usage] = _usage,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -135,6 +144,18 @@ class DiskWatch:
         self._earlier = earlier
         # Per volume not measured yet, the codes an earlier run left open (`_take_over`).
         self._inherited: dict[str, set[str]] = {}
+        # Until when the first measure waits for `inherit` (None: not waiting), and what it
+        # handed over (set from another thread: one reference assigned, then the flag).
+        self._inherit_until: float | None = (
+            monotonic() + inherit_within_s if inherit_within_s > 0 else None
+        )
+        self._handed: Mapping[str, Collection[str]] | None = None
+        self._handed_over = False
+
+    def inherit(self, stored: Mapping[str, Collection[str]] | None) -> None:
+        """Hand over the disk alerts an earlier run left open (None: they could not be read)."""
+        self._handed = stored
+        self._handed_over = True
 
     @property
     def critical(self) -> bool:
@@ -148,11 +169,17 @@ class DiskWatch:
         take its process down, and the database or the outbox reports real failures anyway.
         """
         at = self._monotonic()
+        if self._inherit_until is not None:
+            if not self._handed_over and at < self._inherit_until:
+                return []  # not measured before the take-over: no alert raised twice
+            if self._handed_over:
+                self._take_over(self._handed)
+            self._inherit_until = None
         if not now and at < self._due:
             return []
         self._due = at + self.settings.check_interval_s
         if self._earlier is not None:
-            self._take_over(self._earlier)
+            self._take_over(self._earlier())
             self._earlier = None
         events: list[Event] = []
         for name, path in self.volumes.items():
@@ -171,9 +198,8 @@ class DiskWatch:
             events += self._changes(name, path, usage, was, new)
         return events
 
-    def _take_over(self, earlier: Earlier) -> None:
+    def _take_over(self, stored: Mapping[str, Collection[str]] | None) -> None:
         """Keep, per volume, the codes of the disk alerts an earlier run left open."""
-        stored = earlier()
         if stored is None:
             return
         for name in self.volumes:

@@ -1,10 +1,8 @@
 """The disk alerts an earlier run of a process left open: what its `DiskWatch` takes over.
 
-Read once, at the watch's first measure (`observer.disk`). A separate module so that the
-settings (`observer.config` imports `observer.disk`) need no database library; and the
-producer's reader engine is made on the main thread, so that its socket thread, where the
-first measure runs, imports nothing (importing SQLAlchemy there while the main thread
-imported it failed with a partly initialised module, and the producer died).
+Read once: by the writer's watch at its first measure, and for a producer by its process's
+main thread once READY (`observer.runtime.take_over_disk_alerts`). A separate module so that
+the settings (`observer.config` imports `observer.disk`) need no database library.
 """
 
 from __future__ import annotations
@@ -52,11 +50,8 @@ def open_disk_alerts(engine: Engine, source: str) -> dict[str, set[str]] | None:
 def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
     """`open_disk_alerts` of a producer's ``source``, read through a reader engine of its own.
 
-    The engine is made here, on the calling (main) thread: the producer's socket thread, where
-    the first measure reads, then imports nothing (the drivers load with the engine). It
-    connects only then: a process that never measures opens no connection. One connection
-    at most, and a short wait for it: the first sends wait for this read, and a database
-    that is down must not hold them for the pool's whole timeout.
+    One connection at most, and a short wait for it: a database that is down must not hold
+    the process for the pool's whole timeout.
     """
     once = structs.replace(
         database,
@@ -64,13 +59,13 @@ def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
         reader_pool_max=1,
         reader_pool_timeout_s=min(database.reader_pool_timeout_s, _TAKE_OVER_WAIT_S),
     )
-    try:
-        engine = reader_engine(once, source)
-    except Exception as exc:  # as in open_disk_alerts
-        log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
-        return lambda: None
 
     def read() -> dict[str, set[str]] | None:
+        try:
+            engine = reader_engine(once, source)
+        except Exception as exc:  # as in open_disk_alerts
+            log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
+            return None
         try:
             return open_disk_alerts(engine, source)
         finally:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -20,7 +21,6 @@ from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
 from observer.disk import DiskWatch
-from observer.disk_alerts import stored_disk_alerts
 from observer.errors import WaitFailed
 from observer.hosts import own_source
 from observer.logs import mask_struct
@@ -37,9 +37,15 @@ __all__ = [
     "producer_for",
     "sleep_unless",
     "stop_on_signals",
+    "take_over_disk_alerts",
 ]
 
 T = TypeVar("T")
+
+# How long a producer's first disk measure waits for `take_over_disk_alerts` (a process that
+# never hands them over, a test's, a tool's, measures from ok after this).
+_INHERIT_S = 30.0
+_watches: weakref.WeakKeyDictionary[Producer, DiskWatch] = weakref.WeakKeyDictionary()
 
 
 def stop_on_signals() -> threading.Event:
@@ -64,7 +70,7 @@ def producer_for(
     (``track_b@c2``, `observer.hosts`), and so is its outbox; ``producer.source`` is the
     name its rows are stored under. Every event it sends is masked like a log line first
     (`observer.logs.mask_struct`), and the free space of the outbox's volume is watched
-    (`observer.disk`: its first measure takes over the disk alerts an earlier run left open).
+    (`observer.disk`: its first measure waits for `take_over_disk_alerts`).
     """
     unnamed, source = source, own_source(settings, source)
     run_dir = settings.paths.run
@@ -79,7 +85,8 @@ def producer_for(
             unnamed,
             run_dir / "outbox",
         )
-    return Producer(
+    watch = DiskWatch(settings.disk, {"outbox": outbox}, source, inherit_within_s=_INHERIT_S)
+    producer = Producer(
         source,
         bus_endpoints(settings).ingest,
         outbox,
@@ -92,14 +99,23 @@ def producer_for(
         sync=bus.fsync,
         clock_ns=clock_ns,
         scrub=mask_struct,  # error text from upstream answers: no credential into events
-        watch=DiskWatch(
-            settings.disk,
-            {"outbox": outbox},
-            source,
-            earlier=stored_disk_alerts(settings.database, source),  # read at the first measure
-        ).check,
+        watch=watch.check,
         curve=client_curve(settings),  # over tcp: this host's keys (ConfigError if missing)
     )
+    _watches[producer] = watch
+    return producer
+
+
+def take_over_disk_alerts(settings: Settings, producer: Producer) -> None:
+    """Hand ``producer``'s disk watch the disk alerts an earlier run of its source left open.
+
+    On the main thread, after READY (it loads the database layer, which a worker loads only
+    then): the watch's first measure waits for this, up to `_INHERIT_S`.
+    """
+    from observer.disk_alerts import stored_disk_alerts  # the database layer: after READY
+
+    if (watch := _watches.get(producer)) is not None:
+        watch.inherit(stored_disk_alerts(settings.database, producer.source)())
 
 
 def drained(

@@ -25,7 +25,7 @@ from harness.sim.server import SimConfig, Simulator
 from observer.clock import SimulatedClock
 from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
-from observer.db.models import AUDITED_MODELS
+from observer.db.models import AUDITED_MODELS, AuditedMany
 from observer.db.queries import committed_offsets
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,17 +193,14 @@ def audit(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
-# Tables whose rows are the members of one event: one seq stands on many rows there.
-MEMBER_TABLES = frozenset({"universe_members"})
-
-
 def assert_exactly_once(url: str, expected: dict[str, int], *, real: bool = False) -> None:
     """Every source holds seqs 1..N exactly once, and nothing else is there.
 
     Each committed seq has its digest (one run per commit, runs back to back) and no resend
     conflicted with what was committed. With ``real`` (the workers' own events, not a load
-    program's) one event may store rows in several tables (a batch of bars, a universe with
-    its members): then no table but MEMBER_TABLES holds a seq of a source twice.
+    program's) one event may store rows in several tables, and several rows in a table of
+    its members (`AuditedMany`: a batch's bars, a universe's members, numbered by ``idx``):
+    then no table holds a seq of a source twice, nor a member of it.
     """
     found = audit(url)
     assert set(found) == set(expected), (found, expected)
@@ -213,12 +210,11 @@ def assert_exactly_once(url: str, expected: dict[str, int], *, real: bool = Fals
         assert a.rows >= count if real else a.rows == count, a
     if real:
         for model in AUDITED_MODELS:
-            if model.__tablename__ in MEMBER_TABLES:
-                continue
+            key = "source, seq, idx" if issubclass(model, AuditedMany) else "source, seq"
             twice = db_rows(
                 url,
-                f"SELECT source, seq FROM {model.__tablename__} "
-                "GROUP BY source, seq HAVING count(*) > 1 LIMIT 5",
+                f"SELECT {key} FROM {model.__tablename__} "
+                f"GROUP BY {key} HAVING count(*) > 1 LIMIT 5",
             )
             assert twice == [], (model.__tablename__, twice)
     runs = db_rows(

@@ -18,7 +18,7 @@ from bus.events import Alert, AlertResolved
 from bus.producer import Producer
 from observer.config import load_settings
 from observer.disk import DISK_CODES, DiskSettings, DiskWatch, Usage
-from observer.runtime import producer_for
+from observer.runtime import producer_for, take_over_disk_alerts
 from tests.support import WriterProcess, db_rows, wait_until
 
 MIB = 1024 * 1024
@@ -104,6 +104,37 @@ def test_another_subjects_alerts_and_an_unreadable_database_are_not_taken_over()
     assert isinstance(event, Alert) and event.code == "disk_low"
 
 
+def test_a_producers_first_measure_waits_for_what_it_is_handed() -> None:
+    """A producer's watch is handed the earlier alerts by its main thread (its socket thread
+    imports nothing): its first measure waits for them, up to ``inherit_within_s``."""
+    now, free = [0.0], [50 * MIB]  # low: disk_low due
+
+    def watch() -> DiskWatch:
+        return DiskWatch(
+            SETTINGS,
+            {"outbox": Path("/o")},
+            "job",
+            inherit_within_s=30.0,
+            usage=lambda _: Usage(1000 * MIB, free[0]),
+            monotonic=lambda: now[0],
+        )
+
+    handed = watch()
+    assert handed.check() == []  # nothing handed yet: not measured
+    handed.inherit({"disk_low": {"job:outbox"}})
+    assert handed.check() == []  # still low: the earlier run's alert stands, no second one
+    free[0] = 500 * MIB
+    (event,) = handed.check(now=True)
+    assert isinstance(event, AlertResolved) and event.code == "disk_low"
+
+    free[0] = 50 * MIB
+    alone = watch()  # nothing is ever handed over: measured from ok after the wait
+    assert alone.check() == []
+    now[0] = 30.0
+    (event,) = alone.check()
+    assert isinstance(event, Alert) and event.code == "disk_low"
+
+
 def test_a_restarted_writer_resolves_the_disk_alerts_its_earlier_run_left_open(
     tmp_path: Path, writer_factory: Callable[..., WriterProcess]
 ) -> None:
@@ -140,7 +171,10 @@ def test_a_jobs_next_run_resolves_what_its_outbox_watch_raised(
 
     def job(disk: str) -> Producer:  # what `job_producer` makes for a run of the job
         config.write_text(writer.config.read_text() + named + disk)
-        return producer_for(load_settings(config), "archive")
+        settings = load_settings(config)
+        producer = producer_for(settings, "archive")
+        take_over_disk_alerts(settings, producer)
+        return producer
 
     run = job(_below_both())
     subject = f"{run.source}:outbox"
