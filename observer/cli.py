@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -13,6 +12,7 @@ import typer
 
 from observer.cli_support import counted, fail, settings_or_exit
 from observer.config import Settings
+from observer.entry import database_failure
 from observer.errors import (
     BackupError,
     BusError,
@@ -439,7 +439,7 @@ def main() -> None:
         typer.echo(f"observer: {mask_secrets(str(exc))}", err=True)
         sys.exit(2)
     except Exception as exc:
-        failure = _database_failure(exc) or _path_failure(exc)
+        failure = database_failure(exc) or _path_failure(exc)
         if failure is None or os.environ.get(NOTIFY_FD_ENV):  # a job's log keeps its traceback
             raise
         reason, code = failure
@@ -451,28 +451,4 @@ def _path_failure(exc: Exception) -> tuple[str, int] | None:
     """One line and exit 2 for a path given that the system refused (missing, a folder)."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}", 2
-    return None
-
-
-def _database_failure(exc: Exception) -> tuple[str, int] | None:
-    """One line and the exit code for a database a command could not use, else None.
-
-    A URL that does not parse or names a database without its driver is configuration
-    (exit 2); a database that refuses or lacks a table, a failure (exit 1). SQLAlchemy is
-    looked up only if loaded: a command that never imported it cannot raise its errors.
-    """
-    errors = sys.modules.get("sqlalchemy.exc")
-    if errors is None:
-        return None
-    from observer.db.engine import error_reason
-
-    if isinstance(exc, errors.ArgumentError | errors.NoSuchModuleError):
-        return f"not a usable database URL: {exc}", 2
-    if isinstance(exc, ModuleNotFoundError) and any(
-        "/sqlalchemy/dialects/" in frame.filename
-        for frame in traceback.extract_tb(exc.__traceback__)
-    ):
-        return f"no driver for this database URL: {exc}", 2
-    if isinstance(exc, errors.SQLAlchemyError):
-        return f"the database failed: {error_reason(exc)}", 1
     return None

@@ -342,7 +342,7 @@ def test_slots_over_tcp_pin_and_list_on_the_host_of_track_b(tmp_path: Path, keys
 
     pinned = ctl(*remote, "slots", "pin", "005930", "000660", config=sup.config)
     assert pinned.returncode == 0, pinned.stderr
-    assert pinned.stdout == "pinned: 000660, 005930\n"
+    assert pinned.stdout == f"pinned: 000660, 005930 ({pins})\n"
     assert json.loads(pins.read_text()) == ["000660", "005930"]  # in that host's data folder
     # Track B's own refusals and exit codes come back as they are.
     wrong = ctl(*remote, "slots", "pin", "ABC", config=sup.config)

@@ -19,19 +19,22 @@ from workers.track_b.pins import pins_path, read_pins, slots_path
 
 
 def slots(data: Path, *args: str) -> tuple[int, str]:
+    (data / "run").mkdir(exist_ok=True)  # a supervisor's: pins are refused in an unused folder
     result = CliRunner().invoke(app, ["slots", "--data-dir", str(data), *args])
     return result.exit_code, result.output
 
 
 def ctl(data: Path, *args: str) -> tuple[int, str]:
+    (data / "run").mkdir(exist_ok=True)
     result = CliRunner().invoke(ctl_app, ["--data-dir", str(data), "slots", *args])
     return result.exit_code, result.output
 
 
 @pytest.mark.parametrize("command", [slots, ctl], ids=["track-b", "ctl"])
 def test_pins_are_added_and_removed_in_an_owner_only_file(command, tmp_path: Path) -> None:
-    assert command(tmp_path, "pin", "005930", "000660") == (0, "pinned: 000660, 005930\n")
-    assert command(tmp_path, "unpin", "000660") == (0, "pinned: 005930\n")
+    at = pins_path(tmp_path)
+    assert command(tmp_path, "pin", "005930", "000660") == (0, f"pinned: 000660, 005930 ({at})\n")
+    assert command(tmp_path, "unpin", "000660") == (0, f"pinned: 005930 ({at})\n")
     assert read_pins(tmp_path) == {"005930"}
     assert stat.S_IMODE(pins_path(tmp_path).stat().st_mode) == 0o600
     assert stat.S_IMODE(pins_path(tmp_path).parent.stat().st_mode) == 0o700

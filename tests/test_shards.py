@@ -197,6 +197,7 @@ def test_a_pin_of_another_shard_is_refused_naming_its_shard(tmp_path: Path) -> N
     assert refused.exit_code == 1
     assert 'this is host c1, shard 1/2; the split gives 035720 to shard "2/2"' in refused.output
     assert not pins_path(tmp_path / "data").exists()  # nothing pinned, not even 005930
+    (tmp_path / "data" / "run").mkdir(parents=True)  # a supervisor has run with it
     done = runner.invoke(app, ["slots", "--config", str(path), "pin", "005930"])
     assert done.exit_code == 0, done.output
     assert json.loads(pins_path(tmp_path / "data").read_text()) == ["005930"]

@@ -63,6 +63,7 @@ def test_the_pin_command_says_how_many_pins_wait_beyond_the_slots(tmp_path: Path
         '[kis]\nenvironment = "sim"\n[[kis.accounts]]\nalias = "acct1"\n'
         "[track_b]\nbooks = true\n"  # 41 registrations: 20 symbols with their books
     )
+    (tmp_path / "data" / "run").mkdir(parents=True)  # a supervisor has run with it
     runner, pin = CliRunner(), ["slots", "--config", str(config), "pin"]
     within = runner.invoke(app, [*pin, *(f"P{i:05d}" for i in range(1, 21))])
     assert within.exit_code == 0, within.output

@@ -62,12 +62,13 @@ from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
 from observer.db.retention_queries import ARCHIVED_TABLES
 from observer.db.scratch import scratch_postgres
+from observer.errors import ConfigError
 from observer.phases import KST
 from observer.runtime import poll_until
 from observer.stats import percentile
 from observer.writer.partitions import Partitions
 
-__all__ = ["BusBenchReport", "RawStore", "ServerCpu", "run_bus_bench"]
+__all__ = ["BusBenchReport", "RawStore", "ServerCpu", "check_options", "run_bus_bench"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "OBSERVER_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -423,8 +424,8 @@ def _database(db: str, workdir: Path) -> Iterator[str]:
     elif db == "postgres":
         with scratch_postgres(POSTGRES_ADMIN_URL, "observer_bench") as url:
             yield url
-    else:
-        raise ValueError(f"--db must be sqlite or postgres, not {db!r}")
+    else:  # check_options refused it before any run
+        raise ConfigError(f"--db must be sqlite or postgres, not {db!r}")
 
 
 @dataclass(frozen=True)
@@ -530,12 +531,26 @@ def _finish(
     return reports
 
 
+def check_options(events: int, producers: int, db: str, rate: int, endpoint: str) -> None:
+    """Raise `ConfigError` (one line, exit 2) for an option no run can use.
+
+    Checked before anything runs: ``--db postgresql`` was refused only after the transport
+    baseline, with a traceback.
+    """
+    if db not in ("sqlite", "postgres"):
+        raise ConfigError(f"--db must be sqlite or postgres, not {db!r}")
+    if endpoint not in ("ipc", "tcp"):
+        raise ConfigError(f"--endpoint must be ipc or tcp, not {endpoint!r}")
+    for name, value in (("--events", events), ("--producers", producers), ("--rate", rate)):
+        if value < 1:
+            raise ConfigError(f"{name} must be at least 1, not {value}")
+
+
 def run_bus_bench(
     events: int, producers: int, db: str, rate: int, endpoint: str = "ipc", latency_s: float = 5.0
 ) -> BusBenchReport:
     """Run baselines, the throughput run and the latency run (also over tcp); audit."""
-    if endpoint not in ("ipc", "tcp"):
-        raise ValueError(f"--endpoint must be ipc or tcp, not {endpoint!r}")
+    check_options(events, producers, db, rate, endpoint)
     report = BusBenchReport(
         db=db,
         events=events,

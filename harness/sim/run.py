@@ -10,6 +10,7 @@ from aiohttp import web
 from harness.sim.market import Market
 from harness.sim.server import SimConfig, Simulator
 from observer.clock import clock_from_spec
+from observer.errors import ConfigError
 from observer.trading_calendar import TradingCalendar
 
 __all__ = ["serve"]
@@ -27,6 +28,8 @@ async def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT; print one line with the URLs once listening.
 
+    A port it cannot listen on raises `ConfigError`.
+
     ``stocks`` sizes the domestic market (KRX lists about 2,500); ETFs are 2 for every 5.
     ``fallback_per_second`` is the fallback sector source's sustained rate per client: its
     sliding window holds that many calls per second of the window (1: 5 calls in 5 s).
@@ -39,7 +42,13 @@ async def serve(
     runner = web.AppRunner(simulator.app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except (OSError, OverflowError) as exc:  # in use, not this host's, out of 0-65535
+        await runner.cleanup()
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        # A ConfigError is one line and exit 2 (`observer.cli.main`), not a traceback.
+        raise ConfigError(f"the simulator cannot listen on {host}:{port}: {reason}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"{host}:{bound}"
     print(

@@ -25,7 +25,7 @@ from observer.errors import ConfigError
 from observer.supervisor.control import NoReply, Reply, request
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    from rich.console import Console
 
     from bus.curve import ClientCurve
 
@@ -203,9 +203,11 @@ def _status_of_hosts(as_json: bool) -> NoReturn:
 
 
 def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
-    """The programs of each reply in one table (a host column when they come over tcp)."""
+    """The programs of each reply in one table (a host column when they come over tcp).
+
+    Too narrow for a table whole (a pipe is 80 columns), its rows print as lines instead.
+    """
     from rich.console import Console  # here: every `observer` start would pay for it
-    from rich.table import Table
 
     # No markup: the details and problems carry programs' own words (a job's last line of
     # output), and a "[/..." among them made rich raise instead of printing the status.
@@ -214,38 +216,17 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
         f"{_host_label(host, r)}phase {r.data.get('phase')} at {r.data.get('time')}: {r.reason}"
         for host, r in replies
     )
-    table = Table(title=title, title_justify="left")
     rows = [
         (None if host is None else _host_label(host, r).strip(), p)
         for host, r in replies
         for p in r.data.get("programs", [])
     ]
-    if replies[0][0] is not None:
-        table.add_column("host", no_wrap=True)
-    # On a narrow terminal the detail folds; a program's name is never cut (track_a and
-    # track_b would both read "track…").
-    widest = max((len(p["name"]) for _, p in rows), default=7)
-    table.add_column("program", no_wrap=True, min_width=widest)
-    for column in ("kind", "state", "pid", "restarts", "cpu %", "rss MiB", "up s"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("detail", overflow="fold")
-    for host, p in rows:
-        table.add_row(
-            *([host] if host is not None else []),
-            p["name"],
-            p["kind"],
-            p["state"],
-            str(p["pid"] or "-"),
-            str(p["restarts"]),
-            f"{p['cpu_percent']:.1f}",
-            f"{p['rss_bytes'] / 2**20:.1f}",
-            f"{p['uptime_s']:.0f}",
-            p["detail"],
-        )
-    console.print(table)
+    keys = ["program"] if replies[0][0] is None else ["host", "program"]
+    _print_grid(console, title, keys, _PROGRAM_FIELDS, [_program_row(h, p) for h, p in rows])
     for _host, r in replies:
         if r.data.get("accounts"):
-            console.print(_accounts_table(r.data["accounts"]))
+            rows_of = [_account_row(a) for a in r.data["accounts"]]
+            _print_grid(console, "accounts", ["account"], _ACCOUNT_FIELDS, rows_of)
     for host, r in replies:  # why a host is unhealthy, in words
         for problem in r.data.get("problems", []):
             console.print(f"{_host_label(host, r)}unhealthy: {problem}", highlight=False)
@@ -264,44 +245,88 @@ def _host_label(address: str | None, reply: Reply) -> str:
     return f"{label} " if label else ""
 
 
-def _accounts_table(accounts: list[dict[str, Any]]) -> Table:
+_PROGRAM_FIELDS = ["kind", "state", "pid", "restarts", "cpu %", "rss MiB", "up s", "detail"]
+_ACCOUNT_FIELDS = [
+    "stream",
+    "for",
+    "regs",
+    "last tick",
+    "lag",
+    "reconnects/h",
+    "token age",
+    "expires in",
+    "WS key age",
+    "REST err 5m",
+    "ready",
+    "problems",
+]
+_FOLDED_MIN = 10  # the last column (detail, problems) folds, but no narrower than this
+
+
+def _program_row(host: str | None, p: dict[str, Any]) -> list[str]:
+    return [
+        *([host] if host is not None else []),
+        p["name"],
+        p["kind"],
+        p["state"],
+        str(p["pid"] or "-"),
+        str(p["restarts"]),
+        f"{p['cpu_percent']:.1f}",
+        f"{p['rss_bytes'] / 2**20:.1f}",
+        f"{p['uptime_s']:.0f}",
+        p["detail"],
+    ]
+
+
+def _account_row(a: dict[str, Any]) -> list[str]:
     """Each account's stream, registrations, last tick, token and REST errors."""
+    return [
+        a["account"],
+        a["stream"],
+        _duration(a["state_age_s"]),
+        f"{a['registered']}/{a['wanted']}",
+        _duration(a["last_tick_age_s"]),
+        _duration(a.get("delivery_lag_s")),
+        f"{a['reconnects_1h']}/{a['reconnect_budget']}",
+        _duration(a["token_age_s"]),
+        _duration(a["token_expires_in_s"]),
+        _duration(a["approval_key_age_s"]),
+        str(a["rest_errors_5m"]),
+        _ready(a.get("readiness")),
+        "; ".join(a["problems"]) or "-",
+    ]
+
+
+def _print_grid(
+    console: Console, title: str, keys: list[str], fields: list[str], rows: list[list[str]]
+) -> None:
+    """A table if every column fits whole, else one line a row: ``name: field value, ...``.
+
+    The key columns (host, program, account) and the short figures never shrink: squeezed
+    into 80 columns (a pipe, a small terminal) rich cut the account to "ac…" and gave the
+    lag, the registrations and the detail no width at all. The last field folds.
+    """
+    from rich.cells import cell_len  # a Korean word in a detail takes two cells a letter
     from rich.table import Table
 
-    table = Table(title="accounts", title_justify="left")
-    for column in (
-        "account",
-        "stream",
-        "for",
-        "regs",
-        "last tick",
-        "lag",
-        "reconnects/h",
-        "token age",
-        "expires in",
-        "WS key age",
-        "REST err 5m",
-        "ready",
-    ):
-        table.add_column(column, no_wrap=True)
-    table.add_column("problems", overflow="fold")
-    for a in accounts:
-        table.add_row(
-            a["account"],
-            a["stream"],
-            _duration(a["state_age_s"]),
-            f"{a['registered']}/{a['wanted']}",
-            _duration(a["last_tick_age_s"]),
-            _duration(a.get("delivery_lag_s")),
-            f"{a['reconnects_1h']}/{a['reconnect_budget']}",
-            _duration(a["token_age_s"]),
-            _duration(a["token_expires_in_s"]),
-            _duration(a["approval_key_age_s"]),
-            str(a["rest_errors_5m"]),
-            _ready(a.get("readiness")),
-            "; ".join(a["problems"]) or "-",
-        )
-    return table
+    headers = [*keys, *fields]
+    widths = [max(cell_len(h), *(cell_len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    widths[-1] = min(widths[-1], max(_FOLDED_MIN, cell_len(headers[-1])))
+    if sum(widths) + 3 * len(widths) + 1 > console.width:  # cell padding and rules
+        console.print(title, soft_wrap=True, highlight=False)
+        for row in rows:  # each on one line (soft_wrap: not cut at the width), for grep
+            named = " ".join(row[: len(keys)])
+            values = zip(fields, row[len(keys) :], strict=True)
+            text = f"{named}: " + ", ".join(f"{f} {v}" for f, v in values if v)
+            console.print(text, soft_wrap=True, highlight=False)
+        return
+    table = Table(title=title, title_justify="left")
+    for header, width in zip(headers[:-1], widths, strict=False):
+        table.add_column(header, no_wrap=True, min_width=width)
+    table.add_column(headers[-1], overflow="fold", min_width=widths[-1])
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def _ready(check: dict[str, Any] | None) -> str:

@@ -10,7 +10,10 @@ evaluation, with the pins that hold no slot and the symbols barred from them (a 
 registration, a halt, a limit lock), and why; exit 1 when refused or when Track B has shown
 no slots, 2 on bad configuration.
 A pin of a symbol that ``[track_b] shard`` leaves to another collectors host is refused,
-naming the shard that owns it: pin it on that host.
+naming the shard that owns it: pin it on that host. ``pin`` and ``unpin`` print the pins
+file they wrote, and refuse (exit 2) a data folder that no Track B or supervisor has used:
+a relative ``data_dir`` (the default ``var``) from another working folder than the
+supervisor's named a folder that no Track B reads.
 ``observer ctl slots ...`` is the same (an alias); ``observer ctl --endpoint tcp://...
 slots ...`` runs it on the host of that supervisor (`observer.supervisor.commands.slots`).
 """
@@ -32,7 +35,7 @@ from observer.phases import KST
 from observer.runtime import drained
 from observer.shards import Shard
 from workers.track_b import SOURCE
-from workers.track_b.pins import read_pins, slots_path, write_pins
+from workers.track_b.pins import pins_path, read_pins, slots_path, used_by_track_b, write_pins
 
 __all__ = ["app", "slots_app"]
 
@@ -122,17 +125,40 @@ def _refuse_other_shards(codes: list[str]) -> None:
         )
 
 
+def _refuse_unused_folder(folder: Path, add: bool) -> None:
+    """Exit 2 if no Track B would read pins from ``folder`` (it never ran with it)."""
+    if used_by_track_b(folder):
+        return
+    where = folder.absolute()
+    message = (
+        f"{PROGRAM}: not {'pinned' if add else 'unpinned'}: no Track B or supervisor has run "
+        f"with the data folder {where} (no track_b/slots.json, no run folder)"
+    )
+    if folder.is_absolute():
+        message += (
+            ": give the data folder of the supervisor that runs Track B "
+            "(--data-dir, or [paths] data_dir)"
+        )
+    else:
+        message += (
+            f"; data_dir {str(folder)!r} is relative to the folder this runs in: run it from "
+            "the folder the supervisor runs in, or set an absolute data_dir"
+        )
+    _exit(message, 2)
+
+
 def _pins_changed(codes: list[str], add: bool) -> None:
     if add:
         _refuse_other_shards(codes)
     folder = _target.folder()
+    _refuse_unused_folder(folder, add)
     try:
         pins = read_pins(folder)
         write_pins(folder, pins | set(codes) if add else pins - set(codes))
     except ConfigError as exc:
         _exit(f"{PROGRAM}: {exc}", 1)
     pins = read_pins(folder)
-    typer.echo(f"pinned: {', '.join(sorted(pins)) or 'none'}")
+    typer.echo(f"pinned: {', '.join(sorted(pins)) or 'none'} ({pins_path(folder).absolute()})")
     if add:
         _say_beyond_slots(len(pins))
 

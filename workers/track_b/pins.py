@@ -8,6 +8,10 @@ again. Before, it read as no pins, and every pinned slot was released as "unpinn
 
 More pins than slots: the pins without a slot are named with why (`unplaced`) in the slots
 shown and counted in the heartbeat (``pins_unplaced``).
+
+A pin is written only into a data folder that a Track B or a supervisor has used
+(`used_by_track_b`): ``data_dir = "var"`` is relative to the folder a command runs in, and a
+pin from another folder went to a ``./var`` that no Track B reads, saying "pinned".
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "read_pins",
     "slots_path",
     "unplaced",
+    "used_by_track_b",
     "write_pins",
 ]
 
@@ -49,6 +54,18 @@ def pins_path(data_dir: Path) -> Path:
 def slots_path(data_dir: Path) -> Path:
     """Where the Track B worker shows its slots after each evaluation."""
     return data_dir / "track_b" / "slots.json"
+
+
+def used_by_track_b(data_dir: Path) -> bool:
+    """True if a Track B or a supervisor has run with this data folder.
+
+    Track B shows its slots in ``track_b/slots.json`` after each evaluation; a supervisor
+    (and every program it starts) makes ``run/`` for its sockets and ``log/`` for the logs
+    unless ``[paths]`` puts them elsewhere.
+    """
+    return (
+        slots_path(data_dir).is_file() or (data_dir / "run").is_dir() or (data_dir / "log").is_dir()
+    )
 
 
 def read_pins(data_dir: Path) -> set[str]:
