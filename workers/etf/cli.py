@@ -1,22 +1,28 @@
 """``observer etf``: the ETF jobs (list, daily, holdings, backfill), their health and reports.
 
-Jobs, each READY, then a single-instance lock (``<data_dir>/etf/LOCK``), then
-`observer.cli_support.job_producer` (the writer has every earlier event before the job reads
-what it keeps), then the work (`workers.etf.jobs`, loaded after READY). The ETF TRs are
-real-only: a ``paper`` configuration is refused before READY (exit 2).
+Jobs: first every check of the configuration and the arguments (a ``paper`` configuration:
+the ETF TRs are real-only; the credentials; ``--date`` and the phase; ``--symbols``), each
+refused with exit 2 before READY, which the supervisor takes for a usage error (a ``ctl run``
+refused, nothing retried: refused after READY, it was retried into FATAL); then READY, then
+a single-instance lock (``<data_dir>/etf/LOCK``), then `observer.cli_support.job_producer`
+(the writer has every earlier event before the job reads what it keeps), then the work
+(`workers.etf.jobs`, loaded after READY).
 
 Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
 run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``; no active ETF
 at all, in ``daily``; or the writer did not acknowledge); 2 bad arguments or configuration
 (a ``--date`` of ``daily`` or ``holdings`` other than the last completed session: their
 answers are live; of ``backfill`` after it; any of the three while a session is under way;
-an empty ``report --date``); 3 another ETF job runs. ``status`` exits 1 when the data is stale.
+a ``--date`` of ``status`` or ``check`` that is no KRX session or is in the future; a code of
+``holdings --symbols`` that is not a held ETF; an empty ``report --date``); 3 another ETF job
+runs. ``status`` exits 1 when the data is stale.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +39,6 @@ from observer.cli_support import (
     job_producer,
     report_reading,
     settings_or_exit,
-    start_job,
 )
 from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
@@ -57,6 +62,7 @@ app = typer.Typer(
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
 DateOption = Annotated[str | None, typer.Option("--date", help="session (default: see help)")]
+_CODE = re.compile(r"[0-9A-Z]{6}")  # a KRX short code (alphanumeric since 2024: 0091C0)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -77,7 +83,7 @@ def _session(settings: Settings, clock: Clock, text: str | None, job: str, inste
     stamp it on that day (and replace the day's good row), so it exits 2 naming ``instead``
     (``{day}``: the day asked for).
     """
-    from workers.etf.jobs import target_session
+    from workers.etf.sessions import target_session
 
     target = target_session(settings, now_utc(clock).astimezone(KST))
     asked = _day(text)
@@ -98,7 +104,7 @@ def _completed(settings: Settings, clock: Clock, text: str | None, job: str) -> 
     A table read before the close is the session's prices so far: stored, it would stand
     as the day's final row. Exits 2 while a session is under way or for a later day.
     """
-    from workers.etf.jobs import target_session
+    from workers.etf.sessions import target_session
 
     target = target_session(settings, now_utc(clock).astimezone(KST))
     asked = _day(text)
@@ -113,14 +119,77 @@ def _completed(settings: Settings, clock: Clock, text: str | None, job: str) -> 
     return asked or target
 
 
-@contextmanager
-def _job(settings: Settings) -> Iterator[tuple[Clock, Notifier]]:
-    """The job's lifecycle up to its work: credentials, READY, the lock."""
+def _judged_day(settings: Settings, clock: Clock, text: str | None) -> date | None:
+    """``--date`` of a health judgement: a KRX session, not after today (exit 2 otherwise).
+
+    A day without a session has no rows and never will: judged, it read as a missed session
+    (``status`` STALE, ``check`` a critical ``etf_stale`` that nothing could end).
+    """
+    asked = _day(text)
+    if asked is None:
+        return None
+    from workers.etf.sessions import judgeable
+
+    why = judgeable(settings, now_utc(clock).astimezone(KST), asked)
+    if why is not None:
+        _fail(f"--date: {why}, so it has no ETF data to judge (omit --date: the session due)", 2)
+    return asked
+
+
+def _symbols(settings: Settings, text: str | None) -> list[str]:
+    """``--symbols``: KRX codes of held ETFs (exit 2 otherwise, before any call is made).
+
+    A typo sent to KIS failed there, and the run opened an ``etf_holdings_failures`` error
+    alert for it. The ETFs are the daily run's: the held KRX list, else the KIS masters'.
+    """
+    only = [s.strip().upper() for s in (text or "").split(",") if s.strip()]
+    malformed = [s for s in only if not _CODE.fullmatch(s)]
+    if malformed:
+        _fail(f"--symbols: {', '.join(malformed)}: not a KRX code (6 letters or digits)", 2)
+    if not only:
+        return only
+    held = _held_symbols(settings)
+    unknown = [s for s in only if s not in held]
+    if unknown:
+        _fail(
+            f"--symbols: {', '.join(unknown)}: not an ETF of the held list ({len(held)} "
+            f"active; `{PROGRAM} list` updates it)",
+            2,
+        )
+    return only
+
+
+def _held_symbols(settings: Settings) -> set[str]:
+    """The active ETFs the jobs collect: the KRX list's, else the KIS masters' (exit 1)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observer.db.etf_queries import held_etfs, kis_etf_symbols
+    from observer.db.readers import reader_engine
+    from observer.errors import StoreError
+
+    try:
+        engine = reader_engine(settings.database, SOURCE)
+        try:
+            with engine.connect() as conn:
+                return set(held_etfs(conn)) or kis_etf_symbols(conn)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, StoreError) as exc:
+        _fail(f"cannot read the held ETFs to check --symbols: {exc}", 1)
+
+
+def _prepared(settings: Settings) -> Clock:
+    """A job's start before READY: configuration, credentials, logging; its clock."""
     if settings.kis.environment == "paper":
         _fail("the ETF TRs are for real accounts only; kis.environment is 'paper'", 2)
     check_credentials(PROGRAM, settings)
     setup_logging()
-    clock = clock_from_env()
+    return clock_from_env()
+
+
+@contextmanager
+def _job(settings: Settings) -> Iterator[Notifier]:
+    """READY, then the lock: once every check (`_prepared`, the arguments) has passed."""
     notifier = Notifier.from_env()
     folder = Path(settings.paths.data_dir) / "etf"
     folder.mkdir(parents=True, exist_ok=True)
@@ -130,7 +199,7 @@ def _job(settings: Settings) -> Iterator[tuple[Clock, Notifier]]:
     except LockHeld as exc:
         _fail(f"another ETF job (pid {exc.holder}) holds {folder / 'LOCK'}", 3)
     with contextlib.closing(lock):
-        yield clock, notifier
+        yield notifier
 
 
 def _echo(summary: dict[str, object], as_json: bool) -> None:
@@ -146,7 +215,8 @@ def list_(
 ) -> None:
     """Read the KRX ETF list and apply its changes (never an empty, LOGOUT or shrunken one)."""
     settings = settings_or_exit(PROGRAM, config)
-    with _job(settings) as (clock, notifier):
+    clock = _prepared(settings)
+    with _job(settings) as notifier:
         from workers.etf.jobs import run_list
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
@@ -167,17 +237,18 @@ def daily(
     another session (the quote is not that day's): ``backfill --date D`` mends past days.
     """
     settings = settings_or_exit(PROGRAM, config)
-    with _job(settings) as (clock, notifier):
+    clock = _prepared(settings)
+    target = _session(
+        settings,
+        clock,
+        day,
+        "the daily run",
+        f"past sessions are mended from their own tables by `{PROGRAM} backfill --date "
+        f"{{day}}` (the {settings.etf.repair_sessions} sessions up to that day)",
+    )
+    with _job(settings) as notifier:
         from workers.etf.jobs import run_daily
 
-        target = _session(
-            settings,
-            clock,
-            day,
-            "the daily run",
-            f"past sessions are mended from their own tables by `{PROGRAM} backfill --date "
-            f"{{day}}` (the {settings.etf.repair_sessions} sessions up to that day)",
-        )
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_daily(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
@@ -202,18 +273,19 @@ def holdings(
     of another session is refused). Refused while a session is under way.
     """
     settings = settings_or_exit(PROGRAM, config)
-    only = [s.strip() for s in (symbols or "").split(",") if s.strip()]
-    with _job(settings) as (clock, notifier):
+    clock = _prepared(settings)
+    target = _session(
+        settings,
+        clock,
+        day,
+        "the holdings run",
+        "KIS keeps no past constituents: a past session's cannot be collected "
+        f"(`{PROGRAM} holdings-report SYMBOL --date {{day}}` shows those stored)",
+    )
+    only = _symbols(settings, symbols)
+    with _job(settings) as notifier:
         from workers.etf.holdings import run_holdings
 
-        target = _session(
-            settings,
-            clock,
-            day,
-            "the holdings run",
-            "KIS keeps no past constituents: a past session's cannot be collected "
-            f"(`{PROGRAM} holdings-report SYMBOL --date {{day}}` shows those stored)",
-        )
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_holdings(settings, clock, target, producer, notifier, only)
     _echo(summary, as_json)
@@ -264,10 +336,11 @@ def backfill(
     and for a ``--date`` after the last completed session (its table is not final yet).
     """
     settings = settings_or_exit(PROGRAM, config)
-    with _job(settings) as (clock, notifier):
+    clock = _prepared(settings)
+    target = _completed(settings, clock, day, "the repair")
+    with _job(settings) as notifier:
         from workers.etf.backfill import run_repair
 
-        target = _completed(settings, clock, day, "the repair")
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_repair(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
@@ -285,9 +358,11 @@ def status(
     settings = settings_or_exit(PROGRAM, config)
     from workers.etf.report import judged
 
-    now = now_utc(clock_from_env()).astimezone(KST)
+    clock = clock_from_env()
+    asked = _judged_day(settings, clock, day)
+    now = now_utc(clock).astimezone(KST)
     with report_reading(f"{PROGRAM} status", settings) as conn:
-        verdict = judged(settings, conn, now, _day(day))
+        verdict = judged(settings, conn, now, asked)
     summary = verdict.summary()
     typer.echo(
         f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
@@ -308,8 +383,12 @@ def check(
     config: ConfigOption = None,
 ) -> None:
     """Alert on the ETF data's health, and resolve what has cleared (the 17:00 job)."""
-    asked = _day(day)  # a bad --date exits 2 before the job starts
-    settings, clock, notifier = start_job(PROGRAM, config)
+    settings = settings_or_exit(PROGRAM, config)
+    setup_logging()
+    clock = clock_from_env()
+    asked = _judged_day(settings, clock, day)  # a bad --date exits 2 before READY
+    notifier = Notifier.from_env()
+    notifier.ready()
     from workers.etf.jobs import send_health
 
     with job_producer(PROGRAM, settings, CHECK_SOURCE, clock, notifier, 60.0) as producer:

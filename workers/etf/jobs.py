@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from bus.events import Alert, AlertResolved, EtfDaily, EtfListing, EtfRun, Event, Severity
@@ -37,9 +37,8 @@ from observer.errors import ConfigError
 from observer.hosts import program_of
 from observer.krx.client import KrxClient, open_krx
 from observer.notify import Notifier
-from observer.phases import KST, Phase
+from observer.phases import KST
 from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 from workers.etf.collect import Collected, backfills, collect_daily
 from workers.etf.details import detail_of, flags_of, premium_mismatches
 from workers.etf.gaps import holes, missing_on, pending_days, pending_start
@@ -48,6 +47,7 @@ from workers.etf.listing import collect_list
 from workers.etf.metrics import chart_start
 from workers.etf.report import judged
 from workers.etf.run_alerts import gaps_alert, pending_alert, run_alerts
+from workers.etf.sessions import calendar_of, target_session
 
 __all__ = [
     "beat",
@@ -63,7 +63,6 @@ __all__ = [
     "target_session",
 ]
 
-_SESSION_OPEN = {Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING}
 _FLAG_CODES = ("etf_premium_high", "etf_aum_jump", "etf_aum_mismatch")
 _RUN_CODES = (
     "etf_krx_table_failed",
@@ -76,23 +75,6 @@ _RUN_CODES = (
 )
 _SOURCES = ("etf", "etf_check")  # the ETF jobs' two sources (on any host: etf@c1)
 FIELDS = ("close", "nav", "premium_pct", "net_assets_krw", "listed_units", "holdings")
-
-
-def calendar_of(settings: Settings) -> TradingCalendar:
-    """The sessions the ETF jobs count: XKRX with the configured corrections."""
-    return TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
-
-
-def target_session(settings: Settings, now_kst: datetime) -> date | None:
-    """The last completed session at ``now_kst``; None while a session is under way."""
-    timeline = timeline_from(settings.phases, settings.calendar)
-    today = now_kst.date()
-    phase = timeline.phase_at(now_kst)
-    if phase in _SESSION_OPEN:
-        return None
-    if timeline.calendar.is_session(today) and (phase is Phase.SHUTDOWN or now_kst.hour >= 12):
-        return today
-    return timeline.calendar.previous_session(today)
 
 
 def read(settings: Settings, read: Callable[[Any], Any]) -> Any:

@@ -8,12 +8,12 @@ universe's, more than ``max_failed_pct`` of the candidates failing, or more than
 ``max_not_traded_pct`` without a bar on the previous session) reuses the newest earlier
 universe for the day (written and published, ``reused_from`` in its metadata, a critical
 alert naming the cause), so Track A has one; a rerun before the day's warm-up builds again
-and, built before the warm-up, replaces it and resolves the open ``universe_reused`` and
-``universe_failed`` alerts; from the warm-up on the day's universe stands (a build that ends
-later keeps the reused one, and says so in its alert). A build that read a master installed
-before the previous session's close raises a warning, so does one that leaves out candidates
-whose daily chart failed twice or whose master record is malformed
-(``universe_members_failed``, naming them).
+and, built before the warm-up, replaces it and resolves the day's open ``universe_reused``
+and ``universe_failed`` alerts (their subject: the day); from the warm-up on the day's
+universe stands (a build that ends later keeps the reused one, and says so in its alert). A
+build that read a master installed before the previous session's close raises a warning, so
+does one that leaves out candidates whose daily chart failed twice or whose master record is
+malformed (``universe_members_failed``, naming them).
 Exit codes: 0 built, present, restored or reused; 1 failed with nothing to reuse, or the
 writer did not acknowledge; 2 bad arguments or configuration; 3 another build holds the
 folder. The database and KIS code load only once the job has told the supervisor it is READY.
@@ -38,7 +38,7 @@ import typer
 from bus.errors import BusError
 from bus.events import Alert, AlertResolved, UniverseSnapshot
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import check_credentials, fail, is_open_alert, job_producer
+from observer.cli_support import check_credentials, fail, job_producer, open_alert_subjects
 from observer.clock import Clock, clock_from_env, now_utc
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError, ObserverError, StoreError
@@ -181,9 +181,12 @@ def _previous_candidates(data_dir: Path, day: date) -> dict[str, int]:
         return {}
 
 
-def _alert(producer: Producer, severity: str, code: str, message: str, day: date) -> None:
+def _alert(
+    producer: Producer, severity: str, code: str, message: str, day: date, subject: str = ""
+) -> None:
+    context = {"day": day.isoformat()}
     producer.send(
-        Alert(severity=severity, code=code, message=message, context={"day": day.isoformat()})  # type: ignore[arg-type]
+        Alert(severity=severity, code=code, message=message, context=context, subject=subject)  # type: ignore[arg-type]
     )
 
 
@@ -317,11 +320,12 @@ def _build_or_reuse(
                 producer.send(event_of(reused, day))
             since = reused.metadata.reused_from
             message = f"universe for {day} failed again ({exc}); still reusing {since}"
-            _alert(producer, "critical", REUSED, message, day)
+            _alert(producer, "critical", REUSED, message, day, day.isoformat())
             return reused, "reused"
         earlier = previous_snapshot(data_dir, day)
         if earlier is None:
-            _alert(producer, "critical", FAILED, f"{exc}; no earlier universe", day)
+            message = f"{exc}; no earlier universe"
+            _alert(producer, "critical", FAILED, message, day, day.isoformat())
             drained(producer, notifier, 60.0)
             _fail(f"{exc}; no earlier universe to reuse", 1)
         old = read(earlier)
@@ -338,6 +342,7 @@ def _build_or_reuse(
             f"universe for {day} failed ({exc}); reusing {old.metadata.date} until a rerun "
             "before the warm-up builds the day's own",
             day,
+            day.isoformat(),
         )
         outcome = "reused"
     else:
@@ -346,7 +351,7 @@ def _build_or_reuse(
     write(path, universe, reused=reused)
     producer.send(event_of(universe, day))
     if outcome == "built":
-        _resolve_failures(settings, day, producer, universe)
+        _resolve_failures(settings, clock, day, producer, universe)
     count = universe.metadata.symbol_count
     if count < settings.universe.min_symbols:
         minimum = settings.universe.min_symbols
@@ -397,20 +402,28 @@ def _members_failed_alert(built: Built, day: date, producer: Producer) -> None:
 
 
 def _resolve_failures(
-    settings: Settings, day: date, producer: Producer, universe: UniverseFile
+    settings: Settings, clock: Clock, day: date, producer: Producer, universe: UniverseFile
 ) -> None:
-    """End the open ``universe_reused`` / ``universe_failed``: the day has its own universe.
+    """End the day's open ``universe_reused`` / ``universe_failed``: it has its own universe.
 
     Raised by an earlier run (the 06:10 one, before this 07:00 rerun), they would otherwise
-    stay open and be reminded every half hour for a condition that is over. Only one open is
-    resolved (a resolution of nothing would reach every channel); a database that cannot say
-    counts as open.
+    stay open and be reminded every half hour for a condition that is over. Their subject is
+    the day: a build of another day (an operator's ``--date``) leaves them open, since the
+    day they name still runs on an earlier universe. Those raised before alerts named their
+    day (subject "") are ended by a build of today's. Only open ones are resolved (a
+    resolution of nothing would reach every channel); a database that cannot say counts as
+    open.
     """
     count = universe.metadata.symbol_count
+    today = now_utc(clock).astimezone(KST).date()
+    ours = {day.isoformat()} | ({""} if day == today else set())
+    message = f"universe for {day} built: {count} symbols, the day's own"
     for code in (REUSED, FAILED):
-        if is_open_alert(settings, SOURCE, code):
-            message = f"universe for {day} built: {count} symbols, the day's own"
-            producer.send(AlertResolved(code=code, severity="critical", message=message))
+        subjects = open_alert_subjects(settings, SOURCE, code)
+        for subject in sorted(ours if subjects is None else ours & subjects):
+            producer.send(
+                AlertResolved(code=code, subject=subject, severity="critical", message=message)
+            )
 
 
 def main() -> None:
