@@ -28,8 +28,35 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 # xdist hands the files out by their number of tests, most first, which left the longest
 # files to the end, alone on one core: a one-test file of over a minute, and Track A's
-# (about four minutes of real-time cycles, with its 75-second writer outage). They go first.
-RUN_FIRST = ("test_multihost_day.py", "test_track_a.py")
+# (about four minutes of real-time cycles, with its 75-second writer outage). The files of
+# a long total go first, longest first (a full run's durations): the last minutes of the run
+# were files of two or three tests of real-time processes, one core idle.
+RUN_FIRST = (
+    "test_multihost_day.py",
+    "test_track_a.py",
+    "test_supervisor_schedule_faults.py",
+    "test_bench.py",
+    "test_gap_recovery_outage.py",
+    "test_demo.py",
+    "test_enrich.py",
+    "test_readiness.py",
+    "test_reconciliation.py",
+    "test_delivery.py",
+    "test_control_tcp.py",
+    "test_multihost.py",
+    "test_archive_writer.py",
+    "test_notifier.py",
+    "test_backup.py",
+    "test_replay_safety.py",
+    "test_account_down.py",
+    "test_track_b_restart.py",
+    "test_supervisor_holds.py",
+    "test_task_failures.py",
+    "test_track_b_faults.py",
+    "test_supervisor_tree.py",
+    "test_writer_server_lock.py",
+    "test_multihost_collectors.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
