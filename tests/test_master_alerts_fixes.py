@@ -8,8 +8,6 @@ market's next check gets through. Against the real simulator and a real writer p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,32 +16,12 @@ from bus.events import AlertResolved, Event
 from observer.alerts import alert_states
 from observer.db.queries import open_alert_records
 from observer.instruments import MASTER_FILES
-from tests.support import SimThread
-from tests.test_master_file import MARKET, START, Harness, domestic
+from tests.test_master_file import Harness, domestic
+from tests.test_master_file import harness as harness  # the fixtures: one sim per module
+from tests.test_master_file import sim_thread as sim_thread
 from workers.master_file.outcome import Outcome
 
 RESOLVED = "select code, severity, subject from alert_resolutions order by seq"
-
-
-@pytest.fixture(scope="module")
-def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread(MARKET, START)
-    yield sim
-    sim.close()
-
-
-@pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
-    faults = sim_thread.sim.faults
-    faults.delisted.clear()
-    faults.renamed.clear()
-    faults.new_listings = 0
-    faults.master_damage.clear()
-    h = Harness(tmp_path, sim_thread)
-    h.writer.start()
-    yield h
-    h.writer.kill()
-    h.engine.dispose()
 
 
 def open_alerts(h: Harness) -> list[tuple[str, str, str]]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -21,8 +20,9 @@ from observer.alerts import alert_states
 from observer.db.queries import open_alert_records
 from observer.instruments import tickers
 from observer.kis.master import MAX_MALFORMED_SHARE, parse_domestic
-from tests.support import SimThread
-from tests.test_master_file import MARKET, START, Harness
+from tests.test_master_file import MARKET, Harness
+from tests.test_master_file import harness as harness  # the fixtures: one sim per module
+from tests.test_master_file import sim_thread as sim_thread
 
 SAMSUNG = "005930"
 PRICES = {s: 70_000 for s in MARKET.listings}
@@ -65,28 +65,6 @@ def test_records_one_character_too_long_are_held_back_never_listed(
     assert all(m.problems and m.market == market for m in parsed.malformed)
 
 
-@pytest.fixture(scope="module")
-def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread(MARKET, START)
-    yield sim
-    sim.close()
-
-
-@pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
-    faults = sim_thread.sim.faults
-    faults.delisted.clear()
-    faults.renamed.clear()
-    faults.new_listings = 0
-    faults.master_damage.clear()
-    h = Harness(tmp_path, sim_thread)
-    h.config.write_text(h.config.read_text() + "quality_alert_pct = 100\n")
-    h.writer.start()
-    yield h
-    h.writer.kill()
-    h.engine.dispose()
-
-
 def serving_samsung_long(h: Harness, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """The KOSPI archive served with 005930's record one character too long; the undo."""
     host = h.sim.masters
@@ -117,6 +95,7 @@ def test_a_malformed_record_is_left_as_stored_named_and_counted(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     h = harness
+    h.config.write_text(h.config.read_text() + "quality_alert_pct = 100\n")
     h.run("update", "--exchange", "KOSPI")
     stored = "select name, security_type, active from instruments where symbol = :s"
     assert h.rows(stored, s=SAMSUNG) == [("삼성전자", "stock", 1)]
