@@ -27,7 +27,7 @@ from observer.clock import CLOCK_ENV, Clock, now_utc
 from observer.config import Settings
 from observer.errors import ObserverError
 from observer.phases import KST, Phase
-from observer.runtime import ShortTasks, alongside, producer_for, take_over_disk_alerts
+from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import HANDSHAKE_GRACE_S, dispatch, held_warnings, problems
 from observer.supervisor.control import ControlServer
@@ -115,7 +115,6 @@ class Supervisor:
         self.producer = producer_for(
             settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
         )
-        take_over_disk_alerts(settings, self.producer)  # its outbox's, an earlier run left open
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
         self._rosters = RosterDuty(settings, self.role, self.programs, self._publish)
