@@ -27,14 +27,14 @@ def _down_alerts(events: list[Event]) -> list[Alert | AlertResolved]:
 
 @asynccontextmanager
 async def _collecting(
-    url: str, tmp_path: Path, clock: WatchedClock, events: list[Event]
+    url: str, tmp_path: Path, clock: WatchedClock, publish: Callable[[Event], object]
 ) -> AsyncIterator[Collector]:
     """A running collector on one account (1 s backoff, KIS's hourly budget) holding one
-    slot; stopped on the way out, a failed test's too."""
+    slot; stopped on the way out, a failed test's too (its failure raised there)."""
     collector = Collector(
         [Account(url, tmp_path, clock)],  # type: ignore[list-item]
         clock,
-        events.append,
+        publish,
         unhealthy_after_s=GRACE_S,
         reconnects_per_hour=60,
     )
@@ -79,7 +79,7 @@ def test_a_session_refused_as_in_use_alerts_once_unhealthy_and_once_per_outage(
     async def scenario() -> None:
         async with (
             serve(kis) as url,  # type: ignore[arg-type]
-            _collecting(url, tmp_path, clock, events) as collector,
+            _collecting(url, tmp_path, clock, events.append) as collector,
         ):
             await until(lambda: collector.down_since["acct1"] is not None, 5, "the start")
             started = collector.down_since["acct1"]
@@ -121,7 +121,7 @@ def test_a_refusal_let_go_within_the_grace_is_not_alerted(tmp_path: Path) -> Non
     async def scenario() -> None:
         async with (
             serve(kis) as url,  # type: ignore[arg-type]
-            _collecting(url, tmp_path, clock, events) as collector,
+            _collecting(url, tmp_path, clock, events.append) as collector,
         ):
             wait = _reconnect_wait(collector, clock)
             pause = await until(wait, 10, "the first refusal's backoff")
@@ -150,25 +150,10 @@ def test_a_down_alert_that_cannot_be_sent_ends_the_collector(tmp_path: Path) -> 
 
     async def scenario() -> None:
         async with serve(kis) as url:  # type: ignore[arg-type]
-            collector = Collector(
-                [Account(url, tmp_path, clock)],  # type: ignore[list-item]
-                clock,
-                publish,
-                unhealthy_after_s=GRACE_S,
-                reconnects_per_hour=60,
-            )
-            held = SlotBook(["acct1"], 1).evaluate(
-                [Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"}
-            )
-            await collector.apply(held)
-            stop = asyncio.Event()
-            running = asyncio.ensure_future(collector.run(stop))
-            try:
-                await until(lambda: "acct1" in collector.refusing, 10, "the first refusal")
-                clock.advance(GRACE_S + 1)
-                with pytest.raises(RuntimeError, match="outbox refused"):
-                    await asyncio.wait_for(running, 10)
-            finally:
-                stop.set()
+            with pytest.raises(RuntimeError, match="outbox refused"):
+                async with _collecting(url, tmp_path, clock, publish) as collector:
+                    await until(lambda: "acct1" in collector.refusing, 10, "the first refusal")
+                    clock.advance(GRACE_S + 1)
+                    await until(lambda: not collector.refusing, 10, "the alert's try")
 
     asyncio.run(scenario())
