@@ -18,6 +18,7 @@ from observer.db.engine import make_engine
 from observer.db.scratch import scratch_postgres
 from observer.supervisor.core import Supervisor
 from observer.writer.store import Store
+from tests.migrated import upgrade_from_template
 from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
@@ -64,6 +65,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_in = Counter(item.path for item in items)
     first = {name: n for n, name in enumerate(RUN_FIRST)}
     items.sort(key=lambda item: (first.get(item.path.name, len(first)), -tests_in[item.path]))
+
+
+@pytest.fixture(autouse=True)
+def _migrated_from_a_template(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new SQLite file a test migrates is a copy of one migrated once (`tests.migrated`);
+    the tests marked ``migrations`` run them."""
+    if request.node.get_closest_marker("migrations") is None:
+        monkeypatch.setattr(migrate, "upgrade", upgrade_from_template)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import AUDITED_MODELS, AuditedMany
 from observer.db.queries import committed_offsets
+from tests.migrated import seed
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -84,6 +85,8 @@ class WriterProcess:
         return f"ipc://{self.run_dir / 'feed.sock'}"
 
     def start(self, wait: bool = True) -> WriterProcess:
+        if self.starts == 0:  # a new database: a migrated copy (a file owner-only, as the writer's)
+            seed(self.url, 0o600)
         args = [sys.executable, "-m", "observer", "writer", "--config", str(self.config)]
         if self.capture is not None:
             args += ["--capture", str(self.capture)]

@@ -6,13 +6,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Connection, inspect, text
 
 from observer.db import migrate
 from observer.db.engine import make_engine, sqlite_file
 from observer.db.models import Base
 from observer.db.retention_queries import ARCHIVED_TABLES
+from tests.migrated import seed
 from tests.support import ROOT
+
+pytestmark = pytest.mark.migrations  # the migrations run, never a copy of their result
 
 
 def test_upgrade_then_autogenerate_finds_nothing(db_url: str) -> None:
@@ -75,3 +79,15 @@ def test_db_commands(sqlite_url: str) -> None:
     assert observer("current").returncode == 0
     checked = observer("check")
     assert checked.returncode == 0 and "match" in checked.stdout
+
+
+def test_the_tests_copy_of_a_new_database_is_at_head_and_matches_the_models(
+    db_url: str,
+) -> None:
+    """What the other tests get for a new database (`tests.migrated`) is a migrated one."""
+    assert seed(db_url, 0o600)
+    assert not seed(db_url)  # one already holding tables is left to the migrations
+    if (file := sqlite_file(db_url)) is not None:
+        assert file.stat().st_mode & 0o777 == 0o600
+    assert migrate.current(db_url) == migrate.head()
+    assert migrate.check(db_url) == []
