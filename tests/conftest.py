@@ -71,8 +71,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _migrated_from_a_template(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A new SQLite file a test migrates is a copy of one migrated once (`tests.migrated`);
-    the tests marked ``migrations`` run them."""
+    """A new database a test migrates is a copy of one migrated once (`tests.migrated`);
+    the tests marked ``migrations`` run the migrations."""
     if request.node.get_closest_marker("migrations") is None:
         monkeypatch.setattr(migrate, "upgrade", upgrade_from_template)
 
