@@ -8,9 +8,11 @@ the settings (`observer.config` imports `observer.disk`) need no database librar
 from __future__ import annotations
 
 import logging
+import sqlite3
+from typing import Any
 
 from msgspec import structs
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from observer.alerts import open_notices
 from observer.db.queries import open_alert_records
@@ -66,9 +68,25 @@ def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
         except Exception as exc:  # as in open_disk_alerts
             log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
             return None
+        event.listen(engine, "connect", _wait_briefly)
         try:
             return open_disk_alerts(engine, source)
         finally:
             engine.dispose()
 
     return read
+
+
+def _wait_briefly(dbapi_connection: Any, _record: Any) -> None:
+    """The take-over's statements wait `_TAKE_OVER_WAIT_S` at most, for a lock or an answer.
+
+    A SQLite file a writer holds locked would otherwise keep the read (and the process, on
+    its main thread after READY) for the 30 s busy timeout of each statement, and a stalled
+    PostgreSQL for good.
+    """
+    ms = int(_TAKE_OVER_WAIT_S * 1000)
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        dbapi_connection.execute(f"PRAGMA busy_timeout={ms}")
+    else:
+        dbapi_connection.execute(f"SET statement_timeout = {ms}")
+        dbapi_connection.commit()

@@ -7,6 +7,8 @@ room again, left ``disk_low`` / ``disk_critical`` open for good.
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
@@ -17,7 +19,10 @@ from hypothesis import strategies as st
 from bus.events import Alert, AlertResolved
 from bus.producer import Producer
 from observer.config import load_settings
+from observer.db import migrate
+from observer.db_settings import DatabaseSettings
 from observer.disk import DISK_CODES, DiskSettings, DiskWatch, Usage
+from observer.disk_alerts import stored_disk_alerts
 from observer.runtime import producer_for, take_over_disk_alerts
 from tests.support import WriterProcess, db_rows, wait_until
 
@@ -102,6 +107,26 @@ def test_another_subjects_alerts_and_an_unreadable_database_are_not_taken_over()
     free[0] = 50 * MIB
     (event,) = unknown.check(now=True)
     assert isinstance(event, Alert) and event.code == "disk_low"
+
+
+def test_a_database_a_writer_holds_locked_is_given_up_on_not_waited_for(tmp_path: Path) -> None:
+    """The take-over's read (on a worker's main thread after READY) gives up on a SQLite file
+    another connection holds locked instead of waiting out the 30 s busy timeout of each of
+    its statements: a Track B said READY and then nothing, for a minute."""
+    path = tmp_path / "observer.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA journal_mode=DELETE")  # in WAL mode a lock would not stop readers
+    holder.execute("BEGIN EXCLUSIVE")
+    released = threading.Timer(20.0, holder.rollback)  # the read would get through after it
+    released.start()
+    try:
+        read = stored_disk_alerts(DatabaseSettings(url=f"sqlite:///{path}"), "track_b")
+        assert read() is None  # none taken over: the read gave up while the lock was held
+        assert released.is_alive()
+    finally:
+        released.cancel()
+        holder.close()
 
 
 def test_a_producers_first_measure_waits_for_what_it_is_handed() -> None:
