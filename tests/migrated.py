@@ -62,13 +62,12 @@ def _admin(url: str) -> str:
     return make_url(url).set(database="postgres").render_as_string(hide_password=False)
 
 
-def _execute(url: str, *statements: str) -> int:
-    """Run ``statements`` outside a transaction; the first column of the last one's row."""
+def _execute(url: str, statement: str) -> int:
+    """Run ``statement`` outside a transaction; its one value, if it returns a row."""
     engine = create_engine(url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            for statement in statements:
-                result = conn.execute(text(statement))
+            result = conn.execute(text(statement))
             return int(result.scalar_one()) if result.returns_rows else 0
     finally:
         engine.dispose()
@@ -84,23 +83,13 @@ def _migrated_postgres(admin: str) -> str:
     return _pg_templates[admin]
 
 
-# Relations outside the system's schemas, and extensions beyond the one every database has.
+# A database's own relations (outside the system's schemas), and extensions beyond plpgsql.
 _OWNED = """
 select (select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace
         where n.nspname not in ('pg_catalog', 'information_schema')
           and n.nspname not like 'pg\\_toast%' and n.nspname not like 'pg\\_temp%')
      + (select count(*) from pg_extension where extname <> 'plpgsql')
 """
-
-
-def _empty(url: str) -> bool:
-    """Whether ``url``'s database holds no table, view or sequence of its own."""
-    engine = create_engine(url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return bool(conn.execute(text(_OWNED)).scalar_one() == 0)
-    finally:
-        engine.dispose()
 
 
 def _copy_postgres(url: str) -> bool:
@@ -116,7 +105,7 @@ def _copy_postgres(url: str) -> bool:
     # (A drop waits 5 s for the sessions of its database before it refuses.)
     sessions = f"select count(*) from pg_stat_activity where datname = '{parsed.database}'"
     try:
-        if _execute(admin, sessions) or not _empty(url):
+        if _execute(admin, sessions) or _execute(url, _OWNED):
             return False
     except SQLAlchemyError:
         return False  # a server not there: what a test asking for it sees comes from the code

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import create_engine, text
 
 from bus.events import Alert, AlertResolved
 from bus.producer import Producer
@@ -127,6 +128,25 @@ def test_a_database_a_writer_holds_locked_is_given_up_on_not_waited_for(tmp_path
     finally:
         released.cancel()
         holder.close()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_read_that_stalls_is_given_up_on_not_waited_for(pg_url: str) -> None:
+    """On PostgreSQL the take-over's read has a statement timeout: a lock held on the alerts
+    (a stalled server alike) kept it, and the worker's main thread, for good."""
+    migrate.upgrade(pg_url)
+    holder = create_engine(pg_url).connect()
+    holder.execute(text("lock table alerts in access exclusive mode"))  # until rolled back
+    released = threading.Timer(20.0, holder.rollback)
+    released.start()
+    try:
+        read = stored_disk_alerts(DatabaseSettings(url=pg_url), "track_b")
+        assert read() is None  # none taken over: the read gave up while the lock was held
+        assert released.is_alive()
+    finally:
+        released.cancel()
+        holder.close()
+        holder.engine.dispose()
 
 
 def test_a_producers_first_measure_waits_for_what_it_is_handed() -> None:
