@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -202,6 +204,66 @@ def test_a_postgresql_backup_restores_into_an_empty_database(tmp_path: Path, pg_
             restore_backup(backup.path, empty)  # it holds the restored tables now
     with pytest.raises(BackupError, match="tables"):
         restore_backup(backup.path, pg_url)  # the live database
+
+
+def test_a_postgresql_backup_connects_as_the_writer_does_with_the_urls_options(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A server on a port of its own reached through its socket folder, as a second cluster
+    on a host is: the URL's query says where. The dump, its verification's scratch database
+    and the restore went to 127.0.0.1:6543 instead (nothing there), and a query holding a
+    "/" broke the scratch database's URL."""
+    from sqlalchemy import create_engine, text
+
+    probe = create_engine(pg_url)
+    with probe.connect() as conn:
+        folders = conn.execute(text("SHOW unix_socket_directories")).scalar_one()
+        port = conn.execute(text("SHOW port")).scalar_one()
+    probe.dispose()
+    real = next(
+        (Path(f.strip()) / f".s.PGSQL.{port}" for f in folders.split(",") if f.strip()), None
+    )
+    if real is None or not real.exists():
+        pytest.skip(f"the PostgreSQL server has no socket on this host ({folders!r})")
+    sockets = tmp_path / "sockets"
+    sockets.mkdir()
+    (sockets / ".s.PGSQL.6543").symlink_to(real)  # the "cluster" listening on 6543 only
+    database = pg_url.rsplit("/", 1)[1]
+    url = f"postgresql://postgres@:6543/{database}?host={sockets}&application_name=observer"
+    migrate.upgrade(url)
+    settings = load_settings(config_for(tmp_path, url))
+    backup = make_backup(settings, None, tmp_path / "backups")
+    assert backup.database == "postgresql" and (backup.path / "database.pgdump").is_file()
+    with scratch_postgres(PG_ADMIN_URL, "observer_restore") as empty:
+        name = empty.rsplit("/", 1)[1]
+        restore_backup(backup.path, f"postgresql://postgres@:6543/{name}?host={sockets}")
+        assert migrate.current(empty) == migrate.head() and migrate.check(empty) == []
+
+
+def test_a_postgresql_clients_password_is_in_its_environment_never_its_command_line(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any user of the host can read a process's command line (``ps``)."""
+    seen = tmp_path / "seen"
+    wrappers = tmp_path / "bin"
+    wrappers.mkdir()
+    for client in ("pg_dump", "pg_restore"):
+        real = shutil.which(client)
+        assert real is not None, f"{client} is not installed"
+        wrapper = wrappers / client
+        wrapper.write_text(
+            f'#!/bin/sh\necho "{client} $*" >> {seen}\n'
+            f'[ "$PGPASSWORD" = "s3cret-pw" ] && echo "{client} has it" >> {seen}\n'
+            f'exec {real} "$@"\n'
+        )
+        wrapper.chmod(0o700)
+    monkeypatch.setenv("PATH", f"{wrappers}:{os.environ['PATH']}")
+    url = pg_url.replace("postgres@", "postgres:s3cret-pw@", 1)  # trust: any password goes
+    migrate.upgrade(url)
+    make_backup(load_settings(config_for(tmp_path, url)), None, tmp_path / "backups")
+    lines = seen.read_text().splitlines()
+    assert "pg_dump has it" in lines and "pg_restore has it" in lines  # dump, verification
+    assert not [line for line in lines if "s3cret" in line]
 
 
 def test_a_postgresql_backup_of_an_earlier_release_restores_upgraded_and_checked(

@@ -77,6 +77,7 @@ from observer.db.backup_space import (
 )
 from observer.db.engine import (
     display_url,
+    libpq_params,
     make_engine,
     normalize_url,
     require_database,
@@ -380,15 +381,17 @@ def _pg_restore(dump: Path, url: URL) -> None:
 
 
 def _run(command: list[str], url: URL) -> None:
-    """Run a PostgreSQL client on ``url``'s database; the password goes in the environment."""
-    env = {**os.environ, "PGPASSWORD": url.password or ""} if url.password else dict(os.environ)
-    target = [
-        f"--host={url.host or '127.0.0.1'}",
-        f"--port={url.port or 5432}",
-        f"--username={url.username or 'postgres'}",
-        "--no-password",
-        f"--dbname={url.database}",
-    ]
+    """Run a PostgreSQL client on ``url``'s database, connected as the writer's engine is.
+
+    The URL's query options reach the client (a socket folder, ``sslmode``...); the password
+    goes in the environment, never on its command line.
+    """
+    from psycopg.conninfo import make_conninfo
+
+    params = libpq_params(url)
+    password = params.pop("password", None)
+    env = {**os.environ, "PGPASSWORD": password} if password else dict(os.environ)
+    target = ["--no-password", f"--dbname={make_conninfo(**params)}"]
     try:
         done = subprocess.run(
             [*command, *target],

@@ -20,6 +20,7 @@ from observer.logs import mask_secrets
 __all__ = [
     "display_url",
     "error_reason",
+    "libpq_params",
     "make_engine",
     "normalize_url",
     "read_only_sessions",
@@ -80,6 +81,18 @@ def normalize_url(url: str | URL) -> URL:
 def display_url(url: str | URL) -> str:
     """The URL with its password masked, for logs and errors (``?password=`` too)."""
     return mask_secrets(normalize_url(url).render_as_string(hide_password=True))
+
+
+def libpq_params(url: str | URL) -> dict[str, str]:
+    """The libpq connection parameters a PostgreSQL URL's engine connects with.
+
+    Taken from the driver's dialect, so a client run beside the engine (``pg_dump``, a
+    reader pool) reaches the same server as the same user: the query's options included
+    (``?host=/run/postgresql``, ``sslmode``, several hosts), and no defaults of our own.
+    """
+    parsed = normalize_url(url)
+    _, kwargs = parsed.get_dialect()().create_connect_args(parsed)  # psycopg: no args
+    return {key: str(value) for key, value in kwargs.items() if value is not None}
 
 
 def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from observer.db.engine import display_url, make_engine, normalize_url
+from observer.db.engine import display_url, libpq_params, make_engine, normalize_url
 from observer.db_settings import DatabaseSettings
 from observer.errors import StoreError
 
@@ -102,15 +102,7 @@ def _conninfo(url: URL) -> str:
     """The libpq connection string for ``url`` (its query's parameters included)."""
     from psycopg.conninfo import make_conninfo
 
-    params: dict[str, Any] = {
-        "host": url.host,
-        "port": url.port,
-        "dbname": url.database,
-        "user": url.username,
-        "password": url.password,
-        **{k: v for k, v in url.query.items() if isinstance(v, str)},
-    }
-    return make_conninfo(**{k: v for k, v in params.items() if v is not None})
+    return make_conninfo(**libpq_params(url))
 
 
 @functools.cache

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 __all__ = ["scratch_postgres"]
 
@@ -23,7 +24,8 @@ def scratch_postgres(admin_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
         try:
-            yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+            # Its query kept: "?host=/run/postgresql" holds a "/" of its own
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
         finally:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
