@@ -444,6 +444,17 @@ def test_collectors_wait_for_the_writer_on_the_store_host_and_status_shows_both(
     assert f"127.0.0.1:{collectors_port}" in table.stdout
 
     assert collectors.terminate() == 0 and collectors_proc.returncode == 0
+    # The collectors' host silent: the store's status still shows, the silent host named.
+    shown = ctl(*both, "--json", "status", config=store.config)
+    report = json.loads(shown.stdout)
+    silent = f"no supervisor answered at tcp://127.0.0.1:{collectors_port}: no connection"
+    assert [h["ok"] for h in report["hosts"]] == [True, False] and shown.returncode == 1
+    assert [p["name"] for p in report["hosts"][0]["programs"]] == ["writer"]
+    assert report["hosts"][1]["problems"][0].startswith(silent)
+    assert report["nowhere"] == []  # the silent host may run "reports": not judged
+    table = ctl(*both, "status", config=store.config)
+    assert f"127.0.0.1:{collectors_port} unhealthy: {silent}" in table.stdout
+    assert "writer" in table.stdout and table.returncode == 1
     assert store.terminate() == 0
     sources = {s: a.max_seq for s, a in audit(store.url).items()}
     assert set(sources) == {"load", "supervisor", "supervisor_collectors"}

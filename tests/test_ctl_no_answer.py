@@ -24,7 +24,7 @@ import zmq
 
 from bus.curve import ClientCurve, generate_key_pair, load_key_pair, load_public_key
 from observer.supervisor.control import NoReply, request
-from observer.supervisor.control_tcp import request_tcp
+from observer.supervisor.control_tcp import ControlUnreachable, request_tcp
 
 
 @contextmanager
@@ -162,6 +162,22 @@ def curve_peer_answering(keys: Path, answer: bytes) -> Iterator[str]:
         done.set()
         thread.join(10)
         context.term()
+
+
+def test_a_tcp_endpoint_nobody_listens_on_is_said_at_once(keys: Path) -> None:
+    """ZeroMQ retries a refused connection for ever: the request waited its whole timeout
+    (60 s from ``observer ctl``, per host for ``status``) to say only "no reply"."""
+    alice = ClientCurve(load_key_pair(keys, "alice"), load_public_key(keys / "store.key"))
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    why = f"no supervisor answered at {endpoint}: no connection within 5s"
+    with pytest.raises(ControlUnreachable, match=re.escape(why)):
+        request_tcp(endpoint, alice, "status", [], 60)
+    remote = ["--key", str(keys / "alice.key_secret"), "--server-key", str(keys / "store.key")]
+    for args in (["--endpoint", endpoint, "status"], ["--endpoint", endpoint] * 2 + ["status"]):
+        result = ctl(*remote, *args)
+        assert_no_supervisor(result, endpoint, "no connection within 5s")
 
 
 NOT_REPLIES = [

@@ -446,16 +446,12 @@ def test_a_day_on_two_hosts_survives_the_store_hosts_link_cut_and_its_reboot(
         outbox = collectors.root / "run" / "outbox" / "load"
         wait_until(lambda: outboxed(outbox) >= at_cut + CUT_S * DAY_RATE, 60 + 2 * CUT_S, "a cut")
         # The collectors' host answers its operator meanwhile; its worker keeps collecting.
-        alone = [
-            "--key",
-            "alice",
-            "--endpoint",
-            f"tcp://{HOST_A}:{CONTROL_PORT}",
-            "--server-key",
-            "collectors",
-        ]
-        during = status(*alone)
-        assert [(p["name"], p["state"]) for p in during["programs"]] == [("load", "running")]  # type: ignore[attr-defined]
+        # The store host, cut off, is named as silent, and both together are unhealthy.
+        during: dict[str, Any] = status(*both)
+        silent, answered = during["hosts"]  # in the order of both: the store's first
+        assert not during["healthy"] and not silent["ok"] and answered["ok"]
+        assert silent["problems"][0].startswith(f"no supervisor answered at tcp://{HOST_B}")
+        assert [(p["name"], p["state"]) for p in answered["programs"]] == [("load", "running")]
         held = outboxed(outbox)
         assert committed() < held
         # The store host loses power while cut off, and boots again once the link is back:

@@ -35,7 +35,13 @@ from observer.supervisor.control import (
     answer_bytes,
 )
 
-__all__ = ["ControlHandshakeFailed", "ControlRefused", "TcpControlServer", "request_tcp"]
+__all__ = [
+    "ControlHandshakeFailed",
+    "ControlRefused",
+    "ControlUnreachable",
+    "TcpControlServer",
+    "request_tcp",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,13 @@ class ControlRefused(ConnectionError):
 
 class ControlHandshakeFailed(ControlRefused):
     """The CURVE handshake failed before any key was judged: a wrong server key, mostly."""
+
+
+class ControlUnreachable(TimeoutError):
+    """No connection to the endpoint at all: nothing listens there, or the host is cut off."""
+
+
+CONNECT_S = 5.0  # a request with no connection after this is answered by nobody
 
 
 # What the client sees of a failed handshake. A wrong server key never reaches ZAP: the
@@ -143,7 +156,12 @@ class TcpControlServer:
 
 
 def request_tcp(
-    endpoint: str, curve: ClientCurve, command: str, args: list[str], timeout_s: float
+    endpoint: str,
+    curve: ClientCurve,
+    command: str,
+    args: list[str],
+    timeout_s: float,
+    connect_s: float = CONNECT_S,
 ) -> Reply:
     """Send one command to the supervisor at ``endpoint`` (tcp+CURVE) and return its reply.
 
@@ -153,8 +171,11 @@ def request_tcp(
         The supervisor refused this key (not among its operators), or, as
         `ControlHandshakeFailed`, the handshake failed (``curve.server_public`` is not the
         public key of the supervisor there, or what answers there speaks no CURVE).
+    ControlUnreachable
+        No connection within ``connect_s``: nothing listens at ``endpoint``, or the link is
+        down. (ZeroMQ would retry for ever, and the request waited its whole timeout.)
     TimeoutError
-        No reply within ``timeout_s`` (no supervisor there, the link down).
+        Connected, and no reply within ``timeout_s``.
     NoReply
         An answer that is not a reply (garbled, or from a peer that is no supervisor).
     """
@@ -164,25 +185,36 @@ def request_tcp(
         socket.setsockopt(zmq.LINGER, 0)
         curve.apply(socket)
         keep_alive(socket, endpoint)
-        monitor = socket.get_monitor_socket(_HANDSHAKE_FAILED)
+        monitor = socket.get_monitor_socket(zmq.EVENT_CONNECTED | _HANDSHAKE_FAILED)
         socket.connect(endpoint)
         socket.send(msgspec.json.encode(Request(command, args)))
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(monitor, zmq.POLLIN)
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline, connected = started + timeout_s, False
         while (left := deadline - time.monotonic()) > 0:
+            if not connected:
+                left = min(left, started + connect_s - time.monotonic())
+                if left <= 0:
+                    raise ControlUnreachable(
+                        f"no supervisor answered at {endpoint}: no connection within "
+                        f"{connect_s:g}s (is it running there, the port right, the link up?)"
+                    )
             ready = dict(poller.poll(int(left * 1000) + 1))
             if socket in ready:
                 return _reply(socket.recv())
             if monitor in ready:
                 event = recv_monitor_message(monitor)["event"]
-                if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                if event == zmq.EVENT_CONNECTED:
+                    connected = True
+                elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                     raise ControlRefused(f"{endpoint} refused this key: it is not an operator's")
-                raise ControlHandshakeFailed(
-                    f"the CURVE handshake with {endpoint} failed: is --server-key this "
-                    "supervisor's public key?"
-                )
+                else:
+                    raise ControlHandshakeFailed(
+                        f"the CURVE handshake with {endpoint} failed: is --server-key this "
+                        "supervisor's public key?"
+                    )
         raise TimeoutError(f"{endpoint}: no reply to {command} within {timeout_s:g}s")
     finally:
         context.destroy(0)

@@ -7,7 +7,9 @@ runs Track B's command on that host (`observer.supervisor.commands.slots`).
 
 Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor (none
 answered: no socket, a path that cannot be one, a connection closed without a whole reply,
-an answer over tcp that is not a reply), always in one line on stderr, never a traceback.
+an answer over tcp that is not a reply, no connection over tcp within 5 s), always in one
+line on stderr, never a traceback. ``status`` of several hosts shows those that answer and
+names each silent one as unhealthy (exit 1); exit 2 when none answers.
 """
 
 from __future__ import annotations
@@ -108,14 +110,22 @@ def _exit(message: str, code: int) -> NoReturn:
 
 
 def _ask(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Reply:
+    answer = _answer_of(endpoint, curve, command, args)
+    if isinstance(answer, str):
+        _exit(f"observer ctl: {answer}", 2)
+    return answer
+
+
+def _answer_of(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Reply | str:
+    """The supervisor's reply, or why there is none (one line)."""
     from observer.supervisor.control_tcp import ControlRefused, request_tcp
 
     try:
         return request_tcp(endpoint, curve, command, args, TIMEOUT_S)
     except (ControlRefused, TimeoutError) as exc:
-        _exit(f"observer ctl: {exc}", 2)
+        return str(exc)
     except NoReply as exc:  # an answer that is no reply: as on the Unix socket
-        _exit(f"observer ctl: no supervisor answered at {endpoint}: {exc}", 2)
+        return f"no supervisor answered at {endpoint}: {exc}"
 
 
 def _send(command: str, args: list[str], as_json: bool) -> Reply:
@@ -185,12 +195,25 @@ def status(as_json: JsonOpt = False) -> None:
 def _status_of_hosts(as_json: bool) -> NoReturn:
     """`status` of every --endpoint: one table with a host column; exit 1 if any is unhealthy.
 
-    A program that every host leaves to another role runs nowhere: named, and unhealthy.
+    The hosts are asked at once, so a host cut off costs its connect time once, and the
+    others' status is still shown, with the silent host named as unhealthy (exit 2 only
+    when no host answers). A program that every host leaves to another role runs nowhere:
+    named, and unhealthy (not judged while a host that might run it is silent).
     """
-    replies = [(e.removeprefix("tcp://"), _ask(e, c, "status", [])) for e, c in _target.remotes]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(_target.remotes)) as pool:
+        answers = list(pool.map(lambda r: _answer_of(r[0], r[1], "status", []), _target.remotes))
+    silent = [why for why in answers if isinstance(why, str)]
+    if len(silent) == len(answers):
+        _exit("\n".join(f"observer ctl: {why}" for why in dict.fromkeys(silent)), 2)
+    replies = [
+        (endpoint.removeprefix("tcp://"), _silent_host(a) if isinstance(a, str) else a)
+        for (endpoint, _), a in zip(_target.remotes, answers, strict=True)
+    ]
     run = {p["name"] for _, r in replies for p in r.data.get("programs", [])}
     left = {name for _, r in replies for name in r.data.get("elsewhere", {})}
-    nowhere = sorted(left - run)  # left to another role, and no host here runs it
+    nowhere = [] if silent else sorted(left - run)  # left to another role, run by no host
     healthy = not nowhere and all(r.ok and r.data.get("healthy") for _, r in replies)
     if as_json:
         hosts = [{"host": h, "ok": r.ok, "reason": r.reason, **r.data} for h, r in replies]
@@ -200,6 +223,11 @@ def _status_of_hosts(as_json: bool) -> NoReturn:
         if nowhere:
             typer.echo(f"run by none of these hosts: {', '.join(nowhere)}")
     raise typer.Exit(0 if healthy else 1)
+
+
+def _silent_host(why: str) -> Reply:
+    """A host that did not answer, in the table as an unhealthy one that says why."""
+    return Reply(False, why, "no_answer", {"healthy": False, "problems": [why]})
 
 
 def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
@@ -213,7 +241,9 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
     # output), and a "[/..." among them made rich raise instead of printing the status.
     console = Console(markup=False)
     title = "; ".join(
-        f"{_host_label(host, r)}phase {r.data.get('phase')} at {r.data.get('time')}: {r.reason}"
+        f"{_host_label(host, r)}phase {r.data['phase']} at {r.data.get('time')}: {r.reason}"
+        if "phase" in r.data
+        else f"{_host_label(host, r)}no answer"
         for host, r in replies
     )
     rows = [
@@ -227,11 +257,13 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
         if r.data.get("accounts"):
             rows_of = [_account_row(a) for a in r.data["accounts"]]
             _print_grid(console, "accounts", ["account"], _ACCOUNT_FIELDS, rows_of)
-    for host, r in replies:  # why a host is unhealthy, in words
+    for host, r in replies:  # why a host is unhealthy, in words: a line each, for grep
         for problem in r.data.get("problems", []):
-            console.print(f"{_host_label(host, r)}unhealthy: {problem}", highlight=False)
+            line = f"{_host_label(host, r)}unhealthy: {problem}"
+            console.print(line, highlight=False, soft_wrap=True)
         for warning in r.data.get("warnings", []):  # held by a command: healthy, but said
-            console.print(f"{_host_label(host, r)}warning: {warning}", highlight=False)
+            line = f"{_host_label(host, r)}warning: {warning}"
+            console.print(line, highlight=False, soft_wrap=True)
     for host, p in rows:  # what each worker reports in its heartbeats
         if p.get("counters"):
             figures = ", ".join(f"{k} {v:g}" for k, v in sorted(p["counters"].items()))
