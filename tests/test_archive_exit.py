@@ -1,11 +1,15 @@
-"""``observer archive --date D`` exits 1 when it refuses a day's file, as ``archive run`` does.
+"""``observer archive --date D`` exits 1 when it refuses a day's file, as ``archive run`` does,
+and 2 for a day after today.
 
 Before, the manual command exited 0 when a file would have shrunk (`ArchiveWouldShrink`: the
-database holds fewer rows of the day than its archive), although nothing was written.
+database holds fewer rows of the day than its archive), although nothing was written; and a
+day in the future was "archived" (no file, an ``archive_made`` alert), and ``run`` counted
+its retention back from it.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -64,3 +68,24 @@ def test_the_manual_archive_exits_1_when_a_file_would_shrink(
     assert sorted(p.stat().st_mtime_ns for p in archive_dir.rglob("*.parquet")) == files
     assert len(db_rows(sqlite_url, "SELECT * FROM day_archives")) == len(files)  # no new record
     assert writer.terminate() == 0
+
+
+def test_a_day_after_today_is_refused_before_anything_is_done(tmp_path: Path) -> None:
+    """Today is the supervisor's clock's (a demo's simulated day), here 2026-11-20 in Korea."""
+    config = tmp_path / "observer.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path / "data"}"\n')
+    env = {**os.environ, "OBSERVER_CLOCK": "2026-11-20T23:30:00+09:00@1x"}
+    for args in (["archive"], ["archive", "run"], ["archive", "verify"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "observer", *args, "--date", "2026-11-21", "--config", config],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, done
+        why = "--date 2026-11-21 is in the future (today is 2026-11-20)"
+        assert done.stderr == f"observer archive: {why}\n"
+    assert not (tmp_path / "data").exists()  # no outbox, no database, no archive folder

@@ -93,6 +93,7 @@ def verify(
 ) -> None:
     """Re-read every recorded archive file (or one day's); exit 1 on any mismatch."""
     settings = settings_or_exit(PROGRAM, config)
+    wanted = _parse(day) if day else None
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
     from workers.archive.job import verify_archives
@@ -103,9 +104,7 @@ def verify(
         notifier.ready()
     engine = reader_engine(settings.database, "archive")
     try:
-        checked, problems = verify_archives(
-            engine, archive_root(settings), _parse(day) if day else None, notifier.beat
-        )
+        checked, problems = verify_archives(engine, archive_root(settings), wanted, notifier.beat)
     finally:
         engine.dispose()
     if alert:
@@ -139,12 +138,10 @@ def run(
 ) -> None:
     """The scheduled job: today's files (or ``--date``'s), the days before, the retention."""
     settings = settings_or_exit(PROGRAM, config)
+    today = _parse(day) if day else _today()  # before READY: a refused day is a usage error
     setup_logging()
     notifier = Notifier.from_env()
     notifier.ready()
-    today = (
-        _parse(day) if day else datetime.fromtimestamp(clock_from_env().now_ns() / 1e9, KST).date()
-    )
     outcome = _with_job(settings, notifier, today, retention=True, look_back=look_back)
     _report(outcome, as_json)
     if outcome.problems or outcome.failed:
@@ -295,7 +292,22 @@ def _report(outcome: Outcome, as_json: bool) -> None:
 
 
 def _parse(day: str) -> date:
+    """``--date``'s day; a later day than today is refused (exit 2), as a typo it mostly is.
+
+    Nothing is stored for it yet, so its archive is no file and reads as made, and a run's
+    retention counts back from its day: ``run --date 2030-01-02`` would have had every day
+    since some year before it pruned.
+    """
     try:
-        return date.fromisoformat(day)
+        parsed = date.fromisoformat(day)
     except ValueError:
         fail(PROGRAM, f"--date {day!r} is not YYYY-MM-DD", 2)
+    today = _today()
+    if parsed > today:
+        fail(PROGRAM, f"--date {parsed} is in the future (today is {today})", 2)
+    return parsed
+
+
+def _today() -> date:
+    """Today in Korea, on the supervisor's clock (a demo's simulated day)."""
+    return datetime.fromtimestamp(clock_from_env().now_ns() / 1e9, KST).date()
