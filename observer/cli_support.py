@@ -108,10 +108,11 @@ def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
     """A report's connection: the replica's when it serves (`observer.db.replica`).
 
     Says on stderr where it read and the replica's lag, or why it read the primary; exits 1
-    naming the reason when no connection comes (the pool's timeout, a database down).
+    naming the reason when no connection comes (the pool's timeout, a database down), 2
+    when there is no database at all (a report's own exit 1 says what it found: stale).
     """
     from observer.db.replica import report_engine
-    from observer.errors import StoreError
+    from observer.errors import NoDatabase, StoreError
 
     try:
         name = program.removeprefix("observer ")
@@ -119,6 +120,8 @@ def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
             if source.note:
                 print(f"{program}: {source.note}", file=sys.stderr, flush=True)
             yield conn
+    except NoDatabase as exc:
+        fail(program, str(exc), 2)
     except StoreError as exc:
         fail(program, str(exc), 1)
 

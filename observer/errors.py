@@ -94,6 +94,14 @@ class StoreError(ObserverError):
     retryable = True
 
 
+class NoDatabase(StoreError):
+    """No SQLite file where the configuration says: a path to correct, not an outage.
+
+    A command says so with exit 2, as it does for an unusable URL; a database that refuses
+    is exit 1. A worker retries it as any `StoreError` (the writer may not have made it yet).
+    """
+
+
 class BackupError(ObserverError):
     """A backup could not be made, failed its verification, or cannot be restored there."""
 

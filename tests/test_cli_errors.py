@@ -61,10 +61,22 @@ def test_a_missing_sqlite_file_is_named_and_never_created(
 
 
 def test_the_default_database_relative_to_another_folder_is_named(tmp_path: Path) -> None:
-    """Run from a folder that is not the deployment's: its relative database is missing."""
-    for command in (["audit"], ["hosts"], ["track-a", "cycles"], ["db", "backup"]):
+    """Run from a folder that is not the deployment's: its relative database is missing.
+
+    Exit 2, as for an unusable URL: the reports said so with exit 1, which is also what
+    ``etf status`` says of stale data and ``alerts`` of a database that refuses. A backup of
+    nothing is a failed backup (exit 1; the job alerts it).
+    """
+    reports = [
+        ["alerts"],
+        ["etf", "status"],
+        ["gap-recovery", "report"],
+        ["track-a", "cycles"],
+        ["enrich", "report"],
+    ]
+    for command in (["audit"], ["hosts"], *reports, ["db", "backup"]):
         done = observer(tmp_path, *command)
-        assert done.returncode in (1, 2), (command, done.stderr)
+        assert done.returncode == (1 if command == ["db", "backup"] else 2), (command, done)
         assert one_line(done).endswith(f"no database at {tmp_path / 'var' / 'observer.db'}")
     assert not (tmp_path / "var" / "observer.db").exists()
     assert not (tmp_path / "var" / "backups").exists()  # no failed backup of nothing

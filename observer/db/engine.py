@@ -14,7 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from observer.db_settings import url_shape_problem
-from observer.errors import StoreError
+from observer.errors import NoDatabase
 from observer.logs import mask_secrets
 
 __all__ = [
@@ -135,7 +135,7 @@ def error_reason(exc: BaseException) -> str:
 
 
 def require_database(url: str | URL) -> None:
-    """Raise `StoreError` if ``url`` names a SQLite file that does not exist.
+    """Raise `NoDatabase` if ``url`` names a SQLite file that does not exist.
 
     Whatever only reads checks this first: sqlite3 would create the file, so a mistyped
     ``--db`` or a command run from another folder (relative paths) would leave an empty
@@ -143,7 +143,7 @@ def require_database(url: str | URL) -> None:
     """
     database = sqlite_file(url)
     if database is not None and not database.is_file():
-        raise StoreError(f"no database at {database.absolute()}")
+        raise NoDatabase(f"no database at {database.absolute()}")
 
 
 def _sqlite_pragmas(read_only: bool) -> Any:
