@@ -7,7 +7,8 @@ Layout::
     <u32 length><u32 crc32><frame> ...    frames, each a msgpack array of envelopes
 
 A capture is append-only; a writer killed mid-frame leaves a torn tail, which readers refuse
-unless asked to stop cleanly before it.
+unless asked to stop cleanly before it. A write the system refuses (a full volume) leaves no
+torn tail: `CaptureWriter` cuts the file back to its last whole frame.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
 import msgspec
 
@@ -45,29 +45,60 @@ class CaptureHeader(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class CaptureWriter:
-    """Append frames to a new capture file (mode 0600); refuses to overwrite one."""
+    """Append frames to a new capture file (mode 0600); refuses to overwrite one.
+
+    Frames wait in memory until `flush` (or until `FLUSH_BYTES` wait) and go to the file
+    whole: a write the system refuses (a full volume) is cut back to the last whole frame
+    and raises ``OSError``, so the file is always a readable capture of ``frames`` frames.
+    """
+
+    FLUSH_BYTES = 1024 * 1024
 
     def __init__(self, path: Path, header: CaptureHeader) -> None:
         self.path = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self._file: BinaryIO = os.fdopen(fd, "wb", buffering=1024 * 1024)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         raw = msgspec.msgpack.encode(header)
-        self._file.write(MAGIC + _LEN.pack(len(raw)) + raw)
-        self.frames = 0
+        self._pending = bytearray(MAGIC + _LEN.pack(len(raw)) + raw)
+        self._pending_frames = 0
+        self._size = 0  # bytes in the file: the header and whole frames
+        self.frames = 0  # frames in the file
 
     def append(self, frame: bytes) -> None:
-        """Append one frame."""
-        self._file.write(_FRAME.pack(len(frame), zlib.crc32(frame)))
-        self._file.write(frame)
-        self.frames += 1
+        """Append one frame (written by the next `flush`, or now past `FLUSH_BYTES`)."""
+        self._pending += _FRAME.pack(len(frame), zlib.crc32(frame))
+        self._pending += frame
+        self._pending_frames += 1
+        if len(self._pending) >= self.FLUSH_BYTES:
+            self.flush()
 
     def flush(self) -> None:
-        """Hand buffered frames to the OS."""
-        self._file.flush()
+        """Write the waiting frames; on failure cut the file back to its last whole frame."""
+        written = 0
+        with memoryview(self._pending) as view:
+            try:
+                while written < len(view):
+                    written += os.write(self._fd, view[written:])
+            except OSError:
+                os.ftruncate(self._fd, self._size)  # a shorter file needs no room
+                os.lseek(self._fd, self._size, os.SEEK_SET)  # a later flush goes on from there
+                raise
+        self._size += written
+        self.frames += self._pending_frames
+        self._pending.clear()
+        self._pending_frames = 0
 
     def close(self) -> None:
-        """Flush and close."""
-        self._file.close()
+        """Flush and close (closed even if the flush fails; that failure is raised)."""
+        try:
+            self.flush()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Close without the waiting frames; a file left without its header is removed."""
+        os.close(self._fd)
+        if self._size == 0:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> CaptureWriter:
         return self

@@ -343,6 +343,9 @@ def capture(
         )
     except BusError as exc:  # an unusable --out ("<path>: <reason>"), a key file
         fail("observer capture", str(exc), 2)
+    except OSError as exc:  # a write refused (a full volume): the file keeps whole frames
+        kept = "the frames before it are kept whole" if out.exists() else "nothing was kept"
+        fail("observer capture", f"{out}: {exc.strerror or exc}; {kept}", 1)
     typer.echo(f"captured {n} frames to {out}")
 
 

@@ -137,6 +137,9 @@ class DiskWatch:
         self.volumes = dict(volumes)
         self.owner = owner
         self.levels: dict[str, Level] = dict.fromkeys(self.volumes, "ok")
+        # Volumes still measured and alerted that no longer make `critical` (nothing is
+        # written there any more: the writer's capture once stopped).
+        self.alert_only: set[str] = set()
         self.usages: dict[str, Usage] = {}
         self._usage = usage
         self._monotonic = monotonic
@@ -159,8 +162,11 @@ class DiskWatch:
 
     @property
     def critical(self) -> bool:
-        """True while any volume is critical (as of the last measure)."""
-        return "critical" in self.levels.values()
+        """True while any volume is critical (as of the last measure), but `alert_only`."""
+        return any(
+            level == "critical" and name not in self.alert_only
+            for name, level in self.levels.items()
+        )
 
     def check(self, *, now: bool = False) -> list[Event]:
         """Measure if due (or ``now``); the alerts and resolutions of the levels that changed.

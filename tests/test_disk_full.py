@@ -6,6 +6,7 @@ free space below the thresholds, and deleting it gives the space back.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import time
@@ -14,6 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
+from bus.codec import decode_frame
+from bus.events import Alert
+from bus.producer import Producer
+from tests.samples import SAMPLES
 from tests.support import (
     ROOT,
     ProducerProcess,
@@ -122,4 +128,96 @@ critical_free_percent = 0""",
     assert producer.result()["drained"]
     assert writer.proc is not None and writer.proc.poll() is None and writer.starts == 1
     assert_exactly_once(writer.url, {"p": 3000})
+    assert writer.terminate() == 0
+
+
+def test_a_full_capture_volume_stops_the_capture_and_never_the_writer(
+    tmp_path: Path, volume: Path, writer_factory: Callable[..., WriterProcess]
+) -> None:
+    """The database has every event; the capture is a tee. A write its volume refused took
+    the writer down with a traceback: restarted into a new capture file, it failed again
+    at its next commit, each restart taking one batch, until it was parked FATAL."""
+    capture = volume / "tee.cap"
+    writer = writer_factory(
+        f"sqlite:///{tmp_path / 'observer.db'}",
+        capture=capture,
+        extra="[disk]\nwarn_free_bytes = 0\nwarn_free_percent = 0\n"
+        "critical_free_bytes = 0\ncritical_free_percent = 0\n",
+    ).start()
+    first = ProducerProcess(tmp_path, "first", writer.ingest).start(2000)
+    assert first.result()["drained"]
+    fill(volume, 0)
+    second = ProducerProcess(tmp_path, "second", writer.ingest).start(3000)
+    assert second.result()["drained"]
+    stopped = wait_until(
+        lambda: db_rows(
+            writer.url, "SELECT severity, message FROM alerts WHERE code = 'capture_stopped'"
+        ),
+        30,
+        "capture_stopped",
+    )
+    assert stopped[0][0] == "critical" and f"capture {capture} stopped after" in stopped[0][1]
+    assert writer.proc is not None and writer.proc.poll() is None and writer.starts == 1
+    assert_exactly_once(writer.url, {"first": 2000, "second": 3000, "writer": 1})
+    assert writer.terminate() == 0
+    assert sorted(p.name for p in volume.iterdir()) == ["ballast", "tee.cap"]  # no tee-1.cap
+    with CaptureReader(capture) as reader:  # whole frames only: no torn tail to allow
+        seqs: dict[str, list[int]] = {}
+        for raw in reader:
+            for env in decode_frame(raw):
+                seqs.setdefault(env.source, []).append(env.seq)
+    assert seqs["first"] == list(range(1, 2001))  # in commit order, up to the refusal
+    assert seqs.get("second", []) == list(range(1, len(seqs.get("second", [])) + 1))
+    assert len(seqs.get("second", [])) < 3000
+
+
+def test_a_capture_write_the_volume_refuses_is_cut_back_to_its_last_whole_frame(
+    volume: Path,
+) -> None:
+    path = volume / "c.cap"
+    fill(volume, 300 * 1024)
+    frames = [bytes([n % 251]) * (50_000 + n) for n in range(40)]
+    writer = CaptureWriter(path, CaptureHeader(created_ns=0, origin="test"))
+    with pytest.raises(OSError) as refused:
+        for frame in frames:
+            writer.append(frame)
+            writer.flush()
+    assert refused.value.errno == errno.ENOSPC
+    kept = writer.frames
+    assert 0 < kept < 10
+    with CaptureReader(path) as reader:  # no torn tail to allow
+        assert list(reader) == frames[:kept]
+    (volume / "ballast").unlink()
+    writer.close()  # the refused frame waited: written now, right after the whole ones
+    with CaptureReader(path) as reader:
+        assert list(reader) == frames[: kept + 1]
+
+
+def test_a_feed_capture_on_a_full_volume_says_so_in_one_line(
+    tmp_path: Path, volume: Path, writer_factory: Callable[..., WriterProcess]
+) -> None:
+    writer = writer_factory(f"sqlite:///{tmp_path / 'observer.db'}").start()
+    fill(volume, 0)
+    out = volume / "feed.cap"
+    command = [sys.executable, "-m", "observer", "capture", "--out", str(out)]
+    command += ["--run-dir", str(writer.run_dir), "--count", "3", "--topic", "alert"]
+    capture = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    producer = Producer("alerts", writer.ingest, tmp_path / "ob", batch_events=1)
+    alert = next(e for e in SAMPLES if isinstance(e, Alert))
+
+    def capture_done() -> bool:  # the capture joins the feed asynchronously
+        producer.send(alert)
+        assert producer.wait_acked(10)
+        return capture.poll() is not None
+
+    try:
+        wait_until(capture_done, 60, "the capture to see three alerts")
+    finally:
+        producer.close(drain_timeout=0)
+        if capture.poll() is None:
+            capture.kill()
+        _, errors = capture.communicate(timeout=30)
+    assert capture.returncode == 1, errors
+    assert errors == (f"observer capture: {out}: No space left on device; nothing was kept\n")
+    assert not out.exists()  # no file without even its header
     assert writer.terminate() == 0

@@ -87,3 +87,24 @@ def test_a_volume_that_cannot_be_measured_keeps_its_level() -> None:
 
     watch = DiskWatch(SETTINGS, {"a": Path("/a")}, "p", usage=usage)
     assert watch.check() == [] and watch.levels == {"a": "ok"}
+
+
+def test_an_alert_only_volume_is_alerted_and_resolved_but_never_critical() -> None:
+    """The writer's capture once stopped: its volume full is said, and pauses nothing."""
+    free = {Path("/db"): 500 * MIB, Path("/cap"): 0}
+    watch = DiskWatch(
+        SETTINGS,
+        {"database": Path("/db"), "capture": Path("/cap")},
+        "writer",
+        usage=lambda path: Usage(1000 * MIB, free[path]),
+    )
+    raised = watch.check(now=True)
+    assert watch.critical
+    watch.alert_only.add("capture")
+    assert not watch.critical and watch.levels["capture"] == "critical"
+    free[Path("/db")] = 0
+    assert watch.check(now=True) and watch.critical  # the database's volume still counts
+    free[Path("/db")] = free[Path("/cap")] = 500 * MIB
+    resolved = [e for e in watch.check(now=True) if e.subject == "writer:capture"]
+    assert {e.code for e in raised} == {e.code for e in resolved} == {"disk_low", "disk_critical"}
+    assert not watch.critical

@@ -37,9 +37,16 @@ def admin(pg_url: str) -> Iterator[Connection]:
 
 
 def lock_sessions(conn: Connection) -> list[int]:
-    """The server pids of the writers' lock connections."""
+    """The server pids of the lock connections of the writers of ``conn``'s database.
+
+    pg_stat_activity is the whole server's: a writer another test runs meanwhile on its own
+    database was counted too.
+    """
     rows = conn.execute(
-        text("SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'observer writer on %'")
+        text(
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'observer writer on %'"
+            " AND datname = current_database()"
+        )
     )
     return [row.pid for row in rows]
 

@@ -125,6 +125,8 @@ class Writer:
         self.dropped_while_failing = 0  # the same while the database fails
         self._dropped_sources: set[str] = set()  # whose frames were dropped while failing
         self._own: list[Event] = []  # the writer's alerts not committed yet
+        self._capture: CaptureWriter | None = None  # the tee, while it writes
+        self.capture_stopped = False  # its volume refused a write: stopped for this run
         # One schedule for every commit: a batch and the writer's own alerts wait alike.
         self._store_backoff = Backoff(options.retry_initial_s, options.retry_max_s)
         self.pruner = Pruner(store, options.prune_chunk_rows, options.partition_days_ahead)
@@ -180,6 +182,7 @@ class Writer:
             "refused_sources": self.refused_sources,
             "refused_keys": self._gatekeeper.refusals if self._gatekeeper else 0,
             "handshake_failures": self._handshakes.failures if self._handshakes else 0,
+            "capture_stopped": float(self.capture_stopped),
         }
 
     def run(self, stop: threading.Event) -> int:
@@ -207,7 +210,7 @@ class Writer:
                 "feed": (feed.socket, self.endpoints.feed),
             }
         )
-        capture = self._open_capture()
+        self._capture = self._open_capture()
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
         self.notifier.ready(self.counters())
         code = 0
@@ -217,29 +220,28 @@ class Writer:
                 if not self.lock_held():
                     code = 3  # as a writer refused at its start; nothing drained
                     break
-                self._watch_disk(ingest, feed, capture)
+                self._watch_disk(ingest, feed)
                 self._watch_keys()
                 self._own += self._handshakes.check()
                 self._own += self.door.take_alerts()
                 if self._own and not self.paused:
-                    self._commit_own(feed, capture)
+                    self._commit_own(feed)
                 # Pruning takes one bounded chunk per turn, between two batches (none while a
                 # volume is critical: it would only add to what the database must write).
                 pruning = not self.paused and self.pruner.pending()
                 if pruning:
-                    self._prune(feed, capture)
+                    self._prune(feed)
                 if self.paused:
                     self._drop_while_paused(ingest)
                 elif ingest.poll(0 if pruning else 100) and not self._serve_batch(
-                    ingest, feed, capture, stop, wait=True
+                    ingest, feed, stop, wait=True
                 ):
                     code = 1
                     break
             if code == 0 and not self.paused:  # paused: the producers keep what is queued
-                code = self._drain(ingest, feed, capture)
+                code = self._drain(ingest, feed)
         finally:
-            if capture is not None:
-                capture.close()
+            self._close_capture()
             self._handshakes.close()  # before the sockets it monitors
             feed.close()
             ingest.close()
@@ -249,7 +251,7 @@ class Writer:
             log.info("writer stopped: %r", self)
         return code
 
-    def _prune(self, feed: FeedPublisher, capture: CaptureWriter | None) -> None:
+    def _prune(self, feed: FeedPublisher) -> None:
         """One step of pruning; publish the alert it committed, if any."""
         try:
             frame = self.pruner.step()
@@ -258,15 +260,13 @@ class Writer:
             return
         if frame is not None:
             feed.publish_accepted([(frame, [0])])
-            if capture is not None:
-                capture.append(frame.raw)
-                capture.flush()
+            self._tee([frame.raw])
 
-    def _drain(self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None) -> int:
+    def _drain(self, ingest: Ingest, feed: FeedPublisher) -> int:
         deadline = time.monotonic() + self.options.drain_s
         never = threading.Event()
         while time.monotonic() < deadline and ingest.poll(0):
-            if not self._serve_batch(ingest, feed, capture, never, wait=False, deadline=deadline):
+            if not self._serve_batch(ingest, feed, never, wait=False, deadline=deadline):
                 return 1
         return 0
 
@@ -282,6 +282,51 @@ class Writer:
             path = first.with_name(f"{first.stem}-{n}{first.suffix}")
         log.info("capturing committed frames to %s", path)
         return CaptureWriter(path, CaptureHeader(created_ns=time.time_ns(), origin="writer"))
+
+    def _tee(self, raws: Iterable[bytes]) -> None:
+        """Append committed frames to the capture; a refused write stops it, alerted.
+
+        The database holds every event: a full capture volume must not stop the writer
+        (it exited, was restarted into a new file, failed again and ended parked FATAL).
+        The file keeps its whole frames, in commit order, up to the refusal.
+        """
+        if self._capture is None:
+            return
+        try:
+            for raw in raws:
+                self._capture.append(raw)
+            self._capture.flush()
+        except OSError as exc:
+            capture, self._capture = self._capture, None
+            capture.abandon()
+            self.capture_stopped = True
+            if self.disk is not None:  # its volume: still alerted, no reason to pause now
+                self.disk.alert_only.add("capture")
+            reason = exc.strerror or type(exc).__name__
+            message = (
+                f"capture {capture.path} stopped after {capture.frames} frames: {reason}; "
+                "the database has every event, the capture only those up to there "
+                "(a restarted writer captures into a new file)"
+            )
+            log.error("%s", message)
+            self._own.append(
+                Alert(
+                    severity="critical",
+                    code="capture_stopped",
+                    message=message,
+                    context={"path": str(capture.path), "frames": str(capture.frames)},
+                )
+            )
+
+    def _close_capture(self) -> None:
+        """Write the capture's last frames and close it; a refusal now is only logged."""
+        if self._capture is None:
+            return
+        capture, self._capture = self._capture, None
+        try:
+            capture.close()
+        except OSError as exc:
+            log.error("capture %s ends after %d frames: %s", capture.path, capture.frames, exc)
 
     def _gather(self, ingest: Ingest, wait: bool) -> list[DecodedFrame]:
         frames: list[DecodedFrame] = []
@@ -324,7 +369,6 @@ class Writer:
         self,
         ingest: Ingest,
         feed: FeedPublisher,
-        capture: CaptureWriter | None,
         stop: threading.Event,
         *,
         wait: bool,
@@ -339,11 +383,13 @@ class Writer:
         self.duplicates += accepted.duplicates
         self._acknowledge(ingest, set().union(*(f.sources for f in frames)), accepted)
         feed.publish_accepted(accepted.published())
-        if capture is not None:
-            for frame, taken in accepted.frames:
-                whole = len(taken) == len(frame.envelopes)
-                capture.append(frame.raw if whole else join_parts([frame.parts[i] for i in taken]))
-            capture.flush()
+        if self._capture is not None:
+            self._tee(
+                frame.raw
+                if len(taken) == len(frame.envelopes)
+                else join_parts([frame.parts[i] for i in taken])
+                for frame, taken in accepted.frames
+            )
         return True
 
     def _commit(
@@ -398,15 +444,13 @@ class Writer:
                 self._dropped_sources |= set().union(*dropped)
         return True
 
-    def _watch_disk(
-        self, ingest: Ingest, feed: FeedPublisher, capture: CaptureWriter | None
-    ) -> None:
+    def _watch_disk(self, ingest: Ingest, feed: FeedPublisher) -> None:
         """Measure the volumes when due; commit the writer's alerts; pause or resume."""
         if self.disk is None:
             return
         self._own += self.disk.check()
         if self._own:
-            self._commit_own(feed, capture)
+            self._commit_own(feed)
         if self.disk.critical and not self.paused:
             log.error(
                 "a volume is critical: taking no new frames until there is room "
@@ -419,7 +463,7 @@ class Writer:
             self._ask_resend(ingest)
         self.paused = self.disk.critical
 
-    def _commit_own(self, feed: FeedPublisher, capture: CaptureWriter | None) -> None:
+    def _commit_own(self, feed: FeedPublisher) -> None:
         """Commit and publish the writer's own events; kept for the next try if that fails.
 
         Tries only when the store's backoff allows: the loop comes here every turn (100 ms),
@@ -440,10 +484,8 @@ class Writer:
             return
         self._store_backoff.succeeded()
         feed.publish_accepted([(frame, list(range(len(frame.envelopes))))])
-        if capture is not None:
-            capture.append(frame.raw)
-            capture.flush()
         self._own = []
+        self._tee([frame.raw])
 
     def _drop_while_paused(self, ingest: Ingest) -> None:
         """Read what arrives and leave it unacknowledged; keep the routes to ask a resend."""
