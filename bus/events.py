@@ -190,9 +190,16 @@ GapState = Literal["detected", "recovering", "recovered", "unrecoverable", "mark
 # Track B itself restarted (a crash) while the symbol held a slot, or the day's
 # reconciliation found a minute short that no gap explained (a detection miss,
 # workers/gap_recovery/verify.py), or a symbol left its slot while the feed ran behind
-# (the trades it was still owed are never sent).
+# (the trades it was still owed are never sent), or a trade record of it was refused by the
+# decoder (a value no column can hold: the trade is lost all the same).
 GapReason = Literal[
-    "disconnect", "silence", "token_refresh", "process_restart", "reconciliation", "delivery_lag"
+    "disconnect",
+    "silence",
+    "token_refresh",
+    "process_restart",
+    "reconciliation",
+    "delivery_lag",
+    "dropped_record",
 ]
 
 

@@ -40,6 +40,7 @@ STREAM_FIGURES = (
     "last_tick_age_s",  # clock seconds since the last data frame (absent before the first)
     "delivery_lag_s",  # the last data frame's receive time less its newest trade stamp
     "dropped_frames",  # data frames that did not parse (logged and skipped), since the start
+    "dropped_records",  # records of parsed frames the decoder refused (a trade's: a gap)
     "reconnects_1h",  # reconnects spent of the hourly budget
     "reconnect_budget",
 )

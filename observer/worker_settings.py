@@ -193,10 +193,10 @@ class GapRecoverySettings(Strict, frozen=True):
     immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
     queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
     long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
-    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash) and a
-    # slot released while the feed ran behind have no other way back, and are rare, where
-    # long disconnections can be many.
-    backfill_reasons: tuple[GapReason, ...] = ("process_restart", "delivery_lag")
+    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash), a
+    # slot released while the feed ran behind and a refused trade record (a trade known lost)
+    # have no other way back, and are rare, where long disconnections can be many.
+    backfill_reasons: tuple[GapReason, ...] = ("process_restart", "delivery_lag", "dropped_record")
     settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
     requests_per_account: Positive = 2  # recoveries in flight per account
     # A gap is unrecoverable after max_attempts answers that were not its bars (none at all,

@@ -447,6 +447,42 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     assert "ACML_TR_PBMN" in warning.getMessage()
 
 
+def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: Path) -> None:
+    """Its trade is lost all the same: gap recovery brings the minute back from the bars.
+    Only logged before, the trade was missing from the day without a gap to say so."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    stamp = int(datetime(2026, 11, 20, 12, 39, 29, tzinfo=KST).timestamp()) * 10**9  # TRADE's
+    received = stamp + 1_500_000_000
+    clock = ManualClock(received)
+    published: list[Event] = []
+
+    async def scenario() -> dict[str, float]:
+        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        collector = Collector(accounts, clock, published.append, books=True)
+        await collector.streams["acct1"].subscribe("H0STCNT0", "005930")
+        decoder = collector.streams["acct1"].decoder
+        bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
+        other = bad.replace("005930", "000660", 1)  # a symbol this account does not stream
+        bad_book = BOOK.replace("^73200^", "^x^", 1)  # ASKP1
+        for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{other}", f"0|H0STASP0|001|{bad_book}"):
+            collector._on_frame("acct1", decoder.decode(text, received), received)
+        counters = collector.account_counters()
+        await accounts[0].aclose()
+        return counters
+
+    counters = asyncio.run(scenario())
+    assert counters["account.acct1.dropped_records"] == 3  # two trades and the book
+    (gap,) = [e for e in published if isinstance(e, GapDetected)]
+    assert (gap.symbol, gap.reason, gap.start_ns, gap.end_ns) == (
+        "005930",
+        "dropped_record",
+        stamp,
+        stamp,
+    )
+    assert gap.gap_id == f"dropped:acct1:005930:{stamp}" and gap.account == "acct1"
+    assert len([e for e in published if isinstance(e, TradeTick)]) == 1
+
+
 def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
     sim: SimThread, tmp_path: Path
 ) -> None:

@@ -263,3 +263,23 @@ def test_a_quiet_symbol_released_while_the_feed_is_behind_is_a_gap_whatever_its_
     released = last + 40_000 * MS  # the caller measured the feed 30 s behind
     gap = d.forget("000270", released, behind_ns=30_000 * MS)
     assert gap == Gap("acct1", "000270", last, released, "delivery_lag")
+
+
+def test_a_refused_trade_is_a_gap_over_its_stamp_or_since_the_last_delivered_one() -> None:
+    d = detector()
+    at = SESSION[0] + 10_000 * MS
+    d.on_tick("005930", at)
+    gap = d.on_refused_trade("005930", at + 3_000 * MS, at + 2_000 * MS)
+    assert gap == Gap("acct1", "005930", at + 2_000 * MS, at + 2_000 * MS, "dropped_record")
+    # A stamp that does not read (0), comes after its arrival or over an hour before it: from
+    # the symbol's newest delivered trade to the arrival.
+    for stamp in (0, at + 4_000 * MS, at - 3_600_000 * MS):
+        gap = d.on_refused_trade("005930", at + 3_000 * MS, stamp)
+        assert gap is not None and (gap.start_ns, gap.end_ns) == (at, at + 3_000 * MS)
+    # Never the id of the silence gap that may start on the same stamp
+    silence = d.on_tick("005930", at + 9_000 * MS)
+    assert silence is not None and silence.start_ns == at
+    assert gap.gap_id != silence.gap_id and gap.gap_id == f"dropped:acct1:005930:{at}"
+    # A symbol under an open connection gap: that gap covers it.
+    d.on_disconnect(at + 10_000 * MS, "disconnect", ["005930"])
+    assert d.on_refused_trade("005930", at + 11_000 * MS, at + 10_500 * MS) is None

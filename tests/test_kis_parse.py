@@ -60,7 +60,7 @@ def decode_all(text: str, received_ns: int = 0) -> list[TradeTick]:
     """The ticks of a frame; the first record refused is raised."""
     frame = RealtimeDecoder().decode(text, received_ns)
     if frame.errors:
-        raise frame.errors[0]
+        raise frame.errors[0].error
     return list(frame.ticks)
 
 
@@ -141,12 +141,24 @@ def test_a_bad_record_is_refused_alone_naming_its_field() -> None:
     bad = TRADE.replace("^594001000000^", f"^{2**63}^", 1)
     decoded = RealtimeDecoder("acct1").decode(f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", 7)
     assert [t.account for t in decoded.ticks] == ["acct1", "acct1"]
-    (error,) = decoded.errors
-    assert isinstance(error, KisProtocolError) and "ACML_TR_PBMN" in str(error)
+    (refused,) = decoded.errors
+    assert isinstance(refused.error, KisProtocolError) and "ACML_TR_PBMN" in str(refused.error)
+    # What still reads of it: the symbol, and the stamp its trade's lost minute is found by
+    assert refused.symbol == "005930"
+    assert refused.exchange_ns == decoded.ticks[0].exchange_ns > 0
     levels = BOOK.split("^")
     levels[H0STASP0.BIDP_RSQN1 + 2] = "x"
     decoded = RealtimeDecoder().decode("0|H0STASP0|002|" + "^".join(levels) + "^" + BOOK, 0)
-    assert len(decoded.books) == 1 and "BIDP_RSQN3" in str(decoded.errors[0])
+    assert len(decoded.books) == 1 and "BIDP_RSQN3" in str(decoded.errors[0].error)
+    assert decoded.errors[0].symbol == decoded.books[0].symbol and not decoded.errors[0].exchange_ns
+
+
+def test_a_refused_record_tells_only_what_reads() -> None:
+    fields = TRADE.split("^")
+    fields[H0STCNT0.STCK_CNTG_HOUR] = "25x000"  # the time does not read: no stamp
+    fields[H0STCNT0.MKSC_SHRN_ISCD] = "00 5930"  # nor does the code: no symbol
+    (refused,) = RealtimeDecoder().decode("0|H0STCNT0|001|" + "^".join(fields), 0).errors
+    assert "25x000" in str(refused.error) and (refused.symbol, refused.exchange_ns) == ("", 0)
 
 
 @pytest.mark.parametrize(
@@ -201,7 +213,10 @@ def test_any_46_fields_parse_or_raise_protocol_errors(fields: list[str]) -> None
     text = "0|H0STCNT0|001|" + "^".join(f.replace("^", "") for f in fields)
     decoded = RealtimeDecoder().decode(text, 0)  # 46 fields always make one record
     assert len(decoded.ticks) + len(decoded.errors) == 1
-    assert all(isinstance(e, KisProtocolError) for e in decoded.errors)
+    for refused in decoded.errors:
+        assert isinstance(refused.error, KisProtocolError)
+        sent = fields[H0STCNT0.MKSC_SHRN_ISCD].replace("^", "")
+        assert refused.symbol in ("", sent)  # as sent, or nothing
 
 
 SIGNS = {"1": 1, "2": 1, "3": 0, "4": -1, "5": -1}  # upper limit, up, unchanged, lower, down

@@ -17,8 +17,9 @@ see `parse_frame`) raises `KisProtocolError`, and the stream drops the frame (an
 A malformed record costs that record only: its `KisProtocolError`, which names the field (a
 value its column cannot hold: an integer beyond BIGINT, a decimal beyond NUMERIC(24,8), a
 text beyond its VARCHAR or holding a NUL, a bad date or time), is in `DecodedFrame.errors`
-beside the frame's good events, and the consumer decides what to do with it (the collector
-logs it). A result rather than an
+beside the frame's good events, as a `RefusedRecord` with what could still be read of it (its
+symbol, a trade's stamp), and the consumer decides what to do with it (the collector counts
+it and has the lost trade's minute recovered as a gap). A result rather than an
 error callback: the decoder keeps no consumer state and a consumer sees everything a frame
 brought in one value.
 
@@ -56,6 +57,7 @@ __all__ = [
     "OrderBookFields",
     "RealtimeDecoder",
     "RealtimeFrame",
+    "RefusedRecord",
     "TradeFields",
     "decode_order_book",
     "decode_trade",
@@ -265,8 +267,36 @@ def decode_order_book(
 # --------------------------------------------------------------------------- the decoder
 
 
+class RefusedRecord(NamedTuple):
+    """A record the decoder refused: why, and what could still be read of it."""
+
+    error: KisProtocolError
+    symbol: str = ""  # its code as sent, if it reads as one
+    exchange_ns: int = 0  # a trade's stamp (UTC ns), if its date and time read; else 0
+
+    @classmethod
+    def of_trade(cls, error: KisProtocolError, record: Sequence[str]) -> RefusedRecord:
+        """An H0STCNT0 record refused for ``error``: its symbol and stamp, where they read."""
+        try:
+            stamp = _exchange_ns(record[H0STCNT0.BSOP_DATE], record[H0STCNT0.STCK_CNTG_HOUR])
+        except KisProtocolError:
+            stamp = 0
+        return cls(error, _symbol_of(record[H0STCNT0.MKSC_SHRN_ISCD]), stamp)
+
+    @classmethod
+    def of_book(cls, error: KisProtocolError, record: Sequence[str]) -> RefusedRecord:
+        """An H0STASP0 record refused for ``error``: its symbol, if it reads."""
+        return cls(error, _symbol_of(record[H0STASP0.MKSC_SHRN_ISCD]))
+
+
+def _symbol_of(text: str) -> str:
+    """``text`` if it can be a symbol's code (ASCII letters and digits that fit), else ""."""
+    fits = 0 < len(text) <= _SYMBOL_LENGTH and text.isascii() and text.isalnum()
+    return text if fits else ""
+
+
 class DecodedFrame(NamedTuple):
-    """What one data frame brought: its events, and the records refused (one error each).
+    """What one data frame brought: its events, and the records refused (one each).
 
     A named tuple: made for every frame, and a frozen dataclass costs several times more.
     """
@@ -274,7 +304,7 @@ class DecodedFrame(NamedTuple):
     tr_id: str
     ticks: Sequence[TradeTick] = ()
     books: Sequence[OrderBook] = ()
-    errors: Sequence[KisProtocolError] = ()
+    errors: Sequence[RefusedRecord] = ()
 
 
 class RealtimeDecoder:
@@ -298,14 +328,14 @@ class RealtimeDecoder:
         """
         tr_id, records = _split(text)
         account = self.account
-        errors: list[KisProtocolError] = []
+        errors: list[RefusedRecord] = []
         if tr_id == "H0STCNT0":
             ticks: list[TradeTick] = []
             for record in records:
                 try:
                     ticks.append(decode_trade(record, received_ns, account))
                 except KisProtocolError as exc:
-                    errors.append(exc)
+                    errors.append(RefusedRecord.of_trade(exc, record))
             return DecodedFrame(tr_id, ticks=ticks, errors=errors)
         if tr_id == "H0STASP0":
             day = self.trade_date(received_ns)
@@ -314,7 +344,7 @@ class RealtimeDecoder:
                 try:
                     books.append(decode_order_book(record, day, received_ns, account))
                 except KisProtocolError as exc:
-                    errors.append(exc)
+                    errors.append(RefusedRecord.of_book(exc, record))
             return DecodedFrame(tr_id, books=books, errors=errors)
         raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_FIELDS only
 

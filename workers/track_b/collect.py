@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
@@ -199,6 +199,7 @@ class Collector:
         self.refusals = 0
         self.ticks = 0
         self.gaps = 0
+        self.dropped_records: Counter[str] = Counter()  # alias -> records the decoder refused
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, silence, in_session)
@@ -524,6 +525,7 @@ class Collector:
                 "healthy": float(alias in healthy),
                 "identified": float(stream.identified),
                 "dropped_frames": stream.dropped,
+                "dropped_records": self.dropped_records[alias],
                 "reconnects_1h": stream.reconnects_in_hour(),
                 "reconnect_budget": stream.budget,
             }
@@ -543,6 +545,8 @@ class Collector:
             self.stale_alerted.discard(alias)
             self._resolve(alias, STREAM_STALE, "warning", "data flows again")
         detector = self.detectors[alias]
+        if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
+            self._dropped(alias, frame, received_ns)
         for tick in frame.ticks:
             self.publish(tick)
             self.ticks += 1
@@ -552,10 +556,24 @@ class Collector:
                 self._gap(gap)
         for book in frame.books:
             self.publish(book)
-        for exc in frame.errors:  # one bad record each; the frame's others still count
-            log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, exc)
         if frame.ticks:
             self.lag.on_frame(alias, max(t.exchange_ns for t in frame.ticks), received_ns)
+
+    def _dropped(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
+        """Count the frame's refused records; a refused trade of a streamed symbol is a gap.
+
+        Its trade is lost all the same: the gap has its minute recovered from KIS's bars.
+        A refused order book is only counted: the next one supersedes it.
+        """
+        streamed = self.symbols(alias) if frame.tr_id == TRADE else set()
+        for refused in frame.errors:  # one bad record each; the frame's others still count
+            self.dropped_records[alias] += 1
+            log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
+            if refused.symbol not in streamed:
+                continue
+            detector = self.detectors[alias]
+            if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
+                self._gap(gap)
 
     def _count(self, symbol: str, received_ns: int) -> None:
         times = self.recent.setdefault(symbol, deque())

@@ -17,6 +17,9 @@
   share a receive time), judged once the symbol has been watched for a whole window. Only
   silences wholly inside continuous trading count (``in_session``): the night, the close
   and a late open are not gaps.
+* **Dropped-record gaps**: a trade record the decoder refused (a value no column can hold)
+  was a trade all the same: a ``dropped_record`` gap over its stamp's second, or, when its
+  stamp does not read, from the symbol's newest delivered trade to the frame's arrival.
 * **Delivery-lag gaps**: a symbol that leaves its slot while the account's feed runs behind
   (as the caller measures it: `workers.track_b.lag.FeedLag.behind`) may have trades the
   feed had not delivered yet, and a released registration's are never sent: a
@@ -24,9 +27,10 @@
   lag before the release) to the release.
 
 A gap's id is derived from its account, symbol and start, so publishing it again (after a
-restart) names the same gap. A connection gap starts at the later of the last frame and the
-symbol's latest registration, so a second drop before any new data is a new gap, from where
-the first one ended, and not the first one again.
+restart) names the same gap; a dropped-record gap's has a ``dropped:`` prefix, since it may
+start on the stamp a silence gap starts from. A connection gap starts at the later of the
+last frame and the symbol's latest registration, so a second drop before any new data is a
+new gap, from where the first one ended, and not the first one again.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ from dataclasses import dataclass
 from bus.events import GapReason
 
 __all__ = ["Gap", "GapDetector", "SilenceRule"]
+
+# A refused trade's own stamp is trusted within this much before its arrival (a stamp that
+# reads but lies further off came with a bad record: the newest delivered trade is used).
+_STAMP_TRUST_NS = 3600 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +74,8 @@ class Gap:
     @property
     def gap_id(self) -> str:
         """Stable: the same gap always has the same id."""
-        return f"{self.account}:{self.symbol}:{self.start_ns}"
+        prefix = "dropped:" if self.reason == "dropped_record" else ""
+        return f"{prefix}{self.account}:{self.symbol}:{self.start_ns}"
 
 
 class GapDetector:
@@ -118,6 +127,22 @@ class GapDetector:
         if not (self.in_session(before) and self.in_session(at)):
             return None
         return Gap(self.account, symbol, before, at, "silence")
+
+    def on_refused_trade(self, symbol: str, received_ns: int, traded_ns: int = 0) -> Gap | None:
+        """A trade record of ``symbol`` was refused: the gap over the trade it carried.
+
+        Over its stamp (``traded_ns``, 0: it did not read) if that is no later than its arrival nor
+        more than `_STAMP_TRUST_NS` before it; else from the symbol's newest delivered trade
+        (or its registration) to the arrival. None while a connection gap covers the symbol.
+        """
+        if symbol in self.open:
+            return None
+        if traded_ns and received_ns - _STAMP_TRUST_NS <= traded_ns <= received_ns:
+            start = end = traded_ns
+        else:
+            end = received_ns
+            start = self.last_tick.get(symbol) or self.registered_ns.get(symbol) or end
+        return Gap(self.account, symbol, min(start, end), end, "dropped_record")
 
     def _limit(self, symbol: str, before: int | None) -> float:
         """The longest pause after ``before`` that is not a silence for ``symbol`` (ns)."""
