@@ -43,7 +43,6 @@ from pathlib import Path
 
 import zmq
 
-from bus.capture import CaptureHeader, CaptureWriter
 from bus.codec import MAX_FRAME_BYTES, DecodedFrame, decode_parts, join_parts
 from bus.curve import Gatekeeper, ServerCurve
 from bus.endpoints import Endpoints
@@ -60,6 +59,7 @@ from observer.writer.door import Door
 from observer.writer.handshakes import HandshakeWatch
 from observer.writer.retention import Pruner
 from observer.writer.store import Accepted, Store
+from observer.writer.tee import CaptureTee
 
 __all__ = ["Writer", "WriterOptions"]
 
@@ -125,8 +125,7 @@ class Writer:
         self.dropped_while_failing = 0  # the same while the database fails
         self._dropped_sources: set[str] = set()  # whose frames were dropped while failing
         self._own: list[Event] = []  # the writer's alerts not committed yet
-        self._capture: CaptureWriter | None = None  # the tee, while it writes
-        self.capture_stopped = False  # its volume refused a write: stopped for this run
+        self._tee: CaptureTee | None = None  # the capture, with ``options.capture``
         # One schedule for every commit: a batch and the writer's own alerts wait alike.
         self._store_backoff = Backoff(options.retry_initial_s, options.retry_max_s)
         self.pruner = Pruner(store, options.prune_chunk_rows, options.partition_days_ahead)
@@ -182,7 +181,7 @@ class Writer:
             "refused_sources": self.refused_sources,
             "refused_keys": self._gatekeeper.refusals if self._gatekeeper else 0,
             "handshake_failures": self._handshakes.failures if self._handshakes else 0,
-            "capture_stopped": float(self.capture_stopped),
+            "capture_stopped": float(self._tee is not None and self._tee.stopped),
         }
 
     def run(self, stop: threading.Event) -> int:
@@ -210,7 +209,7 @@ class Writer:
                 "feed": (feed.socket, self.endpoints.feed),
             }
         )
-        self._capture = self._open_capture()
+        self._tee = CaptureTee(self.options.capture) if self.options.capture else None
         log.info("writer ready on %s (feed %s)", self.endpoints.ingest, self.endpoints.feed)
         self.notifier.ready(self.counters())
         code = 0
@@ -241,7 +240,8 @@ class Writer:
             if code == 0 and not self.paused:  # paused: the producers keep what is queued
                 code = self._drain(ingest, feed)
         finally:
-            self._close_capture()
+            if self._tee is not None:
+                self._tee.close()
             self._handshakes.close()  # before the sockets it monitors
             feed.close()
             ingest.close()
@@ -260,7 +260,7 @@ class Writer:
             return
         if frame is not None:
             feed.publish_accepted([(frame, [0])])
-            self._tee([frame.raw])
+            self._capture([frame.raw])
 
     def _drain(self, ingest: Ingest, feed: FeedPublisher) -> int:
         deadline = time.monotonic() + self.options.drain_s
@@ -270,63 +270,14 @@ class Writer:
                 return 1
         return 0
 
-    def _open_capture(self) -> CaptureWriter | None:
-        """A new capture file; a restarted writer continues in ``<stem>-1<suffix>``, ... ."""
-        first = self.options.capture
-        if first is None:
-            return None
-        first.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path, n = first, 0
-        while path.exists():
-            n += 1
-            path = first.with_name(f"{first.stem}-{n}{first.suffix}")
-        log.info("capturing committed frames to %s", path)
-        return CaptureWriter(path, CaptureHeader(created_ns=time.time_ns(), origin="writer"))
-
-    def _tee(self, raws: Iterable[bytes]) -> None:
-        """Append committed frames to the capture; a refused write stops it, alerted.
-
-        The database holds every event: a full capture volume must not stop the writer
-        (it exited, was restarted into a new file, failed again and ended parked FATAL).
-        The file keeps its whole frames, in commit order, up to the refusal.
-        """
-        if self._capture is None:
+    def _capture(self, raws: Iterable[bytes]) -> None:
+        """Tee committed frames; a refused write stops the capture (alerted), not the writer."""
+        if self._tee is None:
             return
-        try:
-            for raw in raws:
-                self._capture.append(raw)
-            self._capture.flush()
-        except OSError as exc:
-            capture, self._capture = self._capture, None
-            capture.abandon()
-            self.capture_stopped = True
+        if alert := self._tee.write(raws):
+            self._own.append(alert)
             if self.disk is not None:  # its volume: still alerted, no reason to pause now
                 self.disk.alert_only.add("capture")
-            reason = exc.strerror or type(exc).__name__
-            message = (
-                f"capture {capture.path} stopped after {capture.frames} frames: {reason}; "
-                "the database has every event, the capture only those up to there "
-                "(a restarted writer captures into a new file)"
-            )
-            log.error("%s", message)
-            self._own.append(
-                Alert(
-                    severity="critical",
-                    code="capture_stopped",
-                    message=message,
-                    context={"path": str(capture.path), "frames": str(capture.frames)},
-                )
-            )
-
-    def _close_capture(self) -> None:
-        """Write the capture's last frames and close it; a refusal now is only logged."""
-        if self._capture is None:
-            return
-        capture, self._capture = self._capture, None
-        try:
-            capture.close()
-        except OSError as exc:
-            log.error("capture %s ends after %d frames: %s", capture.path, capture.frames, exc)
 
     def _gather(self, ingest: Ingest, wait: bool) -> list[DecodedFrame]:
         frames: list[DecodedFrame] = []
@@ -383,8 +334,8 @@ class Writer:
         self.duplicates += accepted.duplicates
         self._acknowledge(ingest, set().union(*(f.sources for f in frames)), accepted)
         feed.publish_accepted(accepted.published())
-        if self._capture is not None:
-            self._tee(
+        if self._tee is not None:
+            self._capture(
                 frame.raw
                 if len(taken) == len(frame.envelopes)
                 else join_parts([frame.parts[i] for i in taken])
@@ -485,7 +436,7 @@ class Writer:
         self._store_backoff.succeeded()
         feed.publish_accepted([(frame, list(range(len(frame.envelopes))))])
         self._own = []
-        self._tee([frame.raw])
+        self._capture([frame.raw])
 
     def _drop_while_paused(self, ingest: Ingest) -> None:
         """Read what arrives and leave it unacknowledged; keep the routes to ask a resend."""
