@@ -17,9 +17,6 @@ import pytest
 
 from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
 from bus.codec import decode_frame
-from bus.events import Alert
-from bus.producer import Producer
-from tests.samples import SAMPLES
 from tests.support import (
     ROOT,
     ProducerProcess,
@@ -28,6 +25,7 @@ from tests.support import (
     db_rows,
     wait_until,
 )
+from tests.test_replay import capture_three_alerts
 from tests.volumes import MIB, fill, small_volume
 
 VOLUME_MIB = 32
@@ -199,25 +197,8 @@ def test_a_feed_capture_on_a_full_volume_says_so_in_one_line(
     writer = writer_factory(f"sqlite:///{tmp_path / 'observer.db'}").start()
     fill(volume, 0)
     out = volume / "feed.cap"
-    command = [sys.executable, "-m", "observer", "capture", "--out", str(out)]
-    command += ["--run-dir", str(writer.run_dir), "--count", "3", "--topic", "alert"]
-    capture = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    producer = Producer("alerts", writer.ingest, tmp_path / "ob", batch_events=1)
-    alert = next(e for e in SAMPLES if isinstance(e, Alert))
-
-    def capture_done() -> bool:  # the capture joins the feed asynchronously
-        producer.send(alert)
-        assert producer.wait_acked(10)
-        return capture.poll() is not None
-
-    try:
-        wait_until(capture_done, 60, "the capture to see three alerts")
-    finally:
-        producer.close(drain_timeout=0)
-        if capture.poll() is None:
-            capture.kill()
-        _, errors = capture.communicate(timeout=30)
-    assert capture.returncode == 1, errors
-    assert errors == (f"observer capture: {out}: No space left on device; nothing was kept\n")
+    done = capture_three_alerts(tmp_path, writer, out)
+    assert done.returncode == 1, done
+    assert done.stderr == f"observer capture: {out}: No space left on device; nothing was kept\n"
     assert not out.exists()  # no file without even its header
     assert writer.terminate() == 0

@@ -138,29 +138,14 @@ def test_a_live_runs_tee_rebuilds_the_same_database(
     assert tee.exists() and (tee.parent / "tee-1.cap").exists()
 
 
-def test_feed_capture_command(
-    tmp_path: Path, sqlite_url: str, writer_factory: Callable[..., WriterProcess]
-) -> None:
-    writer = writer_factory(sqlite_url).start()
-    out = tmp_path / "feed.cap"
+def capture_three_alerts(
+    tmp_path: Path, writer: WriterProcess, out: Path
+) -> subprocess.CompletedProcess[str]:
+    """``observer capture --count 3 --topic alert`` of ``writer``'s feed into ``out``."""
+    command = [sys.executable, "-m", "observer", "capture", "--out", str(out)]
+    command += ["--run-dir", str(writer.run_dir), "--count", "3", "--topic", "alert"]
     capture = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "observer",
-            "capture",
-            "--out",
-            str(out),
-            "--run-dir",
-            str(writer.run_dir),
-            "--count",
-            "3",
-            "--topic",
-            "alert",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT
     )
     producer = Producer("alerts", writer.ingest, tmp_path / "ob", batch_events=1)
     alert = next(e for e in SAMPLES if isinstance(e, Alert))
@@ -177,8 +162,18 @@ def test_feed_capture_command(
         producer.close(drain_timeout=0)
         if capture.poll() is None:
             capture.kill()
-        output, _ = capture.communicate(timeout=30)
-    assert capture.returncode == 0 and "captured 3 frames" in output
+        output, errors = capture.communicate(timeout=30)
+    return subprocess.CompletedProcess(command, capture.returncode, output, errors)
+
+
+def test_feed_capture_command(
+    tmp_path: Path, sqlite_url: str, writer_factory: Callable[..., WriterProcess]
+) -> None:
+    writer = writer_factory(sqlite_url).start()
+    out = tmp_path / "feed.cap"
+    done = capture_three_alerts(tmp_path, writer, out)
+    alert = next(e for e in SAMPLES if isinstance(e, Alert))
+    assert done.returncode == 0 and "captured 3 frames" in done.stdout
     with CaptureReader(out) as reader:
         assert reader.header.origin == "feed"
         events = [env.event for raw in reader for env in decode_frame(raw)]
