@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -65,6 +66,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_in = Counter(item.path for item in items)
     first = {name: n for n, name in enumerate(RUN_FIRST)}
     items.sort(key=lambda item: (first.get(item.path.name, len(first)), -tests_in[item.path]))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """The root logger as the test found it: a command run in the test process replaces its
+    handlers (`observer.logs.setup_logging`) with one on the stderr pytest captured then and
+    closes after; a later test's thread logging through it printed "--- Logging error ---"."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):  # pytest's own come and go with each phase
+        if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(autouse=True)
