@@ -274,6 +274,8 @@ def test_a_refused_trade_is_a_gap_over_its_stamp_or_since_the_last_delivered_one
     # A stamp that does not read (0), comes after its arrival or over an hour before it: from
     # the symbol's newest delivered trade to the arrival.
     for stamp in (0, at + 4_000 * MS, at - 3_600_000 * MS):
+        d = detector()  # a minute's first refusal: a later one in it is that gap's (below)
+        d.on_tick("005930", at)
         gap = d.on_refused_trade("005930", at + 3_000 * MS, stamp)
         assert gap is not None and (gap.start_ns, gap.end_ns) == (at, at + 3_000 * MS)
     # Never the id of the silence gap that may start on the same stamp
@@ -283,3 +285,18 @@ def test_a_refused_trade_is_a_gap_over_its_stamp_or_since_the_last_delivered_one
     # A symbol under an open connection gap: that gap covers it.
     d.on_disconnect(at + 10_000 * MS, "disconnect", ["005930"])
     assert d.on_refused_trade("005930", at + 11_000 * MS, at + 10_500 * MS) is None
+
+
+@given(st.lists(st.integers(0, 3_000), min_size=1, max_size=200))
+def test_a_symbol_whose_every_record_is_refused_has_one_gap_a_minute(steps: list[int]) -> None:
+    """Gap recovery fetches whole minutes: one gap per minute holds all of its lost trades
+    (a refused record a second was a gap a second: 23,400 a symbol in a day)."""
+    d = detector()
+    at, stamps = SESSION[0], []
+    for step in steps:
+        at += step * MS
+        stamps.append(at)
+    gaps = [g for t in stamps if (g := d.on_refused_trade("005930", t + 500 * MS, t))]
+    minute = 60_000 * MS
+    assert [g.start_ns // minute for g in gaps] == sorted({t // minute for t in stamps})
+    assert all(g.start_ns == g.end_ns for g in gaps)

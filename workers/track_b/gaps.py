@@ -46,6 +46,7 @@ __all__ = ["Gap", "GapDetector", "SilenceRule"]
 # A refused trade's own stamp is trusted within this much before its arrival (a stamp that
 # reads but lies further off came with a bad record: the newest delivered trade is used).
 _STAMP_TRUST_NS = 3600 * 1_000_000_000
+_MINUTE_NS = 60 * 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,10 @@ class GapDetector:
         self.registered_ns: dict[str, int] = {}
         # symbol -> (start, reason) of a connection gap
         self.open: dict[str, tuple[int, GapReason]] = {}
+        # symbol -> the minute (UTC ns) its last dropped-record gap ended in: the minute's bar
+        # recovers every trade of it, so a symbol whose every record is refused has a gap a
+        # minute, not one a second
+        self.dropped_minute: dict[str, int] = {}
         # Why the connection is down, from a drop until KIS confirms a new session; None
         # while it is up (and before its first session: nothing was streamed yet).
         self.outage: GapReason | None = None
@@ -133,7 +138,8 @@ class GapDetector:
 
         Over its stamp (``traded_ns``, 0: it did not read) if that is no later than its arrival nor
         more than `_STAMP_TRUST_NS` before it; else from the symbol's newest delivered trade
-        (or its registration) to the arrival. None while a connection gap covers the symbol.
+        (or its registration) to the arrival. None while a connection gap covers the symbol,
+        or when the symbol's last dropped-record gap ended in the minute this one lies in.
         """
         if symbol in self.open:
             return None
@@ -141,8 +147,12 @@ class GapDetector:
             start = end = traded_ns
         else:
             end = received_ns
-            start = self.last_tick.get(symbol) or self.registered_ns.get(symbol) or end
-        return Gap(self.account, symbol, min(start, end), end, "dropped_record")
+            start = min(self.last_tick.get(symbol) or self.registered_ns.get(symbol) or end, end)
+        minute = end - end % _MINUTE_NS
+        if start >= minute and self.dropped_minute.get(symbol) == minute:
+            return None  # that gap's minute holds this trade: its bar recovers both
+        self.dropped_minute[symbol] = minute
+        return Gap(self.account, symbol, start, end, "dropped_record")
 
     def _limit(self, symbol: str, before: int | None) -> float:
         """The longest pause after ``before`` that is not a silence for ``symbol`` (ns)."""
