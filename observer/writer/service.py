@@ -334,13 +334,12 @@ class Writer:
         self.duplicates += accepted.duplicates
         self._acknowledge(ingest, set().union(*(f.sources for f in frames)), accepted)
         feed.publish_accepted(accepted.published())
-        if self._tee is not None:
-            self._capture(
-                frame.raw
-                if len(taken) == len(frame.envelopes)
-                else join_parts([frame.parts[i] for i in taken])
-                for frame, taken in accepted.frames
-            )
+        self._capture(  # lazily: nothing is joined without a capture
+            frame.raw
+            if len(taken) == len(frame.envelopes)
+            else join_parts([frame.parts[i] for i in taken])
+            for frame, taken in accepted.frames
+        )
         return True
 
     def _commit(

@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -37,7 +37,7 @@ from observer.cli_support import (
     job_producer,
     settings_or_exit,
 )
-from observer.clock import clock_from_env
+from observer.clock import clock_from_env, now_utc
 from observer.config import Settings
 from observer.logs import setup_logging
 from observer.notify import Notifier
@@ -310,4 +310,4 @@ def _parse(day: str) -> date:
 
 def _today() -> date:
     """Today in Korea, on the supervisor's clock (a demo's simulated day)."""
-    return datetime.fromtimestamp(clock_from_env().now_ns() / 1e9, KST).date()
+    return now_utc(clock_from_env()).astimezone(KST).date()
