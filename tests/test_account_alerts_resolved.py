@@ -25,6 +25,7 @@ from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
 from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, TRADE, Collector
 from workers.track_b.lag import FEED_LAGGING
+from workers.track_b.refused import DATA_REFUSED
 
 _NS = 1_000_000_000
 T0 = 1_763_600_000 * _NS
@@ -135,38 +136,47 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
         AlertResolved(severity="warning", code=STREAM_STALE, subject="acct1", message="ok"),
         Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct3", message="not ours"),
         Alert(severity="warning", code=FEED_LAGGING, subject="acct2", message="late"),
+        Alert(severity="error", code=DATA_REFUSED, subject="acct1", message="refused"),
     ]
     envelopes = [Envelope("track_b", n, T0 + n, e) for n, e in enumerate(earlier[:4], 1)]
     envelopes.append(Envelope("track_a", 1, T0 + 5, earlier[4]))
     envelopes.append(Envelope("track_b", 5, T0 + 6, earlier[5]))
+    envelopes.append(Envelope("track_b", 6, T0 + 7, earlier[6]))
     engine = make_engine(url)
     store = Store(engine)
     store.load_marks()
     store.apply([decode_parts(encode_frame(envelopes))])
     with engine.connect() as conn:  # every one stored, track_a's too
-        assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 5
+        assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 6
     engine.dispose()
-    down, stale, lagging = tb._open_account_alerts()
-    assert (down, stale, lagging) == ({"acct1"}, {"acct2"}, {"acct2"})
-    events: list[Event] = [*earlier[:2], earlier[5]]  # the earlier run's, as published
-    collector = _collector(events, asyncio.Event(), ManualClock(T0), lag_alert_s=10)
-    collector.take_over(down, stale, lagging)
+    down, stale, lagging, refused = tb._open_account_alerts()
+    assert (down, stale, lagging, refused) == ({"acct1"}, {"acct2"}, {"acct2"}, {"acct1"})
+    events: list[Event] = [*earlier[:2], *earlier[5:]]  # the earlier run's, as published
+    clock = ManualClock(T0)
+    collector = _collector(events, asyncio.Event(), clock, lag_alert_s=10)
+    collector.take_over(down, stale, lagging, refused)
     assert collector.healthy() == {"acct1", "acct2"}  # healthy until they fail here
     assert not collector.stale  # a stuck session is still restarted once here
     collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
-    assert not [e for e in events[3:] if isinstance(e, Alert)]  # the earlier alert stands
+    assert not [e for e in events[4:] if isinstance(e, Alert)]  # the earlier alert stands
     collector._on_confirmed("acct1")
     late = DecodedFrame(TRADE, ticks=[tick("005930", T0 - 30 * _NS, 70000)])
     collector._on_frame("acct2", late, T0)  # still 30 s behind: its lag alert stands
-    assert not [e for e in events[3:] if isinstance(e, Alert)]
+    assert not [e for e in events[4:] if isinstance(e, Alert)]
     assert _states(events)[FEED_LAGGING, "acct2"] == "open"
     for at in (T0, T0 + 5 * _NS, T0 + 10 * _NS):  # on time for 10 s: the limit
         assert _states(events)[FEED_LAGGING, "acct2"] == "open"
         collector._on_frame("acct2", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
+    # acct1's data read without a refusal for 10 minutes: its refused-data alert ends.
+    assert _states(events)[DATA_REFUSED, "acct1"] == "open"
+    clock.advance(600)
+    at = clock.now_ns()
+    collector._on_frame("acct1", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
     assert _states(events) == {
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
         (FEED_LAGGING, "acct2"): "resolved",
+        (DATA_REFUSED, "acct1"): "resolved",
     }
 
 

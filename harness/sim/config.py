@@ -144,6 +144,10 @@ class Faults:
     # connections are reset, as when the REST host is unreachable
     rest_down_until: int = 0
     tick_loss: list[TickLoss] = field(default_factory=list)  # trades silently never sent
+    # Data the client cannot read: the next N trade records pushed carry a cumulative value
+    # (ACML_TR_PBMN) that is no integer; the next N data frames a record count that is none.
+    garbled_records: int = 0
+    garbled_frames: int = 0
     feed_delay: list[FeedDelay] = field(default_factory=list)  # trades sent late
 
     def delay_ns(self, at_ns: int) -> int:

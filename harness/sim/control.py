@@ -10,8 +10,9 @@ lock it at its upper limit between two KST times of the simulated day (``null`` 
 time (the REST host unreachable; 0 lifts it);
 ``{"tick_loss": {"seconds", "share", "symbols"}}`` withholds trade records from now on, in
 simulated time; ``{"feed_delay": {"seconds", "delay_s"}}`` sends every session's trades
-``delay_s`` late for the next SECONDS of simulated time; ``/_sim/drop_websockets`` cuts
-every session;
+``delay_s`` late for the next SECONDS of simulated time; ``{"garbled_records": N}`` and
+``{"garbled_frames": N}`` send the next N trade records, or data frames, unreadable;
+``/_sim/drop_websockets`` cuts every session;
 ``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
 ``GET /_sim/stats`` reports what the gateway saw.
 """
@@ -54,6 +55,8 @@ KRX_FAULTS = (
     "yahoo_5xx",
     "yahoo_latency_s",
 )
+# The real-time counters: the next N trade records, or data frames, the client cannot read.
+GARBLED = ("garbled_records", "garbled_frames")
 
 
 class Control:
@@ -92,7 +95,8 @@ class Control:
         ``["HHMM", ...]``) add to what is there.
         """
         body = await request.json()
-        for name in ("http_5xx", "rate_limited", "latency_s", "token_failures", *KRX_FAULTS):
+        counters = ("http_5xx", "rate_limited", "latency_s", "token_failures", *GARBLED)
+        for name in (*counters, *KRX_FAULTS):
             if name in body:
                 setattr(self.faults, name, body[name])
         damage = dict(body.get("master_damage", {}))

@@ -205,13 +205,8 @@ class Realtime:
                 records = self._records(tr_id, symbol, after, upto, state) if after < upto else []
                 for start in range(0, len(records), 10):  # several records per frame
                     chunk = records[start : start + 10]
-                    frames.append(
-                        (
-                            f"0|{tr_id}|{len(chunk):03d}|{'^'.join(chunk)}",
-                            (tr_id, symbol),
-                            len(chunk),
-                        )
-                    )
+                    frame = f"0|{tr_id}|{len(chunk):03d}|{'^'.join(self._garbled(tr_id, chunk))}"
+                    frames.append((self._garbled_frame(frame), (tr_id, symbol), len(chunk)))
             sent_until = upto
             if now >= next_ping:
                 next_ping = now + int(self.config.pingpong_s * NS)
@@ -231,6 +226,28 @@ class Realtime:
                     return
                 if pair is not None:
                     self.records_sent[pair[0]] += count
+
+    def _garbled(self, tr_id: str, records: list[str]) -> list[str]:
+        """The records, the first ``Faults.garbled_records`` trades unreadable (one field)."""
+        if tr_id != "H0STCNT0" or not self.faults.garbled_records:
+            return records
+        garbled = []
+        for record in records:
+            if self.faults.garbled_records:
+                self.faults.garbled_records -= 1
+                fields = record.split("^")
+                fields[_ACML_TR_PBMN] = "1e3"  # a cumulative value that is no integer
+                record = "^".join(fields)
+            garbled.append(record)
+        return garbled
+
+    def _garbled_frame(self, frame: str) -> str:
+        """The frame, its record count unreadable while ``Faults.garbled_frames`` lasts."""
+        if not self.faults.garbled_frames:
+            return frame
+        self.faults.garbled_frames -= 1
+        enc, tr_id, _, payload = frame.split("|", 3)
+        return f"{enc}|{tr_id}|x01|{payload}"
 
     def _records(
         self, tr_id: str, symbol: str, after_ns: int, until_ns: int, state: dict[str, _Running]
@@ -320,6 +337,9 @@ class _Running:
         self.low = min(self.low, price) if self.low else price
         self.volume += qty
         self.value += price * qty
+
+
+_ACML_TR_PBMN = 14  # the cumulative traded value's field in a trade record
 
 
 def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:

@@ -77,7 +77,6 @@ PERSISTENT_REFUSALS = frozenset({"OPSP8996"})
 
 _T = TypeVar("_T")
 
-
 StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
 
 
@@ -173,7 +172,9 @@ class KisStream:
         self._socket: ClientConnection | None = None
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
-        self.dropped = 0  # frames that could not be parsed (logged and skipped)
+        self.dropped = 0  # frames that could not be parsed (logged, skipped, `on_dropped`)
+        # The owner's hook for each (a frame's records are lost with it; the owner may say so).
+        self.on_dropped: Callable[[KisProtocolError], None] = lambda exc: None
         self.reconnects = 0
 
     def __repr__(self) -> str:
@@ -208,8 +209,7 @@ class KisStream:
     async def restart(self) -> None:
         """Close the session on purpose (e.g. on a new approval key).
 
-        It reconnects at once, re-registering everything it wants, without backoff and
-        without spending reconnect budget.
+        It reconnects at once, re-registering everything it wants, without backoff or budget.
         """
         socket = self._socket
         if socket is not None:
@@ -337,6 +337,7 @@ class KisStream:
             except KisProtocolError as exc:
                 self.dropped += 1
                 log.warning("stream %s: dropped a frame: %s", self.url, exc)
+                self.on_dropped(exc)
         return got_data
 
     async def _handle_control(

@@ -26,7 +26,9 @@ accepts the socket and then refuses the app key (OPSP8996) or drops it keeps the
 
 Each data frame's delivery lag is judged by `FeedLag` (the account's ``delivery_lag_s``,
 and a ``track_b_feed_lagging`` alert); a symbol released while the feed runs behind is a
-``delivery_lag`` gap (`GapDetector.forget`).
+``delivery_lag`` gap (`GapDetector.forget`). Records and frames the decoder refuses are
+counted and alerted by `RefusedData` (``track_b_data_refused``); a refused trade of a
+streamed symbol is a ``dropped_record`` gap.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import Decimal
 from functools import partial
@@ -54,7 +56,7 @@ from bus.events import (
 )
 from observer.account_health import counter, state_code
 from observer.clock import Clock
-from observer.errors import KisError
+from observer.errors import KisError, KisProtocolError
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
@@ -69,6 +71,7 @@ from observer.kis.stream import (
 from observer.runtime import ShortTasks, alongside, sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
+from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
 from workers.track_b.slots import Decision, Holding
 
 __all__ = [
@@ -166,9 +169,11 @@ class Collector:
         identify: bool = False,
         stale_after_s: float = 0.0,
         lag_alert_s: float = 0.0,
+        refused_quiet_s: float = QUIET_S,
     ) -> None:
         self.clock = clock
         self.lag = FeedLag(clock, publish, in_session, lag_alert_s)
+        self.refused_data = RefusedData(clock, publish, refused_quiet_s)
         self.in_session = in_session
         self.stale_ns = int(stale_after_s * _NS)
         self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
@@ -199,7 +204,6 @@ class Collector:
         self.refusals = 0
         self.ticks = 0
         self.gaps = 0
-        self.dropped_records: Counter[str] = Counter()  # alias -> records the decoder refused
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, silence, in_session)
@@ -216,6 +220,7 @@ class Collector:
             self.down_since[alias] = None  # healthy until its session fails to come up
             self.streams[alias].priority = self._priority
             self.streams[alias].on_confirmed = partial(self._on_confirmed, alias)
+            self.streams[alias].on_dropped = partial(self._on_dropped_frame, alias)
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
     # ------------------------------------------------------------------ the slots
@@ -225,9 +230,13 @@ class Collector:
         return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE}
 
     def take_over(
-        self, down: Collection[str], stale: Collection[str], lagging: Collection[str] = ()
+        self,
+        down: Collection[str],
+        stale: Collection[str],
+        lagging: Collection[str] = (),
+        refused: Collection[str] = (),
     ) -> None:
-        """The accounts whose down, stale or lag alert an earlier Track B left open (a restart).
+        """The accounts whose account alerts an earlier Track B left open (a restart).
 
         Their next confirmation or data resolves it, as if this one had raised it; a down
         account raises no second alert, nor a stuck session restarted here. They stay
@@ -237,10 +246,12 @@ class Collector:
         self.down_alerted |= set(down) & self.streams.keys()
         self.stale_alerted |= set(stale) & self.streams.keys()
         self.lag.take_over(set(lagging) & self.streams.keys())
+        self.refused_data.take_over(set(refused) & self.streams.keys())
         alerted: list[tuple[str, Severity, Collection[str]]] = [
             (ACCOUNT_DOWN, "critical", down),
             (STREAM_STALE, "warning", stale),
             (FEED_LAGGING, "warning", lagging),
+            (DATA_REFUSED, "error", refused),
         ]
         for code, severity, aliases in alerted:
             for alias in sorted(set(aliases) - self.streams.keys()):
@@ -525,7 +536,7 @@ class Collector:
                 "healthy": float(alias in healthy),
                 "identified": float(stream.identified),
                 "dropped_frames": stream.dropped,
-                "dropped_records": self.dropped_records[alias],
+                "dropped_records": self.refused_data.records[alias],
                 "reconnects_1h": stream.reconnects_in_hour(),
                 "reconnect_budget": stream.budget,
             }
@@ -547,6 +558,8 @@ class Collector:
         detector = self.detectors[alias]
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(alias, frame, received_ns)
+        else:
+            self.refused_data.on_data(alias, received_ns)
         for tick in frame.ticks:
             self.publish(tick)
             self.ticks += 1
@@ -560,20 +573,25 @@ class Collector:
             self.lag.on_frame(alias, max(t.exchange_ns for t in frame.ticks), received_ns)
 
     def _dropped(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
-        """Count the frame's refused records; a refused trade of a streamed symbol is a gap.
+        """Count and alert the refused records; a refused trade of a streamed symbol: a gap.
 
         Its trade is lost all the same: the gap has its minute recovered from KIS's bars.
-        A refused order book is only counted: the next one supersedes it.
+        A refused order book is counted and alerted: the next one supersedes it.
         """
+        errors = frame.errors
+        self.refused_data.on_records(alias, frame.tr_id, len(errors), str(errors[0].error))
         streamed = self.symbols(alias) if frame.tr_id == TRADE else set()
-        for refused in frame.errors:  # one bad record each; the frame's others still count
-            self.dropped_records[alias] += 1
+        for refused in errors:  # one bad record each; the frame's others still count
             log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
             if refused.symbol not in streamed:
                 continue
             detector = self.detectors[alias]
             if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
                 self._gap(gap)
+
+    def _on_dropped_frame(self, alias: str, error: KisProtocolError) -> None:
+        """A data frame the stream could not read (it logged and counted it): alerted."""
+        self.refused_data.on_frame(alias, str(error))
 
     def _count(self, symbol: str, received_ns: int) -> None:
         times = self.recent.setdefault(symbol, deque())

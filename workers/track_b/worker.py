@@ -66,6 +66,7 @@ from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.pins import PinFile, slots_path, unplaced
+from workers.track_b.refused import DATA_REFUSED
 from workers.track_b.session_alerts import (
     DEGRADED,
     OVERFLOW,
@@ -125,12 +126,12 @@ class TrackB(AsyncWorker):
         finally:
             self._engine.dispose()
 
-    def _open_account_alerts(self) -> tuple[set[str], set[str], set[str]]:
-        """The accounts whose down, stale and lag alerts an earlier run left open (a restart)."""
-        codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING)
+    def _open_account_alerts(self) -> tuple[set[str], set[str], set[str], set[str]]:
+        """The accounts whose account alerts an earlier run left open, as `take_over` takes them."""
+        codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED)
         with self._engine.connect() as conn:
             found = open_subjects_of(conn, self.settings, SOURCE, codes)
-        return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING]
+        return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING], found[DATA_REFUSED]
 
     def _open_session_alerts(self) -> list[Notice]:
         """The overflow and session alerts an earlier run left open (a restart)."""
