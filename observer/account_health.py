@@ -39,6 +39,7 @@ STREAM_FIGURES = (
     "identified",  # 1: KIS took the approval key on the current session (it is the key's)
     "last_tick_age_s",  # clock seconds since the last data frame (absent before the first)
     "delivery_lag_s",  # the last data frame's receive time less its newest trade stamp
+    "lag_alert_s",  # the delivery lag beyond which Track B alerts ([track_b]; 0: none)
     "dropped_frames",  # data frames that did not parse (logged and skipped), since the start
     "dropped_records",  # records of parsed frames the decoder refused (a trade's: a gap)
     "reconnects_1h",  # reconnects spent of the hourly budget

@@ -191,8 +191,10 @@ def test_rules_judge_each_host_by_its_own_figures_and_phase(tmp_path: Path) -> N
 
 
 def test_a_feed_behind_for_two_minutes_in_full_operation_fires(tmp_path: Path) -> None:
-    """Ten seconds behind is the feed (or this host) falling behind, not a stamp's second;
-    a lag at the close (Track B's releases) is no alert."""
+    """Behind by more than Track B's ``lag_alert_s`` is the feed (or this host) falling
+    behind, not a stamp's second; a lag at the close (Track B's releases) is no alert, nor
+    one within a host's own larger limit, nor one where the alert is off. The rule used a
+    fixed 10 s, whatever the configuration."""
     lagging = {
         "summary": "Trades on account acct1 arrive 25s after they happen",
         "description": _rule("ObserverAccountFeedLagging")["annotations"]["description"],
@@ -201,6 +203,12 @@ def test_a_feed_behind_for_two_minutes_in_full_operation_fires(tmp_path: Path) -
         'observer_phase{phase="full_operation"}': "1x12 0x10",
         'observer_account_delivery_lag_seconds{account="acct1"}': "1x3 25x6 0.5x3 30x10",
         'observer_account_delivery_lag_seconds{account="acct2"}': "1x22",
+        'observer_account_delivery_lag_seconds{account="acct3"}': "25x22",  # within its 30 s
+        'observer_account_delivery_lag_seconds{account="acct4"}': "25x22",  # alert off
+        'observer_account_lag_alert_seconds{account="acct1"}': "10x22",
+        'observer_account_lag_alert_seconds{account="acct2"}': "10x22",
+        'observer_account_lag_alert_seconds{account="acct3"}': "30x22",
+        'observer_account_lag_alert_seconds{account="acct4"}': "0x22",
     }
     _promtool_test(
         tmp_path,

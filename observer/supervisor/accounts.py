@@ -96,6 +96,7 @@ def accounts_status(
                 "wanted": int(figures.get("wanted", 0)),
                 "last_tick_age_s": figures.get("last_tick_age_s"),
                 "delivery_lag_s": figures.get("delivery_lag_s"),
+                "lag_alert_s": figures.get("lag_alert_s"),
                 "reconnects_1h": int(figures.get("reconnects_1h", 0)),
                 "reconnect_budget": int(figures.get("reconnect_budget", 0)),
                 "token_age_s": round((now_ns - validity[0]) / _NS, 1) if validity else None,

@@ -180,6 +180,11 @@ def account_families(
         "the last data frame's receive time less its newest trade stamp",
         "delivery_lag_s",
     )
+    yield gauge(
+        "observer_account_lag_alert_seconds",
+        "the delivery lag Track B alerts beyond (0: no alert)",
+        "lag_alert_s",
+    )
     yield gauge("observer_account_stream_state_age_seconds", "in this state", "state_age_s")
     yield gauge("observer_account_reconnects", "reconnects in the last hour", "reconnects_1h")
     yield gauge(

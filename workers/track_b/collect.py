@@ -539,6 +539,7 @@ class Collector:
                 "dropped_records": self.refused_data.records[alias],
                 "reconnects_1h": stream.reconnects_in_hour(),
                 "reconnect_budget": stream.budget,
+                "lag_alert_s": self.lag.limit_ns / _NS,
             }
             if alias in self.last_data_ns:
                 figures["last_tick_age_s"] = round((now - self.last_data_ns[alias]) / _NS, 1)
