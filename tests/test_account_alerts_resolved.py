@@ -23,9 +23,11 @@ from observer.kis.realtime import DecodedFrame
 from observer.writer.store import Store
 from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
-from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, TRADE, Collector
+from workers.track_b.collect import TRADE, Collector
 from workers.track_b.lag import FEED_LAGGING
+from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
+from workers.track_b.stale import STREAM_STALE
 
 _NS = 1_000_000_000
 T0 = 1_763_600_000 * _NS
@@ -107,11 +109,12 @@ def test_a_stale_session_that_streams_again_resolves_its_warning() -> None:
     stop = asyncio.Event()
     clock = JumpClock(T0)
     collector = _collector(events, stop, clock, stale_after_s=120)
+    watch = collector.stale_watch
     for alias in ("acct1", "acct2"):
-        collector.heard_ns[alias] = T0
-        collector.heard_wall[alias] = time.monotonic() - 3600.0  # quiet in wall time too
+        watch.heard_ns[alias] = T0
+        watch.heard_wall[alias] = time.monotonic() - 3600.0  # quiet in wall time too
     collector.streams["acct2"].confirmed = False  # not up yet: never stale
-    asyncio.run(collector._watch_stale(stop))  # until acct1's restart
+    asyncio.run(collector.stale_watch.watch(collector.streams, stop))  # until acct1's restart
     (stale,) = [e for e in events if isinstance(e, Alert)]
     assert (stale.severity, stale.code, stale.subject) == ("warning", STREAM_STALE, "acct1")
     collector._on_frame("acct1", DecodedFrame(TRADE), clock.now_ns())  # data flows again
@@ -156,7 +159,7 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     collector = _collector(events, asyncio.Event(), clock, lag_alert_s=10)
     collector.take_over(down, stale, lagging, refused)
     assert collector.healthy() == {"acct1", "acct2"}  # healthy until they fail here
-    assert not collector.stale  # a stuck session is still restarted once here
+    assert not collector.stale_watch.stale  # a stuck session is still restarted once here
     collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
     assert not [e for e in events[4:] if isinstance(e, Alert)]  # the earlier alert stands
     collector._on_confirmed("acct1")
@@ -187,10 +190,10 @@ def test_a_stale_alert_taken_over_still_lets_a_stuck_session_restart_once() -> N
     collector = _collector(events, stop, clock, stale_after_s=120)
     collector.take_over(set(), {"acct1"})
     for alias in ("acct1", "acct2"):
-        collector.heard_ns[alias] = T0
-        collector.heard_wall[alias] = time.monotonic() - 3600.0
+        collector.stale_watch.heard_ns[alias] = T0
+        collector.stale_watch.heard_wall[alias] = time.monotonic() - 3600.0
     collector.streams["acct2"].confirmed = False
-    asyncio.run(collector._watch_stale(stop))  # until acct1's restart
+    asyncio.run(collector.stale_watch.watch(collector.streams, stop))  # until acct1's restart
     assert collector.streams["acct1"].restarts == 1  # type: ignore[attr-defined]
     assert not [e for e in events if isinstance(e, Alert)]  # the earlier run's alert stands
     collector._on_frame("acct1", DecodedFrame(TRADE), clock.now_ns())

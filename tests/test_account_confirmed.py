@@ -14,7 +14,8 @@ from observer.clock import ManualClock
 from observer.kis.stream import KisStream
 from tests.test_collect import until
 from tests.test_kis_stream import serve, tokens
-from workers.track_b.collect import ACCOUNT_DOWN, Collector
+from workers.track_b.collect import Collector
+from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import Candidate, SlotBook
 
 _NS = 1_000_000_000
@@ -122,8 +123,8 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
             await collector.apply(held)
             stop = asyncio.Event()
             running = asyncio.ensure_future(collector.run(stop))
-            await until(lambda: collector.down_since["acct1"] is not None, 5, "the start")
-            started = collector.down_since["acct1"]
+            await until(lambda: collector.outages.down_since["acct1"] is not None, 5, "the start")
+            started = collector.outages.down_since["acct1"]
             assert started is not None
 
             def reconnect_wait() -> float | None:
@@ -137,7 +138,7 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
             reopenings = 0
             while reopenings < 3:
                 wait = await until(reconnect_wait, 10, "the stream waiting to reconnect")
-                assert collector.down_since["acct1"] == started  # never up since the start
+                assert collector.outages.down_since["acct1"] == started  # never up since the start
                 seen.append(((clock.now_ns() - started) / _NS, "acct1" in collector.healthy()))
                 reopenings += collector.state["acct1"][0] == "down"
                 # OPSP8996 is alerted once unhealthy (30 s), not when the budget is spent.
@@ -151,7 +152,8 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
                 clock.advance(wait)
                 await until(lambda: clock.woken > woken, 10, "the wait over")  # noqa: B023
             await until(lambda: collector.streams["acct1"].registered, 10, "an acknowledgement")
-            assert collector.down_since["acct1"] is None and collector.healthy() == {"acct1"}
+            assert collector.outages.down_since["acct1"] is None
+            assert collector.healthy() == {"acct1"}
             assert collector.symbols("acct1") == {"005930"}  # the slot kept throughout
             stop.set()
             await running

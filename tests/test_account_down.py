@@ -44,7 +44,8 @@ from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, wait_until
 from tests.test_collect import until
-from workers.track_b.collect import ACCOUNT_DOWN, Collector
+from workers.track_b.collect import Collector
+from workers.track_b.outages import ACCOUNT_DOWN
 
 MARKET = Market(23, TradingCalendar(), stocks=120, etfs=5)
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)

@@ -34,19 +34,19 @@ from observer.phases import KST
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import BOOK, TRADE
-from workers.track_b import collect as collect_module
+from workers.track_b import stale as stale_module
+from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import (
-    ACCOUNT_DOWN,
     REGISTRATIONS_MISMATCH,
-    STREAM_STALE,
     Collector,
 )
-from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import TRADE as TRADE_ID
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.lag import FEED_LAGGING
+from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
 from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.stale import STREAM_STALE
 
 MARKET = Market(17, TradingCalendar(), stocks=200, etfs=10)
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
@@ -169,7 +169,9 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
         assert collector.healthy() == {"acct1"}
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
-        await until(lambda: collector.down_since["acct1"] is not None, 5, "the session start")
+        await until(
+            lambda: collector.outages.down_since["acct1"] is not None, 5, "the session start"
+        )
         clock.advance(29)
         assert collector.healthy() == {"acct1"}  # connecting, within the grace
         clock.advance(2)  # nothing listens on port 9: never connected
@@ -281,7 +283,7 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
     """KIS keeps answering PINGPONG (every 5 s here, inside the silence limit) while every
     trade is withheld for 150 s: one restart and one warning for the episode, however long
     it lasts, resolved when trades flow again."""
-    monkeypatch.setattr(collect_module, "MIN_SILENCE_WALL_S", 1.0)
+    monkeypatch.setattr(stale_module, "MIN_SILENCE_WALL_S", 1.0)
     sim = SimThread(MARKET, TEN, SimConfig(pingpong_s=5.0), speed=30)
     settings = settings_for(tmp_path, sim.url, "acct1")
     clock = sim.sim.clock

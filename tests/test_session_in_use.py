@@ -14,7 +14,8 @@ from bus.events import Alert, AlertResolved, Event
 from tests.test_account_confirmed import Account, KeyInUse, WatchedClock
 from tests.test_collect import until
 from tests.test_kis_stream import serve
-from workers.track_b.collect import ACCOUNT_DOWN, Collector
+from workers.track_b.collect import Collector
+from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import Candidate, SlotBook
 
 _NS = 1_000_000_000
@@ -81,13 +82,13 @@ def test_a_session_refused_as_in_use_alerts_once_unhealthy_and_once_per_outage(
             serve(kis) as url,  # type: ignore[arg-type]
             _collecting(url, tmp_path, clock, events.append) as collector,
         ):
-            await until(lambda: collector.down_since["acct1"] is not None, 5, "the start")
-            started = collector.down_since["acct1"]
+            await until(lambda: collector.outages.down_since["acct1"] is not None, 5, "the start")
+            started = collector.outages.down_since["acct1"]
             assert started is not None
             wait = _reconnect_wait(collector, clock)
             while collector.state["acct1"][0] != "down":
                 pause = await until(wait, 10, "the stream waiting to reconnect")
-                dead = "acct1" in collector.dead
+                dead = "acct1" in collector.outages.dead
                 seen.append(((clock.now_ns() - started) / _NS, len(_down_alerts(events)), dead))
                 woken = clock.woken
                 clock.advance(pause)
@@ -126,13 +127,13 @@ def test_a_refusal_let_go_within_the_grace_is_not_alerted(tmp_path: Path) -> Non
             wait = _reconnect_wait(collector, clock)
             pause = await until(wait, 10, "the first refusal's backoff")
             assert kis.sessions == 1
-            due = collector.refusing["acct1"]  # its alert, due at the end of the grace
+            due = collector.outages.refusing["acct1"]  # its alert, due at the end of the grace
             kis.accepting = True
             clock.advance(pause)
             await until(lambda: collector.streams["acct1"].registered, 10, "an acknowledgement")
             clock.advance(2 * GRACE_S)
             await until(due.done, 10, "the due alert's end")
-            assert due.cancelled() and not collector.refusing  # confirmed within the grace
+            assert due.cancelled() and not collector.outages.refusing  # confirmed within the grace
 
     asyncio.run(scenario())
     assert _down_alerts(events) == []
@@ -152,8 +153,10 @@ def test_a_down_alert_that_cannot_be_sent_ends_the_collector(tmp_path: Path) -> 
         async with serve(kis) as url:  # type: ignore[arg-type]
             with pytest.raises(RuntimeError, match="outbox refused"):
                 async with _collecting(url, tmp_path, clock, publish) as collector:
-                    await until(lambda: "acct1" in collector.refusing, 10, "the first refusal")
+                    await until(
+                        lambda: "acct1" in collector.outages.refusing, 10, "the first refusal"
+                    )
                     clock.advance(GRACE_S + 1)
-                    await until(lambda: not collector.refusing, 10, "the alert's try")
+                    await until(lambda: not collector.outages.refusing, 10, "the alert's try")
 
     asyncio.run(scenario())

@@ -12,30 +12,22 @@ registration KIS refuses is handed to ``on_refused`` as a `Refusal` (the slot ma
 releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, limit locks).
 
 An account whose hourly reconnect budget is spent, or that has no approval key (KIS refused
-its app key, or the token job issued none in time), is *down*: a critical
-``track_b_account_down`` alert, a ``down`` state, unhealthy (its slots fail over), and a new
-session as soon as the oldest reconnect of the hour ages out and the budget has room again
-(`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on. A session KIS
-refuses because another session holds the app key (`PERSISTENT_REFUSALS`: OPSP8996) raises
-that alert once the outage is ``unhealthy_after_s`` old, not when the budget is spent (the
-stream keeps trying); the budget's spending raises no second one for the same outage. Once
-KIS confirms a session (`KisStream.on_confirmed`: a registration acknowledged, the identifying
-release answered, data), an `AlertResolved` of that code and account (the alert's subject,
-so each account's outage is its own condition). A handshake alone is not up: a server that
-accepts the socket and then refuses the app key (OPSP8996) or drops it keeps the account down.
+its app key, or the token job issued none in time), is *down*: a ``down`` state, its
+outage's alert (`Outages`: ``track_b_account_down``, unhealthy, its slots fail over), and a
+new session as soon as the oldest reconnect of the hour ages out and the budget has room
+again (`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on.
 
-Each data frame's delivery lag is judged by `FeedLag` (the account's ``delivery_lag_s``,
-and a ``track_b_feed_lagging`` alert); a symbol released while the feed runs behind is a
-``delivery_lag`` gap (`GapDetector.forget`). Records and frames the decoder refuses are
-counted and alerted by `RefusedData` (``track_b_data_refused``); a refused trade of a
-streamed symbol is a ``dropped_record`` gap.
+Each account alert has a module of its own, fed by the collector: its outages
+(`Outages`), a session that answers but streams nothing (`StaleWatch`, restarted once an
+episode), each data frame's delivery lag (`FeedLag`; a symbol released while the feed runs
+behind is a ``delivery_lag`` gap, `GapDetector.forget`) and the data the decoder refuses
+(`RefusedData`; a refused trade of a streamed symbol is a ``dropped_record`` gap).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import Decimal
@@ -44,7 +36,6 @@ from typing import Literal, NamedTuple
 
 from bus.events import (
     Alert,
-    AlertResolved,
     Event,
     GapDetected,
     GapReason,
@@ -60,7 +51,6 @@ from observer.errors import KisError, KisProtocolError
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
-    MIN_SILENCE_WALL_S,
     PERSISTENT_REFUSALS,
     BudgetSpent,
     KisStream,
@@ -68,17 +58,17 @@ from observer.kis.stream import (
     StreamState,
     SubscriptionError,
 )
-from observer.runtime import ShortTasks, alongside, sleep_unless
+from observer.runtime import alongside, sleep_unless
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
+from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolved
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
 from workers.track_b.slots import Decision, Holding
+from workers.track_b.stale import STREAM_STALE, StaleWatch
 
 __all__ = [
-    "ACCOUNT_DOWN",
     "BOOK",
     "REGISTRATIONS_MISMATCH",
-    "STREAM_STALE",
     "TRADE",
     "Collector",
     "Refusal",
@@ -88,8 +78,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 TRADE, BOOK = "H0STCNT0", "H0STASP0"
-ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account out of reconnect budget
-STREAM_STALE = "track_b_stream_stale"  # the alert of a session that answers but streams nothing
 # The alert of a session whose registrations do not match the slots (`Collector.reconcile`).
 REGISTRATIONS_MISMATCH = "track_b_registrations_mismatch"
 _NS = 1_000_000_000
@@ -174,28 +162,15 @@ class Collector:
         self.clock = clock
         self.lag = FeedLag(clock, publish, in_session, lag_alert_s)
         self.refused_data = RefusedData(clock, publish, refused_quiet_s)
-        self.in_session = in_session
-        self.stale_ns = int(stale_after_s * _NS)
-        self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
-        # alias -> its last data frame or confirmation, in clock time and in wall time (a
-        # loop stalled on a busy machine under a fast clock is no stuck session)
-        self.heard_ns: dict[str, int] = {}
-        self.heard_wall: dict[str, float] = {}
+        self.stale_watch = StaleWatch(clock, publish, in_session, stale_after_s)
         self.publish = publish
         self.books = books
-        self.unhealthy_ns = int(unhealthy_after_s * _NS)
         self.window_ns = int(velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
         self.accounts = {account.alias: account for account in accounts}
         self.detectors: dict[str, GapDetector] = {}
-        self.down_since: dict[str, int | None] = {}
-        self.dead: set[str] = set()  # accounts whose reconnect budget is spent
-        # Accounts whose down alert is open but not raised by `_down`: an earlier Track B's,
-        # or a persistent session refusal's (`_refused`); `_down` raises none again for them.
-        self.down_alerted: set[str] = set()
-        self.refusing: dict[str, asyncio.Task[None]] = {}  # alias -> its `_alert_refused`
-        self._short = ShortTasks()  # those tasks: one that fails ends `run`, and the process
-        self.stale_alerted: set[str] = set()  # their stale alert an earlier Track B left open
+        aliases = [account.alias for account in accounts]
+        self.outages = Outages(clock, publish, aliases, unhealthy_after_s)
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
@@ -216,8 +191,7 @@ class Collector:
                 idle_silence_s=idle_silence_s,
                 identify=identify,
             )
-            self.state[alias] = ("idle", clock.now_ns())
-            self.down_since[alias] = None  # healthy until its session fails to come up
+            self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
             self.streams[alias].priority = self._priority
             self.streams[alias].on_confirmed = partial(self._on_confirmed, alias)
             self.streams[alias].on_dropped = partial(self._on_dropped_frame, alias)
@@ -243,8 +217,8 @@ class Collector:
         healthy until they fail here, and a stuck session is still restarted once. An
         account no longer configured is resolved at once: nothing would judge it again.
         """
-        self.down_alerted |= set(down) & self.streams.keys()
-        self.stale_alerted |= set(stale) & self.streams.keys()
+        self.outages.take_over(down)
+        self.stale_watch.take_over(set(stale) & self.streams.keys())
         self.lag.take_over(set(lagging) & self.streams.keys())
         self.refused_data.take_over(set(refused) & self.streams.keys())
         alerted: list[tuple[str, Severity, Collection[str]]] = [
@@ -255,16 +229,12 @@ class Collector:
         ]
         for code, severity, aliases in alerted:
             for alias in sorted(set(aliases) - self.streams.keys()):
-                self._resolve(alias, code, severity, "no longer configured: nothing streams it")
+                gone = "no longer configured: nothing streams it"
+                self.publish(resolved(alias, code, severity, gone))
 
     def healthy(self) -> set[str]:
-        """Accounts that are up, or down for less than ``unhealthy_after_s``."""
-        now = self.clock.now_ns()
-        return {
-            alias
-            for alias, since in self.down_since.items()
-            if alias not in self.dead and (since is None or now - since < self.unhealthy_ns)
-        }
+        """Accounts that are up, or down for less than ``unhealthy_after_s`` (`Outages`)."""
+        return self.outages.healthy()
 
     async def apply(
         self, decisions: Sequence[Decision], holdings: Iterable[Holding] | None = None
@@ -433,59 +403,17 @@ class Collector:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep every session up until ``stop``, and restart one that is stuck."""
         keeping = [self._keep(alias, stop) for alias in self.streams]
+        if self.stale_watch.stale_ns:
+            keeping.append(self.stale_watch.watch(self.streams, stop))
         try:
-            async with alongside(self._short.failures()):
-                await asyncio.gather(
-                    *keeping, *([self._watch_stale(stop)] if self.stale_ns else [])
-                )
+            async with alongside(self.outages.tasks.failures()):
+                await asyncio.gather(*keeping)
         finally:
-            for pending in self.refusing.values():
-                pending.cancel()
-            self.refusing.clear()
-
-    async def _watch_stale(self, stop: asyncio.Event) -> None:
-        """Restart (once per episode) a session that answers but delivers no data.
-
-        KIS's PINGPONG and control answers keep the session's own silence limit at bay, so a
-        session stuck with registrations held would stream nothing for the rest of the day.
-        Only continuous trading counts; an account stays stale until data flows again, so a
-        market-wide halt costs one restart and one alert per account, not a loop.
-        """
-        while not stop.is_set():
-            await sleep_unless(self.clock, self.stale_ns / _NS / 4, stop)
-            now = self.clock.now_ns()
-            for alias, stream in self.streams.items():
-                since = self.heard_ns.get(alias)
-                if (
-                    alias in self.stale
-                    or since is None
-                    or not (stream.confirmed and stream.registered)
-                    or now - since < self.stale_ns
-                    or time.monotonic() - self.heard_wall[alias] < MIN_SILENCE_WALL_S
-                    or not (self.in_session(since) and self.in_session(now))
-                ):
-                    continue
-                self.stale.add(alias)
-                quiet = f"no data for {(now - since) / _NS:.0f}s"
-                log.warning("account %s: %s with its registrations held: restarting", alias, quiet)
-                if alias in self.stale_alerted:  # an earlier Track B's alert stands for it
-                    self.stale_alerted.discard(alias)
-                else:
-                    self.publish(
-                        Alert(
-                            severity="warning",
-                            code=STREAM_STALE,
-                            message=f"account {alias}: {quiet} with {len(stream.registered)} "
-                            "registrations held in continuous trading; its session restarts",
-                            context={"account": alias},
-                            subject=alias,
-                        )
-                    )
-                await stream.restart()
+            self.outages.cancel()
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
         """One account's session until ``stop``, through its outages (see the docstring)."""
-        self.down_since[alias] = self.clock.now_ns()  # down until connected, within the grace
+        self.outages.starting(alias)
         while not stop.is_set():
             try:
                 await self.streams[alias].run(stop)
@@ -501,25 +429,12 @@ class Collector:
                 log.info("account %s: a new session", alias)
 
     def _down(self, alias: str, why: str, reopens_ns: int) -> None:
-        """Unhealthy until a session is up again; alerted once per outage."""
+        """Unhealthy until a session is up again; alerted once per outage (`Outages`)."""
         retry_s = max(0.0, (reopens_ns - self.clock.now_ns()) / _NS)
         reason = f"{why}; next session in {retry_s:.0f}s"
         log.error("account %s: %s", alias, reason)
         self._on_state(alias, "down", reason)
-        if alias not in self.dead:
-            self.dead.add(alias)
-            if alias in self.down_alerted:  # an open alert stands for this outage
-                self.down_alerted.discard(alias)
-                return
-            self.publish(
-                Alert(
-                    severity="critical",
-                    code=ACCOUNT_DOWN,
-                    message=f"account {alias} streams nothing: {reason}; its slots fail over",
-                    context={"account": alias},
-                    subject=alias,
-                )
-            )
+        self.outages.down(alias, reason)
 
     def account_counters(self) -> dict[str, float]:
         """Every account's stream figures, as `observer.account_health` names them."""
@@ -550,12 +465,8 @@ class Collector:
 
     def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
         """Publish a frame's events (decoded by the account's stream, ``account`` set)."""
-        self.last_data_ns[alias] = self.heard_ns[alias] = received_ns
-        self.heard_wall[alias] = time.monotonic()
-        if alias in self.stale or alias in self.stale_alerted:
-            self.stale.discard(alias)
-            self.stale_alerted.discard(alias)
-            self._resolve(alias, STREAM_STALE, "warning", "data flows again")
+        self.last_data_ns[alias] = received_ns
+        self.stale_watch.on_data(alias, received_ns)
         detector = self.detectors[alias]
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(alias, frame, received_ns)
@@ -605,12 +516,11 @@ class Collector:
         if self.state[alias][0] != state:
             self.state[alias] = (state, now)
         if state in ("disconnected", "refused", "stopped", "down"):
-            if self.down_since[alias] is None:
-                self.down_since[alias] = now
+            self.outages.failed(alias)
             if state not in ("stopped", "down"):  # "down" follows a disconnect
                 self.detectors[alias].on_disconnect(now, "disconnect", self.symbols(alias))
-        if state == "refused" and reason.split(" ", 1)[0] in PERSISTENT_REFUSALS:
-            self._refused(alias, reason)
+        if state == "refused" and (code := reason.split(" ", 1)[0]) in PERSISTENT_REFUSALS:
+            self.outages.refused(alias, code)
         self.publish(
             StreamStateChanged(
                 account=alias,
@@ -620,60 +530,11 @@ class Collector:
             )
         )
 
-    def _refused(self, alias: str, reason: str) -> None:
-        """KIS refuses the account's sessions while another holds its app key: alerted soon.
-
-        Every reconnect is refused alike until that session lets go, so the budget's alert
-        came most of an hour later. Alerted once the outage is ``unhealthy_after_s`` old,
-        when its slots fail over (a session of ours that lingers at KIS after a restart lets
-        go sooner), whatever the reconnects do meanwhile; the stream keeps trying.
-        """
-        since = self.down_since[alias]
-        if since is None or alias in self.dead or alias in self.down_alerted:
-            return  # up, or this outage is alerted already
-        if alias not in self.refusing:
-            code = reason.split(" ", 1)[0]
-            alert = self._alert_refused(alias, since, code)
-            self.refusing[alias] = self._short.spawn(alert, f"refused-{alias}")
-
-    async def _alert_refused(self, alias: str, since: int, code: str) -> None:
-        """The alert of `_refused`, at ``unhealthy_after_s`` into the outage, if it lasts."""
-        await self.clock.sleep(max(0.0, (since + self.unhealthy_ns - self.clock.now_ns()) / _NS))
-        self.refusing.pop(alias, None)
-        if self.down_since[alias] != since or alias in self.dead or alias in self.down_alerted:
-            return  # up again meanwhile, or alerted by the spent budget
-        self.down_alerted.add(alias)  # the alert stands for the outage: `_down` raises none
-        down_s = (self.clock.now_ns() - since) / _NS
-        self.publish(
-            Alert(
-                severity="critical",
-                code=ACCOUNT_DOWN,
-                message=f"account {alias} streams nothing for {down_s:.0f}s: KIS refuses its "
-                f"session ({code}: another session holds the app key); retrying, its slots "
-                "fail over",
-                context={"account": alias, "refusal": code},
-                subject=alias,
-            )
-        )
-
     def _on_confirmed(self, alias: str) -> None:
         """KIS confirmed the account's session: up again, the end of an outage."""
-        self.down_since[alias] = None
-        if pending := self.refusing.pop(alias, None):
-            pending.cancel()  # let go within the grace: no alert
-        self.heard_ns[alias] = self.clock.now_ns()  # data is due from now
-        self.heard_wall[alias] = time.monotonic()
+        self.stale_watch.heard(alias, self.clock.now_ns())
         self.detectors[alias].on_confirmed()
-        if alias in self.dead or alias in self.down_alerted:
-            self.dead.discard(alias)
-            self.down_alerted.discard(alias)
-            self._resolve(alias, ACCOUNT_DOWN, "critical", "streams again")
-
-    def _resolve(self, alias: str, code: str, severity: Severity, what: str) -> None:
-        """The end of an account's alerted condition (``code`` of ``severity``, about it)."""
-        log.warning("account %s: %s", alias, what)
-        message = f"account {alias}: {what}"
-        self.publish(AlertResolved(code=code, severity=severity, subject=alias, message=message))
+        self.outages.confirmed(alias)
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
         if registration.tr_id != TRADE:

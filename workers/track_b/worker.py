@@ -61,10 +61,11 @@ from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
 from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
-from workers.track_b.collect import ACCOUNT_DOWN, STREAM_STALE, Collector
+from workers.track_b.collect import Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
 from workers.track_b.lag import FEED_LAGGING
+from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.pins import PinFile, slots_path, unplaced
 from workers.track_b.refused import DATA_REFUSED
 from workers.track_b.session_alerts import (
@@ -75,6 +76,7 @@ from workers.track_b.session_alerts import (
     SessionNotices,
 )
 from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.stale import STREAM_STALE
 from workers.track_b.startup import context_sync, lasting, take_back
 from workers.track_b.triggers import Reference, TriggerEngine
 
