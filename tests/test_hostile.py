@@ -489,6 +489,13 @@ def test_hostile_frames_leave_the_writer_serving(
     log = writer.log.read_text()
     assert "max_sources" in log
     assert writer.terminate() == 0
+    # Each alerted, once: the first refused event of a source, the frames beyond the limit.
+    alerts = db_rows(db_url, "SELECT code, subject FROM alerts WHERE source = 'writer'")
+    refused = [subject for code, subject in alerts if code == "bus_event_rejected"]
+    assert len(refused) == len(set(refused))
+    assert {"h-value", "h-ts", "h-long"} <= set(refused)
+    beyond = [subject for code, subject in alerts if code == "bus_frame_rejected"]
+    assert beyond.count("max_sources") == 1
 
 
 def hostile_variants(event: Any) -> Iterator[Any]:

@@ -192,6 +192,34 @@ def test_a_nul_in_a_string_is_refused_on_sqlite_as_on_postgresql(store: Store) -
         assert conn.execute(text("SELECT message FROM alerts")).scalar_one() == "a\\x00b"
 
 
+def test_an_event_the_database_refuses_is_alerted_once_per_source(store: Store) -> None:
+    """Kept in rejected_events, it was only logged: its tick or bar was missing from its
+    table with nothing to say so. Now the first of each source in a run is an error for the
+    writer to commit; a later one of the same source is only counted."""
+    long_symbol = msgspec.structs.replace(TICK, symbol="X" * 17)  # beyond its column
+    frames = [
+        [Envelope("track_b", 1, T0, long_symbol), Envelope("track_b", 2, T0, TICK)],
+        [Envelope("track_b", 3, T0, long_symbol), Envelope("track_a", 1, T0, long_symbol)],
+    ]
+    for envelopes in frames:
+        store.apply([decode_parts(encode_frame(envelopes))])
+    assert store.marks == {"track_b": 3, "track_a": 1} and store.rejected == 3
+    alerts = store.take_alerts()
+    assert [(a.code, a.severity, a.subject) for a in alerts] == [  # type: ignore[attr-defined]
+        ("bus_event_rejected", "error", "track_b"),
+        ("bus_event_rejected", "error", "track_a"),
+    ]
+    first = alerts[0]
+    assert isinstance(first, Alert) and first.context == {"source": "track_b", "seq": "1"}
+    assert first.message.startswith("track_b/1 (trade_tick) was refused by the database")
+    assert "kept in rejected_events" in first.message
+    assert store.take_alerts() == []  # taken once
+    store.commit_own(alerts)  # as the writer does: an alert of its own is storable
+    with store.engine.connect() as conn:
+        codes = conn.execute(text("SELECT code FROM alerts WHERE source = 'writer'")).scalars()
+        assert list(codes) == ["bus_event_rejected", "bus_event_rejected"]
+
+
 # --------------------------------------------------------------------------- a real writer
 
 

@@ -14,7 +14,8 @@ Every frame passes here before the store sees it (`Door.let_in`):
   and no other key may send as one of them (`observer.writer.owners`); otherwise the frame
   is refused, counted in ``refused_sources`` and alerted once per key.
 * A frame that would make the writer keep state for more than ``max_sources`` sources is
-  refused, so a peer inventing names cannot grow its memory.
+  refused, so a peer inventing names cannot grow its memory: logged, counted
+  (``rejected``), and alerted (``bus_frame_rejected``) once in the run.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 FRAME_REJECTED = "bus_frame_rejected"
 _UNKNOWN = ""  # the alert key of frames whose source cannot be read
+_BEYOND = "\x00"  # the alert key of frames refused beyond max_sources (no source holds NUL)
 
 
 class Door:
@@ -85,6 +87,7 @@ class Door:
         except FrameError as exc:
             self.rejected += 1
             log.warning("rejected frame from %s: %s", sender.hex(), exc)
+            self._undecodable(_BEYOND, f"a frame from {sender.hex()} was refused: {exc}")
             return None
         if not self._one_key_per_source(key, sources):
             return None
@@ -111,11 +114,15 @@ class Door:
         return sources
 
     def _undecodable(self, source: str, message: str) -> None:
-        """Alert the first undecodable frame or event of ``source`` in this run."""
+        """Alert the first undecodable frame or event of ``source`` in this run.
+
+        ``source`` `_UNKNOWN`: a frame whose source cannot be read; `_BEYOND`: a frame refused
+        beyond ``max_sources``.
+        """
         if source in self._undecodable_alerted:
             return
         self._undecodable_alerted.add(source)
-        subject = source or "unknown source"
+        subject = {_UNKNOWN: "unknown source", _BEYOND: "max_sources"}.get(source, source)
         log.error("%s (alerted once for %s in this run)", message, subject)
         # The writer's own alert must be storable whatever the peer sent: no NUL, bounded.
         text = message.replace("\x00", "\\x00")[:500]
@@ -124,7 +131,7 @@ class Door:
                 severity="warning",
                 code=FRAME_REJECTED,
                 message=text,
-                context={"source": source},
+                context={"source": "" if source == _BEYOND else source},
                 subject=subject,
             )
         )

@@ -222,8 +222,7 @@ class Writer:
                 self._watch_disk(ingest, feed)
                 self._watch_keys()
                 self._own += self._handshakes.check()
-                self._own += self.door.take_alerts()
-                if self._own and not self.paused:
+                if self._take_alerts() and not self.paused:
                     self._commit_own(feed)
                 # Pruning takes one bounded chunk per turn, between two batches (none while a
                 # volume is critical: it would only add to what the database must write).
@@ -268,7 +267,14 @@ class Writer:
         while time.monotonic() < deadline and ingest.poll(0):
             if not self._serve_batch(ingest, feed, never, wait=False, deadline=deadline):
                 return 1
+        if self._take_alerts():  # the last batches' alerts, before the writer goes
+            self._commit_own(feed)
         return 0
+
+    def _take_alerts(self) -> list[Event]:
+        """The writer's alerts not committed yet, with the door's and the store's new ones."""
+        self._own += self.door.take_alerts() + self.store.take_alerts()
+        return self._own
 
     def _capture(self, raws: Iterable[bytes]) -> None:
         """Tee committed frames; a refused write stops the capture (alerted), not the writer."""

@@ -15,7 +15,9 @@ An event that fails on its own (the database refuses a value, the driver cannot 
 value one database would take and the other not, `observer.writer.checks`; an event that did
 not decode, `bus.codec.UndecodableEvent`) is a rejected event: it is isolated, and kept whole in
 ``rejected_events`` under its seq, or reduced to what can be stored when even that record
-fails, so that neither the writer nor the seqs of its source ever stop on it.
+fails, so that neither the writer nor the seqs of its source ever stop on it. The first one
+the database refuses of each source in a run is a ``bus_event_rejected`` error for the writer
+to commit (`take_alerts`; one that did not decode is the door's ``bus_frame_rejected``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import Event, PruneRequested, event_tag
+from bus.events import Alert, Event, PruneRequested, event_tag
 from observer.db.engine import error_reason
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
@@ -70,7 +72,7 @@ from observer.writer.identity import (
 )
 from observer.writer.rows import Batch, Upsert, reduced_rejected_rows, rejected_rows, rows_for
 
-__all__ = ["Accepted", "Store", "accept"]
+__all__ = ["EVENT_REJECTED", "Accepted", "Store", "accept"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +80,7 @@ log = logging.getLogger(__name__)
 # module is loaded with its engine: the PostgreSQL one would add 50 ms to a SQLite writer's
 # start.
 _DIALECTS = ("postgresql", "sqlite")
+EVENT_REJECTED = "bus_event_rejected"  # the alert of an event the database refused
 
 # What a value raises while its rows are built or the driver binds it: sqlite3 raises
 # OverflowError for an integer beyond 64 bits, a lookup or type error means an event no
@@ -110,6 +113,8 @@ class Store:
         self.unverified = 0  # repeated seqs committed before their digests were kept
         # Committed prune requests, for the writer's pruner (`observer.writer.retention`).
         self.requests: list[PruneRequested] = []
+        self._alerts: list[Event] = []  # `take_alerts`
+        self._rejected_alerted: set[str] = set()  # sources alerted for a refused event
 
     def load_marks(self) -> dict[str, int]:
         """Read the committed marks; raise `StoreError` if the database cannot be read."""
@@ -247,6 +252,32 @@ class Store:
             (env,) = envelopes
             log.error("rejected %s/%d (%s): %s", env.source, env.seq, event_tag(env.event), refused)
             self._record_rejected(env, digests[0], str(refused))
+            self._alert_rejected(env, str(refused))
+
+    def take_alerts(self) -> list[Event]:
+        """The alerts raised since the last call, for the writer to commit."""
+        alerts, self._alerts = self._alerts, []
+        return alerts
+
+    def _alert_rejected(self, env: Envelope, reason: str) -> None:
+        """Alert the first event of ``env.source`` the database refused in this run."""
+        if env.source in self._rejected_alerted:
+            return
+        self._rejected_alerted.add(env.source)
+        message = (
+            f"{env.source}/{env.seq} ({event_tag(env.event)}) was refused by the database and "
+            f"is kept in rejected_events, not in its table: {reason} (alerted once for "
+            f"{env.source} in this run)"
+        )
+        self._alerts.append(
+            Alert(
+                severity="error",
+                code=EVENT_REJECTED,
+                message=message,  # cut to its column, a NUL written out (`Alert`)
+                context={"source": env.source, "seq": str(env.seq)},
+                subject=env.source,
+            )
+        )
 
     def _check_repeats(self, repeats: list[Repeat]) -> tuple[list[Conflict], DecodedFrame | None]:
         """Check repeats against the committed digests; keep and alert new conflicts.
