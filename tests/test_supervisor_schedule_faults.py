@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bus.events import Alert, Event
 from observer.clock import SimulatedClock, now_utc
 from observer.config import ProgramSettings, load_settings
 from observer.phases import KST
@@ -26,7 +27,7 @@ from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request
 from observer.supervisor.core import Supervisor
-from observer.supervisor.jobs import Jobs
+from observer.supervisor.jobs import RUN_SKIPPED, Jobs
 from observer.supervisor.program import Launch, Program, State
 from observer.timeline import timeline_from
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
@@ -381,9 +382,14 @@ def test_the_record_of_due_runs_reads_the_earlier_form_and_a_run_under_way(
         ' "old": {"pending": "2026-11-20T14:00:00+09:00"}}'
     )
     timeline = timeline_from(settings.phases, settings.calendar)
-    jobs = Jobs(programs, timeline, record, ShortTasks(), lambda _: None, timedelta(hours=6))
+    published: list[Event] = []
+    jobs = Jobs(programs, timeline, record, ShortTasks(), published.append, timedelta(hours=6))
     jobs.start(kst(21, 0, 30))
     assert launched == ["under_way"]
+    [skipped] = published  # "old": alerted, as the run it gives up
+    assert isinstance(skipped, Alert)
+    assert (skipped.code, skipped.severity, skipped.subject) == (RUN_SKIPPED, "warning", "old")
+    assert "1 due run not run, the latest due 2026-11-20 14:00 KST" in skipped.message
     written = json.loads(record.read_text())
     assert written == {
         "done": "2026-11-20T21:00:00+09:00",
@@ -394,6 +400,42 @@ def test_the_record_of_due_runs_reads_the_earlier_form_and_a_run_under_way(
     under_way.state = State.EXITED
     jobs.ended(under_way, "exited", 0)
     assert json.loads(record.read_text())["under_way"] == "2026-11-20T21:00:00+09:00"
+
+
+def test_runs_missed_beyond_the_catch_up_window_are_alerted_once(tmp_path: Path) -> None:
+    """A host down from Wednesday evening to Saturday 05:00: the backups due Thursday and
+    Friday at 21:00 are over the 6 h window, so not run. They were given up without a word
+    (only an interrupted run was logged); now one warning says so, once."""
+    config = tmp_path / "observer.toml"
+    fakes = Fakes(tmp_path)
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
+        + fakes.program("backup", "job", extra='schedule = [{ at = "21:00", days = "daily" }]')
+    )
+    settings = load_settings(config)
+    launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
+    programs = {n: Program(n, p, launch, lambda *_: None) for n, p in settings.programs.items()}
+    programs["backup"].launch = lambda *_, **__: True  # type: ignore[method-assign]
+    timeline = timeline_from(settings.phases, settings.calendar)
+    record = tmp_path / "schedule.json"
+    published: list[Event] = []
+
+    def start(at: datetime) -> None:
+        jobs = Jobs(programs, timeline, record, ShortTasks(), published.append, timedelta(hours=6))
+        jobs.start(at)
+
+    start(kst(5, 0).replace(day=18))  # a first start: no record, nothing known to be missed
+    assert published == []
+    record.write_text('{"backup": "2026-11-18T21:00:00+09:00"}')  # Wednesday's ran
+    start(kst(5, 0).replace(day=21))
+    [skipped] = published
+    assert isinstance(skipped, Alert) and skipped.subject == "backup"
+    assert (skipped.code, skipped.severity) == (RUN_SKIPPED, "warning")
+    assert "2 due runs not run, the latest due 2026-11-20 21:00 KST" in skipped.message
+    assert "observer ctl run backup" in skipped.message
+    assert json.loads(record.read_text()) == {"backup": "2026-11-20T21:00:00+09:00"}
+    start(kst(5, 1).replace(day=21))  # restarted again: said once
+    assert len(published) == 1
 
 
 def test_a_hold_outlasts_a_restart_of_the_supervisor(tmp_path: Path) -> None:

@@ -15,6 +15,12 @@ a second time for a missed run: its start-up run takes that run's place, with th
 ``args`` (the token's 08:30 ``--renew``, the master files' Sunday ``--force``; before, the
 start-up run went without them and the run was recorded as done).
 
+A run that came due longer than ``catch_up`` ago while no supervisor ran (after the
+record's last done one), or a pending one that old, is not run: a ``job_run_skipped``
+warning about the job says so at the start, once (the runs are then recorded as dealt
+with), and how to run it by hand. Before, only the pending one was logged: a day's backup
+missed by a host down overnight was gone without a word.
+
 A job stopped by a command (``held``) is not run by the schedule, nor by a run that waited
 for the jobs it follows, until ``ctl run`` runs it.
 """
@@ -39,13 +45,16 @@ from observer.supervisor.program import Program, State
 from observer.supervisor.schedule import due_runs, missed_run, next_run
 from observer.timeline import Timeline
 
-__all__ = ["Jobs", "running_before"]
+__all__ = ["RUN_SKIPPED", "Jobs", "running_before"]
 
 log = logging.getLogger(__name__)
 
 _Time = Annotated[datetime, msgspec.Meta(tz=True)]
 _MISSED = "missed while no supervisor ran"
 _INTERRUPTED = "interrupted by the supervisor's restart"
+RUN_SKIPPED = "job_run_skipped"  # the alert of due runs a supervisor's start gave up
+# How far back a start looks for runs it gives up (a host off for months: one alert still).
+_SKIPPED_LOOKBACK = timedelta(days=31)
 
 
 class _Pending(msgspec.Struct, omit_defaults=True):
@@ -219,9 +228,12 @@ class Jobs:
     ) -> tuple[tuple[datetime, ScheduleEntry], str] | None:
         """The run of ``job`` a supervisor that starts at ``now`` runs, and why; None if none."""
         schedule, window = job.settings.schedule, self._catch_up
-        missed = missed_run(self._timeline, schedule, now, window, self._done.get(job.name))
+        handled = self._done.get(job.name)
+        missed = missed_run(self._timeline, schedule, now, window, handled)
         pending = self._pending.get(job.name)
         if pending is None:
+            if missed is None:  # else it takes the place of any older one
+                self._give_up(job, now, handled, None)
             return None if missed is None else (missed, _MISSED)
         hhmm = f"{pending.astimezone(KST):%H:%M}"
         if missed is not None and missed[0] > pending:  # a later entry takes its place
@@ -236,6 +248,7 @@ class Jobs:
                 job.name,
                 _INTERRUPTED,
             )
+            self._give_up(job, now, handled, pending)
         elif runs := due_runs(
             self._timeline, schedule, pending - timedelta(microseconds=1), pending
         ):
@@ -247,8 +260,39 @@ class Jobs:
                 job.name,
                 _INTERRUPTED,
             )
+            self._give_up(job, now, handled, pending)
         self.settle(job)  # said so: not again at every start
         return None
+
+    def _give_up(
+        self, job: Program, now: datetime, handled: datetime | None, pending: datetime | None
+    ) -> None:
+        """Alert the runs of ``job`` this start does not run, and record them as dealt with.
+
+        They are ``pending`` (interrupted), and those due over ``catch_up`` ago after the
+        record's last dealt with. Without a record (a first start) none is known to be missed.
+        """
+        since = max((t for t in (handled, pending) if t is not None), default=None)
+        if since is None:
+            return
+        since = max(since, now - _SKIPPED_LOOKBACK)
+        older = due_runs(self._timeline, job.settings.schedule, since, now - self._catch_up)
+        given_up = ([pending] if pending is not None else []) + [at for at, _ in older]
+        if not given_up:
+            return
+        latest = max(given_up)
+        runs = f"{len(given_up)} due run{'s' * (len(given_up) > 1)}"
+        message = (
+            f"{job.name}: {runs} not run, the latest due {latest.astimezone(KST):%Y-%m-%d %H:%M} "
+            f"KST: it came due (or was interrupted) over [supervisor] catch_up_s "
+            f"({self._catch_up.total_seconds():.0f}s) ago while no supervisor ran it; "
+            f"`observer ctl run {job.name}` runs it now"
+        )
+        log.warning("%s", message)
+        self._publish(
+            Alert(severity="warning", code=RUN_SKIPPED, message=message, subject=job.name)
+        )
+        self._deal(job, latest, settle=False)
 
     def _deal(self, job: Program, due: datetime | None, *, settle: bool) -> None:
         """Record ``due`` as dealt with, and with ``settle`` the run under way too."""
