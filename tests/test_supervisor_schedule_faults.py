@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bus.errors import OutboxFull
 from bus.events import Alert, Event
 from observer.clock import SimulatedClock, now_utc
 from observer.config import ProgramSettings, load_settings
@@ -479,3 +480,27 @@ def test_a_hold_outlasts_a_restart_of_the_supervisor(tmp_path: Path) -> None:
     assert json.loads(holds.read_text()) == []
     assert fakes.runs("j") == 1 and fakes.runs("d") == 2
     assert again.terminate() == 0
+
+
+def test_an_outbox_that_fails_is_said_and_the_supervisor_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The outbox raises the bus's errors, which are no `ObserverError`: the handler meant to
+    say so and supervise on never caught them, and the alert's failure ended the caller."""
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\n[supervisor]\nmetrics_port = 0\n'
+    )
+    clock = SimulatedClock(int(kst(21, 0).timestamp() * 1e9), 1.0)
+    sup = Supervisor(load_settings(config), config, clock)
+
+    def full(event: Event) -> int:
+        raise OutboxFull("the outbox's volume is full")
+
+    try:
+        sup.producer.send = full  # type: ignore[method-assign]
+        with caplog.at_level(logging.ERROR, logger="observer.supervisor"):
+            sup._publish(Alert(severity="warning", code="job_overlap", message="backup"))
+    finally:
+        sup.producer.close(0)
+    assert "cannot publish Alert: the outbox's volume is full" in caplog.text

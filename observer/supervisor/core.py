@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bus.errors import BusError
 from bus.events import Alert, AlertResolved, Event, PhaseChanged, WorkerLifecycle
 from bus.lock import InstanceLock, LockHeld
 from observer.clock import CLOCK_ENV, Clock, now_utc
@@ -470,7 +471,7 @@ class Supervisor:
     def _publish(self, event: Event) -> None:
         try:
             self.producer.send(event)
-        except ObserverError as exc:  # the outbox failed: say so, keep supervising
+        except BusError as exc:  # the outbox failed (full, broken): say so, keep supervising
             log.error("cannot publish %s: %s", type(event).__name__, exc)
 
 
