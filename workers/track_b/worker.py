@@ -40,6 +40,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, PriceSnapshot, Severity
 from bus.feed import FeedSubscriber
@@ -47,6 +48,7 @@ from bus.producer import Producer
 from observer.alerts import Notice, open_notices_of, open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
+from observer.db.engine import error_reason
 from observer.db.queries import held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError
@@ -67,6 +69,7 @@ from workers.track_b.guard import SlotGuard
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.pins import PinFile, slots_path, unplaced
+from workers.track_b.read_back import ReadBack
 from workers.track_b.refused import DATA_REFUSED
 from workers.track_b.session_alerts import (
     DEGRADED,
@@ -376,10 +379,13 @@ class TrackB(AsyncWorker):
             )
             for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))
         ]
+        read_back = ReadBack(self._engine, self.clock, self.settings.track_a.interval_min * 60.0)
         while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
             self.guard.wake.clear()
-            self._drain(feed, engine)
+            self._drain(feed, engine, read_back)
             now = self.clock.now_ns()
+            if read_back.due(now):
+                await self._read_back(read_back, engine, now)
             for symbol in book.held():
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:
@@ -435,12 +441,28 @@ class TrackB(AsyncWorker):
         self._overflowed[d.candidate.symbol] = firing
         return True
 
-    def _drain(self, feed: FeedSubscriber, engine: TriggerEngine) -> None:
+    def _drain(self, feed: FeedSubscriber, engine: TriggerEngine, read_back: ReadBack) -> None:
         while (envelopes := feed.recv(0)) is not None:
             for envelope in envelopes:
-                if isinstance(envelope.event, PriceSnapshot) and not engine.seen(envelope.event):
-                    engine.on_snapshot(envelope.event)
-                    self.guard.on_snapshot(envelope.event)
+                if not isinstance(snapshot := envelope.event, PriceSnapshot):
+                    continue
+                read_back.saw(snapshot)
+                if not engine.seen(snapshot):
+                    engine.on_snapshot(snapshot)
+                    self.guard.on_snapshot(snapshot)
+
+    async def _read_back(self, read_back: ReadBack, engine: TriggerEngine, now: int) -> None:
+        """Take what the feed lost of Track A's snapshots from the database (`ReadBack`).
+
+        A repair: a database that fails it is logged, and tried again an interval later.
+        """
+        try:
+            snapshots = await asyncio.to_thread(read_back.read, now)
+        except SQLAlchemyError as exc:
+            log.warning("cannot read Track A's snapshots back: %s", error_reason(exc))
+            return
+        read_back.take(snapshots, engine, self.guard, self.clock.now_ns())
+        self.counters["snapshots_read_back"] = read_back.read_back
 
     def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).

@@ -1,0 +1,122 @@
+"""Track A's snapshots the feed lost are read back from the database, an interval later.
+
+The feed is lossy by contract, and Track B read the database only at its start: a surge
+whose snapshot the feed dropped (a writer restarting, a subscriber behind its high-water
+mark) never fired, and the symbol was never streamed.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bus.events import PriceSnapshot
+from observer.clock import ManualClock
+from observer.db import models as m
+from tests.test_track_b_resume import (
+    _PROFILE,
+    NINE,
+    REFS,
+    SYMBOLS,
+    S,
+    Streams,
+    at,
+    burst,
+    follow,
+    hhmmss,
+    snapshot,
+    snapshot_rows,
+    store,
+    the_day_to_one,
+    track_b,
+)
+from workers.track_b.read_back import GRACE_S, ReadBack
+from workers.track_b.slots import Candidate, Holding, SlotBook
+from workers.track_b.triggers import TriggerEngine, profile_share
+
+LOST = SYMBOLS[160]  # surging in 12:50-13:00; its 13:00 snapshot never comes by the feed
+
+
+def thirteen_hundred() -> list[PriceSnapshot]:
+    """The 13:00 cycle, each symbol at its pace of the morning, LOST at 4x since 12:50."""
+    cycle = NINE + timedelta(hours=4)
+    shots = []
+    for i, s in enumerate(SYMBOLS):
+        observed = int(cycle.timestamp()) * S + S + i * S // 5
+        minutes = (observed - at("09:00")) / S / 60
+        pace = 0.5 + (i * 37 % 200) / 100  # as in `the_day_to_one`
+        volume = pace * 1_000_000 * profile_share(_PROFILE, minutes)
+        if s == LOST:
+            volume += burst(230.0, minutes)
+        shots.append(snapshot(s, observed, int(volume), high=10_005))
+    return shots
+
+
+def test_a_surge_the_feed_lost_fires_from_the_database_an_interval_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tb, _, url = track_b(tmp_path, at("13:00"))
+    cycle = thirteen_hundred()
+    store(url, m.PriceSnapshotRow, snapshot_rows([*the_day_to_one(), *cycle]))
+    engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
+    context = tb._sync(NINE + timedelta(minutes=30), engine, 41)
+    book = SlotBook(["acct1"], 41)
+    for n, s in enumerate(SYMBOLS[:41]):
+        cap = Candidate(s, "market_cap", engine.score(s, 1.0, 0.0), market_cap=REFS[s].market_cap)
+        assert book.restore(Holding("acct1", n, cap, at("09:30")))
+    streams = Streams(["acct1"], lambda symbol, now: 0.0)
+    delivered = [s for s in cycle if s.symbol != LOST]
+    follow(tb, engine, book, streams, context, at("13:10:30"), monkeypatch, feed=delivered)
+    placed = [(hhmmss(when), d.action) for when, d in streams.applied if d.candidate.symbol == LOST]
+    assert placed == [("13:10:00", "replace")]  # the first reading, one interval in
+    assert engine.live[LOST]["volume_surge"].fired_ns == cycle[160].observed_ns
+    assert tb.counters["snapshots_read_back"] == 1  # the 199 the feed brought are not
+
+
+def test_a_reading_takes_only_what_the_feed_should_have_brought_by_now(tmp_path: Path) -> None:
+    """Snapshots younger than the grace may still be on their way: left to the feed (or the
+    next reading); the cycle under way at a reading is read again at the next one."""
+    tb, _, url = track_b(tmp_path, at("13:00"))
+    cycle = thirteen_hundred()
+    store(url, m.PriceSnapshotRow, snapshot_rows(cycle))
+    engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
+    clock = tb.clock
+    assert isinstance(clock, ManualClock)
+    read_back = ReadBack(tb._engine, clock, 600.0)
+    assert read_back.since_cycle == "20261120-1250"  # the cycle under way at the start
+    clock.advance(GRACE_S + 20)  # 13:01:20: those observed by 13:00:20 are old enough
+    now = clock.now_ns()
+    taken = read_back.take(read_back.read(now), engine, tb.guard, now)
+    assert taken == 1 + 19 * 5  # 13:00:01 .. 13:00:20, five a second
+    assert read_back.since_cycle == "20261120-1300"
+    clock.advance(600)
+    now = clock.now_ns()
+    assert read_back.take(read_back.read(now), engine, tb.guard, now) == len(cycle) - taken
+    assert read_back.take(read_back.read(now), engine, tb.guard, now) == 0  # seen: once
+    assert read_back.read_back == len(cycle)
+
+
+def test_a_cycle_with_a_snapshot_still_on_its_way_is_read_again(tmp_path: Path) -> None:
+    """Under a fast clock the wall grace spans cycles: a snapshot of the 12:50 cycle still
+    within it while the 13:00 cycle has come is taken at the next reading, not skipped."""
+    tb, _, url = track_b(tmp_path, at("13:00"))
+    late = snapshot(SYMBOLS[5], at("13:00:30"), 500_000)
+    late = msgspec.structs.replace(late, cycle_id="20261120-1250")
+    first = thirteen_hundred()[0]  # 13:00:01, of the 13:00 cycle
+    store(url, m.PriceSnapshotRow, snapshot_rows([late, first]))
+    engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
+    clock = tb.clock
+    assert isinstance(clock, ManualClock)
+    read_back = ReadBack(tb._engine, clock, 600.0)
+    clock.advance(75)  # 13:01:15: the 13:00:01 one is overdue, the 13:00:30 one not yet
+    now = clock.now_ns()
+    assert read_back.take(read_back.read(now), engine, tb.guard, now) == 1
+    assert read_back.newest_cycle == "20261120-1300"
+    assert read_back.since_cycle == "20261120-1250"  # where the late one waits
+    clock.advance(600)
+    now = clock.now_ns()
+    assert read_back.take(read_back.read(now), engine, tb.guard, now) == 1
+    assert engine.seen(late) and read_back.since_cycle == "20261120-1300"
