@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import logging
 import subprocess
 import sys
 import types
@@ -24,6 +23,7 @@ import pytest
 from observer.clock import SystemClock
 from observer.config import Settings
 from observer.errors import (
+    ConfigError,
     FallbackError,
     FallbackRateLimited,
     FallbackServerError,
@@ -157,7 +157,7 @@ def fake_yfinance(with_config: bool) -> types.ModuleType:
 
 
 def test_installing_the_source_stops_yfinance_hiding_http_errors(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     new = fake_yfinance(with_config=True)
     monkeypatch.setitem(sys.modules, "yfinance", new)
@@ -165,14 +165,13 @@ def test_installing_the_source_stops_yfinance_hiding_http_errors(
     found = asyncio.run(YFinanceSource.installed().profile("MSFT"))
     assert found is not None and found.sector_key == "technology"
     assert new.config.debug.hide_exceptions is False
-    # yfinance before 1.0 has no such switch: the source still works, and says so
+    # yfinance before 1.0 has no such switch: a failure would read as a stock without a
+    # sector, stored and not asked again for a month. It only warned: now it is refused.
     old = fake_yfinance(with_config=False)
     monkeypatch.setitem(sys.modules, "yfinance", old)
     monkeypatch.setitem(sys.modules, "yfinance.exceptions", old.exceptions)
-    with caplog.at_level(logging.WARNING, logger="observer.fallback.yfinance_source"):
-        yf = YFinanceSource.installed()
-    assert asyncio.run(yf.profile("NOPE")) is None
-    assert "hides Yahoo's HTTP errors" in caplog.text and "0.2.54" in caplog.text
+    with pytest.raises(ConfigError, match=r"yfinance 0\.2\.54 hides Yahoo's HTTP errors"):
+        YFinanceSource.installed()
 
 
 def test_the_limiter_charges_a_call_the_three_requests_it_makes(

@@ -8,8 +8,9 @@ quoteSummary client (`GuardedSource`: one limiter per host, retries, breaker, ca
 
 By default yfinance hides HTTP errors (``yf.config.debug.hide_exceptions``): a 5xx or a 401
 "Invalid Crumb" on quoteSummary would come back as an info dict without ``sectorKey``, read
-as "no profile". `installed` turns that off (yfinance 1.0 and later; earlier ones have no
-such switch, and a warning says their errors read as "no profile"), and `profile` maps
+as "no profile". `installed` turns that off, and refuses a yfinance without the switch (before
+1.0: its failed lookups would be stored as stocks without a sector, not asked again for
+``max_age_days``, and never count as failures for the breaker), and `profile` maps
 what yfinance raises: a 429 (``YFRateLimitError``) to `FallbackRateLimited`, an HTTP error
 by its status (404: no profile; 5xx: `FallbackServerError`; any other: `FallbackError`),
 anything else to `FallbackTransportError`.
@@ -93,10 +94,10 @@ class YFinanceSource:
                 f"fallback_url): {exc}"
             ) from None
         if not raise_http_errors(yfinance):
-            log.warning(
-                "yfinance %s hides Yahoo's HTTP errors (no config.debug.hide_exceptions "
-                "before 1.0): a failed quoteSummary reads as 'no profile'; upgrade yfinance",
-                getattr(yfinance, "__version__", "?"),
+            raise ConfigError(
+                f"yfinance {getattr(yfinance, '__version__', '?')} hides Yahoo's HTTP errors "
+                "(no config.debug.hide_exceptions before 1.0): a failed lookup would be "
+                f"stored as a stock without a sector; upgrade it: {INSTALL_HINT} -U"
             )
         rate_limited: type[BaseException] = YFRateLimitError
 
