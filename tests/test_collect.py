@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from bus.events import (
 from harness.sim.config import SimConfig
 from harness.sim.market import BARS_PER_DAY, Market
 from harness.sim.realtime import trade_ns
-from observer.clock import ManualClock
+from observer.clock import Clock, ManualClock
 from observer.config import Settings, load_settings
 from observer.errors import KisTransportError
 from observer.kis.session import open_account, rate_limits
@@ -71,6 +72,31 @@ def settings_for(tmp_path: Path, url: str, *aliases: str, kis: str = "") -> Sett
         f'[kis]\nenvironment = "sim"\nsim_url = "{url}"\ntoken_dir = "{tmp_path}"\n{kis}{accounts}'
     )
     return load_settings(config)
+
+
+@asynccontextmanager
+async def streaming_three(
+    clock: Clock, settings: Settings, events: list[Event], **options: Any
+) -> AsyncIterator[tuple[Collector, SlotBook]]:
+    """A collector of ``options`` on acct1, running, streaming the first three stocks (their
+    first ticks came); stopped and closed at the end."""
+    accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+    collector = Collector(accounts, clock, events.append, **options)
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(collector.run(stop))
+    try:
+        book = SlotBook(["acct1"], 3)
+        picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
+        await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
+        streamed = set(STOCKS[:3])
+        await until(
+            lambda: {e.symbol for e in events if isinstance(e, TradeTick)} == streamed, 20, "ticks"
+        )
+        yield collector, book
+    finally:
+        stop.set()
+        await running
+        await accounts[0].aclose()
 
 
 async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
@@ -293,24 +319,12 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
         return [e for e in events if isinstance(e, Alert | AlertResolved)]
 
     async def scenario() -> None:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-        collector = Collector(accounts, clock, events.append, stale_after_s=20)
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(collector.run(stop))
-        try:
-            book = SlotBook(["acct1"], 3)
-            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
-            await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
-            await until(lambda: any(isinstance(e, TradeTick) for e in events), 20, "ticks")
+        async with streaming_three(clock, settings, events, stale_after_s=20):
             answer = httpx.post(
                 f"{sim.url}/_sim/faults", json={"tick_loss": {"seconds": 150}}, timeout=10
             )
             assert answer.status_code == 200
             await until(lambda: len(alerts()) == 2, 30, "stale, then flowing again")
-        finally:
-            stop.set()
-            await running
-            await accounts[0].aclose()
 
     try:
         asyncio.run(scenario())
@@ -358,17 +372,11 @@ def test_a_feed_behind_is_alerted_and_a_slot_released_meanwhile_is_a_delivery_la
         return [e for e in of(Alert) + of(AlertResolved) if e.code == FEED_LAGGING]
 
     async def scenario() -> None:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
         rule = SilenceRule(0.5, 0.2, 10.0, 60.0, resolution_s=1.0)  # Track B's own
-        collector = Collector(accounts, clock, events.append, silence=rule, lag_alert_s=10)
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(collector.run(stop))
-        try:
-            book = SlotBook(["acct1"], 3)
-            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
-            await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
-            streamed = {on_time, late, kept}
-            await until(lambda: {t.symbol for t in of(TradeTick)} == streamed, 20, "ticks")
+        async with streaming_three(clock, settings, events, silence=rule, lag_alert_s=10) as (
+            collector,
+            book,
+        ):
             for symbol in (on_time, late):
 
                 async def release(symbol: str = symbol) -> None:
@@ -389,10 +397,6 @@ def test_a_feed_behind_is_alerted_and_a_slot_released_meanwhile_is_a_delivery_la
             await until(lambda: len(lag_events()) == 2, 30, "the feed on time again")
             counters = collector.account_counters()
             assert 0 <= counters["account.acct1.delivery_lag_s"] < 10
-        finally:
-            stop.set()
-            await running
-            await accounts[0].aclose()
 
     asyncio.run(scenario())
     alert, resolved = lag_events()

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.events import Alert, AlertResolved, Event, GapDetected, TradeTick
+from bus.events import Alert, AlertResolved, Event, GapDetected
 from observer.clock import ManualClock
-from observer.kis.session import open_account, rate_limits
 from tests.support import SimThread
-from tests.test_collect import MARKET, STOCKS, TEN, settings_for, until
-from workers.track_b.collect import Collector
+from tests.test_collect import MARKET, STOCKS, TEN, settings_for, streaming_three, until
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.refused import DATA_REFUSED, RefusedData
-from workers.track_b.slots import Candidate, SlotBook
 
 _NS = 1_000_000_000
 
@@ -138,17 +136,8 @@ def test_garbled_records_and_frames_from_kis_raise_one_alert_resolved_when_data_
         assert answer.status_code == 200
 
     async def scenario() -> None:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-        collector = Collector(
-            accounts, clock, events.append, silence=SilenceRule(5.0, 900.0), refused_quiet_s=120
-        )
-        stop = asyncio.Event()
-        running = asyncio.ensure_future(collector.run(stop))
-        try:
-            book = SlotBook(["acct1"], 3)
-            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
-            await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
-            await until(lambda: any(isinstance(e, TradeTick) for e in events), 20, "ticks")
+        options: dict[str, Any] = {"silence": SilenceRule(5.0, 900.0), "refused_quiet_s": 120}
+        async with streaming_three(clock, settings, events, **options) as (collector, _):
             refused = collector.refused_data
             # The records first: a garbled frame would take them with it.
             garble({"garbled_records": 3})
@@ -156,10 +145,6 @@ def test_garbled_records_and_frames_from_kis_raise_one_alert_resolved_when_data_
             garble({"garbled_frames": 2})  # in the same episode (quiet: 4 wall seconds)
             await until(lambda: len(_alerts(events)) == 2, 30, "the alert, then its end")
             counters.update(collector.account_counters())
-        finally:
-            stop.set()
-            await running
-            await accounts[0].aclose()
 
     try:
         asyncio.run(scenario())
