@@ -55,6 +55,7 @@ _INTERRUPTED = "interrupted by the supervisor's restart"
 RUN_SKIPPED = "job_run_skipped"  # the alert of due runs a supervisor's start gave up
 # How far back a start looks for runs it gives up (a host off for months: one alert still).
 _SKIPPED_LOOKBACK = timedelta(days=31)
+_BEYOND = "due, or interrupted, over [supervisor] catch_up_s ago while no supervisor ran it"
 
 
 class _Pending(msgspec.Struct, omit_defaults=True):
@@ -233,7 +234,7 @@ class Jobs:
         pending = self._pending.get(job.name)
         if pending is None:
             if missed is None:  # else it takes the place of any older one
-                self._give_up(job, now, handled, None)
+                self._give_up(job, now, handled, None, _BEYOND)
             return None if missed is None else (missed, _MISSED)
         hhmm = f"{pending.astimezone(KST):%H:%M}"
         if missed is not None and missed[0] > pending:  # a later entry takes its place
@@ -248,7 +249,7 @@ class Jobs:
                 job.name,
                 _INTERRUPTED,
             )
-            self._give_up(job, now, handled, pending)
+            self._give_up(job, now, handled, pending, _BEYOND)
         elif runs := due_runs(
             self._timeline, schedule, pending - timedelta(microseconds=1), pending
         ):
@@ -260,14 +261,19 @@ class Jobs:
                 job.name,
                 _INTERRUPTED,
             )
-            self._give_up(job, now, handled, pending)
+            self._give_up(job, now, handled, pending, "interrupted, and no longer scheduled")
         self.settle(job)  # said so: not again at every start
         return None
 
     def _give_up(
-        self, job: Program, now: datetime, handled: datetime | None, pending: datetime | None
+        self,
+        job: Program,
+        now: datetime,
+        handled: datetime | None,
+        pending: datetime | None,
+        why: str,
     ) -> None:
-        """Alert the runs of ``job`` this start does not run, and record them as dealt with.
+        """Alert the runs of ``job`` this start does not run (``why``); record them as dealt with.
 
         They are ``pending`` (interrupted), and those due over ``catch_up`` ago after the
         record's last dealt with. Without a record (a first start) none is known to be missed.
@@ -284,9 +290,7 @@ class Jobs:
         runs = f"{len(given_up)} due run{'s' * (len(given_up) > 1)}"
         message = (
             f"{job.name}: {runs} not run, the latest due {latest.astimezone(KST):%Y-%m-%d %H:%M} "
-            f"KST: it came due (or was interrupted) over [supervisor] catch_up_s "
-            f"({self._catch_up.total_seconds():.0f}s) ago while no supervisor ran it; "
-            f"`observer ctl run {job.name}` runs it now"
+            f"KST ({why}); `observer ctl run {job.name}` runs it now"
         )
         log.warning("%s", message)
         self._publish(
