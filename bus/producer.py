@@ -160,6 +160,9 @@ class Producer:
         self._sent_upto = self._outbox.acked  # highest seq handed to the socket since a rewind
         self._high_sent = self._outbox.acked  # highest seq ever handed to the socket
         self._progress_at = time.monotonic()
+        # Since when the pending events have waited: the last ack that advanced, or the send
+        # that made some pending after none were (monotonic; `unacked_s`).
+        self._acked_at = self._waiting_since = time.monotonic()
         self._timeout = ack_timeout_s
         self._backlog_alerted = False
         self._failure: BaseException | None = None
@@ -208,6 +211,18 @@ class Producer:
         """Events assigned but not yet acknowledged."""
         return self._next_seq - 1 - self._outbox.acked
 
+    @property
+    def unacked_s(self) -> float:
+        """Seconds the writer has acknowledged none of the pending events; 0: none pending.
+
+        Since its last acknowledgement, or since events became pending after none were: a
+        writer out of reach (a firewall, a wrong endpoint, stopped) leaves it growing while
+        the process beats on.
+        """
+        if not self.pending:
+            return 0.0
+        return time.monotonic() - max(self._acked_at, self._waiting_since)
+
     def send(self, event: Event) -> int:
         """Queue ``event`` and return its seq; it is durable after the next flush.
 
@@ -246,6 +261,8 @@ class Producer:
                 # OutboxFull here: this event is refused before it uses a seq.
                 self._flush_locked()
                 self._buffer += part
+            if seq == self._outbox.acked + 1:  # the first pending after none were
+                self._waiting_since = time.monotonic()
             self._next_seq += 1
             self._buffered += 1
             if self._buffered == 1:
@@ -508,7 +525,7 @@ class Producer:
             )
         if seq > self._outbox.acked:
             self._outbox.ack(seq)
-            self._progress_at = time.monotonic()
+            self._progress_at = self._acked_at = time.monotonic()
             self._timeout = self._base_timeout
             if self.pending <= self._backlog_alert:
                 self._backlog_alerted = False

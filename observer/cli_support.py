@@ -288,8 +288,7 @@ def job_producer(
     except BusError as exc:
         fail(program, str(exc), 1)
     take_over_disk_alerts(settings, producer)  # a job is READY before its producer
-    notifier.report_pending(lambda: producer.pending)
-    notifier.report_handshake(lambda: producer.handshake_failing_s)
+    notifier.report_producer(producer)
     try:
         if not drained(producer, notifier, timeout):
             fail(
@@ -329,8 +328,7 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
         producer = producer_for(settings, source, clock.now_ns)
     except BusError as exc:
         fail(program, str(exc), 1)
-    notifier.report_pending(lambda: producer.pending)
-    notifier.report_handshake(lambda: producer.handshake_failing_s)
+    notifier.report_producer(producer)
     notifier.ready()
     take_over_disk_alerts(settings, producer)  # the database layer: after READY
     return Worker(program, settings, clock, notifier, producer)

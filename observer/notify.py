@@ -16,10 +16,18 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import msgspec
 
-__all__ = ["BUS_HANDSHAKE_FAILING_S", "FAILING_S", "NOTIFY_FD_ENV", "Notice", "Notifier"]
+__all__ = [
+    "BUS_HANDSHAKE_FAILING_S",
+    "BUS_UNACKED_S",
+    "FAILING_S",
+    "NOTIFY_FD_ENV",
+    "Notice",
+    "Notifier",
+]
 
 NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
 HEARTBEAT_ENV = "OBSERVER_HEARTBEAT_S"
@@ -27,6 +35,22 @@ FAILING_S = "failing_s"  # the heartbeat counter of a process alive but failing 
 # How long this process's producer has failed its CURVE handshake with the writer (keys that
 # do not match): the writer cannot tell, since its ZAP is never asked.
 BUS_HANDSHAKE_FAILING_S = "bus_handshake_failing_s"
+# How long the writer has acknowledged none of this process's pending events (a writer out of
+# this host's reach: the events wait in the outbox, and so do the alerts about it).
+BUS_UNACKED_S = "bus_unacked_s"
+
+
+class ProducerFigures(Protocol):
+    """What a heartbeat tells of the process's producer (`bus.producer.Producer`)."""
+
+    @property
+    def pending(self) -> int: ...
+
+    @property
+    def unacked_s(self) -> float: ...
+
+    @property
+    def handshake_failing_s(self) -> float: ...
 
 
 class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -46,8 +70,7 @@ class Notifier:
         self.interval_s = interval_s
         self._next_beat = 0.0
         self._encoder = msgspec.json.Encoder()
-        self._pending: Callable[[], int] | None = None
-        self._handshake_failing: Callable[[], float] | None = None
+        self._producer: ProducerFigures | None = None
 
     @classmethod
     def from_env(cls) -> Notifier:
@@ -66,17 +89,14 @@ class Notifier:
         self._write(Notice("ready", dict(counters or {})))
         self._next_beat = time.monotonic() + self.interval_s
 
-    def report_pending(self, pending: Callable[[], int]) -> None:
-        """Add ``bus_pending`` to every heartbeat: the outbox's backlog.
+    def report_producer(self, producer: ProducerFigures) -> None:
+        """Add the producer's figures to every heartbeat.
 
-        That is the events of this process's producer that the writer has not acknowledged;
-        on a collectors host it grows while the writer's host is out of reach.
+        ``bus_pending``: the outbox's backlog, the events the writer has not acknowledged (on
+        a collectors host it grows while the writer's host is out of reach);
+        `BUS_UNACKED_S` and `BUS_HANDSHAKE_FAILING_S`.
         """
-        self._pending = pending
-
-    def report_handshake(self, failing_s: Callable[[], float]) -> None:
-        """Add ``bus_handshake_failing_s`` to every heartbeat (`BUS_HANDSHAKE_FAILING_S`)."""
-        self._handshake_failing = failing_s
+        self._producer = producer
 
     def beat(self, counters: Callable[[], Mapping[str, float]] | None = None) -> None:
         """Send a heartbeat if one is due; cheap to call from every loop iteration.
@@ -99,10 +119,10 @@ class Notifier:
 
     def _with_pending(self, counters: Mapping[str, float]) -> dict[str, float]:
         counted = dict(counters)
-        if self._pending is not None:
-            counted["bus_pending"] = float(self._pending())
-        if self._handshake_failing is not None:
-            counted[BUS_HANDSHAKE_FAILING_S] = round(self._handshake_failing(), 1)
+        if (producer := self._producer) is not None:
+            counted["bus_pending"] = float(producer.pending)
+            counted[BUS_UNACKED_S] = round(producer.unacked_s, 1)
+            counted[BUS_HANDSHAKE_FAILING_S] = round(producer.handshake_failing_s, 1)
         return counted
 
     def _write(self, notice: Notice) -> None:

@@ -20,8 +20,8 @@ import zmq
 from bus.curve import ClientCurve, ServerCurve, generate_key_pair, load_key_pair, load_public_key
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
-from observer.notify import BUS_HANDSHAKE_FAILING_S, Notice, Notifier
-from observer.supervisor.commands import HANDSHAKE_GRACE_S, problems
+from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, Notice, Notifier
+from observer.supervisor.commands import HANDSHAKE_GRACE_S, UNACKED_GRACE_S, problems
 from observer.supervisor.program import Program, State
 from observer.writer.handshakes import HANDSHAKE_FAILED, HandshakeWatch
 from tests.support import WriterProcess, assert_exactly_once, db_rows, wait_until
@@ -132,8 +132,7 @@ def test_a_failing_handshake_reaches_the_heartbeat_and_ctl_status(tmp_path: Path
     read, write = os.pipe()
     try:
         notifier = Notifier(write, interval_s=0)
-        notifier.report_pending(lambda: producer.pending)
-        notifier.report_handshake(lambda: producer.handshake_failing_s)
+        notifier.report_producer(producer)
         producer.send(synthetic_tick(1, 1_700_000_000_000_000_000))
         wait_until(lambda: producer.handshake_failing_s > 0.5, 30, "a failing handshake")
         notifier.beat_now({})
@@ -163,6 +162,31 @@ def test_a_failing_handshake_reaches_the_heartbeat_and_ctl_status(tmp_path: Path
     assert problems([program(beat.counters[BUS_HANDSHAKE_FAILING_S])], lambda _: True) == []
     [problem] = problems([program(HANDSHAKE_GRACE_S + 5)], lambda _: True)
     assert problem.startswith("track_b: bus: the CURVE handshake with the writer has failed")
+
+
+def test_events_the_writer_leaves_unacknowledged_past_the_grace_are_a_problem() -> None:
+    """A writer stopped or out of the host's reach, its keys fine: the programs beat on and
+    ``ctl status`` said healthy while nothing they produced was stored."""
+
+    def program(unacked_s: float) -> Program:
+        worker = SimpleNamespace(
+            name="track_b",
+            state=State.RUNNING,
+            held=False,
+            kind="daemon",
+            failures=0,
+            counters={BUS_UNACKED_S: unacked_s, "bus_pending": 5000.0},
+            settings=SimpleNamespace(heartbeat_timeout_s=30.0),
+            beat_age_s=lambda: 0.5,
+        )
+        return cast(Program, worker)
+
+    assert problems([program(UNACKED_GRACE_S - 1)], lambda _: True) == []  # a writer restarting
+    [problem] = problems([program(UNACKED_GRACE_S + 5)], lambda _: True)
+    assert problem == (
+        "track_b: bus: 5000 events have waited 125 s for the writer to acknowledge them "
+        "(is it running, and reachable from this host?)"
+    )
 
 
 def test_the_writer_counts_every_failed_handshake_and_alerts_once_per_endpoint(

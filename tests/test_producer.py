@@ -91,6 +91,26 @@ def test_credit_bounds_what_is_unacknowledged_on_the_wire(tmp_path: Path, router
     producer.close()
 
 
+def test_unacked_s_is_how_long_the_writer_has_acknowledged_none_of_the_pending(
+    tmp_path: Path, router: Router
+) -> None:
+    """A writer out of reach: the process beats on, its events pile up; ``ctl status`` and
+    the rules judge this figure (the backlog alone never was)."""
+    producer = make(tmp_path)
+    try:
+        assert producer.unacked_s == 0.0  # nothing pending
+        producer.send(ALERT)
+        wait_until(lambda: router.has(1), 10, "the event sent")
+        wait_until(lambda: producer.unacked_s > 0.2, 10, "the wait to grow")
+        router.ack(1)
+        wait_until(lambda: producer.pending == 0, 10, "the ack")
+        assert producer.unacked_s == 0.0
+        producer.send(ALERT)  # pending again after none: counted from this send, not the ack
+        assert producer.pending == 1 and producer.unacked_s < 0.2
+    finally:
+        producer.close(drain_timeout=0)
+
+
 def test_resend_request_rewinds_to_the_writers_mark(tmp_path: Path, router: Router) -> None:
     producer = make(tmp_path)
     for _ in range(20):

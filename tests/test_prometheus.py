@@ -265,6 +265,28 @@ def test_a_failing_bus_handshake_fires_past_the_grace_of_ctl_status(tmp_path: Pa
     )
 
 
+def test_events_the_writer_leaves_unacknowledged_fire_past_the_grace_of_ctl_status(
+    tmp_path: Path,
+) -> None:
+    """A writer out of this host's reach: its programs beat on, their events (and alerts)
+    pile up in the outboxes. A minute is a writer restarting; over two is not."""
+    waiting = 'observer_program_counter{program="track_b",counter="bus_unacked_s"}'
+    summary = {
+        "summary": "track_b's events have waited 3m 0s for the writer",
+        "description": _rule("ObserverEventsNotAcknowledged")["annotations"]["description"],
+    }
+    labels = {"program": "track_b", "counter": "bus_unacked_s"}
+    _promtool_test(
+        tmp_path,
+        {waiting: "0x3 60 0x2 60+60x3"},  # a minute at 4m; 60 s at 8m, 60 s more a minute
+        [
+            {"eval_time": "4m", "alertname": "ObserverEventsNotAcknowledged", "exp_alerts": []},
+            {"eval_time": "9m", "alertname": "ObserverEventsNotAcknowledged", "exp_alerts": []},
+            _firing("10m", "ObserverEventsNotAcknowledged", summary, **labels),
+        ],
+    )
+
+
 def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path) -> None:
     """As ``ctl status`` judges. Before, a fixed 10 s held for 30 s: never for a daemon (the
     supervisor ends it at 15 s, and then its age is not served), and falsely for a job whose

@@ -41,16 +41,27 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from observer.notify import BUS_HANDSHAKE_FAILING_S, FAILING_S
+from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, FAILING_S
 from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.jobs import running_before
 from observer.supervisor.program import Launch, Program, State
 
-__all__ = ["COMMANDS", "HANDSHAKE_GRACE_S", "Supervised", "dispatch", "held_warnings", "problems"]
+__all__ = [
+    "COMMANDS",
+    "HANDSHAKE_GRACE_S",
+    "UNACKED_GRACE_S",
+    "Supervised",
+    "dispatch",
+    "held_warnings",
+    "problems",
+]
 
 # A CURVE handshake with the writer may fail for a moment (a writer restarting mid-handshake);
 # failing longer than this, the keys do not match and the host's events only pile up.
 HANDSHAKE_GRACE_S = 30.0
+# The writer acknowledges within a second, and a restart of it (or of its host: the demo's
+# link cut) within a minute or two; events waiting longer are not being stored.
+UNACKED_GRACE_S = 120.0
 
 
 class Supervised(Protocol):
@@ -339,8 +350,11 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
     heartbeat is older than half its ``heartbeat_timeout_s`` (it hangs: it will be ended),
     or whose heartbeat says it fails its work (``failing_s``: the writer whose database
     refuses commits), or that its CURVE handshake with the writer has failed for more than
-    `HANDSHAKE_GRACE_S` (``bus_handshake_failing_s``: the keys do not match). A program
-    stopped by a command is the operator's choice, not a problem (`held_warnings` names it).
+    `HANDSHAKE_GRACE_S` (``bus_handshake_failing_s``: the keys do not match), or whose
+    events have waited longer than `UNACKED_GRACE_S` for the writer's acknowledgement
+    (``bus_unacked_s``: a writer stopped or out of this host's reach; the process beats on,
+    its events and its alerts only pile up in its outbox). A program stopped by a command is
+    the operator's choice, not a problem (`held_warnings` names it).
     """
     found = []
     for program in programs:
@@ -368,6 +382,12 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
                     f"{name}: bus: the CURVE handshake with the writer has failed for "
                     f"{refused:.0f} s (this host's keys and the writer's do not match; "
                     "see its log)"
+                )
+            if (waiting := program.counters.get(BUS_UNACKED_S, 0.0)) > UNACKED_GRACE_S:
+                pending = program.counters.get("bus_pending", 0.0)
+                found.append(
+                    f"{name}: bus: {pending:.0f} events have waited {waiting:.0f} s for the "
+                    "writer to acknowledge them (is it running, and reachable from this host?)"
                 )
     return found
 
