@@ -433,10 +433,14 @@ class TrackA(AsyncWorker):
         """The day's members (symbol, market) by rank, waiting for the universe job if needed.
 
         Past the cycle's deadline without one, the cycle is empty; a critical alert goes
-        out once per day when the universe is ``universe_alert_s`` late.
+        out once per day when the universe is ``universe_alert_s`` late, or at the deadline
+        if that comes first (a limit longer than a cycle alerted nothing, all day).
         """
         day = cycle.trade_date
-        late_after = cycle.scheduled.timestamp() + self.settings.track_a.universe_alert_s
+        late_after = min(
+            cycle.scheduled.timestamp() + self.settings.track_a.universe_alert_s,
+            cycle.deadline.timestamp(),
+        )
         while not self.stop.is_set():
             with self._engine.connect() as conn:
                 members = universe_of(conn, day)
