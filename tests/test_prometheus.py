@@ -287,6 +287,27 @@ def test_events_the_writer_leaves_unacknowledged_fire_past_the_grace_of_ctl_stat
     )
 
 
+def test_snapshots_the_feed_lost_fire_while_they_are_read_back(tmp_path: Path) -> None:
+    """Track B repairs its triggers from the database; the feed that lost them is the
+    operator's to look at. Fired while the count rises, quiet half an hour after."""
+    read_back = 'observer_program_counter{program="track_b",counter="snapshots_read_back"}'
+    labels = {"program": "track_b", "counter": "snapshots_read_back"}
+    summary = {
+        "summary": "track_b read 12 Track A snapshots back from the database that the feed "
+        "did not deliver",
+        "description": _rule("ObserverFeedLosingSnapshots")["annotations"]["description"],
+    }
+    _promtool_test(
+        tmp_path,
+        {read_back: "0x10 12x40"},  # 12 read back at 11m
+        [
+            {"eval_time": "10m", "alertname": "ObserverFeedLosingSnapshots", "exp_alerts": []},
+            _firing("20m", "ObserverFeedLosingSnapshots", summary, **labels),
+            {"eval_time": "45m", "alertname": "ObserverFeedLosingSnapshots", "exp_alerts": []},
+        ],
+    )
+
+
 def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path) -> None:
     """As ``ctl status`` judges. Before, a fixed 10 s held for 30 s: never for a daemon (the
     supervisor ends it at 15 s, and then its age is not served), and falsely for a job whose
