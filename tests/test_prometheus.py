@@ -308,6 +308,25 @@ def test_snapshots_the_feed_lost_fire_while_they_are_read_back(tmp_path: Path) -
     )
 
 
+def test_a_program_held_for_a_day_fires(tmp_path: Path) -> None:
+    """A stop by a command is the operator's choice; a backup held for a day is forgotten."""
+    summary = {
+        "summary": "backup has been held by a command for a day",
+        "description": _rule("ObserverProgramHeld")["annotations"]["description"],
+    }
+    _promtool_test(
+        tmp_path,
+        {
+            'observer_program_held{program="backup"}': "1x1500",
+            'observer_program_held{program="token"}': "1x600 0x900",  # ten hours, then run
+        },
+        [
+            {"eval_time": "23h", "alertname": "ObserverProgramHeld", "exp_alerts": []},
+            _firing("25h", "ObserverProgramHeld", summary, program="backup"),
+        ],
+    )
+
+
 def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path) -> None:
     """As ``ctl status`` judges. Before, a fixed 10 s held for 30 s: never for a daemon (the
     supervisor ends it at 15 s, and then its age is not served), and falsely for a job whose

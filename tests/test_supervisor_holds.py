@@ -3,7 +3,8 @@
 * A session worker stopped outside its phase is started again by ``ctl start`` (or
   ``restart``): the hold ends and its phase starts it. Before, both were refused
   ``out_of_phase``, the hold stayed, and the next session ran without it, status healthy.
-* A worker held while it would run is named in ``ctl status`` (a warning: healthy).
+* A worker held while it would run, and a held job, are named in ``ctl status`` (a
+  warning: healthy).
 * ``ctl stop`` of a program parked FATAL holds it stopped and resolves its ``program_fatal``;
   a supervisor that takes over such an alert of a held program resolves it. Before, the
   stop left it FATAL (status unhealthy until started, and failing, again) and after a
@@ -17,11 +18,15 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 
 from observer.clock import SimulatedClock
 from observer.phases import KST
+from observer.supervisor.commands import held_warnings
+from observer.supervisor.program import Program
 from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, wait_until
 from tests.test_supervisor_schedule_faults import FAKE
 
@@ -143,3 +148,23 @@ def test_a_supervisor_resolves_the_open_alert_of_a_program_held_since(tmp_path: 
     ]
     assert again.program("crashing")["state"] == "stopped" and again.status()["healthy"]
     assert again.terminate() == 0
+
+
+def test_a_held_job_is_a_warning_of_ctl_status_whenever_it_is_held() -> None:
+    """A held job's scheduled runs are skipped (a backup, the archive): it was left out of
+    the warnings, so a job stopped and forgotten was never run again, without a word."""
+
+    def program(name: str, kind: str, held: bool) -> Program:
+        return cast(Program, SimpleNamespace(name=name, kind=kind, held=held))
+
+    programs = [
+        program("backup", "job", True),
+        program("archive", "job", False),
+        program("track_a", "daemon", True),  # held, but not due now: nothing to say
+        program("track_b", "session", True),
+    ]
+    assert held_warnings(programs, lambda p: p.name == "track_b") == [
+        "backup is held by a command: its scheduled runs are skipped until "
+        "`observer ctl run backup`",
+        "track_b is held by a command during its phase: `observer ctl start track_b` runs it",
+    ]

@@ -393,16 +393,25 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
 
 
 def held_warnings(programs: list[Program], due: Callable[[Program], bool]) -> list[str]:
-    """The daemons and session workers held by a command while ``due`` says they should run.
+    """The held jobs, and the daemons and session workers held while ``due`` says they run.
 
     An operator's stop is their choice, so it leaves the status healthy; but a worker held
-    through its session collects nothing, so ``status`` says so, one line each. Before, a
-    session worker stopped in the evening stayed stopped through the next session, silently.
+    through its session collects nothing, and a held job's runs are skipped (a backup, the
+    archive), so ``status`` says so, one line each. Before, a session worker stopped in the
+    evening stayed stopped through the next session, and a job held for good, silently.
     """
-    return [
-        f"{p.name} is held by a command "
-        + ("during its phase" if p.kind == "session" else "(stopped)")
-        + f": `observer ctl start {p.name}` runs it"
-        for p in programs
-        if p.held and p.kind != "job" and due(p)
-    ]
+    warnings = []
+    for p in programs:
+        if not p.held:
+            continue
+        if p.kind == "job":
+            warnings.append(
+                f"{p.name} is held by a command: its scheduled runs are skipped until "
+                f"`observer ctl run {p.name}`"
+            )
+        elif due(p):
+            state = "during its phase" if p.kind == "session" else "(stopped)"
+            warnings.append(
+                f"{p.name} is held by a command {state}: `observer ctl start {p.name}` runs it"
+            )
+    return warnings

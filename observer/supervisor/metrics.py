@@ -110,6 +110,11 @@ class SupervisorCollector(Collector):
             "the job's failed runs in a row; 0 once a run succeeds",
             labels=["program"],
         )
+        held = GaugeMetricFamily(
+            "observer_program_held",
+            "1 while the program is held by a command (`ctl stop`: not run until started)",
+            labels=["program"],
+        )
         counters = GaugeMetricFamily(
             "observer_program_counter",
             "counters reported by the running program's heartbeats",
@@ -120,6 +125,7 @@ class SupervisorCollector(Collector):
             for each in State:
                 state.add_metric([program.name, each.value], 1.0 if program.state is each else 0.0)
             restarts.add_metric([program.name], program.restarts)
+            held.add_metric([program.name], 1.0 if program.held else 0.0)
             if program.kind == "job":  # one stopped by a command is no longer failing
                 failed_runs.add_metric([program.name], 0 if program.held else program.failures)
             sample = self.supervisor.samples.get(program.name)
@@ -146,7 +152,7 @@ class SupervisorCollector(Collector):
             "CURVE handshakes the tcp control endpoint refused (keys not among the operators)",
             value=self.supervisor.control_refused,
         )
-        yield from (up, state, restarts, failed_runs, cpu, rss, beat, beat_timeout, counters)
+        yield from (up, state, restarts, failed_runs, cpu, rss, beat, beat_timeout, held, counters)
         yield from (phase, pending)
         yield refused
         observed = self.supervisor
