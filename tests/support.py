@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 from aiohttp import web
 from sqlalchemy import Engine, text
@@ -27,6 +28,7 @@ from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import AUDITED_MODELS, AuditedMany
 from observer.db.queries import committed_offsets
+from observer.supervisor.program import Program, State
 from tests.migrated import seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -409,3 +411,18 @@ def start_on_sim_clock(
             env={**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec, **(env or {})},
             pass_fds=pass_fds,
         )
+
+
+def beating(name: str, counters: dict[str, float]) -> Program:
+    """A running daemon whose last heartbeat, just now, said ``counters``."""
+    worker = SimpleNamespace(
+        name=name,
+        state=State.RUNNING,
+        held=False,
+        kind="daemon",
+        failures=0,
+        counters=counters,
+        settings=SimpleNamespace(heartbeat_timeout_s=30.0),
+        beat_age_s=lambda: 0.5,
+    )
+    return cast(Program, worker)

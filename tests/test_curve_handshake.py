@@ -10,8 +10,6 @@ import logging
 import os
 import socket
 from pathlib import Path
-from types import SimpleNamespace
-from typing import cast
 
 import msgspec
 import pytest
@@ -22,9 +20,9 @@ from bus.producer import Producer
 from harness.loadgen import synthetic_tick
 from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, Notice, Notifier
 from observer.supervisor.commands import HANDSHAKE_GRACE_S, UNACKED_GRACE_S, problems
-from observer.supervisor.program import Program, State
+from observer.supervisor.program import Program
 from observer.writer.handshakes import HANDSHAKE_FAILED, HandshakeWatch
-from tests.support import WriterProcess, assert_exactly_once, db_rows, wait_until
+from tests.support import WriterProcess, assert_exactly_once, beating, db_rows, wait_until
 
 HINT = "does the client hold this writer's public key?"
 PRODUCER_HINT = "this host holds another writer's public key"
@@ -146,17 +144,7 @@ def test_a_failing_handshake_reaches_the_heartbeat_and_ctl_status(tmp_path: Path
         os.close(read)
 
     def program(failing_s: float) -> Program:
-        worker = SimpleNamespace(
-            name="track_b",
-            state=State.RUNNING,
-            held=False,
-            kind="daemon",
-            failures=0,
-            counters={BUS_HANDSHAKE_FAILING_S: failing_s, "bus_pending": 5000.0},
-            settings=SimpleNamespace(heartbeat_timeout_s=30.0),
-            beat_age_s=lambda: 0.5,
-        )
-        return cast(Program, worker)
+        return beating("track_b", {BUS_HANDSHAKE_FAILING_S: failing_s, "bus_pending": 5000.0})
 
     # Within the grace (a writer restarting mid-handshake) the host is healthy; past it, not.
     assert problems([program(beat.counters[BUS_HANDSHAKE_FAILING_S])], lambda _: True) == []
@@ -169,17 +157,7 @@ def test_events_the_writer_leaves_unacknowledged_past_the_grace_are_a_problem() 
     ``ctl status`` said healthy while nothing they produced was stored."""
 
     def program(unacked_s: float) -> Program:
-        worker = SimpleNamespace(
-            name="track_b",
-            state=State.RUNNING,
-            held=False,
-            kind="daemon",
-            failures=0,
-            counters={BUS_UNACKED_S: unacked_s, "bus_pending": 5000.0},
-            settings=SimpleNamespace(heartbeat_timeout_s=30.0),
-            beat_age_s=lambda: 0.5,
-        )
-        return cast(Program, worker)
+        return beating("track_b", {BUS_UNACKED_S: unacked_s, "bus_pending": 5000.0})
 
     assert problems([program(UNACKED_GRACE_S - 1)], lambda _: True) == []  # a writer restarting
     [problem] = problems([program(UNACKED_GRACE_S + 5)], lambda _: True)

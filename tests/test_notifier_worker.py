@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import cast
 
 import pytest
@@ -30,8 +29,8 @@ from observer.db.engine import make_engine
 from observer.db.queries import alert_records
 from observer.notify import FAILING_S, Notifier
 from observer.supervisor.commands import problems
-from observer.supervisor.program import Program, State
 from observer.writer.store import Store
+from tests.support import beating
 from workers.notifier.channels import Target
 from workers.notifier.messages import Message
 from workers.notifier.worker import AlertNotifier
@@ -182,17 +181,7 @@ def test_a_channel_without_a_url_is_a_failing_notifier_outside_the_simulator(
     counters = worker(real, bus).counters()  # OBSERVER_NOTIFY_DEFAULT_URLS was not passed
     assert counters["channels_without_url"] == 1 and counters[FAILING_S] > 0
     # `observer ctl status` names it, as it does the writer failing its commits.
-    program = SimpleNamespace(
-        name="notifier",
-        state=State.RUNNING,
-        held=False,
-        kind="daemon",
-        failures=0,
-        counters=counters,
-        settings=SimpleNamespace(heartbeat_timeout_s=30.0),
-        beat_age_s=lambda: 0.5,
-    )
-    [problem] = problems([cast(Program, program)], lambda _: True)
+    [problem] = problems([beating("notifier", counters)], lambda _: True)
     assert problem.startswith("notifier: failing its work")
     # With its URL, the channel is a target: healthy.
     fine = worker(real, bus, Target("default", "default", ChannelSettings(), None)).counters()

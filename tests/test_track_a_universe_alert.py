@@ -12,35 +12,20 @@ import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import msgspec
-
 from bus.events import Alert
 from observer.clock import ManualClock
-from observer.config import Settings
-from observer.db.migrate import upgrade
 from observer.phases import KST
-from tests.test_track_b_resume import Sent
+from tests.test_track_a_unrun_cycles import track_a_alone
 from workers.track_a.schedule import Cycle
-from workers.track_a.worker import TrackA
 
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 
 
 def test_a_universe_alert_due_after_the_cycle_comes_at_its_end(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'observer.db'}"
-    upgrade(url)
-    settings = msgspec.convert(
-        {
-            "database": {"url": url},
-            "paths": {"data_dir": str(tmp_path)},
-            "kis": {"accounts": [{"alias": "acct1"}]},
-            "track_a": {"universe_alert_s": 900.0},
-        },
-        Settings,
-    )
-    clock = ManualClock(int(NINE.timestamp()) * 1_000_000_000)
-    sent = Sent()
-    track_a = TrackA(settings, clock, sent, None, asyncio.Event())  # type: ignore[arg-type]
+    start = int(NINE.timestamp()) * 1_000_000_000
+    track_a, sent, _ = track_a_alone(tmp_path, start, {"universe_alert_s": 900.0})
+    clock = track_a.clock
+    assert isinstance(clock, ManualClock)
     cycle = Cycle(NINE, NINE + timedelta(minutes=10))
 
     async def wait_for_the_universe() -> list[tuple[str, str]]:

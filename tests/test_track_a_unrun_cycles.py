@@ -46,7 +46,10 @@ def at(hh: int, mm: int) -> int:
     return int(datetime(2026, 11, 20, hh, mm, tzinfo=KST).timestamp()) * S
 
 
-def track_a(tmp_path: Path, now_ns: int) -> tuple[TrackA, Sent, Store]:
+def track_a_alone(
+    tmp_path: Path, now_ns: int, track_a: dict[str, Any] | None = None
+) -> tuple[TrackA, Sent, str]:
+    """A Track A on a migrated database of its own (no universe), at ``now_ns``."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     upgrade(url)
     settings = msgspec.convert(
@@ -54,11 +57,17 @@ def track_a(tmp_path: Path, now_ns: int) -> tuple[TrackA, Sent, Store]:
             "database": {"url": url},
             "paths": {"data_dir": str(tmp_path)},
             "kis": {"accounts": [{"alias": "acct1"}]},
+            "track_a": track_a or {},
         },
         Settings,
     )
     sent = Sent()
     worker = TrackA(settings, ManualClock(now_ns), sent, None, asyncio.Event())  # type: ignore[arg-type]
+    return worker, sent, url
+
+
+def track_a(tmp_path: Path, now_ns: int) -> tuple[TrackA, Sent, Store]:
+    worker, sent, url = track_a_alone(tmp_path, now_ns)
     store = Store(make_engine(url))
     store.load_marks()
     members = tuple(
