@@ -88,6 +88,11 @@ def _rule(name: str) -> dict[str, Any]:
     return next(r for g in groups for r in g["rules"] if r.get("alert") == name)
 
 
+def _quiet(at: str, name: str) -> dict[str, Any]:
+    """The promtool case of rule ``name`` firing nothing at ``at``."""
+    return {"eval_time": at, "alertname": name, "exp_alerts": []}
+
+
 def _firing(at: str, name: str, annotations: dict[str, str], **labels: str) -> dict[str, Any]:
     labels = {"severity": _rule(name)["labels"]["severity"], **labels}
     expected = {"exp_labels": labels, "exp_annotations": annotations}
@@ -130,7 +135,7 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
         tmp_path,
         series,
         [
-            *({"eval_time": at, "alertname": n, "exp_alerts": []} for at, n in silent),
+            *(_quiet(at, n) for at, n in silent),
             _firing("18m", "ObserverNoTicks", no_ticks),  # rate 0 from 11m, for 5m
             _firing("18m", "ObserverTokenExpiringSoon", token, account="acct1"),
             _firing("12m", "ObserverJobFailing", failing, program="universe"),
@@ -185,7 +190,7 @@ def test_rules_judge_each_host_by_its_own_figures_and_phase(tmp_path: Path) -> N
         series,
         [
             _firing("18m", "ObserverNoTicks", no_ticks_c2, host="c2"),
-            {"eval_time": "18m", "alertname": "ObserverTokenExpired", "exp_alerts": []},
+            _quiet("18m", "ObserverTokenExpired"),
         ],
     )
 
@@ -214,10 +219,10 @@ def test_a_feed_behind_for_two_minutes_in_full_operation_fires(tmp_path: Path) -
         tmp_path,
         series,
         [
-            {"eval_time": "4m", "alertname": "ObserverAccountFeedLagging", "exp_alerts": []},
+            _quiet("4m", "ObserverAccountFeedLagging"),
             _firing("7m", "ObserverAccountFeedLagging", lagging, account="acct1"),
-            {"eval_time": "11m", "alertname": "ObserverAccountFeedLagging", "exp_alerts": []},
-            {"eval_time": "18m", "alertname": "ObserverAccountFeedLagging", "exp_alerts": []},
+            _quiet("11m", "ObserverAccountFeedLagging"),
+            _quiet("18m", "ObserverAccountFeedLagging"),
         ],
     )
 
@@ -239,9 +244,9 @@ def test_a_notifier_with_a_channel_without_url_fires_though_no_channel_is_down(
             'observer_notifier_targets_down{program="notifier"}': "0x25",
         },
         [
-            {"eval_time": "8m", "alertname": "ObserverNotifierChannelWithoutUrl", "exp_alerts": []},
+            _quiet("8m", "ObserverNotifierChannelWithoutUrl"),
             _firing("12m", "ObserverNotifierChannelWithoutUrl", summary, **labels),
-            {"eval_time": "20m", "alertname": "ObserverNotifierFailing", "exp_alerts": []},
+            _quiet("20m", "ObserverNotifierFailing"),
         ],
     )
 
@@ -258,8 +263,8 @@ def test_a_failing_bus_handshake_fires_past_the_grace_of_ctl_status(tmp_path: Pa
         tmp_path,
         {failing: "0x3 20 0x2 60 120"},  # 20 s at 4m, 60 s from 8m,
         [
-            {"eval_time": "4m", "alertname": "ObserverBusHandshakeFailing", "exp_alerts": []},
-            {"eval_time": "6m", "alertname": "ObserverBusHandshakeFailing", "exp_alerts": []},
+            _quiet("4m", "ObserverBusHandshakeFailing"),
+            _quiet("6m", "ObserverBusHandshakeFailing"),
             _firing("8m", "ObserverBusHandshakeFailing", summary, **labels),
         ],
     )
@@ -280,8 +285,8 @@ def test_events_the_writer_leaves_unacknowledged_fire_past_the_grace_of_ctl_stat
         tmp_path,
         {waiting: "0x3 60 0x2 60+60x3"},  # a minute at 4m; 60 s at 8m, 60 s more a minute
         [
-            {"eval_time": "4m", "alertname": "ObserverEventsNotAcknowledged", "exp_alerts": []},
-            {"eval_time": "9m", "alertname": "ObserverEventsNotAcknowledged", "exp_alerts": []},
+            _quiet("4m", "ObserverEventsNotAcknowledged"),
+            _quiet("9m", "ObserverEventsNotAcknowledged"),
             _firing("10m", "ObserverEventsNotAcknowledged", summary, **labels),
         ],
     )
@@ -301,9 +306,9 @@ def test_snapshots_the_feed_lost_fire_while_they_are_read_back(tmp_path: Path) -
         tmp_path,
         {read_back: "0x10 12x40"},  # 12 read back at 11m
         [
-            {"eval_time": "10m", "alertname": "ObserverFeedLosingSnapshots", "exp_alerts": []},
+            _quiet("10m", "ObserverFeedLosingSnapshots"),
             _firing("20m", "ObserverFeedLosingSnapshots", summary, **labels),
-            {"eval_time": "45m", "alertname": "ObserverFeedLosingSnapshots", "exp_alerts": []},
+            _quiet("45m", "ObserverFeedLosingSnapshots"),
         ],
     )
 
@@ -321,7 +326,7 @@ def test_a_program_held_for_a_day_fires(tmp_path: Path) -> None:
             'observer_program_held{program="token"}': "1x600 0x900",  # ten hours, then run
         },
         [
-            {"eval_time": "23h", "alertname": "ObserverProgramHeld", "exp_alerts": []},
+            _quiet("23h", "ObserverProgramHeld"),
             _firing("25h", "ObserverProgramHeld", summary, program="backup"),
         ],
     )
@@ -351,7 +356,7 @@ def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path
         tmp_path,
         series,
         [
-            {"eval_time": "3m", "alertname": "ObserverHeartbeatStale", "exp_alerts": []},
+            _quiet("3m", "ObserverHeartbeatStale"),
             {
                 "eval_time": "6m",
                 "alertname": "ObserverHeartbeatStale",
@@ -688,8 +693,8 @@ def test_a_program_failing_its_work_for_two_minutes_fires(tmp_path: Path) -> Non
         tmp_path,
         {failing: "0x3 180 0x4 0+60x10"},  # one sample of 3 minutes at 4m; failing from 10m
         [
-            {"eval_time": "5m", "alertname": "ObserverProgramFailingItsWork", "exp_alerts": []},
-            {"eval_time": "12m", "alertname": "ObserverProgramFailingItsWork", "exp_alerts": []},
+            _quiet("5m", "ObserverProgramFailingItsWork"),
+            _quiet("12m", "ObserverProgramFailingItsWork"),
             _firing("13m", "ObserverProgramFailingItsWork", summary, **labels),
         ],
     )

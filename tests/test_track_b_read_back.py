@@ -25,6 +25,7 @@ from tests.test_track_b_resume import (
     Streams,
     at,
     burst,
+    caps_held_since_nine_thirty,
     follow,
     hhmmss,
     snapshot,
@@ -34,7 +35,6 @@ from tests.test_track_b_resume import (
     track_b,
 )
 from workers.track_b.read_back import GRACE_S, ReadBack
-from workers.track_b.slots import Candidate, Holding, SlotBook
 from workers.track_b.triggers import TriggerEngine, profile_share
 
 LOST = SYMBOLS[160]  # surging in 12:50-13:00; its 13:00 snapshot never comes by the feed
@@ -63,10 +63,7 @@ def test_a_surge_the_feed_lost_fires_from_the_database_an_interval_later(
     store(url, m.PriceSnapshotRow, snapshot_rows([*the_day_to_one(), *cycle]))
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     context = tb._sync(NINE + timedelta(minutes=30), engine, 41)
-    book = SlotBook(["acct1"], 41)
-    for n, s in enumerate(SYMBOLS[:41]):
-        cap = Candidate(s, "market_cap", engine.score(s, 1.0, 0.0), market_cap=REFS[s].market_cap)
-        assert book.restore(Holding("acct1", n, cap, at("09:30")))
+    book = caps_held_since_nine_thirty(engine)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)
     delivered = [s for s in cycle if s.symbol != LOST]
     follow(tb, engine, book, streams, context, at("13:10:30"), monkeypatch, feed=delivered)

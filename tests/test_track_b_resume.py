@@ -198,6 +198,15 @@ REFS = {s: Reference(s, 10**13 // i, 10_000, 1_000_000, 300.0) for i, s in enume
 SURGE, EARLY, HALT = SYMBOLS[150], SYMBOLS[151], SYMBOLS[152]
 
 
+def caps_held_since_nine_thirty(engine: TriggerEngine) -> SlotBook:
+    """The 41 slots of acct1 a restart took back: the largest caps, held since 09:30."""
+    book = SlotBook(["acct1"], 41)
+    for n, s in enumerate(SYMBOLS[:41]):
+        cap = Candidate(s, "market_cap", engine.score(s, 1.0, 0.0), market_cap=REFS[s].market_cap)
+        assert book.restore(Holding("acct1", n, cap, at("09:30")))
+    return book
+
+
 def burst(start_min: float, end_min: float) -> float:
     """4x the usual volume of a symbol trading 1,000,000 a day, from ``start_min`` on."""
     if end_min <= start_min:
@@ -249,10 +258,7 @@ def test_a_restart_at_13_replays_the_day_and_hands_out_no_context(
     assert EARLY in engine.live and not engine.live[EARLY]  # fired, lapsed
     # The slots the restart took back (the 41 largest caps, by cap since 09:30) stay; SURGE
     # takes one of them until its surge lapses, when the cap comes back.
-    book = SlotBook(["acct1"], 41)
-    for n, s in enumerate(SYMBOLS[:41]):
-        cap = Candidate(s, "market_cap", engine.score(s, 1.0, 0.0), market_cap=REFS[s].market_cap)
-        assert book.restore(Holding("acct1", n, cap, at("09:30")))
+    book = caps_held_since_nine_thirty(engine)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)
     follow(tb, engine, book, streams, context, at("13:05:05"), monkeypatch)
     changes = [(hhmmss(when), d.action, d.candidate.symbol) for when, d in streams.applied]

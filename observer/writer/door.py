@@ -53,7 +53,7 @@ class Door:
         self._source_keys = SourceKeys()  # the key each source is sent with: one per source
         # Every source the writer keeps state for (marks, routes); bounded by max_sources.
         self.sources: set[str] = set(known)
-        self._undecodable_alerted: set[str] = set()  # admitted sources, and _UNKNOWN
+        self._alerted: set[str] = set()  # admitted sources, _UNKNOWN and _BEYOND
         self._alerts: list[Event] = []
         if len(self.sources) > max_sources:
             log.warning(
@@ -78,7 +78,7 @@ class Door:
         except FrameError as exc:
             self.rejected += 1
             log.warning("rejected frame from %s: %s", sender.hex(), exc)
-            self._undecodable(_UNKNOWN, f"a frame from {sender.hex()} was rejected: {exc}")
+            self._alert_once(_UNKNOWN, f"a frame from {sender.hex()} was rejected: {exc}")
             return None
         try:
             if not self._key_may_send(key, frame):
@@ -87,13 +87,13 @@ class Door:
         except FrameError as exc:
             self.rejected += 1
             log.warning("rejected frame from %s: %s", sender.hex(), exc)
-            self._undecodable(_BEYOND, f"a frame from {sender.hex()} was refused: {exc}")
+            self._alert_once(_BEYOND, f"a frame from {sender.hex()} was refused: {exc}")
             return None
         if not self._one_key_per_source(key, sources):
             return None
         for index in frame.undecodable:
             env = frame.envelopes[index]
-            self._undecodable(
+            self._alert_once(
                 env.source,
                 f"{env.source}/{env.seq} could not be decoded and is kept in rejected_events: "
                 f"{getattr(env.event, 'reason', '')}",
@@ -113,15 +113,15 @@ class Door:
             self.sources |= new
         return sources
 
-    def _undecodable(self, source: str, message: str) -> None:
-        """Alert the first undecodable frame or event of ``source`` in this run.
+    def _alert_once(self, source: str, message: str) -> None:
+        """Alert the first of ``source``'s frames or events the door rejects in this run.
 
-        ``source`` `_UNKNOWN`: a frame whose source cannot be read; `_BEYOND`: a frame refused
-        beyond ``max_sources``.
+        An undecodable frame or event of an admitted ``source``; `_UNKNOWN`: a frame whose
+        source cannot be read; `_BEYOND`: a frame refused beyond ``max_sources``.
         """
-        if source in self._undecodable_alerted:
+        if source in self._alerted:
             return
-        self._undecodable_alerted.add(source)
+        self._alerted.add(source)
         subject = {_UNKNOWN: "unknown source", _BEYOND: "max_sources"}.get(source, source)
         log.error("%s (alerted once for %s in this run)", message, subject)
         # The writer's own alert must be storable whatever the peer sent: no NUL, bounded.

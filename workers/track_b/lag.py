@@ -23,8 +23,9 @@ from collections import deque
 from collections.abc import Callable, Collection
 from itertools import takewhile
 
-from bus.events import Alert, AlertResolved, Event
+from bus.events import Alert, Event
 from observer.clock import Clock, wall_seconds_between
+from workers.track_b.outages import resolved
 
 __all__ = ["FEED_LAGGING", "LAG_WALL_FLOOR_S", "FeedLag"]
 
@@ -153,8 +154,4 @@ class FeedLag:
             )
 
     def _resolve(self, alias: str, why: str) -> None:
-        message = f"account {alias}: {why}"
-        log.warning("%s", message)
-        self.publish(
-            AlertResolved(code=FEED_LAGGING, severity="warning", subject=alias, message=message)
-        )
+        self.publish(resolved(alias, FEED_LAGGING, "warning", why))

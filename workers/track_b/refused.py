@@ -13,17 +13,15 @@ every record is refused (a format change) raises one, and stays open while nothi
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from bus.events import Alert, AlertResolved, Event
+from bus.events import Alert, Event
 from observer.clock import Clock
+from workers.track_b.outages import resolved
 
 __all__ = ["DATA_REFUSED", "QUIET_S", "RefusedData"]
-
-log = logging.getLogger(__name__)
 
 DATA_REFUSED = "track_b_data_refused"  # the alert of an account's data the decoder refuses
 # Clock seconds of data read without a refusal that end an episode (a format change refuses
@@ -63,11 +61,7 @@ class RefusedData:
         if episode is None:
             return
         counts = f"{episode.records} records and {episode.frames} frames refused"
-        message = f"account {alias}: {why} ({counts} in the episode)"
-        log.warning("%s", message)
-        self.publish(
-            AlertResolved(code=DATA_REFUSED, severity="error", subject=alias, message=message)
-        )
+        self.publish(resolved(alias, DATA_REFUSED, "error", f"{why} ({counts} in the episode)"))
 
     def on_records(self, alias: str, tr_id: str, count: int, error: str) -> None:
         """``count`` records of a ``tr_id`` frame refused, the first for ``error``."""
