@@ -10,14 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 from aiohttp import web
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 
 from bus.codec import DIGEST_BYTES
@@ -186,6 +187,30 @@ class ProducerProcess:
         assert self.proc.returncode == 0, err.decode()
         report: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
         return report
+
+
+@contextmanager
+def database_down(url: str) -> Iterator[None]:
+    """Refuse new connections to ``url``'s PostgreSQL database and end the open ones (waiting
+    up to 5 s for each to end: a terminated backend ends a moment after it is signalled);
+    allow connections again on leaving."""
+    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    database = url.rsplit("/", 1)[1]
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
+                    " WHERE datname = :db"
+                ),
+                {"db": database},
+            )
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
 
 
 def audit(url: str) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 import zmq
-from sqlalchemy import create_engine, text
 
 from bus.codec import decode_ack
 from bus.envelope import Ack
@@ -27,6 +26,7 @@ from tests.support import (
     ProducerProcess,
     WriterProcess,
     assert_exactly_once,
+    database_down,
     db_rows,
     wait_until,
 )
@@ -116,30 +116,16 @@ def test_postgres_connection_cut_for_a_while(
     procs = producers(tmp_path, writer, 2)
     for proc in procs:
         proc.start(events=20_000, rate=5_000)
-    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    database = pg_url.rsplit("/", 1)[1]
-    try:
-        for cut in range(1, 3):
-            wait_for_new_commits(writer, procs)
-            with admin.connect() as conn:  # refuse new connections, then drop the writer's
-                conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-                conn.execute(
-                    text(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"
-                    ),
-                    {"db": database},
-                )
+    for cut in range(1, 3):
+        wait_for_new_commits(writer, procs)
+        with database_down(pg_url):
             wait_until(
                 lambda: writer.log.read_text().count("database failed, retrying") >= cut,  # noqa: B023
                 60,
                 "the writer to notice the outage",
             )
-            with admin.connect() as conn:
-                conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
-        for proc in procs:
-            assert proc.result()["drained"]
-    finally:
-        admin.dispose()
+    for proc in procs:
+        assert proc.result()["drained"]
     assert_exactly_once(pg_url, {"p0": 20_000, "p1": 20_000})
 
 

@@ -19,10 +19,9 @@ from observer.alerts import Notice
 from observer.config import ChannelSettings, load_settings
 from observer.db import migrate
 from observer.notify import FAILING_S
-from tests.support import wait_until
+from tests.support import database_down, wait_until
 from tests.test_notifier_give_up import Service
 from tests.test_notifier_worker import NOW, worker
-from tests.test_writer_backoff import database_down
 from workers.notifier.channels import Target
 
 pytestmark = pytest.mark.slow

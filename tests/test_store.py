@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import msgspec
 import pytest
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_frame
@@ -30,6 +30,7 @@ from observer.db.models import (
 from observer.errors import StoreError
 from observer.writer.store import Store, accept
 from tests.samples import EXPECTED_ROWS, SAMPLES, T0
+from tests.support import database_down
 
 
 def frames_of(
@@ -163,21 +164,11 @@ def test_an_unavailable_database_is_retried_and_marks_reread(pg_url: str) -> Non
     engine = make_engine(pg_url)
     store = Store(engine)
     store.apply(frames_of([SAMPLES[2]] * 3))
-    database = pg_url.rsplit("/", 1)[1]
-    admin = create_engine(pg_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-        conn.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
-            {"db": database},
-        )
-    with pytest.raises(StoreError, match="commit of 3 events failed"):
-        store.apply(frames_of([SAMPLES[2]] * 3, first=4))
-    with pytest.raises(StoreError, match="cannot read bus offsets"):
-        store.apply(frames_of([SAMPLES[2]] * 3, first=4))  # marks must be re-read first
-    with admin.connect() as conn:
-        conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
-    admin.dispose()
+    with database_down(pg_url):
+        with pytest.raises(StoreError, match="commit of 3 events failed"):
+            store.apply(frames_of([SAMPLES[2]] * 3, first=4))
+        with pytest.raises(StoreError, match="cannot read bus offsets"):
+            store.apply(frames_of([SAMPLES[2]] * 3, first=4))  # marks must be re-read first
     assert store.apply(frames_of([SAMPLES[2]] * 3, first=4)).count == 3
     assert store.marks == {"w1": 6}
     engine.dispose()

@@ -12,13 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from bus.codec import DecodedFrame
 from bus.endpoints import local_endpoints
@@ -29,31 +26,19 @@ from observer.disk import DiskSettings, DiskWatch
 from observer.retry import backoff_s
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
-from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, load_program, wait_until
+from tests.support import (
+    WRITER_PROGRAM,
+    SupervisorProcess,
+    database_down,
+    db_rows,
+    load_program,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
 INITIAL_S, MAX_S = 0.2, 10.0
 TRIES = 6  # timed while the database is down
-
-
-@contextmanager
-def database_down(url: str) -> Iterator[None]:
-    """Refuse new connections and drop the open ones; allow them again on leaving."""
-    admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    database = url.rsplit("/", 1)[1]
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-            conn.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db"),
-                {"db": database},
-            )
-        yield
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
-        admin.dispose()
 
 
 def test_the_writers_own_alert_backs_off_with_the_store_and_lands_when_it_returns(

@@ -30,8 +30,7 @@ from observer.db.engine import make_engine
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
 from tests.samples import SAMPLES, T0
-from tests.support import ProducerProcess, assert_exactly_once, wait_until
-from tests.test_writer_backoff import database_down
+from tests.support import ProducerProcess, assert_exactly_once, database_down, wait_until
 
 pytestmark = pytest.mark.slow
 

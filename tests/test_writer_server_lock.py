@@ -52,8 +52,8 @@ def lock_sessions(conn: Connection) -> list[int]:
 
 
 def cut(conn: Connection, pid: int) -> None:
-    """End a session as a server restart or a cut link would."""
-    assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    """End a session as a server restart or a cut link would (waiting up to 5 s for its end)."""
+    assert conn.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": pid}).scalar_one()
 
 
 def test_a_dropped_lock_connection_is_replaced_and_the_writer_serves_on(
@@ -79,11 +79,20 @@ def test_a_writer_that_lost_its_lock_to_another_stops_serving(
 ) -> None:
     writer = writer_factory(pg_url).start()
     assert writer.proc is not None
-    [session] = lock_sessions(admin)
-    cut(admin, session)
+    assert len(lock_sessions(admin)) == 1
     schema = admin.execute(text("SELECT current_schema()")).scalar_one()
+
+    def taken_from_the_writer() -> bool:
+        # The writer may take the lock again between the cut and the try: its new session is
+        # cut the next time round.
+        for session in lock_sessions(admin):  # (one listed may have ended since)
+            admin.execute(text("SELECT pg_terminate_backend(:p, 5000)"), {"p": session})
+        return bool(
+            admin.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(schema)}).scalar()
+        )
+
     # Another writer takes the lock before this one looks again.
-    assert admin.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _key(schema)}).scalar()
+    wait_until(taken_from_the_writer, 30, "the lock taken from the writer")
     assert writer.proc.wait(30) == 3
     log = writer.log.read_text()
     assert "holds postgresql+psycopg://" in log and "Traceback" not in log
