@@ -313,6 +313,27 @@ def test_snapshots_the_feed_lost_fire_while_they_are_read_back(tmp_path: Path) -
     )
 
 
+def test_snapshot_readings_failing_twice_in_half_an_hour_fire(tmp_path: Path) -> None:
+    """One failed reading is a blip, tried again an interval later; two in half an hour are
+    snapshots the feed loses left unrepaired."""
+    failed = 'observer_program_counter{program="track_b",counter="snapshot_readings_failed"}'
+    labels = {"program": "track_b", "counter": "snapshot_readings_failed"}
+    summary = {
+        "summary": "track_b failed to read Track A's snapshots back from the database twice "
+        "or more in half an hour",
+        "description": _rule("ObserverSnapshotReadingsFailing")["annotations"]["description"],
+    }
+    _promtool_test(
+        tmp_path,
+        {failed: "0x10 1x10 2x50"},  # failed at 11m and at 21m
+        [
+            _quiet("15m", "ObserverSnapshotReadingsFailing"),
+            _firing("25m", "ObserverSnapshotReadingsFailing", summary, **labels),
+            _quiet("60m", "ObserverSnapshotReadingsFailing"),
+        ],
+    )
+
+
 def test_a_program_held_for_a_day_fires(tmp_path: Path) -> None:
     """A stop by a command is the operator's choice; a backup held for a day is forgotten."""
     summary = {

@@ -1,9 +1,13 @@
-"""Track A's missing-universe alert comes by the cycle's end at the latest.
+"""Track A's universe: its missing-universe alert, and its cycles through a database outage.
 
 A cycle waits for the universe until its deadline (the next cycle's start) and then runs
 empty. With ``universe_alert_s`` longer than a cycle (900 s against 10-minute cycles, set to
 cut noise) the alert was due after the wait had already given up: every cycle of the day ran
 empty, and nothing said so.
+
+A database that failed the universe's read (a PostgreSQL restart, a failover) ended Track A:
+the cycles of the outage and of the supervisor's restart backoff were never asked, and a
+price not asked for at its time is lost for good. The members read before run the cycle.
 """
 
 from __future__ import annotations
@@ -14,9 +18,13 @@ from pathlib import Path
 
 from bus.events import Alert
 from observer.clock import ManualClock
+from observer.db.migrate import upgrade
+from observer.db.readers import reader_engine
 from observer.phases import KST
-from tests.test_track_a_unrun_cycles import track_a_alone
+from tests.support import database_down
+from tests.test_track_a_unrun_cycles import SYMBOLS, store_universe, track_a_alone
 from workers.track_a.schedule import Cycle
+from workers.track_a.worker import TrackA
 
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 
@@ -27,19 +35,76 @@ def test_a_universe_alert_due_after_the_cycle_comes_at_its_end(tmp_path: Path) -
     clock = track_a.clock
     assert isinstance(clock, ManualClock)
     cycle = Cycle(NINE, NINE + timedelta(minutes=10))
-
-    async def wait_for_the_universe() -> list[tuple[str, str]]:
-        waiting = asyncio.ensure_future(track_a._universe(cycle))
-        while not waiting.done():  # the worker's polls, in clock time
-            await asyncio.sleep(0)
-            clock.advance(1.0)
-        return waiting.result()
-
     try:
-        assert asyncio.run(wait_for_the_universe()) == []  # the cycle ran empty
+        assert wait_for_the_universe(track_a, cycle) == []  # the cycle ran empty
     finally:
         track_a._engine.dispose()
     [alert] = [e for e in sent if isinstance(e, Alert)]
     assert (alert.code, alert.severity) == ("track_a_no_universe", "critical")
     assert alert.context == {"cycle_id": "20261120-0900"}
     assert clock.now_ns() <= int(cycle.deadline.timestamp() + 3) * 1_000_000_000
+    assert "is the universe job failing?" in alert.message
+
+
+def wait_for_the_universe(track_a: TrackA, cycle: Cycle) -> list[tuple[str, str]]:
+    """The cycle's members as Track A waits for them, its clock advanced a second a turn."""
+    clock = track_a.clock
+    assert isinstance(clock, ManualClock)
+
+    async def waiting() -> list[tuple[str, str]]:
+        members = asyncio.ensure_future(track_a._universe(cycle))
+        while not members.done():  # the worker's polls, in clock time
+            await asyncio.sleep(0)
+            clock.advance(1.0)
+        return members.result()
+
+    return asyncio.run(waiting())
+
+
+def on_postgres(track_a: TrackA, url: str) -> None:
+    """Track A reading ``url`` (its reader pool waits 1 s for a connection)."""
+    track_a._engine.dispose()
+    track_a._engine = reader_engine(track_a.settings.database, "track_a", url=url, timeout_s=1)
+
+
+def test_a_database_outage_runs_the_cycle_on_the_members_read_before(
+    tmp_path: Path, pg_url: str
+) -> None:
+    track_a, sent, _ = track_a_alone(tmp_path, int(NINE.timestamp()) * 1_000_000_000)
+    upgrade(pg_url)
+    store_universe(pg_url).engine.dispose()
+    on_postgres(track_a, pg_url)
+    try:
+        nine = wait_for_the_universe(track_a, Cycle(NINE, NINE + timedelta(minutes=10)))
+        assert [symbol for symbol, _ in nine] == SYMBOLS
+        with database_down(pg_url):
+            later = NINE + timedelta(minutes=10)
+            assert (
+                wait_for_the_universe(track_a, Cycle(later, later + timedelta(minutes=10))) == nine
+            )
+    finally:
+        track_a._engine.dispose()
+    assert track_a.tally.counters()["universe_reads_failed"] == 1
+    assert not [e for e in sent if isinstance(e, Alert)]  # the cycle runs: nothing to say
+
+
+def test_a_database_down_before_the_first_read_is_named_by_the_alert(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Nothing read before: the cycle waits for the database as for a universe not in yet."""
+    track_a, sent, _ = track_a_alone(tmp_path, int(NINE.timestamp()) * 1_000_000_000)
+    upgrade(pg_url)
+    store_universe(pg_url).engine.dispose()
+    on_postgres(track_a, pg_url)
+    short = Cycle(NINE, NINE + timedelta(seconds=6))  # three polls of a second's wait each
+    try:
+        with database_down(pg_url):
+            assert wait_for_the_universe(track_a, short) == []
+    finally:
+        track_a._engine.dispose()
+    [alert] = [e for e in sent if isinstance(e, Alert)]
+    assert alert.code == "track_a_no_universe"
+    assert "Track A cannot run (the database does not answer (StoreError: no reader" in (
+        alert.message
+    )
+    assert track_a.tally.universe_reads_failed >= 2

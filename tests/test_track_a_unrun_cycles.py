@@ -68,6 +68,11 @@ def track_a_alone(
 
 def track_a(tmp_path: Path, now_ns: int) -> tuple[TrackA, Sent, Store]:
     worker, sent, url = track_a_alone(tmp_path, now_ns)
+    return worker, sent, store_universe(url)
+
+
+def store_universe(url: str) -> Store:
+    """The day's universe of `SYMBOLS`, stored in ``url``'s database by a writer's store."""
     store = Store(make_engine(url))
     store.load_marks()
     members = tuple(
@@ -78,7 +83,7 @@ def track_a(tmp_path: Path, now_ns: int) -> tuple[TrackA, Sent, Store]:
         trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
     )
     store.apply([decode_parts(encode_frame([Envelope("universe", 1, at(7, 0), universe)]))])
-    return worker, sent, store
+    return store
 
 
 def summaries(sent: Sent) -> dict[str, tuple[int, int, int]]:

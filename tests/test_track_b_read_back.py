@@ -7,6 +7,9 @@ mark) never fired, and the symbol was never streamed.
 
 from __future__ import annotations
 
+import asyncio
+import shutil
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +19,9 @@ import pytest
 from bus.events import PriceSnapshot
 from observer.clock import ManualClock
 from observer.db import models as m
+from observer.db.migrate import upgrade
+from observer.db.readers import reader_engine
+from tests.support import database_down
 from tests.test_track_b_resume import (
     _PROFILE,
     NINE,
@@ -117,3 +123,43 @@ def test_a_cycle_with_a_snapshot_still_on_its_way_is_read_again(tmp_path: Path) 
     now = clock.now_ns()
     assert read_back.take(read_back.read(now), engine, tb.guard, now) == 1
     assert engine.seen(late) and read_back.since_cycle == "20261120-1300"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_reading_the_database_refuses_is_counted_and_tried_an_interval_later(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    """A repair that fails leaves Track B following the day: counted for the operator's rule
+    (`ObserverSnapshotReadingsFailing`) and read again an interval later. On PostgreSQL a
+    reader pool's timeout is a `StoreError`, which used to end Track B's loop."""
+    tb, _, url = track_b(tmp_path, at("13:00"))
+    cycle = thirteen_hundred()
+    outage: AbstractContextManager[None]
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        upgrade(url)
+        outage = database_down(url)  # connections refused: the pool times out
+    else:
+        moved = tmp_path / "moved" / "observer.db"
+        outage = nullcontext()  # its folder is not there yet: sqlite3 cannot open it
+        url, stored = f"sqlite:///{moved}", url
+    reader = reader_engine(tb.settings.database, "track_b", url=url, timeout_s=1)
+    engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
+    clock = tb.clock
+    assert isinstance(clock, ManualClock)
+    read_back = ReadBack(reader, clock, 600.0)
+    try:
+        clock.advance(600)
+        with outage:
+            asyncio.run(tb._read_back(read_back, engine, clock.now_ns()))
+        assert tb.counters["snapshot_readings_failed"] == 1
+        assert not read_back.due(clock.now_ns())  # the next try is an interval on
+        if backend == "sqlite":
+            moved.parent.mkdir()
+            shutil.copy(stored.removeprefix("sqlite:///"), moved)
+        store(url, m.PriceSnapshotRow, snapshot_rows(cycle))
+        clock.advance(600)
+        asyncio.run(tb._read_back(read_back, engine, clock.now_ns()))
+        assert tb.counters == {"snapshot_readings_failed": 1, "snapshots_read_back": len(cycle)}
+    finally:
+        reader.dispose()

@@ -27,14 +27,17 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
 from observer.alerts import open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
+from observer.db.engine import error_reason
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.db.readers import reader_engine
+from observer.errors import StoreError
 from observer.hosts import own_source
 from observer.kis.session import (
     KisAccount,
@@ -81,6 +84,7 @@ class CycleCounters:
     cycle_running: bool = False
     rate_limited: Callable[[], int] = lambda: 0  # EGW00201 answers, every account
     pace: Callable[[], float] = lambda: 1.0  # the slowest account's pace, of its share
+    universe_reads_failed: int = 0  # the database failed them (the members read before run)
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""
@@ -95,6 +99,7 @@ class CycleCounters:
             "cycle_running": int(self.cycle_running),
             "rate_limited": self.rate_limited(),
             "rest_pace_pct": round(100 * self.pace(), 1),
+            "universe_reads_failed": self.universe_reads_failed,
         }
 
 
@@ -117,6 +122,8 @@ class TrackA(AsyncWorker):
         self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
         self._universe_alert_open = False  # resolved when a universe is there
+        self._members: list[tuple[str, str]] = []  # the universe last read, of _members_day
+        self._members_day: date | None = None
         self._failing_open: set[str] = set()  # _CYCLE_FAILED subjects open: resolved on answers
         # An earlier run's work is not all in the database yet (the writer was behind at the
         # start): its unfinished cycles are closed, and its alerts taken over, once it is.
@@ -429,12 +436,38 @@ class TrackA(AsyncWorker):
         with self._engine.connect() as conn:
             return cycle_symbols(conn, own_source(self.settings, SOURCE), cycle.cycle_id)
 
+    def _read_universe(self, day: date) -> tuple[list[tuple[str, str]], str]:
+        """The day's members as stored, and why not if the database failed the read.
+
+        A database outage (a PostgreSQL restart, a failover) must not stop the cycles: their
+        snapshots wait in the outbox for the writer, and a price not asked for at its time
+        is lost for good. So a failed read is the members read before, if any of that day.
+        """
+        try:
+            with self._engine.connect() as conn:
+                rows = universe_of(conn, day)
+        except (StoreError, SQLAlchemyError) as exc:
+            self.tally.universe_reads_failed += 1
+            known = self._members if self._members_day == day else []
+            log.warning(
+                "cannot read the universe of %s: %s; %s",
+                day,
+                error_reason(exc),
+                f"the cycle asks the {len(known)} members read before" if known else "waiting",
+            )
+            return known, error_reason(exc)
+        members = [(symbol, market) for symbol, market, _ in rows]
+        if members:
+            self._members, self._members_day = members, day
+        return members, ""
+
     async def _universe(self, cycle: Cycle) -> list[tuple[str, str]]:
         """The day's members (symbol, market) by rank, waiting for the universe job if needed.
 
         Past the cycle's deadline without one, the cycle is empty; a critical alert goes
         out once per day when the universe is ``universe_alert_s`` late, or at the deadline
-        if that comes first (a limit longer than a cycle alerted nothing, all day).
+        if that comes first (a limit longer than a cycle alerted nothing, all day). While the
+        database does not answer, the members read before are the day's (`_read_universe`).
         """
         day = cycle.trade_date
         late_after = min(
@@ -442,8 +475,7 @@ class TrackA(AsyncWorker):
             cycle.deadline.timestamp(),
         )
         while not self.stop.is_set():
-            with self._engine.connect() as conn:
-                members = universe_of(conn, day)
+            members, failure = self._read_universe(day)
             if members:
                 if self._universe_alert_open:  # the alert's condition is over
                     self._universe_alert_open = False
@@ -454,7 +486,7 @@ class TrackA(AsyncWorker):
                             message=f"the universe for {day} is here: Track A runs",
                         )
                     )
-                return [(symbol, market) for symbol, market, _ in members]
+                return members
             now = self.clock.now_ns() / _NS
             if (
                 now >= late_after
@@ -463,11 +495,15 @@ class TrackA(AsyncWorker):
             ):
                 self._alerted_universe.add(day.isoformat())
                 self._universe_alert_open = True
+                why = (
+                    f"the database does not answer ({failure})"
+                    if failure
+                    else "is the universe job failing? `observer universe build`"
+                )
                 self._alert(
                     "critical",
                     _NO_UNIVERSE,
-                    f"no universe for {day}: Track A cannot run (is the universe "
-                    "job failing? `observer universe build`)",
+                    f"no universe for {day}: Track A cannot run ({why})",
                     cycle,
                 )
             if now >= cycle.deadline.timestamp():

@@ -51,7 +51,7 @@ from observer.config import Settings
 from observer.db.engine import error_reason
 from observer.db.queries import held_slots, universe_references
 from observer.db.readers import reader_engine
-from observer.errors import KisError
+from observer.errors import KisError, StoreError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
@@ -454,11 +454,14 @@ class TrackB(AsyncWorker):
     async def _read_back(self, read_back: ReadBack, engine: TriggerEngine, now: int) -> None:
         """Take what the feed lost of Track A's snapshots from the database (`ReadBack`).
 
-        A repair: a database that fails it is logged, and tried again an interval later.
+        A repair: a database that fails it is logged, counted (``snapshot_readings_failed``,
+        which `ObserverSnapshotReadingsFailing` watches) and tried again an interval later.
         """
         try:
             snapshots = await asyncio.to_thread(read_back.read, now)
-        except SQLAlchemyError as exc:
+        except (StoreError, SQLAlchemyError) as exc:  # StoreError: no reader connection
+            failed = self.counters.get("snapshot_readings_failed", 0) + 1
+            self.counters["snapshot_readings_failed"] = failed
             log.warning("cannot read Track A's snapshots back: %s", error_reason(exc))
             return
         read_back.take(snapshots, engine, self.guard, self.clock.now_ns())
