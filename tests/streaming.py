@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.support import free_port
 
 PG_BIN = Path(os.environ.get("OBSERVER_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 TOOLS = ("initdb", "pg_basebackup", "pg_ctl")
@@ -32,19 +33,12 @@ def missing_tools() -> str:
     return ""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 class StreamingPair:
     """``start()`` a primary and a standby of it; ``stop_standby()``; ``close()`` both."""
 
     def __init__(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="observer-replica-"))
-        self.primary_port, self.standby_port = _free_port(), _free_port()
+        self.primary_port, self.standby_port = free_port(), free_port()
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
             shutil.chown(self.dir, "postgres")

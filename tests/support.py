@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -45,6 +47,29 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(0.02)  # the poll interval of a deadline-bound wait
+
+
+def free_port() -> int:
+    """A loopback port free now, below the kernel's range of ephemeral ports.
+
+    A port the kernel hands out (a bind to port 0) can be handed out again as the local
+    port of any outgoing connection (a database's, another test's) before the server under
+    test binds it; a port below that range never is.
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    for port in random.sample(range(10_000, low), min(200, max(0, low - 10_000))):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:  # in use
+                continue
+            return port
+    with socket.socket() as sock:  # no such range here: the kernel's choice
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def db_rows(url: str, sql: str, *, until_schema: bool = False) -> list[Any]:
@@ -191,20 +216,25 @@ class ProducerProcess:
 
 @contextmanager
 def database_down(url: str) -> Iterator[None]:
-    """Refuse new connections to ``url``'s PostgreSQL database and end the open ones (waiting
-    up to 5 s for each to end: a terminated backend ends a moment after it is signalled);
-    allow connections again on leaving."""
+    """Refuse new connections to ``url``'s PostgreSQL database and end the open ones; allow
+    connections again on leaving.
+
+    A terminated backend ends a moment after it is signalled (each is waited for, 5 s at
+    most), and one that passed its connection check just before the refusal shows in
+    pg_stat_activity only a moment later: they are ended until none is left.
+    """
     admin = create_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
     database = url.rsplit("/", 1)[1]
+    end_all = text(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = :db"
+    )
     try:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
-                    " WHERE datname = :db"
-                ),
-                {"db": database},
+            wait_until(
+                lambda: not conn.execute(end_all, {"db": database}).all(),
+                30,
+                f"no session left on {database}",
             )
         yield
     finally:

@@ -32,10 +32,10 @@ from tests.support import (
     SupervisorProcess,
     assert_exactly_once,
     audit,
+    free_port,
     load_program,
     wait_until,
 )
-from tests.test_curve import free_port
 from tests.test_prometheus import _scrape, _value
 
 pytestmark = pytest.mark.slow

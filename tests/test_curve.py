@@ -8,7 +8,6 @@ in network namespaces, are in ``test_multihost.py``).
 from __future__ import annotations
 
 import re
-import socket
 import stat
 import tomllib
 from collections.abc import Iterator
@@ -35,14 +34,7 @@ from harness.loadgen import synthetic_tick
 from observer.config import load_settings
 from observer.errors import ConfigError
 from observer.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
-from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
+from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, free_port, wait_until
 
 # ---------------------------------------------------------------- key files
 

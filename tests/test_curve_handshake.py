@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from pathlib import Path
 
 import msgspec
@@ -22,17 +21,17 @@ from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, Notice, Noti
 from observer.supervisor.commands import HANDSHAKE_GRACE_S, UNACKED_GRACE_S, problems
 from observer.supervisor.program import Program
 from observer.writer.handshakes import HANDSHAKE_FAILED, HandshakeWatch
-from tests.support import WriterProcess, assert_exactly_once, beating, db_rows, wait_until
+from tests.support import (
+    WriterProcess,
+    assert_exactly_once,
+    beating,
+    db_rows,
+    free_port,
+    wait_until,
+)
 
 HINT = "does the client hold this writer's public key?"
 PRODUCER_HINT = "this host holds another writer's public key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def keys(tmp_path: Path) -> Path:

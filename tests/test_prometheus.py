@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -36,6 +35,7 @@ from tests.support import (
     SimThread,
     SupervisorProcess,
     WriterProcess,
+    free_port,
     wait_until,
 )
 from tests.test_account_down import MARKET, STOCKS, TRACK_B, _publish_universe
@@ -492,12 +492,6 @@ def test_the_dashboard_is_a_current_grafana_model_with_a_datasource_variable() -
 # ------------------------------------------------------------------ a real supervisor
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _scrape(port: int) -> dict[str, list[Any]]:
     """``/metrics`` as family name -> its samples; a counter's family also as name_total."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
@@ -536,7 +530,7 @@ run_on_start = true
 def streaming(tmp_path: Path) -> Iterator[tuple[SupervisorProcess, SimThread, int]]:
     """Writer, token job and Track B on two accounts streaming three symbols from the simulator."""
     sim = SimThread(MARKET, datetime(2026, 11, 20, 9, 20, tzinfo=KST), SimConfig(), 100.0)
-    port = _free_port()
+    port = free_port()
     settings = (
         "data_age_s = 0.5\n"
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path / "tokens"}"\n'
@@ -649,7 +643,7 @@ def test_roles_sharing_a_folder_report_one_measurement_of_a_busy_disk(
 @pytest.mark.slow
 def test_open_alerts_by_severity_follow_the_database(tmp_path: Path) -> None:
     """A critical alert from any program is counted open until it is resolved."""
-    port = _free_port()
+    port = free_port()
     sup = SupervisorProcess(
         tmp_path, WRITER_PROGRAM, settings="data_age_s = 0.2", metrics_port=port
     ).start()
@@ -685,7 +679,7 @@ def test_open_alerts_by_severity_follow_the_database(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_database_without_schema_reads_down_until_the_writer_makes_it(tmp_path: Path) -> None:
     """The failure to read is shown (0), and the reading comes back by itself (1)."""
-    port = _free_port()
+    port = free_port()
     no_programs = "[programs]\n"  # no writer: nothing makes the schema
     sup = SupervisorProcess(tmp_path, no_programs, settings="data_age_s = 0.2", metrics_port=port)
     sup.start()

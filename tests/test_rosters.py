@@ -47,7 +47,7 @@ from observer.rosters import (
     roster_of,
 )
 from observer.writer.store import Store
-from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, wait_until
+from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, free_port, wait_until
 
 KEY_1 = "PSxq1Lr3KeyOfAccountOneForTests0001"  # app keys as KIS issues them: 36 characters
 KEY_2 = "PSzz9Qa7KeyOfAccountTwoForTests00002"
@@ -286,14 +286,6 @@ def _scrape(port: int) -> list[dict[str, str]]:
     return [s.labels for f in text_string_to_metric_families(text) for s in f.samples]
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _overlap_alerts(sup: SupervisorProcess) -> list[tuple[str, str, str, str, str]]:
     codes = ", ".join(f"'{c}'" for c in sorted(OVERLAP_CODES))
     return [
@@ -316,7 +308,7 @@ def test_a_real_supervisor_catches_two_hosts_doing_the_same_work(
     it, resolves all four."""
     monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_KEY", KEY_1)
     monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_SECRET", "secret-of-acct1")
-    port = _free_port()
+    port = free_port()
     sup = SupervisorProcess(
         tmp_path,
         WRITER_PROGRAM + FAKE_TRACK_A,
@@ -426,7 +418,7 @@ def test_a_real_supervisor_catches_two_hosts_doing_the_same_work(
 
 @pytest.mark.slow
 def test_a_host_without_a_name_serves_its_metrics_without_a_host_label(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     SupervisorProcess(tmp_path, "[programs]\n", metrics_port=port).start()
     labels = wait_until(lambda: _scrape(port), 30, "metrics served")
     assert any(labels) and not any("host" in each for each in labels)

@@ -37,8 +37,7 @@ from observer.supervisor.jobs import Jobs
 from observer.supervisor.program import Launch, Program, State
 from observer.timeline import timeline_from
 from observer.transport import operator_curve
-from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
-from tests.test_curve import free_port
+from tests.support import WRITER_PROGRAM, SupervisorProcess, free_port, wait_until
 from tests.test_job_usage_error import Host, job
 
 # ------------------------------------------------------------------ the start-up run's args

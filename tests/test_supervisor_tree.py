@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from observer.clock import SimulatedClock
 from observer.phases import KST
 from observer.supervisor.control import request
 from observer.supervisor.leftovers import ChildRecord
-from tests.support import WRITER_PROGRAM, SupervisorProcess, load_program, wait_until
+from tests.support import WRITER_PROGRAM, SupervisorProcess, free_port, load_program, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -135,7 +134,8 @@ def test_session_programs_follow_the_phases_and_jobs_run_at_their_time(tmp_path:
     wait_until(lambda: sup.status()["phase"] == "full_operation", 60, "full operation")
     wait_until(lambda: sup.program("morning")["state"] == "stopped", 30, "morning stopped")
     assert sup.ctl("start", "morning").code == "out_of_phase"
-    assert sup.program("opening_job")["state"] == "exited"
+    # started at 09:00, 3 wall seconds ago: a loaded machine may still be running it
+    wait_until(lambda: sup.program("opening_job")["state"] == "exited", 30, "the 09:00 job")
     assert sup.terminate() == 0
     phases = [row[0] for row in sup.rows("select phase from phases order by seq")]
     assert phases[:3] == ["warmup", "track_a_only", "full_operation"]
@@ -147,14 +147,8 @@ def test_session_programs_follow_the_phases_and_jobs_run_at_their_time(tmp_path:
     assert morning > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_metrics_endpoint_reports_processes_phase_and_writer_counters(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     SupervisorProcess(
         tmp_path,
         WRITER_PROGRAM + load_program(rate=100),

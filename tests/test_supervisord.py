@@ -181,9 +181,8 @@ def short_path() -> Iterator[Path]:
 
 def test_the_store_and_collectors_configurations_run_one_deployment(short_path: Path) -> None:
     from bus.curve import generate_key_pair
-    from tests.support import assert_exactly_once, audit
+    from tests.support import assert_exactly_once, audit, free_port
     from tests.test_control_tcp import both_hosts, control_settings
-    from tests.test_curve import free_port
 
     keys = short_path / "keys"
     for name in ("store", "collectors", "alice"):

@@ -397,8 +397,10 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
         ):
             assert overran and 0 < succeeded < 100 and succeeded + unfinished == 100
             assert len(json.loads(missing) if isinstance(missing, str) else missing) == unfinished
-            assert started - scheduled < 150 * NS  # on time (half a wall second at 300x)
-            assert finished <= after + 150 * NS  # and cut off by the next one's start
+            # On time, and cut off by the next one's start: within a wall second at 300x (a
+            # loaded machine stalls a process that long); an overrun would be 2,100 s late.
+            assert started - scheduled < 300 * NS
+            assert finished <= after + 300 * NS
         snapshots = session.rows("select count(*) from price_snapshots")[0][0]
         assert snapshots >= sum(c[3] for c in cycles)
         # One alert per cycle cut off; each may land a moment after its cycle's row.
