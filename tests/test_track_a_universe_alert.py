@@ -22,7 +22,7 @@ from observer.db.migrate import upgrade
 from observer.db.readers import reader_engine
 from observer.phases import KST
 from tests.support import database_down
-from tests.test_track_a_unrun_cycles import SYMBOLS, store_universe, track_a_alone
+from tests.test_track_a_unrun_cycles import SYMBOLS, Sent, store_universe, track_a_alone
 from workers.track_a.schedule import Cycle
 from workers.track_a.worker import TrackA
 
@@ -61,27 +61,27 @@ def wait_for_the_universe(track_a: TrackA, cycle: Cycle) -> list[tuple[str, str]
     return asyncio.run(waiting())
 
 
-def on_postgres(track_a: TrackA, url: str) -> None:
-    """Track A reading ``url`` (its reader pool waits 1 s for a connection)."""
+def track_a_on_postgres(tmp_path: Path, url: str) -> tuple[TrackA, Sent]:
+    """A Track A at 09:00 reading ``url``, the day's universe stored there (its reader pool
+    waits 1 s for a connection)."""
+    track_a, sent, _ = track_a_alone(tmp_path, int(NINE.timestamp()) * 1_000_000_000)
+    upgrade(url)
+    store_universe(url).engine.dispose()
     track_a._engine.dispose()
     track_a._engine = reader_engine(track_a.settings.database, "track_a", url=url, timeout_s=1)
+    return track_a, sent
 
 
 def test_a_database_outage_runs_the_cycle_on_the_members_read_before(
     tmp_path: Path, pg_url: str
 ) -> None:
-    track_a, sent, _ = track_a_alone(tmp_path, int(NINE.timestamp()) * 1_000_000_000)
-    upgrade(pg_url)
-    store_universe(pg_url).engine.dispose()
-    on_postgres(track_a, pg_url)
+    track_a, sent = track_a_on_postgres(tmp_path, pg_url)
     try:
         nine = wait_for_the_universe(track_a, Cycle(NINE, NINE + timedelta(minutes=10)))
         assert [symbol for symbol, _ in nine] == SYMBOLS
+        ten_past = Cycle(NINE + timedelta(minutes=10), NINE + timedelta(minutes=20))
         with database_down(pg_url):
-            later = NINE + timedelta(minutes=10)
-            assert (
-                wait_for_the_universe(track_a, Cycle(later, later + timedelta(minutes=10))) == nine
-            )
+            assert wait_for_the_universe(track_a, ten_past) == nine
     finally:
         track_a._engine.dispose()
     assert track_a.tally.counters()["universe_reads_failed"] == 1
@@ -92,10 +92,7 @@ def test_a_database_down_before_the_first_read_is_named_by_the_alert(
     tmp_path: Path, pg_url: str
 ) -> None:
     """Nothing read before: the cycle waits for the database as for a universe not in yet."""
-    track_a, sent, _ = track_a_alone(tmp_path, int(NINE.timestamp()) * 1_000_000_000)
-    upgrade(pg_url)
-    store_universe(pg_url).engine.dispose()
-    on_postgres(track_a, pg_url)
+    track_a, sent = track_a_on_postgres(tmp_path, pg_url)
     short = Cycle(NINE, NINE + timedelta(seconds=6))  # three polls of a second's wait each
     try:
         with database_down(pg_url):
