@@ -31,9 +31,13 @@ def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # writers never share one
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    temporary.replace(path)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)  # a full disk: the part written goes with it
+        raise
 
 
 def tighten_folders(folders: Iterable[Path]) -> list[tuple[Path, int]]:

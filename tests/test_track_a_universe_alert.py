@@ -84,7 +84,7 @@ def test_a_database_outage_runs_the_cycle_on_the_members_read_before(
             assert wait_for_the_universe(track_a, ten_past) == nine
     finally:
         track_a._engine.dispose()
-    assert track_a.tally.counters()["universe_reads_failed"] == 1
+    assert track_a.tally.counters()["database_reads_failed"] == 1
     assert not [e for e in sent if isinstance(e, Alert)]  # the cycle runs: nothing to say
 
 
@@ -104,4 +104,31 @@ def test_a_database_down_before_the_first_read_is_named_by_the_alert(
     assert "Track A cannot run (the database does not answer (StoreError: no reader" in (
         alert.message
     )
-    assert track_a.tally.universe_reads_failed >= 2
+    assert track_a.tally.database_reads_failed >= 2
+
+
+def test_a_start_during_a_database_outage_waits_for_it_and_resumes_nothing_blind(
+    tmp_path: Path,
+) -> None:
+    """Track A's start-up reads (what earlier runs stored) and its first cycle's resume,
+    failed by the database: it goes on, and closes the earlier runs' cycles once the
+    database answers. It exited, and a start during an outage failed until parked."""
+    start = int(NINE.timestamp()) * 1_000_000_000 + 65 * 1_000_000_000
+    track_a, sent, _ = track_a_alone(tmp_path, start)
+    track_a._engine.dispose()
+    track_a._engine = reader_engine(track_a.settings.database, "track_a", url=unreachable())
+    try:
+        track_a._earlier_run_stored()
+        assert track_a._behind  # looked at again at the next catch-up
+        asyncio.run(track_a._cycle(Cycle(NINE, NINE + timedelta(minutes=10)), [], resume=True))
+        assert track_a.tally.database_reads_failed == 2 and not sent  # nothing asked blind
+        track_a._engine.dispose()
+        track_a._engine = reader_engine(track_a.settings.database, "track_a")
+        track_a._catch_up()  # the database answers
+        assert not track_a._behind
+    finally:
+        track_a._engine.dispose()
+
+
+def unreachable() -> str:
+    return "sqlite:////nonexistent-folder/observer.db"

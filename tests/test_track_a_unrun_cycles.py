@@ -34,6 +34,10 @@ SYMBOLS = [f"{n:06d}" for n in range(10, 130, 10)]
 
 
 class Sent(list[Any]):
+    """The producer's part: what was sent; all of it acknowledged (nothing pending)."""
+
+    pending = 0
+
     def send(self, event: Any) -> int:
         self.append(event)
         return len(self)

@@ -1,4 +1,5 @@
-"""Track A's snapshots the feed lost are read back from the database, an interval later.
+"""Track A's snapshots the feed lost are read back from the database, an interval later;
+Track B's reads during the day that the database fails leave its sessions open.
 
 The feed is lossy by contract, and Track B read the database only at its start: a surge
 whose snapshot the feed dropped (a writer restarting, a subscriber behind its high-water
@@ -16,12 +17,12 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from bus.events import PriceSnapshot
+from bus.events import Alert, PriceSnapshot
 from observer.clock import ManualClock
 from observer.db import models as m
 from observer.db.migrate import upgrade
 from observer.db.readers import reader_engine
-from tests.support import database_down
+from tests.support import database_down, wait_until
 from tests.test_track_b_resume import (
     _PROFILE,
     NINE,
@@ -41,6 +42,7 @@ from tests.test_track_b_resume import (
     track_b,
 )
 from workers.track_b.read_back import GRACE_S, ReadBack
+from workers.track_b.slots import SlotBook
 from workers.track_b.triggers import TriggerEngine, profile_share
 
 LOST = SYMBOLS[160]  # surging in 12:50-13:00; its 13:00 snapshot never comes by the feed
@@ -140,9 +142,9 @@ def test_a_reading_the_database_refuses_is_counted_and_tried_an_interval_later(
         upgrade(url)
         outage = database_down(url)  # connections refused: the pool times out
     else:
-        moved = tmp_path / "moved" / "observer.db"
-        outage = nullcontext()  # its folder is not there yet: sqlite3 cannot open it
-        url, stored = f"sqlite:///{moved}", url
+        url, stored = unreachable(tmp_path), url
+        moved = Path(url.removeprefix("sqlite:///"))
+        outage = nullcontext()
     reader = reader_engine(tb.settings.database, "track_b", url=url, timeout_s=1)
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     clock = tb.clock
@@ -158,8 +160,44 @@ def test_a_reading_the_database_refuses_is_counted_and_tried_an_interval_later(
             moved.parent.mkdir()
             shutil.copy(stored.removeprefix("sqlite:///"), moved)
         store(url, m.PriceSnapshotRow, snapshot_rows(cycle))
-        clock.advance(600)
-        asyncio.run(tb._read_back(read_back, engine, clock.now_ns()))
-        assert tb.counters == {"snapshot_readings_failed": 1, "snapshots_read_back": len(cycle)}
+
+        def read_an_interval_later() -> bool:
+            clock.advance(600)
+            asyncio.run(tb._read_back(read_back, engine, clock.now_ns()))
+            return "snapshots_read_back" in tb.counters
+
+        # (a reader pool that failed to connect waits a moment before it tries again)
+        wait_until(read_an_interval_later, 60, "a reading once the database is back")
+        assert tb.counters["snapshots_read_back"] == len(cycle)
     finally:
         reader.dispose()
+
+
+def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
+    tmp_path: Path,
+) -> None:
+    """At 09:29:50 the sessions are open: a context sync or a read of the slots an earlier
+    run held that the database fails is alerted and the day goes on (the slots fill by
+    market cap); it ended Track B, and its restarts met the same database."""
+    tb, sent, _ = track_b(tmp_path, at("09:29:50"))
+    tb._engine.dispose()
+    tb._engine = reader_engine(tb.settings.database, "track_b", url=unreachable(tmp_path))
+    engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
+    book = SlotBook(["acct1"], 41)
+    try:
+        assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, 41) == []
+        resumed = tb._resume(NINE.date(), engine, book, Streams(["acct1"], lambda s, n: 0.0))  # type: ignore[arg-type]
+        assert asyncio.run(resumed) == []
+    finally:
+        tb._engine.dispose()
+    said = [(e.severity, e.message.split(" (")[0]) for e in sent if isinstance(e, Alert)]
+    assert said == [
+        ("warning", "context sync could not read Track A's snapshots"),
+        ("error", "cannot read the slots an earlier run of the day held"),
+    ]
+    assert all(e.code == "track_b_degraded" for e in sent if isinstance(e, Alert))
+
+
+def unreachable(tmp_path: Path) -> str:
+    """A SQLite database in a folder that is not there: sqlite3 cannot open it."""
+    return f"sqlite:///{tmp_path / 'gone' / 'observer.db'}"

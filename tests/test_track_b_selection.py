@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from pathlib import Path
 
 import msgspec
@@ -279,3 +280,30 @@ def test_the_end_of_the_day_shows_every_slot_released(tmp_path: Path) -> None:
         0,
     )
     assert msgspec.json.decode(slots_path(tmp_path).read_bytes())["at_ns"] == at("15:00")
+
+
+def test_slots_the_disk_refuses_leave_track_b_running_and_are_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``slots.json`` is a display: a write that fails (a full disk) is counted and logged
+    once an episode, and its part-written file removed; it ended Track B, streams and all."""
+    tb, _, _ = track_b(tmp_path, at("10:00"), slots=3)
+    book = SlotBook(["acct1"], 3)
+    streams = Streams(["acct1"], lambda s, now: 0.0)
+    assert isinstance(tb.clock, ManualClock)
+    streams.clock = tb.clock
+    shown = slots_path(tmp_path)
+    shown.mkdir(parents=True)  # a folder where the file goes: no file can replace it
+
+    def said() -> list[str]:
+        return [r.levelname for r in caplog.records if str(shown) in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="workers.track_b.worker"):
+        tb._show(book, streams, {})  # type: ignore[arg-type]
+        tb._show(book, streams, {})  # type: ignore[arg-type]
+        assert tb.counters["slots_unwritten"] == 2 and said() == ["WARNING"]
+        assert [p.name for p in shown.parent.iterdir()] == ["slots.json"]  # no part left
+        shown.rmdir()
+        tb._show(book, streams, {})  # type: ignore[arg-type]
+    assert json.loads(shown.read_text())["slots"] == []
+    assert said() == ["WARNING", "INFO"]

@@ -84,7 +84,7 @@ class CycleCounters:
     cycle_running: bool = False
     rate_limited: Callable[[], int] = lambda: 0  # EGW00201 answers, every account
     pace: Callable[[], float] = lambda: 1.0  # the slowest account's pace, of its share
-    universe_reads_failed: int = 0  # the database failed them (the members read before run)
+    database_reads_failed: int = 0  # reads the database failed (Track A went on)
 
     def counters(self) -> dict[str, float]:
         """The heartbeat's counters."""
@@ -99,7 +99,7 @@ class CycleCounters:
             "cycle_running": int(self.cycle_running),
             "rate_limited": self.rate_limited(),
             "rest_pace_pct": round(100 * self.pace(), 1),
-            "universe_reads_failed": self.universe_reads_failed,
+            "database_reads_failed": self.database_reads_failed,
         }
 
 
@@ -198,24 +198,44 @@ class TrackA(AsyncWorker):
             self._earlier_run_stored()
 
     def _earlier_run_stored(self) -> None:
-        """The database shows the earlier run's work: take over its alerts, close its cycles."""
+        """The database shows the earlier run's work: take over its alerts, close its cycles.
+
+        A database that fails the reads leaves it to the next look (`_catch_up`, once the
+        writer has acknowledged everything): it ended Track A, and a start during an
+        outage failed over and over until the supervisor parked it for the phase.
+        """
         self._behind = False
-        with self._engine.connect() as conn:
-            found = open_subjects_of(conn, self.settings, SOURCE, [_NO_UNIVERSE, _CYCLE_FAILED])
-        self._universe_alert_open |= bool(found[_NO_UNIVERSE])
-        self._failing_open |= found[_CYCLE_FAILED]
-        self._close_interrupted()
+        try:
+            with self._engine.connect() as conn:
+                found = open_subjects_of(conn, self.settings, SOURCE, [_NO_UNIVERSE, _CYCLE_FAILED])
+            self._universe_alert_open |= bool(found[_NO_UNIVERSE])
+            self._failing_open |= found[_CYCLE_FAILED]
+            self._close_interrupted()
+        except (StoreError, SQLAlchemyError) as exc:
+            self._behind = True
+            self._read_failed("what earlier runs stored", exc)
+
+    def _read_failed(self, what: str, exc: Exception) -> None:
+        self.tally.database_reads_failed += 1
+        log.warning("cannot read %s: %s", what, error_reason(exc))
 
     # ------------------------------------------------------------------ one cycle
 
     async def _cycle(self, cycle: Cycle, accounts: Sequence[KisAccount], resume: bool) -> None:
-        if resume and self._summarised(cycle):
-            log.info("cycle %s was completed by an earlier run", cycle.cycle_id)
+        try:
+            if resume and self._summarised(cycle):
+                log.info("cycle %s was completed by an earlier run", cycle.cycle_id)
+                return
+            members = await self._universe(cycle)
+            if self.stop.is_set():
+                return
+            carried = self._stored(cycle) if resume else set()
+        except (StoreError, SQLAlchemyError) as exc:  # as when the writer is behind:
+            # not resumed blind (an earlier run's symbols would be asked and stored twice)
+            self._read_failed(f"what an earlier run stored of cycle {cycle.cycle_id}", exc)
+            log.warning("cycle %s is not resumed; the next cycle runs whole", cycle.cycle_id)
+            self._behind = True  # closed (summarised as cut off) once the database answers
             return
-        members = await self._universe(cycle)
-        if self.stop.is_set():
-            return
-        carried = self._stored(cycle) if resume else set()
         targets = [Target(symbol, market) for symbol, market in members]
         todo = [t for t in targets if t.symbol not in carried]
         if not todo:  # no universe by the deadline, or every symbol stored by an earlier run
@@ -447,7 +467,7 @@ class TrackA(AsyncWorker):
             with self._engine.connect() as conn:
                 rows = universe_of(conn, day)
         except (StoreError, SQLAlchemyError) as exc:
-            self.tally.universe_reads_failed += 1
+            self.tally.database_reads_failed += 1
             known = self._members if self._members_day == day else []
             log.warning(
                 "cannot read the universe of %s: %s; %s",

@@ -49,7 +49,7 @@ from observer.alerts import Notice, open_notices_of, open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
-from observer.db.queries import held_slots, universe_references
+from observer.db.queries import HeldSlot, held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError, StoreError
 from observer.hosts import own_source
@@ -114,6 +114,7 @@ class TrackB(AsyncWorker):
         self.notices = SessionNotices(self.producer.send)
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         self.counters: dict[str, float] = {}
+        self._slots_written = True  # slots.json: False while writes fail (said once)
         day = now_utc(clock).astimezone(KST).date()
         self.day_start_ns = int(datetime.combine(day, datetime.min.time(), KST).timestamp()) * _NS
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
@@ -216,7 +217,7 @@ class TrackB(AsyncWorker):
                 # Subscribed before the database is read: a snapshot stored after the read is
                 # in the feed (one stored before it in both: the engine takes it once).
                 with contextlib.closing(feed_subscriber(self.settings, _SNAPSHOTS)) as feed:
-                    context = self._sync(full, engine, capacity * len(aliases))
+                    context = self._sync_or_degrade(full, engine, capacity * len(aliases))
                     await self.sleep_until(full.timestamp())
                     closing_at = starts[Phase.TRACK_A_CLOSING]
                     await self._rekey(collector, closing_at.timestamp())
@@ -288,8 +289,16 @@ class TrackB(AsyncWorker):
         ``process_restart`` gap (`workers.track_b.startup.take_back`), lasting at least its
         trigger's TTL from now: the candidates it stands as until then are returned.
         """
-        with self._engine.connect() as conn:
-            held = held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
+        try:
+            held = await asyncio.to_thread(self._held, day)
+        except (StoreError, SQLAlchemyError) as exc:  # the streams go on: said, not fatal
+            self._alert(
+                "error",
+                "track_b_degraded",
+                f"cannot read the slots an earlier run of the day held ({error_reason(exc)}): "
+                "if Track B restarted, they are not taken back and their gaps not opened",
+            )
+            return []
         if not held:
             return []
         standing = await take_back(
@@ -311,6 +320,10 @@ class TrackB(AsyncWorker):
         log.info("took back %d slots held before the restart", len(held))
         return standing
 
+    def _held(self, day: date) -> list[HeldSlot]:
+        with self._engine.connect() as conn:
+            return held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
+
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
         while not self.stop.is_set():
@@ -331,6 +344,25 @@ class TrackB(AsyncWorker):
         return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
 
     # ------------------------------------------------------------------ context sync
+
+    def _sync_or_degrade(
+        self, full: datetime, engine: TriggerEngine, slots: int
+    ) -> list[Candidate]:
+        """`_sync`; a database that fails it leaves the slots to the market caps, alerted.
+
+        At 09:29:50 the sessions are open: a failed read ended them all, and the restarts
+        met the same database (the read-back and the feed bring the day's later snapshots).
+        """
+        try:
+            return self._sync(full, engine, slots)
+        except (StoreError, SQLAlchemyError) as exc:
+            self._alert(
+                "warning",
+                "track_b_degraded",
+                f"context sync could not read Track A's snapshots ({error_reason(exc)}): "
+                "slots fill by market cap until triggers fire",
+            )
+            return []
 
     def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[Candidate]:
         """Track A's day into the engine; the context's first candidates (may be []).
@@ -510,7 +542,18 @@ class TrackB(AsyncWorker):
             "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
             "unplaced_pins": [{"symbol": p, "reason": why} for p, why in waiting.items()],
         }
-        write_private(slots_path(self.data_dir), json.dumps(shown).encode())
+        try:
+            write_private(slots_path(self.data_dir), json.dumps(shown).encode())
+        except OSError as exc:  # a display: a full disk must not end the streams
+            failed = self.counters.get("slots_unwritten", 0) + 1
+            self.counters["slots_unwritten"] = failed
+            if self._slots_written:  # once an episode
+                log.warning("cannot write %s: %s", slots_path(self.data_dir), exc)
+            self._slots_written = False
+            return
+        if not self._slots_written:
+            log.info("%s is written again", slots_path(self.data_dir))
+            self._slots_written = True
 
     # ------------------------------------------------------------------ plumbing
 
