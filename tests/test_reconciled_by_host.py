@@ -13,9 +13,13 @@ from bus.envelope import Envelope
 from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision
 from observer.clock import ManualClock
 from observer.config import Settings, SupervisorSettings
+from observer.db.readers import reader_engine
 from observer.db.reconciliation_queries import reconciled_symbols
+from observer.errors import StoreError
 from observer.phases import KST
+from observer.retry import Backoff
 from observer.writer.store import Store
+from workers.gap_recovery import verify
 from workers.gap_recovery.verify import DayResult, Verifier
 
 _NS = 10**9
@@ -134,3 +138,42 @@ def test_a_daemon_restarted_after_the_close_skips_only_what_its_own_host_reconci
     verifier, verified = _verifier(store, "c2")
     asyncio.run(verifier._settle(PREVIOUS, asyncio.Event()))
     assert verified == [(PREVIOUS, {"000002"})]
+
+
+def test_the_reconciliations_reads_wait_for_a_database_that_fails_them(store: Store) -> None:
+    """The day's reconciliation runs beside the recoveries: a read the database fails is
+    counted and tried again on the backoff, as the sweeps are; it ended the daemon, its
+    recoveries with it, and each restart failed the same read until it was parked."""
+    _stored(store, [("track_b@c1", _allocated("000001"))])
+    verifier, verified = _verifier(store, "c1")
+    failed: list[str] = []
+    verifier.read_failed = lambda: failed.append("read")
+    verifier.reads = Backoff(0.05, 0.05)
+    verifier.engine = reader_engine(verifier.settings.database, "gap_recovery", url=GONE)
+
+    async def settle() -> None:
+        settling = asyncio.ensure_future(verifier._settle(PREVIOUS, asyncio.Event()))
+        deadline = asyncio.get_running_loop().time() + 30
+        while not failed and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)  # the poll of a deadline-bound wait
+        verifier.engine = store.engine  # the database answers again
+        await asyncio.wait_for(settling, 30)
+
+    asyncio.run(settle())
+    assert failed and verified == [(PREVIOUS, set())]
+
+
+def test_the_reconciliations_reads_failing_that_long_end_the_daemon(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that never answers (a wrong URL) is the supervisor's to alert, as when the
+    sweeps fail that long."""
+    monkeypatch.setattr(verify, "READS_GIVE_UP_S", 0.0)
+    verifier, verified = _verifier(store, "c1")
+    verifier.engine = reader_engine(verifier.settings.database, "gap_recovery", url=GONE)
+    with pytest.raises(StoreError, match=r"the reconciliation of 2026-11-19 failed to read"):
+        asyncio.run(verifier._settle(PREVIOUS, asyncio.Event()))
+    assert verified == []
+
+
+GONE = "sqlite:////nonexistent-folder/observer.db"  # no such database: its reads fail

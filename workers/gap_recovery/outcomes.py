@@ -58,7 +58,7 @@ class RecoveryCounters:
     marker_only: int = 0
     bars: int = 0
     queue_peak: int = 0
-    sweep_failures: int = 0  # database reads (sweeps, start-up) that failed, since the start
+    sweep_failures: int = 0  # database reads (sweeps, start-up, reconciliation) that failed
     detection_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
     to_recovered_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
     call_to_record_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
@@ -66,6 +66,10 @@ class RecoveryCounters:
     # state: from the database at start-up, then as they settle here.
     day: date | None = None
     day_states: dict[str, GapState] = field(default_factory=dict)
+
+    def read_failed(self) -> None:
+        """A read of the database failed (the reader that failed logs it)."""
+        self.sweep_failures += 1
 
     def settle(self, gap_id: str, day: date, state: GapState) -> None:
         """A gap that began on ``day`` is now ``state``: the day's success counts it."""

@@ -29,9 +29,9 @@ longer tried. ``success_pct`` is the day's: of the gaps that began today and wer
 the share recovered (100 below `outcomes.SUCCESS_MIN_SETTLED` of them), read from the
 database at start-up so that a restart does not reset it.
 
-A sweep (or the start-up's reads) that the database fails is logged, counted
-(``sweep_failures``) and tried again on a backoff; the process ends only once the reads
-have failed for ``_READS_GIVE_UP_S``. A server that fails otherwise ends the process, which
+A sweep (or the start-up's reads, or the reconciliation's) that the database fails is logged,
+counted (``sweep_failures``) and tried again on a backoff; the process ends only once the
+reads have failed for ``READS_GIVE_UP_S``. A server that fails otherwise ends the process, which
 the supervisor restarts. Killed at any point, the next instance recovers the gap again and
 publishes only the bars still missing: none is lost and none doubled.
 """
@@ -83,7 +83,7 @@ from workers.gap_recovery.outcomes import (
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reads import GapReads, GapRow, day_of, parse_day
-from workers.gap_recovery.verify import Verifier, lanes_for
+from workers.gap_recovery.verify import READS_GIVE_UP_S, Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
 
@@ -95,7 +95,6 @@ _FORGET_NS = 3600 * _NS  # a finished gap is surely committed after this long
 # Wall seconds of failed database reads in a row (sweeps, or the start-up's) before the
 # process gives up (exit 1, restarted by the supervisor): a blip is waited out, an outage
 # is not hidden.
-_READS_GIVE_UP_S = 600.0
 # Not KIS saying no to the gap: it refused or failed the call, or the token is not there yet
 # (the token job issues it; EGW00133: issued less than a minute ago). Waited out, no attempt.
 _LATER: tuple[type[KisError], ...] = (KisAuthError, KisTokenThrottled)
@@ -196,6 +195,7 @@ class GapRecovery(AsyncWorker):
                 self.producer.send,
                 self._engine,
                 lanes_for(self.settings, self.clock, accounts, limits),
+                on_read_failed=self.tally.read_failed,
             )
             verifying.append(verifier.run_daily(self.stop))
         # A server that fails ends the process (the supervisor restarts it), rather than
@@ -259,10 +259,10 @@ class GapRecovery(AsyncWorker):
 
     def _read_failed(self, exc: Exception, what: str) -> float:
         """Count a failed read; the pause before the next. `StoreError` once it lasts."""
-        self.tally.sweep_failures += 1
+        self.tally.read_failed()
         pause = self._reads.failed()
         failing = self._reads.failing_s()
-        if failing >= _READS_GIVE_UP_S:
+        if failing >= READS_GIVE_UP_S:
             raise StoreError(f"{what} failed for {failing:.0f} s: {error_reason(exc)}") from exc
         log.warning("%s failed (%s); again in %.1f s", what, error_reason(exc), pause)
         return pause
