@@ -23,6 +23,7 @@ from bus.producer import Producer
 from observer.clock import ManualClock
 from observer.config import Settings, ThresholdRule, load_settings
 from observer.db.migrate import upgrade
+from observer.db.outages import ReadRetries
 from observer.errors import (
     KisApiError,
     KisAuthError,
@@ -38,7 +39,6 @@ from observer.kis.client import MinuteRows
 from observer.kis.schemas import MinuteBarRow
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.retry import Backoff
 from observer.supervisor.program import State
 from observer.supervisor.rules import Rules, metrics_of
 from observer.worker_settings import GapRecoverySettings
@@ -424,7 +424,7 @@ def test_a_sweep_the_database_fails_is_counted_and_tried_again(
     assert asyncio.run(worker._try_sweep())
     # A database away for long ends the process (the supervisor restarts it).
     now = [0.0]
-    worker._reads = Backoff(1.0, 30.0, monotonic=lambda: now[0])
+    worker._reads = ReadRetries(1.0, 30.0, worker.tally.read_failed, monotonic=lambda: now[0])
     with sqlite3.connect(path) as conn:
         conn.execute("drop table gaps")
     assert not asyncio.run(worker._try_sweep())

@@ -13,13 +13,13 @@ from bus.envelope import Envelope
 from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision
 from observer.clock import ManualClock
 from observer.config import Settings, SupervisorSettings
+from observer.db import outages
+from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
 from observer.db.reconciliation_queries import reconciled_symbols
 from observer.errors import StoreError
 from observer.phases import KST
-from observer.retry import Backoff
 from observer.writer.store import Store
-from workers.gap_recovery import verify
 from workers.gap_recovery.verify import DayResult, Verifier
 
 _NS = 10**9
@@ -147,8 +147,7 @@ def test_the_reconciliations_reads_wait_for_a_database_that_fails_them(store: St
     _stored(store, [("track_b@c1", _allocated("000001"))])
     verifier, verified = _verifier(store, "c1")
     failed: list[str] = []
-    verifier.read_failed = lambda: failed.append("read")
-    verifier.reads = Backoff(0.05, 0.05)
+    verifier.reads = ReadRetries(0.05, 0.05, lambda: failed.append("read"))
     verifier.engine = reader_engine(verifier.settings.database, "gap_recovery", url=GONE)
 
     async def settle() -> None:
@@ -168,10 +167,10 @@ def test_the_reconciliations_reads_failing_that_long_end_the_daemon(
 ) -> None:
     """A database that never answers (a wrong URL) is the supervisor's to alert, as when the
     sweeps fail that long."""
-    monkeypatch.setattr(verify, "READS_GIVE_UP_S", 0.0)
+    monkeypatch.setattr(outages, "READS_GIVE_UP_S", 0.0)
     verifier, verified = _verifier(store, "c1")
     verifier.engine = reader_engine(verifier.settings.database, "gap_recovery", url=GONE)
-    with pytest.raises(StoreError, match=r"the reconciliation of 2026-11-19 failed to read"):
+    with pytest.raises(StoreError, match=r"the reconciliation of 2026-11-19's reads failed"):
         asyncio.run(verifier._settle(PREVIOUS, asyncio.Event()))
     assert verified == []
 

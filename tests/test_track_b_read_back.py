@@ -21,8 +21,12 @@ from bus.events import Alert, PriceSnapshot
 from observer.clock import ManualClock
 from observer.db import models as m
 from observer.db.migrate import upgrade
+from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
+from observer.notify import FAILING_S
 from tests.support import database_down, wait_until
+from tests.test_track_a_unrun_cycles import SYMBOLS as UNIVERSE
+from tests.test_track_a_unrun_cycles import store_universe
 from tests.test_track_b_resume import (
     _PROFILE,
     NINE,
@@ -43,7 +47,7 @@ from tests.test_track_b_resume import (
 )
 from workers.track_b.read_back import GRACE_S, ReadBack
 from workers.track_b.slots import SlotBook
-from workers.track_b.triggers import TriggerEngine, profile_share
+from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
 LOST = SYMBOLS[160]  # surging in 12:50-13:00; its 13:00 snapshot never comes by the feed
 
@@ -201,3 +205,34 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
 def unreachable(tmp_path: Path) -> str:
     """A SQLite database in a folder that is not there: sqlite3 cannot open it."""
     return f"sqlite:///{tmp_path / 'gone' / 'observer.db'}"
+
+
+def test_a_start_while_the_database_fails_waits_for_it_beating_unhealthy(
+    tmp_path: Path,
+) -> None:
+    """Track B's start-up reads (the universe's references, the open alerts) wait on the
+    backoff while the database fails them, the heartbeat saying ``failing_s``; they ended
+    each start, and after eight the supervisor parked Track B for the phase."""
+    tb, _, url = track_b(tmp_path, at("08:00"))
+    store_universe(url).engine.dispose()
+    tb._reads = ReadRetries(0.05, 0.05, lambda: tb._count("database_reads_failed"))
+    tb._engine.dispose()
+    tb._engine = reader_engine(tb.settings.database, "track_b", url=unreachable(tmp_path))
+
+    async def start() -> dict[str, Reference] | None:
+        references = asyncio.ensure_future(tb._references(NINE.date()))
+        deadline = asyncio.get_running_loop().time() + 30
+        while "database_reads_failed" not in tb.counters:
+            assert asyncio.get_running_loop().time() < deadline, "no read failed"
+            await asyncio.sleep(0.01)  # the poll of a deadline-bound wait
+        assert tb._beat_counters()[FAILING_S] >= 0.1 and not references.done()
+        tb._engine.dispose()
+        tb._engine = reader_engine(tb.settings.database, "track_b")  # the database is back
+        return await asyncio.wait_for(references, 30)
+
+    try:
+        references = asyncio.run(start())
+    finally:
+        tb._engine.dispose()
+    assert references is not None and sorted(references) == UNIVERSE
+    assert tb._beat_counters()[FAILING_S] == 0.0

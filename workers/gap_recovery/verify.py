@@ -34,12 +34,12 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
+from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.reconciliation_queries import (
     gaps_of,
     last_reconciled_minutes,
@@ -47,12 +47,11 @@ from observer.db.reconciliation_queries import (
     slot_events_between,
     tick_minutes,
 )
-from observer.errors import KisError, StoreError
+from observer.errors import KisError
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.session import KisAccount
 from observer.phases import KST, Phase
-from observer.retry import Backoff
 from observer.runtime import sleep_unless
 from observer.timeline import timeline_from
 from workers.gap_recovery.bars import fetch_bars
@@ -66,7 +65,6 @@ from workers.gap_recovery.reconcile import (
 )
 
 __all__ = [
-    "READS_GIVE_UP_S",
     "DayResult",
     "Verifier",
     "completeness_text",
@@ -77,9 +75,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
-# The database's reads failing this long in a row end the daemon: the supervisor's restart and
-# alerts take over (a wrong URL or credentials, not an outage).
-READS_GIVE_UP_S = 600.0
 _JOIN_NS = 30 * MINUTE_NS  # holdings closer than a page of bars share one bar query
 
 
@@ -194,8 +189,7 @@ class Verifier:
         send: Callable[[Event], object],
         engine: Engine,
         lanes: Sequence[KisClient],
-        *,
-        on_read_failed: Callable[[], object] = lambda: None,
+        reads: ReadRetries | None = None,
     ) -> None:
         self.settings = settings
         self.config = settings.gap_recovery
@@ -204,8 +198,8 @@ class Verifier:
         self.engine = engine
         self.lanes = list(lanes)
         self.timeline = timeline_from(settings.phases, settings.calendar)
-        self.reads = Backoff(self.config.backoff_initial_s, self.config.backoff_max_s)
-        self.read_failed = on_read_failed  # counted with the daemon's failed sweeps
+        # The daemon's: its sweeps and the reconciliation meet one database outage.
+        self.reads = reads or ReadRetries(self.config.backoff_initial_s, self.config.backoff_max_s)
 
     def stream_end(self, day: date) -> datetime:
         """When Track B's stream of ``day`` ends: the ``track_a_closing`` phase's start."""
@@ -294,10 +288,9 @@ class Verifier:
                 stored = tick_minutes(conn, symbol, lo, hi)
                 recovered = recovered_bar_minutes(conn, symbol, lo, hi)
                 gaps = [(g, start, end) for g, start, end, _, _ in gaps_of(conn, symbol, lo, hi)]
-        except (StoreError, SQLAlchemyError) as exc:  # as a failed fetch: the next run's
-            self.read_failed()
+        except DATABASE_ERRORS as exc:  # as a failed fetch: the next run's
+            self.reads.failed(f"the reconciliation of {symbol} on {day}", exc)
             result.failed[symbol] = f"the database: {error_reason(exc)}"[:200]
-            log.warning("reconciliation of %s on %s: the database: %s", symbol, day, exc)
             return
         checks = check_minutes(minutes, stored, bars, recovered, gaps)
         for n, check in enumerate(checks):
@@ -401,32 +394,6 @@ class Verifier:
                 self.clock, self._until(datetime.combine(day, time(0), tzinfo=KST)), stop
             )
 
-    async def _read_failed(self, day: date, exc: Exception, stop: asyncio.Event) -> bool:
-        """Count a failed read of ``day``'s record; wait the pause; False if stopped.
-
-        The pause is the backoff's, in wall time, ended early by ``stop``; `StoreError` once
-        the reads have failed for `READS_GIVE_UP_S`, as the daemon's sweeps do. A daily
-        reconciliation that a database outage ended took the daemon down, its recoveries
-        with it, and its restarts failed the same reads until the supervisor parked it.
-        """
-        self.read_failed()
-        pause = self.reads.failed()
-        failing = self.reads.failing_s()
-        if failing >= READS_GIVE_UP_S:
-            raise StoreError(
-                f"the reconciliation of {day} failed to read the database for {failing:.0f} s: "
-                f"{error_reason(exc)}"
-            ) from exc
-        log.warning(
-            "the reconciliation of %s cannot read the database (%s); again in %.1f s",
-            day,
-            error_reason(exc),
-            pause,
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), pause)
-        return not stop.is_set()
-
     def _until(self, at: datetime) -> float:
         return at.timestamp() - self.clock.now_ns() / _NS
 
@@ -436,22 +403,24 @@ class Verifier:
         A symbol reconciled again finds the gaps its earlier run published among the recorded
         gaps, so its short minutes are not published twice.
         """
-        while True:
-            try:
-                done = self.reconciled_whole(day, self.watched(day, self._end_ns(day)))
-                self.reads.succeeded()
-                break
-            except (StoreError, SQLAlchemyError) as exc:
-                if not await self._read_failed(day, exc, stop):
-                    return
+        end = self._end_ns(day)
+        what = f"the reconciliation of {day}'s reads"
+        done = await self.reads.read(
+            lambda: self.reconciled_whole(day, self.watched(day, end)), what, stop
+        )
+        if done is None:
+            return
         log.info("reconciling %s: %d symbols reconciled before", day, len(done))
         result = DayResult(day)
         attempt = 1
         while attempt <= self.config.verify_attempts:
             try:
                 result = await self.verify_day(day, done, attempt)
-            except (StoreError, SQLAlchemyError) as exc:  # its read of the day's slots
-                if not await self._read_failed(day, exc, stop):
+            except DATABASE_ERRORS as exc:  # its read of the day's slots
+                pause = self.reads.failed(what, exc)
+                with contextlib.suppress(TimeoutError):  # wall time, as `ReadRetries.read`
+                    await asyncio.wait_for(stop.wait(), pause)
+                if stop.is_set():
                     return
                 continue  # no attempt: nothing was asked
             self.reads.succeeded()

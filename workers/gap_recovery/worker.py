@@ -30,16 +30,15 @@ the share recovered (100 below `outcomes.SUCCESS_MIN_SETTLED` of them), read fro
 database at start-up so that a restart does not reset it.
 
 A sweep (or the start-up's reads, or the reconciliation's) that the database fails is logged,
-counted (``sweep_failures``) and tried again on a backoff; the process ends only once the
-reads have failed for ``READS_GIVE_UP_S``. A server that fails otherwise ends the process, which
-the supervisor restarts. Killed at any point, the next instance recovers the gap again and
+counted (``sweep_failures``) and tried again on a backoff (`observer.db.outages`: 600 s of
+failures end the process). A server that fails otherwise ends the process, which the
+supervisor restarts. Killed at any point, the next instance recovers the gap again and
 publishes only the bars still missing: none is lost and none doubled.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -49,16 +48,15 @@ from datetime import date, datetime
 from typing import cast
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from observer.clock import Clock
 from observer.config import Settings
-from observer.db.engine import error_reason
+from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.readers import reader_engine
-from observer.errors import KisAuthError, KisError, KisTokenThrottled, StoreError
+from observer.errors import KisAuthError, KisError, KisTokenThrottled
 from observer.hosts import host_of
 from observer.kis.client import RateLimits
 from observer.kis.session import (
@@ -68,9 +66,9 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
-from observer.notify import Notifier
+from observer.notify import FAILING_S, Notifier
 from observer.phases import KST
-from observer.retry import Backoff, backoff_s
+from observer.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from observer.transport import feed_subscriber
 from workers.gap_recovery import SOURCE
@@ -83,7 +81,7 @@ from workers.gap_recovery.outcomes import (
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
 from workers.gap_recovery.reads import GapReads, GapRow, day_of, parse_day
-from workers.gap_recovery.verify import READS_GIVE_UP_S, Verifier, lanes_for
+from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
 
@@ -141,7 +139,10 @@ class GapRecovery(AsyncWorker):
         self.ledger = BarLedger()
         self._engine: Engine = reader_engine(settings.database, "gap_recovery")
         self.reads = GapReads(self._engine, settings, clock)
-        self._reads = Backoff(self.config.backoff_initial_s, self.config.sweep_s)
+        # The sweeps', the start-up's and the reconciliation's reads: one outage, one backoff.
+        self._reads = ReadRetries(
+            self.config.backoff_initial_s, self.config.sweep_s, self.tally.read_failed
+        )
         self._next_sweep_ns = 0
         self._stored_unrecoverable: dict[str, date] = {}  # the last sweep's: gap id -> day
         retake = f"; tried again every {self.config.retake_s:g} s"
@@ -169,6 +170,7 @@ class GapRecovery(AsyncWorker):
             lambda: (
                 self.tally.counters(len(self.jobs), day_of(self.clock.now_ns()))
                 | rest_error_counters(accounts)
+                | {FAILING_S: self._reads.failing_s()}  # the database fails reads
             ),
         )
         try:
@@ -195,7 +197,7 @@ class GapRecovery(AsyncWorker):
                 self.producer.send,
                 self._engine,
                 lanes_for(self.settings, self.clock, accounts, limits),
-                on_read_failed=self.tally.read_failed,
+                self._reads,
             )
             verifying.append(verifier.run_daily(self.stop))
         # A server that fails ends the process (the supervisor restarts it), rather than
@@ -214,32 +216,25 @@ class GapRecovery(AsyncWorker):
     async def _start_up(self) -> bool:
         """The ledger, the day's settled gaps, open alerts and the first sweep; False if stopped.
 
-        Read again on the backoff while the database fails (`_read_failed`): nothing is
+        Read again on the backoff while the database fails (`ReadRetries`): nothing is
         recovered before the ledger is loaded, or a bar could be published twice.
         """
-        while not self.stop.is_set():
-            try:
-                found = await asyncio.to_thread(self.reads.start)
-            except (StoreError, SQLAlchemyError) as exc:
-                pause = self._read_failed(exc, "the start-up reads")
-                with contextlib.suppress(TimeoutError):  # wall time, ended early by stop
-                    await asyncio.wait_for(self.stop.wait(), pause)
-                continue
-            self._reads.succeeded()
-            self.ledger = BarLedger(found.stored)
-            today = day_of(self.clock.now_ns())
-            for gap_id, state in found.settled:
-                self.tally.settle(gap_id, today, cast(GapState, state))
-            self.alerts.take_over({d for d in map(parse_day, found.alerted) if d is not None})
-            self._take(found.gaps)
-            self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
-            log.info(
-                "gap recovery ready: %d gaps pending, %d recovered bars known",
-                len(self.jobs),
-                len(found.stored),
-            )
-            return True
-        return False
+        found = await self._reads.read(self.reads.start, "the start-up reads", self.stop)
+        if found is None:
+            return False
+        self.ledger = BarLedger(found.stored)
+        today = day_of(self.clock.now_ns())
+        for gap_id, state in found.settled:
+            self.tally.settle(gap_id, today, cast(GapState, state))
+        self.alerts.take_over({d for d in map(parse_day, found.alerted) if d is not None})
+        self._take(found.gaps)
+        self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
+        log.info(
+            "gap recovery ready: %d gaps pending, %d recovered bars known",
+            len(self.jobs),
+            len(found.stored),
+        )
+        return True
 
     async def _try_sweep(self) -> bool:
         """A sweep; False if the database failed it (tried again on the backoff).
@@ -248,24 +243,14 @@ class GapRecovery(AsyncWorker):
         """
         try:
             rows = await asyncio.to_thread(self.reads.open)
-        except (StoreError, SQLAlchemyError) as exc:
-            pause = self._read_failed(exc, "the sweep")
+        except DATABASE_ERRORS as exc:
+            pause = self._reads.failed("the sweep", exc)
             self._next_sweep_ns = self.clock.now_ns() + int(pause * _NS)
             return False
         self._reads.succeeded()
         self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
         self._take(rows)
         return True
-
-    def _read_failed(self, exc: Exception, what: str) -> float:
-        """Count a failed read; the pause before the next. `StoreError` once it lasts."""
-        self.tally.read_failed()
-        pause = self._reads.failed()
-        failing = self._reads.failing_s()
-        if failing >= READS_GIVE_UP_S:
-            raise StoreError(f"{what} failed for {failing:.0f} s: {error_reason(exc)}") from exc
-        log.warning("%s failed (%s); again in %.1f s", what, error_reason(exc), pause)
-        return pause
 
     def _take(self, rows: Sequence[GapRow]) -> None:
         """Gaps the database holds as pending, or unrecoverable, that this process has not."""

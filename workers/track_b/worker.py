@@ -37,9 +37,10 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, PriceSnapshot, Severity
@@ -49,6 +50,7 @@ from observer.alerts import Notice, open_notices_of, open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
+from observer.db.outages import ReadRetries
 from observer.db.queries import HeldSlot, held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError, StoreError
@@ -56,7 +58,7 @@ from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
 from observer.kis.token_cache import key_digest
-from observer.notify import Notifier
+from observer.notify import FAILING_S, Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
 from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
@@ -115,6 +117,8 @@ class TrackB(AsyncWorker):
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         self.counters: dict[str, float] = {}
         self._slots_written = True  # slots.json: False while writes fail (said once)
+        # The start-up's reads wait for a database that fails them (`ReadRetries`).
+        self._reads = ReadRetries(1.0, 30.0, lambda: self._count("database_reads_failed"))
         day = now_utc(clock).astimezone(KST).date()
         self.day_start_ns = int(datetime.combine(day, datetime.min.time(), KST).timestamp()) * _NS
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
@@ -197,8 +201,16 @@ class TrackB(AsyncWorker):
             lag_alert_s=self.config.lag_alert_s,
         )
         self.collector = collector
-        collector.take_over(*await asyncio.to_thread(self._open_account_alerts))
-        self._take_over(await asyncio.to_thread(self._open_session_alerts))
+        account_alerts = await self._reads.read(
+            self._open_account_alerts, "the accounts' open alerts", self.stop
+        )
+        session_alerts = await self._reads.read(
+            self._open_session_alerts, "the session's open alerts", self.stop
+        )
+        if account_alerts is None or session_alerts is None:
+            return  # stopped while the database failed them
+        collector.take_over(*account_alerts)
+        self._take_over(session_alerts)
         capacity = self.config.slots_per_account
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
@@ -320,6 +332,10 @@ class TrackB(AsyncWorker):
         log.info("took back %d slots held before the restart", len(held))
         return standing
 
+    def _universe_references(self, day: date) -> Sequence[Row[str, int, int, int, Decimal]] | None:
+        with self._engine.connect() as conn:
+            return universe_references(conn, day)
+
     def _held(self, day: date) -> list[HeldSlot]:
         with self._engine.connect() as conn:
             return held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
@@ -327,8 +343,9 @@ class TrackB(AsyncWorker):
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
         while not self.stop.is_set():
-            with self._engine.connect() as conn:
-                rows = universe_references(conn, day)
+            rows = await self._reads.read(
+                lambda: self._universe_references(day), "the universe's references", self.stop
+            )
             if rows is not None:
                 return {
                     r.symbol: Reference(
@@ -492,8 +509,7 @@ class TrackB(AsyncWorker):
         try:
             snapshots = await asyncio.to_thread(read_back.read, now)
         except (StoreError, SQLAlchemyError) as exc:  # StoreError: no reader connection
-            failed = self.counters.get("snapshot_readings_failed", 0) + 1
-            self.counters["snapshot_readings_failed"] = failed
+            self._count("snapshot_readings_failed")
             log.warning("cannot read Track A's snapshots back: %s", error_reason(exc))
             return
         read_back.take(snapshots, engine, self.guard, self.clock.now_ns())
@@ -545,8 +561,7 @@ class TrackB(AsyncWorker):
         try:
             write_private(slots_path(self.data_dir), json.dumps(shown).encode())
         except OSError as exc:  # a display: a full disk must not end the streams
-            failed = self.counters.get("slots_unwritten", 0) + 1
-            self.counters["slots_unwritten"] = failed
+            self._count("slots_unwritten")
             if self._slots_written:  # once an episode
                 log.warning("cannot write %s: %s", slots_path(self.data_dir), exc)
             self._slots_written = False
@@ -558,10 +573,17 @@ class TrackB(AsyncWorker):
     # ------------------------------------------------------------------ plumbing
 
     def _beat_counters(self) -> dict[str, float]:
-        """The heartbeat's counters: the day's, and each account's stream as of now."""
+        """The heartbeat's counters: the day's, and each account's stream as of now.
+
+        ``failing_s`` while the start-up's reads wait for the database.
+        """
+        failing = {FAILING_S: self._reads.failing_s()}
         if self.collector is None:
-            return self.counters
-        return {**self.counters, **self.collector.account_counters()}
+            return {**self.counters, **failing}
+        return {**self.counters, **self.collector.account_counters(), **failing}
+
+    def _count(self, counter: str) -> None:
+        self.counters[counter] = self.counters.get(counter, 0) + 1
 
     def _alert(
         self, severity: Severity, code: str, message: str, context: dict[str, str] | None = None

@@ -1,0 +1,96 @@
+"""Reads a daemon retries while the database fails them: one policy for every reader.
+
+A PostgreSQL restart or failover fails a daemon's reads for seconds to minutes: the reader
+pool's timeout is a `StoreError`, the driver's errors a `SQLAlchemyError`. Ending the
+process for that helps nothing (its restarts meet the same database, and after
+``max_failures`` of them the supervisor parks it for the phase), so a read the database
+fails is logged, counted and tried again on the `observer.retry.Backoff` curve, in wall
+time, while the process beats (`ReadRetries.read` reads in a thread) and says it fails its
+work (``failing_s`` in its heartbeat: `observer ctl status` is unhealthy). Failing for
+`READS_GIVE_UP_S` in a row is no outage but a wrong URL or credentials: `StoreError`, and
+the supervisor's restarts and alerts take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from observer.db.engine import error_reason
+from observer.errors import StoreError
+from observer.retry import Backoff
+
+__all__ = ["DATABASE_ERRORS", "READS_GIVE_UP_S", "ReadRetries"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+READS_GIVE_UP_S = 600.0  # wall seconds of failed reads in a row that end the process
+DATABASE_ERRORS = (StoreError, SQLAlchemyError)  # what a database outage raises in a read
+
+
+class ReadRetries:
+    """The failed reads in a row of one daemon, and the pause before its next try."""
+
+    def __init__(
+        self,
+        initial_s: float,
+        max_s: float,
+        on_failure: Callable[[], object] = lambda: None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._backoff = Backoff(initial_s, max_s, monotonic=monotonic)
+        self._on_failure = on_failure
+
+    def failed(self, what: str, exc: Exception) -> float:
+        """Count and log a failed read; the pause before the next try.
+
+        `StoreError` once the reads have failed for `READS_GIVE_UP_S` in a row.
+        """
+        self._on_failure()
+        pause = self._backoff.failed()
+        failing = self._backoff.failing_s()
+        if failing >= READS_GIVE_UP_S:
+            raise StoreError(f"{what} failed for {failing:.0f} s: {error_reason(exc)}") from exc
+        log.warning("%s failed (%s); again in %.1f s", what, error_reason(exc), pause)
+        return pause
+
+    def succeeded(self) -> None:
+        """A read went through: the next failure is the first of a new outage."""
+        self._backoff.succeeded()
+
+    def failing_s(self) -> float:
+        """Seconds the reads have failed in a row, for a heartbeat's ``failing_s``.
+
+        0 once one went through; at least 0.1 while they fail, so that the first failure
+        says so at once.
+        """
+        if not self._backoff.failures:
+            return 0.0
+        return max(round(self._backoff.failing_s(), 1), 0.1)
+
+    async def read(self, read: Callable[[], T], what: str, stop: asyncio.Event) -> T | None:
+        """``read()`` in a thread, again after each pause while the database fails it.
+
+        None if ``stop`` is set while it fails (the pause ends early then).
+        """
+        while True:
+            try:
+                value = await asyncio.to_thread(read)
+            except DATABASE_ERRORS as exc:
+                pause = self.failed(what, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                if stop.is_set():
+                    return None
+                continue
+            self.succeeded()
+            return value
