@@ -27,7 +27,6 @@ from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
@@ -35,9 +34,9 @@ from observer.alerts import open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
+from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.db.readers import reader_engine
-from observer.errors import StoreError
 from observer.hosts import own_source
 from observer.kis.session import (
     KisAccount,
@@ -211,7 +210,7 @@ class TrackA(AsyncWorker):
             self._universe_alert_open |= bool(found[_NO_UNIVERSE])
             self._failing_open |= found[_CYCLE_FAILED]
             self._close_interrupted()
-        except (StoreError, SQLAlchemyError) as exc:
+        except DATABASE_ERRORS as exc:
             self._behind = True
             self._read_failed("what earlier runs stored", exc)
 
@@ -230,7 +229,7 @@ class TrackA(AsyncWorker):
             if self.stop.is_set():
                 return
             carried = self._stored(cycle) if resume else set()
-        except (StoreError, SQLAlchemyError) as exc:  # as when the writer is behind:
+        except DATABASE_ERRORS as exc:  # as when the writer is behind:
             # not resumed blind (an earlier run's symbols would be asked and stored twice)
             self._read_failed(f"what an earlier run stored of cycle {cycle.cycle_id}", exc)
             log.warning("cycle %s is not resumed; the next cycle runs whole", cycle.cycle_id)
@@ -466,7 +465,7 @@ class TrackA(AsyncWorker):
         try:
             with self._engine.connect() as conn:
                 rows = universe_of(conn, day)
-        except (StoreError, SQLAlchemyError) as exc:
+        except DATABASE_ERRORS as exc:
             self.tally.database_reads_failed += 1
             known = self._members if self._members_day == day else []
             log.warning(

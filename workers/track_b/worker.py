@@ -41,7 +41,6 @@ from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import Engine, Row
-from sqlalchemy.exc import SQLAlchemyError
 
 from bus.events import Alert, PriceSnapshot, Severity
 from bus.feed import FeedSubscriber
@@ -50,10 +49,10 @@ from observer.alerts import Notice, open_notices_of, open_subjects_of
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
-from observer.db.outages import ReadRetries
+from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.queries import HeldSlot, held_slots, universe_references
 from observer.db.readers import reader_engine
-from observer.errors import KisError, StoreError
+from observer.errors import KisError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.session import open_account, token_alert
@@ -303,7 +302,7 @@ class TrackB(AsyncWorker):
         """
         try:
             held = await asyncio.to_thread(self._held, day)
-        except (StoreError, SQLAlchemyError) as exc:  # the streams go on: said, not fatal
+        except DATABASE_ERRORS as exc:  # the streams go on: said, not fatal
             self._alert(
                 "error",
                 "track_b_degraded",
@@ -372,7 +371,7 @@ class TrackB(AsyncWorker):
         """
         try:
             return self._sync(full, engine, slots)
-        except (StoreError, SQLAlchemyError) as exc:
+        except DATABASE_ERRORS as exc:
             self._alert(
                 "warning",
                 "track_b_degraded",
@@ -508,7 +507,7 @@ class TrackB(AsyncWorker):
         """
         try:
             snapshots = await asyncio.to_thread(read_back.read, now)
-        except (StoreError, SQLAlchemyError) as exc:  # StoreError: no reader connection
+        except DATABASE_ERRORS as exc:
             self._count("snapshot_readings_failed")
             log.warning("cannot read Track A's snapshots back: %s", error_reason(exc))
             return
