@@ -40,6 +40,7 @@ MARKET = Market(13, CALENDAR, stocks=300, etfs=30)
 DAY = date(2026, 11, 20)  # a Friday session
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 NS = 1_000_000_000
+LATE = 3  # calls of one second that may arrive in the next on a loaded machine
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
 FIRST = date(2027, 1, 4)  # the year's first session: 10:00-15:30
 TIMELINE = timeline_from(
@@ -186,9 +187,10 @@ def test_a_cycle_asks_every_symbol_once_within_the_rate(
     # benchmark's figure (`observer bench track-a`), not this test's: a busy machine is slower.
     assert (run.finished_ns - run.started_ns) / NS > 120 / 110 * 0.95
     assert sim.rate_limited == limited_before
-    # 55/s per app key, evenly paced: a second holds at most 55, the bucket's burst, and one
-    # call let through at the end of the second before that arrived in it (a loaded machine).
-    assert max(sim.peak_per_second.values()) <= 55 + max(1, int(55 * PACING_S)) + 1
+    # 55/s per app key, evenly paced: a second holds at most 55, the bucket's burst, and the
+    # few calls let through at the end of the second before that arrived in it (the simulator
+    # counts arrivals, in this process: a loaded machine delays them). Unpaced, it is ~110.
+    assert max(sim.peak_per_second.values()) <= 55 + max(1, int(55 * PACING_S)) + LATE
     quote = next(p for p in published if p.symbol == STOCKS[0])
     assert quote.cycle_id == "20261120-0900" and quote.market == MARKET.listings[STOCKS[0]].market
     assert quote.price > 0 and quote.base_price > 0 and quote.market_cap > 0
@@ -363,8 +365,8 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         )
         assert snapshots == [(1200, 1200)]
         assert session.sim.sim.rate_limited == 0
-        # Any second: 55, the burst, and one call of the second before that arrived late.
-        assert max(session.sim.sim.peak_per_second.values()) <= 55 + burst + 1
+        # Any second: 55, the burst, and the calls of the second before that arrived late.
+        assert max(session.sim.sim.peak_per_second.values()) <= 55 + burst + LATE
         result = CliRunner().invoke(
             app, ["cycles", "--date", "2026-11-20", "--json", "--config", str(session.config)]
         )

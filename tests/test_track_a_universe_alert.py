@@ -16,17 +16,31 @@ import asyncio
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import msgspec
+
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
 from bus.events import Alert
 from observer.clock import ManualClock
 from observer.db.migrate import upgrade
 from observer.db.readers import reader_engine
 from observer.phases import KST
+from tests.samples import SAMPLES
 from tests.support import database_down
-from tests.test_track_a_unrun_cycles import SYMBOLS, Sent, store_universe, track_a_alone
+from tests.test_track_a_unrun_cycles import (
+    SYMBOLS,
+    Sent,
+    at,
+    store_universe,
+    summaries,
+    track_a_alone,
+)
+from tests.test_track_a_unrun_cycles import track_a as track_a_with_universe
 from workers.track_a.schedule import Cycle
 from workers.track_a.worker import TrackA
 
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
+S = 1_000_000_000
 
 
 def test_a_universe_alert_due_after_the_cycle_comes_at_its_end(tmp_path: Path) -> None:
@@ -107,27 +121,39 @@ def test_a_database_down_before_the_first_read_is_named_by_the_alert(
     assert track_a.tally.database_reads_failed >= 2
 
 
-def test_a_start_during_a_database_outage_waits_for_it_and_resumes_nothing_blind(
+def test_a_start_during_a_database_outage_resumes_nothing_blind_and_closes_it_after(
     tmp_path: Path,
 ) -> None:
-    """Track A's start-up reads (what earlier runs stored) and its first cycle's resume,
-    failed by the database: it goes on, and closes the earlier runs' cycles once the
-    database answers. It exited, and a start during an outage failed until parked."""
-    start = int(NINE.timestamp()) * 1_000_000_000 + 65 * 1_000_000_000
-    track_a, sent, _ = track_a_alone(tmp_path, start)
-    track_a._engine.dispose()
+    """Track A started at 09:01:05 while the database fails its start-up reads (what earlier
+    runs stored) goes on: the 09:00 cycle, which an earlier run began, is not resumed blind,
+    and once the database answers it is summarised as cut off after its deadline, not
+    before. The failed reads ended each start, until the supervisor parked Track A."""
+    track_a, sent, store = track_a_with_universe(tmp_path, at(9, 1) + 5 * S)
+    began = msgspec.structs.replace(
+        SAMPLES[0], cycle_id="20261120-0900", symbol=SYMBOLS[0], observed_ns=at(9, 0) + S
+    )
+    store.apply([decode_parts(encode_frame([Envelope("track_a", 1, at(9, 0) + S, began)]))])
+    store.engine.dispose()
+    clock = track_a.clock
+    assert isinstance(clock, ManualClock)
+    answering = track_a._engine
     track_a._engine = reader_engine(track_a.settings.database, "track_a", url=unreachable())
     try:
         track_a._earlier_run_stored()
-        assert track_a._behind  # looked at again at the next catch-up
+        assert track_a._behind  # looked at again at a catch-up
         asyncio.run(track_a._cycle(Cycle(NINE, NINE + timedelta(minutes=10)), [], resume=True))
-        assert track_a.tally.database_reads_failed == 2 and not sent  # nothing asked blind
+        assert track_a.tally.database_reads_failed == 1 and not sent  # nothing asked blind
         track_a._engine.dispose()
-        track_a._engine = reader_engine(track_a.settings.database, "track_a")
-        track_a._catch_up()  # the database answers
+        track_a._engine = answering  # the database answers again
+        track_a._read_again_at = 0.0  # (the wall pause after a failed read, not waited here)
+        track_a._catch_up()
+        assert track_a._behind and not sent  # the 09:00 cycle is not over yet
+        clock.advance(9 * 60)  # 09:10:05
+        track_a._catch_up()
         assert not track_a._behind
     finally:
         track_a._engine.dispose()
+    assert summaries(sent) == {"20261120-0900": (12, 1, 11)}  # cut off, the one carried
 
 
 def unreachable() -> str:

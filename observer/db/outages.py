@@ -48,14 +48,14 @@ class ReadRetries:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._backoff = Backoff(initial_s, max_s, monotonic=monotonic)
-        self._on_failure = on_failure
+        self.on_failure = on_failure  # counts a failed read (one a caller handles itself too)
 
     def failed(self, what: str, exc: Exception) -> float:
         """Count and log a failed read; the pause before the next try.
 
         `StoreError` once the reads have failed for `READS_GIVE_UP_S` in a row.
         """
-        self._on_failure()
+        self.on_failure()
         pause = self._backoff.failed()
         failing = self._backoff.failing_s()
         if failing >= READS_GIVE_UP_S:

@@ -198,7 +198,7 @@ class Verifier:
         self.engine = engine
         self.lanes = list(lanes)
         self.timeline = timeline_from(settings.phases, settings.calendar)
-        # The daemon's: its sweeps and the reconciliation meet one database outage.
+        # Its own: the sweeps' reads going through must not hide the reconciliation's failing.
         self.reads = reads or ReadRetries(self.config.backoff_initial_s, self.config.backoff_max_s)
 
     def stream_end(self, day: date) -> datetime:
@@ -289,7 +289,8 @@ class Verifier:
                 recovered = recovered_bar_minutes(conn, symbol, lo, hi)
                 gaps = [(g, start, end) for g, start, end, _, _ in gaps_of(conn, symbol, lo, hi)]
         except DATABASE_ERRORS as exc:  # as a failed fetch: the next run's
-            self.reads.failed(f"the reconciliation of {symbol} on {day}", exc)
+            self.reads.on_failure()
+            log.warning("reconciliation of %s on %s: the database: %s", symbol, day, exc)
             result.failed[symbol] = f"the database: {error_reason(exc)}"[:200]
             return
         checks = check_minutes(minutes, stored, bars, recovered, gaps)

@@ -90,9 +90,6 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 _POLL_S = 0.02  # wall seconds between looks at the feed and the queue
 _FORGET_NS = 3600 * _NS  # a finished gap is surely committed after this long
-# Wall seconds of failed database reads in a row (sweeps, or the start-up's) before the
-# process gives up (exit 1, restarted by the supervisor): a blip is waited out, an outage
-# is not hidden.
 # Not KIS saying no to the gap: it refused or failed the call, or the token is not there yet
 # (the token job issues it; EGW00133: issued less than a minute ago). Waited out, no attempt.
 _LATER: tuple[type[KisError], ...] = (KisAuthError, KisTokenThrottled)
@@ -139,7 +136,6 @@ class GapRecovery(AsyncWorker):
         self.ledger = BarLedger()
         self._engine: Engine = reader_engine(settings.database, "gap_recovery")
         self.reads = GapReads(self._engine, settings, clock)
-        # The sweeps', the start-up's and the reconciliation's reads: one outage, one backoff.
         self._reads = ReadRetries(
             self.config.backoff_initial_s, self.config.sweep_s, self.tally.read_failed
         )
@@ -197,7 +193,9 @@ class GapRecovery(AsyncWorker):
                 self.producer.send,
                 self._engine,
                 lanes_for(self.settings, self.clock, accounts, limits),
-                self._reads,
+                ReadRetries(
+                    self.config.backoff_initial_s, self.config.backoff_max_s, self.tally.read_failed
+                ),
             )
             verifying.append(verifier.run_daily(self.stop))
         # A server that fails ends the process (the supervisor restarts it), rather than
@@ -219,6 +217,8 @@ class GapRecovery(AsyncWorker):
         Read again on the backoff while the database fails (`ReadRetries`): nothing is
         recovered before the ledger is loaded, or a bar could be published twice.
         """
+        if self.stop.is_set():
+            return False
         found = await self._reads.read(self.reads.start, "the start-up reads", self.stop)
         if found is None:
             return False

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -67,6 +68,9 @@ _NO_UNIVERSE = "track_a_no_universe"  # the alert of a day without a universe
 _CYCLE_FAILED = "track_a_cycle_failed"  # the alert of a cycle in which no symbol answered
 _REST = "rest"  # its subject: this process's REST calls, every account's
 _CATCH_UP_POLL_S = 5.0  # clock seconds between looks at the writer while it is behind
+# Wall seconds after a failed read before the next catch-up: each failing read blocks the
+# loop up to the reader pool's timeout, and two in a row could outlast the heartbeat's.
+_READ_AGAIN_S = 5.0
 
 
 @dataclass
@@ -122,6 +126,8 @@ class TrackA(AsyncWorker):
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
         self._universe_alert_open = False  # resolved when a universe is there
         self._members: list[tuple[str, str]] = []  # the universe last read, of _members_day
+        self._read_again_at = 0.0  # time.monotonic() of the next read after a failed one
+        self._unresumed_until = 0  # the deadline of a cycle not resumed (`_not_resumed`)
         self._members_day: date | None = None
         self._failing_open: set[str] = set()  # _CYCLE_FAILED subjects open: resolved on answers
         # An earlier run's work is not all in the database yet (the writer was behind at the
@@ -192,7 +198,12 @@ class TrackA(AsyncWorker):
         Nothing pending is the same test as `track-a run`'s wait before the start: the earlier
         run's outbox and this run's own events (its cycles' summaries) are in the database.
         """
-        if self._behind and self.producer.pending == 0:
+        if (
+            self._behind
+            and self.producer.pending == 0
+            and time.monotonic() >= self._read_again_at
+            and self.clock.now_ns() >= self._unresumed_until  # closed once it is over
+        ):
             log.info("the writer has stored the earlier run's events: closing its cycles")
             self._earlier_run_stored()
 
@@ -216,11 +227,26 @@ class TrackA(AsyncWorker):
 
     def _read_failed(self, what: str, exc: Exception) -> None:
         self.tally.database_reads_failed += 1
+        self._read_again_at = time.monotonic() + _READ_AGAIN_S
         log.warning("cannot read %s: %s", what, error_reason(exc))
+
+    def _not_resumed(self, cycle: Cycle) -> None:
+        """What an earlier run stored of ``cycle`` is unknown: its symbols are not asked.
+
+        Asking them blind would store an earlier run's twice (as when the writer is behind at
+        the start). The cycle is closed, summarised as cut off, once it is over and the
+        database answers (`_catch_up`); the next cycle runs whole.
+        """
+        log.warning("cycle %s is not resumed; the next cycle runs whole", cycle.cycle_id)
+        self._behind = True
+        self._unresumed_until = int(cycle.deadline.timestamp()) * _NS
 
     # ------------------------------------------------------------------ one cycle
 
     async def _cycle(self, cycle: Cycle, accounts: Sequence[KisAccount], resume: bool) -> None:
+        if resume and self._behind:  # the start-up's reads failed: nothing read yet
+            self._not_resumed(cycle)
+            return
         try:
             if resume and self._summarised(cycle):
                 log.info("cycle %s was completed by an earlier run", cycle.cycle_id)
@@ -229,11 +255,9 @@ class TrackA(AsyncWorker):
             if self.stop.is_set():
                 return
             carried = self._stored(cycle) if resume else set()
-        except DATABASE_ERRORS as exc:  # as when the writer is behind:
-            # not resumed blind (an earlier run's symbols would be asked and stored twice)
+        except DATABASE_ERRORS as exc:
             self._read_failed(f"what an earlier run stored of cycle {cycle.cycle_id}", exc)
-            log.warning("cycle %s is not resumed; the next cycle runs whole", cycle.cycle_id)
-            self._behind = True  # closed (summarised as cut off) once the database answers
+            self._not_resumed(cycle)
             return
         targets = [Target(symbol, market) for symbol, market in members]
         todo = [t for t in targets if t.symbol not in carried]
@@ -494,6 +518,7 @@ class TrackA(AsyncWorker):
             cycle.deadline.timestamp(),
         )
         while not self.stop.is_set():
+            await asyncio.sleep(0)  # a beat between reads that may each block for a while
             members, failure = self._read_universe(day)
             if members:
                 if self._universe_alert_open:  # the alert's condition is over

@@ -114,7 +114,8 @@ class TrackB(AsyncWorker):
         )
         self.notices = SessionNotices(self.producer.send)
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
-        self.counters: dict[str, float] = {}
+        # Served from the start: a rule's increase() misses a counter's first appearance.
+        self.counters: dict[str, float] = {"snapshot_readings_failed": 0}
         self._slots_written = True  # slots.json: False while writes fail (said once)
         # The start-up's reads wait for a database that fails them (`ReadRetries`).
         self._reads = ReadRetries(1.0, 30.0, lambda: self._count("database_reads_failed"))
@@ -158,6 +159,16 @@ class TrackB(AsyncWorker):
         references = await self._references(day)
         if references is None:
             return
+        account_alerts = await self._reads.read(
+            self._open_account_alerts, "the accounts' open alerts", self.stop
+        )
+        if account_alerts is None:
+            return  # stopped while the database failed the read
+        session_alerts = await self._reads.read(
+            self._open_session_alerts, "the session's open alerts", self.stop
+        )
+        if session_alerts is None:
+            return
         engine = TriggerEngine(
             self.config,
             references,
@@ -200,14 +211,6 @@ class TrackB(AsyncWorker):
             lag_alert_s=self.config.lag_alert_s,
         )
         self.collector = collector
-        account_alerts = await self._reads.read(
-            self._open_account_alerts, "the accounts' open alerts", self.stop
-        )
-        session_alerts = await self._reads.read(
-            self._open_session_alerts, "the session's open alerts", self.stop
-        )
-        if account_alerts is None or session_alerts is None:
-            return  # stopped while the database failed them
         collector.take_over(*account_alerts)
         self._take_over(session_alerts)
         capacity = self.config.slots_per_account
@@ -303,9 +306,9 @@ class TrackB(AsyncWorker):
         try:
             held = await asyncio.to_thread(self._held, day)
         except DATABASE_ERRORS as exc:  # the streams go on: said, not fatal
-            self._alert(
+            self._alert(  # a fact about the restart, not a session's condition: by ack
                 "error",
-                "track_b_degraded",
+                "track_b_resume_failed",
                 f"cannot read the slots an earlier run of the day held ({error_reason(exc)}): "
                 "if Track B restarted, they are not taken back and their gaps not opened",
             )
