@@ -225,7 +225,9 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
         tmp_path, WRITER_PROGRAM + TRACK_B, clock=sim.sim.clock.spec, settings=settings
     )
     try:
-        sup.start()
+        # Not waited healthy: from 09:30 (6 s after the clock starts; a loaded machine's writer
+        # can take 5 s to be ready) Track B must stream, which it does once the universe is in.
+        sup.start(healthy=False)
         _publish_universe(sup.data_dir / "run", tmp_path / "outbox", STOCKS[:3])
 
         def accounts() -> dict[str, dict[str, Any]]:
