@@ -67,7 +67,7 @@ def reader_engine(
         kwargs={
             "application_name": f"observer {name}"[:63],
             "options": "-c default_transaction_read_only=on",
-            "connect_timeout": max(1, round(timeout)),
+            **_dead_link_params(timeout),
         },
         min_size=settings.reader_pool_min,
         max_size=settings.reader_pool_max,
@@ -90,6 +90,28 @@ def reader_engine(
     _pools[engine] = pool
     event.listen(engine, "engine_disposed", lambda _engine: pool.close())
     return engine
+
+
+def _dead_link_params(timeout_s: float) -> dict[str, int]:
+    """The libpq parameters that end a connection the network stops answering, in ~``timeout_s``.
+
+    A cut link or a host gone answers nothing, neither refusal nor reset: a connect waited
+    for the kernel's SYN retries, and a query sent on an open connection for its
+    retransmissions, about 15 minutes, with the daemon that read. ``tcp_user_timeout``
+    bounds data the server's kernel has not acknowledged (a query sent into the cut), and
+    keepalives a connection waiting for an answer with nothing unacknowledged (the link cut
+    after the query arrived). A slow query is not cut: the server's kernel answers the
+    probes while its backend works.
+    """
+    seconds = max(1, round(timeout_s))
+    return {
+        "connect_timeout": seconds,
+        "tcp_user_timeout": seconds * 1000,
+        "keepalives": 1,
+        "keepalives_idle": max(1, seconds // 3),
+        "keepalives_interval": max(1, seconds // 3),
+        "keepalives_count": 3,
+    }
 
 
 def pool_stats(engine: Engine) -> dict[str, int]:
