@@ -43,6 +43,12 @@ _SHARE_OF_COMMAND = {
 _KIS_COMMANDS = frozenset(
     {"track-a", "track-b", "gap-recovery", "gaps", "universe", "readiness", "enrich", "etf"}
 )
+# The daemons that read the database on their event loop, between heartbeats (Track A's
+# universe and resume; Track B's context sync at 09:29:50): each read blocks at most about
+# 1.1-1.2 x reader_pool_timeout_s (`observer.db.readers`, tests/test_readers_link.py: a
+# network cut included).
+_READS_ON_ITS_LOOP = frozenset({"track-a", "track-b"})
+_READ_BLOCKS = 1.25
 _PHASE_ORDER = ("warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown", "idle")
 # What a threshold rule may name besides ``<program>.<counter>`` (`observer.supervisor.rules`):
 # the ages of data and each region's enrichment figures that the supervisor reads
@@ -238,6 +244,14 @@ def _check_programs(settings: Settings) -> None:
             raise ValueError(
                 f"programs.{name}.heartbeat_timeout_s ({program.heartbeat_timeout_s:g}) must "
                 f"be at least two of supervisor.heartbeat_interval_s ({interval:g})"
+            )
+        blocking = _READ_BLOCKS * settings.database.reader_pool_timeout_s + interval
+        if _subcommand(program) in _READS_ON_ITS_LOOP and program.heartbeat_timeout_s < blocking:
+            raise ValueError(
+                f"programs.{name}.heartbeat_timeout_s ({program.heartbeat_timeout_s:g}) must be "
+                f"at least {_READ_BLOCKS:g} x database.reader_pool_timeout_s plus "
+                f"supervisor.heartbeat_interval_s ({blocking:g}): a read the database does not "
+                "answer holds its heartbeats that long, and it would be killed for it"
             )
         if program.backoff_initial_s > program.backoff_max_s:
             raise ValueError(f"programs.{name}: backoff_initial_s is above backoff_max_s")

@@ -91,6 +91,11 @@ def load(tmp_path: Path, toml: str) -> None:
             "[supervisor]\nheartbeat_interval_s = 30.0\n",
             r"heartbeat_timeout_s \(15\) must be at least two of",
         ),
+        (  # a read on Track A's loop may hold its heartbeats for the pool's timeout
+            "[database]\nreader_pool_timeout_s = 14.0\n",
+            r"programs.track_a.heartbeat_timeout_s \(15\) must be at least 1.25 x "
+            r"database.reader_pool_timeout_s plus supervisor.heartbeat_interval_s \(18.5\)",
+        ),
         (
             "[writer]\ndrain_s = 60.0\n",
             r"programs.writer.stop_grace_s \(15\) must be at least writer.drain_s \(60\)",
@@ -207,7 +212,8 @@ def test_contradicting_settings_are_refused_by_name(
         # A program not enabled is not started: its command is not looked for.
         '[programs.backup]\nenabled = false\ncommand = ["/opt/observer/bin/backup-nightly"]\n',
         '[kis]\ntoken_issuer = "job"\n',  # the shipped token job issues them
-        "[supervisor]\nheartbeat_interval_s = 7.5\n",  # two beats in the shortest timeout
+        # Two beats in the shortest timeout, and room for Track A's longest read beside them.
+        "[supervisor]\nheartbeat_interval_s = 7.5\n[database]\nreader_pool_timeout_s = 5.0\n",
     ],
 )
 def test_settings_that_agree_load(tmp_path: Path, toml: str) -> None:
