@@ -86,3 +86,42 @@ def test_read_waits_for_the_database_and_a_stop_ends_the_wait(tmp_path: Path) ->
 
     reads = ReadRetries(60.0, 60.0, lambda: counted.append("failed"))  # a long pause, cut short
     assert asyncio.run(stopped_while_failing()) is None
+
+
+def _raised(raise_it: Callable[..., object], *args: object) -> BaseException:
+    with pytest.raises(Exception) as raised:
+        raise_it(*args)
+    return raised.value
+
+
+def test_an_outage_is_told_from_a_fault_by_the_drivers_error_however_wrapped(
+    pg_url: str,
+) -> None:
+    """A server that refuses the connection is an outage, whether the driver's error comes
+    bare, as a `StoreError`'s cause, or as its context (``from None``); a missing table is
+    none, bare or wrapped."""
+    refused = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/observer")
+    answering = create_engine(pg_url)
+
+    def read(engine: object, sql: str) -> object:
+        with engine.connect() as conn:  # type: ignore[attr-defined]
+            return conn.execute(text(sql)).scalar()
+
+    def wrapped(sql: str, engine: object, hidden: bool) -> object:
+        try:
+            return read(engine, sql)
+        except Exception as exc:
+            if hidden:
+                raise StoreError("cannot lock") from None
+            raise StoreError("cannot read") from exc
+
+    try:
+        assert outages.not_answering(_raised(read, refused, "select 1"))
+        for hidden in (False, True):
+            assert outages.not_answering(_raised(wrapped, "select 1", refused, hidden))
+            fault = _raised(wrapped, "select * from no_such_table", answering, hidden)
+            assert not outages.not_answering(fault)
+        assert not outages.not_answering(StoreError("database has no observer schema"))
+    finally:
+        refused.dispose()
+        answering.dispose()

@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from observer.db.engine import error_reason
 from observer.errors import StoreError
 from observer.retry import Backoff
 
-__all__ = ["DATABASE_ERRORS", "READS_GIVE_UP_S", "ReadRetries"]
+__all__ = ["DATABASE_ERRORS", "READS_GIVE_UP_S", "ReadRetries", "not_answering"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,22 @@ T = TypeVar("T")
 
 READS_GIVE_UP_S = 600.0  # wall seconds of failed reads in a row that end the process
 DATABASE_ERRORS = (StoreError, SQLAlchemyError)  # what a database outage raises in a read
+
+
+def not_answering(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised from, the database not answering: an outage.
+
+    The driver's `OperationalError` or `InterfaceError`, as DB-API names a connection
+    refused, lost or timed out, or a server starting up or shutting down; a missing table
+    or a refused statement is no outage. The product's own errors keep the driver's
+    exception as their cause or context (``raise ... from None`` keeps the context).
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OperationalError | InterfaceError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class ReadRetries:

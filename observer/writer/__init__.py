@@ -8,10 +8,8 @@ import threading
 from pathlib import Path
 
 from bus.endpoints import ipc_path
-from observer.clock import clock_from_env
 from observer.config import Settings
-from observer.db import migrate
-from observer.db.engine import display_url, make_engine, normalize_url
+from observer.db.engine import display_url, normalize_url
 from observer.disk import DiskWatch, Earlier
 from observer.disk_alerts import open_disk_alerts
 from observer.notify import Notifier
@@ -19,6 +17,7 @@ from observer.transport import bind_endpoints, server_curve
 from observer.writer.identity import WRITER_SOURCE
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
+from observer.writer.startup import open_store
 from observer.writer.store import Store
 
 __all__ = ["Store", "Writer", "WriterOptions", "run_writer"]
@@ -36,12 +35,14 @@ def run_writer(
 ) -> int:
     """Lock, migrate, check the database, then serve until ``stop``; return the exit code.
 
+    A server database that does not answer is waited for (`observer.writer.startup`).
+
     Raises
     ------
     WriterLocked
         Another writer serves this database or endpoint.
     StoreError
-        The database is unreachable or has no schema.
+        The database has no schema, or did not answer for 600 s (`observer.writer.startup`).
     """
     url = normalize_url(db_url or settings.database.url)
     run_dir = run_dir or settings.paths.run
@@ -55,15 +56,13 @@ def run_writer(
             settings.bus.feed_endpoint,
         )
     curve = server_curve(settings)  # over tcp: keys and allow-list, read before any lock
-    server = None if url.get_backend_name() == "sqlite" else url  # the server's lock too
-    lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)), server)
+    lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
-        engine = make_engine(url)
-        store = Store(engine, clock_from_env().now_ns)  # its alerts on the supervisor's clock
-        if settings.writer.migrate_on_start:
-            migrate.upgrade(url.render_as_string(hide_password=False))
-        store.check_schema()
-        store.load_marks()
+        notifier = Notifier.from_env()
+        opened = open_store(settings, url, lock, stop, notifier)  # the server's lock too
+        if opened is None:
+            return 0  # stopped while its database did not answer
+        engine, store = opened
         log.info("writer serving %s, %d sources known", display_url(url), len(store.marks))
         options = WriterOptions(
             batch_events=settings.writer.batch_events,
@@ -88,7 +87,7 @@ def run_writer(
                 capture,
                 lambda: open_disk_alerts(engine, WRITER_SOURCE),  # an earlier run's, at start
             )
-            writer = Writer(store, endpoints, options, Notifier.from_env(), disk, curve)
+            writer = Writer(store, endpoints, options, notifier, disk, curve)
             writer.lock_held = lock.held
             return writer.run(stop)
         finally:

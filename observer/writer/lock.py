@@ -33,10 +33,25 @@ class WriterLock:
                 except LockHeld as exc:
                     raise WriterLocked(f"another writer (pid {exc.holder}) holds {path}") from exc
             if server is not None:
-                self._server = ServerLock(server)
+                self.take_server(server)
         except BaseException:
             self.close()
             raise
+
+    def take_server(self, server: URL) -> None:
+        """Take ``server``'s own lock as well (`ServerLock`), if this does not hold it yet.
+
+        Raises `WriterLocked` if another writer holds it, `StoreError` if the server does not
+        answer (the flocks are kept: the writer waits for its server holding them).
+        """
+        if self._server is None:
+            self._server = ServerLock(server)
+
+    def release_server(self) -> None:
+        """Let go of the server's lock (its connection), keeping the flocks."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def held(self) -> bool:
         """False once another writer took the server's lock (see `ServerLock.held`)."""
@@ -60,6 +75,4 @@ class WriterLock:
         for lock in self._locks:
             lock.close()
         self._locks = []
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        self.release_server()

@@ -1,0 +1,90 @@
+"""The writer's start: the server's lock, the schema and the marks, waited for in an outage.
+
+A writer that cannot reach its database at the start exited 2, and the supervisor started it
+again into the same outage: after ``max_failures`` starts (about 20 s) it parked the writer
+FATAL until an operator started it, and nothing was stored meanwhile, however soon the
+database came back (a PostgreSQL restart, a host that boots the observer before its
+database). So a server database that does not answer (`observer.db.outages.not_answering`)
+is waited for, on the daemons' read policy (`ReadRetries`): READY goes out at the first
+failure, so the supervisor's ready timeout does not end the wait, and the heartbeats carry
+``failing_s`` (`observer ctl status` unhealthy; the rule `ObserverProgramFailingItsWork`
+after a minute). The producers keep their events in their outboxes meanwhile. 600 s in a row
+end the start (`StoreError`, exit 2): that is a wrong URL or password, no outage.
+
+What is no outage ends the start at once, as before: another writer's lock (`WriterLocked`,
+exit 3), a database without the schema, a migration that fails, and every SQLite error
+(there is no server to wait for).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+
+from observer.clock import clock_from_env
+from observer.config import Settings
+from observer.db import migrate
+from observer.db.engine import make_engine
+from observer.db.outages import DATABASE_ERRORS, ReadRetries, not_answering
+from observer.notify import FAILING_S, Notifier
+from observer.writer.lock import WriterLock
+from observer.writer.store import Store
+
+__all__ = ["open_store"]
+
+log = logging.getLogger(__name__)
+
+_RETRY_INITIAL_S = 1.0  # the pauses between tries while the server does not answer
+_RETRY_MAX_S = 15.0
+
+
+def open_store(
+    settings: Settings, url: URL, lock: WriterLock, stop: threading.Event, notifier: Notifier
+) -> tuple[Engine, Store] | None:
+    """The store of ``url``, migrated if configured, its marks read, the server's lock held.
+
+    None if ``stop`` is set while the server does not answer. Raises `WriterLocked` and
+    `StoreError` (see the module).
+    """
+    retries = ReadRetries(_RETRY_INITIAL_S, _RETRY_MAX_S)
+
+    def counters() -> dict[str, float]:
+        return {FAILING_S: retries.failing_s()}
+
+    announced = False
+    while True:
+        try:
+            return _open(settings, url, lock)
+        except DATABASE_ERRORS as exc:
+            if url.get_backend_name() == "sqlite" or not not_answering(exc):
+                raise
+            lock.release_server()  # its connection is taken again with the next try
+            pause = retries.failed("the writer's start (its database)", exc)
+        if not announced:  # the serving writer's own READY is taken as a beat then
+            notifier.ready(counters())
+            announced = True
+        deadline = time.monotonic() + pause
+        while (left := deadline - time.monotonic()) > 0:
+            if stop.wait(min(left, notifier.interval_s / 2)):
+                return None
+            notifier.beat(counters)
+
+
+def _open(settings: Settings, url: URL, lock: WriterLock) -> tuple[Engine, Store]:
+    if url.get_backend_name() != "sqlite":
+        lock.take_server(url)
+    engine = make_engine(url)
+    try:
+        store = Store(engine, clock_from_env().now_ns)  # its alerts on the supervisor's clock
+        if settings.writer.migrate_on_start:
+            migrate.upgrade(url.render_as_string(hide_password=False))
+        store.check_schema()
+        store.load_marks()
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine, store
