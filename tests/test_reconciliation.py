@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import Event, GapDetected, Reconciliation, SlotDecision, TradeTick
+from bus.events import Alert, Event, GapDetected, Reconciliation, SlotDecision, TradeTick
 from bus.producer import Producer
 from harness.sim.config import TickLoss
 from harness.sim.market import KST
@@ -32,6 +33,7 @@ from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
 from observer.clock import ManualClock
 from observer.config import Settings
+from observer.db.outages import ReadRetries
 from observer.db.reconciliation_queries import reconciled_minutes
 from observer.kis.schemas import MinuteBarRow
 from observer.writer.store import Store
@@ -46,6 +48,7 @@ from tests.support import (
 from tests.test_gap_recovery import MARKET as GR_MARKET
 from tests.test_gap_recovery import STOCKS as GR_STOCKS
 from tests.test_track_b import DAY, MARKET, NINE, publish_morning
+from workers.gap_recovery import verify
 from workers.gap_recovery.cli import app as gaps_app
 from workers.gap_recovery.verify import Verifier
 
@@ -509,4 +512,42 @@ def test_a_daemon_starting_finishes_a_last_session_it_reconciled_only_in_part(
     reconciled = bus.of("gap_recovery", Reconciliation)
     assert [r.symbol for r in reconciled] == [b, a]
     assert reconciled[1].trade_date == FRIDAY
+    assert shorts_of(reconciled[1]) == {at(14, 55): f"reconciliation:{a}:{at(14, 55)}"}
+
+
+def test_a_symbol_whose_stored_minutes_the_database_fails_fails_alone_and_is_tried_again(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails the read of a's stored minutes (its connection lost mid-run): a's
+    run fails as a failed fetch does (counted on the read policy, alerted), b is reconciled,
+    and the next attempt reconciles a, its 14:55 loss found."""
+    clock = ManualClock(at(14, 30))
+    bus = StoredBus(store, clock)
+    a, b = GR_STOCKS[:2]
+    track_b_day(bus, {(a, at(14, 55))})
+    clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
+    answering = verify.tick_minutes
+
+    def lost(conn: Any, symbol: str, lo: int, hi: int) -> Any:
+        if symbol == a:
+            raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
+        return answering(conn, symbol, lo, hi)
+
+    monkeypatch.setattr(verify, "tick_minutes", lost)
+    counted: list[str] = []
+    lane: Any = BarLane()
+    reads = ReadRetries(1.0, 30.0, lambda: counted.append("failed"))
+    verifier = Verifier(Settings(), clock, bus.sender("gap_recovery"), store.engine, [lane], reads)
+    result = asyncio.run(verifier.verify_day(FRIDAY))
+    assert list(result.failed) == [a] and result.failed[a].startswith("the database: "), result
+    assert counted == ["failed"]
+    assert [r.symbol for r in bus.of("gap_recovery", Reconciliation)] == [b]
+    [failed] = [e for e in bus.of("gap_recovery", Alert) if e.code == "reconciliation_failed"]
+    assert f"{a} (the database: " in failed.message
+
+    monkeypatch.setattr(verify, "tick_minutes", answering)  # the database answers again
+    again = asyncio.run(verifier.verify_day(FRIDAY, skip={b}, attempt=2))
+    assert not again.failed
+    reconciled = bus.of("gap_recovery", Reconciliation)
+    assert [r.symbol for r in reconciled] == [b, a]
     assert shorts_of(reconciled[1]) == {at(14, 55): f"reconciliation:{a}:{at(14, 55)}"}
