@@ -24,6 +24,7 @@ from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
 from observer.notify import FAILING_S
+from observer.retry import Backoff
 from tests.support import database_down, wait_until
 from tests.test_track_a_unrun_cycles import SYMBOLS as UNIVERSE
 from tests.test_track_a_unrun_cycles import store_universe
@@ -47,6 +48,7 @@ from tests.test_track_b_resume import (
 )
 from workers.track_b.read_back import GRACE_S, ReadBack
 from workers.track_b.slots import SlotBook
+from workers.track_b.startup import LateSync
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
 LOST = SYMBOLS[160]  # surging in 12:50-13:00; its 13:00 snapshot never comes by the feed
@@ -189,7 +191,7 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     book = SlotBook(["acct1"], 41)
     try:
-        assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, 41) == []
+        assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, 41) is None
         resumed = tb._resume(NINE.date(), engine, book, Streams(["acct1"], lambda s, n: 0.0))  # type: ignore[arg-type]
         assert asyncio.run(resumed) == []
     finally:
@@ -203,6 +205,73 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
     tb.notices.over("track_b_degraded", "triggers fire: the slots follow them")
     resolved = [e.code for e in sent if isinstance(e, AlertResolved)]
     assert resolved == ["track_b_degraded"]
+
+
+MOVERS = SYMBOLS[100:103]  # trading 5x their usual pace in the opening
+
+
+def opening() -> list[PriceSnapshot]:
+    """Track A's 09:00-09:20 cycles of the first 120 symbols, MOVERS at 5x."""
+    shots = []
+    for k in range(3):
+        cycle = NINE + timedelta(minutes=10 * k)
+        for i, s in enumerate(SYMBOLS[:120]):
+            observed = int(cycle.timestamp()) * S + S + i * S // 5
+            minutes = (observed - at("09:00")) / S / 60
+            pace = 5.0 if s in MOVERS else 1.0
+            shots.append(
+                snapshot(s, observed, int(pace * 1_000_000 * profile_share(_PROFILE, minutes)))
+            )
+    return shots
+
+
+def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database fails the 09:29:50 sync and answers from 09:31: the sync is tried
+    again on its backoff and places the opening's movers then (they stand until 09:34:50,
+    as the scheduled sync's would); the warning is resolved. Before, the slots stayed with
+    the market caps until a trigger fired, the morning's context lost for the day."""
+    tb, sent, url = track_b(tmp_path, at("09:29:50"), slots=3)
+    store(url, m.PriceSnapshotRow, snapshot_rows(opening()))
+    clock = tb.clock
+    assert isinstance(clock, ManualClock)
+    answering = tb._engine
+    tb._engine = reader_engine(tb.settings.database, "track_b", url=unreachable(tmp_path))
+    engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
+    full = NINE + timedelta(minutes=30)
+    assert tb._sync_or_degrade(full, engine, 3) is None
+    late = LateSync(tb.config, full, 3)
+    late.backoff = Backoff(1.0, 30.0, monotonic=lambda: clock.now_ns() / S)  # clock seconds
+    clock.advance(10)  # 09:30: full operation
+    book = SlotBook(["acct1"], 3)
+    streams = Streams(["acct1"], lambda symbol, now: 0.0)
+
+    def each_round(n: int) -> None:
+        if clock.now_ns() >= at("09:31") and tb._engine is not answering:
+            tb._engine.dispose()
+            tb._engine = answering  # the database answers again
+
+    try:
+        rounds = follow(
+            tb, engine, book, streams, [], at("09:33"), monkeypatch, (), each_round, late
+        )
+    finally:
+        tb._engine.dispose()
+    assert tb.counters["context_syncs_failed"] >= 1
+    assert rounds[0][1] == set(SYMBOLS[:3])  # the largest caps meanwhile
+    assert rounds[-1][1] == set(MOVERS)
+    placed = [
+        (when, d.candidate.symbol)
+        for when, d in streams.applied
+        if d.candidate.trigger == "context_sync"
+    ]
+    assert sorted(s for _, s in placed) == sorted(MOVERS)
+    assert all(at("09:31") <= when < at("09:32") for when, _ in placed), [
+        hhmmss(w) for w, _ in placed
+    ]
+    resolved = [(e.code, e.message) for e in sent if isinstance(e, AlertResolved)]
+    assert resolved == [("track_b_degraded", "the context sync went through late")]
 
 
 def unreachable(tmp_path: Path) -> str:

@@ -4,6 +4,8 @@
   Track A's snapshots of 09:00-09:30, replays them into the trigger engine (and the slot
   guard: the day's limits, halts) and ranks the openings (`workers.track_b.context`); the
   best become ``context_sync`` candidates, volume surges lapsing ``ttl_s`` after the sync.
+* **A sync the database failed** (`LateSync`) is tried again during full operation, as a
+  late start's, until the scheduled sync's candidates would have lapsed.
 * **A start after full operation began** (a restart after a crash, a late start): every
   snapshot of the day so far is replayed in the order observed, so each trigger fired at
   its real time and lapsed as it would have, and the guard holds each symbol's latest
@@ -36,12 +38,13 @@ from bus.events import PriceSnapshot, SlotTrigger
 from observer.config import TrackBSettings
 from observer.db.queries import HeldSlot, snapshots_of_cycles
 from observer.phases import KST
+from observer.retry import Backoff
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.guard import SlotGuard
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 
-__all__ = ["Synced", "context_sync", "lasting", "take_back"]
+__all__ = ["LateSync", "Synced", "context_sync", "day_so_far", "lasting", "take_back"]
 
 _NS = 1_000_000_000
 _NONE = Reference("", 0, 0, 0, 0.0)
@@ -57,20 +60,33 @@ class Synced:
     late: bool  # a start after full operation began: the day so far was replayed
 
 
-def context_sync(
-    db: Engine,
-    config: TrackBSettings,
-    engine: TriggerEngine,
-    guard: SlotGuard,
-    full: datetime,
-    slots: int,
-    now_ns: int,
-) -> Synced:
-    """Replay Track A's day into ``engine`` and ``guard``; the opening's best ``slots``.
+class LateSync:
+    """A context sync the database failed at 09:29:50, tried again during full operation.
 
-    Before full operation (``full``): the cycles of the opening, the candidates lasting from
-    now. From then on: every snapshot of the day observed by now, and the candidates
-    lasting from the scheduled sync (those lapsed are left out).
+    The opening's best stand as candidates until the scheduled sync's candidates lapse
+    (``volume_surge.ttl_s`` after it): until then a read that goes through still places
+    them (a late start's sync, `context_sync`); after, it would offer nothing, and the
+    read-back and the feed bring the day's later snapshots. Tried again on a backoff of
+    wall time, without end inside that window.
+    """
+
+    def __init__(self, config: TrackBSettings, full: datetime, slots: int) -> None:
+        self.full = full
+        self.slots = slots
+        scheduled = full.timestamp() - config.sync_lead_s
+        self.until_ns = int((scheduled + config.volume_surge.ttl_s) * _NS)
+        self.backoff = Backoff(1.0, 30.0)
+
+    def due(self) -> bool:
+        """Whether the pause after the last failure is over."""
+        return self.backoff.wait_s() <= 0
+
+
+def day_so_far(db: Engine, full: datetime, now_ns: int) -> list[PriceSnapshot]:
+    """The snapshots a context sync at ``now_ns`` replays, in the order observed (blocking).
+
+    Before full operation (``full``): the cycles of the opening. From then on: every
+    snapshot of the day observed by now.
     """
     late = now_ns >= int(full.timestamp()) * _NS
     opening = f"{full:%Y%m%d-%H%M}"  # the cycles up to full operation's start
@@ -78,8 +94,25 @@ def context_sync(
     with db.connect() as conn:
         rows = snapshots_of_cycles(conn, f"{full:%Y%m%d}-", last)
     snapshots = sorted((as_snapshot(row) for row in rows), key=lambda s: s.observed_ns)
-    if late:
-        snapshots = [s for s in snapshots if s.observed_ns <= now_ns]
+    return [s for s in snapshots if s.observed_ns <= now_ns] if late else snapshots
+
+
+def context_sync(
+    snapshots: Sequence[PriceSnapshot],
+    config: TrackBSettings,
+    engine: TriggerEngine,
+    guard: SlotGuard,
+    full: datetime,
+    slots: int,
+    now_ns: int,
+) -> Synced:
+    """Replay ``snapshots`` (`day_so_far`) into ``engine`` and ``guard``; the opening's best.
+
+    Before full operation (``full``): the candidates lasting from now. From then on: those
+    lasting from the scheduled sync (those lapsed are left out).
+    """
+    late = now_ns >= int(full.timestamp()) * _NS
+    opening = f"{full:%Y%m%d-%H%M}"
     for snapshot in snapshots:
         engine.on_snapshot(snapshot)
         guard.on_snapshot(snapshot)  # the day's price limits, halts

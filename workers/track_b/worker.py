@@ -81,7 +81,7 @@ from workers.track_b.session_alerts import (
 )
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.stale import STREAM_STALE
-from workers.track_b.startup import context_sync, lasting, take_back
+from workers.track_b.startup import LateSync, context_sync, day_so_far, lasting, take_back
 from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = ["OVERFLOW", "SOURCE", "TrackB", "preconnect_at"]
@@ -231,14 +231,16 @@ class TrackB(AsyncWorker):
                 # Subscribed before the database is read: a snapshot stored after the read is
                 # in the feed (one stored before it in both: the engine takes it once).
                 with contextlib.closing(feed_subscriber(self.settings, _SNAPSHOTS)) as feed:
-                    context = self._sync_or_degrade(full, engine, capacity * len(aliases))
+                    slots = capacity * len(aliases)
+                    context = self._sync_or_degrade(full, engine, slots)
+                    late = LateSync(self.config, full, slots) if context is None else None
                     await self.sleep_until(full.timestamp())
                     closing_at = starts[Phase.TRACK_A_CLOSING]
                     await self._rekey(collector, closing_at.timestamp())
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = await self._resume(day, engine, book, collector)
-                    candidates = [*context, *restored]
-                    await self._follow(feed, engine, book, collector, candidates, closing_at)
+                    candidates = [*(context or []), *restored]
+                    await self._follow(feed, engine, book, collector, candidates, closing_at, late)
                 await self._end(book, collector)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
@@ -366,22 +368,22 @@ class TrackB(AsyncWorker):
 
     def _sync_or_degrade(
         self, full: datetime, engine: TriggerEngine, slots: int
-    ) -> list[Candidate]:
-        """`_sync`; a database that fails it leaves the slots to the market caps, alerted.
+    ) -> list[Candidate] | None:
+        """`_sync`; None if the database fails it: alerted, and tried again (`LateSync`).
 
         At 09:29:50 the sessions are open: a failed read ended them all, and the restarts
-        met the same database (the read-back and the feed bring the day's later snapshots).
+        met the same database. Meanwhile the slots fill by market cap.
         """
         try:
             return self._sync(full, engine, slots)
         except DATABASE_ERRORS as exc:
             self._alert(
                 "warning",
-                "track_b_degraded",
+                DEGRADED,
                 f"context sync could not read Track A's snapshots ({error_reason(exc)}): "
-                "slots fill by market cap until triggers fire",
+                "slots fill by market cap until it can or triggers fire",
             )
-            return []
+            return None
 
     def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[Candidate]:
         """Track A's day into the engine; the context's first candidates (may be []).
@@ -391,14 +393,55 @@ class TrackB(AsyncWorker):
         """
         started = time.perf_counter()
         now = self.clock.now_ns()
-        synced = context_sync(self._engine, self.config, engine, self.guard, full, slots, now)
+        snapshots = day_so_far(self._engine, full, now)
+        return self._replay(snapshots, full, engine, slots, now, started)
+
+    async def _sync_late(
+        self, late: LateSync, engine: TriggerEngine, context: list[Candidate], now: int
+    ) -> LateSync | None:
+        """The context sync the database failed, tried again if due (`LateSync`).
+
+        Its candidates join ``context``. The sync still to come, or None: done, or too late
+        to offer any.
+        """
+        if now >= late.until_ns:
+            log.warning("context sync: the database failed it until its candidates lapsed")
+            return None
+        if not late.due():
+            return late
+        started = time.perf_counter()
+        try:
+            snapshots = await asyncio.to_thread(day_so_far, self._engine, late.full, now)
+        except DATABASE_ERRORS as exc:
+            self._count("context_syncs_failed")
+            log.warning(
+                "context sync: cannot read Track A's snapshots (%s); again in %.1f s",
+                error_reason(exc),
+                late.backoff.failed(),
+            )
+            return late
+        context.extend(self._replay(snapshots, late.full, engine, late.slots, now, started))
+        if snapshots:
+            self.notices.over(DEGRADED, "the context sync went through late")
+        return None
+
+    def _replay(
+        self,
+        snapshots: list[PriceSnapshot],
+        full: datetime,
+        engine: TriggerEngine,
+        slots: int,
+        now: int,
+        started: float,
+    ) -> list[Candidate]:
+        synced = context_sync(snapshots, self.config, engine, self.guard, full, slots, now)
         seconds = time.perf_counter() - started
         self.counters["context_sync_s"] = round(seconds, 3)
         if not (synced.snapshots if synced.late else synced.openings):
             what = "of the day so far" if synced.late else "of the opening"
             self._alert(
                 "warning",
-                "track_b_degraded",
+                DEGRADED,
                 f"context sync found no Track A snapshots {what}: slots fill by market cap "
                 "until triggers fire",
             )
@@ -422,6 +465,7 @@ class TrackB(AsyncWorker):
         collector: Collector,
         context: list[Candidate],
         until: datetime,
+        late: LateSync | None = None,
     ) -> None:
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         by_cap = [
@@ -437,6 +481,8 @@ class TrackB(AsyncWorker):
             now = self.clock.now_ns()
             if read_back.due(now):
                 await self._read_back(read_back, engine, now)
+            if late is not None:
+                late = await self._sync_late(late, engine, context, now)
             for symbol in book.held():
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:
