@@ -9,10 +9,12 @@ veth pair. All three share one accelerated clock (``--clock``). During the sessi
 is cut for ``OBSERVER_TEST_CUT_S`` wall seconds and restored: what A's workers produced
 meanwhile waits in A's outboxes and is delivered once.
 
-The collectors read the database (the universe, Track A's resume, gap recovery's sweep): a
-deployment gives them PostgreSQL on the store host; here they open the store's SQLite file
-through the filesystem the namespaces share, so reads are the one thing the cut leaves
-alone. Ports 5711-5713 and 5720, and the ``day-`` namespaces, keep clear of
+The store is PostgreSQL, as a deployment's: the writer on B reaches it by its Unix socket
+(the server listens on the root namespace's loopback only), and the collectors read it
+(the universe, Track A's resume, Track B's read-back, gap recovery's sweeps) over the link,
+through a forwarder on B's address. So the cut takes their reads away too: each fails
+within the reader pool's timeout (`observer.db.readers`), and the day goes on.
+Ports 5711-5714 and 5720, and the ``day-`` namespaces, keep clear of
 tests/test_multihost.py running at the same time.
 """
 
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from bus.curve import generate_key_pair
 from harness.demo import DemoOptions, demo_config, track_b_summary
@@ -49,8 +52,9 @@ from tests.test_multihost import (
     outboxed,
     stop_hosts,
 )
+from tests.test_readers_link import FORWARDER, SERVER_SOCKET, start_in
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 DAY = date(2026, 11, 20)  # a Friday session
 SPEED = 120.0  # a Track A cycle (600 simulated s) in 5 wall seconds
@@ -66,6 +70,7 @@ LATE_START = timedelta(minutes=10)
 CUT_AT = clock_time(9, 32)  # Track B streams from 09:30
 UNTIL = clock_time(9, 45)  # at least: Track A's 09:00-09:40 cycles, ten minutes of ticks
 PORT = 5711  # the writer's ingest; its feed 5712, both supervisors' control 5713
+DB_PORT = 5714  # PostgreSQL on B's address (the forwarder to the server's socket)
 SIM_PORT = 5720
 STATS = f"http://127.0.0.1:{SIM_PORT}/_sim/stats"
 STOCKS = 600  # the simulated market (the universe takes about 2 in 5)
@@ -113,7 +118,7 @@ def _sim_ready(log: Path) -> bool:
     return any(line.startswith("observer sim ready") for line in log.read_text().splitlines())
 
 
-def _on_the_demos(host: HostSupervisor, url: str) -> None:
+def _on_the_demos(host: HostSupervisor, url: str, database: str = "") -> None:
     """The host's configuration over the demo's (the shipped one, changed as a demo does)."""
     sim_url = f"http://127.0.0.1:{SIM_PORT}"
     (host.root / "demo.toml").write_text(demo_config(DemoOptions(data_dir=host.root), sim_url))
@@ -121,7 +126,7 @@ def _on_the_demos(host: HostSupervisor, url: str) -> None:
     host.config.write_text('extends = "demo.toml"\n' + own)
     # What the host's programs read they read from the store's database.
     day = host.root / "day.toml"
-    day.write_text(f'extends = "{host.config.name}"\n[database]\nurl = "{url}"\n')
+    day.write_text(f'extends = "{host.config.name}"\n[database]\nurl = "{url}"\n{database}')
     host.config = day
 
 
@@ -156,7 +161,7 @@ def _track_a_cycles(url: str) -> list[tuple[Any, ...]]:
 
 @pytest.mark.timeout(300 + int(CUT_S) * 2)
 def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
-    day_hosts: Hosts, tmp_path: Path
+    day_hosts: Hosts, tmp_path: Path, pg_url: str
 ) -> None:
     hosts = day_hosts
     keys = tmp_path / "keys"
@@ -165,9 +170,14 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
     clients = f'[bus.curve.clients]\ncollectors = {COLLECTOR_SOURCES}\nwriter = ["*"]\n'
     store = HostSupervisor(tmp_path / "host-b", keys, "writer", HOST_B, clients, port=PORT)
     collectors = HostSupervisor(tmp_path / "host-a", keys, "collectors", HOST_A, "", port=PORT)
-    url = f"sqlite:///{store.root / 'observer.db'}"
-    for host in (store, collectors):
-        _on_the_demos(host, url)
+    url = pg_url  # the tests' view of the store, from this machine's loopback
+    database = make_url(pg_url).database
+    socket_dir = Path(SERVER_SOCKET).parent
+    _on_the_demos(store, f"postgresql+psycopg://postgres@/{database}?host={socket_dir}")
+    # A read waits 2 s at most, so the cut fails the collectors' reads (10 s by default).
+    remote = f"postgresql+psycopg://postgres@{HOST_B}:{DB_PORT}/{database}"
+    _on_the_demos(collectors, remote, "reader_pool_timeout_s = 2\n")
+    forwarder = start_in(hosts.b, FORWARDER, HOST_B, str(DB_PORT), SERVER_SOCKET)
     anchor = time.time_ns() + int(LEAD_S * 1e9)
     quiet = tuple((int(_at(at).timestamp()) * 1_000_000_000, speed) for at, speed in QUIET)
     clock = SimulatedClock(int(_at(START).timestamp()) * 1_000_000_000, SPEED, anchor, quiet)
@@ -229,6 +239,10 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
         finally:
             sim.terminate()
             sim.wait(30)
+            forwarder.kill()
+            forwarder.wait(30)
+            assert forwarder.stdout is not None
+            forwarder.stdout.close()
     wall_s = time.monotonic() - started
     logs = store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
     assert stopped == [0, 0], logs
@@ -253,6 +267,14 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
     gaps = db_rows(url, "select reason, count(*) from gaps group by reason")
     assert ticks["ticks_stored"] == ticks["ticks_sent"] > 0, (ticks, gaps)
 
+    # The collectors' reads crossed the link: the cut failed some (gap recovery sweeps every
+    # few seconds), each within the pool's 2 s, and each reader went on.
+    failed_reads = sum(
+        '"logger": "observer.db.outages"' in line
+        for log in (collectors.root / "log").glob("*.log")
+        for line in log.read_text().splitlines()
+    )
+    assert failed_reads > 0, "no read of the collectors failed during the cut"
     cycles = _track_a_cycles(url)
     complete = [c for c in cycles if c[1] > 0 and c[4] == 0 and c[5] == 0 and c[2] + c[3] == c[1]]
     assert len(cycles) >= 4 and cycles[0][0].endswith("-0900") and complete == cycles, cycles
@@ -262,6 +284,7 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
         f"{sum(held.values())} events beyond the last commits ({held}); delivered "
         f"{drain_s:.1f}s after the link came back; ticks stored/sent "
         f"{ticks['ticks_stored']}/{ticks['ticks_sent']}; Track A cycles "
-        f"{len(complete)}/{len(cycles)} complete; {sum(found.values())} events; "
+        f"{len(complete)}/{len(cycles)} complete; {failed_reads} reads failed by the cut; "
+        f"{sum(found.values())} events; "
         f"{wall_s:.0f}s wall"
     )

@@ -108,7 +108,7 @@ class Lines:
             raise AssertionError(f"timed out waiting for {what}") from None
 
 
-def _start(namespace: str, code: str, *args: str) -> subprocess.Popen[str]:
+def start_in(namespace: str, code: str, *args: str) -> subprocess.Popen[str]:
     command = ["ip", "netns", "exec", namespace, sys.executable, "-c", code, *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
 
@@ -148,10 +148,10 @@ def test_a_cut_link_fails_a_read_within_the_pools_timeout_and_reads_resume_after
     port = free_port()
     remote = make_url(pg_url).set(host=HOST_B, port=port).render_as_string(hide_password=False)
     with namespaces("pgl") as hosts:
-        forwarder = _start(hosts.b, FORWARDER, HOST_B, str(port), SERVER_SOCKET)
+        forwarder = start_in(hosts.b, FORWARDER, HOST_B, str(port), SERVER_SOCKET)
         processes.append(forwarder)
         assert Lines(forwarder).next(time.monotonic() + 30, "the forwarder") == "listening\n"
-        reader = _start(hosts.a, READER, remote, str(TIMEOUT_S), str(QUERY_S))
+        reader = start_in(hosts.a, READER, remote, str(TIMEOUT_S), str(QUERY_S))
         processes.append(reader)
         reads = Lines(reader)
         first = _until(reads, time.monotonic() + 60, "a read across the link", lambda r: True)
