@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.support import free_port
+from tests.support import db_rows, free_port, wait_until
 from tests.test_multihost import HOST_B, namespaces
 
 pytestmark = pytest.mark.postgres
@@ -62,8 +62,10 @@ async def main():
 asyncio.run(main())
 """
 
-# Host A: a read every 0.2 s through the product's reader engine, a query of QUERY_S that
-# says when it is sent; each read's outcome a line.
+# Host A: reads through the product's reader engine, each a query of QUERY_S. With its
+# connection checked out (the pool checked it), a read says so and waits for a line on its
+# stdin before it sends the query: the test cuts the link before or after that. Each read's
+# outcome is a line.
 READER = """
 import json, sys, time
 from sqlalchemy import text
@@ -77,14 +79,15 @@ while True:
     started = time.monotonic()
     try:
         with engine.connect() as conn:
-            print(json.dumps({"sending": time.monotonic()}), flush=True)
+            print(json.dumps({"checked_out": time.monotonic()}), flush=True)
+            sys.stdin.readline()
+            sent = time.monotonic()
             conn.execute(text("SELECT pg_sleep(:s)"), {"s": float(sys.argv[3])}).scalar_one()
         error = ""
     except DATABASE_ERRORS as exc:
         error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     took = time.monotonic() - started
     print(json.dumps({"at": time.monotonic(), "took": took, "error": error}), flush=True)
-    time.sleep(0.2)
 """
 
 
@@ -110,7 +113,7 @@ class Lines:
 
 def start_in(namespace: str, code: str, *args: str) -> subprocess.Popen[str]:
     command = ["ip", "netns", "exec", namespace, sys.executable, "-c", code, *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
@@ -120,31 +123,59 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     for process in started:
         process.kill()
         process.wait(timeout=30)
-        if process.stdout is not None:
-            process.stdout.close()
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
-def _until(lines: Lines, deadline: float, what: str, wanted: Any) -> list[dict[str, Any]]:
-    """The reads up to and including the first for which ``wanted`` is true."""
-    reads = []
-    while True:
-        read = json.loads(lines.next(deadline, what))
-        if "sending" in read:
-            continue
-        reads.append(read)
-        if wanted(read):
-            return reads
+class Reads:
+    """The reading process: its reads' outcomes, each query sent when the test says."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines = Lines(process)
+        assert process.stdin is not None
+        self.stdin = process.stdin
+
+    def send(self) -> None:
+        """Let the read that has its connection send its query."""
+        self.stdin.write("go\n")
+        self.stdin.flush()
+
+    def checked_out(self, deadline: float) -> None:
+        """Wait for a read to have its connection (checked by the pool), its query unsent."""
+        read = json.loads(self.lines.next(deadline, "a connection checked out"))
+        assert "checked_out" in read, read
+
+    def until(self, deadline: float, what: str, wanted: Any) -> list[dict[str, Any]]:
+        """The outcomes up to the first ``wanted`` one; each read's query sent at once."""
+        reads = []
+        while True:
+            read = json.loads(self.lines.next(deadline, what))
+            if "checked_out" in read:
+                self.send()
+                continue
+            reads.append(read)
+            if wanted(read):
+                return reads
 
 
-def _sending(lines: Lines, deadline: float) -> None:
-    """Wait for a read to send its query (the connection is checked out and was checked)."""
-    while "sending" not in json.loads(lines.next(deadline, "a query being sent")):
-        pass
+def _running(pg_url: str) -> bool:
+    """Whether the reader's query is running on the server (it arrived)."""
+    rows = db_rows(
+        pg_url,
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'observer link reader'"
+        " AND state = 'active' AND query LIKE 'SELECT pg_sleep%'",
+    )
+    return bool(rows[0][0])
 
 
+@pytest.mark.parametrize("cut", ["before the query", "with the query at the server"])
 def test_a_cut_link_fails_a_read_within_the_pools_timeout_and_reads_resume_after(
-    pg_url: str, processes: list[subprocess.Popen[str]]
+    pg_url: str, processes: list[subprocess.Popen[str]], cut: str
 ) -> None:
+    """Cut before the query leaves: its data is never acknowledged (``tcp_user_timeout``).
+    Cut once it runs on the server: its answer never comes, and nothing of ours waits for
+    an acknowledgement (the keepalives). The pool's check passed before either."""
     port = free_port()
     remote = make_url(pg_url).set(host=HOST_B, port=port).render_as_string(hide_password=False)
     with namespaces("pgl") as hosts:
@@ -153,17 +184,22 @@ def test_a_cut_link_fails_a_read_within_the_pools_timeout_and_reads_resume_after
         assert Lines(forwarder).next(time.monotonic() + 30, "the forwarder") == "listening\n"
         reader = start_in(hosts.a, READER, remote, str(TIMEOUT_S), str(QUERY_S))
         processes.append(reader)
-        reads = Lines(reader)
-        first = _until(reads, time.monotonic() + 60, "a read across the link", lambda r: True)
-        assert first[-1]["error"] == "", first
-        _until(reads, time.monotonic() + 30, "more reads", lambda r: r["error"] == "")
+        reads = Reads(reader)
+        for _ in range(3):
+            [answered] = reads.until(time.monotonic() + 60, "a read", lambda r: True)
+            assert answered["error"] == "", answered
 
-        # Cut while a query is on its way: the pool's check before it passed, so only the
-        # connection's own limits can end it.
-        _sending(reads, time.monotonic() + 30)
-        hosts.link(False)
-        cut_at = time.monotonic()
-        during = _until(reads, cut_at + 60, "a read that fails", lambda r: r["error"] != "")
+        reads.checked_out(time.monotonic() + 30)
+        if cut == "before the query":
+            hosts.link(False)
+            cut_at = time.monotonic()
+            reads.send()
+        else:
+            reads.send()
+            wait_until(lambda: _running(pg_url), 30, "the query running on the server")
+            hosts.link(False)
+            cut_at = time.monotonic()
+        during = reads.until(cut_at + 60, "a read that fails", lambda r: r["error"] != "")
         failed = during[-1]
         # Before: the read in flight waited for TCP to give up, about 15 minutes.
         assert failed["at"] - cut_at < 3 * TIMEOUT_S + QUERY_S, during
@@ -171,13 +207,14 @@ def test_a_cut_link_fails_a_read_within_the_pools_timeout_and_reads_resume_after
 
         hosts.link(True)
         restored_at = time.monotonic()
-        after = _until(
-            reads, restored_at + 30, "a read after the link is back", lambda r: r["error"] == ""
+        after = reads.until(
+            restored_at + 30, "a read after the link is back", lambda r: r["error"] == ""
         )
         print(
-            f"\nfirst failure {failed['at'] - cut_at:.1f} s after the cut ({failed['error']}); "
-            f"{len(after)} reads to the first answer {after[-1]['at'] - restored_at:.1f} s after "
-            f"the link is back; longest read {max(r['took'] for r in [*during, *after]):.1f} s"
+            f"\ncut {cut}: first failure {failed['at'] - cut_at:.1f} s after the cut "
+            f"({failed['error']}); {len(after)} reads to the first answer "
+            f"{after[-1]['at'] - restored_at:.1f} s after the link is back; longest read "
+            f"{max(r['took'] for r in [*during, *after]):.1f} s"
         )
         # Every read that failed meanwhile failed in time: no read hangs on the dead link.
         assert max(r["took"] for r in [*during, *after]) < 3 * TIMEOUT_S + QUERY_S, after

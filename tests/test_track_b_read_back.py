@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 from contextlib import AbstractContextManager, nullcontext
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from bus.events import Alert, AlertResolved, PriceSnapshot
 from observer.clock import ManualClock
@@ -24,6 +27,7 @@ from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
 from observer.notify import FAILING_S
+from observer.phases import KST
 from observer.retry import Backoff
 from tests.support import database_down, wait_until
 from tests.test_track_a_unrun_cycles import SYMBOLS as UNIVERSE
@@ -33,6 +37,7 @@ from tests.test_track_b_resume import (
     NINE,
     REFS,
     SYMBOLS,
+    Feed,
     S,
     Streams,
     at,
@@ -46,6 +51,7 @@ from tests.test_track_b_resume import (
     the_day_to_one,
     track_b,
 )
+from workers.track_b import startup, worker
 from workers.track_b.read_back import GRACE_S, ReadBack
 from workers.track_b.slots import SlotBook
 from workers.track_b.startup import LateSync
@@ -229,9 +235,10 @@ def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_ope
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database fails the 09:29:50 sync and answers from 09:31: the sync is tried
-    again on its backoff and places the opening's movers then (they stand until 09:34:50,
-    as the scheduled sync's would); the warning is resolved. Before, the slots stayed with
-    the market caps until a trigger fired, the morning's context lost for the day."""
+    again, its read beside the evaluations (the first waits the pool's timeout, then
+    fails), and places the opening's movers once a read goes through (they stand until
+    09:34:50, as the scheduled sync's would); the warning is resolved. Before, the slots
+    stayed with the market caps until a trigger fired, the morning's context lost."""
     tb, sent, url = track_b(tmp_path, at("09:29:50"), slots=3)
     store(url, m.PriceSnapshotRow, snapshot_rows(opening()))
     clock = tb.clock
@@ -240,36 +247,54 @@ def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_ope
     tb._engine = reader_engine(tb.settings.database, "track_b", url=unreachable(tmp_path))
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     full = NINE + timedelta(minutes=30)
-    assert tb._sync_or_degrade(full, engine, 3) is None
+    try:
+        assert tb._sync_or_degrade(full, engine, 3) is None
+    finally:
+        tb._engine.dispose()
+        tb._engine = answering
     late = LateSync(tb.config, full, 3)
     late.backoff = Backoff(1.0, 30.0, monotonic=lambda: clock.now_ns() / S)  # clock seconds
+    answers = threading.Event()  # the database answers again (at 09:31)
+    reads: list[str] = []
+
+    def day_so_far(db: Any, full: Any, now_ns: int) -> list[PriceSnapshot]:
+        reads.append(hhmmss(now_ns))
+        assert answers.wait(30), "the test never let the database answer"
+        if len(reads) == 1:  # begun in the outage: it fails once the pool's timeout is up
+            raise OperationalError("SELECT ...", {}, Exception("no reader connection"))
+        return startup.day_so_far(db, full, now_ns)
+
+    monkeypatch.setattr(worker, "day_so_far", day_so_far)
     clock.advance(10)  # 09:30: full operation
     book = SlotBook(["acct1"], 3)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)
+    streams.clock = clock
+    rounds: list[tuple[int, set[str]]] = []
 
-    def each_round(n: int) -> None:
-        if clock.now_ns() >= at("09:31") and tb._engine is not answering:
-            tb._engine.dispose()
-            tb._engine = answering  # the database answers again
+    async def nap(seconds: float) -> None:
+        rounds.append((clock.now_ns(), set(book.held())))
+        if clock.now_ns() >= at("09:31"):
+            answers.set()
+            if late.reading is not None:  # a read begun now answers before the next round
+                await asyncio.wait({late.reading}, timeout=30)
+        clock.advance(seconds)
 
-    try:
-        rounds = follow(
-            tb, engine, book, streams, [], at("09:33"), monkeypatch, (), each_round, late
-        )
-    finally:
-        tb._engine.dispose()
-    assert tb.counters["context_syncs_failed"] >= 1
+    monkeypatch.setattr(tb, "_nap", nap)
+    until = datetime.fromtimestamp(at("09:33") / S, KST)
+    asyncio.run(tb._follow(Feed(clock, ()), engine, book, streams, [], until, late))  # type: ignore[arg-type]
+    # The evaluations went on every 5 s while the first read waited.
+    assert [when for when, _ in rounds if when <= at("09:31")] == [
+        at("09:30") + k * 5 * S for k in range(13)
+    ]
+    assert reads == ["09:30:00", "09:31:10"] and tb.counters["context_syncs_failed"] == 1
     assert rounds[0][1] == set(SYMBOLS[:3])  # the largest caps meanwhile
     assert rounds[-1][1] == set(MOVERS)
     placed = [
-        (when, d.candidate.symbol)
+        (hhmmss(when), d.candidate.symbol)
         for when, d in streams.applied
         if d.candidate.trigger == "context_sync"
     ]
-    assert sorted(s for _, s in placed) == sorted(MOVERS)
-    assert all(at("09:31") <= when < at("09:32") for when, _ in placed), [
-        hhmmss(w) for w, _ in placed
-    ]
+    assert placed == [("09:31:15", s) for s in MOVERS], placed
     resolved = [(e.code, e.message) for e in sent if isinstance(e, AlertResolved)]
     assert resolved == [("track_b_degraded", "the context sync went through late")]
 

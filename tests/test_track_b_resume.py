@@ -27,7 +27,7 @@ from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.phases import KST
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
-from workers.track_b.startup import LateSync, lasting
+from workers.track_b.startup import lasting
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
 
@@ -172,7 +172,6 @@ def follow(
     monkeypatch: pytest.MonkeyPatch,
     feed: Iterable[PriceSnapshot] = (),
     each_round: Callable[[int], None] = lambda n: None,
-    late: LateSync | None = None,
 ) -> list[tuple[int, set[str]]]:
     """Run the evaluation loop until ``until_ns``: (when, symbols held) after each round."""
     clock = tb.clock
@@ -187,7 +186,7 @@ def follow(
 
     monkeypatch.setattr(tb, "_nap", nap)
     until = datetime.fromtimestamp(until_ns / S, KST)
-    asyncio.run(tb._follow(Feed(clock, feed), engine, book, streams, context, until, late))  # type: ignore[arg-type]
+    asyncio.run(tb._follow(Feed(clock, feed), engine, book, streams, context, until))  # type: ignore[arg-type]
     return rounds
 
 

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,6 +77,13 @@ class LateSync:
         scheduled = full.timestamp() - config.sync_lead_s
         self.until_ns = int((scheduled + config.volume_surge.ttl_s) * _NS)
         self.backoff = Backoff(1.0, 30.0)
+        self.reading: asyncio.Future[list[PriceSnapshot]] | None = None  # under way
+
+    def abandon(self) -> None:
+        """Drop a read under way (its thread ends with the read: nothing waits for it)."""
+        if self.reading is not None:
+            self.reading.cancel()
+            self.reading = None
 
     def due(self) -> bool:
         """Whether the pause after the last failure is over."""
@@ -114,8 +122,11 @@ def context_sync(
     late = now_ns >= int(full.timestamp()) * _NS
     opening = f"{full:%Y%m%d-%H%M}"
     for snapshot in snapshots:
-        engine.on_snapshot(snapshot)
-        guard.on_snapshot(snapshot)  # the day's price limits, halts
+        # A sync tried again during full operation finds the feed's later snapshots taken:
+        # an older one must not take the symbol's place back (`LateSync`).
+        if not engine.seen(snapshot):
+            engine.on_snapshot(snapshot)
+        guard.on_snapshot(snapshot)  # the day's price limits, halts (the older ignored)
     since = int((full.timestamp() - config.sync_lead_s) * _NS) if late else now_ns
     # A late start ranks what the sync would have read: nothing observed after it.
     found = openings(

@@ -81,7 +81,14 @@ from workers.track_b.session_alerts import (
 )
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.stale import STREAM_STALE
-from workers.track_b.startup import LateSync, context_sync, day_so_far, lasting, take_back
+from workers.track_b.startup import (
+    LateSync,
+    Synced,
+    context_sync,
+    day_so_far,
+    lasting,
+    take_back,
+)
 from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = ["OVERFLOW", "SOURCE", "TrackB", "preconnect_at"]
@@ -394,24 +401,32 @@ class TrackB(AsyncWorker):
         started = time.perf_counter()
         now = self.clock.now_ns()
         snapshots = day_so_far(self._engine, full, now)
-        return self._replay(snapshots, full, engine, slots, now, started)
+        return self._replay(snapshots, full, engine, slots, now, started).candidates
 
     async def _sync_late(
         self, late: LateSync, engine: TriggerEngine, context: list[Candidate], now: int
     ) -> LateSync | None:
-        """The context sync the database failed, tried again if due (`LateSync`).
+        """The context sync the database failed, tried again (`LateSync`).
 
         Its candidates join ``context``. The sync still to come, or None: done, or too late
-        to offer any.
+        to offer any. The read runs beside the evaluations (it may wait the reader pool's
+        timeout): one round starts it, a later round takes what it read.
         """
-        if now >= late.until_ns:
-            log.warning("context sync: the database failed it until its candidates lapsed")
-            return None
-        if not late.due():
+        reading = late.reading
+        if reading is None:
+            if now >= late.until_ns:
+                log.warning("context sync: given up, its candidates would have lapsed by now")
+                return None
+            if late.due():
+                late.reading = asyncio.ensure_future(
+                    asyncio.to_thread(day_so_far, self._engine, late.full, now)
+                )
             return late
-        started = time.perf_counter()
+        if not reading.done():
+            return late
+        late.reading = None
         try:
-            snapshots = await asyncio.to_thread(day_so_far, self._engine, late.full, now)
+            snapshots = reading.result()
         except DATABASE_ERRORS as exc:
             self._count("context_syncs_failed")
             log.warning(
@@ -420,8 +435,9 @@ class TrackB(AsyncWorker):
                 late.backoff.failed(),
             )
             return late
-        context.extend(self._replay(snapshots, late.full, engine, late.slots, now, started))
-        if snapshots:
+        synced = self._replay(snapshots, late.full, engine, late.slots, now, time.perf_counter())
+        context.extend(synced.candidates)
+        if synced.openings:
             self.notices.over(DEGRADED, "the context sync went through late")
         return None
 
@@ -433,7 +449,7 @@ class TrackB(AsyncWorker):
         slots: int,
         now: int,
         started: float,
-    ) -> list[Candidate]:
+    ) -> Synced:
         synced = context_sync(snapshots, self.config, engine, self.guard, full, slots, now)
         seconds = time.perf_counter() - started
         self.counters["context_sync_s"] = round(seconds, 3)
@@ -453,7 +469,7 @@ class TrackB(AsyncWorker):
             seconds,
             len(synced.candidates),
         )
-        return synced.candidates
+        return synced
 
     # ------------------------------------------------------------------ streaming
 
@@ -467,6 +483,23 @@ class TrackB(AsyncWorker):
         until: datetime,
         late: LateSync | None = None,
     ) -> None:
+        """Stream and evaluate until ``until``; a context sync still to come is dropped then."""
+        with contextlib.ExitStack() as leaving:
+            if late is not None:
+                leaving.callback(late.abandon)
+            await self._evaluations(feed, engine, book, collector, context, until, late)
+
+    async def _evaluations(
+        self,
+        feed: FeedSubscriber,
+        engine: TriggerEngine,
+        book: SlotBook,
+        collector: Collector,
+        context: list[Candidate],
+        until: datetime,
+        late: LateSync | None,
+    ) -> None:
+        """Evaluate the slots every ``evaluate_s`` until ``until`` (see `_follow`)."""
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         by_cap = [
             Candidate(
