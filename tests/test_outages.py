@@ -125,3 +125,9 @@ def test_an_outage_is_told_from_a_fault_by_the_drivers_error_however_wrapped(
     finally:
         refused.dispose()
         answering.dispose()
+
+
+def test_an_exception_chained_to_itself_is_no_outage_and_no_endless_walk() -> None:
+    looped = StoreError("raised from itself")
+    looped.__cause__ = looped
+    assert not outages.not_answering(looped)

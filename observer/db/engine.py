@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+_CONNECT_TIMEOUT_S = 5  # a PostgreSQL server that does not answer a connection (see make_engine)
 
 # The places ExactDecimal keeps (NUMERIC(24, 8)); models/base.py's SCALE, not imported here
 # because the models are not loaded by everything that makes an engine.
@@ -114,8 +115,12 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
             event.listen(engine, "do_connect", lambda *_: require_database(parsed))
         event.listen(engine, "connect", _sqlite_pragmas(read_only))
         return engine
+    connect_args = kwargs.setdefault("connect_args", {})
+    # libpq waits for a server that does not answer (a host gone, a cut link) as long as the
+    # kernel's SYN retries, about two minutes: the writer's start would hang on it unbeaten.
+    connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
     if read_only:
-        kwargs.setdefault("connect_args", {})["options"] = "-c default_transaction_read_only=on"
+        connect_args["options"] = "-c default_transaction_read_only=on"
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 

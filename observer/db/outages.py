@@ -44,10 +44,12 @@ def not_answering(exc: BaseException) -> bool:
     or a refused statement is no outage. The product's own errors keep the driver's
     exception as their cause or context (``raise ... from None`` keeps the context).
     """
+    walked: set[int] = set()  # `raise exc from exc` makes a chain a loop
     seen: BaseException | None = exc
-    while seen is not None:
+    while seen is not None and id(seen) not in walked:
         if isinstance(seen, OperationalError | InterfaceError):
             return True
+        walked.add(id(seen))
         seen = seen.__cause__ or seen.__context__
     return False
 

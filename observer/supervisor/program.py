@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import msgspec
 
 from observer.config import ProgramSettings
-from observer.notify import Notice
+from observer.notify import FAILING_S, Notice
 from observer.retry import backoff_s
 from observer.supervisor.spawn import Launch, spawn
 
@@ -481,9 +481,14 @@ class Program:
                 self.ready_at = self._last_beat
                 self.ready_s = self.ready_at - self.started_at
                 self.state = State.RUNNING
-                self.running.set()
                 log.info("%s ready in %.3fs", self.name, self.ready_s)
                 self._lifecycle("ready", None, f"{self.ready_s:.3f}s")
+            # What depends on it starts once it works: a writer waiting for its database
+            # says READY (so that the wait is not taken for a hang) with ``failing_s``, and
+            # its dependents, started then, met the same outage (jobs parked FATAL). As a
+            # remote dependency is met once the writer acknowledges (`roles`).
+            if self.state is State.RUNNING and not self.counters.get(FAILING_S):
+                self.running.set()
         self._changed.set()
 
 

@@ -8,12 +8,19 @@ database). So a server database that does not answer (`observer.db.outages.not_a
 is waited for, on the daemons' read policy (`ReadRetries`): READY goes out at the first
 failure, so the supervisor's ready timeout does not end the wait, and the heartbeats carry
 ``failing_s`` (`observer ctl status` unhealthy; the rule `ObserverProgramFailingItsWork`
-after a minute). The producers keep their events in their outboxes meanwhile. 600 s in a row
-end the start (`StoreError`, exit 2): that is a wrong URL or password, no outage.
+after a minute). The programs that depend on the writer start once it serves (the
+supervisor waits for a READY without ``failing_s``), and the producers already running keep
+their events in their outboxes meanwhile. 600 s in a row end the start (`StoreError`, exit
+2), and the supervisor starts it again: it beat all along, so it is never parked.
 
-What is no outage ends the start at once, as before: another writer's lock (`WriterLocked`,
-exit 3), a database without the schema, a migration that fails, and every SQLite error
-(there is no server to wait for).
+libpq reports a wrong password or database name as it does a server that refuses (the
+same `OperationalError`, no SQLSTATE at connect), so those are waited for too, each try
+logged with the server's words and the heartbeat saying ``failing_s``: `observer ctl status`
+is unhealthy and `ObserverProgramFailingItsWork` fires within a minute, where a FATAL park
+took about 20 s. What is no outage ends the start at once, as before: another writer's lock
+(`WriterLocked`, exit 3), a database without the schema, a migration the database refuses
+for its content (a failed statement, alembic's own errors), and every SQLite error (there
+is no server to wait for).
 """
 
 from __future__ import annotations
