@@ -52,7 +52,7 @@ from tests.test_multihost import (
     outboxed,
     stop_hosts,
 )
-from tests.test_readers_link import FORWARDER, SERVER_SOCKET, start_in
+from tests.test_readers_link import FORWARDER, SERVER_SOCKET, start_in, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -239,10 +239,7 @@ def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
         finally:
             sim.terminate()
             sim.wait(30)
-            forwarder.kill()
-            forwarder.wait(30)
-            assert forwarder.stdout is not None
-            forwarder.stdout.close()
+            stop_process(forwarder)
     wall_s = time.monotonic() - started
     logs = store.log.read_text()[-2000:] + collectors.log.read_text()[-2000:]
     assert stopped == [0, 0], logs

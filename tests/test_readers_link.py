@@ -121,11 +121,16 @@ def processes() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for process in started:
-        process.kill()
-        process.wait(timeout=30)
-        for pipe in (process.stdin, process.stdout):
-            if pipe is not None:
-                pipe.close()
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Kill a process `start_in` started, and close its pipes."""
+    process.kill()
+    process.wait(timeout=30)
+    for pipe in (process.stdin, process.stdout):
+        if pipe is not None:
+            pipe.close()
 
 
 class Reads:
