@@ -247,7 +247,13 @@ class TrackB(AsyncWorker):
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = await self._resume(day, engine, book, collector)
                     candidates = [*(context or []), *restored]
-                    await self._follow(feed, engine, book, collector, candidates, closing_at, late)
+                    try:
+                        await self._follow(
+                            feed, engine, book, collector, candidates, closing_at, late
+                        )
+                    finally:
+                        if late is not None:
+                            late.abandon()  # its read, if the stream ends during one
                 await self._end(book, collector)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
@@ -483,23 +489,6 @@ class TrackB(AsyncWorker):
         until: datetime,
         late: LateSync | None = None,
     ) -> None:
-        """Stream and evaluate until ``until``; a context sync still to come is dropped then."""
-        with contextlib.ExitStack() as leaving:
-            if late is not None:
-                leaving.callback(late.abandon)
-            await self._evaluations(feed, engine, book, collector, context, until, late)
-
-    async def _evaluations(
-        self,
-        feed: FeedSubscriber,
-        engine: TriggerEngine,
-        book: SlotBook,
-        collector: Collector,
-        context: list[Candidate],
-        until: datetime,
-        late: LateSync | None,
-    ) -> None:
-        """Evaluate the slots every ``evaluate_s`` until ``until`` (see `_follow`)."""
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         by_cap = [
             Candidate(
