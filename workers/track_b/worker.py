@@ -409,7 +409,7 @@ class TrackB(AsyncWorker):
         snapshots = day_so_far(self._engine, full, now)
         return self._replay(snapshots, full, engine, slots, now, started).candidates
 
-    async def _sync_late(
+    def _sync_late(
         self, late: LateSync, engine: TriggerEngine, context: list[Candidate], now: int
     ) -> LateSync | None:
         """The context sync the database failed, tried again (`LateSync`).
@@ -504,7 +504,7 @@ class TrackB(AsyncWorker):
             if read_back.due(now):
                 await self._read_back(read_back, engine, now)
             if late is not None:
-                late = await self._sync_late(late, engine, context, now)
+                late = self._sync_late(late, engine, context, now)
             for symbol in book.held():
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:
