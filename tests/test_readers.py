@@ -11,6 +11,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -22,7 +23,7 @@ from observer.db.readers import pool_stats, reader_engine
 from observer.db_settings import DatabaseSettings
 from observer.errors import StoreError
 from observer.supervisor.readings import DatabaseReadings
-from tests.support import db_rows, wait_until
+from tests.support import database_down, db_rows, wait_until
 
 CLOSED_PORT_URL = "postgresql://postgres@127.0.0.1:1/observer"  # nothing listens on port 1
 
@@ -182,6 +183,47 @@ def test_the_supervisors_readings_show_a_database_without_connections_as_down(
     assert readings.up == 0.0
     assert "no reader connection" in caplog.text
     assert "the database did not accept one" in caplog.text
+
+
+def test_a_pool_that_gave_up_reconnecting_reads_again_once_the_database_is_back(
+    pg_url: str, name: str, engine_of: dict[str, Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg_pool abandons a background reconnection after ``reconnect_timeout`` (300 s
+    unless set), and pools have been reported stuck after it: the supervisor's readings and
+    the notifier, which read on without end, would never read again. Here it gives up after
+    1 s, and reads answer again once the database is back (the pool's own backoff may
+    fail the first)."""
+    import psycopg_pool
+
+    gave_up = threading.Event()
+
+    class Impatient(psycopg_pool.ConnectionPool):  # type: ignore[type-arg]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.update(reconnect_timeout=1.0, reconnect_failed=lambda pool: gave_up.set())
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg_pool, "ConnectionPool", Impatient)
+    engine = _engine(engine_of, pg_url, name, reader_pool_min=1, reader_pool_timeout_s=0.5)
+    assert _read(engine) == 1
+    with database_down(pg_url):
+        with pytest.raises(StoreError):
+            _read(engine)
+        assert gave_up.wait(30), "the pool never gave up reconnecting"
+        with pytest.raises(StoreError):
+            _read(engine)
+    wait_until(lambda: _read_or_none(engine) == 1, 30, "a read once the database is back")
+
+
+def _read(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT 1")).scalar_one()
+
+
+def _read_or_none(engine: Engine) -> Any:
+    try:
+        return _read(engine)
+    except StoreError:
+        return None
 
 
 @pytest.mark.parametrize(
