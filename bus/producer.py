@@ -283,12 +283,16 @@ class Producer:
             self._raise_failure()
             self._flush_locked()
 
-    def wait_acked(self, timeout: float) -> bool:
-        """Flush, then wait up to ``timeout`` seconds until the writer acknowledged everything."""
+    def wait_acked(self, timeout: float, through: int | None = None) -> bool:
+        """Flush, then wait up to ``timeout`` seconds until the writer acknowledged everything.
+
+        With ``through``, every event up to that seq: what was sent later may still wait.
+        """
         deadline = time.monotonic() + timeout
         with self._lock:
             self._flush_locked()
-            while self._outbox.acked < self._next_seq - 1:
+            last = self._next_seq - 1 if through is None else min(through, self._next_seq - 1)
+            while self._outbox.acked < last:
                 self._raise_failure()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

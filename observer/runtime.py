@@ -24,7 +24,7 @@ from observer.disk import DiskWatch
 from observer.errors import WaitFailed
 from observer.hosts import own_source
 from observer.logs import mask_struct
-from observer.notify import Notifier
+from observer.notify import FAILING_S, Notifier
 from observer.transport import bus_endpoints, client_curve
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "alongside",
     "beat_forever",
     "drained",
+    "earlier_run_stored",
     "poll_until",
     "producer_for",
     "sleep_unless",
@@ -140,6 +141,35 @@ def drained(
                 "waiting %s for the writer to store %d event(s) (is it running?)",
                 "while the work in hand lasts" if until else f"up to {timeout:g} s",
                 producer.pending,
+            )
+    return True
+
+
+async def earlier_run_stored(
+    producer: Producer, notifier: Notifier, stop: asyncio.Event, within_s: float | None = None
+) -> bool:
+    """Wait until the writer stored what an earlier run of this source left in the outbox.
+
+    A worker that reads back state it keeps in the database waits here first: its own last
+    events must be in. It beats meanwhile, ``failing_s`` the wall seconds waited (the
+    writer is out, or behind). True once they are stored; False if ``stop`` is set first,
+    or, with ``within_s``, once that many wall seconds have passed. Without it the wait
+    has no end: a process that exited instead was started again by its supervisor about
+    every minute, and waited again.
+    """
+    through = producer.last_seq  # the earlier run's, and whatever this one sent since
+    started = time.monotonic()
+    said = False
+    while not await asyncio.to_thread(producer.wait_acked, 1.0, through):
+        waited = time.monotonic() - started
+        notifier.beat(lambda: {FAILING_S: round(time.monotonic() - started, 1)})
+        if stop.is_set() or (within_s is not None and waited >= within_s):
+            return False
+        if not said:  # a person at a terminal sees why nothing happens
+            said = True
+            logging.getLogger(__name__).warning(
+                "waiting for the writer to store %d event(s) an earlier run left (is it running?)",
+                through - producer.acked,
             )
     return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from bus.errors import OutboxBehindWriter
 from bus.events import Alert
 from bus.outbox import Outbox
 from bus.producer import Producer
+from observer.notify import Notifier
+from observer.runtime import earlier_run_stored
 from tests.support import wait_until
 
 ALERT = Alert(severity="info", code="T", message="m")
@@ -216,3 +219,36 @@ def test_acks_of_an_older_or_a_newer_writer_are_understood(tmp_path: Path, route
     assert msgspec.msgpack.decode(encode_ack(Ack("p", 20, True, 3, 1)), type=OlderAck) == (
         OlderAck("p", 20, True)
     )
+
+
+def test_an_earlier_runs_events_are_waited_for_alone_and_until_stored(
+    tmp_path: Path, router: Router
+) -> None:
+    """A restarted worker reads its state back once the writer stored what its earlier run
+    left in the outbox (`earlier_run_stored`): its own events sent since may still wait.
+    Without a limit the wait lasts until they are stored or the worker is stopped; before,
+    the worker exited after a minute and was started again."""
+    earlier = Producer("p", f"ipc://{tmp_path / 'unheard.sock'}", tmp_path / "ob")  # no writer
+    for _ in range(3):
+        earlier.send(ALERT)
+    earlier.close(drain_timeout=0)  # it died: three events left unacknowledged
+    producer = make(tmp_path)
+    beats = Notifier(None)
+
+    async def wait(stop: asyncio.Event, within_s: float | None = None) -> bool:
+        return await earlier_run_stored(producer, beats, stop, within_s)
+
+    try:
+        assert producer.last_seq == 3 and producer.acked == 0
+        assert not asyncio.run(wait(asyncio.Event(), within_s=0.2))  # the writer is behind
+        stopped = asyncio.Event()
+        stopped.set()
+        assert not asyncio.run(wait(stopped))
+        wait_until(lambda: router.has(3), 10, "the events resent")
+        router.ack(3)  # the earlier run's are stored
+        assert asyncio.run(wait(asyncio.Event()))
+        producer.send(ALERT)  # this run's own, seq 4: a wait through 3 is over, a full one not
+        assert producer.wait_acked(0.1, through=3) and not producer.wait_acked(0.1)
+        assert producer.pending == 1
+    finally:
+        producer.close(drain_timeout=0)

@@ -25,6 +25,7 @@ from observer.clock import ManualClock
 from observer.db import models as m
 from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries
+from observer.db.queries import AsOf
 from observer.db.readers import reader_engine
 from observer.notify import FAILING_S
 from observer.phases import KST
@@ -189,8 +190,10 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
     tmp_path: Path,
 ) -> None:
     """At 09:29:50 the sessions are open: a context sync or a read of the slots an earlier
-    run held that the database fails is alerted and the day goes on (the slots fill by
-    market cap); it ended Track B, and its restarts met the same database."""
+    run held that the database fails does not end the day (the slots fill by market cap);
+    it ended Track B, and its restarts met the same database. The sync's is alerted; the
+    slots' is tried again while the streams go on (`LateHandover`), and alerted at the
+    session's end if it never went through."""
     tb, sent, _ = track_b(tmp_path, at("09:29:50"))
     tb._engine.dispose()
     tb._engine = reader_engine(tb.settings.database, "track_b", url=unreachable(tmp_path))
@@ -198,15 +201,16 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
     book = SlotBook(["acct1"], 41)
     try:
         assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, 41) is None
-        resumed = tb._resume(NINE.date(), engine, book, Streams(["acct1"], lambda s, n: 0.0))  # type: ignore[arg-type]
+        streams = Streams(["acct1"], lambda s, n: 0.0)
+        as_of = AsOf(7, at("09:25"))
+        resumed = tb._resume(NINE.date(), engine, book, streams, as_of)  # type: ignore[arg-type]
         assert asyncio.run(resumed) == []
+        assert tb.handover is not None  # tried again during the streaming
+        assert (tb.handover.as_of, tb.handover.alerts) == (as_of, False)
     finally:
         tb._engine.dispose()
     said = [(e.code, e.message.split(" (")[0]) for e in sent if isinstance(e, Alert)]
-    assert said == [
-        ("track_b_degraded", "context sync could not read Track A's snapshots"),
-        ("track_b_resume_failed", "cannot read the slots an earlier run of the day held"),
-    ]
+    assert said == [("track_b_degraded", "context sync could not read Track A's snapshots")]
     # The first trigger ends the degraded start, not the slots a restart could not take back.
     tb.notices.over("track_b_degraded", "triggers fire: the slots follow them")
     resolved = [e.code for e in sent if isinstance(e, AlertResolved)]

@@ -7,6 +7,7 @@ gap recovery fills it, and the day's report counts it until then.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from dataclasses import replace
@@ -306,6 +307,131 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
             assert row.summary()["covered_s"] >= (end - start) / S - 0.1
             pending = replace(row, gaps=[(s, e, r, "detected") for s, e, r, _ in row.gaps])
             assert pending.summary()["completeness_pct"] < 100.0
+        assert sup.terminate() == 0
+    finally:
+        sim.close()
+
+
+# Track B apart from the writer, as on a collectors host (its dependency there is met once
+# and stays so): killed while the writer is out, it is started again at once.
+APART = PROGRAMS.replace(
+    'phases = ["warmup", "track_a_only", "full_operation"]\ndepends_on = ["writer"]',
+    'phases = ["warmup", "track_a_only", "full_operation"]',
+)
+
+
+@pytest.mark.slow
+def test_a_track_b_killed_while_the_writer_is_out_streams_and_takes_over_when_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """Before, a Track B started while the writer had not stored its predecessor's last
+    events exited 1 after a minute, was started again, and streamed nothing until the
+    writer was back. Now it streams at once (its events wait in the outbox), and once the
+    writer has stored the predecessor's events it releases that run's slots with a
+    recovered gap each: in the end the database holds exactly the slots it shows."""
+    assert APART != PROGRAMS
+    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=5)
+    try:
+        settings = (
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
+            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
+            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+        )
+        sup = SupervisorProcess(tmp_path, APART, clock=sim.sim.clock.spec, settings=settings)
+        url = sup.url
+        sup.start(healthy=False)
+        wait_until(lambda: sup.program("writer")["state"] == "running", 60, "the writer")
+        ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
+        publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
+        wait_until(
+            lambda: db_rows(url, "select count(distinct account) from trade_ticks") == [(2,)],
+            90,
+            "ticks from both accounts",
+        )
+        assert sup.ctl("stop", "writer").ok
+        wait_until(lambda: sup.program("writer")["state"] == "stopped", 30, "the writer stopped")
+        before = wait_until(  # some of its events wait for the writer
+            lambda: (p := sup.program("track_b"))["counters"].get("bus_pending", 0) > 0 and p,
+            30,
+            "Track B's events held in its outbox",
+        )
+        killed_ns = sim.sim.clock.now_ns()
+        os.kill(before["pid"], signal.SIGKILL)
+        after = wait_until(
+            lambda: (
+                (p := sup.program("track_b"))["state"] == "running"
+                and p["pid"] != before["pid"]
+                and p
+            ),
+            60,
+            "track_b restarted",
+        )
+        # It streams with the writer out: its outbox grows by the new session's ticks.
+        first = wait_until(
+            lambda: sup.program("track_b")["counters"].get("bus_pending"), 30, "a beat"
+        )
+        wait_until(
+            lambda: sup.program("track_b")["counters"].get("bus_pending", 0) > first + 200,
+            90,
+            "the restarted Track B's ticks in its outbox",
+        )
+        back_ns = sim.sim.clock.now_ns()
+        assert sup.ctl("start", "writer").ok
+        alerted = wait_until(
+            lambda: db_rows(url, "select message from alerts where code = 'track_b_restarted'"),
+            90,
+            "the take-over's alert",
+        )
+        assert sup.program("track_b")["pid"] == after["pid"]  # it never exited
+        held = _held_before(
+            url,
+            1
+            + max(
+                s
+                for (s,) in db_rows(
+                    url, f"select seq from slot_events where produced_ns <= {killed_ns}"
+                )
+            ),
+        )
+        (message,) = [m for (m,) in alerted]
+        assert len(held) == 6 and "holding 6 slots, read only after" in message, message
+        streamed = db_rows(
+            url,
+            "select count(*) from trade_ticks where received_ns > "
+            f"{killed_ns} and received_ns < {back_ns}",
+        )[0][0]
+        assert streamed > 0  # the new session's, stored once the writer was back
+        # One restart gap per slot the killed run held, recovered from minute bars.
+        gaps = wait_until(
+            lambda: (
+                (
+                    r := db_rows(
+                        url,
+                        "select symbol, start_ns, end_ns, state from gaps "
+                        "where reason = 'process_restart'",
+                    )
+                )
+                and len(r) >= len(held)
+                and all(g[3] == "recovered" for g in r)
+                and r
+            ),
+            120,
+            "a recovered restart gap per held slot",
+        )
+        assert sorted(g[0] for g in gaps) == sorted(held)
+        assert all(start < killed_ns + 60 * S and end > killed_ns for _, start, end, _ in gaps)
+
+        # In the end the database holds what Track B shows: nothing left held by the dead run.
+        def agree() -> bool:
+            engine = make_engine(url)
+            with engine.connect() as conn:
+                stored = {h.symbol for h in held_slots(conn, "track_b", DAY)}
+            engine.dispose()
+            shown = json.loads((sup.data_dir / "track_b" / "slots.json").read_text())
+            return stored == {r["symbol"] for r in shown["slots"]} and len(stored) == 6
+
+        wait_until(agree, 60, "the stored slots as Track B shows them")
         assert sup.terminate() == 0
     finally:
         sim.close()

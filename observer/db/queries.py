@@ -40,6 +40,7 @@ from observer.phases import KST
 
 __all__ = [
     "AlertRecords",
+    "AsOf",
     "HeldSlot",
     "active_listings",
     "alert_records",
@@ -293,16 +294,29 @@ class HeldSlot:
     last_gap_end_ns: int | None  # the end of its newest recorded gap since then
 
 
-def held_slots(conn: Connection, source: str, day: date) -> list[HeldSlot]:
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """A process's start: the earlier ones' events are up to ``seq``, their gaps before ``ns``."""
+
+    seq: int
+    ns: int
+
+
+def held_slots(
+    conn: Connection, source: str, day: date, as_of: AsOf | None = None
+) -> list[HeldSlot]:
     """The slots ``source`` held at its last decision of KST ``day``, by account and slot.
 
     A symbol is held from an ``allocate`` or ``replace`` naming it until a ``release`` or
     ``expire`` naming it, or a ``replace`` naming it as the replaced symbol. What a process
-    held when it died is what its successor must account for.
+    held when it died is what its successor must account for. With ``as_of``, what the
+    processes before that start held, and their ticks and gaps alone: the successor's own
+    decisions, ticks and gaps since are left out.
     """
     lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * 1_000_000_000
     hi = lo + 86_400 * 1_000_000_000
-    s = SlotDecisionRow
+    s, t = SlotDecisionRow, TradeTickRow
+    before = (s.seq <= as_of.seq,) if as_of else ()
     events = conn.execute(
         select(
             s.action,
@@ -315,9 +329,11 @@ def held_slots(conn: Connection, source: str, day: date) -> list[HeldSlot]:
             s.expires_ns,
             s.produced_ns,
         )
-        .where(s.source == source, s.produced_ns >= lo, s.produced_ns < hi)
+        .where(s.source == source, s.produced_ns >= lo, s.produced_ns < hi, *before)
         .order_by(s.seq)
     )
+    ticks_before = (t.source == source, t.seq <= as_of.seq) if as_of else ()
+    gaps_before = (Gap.start_ns < as_of.ns,) if as_of else ()
     held: dict[str, tuple[str, int, str, Decimal, int, int]] = {}
     for action, account, slot, symbol, trigger, score, replaced, expires_ns, at in events:
         if action in ("release", "expire"):
@@ -329,12 +345,14 @@ def held_slots(conn: Connection, source: str, day: date) -> list[HeldSlot]:
     for symbol, (account, slot, trigger, score, expires_ns, since) in held.items():
         # Two index lookups each: (symbol, exchange_ns) on the ticks, symbol on the gaps.
         last_tick = conn.execute(
-            select(func.max(TradeTickRow.exchange_ns)).where(
-                TradeTickRow.symbol == symbol, TradeTickRow.exchange_ns >= since
+            select(func.max(t.exchange_ns)).where(
+                t.symbol == symbol, t.exchange_ns >= since, *ticks_before
             )
         ).scalar_one()
         last_gap_end = conn.execute(
-            select(func.max(Gap.end_ns)).where(Gap.symbol == symbol, Gap.start_ns >= since)
+            select(func.max(Gap.end_ns)).where(
+                Gap.symbol == symbol, Gap.start_ns >= since, *gaps_before
+            )
         ).scalar_one()
         found.append(
             HeldSlot(

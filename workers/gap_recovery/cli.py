@@ -36,7 +36,7 @@ from observer.errors import ConfigError
 from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import drained
+from observer.runtime import earlier_run_stored
 from workers.gap_recovery import SOURCE
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 app = typer.Typer(no_args_is_help=True, help="Gaps in the real-time data: recovery and report.")
 
-_DRAIN_S = 60.0  # for an earlier run's events to reach the database before reading it
+_DRAIN_S = 60.0  # for the on-demand reconciliation's events, before and after it
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
 DayOption = Annotated[str | None, typer.Option("--date", help="trading day (default: today, KST)")]
@@ -63,15 +63,15 @@ def run(config: ConfigOption = None) -> None:
     worker = start_worker("observer gap-recovery", SOURCE, config, kis=True)
     from workers.gap_recovery.worker import GapRecovery
 
-    # What an earlier instance published must be stored before the ledger of recovered
-    # bars is read, or a bar could be published twice.
-    if not drained(worker.producer, worker.notifier, _DRAIN_S):
-        fail("observer gap-recovery", "the writer has not acknowledged an earlier run's events", 1)
-    worker.run(
-        lambda stop: GapRecovery(
-            worker.settings, worker.clock, worker.producer, worker.notifier, stop
-        ).run()
-    )
+    async def recover(stop: asyncio.Event) -> None:
+        # What an earlier instance published must be stored before the ledger of recovered
+        # bars is read, or a bar could be published twice.
+        if await earlier_run_stored(worker.producer, worker.notifier, stop):
+            await GapRecovery(
+                worker.settings, worker.clock, worker.producer, worker.notifier, stop
+            ).run()
+
+    worker.run(recover)
 
 
 def _day(program: str, day: str | None, clock: Clock) -> date:

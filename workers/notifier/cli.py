@@ -10,6 +10,7 @@ every open alert, whatever its age; ``alerts ack ID...`` publishes an acknowledg
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 from datetime import date, datetime, timedelta
@@ -31,13 +32,12 @@ from observer.clock import clock_from_env, now_utc
 from observer.errors import ConfigError
 from observer.notify import Notifier
 from observer.phases import KST
-from observer.runtime import drained
+from observer.runtime import drained, earlier_run_stored
 from workers.notifier import ACK_SOURCE, SOURCE
 
 __all__ = ["alerts_app", "app"]
 
 PROGRAM = "observer notifier"
-_DRAIN_S = 60.0  # for an earlier run's deliveries to reach the database before reading it
 _ACK_WAIT_S = 30.0
 
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.toml")]
@@ -62,15 +62,15 @@ def run(config: ConfigOption = None) -> None:
     worker = start_worker(PROGRAM, SOURCE, config)
     from workers.notifier.worker import AlertNotifier
 
-    # What an earlier instance recorded as sent must be stored before the database is
-    # searched for undelivered alerts, or they would be sent twice.
-    if not drained(worker.producer, worker.notifier, _DRAIN_S):
-        fail(PROGRAM, "the writer has not acknowledged an earlier run's events", 1)
-    worker.run(
-        lambda stop: AlertNotifier(
-            worker.settings, worker.clock, worker.producer, worker.notifier, stop, targets
-        ).run()
-    )
+    async def deliver(stop: asyncio.Event) -> None:
+        # What an earlier instance recorded as sent must be stored before the database is
+        # searched for undelivered alerts, or they would be sent twice.
+        if await earlier_run_stored(worker.producer, worker.notifier, stop):
+            await AlertNotifier(
+                worker.settings, worker.clock, worker.producer, worker.notifier, stop, targets
+            ).run()
+
+    worker.run(deliver)
 
 
 def _since(text: str | None) -> datetime:

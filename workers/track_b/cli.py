@@ -28,11 +28,10 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from observer.cli_support import fail, start_worker
+from observer.cli_support import start_worker
 from observer.config import Settings, load_settings
 from observer.errors import ConfigError
 from observer.phases import KST
-from observer.runtime import drained
 from observer.shards import Shard
 from workers.track_b import SOURCE
 from workers.track_b.pins import pins_path, read_pins, slots_path, used_by_track_b, write_pins
@@ -44,7 +43,6 @@ slots_app = typer.Typer(no_args_is_help=True, help="Track B's slots: pins and wh
 app.add_typer(slots_app, name="slots")
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the reply as JSON")]
 PROGRAM = "observer track-b"
-_DRAIN_S = 60.0  # for an earlier run's events to reach the database before reading it
 
 
 @app.callback()
@@ -60,11 +58,8 @@ def run(
     worker = start_worker("observer track-b", SOURCE, config, kis=True)
     from workers.track_b.worker import TrackB
 
-    # The slots an earlier instance held are read from the database: what it left in the
-    # outbox (its last slot decisions and ticks) must be stored first.
-    if not drained(worker.producer, worker.notifier, _DRAIN_S):
-        fail(PROGRAM, "the writer has not acknowledged an earlier run's events", 1)
-
+    # What an earlier instance left (its slots, its open alerts) is read once the writer has
+    # stored its last events: at the start, or during the streaming (`TrackB._day`).
     async def day(stop: asyncio.Event) -> None:
         await TrackB(worker.settings, worker.clock, worker.producer, worker.notifier, stop).run()
         await stop.wait()  # the day is done: idle until the supervisor stops us

@@ -209,6 +209,8 @@ class Collector:
         stale: Collection[str],
         lagging: Collection[str] = (),
         refused: Collection[str] = (),
+        *,
+        late: bool = False,
     ) -> None:
         """The accounts whose account alerts an earlier Track B left open (a restart).
 
@@ -216,8 +218,9 @@ class Collector:
         account raises no second alert, nor a stuck session restarted here. They stay
         healthy until they fail here, and a stuck session is still restarted once. An
         account no longer configured is resolved at once: nothing would judge it again.
+        ``late``: after the sessions started (`workers.track_b.handover`).
         """
-        self.outages.take_over(down)
+        self.outages.take_over(down, late=late)
         self.stale_watch.take_over(set(stale) & self.streams.keys())
         self.lag.take_over(set(lagging) & self.streams.keys())
         self.refused_data.take_over(set(refused) & self.streams.keys())
@@ -324,6 +327,14 @@ class Collector:
         symbol = release.candidate.symbol
         self._gap(Gap(release.account, symbol, start_ns, now, "process_restart"))
         self.publish(decision_event(release))
+
+    def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
+        """``symbol``'s data is missing from ``start_ns`` to ``end_ns``: a ``process_restart`` gap.
+
+        An earlier process held it, and no process streamed it between (none if empty).
+        """
+        if end_ns > start_ns:
+            self._gap(Gap(account, symbol, start_ns, end_ns, "process_restart"))
 
     def _priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect: the best-scoring slots first."""

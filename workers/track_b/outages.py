@@ -63,9 +63,17 @@ class Outages:
         self.refusing: dict[str, asyncio.Task[None]] = {}  # alias -> its `_alert_refused`
         self.tasks = ShortTasks()  # those tasks: one that fails ends the collector's run
 
-    def take_over(self, aliases: Collection[str]) -> None:
-        """Accounts whose down alert an earlier Track B left open: their confirmation ends it."""
-        self.alerted |= set(aliases) & self.down_since.keys()
+    def take_over(self, aliases: Collection[str], *, late: bool = False) -> None:
+        """Accounts whose down alert an earlier Track B left open: their confirmation ends it.
+
+        ``late``: taken over after the sessions started; one that is up now was confirmed
+        before, and is resolved at once.
+        """
+        for alias in sorted(set(aliases) & self.down_since.keys()):
+            if late and self.down_since[alias] is None and alias not in self.dead:
+                self.publish(resolved(alias, ACCOUNT_DOWN, "critical", "streams since a restart"))
+            else:
+                self.alerted.add(alias)
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s``."""

@@ -69,7 +69,8 @@ class OverflowWatch:
 
     def take_over(self, open_alerts: Sequence[Notice]) -> None:
         """The episode an earlier run left open: its first low enough share resolves it."""
-        self.alerted = _highest(n.severity for n in open_alerts)
+        raised = [self.alerted] if self.alerted else []  # this run's (a late take-over)
+        self.alerted = _highest([*raised, *(n.severity for n in open_alerts)])
 
     def watch(self, decisions: Sequence[Decision], now_ns: int) -> float:
         """Count an evaluation's placements; raise or resolve. Returns the share (%).

@@ -45,7 +45,15 @@ from workers.track_b.guard import SlotGuard
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine
 
-__all__ = ["LateSync", "Synced", "context_sync", "day_so_far", "lasting", "take_back"]
+__all__ = [
+    "LateSync",
+    "Synced",
+    "context_sync",
+    "day_so_far",
+    "gap_starts",
+    "lasting",
+    "take_back",
+]
 
 _NS = 1_000_000_000
 _NONE = Reference("", 0, 0, 0, 0.0)
@@ -173,6 +181,17 @@ class Resumer(Protocol):
     def abandon(self, release: Decision, start_ns: int) -> None:
         """Release a holding that cannot go back, its gap closed now."""
 
+    def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
+        """A ``process_restart`` gap of ``symbol`` from ``start_ns`` to ``end_ns``."""
+
+
+def gap_starts(held: Sequence[HeldSlot]) -> list[int]:
+    """Where each holding's data ends, its ``process_restart`` gap's start (`take_back`)."""
+    delivered: dict[str, int] = {}
+    for h in held:
+        delivered[h.account] = max(delivered.get(h.account, 0), h.last_tick_ns or 0)
+    return [max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0) for h in held]
+
 
 async def take_back(
     held: Sequence[HeldSlot],
@@ -192,12 +211,8 @@ async def take_back(
     account or slot no longer configured, another host's shard) is released, its gap
     closed now.
     """
-    delivered: dict[str, int] = {}
-    for h in held:
-        delivered[h.account] = max(delivered.get(h.account, 0), h.last_tick_ns or 0)
     standing = []
-    for h in held:
-        start = max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0)
+    for h, start in zip(held, gap_starts(held), strict=True):
         pinned = h.trigger == "manual"
         expires = h.expires_ns
         if expires and not pinned:

@@ -23,9 +23,11 @@
    back is of this host's shard alone (`observer.shards`); other shards' firings are counted.
 
 A Track B that starts after one died mid-session takes back the slots it held, each with a
-``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`). The
-heartbeat and the sessions run beside the day's work (`observer.runtime.alongside`): if
-either fails, the process ends and is restarted.
+``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`); one
+that starts while the writer has not stored the dead run's last events streams, and
+releases those slots once it has (`workers.track_b.handover`). The heartbeat and the
+sessions run beside the day's work (`observer.runtime.alongside`): if either fails, the
+process ends and is restarted.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
-from observer.db.queries import HeldSlot, held_slots, universe_references
+from observer.db.queries import AsOf, HeldSlot, held_slots, universe_references
 from observer.db.readers import reader_engine
 from observer.errors import KisError
 from observer.hosts import own_source
@@ -60,13 +62,20 @@ from observer.kis.token_cache import key_digest
 from observer.notify import FAILING_S, Notifier
 from observer.phases import KST, Phase
 from observer.private_files import write_private
-from observer.runtime import AsyncWorker, alongside, beat_forever, sleep_unless
+from observer.runtime import (
+    AsyncWorker,
+    alongside,
+    beat_forever,
+    earlier_run_stored,
+    sleep_unless,
+)
 from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
+from workers.track_b.handover import Earlier, LateHandover, release_late
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.pins import PinFile, slots_path, unplaced
@@ -97,6 +106,10 @@ log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
+# How long a start waits for the writer to store what an earlier run left before it streams
+# without it (`workers.track_b.handover`): a writer that serves stores it within a second.
+_CATCH_UP_S = 10.0
+RESUME_FAILED = "track_b_resume_failed"
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
 
 
@@ -131,6 +144,9 @@ class TrackB(AsyncWorker):
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
         self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
         self.collector: Collector | None = None  # once the day's sessions are set up
+        # What an earlier run of the day left, while the writer had not stored it (or a read
+        # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
+        self.handover: LateHandover | None = None
         self.pin_file = PinFile(self.data_dir, self.producer.send)
 
     # ------------------------------------------------------------------ the day
@@ -166,16 +182,28 @@ class TrackB(AsyncWorker):
         references = await self._references(day)
         if references is None:
             return
-        account_alerts = await self._reads.read(
-            self._open_account_alerts, "the accounts' open alerts", self.stop
-        )
-        if account_alerts is None:
-            return  # stopped while the database failed the read
-        session_alerts = await self._reads.read(
-            self._open_session_alerts, "the session's open alerts", self.stop
-        )
-        if session_alerts is None:
+        as_of = AsOf(self.producer.last_seq, self.clock.now_ns())  # an earlier run's events
+        # Its beats are `beat_forever`'s: the wait is no failure while it lasts this little.
+        if await earlier_run_stored(self.producer, Notifier(None), self.stop, _CATCH_UP_S):
+            account_alerts = await self._reads.read(
+                self._open_account_alerts, "the accounts' open alerts", self.stop
+            )
+            if account_alerts is None:
+                return  # stopped while the database failed the read
+            session_alerts = await self._reads.read(
+                self._open_session_alerts, "the session's open alerts", self.stop
+            )
+            if session_alerts is None:
+                return
+        elif self.stop.is_set():
             return
+        else:
+            log.warning(
+                "the writer has not stored what an earlier run of the day left: Track B "
+                "streams, and takes over its slots and open alerts once they are stored"
+            )
+            self.handover = LateHandover(self.producer, day, as_of, alerts=True)
+            account_alerts, session_alerts = (set(), set(), set(), set()), []
         engine = TriggerEngine(
             self.config,
             references,
@@ -245,7 +273,9 @@ class TrackB(AsyncWorker):
                     closing_at = starts[Phase.TRACK_A_CLOSING]
                     await self._rekey(collector, closing_at.timestamp())
                     # The slots taken back stand as candidates beside the opening's meanwhile.
-                    restored = await self._resume(day, engine, book, collector)
+                    restored = []
+                    if self.handover is None:
+                        restored = await self._resume(day, engine, book, collector, as_of)
                     candidates = [*(context or []), *restored]
                     try:
                         await self._follow(
@@ -254,6 +284,8 @@ class TrackB(AsyncWorker):
                     finally:
                         if late is not None:
                             late.abandon()  # its read, if the stream ends during one
+                        if self.handover is not None:
+                            self.handover.abandon()
                 await self._end(book, collector)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
@@ -267,8 +299,17 @@ class TrackB(AsyncWorker):
         """15:00: every slot released, and shown so (`slots list`, the heartbeat's counters).
 
         Not shown, ``slots.json`` listed every slot as held until the next day's first
-        evaluation.
+        evaluation. What an earlier run left and was never taken over is alerted.
         """
+        if self.handover is not None:
+            self._alert(
+                "error",
+                RESUME_FAILED,
+                "what an earlier Track B of the day left was never read (the writer had not "
+                "stored it, or the database failed the read): if it held slots, they are not "
+                "released and their gaps not opened",
+            )
+            self.handover = None
         ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
@@ -309,24 +350,25 @@ class TrackB(AsyncWorker):
             await stream.restart()
 
     async def _resume(
-        self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector
+        self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector, as_of: AsOf
     ) -> list[Candidate]:
         """Take back the slots an earlier Track B of the day left held (it died), with a gap each.
 
         A crashed process released nothing: its slots are in the database as held. Each goes
         back into the slot book as it was (the report keeps counting it as watched) with a
         ``process_restart`` gap (`workers.track_b.startup.take_back`), lasting at least its
-        trigger's TTL from now: the candidates it stands as until then are returned.
+        trigger's TTL from now: the candidates it stands as until then are returned. A read
+        the database fails is tried again while the streams go on (`LateHandover`).
         """
         try:
             held = await asyncio.to_thread(self._held, day)
         except DATABASE_ERRORS as exc:  # the streams go on: said, not fatal
-            self._alert(  # a fact about the restart, not a session's condition: by ack
-                "error",
-                "track_b_resume_failed",
-                f"cannot read the slots an earlier run of the day held ({error_reason(exc)}): "
-                "if Track B restarted, they are not taken back and their gaps not opened",
+            log.warning(
+                "cannot read the slots an earlier run of the day held (%s): tried again "
+                "while the streams go on",
+                error_reason(exc),
             )
+            self.handover = LateHandover(self.producer, day, as_of, alerts=False)
             return []
         if not held:
             return []
@@ -353,9 +395,54 @@ class TrackB(AsyncWorker):
         with self._engine.connect() as conn:
             return universe_references(conn, day)
 
-    def _held(self, day: date) -> list[HeldSlot]:
-        with self._engine.connect() as conn:
-            return held_slots(conn, own_source(self.settings, SOURCE), day)  # this host's
+    def _held(self, day: date, as_of: AsOf | None = None) -> list[HeldSlot]:
+        with self._engine.connect() as conn:  # this host's
+            return held_slots(conn, own_source(self.settings, SOURCE), day, as_of)
+
+    def _earlier(self, handover: LateHandover) -> Earlier:
+        """What an earlier run of the day left, as of this one's start (blocking)."""
+        account = self._open_account_alerts() if handover.alerts else (set(), set(), set(), set())
+        session = self._open_session_alerts() if handover.alerts else []
+        return Earlier(account, session, self._held(handover.day, handover.as_of))
+
+    def _hand_over_late(self, book: SlotBook, collector: Collector) -> None:
+        """Take over what an earlier run left once the writer stored it (`LateHandover`).
+
+        Its read runs beside the evaluations, as the late context sync's does.
+        """
+        handover = self.handover
+        if handover is None:
+            return
+        if handover.reading is None:
+            if handover.due():
+                handover.reading = asyncio.ensure_future(asyncio.to_thread(self._earlier, handover))
+            return
+        if not handover.reading.done():
+            return
+        reading, handover.reading = handover.reading, None
+        try:
+            earlier = reading.result()
+        except DATABASE_ERRORS as exc:
+            self._count("database_reads_failed")
+            log.warning(
+                "cannot read what an earlier run of the day left (%s); again in %.1f s",
+                error_reason(exc),
+                handover.backoff.failed(),
+            )
+            return
+        self.handover = None
+        if handover.alerts:
+            collector.take_over(*earlier.account_alerts, late=True)
+            self._take_over(earlier.session_alerts)
+        if earlier.held:
+            released = release_late(earlier.held, book, collector)
+            self._alert(
+                "warning",
+                "track_b_restarted",
+                f"Track B restarted holding {len(earlier.held)} slots, read only after it had "
+                f"placed its own: {released} released; a process_restart gap for each, "
+                "recovered from minute bars",
+            )
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed."""
@@ -505,6 +592,7 @@ class TrackB(AsyncWorker):
                 await self._read_back(read_back, engine, now)
             if late is not None:
                 late = self._sync_late(late, engine, context, now)
+            self._hand_over_late(book, collector)
             for symbol in book.held():
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:
