@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import msgspec
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import String, text
 
@@ -34,6 +34,7 @@ def test_the_lengths_are_the_columns() -> None:
 
 
 @given(st.text(max_size=2100), st.text(max_size=250), st.text(min_size=1, max_size=80))
+@example(message="a\x00b" * 500, subject="\x00", code="\x00")  # written out, then cut
 def test_a_text_too_long_is_cut_to_its_column_with_a_mark(
     message: str, subject: str, code: str
 ) -> None:
@@ -41,7 +42,12 @@ def test_a_text_too_long_is_cut_to_its_column_with_a_mark(
     raw = {"type": "alert", "severity": "error", "code": code, "message": message}
     decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(raw | {"subject": subject}), type=Alert)
     resolved = AlertResolved(severity="error", code=code, message=message, subject=subject)
-    texts = {"code": code, "subject": subject, "message": message}
+    # A NUL is written out first (PostgreSQL text cannot hold it), then the text is cut.
+    texts = {
+        "code": code.replace("\x00", "\\x00"),
+        "subject": subject.replace("\x00", "\\x00"),
+        "message": message.replace("\x00", "\\x00"),
+    }
     for event in (made, decoded, resolved):
         for column, constant in COLUMNS.items():
             given_text, kept = texts[column], getattr(event, column)
