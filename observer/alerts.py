@@ -173,24 +173,36 @@ def open_notices(records: AlertRecords, source: str, codes: Collection[str]) -> 
 
 
 def open_notices_of(
-    conn: Connection, settings: Settings, source: str, codes: Collection[str]
+    conn: Connection,
+    settings: Settings,
+    source: str,
+    codes: Collection[str],
+    through_seq: int | None = None,
 ) -> list[Notice]:
     """The open alerts of ``codes`` that this host's ``source`` raised, oldest first.
 
     Whatever their age, as ``observer alerts --open`` lists them: a restarted worker or a
-    job takes over what an earlier run of its source left open.
+    job takes over what an earlier run of its source left open. ``through_seq``: those
+    raised at that seq or before (a run that reads after it has sent its own leaves them out).
     """
     from observer.db.queries import open_alert_records
 
     records = open_alert_records(conn, deliveries=False)
-    return open_notices(records, own_source(settings, source), codes)
+    found = open_notices(records, own_source(settings, source), codes)
+    if through_seq is None:
+        return found
+    return [n for n in found if parse_alert_id(n.id)[1] <= through_seq]
 
 
 def open_subjects_of(
-    conn: Connection, settings: Settings, source: str, codes: Sequence[str]
+    conn: Connection,
+    settings: Settings,
+    source: str,
+    codes: Sequence[str],
+    through_seq: int | None = None,
 ) -> dict[str, set[str]]:
     """Per code, the subjects of this host's ``source``'s open alerts of that code."""
     found: dict[str, set[str]] = {code: set() for code in codes}
-    for notice in open_notices_of(conn, settings, source, codes):
+    for notice in open_notices_of(conn, settings, source, codes, through_seq):
         found[notice.code].add(notice.subject)
     return found

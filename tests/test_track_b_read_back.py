@@ -25,8 +25,8 @@ from observer.clock import ManualClock
 from observer.db import models as m
 from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries
-from observer.db.queries import AsOf
 from observer.db.readers import reader_engine
+from observer.db.slot_queries import AsOf
 from observer.notify import FAILING_S
 from observer.phases import KST
 from observer.retry import Backoff
@@ -203,10 +203,11 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
         assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, 41) is None
         streams = Streams(["acct1"], lambda s, n: 0.0)
         as_of = AsOf(7, at("09:25"))
-        resumed = tb._resume(NINE.date(), engine, book, streams, as_of)  # type: ignore[arg-type]
+        resumed = tb._resume(NINE.date(), engine, book, streams, as_of, [])  # type: ignore[arg-type]
         assert asyncio.run(resumed) == []
         assert tb.handover is not None  # tried again during the streaming
         assert (tb.handover.as_of, tb.handover.alerts) == (as_of, False)
+        assert tb.pending.read() == [as_of]  # for a successor, should this run end first
     finally:
         tb._engine.dispose()
     said = [(e.code, e.message.split(" (")[0]) for e in sent if isinstance(e, Alert)]

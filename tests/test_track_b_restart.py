@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -24,7 +26,7 @@ from harness.sim.server import SimConfig
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
-from observer.db.queries import HeldSlot, held_slots
+from observer.db.slot_queries import HeldSlot, held_slots
 from tests.support import SimThread, SupervisorProcess, db_rows, wait_until
 from tests.test_track_b import DAY, MARKET, NINE, publish_morning
 from workers.gap_recovery.report import day_report
@@ -194,6 +196,37 @@ depends_on = ["writer"]
 """
 
 
+@contextmanager
+def streaming(tmp_path: Path, programs: str) -> Iterator[tuple[SimThread, SupervisorProcess]]:
+    """``programs`` under a supervisor on the simulator from 09:29 at 5x, two accounts of
+    three slots each, once the morning's universe is in and both accounts' ticks are stored.
+
+    The context sync (09:29:50) comes 10 s after the clock starts; a restart of a few wall
+    seconds is a gap well under a minute, which gap recovery takes.
+    """
+    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=5)
+    try:
+        settings = (
+            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
+            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
+            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
+            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+        )
+        sup = SupervisorProcess(tmp_path, programs, clock=sim.sim.clock.spec, settings=settings)
+        sup.start(healthy=False)
+        wait_until(lambda: sup.program("writer")["state"] == "running", 60, "the writer")
+        ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
+        publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
+        wait_until(
+            lambda: db_rows(sup.url, "select count(distinct account) from trade_ticks") == [(2,)],
+            90,
+            "ticks from both accounts",
+        )
+        yield sim, sup
+    finally:
+        sim.close()
+
+
 def _held_before(url: str, seq: int) -> set[str]:
     """The symbols Track B's slot decisions before ``seq`` left in a slot."""
     held: set[str] = set()
@@ -212,27 +245,8 @@ def _held_before(url: str, seq: int) -> set[str]:
 def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
     tmp_path: Path,
 ) -> None:
-    # 09:29 at 5x: the context sync (09:29:50) 10 s after the clock starts; a restart of a
-    # few wall seconds is a gap well under a minute, which gap recovery takes.
-    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=5)
-    try:
-        settings = (
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
-            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
-            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
-        )
-        sup = SupervisorProcess(tmp_path, PROGRAMS, clock=sim.sim.clock.spec, settings=settings)
+    with streaming(tmp_path, PROGRAMS) as (_, sup):
         url = sup.url
-        sup.start(healthy=False)
-        wait_until(lambda: sup.program("writer")["state"] == "running", 60, "the writer")
-        ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
-        publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
-        wait_until(
-            lambda: db_rows(url, "select count(distinct account) from trade_ticks") == [(2,)],
-            90,
-            "ticks from both accounts",
-        )
         before = sup.program("track_b")
         os.kill(before["pid"], signal.SIGKILL)
         wait_until(
@@ -308,8 +322,6 @@ def test_a_track_b_killed_mid_session_leaves_a_recovered_gap_per_held_slot(
             pending = replace(row, gaps=[(s, e, r, "detected") for s, e, r, _ in row.gaps])
             assert pending.summary()["completeness_pct"] < 100.0
         assert sup.terminate() == 0
-    finally:
-        sim.close()
 
 
 # Track B apart from the writer, as on a collectors host (its dependency there is met once
@@ -330,29 +342,12 @@ def test_a_track_b_killed_while_the_writer_is_out_streams_and_takes_over_when_it
     writer has stored the predecessor's events it releases that run's slots with a
     recovered gap each: in the end the database holds exactly the slots it shows."""
     assert APART != PROGRAMS
-    sim = SimThread(MARKET, NINE + timedelta(minutes=29), SimConfig(), speed=5)
-    try:
-        settings = (
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
-            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 60\n'
-            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
-        )
-        sup = SupervisorProcess(tmp_path, APART, clock=sim.sim.clock.spec, settings=settings)
+    with streaming(tmp_path, APART) as (sim, sup):
         url = sup.url
-        sup.start(healthy=False)
-        wait_until(lambda: sup.program("writer")["state"] == "running", 60, "the writer")
-        ingest = f"ipc://{sup.data_dir / 'run' / 'ingest.sock'}"
-        publish_morning(SimpleNamespace(ingest=ingest), tmp_path / "outbox")  # type: ignore[arg-type]
-        wait_until(
-            lambda: db_rows(url, "select count(distinct account) from trade_ticks") == [(2,)],
-            90,
-            "ticks from both accounts",
-        )
         assert sup.ctl("stop", "writer").ok
         wait_until(lambda: sup.program("writer")["state"] == "stopped", 30, "the writer stopped")
-        before = wait_until(  # some of its events wait for the writer
-            lambda: (p := sup.program("track_b"))["counters"].get("bus_pending", 0) > 0 and p,
+        before = wait_until(  # some of its events wait for the writer: none acked for 1 s
+            lambda: (p := sup.program("track_b"))["counters"].get("bus_unacked_s", 0) > 1 and p,
             30,
             "Track B's events held in its outbox",
         )
@@ -367,10 +362,19 @@ def test_a_track_b_killed_while_the_writer_is_out_streams_and_takes_over_when_it
             60,
             "track_b restarted",
         )
-        # It streams with the writer out: its outbox grows by the new session's ticks.
-        first = wait_until(
-            lambda: sup.program("track_b")["counters"].get("bus_pending"), 30, "a beat"
+        # It streams with the writer out: it places its own slots (shown once evaluated),
+        # and its outbox grows by the new session's ticks.
+        shown = sup.data_dir / "track_b" / "slots.json"
+        wait_until(
+            lambda: (
+                shown.exists()
+                and (s := json.loads(shown.read_text()))["at_ns"] > killed_ns + 10 * S
+                and s["slots"]
+            ),
+            60,
+            "the restarted Track B's own slots",
         )
+        first = sup.program("track_b")["counters"].get("bus_pending", 0)
         wait_until(
             lambda: sup.program("track_b")["counters"].get("bus_pending", 0) > first + 200,
             90,
@@ -433,5 +437,3 @@ def test_a_track_b_killed_while_the_writer_is_out_streams_and_takes_over_when_it
 
         wait_until(agree, 60, "the stored slots as Track B shows them")
         assert sup.terminate() == 0
-    finally:
-        sim.close()

@@ -25,7 +25,7 @@ from observer.config import Settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
-from observer.db.queries import AsOf
+from observer.db.slot_queries import AsOf
 from observer.phases import KST
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.startup import lasting
@@ -351,7 +351,7 @@ def test_a_restart_keeps_the_slots_renewed_since_their_allocation(
     streams = Streams(["acct1"], lambda s, now: 12.0 if s == B and now >= at("10:22:15") else 0.0)
     context = tb._sync(FULL, engine, 5)
     as_of = AsOf(len(decisions), at("10:22:05"))
-    standing = asyncio.run(tb._resume(DAY, engine, book, streams, as_of))  # type: ignore[arg-type]
+    standing = asyncio.run(tb._resume(DAY, engine, book, streams, as_of, []))  # type: ignore[arg-type]
     assert {h.candidate.symbol for h in streams.resumed} == {A, B, C, *CAPS[:2]}
     later = [s for s in shots if s.observed_ns >= at("10:22")]  # A still surging
     rounds = follow(

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, Connection, Row, func, select, text, true
 from sqlalchemy.orm import Session
 
-from bus.events import SlotTrigger, UniverseMember, UniverseSnapshot
+from bus.events import UniverseMember, UniverseSnapshot
 from observer.db.audit_queries import snapshot
 from observer.db.models import (
     AlertAckedRow,
@@ -30,25 +30,19 @@ from observer.db.models import (
     MasterFileCheckedRow,
     MasterFileState,
     PriceSnapshotRow,
-    SlotDecisionRow,
     TrackACycleRow,
-    TradeTickRow,
     UniverseMemberRow,
     UniverseSnapshotRow,
 )
-from observer.phases import KST
 
 __all__ = [
     "AlertRecords",
-    "AsOf",
-    "HeldSlot",
     "active_listings",
     "alert_records",
     "committed_offsets",
     "cycle_summarised",
     "cycle_symbols",
     "cycles_of",
-    "held_slots",
     "master_file_checks",
     "master_file_sha",
     "master_files_checked_ns",
@@ -277,97 +271,6 @@ def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, int]]:
         BarRow.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
     )
     return [(symbol, minute_ns) for symbol, minute_ns in conn.execute(query)]
-
-
-@dataclass(frozen=True, slots=True)
-class HeldSlot:
-    """A symbol a Track B source left holding a slot: its latest decision put it there."""
-
-    account: str
-    slot: int
-    symbol: str
-    trigger: SlotTrigger  # as the writer accepted it
-    score: Decimal
-    expires_ns: int
-    since_ns: int  # when the allocation or replacement that put it there was produced
-    last_tick_ns: int | None  # the exchange time of its newest stored tick since then
-    last_gap_end_ns: int | None  # the end of its newest recorded gap since then
-
-
-@dataclass(frozen=True, slots=True)
-class AsOf:
-    """A process's start: the earlier ones' events are up to ``seq``, their gaps before ``ns``."""
-
-    seq: int
-    ns: int
-
-
-def held_slots(
-    conn: Connection, source: str, day: date, as_of: AsOf | None = None
-) -> list[HeldSlot]:
-    """The slots ``source`` held at its last decision of KST ``day``, by account and slot.
-
-    A symbol is held from an ``allocate`` or ``replace`` naming it until a ``release`` or
-    ``expire`` naming it, or a ``replace`` naming it as the replaced symbol. What a process
-    held when it died is what its successor must account for. With ``as_of``, what the
-    processes before that start held, and their ticks and gaps alone: the successor's own
-    decisions, ticks and gaps since are left out.
-    """
-    lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * 1_000_000_000
-    hi = lo + 86_400 * 1_000_000_000
-    s, t = SlotDecisionRow, TradeTickRow
-    before = (s.seq <= as_of.seq,) if as_of else ()
-    events = conn.execute(
-        select(
-            s.action,
-            s.account,
-            s.slot,
-            s.symbol,
-            s.trigger,
-            s.score,
-            s.replaced_symbol,
-            s.expires_ns,
-            s.produced_ns,
-        )
-        .where(s.source == source, s.produced_ns >= lo, s.produced_ns < hi, *before)
-        .order_by(s.seq)
-    )
-    ticks_before = (t.source == source, t.seq <= as_of.seq) if as_of else ()
-    gaps_before = (Gap.start_ns < as_of.ns,) if as_of else ()
-    held: dict[str, tuple[str, int, str, Decimal, int, int]] = {}
-    for action, account, slot, symbol, trigger, score, replaced, expires_ns, at in events:
-        if action in ("release", "expire"):
-            held.pop(symbol, None)
-        elif action in ("allocate", "replace"):
-            held.pop(replaced, None)
-            held[symbol] = (account, slot, trigger, score, expires_ns, at)
-    found = []
-    for symbol, (account, slot, trigger, score, expires_ns, since) in held.items():
-        # Two index lookups each: (symbol, exchange_ns) on the ticks, symbol on the gaps.
-        last_tick = conn.execute(
-            select(func.max(t.exchange_ns)).where(
-                t.symbol == symbol, t.exchange_ns >= since, *ticks_before
-            )
-        ).scalar_one()
-        last_gap_end = conn.execute(
-            select(func.max(Gap.end_ns)).where(
-                Gap.symbol == symbol, Gap.start_ns >= since, *gaps_before
-            )
-        ).scalar_one()
-        found.append(
-            HeldSlot(
-                account,
-                slot,
-                symbol,
-                cast(SlotTrigger, trigger),
-                score,
-                expires_ns,
-                since,
-                last_tick,
-                last_gap_end,
-            )
-        )
-    return sorted(found, key=lambda h: (h.account, h.slot, h.symbol))
 
 
 def master_files_checked_ns(conn: Connection) -> int | None:

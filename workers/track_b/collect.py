@@ -371,6 +371,17 @@ class Collector:
         self.latest.pop(symbol, None)
         self.scores.pop(symbol, None)
 
+    def restarting(self) -> bool:
+        """Whether a slot taken back after a restart waits for its registration.
+
+        Its ``process_restart`` gap goes out then (or when it leaves its slot first).
+        """
+        return any(
+            reason == "process_restart"
+            for detector in self.detectors.values()
+            for _, reason in detector.open.values()
+        )
+
     def velocity(self, symbol: str) -> float:
         """Executions per second over the window up to now (a symbol gone quiet: 0)."""
         times = self.recent.get(symbol)

@@ -6,7 +6,8 @@ once the writer has stored that run's last events, which the outbox sends again 
 start. A writer that serves stores them at once. One that is out or behind (a database
 outage, its own restart) used to end the start: Track B exited after a minute, was started
 again, and streamed nothing until the writer caught up. Now Track B streams, and takes
-over late (`LateHandover`), once the writer has stored them:
+over late (`LateHandover`), once the writer has stored them and the database reads them
+(a start whose reads the database fails goes the same way):
 
 * **The slots.** By then this run has filled its book, so none goes back. Each symbol the
   earlier run held is released, with a ``process_restart`` gap from where that run's data
@@ -17,24 +18,39 @@ over late (`LateHandover`), once the writer has stored them:
   once, its confirmation came before.
 
 A read the database fails is tried again on a backoff. If the writer has not caught up by
-the session's end, an error alert says what was not taken over.
+the session's end, an error alert says what was not taken over (a run stopped before then
+leaves it to the next run, and says so in its log). If it catches up before this run
+places its first slot (09:30, or a start after it: the sessions' set-up), the take-over
+is the start's own: the slots go back (`TrackB._resume`).
+
+**A run that ends before its take-over** (a second crash during the outage, a stop) leaves
+the database holding two runs' slots, on the same accounts. Its start is kept in a file
+(`PendingRuns`) until its take-over is done, so that its successor tells the runs apart
+(`held_slots`'s ``runs``): each holding's gap starts at its own run's newest tick on the
+account, not at a later run's, and a holding a later run placed again ends its gap where
+it did.
 """
 
 from __future__ import annotations
 
-import asyncio
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
+
+import msgspec
 
 from bus.producer import Producer
 from observer.alerts import Notice
-from observer.db.queries import AsOf, HeldSlot
-from observer.retry import Backoff
+from observer.db.slot_queries import AsOf, HeldSlot
+from observer.private_files import write_private
 from workers.track_b.slots import Candidate, Decision, SlotBook
-from workers.track_b.startup import Resumer, gap_starts
+from workers.track_b.startup import ReadBeside, Resumer, gap_starts
 
-__all__ = ["Earlier", "LateHandover", "release_late"]
+__all__ = ["Earlier", "LateHandover", "PendingRuns", "release_late"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,36 +62,115 @@ class Earlier:
     held: list[HeldSlot]
 
 
-@dataclass
-class LateHandover:
+class LateHandover(ReadBeside[Earlier]):
     """What an earlier run left, to take over once the writer has stored it (see the module).
 
     ``alerts``: its open alerts are still to take over (False: taken at the start, only a
     read of the slots failed).
     """
 
-    producer: Producer
-    day: date
-    as_of: AsOf  # this run's start: the earlier run's events are those up to its seq
-    alerts: bool
-    backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 30.0))
-    reading: asyncio.Future[Earlier] | None = None  # under way
+    def __init__(
+        self, producer: Producer, day: date, as_of: AsOf, runs: list[AsOf], alerts: bool
+    ) -> None:
+        super().__init__()
+        self.producer = producer
+        self.day = day
+        self.as_of = as_of  # this run's start: the earlier run's events are those up to its seq
+        self.runs = runs  # the earlier runs' starts that ended before their take-over
+        self.alerts = alerts
 
     def due(self) -> bool:
-        """Whether the writer has stored the earlier run's events and no pause is on."""
-        return self.producer.acked >= self.as_of.seq and self.backoff.wait_s() <= 0
+        """Whether the writer has stored the earlier run's events and a read may begin."""
+        return self.producer.acked >= self.as_of.seq and super().due()
 
-    def abandon(self) -> None:
-        """Drop a read under way (its thread ends with the read: nothing waits for it)."""
-        if self.reading is not None:
-            self.reading.cancel()
-            self.reading = None
+
+class _Saved(msgspec.Struct, frozen=True):
+    day: date
+    runs: list[tuple[int, int]]  # (seq, ns) of each start
+
+
+class PendingRuns:
+    """The day's runs that streamed before they took over what the run before them left.
+
+    ``<data_dir>/track_b/takeovers.json``, owner-only, replaced whole: a run adds its start
+    before it streams without the take-over. The file is emptied once a take-over is done
+    and what it published is stored (`settle`): the releases and gaps of a late one, the
+    ``process_restart`` gaps of slots taken back, which go out at their registration. A
+    successor started before then still tells the runs apart; a file left (emptying
+    refused) only makes later gaps start earlier. A file of another day, or one that does
+    not read, is none (said in the log): the gaps of the runs it named start at the newest
+    tick of their accounts, as for a single run.
+    """
+
+    def __init__(self, data_dir: Path, day: date) -> None:
+        self.path = data_dir / "track_b" / "takeovers.json"
+        self.day = day
+        self.named = False  # the file names runs (read so, or written by this run)
+        self.settling = False  # a take-over is done: empty the file once it is stored
+        self._through: int | None = None  # the take-over's last seq, once all of it is out
+
+    def read(self) -> list[AsOf]:
+        """The starts of the day's runs whose take-over never happened, oldest first."""
+        try:
+            saved = msgspec.json.decode(self.path.read_bytes(), type=_Saved)
+        except FileNotFoundError:
+            return []
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning(
+                "%s does not read (%s): earlier runs are told apart no more", self.path, exc
+            )
+            return []
+        if saved.day != self.day:
+            return []
+        runs = [AsOf(seq, ns) for seq, ns in saved.runs]
+        self.named = bool(runs)
+        return runs
+
+    def write(self, runs: Sequence[AsOf]) -> bool:
+        """Keep ``runs`` (none: remove the file); False, logged, if the disk refuses it."""
+        try:
+            if runs:
+                saved = _Saved(self.day, [(r.seq, r.ns) for r in runs])
+                write_private(self.path, msgspec.json.encode(saved))
+            else:
+                self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error(
+                "cannot write %s (%s): a successor started before this run's take-over "
+                "is stored would start the earlier runs' gaps at this run's ticks",
+                self.path,
+                exc,
+            )
+            return False
+        self.named = bool(runs)
+        return True
+
+    def taken_over(self) -> None:
+        """What the runs named left is taken over: empty the file once it is stored."""
+        self.settling = self.named
+
+    def settle(self, restarting: bool, producer: Producer) -> bool:
+        """Empty the file once the take-over is stored; False if the disk refused it.
+
+        ``restarting``: a slot taken back still waits for its registration, and its gap.
+        """
+        if not self.settling or restarting:
+            return True
+        if self._through is None:
+            self._through = producer.last_seq  # everything the take-over published
+        if producer.acked < self._through:
+            return True
+        self.settling, self._through = False, None
+        return self.write([])
 
 
 def release_late(held: Sequence[HeldSlot], book: SlotBook, collector: Resumer) -> int:
     """Release what an earlier run held, with its gaps (see the module); how many released."""
     released = 0
     for h, start in zip(held, gap_starts(held), strict=True):
+        if h.until_ns is not None:  # placed again by a run between it and this one
+            collector.missed(h.account, h.symbol, start, h.until_ns)
+            continue
         ours = book.held().get(h.symbol)
         if ours is not None:  # placed again by this run: streamed since then
             collector.missed(h.account, h.symbol, start, ours.since_ns)

@@ -30,14 +30,17 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 from sqlalchemy import Engine
 
 from bus.events import PriceSnapshot, SlotTrigger
 from observer.config import TrackBSettings
-from observer.db.queries import HeldSlot, snapshots_of_cycles
+from observer.db.engine import error_reason
+from observer.db.outages import DATABASE_ERRORS
+from observer.db.queries import snapshots_of_cycles
+from observer.db.slot_queries import HeldSlot
 from observer.phases import KST
 from observer.retry import Backoff
 from workers.track_b.context import baseline, openings, ranked
@@ -47,6 +50,7 @@ from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = [
     "LateSync",
+    "ReadBeside",
     "Synced",
     "context_sync",
     "day_so_far",
@@ -57,6 +61,7 @@ __all__ = [
 
 _NS = 1_000_000_000
 _NONE = Reference("", 0, 0, 0, 0.0)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +74,57 @@ class Synced:
     late: bool  # a start after full operation began: the day so far was replayed
 
 
-class LateSync:
+class ReadBeside(Generic[T]):
+    """A read of the database run beside the evaluations, tried again on a backoff.
+
+    It runs in a thread, so that a read waiting the reader pool's timeout does not stall
+    the evaluations: one round starts it (`start`), a later one takes what it read
+    (`taken`). The backoff is of wall time.
+    """
+
+    def __init__(self) -> None:
+        self.backoff = Backoff(1.0, 30.0)
+        self.reading: asyncio.Future[T] | None = None  # under way
+
+    def due(self) -> bool:
+        """Whether no read is under way and the pause after the last failure is over."""
+        return self.reading is None and self.backoff.wait_s() <= 0
+
+    def start(self, read: Callable[[], T]) -> None:
+        """Begin ``read`` in a thread."""
+        self.reading = asyncio.ensure_future(asyncio.to_thread(read))
+
+    def taken(self, failed: Callable[[str, float], object]) -> T | None:
+        """What the read gave once it is done; None while under way or if it failed.
+
+        A read the database failed is told to ``failed`` (why, and the pause before the
+        next try); any other error is raised.
+        """
+        reading = self.reading
+        if reading is None or not reading.done():
+            return None
+        self.reading = None
+        try:
+            return reading.result()
+        except DATABASE_ERRORS as exc:
+            failed(error_reason(exc), self.backoff.failed())
+            return None
+
+    def abandon(self) -> None:
+        """Drop a read under way, or take the failure it ended with.
+
+        Its thread ends with the read, nothing waits for it; a failure nobody takes is
+        logged by asyncio as never retrieved.
+        """
+        reading, self.reading = self.reading, None
+        if reading is None:
+            return
+        if reading.done() and not reading.cancelled():
+            reading.exception()
+        reading.cancel()
+
+
+class LateSync(ReadBeside[list[PriceSnapshot]]):
     """A context sync the database failed at 09:29:50, tried again during full operation.
 
     The opening's best stand as candidates until the scheduled sync's candidates lapse
@@ -80,22 +135,11 @@ class LateSync:
     """
 
     def __init__(self, config: TrackBSettings, full: datetime, slots: int) -> None:
+        super().__init__()
         self.full = full
         self.slots = slots
         scheduled = full.timestamp() - config.sync_lead_s
         self.until_ns = int((scheduled + config.volume_surge.ttl_s) * _NS)
-        self.backoff = Backoff(1.0, 30.0)
-        self.reading: asyncio.Future[list[PriceSnapshot]] | None = None  # under way
-
-    def abandon(self) -> None:
-        """Drop a read under way (its thread ends with the read: nothing waits for it)."""
-        if self.reading is not None:
-            self.reading.cancel()
-            self.reading = None
-
-    def due(self) -> bool:
-        """Whether the pause after the last failure is over."""
-        return self.backoff.wait_s() <= 0
 
 
 def day_so_far(db: Engine, full: datetime, now_ns: int) -> list[PriceSnapshot]:
@@ -186,11 +230,16 @@ class Resumer(Protocol):
 
 
 def gap_starts(held: Sequence[HeldSlot]) -> list[int]:
-    """Where each holding's data ends, its ``process_restart`` gap's start (`take_back`)."""
-    delivered: dict[str, int] = {}
+    """Where each holding's data ends, its ``process_restart`` gap's start (`take_back`).
+
+    The account's newest tick of the run that placed it: that run's session delivered
+    every earlier frame, so a quiet symbol missed nothing before it.
+    """
+    delivered: dict[tuple[str, int], int] = {}
     for h in held:
-        delivered[h.account] = max(delivered.get(h.account, 0), h.last_tick_ns or 0)
-    return [max(h.since_ns, delivered[h.account], h.last_gap_end_ns or 0) for h in held]
+        key = (h.account, h.run)
+        delivered[key] = max(delivered.get(key, 0), h.last_tick_ns or 0)
+    return [max(h.since_ns, delivered[h.account, h.run], h.last_gap_end_ns or 0) for h in held]
 
 
 async def take_back(
@@ -209,10 +258,15 @@ async def take_back(
     it), the end of the symbol's newest recorded gap (a second restart opens a new gap,
     never the same one again), and the slot's allocation. One that cannot go back (its
     account or slot no longer configured, another host's shard) is released, its gap
-    closed now.
+    closed now. A holding a later run placed again (``until_ns``) is only the gap until then.
     """
     standing = []
-    for h, start in zip(held, gap_starts(held), strict=True):
+    # Two runs' holdings of one slot (the later run placed its own): the later one goes back.
+    ordered = sorted(zip(held, gap_starts(held), strict=True), key=lambda p: -p[0].run)
+    for h, start in ordered:
+        if h.until_ns is not None:
+            collector.missed(h.account, h.symbol, start, h.until_ns)
+            continue
         pinned = h.trigger == "manual"
         expires = h.expires_ns
         if expires and not pinned:
@@ -230,8 +284,10 @@ async def take_back(
             await collector.resume(holding, start)
             if expires and not pinned:
                 standing.append(candidate)
-        else:  # its slot is gone, or the shard changed: another host's symbol now
+        else:  # its slot is gone or a later run's, or the shard changed
             why = f"not taken back after a restart: slot {h.slot} of {h.account} is gone"
+            if h.account in book.accounts and 0 <= h.slot < book.capacity:
+                why = f"not taken back after a restart: a later run's holds slot {h.slot}"
             if not engine.shard.owns(h.symbol):
                 owner = engine.shard.owner(h.symbol)
                 why = f"not taken back after a restart: another host's (shard {owner})"

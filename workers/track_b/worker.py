@@ -23,11 +23,12 @@
    back is of this host's shard alone (`observer.shards`); other shards' firings are counted.
 
 A Track B that starts after one died mid-session takes back the slots it held, each with a
-``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`); one
-that starts while the writer has not stored the dead run's last events streams, and
-releases those slots once it has (`workers.track_b.handover`). The heartbeat and the
-sessions run beside the day's work (`observer.runtime.alongside`): if either fails, the
-process ends and is restarted.
+``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`). One
+that starts while the writer has not stored the dead run's last events, or while the
+database fails the reads, streams: it takes those slots back if the writer catches up
+before its first placement, and releases them, each with its gap, if it catches up later
+(`workers.track_b.handover`). The heartbeat and the sessions run beside the day's work
+(`observer.runtime.alongside`): if either fails, the process ends and is restarted.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
-from observer.db.queries import AsOf, HeldSlot, held_slots, universe_references
+from observer.db.queries import universe_references
 from observer.db.readers import reader_engine
+from observer.db.slot_queries import AsOf, held_slots
 from observer.errors import KisError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
@@ -75,7 +77,8 @@ from workers.track_b import SOURCE
 from workers.track_b.collect import Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
-from workers.track_b.handover import Earlier, LateHandover, release_late
+from workers.track_b.handover import Earlier, LateHandover, PendingRuns, release_late
+from workers.track_b.kept_references import KeptReferences
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.pins import PinFile, slots_path, unplaced
@@ -147,6 +150,7 @@ class TrackB(AsyncWorker):
         # What an earlier run of the day left, while the writer had not stored it (or a read
         # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
         self.handover: LateHandover | None = None
+        self.pending = PendingRuns(self.data_dir, day)  # runs that ended before their take-over
         self.pin_file = PinFile(self.data_dir, self.producer.send)
 
     # ------------------------------------------------------------------ the day
@@ -159,17 +163,44 @@ class TrackB(AsyncWorker):
         finally:
             self._engine.dispose()
 
-    def _open_account_alerts(self) -> tuple[set[str], set[str], set[str], set[str]]:
-        """The accounts whose account alerts an earlier run left open, as `take_over` takes them."""
+    def _open_account_alerts(
+        self, through_seq: int | None = None
+    ) -> tuple[set[str], set[str], set[str], set[str]]:
+        """The accounts whose account alerts an earlier run left open, as `take_over` takes them.
+
+        ``through_seq``: the earlier runs' last seq (this run's own alerts are left out).
+        """
         codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED)
         with self._engine.connect() as conn:
-            found = open_subjects_of(conn, self.settings, SOURCE, codes)
+            found = open_subjects_of(conn, self.settings, SOURCE, codes, through_seq)
         return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING], found[DATA_REFUSED]
 
-    def _open_session_alerts(self) -> list[Notice]:
+    def _open_session_alerts(self, through_seq: int | None = None) -> list[Notice]:
         """The overflow and session alerts an earlier run left open (a restart)."""
+        codes = (OVERFLOW, *SESSION_CODES)
         with self._engine.connect() as conn:
-            return open_notices_of(conn, self.settings, SOURCE, (OVERFLOW, *SESSION_CODES))
+            return open_notices_of(conn, self.settings, SOURCE, codes, through_seq)
+
+    async def _open_alerts(
+        self, as_of: AsOf
+    ) -> tuple[tuple[set[str], set[str], set[str], set[str]], list[Notice]] | None:
+        """The alerts the earlier runs left open; None if the database fails the read.
+
+        Track B streams then, and takes them over once they read (`LateHandover`): a start
+        during a database outage waited for it, 600 s and then again after each restart.
+        """
+        try:
+            account = await asyncio.to_thread(self._open_account_alerts, as_of.seq)
+            session = await asyncio.to_thread(self._open_session_alerts, as_of.seq)
+        except DATABASE_ERRORS as exc:
+            self._count("database_reads_failed")
+            log.warning(
+                "cannot read the alerts an earlier run left open (%s): Track B streams, and "
+                "takes them and its slots over once they read",
+                error_reason(exc),
+            )
+            return None
+        return account, session
 
     def _take_over(self, open_alerts: Sequence[Notice]) -> None:
         """An earlier run's overflow episode and session notices are this run's to resolve."""
@@ -183,27 +214,16 @@ class TrackB(AsyncWorker):
         if references is None:
             return
         as_of = AsOf(self.producer.last_seq, self.clock.now_ns())  # an earlier run's events
+        runs = self.pending.read()  # earlier runs that ended before their take-over
         # Its beats are `beat_forever`'s: the wait is no failure while it lasts this little.
-        if await earlier_run_stored(self.producer, Notifier(None), self.stop, _CATCH_UP_S):
-            account_alerts = await self._reads.read(
-                self._open_account_alerts, "the accounts' open alerts", self.stop
-            )
-            if account_alerts is None:
-                return  # stopped while the database failed the read
-            session_alerts = await self._reads.read(
-                self._open_session_alerts, "the session's open alerts", self.stop
-            )
-            if session_alerts is None:
-                return
-        elif self.stop.is_set():
+        stored = await earlier_run_stored(self.producer, Notifier(None), self.stop, _CATCH_UP_S)
+        if self.stop.is_set():
             return
-        else:
-            log.warning(
-                "the writer has not stored what an earlier run of the day left: Track B "
-                "streams, and takes over its slots and open alerts once they are stored"
-            )
-            self.handover = LateHandover(self.producer, day, as_of, alerts=True)
-            account_alerts, session_alerts = (set(), set(), set(), set()), []
+        taken = await self._open_alerts(as_of) if stored else None
+        if taken is None:  # the writer is behind, or the database fails the reads
+            self._streams_before_taking_over(LateHandover(self.producer, day, as_of, runs, True))
+            taken = (set(), set(), set(), set()), []
+        account_alerts, session_alerts = taken
         engine = TriggerEngine(
             self.config,
             references,
@@ -273,9 +293,7 @@ class TrackB(AsyncWorker):
                     closing_at = starts[Phase.TRACK_A_CLOSING]
                     await self._rekey(collector, closing_at.timestamp())
                     # The slots taken back stand as candidates beside the opening's meanwhile.
-                    restored = []
-                    if self.handover is None:
-                        restored = await self._resume(day, engine, book, collector, as_of)
+                    restored = await self._resume(day, engine, book, collector, as_of, runs)
                     candidates = [*(context or []), *restored]
                     try:
                         await self._follow(
@@ -301,7 +319,13 @@ class TrackB(AsyncWorker):
         Not shown, ``slots.json`` listed every slot as held until the next day's first
         evaluation. What an earlier run left and was never taken over is alerted.
         """
-        if self.handover is not None:
+        if self.handover is not None and self.stop.is_set():
+            log.warning(
+                "Track B stops before it took over what an earlier run of the day left: the "
+                "next run of the day takes it over (%s names the runs)",
+                self.pending.path,
+            )
+        elif self.handover is not None:
             self._alert(
                 "error",
                 RESUME_FAILED,
@@ -309,7 +333,7 @@ class TrackB(AsyncWorker):
                 "stored it, or the database failed the read): if it held slots, they are not "
                 "released and their gaps not opened",
             )
-            self.handover = None
+        self.handover = None
         ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
@@ -350,26 +374,44 @@ class TrackB(AsyncWorker):
             await stream.restart()
 
     async def _resume(
-        self, day: date, engine: TriggerEngine, book: SlotBook, collector: Collector, as_of: AsOf
+        self,
+        day: date,
+        engine: TriggerEngine,
+        book: SlotBook,
+        collector: Collector,
+        as_of: AsOf,
+        runs: list[AsOf],
     ) -> list[Candidate]:
         """Take back the slots an earlier Track B of the day left held (it died), with a gap each.
 
         A crashed process released nothing: its slots are in the database as held. Each goes
         back into the slot book as it was (the report keeps counting it as watched) with a
         ``process_restart`` gap (`workers.track_b.startup.take_back`), lasting at least its
-        trigger's TTL from now: the candidates it stands as until then are returned. A read
-        the database fails is tried again while the streams go on (`LateHandover`).
+        trigger's TTL from now: the candidates it stands as until then are returned.
+
+        Before this run places a slot: a take-over left for later (the writer had not stored
+        the earlier run's events at the start) happens here if the writer has caught up
+        since. Otherwise, as when the database fails the read, the streams go on and the
+        earlier slots are released later (`LateHandover`).
         """
+        handover = self.handover
+        if handover is not None and not handover.due():
+            return []  # the writer is still behind
+        if handover is None:
+            handover = LateHandover(self.producer, day, as_of, runs, alerts=False)
         try:
-            held = await asyncio.to_thread(self._held, day)
+            earlier = await asyncio.to_thread(self._earlier, handover)
         except DATABASE_ERRORS as exc:  # the streams go on: said, not fatal
             log.warning(
                 "cannot read the slots an earlier run of the day held (%s): tried again "
                 "while the streams go on",
                 error_reason(exc),
             )
-            self.handover = LateHandover(self.producer, day, as_of, alerts=False)
+            handover.backoff.failed()
+            self._streams_before_taking_over(handover)
             return []
+        self._taken_over(handover, collector, earlier)
+        held = earlier.held
         if not held:
             return []
         standing = await take_back(
@@ -391,19 +433,43 @@ class TrackB(AsyncWorker):
         log.info("took back %d slots held before the restart", len(held))
         return standing
 
+    def _streams_before_taking_over(self, handover: LateHandover) -> None:
+        """Stream without what an earlier run left; take it over later (`LateHandover`).
+
+        This run's start is kept until then, for a successor if this run ends first.
+        """
+        if self.handover is None:
+            if handover.alerts and handover.producer.acked < handover.as_of.seq:
+                log.warning(
+                    "the writer has not stored what an earlier run of the day left: Track B "
+                    "streams, and takes over its slots and open alerts once they are stored"
+                )
+            if not self.pending.write([*handover.runs, handover.as_of]):
+                self._count("takeovers_unwritten")
+        self.handover = handover
+
+    def _taken_over(self, handover: LateHandover, collector: Collector, earlier: Earlier) -> None:
+        """What an earlier run left is this run's now: its alerts; the runs named go once stored."""
+        self.handover = None
+        if handover.alerts:  # the sessions are open: an account up now was confirmed before
+            collector.take_over(*earlier.account_alerts, late=True)
+            self._take_over(earlier.session_alerts)
+        self.pending.taken_over()  # the runs it names: emptied once this is stored
+
     def _universe_references(self, day: date) -> Sequence[Row[str, int, int, int, Decimal]] | None:
         with self._engine.connect() as conn:
             return universe_references(conn, day)
 
-    def _held(self, day: date, as_of: AsOf | None = None) -> list[HeldSlot]:
-        with self._engine.connect() as conn:  # this host's
-            return held_slots(conn, own_source(self.settings, SOURCE), day, as_of)
-
     def _earlier(self, handover: LateHandover) -> Earlier:
         """What an earlier run of the day left, as of this one's start (blocking)."""
-        account = self._open_account_alerts() if handover.alerts else (set(), set(), set(), set())
-        session = self._open_session_alerts() if handover.alerts else []
-        return Earlier(account, session, self._held(handover.day, handover.as_of))
+        through = handover.as_of.seq
+        none: tuple[set[str], set[str], set[str], set[str]] = (set(), set(), set(), set())
+        account = self._open_account_alerts(through) if handover.alerts else none
+        session = self._open_session_alerts(through) if handover.alerts else []
+        with self._engine.connect() as conn:  # this host's
+            source = own_source(self.settings, SOURCE)
+            held = held_slots(conn, source, handover.day, handover.as_of, handover.runs)
+        return Earlier(account, session, held)
 
     def _hand_over_late(self, book: SlotBook, collector: Collector) -> None:
         """Take over what an earlier run left once the writer stored it (`LateHandover`).
@@ -413,27 +479,21 @@ class TrackB(AsyncWorker):
         handover = self.handover
         if handover is None:
             return
-        if handover.reading is None:
-            if handover.due():
-                handover.reading = asyncio.ensure_future(asyncio.to_thread(self._earlier, handover))
+        if handover.due():
+            handover.start(lambda: self._earlier(handover))
             return
-        if not handover.reading.done():
-            return
-        reading, handover.reading = handover.reading, None
-        try:
-            earlier = reading.result()
-        except DATABASE_ERRORS as exc:
+
+        def failed(why: str, pause: float) -> None:
             self._count("database_reads_failed")
             log.warning(
                 "cannot read what an earlier run of the day left (%s); again in %.1f s",
-                error_reason(exc),
-                handover.backoff.failed(),
+                why,
+                pause,
             )
+
+        if (earlier := handover.taken(failed)) is None:
             return
-        self.handover = None
-        if handover.alerts:
-            collector.take_over(*earlier.account_alerts, late=True)
-            self._take_over(earlier.session_alerts)
+        self._taken_over(handover, collector, earlier)
         if earlier.held:
             released = release_late(earlier.held, book, collector)
             self._alert(
@@ -445,18 +505,38 @@ class TrackB(AsyncWorker):
             )
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
-        """The universe's references, waiting for the universe job if needed."""
+        """The universe's references, waiting for the universe job if needed.
+
+        A read the database fails takes those an earlier run read today (`KeptReferences`),
+        or waits for the database if there are none.
+        """
+        kept = KeptReferences(self.data_dir, day)
+        what = "the universe's references"
         while not self.stop.is_set():
-            rows = await self._reads.read(
-                lambda: self._universe_references(day), "the universe's references", self.stop
-            )
+            try:
+                rows = await asyncio.to_thread(self._universe_references, day)
+            except DATABASE_ERRORS as exc:
+                if (references := kept.read()) is not None:
+                    self._count("database_reads_failed")
+                    log.warning(
+                        "cannot read %s (%s): Track B starts on those read earlier today",
+                        what,
+                        error_reason(exc),
+                    )
+                    return references
+                self._reads.failed(what, exc)  # counted and said: the database is waited for
+                rows = await self._reads.read(
+                    lambda: self._universe_references(day), what, self.stop
+                )
             if rows is not None:
-                return {
+                references = {
                     r.symbol: Reference(
                         r.symbol, r.market_cap, r.prev_close, r.avg_volume_20d, float(r.atr_14)
                     )
                     for r in rows
                 }
+                kept.write(references)
+                return references
             await self.sleep(_POLL_S)
         return None
 
@@ -505,28 +585,21 @@ class TrackB(AsyncWorker):
         to offer any. The read runs beside the evaluations (it may wait the reader pool's
         timeout): one round starts it, a later round takes what it read.
         """
-        reading = late.reading
-        if reading is None:
+        if late.reading is None:
             if now >= late.until_ns:
                 log.warning("context sync: given up, its candidates would have lapsed by now")
                 return None
             if late.due():
-                late.reading = asyncio.ensure_future(
-                    asyncio.to_thread(day_so_far, self._engine, late.full, now)
-                )
+                late.start(lambda: day_so_far(self._engine, late.full, now))
             return late
-        if not reading.done():
-            return late
-        late.reading = None
-        try:
-            snapshots = reading.result()
-        except DATABASE_ERRORS as exc:
+
+        def failed(why: str, pause: float) -> None:
             self._count("context_syncs_failed")
             log.warning(
-                "context sync: cannot read Track A's snapshots (%s); again in %.1f s",
-                error_reason(exc),
-                late.backoff.failed(),
+                "context sync: cannot read Track A's snapshots (%s); again in %.1f s", why, pause
             )
+
+        if (snapshots := late.taken(failed)) is None:
             return late
         synced = self._replay(snapshots, late.full, engine, late.slots, now, time.perf_counter())
         context.extend(synced.candidates)
@@ -593,6 +666,10 @@ class TrackB(AsyncWorker):
             if late is not None:
                 late = self._sync_late(late, engine, context, now)
             self._hand_over_late(book, collector)
+            if self.pending.settling and not self.pending.settle(
+                collector.restarting(), self.producer
+            ):
+                self._count("takeovers_unwritten")
             for symbol in book.held():
                 engine.on_velocity(symbol, collector.velocity(symbol), now)
                 if (tick := collector.latest.get(symbol)) is not None:

@@ -1,0 +1,158 @@
+"""Track B's slots as its decisions left them: what a restarted run must account for.
+
+A Track B that dies holding slots leaves them held in the database (``slot_events``); its
+successor reads them here, with the data each one's run delivered (the ticks and gaps that
+start its ``process_restart`` gap), and takes them over (`workers.track_b.startup`,
+`workers.track_b.handover`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from typing import NamedTuple, cast
+
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from bus.events import SlotTrigger
+from observer.db.models import Gap, SlotDecisionRow, TradeTickRow
+from observer.phases import KST
+
+__all__ = ["AsOf", "HeldSlot", "held_slots"]
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSlot:
+    """A symbol a Track B source left holding a slot: its latest decision put it there."""
+
+    account: str
+    slot: int
+    symbol: str
+    trigger: SlotTrigger  # as the writer accepted it
+    score: Decimal
+    expires_ns: int
+    since_ns: int  # when the allocation or replacement that put it there was produced
+    last_tick_ns: int | None  # the exchange time of its newest stored tick since then
+    last_gap_end_ns: int | None  # the end of its newest recorded gap since then
+    run: int = 0  # which of the runs `held_slots` tells apart placed it (0: the oldest)
+    # A later run placed the symbol again at this time: the slot is that run's holding, this
+    # one is only the data it missed from its run's end until then.
+    until_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AsOf:
+    """A process's start: the earlier ones' events are up to ``seq``, their gaps before ``ns``."""
+
+    seq: int
+    ns: int
+
+
+def held_slots(
+    conn: Connection,
+    source: str,
+    day: date,
+    as_of: AsOf | None = None,
+    runs: Sequence[AsOf] = (),
+) -> list[HeldSlot]:
+    """The slots ``source`` held at its last decision of KST ``day``, by account and slot.
+
+    A symbol is held from an ``allocate`` or ``replace`` naming it until a ``release`` or
+    ``expire`` naming it, or a ``replace`` naming it as the replaced symbol. What a process
+    held when it died is what its successor must account for. With ``as_of``, what the
+    processes before that start held, and their ticks and gaps alone: the successor's own
+    decisions, ticks and gaps since are left out.
+
+    ``runs``: the starts of earlier runs, oldest first and before ``as_of``, that streamed
+    before they had taken over what the run before them left, and ended first
+    (`workers.track_b.handover`). Each holding's ticks and gaps are then its own run's (a
+    later run's ticks on the same account are no data of its), and a holding whose symbol
+    a later run placed again is returned too, with ``until_ns``: its run's data ends
+    somewhere before, and the slot is the later run's.
+    """
+    if runs and as_of is None:
+        raise ValueError("the runs before a start need that start")
+    lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * 1_000_000_000
+    hi = lo + 86_400 * 1_000_000_000
+    s, t = SlotDecisionRow, TradeTickRow
+    before = (s.seq <= as_of.seq,) if as_of else ()
+    events = conn.execute(
+        select(
+            s.seq,
+            s.action,
+            s.account,
+            s.slot,
+            s.symbol,
+            s.trigger,
+            s.score,
+            s.replaced_symbol,
+            s.expires_ns,
+            s.produced_ns,
+        )
+        .where(s.source == source, s.produced_ns >= lo, s.produced_ns < hi, *before)
+        .order_by(s.seq)
+    )
+    starts = [r.seq for r in runs]
+    held: dict[str, _Holding] = {}
+    superseded: list[tuple[_Holding, int]] = []  # an earlier run's, and when placed again
+    for seq, action, account, slot, symbol, trigger, score, replaced, expires_ns, at in events:
+        if action in ("release", "expire"):
+            held.pop(symbol, None)
+        elif action in ("allocate", "replace"):
+            held.pop(replaced, None)
+            run = bisect.bisect_left(starts, seq)
+            if (earlier := held.get(symbol)) is not None and earlier.run < run:
+                superseded.append((earlier, at))
+            held[symbol] = _Holding(account, slot, symbol, trigger, score, expires_ns, at, run)
+    ends = [*runs, as_of]  # where each run's events and gaps end
+
+    def found(h: _Holding, until_ns: int | None = None) -> HeldSlot:
+        ticks: tuple[ColumnElement[bool], ...] = ()
+        gaps: tuple[ColumnElement[bool], ...] = ()
+        if (end := ends[h.run]) is not None:
+            ticks = (t.source == source, t.seq <= end.seq)
+            gaps = (Gap.start_ns < end.ns,)
+            if h.run:
+                ticks += (t.seq > runs[h.run - 1].seq,)
+        # Two index lookups each: (symbol, exchange_ns) on the ticks, symbol on the gaps.
+        last_tick = conn.execute(
+            select(func.max(t.exchange_ns)).where(
+                t.symbol == h.symbol, t.exchange_ns >= h.since, *ticks
+            )
+        ).scalar_one()
+        last_gap_end = conn.execute(
+            select(func.max(Gap.end_ns)).where(
+                Gap.symbol == h.symbol, Gap.start_ns >= h.since, *gaps
+            )
+        ).scalar_one()
+        return HeldSlot(
+            h.account,
+            h.slot,
+            h.symbol,
+            cast(SlotTrigger, h.trigger),
+            h.score,
+            h.expires_ns,
+            h.since,
+            last_tick,
+            last_gap_end,
+            h.run,
+            until_ns,
+        )
+
+    holdings = [found(h) for h in held.values()]
+    holdings += [found(h, until) for h, until in superseded]
+    return sorted(holdings, key=lambda h: (h.account, h.slot, h.symbol, h.run))
+
+
+class _Holding(NamedTuple):
+    account: str
+    slot: int
+    symbol: str
+    trigger: str
+    score: Decimal
+    expires_ns: int
+    since: int
+    run: int

@@ -1,0 +1,61 @@
+"""The universe's references as Track B last read them today, for a start the database fails.
+
+Track B reads the day's universe (market caps, previous closes, volumes, ranges) from the
+database before it streams. A Track B started again while the database does not answer (a
+PostgreSQL restart, a collectors host whose link to the store is cut) waited for it, up to
+600 s and then again after its restart, streaming nothing. The references are the day's
+universe's, built before the session, so each read is kept in
+``<data_dir>/track_b/references.json`` (owner-only, replaced whole) and a start whose read
+fails takes that day's copy instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from pathlib import Path
+
+import msgspec
+
+from observer.private_files import write_private
+from workers.track_b.triggers import Reference
+
+__all__ = ["KeptReferences"]
+
+log = logging.getLogger(__name__)
+
+
+class _Kept(msgspec.Struct, frozen=True):
+    day: date
+    references: list[Reference]
+
+
+class KeptReferences:
+    """One day's references on this host's disk (see the module)."""
+
+    def __init__(self, data_dir: Path, day: date) -> None:
+        self.path = data_dir / "track_b" / "references.json"
+        self.day = day
+
+    def read(self) -> dict[str, Reference] | None:
+        """The day's references read earlier; None if there are none (another day's, none)."""
+        try:
+            kept = msgspec.json.decode(self.path.read_bytes(), type=_Kept)
+        except FileNotFoundError:
+            return None
+        except (OSError, msgspec.DecodeError) as exc:
+            log.warning("%s does not read: %s", self.path, exc)
+            return None
+        if kept.day != self.day or not kept.references:
+            return None
+        return {r.symbol: r for r in kept.references}
+
+    def write(self, references: dict[str, Reference]) -> bool:
+        """Keep ``references``; False, logged, if the disk refuses them (they are a fallback)."""
+        try:
+            kept = _Kept(self.day, list(references.values()))
+            write_private(self.path, msgspec.json.encode(kept))
+        except OSError as exc:
+            log.warning("cannot keep the universe's references in %s: %s", self.path, exc)
+            return False
+        return True
