@@ -65,8 +65,11 @@ class Harness:
     def etf(self, *args: str, code: int = 0) -> dict[str, Any]:
         result = CliRunner().invoke(app, [*args, "--config", str(self.config)], env=self.env)
         assert result.exit_code == code, result.output
-        last = result.output.strip().splitlines()[-1]
-        return json.loads(last) if last.startswith("{") else {"out": result.output}
+        # The JSON is stdout's; ``output`` also holds the log lines of stderr, one of which
+        # can come after it (a warning of the reader pool on a loaded machine).
+        lines = result.stdout.strip().splitlines() or [""]
+        parsed = json.loads(lines[-1]) if lines[-1].startswith("{") else {}
+        return {**parsed, "out": result.output}
 
     def rows(self, sql: str) -> list[Any]:
         return db_rows(self.url, sql)

@@ -75,7 +75,7 @@ def make(tmp_path: Path, **kwargs: object) -> Producer:
 
 
 def test_credit_bounds_what_is_unacknowledged_on_the_wire(tmp_path: Path, router: Router) -> None:
-    producer = make(tmp_path, max_in_flight=30)
+    producer = make(tmp_path, max_in_flight=30, ack_timeout_s=60.0)  # no resend meanwhile
     for _ in range(100):
         producer.send(ALERT)
     producer.flush()
@@ -88,7 +88,12 @@ def test_credit_bounds_what_is_unacknowledged_on_the_wire(tmp_path: Path, router
     router.receive(300)
     assert len(router.seqs) == 60
     router.ack(60)
+    wait_until(lambda: router.has(90), 10, "third window")
+    router.receive(300)
+    assert router.seqs == list(range(1, 91))
+    router.ack(90)
     wait_until(lambda: router.has(100), 10, "the rest")
+    assert router.seqs == list(range(1, 101))  # each once: no ack timed out meanwhile
     router.ack(100)
     assert producer.wait_acked(10)
     producer.close()
