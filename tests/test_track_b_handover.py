@@ -405,7 +405,7 @@ def test_the_pending_runs_are_the_days_own_and_a_file_that_does_not_read_is_none
     assert pending.path.stat().st_mode & 0o777 == 0o600
     assert PendingRuns(tmp_path, date(2026, 11, 23)).read() == []  # another day's
     pending.path.write_text("{not json")
-    assert pending.read() == []
+    assert pending.read() == [] and not pending.path.exists()  # said once, and removed
     assert pending.write([]) and not pending.path.exists()
     blocked = PendingRuns(tmp_path / "file", DAY)
     (tmp_path / "file").write_text("")  # its folder cannot be made
@@ -488,6 +488,24 @@ def test_a_failed_read_dropped_at_the_streams_end_is_taken_not_left_to_asyncio()
 
     asyncio.run(end_during_a_failed_read())
     assert ["never retrieved" in c["message"] for c in reported] == [True]  # the kept one
+
+
+def test_a_read_dropped_after_a_fault_of_its_own_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    """A database failure is the backoff's to tell; any other, dropped at the streams' end,
+    would have ended the process: it is logged, not taken in silence."""
+
+    async def end_after(fault: Exception) -> None:
+        read: ReadBeside[None] = ReadBeside()
+        read.start(lambda: raise_(fault))
+        assert read.reading is not None
+        await asyncio.wait({read.reading})
+        read.abandon()
+
+    asyncio.run(end_after(OperationalError("select", {}, Exception("refused"))))
+    assert not caplog.records
+    asyncio.run(end_after(KeyError("a bug")))
+    logged = [repr(r.exc_info[1]) for r in caplog.records if r.exc_info]
+    assert logged == [repr(KeyError("a bug"))]
 
 
 class Acking:

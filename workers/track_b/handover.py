@@ -115,10 +115,14 @@ class PendingRuns:
             saved = msgspec.json.decode(self.path.read_bytes(), type=_Saved)
         except FileNotFoundError:
             return []
-        except (OSError, msgspec.DecodeError) as exc:
+        except OSError as exc:
             log.warning(
                 "%s does not read (%s): earlier runs are told apart no more", self.path, exc
             )
+            return []
+        except msgspec.DecodeError as exc:  # not as written: said once, and gone
+            log.warning("%s is not a list of runs (%s): removed", self.path, exc)
+            self.write([])
             return []
         if saved.day != self.day:
             return []

@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,8 @@ __all__ = [
     "lasting",
     "take_back",
 ]
+
+log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _NONE = Reference("", 0, 0, 0, 0.0)
@@ -120,7 +123,9 @@ class ReadBeside(Generic[T]):
         if reading is None:
             return
         if reading.done() and not reading.cancelled():
-            reading.exception()
+            failure = reading.exception()
+            if failure is not None and not isinstance(failure, DATABASE_ERRORS):
+                log.error("a read dropped at the streams' end had failed", exc_info=failure)
         reading.cancel()
 
 

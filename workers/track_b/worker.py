@@ -221,6 +221,11 @@ class TrackB(AsyncWorker):
             return
         taken = await self._open_alerts(as_of) if stored else None
         if taken is None:  # the writer is behind, or the database fails the reads
+            if not stored:
+                log.warning(
+                    "the writer has not stored what an earlier run of the day left: Track B "
+                    "streams, and takes over its slots and open alerts once they are stored"
+                )
             self._streams_before_taking_over(LateHandover(self.producer, day, as_of, runs, True))
             taken = (set(), set(), set(), set()), []
         account_alerts, session_alerts = taken
@@ -322,8 +327,11 @@ class TrackB(AsyncWorker):
         if self.handover is not None and self.stop.is_set():
             log.warning(
                 "Track B stops before it took over what an earlier run of the day left: the "
-                "next run of the day takes it over (%s names the runs)",
-                self.pending.path,
+                "next run of the day takes it over%s",
+                f" ({self.pending.path} names the runs)"
+                if self.pending.named
+                else " (the runs could not be kept: its gaps may start late, and the day's "
+                "reconciliation checks their minutes)",
             )
         elif self.handover is not None:
             self._alert(
@@ -438,14 +446,8 @@ class TrackB(AsyncWorker):
 
         This run's start is kept until then, for a successor if this run ends first.
         """
-        if self.handover is None:
-            if handover.alerts and handover.producer.acked < handover.as_of.seq:
-                log.warning(
-                    "the writer has not stored what an earlier run of the day left: Track B "
-                    "streams, and takes over its slots and open alerts once they are stored"
-                )
-            if not self.pending.write([*handover.runs, handover.as_of]):
-                self._count("takeovers_unwritten")
+        if self.handover is None and not self.pending.write([*handover.runs, handover.as_of]):
+            self._count("takeovers_unwritten")
         self.handover = handover
 
     def _taken_over(self, handover: LateHandover, collector: Collector, earlier: Earlier) -> None:
@@ -524,10 +526,12 @@ class TrackB(AsyncWorker):
                         error_reason(exc),
                     )
                     return references
-                self._reads.failed(what, exc)  # counted and said: the database is waited for
-                rows = await self._reads.read(
-                    lambda: self._universe_references(day), what, self.stop
-                )
+                # None kept: the read policy waits for the database (counted, said, beating).
+                pause = self._reads.failed(what, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stop.wait(), pause)
+                continue
+            self._reads.succeeded()
             if rows is not None:
                 references = {
                     r.symbol: Reference(
