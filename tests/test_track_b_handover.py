@@ -267,23 +267,21 @@ def test_two_runs_holdings_are_told_apart_by_the_start_kept_between_them(db_url:
     of the runs before it."""
     upgrade(db_url)
     second, third = TEN + 10 * MINUTE, TEN + 40 * MINUTE
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(
-            insert(m.SlotDecisionRow),
-            [
-                _slot(1, TEN, "allocate", "A", 0),
-                _slot(2, TEN, "allocate", "B", 1),
-                _slot(4, TEN + 6 * MINUTE, "allocate", "D", 3),
-                _slot(5, second + MINUTE, "allocate", "C", 0),  # run 2's: A's slot
-                _slot(6, second + MINUTE, "allocate", "B", 2),
-            ],
-        )
-        conn.execute(
-            insert(m.TradeTickRow),
-            [_tick(3, "A", TEN + 5 * MINUTE), _tick(7, "C", second + 20 * MINUTE)],
-        )
+    store(
+        db_url,
+        m.SlotDecisionRow,
+        [
+            _slot(1, TEN, "allocate", "A", 0),
+            _slot(2, TEN, "allocate", "B", 1),
+            _slot(4, TEN + 6 * MINUTE, "allocate", "D", 3),
+            _slot(5, second + MINUTE, "allocate", "C", 0),  # run 2's: A's slot
+            _slot(6, second + MINUTE, "allocate", "B", 2),
+        ],
+    )
+    ticks = [_tick(3, "A", TEN + 5 * MINUTE), _tick(7, "C", second + 20 * MINUTE)]
+    store(db_url, m.TradeTickRow, ticks)
     runs = [AsOf(4, second)]
+    engine = make_engine(db_url)
     with engine.connect() as conn:
         apart = held_slots(conn, "track_b", DAY, AsOf(9, third), runs)
         together = held_slots(conn, "track_b", DAY, AsOf(9, third))
