@@ -20,6 +20,7 @@ from typing import Literal, get_args
 import msgspec
 
 __all__ = [
+    "EVENTS_LOST",
     "EVENT_TYPES",
     "Alert",
     "AlertAcked",
@@ -55,6 +56,7 @@ __all__ = [
     "RosterAccount",
     "SectorCodes",
     "SectorMetadata",
+    "SeqsLost",
     "Severity",
     "SlotDecision",
     "SlotOverflow",
@@ -750,6 +752,28 @@ class HostRoster(_Event, tag="host_roster", frozen=True, kw_only=True):
     track_b_shard: str = ""  # its ``[track_b] shard`` when it runs Track B ("1,2/3")
 
 
+# --------------------------------------------------------------------------- the bus itself
+
+
+class SeqsLost(_Event, tag="seqs_lost", frozen=True, kw_only=True):
+    """A producer's word that its source's seqs ``first_seq..last_seq`` exist nowhere.
+
+    Sent in the envelope of seq ``last_seq`` when the writer asks for ``first_seq`` and the
+    producer's outbox no longer holds it: the writer had acknowledged those events (so the
+    outbox let them go) and its database lost them since (restored from a backup; a power
+    cut under ``[bus] fsync = false``). The writer takes the envelope in place of those
+    seqs, keeps the loss (``bus_losses``, `observer audit`) and raises a critical alert;
+    the source goes on from ``last_seq + 1`` instead of asking for them for ever.
+    """
+
+    first_seq: int
+    last_seq: int
+    acknowledged: int  # the highest seq the outbox had recorded the writer acknowledging
+
+
+EVENTS_LOST = "bus_events_lost"  # the writer's critical alert for a committed `SeqsLost`
+
+
 # --------------------------------------------------------------------------- retention
 
 
@@ -820,6 +844,7 @@ Event = (
     | PruneRequested
     | EtfHoldings
     | HostRoster
+    | SeqsLost
 )
 
 # The union's members in its order, for registries and tests: one list, not two.

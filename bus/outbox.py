@@ -3,7 +3,8 @@
 Layout of ``<dir>`` (owner-only)::
 
     LOCK                     flock held by the one live producer of this source
-    ACKED                    8 bytes: highest seq the writer acknowledged (a hint; may lag)
+    ACKED                    8 bytes: highest seq the writer acknowledged (may lag; with
+                             ``sync``, never below a seq whose segment was deleted)
     00000000000000000001.seg segments, named by the first seq they hold
     ...
 
@@ -18,6 +19,13 @@ it may have been sent already. So is a whole record out of seq order, and a segm
 not end where the next one starts. A write that
 fails (a full volume: `OutboxFull`) is cut off at once, so the segment never holds a torn
 record between whole ones, and the same frame can be written again once there is room.
+
+With ``sync`` (the default of ``[bus] fsync``) a record is sent only once it is on the disk,
+not only in the page cache: the producer's socket thread takes a `SyncPoint` (every record
+written so far), fsyncs it outside the producer's lock, one fsync for however many records
+were written meanwhile, and only then sends them (`sendable`). A power cut then never leaves
+the writer holding a seq the outbox lost, and `ACKED` is fsynced before a spent segment is
+deleted, so after the cut the outbox still knows how far the writer had acknowledged.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import struct
 import zlib
 from collections import deque
 from dataclasses import dataclass
@@ -33,27 +40,47 @@ from pathlib import Path
 
 from bus.errors import LockHeld, OutboxError, OutboxFull, OutboxLocked
 from bus.lock import InstanceLock
+from bus.segments import (
+    ACKED,
+    HEADER,
+    SUFFIX,
+    OutboxRecord,
+    damage_advice,
+    is_whole,
+    next_whole_record,
+    record_problem,
+    whole_records,
+)
 
-__all__ = ["Outbox", "OutboxRecord"]
+__all__ = ["Outbox", "OutboxRecord", "SyncPoint"]
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<IIQQ")
-_ACKED = struct.Struct("<Q")
-_SUFFIX = ".seg"
-_MAX_RECORD = 256 * 1024 * 1024
-
 
 @dataclass(slots=True)
-class OutboxRecord:
-    """One frame in the outbox; ``payload`` is dropped from memory past the cache budget."""
+class SyncPoint:
+    """One fsync's worth of an outbox: the records through ``through`` and what holds them.
 
-    first_seq: int
-    last_seq: int
-    segment: int  # first seq of the segment file that holds it
-    offset: int  # of the payload within the segment
-    length: int
-    payload: bytes | None
+    Taken under the producer's lock (`Outbox.sync_point`), run outside it (`run`): the file
+    descriptors are duplicates, so a segment the producer rotates away meanwhile is still
+    flushed and closed here, never a reused descriptor number.
+    """
+
+    through: int  # highest seq this sync makes durable
+    fds: list[int]  # duplicates of the segments written since the last sync
+    folder: int  # a duplicate of the outbox folder's descriptor when an entry changed; -1: not
+
+    def run(self) -> None:
+        """Flush the segments, then the folder; close the duplicates (even on a failure)."""
+        try:
+            for fd in self.fds:
+                os.fsync(fd)
+            if self.folder >= 0:
+                os.fsync(self.folder)
+        finally:
+            for fd in (*self.fds, self.folder):
+                if fd >= 0:
+                    os.close(fd)
 
 
 class Outbox:
@@ -66,8 +93,9 @@ class Outbox:
     segment_bytes:
         A new segment starts once the current one is this large.
     sync:
-        ``fsync`` every append. Not needed to survive kill -9 (the page cache survives the
-        process); needed to survive power loss.
+        Records are sent only once fsynced (`sync_point`, `sendable`), and ``ACKED`` is
+        fsynced before a segment is deleted. Not needed to survive kill -9 (the page cache
+        survives the process); needed to survive power loss.
     cache_bytes:
         Payloads of unacknowledged frames kept in memory for resends; beyond it they are
         read back from disk.
@@ -93,7 +121,11 @@ class Outbox:
         self._segment_bytes = segment_bytes
         self._sync = sync
         self._cache_bytes = cache_bytes
+        new = [f for f in (directory, *directory.parents) if not f.exists()]
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if sync:  # a folder made here must not vanish in a power cut with what it holds
+            for folder in new:
+                _fsync_folder(folder.parent)
         try:
             self._lock = InstanceLock(directory / "LOCK")
         except LockHeld as exc:
@@ -101,8 +133,8 @@ class Outbox:
                 f"outbox {directory} is held by another process (pid {exc.holder})"
             ) from exc
         self._acked_fd = os.open(directory / "ACKED", os.O_RDWR | os.O_CREAT, 0o600)
-        raw = os.pread(self._acked_fd, _ACKED.size, 0)
-        self.acked = _ACKED.unpack(raw)[0] if len(raw) == _ACKED.size else 0
+        raw = os.pread(self._acked_fd, ACKED.size, 0)
+        self.acked = ACKED.unpack(raw)[0] if len(raw) == ACKED.size else 0
         self.records: deque[OutboxRecord] = deque()
         self._segment_last: dict[int, int] = {}  # segment -> highest seq it holds
         self._cached = 0
@@ -110,14 +142,21 @@ class Outbox:
         self.next_seq = self.acked + 1
         try:
             self._recover()
+            self._active_fd = os.open(
+                self._path(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
+            )
         except BaseException:  # a refused outbox stays closed, so it can be opened again
             os.close(self._acked_fd)
             self._lock.close()
             raise
-        self._active_fd = os.open(
-            self._path(self._active), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600
-        )
         self._active_size = os.fstat(self._active_fd).st_size
+        # What was written since the last fsync: segments rotated away (their descriptors,
+        # kept open for it), the active one, the folder's entries.
+        self._retired: list[int] = []
+        self._dirty = self._folder_dirty = sync
+        self.synced = self.next_seq - 1  # highest seq on the disk (page cache: without sync)
+        if sync:  # what a killed run wrote may still be in the page cache only
+            self.sync_point().run()  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ public
 
@@ -126,8 +165,18 @@ class Outbox:
         """Events written but not yet acknowledged."""
         return self.next_seq - 1 - self.acked
 
+    @property
+    def sendable(self) -> int:
+        """The highest seq that may be sent: durable with ``sync``, written without."""
+        return self.synced if self._sync else self.next_seq - 1
+
+    @property
+    def held_from(self) -> int:
+        """The oldest seq the outbox can still send (`next_seq` when it holds none)."""
+        return self.records[0].first_seq if self.records else self.next_seq
+
     def append(self, first_seq: int, last_seq: int, frame: bytes) -> OutboxRecord:
-        """Write one frame holding seqs ``first_seq..last_seq``; returns once it is durable.
+        """Write one frame holding seqs ``first_seq..last_seq``; with ``sync``, see `sendable`.
 
         Raises
         ------
@@ -144,13 +193,11 @@ class Outbox:
             raise OutboxError(f"append {first_seq}..{last_seq}: a frame of {len(frame)} bytes")
         if self._active_size >= self._segment_bytes:
             self._rotate(first_seq)
-        header = _HEADER.pack(len(frame), zlib.crc32(frame), first_seq, last_seq)
+        header = HEADER.pack(len(frame), zlib.crc32(frame), first_seq, last_seq)
         try:
             written = os.write(self._active_fd, header + frame)
             if written != len(header) + len(frame):  # the volume filled up during the write
                 raise OSError(errno.ENOSPC, f"short write of {written} bytes")
-            if self._sync:
-                os.fsync(self._active_fd)
         except OSError as exc:
             # Cut what was written: a torn record followed by whole ones would be damage.
             os.ftruncate(self._active_fd, self._active_size)
@@ -159,7 +206,7 @@ class Outbox:
             first_seq,
             last_seq,
             self._active,
-            self._active_size + _HEADER.size,
+            self._active_size + HEADER.size,
             len(frame),
             frame if self._cached + len(frame) <= self._cache_bytes else None,
         )
@@ -169,7 +216,29 @@ class Outbox:
         self._segment_last[self._active] = last_seq
         self.records.append(record)
         self.next_seq = last_seq + 1
+        if self._sync:
+            self._dirty = True
+        else:
+            self.synced = last_seq
         return record
+
+    def sync_point(self) -> SyncPoint | None:
+        """What an fsync must cover to make every record written so far durable; None: nothing.
+
+        Run it (`SyncPoint.run`) outside the producer's lock, then `synced_through`.
+        """
+        if not self._sync or not (self._dirty or self._retired or self._folder_dirty):
+            return None
+        fds, self._retired = self._retired, []
+        if self._dirty:
+            fds.append(os.dup(self._active_fd))
+        folder = os.open(self.directory, os.O_RDONLY) if self._folder_dirty else -1
+        self._dirty = self._folder_dirty = False
+        return SyncPoint(self.next_seq - 1, fds, folder)
+
+    def synced_through(self, point: SyncPoint) -> None:
+        """Record that ``point`` ran: its records may be sent."""
+        self.synced = max(self.synced, point.through)
 
     def payload(self, record: OutboxRecord) -> bytes:
         """Return a record's frame, from memory or from its segment."""
@@ -182,48 +251,74 @@ class Outbox:
             os.close(fd)
 
     def ack(self, seq: int) -> None:
-        """Forget every record whose seqs are all at or below ``seq``; drop spent segments."""
+        """Forget every record whose seqs are all at or below ``seq``; drop spent segments.
+
+        With ``sync``, ``ACKED`` is on the disk before a segment goes: after a power cut the
+        outbox knows the writer acknowledged at least the seqs it no longer holds.
+        """
         if seq <= self.acked:
             return
         self.acked = seq
-        os.pwrite(self._acked_fd, _ACKED.pack(seq), 0)
+        os.pwrite(self._acked_fd, ACKED.pack(seq), 0)
         while self.records and self.records[0].last_seq <= seq:
             done = self.records.popleft()
             if done.payload is not None:
                 self._cached -= done.length
-        for segment, last in list(self._segment_last.items()):
-            if segment != self._active and last <= seq:
-                self._path(segment).unlink(missing_ok=True)
-                del self._segment_last[segment]
+        spent = [s for s, last in self._segment_last.items() if s != self._active and last <= seq]
+        if spent and self._sync:
+            os.fdatasync(self._acked_fd)
+        for segment in spent:
+            self._path(segment).unlink(missing_ok=True)
+            del self._segment_last[segment]
+
+    def rewind(self, seq: int) -> None:
+        """Take the writer's word that it holds only seqs up to ``seq`` (below `acked`).
+
+        The records above ``seq`` still on the disk (acknowledged, in segments not yet
+        deleted) become unacknowledged again, to be sent again; `held_from` then says from
+        which seq the outbox can serve the writer.
+        """
+        if seq >= self.acked:
+            return
+        self.acked = seq
+        os.pwrite(self._acked_fd, ACKED.pack(seq), 0)
+        self.records.clear()
+        self._cached = 0
+        for segment in sorted(self._segment_last):
+            for record in whole_records(self._path(segment).read_bytes(), segment):
+                if record.last_seq > seq:
+                    self._keep(record)
 
     def close(self) -> None:
         """Release the files and the lock."""
-        for fd in (self._active_fd, self._acked_fd):
+        for fd in (self._active_fd, self._acked_fd, *self._retired):
             os.close(fd)
+        self._retired = []
         self._lock.close()
 
     # ------------------------------------------------------------------ internals
 
     def _path(self, segment: int) -> Path:
-        return self.directory / f"{segment:020d}{_SUFFIX}"
+        return self.directory / f"{segment:020d}{SUFFIX}"
 
     def _rotate(self, first_seq: int) -> None:
         try:  # the new segment first: if it cannot be made, the outbox is as it was
             new_fd = os.open(self._path(first_seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise _write_error(self._path(first_seq), exc) from exc
-        os.close(self._active_fd)
-        if self._sync:
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            os.fsync(dir_fd)
-            os.close(dir_fd)
+        if self._sync and self._dirty:
+            self._retired.append(self._active_fd)  # flushed and closed by the next sync
+        else:
+            os.close(self._active_fd)
+        self._dirty = False
+        self._folder_dirty = self._sync
         self._active = first_seq
         self._segment_last[first_seq] = first_seq - 1
         self._active_fd = new_fd
         self._active_size = 0
 
     def _recover(self) -> None:
-        segments = sorted(int(p.stem) for p in self.directory.glob(f"*{_SUFFIX}"))
+        segments = sorted(int(p.stem) for p in self.directory.glob(f"*{SUFFIX}"))
         if not segments:
             self._active = self.next_seq
             self._segment_last[self._active] = self.next_seq - 1
@@ -239,7 +334,7 @@ class Outbox:
                 raise OutboxError(
                     f"outbox {path} ends at seq {last} but the next segment starts at seq "
                     f"{segments[index + 1]}: records are missing or damaged. "
-                    + _advice(path, path.stat().st_size, last + 1)
+                    + damage_advice(path, path.stat().st_size, last + 1)
                 )
         if self._segment_last[segments[-1]] + 1 < self.next_seq:
             # ACKED is past the last whole record (a tail was cut), so everything here is
@@ -258,23 +353,28 @@ class Outbox:
         offset = 0
         while offset < len(data):
             expected = self._segment_last[segment] + 1
-            problem = _problem(data, offset, expected)
+            problem = record_problem(data, offset, expected)
             if problem:
                 self._damaged(path, data, offset, problem, expected, last_segment=last_segment)
                 os.truncate(path, offset)
                 return
-            length, _, first, last = _HEADER.unpack_from(data, offset)
-            start = offset + _HEADER.size
+            length, _, first, last = HEADER.unpack_from(data, offset)
+            start = offset + HEADER.size
             self._segment_last[segment] = last
             self.next_seq = max(self.next_seq, last + 1)
             if last > self.acked:
-                frame = data[start : start + length]
-                keep = self._cached + length <= self._cache_bytes
-                self._cached += length if keep else 0
-                self.records.append(
-                    OutboxRecord(first, last, segment, start, length, frame if keep else None)
+                self._keep(
+                    OutboxRecord(first, last, segment, start, length, data[start : start + length])
                 )
             offset = start + length
+
+    def _keep(self, record: OutboxRecord) -> None:
+        """Append a record read from the disk, its payload cached while the budget allows."""
+        if record.payload is not None and self._cached + record.length <= self._cache_bytes:
+            self._cached += record.length
+        else:
+            record.payload = None
+        self.records.append(record)
 
     def _damaged(
         self,
@@ -288,14 +388,14 @@ class Outbox:
     ) -> None:
         """Log and allow the cut of a torn tail; raise `OutboxError` for any other damage."""
         where = f"outbox {path} is damaged at byte {offset} ({problem})"
-        advice = _advice(path, offset, expected)
+        advice = damage_advice(path, offset, expected)
         if not last_segment:
             raise OutboxError(f"{where}. {advice}")
-        if _whole(data, offset):
+        if is_whole(data, offset):
             # Its checksum holds, so the write was complete (only the seqs are wrong): it
             # may have been sent, and cutting it would hand its seqs out again.
             raise OutboxError(f"{where}: a whole record, not a torn write. {advice}")
-        after = _next_whole(data, offset + 1, expected - 1)
+        after = next_whole_record(data, offset + 1, expected - 1)
         if after is not None:
             at, first, last = after
             raise OutboxError(
@@ -305,68 +405,12 @@ class Outbox:
         log.warning("outbox %s: cut torn tail at byte %d (%s)", path, offset, problem)
 
 
-def _advice(path: Path, offset: int, expected: int) -> str:
-    """An operator's choice for an outbox that refuses to open at byte ``offset`` of ``path``.
-
-    There is no repair command: the right cut depends on what the writer committed.
-    """
-    return (
-        f"Stop this source's producer and keep a copy of {path.parent}. If `observer audit` "
-        f"shows the writer committed this source only below seq {expected}, cut {path.name} "
-        f"to {offset} bytes (`truncate -s {offset} {path}`) and remove any segment after it: "
-        f"the producer starts again, what the outbox held from seq {expected} on is lost and "
-        f"those seqs are assigned again. If the writer committed seq {expected} or later, do "
-        "not cut: new events would reuse committed seqs."
-    )
-
-
-def _problem(data: bytes, offset: int, expected: int) -> str:
-    """Why the record at ``offset`` is not the whole record of seq ``expected``; "" if it is."""
-    if offset + _HEADER.size > len(data):
-        return "truncated header"
-    length, crc, first, last = _HEADER.unpack_from(data, offset)
-    start = offset + _HEADER.size
-    if length == 0:
-        return "empty record"
-    if length > _MAX_RECORD or start + length > len(data):
-        return "truncated frame"
-    if zlib.crc32(memoryview(data)[start : start + length]) != crc:
-        return "checksum mismatch"
-    if first > last or first != expected or last - first >= length:
-        return f"seq {first}..{last} in {length} bytes after seq {expected - 1}"
-    return ""
-
-
-def _whole(data: bytes, offset: int) -> bool:
-    """Whether the record at ``offset`` has all of its non-empty frame, checksum intact."""
-    if offset + _HEADER.size >= len(data):
-        return False
-    length, crc, _, _ = _HEADER.unpack_from(data, offset)
-    start = offset + _HEADER.size
-    if not 0 < length <= min(_MAX_RECORD, len(data) - start):
-        return False
-    return zlib.crc32(memoryview(data)[start : start + length]) == int(crc)
-
-
-def _next_whole(data: bytes, start: int, after_seq: int) -> tuple[int, int, int] | None:
-    """The first whole record at or past byte ``start`` that could follow seq ``after_seq``.
-
-    A damaged record's own length and seqs cannot be trusted, so every byte is tried as the
-    start of a header. Plausible means seqs ``after_seq < first <= last``, at least a byte of
-    frame per seq, and a frame that checks out: zeros (a power-loss tail) hold no such
-    header, and garbage hardly ever gets past the seqs, let alone the checksum.
-    """
-    end = len(data) - _HEADER.size  # a record of at least one byte starts before it
-    view = memoryview(data)
-    for at in range(start, end):
-        length, crc, first, last = _HEADER.unpack_from(data, at)
-        if (
-            after_seq < first <= last
-            and last - first < length <= end - at
-            and zlib.crc32(view[at + _HEADER.size : at + _HEADER.size + length]) == crc
-        ):
-            return at, first, last
-    return None
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_error(path: Path, exc: OSError) -> OutboxError:

@@ -8,6 +8,16 @@ sends everything unacknowledged again after a reconnect, a resend request from t
 an ACK timeout (doubling up to ``max_ack_timeout_s`` while the writer stays silent). A stopped
 writer therefore makes the outbox grow on disk; nothing is ever dropped.
 
+With ``sync`` a frame is sent only once it is fsynced (`bus.outbox.SyncPoint`: one fsync,
+outside the lock, for every frame written since the last), so a power cut never leaves the
+writer with a seq the outbox lost.
+
+If the writer asks for seqs the outbox no longer holds (its database lost events it had
+acknowledged: restored from a backup, or a power cut under ``fsync = false``), the producer
+sends again what its segments still hold and declares the rest lost (`bus.events.SeqsLost`,
+logged as critical here; kept and alerted by the writer), then goes on: a source never asks
+for the same range for ever.
+
 A full outbox volume (`OutboxFull`) is waited out, not fatal: the frame being gathered stays
 in memory and its write is tried again on every tick, so events already given seqs are kept.
 Only an event that would need a second frame in memory is refused: `send` raises
@@ -36,6 +46,7 @@ from bus.codec import (
     MAX_FRAME_BYTES,
     append_envelope,
     decode_ack,
+    encode_frame,
     frame_header,
 )
 from bus.curve import ClientCurve
@@ -46,10 +57,9 @@ from bus.errors import (
     EventError,
     FrameError,
     OutboxBehindWriter,
-    OutboxError,
     OutboxFull,
 )
-from bus.events import Alert, Event
+from bus.events import Alert, Event, SeqsLost
 from bus.outbox import Outbox
 
 __all__ = ["Producer"]
@@ -68,6 +78,9 @@ _HANDSHAKE_EVENTS = (
 # none for this long means no writer answers at all, an outage the outbox backlog tells,
 # not keys that do not match.
 _HANDSHAKE_QUIET_S = 10.0
+# A declaration of lost seqs sent this many times without the writer taking it (a writer of
+# a release before `SeqsLost`) ends the producer rather than asking for ever.
+_DECLARATION_SENDS = 10
 
 
 class Producer:
@@ -96,7 +109,10 @@ class Producer:
     backlog_alert_events:
         Emit an `Alert` (and log) when the outbox holds more unacknowledged events.
     sync:
-        fsync each outbox append (survive power loss, not only kill -9).
+        Send a frame only once it is fsynced in the outbox (survive power loss, not only
+        kill -9).
+    segment_bytes:
+        The outbox starts a new segment file once the current one is this large.
     clock_ns:
         Source of envelope timestamps (UTC ns); workers pass their `Clock`.
     scrub:
@@ -124,6 +140,7 @@ class Producer:
         max_ack_timeout_s: float = 30.0,
         backlog_alert_events: int = 1_000_000,
         sync: bool = False,
+        segment_bytes: int = 16 * 1024 * 1024,
         clock_ns: Callable[[], int] = time.time_ns,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         scrub: Callable[[Event], Event] | None = None,
@@ -148,7 +165,7 @@ class Producer:
         self._watch = watch
         self._curve = curve
         self._full_since = 0.0  # monotonic time the outbox's volume was found full; 0: not
-        self._outbox = Outbox(outbox_dir, sync=sync)
+        self._outbox = Outbox(outbox_dir, sync=sync, segment_bytes=segment_bytes)
         self._lock = threading.Lock()
         self._acked_cond = threading.Condition(self._lock)
         # The frame being gathered: `_buffered` encoded envelopes from seq `_buffer_first`.
@@ -179,6 +196,10 @@ class Producer:
         self.frames_resent = 0
         self.resends = 0
         self.reconnects = 0
+        self.lost_events = 0  # declared lost (`SeqsLost`): the writer lost them, so did we
+        # The declaration being sent: its range and its frame, the same bytes at each resend.
+        self._declared: tuple[int, int, bytes] | None = None
+        self._declaration_sends = 0
         self._thread = threading.Thread(target=self._run, name=f"producer-{source}", daemon=True)
         self._thread.start()
 
@@ -516,27 +537,63 @@ class Producer:
                 self._apply_ack(ack.seq, ack.resend)
 
     def _apply_ack(self, seq: int, resend: bool) -> None:
-        durable = self._outbox.next_seq - 1
+        outbox = self._outbox
+        durable = outbox.next_seq - 1
         if seq > durable:
             raise OutboxBehindWriter(
                 f"writer committed {self.source} up to seq {seq} but this outbox wrote only "
                 f"{durable}: the outbox was lost or the source name is used twice"
             )
-        if seq < self._outbox.acked and resend:
-            raise OutboxError(
-                f"writer asks {self.source} to resend from {seq} but acknowledged "
-                f"{self._outbox.acked} before: the writer's database lost committed events"
+        acknowledged = outbox.acked
+        if seq < acknowledged:
+            log.critical(
+                "producer %s: the writer acknowledged seq %d and now holds only %d: its "
+                "database lost events it had committed; sending again what this outbox "
+                "still holds",
+                self.source,
+                acknowledged,
+                seq,
             )
-        if seq > self._outbox.acked:
-            self._outbox.ack(seq)
+            outbox.rewind(seq)
+            self._sent_upto = seq
+        if seq + 1 < outbox.held_from:
+            self._declare_lost(seq + 1, outbox.held_from - 1, acknowledged)
+        if seq > outbox.acked:
+            outbox.ack(seq)
             self._progress_at = self._acked_at = time.monotonic()
             self._timeout = self._base_timeout
             if self.pending <= self._backlog_alert:
                 self._backlog_alerted = False
             self._acked_cond.notify_all()
+        if self._declared is not None and seq >= self._declared[1]:
+            self._declared = None
         self._sent_upto = max(self._sent_upto, seq)
         if resend:
             self._rewind("writer asked")
+
+    def _declare_lost(self, first: int, last: int, acknowledged: int) -> None:
+        """Queue the declaration that ``first..last`` are gone, ahead of the records after it.
+
+        Built once per range, so that a resend carries the same bytes (the writer checks a
+        repeated seq against what it committed).
+        """
+        if self._declared is None or self._declared[:2] != (first, last):
+            log.critical(
+                "producer %s: seqs %d..%d are lost: the writer no longer holds them and this "
+                "outbox let them go once the writer had acknowledged them (through %d); "
+                "declaring them lost and going on from %d",
+                self.source,
+                first,
+                last,
+                acknowledged,
+                last + 1,
+            )
+            event = SeqsLost(first_seq=first, last_seq=last, acknowledged=acknowledged)
+            frame = encode_frame([Envelope(self.source, last, self._clock_ns(), event)])
+            self._declared = (first, last, frame)
+            self._declaration_sends = 0
+            self.lost_events += last - first + 1
+        self._sent_upto = min(self._sent_upto, first - 1)
 
     def _rewind(self, why: str) -> None:
         if self._sent_upto > self._outbox.acked:
@@ -553,12 +610,36 @@ class Producer:
             if self._sent_upto > self._outbox.acked and now - self._progress_at >= self._timeout:
                 self._rewind(f"no ack for {self._timeout:.1f}s")
                 self._timeout = min(self._timeout * 2, self._max_timeout)
+            point = self._outbox.sync_point()
+        if point is not None:
+            point.run()  # outside the lock: `send` goes on meanwhile
+        with self._lock:
+            if point is not None:
+                self._outbox.synced_through(point)
             self._transmit(dealer)
 
     def _transmit(self, dealer: zmq.Socket[bytes]) -> None:
+        if self._declared is not None and self._sent_upto == self._declared[0] - 1:
+            first, last, frame = self._declared
+            if self._declaration_sends >= _DECLARATION_SENDS:
+                raise BusError(
+                    f"the writer did not take {self.source}'s declaration that seqs {first}.."
+                    f"{last} are lost after {self._declaration_sends} sends (a writer of an "
+                    "older release?): it would ask for them for ever"
+                )
+            try:
+                dealer.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._declaration_sends += 1
+            self.frames_sent += 1
+            self._sent_upto = last
+        sendable = self._outbox.sendable
         for record in self._outbox.records:
             if record.last_seq <= self._sent_upto:
                 continue
+            if record.last_seq > sendable:
+                return  # not on the disk yet: the next tick's sync makes it so
             # A record (several events when sends were batched) goes only whole within the
             # credit; one larger than the credit goes alone, when nothing else is in flight.
             in_flight = self._sent_upto - self._outbox.acked

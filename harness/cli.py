@@ -169,6 +169,9 @@ def bench_bus(
     endpoint: Annotated[
         str, typer.Option(help="ipc | tcp (tcp: the runs again over tcp+CURVE, beside ipc)")
     ] = "ipc",
+    fsync: Annotated[
+        bool, typer.Option(help="[bus] fsync for the writer, the outboxes and the raw store")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
     """Producers -> writer with outbox and acks on, against raw baselines in the same run."""
@@ -182,6 +185,7 @@ def bench_bus(
         rate=rate,
         endpoint=endpoint,
         latency_s=latency_seconds,
+        fsync=fsync,
     )
     for line in report.lines():
         typer.echo(line)

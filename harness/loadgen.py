@@ -4,7 +4,9 @@
 sends N trade ticks as source S (continuing after whatever its outbox already assigned),
 waits until the writer acknowledged all of them, prints one JSON line and exits 0. With
 ``--events 0`` it sends until SIGTERM, then drains the same way: a supervised test worker
-(READY and heartbeats included) whose every event must reach the database.
+(READY and heartbeats included) whose every event must reach the database. ``--print-acks``
+prints ``acked N`` each time the writer's acknowledgement grows (the power-cut test's record
+of what was acknowledged before the cut).
 """
 
 from __future__ import annotations
@@ -59,12 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, required=True, help="0: until SIGTERM")
     parser.add_argument("--rate", type=float, default=0.0, help="events/s; 0 = as fast as possible")
     parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--sync", action="store_true", help="with --outbox: fsync it first")
+    parser.add_argument("--segment-bytes", type=int, default=16 * 1024 * 1024)
+    parser.add_argument("--batch-events", type=int, default=1000)
+    parser.add_argument("--print-acks", action="store_true")
     args = parser.parse_args(argv)
 
     if args.endpoint and args.outbox:
-        producer = Producer(args.source, args.endpoint, args.outbox)
+        producer = Producer(
+            args.source,
+            args.endpoint,
+            args.outbox,
+            sync=args.sync,
+            segment_bytes=args.segment_bytes,
+            batch_events=args.batch_events,
+        )
     else:
         producer = producer_for(load_settings(), args.source)
+    if args.print_acks:
+        threading.Thread(target=_print_acks, args=(producer,), daemon=True).start()
     stop = stop_on_signals() if args.events == 0 else threading.Event()
     notifier = Notifier.from_env()
     notifier.ready()
@@ -105,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     producer.close(drain_timeout=0)
     print(json.dumps(report), flush=True)
     return 0 if drained else 1
+
+
+def _print_acks(producer: Producer) -> None:
+    printed = producer.acked
+    while True:
+        if (acked := producer.acked) > printed:
+            print(f"acked {acked}", flush=True)
+            printed = acked
+        time.sleep(0.001)  # polls the producer's figure; nothing waits on it
 
 
 if __name__ == "__main__":

@@ -223,44 +223,40 @@ def db_restore(
 def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Check that every source's seqs are exactly 1..max and no seq was claimed twice.
 
-    Exit 1 if a source is incomplete or an envelope conflicted with a committed one; exit 2
-    if there is no database or it was never migrated. An empty one says so (exit 0).
+    Names the seqs producers declared lost, and compares this host's outboxes with the
+    database: one that saw more acknowledged than the database holds means acknowledged
+    events are missing. Exit 1 on any of these or a conflict; exit 2 if there is no database
+    or it was never migrated. An empty one says so (exit 0).
     """
-    from datetime import UTC, datetime
-
     from sqlalchemy import inspect
 
-    from observer.db.audit_queries import audit_sources, conflicts
+    from observer.audit import AuditReport, outbox_states
+    from observer.db.audit_queries import audit_sources, conflicts, losses
     from observer.db.engine import display_url, make_engine
     from observer.db.models import BusOffset
 
-    url = _url(_settings(config), db)
+    settings = _settings(config)
+    url = _url(settings, db)
     engine, where = make_engine(url, read_only=True), display_url(url)  # password masked
     try:
         if not inspect(engine).has_table(BusOffset.__tablename__):  # its own connection
             _fail(f"the database {where} was never migrated: run `observer db upgrade`", 2)
         with engine.connect() as conn:
-            results = audit_sources(conn)
-            clashes = conflicts(conn)
+            report = AuditReport(
+                audit_sources(conn),
+                conflicts(conn),
+                losses(conn),
+                outbox_states(settings.paths.run),
+            )
     finally:
         engine.dispose()
-    for r in results:
-        state = "ok" if r.complete else "INCOMPLETE"
-        typer.echo(
-            f"{r.source:30} seq {r.min_seq}..{r.max_seq} distinct {r.distinct} "
-            f"rows {r.rows} committed {r.committed} {state}"
-        )
-    for c in clashes:
-        received = datetime.fromtimestamp(c.received_ns / 1e9, UTC).isoformat(timespec="seconds")
-        typer.echo(
-            f"CONFLICT {c.source}/{c.seq} ({c.event_type}) received {received}: "
-            "other content than the committed envelope"
-        )
-    if clashes:
-        typer.echo(f"{len(clashes)} conflicting envelopes, kept in bus_conflicts")
-    if not results and not clashes:  # silence read as "all well" on a database never written
+    for line in report.lines():
+        typer.echo(line)
+    if (
+        not report.sources and not report.conflicts
+    ):  # silence read as "all well" on a database never written
         typer.echo(f"nothing stored yet in {where}: 0 sources, 0 events (no ticks, snapshots, ...)")
-    raise typer.Exit(0 if all(r.complete for r in results) and not clashes else 1)
+    raise typer.Exit(0 if report.ok else 1)
 
 
 @app.command()

@@ -126,7 +126,10 @@ class BusSettings(Strict, frozen=True):
     max_in_flight: Positive = 20_000
     ack_timeout_ms: Positive = 5000
     backlog_alert_events: Positive = 1_000_000
-    fsync: bool = False
+    # What the writer acknowledges survives a power cut: it commits with fsync (SQLite
+    # synchronous=FULL; PostgreSQL synchronous_commit=on) and producers send a frame only
+    # once it is fsynced in their outbox. False survives kill -9 only (see the README).
+    fsync: bool = True
     # Empty: ipc:// under the run directory. tcp://host:port (the writer's host) needs CURVE.
     ingest_endpoint: str = ""
     feed_endpoint: str = ""

@@ -22,6 +22,7 @@ import msgspec
 
 __all__ = [
     "BUS_HANDSHAKE_FAILING_S",
+    "BUS_LOST_EVENTS",
     "BUS_UNACKED_S",
     "FAILING_S",
     "NOTIFY_FD_ENV",
@@ -38,6 +39,8 @@ BUS_HANDSHAKE_FAILING_S = "bus_handshake_failing_s"
 # How long the writer has acknowledged none of this process's pending events (a writer out of
 # this host's reach: the events wait in the outbox, and so do the alerts about it).
 BUS_UNACKED_S = "bus_unacked_s"
+# Events this process's producer declared lost (`bus.events.SeqsLost`) since it started.
+BUS_LOST_EVENTS = "bus_lost_events"
 
 
 class ProducerFigures(Protocol):
@@ -51,6 +54,9 @@ class ProducerFigures(Protocol):
 
     @property
     def handshake_failing_s(self) -> float: ...
+
+    @property
+    def lost_events(self) -> int: ...
 
 
 class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -94,7 +100,7 @@ class Notifier:
 
         ``bus_pending``: the outbox's backlog, the events the writer has not acknowledged (on
         a collectors host it grows while the writer's host is out of reach);
-        `BUS_UNACKED_S` and `BUS_HANDSHAKE_FAILING_S`.
+        `BUS_UNACKED_S`, `BUS_HANDSHAKE_FAILING_S` and `BUS_LOST_EVENTS`.
         """
         self._producer = producer
 
@@ -123,6 +129,8 @@ class Notifier:
             counted["bus_pending"] = float(producer.pending)
             counted[BUS_UNACKED_S] = round(producer.unacked_s, 1)
             counted[BUS_HANDSHAKE_FAILING_S] = round(producer.handshake_failing_s, 1)
+            if producer.lost_events:
+                counted[BUS_LOST_EVENTS] = float(producer.lost_events)
         return counted
 
     def _write(self, notice: Notice) -> None:

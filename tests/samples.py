@@ -36,6 +36,7 @@ from bus.events import (
     RosterAccount,
     SectorCodes,
     SectorMetadata,
+    SeqsLost,
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
@@ -185,6 +186,8 @@ SAMPLES: list[Event] = [
     PruneRequested(table="trade_ticks", trade_date=date(2020, 1, 2), rows=0, sha256="ef" * 32),
     HostRoster(host="c1", role="collectors", whole_market=("track_a", "universe"),
                accounts=(RosterAccount(alias="acct1", fingerprint="0123456789abcdef"),)),
+    # Stored, and declaring nothing: a declaration's range ends at its own seq.
+    SeqsLost(first_seq=0, last_seq=0, acknowledged=0),
 ]  # fmt: skip
 
 # Rows per table that SAMPLES leave in a fresh database.
@@ -229,6 +232,7 @@ EXPECTED_ROWS = {
     "bus_offsets": 1,
     "bus_digests": 1,  # one commit of one source
     "bus_conflicts": 0,
+    "bus_losses": 1,
     "rejected_events": 0,
     "reconciliations": 1,
     "reconciliation_minutes": 2,

@@ -289,7 +289,8 @@ def test_every_string_of_every_event_is_masked(sample: Any) -> None:
     hostile = every_string_replaced(sample, echo)
     masked = mask_struct(hostile)
     assert leaks(msgspec.msgpack.encode(masked)) == []
-    assert leaks(msgspec.msgpack.encode(hostile)) != []  # the test's echo did hold them
+    if hostile != sample:  # an event with text (a `SeqsLost` holds only numbers)
+        assert leaks(msgspec.msgpack.encode(hostile)) != []  # the test's echo did hold them
 
 
 def test_every_event_type_is_covered_by_the_samples() -> None:

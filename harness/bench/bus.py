@@ -23,6 +23,10 @@ Paths measured:
 * **tcp** (``--endpoint tcp``): the bus and latency runs again, in the same run and the same
   database (new sources), with the writer on a loopback tcp port and CURVE keys as between
   hosts; reported beside the ipc figures with their ratio.
+
+Everything runs as ``[bus] fsync`` says (``--fsync``, the default, or ``--no-fsync``): the
+writer's commits, the producers' outboxes and the raw SQLite store all flush to the disk, or
+none does, so the ratios compare like with like and two runs show what durability costs.
 """
 
 from __future__ import annotations
@@ -117,6 +121,7 @@ class BusBenchReport:
     tcp_events_per_s: float = 0.0  # with endpoint "tcp": the same runs over tcp+CURVE
     tcp_p50_ms: float = 0.0
     tcp_p99_ms: float = 0.0
+    fsync: bool = True  # the writer, the producers' outboxes and the raw SQLite store flush
 
     @property
     def machine_bound_per_s(self) -> float:
@@ -165,6 +170,7 @@ class BusBenchReport:
             "lost": self.lost,
             "duplicated": self.duplicated,
             "endpoint": self.endpoint,
+            "fsync": self.fsync,
         } | self._tcp_summary()
 
     def _tcp_summary(self) -> dict[str, Any]:
@@ -182,7 +188,8 @@ class BusBenchReport:
         s = self.summary()
         storage = "COPY into PostgreSQL" if self.db == "postgres" else "executemany into SQLite"
         return [
-            f"bus bench: {self.events} events, {self.producers} producers, db={self.db}",
+            f"bus bench: {self.events} events, {self.producers} producers, db={self.db}, "
+            f"fsync={'on' if self.fsync else 'off'}",
             f"  bus (outbox+acks)   {s['events_per_s']:>10,} events/s",
             f"  raw pyzmq+msgspec   {s['transport_baseline_per_s']:>10,} events/s  "
             f"ratio {s['transport_ratio']}",
@@ -332,13 +339,13 @@ class RawStore:
         return (self.client_cpu_s + self.server_cpu_s) * 1e6 / self.events
 
 
-def sqlite_baseline(events: int, path: Path) -> RawStore:
-    """Bare ``executemany`` into a WAL SQLite ``trade_ticks`` table."""
+def sqlite_baseline(events: int, path: Path, fsync: bool = True) -> RawStore:
+    """Bare ``executemany`` into a WAL SQLite ``trade_ticks`` table (``FULL`` with fsync)."""
     rows = _tick_rows(events)
     _create_tick_table(f"sqlite:///{path}")
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if fsync else 'NORMAL'}")
     sql = f"INSERT INTO trade_ticks ({_TICK_COLUMNS}) VALUES ({','.join('?' * len(rows[0]))})"  # noqa: S608
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, events, 20_000):
@@ -436,9 +443,15 @@ class _Transport:
     name: str = "ipc"
     config: str = ""  # extra settings of the writer and the producers (tcp: [bus] and keys)
     curve: ClientCurve | None = None
+    fsync: bool = True
+
+    def settings(self) -> str:
+        """The writer's and the producers' extra settings, ``[bus] fsync`` among them."""
+        rest = self.config.removeprefix("[bus]\n")
+        return f"[bus]\nfsync = {'true' if self.fsync else 'false'}\n{rest}"
 
 
-def _tcp_transport(workdir: Path) -> _Transport:
+def _tcp_transport(workdir: Path, fsync: bool) -> _Transport:
     """A loopback tcp bus with CURVE: the writer's pair and one client pair."""
     keys = workdir / "keys"
     generate_key_pair(keys, "writer")
@@ -455,7 +468,7 @@ def _tcp_transport(workdir: Path) -> _Transport:
         '[bus.curve.clients]\nbench = ["*"]\n'
     )
     curve = ClientCurve(load_key_pair(keys, "bench"), load_public_key(keys / "writer.key"))
-    return _Transport(endpoints, "tcp", config, curve)
+    return _Transport(endpoints, "tcp", config, curve, fsync)
 
 
 def _start_writer(
@@ -463,7 +476,7 @@ def _start_writer(
 ) -> subprocess.Popen[bytes]:
     config = workdir / f"bench-{transport.name}.toml"
     # The writer is the CURVE server: its own pair, the same allow-list.
-    writer_config = transport.config.replace('key = "bench"', 'key = "writer"')
+    writer_config = transport.settings().replace('key = "bench"', 'key = "writer"')
     config.write_text(f'[paths]\nrun_dir = "{run_dir}"\n[database]\nurl = "{url}"\n{writer_config}')
     log_path = workdir / f"writer-{transport.name}.log"
     with log_path.open("wb") as log:  # the child keeps its own descriptor
@@ -484,7 +497,7 @@ def _loadgens(
     env = None
     if transport.config:  # keys come from settings: the producers get their own config
         config = workdir / f"producers-{transport.name}.toml"
-        config.write_text(f'[paths]\nrun_dir = "{workdir / "run"}"\n{transport.config}')
+        config.write_text(f'[paths]\nrun_dir = "{workdir / "run"}"\n{transport.settings()}')
         env = {**os.environ, "OBSERVER_CONFIG": str(config)}
 
     def where(source: str) -> list[str]:  # ipc: the endpoint and outbox on the command line
@@ -495,6 +508,7 @@ def _loadgens(
             transport.endpoints.ingest,
             "--outbox",
             str(workdir / "outbox" / source),
+            *(["--sync"] if transport.fsync else []),
         ]
 
     return [
@@ -547,7 +561,13 @@ def check_options(events: int, producers: int, db: str, rate: int, endpoint: str
 
 
 def run_bus_bench(
-    events: int, producers: int, db: str, rate: int, endpoint: str = "ipc", latency_s: float = 5.0
+    events: int,
+    producers: int,
+    db: str,
+    rate: int,
+    endpoint: str = "ipc",
+    latency_s: float = 5.0,
+    fsync: bool = True,
 ) -> BusBenchReport:
     """Run baselines, the throughput run and the latency run (also over tcp); audit."""
     check_options(events, producers, db, rate, endpoint)
@@ -558,19 +578,20 @@ def run_bus_bench(
         latency_rate=rate,
         latency_s=latency_s,
         endpoint=endpoint,
+        fsync=fsync,
     )
     with tempfile.TemporaryDirectory(prefix="observer-bench-") as tmp:
         workdir = Path(tmp)
         run_dir = workdir / "run"
-        transports = [_Transport(local_endpoints(run_dir))]  # (makes the run directory)
+        transports = [_Transport(local_endpoints(run_dir), fsync=fsync)]  # (makes the folder)
         report.transport_baseline_per_s = transport_baseline(events, producers, run_dir)
         if endpoint == "tcp":
-            transports.append(_tcp_transport(workdir))
+            transports.append(_tcp_transport(workdir, fsync))
         with _database(db, workdir) as url:
             if db == "postgres":
                 raw = postgres_baseline(events, url)
             else:
-                raw = sqlite_baseline(events, workdir / "raw.db")
+                raw = sqlite_baseline(events, workdir / "raw.db", fsync)
             report.storage_baseline_per_s = raw.per_s
             report.storage_cpu_per_s = raw.client_per_cpu_s
             report.storage_total_cpu_us = raw.total_cpu_us
@@ -578,7 +599,7 @@ def run_bus_bench(
             for transport in transports:
                 expected |= _series(report, url, workdir, transport, rate)
             alone = [f"alone-{i}" for i in range(producers)]  # the schema is the writer's now
-            measured = writer_alone(url, events, alone)
+            measured = writer_alone(url, events, alone, fsync)
             report.alone_per_s, report.alone_cpu_per_s = measured.per_s, measured.per_cpu_s
             expected |= {source: events // producers for source in alone}
             report.lost, report.duplicated = _audit(url, expected)

@@ -32,7 +32,7 @@ class WriterAlone:
     per_cpu_s: float
 
 
-def writer_alone(url: str, events: int, sources: list[str]) -> WriterAlone:
+def writer_alone(url: str, events: int, sources: list[str], fsync: bool = True) -> WriterAlone:
     """Commit ``events`` ticks, split between ``sources``, through the writer's path."""
     now = time.time_ns()
     share = events // len(sources)
@@ -50,7 +50,7 @@ def writer_alone(url: str, events: int, sources: list[str]) -> WriterAlone:
     ]
     frames = [frame for turn in zip(*by_source, strict=True) for frame in turn]  # interleaved
     per_batch = max(1, WriterOptions().batch_events // _FRAME_EVENTS)
-    engine = make_engine(url)
+    engine = make_engine(url, durable=fsync)
     try:
         store = Store(engine)
         store.load_marks()

@@ -2,20 +2,39 @@
 
 Per source, the distinct seqs across all append-only tables (and those retention pruned)
 must be exactly 1..max, and max the committed mark; every source with a mark is audited,
-rows or none. `snapshot` is the one-snapshot read the audit needs, for other reads too.
+rows or none. Seqs a producer declared lost (``bus_losses``) are accounted for, not present:
+the audit names them. `snapshot` is the one-snapshot read the audit needs, for other reads
+too.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Connection, func, literal, null, select, text, union_all
 
-from observer.db.models import AUDITED_MODELS, BusConflict, BusOffset, PrunedChunk
+from observer.db.models import AUDITED_MODELS, BusConflict, BusOffset, PrunedChunk, SeqsLostRow
 
-__all__ = ["Conflict", "SourceAudit", "audit_sources", "conflicts", "snapshot"]
+__all__ = ["Conflict", "Loss", "SourceAudit", "audit_sources", "conflicts", "losses", "snapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Seqs ``first_seq..last_seq`` of ``source`` a producer declared lost at ``declared_ns``."""
+
+    source: str
+    first_seq: int
+    last_seq: int
+    acknowledged: int  # the highest seq the producer had seen acknowledged
+    declared_ns: int
+
+    @property
+    def missing(self) -> int:
+        """The seqs of the range with no row: all but the last, the declaration's own."""
+        return self.last_seq - self.first_seq
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,12 +50,15 @@ class SourceAudit:
     distinct: int
     rows: int
     committed: int
+    lost: int = 0  # seqs declared lost (`Loss.missing`), accounted for though absent
 
     @property
     def complete(self) -> bool:
-        """True when no seq is missing and the high-water mark matches the rows."""
+        """True when every seq is present or declared lost, and the mark matches the rows."""
         return (
-            self.min_seq == 1 and self.distinct == self.max_seq and self.max_seq == self.committed
+            self.min_seq == 1
+            and self.distinct + self.lost == self.max_seq
+            and self.max_seq == self.committed
         )
 
 
@@ -93,7 +115,32 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
     )
     with snapshot(conn):
         rows = conn.execute(query).all()
-    return [SourceAudit(row[0], *(int(value) for value in row[1:])) for row in rows]
+        lost = Counter[str]()
+        for loss in losses(conn):
+            lost[loss.source] += loss.missing
+    return [
+        SourceAudit(
+            source,
+            min_seq=int(low),
+            max_seq=int(high),
+            distinct=int(seqs),
+            rows=int(count),
+            committed=int(mark),
+            lost=lost[source],
+        )
+        for source, low, high, seqs, count, mark in rows
+    ]
+
+
+def losses(conn: Connection) -> list[Loss]:
+    """Every range a producer declared lost, oldest first."""
+    row = SeqsLostRow
+    query = (
+        select(row.source, row.first_seq, row.last_seq, row.acknowledged, row.produced_ns)
+        .where(row.last_seq == row.seq, row.first_seq <= row.last_seq)  # a declaration's own
+        .order_by(row.produced_ns, row.source, row.seq)
+    )
+    return [Loss(*r) for r in conn.execute(query)]
 
 
 @dataclass(frozen=True, slots=True)

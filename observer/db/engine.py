@@ -96,13 +96,18 @@ def libpq_params(url: str | URL) -> dict[str, str]:
     return {key: str(value) for key, value in kwargs.items() if value is not None}
 
 
-def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str | URL, *, read_only: bool = False, durable: bool = True, **kwargs: Any
+) -> Engine:
     """Create an engine with the project's connection settings.
 
-    SQLite gets WAL, ``synchronous=NORMAL`` (durable across process crashes; a power cut may
-    lose the last commits, never corrupt), a busy timeout and foreign keys. PostgreSQL gets
-    pre-ping so a dropped connection is replaced. ``read_only`` makes every transaction
-    refuse writes, for workers that only read, and a missing SQLite file an error
+    SQLite gets WAL, a busy timeout and foreign keys, and ``synchronous=FULL``: a commit
+    returns once it is on the disk, so what the writer acknowledges survives a power cut
+    (``durable=False``: ``NORMAL``, which survives a process crash but may lose the last
+    commits in a power cut, never corrupt). PostgreSQL gets pre-ping so a dropped
+    connection is replaced, and ``synchronous_commit=on`` whatever the server's default
+    (``durable=False`` leaves the server's). ``read_only`` makes every transaction refuse
+    writes, for workers that only read, and a missing SQLite file an error
     (`require_database`); otherwise a SQLite file's folder is created.
     """
     parsed = normalize_url(url)
@@ -113,7 +118,7 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
         engine = create_engine(parsed, **kwargs)
         if read_only:
             event.listen(engine, "do_connect", lambda *_: require_database(parsed))
-        event.listen(engine, "connect", _sqlite_pragmas(read_only))
+        event.listen(engine, "connect", _sqlite_pragmas(read_only, durable))
         return engine
     connect_args = kwargs.setdefault("connect_args", {})
     # libpq waits for a server that does not answer (a host gone, a cut link) as long as the
@@ -121,6 +126,8 @@ def make_engine(url: str | URL, *, read_only: bool = False, **kwargs: Any) -> En
     connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
     if read_only:
         connect_args["options"] = "-c default_transaction_read_only=on"
+    elif durable and "options" not in parsed.query:  # the URL's own options win
+        connect_args["options"] = "-c synchronous_commit=on"
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 
@@ -151,7 +158,9 @@ def require_database(url: str | URL) -> None:
         raise NoDatabase(f"no database at {database.absolute()}")
 
 
-def _sqlite_pragmas(read_only: bool) -> Any:
+def _sqlite_pragmas(read_only: bool, durable: bool) -> Any:
+    synchronous = "FULL" if durable else "NORMAL"
+
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -159,7 +168,7 @@ def _sqlite_pragmas(read_only: bool) -> Any:
             cursor.execute("PRAGMA query_only=ON")
         else:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -37,14 +37,18 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, FAILING_S
+from bus.events import EVENTS_LOST
+from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_LOST_EVENTS, BUS_UNACKED_S, FAILING_S
 from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.jobs import running_before
 from observer.supervisor.program import Launch, Program, State
+
+if TYPE_CHECKING:
+    from observer.alerts import Notice
 
 __all__ = [
     "COMMANDS",
@@ -353,8 +357,10 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
     `HANDSHAKE_GRACE_S` (``bus_handshake_failing_s``: the keys do not match), or whose
     events have waited longer than `UNACKED_GRACE_S` for the writer's acknowledgement
     (``bus_unacked_s``: a writer stopped or out of this host's reach; the process beats on,
-    its events and its alerts only pile up in its outbox). A program stopped by a command is
-    the operator's choice, not a problem (`held_warnings` names it).
+    its events and its alerts only pile up in its outbox), or whose producer declared events
+    lost (``bus_lost_events``: the writer's database lost them after acknowledging them). A
+    program stopped by a command is the operator's choice, not a problem (`held_warnings`
+    names it).
     """
     found = []
     for program in programs:
@@ -389,7 +395,25 @@ def problems(programs: list[Program], wanted: Callable[[Program], bool]) -> list
                     f"{name}: bus: {pending:.0f} events have waited {waiting:.0f} s for the "
                     "writer to acknowledge them (is it running, and reachable from this host?)"
                 )
+            if lost := program.counters.get(BUS_LOST_EVENTS, 0.0):
+                found.append(
+                    f"{name}: bus: declared {lost:.0f} events lost: the writer's database no "
+                    "longer holds what it acknowledged (see `observer audit`)"
+                )
     return found
+
+
+def alerted_problems(open_alerts: Iterable[Notice]) -> list[str]:
+    """The open alerts that keep the status unhealthy until acknowledged, one line each.
+
+    ``bus_events_lost``: a producer declared events lost that the writer had acknowledged;
+    the data is gone for good, so only an operator's acknowledgement ends it.
+    """
+    return [
+        f"bus: {notice.message} (`observer alerts ack {notice.id}` once understood)"
+        for notice in open_alerts
+        if notice.code == EVENTS_LOST
+    ]
 
 
 def held_warnings(programs: list[Program], due: Callable[[Program], bool]) -> list[str]:

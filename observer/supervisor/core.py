@@ -30,7 +30,13 @@ from observer.errors import ObserverError
 from observer.phases import KST, Phase
 from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
-from observer.supervisor.commands import HANDSHAKE_GRACE_S, dispatch, held_warnings, problems
+from observer.supervisor.commands import (
+    HANDSHAKE_GRACE_S,
+    alerted_problems,
+    dispatch,
+    held_warnings,
+    problems,
+)
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
 from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CrashLoops
@@ -164,6 +170,7 @@ class Supervisor:
         found = problems(programs, self.wanted) + [
             f"account {a['account']}: {p}" for a in accounts for p in a["problems"]
         ]
+        found += alerted_problems(self.readings.open_alerts)
         if (failing := self.producer.handshake_failing_s) > HANDSHAKE_GRACE_S:  # its own
             found.append(
                 f"supervisor: bus: the CURVE handshake with the writer has failed for "

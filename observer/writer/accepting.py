@@ -3,7 +3,9 @@
 A pure function of the frames and the committed marks (`accept`), apart from the store so
 that its rule reads alone: an envelope is taken only if its seq is exactly its source's mark
 + 1; one at or below the mark is a repeat (a resend, or a conflict the store checks); one
-beyond it waits for a resend.
+beyond it waits for a resend. The one exception is a producer's `SeqsLost` declaration: its
+envelope, at seq ``last_seq``, is taken when ``first_seq`` is the mark + 1, and stands for
+the whole range (`Accepted.losses`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import msgspec
 
 from bus.codec import DecodedFrame, envelope_digests
 from bus.envelope import Envelope
+from bus.events import SeqsLost
 from observer.writer.identity import Repeat
 
 __all__ = ["Accepted", "accept"]
@@ -42,6 +45,7 @@ class Accepted:
     conflicted: Counter[str] = field(default_factory=Counter)  # conflicts per source
     first_conflict: tuple[str, int] | None = None  # the first's source and seq
     own: int = 0  # the writer's own envelopes added to `frames` (its conflict alert)
+    losses: list[Envelope] = field(default_factory=list)  # accepted `SeqsLost` declarations
     recovered: int = 0  # of `count`, committed by an earlier try that failed (`Store.apply`)
 
     @property
@@ -102,15 +106,19 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
             last = frame.envelopes[-1]
             result.frames.append((frame, list(range(len(frame.envelopes)))))
             result.marks[last.source] = last.seq
+            if len(frame.envelopes) == 1 and _declares(last, last.seq - 1):  # one seq lost
+                result.losses.append(last)
             continue
         taken: list[int] = []
         for index, env in enumerate(frame.envelopes):
             mark = result.marks.get(env.source, marks.get(env.source, 0))
             if env.seq <= mark:
                 result.repeats.append((env, frame.parts[index]))
-            elif env.seq == mark + 1:
+            elif env.seq == mark + 1 or _declares(env, mark):
                 taken.append(index)
                 result.marks[env.source] = env.seq
+                if _declares(env, mark):
+                    result.losses.append(env)
             else:
                 result.holes.add(env.source)
                 result.skipped += 1
@@ -119,6 +127,12 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
         if taken:
             result.frames.append((frame, taken))
     return result
+
+
+def _declares(env: Envelope, mark: int) -> bool:
+    """Whether ``env`` declares the seqs from ``mark + 1`` through its own seq lost."""
+    event = env.event
+    return type(event) is SeqsLost and event.first_seq == mark + 1 and event.last_seq == env.seq
 
 
 def _extends(frame: DecodedFrame, new: dict[str, int], marks: dict[str, int]) -> bool:

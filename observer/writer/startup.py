@@ -21,6 +21,12 @@ took about 20 s. What is no outage ends the start at once, as before: another wr
 (`WriterLocked`, exit 3), a database without the schema, a migration the database refuses
 for its content (a failed statement, alembic's own errors), and every SQLite error (there
 is no server to wait for).
+
+Under ``[bus] fsync = true`` (the default) its acknowledgements survive a power cut: SQLite
+commits at ``synchronous=FULL`` and the database file's folder is flushed once the schema is
+there (a new file's entry), PostgreSQL commits at ``synchronous_commit=on``; a server that
+runs with ``fsync = off`` cannot keep that promise, and the writer says so
+(``bus_not_durable``, a warning, each start).
 """
 
 from __future__ import annotations
@@ -29,22 +35,25 @@ import logging
 import threading
 import time
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
+from bus.events import Alert
 from observer.clock import clock_from_env
 from observer.config import Settings
 from observer.db import migrate
-from observer.db.engine import make_engine
+from observer.db.engine import make_engine, sqlite_file
 from observer.db.outages import DATABASE_ERRORS, ReadRetries, not_answering
 from observer.notify import FAILING_S, Notifier
+from observer.private_files import fsync_path
 from observer.writer.lock import WriterLock
 from observer.writer.store import Store
 
-__all__ = ["open_store"]
+__all__ = ["NOT_DURABLE", "open_store"]
 
 log = logging.getLogger(__name__)
 
+NOT_DURABLE = "bus_not_durable"  # the alert of a database that does not flush its commits
 _RETRY_INITIAL_S = 1.0  # the pauses between tries while the server does not answer
 _RETRY_MAX_S = 15.0
 
@@ -84,14 +93,39 @@ def open_store(
 def _open(settings: Settings, url: URL, lock: WriterLock) -> tuple[Engine, Store]:
     if url.get_backend_name() != "sqlite":
         lock.take_server(url)
-    engine = make_engine(url)
+    durable = settings.bus.fsync
+    engine = make_engine(url, durable=durable)
     try:
         store = Store(engine, clock_from_env().now_ns)  # its alerts on the supervisor's clock
         if settings.writer.migrate_on_start:
             migrate.upgrade(url.render_as_string(hide_password=False))
         store.check_schema()
         store.load_marks()
+        if durable:
+            _check_durable(engine, url, store)
     except BaseException:
         engine.dispose()
         raise
     return engine, store
+
+
+def _check_durable(engine: Engine, url: URL, store: Store) -> None:
+    """Flush a SQLite file's folder; alert a PostgreSQL server that does not flush at all."""
+    if (database := sqlite_file(url)) is not None:
+        fsync_path(database.absolute().parent)
+        return
+    if url.get_backend_name() != "postgresql":
+        return
+    with engine.connect() as conn:
+        flushes = conn.execute(text("SHOW fsync")).scalar_one()
+    if flushes == "on":
+        return
+    message = (
+        "the PostgreSQL server runs with fsync = off: a power cut or an operating system "
+        "crash can lose events the writer acknowledged, and the producers will have let "
+        "them go (set fsync = on in postgresql.conf)"
+    )
+    log.warning("%s", message)
+    store.raise_alert(
+        Alert(severity="warning", code=NOT_DURABLE, message=message, subject="database")
+    )

@@ -18,23 +18,22 @@ not decode, `bus.codec.UndecodableEvent`) is a rejected event: it is isolated, a
 fails, so that neither the writer nor the seqs of its source ever stop on it. The first one
 the database refuses of each source in a run is a ``bus_event_rejected`` error for the writer
 to commit (`take_alerts`; one that did not decode is the door's ``bus_frame_rejected``).
+
+A producer's `SeqsLost` declaration (its events the writer had acknowledged and its database
+lost since) is committed like any event, into ``bus_losses``, and raises a critical
+``bus_events_lost`` about its source: a restored backup or a power cut under ``[bus] fsync =
+false`` lost data the producer can no longer send.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import itertools
 import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from operator import attrgetter
-from typing import Any, NamedTuple
 
-import msgspec
-from sqlalchemy import JSON, Connection, Engine, Table, inspect
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bus.codec import (
@@ -46,21 +45,12 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import Alert, Event, PruneRequested, event_tag
+from bus.events import EVENTS_LOST, Alert, Event, PruneRequested, SeqsLost, event_tag
 from observer.db.engine import error_reason
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
 from observer.writer.accepting import Accepted, accept
-from observer.writer.checks import (
-    Decimals,
-    Limits,
-    check_decimals,
-    check_strings,
-    check_upsert,
-    decimal_columns,
-    string_limits,
-)
 from observer.writer.identity import (
     WRITER_SOURCE,
     Conflict,
@@ -71,6 +61,7 @@ from observer.writer.identity import (
     new_conflicts,
 )
 from observer.writer.rows import Batch, Upsert, reduced_rejected_rows, rejected_rows, rows_for
+from observer.writer.statements import upsert_one, write_batch
 
 __all__ = ["EVENT_REJECTED", "Accepted", "Store", "accept"]
 
@@ -165,6 +156,8 @@ class Store:
                 self._commit_decodable(envelopes, digests)
             elif envelopes:
                 self._commit_isolating(envelopes, digests)
+            for env in accepted.losses:
+                self._alert_lost(env)
         if accepted.repeats:
             found, alert = self._check_repeats(accepted.repeats)
             accepted.conflicts = len(found)
@@ -254,6 +247,10 @@ class Store:
             self._record_rejected(env, digests[0], str(refused))
             self._alert_rejected(env, str(refused))
 
+    def raise_alert(self, alert: Alert) -> None:
+        """Queue one of the writer's own alerts, committed with the next `take_alerts`."""
+        self._alerts.append(alert)
+
     def take_alerts(self) -> list[Event]:
         """The alerts raised since the last call, for the writer to commit."""
         alerts, self._alerts = self._alerts, []
@@ -275,6 +272,33 @@ class Store:
                 code=EVENT_REJECTED,
                 message=message,  # cut to its column, a NUL written out (`Alert`)
                 context={"source": env.source, "seq": str(env.seq)},
+                subject=env.source,
+            )
+        )
+
+    def _alert_lost(self, env: Envelope) -> None:
+        """Alert a committed `SeqsLost` declaration (critical: acknowledged data is gone)."""
+        event = env.event
+        assert isinstance(event, SeqsLost)
+        count = event.last_seq - event.first_seq + 1
+        message = (
+            f"{env.source} seqs {event.first_seq}..{event.last_seq} are lost ({count} events): "
+            f"this database acknowledged them (the producer had seen up to "
+            f"{event.acknowledged} acknowledged) and no longer holds them, and the producer's "
+            "outbox had let them go (a database restored from a backup, or a power cut under "
+            "[bus] fsync = false); see `observer audit`"
+        )
+        log.critical("%s", message)
+        self._alerts.append(
+            Alert(
+                severity="critical",
+                code=EVENTS_LOST,
+                message=message,
+                context={
+                    "source": env.source,
+                    "first_seq": str(event.first_seq),
+                    "last_seq": str(event.last_seq),
+                },
                 subject=env.source,
             )
         )
@@ -353,9 +377,9 @@ class Store:
                 batch = build(envelopes)
                 for row in digest_rows(envelopes, digests):
                     batch.insert(BusDigest, row)
-                self._write(conn, batch)
+                write_batch(conn, batch)
                 for source, seq in marks.items():
-                    self._upsert(
+                    upsert_one(
                         conn,
                         Upsert(
                             BusOffset.__table__,  # type: ignore[arg-type]
@@ -388,103 +412,6 @@ class Store:
                 return True
             exc = exc.orig or exc
         return not isinstance(exc, (dbapi.IntegrityError, dbapi.DataError))
-
-    def _write(self, conn: Connection, batch: Batch) -> None:
-        for (table, columns), rows in batch.inserts.items():
-            sql, converters, limits, decimals = _insert_plan(conn.dialect, table, columns)
-            if limits:
-                check_strings(table, rows, limits)
-            if decimals:
-                check_decimals(table, rows, decimals)
-            if converters:
-                rows = [_convert(row, converters) for row in rows]
-            if sql.startswith("COPY"):
-                with (
-                    conn.connection.driver_connection.cursor() as cursor,  # type: ignore[union-attr]
-                    cursor.copy(sql) as copy,
-                ):
-                    for row in rows:
-                        copy.write_row(row)
-            else:
-                conn.exec_driver_sql(sql, rows)
-        # Runs of upserts of one shape go as one executemany (rows stay in seq order).
-        for _, run in itertools.groupby(batch.upserts, key=_shape):
-            same = list(run)
-            for upsert in same:
-                check_upsert(upsert, conn.dialect.name == "sqlite")
-            conn.execute(_upsert_statement(conn.dialect.name, same[0]), [u.values for u in same])
-
-    def _upsert(self, conn: Connection, upsert: Upsert) -> None:
-        conn.execute(_upsert_statement(conn.dialect.name, upsert), upsert.values)
-
-
-@functools.cache
-def _insert(dialect: str) -> Callable[..., Any]:
-    insert: Callable[..., Any] = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
-    return insert
-
-
-def _shape(upsert: Upsert) -> tuple[Any, ...]:
-    return (upsert.table, upsert.keys, upsert.update, tuple(upsert.values))
-
-
-def _upsert_statement(dialect: str, upsert: Upsert) -> Any:
-    statement: Any = _insert(dialect)(upsert.table)
-    return statement.on_conflict_do_update(
-        index_elements=list(upsert.keys),
-        set_={key: statement.excluded[key] for key in upsert.update},
-    )
-
-
-Converter = Callable[[Any], Any]
-
-
-class _Plan(NamedTuple):
-    """How one table's rows of one column list are inserted, and what is checked first."""
-
-    sql: str
-    converters: tuple[tuple[int, Converter], ...]
-    limits: Limits  # SQLite: VARCHAR lengths and NULs, which it would store
-    decimals: Decimals  # both: exact decimals NUMERIC(24, 8) cannot hold
-
-
-@functools.lru_cache(maxsize=256)
-def _insert_plan(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> _Plan:
-    """The driver-level bulk insert for ``columns``, the conversions and the checks it needs.
-
-    The hot path bypasses per-row SQLAlchemy bind processing (half the writer's time):
-    SQLite gets ``executemany``, PostgreSQL gets ``COPY`` (four times faster than batched
-    INSERTs here). JSON columns are encoded here; Decimal and date reach SQLite through the
-    adapters `observer.db.engine` registers, and psycopg adapts them natively. SQLite
-    ignores VARCHAR lengths and keeps NULs, and neither database refuses every decimal the
-    other does, so those are checked here (`observer.writer.checks`).
-    """
-    converters = tuple(
-        (index, _json_text)
-        for index, name in enumerate(columns)
-        if isinstance(table.c[name].type, JSON)
-    )
-    decimals = decimal_columns(table, columns)
-    quote = dialect.identifier_preparer
-    target = f"{quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)})"
-    if dialect.name == "postgresql":
-        return _Plan(f"COPY {target} FROM STDIN", converters, (), decimals)
-    values = ", ".join(["?"] * len(columns))
-    sql = f"INSERT INTO {target} VALUES ({values})"  # noqa: S608
-    return _Plan(sql, converters, string_limits(table, columns), decimals)
-
-
-def _convert(
-    row: tuple[Any, ...], converters: tuple[tuple[int, Converter], ...]
-) -> tuple[Any, ...]:
-    values = list(row)
-    for index, convert in converters:
-        values[index] = convert(values[index])
-    return tuple(values)
-
-
-def _json_text(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
 
 
 class _Refused(Exception):

@@ -8,7 +8,8 @@ Tables updated in place (``instruments``, ``gaps``, ``master_file_state``,
 ``instrument_sectors``, ``kis_sector_codes``, ``host_rosters``) have an append-only history
 beside them (``listing_changes``, ``gap_events``, ``master_file_checks``, ``sector_metadata``,
 ``sector_code_lists``, ``host_roster_events``).
-``bus_offsets`` holds each source's committed high-water mark. Secrets are never stored.
+``bus_offsets`` holds each source's committed high-water mark; ``bus_losses`` the seqs a
+producer declared lost (kept under the last seq of each range). Secrets are never stored.
 """
 
 from observer.db.models.archive import DayArchivedRow, PrunedChunk, PruneRequestedRow
@@ -20,6 +21,7 @@ from observer.db.models.base import (
     BusDigest,
     BusOffset,
     ExactDecimal,
+    SeqsLostRow,
 )
 from observer.db.models.etf import (
     Etf,
@@ -117,6 +119,7 @@ __all__ = [
     "RejectedEvent",
     "SectorCodesRow",
     "SectorMetadataRow",
+    "SeqsLostRow",
     "SlotDecisionRow",
     "SlotOverflowRow",
     "StreamStateChangedRow",

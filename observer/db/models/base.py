@@ -150,6 +150,19 @@ class BusDigest(Base):
     digests: Mapped[bytes] = mapped_column(LargeBinary)  # DIGEST_BYTES per seq, in seq order
 
 
+class SeqsLostRow(Audited, Base):
+    """Seqs a producer declared lost (`bus.events.SeqsLost`), kept at the seq ``last_seq``.
+
+    The writer had acknowledged them and its database lost them since; the audit reports
+    each range.
+    """
+
+    __tablename__ = "bus_losses"
+    first_seq: Mapped[int]
+    last_seq: Mapped[int]
+    acknowledged: Mapped[int]  # the highest seq the producer's outbox had seen acknowledged
+
+
 class BusConflict(Base):
     """An envelope whose seq was committed with other content: kept, never dropped."""
 
