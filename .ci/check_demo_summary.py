@@ -26,6 +26,14 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     for name, proc in summary.get("processes", {}).items():
         expected = kills.get(name, 0)
         expect(proc["restarts"] == expected, f"{name} restarted {proc['restarts']} times")
+        # Each kill is a crash the supervisor replaced (and alerted); nothing else is.
+        replaced = {"hung": 0, "crashed": expected}
+        expect(proc.get("replaced") == replaced, f"{name} replaced: {proc.get('replaced')}")
+    killed = sum(kills.values())
+    expect(
+        summary.get("replaced") == {"hung": 0, "crashed": killed},
+        f"the day's replacements: {summary.get('replaced')}",
+    )
     expect(summary.get("events_committed", 0) > 0, "no events committed")
     listings = summary.get("listings", {})
     expect(listings.get("instruments", 0) > 2500, f"listings: {listings}")
@@ -79,7 +87,11 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(bool(summary.get("cpu_s")), "no CPU figures per process")
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         known = conn.execute("select name from instruments where symbol = '005930'").fetchone()
+        query = "select subject from alerts where code = 'program_replaced' order by subject"
+        alerted = [subject for (subject,) in conn.execute(query)]
     expect(known == ("삼성전자",), f"005930 in the instruments: {known}")
+    # One alert per program replaced, however often (a crash loop is one alert).
+    expect(alerted == sorted(n for n, k in kills.items() if k), f"replaced alerts: {alerted}")
     return found
 
 

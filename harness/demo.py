@@ -42,6 +42,7 @@ from observer.phases import KST
 from observer.runtime import poll_until
 from observer.stats import percentile
 from observer.supervisor.control import request
+from observer.supervisor.replacements import CAUSES
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
 
@@ -570,8 +571,13 @@ def _summary(
         "wall_s": round(wall_s, 1),
         "phases": phases,
         "processes": {
-            p["name"]: {"restarts": p["restarts"], "state": p["state"]}
+            p["name"]: {"restarts": p["restarts"], "state": p["state"], "replaced": p["replaced"]}
             for p in final.get("programs", [])
+        },
+        # The day's replacements of hung or crashed daemons and session workers, by cause:
+        # each is a program_replaced alert's (its first) or folded into it.
+        "replaced": {
+            cause: sum(p["replaced"][cause] for p in final.get("programs", [])) for cause in CAUSES
         },
         "cpu_s": state.cpu.totals(),
         # The machine's load at the day's end (1, 5, 15 minutes) over its CPUs: a demo that

@@ -196,9 +196,15 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     ]
     cpu = summary.get("cpu_s", {})
     for name, proc in summary["processes"].items():
+        replaced = ", ".join(f"{n} {c}" for c, n in proc.get("replaced", {}).items() if n)
         lines.append(
-            f"  {name}: {proc['state']}, {proc['restarts']} restarts, {cpu.get(name, 0.0):g} s CPU"
+            f"  {name}: {proc['state']}, {proc['restarts']} restarts, "
+            + (f"replaced ({replaced}), " if replaced else "")
+            + f"{cpu.get(name, 0.0):g} s CPU"
         )
+    if "replaced" in summary:  # each hung or crashed program started again by the supervisor
+        causes = ", ".join(f"{n} {cause}" for cause, n in summary["replaced"].items())
+        lines.append(f"  programs replaced after a hang or a crash: {causes}")
     others = ", ".join(f"{n} {cpu[n]:g} s" for n in ("simulator", "supervisor") if n in cpu)
     if others:
         lines.append(f"  CPU of the {others}")

@@ -324,13 +324,14 @@ class SupervisorProcess:
         url: str | None = None,
         metrics_port: int = 0,
         args: list[str] | None = None,
+        database: str = "",  # more lines of its [database] table
     ) -> None:
         self.workdir = workdir
         self.data_dir = workdir / "data"
         self.url = url or f"sqlite:///{self.data_dir / 'observer.db'}"
         self.config = workdir / "observer.toml"
         self.config.write_text(
-            f'[paths]\ndata_dir = "{self.data_dir}"\n[database]\nurl = "{self.url}"\n'
+            f'[paths]\ndata_dir = "{self.data_dir}"\n[database]\nurl = "{self.url}"\n{database}\n'
             f"[supervisor]\nmetrics_port = {metrics_port}\n{settings}\n{programs}"
         )
         self.socket = self.data_dir / "run" / "control.sock"

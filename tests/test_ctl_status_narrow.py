@@ -30,6 +30,7 @@ def program(name: str, detail: str = "finished") -> dict[str, Any]:
         "state": "exited",
         "pid": 0,
         "restarts": 0,
+        "replaced": {"hung": 1, "crashed": 2},
         "cpu_percent": 0.0,
         "rss_bytes": 0,
         "uptime_s": 0.0,
@@ -150,4 +151,4 @@ def test_at_any_width_no_value_is_cut(
         assert "41/41" in row and ctl._duration(lag) in row and "23.7h" in row, (width, row)
     for name in programs:
         row = next(line for line in lines if line.startswith((f"│ {name} ", f"{name}: ")))
-        assert "done" in row and "exited" in row, (width, row)
+        assert "done" in row and "exited" in row and "1 hung, 2 crashed" in row, (width, row)

@@ -16,6 +16,8 @@ from tests.test_notifier import TOKEN, Receiver
 
 pytestmark = pytest.mark.slow
 
+NONE = {"hung": 0, "crashed": 0}  # no program replaced after a hang or a crash
+
 
 def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
     receiver = Receiver()  # --notify: the day's alerts go to this webhook
@@ -78,14 +80,19 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
         "full_operation",
     ]
     assert [p["at"] for p in summary["phases"]][-3:] == ["08:00", "09:00", "09:30"]
-    assert summary["processes"]["writer"] == {"restarts": 0, "state": "running"}
+    assert summary["processes"]["writer"] == {"restarts": 0, "state": "running", "replaced": NONE}
+    assert summary["replaced"] == NONE
     assert summary["events_committed"] >= 5  # phases and lifecycle, exactly once
     for job in ("master_file", "universe"):
-        assert summary["processes"][job] == {"restarts": 0, "state": "exited"}
+        assert summary["processes"][job] == {"restarts": 0, "state": "exited", "replaced": NONE}
     assert summary["listings"]["instruments"] > 600  # with the overseas masters
     assert summary["universe"]["members"] > 50 and summary["universe"]["based_on"] == "2026-11-19"
     for program in ("track_a", "track_b", "gap_recovery"):
-        assert summary["processes"][program] == {"restarts": 0, "state": "running"}
+        assert summary["processes"][program] == {
+            "restarts": 0,
+            "state": "running",
+            "replaced": NONE,
+        }
     track_a = summary["track_a"]
     # 09:00 to 09:30 complete; the 09:40 cycle may still run when the demo ends at 09:45.
     assert track_a["complete"] >= 4 and track_a["cycles"] - track_a["complete"] <= 1
@@ -124,7 +131,7 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     # no file of the demo (its configuration, database, logs, outboxes).
     assert "[INFO] notifier_started" in receiver.titles()
     assert summary["notifications"]["sent"] >= 1
-    assert summary["processes"]["notifier"] == {"restarts": 0, "state": "running"}
+    assert summary["processes"]["notifier"] == {"restarts": 0, "state": "running", "replaced": NONE}
     for path in (p for p in data.rglob("*") if p.is_file()):
         assert TOKEN.encode() not in path.read_bytes(), path
 

@@ -69,7 +69,11 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         "idle_speed": 242,
         "wall_s": 270.0,
         "phases": [{"at": "08:00", "phase": "warmup"}],
-        "processes": {"writer": {"state": "running", "restarts": 0}},
+        "processes": {
+            "writer": {"state": "running", "restarts": 0, "replaced": {"hung": 0, "crashed": 0}},
+            "track_b": {"state": "running", "restarts": 2, "replaced": {"hung": 1, "crashed": 1}},
+        },
+        "replaced": {"hung": 1, "crashed": 1},
         "cpu_s": {"writer": 12.5, "simulator": 80.0},
         "load_average": [2.5, 1.75, 1.0],
         "cpus": 2,
@@ -115,6 +119,8 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     text = "\n".join(summary_lines(summary))
     assert "ETFs: 1,000 listed, 998 collected for the day (99.8%)" in text
     assert "writer: running, 0 restarts, 12.5 s CPU" in text
+    assert "track_b: running, 2 restarts, replaced (1 hung, 1 crashed), 0 s CPU" in text
+    assert "programs replaced after a hang or a crash: 1 hung, 1 crashed" in text
     assert "load average at the end 2.5 1.75 1 on 2 CPUs" in text
     assert "cycle 20261120-1030 cut off: 900 answered, 114 unfinished at 180.5 calls/s" in text
     assert "5 rate-limit errors" in text and "up to 82 of 82 slots" in text

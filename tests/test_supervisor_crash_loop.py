@@ -149,7 +149,7 @@ def test_a_daemon_failing_fast_is_fatal_and_no_crash_loop(
     sup, name = _supervised(tmp_path, "fastfail", '"-c", "raise SystemExit(1)"')
     _run_until(sup, lambda: any(_fatal(e) for e in published), "program_fatal")
     assert sup.programs[name].state is State.FATAL and sup.programs[name].failures == 8
-    assert notices(published) == [] and sup._loops.open == set()
+    assert notices(published) == [] and sup.replacements.loops.open == set()
 
 
 def test_a_daemon_failing_at_start_up_then_running_is_no_crash_loop(
@@ -162,7 +162,7 @@ def test_a_daemon_failing_at_start_up_then_running_is_no_crash_loop(
     flaky = sup.programs[name]
     _run_until(sup, lambda: flaky.state is State.RUNNING, "RUNNING")
     assert flaky.restarts == 5
-    assert notices(published) == [] and sup._loops.open == set()
+    assert notices(published) == [] and sup.replacements.loops.open == set()
 
 
 def _fatal(event: Event) -> bool:

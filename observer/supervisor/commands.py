@@ -217,7 +217,7 @@ async def _start(
 
 @command("status")
 async def status(supervisor: Supervised, _args: list[str]) -> Reply:
-    """status: the phase and every program's state, pid, restarts, CPU and memory."""
+    """status: the phase and every program's state, pid, restarts, replacements, CPU, memory."""
     report = supervisor.status()
     return Reply(True, "healthy" if report["healthy"] else "unhealthy", data=report)
 

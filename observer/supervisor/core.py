@@ -39,12 +39,12 @@ from observer.supervisor.commands import (
 )
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
-from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CrashLoops
 from observer.supervisor.holds import Holds
 from observer.supervisor.jobs import Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings, Reading
+from observer.supervisor.replacements import Replacements
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
 from observer.supervisor.rosters import RosterDuty
 from observer.supervisor.sampler import Sampler
@@ -85,7 +85,8 @@ class Supervisor:
         self.phase: Phase | None = None
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they work again (`_recovered`)
-        self._loops = CrashLoops(self._publish)  # daemons failing again and again, forgiven
+        # Programs replaced after a hang or a crash: alerted, counted per day; and crash loops.
+        self.replacements = Replacements(self._publish, clock, self.run_dir / "replacements.json")
         self._inherited = False  # the predecessor's open alerts taken over (first reading)
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         self._lock = self._take_lock()
@@ -198,6 +199,7 @@ class Supervisor:
                     if p.state in (State.STARTING, State.RUNNING, State.STOPPING)
                     else 0,
                     "restarts": p.restarts,
+                    "replaced": self.replacements.today(p.name),  # today, by cause
                     "failures": p.failures,
                     "cpu_percent": self.samples.get(p.name, (0.0, 0))[0],
                     "rss_bytes": self.samples.get(p.name, (0.0, 0))[1],
@@ -400,13 +402,7 @@ class Supervisor:
                 detail=detail,
             )
         )
-        # A loop counts only failures after a run that worked: its failure count was just
-        # forgiven (or it is the first) and it had said READY. A daemon failing fast is
-        # program_fatal's to alert, and one failing at start-up until a dependency is up,
-        # then running, is no loop (both raised program_crash_loop too).
-        restarted = program.kind != "job" and action == "restarting"
-        if restarted and program.failures == 1 and program.ready_at:
-            self._loops.failed(program.name)
+        self.replacements.seen(program, action)
         if action == "parked":
             message = f"{program.name} is FATAL: {detail}"
             self._fatal.add(program.name)
@@ -436,6 +432,7 @@ class Supervisor:
             self.jobs.settle(program)
         if program.held and program.name in self._fatal and program.state is not State.FATAL:
             self._resolve_fatal(program.name, HELD)
+        self.replacements.held(program)
 
     def _resolve_fatal(self, name: str, message: str) -> None:
         self._fatal.discard(name)
@@ -461,7 +458,7 @@ class Supervisor:
         taken = self.sampler.inherit({code for code, subjects in opened.items() if "" in subjects})
         if fatal or taken:
             log.info("open alerts taken over: %s", ", ".join([*fatal, *sorted(taken)]))
-        self._loops.inherit(opened.get(CRASH_LOOP_CODE, ()))  # resolved after a quiet hour
+        self.replacements.inherit(opened, self.programs)  # resolved after a quiet hour
         for name in fatal:
             self._fatal.add(name)
             program = self.programs.get(name)

@@ -7,7 +7,8 @@ healthy between its crashes. `CRASH_LOOP_COUNT` failures within `CRASH_LOOP_WIND
 an error Alert ``program_crash_loop`` (subject: the program); a whole window without a
 failure resolves it. Only such failures count (the first after its count was forgiven, of a
 run that said READY), never one of a run of fast failures, which end FATAL. Jobs are not
-counted: a job's failures are never forgiven.
+counted: a job's failures are never forgiven. It is the escalation of the warning
+``program_replaced`` that the first replacement raised (`observer.supervisor.replacements`).
 """
 
 from __future__ import annotations

@@ -172,6 +172,9 @@ def _finish(reply: Reply, as_json: bool) -> NoReturn:
 def status(as_json: JsonOpt = False) -> None:
     """Phase, programs (state, pid, restarts, CPU, memory) and accounts (exit 1 if unhealthy).
 
+    Per program: the times it was replaced today after it hung or crashed (a stop or restart
+    by a command, or by its phase, is none), by cause (``replaced`` in ``--json``).
+
     Per account: the stream's state and for how long, registrations held/wanted, the last
     tick's age, reconnects of the hour against the budget, the access token's age and
     expiry, REST errors in the last five minutes, and what makes it unhealthy. Unhealthy: a
@@ -277,7 +280,17 @@ def _host_label(address: str | None, reply: Reply) -> str:
     return f"{label} " if label else ""
 
 
-_PROGRAM_FIELDS = ["kind", "state", "pid", "restarts", "cpu %", "rss MiB", "up s", "detail"]
+_PROGRAM_FIELDS = [
+    "kind",
+    "state",
+    "pid",
+    "restarts",
+    "replaced today",
+    "cpu %",
+    "rss MiB",
+    "up s",
+    "detail",
+]
 _ACCOUNT_FIELDS = [
     "stream",
     "for",
@@ -303,11 +316,17 @@ def _program_row(host: str | None, p: dict[str, Any]) -> list[str]:
         p["state"],
         str(p["pid"] or "-"),
         str(p["restarts"]),
+        _replaced(p.get("replaced")),  # a supervisor of an earlier version has none
         f"{p['cpu_percent']:.1f}",
         f"{p['rss_bytes'] / 2**20:.1f}",
         f"{p['uptime_s']:.0f}",
         p["detail"],
     ]
+
+
+def _replaced(counts: dict[str, int] | None) -> str:
+    """Today's replacements by cause, ``1 hung, 2 crashed``; ``-`` for none."""
+    return ", ".join(f"{n} {cause}" for cause, n in (counts or {}).items() if n) or "-"
 
 
 def _account_row(a: dict[str, Any]) -> list[str]:

@@ -1,8 +1,9 @@
 """Prometheus metrics of the supervisor, read from its state at scrape time.
 
-Per program: up, state, restarts, CPU and RSS, heartbeat age and timeout, and, while it
-runs, every counter its heartbeats carry (the writer's events, commits and rejections; a
-producer's sent and acked): a stopped program's last counters are history, not figures of now.
+Per program: up, state, restarts, today's replacements after a hang or a crash, CPU and
+RSS, heartbeat age and timeout, and, while it runs, every counter its heartbeats carry (the
+writer's events, commits and rejections; a producer's sent and acked): a stopped program's
+last counters are history, not figures of now.
 Also the phase, the supervisor's own bus producer, the handshakes its tcp control endpoint
 refused, and the operator's figures of `observer.supervisor.families`: each account's health
 and slots, the workers' named figures, open alerts by severity, data ages and disk space.
@@ -31,6 +32,7 @@ from observer.supervisor.families import (
 )
 from observer.supervisor.program import Program, State
 from observer.supervisor.readings import DatabaseReadings
+from observer.supervisor.replacements import CAUSES, Replacements
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -50,6 +52,7 @@ class Observed(Protocol):
     phase: Phase | None
     producer: Producer
     readings: DatabaseReadings
+    replacements: Replacements
 
     @property
     def control_refused(self) -> int:
@@ -91,6 +94,12 @@ class SupervisorCollector(Collector):
         restarts = CounterMetricFamily(
             "observer_process_restarts", "restarts after failures or by command", labels=["program"]
         )
+        replaced = GaugeMetricFamily(
+            "observer_process_replacements_today",
+            "times the daemon or session worker was started again today (KST) after it hung "
+            "or crashed (program_replaced)",
+            labels=["program", "cause"],
+        )
         cpu = GaugeMetricFamily(
             "observer_process_cpu_percent", "CPU, % of one core", labels=["program"]
         )
@@ -126,6 +135,10 @@ class SupervisorCollector(Collector):
                 state.add_metric([program.name, each.value], 1.0 if program.state is each else 0.0)
             restarts.add_metric([program.name], program.restarts)
             held.add_metric([program.name], 1.0 if program.held else 0.0)
+            if program.kind != "job":  # a job's failed run is retried, not replaced
+                today = self.supervisor.replacements.today(program.name)
+                for cause in CAUSES:
+                    replaced.add_metric([program.name, cause], today[cause])
             if program.kind == "job":  # one stopped by a command is no longer failing
                 failed_runs.add_metric([program.name], 0 if program.held else program.failures)
             sample = self.supervisor.samples.get(program.name)
@@ -152,7 +165,8 @@ class SupervisorCollector(Collector):
             "CURVE handshakes the tcp control endpoint refused (keys not among the operators)",
             value=self.supervisor.control_refused,
         )
-        yield from (up, state, restarts, failed_runs, cpu, rss, beat, beat_timeout, held, counters)
+        yield from (up, state, restarts, replaced, failed_runs, cpu, rss, beat, beat_timeout)
+        yield from (held, counters)
         yield from (phase, pending)
         yield refused
         observed = self.supervisor

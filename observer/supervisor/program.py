@@ -119,7 +119,7 @@ class Program:
         self._changed = asyncio.Event()
         self._last_beat = 0.0
         self._stop_requested = False
-        self._ended_by_us = False  # ended for a missed READY or heartbeat: a failure
+        self.hung = False  # its run was ended for a missed READY or heartbeat: a failure
         self._kill_handle: asyncio.TimerHandle | None = None
         self._dependencies: list[Dependency] = []
         self._decoder = msgspec.json.Decoder(Notice)
@@ -306,7 +306,7 @@ class Program:
                 self.detail = "stopped"
                 self._lifecycle("stopped", code, "")
                 return
-            if self.kind == "job" and code == 0 and not self._ended_by_us:
+            if self.kind == "job" and code == 0 and not self.hung:
                 self.state = State.EXITED
                 self.detail = "finished"
                 self.failures = 0
@@ -321,7 +321,7 @@ class Program:
 
     def _usage_error(self, code: int | None) -> bool:
         """True if a job exited 2 before READY: a command's run refused, a scheduled one parked."""
-        if code != USAGE_EXIT or self.kind != "job" or self.ready_at or self._ended_by_us:
+        if code != USAGE_EXIT or self.kind != "job" or self.ready_at or self.hung:
             return False
         text, path = "", self._launch.log_dir / f"{self.name}.log"
         with contextlib.suppress(OSError), path.open("rb") as file:  # moved away: no output
@@ -383,7 +383,7 @@ class Program:
         self._last_beat = self.started_at
         self.state = State.STARTING
         self.detail = ""
-        self._ended_by_us = False
+        self.hung = False
         self.counters = {}
         loop = asyncio.get_running_loop()
         self._exited = loop.create_future()
@@ -446,8 +446,8 @@ class Program:
     def _terminate(self, why: str) -> None:
         """SIGTERM to the group now, SIGKILL after the grace period."""
         if self.state is not State.STOPPING:
-            self._ended_by_us = not self._stop_requested
-            self.detail = why if self._ended_by_us else ""
+            self.hung = not self._stop_requested
+            self.detail = why if self.hung else ""
             self.state = State.STOPPING
             self.signal_group(signal.SIGTERM)
             loop = asyncio.get_running_loop()

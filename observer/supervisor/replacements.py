@@ -1,0 +1,243 @@
+"""Daemons and session workers replaced after a hang or a crash: one alert each, counted.
+
+A *replacement* is the supervisor starting a daemon or session worker again after a run
+that failed (`observer.supervisor.program`): *hung*, ended for a missed READY or heartbeat,
+or *crashed*, ended by a signal or an exit code (0 too: a daemon does not end by itself) or
+not started at all. A stop asked for (``ctl stop``, ``ctl restart``, the end of its phase)
+is no failure; a job's failed run is retried, named by ``ctl status`` until a run succeeds
+and alerted by the job itself; a failure that parks the program FATAL replaces nothing (its
+alert is ``program_fatal``).
+
+The first replacement raises a warning Alert ``program_replaced`` (subject: the program)
+saying why and when: the supervisor recovered it, so it is no error, but a program that
+hangs every morning is seen. While that alert is open, later replacements are folded into
+it (counted, not alerted again): a crash loop is one alert. It is resolved once the program
+has gone `QUIET_S` from a READY without failing (a stop by a command or by its phase is no
+failure), or at once when a command holds it stopped while it is not running. What repeats
+escalates on its own path: `CRASH_LOOP_COUNT` forgiven failures within an hour are an error
+``program_crash_loop`` (`observer.supervisor.crash_loops`), ``max_failures`` in a row a
+critical ``program_fatal``.
+
+Each replacement is counted per program and cause for the day (KST, by the supervisor's
+clock) in ``<run_dir>/replacements.json``, so ``ctl status``, ``/metrics`` and the demo's
+day summary show today's count across the supervisor's own restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import msgspec
+
+from bus.events import Alert, AlertResolved, Event
+from observer.clock import Clock, now_utc
+from observer.phases import KST
+from observer.private_files import write_private
+from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_WINDOW_S, CrashLoops
+from observer.supervisor.program import Program, State
+
+__all__ = ["CAUSES", "QUIET_S", "REPLACED_CODE", "Replacements"]
+
+log = logging.getLogger(__name__)
+
+REPLACED_CODE = "program_replaced"
+CAUSES = ("hung", "crashed")
+# As long as a crash loop's window: replacements that keep coming within it are one alert.
+QUIET_S = CRASH_LOOP_WINDOW_S
+HELD = "held by a command"
+
+
+class _Kept(msgspec.Struct, frozen=True):
+    """The file's content: the day (KST) and, per program, its replacements by cause."""
+
+    day: str
+    counts: dict[str, dict[str, int]]
+
+
+class Replacements:
+    """Alert, fold, resolve and count the replacements (see the module docstring).
+
+    Parameters
+    ----------
+    publish:
+        Sends the alerts and their resolutions.
+    clock:
+        The supervisor's clock: its day (KST) is the day counted, its time the one alerted.
+    path:
+        Where today's counts are kept.
+    quiet_s:
+        Real seconds from a READY without a failure that resolve a program's alert.
+    """
+
+    def __init__(
+        self,
+        publish: Callable[[Event], None],
+        clock: Clock,
+        path: Path,
+        quiet_s: float = QUIET_S,
+    ) -> None:
+        self._publish = publish
+        self._clock = clock
+        self._path = path
+        self._quiet_s = quiet_s
+        self.loops = CrashLoops(publish)  # the escalation of forgiven failures
+        # Alerted and not resolved: the quiet window's end once it said READY, else None.
+        self._open: dict[str, asyncio.TimerHandle | None] = {}
+        self._day = self._today()
+        self._counts = self._restore()  # today's, by program and cause
+
+    @property
+    def open(self) -> set[str]:
+        """The programs whose ``program_replaced`` is open."""
+        return set(self._open)
+
+    def today(self, name: str) -> dict[str, int]:
+        """Program ``name``'s replacements today, by cause (each cause named, 0 or more).
+
+        Read only: ``/metrics`` asks from its own thread.
+        """
+        counts = self._counts.get(name, {}) if self._day == self._today() else {}
+        return {cause: counts.get(cause, 0) for cause in CAUSES}
+
+    def seen(self, program: Program, action: str) -> None:
+        """Judge a lifecycle transition of ``program`` (a job's are not judged here)."""
+        if program.kind == "job":
+            return
+        if action == "restarting":
+            self.replaced(program.name, program.hung, program.last_failure)
+            # A loop counts only failures after a run that worked: its failure count was just
+            # forgiven (or it is the first) and it had said READY. A daemon failing fast is
+            # program_fatal's to alert, and one failing at start-up until a dependency is up,
+            # then running, is no loop.
+            if program.failures == 1 and program.ready_at:
+                self.loops.failed(program.name)
+        elif action == "ready":
+            self.ran(program.name)
+        elif action in ("exited", "parked"):
+            self.failed(program.name)
+
+    def replaced(self, name: str, hung: bool, why: str) -> None:
+        """Program ``name`` failed (``hung``, else crashed) for ``why`` and is started again."""
+        cause = CAUSES[0] if hung else CAUSES[1]
+        self._count(name, cause)
+        if name in self._open:  # folded into the open alert
+            self.failed(name)
+            log.warning("%s %s again (%s): %s today", name, cause, why, self._said(name))
+            return
+        self._open[name] = None
+        at = now_utc(self._clock).astimezone(KST)
+        message = (
+            f"{name} {cause} ({why}) and was replaced at {at:%H:%M:%S}; later replacements "
+            f"are counted in `observer ctl status` until it runs {self._window()} without one"
+        )
+        context = {"program": name, "cause": cause, "why": why, "at": at.isoformat()}
+        self._publish(
+            Alert(
+                severity="warning",
+                code=REPLACED_CODE,
+                message=message,
+                context=context,
+                subject=name,
+            )
+        )
+
+    def ran(self, name: str) -> None:
+        """Program ``name`` said READY: its open alert ends after a quiet window from now."""
+        if name in self._open:
+            self.failed(name)
+            loop = asyncio.get_running_loop()
+            self._open[name] = loop.call_later(self._quiet_s, self._quiet, name)
+
+    def failed(self, name: str) -> None:
+        """Program ``name``'s run failed: its quiet window, if one began, begins again later."""
+        if (handle := self._open.get(name)) is not None:
+            handle.cancel()
+            self._open[name] = None
+
+    def held(self, program: Program) -> None:
+        """A command holds ``program`` stopped: the operator has taken it over.
+
+        Its alert ends now if it had not said READY since its last failure (backing off,
+        parked); stopped during its quiet window, the window ends it: it worked.
+        """
+        if program.held and program.name in self._open and self._open[program.name] is None:
+            self._resolve(program.name, f"{program.name}: {HELD}")
+
+    def inherit(self, opened: Mapping[str, set[str]], programs: Mapping[str, Program]) -> None:
+        """Take over what a predecessor alerted: replacements, and loops (`CrashLoops`).
+
+        A program no longer run here is resolved at once, one held stopped too; one running
+        now ends its alert after a quiet window from now, another after its next READY.
+        """
+        self.loops.inherit(opened.get(CRASH_LOOP_CODE, ()))
+        for name in sorted(opened.get(REPLACED_CODE, ())):
+            if name in self._open:  # alerted again by this supervisor: one resolution ends both
+                continue
+            self._open[name] = None
+            program = programs.get(name)
+            if program is None or program.kind == "job":
+                self._resolve(name, f"{name} is no longer a daemon or session worker here")
+            elif program.held and not program.active:
+                self._resolve(name, f"{name}: {HELD}")
+            elif program.state is State.RUNNING:
+                self.ran(name)
+
+    def _quiet(self, name: str) -> None:
+        self._resolve(
+            name,
+            f"{name} has run {self._window()} without failing since its last replacement "
+            f"({self._said(name)} today)",
+        )
+
+    def _resolve(self, name: str, message: str) -> None:
+        self.failed(name)
+        self._open.pop(name, None)
+        self._publish(
+            AlertResolved(code=REPLACED_CODE, severity="warning", subject=name, message=message)
+        )
+
+    def _window(self) -> str:
+        minutes = self._quiet_s / 60
+        return f"{minutes:g} minutes" if minutes >= 1 else f"{self._quiet_s:g} s"
+
+    def _said(self, name: str) -> str:
+        """``3 replacements (2 hung, 1 crashed)``: today's, in words."""
+        counts = self.today(name)
+        total = sum(counts.values())
+        causes = ", ".join(f"{n} {cause}" for cause, n in counts.items() if n)
+        return f"{total} replacement{'s' if total != 1 else ''} ({causes or 'none'})"
+
+    # ------------------------------------------------------------------ the day's counts
+
+    def _today(self) -> str:
+        return now_utc(self._clock).astimezone(KST).date().isoformat()
+
+    def _roll(self) -> None:
+        """A new day (KST) counts from zero."""
+        if (day := self._today()) != self._day:
+            self._day, self._counts = day, {}
+
+    def _count(self, name: str, cause: str) -> None:
+        self._roll()
+        counts = self._counts.setdefault(name, {})
+        counts[cause] = counts.get(cause, 0) + 1
+        try:
+            write_private(self._path, msgspec.json.encode(_Kept(self._day, self._counts)))
+        except OSError as exc:  # counted on in memory; a restart of the supervisor loses them
+            log.error("cannot record today's replacements in %s: %s", self._path, exc)
+
+    def _restore(self) -> dict[str, dict[str, int]]:
+        """Today's counts kept by a predecessor; none from another day."""
+        try:
+            kept = msgspec.json.decode(self._path.read_bytes(), type=_Kept)
+        except FileNotFoundError:
+            return {}
+        except (OSError, msgspec.DecodeError) as exc:  # figures, not decisions: said, not fatal
+            log.warning(
+                "%s cannot be read (%s): today's replacements count from 0", self._path, exc
+            )
+            return {}
+        return kept.counts if kept.day == self._day else {}
