@@ -19,6 +19,7 @@ from observer.alerts import alert_states
 from observer.clock import ManualClock
 from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
+from observer.kis.frames import FrameGuard, FrameLimits
 from observer.kis.realtime import DecodedFrame
 from observer.writer.store import Store
 from tests.test_slot_guard import tick
@@ -42,6 +43,10 @@ class Stream:
         self.confirmed = True
         self.restarts = 0
         self.stop = stop
+        self.framing = FrameGuard("ws://fake", FrameLimits())
+
+    def holds(self, tr_id: str, tr_key: str) -> bool:
+        return True  # what it asked for is checked in tests/test_track_b_rejected.py
 
     async def restart(self) -> None:
         self.restarts += 1
@@ -152,8 +157,9 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     with engine.connect() as conn:  # every one stored, track_a's too
         assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 6
     engine.dispose()
-    down, stale, lagging, refused = tb._open_account_alerts()
+    down, stale, lagging, refused, rejected, flooded = tb._open_account_alerts()
     assert (down, stale, lagging, refused) == ({"acct1"}, {"acct2"}, {"acct2"}, {"acct1"})
+    assert rejected == flooded == set()
     events: list[Event] = [*earlier[:2], *earlier[5:]]  # the earlier run's, as published
     clock = ManualClock(T0)
     collector = _collector(events, asyncio.Event(), clock, lag_alert_s=10)
