@@ -39,6 +39,7 @@ from tests.test_hostile_feed import KRX_TICKS
 from tests.test_kis_parse import TRADE
 from tests.test_kis_stream import FakeSession, serve, tokens, until
 from workers.track_b.checks import (
+    FUTURE_S,
     OFF_GRID,
     OUTSIDE_LIMITS,
     OUTSIDE_SESSION,
@@ -150,7 +151,7 @@ def test_a_stamp_outside_the_hours_of_its_arrivals_day_or_in_the_future_is_refus
     """Received at noon KST; hours 07:00-20:00; a stamp at most FUTURE_S after arrival."""
     stamp = NOON + offset_s * _NS
     fault = Checks().trade(trade(stamp=stamp), True, None)
-    inside = -5 * 3600 <= offset_s <= 60  # 07:00 .. 12:01 (stamps a minute ahead pass)
+    inside = -5 * 3600 <= offset_s <= FUTURE_S  # 07:00 .. 12:05 (up to FUTURE_S ahead)
     assert (fault is None) == inside, offset_s
     assert fault is None or fault[0] == OUTSIDE_SESSION
     assert (Checks().book(book(stamp=stamp), True) is None) == inside

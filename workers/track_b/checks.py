@@ -45,9 +45,10 @@ UNREGISTERED = "unregistered"
 PRICE, VOLUME = "price_not_positive", "volume_not_positive"
 OUTSIDE_SESSION, OUTSIDE_LIMITS, OFF_GRID = "outside_session", "outside_limits", "off_tick_grid"
 RECORD_KINDS = (UNREGISTERED, PRICE, VOLUME, OUTSIDE_SESSION, OUTSIDE_LIMITS, OFF_GRID)
-# A stamp this far after its arrival is false: KIS stamps the exchange's time, our clock is
-# synchronised, and a frame cannot arrive before its trade (a minute covers any skew).
-FUTURE_S = 60
+# A stamp this far after its arrival is false: KIS stamps the exchange's time and a frame
+# cannot arrive before its trade. Five minutes cover any skew of a synchronised clock; a
+# host clock further behind refuses every trade, each kind and symbol alerted: a fault too.
+FUTURE_S = 300
 _NS = 1_000_000_000
 _KST_S = 9 * 3600
 _DAY_S = 86_400
