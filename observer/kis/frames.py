@@ -5,12 +5,12 @@ sake (it buffers at most 16 frames unread, its ``max_queue``): a frame above it 
 read whole, and the library ends the connection (close code 1009), which the stream reports
 as a dropped frame and reconnects from. `FrameLimits.max_bytes` is the application's limit,
 far below it: a frame above is read, then dropped and counted, and the session goes on. Its
-default, 1 MiB (the library's own default, which ended the session), is above anything
-KIS's format makes: a frame says its record count in three digits (kis-api.md §5.5), and 999
-records of the widest TR the decoder knows (an order book of 59 fields: 288 characters in
-the tests' sample after §5.7, some 400 with every quantity in the millions) are about 400 KB.
-A frame of real trades is a few KB: the reference's example trade, completed to 46 fields,
-is 252 characters, and the simulator sends ten trades a frame at most.
+default, 1 MiB (the library's own default limit), is above anything KIS's format makes: a
+frame says its record count in three digits (kis-api.md §5.5), and 999 records of the
+widest TR the decoder knows (an order book of 59 fields: 288 characters in the tests' sample
+after §5.7, some 400 with every quantity in the millions) are about 400 KB. A frame of real
+trades is a few KB: the reference's example trade, completed to 46 fields, is 252
+characters, and the simulator sends ten trades a frame at most.
 
 A frame that is not UTF-8 text, or that the decoder refuses whole (`KisProtocolError`), is
 malformed: dropped and counted likewise. One such frame is no reason to end a session that
