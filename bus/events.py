@@ -52,6 +52,7 @@ __all__ = [
     "PhaseChanged",
     "PriceSnapshot",
     "PruneRequested",
+    "RealtimeRejected",
     "Reconciliation",
     "RosterAccount",
     "SectorCodes",
@@ -161,6 +162,37 @@ class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
     expected_price: int = 0  # ANTC_CNPR during auctions
     expected_qty: int = 0
     account: str = ""
+
+
+class RealtimeRejected(_Event, tag="realtime_rejected", frozen=True, kw_only=True):
+    """Track B: a real-time record or frame refused, never stored as data: why, and its text.
+
+    ``kind`` names the check it failed (``unregistered``, ``price_not_positive``,
+    ``outside_limits``, ``malformed_frame``, ...); ``symbol`` and ``tr_id`` are as sent, ""
+    where none reads. ``text`` is the frame's text cut to ``TEXT_LENGTH`` characters
+    (``length``: the whole frame's, in bytes); every text is cut to its column when the
+    event is made (and when decoded), NULs written out, so that the writer refuses none.
+    """
+
+    TEXT_LENGTH = 4096  # a real frame of ten trades is about 2,500 characters
+    _COLUMNS = (("account", 64), ("kind", 32), ("symbol", 16), ("tr_id", 16), ("reason", 200))
+
+    account: str
+    kind: str
+    symbol: str
+    tr_id: str
+    reason: str
+    received_ns: int
+    exchange_ns: int = 0  # the record's stamp (UTC ns) where it read
+    text: str = ""
+    length: int = 0
+
+    def __post_init__(self) -> None:
+        for name, size in (*RealtimeRejected._COLUMNS, ("text", RealtimeRejected.TEXT_LENGTH)):
+            value: str = getattr(self, name)
+            kept = _cut(value, size)
+            if kept is not value:
+                msgspec.structs.force_setattr(self, name, kept)
 
 
 class Bar(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -815,6 +847,7 @@ Event = (
     | TrackACycle
     | TradeTick
     | OrderBook
+    | RealtimeRejected
     | MinuteBars
     | GapDetected
     | GapStateChanged

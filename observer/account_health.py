@@ -42,6 +42,9 @@ STREAM_FIGURES = (
     "lag_alert_s",  # the delivery lag beyond which Track B alerts ([track_b]; 0: none)
     "dropped_frames",  # data frames that did not parse (logged and skipped), since the start
     "dropped_records",  # records of parsed frames the decoder refused (a trade's: a gap)
+    # Records the checks refused (not asked for, or a price, quantity or time that cannot
+    # be); each kind of refusal, frames' too, is also "rejected.<kind>".
+    "rejected_records",
     "reconnects_1h",  # reconnects spent of the hourly budget
     "reconnect_budget",
 )

@@ -177,6 +177,21 @@ class TrackBSettings(Strict, frozen=True):
     # of the accounts. Each host takes other ks of the same n and needs a [supervisor]
     # host name. "1/1": every symbol.
     shard: str = "1/1"
+    # What Track B stores (workers.track_b.checks): a record of a symbol its session did not
+    # ask for, a trade at a price or quantity of 0 or less, outside the day's limits (Track
+    # A's snapshots), or stamped outside exchange_hours (KST) is refused, kept as a rejected
+    # record. KRX trades 08:30-18:00, and from 07:00 to 20:00 if its extension is live
+    # (UNCONFIRMED): the wider by default.
+    exchange_hours: tuple[ClockTime, ClockTime] = ("07:00", "20:00")
+    # Trade prices off the tick grid, as [from_price, tick] pairs ascending from 0 (KRX's 2023
+    # table is in observer.toml). The table is not confirmed in the reference and ETFs have
+    # their own: empty, not checked, by default.
+    tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = ()
+    # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
+    # 999 records of the widest TR are ~400 KB; above 64 MiB the library ends the session);
+    # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.
+    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=64 * 2**20)] = 2**20
+    bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 10
 
     @property
     def slots_per_account(self) -> int:
@@ -185,6 +200,13 @@ class TrackBSettings(Strict, frozen=True):
 
     def __post_init__(self) -> None:
         Shard.parse(self.shard)  # "k/n" or "k,j/n", 1 <= k <= n <= 64
+        if self.exchange_hours[0] >= self.exchange_hours[1]:
+            raise ValueError(f"track_b.exchange_hours {self.exchange_hours}: open before close")
+        starts = [start for start, _ in self.tick_sizes]
+        if starts and (starts[0] != 0 or starts != sorted(set(starts))):
+            raise ValueError(
+                f"track_b.tick_sizes: [from_price, tick] pairs ascending from 0, not {starts}"
+            )
 
 
 class GapRecoverySettings(Strict, frozen=True):

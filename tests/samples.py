@@ -32,6 +32,7 @@ from bus.events import (
     PhaseChanged,
     PriceSnapshot,
     PruneRequested,
+    RealtimeRejected,
     Reconciliation,
     RosterAccount,
     SectorCodes,
@@ -74,6 +75,11 @@ SAMPLES: list[Event] = [
         symbol="005930", exchange_ns=T0, received_ns=T0 + 1, ask_prices=(73200, 73300),
         ask_qtys=(1500, 900), bid_prices=(73100, 73000), bid_qtys=(2100, 3000),
         total_ask_qty=2400, total_bid_qty=5100, account="acct1",
+    ),
+    RealtimeRejected(
+        account="acct1", kind="price_not_positive", symbol="005930", tr_id="H0STCNT0",
+        reason="price -73100", received_ns=T0 + 3_000_000, exchange_ns=T0,
+        text="0|H0STCNT0|001|005930^123929^-73100^5", length=38,
     ),
     MinuteBars(
         symbol="005930", quality="recovered", gap_id="gap-1",
@@ -196,6 +202,7 @@ EXPECTED_ROWS = {
     "track_a_cycles": 1,
     "trade_ticks": 1,
     "order_books": 1,
+    "realtime_rejections": 1,
     "minute_bar_batches": 2,
     "minute_bars": 2,
     "gap_events": 3,

@@ -19,14 +19,17 @@ from observer.alerts import alert_states
 from observer.clock import ManualClock
 from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
+from observer.kis.frames import FrameGuard, FrameLimits
 from observer.kis.realtime import DecodedFrame
 from observer.writer.store import Store
 from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
+from workers.track_b.checks import OUTSIDE_LIMITS
 from workers.track_b.collect import TRADE, Collector
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
+from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.stale import STREAM_STALE
 
 _NS = 1_000_000_000
@@ -42,6 +45,10 @@ class Stream:
         self.confirmed = True
         self.restarts = 0
         self.stop = stop
+        self.framing = FrameGuard("ws://fake", FrameLimits())
+
+    def holds(self, tr_id: str, tr_key: str) -> bool:
+        return True  # what it asked for is checked in tests/test_track_b_rejected.py
 
     async def restart(self) -> None:
         self.restarts += 1
@@ -152,8 +159,9 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     with engine.connect() as conn:  # every one stored, track_a's too
         assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 6
     engine.dispose()
-    down, stale, lagging, refused = tb._open_account_alerts()
+    down, stale, lagging, refused, rejected, flooded = tb._open_account_alerts()
     assert (down, stale, lagging, refused) == ({"acct1"}, {"acct2"}, {"acct2"}, {"acct1"})
+    assert rejected == flooded == set()
     events: list[Event] = [*earlier[:2], *earlier[5:]]  # the earlier run's, as published
     clock = ManualClock(T0)
     collector = _collector(events, asyncio.Event(), clock, lag_alert_s=10)
@@ -243,3 +251,49 @@ def test_an_account_no_longer_configured_has_its_alerts_resolved_at_once() -> No
         (ACCOUNT_DOWN, "acct1"): "open",  # configured: its next session resolves it
     }
     assert {e.severity for e in events[4:]} == {"critical", "warning"}
+
+
+def test_the_rejected_data_and_bad_frames_alerts_an_earlier_run_left_open_are_taken_over(
+    tmp_path: Path,
+) -> None:
+    """Per account, kind and symbol, and per account: no second alert for them here; a
+    configured account's are resolved by the same rules, another's at once."""
+    tb, _, url = track_b(tmp_path, T0 + 60 * _NS)
+    earlier = [
+        Alert(severity="error", code=code, subject=subject, message="earlier")
+        for code, subject in (
+            (DATA_REJECTED, "acct1/outside_limits/005930"),
+            (DATA_REJECTED, "acct3/unregistered/999999"),
+            (BAD_FRAMES, "acct1"),
+            (BAD_FRAMES, "acct3"),
+        )
+    ]
+    envelopes = [Envelope("track_b", n, T0 + n, e) for n, e in enumerate(earlier, 1)]
+    engine = make_engine(url)
+    store = Store(engine)
+    store.load_marks()
+    store.apply([decode_parts(encode_frame(envelopes))])
+    engine.dispose()
+    *_, rejected, flooded = alerts = tb._open_account_alerts()
+    assert rejected == {"acct1/outside_limits/005930", "acct3/unregistered/999999"}
+    assert flooded == {"acct1", "acct3"}
+    events: list[Event] = list(earlier)
+    clock = ManualClock(T0)
+    collector = _collector(events, asyncio.Event(), clock)
+    collector.take_over(*alerts)
+    assert _states(events) == {
+        (DATA_REJECTED, "acct1/outside_limits/005930"): "open",
+        (DATA_REJECTED, "acct3/unregistered/999999"): "resolved",  # not configured here
+        (BAD_FRAMES, "acct1"): "open",
+        (BAD_FRAMES, "acct3"): "resolved",
+    }
+    fault = (OUTSIDE_LIMITS, "price 200,000 outside 50,000-90,000")
+    collector.rejections.reject("acct1", fault, DecodedFrame(TRADE), "005930", T0)
+    assert not [e for e in events[len(earlier) :] if isinstance(e, Alert)]  # it stands for it
+    framing = collector.streams["acct1"].framing
+    assert framing.rate.flooding  # the episode goes on: a burst now reconnects no second time
+    clock.advance(600)
+    at = clock.now_ns()
+    collector._on_frame("acct1", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
+    framing.read(at)  # a frame read a window after the last bad one: the episode is over
+    assert set(_states(events).values()) == {"resolved"}

@@ -19,6 +19,7 @@ from bus.events import (
     Event,
     GapDetected,
     OrderBook,
+    RealtimeRejected,
     SlotDecision,
     StreamStateChanged,
     TradeTick,
@@ -423,13 +424,15 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
-    received = int(TEN.timestamp()) * 10**9
-    clock = ManualClock(received)
+    received = int(datetime(2026, 11, 20, 12, 39, 30, tzinfo=KST).timestamp()) * 10**9  # TRADE's
+    clock = ManualClock(received)  # a second after TRADE's stamp (a later one is refused)
     published: list[Event] = []
 
     async def scenario() -> None:
         accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
         collector = Collector(accounts, clock, published.append, books=True)
+        for kind in (TRADE_ID, BOOK_ID):  # what the session asked for (unconnected: wanted)
+            await collector.streams["acct1"].subscribe(kind, "005930")
         decoder = collector.streams["acct1"].decoder
         bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
         for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", f"0|H0STASP0|001|{BOOK}"):
@@ -445,7 +448,11 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     ticks = [e for e in published if isinstance(e, TradeTick)]
     books = [e for e in published if isinstance(e, OrderBook)]
     alerts = [e for e in published if isinstance(e, Alert)]
-    assert len(ticks) == 2 and len(books) == 1 and len(published) == 4
+    (rejected,) = [e for e in published if isinstance(e, RealtimeRejected)]  # the bad record
+    assert (rejected.kind, rejected.symbol) == ("malformed_record", "005930")
+    (gap,) = [e for e in published if isinstance(e, GapDetected)]  # its trade is lost
+    assert (gap.symbol, gap.reason) == ("005930", "dropped_record")
+    assert len(ticks) == 2 and len(books) == 1 and len(published) == 6
     assert {e.account for e in [*ticks, *books]} == {"acct1"}
     assert [(a.code, a.severity, a.subject) for a in alerts] == [(DATA_REFUSED, "error", "acct1")]
     # The book's time of day is dated on the KST day the frame was received.

@@ -242,7 +242,7 @@ def test_a_successor_streams_first_and_takes_over_once_the_writer_stored_the_ear
     asyncio.run(tb._follow(Feed(clock, ()), engine, book, streams, [], until))  # type: ignore[arg-type]
     assert reads == [at("10:23:05")]  # the first round after the writer caught up
     assert tb.handover is None
-    assert streams.taken_over == [({"acct1"}, set(), set(), set(), True)]
+    assert streams.taken_over == [({"acct1"}, set(), set(), set(), set(), set(), True)]
     start = at("10:21:30")  # the account's newest tick of the earlier run
     assert streams.gaps == [("acct1", c, start, at("10:22:05")) for c in caps]
     assert [(d.candidate.symbol, d.slot) for d in streams.abandoned] == [
@@ -372,7 +372,9 @@ def test_a_take_over_left_for_later_is_the_starts_own_if_the_writer_caught_up_in
     assert tb.handover is None and tb.pending.settling  # forgotten once stored
     assert [h.candidate.symbol for h in streams.resumed] == [SYMBOLS[7]]  # today's only
     assert not streams.abandoned and set(book.held()) == {SYMBOLS[7]}
-    assert streams.taken_over == [({"acct1"}, set(), set(), set(), True)]  # not its own
+    assert streams.taken_over == [
+        ({"acct1"}, set(), set(), set(), set(), set(), True)
+    ]  # not its own
 
 
 def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_path: Path) -> None:

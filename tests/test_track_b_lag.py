@@ -18,7 +18,7 @@ from workers.track_b.lag import FeedLag
 
 MS = 1_000_000
 S = 1_000 * MS
-T0 = 1_795_000_000 * S
+T0 = 1_794_967_600 * S  # 2026-11-18 11:06:40 KST: stamped within the trading hours
 LIMIT = 1_700 * MS  # Track B's: 500 + 200 ms and the stamps' second
 
 

@@ -296,7 +296,7 @@ def _symbol_of(text: str) -> str:
 
 
 class DecodedFrame(NamedTuple):
-    """What one data frame brought: its events, and the records refused (one each).
+    """What one data frame brought: its events, the records refused (one each), its text.
 
     A named tuple: made for every frame, and a frozen dataclass costs several times more.
     """
@@ -305,6 +305,7 @@ class DecodedFrame(NamedTuple):
     ticks: Sequence[TradeTick] = ()
     books: Sequence[OrderBook] = ()
     errors: Sequence[RefusedRecord] = ()
+    text: str = ""  # as received: what a consumer refusing a record keeps of it
 
 
 class RealtimeDecoder:
@@ -336,7 +337,7 @@ class RealtimeDecoder:
                     ticks.append(decode_trade(record, received_ns, account))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_trade(exc, record))
-            return DecodedFrame(tr_id, ticks=ticks, errors=errors)
+            return DecodedFrame(tr_id, ticks=ticks, errors=errors, text=text)
         if tr_id == "H0STASP0":
             day = self.trade_date(received_ns)
             books: list[OrderBook] = []
@@ -345,7 +346,7 @@ class RealtimeDecoder:
                     books.append(decode_order_book(record, day, received_ns, account))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record))
-            return DecodedFrame(tr_id, books=books, errors=errors)
+            return DecodedFrame(tr_id, books=books, errors=errors, text=text)
         raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_FIELDS only
 
     def trade_date(self, received_ns: int) -> str:

@@ -110,6 +110,15 @@ class Registrations:
             self.unreleased.discard(registration)
         self.awaiting[registration] = due
 
+    def holds(self, registration: Registration) -> bool:
+        """Whether the owner asked for ``registration``: its data may come, and only its.
+
+        Wanted, or sent on the current connection and not yet confirmed released (KIS
+        confirms a release after the registration's last frame).
+        """
+        r = registration
+        return r in self.wanted or r in self.sent or r in self.registered or r in self.releasing
+
     def drop_release(self, registration: Registration) -> None:
         """A release that will not go out (no connection): nothing to wait for."""
         self.unreleased.discard(registration)

@@ -24,6 +24,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
+from observer.kis.frames import FrameLimits
 from observer.kis.realtime import DecodedFrame
 from observer.kis.rest_get import AiohttpGet
 from observer.kis.stream import KisStream, Registration, StreamState
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 _CONNECT_S, _READ_S = 5.0, 10.0
+_FRAME_LIMITS = FrameLimits()
 _TIMEOUT = httpx.Timeout(_READ_S, connect=_CONNECT_S)
 TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105 - an alert code: a worker lacks a token
 REST_ERRORS_WINDOW_S = 300.0  # ctl status shows each account's REST errors of this window
@@ -98,6 +100,7 @@ class KisAccount:
         reconnects_per_hour: int = 60,
         idle_silence_s: float | None = None,
         identify: bool = False,
+        frame_limits: FrameLimits = _FRAME_LIMITS,
     ) -> KisStream:
         """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
@@ -112,6 +115,7 @@ class KisAccount:
             reconnects_per_hour=reconnects_per_hour,
             idle_silence_s=idle_silence_s,
             identify=identify,
+            frame_limits=frame_limits,
         )
 
     async def aclose(self) -> None:

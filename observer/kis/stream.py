@@ -16,6 +16,7 @@ beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops
 the code in ``refused`` and tells its owner (``on_refused``), who decides whether and when to ask
 again (unanswered for ``ack_timeout_s``: ``NOACK``). `SESSION_REFUSALS` end the session; after a
 refusal of the approval key the next one renews it, once (`KeyRenewal`).
+A frame it cannot read costs that frame; a burst of them reconnects once (`observer.kis.frames`).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Literal, TypeVar
+from collections.abc import Callable
+from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -37,6 +38,7 @@ from observer.errors import KisError, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
+from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard, FrameLimits
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import DecodedFrame, RealtimeDecoder
 from observer.kis.reconnects import BudgetSpent, ReconnectBudget
@@ -48,6 +50,7 @@ from observer.kis.registrations import (
     SubscriptionError,
 )
 from observer.kis.token_cache import key_digest
+from observer.kis.waits import wait_unless
 
 __all__ = [
     "IDENTIFY",
@@ -74,8 +77,7 @@ NOACK = "NOACK"  # the refusal of a registration KIS left unanswered (see _watch
 # Retried all the same (it may let go), but its owner alerts soon (Track B: once unhealthy),
 # not ~45 min later when the budget is spent (`on_state`'s ``refused`` reason starts with it).
 PERSISTENT_REFUSALS = frozenset({"OPSP8996"})
-
-_T = TypeVar("_T")
+_FRAME_LIMITS = FrameLimits()
 
 StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
 
@@ -111,6 +113,8 @@ class KisStream:
     idle_silence_s:
         The silence limit while nothing is wanted (a pre-connected session hears only KIS's
         PINGPONG); None: ``silence_s``.
+    frame_limits:
+        The frame limit and the rate of bad frames that reconnects (`FrameGuard` hooks).
     identify:
         Whether a session opened with nothing wanted presents its approval key at once, by
         releasing a registration it does not hold (KIS answers ``OPSP0003``), so that KIS
@@ -136,6 +140,7 @@ class KisStream:
         idle_silence_s: float | None = None,
         identify: bool = False,
         ack_timeout_s: float = 10.0,
+        frame_limits: FrameLimits = _FRAME_LIMITS,
     ) -> None:
         self.url = url
         self._tokens = tokens
@@ -172,9 +177,7 @@ class KisStream:
         self._socket: ClientConnection | None = None
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
-        self.dropped = 0  # frames that could not be parsed (logged, skipped, `on_dropped`)
-        # The owner's hook for each (a frame's records are lost with it; the owner may say so).
-        self.on_dropped: Callable[[KisProtocolError], None] = lambda exc: None
+        self.framing = FrameGuard(url, frame_limits)  # the frames it drops; the owner's hooks
         self.reconnects = 0
 
     def __repr__(self) -> str:
@@ -201,6 +204,15 @@ class KisStream:
         if self._regs.unwant(registration):
             await self._send(registration, register=False)
 
+    def holds(self, tr_id: str, tr_key: str) -> bool:
+        """Whether the session asked for ``(tr_id, tr_key)`` (`Registrations.holds`)."""
+        return self._regs.holds(Registration(tr_id, tr_key))
+
+    @property
+    def dropped(self) -> int:
+        """Frames that could not be read (logged, skipped, handed on), since the start."""
+        return self.framing.dropped
+
     @property
     def settled(self) -> bool:
         """Every release sent on this connection is confirmed (or the connection is gone)."""
@@ -225,10 +237,14 @@ class KisStream:
         while not stop.is_set():
             self._on_state("connecting", self.url)
             try:
-                if not await _wait(stop, self._renewal.renew()):  # a refused key: a new one
+                if not await wait_unless(stop, self._renewal.renew()):  # a refused key: a new one
                     break  # stopped
                 async with connect(
-                    self.url, ping_interval=None, open_timeout=10, close_timeout=_CLOSE_TIMEOUT_S
+                    self.url,
+                    ping_interval=None,
+                    open_timeout=10,
+                    close_timeout=_CLOSE_TIMEOUT_S,
+                    max_size=HARD_MAX_BYTES,
                 ) as socket:
                     self._socket = socket
                     self._forget()
@@ -242,7 +258,7 @@ class KisStream:
                     # Everything wanted, re-sent once the key is had: the session waits for
                     # it here (its failure is the session's, below), before it reads.
                     self._sender = asyncio.ensure_future(self._send_owed(socket))
-                    await _wait(stop, self._sender)
+                    await wait_unless(stop, self._sender)
                     failures = 0 if await self._read(socket, stop) else failures
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self._on_state("disconnected", type(exc).__name__)
@@ -267,7 +283,7 @@ class KisStream:
             failures += 1
             pause = random.uniform(pause / 2, pause)
             log.info("stream %s: reconnecting in %.1fs", self.url, pause)
-            await _wait(stop, self._clock.sleep(pause))
+            await wait_unless(stop, self._clock.sleep(pause))
         self._on_state("stopped", "")
 
     # ------------------------------------------------------------------ internals
@@ -275,6 +291,7 @@ class KisStream:
     def _forget(self) -> None:  # what a connection held, at its start and its end
         self._regs.forget()
         self._close_reason = ""  # why the stream itself closed the connection
+        self._flooded = False  # a burst of bad frames closed it
         self.identified = self.confirmed = False
         for task in (self._watch, self._sender):
             if task is not None:
@@ -307,38 +324,45 @@ class KisStream:
         self.reconnects += 1
 
     async def _read(self, socket: ClientConnection, stop: asyncio.Event) -> bool:
-        """Read until the connection ends; True if it carried data (the backoff resets)."""
+        """Read until the connection ends; True: it carried data, and no burst ended it."""
         got_data = False
         while not stop.is_set():
             self._raise_failure()
-            try:
-                message = await _wait(stop, socket.recv(), self._silence_timer())
+            try:  # bytes, text frames too: text that is not UTF-8 costs the frame alone
+                message = await wait_unless(stop, socket.recv(decode=False), self._silence_timer())
             except TimeoutError:
                 limit = self._silence if self.wanted else self._idle_silence
                 self._on_state("disconnected", f"silent for {limit:.0f}s")
                 return got_data
             except ConnectionClosed as exc:
                 self._raise_failure()  # a helper that failed closed it: `run` reports it
-                code = exc.rcvd.code if exc.rcvd else "no frame"
-                self._on_state("disconnected", self._close_reason or f"closed: {code}")
-                return got_data
+                reason = self._close_reason or self.framing.closed(exc, self._clock.now_ns())
+                self._on_state("disconnected", reason)
+                return got_data and not self._flooded
             if message is None:
                 return got_data
-            text = message if isinstance(message, str) else message.decode("utf-8", "replace")
             received = self._clock.now_ns()
+            text = self.framing.text(message, received)
             try:
-                if is_data_frame(text):
+                if isinstance(text, DroppedFrame):
+                    await self._drop(socket, text)
+                elif is_data_frame(text):
                     self.frames += 1
                     got_data = True
                     self._on_frame(self.decoder.decode(text, received), received)
                     self._confirm()
+                    self.framing.read(received)
                 else:
                     await self._handle_control(socket, text, parse_control(text))
-            except KisProtocolError as exc:
-                self.dropped += 1
-                log.warning("stream %s: dropped a frame: %s", self.url, exc)
-                self.on_dropped(exc)
+            except KisProtocolError as exc:  # refused whole by the decoder
+                await self._drop(socket, DroppedFrame.of(MALFORMED, str(exc), message, received))
         return got_data
+
+    async def _drop(self, socket: ClientConnection, dropped: DroppedFrame) -> None:
+        """A frame dropped; the first of a burst closes the connection (`FrameGuard.drop`)."""
+        if why := self.framing.drop(dropped):
+            self._close_reason, self._flooded = why, True
+            await socket.close()
 
     async def _handle_control(
         self, socket: ClientConnection, text: str, control: ControlMessage
@@ -471,30 +495,3 @@ class KisStream:
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):
             await socket.send(json.dumps(message))
-
-
-async def _wait(
-    stop: asyncio.Event, work: Awaitable[_T], limit: Awaitable[None] | None = None
-) -> _T | None:
-    """The result of ``work``, or None if ``stop`` is set first.
-
-    Raises TimeoutError if ``limit`` (a Clock sleep, so simulated time counts) ends first.
-    The losers are cancelled.
-    """
-    task = asyncio.ensure_future(work)
-    others: list[asyncio.Future[Any]] = [asyncio.ensure_future(stop.wait())]
-    if limit is not None:
-        others.append(asyncio.ensure_future(limit))
-    try:
-        done, _ = await asyncio.wait({task, *others}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for other in others:
-            other.cancel()
-    if task in done:
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    if stop.is_set():
-        return None
-    raise TimeoutError

@@ -22,6 +22,11 @@ Each account alert has a module of its own, fed by the collector: its outages
 episode), each data frame's delivery lag (`FeedLag`; a symbol released while the feed runs
 behind is a ``delivery_lag`` gap, `GapDetector.forget`) and the data the decoder refuses
 (`RefusedData`; a refused trade of a streamed symbol is a ``dropped_record`` gap).
+
+Only what a session asked for and what can be true is published: each trade and book is
+checked first (`workers.track_b.checks`); one refused, a record the decoder refused and a
+frame the stream dropped are kept as rejected records, counted and alerted (`Rejections`),
+and a refused trade of a streamed symbol is a ``dropped_record`` gap too.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from functools import partial
 from typing import Literal, NamedTuple
@@ -39,6 +44,7 @@ from bus.events import (
     Event,
     GapDetected,
     GapReason,
+    OrderBook,
     Severity,
     SlotDecision,
     SlotOverflow,
@@ -47,7 +53,8 @@ from bus.events import (
 )
 from observer.account_health import counter, state_code
 from observer.clock import Clock
-from observer.errors import KisError, KisProtocolError
+from observer.errors import KisError
+from observer.kis.frames import DroppedFrame, FrameLimits
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
@@ -59,10 +66,12 @@ from observer.kis.stream import (
     SubscriptionError,
 )
 from observer.runtime import alongside, sleep_unless
+from workers.track_b.checks import OUTSIDE_SESSION, RECORD_KINDS, Checks
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolved
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
+from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.slots import Decision, Holding
 from workers.track_b.stale import STREAM_STALE, StaleWatch
 
@@ -135,6 +144,8 @@ class Refusal(NamedTuple):
 
 
 _FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
+_CHECKS, _FRAME_LIMITS = Checks(), FrameLimits()
+MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
 
 
 class Collector:
@@ -158,10 +169,17 @@ class Collector:
         stale_after_s: float = 0.0,
         lag_alert_s: float = 0.0,
         refused_quiet_s: float = QUIET_S,
+        checks: Checks = _CHECKS,
+        limits: Mapping[str, tuple[int, int]] | None = None,
+        frame_limits: FrameLimits = _FRAME_LIMITS,
     ) -> None:
         self.clock = clock
         self.lag = FeedLag(clock, publish, in_session, lag_alert_s)
         self.refused_data = RefusedData(clock, publish, refused_quiet_s)
+        self.rejections = Rejections(clock, publish, refused_quiet_s)
+        self.checks = checks
+        # symbol -> the day's (lower, upper) price limits: the slot guard's, from Track A
+        self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
         self.stale_watch = StaleWatch(clock, publish, in_session, stale_after_s)
         self.publish = publish
         self.books = books
@@ -190,11 +208,15 @@ class Collector:
                 reconnects_per_hour=reconnects_per_hour,
                 idle_silence_s=idle_silence_s,
                 identify=identify,
+                frame_limits=frame_limits,
             )
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
-            self.streams[alias].priority = self._priority
-            self.streams[alias].on_confirmed = partial(self._on_confirmed, alias)
-            self.streams[alias].on_dropped = partial(self._on_dropped_frame, alias)
+            stream = self.streams[alias]
+            stream.priority = self._priority
+            stream.on_confirmed = partial(self._on_confirmed, alias)
+            stream.framing.on_dropped = partial(self._on_dropped_frame, alias)
+            stream.framing.on_flood = partial(self.rejections.flood, alias)
+            stream.framing.on_flood_over = partial(self.rejections.flood_over, alias)
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
     # ------------------------------------------------------------------ the slots
@@ -209,6 +231,8 @@ class Collector:
         stale: Collection[str],
         lagging: Collection[str] = (),
         refused: Collection[str] = (),
+        rejected: Collection[str] = (),
+        flooded: Collection[str] = (),
         *,
         late: bool = False,
     ) -> None:
@@ -218,22 +242,31 @@ class Collector:
         account raises no second alert, nor a stuck session restarted here. They stay
         healthy until they fail here, and a stuck session is still restarted once. An
         account no longer configured is resolved at once: nothing would judge it again.
+        ``rejected``: the subjects (``account/kind/symbol``) of open `DATA_REJECTED` alerts;
+        ``flooded``: a burst's episode goes on (`observer.kis.frames.BadFrameRate`).
         ``late``: after the sessions started (`workers.track_b.handover`).
         """
+        ours = self.streams.keys()
         self.outages.take_over(down, late=late)
-        self.stale_watch.take_over(set(stale) & self.streams.keys())
-        self.lag.take_over(set(lagging) & self.streams.keys())
-        self.refused_data.take_over(set(refused) & self.streams.keys())
+        self.stale_watch.take_over(set(stale) & ours)
+        self.lag.take_over(set(lagging) & ours)
+        self.refused_data.take_over(set(refused) & ours)
+        kept = [s for s in rejected if s.partition("/")[0] in ours]
+        self.rejections.take_over(kept, set(flooded) & ours)
+        for alias in set(flooded) & ours:
+            self.streams[alias].framing.rate.take_over(self.clock.now_ns())
         alerted: list[tuple[str, Severity, Collection[str]]] = [
             (ACCOUNT_DOWN, "critical", down),
             (STREAM_STALE, "warning", stale),
             (FEED_LAGGING, "warning", lagging),
             (DATA_REFUSED, "error", refused),
+            (DATA_REJECTED, "error", set(rejected) - set(kept)),
+            (BAD_FRAMES, "error", flooded),
         ]
-        for code, severity, aliases in alerted:
-            for alias in sorted(set(aliases) - self.streams.keys()):
+        for code, severity, subjects in alerted:
+            for subject in sorted(s for s in subjects if s.partition("/")[0] not in ours):
                 gone = "no longer configured: nothing streams it"
-                self.publish(resolved(alias, code, severity, gone))
+                self.publish(resolved(subject, code, severity, gone))
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s`` (`Outages`)."""
@@ -474,6 +507,7 @@ class Collector:
                 "identified": float(stream.identified),
                 "dropped_frames": stream.dropped,
                 "dropped_records": self.refused_data.records[alias],
+                "rejected_records": sum(self.rejections.counts[alias, k] for k in RECORD_KINDS),
                 "reconnects_1h": stream.reconnects_in_hour(),
                 "reconnect_budget": stream.budget,
                 "lag_alert_s": self.lag.limit_ns / _NS,
@@ -483,28 +517,62 @@ class Collector:
             if alias in self.lag.lag_ns:
                 figures["delivery_lag_s"] = round(self.lag.lag_ns[alias] / _NS, 1)
             counters.update((counter(alias, k), float(v)) for k, v in figures.items())
+        for (alias, kind), count in self.rejections.counts.items():  # "rejected.<kind>"
+            counters[counter(alias, f"rejected.{kind}")] = float(count)
         return counters
 
     def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
-        """Publish a frame's events (decoded by the account's stream, ``account`` set)."""
+        """Publish a frame's events (decoded by the account's stream, ``account`` set).
+
+        What a check refuses is not published (`_rejected`); the rest of the frame is.
+        """
         self.last_data_ns[alias] = received_ns
         self.stale_watch.on_data(alias, received_ns)
-        detector = self.detectors[alias]
+        self.rejections.on_data(alias, received_ns)
+        detector, stream, limits = self.detectors[alias], self.streams[alias], self.limits
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(alias, frame, received_ns)
         else:
             self.refused_data.on_data(alias, received_ns)
+        newest = 0
         for tick in frame.ticks:
+            asked = stream.holds(frame.tr_id, tick.symbol)
+            if fault := self.checks.trade(tick, asked, limits.get(tick.symbol)):
+                self._rejected(alias, frame, tick, fault)
+                continue
             self.publish(tick)
             self.ticks += 1
             self.latest[tick.symbol] = tick
+            newest = max(newest, tick.exchange_ns)
             self._count(tick.symbol, received_ns)
             if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
                 self._gap(gap)
         for book in frame.books:
-            self.publish(book)
-        if frame.ticks:
-            self.lag.on_frame(alias, max(t.exchange_ns for t in frame.ticks), received_ns)
+            if fault := self.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
+                self._rejected(alias, frame, book, fault)
+            else:
+                self.publish(book)
+        if newest:
+            self.lag.on_frame(alias, newest, received_ns)
+
+    def _rejected(
+        self,
+        alias: str,
+        frame: DecodedFrame,
+        record: TradeTick | OrderBook,
+        fault: tuple[str, str],
+    ) -> None:
+        """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.
+
+        Its stamp bounds the gap unless the stamp is what was refused.
+        """
+        symbol, received_ns, stamp = record.symbol, record.received_ns, record.exchange_ns
+        self.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
+        if not isinstance(record, TradeTick) or symbol not in self.symbols(alias):
+            return
+        trusted = 0 if fault[0] == OUTSIDE_SESSION else stamp
+        if gap := self.detectors[alias].on_refused_trade(symbol, received_ns, trusted):
+            self._gap(gap)
 
     def _dropped(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
         """Count and alert the refused records; a refused trade of a streamed symbol: a gap.
@@ -517,15 +585,20 @@ class Collector:
         streamed = self.symbols(alias) if frame.tr_id == TRADE else set()
         for refused in errors:  # one bad record each; the frame's others still count
             log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
+            fault = MALFORMED_RECORD, str(refused.error)
+            self.rejections.reject(  # alerted by `RefusedData`'s episode
+                alias, fault, frame, refused.symbol, received_ns, refused.exchange_ns, alert=False
+            )
             if refused.symbol not in streamed:
                 continue
             detector = self.detectors[alias]
             if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
                 self._gap(gap)
 
-    def _on_dropped_frame(self, alias: str, error: KisProtocolError) -> None:
-        """A data frame the stream could not read (it logged and counted it): alerted."""
-        self.refused_data.on_frame(alias, str(error))
+    def _on_dropped_frame(self, alias: str, dropped: DroppedFrame) -> None:
+        """A frame the stream could not read (it logged and counted it): kept and alerted."""
+        self.refused_data.on_frame(alias, dropped.error)
+        self.rejections.dropped(alias, dropped)
 
     def _count(self, symbol: str, received_ns: int) -> None:
         times = self.recent.setdefault(symbol, deque())

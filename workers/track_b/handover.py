@@ -48,16 +48,20 @@ from observer.private_files import write_private
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import ReadBeside, Resumer, gap_starts
 
-__all__ = ["Earlier", "LateHandover", "PendingRuns", "release_late"]
+__all__ = ["AccountAlerts", "Earlier", "LateHandover", "PendingRuns", "release_late"]
 
 log = logging.getLogger(__name__)
+
+# The subjects of each account alert an earlier run left open, in `Collector.take_over`'s
+# order: down, stale, lagging, refused, rejected (account/kind/symbol), bad frames.
+AccountAlerts = tuple[set[str], set[str], set[str], set[str], set[str], set[str]]
 
 
 @dataclass(frozen=True)
 class Earlier:
     """What an earlier run of the day left: its open alerts and its slots."""
 
-    account_alerts: tuple[set[str], set[str], set[str], set[str]]  # `Collector.take_over`'s
+    account_alerts: AccountAlerts
     session_alerts: list[Notice]
     held: list[HeldSlot]
 

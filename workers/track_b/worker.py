@@ -59,6 +59,7 @@ from observer.db.slot_queries import AsOf, held_slots
 from observer.errors import KisError
 from observer.hosts import own_source
 from observer.kis.client import RateLimits
+from observer.kis.frames import FrameLimits
 from observer.kis.session import open_account, token_alert
 from observer.kis.token_cache import key_digest
 from observer.notify import FAILING_S, Notifier
@@ -74,16 +75,24 @@ from observer.runtime import (
 from observer.timeline import timeline_from
 from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
+from workers.track_b.checks import Checks
 from workers.track_b.collect import Collector
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.guard import SlotGuard
-from workers.track_b.handover import Earlier, LateHandover, PendingRuns, release_late
+from workers.track_b.handover import (
+    AccountAlerts,
+    Earlier,
+    LateHandover,
+    PendingRuns,
+    release_late,
+)
 from workers.track_b.kept_references import KeptReferences
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.pins import PinFile, slots_path, unplaced
 from workers.track_b.read_back import ReadBack
 from workers.track_b.refused import DATA_REFUSED
+from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.session_alerts import (
     DEGRADED,
     OVERFLOW,
@@ -163,17 +172,16 @@ class TrackB(AsyncWorker):
         finally:
             self._engine.dispose()
 
-    def _open_account_alerts(
-        self, through_seq: int | None = None
-    ) -> tuple[set[str], set[str], set[str], set[str]]:
-        """The accounts whose account alerts an earlier run left open, as `take_over` takes them.
+    def _open_account_alerts(self, through_seq: int | None = None) -> AccountAlerts:
+        """The subjects of the account alerts an earlier run left open, as `take_over` takes them.
 
         ``through_seq``: the earlier runs' last seq (this run's own alerts are left out).
         """
-        codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED)
+        codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED, DATA_REJECTED, BAD_FRAMES)
         with self._engine.connect() as conn:
             found = open_subjects_of(conn, self.settings, SOURCE, codes, through_seq)
-        return found[ACCOUNT_DOWN], found[STREAM_STALE], found[FEED_LAGGING], found[DATA_REFUSED]
+        down, stale, lagging, refused, rejected, flooded = (found[code] for code in codes)
+        return down, stale, lagging, refused, rejected, flooded
 
     def _open_session_alerts(self, through_seq: int | None = None) -> list[Notice]:
         """The overflow and session alerts an earlier run left open (a restart)."""
@@ -181,9 +189,7 @@ class TrackB(AsyncWorker):
         with self._engine.connect() as conn:
             return open_notices_of(conn, self.settings, SOURCE, codes, through_seq)
 
-    async def _open_alerts(
-        self, as_of: AsOf
-    ) -> tuple[tuple[set[str], set[str], set[str], set[str]], list[Notice]] | None:
+    async def _open_alerts(self, as_of: AsOf) -> tuple[AccountAlerts, list[Notice]] | None:
         """The alerts the earlier runs left open; None if the database fails the read.
 
         Track B streams then, and takes them over once they read (`LateHandover`): a start
@@ -227,7 +233,7 @@ class TrackB(AsyncWorker):
                     "streams, and takes over its slots and open alerts once they are stored"
                 )
             self._streams_before_taking_over(LateHandover(self.producer, day, as_of, runs, True))
-            taken = (set(), set(), set(), set()), []
+            taken = (set(), set(), set(), set(), set(), set()), []
         account_alerts, session_alerts = taken
         engine = TriggerEngine(
             self.config,
@@ -269,6 +275,11 @@ class TrackB(AsyncWorker):
             identify=self.config.identify_idle,
             stale_after_s=self.config.stale_after_s,
             lag_alert_s=self.config.lag_alert_s,
+            checks=Checks.of(self.config),
+            limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
+            frame_limits=FrameLimits(
+                self.config.max_frame_bytes, self.config.bad_frames_per_minute
+            ),
         )
         self.collector = collector
         collector.take_over(*account_alerts)
@@ -465,7 +476,7 @@ class TrackB(AsyncWorker):
     def _earlier(self, handover: LateHandover) -> Earlier:
         """What an earlier run of the day left, as of this one's start (blocking)."""
         through = handover.as_of.seq
-        none: tuple[set[str], set[str], set[str], set[str]] = (set(), set(), set(), set())
+        none: AccountAlerts = (set(), set(), set(), set(), set(), set())
         account = self._open_account_alerts(through) if handover.alerts else none
         session = self._open_session_alerts(through) if handover.alerts else []
         with self._engine.connect() as conn:  # this host's

@@ -130,6 +130,25 @@ class OrderBookRow(Audited, Base):
     )
 
 
+class RealtimeRejectedRow(Audited, Base):
+    """Track B's refused real-time records and frames: why, and the frame's text (4 KB at most).
+
+    Bounded by the producer (`workers.track_b.rejections`): a few kept whole per account,
+    kind and symbol a day, the rest only counted.
+    """
+
+    __tablename__ = "realtime_rejections"
+    account: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))
+    symbol: Mapped[str] = mapped_column(String(16))
+    tr_id: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(200))
+    received_ns: Mapped[int] = mapped_column(index=True)
+    exchange_ns: Mapped[int]
+    text: Mapped[str] = mapped_column(String(4096))
+    length: Mapped[int]
+
+
 class MinuteBarsRow(Audited, Base):
     """One row per minute-bar event, even an empty recovery, so every seq is accounted for."""
 

@@ -1,0 +1,176 @@
+"""WebSocket frames a session cannot read: oversized or malformed ones cost that frame alone.
+
+Two limits. `HARD_MAX_BYTES` (64 MiB) is the WebSocket library's ``max_size``, for memory's
+sake (it buffers at most 16 frames unread, its ``max_queue``): a frame above it is never
+read whole, and the library ends the connection (close code 1009), which the stream reports
+as a dropped frame and reconnects from. `FrameLimits.max_bytes` is the application's limit,
+far below it: a frame above is read, then dropped and counted, and the session goes on. Its
+default, 1 MiB (the library's own default limit), is above anything KIS's format makes: a
+frame says its record count in three digits (kis-api.md §5.5), and 999 records of the
+widest TR the decoder knows (an order book of 59 fields: 288 characters in the tests' sample
+after §5.7, some 400 with every quantity in the millions) are about 400 KB. A frame of real
+trades is a few KB: the reference's example trade, completed to 46 fields, is 252
+characters, and the simulator sends ten trades a frame at most.
+
+A frame that is not UTF-8 text, or that the decoder refuses whole (`KisProtocolError`), is
+malformed: dropped and counted likewise. One such frame is no reason to end a session that
+streams 41 symbols (a reconnect is a gap for each of them). A *rate* of them is: beyond
+`FrameLimits.bad_per_window` in `FrameLimits.window_s` of clock time, `BadFrameRate` starts
+an episode, and the stream reconnects once, with its backoff and within its budget; the
+episode ends once a window passes without a bad frame, and only a new episode reconnects
+again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import NamedTuple
+
+from websockets.exceptions import ConnectionClosed
+
+__all__ = [
+    "HARD_MAX_BYTES",
+    "KEPT_CHARS",
+    "MALFORMED",
+    "OVERSIZED",
+    "BadFrameRate",
+    "DroppedFrame",
+    "FrameGuard",
+    "FrameLimits",
+    "frame_text",
+]
+
+log = logging.getLogger(__name__)
+
+HARD_MAX_BYTES = 64 * 2**20  # the library's max_size: above it the connection ends
+KEPT_CHARS = 4096  # of a dropped frame's text, for its record (never the whole of a flood)
+OVERSIZED, MALFORMED = "oversized_frame", "malformed_frame"
+_NS = 1_000_000_000
+
+
+class FrameLimits(NamedTuple):
+    """The application's frame limit and the rate of bad frames that restarts a session."""
+
+    max_bytes: int = 2**20
+    bad_per_window: int = 10  # more than this many within the window: an episode
+    window_s: float = 60.0  # clock seconds
+
+
+class DroppedFrame(NamedTuple):
+    """A frame the session dropped: its kind, why, and its text (its start, `KEPT_CHARS`)."""
+
+    kind: str  # OVERSIZED or MALFORMED
+    error: str
+    text: str
+    length: int  # of the whole frame, in bytes
+    received_ns: int
+
+    @classmethod
+    def of(cls, kind: str, error: str, message: bytes, received_ns: int) -> DroppedFrame:
+        """The frame ``message`` dropped for ``error``: its start as text, its length."""
+        return cls(kind, error, _start(message), len(message), received_ns)
+
+
+def frame_text(message: bytes, limits: FrameLimits, received_ns: int) -> str | DroppedFrame:
+    """The text of a frame as received, or why it is dropped (over the limit, not UTF-8)."""
+    size = len(message)
+    if size > limits.max_bytes:
+        error = f"{size:,} bytes, over the limit of {limits.max_bytes:,}"
+        return DroppedFrame.of(OVERSIZED, error, message, received_ns)
+    try:
+        return message.decode()
+    except UnicodeDecodeError as exc:
+        error = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+        return DroppedFrame.of(MALFORMED, error, message, received_ns)
+
+
+def _start(message: bytes) -> str:
+    return message[:KEPT_CHARS].decode("utf-8", "replace")
+
+
+class BadFrameRate:
+    """Bad frames within a sliding window of clock time, and the episode a burst starts."""
+
+    def __init__(self, limits: FrameLimits) -> None:
+        self.limit = limits.bad_per_window
+        self.window_ns = int(limits.window_s * _NS)
+        self.recent: deque[int] = deque()  # receive times of the bad frames in the window
+        self.flooding = False  # an episode is open: its reconnect was made
+        self.last_ns = 0  # the latest bad frame
+
+    def bad(self, now_ns: int) -> bool:
+        """Count a bad frame; True if it starts an episode (the session reconnects once)."""
+        self.last_ns = now_ns
+        self.recent.append(now_ns)
+        while self.recent[0] <= now_ns - self.window_ns:
+            self.recent.popleft()
+        if self.flooding or len(self.recent) <= self.limit:
+            return False
+        self.flooding = True
+        return True
+
+    def good(self, now_ns: int) -> bool:
+        """A frame read well; True if it ends an episode (a window without a bad frame)."""
+        if not self.flooding or now_ns - self.last_ns < self.window_ns:
+            return False
+        self.flooding = False
+        return True
+
+    def take_over(self, now_ns: int) -> None:
+        """An episode an earlier process left open: it ends a window after ``now_ns``."""
+        self.flooding, self.last_ns = True, max(self.last_ns, now_ns)
+
+
+class FrameGuard:
+    """One session's frames it could not read: dropped, counted, and the bursts among them.
+
+    The stream reads each frame's text through `text`, drops what the decoder refuses with
+    `drop`, and closes the connection when `drop` names a burst. Its owner hears of each
+    frame dropped (``on_dropped``), of a burst (``on_flood``, then the reconnect) and of its
+    episode's end (``on_flood_over``), each with why.
+    """
+
+    def __init__(self, url: str, limits: FrameLimits) -> None:
+        self.url = url
+        self.limits = limits
+        self.rate = BadFrameRate(limits)
+        self.dropped = 0  # since the start
+        self.on_dropped: Callable[[DroppedFrame], None] = lambda frame: None
+        self.on_flood: Callable[[str], None] = lambda why: None
+        self.on_flood_over: Callable[[str], None] = lambda why: None
+
+    def text(self, message: bytes, received_ns: int) -> str | DroppedFrame:
+        """`frame_text` of a frame received."""
+        return frame_text(message, self.limits, received_ns)
+
+    def read(self, received_ns: int) -> None:
+        """A data frame read well: the end of a burst's episode, a window after its last."""
+        if self.rate.good(received_ns):
+            self.on_flood_over(f"no bad frame for {self.limits.window_s:.0f}s")
+
+    def drop(self, dropped: DroppedFrame) -> str:
+        """Count and hand on a frame dropped; why to reconnect if it starts a burst, else ""."""
+        self.dropped += 1
+        if not self.rate.flooding:  # a burst is logged once, here
+            log.warning("stream %s: dropped a frame: %s", self.url, dropped.error)
+        self.on_dropped(dropped)
+        if not self.rate.bad(dropped.received_ns):
+            return ""
+        why = (
+            f"more than {self.limits.bad_per_window} bad frames within {self.limits.window_s:.0f}s"
+        )
+        log.error("stream %s: %s: reconnecting once", self.url, why)
+        self.on_flood(why)
+        return why
+
+    def closed(self, exc: ConnectionClosed, now_ns: int) -> str:
+        """Why the peer or the library closed the connection; a frame over the cap is dropped."""
+        if exc.rcvd is not None:
+            return f"closed: {exc.rcvd.code}"
+        if exc.sent is not None and exc.sent.code == 1009:  # the library's max_size
+            error = f"over {HARD_MAX_BYTES:,} bytes: the connection ends on it"
+            self.drop(DroppedFrame(OVERSIZED, error, "", 0, now_ns))
+            return f"closed: 1009, a frame {error}"
+        return "closed: no frame"
