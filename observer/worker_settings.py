@@ -183,10 +183,18 @@ class TrackBSettings(Strict, frozen=True):
     # record. KRX trades 08:30-18:00, and from 07:00 to 20:00 if its extension is live
     # (UNCONFIRMED): the wider by default.
     exchange_hours: tuple[ClockTime, ClockTime] = ("07:00", "20:00")
-    # Trade prices off the tick grid, as [from_price, tick] pairs ascending from 0 (KRX's 2023
-    # table is in observer.toml). The table is not confirmed in the reference and ETFs have
-    # their own: empty, not checked, by default.
-    tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = ()
+    # Trade prices off the tick grid, as [from_price, tick] pairs ascending from 0, checked for
+    # the universe's stocks (their limits known from Track A): KRX's table for KOSPI and
+    # KOSDAQ stocks since 2023 by default; empty: not checked.
+    tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = (
+        (0, 1),
+        (2_000, 5),
+        (5_000, 10),
+        (20_000, 50),
+        (50_000, 100),
+        (200_000, 500),
+        (500_000, 1_000),
+    )
     # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
     # 999 records of the widest TR are ~400 KB; above 64 MiB the library ends the session);
     # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.

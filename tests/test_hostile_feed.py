@@ -43,16 +43,6 @@ from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.slots import Candidate, SlotBook
 
 _NS = 1_000_000_000
-# KRX's tick table (2023), as `[track_b] tick_sizes` in config/observer.toml offers it.
-KRX_TICKS = (
-    (0, 1),
-    (2000, 5),
-    (5000, 10),
-    (20000, 50),
-    (50000, 100),
-    (200000, 500),
-    (500000, 1000),
-)
 PRICE, VOLUME, TIME = 2, 12, 1  # H0STCNT0 fields: STCK_PRPR, CNTG_VOL, STCK_CNTG_HOUR
 BIG = 10_000_000  # characters of the oversized frame
 BURST = 12  # malformed frames at once: above the 10 a minute the test's limits allow
@@ -160,7 +150,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
             publish,
             silence=SilenceRule(5.0, 900.0),
             refused_quiet_s=3600,
-            checks=Checks(tick_sizes=KRX_TICKS),
+            checks=Checks(),
             limits=limits,
             frame_limits=FrameLimits(bad_per_window=10, window_s=60),
         )

@@ -35,7 +35,6 @@ from observer.kis.frames import (
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream
 from observer.phases import KST
-from tests.test_hostile_feed import KRX_TICKS
 from tests.test_kis_parse import TRADE
 from tests.test_kis_stream import FakeSession, serve, tokens, until
 from workers.track_b.checks import (
@@ -49,6 +48,7 @@ from workers.track_b.checks import (
     Checks,
     tick_size,
 )
+from workers.track_b.checks import KRX_TICK_SIZES as KRX_TICKS
 from workers.track_b.rejections import (
     ALERTED_SYMBOLS,
     BAD_FRAMES,
@@ -60,6 +60,8 @@ from workers.track_b.rejections import (
 
 _NS = 1_000_000_000
 NOON = int(datetime(2026, 11, 20, 12, 0, tzinfo=KST).timestamp()) * _NS
+
+WIDE = (0, 10**10)  # limits known and wide: a universe stock's grid is checked
 
 
 def trade(price: int = 73100, qty: int = 5, stamp: int = NOON, received: int = NOON) -> TradeTick:
@@ -100,11 +102,12 @@ def test_a_price_is_on_the_grid_exactly_when_its_bands_tick_divides_it(
 ) -> None:
     unit = [u for start, u in table if start <= price][-1]  # by a scan, not a bisect
     assert tick_size(price, table) == unit
-    fault = Checks(tick_sizes=table).trade(trade(price), True, None)
+    fault = Checks(tick_sizes=table).trade(trade(price), True, WIDE)
     assert (fault is None) == (price % unit == 0)
     if fault is not None:
         assert fault[0] == OFF_GRID and f"{unit:,}" in fault[1]
-    assert Checks().trade(trade(price), True, None) is None  # no table: the grid is not checked
+    assert Checks(tick_sizes=()).trade(trade(price), True, WIDE) is None  # no table: not checked
+    assert Checks(tick_sizes=table).trade(trade(price), True, None) is None  # not a stock
 
 
 @given(st.floats(1, 2_000_000))
@@ -113,11 +116,11 @@ def test_every_price_the_simulator_rounds_is_on_the_krx_grid_and_one_won_more_is
 ) -> None:
     """The configured table against the simulator's own implementation of KRX's units."""
     price = round_tick(raw)
-    checks = Checks(tick_sizes=KRX_TICKS)
+    checks = Checks()  # the default table: KRX's
     assert tick_size(price, KRX_TICKS) == krx_tick(price)
-    assert checks.trade(trade(price), True, None) is None
+    assert checks.trade(trade(price), True, WIDE) is None
     if krx_tick(price + 1) > 1:
-        assert checks.trade(trade(price + 1), True, None) == (
+        assert checks.trade(trade(price + 1), True, WIDE) == (
             OFF_GRID,
             f"price {price + 1:,} is not a multiple of its tick {krx_tick(price + 1):,}",
         )
@@ -128,7 +131,7 @@ def test_a_price_outside_the_days_limits_is_refused_and_one_at_a_limit_is_not(
     a: int, b: int, price: int
 ) -> None:
     lower, upper = min(a, b), max(a, b)
-    fault = Checks().trade(trade(price), True, (lower, upper))
+    fault = Checks(tick_sizes=()).trade(trade(price), True, (lower, upper))
     assert (fault is None) == (lower <= price <= upper)
     assert fault is None or fault[0] == OUTSIDE_LIMITS
     assert Checks().trade(trade(price), True, None) is None  # limits not known: not checked

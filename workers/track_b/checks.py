@@ -13,8 +13,10 @@ it fails names its kind (the rejected record's ``kind``, the alert's subject):
   them (KIS's own ``stck_llam`` / ``stck_mxpr``). Not the previous close +-30 %: the base
   price the limits are drawn from moves on a split or a rights issue, and the snapshots of
   09:00-09:30 give every universe symbol's limits before Track B streams it.
-* ``off_tick_grid``: a trade price that is not a multiple of the tick for its price, with
-  ``[track_b] tick_sizes`` configured (`tick_size`).
+* ``off_tick_grid``: a trade price that is not a multiple of the tick for its price
+  (``[track_b] tick_sizes``, KRX's table for stocks by default: `tick_size`), for a symbol
+  whose limits are known: a universe stock Track A snapshotted. A pin's ETF or other
+  product trades on a grid of its own and is not checked against the stocks'.
 
 The checks are pure and cost a few comparisons a record (`Checks.trade`, `Checks.book`).
 """
@@ -30,6 +32,7 @@ from observer.worker_settings import TrackBSettings
 
 __all__ = [
     "FUTURE_S",
+    "KRX_TICK_SIZES",
     "OFF_GRID",
     "OUTSIDE_LIMITS",
     "OUTSIDE_SESSION",
@@ -49,6 +52,16 @@ RECORD_KINDS = (UNREGISTERED, PRICE, VOLUME, OUTSIDE_SESSION, OUTSIDE_LIMITS, OF
 # cannot arrive before its trade. Five minutes cover any skew of a synchronised clock; a
 # host clock further behind refuses every trade, each kind and symbol alerted: a fault too.
 FUTURE_S = 300
+# KRX's tick sizes for KOSPI and KOSDAQ stocks since 2023-01-25 ([from_price, tick]).
+KRX_TICK_SIZES = (
+    (0, 1),
+    (2_000, 5),
+    (5_000, 10),
+    (20_000, 50),
+    (50_000, 100),
+    (200_000, 500),
+    (500_000, 1_000),
+)
 _NS = 1_000_000_000
 _KST_S = 9 * 3600
 _DAY_S = 86_400
@@ -66,7 +79,7 @@ class Checks:
 
     open_s: int = 7 * 3600  # seconds after KST midnight
     close_s: int = 20 * 3600
-    tick_sizes: tuple[tuple[int, int], ...] = ()  # empty: the grid is not checked
+    tick_sizes: tuple[tuple[int, int], ...] = KRX_TICK_SIZES  # empty: the grid is not checked
 
     @classmethod
     def of(cls, settings: TrackBSettings) -> Checks:
@@ -94,7 +107,9 @@ class Checks:
             return VOLUME, f"quantity {tick.qty}"
         if (late := self._outside(tick.exchange_ns, tick.received_ns)) is not None:
             return OUTSIDE_SESSION, late
-        if limits is not None and not limits[0] <= price <= limits[1]:
+        if limits is None:  # not a stock Track A snapshotted: neither limits nor the grid known
+            return None
+        if not limits[0] <= price <= limits[1]:
             return OUTSIDE_LIMITS, f"price {price:,} outside {limits[0]:,}-{limits[1]:,}"
         if self.tick_sizes and price % (unit := tick_size(price, self.tick_sizes)):
             return OFF_GRID, f"price {price:,} is not a multiple of its tick {unit:,}"
