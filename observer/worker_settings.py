@@ -196,9 +196,9 @@ class TrackBSettings(Strict, frozen=True):
         (500_000, 1_000),
     )
     # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
-    # 999 records of the widest TR are ~400 KB; above 64 MiB the library ends the session);
+    # 999 records of the widest TR are ~400 KB; above 16 MiB the library ends the session);
     # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.
-    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=64 * 2**20)] = 2**20
+    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = 2**20
     bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 10
 
     @property

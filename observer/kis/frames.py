@@ -1,6 +1,6 @@
 """WebSocket frames a session cannot read: oversized or malformed ones cost that frame alone.
 
-Two limits. `HARD_MAX_BYTES` (64 MiB) is the WebSocket library's ``max_size``, for memory's
+Two limits. `HARD_MAX_BYTES` (16 MiB) is the WebSocket library's ``max_size``, for memory's
 sake (it buffers at most 16 frames unread, its ``max_queue``): a frame above it is never
 read whole, and the library ends the connection (close code 1009), which the stream reports
 as a dropped frame and reconnects from. `FrameLimits.max_bytes` is the application's limit,
@@ -44,7 +44,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HARD_MAX_BYTES = 64 * 2**20  # the library's max_size: above it the connection ends
+HARD_MAX_BYTES = 16 * 2**20  # the library's max_size: above it the connection ends
 KEPT_CHARS = 4096  # of a dropped frame's text, for its record (never the whole of a flood)
 OVERSIZED, MALFORMED = "oversized_frame", "malformed_frame"
 _NS = 1_000_000_000
