@@ -248,7 +248,7 @@ def _run(
 
     path = Path(settings.paths.data_dir) / "enrich" / "checkpoint.json"
     mode = "force" if force else "incremental"
-    earlier = cp.load(path)
+    earlier = cp.load(path, producer.send)
     # A killed run of these very regions and mode: what it stored since its start is fresh.
     # Another's (a --regions US run's, resumed by a KR one) would skip the wrong stocks.
     resumed = earlier is not None and earlier.mode == mode and set(earlier.regions) == set(regions)

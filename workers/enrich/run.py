@@ -162,7 +162,10 @@ def kis_tier(job: Job) -> list[KisAccount]:
     if not wanted or not kis.accounts or job.send is None:
         return []
     limits = rate_limits(job.settings, "jobs")
-    accounts = [open_account(job.settings, a.alias, job.clock, limits) for a in kis.accounts]
+    accounts = [
+        open_account(job.settings, a.alias, job.clock, limits, alerts=job.send)
+        for a in kis.accounts
+    ]
     clients = [a.client for a in accounts]
     job.kis = KisLookups(clients, job.sector_map, e.kis_detail, e.kis_search_info)
     return accounts
