@@ -171,13 +171,20 @@ def kis_tier(job: Job) -> list[KisAccount]:
     return accounts
 
 
-async def fetch_codes(settings: Settings, clock: Clock, exchanges: list[str]) -> list[SectorCodes]:
-    """HHDFS76370100 once per exchange, through the first account (the jobs' share)."""
+async def fetch_codes(
+    settings: Settings,
+    clock: Clock,
+    exchanges: list[str],
+    alerts: Callable[[Event], object] | None = None,
+) -> list[SectorCodes]:
+    """HHDFS76370100 once per exchange, through the first account (the jobs' share).
+
+    ``alerts`` sends the alert of a token cache file that does not read.
+    """
     from observer.kis.session import open_account, rate_limits
 
-    account = open_account(
-        settings, settings.kis.accounts[0].alias, clock, rate_limits(settings, "jobs")
-    )
+    limits = rate_limits(settings, "jobs")
+    account = open_account(settings, settings.kis.accounts[0].alias, clock, limits, alerts=alerts)
     try:
         found = []
         for exchange in exchanges:

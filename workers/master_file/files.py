@@ -265,9 +265,11 @@ class LocalFiles:
     def review(self, review_id: str) -> tuple[Review, Path]:
         """A pending review and its archive."""
         meta = self.root / "reviews" / f"{review_id}.json"
-        if "/" in review_id or not meta.exists():
+        lost = "the change it held cannot be approved; its archive stays beside it"
+        found = None if "/" in review_id else self._read(meta, _decode_review, lost)
+        if found is None:
             raise MasterFileError(f"no pending review {review_id!r}")
-        return msgspec.json.decode(meta.read_bytes(), type=Review), meta.with_suffix(".zip")
+        return found, meta.with_suffix(".zip")
 
     def close_review(self, review_id: str) -> None:
         """Forget a decided review (its archive was installed or is dropped)."""
