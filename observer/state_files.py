@@ -1,13 +1,13 @@
 """A state file that does not read: set aside, alerted, rebuilt by its owner, never fatal.
 
 The state files the product writes for itself (token caches, universe files, pins, the
-supervisor's records, checkpoints, ...) are written with `observer.private_files.write_private`,
-so a torn one is no longer a crash's doing; it is a power cut on a disk that lied, a full
-disk elsewhere, or a hand edit. Its owner never reads it as empty in place and never fails
-on it at every start: the file is moved aside (``<name>.bad-<UTC time>``, owner-only, kept
-for a post-mortem), one warning ``state_file_unreadable`` is raised (subject: the file's
-path) saying what was lost and how it is rebuilt, and the owner goes on from its empty or
-safe state.
+supervisor's records, checkpoints, ...) are written with
+`observer.private_files.write_private`, so a torn one is never a crash's doing: it is a
+power cut on a disk that lied, or a hand edit. Its owner never reads it as empty in place
+and never fails on it at every start: the file is moved aside (``<name>.bad-<UTC time>``,
+owner-only, kept for a post-mortem), one warning ``state_file_unreadable`` is raised
+(subject: the file's path) saying what was lost and how it is rebuilt, and the owner goes
+on from its empty or safe state.
 """
 
 from __future__ import annotations

@@ -1,16 +1,17 @@
 """The owner-only files caching each account's access token and approval key.
 
 One file per account, environment and kind (``<alias>-<environment>-<kind>.json``, 0600),
-replaced atomically and durably, so a reader sees the old entry or the new one. Every process
-of an account shares them (`observer.kis.auth.TokenManager`); status pages read only when an entry
-was issued and when it expires (`cached_validity`), never the token; what must tell two
-entries apart without keeping one holds their `key_digest`.
+replaced atomically and durably, so a reader sees the old entry or the new one. Every
+process of an account shares them (`observer.kis.auth.TokenManager`); status pages read
+only when an entry was issued and when it expires (`cached_validity`), never the token;
+what must tell two entries apart without keeping one holds their `key_digest`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,8 @@ __all__ = [
     "other_than",
     "save_cached",
 ]
+
+log = logging.getLogger(__name__)
 
 
 class Cached(msgspec.Struct):
@@ -86,11 +89,14 @@ def load_cached(
     alert given to ``on_unreadable`` (`observer.state_files`), under the account's issuance
     ``lock``, so that an entry another process writes meanwhile is never the one moved. If
     another process holds that lock, the file is left to it: its issuance replaces it.
-    A file that cannot be read at all is None as well; nothing is moved.
+    A file that cannot be read at all is None as well, logged; nothing is moved.
     """
     try:
         data = path.read_bytes()
-    except OSError:
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # its contents unknown: nothing to set aside
+        log.warning("cannot read the token cache %s: %s", path, exc)
         return None
     try:
         return decode_cached(data)

@@ -3,7 +3,7 @@
 ``<data_dir>/masters/`` (0700)::
 
     LOCK                      one update, review or restore at a time (flock)
-    current/<archive>         the archive in use, replaced atomically
+    current/<archive>         the archive in use, replaced atomically and durably
     state/<MARKET>.json       what is known of it (`FileState`: with the contents of the
                               last files applied), replaced atomically and durably
     backups/<archive>.<UTC>   the archives it replaced, newest ``keep`` kept
