@@ -39,6 +39,7 @@ from observer.errors import ObserverError
 from observer.kis.pacing import RECOVER_S
 from observer.logs import register_secret
 from observer.phases import KST
+from observer.private_files import write_private
 from observer.runtime import poll_until
 from observer.stats import percentile
 from observer.supervisor.control import request
@@ -215,7 +216,7 @@ def _prepare(data_dir: Path) -> None:
             raise DemoError(f"{data_dir} holds files the demo did not create; pick --data-dir")
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-    (data_dir / MARKER).write_text("created by observer demo; emptied by the next demo\n")
+    write_private(data_dir / MARKER, b"created by observer demo; emptied by the next demo\n")
 
 
 def demo_config(options: DemoOptions, sim_url: str) -> str:
@@ -322,7 +323,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     sim_port = _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     config = data / "demo.toml"
-    config.write_text(demo_config(options, sim_url))
+    write_private(config, demo_config(options, sim_url).encode())
     settings = load_settings(config)
     schedule = timeline_from(settings.phases, settings.calendar).schedule
     state = DemoState(
@@ -377,7 +378,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     speeds = {"speed": speed, "idle_speed": idle_speed}
     summary = _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
     # Always on disk, for scripts (and CI) that ran the demo without --json.
-    (data / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_private(data / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
     return summary
 
 

@@ -6,13 +6,17 @@ mistake. The regular session is 09:00-15:30 KST.
 
 Building XKRX takes the library 2-8 s (its lunar holidays), and every process needs it, so the
 sessions are cached in an owner-only file per library version and day
-(``$OBSERVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/observer``, else ``~/.cache/observer``).
+(``$OBSERVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/observer``, else ``~/.cache/observer``),
+written atomically and durably. A cache file that is not whole (torn, foreign) is built
+again and replaced, logged: it holds nothing the library cannot give again, so it raises
+no alert.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -25,6 +29,8 @@ from observer.errors import ConfigError
 from observer.private_files import write_private
 
 __all__ = ["DEFAULT_EXTRA_CLOSED", "TradingCalendar"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_EXTRA_CLOSED = frozenset({date(2026, 6, 3)})
 
@@ -47,7 +53,10 @@ def _cached(path: Path) -> list[date] | None:
         if path.stat().st_uid != os.getuid():
             return None
         days = [date.fromisoformat(line) for line in path.read_text().split()]
-    except (OSError, ValueError):
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("the calendar cache %s does not read (%s): built again", path, exc)
         return None
     today = date.today()
     whole = (
@@ -56,7 +65,10 @@ def _cached(path: Path) -> list[date] | None:
         and days[-1] >= today + timedelta(days=300)
         and all(a < b for a, b in pairwise(days))
     )
-    return days if whole else None
+    if not whole:
+        log.warning("the calendar cache %s is not whole: built again", path)
+        return None
+    return days
 
 
 @functools.cache

@@ -482,3 +482,15 @@ def beating(name: str, counters: dict[str, float]) -> Program:
         beat_age_s=lambda: 0.5,
     )
     return cast(Program, worker)
+
+
+def set_aside(path: Path, data: bytes) -> Path:
+    """Assert that ``path``, which held ``data``, was set aside once, owner-only; where to.
+
+    The contract of `observer.state_files`: the bad file is kept whole beside its place
+    (``<name>.bad-<UTC time>``) for a post-mortem.
+    """
+    (aside,) = path.parent.glob(f"{path.name}.bad-*")
+    assert aside.read_bytes() == data
+    assert aside.stat().st_mode & 0o777 == 0o600
+    return aside

@@ -326,3 +326,61 @@ def test_an_events_rows_are_named_for_it() -> None:
             assert hasattr(models, f"{event.__name__}Row"), event.__name__
     assert models.UniverseMemberRow.__tablename__ == "universe_members"
     assert models.BarRow.__tablename__ == "minute_bars"
+
+
+# Where the product writes a file other than through `observer.private_files.write_private`
+# (temporary file, fsync, rename, fsync of the folder), and why that is right there.
+OWN_WRITES = {
+    "observer/private_files.py": "the helper itself",
+    "observer/log_files.py": "log lines, appended and rotated",
+    "observer/db/archive.py": "day archives: fsynced, renamed, the folder fsynced",
+    "observer/db/sqlite_restore.py": "a restored database: fsynced before its rename",
+    "observer/db/backup_folders.py": "a backup's folder: every part fsynced, then renamed",
+    "workers/master_file/files.py": "master archives: fsynced before renamed into place",
+    "workers/etf/report.py": "a report's CSV, at the path an operator gave",
+    "workers/gap_recovery/cli.py": "a report's chart, at the path an operator gave",
+    "workers/enrich/summary.py": "a log of runs, appended",
+    "observer/supervisor/control.py": "a socket bound aside, renamed over a stale one",
+}
+
+
+def _writes(tree: ast.AST) -> list[tuple[int, str]]:
+    """The calls in ``tree`` that write, replace or rename a file by hand."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        mode = next(
+            (a.value for a in node.args[:2] if isinstance(a, ast.Constant) and a.value in _MODES),
+            None,
+        )
+        if isinstance(func, ast.Attribute) and (
+            func.attr in ("write_text", "write_bytes")
+            or (func.attr in ("rename", "replace") and len(node.args) == 1 and not node.keywords)
+            or (
+                isinstance(func.value, ast.Name)
+                and func.value.id == "os"
+                and func.attr == "replace"
+            )
+            or (func.attr == "open" and mode is not None)
+        ):
+            found.append((node.lineno, func.attr))
+        elif isinstance(func, ast.Name) and func.id == "open" and mode is not None:
+            found.append((node.lineno, "open"))
+    return found
+
+
+_MODES = {"w", "wb", "a", "ab", "x", "xb", "w+", "wb+", "r+", "rb+"}
+
+
+def test_every_state_file_is_written_through_the_durable_helper() -> None:
+    """A state file written by hand is written without fsync: a power cut tears it."""
+    for package in ("observer", "workers"):
+        for path in (ROOT / package).rglob("*.py"):
+            name = str(path.relative_to(ROOT))
+            writes = _writes(ast.parse(path.read_text()))
+            if name in OWN_WRITES:
+                assert writes, f"{name} writes nothing by hand any more: take it off the list"
+                continue
+            assert not writes, f"{name} writes by hand at {writes}: use write_private"

@@ -25,8 +25,9 @@ from observer.alerts import alert_states
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records
 from observer.instruments import master_file
+from observer.state_files import STATE_FILE_UNREADABLE
 from observer.trading_calendar import TradingCalendar
-from tests.support import SimThread, WriterProcess, db_rows, wait_until
+from tests.support import SimThread, WriterProcess, db_rows, set_aside, wait_until
 from workers.enrich import checkpoint as cp
 from workers.master_file.diff import listing_event
 from workers.master_file.reading import read_listings
@@ -312,6 +313,23 @@ def test_a_checkpoint_is_taken_over_only_by_a_run_of_its_regions(harness: Harnes
     cp.save(checkpoint, cp.Checkpoint(mode="force", started_ns=started, regions=("US",)))
     assert harness.run("--regions", "US", "--force-refresh")["resumed"]
     assert not checkpoint.exists()
+
+
+def test_a_checkpoint_a_power_cut_tore_is_set_aside_and_the_run_starts_afresh(
+    harness: Harness,
+) -> None:
+    """Cut short: read as none, left in place, said nowhere. It is kept aside and alerted."""
+    harness.configure(kis_codes=False, cross_check="off")
+    checkpoint = harness.data / "enrich" / "checkpoint.json"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    torn = b'{"mode":"force","started_ns":17951'
+    checkpoint.write_bytes(torn)
+    summary = harness.run("--regions", "US", "--force-refresh")
+    assert not summary["resumed"] and not checkpoint.exists()  # the run ended: removed
+    set_aside(checkpoint, torn)
+    alerts = db_rows(harness.url, "select code, subject, message from alerts")
+    assert [(a[0], a[1]) for a in alerts] == [(STATE_FILE_UNREADABLE, str(checkpoint))]
+    assert "this run starts afresh" in alerts[0][2]
 
 
 def test_bad_regions_exit_2(harness: Harness) -> None:

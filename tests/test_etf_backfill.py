@@ -92,7 +92,7 @@ def run(kis: Kis, day: date, history: dict[str, dict[date, EtfDaily]]) -> list[d
 def kis(monkeypatch: pytest.MonkeyPatch) -> Kis:
     account = Kis()
     monkeypatch.setattr(collect, "rate_limits", lambda settings, share: None)
-    monkeypatch.setattr(collect, "open_account", lambda *args: account)
+    monkeypatch.setattr(collect, "open_account", lambda *args, **options: account)
     return account
 
 
@@ -220,7 +220,7 @@ def test_the_repair_reads_completed_sessions_only(
     at 08:00 today's empty table failed the whole repair over to KIS."""
     asked: list[list[date]] = []
 
-    async def repair(*args: Any) -> collect.Collected:
+    async def repair(*args: Any, **options: Any) -> collect.Collected:
         asked.append(list(args[3]))  # (settings, clock, symbols, sessions, ...)
         return collect.Collected()
 

@@ -150,7 +150,7 @@ def test_a_failed_repair_exits_1_and_a_working_one_resolves_its_alert(
             conn.execute(insert(Etf).values(**values))
     accounts = FailingSeries(set(SYMBOLS))
     monkeypatch.setattr(collect, "rate_limits", lambda settings, share: None)
-    monkeypatch.setattr(collect, "open_account", lambda *args: accounts)
+    monkeypatch.setattr(collect, "open_account", lambda *args, **options: accounts)
 
     failed = harness.etf(AFTER_CLOSE, "backfill", "--json")
     assert failed.exit_code == 1, failed.output

@@ -355,7 +355,7 @@ def test_a_daily_run_resolves_only_the_flags_of_etfs_it_judged(
     engine.dispose()
     accounts = Quotes(failing, pending)
     monkeypatch.setattr(collect, "rate_limits", lambda settings, share: None)
-    monkeypatch.setattr(collect, "open_account", lambda *args: accounts)
+    monkeypatch.setattr(collect, "open_account", lambda *args, **options: accounts)
     result = commands.etf(AFTER_CLOSE, "daily", "--json")
     assert result.exit_code == 1, result.output  # one of three failed: over the 5 %
     out = json.loads(result.output.strip().splitlines()[-2])

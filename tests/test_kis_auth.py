@@ -10,12 +10,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from httpx import MockTransport
 
-from bus.events import TokenRefreshed
+from bus.events import Alert, TokenRefreshed
+from bus.lock import InstanceLock
 from observer.clock import ManualClock
 from observer.errors import KisAuthError, KisProtocolError, KisServerError, KisTokenThrottled
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
+from observer.state_files import STATE_FILE_UNREADABLE
+from tests.support import set_aside
 
 KEY, SECRET = "PSfakeAppKey0000000000000000000000ab", "fakeAppSecret" + "x" * 167
 T0 = 1_795_132_800 * 10**9  # 2026-11-20 00:00 UTC
@@ -289,3 +293,58 @@ def test_a_gateway_error_page_with_a_5xx_is_a_retryable_server_error(
         assert failed.value.retryable is (status >= 500)
         assert getattr(failed.value, "status", status) == status
         assert KEY not in repr(failed.value) and SECRET not in repr(failed.value)
+
+
+def test_a_torn_cache_file_is_set_aside_alerted_and_a_new_token_issued(tmp_path: Path) -> None:
+    """After a power cut the cache held zeros: it was read as none and overwritten, without a
+    word. It is now kept aside, alerted once, and the token issued again."""
+    kis, clock = FakeKis(), ManualClock(T0)
+    sent: list[Alert] = []
+
+    async def issue() -> str:
+        tokens = manager(tmp_path, kis, clock)
+        return (await tokens.token()).reveal()
+
+    assert asyncio.run(issue()) == "tok-1"
+    (cache,) = (tmp_path / "tokens").glob("*access_token.json")
+    cache.write_bytes(b"\x00" * 90)
+    clock.advance(120)
+
+    async def again() -> str:
+        http = httpx.AsyncClient(base_url="https://kis.test", transport=MockTransport(kis.handle))
+        creds = Credentials("acct1", Secret(KEY), Secret(SECRET))
+        tokens = TokenManager(
+            http, creds, clock, tmp_path / "tokens", "real", on_unreadable=sent.append
+        )
+        return (await tokens.token()).reveal()
+
+    assert asyncio.run(again()) == "tok-2" and kis.tokens == 2
+    set_aside(cache, b"\x00" * 90)
+    (alert,) = sent
+    assert (alert.code, alert.severity, alert.subject) == (
+        STATE_FILE_UNREADABLE,
+        "warning",
+        str(cache),
+    )
+    assert "(90 bytes of nothing)" in alert.message and "a new entry is issued" in alert.message
+    assert json.loads(cache.read_text())["value"] == "tok-2"  # the cache reads again
+    assert asyncio.run(again()) == "tok-2" and len(sent) == 1  # nothing more to say
+
+
+def test_a_torn_cache_file_another_process_is_replacing_is_left_to_it(tmp_path: Path) -> None:
+    """Under the account's issuance lock (held by another process's issuance), the file is
+    not moved: that issuance replaces it, and a good entry is never the one set aside."""
+    kis, clock = FakeKis(), ManualClock(T0)
+    folder = tmp_path / "tokens"
+    manager(tmp_path, kis, clock)  # makes the folders
+    (folder / "acct1-real-access_token.json").write_bytes(b'{"value": "tok-')
+    sent: list[Alert] = []
+    issuing = InstanceLock(folder / "locks" / "acct1-real-access_token.lock")
+    try:
+        http = httpx.AsyncClient(base_url="https://kis.test", transport=MockTransport(kis.handle))
+        creds = Credentials("acct1", Secret(KEY), Secret(SECRET))
+        TokenManager(http, creds, clock, folder, "real", on_unreadable=sent.append)
+    finally:
+        issuing.close()
+    assert sent == [] and not list(folder.glob("*.bad-*"))
+    assert (folder / "acct1-real-access_token.json").read_bytes() == b'{"value": "tok-'

@@ -25,7 +25,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import NOACK, BudgetSpent, KisStream, Registration, SubscriptionError
-from observer.kis.token_cache import Cached, cache_path, load_cached, save_cached
+from observer.kis.token_cache import Cached, cache_path, decode_cached, save_cached
 from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import TRADE
@@ -608,8 +608,8 @@ def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
         sim.close()
     assert [reason for state, reason in states if state == "refused"] == ["OPSP9993 INVALID appkey"]
     assert tokens.issued == 1 and stream.reconnects == 1
-    renewed = load_cached(path)
-    assert renewed is not None and renewed.value != refused
+    renewed = decode_cached(path.read_bytes())
+    assert renewed.value != refused
     assert "stream acct1: KIS refused the approval key (OPSP9993): renewing it" in caplog.text
     assert "stream acct1: the session presents a renewed approval key" in caplog.text
     assert refused not in caplog.text and renewed.value not in caplog.text

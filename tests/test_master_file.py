@@ -28,8 +28,9 @@ from observer.alerts import alert_states
 from observer.db.engine import make_engine
 from observer.db.queries import open_alert_records
 from observer.instruments import master_file, tickers
+from observer.state_files import STATE_FILE_UNREADABLE
 from observer.trading_calendar import TradingCalendar
-from tests.support import SimThread, WriterProcess, assert_exactly_once
+from tests.support import SimThread, WriterProcess, assert_exactly_once, set_aside
 from tests.test_master_zip import inflate_error_copy
 from workers.master_file.cli import app
 from workers.master_file.files import LocalFiles
@@ -395,3 +396,30 @@ def test_a_forced_refresh_never_applies_a_change_held_for_review(harness: Harnes
     assert [r.review_id for r in h.files.reviews()] == [review.review_id]
     assert h.rows(active) == [(len(nas),)]
     assert h.rows("select state from master_file_reviews") == [("held",)]
+
+
+def test_a_state_file_a_power_cut_tore_is_set_aside_and_rebuilt_by_the_next_check(
+    harness: Harness,
+) -> None:
+    """``state/KOSPI.json`` empty after a power cut failed every run ("damaged; restore or
+    delete it"), so the supervisor parked the job FATAL. A dry run leaves it as it is; a run
+    keeps it aside, alerts, downloads the file and finds the database already holds it."""
+    h = harness
+    h.run("update", "--exchange", "KOSPI")
+    state = h.files.root / "state" / "KOSPI.json"
+    installed = json.loads(state.read_text())["current"]
+    changes = h.rows("select count(*) from listing_changes")[0][0]
+    state.write_bytes(b"")
+    assert "DRY RUN" in h.run("update", "--exchange", "KOSPI", "--dry-run")
+    assert state.read_bytes() == b"" and not list(state.parent.glob("*.bad-*"))  # unchanged
+    out = h.run("update", "--exchange", "KOSPI")
+    assert "KOSPI   download" in out and "+0 ~0 -0" in out  # the database holds it all
+    set_aside(state, b"")
+    rebuilt = json.loads(state.read_text())["current"]
+    assert rebuilt["sha256"] == installed["sha256"] == h.current_sha("kospi_code.mst.zip")
+    assert rebuilt["content_sha256"] == installed["content_sha256"]
+    assert h.rows("select count(*) from listing_changes")[0][0] == changes  # nothing new
+    alerts = h.rows("select code, severity, subject, message from alerts")
+    assert [(a[0], a[1], a[2]) for a in alerts] == [(STATE_FILE_UNREADABLE, "warning", str(state))]
+    assert "(empty)" in alerts[0][3] and "the next check downloads the file" in alerts[0][3]
+    assert "KOSPI" in h.run("status")

@@ -25,9 +25,10 @@ import pytest
 
 from observer.clock import SimulatedClock
 from observer.phases import KST
+from observer.state_files import STATE_FILE_UNREADABLE
 from observer.supervisor.commands import held_warnings
 from observer.supervisor.program import Program
-from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, wait_until
+from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, set_aside, wait_until
 from tests.test_supervisor_schedule_faults import FAKE
 
 pytestmark = pytest.mark.slow
@@ -168,3 +169,32 @@ def test_a_held_job_is_a_warning_of_ctl_status_whenever_it_is_held() -> None:
         "`observer ctl run backup`",
         "track_b is held by a command during its phase: `observer ctl start track_b` runs it",
     ]
+
+
+def test_the_supervisors_records_a_power_cut_tore_are_set_aside_and_alerted(
+    tmp_path: Path,
+) -> None:
+    """Its holds, its jobs' runs and its children's groups, torn: each is kept aside, one
+    alert each goes to the writer, and the supervisor runs as after a first start."""
+    run = tmp_path / "data" / "run"
+    run.mkdir(parents=True, mode=0o700)
+    torn = {
+        "holds.json": b'["crash',
+        "schedule.json": b"",
+        "supervisor-children.json": b"\x00" * 64,
+    }
+    for name, data in torn.items():
+        (run / name).write_bytes(data)
+    sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + CRASHING).start(healthy=False)
+    sql = "select code, severity, subject, message from alerts where code = 'state_file_unreadable'"
+    alerts = wait_until(lambda: len(rows := stored(sup, sql)) == 3 and rows, 60, "three alerts")
+    assert sorted((a[0], a[1], a[2]) for a in alerts) == sorted(
+        (STATE_FILE_UNREADABLE, "warning", str(run / name)) for name in torn
+    )
+    for name, data in torn.items():
+        aside = set_aside(run / name, data)
+        (message,) = [a[3] for a in alerts if a[2] == str(run / name)]
+        assert f"set aside as {aside.name}" in message
+    assert json.loads((run / "holds.json").read_text()) == []  # written again, none held
+    assert sup.program("crashing")["state"] != "stopped"  # the hold it named is lost: said
+    assert sup.terminate() == 0

@@ -30,10 +30,11 @@ from observer.kis.credentials import Credentials, Secret
 from observer.kis.session import TOKEN_UNAVAILABLE, open_account, rate_limits, token_alert
 from observer.kis.token_cache import Cached, cache_path, key_digest, save_cached
 from observer.phases import KST
+from observer.state_files import STATE_FILE_UNREADABLE
 from observer.supervisor.schedule import due_runs
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
-from tests.support import ROOT, SimThread, WriterProcess, db_rows
+from tests.support import ROOT, SimThread, WriterProcess, db_rows, set_aside
 from tests.test_kis_auth import KEY, SECRET, T0, FakeKis
 from workers.token.cli import RENEWAL_FAILED, _resolve
 
@@ -368,6 +369,48 @@ def test_the_token_job_issues_renews_and_runs_degraded_when_renewal_fails(
         assert len(db_rows(url, resolutions)) == 1
         for secret in ("sim-acct1-secret",):
             assert secret not in (tmp_path / "tokens" / "acct1-sim-access_token.json").read_text()
+    finally:
+        writer.kill()
+        sim.close()
+
+
+def test_the_token_job_sets_torn_caches_aside_issues_again_and_exits_0(tmp_path: Path) -> None:
+    """A power cut left the token and key caches empty and cut short: the job, as a process,
+    keeps them aside, stores one alert per file through the writer, issues both again."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    sim = SimThread(MARKET, datetime(2026, 11, 20, 7, 0, tzinfo=KST), SimConfig(), 60.0)
+    tokens = tmp_path / "tokens"
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{writer.run_dir}"\n'
+        f'[database]\nurl = "{url}"\n'
+        f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tokens}"\n'
+        'token_issuer = "job"\n[[kis.accounts]]\nalias = "acct1"\n'
+    )
+    command = [sys.executable, "-m", "observer", "token", "run", "--config", str(config)]
+    env = {**os.environ, "OBSERVER_CLOCK": sim.sim.clock.spec}
+    torn = {"access_token": b"", "approval_key": b'{"value":"'}
+    try:
+        tokens.mkdir(mode=0o700)
+        for kind, data in torn.items():
+            cache_path(tokens, "acct1", "sim", kind).write_bytes(data)
+        done = subprocess.run(command, capture_output=True, cwd=ROOT, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr.decode()
+        for kind, data in torn.items():
+            set_aside(cache_path(tokens, "acct1", "sim", kind), data)
+        assert cached_validity(tokens, "acct1", "sim") is not None
+        assert cached_validity(tokens, "acct1", "sim", "approval_key") is not None
+        issued = db_rows(url, "select kind, reason from token_refreshes order by seq")
+        assert [tuple(r) for r in issued] == [
+            ("access_token", "scheduled"),
+            ("approval_key", "scheduled"),
+        ]
+        alerts = db_rows(url, "select code, severity, subject from alerts order by seq")
+        assert [tuple(a) for a in alerts] == [
+            (STATE_FILE_UNREADABLE, "warning", str(cache_path(tokens, "acct1", "sim", kind)))
+            for kind in ("access_token", "approval_key")
+        ]
     finally:
         writer.kill()
         sim.close()

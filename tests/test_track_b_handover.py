@@ -33,6 +33,8 @@ from observer.db.readers import reader_engine
 from observer.db.slot_queries import AsOf, HeldSlot, held_slots
 from observer.kis.session import open_account, rate_limits
 from observer.phases import KST
+from observer.state_files import STATE_FILE_UNREADABLE
+from tests.support import set_aside
 from tests.test_collect import settings_for
 from tests.test_track_b_read_back import unreachable
 from tests.test_track_b_restart import DAY, TEN, _slot, _tick
@@ -394,22 +396,62 @@ def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_pat
         assert tb.handover is None and tb.pending.read() == [as_of]
 
 
-def test_the_pending_runs_are_the_days_own_and_a_file_that_does_not_read_is_none(
-    tmp_path: Path,
+@pytest.mark.parametrize("torn", [b"", b'{"day":"2026-11-20","runs":[[4,17', b"\x00" * 64])
+def test_the_pending_runs_are_the_days_own_and_a_file_that_does_not_read_is_set_aside(
+    tmp_path: Path, torn: bytes
 ) -> None:
-    pending = PendingRuns(tmp_path, DAY)
+    """Empty, cut short or zeros (a power cut): the file is kept aside, alerted, and is none."""
+    sent: list[Event] = []
+    pending = PendingRuns(tmp_path, DAY, sent.append)
     assert pending.read() == []
     runs = [AsOf(4, TEN), AsOf(9, TEN + MINUTE)]
     assert pending.write(runs)
     assert pending.read() == runs
     assert pending.path.stat().st_mode & 0o777 == 0o600
-    assert PendingRuns(tmp_path, date(2026, 11, 23)).read() == []  # another day's
-    pending.path.write_text("{not json")
-    assert pending.read() == [] and not pending.path.exists()  # said once, and removed
+    assert PendingRuns(tmp_path, date(2026, 11, 23), sent.append).read() == []  # another day's
+    assert sent == []
+    pending.path.write_bytes(torn)
+    assert pending.read() == [] and not pending.path.exists()
+    aside = set_aside(pending.path, torn)
+    (alert,) = sent
+    assert isinstance(alert, Alert) and alert.code == STATE_FILE_UNREADABLE
+    assert alert.subject == str(pending.path) and alert.context["set_aside"] == str(aside)
+    assert "told apart no more" in alert.message
+    assert pending.read() == [] and len(sent) == 1  # gone: nothing more to say
+    assert pending.write(runs) and pending.read() == runs  # the next run keeps its own
     assert pending.write([]) and not pending.path.exists()
-    blocked = PendingRuns(tmp_path / "file", DAY)
+    blocked = PendingRuns(tmp_path / "file", DAY, sent.append)
     (tmp_path / "file").write_text("")  # its folder cannot be made
     assert not blocked.write(runs)
+
+
+def test_kept_references_that_do_not_read_are_set_aside_and_the_start_waits_for_the_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy torn by a power cut was read as none, left in place, and said only in the log:
+    it is set aside with an alert, and the start waits for the database as with none."""
+    tb, sent, _ = track_b(tmp_path, at("10:00"))
+    kept = KeptReferences(tmp_path, DAY, sent.send)
+    assert kept.write({s: REFS[s] for s in SYMBOLS[:3]})
+    torn = kept.path.read_bytes()[:40]
+    kept.path.write_bytes(torn)
+    reads: list[bool] = []
+
+    def refused(day: date) -> list[Any]:
+        reads.append(True)
+        if len(reads) == 2:  # the policy's first try: the operator stops the wait
+            tb.stop.set()
+        raise OperationalError("select", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(tb, "_universe_references", refused)
+    assert asyncio.run(tb._references(DAY)) is None  # waited for the database instead
+    assert len(reads) == 2 and not kept.path.exists()
+    aside = set_aside(kept.path, torn)
+    alerts = [e for e in sent if isinstance(e, Alert)]
+    assert [(a.code, a.severity, a.subject) for a in alerts] == [
+        (STATE_FILE_UNREADABLE, "warning", str(kept.path))
+    ]
+    assert aside.name in alerts[0].message and "a start the database fails" in alerts[0].message
 
 
 def test_a_start_the_database_fails_takes_the_references_read_earlier_today(
@@ -430,7 +472,7 @@ def test_a_start_the_database_fails_takes_the_references_read_earlier_today(
 
     monkeypatch.setattr(tb, "_universe_references", read)
     assert asyncio.run(tb._references(DAY)) == references  # read, and kept
-    assert KeptReferences(tmp_path, DAY).path.stat().st_mode & 0o777 == 0o600
+    assert KeptReferences(tmp_path, DAY, list().append).path.stat().st_mode & 0o777 == 0o600
     restarted, _, _ = track_b(tmp_path, at("10:20"))
     monkeypatch.setattr(restarted, "_universe_references", read)
     assert asyncio.run(restarted._references(DAY)) == references  # the database failed it
@@ -520,7 +562,7 @@ def test_the_runs_are_forgotten_once_the_take_over_is_stored_not_before(tmp_path
     the outbox, or a slot taken back was still waiting for its registration (its gap goes
     out then): a run dying meanwhile left its successor to start the earlier run's gaps at
     a later run's ticks. The file goes once all of it is stored."""
-    pending = PendingRuns(tmp_path, DAY)
+    pending = PendingRuns(tmp_path, DAY, list().append)
     producer = Acking()
     assert pending.write([AsOf(4, TEN)])
     pending.taken_over()
@@ -535,7 +577,7 @@ def test_the_runs_are_forgotten_once_the_take_over_is_stored_not_before(tmp_path
     assert pending.settle(False, producer) and not pending.path.exists()
     assert not pending.settling
     # No runs named: a take-over writes nothing.
-    quiet = PendingRuns(tmp_path / "quiet", DAY)
+    quiet = PendingRuns(tmp_path / "quiet", DAY, list().append)
     quiet.taken_over()
     assert quiet.settle(False, producer) and not quiet.path.parent.exists()
 

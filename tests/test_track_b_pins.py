@@ -13,12 +13,15 @@ import pytest
 from typer.testing import CliRunner
 
 from bus.events import Alert, AlertResolved
+from observer.state_files import STATE_FILE_UNREADABLE
+from tests.support import set_aside
 from tests.test_track_b_resume import NINE, Streams, at, follow, track_b
 from workers.track_b.cli import app
 from workers.track_b.pins import (
     PINS_UNREADABLE,
     PinFile,
     pins_path,
+    read_pins,
     slots_path,
     unplaced,
     write_pins,
@@ -87,47 +90,101 @@ def test_a_pin_without_a_slot_says_why() -> None:
     assert unplaced(["P00003"], set(), [], refused) == refused
 
 
-def test_a_pins_file_that_does_not_read_keeps_the_pins_with_one_alert_until_it_reads(
+def test_a_pins_file_that_does_not_read_is_set_aside_and_the_pins_written_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """A hand edit with a syntax error (or a file a power cut tore) changes no pin: a copy is
+    kept aside, the last pins read are written back, one alert says so. Before, the bad file
+    stayed, alerted until a person mended it, and `slots pin` refused to run meanwhile."""
     tb, sent, _ = track_b(tmp_path, at("10:00"))
     write_pins(tmp_path, {"005930", "000660"})
     engine = TriggerEngine(tb.config, {}, NINE, 600.0)
     book = SlotBook(["acct1"], 41)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)
+    edited = b'["005930", "000660", "035420",]'  # a trailing comma
     unreadable: list[float] = []
+    files: list[bytes] = []
 
     def edit(n: int) -> None:
         unreadable.append(tb.counters["pins_unreadable"])
-        if n == 0:  # a hand edit with a trailing comma
-            pins_path(tmp_path).write_text('["005930", "000660", "035420",]')
-        if n == 3:  # fixed, and 000660 unpinned meanwhile
-            pins_path(tmp_path).write_text('["005930", "035420"]')
+        files.append(pins_path(tmp_path).read_bytes())
+        if n == 0:
+            pins_path(tmp_path).write_bytes(edited)
+        if n == 3:  # done again by the command, and 000660 unpinned meanwhile
+            write_pins(tmp_path, {"005930", "035420"})
 
     caplog.set_level(logging.INFO)
     rounds = follow(tb, engine, book, streams, [], at("10:00:30"), monkeypatch, each_round=edit)
     held = [h for _, h in rounds]
     assert held[:4] == [{"005930", "000660"}] * 4  # the bad file changed nothing
     assert held[4:] == [{"005930", "035420"}] * 2
-    assert unreadable == [0, 1, 1, 1, 0, 0]
+    assert unreadable == [0] * 6  # the file read again at once
+    assert files[1:4] == [b'["000660", "005930"]'] * 3  # written back
     released = [(when, d.candidate.symbol, d.reason) for when, d in streams.applied]
     released = [r for r in released if r[2] == "unpinned"]
     assert released == [(at("10:00:20"), "000660", "unpinned")]
+    aside = set_aside(pins_path(tmp_path), edited)
     alerts = [e for e in sent if isinstance(e, (Alert, AlertResolved))]
-    assert [(type(e).__name__, e.code, e.severity) for e in alerts] == [
-        ("Alert", PINS_UNREADABLE, "warning"),
-        ("AlertResolved", PINS_UNREADABLE, "warning"),
+    assert [(type(e).__name__, e.code, e.severity, e.subject) for e in alerts] == [
+        ("Alert", STATE_FILE_UNREADABLE, "warning", str(pins_path(tmp_path)))
     ]
-    assert "the pins stay as last read (000660, 005930)" in alerts[0].message
-    warned = [r for r in caplog.records if "pins.json" in r.getMessage()]
-    assert [r.levelno for r in warned] == [logging.WARNING, logging.INFO]  # once, not each 5 s
+    message = alerts[0].message
+    assert "the pins stay as last read (000660, 005930) and are written back" in message
+    assert aside.name in message and "Expecting value" in message
+    said = [r for r in caplog.records if "pins.json" in r.getMessage()]
+    assert [r.levelno for r in said] == [logging.ERROR]  # once, not each 5 s
 
 
-def test_pins_taken_back_at_a_restart_hold_while_the_file_does_not_read(tmp_path: Path) -> None:
+def test_pins_taken_back_at_a_restart_are_written_over_a_torn_file(tmp_path: Path) -> None:
+    """A file a power cut emptied, at the start: the pinned slots the restart took back."""
     pins_path(tmp_path).parent.mkdir(mode=0o700)
-    pins_path(tmp_path).write_text("[005930]")
+    pins_path(tmp_path).write_bytes(b"")
     sent: list[object] = []
     pin_file = PinFile(tmp_path, sent.append)
     pin_file.pins |= {"005930"}  # what `TrackB._resume` knows from the pinned slots held
     assert pin_file.read() == pin_file.read() == {"005930"}
-    assert len(sent) == 1 and pin_file.unreadable
+    assert read_pins(tmp_path) == {"005930"} and not pin_file.unreadable
+    set_aside(pins_path(tmp_path), b"")
+    assert [(type(e).__name__, getattr(e, "code", "")) for e in sent] == [
+        ("Alert", STATE_FILE_UNREADABLE)
+    ]
+
+
+def test_pins_that_cannot_be_read_or_written_back_hold_with_one_alert_until_they_read(
+    tmp_path: Path,
+) -> None:
+    """A folder in the file's place cannot be read; pins a hand edit made that are no codes
+    cannot be written back: the last pins hold, one ``track_b_pins_unreadable``, resolved."""
+    sent: list[object] = []
+    pin_file = PinFile(tmp_path, sent.append)
+    pin_file.pins |= {"005930"}
+    pins_path(tmp_path).mkdir(parents=True)
+    assert pin_file.read() == pin_file.read() == {"005930"}
+    assert pin_file.unreadable and "Is a directory" in pin_file.unreadable
+    pins_path(tmp_path).rmdir()
+    pins_path(tmp_path).write_text('["005930", "sam"]')  # a list of strings: read as it is
+    assert pin_file.read() == {"005930", "sam"} and not pin_file.unreadable
+    pins_path(tmp_path).write_text('["005930", "sam"')
+    assert pin_file.read() == pin_file.read() == {"005930", "sam"}
+    assert "the last pins cannot be written back (not stock codes: sam)" in pin_file.unreadable
+    write_pins(tmp_path, {"000660"})
+    assert pin_file.read() == {"000660"} and not pin_file.unreadable
+    codes = [(type(e).__name__, getattr(e, "code", "")) for e in sent]
+    assert codes == [
+        ("Alert", PINS_UNREADABLE),
+        ("AlertResolved", PINS_UNREADABLE),
+        ("Alert", STATE_FILE_UNREADABLE),  # the copy set aside
+        ("Alert", PINS_UNREADABLE),
+        ("AlertResolved", PINS_UNREADABLE),
+    ]
+
+
+def test_slots_shown_that_do_not_read_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """``slots.json`` is Track B's display, written again at every evaluation: a torn one is
+    said to be so, exit 1 (it was a JSON traceback)."""
+    slots_path(tmp_path).parent.mkdir(mode=0o700)
+    slots_path(tmp_path).write_bytes(b'{"slots": [{"account": "acct1", "sl')
+    listed = CliRunner().invoke(app, ["slots", "--data-dir", str(tmp_path), "list"])
+    assert listed.exit_code == 1 and isinstance(listed.exception, SystemExit)
+    assert f"{slots_path(tmp_path)} does not read" in listed.output
+    assert "Track B writes it again at its next evaluation" in listed.output

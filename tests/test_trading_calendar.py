@@ -50,7 +50,7 @@ def test_dates_beyond_the_library_are_refused() -> None:
 
 
 def test_the_sessions_are_cached_and_a_bad_cache_is_rebuilt(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("OBSERVER_CACHE_DIR", str(tmp_path))
     trading_calendar._xkrx_sessions.cache_clear()
@@ -60,12 +60,18 @@ def test_the_sessions_are_cached_and_a_bad_cache_is_rebuilt(
         assert cache.stat().st_mode & 0o777 == 0o600
         whole = cache.read_text()
         # Torn or edited files are not trusted: the sessions are built again and rewritten.
-        for bad in (whole[: len(whole) // 3], "2026-11-20\n" * 2000, "not a date\n"):
+        # A power cut's: empty, or zeros. Each is said in the log; a cache raises no alert.
+        torn = ("", "\x00" * 4096, whole[: len(whole) // 3])
+        for bad in (*torn, "2026-11-20\n" * 2000, "not a date\n"):
+            caplog.clear()
             cache.write_text(bad)
             trading_calendar._xkrx_sessions.cache_clear()
             calendar = TradingCalendar()
             assert calendar.is_session(date(2026, 11, 20))
             assert not calendar.is_session(date(2026, 11, 21))
             assert cache.read_text() == whole
+            (warned,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+            assert warned.startswith(f"the calendar cache {cache} ")
+            assert warned.endswith(": built again")
     finally:
         trading_calendar._xkrx_sessions.cache_clear()

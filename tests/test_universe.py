@@ -20,10 +20,11 @@ from observer.config import load_settings
 from observer.instruments import current_archive, master_file
 from observer.kis.pacing import PACING_S
 from observer.kis.schemas import DailyBarRow
+from observer.state_files import STATE_FILE_UNREADABLE
 from observer.supervisor.schedule import applies, due_at
 from observer.timeline import timeline_from
 from observer.trading_calendar import TradingCalendar
-from tests.support import SimThread, WriterProcess, db_rows
+from tests.support import SimThread, WriterProcess, db_rows, set_aside
 from workers.master_file.files import Current, FileState, LocalFiles
 from workers.universe.build import metrics
 from workers.universe.cli import app
@@ -235,6 +236,69 @@ def test_a_day_in_the_database_is_never_built_again(harness: Harness) -> None:
     assert h.build("2026-11-20")["outcome"] == "present"
 
 
+def test_a_days_file_a_power_cut_tore_is_set_aside_and_restored_from_the_database(
+    harness: Harness,
+) -> None:
+    """The day's file cut short by a power cut failed the job at every run, seven times,
+    until the supervisor parked it FATAL and Track A had no universe. It is kept aside,
+    alerted, and the day's universe written again from the database: exit 0."""
+    h = harness
+    h.build("2026-11-20")
+    path = h.data / "universe" / "20261120_kr_stocks.json"
+    before, stored = json.loads(path.read_text()), members(h, "2026-11-20")
+    torn = path.read_bytes()[:4096]
+    path.write_bytes(torn)
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "restored" and summary["restored_from"] == "database"
+    assert json.loads(path.read_text())["symbols"] == before["symbols"]
+    assert members(h, "2026-11-20") == stored  # no other universe published
+    aside = set_aside(path, torn)
+    alerts = h.rows("select severity, code, subject, message from alerts order by seq")
+    assert [(a[0], a[1], a[2]) for a in alerts] == [
+        ("warning", STATE_FILE_UNREADABLE, str(path)),
+        ("warning", "universe_file_restored", ""),
+    ]
+    assert f"set aside as {aside.name}" in alerts[0][3]
+    assert "restored from the database, else built again" in alerts[0][3]
+    assert h.build("2026-11-20")["outcome"] == "present"
+
+
+def test_a_torn_file_of_a_day_the_database_lacks_is_set_aside_and_the_day_built(
+    harness: Harness,
+) -> None:
+    """Its event lost too (the database holds no universe of the day): built again from KIS."""
+    h = harness
+    path = h.data / "universe" / "20261120_kr_stocks.json"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"\x00" * 512)
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "built" and summary["symbol_count"] > 0
+    assert [s["code"] for s in json.loads(path.read_text())["symbols"]] == expected(
+        date(2026, 11, 20)
+    )
+    set_aside(path, b"\x00" * 512)
+    assert h.rows("select code, subject from alerts") == [(STATE_FILE_UNREADABLE, str(path))]
+    assert h.writer.offsets() == {"universe": 2}  # the alert and the day's universe
+
+
+def test_an_earlier_universe_that_does_not_read_is_set_aside_and_an_older_one_reused(
+    harness: Harness,
+) -> None:
+    """A failed build reuses the newest earlier universe: one torn by a power cut failed the
+    job instead. It is kept aside, alerted, and the one before it reused."""
+    h = harness
+    h.build("2026-11-18")
+    h.build("2026-11-19")
+    torn = h.data / "universe" / "20261119_kr_stocks.json"
+    torn.write_bytes(b'{"metadata": {"date": "20261119", "previous_tr')
+    h.sim.faults.master_damage = {"kospi_code.mst.zip": "truncated"}
+    summary = h.build("2026-11-20")
+    assert summary["outcome"] == "reused" and summary["reused_from"] == "20261118"
+    set_aside(torn, b'{"metadata": {"date": "20261119", "previous_tr')
+    alerts = h.rows("select code, subject from alerts order by seq")
+    assert alerts == [(STATE_FILE_UNREADABLE, str(torn)), ("universe_reused", "2026-11-20")]
+
+
 def test_a_reused_universe_gives_way_to_the_days_own_before_the_warmup(
     harness: Harness,
 ) -> None:
@@ -437,7 +501,9 @@ def test_a_database_that_cannot_be_read_does_not_stop_the_days_build(
     day = date(2026, 11, 20)
     built: list[date] = []
 
-    def build(settings: Settings, clock: object, on: date, notifier: object) -> Built:
+    def build(
+        settings: Settings, clock: object, on: date, producer: object, notifier: object
+    ) -> Built:
         built.append(on)
         return Built(on, date(2026, 11, 19), [], 0)
 

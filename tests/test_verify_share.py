@@ -25,6 +25,7 @@ from observer.clock import SystemClock
 from observer.config import Settings, load_settings
 from observer.runtime import producer_for
 from tests.support import WriterProcess
+from tests.test_track_b_resume import Sent
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.cli import _verify
 from workers.gap_recovery.cli import app as gaps_app
@@ -74,7 +75,7 @@ def verify_rate(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> float:
 
     monkeypatch.setattr(observer.kis.session, "open_account", opened)
     with pytest.raises(Opened) as caught:
-        asyncio.run(_verify(settings, SystemClock(), None, DAY))  # type: ignore[arg-type]
+        asyncio.run(_verify(settings, SystemClock(), Sent(), DAY))  # type: ignore[arg-type]
     rate: float = caught.value.args[0]
     return rate
 

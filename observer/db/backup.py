@@ -86,6 +86,7 @@ from observer.db.engine import (
 from observer.db.scratch import scratch_postgres
 from observer.db.sqlite_restore import restore_sqlite_file
 from observer.errors import BackupError, ConfigError, StoreError
+from observer.private_files import write_private
 
 __all__ = ["MANIFEST", "Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 
@@ -210,7 +211,7 @@ def _make(
             "config": [str(path) for path in chain],
             "parts": [asdict(part) for part in parts],
         }
-        (folder / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        write_private(folder / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
         backup = verify_backup(folder, url)
         final = making.verified()  # counted from now on
     except (

@@ -15,7 +15,9 @@ waits on the cache for the issuer, alerting once (`on_unavailable`) until a vali
 there again (`on_available`, which ends the alert), and fails after the wait. The one
 exception is KIS refusing the cached token itself (an emergency refresh), or the cached
 approval key (`refresh_approval` with ``stale``): nothing works until a new one is issued, so
-the reader issues it, under the lock, and every other process takes that one.
+the reader issues it, under the lock, and every other process takes that one. A cache file
+that does not read is set aside and alerted (`observer.kis.token_cache.load_cached`): an
+issuer issues a new entry, a reader waits for the issuer's.
 """
 
 from __future__ import annotations
@@ -28,12 +30,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated
 
 import httpx
-import msgspec
 
-from bus.events import TokenRefreshed
+from bus.events import Alert, TokenRefreshed
 from bus.lock import InstanceLock, LockHeld
 from observer.clock import Clock
 from observer.errors import (
@@ -47,6 +47,7 @@ from observer.errors import (
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import APPROVAL_PATH, TOKEN_PATH
 from observer.kis.parse import decode_answer
+from observer.kis.schemas import ApprovalAnswer, TokenAnswer
 from observer.kis.token_cache import (
     Cached,
     cache_path,
@@ -70,26 +71,6 @@ _READER_POLL_S = 0.05  # wall seconds between looks at the cache or the issuance
 # waits at most this long; the one in memory stays valid meanwhile, and a rejected one is
 # looked up again at once (`refresh_token`).
 RELOOK_S = 1.0
-
-
-# A token's stated lifetime is about a day (§2.1); beyond a year the answer is nonsense,
-# and its expiry in nanoseconds would not fit the BIGINT of `TokenRefreshed` rows.
-_MAX_EXPIRES_IN_S = 366 * 86400
-
-
-class _TokenAnswer(msgspec.Struct):
-    access_token: str = ""
-    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
-    expires_in: Annotated[int, msgspec.Meta(ge=0, le=_MAX_EXPIRES_IN_S)] = 0
-    access_token_token_expired: str = ""
-    error_code: str = ""
-    error_description: str = ""
-
-
-class _ApprovalAnswer(msgspec.Struct):
-    approval_key: str = ""
-    error_code: str = ""
-    error_description: str = ""
 
 
 class TokenManager:
@@ -123,6 +104,8 @@ class TokenManager:
     on_available:
         Called with ``(kind, message)`` when, after that, every kind waited for is valid again
         (taken from the cache or issued): the alert the wait raised is over.
+    on_unreadable:
+        Called with the ``state_file_unreadable`` alert of a cache file set aside.
     """
 
     def __init__(
@@ -142,9 +125,11 @@ class TokenManager:
         reader_wait_wall_s: float = 30.0,
         on_unavailable: Callable[[str, str], None] | None = None,
         on_available: Callable[[str, str], None] | None = None,
+        on_unreadable: Callable[[Alert], object] | None = None,
         relook_s: float = RELOOK_S,
     ) -> None:
         self.issuer = issuer
+        self._on_unreadable = on_unreadable
         self._relook_s = relook_s
         self._reader_wait_ns = int(reader_wait_s * _NS)
         self._reader_wait_wall_s = reader_wait_wall_s
@@ -311,7 +296,7 @@ class TokenManager:
         version = (info.st_ino, info.st_mtime_ns)  # replaced atomically: a new inode
         if version != self._versions[kind]:
             self._versions[kind] = version
-            loaded = load_cached(path)
+            loaded = load_cached(path, self._lock_paths[kind], self._on_unreadable)
             current = self._cached[kind]
             if loaded is not None and (current is None or loaded.issued_ns >= current.issued_ns):
                 self._cached[kind] = loaded
@@ -462,7 +447,7 @@ class TokenManager:
                 "appsecret": self._credentials.app_secret.reveal(),
             },
         )
-        answer = decode_answer(content, status, _TokenAnswer, "oauth2", TOKEN_PATH)
+        answer = decode_answer(content, status, TokenAnswer, "oauth2", TOKEN_PATH)
         if answer.error_code or not answer.access_token:
             raise _token_error(answer.error_code, answer.error_description, status)
         expires = now + answer.expires_in * _NS if answer.expires_in > 0 else now + 86400 * _NS
@@ -483,7 +468,7 @@ class TokenManager:
                 "secretkey": self._credentials.app_secret.reveal(),  # sic: not "appsecret"
             },
         )
-        answer = decode_answer(content, status, _ApprovalAnswer, "oauth2", APPROVAL_PATH)
+        answer = decode_answer(content, status, ApprovalAnswer, "oauth2", APPROVAL_PATH)
         if answer.error_code or not answer.approval_key:
             raise _token_error(answer.error_code, answer.error_description, status)
         return answer.approval_key, now + self._approval_ttl_ns

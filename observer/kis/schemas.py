@@ -6,6 +6,8 @@ as data (shared/reference/kis-api.md §5.6, §5.7).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = [
@@ -13,6 +15,7 @@ __all__ = [
     "H0STCNT0_FIELDS",
     "REALTIME_FIELDS",
     "Answer",
+    "ApprovalAnswer",
     "CurrentPriceOutput",
     "DailyBarRow",
     "EtfComponentRow",
@@ -25,6 +28,7 @@ __all__ = [
     "OverseasInfoOutput",
     "OverseasPriceOutput",
     "PriceDetailOutput",
+    "TokenAnswer",
 ]
 
 # 국내주식 실시간체결가 (KRX): 46 fields per record.
@@ -249,3 +253,27 @@ class IndustryMemberRow(msgspec.Struct):
     symb: str = ""
     excd: str = ""
     name: str = ""
+
+
+# A token's stated lifetime is about a day (§2.1); beyond a year the answer is nonsense,
+# and its expiry in nanoseconds would not fit the BIGINT of `TokenRefreshed` rows.
+_MAX_EXPIRES_IN_S = 366 * 86400
+
+
+class TokenAnswer(msgspec.Struct):
+    """The answer of ``/oauth2/tokenP`` (§2.1); KIS's errors in ``error_code``."""
+
+    access_token: str = ""
+    token_type: str = "Bearer"  # noqa: S105 - the scheme name, not a secret
+    expires_in: Annotated[int, msgspec.Meta(ge=0, le=_MAX_EXPIRES_IN_S)] = 0
+    access_token_token_expired: str = ""
+    error_code: str = ""
+    error_description: str = ""
+
+
+class ApprovalAnswer(msgspec.Struct):
+    """The answer of ``/oauth2/Approval`` (§2.3)."""
+
+    approval_key: str = ""
+    error_code: str = ""
+    error_description: str = ""

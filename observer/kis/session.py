@@ -136,6 +136,7 @@ def open_account(
     issuer: bool | None = None,
     on_unavailable: Callable[[str, str], None] | None = None,
     on_available: Callable[[str, str], None] | None = None,
+    alerts: Callable[[Event], object] | None = None,
 ) -> KisAccount:
     """Build the client, token manager and limiter of account ``alias``.
 
@@ -143,9 +144,12 @@ def open_account(
     reader (``issuer`` overrides: the token job is the issuer); ``on_unavailable`` hears
     when a reader waits for a token that is not in the cache, ``on_available`` when it holds
     a valid one again (for a `TokenAlert`, its `TokenAlert.resolved` unless given).
+    ``alerts`` sends the alert of a token cache file that does not read (for a `TokenAlert`,
+    its own ``send`` unless given; without either it is only logged).
     """
-    if on_available is None and isinstance(on_unavailable, TokenAlert):
-        on_available = on_unavailable.resolved
+    if isinstance(on_unavailable, TokenAlert):
+        on_available = on_available or on_unavailable.resolved
+        alerts = alerts or on_unavailable.send
     account = next((a for a in settings.kis.accounts if a.alias == alias), None)
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
@@ -163,6 +167,7 @@ def open_account(
         reader_wait_s=settings.kis.token_wait_s,
         on_unavailable=on_unavailable,
         on_available=on_available,
+        on_unreadable=alerts,
     )
     rest_get = AiohttpGet(rest, connect_s=_CONNECT_S, read_s=_READ_S)
     client = KisClient(

@@ -1,14 +1,15 @@
 """The owner-only files caching each account's access token and approval key.
 
 One file per account, environment and kind (``<alias>-<environment>-<kind>.json``, 0600),
-replaced atomically, so a reader sees the old entry or the new one. Every process of an
-account shares them (`observer.kis.auth.TokenManager`); status pages read only when an entry
-was issued and when it expires (`cached_validity`), never the token; what must tell two
-entries apart without keeping one holds their `key_digest`.
+replaced atomically and durably, so a reader sees the old entry or the new one. Every
+process of an account shares them (`observer.kis.auth.TokenManager`); status pages read
+only when an entry was issued and when it expires (`cached_validity`), never the token;
+what must tell two entries apart without keeping one holds their `key_digest`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -16,14 +17,16 @@ from pathlib import Path
 
 import msgspec
 
-from observer.errors import KisProtocolError
-from observer.kis.parse import decode_json
+from bus.events import Alert
+from bus.lock import InstanceLock, LockHeld
 from observer.private_files import write_private
+from observer.state_files import reason, unreadable
 
 __all__ = [
     "Cached",
     "cache_path",
     "cached_validity",
+    "decode_cached",
     "key_digest",
     "load_cached",
     "newer_than",
@@ -69,19 +72,55 @@ def cached_validity(
     return found.issued_ns, found.expires_ns
 
 
-def load_cached(path: Path) -> Cached | None:
-    """The entry in ``path``; None without one, or if it cannot be read (logged)."""
+def decode_cached(data: bytes) -> Cached:
+    """An entry from a cache file's bytes; `msgspec.DecodeError` if they are none.
+
+    The error names a position and a type, never the token.
+    """
+    return msgspec.json.decode(data, type=Cached)
+
+
+def load_cached(
+    path: Path, lock: Path, on_unreadable: Callable[[Alert], object] | None
+) -> Cached | None:
+    """The entry in ``path``; None without one, or if it does not read.
+
+    A file that does not read (a power cut) is set aside with a ``state_file_unreadable``
+    alert given to ``on_unreadable`` (`observer.state_files`), under the account's issuance
+    ``lock``, so that an entry another process writes meanwhile is never the one moved. If
+    another process holds that lock, the file is left to it: its issuance replaces it.
+    A file that cannot be read at all is None as well, logged; nothing is moved.
+    """
     try:
-        return decode_json(path.read_bytes(), Cached, str(path))
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
-    except KisProtocolError:
-        log.warning("ignoring unreadable token cache %s", path)
+    except OSError as exc:  # its contents unknown: nothing to set aside
+        log.warning("cannot read the token cache %s: %s", path, exc)
         return None
+    try:
+        return decode_cached(data)
+    except ValueError as exc:
+        why = reason(data, exc)
+    try:
+        held = InstanceLock(lock)
+    except (LockHeld, OSError):
+        return None
+    with contextlib.closing(held):
+        try:
+            still = path.read_bytes() == data  # not replaced since: still the bad one
+        except OSError:
+            still = False
+        if still:
+            outcome = "a new entry is issued (by the token job, where it is the issuer)"
+            alert = unreadable(path, why, outcome)
+            if on_unreadable is not None:
+                on_unreadable(alert)
+    return None
 
 
 def save_cached(path: Path, cached: Cached) -> None:
-    """Replace ``path`` with ``cached`` (owner-only, atomically)."""
+    """Replace ``path`` with ``cached`` (owner-only, atomically and durably)."""
     write_private(path, msgspec.json.encode(cached))
 
 

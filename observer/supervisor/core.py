@@ -112,6 +112,10 @@ class Supervisor:
             for name, program in settings.programs.items()
             if runs_here(program, self.role)
         }
+        self.producer = producer_for(
+            settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
+        )
+        # The record of the jobs' runs is read here: an alert about it needs the producer.
         self.jobs = Jobs(
             self.programs,
             self.timeline,
@@ -119,9 +123,6 @@ class Supervisor:
             self._tasks,
             self._publish,
             timedelta(seconds=settings.supervisor.catch_up_s),
-        )
-        self.producer = producer_for(
-            settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
         )
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
@@ -131,8 +132,8 @@ class Supervisor:
         self.readings.on_read = self._on_read
         self._tcp = self._tcp_control()
         self.holds = Holds(self.run_dir / "holds.json", self.programs)  # `ctl stop`'s, kept
-        if problem := self.holds.restore(self._held_changed):
-            self._publish(Alert(severity="warning", code="holds_unreadable", message=problem))
+        if unreadable := self.holds.restore(self._held_changed):
+            self._publish(unreadable)
 
     def _take_lock(self) -> InstanceLock:
         try:
@@ -217,7 +218,10 @@ class Supervisor:
     async def run(self, stop: asyncio.Event) -> int:
         """Start everything, follow the phases and the schedule until ``stop``; then stop all."""
         await asyncio.to_thread(self.timeline.phase_at, now_utc(self.clock))  # loads XKRX once
-        ended = await asyncio.to_thread(end_leftovers, self._children)
+        unreadable: list[Event] = []  # published here, not from the thread
+        ended = await asyncio.to_thread(end_leftovers, self._children, unreadable.append)
+        for alert in unreadable:
+            self._publish(alert)
         if ended:
             message = f"ended {len(ended)} processes of a previous supervisor"
             self._publish(Alert(severity="warning", code="leftover_processes", message=message))

@@ -2,10 +2,12 @@
 
 ``ctl stop NAME`` holds a program: a daemon or session worker is not started again, a job's
 schedule skips it, until ``ctl start`` (``ctl run`` for a job). The names of the held
-programs are kept in ``<run_dir>/holds.json`` (owner-only, replaced atomically) at each
-change, and a supervisor that starts holds them again, logging each: before, a restart
-(supervisord's, a deploy's) started a held daemon again and ran a held job at its next due
-time, silently. A hold of a program no longer run on this host is dropped, logged.
+programs are kept in ``<run_dir>/holds.json`` (owner-only, replaced atomically and durably)
+at each change, and a supervisor that starts holds them again, logging each: before, a
+restart (supervisord's, a deploy's) started a held daemon again and ran a held job at its
+next due time, silently. A hold of a program no longer run on this host is dropped, logged.
+A file that does not read is set aside with a ``state_file_unreadable`` alert
+(`observer.state_files`): no program is held from before.
 """
 
 from __future__ import annotations
@@ -16,12 +18,18 @@ from pathlib import Path
 
 import msgspec
 
+from bus.events import Alert
 from observer.private_files import write_private
+from observer.state_files import read_state
 from observer.supervisor.program import Program
 
 __all__ = ["Holds"]
 
 log = logging.getLogger(__name__)
+
+
+def _names(data: bytes) -> list[str]:
+    return msgspec.json.decode(data, type=list[str])
 
 
 class Holds:
@@ -31,21 +39,15 @@ class Holds:
         self._path = path
         self._programs = programs
 
-    def restore(self, on_change: Callable[[Program], None]) -> str:
+    def restore(self, on_change: Callable[[Program], None]) -> Alert | None:
         """Hold the programs held when the last supervisor stopped; then record each change.
 
         ``on_change`` is called after each later change of a program's ``held`` has been
-        recorded. Returns why the file could not be read, or "" (none, or read).
+        recorded. Returns the alert of a file that does not read (set aside), or None.
         """
-        problem = ""
-        try:
-            names = msgspec.json.decode(self._path.read_bytes(), type=list[str])
-        except FileNotFoundError:
-            names = []
-        except (OSError, msgspec.DecodeError) as exc:  # nothing to hold it by: said loudly
-            problem = f"{self._path} cannot be read ({exc}): no program is held from before"
-            log.error("%s", problem)
-            names = []
+        found: list[Alert] = []
+        lost = "no program is held from before: `ctl stop` holds again what must stay stopped"
+        names = read_state(self._path, _names, lost, found.append) or []
         dropped = False
         for name in names:
             program = self._programs.get(name)
@@ -70,9 +72,9 @@ class Holds:
 
         for program in self._programs.values():
             program.on_held = changed
-        if dropped or problem:
+        if dropped or found:
             self.write()
-        return problem
+        return found[0] if found else None
 
     def write(self) -> None:
         """Record the names of the programs held now."""

@@ -1,19 +1,21 @@
 """The jobs' runs: when due, when missed while no supervisor ran, after the jobs they follow.
 
 Each due run is recorded per job in ``<run_dir>/schedule.json`` (owner-only, replaced
-atomically): as *pending* once it is started or queued behind the jobs it follows, as *done*
-once it is dealt with: it exited 0, it was parked FATAL (alerted), it was skipped (held, or
-the job still ran: alerted), or the job was stopped by a command. A run a supervisor's stop
-ended (supervisord's restart, a deploy, a SIGKILL: its process killed, or its queued run
-dropped) stays pending. At its start a supervisor runs once the latest run of each job that
-came due within ``catch_up`` (``[supervisor] catch_up_s``, 6 h) and after the record's last
-done one, or the pending one if it is no older: a backup due at 21:00 while supervisord
-restarted the supervisor runs at 21:00:30, and one killed by that restart half-way through
-runs again, instead of not at all that day. Without a record (a first start) a run due
-within ``catch_up`` is run too. A job that runs at every start (``run_on_start``) is not run
-a second time for a missed run: its start-up run takes that run's place, with that entry's
-``args`` (the token's 08:30 ``--renew``, the master files' Sunday ``--force``; before, the
-start-up run went without them and the run was recorded as done).
+atomically and durably; one that does not read is set aside, alerted, and the runs judged
+as at a first start): as *pending* once it is started or queued behind the jobs it follows,
+as *done* once it is dealt with: it exited 0, it was parked FATAL (alerted), it was skipped
+(held, or the job still ran: alerted), or the job was stopped by a command. A run a
+supervisor's stop ended (supervisord's restart, a deploy, a SIGKILL: its process killed, or
+its queued run dropped) stays pending. At its start a supervisor runs once the latest run
+of each job that came due within ``catch_up`` (``[supervisor] catch_up_s``, 6 h) and after
+the record's last done one, or the pending one if it is no older: a backup due at 21:00
+while supervisord restarted the supervisor runs at 21:00:30, and one killed by that restart
+half-way through runs again, instead of not at all that day. Without a record (a first
+start) a run due within ``catch_up`` is run too. A job that runs at every start
+(``run_on_start``) is not run a second time for a missed run: its start-up run takes that
+run's place, with that entry's ``args`` (the token's 08:30 ``--renew``, the master files'
+Sunday ``--force``; before, the start-up run went without them and the run was recorded as
+done).
 
 A run that came due longer than ``catch_up`` ago while no supervisor ran (after the
 record's last done one), or a pending one that old, is not run: a ``job_run_skipped``
@@ -41,6 +43,7 @@ from observer.config import ScheduleEntry
 from observer.phases import KST
 from observer.private_files import write_private
 from observer.runtime import ShortTasks
+from observer.state_files import read_state
 from observer.supervisor.program import Program, State
 from observer.supervisor.schedule import due_runs, missed_run, next_run
 from observer.timeline import Timeline
@@ -68,6 +71,10 @@ class _Pending(msgspec.Struct, omit_defaults=True):
 # A plain time: the last due run dealt with, nothing under way (the only form before the
 # pending runs were kept: such a file still reads the same).
 _Record = dict[str, _Time | _Pending]
+
+
+def _decode(data: bytes) -> _Record:
+    return msgspec.json.decode(data, type=_Record)
 
 
 def running_before(job: Program, programs: Mapping[str, Program]) -> list[Program]:
@@ -310,14 +317,12 @@ class Jobs:
         self._write()
 
     def _read(self) -> None:
-        try:
-            record = msgspec.json.decode(self._record.read_bytes(), type=_Record)
-        except FileNotFoundError:
-            return
-        except (OSError, msgspec.DecodeError) as exc:  # unreadable: as if none were kept
-            log.warning("%s cannot be read (%s); judging missed runs without it", self._record, exc)
-            return
-        for name, entry in record.items():
+        lost = (
+            "the jobs' missed and interrupted runs are judged without it, as at a first start: "
+            "each job's latest run due within catch_up_s runs"
+        )
+        record = read_state(self._record, _decode, lost, self._publish)
+        for name, entry in (record or {}).items():
             if isinstance(entry, datetime):
                 self._done[name] = entry
                 continue

@@ -4,7 +4,9 @@ Each child dies with the supervisor through the parent-death signal, but anythin
 started itself, or a child that changed its credentials, would not. The supervisor records
 every child's process group with the leader's start time; the next supervisor ends every
 recorded group whose processes are still there and started no earlier than the leader did
-(so a reused pid is never mistaken for ours).
+(so a reused pid is never mistaken for ours). The record is written atomically and durably;
+one that does not read is set aside with a ``state_file_unreadable`` alert
+(`observer.state_files`): what it named is not ended.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
+from bus.events import Alert
 from observer.private_files import write_private
+from observer.state_files import read_state
 
 __all__ = ["ChildRecord", "end_leftovers"]
 
@@ -40,16 +45,21 @@ class ChildRecord:
                 entries[name] = [pgid, psutil.Process(pgid).create_time()]
         write_private(self.path, json.dumps(entries).encode())
 
-    def read(self) -> dict[str, tuple[int, float]]:
-        """What the last supervisor recorded (empty if nothing, or unreadable)."""
-        try:
-            raw = json.loads(self.path.read_text())
-            return {name: (int(pgid), float(started)) for name, (pgid, started) in raw.items()}
-        except FileNotFoundError:
-            return {}
-        except (ValueError, TypeError) as exc:
-            log.warning("ignoring unreadable %s: %s", self.path, exc)
-            return {}
+    def read(self, send: Callable[[Alert], object] | None = None) -> dict[str, tuple[int, float]]:
+        """What the last supervisor recorded (empty if nothing, or unreadable: alerted)."""
+        lost = (
+            "processes a supervisor that died left running are not ended: look for them "
+            "(`ps -u $USER`) before they run twice"
+        )
+        return read_state(self.path, _decode, lost, send) or {}
+
+
+def _decode(data: bytes) -> dict[str, tuple[int, float]]:
+    try:
+        raw = json.loads(data)
+        return {name: (int(pgid), float(started)) for name, (pgid, started) in raw.items()}
+    except (TypeError, AttributeError) as exc:  # JSON, not the record's shape
+        raise ValueError(f"not a record of process groups ({exc})") from None
 
 
 def _members(pgid: int, started: float) -> list[psutil.Process]:
@@ -83,10 +93,15 @@ def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Proce
     return alive
 
 
-def end_leftovers(record: ChildRecord, grace_s: float = 5.0) -> list[int]:
-    """End the groups a dead supervisor left behind; return the pids that were ended."""
+def end_leftovers(
+    record: ChildRecord, send: Callable[[Alert], object] | None = None, grace_s: float = 5.0
+) -> list[int]:
+    """End the groups a dead supervisor left behind; return the pids that were ended.
+
+    ``send``: where the alert of a record that does not read goes.
+    """
     ended: list[int] = []
-    for name, (pgid, started) in record.read().items():
+    for name, (pgid, started) in record.read(send).items():
         members = _members(pgid, started)
         if not members:
             continue

@@ -1,17 +1,22 @@
 """The run's checkpoint: what a killed run leaves for the next one to resume from.
 
-Written when a run starts and after every batch, removed when it ends. Rows are per symbol
-and idempotent, so the checkpoint needs no symbol list: a resumed run treats every sector
-stored since the killed run started as fresh (a forced run then asks only the rest), and
-counts what the killed run had done.
+Written (atomically and durably) when a run starts and after every batch, removed when it
+ends. Rows are per symbol and idempotent, so the checkpoint needs no symbol list: a resumed
+run treats every sector stored since the killed run started as fresh (a forced run then asks
+only the rest), and counts what the killed run had done. One that does not read is set aside
+with a ``state_file_unreadable`` alert (`observer.state_files`): the run starts afresh.
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
+
+from bus.events import Alert
+from observer.private_files import write_private
+from observer.state_files import read_state
 
 __all__ = ["Checkpoint", "clear", "load", "save"]
 
@@ -25,22 +30,19 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     done: dict[str, int] = {}  # region -> symbols handled so far
 
 
-def load(path: Path) -> Checkpoint | None:
-    """The checkpoint at ``path``; None when there is none (or it is unreadable)."""
-    try:
-        return msgspec.json.decode(path.read_bytes(), type=Checkpoint)
-    except FileNotFoundError:
-        return None
-    except (OSError, msgspec.DecodeError):
-        return None  # a torn file cannot happen (atomic replace); a foreign one is ignored
+def load(path: Path, send: Callable[[Alert], object] | None) -> Checkpoint | None:
+    """The checkpoint at ``path``; None when there is none, or it does not read (alerted)."""
+    lost = "a killed run's progress is lost: this run starts afresh, and asks every stock again"
+    return read_state(path, _decode, lost, send)
+
+
+def _decode(data: bytes) -> Checkpoint:
+    return msgspec.json.decode(data, type=Checkpoint)
 
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
-    """Write atomically: a kill leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    partial.write_bytes(msgspec.json.encode(checkpoint))
-    os.replace(partial, path)
+    """Write atomically and durably: a kill or a power cut leaves the old file or the new one."""
+    write_private(path, msgspec.json.encode(checkpoint))
 
 
 def clear(path: Path) -> None:

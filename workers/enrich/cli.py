@@ -248,7 +248,7 @@ def _run(
 
     path = Path(settings.paths.data_dir) / "enrich" / "checkpoint.json"
     mode = "force" if force else "incremental"
-    earlier = cp.load(path)
+    earlier = cp.load(path, producer.send)
     # A killed run of these very regions and mode: what it stored since its start is fresh.
     # Another's (a --regions US run's, resumed by a KR one) would skip the wrong stocks.
     resumed = earlier is not None and earlier.mode == mode and set(earlier.regions) == set(regions)
@@ -264,7 +264,8 @@ def _run(
     # deployment maps the codes without their names rather than warn on every run.
     if settings.enrich.kis_codes and settings.kis.accounts and settings.kis.environment != "paper":
         try:
-            for event in asyncio.run(fetch_codes(settings, clock, exchanges_of(regions))):
+            catalogs = fetch_codes(settings, clock, exchanges_of(regions), producer.send)
+            for event in asyncio.run(catalogs):
                 producer.send(event)
                 codes_fetched += len(event.codes)
         except KisError as exc:
@@ -474,7 +475,8 @@ def codes(
     try:
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             try:
-                found = asyncio.run(fetch_codes(settings, clock, exchanges_of(_regions(regions))))
+                exchanges = exchanges_of(_regions(regions))
+                found = asyncio.run(fetch_codes(settings, clock, exchanges, producer.send))
             except KisError as exc:
                 _fail(f"HHDFS76370100: {exc}", 1)
             for event in found:

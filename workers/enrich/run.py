@@ -162,19 +162,29 @@ def kis_tier(job: Job) -> list[KisAccount]:
     if not wanted or not kis.accounts or job.send is None:
         return []
     limits = rate_limits(job.settings, "jobs")
-    accounts = [open_account(job.settings, a.alias, job.clock, limits) for a in kis.accounts]
+    accounts = [
+        open_account(job.settings, a.alias, job.clock, limits, alerts=job.send)
+        for a in kis.accounts
+    ]
     clients = [a.client for a in accounts]
     job.kis = KisLookups(clients, job.sector_map, e.kis_detail, e.kis_search_info)
     return accounts
 
 
-async def fetch_codes(settings: Settings, clock: Clock, exchanges: list[str]) -> list[SectorCodes]:
-    """HHDFS76370100 once per exchange, through the first account (the jobs' share)."""
+async def fetch_codes(
+    settings: Settings,
+    clock: Clock,
+    exchanges: list[str],
+    alerts: Callable[[Event], object] | None = None,
+) -> list[SectorCodes]:
+    """HHDFS76370100 once per exchange, through the first account (the jobs' share).
+
+    ``alerts`` sends the alert of a token cache file that does not read.
+    """
     from observer.kis.session import open_account, rate_limits
 
-    account = open_account(
-        settings, settings.kis.accounts[0].alias, clock, rate_limits(settings, "jobs")
-    )
+    limits = rate_limits(settings, "jobs")
+    account = open_account(settings, settings.kis.accounts[0].alias, clock, limits, alerts=alerts)
     try:
         found = []
         for exchange in exchanges:

@@ -68,7 +68,10 @@ def run_repair(
 
     async def go() -> Collected:
         try:
-            return await repair(settings, clock, symbols, sessions, history, krx, beat(notifier))
+            progress = beat(notifier)
+            return await repair(
+                settings, clock, symbols, sessions, history, krx, progress, alerts=send
+            )
         finally:
             if krx is not None:
                 await krx.aclose()

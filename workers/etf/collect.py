@@ -39,7 +39,7 @@ from decimal import Decimal
 
 import httpx
 
-from bus.events import EtfDaily
+from bus.events import EtfDaily, Event
 from observer.clock import Clock, now_utc
 from observer.config import Settings
 from observer.errors import KisError, KrxError, KrxProtocolError
@@ -136,14 +136,20 @@ async def fan_out(
     work: Callable[[KisClient, str], object],
     out: Collected,
     progress: Callable[[int, int], None],
+    alerts: Callable[[Event], object] | None = None,
 ) -> None:
-    """``await work(client, symbol)`` for every symbol, over every account's share."""
+    """``await work(client, symbol)`` for every symbol, over every account's share.
+
+    ``alerts`` sends the alert of a token cache file that does not read.
+    """
     share = settings.etf.share_of
     limits = rate_limits(settings, share)
     out.rate_limit_per_s = sum(
         a.rest_per_second * settings.kis.process_share[share] for a in settings.kis.accounts
     )
-    accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+    accounts = [
+        open_account(settings, a.alias, clock, limits, alerts=alerts) for a in settings.kis.accounts
+    ]
     queue = list(reversed(symbols))
     done = 0
 
@@ -213,6 +219,7 @@ async def collect_daily(
     progress: Callable[[int, int], None] = lambda done, total: None,
     chart_from: Mapping[str, date] | None = None,
     backfill: Mapping[str, date] | None = None,
+    alerts: Callable[[Event], object] | None = None,
 ) -> Collected:
     """``day``'s row for every symbol (KIS merged with KRX), backfilling ETFs short of history.
 
@@ -224,7 +231,7 @@ async def collect_daily(
     against one without (`workers.etf.rows.replaces`; the ETF is in ``kept`` and its
     stored row in ``rows``). ``chart_from``: ETFs whose rows since that day
     need their daily high and low (`workers.etf.metrics.chart_start`); the rows that get
-    them are among ``backfilled``.
+    them are among ``backfilled``. ``alerts``: as `fan_out`'s.
     """
     out = Collected()
     table: dict[str, EtfDaily] = {}
@@ -270,7 +277,7 @@ async def collect_daily(
             fresh |= await _charted(client, symbol, charts[symbol], day, fresh, history, out)
         out.backfilled.extend(fresh.values())
 
-    await fan_out(settings, clock, symbols, one, out, progress)
+    await fan_out(settings, clock, symbols, one, out, progress, alerts)
     return out
 
 
@@ -322,6 +329,7 @@ async def repair(
     history: Mapping[str, Mapping[date, EtfDaily]],
     krx: KrxClient | None,
     progress: Callable[[int, int], None] = lambda done, total: None,
+    alerts: Callable[[Event], object] | None = None,
 ) -> Collected:
     """Rows of ``sessions`` whose NAV is missing or revised, from KRX (else KIS's series)."""
     out = Collected()
@@ -352,5 +360,5 @@ async def repair(
             if row is not None and _revised(history.get(symbol, {}).get(row.trade_date), row):
                 out.backfilled.append(row)
 
-    await fan_out(settings, clock, symbols, one, out, progress)
+    await fan_out(settings, clock, symbols, one, out, progress, alerts)
     return out

@@ -291,6 +291,7 @@ def run_daily(
                 beat(notifier),
                 charts,
                 asked,
+                alerts=send,
             )
         finally:
             if krx is not None:

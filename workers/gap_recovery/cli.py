@@ -132,7 +132,10 @@ async def _verify(settings: Settings, clock: Clock, producer: Producer, day: dat
         limits = verify_limits(settings)
     except ConfigError as exc:
         fail(_VERIFY, str(exc), 2)
-    accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+    accounts = [
+        open_account(settings, a.alias, clock, limits, alerts=producer.send)
+        for a in settings.kis.accounts
+    ]
     engine = reader_engine(settings.database, "gap_recovery")
     try:
         lanes = lanes_for(settings, clock, accounts, limits)

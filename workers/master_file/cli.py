@@ -82,6 +82,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
                 timeout = settings.master_file.ack_timeout_s
                 with job_producer(PROGRAM, settings, SOURCE, clock, notifier, timeout) as producer:
                     updater.producer = producer
+                    updater.files.on_unreadable = producer.send  # a state file set aside
                     yield updater
             finally:
                 updater.close()

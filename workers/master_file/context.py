@@ -66,7 +66,11 @@ class Services:
         self.clock = clock
         self.producer = producer
         self.notifier = notifier or Notifier(None)
-        self.files = LocalFiles(Path(settings.paths.data_dir), self.limits.keep_backups)
+        self.files = LocalFiles(
+            Path(settings.paths.data_dir),
+            self.limits.keep_backups,
+            producer.send if producer is not None else None,  # a dry run moves nothing
+        )
         self.engine: Engine = reader_engine(settings.database, "master_file")
         # (code, subject) of the alerts raised since `raised` was cleared: a check that
         # raised one again must not end it in the same run

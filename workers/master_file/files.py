@@ -3,35 +3,47 @@
 ``<data_dir>/masters/`` (0700)::
 
     LOCK                      one update, review or restore at a time (flock)
-    current/<archive>         the archive in use, replaced atomically
+    current/<archive>         the archive in use, replaced atomically and durably
     state/<MARKET>.json       what is known of it (`FileState`: with the contents of the
-                              last files applied), replaced atomically
+                              last files applied), replaced atomically and durably
     backups/<archive>.<UTC>   the archives it replaced, newest ``keep`` kept
     rejected/<archive>.<UTC>  downloads that failed verification, newest ``keep`` kept
     reviews/<id>.zip, .json   changes held for an operator
     tmp/                      downloads in progress
 
-Every file is written owner-only.
+Every file is written owner-only, and made durable (fsynced, its folder too) before it is
+renamed into place. A state file that does not read is set aside with a
+``state_file_unreadable`` alert (`observer.state_files`) and read as empty: the next check
+downloads the file and compares it with the database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 
+from bus.events import Alert
 from bus.lock import InstanceLock, LockHeld
 from observer.errors import MasterFileError, ObserverError
 from observer.instruments import MasterFile, current_archive, master_state_path
+from observer.private_files import fsync_path, write_private
+from observer.state_files import read_state
 
 __all__ = ["REMEMBERED", "Current", "FileState", "LocalFiles", "MasterFilesLocked", "Review"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class MasterFilesLocked(ObserverError):
@@ -101,6 +113,14 @@ def _stamp(now_ns: int) -> str:
     return datetime.fromtimestamp(now_ns / 1e9, UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
+def _decode_state(data: bytes) -> FileState:
+    return msgspec.json.decode(data, type=FileState)
+
+
+def _decode_review(data: bytes) -> Review:
+    return msgspec.json.decode(data, type=Review)
+
+
 def sha256_of(path: Path) -> str:
     """The sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -111,11 +131,21 @@ def sha256_of(path: Path) -> str:
 
 
 class LocalFiles:
-    """The master-file folder under ``data_dir``; ``keep`` backups per file."""
+    """The master-file folder under ``data_dir``; ``keep`` backups per file.
 
-    def __init__(self, data_dir: Path, keep: int = 7) -> None:
+    ``on_unreadable`` sends the alert of a state file set aside; without it (a dry run,
+    which changes nothing) such a file is left in place and read as empty, logged.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        keep: int = 7,
+        on_unreadable: Callable[[Alert], object] | None = None,
+    ) -> None:
         self.root = data_dir / "masters"
         self.keep = keep
+        self.on_unreadable = on_unreadable
         for sub in ("current", "state", "backups", "rejected", "reviews", "tmp"):
             (self.root / sub).mkdir(parents=True, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
@@ -139,27 +169,33 @@ class LocalFiles:
         return current_archive(self.root.parent, file)
 
     def state(self, file: MasterFile) -> FileState:
-        """The remembered state (empty before the first run)."""
+        """The remembered state (empty before the first run, or if it does not read)."""
         path = master_state_path(self.root.parent, file)
+        lost = (
+            "what was known of the file in use is lost (the contents applied and rejected "
+            "before, a pending review): the next check downloads the file and compares it "
+            "with the database"
+        )
+        return self._read(path, _decode_state, lost) or FileState()
+
+    def _read(self, path: Path, decode: Callable[[bytes], T], lost: str) -> T | None:
+        """`observer.state_files.read_state`; without `on_unreadable`, a read moving nothing.
+
+        There a file that does not read is None, logged, and left in place.
+        """
+        if self.on_unreadable is not None:
+            return read_state(path, decode, lost, self.on_unreadable)
         try:
-            return msgspec.json.decode(path.read_bytes(), type=FileState)
+            return decode(path.read_bytes())
         except FileNotFoundError:
-            return FileState()
-        except msgspec.DecodeError as exc:
-            raise MasterFileError(f"{path} is damaged ({exc}); restore or delete it") from None
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("%s does not read (%s): left in place", path, exc)
+            return None
 
     def save_state(self, file: MasterFile, state: FileState) -> None:
-        """Replace the state atomically."""
-        self._write(master_state_path(self.root.parent, file), msgspec.json.encode(state))
-
-    def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        """Replace the state atomically and durably."""
+        write_private(master_state_path(self.root.parent, file), msgspec.json.encode(state))
 
     def temp_path(self, file: MasterFile) -> Path:
         """A fresh download target."""
@@ -179,7 +215,11 @@ class LocalFiles:
             backup = self.root / "backups" / f"{file.name}.{_stamp(now_ns)}"
             shutil.copy2(current, backup)
             os.chmod(backup, 0o600)
+            fsync_path(backup)
+            fsync_path(backup.parent)
+        fsync_path(download)  # whole on the disk before it is the file in use
         os.replace(download, current)
+        fsync_path(current.parent)
         if sha256_of(current) != sha256:
             if backup is not None:
                 shutil.copy2(backup, current)
@@ -192,6 +232,7 @@ class LocalFiles:
         """Keep a download that failed verification for inspection."""
         target = self.root / "rejected" / f"{file.name}.{_stamp(now_ns)}"
         os.replace(download, target)
+        fsync_path(target.parent)
         self._prune(self.root / "rejected", file.name)
         return target
 
@@ -207,23 +248,28 @@ class LocalFiles:
 
     def hold(self, review: Review, download: Path) -> None:
         """Keep ``download`` and its review until an operator decides."""
+        fsync_path(download)
         os.replace(download, self.root / "reviews" / f"{review.review_id}.zip")
-        self._write(self.root / "reviews" / f"{review.review_id}.json", msgspec.json.encode(review))
+        write_private(
+            self.root / "reviews" / f"{review.review_id}.json", msgspec.json.encode(review)
+        )
 
     def reviews(self) -> list[Review]:
         """Reviews awaiting a decision, oldest first."""
+        lost = "the change it held is not listed; its archive stays beside it"
         found = [
-            msgspec.json.decode(p.read_bytes(), type=Review)
-            for p in (self.root / "reviews").glob("*.json")
+            self._read(p, _decode_review, lost) for p in (self.root / "reviews").glob("*.json")
         ]
-        return sorted(found, key=lambda r: r.held_ns)
+        return sorted((r for r in found if r is not None), key=lambda r: r.held_ns)
 
     def review(self, review_id: str) -> tuple[Review, Path]:
         """A pending review and its archive."""
         meta = self.root / "reviews" / f"{review_id}.json"
-        if "/" in review_id or not meta.exists():
+        lost = "the change it held cannot be approved; its archive stays beside it"
+        found = None if "/" in review_id else self._read(meta, _decode_review, lost)
+        if found is None:
             raise MasterFileError(f"no pending review {review_id!r}")
-        return msgspec.json.decode(meta.read_bytes(), type=Review), meta.with_suffix(".zip")
+        return found, meta.with_suffix(".zip")
 
     def close_review(self, review_id: str) -> None:
         """Forget a decided review (its archive was installed or is dropped)."""

@@ -93,7 +93,7 @@ async def _issue_all(
         producer.send(event)  # the audit of every issuance (never the token)
 
     accounts = [
-        open_account(settings, a.alias, clock, limits, issued, issuer=True)
+        open_account(settings, a.alias, clock, limits, issued, issuer=True, alerts=producer.send)
         for a in settings.kis.accounts
     ]
     invalid, mended = [], []

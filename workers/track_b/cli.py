@@ -185,10 +185,14 @@ def unpin(codes: list[str]) -> None:
 @slots_app.command("list")
 def list_slots(as_json: JsonOpt = False) -> None:
     """The slots as of Track B's last evaluation (exit 1 if it has not shown any)."""
+    path = slots_path(_target.folder())
     try:
-        shown = json.loads(slots_path(_target.folder()).read_text())
+        shown = json.loads(path.read_bytes())
     except FileNotFoundError:
         _exit(f"{PROGRAM}: Track B has not shown its slots (is it running?)", 1)
+    except (OSError, ValueError, RecursionError) as exc:  # torn: rewritten at each evaluation
+        again = "Track B writes it again at its next evaluation"
+        _exit(f"{PROGRAM}: {path} does not read ({exc}); {again}", 1)
     if as_json or _target.as_json:
         typer.echo(json.dumps(shown))
         return

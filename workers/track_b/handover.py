@@ -34,17 +34,19 @@ it did.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import msgspec
 
+from bus.events import Alert
 from bus.producer import Producer
 from observer.alerts import Notice
 from observer.db.slot_queries import AsOf, HeldSlot
 from observer.private_files import write_private
+from observer.state_files import read_state
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import ReadBeside, Resumer, gap_starts
 
@@ -93,42 +95,44 @@ class _Saved(msgspec.Struct, frozen=True):
     runs: list[tuple[int, int]]  # (seq, ns) of each start
 
 
+def _decode(data: bytes) -> _Saved:
+    return msgspec.json.decode(data, type=_Saved)
+
+
 class PendingRuns:
     """The day's runs that streamed before they took over what the run before them left.
 
-    ``<data_dir>/track_b/takeovers.json``, owner-only, replaced whole: a run adds its start
-    before it streams without the take-over. The file is emptied once a take-over is done
+    ``<data_dir>/track_b/takeovers.json``, owner-only, replaced whole and durably: a run adds
+    its start before it streams without the take-over. The file is emptied once a take-over is done
     and what it published is stored (`settle`): the releases and gaps of a late one, the
     ``process_restart`` gaps of slots taken back, which go out at their registration. A
     successor started before then still tells the runs apart; a file left (emptying
-    refused) only makes later gaps start earlier. A file of another day, or one that does
-    not read, is none (said in the log): the gaps of the runs it named start at the newest
-    tick of their accounts, as for a single run.
+    refused) only makes later gaps start earlier. A file of another day is none; so is one
+    that does not read, set aside with a ``state_file_unreadable`` alert given to ``send``
+    (`observer.state_files`): the gaps of the runs it named start at the newest tick of
+    their accounts, as for a single run.
     """
 
-    def __init__(self, data_dir: Path, day: date) -> None:
+    def __init__(self, data_dir: Path, day: date, send: Callable[[Alert], object]) -> None:
         self.path = data_dir / "track_b" / "takeovers.json"
         self.day = day
+        self.send = send
         self.named = False  # the file names runs (read so, or written by this run)
         self.settling = False  # a take-over is done: empty the file once it is stored
         self._through: int | None = None  # the take-over's last seq, once all of it is out
 
     def read(self) -> list[AsOf]:
         """The starts of the day's runs whose take-over never happened, oldest first."""
+        lost = (
+            "the earlier runs whose take-over it kept are told apart no more: their gaps "
+            "start at the newest tick of their accounts"
+        )
         try:
-            saved = msgspec.json.decode(self.path.read_bytes(), type=_Saved)
-        except FileNotFoundError:
-            return []
+            saved = read_state(self.path, _decode, lost, self.send)
         except OSError as exc:
-            log.warning(
-                "%s does not read (%s): earlier runs are told apart no more", self.path, exc
-            )
+            log.warning("%s does not read (%s): %s", self.path, exc, lost)
             return []
-        except msgspec.DecodeError as exc:  # not as written: said once, and gone
-            log.warning("%s is not a list of runs (%s): removed", self.path, exc)
-            self.write([])
-            return []
-        if saved.day != self.day:
+        if saved is None or saved.day != self.day:
             return []
         runs = [AsOf(seq, ns) for seq, ns in saved.runs]
         self.named = bool(runs)

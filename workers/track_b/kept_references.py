@@ -5,19 +5,24 @@ database before it streams. A Track B started again while the database does not 
 PostgreSQL restart, a collectors host whose link to the store is cut) waited for it, up to
 600 s and then again after its restart, streaming nothing. The references are the day's
 universe's, built before the session, so each read is kept in
-``<data_dir>/track_b/references.json`` (owner-only, replaced whole) and a start whose read
-fails takes that day's copy instead.
+``<data_dir>/track_b/references.json`` (owner-only, replaced whole and durably) and a start
+whose read fails takes that day's copy instead. A copy that does not read is set aside with
+a ``state_file_unreadable`` alert (`observer.state_files`): the start waits for the
+database, and the next read keeps a new copy.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import msgspec
 
+from bus.events import Alert
 from observer.private_files import write_private
+from observer.state_files import read_state
 from workers.track_b.triggers import Reference
 
 __all__ = ["KeptReferences"]
@@ -30,23 +35,27 @@ class _Kept(msgspec.Struct, frozen=True):
     references: list[Reference]
 
 
+def _decode(data: bytes) -> _Kept:
+    return msgspec.json.decode(data, type=_Kept)
+
+
 class KeptReferences:
     """One day's references on this host's disk (see the module)."""
 
-    def __init__(self, data_dir: Path, day: date) -> None:
+    def __init__(self, data_dir: Path, day: date, send: Callable[[Alert], object]) -> None:
         self.path = data_dir / "track_b" / "references.json"
         self.day = day
+        self.send = send  # the alert of a copy that does not read
 
     def read(self) -> dict[str, Reference] | None:
         """The day's references read earlier; None if there are none (another day's, none)."""
+        lost = "the references read earlier are lost: a start the database fails waits for it"
         try:
-            kept = msgspec.json.decode(self.path.read_bytes(), type=_Kept)
-        except FileNotFoundError:
-            return None
-        except (OSError, msgspec.DecodeError) as exc:
+            kept = read_state(self.path, _decode, lost, self.send)
+        except OSError as exc:
             log.warning("%s does not read: %s", self.path, exc)
             return None
-        if kept.day != self.day or not kept.references:
+        if kept is None or kept.day != self.day or not kept.references:
             return None
         return {r.symbol: r for r in kept.references}
 

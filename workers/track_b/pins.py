@@ -1,10 +1,12 @@
 """Manual slot pins: ``<data_dir>/track_b/pins.json``, written by ``observer track-b slots``.
 
-The file is the whole state (a sorted list of codes), replaced atomically and owner-only;
-the Track B worker reads it at every evaluation (`PinFile`), so a pin takes effect within
-one. A file that does not read (a hand edit with a syntax error) changes nothing: the last
-pins read hold, with one warning alert ``track_b_pins_unreadable``, resolved when it reads
-again. Before, it read as no pins, and every pinned slot was released as "unpinned".
+The file is the whole state (a sorted list of codes), replaced atomically, durably and
+owner-only; the Track B worker reads it at every evaluation (`PinFile`), so a pin takes
+effect within one. A file that is not a list of codes (torn by a power cut, a hand edit with
+a syntax error) changes nothing: a copy is set aside and the last pins read are written
+back, with one ``state_file_unreadable`` warning naming them (`observer.state_files`). A
+file that cannot be read at all, or written back, holds the last pins read too, with one
+warning ``track_b_pins_unreadable``, resolved when it reads again.
 
 More pins than slots: the pins without a slot are named with why (`unplaced`) in the slots
 shown and counted in the heartbeat (``pins_unplaced``).
@@ -25,6 +27,7 @@ from pathlib import Path
 from bus.events import Alert, AlertResolved
 from observer.errors import ConfigError
 from observer.private_files import write_private
+from observer.state_files import unreadable
 from workers.track_b.slots import Decision
 
 __all__ = [
@@ -82,7 +85,7 @@ def read_pins(data_dir: Path) -> set[str]:
 
 
 def write_pins(data_dir: Path, codes: set[str]) -> None:
-    """Replace the pins (atomically, owner-only); refuses anything but 6-character codes."""
+    """Replace the pins (atomically, durably, owner-only); refuses all but 6-character codes."""
     bad = sorted(c for c in codes if not _CODE.match(c))
     if bad:
         raise ConfigError(f"not stock codes: {', '.join(bad)}")
@@ -106,15 +109,12 @@ class PinFile:
         """The pins now: the file's, or the last read while it does not read."""
         try:
             pins = read_pins(self.data_dir)
-        except (ConfigError, OSError) as exc:
+        except ConfigError as exc:  # not a list of codes: the last pins replace it
             if not self.unreadable:
-                kept = ", ".join(sorted(self.pins)[:_NAMED]) or "none"
-                if len(self.pins) > _NAMED:
-                    kept += f" and {len(self.pins) - _NAMED} more"
-                message = f"{exc}: the pins stay as last read ({kept}) until it reads again"
-                log.warning("%s", message)
-                self.send(Alert(severity="warning", code=PINS_UNREADABLE, message=message))
-            self.unreadable = str(exc)
+                self._write_back(exc)
+            return set(self.pins)
+        except OSError as exc:
+            self._unreadable(str(exc))
             return set(self.pins)
         if self.unreadable:
             self.unreadable = ""
@@ -123,6 +123,33 @@ class PinFile:
             self.send(AlertResolved(code=PINS_UNREADABLE, severity="warning", message=message))
         self.pins = pins
         return set(pins)
+
+    def _kept(self) -> str:
+        kept = ", ".join(sorted(self.pins)[:_NAMED]) or "none"
+        if len(self.pins) > _NAMED:
+            kept += f" and {len(self.pins) - _NAMED} more"
+        return kept
+
+    def _write_back(self, exc: ConfigError) -> None:
+        """Set a copy of the bad file aside (alerted) and write the last pins read over it."""
+        path = pins_path(self.data_dir)
+        outcome = (
+            f"the pins stay as last read ({self._kept()}) and are written back; "
+            "what it changed since must be pinned again"
+        )
+        self.send(unreadable(path, str(exc).removeprefix(f"{path} "), outcome, copy=True))
+        try:
+            write_pins(self.data_dir, self.pins)
+        except (OSError, ConfigError) as write_error:  # a full disk; a hand-edited code
+            self._unreadable(f"{exc}; the last pins cannot be written back ({write_error})")
+
+    def _unreadable(self, why: str) -> None:
+        """The file cannot be read, or replaced: the last pins hold, alerted once."""
+        if not self.unreadable:
+            message = f"{why}: the pins stay as last read ({self._kept()}) until it reads again"
+            log.warning("%s", message)
+            self.send(Alert(severity="warning", code=PINS_UNREADABLE, message=message))
+        self.unreadable = why
 
 
 def unplaced(

@@ -159,7 +159,8 @@ class TrackB(AsyncWorker):
         # What an earlier run of the day left, while the writer had not stored it (or a read
         # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
         self.handover: LateHandover | None = None
-        self.pending = PendingRuns(self.data_dir, day)  # runs that ended before their take-over
+        # runs that ended before their take-over
+        self.pending = PendingRuns(self.data_dir, day, self.producer.send)
         self.pin_file = PinFile(self.data_dir, self.producer.send)
 
     # ------------------------------------------------------------------ the day
@@ -523,7 +524,7 @@ class TrackB(AsyncWorker):
         A read the database fails takes those an earlier run read today (`KeptReferences`),
         or waits for the database if there are none.
         """
-        kept = KeptReferences(self.data_dir, day)
+        kept = KeptReferences(self.data_dir, day, self.producer.send)
         what = "the universe's references"
         while not self.stop.is_set():
             try:

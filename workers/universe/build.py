@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from bus.events import UniverseMember
+from bus.events import Event, UniverseMember
 from observer.clock import Clock, SystemClock
 from observer.config import Settings
 from observer.errors import KisError, MasterFileError
@@ -226,6 +226,7 @@ async def build_universe(
     *,
     before: Mapping[str, int] | None = None,
     retry_until_ns: int | None = None,
+    alerts: Callable[[Event], object] | None = None,
 ) -> Built:
     """Fetch, compute, filter and rank.
 
@@ -233,6 +234,7 @@ async def build_universe(
     ``before`` (the previous universe's candidates per market; `market_shortfall`). The
     candidates whose call failed are asked once more after the first pass, unless the clock
     has reached ``retry_until_ns`` (the day's warm-up: Track A is waiting for the universe).
+    ``alerts`` sends the alert of a token cache file that does not read.
     """
     prev = calendar.previous_session(day)
     window = calendar.sessions_before(day, WINDOW)
@@ -251,7 +253,7 @@ async def build_universe(
         a.rest_per_second * settings.kis.process_share[settings.universe.share_of]
         for a in settings.kis.accounts
     )
-    accounts = [open_account(settings, alias, clock, limits) for alias in aliases]
+    accounts = [open_account(settings, alias, clock, limits, alerts=alerts) for alias in aliases]
     found: dict[str, Metrics | None] = {}
     start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
     total = len(pool)

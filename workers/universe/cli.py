@@ -46,17 +46,18 @@ from observer.logs import setup_logging
 from observer.notify import Notifier
 from observer.phases import KST
 from observer.runtime import drained
+from observer.state_files import read_state
 from observer.timeline import Timeline, timeline_from
 from observer.trading_calendar import TradingCalendar
 from workers.universe.snapshot import (
     UniverseFile,
     candidates_by_market,
+    decode,
+    earlier_snapshots,
     event_of,
     file_of,
     file_of_stored,
     kst,
-    previous_snapshot,
-    read,
     snapshot_path,
     write,
 )
@@ -144,17 +145,27 @@ def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[
     return update, bar.stop
 
 
-def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> Built:
+def _build(
+    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
+) -> Built:
     from workers.universe.build import build_universe, shortfall
 
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
-    before = _previous_candidates(Path(settings.paths.data_dir), day)
+    earlier = _earlier(Path(settings.paths.data_dir), day, producer)
+    before = candidates_by_market(earlier) if earlier is not None else {}
     warmup_ns = int(_warmup(settings, day).timestamp()) * 10**9
     progress, done = _progress(notifier)
     try:
         built = asyncio.run(
             build_universe(
-                settings, clock, calendar, day, progress, before=before, retry_until_ns=warmup_ns
+                settings,
+                clock,
+                calendar,
+                day,
+                progress,
+                before=before,
+                retry_until_ns=warmup_ns,
+                alerts=producer.send,
             )
         )
     finally:
@@ -165,20 +176,19 @@ def _build(settings: Settings, clock: Clock, day: date, notifier: Notifier) -> B
     return built
 
 
-def _previous_candidates(data_dir: Path, day: date) -> dict[str, int]:
-    """The previous universe's candidates per market: what a market must not fall far below.
+def _earlier(data_dir: Path, day: date, producer: Producer) -> UniverseFile | None:
+    """The newest universe of a day before ``day`` that reads: the baseline, and a reuse.
 
-    None to compare with (the first universe, or an unreadable one: said in the log) leaves
-    only the check that each market has candidates at all.
+    Each newer one that does not read is set aside, alerted (`observer.state_files`). None
+    (the first universe, or none reads) leaves only the check that each market has
+    candidates at all, and nothing to reuse.
     """
-    earlier = previous_snapshot(data_dir, day)
-    if earlier is None:
-        return {}
-    try:
-        return candidates_by_market(read(earlier))
-    except ObserverError as exc:
-        log.warning("no baseline of candidates per market for %s: %s", day, exc)
-        return {}
+    outcome = "an older universe serves in its place, if one reads"
+    for path in earlier_snapshots(data_dir, day):
+        found = read_state(path, decode, outcome, producer.send)
+        if found is not None:
+            return found
+    return None
 
 
 def _alert(
@@ -253,7 +263,10 @@ def _universe(
     path = snapshot_path(data_dir, day)
     timeline = timeline_from(settings.phases, settings.calendar)
     provisional = now_utc(clock) < _warmup(settings, day)  # a reused universe may give way
-    found = read(path) if path.exists() else None
+    # A file that does not read (a power cut) is set aside, alerted, and the day restored
+    # from the database, else built again: never a failure at every run.
+    outcome = f"the universe of {day} is restored from the database, else built again"
+    found = read_state(path, decode, outcome, producer.send)
     stored = _stored(settings, day)
     if found is not None and not (provisional and found.metadata.reused_from):
         if stored is not None:
@@ -305,7 +318,7 @@ def _build_or_reuse(
     data_dir = Path(settings.paths.data_dir)
     path = snapshot_path(data_dir, day)
     try:
-        built = _build(settings, clock, day, notifier)
+        built = _build(settings, clock, day, producer, notifier)
         universe = file_of(built, settings.universe.min_prev_close, clock.now_ns())
         outcome = "built"
         finished = now_utc(clock)
@@ -322,13 +335,12 @@ def _build_or_reuse(
             message = f"universe for {day} failed again ({exc}); still reusing {since}"
             _alert(producer, "critical", REUSED, message, day, day.isoformat())
             return reused, "reused"
-        earlier = previous_snapshot(data_dir, day)
-        if earlier is None:
+        old = _earlier(data_dir, day, producer)
+        if old is None:
             message = f"{exc}; no earlier universe"
             _alert(producer, "critical", FAILED, message, day, day.isoformat())
             drained(producer, notifier, 60.0)
             _fail(f"{exc}; no earlier universe to reuse", 1)
-        old = read(earlier)
         universe = msgspec.structs.replace(
             old,
             metadata=msgspec.structs.replace(

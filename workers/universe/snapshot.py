@@ -7,13 +7,12 @@ the candidates whose daily chart failed twice or whose master record is malforme
 with the error), the requests and the
 rate achieved, when the masters read were installed, ``reused_from`` when the day reuses an
 earlier universe and ``restored_from`` when the file was rewritten from the database, in the
-metadata. Written once per day, atomically; never rewritten, except that the day's own
-build replaces a reused universe before Track A starts.
+metadata. Written once per day, atomically and durably; never rewritten, except that the
+day's own build replaces a reused universe before Track A starts.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +23,7 @@ import msgspec
 from bus.events import UniverseMember, UniverseSnapshot
 from observer.errors import ObserverError
 from observer.phases import KST
+from observer.private_files import write_private
 
 if TYPE_CHECKING:
     from workers.universe.build import Built
@@ -31,11 +31,12 @@ if TYPE_CHECKING:
 __all__ = [
     "UniverseFile",
     "candidates_by_market",
+    "decode",
+    "earlier_snapshots",
     "event_of",
     "file_of",
     "file_of_stored",
     "kst",
-    "previous_snapshot",
     "read",
     "snapshot_path",
     "write",
@@ -188,43 +189,41 @@ def _member(s: Symbol) -> UniverseMember:
 
 
 def write(path: Path, universe: UniverseFile, *, reused: UniverseFile | None = None) -> None:
-    """Write once, atomically; an existing day is never rewritten.
+    """Write once, atomically and durably; an existing day is never rewritten.
 
     Except a reused universe (``reused``, the file found there) by the day's own build,
     before Track A starts: the file is then replaced atomically.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(universe), indent=2))
+    data = msgspec.json.format(msgspec.json.encode(universe), indent=2)
     try:
         if reused is not None and path.exists():
             if read(path) != reused or not reused.metadata.reused_from:
                 raise ObserverError(f"{path} changed; a day's universe never changes")
-            os.replace(tmp, path)
+            write_private(path, data)
         else:
-            os.link(tmp, path)  # fails if the day exists: never replaced
+            write_private(path, data, exclusive=True)  # fails if the day exists
     except FileExistsError:
         raise ObserverError(f"{path} exists; a day's universe never changes") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+
+
+def decode(data: bytes) -> UniverseFile:
+    """A universe file's contents, checked against its schema (`msgspec.DecodeError`)."""
+    return msgspec.json.decode(data, type=UniverseFile)
 
 
 def read(path: Path) -> UniverseFile:
     """A universe file, checked against its schema."""
     try:
-        return msgspec.json.decode(path.read_bytes(), type=UniverseFile)
+        return decode(path.read_bytes())
     except msgspec.DecodeError as exc:
         raise ObserverError(f"{path} is not a universe file: {exc}") from None
 
 
-def previous_snapshot(data_dir: Path, day: date) -> Path | None:
-    """The newest universe file of a day before ``day``."""
-    older = [
-        p
-        for p in (data_dir / "universe").glob("*_kr_stocks.json")
-        if p.name[:8] < day.strftime(_DAY)
-    ]
-    return max(older, default=None)
+def earlier_snapshots(data_dir: Path, day: date) -> list[Path]:
+    """The universe files of the days before ``day``, newest first."""
+    before = day.strftime(_DAY)
+    found = (data_dir / "universe").glob("*_kr_stocks.json")
+    return sorted((p for p in found if p.name[:8] < before), reverse=True)
 
 
 def event_of(universe: UniverseFile, trade_date: date) -> UniverseSnapshot:
