@@ -1,28 +1,31 @@
 """A filesystem that loses, at a cut, every write not yet fsynced: power loss on demand.
 
-``python tests/lazyfs.py STATE MOUNT`` mounts at MOUNT (FUSE) the tree kept in the folder
-STATE and serves it from memory. Each file keeps two contents: what processes wrote, and what
-the last fsync of it flushed; each folder keeps two lists of entries: what is there, and
-what the last fsync of the folder flushed. SIGTERM or SIGINT is the cut: the mount goes
-away and STATE is replaced by the flushed state alone, as a disk would hold it after a power
-cut: a file's data since its last fsync gone, a file created, renamed or removed since its
-folder's last fsync as if that never happened. The next mount starts from there.
+``python tests/lazyfs.py STATE MOUNT [--entries strict|journaled]`` mounts at MOUNT (FUSE)
+the tree kept in the folder STATE and serves it from memory. Each file keeps two contents:
+what processes wrote, and what the last fsync of it flushed; each folder keeps two lists of
+entries: what is there, and what survives. SIGTERM or SIGINT is the cut: the mount goes
+away and STATE is replaced by what survives alone, as a disk would hold it after a power
+cut: a file's data since its last fsync gone. The next mount starts from there.
 
-The same model as LazyFS (dsrhaslab/lazyfs), the fault injector Jepsen uses for power
-loss, stricter about folders (POSIX promises an entry only after the folder's fsync, where
-ext4's journal usually keeps it anyway); LazyFS itself is neither in Debian nor on PyPI. File
-locks stay the kernel's (FUSE keeps them locally when the filesystem does not take them),
-and mmap works through the page cache, as SQLite's WAL index needs.
+Folder entries: ``strict`` (the default) keeps a file created, renamed or removed only once
+its folder is fsynced, as POSIX promises; ``journaled`` keeps every such change at once, as
+a journaling filesystem commits metadata ahead of data, and as LazyFS does: a file renamed
+into place without an fsync of its data is then found empty after the cut.
+
+The model of LazyFS (dsrhaslab/lazyfs), the fault injector Jepsen uses for power loss, which
+is neither in Debian nor on PyPI. File locks stay the kernel's (FUSE keeps them locally when
+the filesystem does not take them), and mmap works through the page cache, as SQLite's WAL
+index needs.
 """
 
 from __future__ import annotations
 
+import argparse
 import errno
 import itertools
 import os
 import shutil
 import stat
-import sys
 import threading
 import time
 from pathlib import Path
@@ -79,9 +82,10 @@ class LazyFS(fuse.Operations):
 
     use_ns = True
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: Path, journaled: bool = False) -> None:
         self.root = _load(state)
         self.root.flush()
+        self._journaled = journaled
         self._lock = threading.Lock()
         self._handles: dict[int, _Node] = {}
         self._next = itertools.count(1)
@@ -111,6 +115,13 @@ class LazyFS(fuse.Operations):
         if path is None:
             raise fuse.FuseOSError(errno.EBADF)
         return self._lookup(path)
+
+    def _entries_changed(self, *folders: _Node) -> None:
+        """A folder's entries changed: kept at once when metadata is journaled."""
+        for folder in folders:
+            folder.mtime = time.time_ns()
+            if self._journaled:
+                folder.durable_entries = dict(folder.entries)
 
     def _handle(self, node: _Node) -> int:
         fh = next(self._next)
@@ -147,7 +158,7 @@ class LazyFS(fuse.Operations):
             if name in parent.entries:
                 raise fuse.FuseOSError(errno.EEXIST)
             parent.entries[name] = _Node(stat.S_IFDIR | mode)
-            parent.mtime = time.time_ns()
+            self._entries_changed(parent)
         return 0
 
     def rmdir(self, path: str) -> int:
@@ -157,6 +168,7 @@ class LazyFS(fuse.Operations):
             if node.entries:
                 raise fuse.FuseOSError(errno.ENOTEMPTY)
             del parent.entries[name]
+            self._entries_changed(parent)
         return 0
 
     def create(self, path: str, mode: int, flags: int = 0) -> int:
@@ -165,6 +177,7 @@ class LazyFS(fuse.Operations):
             node = parent.entries.get(name)
             if node is None:
                 node = parent.entries[name] = _Node(stat.S_IFREG | stat.S_IMODE(mode))
+                self._entries_changed(parent)
             elif flags & os.O_EXCL:
                 raise fuse.FuseOSError(errno.EEXIST)
             return self._handle(node)
@@ -217,7 +230,7 @@ class LazyFS(fuse.Operations):
             if name not in parent.entries:
                 raise fuse.FuseOSError(errno.ENOENT)
             del parent.entries[name]
-            parent.mtime = time.time_ns()
+            self._entries_changed(parent)
         return 0
 
     def rename(self, old: str, new: str) -> int:
@@ -227,6 +240,7 @@ class LazyFS(fuse.Operations):
             if old_name not in source.entries:
                 raise fuse.FuseOSError(errno.ENOENT)
             target.entries[new_name] = source.entries.pop(old_name)
+            self._entries_changed(source, target)
         return 0
 
     def fsync(self, path: str | None, datasync: int, fh: int) -> int:
@@ -300,10 +314,15 @@ def _dump(node: _Node, folder: Path, mode: int) -> None:
 
 
 def main() -> None:
-    state, mount = Path(sys.argv[1]), sys.argv[2]
-    operations = LazyFS(state)
+    parser = argparse.ArgumentParser(prog="lazyfs", description=__doc__.splitlines()[0])
+    parser.add_argument("state", type=Path)
+    parser.add_argument("mount")
+    parser.add_argument("--entries", choices=("strict", "journaled"), default="strict")
+    args = parser.parse_args()
+    operations = LazyFS(args.state, args.entries == "journaled")
+    state = args.state
     try:
-        fuse.FUSE(operations, mount, foreground=True, nothreads=False)
+        fuse.FUSE(operations, args.mount, foreground=True, nothreads=False)
     except RuntimeError as exc:  # libfuse's main returns 8 when a signal ended its loop
         if str(exc) != "8":
             raise

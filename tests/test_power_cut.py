@@ -11,6 +11,7 @@ the loss, and the source goes on.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -50,14 +51,20 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs FUSE: {MISSING}")
 class LazyMount:
     """`tests/lazyfs.py` serving ``state`` at ``mount``; `cut` is the power cut."""
 
-    def __init__(self, state: Path, mount: Path) -> None:
-        self.state, self.mount = state, mount
+    def __init__(self, state: Path, mount: Path, entries: str = "strict") -> None:
+        self.state, self.mount, self.entries = state, mount, entries
         self.proc: subprocess.Popen[bytes] | None = None
 
     def up(self) -> LazyMount:
         self.mount.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "lazyfs.py"), str(self.state), str(self.mount)],
+            [
+                sys.executable,
+                str(ROOT / "tests" / "lazyfs.py"),
+                str(self.state),
+                str(self.mount),
+                f"--entries={self.entries}",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -230,3 +237,57 @@ def _audit(config: Path) -> subprocess.CompletedProcess[str]:
         timeout=60,
         check=False,
     )
+
+
+# Replaces a state file again and again, printing each number once the write returned.
+STATE_WRITER = """
+import json, sys
+from pathlib import Path
+from observer.private_files import write_private
+path, plain = Path(sys.argv[1]), sys.argv[2] == "plain"
+for i in range(10**9):
+    data = json.dumps({"i": i, "members": ["005930"] * 500}).encode()
+    if plain:  # a temporary file renamed into place, nothing fsynced
+        path.with_name("tmp").write_bytes(data)
+        path.with_name("tmp").replace(path)
+    else:
+        write_private(path, data)
+    print(i, flush=True)
+"""
+
+
+def _cut_while_replacing(tmp_path: Path, entries: str, how: str) -> tuple[int, bytes]:
+    """The last write a process saw return before the cut, and the file after it."""
+    state = tmp_path / "state"
+    state.mkdir()
+    lazy = LazyMount(state, tmp_path / "data", entries).up()
+    try:
+        writer = subprocess.Popen(
+            [sys.executable, "-c", STATE_WRITER, str(lazy.mount / "universe.json"), how],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        assert writer.stdout is not None
+        done = -1
+        while done < 30:
+            done = int(writer.stdout.readline())
+        writer.kill()
+        rest = writer.communicate(timeout=30)[0].split()
+        done = int(rest[-1]) if rest else done
+    finally:
+        lazy.close()
+    return done, (state / "universe.json").read_bytes()
+
+
+@pytest.mark.parametrize("entries", ["strict", "journaled"])
+def test_a_state_file_reads_whole_after_a_power_cut(tmp_path: Path, entries: str) -> None:
+    """`write_private`: the new file or the old one, never a part, and never older than
+    the last write that returned."""
+    done, data = _cut_while_replacing(tmp_path, entries, "durable")
+    assert json.loads(data)["i"] >= done
+
+
+def test_the_cut_empties_a_state_file_renamed_into_place_without_fsync(tmp_path: Path) -> None:
+    """What the test above would catch: a rename kept (journaled), its data not."""
+    done, data = _cut_while_replacing(tmp_path, "journaled", "plain")
+    assert done >= 30 and data == b""
