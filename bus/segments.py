@@ -3,7 +3,7 @@
 A segment (``<first seq>.seg``) is a run of records ``<length u32><crc32 u32><first_seq u64>
 <last_seq u64><frame>``; ``ACKED`` holds one ``<seq u64>``. `bus.outbox` writes them; the
 functions here read them: whole records, the damage checks recovery applies, and
-`read_state` for a reader beside the producer (the audit).
+`outbox_state` for a reader beside the producer (the audit).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = [
     "damage_advice",
     "is_whole",
     "next_whole_record",
-    "read_state",
+    "outbox_state",
     "record_problem",
     "whole_records",
 ]
@@ -49,7 +49,7 @@ class OutboxRecord:
 
 @dataclass(frozen=True, slots=True)
 class OutboxState:
-    """What an outbox folder says, read without its lock (`read_state`).
+    """What an outbox folder says, read without its lock (`outbox_state`).
 
     ``acked``: the writer's acknowledgement the outbox last recorded; ``held_from`` ..
     ``high``: the seqs its segments still hold, acknowledged or not (``held_from`` =
@@ -62,7 +62,7 @@ class OutboxState:
     high: int
 
 
-def read_state(directory: Path) -> OutboxState | None:
+def outbox_state(directory: Path) -> OutboxState | None:
     """What the outbox in ``directory`` says, without its lock; None if there is none.
 
     For the audit, beside a running producer: a record being written is simply not counted.

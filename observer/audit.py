@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bus.segments import OutboxState, read_state
+from bus.segments import OutboxState, outbox_state
 from observer.db.audit_queries import Conflict, Loss, SourceAudit
 
 __all__ = ["AuditReport", "outbox_states"]
@@ -29,7 +29,7 @@ def outbox_states(run_dir: Path) -> dict[str, OutboxState]:
         return {}
     found = {}
     for path in sorted(folder.iterdir()):
-        if path.is_dir() and (state := read_state(path)) is not None:
+        if path.is_dir() and (state := outbox_state(path)) is not None:
             found[path.name] = state
     return found
 

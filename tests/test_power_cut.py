@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.segments import OutboxState, read_state
+from bus.segments import OutboxState, outbox_state
 from tests.migrated import seed
 from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, wait_until
 
@@ -153,7 +153,7 @@ def _run_and_cut(lazy: LazyMount, writer: WriterProcess) -> tuple[int, OutboxSta
         writer.kill()
         producer.kill()
     lazy.cut()
-    after = read_state(lazy.state / "outbox" / SOURCE)
+    after = outbox_state(lazy.state / "outbox" / SOURCE)
     assert after is not None and after.held_from > 1  # segments were deleted before the cut
     lazy.up()
     return producer.acked, after

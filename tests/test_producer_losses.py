@@ -15,7 +15,7 @@ from bus.errors import BusError
 from bus.events import SeqsLost
 from bus.outbox import Outbox
 from bus.producer import Producer
-from bus.segments import read_state
+from bus.segments import outbox_state
 from tests.support import wait_until
 from tests.test_producer import ALERT, Router, make
 
@@ -54,7 +54,7 @@ def test_a_writer_that_went_back_within_the_outbox_is_sent_the_rest_again(
 ) -> None:
     sent_and_trimmed(tmp_path, router, 25)
     producer = make(tmp_path)
-    state = read_state(tmp_path / "ob")
+    state = outbox_state(tmp_path / "ob")
     assert state is not None and state.acked == 25 and state.held_from > 1
     mark = state.held_from - 1  # the database lost what the outbox still holds on disk
     producer.send(ALERT)
@@ -74,7 +74,7 @@ def test_seqs_no_side_holds_are_declared_lost_once_and_the_source_goes_on(
 ) -> None:
     sent_and_trimmed(tmp_path, router, 25)
     producer = make(tmp_path)
-    held_from = read_state(tmp_path / "ob").held_from  # type: ignore[union-attr]
+    held_from = outbox_state(tmp_path / "ob").held_from  # type: ignore[union-attr]
     producer.send(ALERT)
     wait_until(lambda: router.has(26), 10, "the new event")
     router.ack(3, resend=True)  # the writer holds 1..3 only
@@ -193,7 +193,7 @@ def test_rewind_reloads_acknowledged_records_still_on_the_disk(tmp_path: Path) -
     assert [r.first_seq for r in outbox.records] == [5, 6]
     assert outbox.payload(outbox.records[0]) == frame
     outbox.close()
-    state = read_state(tmp_path / "ob")  # on the disk: 4..6, acknowledged or not
+    state = outbox_state(tmp_path / "ob")  # on the disk: 4..6, acknowledged or not
     assert state is not None and (state.acked, state.held_from, state.high) == (4, 4, 6)
 
 
