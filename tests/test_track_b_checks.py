@@ -25,6 +25,7 @@ from harness.sim.price_units import tick_size as krx_tick
 from observer.clock import ManualClock, SimulatedClock
 from observer.kis import stream as stream_module
 from observer.kis.frames import (
+    HARD_MAX_BYTES,
     MALFORMED,
     OVERSIZED,
     BadFrameRate,
@@ -351,6 +352,6 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
         (MALFORMED, 16),
         (OVERSIZED, 0),
     ]
-    assert "over 67,108,864 bytes" in dropped[-1].error  # the cap the product runs with
+    assert f"over {HARD_MAX_BYTES:,} bytes" in dropped[-1].error  # the cap the product runs with
     assert any(s.startswith("disconnected closed: 1009") for s in states)
     assert stream.dropped == 4 and stream.reconnects == 1
