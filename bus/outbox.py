@@ -155,8 +155,8 @@ class Outbox:
         self._retired: list[int] = []
         self._dirty = self._folder_dirty = sync
         self.synced = self.next_seq - 1  # highest seq on the disk (page cache: without sync)
-        if sync:  # what a killed run wrote may still be in the page cache only
-            self.sync_point().run()  # type: ignore[union-attr]
+        if (point := self.sync_point()) is not None:  # what a killed run wrote: to the disk
+            point.run()
 
     # ------------------------------------------------------------------ public
 
