@@ -62,23 +62,22 @@ class SyncPoint:
     """One fsync's worth of an outbox: the records through ``through`` and what holds them.
 
     Taken under the producer's lock (`Outbox.sync_point`), run outside it (`run`): the file
-    descriptors are duplicates, so a segment the producer rotates away meanwhile is still
-    flushed and closed here, never a reused descriptor number.
+    descriptors are duplicates, so a segment the producer rotates away meanwhile (flushed
+    by the rotation itself) is still closed here, never a reused descriptor number.
     """
 
     through: int  # highest seq this sync makes durable
-    fds: list[int]  # duplicates of the segments written since the last sync
+    segment: int  # a duplicate of the active segment's descriptor; -1: nothing written
     folder: int  # a duplicate of the outbox folder's descriptor when an entry changed; -1: not
 
     def run(self) -> None:
-        """Flush the segments, then the folder; close the duplicates (even on a failure)."""
+        """Flush the segment, then the folder; close the duplicates (even on a failure)."""
         try:
-            for fd in self.fds:
-                os.fsync(fd)
-            if self.folder >= 0:
-                os.fsync(self.folder)
+            for fd in (self.segment, self.folder):
+                if fd >= 0:
+                    os.fsync(fd)
         finally:
-            for fd in (*self.fds, self.folder):
+            for fd in (self.segment, self.folder):
                 if fd >= 0:
                     os.close(fd)
 
@@ -125,7 +124,7 @@ class Outbox:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if sync:  # a folder made here must not vanish in a power cut with what it holds
             for folder in new:
-                _fsync_folder(folder.parent)
+                _fsync(folder.parent)
         try:
             self._lock = InstanceLock(directory / "LOCK")
         except LockHeld as exc:
@@ -150,13 +149,13 @@ class Outbox:
             self._lock.close()
             raise
         self._active_size = os.fstat(self._active_fd).st_size
-        # What was written since the last fsync: segments rotated away (their descriptors,
-        # kept open for it), the active one, the folder's entries.
-        self._retired: list[int] = []
-        self._dirty = self._folder_dirty = sync
+        # What was written since the last fsync: the active segment, the folder's entries.
+        self._dirty = self._folder_dirty = False
         self.synced = self.next_seq - 1  # highest seq on the disk (page cache: without sync)
-        if (point := self.sync_point()) is not None:  # what a killed run wrote: to the disk
-            point.run()
+        if sync:  # what a killed run wrote may be in the page cache only: to the disk first
+            for segment in self._segment_last:
+                _fsync(self._path(segment))
+            _fsync(directory)
 
     # ------------------------------------------------------------------ public
 
@@ -227,14 +226,12 @@ class Outbox:
 
         Run it (`SyncPoint.run`) outside the producer's lock, then `synced_through`.
         """
-        if not self._sync or not (self._dirty or self._retired or self._folder_dirty):
+        if not self._sync or not (self._dirty or self._folder_dirty):
             return None
-        fds, self._retired = self._retired, []
-        if self._dirty:
-            fds.append(os.dup(self._active_fd))
+        segment = os.dup(self._active_fd) if self._dirty else -1
         folder = os.open(self.directory, os.O_RDONLY) if self._folder_dirty else -1
         self._dirty = self._folder_dirty = False
-        return SyncPoint(self.next_seq - 1, fds, folder)
+        return SyncPoint(self.next_seq - 1, segment, folder)
 
     def synced_through(self, point: SyncPoint) -> None:
         """Record that ``point`` ran: its records may be sent."""
@@ -291,9 +288,8 @@ class Outbox:
 
     def close(self) -> None:
         """Release the files and the lock."""
-        for fd in (self._active_fd, self._acked_fd, *self._retired):
+        for fd in (self._active_fd, self._acked_fd):
             os.close(fd)
-        self._retired = []
         self._lock.close()
 
     # ------------------------------------------------------------------ internals
@@ -302,14 +298,19 @@ class Outbox:
         return self.directory / f"{segment:020d}{SUFFIX}"
 
     def _rotate(self, first_seq: int) -> None:
+        if self._sync and self._dirty:
+            # Before the next segment exists: a journal may keep its entry ahead of this
+            # one's tail, and a short segment followed by another is damage, not a torn tail.
+            try:  # once a segment (16 MiB): in the caller's thread
+                os.fsync(self._active_fd)
+            except OSError as exc:
+                raise _write_error(self._path(self._active), exc) from exc
+            self._dirty = False
         try:  # the new segment first: if it cannot be made, the outbox is as it was
             new_fd = os.open(self._path(first_seq), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
             raise _write_error(self._path(first_seq), exc) from exc
-        if self._sync and self._dirty:
-            self._retired.append(self._active_fd)  # flushed and closed by the next sync
-        else:
-            os.close(self._active_fd)
+        os.close(self._active_fd)
         self._dirty = False
         self._folder_dirty = self._sync
         self._active = first_seq
@@ -405,8 +406,9 @@ class Outbox:
         log.warning("outbox %s: cut torn tail at byte %d (%s)", path, offset, problem)
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def _fsync(path: Path) -> None:
+    """Flush a file, or a folder's entries, to the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

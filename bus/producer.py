@@ -78,9 +78,11 @@ _HANDSHAKE_EVENTS = (
 # none for this long means no writer answers at all, an outage the outbox backlog tells,
 # not keys that do not match.
 _HANDSHAKE_QUIET_S = 10.0
-# A declaration of lost seqs sent this many times without the writer taking it (a writer of
-# a release before `SeqsLost`) ends the producer rather than asking for ever.
-_DECLARATION_SENDS = 10
+# The writer asking this many times for the first seq of a range declared lost, each after
+# the declaration was sent (a writer of a release before `SeqsLost`, which does not take
+# it), ends the producer rather than asking for ever. A writer that is merely paused asks
+# nothing meanwhile.
+_DECLINED = 10
 
 
 class Producer:
@@ -199,7 +201,8 @@ class Producer:
         self.lost_events = 0  # declared lost (`SeqsLost`): the writer lost them, so did we
         # The declaration being sent: its range and its frame, the same bytes at each resend.
         self._declared: tuple[int, int, bytes] | None = None
-        self._declaration_sends = 0
+        self._declaration_sent = False
+        self._declined = 0  # the writer's requests for the range since it was sent
         self._thread = threading.Thread(target=self._run, name=f"producer-{source}", daemon=True)
         self._thread.start()
 
@@ -557,7 +560,7 @@ class Producer:
             outbox.rewind(seq)
             self._sent_upto = seq
         if seq + 1 < outbox.held_from:
-            self._declare_lost(seq + 1, outbox.held_from - 1, acknowledged)
+            self._declare_lost(seq + 1, outbox.held_from - 1, acknowledged, resend)
         if seq > outbox.acked:
             outbox.ack(seq)
             self._progress_at = self._acked_at = time.monotonic()
@@ -571,28 +574,39 @@ class Producer:
         if resend:
             self._rewind("writer asked")
 
-    def _declare_lost(self, first: int, last: int, acknowledged: int) -> None:
+    def _declare_lost(self, first: int, last: int, acknowledged: int, asked: bool) -> None:
         """Queue the declaration that ``first..last`` are gone, ahead of the records after it.
 
         Built once per range, so that a resend carries the same bytes (the writer checks a
-        repeated seq against what it committed).
+        repeated seq against what it committed), and sent again only when the writer asks
+        (``asked``) or its ack times out, like any record: never on a plain ack still below
+        it, which the frames in flight behind the hole bring.
         """
-        if self._declared is None or self._declared[:2] != (first, last):
-            log.critical(
-                "producer %s: seqs %d..%d are lost: the writer no longer holds them and this "
-                "outbox let them go once the writer had acknowledged them (through %d); "
-                "declaring them lost and going on from %d",
-                self.source,
-                first,
-                last,
-                acknowledged,
-                last + 1,
-            )
-            event = SeqsLost(first_seq=first, last_seq=last, acknowledged=acknowledged)
-            frame = encode_frame([Envelope(self.source, last, self._clock_ns(), event)])
-            self._declared = (first, last, frame)
-            self._declaration_sends = 0
-            self.lost_events += last - first + 1
+        if self._declared is not None and self._declared[:2] == (first, last):
+            if asked and self._declaration_sent:
+                self._declined += 1
+                if self._declined >= _DECLINED:
+                    raise BusError(
+                        f"the writer asked {self._declined} times for {self.source}'s seq "
+                        f"{first} after being sent the declaration that seqs {first}..{last} "
+                        "are lost: it does not take it (a writer of an earlier release?)"
+                    )
+            return
+        log.critical(
+            "producer %s: seqs %d..%d are lost: the writer no longer holds them and this "
+            "outbox let them go once the writer had acknowledged them (through %d); "
+            "declaring them lost and going on from %d",
+            self.source,
+            first,
+            last,
+            acknowledged,
+            last + 1,
+        )
+        event = SeqsLost(first_seq=first, last_seq=last, acknowledged=acknowledged)
+        frame = encode_frame([Envelope(self.source, last, self._clock_ns(), event)])
+        self._declared = (first, last, frame)
+        self._declaration_sent, self._declined = False, 0
+        self.lost_events += last - first + 1
         self._sent_upto = min(self._sent_upto, first - 1)
 
     def _rewind(self, why: str) -> None:
@@ -620,18 +634,12 @@ class Producer:
 
     def _transmit(self, dealer: zmq.Socket[bytes]) -> None:
         if self._declared is not None and self._sent_upto == self._declared[0] - 1:
-            first, last, frame = self._declared
-            if self._declaration_sends >= _DECLARATION_SENDS:
-                raise BusError(
-                    f"the writer did not take {self.source}'s declaration that seqs {first}.."
-                    f"{last} are lost after {self._declaration_sends} sends (a writer of an "
-                    "older release?): it would ask for them for ever"
-                )
+            _, last, frame = self._declared
             try:
                 dealer.send(frame, zmq.NOBLOCK)
             except zmq.Again:
                 return
-            self._declaration_sends += 1
+            self._declaration_sent = True
             self.frames_sent += 1
             self._sent_upto = last
         sendable = self._outbox.sendable

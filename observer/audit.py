@@ -1,8 +1,9 @@
 """``observer audit``: every source's seqs against the database's marks and this host's outboxes.
 
 Per source the stored seqs must be exactly 1..max, max its committed mark (`observer.db.
-audit_queries`); a range a producer declared lost is named (``LOST``), as is every envelope
-that claimed a committed seq with other content (``CONFLICT``). The outboxes of this host's
+audit_queries`); a range a producer declared lost is named (``LOST``; it fails the audit
+until its alert is acknowledged), as is every envelope that claimed a committed seq with
+other content (``CONFLICT``). The outboxes of this host's
 producers (``<run_dir>/outbox/<source>``) are read too, without their locks: an outbox that
 recorded the writer acknowledging more than the database holds (``BEHIND``) means the
 database lost acknowledged events, which the database alone cannot show (a lost tail leaves
@@ -55,9 +56,10 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        """Every source whole, nothing lost, no conflict, no outbox ahead of the database."""
+        """Every source whole, every loss acknowledged, no conflict, no outbox ahead."""
         return (
-            all(s.complete and not s.lost for s in self.sources)
+            all(s.complete for s in self.sources)
+            and all(loss.alert_acked for loss in self.losses)
             and not self.conflicts
             and not self.behind
         )
@@ -71,11 +73,17 @@ class AuditReport:
                 f"rows {r.rows} committed {r.committed} {verdict}"
             )
         for loss in self.losses:
+            alert = f"{loss.source}:{loss.last_seq}"
             yield (
                 f"LOST {loss.source} seq {loss.first_seq}..{loss.last_seq} "
                 f"({loss.last_seq - loss.first_seq + 1} events), declared {_when(loss.declared_ns)}"
                 f" by its producer: the writer had acknowledged them (the producer saw up to "
-                f"{loss.acknowledged}) and its database no longer held them"
+                f"{loss.acknowledged}) and its database no longer held them; "
+                + (
+                    f"alert {alert} acknowledged"
+                    if loss.alert_acked
+                    else f"`observer alerts ack {alert}` once understood"
+                )
             )
         for c in self.conflicts:
             yield (

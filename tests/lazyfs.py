@@ -243,6 +243,17 @@ class LazyFS(fuse.Operations):
             self._entries_changed(source, target)
         return 0
 
+    def link(self, target: str, source: str) -> int:
+        """A hard link ``target`` to ``source`` (`write_private`'s exclusive create)."""
+        with self._lock:
+            node = self._lookup(source)
+            parent, name = self._parent(target)
+            if name in parent.entries:
+                raise fuse.FuseOSError(errno.EEXIST)
+            parent.entries[name] = node
+            self._entries_changed(parent)
+        return 0
+
     def fsync(self, path: str | None, datasync: int, fh: int) -> int:
         with self._lock:
             self._node(path, fh).flush()

@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from bus.codec import DecodedFrame, decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import EVENTS_LOST, Alert, SeqsLost
+from bus.events import EVENTS_LOST, Alert, AlertAcked, SeqsLost
 from bus.segments import OutboxState
 from observer.alerts import Notice
 from observer.audit import AuditReport
@@ -38,43 +38,65 @@ def test_a_declaration_from_the_mark_takes_the_whole_range_and_what_follows() ->
     after = frame(*(Envelope("p", seq, T0, TICK) for seq in (21, 22)))
     accepted = accept([frame(lost(4, 20)), after], {"p": 3})
     assert accepted.marks == {"p": 22} and accepted.count == 3 and not accepted.holes
-    assert [env.seq for env in accepted.losses] == [20]
 
 
 def test_a_declaration_that_does_not_start_at_the_mark_is_a_hole() -> None:
     accepted = accept([frame(lost(5, 20))], {"p": 3})  # seq 4 is not declared
-    assert accepted.marks == {} and accepted.holes == {"p"} and not accepted.losses
+    assert accepted.marks == {} and accepted.holes == {"p"}
     inconsistent = Envelope("p", 4, T0, SeqsLost(first_seq=2, last_seq=9, acknowledged=0))
-    accepted = accept([frame(inconsistent)], {"p": 3})  # an event at the next seq: stored,
-    assert accepted.marks == {"p": 4} and not accepted.losses  # but it declares nothing
+    accepted = accept([frame(inconsistent)], {"p": 3})  # an event at the next seq: stored
+    assert accepted.marks == {"p": 4}
 
 
 def test_one_lost_seq_is_declared_in_the_usual_frame() -> None:
     accepted = accept([frame(lost(4, 4))], {"p": 3})
-    assert accepted.marks == {"p": 4} and [env.seq for env in accepted.losses] == [4]
+    assert accepted.marks == {"p": 4} and accepted.count == 1
 
 
 def test_the_writer_keeps_alerts_and_audits_a_declared_loss(store: Store) -> None:
     store.apply([frame(*(Envelope("p", seq, T0, TICK) for seq in (1, 2, 3)))])
-    store.take_alerts()
     store.apply([frame(lost(4, 20, acknowledged=25)), frame(Envelope("p", 21, T0, TICK))])
-    (alert,) = store.take_alerts()
-    assert isinstance(alert, Alert)
-    assert (alert.severity, alert.code, alert.subject) == ("critical", EVENTS_LOST, "p")
-    assert "p seqs 4..20 are lost (17 events)" in alert.message
     with store.engine.connect() as conn:
         rows = list(conn.execute(text("SELECT first_seq, last_seq, seq FROM bus_losses")))
+        alerts = list(
+            conn.execute(
+                text(
+                    "SELECT source, seq, severity, code, subject, message FROM alerts "
+                    "WHERE code <> 'T'"
+                )
+            )
+        )
     assert rows == [(4, 20, 20)]
-    with store.engine.connect() as conn:
-        (source,) = audit_sources(conn)
-        found = losses(conn)
-        report = AuditReport([source], conflicts(conn), found, {})
-    assert (source.max_seq, source.distinct, source.lost, source.complete) == (21, 5, 16, True)
-    assert not report.ok
+    # In the declaration's own transaction, under its source and seq: no crash between them.
+    ((source, seq, severity, code, subject, message),) = alerts
+    assert (source, seq, severity, code, subject) == ("p", 20, "critical", EVENTS_LOST, "p")
+    assert message.startswith("p seqs 4..20 are lost (17 events)")
+    assert "the producer saw up to 25" in message
+    report = _report(store)
+    (source_audit,) = report.sources
+    assert (source_audit.max_seq, source_audit.distinct, source_audit.lost) == (21, 5, 16)
+    assert source_audit.complete and not report.ok  # accounted for, not yet acknowledged
     lines = list(report.lines())
     assert lines[0].endswith("LOST 16")
     assert lines[1].startswith("LOST p seq 4..20 (17 events), declared ")
-    assert "the producer saw up to 25" in lines[1]
+    assert lines[1].endswith("`observer alerts ack p:20` once understood")
+    store.apply([frame(Envelope("operator", 1, T0, AlertAcked(alert_source="p", alert_seq=20)))])
+    acked = _report(store)
+    assert acked.ok and "alert p:20 acknowledged" in list(acked.lines())[2]
+
+
+def test_a_loss_from_the_first_seq_is_accounted_for(store: Store) -> None:
+    """A new source's first commits lost: no row below the declaration's own seq."""
+    store.apply([frame(lost(1, 5)), frame(Envelope("p", 6, T0, TICK))])
+    (source,) = _report(store).sources
+    assert (source.min_seq, source.max_seq, source.distinct, source.lost) == (1, 6, 2, 4)
+    assert source.complete  # a backup's verification takes it (`observer.db.backup`)
+
+
+def _report(store: Store) -> AuditReport:
+    with store.engine.connect() as conn:
+        sources = audit_sources(conn)
+        return AuditReport(sources, conflicts(conn), losses(conn), {})
 
 
 def test_a_hole_nobody_declared_stays_incomplete(store: Store) -> None:

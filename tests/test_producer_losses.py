@@ -5,6 +5,7 @@ declares the rest lost (`SeqsLost`) once, and never asks for the same range for 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from bus.codec import decode_parts
 from bus.errors import BusError
 from bus.events import SeqsLost
-from bus.outbox import Outbox
+from bus.outbox import Outbox, SyncPoint
 from bus.producer import Producer
 from bus.segments import outbox_state
 from tests.support import wait_until
@@ -106,7 +107,7 @@ def test_a_writer_that_never_takes_the_declaration_ends_the_producer(
     wait_until(lambda: router.has(26), 10, "the new event")
     deadline = time.monotonic() + 60
     try:
-        with pytest.raises(BusError, match=r"did not take .* declaration"):
+        with pytest.raises(BusError, match=r"asked 10 times .* it does not take it"):
             while time.monotonic() < deadline:  # the writer asks again, and again
                 router.receive(50)
                 router.ack(3, resend=True)
@@ -118,28 +119,43 @@ def test_a_writer_that_never_takes_the_declaration_ends_the_producer(
 def test_with_sync_nothing_is_sent_before_it_is_fsynced(
     tmp_path: Path, router: Router, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    synced: list[int] = []
-    real_fsync = os.fsync
+    """Frames written while a sync runs wait for the next one, which the test holds back."""
+    started = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    real_run = SyncPoint.run
+    calls: list[int] = []
 
-    def fsync(fd: int) -> None:
-        real_fsync(fd)
-        synced.append(len(router.seqs))  # what the writer had been sent by then
+    def held(point: SyncPoint) -> None:
+        turn = min(len(calls), 1)
+        calls.append(point.through)
+        started[turn].set()
+        assert release[turn].wait(30)
+        real_run(point)
 
-    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(SyncPoint, "run", held)
     producer = make(tmp_path, sync=True)
-    for _ in range(30):
-        producer.send(ALERT)
-    producer.flush()
-    wait_until(lambda: router.has(30), 10, "all sent")
-    assert synced, "nothing was fsynced"
-    router.ack(30)
-    assert producer.wait_acked(10)
-    producer.close()
-    # Each frame was written, then fsynced, then sent: the outbox on disk holds every seq
-    # the writer saw, here with nothing left to send.
-    outbox = Outbox(tmp_path / "ob")
-    assert outbox.next_seq == 31 and outbox.acked == 30
-    outbox.close()
+    try:
+        for _ in range(10):
+            producer.send(ALERT)
+        producer.flush()
+        assert started[0].wait(10), "no sync was taken"
+        for _ in range(10):  # written while the first sync runs: not covered by it
+            producer.send(ALERT)
+        producer.flush()
+        assert router.receive(300) == 0, "sent before it was on the disk"
+        release[0].set()
+        assert started[1].wait(10), "no second sync"
+        wait_until(lambda: router.has(calls[0]), 10, "what the first sync covered")
+        router.receive(300)
+        assert router.seqs == list(range(1, calls[0] + 1)), "sent before its own sync"
+        release[1].set()
+        wait_until(lambda: router.has(20), 10, "the rest, once synced")
+        router.ack(20)
+        assert producer.wait_acked(10)
+    finally:
+        for event in release:
+            event.set()
+        producer.close(drain_timeout=0)
 
 
 def test_the_outbox_sends_only_what_a_sync_covered(tmp_path: Path) -> None:

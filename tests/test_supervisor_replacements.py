@@ -103,10 +103,14 @@ def test_counts_are_kept_for_the_day_and_start_again_the_next(
     clock.advance(14 * 3600)  # past midnight KST
     assert again.today("track_b") == {"hung": 0, "crashed": 0}
     assert Replacements(lambda _e: None, clock, path).today("track_b") == {"hung": 0, "crashed": 0}
-    path.write_text('{"day": "2026-11-2')  # torn: the figures start again, said
+    path.write_text('{"day": "2026-11-2')  # torn: set aside, alerted, counted from 0
+    alerts: list[Event] = []
     with caplog.at_level(logging.WARNING):
-        assert Replacements(lambda _e: None, clock, path).today("x") == {"hung": 0, "crashed": 0}
+        assert Replacements(alerts.append, clock, path).today("x") == {"hung": 0, "crashed": 0}
     assert "today's replacements count from 0" in caplog.text
+    (alert,) = alerts
+    assert isinstance(alert, Alert) and alert.code == "state_file_unreadable"
+    assert not path.exists() and len(list(tmp_path.glob("replacements.json.bad-*"))) == 1
 
 
 def test_a_hold_or_a_take_over_ends_what_nothing_else_would(tmp_path: Path) -> None:

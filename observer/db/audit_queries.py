@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Connection, func, literal, null, select, text, union_all
 
-from observer.db.models import AUDITED_MODELS, BusConflict, BusOffset, PrunedChunk, SeqsLostRow
+from observer.db.models import (
+    AUDITED_MODELS,
+    AlertAckedRow,
+    BusConflict,
+    BusOffset,
+    PrunedChunk,
+    SeqsLostRow,
+)
 
 __all__ = ["Conflict", "Loss", "SourceAudit", "audit_sources", "conflicts", "losses", "snapshot"]
 
@@ -30,6 +37,7 @@ class Loss:
     last_seq: int
     acknowledged: int  # the highest seq the producer had seen acknowledged
     declared_ns: int
+    alert_acked: bool = False  # an operator acknowledged its alert (`observer alerts ack`)
 
     @property
     def missing(self) -> int:
@@ -115,13 +123,15 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
     )
     with snapshot(conn):
         rows = conn.execute(query).all()
-        lost = Counter[str]()
-        for loss in losses(conn):
-            lost[loss.source] += loss.missing
+        declared = losses(conn)
+    lost, lowest = Counter[str](), dict[str, int]()
+    for loss in declared:  # a range from seq 1 has no row below its declaration's own seq
+        lost[loss.source] += loss.missing
+        lowest[loss.source] = min(lowest.get(loss.source, loss.first_seq), loss.first_seq)
     return [
         SourceAudit(
             source,
-            min_seq=int(low),
+            min_seq=min(int(low), lowest.get(source, int(low))),
             max_seq=int(high),
             distinct=int(seqs),
             rows=int(count),
@@ -133,10 +143,15 @@ def audit_sources(conn: Connection) -> list[SourceAudit]:
 
 
 def losses(conn: Connection) -> list[Loss]:
-    """Every range a producer declared lost, oldest first."""
-    row = SeqsLostRow
+    """Every range a producer declared lost, oldest first, and whether its alert was acked."""
+    row, ack = SeqsLostRow, AlertAckedRow
+    acked = (
+        select(ack.alert_seq)
+        .where(ack.alert_source == row.source, ack.alert_seq == row.seq)
+        .exists()
+    )
     query = (
-        select(row.source, row.first_seq, row.last_seq, row.acknowledged, row.produced_ns)
+        select(row.source, row.first_seq, row.last_seq, row.acknowledged, row.produced_ns, acked)
         .where(row.last_seq == row.seq, row.first_seq <= row.last_seq)  # a declaration's own
         .order_by(row.produced_ns, row.source, row.seq)
     )

@@ -105,10 +105,10 @@ def make_engine(
     returns once it is on the disk, so what the writer acknowledges survives a power cut
     (``durable=False``: ``NORMAL``, which survives a process crash but may lose the last
     commits in a power cut, never corrupt). PostgreSQL gets pre-ping so a dropped
-    connection is replaced, and ``synchronous_commit=on`` whatever the server's default
-    (``durable=False`` leaves the server's). ``read_only`` makes every transaction refuse
-    writes, for workers that only read, and a missing SQLite file an error
-    (`require_database`); otherwise a SQLite file's folder is created.
+    connection is replaced, and ``synchronous_commit=on`` whatever the server's default,
+    after the URL's own ``options`` (``durable=False`` leaves the server's). ``read_only``
+    makes every transaction refuse writes, for workers that only read, and a missing SQLite
+    file an error (`require_database`); otherwise a SQLite file's folder is created.
     """
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -126,8 +126,10 @@ def make_engine(
     connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
     if read_only:
         connect_args["options"] = "-c default_transaction_read_only=on"
-    elif durable and "options" not in parsed.query:  # the URL's own options win
-        connect_args["options"] = "-c synchronous_commit=on"
+    elif durable:  # after the URL's own options, which connect_args would replace
+        given = parsed.query.get("options", ())
+        own = " ".join((given,) if isinstance(given, str) else given)
+        connect_args["options"] = f"{own} -c synchronous_commit=on".strip()
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
 
 

@@ -12,6 +12,7 @@ the session sends it, the releases first, so that the server never counts more t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,9 @@ from observer.errors import KisError
 __all__ = ["IDENTIFY", "MAX_REGISTRATIONS", "Registration", "Registrations", "SubscriptionError"]
 
 MAX_REGISTRATIONS = 41
+# A registration whose release KIS confirmed still holds for this long: KIS's material does
+# not say no frame of it follows the confirmation, and one that does is a trade asked for.
+RELEASE_GRACE_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,7 @@ class Registrations:
         # last frame, so an owner that stops reads on until this empties.
         self.releasing: set[Registration] = set()
         self.unreleased: set[Registration] = set()  # releases owed, not sent yet
+        self.released: dict[Registration, float] = {}  # confirmed -> until (monotonic)
         self.awaiting: dict[Registration, tuple[int, float]] = {}  # sent -> due (clock, wall)
 
     def want(self, registration: Registration) -> bool:
@@ -114,10 +119,21 @@ class Registrations:
         """Whether the owner asked for ``registration``: its data may come, and only its.
 
         Wanted, or sent on the current connection and not yet confirmed released (KIS
-        confirms a release after the registration's last frame).
+        confirms a release after the registration's last frame), or confirmed released
+        less than `RELEASE_GRACE_S` ago.
         """
         r = registration
-        return r in self.wanted or r in self.sent or r in self.registered or r in self.releasing
+        if r in self.wanted or r in self.sent or r in self.registered or r in self.releasing:
+            return True
+        return self.released.get(r, 0.0) > time.monotonic()  # `RELEASE_GRACE_S`
+
+    def confirm_release(self, registration: Registration) -> None:
+        """KIS confirmed the release: its frames still count for `RELEASE_GRACE_S`."""
+        self.releasing.discard(registration)
+        now = time.monotonic()
+        if len(self.released) > 4 * self.limit:  # the expired ones go, a few at a time
+            self.released = {r: until for r, until in self.released.items() if until > now}
+        self.released[registration] = now + RELEASE_GRACE_S
 
     def drop_release(self, registration: Registration) -> None:
         """A release that will not go out (no connection): nothing to wait for."""
@@ -141,4 +157,5 @@ class Registrations:
         self.sent.clear()
         self.releasing.clear()
         self.unreleased.clear()
+        self.released.clear()
         self.awaiting.clear()

@@ -389,7 +389,7 @@ class KisStream:
             self._on_registered(registration)
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
-            self._regs.releasing.discard(registration)
+            self._regs.confirm_release(registration)
         elif control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
             self._renewal.refused(self.presented, control.msg_cd)  # a key refusal: renewed
             self._on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
@@ -429,8 +429,9 @@ class KisStream:
                 wanted = registration in self.wanted
                 no = ControlMessage(registration.tr_id, registration.tr_key, "9", NOACK, reason)
                 await self._handle_control(socket, "", no)  # logged, refused if wanted
-                if wanted:  # and released, in case KIS holds it
+                if wanted:  # and released, in case KIS holds it: its data until then is ours
                     self._regs.unreleased.add(registration)
+                    self._regs.releasing.add(registration)
                     await self._send(registration, register=False)
 
     def _raise_failure(self) -> None:

@@ -85,8 +85,6 @@ class Supervisor:
         self.phase: Phase | None = None
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
         self._fatal: set[str] = set()  # programs parked, until they work again (`_recovered`)
-        # Programs replaced after a hang or a crash: alerted, counted per day; and crash loops.
-        self.replacements = Replacements(self._publish, clock, self.run_dir / "replacements.json")
         self._inherited = False  # the predecessor's open alerts taken over (first reading)
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         self._lock = self._take_lock()
@@ -115,7 +113,10 @@ class Supervisor:
         self.producer = producer_for(
             settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
         )
-        # The record of the jobs' runs is read here: an alert about it needs the producer.
+        # Programs replaced after a hang or a crash: alerted, counted per day; and crash loops.
+        # Their counts, like the record of the jobs' runs, are read here: an alert about an
+        # unreadable file needs the producer.
+        self.replacements = Replacements(self._publish, clock, self.run_dir / "replacements.json")
         self.jobs = Jobs(
             self.programs,
             self.timeline,

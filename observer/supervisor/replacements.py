@@ -36,6 +36,7 @@ from bus.events import Alert, AlertResolved, Event
 from observer.clock import Clock, now_utc
 from observer.phases import KST
 from observer.private_files import write_private
+from observer.state_files import read_state
 from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_WINDOW_S, CrashLoops
 from observer.supervisor.program import Program, State
 
@@ -230,14 +231,11 @@ class Replacements:
             log.error("cannot record today's replacements in %s: %s", self._path, exc)
 
     def _restore(self) -> dict[str, dict[str, int]]:
-        """Today's counts kept by a predecessor; none from another day."""
-        try:
-            kept = msgspec.json.decode(self._path.read_bytes(), type=_Kept)
-        except FileNotFoundError:
-            return {}
-        except (OSError, msgspec.DecodeError) as exc:  # figures, not decisions: said, not fatal
-            log.warning(
-                "%s cannot be read (%s): today's replacements count from 0", self._path, exc
-            )
-            return {}
-        return kept.counts if kept.day == self._day else {}
+        """Today's counts kept by a predecessor; none from another day, or unreadable."""
+        kept = read_state(
+            self._path,
+            lambda data: msgspec.json.decode(data, type=_Kept),
+            "today's replacements count from 0",
+            self._publish,
+        )
+        return kept.counts if kept is not None and kept.day == self._day else {}

@@ -5,7 +5,7 @@ that its rule reads alone: an envelope is taken only if its seq is exactly its s
 + 1; one at or below the mark is a repeat (a resend, or a conflict the store checks); one
 beyond it waits for a resend. The one exception is a producer's `SeqsLost` declaration: its
 envelope, at seq ``last_seq``, is taken when ``first_seq`` is the mark + 1, and stands for
-the whole range (`Accepted.losses`).
+the whole range.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ class Accepted:
     conflicted: Counter[str] = field(default_factory=Counter)  # conflicts per source
     first_conflict: tuple[str, int] | None = None  # the first's source and seq
     own: int = 0  # the writer's own envelopes added to `frames` (its conflict alert)
-    losses: list[Envelope] = field(default_factory=list)  # accepted `SeqsLost` declarations
     recovered: int = 0  # of `count`, committed by an earlier try that failed (`Store.apply`)
 
     @property
@@ -106,8 +105,6 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
             last = frame.envelopes[-1]
             result.frames.append((frame, list(range(len(frame.envelopes)))))
             result.marks[last.source] = last.seq
-            if len(frame.envelopes) == 1 and _declares(last, last.seq - 1):  # one seq lost
-                result.losses.append(last)
             continue
         taken: list[int] = []
         for index, env in enumerate(frame.envelopes):
@@ -117,8 +114,6 @@ def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
             elif env.seq == mark + 1 or _declares(env, mark):
                 taken.append(index)
                 result.marks[env.source] = env.seq
-                if _declares(env, mark):
-                    result.losses.append(env)
             else:
                 result.holes.add(env.source)
                 result.skipped += 1

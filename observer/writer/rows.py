@@ -57,6 +57,7 @@ from bus.events import (
     event_tag,
 )
 from observer.db import models as m
+from observer.writer.losses import seqs_lost
 
 __all__ = ["HANDLERS", "Batch", "Upsert", "reduced_rejected_rows", "rejected_rows", "rows_for"]
 
@@ -389,7 +390,7 @@ HANDLERS: dict[type[Event], Handler] = {
     GapStateChanged: _gap_state,
     SlotDecision: _Direct(m.SlotDecisionRow, SlotDecision),
     SlotOverflow: _Direct(m.SlotOverflowRow, SlotOverflow),
-    SeqsLost: _Direct(m.SeqsLostRow, SeqsLost),
+    SeqsLost: seqs_lost,
     UniverseSnapshot: _universe,
     MasterFileChecked: _master_file,
     MasterFileReview: _Direct(m.MasterFileReviewRow, MasterFileReview),

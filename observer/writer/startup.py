@@ -25,8 +25,9 @@ is no server to wait for).
 Under ``[bus] fsync = true`` (the default) its acknowledgements survive a power cut: SQLite
 commits at ``synchronous=FULL`` and the database file's folder is flushed once the schema is
 there (a new file's entry), PostgreSQL commits at ``synchronous_commit=on``; a server that
-runs with ``fsync = off`` cannot keep that promise, and the writer says so
-(``bus_not_durable``, a warning, each start).
+runs with ``fsync = off`` (or keeps ``synchronous_commit`` off for the writer however it
+asks) cannot keep that promise, and the writer says so (``bus_not_durable``, a warning,
+each start).
 """
 
 from __future__ import annotations
@@ -118,12 +119,14 @@ def _check_durable(engine: Engine, url: URL, store: Store) -> None:
         return
     with engine.connect() as conn:
         flushes = conn.execute(text("SHOW fsync")).scalar_one()
-    if flushes == "on":
+        waits = conn.execute(text("SHOW synchronous_commit")).scalar_one()
+    if flushes == "on" and waits != "off":
         return
+    setting = "fsync = off" if flushes != "on" else "synchronous_commit = off for the writer"
     message = (
-        "the PostgreSQL server runs with fsync = off: a power cut or an operating system "
+        f"the PostgreSQL server runs with {setting}: a power cut or an operating system "
         "crash can lose events the writer acknowledged, and the producers will have let "
-        "them go (set fsync = on in postgresql.conf)"
+        "them go (set it on in postgresql.conf)"
     )
     log.warning("%s", message)
     store.raise_alert(

@@ -20,9 +20,8 @@ the database refuses of each source in a run is a ``bus_event_rejected`` error f
 to commit (`take_alerts`; one that did not decode is the door's ``bus_frame_rejected``).
 
 A producer's `SeqsLost` declaration (its events the writer had acknowledged and its database
-lost since) is committed like any event, into ``bus_losses``, and raises a critical
-``bus_events_lost`` about its source: a restored backup or a power cut under ``[bus] fsync =
-false`` lost data the producer can no longer send.
+lost since) is committed like any event, its critical ``bus_events_lost`` with it
+(`observer.writer.losses`).
 """
 
 from __future__ import annotations
@@ -45,7 +44,7 @@ from bus.codec import (
     envelope_digests,
 )
 from bus.envelope import Envelope
-from bus.events import EVENTS_LOST, Alert, Event, PruneRequested, SeqsLost, event_tag
+from bus.events import Alert, Event, PruneRequested, event_tag
 from observer.db.engine import error_reason
 from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
@@ -156,8 +155,6 @@ class Store:
                 self._commit_decodable(envelopes, digests)
             elif envelopes:
                 self._commit_isolating(envelopes, digests)
-            for env in accepted.losses:
-                self._alert_lost(env)
         if accepted.repeats:
             found, alert = self._check_repeats(accepted.repeats)
             accepted.conflicts = len(found)
@@ -272,33 +269,6 @@ class Store:
                 code=EVENT_REJECTED,
                 message=message,  # cut to its column, a NUL written out (`Alert`)
                 context={"source": env.source, "seq": str(env.seq)},
-                subject=env.source,
-            )
-        )
-
-    def _alert_lost(self, env: Envelope) -> None:
-        """Alert a committed `SeqsLost` declaration (critical: acknowledged data is gone)."""
-        event = env.event
-        assert isinstance(event, SeqsLost)
-        count = event.last_seq - event.first_seq + 1
-        message = (
-            f"{env.source} seqs {event.first_seq}..{event.last_seq} are lost ({count} events): "
-            f"this database acknowledged them (the producer had seen up to "
-            f"{event.acknowledged} acknowledged) and no longer holds them, and the producer's "
-            "outbox had let them go (a database restored from a backup, or a power cut under "
-            "[bus] fsync = false); see `observer audit`"
-        )
-        log.critical("%s", message)
-        self._alerts.append(
-            Alert(
-                severity="critical",
-                code=EVENTS_LOST,
-                message=message,
-                context={
-                    "source": env.source,
-                    "first_seq": str(event.first_seq),
-                    "last_seq": str(event.last_seq),
-                },
                 subject=env.source,
             )
         )
