@@ -24,6 +24,7 @@ from observer.config_types import (
 from observer.shards import Shard
 
 __all__ = [
+    "KRX_TICK_SIZES",
     "BackupSettings",
     "EnrichSettings",
     "EtfSettings",
@@ -37,6 +38,18 @@ __all__ = [
     "TriggerSettings",
     "UniverseSettings",
 ]
+
+
+# KRX's tick sizes for KOSPI and KOSDAQ stocks since 2023-01-25, as [from_price, tick].
+KRX_TICK_SIZES = (
+    (0, 1),
+    (2_000, 5),
+    (5_000, 10),
+    (20_000, 50),
+    (50_000, 100),
+    (200_000, 500),
+    (500_000, 1_000),
+)
 
 
 class MasterFileSettings(Strict, frozen=True):
@@ -186,15 +199,7 @@ class TrackBSettings(Strict, frozen=True):
     # Trade prices off the tick grid, as [from_price, tick] pairs ascending from 0, checked for
     # the universe's stocks (their limits known from Track A): KRX's table for KOSPI and
     # KOSDAQ stocks since 2023 by default; empty: not checked.
-    tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = (
-        (0, 1),
-        (2_000, 5),
-        (5_000, 10),
-        (20_000, 50),
-        (50_000, 100),
-        (200_000, 500),
-        (500_000, 1_000),
-    )
+    tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = KRX_TICK_SIZES
     # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
     # 999 records of the widest TR are ~400 KB; above 16 MiB the library ends the session);
     # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from bus.events import OrderBook, TradeTick
 from observer.timeline import hhmm
-from observer.worker_settings import TrackBSettings
+from observer.worker_settings import KRX_TICK_SIZES, TrackBSettings
 
 __all__ = [
     "FUTURE_S",
@@ -52,16 +52,6 @@ RECORD_KINDS = (UNREGISTERED, PRICE, VOLUME, OUTSIDE_SESSION, OUTSIDE_LIMITS, OF
 # cannot arrive before its trade. Five minutes cover any skew of a synchronised clock; a
 # host clock further behind refuses every trade, each kind and symbol alerted: a fault too.
 FUTURE_S = 300
-# KRX's tick sizes for KOSPI and KOSDAQ stocks since 2023-01-25 ([from_price, tick]).
-KRX_TICK_SIZES = (
-    (0, 1),
-    (2_000, 5),
-    (5_000, 10),
-    (20_000, 50),
-    (50_000, 100),
-    (200_000, 500),
-    (500_000, 1_000),
-)
 _NS = 1_000_000_000
 _KST_S = 9 * 3600
 _DAY_S = 86_400
