@@ -8,9 +8,8 @@ frame whose count does not match its records, one that is not UTF-8 (and holds t
 and the approval key). The collector publishes through a real producer to a real writer;
 the database is read afterwards: no such tick, a rejected row with its text for each, one
 alert per kind and symbol, and a session that never reconnected for them. Then a burst of
-bad frames: one alert, exactly one reconnect, and the episode's end resolved. Before, the
-records were stored as ticks with no word, and each 10 MB frame ended the session (close
-code 1009), a gap for every symbol of the account.
+bad frames: one alert, exactly one reconnect, and the episode's end resolved; a 10 MB
+frame ends no session (no close code 1009, no gap for every symbol of the account).
 """
 
 from __future__ import annotations

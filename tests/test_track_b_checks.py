@@ -308,7 +308,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Below the library's cap, a frame over the application's limit or whose text is not
-    UTF-8 is dropped and the session stays (the library used to close it: 1009, 1007); above
+    UTF-8 is dropped and the session stays (the library would close it: 1009, 1007); above
     the cap the library ends the connection, reported as a dropped frame and reconnected."""
     monkeypatch.setattr(stream_module, "HARD_MAX_BYTES", 256 * 1024)
     session = FakeSession()

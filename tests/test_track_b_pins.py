@@ -94,8 +94,8 @@ def test_a_pins_file_that_does_not_read_is_set_aside_and_the_pins_written_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A hand edit with a syntax error (or a file a power cut tore) changes no pin: a copy is
-    kept aside, the last pins read are written back, one alert says so. Before, the bad file
-    stayed, alerted until a person mended it, and `slots pin` refused to run meanwhile."""
+    kept aside, the last pins read are written back, one alert says so, and `slots pin`
+    runs on."""
     tb, sent, _ = track_b(tmp_path, at("10:00"))
     write_pins(tmp_path, {"005930", "000660"})
     engine = TriggerEngine(tb.config, {}, NINE, 600.0)
