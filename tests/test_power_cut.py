@@ -306,11 +306,13 @@ def _cut_while_replacing(tmp_path: Path, entries: str, how: str) -> tuple[int, b
             cwd=ROOT,
         )
         assert writer.stdout is not None
-        done = -1
-        while done < 30:
-            done = int(writer.stdout.readline())
-        writer.kill()
-        rest = writer.communicate(timeout=30)[0].split()
+        try:
+            done = -1
+            while done < 30:
+                done = int(writer.stdout.readline())
+        finally:
+            writer.kill()
+            rest = writer.communicate(timeout=30)[0].split()
         done = int(rest[-1]) if rest else done
     finally:
         lazy.close()
