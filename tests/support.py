@@ -253,6 +253,18 @@ def audit(url: str) -> dict[str, Any]:
         engine.dispose()
 
 
+def audit_command(config: Path) -> subprocess.CompletedProcess[str]:
+    """``observer audit --config`` as an operator runs it: its output and exit code."""
+    return subprocess.run(
+        [sys.executable, "-m", "observer", "audit", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+
+
 def assert_exactly_once(url: str, expected: dict[str, int], *, real: bool = False) -> None:
     """Every source holds seqs 1..N exactly once, and nothing else is there.
 

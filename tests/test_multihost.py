@@ -31,6 +31,7 @@ from tests.support import (
     WriterProcess,
     assert_exactly_once,
     audit,
+    audit_command,
     db_rows,
     load_program,
     wait_until,
@@ -367,17 +368,6 @@ def loadgen_report(root: Path) -> dict[str, Any]:
     """The last report line a host's supervised `harness.loadgen` wrote to its log."""
     lines = (root / "log" / "load.log").read_text().splitlines()
     return [json.loads(line) for line in lines if line.startswith('{"source"')][-1]
-
-
-def audit_command(config: Path) -> subprocess.CompletedProcess[str]:
-    """``observer audit`` as an operator runs it on the store host."""
-    return subprocess.run(
-        [sys.executable, "-m", "observer", "audit", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def ctl_in(namespace: str, config: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,14 +19,13 @@ from pathlib import Path
 import pytest
 
 from bus.curve import generate_key_pair
-from tests.support import assert_exactly_once, audit, load_program, wait_until
+from tests.support import assert_exactly_once, audit, audit_command, load_program, wait_until
 from tests.test_multihost import (
     CONTROL_PORT,
     HOST_B,
     HostSupervisor,
     _ip,
     _namespaces_work,
-    audit_command,
     ctl_in,
     loadgen_report,
     outboxed,

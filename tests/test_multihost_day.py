@@ -38,14 +38,13 @@ from harness.demo import DemoOptions, demo_config, track_b_summary
 from observer.clock import SimulatedClock, now_utc
 from observer.db.engine import make_engine
 from observer.phases import KST
-from tests.support import ROOT, assert_exactly_once, audit, db_rows, wait_until
+from tests.support import ROOT, assert_exactly_once, audit, audit_command, db_rows, wait_until
 from tests.test_multihost import (
     CUT_S,
     HOST_A,
     HOST_B,
     Hosts,
     HostSupervisor,
-    audit_command,
     ctl_in,
     in_namespace,
     namespaces,

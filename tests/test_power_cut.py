@@ -28,7 +28,14 @@ import pytest
 
 from bus.segments import OutboxState, outbox_state
 from tests.migrated import seed
-from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, wait_until
+from tests.support import (
+    ROOT,
+    WriterProcess,
+    assert_exactly_once,
+    audit_command,
+    db_rows,
+    wait_until,
+)
 
 SOURCE = "probe"
 
@@ -237,7 +244,7 @@ def _declared_and_alerted(
     # Before the producer runs again, the audit reads its outbox and says what is missing.
     audit_config = tmp_path / "audit.toml"
     audit_config.write_text(f'[paths]\nrun_dir = "{outboxes.parent}"\n[database]\nurl = "{url}"\n')
-    audit = _audit(audit_config)
+    audit = audit_command(audit_config)
     assert audit.returncode == 1
     assert f"BEHIND {SOURCE}:" in audit.stdout and f"the database holds {committed}" in audit.stdout
 
@@ -255,24 +262,13 @@ def _declared_and_alerted(
     )
     assert [(severity, subject) for severity, subject, _ in alerts] == [("critical", SOURCE)]
     assert f"seqs {lost[0]}..{lost[1]} are lost" in alerts[0][2]
-    audit = _audit(audit_config)
+    audit = audit_command(audit_config)
     assert audit.returncode == 1
     assert (
         f"LOST {SOURCE} seq {lost[0]}..{lost[1]} ({lost[1] - lost[0] + 1} events)" in audit.stdout
     )
     assert "INCOMPLETE" not in audit.stdout and "BEHIND" not in audit.stdout
     assert f"`observer alerts ack {SOURCE}:{lost[1]}` once understood" in audit.stdout
-
-
-def _audit(config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "observer", "audit", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
 
 
 # Replaces a state file again and again, printing each number once the write returned.
