@@ -107,7 +107,7 @@ def _write_durably(fd: int, text: str) -> None:
     """Write ``text`` to ``fd``, fsync it and close it.
 
     The bus imports no `observer`, so this is its own small form of
-    `observer.private_files.write_private`.
+    `observer.process.private_files.write_private`.
     """
     with os.fdopen(fd, "w") as out:
         out.write(text)

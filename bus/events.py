@@ -765,15 +765,15 @@ class RosterAccount(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One KIS account a host uses: its alias and a fingerprint of its app key."""
 
     alias: str
-    # A short personalised hash of the app key (`observer.rosters.fingerprint`): equal on two
-    # hosts when they use the same key; the key itself is never on the bus.
+    # A short personalised hash of the app key (`observer.cluster.rosters.fingerprint`): equal
+    # on two hosts when they use the same key; the key itself is never on the bus.
     fingerprint: str
 
 
 class HostRoster(_Event, tag="host_roster", frozen=True, kw_only=True):
     """What one host's supervisor runs: published at its start and again each day.
 
-    The store host compares the rosters of the last 36 hours (`observer.rosters`): a
+    The store host compares the rosters of the last 36 hours (`observer.cluster.rosters`): a
     whole-market program enabled on two hosts, or one account on two, is a critical alert.
     """
 

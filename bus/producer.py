@@ -23,7 +23,7 @@ in memory and its write is tried again on every tick, so events already given se
 Only an event that would need a second frame in memory is refused: `send` raises
 `OutboxFull` without using a seq, a clear failure for the worker (the supervisor restarts it
 with backoff) instead of a torn outbox or unbounded memory. ``watch`` (the free-space watch
-of the outbox's volume, `observer.disk`) is called on every tick; the alerts it returns are
+of the outbox's volume, `observer.process.disk`) is called on every tick; the alerts it returns are
 sent like any event, well before the volume is full.
 """
 

@@ -18,9 +18,9 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from observer.cli_support import fail
+from observer.cli.support import fail
 from observer.errors import ConfigError, WaitFailed
-from observer.logs import setup_logging
+from observer.process.logs import setup_logging
 
 __all__ = ["bench_app", "demo", "sim"]
 

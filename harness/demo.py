@@ -31,21 +31,21 @@ import httpx
 import psutil
 from sqlalchemy import Connection, Engine, text
 
-from observer.clock import SimulatedClock, now_utc
-from observer.config import REST_PER_SECOND, EtfSettings, default_config_path, load_settings
+from observer.calendar.clock import SimulatedClock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import REST_PER_SECOND, EtfSettings, default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.kis.pacing import RECOVER_S
-from observer.logs import register_secret
-from observer.phases import KST
-from observer.private_files import write_private
+from observer.process.logs import register_secret
+from observer.process.private_files import write_private
+from observer.process.stats import percentile
 from observer.runtime import poll_until
-from observer.stats import percentile
 from observer.supervisor.control import request
 from observer.supervisor.replacements import CAUSES
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 
 __all__ = [
     "CpuMeter",

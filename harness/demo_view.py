@@ -18,8 +18,8 @@ from rich.table import Table
 from rich.text import Text
 
 from harness.demo import DemoState
-from observer.clock import now_utc
-from observer.phases import KST
+from observer.calendar.clock import now_utc
+from observer.calendar.phases import KST
 
 __all__ = ["DemoView", "render"]
 

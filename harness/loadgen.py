@@ -21,8 +21,8 @@ from pathlib import Path
 
 from bus.events import TradeTick
 from bus.producer import Producer
-from observer.config import load_settings
-from observer.notify import Notifier
+from observer.config.tree import load_settings
+from observer.process.heartbeat import Notifier
 from observer.runtime import producer_for, stop_on_signals
 
 __all__ = ["synthetic_tick"]

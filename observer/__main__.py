@@ -1,5 +1,5 @@
 """``python -m observer`` runs the ``observer`` command."""
 
-from observer.entry import main
+from observer.cli.entry import main
 
 main()

@@ -18,14 +18,14 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from bus.producer import Producer
-from observer.clock import Clock
-from observer.config import Settings
-from observer.disk import DiskWatch
+from observer.calendar.clock import Clock
+from observer.cluster.hosts import own_source
+from observer.cluster.transport import bus_endpoints, client_curve
+from observer.config.tree import Settings
 from observer.errors import WaitFailed
-from observer.hosts import own_source
-from observer.logs import mask_struct
-from observer.notify import FAILING_S, Notifier
-from observer.transport import bus_endpoints, client_curve
+from observer.process.disk import DiskWatch
+from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.logs import mask_struct
 
 __all__ = [
     "AsyncWorker",
@@ -68,10 +68,10 @@ def producer_for(
     """The producer of one worker instance: its outbox under ``run_dir/outbox/<source>``.
 
     On a host with a name (``[supervisor] host``) the source is qualified with it
-    (``track_b@c2``, `observer.hosts`), and so is its outbox; ``producer.source`` is the
+    (``track_b@c2``, `observer.cluster.hosts`), and so is its outbox; ``producer.source`` is the
     name its rows are stored under. Every event it sends is masked like a log line first
-    (`observer.logs.mask_struct`), and the free space of the outbox's volume is watched
-    (`observer.disk`: its first measure waits for `take_over_disk_alerts`).
+    (`observer.process.logs.mask_struct`), and the free space of the outbox's volume is watched
+    (`observer.process.disk`: its first measure waits for `take_over_disk_alerts`).
     """
     unnamed, source = source, own_source(settings, source)
     run_dir = settings.paths.run
@@ -113,7 +113,7 @@ def take_over_disk_alerts(settings: Settings, producer: Producer) -> None:
     On the main thread, after READY (it loads the database layer, which a worker loads only
     then): the watch's first measure waits for this, up to `_INHERIT_S`.
     """
-    from observer.disk_alerts import stored_disk_alerts  # the database layer: after READY
+    from observer.process.disk_alerts import stored_disk_alerts  # the database layer: after READY
 
     if (watch := _watches.get(producer)) is not None:
         watch.inherit(stored_disk_alerts(settings.database, producer.source)())

@@ -71,7 +71,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(autouse=True)
 def _root_logging_restored() -> Iterator[None]:
     """The root logger as the test found it: a command run in the test process replaces its
-    handlers (`observer.logs.setup_logging`) with one on the stderr pytest captured then and
+    handlers (`observer.process.logs.setup_logging`) with one on the stderr pytest captured then and
     closes after; a later test's thread logging through it printed "--- Logging error ---"."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level

@@ -26,7 +26,7 @@ from sqlalchemy.exc import OperationalError
 from bus.codec import DIGEST_BYTES
 from harness.sim.market import Market
 from harness.sim.server import SimConfig, Simulator
-from observer.clock import SimulatedClock
+from observer.calendar.clock import SimulatedClock
 from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import AUDITED_MODELS, AuditedMany
@@ -499,7 +499,7 @@ def beating(name: str, counters: dict[str, float]) -> Program:
 def set_aside(path: Path, data: bytes) -> Path:
     """Assert that ``path``, which held ``data``, was set aside once, owner-only; where to.
 
-    The contract of `observer.state_files`: the bad file is kept whole beside its place
+    The contract of `observer.process.state_files`: the bad file is kept whole beside its place
     (``<name>.bad-<UTC time>``) for a post-mortem.
     """
     (aside,) = path.parent.glob(f"{path.name}.bad-*")

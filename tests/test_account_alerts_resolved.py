@@ -1,7 +1,7 @@
 """Track B's account alerts are about their account, and resolved by an `AlertResolved`.
 
 An account that streams again ends its own ``track_b_account_down`` (or
-``track_b_stream_stale``), as `observer.alerts` reads it: not another account's, and not
+``track_b_stream_stale``), as `observer.alerts.states` reads it: not another account's, and not
 with an info alert of the same code, which nothing counts as the end of the condition.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert, AlertResolved, Event
-from observer.alerts import alert_states
-from observer.clock import ManualClock
+from observer.alerts.states import alert_states
+from observer.calendar.clock import ManualClock
 from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
 from observer.kis.frames import FrameGuard, FrameLimits

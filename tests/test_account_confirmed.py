@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from bus.events import Alert, AlertResolved, Event
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
 from observer.kis.stream import KisStream
 from tests.test_collect import until
 from tests.test_kis_stream import serve, tokens

@@ -28,7 +28,11 @@ from bus.events import (
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
-from observer.account_health import (
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import load_settings
+from observer.kis.account_health import (
     STREAM_FIGURES,
     STREAM_STATES,
     by_account,
@@ -36,12 +40,8 @@ from observer.account_health import (
     state_code,
     state_name,
 )
-from observer.clock import ManualClock
-from observer.config import load_settings
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import BudgetSpent
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, wait_until
 from tests.test_collect import until
 from workers.track_b.collect import Collector

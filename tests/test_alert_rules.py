@@ -16,11 +16,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import Alert
-from observer.alerts import Notice, alert_states, parse_alert_id
-from observer.config import ChannelSettings, NotifierSettings, ThresholdRule, load_settings
+from observer.alerts.states import Notice, alert_states, parse_alert_id
+from observer.config.tree import ChannelSettings, NotifierSettings, ThresholdRule, load_settings
 from observer.db.queries import AlertRecords
 from observer.errors import ConfigError
-from observer.logs import mask_secrets
+from observer.process.logs import mask_secrets
 from observer.supervisor.program import State
 from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN, RuleCounters
 from observer.supervisor.rules import Rules, metrics_of

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, text
 from typer.testing import CliRunner
 
-from observer.alerts import alert_states, open_subjects_of
-from observer.config import load_settings
+from observer.alerts.states import alert_states, open_subjects_of
+from observer.config.tree import load_settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
@@ -152,7 +152,7 @@ def _store(engine: Engine, history: list[Any], acked: list[int], sent: list[int]
 
 
 def test_the_open_alerts_are_those_the_rules_find_open(db_url: str) -> None:
-    """The query against `observer.alerts.alert_states` over every record: same alerts open
+    """The query against `observer.alerts.states.alert_states` over every record: same alerts open
     (hosts, ties at one instant, acks) and the same channels."""
     upgrade(db_url)
     engine = make_engine(db_url)

@@ -77,7 +77,7 @@ def test_kis_sim_and_db_keep_apart(a: str, b: str) -> None:
 
 
 def test_workers_never_import_the_supervisor() -> None:
-    """The day's timeline they share is `observer.timeline`; the supervisor is the core's."""
+    """The timeline they share is `observer.calendar.timeline`; the supervisor is the core's."""
     for path, names in imports_of("workers").items():
         bad = {
             n for n in names if n == "observer.supervisor" or n.startswith("observer.supervisor.")
@@ -216,10 +216,10 @@ def test_one_single_instance_lock() -> None:
 
 
 def test_one_retry_policy() -> None:
-    """Retries go through `observer.retry`: nothing else imports tenacity."""
+    """Retries go through `observer.process.retry`: nothing else imports tenacity."""
     for package in ("observer", "workers"):
         for path, names in imports_of(package).items():
-            if path != ROOT / "observer" / "retry.py":
+            if path != ROOT / "observer" / "process" / "retry.py":
                 assert not {n for n in names if top(n) == "tenacity"}, f"{path} retries by hand"
 
 
@@ -242,7 +242,7 @@ def test_reads_live_in_the_queries_module() -> None:
 
     Besides the writer (which reads its marks and digests), two reads stay with the listing
     type they build, which the database layer may not import (it would reach observer.kis):
-    `observer.instruments.tickers` and the master-file worker's `known_listings`.
+    `observer.reference.instruments.tickers` and the master-file worker's `known_listings`.
     """
     allowed = {
         ROOT / "observer" / "db" / "queries.py",
@@ -253,7 +253,7 @@ def test_reads_live_in_the_queries_module() -> None:
         ROOT / "observer" / "db" / "etf_queries.py",
         ROOT / "observer" / "db" / "roster_queries.py",
         ROOT / "observer" / "db" / "slot_queries.py",
-        ROOT / "observer" / "instruments.py",
+        ROOT / "observer" / "reference" / "instruments.py",
         ROOT / "workers" / "master_file" / "diff.py",
     }
     for package in ("observer", "workers"):
@@ -328,11 +328,11 @@ def test_an_events_rows_are_named_for_it() -> None:
     assert models.BarRow.__tablename__ == "minute_bars"
 
 
-# Where the product writes a file other than through `observer.private_files.write_private`
+# Where the product writes a file other than through `observer.process.private_files.write_private`
 # (temporary file, fsync, rename, fsync of the folder), and why that is right there.
 OWN_WRITES = {
-    "observer/private_files.py": "the helper itself",
-    "observer/log_files.py": "log lines, appended and rotated",
+    "observer/process/private_files.py": "the helper itself",
+    "observer/process/log_files.py": "log lines, appended and rotated",
     "observer/db/archive.py": "day archives: fsynced, renamed, the folder fsynced",
     "observer/db/sqlite_restore.py": "a restored database: fsynced before its rename",
     "observer/db/backup_folders.py": "a backup's folder: every part fsynced, then renamed",

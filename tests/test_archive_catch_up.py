@@ -21,11 +21,11 @@ from sqlalchemy import event, update
 
 from bus.events import Bar, DayArchived, Event, MinuteBars, PruneRequested
 from harness.loadgen import synthetic_tick
-from observer.config import Settings, load_settings
+from observer.calendar.phases import KST
+from observer.config.tree import Settings, load_settings
 from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk
 from observer.db.retention_queries import ARCHIVED_TABLES, days_with_rows, newest_archive
-from observer.phases import KST
 from observer.writer.partitions import Partitions
 from observer.writer.retention import Pruner
 from observer.writer.store import Store

@@ -16,12 +16,12 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import DayArchived, Event, PruneRequested
 from harness.loadgen import synthetic_tick
-from observer.config import load_settings
+from observer.calendar.phases import KST
+from observer.config.tree import load_settings
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import ExactDecimal
 from observer.db.retention_queries import day_bounds
-from observer.phases import KST
 from observer.writer.store import Store
 from tests.support import WriterProcess, db_rows, wait_until
 from tests.test_archive_writer import run_job

@@ -16,11 +16,11 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.feed import FeedSubscriber
 from harness.loadgen import synthetic_tick
+from observer.calendar.phases import KST
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.retention_queries import day_bounds
-from observer.phases import KST
-from observer.stats import percentile
+from observer.process.stats import percentile
 from observer.writer.store import Store
 from tests.support import ROOT, ProducerProcess, WriterProcess, audit, db_rows, wait_until
 

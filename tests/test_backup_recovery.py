@@ -22,7 +22,7 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.lock import InstanceLock
 from harness.loadgen import synthetic_tick
-from observer.config import load_settings
+from observer.config.tree import load_settings
 from observer.db import migrate
 from observer.db.backup import MANIFEST, make_backup, restore_backup
 from observer.db.engine import make_engine
@@ -149,7 +149,7 @@ def held(*args, **kwargs):
     threading.Event().wait()  # until killed
 backup.verify_backup = held
 sys.argv = ["observer", "db", "backup", "--config", sys.argv[1]]
-from observer.entry import main
+from observer.cli.entry import main
 main()
 """
 
@@ -320,7 +320,7 @@ def held(url):
     threading.Event().wait()  # until stopped
 backup._check_database = held
 sys.argv = ["observer", *sys.argv[3:], "--config", sys.argv[1]]
-from observer.entry import main
+from observer.cli.entry import main
 main()
 """
 

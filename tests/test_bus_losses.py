@@ -11,8 +11,8 @@ from bus.codec import DecodedFrame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import EVENTS_LOST, Alert, AlertAcked, SeqsLost
 from bus.segments import OutboxState
-from observer.alerts import Notice
-from observer.audit import AuditReport
+from observer.alerts.states import Notice
+from observer.cli.audit import AuditReport
 from observer.db.audit_queries import audit_sources, conflicts, losses
 from observer.supervisor.commands import alerted_problems, problems
 from observer.writer.accepting import accept
@@ -142,7 +142,7 @@ def test_a_loss_keeps_the_status_unhealthy_until_acknowledged() -> None:
 
 def test_an_outbox_folder_is_read_without_its_producer(tmp_path: Path) -> None:
     from bus.outbox import Outbox
-    from observer.audit import outbox_states
+    from observer.cli.audit import outbox_states
 
     outbox = Outbox(tmp_path / "outbox" / "p", segment_bytes=256)
     for seq in range(1, 5):

@@ -18,7 +18,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from observer import cli
+from observer.cli import main as cli
 
 # Read-only commands, each with the arguments it needs besides --db.
 READERS = [

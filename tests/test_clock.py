@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from observer.clock import ManualClock, SimulatedClock, clock_from_spec, now_utc
+from observer.calendar.clock import ManualClock, SimulatedClock, clock_from_spec, now_utc
 from observer.errors import ConfigError
 from tests.support import ROOT
 
@@ -23,7 +23,7 @@ def test_a_spec_round_trips_and_agrees_across_processes() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from observer.clock import clock_from_spec as c; "
+            "import sys; from observer.calendar.clock import clock_from_spec as c; "
             "print(c(sys.argv[1]).now_ns())",
             clock.spec,
         ],

@@ -27,13 +27,13 @@ from bus.events import (
 from harness.sim.config import SimConfig
 from harness.sim.market import BARS_PER_DAY, Market
 from harness.sim.realtime import trade_ns
-from observer.clock import Clock, ManualClock
-from observer.config import Settings, load_settings
+from observer.calendar.clock import Clock, ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings, load_settings
 from observer.errors import KisTransportError
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import BOOK, TRADE
 from workers.track_b import stale as stale_module

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from observer.config import PathSettings, Settings, load_settings
+from observer.config.tree import PathSettings, Settings, load_settings
 from observer.db import migrate
 from observer.db.engine import read_only_sessions
 from observer.db.models import BusOffset
@@ -206,7 +206,7 @@ def test_programs_read_the_configuration_the_supervisor_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A linked file's ``extends`` is next to the link, for the supervisor and its programs."""
-    from observer.clock import SystemClock
+    from observer.calendar.clock import SystemClock
     from observer.supervisor.core import Supervisor
 
     for folder, data in (("etc", "etc-data"), ("deploy", "deploy-data")):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from observer.config import load_settings
+from observer.config.tree import load_settings
 from observer.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "observer.toml"
@@ -272,8 +272,8 @@ def test_a_relative_command_is_found_from_the_working_folder(
 
 def test_the_observer_commands_are_the_clis() -> None:
     """The check's list of the CLI's own commands is the app's (the workers' are entry points)."""
-    from observer import config_checks
-    from observer.cli import app
+    from observer.cli.main import app
+    from observer.config import checks as config_checks
 
     own = {info.name for info in app.registered_groups} | {
         info.name or getattr(info.callback, "__name__", "").replace("_", "-")

@@ -31,9 +31,9 @@ from bus.events import Alert
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
-from observer.config import load_settings
+from observer.cluster.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
+from observer.config.tree import load_settings
 from observer.errors import ConfigError
-from observer.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
 from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, free_port, wait_until
 
 # ---------------------------------------------------------------- key files

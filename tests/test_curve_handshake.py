@@ -17,7 +17,7 @@ import zmq
 from bus.curve import ClientCurve, ServerCurve, generate_key_pair, load_key_pair, load_public_key
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
-from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, Notice, Notifier
+from observer.process.heartbeat import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, Notice, Notifier
 from observer.supervisor.commands import HANDSHAKE_GRACE_S, UNACKED_GRACE_S, problems
 from observer.supervisor.program import Program
 from observer.writer.handshakes import HANDSHAKE_FAILED, HandshakeWatch

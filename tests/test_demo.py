@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.demo import DemoError, DemoOptions, default_day, run_demo
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.trading import TradingCalendar
 from tests.test_notifier import TOKEN, Receiver
 
 pytestmark = pytest.mark.slow

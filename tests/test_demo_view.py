@@ -9,7 +9,7 @@ from rich.console import Console
 
 from harness.demo import DemoState, demo_clock
 from harness.demo_view import render, summary_lines
-from observer.phases import KST, PhaseSchedule
+from observer.calendar.phases import KST, PhaseSchedule
 
 DAY = date(2026, 11, 20)
 

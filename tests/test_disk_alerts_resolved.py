@@ -19,11 +19,11 @@ from sqlalchemy import create_engine, text
 
 from bus.events import Alert, AlertResolved
 from bus.producer import Producer
-from observer.config import load_settings
+from observer.config.tree import load_settings
 from observer.db import migrate
-from observer.db_settings import DatabaseSettings
-from observer.disk import DISK_CODES, DiskSettings, DiskWatch, Usage
-from observer.disk_alerts import stored_disk_alerts
+from observer.db.settings import DatabaseSettings
+from observer.process.disk import DISK_CODES, DiskSettings, DiskWatch, Usage
+from observer.process.disk_alerts import stored_disk_alerts
 from observer.runtime import producer_for, take_over_disk_alerts
 from tests.support import WriterProcess, db_rows, wait_until
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import Alert, AlertResolved
-from observer.disk import DiskSettings, DiskWatch, Usage
+from observer.process.disk import DiskSettings, DiskWatch, Usage
 
 MIB = 1024 * 1024
 SETTINGS = DiskSettings(

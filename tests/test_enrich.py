@@ -21,12 +21,12 @@ from harness.sim.market import KST, Market
 from harness.sim.masters import domestic_master
 from harness.sim.sectors import kr_codes, kr_true_sector, listed_code, true_sector
 from harness.sim.server import SimConfig
-from observer.alerts import alert_states
+from observer.alerts.states import alert_states
+from observer.calendar.trading import TradingCalendar
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records
-from observer.instruments import master_file
-from observer.state_files import STATE_FILE_UNREADABLE
-from observer.trading_calendar import TradingCalendar
+from observer.process.state_files import STATE_FILE_UNREADABLE
+from observer.reference.instruments import master_file
 from tests.support import SimThread, WriterProcess, db_rows, set_aside, wait_until
 from workers.enrich import checkpoint as cp
 from workers.master_file.diff import listing_event

@@ -15,9 +15,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.fallback import GuardedSource, GuardSettings, Profile
-from observer.sector_map import load_sector_map
+from observer.reference.sector_map import load_sector_map
 from tests.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.alerts import ALERT_CODES, alerts, cleared

@@ -12,7 +12,7 @@ from harness.sim.sectors import detail_name, listed_code, true_sector
 from observer.db.sector_queries import Stored
 from observer.errors import KisPaperRefused
 from observer.kis.overseas_sectors import industry_members, price_detail
-from observer.sector_map import load_sector_map
+from observer.reference.sector_map import load_sector_map
 from tests.test_etf_sources import kis_client
 from tests.test_krx import MARKET, portal
 from workers.enrich.kis_tier import KisLookups, cross_check, sample_codes

@@ -12,12 +12,12 @@ from bus.envelope import Envelope
 from bus.events import EnrichmentRun, Event, ListingChanged, SectorMetadata
 from harness.demo import _enrichment
 from harness.demo_view import _enrichment_line
+from observer.calendar.phases import KST
+from observer.config.workers import EnrichSettings
 from observer.db.sector_queries import coverage, coverage_at, region_coverage
-from observer.phases import KST
 from observer.supervisor.families import enrichment_families
 from observer.supervisor.readings import read_once
 from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
-from observer.worker_settings import EnrichSettings
 from observer.writer.store import Store
 
 DAY = date(2026, 11, 20)

@@ -20,10 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.events import Event, SectorMetadata
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.fallback import GuardedSource, GuardSettings, Profile
-from observer.sector_map import SectorMap, default_map_path, load_sector_map, parse_sector_map
+from observer.reference.sector_map import (
+    SectorMap,
+    default_map_path,
+    load_sector_map,
+    parse_sector_map,
+)
 from tests.test_enrich_kis import NAS
 from tests.test_etf_sources import kis_client
 from tests.test_fallback import VirtualClock

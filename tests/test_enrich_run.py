@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from bus.events import Event, SectorMetadata
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.errors import FallbackProtocolError
 from observer.fallback import (
@@ -22,7 +22,7 @@ from observer.fallback import (
     QuoteSummarySource,
     SectorSource,
 )
-from observer.sector_map import load_sector_map
+from observer.reference.sector_map import load_sector_map
 from tests.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.run import Job, run_regions

@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from observer.clock import SystemClock
-from observer.config import Settings
+from observer.calendar.clock import SystemClock
+from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.errors import BreakerOpen, FallbackRateLimited
 from observer.fallback import GuardedSource, GuardSettings, Profile, QuoteSummarySource
-from observer.sector_map import load_sector_map
+from observer.reference.sector_map import load_sector_map
 from tests.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
 from workers.enrich.run import Job, run_regions

@@ -19,12 +19,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import EtfDaily
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
 from observer.errors import KisApiError
 from observer.kis.schemas import EtfNavDailyRow, EtfPriceOutput
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
 from workers.etf import backfill, collect
 from workers.etf.collect import _revised, collect_daily
 from workers.etf.details import detail_of

@@ -21,10 +21,10 @@ import workers.etf.collect as collect
 import workers.etf.holdings as holdings
 import workers.etf.jobs as jobs
 from bus.events import Alert, AlertResolved, EtfListing, EtfRun, Event
+from observer.calendar.phases import KST
 from observer.db.models import AlertRow, Base, Etf
 from observer.errors import KisApiError
 from observer.kis.schemas import EtfNavDailyRow
-from observer.phases import KST
 from workers.etf import cli
 
 AFTER_CLOSE = "2026-11-20T16:10:00+09:00@1x"  # a Friday: its session is the one to collect

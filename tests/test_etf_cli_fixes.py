@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, insert
 
 from bus.events import Alert, EtfListing
-from observer.config import ProgramSettings, Settings, load_settings
+from observer.config.tree import ProgramSettings, Settings, load_settings
 from observer.db.models import Base, Etf
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.program import Launch, Program, State

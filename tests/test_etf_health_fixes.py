@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.trading import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows
 from workers.etf.cli import app
 

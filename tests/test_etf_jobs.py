@@ -26,10 +26,10 @@ import workers.etf.collect as collect
 from bus.events import AlertResolved, EtfListing
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
+from observer.calendar.trading import TradingCalendar
 from observer.db.models import AlertRow, Base, Etf
 from observer.errors import KisApiError
 from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
-from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows
 from tests.test_etf_cli import Harness as Commands
 from workers.etf.cli import app

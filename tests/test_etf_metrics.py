@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.events import EtfDaily
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.trading import TradingCalendar
 from workers.etf.details import detail_of, flags_of
 from workers.etf.metrics import (
     aum_check_pct,

@@ -18,15 +18,15 @@ from sqlalchemy import create_engine, insert
 from bus.events import EtfDaily, EtfListing
 from harness.sim.config import Faults
 from harness.sim.krx import etf_daily_rows
-from observer.clock import ManualClock
-from observer.config import EtfSettings, Settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import EtfSettings, Settings
 from observer.db.etf_queries import etf_history
 from observer.db.models import EtfDailyRow
 from observer.errors import KrxProtocolError
 from observer.kis.schemas import EtfPriceOutput
 from observer.krx.schemas import KrxEtfDailyRow
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
 from tests.test_krx import MARKET
 from workers.etf import collect
 from workers.etf.details import mismatch_message, premium_mismatches

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from harness.sim.sectors import true_sector
 from harness.sim.server import Simulator
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
 from observer.errors import BreakerOpen, FallbackRateLimited, FallbackTransportError
 from observer.fallback import (
     CircuitBreaker,
@@ -24,7 +24,7 @@ from observer.fallback import (
     limiter_for,
     yahoo_symbol,
 )
-from observer.sector_map import load_sector_map
+from observer.reference.sector_map import load_sector_map
 from tests.test_sim_server import MARKET, simulator
 
 FAST = GuardSettings(rate_per_s=1000.0, max_retries=3, retry_delay_s=0.01)

@@ -22,15 +22,15 @@ from typer.testing import CliRunner
 from bus.events import Bar, GapDetected, SlotDecision
 from bus.producer import Producer
 from harness.sim.market import Market
-from observer.clock import ManualClock
-from observer.config import GapRecoverySettings, Settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import GapRecoverySettings, Settings
 from observer.db.migrate import upgrade
 from observer.errors import KisProtocolError
 from observer.kis.schemas import MinuteBarRow
-from observer.notify import Notifier
-from observer.phases import KST
-from observer.stats import p99
-from observer.trading_calendar import TradingCalendar
+from observer.process.heartbeat import Notifier
+from observer.process.stats import p99
 from tests.support import (
     SimThread,
     WriterProcess,

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from bus.events import GapDetected
 from bus.producer import Producer
 from harness.sim.protocol import envelope
-from observer.clock import SimulatedClock
+from observer.calendar.clock import SimulatedClock
+from observer.calendar.phases import KST
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from observer.phases import KST
 from tests.support import db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS, Rig
 from workers.gap_recovery.bars import Answer, fetch_gap

@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import Engine, event, insert, text
 from typer.testing import CliRunner
 
+from observer.calendar.phases import KST
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.retention_queries import ARCHIVED_TABLES
-from observer.phases import KST
 from observer.writer.partitions import Partitions
 from workers.gap_recovery.cli import app as gaps_app
 from workers.gap_recovery.report import chart_html, day_report

@@ -20,8 +20,10 @@ from sqlalchemy import create_engine, text
 
 from bus.events import Alert, AlertResolved, Event, GapStateChanged, MinuteBars
 from bus.producer import Producer
-from observer.clock import ManualClock
-from observer.config import Settings, ThresholdRule, load_settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings, ThresholdRule, load_settings
+from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries
 from observer.errors import (
@@ -37,11 +39,9 @@ from observer.errors import (
 )
 from observer.kis.client import MinuteRows
 from observer.kis.schemas import MinuteBarRow
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
 from observer.supervisor.program import State
 from observer.supervisor.rules import Rules, metrics_of
-from observer.worker_settings import GapRecoverySettings
 from workers.gap_recovery.bars import fetch_gap
 from workers.gap_recovery.outcomes import (
     SUCCESS_MIN_SETTLED,

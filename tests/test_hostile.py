@@ -34,7 +34,7 @@ from bus.errors import EventError, FrameError
 from bus.events import Alert, OrderBook, PriceSnapshot, TradeTick
 from bus.outbox import Outbox
 from bus.producer import Producer
-from observer.clock import SimulatedClock
+from observer.calendar.clock import SimulatedClock
 from observer.db import models as m
 from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine

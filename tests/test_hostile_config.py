@@ -21,12 +21,12 @@ import httpx
 import msgspec
 import pytest
 
-from observer.cli_support import settings_or_exit
-from observer.config import Settings, load_settings
+from observer.cli.support import settings_or_exit
+from observer.config.tree import Settings, load_settings
 from observer.errors import ConfigError
 from observer.kis.credentials import account_credentials, configured_credentials
-from observer.notify import NOTIFY_FD_ENV
-from observer.private_files import tighten_folders
+from observer.process.heartbeat import NOTIFY_FD_ENV
+from observer.process.private_files import tighten_folders
 from tests.support import ROOT, wait_until
 
 # ------------------------------------------------------------------ infinite and NaN settings

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from observer.config import ProgramSettings
+from observer.config.tree import ProgramSettings
 from observer.supervisor import control
 from observer.supervisor.control import ControlServer, Reply, Request, request
 from observer.supervisor.program import Launch, Program, State

@@ -30,7 +30,7 @@ from observer.kis.frames import FrameLimits
 from observer.kis.parse import price_snapshot
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits
-from observer.logs import mask_struct
+from observer.process.logs import mask_struct
 from tests.feed_proxy import FeedProxy, records, with_records
 from tests.support import SimThread, WriterProcess, db_rows
 from tests.test_collect import MARKET, STOCKS, TEN, settings_for, until

@@ -16,14 +16,14 @@ from bus.curve import KeyPair, ServerCurve
 from bus.envelope import Envelope
 from bus.events import GapDetected, SlotDecision
 from bus.producer import Producer
-from observer.alerts import alert_states
-from observer.clock import ManualClock
-from observer.config import Settings, SupervisorSettings, load_settings
+from observer.alerts.states import alert_states
+from observer.calendar.clock import ManualClock
+from observer.cluster.hosts import host_of, own_source, qualified
+from observer.config.tree import Settings, SupervisorSettings, load_settings
 from observer.db.queries import AlertRecords, open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
-from observer.hosts import host_of, own_source, qualified
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 from observer.runtime import producer_for
 from observer.supervisor.control import Reply
 from observer.supervisor.ctl import _host_label

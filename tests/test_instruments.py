@@ -12,10 +12,10 @@ from harness.sim.market import Listing as SimListing
 from harness.sim.market import Overseas
 from harness.sim.masters import domestic_master, overseas_master
 from harness.sim.sectors import kr_codes
-from observer.config import MasterFileSettings
+from observer.config.tree import MasterFileSettings
 from observer.errors import MasterFileError
-from observer.instruments import Listing, master_file, resolve
 from observer.kis.master import RemoteFile, parse_domestic
+from observer.reference.instruments import Listing, master_file, resolve
 from workers.master_file.decide import decide
 from workers.master_file.diff import diff
 from workers.master_file.files import Current

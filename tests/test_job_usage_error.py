@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from observer.config import ProgramSettings
+from observer.config.tree import ProgramSettings
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.program import Launch, Program, State
@@ -142,7 +142,7 @@ def test_other_failures_are_retried_until_fatal_as_before(
 
 JOB_SCRIPT = """
 import argparse
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 
 parser = argparse.ArgumentParser(prog="job")
 parser.add_argument("--count", type=int, default=1)

@@ -14,11 +14,11 @@ from httpx import MockTransport
 
 from bus.events import Alert, TokenRefreshed
 from bus.lock import InstanceLock
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
 from observer.errors import KisAuthError, KisProtocolError, KisServerError, KisTokenThrottled
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
-from observer.state_files import STATE_FILE_UNREADABLE
+from observer.process.state_files import STATE_FILE_UNREADABLE
 from tests.support import set_aside
 
 KEY, SECRET = "PSfakeAppKey0000000000000000000000ab", "fakeAppSecret" + "x" * 167

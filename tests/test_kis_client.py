@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from observer.clock import SimulatedClock
+from observer.calendar.clock import SimulatedClock
 from observer.errors import (
     KisApiError,
     KisAuthError,

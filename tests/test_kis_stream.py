@@ -19,14 +19,14 @@ from aiohttp import WSMsgType, web
 from bus.events import TokenRefreshed
 from harness.sim.config import SimConfig
 from harness.sim.market import KST, Market
-from observer.clock import ManualClock, SimulatedClock
+from observer.calendar.clock import ManualClock, SimulatedClock
+from observer.calendar.trading import TradingCalendar
 from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import NOACK, BudgetSpent, KisStream, Registration, SubscriptionError
 from observer.kis.token_cache import Cached, cache_path, decode_cached, save_cached
-from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread
 from tests.test_kis_parse import TRADE
 

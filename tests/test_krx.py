@@ -24,8 +24,9 @@ from harness.sim.etf import multiple
 from harness.sim.krx import ETF_DAILY_BLD, ETF_LIST_BLD, etf_daily_rows, etf_list_rows
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig, Simulator
-from observer.clock import SimulatedClock
-from observer.config import Settings
+from observer.calendar.clock import SimulatedClock
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
 from observer.errors import (
     ConfigError,
     KrxLoggedOut,
@@ -38,7 +39,6 @@ from observer.kis.credentials import Secret
 from observer.krx.client import DATA_PATH, LOGIN_PATH, REFERER, KrxClient
 from observer.krx.credentials import KrxCredentials, krx_credentials
 from observer.krx.schemas import krx_date, krx_decimal, krx_int, krx_price, tracking_multiple
-from observer.trading_calendar import TradingCalendar
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
 MARKET = Market(5, TradingCalendar(), stocks=120, etfs=60)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from observer.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV, rotated_names
+from observer.process.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV, rotated_names
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
 
 # Three threads log numbered lines while the main thread prints to stdout, which is the same
@@ -17,7 +17,7 @@ from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
 # apart, and another thread's line may come between them, rotation or not.
 CHATTER = """
 import logging, sys, threading
-from observer.logs import setup_logging
+from observer.process.logs import setup_logging
 setup_logging()
 log = logging.getLogger("chatter")
 def talk(t):
@@ -92,7 +92,7 @@ def test_only_keep_rotated_files_remain_and_they_hold_the_newest_lines(tmp_path:
     log = tmp_path / "p.log"
     code = """
 import logging
-from observer.logs import setup_logging
+from observer.process.logs import setup_logging
 setup_logging()
 for n in range(2000):
     logging.getLogger("p").info("line %d", n)
@@ -110,7 +110,7 @@ def test_a_log_moved_away_by_another_tool_is_reopened(tmp_path: Path) -> None:
     moved = tmp_path / "p.log.moved"
     code = f"""
 import logging, os
-from observer.logs import setup_logging
+from observer.process.logs import setup_logging
 setup_logging()
 log = logging.getLogger("p")
 for n in range(100):
@@ -131,7 +131,7 @@ def test_a_rotation_never_cuts_a_print_that_is_half_written(tmp_path: Path) -> N
     log = tmp_path / "p.log"
     code = """
 import logging, sys
-from observer.logs import setup_logging
+from observer.process.logs import setup_logging
 setup_logging()
 sys.stdout.reconfigure(write_through=False)  # buffered, whatever PYTHONUNBUFFERED says
 sys.stdout.write("half a print")  # buffered, no newline yet

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from observer.kis.credentials import Secret
-from observer.logs import _JsonFormatter, mask_secrets, register_secret
+from observer.process.logs import _JsonFormatter, mask_secrets, register_secret
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0ZXN0In0.c2lnbmF0dXJlLXZhbHVl"
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from bus.events import AlertResolved, Event
-from observer.alerts import alert_states
+from observer.alerts.states import alert_states
 from observer.db.queries import open_alert_records
-from observer.instruments import MASTER_FILES
+from observer.reference.instruments import MASTER_FILES
 from tests.test_master_file import Harness, domestic
 from tests.test_master_file import harness as harness  # the fixtures: one sim per module
 from tests.test_master_file import sim_thread as sim_thread

@@ -24,12 +24,12 @@ from harness.sim import master_host
 from harness.sim.market import KST, Market
 from harness.sim.masters import zipped
 from harness.sim.server import MASTER_DAMAGE
-from observer.alerts import alert_states
+from observer.alerts.states import alert_states
+from observer.calendar.trading import TradingCalendar
 from observer.db.engine import make_engine
 from observer.db.queries import open_alert_records
-from observer.instruments import master_file, tickers
-from observer.state_files import STATE_FILE_UNREADABLE
-from observer.trading_calendar import TradingCalendar
+from observer.process.state_files import STATE_FILE_UNREADABLE
+from observer.reference.instruments import master_file, tickers
 from tests.support import SimThread, WriterProcess, assert_exactly_once, set_aside
 from tests.test_master_zip import inflate_error_copy
 from workers.master_file.cli import app

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.sim.masters import domestic_master, zipped
-from observer.alerts import alert_states
+from observer.alerts.states import alert_states
 from observer.db.queries import open_alert_records
-from observer.instruments import tickers
 from observer.kis.master import MAX_MALFORMED_SHARE, parse_domestic
+from observer.reference.instruments import tickers
 from tests.test_master_file import MARKET, Harness
 from tests.test_master_file import harness as harness  # the fixtures: one sim per module
 from tests.test_master_file import sim_thread as sim_thread

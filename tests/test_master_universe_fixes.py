@@ -20,7 +20,7 @@ import pytest
 
 from harness.sim.masters import zipped
 from harness.sim.server import SimConfig
-from observer.instruments import current_archive, master_file
+from observer.reference.instruments import current_archive, master_file
 from tests.support import SimThread
 from tests.test_universe import MARKET, START, Harness, expected
 from workers.master_file.files import Current, FileState, LocalFiles

@@ -35,9 +35,9 @@ from sqlalchemy.engine import make_url
 
 from bus.curve import generate_key_pair
 from harness.demo import DemoOptions, demo_config, track_b_summary
-from observer.clock import SimulatedClock, now_utc
+from observer.calendar.clock import SimulatedClock, now_utc
+from observer.calendar.phases import KST
 from observer.db.engine import make_engine
-from observer.phases import KST
 from tests.support import ROOT, assert_exactly_once, audit, audit_command, db_rows, wait_until
 from tests.test_multihost import (
     CUT_S,

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from bus.events import Event
-from observer.alerts import Notice
-from observer.config import ChannelSettings, load_settings
+from observer.alerts.states import Notice
+from observer.config.tree import ChannelSettings, load_settings
 from observer.db import migrate
-from observer.notify import FAILING_S
+from observer.process.heartbeat import FAILING_S
 from tests.support import database_down, wait_until
 from tests.test_notifier_give_up import Service
 from tests.test_notifier_worker import NOW, worker

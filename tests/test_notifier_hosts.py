@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import Alert, AlertDelivery, AlertResolved
-from observer.alerts import Notice, ends
+from observer.alerts.states import Notice, ends
 from observer.writer.store import Store
 from tests.test_notifier_worker import _S, NOW, Bus, settings_for, target, worker
 from workers.notifier.messages import Grouper, Message

@@ -21,13 +21,13 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved, Event
 from bus.producer import Producer
-from observer.alerts import alert_states
-from observer.clock import ManualClock
-from observer.config import ChannelSettings, Settings, load_settings
+from observer.alerts.states import alert_states
+from observer.calendar.clock import ManualClock
+from observer.config.tree import ChannelSettings, Settings, load_settings
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records
-from observer.notify import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Notifier
 from observer.supervisor.commands import problems
 from observer.writer.store import Store
 from tests.support import beating

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from observer.config import load_settings
+from observer.config.tree import load_settings
 from observer.db.engine import display_url, normalize_url
-from observer.db_settings import url_shape_problem
+from observer.db.settings import url_shape_problem
 from observer.errors import ConfigError
 
 

@@ -12,7 +12,7 @@ from bus.errors import OutboxFull
 from bus.outbox import Outbox
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
-from observer.disk import DiskSettings, DiskWatch
+from observer.process.disk import DiskSettings, DiskWatch
 from tests.support import WriterProcess, assert_exactly_once, db_rows, wait_until
 from tests.volumes import MIB, fill, small_volume
 

@@ -10,7 +10,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from observer.clock import SystemClock
+from observer.calendar.clock import SystemClock
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret

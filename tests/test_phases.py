@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from observer.clock import ManualClock, now_utc
-from observer.config import load_settings
+from observer.calendar.clock import ManualClock, now_utc
+from observer.calendar.phases import KST, Phase, PhaseSchedule, phase_at, transitions
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import load_settings
 from observer.errors import ConfigError
-from observer.phases import KST, Phase, PhaseSchedule, phase_at, transitions
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT
 
 CALENDAR = TradingCalendar()

@@ -275,7 +275,7 @@ def _declared_and_alerted(
 STATE_WRITER = """
 import json, sys
 from pathlib import Path
-from observer.private_files import write_private
+from observer.process.private_files import write_private
 path, plain = Path(sys.argv[1]), sys.argv[2] == "plain"
 if not plain:  # the day's first file: created, never replaced
     write_private(path.with_name("first.json"), b'{"first": true}', exclusive=True)

@@ -17,7 +17,7 @@ from bus.errors import OutboxBehindWriter
 from bus.events import Alert
 from bus.outbox import Outbox
 from bus.producer import Producer
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 from observer.runtime import earlier_run_stored
 from tests.support import wait_until
 

@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.events import Alert, AlertResolved, Event
 from bus.producer import Producer
 from harness.sim.server import SimConfig
+from observer.calendar.phases import KST
 from observer.kis.auth import cached_validity
-from observer.phases import KST
 from observer.supervisor.families import disk_families
 from tests.support import (
     ROOT,

@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from sqlalchemy import Engine, text
 
-from observer.clock import SimulatedClock
-from observer.config import Settings
+from observer.calendar.clock import SimulatedClock
+from observer.config.tree import Settings
 from observer.db.readers import pool_stats, reader_engine
-from observer.db_settings import DatabaseSettings
+from observer.db.settings import DatabaseSettings
 from observer.errors import StoreError
 from observer.supervisor.readings import DatabaseReadings
 from tests.support import database_down, db_rows, wait_until

@@ -71,7 +71,7 @@ import json, sys, time
 from sqlalchemy import text
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.readers import reader_engine
-from observer.db_settings import DatabaseSettings
+from observer.db.settings import DatabaseSettings
 
 settings = DatabaseSettings(url=sys.argv[1], reader_pool_timeout_s=float(sys.argv[2]))
 engine = reader_engine(settings, "link reader")

@@ -18,13 +18,13 @@ from websockets.asyncio.client import connect
 
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
-from observer.account_health import by_account
-from observer.clock import ManualClock
-from observer.config import load_settings
-from observer.phases import KST, Phase
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST, Phase
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import load_settings
+from observer.kis.account_health import by_account
 from observer.supervisor.schedule import due_runs
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.readiness.check import Check, NotReady, ready
 from workers.readiness.cli import FAILED, PASSED
@@ -252,7 +252,7 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
 
 
 def test_ctl_status_shows_the_last_check_of_each_account() -> None:
-    from observer.account_health import by_account
+    from observer.kis.account_health import by_account
     from observer.supervisor.accounts import readiness_of
     from observer.supervisor.ctl import _ready
     from workers.readiness.cli import report_counters
@@ -311,7 +311,7 @@ def test_fridays_failure_is_resolved_by_mondays_passing_check(
     """Three days after Friday's 08:10, Monday's pass ends the failure left open."""
     import observer.kis.session
     from bus.events import AlertResolved, Event
-    from observer.notify import Notifier
+    from observer.process.heartbeat import Notifier
     from workers.readiness import cli
 
     settings = load_settings(_friday_failure(tmp_path))

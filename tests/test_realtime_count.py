@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
 from observer.errors import KisProtocolError
 from observer.kis.realtime import MAX_TRAILING, DecodedFrame, RealtimeDecoder, parse_frame
 from observer.kis.schemas import REALTIME_FIELDS

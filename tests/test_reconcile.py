@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import Alert, GapDetected, GapStateChanged, Reconciliation
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.config.tree import Settings
 from observer.writer.store import Store
 from tests.test_gap_recovery import STOCKS as GR_STOCKS
 from tests.test_reconciliation import FRIDAY, StoredBus, at, shorts_of, track_b_day

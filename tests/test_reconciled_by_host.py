@@ -11,14 +11,14 @@ import pytest
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision
-from observer.clock import ManualClock
-from observer.config import Settings, SupervisorSettings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings, SupervisorSettings
 from observer.db import outages
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
 from observer.db.reconciliation_queries import reconciled_symbols
 from observer.errors import StoreError
-from observer.phases import KST
 from observer.writer.store import Store
 from workers.gap_recovery.verify import DayResult, Verifier
 

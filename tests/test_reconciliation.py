@@ -31,8 +31,8 @@ from harness.sim.config import TickLoss
 from harness.sim.market import KST
 from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.config.tree import Settings
 from observer.db.outages import ReadRetries
 from observer.db.reconciliation_queries import reconciled_minutes
 from observer.kis.schemas import MinuteBarRow

@@ -20,7 +20,7 @@ from harness.loadgen import synthetic_tick
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Base
-from observer.replay import replay_as_producer, replay_into_db
+from observer.writer.replay import replay_as_producer, replay_into_db
 from tests.samples import EXPECTED_ROWS, SAMPLES, T0
 from tests.support import ROOT, WriterProcess, audit, wait_until
 

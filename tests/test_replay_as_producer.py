@@ -28,10 +28,10 @@ from bus.endpoints import local_endpoints
 from bus.envelope import Ack, Envelope
 from bus.events import Alert
 from harness.loadgen import synthetic_tick
-from observer.replay import replay_as_producer
-from observer.replay_acks import AckTally
 from observer.writer.accepting import accept
 from observer.writer.identity import WRITER_SOURCE
+from observer.writer.replay import replay_as_producer
+from observer.writer.replay_acks import AckTally
 from tests.samples import T0
 from tests.support import ROOT, WriterProcess, audit, wait_until
 

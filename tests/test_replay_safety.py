@@ -18,8 +18,8 @@ from bus.events import Alert
 from bus.producer import Producer
 from observer.db.engine import normalize_url
 from observer.errors import WriterLocked
-from observer.replay import replay_into_db
 from observer.writer.lock import WriterLock
+from observer.writer.replay import replay_into_db
 from observer.writer.store import Accepted, Store
 from tests.samples import SAMPLES, T0
 from tests.support import ROOT, WriterProcess, audit

@@ -22,7 +22,7 @@ from bus.events import Alert
 from bus.producer import Producer
 from observer.db.migrate import upgrade
 from observer.db.replica import replay_lag_s, report_engine
-from observer.db_settings import REPLICA_PASSWORD_ENV, DatabaseSettings
+from observer.db.settings import REPLICA_PASSWORD_ENV, DatabaseSettings
 from tests.streaming import StreamingPair, missing_tools
 from tests.support import ROOT, WriterProcess, wait_until
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from observer.clock import SimulatedClock
+from observer.calendar.clock import SimulatedClock
 from observer.errors import KisTransportError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits

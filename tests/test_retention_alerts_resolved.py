@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from bus.events import Alert, AlertResolved, PruneRequested
-from observer.alerts import open_notices
+from observer.alerts.states import open_notices
 from observer.db.queries import open_alert_records
 from observer.db.retention_queries import newest_archive
 from observer.writer import partitions as partitions_module

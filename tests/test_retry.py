@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from observer.errors import KisAuthError, KisTransportError
-from observer.retry import Backoff, backoff_s, retry
+from observer.process.retry import Backoff, backoff_s, retry
 
 
 class SleepRecorder:

@@ -1,6 +1,6 @@
 """Host rosters: what each host runs, and two hosts caught doing the same work.
 
-The checks themselves (`observer.rosters.overlaps`) are pure and tested directly; a real
+The checks themselves (`observer.cluster.rosters.overlaps`) are pure and tested directly; a real
 supervisor (host ``c1``, role ``all``, a real writer) publishes its own roster, reads the
 rosters other hosts published through the writer, and raises and resolves the alerts.
 """
@@ -25,15 +25,7 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import AlertResolved, HostRoster, RosterAccount
 from bus.producer import Producer
-from observer.config import (
-    AccountSettings,
-    KisSettings,
-    Settings,
-    SupervisorSettings,
-    TrackBSettings,
-)
-from observer.db.roster_queries import StoredRoster, latest_rosters
-from observer.rosters import (
+from observer.cluster.rosters import (
     ALIAS_CODE,
     APP_KEY_CODE,
     OVERLAP_CODES,
@@ -46,6 +38,14 @@ from observer.rosters import (
     overlaps,
     roster_of,
 )
+from observer.config.tree import (
+    AccountSettings,
+    KisSettings,
+    Settings,
+    SupervisorSettings,
+    TrackBSettings,
+)
+from observer.db.roster_queries import StoredRoster, latest_rosters
 from observer.writer.store import Store
 from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, free_port, wait_until
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from bus.events import Alert, AlertResolved, Event
-from observer.clock import SystemClock
-from observer.config import load_settings
+from observer.calendar.clock import SystemClock
+from observer.config.tree import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN
 
@@ -31,7 +31,7 @@ from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN
 # `argv[2]`.final) in a last beat, and exit 0.
 FAKE = """
 import json, os, sys, time
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 mode, path = sys.argv[1], sys.argv[2]
 n = 0
 def counters():

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 
 from harness.sim.sectors import CATALOG, catalog_code, true_sector
 from observer.errors import ConfigError
-from observer.gics import INDUSTRY_GROUPS, SECTORS
-from observer.sector_map import load_sector_map, normalise_icod, parse_sector_map
+from observer.reference.gics import INDUSTRY_GROUPS, SECTORS
+from observer.reference.sector_map import load_sector_map, normalise_icod, parse_sector_map
 
 HEAD = 'mapping_version = "t1"\n'
 

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from bus.events import PriceSnapshot
-from observer.config import Settings, TrackBSettings, load_settings
+from observer.calendar.phases import KST
+from observer.cluster.shards import MAX_SHARDS, Shard, shard_of
+from observer.config.tree import Settings, TrackBSettings, load_settings
 from observer.errors import ConfigError
-from observer.phases import KST
-from observer.shards import MAX_SHARDS, Shard, shard_of
 from tests.support import ROOT
 from workers.track_b.cli import app
 from workers.track_b.pins import pins_path
@@ -88,7 +88,7 @@ def test_the_split_is_the_same_in_every_process() -> None:
     """Python's hash() of a str changes with PYTHONHASHSEED; the split must not."""
     codes, counts = list(EXPECTED), list(COUNTS)
     program = (
-        "import json; from observer.shards import shard_of; "
+        "import json; from observer.cluster.shards import shard_of; "
         f"print(json.dumps({{c: [shard_of(c, n) for n in {counts}] for c in {codes}}}))"
     )
     for seed in ("1", "2", "random"):

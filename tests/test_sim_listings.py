@@ -19,10 +19,10 @@ from harness.sim.listings_krx import KNOWN_LISTINGS, isin_for
 from harness.sim.market import KST, Market
 from harness.sim.masters import domestic_master, group_code, zipped
 from harness.sim.server import Simulator
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
+from observer.calendar.trading import TradingCalendar
 from observer.kis.master import extract_single, parse_domestic
 from observer.kis.realtime import RealtimeDecoder
-from observer.trading_calendar import TradingCalendar
 from tests.test_sim_server import MARKET, client_for, simulator
 
 DAY = date(2026, 11, 20)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.sim.market import BARS_PER_DAY, Market, bar_value, bars_value, tick_size
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.trading import TradingCalendar
 
 DAY = date(2026, 11, 20)
 

@@ -9,8 +9,8 @@ import functools
 
 from harness.sim.market import Market
 from harness.sim.masters import master_files
+from observer.calendar.trading import TradingCalendar
 from observer.kis.master import extract_single, parse_domestic, parse_overseas
-from observer.trading_calendar import TradingCalendar
 
 
 @functools.cache
@@ -54,7 +54,7 @@ def test_overseas_masters_round_trip() -> None:
 def test_konex_stocks_are_kn_rows_and_stocks() -> None:
     """The KONEX .h's group code is ``KN`` (코넥스): the simulator writes it, and both the
     parser and the master-file worker call such a row a stock."""
-    from observer.instruments import master_file
+    from observer.reference.instruments import master_file
     from workers.master_file.reading import read_listings
 
     market, _, archives = files()

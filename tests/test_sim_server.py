@@ -19,7 +19,8 @@ from aiohttp import web
 
 from harness.sim.market import KST, Market
 from harness.sim.server import MASTER_DAMAGE, SimConfig, Simulator
-from observer.clock import SimulatedClock
+from observer.calendar.clock import SimulatedClock
+from observer.calendar.trading import TradingCalendar
 from observer.errors import KisApiError, MasterFileError
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
@@ -34,7 +35,6 @@ from observer.kis.master import (
 )
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream
-from observer.trading_calendar import TradingCalendar
 
 KEY, SECRET = "PSsimTestAppKey000000000000000000000", "s" * 180
 START = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
@@ -387,7 +387,7 @@ def test_daily_price_and_overseas_info(tmp_path: Path) -> None:
 
 
 def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from observer.config import KisSettings, PathSettings, Settings
+    from observer.config.tree import KisSettings, PathSettings, Settings
     from observer.kis.session import master_http, open_account, rate_limits
 
     monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_KEY", KEY)  # the simulator only takes KEY

@@ -20,15 +20,15 @@ from observer.db import migrate
 # there), or when the command ends without it.
 PROBE = """
 import os, sys
-import observer.notify
+import observer.process.heartbeat
 
 def ready(self, counters=None):
     print(" ".join(sorted(sys.modules)), flush=True)
     os._exit(0)
 
-observer.notify.Notifier.ready = ready
+observer.process.heartbeat.Notifier.ready = ready
 sys.argv = ["observer", *sys.argv[1:]]
-from observer.entry import main
+from observer.cli.entry import main
 try:
     main()
 finally:
@@ -118,7 +118,7 @@ def test_the_writers_options_are_the_same_on_both_paths() -> None:
     """``observer writer`` parses its options without typer; ``--help`` shows typer's."""
     import typer.main
 
-    from observer.cli import app
+    from observer.cli.main import app
     from observer.writer.command import parser
 
     (command,) = [c for c in typer.main.get_command(app).commands.values() if c.name == "writer"]  # type: ignore[attr-defined]

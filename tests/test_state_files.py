@@ -1,8 +1,8 @@
 """State files: written atomically and durably, and one that does not read is set aside.
 
-`observer.private_files.write_private` proves its order here (fsync of the file, the rename,
+`observer.process.private_files.write_private` proves its order here (fsync of the file, the rename,
 fsync of the folder) with `os.fsync` and `os.replace` recorded; the power cut itself, on a
-filesystem that drops what was not fsynced, is a test of its own. `observer.state_files`
+filesystem that drops what was not fsynced, is a test of its own. `observer.process.state_files`
 keeps what does not read beside its place, for a post-mortem, and says so once.
 """
 
@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from bus.curve import generate_key_pair
 from bus.events import Alert
 from observer.db.backup_folders import Making
-from observer.private_files import set_aside, write_private
-from observer.state_files import STATE_FILE_UNREADABLE, read_state
+from observer.process.private_files import set_aside, write_private
+from observer.process.state_files import STATE_FILE_UNREADABLE, read_state
 from tests.support import set_aside as assert_set_aside
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from observer.stats import p99, percentile
+from observer.process.stats import p99, percentile
 
 values = st.lists(st.floats(-1e9, 1e9, allow_nan=False), min_size=1, max_size=300)
 # Quoted percentiles (p50, p99) too: there ``fraction * n`` is often a whole rank.

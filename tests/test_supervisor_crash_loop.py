@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.events import Alert, AlertResolved, Event
-from observer.clock import SystemClock
-from observer.config import load_settings
+from observer.calendar.clock import SystemClock
+from observer.config.tree import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.crash_loops import CRASH_LOOP_COUNT, CrashLoops
 from observer.supervisor.program import State
@@ -23,7 +23,8 @@ from tests.test_supervisor_health import configure, until
 
 # Says READY, beats for half a second (past stable_s), then exits 1.
 CRASHES_LATE = (
-    "import time; from observer.notify import Notifier; n = Notifier.from_env(); n.ready()\n"
+    "import time; from observer.process.heartbeat import Notifier\n"
+    "n = Notifier.from_env(); n.ready()\n"
     "end = time.monotonic() + 0.5\n"
     "while time.monotonic() < end:\n    n.beat(); time.sleep(0.02)\n"
     "raise SystemExit(1)"
@@ -114,7 +115,7 @@ FAILS_THEN_RUNS = (
     "p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) if p.exists() else 0\n"
     "p.write_text(str(n + 1))\n"
     "if n < 5: raise SystemExit(1)\n"
-    "from observer.notify import Notifier; no = Notifier.from_env(); no.ready()\n"
+    "from observer.process.heartbeat import Notifier; no = Notifier.from_env(); no.ready()\n"
     "while True: no.beat(); time.sleep(0.05)\n"
 )
 

@@ -23,9 +23,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from bus.events import Alert, AlertResolved, Event
-from observer.clock import SystemClock
-from observer.config import load_settings
-from observer.phases import Phase
+from observer.calendar.clock import SystemClock
+from observer.calendar.phases import Phase
+from observer.config.tree import load_settings
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import problems
 from observer.supervisor.core import Supervisor
@@ -36,7 +36,7 @@ from observer.supervisor.program import State
 # (a deadline-bound wait) and exits 0 if the file `fixed` exists, else 1.
 FAKE = """
 import json, os, sys, time
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 mode, counters = sys.argv[1], json.loads(sys.argv[2])
 notifier = Notifier.from_env()
 notifier.ready(counters)
@@ -296,7 +296,7 @@ def test_an_open_readiness_failed_stands_for_the_check_until_the_job_reports(
 ) -> None:
     """The readiness job's verdict lived in its last heartbeat only: a supervisor started
     again showed a degraded account as healthy until the next morning's check."""
-    from observer.alerts import Notice
+    from observer.alerts.states import Notice
 
     accounts = KIS.format(tmp_path / "tokens") + '[[kis.accounts]]\nalias = "acct2"\n'
     config = configure(tmp_path, "", program("readiness", "job", tmp_path, {}, ""), accounts)

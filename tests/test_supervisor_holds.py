@@ -23,9 +23,9 @@ from typing import cast
 
 import pytest
 
-from observer.clock import SimulatedClock
-from observer.phases import KST
-from observer.state_files import STATE_FILE_UNREADABLE
+from observer.calendar.clock import SimulatedClock
+from observer.calendar.phases import KST
+from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.supervisor.commands import held_warnings
 from observer.supervisor.program import Program
 from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, set_aside, wait_until

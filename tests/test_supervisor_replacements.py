@@ -25,9 +25,9 @@ import pytest
 
 from bus.events import Alert, AlertResolved, Event
 from harness.sim.server import SimConfig
-from observer.clock import ManualClock, SystemClock
-from observer.config import ProgramSettings
-from observer.phases import KST
+from observer.calendar.clock import ManualClock, SystemClock
+from observer.calendar.phases import KST
+from observer.config.tree import ProgramSettings
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.replacements import REPLACED_CODE, Replacements
 from tests.support import ROOT, SimThread, SupervisorProcess, db_rows, free_port, wait_until
@@ -268,7 +268,7 @@ def test_each_daemon_frozen_is_replaced_alerted_once_and_counted(tmp_path: Path)
 CRASHES = 6
 CRASHES_THEN_RUNS = (
     "import sys, time, pathlib\n"
-    "from observer.notify import Notifier\n"
+    "from observer.process.heartbeat import Notifier\n"
     "p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) if p.exists() else 0\n"
     "p.write_text(str(n + 1)); no = Notifier.from_env(); no.ready()\n"
     "end = time.monotonic() + 0.3\n"

@@ -27,16 +27,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.curve import generate_key_pair
-from observer.config import load_settings
-from observer.phases import KST
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.cluster.transport import operator_curve
+from observer.config.tree import load_settings
 from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.control_tcp import request_tcp
 from observer.supervisor.jobs import Jobs
 from observer.supervisor.program import Launch, Program, State
-from observer.timeline import timeline_from
-from observer.transport import operator_curve
 from tests.support import WRITER_PROGRAM, SupervisorProcess, free_port, wait_until
 from tests.test_job_usage_error import Host, job
 
@@ -196,7 +196,7 @@ def test_a_command_line_that_cannot_run_is_not_retried(tmp_path: Path) -> None:
 
 RECORDER = """
 import json, os, sys
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 with open(os.environ["ARGV_RECORD"], "a") as record:
     record.write(json.dumps(sys.argv[1:]) + "\\n")
 Notifier.from_env().ready()

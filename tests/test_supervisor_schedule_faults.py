@@ -21,16 +21,16 @@ import pytest
 
 from bus.errors import OutboxFull
 from bus.events import Alert, Event
-from observer.clock import SimulatedClock, now_utc
-from observer.config import ProgramSettings, load_settings
-from observer.phases import KST
+from observer.calendar.clock import SimulatedClock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.config.tree import ProgramSettings, load_settings
 from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request
 from observer.supervisor.core import Supervisor
 from observer.supervisor.jobs import RUN_SKIPPED, Jobs
 from observer.supervisor.program import Launch, Program, State
-from observer.timeline import timeline_from
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
 
 pytestmark = pytest.mark.slow
@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow
 # file exists and exits 0.
 FAKE = """
 import os, sys, time
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 name, mode = sys.argv[1], sys.argv[2]
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 with open(os.environ["FAKE_RECORD"], "a") as record:
@@ -211,7 +211,7 @@ def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) 
 def test_a_run_by_hand_takes_the_place_of_a_queued_one(tmp_path: Path) -> None:
     """A run waiting for the jobs it follows is dropped when the job is run by hand."""
     launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
-    code = "from observer.notify import Notifier; Notifier.from_env().ready()"
+    code = "from observer.process.heartbeat import Notifier; Notifier.from_env().ready()"
     settings = ProgramSettings(kind="job", command=(sys.executable, "-c", code))
     job = Program("job", settings, launch, lambda *_: None)
 

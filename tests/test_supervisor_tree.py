@@ -15,8 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from observer.clock import SimulatedClock
-from observer.phases import KST
+from observer.calendar.clock import SimulatedClock
+from observer.calendar.phases import KST
 from observer.supervisor.control import request
 from observer.supervisor.leftovers import ChildRecord
 from tests.support import WRITER_PROGRAM, SupervisorProcess, free_port, load_program, wait_until

@@ -18,10 +18,10 @@ import pytest
 from bus.events import GapDetected
 from bus.producer import Producer
 from harness.sim.server import SimConfig
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
-from observer.phases import KST
 from observer.runtime import ShortTasks, alongside
-from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, SupervisorProcess, db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS
 

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
 from observer.kis.auth import cached_validity
 from observer.kis.token_cache import Cached, cache_path, save_cached
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows
 from workers.token.cli import RENEWAL_FAILED, _fallback
 

@@ -22,18 +22,18 @@ import pytest
 from bus.events import AlertResolved
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
-from observer.clock import ManualClock
-from observer.config import Settings, load_settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings, load_settings
 from observer.errors import KisAuthError
 from observer.kis.auth import TokenManager, cached_validity
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.session import TOKEN_UNAVAILABLE, open_account, rate_limits, token_alert
 from observer.kis.token_cache import Cached, cache_path, key_digest, save_cached
-from observer.phases import KST
-from observer.state_files import STATE_FILE_UNREADABLE
+from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.supervisor.schedule import due_runs
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, set_aside
 from tests.test_kis_auth import KEY, SECRET, T0, FakeKis
 from workers.token.cli import RENEWAL_FAILED, _resolve

@@ -22,14 +22,14 @@ from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
-from observer.alerts import open_subjects_of
-from observer.clock import Clock, SimulatedClock
-from observer.config import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
+from observer.alerts.states import open_subjects_of
+from observer.calendar.clock import Clock, SimulatedClock
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
-from observer.phases import KST
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.track_a.cli import app
 from workers.track_a.cycle import Target, run_cycle

@@ -21,10 +21,10 @@ import msgspec
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
 from observer.db.migrate import upgrade
 from observer.db.readers import reader_engine
-from observer.phases import KST
 from tests.samples import SAMPLES
 from tests.support import database_down
 from tests.test_track_a_unrun_cycles import (

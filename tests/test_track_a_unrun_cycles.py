@@ -18,11 +18,11 @@ import msgspec
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert, TrackACycle, UniverseMember, UniverseSnapshot
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
-from observer.phases import KST
 from observer.writer.store import Store
 from workers.track_a.cycle import CycleRun, Target
 from workers.track_a.schedule import cycles_of

@@ -19,12 +19,12 @@ from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
-from observer.clock import SimulatedClock
-from observer.config import Settings, load_settings
+from observer.calendar.clock import SimulatedClock
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings, load_settings
 from observer.db.migrate import upgrade
-from observer.notify import Notifier
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
+from observer.process.heartbeat import Notifier
 from tests.support import (
     ROOT,
     SimThread,

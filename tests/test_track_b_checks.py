@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from bus.events import Alert, AlertResolved, Event, OrderBook, RealtimeRejected, TradeTick
 from harness.sim.price_units import round_tick
 from harness.sim.price_units import tick_size as krx_tick
-from observer.clock import ManualClock, SimulatedClock
+from observer.calendar.clock import ManualClock, SimulatedClock
+from observer.calendar.phases import KST
 from observer.kis import stream as stream_module
 from observer.kis.frames import (
     HARD_MAX_BYTES,
@@ -35,7 +36,6 @@ from observer.kis.frames import (
 )
 from observer.kis.realtime import DecodedFrame
 from observer.kis.stream import KisStream
-from observer.phases import KST
 from tests.test_kis_parse import TRADE
 from tests.test_kis_stream import FakeSession, serve, tokens, until
 from workers.track_b.checks import (
@@ -170,7 +170,7 @@ def test_a_book_may_hold_empty_levels_but_no_negative_one() -> None:
 
 
 def test_the_settings_make_the_checks() -> None:
-    from observer.worker_settings import TrackBSettings
+    from observer.config.workers import TrackBSettings
 
     checks = Checks.of(TrackBSettings(exchange_hours=("08:30", "18:00"), tick_sizes=KRX_TICKS))
     assert (checks.open_s, checks.close_s, checks.tick_sizes) == (30_600, 64_800, KRX_TICKS)

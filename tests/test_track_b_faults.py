@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 from bus.events import Event, TradeTick
 from bus.producer import Producer
 from harness.sim.server import SimConfig
-from observer.config import Settings, load_settings
+from observer.calendar.phases import KST
+from observer.config.tree import Settings, load_settings
 from observer.kis.parse import price_snapshot
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits
-from observer.phases import KST
 from tests.support import (
     SimThread,
     WriterProcess,

@@ -23,17 +23,17 @@ from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
 from bus.events import Alert, AlertResolved, Event
-from observer.alerts import open_subjects_of
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.alerts.states import open_subjects_of
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.readers import reader_engine
 from observer.db.slot_queries import AsOf, HeldSlot, held_slots
 from observer.kis.session import open_account, rate_limits
-from observer.phases import KST
-from observer.state_files import STATE_FILE_UNREADABLE
+from observer.process.state_files import STATE_FILE_UNREADABLE
 from tests.support import set_aside
 from tests.test_collect import settings_for
 from tests.test_track_b_read_back import unreachable

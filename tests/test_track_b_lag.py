@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import AlertResolved, Event, GapDetected
-from observer.clock import ManualClock, SimulatedClock
+from observer.calendar.clock import ManualClock, SimulatedClock
 from observer.kis.realtime import DecodedFrame
 from tests.test_account_alerts_resolved import _collector
 from tests.test_slot_guard import tick

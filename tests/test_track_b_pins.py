@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bus.events import Alert, AlertResolved
-from observer.state_files import STATE_FILE_UNREADABLE
+from observer.process.state_files import STATE_FILE_UNREADABLE
 from tests.support import set_aside
 from tests.test_track_b_resume import NINE, Streams, at, follow, track_b
 from workers.track_b.cli import app

@@ -21,15 +21,15 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bus.events import Alert, AlertResolved, PriceSnapshot
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
 from observer.db import models as m
 from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
 from observer.db.slot_queries import AsOf
-from observer.notify import FAILING_S
-from observer.phases import KST
-from observer.retry import Backoff
+from observer.process.heartbeat import FAILING_S
+from observer.process.retry import Backoff
 from tests.support import database_down, wait_until
 from tests.test_track_a_unrun_cycles import SYMBOLS as UNIVERSE
 from tests.test_track_a_unrun_cycles import store_universe

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import Alert, AlertResolved, Event, GapDetected
-from observer.clock import ManualClock
+from observer.calendar.clock import ManualClock
 from tests.support import SimThread
 from tests.test_collect import MARKET, STOCKS, TEN, settings_for, streaming_three, until
 from workers.track_b.gaps import SilenceRule

@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.config.tree import Settings
 from observer.kis.session import open_account, rate_limits
 from observer.kis.token_cache import Cached, cache_path, key_digest, save_cached
 from tests.test_track_b_resume import FULL, Sent

@@ -20,13 +20,13 @@ import pytest
 from sqlalchemy import insert
 
 from bus.events import PriceSnapshot
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import AsOf
-from observer.phases import KST
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
 from workers.track_b.startup import lasting
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share

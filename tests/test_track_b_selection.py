@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert, AlertResolved
-from observer.clock import ManualClock
-from observer.config import Settings
+from observer.calendar.clock import ManualClock
+from observer.config.tree import Settings
 from observer.db.engine import make_engine
 from observer.writer.store import Store
 from tests.test_track_b_resume import (

@@ -3,7 +3,7 @@
 Refusals, closed slots, a restart and an overflow episode were alerted and never resolved
 (or stayed open overnight); a degraded start stayed open after triggers took over. Each
 test reads what is open as ``observer alerts --open`` does: the events stored by the
-writer's store, their states by `observer.alerts`.
+writer's store, their states by `observer.alerts.states`.
 """
 
 from __future__ import annotations

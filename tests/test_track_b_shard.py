@@ -13,8 +13,8 @@ from typing import Any
 from typer.testing import CliRunner
 
 from harness.sim.server import SimConfig
-from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV
-from observer.shards import shard_of
+from observer.cluster.shards import shard_of
+from observer.process.heartbeat import HEARTBEAT_ENV, NOTIFY_FD_ENV
 from tests.support import (
     SimThread,
     WriterProcess,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from observer import trading_calendar
+from observer.calendar import trading as trading_calendar
+from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
-from observer.trading_calendar import TradingCalendar
 
 CALENDAR = TradingCalendar()
 

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import PriceSnapshot
-from observer.config import TrackBSettings
-from observer.phases import KST
+from observer.calendar.phases import KST
+from observer.config.tree import TrackBSettings
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
 SETTINGS = TrackBSettings()

@@ -16,14 +16,14 @@ from typer.testing import CliRunner
 
 from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
-from observer.config import load_settings
-from observer.instruments import current_archive, master_file
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.schemas import DailyBarRow
-from observer.state_files import STATE_FILE_UNREADABLE
+from observer.process.state_files import STATE_FILE_UNREADABLE
+from observer.reference.instruments import current_archive, master_file
 from observer.supervisor.schedule import applies, due_at
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
 from tests.support import SimThread, WriterProcess, db_rows, set_aside
 from workers.master_file.files import Current, FileState, LocalFiles
 from workers.universe.build import metrics
@@ -486,8 +486,8 @@ def test_a_database_that_cannot_be_read_does_not_stop_the_days_build(
     import msgspec
 
     from bus.events import Event
-    from observer.clock import ManualClock
-    from observer.config import Settings
+    from observer.calendar.clock import ManualClock
+    from observer.config.tree import Settings
     from workers.universe import cli
     from workers.universe.build import Built
 

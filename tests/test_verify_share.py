@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from bus.errors import OutboxLocked
 from bus.outbox import Outbox
 from bus.producer import Producer
-from observer.clock import SystemClock
-from observer.config import Settings, load_settings
+from observer.calendar.clock import SystemClock
+from observer.config.tree import Settings, load_settings
 from observer.runtime import producer_for
 from tests.support import WriterProcess
 from tests.test_track_b_resume import Sent

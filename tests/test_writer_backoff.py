@@ -22,8 +22,8 @@ from bus.endpoints import local_endpoints
 from bus.events import Event
 from observer.db import migrate
 from observer.db.engine import make_engine
-from observer.disk import DiskSettings, DiskWatch
-from observer.retry import backoff_s
+from observer.process.disk import DiskSettings, DiskWatch
+from observer.process.retry import backoff_s
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
 from tests.support import (

@@ -34,8 +34,8 @@ from bus.envelope import Ack, Envelope
 from bus.events import TradeTick
 from observer.db import migrate
 from observer.db.engine import make_engine
-from observer.replay import replay_into_db
 from observer.writer import identity
+from observer.writer.replay import replay_into_db
 from observer.writer.service import Writer, WriterOptions
 from observer.writer.store import Store
 from tests.samples import SAMPLES, T0

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, create_engine, text
 from bus.events import Alert
 from bus.producer import Producer
 from observer.errors import WriterLocked
-from observer.replay import lock_database
+from observer.writer.replay import lock_database
 from observer.writer.server_lock import _key
 from tests.samples import SAMPLES
 from tests.support import ROOT, WriterProcess, wait_until

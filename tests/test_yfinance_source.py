@@ -20,8 +20,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from observer.clock import SystemClock
-from observer.config import Settings
+from observer.calendar.clock import SystemClock
+from observer.config.tree import Settings
 from observer.errors import (
     ConfigError,
     FallbackError,

@@ -61,15 +61,15 @@ from bus.events import TradeTick
 from bus.feed import FeedSubscriber
 from harness.bench.writer_alone import writer_alone
 from harness.loadgen import synthetic_tick
+from observer.calendar.phases import KST
 from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import TradeTickRow
 from observer.db.retention_queries import ARCHIVED_TABLES
 from observer.db.scratch import scratch_postgres
 from observer.errors import ConfigError
-from observer.phases import KST
+from observer.process.stats import percentile
 from observer.runtime import poll_until
-from observer.stats import percentile
 from observer.writer.partitions import Partitions
 
 __all__ = ["BusBenchReport", "RawStore", "ServerCpu", "check_options", "run_bus_bench"]

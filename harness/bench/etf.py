@@ -21,12 +21,12 @@ import typer
 
 from harness.bench.simulator import simulator_kis, simulator_process
 from harness.sim.market import Market
-from observer.clock import Clock
-from observer.config import EtfSettings, KrxSettings, Settings
+from observer.calendar.clock import Clock
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import EtfSettings, KrxSettings, Settings
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import open_krx
-from observer.logs import setup_logging
-from observer.trading_calendar import TradingCalendar
+from observer.process.logs import setup_logging
 from workers.etf.collect import collect_daily
 
 __all__ = ["app", "bench_daily"]

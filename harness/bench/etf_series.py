@@ -24,8 +24,8 @@ import typer
 
 from harness.sim.market import BARS_PER_DAY, DayBar, Market, bars_value
 from harness.sim.server import Simulator
-from observer.clock import clock_from_spec
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.clock import clock_from_spec
+from observer.calendar.trading import TradingCalendar
 
 __all__ = ["app", "bench_series"]
 

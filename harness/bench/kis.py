@@ -28,13 +28,13 @@ import httpx
 
 from harness.bench.simulator import simulator_process
 from harness.sim.market import Market
+from observer.calendar.trading import TradingCalendar
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import ENDPOINTS
 from observer.kis.realtime import RealtimeDecoder, parse_frame
 from observer.kis.rest_get import AiohttpGet
-from observer.trading_calendar import TradingCalendar
 
 __all__ = ["KisBenchReport", "run_kis_bench"]
 

@@ -23,12 +23,12 @@ from sqlalchemy import insert
 from harness.bench.timing import best_seconds
 from harness.sim.market import Market
 from harness.sim.masters import master_files
+from observer.calendar.trading import TradingCalendar
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import Instrument
-from observer.instruments import MASTER_FILES, tickers
 from observer.kis.master import extract_single
-from observer.trading_calendar import TradingCalendar
+from observer.reference.instruments import MASTER_FILES, tickers
 from workers.master_file.diff import diff, known_listings
 from workers.master_file.reading import read_listings
 

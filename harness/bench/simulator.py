@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from observer.clock import Clock, clock_from_spec
-from observer.config import AccountSettings, KisSettings
+from observer.calendar.clock import Clock, clock_from_spec
+from observer.config.tree import AccountSettings, KisSettings
 
 __all__ = ["simulator_kis", "simulator_process"]
 

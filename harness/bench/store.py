@@ -29,14 +29,14 @@ from bus.envelope import Envelope
 from bus.events import PruneRequested
 from harness.bench.bus import POSTGRES_ADMIN_URL
 from harness.loadgen import synthetic_tick
-from observer.config import load_settings
+from observer.calendar.phases import KST
+from observer.config.tree import load_settings
 from observer.db import migrate
 from observer.db.archive import write_day
 from observer.db.backup import make_backup
 from observer.db.engine import make_engine
 from observer.db.retention_queries import ARCHIVED_TABLES, day_bounds
 from observer.db.scratch import scratch_postgres
-from observer.phases import KST
 from observer.writer.partitions import Partitions
 from observer.writer.retention import Pruner
 from observer.writer.store import Store

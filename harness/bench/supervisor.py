@@ -33,8 +33,8 @@ from typing import Any
 
 from sqlalchemy import text
 
-from observer.clock import clock_from_spec
-from observer.config import Settings, default_config_path, load_settings
+from observer.calendar.clock import clock_from_spec
+from observer.config.tree import Settings, default_config_path, load_settings
 from observer.db.engine import make_engine
 from observer.runtime import poll_until
 from observer.supervisor.control import request

@@ -20,11 +20,11 @@ import typer
 
 from harness.bench.simulator import simulator_kis, simulator_process
 from harness.sim.market import Market
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
 from observer.kis.session import open_account, rate_limits
-from observer.logs import setup_logging
-from observer.trading_calendar import TradingCalendar
+from observer.process.logs import setup_logging
 from workers.track_a.cycle import Target, run_cycle
 
 __all__ = ["app", "bench_cycles"]

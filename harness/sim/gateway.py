@@ -21,7 +21,7 @@ from aiohttp import web
 from harness.sim.config import Faults, SimConfig
 from harness.sim.market import KST
 from harness.sim.protocol import NS, fail, read_json, token_error
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["Gateway"]
 

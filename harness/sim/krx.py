@@ -34,7 +34,7 @@ from harness.sim.config import Faults, SimConfig
 from harness.sim.etf import etf_day, multiple_label, nav_published, units
 from harness.sim.market import Listing, Market
 from harness.sim.protocol import NS, now_kst
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["ETF_DAILY_BLD", "ETF_LIST_BLD", "Krx", "etf_daily_rows", "etf_list_rows"]
 

@@ -26,8 +26,8 @@ import numpy as np
 from harness.sim.listings import Listing, Overseas, draw_listings
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import round_tick, round_ticks, tick_size
+from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
-from observer.trading_calendar import TradingCalendar
 
 __all__ = [
     "BARS_PER_DAY",

@@ -18,7 +18,7 @@ from harness.sim.config import Faults, SimConfig
 from harness.sim.market import Listing, Market
 from harness.sim.masters import damaged, master_files
 from harness.sim.protocol import now_kst, session_day
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["MasterHost"]
 

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from harness.sim.market import KST, Market
 from harness.sim.price_units import price_limits
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = [
     "NS",

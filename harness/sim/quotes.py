@@ -38,7 +38,7 @@ from harness.sim.market import (
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
 from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["Quotes"]
 

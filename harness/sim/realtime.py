@@ -31,7 +31,7 @@ from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["Realtime", "trade_ns"]
 

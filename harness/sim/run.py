@@ -9,9 +9,9 @@ from aiohttp import web
 
 from harness.sim.market import Market
 from harness.sim.server import SimConfig, Simulator
-from observer.clock import clock_from_spec
+from observer.calendar.clock import clock_from_spec
+from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
-from observer.trading_calendar import TradingCalendar
 
 __all__ = ["serve"]
 
@@ -47,7 +47,7 @@ async def serve(
     except (OSError, OverflowError) as exc:  # in use, not this host's, out of 0-65535
         await runner.cleanup()
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        # A ConfigError is one line and exit 2 (`observer.cli.main`), not a traceback.
+        # A ConfigError is one line and exit 2 (`observer.cli.main.main`), not a traceback.
         raise ConfigError(f"the simulator cannot listen on {host}:{port}: {reason}") from None
     bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     base = f"{host}:{bound}"

@@ -30,7 +30,7 @@ from harness.sim.master_host import MasterHost
 from harness.sim.quotes import Quotes
 from harness.sim.realtime import Realtime
 from harness.sim.yahoo import Yahoo
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["MASTER_DAMAGE", "Faults", "MasterDamage", "SimConfig", "Simulator"]
 

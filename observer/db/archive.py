@@ -41,11 +41,11 @@ from sqlalchemy import (
 )
 
 from bus.events import DayArchived
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.db.models import ExactDecimal
 from observer.db.retention_queries import ArchivedTable, ArchiveRecord, day_files, day_rows
 from observer.errors import ArchiveError
-from observer.private_files import fsync_path
+from observer.process.private_files import fsync_path
 
 __all__ = [
     "ArchiveWouldShrink",

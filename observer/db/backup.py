@@ -53,7 +53,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from observer.config import Settings, config_files
+from observer.config.tree import Settings, config_files
 from observer.db import migrate
 from observer.db.audit_queries import audit_sources
 from observer.db.backup_folders import (
@@ -86,7 +86,7 @@ from observer.db.engine import (
 from observer.db.scratch import scratch_postgres
 from observer.db.sqlite_restore import restore_sqlite_file
 from observer.errors import BackupError, ConfigError, StoreError
-from observer.private_files import write_private
+from observer.process.private_files import write_private
 
 __all__ = ["MANIFEST", "Backup", "Part", "make_backup", "restore_backup", "verify_backup"]
 

@@ -46,7 +46,7 @@ from pathlib import Path
 
 from bus.lock import InstanceLock, LockHeld, holder
 from observer.errors import BackupError
-from observer.private_files import fsync_path, fsync_tree, write_private
+from observer.process.private_files import fsync_path, fsync_tree, write_private
 
 __all__ = [
     "FAILED",

@@ -39,7 +39,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.db.backup_folders import FAILED, MANIFEST, PARTIAL
 from observer.db.engine import normalize_url, sqlite_file
 from observer.errors import BackupError

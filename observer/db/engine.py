@@ -13,9 +13,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
-from observer.db_settings import url_shape_problem
+from observer.db.settings import url_shape_problem
 from observer.errors import NoDatabase
-from observer.logs import mask_secrets
+from observer.process.logs import mask_secrets
 
 __all__ = [
     "display_url",

@@ -4,7 +4,7 @@ A PostgreSQL restart or failover fails a daemon's reads for seconds to minutes: 
 pool's timeout is a `StoreError`, the driver's errors a `SQLAlchemyError`. Ending the
 process for that helps nothing (its restarts meet the same database, and after
 ``max_failures`` of them the supervisor parks it for the phase), so a read the database
-fails is logged, counted and tried again on the `observer.retry.Backoff` curve, in wall
+fails is logged, counted and tried again on the `observer.process.retry.Backoff` curve, in wall
 time, while the process beats (`ReadRetries.read` reads in a thread) and says it fails its
 work (``failing_s`` in its heartbeat: `observer ctl status` is unhealthy). Failing for
 `READS_GIVE_UP_S` in a row is no outage but a wrong URL or credentials: `StoreError`, and
@@ -24,7 +24,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from observer.db.engine import error_reason
 from observer.errors import StoreError
-from observer.retry import Backoff
+from observer.process.retry import Backoff
 
 __all__ = ["DATABASE_ERRORS", "READS_GIVE_UP_S", "ReadRetries", "not_answering"]
 

@@ -340,7 +340,7 @@ def alert_records(conn: Connection, since_ns: int) -> AlertRecords:
         )
 
 
-# The alerts open now, whatever their age (`observer.alerts.alert_states`' rules): a warning,
+# The alerts open now, whatever their age (`observer.alerts.states.alert_states`' rules): a warning,
 # error or critical alert no ack names and no resolution of its condition (code, subject)
 # ends: one produced after it, or at the same instant after it in its own source; between
 # two named hosts only its own host's. Of a condition's resolutions by one source only the

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from observer.db.engine import display_url, libpq_params, make_engine, normalize_url
-from observer.db_settings import DatabaseSettings
+from observer.db.settings import DatabaseSettings
 from observer.errors import StoreError
 
 if TYPE_CHECKING:  # imported when a pool is made: a process on SQLite never loads them

@@ -29,7 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from observer.db.engine import display_url, normalize_url
 from observer.db.readers import reader_engine
-from observer.db_settings import REPLICA_PASSWORD_ENV, DatabaseSettings
+from observer.db.settings import REPLICA_PASSWORD_ENV, DatabaseSettings
 from observer.errors import StoreError
 
 __all__ = ["ReportSource", "replay_lag_s", "report_engine"]

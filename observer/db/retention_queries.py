@@ -26,6 +26,7 @@ from sqlalchemy import (
     true,
 )
 
+from observer.calendar.phases import KST
 from observer.db.audit_queries import snapshot
 from observer.db.models import (
     Audited,
@@ -36,7 +37,6 @@ from observer.db.models import (
     PrunedChunk,
     TradeTickRow,
 )
-from observer.phases import KST
 
 __all__ = [
     "ARCHIVED_TABLES",

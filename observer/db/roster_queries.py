@@ -1,7 +1,7 @@
 """The host rosters' read query (a part of `observer.db.queries`): the latest per supervisor.
 
 ``host_rosters`` holds each supervisor's latest roster in place, keyed by its bus source
-(`observer.db.models.HostRosterState`); what the rosters mean is `observer.rosters`'.
+(`observer.db.models.HostRosterState`); what the rosters mean is `observer.cluster.rosters`'.
 """
 
 from __future__ import annotations

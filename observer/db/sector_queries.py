@@ -22,7 +22,7 @@ from observer.db.models import (
     KisSectorCode,
     SectorMetadataRow,
 )
-from observer.sector_map import normalise_icod
+from observer.reference.sector_map import normalise_icod
 
 __all__ = [
     "Change",

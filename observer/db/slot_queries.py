@@ -18,8 +18,8 @@ from typing import NamedTuple, cast
 from sqlalchemy import ColumnElement, Connection, func, select
 
 from bus.events import SlotTrigger
+from observer.calendar.phases import KST
 from observer.db.models import Gap, SlotDecisionRow, TradeTickRow
-from observer.phases import KST
 
 __all__ = ["AsOf", "HeldSlot", "held_slots"]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from observer.db.engine import normalize_url
 from observer.errors import BackupError, WriterLocked
-from observer.private_files import fsync_path
+from observer.process.private_files import fsync_path
 
 __all__ = ["COMPANIONS", "restore_sqlite_file"]
 

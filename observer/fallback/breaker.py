@@ -12,7 +12,7 @@ half-open: one probe goes through; its success closes the breaker, its failure r
 
 from __future__ import annotations
 
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 
 __all__ = ["CircuitBreaker"]
 

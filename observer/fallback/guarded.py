@@ -4,7 +4,7 @@
   region, since a source like Yahoo limits per IP; a bucket of one, like the KIS client's.
   ``rate_per_s`` counts HTTP requests: a source whose call makes several (its class's
   ``REQUESTS_PER_CALL``, 1 when it has none) gets that many times fewer calls a second.
-* Retries through `observer.retry.retry` on the Clock: only the retryable `FallbackError`
+* Retries through `observer.process.retry.retry` on the Clock: only the retryable `FallbackError`
   classes (429, 5xx, timeouts), exponential backoff from ``retry_delay_s`` capped at 4x it
   (5, 10, 20 s), each pause plus a jitter of up to a fifth of ``retry_delay_s``: never
   sooner than the curve, since a 429 without ``Retry-After`` says nothing of when to come
@@ -27,11 +27,11 @@ import msgspec
 from aiolimiter import AsyncLimiter
 from cachetools import TTLCache
 
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import BreakerOpen, FallbackError, FallbackRateLimited
 from observer.fallback.breaker import CircuitBreaker
 from observer.fallback.source import Profile, SectorSource
-from observer.retry import retry
+from observer.process.retry import retry
 
 __all__ = ["GuardSettings", "GuardedSource", "limiter_for"]
 

@@ -35,7 +35,7 @@ import httpx
 
 from bus.events import Alert, TokenRefreshed
 from bus.lock import InstanceLock, LockHeld
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import (
     KisApiError,
     KisAuthError,

@@ -24,7 +24,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import (
     KisApiError,
     KisAuthError,
@@ -56,7 +56,7 @@ from observer.kis.schemas import (
     OverseasInfoOutput,
     OverseasPriceOutput,
 )
-from observer.retry import retry
+from observer.process.retry import retry
 
 __all__ = ["KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
 

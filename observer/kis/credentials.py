@@ -12,9 +12,9 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config import Settings, env_prefix
+from observer.config.tree import Settings, env_prefix
 from observer.errors import ConfigError
-from observer.logs import MIN_SECRET_LENGTH, register_secret
+from observer.process.logs import MIN_SECRET_LENGTH, register_secret
 
 __all__ = [
     "Credentials",

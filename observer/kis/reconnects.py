@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import KisError
 
 __all__ = ["BudgetSpent", "ReconnectBudget"]

@@ -16,10 +16,10 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from bus.events import Alert, AlertResolved, Event, TokenRefreshed
-from observer.account_health import REST_ERRORS, counter
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 from observer.errors import ConfigError
+from observer.kis.account_health import REST_ERRORS, counter
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials

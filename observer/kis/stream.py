@@ -33,7 +33,7 @@ from typing import Any, Literal
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import KisError, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager

@@ -19,8 +19,8 @@ import msgspec
 
 from bus.events import Alert
 from bus.lock import InstanceLock, LockHeld
-from observer.private_files import write_private
-from observer.state_files import reason, unreadable
+from observer.process.private_files import write_private
+from observer.process.state_files import reason, unreadable
 
 __all__ = [
     "Cached",
@@ -86,7 +86,7 @@ def load_cached(
     """The entry in ``path``; None without one, or if it does not read.
 
     A file that does not read (a power cut) is set aside with a ``state_file_unreadable``
-    alert given to ``on_unreadable`` (`observer.state_files`), under the account's issuance
+    alert given to ``on_unreadable`` (`observer.process.state_files`), under the account's issuance
     ``lock``, so that an entry another process writes meanwhile is never the one moved. If
     another process holds that lock, the file is left to it: its issuance replaces it.
     A file that cannot be read at all is None as well, logged; nothing is moved.

@@ -15,7 +15,7 @@ A ``LOGOUT`` is answered by one new login and the same request again; a second `
 is raised (`KrxLoggedOut`), so a caller never reads an empty answer as "no ETFs". An answer
 whose rows lack a key the screen must carry (a column renamed by a site update) is a
 `KrxProtocolError`, never rows of empty fields. 5xx and timeouts are retried through
-`observer.retry`; every request, the login's included, passes one `aiolimiter.AsyncLimiter`.
+`observer.process.retry`; every request, the login's included, passes one `aiolimiter.AsyncLimiter`.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import httpx
 import msgspec
 from aiolimiter import AsyncLimiter
 
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 from observer.errors import (
     KrxError,
     KrxLoggedOut,
@@ -50,7 +50,7 @@ from observer.krx.schemas import (
     KrxEtfRow,
     missing_keys,
 )
-from observer.retry import retry
+from observer.process.retry import retry
 
 __all__ = ["DATA_PATH", "LOGIN_OK", "KrxClient", "open_krx"]
 

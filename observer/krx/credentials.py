@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.credentials import Secret, read_owner_only, refuse_short
 

@@ -1,7 +1,7 @@
 """Each KIS account's functional health for ``ctl status``: stream, token, REST errors.
 
 The figures come from where they live: Track B's heartbeat says how each account's session
-is (`observer.account_health`), every running REST worker's heartbeat its errors of the last
+is (`observer.kis.account_health`), every running REST worker's heartbeat its errors of the last
 five minutes (summed over the programs running: a stopped one's last figure is not of the last
 five minutes), and the owner-only token cache when the access token was issued and when it
 expires (the token itself is never read). While Track B should stream (`STREAMING_PHASES`),
@@ -19,14 +19,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from observer.account_health import READINESS_FAILED, REST_ERRORS, by_account, state_name
-from observer.config import Settings
-from observer.hosts import own_source
-from observer.phases import Phase
+from observer.calendar.phases import Phase
+from observer.cluster.hosts import own_source
+from observer.config.tree import Settings
+from observer.kis.account_health import READINESS_FAILED, REST_ERRORS, by_account, state_name
 from observer.supervisor.program import Program, State
 
 if TYPE_CHECKING:
-    from observer.alerts import Notice
+    from observer.alerts.states import Notice
 
 __all__ = ["CHECKER", "STREAMER", "STREAMING_PHASES", "accounts_status", "readiness_of"]
 
@@ -116,7 +116,7 @@ def _readiness_alerted(
 
     It stands for the job's last check when no check was heard since the supervisor started.
     """
-    from observer.alerts import parse_alert_id
+    from observer.alerts.states import parse_alert_id
 
     source = own_source(settings, CHECKER)
     return {

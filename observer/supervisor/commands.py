@@ -42,13 +42,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bus.events import EVENTS_LOST
-from observer.notify import BUS_HANDSHAKE_FAILING_S, BUS_LOST_EVENTS, BUS_UNACKED_S, FAILING_S
+from observer.process.heartbeat import (
+    BUS_HANDSHAKE_FAILING_S,
+    BUS_LOST_EVENTS,
+    BUS_UNACKED_S,
+    FAILING_S,
+)
 from observer.supervisor.control import CommandError, Reply, Request
 from observer.supervisor.jobs import running_before
 from observer.supervisor.program import Launch, Program, State
 
 if TYPE_CHECKING:
-    from observer.alerts import Notice
+    from observer.alerts.states import Notice
 
 __all__ = [
     "COMMANDS",
@@ -148,7 +153,7 @@ def _startable(supervisor: Supervised, name: str) -> Program:
     return program
 
 
-# Options of the jobs' commands that name a configuration file (`observer.cli`'s ``--config``).
+# Options of the jobs' commands that name a configuration file (`observer.cli.main`'s ``--config``).
 _CONFIG_OPTIONS = ("--config", "-c")
 
 

@@ -24,10 +24,12 @@ from typing import Any
 from bus.errors import BusError
 from bus.events import Alert, AlertResolved, Event, PhaseChanged, WorkerLifecycle
 from bus.lock import InstanceLock, LockHeld
-from observer.clock import CLOCK_ENV, Clock, now_utc
-from observer.config import Settings
+from observer.calendar.clock import CLOCK_ENV, Clock, now_utc
+from observer.calendar.phases import KST, Phase
+from observer.calendar.timeline import timeline_from
+from observer.cluster.transport import control_curve
+from observer.config.tree import Settings
 from observer.errors import ObserverError
-from observer.phases import KST, Phase
 from observer.runtime import ShortTasks, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import (
@@ -48,8 +50,6 @@ from observer.supervisor.replacements import Replacements
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
 from observer.supervisor.rosters import RosterDuty
 from observer.supervisor.sampler import Sampler
-from observer.timeline import timeline_from
-from observer.transport import control_curve
 
 __all__ = ["Supervisor", "SupervisorLocked"]
 

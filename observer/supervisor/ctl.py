@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from observer.config import load_settings
+from observer.config.tree import load_settings
 from observer.errors import ConfigError
 from observer.supervisor.control import NoReply, Reply, request
 
@@ -90,8 +90,8 @@ def _remotes(
     endpoints: list[str], key: str, server_keys: list[str], config: Path | None
 ) -> list[tuple[str, ClientCurve]]:
     """Each endpoint with the CURVE keys to reach it; plaintext tcp is refused."""
-    from observer.bus_settings import TCP_ENDPOINT
-    from observer.transport import operator_curve
+    from observer.cluster.settings import TCP_ENDPOINT
+    from observer.cluster.transport import operator_curve
 
     for each in endpoints:
         if not TCP_ENDPOINT.match(each):

@@ -20,8 +20,8 @@ from typing import Any, Literal
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from observer.account_health import STREAM_STATES
-from observer.config import Settings
+from observer.config.tree import Settings
+from observer.kis.account_health import STREAM_STATES
 from observer.supervisor.accounts import STREAMER
 from observer.supervisor.program import Program, State
 from observer.supervisor.readings import DatabaseReadings

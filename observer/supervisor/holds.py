@@ -7,7 +7,7 @@ at each change, and a supervisor that starts holds them again, logging each: bef
 restart (supervisord's, a deploy's) started a held daemon again and ran a held job at its
 next due time, silently. A hold of a program no longer run on this host is dropped, logged.
 A file that does not read is set aside with a ``state_file_unreadable`` alert
-(`observer.state_files`): no program is held from before.
+(`observer.process.state_files`): no program is held from before.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Alert
-from observer.private_files import write_private
-from observer.state_files import read_state
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 from observer.supervisor.program import Program
 
 __all__ = ["Holds"]

@@ -39,14 +39,14 @@ from typing import Annotated
 import msgspec
 
 from bus.events import Alert, Event
-from observer.config import ScheduleEntry
-from observer.phases import KST
-from observer.private_files import write_private
+from observer.calendar.phases import KST
+from observer.calendar.timeline import Timeline
+from observer.config.tree import ScheduleEntry
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 from observer.runtime import ShortTasks
-from observer.state_files import read_state
 from observer.supervisor.program import Program, State
 from observer.supervisor.schedule import due_runs, missed_run, next_run
-from observer.timeline import Timeline
 
 __all__ = ["RUN_SKIPPED", "Jobs", "running_before"]
 

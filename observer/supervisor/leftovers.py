@@ -6,7 +6,7 @@ every child's process group with the leader's start time; the next supervisor en
 recorded group whose processes are still there and started no earlier than the leader did
 (so a reused pid is never mistaken for ours). The record is written atomically and durably;
 one that does not read is set aside with a ``state_file_unreadable`` alert
-(`observer.state_files`): what it named is not ended.
+(`observer.process.state_files`): what it named is not ended.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from pathlib import Path
 import psutil
 
 from bus.events import Alert
-from observer.private_files import write_private
-from observer.state_files import read_state
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 
 __all__ = ["ChildRecord", "end_leftovers"]
 

@@ -19,9 +19,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from observer.clock import Clock
-from observer.config import Settings
-from observer.phases import Phase
+from observer.calendar.clock import Clock
+from observer.calendar.phases import Phase
+from observer.config.tree import Settings
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.families import (
     account_families,

@@ -32,16 +32,16 @@ from typing import Any, Protocol
 
 import msgspec
 
-from observer.config import ProgramSettings
-from observer.notify import FAILING_S, Notice
-from observer.retry import backoff_s
+from observer.config.tree import ProgramSettings
+from observer.process.heartbeat import FAILING_S, Notice
+from observer.process.retry import backoff_s
 from observer.supervisor.spawn import Launch, spawn
 
 __all__ = ["Dependency", "Launch", "Program", "State"]
 
 log = logging.getLogger(__name__)
 
-USAGE_EXIT = 2  # bad arguments or configuration: click's usage errors, `observer.cli.main`
+USAGE_EXIT = 2  # bad arguments or configuration: click's usage errors, `observer.cli.main.main`
 
 
 class State(StrEnum):

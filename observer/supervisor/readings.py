@@ -14,7 +14,7 @@ The open alerts themselves are kept too (`Reading.opened_by`): a supervisor star
 takes over the conditions its predecessor alerted, and ``ctl status`` shows an account whose
 ``readiness_failed`` is open as not ready until the job checks it again.
 
-Each read also takes the host rosters of the last `observer.rosters.ROSTER_WINDOW_S` and the
+Each read also takes the host rosters of the last `observer.cluster.rosters.ROSTER_WINDOW_S` and the
 overlap alerts still open: the store host's supervisor judges them (``on_read``).
 """
 
@@ -28,13 +28,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-    from observer.alerts import Notice
+    from observer.alerts.states import Notice
     from observer.db.roster_queries import StoredRoster
 
 __all__ = [
@@ -64,7 +64,7 @@ class Reading:
 
     def opened_by(self, source: str) -> dict[str, set[str]]:
         """The conditions ``source`` alerted that are still open: code -> subjects."""
-        from observer.alerts import parse_alert_id
+        from observer.alerts.states import parse_alert_id
 
         found: dict[str, set[str]] = {}
         for notice in self.open_alerts:
@@ -79,11 +79,11 @@ ENRICHMENT_RUN_FIGURES = ("calls", "kis_calls", "duration_ms", "deferred", "fall
 
 def read_once(conn: Connection, now_ns: int) -> Reading:
     """The ages and the open alerts (whatever their age) as of ``now_ns``."""
-    from observer.alerts import alert_states
+    from observer.alerts.states import alert_states
+    from observer.cluster.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
     from observer.db.queries import master_files_checked_ns, open_alert_records
     from observer.db.roster_queries import latest_rosters
     from observer.db.sector_queries import latest_runs, region_coverage
-    from observer.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
 
     # The alerts first: they are read in a snapshot of their own, on a connection not in use.
     states = alert_states(open_alert_records(conn, deliveries=False))

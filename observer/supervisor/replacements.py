@@ -33,10 +33,10 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Alert, AlertResolved, Event
-from observer.clock import Clock, now_utc
-from observer.phases import KST
-from observer.private_files import write_private
-from observer.state_files import read_state
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_WINDOW_S, CrashLoops
 from observer.supervisor.program import Program, State
 

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from observer.config import ProgramSettings
+from observer.config.tree import ProgramSettings
 from observer.supervisor.program import Program
 
 __all__ = [
@@ -37,7 +37,7 @@ def supervisor_source(role: Role, host: str = "") -> str:
     """The supervisor's own source on the bus: one per host, so that two hosts' never mix.
 
     Without a host name, one per role (one store and one collectors host); with one,
-    ``supervisor``, which the producer qualifies: ``supervisor@c2`` (`observer.hosts`).
+    ``supervisor``, which the producer qualifies: ``supervisor@c2`` (`observer.cluster.hosts`).
     """
     if host:
         return "supervisor"

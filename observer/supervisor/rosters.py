@@ -1,4 +1,4 @@
-"""The supervisor's part in the host rosters (`observer.rosters`): publish, and judge.
+"""The supervisor's part in the host rosters (`observer.cluster.rosters`): publish, and judge.
 
 Every supervisor publishes its roster at its start and again on its scheduler's first pass of
 each KST calendar day: weekends and holidays included, so that a running host's roster is
@@ -13,9 +13,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from bus.events import Event
-from observer.config import Settings
-from observer.phases import KST
-from observer.rosters import OverlapAlerts, overlaps, roster_of
+from observer.calendar.phases import KST
+from observer.cluster.rosters import OverlapAlerts, overlaps, roster_of
+from observer.config.tree import Settings
 
 if TYPE_CHECKING:
     from observer.supervisor.readings import Reading

@@ -1,6 +1,6 @@
 """Threshold rules that name a heartbeat counter their program does not report.
 
-The file's check (`observer.config_checks`) refuses a rule that names no program, no age of
+The file's check (`observer.config.checks`) refuses a rule that names no program, no age of
 data and no enrichment figure the supervisor reads; but a program's heartbeat counters are
 its own, a free-form dict, which only the program shows, running. A rule whose counter was
 misspelled (``gap_recovery.sucess_pct``) was judged against nothing and never fired: its
@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from bus.events import Alert, AlertResolved, Event
-from observer.alert_settings import ThresholdRule
+from observer.alerts.settings import ThresholdRule
 from observer.supervisor.program import Program, State
 
 __all__ = ["RULE_METRIC_UNKNOWN", "RuleCounters"]

@@ -8,7 +8,7 @@ enrichment figures from the database (`observer.supervisor.readings`) every ``da
 remembers which rules are breached and says what changed, so each breach is one alert and
 its end one resolution (`bus.events.AlertResolved` with the rule's code). A supervisor started
 again takes over the breaches its predecessor alerted (`Rules.inherit`). A metric is checked
-when the file loads (`observer.config_checks`), a heartbeat counter once its program reports
+when the file loads (`observer.config.checks`), a heartbeat counter once its program reports
 (`observer.supervisor.rule_counters`): a misspelled one would leave its rule silent.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
-from observer.alert_settings import ThresholdRule, enrichment_rules
+from observer.alerts.settings import ThresholdRule, enrichment_rules
 from observer.supervisor.program import Program, State
 
 __all__ = ["Change", "Rules", "enrichment_rules", "metrics_of"]

@@ -7,8 +7,8 @@ import logging
 import signal
 from pathlib import Path
 
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.supervisor.core import Supervisor, SupervisorLocked
 

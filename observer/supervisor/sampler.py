@@ -20,9 +20,9 @@ from collections.abc import Callable, Mapping, Set
 import psutil
 
 from bus.events import Alert, AlertResolved, Event
-from observer.alerts import parse_alert_id
-from observer.config import Settings
-from observer.hosts import own_source
+from observer.alerts.states import parse_alert_id
+from observer.cluster.hosts import own_source
+from observer.config.tree import Settings
 from observer.supervisor.program import Program, State
 from observer.supervisor.readings import DatabaseReadings
 from observer.supervisor.roles import supervisor_source

@@ -1,6 +1,6 @@
 """When the supervisor's jobs run, as pure functions of an instant and the day's timeline.
 
-The timeline itself (calendar, phase times, the next phase change) is `observer.timeline`,
+The timeline itself (calendar, phase times, the next phase change) is `observer.calendar.timeline`,
 shared with the workers.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from observer.config import ScheduleEntry
-from observer.phases import KST
-from observer.timeline import LOOKAHEAD_DAYS, Timeline, hhmm
+from observer.calendar.phases import KST
+from observer.calendar.timeline import LOOKAHEAD_DAYS, Timeline, hhmm
+from observer.config.tree import ScheduleEntry
 
 __all__ = ["applies", "due_at", "due_runs", "missed_run", "next_run"]
 

@@ -3,8 +3,8 @@
 The process gets its own process group (a signal to the supervisor's group never reaches it,
 so the stop order is the supervisor's) and the parent-death signal (SIGKILL when the
 supervisor dies, so no child outlives it). Its stdout and stderr go to its log file, which
-it rotates itself (`observer.log_files`); it reports READY and heartbeats through the write
-end of a pipe (`observer.notify`). What happens to the process afterwards is
+it rotates itself (`observer.process.log_files`); it reports READY and heartbeats through the write
+end of a pipe (`observer.process.heartbeat`). What happens to the process afterwards is
 `observer.supervisor.program`'s.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from observer.config import ProgramSettings
-from observer.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
-from observer.notify import HEARTBEAT_ENV, NOTIFY_FD_ENV
+from observer.config.tree import ProgramSettings
+from observer.process.heartbeat import HEARTBEAT_ENV, NOTIFY_FD_ENV
+from observer.process.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
 
 __all__ = ["Launch", "Spawned", "spawn"]
 

@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 
 from bus.endpoints import ipc_path
-from observer.config import Settings
+from observer.cluster.transport import bind_endpoints, server_curve
+from observer.config.tree import Settings
 from observer.db.engine import display_url, normalize_url
-from observer.disk import DiskWatch, Earlier
-from observer.disk_alerts import open_disk_alerts
-from observer.notify import Notifier
-from observer.transport import bind_endpoints, server_curve
+from observer.process.disk import DiskWatch, Earlier
+from observer.process.disk_alerts import open_disk_alerts
+from observer.process.heartbeat import Notifier
 from observer.writer.identity import WRITER_SOURCE
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions

@@ -2,7 +2,7 @@
 
 The supervisor restarts the writer and every producer waits for it, so its start is on the
 critical path of a restart. The typer app builds a pydantic adapter for each option it
-parses, and pydantic's import alone is a fifth of the writer's start; `observer.entry`
+parses, and pydantic's import alone is a fifth of the writer's start; `observer.cli.entry`
 therefore parses the writer's options here. The typer command of the same name (for
 ``observer --help`` and ``observer writer --help``) calls `run` too, and a test keeps the two
 option lists equal.
@@ -30,9 +30,9 @@ def parser() -> argparse.ArgumentParser:
 
 def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path | None) -> int:
     """Serve until SIGTERM or SIGINT; the exit code (2: database or a path refused, 3: locked)."""
-    from observer.cli_support import fail, settings_or_exit
+    from observer.cli.support import fail, settings_or_exit
     from observer.errors import ConfigError, StoreError, WriterLocked
-    from observer.logs import setup_logging
+    from observer.process.logs import setup_logging
     from observer.runtime import stop_on_signals
     from observer.writer import run_writer
 

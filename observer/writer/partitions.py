@@ -26,8 +26,8 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
+from observer.calendar.phases import KST
 from observer.db.retention_queries import ARCHIVED_TABLES, ArchivedTable, day_bounds
-from observer.phases import KST
 
 __all__ = ["LOCK_TIMEOUT_MS", "DayStats", "Partitions", "partition_name"]
 

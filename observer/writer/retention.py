@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bus.codec import DecodedFrame
 from bus.events import Alert, AlertResolved, PruneRequested, Severity
-from observer.alerts import open_notices
+from observer.alerts.states import open_notices
 from observer.db.models import PrunedChunk
 from observer.db.queries import open_alert_records
 from observer.db.retention_queries import (
@@ -56,7 +56,7 @@ from observer.db.retention_queries import (
     pruned_rows,
 )
 from observer.errors import StoreError
-from observer.retry import backoff_s
+from observer.process.retry import backoff_s
 from observer.writer.identity import WRITER_SOURCE
 from observer.writer.partitions import DayStats, Partitions, day_stats
 from observer.writer.store import Store

@@ -16,14 +16,14 @@ public key fails its handshake before ZAP is asked: counted (``handshake_failure
 alerted once per endpoint (`observer.writer.handshakes`).
 If the database fails mid-run the same frames are retried with capped, jittered backoff
 while producers keep everything unacknowledged in their outboxes; the writer's own alerts
-wait on the same backoff (`observer.retry.Backoff`), never tried more often than a batch.
+wait on the same backoff (`observer.process.retry.Backoff`), never tried more often than a batch.
 What a failed try committed before failing is published, captured and acknowledged with the
 retry's (`Store.apply`'s ``since``), never taken for duplicates. Meanwhile the writer keeps
 reading the ingest socket and drops what arrives, unacknowledged, as when a disk is critical
 (below): resends on the producers' ack timeouts would otherwise pile up in ZeroMQ's queue for
 the whole outage. Once a commit succeeds it asks those producers to resend from their marks.
 
-Free space (`observer.disk`): the writer watches the volumes it writes (the SQLite
+Free space (`observer.process.disk`): the writer watches the volumes it writes (the SQLite
 database's, the capture's) and commits its own ``disk_low`` / ``disk_critical`` alerts. While
 a volume is critical it takes no new frames, rather than failing mid-transaction when the
 disk fills: it reads and drops what arrives, unacknowledged, so the producers keep it in
@@ -51,10 +51,10 @@ from bus.errors import FrameError
 from bus.events import Alert, Event
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
-from observer.disk import DiskWatch
 from observer.errors import ConfigError, StoreError
-from observer.notify import FAILING_S, Notifier
-from observer.retry import Backoff
+from observer.process.disk import DiskWatch
+from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.retry import Backoff
 from observer.writer.door import Door
 from observer.writer.handshakes import HandshakeWatch
 from observer.writer.retention import Pruner

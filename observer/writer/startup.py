@@ -40,13 +40,13 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import URL
 
 from bus.events import Alert
-from observer.clock import clock_from_env
-from observer.config import Settings
+from observer.calendar.clock import clock_from_env
+from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.engine import make_engine, sqlite_file
 from observer.db.outages import DATABASE_ERRORS, ReadRetries, not_answering
-from observer.notify import FAILING_S, Notifier
-from observer.private_files import fsync_path
+from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.private_files import fsync_path
 from observer.writer.lock import WriterLock
 from observer.writer.store import Store
 

@@ -29,7 +29,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert, AlertResolved
-from observer.cli_support import (
+from observer.calendar.clock import clock_from_env, now_utc
+from observer.calendar.phases import KST
+from observer.cli.support import (
     counted,
     fail,
     hand_options_to_subcommand,
@@ -37,11 +39,9 @@ from observer.cli_support import (
     job_producer,
     settings_or_exit,
 )
-from observer.clock import clock_from_env, now_utc
-from observer.config import Settings
-from observer.logs import setup_logging
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.config.tree import Settings
+from observer.process.heartbeat import Notifier
+from observer.process.logs import setup_logging
 
 if TYPE_CHECKING:
     from workers.archive.job import Outcome

@@ -29,7 +29,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine
 
 from bus.events import Event, PruneRequested
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.db.archive import (
     ArchiveWouldShrink,
     Written,

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert, AlertResolved
-from observer.cli_support import fail, is_open_alert, job_producer, start_job
-from observer.config import Settings, default_config_path
+from observer.cli.support import fail, is_open_alert, job_producer, start_job
+from observer.config.tree import Settings, default_config_path
 from observer.errors import BackupError
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 
 if TYPE_CHECKING:
     from observer.db.backup import Backup

@@ -4,7 +4,7 @@ Written (atomically and durably) when a run starts and after every batch, remove
 ends. Rows are per symbol and idempotent, so the checkpoint needs no symbol list: a resumed
 run treats every sector stored since the killed run started as fresh (a forced run then asks
 only the rest), and counts what the killed run had done. One that does not read is set aside
-with a ``state_file_unreadable`` alert (`observer.state_files`): the run starts afresh.
+with a ``state_file_unreadable`` alert (`observer.process.state_files`): the run starts afresh.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Alert
-from observer.private_files import write_private
-from observer.state_files import read_state
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 
 __all__ = ["Checkpoint", "clear", "load", "save"]
 

@@ -21,8 +21,8 @@ from typing import Any
 from bus.events import EnrichmentRun, SectorMetadata
 from observer.db.sector_queries import Stored
 from observer.fallback import Profile
-from observer.gics import INDUSTRY_GROUPS, SECTORS
-from observer.sector_map import Classification, SectorMap, normalise_icod
+from observer.reference.gics import INDUSTRY_GROUPS, SECTORS
+from observer.reference.sector_map import Classification, SectorMap, normalise_icod
 
 __all__ = [
     "EXCHANGES_OF",

@@ -27,7 +27,8 @@ import typer
 from bus.errors import BusError
 from bus.events import Alert, AlertResolved
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import (
+from observer.calendar.clock import Clock, clock_from_env
+from observer.cli.support import (
     fail,
     job_producer,
     open_alert_subjects,
@@ -35,12 +36,11 @@ from observer.cli_support import (
     settings_or_exit,
     start_job,
 )
-from observer.clock import Clock, clock_from_env
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError, KisError
-from observer.logs import setup_logging
-from observer.notify import Notifier
-from observer.sector_map import SectorMap, load_sector_map
+from observer.process.heartbeat import Notifier
+from observer.process.logs import setup_logging
+from observer.reference.sector_map import SectorMap, load_sector_map
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import EXCHANGES_OF, Tally
 from workers.enrich.summary import summary_text, write_summary

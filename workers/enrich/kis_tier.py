@@ -25,7 +25,7 @@ from observer.db.sector_queries import Stored
 from observer.errors import KisError, KisPaperRefused
 from observer.kis.client import KisClient
 from observer.kis.overseas_sectors import industry_members, price_detail
-from observer.sector_map import Classification, SectorMap, normalise_icod
+from observer.reference.sector_map import Classification, SectorMap, normalise_icod
 
 __all__ = ["CrossCheck", "KisLookups", "Lookup", "cross_check", "sample_codes"]
 

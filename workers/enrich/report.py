@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from observer.calendar.phases import KST
 from observer.db.sector_queries import (
     changes,
     code_counts,
@@ -25,8 +26,7 @@ from observer.db.sector_queries import (
     latest_runs,
     previous_run_ns,
 )
-from observer.phases import KST
-from observer.sector_map import SectorMap
+from observer.reference.sector_map import SectorMap
 
 __all__ = ["report_rows", "report_text", "unmapped_rows"]
 

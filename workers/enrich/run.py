@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bus.events import Alert, Event, SectorCodes
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 from observer.db.sector_queries import Stored
 from observer.errors import BreakerOpen, FallbackError, KisError, KisPaperRefused
 from observer.fallback import (
@@ -37,7 +37,7 @@ from observer.fallback import (
     yahoo_symbol,
 )
 from observer.fallback.yfinance_source import YFinanceSource
-from observer.sector_map import Classification, SectorMap, normalise_icod
+from observer.reference.sector_map import Classification, SectorMap, normalise_icod
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import (
     DAY_NS,

@@ -6,9 +6,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from observer.clock import Clock
-from observer.config import Settings
-from observer.phases import KST
+from observer.calendar.clock import Clock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
 
 __all__ = ["summary_text", "write_summary"]
 

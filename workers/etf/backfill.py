@@ -26,11 +26,11 @@ from datetime import date, datetime, timedelta
 
 from bus.events import Alert, EtfDaily, EtfRun
 from bus.producer import Producer
-from observer.clock import Clock, now_utc
-from observer.config import Settings
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
 from workers.etf.collect import Collected, repair
 from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of, target_session
 from workers.etf.rows import repaired

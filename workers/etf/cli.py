@@ -4,7 +4,7 @@ Jobs: first every check of the configuration and the arguments (a ``paper`` conf
 the ETF TRs are real-only; the credentials; ``--date`` and the phase; ``--symbols``), each
 refused with exit 2 before READY, which the supervisor takes for a usage error (a ``ctl run``
 refused, nothing retried: refused after READY, it was retried into FATAL); then READY, then
-a single-instance lock (``<data_dir>/etf/LOCK``), then `observer.cli_support.job_producer`
+a single-instance lock (``<data_dir>/etf/LOCK``), then `observer.cli.support.job_producer`
 (the writer has every earlier event before the job reads what it keeps), then the work
 (`workers.etf.jobs`, loaded after READY).
 
@@ -33,21 +33,21 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import (
+from observer.calendar.clock import clock_from_env, now_utc
+from observer.calendar.phases import KST
+from observer.cli.support import (
     check_credentials,
     fail,
     job_producer,
     report_reading,
     settings_or_exit,
 )
-from observer.clock import clock_from_env, now_utc
-from observer.config import Settings
-from observer.logs import setup_logging
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.config.tree import Settings
+from observer.process.heartbeat import Notifier
+from observer.process.logs import setup_logging
 
 if TYPE_CHECKING:
-    from observer.clock import Clock
+    from observer.calendar.clock import Clock
 
 __all__ = ["CHECK_SOURCE", "SOURCE", "app"]
 

@@ -40,14 +40,14 @@ from decimal import Decimal
 import httpx
 
 from bus.events import EtfDaily, Event
-from observer.clock import Clock, now_utc
-from observer.config import Settings
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
 from observer.errors import KisError, KrxError, KrxProtocolError
 from observer.kis.client import KisClient
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import KrxClient
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
 from workers.etf.gaps import gap_start
 from workers.etf.metrics import backfill_due
 from workers.etf.rows import (

@@ -32,9 +32,9 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from bus.events import EtfDaily, EtfDetail, EtfListing, Severity
-from observer.config import EtfSettings
-from observer.phases import KST
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import EtfSettings
 
 __all__ = [
     "CODES",

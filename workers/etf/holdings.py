@@ -21,12 +21,12 @@ from datetime import date
 
 from bus.events import Alert, EtfDaily, EtfHolding, EtfHoldings, EtfRun, Event, HoldingKind
 from bus.producer import Producer
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
 from observer.kis.client import KisClient
 from observer.kis.schemas import EtfComponentRow, EtfComponentSummary
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
 from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
 from workers.etf.rows import kis_decimal, kis_int, kis_signed_int

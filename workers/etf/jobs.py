@@ -27,18 +27,18 @@ from typing import Any
 
 from bus.events import Alert, AlertResolved, EtfDaily, EtfListing, EtfRun, Event, Severity
 from bus.producer import Producer
-from observer.alerts import alert_states, parse_alert_id
-from observer.clock import Clock, now_utc
-from observer.config import Settings
+from observer.alerts.states import alert_states, parse_alert_id
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.cluster.hosts import program_of
+from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history, held_etfs, kis_etf_symbols
 from observer.db.queries import alert_records
 from observer.db.readers import reader_engine
 from observer.errors import ConfigError
-from observer.hosts import program_of
 from observer.krx.client import KrxClient, open_krx
-from observer.notify import Notifier
-from observer.phases import KST
-from observer.timeline import timeline_from
+from observer.process.heartbeat import Notifier
 from workers.etf.collect import Collected, backfills, collect_daily
 from workers.etf.details import detail_of, flags_of, premium_mismatches
 from workers.etf.gaps import holes, missing_on, pending_days, pending_start

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from observer.config import Settings
+from observer.calendar.timeline import timeline_from
+from observer.config.tree import Settings
 from observer.db.etf_queries import (
     etf_details_of,
     etf_history,
@@ -18,7 +19,6 @@ from observer.db.etf_queries import (
     held_etfs,
     kis_etf_symbols,
 )
-from observer.timeline import timeline_from
 from workers.etf.health import Health, due_session, health, is_due
 
 __all__ = ["COLUMNS", "day_table", "holdings_table", "judged", "write_csv"]

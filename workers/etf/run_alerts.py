@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 
 from bus.events import Alert, Event
-from observer.config import Settings
+from observer.config.tree import Settings
 from workers.etf.collect import Collected
 from workers.etf.details import mismatch_message, premium_mismatches
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from observer.config import Settings
-from observer.phases import Phase
-from observer.timeline import timeline_from
-from observer.trading_calendar import TradingCalendar
+from observer.calendar.phases import Phase
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
 
 __all__ = ["calendar_of", "judgeable", "target_session"]
 

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from bus.events import Bar
+from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
 from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
-from observer.phases import KST
 
 __all__ = ["Answer", "BarLedger", "bar_of", "fetch_bars", "fetch_gap"]
 

@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from observer.cli_support import (
+from observer.calendar.clock import Clock, clock_from_env, now_utc
+from observer.calendar.phases import KST
+from observer.cli.support import (
     check_credentials,
     fail,
     job_producer,
@@ -30,12 +32,10 @@ from observer.cli_support import (
     start_worker,
     storable_day,
 )
-from observer.clock import Clock, clock_from_env, now_utc
-from observer.config import Settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
-from observer.logs import setup_logging
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
+from observer.process.logs import setup_logging
 from observer.runtime import earlier_run_stored
 from workers.gap_recovery import SOURCE
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from bus.events import Alert, AlertResolved, Event, GapState
-from observer.stats import p99
+from observer.process.stats import p99
 
 __all__ = [
     "SUCCESS_MIN_SETTLED",

@@ -14,11 +14,11 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, Row
 
-from observer.alerts import open_subjects_of
-from observer.clock import Clock
-from observer.config import Settings
+from observer.alerts.states import open_subjects_of
+from observer.calendar.clock import Clock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
 from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
-from observer.phases import KST
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.outcomes import UNRECOVERABLE_ALERT
 

@@ -30,13 +30,13 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from observer.calendar.phases import KST
 from observer.db.reconciliation_queries import (
     reconciled_minutes,
     recovered_bar_minutes,
     slot_events_between,
 )
-from observer.phases import KST
-from observer.stats import p99
+from observer.process.stats import p99
 from workers.gap_recovery.reconcile import held_spans
 
 __all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bus.lock import holder
+from observer.cluster.hosts import own_source
 from observer.errors import ConfigError
-from observer.hosts import own_source
 from workers.gap_recovery import SOURCE
 
 if TYPE_CHECKING:
-    from observer.config import Settings
+    from observer.config.tree import Settings
     from observer.kis.client import RateLimits
 
 __all__ = ["MANUAL", "daemon_lock", "daemon_pid", "verify_limits"]

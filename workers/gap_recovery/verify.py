@@ -36,8 +36,10 @@ import msgspec
 from sqlalchemy import Engine
 
 from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation
-from observer.clock import Clock, now_utc
-from observer.config import Settings
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST, Phase
+from observer.calendar.timeline import timeline_from
+from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.reconciliation_queries import (
@@ -51,9 +53,7 @@ from observer.errors import KisError
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.session import KisAccount
-from observer.phases import KST, Phase
 from observer.runtime import sleep_unless
-from observer.timeline import timeline_from
 from workers.gap_recovery.bars import fetch_bars
 from workers.gap_recovery.plan import STAMP_NS
 from workers.gap_recovery.reconcile import (

@@ -52,12 +52,14 @@ from sqlalchemy import Engine
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.calendar.phases import KST
+from observer.cluster.hosts import host_of
+from observer.cluster.transport import feed_subscriber
+from observer.config.tree import Settings
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.readers import reader_engine
 from observer.errors import KisAuthError, KisError, KisTokenThrottled
-from observer.hosts import host_of
 from observer.kis.client import RateLimits
 from observer.kis.session import (
     KisAccount,
@@ -66,11 +68,9 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
-from observer.notify import FAILING_S, Notifier
-from observer.phases import KST
-from observer.retry import backoff_s
+from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
-from observer.transport import feed_subscriber
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.outcomes import (

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from bus.errors import BusError
-from observer.cli_support import fail, job_producer, settings_or_exit
-from observer.clock import clock_from_env
-from observer.config import Settings
+from observer.calendar.clock import clock_from_env
+from observer.calendar.phases import KST
+from observer.cli.support import fail, job_producer, settings_or_exit
+from observer.config.tree import Settings
 from observer.errors import MasterFileError, ObserverError
-from observer.instruments import MASTER_FILES, master_file, resolve
-from observer.logs import setup_logging
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
+from observer.process.logs import setup_logging
+from observer.reference.instruments import MASTER_FILES, master_file, resolve
 from workers.master_file.files import LocalFiles, MasterFilesLocked
 
 if TYPE_CHECKING:

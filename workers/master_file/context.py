@@ -13,14 +13,14 @@ from sqlalchemy import Engine
 
 from bus.events import Alert, Event
 from bus.producer import Producer
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.config.tree import Settings
 from observer.db.queries import master_file_sha
 from observer.db.readers import reader_engine
 from observer.errors import KisTransportError
-from observer.instruments import Listing, MasterFile
-from observer.notify import Notifier
-from observer.retry import retry
+from observer.process.heartbeat import Notifier
+from observer.process.retry import retry
+from observer.reference.instruments import Listing, MasterFile
 from workers.master_file.diff import known_listings
 from workers.master_file.files import Current, FileState, LocalFiles
 from workers.master_file.outcome import Outcome

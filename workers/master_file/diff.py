@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from bus.events import ListingChanged
-from observer.instruments import Listing, listing_columns
+from observer.reference.instruments import Listing, listing_columns
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection

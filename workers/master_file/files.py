@@ -13,7 +13,7 @@
 
 Every file is written owner-only, and made durable (fsynced, its folder too) before it is
 renamed into place. A state file that does not read is set aside with a
-``state_file_unreadable`` alert (`observer.state_files`) and read as empty: the next check
+``state_file_unreadable`` alert (`observer.process.state_files`) and read as empty: the next check
 downloads the file and compares it with the database.
 """
 
@@ -35,9 +35,9 @@ import msgspec
 from bus.events import Alert
 from bus.lock import InstanceLock, LockHeld
 from observer.errors import MasterFileError, ObserverError
-from observer.instruments import MasterFile, current_archive, master_state_path
-from observer.private_files import fsync_path, write_private
-from observer.state_files import read_state
+from observer.process.private_files import fsync_path, write_private
+from observer.process.state_files import read_state
+from observer.reference.instruments import MasterFile, current_archive, master_state_path
 
 __all__ = ["REMEMBERED", "Current", "FileState", "LocalFiles", "MasterFilesLocked", "Review"]
 
@@ -179,7 +179,7 @@ class LocalFiles:
         return self._read(path, _decode_state, lost) or FileState()
 
     def _read(self, path: Path, decode: Callable[[bytes], T], lost: str) -> T | None:
-        """`observer.state_files.read_state`; without `on_unreadable`, a read moving nothing.
+        """`observer.process.state_files.read_state`; without `on_unreadable`, moving nothing.
 
         There a file that does not read is None, logged, and left in place.
         """

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from observer.instruments import REGIONS, Listing
+from observer.reference.instruments import REGIONS, Listing
 
 __all__ = ["Quality", "assess"]
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from observer.errors import MasterFileError
-from observer.instruments import Listing, MasterFile
 from observer.kis.master import MalformedRecord, extract_single, parse_domestic, parse_overseas
+from observer.reference.instruments import Listing, MasterFile
 
 __all__ = ["Parsed", "parse", "read_archive", "read_listings"]
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Alert, AlertResolved, MasterFileChecked, MasterFileReview
-from observer.cli_support import open_alert_subjects
+from observer.calendar.phases import KST
+from observer.cli.support import open_alert_subjects
 from observer.errors import MasterFileError
-from observer.instruments import Listing, MasterFile, master_file
-from observer.phases import KST
+from observer.reference.instruments import Listing, MasterFile, master_file
 from workers.master_file.cli import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.diff import Diff, diff

@@ -29,14 +29,14 @@ import msgspec
 
 from bus.events import AlertResolved
 from bus.producer import Producer
-from observer.cli_support import open_alert_subjects
-from observer.clock import Clock
-from observer.config import Settings
+from observer.calendar.clock import Clock
+from observer.cli.support import open_alert_subjects
+from observer.config.tree import Settings
 from observer.errors import KisTransportError, MasterFileError
-from observer.instruments import MASTER_FILES, MasterFile
 from observer.kis.master import RemoteFile, download_master, head_master
 from observer.kis.session import master_http
-from observer.notify import Notifier
+from observer.process.heartbeat import Notifier
+from observer.reference.instruments import MASTER_FILES, MasterFile
 from workers.master_file.cli import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.decide import STALE, Decision, decide

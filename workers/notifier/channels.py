@@ -23,11 +23,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import apprise
 import msgspec
 
-from observer.alerts import SEVERITY_RANK
-from observer.config import ChannelSettings, NotifierSettings
+from observer.alerts.states import SEVERITY_RANK
+from observer.config.tree import ChannelSettings, NotifierSettings
 from observer.errors import ConfigError
 from observer.kis.credentials import read_owner_only
-from observer.logs import mask_secrets, register_secret
+from observer.process.logs import mask_secrets, register_secret
 
 __all__ = ["Target", "channel_urls", "env_name", "targets_from", "url_secrets"]
 

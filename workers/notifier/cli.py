@@ -20,7 +20,9 @@ from typing import Annotated
 import typer
 
 from bus.errors import BusError
-from observer.cli_support import (
+from observer.calendar.clock import clock_from_env, now_utc
+from observer.calendar.phases import KST
+from observer.cli.support import (
     fail,
     hand_options_to_subcommand,
     report_reading,
@@ -28,10 +30,8 @@ from observer.cli_support import (
     start_worker,
     storable_day,
 )
-from observer.clock import clock_from_env, now_utc
 from observer.errors import ConfigError
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
 from observer.runtime import drained, earlier_run_stored
 from workers.notifier import ACK_SOURCE, SOURCE
 
@@ -106,7 +106,7 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         hand_options_to_subcommand(ctx, "observer alerts")
         return
-    from observer.alerts import alert_states
+    from observer.alerts.states import alert_states
     from observer.db.queries import alert_records, open_alert_records
 
     settings = settings_or_exit("observer alerts", config)
@@ -153,7 +153,7 @@ def ack(
 ) -> None:
     """Acknowledge alerts: they are no longer open, and no reminder follows."""
     from bus.events import AlertAcked
-    from observer.alerts import alert_states, parse_alert_id
+    from observer.alerts.states import alert_states, parse_alert_id
     from observer.db.queries import alert_records
     from observer.db.readers import reader_engine
     from observer.runtime import producer_for

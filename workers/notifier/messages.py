@@ -1,12 +1,12 @@
 """From alerts to messages: grouping, repeat suppression, reminders, resolutions (no I/O).
 
 Alerts of one *condition at one severity* from one host (same code, severity and subject,
-and the named host of their source, `observer.hosts`) are held for ``group_s`` after the
+and the named host of their source, `observer.cluster.hosts`) are held for ``group_s`` after the
 first and then go out as one message with their count; the next message of that kind waits
 until ``repeat_s`` after the previous one, counting what came meanwhile. So 50 identical
 warnings are one message, and a condition that fires every minute is one message every
 ``repeat_s``. A resolution ends only the alerts the host rule lets it end
-(`observer.alerts.ends`: between two named hosts, only its own host's). It goes out once no
+(`observer.alerts.states.ends`: between two named hosts, only its own host's). It goes out once no
 alert it ends waits for its message to a target it goes to (at once, usually), right after
 that alert's message; one that an alert of its condition and host followed is told in that
 alert's message ("resolved 2 times meanwhile"), so a flapping condition is two messages per
@@ -30,8 +30,8 @@ from datetime import datetime
 from typing import Literal
 
 from bus.events import Severity
-from observer.alerts import SEVERITY_RANK, Notice, ends
-from observer.phases import KST
+from observer.alerts.states import SEVERITY_RANK, Notice, ends
+from observer.calendar.phases import KST
 
 __all__ = ["SUMMARY_CODE", "Grouper", "Message", "ids_in", "summarize"]
 

@@ -46,17 +46,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts import Notice, alert_id, alert_states, delivered_channels, notices_of
-from observer.clock import Clock
-from observer.config import Settings
+from observer.alerts.states import Notice, alert_id, alert_states, delivered_channels, notices_of
+from observer.calendar.clock import Clock
+from observer.cluster.transport import feed_subscriber
+from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.queries import AlertRecords, alert_records, open_alert_records
 from observer.db.readers import reader_engine
 from observer.errors import StoreError
-from observer.notify import FAILING_S, Notifier
-from observer.retry import Backoff, backoff_s
+from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.retry import Backoff, backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
-from observer.transport import feed_subscriber
 from workers.notifier.channels import Target, env_name
 from workers.notifier.messages import Grouper, Message, summarize
 from workers.notifier.queues import TargetQueue

@@ -8,7 +8,7 @@ its heartbeat, so the check reads that report from the supervisor (a second sess
 same app key would be refused, ``OPSP8996``, or would push Track B's off). Only when Track B
 does not run does the check open a session of its own, present the approval key and close it.
 
-A failed check is tried again ``retries`` times with backoff (`observer.retry`); what the
+A failed check is tried again ``retries`` times with backoff (`observer.process.retry`); what the
 last attempt found is the account's `Check`.
 """
 
@@ -23,13 +23,13 @@ from dataclasses import dataclass, field
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from observer.clock import Clock
+from observer.calendar.clock import Clock
+from observer.cluster.session_reports import StreamReport
 from observer.errors import KisAuthError, KisError, KisTransportError
 from observer.kis.parse import parse_control
 from observer.kis.session import KisAccount
 from observer.kis.stream import IDENTIFY
-from observer.retry import retry
-from observer.session_reports import StreamReport
+from observer.process.retry import retry
 
 __all__ = ["Check", "NotReady", "check_rest", "probe_session", "ready"]
 

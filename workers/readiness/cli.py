@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bus.events import Alert, AlertResolved
-from observer.account_health import counter
-from observer.cli_support import job_producer, open_alert_subjects, start_job
-from observer.clock import Clock, now_utc
-from observer.config import Settings
-from observer.notify import Notifier
-from observer.phases import KST, Phase
-from observer.session_reports import StreamReport, stream_report
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST, Phase
+from observer.cli.support import job_producer, open_alert_subjects, start_job
+from observer.cluster.session_reports import StreamReport, stream_report
+from observer.config.tree import Settings
+from observer.kis.account_health import counter
+from observer.process.heartbeat import Notifier
 from workers.readiness.check import Check, attempt, ready
 
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ def _still_failed(settings: Settings) -> set[str] | None:
 
 def _recheck_until(settings: Settings, clock: Clock) -> float:
     """Failed accounts are checked again until full operation (UTC s; 0: not today)."""
-    from observer.timeline import timeline_from
+    from observer.calendar.timeline import timeline_from
 
     now = now_utc(clock).astimezone(KST)
     timeline = timeline_from(settings.phases, settings.calendar)

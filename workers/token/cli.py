@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from bus.events import Alert, AlertResolved, TokenRefreshed
-from observer.cli_support import fail, job_producer, open_alert_subjects, start_job
-from observer.clock import Clock
-from observer.config import Settings
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.calendar.clock import Clock
+from observer.calendar.phases import KST
+from observer.cli.support import fail, job_producer, open_alert_subjects, start_job
+from observer.config.tree import Settings
+from observer.process.heartbeat import Notifier
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -155,7 +155,7 @@ async def _issue(
     """One account's ``kind``, retried; alerted when it fails (subject: the account)."""
     from observer.errors import KisError
     from observer.kis.auth import cached_validity
-    from observer.retry import retry
+    from observer.process.retry import retry
 
     tokens, policy = account.tokens, settings.token
     lasting = _until_midnight_s(clock)  # what is issued, or kept, lasts the day

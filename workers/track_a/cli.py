@@ -17,10 +17,10 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from observer.cli_support import Worker, fail, report_reading, settings_or_exit, start_worker
-from observer.clock import clock_from_env, now_utc
-from observer.config import Settings
-from observer.phases import KST
+from observer.calendar.clock import clock_from_env, now_utc
+from observer.calendar.phases import KST
+from observer.cli.support import Worker, fail, report_reading, settings_or_exit, start_worker
+from observer.config.tree import Settings
 from observer.runtime import drained
 from workers.track_a import SOURCE
 
@@ -69,7 +69,7 @@ def _caught_up(worker: Worker) -> bool:
     the worker closes the earlier run's cycles once the writer is back (`TrackA._catch_up`).
     With none in force, `_DRAIN_S` of wall time.
     """
-    from observer.timeline import timeline_from
+    from observer.calendar.timeline import timeline_from
     from workers.track_a.schedule import current_or_next
 
     settings, clock = worker.settings, worker.clock

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 import httpx
 
 from bus.events import PriceSnapshot
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.parse import price_snapshot
-from observer.retry import backoff_s
+from observer.process.retry import backoff_s
 
 __all__ = ["CycleRun", "Target", "run_cycle"]
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from observer.phases import KST, Phase
-from observer.timeline import LOOKAHEAD_DAYS, Timeline
+from observer.calendar.phases import KST, Phase
+from observer.calendar.timeline import LOOKAHEAD_DAYS, Timeline
 
 __all__ = ["Cycle", "current_or_next", "cycles_of"]
 

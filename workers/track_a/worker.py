@@ -31,14 +31,16 @@ from sqlalchemy import Engine
 
 from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
 from bus.producer import Producer
-from observer.alerts import open_subjects_of
-from observer.clock import Clock, now_utc
-from observer.config import Settings
+from observer.alerts.states import open_subjects_of
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.cluster.hosts import own_source
+from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import cycle_summarised, cycle_symbols, universe_of
 from observer.db.readers import reader_engine
-from observer.hosts import own_source
 from observer.kis.session import (
     KisAccount,
     open_account,
@@ -46,10 +48,8 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
 from observer.runtime import AsyncWorker, alongside, beat_forever
-from observer.timeline import timeline_from
 from workers.track_a import SOURCE
 from workers.track_a.cycle import CycleRun, Target, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next, cycles_of

@@ -28,7 +28,7 @@ from typing import Literal
 
 import msgspec
 
-from observer.retry import backoff_s
+from observer.process.retry import backoff_s
 
 __all__ = [
     "PERMANENT_REFUSALS",

@@ -27,8 +27,8 @@ from bisect import bisect_right
 from dataclasses import dataclass
 
 from bus.events import OrderBook, TradeTick
-from observer.timeline import hhmm
-from observer.worker_settings import KRX_TICK_SIZES, TrackBSettings
+from observer.calendar.timeline import hhmm
+from observer.config.workers import KRX_TICK_SIZES, TrackBSettings
 
 __all__ = [
     "FUTURE_S",

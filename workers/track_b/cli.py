@@ -28,11 +28,11 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from observer.cli_support import start_worker
-from observer.config import Settings, load_settings
+from observer.calendar.phases import KST
+from observer.cli.support import start_worker
+from observer.cluster.shards import Shard
+from observer.config.tree import Settings, load_settings
 from observer.errors import ConfigError
-from observer.phases import KST
-from observer.shards import Shard
 from workers.track_b import SOURCE
 from workers.track_b.pins import pins_path, read_pins, slots_path, used_by_track_b, write_pins
 

@@ -51,9 +51,9 @@ from bus.events import (
     StreamStateChanged,
     TradeTick,
 )
-from observer.account_health import counter, state_code
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.errors import KisError
+from observer.kis.account_health import counter, state_code
 from observer.kis.frames import DroppedFrame, FrameLimits
 from observer.kis.realtime import DecodedFrame
 from observer.kis.session import KisAccount
@@ -98,7 +98,7 @@ SETTLE_S = 3.0
 KEYLESS_RETRY_S = 60.0
 _SETTLE_POLL_S = 0.02
 
-AccountState = StreamState | Literal["idle", "down"]  # see observer.account_health
+AccountState = StreamState | Literal["idle", "down"]  # see observer.kis.account_health
 
 
 def _dec(value: float, places: str = "0.0001") -> Decimal:
@@ -492,7 +492,7 @@ class Collector:
         self.outages.down(alias, reason)
 
     def account_counters(self) -> dict[str, float]:
-        """Every account's stream figures, as `observer.account_health` names them."""
+        """Every account's stream figures, as `observer.kis.account_health` names them."""
         now = self.clock.now_ns()
         healthy = self.healthy()
         counters: dict[str, float] = {}

@@ -43,10 +43,10 @@ import msgspec
 
 from bus.events import Alert
 from bus.producer import Producer
-from observer.alerts import Notice
+from observer.alerts.states import Notice
 from observer.db.slot_queries import AsOf, HeldSlot
-from observer.private_files import write_private
-from observer.state_files import read_state
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import ReadBeside, Resumer, gap_starts
 
@@ -109,7 +109,7 @@ class PendingRuns:
     successor started before then still tells the runs apart; a file left (emptying
     refused) only makes later gaps start earlier. A file of another day is none; so is one
     that does not read, set aside with a ``state_file_unreadable`` alert given to ``send``
-    (`observer.state_files`): the gaps of the runs it named start at the newest tick of
+    (`observer.process.state_files`): the gaps of the runs it named start at the newest tick of
     their accounts, as for a single run.
     """
 

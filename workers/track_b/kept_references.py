@@ -7,7 +7,7 @@ PostgreSQL restart, a collectors host whose link to the store is cut) waited for
 universe's, built before the session, so each read is kept in
 ``<data_dir>/track_b/references.json`` (owner-only, replaced whole and durably) and a start
 whose read fails takes that day's copy instead. A copy that does not read is set aside with
-a ``state_file_unreadable`` alert (`observer.state_files`): the start waits for the
+a ``state_file_unreadable`` alert (`observer.process.state_files`): the start waits for the
 database, and the next read keeps a new copy.
 """
 
@@ -21,8 +21,8 @@ from pathlib import Path
 import msgspec
 
 from bus.events import Alert
-from observer.private_files import write_private
-from observer.state_files import read_state
+from observer.process.private_files import write_private
+from observer.process.state_files import read_state
 from workers.track_b.triggers import Reference
 
 __all__ = ["KeptReferences"]

@@ -24,7 +24,7 @@ from collections.abc import Callable, Collection
 from itertools import takewhile
 
 from bus.events import Alert, Event
-from observer.clock import Clock, wall_seconds_between
+from observer.calendar.clock import Clock, wall_seconds_between
 from workers.track_b.outages import resolved
 
 __all__ = ["FEED_LAGGING", "LAG_WALL_FLOOR_S", "FeedLag"]

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable, Collection
 
 from bus.events import Alert, AlertResolved, Event, Severity
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.runtime import ShortTasks
 
 __all__ = ["ACCOUNT_DOWN", "Outages", "resolved"]

@@ -4,7 +4,7 @@ The file is the whole state (a sorted list of codes), replaced atomically, durab
 owner-only; the Track B worker reads it at every evaluation (`PinFile`), so a pin takes
 effect within one. A file that is not a list of codes (torn by a power cut, a hand edit with
 a syntax error) changes nothing: a copy is set aside and the last pins read are written
-back, with one ``state_file_unreadable`` warning naming them (`observer.state_files`). A
+back, with one ``state_file_unreadable`` warning naming them (`observer.process.state_files`). A
 file that cannot be read at all, or written back, holds the last pins read too, with one
 warning ``track_b_pins_unreadable``, resolved when it reads again.
 
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from bus.events import Alert, AlertResolved
 from observer.errors import ConfigError
-from observer.private_files import write_private
-from observer.state_files import unreadable
+from observer.process.private_files import write_private
+from observer.process.state_files import unreadable
 from workers.track_b.slots import Decision
 
 __all__ = [

@@ -20,9 +20,9 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from bus.events import PriceSnapshot
-from observer.clock import Clock, wall_seconds_between
+from observer.calendar.clock import Clock, wall_seconds_between
+from observer.calendar.phases import KST
 from observer.db.queries import snapshots_of_cycles
-from observer.phases import KST
 from workers.track_b.guard import SlotGuard
 from workers.track_b.startup import as_snapshot
 from workers.track_b.triggers import TriggerEngine

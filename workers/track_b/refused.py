@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from bus.events import Alert, Event
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from workers.track_b.outages import resolved
 
 __all__ = ["DATA_REFUSED", "QUIET_S", "RefusedData"]

@@ -30,7 +30,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from bus.events import Alert, AlertResolved, Event, RealtimeRejected
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.kis.frames import DroppedFrame
 from observer.kis.realtime import DecodedFrame
 

@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from bus.events import AlertResolved, Event, Severity
-from observer.alerts import SEVERITY_RANK, Notice
+from observer.alerts.states import SEVERITY_RANK, Notice
 from workers.track_b.slots import Decision
 
 __all__ = ["OVERFLOW", "SESSION_CODES", "OverflowWatch", "SessionNotices"]

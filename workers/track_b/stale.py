@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 
 from bus.events import Alert, Event
-from observer.clock import Clock
+from observer.calendar.clock import Clock
 from observer.kis.stream import MIN_SILENCE_WALL_S, KisStream
 from observer.runtime import sleep_unless
 from workers.track_b.outages import resolved

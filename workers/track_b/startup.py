@@ -37,13 +37,13 @@ import msgspec
 from sqlalchemy import Engine
 
 from bus.events import PriceSnapshot, SlotTrigger
-from observer.config import TrackBSettings
+from observer.calendar.phases import KST
+from observer.config.tree import TrackBSettings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import snapshots_of_cycles
 from observer.db.slot_queries import HeldSlot
-from observer.phases import KST
-from observer.retry import Backoff
+from observer.process.retry import Backoff
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.guard import SlotGuard
 from workers.track_b.slots import Candidate, Decision, Holding, SlotBook

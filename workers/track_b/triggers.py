@@ -39,8 +39,8 @@ from typing import Literal
 import msgspec
 
 from bus.events import PriceSnapshot
-from observer.config import TrackBSettings, TriggerSettings
-from observer.shards import Shard
+from observer.cluster.shards import Shard
+from observer.config.tree import TrackBSettings, TriggerSettings
 from workers.track_b.slots import Candidate
 
 __all__ = ["Reference", "Trigger", "TriggerEngine", "profile_share"]

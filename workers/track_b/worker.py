@@ -20,7 +20,8 @@
 5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
    refused (it wakes the loop at once), a symbol halted or locked at a price limit.
 6. With ``[track_b] shard`` (several collectors hosts) every candidate, pin and slot taken
-   back is of this host's shard alone (`observer.shards`); other shards' firings are counted.
+   back is of this host's shard alone (`observer.cluster.shards`); other shards' firings are
+   counted.
 
 A Track B that starts after one died mid-session takes back the slots it held, each with a
 ``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`). One
@@ -48,23 +49,25 @@ from sqlalchemy import Engine, Row
 from bus.events import Alert, PriceSnapshot, Severity
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts import Notice, open_notices_of, open_subjects_of
-from observer.clock import Clock, now_utc
-from observer.config import Settings
+from observer.alerts.states import Notice, open_notices_of, open_subjects_of
+from observer.calendar.clock import Clock, now_utc
+from observer.calendar.phases import KST, Phase
+from observer.calendar.timeline import timeline_from
+from observer.cluster.hosts import own_source
+from observer.cluster.transport import feed_subscriber
+from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.queries import universe_references
 from observer.db.readers import reader_engine
 from observer.db.slot_queries import AsOf, held_slots
 from observer.errors import KisError
-from observer.hosts import own_source
 from observer.kis.client import RateLimits
 from observer.kis.frames import FrameLimits
 from observer.kis.session import open_account, token_alert
 from observer.kis.token_cache import key_digest
-from observer.notify import FAILING_S, Notifier
-from observer.phases import KST, Phase
-from observer.private_files import write_private
+from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.private_files import write_private
 from observer.runtime import (
     AsyncWorker,
     alongside,
@@ -72,8 +75,6 @@ from observer.runtime import (
     earlier_run_stored,
     sleep_unless,
 )
-from observer.timeline import timeline_from
-from observer.transport import feed_subscriber
 from workers.track_b import SOURCE
 from workers.track_b.checks import Checks
 from workers.track_b.collect import Collector

@@ -39,18 +39,18 @@ from pathlib import Path
 import httpx
 
 from bus.events import Event, UniverseMember
-from observer.clock import Clock, SystemClock
-from observer.config import Settings
+from observer.calendar.clock import Clock, SystemClock
+from observer.calendar.phases import Phase
+from observer.calendar.timeline import Timeline
+from observer.calendar.trading import TradingCalendar
+from observer.config.tree import Settings
+from observer.config.workers import UniverseSettings
 from observer.errors import KisError, MasterFileError
-from observer.instruments import current_archive, installed_ns, master_file
 from observer.kis.master import DomesticRows, download_master, extract_single, parse_domestic
 from observer.kis.parse import read_int
 from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
-from observer.phases import Phase
-from observer.timeline import Timeline
-from observer.trading_calendar import TradingCalendar
-from observer.worker_settings import UniverseSettings
+from observer.reference.instruments import current_archive, installed_ns, master_file
 
 __all__ = [
     "MARKETS",

@@ -38,17 +38,17 @@ import typer
 from bus.errors import BusError
 from bus.events import Alert, AlertResolved, UniverseSnapshot
 from bus.lock import InstanceLock, LockHeld
-from observer.cli_support import check_credentials, fail, job_producer, open_alert_subjects
-from observer.clock import Clock, clock_from_env, now_utc
-from observer.config import Settings, load_settings
+from observer.calendar.clock import Clock, clock_from_env, now_utc
+from observer.calendar.phases import KST
+from observer.calendar.timeline import Timeline, timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.cli.support import check_credentials, fail, job_producer, open_alert_subjects
+from observer.config.tree import Settings, load_settings
 from observer.errors import ConfigError, ObserverError, StoreError
-from observer.logs import setup_logging
-from observer.notify import Notifier
-from observer.phases import KST
+from observer.process.heartbeat import Notifier
+from observer.process.logs import setup_logging
+from observer.process.state_files import read_state
 from observer.runtime import drained
-from observer.state_files import read_state
-from observer.timeline import Timeline, timeline_from
-from observer.trading_calendar import TradingCalendar
 from workers.universe.snapshot import (
     UniverseFile,
     candidates_by_market,
@@ -179,7 +179,7 @@ def _build(
 def _earlier(data_dir: Path, day: date, producer: Producer) -> UniverseFile | None:
     """The newest universe of a day before ``day`` that reads: the baseline, and a reuse.
 
-    Each newer one that does not read is set aside, alerted (`observer.state_files`). None
+    Each newer one that does not read is set aside, alerted (`observer.process.state_files`). None
     (the first universe, or none reads) leaves only the check that each market has
     candidates at all, and nothing to reuse.
     """

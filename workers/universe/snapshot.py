@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from bus.events import UniverseMember, UniverseSnapshot
+from observer.calendar.phases import KST
 from observer.errors import ObserverError
-from observer.phases import KST
-from observer.private_files import write_private
+from observer.process.private_files import write_private
 
 if TYPE_CHECKING:
     from workers.universe.build import Built

@@ -1,0 +1,1 @@
+"""The ``observer`` command's own verbs, and what every command shares."""

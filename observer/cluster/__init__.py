@@ -1,0 +1,1 @@
+"""Hosts and the bus between them: host-qualified sources, rosters, shards, transport."""

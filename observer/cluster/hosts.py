@@ -1,0 +1,45 @@
+"""Host-qualified bus sources: several collectors hosts sending to one writer.
+
+Every bus source must be unique: the writer keeps one sequence per source. On one host the
+sources are the programs' names (``track_b``, ``supervisor``). A host given a name in
+``[supervisor] host`` qualifies every source it produces with it: ``track_b@c2``,
+``supervisor@c2``, outbox ``<run_dir>/outbox/track_b@c2``. Two collectors hosts, each with
+its own accounts, then never mix their sequences. Without a name nothing changes.
+
+What a process reads back of its own rows (Track A's cycle, Track B's held slots, gap
+recovery's gaps) it reads under the same qualified name, so each host resumes its own work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from observer.config.tree import Settings
+
+__all__ = ["SEPARATOR", "host_of", "own_source", "program_of", "qualified"]
+
+SEPARATOR = "@"
+
+
+def qualified(source: str, host: str) -> str:
+    """``source@host``; ``source`` itself without a host, or if it names one already."""
+    if not host or SEPARATOR in source:
+        return source
+    return f"{source}{SEPARATOR}{host}"
+
+
+def own_source(settings: Settings, source: str) -> str:
+    """The name ``source`` is produced under on this host (`qualified` by its host name)."""
+    return qualified(source, settings.supervisor.host)
+
+
+def host_of(source: str) -> str:
+    """The host a source was produced on: the part after ``@``; empty if unqualified."""
+    _, _, host = source.rpartition(SEPARATOR)
+    return host if SEPARATOR in source else ""
+
+
+def program_of(source: str) -> str:
+    """The source without its host: ``track_b`` of ``track_b@c2``."""
+    return source.partition(SEPARATOR)[0]

@@ -1,0 +1,1 @@
+"""The settings tree: each wing's table assembled into one root, loaded and cross-checked."""

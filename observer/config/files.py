@@ -1,0 +1,95 @@
+"""Reading configuration files: a file's tables over the file it ``extends``.
+
+A file written for an earlier release keeps working: a renamed table is read under its new
+name and a key no longer read is left out, each with a warning. Validation is the settings'
+(`observer.config.tree.load_settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from observer.errors import ConfigError
+
+__all__ = ["config_files", "read_toml"]
+
+log = logging.getLogger(__name__)
+
+
+def read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's tables, merged over the file it ``extends`` (if any)."""
+    try:
+        raw: dict[str, Any] = msgspec.toml.decode(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no configuration file at {path}") from exc
+    except OSError as exc:  # a folder, or unreadable
+        raise ConfigError(f"cannot read the configuration {path}: {exc.strerror}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    raw = _renamed(raw, path)
+    base = raw.pop("extends", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: extends must be the path of a configuration file")
+    parent = (path.parent / base).resolve()
+    if parent in seen or parent == path.resolve():
+        raise ConfigError(f"{path}: extends {parent}, which extends it again")
+    return _merged(read_toml(parent, (*seen, path.resolve())), raw)
+
+
+def config_files(path: Path) -> list[Path]:
+    """``path`` and each file it ``extends``, in that order, found as `load_settings` does.
+
+    A base is relative to the folder of the path as given (a link's, not its target's).
+    Raises `ConfigError` for a file that is missing or not TOML.
+    """
+    files: list[Path] = []
+    current: Path | None = path.absolute()
+    while current is not None and current not in files:
+        files.append(current)
+        try:
+            base = msgspec.toml.decode(current.read_bytes()).get("extends")
+        except (OSError, msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{current}: {exc}") from exc
+        current = (current.parent / base).resolve() if isinstance(base, str) else None
+    return files
+
+
+# Tables that were renamed, and keys no longer read (with why): a file written for an
+# earlier release keeps working.
+_OLD_TABLE_NAMES = {"masterfile": "master_file"}
+_RETIRED_KEYS = {
+    ("supervisor", "open_alerts_lookback_s"): "open alerts are counted whatever their age",
+}
+
+
+def _renamed(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``raw`` with every table under its current name and no retired key (warnings)."""
+    for old, new in _OLD_TABLE_NAMES.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            raise ConfigError(f"{path}: [{old}] is the old name of [{new}]: keep one of them")
+        log.warning("%s: [%s] is now [%s]", path, old, new)
+        raw[new] = raw.pop(old)
+    for (table, key), why in _RETIRED_KEYS.items():
+        section = raw.get(table)
+        if isinstance(section, dict) and key in section:
+            log.warning("%s: [%s] %s is no longer read (%s): remove it", path, table, key, why)
+            raw[table] = {k: v for k, v in section.items() if k != key}
+    return raw
+
+
+def _merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

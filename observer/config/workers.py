@@ -1,0 +1,389 @@
+"""The workers' settings tables: master files, universe, Track A and B, gap recovery, token, backup.
+
+Part of ``observer.toml`` (`observer.config.tree.Settings` holds each under its worker's name);
+kept apart so that the configuration module stays the process-wide tables and the loading.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from bus.events import GapReason
+from observer.cluster.shards import Shard
+from observer.tables import (
+    ClockTime,
+    Percent,
+    Positive,
+    PositiveFloat,
+    Seconds,
+    SecondsOrZero,
+    Strict,
+)
+
+__all__ = [
+    "KRX_TICK_SIZES",
+    "BackupSettings",
+    "EnrichSettings",
+    "EtfSettings",
+    "GapRecoverySettings",
+    "MasterFileSettings",
+    "ReadinessSettings",
+    "RetentionSettings",
+    "TokenSettings",
+    "TrackASettings",
+    "TrackBSettings",
+    "TriggerSettings",
+    "UniverseSettings",
+]
+
+
+# KRX's tick sizes for KOSPI and KOSDAQ stocks since 2023-01-25, as [from_price, tick].
+KRX_TICK_SIZES = (
+    (0, 1),
+    (2_000, 5),
+    (5_000, 10),
+    (20_000, 50),
+    (50_000, 100),
+    (200_000, 500),
+    (500_000, 1_000),
+)
+
+
+class MasterFileSettings(Strict, frozen=True):
+    """The master-file worker's thresholds: what it downloads, warns about or holds for review."""
+
+    growth_alert_pct: PositiveFloat = 20.0  # archive grew more: download, and warn
+    shrink_hold_pct: PositiveFloat = 10.0  # archive shrank more: hold for review, critical
+    max_new: Annotated[int, Meta(ge=0)] = 100  # more new listings at once: hold for review
+    max_removed: Annotated[int, Meta(ge=0)] = 50  # more removed listings at once: hold
+    max_shrink_pct: PositiveFloat = 10.0  # fewer records than active listings by more: hold
+    quality_alert_pct: Percent = 95.0  # complete % below: warn
+    keep_backups: Positive = 7  # per file, and as many quarantined bad downloads
+    attempts: Positive = 3  # per HEAD or GET, on transport errors and 5xx
+    retry_initial_s: Seconds = 1.0
+    failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
+    ack_timeout_s: Seconds = 60.0
+
+
+class UniverseSettings(Strict, frozen=True):
+    """The daily universe: which stocks Track A covers all day."""
+
+    min_prev_close: Positive = 4_000  # KRW, previous session's close
+    exclude_administrative: bool = True  # 관리종목, stocks under administrative supervision
+    min_symbols: Positive = 100  # fewer: a warning
+    max_failed_pct: Percent = 5.0  # more candidates failed: reuse
+    max_not_traded_pct: Percent = 20.0  # more without a previous-session bar: reuse
+    # The universe is built at 06:10, Track A runs 09:00-15:30: it borrows Track A's share.
+    share_of: str = "track_a"
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+
+
+class TrackASettings(Strict, frozen=True):
+    """Track A: the whole universe's current prices, every ``interval_min``."""
+
+    interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
+    # A symbol whose attempts all failed with a retryable error (an outage, a rate refusal) is
+    # asked again in passes until the cycle is due, pausing retry_initial_s, doubling up to
+    # retry_max_s (clock seconds) between passes.
+    retry_failed: bool = True
+    retry_initial_s: Seconds = 2.0
+    retry_max_s: Seconds = 30.0
+    universe_alert_s: Seconds = 60.0  # no universe this long after a cycle was due: alert
+
+
+class TriggerSettings(Strict, frozen=True):
+    """One trigger of Track B's symbol selection: when it fires, how strong, how long."""
+
+    enabled: bool = True
+    threshold: PositiveFloat = 3.0  # the measure at which it fires (a ratio, or trades/s)
+    full_at: PositiveFloat = 5.0  # the measure at which its strength reaches 1
+    ttl_s: Seconds = 300.0  # it lapses unless renewed within this
+    weight: PositiveFloat = 10.0  # priority score = weight x (1 + strength) + cap factor
+
+
+def _volume_surge() -> TriggerSettings:
+    return TriggerSettings(threshold=3.0, full_at=5.0, ttl_s=300.0, weight=10.0)
+
+
+def _trade_velocity() -> TriggerSettings:
+    return TriggerSettings(threshold=10.0, full_at=20.0, ttl_s=180.0, weight=8.0)
+
+
+def _volatility_spike() -> TriggerSettings:
+    return TriggerSettings(threshold=2.0, full_at=3.0, ttl_s=300.0, weight=6.0)
+
+
+class TrackBSettings(Strict, frozen=True):
+    """Track B's symbol selection (triggers, priority score) and its real-time slots."""
+
+    volume_surge: TriggerSettings = msgspec.field(default_factory=_volume_surge)
+    trade_velocity: TriggerSettings = msgspec.field(default_factory=_trade_velocity)
+    volatility_spike: TriggerSettings = msgspec.field(default_factory=_volatility_spike)
+    manual_weight: PositiveFloat = 5.0  # pins: strength 1, no expiry, never replaced
+    velocity_window_s: Seconds = 10.0  # trades/s over this many seconds of ticks
+    # Cumulative share of a day's volume traded by each time (KST), for "volume so far
+    # against the 20-day average for the same elapsed part of the session"; linear between.
+    volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
+        ("09:00", 0.0),
+        ("09:30", 0.16),
+        ("10:00", 0.25),
+        ("11:00", 0.38),
+        ("12:00", 0.48),
+        ("13:00", 0.57),
+        ("14:00", 0.68),
+        ("15:00", 0.82),
+        ("15:20", 0.91),
+        ("15:30", 1.0),
+    )
+    registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
+    books: bool = False  # also H0STASP0: a symbol then takes two registrations
+    replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
+    min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
+    overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical
+    evaluate_s: Seconds = 5.0  # how often slots are re-evaluated
+    sync_lead_s: Seconds = 10.0  # context sync this long before full operation (09:29:50)
+    silence_expected_s: Seconds = 0.5  # a liquid stock trades twice a second ...
+    silence_tolerance_s: SecondsOrZero = 0.2  # ... and 20 % beyond
+    # ... where the expected interval is at least this many times the symbol's own (its
+    # ticks over the last silence_window_s; 0: the fixed expected interval alone)
+    silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
+    silence_window_s: Seconds = 60.0
+    unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
+    # A registration KIS refuses: the symbol is released and barred. Transient codes (OPSP0007
+    # and any code not listed below) for refusal_retry_s, doubling per refusal of the symbol
+    # up to refusal_retry_max_s; these codes for the rest of the day (OPSP0008, a session KIS
+    # counts full, closes the slot instead).
+    refusal_retry_s: Seconds = 30.0
+    refusal_retry_max_s: Seconds = 600.0
+    refusal_permanent_codes: tuple[str, ...] = ("OPSP8991", "OPSP8992", "OPSP8993")
+    refused_error_share: Annotated[float, Meta(gt=0, le=1)] = 0.25  # of slots: alert as error
+    limit_lock_s: SecondsOrZero = 30.0  # trades at a price limit this long: limit-locked
+    # Reconnects per account per hour; when spent the account is down (alerted, its slots
+    # fail over) until the oldest of them is an hour old. KIS states no limit (UNCONFIRMED).
+    reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
+    # The pre-market pre-connect (seed: 08:03): every account's session opens this long after
+    # warmup starts, with no registrations, and is kept until it streams at full operation.
+    preconnect_after_s: SecondsOrZero = 180.0
+    # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
+    # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
+    idle_silence_s: Seconds = 300.0
+    # A session that still answers (PINGPONG, control messages) but has delivered no data
+    # this long, with registrations held in continuous trading, is stuck: it restarts once
+    # (planned: no budget) with a warning alert, resolved when data flows again. 0: off.
+    stale_after_s: SecondsOrZero = 120.0
+    # A feed whose trades arrive this long after their exchange time stamp (KIS stamps to
+    # the second), in continuous trading: a warning alert, resolved once the lag is back
+    # within half of it. 0: off.
+    lag_alert_s: SecondsOrZero = 10.0
+    # A pre-connected session presents its approval key with the release of a registration
+    # it does not hold (KIS answers OPSP0003): KIS then counts the session as the app key's
+    # (OPSP8996 shows at 08:03, not at 09:30) and keeps it alive. UNCONFIRMED that a release
+    # binds the session at KIS; false: the connection alone.
+    identify_idle: bool = True
+    # Several collectors hosts: this host's part of the symbols, "k/n" (observer.cluster.shards):
+    # the symbols whose CRC-32 mod n is k - 1; "k,j/n" takes several, for a host with more
+    # of the accounts. Each host takes other ks of the same n and needs a [supervisor]
+    # host name. "1/1": every symbol.
+    shard: str = "1/1"
+    # What Track B stores (workers.track_b.checks): a record of a symbol its session did not
+    # ask for, a trade at a price or quantity of 0 or less, outside the day's limits (Track
+    # A's snapshots), or stamped outside exchange_hours (KST) is refused, kept as a rejected
+    # record. KRX trades 08:30-18:00, and from 07:00 to 20:00 if its extension is live
+    # (UNCONFIRMED): the wider by default.
+    exchange_hours: tuple[ClockTime, ClockTime] = ("07:00", "20:00")
+    # Trade prices off the tick grid, as [from_price, tick] pairs ascending from 0, checked for
+    # the universe's stocks (their limits known from Track A): KRX's table for KOSPI and
+    # KOSDAQ stocks since 2023 by default; empty: not checked.
+    tick_sizes: tuple[tuple[Annotated[int, Meta(ge=0)], Positive], ...] = KRX_TICK_SIZES
+    # A WebSocket frame over this many bytes is dropped and counted, its session kept (1 MiB:
+    # 999 records of the widest TR are ~400 KB; above 16 MiB the library ends the session);
+    # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.
+    max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = 2**20
+    bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 10
+
+    @property
+    def slots_per_account(self) -> int:
+        """The symbols one account's session holds (a symbol with books takes two)."""
+        return self.registrations_per_account // (2 if self.books else 1)
+
+    def __post_init__(self) -> None:
+        Shard.parse(self.shard)  # "k/n" or "k,j/n", 1 <= k <= n <= 64
+        if self.exchange_hours[0] >= self.exchange_hours[1]:
+            raise ValueError(f"track_b.exchange_hours {self.exchange_hours}: open before close")
+        starts = [start for start, _ in self.tick_sizes]
+        if starts and (starts[0] != 0 or starts != sorted(set(starts))):
+            raise ValueError(
+                f"track_b.tick_sizes: [from_price, tick] pairs ascending from 0, not {starts}"
+            )
+
+
+class GapRecoverySettings(Strict, frozen=True):
+    """The gap-recovery worker: which gaps are recovered, in what order, and how."""
+
+    immediate_max_s: Seconds = 5.0  # gaps up to this long are recovered first (HIGH)
+    queue_max_s: Seconds = 60.0  # up to this long: queued (MEDIUM); longer: see long_gaps
+    long_gaps: Literal["marker", "backfill"] = "marker"  # backfill: minute bars anyway (LOW)
+    # Gaps of these reasons are backfilled however long: a restart of Track B (a crash), a
+    # slot released while the feed ran behind and a refused trade record (a trade known lost)
+    # have no other way back, and are rare, where long disconnections can be many.
+    backfill_reasons: tuple[GapReason, ...] = ("process_restart", "delivery_lag", "dropped_record")
+    settle_s: SecondsOrZero = 1.0  # after a minute closes, before asking its bar
+    requests_per_account: Positive = 2  # recoveries in flight per account
+    # A gap is unrecoverable after max_attempts answers that were not its bars (none at all,
+    # a garbled row of its minutes, an error code), or after failing for retry_window_s,
+    # whichever comes first. KIS refusing calls (EGW00201, 5xx, no answer) and a token not
+    # there yet are no attempts: they only wait, on the backoff.
+    max_attempts: Positive = 5
+    retry_window_s: Seconds = 600.0
+    backoff_initial_s: Seconds = 1.0  # then doubling, up to backoff_max_s
+    backoff_max_s: Seconds = 30.0
+    sweep_s: Seconds = 30.0  # re-read pending gaps from the database this often
+    # An unrecoverable gap is tried again (one try) this long after its last failure, for as
+    # long as it began within retake_days days (0: never): KIS serves past days' minute bars
+    # for a year, so an outage's gaps come back once it is over.
+    retake_s: Seconds = 900.0
+    retake_days: Annotated[int, Meta(ge=0, le=365)] = 7
+    # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
+    verify: bool = True  # run it on session days, once Track B's stream has ended
+    verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it
+    # A minute is compared only if its slot was held this long before and after it: the
+    # registration's round trip, and the release published after the unregistration.
+    verify_edge_s: SecondsOrZero = 2.0
+    verify_attempts: Positive = 3  # runs for symbols whose bars could not be had, then alert
+
+    def __post_init__(self) -> None:
+        if self.immediate_max_s > self.queue_max_s:
+            raise ValueError("gap_recovery.immediate_max_s must not exceed queue_max_s")
+
+
+class TokenSettings(Strict, frozen=True):
+    """The token job: the one issuer of every account's token and approval key."""
+
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first try; then critical
+    retry_initial_s: Seconds = 2.0  # doubling, with full jitter (clock seconds)
+    retry_max_s: Seconds = 30.0
+
+
+class ReadinessSettings(Strict, frozen=True):
+    """The pre-market health check (``observer readiness``, the ``readiness`` job at 08:10)."""
+
+    probe_symbol: str = "005930"  # the current price asked to prove the token and REST host
+    retries: Annotated[int, Meta(ge=0, le=10)] = 3  # after the first check; then critical
+    retry_initial_s: Seconds = 10.0  # doubling, with full jitter (clock seconds)
+    retry_max_s: Seconds = 60.0
+    ws_timeout_s: Seconds = 10.0  # its own WebSocket probe's answer (when Track B is not up)
+    recheck_s: Seconds = 300.0  # accounts not ready are checked again this often, until 09:30
+
+
+class BackupSettings(Strict, frozen=True):
+    """``observer db backup`` and the scheduled backup job."""
+
+    dir: str = ""  # where backups go; empty: <data_dir>/backups
+    keep: Annotated[int, Meta(ge=1, le=1000)] = 7  # newest verified backups kept
+    # Folders under data_dir copied beside the database (missing ones are skipped).
+    files: tuple[str, ...] = ("universe", "masters/current", "captures")
+
+
+Days = Annotated[int, Meta(ge=0, le=36_500)]
+
+
+class RetentionSettings(Strict, frozen=True):
+    """Day archives (Parquet, kept forever) and the days each table's rows stay in the database.
+
+    A table's days older than its retention are archived (unless a verified archive exists)
+    and then pruned by the writer; 0 keeps the rows in the database forever.
+    """
+
+    dir: str = ""  # where archives go; empty: <data_dir>/archive
+    trade_ticks: Days = 30
+    order_books: Days = 30
+    price_snapshots: Days = 0
+    minute_bars: Days = 0
+    chunk_rows: Annotated[int, Meta(ge=100, le=1_000_000)] = 1_000  # deleted per transaction
+    read_rows: Annotated[int, Meta(ge=1_000, le=1_000_000)] = 50_000  # per Parquet row group
+    # PostgreSQL: the day partitions the writer keeps created after today (a day without
+    # one still lands, in the default partition, and is moved into its own later).
+    partition_days_ahead: Annotated[int, Meta(ge=1, le=366)] = 7
+
+    def days(self, table: str) -> int:
+        """The days ``table``'s rows stay in the database (0: forever)."""
+        days: int = getattr(self, table)
+        return days
+
+
+class EnrichSettings(Strict, frozen=True):
+    """The ``enrich`` job: stocks' GICS sectors (docs/ARCHITECTURE.md, enrichment).
+
+    ``fallback_url`` is the base URL of a quoteSummary-shaped source; "" turns the fallback
+    off (symbols without a KIS mapping stay unresolved) unless ``fallback`` is "yfinance".
+    Its limits are per host and shared by every region: a source like Yahoo limits per IP
+    (1/s: the seed's figure).
+    """
+
+    regions: tuple[Literal["US", "CN", "HK", "JP", "VN", "KR"], ...] = (
+        "US",
+        "CN",
+        "HK",
+        "JP",
+        "VN",
+        "KR",
+    )
+    sector_map: str = ""  # "": config/sector_map.toml of this checkout
+    kis_codes: bool = True  # fetch HHDFS76370100's catalogs (real accounts only; 9 calls)
+    # Per symbol whose code is missing or unmapped, before the fallback (real accounts only,
+    # one call each at the jobs' KIS share): HHDFS76200200's sector name (``e_icod``), and
+    # CTPF1702R's ``prdt_clsf_cd/name``, off because its meaning is UNCONFIRMED.
+    kis_detail: bool = True
+    kis_search_info: bool = False
+    # HHDFS76370000 (the stocks KIS lists per industry code) against the masters' codes:
+    # "sample" asks cross_check_codes codes per exchange (rotating by day), "full" every one.
+    cross_check: Literal["off", "sample", "full"] = "sample"
+    cross_check_codes: Annotated[int, Meta(ge=1, le=1000)] = 5
+    cross_check_alert_pct: Percent = 5.0  # disagreeing share of the stocks compared: a warning
+    # "quote_summary": httpx against fallback_url ("" turns the fallback off); "yfinance":
+    # the yfinance library, an optional extra (pip install "observer[enrich]").
+    fallback: Literal["quote_summary", "yfinance"] = "quote_summary"
+    fallback_url: str = ""
+    fallback_rate_per_s: PositiveFloat = 1.0
+    fallback_timeout_s: Seconds = 10.0
+    max_retries: Annotated[int, Meta(ge=0, le=10)] = 3
+    retry_delay_s: Seconds = 5.0  # 5 -> 10 -> 20 s, jittered, capped at 4x
+    breaker_threshold: Positive = 5  # failed symbols in a row open the breaker
+    breaker_open_s: Seconds = 300.0
+    cache_size: Positive = 20_000
+    cache_ttl_s: Seconds = 86_400.0
+    max_age_days: Annotated[int, Meta(ge=1, le=365)] = 30  # --incremental re-checks older rows
+    batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 100  # symbols between checkpoints
+    max_workers: Annotated[int, Meta(ge=1, le=10)] = 5  # regions at once
+    # The supervisor's alerts: no run of any region for this long, a region's coverage below.
+    stale_after_h: PositiveFloat = 48.0
+    min_coverage_pct: Percent = 80.0
+
+
+class EtfSettings(Strict, frozen=True):
+    """The ETF jobs: the KRX list, the daily collection after the close, the weekly repair."""
+
+    # After the close Track A is idle: the daily run borrows its REST share, as the universe does.
+    share_of: str = "track_a"
+    requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
+    min_list_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # smaller list or table: failed
+    backfill_sessions: Annotated[int, Meta(ge=1, le=1000)] = 250  # backfilled if < 80 % stored
+    repair_sessions: Annotated[int, Meta(ge=1, le=250)] = 20  # the weekly repair's span
+    krx_table: bool = True  # merge MDCSTAT04301 (one call: every ETF's NAV and net assets)
+    # etf_ntas_ttam's unit is UNCONFIRMED (ref-KIS §4.5); the simulator answers in 억 KRW.
+    net_assets_unit_krw: Positive = 100_000_000
+    max_failed_pct: Percent = 5.0  # more ETFs failing in a run: an error alert
+    stale_at: ClockTime = "17:00"  # KST: a session's rows due by then
+    min_coverage_pct: Percent = 95.0  # of active ETFs with the day's row; per field, a warning
+    mismatch_pct: Percent = 1.0  # the KRX list against the KIS masters' ETFs
+    premium_alert_pct: PositiveFloat = 5.0  # |premium| above: a warning per ETF
+    aum_jump_pct: PositiveFloat = 50.0  # net assets moving more in a session: a warning
+    aum_check_pct: PositiveFloat = 2.0  # net assets against units x NAV: flagged beyond
+    # FHKST121600C0 answers per ETF, continued while KIS says there is more (tr_cont F/M);
+    # whether KIS pages 500+ constituents is UNCONFIRMED. 1: the first answer only.
+    holdings_max_pages: Annotated[int, Meta(ge=1, le=100)] = 10

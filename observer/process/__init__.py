@@ -1,0 +1,1 @@
+"""What every process does for itself: logs, heartbeat, retry, state files, free space."""

@@ -1,0 +1,1 @@
+"""Reference data: the KIS master files' catalogue, the sector map and GICS."""
