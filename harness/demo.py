@@ -35,11 +35,13 @@ from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import REST_PER_SECOND, EtfSettings, default_config_path, load_settings
+from observer.config.tree import default_config_path, load_settings
+from observer.config.workers import EtfSettings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.kis.pacing import RECOVER_S
+from observer.kis.settings import REST_PER_SECOND
 from observer.process.logs import register_secret
 from observer.process.private_files import write_private
 from observer.process.stats import percentile

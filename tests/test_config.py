@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from observer.config.tree import PathSettings, Settings, load_settings
+from observer.config.tree import Settings, load_settings
 from observer.db import migrate
 from observer.db.engine import read_only_sessions
 from observer.db.models import BusOffset
 from observer.errors import ConfigError
 from observer.kis.session import rate_limits
+from observer.process.paths import PathSettings
 from observer.runtime import producer_for
 
 

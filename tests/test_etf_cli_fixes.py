@@ -24,12 +24,13 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, insert
 
 from bus.events import Alert, EtfListing
-from observer.config.tree import ProgramSettings, Settings, load_settings
+from observer.config.tree import Settings, load_settings
 from observer.db.models import Base, Etf
 from observer.process.heartbeat import Notifier
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.settings import ProgramSettings
 from tests.test_etf_cli import AFTER_CLOSE, IN_SESSION, SYMBOLS, Harness
 from tests.test_job_usage_error import Host
 from workers.etf import cli

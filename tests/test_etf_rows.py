@@ -21,7 +21,8 @@ from harness.sim.krx import etf_daily_rows
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import EtfSettings, Settings
+from observer.config.tree import Settings
+from observer.config.workers import EtfSettings
 from observer.db.etf_queries import etf_history
 from observer.db.models import EtfDailyRow
 from observer.errors import KrxProtocolError

@@ -25,7 +25,8 @@ from harness.sim.market import Market
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import GapRecoverySettings, Settings
+from observer.config.tree import Settings
+from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.errors import KisProtocolError
 from observer.kis.schemas import MinuteBarRow

@@ -20,9 +20,10 @@ from sqlalchemy import create_engine, text
 
 from bus.events import Alert, AlertResolved, Event, GapStateChanged, MinuteBars
 from bus.producer import Producer
+from observer.alerts.settings import ThresholdRule
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
-from observer.config.tree import Settings, ThresholdRule, load_settings
+from observer.config.tree import Settings, load_settings
 from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries

@@ -21,10 +21,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from observer.config.tree import ProgramSettings
 from observer.supervisor import control
 from observer.supervisor.control import ControlServer, Reply, Request, request
 from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.settings import ProgramSettings
 from tests.support import WRITER_PROGRAM, SupervisorProcess, load_program, wait_until
 from tests.test_kis_stream import until
 

@@ -34,12 +34,13 @@ from bus.producer import Producer
 from observer.alerts.settings import NotifierSettings
 from observer.calendar.clock import SimulatedClock
 from observer.calendar.phases import KST
-from observer.config.tree import PathSettings, Settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.credentials import Secret, load_credentials, read_key_pairs
 from observer.krx.credentials import ENV_ID, ENV_PASSWORD, krx_credentials
 from observer.process import logs
 from observer.process.logs import mask_secrets, mask_struct, register_secret
+from observer.process.paths import PathSettings
 from observer.runtime import producer_for
 from tests.samples import SAMPLES
 from tests.support import ROOT, WRITER_PROGRAM, AppThread, SupervisorProcess, wait_until

@@ -19,7 +19,7 @@ from bus.producer import Producer
 from observer.alerts.states import alert_states
 from observer.calendar.clock import ManualClock
 from observer.cluster.hosts import host_of, own_source, qualified
-from observer.config.tree import Settings, SupervisorSettings, load_settings
+from observer.config.tree import Settings, load_settings
 from observer.db.queries import AlertRecords, open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
@@ -28,6 +28,7 @@ from observer.runtime import producer_for
 from observer.supervisor.control import Reply
 from observer.supervisor.ctl import _host_label
 from observer.supervisor.roles import supervisor_source
+from observer.supervisor.settings import SupervisorSettings
 from observer.writer.owners import SourceKeys
 from observer.writer.store import Store
 from workers.gap_recovery.worker import GapRecovery

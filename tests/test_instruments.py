@@ -12,7 +12,7 @@ from harness.sim.market import Listing as SimListing
 from harness.sim.market import Overseas
 from harness.sim.masters import domestic_master, overseas_master
 from harness.sim.sectors import kr_codes
-from observer.config.tree import MasterFileSettings
+from observer.config.workers import MasterFileSettings
 from observer.errors import MasterFileError
 from observer.kis.master import RemoteFile, parse_domestic
 from observer.reference.instruments import Listing, master_file, resolve

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from observer.config.tree import ProgramSettings
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.settings import ProgramSettings
 from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, wait_until
 
 USAGE = (

@@ -21,9 +21,10 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert, AlertAcked, AlertDelivery, AlertResolved, Event
 from bus.producer import Producer
+from observer.alerts.settings import ChannelSettings
 from observer.alerts.states import alert_states
 from observer.calendar.clock import ManualClock
-from observer.config.tree import ChannelSettings, Settings, load_settings
+from observer.config.tree import Settings, load_settings
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records

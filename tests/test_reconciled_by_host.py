@@ -13,12 +13,13 @@ from bus.envelope import Envelope
 from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
-from observer.config.tree import Settings, SupervisorSettings
+from observer.config.tree import Settings
 from observer.db import outages
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
 from observer.db.reconciliation_queries import reconciled_symbols
 from observer.errors import StoreError
+from observer.supervisor.settings import SupervisorSettings
 from observer.writer.store import Store
 from workers.gap_recovery.verify import DayResult, Verifier
 

@@ -38,14 +38,11 @@ from observer.cluster.rosters import (
     overlaps,
     roster_of,
 )
-from observer.config.tree import (
-    AccountSettings,
-    KisSettings,
-    Settings,
-    SupervisorSettings,
-    TrackBSettings,
-)
+from observer.config.tree import Settings
+from observer.config.workers import TrackBSettings
 from observer.db.roster_queries import StoredRoster, latest_rosters
+from observer.kis.settings import AccountSettings, KisSettings
+from observer.supervisor.settings import SupervisorSettings
 from observer.writer.store import Store
 from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, free_port, wait_until
 

@@ -7,15 +7,11 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from observer.calendar.phases import KST, Phase
+from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
 from observer.calendar.timeline import timeline_from
-from observer.config.tree import (
-    CalendarSettings,
-    LateDay,
-    PhaseSettings,
-    ScheduleEntry,
-    load_settings,
-)
+from observer.config.tree import load_settings
 from observer.supervisor.schedule import applies, due_at, due_runs, missed_run, next_run
+from observer.supervisor.settings import ScheduleEntry
 
 LATE_DAYS = (
     LateDay(day=date(2026, 11, 19), minutes=60),  # opens and closes an hour late

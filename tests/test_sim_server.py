@@ -387,8 +387,10 @@ def test_daily_price_and_overseas_info(tmp_path: Path) -> None:
 
 
 def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from observer.config.tree import KisSettings, PathSettings, Settings
+    from observer.config.tree import Settings
     from observer.kis.session import master_http, open_account, rate_limits
+    from observer.kis.settings import KisSettings
+    from observer.process.paths import PathSettings
 
     monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_KEY", KEY)  # the simulator only takes KEY
     monkeypatch.setenv("OBSERVER_KIS_ACCT1_APP_SECRET", SECRET)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bus.events import PriceSnapshot, TradeTick
-from observer.config.tree import TrackBSettings
+from observer.config.workers import TrackBSettings
 from workers.track_b.barred import PERMANENT_REFUSALS, Barred, refusal_kind
 from workers.track_b.collect import Refusal
 from workers.track_b.guard import SlotGuard

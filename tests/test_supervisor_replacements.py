@@ -27,9 +27,9 @@ from bus.events import Alert, AlertResolved, Event
 from harness.sim.server import SimConfig
 from observer.calendar.clock import ManualClock, SystemClock
 from observer.calendar.phases import KST
-from observer.config.tree import ProgramSettings
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.replacements import REPLACED_CODE, Replacements
+from observer.supervisor.settings import ProgramSettings
 from tests.support import ROOT, SimThread, SupervisorProcess, db_rows, free_port, wait_until
 from tests.test_gap_recovery import MARKET
 from tests.test_supervisor_health import until

@@ -24,13 +24,14 @@ from bus.events import Alert, Event
 from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
-from observer.config.tree import ProgramSettings, load_settings
+from observer.config.tree import load_settings
 from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request
 from observer.supervisor.core import Supervisor
 from observer.supervisor.jobs import RUN_SKIPPED, Jobs
 from observer.supervisor.program import Launch, Program, State
+from observer.supervisor.settings import ProgramSettings
 from tests.support import WRITER_PROGRAM, SupervisorProcess, wait_until
 
 pytestmark = pytest.mark.slow

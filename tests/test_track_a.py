@@ -25,9 +25,10 @@ from harness.sim.server import SimConfig
 from observer.alerts.states import open_subjects_of
 from observer.calendar.clock import Clock, SimulatedClock
 from observer.calendar.phases import KST
+from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import CalendarSettings, LateDay, PhaseSettings, Settings, load_settings
+from observer.config.tree import Settings, load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bus.events import PriceSnapshot
 from observer.calendar.phases import KST
-from observer.config.tree import TrackBSettings
+from observer.config.workers import TrackBSettings
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
 SETTINGS = TrackBSettings()

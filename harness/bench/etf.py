@@ -23,9 +23,11 @@ from harness.bench.simulator import simulator_kis, simulator_process
 from harness.sim.market import Market
 from observer.calendar.clock import Clock
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import EtfSettings, KrxSettings, Settings
+from observer.config.tree import Settings
+from observer.config.workers import EtfSettings
 from observer.kis.session import open_account, rate_limits
 from observer.krx.client import open_krx
+from observer.krx.settings import KrxSettings
 from observer.process.logs import setup_logging
 from workers.etf.collect import collect_daily
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from observer.calendar.clock import Clock, clock_from_spec
-from observer.config.tree import AccountSettings, KisSettings
+from observer.kis.settings import AccountSettings, KisSettings
 
 __all__ = ["simulator_kis", "simulator_process"]
 

@@ -21,7 +21,7 @@ import typer
 from bus.events import PriceSnapshot
 from harness.bench.timing import best_seconds
 from observer.calendar.phases import KST
-from observer.config.tree import TrackBSettings
+from observer.config.workers import TrackBSettings
 from workers.track_b import context as sync
 from workers.track_b.slots import SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine

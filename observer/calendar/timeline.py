@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from observer.calendar.phases import KST, Phase, PhaseSchedule, phase_at, transitions
+from observer.calendar.settings import CalendarSettings, PhaseSettings
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import CalendarSettings, PhaseSettings
 
 __all__ = ["LOOKAHEAD_DAYS", "Timeline", "hhmm", "timeline_from"]
 

@@ -20,7 +20,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from observer.tables import Strict
+from bus.codec import MAX_FRAME_BYTES
+from observer.tables import Positive, Strict
 
 __all__ = [
     "KEY_NAME",
@@ -119,4 +120,34 @@ def _check_tcp(name: str, endpoint: str, expected: str, curve: CurveSettings) ->
         raise ValueError(
             f"{name} is tcp, and tcp is never plaintext: set [bus.curve] key to this "
             "host's key pair (`observer keys generate --name NAME`)"
+        )
+
+
+class BusSettings(Strict, frozen=True):
+    """Producer tuning shared by every worker."""
+
+    batch_events: Positive = 1000
+    linger_ms: Annotated[int, Meta(ge=0)] = 2
+    # The largest frame (one ZeroMQ message): producers cut frames below it and refuse a
+    # larger event; the writer drops a peer that sends more (ZMQ_MAXMSGSIZE).
+    max_frame_bytes: Annotated[int, Meta(ge=64 * 1024)] = MAX_FRAME_BYTES
+    max_in_flight: Positive = 20_000
+    ack_timeout_ms: Positive = 5000
+    backlog_alert_events: Positive = 1_000_000
+    # What the writer acknowledges survives a power cut: it commits with fsync (SQLite
+    # synchronous=FULL; PostgreSQL synchronous_commit=on) and producers send a frame only
+    # once it is fsynced in their outbox. False survives kill -9 only (see the README).
+    fsync: bool = True
+    # Empty: ipc:// under the run directory. tcp://host:port (the writer's host) needs CURVE.
+    ingest_endpoint: str = ""
+    feed_endpoint: str = ""
+    # Behind NAT: what the writer binds when the endpoints name an address it does not have
+    # (tcp://10.0.0.2:5701, tcp://*:5701). Empty: the endpoint itself.
+    ingest_bind: str = ""
+    feed_bind: str = ""
+    curve: CurveSettings = CurveSettings()
+
+    def __post_init__(self) -> None:
+        check_endpoints(
+            self.ingest_endpoint, self.feed_endpoint, self.curve, self.ingest_bind, self.feed_bind
         )

@@ -25,7 +25,9 @@ from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
 
 if TYPE_CHECKING:
-    from observer.config.tree import CalendarSettings, PhaseSettings, ProgramSettings, Settings
+    from observer.calendar.settings import CalendarSettings, PhaseSettings
+    from observer.config.tree import Settings
+    from observer.supervisor.settings import ProgramSettings
 
 __all__ = ["check_settings"]
 
@@ -191,7 +193,7 @@ def _check_accounts(settings: Settings) -> None:
     aliases = [a.alias for a in settings.kis.accounts]
     if len(set(aliases)) != len(aliases):
         raise ValueError(f"kis.accounts repeat an alias: {aliases}")
-    from observer.config.tree import env_prefix  # loaded by now: it runs these checks
+    from observer.kis.settings import env_prefix
 
     sources: dict[str, str] = {}
     for account in settings.kis.accounts:

@@ -53,7 +53,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from observer.config.tree import Settings, config_files
+from observer.config.files import config_files
+from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.audit_queries import audit_sources
 from observer.db.backup_folders import (

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config.tree import Settings, env_prefix
+from observer.config.tree import Settings
 from observer.errors import ConfigError
+from observer.kis.settings import env_prefix
 from observer.process.logs import MIN_SECRET_LENGTH, register_secret
 
 __all__ = [

@@ -41,12 +41,12 @@ import msgspec
 from bus.events import Alert, Event
 from observer.calendar.phases import KST
 from observer.calendar.timeline import Timeline
-from observer.config.tree import ScheduleEntry
 from observer.process.private_files import write_private
 from observer.process.state_files import read_state
 from observer.runtime import ShortTasks
 from observer.supervisor.program import Program, State
 from observer.supervisor.schedule import due_runs, missed_run, next_run
+from observer.supervisor.settings import ScheduleEntry
 
 __all__ = ["RUN_SKIPPED", "Jobs", "running_before"]
 

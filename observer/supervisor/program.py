@@ -32,9 +32,9 @@ from typing import Any, Protocol
 
 import msgspec
 
-from observer.config.tree import ProgramSettings
 from observer.process.heartbeat import FAILING_S, Notice
 from observer.process.retry import backoff_s
+from observer.supervisor.settings import ProgramSettings
 from observer.supervisor.spawn import Launch, spawn
 
 __all__ = ["Dependency", "Launch", "Program", "State"]

@@ -16,8 +16,8 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from observer.config.tree import ProgramSettings
 from observer.supervisor.program import Program
+from observer.supervisor.settings import ProgramSettings
 
 __all__ = [
     "ACK_POLL_S",

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 
 from observer.calendar.phases import KST
 from observer.calendar.timeline import LOOKAHEAD_DAYS, Timeline, hhmm
-from observer.config.tree import ScheduleEntry
+from observer.supervisor.settings import ScheduleEntry
 
 __all__ = ["applies", "due_at", "due_runs", "missed_run", "next_run"]
 

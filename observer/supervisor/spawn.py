@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from observer.config.tree import ProgramSettings
 from observer.process.heartbeat import HEARTBEAT_ENV, NOTIFY_FD_ENV
 from observer.process.log_files import LOG_FILE_ENV, LOG_KEEP_ENV, LOG_MAX_BYTES_ENV
+from observer.supervisor.settings import ProgramSettings
 
 __all__ = ["Launch", "Spawned", "spawn"]
 

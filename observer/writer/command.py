@@ -34,7 +34,7 @@ def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path
     from observer.errors import ConfigError, StoreError, WriterLocked
     from observer.process.logs import setup_logging
     from observer.runtime import stop_on_signals
-    from observer.writer import run_writer
+    from observer.writer.run import run_writer
 
     settings = settings_or_exit("observer", config)
     setup_logging()

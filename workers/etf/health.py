@@ -34,7 +34,7 @@ from typing import Any
 from bus.events import EtfDaily, EtfDetail, EtfListing, Severity
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import EtfSettings
+from observer.config.workers import EtfSettings
 
 __all__ = [
     "CODES",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from observer.config.tree import GapRecoverySettings
+from observer.config.workers import GapRecoverySettings
 
 __all__ = ["PRIORITY", "STAMP_NS", "Pending", "Plan", "minutes_of", "plan_for", "ready_ns"]
 

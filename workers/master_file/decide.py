@@ -17,7 +17,7 @@ from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Literal
 
-from observer.config.tree import MasterFileSettings
+from observer.config.workers import MasterFileSettings
 from observer.kis.master import RemoteFile
 from workers.master_file.files import Current
 

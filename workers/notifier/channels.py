@@ -23,8 +23,8 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import apprise
 import msgspec
 
+from observer.alerts.settings import ChannelSettings, NotifierSettings
 from observer.alerts.states import SEVERITY_RANK
-from observer.config.tree import ChannelSettings, NotifierSettings
 from observer.errors import ConfigError
 from observer.kis.credentials import read_owner_only
 from observer.process.logs import mask_secrets, register_secret

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bus.events import PriceSnapshot, Severity, TradeTick
-from observer.config.tree import TrackBSettings
+from observer.config.workers import TrackBSettings
 from workers.track_b.barred import Barred, refusal_kind
 from workers.track_b.collect import Refusal
 from workers.track_b.halts import Tradability

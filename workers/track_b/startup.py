@@ -38,7 +38,7 @@ from sqlalchemy import Engine
 
 from bus.events import PriceSnapshot, SlotTrigger
 from observer.calendar.phases import KST
-from observer.config.tree import TrackBSettings
+from observer.config.workers import TrackBSettings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import snapshots_of_cycles

@@ -40,7 +40,7 @@ import msgspec
 
 from bus.events import PriceSnapshot
 from observer.cluster.shards import Shard
-from observer.config.tree import TrackBSettings, TriggerSettings
+from observer.config.workers import TrackBSettings, TriggerSettings
 from workers.track_b.slots import Candidate
 
 __all__ = ["Reference", "Trigger", "TriggerEngine", "profile_share"]

@@ -1,0 +1,63 @@
+"""``[kis]``: the accounts, their environment and REST budgets, and how processes share them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+from observer.tables import Seconds, Strict
+
+__all__ = ["REST_PER_SECOND", "AccountSettings", "KisSettings", "env_prefix"]
+
+# KIS publishes no figure: its own samples pace 0.05 s a call on real hosts and 0.5 s on
+# paper ones, python-kis allows 19/s and 2/s.
+REST_PER_SECOND = {"real": 20.0, "paper": 2.0, "sim": 20.0}
+
+
+class AccountSettings(Strict, frozen=True):
+    """One KIS account (its app key is its WebSocket session). Secrets are never here."""
+
+    alias: Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+    credentials_file: str = ""  # owner-only TOML; empty: OBSERVER_KIS_<ALIAS>_APP_KEY/SECRET
+    # The account's REST budget at KIS (UNCONFIRMED); 0: its environment's, `REST_PER_SECOND`.
+    rest_per_second: Annotated[float, Meta(ge=0, le=10_000)] = 0.0
+
+
+class KisSettings(Strict, frozen=True):
+    """Where the KIS accounts live and how each process shares their budgets."""
+
+    environment: Literal["real", "paper", "sim"] = "sim"
+    sim_url: str = "http://127.0.0.1:8800"  # REST, WebSocket and masters of `observer sim`
+    master_url: str = ""  # empty: KIS's public master host (the simulator's in sim)
+    token_dir: str = "var/tokens"  # noqa: S105 - a folder name, not a secret
+    accounts: tuple[AccountSettings, ...] = (AccountSettings(alias="acct1"),)
+    # Fraction of every account's REST budget each kind of process may use; together <= 1.
+    # "manual": `gap-recovery verify` run by hand while the daemon holds "gap_recovery".
+    process_share: dict[str, Annotated[float, Meta(gt=0, le=1)]] = msgspec.field(
+        default_factory=lambda: dict(track_a=0.55, gap_recovery=0.25, jobs=0.15, manual=0.05)
+    )
+    # Who issues tokens and approval keys: "job", only the `token` job (the workers read the
+    # owner-only cache and wait for it); "any", every process when it needs one (a worker
+    # run on its own, without the supervisor's token job).
+    token_issuer: Literal["any", "job"] = "any"  # noqa: S105 - a mode, not a secret
+    token_wait_s: Seconds = 300.0  # a worker waits this long for the job's token (clock s)
+    # A pace slowed by EGW00201 refusals climbs back a tenth of its share after this many
+    # wall seconds without one (`observer.kis.pacing`).
+    pace_recover_s: Seconds = 1.0
+
+    def __post_init__(self) -> None:
+        # An account without a budget of its own gets its environment's: a paper account
+        # asked at the real one's 20/s would be refused nine calls in ten.
+        default = REST_PER_SECOND[self.environment]
+        accounts = tuple(
+            a if a.rest_per_second else msgspec.structs.replace(a, rest_per_second=default)
+            for a in self.accounts
+        )
+        msgspec.structs.force_setattr(self, "accounts", accounts)
+
+
+def env_prefix(alias: str) -> str:
+    """The prefix of the variables holding account ``alias``'s keys (``OBSERVER_KIS_ACCT_1_``)."""
+    return f"OBSERVER_KIS_{alias.upper().replace('-', '_')}_"
