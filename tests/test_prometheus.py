@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,9 +27,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.events import Alert, AlertResolved, Event
 from bus.producer import Producer
 from harness.sim.server import SimConfig
+from observer.alerts.prometheus_rules import TWINS, prometheus_rules
+from observer.alerts.settings import ThresholdRule, default_rules, enrichment_rules
 from observer.calendar.phases import KST
+from observer.config.tree import load_settings
+from observer.config.workers import EnrichSettings
 from observer.kis.auth import cached_validity
-from observer.supervisor.families import disk_families
+from observer.supervisor.families import alert_families, disk_families, named_families
+from observer.supervisor.program import State
+from observer.supervisor.rules import Rules, metrics_of
 from tests.support import (
     ROOT,
     WRITER_PROGRAM,
@@ -41,6 +48,8 @@ from tests.support import (
 from tests.test_account_down import MARKET, STOCKS, TRACK_B, _publish_universe
 
 RULES = ROOT / "config" / "prometheus" / "alerts.yml"
+THRESHOLDS = ROOT / "config" / "prometheus" / "thresholds.yml"  # generated: the rules' twins
+RULE_FILES = (RULES, THRESHOLDS)
 SCRAPE = ROOT / "config" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "config" / "grafana" / "observer.json"
 # Series Prometheus makes itself for every scrape, not served by the supervisor.
@@ -61,10 +70,13 @@ def _promtool() -> str:
 
 def test_promtool_accepts_the_rules() -> None:
     done = subprocess.run(
-        [_promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60
+        [_promtool(), "check", "rules", *map(str, RULE_FILES)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"SUCCESS: \d+ rules found", done.stdout), done.stdout
+    assert len(re.findall(r"SUCCESS: \d+ rules found", done.stdout)) == 2, done.stdout
 
 
 def test_promtool_accepts_the_example_configuration() -> None:
@@ -72,7 +84,7 @@ def test_promtool_accepts_the_example_configuration() -> None:
         [_promtool(), "check", "config", str(SCRAPE)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "1 rule files found" in done.stdout  # alerts.yml, found beside it
+    assert "2 rule files found" in done.stdout  # alerts.yml and thresholds.yml, beside it
 
 
 def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
@@ -83,9 +95,17 @@ def test_promtool_rejects_a_broken_rule(tmp_path: Path) -> None:
     assert done.returncode != 0
 
 
+def _rules() -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in RULE_FILES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+    ]
+
+
 def _rule(name: str) -> dict[str, Any]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    return next(r for g in groups for r in g["rules"] if r.get("alert") == name)
+    return next(r for r in _rules() if r.get("alert") == name)
 
 
 def _quiet(at: str, name: str) -> dict[str, Any]:
@@ -145,7 +165,7 @@ def test_rules_fire_when_an_operator_must_act(tmp_path: Path) -> None:
 
 def _promtool_test(tmp_path: Path, series: dict[str, str], tests: list[dict[str, Any]]) -> None:
     cases = {
-        "rule_files": [str(RULES)],
+        "rule_files": [str(path) for path in RULE_FILES],
         "evaluation_interval": "1m",
         "tests": [
             {
@@ -387,6 +407,213 @@ def test_a_stale_heartbeat_fires_at_half_the_programs_own_timeout(tmp_path: Path
     )
 
 
+# ------------------------------------------------------------------ the threshold rules' twins
+
+
+def _default_rules() -> tuple[ThresholdRule, ...]:
+    return (*default_rules(), *enrichment_rules(EnrichSettings()))
+
+
+def test_the_thresholds_file_is_generated_from_the_default_and_shipped_rules() -> None:
+    """Regenerate it after changing a rule: `observer alerts prometheus-rules`."""
+    assert THRESHOLDS.read_text() == prometheus_rules(_default_rules())
+    shipped = load_settings(ROOT / "config" / "observer.toml")
+    rules = (*shipped.supervisor.rules, *enrichment_rules(shipped.enrich))
+    assert prometheus_rules(rules) == THRESHOLDS.read_text()
+    alerts = {r["alert"] for r in yaml.safe_load(THRESHOLDS.read_text())["groups"][0]["rules"]}
+    assert alerts == {twin.alert for twin in TWINS}
+    assert not alerts & {
+        r["alert"] for g in yaml.safe_load(RULES.read_text())["groups"] for r in g["rules"]
+    }
+    assert "Judged by the supervisor alone: context_sync_slow, universe_build_slow." in (
+        THRESHOLDS.read_text()
+    )
+
+
+def test_a_tuned_rule_tunes_its_twin(tmp_path: Path) -> None:
+    """The command reads the operator's rules: the limit and severity follow, a rule left out
+    has no twin, and one without a twin is named."""
+    config = tmp_path / "observer.toml"
+    config.write_text(
+        f'extends = "{ROOT / "config" / "observer.toml"}"\n'
+        "[supervisor]\nrules = [\n"
+        '  { code = "gap_success_low", metric = "gap_recovery.success_pct", below = 90.0,'
+        ' severity = "critical" },\n'
+        '  { code = "context_sync_slow", metric = "track_b.context_sync_s", above = 30.0 },\n'
+        "]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OBSERVER_CONFIG"}
+    done = subprocess.run(
+        [sys.executable, "-m", "observer", "alerts", "prometheus-rules", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    rules = {r["alert"]: r for r in yaml.safe_load(done.stdout)["groups"][0]["rules"]}
+    assert set(rules) == {
+        "ObserverGapRecoveryLow",
+        "ObserverEnrichmentStale",
+        "ObserverEnrichmentCoverageLow",
+    }
+    gaps = rules["ObserverGapRecoveryLow"]
+    assert gaps["expr"] == "observer_gap_recovery_success_ratio < 0.9"
+    assert gaps["labels"] == {"severity": "critical"}
+    assert gaps["annotations"]["description"].startswith("Below 90 %:")
+    assert gaps["for"] == _rule("ObserverGapRecoveryLow")["for"]
+    assert "Judged by the supervisor alone: context_sync_slow." in done.stdout
+
+
+def test_the_rules_of_one_twin_must_agree() -> None:
+    """A rule per region has one twin over every region: their limits must be the same."""
+    kr, us = enrichment_rules(EnrichSettings(regions=("KR", "US")))[1:]
+    assert prometheus_rules((kr, us)).count("- alert:") == 1
+    lower = ThresholdRule(code=us.code, metric=us.metric, below=70.0)
+    with pytest.raises(
+        ValueError, match="enrichment_coverage_low_kr and enrichment_coverage_low_us"
+    ):
+        prometheus_rules((kr, lower))
+
+
+# The default rules' figures, each breached or within its limit: KR's coverage is low, US's
+# is not; the newest enrichment run is stale only when every region's is.
+BREACHED = {
+    "gap_recovery.success_pct": 90.0,
+    "gap_recovery.queue_depth": 150.0,
+    "track_b.context_sync_s": 45.0,
+    "age_h.master_file": 50.0,
+    "enrichment.age_h.kr": 49.0,
+    "enrichment.age_h.us": 60.0,
+    "enrichment.coverage_pct.kr": 70.0,
+    "enrichment.coverage_pct.us": 90.0,
+}
+WITHIN = {
+    "gap_recovery.success_pct": 99.0,
+    "gap_recovery.queue_depth": 10.0,
+    "track_b.context_sync_s": 5.0,
+    "age_h.master_file": 1.0,
+    "enrichment.age_h.kr": 1.0,
+    "enrichment.age_h.us": 60.0,
+    "enrichment.coverage_pct.kr": 85.0,
+    "enrichment.coverage_pct.us": 90.0,
+}
+
+
+def _judged_and_served(figures: dict[str, float]) -> tuple[set[str], dict[str, float]]:
+    """The default rules the supervisor finds breached, and the series it serves, for these
+    figures (heartbeat counters, the ages and enrichment read from the database)."""
+    counters: dict[str, dict[str, float]] = {}
+    ages: dict[str, float] = {}
+    enrichment: dict[str, dict[str, float]] = {}
+    for metric, value in figures.items():
+        head, _, rest = metric.partition(".")
+        if head == "age_h":
+            ages[rest] = value
+        elif head == "enrichment":
+            figure, _, region = rest.rpartition(".")
+            enrichment.setdefault(region.upper(), {})[figure] = value
+        else:
+            counters.setdefault(head, {})[rest] = value
+    # As the readings take it: the newest run of any region (`readings.read_once`).
+    ages["enrichment"] = min(f["age_h"] for f in enrichment.values())
+    programs: dict[str, Any] = {
+        name: SimpleNamespace(name=name, state=State.RUNNING, counters=c, started_at=0.0)
+        for name, c in counters.items()
+    }
+    judged = Rules(_default_rules()).judge(metrics_of(programs.values(), ages, enrichment))
+    readings: Any = SimpleNamespace(up=1.0, alerts_open={}, ages_h=ages, enrichment=enrichment)
+    served: dict[str, float] = {}
+    for family in (*named_families(programs), *alert_families(readings)):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            served[f"{sample.name}{{{labels}}}"] = sample.value
+    return {c.rule.code for c in judged if c.breached}, served
+
+
+def test_each_twin_reads_the_figure_of_its_rule_as_the_supervisor_serves_it() -> None:
+    _, served = _judged_and_served(BREACHED)
+    assert served['observer_gap_recovery_success_ratio{program="gap_recovery"}'] == 0.9
+    assert served['observer_gap_recovery_queue_depth{program="gap_recovery"}'] == 150.0
+    assert served["observer_master_file_age_seconds{}"] == 50.0 * 3600
+    assert served['observer_enrichment_last_run_age_seconds{region="KR"}'] == 49.0 * 3600
+    assert served['observer_enrichment_coverage_percent{region="KR"}'] == 70.0
+    for twin in TWINS:  # each twin's PromQL names a metric served above
+        assert any(name.startswith(f"{metric_names(twin.expr).pop()}{{") for name in served)
+
+
+def test_a_twin_fires_where_its_rule_is_breached(tmp_path: Path) -> None:
+    """The supervisor's judgement and Prometheus' agree on the same figures, once each twin
+    has held for its `for:` (a twin without its annotations: their text is not the point)."""
+    breached, served = _judged_and_served(BREACHED)
+    assert breached == {
+        "gap_success_low",
+        "gap_queue_high",
+        "context_sync_slow",  # judged by the supervisor alone
+        "master_file_stale",
+        "enrichment_stale",
+        "enrichment_coverage_low_kr",
+    }
+    within, served_within = _judged_and_served(WITHIN)
+    assert within == set()
+    model = yaml.safe_load(THRESHOLDS.read_text())
+    for rule in model["groups"][0]["rules"]:
+        del rule["annotations"]
+    rules = tmp_path / "twins.yml"
+    rules.write_text(yaml.safe_dump(model))
+    series = [{"series": name, "values": f"{value}x20"} for name, value in served.items()]
+    quiet = [{"series": name, "values": f"{value}x20"} for name, value in served_within.items()]
+
+    def fired(name: str, **labels: str) -> dict[str, Any]:
+        return {
+            "eval_time": "11m",
+            "alertname": name,
+            "exp_alerts": [{"exp_labels": {"severity": "warning", **labels}}],
+        }
+
+    gaps = {"program": "gap_recovery"}
+    cases = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    fired("ObserverGapRecoveryLow", **gaps),
+                    fired("ObserverGapQueueHigh", **gaps),
+                    fired("ObserverMasterFileStale"),
+                    fired("ObserverEnrichmentStale"),
+                    fired("ObserverEnrichmentCoverageLow", region="KR"),
+                    # Held 5 minutes and 10: only the queue's fires at 6 minutes.
+                    {"eval_time": "6m", "alertname": "ObserverGapRecoveryLow", "exp_alerts": []},
+                    {
+                        "eval_time": "6m",
+                        "alertname": "ObserverGapQueueHigh",
+                        "exp_alerts": [{"exp_labels": {"severity": "warning", **gaps}}],
+                    },
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": quiet,
+                "alert_rule_test": [
+                    {"eval_time": "11m", "alertname": twin.alert, "exp_alerts": []}
+                    for twin in TWINS
+                ],
+            },
+        ],
+    }
+    path = tmp_path / "cases.yml"
+    path.write_text(yaml.safe_dump(cases))
+    done = subprocess.run(
+        [_promtool(), "test", "rules", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
 # ------------------------------------------------------------------ the names PromQL uses
 
 _FUNCTIONS_AND_KEYWORDS = {
@@ -448,8 +675,7 @@ def test_metric_names_finds_selectors_and_skips_labels_functions_and_variables()
 
 
 def _rule_expressions() -> list[str]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [rule["expr"] for group in groups for rule in group["rules"]]
+    return [rule["expr"] for rule in _rules()]
 
 
 def _dashboard_expressions() -> list[str]:

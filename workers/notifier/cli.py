@@ -5,7 +5,8 @@ credentials file open to others, a URL apprise does not take) before READY. ``al
 lists the alerts since a day with their state (open, acked, resolved; info alerts are
 notes) and the channels that were sent each; ``alerts --open`` without ``--since`` lists
 every open alert, whatever its age; ``alerts ack ID...`` publishes an acknowledgement
-(source ``operator``), which ends the reminders of an open critical alert.
+(source ``operator``), which ends the reminders of an open critical alert;
+``alerts prometheus-rules`` prints the Prometheus twins of the configured threshold rules.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Annotated
 import typer
 
 from bus.errors import BusError
+from observer.alerts.prometheus_rules import prometheus_rules
+from observer.alerts.settings import enrichment_rules
 from observer.calendar.clock import clock_from_env, now_utc
 from observer.calendar.phases import KST
 from observer.cli.support import (
@@ -201,3 +204,15 @@ def ack(
     finally:
         producer.close(drain_timeout=0)
     typer.echo(f"acknowledged {', '.join(ids)}")
+
+
+@alerts_app.command("prometheus-rules")
+def print_prometheus_rules(config: ConfigOption = None) -> None:
+    """Print the Prometheus twins of the threshold rules (config/prometheus/thresholds.yml)."""
+    program = "observer alerts prometheus-rules"
+    settings = settings_or_exit(program, config)
+    try:
+        text = prometheus_rules((*settings.supervisor.rules, *enrichment_rules(settings.enrich)))
+    except ValueError as exc:
+        fail(program, str(exc), 2)
+    typer.echo(text, nl=False)
