@@ -50,7 +50,11 @@ class ThresholdRule(Strict, frozen=True):
 
 
 def default_rules() -> tuple[ThresholdRule, ...]:
-    """The operation's targets: gap recovery, Track B's context sync, the jobs' times."""
+    """The operation's targets: gap recovery, Track B's context sync, the jobs' times.
+
+    Their Prometheus twins, and those of `enrichment_rules`, are generated into
+    config/prometheus/thresholds.yml (`observer.alerts.prometheus_rules`).
+    """
     return (
         ThresholdRule(code="gap_success_low", metric="gap_recovery.success_pct", below=95.0),
         ThresholdRule(code="gap_queue_high", metric="gap_recovery.queue_depth", above=100.0),
