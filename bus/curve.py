@@ -1,17 +1,11 @@
 """CURVE on tcp endpoints: key files, socket options and the writer's allow-list (ZAP).
 
-Over ``tcp://`` every bus socket is CURVE-encrypted and authenticated; there is no plaintext
-tcp. A key pair is two files in ZeroMQ's certificate format (`zmq.auth.load_certificate`
-reads them): ``<name>.key`` (public part, readable) and ``<name>.key_secret`` (both parts,
-owner-only 0600; refused if anyone else may read it). The writer is the CURVE server of
-ingest and feed; producers and feed subscribers are clients holding their own pair and the
-writer's public key.
-
-The writer admits a client only if its public key is in the allow-list (ZAP, answered by
-pyzmq's `ThreadAuthenticator`, which suits the writer's synchronous loop). ZeroMQ attaches
-the admitted key to every message as its ``User-Id``, so the writer can also check that a
-key sends only as the sources it is allowed (`ServerCurve.may_send`). Without a ZAP handler
-libzmq would accept *any* CURVE client, so the gatekeeper is started before the sockets bind.
+Over ``tcp://`` every bus socket is CURVE-encrypted and authenticated; there is no plaintext tcp.
+A key pair is ``<name>.key`` (public) and ``<name>.key_secret`` (owner-only 0600, refused
+otherwise), in ZeroMQ's certificate format. The writer is the CURVE server of ingest and feed;
+producers and subscribers are clients. The writer admits only allow-listed keys (`Gatekeeper`,
+started before any socket binds: without ZAP libzmq accepts any client) and holds each key to
+the sources it may send as (`ServerCurve.may_send`, from the message's ``User-Id``).
 """
 
 from __future__ import annotations
