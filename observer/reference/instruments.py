@@ -40,7 +40,7 @@ REGIONS = ("KR", "US", "CN", "HK", "JP", "VN")
 _CURRENCIES = {"KR": "KRW", "US": "USD", "CN": "CNY", "HK": "HKD", "JP": "JPY", "VN": "VND"}
 # KIS's exchange codes (as its overseas order APIs spell them), by each file's market code.
 # Vietnam: KIS's OVRS_EXCG_CD tables say "HASE : 베트남 하노이, VNSE : 베트남 호치민", so the
-# Hanoi file (hnx) is HASE and the Ho Chi Minh file (hsx) is VNSE (the seed had them crossed).
+# Hanoi file (hnx) is HASE and the Ho Chi Minh file (hsx) is VNSE.
 _SEED_EXCHANGES = {
     "NAS": "NASD", "NYS": "NYSE", "AMS": "AMEX", "SHS": "SHAA", "SHI": "SHAA", "SZS": "SZAA",
     "SZI": "SZAA", "TSE": "TKSE", "HKS": "SEHK", "HNX": "HASE", "HSX": "VNSE",
