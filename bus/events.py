@@ -1,11 +1,10 @@
 """The closed, tagged union of every event on the bus, and the rules that keep the wire stable.
 
-Every event is a frozen Struct declaring ``kw_only`` itself (msgspec does not inherit it) with
-an explicit string ``tag``, never reused, so renaming a class never changes the wire. New fields
-get defaults, old fields keep their types, and there is no ``forbid_unknown_fields`` (an older
-reader skips a newer field). Prices and volumes are ``int`` (KRW) or ``Decimal`` (rates,
-overseas prices), never float; instants are UTC nanoseconds (``*_ns``); trading days are
-``datetime.date`` in KST.
+Every event is a frozen Struct declaring ``kw_only`` itself (msgspec does not inherit it) with an
+explicit ``tag``, never reused, so renaming a class never changes the wire. New fields get
+defaults, old ones keep their types, and no ``forbid_unknown_fields`` (an older reader skips a
+newer field). Prices and volumes are ``int`` or ``Decimal`` (rates, overseas prices), never
+float; instants are UTC nanoseconds (``*_ns``); trading days are ``datetime.date`` in KST.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """The durable per-source outbox: an append-only log of frames, trimmed by the writer's acks.
 
 ``<dir>`` (owner-only) holds ``LOCK`` (the live producer's flock), ``ACKED`` (the highest seq the
-writer acknowledged; it may lag) and segments ``<first seq>.seg`` (format: `bus.segments`). A
-record is written whole, in one ``write``, before its frame is sent, so whatever the writer
-received survives kill -9; with ``sync`` it is sent only once fsynced, and ``ACKED`` is fsynced
-before a spent segment goes, so a power cut loses nothing the writer holds. Opening cuts a torn
-tail and refuses any other damage (`Outbox._damaged`).
+writer acknowledged; it may lag) and segments ``<first seq>.seg`` (`bus.segments`). A record is
+written whole, in one ``write``, before its frame is sent, so what the writer received survives
+kill -9; with ``sync`` it is sent only once fsynced, and ``ACKED`` is fsynced before a spent
+segment goes. Opening cuts a torn tail and refuses other damage (`Outbox._damaged`).
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """The DEALER side of the bus: durable outbox, credit window, resend until acknowledged.
 
-``send`` gives an event the next seq; a batch becomes one frame written to the outbox (fsynced
-with ``sync``) *before* it is sent. A background thread owns the socket: it sends within the
-credit (``max_in_flight`` unacknowledged events), trims the outbox on each ACK, and resends all
-that is unacknowledged after a reconnect, a resend request or an ACK timeout (doubling up to
-``max_ack_timeout_s``). Nothing is dropped: a stopped writer grows the outbox, a full volume is
-waited out, and seqs the writer asks for that the outbox has trimmed are declared lost
-(`bus.events.SeqsLost`) so that a source never asks for the same range for ever.
+``send`` gives an event the next seq; a batch becomes one frame written to the outbox *before*
+it is sent. A background thread owns the socket: it sends within the credit (``max_in_flight``),
+trims the outbox on each ACK, and resends all that is unacknowledged after a reconnect, a resend
+request or an ACK timeout. Nothing is dropped: a stopped writer grows the outbox, a full volume is
+waited out, and seqs the outbox has trimmed but the writer asks for are declared lost (`SeqsLost`).
 """
 
 from __future__ import annotations
