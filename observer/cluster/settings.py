@@ -1,10 +1,10 @@
 """Settings of the bus between hosts: tcp endpoints and their mandatory CURVE keys.
 
 ``[bus] ingest_endpoint`` and ``feed_endpoint`` are empty by default: ``ipc://`` sockets under the
-run directory, one host. Set to the writer's ``tcp://host:port`` they carry the bus between hosts,
-and a configuration with a tcp endpoint and no ``[bus.curve] key`` is refused when it is loaded
-(the keys are read when a process starts: `observer.cluster.transport`). Behind NAT,
-``ingest_bind`` and ``feed_bind`` (and ``control_bind``) name what the server binds instead.
+run directory, one host. Set to the writer's ``tcp://host:port`` (it binds, the others connect)
+they carry the bus between hosts, and a tcp endpoint without ``[bus.curve] key`` is refused when
+the configuration is loaded (keys are read at a process's start: `observer.cluster.transport`).
+Behind NAT, ``ingest_bind``, ``feed_bind`` and ``control_bind`` name what the server binds.
 """
 
 from __future__ import annotations

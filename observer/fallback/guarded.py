@@ -94,7 +94,7 @@ class GuardedSource:
         )
         self.calls = 0
         self.retries = 0
-        # the longest Retry-After waited out (the module docstring)
+        # the longest Retry-After waited out (see `profile`)
         self.max_wait_s = max(MAX_WAIT * settings.retry_delay_s, MIN_MAX_WAIT_S)
 
     def __repr__(self) -> str:

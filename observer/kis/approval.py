@@ -2,9 +2,9 @@
 
 KIS refuses a registration carrying a key it does not accept with one of `KEY_REFUSALS`. The
 cached key is still inside its reuse time, so every new session would be refused again until the
-reconnect budget is spent; instead the next session first gets a new key (`KeyRenewal.renew`).
-A key still refused after the renewal is not renewed again: the episode ends with a connection
-on which KIS took the key. Only digests of keys are kept, and nothing about a key is logged.
+reconnect budget is spent; instead the next session first gets a new key (`KeyRenewal.renew`). A
+key refused after its renewal is left to the stream's backoff and budget, until a connection on
+which KIS took the key and refused none ends the episode.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 
 class KeyRenewal:
     """The approval-key refusals of one stream's sessions, and their one renewal.
+
+    Only digests of keys are kept, and nothing about a key is logged.
 
     Parameters
     ----------

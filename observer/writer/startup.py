@@ -43,8 +43,10 @@ def open_store(
 
     None if ``stop`` is set while the server does not answer. Raises `WriterLocked` and
     `StoreError` (see the module). READY goes out at the first failure, so the supervisor's
-    ready timeout does not end the wait; the programs that depend on the writer start once it
-    serves (a READY without ``failing_s``), and running producers keep their events meanwhile.
+    ready timeout does not end the wait, and the heartbeats carry ``failing_s`` (``observer
+    ctl status`` unhealthy; the rule ``ObserverProgramFailingItsWork`` after a minute). The
+    programs that depend on the writer start once it serves (a READY without ``failing_s``),
+    and running producers keep their events meanwhile.
     """
     retries = ReadRetries(_RETRY_INITIAL_S, _RETRY_MAX_S)
 
