@@ -1,14 +1,9 @@
 r"""Capture files: bus frames exactly as on the wire, with checksums, for replay and fixtures.
 
-Layout::
-
-    b"OBSCAP1\\n"                         magic
-    <u32 length><msgpack CaptureHeader>   header
-    <u32 length><u32 crc32><frame> ...    frames, each a msgpack array of envelopes
-
-A capture is append-only; a writer killed mid-frame leaves a torn tail, which readers refuse
-unless asked to stop cleanly before it. A write the system refuses (a full volume) leaves no
-torn tail: `CaptureWriter` cuts the file back to its last whole frame.
+A capture is ``b"OBSCAP1\\n"``, ``<u32 length><msgpack CaptureHeader>``, then frames as
+``<u32 length><u32 crc32><frame>`` (each a msgpack array of envelopes). It is append-only: a
+writer killed mid-frame leaves a torn tail, which `CaptureReader` refuses unless told to stop
+before it; a write the system refuses leaves none (`CaptureWriter`).
 """
 
 from __future__ import annotations

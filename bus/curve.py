@@ -1,17 +1,10 @@
 """CURVE on tcp endpoints: key files, socket options and the writer's allow-list (ZAP).
 
-Over ``tcp://`` every bus socket is CURVE-encrypted and authenticated; there is no plaintext
-tcp. A key pair is two files in ZeroMQ's certificate format (`zmq.auth.load_certificate`
-reads them): ``<name>.key`` (public part, readable) and ``<name>.key_secret`` (both parts,
-owner-only 0600; refused if anyone else may read it). The writer is the CURVE server of
-ingest and feed; producers and feed subscribers are clients holding their own pair and the
-writer's public key.
-
-The writer admits a client only if its public key is in the allow-list (ZAP, answered by
-pyzmq's `ThreadAuthenticator`, which suits the writer's synchronous loop). ZeroMQ attaches
-the admitted key to every message as its ``User-Id``, so the writer can also check that a
-key sends only as the sources it is allowed (`ServerCurve.may_send`). Without a ZAP handler
-libzmq would accept *any* CURVE client, so the gatekeeper is started before the sockets bind.
+Over ``tcp://`` every bus socket is CURVE-encrypted and authenticated. A key pair is
+``<name>.key`` (public) and ``<name>.key_secret`` (owner-only 0600, refused otherwise). The
+writer is the CURVE server of ingest and feed: it admits only allow-listed keys (`Gatekeeper`,
+started before any socket binds: without ZAP libzmq accepts any client) and holds each key to
+the sources it may send as (`ServerCurve.may_send`, from the message's ``User-Id``).
 """
 
 from __future__ import annotations
@@ -73,6 +66,8 @@ def _certificate(public: bytes, secret: bytes | None) -> str:
 
 def generate_key_pair(keys_dir: Path, name: str) -> tuple[Path, Path]:
     """Write a new key pair ``<name>.key`` / ``<name>.key_secret``; return both paths.
+
+    Both are in ZeroMQ's certificate format (`zmq.auth.load_certificate` reads them).
 
     The secret file is created owner-only (0600) before anything is written into it, and an
     existing pair is never overwritten (`KeyFileError`): replacing a key is a deliberate act.

@@ -1,18 +1,10 @@
-"""Exceptions raised by the bus.
+"""Exceptions raised by the bus (each class says when); `observer.errors` re-exports them.
 
-``bus`` imports nothing from ``observer``, so its tree has its own root; ``observer.errors``
-re-exports it as part of the product's exception tree::
+::
 
     BusError
-    ├── FrameError          undecodable bytes where a frame was expected
-    ├── EventError          an event that cannot travel: unencodable, or larger than a frame
-    ├── CaptureError        a capture file that is not one, or is damaged
-    ├── LockHeld            another process holds a single-instance lock
-    ├── KeyFileError        a CURVE key file that is missing, malformed or not owner-only
-    └── OutboxError         the durable outbox cannot be used
-        ├── OutboxLocked    another process holds the outbox of this source
-        ├── OutboxFull      no room on the outbox's volume: nothing was written
-        └── OutboxBehindWriter  the writer has committed seqs this outbox never wrote
+    ├── FrameError, EventError, CaptureError, LockHeld, KeyFileError
+    └── OutboxError → OutboxLocked, OutboxFull, OutboxBehindWriter
 """
 
 from __future__ import annotations

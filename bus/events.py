@@ -1,14 +1,10 @@
-"""The closed, tagged union of every event on the bus.
+"""The closed, tagged union of every event on the bus, and the rules that keep the wire stable.
 
-Rules that keep the wire stable (msgspec schema evolution):
-
-* every event is a frozen, keyword-only Struct with an explicit string ``tag``; renaming a
-  class never changes the wire, and a tag is never reused. msgspec does not pass
-  ``kw_only`` on to subclasses: each class declares it (a test holds every one to it);
-* new fields get defaults, old fields keep their types;
-* no ``forbid_unknown_fields``: an older reader skips a newer field;
-* prices and volumes are ``int`` (KRW) or ``Decimal`` (rates, overseas prices), never float;
-* instants are UTC nanoseconds (``*_ns``); trading days are ``datetime.date`` in KST.
+Every event is a frozen Struct declaring ``kw_only`` itself (msgspec does not inherit it) with an
+explicit ``tag``, never reused, so renaming a class never changes the wire. New fields get
+defaults, old ones keep their types, and no ``forbid_unknown_fields`` (an older reader skips a
+newer field). Prices and volumes are ``int`` or ``Decimal`` (rates, overseas prices), never
+float; instants are UTC nanoseconds (``*_ns``); trading days are ``datetime.date`` in KST.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
 """The feed: PUB/SUB of committed events, with dotted topics.
 
-A feed message is two frames ``[topic, frame]``; the frame holds the envelopes of one topic
-from one commit, in commit order. Topics run from
-general to specific (``trade_tick.005930``) so a subscriber filters by prefix without decoding.
-PUB drops at its high-water mark, so every consumer rebuilds its state from the database first
-and then follows the feed.
+A feed message is two frames ``[topic, frame]``; the frame holds the envelopes of one topic from
+one commit, in commit order. Topics run from general to specific (``trade_tick.005930``) so a
+subscriber filters by prefix without decoding. PUB drops at its high-water mark, so every
+consumer rebuilds its state from the database first and then follows the feed.
 """
 
 from __future__ import annotations

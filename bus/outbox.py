@@ -1,31 +1,10 @@
 """The durable per-source outbox: an append-only log of frames, trimmed by the writer's acks.
 
-Layout of ``<dir>`` (owner-only)::
-
-    LOCK                     flock held by the one live producer of this source
-    ACKED                    8 bytes: highest seq the writer acknowledged (may lag; with
-                             ``sync``, never below a seq whose segment was deleted)
-    00000000000000000001.seg segments, named by the first seq they hold
-    ...
-
-A segment is a run of records ``<length u32><crc32 u32><first_seq u64><last_seq u64><frame>``.
-A record is written with one ``write`` before its frame is sent, so whatever the writer ever
-received is on disk. Opening the outbox recovers from kill -9: a torn record at the tail is cut
-off (it was never sent, so its seqs are free to be assigned again) and the next seq continues
-after the last whole record. A record counts as torn only when nothing whole follows it: a
-damaged record with a whole one after it (a bad sector or a bit flip, not an interrupted
-write) is refused like damage anywhere else, never skipped or cut, because the records after
-it may have been sent already. So is a whole record out of seq order, and a segment that does
-not end where the next one starts. A write that
-fails (a full volume: `OutboxFull`) is cut off at once, so the segment never holds a torn
-record between whole ones, and the same frame can be written again once there is room.
-
-With ``sync`` (the default of ``[bus] fsync``) a record is sent only once it is on the disk,
-not only in the page cache: the producer's socket thread takes a `SyncPoint` (every record
-written so far), fsyncs it outside the producer's lock, one fsync for however many records
-were written meanwhile, and only then sends them (`sendable`). A power cut then never leaves
-the writer holding a seq the outbox lost, and `ACKED` is fsynced before a spent segment is
-deleted, so after the cut the outbox still knows how far the writer had acknowledged.
+``<dir>`` (owner-only) holds ``LOCK`` (the live producer's flock), ``ACKED`` (the highest seq the
+writer acknowledged; it may lag) and segments ``<first seq>.seg`` (`bus.segments`). A record is
+written whole, in one ``write``, before its frame is sent, so what the writer received survives
+kill -9; with ``sync`` it is sent only once fsynced, and ``ACKED`` is fsynced before a spent
+segment goes. Opening cuts a torn tail and refuses other damage (`Outbox._damaged`).
 """
 
 from __future__ import annotations
@@ -387,7 +366,13 @@ class Outbox:
         *,
         last_segment: bool,
     ) -> None:
-        """Log and allow the cut of a torn tail; raise `OutboxError` for any other damage."""
+        """Log and allow the cut of a torn tail; raise `OutboxError` for any other damage.
+
+        A torn tail ends the last segment with nothing whole after it: an interrupted write,
+        never sent, so its seqs are assigned again. A damaged record with a whole one after it
+        (a bad sector, a bit flip) or a whole record out of seq order may have been sent
+        already: it is never skipped or cut.
+        """
         where = f"outbox {path} is damaged at byte {offset} ({problem})"
         advice = damage_advice(path, offset, expected)
         if not last_segment:

@@ -1,30 +1,10 @@
 """The DEALER side of the bus: durable outbox, credit window, resend until acknowledged.
 
-``send`` stamps an event with the next seq and buffers it; a batch becomes one frame that is
-written to the outbox *before* it is sent, so any seq the writer can ever see is on disk and
-survives kill -9. A background thread owns the socket: it sends frames while fewer than
-``max_in_flight`` events are unacknowledged (the credit), trims the outbox on each ACK, and
-sends everything unacknowledged again after a reconnect, a resend request from the writer, or
-an ACK timeout (doubling up to ``max_ack_timeout_s`` while the writer stays silent). A stopped
-writer therefore makes the outbox grow on disk; nothing is ever dropped.
-
-With ``sync`` a frame is sent only once it is fsynced (`bus.outbox.SyncPoint`: one fsync,
-outside the lock, for every frame written since the last), so a power cut never leaves the
-writer with a seq the outbox lost.
-
-If the writer asks for seqs the outbox no longer holds (its database lost events it had
-acknowledged: restored from a backup, or a power cut under ``fsync = false``), the producer
-sends again what its segments still hold and declares the rest lost (`bus.events.SeqsLost`,
-logged as critical here; kept and alerted by the writer), then goes on: a source never asks
-for the same range for ever.
-
-A full outbox volume (`OutboxFull`) is waited out, not fatal: the frame being gathered stays
-in memory and its write is tried again on every tick, so events already given seqs are kept.
-Only an event that would need a second frame in memory is refused: `send` raises
-`OutboxFull` without using a seq, a clear failure for the worker (the supervisor restarts it
-with backoff) instead of a torn outbox or unbounded memory. ``watch`` (the free-space watch
-of the outbox's volume, `observer.process.disk`) is called on every tick; the alerts it returns are
-sent like any event, well before the volume is full.
+``send`` gives an event the next seq; a batch becomes one frame written to the outbox *before*
+it is sent. A background thread owns the socket: it sends within the credit (``max_in_flight``),
+trims the outbox on each ACK, and resends all that is unacknowledged after a reconnect, a resend
+request or an ACK timeout. Nothing is dropped: a stopped writer grows the outbox, a full volume is
+waited out, and seqs the outbox has trimmed but the writer asks for are declared lost (`SeqsLost`).
 """
 
 from __future__ import annotations
@@ -260,6 +240,9 @@ class Producer:
             The event cannot travel (a value msgpack cannot encode, a value of another type
             than its field's, which the writer would not decode, or more bytes than a frame
             may hold); no seq is used and nothing already sent is affected.
+        OutboxFull
+            The outbox's volume is full and this event would need a second frame in memory;
+            no seq is used. Events already given seqs wait in memory for room.
         """
         if self._scrub is not None:
             event = self._scrub(event)
@@ -580,7 +563,8 @@ class Producer:
         Built once per range, so that a resend carries the same bytes (the writer checks a
         repeated seq against what it committed), and sent again only when the writer asks
         (``asked``) or its ack times out, like any record: never on a plain ack still below
-        it, which the frames in flight behind the hole bring.
+        it, which the frames in flight behind the hole bring. Logged as critical here; the
+        writer keeps the declaration and alerts.
         """
         if self._declared is not None and self._declared[:2] == (first, last):
             if asked and self._declaration_sent:

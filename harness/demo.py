@@ -87,9 +87,9 @@ ETF_DAILY_AT = "15:38"
 # listing change). At 06:20 a load may take about 17 wall seconds (it starts about 3 s after
 # 04:55); enrich's 06:30 run waits for the check (`after`).
 MASTER_CHECK_AT = "06:20"
-# The first load backfills the weekly repair's 20 sessions, not the shipped 250. The simulator
-# now draws past sessions in blocks (a quarter of the CPU, `observer bench etf-series`), but a
-# 250-session first load of 1,000 ETFs (7,000 calls, 249,000 rows) took 368.5 wall seconds
+# The first load backfills the weekly repair's 20 sessions, not the shipped 250: even with the
+# simulator drawing past sessions in blocks (a quarter of the CPU, `observer bench etf-series`),
+# a 250-session first load of 1,000 ETFs (7,000 calls, 249,000 rows) took 368.5 wall seconds
 # here with the machine's load average at 14-17, over the 240 s the demo waits after its day.
 ETF_BACKFILL_SESSIONS = 20
 # Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily

@@ -1,12 +1,10 @@
 """A synthetic producer process for benchmarks and chaos tests.
 
-``python -m harness.loadgen --source S [--endpoint E --outbox DIR] --events N [--rate R]``
-sends N trade ticks as source S (continuing after whatever its outbox already assigned),
-waits until the writer acknowledged all of them, prints one JSON line and exits 0. With
-``--events 0`` it sends until SIGTERM, then drains the same way: a supervised test worker
-(READY and heartbeats included) whose every event must reach the database. ``--print-acks``
-prints ``acked N`` each time the writer's acknowledgement grows (the power-cut test's record
-of what was acknowledged before the cut).
+``python -m harness.loadgen --source S --events N`` sends N trade ticks as source S (after
+whatever its outbox already assigned), waits until the writer acknowledged all of them, prints one
+JSON line and exits 0. With ``--events 0`` it sends until SIGTERM, then drains: a supervised
+worker whose every event must reach the database. ``--print-acks`` prints ``acked N`` as the
+writer's acknowledgement grows (the power-cut test's record).
 """
 
 from __future__ import annotations

@@ -1,42 +1,19 @@
 """The product's exception tree; foreign exceptions are re-raised as these at the boundary.
 
-::
+Retryability is the class attribute ``retryable``, never worked out from message text, and
+exceptions carry codes and tr_ids, never credentials. Each class says when it is raised::
 
     ObserverError
-    ├── ConfigError        bad or missing configuration (names the path)
-    ├── StoreError         the database cannot be reached, read or written
-    ├── WriterLocked       another writer already serves this database or endpoint
-    ├── ArchiveError       a day archive that could not be written or does not match
-    ├── BackupError        a backup that could not be made, verified or restored
-    ├── WaitFailed         a process or condition we waited for did not come in time
-    ├── KisError           anything that went wrong talking to KIS
-    │   ├── KisApiError(msg_cd, msg1, tr_id, status)   KIS answered with an error code
-    │   │   ├── KisRateLimited      EGW00201: too many calls per second (retryable)
-    │   │   ├── KisServerError      temporary gateway/server errors, 5xx (retryable)
-    │   │   ├── KisAuthError        token invalid, missing or expired (refresh, then retry once)
-    │   │   └── KisTokenThrottled   EGW00133: a token was issued less than a minute ago
-    │   ├── KisTransportError       timeouts, refused or dropped connections (retryable)
-    │   ├── KisProtocolError        an answer or frame that does not parse
-    │   ├── MasterFileError         a master file that is truncated, mis-encoded or unsafe
-    │   └── KisPaperRefused         a real-only TR asked of a paper account (never sent)
-    └── KrxError           anything that went wrong talking to the KRX data portal
-        ├── KrxLoginError(code)     the login was refused (``_error_code`` other than CD001)
-        ├── KrxLoggedOut            HTTP 400 ``LOGOUT``: no session, or it expired or was killed
-        ├── KrxServerError          5xx from the portal (retryable)
-        ├── KrxTransportError       timeouts, refused or dropped connections (retryable)
-        └── KrxProtocolError        an answer that is not the portal's JSON
-    └── FallbackError      anything that went wrong asking the fallback sector source
-        ├── FallbackRateLimited     HTTP 429 (retryable; ``retry_after_s`` when it says)
-        ├── FallbackServerError     5xx (retryable)
-        ├── FallbackTransportError  timeouts, refused or dropped connections (retryable)
-        ├── FallbackProtocolError   an answer that is not quoteSummary JSON
-        └── BreakerOpen             too many failures in a row: calls wait for the next run
-    BusError (bus.errors; the bus imports nothing from observer)
-    ├── FrameError, CaptureError
-    └── OutboxError → OutboxLocked, OutboxBehindWriter
-
-Retryability is the class attribute ``retryable``, never worked out from message text.
-Exceptions carry codes and tr_ids, never credentials.
+    ├── ConfigError, StoreError (→ NoDatabase), WriterLocked, ArchiveError, BackupError, WaitFailed
+    ├── KisError
+    │   ├── KisTransportError, KisProtocolError, MasterFileError, KisPaperRefused
+    │   └── KisApiError(msg_cd, msg1, tr_id, status)
+    │       └── KisRateLimited, KisServerError, KisAuthError, KisTokenThrottled
+    ├── KrxError → KrxLoginError(code), KrxLoggedOut, KrxServerError, KrxTransportError,
+    │              KrxProtocolError
+    └── FallbackError → FallbackRateLimited, FallbackServerError, FallbackTransportError,
+                        FallbackProtocolError, BreakerOpen
+    BusError and its subclasses (`bus.errors`; the bus imports nothing from observer)
 """
 
 from __future__ import annotations

@@ -154,8 +154,8 @@ async def earlier_run_stored(
     events must be in. It beats meanwhile, ``failing_s`` the wall seconds waited (the
     writer is out, or behind). True once they are stored; False if ``stop`` is set first,
     or, with ``within_s``, once that many wall seconds have passed. Without it the wait
-    has no end: a process that exited instead was started again by its supervisor about
-    every minute, and waited again.
+    has no end: a process that exited instead would be started again by its supervisor
+    about every minute, only to wait again.
     """
     through = producer.last_seq  # the earlier run's, and whatever this one sent since
     started = time.monotonic()

@@ -1,32 +1,10 @@
 """``observer bench bus``: the bus and writer against raw baselines measured in the same run.
 
-Paths measured:
-
-* **bus**: P producer processes (durable outbox, credits, acks) -> one writer process ->
-  database; events/s from the first send to the last ack (the producers' own clocks: their
-  interpreters' start is not timed), with the database audited after.
-* **latency**: one producer at a fixed rate; produce-to-feed latency (the feed is published
-  right after commit) from the envelope's ``ts`` to its arrival on a feed subscriber.
-* **baselines**: a bare pyzmq+msgspec PUSH/PULL loop (same events, same processes count,
-  timed once every sender is up), and bare storage: ``executemany`` into SQLite or ``COPY``
-  into PostgreSQL of the same rows, into the same ``trade_ticks`` table (its keys and
-  indexes), 20,000 rows per transaction as the writer's ``batch_events``.
-* **writer alone**: the writer's decode-and-commit path on frames encoded beforehand, in
-  this process, into the same database (`harness.bench.writer_alone`): what bounds a store
-  host whose producers run elsewhere.
-* **machine bound**: the CPU time every process of the throughput run spent on it (the
-  writer, the producers, and PostgreSQL's server processes for the bench's database,
-  `ServerCpu`) per event; this machine's cores
-  cannot carry more than ``cores / that`` events/s, whatever the bus does. The raw store's
-  client and server CPU are measured the same way, so the report says when the bus's work
-  per event, not its design, keeps it under a share of the raw store on this machine.
-* **tcp** (``--endpoint tcp``): the bus and latency runs again, in the same run and the same
-  database (new sources), with the writer on a loopback tcp port and CURVE keys as between
-  hosts; reported beside the ipc figures with their ratio.
-
-Everything runs as ``[bus] fsync`` says (``--fsync``, the default, or ``--no-fsync``): the
-writer's commits, the producers' outboxes and the raw SQLite store all flush to the disk, or
-none does, so the ratios compare like with like and two runs show what durability costs.
+Throughput (producer processes -> one writer -> the database, audited after) and produce-to-feed
+latency, over ipc and, with ``--endpoint tcp``, over loopback tcp with CURVE; against a bare
+pyzmq+msgspec loop, bare storage of the same rows, the writer alone and this machine's CPU bound
+(`run_bus_bench`). Everything runs as ``[bus] fsync`` says (``--fsync`` or ``--no-fsync``), so
+the ratios compare like with like and two runs show what durability costs.
 """
 
 from __future__ import annotations
@@ -548,8 +526,8 @@ def _finish(
 def check_options(events: int, producers: int, db: str, rate: int, endpoint: str) -> None:
     """Raise `ConfigError` (one line, exit 2) for an option no run can use.
 
-    Checked before anything runs: ``--db postgresql`` was refused only after the transport
-    baseline, with a traceback.
+    Checked before anything runs, so that a bad option costs no baseline run and shows no
+    traceback.
     """
     if db not in ("sqlite", "postgres"):
         raise ConfigError(f"--db must be sqlite or postgres, not {db!r}")
@@ -569,7 +547,27 @@ def run_bus_bench(
     latency_s: float = 5.0,
     fsync: bool = True,
 ) -> BusBenchReport:
-    """Run baselines, the throughput run and the latency run (also over tcp); audit."""
+    """Run baselines, the throughput run and the latency run (also over tcp); audit.
+
+    * **bus**: ``producers`` processes (durable outbox, credits, acks) -> one writer process
+      -> database; events/s from the first send to the last ack (the producers' own clocks:
+      their interpreters' start is not timed), with the database audited after.
+    * **latency**: one producer at ``rate``; from the envelope's ``ts`` to its arrival on a
+      feed subscriber (the feed is published right after commit).
+    * **baselines**: a bare pyzmq+msgspec PUSH/PULL loop (same events, same processes count,
+      timed once every sender is up), and ``executemany`` into SQLite or ``COPY`` into
+      PostgreSQL of the same rows, into the same ``trade_ticks`` table, 20,000 rows per
+      transaction as the writer's ``batch_events``.
+    * **writer alone**: the writer's decode-and-commit path on frames encoded beforehand
+      (`harness.bench.writer_alone`): what bounds a store host whose producers run elsewhere.
+    * **machine bound**: the CPU time every process of the throughput run spent (the writer,
+      the producers, PostgreSQL's server processes for the bench's database: `ServerCpu`)
+      per event; this machine's cores cannot carry more than ``cores / that`` events/s. The
+      raw store's CPU is measured the same way, so the report says when the bus's work per
+      event, not its design, keeps it under a share of the raw store.
+    * **tcp** (``endpoint="tcp"``): the bus and latency runs again, in the same database (new
+      sources), with the writer on a loopback tcp port and CURVE keys as between hosts.
+    """
     check_options(events, producers, db, rate, endpoint)
     report = BusBenchReport(
         db=db,

@@ -1,17 +1,9 @@
 """``observer bench enrich``: a forced enrichment run against its rate-limit bound.
 
-The simulator runs in its own process at real speed; its fallback sector source (the
-quoteSummary endpoint) limits each client to ``fallback_rate`` calls/s over a 5 s sliding
-window and its gateway each app key to ``rate`` calls/s. The stocks are the simulator's
-overseas master files (US, CN, HK, JP, VN), fetched from it and read by the master-file
-job's own code, with nothing stored yet (a first run, forced): the first ``stocks`` of
-each region in the database's order, or all of them.
-
-The run (`workers.enrich.run`: the cross-check, then every region at once) is timed and
-compared with the bound the two limiters set for the calls it actually made:
-``max(fallback calls / fallback rate, KIS calls / (accounts x rate x the jobs' share))``:
-the KIS tier's lookups go round every account (`workers.enrich.run.kis_tier`). The limits,
-not this machine, are what the run should wait for (target <= 1.05).
+A first, forced `workers.enrich.run` over the simulator's overseas masters (the simulator at real
+speed, in its own process) is timed against the bound its two limiters set for the calls it made:
+``max(fallback calls / fallback rate, KIS calls / (accounts x rate x the jobs' share))``. The
+limits, not this machine, are what the run should wait for (target <= 1.05).
 """
 
 from __future__ import annotations
@@ -169,7 +161,10 @@ def bench_enrich(stocks: int, rate: int, accounts: int, fallback_rate: float) ->
 
     ``stocks``: the first N of each region (0: all); ``rate``: each account's KIS calls/s
     (the gateway's limit too); ``fallback_rate``: the fallback source's calls/s, the
-    simulator's limit and the client's alike.
+    simulator's limit and the client's alike (over a 5 s sliding window). The stocks (US,
+    CN, HK, JP, VN) are fetched from the simulator and read by the master-file job's own code,
+    with nothing stored yet; the run does the cross-check, then every region at once, the KIS
+    tier's lookups going round every account (`workers.enrich.run.kis_tier`).
     """
     with (
         simulator_process(rate, CLOCK, fallback_per_second=fallback_rate) as (rest, clock),

@@ -1,11 +1,9 @@
 """``observer bench etf``: the ETF daily run against the rate-limit bound N / rate.
 
-The simulator runs in its own process at real speed, after the close, with KIS's per-app-key
-window; each account's budget is ``rate`` calls/s and the run uses ``[etf] share_of``'s
-share (Track A's, 0.55, after the close). The run over N ETFs (one FHPST02400000 each, plus
-KRX's all-ETF table) is timed and its KIS part compared with N / (accounts x rate x share):
-the rate limit, not this machine, is what it should wait for (target <= 1.05). The KRX
-table gives every ETF's NAV and net assets in one call, where KIS needs one call per ETF.
+The run over N ETFs after the close (one FHPST02400000 each, plus KRX's all-ETF table, which gives
+every NAV in one call) against the simulator at real speed is timed, its KIS part against N /
+(accounts x rate x ``[etf] share_of``'s share): the rate limit, not this machine, is what it
+should wait for (target <= 1.05).
 """
 
 from __future__ import annotations
@@ -75,7 +73,11 @@ async def _run(settings: Settings, clock: Clock, symbols: list[str]) -> dict[str
 
 
 def bench_daily(count: int, rate: int, accounts: int) -> dict[str, Any]:
-    """One daily run against a fresh simulator; the report as one object."""
+    """One daily run against a fresh simulator; the report as one object.
+
+    The run takes ``[etf] share_of``'s share of each account's ``rate`` (Track A's, 0.55,
+    after the close).
+    """
     with simulator_process(rate, CLOCK) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             kis=simulator_kis(rest, tmp, rate, accounts),

@@ -1,15 +1,10 @@
 """``observer bench etf-series``: the simulator serving a year of ETF daily rows.
 
 A first load asks, for every ETF, 250 sessions of NAV series (FHPST02440200) and 52 weeks of
-daily chart (FHKST03010100). Both are answered from the day's bars, which the simulator
-draws from each session's minute path. The bench serves both series for N ETFs, through
-the simulator's own answers, in two ways on fresh markets of the same seed, in one run:
-
-* ``batched`` (what the simulator does): sessions drawn in blocks and their bars kept;
-* ``per_day`` (the baseline, as before): one minute path per (ETF, session), built alone.
-
-It prints each one's wall and CPU seconds and the ratio, and checks that the answers are
-identical (the batch changes the cost, never the market).
+daily chart (FHKST03010100), both answered from bars the simulator draws from each session's
+minute path. The bench serves them for N ETFs ``batched`` (sessions drawn in blocks, as the
+simulator does) and ``per_day`` (the baseline: one path per ETF and session, built alone), on
+fresh markets of the same seed; it prints both costs and checks the answers are identical.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
 """``observer bench kis``: the frame parser and the REST client's pacing, against baselines.
 
-* **parser**: records/s of `parse_frame` (envelope and records) and of a stream's decoding
-  of frames into `TradeTick` events (`RealtimeDecoder.decode`), against a bare ``str.split``
-  of the same frames, measured in the same run.
-* **rest**: the client against the simulator on loopback with a per-app-key limit; the
-  achieved request rate as a fraction of the configured limit, and how many EGW00201
-  answers the simulator had to give.
-* **client CPU**: this process's CPU per `KisClient.current_price` without a limit, against
-  a bare aiohttp GET of the same request (same headers, same simulator, same calls in
-  flight), alternated so that both meet the same load. The simulator runs in its own
-  process, so only the client's side is counted.
+Parsing (records/s of `parse_frame` and of a stream's decoding into `TradeTick` events, against a
+bare ``str.split`` of the same frames), pacing (the client's achieved rate against the
+simulator's per-app-key limit, and the EGW00201 answers it drew) and the client's CPU per call
+against a bare aiohttp GET (`run_kis_bench`).
 """
 
 from __future__ import annotations
@@ -212,6 +206,10 @@ def run_kis_bench(
 
     The client is configured one call/s under the gateway's limit (as python-kis does):
     its pacing is exact, but arrival times jitter across the server's one-second windows.
+    The client's CPU is this process's per `KisClient.current_price` without a limit, against
+    a bare aiohttp GET of the same request (same headers, same simulator, same calls in
+    flight), alternated so that both meet the same load; the simulator runs in its own
+    process, so only the client's side is counted.
     """
     report = KisBenchReport(rest_limit=limit, rest_requests=requests)
     data = _frames(frames, per_frame)

@@ -1,13 +1,9 @@
 """``observer bench master-file``: parse and diff all fourteen master files; ``tickers("US")``.
 
-The simulator's masters for two consecutive sessions (the second with new, removed and
-renamed listings) and a scratch SQLite database holding the first session's instruments.
-
-* **parse + diff**: unzip, parse and diff every file of the second session against the
-  database, against a raw baseline in the same run (unzip, cp949 decode, split into
-  fields, and a bare ``sqlite3`` read of the same instruments).
-* **tickers("US")**: the query API for every active US stock, against a bare ``sqlite3``
-  fetch of the same rows.
+On the simulator's masters for two consecutive sessions (the second with new, removed and renamed
+listings) and a SQLite database of the first: parsing and diffing every file against a raw unzip,
+cp949 decode, split and ``sqlite3`` read, and ``tickers("US")`` against a bare ``sqlite3`` fetch
+of the same rows.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """``observer bench store``: the writer's commit path on PostgreSQL with a month of ticks stored.
 
-Two scratch databases on the same server, both migrated (day partitions): one empty, one
-preloaded with ``preload`` ticks spread over the trading days before today (``per_day`` a
-day, written with ``generate_series`` straight into the day partitions, not through the
-bus). The writer's commit path (`Store.apply`: decode, rows, ``COPY``, marks and digests in
-one transaction, batches of 20,000 events as the writer takes them) runs on both in turns,
-``rounds`` times each, with today's ticks; the ratio full / empty is the figure. Then, on
-the full database: one day archived to Parquet, that day pruned by the writer's pruner (the
-pause it costs the writer), and ``observer db backup`` (``pg_dump -Fc`` and its
-verification by restoring it).
+The writer's commit path (`Store.apply`, batches of 20,000 events) runs in turns on two scratch
+databases of the same server, one empty and one preloaded with ``preload`` ticks over the days
+before today; the ratio full / empty is the figure. Then, on the full one: a day archived, that
+day pruned by the writer's pruner (the pause it costs), and ``observer db backup``
+(`run_store_bench`).
 """
 
 from __future__ import annotations
@@ -107,6 +103,11 @@ def run_store_bench(
     preload: int, events: int, per_day: int, rounds: int, backup: bool = True, plain: bool = False
 ) -> StoreBenchReport:
     """Preload, measure the commit path in turns, archive, prune and back up; see the module.
+
+    Both databases are migrated (day partitions); the preload, ``per_day`` ticks a day, is
+    written with ``generate_series`` straight into the day partitions, not through the bus.
+    Each of ``rounds`` turns commits today's ticks (decode, rows, ``COPY``, marks and digests
+    in one transaction). The backup is ``pg_dump -Fc`` and its verification by restoring it.
 
     With ``plain`` the preloaded database stays at the schema before partitioning (0012):
     the same runs against one unpartitioned table, for comparison (no archive, prune or

@@ -1,20 +1,10 @@
 """``observer bench supervisor``: restart and crash-detection times, against raw baselines.
 
-A real ``observer supervise`` runs, in a temporary folder, one loadgen worker and every
-program of the configuration (``config/observer.toml``, or ``$OBSERVER_CONFIG``) as it is
-configured there, less its schedule: the writer, the session workers (the clock is set to
-the warmup phase of a session day, so they are in phase and wait for the market), the
-daemons and the jobs.
-
-* **restart**: ``restart load`` through the control socket, command to READY, against the
-  raw cost of starting the same worker module (``python -c "import harness.loadgen"``).
-* **programs**: ``restart NAME`` of each daemon and session worker, and ``run NAME`` of each
-  job (then ``stop NAME``), command to READY, against a bare interpreter start
-  (``python -c pass``); and ``observer ctl restart`` of a worker, end to end, as a user
-  runs it. KIS points at a closed port: what a program does after READY fails, quickly.
-* **kill**: SIGKILL of the worker; detection is the supervisor's ``exited`` lifecycle event
-  time minus the kill time, respawn the ``ready`` event; the baseline is a parent's own
-  ``waitpid`` on a child killed the same way.
+A real ``observer supervise`` runs, in a temporary folder, one loadgen worker and every program
+of the configuration less its schedule, its clock at a session day's warmup (so the session
+workers are in phase). It times restarts and job runs to READY against a bare interpreter's
+start, and a SIGKILL's detection and respawn against a parent's own ``waitpid``
+(`run_supervisor_bench`).
 """
 
 from __future__ import annotations
@@ -224,7 +214,18 @@ def run_supervisor_bench(
     """Measure ``rounds`` restarts and kills against a real supervisor.
 
     Each restart is timed once every program has been up ``settle_s`` seconds. Every
-    configured program runs; with ``only``, the writer and those programs are timed.
+    configured program runs (``config/observer.toml``, or ``$OBSERVER_CONFIG``); with
+    ``only``, the writer and those programs are timed.
+
+    * **restart**: ``restart load`` through the control socket, command to READY, against
+      the raw cost of starting the same worker module (``python -c "import harness.loadgen"``).
+    * **programs**: ``restart NAME`` of each daemon and session worker, and ``run NAME`` of
+      each job (then ``stop NAME``), command to READY, against a bare interpreter start
+      (``python -c pass``); and ``observer ctl restart`` of a worker, end to end, as a user
+      runs it. KIS points at a closed port: what a program does after READY fails, quickly.
+    * **kill**: SIGKILL of the worker; detection is the supervisor's ``exited`` lifecycle
+      event time minus the kill time, respawn the ``ready`` event; the baseline is a
+      parent's own ``waitpid`` on a child killed the same way.
     """
     configured = load_settings(default_config_path())
     timed = _timed(configured, only)

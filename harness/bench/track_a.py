@@ -1,11 +1,9 @@
 """``observer bench track-a``: cycle duration against the rate-limit bound N / rate.
 
-The simulator runs in its own process at real speed with KIS's per-app-key window; each
-account's budget is ``rate`` calls/s and Track A uses its configured share. For every size
-N, one cycle over N symbols of the simulated market is timed (wall clock) and compared
-with the bound N / (accounts x rate x share): the rate limit, not this machine, is what a
-cycle should wait for (target <= 1.05). The gateway's EGW00201 answers and busiest second
-are read from the simulator.
+For every size N, one cycle over N symbols of the simulator (in its own process, at real speed,
+with KIS's per-app-key window) is timed against N / (accounts x rate x Track A's share): the rate
+limit, not this machine, is what a cycle should wait for (target <= 1.05). The gateway's EGW00201
+answers and busiest second are read from the simulator.
 """
 
 from __future__ import annotations

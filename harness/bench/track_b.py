@@ -1,11 +1,8 @@
 """``observer bench track-b``: one slot evaluation over N candidates (target < 20 ms for 2,500).
 
-Also the context sync's computation for 1,000 symbols (target < 2 s).
-
-The worst case: every universe stock triggered at once and every slot of every account
-already held, so each candidate is scored, ranked and either placed or overflowed. Timed:
-the trigger engine over N Track A snapshots plus `SlotBook.evaluate` (best of ``repeats``),
-against a raw baseline in the same run (a bare ``sorted`` of N score tuples).
+The worst case, every universe stock triggered at once and every slot already held: the trigger
+engine over N Track A snapshots plus `SlotBook.evaluate` (best of ``repeats``), against a bare
+``sorted`` of N score tuples. Also the context sync's computation for 1,000 symbols (< 2 s).
 """
 
 from __future__ import annotations

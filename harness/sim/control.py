@@ -1,20 +1,8 @@
 """The simulator's control endpoints (``/_sim/...``): what tests and the demo break and read.
 
-``POST /_sim/faults`` sets `Faults`: besides the REST and master faults,
-``{"refuse_registrations": {"005930": "OPSP8992", "000660": {"code": "OPSP0007", "count": 2}}}``
-answers the symbols' registrations with those codes (``null`` lifts it), and
-``{"halt": {"005930": ["10:00", "10:05"]}}`` / ``{"limit_lock": {...}}`` halt a symbol or
-lock it at its upper limit between two KST times of the simulated day (``null`` lifts it);
-``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's sessions for SECONDS of simulated time;
-``{"rest_down": SECONDS}`` resets every REST quote call's connection for SECONDS of simulated
-time (the REST host unreachable; 0 lifts it);
-``{"tick_loss": {"seconds", "share", "symbols"}}`` withholds trade records from now on, in
-simulated time; ``{"feed_delay": {"seconds", "delay_s"}}`` sends every session's trades
-``delay_s`` late for the next SECONDS of simulated time; ``{"garbled_records": N}`` and
-``{"garbled_frames": N}`` send the next N trade records, or data frames, unreadable;
-``/_sim/drop_websockets`` cuts every session;
-``/_sim/expire_tokens`` expires every token; ``/_sim/listing_changes`` evolves the masters;
-``GET /_sim/stats`` reports what the gateway saw.
+``POST /_sim/faults`` sets `Faults` (`Control.set_faults` lists them); ``/_sim/drop_websockets``
+cuts every session, ``/_sim/expire_tokens`` expires every token, ``/_sim/listing_changes``
+evolves the masters, and ``GET /_sim/stats`` reports what the gateway saw.
 """
 
 from __future__ import annotations
@@ -90,6 +78,19 @@ class Control:
 
     async def set_faults(self, request: web.Request) -> web.Response:
         """``POST /_sim/faults``: counters replace; the rest accumulates.
+
+        Besides the REST and master faults:
+        ``{"refuse_registrations": {"005930": "OPSP8992", "000660": {"code": "OPSP0007",
+        "count": 2}}}`` answers the symbols' registrations with those codes (``null`` lifts
+        it); ``{"halt": {"005930": ["10:00", "10:05"]}}`` / ``{"limit_lock": {...}}`` halt a
+        symbol or lock it at its upper limit between two KST times of the simulated day
+        (``null`` lifts it); ``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's sessions for
+        SECONDS of simulated time; ``{"rest_down": SECONDS}`` resets every REST quote call's
+        connection for SECONDS (the REST host unreachable; 0 lifts it); ``{"tick_loss":
+        {"seconds", "share", "symbols"}}`` withholds trade records from then on;
+        ``{"feed_delay": {"seconds", "delay_s"}}`` sends every session's trades ``delay_s``
+        late for the next SECONDS; ``{"garbled_records": N}`` and ``{"garbled_frames": N}``
+        send the next N trade records, or data frames, unreadable. All times are simulated.
 
         Damage, listing changes and minutes without trades (``no_trades``: symbol ->
         ``["HHMM", ...]``) add to what is there.

@@ -1,18 +1,10 @@
 """An ETF's day in the simulator: units, multiple, NAV and net assets, one story for all.
 
 KIS (FHPST02400000, FHPST02440200, FHKST121600C0) and the KRX portal (MDCSTAT04601,
-MDCSTAT04301) read the same figures from here, so the two sources agree as they do live:
-
-* units change on some sessions by whole creation units (creations and redemptions), so
-  net assets move with more than the price;
-* the tracking multiple follows the name (레버리지 2, 인버스 -1), as KRX labels it;
-* NAV is the close over one plus the day's premium (a few basis points either way);
-* the newest NAV can be withheld until a configured time (``Faults.etf_nav_late_until``):
-  both sources then answer it as not yet published;
-* the constituents (`holdings`) are the market's stocks plus, as in KRX's PDF (ref-KRX
-  §1.5), two cash lines (KRW deposit, creation cash) and a futures line for leveraged and
-  inverse ETFs (negative for inverse), with weights that do not sum to exactly 100; both
-  KIS calls count the same lines.
+MDCSTAT04301) read the same figures from here, so the two sources agree as they do live: units
+change on some sessions by whole creation units, the multiple follows the name (레버리지 2, 인버스
+-1), NAV is the close over one plus the day's premium and can be withheld until
+``Faults.etf_nav_late_until``, and both KIS calls count the same constituents (`holdings`).
 """
 
 from __future__ import annotations
@@ -115,6 +107,9 @@ _FUTURES = ("KR4101V30005", "코스피200 F 202612")
 
 def holdings(market: Market, symbol: str, net_assets_krw: int) -> list[Holding]:
     """The ETF's lines: its stocks, two cash lines, and futures for a multiple other than 1.
+
+    As in KRX's PDF (ref-KRX §1.5): the cash lines are the KRW deposit and the creation cash,
+    the futures line is negative for inverse ETFs, and the weights do not sum to exactly 100.
 
     Leveraged and inverse ETFs hold half their assets in stocks (short for inverse) and the
     rest of the exposure in futures.

@@ -1,22 +1,8 @@
 """The KRX data portal: its login, its sessions and the ETF screens, as pykrx meets them.
 
-Facts from shared/reference/krx-etf-and-metadata.md §1:
-
-* ``GET /contents/MDC/COMS/client/MDCCOMS001.cmd`` issues ``JSESSIONID``; ``GET
-  .../view/login.jsp`` shows the form; ``POST .../MDCCOMS001D1.cmd`` (``mbrId``, ``pw``)
-  answers ``{"_error_code": ...}``: CD001 in, CD011 the member is logged in elsewhere
-  (``skipDup=Y`` logs in anyway and ends the other session), CD010 the password must be
-  changed. A wrong password's code is UNCONFIRMED: answered here as CD002;
-* ``POST /comm/bldAttendant/getJsonData.cmd`` (form ``bld``) answers JSON served as
-  ``text/html``, ``{"output": [...], "CURRENT_DATETIME": ...}``; without a ``Referer``, an
-  empty list (since 2024-07); without a live logged-in session, HTTP 400 ``LOGOUT`` (since
-  2026-02-27); a session lasts ``SimConfig.krx_session_ttl_s`` of simulated time;
-* screens: MDCSTAT04601 (every listed ETF) and MDCSTAT04301 (every ETF on ``trdDd``).
-
-Faults (`Faults`): ``krx_5xx`` and ``krx_empty`` answer the next N data calls with HTTP 500
-or an empty ``output``; ``krx_logout`` ends the asking session (LOGOUT) N times;
-``krx_latency_s`` delays every answer (a client timeout); ``krx_password_change`` answers
-logins with CD010; ``delisted`` symbols leave the list, as they leave the masters.
+`Krx` serves the three-step login, the data endpoint (MDCSTAT04601, every listed ETF, and
+MDCSTAT04301, every ETF on a day) to live sessions only, and the portal's faults, after
+shared/reference/krx-etf-and-metadata.md §1.
 """
 
 from __future__ import annotations
@@ -148,6 +134,21 @@ class _Session:
 @dataclass(slots=True)
 class Krx:
     """The portal's handlers and its sessions.
+
+    Facts from shared/reference/krx-etf-and-metadata.md §1: ``GET MDCCOMS001.cmd`` issues
+    ``JSESSIONID``; ``GET login.jsp`` shows the form; ``POST MDCCOMS001D1.cmd`` (``mbrId``,
+    ``pw``) answers ``{"_error_code": ...}``: CD001 in, CD011 the member is logged in
+    elsewhere (``skipDup=Y`` logs in anyway and ends the other session), CD010 the password
+    must be changed; a wrong password's code is UNCONFIRMED, answered here as CD002. ``POST
+    getJsonData.cmd`` (form ``bld``) answers JSON served as ``text/html``, ``{"output": [...],
+    "CURRENT_DATETIME": ...}``; without a ``Referer``, an empty list (since 2024-07); without
+    a live logged-in session, HTTP 400 ``LOGOUT`` (since 2026-02-27). A session lasts
+    ``SimConfig.krx_session_ttl_s`` of simulated time.
+
+    Faults (`Faults`): ``krx_5xx`` and ``krx_empty`` answer the next N data calls with HTTP
+    500 or an empty ``output``; ``krx_logout`` ends the asking session (LOGOUT) N times;
+    ``krx_latency_s`` delays every answer (a client timeout); ``krx_password_change`` answers
+    logins with CD010; ``delisted`` symbols leave the list, as they leave the masters.
 
     Parameters
     ----------

@@ -235,8 +235,8 @@ class _Drawer:
     def overseas(self, rng: np.random.Generator) -> dict[str, list[Overseas]]:
         """The overseas listings of every master-file stem, symbols unique across them.
 
-        Each stem's draws are made as arrays: 18,000 listings drawn one call at a time took
-        0.8 s of every simulator's start, and of every test module that builds a market.
+        Each stem's draws are made as arrays: 18,000 listings drawn one call at a time would
+        take 0.8 s of every simulator's start, and of every test module that builds a market.
         """
         result: dict[str, list[Overseas]] = {}
         seen: set[str] = set()

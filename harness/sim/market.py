@@ -1,14 +1,9 @@
 """The simulator's market: listings and prices, all a deterministic function of a seed.
 
-The listings are drawn by `harness.sim.listings`: the largest real KRX names first, under
-their real codes and names, with prices that stay near their real levels; synthetic
-listings fill the rest.
-
-Every session day of every symbol has one path of 391 one-minute bars (09:00-15:30 KST) drawn
-from a seeded generator: a U-shaped intraday volume profile, log-normal returns, and, on some
-days, a volume surge, a trade-velocity burst or a volatility spike so that triggers fire.
-Daily bars are those paths aggregated, consecutive days chain close to open, and ticks are
-drawn inside each bar so that they reproduce it exactly: REST snapshots, minute bars, daily
+The largest real KRX names come first, under their real codes and names and near their real
+prices (`harness.sim.listings`). Every session of every symbol has one seeded path of 391
+one-minute bars (09:00-15:30 KST, `harness.sim.paths`); daily bars aggregate them, consecutive
+days chain close to open, and ticks reproduce each bar exactly: REST snapshots, minute bars, daily
 charts and real-time trades all tell the same story.
 """
 

@@ -1,12 +1,9 @@
 """Minute paths of one symbol, drawn for many sessions at once.
 
-Each session keeps its own seeded generator and draws exactly what it always drew, in the
-same order; only the arithmetic on the draws runs over a (sessions x 391) block, so a
-batch of sessions gives, bar for bar, the paths the sessions give one at a time (a test
-holds the two to it). Building a session alone costs ~0.6 ms, nearly all of it NumPy's
-per-call overhead on 391-element arrays; in a batch it is a tenth of that, which is what
-lets the simulator serve a year of daily bars for a thousand ETFs (FHPST02440200,
-FHKST03010100) in seconds rather than minutes.
+Each session keeps its own seeded generator and draws exactly what it always drew; only the
+arithmetic runs over a (sessions x 391) block, so a batch gives, bar for bar, the paths the
+sessions give one at a time (a test holds the two to it). A session alone costs ~0.6 ms of NumPy
+overhead, in a batch a tenth of that: a year of daily bars for a thousand ETFs takes seconds.
 """
 
 from __future__ import annotations
@@ -50,8 +47,9 @@ def draw_paths(
 ) -> Paths:
     """The minute paths of ``days`` (each bridged from its previous close to its close).
 
-    ``seed_of[i]`` seeds day ``i``'s generator. On some days a volume surge, a trade-velocity
-    burst or a volatility spike makes the triggers fire.
+    ``seed_of[i]`` seeds day ``i``'s generator: a U-shaped intraday volume profile and
+    log-normal returns; on some days a volume surge, a trade-velocity burst or a volatility
+    spike makes the triggers fire.
     """
     count = len(days)
     sigma = listing.volatility / math.sqrt(BARS_PER_DAY)

@@ -1,15 +1,9 @@
 """The simulator's real-time side: KIS's WebSocket, its registrations, pushes and cuts.
 
 One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
-``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their
-simulated time passes, several records per frame. ``drop_websockets`` cuts every session
-like a network failure; the ``ws_down_until`` fault cuts one app key's sessions for a
-while. The faults (`Faults`, shared with the gateway) refuse a symbol's
-registrations with a given control code, halt a symbol (nothing is pushed while halted) and
-lock it at its upper price limit (every trade at the limit, sign ``1``);
-`Faults.tick_loss` withholds trade records with the session up (a silent loss: the trades
-still count in the minute bars and in the next record's ACML_VOL); `Faults.feed_delay` sends
-them late (what a released registration was still owed is never sent).
+``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their simulated
+time passes, several records per frame. ``drop_websockets`` cuts every session like a network
+failure; the faults `Realtime` takes refuse, halt, lock, cut, withhold and delay.
 """
 
 from __future__ import annotations
@@ -50,6 +44,13 @@ class Realtime:
     gateway:
         Whose approval keys are valid; its `Faults` say what to refuse, halt, lock, cut
         and withhold.
+
+    The faults refuse a symbol's registrations with a given control code, halt a symbol
+    (nothing is pushed while halted) and lock it at its upper price limit (every trade at the
+    limit, sign ``1``); ``ws_down_until`` cuts one app key's sessions for a while;
+    `Faults.tick_loss` withholds trade records with the session up (a silent loss: the trades
+    still count in the minute bars and in the next record's ACML_VOL); `Faults.feed_delay`
+    sends them late (what a released registration was still owed is never sent).
     """
 
     def __init__(

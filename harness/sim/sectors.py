@@ -1,16 +1,10 @@
 """The simulator's industry codes and each symbol's hidden true sector, overseas and KR.
 
-KIS serves its overseas industry catalog per exchange through HHDFS76370100 (``icod`` and
-``name``); the real list needs a live call, so the simulator invents a finite one of 42
-codes with Korean names, the same on every exchange, answered with 3-digit codes as KIS's
-sample does (``"010"``) while its master files hold the 4-character form (``"0010"``).
-
-Each code has the GICS sector it "means". The broad codes (holding companies, "other",
-manufacturing, ...) mean nothing and are drawn three times as often, so that about half the
-stocks have a code a mapping can use, as the seed's 46 % KIS-mapped share says. Each symbol
-also has a hidden true sector, which the fallback source answers: its code's sector for
-97 % of the clear codes, and a draw for the rest, so tests can measure a mapping's precision
-and the KIS-mapped share instead of asserting them.
+`CATALOG` invents KIS's overseas industry catalog (HHDFS76370100): 42 codes with Korean names,
+the same on every exchange, answered with 3 digits as KIS's sample (``"010"``) while the masters
+hold 4 (``"0010"``). Broad codes mean no sector and are drawn three times as often, so about half
+the stocks get a usable code (the seed's KIS-mapped share is 46 %). Each symbol's hidden true
+sector (`true_sector`) lets tests measure a mapping's precision instead of asserting it.
 """
 
 from __future__ import annotations
@@ -70,7 +64,10 @@ def unit(*parts: str) -> float:
 
 
 def true_sector(exchange: str, symbol: str, icod: str) -> str:
-    """The GICS sector ``symbol`` really is in (what the fallback source knows)."""
+    """The GICS sector ``symbol`` really is in (what the fallback source knows).
+
+    Its code's sector for 97 % of the clear codes, and a draw for the rest.
+    """
     meant = _MEANING.get(icod[-3:], "")
     if meant and unit("agree", exchange, symbol) < 0.97:
         return meant

@@ -1,17 +1,10 @@
 """The simulator's server: KIS's REST gateway, real-time WebSocket and master-file host.
 
-Written from shared/reference/kis-api.md (never from ``observer.kis``). This module wires
-the parts into one aiohttp application, each part owning one side of KIS:
-
-* `harness.sim.gateway`: tokens and approval keys, app-key checks, the per-app-key call
-  rate, the REST faults;
-* `harness.sim.quotes`: the REST quote and bar endpoints (``/uapi/...``);
-* `harness.sim.realtime`: the WebSocket (registrations, pushes, PINGPONG, session cuts);
-* `harness.sim.master_host`: the master files, listing changes and damaged downloads;
-* `harness.sim.yahoo`: a quoteSummary-shaped fallback sector source (``/v10/...``);
-* `harness.sim.control`: the ``/_sim/...`` endpoints tests and the demo use.
-
-Faults are injected through `Faults` (from tests) or ``POST /_sim/faults`` (from the demo).
+Written from shared/reference/kis-api.md (never from ``observer.kis``). `Simulator` wires into
+one aiohttp application the parts that each own one side of KIS: `harness.sim.gateway` (tokens,
+app keys, call rates), `harness.sim.quotes` (``/uapi/...``), `harness.sim.realtime` (the
+WebSocket), `harness.sim.master_host`, `harness.sim.yahoo` (``/v10/...``) and
+`harness.sim.control` (``/_sim/...``, where the demo injects faults; tests set `Faults`).
 """
 
 from __future__ import annotations

@@ -1,19 +1,9 @@
 """A quoteSummary-shaped fallback sector source, served by the simulator (no internet).
 
-``GET /v10/finance/quoteSummary/{symbol}?modules=assetProfile`` answers as Yahoo does
-(ref-KRX §5): ``{"quoteSummary": {"result": [{"assetProfile": {...}}], "error": null}}``
-with Morningstar-style ``sector``/``sectorKey``/``industry``/``industryKey``. What it
-knows is each overseas listing's hidden true sector (`harness.sim.sectors.true_sector`).
-
-* Suffixes: none for the US, ``.SS`` Shanghai, ``.SZ`` Shenzhen, ``.HK`` Hong Kong (at
-  least 4 digits), ``.T`` Tokyo, ``.VN`` Ho Chi Minh; any other suffix (or a symbol it does
-  not list, HNX's included) is 404 "Quote not found".
-* About 5 % of the symbols it lists have no ``assetProfile`` (a result without it).
-* A sliding window per client address: more than ``yahoo_limit`` calls within
-  ``yahoo_window_s`` wall seconds answer 429 "Too Many Requests" (``Retry-After`` when
-  ``yahoo_retry_after_s`` is set), as Yahoo limits per IP.
-* Faults: ``yahoo_429`` / ``yahoo_5xx`` answer the next N calls so; ``yahoo_latency_s``
-  delays every answer (wall time: a client's timeout).
+``GET /v10/finance/quoteSummary/{symbol}?modules=assetProfile`` answers as Yahoo does (ref-KRX
+§5), with Morningstar-style ``sector``/``sectorKey``/``industry``/``industryKey``, from each
+overseas listing's hidden true sector (`harness.sim.sectors.true_sector`). `Yahoo` says which
+symbols it knows, how it limits a client and which faults it takes.
 """
 
 from __future__ import annotations
@@ -66,7 +56,18 @@ def _not_found(symbol: str) -> web.Response:
 
 
 class Yahoo:
-    """The quoteSummary endpoint over the simulated overseas listings."""
+    """The quoteSummary endpoint over the simulated overseas listings.
+
+    * Suffixes: none for the US, ``.SS`` Shanghai, ``.SZ`` Shenzhen, ``.HK`` Hong Kong (at
+      least 4 digits), ``.T`` Tokyo, ``.VN`` Ho Chi Minh; any other suffix (or a symbol it
+      does not list, HNX's included) is 404 "Quote not found".
+    * About 5 % of the symbols it lists have no ``assetProfile`` (a result without it).
+    * A sliding window per client address: more than ``yahoo_limit`` calls within
+      ``yahoo_window_s`` wall seconds answer 429 "Too Many Requests" (``Retry-After`` when
+      ``yahoo_retry_after_s`` is set), as Yahoo limits per IP.
+    * Faults: ``yahoo_429`` / ``yahoo_5xx`` answer the next N calls so; ``yahoo_latency_s``
+      delays every answer (wall time: a client's timeout).
+    """
 
     def __init__(
         self, overseas: dict[str, list[Overseas]], config: SimConfig, faults: Faults

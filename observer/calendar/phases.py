@@ -1,11 +1,10 @@
 """The day's operation phases as pure functions of the instant they are given.
 
 On a KRX session day (KST): IDLE until 08:00, WARMUP until 09:00, TRACK_A_ONLY until 09:30,
-FULL_OPERATION until 15:00, TRACK_A_CLOSING until 15:30, SHUTDOWN until 21:00, then IDLE.
-Non-trading days are IDLE all day. Special-hours days shift their phases by their configured
-offsets, the open's (warmup to full_operation) and the close's (track_a_closing on) apart:
-the CSAT day moves both an hour (10:00-16:30), the year's first session only its open
-(10:00-15:30).
+FULL_OPERATION until 15:00, TRACK_A_CLOSING until 15:30, SHUTDOWN until 21:00, then IDLE;
+non-trading days are IDLE all day. Special-hours days shift the open's phases (warmup to
+full_operation) and the close's (track_a_closing on) by their configured offsets: the CSAT day
+moves both an hour (10:00-16:30), the year's first session only its open (10:00-15:30).
 """
 
 from __future__ import annotations

@@ -2,14 +2,9 @@
 
 exchange_calendars' XKRX knows the regular holidays; ``extra_closed`` adds the days it misses
 (e.g. 2026-06-03, the local-election holiday) and ``extra_open`` removes days it closes by
-mistake. The regular session is 09:00-15:30 KST.
-
-Building XKRX takes the library 2-8 s (its lunar holidays), and every process needs it, so the
-sessions are cached in an owner-only file per library version and day
-(``$OBSERVER_CACHE_DIR``, else ``$XDG_CACHE_HOME/observer``, else ``~/.cache/observer``),
-written atomically and durably. A cache file that is not whole (torn, foreign) is built
-again and replaced, logged: it holds nothing the library cannot give again, so it raises
-no alert.
+mistake. The regular session is 09:00-15:30 KST. Building XKRX takes 2-8 s and every process
+needs it, so the sessions are cached in an owner-only file per library version and day
+(`_xkrx_sessions`).
 """
 
 from __future__ import annotations
@@ -73,7 +68,13 @@ def _cached(path: Path) -> list[date] | None:
 
 @functools.cache
 def _xkrx_sessions() -> tuple[frozenset[date], date, date]:
-    """XKRX sessions as plain dates: from the cache file, else built once and cached."""
+    """XKRX sessions as plain dates: from the cache file, else built once and cached.
+
+    The file is under ``$OBSERVER_CACHE_DIR/observer``, else ``$XDG_CACHE_HOME/observer``,
+    else ``~/.cache/observer``, written atomically and durably. One that is not whole (torn,
+    foreign) is built again and replaced, logged: it holds nothing the library cannot give
+    again, so it raises no alert.
+    """
     path = _cache_file()
     days = _cached(path)
     if days is None:

@@ -1,13 +1,10 @@
 """``observer audit``: every source's seqs against the database's marks and this host's outboxes.
 
-Per source the stored seqs must be exactly 1..max, max its committed mark (`observer.db.
-audit_queries`); a range a producer declared lost is named (``LOST``; it fails the audit
-until its alert is acknowledged), as is every envelope that claimed a committed seq with
-other content (``CONFLICT``). The outboxes of this host's
-producers (``<run_dir>/outbox/<source>``) are read too, without their locks: an outbox that
-recorded the writer acknowledging more than the database holds (``BEHIND``) means the
-database lost acknowledged events, which the database alone cannot show (a lost tail leaves
-no hole), even before that producer runs again and declares them.
+Per source the stored seqs must be exactly 1..max, max its committed mark
+(`observer.db.audit_queries`); a range declared lost (``LOST``, failing until its alert is
+acknowledged) and a committed seq claimed with other content (``CONFLICT``) are named. An outbox
+recording more acknowledged than the database holds (``BEHIND``) shows acknowledged events the
+database lost, which the database alone cannot (a lost tail leaves no hole).
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Host-qualified bus sources: several collectors hosts sending to one writer.
 
-Every bus source must be unique: the writer keeps one sequence per source. On one host the
-sources are the programs' names (``track_b``, ``supervisor``). A host given a name in
-``[supervisor] host`` qualifies every source it produces with it: ``track_b@c2``,
-``supervisor@c2``, outbox ``<run_dir>/outbox/track_b@c2``. Two collectors hosts, each with
-its own accounts, then never mix their sequences. Without a name nothing changes.
-
-What a process reads back of its own rows (Track A's cycle, Track B's held slots, gap
-recovery's gaps) it reads under the same qualified name, so each host resumes its own work.
+The writer keeps one sequence per source, so every source must be unique. A host named in
+``[supervisor] host`` qualifies every source it produces with it (``track_b@c2``, outbox
+``<run_dir>/outbox/track_b@c2``), and reads back its own rows (Track A's cycle, Track B's slots,
+gap recovery's gaps) under that name, so each host resumes its own work. Without a name the
+sources are the programs' names (``track_b``).
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """Host rosters: what each host runs, and two hosts found doing the same work.
 
-Several collectors hosts may feed one store host (`observer.cluster.hosts`). Some work must be done
-by exactly one of them, and nothing stops two hosts' configurations from both enabling it:
-
-* the whole-market programs (`WHOLE_MARKET_PROGRAMS`) snapshot the whole market, so two
-  hosts running one would each spend their accounts' budget on the same rows;
-* an account alias names the account in every row, so two hosts with one alias mix their
-  rows;
-* one app key is one account at KIS: two hosts using it (under any aliases) double its rate
-  use and fight for its one WebSocket session;
-* Track B's shards (`observer.cluster.shards`) must be dealt out whole: each on exactly one host of
-  those running Track B, all with the same n.
-
-Each supervisor publishes a `bus.events.HostRoster` at its start and again each day; the
-writer keeps the latest per supervisor. The store host's supervisor reads the rosters
-published within `ROSTER_WINDOW_S` and raises one critical alert per overlap it finds
-(`overlaps`, `OverlapAlerts`), resolved when the overlap is gone. App keys never leave the
-host: a roster carries a personalised hash of each (`fingerprint`).
+Some work must be done by exactly one collectors host, and nothing stops two configurations from
+both enabling it (`overlaps` says what and why). Each supervisor publishes a
+`bus.events.HostRoster` at its start and each day; the store host's supervisor reads those
+published within `ROSTER_WINDOW_S` and raises one critical alert per overlap, resolved when it is
+gone (`OverlapAlerts`). App keys never leave the host: a roster carries a hash (`fingerprint`).
 """
 
 from __future__ import annotations
@@ -123,7 +111,13 @@ class Overlap:
 
 
 def overlaps(rosters: Iterable[StoredRoster]) -> list[Overlap]:
-    """The overlaps between ``rosters`` (one per host; a host never overlaps itself)."""
+    """The overlaps between ``rosters`` (one per host; a host never overlaps itself).
+
+    A whole-market program (`WHOLE_MARKET_PROGRAMS`) on two hosts spends both budgets on the
+    same rows; an account alias on two hosts mixes their rows; an app key (one account at KIS)
+    on two hosts, under any aliases, doubles its rate use and fights for its one WebSocket
+    session; Track B's shards must be dealt out whole (`_shard_overlaps`).
+    """
     programs: dict[str, set[str]] = defaultdict(set)
     aliases: dict[str, set[str]] = defaultdict(set)
     keys: dict[str, set[tuple[str, str]]] = defaultdict(set)  # fingerprint -> (alias, host)

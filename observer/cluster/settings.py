@@ -1,15 +1,10 @@
 """Settings of the bus between hosts: tcp endpoints and their mandatory CURVE keys.
 
-``[bus] ingest_endpoint`` and ``feed_endpoint`` are empty by default: ``ipc://`` sockets
-under the run directory, one host. Set to ``tcp://host:port`` (the writer's address: the
-writer binds it, everyone else connects to it) they carry the bus between hosts, and then
-CURVE is mandatory: a configuration with a tcp endpoint and no ``[bus.curve] key`` is refused
-when it is loaded. The keys themselves are read when a process starts
-(`observer.cluster.transport`).
-
-Behind NAT the address clients connect to is not one the writer's host has: ``ingest_bind``
-and ``feed_bind`` (and the supervisor's ``control_bind``) name what the server binds instead,
-``tcp://<local address or *>:port``; empty, it binds the endpoint itself.
+``[bus] ingest_endpoint`` and ``feed_endpoint`` are empty by default: ``ipc://`` sockets under the
+run directory, one host. Set to the writer's ``tcp://host:port`` (it binds, the others connect)
+they carry the bus between hosts, and a tcp endpoint without ``[bus.curve] key`` is refused when
+the configuration is loaded (keys are read at a process's start: `observer.cluster.transport`).
+Behind NAT, ``ingest_bind``, ``feed_bind`` and ``control_bind`` name what the server binds.
 """
 
 from __future__ import annotations

@@ -1,12 +1,9 @@
 """Track B's symbols split between collectors hosts: ``[track_b] shard = "k/n"``.
 
-There is no protocol between collectors hosts: each host's Track B takes only its own
-shards' symbols, so two hosts configured ``"1/2"`` and ``"2/2"`` never watch the same one.
-Shard ``k`` of ``n`` owns the symbols whose CRC-32 (of the code's UTF-8 bytes) mod ``n`` is
-``k - 1``; a host may take several (``"1,2/3"``), to match its share of the accounts.
-CRC-32 is fixed by its standard, so every host, process and release agrees on the split;
-Python's ``hash()`` of a str is randomised per process and would not. ``"1/1"``, the
-default, owns every symbol.
+There is no protocol between collectors hosts: each host's Track B takes only its own shards'
+symbols. Shard ``k`` of ``n`` owns the symbols whose CRC-32 (of the code's UTF-8 bytes) mod ``n``
+is ``k - 1``: fixed by its standard, so every host, process and release agrees on the split,
+where Python's per-process ``hash()`` would not. ``"1/1"``, the default, owns every symbol.
 """
 
 from __future__ import annotations

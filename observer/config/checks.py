@@ -1,10 +1,10 @@
 """Checks that span several settings tables: what one table cannot see of another.
 
-`observer.config.tree.Settings` runs them when a file is loaded, so that an operator's slip (a
-phase out of order, a rule naming no program, a heartbeat slower than its timeout, a job's
-command that does not exist) stops the start with the key's name instead of failing hours
-later, at 09:00 or at 21:00, or never firing at all. Each raises ValueError, which the
-loader reports with the file's path.
+`observer.config.tree.load_settings` runs them when a file is loaded, so that an operator's slip
+(a phase out of order, a rule naming no program, a heartbeat slower than its timeout, a job's
+command that does not exist) stops the start with the key's name instead of failing hours later,
+at 09:00 or at 21:00, or never firing at all. Each raises ValueError, which the loader reports
+with the file's path.
 """
 
 from __future__ import annotations

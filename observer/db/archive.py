@@ -1,17 +1,10 @@
 """Day archives: one table's rows of one trading day as one Parquet file, checked.
 
-``<archive dir>/YYYY/MM/DD/<table>.parquet``: zstd, row groups of ``read_rows`` rows, the
-rows in key order (source, seq, ...), every column as the database holds it: integers
-int64, decimals decimal128(24, 8), dates date32, flags bool, JSON columns (a book's levels)
-as JSON text. DuckDB, Polars and pandas read the files as they are. A file is written under
-a temporary name, read back whole (its row count must match), then renamed into place, so a
-file at its final name is always complete; its size, sha256 and row count are recorded in
-the database (`bus.events.DayArchived`) and ``observer archive verify`` checks them.
-
-An archive never shrinks: a file is not replaced by one holding fewer rows than it, or than
-its newest record (`ArchiveWouldShrink`): the rows it holds beyond are gone from the
-database (pruned, or a restore of an older backup), and the file is their only copy.
-Rows of a day committed after it was pruned go to ``<table>.late-N.parquet`` beside it.
+``<archive dir>/YYYY/MM/DD/<table>.parquet``: zstd, rows in key order (source, seq, ...), every
+column as the database holds it (`schema_of`), readable as it is by DuckDB, Polars and pandas. A
+file at its final name is always complete (written under a temporary name, read back whole,
+renamed), and its size, sha256 and row count are recorded (`bus.events.DayArchived`). An archive
+never shrinks (`ArchiveWouldShrink`): the rows it holds may be their only copy.
 """
 
 from __future__ import annotations
@@ -64,7 +57,11 @@ _CHUNK = 1 << 20
 
 
 class ArchiveWouldShrink(ArchiveError):
-    """The new file would hold fewer rows than the one it replaces: the old one is kept."""
+    """The new file would hold fewer rows than the one it replaces: the old one is kept.
+
+    Fewer than the file, or than its newest record: the rows it holds beyond are gone from the
+    database (pruned, or a restore of an older backup), and the file is their only copy.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +107,11 @@ def late_path(table: str, day: date, number: int) -> str:
 
 
 def schema_of(table: Table) -> pa.Schema:
-    """The Arrow schema of a table's rows (columns in the table's order)."""
+    """The Arrow schema of a table's rows (columns in the table's order).
+
+    Integers int64, decimals decimal128(24, 8), dates date32, flags bool, JSON columns (a
+    book's levels) as JSON text.
+    """
     return pa.schema([pa.field(c.name, _arrow_type(c.type), nullable=c.nullable) for c in table.c])
 
 
@@ -141,11 +142,11 @@ def write_day(
 ) -> Written | None:
     """Write ``spec``'s rows of ``day`` to their file; None when the day has no rows.
 
-    ``path`` (under ``root``; the day's `relative_path` by default) and ``where`` (the rows
-    of the day it holds; all of them by default) make a day's late file. ``progress`` is
-    called after each batch of ``read_rows`` and each step of the check: a job beats there,
-    as a day of ticks takes minutes, and a job silent for half its heartbeat timeout shows
-    as hung.
+    Rows are read, and written as row groups, ``read_rows`` at a time. ``path`` (under
+    ``root``; the day's `relative_path` by default) and ``where`` (the rows of the day it
+    holds; all of them by default) make a day's late file. ``progress`` is called after each
+    batch of ``read_rows`` and each step of the check: a job beats there, as a day of ticks
+    takes minutes, and a job silent for half its heartbeat timeout shows as hung.
 
     Raises
     ------

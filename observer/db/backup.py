@@ -1,37 +1,10 @@
 """Backups that restore: the database and the files beside it, proven by restoring them.
 
-A backup is one owner-only folder ``<dir>/observer-<UTC time>/``::
-
-    database.sqlite | database.pgdump   SQLite's online backup API (one consistent snapshot
-                                        while the writer commits: WAL readers never block it)
-                                        or ``pg_dump -Fc`` (one transaction snapshot)
-    files/<folder under data_dir>/...   the universe files, master archives, captures
-    files/config.toml                   the configuration it ran with, and the files it
-    files/config.extends-N.toml         extends (N = 1 its own base, 2 that one's, ...);
-                                        their original paths in the manifest's ``config``
-    MANIFEST.json                       each part's size and sha256, the database's kind and
-                                        schema revision, when it was made
-
-A backup counts only once verified: every part matches its checksum and the database part,
-restored into a scratch database (a copy in a scratch folder beside the backups, on their own
-volume, or a throw-away PostgreSQL database on the same server), passes the audit (every
-source's seqs 1..max) and matches the models. It is made as ``*.partial`` and renamed into
-place only then; one that fails is renamed ``*.failed`` and never counted, so the newest
-``keep`` verified backups are always restorable; restoring a failed or a killed one takes
-``force`` (`observer.db.backup_folders`: the names, what a failed backup keeps, and the
-rotation of verified, failed and killed backups). A backup is never made into a folder it
-copies (it would copy itself, again and again), nor restored into a database in memory (it
-would end with the command), nor into a SQLite file a writer serves.
-A backup of an earlier release is restored at this release's schema (upgraded, then
-checked); a SQLite restore sets aside a crashed writer's stale ``-wal``, ``-shm`` and ``-journal``
-and counts once the file passes SQLite's integrity check, the models' and the audit
-(`observer.db.sqlite_restore`). The database password reaches ``pg_dump`` and
-``pg_restore`` through the environment, never their command line.
-
-A backup that would not fit is refused before it writes anything, one that fills its
-volume anyway removes what it wrote, and SIGTERM (the supervisor's stop) ends one through
-its cleanup; what a killed backup left (its ``.partial``, a scratch copy or database) the
-next one removes once its maker is dead (`observer.db.backup_space`).
+A backup is an owner-only folder ``<dir>/observer-<UTC time>/``: the database's dump (`_dump`),
+``files/`` (``[backup] files`` and the configuration, `_make`) and ``MANIFEST.json`` (each part's
+size and sha256, the database's kind and schema revision). It counts only once verified
+(`verify_backup`). Names and rotation: `observer.db.backup_folders`; room and cleanup:
+`observer.db.backup_space`; SQLite restores: `observer.db.sqlite_restore`.
 """
 
 from __future__ import annotations
@@ -139,6 +112,11 @@ def make_backup(
 ) -> Backup:
     """Back up the configured database and files into ``dest``, verify, keep the newest.
 
+    Made as ``*.partial`` and renamed into place once verified, so the newest ``keep`` verified
+    backups are always restorable. SIGTERM (the supervisor's stop) ends it through its
+    cleanup; what a killed backup left (a ``.partial``, a scratch copy or database) is removed
+    first, once its maker is dead.
+
     Raises
     ------
     BackupError
@@ -184,7 +162,12 @@ def make_backup(
 def _make(
     settings: Settings, config_path: Path | None, url: URL, dest: Path, keep: int | None
 ) -> tuple[Backup, Path]:
-    """Dump, copy, list and verify into a new folder in ``dest``; the backup and its path."""
+    """Dump, copy, list and verify into a new folder in ``dest``; the backup and its path.
+
+    ``files/`` holds each folder of ``[backup] files`` under ``data_dir``, the configuration as
+    ``config.toml`` and the files it extends as ``config.extends-N.toml`` (N = 1 its base, 2
+    that one's, ...); the manifest's ``config`` lists their original paths.
+    """
     kind = url.get_backend_name()
     data_dir = Path(settings.paths.data_dir)
     now = datetime.now(UTC)
@@ -362,6 +345,11 @@ def _reason(exc: BaseException) -> str:
 
 
 def _dump(url: URL, target: Path) -> None:
+    """``database.sqlite`` (SQLite's online backup) or ``database.pgdump`` (``pg_dump -Fc``).
+
+    Each is one consistent snapshot taken while the writer commits (WAL readers never block
+    SQLite's; PostgreSQL's is one transaction).
+    """
     if url.get_backend_name() == "sqlite":
         # One step (pages=-1): a step-wise copy restarts whenever the writer commits.
         # A URI's path is percent-encoded: a "?", "#" or "%" in the file's name is its own.
@@ -415,7 +403,7 @@ def _check_database(url: str) -> None:
 
     A backup from an earlier release is first brought to this release's schema (a scratch
     copy when verifying, the restored database when restoring): restoring last week's backup
-    after an upgrade is when it is needed most, and the models' check alone refused it.
+    after an upgrade is when it is needed most.
     """
     try:
         migrate.upgrade(url)

@@ -1,34 +1,10 @@
 """A backup folder's life: made under a temporary name, renamed once verified, rotated.
 
-In the backups folder (``[backup] dir``)::
-
-    observer-<UTC time>.partial/        being made; its maker holds the flock of
-    observer-<UTC time>.partial.lock    this file, beside it, until it is renamed
-    observer-<UTC time>/                verified: renamed from .partial only once its
-                                        verification passed, so only these count
-    observer-<UTC time>.failed/         its dump, a copy or its verification failed; its
-                                        FAILED.txt says why
-    observer-verify-<pid>-<hex>/        a verification's scratch copy, on the backups'
-    observer-verify-<pid>-<hex>.lock    own volume; its maker holds the flock meanwhile
-
-A failed backup keeps its parts only when they are whole (its verification failed: they are
-what ``restore --force`` restores). One whose dump or a copy failed, or whose volume filled,
-keeps its manifest (if written) and FAILED.txt alone: the unusable dump took the room a live
-database on that volume needs (its writer's commits failed, "database or disk is full",
-until a person deleted it).
-
-A backup killed at any point (during its dump or its verification) stays ``.partial``: never
-counted, never restored without ``--force``. `clear_leftovers`, at the start of every
-backup, removes every ``.partial`` and scratch folder whose maker is dead, before the
-backup measures its room. Rotation (after every backup, made or failed)
-keeps the newest ``keep`` verified backups and the newest `KEEP_FAILED` failed ones (the
-last failure and the one before, to compare; every night of a database that stays
-incomplete would otherwise add a full copy), removes every ``.partial`` whose maker is dead
-(its lock is free), and every folder ``observer-<time>`` without a manifest older than a
-day (one an earlier version left, killed during its dump). An earlier version's folder
-killed during its verification has its manifest and cannot be told from a verified one.
-Only names a backup gives are touched: ``[backup] dir = "~"`` must not take a checkout
-called ``observer-main`` for a backup left behind.
+In ``[backup] dir``: ``observer-<UTC time>.partial/`` (being made; its maker holds the flock of
+the ``.partial.lock`` beside it), ``observer-<UTC time>/`` (verified: only these count),
+``observer-<UTC time>.failed/`` (its ``FAILED.txt`` says why) and ``observer-verify-<pid>-<hex>/``
+(a verification's scratch copy, locked likewise). Only names a backup gives are touched:
+``[backup] dir = "~"`` must not take a checkout called ``observer-main`` for a backup.
 """
 
 from __future__ import annotations
@@ -123,8 +99,10 @@ class Making:
     def failed(self, why: str = "", *, whole: bool = True) -> Path:
         """Rename the folder ``*.failed`` with ``why`` in it: kept for a person, never counted.
 
-        Unless ``whole`` (every part written and listed in the manifest), what it holds is
-        removed first but the manifest: no restore can use it, and it takes room.
+        ``whole`` (every part written and listed in the manifest: its verification failed)
+        keeps the parts, for ``restore --force``. Otherwise (a dump or a copy failed, or the
+        volume filled) all but the manifest is removed first: no restore can use it, and the
+        room it takes is the room a live database on that volume needs.
         """
         if not whole:
             for path in self.folder.iterdir():
@@ -154,11 +132,16 @@ class Making:
 
 
 def rotate(dest: Path, keep: int, made: Path | None = None) -> list[str]:
-    """Remove what rotation removes (see the module); the names removed, logged.
+    """Rotate ``dest`` after a backup, made or failed; the names removed, logged.
 
-    ``made``, the backup just made, is never removed. Verified backups named later than
-    now (made while the clock was ahead, or copied from a host whose clock was) count as
-    older than every other: a new backup would otherwise be the oldest and go at once.
+    Kept: the newest ``keep`` verified backups and the newest `KEEP_FAILED` failed ones (the
+    last failure and the one before, to compare: a database that stays incomplete would add
+    a full copy every night). Removed: every ``.partial`` whose maker is dead (its lock is
+    free) and every ``observer-<time>`` folder without a manifest older than `STALE_S` (a
+    backup killed during its dump). ``made``, the backup just made, is never removed.
+    Verified backups named later than now (made while the clock was ahead, or copied from a
+    host whose clock was) count as older than every other: a new backup would otherwise be
+    the oldest and go at once.
     """
     now = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     verified, failed, legacy = [], [], []

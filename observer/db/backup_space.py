@@ -1,21 +1,8 @@
 """A backup's footprint: the room it needs first, and nothing left behind after it.
 
-`observer.db.backup` uses these so that a backup never fills a volume and never leaves its
-scratch copies for good:
-
-* `require_room` refuses a backup that would not fit, before it writes anything: a dump that
-  filled the database's volume (the shipped ``var/observer.db`` and ``var/backups``) failed
-  half-way and left it full, and the writer's commits failed ("database or disk is full")
-  until a person deleted the dump. A SQLite backup needs the database's size twice in the
-  backups folder (the dump, then its verification's copy beside it), a PostgreSQL one its
-  dump's (the newest verified one's is the estimate: its copy is restored on the server),
-  both the files they copy; with the SQLite database on that volume, what is left must stay
-  above the writer's critical free space (``[disk]``), where the writer pauses.
-* `out_of_space` tells a failure that filled its volume (the failed backup then keeps
-  nothing of what it wrote: `observer.db.backup_folders.Making.failed`).
-* `sigterm_ends_it` makes SIGTERM (the supervisor's stop) raise `SystemExit`, so that a
-  stopped backup runs its cleanup; `drop_dead_scratch_databases` drops what a killed one left
-  on the PostgreSQL server, told apart by name (`scratch_prefix`: this host and its pid).
+`observer.db.backup` uses these so that a backup never fills a volume (`require_room`,
+`out_of_space`) and never leaves its scratch copies for good: SIGTERM runs its cleanup
+(`sigterm_ends_it`), and what a killed one left is dropped (`drop_dead_scratch_databases`).
 """
 
 from __future__ import annotations
@@ -69,7 +56,7 @@ def sigterm_ends_it() -> Iterator[None]:
     """Make SIGTERM raise `SystemExit` meanwhile, so a stopped backup cleans up after itself.
 
     The supervisor stops a job with SIGTERM, whose default ends the process at once: no
-    ``finally`` ran, and every stop during a verification left its scratch copy (a whole
+    ``finally`` runs, and a stop during a verification would leave its scratch copy (a whole
     database) for good. Only where the default would apply: on the main thread (the only
     one Python runs handlers on) of a process that set no handler of its own.
     """
@@ -93,7 +80,14 @@ def sigterm_ends_it() -> Iterator[None]:
 
 
 def require_room(settings: Settings, url: URL, dest: Path) -> None:
-    """Refuse a backup of ``url`` that would not fit in ``dest`` (see the module).
+    """Refuse a backup of ``url`` that would not fit in ``dest``, before it writes anything.
+
+    A dump that fills the database's volume fails half-way and leaves it full, and the
+    writer's commits fail ("database or disk is full"). A SQLite backup needs the database's
+    size twice in ``dest`` (the dump, then its verification's copy beside it), a PostgreSQL
+    one its dump's (the newest verified dump's size is the estimate: it is restored on the
+    server); both need the files they copy. With the SQLite database on that volume, what is
+    left must stay above the writer's critical free space (``[disk]``), where it pauses.
 
     Raises
     ------
@@ -124,7 +118,10 @@ def require_room(settings: Settings, url: URL, dest: Path) -> None:
 
 
 def out_of_space(exc: BaseException) -> bool:
-    """True if ``exc`` or what caused it is a full volume (or quota)."""
+    """True if ``exc`` or what caused it is a full volume (or quota).
+
+    A backup failed so keeps nothing of what it wrote (`observer.db.backup_folders.Making.failed`).
+    """
     cause: BaseException | None = exc
     for _ in range(10):  # a chain, never a loop
         if cause is None:
@@ -150,9 +147,9 @@ def scratch_prefix() -> str:
 def drop_dead_scratch_databases(admin: str) -> None:
     """Drop this host's scratch databases whose verifying process is dead.
 
-    A verification killed (SIGKILL, or stopped before this release) left its database on the
-    server for good, as big as the live one. Another host's, and a live process's, stay.
-    A server that cannot say is logged; the backup goes on.
+    A verification killed (SIGKILL) leaves its database on the server, as big as the live
+    one; it is told apart by name (`scratch_prefix`: this host and its pid). Another host's,
+    and a live process's, stay. A server that cannot say is logged; the backup goes on.
     """
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
     try:

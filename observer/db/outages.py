@@ -1,14 +1,10 @@
 """Reads a daemon retries while the database fails them: one policy for every reader.
 
-A PostgreSQL restart or failover fails a daemon's reads for seconds to minutes: the reader
-pool's timeout is a `StoreError`, the driver's errors a `SQLAlchemyError`. Ending the
-process for that helps nothing (its restarts meet the same database, and after
-``max_failures`` of them the supervisor parks it for the phase), so a read the database
-fails is logged, counted and tried again on the `observer.process.retry.Backoff` curve, in wall
-time, while the process beats (`ReadRetries.read` reads in a thread) and says it fails its
-work (``failing_s`` in its heartbeat: `observer ctl status` is unhealthy). Failing for
-`READS_GIVE_UP_S` in a row is no outage but a wrong URL or credentials: `StoreError`, and
-the supervisor's restarts and alerts take over.
+A PostgreSQL restart or failover fails reads for seconds to minutes, and ending the process helps
+nothing (its restarts meet the same database, then the supervisor parks it). So a read the
+database fails (`not_answering`) is logged, counted and tried again on the
+`observer.process.retry.Backoff` curve while the process beats and reports ``failing_s``
+(`ReadRetries`); after `READS_GIVE_UP_S` in a row it is no outage but a wrong URL: `StoreError`.
 """
 
 from __future__ import annotations
@@ -55,7 +51,12 @@ def not_answering(exc: BaseException) -> bool:
 
 
 class ReadRetries:
-    """The failed reads in a row of one daemon, and the pause before its next try."""
+    """The failed reads in a row of one daemon, and the pause before its next try.
+
+    A failure is a `StoreError` (the reader pool's timeout) or a `SQLAlchemyError` (the
+    driver's). Pauses run in wall time, and `read` reads in a thread so the process beats
+    meanwhile; its ``failing_s`` makes ``observer ctl status`` unhealthy.
+    """
 
     def __init__(
         self,

@@ -1,18 +1,9 @@
 """Engines for processes that only read: a psycopg pool on PostgreSQL, bounded and timed.
 
-Each reading process (a worker, the supervisor, a report) gets one engine whose connections
-come from a `psycopg_pool.ConnectionPool` of ``[database] reader_pool_min..max``: a daemon
-that reads every few seconds reuses an open connection instead of opening one per query, and
-a process can never hold more than ``reader_pool_max`` of the server's connections. A read
-that waits ``reader_pool_timeout_s`` for a connection fails with a `StoreError` saying
-whether the pool was exhausted or the database refused to connect, never hangs.
-
-psycopg_pool over SQLAlchemy's QueuePool: it keeps ``min`` connections open and replaces
-lost ones in the background, checks a connection before handing it out, retires idle and
-old ones, and counts waits and failures (`pool_stats`). SQLAlchemy takes connections from
-it through ``creator`` with its own pooling off (NullPool): closing one gives it back
-(``close_returns``), as psycopg documents for use with SQLAlchemy.
-
+Each reading process gets one engine drawing on a `psycopg_pool.ConnectionPool` of
+``[database] reader_pool_min..max``, so a daemon reuses open connections and never holds more
+than ``reader_pool_max``. A read that waits ``reader_pool_timeout_s`` for a connection fails with
+a `StoreError` saying whether the pool was exhausted or the database refused, never hangs.
 SQLite has no connections to share: its readers get `make_engine(read_only=True)`.
 """
 
@@ -55,6 +46,12 @@ def reader_engine(
 
     ``url`` defaults to the primary's (``settings.url``); ``timeout_s`` to
     ``reader_pool_timeout_s``. Disposing of the engine closes its pool.
+
+    psycopg_pool rather than SQLAlchemy's QueuePool: it keeps ``min`` connections open and
+    replaces lost ones in the background, checks a connection before handing it out, retires
+    idle and old ones, and counts waits and failures (`pool_stats`). SQLAlchemy takes
+    connections from it through ``creator`` with its own pooling off (NullPool): closing one
+    gives it back (``close_returns``), as psycopg documents for use with SQLAlchemy.
     """
     parsed = normalize_url(url if url is not None else settings.url)
     if parsed.get_backend_name() != "postgresql":
@@ -95,9 +92,9 @@ def reader_engine(
 def _dead_link_params(timeout_s: float) -> dict[str, int]:
     """The libpq parameters that end a connection the network stops answering, in ~``timeout_s``.
 
-    A cut link or a host gone answers nothing, neither refusal nor reset: a connect waited
-    for the kernel's SYN retries, and a query sent on an open connection for its
-    retransmissions, about 15 minutes, with the daemon that read. ``tcp_user_timeout``
+    A cut link or a host gone answers nothing, neither refusal nor reset: without these a
+    connect waits for the kernel's SYN retries, and a query sent on an open connection for
+    its retransmissions, about 15 minutes, with the daemon that reads. ``tcp_user_timeout``
     bounds data the server's kernel has not acknowledged (a query sent into the cut), and
     keepalives a connection waiting for an answer with nothing unacknowledged (the link cut
     after the query arrived). A slow query is not cut: the server's kernel answers the
@@ -135,8 +132,8 @@ def _reader_connection_class() -> type[Connection[Any]]:
         """A psycopg connection that keeps one copy of each notice handler.
 
         SQLAlchemy sees every checkout as a new connection (NullPool) and adds its notice
-        logger each time: on a pooled connection the list grew by one per read, without end
-        in a daemon, and a notice was logged as many times.
+        logger each time: on a pooled connection the list would grow by one per read, without
+        end in a daemon, and a notice be logged as many times.
         """
 
         def add_notice_handler(self, callback: Callable[[Diagnostic], None]) -> None:

@@ -1,18 +1,10 @@
 """Where a report reads: the read replica when it is configured, reachable and fresh enough.
 
-Reports (``observer gap-recovery report``, ``etf report`` and ``status``, ``enrich report``
-and ``unmapped``, ``observer alerts``) only look at what was stored, so they can read a
-streaming standby and leave the primary to the writer and the workers. Each measures the
-standby's replay lag first and says where it read (`ReportSource.note`). A replica that does
-not answer within ``replica_timeout_s``, or is more than ``replica_max_lag_s`` behind, is
-passed over for the primary with a warning, never silently and never with an error; so is a
-server that is not a standby at all (promoted, or a detached copy), whose rows stopped at the
-moment it left the primary however current its "lag" would look.
-
-The lag is the standby's own view: zero while its WAL receiver streams and has replayed all
-it received, otherwise the time since the last transaction it replayed was committed (what
-the primary wrote since is not visible yet). Measuring against the primary's current WAL
-position would need the primary, which the replica is there to spare.
+Reports (`observer.cli.support.report_reading`) only look at what was stored, so they can read a
+streaming standby and spare the primary. `report_engine` measures the standby's replay lag first
+and says where it read (`ReportSource.note`): a replica that does not answer within
+``replica_timeout_s``, is more than ``replica_max_lag_s`` behind, or is no standby at all is
+passed over for the primary with a warning, never silently and never with an error.
 """
 
 from __future__ import annotations
@@ -55,7 +47,10 @@ class ReportSource:
 def replay_lag_s(conn: Connection) -> float | None:
     """How far behind the primary this standby is, in seconds; None if it never replayed.
 
-    0.0 for a server that is not a standby, and for one streaming with nothing left to replay.
+    0.0 for a server that is not a standby, and for one streaming with nothing left to replay;
+    otherwise the time since the last transaction it replayed was committed. It is the
+    standby's own view: measuring against the primary's WAL position would need the primary,
+    which the replica is there to spare.
     """
     return _standby_lag(conn)[1]
 

@@ -1,16 +1,10 @@
 """A SQLite backup placed as a database file: never beside a writer, nor its stale journals.
 
 `restore_sqlite_file` is `observer.db.backup.restore_backup`'s part for SQLite. It holds the
-writer's own lock of the target (`WriterLock`, ``<db>.writer.lock``) from start to end, so
-a writer serving the file refuses the restore and none starts during it. A crashed writer
-leaves its ``-wal`` and ``-shm`` (a rollback journal: ``-journal``) beside the file; with
-the file gone (moved away to keep it), SQLite would replay them onto the restored file at
-its first open: "database disk image is malformed", or their rows merged in. They belong to
-no database there, so they are renamed ``<name>.stale-<UTC time>`` (never deleted: a WAL
-may hold the crashed writer's last commits, to recover beside the old file). The copy is
-written under a temporary name, fsynced and renamed into place, and counts only once the
-file at its final path passes ``PRAGMA integrity_check`` and the caller's check (the
-models and the audit); if it does not, nothing the restore made is left.
+writer's own lock of the target (``<db>.writer.lock``) throughout, so a writer serving the file
+refuses the restore and none starts during it. A crashed writer's ``-wal``, ``-shm`` and
+``-journal`` are set aside, never deleted, and the file counts only once it passes ``PRAGMA
+integrity_check`` and the caller's check at its final path; otherwise nothing it made is left.
 """
 
 from __future__ import annotations
@@ -86,7 +80,13 @@ def _companions(path: Path) -> list[Path]:
 
 
 def _set_aside_companions(path: Path) -> None:
-    """Rename the ``-wal``, ``-shm`` and ``-journal`` of a database no longer at ``path``."""
+    """Rename the ``-wal``, ``-shm`` and ``-journal`` left at ``path`` to ``*.stale-<UTC time>``.
+
+    With their database gone (moved away to keep it), SQLite would replay them onto the
+    restored file at its first open: "database disk image is malformed", or their rows merged
+    in. They are never deleted: a WAL may hold a crashed writer's last commits, to recover
+    beside the old file.
+    """
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for companion in _companions(path):
         if companion.exists() or companion.is_symlink():

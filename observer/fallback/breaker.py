@@ -1,13 +1,8 @@
 """A circuit breaker on the project Clock.
 
-In-house rather than ``purgatory`` or ``aiobreaker``: both read the wall clock, while a
-simulated day (the demo, the tests) must open and half-open on the `Clock`; the whole
-state machine is a few lines.
-
-closed: calls go through; ``threshold`` failures in a row open it.
-open: `allow` is False until ``open_s`` have passed on the clock.
-half-open: one probe goes through; its success closes the breaker, its failure reopens it.
-`trip` opens it at once, for as long as the source asked (a ``Retry-After`` too long to wait).
+In-house rather than ``purgatory`` or ``aiobreaker``: both read the wall clock, while a simulated
+day (the demo, the tests) must open and half-open on the `Clock`; the whole state machine is a
+few lines (`CircuitBreaker`).
 """
 
 from __future__ import annotations
@@ -18,7 +13,14 @@ __all__ = ["CircuitBreaker"]
 
 
 class CircuitBreaker:
-    """Counts failures in a row; see the module docstring."""
+    """Counts failures in a row, and opens on them.
+
+    closed: calls go through; ``threshold`` failures in a row open it.
+    open: `allow` is False until ``open_s`` have passed on the clock.
+    half-open: one probe goes through; its success closes the breaker, its failure reopens it.
+    `trip` opens it at once, for as long as the source asked (a ``Retry-After`` too long to
+    wait).
+    """
 
     def __init__(self, clock: Clock, threshold: int = 5, open_s: float = 300.0) -> None:
         self.clock = clock

@@ -1,22 +1,10 @@
 """The fallback source behind its guards: a shared limiter, retries, a breaker, a cache.
 
-* One ``AsyncLimiter`` per fallback host in a process (`limiter_for`), shared by every
-  region, since a source like Yahoo limits per IP; a bucket of one, like the KIS client's.
-  ``rate_per_s`` counts HTTP requests: a source whose call makes several (its class's
-  ``REQUESTS_PER_CALL``, 1 when it has none) gets that many times fewer calls a second.
-* Retries through `observer.process.retry.retry` on the Clock: only the retryable `FallbackError`
-  classes (429, 5xx, timeouts), exponential backoff from ``retry_delay_s`` capped at 4x it
-  (5, 10, 20 s), each pause plus a jitter of up to a fifth of ``retry_delay_s``: never
-  sooner than the curve, since a 429 without ``Retry-After`` says nothing of when to come
-  back; a 429's ``Retry-After`` is waited out first, up to `GuardedSource.max_wait_s`
-  (4 x ``retry_delay_s``, at least a minute): a longer one opens the breaker for that long
-  (`CircuitBreaker.trip`) and the symbol is deferred (`BreakerOpen`) rather than the run
-  sleeping for hours.
-* A `CircuitBreaker`: a symbol that still fails after its retries counts one failure (so
-  does anything else the source raises); "no profile" and 404 are answers, not failures.
-  While it is open `profile` raises `BreakerOpen` without calling: the caller defers the
-  symbol to the next run.
-* A ``cachetools.TTLCache`` of answers (profiles and "none") within the process.
+`GuardedSource.profile` answers from a ``cachetools.TTLCache`` within the process first; else,
+unless its `CircuitBreaker` is open (`BreakerOpen`: the caller defers the symbol to the next run),
+it asks the source through the host's one limiter (`limiter_for`) and retries the retryable
+`FallbackError` classes (429, 5xx, timeouts) on the Clock. A symbol that still fails counts one
+failure for the breaker; "no profile" and 404 are answers, not failures.
 """
 
 from __future__ import annotations
@@ -47,7 +35,11 @@ MIN_MAX_WAIT_S = 60.0
 
 
 def limiter_for(host: str, rate_per_s: float) -> AsyncLimiter:
-    """The process's one limiter of ``host`` (the first caller's rate sets it)."""
+    """The process's one limiter of ``host`` (the first caller's rate sets it).
+
+    Shared by every region, since a source like Yahoo limits per IP; a bucket of one, like the
+    KIS client's.
+    """
     limiter = _LIMITERS.get(host)
     if limiter is None:
         limiter = _LIMITERS[host] = AsyncLimiter(1, 1.0 / rate_per_s)
@@ -57,7 +49,9 @@ def limiter_for(host: str, rate_per_s: float) -> AsyncLimiter:
 class GuardSettings(msgspec.Struct, frozen=True, kw_only=True):
     """How hard the guards let a run push the source."""
 
-    rate_per_s: float = 1.0  # HTTP requests a second to the host (module docstring)
+    # HTTP requests a second to the host: a source whose call makes several (its class's
+    # REQUESTS_PER_CALL) gets that many times fewer calls a second.
+    rate_per_s: float = 1.0
     max_retries: int = 3
     retry_delay_s: float = 5.0
     breaker_threshold: int = 5
@@ -71,7 +65,7 @@ def _retryable(error: BaseException) -> bool:
 
 
 class GuardedSource:
-    """A `SectorSource` wrapped in the guards of the module docstring.
+    """A `SectorSource` wrapped in the guards of the module docstring (see `profile`).
 
     Parameters
     ----------
@@ -100,7 +94,7 @@ class GuardedSource:
         )
         self.calls = 0
         self.retries = 0
-        # the longest Retry-After waited out (the module docstring)
+        # the longest Retry-After waited out (see `profile`)
         self.max_wait_s = max(MAX_WAIT * settings.retry_delay_s, MIN_MAX_WAIT_S)
 
     def __repr__(self) -> str:
@@ -110,7 +104,15 @@ class GuardedSource:
         )
 
     async def profile(self, symbol: str) -> Profile | None:
-        """See `SectorSource.profile`; raises `BreakerOpen` while the breaker is open."""
+        """See `SectorSource.profile`; raises `BreakerOpen` while the breaker is open.
+
+        Retries back off exponentially from ``retry_delay_s``, capped at 4x it (5, 10, 20 s),
+        each pause plus a jitter of up to a fifth of ``retry_delay_s``: never sooner than the
+        curve, since a 429 without ``Retry-After`` says nothing of when to come back. A 429's
+        ``Retry-After`` is waited out first, up to `max_wait_s`; a longer one opens the breaker
+        for that long (`CircuitBreaker.trip`) and the symbol is deferred rather than the run
+        sleeping for hours.
+        """
         if symbol in self.cache:
             return self.cache[symbol]
         if not self.breaker.allow():

@@ -1,23 +1,10 @@
 """A `SectorSource` over the yfinance library: ``[enrich] fallback = "yfinance"``.
 
-yfinance is an optional extra (``pip install "observer[enrich]"``): it pulls in pandas and
-curl_cffi, which nothing else needs, so it is imported only when this source is selected
-and never by the tests (which use `QuoteSummarySource` against the simulator). It is
-synchronous: each ``Ticker(symbol).info`` runs in a thread, behind the same guards as the
-quoteSummary client (`GuardedSource`: one limiter per host, retries, breaker, cache).
-
-By default yfinance hides HTTP errors (``yf.config.debug.hide_exceptions``): a 5xx or a 401
-"Invalid Crumb" on quoteSummary would come back as an info dict without ``sectorKey``, read
-as "no profile". `installed` turns that off, and refuses a yfinance without the switch (before
-1.0: its failed lookups would be stored as stocks without a sector, not asked again for
-``max_age_days``, and never count as failures for the breaker), and `profile` maps
-what yfinance raises: a 429 (``YFRateLimitError``) to `FallbackRateLimited`, an HTTP error
-by its status (404: no profile; 5xx: `FallbackServerError`; any other: `FallbackError`),
-anything else to `FallbackTransportError`.
-
-``Ticker.info`` asks Yahoo three times (quoteSummary, the v7 quote and the timeseries of
-``trailingPegRatio``) and yfinance has no public call for the ``assetProfile`` module
-alone: ``REQUESTS_PER_CALL`` makes the guards' limiter charge a call all three.
+yfinance is an optional extra (``observer[enrich]``: it pulls in pandas and curl_cffi), imported
+only when this source is selected and never by the tests. It is synchronous: each
+``Ticker(symbol).info`` runs in a thread, behind the quoteSummary client's guards
+(`GuardedSource`). yfinance's hiding of HTTP errors is turned off (`YFinanceSource.installed`),
+so that a failed lookup is never read as "no profile".
 """
 
 from __future__ import annotations
@@ -69,7 +56,10 @@ class YFinanceSource:
     ``response.status_code`` (`http_status`).
     """
 
-    REQUESTS_PER_CALL = 3  # quoteSummary, the v7 quote, the timeseries (module docstring)
+    # ``Ticker.info`` asks Yahoo three times (quoteSummary, the v7 quote, the timeseries of
+    # ``trailingPegRatio``), and yfinance has no public call for ``assetProfile`` alone: the
+    # guards' limiter charges a call all three.
+    REQUESTS_PER_CALL = 3
 
     def __init__(
         self, info: Callable[[str], Mapping[str, Any]], rate_limited: type[BaseException]
@@ -81,8 +71,11 @@ class YFinanceSource:
     def installed(cls) -> YFinanceSource:
         """The source over the installed yfinance; `ConfigError` when it is not installed.
 
-        Turns yfinance's hiding of HTTP errors off, for the whole process (see the module
-        docstring).
+        Turns yfinance's hiding of HTTP errors (``yf.config.debug.hide_exceptions``) off, for
+        the whole process: hidden, a 5xx or a 401 "Invalid Crumb" comes back as an info dict
+        without ``sectorKey``, read as "no profile", stored as a stock without a sector, not
+        asked again for ``max_age_days``, and never a failure for the breaker. A yfinance
+        without the switch (before 1.0) is refused with a `ConfigError` too.
         """
         try:
             import yfinance  # type: ignore[import-not-found]

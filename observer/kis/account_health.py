@@ -1,12 +1,10 @@
 """Each account's functional health, carried in heartbeat counters.
 
-A worker reports ``account.<alias>.<figure>`` counters in its heartbeats: numbers only, so
-they are Prometheus figures too (``observer_program_counter``). Track B reports the stream
-(`STREAM_FIGURES`, the state as its index in `STREAM_STATES`); every process with a KIS REST
-client reports its errors of the last five minutes (`REST_ERRORS`). The supervisor gathers
-them per account for ``observer ctl status``. The readiness job's verdict is its heartbeat
-too; after a supervisor's restart, until the job checks again, its open `READINESS_FAILED`
-alert stands for it.
+A worker reports ``account.<alias>.<figure>`` counters in its heartbeats, numbers only, so they
+are Prometheus figures too: Track B the stream (`STREAM_FIGURES`), every process with a KIS REST
+client its recent errors (`REST_ERRORS`). The supervisor gathers them per account for ``observer
+ctl status``. After a supervisor's restart, until the readiness job checks again, its open
+`READINESS_FAILED` alert stands for its verdict.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """A stream's answer to KIS refusing its approval key: one renewal per episode.
 
-KIS answers a registration carrying a key it does not (or no longer) accept with one of
-`KEY_REFUSALS` (``OPSP0010``, ``OPSP9993``, ...). The cached key is still inside its reuse
-time, so every new session would present it again and be refused again until the reconnect
-budget is spent. Instead the stream marks the key it presented stale (`refused`), and its
-next session first asks the account's `TokenManager` for a new one (`renew`: an emergency
-issuance even in a reader process, under the account's issuance lock, never while the cache
-already holds another key, and never within KIS's minute).
-
-Once per episode: a key that KIS still refuses after the renewal is not renewed again, and
-the session goes on through the stream's backoff and budget (`BudgetSpent`: the account is
-down) as before. The episode ends with a connection on which KIS took the key and refused
-none. Only digests of keys are kept, and nothing about a key is logged.
+KIS refuses a registration carrying a key it does not accept with one of `KEY_REFUSALS`. The
+cached key is still inside its reuse time, so every new session would be refused again until the
+reconnect budget is spent; instead the next session first gets a new key (`KeyRenewal.renew`). A
+key refused after its renewal is left to the stream's backoff and budget, until a connection on
+which KIS took the key and refused none ends the episode.
 """
 
 from __future__ import annotations
@@ -28,6 +21,8 @@ log = logging.getLogger(__name__)
 
 class KeyRenewal:
     """The approval-key refusals of one stream's sessions, and their one renewal.
+
+    Only digests of keys are kept, and nothing about a key is logged.
 
     Parameters
     ----------
@@ -71,6 +66,10 @@ class KeyRenewal:
 
     async def renew(self) -> bool:
         """Before a session: a new key for the refused one, if one is pending; True.
+
+        An emergency issuance by the account's `TokenManager`, even in a reader process, under
+        the account's issuance lock, never while the cache already holds another key, and never
+        within KIS's minute.
 
         Raises what `TokenManager.refresh_approval` raises; the key stays pending then, and
         the next session tries again.

@@ -1,23 +1,10 @@
 """Access tokens and WebSocket approval keys of one account in one environment.
 
-KIS facts (shared/reference/kis-api.md §2): a token lives about a day; issuance is allowed
-once a minute per app key (``EGW00133``), asked again within 6 h it answers with the same
-token (kept as the earlier issuance: `_kept`), and every issuance notifies the account
-holder, so a token is cached on disk (owner-only), reused across restarts, refreshed after
-23 h, and never requested twice within 60 s, even by an emergency refresh, which waits.
-
-The cache is shared by every process of an account: each reads the file again when it
-changed, and an issuance holds a per-account `InstanceLock` and first re-reads the file, so
-a token another process issued meanwhile is taken instead of asking KIS. A *reader*
-(``issuer=False``: the workers when the token job is the one issuer, ``[kis] token_issuer =
-"job"``) does not issue: it uses any unexpired cached token, and when there is none it
-waits on the cache for the issuer, alerting once (`on_unavailable`) until a valid one is
-there again (`on_available`, which ends the alert), and fails after the wait. The one
-exception is KIS refusing the cached token itself (an emergency refresh), or the cached
-approval key (`refresh_approval` with ``stale``): nothing works until a new one is issued, so
-the reader issues it, under the lock, and every other process takes that one. A cache file
-that does not read is set aside and alerted (`observer.kis.token_cache.load_cached`): an
-issuer issues a new entry, a reader waits for the issuer's.
+Every issuance notifies the account holder and KIS allows one a minute per app key (kis-api.md
+§2), so a token is cached on disk (owner-only), shared by the account's processes, refreshed
+after 23 h and never requested twice within 60 s. An issuance holds the account's `InstanceLock`
+and re-reads the cache first, taking a token another process issued meanwhile; a reader
+(``issuer=False``) waits for the issuer's (`TokenManager`).
 """
 
 from __future__ import annotations
@@ -75,6 +62,16 @@ RELOOK_S = 1.0
 
 class TokenManager:
     """Issue, cache and refresh one account's access token and approval key.
+
+    A token lives about a day; asked again within 6 h, KIS answers with the same token (kept
+    as the earlier issuance: `_kept`). An emergency refresh within KIS's minute waits. A
+    reader (the workers under ``[kis] token_issuer = "job"``) uses any unexpired cached token;
+    with none it waits on the cache, alerting once (``on_unavailable``) until a valid one is
+    there (``on_available``), and fails after the wait. When KIS refuses the cached token
+    itself (an emergency refresh) or the cached approval key (`refresh_approval` with
+    ``stale``), nothing works until a new one is issued, so a reader issues it too, under the
+    lock. A cache file that does not read is set aside and alerted
+    (`observer.kis.token_cache.load_cached`): an issuer issues anew, a reader waits.
 
     Parameters
     ----------

@@ -1,15 +1,10 @@
 """The async KIS REST client: headers, rate limit, error classification, retries, paging.
 
-* Errors are classified by the body's ``msg_cd`` whatever the HTTP status (KIS sends gateway
-  errors as HTTP 500 with the usual JSON envelope, business errors as HTTP 200 with
-  ``rt_cd != "0"``; §3.3). Retryability is the exception class's attribute.
-* Retryable errors (EGW00201, temporary gateway errors, bare 5xx, timeouts) are retried with
-  capped, jittered exponential backoff; anything else is raised at once. A token-expired
-  answer refreshes the token once (shared by concurrent callers) and retries.
-* Every request of an account in this process passes one `Pace` (from the process's
-  `RateLimits`); a process takes only its configured share of the account's limit, so
-  Track A, gap recovery and jobs together stay under it, and slows down while KIS refuses
-  calls as over the budget (EGW00201) all the same.
+Errors are classified by the body's ``msg_cd`` whatever the HTTP status (gateway errors come as
+HTTP 500 with the usual envelope, business errors as HTTP 200 with ``rt_cd != "0"``; §3.3).
+Retryable ones (EGW00201, temporary gateway errors, bare 5xx, timeouts) are retried with capped,
+jittered backoff; a token-expired answer refreshes the token once (shared by concurrent callers).
+Every request of an account in this process passes one `Pace`, its share of the account's limit.
 """
 
 from __future__ import annotations

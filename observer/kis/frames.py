@@ -1,24 +1,10 @@
 """WebSocket frames a session cannot read: oversized or malformed ones cost that frame alone.
 
-Two limits. `HARD_MAX_BYTES` (16 MiB) is the WebSocket library's ``max_size``, for memory's
-sake (it buffers at most 16 frames unread, its ``max_queue``): a frame above it is never
-read whole, and the library ends the connection (close code 1009), which the stream reports
-as a dropped frame and reconnects from. `FrameLimits.max_bytes` is the application's limit,
-far below it: a frame above is read, then dropped and counted, and the session goes on. Its
-default, 1 MiB (the library's own default limit), is above anything KIS's format makes: a
-frame says its record count in three digits (kis-api.md §5.5), and 999 records of the
-widest TR the decoder knows (an order book of 59 fields: 288 characters in the tests' sample
-after §5.7, some 400 with every quantity in the millions) are about 400 KB. A frame of real
-trades is a few KB: the reference's example trade, completed to 46 fields, is 252
-characters, and the simulator sends ten trades a frame at most.
-
-A frame that is not UTF-8 text, or that the decoder refuses whole (`KisProtocolError`), is
-malformed: dropped and counted likewise. One such frame is no reason to end a session that
-streams 41 symbols (a reconnect is a gap for each of them). A *rate* of them is: beyond
-`FrameLimits.bad_per_window` in `FrameLimits.window_s` of clock time, `BadFrameRate` starts
-an episode, and the stream reconnects once, with its backoff and within its budget; the
-episode ends once a window passes without a bad frame, and only a new episode reconnects
-again.
+A frame over `FrameLimits.max_bytes`, not UTF-8, or refused whole by the decoder
+(`KisProtocolError`) is dropped and counted, and the session goes on: a reconnect is a gap for
+each of its symbols. A *rate* of them (`BadFrameRate`) starts an episode, in which the stream
+reconnects once, with its backoff and within its budget. Above `HARD_MAX_BYTES` the WebSocket
+library ends the connection itself (close code 1009).
 """
 
 from __future__ import annotations
@@ -44,14 +30,25 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-HARD_MAX_BYTES = 16 * 2**20  # the library's max_size: above it the connection ends
+# The library's max_size, for memory's sake (it buffers at most 16 frames unread, its
+# max_queue): a frame above is never read whole, the library ends the connection (close code
+# 1009), and the stream reports a dropped frame and reconnects.
+HARD_MAX_BYTES = 16 * 2**20
 KEPT_CHARS = 4096  # of a dropped frame's text, for its record (never the whole of a flood)
 OVERSIZED, MALFORMED = "oversized_frame", "malformed_frame"
 _NS = 1_000_000_000
 
 
 class FrameLimits(NamedTuple):
-    """The application's frame limit and the rate of bad frames that restarts a session."""
+    """The application's frame limit and the rate of bad frames that restarts a session.
+
+    ``max_bytes``' default, 1 MiB (the library's own default limit), is above anything KIS's
+    format makes: a frame says its record count in three digits (kis-api.md §5.5), and 999
+    records of the widest TR the decoder knows (an order book of 59 fields: 288 characters in
+    the tests' sample after §5.7, some 400 with every quantity in the millions) are about
+    400 KB. A frame of real trades is a few KB: the reference's example trade, completed to 46
+    fields, is 252 characters, and the simulator sends ten trades a frame at most.
+    """
 
     max_bytes: int = 2**20
     bad_per_window: int = 10  # more than this many within the window: an episode
@@ -91,7 +88,11 @@ def _start(message: bytes) -> str:
 
 
 class BadFrameRate:
-    """Bad frames within a sliding window of clock time, and the episode a burst starts."""
+    """Bad frames within a sliding window of clock time, and the episode a burst starts.
+
+    More than ``bad_per_window`` within ``window_s`` start an episode; it ends once a window
+    passes without a bad frame, and only a new episode reconnects again.
+    """
 
     def __init__(self, limits: FrameLimits) -> None:
         self.limit = limits.bad_per_window

@@ -1,18 +1,10 @@
 """KIS master files: the domestic ``.mst`` / overseas ``.cod`` parsers.
 
-The archives' download and safe zip extraction are `observer.kis.master_archive`'s,
-re-exported here.
-
-Facts from shared/reference/kis-api.md §6. Domestic records are cp949 lines: a head (short code
-9, ISIN 12, Korean name) then a fixed-width ASCII tail (KOSPI 227, KOSDAQ 221, KONEX 184
-characters), taken from the *end* of the line. Overseas ``.cod`` files are cp949, 24
-tab-separated columns, no header row. Bad input raises `MasterFileError` naming the line.
-
-A tail whose width changed (KIS added or dropped a field) still slices into fields, every one
-of them shifted: a domestic file is refused when more than `MAX_MALFORMED_SHARE` of its rows
-hold a field outside its documented form (group code, Y/N flags, dates, codes, numbers).
-Fewer such rows are held back (`DomesticRows.malformed`), never listings: one record a
-character too long reads a live stock as another type, under a name with its tail's start.
+Facts from shared/reference/kis-api.md §6. Domestic records are cp949 lines: a head (short code 9,
+ISIN 12, Korean name) then a fixed-width ASCII tail (KOSPI 227, KOSDAQ 221, KONEX 184 characters)
+taken from the *end* of the line; a record with a tail field outside its form is held back, never
+a listing (`MalformedRecord`). Overseas ``.cod`` files are cp949, 24 tab-separated columns, no
+header row. Downloads and safe extraction: `observer.kis.master_archive`, re-exported here.
 """
 
 from __future__ import annotations
@@ -211,7 +203,9 @@ class MalformedRecord:
     """A domestic record with tail fields outside their form: held back, never a listing.
 
     Only its symbol is trusted: the head's short code starts the line, where a tail of
-    another width does not reach; every tail field would be read shifted.
+    another width does not reach; every tail field would be read shifted (KIS added or
+    dropped a field), and one record a character too long would read a live stock as another
+    type, under a name with its tail's start.
     """
 
     market: Market

@@ -1,7 +1,7 @@
 """KIS master archives: the HEAD and the bounded download, and safe zip extraction.
 
-Split from `observer.kis.master` (which re-exports these names): the bytes' transport and
-unpacking, before any record is read. Facts from shared/reference/kis-api.md §6.
+The bytes' transport and unpacking, before any record is read (`observer.kis.master`, which
+parses the records, re-exports these names). Facts from shared/reference/kis-api.md §6.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """Per-symbol sector lookups on KIS's overseas TRs (the enrich job's middle tier).
 
-Apart from `observer.kis.client` (which holds the TRs every worker shares): HHDFS76200200
-price-detail answers a sector *name* (``e_icod``) per symbol; HHDFS76370000 industry-theme
-lists the stocks filed under one industry code, which cross-checks the masters' ``icod``.
-Both are real-only (the paper host lacks price-detail, ref-KIS §2; industry-theme's paper
-availability is UNCONFIRMED), so a paper client refuses them before sending anything.
-CTPF1702R (``KisClient.overseas_info``) is the third lookup; its ``prdt_clsf_cd/name``
-meaning is UNCONFIRMED.
+HHDFS76200200 price-detail answers a sector *name* (``e_icod``) per symbol; HHDFS76370000
+industry-theme lists the stocks filed under one industry code, which cross-checks the masters'
+``icod``. Both are real-only (the paper host lacks price-detail, ref-KIS §2; industry-theme's is
+UNCONFIRMED), so a paper client refuses them before sending anything. CTPF1702R
+(``KisClient.overseas_info``) is the third lookup; its ``prdt_clsf_cd/name`` is UNCONFIRMED.
 """
 
 from __future__ import annotations

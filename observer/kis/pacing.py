@@ -1,23 +1,10 @@
 """An account's REST pace in one process: its configured share, slowed while KIS refuses.
 
-KIS answers EGW00201 when an app key's calls pass its per-second budget. This project's
-processes together stay under the budget configured for the account, but another user of
-the same app key (the account holder's own trading program, a script run by hand) or a
-budget configured above the real one still takes the account over it. Pacing on at the
-share would then have a share of the calls refused, each retried into the same crowd.
-`Pace` slows down instead, as TCP does on loss:
-
-* a refusal of a call sent at the current pace halves the pace, down to `FLOOR` of the
-  share; refusals of calls sent before that slowdown say nothing of the new pace and do not
-  slow it again;
-* each ``recover_s`` (`RECOVER_S`, ``[kis] pace_recover_s``) with calls answered and none
-  refused raises it by `STEP` of the share, back to the share (from half the share in five
-  seconds): gently, since a budget taken by another program stays taken, and the pace
-  should hover just under what is left rather than climb past it at once.
-
-Each pace is an ``aiolimiter.AsyncLimiter``. A slowed call waits for the slowed limiter and
-then, last, for the share's own, so that however the pace changes while calls wait, the
-calls sent never pass the configured share.
+KIS answers EGW00201 when an app key's calls pass its per-second budget. Another user of the same
+app key, or a budget configured above the real one, can take the account over it however the
+processes keep to their shares, and pacing on at the share would have a share of the calls
+refused, each retried into the same crowd. `Pace` slows down instead, as TCP does on loss, and
+the calls sent never pass the configured share however the pace changes.
 """
 
 from __future__ import annotations
@@ -51,6 +38,8 @@ class Pace:
     ``rate`` is the process's configured share of the account's budget (calls a second);
     ``recover_s`` the wall seconds without a refusal before each raise.
     `generation` counts the slowdowns: read it when sending and give it back to `refused`.
+    Each pace is an ``aiolimiter.AsyncLimiter``; a slowed call waits for the slowed limiter
+    and then, last, for the share's own, so the share is never passed.
     """
 
     def __init__(
@@ -91,7 +80,11 @@ class Pace:
         return None
 
     def refused(self, generation: int) -> None:
-        """KIS refused a call sent at ``generation``'s pace as over the budget (EGW00201)."""
+        """KIS refused a call sent at ``generation``'s pace as over the budget (EGW00201).
+
+        A refusal of a call sent at the current pace halves it, down to `FLOOR` of the share;
+        refusals of calls sent before that slowdown say nothing of the new pace.
+        """
         self._changed_at = self._monotonic()  # any refusal puts the next raise off
         if generation != self.generation or self.factor <= FLOOR:
             return
@@ -100,7 +93,12 @@ class Pace:
         self._set(max(FLOOR, self.factor / 2))
 
     def answered(self) -> None:
-        """A call got an answer that is no refusal: ``recover_s`` after a change, speed up."""
+        """A call got an answer that is no refusal: ``recover_s`` after a change, speed up.
+
+        Each raise is `STEP` of the share, back to the share (from half of it in five seconds
+        at the default `RECOVER_S`): gently, since a budget another program takes stays taken,
+        and the pace should hover just under what is left rather than climb past it.
+        """
         if self.factor < 1.0 and self._monotonic() - self._changed_at >= self._recover_s:
             self._set(min(1.0, round(self.factor + STEP, 6)))
 

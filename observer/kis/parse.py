@@ -1,11 +1,10 @@
 """Pure functions from KIS wire data to values and bus events (no I/O).
 
-JSON text frames are control answers and PINGPONG keep-alives (shared/reference/kis-api.md
-§5.3-5.5); REST answers become events here too. The ``^``-separated real-time data frames are
-decoded in `observer.kis.realtime`, with the value readers of this module. Every malformed
-input raises `KisProtocolError` and nothing else: JSON that does not decode (deeply nested
-JSON included), and values the database's columns cannot hold (an integer beyond BIGINT, a
-decimal beyond NUMERIC(24,8), a string longer than its VARCHAR or holding a NUL).
+JSON text frames are control answers and PINGPONG keep-alives (kis-api.md §5.3-5.5); REST answers
+become events here too; `observer.kis.realtime` decodes the ``^`` data frames with this module's
+value readers. Every malformed input raises `KisProtocolError` and nothing else: JSON that does
+not decode (deeply nested included), and values the database cannot hold (beyond BIGINT or
+NUMERIC(24,8), a string longer than its VARCHAR or holding a NUL).
 """
 
 from __future__ import annotations

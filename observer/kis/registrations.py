@@ -1,13 +1,10 @@
 """One WebSocket session's registrations: what its owner wants, what its connection owes KIS.
 
-Bookkeeping only, no I/O: `observer.kis.stream.KisStream` sends and reads. KIS facts: one
-message registers or releases one (tr_id, tr_key) pair, with the approval key in its header;
-a session holds at most 41 registrations (trade and book count separately); registrations
-are per connection, so each new connection owes every wanted one again.
-
-What the owner wants changes at once and never waits for the network or a key: what the
-connection cannot send yet (no approval key at hand) stays owed (`Registrations.owed`) until
-the session sends it, the releases first, so that the server never counts more than it holds.
+Bookkeeping only, no I/O (`observer.kis.stream.KisStream` sends and reads). A message, with the
+approval key in its header, registers or releases one (tr_id, tr_key) pair; a session holds at
+most 41 (trade and book count separately), and each new connection owes every wanted one again.
+What the owner wants changes at once; what the connection cannot send yet stays owed
+(`Registrations.owed`), releases first, so that the server never counts more than it holds.
 """
 
 from __future__ import annotations

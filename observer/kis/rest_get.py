@@ -1,12 +1,10 @@
 """The REST client's one HTTP need, a GET, and its production implementation over aiohttp.
 
-`KisClient` asks for what `RestGet` describes, which ``httpx.AsyncClient`` also offers, so
-tests hand it httpx's ``MockTransport``. In production `AiohttpGet` sends the GETs through
-aiohttp itself: a call through httpx's client cost about 1 ms of CPU even over aiohttp's
-transport (its request and response models: URL parsing, header merging, cookie
-extraction), four times a bare aiohttp GET, and Track A's whole-universe cycles are
-CPU-bound in the demo.
-Transport failures surface as httpx's exceptions, the contract `KisClient` classifies.
+`KisClient` asks for what `RestGet` describes, which ``httpx.AsyncClient`` also offers, so tests
+hand it httpx's ``MockTransport``; transport failures surface as httpx's exceptions, which
+`KisClient` classifies. Production sends through aiohttp itself (`AiohttpGet`): a GET through
+httpx's client costs about 1 ms of CPU, four times a bare aiohttp GET, and Track A's cycles are
+CPU-bound.
 """
 
 from __future__ import annotations
@@ -60,11 +58,10 @@ class _Answer:
 class AiohttpGet:
     """GETs to ``base_url`` on one aiohttp session, opened at the first request.
 
-    Kept as the httpx client with aiohttp's transport had them: the certificates are
-    certifi's (or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), no proxy comes from the environment,
-    and a redirect is an answer, not followed. ``connect_s`` bounds the connection and its
-    TLS handshake, ``read_s`` each wait for the server's bytes and the wait for a name and a
-    free connection.
+    Like httpx's client: the certificates are certifi's (or ``SSL_CERT_FILE``/``SSL_CERT_DIR``), no
+    proxy comes from the environment, and a redirect is an answer, not followed. ``connect_s``
+    bounds the connection and its TLS handshake, ``read_s`` each wait for the server's bytes and the
+    wait for a name and a free connection.
     """
 
     def __init__(self, base_url: str, *, connect_s: float, read_s: float) -> None:

@@ -187,8 +187,8 @@ class TokenAlert:
 
     Called as ``on_unavailable``, it raises the alert when a reader starts waiting for a token
     the cache lacks; `resolved` (the ``on_available`` `open_account` gives it) ends it once
-    the reader holds a valid one again. Before, the alert had no subject and no end: it
-    stayed open, reminded every 30 minutes, long after the token job had issued.
+    the reader holds a valid one again, so it is not reminded long after the token job
+    has issued.
     """
 
     alias: str

@@ -1,21 +1,10 @@
 """The async KRX data-portal client: the login, its session, and the two ETF screens.
 
-Facts from shared/reference/krx-etf-and-metadata.md §1.1-1.2:
-
-* data is ``POST /comm/bldAttendant/getJsonData.cmd`` (form ``bld`` plus the screen's
-  parameters) with ``User-Agent``, ``Referer`` and ``X-Requested-With``, answered as
-  ``text/html`` carrying ``{"output": [...]}``;
-* since 2026-02-27 an anonymous or expired session gets HTTP 400 with the body ``LOGOUT``;
-* the login is three steps (JSESSIONID, the login page, the form post) and its answer's
-  ``_error_code`` says CD001 (in), CD011 (logged in elsewhere: post again with
-  ``skipDup=Y``, which ends the other session) or CD010 (the password must be changed);
-* a session is good for about an hour; another login of the same member ends it.
-
-A ``LOGOUT`` is answered by one new login and the same request again; a second ``LOGOUT``
-is raised (`KrxLoggedOut`), so a caller never reads an empty answer as "no ETFs". An answer
-whose rows lack a key the screen must carry (a column renamed by a site update) is a
+The portal's facts are `KrxClient`'s. A ``LOGOUT`` is answered by one new login and the same
+request again; a second is raised (`KrxLoggedOut`), so a caller never reads an empty answer as "no
+ETFs". Rows lacking a key the screen must carry (a column renamed by a site update) are a
 `KrxProtocolError`, never rows of empty fields. 5xx and timeouts are retried through
-`observer.process.retry`; every request, the login's included, passes one `aiolimiter.AsyncLimiter`.
+`observer.process.retry`; every request, the login's included, passes one limiter.
 """
 
 from __future__ import annotations
@@ -87,6 +76,13 @@ class _Keys(msgspec.Struct):
 
 class KrxClient:
     """The portal as one member.
+
+    Facts from shared/reference/krx-etf-and-metadata.md §1.1-1.2: data is ``POST
+    /comm/bldAttendant/getJsonData.cmd`` (form ``bld`` plus the screen's parameters) with
+    ``User-Agent``, ``Referer`` and ``X-Requested-With``, answered as ``text/html`` carrying
+    ``{"output": [...]}``; since 2026-02-27 an anonymous or expired session gets HTTP 400 with
+    the body ``LOGOUT``; a session is good for about an hour, and another login of the same
+    member ends it.
 
     Parameters
     ----------
@@ -230,6 +226,10 @@ class KrxClient:
 
     async def login(self) -> None:
         """The three-step login; a new session replaces the old one.
+
+        JSESSIONID, the login page, the form post, whose answer's ``_error_code`` says CD001
+        (in), CD011 (logged in elsewhere: post again with ``skipDup=Y``, which ends the other
+        session) or CD010 (the password must be changed).
 
         Raises
         ------

@@ -1,13 +1,10 @@
 """A supervised process's side of the READY handshake and heartbeats.
 
-The supervisor passes the write end of a pipe as ``OBSERVER_NOTIFY_FD``; the process writes
-one JSON line ``{"t": "ready"}`` when it can do its work and ``{"t": "beat", "counters":
-{...}}`` from its main loop. A process that stops beating is hung and gets restarted. Run
-outside the supervisor, `Notifier.from_env` returns a notifier that does nothing.
-
-A process that is alive but cannot do its work (the writer whose database refuses its
-commits) says so with the counter ``failing_s``, how long it has failed; the supervisor's
-status is unhealthy while it is above 0.
+The supervisor passes the write end of a pipe as ``OBSERVER_NOTIFY_FD``; the process writes one
+JSON line ``{"t": "ready"}`` when it can do its work and ``{"t": "beat", "counters": {...}}`` from
+its main loop; one that stops beating is hung and restarted. One alive but unable to do its work
+says so with the counter ``failing_s`` (the supervisor's status is unhealthy while it is above 0).
+Outside the supervisor, `Notifier.from_env` returns a notifier that does nothing.
 """
 
 from __future__ import annotations

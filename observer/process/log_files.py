@@ -1,18 +1,10 @@
 """A supervised program's log file, rotated by size by the program itself.
 
-The supervisor opens ``<log_dir>/<program>.log`` (append) as the child's stdout and stderr,
-so that whatever the child prints before its logging is set up, and a traceback of a crash,
-lands there. The child then owns the file: `RotatingStderrHandler` writes every log line
-to stderr and, before a line would take the file past ``max_bytes``, renames it to
-``.1`` (``.1`` to ``.2`` ..., the oldest beyond ``keep`` goes), opens a new one and makes
-descriptors 1 and 2 point at it. One process writes the file and rotates it under the
-logging lock between two lines, so no line is lost or split. If another tool moved the file
-away (logrotate), the next line notices (the path names another file, or none) and reopens
-it: the lines written in between are in the moved file.
-
-A process with no supervisor above it (``observer supervise --log-file`` outside
-supervisord, where nothing else would rotate its output) adopts a file the same way:
-`adopt_log_file` points its own descriptors 1 and 2 at the file and gives the handler.
+The supervisor opens ``<log_dir>/<program>.log`` (append) as the child's stdout and stderr, so
+what the child prints before its logging is set up, and a crash's traceback, lands there. The
+child then owns the file: `RotatingStderrHandler` writes every log line to stderr and rotates the
+file under the logging lock, so no line is lost or split. A process with no supervisor above it
+adopts a file the same way (`adopt_log_file`).
 """
 
 from __future__ import annotations
@@ -44,6 +36,12 @@ def rotated_names(path: Path, keep: int) -> list[Path]:
 
 class RotatingStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Log lines to stderr, which is ``path``; rotate it by size, keep ``keep`` old files.
+
+    Before a line would take the file past ``max_bytes`` it is renamed ``.1`` (``.1`` to
+    ``.2`` ..., the oldest beyond ``keep`` goes), a new one is opened and descriptors 1 and 2
+    point at it. If another tool moved the file away (logrotate), the next line notices (the
+    path names another file, or none) and reopens it: the lines written in between are in the
+    moved file.
 
     Parameters
     ----------
@@ -106,8 +104,9 @@ class RotatingStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def adopt_log_file(path: Path, max_bytes: int, keep: int) -> RotatingStderrHandler:
     """Make ``path`` this process's stdout and stderr (append, owner-only) and rotate it.
 
-    Not through the environment as for a supervised program: the supervisor's children
-    would inherit it and two processes would rotate one file.
+    For ``observer supervise --log-file`` outside supervisord, where nothing else would rotate its
+    output. Not through the environment as for a supervised program: the supervisor's children would
+    inherit it and two processes would rotate one file.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     sys.stdout.flush()

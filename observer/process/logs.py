@@ -1,12 +1,10 @@
 """Logging set-up: one line per record, JSON under the supervisor, secrets masked always.
 
-Masking works on the finished line (message, arguments and traceback together), so a
-secret cannot slip through a ``%r`` of a dict or an exception's text: every value a
-`Secret` ever held is replaced (a long one also when cut short, from its first 16
-characters on; a short one, such as a user's password, only as a whole word), and so is
-anything shaped like a credential (``appsecret=...``, ``"approval_key": "..."``,
-``Bearer ...``, a JWT). `mask_struct` applies the same masker to every string of an
-event; every process's producer calls it before the outbox.
+Masking works on the finished line (message, arguments and traceback together), so a secret
+cannot slip through a ``%r`` of a dict or an exception's text: every value a `Secret` ever held
+is replaced (`register_secret`), and so is anything shaped like a credential (``appsecret=...``,
+``Bearer ...``, a JWT). `mask_struct` applies the same masker to every string of an event; every
+process's producer calls it before the outbox.
 """
 
 from __future__ import annotations
@@ -73,7 +71,8 @@ def register_secret(value: str, *, short_too: bool = False) -> None:
 
     A value shorter than ANYWHERE_SECRET_LENGTH is masked, as a whole word, only with
     ``short_too`` (a credential, never an ordinary word); else, or if shorter than
-    MIN_SECRET_LENGTH, it is ignored.
+    MIN_SECRET_LENGTH, it is ignored. One of CUT_SECRET_LENGTH or more is also masked when
+    cut short, from its first CUT_PREFIX characters on.
     """
     global _known_pattern
     if len(value) < (MIN_SECRET_LENGTH if short_too else ANYWHERE_SECRET_LENGTH):
@@ -94,10 +93,10 @@ def register_secret(value: str, *, short_too: bool = False) -> None:
 def _as_word(value: str, longer: str) -> str:
     """A pattern for a short ``value``, matching it only as a whole word.
 
-    No letter, digit or _ may extend it at an end that is one, and none of ``longer`` may
-    begin inside it: that one is masked whole, as before, rather than cut by this match.
-    It starts with a plain character, as the other alternatives do, so that the regex
-    engine skips to where one can begin (a lookbehind first is ten times slower).
+    No letter, digit or _ may extend it at an end that is one, and none of ``longer`` may begin
+    inside it: that one is masked whole, by its own alternative, rather than cut by this match. It
+    starts with a plain character, as the other alternatives do, so that the regex engine skips to
+    where one can begin (a lookbehind first is ten times slower).
     """
     first, rest = re.escape(value[0]), re.escape(value[1:])
     before = "" if re.fullmatch(_WORD_CHAR, value[0]) is None else f"(?<!{_WORD_CHAR}{first})"

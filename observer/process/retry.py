@@ -1,12 +1,10 @@
 """One retry policy: capped exponential backoff, on the project's Clock.
 
-`retry` runs an async call under tenacity with full jitter (or, given ``jitter_s``, the
-curve itself plus a bounded jitter: the fallback sector source), sleeping on the `Clock` so
-a simulated day retries in simulated time (the KIS client, the master-file job). `backoff_s`
-is the same curve for code that schedules a retry instead of sleeping through it (gap
-recovery's jobs, the supervisor's restarts); `Backoff` keeps that schedule for a loop that
-must go on between tries (the writer: its batches and its own alerts share one `Backoff`, so
-while the database is down neither tries more often than the curve allows).
+`retry` runs an async call under tenacity with full jitter (or the curve plus a bounded jitter:
+the fallback sector source), sleeping on the `Clock` so a simulated day retries in simulated time
+(the KIS client, the master-file job). `backoff_s` is the same curve for code that schedules a
+retry (gap recovery's jobs, the supervisor's restarts); `Backoff` keeps that schedule for a loop
+that goes on between tries (the writer: its batches and its own alerts share one).
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """A state file that does not read: set aside, alerted, rebuilt by its owner, never fatal.
 
-The state files the product writes for itself (token caches, universe files, pins, the
-supervisor's records, checkpoints, ...) are written with
-`observer.process.private_files.write_private`, so a torn one is never a crash's doing: it is a
-power cut on a disk that lied, or a hand edit. Its owner never reads it as empty in place
-and never fails on it at every start: the file is moved aside (``<name>.bad-<UTC time>``,
-owner-only, kept for a post-mortem), one warning ``state_file_unreadable`` is raised
-(subject: the file's path) saying what was lost and how it is rebuilt, and the owner goes
-on from its empty or safe state.
+The product's state files (token caches, universe files, pins, the supervisor's records, ...) are
+written with `observer.process.private_files.write_private`, so a torn one is a power cut on a
+disk that lied, or a hand edit. Its owner neither reads it as empty in place nor fails on it at
+every start: it is moved aside (``<name>.bad-<UTC time>``, owner-only), one warning
+``state_file_unreadable`` says what was lost, and the owner goes on from its empty or safe state.
 """
 
 from __future__ import annotations
@@ -30,7 +27,7 @@ T = TypeVar("T")
 
 
 def unreadable(path: Path, why: str, outcome: str, *, copy: bool = False) -> Alert:
-    """Set ``path`` aside and return the alert saying so (see the module); logged.
+    """Set ``path`` aside and return the alert saying so (subject: its path); logged.
 
     ``why``: what is wrong with it; ``outcome``: what was lost and how it is rebuilt;
     ``copy``: a copy is set aside, the file stays for its owner to replace

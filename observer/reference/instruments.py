@@ -1,13 +1,10 @@
 """The symbol master's catalogue: the fourteen KIS master files, and the ``tickers`` query.
 
-`MASTER_FILES` says which master files exist, the market, exchange, region and currency
-each lists, `current_archive` where the master-file worker keeps the one in use (other
-workers read it there) and `installed_ns` when it installed that one. A `Listing` is what
-the product keeps of one master-file row, the same for domestic ``.mst`` and overseas
-``.cod`` files; `tickers` is the read-only query the rest of the product uses for "every
-stock of a region". Reading, diffing and assessing the files is the master-file worker's
-own (`workers.master_file`). The query imports the database layer itself: the master-file
-job reaches READY without it.
+`MASTER_FILES` says which master files exist and what each lists (market, exchange, region,
+currency); `current_archive` and `installed_ns` say where and when the master-file worker
+installed the one in use, for the other workers to read. A `Listing` is what the product keeps of
+one row, domestic or overseas; `tickers` is the read-only query for "every stock of a region".
+Reading, diffing and assessing the files is the master-file worker's own.
 """
 
 from __future__ import annotations
@@ -43,7 +40,7 @@ REGIONS = ("KR", "US", "CN", "HK", "JP", "VN")
 _CURRENCIES = {"KR": "KRW", "US": "USD", "CN": "CNY", "HK": "HKD", "JP": "JPY", "VN": "VND"}
 # KIS's exchange codes (as its overseas order APIs spell them), by each file's market code.
 # Vietnam: KIS's OVRS_EXCG_CD tables say "HASE : 베트남 하노이, VNSE : 베트남 호치민", so the
-# Hanoi file (hnx) is HASE and the Ho Chi Minh file (hsx) is VNSE (the seed had them crossed).
+# Hanoi file (hnx) is HASE and the Ho Chi Minh file (hsx) is VNSE.
 _SEED_EXCHANGES = {
     "NAS": "NASD", "NYS": "NYSE", "AMS": "AMEX", "SHS": "SHAA", "SHI": "SHAA", "SZS": "SZAA",
     "SZI": "SZAA", "TSE": "TKSE", "HKS": "SEHK", "HNX": "HASE", "HSX": "VNSE",
@@ -192,7 +189,8 @@ def tickers(
 ) -> list[Listing]:
     """Active instruments of ``region`` ("KR", "US", ...), ordered by market and symbol.
 
-    ``kinds`` are the security types wanted (``None``: every type).
+    ``kinds`` are the security types wanted (``None``: every type). It imports the database
+    layer itself, so that the master-file job reaches READY without it.
     """
     from sqlalchemy import select
 

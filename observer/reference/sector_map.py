@@ -1,14 +1,10 @@
 """The KIS-industry-code-to-GICS mapping, as data: ``config/sector_map.toml``.
 
-The file maps ``(exchange, icod)`` to a GICS sector (and industry group where known) with a
-confidence and a note, names per-symbol overrides (``"NAS:AAPL"``) that win over
-everything, and maps the fallback source's sector and industry keys to GICS. It is loaded
-once, strictly (a typo or an unknown GICS code is a `ConfigError` naming the entry), and
-carries a ``mapping_version`` stamped on every classification made with it.
-
-Whether KIS's overseas industry codes resemble GICS is UNCONFIRMED (the code list needs a
-live HHDFS76370100 call), so nothing here assumes it: an unmapped code is listed by
-``observer enrich unmapped`` for curation.
+The file maps ``(exchange, icod)``, KIS sector names, domestic codes and the fallback source's
+keys to GICS with a confidence, and names per-symbol overrides that win over everything. It is
+loaded once, strictly (a typo or an unknown GICS code is a `ConfigError` naming the entry), and
+its ``mapping_version`` is stamped on every classification. Whether KIS's overseas codes resemble
+GICS is UNCONFIRMED, so nothing here assumes it: ``observer enrich unmapped`` lists the gaps.
 """
 
 from __future__ import annotations
@@ -126,7 +122,7 @@ def normalise_icod(code: str) -> str:
 
 
 class SectorMap:
-    """A loaded, validated mapping (see the module docstring)."""
+    """A loaded, validated mapping (`load_sector_map`): lookups by code, name, key or symbol."""
 
     def __init__(self, file: MapFile) -> None:
         self.version = file.mapping_version

@@ -1,11 +1,9 @@
 """Which envelopes of a batch the writer takes: exactly each source's next seqs, no hole.
 
-A pure function of the frames and the committed marks (`accept`), apart from the store so
-that its rule reads alone: an envelope is taken only if its seq is exactly its source's mark
-+ 1; one at or below the mark is a repeat (a resend, or a conflict the store checks); one
-beyond it waits for a resend. The one exception is a producer's `SeqsLost` declaration: its
-envelope, at seq ``last_seq``, is taken when ``first_seq`` is the mark + 1, and stands for
-the whole range.
+`accept` is a pure function of the frames and the committed marks: an envelope is taken only if
+its seq is its source's mark + 1; one at or below the mark is a repeat (a resend, or a conflict
+the store checks); one beyond it waits for a resend. A producer's `SeqsLost` declaration, at seq
+``last_seq``, is taken when ``first_seq`` is the mark + 1, and stands for the whole range.
 """
 
 from __future__ import annotations

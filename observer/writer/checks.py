@@ -1,18 +1,10 @@
 """The writer's checks of values the database would take but must not, per column of a batch.
 
-Both databases must keep the same rows: a value one of them refuses is refused on the other
-as well, and one that would break what is built on a day's rows later (a NaN in an exact
-decimal breaks its Parquet archive) is refused on both. A refusal raises `UnstorableValue`,
-which the store treats as any value the database refuses: the batch is split until the event
-stands alone and is kept in ``rejected_events`` under its seq.
-
-* Strings (SQLite only: PostgreSQL checks them itself): longer than their VARCHAR, or holding
-  a NUL, which PostgreSQL text cannot hold.
-* Exact decimals (both): NaN, sNaN and infinities, and values beyond NUMERIC(24, 8) once
-  rounded to 8 places (PostgreSQL's overflow; SQLite would store ``1E+30`` as text).
-
-Each check is one C-level pass per column (``map``); the per-value loop runs only on a batch
-that holds a refused value, to name it.
+Both databases must keep the same rows: a value one of them refuses is refused on the other too,
+and one that would break what is built on a day's rows (a NaN breaks its Parquet archive) on
+both. Strings longer than their VARCHAR or holding a NUL (`check_strings`, SQLite only) and exact
+decimals not finite or beyond NUMERIC(24, 8) (`check_decimals`) raise `UnstorableValue`, and the
+store keeps the event alone in ``rejected_events`` under its seq.
 """
 
 from __future__ import annotations
@@ -90,7 +82,12 @@ def check_strings(table: Table, rows: list[tuple[Any, ...]], limits: Limits) -> 
 
 
 def check_decimals(table: Table, rows: list[tuple[Any, ...]], decimals: Decimals) -> None:
-    """Refuse a batch holding a decimal NUMERIC(24, 8) cannot hold: not finite, or too large."""
+    """Refuse a batch holding a decimal NUMERIC(24, 8) cannot hold: not finite, or too large.
+
+    Too large once rounded to 8 places: PostgreSQL's overflow, where SQLite would store
+    ``1E+30`` as text. One C-level pass per column (``map``); the per-value loop runs only on
+    a batch that holds a refused value, to name it.
+    """
     for index, name in decimals:
         values = list(filter(None, map(itemgetter(index), rows)))  # zero always fits
         try:

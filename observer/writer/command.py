@@ -1,10 +1,8 @@
 """``observer writer``: its options, parsed without the CLI framework.
 
-The supervisor restarts the writer and every producer waits for it, so its start is on the
-critical path of a restart. The typer app builds a pydantic adapter for each option it
-parses, and pydantic's import alone is a fifth of the writer's start; `observer.cli.entry`
-therefore parses the writer's options here. The typer command of the same name (for
-``observer --help`` and ``observer writer --help``) calls `run` too, and a test keeps the two
+The writer's start is on the critical path of every restart, and importing pydantic (which the
+typer app needs) is a fifth of it, so `observer.cli.entry` parses the writer's options here. The
+typer command of the same name (for ``observer --help``) calls `run` too; a test keeps the two
 option lists equal.
 """
 

@@ -1,21 +1,10 @@
 """What the writer lets in: a frame decoded, its sender allowed its sources, their number bounded.
 
-Every frame passes here before the store sees it (`Door.let_in`):
-
-* It is decoded (`bus.codec.decode_parts`). A frame that does not decode at all, or one
-  with an envelope whose source and seq cannot be read, is rejected whole: logged, counted
-  (``rejected``), never acknowledged. A frame some of whose events do not decode (a producer
-  of another release, a foreign one) goes on: those envelopes become rejected events under
-  their seqs in the store, so their source keeps flowing.
-* Either case raises ``bus_frame_rejected`` (warning) the first time for a source in this
-  run (and once for all frames whose source cannot be read), so the writer's health is not
-  silently green while a producer's events go nowhere.
-* Over tcp, the sender's CURVE key must be allowed to send as each of the frame's sources,
-  and no other key may send as one of them (`observer.writer.owners`); otherwise the frame
-  is refused, counted in ``refused_sources`` and alerted once per key.
-* A frame that would make the writer keep state for more than ``max_sources`` sources is
-  refused, so a peer inventing names cannot grow its memory: logged, counted
-  (``rejected``), and alerted (``bus_frame_rejected``) once in the run.
+Every frame passes `Door.let_in` before the store sees it. A frame that does not decode, or whose
+envelopes' source and seq cannot be read, is rejected whole (logged, counted in ``rejected``,
+never acknowledged); events that alone do not decode become rejected events in the store, so
+their source keeps flowing. Over tcp a frame whose CURVE key may not send as its sources
+(`observer.writer.owners`) is refused, as is one that would pass ``max_sources``.
 """
 
 from __future__ import annotations
@@ -101,7 +90,10 @@ class Door:
         return frame
 
     def admit(self, frame: DecodedFrame) -> frozenset[str]:
-        """The frame's sources; `FrameError` if they would exceed ``max_sources``."""
+        """The frame's sources; `FrameError` if they would exceed ``max_sources``.
+
+        The bound keeps a peer inventing names from growing the writer's memory.
+        """
         sources = frame.sources
         new = sources - self.sources
         if new:
@@ -117,7 +109,9 @@ class Door:
         """Alert the first of ``source``'s frames or events the door rejects in this run.
 
         An undecodable frame or event of an admitted ``source``; `_UNKNOWN`: a frame whose
-        source cannot be read; `_BEYOND`: a frame refused beyond ``max_sources``.
+        source cannot be read; `_BEYOND`: a frame refused beyond ``max_sources``. The alert
+        (``bus_frame_rejected``, a warning) keeps the writer's health from staying silently
+        green while a producer's events go nowhere.
         """
         if source in self._alerted:
             return

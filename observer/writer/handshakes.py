@@ -1,13 +1,10 @@
 """The writer's side of CURVE handshakes that fail before its ZAP is asked.
 
-A client holding another writer's public key (the store host rebuilt, its keys generated
-again, the wrong file copied) fails every handshake: the writer cannot even decrypt its
-HELLO, so `bus.curve.Gatekeeper` never sees a key to refuse. A socket monitor on the tcp
-ingest and feed is the only place this shows. Each failure is counted
-(``handshake_failures``); the first on an endpoint in this run is logged with a hint and
-raises ``bus_handshake_failed`` (warning), once per endpoint, since the monitor names only
-the endpoint, never the peer (ZeroMQ's monitor events of a bound socket carry its own
-address). Failures a ZAP refusal causes are left to the Gatekeeper (``BUS_KEY_REFUSED``).
+A client holding another writer's public key fails every handshake before `bus.curve.Gatekeeper`
+sees a key, so a socket monitor on the tcp ingest and feed is the only place it shows. Each
+failure is counted (``handshake_failures``); the first on an endpoint in a run is logged with a
+hint and alerted (``bus_handshake_failed``, a warning), once per endpoint: the monitor never names
+the peer. Failures a ZAP refusal causes are the Gatekeeper's (``BUS_KEY_REFUSED``).
 """
 
 from __future__ import annotations

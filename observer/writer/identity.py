@@ -1,12 +1,10 @@
 """Source identity: a seq committed once cannot be claimed again with other content.
 
-Any process that reaches the ingest socket can send as any source. Every commit therefore
-keeps the digest of each envelope it takes (`BusDigest`: one row per source and commit, in
-seq order), and a repeated seq, normal when a producer resends what it has not seen
-acknowledged, must be byte-identical to what was committed. One that is not is a
-*conflict*: another process claimed the source, or a producer lost its outbox and used the
-seq again. The store keeps each conflict whole in ``bus_conflicts`` and raises one alert
-under the writer's own source (`WRITER_SOURCE`), never dropping it as a duplicate.
+Any process that reaches the ingest socket can send as any source, so every commit keeps the
+digest of each envelope it takes (`BusDigest`), and a repeated seq (a resend) must be
+byte-identical to what was committed. One that is not is a *conflict* (another process claimed
+the source, or a producer lost its outbox): kept whole in ``bus_conflicts`` and alerted once
+under the writer's own source (`WRITER_SOURCE`), never dropped as a duplicate.
 """
 
 from __future__ import annotations

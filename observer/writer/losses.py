@@ -1,11 +1,10 @@
 """A producer's declaration of lost seqs (`bus.events.SeqsLost`): its rows and its alert.
 
-Both in the transaction that commits the declaration: the loss is kept in ``bus_losses``,
-and a critical ``bus_events_lost`` in ``alerts`` under the declaration's own source and seq
-(``observer alerts ack <source>:<seq>``), so no crash between two commits can keep the loss
-and lose its alert. The notifier's sweep delivers it (the feed carries the `SeqsLost`),
-and ``observer ctl status`` is unhealthy while it is open. A `SeqsLost` that declares no
-range (its ``last_seq`` is not its own seq) is kept and raises nothing.
+Both are committed with the declaration, so no crash keeps the loss and loses its alert: the loss
+in ``bus_losses``, a critical ``bus_events_lost`` in ``alerts`` under the declaration's own
+source and seq (``observer alerts ack <source>:<seq>``; ``observer ctl status`` is unhealthy
+while it is open). A `SeqsLost` that declares no range (its ``last_seq`` is not its own seq) is
+kept and raises nothing.
 """
 
 from __future__ import annotations

@@ -1,14 +1,10 @@
 """One CURVE key per source: a second host sending as a source another key sends as is refused.
 
-The allow-list (`bus.curve.ServerCurve.may_send`) says which sources a key *may* send as;
-two keys may share a pattern (``track_b*``, ``*``). Two collectors hosts configured with the
-same ``[supervisor] host`` name would then send under one source, each with its own
-sequence: the writer would store one host's events and count the other's as duplicates or
-conflicts. So the first key that sends as a source owns it for the rest of the writer's
-run; a frame from another key carrying that source is refused (never stored), counted in
-``refused_sources`` and alerted once per key. A restarted writer learns the owners afresh,
-so a host whose key was replaced (which needs the writer's allow-list changed, and so a
-restart) is not locked out.
+The allow-list (`bus.curve.ServerCurve.may_send`) lets keys share a pattern (``track_b*``), so
+two hosts configured with the same ``[supervisor] host`` would send one source with two
+sequences. The first key that sends as a source owns it for the writer's run; another key's frame
+carrying it is refused (never stored), counted in ``refused_sources`` and alerted once per key.
+A restarted writer learns the owners afresh, so a host whose key was replaced is not locked out.
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """PostgreSQL's day partitions: created ahead, strays moved out of the default, a day dropped.
 
-On PostgreSQL the four archived tables are ranged by KST trading day on their UTC-ns time
-column (migration 0013): a partition per day, ``<table>_YYYYMMDD``, bounded by the day's KST
-midnights (`observer.db.retention_queries.day_bounds`, the same rule the archive and the
-audit of a day use), and a default partition, so that a row whose day has no partition yet
-is still stored. The writer keeps them (only the writer writes, DDL included): between two
-batches it creates the partitions of today and the next ``days_ahead`` days and moves any
-rows the default holds into partitions of their own days.
-
-Locks. Creating a partition ``PARTITION OF`` the table would lock the whole table against
-readers; a table created apart and then attached takes only SHARE UPDATE EXCLUSIVE on the
-parent (readers and the writer's own inserts go on) and ACCESS EXCLUSIVE on the default
-partition, which is normally empty. Every statement here runs under ``lock_timeout``, so a
-long reader delays maintenance (tried again later), never the writer's batches for long.
+The four archived tables are ranged by KST trading day on their UTC-ns time column: a partition
+``<table>_YYYYMMDD`` per day, bounded as `observer.db.retention_queries.day_bounds` says, and a
+default partition, so a row whose day has no partition yet is still stored. Only the writer keeps
+them, between two batches; every statement runs under `LOCK_TIMEOUT_MS`, so a long reader delays
+maintenance (tried again later), never the writer's batches for long.
 """
 
 from __future__ import annotations
@@ -81,6 +73,11 @@ class Partitions:
 
     def maintain(self, today: date | None = None) -> list[str]:
         """Create the partitions due and move the default's rows; return those created.
+
+        Due: today's and the next ``days_ahead`` days'. A partition is created apart and then
+        attached, which takes only SHARE UPDATE EXCLUSIVE on the parent (readers and the
+        writer's inserts go on) and ACCESS EXCLUSIVE on the default, normally empty; creating
+        it ``PARTITION OF`` the table would lock the whole table against readers.
 
         Raises SQLAlchemy's or the driver's error when the database fails (a lock wait past
         ``LOCK_TIMEOUT_MS`` included); what was done before stays done.

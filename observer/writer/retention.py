@@ -1,31 +1,10 @@
 """The writer's pruning: an archived day's rows deleted in bounded chunks between batches.
 
-Only the writer writes, so retention asks it (`bus.events.PruneRequested`, sent by the
-archive job once the day's Parquet file is verified). The writer takes one chunk of at most
-``chunk_rows`` rows per turn of its loop, between two batches, each chunk its own short
-transaction, so producers keep being acknowledged while a month of ticks goes.
-
-A day is pruned only if it is exactly what was archived: the newest archive record of the
-table and day has the request's row count and checksum, and the rows still there plus those
-already pruned are the rows of the day's files (its file, and the late files of rows
-committed after it was pruned: `observer.db.retention_queries.day_files`). The rows to
-delete are fixed when the pruning starts (each source's rows up to its committed mark then),
-so a row of that day committed later (a late recovery) is never deleted unarchived; the
-archive job writes it to a late file of the day and asks again. Each chunk records what it
-deleted per source in ``pruned_chunks`` in the same transaction, and the audit counts those
-seqs as present. A pruning cut short (a restart) is finished when the job asks again: the
-check counts the rows already pruned.
-
-On PostgreSQL a day is a partition (`observer.writer.partitions`): the same check, the
-record of every source's rows and seqs and the ``DROP`` of the day's partition are one
-transaction, so there are neither chunks nor rows of the day committed in between (the
-writer is the only writer and does nothing else meanwhile). The pruner also runs the
-partitions' maintenance when it is due, between two batches like a chunk.
-
-Its failure alerts end with their failure: the first maintenance that works after
-``partition_maintenance_failed``, and the first pruning of a day that works after that
-day's ``prune_failed``, commit an `AlertResolved` of the alert. What an earlier run of the
-writer left open is taken over: the open alerts are read at the first success.
+Only the writer writes, so the archive job asks it (`bus.events.PruneRequested`) once a day's
+Parquet file is verified. A day is pruned only if it is exactly what was archived (`_refusal`),
+and only the rows fixed when its pruning starts (`Pruner._start`). What each chunk deletes is
+recorded per source in ``pruned_chunks`` in the same transaction, and the audit counts those
+seqs as present.
 """
 
 from __future__ import annotations
@@ -85,6 +64,12 @@ class _Job:
 
 class Pruner:
     """Runs the committed prune requests, one chunk per call of `step`.
+
+    The writer calls `step` between two batches: each chunk is its own short transaction, so
+    producers keep being acknowledged while a month of ticks goes. On PostgreSQL a day is a
+    partition, dropped whole (`_drop`), and the partitions' maintenance runs here when due.
+    A failure alert (``partition_maintenance_failed``, a day's ``prune_failed``) is resolved
+    by the first success after it, an earlier run's included (`_failures_open`).
 
     Parameters
     ----------
@@ -177,7 +162,13 @@ class Pruner:
             return None
 
     def _start(self, job: _Job, spec: ArchivedTable) -> str | None:
-        """Check the day against its archive and fix the rows to delete; or say why not."""
+        """Check the day against its archive and fix the rows to delete; or say why not.
+
+        The rows to delete are each source's up to its committed mark now, so a row of the
+        day committed later (a late recovery) is never deleted unarchived: the archive job
+        writes it to a late file of the day and asks again. A pruning cut short (a restart)
+        is finished when the job asks again: the check counts the rows already pruned.
+        """
         request = job.request
         with self.store.engine.connect() as conn:
             files = day_files(conn, request.table, request.trade_date)
@@ -201,7 +192,12 @@ class Pruner:
         return None
 
     def _drop(self, job: _Job, spec: ArchivedTable, partitions: Partitions) -> str | None:
-        """Check the day's partition against its archive, record it, drop it; or say why not."""
+        """Check the day's partition against its archive, record it, drop it; or say why not.
+
+        The check, the record of every source's rows and seqs and the ``DROP`` are one
+        transaction, so no row of the day is committed in between (the writer is the only
+        writer and does nothing else meanwhile).
+        """
         request, day = job.request, job.request.trade_date
         job.started = time.monotonic()
         name = partitions.ensure(spec, day)  # every row of the day in it (none in the default)

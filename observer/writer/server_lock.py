@@ -1,14 +1,9 @@
 """One writer per server database, whatever host or run directory it runs from.
 
-A flock only excludes writers that share a file: two hosts (or two run directories) each
-took their own lock file and served one PostgreSQL database side by side, each retrying the
-other's conflicts. The server itself holds this lock: a session-level advisory lock, keyed
-by the schema the writer writes, on a connection of its own. The server drops it with its
-holder's session (kill -9, a host gone), so a lock is never left behind.
-
-The lock lives as long as that connection: a server restart or a cut link ends it.
-`ServerLock.held` (the writer asks every turn; it looks every `CHECK_S`) takes it again on
-a new connection, and says False only when another writer has it meanwhile.
+A flock only excludes writers that share a file, so the server itself holds this lock: a
+session-level advisory lock, keyed by the schema the writer writes, on a connection of its own.
+The server drops it with its holder's session (kill -9, a host gone), so it is never left behind;
+a server restart or a cut link ends it too, and `ServerLock.held` takes it again.
 """
 
 from __future__ import annotations

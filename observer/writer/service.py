@@ -1,35 +1,10 @@
 """The writer process: ROUTER ingest -> batch transaction -> ACK -> feed and capture tee.
 
-Loop: wait for a frame, gather more for up to ``batch_delay_s`` or ``batch_events``, let
-each in through the `Door` (decode: garbage is rejected, logged, counted and alerted, and
-never stops the writer; an event that alone does not decode becomes a rejected event), commit
-through `Store`, then ack each source with its committed mark (asking for a resend when a
-frame started past it, and counting the duplicates and conflicts of the batch), publish the
-new envelopes on the feed and append them to the capture.
-Hostile input is bounded: ZeroMQ drops a peer whose frame exceeds ``max_frame_bytes``, and a
-frame that would make the writer track more than ``max_sources`` sources is refused.
-Over tcp (`bus.curve`) only allow-listed CURVE keys get in, and a frame carrying a source its
-key is not allowed to send as is refused, counted (``refused_sources``), alerted once per key,
-and never stored; so is one carrying a source another key sends as (`observer.writer.owners`);
-unknown keys are refused by ZAP and alerted once per key. A client holding another writer's
-public key fails its handshake before ZAP is asked: counted (``handshake_failures``) and
-alerted once per endpoint (`observer.writer.handshakes`).
-If the database fails mid-run the same frames are retried with capped, jittered backoff
-while producers keep everything unacknowledged in their outboxes; the writer's own alerts
-wait on the same backoff (`observer.process.retry.Backoff`), never tried more often than a batch.
-What a failed try committed before failing is published, captured and acknowledged with the
-retry's (`Store.apply`'s ``since``), never taken for duplicates. Meanwhile the writer keeps
-reading the ingest socket and drops what arrives, unacknowledged, as when a disk is critical
-(below): resends on the producers' ack timeouts would otherwise pile up in ZeroMQ's queue for
-the whole outage. Once a commit succeeds it asks those producers to resend from their marks.
-
-Free space (`observer.process.disk`): the writer watches the volumes it writes (the SQLite
-database's, the capture's) and commits its own ``disk_low`` / ``disk_critical`` alerts. While
-a volume is critical it takes no new frames, rather than failing mid-transaction when the
-disk fills: it reads and drops what arrives, unacknowledged, so the producers keep it in
-their outboxes (their credit window bounds what they send meanwhile, and they resend after
-their ack timeout). Once there is room again it asks every producer it knows to resend
-from its mark, and goes on by itself.
+Each turn gathers frames for up to ``batch_delay_s`` or ``batch_events``, lets them in through
+`observer.writer.door.Door`, commits them through `observer.writer.store.Store`, acks each source
+with its committed mark, then publishes them on the feed and the capture. While the database
+fails (`Writer._commit`) or a volume is critical (`Writer._watch_disk`) it drops what arrives,
+unacknowledged, and asks the producers to resend once it can commit again.
 """
 
 from __future__ import annotations
@@ -355,6 +330,13 @@ class Writer:
         stop: threading.Event,
         deadline: float | None,
     ) -> Accepted | None:
+        """Commit ``frames``, trying again while the database fails; None if stopped first.
+
+        Tries wait on a capped, jittered backoff (`observer.process.retry.Backoff`) while the
+        producers keep everything unacknowledged in their outboxes. What a failed try
+        committed before failing is acknowledged, published and captured with the retry's
+        (`Store.apply`'s ``since``), never taken for duplicates.
+        """
         since: dict[str, int] | None = None  # the marks before the first try of these frames
         while True:
             pause = self._store_backoff.wait_s()  # the database failed lately: wait its turn
@@ -389,6 +371,8 @@ class Writer:
         """Until ``until``, read what arrives and drop it unacknowledged; True if stopped.
 
         The producers keep it in their outboxes and send it again when asked (`_commit`).
+        Reading on keeps their resends (after each ack timeout) from piling up in ZeroMQ's
+        queue for the whole outage.
         """
         while not stop.is_set():
             left = until - time.monotonic()
@@ -401,7 +385,14 @@ class Writer:
         return True
 
     def _watch_disk(self, ingest: Ingest, feed: FeedPublisher) -> None:
-        """Measure the volumes when due; commit the writer's alerts; pause or resume."""
+        """Measure the volumes when due; commit the writer's alerts; pause or resume.
+
+        The volumes are those the writer writes (the SQLite database's, the capture's), the
+        alerts ``disk_low`` and ``disk_critical`` (`observer.process.disk`). While one is
+        critical the writer takes no new frames, rather than failing mid-transaction when the
+        disk fills: it reads and drops what arrives, unacknowledged (the producers' credit
+        bounds it), and asks every producer it knows to resend once there is room.
+        """
         if self.disk is None:
             return
         self._own += self.disk.check()

@@ -1,33 +1,10 @@
 """The writer's start: the server's lock, the schema and the marks, waited for in an outage.
 
-A writer that cannot reach its database at the start exited 2, and the supervisor started it
-again into the same outage: after ``max_failures`` starts (about 20 s) it parked the writer
-FATAL until an operator started it, and nothing was stored meanwhile, however soon the
-database came back (a PostgreSQL restart, a host that boots the observer before its
-database). So a server database that does not answer (`observer.db.outages.not_answering`)
-is waited for, on the daemons' read policy (`ReadRetries`): READY goes out at the first
-failure, so the supervisor's ready timeout does not end the wait, and the heartbeats carry
-``failing_s`` (`observer ctl status` unhealthy; the rule `ObserverProgramFailingItsWork`
-after a minute). The programs that depend on the writer start once it serves (the
-supervisor waits for a READY without ``failing_s``), and the producers already running keep
-their events in their outboxes meanwhile. 600 s in a row end the start (`StoreError`, exit
-2), and the supervisor starts it again: it beat all along, so it is never parked.
-
-libpq reports a wrong password or database name as it does a server that refuses (the
-same `OperationalError`, no SQLSTATE at connect), so those are waited for too, each try
-logged with the server's words and the heartbeat saying ``failing_s``: `observer ctl status`
-is unhealthy and `ObserverProgramFailingItsWork` fires within a minute, where a FATAL park
-took about 20 s. What is no outage ends the start at once, as before: another writer's lock
-(`WriterLocked`, exit 3), a database without the schema, a migration the database refuses
-for its content (a failed statement, alembic's own errors), and every SQLite error (there
-is no server to wait for).
-
-Under ``[bus] fsync = true`` (the default) its acknowledgements survive a power cut: SQLite
-commits at ``synchronous=FULL`` and the database file's folder is flushed once the schema is
-there (a new file's entry), PostgreSQL commits at ``synchronous_commit=on``; a server that
-runs with ``fsync = off`` (or keeps ``synchronous_commit`` off for the writer however it
-asks) cannot keep that promise, and the writer says so (``bus_not_durable``, a warning,
-each start).
+A server database that does not answer (`observer.db.outages.not_answering`; libpq reports a
+wrong password or database name alike) is waited for on the daemons' read policy, beating with
+``failing_s``, so the writer is never parked while its database restarts; 600 s in a row end the
+start (`StoreError`, exit 2). What is no outage ends it at once: another writer's lock
+(`WriterLocked`, exit 3), a missing schema, a refused migration, any SQLite error.
 """
 
 from __future__ import annotations
@@ -65,7 +42,11 @@ def open_store(
     """The store of ``url``, migrated if configured, its marks read, the server's lock held.
 
     None if ``stop`` is set while the server does not answer. Raises `WriterLocked` and
-    `StoreError` (see the module).
+    `StoreError` (see the module). READY goes out at the first failure, so the supervisor's
+    ready timeout does not end the wait, and the heartbeats carry ``failing_s`` (``observer
+    ctl status`` unhealthy; the rule ``ObserverProgramFailingItsWork`` after a minute). The
+    programs that depend on the writer start once it serves (a READY without ``failing_s``),
+    and running producers keep their events meanwhile.
     """
     retries = ReadRetries(_RETRY_INITIAL_S, _RETRY_MAX_S)
 
@@ -111,7 +92,14 @@ def _open(settings: Settings, url: URL, lock: WriterLock) -> tuple[Engine, Store
 
 
 def _check_durable(engine: Engine, url: URL, store: Store) -> None:
-    """Flush a SQLite file's folder; alert a PostgreSQL server that does not flush at all."""
+    """Flush a SQLite file's folder; alert a PostgreSQL server that does not flush at all.
+
+    Under ``[bus] fsync = true`` the writer's acks survive a power cut: SQLite commits at
+    ``synchronous=FULL`` and a new file's entry is flushed once the schema is there,
+    PostgreSQL at ``synchronous_commit=on``. A server running with ``fsync = off`` (or keeping
+    ``synchronous_commit`` off for the writer) cannot keep that promise: ``bus_not_durable``,
+    a warning, each start.
+    """
     if (database := sqlite_file(url)) is not None:
         fsync_path(database.absolute().parent)
         return

@@ -1,27 +1,10 @@
 """The writer's persistence: accept in-order envelopes, commit rows and high-water marks together.
 
-Exactly once in the database: an envelope is accepted only if its seq is exactly the
-source's committed high-water mark + 1 (`observer.writer.accepting`: duplicates are skipped,
-anything beyond a hole waits for a resend); the rows and the new marks are one transaction.
-After a failed transaction the marks are read again from the database, because a commit
-whose answer was lost may have succeeded: applying the same frames again then changes
-nothing.
-
-Every commit also keeps a digest of each envelope, and a repeated seq must be byte-identical
-to what was committed (`observer.writer.identity`): one that is not is kept and alerted as a
-conflict, never dropped as a duplicate.
-
-An event that fails on its own (the database refuses a value, the driver cannot bind one, a
-value one database would take and the other not, `observer.writer.checks`; an event that did
-not decode, `bus.codec.UndecodableEvent`) is a rejected event: it is isolated, and kept whole in
-``rejected_events`` under its seq, or reduced to what can be stored when even that record
-fails, so that neither the writer nor the seqs of its source ever stop on it. The first one
-the database refuses of each source in a run is a ``bus_event_rejected`` error for the writer
-to commit (`take_alerts`; one that did not decode is the door's ``bus_frame_rejected``).
-
-A producer's `SeqsLost` declaration (its events the writer had acknowledged and its database
-lost since) is committed like any event, its critical ``bus_events_lost`` with it
-(`observer.writer.losses`).
+Exactly once: an envelope is taken only at its source's committed mark + 1
+(`observer.writer.accepting`), its rows and the new marks in one transaction, and a repeated seq
+must be byte-identical to what was committed (`observer.writer.identity`). An event that fails
+on its own is kept in ``rejected_events`` under its seq (`Store.apply`), so neither the writer
+nor its source's seqs ever stop on it.
 """
 
 from __future__ import annotations
@@ -130,12 +113,13 @@ class Store:
     ) -> Accepted:
         """Accept and commit; raise `StoreError` if the database is unavailable.
 
-        A batch the database refuses for its content (a constraint, a value too long) is
-        split until the refused events are alone; each of those is kept whole in
-        ``rejected_events`` under its seq, so one bad event neither blocks the writer nor
-        leaves a hole. Repeated seqs are checked against the committed digests afterwards
-        (so a repeat within the batch is checked too); a conflict adds the writer's alert to
-        the accepted frames, for the feed (counted in ``own``, not in the frames given).
+        A batch the database refuses for its content (a constraint, a value too long, one the driver
+        cannot bind or `observer.writer.checks` refuses) is split until the refused events are
+        alone; each of those, like an event that did not decode (`bus.codec.UndecodableEvent`), is
+        kept whole in ``rejected_events`` under its seq, so one bad event neither blocks the writer
+        nor leaves a hole. Repeated seqs are checked against the committed digests afterwards (so a
+        repeat within the batch is checked too); a conflict adds the writer's alert to the accepted
+        frames, for the feed (counted in ``own``, not in the frames given).
 
         ``since``: when these frames are tried again after a `StoreError`, the marks from
         before the first try (`committed_marks`). That try may have committed part of them

@@ -1,15 +1,10 @@
-"""SQLAlchemy models of every table the writer fills.
+"""SQLAlchemy models of every table the writer fills; secrets are never stored.
 
 Every committed event leaves at least one append-only row keyed by ``(source, seq)`` (plus
-``idx`` when one event yields several rows), so completeness is a SQL query: per source the
-distinct seqs across all tables are exactly 1..max (see
-`observer.db.audit_queries.audit_sources`).
-Tables updated in place (``instruments``, ``gaps``, ``master_file_state``,
-``instrument_sectors``, ``kis_sector_codes``, ``host_rosters``) have an append-only history
-beside them (``listing_changes``, ``gap_events``, ``master_file_checks``, ``sector_metadata``,
-``sector_code_lists``, ``host_roster_events``).
-``bus_offsets`` holds each source's committed high-water mark; ``bus_losses`` the seqs a
-producer declared lost (kept under the last seq of each range). Secrets are never stored.
+``idx`` when one event yields several), so completeness is a SQL query: per source the distinct
+seqs across all tables are exactly 1..max (`observer.db.audit_queries.audit_sources`). Only
+``instruments``, ``gaps``, ``master_file_state``, ``instrument_sectors``, ``kis_sector_codes`` and
+``host_rosters`` are updated in place, each with an append-only history beside it.
 """
 
 from observer.db.models.archive import DayArchivedRow, PrunedChunk, PruneRequestedRow
