@@ -24,7 +24,7 @@ from observer.calendar.phases import KST
 from observer.cli.support import open_alert_subjects
 from observer.errors import MasterFileError
 from observer.reference.instruments import Listing, MasterFile, master_file
-from workers.master_file.cli import SOURCE
+from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.diff import Diff, diff
 from workers.master_file.files import Current, FileState, Review, sha256_of

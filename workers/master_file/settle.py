@@ -18,7 +18,7 @@ from typing import Literal
 from bus.events import AlertResolved
 from observer.cli.support import open_alert_subjects
 from observer.reference.instruments import MASTER_FILES, MasterFile
-from workers.master_file.cli import SOURCE
+from workers.master_file import SOURCE
 from workers.master_file.context import Services
 from workers.master_file.decide import STALE
 from workers.master_file.outcome import Outcome

@@ -37,7 +37,7 @@ from observer.kis.master import RemoteFile, download_master, head_master
 from observer.kis.session import master_http
 from observer.process.heartbeat import Notifier
 from observer.reference.instruments import MASTER_FILES, MasterFile
-from workers.master_file.cli import SOURCE
+from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.decide import STALE, Decision, decide
 from workers.master_file.diff import diff
