@@ -24,6 +24,8 @@ import asyncio
 import time
 from datetime import date, datetime, timedelta
 
+import msgspec
+
 from bus.events import Alert, EtfDaily, EtfRun
 from bus.producer import Producer
 from observer.calendar.clock import Clock, now_utc
@@ -32,18 +34,32 @@ from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
 from observer.process.heartbeat import Notifier
 from workers.etf.collect import Collected, repair
-from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of, target_session
+from workers.etf.jobs import beat, portal, read, resolve, symbols_of
 from workers.etf.rows import repaired
+from workers.etf.sessions import calendar_of, target_session
 
-__all__ = ["CODES", "last_repairable", "run_repair"]
+__all__ = ["CODES", "RepairSummary", "last_repairable", "run_repair"]
 
 CODES = ("etf_repair_failures",)
+
+
+class RepairSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``observer etf backfill`` prints (``--json``: these keys, in this order)."""
+
+    sessions: int
+    repaired_rows: int
+    kis_calls: int
+    krx_calls: int
+    krx_error: str
+    failures: int
+    failed_over_limit: bool  # more than ``max_failed_pct`` failed: the command exits 1
+    resolved: int
 
 
 def last_repairable(settings: Settings, now_kst: datetime) -> date:
     """The newest session a repair may read at ``now_kst``: the last completed one.
 
-    While a session is under way that is the previous session (`jobs.target_session` says
+    While a session is under way that is the previous session (`target_session` says
     None then): the open session's table holds its prices so far, not its close.
     """
     done = target_session(settings, now_kst)
@@ -52,7 +68,7 @@ def last_repairable(settings: Settings, now_kst: datetime) -> date:
 
 def run_repair(
     settings: Settings, clock: Clock, until: date, producer: Producer, notifier: Notifier
-) -> dict[str, object]:
+) -> RepairSummary:
     """The ``etf_backfill`` job: the ``repair_sessions`` completed sessions up to ``until``."""
     started = time.monotonic()
     send = producer.send
@@ -114,13 +130,13 @@ def run_repair(
             duration_ms=int((time.monotonic() - started) * 1000),
         )
     )
-    return {
-        "sessions": len(sessions),
-        "repaired_rows": len(got.backfilled),
-        "kis_calls": got.kis_calls,
-        "krx_calls": got.krx_calls,
-        "krx_error": got.krx_error,
-        "failures": len(got.failed),
-        "failed_over_limit": over,
-        "resolved": resolved,
-    }
+    return RepairSummary(
+        sessions=len(sessions),
+        repaired_rows=len(got.backfilled),
+        kis_calls=got.kis_calls,
+        krx_calls=got.krx_calls,
+        krx_error=got.krx_error,
+        failures=len(got.failed),
+        failed_over_limit=over,
+        resolved=resolved,
+    )

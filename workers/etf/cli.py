@@ -6,7 +6,7 @@ refused with exit 2 before READY, which the supervisor takes for a usage error (
 refused, nothing retried: refused after READY, it was retried into FATAL); then READY, then
 a single-instance lock (``<data_dir>/etf/LOCK``), then `observer.cli.support.job_producer`
 (the writer has every earlier event before the job reads what it keeps), then the work
-(`workers.etf.jobs`, loaded after READY).
+(`workers.etf.daily`, `jobs`, `holdings`, `backfill`, loaded after READY).
 
 Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
 run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``; no active ETF
@@ -30,6 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import msgspec
 import typer
 
 from bus.lock import InstanceLock, LockHeld
@@ -202,10 +203,12 @@ def _job(settings: Settings) -> Iterator[Notifier]:
         yield notifier
 
 
-def _echo(summary: dict[str, object], as_json: bool) -> None:
-    typer.echo(" ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict)))
+def _echo(summary: msgspec.Struct, as_json: bool) -> None:
+    """A job's summary as ``key=value`` words (counts per field left out), then its JSON."""
+    fields = msgspec.structs.asdict(summary)
+    typer.echo(" ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, dict)))
     if as_json:
-        typer.echo(json.dumps(summary, default=str))
+        typer.echo(json.dumps(msgspec.to_builtins(summary)))
 
 
 @app.command("list")
@@ -247,15 +250,15 @@ def daily(
         f"{{day}}` (the {settings.etf.repair_sessions} sessions up to that day)",
     )
     with _job(settings) as notifier:
-        from workers.etf.jobs import run_daily
+        from workers.etf.daily import run_daily
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_daily(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
-    if summary.get("listed") == 0:  # nothing to collect is no healthy day (etf_stale)
+    if summary.listed == 0:  # nothing to collect is no healthy day (etf_stale)
         _fail("no active ETF: no KRX ETF list is held and the KIS masters have none", 1)
-    if summary.get("failed_over_limit"):
-        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+    if summary.failed_over_limit:
+        _fail(f"{summary.failures} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command()
@@ -289,8 +292,8 @@ def holdings(
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_holdings(settings, clock, target, producer, notifier, only)
     _echo(summary, as_json)
-    if summary.get("failed_over_limit"):
-        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+    if summary.failed_over_limit:
+        _fail(f"{summary.failures} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command("holdings-report")
@@ -344,8 +347,8 @@ def backfill(
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_repair(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
-    if summary.get("failed_over_limit"):
-        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+    if summary.failed_over_limit:
+        _fail(f"{summary.failures} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command()

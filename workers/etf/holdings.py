@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date
 
+import msgspec
+
 from bus.events import Alert, EtfDaily, EtfHolding, EtfHoldings, EtfRun, Event, HoldingKind
 from bus.producer import Producer
 from observer.calendar.clock import Clock
@@ -31,10 +33,28 @@ from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
 from workers.etf.rows import kis_decimal, kis_int, kis_signed_int
 
-__all__ = ["count_problem", "holdings_of", "kind_of", "run_holdings"]
+__all__ = ["HoldingsSummary", "count_problem", "holdings_of", "kind_of", "run_holdings"]
 
 CODES = ("etf_holdings_count_mismatch", "etf_holdings_failures")
 _CASH_PREFIXES = ("KRD", "CASH")  # KRX's PDF: KRD010010001 KRW deposit, CASH00000001 creation
+
+
+class HoldingsSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``observer etf holdings`` prints (``--json``: these keys, in this order)."""
+
+    date: str
+    listed: int
+    collected: int
+    lines: int
+    most_lines: int
+    paged: int  # ETFs whose answer took more than one page
+    count_mismatches: int
+    unchecked: int  # ETFs without FHPST02400000's count to check against
+    failures: int
+    failed_over_limit: bool  # more than ``max_failed_pct`` failed: the command exits 1
+    kis_calls: int
+    elapsed_s: float
+    resolved: int
 
 
 def kind_of(code: str) -> HoldingKind:
@@ -125,7 +145,7 @@ def run_holdings(
     producer: Producer,
     notifier: Notifier,
     only: Sequence[str] = (),
-) -> dict[str, object]:
+) -> HoldingsSummary:
     """The ``etf_holdings`` job for session ``day`` (``only``: these ETFs, not every one)."""
     started = time.monotonic()
     send: Callable[[Event], object] = producer.send
@@ -175,18 +195,18 @@ def run_holdings(
         )
     )
     lines = [len(h.lines) for h in found.values()]
-    return {
-        "date": day.isoformat(),
-        "listed": len(symbols),
-        "collected": len(found),
-        "lines": sum(lines),
-        "most_lines": max(lines, default=0),
-        "paged": sum(h.pages > 1 for h in found.values()),
-        "count_mismatches": sum(c == "etf_holdings_count_mismatch" for c, _ in present),
-        "unchecked": sum(h.quote_count is None for h in found.values()),
-        "failures": len(out.failed),
-        "failed_over_limit": failed_pct > settings.etf.max_failed_pct,
-        "kis_calls": out.kis_calls,
-        "elapsed_s": round(out.elapsed_s, 3),
-        "resolved": resolved,
-    }
+    return HoldingsSummary(
+        date=day.isoformat(),
+        listed=len(symbols),
+        collected=len(found),
+        lines=sum(lines),
+        most_lines=max(lines, default=0),
+        paged=sum(h.pages > 1 for h in found.values()),
+        count_mismatches=sum(c == "etf_holdings_count_mismatch" for c, _ in present),
+        unchecked=sum(h.quote_count is None for h in found.values()),
+        failures=len(out.failed),
+        failed_over_limit=failed_pct > settings.etf.max_failed_pct,
+        kis_calls=out.kis_calls,
+        elapsed_s=round(out.elapsed_s, 3),
+        resolved=resolved,
+    )
