@@ -1,31 +1,11 @@
 """The writer's pruning: an archived day's rows deleted in bounded chunks between batches.
 
-Only the writer writes, so retention asks it (`bus.events.PruneRequested`, sent by the
-archive job once the day's Parquet file is verified). The writer takes one chunk of at most
-``chunk_rows`` rows per turn of its loop, between two batches, each chunk its own short
-transaction, so producers keep being acknowledged while a month of ticks goes.
-
-A day is pruned only if it is exactly what was archived: the newest archive record of the
-table and day has the request's row count and checksum, and the rows still there plus those
-already pruned are the rows of the day's files (its file, and the late files of rows
-committed after it was pruned: `observer.db.retention_queries.day_files`). The rows to
-delete are fixed when the pruning starts (each source's rows up to its committed mark then),
-so a row of that day committed later (a late recovery) is never deleted unarchived; the
-archive job writes it to a late file of the day and asks again. Each chunk records what it
-deleted per source in ``pruned_chunks`` in the same transaction, and the audit counts those
-seqs as present. A pruning cut short (a restart) is finished when the job asks again: the
-check counts the rows already pruned.
-
-On PostgreSQL a day is a partition (`observer.writer.partitions`): the same check, the
-record of every source's rows and seqs and the ``DROP`` of the day's partition are one
-transaction, so there are neither chunks nor rows of the day committed in between (the
-writer is the only writer and does nothing else meanwhile). The pruner also runs the
-partitions' maintenance when it is due, between two batches like a chunk.
-
-Its failure alerts end with their failure: the first maintenance that works after
-``partition_maintenance_failed``, and the first pruning of a day that works after that
-day's ``prune_failed``, commit an `AlertResolved` of the alert. What an earlier run of the
-writer left open is taken over: the open alerts are read at the first success.
+The archive job asks (`bus.events.PruneRequested`); a day is pruned only if it is exactly
+what was archived (the newest record's rows and checksum, and the rows left plus those
+pruned before equal the day's files'). Each chunk is its own short transaction that records
+per source what it deleted (``pruned_chunks``); on PostgreSQL a day's partition is dropped
+in one transaction instead. The rows to delete are fixed when a pruning starts, so a row
+committed later is never deleted unarchived. Failure alerts end with the next success.
 """
 
 from __future__ import annotations
@@ -36,7 +16,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -395,9 +375,23 @@ def _refusal(
     return None
 
 
+class PrunedRecord(TypedDict):
+    """A ``pruned_chunks`` row: per source, the rows and seqs one chunk of a day removed."""
+
+    table_name: str
+    trade_date: date
+    source: str
+    chunk: int
+    rows: int
+    seqs: int
+    min_seq: int
+    max_seq: int
+    pruned_ns: int
+
+
 def _stats_records(
     spec: ArchivedTable, day: date, chunk: int, stats: list[DayStats]
-) -> list[dict[str, Any]]:
+) -> list[PrunedRecord]:
     """A dropped partition as one chunk: per source its rows, seqs and their range."""
     now = time.time_ns()
     return [
@@ -418,7 +412,7 @@ def _stats_records(
 
 def _chunk_records(
     spec: ArchivedTable, day: date, chunk: int, found: Sequence[Any]
-) -> list[dict[str, Any]]:
+) -> list[PrunedRecord]:
     """Per source: rows deleted, the seqs that went with them, their range."""
     per: dict[str, list[int]] = {}
     for row in found:

@@ -1,21 +1,10 @@
 """The ``etf_backfill`` job (weekly): the last ``repair_sessions`` sessions' NAVs, repaired.
 
-KRX's table for each session (else KIS's series per ETF: `workers.etf.collect.repair`);
-the rows whose NAV, net assets, high or low are missing or whose NAV is revised are sent
-again, the stored row with the fresh NAV, premium and net assets, and the high and low it
-lacked (`workers.etf.rows.repaired`: what only KIS has is kept). Every figure is the session's
-own (a day-stamped table or series row), never a live quote: this is the command that
-mends past sessions (`observer etf daily` collects only the last completed one).
-
-Only completed sessions are repaired (`last_repairable`): KRX's table of a session under way
-is its prices so far, and a row stored from it would stand as the day's final row. A stored
-row whose close differs from the fresh one (stored mid-session, or corrected) is sent with
-the fresh close, open, high, low and volume too, not only the NAV.
-
-ETFs whose series failed are ``etf_repair_failures``: a warning, an error above ``[etf]
-max_failed_pct`` (the run has failed: ``failed_over_limit``, the command exits 1, as the
-daily run does), resolved by a repair run in which none failed. A failed KRX table is
-``etf_krx_table_failed`` (repaired through KIS instead).
+From each completed session's own KRX table, else KIS's series (`workers.etf.collect.repair`):
+rows whose NAV, net assets, high or low are missing or revised are sent again
+(`workers.etf.rows.repaired`), never a live quote. A session under way is never read
+(`last_repairable`). Failed series are ``etf_repair_failures`` (an error above ``[etf]
+max_failed_pct``: ``failed_over_limit``, exit 1), resolved by a run in which none failed.
 """
 
 from __future__ import annotations

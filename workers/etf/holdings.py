@@ -1,15 +1,10 @@
 """The ``etf_holdings`` job (weekly): every ETF's constituents, checked against its count.
 
-One FHKST121600C0 per active ETF (continued with ``tr_cont`` while KIS says there is more,
-up to ``[etf] holdings_max_pages``: whether KIS pages 500+ lines is UNCONFIRMED), spread over
-every account under the ETF jobs' REST share, as one `EtfHoldings` per ETF: every line with
-its kind (stock, cash, futures, other), weight and value.
-
-The count is cross-checked: the lines against the call's own ``etf_cnfg_issu_cnt`` (fewer
-lines: an answer cut short) and against FHPST02400000's count in the day's stored row. A
-difference is an ``etf_holdings_count_mismatch`` warning per ETF, resolved by a later run
-that finds them equal; failed calls are an ``etf_holdings_failures`` alert (the ETF's
-earlier sets stay current).
+One FHKST121600C0 per ETF (paged up to ``[etf] holdings_max_pages``) over every account
+under the ETF jobs' share, sent as one `EtfHoldings` each. The lines are checked against
+the answer's own count and the day's stored quote count: a difference is an
+``etf_holdings_count_mismatch`` warning per ETF, resolved by a run that finds them equal;
+failed calls are ``etf_holdings_failures`` (the ETF's earlier set stays current).
 """
 
 from __future__ import annotations
