@@ -195,10 +195,11 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     with report_reading(f"{PROGRAM} unmapped", settings) as conn:
         rows = unmapped_rows(conn, sector_map, overseas)
     for r in rows:
-        typer.echo(f"{r['exchange']} {r['icod'] or '(none)'} {r['name'] or '?'}: {r['stocks']}")
-    typer.echo(f"{len(rows)} unmapped codes, {sum(r['stocks'] for r in rows)} stocks")
+        typer.echo(f"{r.exchange} {r.icod or '(none)'} {r.name or '?'}: {r.stocks}")
+    typer.echo(f"{len(rows)} unmapped codes, {sum(r.stocks for r in rows)} stocks")
     if as_json:
-        typer.echo(json.dumps({"mapping_version": sector_map.version, "unmapped": rows}))
+        unmapped = msgspec.to_builtins(rows)
+        typer.echo(json.dumps({"mapping_version": sector_map.version, "unmapped": unmapped}))
 
 
 @app.command()
