@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import psutil
 from sqlalchemy import Connection, Engine, text
 
@@ -730,7 +731,7 @@ def _reconciliation(conn: Connection, day: date) -> dict[str, Any]:
     """Completeness both ways: by the gaps detected, and by the day's minute bars."""
     from workers.gap_recovery.report import day_report
 
-    report = day_report(conn, day).summary()
+    report = msgspec.to_builtins(day_report(conn, day).summary())
     return {
         "by_gaps_pct": report["completeness_pct"],
         # {} when the day's reconciliation has not run (it starts after 15:00)

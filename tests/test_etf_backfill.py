@@ -230,7 +230,7 @@ def test_the_repair_reads_completed_sessions_only(
     monkeypatch.setattr(backfill, "resolve", lambda *args: 0)
     monkeypatch.setattr(backfill, "repair", repair)
     out = backfill.run_repair(Settings(), clock, until, Sent(), None)  # type: ignore[arg-type]
-    assert asked[0][-1] == last and len(asked[0]) == out["sessions"] == 20
+    assert asked[0][-1] == last and len(asked[0]) == out.sessions == 20
     assert asked[0] == CALENDAR.sessions_before(last + timedelta(days=1), 20)
 
 

@@ -13,13 +13,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from sqlalchemy import create_engine, insert
 from typer.testing import CliRunner
 
 import workers.etf.collect as collect
+import workers.etf.daily as daily
 import workers.etf.holdings as holdings
-import workers.etf.jobs as jobs
 from bus.events import Alert, AlertResolved, EtfListing, EtfRun, Event
 from observer.calendar.phases import KST
 from observer.db.models import AlertRow, Base, Etf
@@ -30,6 +31,15 @@ from workers.etf import cli
 AFTER_CLOSE = "2026-11-20T16:10:00+09:00@1x"  # a Friday: its session is the one to collect
 IN_SESSION = "2026-11-20T10:00:00+09:00@1x"
 SYMBOLS = ["069500", "102110", "114800"]
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """A faked job's summary: one ETF listed, none failed (the command exits 0)."""
+
+    date: str
+    listed: int = 1
+    failures: int = 0
+    failed_over_limit: bool = False
 
 
 class Producer:
@@ -62,17 +72,17 @@ class Harness:
         def job_producer(*args: Any) -> Iterator[Producer]:
             yield self.producer
 
-        def run_daily(settings: Any, clock: Any, day: date, *args: Any) -> dict[str, object]:
+        def run_daily(settings: Any, clock: Any, day: date, *args: Any) -> Summary:
             self.ran.append(("daily", day))
-            return {"date": day.isoformat()}
+            return Summary(date=day.isoformat())
 
-        def run_holdings(settings: Any, clock: Any, day: date, *args: Any) -> dict[str, object]:
+        def run_holdings(settings: Any, clock: Any, day: date, *args: Any) -> Summary:
             self.ran.append(("holdings", day))
-            return {"date": day.isoformat()}
+            return Summary(date=day.isoformat())
 
         monkeypatch.setattr(cli, "job_producer", job_producer)
         if fake_work:  # else the jobs run, on what the test fakes below them
-            monkeypatch.setattr(jobs, "run_daily", run_daily)
+            monkeypatch.setattr(daily, "run_daily", run_daily)
             monkeypatch.setattr(holdings, "run_holdings", run_holdings)
 
     def etf(self, clock: str, *args: str) -> Any:

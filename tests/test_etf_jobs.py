@@ -32,6 +32,7 @@ from observer.errors import KisApiError
 from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
 from tests.support import SimThread, WriterProcess, db_rows
 from tests.test_etf_cli import Harness as Commands
+from tests.test_etf_cli import Summary
 from workers.etf.cli import app
 
 CALENDAR = TradingCalendar()
@@ -287,7 +288,12 @@ def test_the_repair_never_reads_a_session_not_yet_closed(
     """At 10:30 `backfill` stored today's prices so far as the day's final row."""
     commands = Commands(tmp_path, monkeypatch, fake_work=False)
     ran: list[date] = []
-    monkeypatch.setattr(backfill, "run_repair", lambda s, c, day, *args: ran.append(day) or {})
+
+    def run_repair(settings: Any, clock: Any, day: date, *args: Any) -> Summary:
+        ran.append(day)
+        return Summary(date=day.isoformat())
+
+    monkeypatch.setattr(backfill, "run_repair", run_repair)
     for clock, args in (
         (IN_SESSION, []),
         (IN_SESSION, ["--date", "2026-11-19"]),  # as `daily`: not while a session trades

@@ -202,7 +202,7 @@ def test_a_day_with_nothing_watched_has_no_completeness(tmp_path: Path) -> None:
     _late_day(url)  # watched: the figure is back
     with make_engine(url, read_only=True).connect() as conn:
         summary = day_report(conn, DAY).summary()
-    assert summary["completeness_pct"] == round(100 * (1 - 300 / 23_400), 3)
+    assert summary.completeness_pct == round(100 * (1 - 300 / 23_400), 3)
 
 
 def test_the_report_counts_what_the_tick_query_reads(engine: Engine) -> None:
@@ -264,5 +264,5 @@ def test_detection_latency_leaves_the_reconciliations_gaps_out(engine: Engine) -
         )
     with engine.connect() as conn:
         summary = day_report(conn, DAY).summary()
-    assert summary["gaps"] == 153
-    assert summary["detection_p99_s"] == 0.5
+    assert summary.gaps == 153
+    assert summary.detection_p99_s == 0.5

@@ -114,8 +114,8 @@ def test_the_days_figures_count_misses_and_shortfall() -> None:
     result.add("X", published, calls=2)
     assert misses_of(published) == 1  # the third: the first has Track B's gap
     summary = result.summary()
-    assert (summary["short"], summary["complete"], summary["missing_volume"]) == (2, 1, 9)
-    assert (summary["misses"], summary["calls"], summary["completeness_pct"]) == (1, 2, 33.333)
+    assert (summary.short, summary.complete, summary.missing_volume) == (2, 1, 9)
+    assert (summary.misses, summary.calls, summary.completeness_pct) == (1, 2, 33.333)
 
 
 def test_a_minute_short_under_an_unrecoverable_gap_is_no_detection_miss(store: Store) -> None:
@@ -154,10 +154,10 @@ def test_a_minute_short_under_an_unrecoverable_gap_is_no_detection_miss(store: S
 def test_a_day_with_nothing_compared_has_no_completeness() -> None:
     """No minute compared is no proof of 100 %: a holiday, a wrong date, Track B down."""
     nothing = DayResult(day=date(2026, 11, 21)).summary()
-    assert (nothing["completeness_pct"], nothing["stream_pct"]) == (None, None)
+    assert (nothing.completeness_pct, nothing.stream_pct) == (None, None)
     assert completeness_text(nothing) == "nothing was watched (no slot held a whole minute)"
     failed = DayResult(day=date(2026, 11, 20), failed={"X": "EGW00201"}).summary()
-    assert failed["completeness_pct"] is None
+    assert failed.completeness_pct is None
     assert completeness_text(failed) == "nothing compared (no bars)"
     sent: list[Alert] = []
     verifier = Verifier(Settings(), ManualClock(0), sent.append, None, [])  # type: ignore[arg-type]

@@ -333,14 +333,14 @@ def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
 ) -> None:
     """Track A has started on the reused universe: a rerun's build ending after 08:00
     does not change it under Track A, and the alert says why."""
-    import workers.universe.cli as job
+    import workers.universe.job as job
 
     h = harness
     h.build("2026-11-18")
     h.sim.faults.master_damage = {"kospi_code.mst.zip": "truncated"}
     assert h.build("2026-11-19")["reused_from"] == "20261118"
     h.sim.faults.master_damage.clear()
-    build = job._build
+    build = job.build_day
     late = datetime(2026, 11, 19, 8, 3, tzinfo=KST)
 
     def slow_build(*args: Any) -> Any:  # started before the warm-up, done after it
@@ -348,7 +348,7 @@ def test_a_build_ending_after_the_warmup_keeps_the_reused_universe(
         monkeypatch.setattr(job, "now_utc", lambda _clock: late)
         return built
 
-    monkeypatch.setattr(job, "_build", slow_build)
+    monkeypatch.setattr(job, "build_day", slow_build)
     monkeypatch.setattr(job, "now_utc", lambda _clock: late - timedelta(hours=1))
     summary = h.build("2026-11-19")
     assert summary["outcome"] == "reused" and summary["reused_from"] == "20261118"
@@ -407,7 +407,7 @@ def test_candidates_whose_chart_fails_are_asked_again_then_named(
 
 def test_the_members_failed_alert_names_the_first_ten_and_counts_the_rest() -> None:
     from bus.events import Alert, Event
-    from workers.universe import cli
+    from workers.universe import job
     from workers.universe.build import Built
 
     built = Built(date(2026, 11, 20), date(2026, 11, 19), [], 1000, retried=12)
@@ -420,7 +420,7 @@ def test_the_members_failed_alert_names_the_first_ten_and_counts_the_rest() -> N
             return len(sent)
 
     producer: Any = Producer()
-    cli._members_failed_alert(built, date(2026, 11, 20), producer)
+    job.members_failed_alert(built, date(2026, 11, 20), producer)
     (alert,) = sent
     assert isinstance(alert, Alert) and alert.code == "universe_members_failed"
     named = ", ".join(f"{n:06d}" for n in range(1, 11))
@@ -430,7 +430,7 @@ def test_the_members_failed_alert_names_the_first_ten_and_counts_the_rest() -> N
     )
     sent.clear()
     none = Built(date(2026, 11, 20), date(2026, 11, 19), [], 1000)
-    cli._members_failed_alert(none, date(2026, 11, 20), producer)
+    job.members_failed_alert(none, date(2026, 11, 20), producer)
     assert sent == []  # none failed: nothing to say
 
 
@@ -488,7 +488,7 @@ def test_a_database_that_cannot_be_read_does_not_stop_the_days_build(
     from bus.events import Event
     from observer.calendar.clock import ManualClock
     from observer.config.tree import Settings
-    from workers.universe import cli
+    from workers.universe import job
     from workers.universe.build import Built
 
     settings = msgspec.convert(
@@ -507,7 +507,7 @@ def test_a_database_that_cannot_be_read_does_not_stop_the_days_build(
         built.append(on)
         return Built(on, date(2026, 11, 19), [], 0)
 
-    monkeypatch.setattr(cli, "_build", build)
+    monkeypatch.setattr(job, "build_day", build)
     sent: list[Event] = []
 
     class Producer:
@@ -516,7 +516,7 @@ def test_a_database_that_cannot_be_read_does_not_stop_the_days_build(
             return len(sent)
 
     six = int(datetime(2026, 11, 20, 6, 10, tzinfo=KST).timestamp() * 1e9)
-    _, outcome = cli._universe(settings, ManualClock(six), day, Producer(), None)  # type: ignore[arg-type]
+    _, outcome = job.run_universe(settings, ManualClock(six), day, Producer(), None)  # type: ignore[arg-type]
     assert (built, outcome) == ([day], "built")
     assert "UniverseSnapshot" in [type(e).__name__ for e in sent]
     assert (tmp_path / "data" / "universe" / "20261120_kr_stocks.json").is_file()

@@ -22,7 +22,6 @@ from observer.db.models import (
     EtfDetailRow,
     EtfHoldingRow,
     EtfHoldingsRow,
-    EtfRunRow,
     Instrument,
 )
 
@@ -30,7 +29,6 @@ __all__ = [
     "etf_details_of",
     "etf_history",
     "etf_holdings_of",
-    "etf_runs_of",
     "held_etfs",
     "kis_etf_symbols",
 ]
@@ -105,28 +103,6 @@ def etf_details_of(conn: Connection, day: date) -> dict[str, EtfDetail]:
     )
     newest = _newest(conn.execute(query), EtfDetail, _DETAIL_FIELDS)
     return {symbol: row for (symbol, _day), row in newest.items()}
-
-
-def etf_runs_of(conn: Connection, day: date) -> list[dict[str, Any]]:
-    """The ETF jobs' runs for ``day``, oldest first."""
-    r = EtfRunRow
-    query = (
-        select(
-            r.job,
-            r.applied,
-            r.reason,
-            r.listed,
-            r.collected,
-            r.calls,
-            r.failures,
-            r.have,
-            r.duration_ms,
-            r.produced_ns,
-        )
-        .where(r.trade_date == day)
-        .order_by(r.produced_ns, r.seq)
-    )
-    return [dict(row._mapping) for row in conn.execute(query)]
 
 
 def etf_holdings_of(conn: Connection, symbol: str, until: date) -> EtfHoldings | None:

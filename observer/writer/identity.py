@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import TypedDict
 
 import msgspec
 from sqlalchemy import Connection, select
@@ -44,6 +44,27 @@ DIGEST_SPAN = 65_536
 Repeat = tuple[Envelope, msgspec.Raw]  # an envelope at or below its source's mark, its bytes
 
 
+class ConflictRow(TypedDict):
+    """A ``bus_conflicts`` row, as the writer's batch inserts it."""
+
+    source: str
+    seq: int
+    digest: bytes
+    committed_digest: bytes
+    received_ns: int
+    event_type: str
+    envelope: bytes
+
+
+class DigestRow(TypedDict):
+    """A ``bus_digests`` row: one source's digests of seqs ``first_seq..last_seq``, joined."""
+
+    source: str
+    first_seq: int
+    last_seq: int
+    digests: bytes
+
+
 @dataclass(frozen=True, slots=True)
 class Conflict:
     """A repeated seq whose bytes differ from the envelope committed at it."""
@@ -58,7 +79,7 @@ class Conflict:
         """What makes a conflict new: the same bytes sent again are the same conflict."""
         return (self.envelope.source, self.envelope.seq, self.digest)
 
-    def row(self, received_ns: int) -> dict[str, Any]:
+    def row(self, received_ns: int) -> ConflictRow:
         """Its ``bus_conflicts`` row."""
         return {
             "source": self.envelope.source,
@@ -71,7 +92,7 @@ class Conflict:
         }
 
 
-def digest_rows(envelopes: list[Envelope], digests: list[bytes]) -> list[dict[str, Any]]:
+def digest_rows(envelopes: list[Envelope], digests: list[bytes]) -> list[DigestRow]:
     """The ``bus_digests`` rows of one commit: per source, runs of at most `DIGEST_SPAN`.
 
     A commit takes each source's envelopes in consecutive seqs (see `accept`), so the
@@ -91,7 +112,7 @@ def digest_rows(envelopes: list[Envelope], digests: list[bytes]) -> list[dict[st
             firsts[source] = envelopes[start].seq
         run += digests[start:end]
         start = end
-    rows = []
+    rows: list[DigestRow] = []
     for source, run in runs.items():
         first = firsts[source]
         for start in range(0, len(run), DIGEST_SPAN):

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -391,9 +391,23 @@ def _refusal(
     return None
 
 
+class PrunedRecord(TypedDict):
+    """A ``pruned_chunks`` row: per source, the rows and seqs one chunk of a day removed."""
+
+    table_name: str
+    trade_date: date
+    source: str
+    chunk: int
+    rows: int
+    seqs: int
+    min_seq: int
+    max_seq: int
+    pruned_ns: int
+
+
 def _stats_records(
     spec: ArchivedTable, day: date, chunk: int, stats: list[DayStats]
-) -> list[dict[str, Any]]:
+) -> list[PrunedRecord]:
     """A dropped partition as one chunk: per source its rows, seqs and their range."""
     now = time.time_ns()
     return [
@@ -414,7 +428,7 @@ def _stats_records(
 
 def _chunk_records(
     spec: ArchivedTable, day: date, chunk: int, found: Sequence[Any]
-) -> list[dict[str, Any]]:
+) -> list[PrunedRecord]:
     """Per source: rows deleted, the seqs that went with them, their range."""
     per: dict[str, list[int]] = {}
     for row in found:

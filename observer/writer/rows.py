@@ -7,7 +7,7 @@ tables kept in place go to ``Batch.upserts`` and run in seq order after them.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -87,7 +87,7 @@ class Batch:
     upserts: list[Upsert] = field(default_factory=list)
     requests: list[PruneRequested] = field(default_factory=list)  # acted upon after commit
 
-    def insert(self, model: type[m.Base], row: Row) -> None:
+    def insert(self, model: type[m.Base], row: Mapping[str, Any]) -> None:
         """Queue one append-only row given as a dict."""
         self.add(model.__table__, tuple(row), tuple(row.values()))  # type: ignore[arg-type]
 

@@ -1,22 +1,11 @@
 """``observer archive``: day archives in Parquet, their check, and the scheduled retention job.
 
-* ``observer archive --date D [--json]`` writes D's files now (one per table), records them:
-  exit 1 when a file cannot be written or is refused (damaged, or it would replace a file
-  with more rows), as ``archive run``;
-* ``observer archive verify [--date D] [--json] [--alert]`` re-reads every recorded file:
-  exit 1 when one is missing, damaged or holds another row count than recorded; with
-  ``--alert`` (the weekly ``archive_verify`` job) it raises ``archive_damaged`` for that
-  instead, exit 0 (a retry mends no file), and resolves an open one when every file matches;
-* ``observer archive run [--look-back N]`` is the supervisor's ``archive`` job (after the
-  backup): today's files; the files of the N days before (30) brought up to date (a day
-  no run archived, rows committed after its run, a day that failed: written again; a
-  pruned table's days only within its retention); then the retention (``[retention]``):
-  days older than a table's retention are archived if need be and handed to the writer to
-  prune. It alerts ``archive_made`` (info), ``archive_damaged`` or ``archive_failed``
-  (critical; exit 1). A table's day whose file cannot be written fails alone:
-  ``archive_failed`` names each such table and day, the others are archived and pruned;
-  the next run tries it again, and only a run that wrote every day it tried resolves
-  ``archive_failed``.
+``--date D`` writes D's files now; ``verify`` re-reads every recorded file (``--alert``:
+the weekly job, which raises or resolves ``archive_damaged`` and exits 0); ``run`` is the
+supervisor's ``archive`` job (`workers.archive.job`: today's files, the look-back days
+brought up to date, then the retention). Alerts: ``archive_made`` (info),
+``archive_damaged`` and ``archive_failed`` (critical). Exit 1 when a file cannot be
+written, is refused or does not match its record; 2 for a bad ``--date``.
 """
 
 from __future__ import annotations
@@ -26,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 import typer
 
 from bus.events import Alert, AlertResolved
@@ -273,7 +263,7 @@ def _failed_alert(day: date, outcome: Outcome) -> Alert:
 
 def _report(outcome: Outcome, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps(outcome.summary()))
+        typer.echo(json.dumps(msgspec.to_builtins(outcome.summary())))
         return
     for w in outcome.written:
         ratio = w.raw_bytes / w.bytes if w.bytes else 0.0

@@ -1,22 +1,11 @@
 """What the archive job does: write a day's files, keep the retention, check the archives.
 
-Each run also brings the files of the days before it up to date (`LOOK_BACK_DAYS`): a day's
-file is written only by that day's run otherwise, so a run missed or caught up after
-midnight, rows committed after the run (a recovery) or a day that could not be written
-would leave the tables kept forever (snapshots, bars) without a whole archive for good.
-
-What the job decides for a table's day (pruned or not, what its files hold, its rows) and the
-rows it then writes come from one snapshot of the database (`one_snapshot`), so a pruning
-chunk committed meanwhile is seen entirely or not at all; and a file is never replaced by
-one holding fewer rows (`ArchiveWouldShrink`: a problem). Rows of a day committed after it
-was pruned (a late recovery, a replay) are its late rows: written to a late file of the day
-(``<table>.late-N.parquet``), recorded like the others, and pruned against the day's files.
-
-Every file is recorded through the bus (`bus.events.DayArchived`, which the writer keeps in
-``day_archives``) and every pruning is asked of the writer (`bus.events.PruneRequested`):
-this job only reads the database. A table's day whose file cannot be written
-(`ArchiveError`) is a failure of that table and day alone (`Outcome.failed`): it is neither
-recorded nor pruned, and the other tables and days go on.
+Each run also brings the `LOOK_BACK_DAYS` days before it up to date. What the job decides
+for a table's day and the rows it writes come from one snapshot (`one_snapshot`); a file is
+never replaced by one with fewer rows (`ArchiveWouldShrink`); rows committed after a day
+was pruned go to a late file of the day. Files are recorded (`DayArchived`) and prunings
+asked (`PruneRequested`) through the bus: this job only reads the database. A table's day
+that cannot be written fails alone (`Outcome.failed`): neither recorded nor pruned.
 """
 
 from __future__ import annotations
@@ -26,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import msgspec
 from sqlalchemy import Connection, Engine
 
 from bus.events import Event, PruneRequested
@@ -54,7 +44,15 @@ from observer.db.retention_queries import (
 )
 from observer.errors import ArchiveError
 
-__all__ = ["LOOK_BACK_DAYS", "Outcome", "archive_day", "keep_retention", "verify_archives"]
+__all__ = [
+    "LOOK_BACK_DAYS",
+    "FileSummary",
+    "Outcome",
+    "Summary",
+    "archive_day",
+    "keep_retention",
+    "verify_archives",
+]
 
 LOOK_BACK_DAYS = 30  # the days before a run's day whose files each run brings up to date
 
@@ -77,35 +75,63 @@ class Outcome:
     problems: list[str] = field(default_factory=list)  # damaged archives: alert, never prune
     failed: list[str] = field(default_factory=list)  # "<table> of <day>: why": not written
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> Summary:
         """What ``--json`` prints."""
         rows = sum(w.rows for w in self.written)
         size = sum(w.bytes for w in self.written)
         raw = sum(w.raw_bytes for w in self.written)
-        return {
-            "files": [
-                {
-                    "table": w.table,
-                    "trade_date": w.trade_date.isoformat(),
-                    "path": w.path,
-                    "rows": w.rows,
-                    "bytes": w.bytes,
-                    "raw_bytes": w.raw_bytes,
-                    "ratio": round(w.raw_bytes / w.bytes, 2) if w.bytes else 0.0,
-                    "seconds": w.elapsed_ms / 1000,
-                    "sha256": w.sha256,
-                }
+        return Summary(
+            files=[
+                FileSummary(
+                    table=w.table,
+                    trade_date=w.trade_date,
+                    path=w.path,
+                    rows=w.rows,
+                    bytes=w.bytes,
+                    raw_bytes=w.raw_bytes,
+                    ratio=round(w.raw_bytes / w.bytes, 2) if w.bytes else 0.0,
+                    seconds=w.elapsed_ms / 1000,
+                    sha256=w.sha256,
+                )
                 for w in self.written
             ],
-            "rows": rows,
-            "bytes": size,
-            "ratio": round(raw / size, 2) if size else 0.0,
-            "seconds": sum(w.elapsed_ms for w in self.written) / 1000,
-            "prune_requested": [f"{r.table}:{r.trade_date}" for r in self.requested],
-            "notes": self.notes,
-            "problems": self.problems,
-            "failed": self.failed,
-        }
+            rows=rows,
+            bytes=size,
+            ratio=round(raw / size, 2) if size else 0.0,
+            seconds=sum(w.elapsed_ms for w in self.written) / 1000,
+            prune_requested=[f"{r.table}:{r.trade_date}" for r in self.requested],
+            notes=self.notes,
+            problems=self.problems,
+            failed=self.failed,
+        )
+
+
+class FileSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """One file a run wrote."""
+
+    table: str
+    trade_date: date
+    path: str  # under the archive root
+    rows: int
+    bytes: int
+    raw_bytes: int  # the rows' size before compression
+    ratio: float  # raw_bytes / bytes
+    seconds: float
+    sha256: str
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """A run's files, totals, prunings asked, and what it left alone or could not do."""
+
+    files: list[FileSummary]
+    rows: int
+    bytes: int
+    ratio: float
+    seconds: float
+    prune_requested: list[str]  # "<table>:<day>"
+    notes: list[str]
+    problems: list[str]
+    failed: list[str]
 
 
 def archive_day(

@@ -12,26 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import msgspec
 import typer
 
 from bus.errors import BusError
-from bus.events import Alert, AlertResolved
 from bus.lock import InstanceLock, LockHeld
-from observer.calendar.clock import Clock, clock_from_env
+from observer.calendar.clock import clock_from_env
 from observer.cli.support import (
     fail,
     job_producer,
-    open_alert_subjects,
     report_reading,
     settings_or_exit,
     start_job,
@@ -41,18 +36,14 @@ from observer.errors import ConfigError, KisError
 from observer.process.heartbeat import Notifier
 from observer.process.logs import setup_logging
 from observer.reference.sector_map import SectorMap, load_sector_map
-from workers.enrich import checkpoint as cp
-from workers.enrich.classify import EXCHANGES_OF, Tally
-from workers.enrich.summary import summary_text, write_summary
+from workers.enrich import SOURCE
+from workers.enrich.classify import EXCHANGES_OF
 
 if TYPE_CHECKING:
-    from bus.producer import Producer
-    from observer.db.sector_queries import Stored
-    from workers.enrich.run import Job
+    from workers.enrich.summary import DryRunSummary, RunSummary
 
-__all__ = ["SOURCE", "app"]
+__all__ = ["app"]
 
-SOURCE = "enrich"
 PROGRAM = "observer enrich"
 REGIONS = tuple(EXCHANGES_OF)
 
@@ -94,23 +85,6 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         _fail(f"another enrichment run (pid {exc.holder}) holds {folder / 'LOCK'}", 3)
     with contextlib.closing(lock):
         yield
-
-
-def _read(
-    settings: Settings, regions: list[str]
-) -> tuple[dict[str, list[Stored]], dict[tuple[str, str], str], dict[str, dict[str, Any]]]:
-    """The regions' stocks, KIS's code names, and every region's newest stored run."""
-    from observer.db.readers import reader_engine
-    from observer.db.sector_queries import code_names, latest_runs, stocks_with_sectors
-
-    engine = reader_engine(settings.database, "enrich")
-    try:
-        with engine.connect() as conn:
-            stocks = {r: stocks_with_sectors(conn, r) for r in regions}
-            runs = {row["region"]: row for row in latest_runs(conn)}
-            return stocks, code_names(conn), runs
-    finally:
-        engine.dispose()
 
 
 @app.command()
@@ -155,12 +129,15 @@ def run(
     folder = Path(settings.paths.data_dir) / "enrich"
     with _folder_lock(folder):
         notifier.ready()
+        from workers.enrich import job  # after READY: KIS, the fallback and the database
+
+        summary: RunSummary | DryRunSummary
         if dry_run:
-            summary = _dry_run(settings, clock, sector_map, wanted, force_refresh, notifier)
+            summary = job.dry_run(settings, clock, sector_map, wanted, force_refresh)
         else:
             try:
                 with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
-                    summary = _run(
+                    summary = job.run_job(
                         settings, clock, sector_map, wanted, force_refresh, producer, notifier
                     )
             except BusError as exc:
@@ -168,250 +145,12 @@ def run(
     _print(summary, as_json)
 
 
-def _job(
-    settings: Settings,
-    clock: Clock,
-    sector_map: SectorMap,
-    force: bool,
-    producer: Producer | None,
-    notifier: Notifier,
-    names: dict[tuple[str, str], str],
-    checkpoint: cp.Checkpoint,
-    since_ns: int,
-) -> Job:
-    from workers.enrich.run import Job
+def _print(summary: RunSummary | DryRunSummary, as_json: bool) -> None:
+    from workers.enrich.summary import summary_text  # loaded with the job, after READY
 
-    return Job(
-        settings=settings,
-        clock=clock,
-        sector_map=sector_map,
-        send=producer.send if producer else None,
-        flush=producer.flush if producer else (lambda: None),
-        beat=lambda: None,
-        source=None,
-        names=names,
-        force=force,
-        checkpoint_path=Path(settings.paths.data_dir) / "enrich" / "checkpoint.json",
-        checkpoint=checkpoint,
-        since_ns=since_ns,
-    )
-
-
-def _dry_run(
-    settings: Settings,
-    clock: Clock,
-    sector_map: SectorMap,
-    regions: list[str],
-    force: bool,
-    notifier: Notifier,
-) -> dict[str, Any]:
-    from workers.enrich.run import requests_per_call, run_regions
-
-    stocks, names, _ = _read(settings, regions)
-    mode = "force" if force else "incremental"
-    checkpoint = cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
-    job = _job(settings, clock, sector_map, force, None, notifier, names, checkpoint, 0)
-    tallies = asyncio.run(run_regions(job, stocks))
-    rate = settings.enrich.fallback_rate_per_s / requests_per_call(settings)  # calls a second
-    needed = sum(t.fallback_needed for t in tallies.values())
-    kis = sum(t.kis_needed for t in tallies.values())
-    # KIS's lookups go round every account, each at the jobs' share of its budget; a stock
-    # asks at least one TR (HHDFS76200200, or CTPF1702R alone)
-    share = settings.kis.process_share.get("jobs", 0.0)
-    kis_rate = share * sum(a.rest_per_second for a in settings.kis.accounts)  # calls a second
-    return {
-        "dry_run": True,
-        "mode": mode,
-        "mapping_version": sector_map.version,
-        "regions": {r: asdict(t) for r, t in tallies.items()},
-        "kis_lookups": kis,
-        # the KIS tier's wall-time floor: one call per stock at the jobs' share
-        "kis_floor_s": round(kis / kis_rate, 1) if kis_rate else 0.0,
-        # at most: KIS's lookups answer some of these first (retries not counted)
-        "fallback_calls": needed,
-        # one limiter per host, shared by every region: the fallback's time, at most
-        "fallback_max_s": round(needed / rate, 1),
-    }
-
-
-def _run(
-    settings: Settings,
-    clock: Clock,
-    sector_map: SectorMap,
-    regions: list[str],
-    force: bool,
-    producer: Producer,
-    notifier: Notifier,
-) -> dict[str, Any]:
-    from workers.enrich.alerts import alerts, cleared
-    from workers.enrich.run import exchanges_of, fetch_codes
-
-    path = Path(settings.paths.data_dir) / "enrich" / "checkpoint.json"
-    mode = "force" if force else "incremental"
-    earlier = cp.load(path, producer.send)
-    # A killed run of these very regions and mode: what it stored since its start is fresh.
-    # Another's (a --regions US run's, resumed by a KR one) would skip the wrong stocks.
-    resumed = earlier is not None and earlier.mode == mode and set(earlier.regions) == set(regions)
-    checkpoint = (
-        earlier
-        if resumed and earlier is not None
-        else cp.Checkpoint(mode=mode, started_ns=clock.now_ns(), regions=tuple(regions))
-    )
-    cp.save(path, checkpoint)
-    codes_fetched = 0
-    raised: set[str] = set()
-    # HHDFS76370100 is taken as real-only (paper availability UNCONFIRMED): a paper
-    # deployment maps the codes without their names rather than warn on every run.
-    if settings.enrich.kis_codes and settings.kis.accounts and settings.kis.environment != "paper":
-        try:
-            catalogs = fetch_codes(settings, clock, exchanges_of(regions), producer.send)
-            for event in asyncio.run(catalogs):
-                producer.send(event)
-                codes_fetched += len(event.codes)
-        except KisError as exc:
-            raised.add("enrich_kis_codes_failed")
-            producer.send(
-                Alert(
-                    severity="warning",
-                    code="enrich_kis_codes_failed",
-                    subject="enrich",
-                    message=f"KIS industry catalogs (HHDFS76370100) not fetched: {exc}",
-                )
-            )
-    stocks, names, earlier_runs = _read(settings, regions)
-    since = checkpoint.started_ns if resumed else 0
-    job = _job(settings, clock, sector_map, force, producer, notifier, names, checkpoint, since)
-    total = sum(len(rows) for rows in stocks.values())
-    started = clock.now_ns()
-    with _progress(job, notifier, total):
-        tallies = asyncio.run(_guarded(job, stocks))
-    ms = (clock.now_ns() - started) // 1_000_000
-    source = job.source
-    retries, opens, calls = (
-        (source.retries, source.breaker.opened, source.calls) if source else (0, 0, 0)
-    )
-    kis_calls = job.kis.requests if job.kis else 0
-    for region, tally in tallies.items():
-        cross = job.cross.get(region)
-        producer.send(
-            tally.event(
-                region,
-                mode,
-                retries=retries,
-                breaker_opens=opens,
-                calls=calls,
-                duration_ms=ms,
-                mapping_version=sector_map.version,
-                kis_calls=kis_calls,
-                cross_compared=cross.compared if cross else 0,
-                cross_disagreeing=cross.disagreeing if cross else 0,
-                cross_disagreements=tuple(cross.listed) if cross else (),
-            )
-        )
-        total = max(tally.total, 1)
-        job.counters[f"{region.lower()}_success_pct"] = round(
-            100 * (tally.total - tally.fallback_failed - tally.deferred) / total, 1
-        )
-        job.counters[f"{region.lower()}_duration_s"] = ms / 1000
-    for alert in alerts(job, tallies):
-        raised.add(alert.code)
-        producer.send(alert)
-    fetched = codes_fetched > 0 and "enrich_kis_codes_failed" not in raised
-    _resolve(settings, producer, cleared(job, tallies, earlier_runs, raised, fetched))
-    if not job.stop.is_set():
-        cp.clear(path)  # a stopped run keeps it: the next one resumes
-    notifier.beat_now(job.counters)
-    summary = {
-        "dry_run": False,
-        "mode": mode,
-        "resumed": resumed,
-        "mapping_version": sector_map.version,
-        "regions": {r: asdict(t) for r, t in tallies.items()},
-        "kis_codes": codes_fetched,
-        "fallback_calls": calls,
-        "retries": retries,
-        "breaker_opens": opens,
-        "kis_calls": kis_calls,
-        "duration_s": ms / 1000,
-        "stopped": job.stop.is_set(),
-        "cross_check": {
-            r: {"compared": c.compared, "disagreeing": c.disagreeing, "listed": c.listed}
-            for r, c in job.cross.items()
-        },
-    }
-    write_summary(settings, clock, summary)
-    return summary
-
-
-def _resolve(settings: Settings, producer: Producer, codes: list[str]) -> None:
-    """An `AlertResolved` for each open alert of ``codes``, conditions the run found over.
-
-    Only of an alert that is open (a resolution of nothing would go to every channel each
-    run); a database that cannot say counts as open.
-    """
-    from workers.enrich.alerts import ALERT_CODES
-
-    for code in codes:
-        subjects = open_alert_subjects(settings, SOURCE, code)
-        for subject in sorted(subjects if subjects is not None else {"enrich"}):
-            producer.send(
-                AlertResolved(
-                    code=code, severity="warning", subject=subject, message=ALERT_CODES[code]
-                )
-            )
-
-
-@contextmanager
-def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
-    """Heartbeats with the counters; a rich bar too on a terminal when unsupervised."""
-    if notifier.supervised or not sys.stdout.isatty():
-        job.beat = lambda: notifier.beat(lambda: job.counters)
-        yield
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=True) as bar:
-        task = bar.add_task("stocks", total=total)
-
-        def beat() -> None:
-            done = sum(v for k, v in job.counters.items() if k.endswith("_done"))
-            bar.update(task, completed=done)
-
-        job.beat = beat
-        yield
-
-
-async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
-    """The regions with the fallback source open; SIGTERM/SIGINT defer the rest."""
-    from workers.enrich.run import (
-        check_lists,
-        fallback_on,
-        guarded_source,
-        kis_tier,
-        run_regions,
-    )
-
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, job.stop.set)
-    http = None
-    if fallback_on(job.settings):
-        job.source, http = guarded_source(job.settings, job.clock)
-    accounts = kis_tier(job)
-    try:
-        await check_lists(job, stocks)
-        return await run_regions(job, stocks)
-    finally:
-        if http is not None:
-            await http.aclose()
-        for account in accounts:
-            await account.aclose()
-
-
-def _print(summary: dict[str, Any], as_json: bool) -> None:
     typer.echo(summary_text(summary))
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(msgspec.to_builtins(summary)))
 
 
 @app.command()
@@ -456,10 +195,11 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     with report_reading(f"{PROGRAM} unmapped", settings) as conn:
         rows = unmapped_rows(conn, sector_map, overseas)
     for r in rows:
-        typer.echo(f"{r['exchange']} {r['icod'] or '(none)'} {r['name'] or '?'}: {r['stocks']}")
-    typer.echo(f"{len(rows)} unmapped codes, {sum(r['stocks'] for r in rows)} stocks")
+        typer.echo(f"{r.exchange} {r.icod or '(none)'} {r.name or '?'}: {r.stocks}")
+    typer.echo(f"{len(rows)} unmapped codes, {sum(r.stocks for r in rows)} stocks")
     if as_json:
-        typer.echo(json.dumps({"mapping_version": sector_map.version, "unmapped": rows}))
+        unmapped = msgspec.to_builtins(rows)
+        typer.echo(json.dumps({"mapping_version": sector_map.version, "unmapped": unmapped}))
 
 
 @app.command()

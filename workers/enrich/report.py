@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import date, datetime, time
 from typing import Any
 
+import msgspec
 from sqlalchemy import Connection
 
 from observer.calendar.phases import KST
@@ -28,9 +29,18 @@ from observer.db.sector_queries import (
 )
 from observer.reference.sector_map import SectorMap
 
-__all__ = ["report_rows", "report_text", "unmapped_rows"]
+__all__ = ["UnmappedCode", "report_rows", "report_text", "unmapped_rows"]
 
 DAY_NS = 86_400 * 10**9
+
+
+class UnmappedCode(msgspec.Struct, frozen=True, kw_only=True):
+    """A KIS industry code the sector map leaves unmapped, and its stocks."""
+
+    exchange: str
+    icod: str
+    name: str  # KIS's name of the code ("" when no catalog named it)
+    stocks: int
 
 
 def report_rows(conn: Connection, sector_map: SectorMap, day: date | None) -> list[dict[str, Any]]:
@@ -100,7 +110,7 @@ def report_text(rows: list[dict[str, Any]], with_changes: bool) -> list[str]:
 
 def unmapped_rows(
     conn: Connection, sector_map: SectorMap, regions: tuple[str, ...]
-) -> list[dict[str, Any]]:
+) -> list[UnmappedCode]:
     """The regions' KIS industry codes the map leaves unmapped, most stocks first."""
     counts, names = code_counts(conn, regions), code_names(conn)
     found = sorted(
@@ -109,6 +119,6 @@ def unmapped_rows(
         if sector_map.for_code(market, code) is None
     )
     return [
-        {"exchange": market, "icod": code, "name": names.get((market, code), ""), "stocks": -n}
+        UnmappedCode(exchange=market, icod=code, name=names.get((market, code), ""), stocks=-n)
         for n, market, code in found
     ]

@@ -1,21 +1,10 @@
 """The ``etf_backfill`` job (weekly): the last ``repair_sessions`` sessions' NAVs, repaired.
 
-KRX's table for each session (else KIS's series per ETF: `workers.etf.collect.repair`);
-the rows whose NAV, net assets, high or low are missing or whose NAV is revised are sent
-again, the stored row with the fresh NAV, premium and net assets, and the high and low it
-lacked (`workers.etf.rows.repaired`: what only KIS has is kept). Every figure is the session's
-own (a day-stamped table or series row), never a live quote: this is the command that
-mends past sessions (`observer etf daily` collects only the last completed one).
-
-Only completed sessions are repaired (`last_repairable`): KRX's table of a session under way
-is its prices so far, and a row stored from it would stand as the day's final row. A stored
-row whose close differs from the fresh one (stored mid-session, or corrected) is sent with
-the fresh close, open, high, low and volume too, not only the NAV.
-
-ETFs whose series failed are ``etf_repair_failures``: a warning, an error above ``[etf]
-max_failed_pct`` (the run has failed: ``failed_over_limit``, the command exits 1, as the
-daily run does), resolved by a repair run in which none failed. A failed KRX table is
-``etf_krx_table_failed`` (repaired through KIS instead).
+From each completed session's own KRX table, else KIS's series (`workers.etf.collect.repair`):
+rows whose NAV, net assets, high or low are missing or revised are sent again
+(`workers.etf.rows.repaired`), never a live quote. A session under way is never read
+(`last_repairable`). Failed series are ``etf_repair_failures`` (an error above ``[etf]
+max_failed_pct``: ``failed_over_limit``, exit 1), resolved by a run in which none failed.
 """
 
 from __future__ import annotations
@@ -23,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import date, datetime, timedelta
+
+import msgspec
 
 from bus.events import Alert, EtfDaily, EtfRun
 from bus.producer import Producer
@@ -32,18 +23,32 @@ from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
 from observer.process.heartbeat import Notifier
 from workers.etf.collect import Collected, repair
-from workers.etf.jobs import beat, calendar_of, portal, read, resolve, symbols_of, target_session
+from workers.etf.jobs import beat, portal, read, resolve, symbols_of
 from workers.etf.rows import repaired
+from workers.etf.sessions import calendar_of, target_session
 
-__all__ = ["CODES", "last_repairable", "run_repair"]
+__all__ = ["CODES", "RepairSummary", "last_repairable", "run_repair"]
 
 CODES = ("etf_repair_failures",)
+
+
+class RepairSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``observer etf backfill`` prints (``--json``: these keys, in this order)."""
+
+    sessions: int
+    repaired_rows: int
+    kis_calls: int
+    krx_calls: int
+    krx_error: str
+    failures: int
+    failed_over_limit: bool  # more than ``max_failed_pct`` failed: the command exits 1
+    resolved: int
 
 
 def last_repairable(settings: Settings, now_kst: datetime) -> date:
     """The newest session a repair may read at ``now_kst``: the last completed one.
 
-    While a session is under way that is the previous session (`jobs.target_session` says
+    While a session is under way that is the previous session (`target_session` says
     None then): the open session's table holds its prices so far, not its close.
     """
     done = target_session(settings, now_kst)
@@ -52,7 +57,7 @@ def last_repairable(settings: Settings, now_kst: datetime) -> date:
 
 def run_repair(
     settings: Settings, clock: Clock, until: date, producer: Producer, notifier: Notifier
-) -> dict[str, object]:
+) -> RepairSummary:
     """The ``etf_backfill`` job: the ``repair_sessions`` completed sessions up to ``until``."""
     started = time.monotonic()
     send = producer.send
@@ -114,13 +119,13 @@ def run_repair(
             duration_ms=int((time.monotonic() - started) * 1000),
         )
     )
-    return {
-        "sessions": len(sessions),
-        "repaired_rows": len(got.backfilled),
-        "kis_calls": got.kis_calls,
-        "krx_calls": got.krx_calls,
-        "krx_error": got.krx_error,
-        "failures": len(got.failed),
-        "failed_over_limit": over,
-        "resolved": resolved,
-    }
+    return RepairSummary(
+        sessions=len(sessions),
+        repaired_rows=len(got.backfilled),
+        kis_calls=got.kis_calls,
+        krx_calls=got.krx_calls,
+        krx_error=got.krx_error,
+        failures=len(got.failed),
+        failed_over_limit=over,
+        resolved=resolved,
+    )

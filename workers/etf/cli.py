@@ -1,21 +1,12 @@
 """``observer etf``: the ETF jobs (list, daily, holdings, backfill), their health and reports.
 
-Jobs: first every check of the configuration and the arguments (a ``paper`` configuration:
-the ETF TRs are real-only; the credentials; ``--date`` and the phase; ``--symbols``), each
-refused with exit 2 before READY, which the supervisor takes for a usage error (a ``ctl run``
-refused, nothing retried: refused after READY, it was retried into FATAL); then READY, then
-a single-instance lock (``<data_dir>/etf/LOCK``), then `observer.cli.support.job_producer`
-(the writer has every earlier event before the job reads what it keeps), then the work
-(`workers.etf.jobs`, loaded after READY).
-
-Exit codes: 0 done (a refused list or a failed KRX table is alerted, not a failure); 1 the
-run failed (too many ETFs failed, in ``daily``, ``holdings`` or ``backfill``; no active ETF
-at all, in ``daily``; or the writer did not acknowledge); 2 bad arguments or configuration
-(a ``--date`` of ``daily`` or ``holdings`` other than the last completed session: their
-answers are live; of ``backfill`` after it; any of the three while a session is under way;
-a ``--date`` of ``status`` or ``check`` that is no KRX session or is in the future; a code of
-``holdings --symbols`` that is not a held ETF; an empty ``report --date``); 3 another ETF job
-runs. ``status`` exits 1 when the data is stale.
+A job checks the configuration and arguments first, refused with exit 2 before READY (the
+supervisor's usage error); then READY, the lock ``<data_dir>/etf/LOCK``, the job's producer,
+and the work (`workers.etf.daily`, `jobs`, `holdings`, `backfill`, loaded after READY). Exit
+codes: 0 done; 1 the run failed (too many ETFs failed, no active ETF, the writer did not
+acknowledge); 2 bad arguments or configuration (a ``--date`` a live answer cannot be of,
+a session under way, an unknown ``--symbols``); 3 another ETF job runs. ``status`` exits 1
+when the data is stale.
 """
 
 from __future__ import annotations
@@ -30,6 +21,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
+import msgspec
 import typer
 
 from bus.lock import InstanceLock, LockHeld
@@ -202,10 +194,12 @@ def _job(settings: Settings) -> Iterator[Notifier]:
         yield notifier
 
 
-def _echo(summary: dict[str, object], as_json: bool) -> None:
-    typer.echo(" ".join(f"{k}={v}" for k, v in summary.items() if not isinstance(v, dict)))
+def _echo(summary: msgspec.Struct, as_json: bool) -> None:
+    """A job's summary as ``key=value`` words (counts per field left out), then its JSON."""
+    fields = msgspec.structs.asdict(summary)
+    typer.echo(" ".join(f"{k}={v}" for k, v in fields.items() if not isinstance(v, dict)))
     if as_json:
-        typer.echo(json.dumps(summary, default=str))
+        typer.echo(json.dumps(msgspec.to_builtins(summary)))
 
 
 @app.command("list")
@@ -247,15 +241,15 @@ def daily(
         f"{{day}}` (the {settings.etf.repair_sessions} sessions up to that day)",
     )
     with _job(settings) as notifier:
-        from workers.etf.jobs import run_daily
+        from workers.etf.daily import run_daily
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_daily(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
-    if summary.get("listed") == 0:  # nothing to collect is no healthy day (etf_stale)
+    if summary.listed == 0:  # nothing to collect is no healthy day (etf_stale)
         _fail("no active ETF: no KRX ETF list is held and the KIS masters have none", 1)
-    if summary.get("failed_over_limit"):
-        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+    if summary.failed_over_limit:
+        _fail(f"{summary.failures} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command()
@@ -289,8 +283,8 @@ def holdings(
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_holdings(settings, clock, target, producer, notifier, only)
     _echo(summary, as_json)
-    if summary.get("failed_over_limit"):
-        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+    if summary.failed_over_limit:
+        _fail(f"{summary.failures} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command("holdings-report")
@@ -310,16 +304,16 @@ def holdings_report(
     if table is None:
         _fail(f"no holdings of {symbol} stored on or before {until}", 1)
     if as_json:
-        typer.echo(json.dumps(table, default=str))
+        typer.echo(json.dumps(msgspec.to_builtins(table)))
         return
     typer.echo(
-        f"{symbol} on {table['date']}: {len(table['lines'])} lines "
-        f"(the answer counts {table['reported_count']}, the quote {table['quote_count']})"
+        f"{symbol} on {table.date}: {len(table.lines)} lines "
+        f"(the answer counts {table.reported_count}, the quote {table.quote_count})"
     )
-    for line in table["lines"]:
+    for line in table.lines:
         typer.echo(
-            f"{line['code']:<12} {line['name'][:24]:<24} {line['kind']:<7} "
-            f"{line['weight_pct']!s:>8}% {line['value_krw']!s:>16}"
+            f"{line.code:<12} {line.name[:24]:<24} {line.kind:<7} "
+            f"{line.weight_pct!s:>8}% {line.value_krw!s:>16}"
         )
 
 
@@ -344,8 +338,8 @@ def backfill(
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
             summary = run_repair(settings, clock, target, producer, notifier)
     _echo(summary, as_json)
-    if summary.get("failed_over_limit"):
-        _fail(f"{summary['failures']} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
+    if summary.failed_over_limit:
+        _fail(f"{summary.failures} ETFs failed (over {settings.etf.max_failed_pct:g}%)", 1)
 
 
 @app.command()
@@ -363,7 +357,6 @@ def status(
     now = now_utc(clock).astimezone(KST)
     with report_reading(f"{PROGRAM} status", settings) as conn:
         verdict = judged(settings, conn, now, asked)
-    summary = verdict.summary()
     typer.echo(
         f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
         + (" STALE" if verdict.stale else "")
@@ -371,7 +364,7 @@ def status(
     for condition in verdict.conditions:
         typer.echo(f"  {condition.severity}: {condition.code} {condition.message}")
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(msgspec.to_builtins(verdict.summary())))
     if verdict.stale:
         raise typer.Exit(1)
 
@@ -398,7 +391,7 @@ def check(
         + (" STALE" if verdict.stale else "")
     )
     if as_json:
-        typer.echo(json.dumps(verdict.summary()))
+        typer.echo(json.dumps(msgspec.to_builtins(verdict.summary())))
 
 
 @app.command()
@@ -423,13 +416,14 @@ def report(
     if csv_path is not None:
         write_csv(table, csv_path)
     if as_json:
-        typer.echo(json.dumps({"date": session.isoformat(), "etfs": table}, default=str))
+        etfs = msgspec.to_builtins(table)
+        typer.echo(json.dumps({"date": session.isoformat(), "etfs": etfs}))
         return
     typer.echo(f"ETFs on {session}: {len(table)}")
     for row in table:
         typer.echo(
-            f"{row['symbol']:<8} {row['name'][:20]:<20} {row['price']!s:>9} {row['nav']!s:>11} "
-            f"{row['premium']!s:>8}% {row['aum']!s:>16}"
+            f"{row.symbol:<8} {row.name[:20]:<20} {row.price!s:>9} {row.nav!s:>11} "
+            f"{row.premium!s:>8}% {row.aum!s:>16}"
         )
     sys.stdout.flush()
 

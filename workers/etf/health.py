@@ -1,27 +1,11 @@
 """The ETF data's health for one session: stale, coverage per field, the list against KIS's.
 
-Pure: `health` judges what the caller read. Session-aware: a session's rows are due by
-``[etf] stale_at`` (17:00 KST, later by a late day's shift) on that session; before then
-the previous session's are judged, so a Monday morning is not stale for want of Sunday's
-rows.
-
-Conditions (each an `Alert` code, with its subject; cleared ones get an `AlertResolved`):
-
-* ``etf_stale`` (critical, subject the session): fewer than ``min_coverage_pct`` of the
-  active ETFs have a row; no active ETF at all (no KRX list held, none in the KIS masters)
-  is stale at once, due or not: nothing will come;
-* ``etf_coverage_low`` (warning, subject the field and the session it was found on):
-  issuer, fee, aum > 0, premium_20d or high_52w known for fewer than ``min_coverage_pct``
-  of them;
-* ``etf_universe_mismatch`` (warning): the KRX list and the KIS masters' ETFs differ by more
-  than ``mismatch_pct``.
-
-A condition is over only when a judgement that judged it finds it cleared (`settle`): a
-session not yet due judges neither staleness nor coverage, so it resolves neither. A stale
-session's alert is ended only by a judgement of that session (its rows filled later);
-a coverage alert stands while later sessions are low too (not raised again for each), and
-is ended by a due judgement of its session or a later one with the field covered (a past
-session's figures are never recomputed, so only a later session's can show it mended).
+Pure: `health` judges what the caller read. A session's rows are due by ``[etf] stale_at``
+(later on a late day); before then the previous session is judged. Conditions (`CODES`):
+``etf_stale`` (critical, subject the session), ``etf_coverage_low`` (warning, subject the
+field and session), ``etf_universe_mismatch`` (warning). A condition is over only when a
+judgement that judged it finds it cleared (`settle`): a session not yet due resolves
+nothing, and a stale session's alert ends only with a judgement of that session.
 """
 
 from __future__ import annotations
@@ -29,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+
+import msgspec
 
 from bus.events import EtfDaily, EtfDetail, EtfListing, Severity
 from observer.calendar.phases import KST
@@ -40,6 +25,7 @@ __all__ = [
     "CODES",
     "Condition",
     "Health",
+    "HealthSummary",
     "due_session",
     "field_of",
     "health",
@@ -88,20 +74,29 @@ class Health:
         """Whether coverage was judged: due, and some rows came (a stale day is not judged)."""
         return self.due and self.collected > 0
 
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready summary (``observer etf status --json``)."""
-        return {
-            "session": self.session.isoformat(),
-            "due": self.due,
-            "active": self.active,
-            "collected": self.collected,
-            "stale": self.stale,
-            "coverage_pct": {k: round(v, 2) for k, v in self.coverage.items()},
-            "conditions": [
-                {"code": c.code, "subject": c.subject, "severity": c.severity, "message": c.message}
-                for c in self.conditions
-            ],
-        }
+    def summary(self) -> HealthSummary:
+        """What ``observer etf status --json`` and ``check --json`` print."""
+        return HealthSummary(
+            session=self.session,
+            due=self.due,
+            active=self.active,
+            collected=self.collected,
+            stale=self.stale,
+            coverage_pct={k: round(v, 2) for k, v in self.coverage.items()},
+            conditions=list(self.conditions),
+        )
+
+
+class HealthSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """A judgement's figures: these keys, in this order, are the ``--json`` output."""
+
+    session: date
+    due: bool
+    active: int
+    collected: int
+    stale: bool
+    coverage_pct: dict[str, float]  # field -> percent of the active ETFs, 2 decimals
+    conditions: list[Condition]
 
 
 def stale_from(

@@ -1,15 +1,10 @@
 """The ``etf_holdings`` job (weekly): every ETF's constituents, checked against its count.
 
-One FHKST121600C0 per active ETF (continued with ``tr_cont`` while KIS says there is more,
-up to ``[etf] holdings_max_pages``: whether KIS pages 500+ lines is UNCONFIRMED), spread over
-every account under the ETF jobs' REST share, as one `EtfHoldings` per ETF: every line with
-its kind (stock, cash, futures, other), weight and value.
-
-The count is cross-checked: the lines against the call's own ``etf_cnfg_issu_cnt`` (fewer
-lines: an answer cut short) and against FHPST02400000's count in the day's stored row. A
-difference is an ``etf_holdings_count_mismatch`` warning per ETF, resolved by a later run
-that finds them equal; failed calls are an ``etf_holdings_failures`` alert (the ETF's
-earlier sets stay current).
+One FHKST121600C0 per ETF (paged up to ``[etf] holdings_max_pages``) over every account
+under the ETF jobs' share, sent as one `EtfHoldings` each. The lines are checked against
+the answer's own count and the day's stored quote count: a difference is an
+``etf_holdings_count_mismatch`` warning per ETF, resolved by a run that finds them equal;
+failed calls are ``etf_holdings_failures`` (the ETF's earlier set stays current).
 """
 
 from __future__ import annotations
@@ -18,6 +13,8 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from datetime import date
+
+import msgspec
 
 from bus.events import Alert, EtfDaily, EtfHolding, EtfHoldings, EtfRun, Event, HoldingKind
 from bus.producer import Producer
@@ -31,10 +28,28 @@ from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
 from workers.etf.rows import kis_decimal, kis_int, kis_signed_int
 
-__all__ = ["count_problem", "holdings_of", "kind_of", "run_holdings"]
+__all__ = ["HoldingsSummary", "count_problem", "holdings_of", "kind_of", "run_holdings"]
 
 CODES = ("etf_holdings_count_mismatch", "etf_holdings_failures")
 _CASH_PREFIXES = ("KRD", "CASH")  # KRX's PDF: KRD010010001 KRW deposit, CASH00000001 creation
+
+
+class HoldingsSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``observer etf holdings`` prints (``--json``: these keys, in this order)."""
+
+    date: str
+    listed: int
+    collected: int
+    lines: int
+    most_lines: int
+    paged: int  # ETFs whose answer took more than one page
+    count_mismatches: int
+    unchecked: int  # ETFs without FHPST02400000's count to check against
+    failures: int
+    failed_over_limit: bool  # more than ``max_failed_pct`` failed: the command exits 1
+    kis_calls: int
+    elapsed_s: float
+    resolved: int
 
 
 def kind_of(code: str) -> HoldingKind:
@@ -125,7 +140,7 @@ def run_holdings(
     producer: Producer,
     notifier: Notifier,
     only: Sequence[str] = (),
-) -> dict[str, object]:
+) -> HoldingsSummary:
     """The ``etf_holdings`` job for session ``day`` (``only``: these ETFs, not every one)."""
     started = time.monotonic()
     send: Callable[[Event], object] = producer.send
@@ -175,18 +190,18 @@ def run_holdings(
         )
     )
     lines = [len(h.lines) for h in found.values()]
-    return {
-        "date": day.isoformat(),
-        "listed": len(symbols),
-        "collected": len(found),
-        "lines": sum(lines),
-        "most_lines": max(lines, default=0),
-        "paged": sum(h.pages > 1 for h in found.values()),
-        "count_mismatches": sum(c == "etf_holdings_count_mismatch" for c, _ in present),
-        "unchecked": sum(h.quote_count is None for h in found.values()),
-        "failures": len(out.failed),
-        "failed_over_limit": failed_pct > settings.etf.max_failed_pct,
-        "kis_calls": out.kis_calls,
-        "elapsed_s": round(out.elapsed_s, 3),
-        "resolved": resolved,
-    }
+    return HoldingsSummary(
+        date=day.isoformat(),
+        listed=len(symbols),
+        collected=len(found),
+        lines=sum(lines),
+        most_lines=max(lines, default=0),
+        paged=sum(h.pages > 1 for h in found.values()),
+        count_mismatches=sum(c == "etf_holdings_count_mismatch" for c, _ in present),
+        unchecked=sum(h.quote_count is None for h in found.values()),
+        failures=len(out.failed),
+        failed_over_limit=failed_pct > settings.etf.max_failed_pct,
+        kis_calls=out.kis_calls,
+        elapsed_s=round(out.elapsed_s, 3),
+        resolved=resolved,
+    )

@@ -1,8 +1,8 @@
 """The daily run's own alerts, as events: KRX's table, failed calls, NAVs, history gaps.
 
-Split from `workers.etf.jobs` (which decides what is present and what is over); the
-subjects here are what its resolution matches: ``etf_daily_failures`` and
-``etf_nav_pending`` name their session, the others are one per run.
+`workers.etf.daily` decides what is present and what is over; the subjects here are what
+its `over` matches: ``etf_daily_failures`` and ``etf_nav_pending`` name their session, the
+others are one per run.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import msgspec
 import typer
 
 from observer.calendar.clock import Clock, clock_from_env, now_utc
@@ -109,14 +110,14 @@ def verify(
 
     summary = result.summary()
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(msgspec.to_builtins(summary)))
     else:
         typer.echo(
-            f"{target}: {summary['watched_minutes']} watched minutes of {summary['symbols']} "
-            f"symbols: {summary['complete']} complete, {summary['recovered']} recovered, "
-            f"{summary['short']} short ({summary['missing_volume']:,} shares), "
-            f"{summary['excess']} excess; {completeness_text(summary)}; {summary['misses']} short "
-            f"without a gap, now gaps to recover; {summary['calls']} REST calls"
+            f"{target}: {summary.watched_minutes} watched minutes of {summary.symbols} "
+            f"symbols: {summary.complete} complete, {summary.recovered} recovered, "
+            f"{summary.short} short ({summary.missing_volume:,} shares), "
+            f"{summary.excess} excess; {completeness_text(summary)}; {summary.misses} short "
+            f"without a gap, now gaps to recover; {summary.calls} REST calls"
         )
     if result.failed:
         fail(program, f"no bars for {', '.join(sorted(result.failed))}", 1)
@@ -166,39 +167,39 @@ def report(
         chart.write_text(chart_html(found))
     summary = found.summary()
     if as_json:
-        typer.echo(json.dumps(summary))
+        typer.echo(json.dumps(msgspec.to_builtins(summary)))
         return
     typer.echo(
-        f"{target}: {summary['ticks']:,} ticks, {summary['gaps']} gaps {summary['gaps_by_state']}; "
+        f"{target}: {summary.ticks:,} ticks, {summary.gaps} gaps {summary.gaps_by_state}; "
         f"gaps <= {settings.gap_recovery.queue_max_s:g} s recovered "
-        f"{summary['short_success_pct']}%; p99 detection {summary['detection_p99_s']} s, "
-        f"detection to recovered {summary['detect_to_recovered_p99_s']} s"
+        f"{summary.short_success_pct}%; p99 detection {summary.detection_p99_s} s, "
+        f"detection to recovered {summary.detect_to_recovered_p99_s} s"
     )
-    figures = summary["reconciliation"]
+    figures = summary.reconciliation
     typer.echo(
         "completeness: "
         + (
-            f"{summary['completeness_pct']}% by the gaps detected; "
-            if summary["completeness_pct"] is not None
+            f"{summary.completeness_pct}% by the gaps detected; "
+            if summary.completeness_pct is not None
             else "none, nothing was watched (no symbol held a slot); "
         )
         + (
-            f"{figures['completeness_pct']}% of {figures['watched_minutes']} watched minutes by "
-            f"reconciliation ({figures['complete']} complete, {figures['recovered']} recovered, "
-            f"{figures['short']} short, {figures['excess']} excess; {figures['misses']} found "
-            f"by it alone; {figures['calls']} REST calls)"
-            if figures
+            f"{figures.completeness_pct}% of {figures.watched_minutes} watched minutes by "
+            f"reconciliation ({figures.complete} complete, {figures.recovered} recovered, "
+            f"{figures.short} short, {figures.excess} excess; {figures.misses} found "
+            f"by it alone; {figures.calls} REST calls)"
+            if figures is not None
             else "not reconciled yet (observer gap-recovery verify)"
         )
     )
-    for row in summary["symbols"]:
+    for row in summary.symbols:
         typer.echo(
-            f"{row['symbol']:<8} {row['ticks']:>7} ticks  watched {row['watched_s']:>8} s  "
-            f"covered {row['covered_s']:>6} s  uncovered {row['uncovered_s']:>6} s  "
-            f"{_share(row['completeness_pct']):>9}  {row['gaps_by_reason']} {row['gaps_by_state']}"
+            f"{row.symbol:<8} {row.ticks:>7} ticks  watched {row.watched_s:>8} s  "
+            f"covered {row.covered_s:>6} s  uncovered {row.uncovered_s:>6} s  "
+            f"{_share(row.completeness_pct):>9}  {row.gaps_by_reason} {row.gaps_by_state}"
             + (
-                f"  reconciled {row['reconciliation_pct']}% of {row['reconciled_minutes']} min"
-                if row["reconciled_minutes"]
+                f"  reconciled {row.reconciliation_pct}% of {row.reconciled_minutes} min"
+                if row.reconciled_minutes
                 else ""
             )
         )

@@ -1,23 +1,11 @@
 """``observer gap-recovery report``: a day's real-time data, symbol by symbol, and its gaps.
 
-A symbol is *watched* while it holds a Track B slot (from its allocation to its release,
-expiry or replacement; a slot still held at the end of the data closes with the day's last
-tick, slot event or gap, whichever is latest). Of the watched time, gaps that were
-recovered are *covered* (their minute bars are stored) and every other gap (unrecoverable,
-marker only, still pending) is *uncovered*; completeness is the watched time not
-uncovered (none, null in JSON, when nothing was watched: no figure, rather than a perfect
-one). Overlapping gaps count once. A Track B that died and restarted takes its slots
-back without new allocations, so they stay watched through the outage, and its
-``process_restart`` gaps are uncovered until recovered. The gaps are those the system
-detected: the ones a reconciliation published are listed, and counted in the other figure,
-but left out of the detection latency (found after the close, hours after their minute, they
-said nothing of how soon Track B sees a gap and made the day's p99 hours).
-
-That figure can only see the gaps that were detected. The day's reconciliation
-(`workers.gap_recovery.verify`) is the second figure: of the watched minutes compared with
-the exchange's bars, the share complete from the stream or recovered since. A minute stored
-as short whose bar gap recovery has stored since counts as recovered: the figure is as of
-the report, not of the reconciliation.
+A symbol is *watched* while it holds a Track B slot; of the watched time, recovered gaps
+are *covered* and every other gap *uncovered*; completeness is the watched time not
+uncovered (None when nothing was watched). Overlapping gaps count once; gaps a
+reconciliation published are listed but left out of the detection latency. The day's
+reconciliation (`workers.gap_recovery.verify`) is the second figure, as of the report.
+`DaySummary` is the ``--json`` output, its fields in order.
 """
 
 from __future__ import annotations
@@ -26,8 +14,8 @@ import html
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Any
 
+import msgspec
 from sqlalchemy import Connection, text
 
 from observer.calendar.phases import KST
@@ -39,11 +27,77 @@ from observer.db.reconciliation_queries import (
 from observer.process.stats import p99
 from workers.gap_recovery.reconcile import held_spans
 
-__all__ = ["DayReport", "SymbolReport", "chart_html", "day_report"]
+__all__ = [
+    "DayReconciliation",
+    "DayReport",
+    "DaySummary",
+    "Latencies",
+    "SymbolReport",
+    "SymbolSummary",
+    "chart_html",
+    "day_report",
+]
 
 _NS = 1_000_000_000
 _HOUR = 3600 * _NS
 Span = tuple[int, int]
+
+
+class SymbolSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """The figures ``observer gap-recovery report`` prints for one symbol."""
+
+    symbol: str
+    ticks: int
+    watched_s: float
+    gaps_by_reason: dict[str, int]
+    gaps_by_state: dict[str, int]
+    covered_s: float
+    uncovered_s: float
+    completeness_pct: float | None  # None: nothing was watched
+    reconciled_minutes: int
+    reconciliation_pct: float | None
+
+
+class Latencies(msgspec.Struct, frozen=True, kw_only=True):
+    """How the day's short gaps ended, and how soon gaps were detected and recovered."""
+
+    short_gaps: int
+    short_success_pct: float
+    detection_p99_s: float
+    detect_to_recovered_p99_s: float
+
+
+class DayReconciliation(msgspec.Struct, frozen=True, kw_only=True):
+    """The day's reconciled minutes by status, as of the report."""
+
+    watched_minutes: int
+    complete: int
+    recovered: int
+    short: int
+    excess: int
+    missing_volume: int
+    misses: int  # short with no gap Track B recorded: found by the reconciliation
+    unexplained: int  # short with no gap at all (none once it has run)
+    completeness_pct: float | None
+    stream_pct: float | None
+    calls: int
+
+
+class DaySummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything ``observer gap-recovery report --json`` prints, in this order."""
+
+    date: str
+    symbols: list[SymbolSummary]
+    ticks: int
+    gaps: int
+    gaps_by_state: dict[str, int]
+    # the two figures: by the gaps detected, and by the exchange's own bars
+    completeness_pct: float | None
+    reconciliation: DayReconciliation | None  # None: the day was not reconciled
+    short_gaps: int
+    short_success_pct: float
+    detection_p99_s: float
+    detect_to_recovered_p99_s: float
 
 
 @dataclass
@@ -56,7 +110,7 @@ class SymbolReport:
     gaps: list[tuple[int, int, str, str]] = field(default_factory=list)  # start, end, reason, state
     minutes: Counter[str] = field(default_factory=Counter)  # reconciled minutes by status
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> SymbolSummary:
         """The figures ``observer gap-recovery report`` prints for the symbol."""
         watched = _union(self.watched)
         # The gaps the system detected: a reconciliation's gaps are the other figure's.
@@ -65,20 +119,20 @@ class SymbolReport:
         covered = _within(_union([(s, e) for s, e, st in detected if st == "recovered"]), watched)
         watched_s, uncovered_s = _length(watched), _length(uncovered)
         covered_s = _length(covered) - _length(_within(covered, uncovered))
-        return {
-            "symbol": self.symbol,
-            "ticks": self.ticks,
-            "watched_s": round(watched_s, 1),
-            "gaps_by_reason": dict(Counter(reason for _, _, reason, _ in self.gaps)),
-            "gaps_by_state": dict(Counter(state for _, _, _, state in self.gaps)),
-            "covered_s": round(covered_s, 1),
-            "uncovered_s": round(uncovered_s, 1),
-            "completeness_pct": _completeness(uncovered_s, watched_s),
-            "reconciled_minutes": sum(self.minutes.values()),
-            "reconciliation_pct": _pct(
+        return SymbolSummary(
+            symbol=self.symbol,
+            ticks=self.ticks,
+            watched_s=round(watched_s, 1),
+            gaps_by_reason=dict(Counter(reason for _, _, reason, _ in self.gaps)),
+            gaps_by_state=dict(Counter(state for _, _, _, state in self.gaps)),
+            covered_s=round(covered_s, 1),
+            uncovered_s=round(uncovered_s, 1),
+            completeness_pct=_completeness(uncovered_s, watched_s),
+            reconciled_minutes=sum(self.minutes.values()),
+            reconciliation_pct=_pct(
                 self.minutes["complete"] + self.minutes["recovered"], sum(self.minutes.values())
             ),
-        }
+        )
 
 
 @dataclass
@@ -87,26 +141,28 @@ class DayReport:
 
     day: date
     symbols: list[SymbolReport]
-    latencies: dict[str, float]
-    reconciliation: dict[str, Any] | None = None  # None: the day was not reconciled
+    latencies: Latencies
+    reconciliation: DayReconciliation | None = None  # None: the day was not reconciled
 
-    def summary(self) -> dict[str, Any]:
-        """Everything, as one JSON-able object."""
+    def summary(self) -> DaySummary:
+        """Everything, as one struct (``--json``: its fields, in order)."""
         rows = [s.summary() for s in self.symbols]
         states = Counter(st for s in self.symbols for _, _, _, st in s.gaps)
-        watched = sum(r["watched_s"] for r in rows)
-        uncovered = sum(r["uncovered_s"] for r in rows)
-        return {
-            "date": self.day.isoformat(),
-            "symbols": rows,
-            "ticks": sum(r["ticks"] for r in rows),
-            "gaps": sum(states.values()),
-            "gaps_by_state": dict(states),
-            # the two figures: by the gaps detected, and by the exchange's own bars
-            "completeness_pct": _completeness(uncovered, watched),
-            "reconciliation": self.reconciliation,
-            **self.latencies,
-        }
+        watched = sum(r.watched_s for r in rows)
+        uncovered = sum(r.uncovered_s for r in rows)
+        return DaySummary(
+            date=self.day.isoformat(),
+            symbols=rows,
+            ticks=sum(r.ticks for r in rows),
+            gaps=sum(states.values()),
+            gaps_by_state=dict(states),
+            completeness_pct=_completeness(uncovered, watched),
+            reconciliation=self.reconciliation,
+            short_gaps=self.latencies.short_gaps,
+            short_success_pct=self.latencies.short_success_pct,
+            detection_p99_s=self.latencies.detection_p99_s,
+            detect_to_recovered_p99_s=self.latencies.detect_to_recovered_p99_s,
+        )
 
 
 def _union(spans: list[Span]) -> list[Span]:
@@ -196,19 +252,19 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
     for symbol, report in symbols.items():
         report.symbol = symbol
     settled = short["recovered"] + short["unrecoverable"]
-    latencies = {
-        "short_gaps": sum(short.values()),
-        "short_success_pct": round(100 * short["recovered"] / settled, 2) if settled else 100.0,
-        "detection_p99_s": p99(detection),
-        "detect_to_recovered_p99_s": p99(to_recovered),
-    }
+    latencies = Latencies(
+        short_gaps=sum(short.values()),
+        short_success_pct=round(100 * short["recovered"] / settled, 2) if settled else 100.0,
+        detection_p99_s=p99(detection),
+        detect_to_recovered_p99_s=p99(to_recovered),
+    )
     reconciliation = _reconciliation(conn, lo, day, symbols)
     return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies, reconciliation)
 
 
 def _reconciliation(
     conn: Connection, lo: int, day: date, symbols: dict[str, SymbolReport]
-) -> dict[str, Any] | None:
+) -> DayReconciliation | None:
     """The day's reconciled minutes by status (as of now), into ``symbols``; None if none."""
     minutes, calls = reconciled_minutes(conn, day)
     if not minutes:
@@ -230,16 +286,19 @@ def _reconciliation(
         symbols[symbol].minutes[status] += 1
         total[status] += 1
     watched = sum(total.values())
-    return {
-        "watched_minutes": watched,
-        **{s: total[s] for s in ("complete", "recovered", "short", "excess")},
-        "missing_volume": missing,
-        "misses": misses,  # short with no gap Track B recorded: found by the reconciliation
-        "unexplained": unexplained,  # short with no gap at all (none once it has run)
-        "completeness_pct": _pct(total["complete"] + total["recovered"], watched),
-        "stream_pct": _pct(total["complete"], watched),
-        "calls": calls,
-    }
+    return DayReconciliation(
+        watched_minutes=watched,
+        complete=total["complete"],
+        recovered=total["recovered"],
+        short=total["short"],
+        excess=total["excess"],
+        missing_volume=missing,
+        misses=misses,
+        unexplained=unexplained,
+        completeness_pct=_pct(total["complete"] + total["recovered"], watched),
+        stream_pct=_pct(total["complete"], watched),
+        calls=calls,
+    )
 
 
 _COLOURS = {
@@ -320,6 +379,6 @@ def chart_html(report: DayReport) -> str:
     summary = report.summary()
     return (
         f"<!doctype html><meta charset='utf-8'><title>gaps {day}</title>"
-        f"<h3>Real-time gaps on {day}: {summary['gaps']} gaps, {summary['ticks']:,} ticks</h3>"
+        f"<h3>Real-time gaps on {day}: {summary.gaps} gaps, {summary.ticks:,} ticks</h3>"
         f"<p>{legend} <span style='color:#cfd8e3'>&#9632; watched</span></p>" + "".join(parts)
     )

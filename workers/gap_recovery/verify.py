@@ -1,24 +1,12 @@
 """The day's reconciliation: every minute Track B watched, against the exchange's final bars.
 
-Completeness from the gaps Track B detected cannot see a loss it never detected. This is the
-independent proof: for every symbol that held a slot, every minute it held the slot whole
-(`workers.gap_recovery.reconcile`) is fetched from KIS as a final minute bar and its volume
-compared with the trades stored from the stream. Each minute is ``complete``, ``short``
-(with the missing volume), ``recovered`` (short, and gap recovery stored its bar) or
-``excess``. A short minute no recorded gap explains is a detection miss: it is published as
-a ``reconciliation`` gap (one per minute, so it is never too long to recover) and gap
-recovery fills it like any other. Each symbol's result is a `Reconciliation` event.
-
-The gap-recovery daemon runs it each session day, ``verify_delay_s`` after Track B's stream
-ends (the ``track_a_closing`` phase, shifted on late days), on clients under its own
-limiters: the calls come out of the gap-recovery share of each account's budget. A daemon
-restarted after that time reconciles only the symbols not yet reconciled whole: a stored
-reconciliation counts only if it reached the symbol's last watched minute (one ``verify``
-run during the session compared only the minutes closed by then), and on a named host only
-if its own host stored it (another host's reconciliation is of its own symbols). ``observer
-gap-recovery verify --date D`` runs it on demand. Alerts: ``reconciliation_misses``,
-``reconciliation_excess`` (warnings), ``reconciliation_failed`` (error; critical once the
-daemon gives up) and ``reconciliation_done`` (info, the day's figures).
+Each minute a symbol held its slot whole is compared with KIS's final minute bar:
+``complete``, ``short``, ``recovered`` or ``excess``. A short minute no recorded gap
+explains is a miss, published as a one-minute ``reconciliation`` gap for gap recovery.
+Each symbol's result is a `Reconciliation` event; a run's figures are `RunFigures`.
+`Verifier` runs each session day after Track B's stream ends, on the gap-recovery share,
+taking up only the symbols not yet reconciled whole; ``observer gap-recovery verify``
+runs it on demand.
 """
 
 from __future__ import annotations
@@ -30,7 +18,6 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
@@ -66,6 +53,7 @@ from workers.gap_recovery.reconcile import (
 
 __all__ = [
     "DayResult",
+    "RunFigures",
     "Verifier",
     "completeness_text",
     "lanes_for",
@@ -99,23 +87,45 @@ class DayResult:
         self.misses += misses_of(checks)
         self.calls += calls
 
-    def summary(self) -> dict[str, Any]:
-        """The run's figures as one JSON-able object."""
+    def summary(self) -> RunFigures:
+        """The run's figures (``observer gap-recovery verify --json``: its fields, in order)."""
         watched = sum(self.statuses.values())
         whole = self.statuses["complete"] + self.statuses["recovered"]
-        return {
-            "date": self.day.isoformat(),
-            "attempt": self.attempt,
-            "symbols": len(self.reconciled),
-            "watched_minutes": watched,
-            **{s: self.statuses[s] for s in ("complete", "recovered", "short", "excess")},
-            "missing_volume": self.missing_volume,
-            "misses": self.misses,
-            "completeness_pct": _pct(whole, watched),
-            "stream_pct": _pct(self.statuses["complete"], watched),
-            "calls": self.calls,
-            "failed": dict(sorted(self.failed.items())),
-        }
+        return RunFigures(
+            date=self.day.isoformat(),
+            attempt=self.attempt,
+            symbols=len(self.reconciled),
+            watched_minutes=watched,
+            complete=self.statuses["complete"],
+            recovered=self.statuses["recovered"],
+            short=self.statuses["short"],
+            excess=self.statuses["excess"],
+            missing_volume=self.missing_volume,
+            misses=self.misses,
+            completeness_pct=_pct(whole, watched),
+            stream_pct=_pct(self.statuses["complete"], watched),
+            calls=self.calls,
+            failed=dict(sorted(self.failed.items())),
+        )
+
+
+class RunFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """What one reconciliation run found: minutes by status, misses, calls, failures."""
+
+    date: str
+    attempt: int
+    symbols: int
+    watched_minutes: int
+    complete: int
+    recovered: int
+    short: int
+    excess: int
+    missing_volume: int
+    misses: int
+    completeness_pct: float | None  # None: no minute compared
+    stream_pct: float | None
+    calls: int
+    failed: dict[str, str]  # symbol -> why it has no bars
 
 
 _ID = "reconciliation:"  # the prefix of the gaps this module publishes
@@ -135,15 +145,13 @@ def _pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 3) if whole else None
 
 
-def completeness_text(figures: Mapping[str, Any]) -> str:
+def completeness_text(figures: RunFigures) -> str:
     """A run's completeness (`DayResult.summary`) in words, also when nothing was compared."""
-    if figures["completeness_pct"] is None:
-        if figures["failed"]:
+    if figures.completeness_pct is None:
+        if figures.failed:
             return "nothing compared (no bars)"
         return "nothing was watched (no slot held a whole minute)"
-    return (
-        f"{figures['completeness_pct']}% complete ({figures['stream_pct']}% from the stream alone)"
-    )
+    return f"{figures.completeness_pct}% complete ({figures.stream_pct}% from the stream alone)"
 
 
 def lanes_for(
@@ -325,7 +333,8 @@ class Verifier:
     def _report(self, result: DayResult) -> None:
         """The run's alerts: misses and excess (warnings), failures (error), figures (info)."""
         figures = result.summary()
-        context = {k: str(v) for k, v in figures.items() if k != "failed"}
+        fields = msgspec.structs.asdict(figures)
+        context = {k: str(v) for k, v in fields.items() if k != "failed"}
         day = result.day.isoformat()
         if result.attempt > 1:  # its figures are the retried symbols', not the day's
             day += f" (retry {result.attempt - 1}: the symbols earlier runs could not reconcile)"
@@ -364,12 +373,12 @@ class Verifier:
                 severity="info",
                 code="reconciliation_done",
                 context=context,
-                message=f"{day}: {figures['watched_minutes']} watched minutes of "
-                f"{figures['symbols']} symbols, {completeness_text(figures)}, "
+                message=f"{day}: {figures.watched_minutes} watched minutes of "
+                f"{figures.symbols} symbols, {completeness_text(figures)}, "
                 f"{result.misses} misses, {result.calls} REST calls",
             )
         )
-        log.info("reconciliation %s: %s", day, figures)
+        log.info("reconciliation %s: %s", day, fields)
 
     # ------------------------------------------------------------------ the daemon's days
 

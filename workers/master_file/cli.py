@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
+import msgspec
 import typer
 
 from bus.errors import BusError
@@ -28,15 +29,14 @@ from observer.errors import MasterFileError, ObserverError
 from observer.process.heartbeat import Notifier
 from observer.process.logs import setup_logging
 from observer.reference.instruments import MASTER_FILES, master_file, resolve
+from workers.master_file import SOURCE
 from workers.master_file.files import LocalFiles, MasterFilesLocked
 
 if TYPE_CHECKING:
     from workers.master_file.outcome import Outcome
     from workers.master_file.update import Updater
 
-__all__ = ["SOURCE", "app"]
-
-SOURCE = "master_file"  # the bus source of every master-file run, scheduled or by hand
+__all__ = ["app"]
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -144,7 +144,7 @@ def update(
     for outcome in outcomes:
         _print(outcome, details=dry_run)
     if as_json:
-        typer.echo(json.dumps({"files": [o.as_dict() for o in outcomes]}))
+        typer.echo(json.dumps({"files": [msgspec.to_builtins(o) for o in outcomes]}))
     if strict and any(o.error for o in outcomes):
         raise typer.Exit(1)
 

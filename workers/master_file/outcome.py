@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from bus.events import MasterFileChecked
 from workers.master_file.diff import Diff
@@ -33,12 +31,6 @@ class Outcome:
     error: str = ""
     duration_ms: int = 0
     changes: list[str] = field(default_factory=list)  # a sample, for people
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            k: str(v) if isinstance(v, Decimal) else v for k, v in dataclasses.asdict(self).items()
-        }
 
     def checked(
         self,

@@ -1,14 +1,10 @@
 """Changes held for an operator: when to hold one, holding it, and approving or rejecting it.
 
-A change to a market already loaded that looks like a broken file (too many new or removed
-listings, too few records, too many listings changed at once, a major size decrease) is
-held: archive and summary in
-``reviews/<id>``, `MasterFileReview(held)` and a critical alert naming the commands (its
-subject: the review id). The same contents are not held twice, and never applied without a
-decision (a forced refresh included); a newer change supersedes a held one. ``approve``
-re-diffs against the database at that moment and applies; ``reject`` records the contents
-as rejected, and they are not held again. Approved, rejected or superseded, the review's
-alert is resolved: nothing awaits the operator any more.
+A change that looks like a broken file (too many listings new, removed or changed, too few
+records, a large size decrease) is held in ``reviews/<id>`` with `MasterFileReview(held)`
+and a critical alert (subject the review id); never applied without a decision, and not
+held twice. ``approve`` re-diffs against the database and applies; ``reject`` records the
+contents as rejected. Decided or superseded, the review's alert is resolved.
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ from observer.calendar.phases import KST
 from observer.cli.support import open_alert_subjects
 from observer.errors import MasterFileError
 from observer.reference.instruments import Listing, MasterFile, master_file
-from workers.master_file.cli import SOURCE
+from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.diff import Diff, diff
 from workers.master_file.files import Current, FileState, Review, sha256_of

@@ -1,13 +1,9 @@
 """The alerts of a market's file that a later check ends, and ending them.
 
-Each is raised with the market as its subject (``master_file_failed``, resolved the same way,
-is `workers.master_file.update`'s). What the server serves, a 0-byte file (`SUSPECT`), a
-stale copy (`STALE`) or a size that jumped (`SIZE_CHANGE`), is over once a check of the
-market gets through: a download applied, or the file found unchanged. What a file holds,
-too few complete rows (`QUALITY_LOW`) or records held back as malformed (`MALFORMED`), is
-over once a downloaded file without it is applied: an unchanged file in use still holds it.
-Only an alert that is open is resolved (a resolution of nothing would go to every channel
-each run), never one this run raised again, and only when the database can say which are.
+Each has the market as subject. What the server serves (`SUSPECT`, `STALE`, `SIZE_CHANGE`)
+is over once a check of the market gets through; what a file holds (`QUALITY_LOW`,
+`MALFORMED`) once a downloaded file without it is applied. Only an open alert is resolved,
+never one this run raised again, and only when the database can say which are open.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ from typing import Literal
 from bus.events import AlertResolved
 from observer.cli.support import open_alert_subjects
 from observer.reference.instruments import MASTER_FILES, MasterFile
-from workers.master_file.cli import SOURCE
+from workers.master_file import SOURCE
 from workers.master_file.context import Services
 from workers.master_file.decide import STALE
 from workers.master_file.outcome import Outcome

@@ -1,19 +1,11 @@
 """Check, download, verify, diff and apply the master files; restore and verify.
 
-Order of an applied change, so a crash at any point loses nothing: the download is verified
-(size, zip CRC, cp949, record shape) and diffed against the database; the changes and the
-check are made durable in the outbox; only then does the archive become current. Killed
-before the outbox write, the next run downloads again; killed after it, the outbox resends
-and the next run finds the database already changed. A skipped check still compares the
-database's record of the file with the archive in use and re-applies it when they differ.
-A download of contents applied before and replaced since (a stale mirror) is refused with
-a ``master_stale_file`` warning, unless an operator allows the rollback by hand. A file that
-fails raises ``master_file_failed`` with its market as the subject; the market's next check
-that gets through (in this process or a later one) resolves it; so are the other alerts of a
-market's file (`workers.master_file.settle`). A domestic record with fields outside their
-form is no listing: its symbol stays as stored, named in a ``master_records_malformed``
-warning and counted against the file's quality.
-Held changes and an operator's decision on them are `workers.master_file.review`'s.
+An applied change is crash-safe: the download is verified and diffed against the database,
+the changes and the check are made durable in the outbox, and only then does the archive
+become current. A skipped check re-applies the file in use when the database differs. A
+stale mirror's download is refused (``master_stale_file``) unless allowed by hand. A failed
+file raises ``master_file_failed`` (subject the market), resolved by its next check that
+gets through (`workers.master_file.settle`); held changes are `workers.master_file.review`'s.
 """
 
 from __future__ import annotations
@@ -37,7 +29,7 @@ from observer.kis.master import RemoteFile, download_master, head_master
 from observer.kis.session import master_http
 from observer.process.heartbeat import Notifier
 from observer.reference.instruments import MASTER_FILES, MasterFile
-from workers.master_file.cli import SOURCE
+from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.decide import STALE, Decision, decide
 from workers.master_file.diff import diff
