@@ -24,7 +24,7 @@ from observer.calendar.trading import TradingCalendar
 from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import NOACK, BudgetSpent, KisStream, Registration, SubscriptionError
 from observer.kis.token_cache import Cached, cache_path, decode_cached, save_cached
 from tests.support import SimThread
@@ -126,7 +126,7 @@ async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
 
 def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
     session = FakeSession()
-    frames: list[DecodedFrame] = []
+    frames: list[RealtimeEvents] = []
     states: list[str] = []
 
     async def scenario() -> KisStream:

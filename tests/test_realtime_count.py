@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from observer.calendar.clock import ManualClock
 from observer.errors import KisProtocolError
-from observer.kis.realtime import MAX_TRAILING, DecodedFrame, RealtimeDecoder, parse_frame
+from observer.kis.realtime import MAX_TRAILING, RealtimeDecoder, RealtimeEvents, parse_frame
 from observer.kis.schemas import REALTIME_FIELDS
 from observer.kis.stream import KisStream
 from tests.test_kis_parse import TRADE
@@ -112,7 +112,7 @@ def test_the_stream_drops_and_counts_a_short_counted_frame_and_stays_up(tmp_path
     """The frame error path: logged, counted in ``dropped`` (Track B's ``dropped_frames``),
     nothing of it delivered; the frames around it are."""
     session = FakeSession()
-    delivered: list[DecodedFrame] = []
+    delivered: list[RealtimeEvents] = []
 
     async def scenario() -> KisStream:
         clock = ManualClock(0)

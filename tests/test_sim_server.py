@@ -33,7 +33,7 @@ from observer.kis.master import (
     head_master,
     parse_domestic,
 )
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream
 
 KEY, SECRET = "PSsimTestAppKey000000000000000000000", "s" * 180
@@ -129,7 +129,7 @@ def test_unknown_app_keys_are_refused(tmp_path: Path) -> None:
 
 
 def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
-    frames: list[tuple[DecodedFrame, int]] = []
+    frames: list[tuple[RealtimeEvents, int]] = []
 
     async def scenario() -> None:
         async with simulator(speed=120.0) as (sim, url):
@@ -413,7 +413,7 @@ def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) -> None:
-    frames: list[DecodedFrame] = []
+    frames: list[RealtimeEvents] = []
     states: list[str] = []
 
     async def scenario() -> int:

@@ -34,7 +34,7 @@ from observer.kis.frames import (
     FrameLimits,
     frame_text,
 )
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream
 from tests.test_kis_parse import TRADE
 from tests.test_kis_stream import FakeSession, serve, tokens, until
@@ -180,8 +180,8 @@ def test_the_settings_make_the_checks() -> None:
 # --------------------------------------------------------------------------- keeping them
 
 
-def _frame(symbol: str) -> DecodedFrame:
-    return DecodedFrame("H0STCNT0", text=f"0|H0STCNT0|001|{symbol}^x")
+def _frame(symbol: str) -> RealtimeEvents:
+    return RealtimeEvents("H0STCNT0", text=f"0|H0STCNT0|001|{symbol}^x")
 
 
 def test_refusals_are_kept_within_the_days_caps_and_counted_beyond() -> None:
@@ -313,7 +313,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
     monkeypatch.setattr(stream_module, "HARD_MAX_BYTES", 256 * 1024)
     session = FakeSession()
     dropped: list[DroppedFrame] = []
-    frames: list[DecodedFrame] = []
+    frames: list[RealtimeEvents] = []
     states: list[str] = []
 
     async def scenario() -> KisStream:

@@ -8,7 +8,7 @@ reads every field by name through index tables computed from them once, at impor
 name missing from its table fails the import).
 
 Who calls what. Each `KisStream` owns a `RealtimeDecoder` made for its account: it passes
-every data frame's text to `RealtimeDecoder.decode` and hands the resulting `DecodedFrame` to
+every data frame's text to `RealtimeDecoder.decode` and hands the resulting `RealtimeEvents` to
 its consumer (Track B's collector), which publishes the events. Every event carries the
 alias of the account whose session delivered it (``account``).
 
@@ -16,7 +16,7 @@ Errors. A malformed frame (envelope, tr_id, a record count that does not match i
 see `parse_frame`) raises `KisProtocolError`, and the stream drops the frame (and counts it).
 A malformed record costs that record only: its `KisProtocolError`, which names the field (a
 value its column cannot hold: an integer beyond BIGINT, a decimal beyond NUMERIC(24,8), a
-text beyond its VARCHAR or holding a NUL, a bad date or time), is in `DecodedFrame.errors`
+text beyond its VARCHAR or holding a NUL, a bad date or time), is in `RealtimeEvents.errors`
 beside the frame's good events, as a `RefusedRecord` with what could still be read of it (its
 symbol, a trade's stamp), and the consumer decides what to do with it (the collector counts
 it and has the lost trade's minute recovered as a gap). A result rather than an
@@ -53,9 +53,9 @@ __all__ = [
     "H0STASP0",
     "H0STCNT0",
     "MAX_TRAILING",
-    "DecodedFrame",
     "OrderBookFields",
     "RealtimeDecoder",
+    "RealtimeEvents",
     "RealtimeFrame",
     "RefusedRecord",
     "TradeFields",
@@ -295,8 +295,8 @@ def _symbol_of(text: str) -> str:
     return text if fits else ""
 
 
-class DecodedFrame(NamedTuple):
-    """What one data frame brought: its events, the records refused (one each), its text.
+class RealtimeEvents(NamedTuple):
+    """The events one data frame brought, the records refused (one each), and its text.
 
     A named tuple: made for every frame, and a frozen dataclass costs several times more.
     """
@@ -319,7 +319,7 @@ class RealtimeDecoder:
     def __repr__(self) -> str:
         return f"<RealtimeDecoder account={self.account!r}>"
 
-    def decode(self, text: str, received_ns: int) -> DecodedFrame:
+    def decode(self, text: str, received_ns: int) -> RealtimeEvents:
         """The events of one data frame received at ``received_ns`` (UTC ns).
 
         Raises
@@ -337,7 +337,7 @@ class RealtimeDecoder:
                     ticks.append(decode_trade(record, received_ns, account))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_trade(exc, record))
-            return DecodedFrame(tr_id, ticks=ticks, errors=errors, text=text)
+            return RealtimeEvents(tr_id, ticks=ticks, errors=errors, text=text)
         if tr_id == "H0STASP0":
             day = self.trade_date(received_ns)
             books: list[OrderBook] = []
@@ -346,7 +346,7 @@ class RealtimeDecoder:
                     books.append(decode_order_book(record, day, received_ns, account))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record))
-            return DecodedFrame(tr_id, books=books, errors=errors, text=text)
+            return RealtimeEvents(tr_id, books=books, errors=errors, text=text)
         raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_FIELDS only
 
     def trade_date(self, received_ns: int) -> str:

@@ -25,7 +25,7 @@ from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.frames import FrameLimits
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from observer.kis.rest_get import AiohttpGet
 from observer.kis.stream import KisStream, Registration, StreamState
 
@@ -92,7 +92,7 @@ class KisAccount:
 
     def stream(
         self,
-        on_frame: Callable[[DecodedFrame, int], None],
+        on_frame: Callable[[RealtimeEvents, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         on_registered: Callable[[Registration], None] = lambda registration: None,
         on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,

@@ -40,7 +40,7 @@ from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
 from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard, FrameLimits
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
-from observer.kis.realtime import DecodedFrame, RealtimeDecoder
+from observer.kis.realtime import RealtimeDecoder, RealtimeEvents
 from observer.kis.reconnects import BudgetSpent, ReconnectBudget
 from observer.kis.registrations import (
     IDENTIFY,
@@ -126,7 +126,7 @@ class KisStream:
         url: str,
         tokens: TokenManager,
         clock: Clock,
-        on_frame: Callable[[DecodedFrame, int], None],
+        on_frame: Callable[[RealtimeEvents, int], None],
         on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
         *,
         on_registered: Callable[[Registration], None] = lambda registration: None,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from bus.codec import DecodedFrame, decode_parts
+from bus.codec import BusFrame, decode_parts
 from bus.curve import ServerCurve
 from bus.errors import FrameError
 from bus.events import Alert, Event
@@ -68,7 +68,7 @@ class Door:
         alerts, self._alerts = self._alerts, []
         return alerts
 
-    def let_in(self, sender: bytes, raw: bytes, key: str) -> DecodedFrame | None:
+    def let_in(self, sender: bytes, raw: bytes, key: str) -> BusFrame | None:
         """The decoded frame if it may go to the store; None if it was rejected or refused.
 
         ``sender`` is the peer's routing id (named in the log); ``key`` is its CURVE key.
@@ -100,7 +100,7 @@ class Door:
             )
         return frame
 
-    def admit(self, frame: DecodedFrame) -> frozenset[str]:
+    def admit(self, frame: BusFrame) -> frozenset[str]:
         """The frame's sources; `FrameError` if they would exceed ``max_sources``."""
         sources = frame.sources
         new = sources - self.sources
@@ -136,7 +136,7 @@ class Door:
             )
         )
 
-    def _key_may_send(self, key: str, frame: DecodedFrame) -> bool:
+    def _key_may_send(self, key: str, frame: BusFrame) -> bool:
         """Over CURVE: may ``key`` send as every source of ``frame``? Else refuse it."""
         if self.curve is None:
             return True

@@ -55,7 +55,7 @@ from observer.calendar.clock import Clock
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.frames import DroppedFrame, FrameLimits
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     PERSISTENT_REFUSALS,
@@ -521,7 +521,7 @@ class Collector:
             counters[counter(alias, f"rejected.{kind}")] = float(count)
         return counters
 
-    def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
+    def _on_frame(self, alias: str, frame: RealtimeEvents, received_ns: int) -> None:
         """Publish a frame's events (decoded by the account's stream, ``account`` set).
 
         What a check refuses is not published (`_rejected`); the rest of the frame is.
@@ -558,7 +558,7 @@ class Collector:
     def _rejected(
         self,
         alias: str,
-        frame: DecodedFrame,
+        frame: RealtimeEvents,
         record: TradeTick | OrderBook,
         fault: tuple[str, str],
     ) -> None:
@@ -574,7 +574,7 @@ class Collector:
         if gap := self.detectors[alias].on_refused_trade(symbol, received_ns, trusted):
             self._gap(gap)
 
-    def _dropped(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
+    def _dropped(self, alias: str, frame: RealtimeEvents, received_ns: int) -> None:
         """Count and alert the refused records; a refused trade of a streamed symbol: a gap.
 
         Its trade is lost all the same: the gap has its minute recovered from KIS's bars.
