@@ -21,6 +21,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
 from observer.kis.frames import FrameGuard, FrameLimits
 from observer.kis.realtime import RealtimeEvents
+from observer.kis.stream import StreamListener, StreamSettings
 from observer.writer.store import Store
 from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
@@ -39,13 +40,13 @@ T0 = 1_763_600_000 * _NS
 class Stream:
     """An account's session as the collector sees it: confirmed, with registrations held."""
 
-    def __init__(self, stop: asyncio.Event) -> None:
+    def __init__(self, stop: asyncio.Event, listener: StreamListener) -> None:
         self.registered = {("H0STCNT0", "005930")}
         self.wanted: set[Any] = set()
         self.confirmed = True
         self.restarts = 0
         self.stop = stop
-        self.framing = FrameGuard("ws://fake", FrameLimits())
+        self.framing = FrameGuard("ws://fake", FrameLimits(), listener)
 
     def holds(self, tr_id: str, tr_key: str) -> bool:
         return True  # what it asked for is checked in tests/test_track_b_rejected.py
@@ -63,8 +64,8 @@ class Account:
         self.alias = alias
         self.stop = stop
 
-    def stream(self, *args: object, **kwargs: object) -> Stream:
-        return Stream(self.stop)
+    def stream(self, listener: StreamListener, settings: StreamSettings) -> Stream:
+        return Stream(self.stop, listener)
 
 
 class JumpClock(ManualClock):

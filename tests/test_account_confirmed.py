@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import ManualClock
-from observer.kis.stream import KisStream
+from observer.kis.stream import KisStream, StreamListener, StreamSettings
 from tests.test_collect import until
 from tests.test_kis_stream import serve, tokens
 from workers.track_b.collect import Collector
@@ -76,21 +76,9 @@ class Account:
         self.url, self.clock = url, clock
         self.tokens = tokens(tmp_path, clock)  # type: ignore[arg-type]
 
-    def stream(
-        self, on_frame: Any, on_state: Any, on_registered: Any, on_refused: Any, **kw: Any
-    ) -> KisStream:
-        return KisStream(
-            self.url,
-            self.tokens,
-            self.clock,
-            on_frame,
-            on_state,
-            on_registered=on_registered,
-            on_refused=on_refused,
-            account=self.alias,
-            backoff_s=(1.0,),
-            **kw,
-        )
+    def stream(self, listener: StreamListener, settings: StreamSettings) -> KisStream:
+        settings = replace(settings, backoff_s=(1.0,))
+        return KisStream(self.url, self.tokens, self.clock, listener, settings, account=self.alias)
 
 
 def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: Path) -> None:

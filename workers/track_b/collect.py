@@ -35,8 +35,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from typing import Literal, NamedTuple
 
 from bus.events import (
@@ -62,6 +62,7 @@ from observer.kis.stream import (
     BudgetSpent,
     KisStream,
     Registration,
+    StreamSettings,
     StreamState,
     SubscriptionError,
 )
@@ -197,26 +198,17 @@ class Collector:
         self.refusals = 0
         self.ticks = 0
         self.gaps = 0
+        stream = StreamSettings(
+            reconnects_per_hour=reconnects_per_hour,
+            idle_silence_s=idle_silence_s,
+            identify=identify,
+            frame_limits=frame_limits,
+        )
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, silence, in_session)
-            self.streams[alias] = account.stream(
-                partial(self._on_frame, alias),
-                partial(self._on_state, alias),
-                partial(self._on_registered, alias),
-                partial(self._on_refused, alias),
-                reconnects_per_hour=reconnects_per_hour,
-                idle_silence_s=idle_silence_s,
-                identify=identify,
-                frame_limits=frame_limits,
-            )
+            self.streams[alias] = account.stream(_AccountListener(self, alias), stream)
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
-            stream = self.streams[alias]
-            stream.priority = self._priority
-            stream.on_confirmed = partial(self._on_confirmed, alias)
-            stream.framing.on_dropped = partial(self._on_dropped_frame, alias)
-            stream.framing.on_flood = partial(self.rejections.flood, alias)
-            stream.framing.on_flood_over = partial(self.rejections.flood_over, alias)
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
     # ------------------------------------------------------------------ the slots
@@ -657,3 +649,38 @@ class Collector:
                 account=gap.account,
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountListener:
+    """One account's `StreamListener`: each event, with its alias, to the collector."""
+
+    collector: Collector
+    alias: str
+
+    def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
+        self.collector._on_frame(self.alias, frame, received_ns)
+
+    def on_state(self, state: StreamState, reason: str) -> None:
+        self.collector._on_state(self.alias, state, reason)
+
+    def on_registered(self, registration: Registration) -> None:
+        self.collector._on_registered(self.alias, registration)
+
+    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+        self.collector._on_refused(self.alias, registration, code, message)
+
+    def on_confirmed(self) -> None:
+        self.collector._on_confirmed(self.alias)
+
+    def on_dropped_frame(self, dropped: DroppedFrame) -> None:
+        self.collector._on_dropped_frame(self.alias, dropped)
+
+    def on_flood(self, why: str) -> None:
+        self.collector.rejections.flood(self.alias, why)
+
+    def on_flood_over(self, why: str) -> None:
+        self.collector.rejections.flood_over(self.alias, why)
+
+    def priority(self, registration: Registration) -> tuple[float, str, str]:
+        return self.collector._priority(registration)
