@@ -26,7 +26,7 @@ from observer.writer.store import Store
 from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
 from workers.track_b.checks import OUTSIDE_LIMITS
-from workers.track_b.collect import TRADE, Collector
+from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
@@ -79,7 +79,8 @@ def _collector(
     events: list[Event], stop: asyncio.Event, clock: ManualClock, **options: Any
 ) -> Collector:
     accounts = [Account("acct1", stop), Account("acct2", stop)]
-    return Collector(accounts, clock, events.append, **options)  # type: ignore[arg-type]
+    settings = CollectorSettings(**options)
+    return Collector(accounts, clock, events.append, settings)  # type: ignore[arg-type]
 
 
 def _states(events: list[Event]) -> dict[tuple[str, str], str]:

@@ -14,7 +14,7 @@ from observer.calendar.clock import ManualClock
 from observer.kis.stream import KisStream, StreamListener, StreamSettings
 from tests.test_collect import until
 from tests.test_kis_stream import serve, tokens
-from workers.track_b.collect import Collector
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -103,8 +103,11 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
                 [account],  # type: ignore[list-item]
                 clock,
                 events.append,
-                unhealthy_after_s=30,
-                reconnects_per_hour=80,  # over 40 s of 0.5-1 s backoffs: past the 30
+                CollectorSettings(
+                    unhealthy_after_s=30,
+                    # over 40 s of 0.5-1 s backoffs: past the 30
+                    stream=StreamSettings(reconnects_per_hour=80),
+                ),
             )
             book = SlotBook(["acct1"], 1)
             held = book.evaluate([Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"})

@@ -45,7 +45,7 @@ from observer.kis.stream import BudgetSpent, StreamSettings
 from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, wait_until
 from tests.test_collect import until
 from tests.test_kis_stream import Heard
-from workers.track_b.collect import Collector
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 
 MARKET = Market(23, TradingCalendar(), stocks=120, etfs=5)
@@ -87,7 +87,8 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
 
     async def scenario(sim: SimThread) -> None:
         account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
-        collector = Collector([account], clock, publish, reconnects_per_hour=2)
+        two = CollectorSettings(stream=StreamSettings(reconnects_per_hour=2))
+        collector = Collector([account], clock, publish, two)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         # Two reconnects (each after a backoff of at most 1 and 2 s) spend the budget.

@@ -52,6 +52,7 @@ from bus.events import (
     TradeTick,
 )
 from observer.calendar.clock import Clock
+from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.frames import DroppedFrame, FrameLimits
@@ -81,6 +82,7 @@ __all__ = [
     "REGISTRATIONS_MISMATCH",
     "TRADE",
     "Collector",
+    "CollectorSettings",
     "Refusal",
     "decision_event",
 ]
@@ -144,52 +146,87 @@ class Refusal(NamedTuple):
     at_ns: int
 
 
-_FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
-_CHECKS, _FRAME_LIMITS = Checks(), FrameLimits()
 MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
+_FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
+_CHECKS, _STREAM = Checks(), StreamSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """What configures the collector: ``[track_b]``'s (`of`), or the defaults (tests)."""
+
+    books: bool = False  # each symbol's order book (H0STASP0) beside its trades
+    silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
+    unhealthy_after_s: float = 30.0  # an account down this long: its slots fail over
+    velocity_window_s: float = 10.0  # executions per second over this window (`velocity`)
+    stale_after_s: float = 0.0  # a session streaming nothing this long restarts; 0: off
+    lag_alert_s: float = 0.0  # a feed this far behind the exchange is alerted; 0: off
+    refused_quiet_s: float = QUIET_S  # refused or rejected data's episode ends this quiet
+    checks: Checks = _CHECKS  # what is published, what is rejected
+    stream: StreamSettings = _STREAM  # each account's session
+
+    @classmethod
+    def of(cls, config: TrackBSettings) -> CollectorSettings:
+        """The collector ``[track_b]`` configures."""
+        return cls(
+            books=config.books,
+            silence=SilenceRule(
+                config.silence_expected_s,
+                config.silence_tolerance_s,
+                config.silence_cadence_factor,
+                config.silence_window_s,
+                resolution_s=1.0,  # trades are stamped HHMMSS
+            ),
+            unhealthy_after_s=config.unhealthy_after_s,
+            velocity_window_s=config.velocity_window_s,
+            stale_after_s=config.stale_after_s,
+            lag_alert_s=config.lag_alert_s,
+            checks=Checks.of(config),
+            stream=StreamSettings(
+                reconnects_per_hour=config.reconnects_per_hour,
+                idle_silence_s=config.idle_silence_s,
+                identify=config.identify_idle,
+                frame_limits=FrameLimits(config.max_frame_bytes, config.bad_frames_per_minute),
+            ),
+        )
+
+
+_SETTINGS = CollectorSettings()
 
 
 class Collector:
-    """Every account's session, the registrations the slots call for, and what they deliver."""
+    """Every account's session, the registrations the slots call for, and what they deliver.
+
+    ``in_session`` says whether a time (UTC ns) is in continuous trading (gaps, lag and
+    stale sessions count only then); ``on_refused`` hears each registration KIS refused;
+    ``limits`` maps a symbol to the day's (lower, upper) price limits (the slot guard's).
+    """
 
     def __init__(
         self,
         accounts: Sequence[KisAccount],
         clock: Clock,
         publish: Callable[[Event], object],
+        settings: CollectorSettings = _SETTINGS,
         *,
-        books: bool = False,
-        silence: SilenceRule = _FIXED_SILENCE,
         in_session: Callable[[int], bool] = lambda ns: True,
-        unhealthy_after_s: float = 30.0,
-        velocity_window_s: float = 10.0,
         on_refused: Callable[[Refusal], None] = lambda refusal: None,
-        reconnects_per_hour: int = 60,
-        idle_silence_s: float | None = None,
-        identify: bool = False,
-        stale_after_s: float = 0.0,
-        lag_alert_s: float = 0.0,
-        refused_quiet_s: float = QUIET_S,
-        checks: Checks = _CHECKS,
         limits: Mapping[str, tuple[int, int]] | None = None,
-        frame_limits: FrameLimits = _FRAME_LIMITS,
     ) -> None:
         self.clock = clock
-        self.lag = FeedLag(clock, publish, in_session, lag_alert_s)
-        self.refused_data = RefusedData(clock, publish, refused_quiet_s)
-        self.rejections = Rejections(clock, publish, refused_quiet_s)
-        self.checks = checks
-        # symbol -> the day's (lower, upper) price limits: the slot guard's, from Track A
+        self.settings = settings
+        self.lag = FeedLag(clock, publish, in_session, settings.lag_alert_s)
+        self.refused_data = RefusedData(clock, publish, settings.refused_quiet_s)
+        self.rejections = Rejections(clock, publish, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
-        self.stale_watch = StaleWatch(clock, publish, in_session, stale_after_s)
+        self.stale_watch = StaleWatch(clock, publish, in_session, settings.stale_after_s)
         self.publish = publish
-        self.books = books
-        self.window_ns = int(velocity_window_s * _NS)
+        self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
         self.accounts = {account.alias: account for account in accounts}
         self.detectors: dict[str, GapDetector] = {}
         aliases = [account.alias for account in accounts]
-        self.outages = Outages(clock, publish, aliases, unhealthy_after_s)
+        self.outages = Outages(clock, publish, aliases, settings.unhealthy_after_s)
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
@@ -198,16 +235,10 @@ class Collector:
         self.refusals = 0
         self.ticks = 0
         self.gaps = 0
-        stream = StreamSettings(
-            reconnects_per_hour=reconnects_per_hour,
-            idle_silence_s=idle_silence_s,
-            identify=identify,
-            frame_limits=frame_limits,
-        )
         for account in accounts:
             alias = account.alias
-            self.detectors[alias] = GapDetector(alias, silence, in_session)
-            self.streams[alias] = account.stream(_AccountListener(self, alias), stream)
+            self.detectors[alias] = GapDetector(alias, settings.silence, in_session)
+            self.streams[alias] = account.stream(_AccountListener(self, alias), settings.stream)
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
@@ -368,7 +399,7 @@ class Collector:
     @property
     def kinds(self) -> tuple[str, ...]:
         """The registrations of one symbol: its trades, and its book with books on."""
-        return (TRADE, BOOK) if self.books else (TRADE,)
+        return (TRADE, BOOK) if self.settings.books else (TRADE,)
 
     async def _add(self, alias: str, symbol: str) -> None:
         # Each registration is wanted at once and on its own: none waits for a key, and
@@ -529,7 +560,7 @@ class Collector:
         newest = 0
         for tick in frame.ticks:
             asked = stream.holds(frame.tr_id, tick.symbol)
-            if fault := self.checks.trade(tick, asked, limits.get(tick.symbol)):
+            if fault := self.settings.checks.trade(tick, asked, limits.get(tick.symbol)):
                 self._rejected(alias, frame, tick, fault)
                 continue
             self.publish(tick)
@@ -540,7 +571,7 @@ class Collector:
             if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
                 self._gap(gap)
         for book in frame.books:
-            if fault := self.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
+            if fault := self.settings.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
                 self._rejected(alias, frame, book, fault)
             else:
                 self.publish(book)
