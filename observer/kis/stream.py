@@ -4,7 +4,7 @@ A `KisStream` keeps what its owner wants registered across reconnects (KIS's reg
 are per connection: at most 41 a session, one session per app key), echoes KIS's PINGPONG,
 and reconnects with backoff within a budget per hour. Nothing waits for an approval key but
 the session: what cannot be sent yet is owed (`observer.kis.registrations`). A registration
-KIS refuses is no longer wanted; `SESSION_REFUSALS` end the session. Its owner configures it
+KIS refuses stops being wanted; `SESSION_REFUSALS` end the session. Its owner configures it
 and hears it through `observer.kis.stream_owner`; frames it cannot read: `observer.kis.frames`.
 """
 

@@ -1,32 +1,11 @@
-"""Track B's real-time sessions: one stream per account, slot decisions applied, ticks out.
+"""Track B's real-time sessions: one `KisStream` per account, slot decisions applied, ticks out.
 
-The collector owns every account's `KisStream`. A slot decision becomes registrations
-(H0STCNT0, and H0STASP0 when books are on) on the decided account; the streams keep what
-they want across reconnects, so slot state survives a dropped session (re-registered best
-score first, in case the new session takes fewer). Each execution is
-published as a `TradeTick` (each book as an `OrderBook`), each decision as a
-`SlotDecision` or `SlotOverflow`, each session change as a `StreamStateChanged`, and each
-gap as a `GapDetected` for the gap-recovery worker. An account whose session has been down
-for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsewhere. A
-registration KIS refuses is handed to ``on_refused`` as a `Refusal` (the slot manager
-releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, limit locks).
-
-An account whose hourly reconnect budget is spent, or that has no approval key (KIS refused
-its app key, or the token job issued none in time), is *down*: a ``down`` state, its
-outage's alert (`Outages`: ``track_b_account_down``, unhealthy, its slots fail over), and a
-new session as soon as the oldest reconnect of the hour ages out and the budget has room
-again (`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on.
-
-Each account alert has a module of its own, fed by the collector: its outages
-(`Outages`), a session that answers but streams nothing (`StaleWatch`, restarted once an
-episode), each data frame's delivery lag (`FeedLag`; a symbol released while the feed runs
-behind is a ``delivery_lag`` gap, `GapDetector.forget`) and the data the decoder refuses
-(`RefusedData`; a refused trade of a streamed symbol is a ``dropped_record`` gap).
-
-Only what a session asked for and what can be true is published: each trade and book is
-checked first (`workers.track_b.checks`); one refused, a record the decoder refused and a
-frame the stream dropped are kept as rejected records, counted and alerted (`Rejections`),
-and a refused trade of a streamed symbol is a ``dropped_record`` gap too.
+A slot decision becomes registrations on its account (trades; books too with ``books``), kept
+across reconnects and re-sent best score first. What a session delivers is checked
+(`workers.track_b.checks`) and published (`TradeTick`, `OrderBook`), beside each decision,
+session state and gap (`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`);
+what a check or the decoder refuses is kept as a rejected record. An account down (budget
+spent, no approval key) is unhealthy and its slots fail over until a new session is up.
 """
 
 from __future__ import annotations
@@ -490,7 +469,12 @@ class Collector:
             self.outages.cancel()
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
-        """One account's session until ``stop``, through its outages (see the docstring)."""
+        """One account's session until ``stop``, through its outages.
+
+        A spent reconnect budget, or no approval key (KIS refused the app key, or the token
+        job issued none in time), puts the account down (`_down`) until the oldest reconnect
+        of the hour ages out (`KEYLESS_RETRY_S` after a keyless attempt); the others go on.
+        """
         self.outages.starting(alias)
         while not stop.is_set():
             try:
