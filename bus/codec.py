@@ -22,7 +22,7 @@ __all__ = [
     "DIGEST_BYTES",
     "FRAME_HEADER_BYTES",
     "MAX_FRAME_BYTES",
-    "DecodedFrame",
+    "BusFrame",
     "UndecodableEvent",
     "append_envelope",
     "decode_ack",
@@ -88,8 +88,8 @@ _SOURCE, _SEQ = attrgetter("source"), attrgetter("seq")
 _DECODE_ERRORS = (msgspec.DecodeError, ValueError, TypeError, RecursionError)
 
 
-class DecodedFrame(NamedTuple):
-    """A frame with each envelope decoded and its exact bytes (``parts``) kept.
+class BusFrame(NamedTuple):
+    """A bus frame as read: its bytes, its envelopes decoded, and the bytes of each (``parts``).
 
     The writer republishes and captures subsets of a frame by joining parts, without
     encoding anything again.
@@ -153,7 +153,7 @@ def decode_frame(data: bytes | memoryview) -> list[Envelope]:
     return envelopes
 
 
-def decode_parts(data: bytes) -> DecodedFrame:
+def decode_parts(data: bytes) -> BusFrame:
     """Decode one frame keeping each envelope's bytes; malformed input raises `FrameError`.
 
     A frame whose envelopes all have a readable identity (source and seq) but some of
@@ -175,7 +175,7 @@ def decode_parts(data: bytes) -> DecodedFrame:
         envelopes, undecodable = _decode_each(parts, exc)
     sources = frozenset(map(_SOURCE, envelopes))
     _check_identities(envelopes, sources)
-    return DecodedFrame(data, envelopes, parts, sources, undecodable)
+    return BusFrame(data, envelopes, parts, sources, undecodable)
 
 
 def _decode_each(

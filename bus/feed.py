@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import msgspec
 import zmq
 
-from bus.codec import DecodedFrame, decode_frame, join_parts
+from bus.codec import BusFrame, decode_frame, join_parts
 from bus.curve import ClientCurve, ServerCurve
 from bus.endpoints import LINGER_MS, bind_secure, keep_alive
 from bus.envelope import Envelope
@@ -60,7 +60,7 @@ class FeedPublisher:
         self._prefixes: set[bytes] = set()
         self._wanted: dict[bytes, bool] = {}  # topic -> some prefix matches it
 
-    def publish_accepted(self, frames: Iterable[tuple[DecodedFrame, list[int]]]) -> None:
+    def publish_accepted(self, frames: Iterable[tuple[BusFrame, list[int]]]) -> None:
         """Publish the chosen envelopes of decoded frames: one message per topic, in order.
 
         Envelopes are grouped by topic and sent as their original bytes, so publishing costs

@@ -20,12 +20,13 @@ from observer.calendar.clock import ManualClock
 from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
 from observer.kis.frames import FrameGuard, FrameLimits
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
+from observer.kis.stream import StreamListener, StreamSettings
 from observer.writer.store import Store
 from tests.test_slot_guard import tick
 from tests.test_track_b_resume import track_b
 from workers.track_b.checks import OUTSIDE_LIMITS
-from workers.track_b.collect import TRADE, Collector
+from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
@@ -39,13 +40,13 @@ T0 = 1_763_600_000 * _NS
 class Stream:
     """An account's session as the collector sees it: confirmed, with registrations held."""
 
-    def __init__(self, stop: asyncio.Event) -> None:
+    def __init__(self, stop: asyncio.Event, listener: StreamListener) -> None:
         self.registered = {("H0STCNT0", "005930")}
         self.wanted: set[Any] = set()
         self.confirmed = True
         self.restarts = 0
         self.stop = stop
-        self.framing = FrameGuard("ws://fake", FrameLimits())
+        self.framing = FrameGuard("ws://fake", FrameLimits(), listener)
 
     def holds(self, tr_id: str, tr_key: str) -> bool:
         return True  # what it asked for is checked in tests/test_track_b_rejected.py
@@ -63,8 +64,8 @@ class Account:
         self.alias = alias
         self.stop = stop
 
-    def stream(self, *args: object, **kwargs: object) -> Stream:
-        return Stream(self.stop)
+    def stream(self, listener: StreamListener, settings: StreamSettings) -> Stream:
+        return Stream(self.stop, listener)
 
 
 class JumpClock(ManualClock):
@@ -78,7 +79,8 @@ def _collector(
     events: list[Event], stop: asyncio.Event, clock: ManualClock, **options: Any
 ) -> Collector:
     accounts = [Account("acct1", stop), Account("acct2", stop)]
-    return Collector(accounts, clock, events.append, **options)  # type: ignore[arg-type]
+    settings = CollectorSettings(**options)
+    return Collector(accounts, clock, events.append, settings)  # type: ignore[arg-type]
 
 
 def _states(events: list[Event]) -> dict[tuple[str, str], str]:
@@ -124,7 +126,7 @@ def test_a_stale_session_that_streams_again_resolves_its_warning() -> None:
     asyncio.run(collector.stale_watch.watch(collector.streams, stop))  # until acct1's restart
     (stale,) = [e for e in events if isinstance(e, Alert)]
     assert (stale.severity, stale.code, stale.subject) == ("warning", STREAM_STALE, "acct1")
-    collector._on_frame("acct1", DecodedFrame(TRADE), clock.now_ns())  # data flows again
+    collector._on_frame("acct1", RealtimeEvents(TRADE), clock.now_ns())  # data flows again
     (resolved,) = [e for e in events if isinstance(e, AlertResolved)]
     assert (resolved.severity, resolved.code, resolved.subject) == (
         "warning",
@@ -171,18 +173,18 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
     assert not [e for e in events[4:] if isinstance(e, Alert)]  # the earlier alert stands
     collector._on_confirmed("acct1")
-    late = DecodedFrame(TRADE, ticks=[tick("005930", T0 - 30 * _NS, 70000)])
+    late = RealtimeEvents(TRADE, ticks=[tick("005930", T0 - 30 * _NS, 70000)])
     collector._on_frame("acct2", late, T0)  # still 30 s behind: its lag alert stands
     assert not [e for e in events[4:] if isinstance(e, Alert)]
     assert _states(events)[FEED_LAGGING, "acct2"] == "open"
     for at in (T0, T0 + 5 * _NS, T0 + 10 * _NS):  # on time for 10 s: the limit
         assert _states(events)[FEED_LAGGING, "acct2"] == "open"
-        collector._on_frame("acct2", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
+        collector._on_frame("acct2", RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
     # acct1's data read without a refusal for 10 minutes: its refused-data alert ends.
     assert _states(events)[DATA_REFUSED, "acct1"] == "open"
     clock.advance(600)
     at = clock.now_ns()
-    collector._on_frame("acct1", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
+    collector._on_frame("acct1", RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
     assert _states(events) == {
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
@@ -204,7 +206,7 @@ def test_a_stale_alert_taken_over_still_lets_a_stuck_session_restart_once() -> N
     asyncio.run(collector.stale_watch.watch(collector.streams, stop))  # until acct1's restart
     assert collector.streams["acct1"].restarts == 1  # type: ignore[attr-defined]
     assert not [e for e in events if isinstance(e, Alert)]  # the earlier run's alert stands
-    collector._on_frame("acct1", DecodedFrame(TRADE), clock.now_ns())
+    collector._on_frame("acct1", RealtimeEvents(TRADE), clock.now_ns())
     assert [(type(e).__name__, e.code) for e in events if isinstance(e, Alert | AlertResolved)] == [
         ("AlertResolved", STREAM_STALE)
     ]
@@ -218,7 +220,7 @@ def test_a_feed_catching_up_is_one_lag_alert_resolved_once_it_stays_on_time() ->
     collector = _collector(events, asyncio.Event(), ManualClock(T0), lag_alert_s=10)
 
     def frame(received: int, lag_s: int) -> None:
-        late = DecodedFrame(TRADE, ticks=[tick("005930", received - lag_s * _NS, 70000)])
+        late = RealtimeEvents(TRADE, ticks=[tick("005930", received - lag_s * _NS, 70000)])
         collector._on_frame("acct1", late, received)
 
     frame(T0, 8)  # behind, within the limit
@@ -288,12 +290,12 @@ def test_the_rejected_data_and_bad_frames_alerts_an_earlier_run_left_open_are_ta
         (BAD_FRAMES, "acct3"): "resolved",
     }
     fault = (OUTSIDE_LIMITS, "price 200,000 outside 50,000-90,000")
-    collector.rejections.reject("acct1", fault, DecodedFrame(TRADE), "005930", T0)
+    collector.rejections.reject("acct1", fault, RealtimeEvents(TRADE), "005930", T0)
     assert not [e for e in events[len(earlier) :] if isinstance(e, Alert)]  # it stands for it
     framing = collector.streams["acct1"].framing
     assert framing.rate.flooding  # the episode goes on: a burst now reconnects no second time
     clock.advance(600)
     at = clock.now_ns()
-    collector._on_frame("acct1", DecodedFrame(TRADE, ticks=[tick("005930", at, 70000)]), at)
+    collector._on_frame("acct1", RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
     framing.read(at)  # a frame read a window after the last bad one: the episode is over
     assert set(_states(events).values()) == {"resolved"}

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import ManualClock
-from observer.kis.stream import KisStream
+from observer.kis.stream import KisStream, StreamListener, StreamSettings
 from tests.test_collect import until
 from tests.test_kis_stream import serve, tokens
-from workers.track_b.collect import Collector
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -76,21 +76,9 @@ class Account:
         self.url, self.clock = url, clock
         self.tokens = tokens(tmp_path, clock)  # type: ignore[arg-type]
 
-    def stream(
-        self, on_frame: Any, on_state: Any, on_registered: Any, on_refused: Any, **kw: Any
-    ) -> KisStream:
-        return KisStream(
-            self.url,
-            self.tokens,
-            self.clock,
-            on_frame,
-            on_state,
-            on_registered=on_registered,
-            on_refused=on_refused,
-            account=self.alias,
-            backoff_s=(1.0,),
-            **kw,
-        )
+    def stream(self, listener: StreamListener, settings: StreamSettings) -> KisStream:
+        settings = replace(settings, backoff_s=(1.0,))
+        return KisStream(self.url, self.tokens, self.clock, listener, settings, account=self.alias)
 
 
 def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: Path) -> None:
@@ -115,8 +103,11 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
                 [account],  # type: ignore[list-item]
                 clock,
                 events.append,
-                unhealthy_after_s=30,
-                reconnects_per_hour=80,  # over 40 s of 0.5-1 s backoffs: past the 30
+                CollectorSettings(
+                    unhealthy_after_s=30,
+                    # over 40 s of 0.5-1 s backoffs: past the 30
+                    stream=StreamSettings(reconnects_per_hour=80),
+                ),
             )
             book = SlotBook(["acct1"], 1)
             held = book.evaluate([Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"})

@@ -41,10 +41,11 @@ from observer.kis.account_health import (
     state_name,
 )
 from observer.kis.session import open_account, rate_limits
-from observer.kis.stream import BudgetSpent
+from observer.kis.stream import BudgetSpent, StreamSettings
 from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, wait_until
 from tests.test_collect import until
-from workers.track_b.collect import Collector
+from tests.test_kis_stream import Heard
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 
 MARKET = Market(23, TradingCalendar(), stocks=120, etfs=5)
@@ -86,7 +87,8 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
 
     async def scenario(sim: SimThread) -> None:
         account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
-        collector = Collector([account], clock, publish, reconnects_per_hour=2)
+        two = CollectorSettings(stream=StreamSettings(reconnects_per_hour=2))
+        collector = Collector([account], clock, publish, two)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         # Two reconnects (each after a backoff of at most 1 and 2 s) spend the budget.
@@ -145,7 +147,7 @@ def test_budget_spent_names_the_instant_its_oldest_reconnect_ages_out(tmp_path: 
 
     async def scenario() -> None:
         account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
-        stream = account.stream(lambda frame, ns: None, reconnects_per_hour=3)
+        stream = account.stream(Heard(), StreamSettings(reconnects_per_hour=3))
         for offset_s in (0, 600, 1200):
             clock.advance(offset_s - (clock.now_ns() - 1_000 * _NS) / _NS)
             stream._spend_budget()

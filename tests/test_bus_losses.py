@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from bus.codec import DecodedFrame, decode_parts, encode_frame
+from bus.codec import BusFrame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import EVENTS_LOST, Alert, AlertAcked, SeqsLost
 from bus.segments import OutboxState
@@ -23,7 +23,7 @@ from tests.test_store import T0
 TICK = Alert(severity="info", code="T", message="m")
 
 
-def frame(*envelopes: Envelope) -> DecodedFrame:
+def frame(*envelopes: Envelope) -> BusFrame:
     return decode_parts(encode_frame(list(envelopes)))
 
 

@@ -31,16 +31,20 @@ from observer.calendar.clock import Clock, ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings, load_settings
+from observer.config.workers import TrackBSettings
 from observer.errors import KisTransportError
+from observer.kis.frames import FrameLimits
 from observer.kis.session import open_account, rate_limits
-from observer.kis.stream import Registration
+from observer.kis.stream import Registration, StreamSettings
 from tests.support import SimThread
 from tests.test_kis_parse import BOOK, TRADE
 from workers.track_b import stale as stale_module
+from workers.track_b.checks import Checks
 from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import (
     REGISTRATIONS_MISMATCH,
     Collector,
+    CollectorSettings,
 )
 from workers.track_b.collect import TRADE as TRADE_ID
 from workers.track_b.gaps import SilenceRule
@@ -82,7 +86,7 @@ async def streaming_three(
     """A collector of ``options`` on acct1, running, streaming the first three stocks (their
     first ticks came); stopped and closed at the end."""
     accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-    collector = Collector(accounts, clock, events.append, **options)
+    collector = Collector(accounts, clock, events.append, CollectorSettings(**options))
     stop = asyncio.Event()
     running = asyncio.ensure_future(collector.run(stop))
     try:
@@ -110,6 +114,43 @@ async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
     return value
 
 
+def test_the_collector_is_configured_by_track_b_settings() -> None:
+    """Each ``[track_b]`` key reaches the collector, or its sessions, where it belongs."""
+    config = TrackBSettings(
+        books=True,
+        silence_expected_s=0.7,
+        silence_tolerance_s=0.3,
+        silence_cadence_factor=5.0,
+        silence_window_s=30.0,
+        unhealthy_after_s=45.0,
+        velocity_window_s=20.0,
+        stale_after_s=90.0,
+        lag_alert_s=8.0,
+        reconnects_per_hour=30,
+        idle_silence_s=200.0,
+        identify_idle=False,
+        max_frame_bytes=2**17,
+        bad_frames_per_minute=5,
+        exchange_hours=("08:00", "19:00"),
+    )
+    assert CollectorSettings.of(config) == CollectorSettings(
+        books=True,
+        silence=SilenceRule(0.7, 0.3, 5.0, 30.0, resolution_s=1.0),  # stamps to the second
+        unhealthy_after_s=45.0,
+        velocity_window_s=20.0,
+        stale_after_s=90.0,
+        lag_alert_s=8.0,
+        checks=Checks.of(config),
+        stream=StreamSettings(
+            reconnects_per_hour=30,
+            idle_silence_s=200.0,
+            identify=False,
+            frame_limits=FrameLimits(max_bytes=2**17, bad_per_window=5),
+        ),
+    )
+    assert Checks.of(config).open_s == 8 * 3600  # the exchange hours reach the checks
+
+
 def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
     sim: SimThread, tmp_path: Path
 ) -> None:
@@ -125,7 +166,8 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
         limits = rate_limits(settings, "track_a")
         accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
         # Silences are another test's business: none this long happen here.
-        collector = Collector(accounts, clock, events.append, silence=SilenceRule(5.0, 900.0))
+        quiet = CollectorSettings(silence=SilenceRule(5.0, 900.0))
+        collector = Collector(accounts, clock, events.append, quiet)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         try:
@@ -191,7 +233,9 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
 
     async def scenario() -> None:
         accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-        collector = Collector(accounts, clock, lambda event: None, unhealthy_after_s=30)
+        collector = Collector(
+            accounts, clock, lambda event: None, CollectorSettings(unhealthy_after_s=30)
+        )
         clock.advance(3600)  # built long before the session starts: no grace is used up
         assert collector.healthy() == {"acct1"}
         stop = asyncio.Event()
@@ -224,7 +268,9 @@ def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_ov
 
     async def scenario() -> None:
         accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-        collector = Collector(accounts, clock, events.append, unhealthy_after_s=30)
+        collector = Collector(
+            accounts, clock, events.append, CollectorSettings(unhealthy_after_s=30)
+        )
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         await until(lambda: collector.state["acct1"][0] == "disconnected", 5, "a failed session")
@@ -430,7 +476,7 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
 
     async def scenario() -> None:
         accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-        collector = Collector(accounts, clock, published.append, books=True)
+        collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
         for kind in (TRADE_ID, BOOK_ID):  # what the session asked for (unconnected: wanted)
             await collector.streams["acct1"].subscribe(kind, "005930")
         decoder = collector.streams["acct1"].decoder
@@ -474,7 +520,7 @@ def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: 
 
     async def scenario() -> dict[str, float]:
         accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
-        collector = Collector(accounts, clock, published.append, books=True)
+        collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
         await collector.streams["acct1"].subscribe("H0STCNT0", "005930")
         decoder = collector.streams["acct1"].decoder
         bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
@@ -591,7 +637,8 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
         # No key at hand: every message waits for one (and the failure is met there).
         monkeypatch.setattr(account.tokens, "approval_key_now", lambda: None, raising=False)
         # Healthy throughout (30 clock seconds are one wall second here): no failover.
-        collector = Collector([account], clock, events.append, books=True, unhealthy_after_s=3600)
+        with_books = CollectorSettings(books=True, unhealthy_after_s=3600)
+        collector = Collector([account], clock, events.append, with_books)
         stream = collector.streams["acct1"]
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
@@ -673,7 +720,7 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
 
     async def scenario() -> None:
         account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
-        collector = Collector([account], clock, events.append, books=True)
+        collector = Collector([account], clock, events.append, CollectorSettings(books=True))
         stream = collector.streams["acct1"]
         book = SlotBook(["acct1"], 20)
         a, b, c = STOCKS[:3]

@@ -50,7 +50,7 @@ from observer.writer.store import Store
 from tests.samples import SAMPLES, T0
 from tests.support import ProducerProcess, WriterProcess, audit, db_rows, wait_until
 from tests.test_kis_parse import BOOK, TRADE
-from tests.test_kis_stream import FakeSession, serve, until
+from tests.test_kis_stream import FakeSession, Heard, serve, until
 
 MakeWriter = Callable[..., WriterProcess]
 TICK: TradeTick = SAMPLES[2]  # type: ignore[assignment]
@@ -125,7 +125,7 @@ def test_a_token_answer_with_an_absurd_lifetime_is_a_protocol_error(tmp_path: Pa
 def test_the_stream_survives_nested_control_frames_and_approval_answers(tmp_path: Path) -> None:
     """A nested control frame is dropped; a nested approval answer costs one reconnect."""
     session = FakeSession()
-    frames: list[Any] = []
+    heard = Heard()
     approvals = iter([nested_in("approval_key"), nested_in("approval_key")])
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -138,7 +138,7 @@ def test_the_stream_survives_nested_control_frames_and_approval_answers(tmp_path
         creds = Credentials("acct1", Secret("k"), Secret("s"))
         tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", min_issue_interval_s=0)
         async with serve(session) as url:
-            stream = KisStream(url, tokens, clock, lambda frame, _: frames.append(frame))
+            stream = KisStream(url, tokens, clock, heard)
             await stream.subscribe("H0STCNT0", "005930")
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -146,14 +146,14 @@ def test_the_stream_survives_nested_control_frames_and_approval_answers(tmp_path
             ws = session.connections[-1]
             await ws.send_str('{"header":{"tr_id":"H0STCNT0"},"body":{"output":' + NESTED_JSON)
             await ws.send_str(f"0|H0STCNT0|001|{TRADE}")
-            await until(lambda: frames)
+            await until(lambda: heard.frames)
             assert not runner.done()
             stop.set()
             await runner
             return stream
 
     stream = asyncio.run(scenario())
-    assert stream.reconnects >= 1 and frames[0].ticks[0].symbol == "005930"
+    assert stream.reconnects >= 1 and heard.frames[0][0].ticks[0].symbol == "005930"
 
 
 def test_a_nested_control_frame_is_a_protocol_error() -> None:

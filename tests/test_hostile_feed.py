@@ -30,13 +30,14 @@ from observer.kis.frames import FrameLimits
 from observer.kis.parse import price_snapshot
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits
+from observer.kis.stream import StreamSettings
 from observer.process.logs import mask_struct
 from tests.feed_proxy import FeedProxy, records, with_records
 from tests.support import SimThread, WriterProcess, db_rows
 from tests.test_collect import MARKET, STOCKS, TEN, settings_for, until
 from tests.test_track_b_faults import quote
 from workers.track_b.checks import Checks
-from workers.track_b.collect import TRADE, Collector
+from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.slots import Candidate, SlotBook
@@ -147,11 +148,13 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
             [account],
             clock,
             publish,
-            silence=SilenceRule(5.0, 900.0),
-            refused_quiet_s=3600,
-            checks=Checks(),
+            CollectorSettings(
+                silence=SilenceRule(5.0, 900.0),
+                refused_quiet_s=3600,
+                checks=Checks(),
+                stream=StreamSettings(frame_limits=FrameLimits(bad_per_window=10, window_s=60)),
+            ),
             limits=limits,
-            frame_limits=FrameLimits(bad_per_window=10, window_s=60),
         )
         stream, counts = collector.streams["acct1"], collector.rejections.counts
         stop = asyncio.Event()

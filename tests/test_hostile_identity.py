@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_frame
+from bus.codec import BusFrame, decode_frame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import TradeTick
 from observer.db import migrate
@@ -41,7 +41,7 @@ def tick(n: int, qty: int = 1) -> TradeTick:
     return msgspec.structs.replace(TICK, qty=qty, cum_volume=n)
 
 
-def frame(*envelopes: Envelope) -> DecodedFrame:
+def frame(*envelopes: Envelope) -> BusFrame:
     return decode_parts(encode_frame(list(envelopes)))
 
 

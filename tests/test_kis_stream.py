@@ -6,11 +6,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,13 +18,22 @@ from aiohttp import WSMsgType, web
 from bus.events import TokenRefreshed
 from harness.sim.config import SimConfig
 from harness.sim.market import KST, Market
-from observer.calendar.clock import ManualClock, SimulatedClock
+from observer.calendar.clock import Clock, ManualClock, SimulatedClock
 from observer.calendar.trading import TradingCalendar
 from observer.kis import stream as stream_module
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
-from observer.kis.realtime import DecodedFrame
-from observer.kis.stream import NOACK, BudgetSpent, KisStream, Registration, SubscriptionError
+from observer.kis.frames import DroppedFrame
+from observer.kis.realtime import RealtimeEvents
+from observer.kis.stream import (
+    NOACK,
+    BudgetSpent,
+    KisStream,
+    Registration,
+    StreamSettings,
+    StreamState,
+    SubscriptionError,
+)
 from observer.kis.token_cache import Cached, cache_path, decode_cached, save_cached
 from tests.support import SimThread
 from tests.test_kis_parse import TRADE
@@ -118,6 +126,47 @@ def tokens(tmp_path: Path, clock: SimulatedClock) -> TokenManager:
     return TokenManager(http, creds, clock, tmp_path / "t", "sim")
 
 
+class Heard:
+    """A `StreamListener` that keeps all it hears; it re-sends registrations by key."""
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock = clock  # stamps each confirmation (0 without one)
+        self.frames: list[tuple[RealtimeEvents, int]] = []
+        self.states: list[tuple[StreamState, str]] = []
+        self.registered: list[Registration] = []
+        self.refused: list[tuple[Registration, str, str]] = []
+        self.confirmed: list[int] = []
+        self.dropped: list[DroppedFrame] = []
+        self.floods: list[str] = []  # each burst's why, then its end's
+
+    def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
+        self.frames.append((frame, received_ns))
+
+    def on_state(self, state: StreamState, reason: str) -> None:
+        self.states.append((state, reason))
+
+    def on_registered(self, registration: Registration) -> None:
+        self.registered.append(registration)
+
+    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+        self.refused.append((registration, code, message))
+
+    def on_confirmed(self) -> None:
+        self.confirmed.append(0 if self.clock is None else self.clock.now_ns())
+
+    def on_dropped_frame(self, dropped: DroppedFrame) -> None:
+        self.dropped.append(dropped)
+
+    def on_flood(self, why: str) -> None:
+        self.floods.append(why)
+
+    def on_flood_over(self, why: str) -> None:
+        self.floods.append(why)
+
+    def priority(self, registration: Registration) -> tuple[float, str, str]:
+        return (0.0, registration.tr_id, registration.tr_key)
+
+
 async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
     async with asyncio.timeout(timeout):
         while not condition():
@@ -126,19 +175,12 @@ async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-un
 
 def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
     session = FakeSession()
-    frames: list[DecodedFrame] = []
-    states: list[str] = []
+    heard = Heard()
 
     async def scenario() -> KisStream:
         clock = SimulatedClock(0, speed=1000.0)  # backoff seconds pass in milliseconds
         async with serve(session) as url:
-            stream = KisStream(
-                url,
-                tokens(tmp_path, clock),
-                clock,
-                on_frame=lambda frame, _: frames.append(frame),
-                on_state=lambda state, _: states.append(state),
-            )
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)
             await stream.subscribe("H0STCNT0", "005930")  # before connecting: sent on connect
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -149,7 +191,7 @@ def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
             await ws.send_str(f"0|H0STCNT0|001|{TRADE}")
             ping = '{"header":{"tr_id":"PINGPONG","datetime":"20261120093000"}}'
             await ws.send_str(ping)
-            await until(lambda: frames and session.echoes)
+            await until(lambda: heard.frames and session.echoes)
             assert session.echoes == [ping]
             await ws.close()  # the server drops the session
             await until(lambda: len(session.connections) == 2 and len(stream.registered) == 2)
@@ -158,10 +200,12 @@ def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
             return stream
 
     stream = asyncio.run(scenario())
-    assert frames[0].tr_id == "H0STCNT0" and frames[0].ticks[0].symbol == "005930"
-    assert frames[0].ticks[0].account == ""  # a stream made without an account
+    frame = heard.frames[0][0]
+    assert frame.tr_id == "H0STCNT0" and frame.ticks[0].symbol == "005930"
+    assert frame.ticks[0].account == ""  # a stream made without an account
     assert session.registrations_per_connection == [2, 2]  # every registration re-sent
     assert session.messages[0]["header"]["approval_key"].startswith("approval-key")
+    states = [state for state, _ in heard.states]
     assert states[:2] == ["connecting", "connected"] and "disconnected" in states
     assert states[-1] == "stopped" and stream.reconnects == 1
 
@@ -169,7 +213,7 @@ def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
 def test_the_41_limit_is_enforced_before_kis_refuses(tmp_path: Path) -> None:
     async def scenario() -> None:
         clock = SimulatedClock(0, speed=1000.0)
-        stream = KisStream("ws://127.0.0.1:9/x", tokens(tmp_path, clock), clock, lambda f, t: None)
+        stream = KisStream("ws://127.0.0.1:9/x", tokens(tmp_path, clock), clock, Heard())
         for n in range(41):
             await stream.subscribe("H0STCNT0", f"{n:06d}")
         with pytest.raises(SubscriptionError, match="41 registrations"):
@@ -182,18 +226,12 @@ def test_the_41_limit_is_enforced_before_kis_refuses(tmp_path: Path) -> None:
 
 def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
     session = FakeSession(limit=1)  # a stricter server than the client's own limit
-    told: list[tuple[Registration, str, str]] = []
+    heard = Heard()
 
     async def scenario() -> KisStream:
         clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
-            stream = KisStream(
-                url,
-                tokens(tmp_path, clock),
-                clock,
-                lambda f, t: None,
-                on_refused=lambda r, code, message: told.append((r, code, message)),
-            )
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await stream.subscribe("H0STCNT0", "005930")
@@ -208,7 +246,7 @@ def test_a_refused_registration_is_dropped_and_reported(tmp_path: Path) -> None:
     assert stream.refused == {Registration("H0STCNT0", "000660"): "OPSP0008"}
     assert Registration("H0STCNT0", "000660") not in stream.wanted
     # Its owner is told, with KIS's code and text (Track B releases the slot).
-    assert told == [(Registration("H0STCNT0", "000660"), "OPSP0008", "MAX SUBSCRIBE OVER")]
+    assert heard.refused == [(Registration("H0STCNT0", "000660"), "OPSP0008", "MAX SUBSCRIBE OVER")]
 
 
 def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_floor(
@@ -219,20 +257,20 @@ def test_a_silent_session_is_dropped_after_silence_s_of_clock_time_and_a_wall_fl
     monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.4)
     connected: list[float] = []
 
-    def on_state(state: str, reason: str) -> None:
-        reasons.append(reason)
-        if state == "connected":
-            connected.append(time.monotonic())
-        elif reason.startswith("silent"):
-            # 60 clock seconds pass in 60 ms, but a stalled loop is not a dead server.
-            assert time.monotonic() - connected[-1] >= 0.4
+    class Timed(Heard):
+        def on_state(self, state: StreamState, reason: str) -> None:
+            reasons.append(reason)
+            if state == "connected":
+                connected.append(time.monotonic())
+            elif reason.startswith("silent"):
+                # 60 clock seconds pass in 60 ms, but a stalled loop is not a dead server.
+                assert time.monotonic() - connected[-1] >= 0.4
 
     async def scenario() -> None:
         clock = SimulatedClock(0, speed=1000.0)
         async with serve(session) as url:
-            stream = KisStream(
-                url, tokens(tmp_path, clock), clock, lambda f, t: None, on_state, silence_s=60.0
-            )
+            settings = StreamSettings(silence_s=60.0)
+            stream = KisStream(url, tokens(tmp_path, clock), clock, Timed(), settings)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: len(session.connections) >= 2)  # dropped, then reconnected
@@ -273,7 +311,7 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
         clock = SimulatedClock(0, speed=1000.0)
         keys = _GatedKeys()
         async with serve(session) as url:
-            stream = KisStream(url, keys, clock, lambda f, t: None)  # type: ignore[arg-type]
+            stream = KisStream(url, keys, clock, Heard())  # type: ignore[arg-type]
             for key in ("000001", "000002", "000003"):
                 await stream.subscribe("H0STCNT0", key)
             stop = asyncio.Event()
@@ -327,7 +365,7 @@ def test_registrations_never_wait_for_the_approval_key_the_session_sends_them_wi
         clock = SimulatedClock(0, speed=1000.0)
         keys = _GatedKeys()
         async with serve(session) as url:
-            stream = KisStream(url, keys, clock, lambda f, t: None)  # type: ignore[arg-type]
+            stream = KisStream(url, keys, clock, Heard())  # type: ignore[arg-type]
             await stream.subscribe(cnt, "000001")
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -366,7 +404,7 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
     """A slot replaced before KIS answered its registration: the release goes out at once,
     so the session's next registration finds its place free (no OPSP0008)."""
     session = FakeSession(limit=1)
-    refused: list[str] = []
+    heard = Heard()
 
     async def scenario() -> set[Registration]:
         clock = SimulatedClock(0, speed=1000.0)
@@ -375,13 +413,7 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
         keys = tokens(tmp_path, clock)
         await keys.approval_key()  # at hand, as the token job leaves it every morning
         async with serve(session) as url:
-            stream = KisStream(
-                url,
-                keys,
-                clock,
-                lambda f, t: None,
-                on_refused=lambda r, code, message: refused.append(code),
-            )
+            stream = KisStream(url, keys, clock, heard)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: stream._socket is not None)
@@ -399,25 +431,7 @@ def test_a_release_follows_a_registration_still_unanswered(tmp_path: Path) -> No
     held = asyncio.run(scenario())
     sent = [(m["header"]["tr_type"], m["body"]["input"]["tr_key"]) for m in session.messages]
     assert sent == [("1", "000001"), ("2", "000001"), ("1", "000002")]
-    assert refused == [] and held == {Registration("H0STCNT0", "000002")}
-
-
-def quiet_stream(
-    url: str,
-    tmp_path: Path,
-    clock: ManualClock,
-    on_state: Callable[[str, str], None] = lambda state, reason: None,
-    **callbacks: Any,
-) -> KisStream:
-    """A stream on ``url`` whose frames nobody reads (the tests of its answers)."""
-    return KisStream(
-        url,
-        tokens(tmp_path, clock),  # type: ignore[arg-type]
-        clock,
-        lambda f, t: None,
-        on_state,
-        **callbacks,
-    )
+    assert heard.refused == [] and held == {Registration("H0STCNT0", "000002")}
 
 
 def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
@@ -429,32 +443,26 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     monkeypatch.setattr(stream_module, "MIN_SILENCE_WALL_S", 0.0)  # clock time alone
     session = FakeSession()
     session.ignored = {"000660"}
-    told: list[tuple[Registration, str, str]] = []
-    confirmed: list[int] = []
+    heard = Heard()
     silent, answered, later = (Registration("H0STCNT0", k) for k in ("000660", "005930", "035720"))
 
     async def scenario() -> KisStream:
         clock = ManualClock(0)
+        heard.clock = clock
         async with serve(session) as url:
-            stream = quiet_stream(
-                url,
-                tmp_path,
-                clock,
-                on_refused=lambda r, code, message: told.append((r, code, message)),
-                on_confirmed=lambda: confirmed.append(clock.now_ns()),
-            )
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
             await stream.subscribe(answered.tr_id, answered.tr_key)
             await stream.subscribe(silent.tr_id, silent.tr_key)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
             await until(lambda: answered in stream.registered and len(session.messages) == 2)
-            assert confirmed == [0]  # KIS acknowledged one: the session is confirmed
+            assert heard.confirmed == [0]  # KIS acknowledged one: the session is confirmed
             clock.advance(9.9)
             await stream.subscribe(later.tr_id, later.tr_key)  # due 10 s from now, not then
             await until(lambda: later in stream.registered)
-            assert told == [] and silent in stream.wanted  # not before its deadline
+            assert heard.refused == [] and silent in stream.wanted  # not before its deadline
             clock.advance(0.2)
-            await until(lambda: told)
+            await until(lambda: heard.refused)
             await until(lambda: [m for m in session.messages if m["header"]["tr_type"] == "2"])
             await session.connections[0].send_str("0|H0STCNT0|abc|x")  # a bad record count
             await until(lambda: stream.dropped == 1)
@@ -464,7 +472,7 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
             return stream
 
     stream = asyncio.run(scenario())
-    assert told == [(silent, NOACK, "no answer within 10s")]
+    assert heard.refused == [(silent, NOACK, "no answer within 10s")]
     assert stream.refused == {silent: NOACK} and silent not in stream.wanted
     # Released in case KIS holds it (its acknowledgement may be what was lost).
     released = [m["body"]["input"]["tr_key"] for m in session.messages[3:]]
@@ -492,19 +500,12 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
         session.ignored = {"005930"}
     else:
         session.refusing = ("OPSP9993", "INVALID appkey")
-    told: list[str] = []
-    states: list[tuple[str, str]] = []
+    heard = Heard()
 
     async def scenario() -> KisStream:
         clock = ManualClock(0)
         async with serve(session) as url:
-            stream = quiet_stream(
-                url,
-                tmp_path,
-                clock,
-                on_state=lambda state, reason: states.append((state, reason)),
-                on_refused=lambda r, code, message: told.append(code),
-            )
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
             await stream.subscribe("H0STCNT0", "005930")
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -517,8 +518,8 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
             return stream
 
     stream = asyncio.run(scenario())
-    assert state in states
-    assert told == [] and stream.refused == {}
+    assert state in heard.states
+    assert heard.refused == [] and stream.refused == {}
     assert stream.wanted == {Registration("H0STCNT0", "005930")}
 
 
@@ -527,30 +528,25 @@ def test_a_session_answering_only_with_a_symbols_refusal_is_confirmed(tmp_path: 
     session is up (its account healthy), only the symbol is refused."""
     session = FakeSession()
     session.refusing = ("OPSP8992", "SUBSCRIBE ERROR : invalid tr_key")
-    told: list[str] = []
-    confirmed: list[int] = []
+    heard = Heard()
 
     async def scenario() -> KisStream:
         clock = ManualClock(0)
+        heard.clock = clock
         async with serve(session) as url:
-            stream = quiet_stream(
-                url,
-                tmp_path,
-                clock,
-                on_refused=lambda r, code, message: told.append(code),
-                on_confirmed=lambda: confirmed.append(clock.now_ns()),
-            )
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
             await stream.subscribe("H0STCNT0", "99999X")
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
-            await until(lambda: told)
+            await until(lambda: heard.refused)
             assert stream.confirmed and stream.identified
             stop.set()
             await runner
             return stream
 
     stream = asyncio.run(scenario())
-    assert told == ["OPSP8992"] and confirmed == [0] and len(session.connections) == 1
+    told = [code for _, code, _ in heard.refused]
+    assert told == ["OPSP8992"] and heard.confirmed == [0] and len(session.connections) == 1
     assert stream.refused == {Registration("H0STCNT0", "99999X"): "OPSP8992"}
 
 
@@ -579,20 +575,14 @@ def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
     path = cache_path(tmp_path / "t", "acct1", "sim", "approval_key")
     refused = "f" * 36  # a key the simulator never issued
     save_cached(path, Cached(refused, now - 3600 * _NS, now + 20 * 3600 * _NS))
-    states: list[tuple[str, str]] = []
+    heard = Heard()
 
     async def scenario() -> tuple[KisStream, TokenManager]:
         async with httpx.AsyncClient(base_url=sim.url) as http:
             creds = Credentials("acct1", Secret("sim-acct1-app-key"), Secret("sim-acct1-secret"))
             tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", issuer=False)
-            stream = KisStream(
-                sim.url.replace("http", "ws", 1) + "/tryitout",
-                tokens,
-                clock,
-                lambda frame, ns: None,
-                lambda state, reason: states.append((state, reason)),
-                account="acct1",
-            )
+            url = sim.url.replace("http", "ws", 1) + "/tryitout"
+            stream = KisStream(url, tokens, clock, heard, account="acct1")
             await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -606,7 +596,8 @@ def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
         stream, tokens = asyncio.run(scenario())
     finally:
         sim.close()
-    assert [reason for state, reason in states if state == "refused"] == ["OPSP9993 INVALID appkey"]
+    refusals = [reason for state, reason in heard.states if state == "refused"]
+    assert refusals == ["OPSP9993 INVALID appkey"]
     assert tokens.issued == 1 and stream.reconnects == 1
     renewed = decode_cached(path.read_bytes())
     assert renewed.value != refused
@@ -636,9 +627,8 @@ def test_an_approval_key_is_renewed_once_per_episode_then_the_budget_decides(
         creds = Credentials("acct1", Secret("k"), Secret("s"))
         tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim", on_issued=issued.append)
         async with serve(session) as url:
-            stream = KisStream(
-                url, tokens, clock, lambda f, t: None, backoff_s=(1.0,), reconnects_per_hour=5
-            )
+            settings = StreamSettings(backoff_s=(1.0,), reconnects_per_hour=5)
+            stream = KisStream(url, tokens, clock, Heard(), settings)
             await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
             runner = asyncio.create_task(stream.run(asyncio.Event()))
             await until(lambda: SAMSUNG in stream.registered or runner.done())

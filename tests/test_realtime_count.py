@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from observer.calendar.clock import ManualClock
 from observer.errors import KisProtocolError
-from observer.kis.realtime import MAX_TRAILING, DecodedFrame, RealtimeDecoder, parse_frame
+from observer.kis.realtime import MAX_TRAILING, RealtimeDecoder, parse_frame
 from observer.kis.schemas import REALTIME_FIELDS
 from observer.kis.stream import KisStream
 from tests.test_kis_parse import TRADE
-from tests.test_kis_stream import FakeSession, serve, tokens, until
+from tests.test_kis_stream import FakeSession, Heard, serve, tokens, until
 
 
 def _frame(tr_id: str, records: int, extra: int, count: int) -> tuple[str, list[list[str]]]:
@@ -112,17 +112,12 @@ def test_the_stream_drops_and_counts_a_short_counted_frame_and_stays_up(tmp_path
     """The frame error path: logged, counted in ``dropped`` (Track B's ``dropped_frames``),
     nothing of it delivered; the frames around it are."""
     session = FakeSession()
-    delivered: list[DecodedFrame] = []
+    heard = Heard()
 
     async def scenario() -> KisStream:
         clock = ManualClock(0)
         async with serve(session) as url:
-            stream = KisStream(
-                url,
-                tokens(tmp_path, clock),  # type: ignore[arg-type]
-                clock,
-                lambda frame, received: delivered.append(frame),
-            )
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard)  # type: ignore[arg-type]
             await stream.subscribe("H0STCNT0", "005930")
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -137,4 +132,4 @@ def test_the_stream_drops_and_counts_a_short_counted_frame_and_stays_up(tmp_path
 
     stream = asyncio.run(scenario())
     assert stream.dropped == 1 and len(session.connections) == 1
-    assert [len(frame.ticks) for frame in delivered] == [3]  # only the matching one
+    assert [len(frame.ticks) for frame, _ in heard.frames] == [3]  # only the matching one

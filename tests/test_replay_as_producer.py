@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.capture import CaptureHeader, CaptureWriter
-from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_ack, encode_frame
+from bus.codec import BusFrame, decode_frame, decode_parts, encode_ack, encode_frame
 from bus.endpoints import local_endpoints
 from bus.envelope import Ack, Envelope
 from bus.events import Alert
@@ -91,7 +91,7 @@ class ModelWriter:
     def __init__(self, marks: dict[str, int]) -> None:
         self.marks = dict(marks)
 
-    def batch(self, frames: list[DecodedFrame], tally: AckTally, *, dropped: bool) -> None:
+    def batch(self, frames: list[BusFrame], tally: AckTally, *, dropped: bool) -> None:
         if dropped:  # read and dropped while its database fails; asked again once it is back
             for source in {s for frame in frames for s in frame.sources}:
                 tally.ack(Ack(source, self.marks.get(source, 0), True))
@@ -109,7 +109,7 @@ def test_the_counts_follow_from_the_acks_whatever_was_sent_twice_or_dropped(
     data: st.DataObject,
 ) -> None:
     """Any mark the writer starts at, any batching, copies and drops: the counts are exact."""
-    per_source: list[list[DecodedFrame]] = []
+    per_source: list[list[BusFrame]] = []
     expected_new = 0
     marks: dict[str, int] = {}
     for source in ("s", "t"):
@@ -123,7 +123,7 @@ def test_the_counts_follow_from_the_acks_whatever_was_sent_twice_or_dropped(
             [frame(source, [next(seqs) for _ in range(size)]) for size in sizes][::-1]
         )
     # A capture: each source's frames in seq order, the sources interleaved anyhow.
-    frames: list[DecodedFrame] = []
+    frames: list[BusFrame] = []
     while any(per_source):
         unsent = [of_source for of_source in per_source if of_source]
         frames.append(data.draw(st.sampled_from(unsent)).pop())
@@ -147,7 +147,7 @@ def test_the_counts_follow_from_the_acks_whatever_was_sent_twice_or_dropped(
     assert (committed, duplicates, conflicts) == (expected_new, events - expected_new, 0)
 
 
-def frame(source: str, seqs: list[int]) -> DecodedFrame:
+def frame(source: str, seqs: list[int]) -> BusFrame:
     return decode_parts(
         encode_frame([Envelope(source, n, T0 + n, synthetic_tick(n, T0)) for n in seqs])
     )

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from bus.capture import CaptureHeader, CaptureWriter
-from bus.codec import DecodedFrame, encode_frame
+from bus.codec import BusFrame, encode_frame
 from bus.envelope import Envelope
 from bus.events import Alert
 from bus.producer import Producer
@@ -93,9 +93,7 @@ def test_replay_holds_the_writers_lock_while_it_runs(
     refused: list[str] = []
     apply = Store.apply
 
-    def apply_while_a_writer_tries_to_start(
-        self: Store, frames: Iterable[DecodedFrame]
-    ) -> Accepted:
+    def apply_while_a_writer_tries_to_start(self: Store, frames: Iterable[BusFrame]) -> Accepted:
         try:
             WriterLock(paths).close()
         except WriterLocked as exc:

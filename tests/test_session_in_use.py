@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 from bus.events import Alert, AlertResolved, Event
+from observer.kis.stream import StreamSettings
 from tests.test_account_confirmed import Account, KeyInUse, WatchedClock
 from tests.test_collect import until
 from tests.test_kis_stream import serve
-from workers.track_b.collect import Collector
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -36,8 +37,7 @@ async def _collecting(
         [Account(url, tmp_path, clock)],  # type: ignore[list-item]
         clock,
         publish,
-        unhealthy_after_s=GRACE_S,
-        reconnects_per_hour=60,
+        CollectorSettings(unhealthy_after_s=GRACE_S, stream=StreamSettings(reconnects_per_hour=60)),
     )
     held = SlotBook(["acct1"], 1).evaluate(
         [Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"}

@@ -33,8 +33,8 @@ from observer.kis.master import (
     head_master,
     parse_domestic,
 )
-from observer.kis.realtime import DecodedFrame
-from observer.kis.stream import KisStream
+from observer.kis.stream import KisStream, StreamSettings
+from tests.test_kis_stream import Heard
 
 KEY, SECRET = "PSsimTestAppKey000000000000000000000", "s" * 180
 START = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
@@ -129,17 +129,13 @@ def test_unknown_app_keys_are_refused(tmp_path: Path) -> None:
 
 
 def test_real_time_trades_flow_and_parse(tmp_path: Path) -> None:
-    frames: list[tuple[DecodedFrame, int]] = []
+    heard = Heard()
+    frames = heard.frames
 
     async def scenario() -> None:
         async with simulator(speed=120.0) as (sim, url):
             client, tokens = client_for(sim, url, tmp_path)
-            stream = KisStream(
-                url.replace("http", "ws") + "/tryitout",
-                tokens,
-                sim.clock,
-                lambda f, t: frames.append((f, t)),
-            )
+            stream = KisStream(url.replace("http", "ws") + "/tryitout", tokens, sim.clock, heard)
             await stream.subscribe("H0STCNT0", SYMBOL)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -413,20 +409,18 @@ def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) -> None:
-    frames: list[DecodedFrame] = []
-    states: list[str] = []
+    heard = Heard()
+    frames = heard.frames
+
+    def states() -> list[str]:
+        return [state for state, _ in heard.states]
 
     async def scenario() -> int:
         async with simulator(speed=120.0) as (sim, url):
             client, tokens = client_for(sim, url, tmp_path)
-            stream = KisStream(
-                url.replace("http", "ws") + "/tryitout",
-                tokens,
-                sim.clock,
-                on_frame=lambda f, _: frames.append(f),
-                on_state=lambda s, _: states.append(s),
-                backoff_s=(0.01,),
-            )
+            ws_url = url.replace("http", "ws") + "/tryitout"
+            settings = StreamSettings(backoff_s=(0.01,))
+            stream = KisStream(ws_url, tokens, sim.clock, heard, settings)
             await stream.subscribe("H0STCNT0", SYMBOL)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -434,7 +428,7 @@ def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) ->
                 while not frames:
                     await asyncio.sleep(0.01)  # poll interval of a deadline-bound wait
                 assert await sim.drop_websockets() == 1
-                while states.count("connected") < 2 or not stream.registered:
+                while states().count("connected") < 2 or not stream.registered:
                     await asyncio.sleep(0.01)
                 seen = len(frames)
                 while len(frames) == seen:
@@ -445,4 +439,4 @@ def test_a_dropped_session_reconnects_and_trades_keep_flowing(tmp_path: Path) ->
             return stream.reconnects
 
     assert asyncio.run(scenario()) >= 1
-    assert "disconnected" in states
+    assert "disconnected" in states()

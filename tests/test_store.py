@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
-from bus.codec import DecodedFrame, decode_frame, decode_parts, encode_frame
+from bus.codec import BusFrame, decode_frame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import ListingChanged
 from observer.db import migrate
@@ -35,7 +35,7 @@ from tests.support import database_down
 
 def frames_of(
     events: list, source: str = "w1", first: int = 1, per_frame: int = 3
-) -> list[DecodedFrame]:
+) -> list[BusFrame]:
     envelopes = [Envelope(source, first + i, T0 + i, e) for i, e in enumerate(events)]
     return [
         decode_parts(encode_frame(envelopes[i : i + per_frame]))

@@ -34,10 +34,10 @@ from observer.kis.frames import (
     FrameLimits,
     frame_text,
 )
-from observer.kis.realtime import DecodedFrame
-from observer.kis.stream import KisStream
+from observer.kis.realtime import RealtimeEvents
+from observer.kis.stream import KisStream, StreamSettings
 from tests.test_kis_parse import TRADE
-from tests.test_kis_stream import FakeSession, serve, tokens, until
+from tests.test_kis_stream import FakeSession, Heard, serve, tokens, until
 from workers.track_b.checks import (
     FUTURE_S,
     OFF_GRID,
@@ -180,8 +180,8 @@ def test_the_settings_make_the_checks() -> None:
 # --------------------------------------------------------------------------- keeping them
 
 
-def _frame(symbol: str) -> DecodedFrame:
-    return DecodedFrame("H0STCNT0", text=f"0|H0STCNT0|001|{symbol}^x")
+def _frame(symbol: str) -> RealtimeEvents:
+    return RealtimeEvents("H0STCNT0", text=f"0|H0STCNT0|001|{symbol}^x")
 
 
 def test_refusals_are_kept_within_the_days_caps_and_counted_beyond() -> None:
@@ -312,22 +312,13 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
     the cap the library ends the connection, reported as a dropped frame and reconnected."""
     monkeypatch.setattr(stream_module, "HARD_MAX_BYTES", 256 * 1024)
     session = FakeSession()
-    dropped: list[DroppedFrame] = []
-    frames: list[DecodedFrame] = []
-    states: list[str] = []
+    heard = Heard()
 
     async def scenario() -> KisStream:
         clock = SimulatedClock(0, speed=1000.0)  # the backoff passes in milliseconds
         async with serve(session) as url:
-            stream = KisStream(
-                url,
-                tokens(tmp_path, clock),
-                clock,
-                lambda frame, _: frames.append(frame),
-                lambda state, reason: states.append(f"{state} {reason}"),
-                frame_limits=FrameLimits(max_bytes=64 * 1024),
-            )
-            stream.framing.on_dropped = dropped.append
+            settings = StreamSettings(frame_limits=FrameLimits(max_bytes=64 * 1024))
+            stream = KisStream(url, tokens(tmp_path, clock), clock, heard, settings)
             await stream.subscribe("H0STCNT0", "005930")
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
@@ -337,7 +328,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
             await ws.send_bytes(b"\xff" * 10)  # a binary frame, not UTF-8
             await ws.send_frame(b"0|H0STCNT0|001|\xff", WSMsgType.TEXT)  # text, not UTF-8
             await ws.send_str(f"0|H0STCNT0|001|{TRADE}")
-            await until(lambda: frames)
+            await until(lambda: heard.frames)
             assert len(session.connections) == 1 and stream.dropped == 3
             await ws.send_str("9" * 300_000)  # over the cap: the library ends the connection
             await until(lambda: len(session.connections) == 2 and stream.registered)
@@ -346,6 +337,7 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
             return stream
 
     stream = asyncio.run(scenario())
+    dropped = heard.dropped
     assert [(d.kind, d.length) for d in dropped] == [
         (OVERSIZED, 100_015),
         (MALFORMED, 10),
@@ -353,5 +345,6 @@ def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_ca
         (OVERSIZED, 0),
     ]
     assert f"over {HARD_MAX_BYTES:,} bytes" in dropped[-1].error  # the cap the product runs with
-    assert any(s.startswith("disconnected closed: 1009") for s in states)
+    closed = [r for s, r in heard.states if s == "disconnected" and r.startswith("closed: 1009")]
+    assert closed
     assert stream.dropped == 4 and stream.reconnects == 1

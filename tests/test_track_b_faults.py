@@ -42,7 +42,7 @@ from tests.test_collect import MARKET as COLLECT_MARKET
 from tests.test_collect import STOCKS, TEN, until
 from tests.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, rows
 from workers.track_b.cli import app
-from workers.track_b.collect import Collector, Refusal
+from workers.track_b.collect import Collector, CollectorSettings, Refusal
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.slots import Candidate, SlotBook
 
@@ -118,7 +118,7 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
             accounts,
             clock,
             events.append,
-            silence=SilenceRule(5.0, 900.0),
+            CollectorSettings(silence=SilenceRule(5.0, 900.0)),
             on_refused=refusals.append,
         )
         stop = asyncio.Event()
@@ -202,7 +202,7 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
             accounts,
             clock,
             lambda e: ticks.append(e) if isinstance(e, TradeTick) else None,
-            silence=SilenceRule(5.0, 900.0),
+            CollectorSettings(silence=SilenceRule(5.0, 900.0)),
         )
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))

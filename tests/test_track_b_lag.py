@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from bus.events import AlertResolved, Event, GapDetected
 from observer.calendar.clock import ManualClock, SimulatedClock
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from tests.test_account_alerts_resolved import _collector
 from tests.test_slot_guard import tick
 from workers.track_b.collect import TRADE
@@ -111,7 +111,7 @@ def test_a_slot_released_from_a_quiet_account_on_time_is_no_gap_and_one_behind_i
     def frame(symbol: str, at: int, late_ms: int) -> None:
         traded = (at - late_ms * MS) // S * S
         ticks = [tick(symbol, traded, 70000)]
-        collector._on_frame("acct1", DecodedFrame(TRADE, ticks=ticks), at)
+        collector._on_frame("acct1", RealtimeEvents(TRADE, ticks=ticks), at)
 
     for n in range(60):  # 72 s of a trade every 1.2 s, 100 ms late
         frame("005930" if n % 2 else "000660", T0 + n * 1_200 * MS + 950 * MS, 100)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.codec import DecodedFrame
+from bus.codec import BusFrame
 from bus.endpoints import local_endpoints
 from bus.events import Event
 from observer.db import migrate
@@ -51,7 +51,7 @@ def test_the_writers_own_alert_backs_off_with_the_store_and_lands_when_it_return
     tries: list[float] = []
     commit_own = store.commit_own
 
-    def timed(events: list[Event]) -> DecodedFrame:
+    def timed(events: list[Event]) -> BusFrame:
         tries.append(time.monotonic())
         return commit_own(events)
 

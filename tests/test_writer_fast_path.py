@@ -6,7 +6,7 @@ import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.codec import DecodedFrame, decode_parts, encode_frame, envelope_digest
+from bus.codec import BusFrame, decode_parts, encode_frame, envelope_digest
 from bus.envelope import MAX_SEQ, MAX_SOURCE_LENGTH, Envelope
 from bus.errors import FrameError
 from bus.events import Alert
@@ -19,7 +19,7 @@ EVENT = Alert(severity="info", code="X", message="m")
 SOURCES = st.sampled_from(["a", "b", "c"])
 
 
-def frame_of(ids: list[tuple[str, int]]) -> DecodedFrame:
+def frame_of(ids: list[tuple[str, int]]) -> BusFrame:
     return decode_parts(encode_frame([Envelope(s, seq, 0, EVENT) for s, seq in ids]))
 
 
@@ -35,7 +35,7 @@ MARKS = st.dictionaries(SOURCES, st.integers(0, 10))
 
 
 def accept_one_by_one(
-    frames: list[DecodedFrame], marks: dict[str, int]
+    frames: list[BusFrame], marks: dict[str, int]
 ) -> tuple[list[list[int]], dict[str, int], set[str], list[tuple[str, int]]]:
     """The rule, envelope by envelope: take exactly the mark + 1, skip repeats, stop at holes."""
     taken_by_frame, new, holes, repeats = [], {}, set(), []
@@ -57,7 +57,7 @@ def accept_one_by_one(
 
 @given(FRAMES, MARKS)
 def test_accept_takes_what_the_envelope_by_envelope_rule_takes(
-    frames: list[DecodedFrame], marks: dict[str, int]
+    frames: list[BusFrame], marks: dict[str, int]
 ) -> None:
     result = accept(frames, marks)
     taken, new, holes, repeats = accept_one_by_one(frames, marks)

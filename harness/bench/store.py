@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from bus.codec import DecodedFrame, decode_parts, encode_frame
+from bus.codec import BusFrame, decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.events import PruneRequested
 from harness.bench.bus import POSTGRES_ADMIN_URL
@@ -212,7 +212,7 @@ def _table_bytes(engine: Engine) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def _frames(source: str, events: int) -> list[list[DecodedFrame]]:
+def _frames(source: str, events: int) -> list[list[BusFrame]]:
     """Today's ticks as the writer receives them: frames of 1,000, batches of 20,000."""
     now = time.time_ns()
     envelopes = [Envelope(source, n + 1, now, synthetic_tick(n, now + n)) for n in range(events)]

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
@@ -25,6 +24,7 @@ __all__ = [
     "DroppedFrame",
     "FrameGuard",
     "FrameLimits",
+    "FrameListener",
     "frame_text",
 ]
 
@@ -124,23 +124,32 @@ class BadFrameRate:
         self.flooding, self.last_ns = True, max(self.last_ns, now_ns)
 
 
+class FrameListener(Protocol):
+    """Hears of the frames a session drops, and of the bursts among them."""
+
+    def on_dropped_frame(self, dropped: DroppedFrame) -> None:
+        """A frame dropped (logged and counted already)."""
+
+    def on_flood(self, why: str) -> None:
+        """A burst of bad frames starts an episode: the session reconnects once."""
+
+    def on_flood_over(self, why: str) -> None:
+        """The burst's episode is over: a window passed without a bad frame."""
+
+
 class FrameGuard:
     """One session's frames it could not read: dropped, counted, and the bursts among them.
 
     The stream reads each frame's text through `text`, drops what the decoder refuses with
-    `drop`, and closes the connection when `drop` names a burst. Its owner hears of each
-    frame dropped (``on_dropped``), of a burst (``on_flood``, then the reconnect) and of its
-    episode's end (``on_flood_over``), each with why.
+    `drop`, and closes the connection when `drop` names a burst; ``listener`` hears of each.
     """
 
-    def __init__(self, url: str, limits: FrameLimits) -> None:
+    def __init__(self, url: str, limits: FrameLimits, listener: FrameListener) -> None:
         self.url = url
         self.limits = limits
+        self.listener = listener
         self.rate = BadFrameRate(limits)
         self.dropped = 0  # since the start
-        self.on_dropped: Callable[[DroppedFrame], None] = lambda frame: None
-        self.on_flood: Callable[[str], None] = lambda why: None
-        self.on_flood_over: Callable[[str], None] = lambda why: None
 
     def text(self, message: bytes, received_ns: int) -> str | DroppedFrame:
         """`frame_text` of a frame received."""
@@ -149,21 +158,21 @@ class FrameGuard:
     def read(self, received_ns: int) -> None:
         """A data frame read well: the end of a burst's episode, a window after its last."""
         if self.rate.good(received_ns):
-            self.on_flood_over(f"no bad frame for {self.limits.window_s:.0f}s")
+            self.listener.on_flood_over(f"no bad frame for {self.limits.window_s:.0f}s")
 
     def drop(self, dropped: DroppedFrame) -> str:
         """Count and hand on a frame dropped; why to reconnect if it starts a burst, else ""."""
         self.dropped += 1
         if not self.rate.flooding:  # a burst is logged once, here
             log.warning("stream %s: dropped a frame: %s", self.url, dropped.error)
-        self.on_dropped(dropped)
+        self.listener.on_dropped_frame(dropped)
         if not self.rate.bad(dropped.received_ns):
             return ""
         why = (
             f"more than {self.limits.bad_per_window} bad frames within {self.limits.window_s:.0f}s"
         )
         log.error("stream %s: %s: reconnecting once", self.url, why)
-        self.on_flood(why)
+        self.listener.on_flood(why)
         return why
 
     def closed(self, exc: ConnectionClosed, now_ns: int) -> str:

@@ -1,36 +1,12 @@
 """Typed decoding of KIS real-time data frames: wire text in, `TradeTick` / `OrderBook` out.
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
-fields simply concatenated in ``payload`` (shared/reference/kis-api.md §5.5-5.7). Records
-carry no field names; the field orders are data in `observer.kis.schemas`, and the decoder
-reads every field by name through index tables computed from them once, at import:
-``record[H0STCNT0.BSOP_DATE]`` reads the field ``H0STCNT0_FIELDS`` names ``BSOP_DATE`` (a
-name missing from its table fails the import).
-
-Who calls what. Each `KisStream` owns a `RealtimeDecoder` made for its account: it passes
-every data frame's text to `RealtimeDecoder.decode` and hands the resulting `DecodedFrame` to
-its consumer (Track B's collector), which publishes the events. Every event carries the
-alias of the account whose session delivered it (``account``).
-
-Errors. A malformed frame (envelope, tr_id, a record count that does not match its fields:
-see `parse_frame`) raises `KisProtocolError`, and the stream drops the frame (and counts it).
-A malformed record costs that record only: its `KisProtocolError`, which names the field (a
-value its column cannot hold: an integer beyond BIGINT, a decimal beyond NUMERIC(24,8), a
-text beyond its VARCHAR or holding a NUL, a bad date or time), is in `DecodedFrame.errors`
-beside the frame's good events, as a `RefusedRecord` with what could still be read of it (its
-symbol, a trade's stamp), and the consumer decides what to do with it (the collector counts
-it and has the lost trade's minute recovered as a gap). A result rather than an
-error callback: the decoder keeps no consumer state and a consumer sees everything a frame
-brought in one value.
-
-Dates. An H0STCNT0 record carries its business date (``BSOP_DATE``). An H0STASP0 record has
-a time but no date: the decoder dates it on the KST calendar day of the frame's receive time
-(KRX trades within one KST day), worked out once per day.
-
-`decode_trade` and `decode_order_book` decode one record (a list of the TR's fields) and are
-the hot path of Track B: no per-record work beyond reading and checking the fields, and the
-date-and-time conversion is remembered for the records of the same second (a tenth of its
-cost on a hit, a twentieth more on a miss).
+fields (shared/reference/kis-api.md §5.5-5.7), read by name through index tables built at
+import from the field orders in `observer.kis.schemas` (a missing name fails the import). A
+malformed frame raises `KisProtocolError`; a malformed record costs that record alone, kept
+in `RealtimeEvents.errors` beside the frame's good events. Every event carries the alias of
+the account whose session delivered it. `decode_trade` and `decode_order_book` are Track B's
+hot path: no per-record work beyond reading and checking the fields.
 """
 
 from __future__ import annotations
@@ -53,9 +29,9 @@ __all__ = [
     "H0STASP0",
     "H0STCNT0",
     "MAX_TRAILING",
-    "DecodedFrame",
     "OrderBookFields",
     "RealtimeDecoder",
+    "RealtimeEvents",
     "RealtimeFrame",
     "RefusedRecord",
     "TradeFields",
@@ -158,16 +134,14 @@ def parse_frame(text: str) -> RealtimeFrame:
     python-kis has it), or at most `MAX_TRAILING` more: KIS appends a few fields over time,
     and only the known ones are kept. A count that does not match its records is refused
     whole, never sliced (but for a count whose fields divide within that tolerance, which no
-    reading can tell from appended fields). Before, a width up to twice the known fields
-    passed: 3 records of 46 with count 2 were cut as 2 of 69, the third record lost as
-    "trailing fields" without a word.
+    reading can tell from appended fields).
     """
     return RealtimeFrame(*_split(text))
 
 
 # Fields KIS may append to a record over time, beyond those `schemas` knows. A small bound,
-# so that the count is checked: a stride of up to twice the known fields let a count one
-# short of its records pass, the records beyond it cut as "trailing fields".
+# so that the count is checked: a wide one lets a count one short of its records pass, the
+# records beyond it cut as trailing fields.
 MAX_TRAILING = 8
 
 
@@ -197,7 +171,7 @@ def _split(text: str) -> tuple[str, list[list[str]]]:
         )
     # A wrong count whose fields still divide within the tolerance (24 records of 46 under
     # count 23: 23 of 48) cannot be told from KIS appending fields, which it does: refusing
-    # it dropped every valid frame of such counts once KIS added two fields. Its misaligned
+    # it would drop every valid frame of such counts once KIS adds two fields. Its misaligned
     # records fail their own checks (a time, a price) one by one instead.
     return tr_id, [values[i : i + n] for i in range(0, total, stride)]
 
@@ -295,10 +269,12 @@ def _symbol_of(text: str) -> str:
     return text if fits else ""
 
 
-class DecodedFrame(NamedTuple):
-    """What one data frame brought: its events, the records refused (one each), its text.
+class RealtimeEvents(NamedTuple):
+    """The events one data frame brought, the records refused (one each), and its text.
 
-    A named tuple: made for every frame, and a frozen dataclass costs several times more.
+    A result rather than an error callback: the decoder keeps no consumer state, and a
+    consumer sees all a frame brought in one value. A named tuple: made for every frame, and
+    a frozen dataclass costs several times more.
     """
 
     tr_id: str
@@ -309,7 +285,7 @@ class DecodedFrame(NamedTuple):
 
 
 class RealtimeDecoder:
-    """Data frames of one account's session as typed events (see the module docstring)."""
+    """Data frames of one account's session as typed events (each `KisStream` owns one)."""
 
     def __init__(self, account: str = "") -> None:
         self.account = account
@@ -319,13 +295,17 @@ class RealtimeDecoder:
     def __repr__(self) -> str:
         return f"<RealtimeDecoder account={self.account!r}>"
 
-    def decode(self, text: str, received_ns: int) -> DecodedFrame:
+    def decode(self, text: str, received_ns: int) -> RealtimeEvents:
         """The events of one data frame received at ``received_ns`` (UTC ns).
+
+        A record with a value its column cannot hold (an integer beyond BIGINT, a decimal
+        beyond NUMERIC(24,8), a text beyond its VARCHAR or holding a NUL, a bad date or
+        time) is in ``errors`` as a `RefusedRecord`.
 
         Raises
         ------
         KisProtocolError
-            The frame itself is malformed; a malformed record is in ``errors`` instead.
+            The frame itself is malformed.
         """
         tr_id, records = _split(text)
         account = self.account
@@ -337,7 +317,7 @@ class RealtimeDecoder:
                     ticks.append(decode_trade(record, received_ns, account))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_trade(exc, record))
-            return DecodedFrame(tr_id, ticks=ticks, errors=errors, text=text)
+            return RealtimeEvents(tr_id, ticks=ticks, errors=errors, text=text)
         if tr_id == "H0STASP0":
             day = self.trade_date(received_ns)
             books: list[OrderBook] = []
@@ -346,11 +326,14 @@ class RealtimeDecoder:
                     books.append(decode_order_book(record, day, received_ns, account))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record))
-            return DecodedFrame(tr_id, books=books, errors=errors, text=text)
+            return RealtimeEvents(tr_id, books=books, errors=errors, text=text)
         raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_FIELDS only
 
     def trade_date(self, received_ns: int) -> str:
-        """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books."""
+        """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books.
+
+        An order book has a time but no date; KRX trades within one KST day.
+        """
         day = (received_ns // _NS + _KST_OFFSET_S) // 86_400
         if day != self._day:
             self._day, self._date = day, (_EPOCH + timedelta(days=day)).strftime("%Y%m%d")

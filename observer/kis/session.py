@@ -24,10 +24,8 @@ from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
-from observer.kis.frames import FrameLimits
-from observer.kis.realtime import DecodedFrame
 from observer.kis.rest_get import AiohttpGet
-from observer.kis.stream import KisStream, Registration, StreamState
+from observer.kis.stream import KisStream, StreamListener, StreamSettings
 
 __all__ = [
     "TOKEN_UNAVAILABLE",
@@ -41,7 +39,7 @@ __all__ = [
 ]
 
 _CONNECT_S, _READ_S = 5.0, 10.0
-_FRAME_LIMITS = FrameLimits()
+_STREAM = StreamSettings()
 _TIMEOUT = httpx.Timeout(_READ_S, connect=_CONNECT_S)
 TOKEN_UNAVAILABLE = "token_unavailable"  # noqa: S105 - an alert code: a worker lacks a token
 REST_ERRORS_WINDOW_S = 300.0  # ctl status shows each account's REST errors of this window
@@ -90,32 +88,10 @@ class KisAccount:
     ws_url: str
     clock: Clock
 
-    def stream(
-        self,
-        on_frame: Callable[[DecodedFrame, int], None],
-        on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
-        on_registered: Callable[[Registration], None] = lambda registration: None,
-        on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,
-        *,
-        reconnects_per_hour: int = 60,
-        idle_silence_s: float | None = None,
-        identify: bool = False,
-        frame_limits: FrameLimits = _FRAME_LIMITS,
-    ) -> KisStream:
+    def stream(self, listener: StreamListener, settings: StreamSettings = _STREAM) -> KisStream:
         """The account's WebSocket session (one per app key); its events carry the alias."""
         return KisStream(
-            self.ws_url,
-            self.tokens,
-            self.clock,
-            on_frame,
-            on_state,
-            on_registered=on_registered,
-            on_refused=on_refused,
-            account=self.alias,
-            reconnects_per_hour=reconnects_per_hour,
-            idle_silence_s=idle_silence_s,
-            identify=identify,
-            frame_limits=frame_limits,
+            self.ws_url, self.tokens, self.clock, listener, settings, account=self.alias
         )
 
     async def aclose(self) -> None:

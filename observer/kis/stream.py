@@ -1,22 +1,11 @@
 """One KIS WebSocket session per app key: registrations, control answers, reconnects.
 
-Facts (KIS's WebSocket protocol): one message registers one (tr_id, tr_key) pair with
-the approval key in its header; at most 41 registrations per session (trade and book count
-separately; ``OPSP0008`` beyond); one session per app key (``OPSP8996``); registrations are
-per connection, so every reconnect re-sends all of them; the server sends JSON ``PINGPONG``
-keep-alives, which we echo as a text frame. Reconnects back off 1, 2, 5, 10, 30, 60 s (with
-jitter), within a budget per hour; a silent connection is dropped after ``silence_s``.
-
-Only the session waits for an approval key: `subscribe` and `unsubscribe` change what is
-wanted at once and send only with a key at hand; what they could not send is owed
-(`observer.kis.registrations`) and the connection's sender sends it once it has a key.
-
-Any other control answer to a registration it wants (``OPSP0007`` internal error, ``OPSP0008``
-beyond the limit, ``OPSP8992`` invalid tr_key, ...) refuses it: the stream stops wanting it, keeps
-the code in ``refused`` and tells its owner (``on_refused``), who decides whether and when to ask
-again (unanswered for ``ack_timeout_s``: ``NOACK``). `SESSION_REFUSALS` end the session; after a
-refusal of the approval key the next one renews it, once (`KeyRenewal`).
-A frame it cannot read costs that frame; a burst of them reconnects once (`observer.kis.frames`).
+A `KisStream` keeps what its owner wants registered across reconnects (KIS's registrations
+are per connection: at most 41 a session, one session per app key), echoes KIS's PINGPONG,
+and reconnects with backoff within a budget per hour. Nothing waits for an approval key but
+the session: what cannot be sent yet is owed (`observer.kis.registrations`). A registration
+KIS refuses stops being wanted; `SESSION_REFUSALS` end the session. Its owner configures it
+and hears it through `observer.kis.stream_owner`; frames it cannot read: `observer.kis.frames`.
 """
 
 from __future__ import annotations
@@ -27,8 +16,6 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
-from typing import Any, Literal
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
@@ -38,9 +25,9 @@ from observer.errors import KisError, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
-from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard, FrameLimits
+from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
-from observer.kis.realtime import DecodedFrame, RealtimeDecoder
+from observer.kis.realtime import RealtimeDecoder
 from observer.kis.reconnects import BudgetSpent, ReconnectBudget
 from observer.kis.registrations import (
     IDENTIFY,
@@ -49,9 +36,18 @@ from observer.kis.registrations import (
     Registrations,
     SubscriptionError,
 )
+from observer.kis.stream_owner import (
+    NOACK,
+    PERSISTENT_REFUSALS,
+    StreamListener,
+    StreamSettings,
+    StreamState,
+)
 from observer.kis.token_cache import key_digest
 from observer.kis.waits import wait_unless
 
+# The stream's API in one place: its owner's part (`observer.kis.stream_owner`) and the
+# registrations' names.
 __all__ = [
     "IDENTIFY",
     "MAX_REGISTRATIONS",
@@ -60,65 +56,27 @@ __all__ = [
     "BudgetSpent",
     "KisStream",
     "Registration",
+    "StreamListener",
+    "StreamSettings",
     "StreamState",
     "SubscriptionError",
 ]
 
 log = logging.getLogger(__name__)
 
-BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 _NS = 1_000_000_000
 # A stop waits at most this long for the server's close frame (websockets' default is 10 s);
 # a new session on the same app key is refused while the old one lingers (OPSP8996).
 _CLOSE_TIMEOUT_S = 2.0
 MIN_SILENCE_WALL_S = 5.0  # a wall-time floor under the silence and answer deadlines
-NOACK = "NOACK"  # the refusal of a registration KIS left unanswered (see _watch_answers)
-# Session refusals a reconnect does not cure (OPSP8996: another session holds the app key).
-# Retried all the same (it may let go), but its owner alerts soon (Track B: once unhealthy),
-# not ~45 min later when the budget is spent (`on_state`'s ``refused`` reason starts with it).
-PERSISTENT_REFUSALS = frozenset({"OPSP8996"})
-_FRAME_LIMITS = FrameLimits()
-
-StreamState = Literal["connecting", "connected", "disconnected", "refused", "stopped"]
+_SETTINGS = StreamSettings()
 
 
 class KisStream:
-    """A self-healing WebSocket session.
+    """A self-healing WebSocket session to ``url`` for ``account`` (every event carries it).
 
-    Parameters
-    ----------
-    url:
-        The WebSocket URL (``ws://.../tryitout``).
-    tokens:
-        Supplies the approval key.
-    clock:
-        For backoff, silence and the reconnect budget.
-    on_frame:
-        Called with each data frame, decoded into events by the stream's `RealtimeDecoder`
-        (records it refused are in the frame's ``errors``), and its receive time (UTC ns).
-    on_state:
-        Called with each connection-state change and a reason.
-    on_registered:
-        Called when KIS acknowledges a registration (after every reconnect, too).
-    on_refused:
-        Called when KIS refuses a registration the stream wanted, with KIS's ``msg_cd`` and
-        ``msg1`` (or `NOACK` when it left it unanswered); the stream no longer wants it.
-    on_confirmed:
-        Called once per connection KIS confirms (an answer but a session refusal, which sets
-        ``identified``, or data); at once if nothing is wanted and ``identify`` is off.
-    account:
-        The alias of the account the session belongs to; every event carries it.
-    max_registrations, backoff_s, reconnects_per_hour, silence_s, ack_timeout_s:
-        Limits; the defaults are KIS's limits and a reconnect policy that stays inside them.
-    idle_silence_s:
-        The silence limit while nothing is wanted (a pre-connected session hears only KIS's
-        PINGPONG); None: ``silence_s``.
-    frame_limits:
-        The frame limit and the rate of bad frames that reconnects (`FrameGuard` hooks).
-    identify:
-        Whether a session opened with nothing wanted presents its approval key at once, by
-        releasing a registration it does not hold (KIS answers ``OPSP0003``), so that KIS
-        counts it as the app key's session (``OPSP8996`` shows now) and keeps it alive.
+    ``tokens`` supplies the approval key, ``clock`` paces backoff, silence and the budget;
+    ``listener`` hears everything the session reports (`StreamListener`).
     """
 
     def __init__(
@@ -126,58 +84,37 @@ class KisStream:
         url: str,
         tokens: TokenManager,
         clock: Clock,
-        on_frame: Callable[[DecodedFrame, int], None],
-        on_state: Callable[[StreamState, str], None] = lambda state, reason: None,
+        listener: StreamListener,
+        settings: StreamSettings = _SETTINGS,
         *,
-        on_registered: Callable[[Registration], None] = lambda registration: None,
-        on_refused: Callable[[Registration, str, str], None] = lambda r, code, message: None,
-        on_confirmed: Callable[[], None] = lambda: None,
         account: str = "",
-        max_registrations: int = MAX_REGISTRATIONS,
-        backoff_s: tuple[float, ...] = BACKOFF_S,
-        reconnects_per_hour: int = 60,
-        silence_s: float = 90.0,
-        idle_silence_s: float | None = None,
-        identify: bool = False,
-        ack_timeout_s: float = 10.0,
-        frame_limits: FrameLimits = _FRAME_LIMITS,
     ) -> None:
         self.url = url
+        self.settings = settings
         self._tokens = tokens
         self._renewal = KeyRenewal(tokens, account or url)
         self._clock = clock
-        self._on_frame = on_frame
+        self._listener = listener
         self.decoder = RealtimeDecoder(account)
-        self._on_state = on_state
-        self._on_registered = on_registered
-        self._on_refused = on_refused
-        self._backoff = backoff_s
-        self._budget = ReconnectBudget(clock, reconnects_per_hour)
-        self._silence = silence_s
-        self._idle_silence = silence_s if idle_silence_s is None else idle_silence_s
-        self._identify = identify
-        self._ack_s, self.on_confirmed = ack_timeout_s, on_confirmed
+        self._budget = ReconnectBudget(clock, settings.reconnects_per_hour)
         # identified: KIS answered a message of the current connection that carried the
-        # approval key (the session is the app key's). confirmed: see on_confirmed.
+        # approval key (the session is the app key's). confirmed: `StreamListener.on_confirmed`.
         self.identified = self.confirmed = False
         self._watch: asyncio.Future[None] | None = None  # the connection's _watch_answers
         self._sender: asyncio.Future[None] | None = None  # the connection's _send_owed
         # A digest of the approval key the current connection last presented (never the key).
         self.presented: bytes | None = None
-        self._regs = Registrations(max_registrations)
+        self._regs = Registrations(settings.max_registrations)
         # The owner's views of it: the same sets, never rebound (`Registrations.forget`).
         self.wanted, self.registered, self.refused = (
             self._regs.wanted,
             self._regs.registered,
             self._regs.refused,
         )
-        # The order registrations are re-sent in after a reconnect (most important first,
-        # in case the new session takes fewer); the owner may set it. Default: by key.
-        self.priority: Callable[[Registration], Any] = lambda r: (r.tr_id, r.tr_key)
         self._socket: ClientConnection | None = None
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
-        self.framing = FrameGuard(url, frame_limits)  # the frames it drops; the owner's hooks
+        self.framing = FrameGuard(url, settings.frame_limits, listener)  # the frames it drops
         self.reconnects = 0
 
     def __repr__(self) -> str:
@@ -231,11 +168,12 @@ class KisStream:
     async def run(self, stop: asyncio.Event) -> None:
         """Keep the session up until ``stop``; raise `BudgetSpent` when the budget is spent.
 
-        The wanted registrations outlive the call: ``run`` again resumes the session.
+        The wanted registrations outlive the call: ``run`` again resumes the session. After
+        a refusal of the approval key the next session renews it, once (`KeyRenewal`).
         """
         failures = 0
         while not stop.is_set():
-            self._on_state("connecting", self.url)
+            self._listener.on_state("connecting", self.url)
             try:
                 if not await wait_unless(stop, self._renewal.renew()):  # a refused key: a new one
                     break  # stopped
@@ -249,11 +187,11 @@ class KisStream:
                     self._socket = socket
                     self._forget()
                     self.presented = None
-                    self._on_state("connected", self.url)
-                    if not self.wanted and not self._identify:
+                    self._listener.on_state("connected", self.url)
+                    if not self.wanted and not self.settings.identify:
                         self._confirm()  # nothing to confirm: up, as before any answer
                     self._watch = asyncio.ensure_future(self._watch_answers(socket))
-                    if self._identify and not self.wanted:  # pre-connected: say whose it is
+                    if self.settings.identify and not self.wanted:  # pre-connected: say whose it is
                         self._regs.unreleased.add(IDENTIFY)
                     # Everything wanted, re-sent once the key is had: the session waits for
                     # it here (its failure is the session's, below), before it reads.
@@ -261,12 +199,12 @@ class KisStream:
                     await wait_unless(stop, self._sender)
                     failures = 0 if await self._read(socket, stop) else failures
             except (OSError, TimeoutError, WebSocketException) as exc:
-                self._on_state("disconnected", type(exc).__name__)
+                self._listener.on_state("disconnected", type(exc).__name__)
             except KisError as exc:
                 # The approval key for a registration could not be had: a garbled answer or
                 # a transient failure is worth a new session (within the budget); a refusal
                 # of the credentials is not. The connection is gone either way (its gaps).
-                self._on_state("disconnected", f"approval key: {type(exc).__name__}")
+                self._listener.on_state("disconnected", f"approval key: {type(exc).__name__}")
                 if not (exc.retryable or isinstance(exc, KisProtocolError)):
                     raise
             finally:
@@ -279,12 +217,13 @@ class KisStream:
                 self._restarting = False
                 continue
             self._spend_budget()
-            pause = self._backoff[min(failures, len(self._backoff) - 1)]
+            backoff = self.settings.backoff_s
+            pause = backoff[min(failures, len(backoff) - 1)]
             failures += 1
             pause = random.uniform(pause / 2, pause)
             log.info("stream %s: reconnecting in %.1fs", self.url, pause)
             await wait_unless(stop, self._clock.sleep(pause))
-        self._on_state("stopped", "")
+        self._listener.on_state("stopped", "")
 
     # ------------------------------------------------------------------ internals
 
@@ -299,6 +238,10 @@ class KisStream:
                 if task.done() and not task.cancelled():
                     task.exception()  # seen: a failure the connection's end made moot
 
+    def _silence_limit(self) -> float:
+        """Clock seconds of quiet that end the connection (the idle limit if nothing is wanted)."""
+        return self.settings.silence_s if self.wanted else self.settings.idle_s
+
     async def _silence_timer(self) -> None:
         """The silence limit in clock time, and never less than `MIN_SILENCE_WALL_S` wall.
 
@@ -307,7 +250,7 @@ class KisStream:
         simulated seconds are under a wall second. With nothing wanted the idle limit holds.
         """
         started = time.monotonic()
-        await self._clock.sleep(self._silence if self.wanted else self._idle_silence)
+        await self._clock.sleep(self._silence_limit())
         await asyncio.sleep(max(0.0, MIN_SILENCE_WALL_S - (time.monotonic() - started)))
 
     @property
@@ -331,13 +274,13 @@ class KisStream:
             try:  # bytes, text frames too: text that is not UTF-8 costs the frame alone
                 message = await wait_unless(stop, socket.recv(decode=False), self._silence_timer())
             except TimeoutError:
-                limit = self._silence if self.wanted else self._idle_silence
-                self._on_state("disconnected", f"silent for {limit:.0f}s")
+                silent = f"silent for {self._silence_limit():.0f}s"
+                self._listener.on_state("disconnected", silent)
                 return got_data
             except ConnectionClosed as exc:
                 self._raise_failure()  # a helper that failed closed it: `run` reports it
                 reason = self._close_reason or self.framing.closed(exc, self._clock.now_ns())
-                self._on_state("disconnected", reason)
+                self._listener.on_state("disconnected", reason)
                 return got_data and not self._flooded
             if message is None:
                 return got_data
@@ -349,7 +292,7 @@ class KisStream:
                 elif is_data_frame(text):
                     self.frames += 1
                     got_data = True
-                    self._on_frame(self.decoder.decode(text, received), received)
+                    self._listener.on_frame(self.decoder.decode(text, received), received)
                     self._confirm()
                     self.framing.read(received)
                 else:
@@ -386,39 +329,40 @@ class KisStream:
                     await self._send(registration, register=False)
                 return
             self.registered.add(registration)
-            self._on_registered(registration)
+            self._listener.on_registered(registration)
         elif control.msg_cd in ("OPSP0001", "OPSP0003"):  # released, or was not there
             self.registered.discard(registration)
             self._regs.confirm_release(registration)
         elif control.msg_cd in SESSION_REFUSALS:  # the key or the session, not the symbol
             self._renewal.refused(self.presented, control.msg_cd)  # a key refusal: renewed
-            self._on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
+            self._listener.on_state("refused", f"{control.msg_cd} {control.msg1}"[:200])
             await socket.close()
         else:
             log.warning(
                 "stream %s: %s %s for %s", self.url, control.msg_cd, control.msg1, registration
             )
             if self._regs.refuse(registration, control.msg_cd):
-                self._on_refused(registration, control.msg_cd, control.msg1)
+                self._listener.on_refused(registration, control.msg_cd, control.msg1)
 
     def _confirm(self) -> None:
         if not self.confirmed:
             self.confirmed = True
-            self.on_confirmed()
+            self._listener.on_confirmed()
 
     async def _watch_answers(self, socket: ClientConnection) -> None:
         """Refuse (`NOACK`, as if KIS said so) and release what is unanswered past its due."""
         awaiting = self._regs.awaiting
         while True:
             if not awaiting:
-                await self._clock.sleep(self._ack_s)  # nothing to wait for: look again later
+                # nothing to wait for: look again later
+                await self._clock.sleep(self.settings.ack_timeout_s)
                 continue
             clock_due, wall_due = min(awaiting.values())
             await self._clock.sleep((clock_due - self._clock.now_ns()) / _NS)
             await asyncio.sleep(max(0.0, wall_due - time.monotonic()))
             now, wall = self._clock.now_ns(), time.monotonic()
             due = [(r, d) for r, d in awaiting.items() if d[0] <= now and d[1] <= wall]
-            reason = f"no answer within {self._ack_s:.0f}s"
+            reason = f"no answer within {self.settings.ack_timeout_s:.0f}s"
             if due and not self.confirmed:  # KIS confirmed nothing: the session is at fault,
                 self._close_reason = reason  # so a new one (with backoff, within the budget)
                 await socket.close()
@@ -467,7 +411,7 @@ class KisStream:
         A failure to get the key closes the connection: `run` raises it (`_raise_failure`).
         """
         try:
-            while socket is self._socket and (owed := self._regs.owed(self.priority)):
+            while socket is self._socket and (owed := self._regs.owed(self._listener.priority)):
                 key = await self._tokens.approval_key()
                 for registration, register in owed:
                     # What changed while an earlier one was being sent is not sent.
@@ -491,7 +435,7 @@ class KisStream:
             },
             "body": {"input": {"tr_id": registration.tr_id, "tr_key": registration.tr_key}},
         }
-        due = self._clock.now_ns() + int(self._ack_s * _NS)
+        due = self._clock.now_ns() + int(self.settings.ack_timeout_s * _NS)
         self._regs.on_sent(registration, register, (due, time.monotonic() + MIN_SILENCE_WALL_S))
         # On a dropped connection the reader reconnects; the registration is still wanted.
         with contextlib.suppress(WebSocketException):

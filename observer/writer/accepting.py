@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import msgspec
 
-from bus.codec import DecodedFrame, envelope_digests
+from bus.codec import BusFrame, envelope_digests
 from bus.envelope import Envelope
 from bus.events import SeqsLost
 from observer.writer.identity import Repeat
@@ -24,8 +24,8 @@ from observer.writer.identity import Repeat
 __all__ = ["Accepted", "accept"]
 
 _SEQ = attrgetter("seq")
-_ENVELOPES: Callable[[DecodedFrame], list[Envelope]] = attrgetter("envelopes")
-_PARTS: Callable[[DecodedFrame], list[msgspec.Raw]] = attrgetter("parts")
+_ENVELOPES: Callable[[BusFrame], list[Envelope]] = attrgetter("envelopes")
+_PARTS: Callable[[BusFrame], list[msgspec.Raw]] = attrgetter("parts")
 T = TypeVar("T")
 
 
@@ -33,7 +33,7 @@ T = TypeVar("T")
 class Accepted:
     """What a batch of frames adds: per frame the indices of its new envelopes."""
 
-    frames: list[tuple[DecodedFrame, list[int]]] = field(default_factory=list)
+    frames: list[tuple[BusFrame, list[int]]] = field(default_factory=list)
     marks: dict[str, int] = field(default_factory=dict)  # new high-water marks
     holes: set[str] = field(default_factory=set)  # sources whose frames started past the mark
     skipped: int = 0  # envelopes past a hole (seq > mark + 1), left for a resend
@@ -66,7 +66,7 @@ class Accepted:
         """Envelopes at or below their source's mark (resends, or conflicts)."""
         return len(self.repeats)
 
-    def published(self) -> list[tuple[DecodedFrame, list[int]]]:
+    def published(self) -> list[tuple[BusFrame, list[int]]]:
         """`frames` without the envelopes whose event did not decode (the feed's part).
 
         A subscriber decodes each message whole: one such envelope would cost it the others.
@@ -85,7 +85,7 @@ class Accepted:
 
 
 def _taken(
-    frames: list[tuple[DecodedFrame, list[int]]], field: Callable[[DecodedFrame], list[T]]
+    frames: list[tuple[BusFrame, list[int]]], field: Callable[[BusFrame], list[T]]
 ) -> list[T]:
     """The taken items of one field of each frame, a whole frame's at once."""
     items: list[T] = []
@@ -95,7 +95,7 @@ def _taken(
     return items
 
 
-def accept(frames: Iterable[DecodedFrame], marks: dict[str, int]) -> Accepted:
+def accept(frames: Iterable[BusFrame], marks: dict[str, int]) -> Accepted:
     """Pick the envelopes that extend each source's mark without a hole (pure function)."""
     result = Accepted()
     for frame in frames:
@@ -128,7 +128,7 @@ def _declares(env: Envelope, mark: int) -> bool:
     return type(event) is SeqsLost and event.first_seq == mark + 1 and event.last_seq == env.seq
 
 
-def _extends(frame: DecodedFrame, new: dict[str, int], marks: dict[str, int]) -> bool:
+def _extends(frame: BusFrame, new: dict[str, int], marks: dict[str, int]) -> bool:
     """Whether the frame is one source's next seqs, all taken (the usual frame, at C speed)."""
     if len(frame.sources) != 1:
         return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from bus.codec import DecodedFrame, decode_parts
+from bus.codec import BusFrame, decode_parts
 from bus.curve import ServerCurve
 from bus.errors import FrameError
 from bus.events import Alert, Event
@@ -57,7 +57,7 @@ class Door:
         alerts, self._alerts = self._alerts, []
         return alerts
 
-    def let_in(self, sender: bytes, raw: bytes, key: str) -> DecodedFrame | None:
+    def let_in(self, sender: bytes, raw: bytes, key: str) -> BusFrame | None:
         """The decoded frame if it may go to the store; None if it was rejected or refused.
 
         ``sender`` is the peer's routing id (named in the log); ``key`` is its CURVE key.
@@ -89,7 +89,7 @@ class Door:
             )
         return frame
 
-    def admit(self, frame: DecodedFrame) -> frozenset[str]:
+    def admit(self, frame: BusFrame) -> frozenset[str]:
         """The frame's sources; `FrameError` if they would exceed ``max_sources``.
 
         The bound keeps a peer inventing names from growing the writer's memory.
@@ -130,7 +130,7 @@ class Door:
             )
         )
 
-    def _key_may_send(self, key: str, frame: DecodedFrame) -> bool:
+    def _key_may_send(self, key: str, frame: BusFrame) -> bool:
         """Over CURVE: may ``key`` send as every source of ``frame``? Else refuse it."""
         if self.curve is None:
             return True

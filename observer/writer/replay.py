@@ -13,7 +13,7 @@ from pathlib import Path
 import zmq
 
 from bus.capture import CaptureHeader, CaptureReader, CaptureWriter
-from bus.codec import DecodedFrame, decode_parts, join_parts
+from bus.codec import BusFrame, decode_parts, join_parts
 from bus.curve import ClientCurve
 from bus.endpoints import LINGER_MS
 from bus.errors import CaptureError, LockHeld
@@ -122,7 +122,7 @@ def open_capture(path: Path, allow_torn_tail: bool = False) -> CaptureReader:
         raise unusable_path(path, exc) from exc
 
 
-def _frames(reader: CaptureReader) -> Iterator[DecodedFrame]:
+def _frames(reader: CaptureReader) -> Iterator[BusFrame]:
     with reader:
         for raw in reader:
             yield decode_parts(raw)
@@ -197,7 +197,7 @@ def _commit_frames(reader: CaptureReader, url: str, batch_events: int) -> Replay
     frames = events = committed = duplicates = conflicts = skipped = 0
     first_skipped: tuple[str, int, int] | None = None
     first_conflict: tuple[str, int] | None = None
-    pending: list[DecodedFrame] = []
+    pending: list[BusFrame] = []
     try:
         store = Store(engine)
         store.check_schema()
@@ -301,9 +301,9 @@ def replay_as_producer(
     )
 
 
-def _without_own(frames: list[DecodedFrame]) -> tuple[list[DecodedFrame], int]:
+def _without_own(frames: list[BusFrame]) -> tuple[list[BusFrame], int]:
     """The frames without the envelopes of the writer's own source, and how many those were."""
-    kept: list[DecodedFrame] = []
+    kept: list[BusFrame] = []
     own = 0
     for frame in frames:
         if WRITER_SOURCE not in frame.sources:

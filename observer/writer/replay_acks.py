@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import zmq
 
-from bus.codec import DecodedFrame, decode_ack
+from bus.codec import BusFrame, decode_ack
 from bus.envelope import Ack
 from observer.errors import BusError
 
@@ -27,7 +27,7 @@ QUIET_S = 1.0
 class AckTally:
     """Per source: the writer's mark before the replay, the last ack, the conflicts counted."""
 
-    def __init__(self, frames: list[DecodedFrame]) -> None:
+    def __init__(self, frames: list[BusFrame]) -> None:
         self.frames = frames
         self.want: dict[str, int] = {}  # the capture's last seq of each source
         self.events: Counter[str] = Counter()
@@ -43,13 +43,13 @@ class AckTally:
         self._probed: dict[str, tuple[int, int]] = {}  # first seq and count in its probe
         self._round: set[str] = set()  # the sources probed in this round
 
-    def probes(self) -> list[DecodedFrame]:
+    def probes(self) -> list[BusFrame]:
         """The first frame of each source not probed yet; a source in one of them only.
 
         The writer sees nothing else of those sources before it acks them: their envelopes
         in a probe are its batch of them, and its ack's duplicates and conflicts are theirs.
         """
-        chosen: list[DecodedFrame] = []
+        chosen: list[BusFrame] = []
         seen: set[str] = set(self._probed)
         self._round = set()
         for frame in self.frames:
@@ -76,7 +76,7 @@ class AckTally:
         """Acknowledged, and the acks account for every envelope (so for every conflict)."""
         return self.done() and all(self.processed[s] >= n for s, n in self.events.items())
 
-    def unacknowledged(self, frame: DecodedFrame) -> bool:
+    def unacknowledged(self, frame: BusFrame) -> bool:
         """Whether a seq of ``frame`` is above its source's last ack."""
         return any(env.seq > self.acked.get(env.source, 0) for env in frame.envelopes)
 
@@ -140,7 +140,7 @@ class ReplayLink:
         self.sent = 0
         self.last = time.monotonic()  # of the last ack or send
 
-    def send(self, frame: DecodedFrame) -> None:
+    def send(self, frame: BusFrame) -> None:
         """Send, reading acks while the writer's queue is full (so that none is dropped)."""
         while True:
             try:

@@ -20,7 +20,7 @@ from typing import Any, TypedDict
 from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from bus.codec import DecodedFrame
+from bus.codec import BusFrame
 from bus.events import Alert, AlertResolved, PruneRequested, Severity
 from observer.alerts.states import open_notices
 from observer.db.models import PrunedChunk
@@ -111,7 +111,7 @@ class Pruner:
             return True
         return bool(self.jobs) and self.jobs[0].retry_at <= time.monotonic()
 
-    def step(self) -> DecodedFrame | None:
+    def step(self) -> BusFrame | None:
         """Do the next piece of work; return the frame of an alert it committed, if any.
 
         Raises
@@ -218,7 +218,7 @@ class Pruner:
         self.pruned += present
         return None
 
-    def _maintain(self, partitions: Partitions) -> DecodedFrame | None:
+    def _maintain(self, partitions: Partitions) -> BusFrame | None:
         """The partitions' maintenance; after repeated failures, one alert.
 
         Rows still land in the default partition meanwhile, so nothing is lost.
@@ -270,7 +270,7 @@ class Pruner:
             self.chunks += 1
         return len(found) < self.chunk_rows
 
-    def _done(self, job: _Job, what: str) -> DecodedFrame | None:
+    def _done(self, job: _Job, what: str) -> BusFrame | None:
         if job.deleted != job.expected:  # cannot happen while the writer is the only writer
             return self._finish(
                 job,
@@ -292,9 +292,7 @@ class Pruner:
             f"pruned {what}: {job.deleted} rows {how}, {seconds:.1f} s",
         )
 
-    def _finish(
-        self, job: _Job, severity: Severity, code: str, message: str
-    ) -> DecodedFrame | None:
+    def _finish(self, job: _Job, severity: Severity, code: str, message: str) -> BusFrame | None:
         self.jobs.popleft()
         request = job.request
         return self._alert(
@@ -311,7 +309,7 @@ class Pruner:
 
     def _alert(
         self, severity: Severity, code: str, message: str, subject: str, context: dict[str, str]
-    ) -> DecodedFrame | None:
+    ) -> BusFrame | None:
         log.log(logging.INFO if severity == "info" else logging.WARNING, "%s: %s", code, message)
         alert = Alert(
             severity=severity, code=code, message=message, subject=subject, context=context
@@ -352,7 +350,7 @@ class Pruner:
             AlertResolved(code=code, severity="error", message=message, subject=subject)
         )
 
-    def _commit_owed(self) -> DecodedFrame | None:
+    def _commit_owed(self) -> BusFrame | None:
         """Commit the next resolution owed; kept for a try after a backoff if that fails."""
         resolution = self._owed[0]
         try:

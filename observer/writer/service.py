@@ -18,7 +18,7 @@ from pathlib import Path
 
 import zmq
 
-from bus.codec import MAX_FRAME_BYTES, DecodedFrame, decode_parts, join_parts
+from bus.codec import MAX_FRAME_BYTES, BusFrame, decode_parts, join_parts
 from bus.curve import Gatekeeper, ServerCurve
 from bus.endpoints import Endpoints
 from bus.envelope import Ack
@@ -260,8 +260,8 @@ class Writer:
             if self.disk is not None:  # its volume: still alerted, no reason to pause now
                 self.disk.alert_only.add("capture")
 
-    def _gather(self, ingest: Ingest, wait: bool) -> list[DecodedFrame]:
-        frames: list[DecodedFrame] = []
+    def _gather(self, ingest: Ingest, wait: bool) -> list[BusFrame]:
+        frames: list[BusFrame] = []
         count = 0
         until = time.monotonic() + self.options.batch_delay_s
         while count < self.options.batch_events:
@@ -326,7 +326,7 @@ class Writer:
     def _commit(
         self,
         ingest: Ingest,
-        frames: list[DecodedFrame],
+        frames: list[BusFrame],
         stop: threading.Event,
         deadline: float | None,
     ) -> Accepted | None:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bus.codec import (
-    DecodedFrame,
+    BusFrame,
     UndecodableEvent,
     decode_parts,
     encode_frame,
@@ -108,9 +108,7 @@ class Store:
         if BusOffset.__tablename__ not in present:
             raise StoreError("database has no observer schema: run `observer db upgrade`")
 
-    def apply(
-        self, frames: Iterable[DecodedFrame], since: dict[str, int] | None = None
-    ) -> Accepted:
+    def apply(self, frames: Iterable[BusFrame], since: dict[str, int] | None = None) -> Accepted:
         """Accept and commit; raise `StoreError` if the database is unavailable.
 
         A batch the database refuses for its content (a constraint, a value too long, one the driver
@@ -170,7 +168,7 @@ class Store:
         keep = [i for i, env in enumerate(envelopes) if env.seq > self.marks.get(env.source, 0)]
         return [envelopes[i] for i in keep], [digests[i] for i in keep]
 
-    def commit_own(self, events: list[Event]) -> DecodedFrame:
+    def commit_own(self, events: list[Event]) -> BusFrame:
         """Commit the writer's own events (its alerts) at its next seqs; return their frame.
 
         Raises
@@ -257,7 +255,7 @@ class Store:
             )
         )
 
-    def _check_repeats(self, repeats: list[Repeat]) -> tuple[list[Conflict], DecodedFrame | None]:
+    def _check_repeats(self, repeats: list[Repeat]) -> tuple[list[Conflict], BusFrame | None]:
         """Check repeats against the committed digests; keep and alert new conflicts.
 
         Return the conflicts and the frame of the alert raised for new ones.

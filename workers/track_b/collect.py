@@ -1,32 +1,11 @@
-"""Track B's real-time sessions: one stream per account, slot decisions applied, ticks out.
+"""Track B's real-time sessions: one `KisStream` per account, slot decisions applied, ticks out.
 
-The collector owns every account's `KisStream`. A slot decision becomes registrations
-(H0STCNT0, and H0STASP0 when books are on) on the decided account; the streams keep what
-they want across reconnects, so slot state survives a dropped session (re-registered best
-score first, in case the new session takes fewer). Each execution is
-published as a `TradeTick` (each book as an `OrderBook`), each decision as a
-`SlotDecision` or `SlotOverflow`, each session change as a `StreamStateChanged`, and each
-gap as a `GapDetected` for the gap-recovery worker. An account whose session has been down
-for ``unhealthy_after_s`` is unhealthy: the slot manager moves its symbols elsewhere. A
-registration KIS refuses is handed to ``on_refused`` as a `Refusal` (the slot manager
-releases the symbol); each symbol's latest tick is kept in ``latest`` (halts, limit locks).
-
-An account whose hourly reconnect budget is spent, or that has no approval key (KIS refused
-its app key, or the token job issued none in time), is *down*: a ``down`` state, its
-outage's alert (`Outages`: ``track_b_account_down``, unhealthy, its slots fail over), and a
-new session as soon as the oldest reconnect of the hour ages out and the budget has room
-again (`KEYLESS_RETRY_S` after a keyless attempt); the other accounts stream on.
-
-Each account alert has a module of its own, fed by the collector: its outages
-(`Outages`), a session that answers but streams nothing (`StaleWatch`, restarted once an
-episode), each data frame's delivery lag (`FeedLag`; a symbol released while the feed runs
-behind is a ``delivery_lag`` gap, `GapDetector.forget`) and the data the decoder refuses
-(`RefusedData`; a refused trade of a streamed symbol is a ``dropped_record`` gap).
-
-Only what a session asked for and what can be true is published: each trade and book is
-checked first (`workers.track_b.checks`); one refused, a record the decoder refused and a
-frame the stream dropped are kept as rejected records, counted and alerted (`Rejections`),
-and a refused trade of a streamed symbol is a ``dropped_record`` gap too.
+A slot decision becomes registrations on its account (trades; books too with ``books``), kept
+across reconnects and re-sent best score first. What a session delivers is checked
+(`workers.track_b.checks`) and published (`TradeTick`, `OrderBook`), beside each decision,
+session state and gap (`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`);
+what a check or the decoder refuses is kept as a rejected record. An account down (budget
+spent, no approval key) is unhealthy and its slots fail over until a new session is up.
 """
 
 from __future__ import annotations
@@ -35,8 +14,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from typing import Literal, NamedTuple
 
 from bus.events import (
@@ -52,16 +31,18 @@ from bus.events import (
     TradeTick,
 )
 from observer.calendar.clock import Clock
+from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.frames import DroppedFrame, FrameLimits
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     PERSISTENT_REFUSALS,
     BudgetSpent,
     KisStream,
     Registration,
+    StreamSettings,
     StreamState,
     SubscriptionError,
 )
@@ -80,6 +61,7 @@ __all__ = [
     "REGISTRATIONS_MISMATCH",
     "TRADE",
     "Collector",
+    "CollectorSettings",
     "Refusal",
     "decision_event",
 ]
@@ -143,52 +125,87 @@ class Refusal(NamedTuple):
     at_ns: int
 
 
-_FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
-_CHECKS, _FRAME_LIMITS = Checks(), FrameLimits()
 MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
+_FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
+_CHECKS, _STREAM = Checks(), StreamSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """What configures the collector: ``[track_b]``'s (`of`), or the defaults (tests)."""
+
+    books: bool = False  # each symbol's order book (H0STASP0) beside its trades
+    silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
+    unhealthy_after_s: float = 30.0  # an account down this long: its slots fail over
+    velocity_window_s: float = 10.0  # executions per second over this window (`velocity`)
+    stale_after_s: float = 0.0  # a session streaming nothing this long restarts; 0: off
+    lag_alert_s: float = 0.0  # a feed this far behind the exchange is alerted; 0: off
+    refused_quiet_s: float = QUIET_S  # refused or rejected data's episode ends this quiet
+    checks: Checks = _CHECKS  # what is published, what is rejected
+    stream: StreamSettings = _STREAM  # each account's session
+
+    @classmethod
+    def of(cls, config: TrackBSettings) -> CollectorSettings:
+        """The collector ``[track_b]`` configures."""
+        return cls(
+            books=config.books,
+            silence=SilenceRule(
+                config.silence_expected_s,
+                config.silence_tolerance_s,
+                config.silence_cadence_factor,
+                config.silence_window_s,
+                resolution_s=1.0,  # trades are stamped HHMMSS
+            ),
+            unhealthy_after_s=config.unhealthy_after_s,
+            velocity_window_s=config.velocity_window_s,
+            stale_after_s=config.stale_after_s,
+            lag_alert_s=config.lag_alert_s,
+            checks=Checks.of(config),
+            stream=StreamSettings(
+                reconnects_per_hour=config.reconnects_per_hour,
+                idle_silence_s=config.idle_silence_s,
+                identify=config.identify_idle,
+                frame_limits=FrameLimits(config.max_frame_bytes, config.bad_frames_per_minute),
+            ),
+        )
+
+
+_SETTINGS = CollectorSettings()
 
 
 class Collector:
-    """Every account's session, the registrations the slots call for, and what they deliver."""
+    """Every account's session, the registrations the slots call for, and what they deliver.
+
+    ``in_session`` says whether a time (UTC ns) is in continuous trading (gaps, lag and
+    stale sessions count only then); ``on_refused`` hears each registration KIS refused;
+    ``limits`` maps a symbol to the day's (lower, upper) price limits (the slot guard's).
+    """
 
     def __init__(
         self,
         accounts: Sequence[KisAccount],
         clock: Clock,
         publish: Callable[[Event], object],
+        settings: CollectorSettings = _SETTINGS,
         *,
-        books: bool = False,
-        silence: SilenceRule = _FIXED_SILENCE,
         in_session: Callable[[int], bool] = lambda ns: True,
-        unhealthy_after_s: float = 30.0,
-        velocity_window_s: float = 10.0,
         on_refused: Callable[[Refusal], None] = lambda refusal: None,
-        reconnects_per_hour: int = 60,
-        idle_silence_s: float | None = None,
-        identify: bool = False,
-        stale_after_s: float = 0.0,
-        lag_alert_s: float = 0.0,
-        refused_quiet_s: float = QUIET_S,
-        checks: Checks = _CHECKS,
         limits: Mapping[str, tuple[int, int]] | None = None,
-        frame_limits: FrameLimits = _FRAME_LIMITS,
     ) -> None:
         self.clock = clock
-        self.lag = FeedLag(clock, publish, in_session, lag_alert_s)
-        self.refused_data = RefusedData(clock, publish, refused_quiet_s)
-        self.rejections = Rejections(clock, publish, refused_quiet_s)
-        self.checks = checks
-        # symbol -> the day's (lower, upper) price limits: the slot guard's, from Track A
+        self.settings = settings
+        self.lag = FeedLag(clock, publish, in_session, settings.lag_alert_s)
+        self.refused_data = RefusedData(clock, publish, settings.refused_quiet_s)
+        self.rejections = Rejections(clock, publish, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
-        self.stale_watch = StaleWatch(clock, publish, in_session, stale_after_s)
+        self.stale_watch = StaleWatch(clock, publish, in_session, settings.stale_after_s)
         self.publish = publish
-        self.books = books
-        self.window_ns = int(velocity_window_s * _NS)
+        self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
         self.accounts = {account.alias: account for account in accounts}
         self.detectors: dict[str, GapDetector] = {}
         aliases = [account.alias for account in accounts]
-        self.outages = Outages(clock, publish, aliases, unhealthy_after_s)
+        self.outages = Outages(clock, publish, aliases, settings.unhealthy_after_s)
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
@@ -199,24 +216,9 @@ class Collector:
         self.gaps = 0
         for account in accounts:
             alias = account.alias
-            self.detectors[alias] = GapDetector(alias, silence, in_session)
-            self.streams[alias] = account.stream(
-                partial(self._on_frame, alias),
-                partial(self._on_state, alias),
-                partial(self._on_registered, alias),
-                partial(self._on_refused, alias),
-                reconnects_per_hour=reconnects_per_hour,
-                idle_silence_s=idle_silence_s,
-                identify=identify,
-                frame_limits=frame_limits,
-            )
+            self.detectors[alias] = GapDetector(alias, settings.silence, in_session)
+            self.streams[alias] = account.stream(_AccountListener(self, alias), settings.stream)
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
-            stream = self.streams[alias]
-            stream.priority = self._priority
-            stream.on_confirmed = partial(self._on_confirmed, alias)
-            stream.framing.on_dropped = partial(self._on_dropped_frame, alias)
-            stream.framing.on_flood = partial(self.rejections.flood, alias)
-            stream.framing.on_flood_over = partial(self.rejections.flood_over, alias)
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
     # ------------------------------------------------------------------ the slots
@@ -376,7 +378,7 @@ class Collector:
     @property
     def kinds(self) -> tuple[str, ...]:
         """The registrations of one symbol: its trades, and its book with books on."""
-        return (TRADE, BOOK) if self.books else (TRADE,)
+        return (TRADE, BOOK) if self.settings.books else (TRADE,)
 
     async def _add(self, alias: str, symbol: str) -> None:
         # Each registration is wanted at once and on its own: none waits for a key, and
@@ -467,7 +469,12 @@ class Collector:
             self.outages.cancel()
 
     async def _keep(self, alias: str, stop: asyncio.Event) -> None:
-        """One account's session until ``stop``, through its outages (see the docstring)."""
+        """One account's session until ``stop``, through its outages.
+
+        A spent reconnect budget, or no approval key (KIS refused the app key, or the token
+        job issued none in time), puts the account down (`_down`) until the oldest reconnect
+        of the hour ages out (`KEYLESS_RETRY_S` after a keyless attempt); the others go on.
+        """
         self.outages.starting(alias)
         while not stop.is_set():
             try:
@@ -521,7 +528,7 @@ class Collector:
             counters[counter(alias, f"rejected.{kind}")] = float(count)
         return counters
 
-    def _on_frame(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
+    def _on_frame(self, alias: str, frame: RealtimeEvents, received_ns: int) -> None:
         """Publish a frame's events (decoded by the account's stream, ``account`` set).
 
         What a check refuses is not published (`_rejected`); the rest of the frame is.
@@ -537,7 +544,7 @@ class Collector:
         newest = 0
         for tick in frame.ticks:
             asked = stream.holds(frame.tr_id, tick.symbol)
-            if fault := self.checks.trade(tick, asked, limits.get(tick.symbol)):
+            if fault := self.settings.checks.trade(tick, asked, limits.get(tick.symbol)):
                 self._rejected(alias, frame, tick, fault)
                 continue
             self.publish(tick)
@@ -548,7 +555,7 @@ class Collector:
             if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
                 self._gap(gap)
         for book in frame.books:
-            if fault := self.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
+            if fault := self.settings.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
                 self._rejected(alias, frame, book, fault)
             else:
                 self.publish(book)
@@ -558,7 +565,7 @@ class Collector:
     def _rejected(
         self,
         alias: str,
-        frame: DecodedFrame,
+        frame: RealtimeEvents,
         record: TradeTick | OrderBook,
         fault: tuple[str, str],
     ) -> None:
@@ -574,7 +581,7 @@ class Collector:
         if gap := self.detectors[alias].on_refused_trade(symbol, received_ns, trusted):
             self._gap(gap)
 
-    def _dropped(self, alias: str, frame: DecodedFrame, received_ns: int) -> None:
+    def _dropped(self, alias: str, frame: RealtimeEvents, received_ns: int) -> None:
         """Count and alert the refused records; a refused trade of a streamed symbol: a gap.
 
         Its trade is lost all the same: the gap has its minute recovered from KIS's bars.
@@ -657,3 +664,38 @@ class Collector:
                 account=gap.account,
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _AccountListener:
+    """One account's `StreamListener`: each event, with its alias, to the collector."""
+
+    collector: Collector
+    alias: str
+
+    def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
+        self.collector._on_frame(self.alias, frame, received_ns)
+
+    def on_state(self, state: StreamState, reason: str) -> None:
+        self.collector._on_state(self.alias, state, reason)
+
+    def on_registered(self, registration: Registration) -> None:
+        self.collector._on_registered(self.alias, registration)
+
+    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+        self.collector._on_refused(self.alias, registration, code, message)
+
+    def on_confirmed(self) -> None:
+        self.collector._on_confirmed(self.alias)
+
+    def on_dropped_frame(self, dropped: DroppedFrame) -> None:
+        self.collector._on_dropped_frame(self.alias, dropped)
+
+    def on_flood(self, why: str) -> None:
+        self.collector.rejections.flood(self.alias, why)
+
+    def on_flood_over(self, why: str) -> None:
+        self.collector.rejections.flood_over(self.alias, why)
+
+    def priority(self, registration: Registration) -> tuple[float, str, str]:
+        return self.collector._priority(registration)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from bus.events import Alert, AlertResolved, Event, RealtimeRejected
 from observer.calendar.clock import Clock
 from observer.kis.frames import DroppedFrame
-from observer.kis.realtime import DecodedFrame
+from observer.kis.realtime import RealtimeEvents
 
 __all__ = [
     "ALERTED_SYMBOLS",
@@ -83,7 +83,7 @@ class Rejections:
         self,
         alias: str,
         fault: tuple[str, str],
-        frame: DecodedFrame,
+        frame: RealtimeEvents,
         symbol: str,
         received_ns: int,
         exchange_ns: int = 0,

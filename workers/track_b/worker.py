@@ -63,7 +63,6 @@ from observer.db.readers import reader_engine
 from observer.db.slot_queries import AsOf, held_slots
 from observer.errors import KisError
 from observer.kis.client import RateLimits
-from observer.kis.frames import FrameLimits
 from observer.kis.session import open_account, token_alert
 from observer.kis.token_cache import key_digest
 from observer.process.heartbeat import FAILING_S, Notifier
@@ -76,9 +75,7 @@ from observer.runtime import (
     sleep_unless,
 )
 from workers.track_b import SOURCE
-from workers.track_b.checks import Checks
-from workers.track_b.collect import Collector
-from workers.track_b.gaps import SilenceRule
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.guard import SlotGuard
 from workers.track_b.handover import (
     AccountAlerts,
@@ -260,28 +257,10 @@ class TrackB(AsyncWorker):
             accounts,
             self.clock,
             self.producer.send,
-            books=self.config.books,
-            silence=SilenceRule(
-                self.config.silence_expected_s,
-                self.config.silence_tolerance_s,
-                self.config.silence_cadence_factor,
-                self.config.silence_window_s,
-                resolution_s=1.0,  # trades are stamped HHMMSS
-            ),
+            CollectorSettings.of(self.config),
             in_session=self._in_continuous_trading,
-            unhealthy_after_s=self.config.unhealthy_after_s,
-            velocity_window_s=self.config.velocity_window_s,
             on_refused=self.guard.on_refused,
-            reconnects_per_hour=self.config.reconnects_per_hour,
-            idle_silence_s=self.config.idle_silence_s,
-            identify=self.config.identify_idle,
-            stale_after_s=self.config.stale_after_s,
-            lag_alert_s=self.config.lag_alert_s,
-            checks=Checks.of(self.config),
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
-            frame_limits=FrameLimits(
-                self.config.max_frame_bytes, self.config.bad_frames_per_minute
-            ),
         )
         self.collector = collector
         collector.take_over(*account_alerts)
