@@ -157,17 +157,15 @@ def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
     return source == alert_source and seq > alert_seq
 
 
-def open_notices(records: AlertRecords, source: str, codes: Collection[str]) -> list[Notice]:
-    """The alerts of ``codes`` that ``source`` raised and are open in ``records``, oldest first.
-
-    A job that mends what an earlier run alerted resolves it only then: a resolution of
-    nothing open would still be sent to every channel.
-    """
+def open_notices(
+    records: AlertRecords, source: str, codes: Collection[str] | None = None
+) -> list[Notice]:
+    """The alerts of ``codes`` (None: any) ``source`` raised, open in ``records``, oldest first."""
     return [
         state.notice
         for state in alert_states(records)
         if state.state == "open"
-        and state.notice.code in codes
+        and (codes is None or state.notice.code in codes)
         and parse_alert_id(state.notice.id)[0] == source
     ]
 

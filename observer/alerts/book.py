@@ -1,0 +1,143 @@
+"""The alert book: one per process, the conditions it has alerted and not yet resolved.
+
+A condition is ``(code, subject)``. `AlertBook.raise_` publishes an `Alert` of one that is not
+open, or open at a lower severity; `AlertBook.resolve` publishes an `AlertResolved` of one that
+is, at the highest severity raised: a resolution of nothing open would still be sent to every
+channel. `AlertBook.take_over` makes an earlier run's open alerts (`observer.alerts.stored`)
+the book's own. `alert` and `resolution` change the book and return the event for an owner
+that sends its own. Safe to share between threads (a producer's socket thread measures disks).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+
+from bus.events import Alert, AlertResolved, Event, Severity
+from observer.alerts.states import SEVERITY_RANK, Notice
+
+__all__ = ["AlertBook", "Publish"]
+
+Publish = Callable[[Event], object]
+
+
+def _key(code: str, subject: str) -> tuple[str, str]:
+    """The condition as the events carry it (cut to their columns' sizes, NUL written out)."""
+    short = len(code) <= Alert.CODE_LENGTH and len(subject) <= Alert.SUBJECT_LENGTH
+    if short and "\x00" not in code and "\x00" not in subject:
+        return code, subject
+    cut = AlertResolved(code=code, severity="info", message="", subject=subject)
+    return cut.code, cut.subject
+
+
+def _higher(a: Severity, b: Severity | None) -> Severity:
+    return a if b is None or SEVERITY_RANK[a] > SEVERITY_RANK[b] else b
+
+
+class AlertBook:
+    """The open conditions of one process (its bus ``source``), and what publishes them."""
+
+    def __init__(self, publish: Publish, source: str = "") -> None:
+        self.source = source
+        self._publish = publish
+        self._open: dict[tuple[str, str], Severity] = {}  # condition -> highest severity open
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"AlertBook({self.source!r}, {len(self._open)} open)"
+
+    def is_open(self, code: str, subject: str = "") -> bool:
+        """True while the condition is open (raised here or taken over, not resolved)."""
+        return _key(code, subject) in self._open
+
+    def severity(self, code: str, subject: str = "") -> Severity | None:
+        """The highest severity the open condition was raised at; None if it is not open."""
+        return self._open.get(_key(code, subject))
+
+    def subjects(self, code: str) -> set[str]:
+        """The subjects of ``code``'s open conditions."""
+        return {subject for (each, subject) in list(self._open) if each == code}
+
+    def conditions(self) -> Mapping[tuple[str, str], Severity]:
+        """Every open condition and its severity, as of now (a copy)."""
+        return dict(self._open)
+
+    def alert(
+        self,
+        code: str,
+        subject: str,
+        severity: Severity,
+        message: str,
+        context: Mapping[str, str] | None = None,
+        *,
+        again: bool = False,
+    ) -> Alert | None:
+        """The `Alert` to send, the condition open from now; None if it is open already.
+
+        Open already at ``severity`` or higher: None, unless ``again`` (each alert of a
+        condition that repeats, one resolution ending them all). An info alert is a note,
+        never open: always sent.
+        """
+        event = Alert(
+            severity=severity,
+            code=code,
+            message=message,
+            context=dict(context or {}),
+            subject=subject,
+        )
+        if severity == "info":
+            return event
+        key = (event.code, event.subject)
+        with self._lock:
+            held = self._open.get(key)
+            if held is not None and not again and SEVERITY_RANK[severity] <= SEVERITY_RANK[held]:
+                return None
+            self._open[key] = _higher(severity, held)
+        return event
+
+    def resolution(self, code: str, subject: str = "", message: str = "") -> AlertResolved | None:
+        """The `AlertResolved` to send, the condition over; None if it is not open."""
+        key = _key(code, subject)
+        with self._lock:
+            severity = self._open.pop(key, None)
+        if severity is None:
+            return None
+        return AlertResolved(code=key[0], severity=severity, message=message, subject=key[1])
+
+    def raise_(
+        self,
+        code: str,
+        subject: str,
+        severity: Severity,
+        message: str,
+        context: Mapping[str, str] | None = None,
+        *,
+        again: bool = False,
+    ) -> bool:
+        """Publish `alert`'s event, if any; True if one went out."""
+        event = self.alert(code, subject, severity, message, context, again=again)
+        if event is None:
+            return False
+        self._publish(event)
+        return True
+
+    def resolve(self, code: str, subject: str = "", message: str = "") -> bool:
+        """Publish `resolution`'s event, if any; True if one went out."""
+        event = self.resolution(code, subject, message)
+        if event is None:
+            return False
+        self._publish(event)
+        return True
+
+    def take_over(self, notices: Iterable[Notice]) -> list[Notice]:
+        """Make an earlier run's open alerts this book's; those of warning or above, in order.
+
+        Each condition is open from now at the highest severity of its alerts (and of this
+        run's, if it raised the condition too); nothing is published.
+        """
+        taken = [n for n in notices if n.severity != "info"]
+        with self._lock:
+            for notice in taken:
+                key = _key(notice.code, notice.subject)
+                self._open[key] = _higher(notice.severity, self._open.get(key))
+        return taken
