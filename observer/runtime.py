@@ -1,4 +1,4 @@
-"""Process helpers: SIGTERM/SIGINT as a stop event, the producer, heartbeats, the workers' base.
+"""Process helpers: stop signals, the producer and its alert book, heartbeats, a worker's base.
 
 `alongside` runs a process's long-lived tasks so that none dies unseen.
 """
@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any, TypeVar
 
 from bus.producer import Producer
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.cluster.hosts import own_source
 from observer.cluster.transport import bus_endpoints, client_curve
@@ -30,6 +31,7 @@ from observer.process.logs import mask_struct
 __all__ = [
     "AsyncWorker",
     "ShortTasks",
+    "alert_book",
     "alongside",
     "beat_forever",
     "drained",
@@ -45,8 +47,9 @@ T = TypeVar("T")
 
 # How long a producer's first disk measure waits for `take_over_disk_alerts` (a process that
 # never hands them over, a test's, a tool's, measures from ok after this).
-_INHERIT_S = 30.0
+_TAKE_OVER_S = 30.0
 _watches: weakref.WeakKeyDictionary[Producer, DiskWatch] = weakref.WeakKeyDictionary()
+_books: weakref.WeakKeyDictionary[Producer, AlertBook] = weakref.WeakKeyDictionary()
 
 
 def stop_on_signals() -> threading.Event:
@@ -71,7 +74,8 @@ def producer_for(
     (``track_b@c2``, `observer.cluster.hosts`), and so is its outbox; ``producer.source`` is the
     name its rows are stored under. Every event it sends is masked like a log line first
     (`observer.process.logs.mask_struct`), and the free space of the outbox's volume is watched
-    (`observer.process.disk`: its first measure waits for `take_over_disk_alerts`).
+    (`observer.process.disk`: its first measure waits for `take_over_disk_alerts`). The
+    process's `alert_book` publishes through it.
     """
     unnamed, source = source, own_source(settings, source)
     run_dir = settings.paths.run
@@ -86,7 +90,10 @@ def producer_for(
             unnamed,
             run_dir / "outbox",
         )
-    watch = DiskWatch(settings.disk, {"outbox": outbox}, source, inherit_within_s=_INHERIT_S)
+    book = AlertBook(lambda event: producer.send(event), source)  # the producer made below
+    watch = DiskWatch(
+        settings.disk, {"outbox": outbox}, source, book=book, take_over_within_s=_TAKE_OVER_S
+    )
     producer = Producer(
         source,
         bus_endpoints(settings).ingest,
@@ -104,19 +111,31 @@ def producer_for(
         curve=client_curve(settings),  # over tcp: this host's keys (ConfigError if missing)
     )
     _watches[producer] = watch
+    _books[producer] = book
     return producer
+
+
+def alert_book(producer: Producer) -> AlertBook:
+    """The alert book of ``producer``'s process (`producer_for` made it): it publishes there.
+
+    A producer made otherwise (a test's stand-in) gets a book of its own, through its ``send``.
+    """
+    book = _books.get(producer) if isinstance(producer, Producer) else None
+    if book is None:
+        book = AlertBook(producer.send, getattr(producer, "source", ""))
+    return book
 
 
 def take_over_disk_alerts(settings: Settings, producer: Producer) -> None:
     """Hand ``producer``'s disk watch the disk alerts an earlier run of its source left open.
 
     On the main thread, after READY (it loads the database layer, which a worker loads only
-    then): the watch's first measure waits for this, up to `_INHERIT_S`.
+    then): the watch's first measure waits for this, up to `_TAKE_OVER_S`.
     """
     from observer.process.disk_alerts import stored_disk_alerts  # the database layer: after READY
 
     if (watch := _watches.get(producer)) is not None:
-        watch.inherit(stored_disk_alerts(settings.database, producer.source)())
+        watch.take_over(stored_disk_alerts(settings.database, producer.source)())
 
 
 def drained(
@@ -281,6 +300,7 @@ class ShortTasks:
 class AsyncWorker:
     """What every asyncio worker holds (settings, clock, producer, notifier, stop event).
 
+    ``alerts`` is the process's alert book (`alert_book`).
     ``stop`` is set by SIGTERM; the sleeps are in clock time and end early when it is.
     """
 
@@ -295,6 +315,7 @@ class AsyncWorker:
         self.settings = settings
         self.clock = clock
         self.producer = producer
+        self.alerts = alert_book(producer)
         self.notifier = notifier
         self.stop = stop
 

@@ -17,8 +17,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
-from bus.events import Alert, AlertResolved
+from bus.events import Alert, AlertResolved, Severity
 from bus.producer import Producer
+from observer.alerts.states import Notice
 from observer.config.tree import load_settings
 from observer.db import migrate
 from observer.db.settings import DatabaseSettings
@@ -64,15 +65,27 @@ def _resolved(url: str, subject: str) -> list[str]:
     return [row[0] for row in db_rows(url, sql, until_schema=True)]
 
 
+def _left_open(earlier: Mapping[str, Collection[str]]) -> list[Notice]:
+    """The open disk alerts an earlier run left: per code, their subjects."""
+    severity: dict[str, Severity] = {"disk_low": "warning", "disk_critical": "critical"}
+    return [
+        Notice(f"writer:{n}", "alert", n, severity[code], code, subject, "")
+        for n, (code, subject) in enumerate(
+            (code, subject) for code, subjects in earlier.items() for subject in subjects
+        )
+    ]
+
+
 def _watch(free: list[int], earlier: Mapping[str, Collection[str]] | None) -> DiskWatch:
-    return DiskWatch(
+    watch = DiskWatch(
         SETTINGS,
         {"database": Path("/db")},
         "writer",
-        earlier=lambda: earlier,
         usage=lambda _: Usage(1000 * MIB, free[0]),
         monotonic=lambda: 0.0,
     )
+    watch.take_over(None if earlier is None else _left_open(earlier))
+    return watch
 
 
 @given(
@@ -151,7 +164,7 @@ def test_a_postgresql_read_that_stalls_is_given_up_on_not_waited_for(pg_url: str
 
 def test_a_producers_first_measure_waits_for_what_it_is_handed() -> None:
     """A producer's watch is handed the earlier alerts by its main thread (its socket thread
-    imports nothing): its first measure waits for them, up to ``inherit_within_s``."""
+    imports nothing): its first measure waits for them, up to ``take_over_within_s``."""
     now, free = [0.0], [50 * MIB]  # low: disk_low due
 
     def watch() -> DiskWatch:
@@ -159,14 +172,14 @@ def test_a_producers_first_measure_waits_for_what_it_is_handed() -> None:
             SETTINGS,
             {"outbox": Path("/o")},
             "job",
-            inherit_within_s=30.0,
+            take_over_within_s=30.0,
             usage=lambda _: Usage(1000 * MIB, free[0]),
             monotonic=lambda: now[0],
         )
 
     handed = watch()
     assert handed.check() == []  # nothing handed yet: not measured
-    handed.inherit({"disk_low": {"job:outbox"}})
+    handed.take_over(_left_open({"disk_low": {"job:outbox"}}))
     assert handed.check() == []  # still low: the earlier run's alert stands, no second one
     free[0] = 500 * MIB
     (event,) = handed.check(now=True)

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
 
 from bus.events import Alert, AlertResolved, Event, GapStateChanged, MinuteBars
-from bus.producer import Producer
+from observer.alerts.book import AlertBook
 from observer.alerts.settings import ThresholdRule
+from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.tree import Settings, load_settings
@@ -135,12 +136,21 @@ class Rig:
 
 def _rig(settings: Settings | None = None, now_ns: int = TEN + 10 * MINUTE) -> Rig:
     clock = ManualClock(now_ns)
-    worker = GapRecovery(
-        settings or Settings(), clock, Producer.__new__(Producer), Notifier(None), asyncio.Event()
-    )
     sent: list[Event] = []
-    worker.producer = SimpleNamespace(send=sent.append)  # type: ignore[assignment]
+    producer = SimpleNamespace(send=sent.append, source="gap_recovery")
+    worker = GapRecovery(
+        settings or Settings(),
+        clock,
+        producer,  # type: ignore[arg-type]
+        Notifier(None),
+        asyncio.Event(),
+    )
     return Rig(worker, clock, sent)
+
+
+def _left_open(day: date) -> Notice:
+    """An earlier instance's open alert of ``day``, as the start-up reads it."""
+    return Notice("gap_recovery:7", "alert", 0, "error", UNRECOVERABLE_ALERT, day.isoformat(), "")
 
 
 def _gap(gap_id: str = "g", start: int = TEN + 50 * S, reason: str = "silence") -> Pending:
@@ -261,12 +271,12 @@ def test_the_alert_is_raised_again_only_when_the_count_doubles() -> None:
     assert [count for _, _, count in rig.alerts()] == ["1", "2", "4", "8"]
     # A restart takes the open alert over: not raised again for the same count.
     again = _rig()
-    again.worker.alerts.take_over({DAY})
+    again.worker.alerts.take_over([_left_open(DAY)])
     again.worker._take([_row_of(_gap(f"g{n}", TEN + n * S), "unrecoverable") for n in range(9)])
     assert again.alerts() == []
     # ... and resolves it once the day has none left.
     gone = _rig()
-    gone.worker.alerts.take_over({DAY})
+    gone.worker.alerts.take_over([_left_open(DAY)])
     gone.worker._take([])
     assert gone.alerts() == [("AlertResolved", "2026-11-20", "")]
 
@@ -298,11 +308,12 @@ def test_a_taken_over_alert_is_resolved_once_its_day_leaves_the_window(
     """A restarted daemon takes a predecessor's alert over: resolved as given up when its
     day is out of the ``retake_days`` window, kept (and judged by the sweep) within it."""
     sent: list[Event] = []
-    alerts = UnrecoverableAlerts(sent.append)
+    book = AlertBook(sent.append, "gap_recovery")
+    alerts = UnrecoverableAlerts(book)
     today = date(2026, 11, 20)
     day = date.fromordinal(today.toordinal() - age)
     first = date.fromordinal(today.toordinal() - retake_days)
-    alerts.take_over({day})
+    book.take_over([_left_open(day)])
     alerts.update(Counter({day: 3}) if day >= first else Counter(), first)
     if day < first:
         assert [e.message for e in sent if isinstance(e, AlertResolved)] == [

@@ -4,8 +4,8 @@ A condition is ``(code, subject)``. `AlertBook.raise_` publishes an `Alert` of o
 open, or open at a lower severity; `AlertBook.resolve` publishes an `AlertResolved` of one that
 is, at the highest severity raised: a resolution of nothing open would still be sent to every
 channel. `AlertBook.take_over` makes an earlier run's open alerts (`observer.alerts.stored`)
-the book's own. `alert` and `resolution` change the book and return the event for an owner
-that sends its own. Safe to share between threads (a producer's socket thread measures disks).
+the book's own. `alert` and `resolution` change the book and return the event, for an owner
+that sends its own (the writer commits its alerts). Safe to share between threads.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _higher(a: Severity, b: Severity | None) -> Severity:
 class AlertBook:
     """The open conditions of one process (its bus ``source``), and what publishes them."""
 
-    def __init__(self, publish: Publish, source: str = "") -> None:
+    def __init__(self, publish: Publish | None, source: str = "") -> None:
         self.source = source
-        self._publish = publish
+        self.publish = publish  # None: the owners send the events (`alert`, `resolution`)
         self._open: dict[tuple[str, str], Severity] = {}  # condition -> highest severity open
         self._lock = threading.Lock()
 
@@ -118,7 +118,7 @@ class AlertBook:
         event = self.alert(code, subject, severity, message, context, again=again)
         if event is None:
             return False
-        self._publish(event)
+        self._send(event)
         return True
 
     def resolve(self, code: str, subject: str = "", message: str = "") -> bool:
@@ -126,8 +126,13 @@ class AlertBook:
         event = self.resolution(code, subject, message)
         if event is None:
             return False
-        self._publish(event)
+        self._send(event)
         return True
+
+    def _send(self, event: Event) -> None:
+        if self.publish is None:
+            raise TypeError(f"{self!r} publishes nothing: its owners send what it hands them")
+        self.publish(event)
 
     def take_over(self, notices: Iterable[Notice]) -> list[Notice]:
         """Make an earlier run's open alerts this book's; those of warning or above, in order.

@@ -1,6 +1,6 @@
 """The disk alerts an earlier run of a process left open: what its `DiskWatch` takes over.
 
-Read once: by the writer's watch at its first measure, and for a producer by its process's
+Read once at the start: by the writer before it serves, and for a producer by its process's
 main thread once READY (`observer.runtime.take_over_disk_alerts`). A separate module so that
 the settings (`observer.config.tree` imports `observer.process.disk`) need no database library.
 """
@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from msgspec import structs
 from sqlalchemy import Engine, event
 
-from observer.alerts.states import open_notices
-from observer.db.queries import open_alert_records
+from observer.alerts.states import Notice
+from observer.alerts.stored import open_alerts
 from observer.db.readers import reader_engine
 from observer.db.settings import DatabaseSettings
-from observer.process.disk import DISK_CODES, Earlier
+from observer.process.disk import DISK_CODES
 
 __all__ = ["open_disk_alerts", "stored_disk_alerts"]
 
@@ -28,28 +29,24 @@ log = logging.getLogger(__name__)
 _TAKE_OVER_WAIT_S = 2.0
 
 
-def open_disk_alerts(engine: Engine, source: str) -> dict[str, set[str]] | None:
-    """Per code, the subjects of ``source``'s open disk alerts; None if they cannot be read.
+def open_disk_alerts(engine: Engine, source: str) -> list[Notice] | None:
+    """``source``'s open disk alerts; None if they cannot be read.
 
-    ``source`` as stored (the writer's ``writer``, a producer's host-qualified name): the
-    writer's own source is never qualified, so `observer.alerts.states.open_subjects_of`, which
-    qualifies, would miss its alerts on a named host. Taking over is a convenience: any
-    failure to read (a host without the database, a broken one) takes nothing over, and
-    never ends the process that asked.
+    ``source`` as stored (the writer's ``writer``, never qualified; a producer's
+    host-qualified name). Taking over is a convenience: any failure to read (a host without
+    the database, a broken one) takes nothing over, and never ends the process that asked.
     """
     try:
         with engine.connect() as conn:
-            records = open_alert_records(conn, deliveries=False)
+            return open_alerts(conn, source, DISK_CODES)
     except Exception as exc:
         log.info("%s: cannot read its open disk alerts, none taken over: %s", source, exc)
         return None
-    found: dict[str, set[str]] = {code: set() for code in DISK_CODES}
-    for notice in open_notices(records, source, DISK_CODES):
-        found[notice.code].add(notice.subject)
-    return found
 
 
-def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
+def stored_disk_alerts(
+    database: DatabaseSettings, source: str
+) -> Callable[[], list[Notice] | None]:
     """`open_disk_alerts` of a producer's ``source``, read through a reader engine of its own.
 
     One connection at most, and a short wait for it: a database that is down must not hold
@@ -62,7 +59,7 @@ def stored_disk_alerts(database: DatabaseSettings, source: str) -> Earlier:
         reader_pool_timeout_s=min(database.reader_pool_timeout_s, _TAKE_OVER_WAIT_S),
     )
 
-    def read() -> dict[str, set[str]] | None:
+    def read() -> list[Notice] | None:
         try:
             engine = reader_engine(once, source)
         except Exception as exc:  # as in open_disk_alerts

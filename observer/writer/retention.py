@@ -4,7 +4,8 @@ Only the writer writes, so the archive job asks it (`bus.events.PruneRequested`)
 Parquet file is verified. A day is pruned only if it is exactly what was archived (`_refusal`),
 and only the rows fixed when its pruning starts (`Pruner._start`). What each chunk deletes is
 recorded per source in ``pruned_chunks`` in the same transaction, and the audit counts those
-seqs as present.
+seqs as present. A failure's alert, open in the writer's `AlertBook` (an earlier run's too,
+taken over at the first success), is resolved by the next success.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, insert, or_, sele
 from sqlalchemy.exc import SQLAlchemyError
 
 from bus.codec import BusFrame
-from bus.events import Alert, AlertResolved, PruneRequested, Severity
-from observer.alerts.states import open_notices
+from bus.events import AlertResolved, PruneRequested, Severity
+from observer.alerts.book import AlertBook
+from observer.alerts.stored import load
 from observer.db.models import PrunedChunk
-from observer.db.queries import open_alert_records
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
@@ -80,9 +81,18 @@ class Pruner:
         The most rows one chunk deletes (one transaction; SQLite).
     days_ahead:
         Days after today whose partitions are kept created (PostgreSQL).
+    alerts:
+        The writer's alert book (none: one of its own); the pruner commits what it hands over.
     """
 
-    def __init__(self, store: Store, chunk_rows: int, days_ahead: int = 7) -> None:
+    def __init__(
+        self,
+        store: Store,
+        chunk_rows: int,
+        days_ahead: int = 7,
+        *,
+        alerts: AlertBook | None = None,
+    ) -> None:
         self.store = store
         self.chunk_rows = chunk_rows
         postgres = store.engine.dialect.name == "postgresql"
@@ -92,9 +102,9 @@ class Pruner:
         self.chunks = 0
         self.refused = 0
         self.maintenance_failures = 0  # in a row
-        # (code, subject) of the failure alerts open, this run's and earlier runs'; None
-        # until read from the database (at the first success: `_failures_open`).
-        self._open: set[tuple[str, str]] | None = None
+        # The writer's open alerts; an earlier run's failure alerts once read (`_resolve`).
+        self.alerts = alerts or AlertBook(None, WRITER_SOURCE)
+        self._taken_over = False
         # Resolutions to commit, one per step: the writer publishes a frame's first event.
         self._owed: deque[AlertResolved] = deque()
         self._owed_failures = 0
@@ -311,44 +321,34 @@ class Pruner:
         self, severity: Severity, code: str, message: str, subject: str, context: dict[str, str]
     ) -> BusFrame | None:
         log.log(logging.INFO if severity == "info" else logging.WARNING, "%s: %s", code, message)
-        alert = Alert(
-            severity=severity, code=code, message=message, subject=subject, context=context
-        )
+        was = self.alerts.severity(code, subject)
+        alert = self.alerts.alert(code, subject, severity, message, context, again=True)
+        assert alert is not None  # again: each failure is alerted
         try:
             frame = self.store.commit_own([alert])
         except StoreError as exc:
             log.error("cannot record %s (the next run asks again): %s", code, exc)
+            if was is None:  # not stored: nothing for a success to resolve
+                self.alerts.resolution(code, subject)
             return None
-        if code in _FAILURE_CODES and self._open is not None:
-            self._open.add((code, subject))
         return frame
 
-    def _failures_open(self) -> set[tuple[str, str]]:
-        """(code, subject) of the writer's failure alerts open: read once, then kept here.
+    def _resolve(self, code: str, subject: str, message: str) -> None:
+        """Owe a resolution of ``code`` on ``subject`` if one of its alerts is open.
 
-        Read at the first success, so an earlier run's alert is taken over too. A read that
-        fails resolves nothing this time and is tried again at the next success.
+        What an earlier run left open is read at the first success: a read that fails
+        resolves nothing this time and is tried again at the next success.
         """
-        if self._open is None:
+        if not self._taken_over:
             try:
                 with self.store.engine.connect() as conn:
-                    records = open_alert_records(conn, deliveries=False)
+                    load(self.alerts, conn, _FAILURE_CODES)
             except (SQLAlchemyError, self.store.engine.dialect.loaded_dbapi.Error) as exc:
                 log.warning("cannot read the open alerts of the writer (next success): %s", exc)
-                return set()
-            notices = open_notices(records, WRITER_SOURCE, _FAILURE_CODES)
-            self._open = {notice.condition for notice in notices}
-        return self._open
-
-    def _resolve(self, code: str, subject: str, message: str) -> None:
-        """Owe a resolution of ``code`` on ``subject`` if one of its alerts is open."""
-        opened = self._failures_open()
-        if (code, subject) not in opened:
-            return
-        opened.discard((code, subject))
-        self._owed.append(
-            AlertResolved(code=code, severity="error", message=message, subject=subject)
-        )
+                return
+            self._taken_over = True
+        if (resolution := self.alerts.resolution(code, subject, message)) is not None:
+            self._owed.append(resolution)
 
     def _commit_owed(self) -> BusFrame | None:
         """Commit the next resolution owed; kept for a try after a backoff if that fails."""

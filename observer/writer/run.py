@@ -8,10 +8,11 @@ import threading
 from pathlib import Path
 
 from bus.endpoints import ipc_path
+from observer.alerts.book import AlertBook
 from observer.cluster.transport import bind_endpoints, server_curve
 from observer.config.tree import Settings
 from observer.db.engine import display_url, normalize_url
-from observer.process.disk import DiskWatch, Earlier
+from observer.process.disk import DiskWatch
 from observer.process.disk_alerts import open_disk_alerts
 from observer.process.heartbeat import Notifier
 from observer.writer.identity import WRITER_SOURCE
@@ -80,14 +81,11 @@ def run_writer(
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         try:
-            disk = _disk_watch(
-                settings,
-                url.get_backend_name(),
-                url.database,
-                capture,
-                lambda: open_disk_alerts(engine, WRITER_SOURCE),  # an earlier run's, at start
-            )
-            writer = Writer(store, endpoints, options, notifier, disk, curve)
+            alerts = AlertBook(None, WRITER_SOURCE)  # the writer commits its own alerts
+            disk = _disk_watch(settings, url.get_backend_name(), url.database, capture, alerts)
+            if disk is not None:
+                disk.take_over(open_disk_alerts(engine, WRITER_SOURCE))
+            writer = Writer(store, endpoints, options, notifier, disk, curve, alerts)
             writer.lock_held = lock.held
             return writer.run(stop)
         finally:
@@ -101,7 +99,7 @@ def _disk_watch(
     backend: str,
     database: str | None,
     capture: Path | None,
-    earlier: Earlier,
+    alerts: AlertBook,
 ) -> DiskWatch | None:
     """The volumes the writer itself writes to: the SQLite file's folder, the capture's.
 
@@ -114,4 +112,4 @@ def _disk_watch(
         log.info("the database server's disk is not watched by the writer (only its own files)")
     if capture is not None:
         volumes["capture"] = capture.resolve().parent
-    return DiskWatch(settings.disk, volumes, WRITER_SOURCE, earlier=earlier) if volumes else None
+    return DiskWatch(settings.disk, volumes, WRITER_SOURCE, book=alerts) if volumes else None

@@ -26,6 +26,7 @@ from bus.errors import FrameError
 from bus.events import Alert, Event
 from bus.feed import FeedPublisher
 from bus.ingest import Ingest
+from observer.alerts.book import AlertBook
 from observer.errors import ConfigError, StoreError
 from observer.process.disk import DiskWatch
 from observer.process.heartbeat import FAILING_S, Notifier
@@ -78,6 +79,8 @@ class Writer:
         The free space of the volumes the writer writes to; none: not watched.
     curve:
         CURVE keys and allow-list of a tcp ingest and feed (`bus.curve`); none: ipc only.
+    alerts:
+        The writer's alert book (its disk watch's too); none: one of its own.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Writer:
         notifier: Notifier | None = None,
         disk: DiskWatch | None = None,
         curve: ServerCurve | None = None,
+        alerts: AlertBook | None = None,
     ) -> None:
         self.store = store
         self.curve = curve
@@ -103,7 +107,9 @@ class Writer:
         self._tee: CaptureTee | None = None  # the capture, with ``options.capture``
         # One schedule for every commit: a batch and the writer's own alerts wait alike.
         self._store_backoff = Backoff(options.retry_initial_s, options.retry_max_s)
-        self.pruner = Pruner(store, options.prune_chunk_rows, options.partition_days_ahead)
+        self.pruner = Pruner(
+            store, options.prune_chunk_rows, options.partition_days_ahead, alerts=alerts
+        )
         self.notifier = notifier or Notifier(None)
         # False once another writer took the database (`WriterLock.held`): serve no more.
         self.lock_held: Callable[[], bool] = lambda: True

@@ -17,11 +17,11 @@ the day's gaps are no longer tried (it left the ``retake_days`` window): given u
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
-from bus.events import Alert, AlertResolved, Event, GapState
+from bus.events import GapState
+from observer.alerts.book import AlertBook
 from observer.process.stats import p99
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "RecoveryCounters",
     "Settled",
     "UnrecoverableAlerts",
+    "parse_day",
 ]
 
 _LATENCIES = 10_000  # the newest latencies kept for the percentiles
@@ -115,43 +116,45 @@ class RecoveryCounters:
         }
 
 
+def parse_day(text: str) -> date | None:
+    """An ISO day, or None if ``text`` is not one."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 class UnrecoverableAlerts:
     """The ``gaps_unrecoverable`` alert of each day: raised, raised again, resolved.
 
-    ``send`` publishes; ``note`` ends the alert's message (how the gaps are tried again).
+    Open in ``alerts``, the process's book (an earlier instance's too, once taken over);
+    ``note`` ends the alert's message (how the gaps are tried again).
     """
 
-    def __init__(self, send: Callable[[Event], object], note: str = "") -> None:
-        self._send = send
+    def __init__(self, alerts: AlertBook, note: str = "") -> None:
+        self._book = alerts
         self._note = note
-        self._alerted: dict[date, int] = {}  # days alerted -> the count alerted last
-        self._counts: dict[date, int] = {}  # days alerted -> their count at the last update
-        self._taken_over: set[date] = set()
-
-    def take_over(self, days: set[date]) -> None:
-        """An earlier instance's open alerts: not raised again for the same count."""
-        self._taken_over = set(days)
+        self._alerted: dict[date, int] = {}  # days open -> the count alerted last
+        self._counts: dict[date, int] = {}  # days open -> their count at the last update
 
     def update(self, counts: Counter[date], first: date) -> None:
         """Alert, or resolve, by each day's unrecoverable gaps; ``first``: the oldest day known.
 
         A day before ``first`` is no longer tried: its alert is resolved as given up (it was
-        left open for good, and a restart dropped a taken-over one silently).
+        left open for good, and a restart dropped a taken-over one silently). A day an
+        earlier instance alerted is not alerted again for the count it has now.
         """
-        for day in self._taken_over:
-            self._alerted.setdefault(day, counts[day])
-        self._taken_over = set()
+        for subject in sorted(self._book.subjects(UNRECOVERABLE_ALERT)):
+            if (day := parse_day(subject)) is not None:
+                self._alerted.setdefault(day, counts[day])
         for day in [d for d in self._alerted if d < first]:
             del self._alerted[day]
             count = self._counts.pop(day, 0)
             gaps = f"{count} gaps" if count else "the unrecoverable gaps"
-            self._send(
-                AlertResolved(
-                    code=UNRECOVERABLE_ALERT,
-                    severity="error",
-                    subject=day.isoformat(),
-                    message=f"given up: {gaps} of {day} stay unrecoverable and are no longer tried",
-                )
+            self._book.resolve(
+                UNRECOVERABLE_ALERT,
+                day.isoformat(),
+                f"given up: {gaps} of {day} stay unrecoverable and are no longer tried",
             )
         for day, count in sorted(counts.items()):
             if day < first:
@@ -162,24 +165,18 @@ class UnrecoverableAlerts:
             if last is not None and count < 2 * max(last, 1):
                 continue
             self._alerted[day] = count
-            self._send(
-                Alert(
-                    severity="error",
-                    code=UNRECOVERABLE_ALERT,
-                    subject=day.isoformat(),
-                    context={"day": day.isoformat(), "unrecoverable": str(count)},
-                    message=f"{day}: {count} gaps unrecoverable: KIS did not give their "
-                    f"minute bars{self._note}",
-                )
+            self._book.raise_(
+                UNRECOVERABLE_ALERT,
+                day.isoformat(),
+                "error",
+                f"{day}: {count} gaps unrecoverable: KIS did not give their minute "
+                f"bars{self._note}",
+                {"day": day.isoformat(), "unrecoverable": str(count)},
+                again=True,  # the count doubled
             )
         for day in [d for d in self._alerted if not counts[d]]:
             del self._alerted[day]
             self._counts.pop(day, None)
-            self._send(
-                AlertResolved(
-                    code=UNRECOVERABLE_ALERT,
-                    severity="error",
-                    subject=day.isoformat(),
-                    message=f"{day}: no gap unrecoverable any more",
-                )
+            self._book.resolve(
+                UNRECOVERABLE_ALERT, day.isoformat(), f"{day}: no gap unrecoverable any more"
             )

@@ -14,15 +14,17 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine, Row
 
-from observer.alerts.states import open_subjects_of
+from observer.alerts.states import Notice
+from observer.alerts.stored import open_alerts
 from observer.calendar.clock import Clock
 from observer.calendar.phases import KST
+from observer.cluster.hosts import own_source
 from observer.config.tree import Settings
 from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.outcomes import UNRECOVERABLE_ALERT
 
-__all__ = ["GapReads", "GapRow", "StartUp", "day_of", "parse_day"]
+__all__ = ["GapReads", "GapRow", "StartUp", "day_of"]
 
 _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS
@@ -36,14 +38,6 @@ def day_of(ns: int) -> date:
     return datetime.fromtimestamp(ns / _NS, KST).date()
 
 
-def parse_day(text: str) -> date | None:
-    """An ISO day, or None if ``text`` is not one."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 def _midnight_ns(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=KST).timestamp()) * _NS
 
@@ -54,7 +48,7 @@ class StartUp:
 
     stored: list[tuple[str, int]]  # the recovered bars a gap could touch (the ledger)
     settled: list[tuple[str, str]]  # today's settled gaps: the day's success
-    alerted: set[str]  # the days an earlier instance alerted unrecoverable gaps of, still open
+    alerted: list[Notice]  # the open `UNRECOVERABLE_ALERT`s of an earlier instance (a day each)
     gaps: Sequence[GapRow]  # the first sweep's rows (`open_gaps`)
 
 
@@ -76,8 +70,9 @@ class GapReads:
             settled = settled_gaps(
                 conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
             )
-            alerted = open_subjects_of(conn, self.settings, SOURCE, [UNRECOVERABLE_ALERT])
-        return StartUp(stored, settled, alerted[UNRECOVERABLE_ALERT], self.open())
+            source = own_source(self.settings, SOURCE)
+            alerted = open_alerts(conn, source, [UNRECOVERABLE_ALERT])
+        return StartUp(stored, settled, alerted, self.open())
 
     def open(self) -> Sequence[GapRow]:
         """The pending gaps, and the unrecoverable ones of the days still taken back."""

@@ -80,7 +80,7 @@ from workers.gap_recovery.outcomes import (
     UnrecoverableAlerts,
 )
 from workers.gap_recovery.plan import PRIORITY, Pending, Plan, minutes_of, plan_for, ready_ns
-from workers.gap_recovery.reads import GapReads, GapRow, day_of, parse_day
+from workers.gap_recovery.reads import GapReads, GapRow, day_of
 from workers.gap_recovery.verify import Verifier, lanes_for
 
 __all__ = ["SOURCE", "UNRECOVERABLE_ALERT", "GapRecovery", "Pending", "RecoveryCounters"]
@@ -142,9 +142,8 @@ class GapRecovery(AsyncWorker):
         self._next_sweep_ns = 0
         self._stored_unrecoverable: dict[str, date] = {}  # the last sweep's: gap id -> day
         retake = f"; tried again every {self.config.retake_s:g} s"
-        # Through self.producer when it sends (a test may swap the producer).
-        self.alerts = UnrecoverableAlerts(
-            lambda event: self.producer.send(event), retake if self.config.retake_days else ""
+        self.unrecoverable = UnrecoverableAlerts(
+            self.alerts, retake if self.config.retake_days else ""
         )
 
     async def run(self) -> None:
@@ -226,7 +225,7 @@ class GapRecovery(AsyncWorker):
         today = day_of(self.clock.now_ns())
         for gap_id, state in found.settled:
             self.tally.settle(gap_id, today, cast(GapState, state))
-        self.alerts.take_over({d for d in map(parse_day, found.alerted) if d is not None})
+        self.alerts.take_over(found.alerted)  # judged by the next update (`UnrecoverableAlerts`)
         self._take(found.gaps)
         self._next_sweep_ns = self.clock.now_ns() + int(self.config.sweep_s * _NS)
         log.info(
@@ -472,7 +471,7 @@ class GapRecovery(AsyncWorker):
         return Counter(day for day in gaps.values() if day >= first)
 
     def _alert_unrecoverable(self) -> None:
-        self.alerts.update(self.unrecoverable_days(), day_of(self.reads.first_day_ns()))
+        self.unrecoverable.update(self.unrecoverable_days(), day_of(self.reads.first_day_ns()))
 
 
 def _span(minutes: list[int]) -> str:
