@@ -22,12 +22,13 @@ from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
-from observer.alerts.states import open_subjects_of
+from observer.alerts.stored import open_alerts
 from observer.calendar.clock import Clock, SimulatedClock
 from observer.calendar.phases import KST
 from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
+from observer.cluster.hosts import own_source
 from observer.config.tree import Settings, load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
@@ -469,9 +470,10 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
         settings = load_settings(session.config)
         engine = create_engine(session.url)
         with engine.connect() as conn:
-            left = open_subjects_of(conn, settings, "track_a", ["track_a_cycle_failed"])
+            source = own_source(settings, "track_a")
+            left = open_alerts(conn, source, ["track_a_cycle_failed"])
         engine.dispose()
-        assert left == {"track_a_cycle_failed": set()}
+        assert left == []
     finally:
         session.close()
 

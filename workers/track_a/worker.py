@@ -1,19 +1,10 @@
 """The ``track_a`` session worker: a cycle at every boundary of the day, none overlapping.
 
-Each cycle asks every member of the day's universe (from the database, where the universe
-job published it) for its current price, publishes a `PriceSnapshot` per answer, then one
-`TrackACycle`. A cycle still running when the next is due is cut off and reported, and the
-next starts on time.
-
-Restarts lose nothing and repeat nothing: before its first cycle the worker waits until the
-writer has acknowledged whatever an earlier instance left in the outbox, so the database
-shows that instance's work. A cycle already summarised is not run again; a cycle in force
-that an earlier instance began is resumed with only the symbols it still lacks (``carried``
-counts the others). A stop (SIGTERM) mid-cycle publishes no summary, for that reason; a
-cycle an earlier run began and no run finished (restarted after its end) is summarised as
-cut off at its deadline (`TrackA._close_interrupted`) as soon as the writer has stored
-that run's work: at the start, or, when the writer was down then, between cycles once it
-is back.
+Each cycle asks every member of the day's universe for its price: a `PriceSnapshot` per
+answer, then one `TrackACycle`; a cycle still running when the next is due is cut off. A
+restart waits until the writer has stored what an earlier run sent; then a summarised cycle
+is not run again, one in force is resumed with the symbols it lacks, one no run finished is
+summarised as cut off (`TrackA._close_interrupted`), and the run's open alerts are taken over.
 """
 
 from __future__ import annotations
@@ -29,9 +20,9 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from bus.events import Alert, AlertResolved, PriceSnapshot, TokenRefreshed, TrackACycle
+from bus.events import PriceSnapshot, Severity, TokenRefreshed, TrackACycle
 from bus.producer import Producer
-from observer.alerts.states import open_subjects_of
+from observer.alerts.stored import open_alerts
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
@@ -124,12 +115,10 @@ class TrackA(AsyncWorker):
         self.limit_per_s = sum(a.rest_per_second * share for a in settings.kis.accounts)
         self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
-        self._universe_alert_open = False  # resolved when a universe is there
         self._members: list[tuple[str, str]] = []  # the universe last read, of _members_day
         self._read_again_at = 0.0  # time.monotonic() of the next read after a failed one
         self._unresumed_until = 0  # the deadline of a cycle not resumed (`_not_resumed`)
         self._members_day: date | None = None
-        self._failing_open: set[str] = set()  # _CYCLE_FAILED subjects open: resolved on answers
         # An earlier run's work is not all in the database yet (the writer was behind at the
         # start): its unfinished cycles are closed, and its alerts taken over, once it is.
         self._behind = False
@@ -217,9 +206,9 @@ class TrackA(AsyncWorker):
         self._behind = False
         try:
             with self._engine.connect() as conn:
-                found = open_subjects_of(conn, self.settings, SOURCE, [_NO_UNIVERSE, _CYCLE_FAILED])
-            self._universe_alert_open |= bool(found[_NO_UNIVERSE])
-            self._failing_open |= found[_CYCLE_FAILED]
+                source = own_source(self.settings, SOURCE)
+                found = open_alerts(conn, source, [_NO_UNIVERSE, _CYCLE_FAILED])
+            self.alerts.take_over(found)
             self._close_interrupted()
         except DATABASE_ERRORS as exc:
             self._behind = True
@@ -309,7 +298,6 @@ class TrackA(AsyncWorker):
         self._cycle_failed(message, cycle)
 
     def _cycle_failed(self, message: str, cycle: Cycle) -> None:
-        self._failing_open.add(_REST)
         self._alert("critical", _CYCLE_FAILED, message, cycle, subject=_REST)
 
     def _answered(self, cycle_id: str) -> None:
@@ -318,17 +306,9 @@ class TrackA(AsyncWorker):
         A symbol answered, so their condition (no symbol answers) is over; unresolved, a
         critical alert is reminded of every half hour until someone acknowledges it.
         """
-        for subject in sorted(self._failing_open):
-            self.producer.send(
-                AlertResolved(
-                    code=_CYCLE_FAILED,
-                    severity="critical",
-                    subject=subject,
-                    message=f"cycle {cycle_id}: symbols answer again",
-                )
-            )
+        for subject in sorted(self.alerts.subjects(_CYCLE_FAILED)):
+            self.alerts.resolve(_CYCLE_FAILED, subject, f"cycle {cycle_id}: symbols answer again")
         log.info("cycle %s: symbols answer again", cycle_id)
-        self._failing_open.clear()
 
     def _judge_refusals(self, cycle: Cycle, run: CycleRun, refused: dict[str, int]) -> None:
         """Warn when KIS refused more than `_REFUSED_SHARE` of a cycle's calls (EGW00201).
@@ -401,7 +381,7 @@ class TrackA(AsyncWorker):
 
     def _publish(self, snapshot: PriceSnapshot) -> None:
         self.producer.send(snapshot)
-        if self._failing_open:
+        if self.alerts.subjects(_CYCLE_FAILED):
             self._answered(snapshot.cycle_id)
         self.tally.snapshots += 1
         self.tally.cycle_done += 1
@@ -461,13 +441,12 @@ class TrackA(AsyncWorker):
             )
 
     def _alert(
-        self, severity: str, code: str, message: str, cycle: Cycle, subject: str = ""
+        self, severity: Severity, code: str, message: str, cycle: Cycle, subject: str = ""
     ) -> None:
+        """Log and publish an alert: each one, open ones of its condition or not."""
         log.warning("%s", message)
         context = {"cycle_id": cycle.cycle_id}
-        self.producer.send(
-            Alert(severity=severity, code=code, message=message, context=context, subject=subject)  # type: ignore[arg-type]
-        )
+        self.alerts.raise_(code, subject, severity, message, context, again=True)
 
     # ------------------------------------------------------------------ the database
 
@@ -521,24 +500,18 @@ class TrackA(AsyncWorker):
             await asyncio.sleep(0)  # a beat between reads that may each block for a while
             members, failure = self._read_universe(day)
             if members:
-                if self._universe_alert_open:  # the alert's condition is over
-                    self._universe_alert_open = False
-                    self.producer.send(
-                        AlertResolved(
-                            code=_NO_UNIVERSE,
-                            severity="critical",
-                            message=f"the universe for {day} is here: Track A runs",
-                        )
-                    )
+                # the alert's condition is over
+                self.alerts.resolve(
+                    _NO_UNIVERSE, "", f"the universe for {day} is here: Track A runs"
+                )
                 return members
             now = self.clock.now_ns() / _NS
             if (
                 now >= late_after
-                and not self._universe_alert_open  # still open: one alert is enough
+                and not self.alerts.is_open(_NO_UNIVERSE)  # still open: one alert is enough
                 and day.isoformat() not in self._alerted_universe
             ):
                 self._alerted_universe.add(day.isoformat())
-                self._universe_alert_open = True
                 why = (
                     f"the database does not answer ({failure})"
                     if failure
