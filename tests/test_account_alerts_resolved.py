@@ -14,8 +14,8 @@ from typing import Any
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import Alert, AlertResolved, Event
-from observer.alerts.states import alert_states
+from bus.events import Alert, AlertResolved, Event, Severity
+from observer.alerts.states import Notice, alert_states
 from observer.calendar.clock import ManualClock
 from observer.db.engine import make_engine
 from observer.db.queries import AlertRecords
@@ -81,6 +81,36 @@ def _collector(
     accounts = [Account("acct1", stop), Account("acct2", stop)]
     settings = CollectorSettings(**options)
     return Collector(accounts, clock, events.append, settings)  # type: ignore[arg-type]
+
+
+SEVERITY: dict[str, Severity] = {
+    ACCOUNT_DOWN: "critical",
+    STREAM_STALE: "warning",
+    FEED_LAGGING: "warning",
+    DATA_REFUSED: "error",
+    DATA_REJECTED: "error",
+    BAD_FRAMES: "error",
+}
+
+
+def _earlier(*conditions: tuple[str, str]) -> list[Notice]:
+    """An earlier run's open account alerts, (code, subject) each, as a start reads them."""
+    return [
+        Notice(f"track_b:{n}", "alert", n, SEVERITY[code], code, subject, "earlier")
+        for n, (code, subject) in enumerate(conditions, 1)
+    ]
+
+
+def _take_over(collector: Collector, notices: list[Notice]) -> None:
+    """What a restarted Track B does with them (`TrackB._take_over`)."""
+    collector.taken_over(collector.alerts.take_over(notices))
+
+
+def _subjects(notices: list[Notice]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for notice in notices:
+        found.setdefault(notice.code, set()).add(notice.subject)
+    return found
 
 
 def _states(events: list[Event]) -> dict[tuple[str, str], str]:
@@ -161,13 +191,17 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     with engine.connect() as conn:  # every one stored, track_a's too
         assert conn.exec_driver_sql("select count(*) from alerts").scalar() == 6
     engine.dispose()
-    down, stale, lagging, refused, rejected, flooded = tb._open_account_alerts()
-    assert (down, stale, lagging, refused) == ({"acct1"}, {"acct2"}, {"acct2"}, {"acct1"})
-    assert rejected == flooded == set()
+    left = tb._left_open()
+    assert _subjects(left) == {
+        ACCOUNT_DOWN: {"acct1"},
+        STREAM_STALE: {"acct2"},
+        FEED_LAGGING: {"acct2"},
+        DATA_REFUSED: {"acct1"},
+    }
     events: list[Event] = [*earlier[:2], *earlier[5:]]  # the earlier run's, as published
     clock = ManualClock(T0)
     collector = _collector(events, asyncio.Event(), clock, lag_alert_s=10)
-    collector.take_over(down, stale, lagging, refused)
+    _take_over(collector, left)
     assert collector.healthy() == {"acct1", "acct2"}  # healthy until they fail here
     assert not collector.stale_watch.stale  # a stuck session is still restarted once here
     collector._down("acct1", "reconnect budget spent", T0 + 3600 * _NS)  # still down
@@ -198,7 +232,7 @@ def test_a_stale_alert_taken_over_still_lets_a_stuck_session_restart_once() -> N
     stop = asyncio.Event()
     clock = JumpClock(T0)
     collector = _collector(events, stop, clock, stale_after_s=120)
-    collector.take_over(set(), {"acct1"})
+    _take_over(collector, _earlier((STREAM_STALE, "acct1")))
     for alias in ("acct1", "acct2"):
         collector.stale_watch.heard_ns[alias] = T0
         collector.stale_watch.heard_wall[alias] = time.monotonic() - 3600.0
@@ -245,7 +279,15 @@ def test_an_account_no_longer_configured_has_its_alerts_resolved_at_once() -> No
         Alert(severity="critical", code=ACCOUNT_DOWN, subject="acct1", message="down"),
     ]
     collector = _collector(events, asyncio.Event(), ManualClock(T0), lag_alert_s=10)
-    collector.take_over({"acct1", "acct3"}, {"acct3"}, {"acct3"})
+    _take_over(
+        collector,
+        _earlier(
+            (ACCOUNT_DOWN, "acct1"),
+            (ACCOUNT_DOWN, "acct3"),
+            (STREAM_STALE, "acct3"),
+            (FEED_LAGGING, "acct3"),
+        ),
+    )
     assert _states(events) == {
         (ACCOUNT_DOWN, "acct3"): "resolved",
         (STREAM_STALE, "acct3"): "resolved",
@@ -276,13 +318,15 @@ def test_the_rejected_data_and_bad_frames_alerts_an_earlier_run_left_open_are_ta
     store.load_marks()
     store.apply([decode_parts(encode_frame(envelopes))])
     engine.dispose()
-    *_, rejected, flooded = alerts = tb._open_account_alerts()
-    assert rejected == {"acct1/outside_limits/005930", "acct3/unregistered/999999"}
-    assert flooded == {"acct1", "acct3"}
+    left = tb._left_open()
+    assert _subjects(left) == {
+        DATA_REJECTED: {"acct1/outside_limits/005930", "acct3/unregistered/999999"},
+        BAD_FRAMES: {"acct1", "acct3"},
+    }
     events: list[Event] = list(earlier)
     clock = ManualClock(T0)
     collector = _collector(events, asyncio.Event(), clock)
-    collector.take_over(*alerts)
+    _take_over(collector, left)
     assert _states(events) == {
         (DATA_REJECTED, "acct1/outside_limits/005930"): "open",
         (DATA_REJECTED, "acct3/unregistered/999999"): "resolved",  # not configured here

@@ -22,6 +22,8 @@ from hypothesis import strategies as st
 from bus.events import Alert, AlertResolved, Event, OrderBook, RealtimeRejected, TradeTick
 from harness.sim.price_units import round_tick
 from harness.sim.price_units import tick_size as krx_tick
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock, SimulatedClock
 from observer.calendar.phases import KST
 from observer.kis import stream as stream_module
@@ -187,7 +189,7 @@ def _frame(symbol: str) -> RealtimeEvents:
 def test_refusals_are_kept_within_the_days_caps_and_counted_beyond() -> None:
     clock = ManualClock(NOON)
     events: list[Event] = []
-    rejections = Rejections(clock, events.append, quiet_s=600)
+    rejections = Rejections(clock, events.append, AlertBook(events.append), quiet_s=600)
     fault = (PRICE, "price -1")
     for n in range(KEPT_PER_KIND + 50):
         symbol = "999999" if n < 2 * KEPT_PER_SYMBOL else f"{n:06d}"
@@ -213,7 +215,7 @@ def test_one_alert_per_account_kind_and_symbol_the_rest_folded_and_each_resolved
 ):
     clock = ManualClock(NOON)
     events: list[Event] = []
-    rejections = Rejections(clock, events.append, quiet_s=600)
+    rejections = Rejections(clock, events.append, AlertBook(events.append), quiet_s=600)
     for n in range(ALERTED_SYMBOLS + 5):
         for _ in range(3):
             symbol = f"{n:06d}"
@@ -251,8 +253,13 @@ def test_one_alert_per_account_kind_and_symbol_the_rest_folded_and_each_resolved
 def test_alerts_taken_over_raise_no_second_and_are_resolved_by_the_same_rules() -> None:
     clock = ManualClock(NOON)
     events: list[Event] = []
-    rejections = Rejections(clock, events.append, quiet_s=60)
-    rejections.take_over(["acct1/outside_limits/005930"], ["acct1"])
+    book = AlertBook(events.append)
+    rejections = Rejections(clock, events.append, book, quiet_s=60)
+    left = [(DATA_REJECTED, "acct1/outside_limits/005930"), (BAD_FRAMES, "acct1")]
+    book.take_over(
+        Notice(f"track_b:{n}", "alert", n, "error", c, s, "") for n, (c, s) in enumerate(left)
+    )
+    rejections.taken_over(["acct1/outside_limits/005930"])
     rejections.reject("acct1", (OUTSIDE_LIMITS, "x"), _frame("005930"), "005930", NOON)
     rejections.flood("acct1", "a burst")
     assert [type(e) for e in events] == [RealtimeRejected]  # kept, but alerted before

@@ -23,7 +23,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import OperationalError
 
 from bus.events import Alert, AlertResolved, Event
-from observer.alerts.states import open_subjects_of
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
+from observer.alerts.stored import open_alerts
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
@@ -155,11 +157,17 @@ def test_an_account_down_alert_taken_over_late_is_resolved_if_the_account_stream
     that confirmation came before: an account up now is resolved at once, one down still
     ends at its confirmation."""
     sent: list[Event] = []
-    outages = Outages(ManualClock(TEN), sent.append, ["acct1", "acct2"], 30.0)
+    book = AlertBook(sent.append, "track_b")
+    outages = Outages(ManualClock(TEN), book, ["acct1", "acct2"], 30.0)
     for alias in ("acct1", "acct2"):
         outages.starting(alias)
     outages.confirmed("acct1")
-    outages.take_over(["acct1", "acct2", "gone"], late=True)
+    left = ["acct1", "acct2", "gone"]
+    book.take_over(
+        Notice(f"track_b:{n}", "alert", n, "critical", ACCOUNT_DOWN, alias, "")
+        for n, alias in enumerate(left)
+    )
+    outages.taken_over(left)
     assert [(e.code, e.subject) for e in sent if isinstance(e, AlertResolved)] == [
         (ACCOUNT_DOWN, "acct1")
     ]
@@ -183,11 +191,7 @@ class TakingOver(Streams):
 
     def __init__(self) -> None:
         super().__init__(["acct1"], lambda s, n: 0.0)
-        self.taken_over: list[tuple[Any, ...]] = []
         self.gaps: list[tuple[str, str, int, int]] = []
-
-    def take_over(self, *alerts: Any, late: bool = False) -> None:
-        self.taken_over.append((*alerts, late))
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
         self.gaps.append((account, symbol, start_ns, end_ns))
@@ -208,6 +212,7 @@ def test_a_successor_streams_first_and_takes_over_once_the_writer_stored_the_ear
     tb, _, url = track_b(tmp_path, at("10:22:05"), slots=5)
     producer = Behind()
     tb.producer = producer  # type: ignore[assignment]
+    tb.alerts.publish = producer.send  # the process's alert book publishes there too
     caps, surged = SYMBOLS[:2], SYMBOLS[150:152]
     placed = [*caps, *surged]
     store(
@@ -244,7 +249,7 @@ def test_a_successor_streams_first_and_takes_over_once_the_writer_stored_the_ear
     asyncio.run(tb._follow(Feed(clock, ()), engine, book, streams, [], until))  # type: ignore[arg-type]
     assert reads == [at("10:23:05")]  # the first round after the writer caught up
     assert tb.handover is None
-    assert streams.taken_over == [({"acct1"}, set(), set(), set(), set(), set(), True)]
+    assert streams.took == [([(ACCOUNT_DOWN, "acct1")], True)]
     start = at("10:21:30")  # the account's newest tick of the earlier run
     assert streams.gaps == [("acct1", c, start, at("10:22:05")) for c in caps]
     assert [(d.candidate.symbol, d.slot) for d in streams.abandoned] == [
@@ -350,6 +355,7 @@ def test_a_take_over_left_for_later_is_the_starts_own_if_the_writer_caught_up_in
     tb, _, url = track_b(tmp_path, at("10:22:10"), slots=5)
     producer = Behind()
     tb.producer = producer  # type: ignore[assignment]
+    tb.alerts.publish = producer.send  # the process's alert book publishes there too
     yesterday = [_slot(n, at("09:30") - DAY_BEFORE, "allocate", s, n) for n, s in enumerate("XY")]
     store(url, m.SlotDecisionRow, [*yesterday, _slot(3, at("09:30"), "allocate", SYMBOLS[7], 0)])
     store(url, m.TradeTickRow, [_tick(4, SYMBOLS[7], at("10:21:30"))])
@@ -374,9 +380,7 @@ def test_a_take_over_left_for_later_is_the_starts_own_if_the_writer_caught_up_in
     assert tb.handover is None and tb.pending.settling  # forgotten once stored
     assert [h.candidate.symbol for h in streams.resumed] == [SYMBOLS[7]]  # today's only
     assert not streams.abandoned and set(book.held()) == {SYMBOLS[7]}
-    assert streams.taken_over == [
-        ({"acct1"}, set(), set(), set(), set(), set(), True)
-    ]  # not its own
+    assert streams.took == [([(ACCOUNT_DOWN, "acct1")], True)]  # not its own
 
 
 def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_path: Path) -> None:
@@ -499,14 +503,13 @@ def test_the_alerts_taken_over_are_those_raised_before_a_start(db_url: str) -> N
         m.AlertRow,
         [{**row, "seq": 3, "subject": "acct1"}, {**row, "seq": 9, "subject": "acct2"}],
     )
-    settings = msgspec.convert({"database": {"url": db_url}}, Settings)
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        every = open_subjects_of(conn, settings, "track_b", [ACCOUNT_DOWN])
-        before = open_subjects_of(conn, settings, "track_b", [ACCOUNT_DOWN], through_seq=5)
+        every = open_alerts(conn, "track_b", [ACCOUNT_DOWN])
+        before = open_alerts(conn, "track_b", [ACCOUNT_DOWN], through_seq=5)
     engine.dispose()
-    assert every == {ACCOUNT_DOWN: {"acct1", "acct2"}}
-    assert before == {ACCOUNT_DOWN: {"acct1"}}
+    assert [n.subject for n in every] == ["acct1", "acct2"]
+    assert [n.subject for n in before] == ["acct1"]
 
 
 def test_a_failed_read_dropped_at_the_streams_end_is_taken_not_left_to_asyncio() -> None:

@@ -8,13 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import AlertResolved, Event, GapDetected
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock, SimulatedClock
 from observer.kis.realtime import RealtimeEvents
 from tests.test_account_alerts_resolved import _collector
 from tests.test_slot_guard import tick
 from workers.track_b.collect import TRADE
 from workers.track_b.gaps import SilenceRule
-from workers.track_b.lag import FeedLag
+from workers.track_b.lag import FEED_LAGGING, FeedLag
 
 MS = 1_000_000
 S = 1_000 * MS
@@ -24,7 +26,7 @@ LIMIT = 1_700 * MS  # Track B's: 500 + 200 ms and the stamps' second
 
 def feed(clock: ManualClock | SimulatedClock | None = None) -> tuple[FeedLag, list[Event]]:
     events: list[Event] = []
-    lag = FeedLag(clock or ManualClock(T0), events.append, lambda ns: True, 10.0)
+    lag = FeedLag(clock or ManualClock(T0), AlertBook(events.append), lambda ns: True, 10.0)
     return lag, events
 
 
@@ -128,9 +130,12 @@ def test_a_slot_released_from_a_quiet_account_on_time_is_no_gap_and_one_behind_i
 def test_a_lag_alert_left_open_is_resolved_at_once_when_lag_alerts_are_off() -> None:
     """Nothing judges the lag with ``lag_alert_s = 0``: a taken-over alert stayed open."""
     events: list[Event] = []
-    lag = FeedLag(ManualClock(T0), events.append, lambda ns: True, 0.0)
-    lag.take_over(["acct2"])
+    book = AlertBook(events.append)
+    lag = FeedLag(ManualClock(T0), book, lambda ns: True, 0.0)
+    left = Notice("track_b:4", "alert", 0, "warning", FEED_LAGGING, "acct2", "earlier")
+    book.take_over([left])
+    lag.taken_over(["acct2"])
     [resolved] = events
     assert isinstance(resolved, AlertResolved)
     assert (resolved.code, resolved.subject) == ("track_b_feed_lagging", "acct2")
-    assert not lag.lagging
+    assert not book.is_open(FEED_LAGGING, "acct2")

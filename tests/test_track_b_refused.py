@@ -16,6 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import Alert, AlertResolved, Event, GapDetected
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock
 from tests.support import SimThread
 from tests.test_collect import MARKET, STOCKS, TEN, settings_for, streaming_three, until
@@ -32,7 +34,7 @@ def _alerts(events: list[Event]) -> list[Alert | AlertResolved]:
 def test_an_episode_is_one_alert_resolved_after_quiet_data_with_its_counts() -> None:
     clock = ManualClock(0)
     events: list[Event] = []
-    refused = RefusedData(clock, events.append, quiet_s=600)
+    refused = RefusedData(clock, AlertBook(events.append), quiet_s=600)
     refused.on_records("acct1", "H0STASP0", 3, "ASKP1: 'x' is not an integer")
     clock.advance(1)
     refused.on_frame("acct1", "record count 'x01' is not a number")
@@ -70,8 +72,10 @@ def test_an_episode_is_one_alert_resolved_after_quiet_data_with_its_counts() -> 
 def test_an_alert_taken_over_is_resolved_by_quiet_data_and_raises_no_second() -> None:
     clock = ManualClock(0)
     events: list[Event] = []
-    refused = RefusedData(clock, events.append, quiet_s=60)
-    refused.take_over(["acct1"])
+    book = AlertBook(events.append)
+    refused = RefusedData(clock, book, quiet_s=60)
+    book.take_over([Notice("track_b:3", "alert", 0, "error", DATA_REFUSED, "acct1", "earlier")])
+    refused.taken_over(["acct1"])
     refused.on_records("acct1", "H0STCNT0", 2, "bad")  # the open alert stands for it
     assert events == []
     clock.advance(60)
@@ -95,7 +99,7 @@ def test_alerts_and_resolutions_alternate_and_resolve_only_after_the_quiet(
     quiet_s = 300
     clock = ManualClock(0)
     events: list[Event] = []
-    refused = RefusedData(clock, events.append, quiet_s=quiet_s)
+    refused = RefusedData(clock, AlertBook(events.append), quiet_s=quiet_s)
     last_refusal: int | None = None  # while an episode is open
     for kind, seconds in steps:
         clock.advance(seconds)

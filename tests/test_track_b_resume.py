@@ -71,6 +71,10 @@ class Streams:
         self.abandoned: list[Decision] = []
         self.latest: dict[str, Any] = {}
         self.ticks = self.gaps = self.refusals = 0
+        self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late
+
+    def taken_over(self, notices: Iterable[Any], *, late: bool = False) -> None:
+        self.took.append(([(n.code, n.subject) for n in notices], late))
 
     def velocity(self, symbol: str) -> float:
         assert self.clock is not None

@@ -21,7 +21,7 @@ from observer.db.engine import make_engine
 from observer.writer.store import Store
 from tests.test_track_b_resume import NINE, S, Sent, Streams, at, follow, snapshot, track_b
 from workers.track_b.pins import write_pins
-from workers.track_b.session_alerts import OVERFLOW
+from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
@@ -50,7 +50,9 @@ def publish(url: str, tb: TrackB, sent: Sent, first_seq: int = 1) -> None:
 
 
 def open_codes(tb: TrackB) -> list[tuple[str, str]]:
-    return [(n.code, n.severity) for n in tb._open_session_alerts()]
+    """The overflow and session alerts open as stored."""
+    codes = (OVERFLOW, *SESSION_CODES)
+    return [(n.code, n.severity) for n in tb._left_open() if n.code in codes]
 
 
 def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
@@ -142,11 +144,14 @@ def test_a_restart_resolves_an_earlier_days_notices_and_keeps_todays(tmp_path: P
             ("track_a", at("09:41"), Alert(severity="error", code="track_b_refused", message="")),
         ],
     )
-    tb._take_over(tb._open_session_alerts())
+    tb._take_over(tb._left_open(), Streams(["acct1"], lambda s, now: 0.0))  # type: ignore[arg-type]
     resolved = [(e.code, e.severity) for e in sent if isinstance(e, AlertResolved)]
     assert resolved == [("track_b_refused", "error")]  # at once: that session is over
-    assert tb.overflow.alerted == "critical"  # resolved by the first low share, or at 15:00
-    assert tb.notices.open == {"track_b_degraded": "warning"}  # today's: this run's now
+    # The overflow: resolved by the first low share, or at 15:00; today's notice: this run's.
+    assert tb.alerts.conditions() == {
+        (OVERFLOW, ""): "critical",
+        ("track_b_degraded", ""): "warning",
+    }
     sent.clear()
     tb.notices.end("the session ended")
     assert [(e.code, e.severity) for e in sent] == [("track_b_degraded", "warning")]

@@ -4,8 +4,9 @@ A slot decision becomes registrations on its account (trades; books too with ``b
 across reconnects and re-sent best score first. What a session delivers is checked
 (`workers.track_b.checks`) and published (`TradeTick`, `OrderBook`), beside each decision,
 session state and gap (`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`);
-what a check or the decoder refuses is kept as a rejected record. An account down (budget
-spent, no approval key) is unhealthy and its slots fail over until a new session is up.
+what a check or the decoder refuses is kept as a rejected record. The account alerts (an
+account down, a stale session, a feed behind, data refused) are open in the process's
+`AlertBook`; `Collector.taken_over` takes an earlier run's over.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NamedTuple
@@ -24,12 +25,13 @@ from bus.events import (
     GapDetected,
     GapReason,
     OrderBook,
-    Severity,
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
     TradeTick,
 )
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.calendar.clock import Clock
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
@@ -50,13 +52,14 @@ from observer.runtime import alongside, sleep_unless
 from workers.track_b.checks import OUTSIDE_SESSION, RECORD_KINDS, Checks
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
-from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolved
+from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.slots import Decision, Holding
 from workers.track_b.stale import STREAM_STALE, StaleWatch
 
 __all__ = [
+    "ACCOUNT_CODES",
     "BOOK",
     "REGISTRATIONS_MISMATCH",
     "TRADE",
@@ -125,6 +128,8 @@ class Refusal(NamedTuple):
     at_ns: int
 
 
+# The account alerts, each about an account (`DATA_REJECTED`: ``account/kind/symbol``).
+ACCOUNT_CODES = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED, DATA_REJECTED, BAD_FRAMES)
 MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
 _FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
 _CHECKS, _STREAM = Checks(), StreamSettings()
@@ -191,21 +196,23 @@ class Collector:
         in_session: Callable[[int], bool] = lambda ns: True,
         on_refused: Callable[[Refusal], None] = lambda refusal: None,
         limits: Mapping[str, tuple[int, int]] | None = None,
+        alerts: AlertBook | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings
-        self.lag = FeedLag(clock, publish, in_session, settings.lag_alert_s)
-        self.refused_data = RefusedData(clock, publish, settings.refused_quiet_s)
-        self.rejections = Rejections(clock, publish, settings.refused_quiet_s)
+        self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
+        self.lag = FeedLag(clock, self.alerts, in_session, settings.lag_alert_s)
+        self.refused_data = RefusedData(clock, self.alerts, settings.refused_quiet_s)
+        self.rejections = Rejections(clock, publish, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
-        self.stale_watch = StaleWatch(clock, publish, in_session, settings.stale_after_s)
+        self.stale_watch = StaleWatch(clock, self.alerts, in_session, settings.stale_after_s)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
         self.accounts = {account.alias: account for account in accounts}
         self.detectors: dict[str, GapDetector] = {}
         aliases = [account.alias for account in accounts]
-        self.outages = Outages(clock, publish, aliases, settings.unhealthy_after_s)
+        self.outages = Outages(clock, self.alerts, aliases, settings.unhealthy_after_s)
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
         self.last_data_ns: dict[str, int] = {}  # alias -> receive time of its last data frame
         self.recent: dict[str, deque[int]] = {}  # symbol -> receive times within the window
@@ -227,48 +234,29 @@ class Collector:
         """The symbols account ``alias`` streams."""
         return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE}
 
-    def take_over(
-        self,
-        down: Collection[str],
-        stale: Collection[str],
-        lagging: Collection[str] = (),
-        refused: Collection[str] = (),
-        rejected: Collection[str] = (),
-        flooded: Collection[str] = (),
-        *,
-        late: bool = False,
-    ) -> None:
-        """The accounts whose account alerts an earlier Track B left open (a restart).
+    def taken_over(self, notices: Iterable[Notice], *, late: bool = False) -> None:
+        """The account alerts an earlier Track B left open, now open in the book (a restart).
 
-        Their next confirmation or data resolves it, as if this one had raised it; a down
-        account raises no second alert, nor a stuck session restarted here. They stay
-        healthy until they fail here, and a stuck session is still restarted once. An
-        account no longer configured is resolved at once: nothing would judge it again.
-        ``rejected``: the subjects (``account/kind/symbol``) of open `DATA_REJECTED` alerts;
-        ``flooded``: a burst's episode goes on (`observer.kis.frames.BadFrameRate`).
-        ``late``: after the sessions started (`workers.track_b.handover`).
+        Their next confirmation or data resolves them as if raised here; a down account
+        raises no second alert, nor a stuck session restarted here. An account no longer
+        configured is resolved at once: nothing would judge it again. ``late``: after the
+        sessions started (`workers.track_b.handover`): an account up now is resolved at once.
         """
+        left: dict[str, set[str]] = {code: set() for code in ACCOUNT_CODES}
+        for notice in notices:
+            if notice.code in left:
+                left[notice.code].add(notice.subject)
         ours = self.streams.keys()
-        self.outages.take_over(down, late=late)
-        self.stale_watch.take_over(set(stale) & ours)
-        self.lag.take_over(set(lagging) & ours)
-        self.refused_data.take_over(set(refused) & ours)
-        kept = [s for s in rejected if s.partition("/")[0] in ours]
-        self.rejections.take_over(kept, set(flooded) & ours)
-        for alias in set(flooded) & ours:
+        if late:
+            self.outages.taken_over(left[ACCOUNT_DOWN])
+        self.lag.taken_over(left[FEED_LAGGING] & ours)
+        self.refused_data.taken_over(left[DATA_REFUSED] & ours)
+        self.rejections.taken_over([s for s in left[DATA_REJECTED] if s.partition("/")[0] in ours])
+        for alias in left[BAD_FRAMES] & ours:  # the burst's episode goes on
             self.streams[alias].framing.rate.take_over(self.clock.now_ns())
-        alerted: list[tuple[str, Severity, Collection[str]]] = [
-            (ACCOUNT_DOWN, "critical", down),
-            (STREAM_STALE, "warning", stale),
-            (FEED_LAGGING, "warning", lagging),
-            (DATA_REFUSED, "error", refused),
-            (DATA_REJECTED, "error", set(rejected) - set(kept)),
-            (BAD_FRAMES, "error", flooded),
-        ]
-        for code, severity, subjects in alerted:
-            for subject in sorted(s for s in subjects if s.partition("/")[0] not in ours):
-                gone = "no longer configured: nothing streams it"
-                self.publish(resolved(subject, code, severity, gone))
+        for code in ACCOUNT_CODES:
+            for subject in sorted(s for s in left[code] if s.partition("/")[0] not in ours):
+                resolve(self.alerts, code, subject, "no longer configured: nothing streams it")
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s`` (`Outages`)."""

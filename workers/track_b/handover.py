@@ -1,34 +1,11 @@
 """What an earlier Track B of the day left, taken over after this one began to stream.
 
-A Track B that died left its slots held in the database and its account and session alerts
-open; its successor takes them over (`workers.track_b.startup.take_back`). It reads them
-once the writer has stored that run's last events, which the outbox sends again at the
-start. A writer that serves stores them at once. One that is out or behind (a database
-outage, its own restart) used to end the start: Track B exited after a minute, was started
-again, and streamed nothing until the writer caught up. Now Track B streams, and takes
-over late (`LateHandover`), once the writer has stored them and the database reads them
-(a start whose reads the database fails goes the same way):
-
-* **The slots.** By then this run has filled its book, so none goes back. Each symbol the
-  earlier run held is released, with a ``process_restart`` gap from where that run's data
-  ends (`gap_starts`, from that run's ticks and gaps alone: `AsOf`) until now. A symbol
-  this run holds itself is not released (its latest decision is this run's): its gap ends
-  where this run placed it.
-* **The alerts.** Taken over as at a start; an account that streams now is resolved at
-  once, its confirmation came before.
-
-A read the database fails is tried again on a backoff. If the writer has not caught up by
-the session's end, an error alert says what was not taken over (a run stopped before then
-leaves it to the next run, and says so in its log). If it catches up before this run
-places its first slot (09:30, or a start after it: the sessions' set-up), the take-over
-is the start's own: the slots go back (`TrackB._resume`).
-
-**A run that ends before its take-over** (a second crash during the outage, a stop) leaves
-the database holding two runs' slots, on the same accounts. Its start is kept in a file
-(`PendingRuns`) until its take-over is done, so that its successor tells the runs apart
-(`held_slots`'s ``runs``): each holding's gap starts at its own run's newest tick on the
-account, not at a later run's, and a holding a later run placed again ends its gap where
-it did.
+A Track B that died left its slots held and its alerts open. Its successor reads them once
+the writer has stored that run's last events; while the writer is behind, or the database
+fails the read, it streams and takes over late (`LateHandover`): each symbol the earlier run
+held and this one does not is released with a ``process_restart`` gap from where that run's
+data ends; its alerts are taken over as at a start (an account up now is resolved at once).
+A run that ends before its take-over keeps its start (`PendingRuns`) for its successor.
 """
 
 from __future__ import annotations
@@ -50,21 +27,16 @@ from observer.process.state_files import read_state
 from workers.track_b.slots import Candidate, Decision, SlotBook
 from workers.track_b.startup import ReadBeside, Resumer, gap_starts
 
-__all__ = ["AccountAlerts", "Earlier", "LateHandover", "PendingRuns", "release_late"]
+__all__ = ["Earlier", "LateHandover", "PendingRuns", "release_late"]
 
 log = logging.getLogger(__name__)
-
-# The subjects of each account alert an earlier run left open, in `Collector.take_over`'s
-# order: down, stale, lagging, refused, rejected (account/kind/symbol), bad frames.
-AccountAlerts = tuple[set[str], set[str], set[str], set[str], set[str], set[str]]
 
 
 @dataclass(frozen=True)
 class Earlier:
     """What an earlier run of the day left: its open alerts and its slots."""
 
-    account_alerts: AccountAlerts
-    session_alerts: list[Notice]
+    alerts: list[Notice]
     held: list[HeldSlot]
 
 

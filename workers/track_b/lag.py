@@ -1,19 +1,11 @@
 """How far behind each account's feed delivers its trades, and the alert of a feed behind.
 
-A data frame's delivery lag is its receive time less its newest trade stamp (KIS stamps
-trades to the second, so a reading is up to a second high). Trades that arrive late are
-stored late and lose nothing, but a symbol released meanwhile does: KIS stops a
-registration's records at its release (`GapDetector.forget` makes that a gap). So a feed
-behind by more than ``lag_alert_s`` in continuous trading is a ``track_b_feed_lagging``
-warning about its account, raised once per episode and resolved once every frame has been
-within half the limit for as long as the limit: a feed catching up interleaves each
-symbol's late frames with current ones.
-
-Whether the feed is behind when a symbol leaves its slot (`FeedLag.behind`) is measured, not
-read off the newest trade stamp's age (an account of quiet stocks is often a second or two
-without a trade, and KIS's stamps are a second coarse): a frame of the last `RECENT_S`
-arrived later than the limit after its newest trade, or nothing has arrived for
-`STALL_FACTOR` times the account's usual interval between frames (a feed that stopped).
+A data frame's lag is its receive time less its newest trade stamp (stamped to the second).
+A feed behind by more than ``lag_alert_s`` in continuous trading is a ``track_b_feed_lagging``
+warning about its account (open in the process's `AlertBook`), resolved once every frame has
+been within half the limit for as long as the limit. `FeedLag.behind` says whether the feed
+runs behind when a symbol leaves its slot (a delivery-lag gap): a recent frame later than the
+limit, or nothing for `STALL_FACTOR` usual intervals.
 """
 
 from __future__ import annotations
@@ -23,9 +15,9 @@ from collections import deque
 from collections.abc import Callable, Collection
 from itertools import takewhile
 
-from bus.events import Alert, Event
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, wall_seconds_between
-from workers.track_b.outages import resolved
+from workers.track_b.outages import resolve
 
 __all__ = ["FEED_LAGGING", "LAG_WALL_FLOOR_S", "FeedLag"]
 
@@ -51,32 +43,29 @@ class FeedLag:
     def __init__(
         self,
         clock: Clock,
-        publish: Callable[[Event], object],
+        alerts: AlertBook,
         in_session: Callable[[int], bool],
         alert_after_s: float,
     ) -> None:
         self.clock = clock
-        self.publish = publish
+        self.alerts = alerts  # each lagging account's alert is open there
         self.in_session = in_session
         self.limit_ns = int(alert_after_s * _NS)  # 0: no alert
         self.lag_ns: dict[str, int] = {}  # alias -> its latest data frame's delivery lag
-        self.lagging: set[str] = set()  # accounts whose alert is open
         # alias -> since when its frames are on time (receive time), while lagging
         self.on_time_since: dict[str, int] = {}
         # alias -> (receive time, lag) of its frames of the last PACE_WINDOW_S, up to its last
         self.frames: dict[str, deque[tuple[int, int]]] = {}
         self.first_ns: dict[str, int] = {}  # alias -> its first frame's receive time
 
-    def take_over(self, aliases: Collection[str]) -> None:
-        """Accounts whose alert an earlier Track B left open: this one resolves it.
+    def taken_over(self, aliases: Collection[str]) -> None:
+        """Accounts whose alert an earlier run left open: judged here as if raised here.
 
-        At once with the alert off (``lag_alert_s = 0``): nothing would judge it again.
+        Resolved at once with the alert off (``lag_alert_s = 0``): nothing would judge it.
         """
-        if self.limit_ns:
-            self.lagging |= set(aliases)
-            return
-        for alias in sorted(aliases):
-            self._resolve(alias, "lag alerts are off")
+        if not self.limit_ns:
+            for alias in sorted(aliases):
+                resolve(self.alerts, FEED_LAGGING, alias, "lag alerts are off")
 
     def behind(self, alias: str, now_ns: int, limit_ns: int) -> int:
         """How far behind the account's feed runs at ``now_ns`` (ns), or 0 if within the limit.
@@ -125,7 +114,7 @@ class FeedLag:
         if not self.limit_ns:
             return
         wall = wall_seconds_between(self.clock, traded_ns, received_ns)
-        if alias in self.lagging:
+        if self.alerts.is_open(FEED_LAGGING, alias):
             if lag > self.limit_ns // 2 and wall >= LAG_WALL_FLOOR_S / 2:
                 self.on_time_since.pop(alias, None)  # still behind
                 return
@@ -134,24 +123,17 @@ class FeedLag:
                 received_ns - since >= self.limit_ns
                 and wall_seconds_between(self.clock, since, received_ns) >= 2 * LAG_WALL_FLOOR_S
             ):
-                self.lagging.discard(alias)
                 del self.on_time_since[alias]
-                self._resolve(alias, "its feed is on time again")
+                resolve(self.alerts, FEED_LAGGING, alias, "its feed is on time again")
             return
         if lag > self.limit_ns and wall >= LAG_WALL_FLOOR_S and self.in_session(traded_ns):
-            self.lagging.add(alias)
             behind = f"its trades arrive {lag / _NS:.0f}s after they happen"
             log.warning("account %s: %s", alias, behind)
-            self.publish(
-                Alert(
-                    severity="warning",
-                    code=FEED_LAGGING,
-                    message=f"account {alias}: {behind} (more than {self.limit_ns / _NS:.0f}s"
-                    "); a symbol leaving its slot meanwhile gets a delivery-lag gap",
-                    context={"account": alias},
-                    subject=alias,
-                )
+            self.alerts.raise_(
+                FEED_LAGGING,
+                alias,
+                "warning",
+                f"account {alias}: {behind} (more than {self.limit_ns / _NS:.0f}s); a symbol "
+                "leaving its slot meanwhile gets a delivery-lag gap",
+                {"account": alias},
             )
-
-    def _resolve(self, alias: str, why: str) -> None:
-        self.publish(resolved(alias, FEED_LAGGING, "warning", why))

@@ -1,32 +1,25 @@
 """Each account's outages: whether it counts as healthy, and its ``track_b_account_down`` alert.
 
-An account is down from the moment its session fails (or starts) until KIS confirms one
-(`KisStream.on_confirmed`: a registration acknowledged, the identifying release answered,
-data); down for ``unhealthy_after_s``, it is unhealthy and the slot manager moves its
-symbols elsewhere. A handshake alone is not up: a server that accepts the socket and then
-refuses the app key (OPSP8996) or drops it keeps the account down.
-
-An account whose hourly reconnect budget is spent, or that has no approval key (KIS refused
-its app key, or the token job issued none in time), is *dead* until a session is confirmed:
-a critical ``track_b_account_down`` alert, once per outage, and unhealthy at once. A
-session KIS refuses because another session holds the app key (`PERSISTENT_REFUSALS`:
-OPSP8996) raises that alert once the outage is ``unhealthy_after_s`` old, not when the
-budget is spent (the stream keeps trying); the budget's spending raises no second one for
-the same outage. The confirmation ends the outage with an `AlertResolved` of that code and
-account (the alert's subject: each account's outage is its own condition).
+An account is down from its session's failure (or start) until KIS confirms one
+(`KisStream.on_confirmed`); down for ``unhealthy_after_s`` it is unhealthy, and its symbols
+move elsewhere. One whose reconnect budget is spent or that has no approval key is *dead*:
+a critical ``track_b_account_down`` about it, unhealthy at once. A session refused because
+another holds the app key (OPSP8996) raises the same alert once the outage is
+``unhealthy_after_s`` old. The alert is open in the process's `AlertBook` (once an outage,
+an earlier run's too); the confirmation resolves it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 
-from bus.events import Alert, AlertResolved, Event, Severity
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.runtime import ShortTasks
 
-__all__ = ["ACCOUNT_DOWN", "Outages", "resolved"]
+__all__ = ["ACCOUNT_DOWN", "Outages", "resolve"]
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +27,12 @@ ACCOUNT_DOWN = "track_b_account_down"  # the alert of an account whose session i
 _NS = 1_000_000_000
 
 
-def resolved(alias: str, code: str, severity: Severity, what: str) -> AlertResolved:
-    """The end of an account's alerted condition (``code`` of ``severity``, about it), logged."""
+def resolve(alerts: AlertBook, code: str, alias: str, what: str) -> bool:
+    """End the account's alerted condition ``code`` (about it), logged; False if none is open."""
+    if not alerts.resolve(code, alias, f"account {alias}: {what}"):
+        return False
     log.warning("account %s: %s", alias, what)
-    message = f"account {alias}: {what}"
-    return AlertResolved(code=code, severity=severity, subject=alias, message=message)
+    return True
 
 
 class Outages:
@@ -47,33 +41,28 @@ class Outages:
     def __init__(
         self,
         clock: Clock,
-        publish: Callable[[Event], object],
+        alerts: AlertBook,
         aliases: Collection[str],
         unhealthy_after_s: float,
     ) -> None:
         self.clock = clock
-        self.publish = publish
+        self.alerts = alerts
         self.unhealthy_ns = int(unhealthy_after_s * _NS)
         # alias -> since when it is down (clock ns), None while up
         self.down_since: dict[str, int | None] = dict.fromkeys(aliases)
         self.dead: set[str] = set()  # accounts whose reconnect budget or key is spent
-        # Accounts whose down alert is open but not raised by `down`: an earlier Track B's,
-        # or a persistent session refusal's (`refused`); `down` raises none again for them.
-        self.alerted: set[str] = set()
         self.refusing: dict[str, asyncio.Task[None]] = {}  # alias -> its `_alert_refused`
         self.tasks = ShortTasks()  # those tasks: one that fails ends the collector's run
 
-    def take_over(self, aliases: Collection[str], *, late: bool = False) -> None:
-        """Accounts whose down alert an earlier Track B left open: their confirmation ends it.
+    def taken_over(self, aliases: Collection[str]) -> None:
+        """Accounts whose down alert an earlier run left open, taken over late (streaming).
 
-        ``late``: taken over after the sessions started; one that is up now was confirmed
-        before, and is resolved at once.
+        One that is up now was confirmed before: resolved at once. The others' next
+        confirmation resolves it, and `down` raises no second alert.
         """
         for alias in sorted(set(aliases) & self.down_since.keys()):
-            if late and self.down_since[alias] is None and alias not in self.dead:
-                self.publish(resolved(alias, ACCOUNT_DOWN, "critical", "streams since a restart"))
-            else:
-                self.alerted.add(alias)
+            if self.down_since[alias] is None and alias not in self.dead:
+                resolve(self.alerts, ACCOUNT_DOWN, alias, "streams since a restart")
 
     def healthy(self) -> set[str]:
         """Accounts that are up, or down for less than ``unhealthy_after_s``."""
@@ -98,17 +87,12 @@ class Outages:
         if alias in self.dead:
             return
         self.dead.add(alias)
-        if alias in self.alerted:  # an open alert stands for this outage
-            self.alerted.discard(alias)
-            return
-        self.publish(
-            Alert(
-                severity="critical",
-                code=ACCOUNT_DOWN,
-                message=f"account {alias} streams nothing: {reason}; its slots fail over",
-                context={"account": alias},
-                subject=alias,
-            )
+        self.alerts.raise_(  # none if an open alert stands for this outage
+            ACCOUNT_DOWN,
+            alias,
+            "critical",
+            f"account {alias} streams nothing: {reason}; its slots fail over",
+            {"account": alias},
         )
 
     def refused(self, alias: str, code: str) -> None:
@@ -120,7 +104,7 @@ class Outages:
         go sooner), whatever the reconnects do meanwhile; the stream keeps trying.
         """
         since = self.down_since[alias]
-        if since is None or alias in self.dead or alias in self.alerted:
+        if since is None or alias in self.dead or self.alerts.is_open(ACCOUNT_DOWN, alias):
             return  # up, or this outage is alerted already
         if alias not in self.refusing:
             alert = self._alert_refused(alias, since, code)
@@ -130,20 +114,16 @@ class Outages:
         """The alert of `refused`, at ``unhealthy_after_s`` into the outage, if it lasts."""
         await self.clock.sleep(max(0.0, (since + self.unhealthy_ns - self.clock.now_ns()) / _NS))
         self.refusing.pop(alias, None)
-        if self.down_since[alias] != since or alias in self.dead or alias in self.alerted:
+        if self.down_since[alias] != since or alias in self.dead:
             return  # up again meanwhile, or alerted by the spent budget
-        self.alerted.add(alias)  # the alert stands for the outage: `down` raises none
         down_s = (self.clock.now_ns() - since) / _NS
-        self.publish(
-            Alert(
-                severity="critical",
-                code=ACCOUNT_DOWN,
-                message=f"account {alias} streams nothing for {down_s:.0f}s: KIS refuses its "
-                f"session ({code}: another session holds the app key); retrying, its slots "
-                "fail over",
-                context={"account": alias, "refusal": code},
-                subject=alias,
-            )
+        self.alerts.raise_(  # it stands for the outage: `down` raises none
+            ACCOUNT_DOWN,
+            alias,
+            "critical",
+            f"account {alias} streams nothing for {down_s:.0f}s: KIS refuses its session "
+            f"({code}: another session holds the app key); retrying, its slots fail over",
+            {"account": alias, "refusal": code},
         )
 
     def confirmed(self, alias: str) -> None:
@@ -151,10 +131,8 @@ class Outages:
         self.down_since[alias] = None
         if pending := self.refusing.pop(alias, None):
             pending.cancel()  # let go within the grace: no alert
-        if alias in self.dead or alias in self.alerted:
-            self.dead.discard(alias)
-            self.alerted.discard(alias)
-            self.publish(resolved(alias, ACCOUNT_DOWN, "critical", "streams again"))
+        self.dead.discard(alias)
+        resolve(self.alerts, ACCOUNT_DOWN, alias, "streams again")
 
     def cancel(self) -> None:
         """The collector stops: no refusal's alert is due any more."""

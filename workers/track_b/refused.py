@@ -1,25 +1,22 @@
 """Data KIS sent that the decoder refuses, per account: counted, and alerted once an episode.
 
-A refused record loses its trade or book (a refused trade of a symbol the account streams is
-also a ``dropped_record`` gap, its minute recovered from KIS's bars); a refused frame loses
-all of its records at once (the day's reconciliation finds their minutes short). Either way
-KIS sent something the decoder does not read (a changed format, a damaged frame): the
-operator must hear of it, not find it in a counter. The first refusal of an episode raises a
-``track_b_data_refused`` error about its account, naming what was refused and why; the
-episode ends, resolved with its counts, once the account's data has been read without a
-refusal for `QUIET_S`. However many records are refused, one alert an episode: a feed whose
-every record is refused (a format change) raises one, and stays open while nothing reads.
+A refused record loses its trade or book (a refused trade of a streamed symbol is also a
+``dropped_record`` gap); a refused frame loses all its records. The first refusal of an
+episode raises a ``track_b_data_refused`` error about its account, naming what and why
+(open in the process's `AlertBook`); the episode ends, resolved with its counts, once the
+account's data has been read without a refusal for `QUIET_S`. One alert an episode, however
+many records: a format change that refuses every record raises one, open while nothing reads.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from bus.events import Alert, Event
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
-from workers.track_b.outages import resolved
+from workers.track_b.outages import resolve
 
 __all__ = ["DATA_REFUSED", "QUIET_S", "RefusedData"]
 
@@ -40,17 +37,15 @@ class _Episode:
 class RefusedData:
     """Every account's refused records and frames, and its ``track_b_data_refused`` episodes."""
 
-    def __init__(
-        self, clock: Clock, publish: Callable[[Event], object], quiet_s: float = QUIET_S
-    ) -> None:
+    def __init__(self, clock: Clock, alerts: AlertBook, quiet_s: float = QUIET_S) -> None:
         self.clock = clock
-        self.publish = publish
+        self.alerts = alerts
         self.quiet_ns = int(quiet_s * _NS)
         self.records: Counter[str] = Counter()  # alias -> records refused, since the start
         self.open: dict[str, _Episode] = {}  # alias -> its episode, while alerted
 
-    def take_over(self, aliases: Collection[str]) -> None:
-        """Accounts whose alert an earlier Track B left open: this one's quiet data ends it."""
+    def taken_over(self, aliases: Collection[str]) -> None:
+        """Accounts whose alert an earlier run left open: an episode from now (quiet data ends)."""
         now = self.clock.now_ns()
         for alias in aliases:
             self.open.setdefault(alias, _Episode(now))
@@ -61,7 +56,7 @@ class RefusedData:
         if episode is None:
             return
         counts = f"{episode.records} records and {episode.frames} frames refused"
-        self.publish(resolved(alias, DATA_REFUSED, "error", f"{why} ({counts} in the episode)"))
+        resolve(self.alerts, DATA_REFUSED, alias, f"{why} ({counts} in the episode)")
 
     def on_records(self, alias: str, tr_id: str, count: int, error: str) -> None:
         """``count`` records of a ``tr_id`` frame refused, the first for ``error``."""
@@ -90,13 +85,5 @@ class RefusedData:
             "trades of streamed symbols are gaps recovered from the minute bars, the rest "
             "shows in the day's reconciliation"
         )
-        self.publish(
-            Alert(
-                severity="error",
-                code=DATA_REFUSED,
-                message=message[:500],
-                context={"account": alias},
-                subject=alias,
-            )
-        )
+        self.alerts.raise_(DATA_REFUSED, alias, "error", message[:500], {"account": alias})
         return episode

@@ -1,25 +1,12 @@
 """Real-time data Track B refused to store: kept (bounded), counted, and alerted.
 
-Every refusal (a record a check of `workers.track_b.checks` refuses, a record the decoder
-cannot read, a frame the stream dropped) is counted per account and kind (`Rejections.counts`:
-``account.<alias>.rejected.<kind>`` in the heartbeat) and published as a `RealtimeRejected`
-with its frame's text (4 KB at most) while its account, kind and symbol have had fewer than
-`KEPT_PER_SYMBOL` kept that KST day, and its account and kind fewer than `KEPT_PER_KIND`:
-a hostile feed costs at most `KEPT_PER_KIND` rows of 4 KB per account and kind a day, and
-the rest are counted only (each alert's resolution says how many).
-
-A record a check refuses (it reads, but was not asked for or cannot be true) is a
-``track_b_data_rejected`` error, once per account, kind and symbol (subject
-``account/kind/symbol``), resolved with its count once ``quiet_s`` passed without another
-(judged as the account's data is read). At most `ALERTED_SYMBOLS` symbols of a kind are
-alerted one by one per account; one more alert (``account/kind/*``) stands for the rest.
-What the decoder cannot read is `workers.track_b.refused`'s alert, one an episode per
-account (a format change refuses every record of every symbol).
-
-A burst of bad frames that made the stream reconnect (`observer.kis.frames`) is a
-``track_b_bad_frames`` error about the account, resolved when the stream ends the episode
-(a window of its frames without a bad one). A restarted Track B takes over what an earlier
-run left open; the same rules resolve it.
+Every refusal (a check of `workers.track_b.checks`, a record the decoder cannot read, a frame
+the stream dropped) is counted per account and kind and published as a `RealtimeRejected`
+(its text, 4 KB at most) within `KEPT_PER_SYMBOL` a symbol and `KEPT_PER_KIND` a kind a day.
+A record a check refuses is a ``track_b_data_rejected`` error per account, kind and symbol
+(at most `ALERTED_SYMBOLS`, then ``account/kind/*``), resolved once ``quiet_s`` passed
+without another; a burst of bad frames (`observer.kis.frames`) a ``track_b_bad_frames``
+error, resolved with its episode. Both are open in the process's `AlertBook`.
 """
 
 from __future__ import annotations
@@ -29,7 +16,8 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-from bus.events import Alert, AlertResolved, Event, RealtimeRejected
+from bus.events import Event, RealtimeRejected
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.kis.frames import DroppedFrame
 from observer.kis.realtime import RealtimeEvents
@@ -66,9 +54,12 @@ class _Open:
 class Rejections:
     """Every account's refused data: the rows kept, the counts, and their alerts."""
 
-    def __init__(self, clock: Clock, publish: Callable[[Event], object], quiet_s: float) -> None:
+    def __init__(
+        self, clock: Clock, publish: Callable[[Event], object], alerts: AlertBook, quiet_s: float
+    ) -> None:
         self.clock = clock
-        self.publish = publish
+        self.publish = publish  # the rejected records
+        self.alerts = alerts
         self.quiet_ns = int(quiet_s * _NS)
         self.counts: Counter[tuple[str, str]] = Counter()  # (alias, kind) -> since the start
         self.kept = 0  # rejected records published, since the start
@@ -76,7 +67,6 @@ class Rejections:
         self._kept_symbol: Counter[tuple[str, str, str]] = Counter()  # (alias, kind, symbol)
         self._kept_kind: Counter[tuple[str, str]] = Counter()
         self.open: dict[str, dict[str, _Open]] = {}  # alias -> subject -> its open alert
-        self.flooded: set[str] = set()  # accounts whose bad-frames alert is open
         self._swept: dict[str, int] = {}  # alias -> when its alerts were last judged
 
     def reject(
@@ -172,15 +162,7 @@ class Rejections:
         )
         log.error("%s", message)
         context = {"account": alias, "kind": kind, "symbol": symbol}
-        self.publish(
-            Alert(
-                severity="error",
-                code=DATA_REJECTED,
-                message=message,
-                context=context,
-                subject=subject,
-            )
-        )
+        self.alerts.raise_(DATA_REJECTED, subject, "error", message, context)
 
     def on_data(self, alias: str, received_ns: int) -> None:
         """The account's data was read: its alerts quiet for ``quiet_s`` are resolved."""
@@ -196,39 +178,30 @@ class Rejections:
 
     def flood(self, alias: str, why: str) -> None:
         """The account's stream reconnects on a burst of bad frames: alerted once an episode."""
-        if alias in self.flooded:
+        if self.alerts.is_open(BAD_FRAMES, alias):
             return
-        self.flooded.add(alias)
         message = (
             f"account {alias}: {why}: the session reconnects once (with its backoff), then "
             "drops and counts the bad frames until they stop"
         )
         log.error("%s", message)
-        self.publish(
-            Alert(
-                severity="error",
-                code=BAD_FRAMES,
-                message=message,
-                context={"account": alias},
-                subject=alias,
-            )
-        )
+        self.alerts.raise_(BAD_FRAMES, alias, "error", message, {"account": alias})
 
     def flood_over(self, alias: str, why: str) -> None:
         """The burst's episode ended (``why``)."""
-        if alias in self.flooded:
-            self.flooded.discard(alias)
-            self._resolve(BAD_FRAMES, alias, why)
+        self._resolve(BAD_FRAMES, alias, why)
 
-    def take_over(self, subjects: Collection[str], flooded: Collection[str]) -> None:
-        """Alerts an earlier Track B left open (of configured accounts): resolved as this one's."""
+    def taken_over(self, subjects: Collection[str]) -> None:
+        """`DATA_REJECTED` alerts an earlier run left open (of configured accounts).
+
+        Resolved by the same rules as this run's, their quiet time counted from now.
+        """
         now = self.clock.now_ns()
         for subject in subjects:
             alias = subject.partition("/")[0]
             self.open.setdefault(alias, {}).setdefault(subject, _Open(now))
-        self.flooded |= set(flooded)
 
     def _resolve(self, code: str, subject: str, why: str) -> None:
         message = f"account {subject.partition('/')[0]}: {subject}: {why}"
-        log.warning("%s", message)
-        self.publish(AlertResolved(code=code, severity="error", subject=subject, message=message))
+        if self.alerts.resolve(code, subject, message):
+            log.warning("%s", message)

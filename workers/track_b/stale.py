@@ -1,13 +1,10 @@
 """A session that answers but streams nothing: restarted once an episode, with a warning.
 
-KIS's PINGPONG and control answers keep a session's own silence limit at bay, so a session
-stuck with its registrations held would stream nothing for the rest of the day while
-counting as up. Quiet for ``stale_after_s`` of clock time (and `MIN_SILENCE_WALL_S` of wall
-time: a loop stalled on a busy machine under a fast clock is no stuck session) with its
-registrations held, in continuous trading, the session restarts with a
-``track_b_stream_stale`` warning about its account. The account stays stale until data
-flows again (an `AlertResolved` of the code and account), so a market-wide halt costs each
-account one restart and one alert, not a reconnect loop.
+Quiet for ``stale_after_s`` of clock time (and `MIN_SILENCE_WALL_S` of wall time) with its
+registrations held, in continuous trading, a session restarts with a ``track_b_stream_stale``
+warning about its account (open in the process's `AlertBook`, an earlier run's too). Data
+flowing again resolves it: a market-wide halt costs each account one restart and one alert,
+not a reconnect loop.
 """
 
 from __future__ import annotations
@@ -15,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 
-from bus.events import Alert, Event
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.kis.stream import MIN_SILENCE_WALL_S, KisStream
 from observer.runtime import sleep_unless
-from workers.track_b.outages import resolved
+from workers.track_b.outages import resolve
 
 __all__ = ["STREAM_STALE", "StaleWatch"]
 
@@ -37,26 +34,18 @@ class StaleWatch:
     def __init__(
         self,
         clock: Clock,
-        publish: Callable[[Event], object],
+        alerts: AlertBook,
         in_session: Callable[[int], bool],
         stale_after_s: float,
     ) -> None:
         self.clock = clock
-        self.publish = publish
+        self.alerts = alerts
         self.in_session = in_session
         self.stale_ns = int(stale_after_s * _NS)  # 0: not watched
         self.stale: set[str] = set()  # accounts in a stale episode (restarted once for it)
-        self.alerted: set[str] = set()  # their stale alert an earlier Track B left open
         # alias -> its last data frame or confirmation, in clock time and in wall time
         self.heard_ns: dict[str, int] = {}
         self.heard_wall: dict[str, float] = {}
-
-    def take_over(self, aliases: Collection[str]) -> None:
-        """Accounts whose stale alert an earlier Track B left open: their data resolves it.
-
-        A stuck session is still restarted once here, without a second alert.
-        """
-        self.alerted |= set(aliases)
 
     def heard(self, alias: str, at_ns: int) -> None:
         """KIS confirmed the account's session: data is due from ``at_ns``."""
@@ -66,10 +55,9 @@ class StaleWatch:
     def on_data(self, alias: str, received_ns: int) -> None:
         """A data frame of the account arrived: the end of its stale episode, if any."""
         self.heard(alias, received_ns)
-        if alias in self.stale or alias in self.alerted:
+        if alias in self.stale or self.alerts.is_open(STREAM_STALE, alias):
             self.stale.discard(alias)
-            self.alerted.discard(alias)
-            self.publish(resolved(alias, STREAM_STALE, "warning", "data flows again"))
+            resolve(self.alerts, STREAM_STALE, alias, "data flows again")
 
     async def watch(self, streams: Mapping[str, KisStream], stop: asyncio.Event) -> None:
         """Restart (once per episode) each session that answers but delivers no data."""
@@ -90,17 +78,12 @@ class StaleWatch:
                 self.stale.add(alias)
                 quiet = f"no data for {(now - since) / _NS:.0f}s"
                 log.warning("account %s: %s with its registrations held: restarting", alias, quiet)
-                if alias in self.alerted:  # an earlier Track B's alert stands for it
-                    self.alerted.discard(alias)
-                else:
-                    self.publish(
-                        Alert(
-                            severity="warning",
-                            code=STREAM_STALE,
-                            message=f"account {alias}: {quiet} with {len(stream.registered)} "
-                            "registrations held in continuous trading; its session restarts",
-                            context={"account": alias},
-                            subject=alias,
-                        )
-                    )
+                self.alerts.raise_(  # none if an earlier run's alert stands for it
+                    STREAM_STALE,
+                    alias,
+                    "warning",
+                    f"account {alias}: {quiet} with {len(stream.registered)} registrations "
+                    "held in continuous trading; its session restarts",
+                    {"account": alias},
+                )
                 await stream.restart()

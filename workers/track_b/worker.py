@@ -1,35 +1,12 @@
 """The ``track_b`` session worker: context sync, then slots re-evaluated while streaming.
 
-1. The day's universe (from the database) gives each symbol's references: market cap,
-   previous close, 20-day volume and 14-day ATR.
-2. At ``sync_lead_s`` before full operation (09:29:50), Track A's snapshots of the opening
-   half hour are read from the database: they feed the trigger engine and the context
-   ranking, whose best become the first candidates. Without them the start is degraded
-   (a warning alert): slots fill by market cap until triggers fire. A start after full
-   operation began replays the day's snapshots so far instead (`workers.track_b.startup`).
-3. From full operation on, every account's session streams its slots. Every
-   ``evaluate_s``: new Track A snapshots from the feed, trade velocity from the stream, the
-   pins of ``observer track-b slots``, and the largest market caps not barred (the default
-   placement, weight 1, one per open slot) become candidates; the slot manager decides;
-   the collector applies.
-4. The overflow rate of the last hour is watched against ``overflow_alert_pct``: one
-   ``track_b_overflow`` alert per episode and severity, resolved once the rate is back at
-   half the warning level (`workers.track_b.session_alerts`). The session's end resolves
-   the overflow and the session's notices (refusals, closed slots, a degraded start, a
-   restart) still open.
-5. The guard (`workers.track_b.guard`) bars what must leave its slot: a registration KIS
-   refused (it wakes the loop at once), a symbol halted or locked at a price limit.
-6. With ``[track_b] shard`` (several collectors hosts) every candidate, pin and slot taken
-   back is of this host's shard alone (`observer.cluster.shards`); other shards' firings are
-   counted.
-
-A Track B that starts after one died mid-session takes back the slots it held, each with a
-``process_restart`` gap and at least its trigger's TTL from now (`TrackB._resume`). One
-that starts while the writer has not stored the dead run's last events, or while the
-database fails the reads, streams: it takes those slots back if the writer catches up
-before its first placement, and releases them, each with its gap, if it catches up later
-(`workers.track_b.handover`). The heartbeat and the sessions run beside the day's work
-(`observer.runtime.alongside`): if either fails, the process ends and is restarted.
+The day's universe gives each symbol's references; at ``sync_lead_s`` before full operation,
+Track A's snapshots feed the trigger engine and the first candidates (without them a degraded
+start: slots fill by market cap). From full operation every account streams its slots,
+decided every ``evaluate_s`` from triggers, pins and market caps (of this host's shard,
+`observer.cluster.shards`); the guard bars what must leave a slot; 15:00 releases every slot
+and resolves the session's alerts. A restart takes back the slots and open alerts an earlier
+run left: late, once the writer has stored them (`workers.track_b.handover`).
 """
 
 from __future__ import annotations
@@ -46,10 +23,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine, Row
 
-from bus.events import Alert, PriceSnapshot, Severity
+from bus.events import PriceSnapshot, Severity
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
-from observer.alerts.states import Notice, open_notices_of, open_subjects_of
+from observer.alerts.states import Notice
+from observer.alerts.stored import open_alerts
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
@@ -75,22 +53,17 @@ from observer.runtime import (
     sleep_unless,
 )
 from workers.track_b import SOURCE
-from workers.track_b.collect import Collector, CollectorSettings
+from workers.track_b.collect import ACCOUNT_CODES, Collector, CollectorSettings
 from workers.track_b.guard import SlotGuard
 from workers.track_b.handover import (
-    AccountAlerts,
     Earlier,
     LateHandover,
     PendingRuns,
     release_late,
 )
 from workers.track_b.kept_references import KeptReferences
-from workers.track_b.lag import FEED_LAGGING
-from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.pins import PinFile, slots_path, unplaced
 from workers.track_b.read_back import ReadBack
-from workers.track_b.refused import DATA_REFUSED
-from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.session_alerts import (
     DEGRADED,
     OVERFLOW,
@@ -99,7 +72,6 @@ from workers.track_b.session_alerts import (
     SessionNotices,
 )
 from workers.track_b.slots import Candidate, Decision, SlotBook
-from workers.track_b.stale import STREAM_STALE
 from workers.track_b.startup import (
     LateSync,
     Synced,
@@ -121,6 +93,8 @@ _SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
 _CATCH_UP_S = 10.0
 RESUME_FAILED = "track_b_resume_failed"
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
+# What a restarted Track B takes over of what an earlier run of the day left open.
+_TAKEN_OVER = (*ACCOUNT_CODES, OVERFLOW, *SESSION_CODES)
 
 
 class TrackB(AsyncWorker):
@@ -139,10 +113,8 @@ class TrackB(AsyncWorker):
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.data_dir = Path(settings.paths.data_dir)
         self._engine: Engine = reader_engine(settings.database, "track_b")
-        self.overflow = OverflowWatch(
-            self.config.overflow_alert_pct, self.producer.send, self._alert
-        )
-        self.notices = SessionNotices(self.producer.send)
+        self.overflow = OverflowWatch(self.config.overflow_alert_pct, self.alerts, self._alert)
+        self.notices = SessionNotices(self.alerts)
         self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
         # Served from the start: a rule's increase() misses a counter's first appearance.
         self.counters: dict[str, float] = {"snapshot_readings_failed": 0}
@@ -171,32 +143,23 @@ class TrackB(AsyncWorker):
         finally:
             self._engine.dispose()
 
-    def _open_account_alerts(self, through_seq: int | None = None) -> AccountAlerts:
-        """The subjects of the account alerts an earlier run left open, as `take_over` takes them.
+    def _left_open(self, through_seq: int | None = None) -> list[Notice]:
+        """The account, overflow and session alerts an earlier run left open (blocking).
 
         ``through_seq``: the earlier runs' last seq (this run's own alerts are left out).
         """
-        codes = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED, DATA_REJECTED, BAD_FRAMES)
         with self._engine.connect() as conn:
-            found = open_subjects_of(conn, self.settings, SOURCE, codes, through_seq)
-        down, stale, lagging, refused, rejected, flooded = (found[code] for code in codes)
-        return down, stale, lagging, refused, rejected, flooded
+            source = own_source(self.settings, SOURCE)
+            return open_alerts(conn, source, _TAKEN_OVER, through_seq)
 
-    def _open_session_alerts(self, through_seq: int | None = None) -> list[Notice]:
-        """The overflow and session alerts an earlier run left open (a restart)."""
-        codes = (OVERFLOW, *SESSION_CODES)
-        with self._engine.connect() as conn:
-            return open_notices_of(conn, self.settings, SOURCE, codes, through_seq)
-
-    async def _open_alerts(self, as_of: AsOf) -> tuple[AccountAlerts, list[Notice]] | None:
+    async def _open_alerts(self, as_of: AsOf) -> list[Notice] | None:
         """The alerts the earlier runs left open; None if the database fails the read.
 
         Track B streams then, and takes them over once they read (`LateHandover`): a start
         during a database outage waited for it, 600 s and then again after each restart.
         """
         try:
-            account = await asyncio.to_thread(self._open_account_alerts, as_of.seq)
-            session = await asyncio.to_thread(self._open_session_alerts, as_of.seq)
+            return await asyncio.to_thread(self._left_open, as_of.seq)
         except DATABASE_ERRORS as exc:
             self._count("database_reads_failed")
             log.warning(
@@ -205,12 +168,17 @@ class TrackB(AsyncWorker):
                 error_reason(exc),
             )
             return None
-        return account, session
 
-    def _take_over(self, open_alerts: Sequence[Notice]) -> None:
-        """An earlier run's overflow episode and session notices are this run's to resolve."""
-        self.overflow.take_over([n for n in open_alerts if n.code == OVERFLOW])
-        self.notices.take_over([n for n in open_alerts if n.code != OVERFLOW], self.day_start_ns)
+    def _take_over(
+        self, open_alerts: Sequence[Notice], collector: Collector, *, late: bool = False
+    ) -> None:
+        """What an earlier run left open is this run's to resolve (`Collector.taken_over`).
+
+        ``late``: after the sessions started (`workers.track_b.handover`).
+        """
+        taken = self.alerts.take_over(open_alerts)
+        collector.taken_over(taken, late=late)
+        self.notices.taken_over(taken, self.day_start_ns)
 
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
@@ -232,8 +200,7 @@ class TrackB(AsyncWorker):
                     "streams, and takes over its slots and open alerts once they are stored"
                 )
             self._streams_before_taking_over(LateHandover(self.producer, day, as_of, runs, True))
-            taken = (set(), set(), set(), set(), set(), set()), []
-        account_alerts, session_alerts = taken
+            taken = []
         engine = TriggerEngine(
             self.config,
             references,
@@ -261,10 +228,10 @@ class TrackB(AsyncWorker):
             in_session=self._in_continuous_trading,
             on_refused=self.guard.on_refused,
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
+            alerts=self.alerts,
         )
         self.collector = collector
-        collector.take_over(*account_alerts)
-        self._take_over(session_alerts)
+        self._take_over(taken, collector)
         capacity = self.config.slots_per_account
         book = SlotBook(aliases, capacity)
         self.counters["capacity_per_account"] = capacity
@@ -446,8 +413,7 @@ class TrackB(AsyncWorker):
         """What an earlier run left is this run's now: its alerts; the runs named go once stored."""
         self.handover = None
         if handover.alerts:  # the sessions are open: an account up now was confirmed before
-            collector.take_over(*earlier.account_alerts, late=True)
-            self._take_over(earlier.session_alerts)
+            self._take_over(earlier.alerts, collector, late=True)
         self.pending.taken_over()  # the runs it names: emptied once this is stored
 
     def _universe_references(self, day: date) -> Sequence[Row[str, int, int, int, Decimal]] | None:
@@ -456,14 +422,11 @@ class TrackB(AsyncWorker):
 
     def _earlier(self, handover: LateHandover) -> Earlier:
         """What an earlier run of the day left, as of this one's start (blocking)."""
-        through = handover.as_of.seq
-        none: AccountAlerts = (set(), set(), set(), set(), set(), set())
-        account = self._open_account_alerts(through) if handover.alerts else none
-        session = self._open_session_alerts(through) if handover.alerts else []
+        alerts = self._left_open(handover.as_of.seq) if handover.alerts else []
         with self._engine.connect() as conn:  # this host's
             source = own_source(self.settings, SOURCE)
             held = held_slots(conn, source, handover.day, handover.as_of, handover.runs)
-        return Earlier(account, session, held)
+        return Earlier(alerts, held)
 
     def _hand_over_late(self, book: SlotBook, collector: Collector) -> None:
         """Take over what an earlier run left once the writer stored it (`LateHandover`).
@@ -819,12 +782,9 @@ class TrackB(AsyncWorker):
     def _alert(
         self, severity: Severity, code: str, message: str, context: dict[str, str] | None = None
     ) -> None:
-        """Log and publish an alert."""
+        """Log and publish an alert (each one: one resolution ends a condition's alerts)."""
         log.log(logging.INFO if severity == "info" else logging.WARNING, "%s", message)
-        self.producer.send(
-            Alert(severity=severity, code=code, message=message, context=context or {})
-        )
-        self.notices.raised(severity, code)
+        self.alerts.raise_(code, "", severity, message, context, again=True)
 
 
 def _fill(by_cap: Sequence[Candidate], barred: Mapping[str, str], slots: int) -> list[Candidate]:
