@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bus.events import Alert
+from bus.events import Alert, Event
+from observer.alerts.book import AlertBook
 from observer.alerts.settings import ChannelSettings, NotifierSettings, ThresholdRule
 from observer.alerts.states import Notice, alert_states, parse_alert_id
 from observer.config.tree import load_settings
@@ -230,12 +231,14 @@ def program(name: str, state: State, counters: dict[str, float], started: float)
 
 
 def test_threshold_rules_alert_once_and_resolve() -> None:
+    sent: list[Event] = []
     rules = Rules(
         (
             ThresholdRule(code="gap_success_low", metric="gap_recovery.success_pct", below=95.0),
             ThresholdRule(code="slow", metric="universe.running_s", above=300.0),
             ThresholdRule(code="stale", metric="age_h.master_file", above=48.0, severity="error"),
-        )
+        ),
+        AlertBook(sent.append),
     )
     long_ago = time.monotonic() - 400
     gaps = program("gap_recovery", State.RUNNING, {"success_pct": 90.0}, 1.0)
@@ -255,14 +258,23 @@ def test_threshold_rules_alert_once_and_resolve() -> None:
         ("gap_success_low", False),
         ("slow", False),
     ]
-    assert rules.breached == {"stale"}
+    assert rules.alerts.conditions() == {("stale", ""): "error"}
     changes = rules.judge({"age_h.master_file": 1.0})
     assert [(c.rule.code, c.breached) for c in changes] == [("stale", False)]
+    assert [(type(e).__name__, e.code, e.severity) for e in sent] == [  # type: ignore[union-attr]
+        ("Alert", "gap_success_low", "warning"),
+        ("Alert", "slow", "warning"),
+        ("Alert", "stale", "error"),
+        ("AlertResolved", "gap_success_low", "warning"),
+        ("AlertResolved", "slow", "warning"),
+        ("AlertResolved", "stale", "error"),
+    ]
 
 
 def test_every_enrichment_figure_read_is_a_metric() -> None:
     """Before, only coverage_pct was: a rule on another figure the file accepts never fired."""
-    rules = Rules((ThresholdRule(code="calls", metric="enrichment.kis_calls.us", above=900.0),))
+    rule = ThresholdRule(code="calls", metric="enrichment.kis_calls.us", above=900.0)
+    rules = Rules((rule,), AlertBook(lambda event: None))
     figures = {"kis_calls": 1000.0, "coverage_pct": 99.0, "age_h": 2.0}
     metrics = metrics_of([], {}, {"US": figures})
     assert metrics == {
@@ -368,9 +380,14 @@ def test_the_alerts_of_a_predecessor_are_taken_over_or_resolved() -> None:
     rules = (ThresholdRule(code="typo", metric="gap_recovery.sucess_pct", below=95.0),)
     gaps = worker("daemon", {"success_pct": 40.0})
     check = RuleCounters(rules, {"gap_recovery": gaps})
-    events = check.inherit({"typo", "corrected"})
+    left = ["typo", "corrected"]
+    check.alerts.take_over(
+        Notice(f"supervisor:{n}", "alert", n, "warning", RULE_METRIC_UNKNOWN, code, "")
+        for n, code in enumerate(left)
+    )
+    events = check.taken_over(left)
     assert rule_alerts(events) == [("AlertResolved", "corrected")]
-    assert check.alerted == {"typo"}
+    assert check.alerts.subjects(RULE_METRIC_UNKNOWN) == {"typo"}
     for beat in range(4):
         gaps.counters = {"success_pct": float(beat)}
         check.observe()

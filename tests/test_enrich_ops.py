@@ -12,6 +12,7 @@ from bus.envelope import Envelope
 from bus.events import EnrichmentRun, Event, ListingChanged, SectorMetadata
 from harness.demo import _enrichment
 from harness.demo_view import _enrichment_line
+from observer.alerts.book import AlertBook
 from observer.calendar.phases import KST
 from observer.config.workers import EnrichSettings
 from observer.db.sector_queries import coverage, coverage_at, region_coverage
@@ -113,7 +114,8 @@ def test_coverage_metrics_and_rules_follow_the_stored_runs(store: Store) -> None
     assert samples["observer_enrichment_last_run_deferred"] == [({"region": "US"}, 2.0)]
     assert samples["observer_enrichment_last_run_failed"] == [({"region": "US"}, 1.0)]
 
-    rules = Rules(enrichment_rules(EnrichSettings(stale_after_h=48.0, min_coverage_pct=80.0)))
+    settings = EnrichSettings(stale_after_h=48.0, min_coverage_pct=80.0)
+    rules = Rules(enrichment_rules(settings), AlertBook(lambda event: None))
     changes = rules.judge(metrics_of([], reading.ages_h, reading.enrichment))
     assert [(c.rule.code, c.breached) for c in changes] == [("enrichment_coverage_low_us", True)]
     assert changes[0].message == "enrichment.coverage_pct.us is below 80: 70"
@@ -133,7 +135,7 @@ def test_nothing_enriched_reads_no_figures_and_raises_nothing(store: Store) -> N
         reading = read_once(conn, RUN_NS)
     assert "enrichment" not in reading.ages_h and reading.enrichment == {}
     assert all(not family.samples for family in enrichment_families(reading.enrichment))
-    rules = Rules(enrichment_rules(EnrichSettings()))
+    rules = Rules(enrichment_rules(EnrichSettings()), AlertBook(lambda event: None))
     assert rules.judge(metrics_of([], reading.ages_h, reading.enrichment)) == []
 
 

@@ -407,7 +407,8 @@ def test_one_unrecoverable_gap_raises_one_alert_not_two() -> None:
     rig.worker._final(_gap("g"), "unrecoverable", 0, "x")
     assert rig.alerts() == [("Alert", "2026-11-20", "1")]
     rules = Rules(
-        (ThresholdRule(code="gap_success_low", metric="gap_recovery.success_pct", below=95.0),)
+        (ThresholdRule(code="gap_success_low", metric="gap_recovery.success_pct", below=95.0),),
+        AlertBook(rig.sent.append),
     )
     gaps: Any = SimpleNamespace(
         name="gap_recovery",

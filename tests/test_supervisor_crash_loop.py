@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bus.events import Alert, AlertResolved, Event
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.calendar.clock import SystemClock
 from observer.config.tree import load_settings
 from observer.supervisor.core import Supervisor
-from observer.supervisor.crash_loops import CRASH_LOOP_COUNT, CrashLoops
+from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_COUNT, CrashLoops
 from observer.supervisor.program import State
 from tests.test_supervisor_health import configure, until
 
@@ -41,7 +43,8 @@ def notices(events: list[Event]) -> list[tuple[str, str, str]]:
 
 def test_count_failures_within_the_window_alert_once_and_a_quiet_window_resolves() -> None:
     events: list[Event] = []
-    loops = CrashLoops(events.append, count=3, window_s=0.5)
+    book = AlertBook(events.append, "supervisor")
+    loops = CrashLoops(book, count=3, window_s=0.5)
 
     async def scenario() -> None:
         loops.failed("a")
@@ -54,7 +57,9 @@ def test_count_failures_within_the_window_alert_once_and_a_quiet_window_resolves
         assert len(events) == 1
         await until(lambda: not loops.open, "the quiet window's end")
         assert notices(events) == [("Alert", "error", "a"), ("AlertResolved", "error", "a")]
-        loops.inherit(["c"])  # a predecessor's open alert: resolved after a quiet window
+        # A predecessor's open alert: resolved after a quiet window.
+        book.take_over([Notice("supervisor:9", "alert", 0, "error", CRASH_LOOP_CODE, "c", "")])
+        loops.taken_over(["c"])
         await until(lambda: len(events) == 3, "the inherited alert resolved")
         assert notices(events)[-1] == ("AlertResolved", "error", "c")
 
@@ -63,7 +68,7 @@ def test_count_failures_within_the_window_alert_once_and_a_quiet_window_resolves
 
 def test_failures_spread_wider_than_the_window_are_no_loop() -> None:
     events: list[Event] = []
-    loops = CrashLoops(events.append, count=2, window_s=0.05)
+    loops = CrashLoops(AlertBook(events.append), count=2, window_s=0.05)
 
     async def scenario() -> None:
         loops.failed("a")

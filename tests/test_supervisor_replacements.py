@@ -25,6 +25,8 @@ import pytest
 
 from bus.events import Alert, AlertResolved, Event
 from harness.sim.server import SimConfig
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock, SystemClock
 from observer.calendar.phases import KST
 from observer.supervisor.program import Launch, Program, State
@@ -61,7 +63,9 @@ def test_replacements_fold_into_one_alert_until_a_quiet_window_after_ready(
 ) -> None:
     events: list[Event] = []
     clock = ManualClock(int(DAY.timestamp()) * _NS)
-    book = Replacements(events.append, clock, tmp_path / "replacements.json", quiet_s=0.2)
+    book = Replacements(
+        AlertBook(events.append), clock, tmp_path / "replacements.json", quiet_s=0.2
+    )
 
     async def scenario() -> None:
         book.replaced("writer", True, "no heartbeat for 15s")
@@ -96,17 +100,18 @@ def test_counts_are_kept_for_the_day_and_start_again_the_next(
 ) -> None:
     path = tmp_path / "replacements.json"
     clock = ManualClock(int(DAY.timestamp()) * _NS)
-    Replacements(lambda _e: None, clock, path).replaced("track_b", True, "no heartbeat")
+    Replacements(AlertBook(lambda _e: None), clock, path).replaced("track_b", True, "no heartbeat")
     assert path.stat().st_mode & 0o777 == 0o600
-    again = Replacements(lambda _e: None, clock, path)  # a supervisor started again
+    again = Replacements(AlertBook(None), clock, path)  # a supervisor started again
     assert again.today("track_b") == {"hung": 1, "crashed": 0}
     clock.advance(14 * 3600)  # past midnight KST
     assert again.today("track_b") == {"hung": 0, "crashed": 0}
-    assert Replacements(lambda _e: None, clock, path).today("track_b") == {"hung": 0, "crashed": 0}
+    assert Replacements(AlertBook(None), clock, path).today("track_b") == {"hung": 0, "crashed": 0}
     path.write_text('{"day": "2026-11-2')  # torn: set aside, alerted, counted from 0
     alerts: list[Event] = []
     with caplog.at_level(logging.WARNING):
-        assert Replacements(alerts.append, clock, path).today("x") == {"hung": 0, "crashed": 0}
+        replacements = Replacements(AlertBook(alerts.append), clock, path)
+        assert replacements.today("x") == {"hung": 0, "crashed": 0}
     assert "today's replacements count from 0" in caplog.text
     (alert,) = alerts
     assert isinstance(alert, Alert) and alert.code == "state_file_unreadable"
@@ -116,7 +121,8 @@ def test_counts_are_kept_for_the_day_and_start_again_the_next(
 def test_a_hold_or_a_take_over_ends_what_nothing_else_would(tmp_path: Path) -> None:
     events: list[Event] = []
     clock = ManualClock(int(DAY.timestamp()) * _NS)
-    book = Replacements(events.append, clock, tmp_path / "r.json", quiet_s=0.2)
+    alerts = AlertBook(events.append, "supervisor")
+    book = Replacements(alerts, clock, tmp_path / "r.json", quiet_s=0.2)
     parked = _program(tmp_path, "gap_recovery")
 
     async def scenario() -> None:
@@ -129,7 +135,12 @@ def test_a_hold_or_a_take_over_ends_what_nothing_else_would(tmp_path: Path) -> N
         running, held = _program(tmp_path, "track_a"), _program(tmp_path, "notifier")
         running.state, held.held = State.RUNNING, True
         programs = {"track_a": running, "notifier": held}
-        book.inherit({REPLACED_CODE: {"gone", "track_a", "notifier"}}, programs)
+        left = ["gone", "track_a", "notifier"]
+        alerts.take_over(
+            Notice(f"supervisor:{n}", "alert", n, "warning", REPLACED_CODE, name, "")
+            for n, name in enumerate(left)
+        )
+        book.taken_over(left, (), programs)
         assert _notices(events)[2:] == [("AlertResolved", "gone"), ("AlertResolved", "notifier")]
         assert book.open == {"track_a"}
         await until(lambda: not book.open, "track_a's quiet window from the take-over")
@@ -140,7 +151,7 @@ def test_a_hold_or_a_take_over_ends_what_nothing_else_would(tmp_path: Path) -> N
 def test_a_jobs_failed_run_is_retried_not_replaced(tmp_path: Path) -> None:
     """A job's failures are its own to alert (and `ctl status` names them until a run works)."""
     events: list[Event] = []
-    book = Replacements(events.append, SystemClock(), tmp_path / "r.json")
+    book = Replacements(AlertBook(events.append), SystemClock(), tmp_path / "r.json")
     job = _program(tmp_path, "universe", "job")
     job.hung, job.last_failure = True, "no heartbeat for 60s"
     book.seen(job, "exited")

@@ -75,8 +75,8 @@ class AlertBook:
         """The `Alert` to send, the condition open from now; None if it is open already.
 
         Open already at ``severity`` or higher: None, unless ``again`` (each alert of a
-        condition that repeats, one resolution ending them all). An info alert is a note,
-        never open: always sent.
+        condition that repeats, one resolution ending them all). An info alert is open here
+        too until resolved, though never in the database: a restart takes none over.
         """
         event = Alert(
             severity=severity,
@@ -85,8 +85,6 @@ class AlertBook:
             context=dict(context or {}),
             subject=subject,
         )
-        if severity == "info":
-            return event
         key = (event.code, event.subject)
         with self._lock:
             held = self._open.get(key)
@@ -118,7 +116,7 @@ class AlertBook:
         event = self.alert(code, subject, severity, message, context, again=again)
         if event is None:
             return False
-        self._send(event)
+        self.send(event)
         return True
 
     def resolve(self, code: str, subject: str = "", message: str = "") -> bool:
@@ -126,16 +124,17 @@ class AlertBook:
         event = self.resolution(code, subject, message)
         if event is None:
             return False
-        self._send(event)
+        self.send(event)
         return True
 
-    def _send(self, event: Event) -> None:
+    def send(self, event: Event) -> None:
+        """Publish ``event`` (one `alert` or `resolution` handed over) the book's way."""
         if self.publish is None:
             raise TypeError(f"{self!r} publishes nothing: its owners send what it hands them")
         self.publish(event)
 
     def take_over(self, notices: Iterable[Notice]) -> list[Notice]:
-        """Make an earlier run's open alerts this book's; those of warning or above, in order.
+        """Make an earlier run's open alerts this book's; those taken (no info alert), in order.
 
         Each condition is open from now at the highest severity of its alerts (and of this
         run's, if it raised the condition too); nothing is published.

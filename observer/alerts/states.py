@@ -75,6 +75,11 @@ class Notice:
         return (self.code, self.subject)
 
     @property
+    def source(self) -> str:
+        """The bus source that raised it (or resolved it)."""
+        return self.id.rpartition(":")[0]
+
+    @property
     def host(self) -> str:
         """The named host it came from (`observer.cluster.hosts`); empty for an unnamed one."""
         return host_of(self.id.rpartition(":")[0])

@@ -22,15 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from bus.errors import BusError
-from bus.events import Alert, AlertResolved, Event, PhaseChanged, WorkerLifecycle
+from bus.events import Alert, Event, PhaseChanged, WorkerLifecycle
 from bus.lock import InstanceLock, LockHeld
+from observer.alerts.states import Notice
 from observer.calendar.clock import CLOCK_ENV, Clock, now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
 from observer.cluster.transport import control_curve
 from observer.config.tree import Settings
 from observer.errors import ObserverError
-from observer.runtime import ShortTasks, alongside, producer_for
+from observer.runtime import ShortTasks, alert_book, alongside, producer_for
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import (
     HANDSHAKE_GRACE_S,
@@ -41,14 +42,16 @@ from observer.supervisor.commands import (
 )
 from observer.supervisor.control import ControlServer
 from observer.supervisor.control_tcp import TcpControlServer
+from observer.supervisor.crash_loops import CRASH_LOOP_CODE
 from observer.supervisor.holds import Holds
 from observer.supervisor.jobs import Jobs
 from observer.supervisor.leftovers import ChildRecord, end_leftovers
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.readings import DatabaseReadings, Reading
-from observer.supervisor.replacements import Replacements
+from observer.supervisor.replacements import REPLACED_CODE, Replacements
 from observer.supervisor.roles import connect, elsewhere, runs_here, supervisor_source
 from observer.supervisor.rosters import RosterDuty
+from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN
 from observer.supervisor.sampler import Sampler
 
 __all__ = ["Supervisor", "SupervisorLocked"]
@@ -84,7 +87,6 @@ class Supervisor:
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.phase: Phase | None = None
         self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
-        self._fatal: set[str] = set()  # programs parked, until they work again (`_recovered`)
         self._inherited = False  # the predecessor's open alerts taken over (first reading)
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         self._lock = self._take_lock()
@@ -113,10 +115,14 @@ class Supervisor:
         self.producer = producer_for(
             settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
         )
+        # What it alerted and has not resolved (a parked program's program_fatal, ...); a
+        # failed send is logged, and supervising goes on.
+        self.alerts = alert_book(self.producer)
+        self.alerts.publish = self._publish
         # Programs replaced after a hang or a crash: alerted, counted per day; and crash loops.
         # Their counts, like the record of the jobs' runs, are read here: an alert about an
         # unreadable file needs the producer.
-        self.replacements = Replacements(self._publish, clock, self.run_dir / "replacements.json")
+        self.replacements = Replacements(self.alerts, clock, self.run_dir / "replacements.json")
         self.jobs = Jobs(
             self.programs,
             self.timeline,
@@ -128,7 +134,7 @@ class Supervisor:
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
         self._rosters = RosterDuty(settings, self.role, self.programs, self._publish)
-        self.sampler = Sampler(settings, self.programs, self.readings, self._publish)
+        self.sampler = Sampler(settings, self.programs, self.readings, self.alerts)
         self.samples = self.sampler.samples  # program -> (cpu %, rss)
         self.readings.on_read = self._on_read
         self._tcp = self._tcp_control()
@@ -410,17 +416,9 @@ class Supervisor:
         self.replacements.seen(program, action)
         if action == "parked":
             message = f"{program.name} is FATAL: {detail}"
-            self._fatal.add(program.name)
-            self._publish(
-                Alert(
-                    severity="critical",
-                    code="program_fatal",
-                    message=message,
-                    context={"program": program.name},
-                    subject=program.name,
-                )
-            )
-        elif program.name in self._fatal and _recovered(program, action):
+            context = {"program": program.name}
+            self.alerts.raise_(FATAL, program.name, "critical", message, context, again=True)
+        elif self.alerts.is_open(FATAL, program.name) and _recovered(program, action):
             self._resolve_fatal(program.name, f"{program.name} {_RECOVERED[program.kind == 'job']}")
         if program.kind == "job":
             self.jobs.ended(program, action, code)  # its due run dealt with, or not yet
@@ -435,37 +433,44 @@ class Supervisor:
         """
         if program.held and program.kind == "job":
             self.jobs.settle(program)
-        if program.held and program.name in self._fatal and program.state is not State.FATAL:
+        fatal = self.alerts.is_open(FATAL, program.name)
+        if program.held and fatal and program.state is not State.FATAL:
             self._resolve_fatal(program.name, HELD)
         self.replacements.held(program)
 
     def _resolve_fatal(self, name: str, message: str) -> None:
-        self._fatal.discard(name)
-        self._publish(
-            AlertResolved(code="program_fatal", severity="critical", subject=name, message=message)
-        )
+        self.alerts.resolve(FATAL, name, message)
 
     def _on_read(self, reading: Reading) -> None:
         """Each successful reading: the first takes over what the predecessor alerted."""
         if not self._inherited:
             self._inherited = True
-            self._inherit(reading.opened_by(self.producer.source))
+            source = self.producer.source
+            self._take_over([n for n in reading.open_alerts if n.source == source])
         if self.role != "collectors":  # the store host compares the hosts' rosters
             self._rosters.judge(reading)
 
-    def _inherit(self, opened: dict[str, set[str]]) -> None:
+    def _take_over(self, notices: list[Notice]) -> None:
         """Take over the conditions this supervisor's source alerted and left open.
 
-        Before, a supervisor restarted by supervisord knew none of them: its predecessor's
-        ``program_fatal`` and rule alerts stayed open for ever, reminded every 30 minutes.
+        Those it judges (parked programs, replacements, loops, limits and rules) go into the
+        book, where their judges find them; one this supervisor alerted too is its own.
         """
-        fatal = sorted(opened.get("program_fatal", ()))
-        taken = self.sampler.inherit({code for code, subjects in opened.items() if "" in subjects})
-        if fatal or taken:
-            log.info("open alerts taken over: %s", ", ".join([*fatal, *sorted(taken)]))
-        self.replacements.inherit(opened, self.programs)  # resolved after a quiet hour
-        for name in fatal:
-            self._fatal.add(name)
+        codes = {FATAL, REPLACED_CODE, CRASH_LOOP_CODE, *self.sampler.codes}
+        notices = [n for n in notices if n.code in codes]
+        fresh = [n for n in notices if not self.alerts.is_open(n.code, n.subject)]
+        taken = self.alerts.take_over(notices)
+        if taken:
+            said = sorted({f"{n.code}({n.subject})" if n.subject else n.code for n in taken})
+            log.info("open alerts taken over: %s", ", ".join(said))
+        self.sampler.taken_over({n.subject for n in taken if n.code == RULE_METRIC_UNKNOWN})
+
+        def subjects(notices: list[Notice], code: str) -> set[str]:
+            return {n.subject for n in notices if n.code == code}
+
+        replaced, loops = subjects(fresh, REPLACED_CODE), subjects(fresh, CRASH_LOOP_CODE)
+        self.replacements.taken_over(replaced, loops, self.programs)  # after a quiet hour
+        for name in sorted(subjects(taken, FATAL)):
             program = self.programs.get(name)
             if program is None:  # its program_fatal would stay open for ever
                 self._resolve_fatal(name, f"{name} is no longer supervised on this host")
@@ -486,6 +491,7 @@ class Supervisor:
 
 _RECOVERED = {False: "is running again", True: "ran successfully"}
 HELD = "held by a command"  # a parked program's resolution when an operator stopped it
+FATAL = "program_fatal"  # the alert of a program parked FATAL (subject: the program)
 
 
 def _recovered(program: Program, action: str | None) -> bool:

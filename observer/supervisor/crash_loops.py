@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
-from bus.events import Alert, AlertResolved, Event
+from observer.alerts.book import AlertBook
 
 __all__ = ["CRASH_LOOP_CODE", "CRASH_LOOP_COUNT", "CRASH_LOOP_WINDOW_S", "CrashLoops"]
 
@@ -32,8 +32,9 @@ class CrashLoops:
 
     Parameters
     ----------
-    publish:
-        Sends the alert and its resolution.
+    alerts:
+        The supervisor's alert book: the loops alerted and not resolved (its predecessor's
+        too, once taken over: `taken_over`).
     count, window_s:
         ``count`` failures within ``window_s`` seconds are a loop; ``window_s`` seconds
         without a failure end it.
@@ -41,20 +42,20 @@ class CrashLoops:
 
     def __init__(
         self,
-        publish: Callable[[Event], None],
+        alerts: AlertBook,
         count: int = CRASH_LOOP_COUNT,
         window_s: float = CRASH_LOOP_WINDOW_S,
     ) -> None:
-        self._publish = publish
+        self._alerts = alerts
         self._count = count
         self._window_s = window_s
         self._failures: dict[str, deque[float]] = {}
-        self._open: dict[str, asyncio.TimerHandle] = {}  # alerted: the quiet window's end
+        self._quiet: dict[str, asyncio.TimerHandle] = {}  # an open loop's quiet window's end
 
     @property
     def open(self) -> set[str]:
         """The programs whose loop is alerted and not yet resolved."""
-        return set(self._open)
+        return self._alerts.subjects(CRASH_LOOP_CODE)
 
     def failed(self, name: str) -> None:
         """A failure of program ``name`` after a run that worked (it is restarted).
@@ -67,7 +68,7 @@ class CrashLoops:
         times.append(now)
         while times[0] <= now - self._window_s:
             times.popleft()
-        if name in self._open:
+        if self._alerts.is_open(CRASH_LOOP_CODE, name):
             self._quiet_from_now(name)
         elif len(times) >= self._count:
             minutes = self._window_s / 60
@@ -75,32 +76,22 @@ class CrashLoops:
                 f"{name} failed {len(times)} times within {minutes:g} minutes, each time "
                 "after running long enough to be restarted without end (see its log)"
             )
-            self._publish(
-                Alert(severity="error", code=CRASH_LOOP_CODE, message=message, subject=name)
-            )
+            self._alerts.raise_(CRASH_LOOP_CODE, name, "error", message)
             self._quiet_from_now(name)
 
-    def inherit(self, names: Iterable[str]) -> None:
-        """Take over loops a predecessor alerted: resolved after a quiet window from now."""
+    def taken_over(self, names: Iterable[str]) -> None:
+        """Loops a predecessor alerted, now open in the book: resolved after a quiet window."""
         for name in names:
-            if name not in self._open:
-                self._quiet_from_now(name)
+            self._quiet_from_now(name)
 
     def _quiet_from_now(self, name: str) -> None:
-        if (handle := self._open.get(name)) is not None:
+        if (handle := self._quiet.get(name)) is not None:
             handle.cancel()
         loop = asyncio.get_running_loop()
-        self._open[name] = loop.call_later(self._window_s, self._resolve, name)
+        self._quiet[name] = loop.call_later(self._window_s, self._resolve, name)
 
     def _resolve(self, name: str) -> None:
-        self._open.pop(name, None)
+        self._quiet.pop(name, None)
         self._failures.pop(name, None)
         minutes = self._window_s / 60
-        self._publish(
-            AlertResolved(
-                code=CRASH_LOOP_CODE,
-                severity="error",
-                subject=name,
-                message=f"{name}: no failure for {minutes:g} minutes",
-            )
-        )
+        self._alerts.resolve(CRASH_LOOP_CODE, name, f"{name}: no failure for {minutes:g} minutes")

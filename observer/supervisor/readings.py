@@ -10,7 +10,7 @@ ones of every program are counted from the database, whatever their age: the rec
 read that fails (no schema before the writer's first start, a database that is down) is
 logged once and shown as ``observer_database_read_up 0`` until a read succeeds again.
 
-The open alerts themselves are kept too (`Reading.opened_by`): a supervisor started again
+The open alerts themselves are kept too (`Reading.open_alerts`): a supervisor started again
 takes over the conditions its predecessor alerted, and ``ctl status`` shows an account whose
 ``readiness_failed`` is open as not ready until the job checks it again.
 
@@ -61,16 +61,6 @@ class Reading:
     rosters: tuple[StoredRoster, ...] = ()  # each supervisor's latest, within the window
     overlaps_open: frozenset[tuple[str, str]] = frozenset()  # (code, subject) open
     open_alerts: tuple[Notice, ...] = ()  # every alert open, oldest first
-
-    def opened_by(self, source: str) -> dict[str, set[str]]:
-        """The conditions ``source`` alerted that are still open: code -> subjects."""
-        from observer.alerts.states import parse_alert_id
-
-        found: dict[str, set[str]] = {}
-        for notice in self.open_alerts:
-            if parse_alert_id(notice.id)[0] == source:
-                found.setdefault(notice.code, set()).add(notice.subject)
-        return found
 
 
 # The latest run's figures shown per region (EnrichmentRun's fields).

@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import msgspec
 
-from bus.events import Alert, AlertResolved, Event
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.process.private_files import write_private
 from observer.process.state_files import read_state
-from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_WINDOW_S, CrashLoops
+from observer.supervisor.crash_loops import CRASH_LOOP_WINDOW_S, CrashLoops
 from observer.supervisor.program import Program, State
 
 __all__ = ["CAUSES", "QUIET_S", "REPLACED_CODE", "Replacements"]
@@ -63,8 +63,9 @@ class Replacements:
 
     Parameters
     ----------
-    publish:
-        Sends the alerts and their resolutions.
+    alerts:
+        The supervisor's alert book: the replacements alerted and not resolved (its
+        predecessor's too, once taken over: `taken_over`).
     clock:
         The supervisor's clock: its day (KST) is the day counted, its time the one alerted.
     path:
@@ -75,25 +76,25 @@ class Replacements:
 
     def __init__(
         self,
-        publish: Callable[[Event], None],
+        alerts: AlertBook,
         clock: Clock,
         path: Path,
         quiet_s: float = QUIET_S,
     ) -> None:
-        self._publish = publish
+        self._alerts = alerts
         self._clock = clock
         self._path = path
         self._quiet_s = quiet_s
-        self.loops = CrashLoops(publish)  # the escalation of forgiven failures
-        # Alerted and not resolved: the quiet window's end once it said READY, else None.
-        self._open: dict[str, asyncio.TimerHandle | None] = {}
+        self.loops = CrashLoops(alerts)  # the escalation of forgiven failures
+        # An open alert's quiet window, from its program's READY: its end resolves it.
+        self._windows: dict[str, asyncio.TimerHandle] = {}
         self._day = self._today()
         self._counts = self._restore()  # today's, by program and cause
 
     @property
     def open(self) -> set[str]:
         """The programs whose ``program_replaced`` is open."""
-        return set(self._open)
+        return self._alerts.subjects(REPLACED_CODE)
 
     def today(self, name: str) -> dict[str, int]:
         """Program ``name``'s replacements today, by cause (each cause named, 0 or more).
@@ -124,39 +125,29 @@ class Replacements:
         """Program ``name`` failed (``hung``, else crashed) for ``why`` and is started again."""
         cause = CAUSES[0] if hung else CAUSES[1]
         self._count(name, cause)
-        if name in self._open:  # folded into the open alert
+        if self._alerts.is_open(REPLACED_CODE, name):  # folded into the open alert
             self.failed(name)
             log.warning("%s %s again (%s): %s today", name, cause, why, self._said(name))
             return
-        self._open[name] = None
         at = now_utc(self._clock).astimezone(KST)
         message = (
             f"{name} {cause} ({why}) and was replaced at {at:%H:%M:%S}; later replacements "
             f"are counted in `observer ctl status` until it runs {self._window()} without one"
         )
         context = {"program": name, "cause": cause, "why": why, "at": at.isoformat()}
-        self._publish(
-            Alert(
-                severity="warning",
-                code=REPLACED_CODE,
-                message=message,
-                context=context,
-                subject=name,
-            )
-        )
+        self._alerts.raise_(REPLACED_CODE, name, "warning", message, context)
 
     def ran(self, name: str) -> None:
         """Program ``name`` said READY: its open alert ends after a quiet window from now."""
-        if name in self._open:
+        if self._alerts.is_open(REPLACED_CODE, name):
             self.failed(name)
             loop = asyncio.get_running_loop()
-            self._open[name] = loop.call_later(self._quiet_s, self._quiet, name)
+            self._windows[name] = loop.call_later(self._quiet_s, self._quiet, name)
 
     def failed(self, name: str) -> None:
         """Program ``name``'s run failed: its quiet window, if one began, begins again later."""
-        if (handle := self._open.get(name)) is not None:
+        if (handle := self._windows.pop(name, None)) is not None:
             handle.cancel()
-            self._open[name] = None
 
     def held(self, program: Program) -> None:
         """A command holds ``program`` stopped: the operator has taken it over.
@@ -164,20 +155,21 @@ class Replacements:
         Its alert ends now if it had not said READY since its last failure (backing off,
         parked); stopped during its quiet window, the window ends it: it worked.
         """
-        if program.held and program.name in self._open and self._open[program.name] is None:
-            self._resolve(program.name, f"{program.name}: {HELD}")
+        name = program.name
+        if program.held and self._alerts.is_open(REPLACED_CODE, name) and name not in self._windows:
+            self._resolve(name, f"{name}: {HELD}")
 
-    def inherit(self, opened: Mapping[str, set[str]], programs: Mapping[str, Program]) -> None:
-        """Take over what a predecessor alerted: replacements, and loops (`CrashLoops`).
+    def taken_over(
+        self, replaced: Iterable[str], loops: Iterable[str], programs: Mapping[str, Program]
+    ) -> None:
+        """What a predecessor alerted, now open in the book: replacements, loops (`CrashLoops`).
 
-        A program no longer run here is resolved at once, one held stopped too; one running
-        now ends its alert after a quiet window from now, another after its next READY.
+        Those this supervisor alerted too are its own already. A program no longer run here
+        is resolved at once, one held stopped too; one running now ends its alert after a
+        quiet window from now, another after its next READY.
         """
-        self.loops.inherit(opened.get(CRASH_LOOP_CODE, ()))
-        for name in sorted(opened.get(REPLACED_CODE, ())):
-            if name in self._open:  # alerted again by this supervisor: one resolution ends both
-                continue
-            self._open[name] = None
+        self.loops.taken_over(loops)
+        for name in sorted(replaced):
             program = programs.get(name)
             if program is None or program.kind == "job":
                 self._resolve(name, f"{name} is no longer a daemon or session worker here")
@@ -195,10 +187,7 @@ class Replacements:
 
     def _resolve(self, name: str, message: str) -> None:
         self.failed(name)
-        self._open.pop(name, None)
-        self._publish(
-            AlertResolved(code=REPLACED_CODE, severity="warning", subject=name, message=message)
-        )
+        self._alerts.resolve(REPLACED_CODE, name, message)
 
     def _window(self) -> str:
         minutes = self._quiet_s / 60
@@ -236,6 +225,6 @@ class Replacements:
             self._path,
             lambda data: msgspec.json.decode(data, type=_Kept),
             "today's replacements count from 0",
-            self._publish,
+            self._alerts.publish,
         )
         return kept.counts if kept is not None and kept.day == self._day else {}

@@ -18,10 +18,10 @@ A program has shown its counters:
   in the run: Track B's ``context_sync_s`` at full operation, hours after its READY at
   warmup; a job's final figures in its last beat.
 
-What a program has reported is remembered across its runs: a counter seen once is known. A
-supervisor started again takes over the alerts of this code its predecessor left open
-(`inherit`): each is resolved when its counter appears, or at once if no rule here names
-that counter any more.
+What a program has reported is remembered across its runs: a counter seen once is known. The
+alerts are open in the supervisor's `AlertBook`; its predecessor's, once taken over
+(`RuleCounters.taken_over`), are resolved when their counter appears, or at once if no rule
+here names that counter any more.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ import logging
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
-from bus.events import Alert, AlertResolved, Event
+from bus.events import Event
+from observer.alerts.book import AlertBook
 from observer.alerts.settings import ThresholdRule
 from observer.supervisor.program import Program, State
 
@@ -63,15 +64,20 @@ class _Watched:
 class RuleCounters:
     """Alert the rules whose counter a program does not report (see the module docstring)."""
 
-    def __init__(self, rules: Iterable[ThresholdRule], programs: Mapping[str, Program]) -> None:
+    def __init__(
+        self,
+        rules: Iterable[ThresholdRule],
+        programs: Mapping[str, Program],
+        alerts: AlertBook | None = None,
+    ) -> None:
         self.programs = programs
+        self.alerts = alerts or AlertBook(None)  # it hands its events over (`judge`)
         # The rules that name a heartbeat counter of a program this host runs.
         self.watched: dict[str, _Watched] = {}
         for rule in rules:
             name, _, counter = rule.metric.partition(".")
             if name in programs and counter != "running_s":  # running_s is the supervisor's
                 self.watched[rule.code] = _Watched(rule, name, counter)
-        self.alerted: set[str] = set()  # rules' codes
         self._reported: dict[str, _Reported] = {}
 
     def observe(self) -> None:
@@ -86,41 +92,34 @@ class RuleCounters:
             reported = self._reported.get(watched.program)
             if reported is None:
                 continue
+            event: Event | None
             if watched.counter in reported.names:
-                if code in self.alerted:
-                    self.alerted.discard(code)
-                    message = f"rule {code}: {watched.program} reports {watched.counter} now"
-                    events.append(self._resolved(code, message))
-            elif reported.shown and code not in self.alerted:
-                self.alerted.add(code)
+                message = f"rule {code}: {watched.program} reports {watched.counter} now"
+                if (
+                    event := self.alerts.resolution(RULE_METRIC_UNKNOWN, code, message)
+                ) is not None:
+                    events.append(event)
+            elif reported.shown and not self.alerts.is_open(RULE_METRIC_UNKNOWN, code):
                 message = _message(watched, reported.names)
                 log.warning("%s", message)
-                events.append(
-                    Alert(
-                        severity="warning",
-                        code=RULE_METRIC_UNKNOWN,
-                        subject=code,
-                        message=message,
-                    )
-                )
+                if (
+                    event := self.alerts.alert(RULE_METRIC_UNKNOWN, code, "warning", message)
+                ) is not None:
+                    events.append(event)
         return events
 
-    def inherit(self, subjects: Set[str]) -> list[Event]:
-        """Take over the predecessor's open alerts of these rules; resolve the others'."""
+    def taken_over(self, subjects: Iterable[str]) -> list[Event]:
+        """The predecessor's open alerts of these rules, now in the book: which to resolve.
+
+        Those of a rule no longer watched here (corrected, removed, or its program runs
+        elsewhere): nothing else would end them.
+        """
         events: list[Event] = []
-        for code in sorted(subjects):
-            if code in self.watched:
-                self.alerted.add(code)
-            else:  # corrected, removed, or its program runs elsewhere: nothing would end it
-                message = f"rule {code} names no counter of a program here any more"
-                events.append(self._resolved(code, message))
+        for code in sorted(set(subjects) - self.watched.keys()):
+            message = f"rule {code} names no counter of a program here any more"
+            if (event := self.alerts.resolution(RULE_METRIC_UNKNOWN, code, message)) is not None:
+                events.append(event)
         return events
-
-    @staticmethod
-    def _resolved(code: str, message: str) -> AlertResolved:
-        return AlertResolved(
-            code=RULE_METRIC_UNKNOWN, severity="warning", subject=code, message=message
-        )
 
 
 def _follow(program: Program, reported: _Reported) -> None:

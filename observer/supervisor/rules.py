@@ -5,19 +5,19 @@ it knows how long each program has run, and it reads the ages of data and each r
 enrichment figures from the database (`observer.supervisor.readings`) every ``data_age_s``.
 `metrics_of` names them as the rules do (``gap_recovery.success_pct``,
 ``universe.running_s``, ``age_h.master_file``, ``enrichment.coverage_pct.kr``); `Rules`
-remembers which rules are breached and says what changed, so each breach is one alert and
-its end one resolution (`bus.events.AlertResolved` with the rule's code). A supervisor started
-again takes over the breaches its predecessor alerted (`Rules.inherit`). A metric is checked
-when the file loads (`observer.config.checks`), a heartbeat counter once its program reports
+raises each breach once and resolves its end, in the supervisor's `AlertBook` (which holds
+its predecessor's breaches too, once taken over). A metric is checked when the file loads
+(`observer.config.checks`), a heartbeat counter once its program reports
 (`observer.supervisor.rule_counters`): a misspelled one would leave its rule silent.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Set
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
+from observer.alerts.book import AlertBook
 from observer.alerts.settings import ThresholdRule, enrichment_rules
 from observer.supervisor.program import Program, State
 
@@ -66,19 +66,16 @@ class Change:
 
 @dataclass(slots=True)
 class Rules:
-    """The configured rules and which of them are breached."""
+    """The configured rules; a breach is its rule's alert, open in ``alerts`` until it ends."""
 
     rules: tuple[ThresholdRule, ...]
-    breached: set[str] = field(default_factory=set)
-
-    def inherit(self, codes: Set[str]) -> set[str]:
-        """Take the rules among ``codes`` as breached (alerted by a predecessor); which."""
-        taken = {rule.code for rule in self.rules if rule.code in codes}
-        self.breached |= taken
-        return taken
+    alerts: AlertBook
 
     def judge(self, metrics: Mapping[str, float]) -> list[Change]:
-        """The rules whose state changed; a metric nobody reports leaves its rule as it was."""
+        """Raise or resolve the rules whose state changed; those changes.
+
+        A metric nobody reports leaves its rule as it was.
+        """
         changes = []
         for rule in self.rules:
             value = metrics.get(rule.metric)
@@ -87,7 +84,11 @@ class Rules:
             over = (rule.above is not None and value > rule.above) or (
                 rule.below is not None and value < rule.below
             )
-            if over != (rule.code in self.breached):
-                (self.breached.add if over else self.breached.discard)(rule.code)
-                changes.append(Change(rule, value, over))
+            if over != self.alerts.is_open(rule.code):
+                change = Change(rule, value, over)
+                if over:
+                    self.alerts.raise_(rule.code, "", rule.severity, change.message)
+                else:
+                    self.alerts.resolve(rule.code, "", change.message)
+                changes.append(change)
         return changes

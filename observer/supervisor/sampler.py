@@ -15,17 +15,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping, Set
+from collections.abc import Iterable, Mapping
 
 import psutil
 
-from bus.events import Alert, AlertResolved, Event
-from observer.alerts.states import parse_alert_id
-from observer.cluster.hosts import own_source
+from observer.alerts.book import AlertBook
 from observer.config.tree import Settings
 from observer.supervisor.program import Program, State
 from observer.supervisor.readings import DatabaseReadings
-from observer.supervisor.roles import supervisor_source
 from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN, RuleCounters
 from observer.supervisor.rules import Rules, enrichment_rules, metrics_of
 
@@ -45,42 +42,31 @@ class Sampler:
         settings: Settings,
         programs: Mapping[str, Program],
         readings: DatabaseReadings,
-        publish: Callable[[Event], None],
+        alerts: AlertBook,
     ) -> None:
         self.settings = settings
         self.programs = programs
         self.readings = readings
         self.samples: dict[str, tuple[float, int]] = {}  # program -> (cpu %, rss)
-        self.rules = Rules((*settings.supervisor.rules, *enrichment_rules(settings.enrich)))
-        self.counters = RuleCounters(self.rules.rules, programs)
-        self.alerting: set[str] = set()  # of LIMIT_CODES
+        self.alerts = alerts  # the supervisor's
+        rules = (*settings.supervisor.rules, *enrichment_rules(settings.enrich))
+        self.rules = Rules(rules, alerts)
+        self.counters = RuleCounters(self.rules.rules, programs, alerts)
         self.after_reading = False  # set when the database is read: judge after its first read
-        self._publish = publish
         self._psutil: dict[str, psutil.Process] = {}
 
-    def inherit(self, codes: Set[str]) -> set[str]:
-        """Take over these open alerts' breaches (codes alerted without a subject); which.
+    @property
+    def codes(self) -> set[str]:
+        """The alerts it raises and resolves: the limits', the rules', unknown counters'."""
+        return {*LIMIT_CODES, *(rule.code for rule in self.rules.rules), RULE_METRIC_UNKNOWN}
 
-        Also this supervisor's open ``rule_metric_unknown`` alerts, one per rule (its
-        subject), from the reading being taken over (`DatabaseReadings.open_alerts`).
+    def taken_over(self, rules: Iterable[str]) -> None:
+        """The predecessor's open ``rule_metric_unknown`` alerts of these rules, now in the book.
+
+        Those of a rule no longer watched here are resolved: nothing else would end them.
         """
-        limits = {code for code in LIMIT_CODES if code in codes}
-        self.alerting |= limits
-        taken = limits | self.rules.inherit(codes)
-        settings = self.settings  # the producer's source (`observer.runtime.producer_for`)
-        ours = own_source(
-            settings, supervisor_source(settings.supervisor.role, settings.supervisor.host)
-        )
-        rules = {
-            notice.subject
-            for notice in self.readings.open_alerts
-            if notice.code == RULE_METRIC_UNKNOWN and parse_alert_id(notice.id)[0] == ours
-        }
-        if rules:
-            taken.add(RULE_METRIC_UNKNOWN)
-            for event in self.counters.inherit(rules):
-                self._publish(event)
-        return taken
+        for event in self.counters.taken_over(rules):
+            self.alerts.send(event)
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Sample every interval until ``stop``."""
@@ -110,17 +96,11 @@ class Sampler:
         )
         readings = self.readings
         metrics = metrics_of(self.programs.values(), readings.ages_h, readings.enrichment)
-        for change in self.rules.judge(metrics):
-            rule = change.rule
+        for change in self.rules.judge(metrics):  # raised and resolved there
             if change.breached:
-                log.warning("%s: %s", rule.code, change.message)
-                self._publish(Alert(severity=rule.severity, code=rule.code, message=change.message))
-            else:
-                self._publish(
-                    AlertResolved(code=rule.code, severity=rule.severity, message=change.message)
-                )
+                log.warning("%s: %s", change.rule.code, change.message)
         for event in self.counters.judge():
-            self._publish(event)
+            self.alerts.send(event)
 
     def _measure(self, program: Program) -> tuple[float, int]:
         if program.state not in _ALIVE or not program.pid:
@@ -135,10 +115,7 @@ class Sampler:
             return (0.0, 0)
 
     def _threshold(self, code: str, over: bool, message: str) -> None:
-        if over and code not in self.alerting:
-            self.alerting.add(code)
+        if over and self.alerts.raise_(code, "", "warning", message):
             log.warning("%s", message)
-            self._publish(Alert(severity="warning", code=code, message=message))
-        elif not over and code in self.alerting:
-            self.alerting.discard(code)
-            self._publish(AlertResolved(code=code, severity="warning", message=message))
+        elif not over:
+            self.alerts.resolve(code, "", message)
