@@ -17,7 +17,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, insert, text
 from typer.testing import CliRunner
 
-from observer.alerts.states import alert_states, open_subjects_of
+from observer.alerts.book import AlertBook
+from observer.alerts.states import alert_states
+from observer.alerts.stored import load
+from observer.cluster.hosts import own_source
 from observer.config.tree import load_settings
 from observer.db import models as m
 from observer.db.engine import make_engine
@@ -79,11 +82,12 @@ def test_an_alert_open_for_weeks_is_counted_and_taken_over(tmp_path: Path) -> No
         conn.execute(insert(m.AlertRow), [_alert("track_b", 2, now - DAY_NS, "info")])
     with engine.connect() as conn:
         reading = read_once(conn, now)
-        taken = open_subjects_of(conn, load_settings(config), "track_b", ["disk_low", "other"])
+        source = own_source(load_settings(config), "track_b")
+        taken = load(AlertBook(None, source), conn, ["disk_low", "other"])
     engine.dispose()
     assert reading.alerts_open == {"warning": 0, "error": 0, "critical": 1}
     assert [n.id for n in reading.open_alerts] == ["track_b:1"]
-    assert taken == {"disk_low": {"/data"}, "other": set()}
+    assert [(n.code, n.subject) for n in taken] == [("disk_low", "/data")]
 
 
 SOURCES = ["supervisor", "track_b", "supervisor@c1", "track_b@c1", "supervisor@c2"]

@@ -16,12 +16,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from bus.events import Severity
-from observer.cluster.hosts import host_of, own_source
+from observer.cluster.hosts import host_of
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
-    from observer.config.tree import Settings
     from observer.db.queries import AlertRecords
 
 __all__ = [
@@ -34,8 +31,6 @@ __all__ = [
     "ends",
     "notices_of",
     "open_notices",
-    "open_notices_of",
-    "open_subjects_of",
     "parse_alert_id",
 ]
 
@@ -173,39 +168,3 @@ def open_notices(
         and (codes is None or state.notice.code in codes)
         and parse_alert_id(state.notice.id)[0] == source
     ]
-
-
-def open_notices_of(
-    conn: Connection,
-    settings: Settings,
-    source: str,
-    codes: Collection[str],
-    through_seq: int | None = None,
-) -> list[Notice]:
-    """The open alerts of ``codes`` that this host's ``source`` raised, oldest first.
-
-    Whatever their age, as ``observer alerts --open`` lists them: a restarted worker or a
-    job takes over what an earlier run of its source left open. ``through_seq``: those
-    raised at that seq or before (a run that reads after it has sent its own leaves them out).
-    """
-    from observer.db.queries import open_alert_records
-
-    records = open_alert_records(conn, deliveries=False)
-    found = open_notices(records, own_source(settings, source), codes)
-    if through_seq is None:
-        return found
-    return [n for n in found if parse_alert_id(n.id)[1] <= through_seq]
-
-
-def open_subjects_of(
-    conn: Connection,
-    settings: Settings,
-    source: str,
-    codes: Sequence[str],
-    through_seq: int | None = None,
-) -> dict[str, set[str]]:
-    """Per code, the subjects of this host's ``source``'s open alerts of that code."""
-    found: dict[str, set[str]] = {code: set() for code in codes}
-    for notice in open_notices_of(conn, settings, source, codes, through_seq):
-        found[notice.code].add(notice.subject)
-    return found

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from bus.errors import BusError
 from observer.calendar.clock import Clock, clock_from_env
+from observer.cluster.hosts import own_source
 from observer.config.tree import Settings, load_settings
 from observer.errors import ConfigError
 from observer.process.heartbeat import Notifier
@@ -248,7 +249,7 @@ def open_alert_subjects(settings: Settings, source: str, code: str) -> set[str] 
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from observer.alerts.states import open_subjects_of
+    from observer.alerts.stored import open_alerts
     from observer.db.readers import reader_engine
     from observer.errors import StoreError
 
@@ -256,7 +257,8 @@ def open_alert_subjects(settings: Settings, source: str, code: str) -> set[str] 
         engine = reader_engine(settings.database, source)
         try:
             with engine.connect() as conn:
-                return open_subjects_of(conn, settings, source, [code])[code]
+                found = open_alerts(conn, own_source(settings, source), [code])
+                return {notice.subject for notice in found}
         finally:
             engine.dispose()
     except (SQLAlchemyError, StoreError) as exc:

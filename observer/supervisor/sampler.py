@@ -2,12 +2,11 @@
 
 Every ``sample_interval_s`` psutil measures each live program; the sums are checked against
 the configured limits (``cpu_high``, ``memory_high``) and the threshold rules are judged
-(`observer.supervisor.rules`), each breach one alert and its end one resolution, and so are
-the rules whose heartbeat counter their program does not report
-(`observer.supervisor.rule_counters`). What is breached is in memory: a supervisor started
-again takes over its predecessor's open alerts of these codes (`inherit`, at its first
-database reading) and, while the database is read, judges only after that reading, so it
-neither alerts a breach again nor leaves one unresolved.
+(`observer.supervisor.rules`), and so are the rules whose heartbeat counter their program
+does not report (`observer.supervisor.rule_counters`). Each breach is one alert, open in the
+supervisor's `AlertBook` until its end resolves it; a supervisor started again takes its
+predecessor's over at its first database reading and, while the database is read, judges
+only after that reading: it neither alerts a breach again nor leaves one unresolved.
 """
 
 from __future__ import annotations
