@@ -27,6 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bus.events import Alert, AlertResolved, Event
 from bus.producer import Producer
 from harness.sim.server import SimConfig
+from observer.alerts.book import AlertBook
 from observer.alerts.prometheus_rules import TWINS, prometheus_rules
 from observer.alerts.settings import ThresholdRule, default_rules, enrichment_rules
 from observer.calendar.phases import KST
@@ -522,7 +523,8 @@ def _judged_and_served(figures: dict[str, float]) -> tuple[set[str], dict[str, f
         name: SimpleNamespace(name=name, state=State.RUNNING, counters=c, started_at=0.0)
         for name, c in counters.items()
     }
-    judged = Rules(_default_rules()).judge(metrics_of(programs.values(), ages, enrichment))
+    rules = Rules(_default_rules(), AlertBook(lambda event: None))
+    judged = rules.judge(metrics_of(programs.values(), ages, enrichment))
     readings: Any = SimpleNamespace(up=1.0, alerts_open={}, ages_h=ages, enrichment=enrichment)
     served: dict[str, float] = {}
     for family in (*named_families(programs), *alert_families(readings)):
