@@ -1,16 +1,10 @@
 """Each KIS account's functional health for ``ctl status``: stream, token, REST errors.
 
-The figures come from where they live: Track B's heartbeat says how each account's session
-is (`observer.kis.account_health`), every running REST worker's heartbeat its errors of the last
-five minutes (summed over the programs running: a stopped one's last figure is not of the last
-five minutes), and the owner-only token cache when the access token was issued and when it
-expires (the token itself is never read). While Track B should stream (`STREAMING_PHASES`),
-an account that does not is unhealthy, and so is the supervisor's status: ``observer ctl
-status`` exits 1. An expired token is unhealthy in every phase in which a program calls KIS,
-and so is an account whose last readiness check (the ``readiness`` job's last heartbeat; before
-one since the supervisor's start, this host's open ``readiness_failed`` alert) failed, until
-a later check passes. A store host calls no KIS: it has no account rows (`ctl status` and
-``/metrics`` alike); they are the collectors' to show.
+The figures come from Track B's heartbeat (`observer.kis.account_health`), the running REST
+workers' heartbeats (errors of the last five minutes, summed) and the owner-only token cache
+(issue and expiry times; the token itself is never read). An unhealthy account makes
+``observer ctl status`` exit 1 (`accounts_status` states the rules). A store host calls no
+KIS: it has no account rows (`ctl status` and ``/metrics`` alike).
 """
 
 from __future__ import annotations
@@ -46,8 +40,12 @@ def accounts_status(
     now_ns: int,
     open_alerts: Sequence[Notice] = (),
 ) -> list[dict[str, Any]]:
-    """One row per configured account (none on a store host); ``ok``: it passes the rules above.
+    """One row per configured account (none on a store host); ``ok``: it passes these rules.
 
+    While Track B should stream (`STREAMING_PHASES`) an account that does not is unhealthy; so
+    is an expired token, in every phase in which a program calls KIS, and an account whose
+    last readiness check failed (the ``readiness`` job's last heartbeat; before one since the
+    supervisor's start, this host's open ``readiness_failed`` alert), until a later one passes.
     ``open_alerts``: the open alerts of the supervisor's last database read.
     """
     from observer.kis.auth import cached_validity  # the KIS layer: on a status request only

@@ -3,31 +3,8 @@
 A command locks only the program it acts on, so restarting one program never waits for a
 slow start of another. Stable error codes: bad_request, unknown_command, unknown_program,
 not_a_job, is_a_job, out_of_phase, already_running, busy, failed_to_start, forbidden,
-elsewhere, timed_out, usage_error.
-
-``stop`` holds a program stopped: a job's schedule skips it, and a run of it waiting for the
-jobs it follows is dropped, until ``run`` (a job) or ``start`` (the others). The hold outlasts
-the supervisor's restarts: `observer.supervisor.holds` records each change of ``held``. A stop
-of a program parked FATAL ends the park (the supervisor resolves its ``program_fatal``): the
-operator has taken it over. ``start`` (or ``restart``) of a held session worker out of its
-phase ends the hold and leaves the start to its phase; before, it was refused
-(``out_of_phase``) and the hold kept the worker stopped through its next session.
-``run`` of a job while a job it follows (``after``) runs is refused as ``busy``: it would read
-half their work.
-
-``run`` of a job that exits 2 before READY (bad arguments or configuration, the CLI's exit
-code for them) is refused as ``usage_error`` with the job's last lines of output, and leaves
-the job as it was: no retry, no FATAL, no alert (`observer.supervisor.program.USAGE_EXIT`).
-Arguments no process can take (a NUL byte, a character the file system's encoding cannot
-write) are refused as ``bad_request`` before anything starts; over tcp (``remote``), so are
-the options that name a configuration file (``--config``, ``-c``): an operator on another
-host runs a job as this host configures it, never with another file's settings.
-
-``slots`` runs ``observer track-b slots`` on this host, in a child process as the programs
-are run (the supervisor never imports a worker's code), so an operator reaches Track B's
-pins and slots over tcp (``observer ctl --endpoint ... slots``). Its arguments are checked
-here: an action and stock codes only, never an option such as ``--data-dir`` that would
-let a remote operator write elsewhere than this host's data folder.
+elsewhere, timed_out, usage_error. A ``stop``'s hold outlasts the supervisor's restarts
+(`observer.supervisor.holds`).
 """
 
 from __future__ import annotations
@@ -120,7 +97,10 @@ def command(name: str, min_args: int = 0, max_args: int = 0) -> Callable[[Handle
 async def dispatch(supervisor: Supervised, req: Request, remote: bool = False) -> Reply:
     """Run one request; our errors become replies with their codes.
 
-    ``remote``: it came over tcp, from an operator on another host (see the module docstring).
+    ``remote``: it came over tcp, from an operator on another host, who runs a job as this
+    host configures it: options naming a configuration file (``--config``, ``-c``) are
+    ``forbidden``. Arguments no process can take (a NUL byte, a character the file system's
+    encoding cannot write) are a ``bad_request`` before anything starts.
     """
     cmd = COMMANDS.get(req.command)
     if cmd is None:
@@ -274,8 +254,10 @@ async def restart(supervisor: Supervised, args: list[str]) -> Reply:
 async def run(supervisor: Supervised, args: list[str]) -> Reply:
     """Run JOB [ARG...]: run a job now (with extra arguments) and wait for READY.
 
-    Refused (busy) while a job it follows (its after) runs. Ends a stop's hold; takes the
-    place of a due run waiting for the jobs it follows.
+    Refused (busy) while a job it follows (its after) runs: it would read half their work.
+    Ends a stop's hold; takes the place of a due run waiting for the jobs it follows. A job
+    that exits 2 before READY is refused (usage_error) with its last lines of output, left as
+    it was: no retry, no FATAL, no alert.
     """
     program = _program(supervisor, args[0])
     if program.kind != "job":
@@ -302,7 +284,12 @@ _slots_lock = asyncio.Lock()  # one child at a time, however many operators ask
 
 @command("slots", 1, 34)
 async def slots(supervisor: Supervised, args: list[str]) -> Reply:
-    """Slots [--json] list | pin CODE... | unpin CODE...: Track B's slots and pins here."""
+    """Slots [--json] list | pin CODE... | unpin CODE...: Track B's slots and pins here.
+
+    Runs ``observer track-b slots`` in a child process (the supervisor never imports a
+    worker's code). Only an action and stock codes pass, never an option such as
+    ``--data-dir`` that would let a remote operator write elsewhere than this host's data.
+    """
     as_json = "--json" in args
     action, *codes = [a for a in args if a != "--json"] or [""]
     if action not in SLOTS_ACTIONS or (action == "list") != (not codes):
@@ -426,8 +413,7 @@ def held_warnings(programs: list[Program], due: Callable[[Program], bool]) -> li
 
     An operator's stop is their choice, so it leaves the status healthy; but a worker held
     through its session collects nothing, and a held job's runs are skipped (a backup, the
-    archive), so ``status`` says so, one line each. Before, a session worker stopped in the
-    evening stayed stopped through the next session, and a job held for good, silently.
+    archive), so ``status`` says so, one line each.
     """
     warnings = []
     for p in programs:

@@ -2,15 +2,10 @@
 
 The socket is a Unix socket in the owner-only run directory, itself 0600, and every
 connection's peer uid (SO_PEERCRED) must be the supervisor's. The server hands each request
-to the function it is given (the supervisor gives `observer.supervisor.commands.dispatch`,
-where commands are small functions); every reply has the same shape (`Reply`).
-
-Connections are bounded: at most ``max_connections`` are accepted at once (as many again
-wait in the listen backlog, in the kernel; beyond them a client is told to try again, and
-`request` does), and one that sends no request line, or takes no
-reply, within ``idle_timeout_s`` is closed. Idle connections kept for ever, accepted without
-limit, had used up the supervisor's file descriptors. Warnings about connections and failed
-accepts are rate-limited to one line of a kind per `WARN_INTERVAL_S`.
+to the function it is given (`observer.supervisor.commands.dispatch`); every reply has the
+same shape (`Reply`). Connections are bounded (`ControlServer`) so idle or excess clients
+cannot use up the supervisor's file descriptors; warnings are rate-limited to one line of a
+kind per `WARN_INTERVAL_S`.
 """
 
 from __future__ import annotations
@@ -107,8 +102,9 @@ class ControlServer:
     """Serve `Request`s on a Unix socket at ``path``, each answered by ``answer``.
 
     At most ``max_connections`` at once: beyond them nothing is accepted, and clients wait
-    in the listen backlog (in the kernel, costing this process no descriptor). Each must
-    send its request line, and take its reply, within ``idle_timeout_s``.
+    in the listen backlog (in the kernel, costing this process no descriptor; beyond those a
+    client is told to try again, and `request` does). Each must send its request line, and
+    take its reply, within ``idle_timeout_s``, or is closed.
     """
 
     def __init__(

@@ -1,15 +1,11 @@
 """The control commands over tcp, for operators on other hosts: ZeroMQ with CURVE only.
 
-The same request and reply as the Unix socket (`observer.supervisor.control`), one JSON
-message each way, on a ROUTER socket (client: a DEALER, `request_tcp`). The supervisor is
-the CURVE server with its host's key pair; ZAP (`bus.curve.Gatekeeper`, the writer's
-gatekeeper) admits only the operators' public keys listed in ``[supervisor] operators``, so
-a request under any other key never reaches a command. Each refused key is logged once
-and handed to ``on_refused`` (an alert); every refusal is counted (`refusals`).
-
-Bounds as on the Unix socket: a request larger than `MAX_REQUEST_BYTES` drops the peer
-(``ZMQ_MAXMSGSIZE``), at most ``max_requests`` are answered at once (the rest wait in
-ZeroMQ's queue), and a CURVE handshake not done within ``idle_timeout_s`` is dropped.
+The same request and reply as the Unix socket (`observer.supervisor.control`) on a ROUTER
+socket (client: `request_tcp`). The supervisor is the CURVE server with its host's key pair;
+ZAP (`bus.curve.Gatekeeper`) admits only the keys in ``[supervisor] operators``. Each refused
+key is logged once and handed to ``on_refused`` (an alert); every refusal is counted. Bounds:
+a request over `MAX_REQUEST_BYTES` drops the peer, at most ``max_requests`` are answered at
+once, and a CURVE handshake not done within ``idle_timeout_s`` is dropped.
 """
 
 from __future__ import annotations

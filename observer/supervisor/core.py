@@ -1,14 +1,10 @@
 """The supervisor: programs in dependency order, phases, the job schedule, samples, stop.
 
 It owns one asyncio loop. Market time (phases, job times) comes from the configured `Clock`,
-shared with every child through ``OBSERVER_CLOCK``; process mechanics (backoff, grace
-periods, heartbeat deadlines) run on real time, since a process does not start faster
-because the simulated market runs at 100x.
-
-What it alerts is remembered in memory (programs parked, rules breached, CPU and memory) and,
-across its own restarts, in the database: at its first reading (`DatabaseReadings`) a
-supervisor takes over the conditions its predecessor (the same bus source) left open, so it
-resolves them when they clear and does not alert them again while they hold.
+shared with every child through ``OBSERVER_CLOCK``; process mechanics (backoff, grace,
+heartbeat deadlines) run on real time. At its first reading (`DatabaseReadings`) it takes
+over the alerts its predecessor (the same bus source) left open, so it resolves them when
+they clear and does not alert them again while they hold.
 """
 
 from __future__ import annotations
@@ -428,8 +424,8 @@ class Supervisor:
     def _held_changed(self, program: Program) -> None:
         """A hold recorded: a job stopped by a command has its due run under way dealt with.
 
-        A program parked FATAL and then stopped by a command is the operator's now: its
-        ``program_fatal`` is resolved (before, it stayed open for ever).
+        A program parked FATAL and then stopped by a command is the operator's: its
+        ``program_fatal`` is resolved.
         """
         if program.held and program.kind == "job":
             self.jobs.settle(program)

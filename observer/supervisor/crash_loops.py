@@ -1,14 +1,11 @@
 """Daemons and session workers that fail again and again, each time after working a while.
 
-A daemon that kept beating for ``stable_s`` after READY is forgiven its earlier failures
-(`observer.supervisor.program`), so one that crashes every few minutes, each time after
-``stable_s``, is restarted for ever: never parked FATAL, never alerted, with ``ctl status``
-healthy between its crashes. `CRASH_LOOP_COUNT` failures within `CRASH_LOOP_WINDOW_S` raise
-an error Alert ``program_crash_loop`` (subject: the program); a whole window without a
-failure resolves it. Only such failures count (the first after its count was forgiven, of a
-run that said READY), never one of a run of fast failures, which end FATAL. Jobs are not
-counted: a job's failures are never forgiven. It is the escalation of the warning
-``program_replaced`` that the first replacement raised (`observer.supervisor.replacements`).
+A daemon that beat for ``stable_s`` after READY is forgiven its failures
+(`observer.supervisor.program`), so one crashing every few minutes would restart for ever,
+unalerted. `CRASH_LOOP_COUNT` such failures (the first after a forgiven count, of a run that
+said READY) within `CRASH_LOOP_WINDOW_S` raise an error ``program_crash_loop`` (subject: the
+program); a whole window without one resolves it. Fast failures end FATAL instead, and jobs
+are not counted. It escalates ``program_replaced`` (`observer.supervisor.replacements`).
 """
 
 from __future__ import annotations

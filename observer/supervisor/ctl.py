@@ -1,15 +1,10 @@
 """``observer ctl``: the control socket's command line (a table, or ``--json``).
 
-``--endpoint tcp://host:port`` talks to a supervisor's ``control_endpoint`` instead, over
-CURVE with an operator's key (``--key``) and that supervisor's public key (``--server-key``);
-``status`` takes several, one per host, and shows their programs in one table; ``slots``
-runs Track B's command on that host (`observer.supervisor.commands.slots`).
-
-Exit codes: 0 healthy / command done, 1 unhealthy / command refused, 2 no supervisor (none
-answered: no socket, a path that cannot be one, a connection closed without a whole reply,
-an answer over tcp that is not a reply, no connection over tcp within 5 s), always in one
-line on stderr, never a traceback. ``status`` of several hosts shows those that answer and
-names each silent one as unhealthy (exit 1); exit 2 when none answers.
+``--endpoint tcp://host:port`` talks to a supervisor's ``control_endpoint`` over CURVE
+(``--key``, ``--server-key``); ``status`` takes several and shows one table. Exit codes: 0
+healthy / done, 1 unhealthy / refused (or a silent host among several), 2 no supervisor
+answered (no socket, no whole reply, no tcp connection within 5 s), always one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """The operator's metric families: accounts, named figures of the workers, alerts, disk.
 
-Every heartbeat counter is also exported as it comes (``observer_program_counter``); the
-figures an operator watches get names of their own here, in Prometheus' conventions (base
-units, ``_total`` for counts that only grow while the process lives, ``_ratio`` for 0-1),
-so that rules and dashboards read ``observer_gap_recovery_success_ratio`` rather than a
-label pair. Accounts come from `observer.supervisor.accounts.accounts_status` (what
-``observer ctl status`` shows), open alerts and data ages from `DatabaseReadings`, disk
-space from ``statvfs`` of the folders the observer writes.
+Every heartbeat counter is exported as it comes (``observer_program_counter``); the figures
+an operator watches get names of their own here, in Prometheus' conventions (base units,
+``_total`` for counts that only grow while the process lives, ``_ratio`` for 0-1), such as
+``observer_gap_recovery_success_ratio``. Sources: `observer.supervisor.accounts`,
+`DatabaseReadings` (open alerts, data ages) and ``statvfs`` of the folders written.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
 """The programs held stopped by a command, kept across the supervisor's restarts.
 
 ``ctl stop NAME`` holds a program: a daemon or session worker is not started again, a job's
-schedule skips it, until ``ctl start`` (``ctl run`` for a job). The names of the held
-programs are kept in ``<run_dir>/holds.json`` (owner-only, replaced atomically and durably)
-at each change, and a supervisor that starts holds them again, logging each: before, a
-restart (supervisord's, a deploy's) started a held daemon again and ran a held job at its
-next due time, silently. A hold of a program no longer run on this host is dropped, logged.
-A file that does not read is set aside with a ``state_file_unreadable`` alert
-(`observer.process.state_files`): no program is held from before.
+schedule skips it, until ``ctl start`` (``ctl run`` for a job). The held names are kept in
+``<run_dir>/holds.json`` (owner-only, replaced atomically and durably) at each change; a
+supervisor that starts holds them again, each logged, and drops (logged) a hold of a program
+no longer run on this host. A file that does not read is set aside with a
+``state_file_unreadable`` alert (`observer.process.state_files`): nothing is held.
 """
 
 from __future__ import annotations

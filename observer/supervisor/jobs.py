@@ -1,30 +1,10 @@
 """The jobs' runs: when due, when missed while no supervisor ran, after the jobs they follow.
 
 Each due run is recorded per job in ``<run_dir>/schedule.json`` (owner-only, replaced
-atomically and durably; one that does not read is set aside, alerted, and the runs judged
-as at a first start): as *pending* once it is started or queued behind the jobs it follows,
-as *done* once it is dealt with: it exited 0, it was parked FATAL (alerted), it was skipped
-(held, or the job still ran: alerted), or the job was stopped by a command. A run a
-supervisor's stop ended (supervisord's restart, a deploy, a SIGKILL: its process killed, or
-its queued run dropped) stays pending. At its start a supervisor runs once the latest run
-of each job that came due within ``catch_up`` (``[supervisor] catch_up_s``, 6 h) and after
-the record's last done one, or the pending one if it is no older: a backup due at 21:00
-while supervisord restarted the supervisor runs at 21:00:30, and one killed by that restart
-half-way through runs again, instead of not at all that day. Without a record (a first
-start) a run due within ``catch_up`` is run too. A job that runs at every start
-(``run_on_start``) is not run a second time for a missed run: its start-up run takes that
-run's place, with that entry's ``args`` (the token's 08:30 ``--renew``, the master files'
-Sunday ``--force``; before, the start-up run went without them and the run was recorded as
-done).
-
-A run that came due longer than ``catch_up`` ago while no supervisor ran (after the
-record's last done one), or a pending one that old, is not run: a ``job_run_skipped``
-warning about the job says so at the start, once (the runs are then recorded as dealt
-with), and how to run it by hand. Before, only the pending one was logged: a day's backup
-missed by a host down overnight was gone without a word.
-
-A job stopped by a command (``held``) is not run by the schedule, nor by a run that waited
-for the jobs it follows, until ``ctl run`` runs it.
+atomically and durably; an unreadable one is set aside, alerted): *pending* once started or
+queued, *done* once dealt with. At its start a supervisor runs the latest run missed within
+``catch_up`` (or left pending by a stop) once, and warns ``job_run_skipped`` about older ones
+(`Jobs`). A job held by a command is run only by ``ctl run``.
 """
 
 from __future__ import annotations
@@ -85,7 +65,17 @@ def running_before(job: Program, programs: Mapping[str, Program]) -> list[Progra
 
 
 class Jobs:
-    """Run the jobs among ``programs`` (see the module docstring).
+    """Run the jobs among ``programs``: when due, caught up at start, after those they follow.
+
+    A run is *done* once it exited 0, was parked FATAL (alerted), was skipped (held, or the
+    job still ran: alerted), or the job was stopped by a command; one a supervisor's stop
+    ended (its process killed, or its queued run dropped) stays pending. At its start a
+    supervisor runs once the latest run of each job due within ``catch_up`` after the
+    record's last done one, or the pending one if no older (without a record, one due within
+    ``catch_up``): a backup due at 21:00 while supervisord restarted it runs at 21:00:30. A
+    ``run_on_start`` job's start-up run takes a missed run's place, with that entry's
+    ``args`` (the token's 08:30 ``--renew``). Older missed or pending runs are not run: one
+    ``job_run_skipped`` warning per job says so at the start, and how to run it by hand.
 
     Parameters
     ----------

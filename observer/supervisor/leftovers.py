@@ -1,12 +1,10 @@
 """Children of a supervisor that died without stopping them, found and ended at start-up.
 
-Each child dies with the supervisor through the parent-death signal, but anything a child
-started itself, or a child that changed its credentials, would not. The supervisor records
-every child's process group with the leader's start time; the next supervisor ends every
-recorded group whose processes are still there and started no earlier than the leader did
-(so a reused pid is never mistaken for ours). The record is written atomically and durably;
-one that does not read is set aside with a ``state_file_unreadable`` alert
-(`observer.process.state_files`): what it named is not ended.
+The parent-death signal misses a child's own children and a child that changed credentials,
+so every child's process group is recorded with the leader's start time; the next supervisor
+ends each recorded group still there whose processes started no earlier than the leader (a
+reused pid is never ours). The record is written atomically and durably; an unreadable one
+is set aside with a ``state_file_unreadable`` alert: what it named is not ended.
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
 """Prometheus metrics of the supervisor, read from its state at scrape time.
 
-Per program: up, state, restarts, today's replacements after a hang or a crash, CPU and
-RSS, heartbeat age and timeout, and, while it runs, every counter its heartbeats carry (the
-writer's events, commits and rejections; a producer's sent and acked): a stopped program's
-last counters are history, not figures of now.
-Also the phase, the supervisor's own bus producer, the handshakes its tcp control endpoint
-refused, and the operator's figures of `observer.supervisor.families`: each account's health
-and slots, the workers' named figures, open alerts by severity, data ages and disk space.
-On a host with a name (``[supervisor] host``) every sample carries a ``host`` label.
+Per program: up, state, restarts, today's replacements, CPU and RSS, heartbeat age and
+timeout, and, while it runs, every counter its heartbeats carry (a stopped program's last
+counters are not current figures). Also the phase, the supervisor's bus producer, refused
+tcp control handshakes, and `observer.supervisor.families`. On a host with a name
+(``[supervisor] host``) every sample carries a ``host`` label.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """One supervised program: spawn, READY handshake, heartbeats, backoff, FATAL, stop.
 
-A program's *runner* task owns its process from spawn to exit. The process gets its own
-process group and the parent-death signal (`observer.supervisor.spawn`); its exit is seen
-through a pidfd the moment it happens, and reaped at once.
-Failures (a crash, an unexpected exit, no READY in time, no heartbeat in time) restart the
-program after an exponential, jittered backoff; ``max_failures`` in a row park it in FATAL.
-A daemon or session worker whose run kept beating for ``stable_s`` after READY has its
-failure count forgiven (one that hung after READY has not worked, however long it took to
-notice); a job only by a run that succeeds (a job that fails after ten minutes of work has
-not worked). A daemon started again from FATAL gets ``max_failures`` tries anew; a job parked
-FATAL stays parked until a run succeeds: the next run that fails parks it again at once.
-A job that exits 2 before READY (`USAGE_EXIT`: bad arguments or configuration) is not retried:
-a command's run is refused (`refusal`), a scheduled run parked FATAL at once (one alert). So is
-a command line no process can take (a NUL byte, a character the file system's encoding cannot
-write: ``Popen``'s ValueError or TypeError), of any program: retrying cannot mend it.
+A program's *runner* task owns its process from spawn to exit: its own process group and the
+parent-death signal (`observer.supervisor.spawn`), its exit seen through a pidfd and reaped
+at once. Failures (a crash, an unexpected exit, no READY or heartbeat in time) restart it
+after an exponential, jittered backoff; ``max_failures`` in a row park it FATAL (`Program`
+states when a count is forgiven and what is never retried).
 """
 
 from __future__ import annotations
@@ -68,7 +59,15 @@ class Dependency(Protocol):
 
 
 class Program:
-    """Supervise one program (see the module docstring).
+    """Supervise one program: run, restart after failures, park FATAL.
+
+    A daemon or session worker whose run beat for ``stable_s`` after READY has its failure
+    count forgiven (one that hung after READY has not worked); a job only by a run that
+    succeeds. A daemon started again from FATAL gets ``max_failures`` tries anew; a job
+    parked FATAL stays parked until a run succeeds. Not retried, since retrying cannot mend
+    them: a job that exits 2 before READY (`USAGE_EXIT`: a command's run is refused,
+    `refusal`; a scheduled run parked FATAL at once, one alert), and any program's command
+    line no process can take (``Popen``'s ValueError or TypeError).
 
     Parameters
     ----------

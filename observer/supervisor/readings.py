@@ -1,21 +1,11 @@
 """What the supervisor reads from the database every ``data_age_s``: ages, alerts, sectors.
 
-Sector enrichment is read per region: the coverage now and the latest run's figures.
-
-The threshold rules name the ages of data (``age_h.master_file``, ``age_h.enrichment``) and
-the coverage (``enrichment.coverage_pct.<region>``), and Prometheus shows them
-and the open alerts by severity. The supervisor publishes only its own alerts, so the open
-ones of every program are counted from the database, whatever their age: the records
-``observer alerts --open`` lists (`observer.db.queries.open_alert_records`). A
-read that fails (no schema before the writer's first start, a database that is down) is
-logged once and shown as ``observer_database_read_up 0`` until a read succeeds again.
-
-The open alerts themselves are kept too (`Reading.open_alerts`): a supervisor started again
-takes over the conditions its predecessor alerted, and ``ctl status`` shows an account whose
-``readiness_failed`` is open as not ready until the job checks it again.
-
-Each read also takes the host rosters of the last `observer.cluster.rosters.ROSTER_WINDOW_S` and the
-overlap alerts still open: the store host's supervisor judges them (``on_read``).
+The ages of data, each region's enrichment coverage and latest run, every program's open
+alerts (`observer.db.queries.open_alert_records`, whatever their age: the supervisor
+publishes only its own), and the host rosters of the last
+`observer.cluster.rosters.ROSTER_WINDOW_S` with their open overlap alerts (``on_read``). The
+threshold rules and Prometheus read them; a failed read is logged once and shown as
+``observer_database_read_up 0`` until a read succeeds.
 """
 
 from __future__ import annotations

@@ -1,26 +1,11 @@
 """Daemons and session workers replaced after a hang or a crash: one alert each, counted.
 
-A *replacement* is the supervisor starting a daemon or session worker again after a run
-that failed (`observer.supervisor.program`): *hung*, ended for a missed READY or heartbeat,
-or *crashed*, ended by a signal or an exit code (0 too: a daemon does not end by itself) or
-not started at all. A stop asked for (``ctl stop``, ``ctl restart``, the end of its phase)
-is no failure; a job's failed run is retried, named by ``ctl status`` until a run succeeds
-and alerted by the job itself; a failure that parks the program FATAL replaces nothing (its
-alert is ``program_fatal``).
-
-The first replacement raises a warning Alert ``program_replaced`` (subject: the program)
-saying why and when: the supervisor recovered it, so it is no error, but a program that
-hangs every morning is seen. While that alert is open, later replacements are folded into
-it (counted, not alerted again): a crash loop is one alert. It is resolved once the program
-has gone `QUIET_S` from a READY without failing (a stop by a command or by its phase is no
-failure), or at once when a command holds it stopped while it is not running. What repeats
-escalates on its own path: `CRASH_LOOP_COUNT` forgiven failures within an hour are an error
-``program_crash_loop`` (`observer.supervisor.crash_loops`), ``max_failures`` in a row a
-critical ``program_fatal``.
-
-Each replacement is counted per program and cause for the day (KST, by the supervisor's
-clock) in ``<run_dir>/replacements.json``, so ``ctl status``, ``/metrics`` and the demo's
-day summary show today's count across the supervisor's own restarts.
+A *replacement* is a restart after a *hung* run (missed READY or heartbeat) or a *crashed*
+one (a signal, any exit, or no start); stops asked for, jobs' failures and FATAL parks are
+none. The first raises a warning ``program_replaced``; later ones fold into it until the
+program goes `QUIET_S` from a READY without failing (or is held stopped). Escalation:
+``program_crash_loop`` (`observer.supervisor.crash_loops`), ``program_fatal``. Daily counts
+(KST) are kept in ``<run_dir>/replacements.json`` across the supervisor's restarts.
 """
 
 from __future__ import annotations
@@ -59,7 +44,14 @@ class _Kept(msgspec.Struct, frozen=True):
 
 
 class Replacements:
-    """Alert, fold, resolve and count the replacements (see the module docstring).
+    """Alert, fold, resolve and count the replacements.
+
+    A stop asked for (``ctl stop``, ``ctl restart``, the end of its phase) is no failure; a
+    job's failed run is retried, named by ``ctl status`` and alerted by the job itself; a
+    failure that parks the program FATAL replaces nothing (its alert is ``program_fatal``).
+    ``program_replaced`` is resolved once the program has gone ``quiet_s`` from a READY
+    without failing, or at once when a command holds it stopped while it is not running.
+    The counts, per program and cause, feed ``ctl status``, ``/metrics`` and the demo's day.
 
     Parameters
     ----------

@@ -1,13 +1,10 @@
 """Roles: which of the configured programs this host's supervisor runs.
 
-``[supervisor] role`` (or ``observer supervise --role``) is ``all`` (one host, the default),
-``store`` (the writer and the jobs beside the database) or ``collectors`` (the workers that
-fetch market data). Each program's `ProgramSettings.host_role` says where it belongs.
-
-A program may depend on one that runs on another host: a collectors' worker on the writer.
-Across hosts the bus is all they share, so such a dependency is met when the writer has
-acknowledged an event this supervisor sent since it started (`RemoteDependency`), which
-proves the link, the CURVE handshake and the writer's commits together.
+``[supervisor] role`` (or ``--role``) is ``all`` (the default), ``store`` (the writer and the
+jobs beside the database) or ``collectors``; `ProgramSettings.host_role` says where each
+program belongs. A dependency on another host's program (a collectors' worker on the writer)
+is met once the writer acknowledges an event this supervisor sent since its start
+(`RemoteDependency`): the link, the CURVE handshake and the writer's commits at once.
 """
 
 from __future__ import annotations

@@ -1,27 +1,10 @@
 """Threshold rules that name a heartbeat counter their program does not report.
 
-The file's check (`observer.config.checks`) refuses a rule that names no program, no age of
-data and no enrichment figure the supervisor reads; but a program's heartbeat counters are
-its own, a free-form dict, which only the program shows, running. A rule whose counter was
-misspelled (``gap_recovery.sucess_pct``) was judged against nothing and never fired: its
-alert was off, and nothing said so. `RuleCounters` follows which counters each program
-reports and, once the program has shown them, alerts each rule whose counter is not among
-them: one warning ``rule_metric_unknown`` per rule (its code the subject), naming the
-counters the program does report, resolved when the counter appears.
-
-A program has shown its counters:
-
-* a daemon, after two heartbeats with counters after its READY (what it reports, it reports
-  from the start: the writer's, gap recovery's, the notifier's);
-* a session worker or a job, when a run that reached READY ends well (a session stopped at
-  the end of its phases with exit 0, a job that exited 0). Some of their counters come late
-  in the run: Track B's ``context_sync_s`` at full operation, hours after its READY at
-  warmup; a job's final figures in its last beat.
-
-What a program has reported is remembered across its runs: a counter seen once is known. The
-alerts are open in the supervisor's `AlertBook`; its predecessor's, once taken over
-(`RuleCounters.taken_over`), are resolved when their counter appears, or at once if no rule
-here names that counter any more.
+The file's check (`observer.config.checks`) cannot know a program's free-form heartbeat
+counters, so a misspelled one (``gap_recovery.sucess_pct``) would leave its rule silent.
+`RuleCounters` alerts, once the program has shown its counters, one warning
+``rule_metric_unknown`` per such rule (subject: its code), naming what the program reports;
+resolved when the counter appears. Alerts are open in the supervisor's `AlertBook`.
 """
 
 from __future__ import annotations
@@ -62,7 +45,15 @@ class _Watched:
 
 
 class RuleCounters:
-    """Alert the rules whose counter a program does not report (see the module docstring)."""
+    """Alert the rules whose counter a program does not report.
+
+    A daemon has shown its counters after two heartbeats with counters after READY; a session
+    worker or job when a run that reached READY ends well (a session stopped at its phases'
+    end with exit 0, a job that exited 0), since some counters come late (Track B's
+    ``context_sync_s`` hours after READY, a job's figures in its last beat). A counter seen
+    once stays known across runs. A predecessor's alerts, once taken over (`taken_over`),
+    are resolved when their counter appears, or at once if no rule here names it.
+    """
 
     def __init__(
         self,

@@ -1,14 +1,11 @@
 """Threshold rules: alerts when a metric passes its limit, resolutions when it is back.
 
-The supervisor is where the metrics are: every program's heartbeat counters arrive here,
-it knows how long each program has run, and it reads the ages of data and each region's
-enrichment figures from the database (`observer.supervisor.readings`) every ``data_age_s``.
-`metrics_of` names them as the rules do (``gap_recovery.success_pct``,
-``universe.running_s``, ``age_h.master_file``, ``enrichment.coverage_pct.kr``); `Rules`
-raises each breach once and resolves its end, in the supervisor's `AlertBook` (which holds
-its predecessor's breaches too, once taken over). A metric is checked when the file loads
-(`observer.config.checks`), a heartbeat counter once its program reports
-(`observer.supervisor.rule_counters`): a misspelled one would leave its rule silent.
+The supervisor holds the metrics: heartbeat counters, run times, and the data ages and
+enrichment figures it reads (`observer.supervisor.readings`). `metrics_of` names them as the
+rules do (``gap_recovery.success_pct``, ``age_h.master_file``, ``enrichment.coverage_pct.kr``);
+`Rules` raises each breach once and resolves its end in the supervisor's `AlertBook`. Names
+are checked at load (`observer.config.checks`) and counters as programs report them
+(`observer.supervisor.rule_counters`).
 """
 
 from __future__ import annotations

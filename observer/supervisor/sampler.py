@@ -1,12 +1,10 @@
 """The supervisor's sampler: CPU and RSS per program, their limits, and the threshold rules.
 
 Every ``sample_interval_s`` psutil measures each live program; the sums are checked against
-the configured limits (``cpu_high``, ``memory_high``) and the threshold rules are judged
-(`observer.supervisor.rules`), and so are the rules whose heartbeat counter their program
-does not report (`observer.supervisor.rule_counters`). Each breach is one alert, open in the
-supervisor's `AlertBook` until its end resolves it; a supervisor started again takes its
-predecessor's over at its first database reading and, while the database is read, judges
-only after that reading: it neither alerts a breach again nor leaves one unresolved.
+``cpu_high`` and ``memory_high``, and the threshold rules (`observer.supervisor.rules`,
+`observer.supervisor.rule_counters`) are judged. Each breach is one alert open in the
+supervisor's `AlertBook`; while the database is read, it judges only after the first reading
+has taken over its predecessor's: it neither alerts a breach again nor leaves one unresolved.
 """
 
 from __future__ import annotations
