@@ -145,7 +145,7 @@ def _after(resolution: tuple[int, str, int], alert: Notice) -> bool:
 
     Between two named hosts (`observer.cluster.hosts`) a resolution is only its own host's: host
     c2's ``program_fatal`` of ``track_b`` over does not end host c1's. A source of a host
-    without a name resolves and is resolved as before, whatever the other's host.
+    without a name resolves, and is resolved by, a source of any host.
     """
     at, source, seq = resolution
     alert_source, alert_seq = parse_alert_id(alert.id)
