@@ -118,8 +118,8 @@ class DiskWatch:
         self.owner = owner
         self.book = book or AlertBook(None, owner)  # the watch hands its events back (`check`)
         self.levels: dict[str, Level] = dict.fromkeys(self.volumes, "ok")
-        # Volumes still measured and alerted that no longer make `critical` (nothing is
-        # written there any more: the writer's capture once stopped).
+        # Volumes measured and alerted that do not make `critical`: nothing is written there
+        # (the writer's capture folder after the capture stops).
         self.alert_only: set[str] = set()
         self.usages: dict[str, Usage] = {}
         self._usage = usage
