@@ -55,8 +55,8 @@ def slot_events_between(
 def _of_host(source: InstrumentedAttribute[str], host: str) -> ColumnElement[bool]:
     """Rows whose source is qualified with ``host`` (``track_b@c2``, ``gap_verify@c2``).
 
-    A host without a name (``host`` empty) takes every row, whatever its source, as before
-    hosts were named: one collectors host is the only one.
+    A host without a name (``host`` empty) takes every row, whatever its source: it is the
+    only collectors host.
     """
     return source.endswith(f"@{host}", autoescape=True) if host else true()
 
