@@ -2,25 +2,10 @@
 
 Today's bars come from FHKST03010200 (30 rows per call, paged back by the client), an
 earlier day's from FHKST03010230. `BarLedger` remembers every (symbol, minute) already
-recovered, loaded from the database at start-up: a gap retried, a gap overlapping another,
-or a gap resumed after a crash publishes only the minutes nobody has published yet.
-
-**No bar, no trade.** KIS has no bar for a minute without trades. Whether an answer without
-bars for a gap's minutes means "no trades" or "KIS did not say" is told by how far back it
-went: `fetch_gap` asks for the bars from the minute before the gap (at least the half hour
-up to its last minute: one call's 30 rows for a gap of up to 29 minutes, so it costs
-nothing more) to its last minute, and KIS answers the newest bars at or before the asked
-minute, newest first, with none left out. An answer that reached that first minute (a
-page's oldest row at or before it, or KIS had nothing older: `MinuteRows.reached`)
-therefore proves every minute of the gap was answered: those without a bar had no trades,
-however long the gap (a backfilled restart gap of an hour included). An answer with no bar
-at all proves nothing (a symbol that has not traded yet, or an answer gone wrong) and is
-retried like a failed call.
-
-**Garbled rows.** A row that is not a bar (`bar_of` refuses it) is skipped, as the
-reconciliation does (`fetch_bars`): one garbled row must not throw away the gap's good
-minutes. Only a garbled row of one of the gap's own minutes leaves something unknown; the
-answer names those minutes (`Answer.garbled`) and the gap is retried for them.
+recovered, loaded from the database at start-up, so a gap retried, overlapping another or
+resumed after a crash publishes only the minutes nobody has published. KIS has no bar for a
+minute without trades: `fetch_gap` tells "no trades" from "KIS did not say"; a garbled row
+is skipped, never the gap's good minutes.
 """
 
 from __future__ import annotations
@@ -102,7 +87,17 @@ class Answer:
 
 
 async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> Answer:
-    """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes."""
+    """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes.
+
+    It asks from the minute before the gap (at least the half hour up to its last minute: one
+    call's 30 rows, so it costs nothing more) to its last minute; KIS answers the newest bars at
+    or before the asked minute, newest first, none left out. An answer that reached that first
+    minute (a page's oldest row at or before it, or nothing older: `MinuteRows.reached`) proves
+    every minute of the gap was answered: those without a bar had no trades, however long the
+    gap. An answer with no bar at all proves nothing and is retried like a failed call. A row
+    that is not a bar (`bar_of` refuses it) is skipped; a garbled row of one of the gap's own
+    minutes leaves it unknown (`Answer.garbled`), and the gap is retried for them.
+    """
     since = _hhmmss(min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
     until = _hhmmss(minutes[-1])
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()

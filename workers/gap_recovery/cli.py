@@ -1,13 +1,10 @@
 """``observer gap-recovery``: the ``gap_recovery`` daemon and the day's gap report.
 
 ``run`` is what the supervisor keeps running; it exits 0 on SIGTERM, 1 when the bus fails,
-2 on bad configuration. ``report`` reads the database: per symbol, ticks, gaps by reason
-and state, covered and uncovered seconds, completeness by detected gaps and by
-reconciliation; ``--chart`` also writes an HTML page with every symbol's gaps on a time
-axis. ``verify`` reconciles a day on demand (the daemon does it after each session), beside
-a running daemon under a REST share of its own (`workers.gap_recovery.share`). The
-database and KIS code load inside the commands, and for ``run`` only once it has told the
-supervisor it is READY, so that a restart is quick.
+2 on bad configuration. ``report`` reads the database (per symbol: ticks, gaps, covered
+seconds, completeness; ``--chart`` an HTML page); ``verify`` reconciles a day on demand under
+a REST share of its own (`workers.gap_recovery.share`). Database and KIS code load inside
+the commands, and for ``run`` only after READY, so that a restart is quick.
 """
 
 from __future__ import annotations

@@ -1,17 +1,10 @@
 """What gap recovery reports of its gaps: the heartbeat's counters and the unrecoverable alert.
 
 ``success_pct`` is over the trading day (the gaps that began that day, KST, and were settled:
-recovered or unrecoverable), seeded from the database at start-up: over the process's life a
-busy earlier day hid today's failures, and a restart reset it to 100 and resolved a
-``gap_success_low`` breach that still stood. It stays 100 until the day has
-`SUCCESS_MIN_SETTLED` gaps settled: one unrecoverable gap of a fresh day made it 0 and
-raised ``gap_success_low`` beside ``gaps_unrecoverable``; that alert covers the few, the
-rate the many.
-
-The daemon raises an error alert ``gaps_unrecoverable`` per day with unrecoverable gaps
-(subject: the day), raises it again only when their count has doubled (the open alerts stay
-few: about log2 of the gaps a day), and resolves it once none of the day is left, or once
-the day's gaps are no longer tried (it left the ``retake_days`` window): given up.
+recovered or unrecoverable), seeded from the database at start-up so a restart neither
+resets it nor resolves a ``gap_success_low`` that still stands. It stays 100 until the day
+has `SUCCESS_MIN_SETTLED` gaps settled: ``gaps_unrecoverable`` covers the few, the rate the
+many. `UnrecoverableAlerts` raises one error alert per day with unrecoverable gaps.
 """
 
 from __future__ import annotations
@@ -129,6 +122,10 @@ class UnrecoverableAlerts:
 
     Open in ``alerts``, the process's book (an earlier instance's too, once taken over);
     ``note`` ends the alert's message (how the gaps are tried again).
+
+    Subject: the day. Raised again only when the count has doubled (about log2 of the day's
+    gaps open at most); resolved once none of the day is left, or as given up once the day's
+    gaps are no longer tried (it left the ``retake_days`` window).
     """
 
     def __init__(self, alerts: AlertBook, note: str = "") -> None:

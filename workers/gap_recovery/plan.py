@@ -1,15 +1,10 @@
 """What to do with a gap (by its duration) and which minute bars cover it.
 
-By duration: up to ``immediate_max_s`` (5 s) a gap is recovered first; up to
-``queue_max_s`` (60 s) it is queued behind those; longer gaps get a marker only, unless
-``long_gaps = "backfill"``, which recovers them too, last, as it always does for the reasons in
-``backfill_reasons`` (a Track B restart).
-
-A minute bar is final only once its minute has closed (KIS's newest row is the minute in
-progress, and its volume lags), so a gap can be recovered ``settle_s`` after the close of
-the last minute it touches, never sooner: a gap ending at 10:00:05 waits until 10:01:00 plus
-the settle time, whatever its priority (10:01:00 plus the settle time for one ending at
-10:00:59, whose stamp second runs to 10:00:59.999).
+Up to ``immediate_max_s`` (5 s) a gap is recovered first; up to ``queue_max_s`` (60 s) it is
+queued behind those; longer gaps get a marker only, unless ``long_gaps = "backfill"`` (always
+for ``backfill_reasons``: a Track B restart), recovered last. A minute bar is final only once
+its minute has closed, so a gap is recovered no sooner than ``settle_s`` after the close of
+its last minute (`ready_ns`).
 """
 
 from __future__ import annotations
@@ -72,5 +67,10 @@ def minutes_of(start_ns: int, end_ns: int) -> list[int]:
 
 
 def ready_ns(start_ns: int, end_ns: int, settle_s: float) -> int:
-    """When the bars of a gap are final: the close of its last minute, plus ``settle_s``."""
+    """When the bars of a gap are final: the close of its last minute, plus ``settle_s``.
+
+    KIS's newest row is the minute in progress, its volume lagging: a gap ending at 10:00:05 (or
+    10:00:59, whose stamp second runs to 10:00:59.999) waits until 10:01:00 plus the settle
+    time, whatever its priority.
+    """
     return minutes_of(start_ns, end_ns)[-1] + _MINUTE_NS + int(settle_s * _NS)

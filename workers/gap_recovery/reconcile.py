@@ -1,17 +1,10 @@
 """The day's reconciliation as pure functions: which minutes were watched, and how each fares.
 
-A symbol is *watched* while it holds a Track B slot (`held_spans`). A minute is compared only
-if the slot was held for the whole of it with ``edge_ns`` to spare on both sides: a slot
-taken at 10:00:59.5 cannot stream 10:01's first trades before its registration's round
-trip, and Track B publishes a release after it has unregistered (the stream stops before
-the event's stamp). Minutes cut by an allocation or a release are partial by construction
-and left out.
-
-Each watched minute's stored trades (by the minute of their exchange stamp: KIS stamps
-trades HHMMSS, so a trade belongs to the minute it was stamped in) are summed and compared
-with the exchange's final bar (`check_minutes`). KIS's minute bars carry a volume
-(``cntg_vol``) and no number of trades, so volume alone decides; the stored trade count is
-kept for the record.
+A symbol is *watched* while it holds a Track B slot (`held_spans`); a minute is compared
+only if the slot was held for the whole of it with ``edge_ns`` to spare on both sides
+(`watched_minutes`). Each watched minute's stored trades, by the minute of their exchange
+stamp, are compared with the exchange's final bar by volume alone (`check_minutes`): KIS's
+bars carry no number of trades.
 """
 
 from __future__ import annotations
@@ -52,6 +45,10 @@ def watched_minutes(spans: Iterable[Span], edge_ns: int, until_ns: int) -> list[
     """The minutes (opening instants) a span holds whole, ``edge_ns`` clear of its ends.
 
     Only minutes closed by ``until_ns`` count.
+
+    A slot taken at 10:00:59.5 cannot stream 10:01's first trades before its registration's
+    round trip, and Track B publishes a release after it has unregistered: minutes cut by an
+    allocation or a release are partial by construction and left out.
     """
     minutes: set[int] = set()
     for start, end in spans:

@@ -1,13 +1,10 @@
 """The REST share a hand-run ``observer gap-recovery verify`` takes of each account's budget.
 
-The daemon (``observer gap-recovery run``) paces its calls at the ``gap_recovery`` share all
-day. A verify run beside it at that share too would take the two past it, and the account
-past KIS's budget (EGW00201). So while the daemon runs on this host, verify takes a share of
-its own: ``kis.process_share.manual``, or without one what the configured shares leave; if
-they leave nothing it is refused. With no daemon running it takes the ``gap_recovery`` share.
-
-The daemon is found by its outbox's flock (`bus.outbox`: ``<run_dir>/outbox/<source>/LOCK``,
-held by its producer from its start to its exit, kill -9 included).
+The daemon paces its calls at the ``gap_recovery`` share all day; a verify beside it at that
+share would take the account past KIS's budget (EGW00201). So while the daemon runs on this
+host (found by its outbox's flock, `bus.outbox`, held from start to exit, kill -9 included),
+verify takes ``kis.process_share.manual``, or what the configured shares leave, refused if
+nothing; with no daemon it takes the ``gap_recovery`` share.
 """
 
 from __future__ import annotations

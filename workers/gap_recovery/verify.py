@@ -1,12 +1,11 @@
 """The day's reconciliation: every minute Track B watched, against the exchange's final bars.
 
-Each minute a symbol held its slot whole is compared with KIS's final minute bar:
-``complete``, ``short``, ``recovered`` or ``excess``. A short minute no recorded gap
-explains is a miss, published as a one-minute ``reconciliation`` gap for gap recovery.
-Each symbol's result is a `Reconciliation` event; a run's figures are `RunFigures`.
-`Verifier` runs each session day after Track B's stream ends, on the gap-recovery share,
-taking up only the symbols not yet reconciled whole; ``observer gap-recovery verify``
-runs it on demand.
+Each minute a symbol held its slot whole is ``complete``, ``short``, ``recovered`` or
+``excess`` against KIS's final bar; a short minute no recorded gap explains is a miss,
+published as a one-minute ``reconciliation`` gap. Each symbol's result is a
+`Reconciliation` event. `Verifier` runs after Track B's stream ends each session day, on the
+gap-recovery share, taking up only symbols not yet reconciled whole; ``observer
+gap-recovery verify`` runs it on demand.
 """
 
 from __future__ import annotations

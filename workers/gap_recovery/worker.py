@@ -1,39 +1,10 @@
 """The ``gap_recovery`` daemon: every gap Track B detects ends recovered, unrecoverable or marked.
 
-Gaps come from the feed (``gap_detected``) and from the database: at start-up (after the
-writer has acknowledged what an earlier instance left in the outbox), then every
-``sweep_s``, so a gap the feed did not deliver (a restart, a slow subscriber) is still
-found. Each gap gets the policy's plan (`workers.gap_recovery.plan`): marker only, or a
-place in the queue, ready once its last minute has closed, ordered by priority then by
-readiness. ``requests_per_account`` recoveries run per account, each call under the
-account's ``gap_recovery`` share of the REST budget. On session days, once Track B's stream
-has ended, the day's reconciliation (`workers.gap_recovery.verify`) runs here too, on the
-same limiters.
-
-A recovery publishes ``recovering``, then the minute bars nobody has published yet
-(quality ``recovered``, with the gap's id), then ``recovered`` with the number of bars that
-cover the gap; a gap whose minutes KIS proves had no trades is ``recovered`` with 0 bars and
-"no trades in HH:MM-HH:MM" at once (`workers.gap_recovery.bars`).
-
-A failure is retried with doubling backoff (up to ``backoff_max_s``). KIS refusing or failing
-the call (EGW00201, 5xx, no answer) and a token not there yet (the token job late,
-EGW00133) are no attempts: KIS serves today's bars all day, so they only wait. An answer
-that is not the gap's bars (none at all, a garbled row of its minutes, an error code) is an
-attempt. After ``max_attempts`` attempts, or ``retry_window_s`` of failures whatever they
-were, the gap is ``unrecoverable`` with the error; each sweep takes such gaps of the last
-``retake_days`` back, one try each ``retake_s``, and a gap recovered then turns
-``recovered`` (it stays ``unrecoverable`` meanwhile). While a day has unrecoverable gaps,
-an error alert ``gaps_unrecoverable`` (subject: the day) says how many, again when the count
-has doubled, and is resolved once none is left, or as given up once the day's gaps are no
-longer tried. ``success_pct`` is the day's: of the gaps that began today and were settled,
-the share recovered (100 below `outcomes.SUCCESS_MIN_SETTLED` of them), read from the
-database at start-up so that a restart does not reset it.
-
-A sweep (or the start-up's reads, or the reconciliation's) that the database fails is logged,
-counted (``sweep_failures``) and tried again on a backoff (`observer.db.outages`: 600 s of
-failures end the process). A server that fails otherwise ends the process, which the
-supervisor restarts. Killed at any point, the next instance recovers the gap again and
-publishes only the bars still missing: none is lost and none doubled.
+Gaps come from the feed (``gap_detected``) and from database sweeps (at start-up, then every
+``sweep_s``), each planned by `workers.gap_recovery.plan` and recovered under the account's
+``gap_recovery`` REST share; the day's reconciliation (`workers.gap_recovery.verify`) runs
+here after Track B's stream ends. Killed at any point, the next instance recovers the gap
+again and publishes only the bars still missing: none is lost and none doubled.
 """
 
 from __future__ import annotations
@@ -114,7 +85,27 @@ class Job:
 
 
 class GapRecovery(AsyncWorker):
-    """One gap-recovery process."""
+    """One gap-recovery process.
+
+    Gaps are taken from the database at start-up (after the writer has acknowledged what an
+    earlier instance left in the outbox) and every ``sweep_s``, so a gap the feed did not
+    deliver is still found. Queued gaps are ready once their last minute has closed, ordered by
+    priority then readiness; ``requests_per_account`` recoveries run per account.
+
+    A recovery publishes ``recovering``, then the minute bars nobody has published yet (quality
+    ``recovered``, with the gap's id), then ``recovered`` with the number of bars; a gap whose
+    minutes KIS proves had no trades is ``recovered`` with 0 bars at once.
+
+    A failure is retried with doubling backoff (up to ``backoff_max_s``). KIS refusing or
+    failing the call (EGW00201, 5xx, no answer) and a token not there yet (EGW00133) are no
+    attempts: KIS serves today's bars all day. An answer that is not the gap's bars (none, a
+    garbled row of its minutes, an error code) is an attempt. After ``max_attempts`` attempts,
+    or ``retry_window_s`` of failures, the gap is ``unrecoverable``; each sweep retakes those of
+    the last ``retake_days``, one try each ``retake_s`` (`workers.gap_recovery.outcomes` says
+    what is alerted and counted). A sweep the database fails is logged, counted
+    (``sweep_failures``) and retried on a backoff (`observer.db.outages`: 600 s of failures end
+    the process); any other server failure ends the process, which the supervisor restarts.
+    """
 
     def __init__(
         self,
