@@ -1,12 +1,10 @@
 """Alert channels: their apprise URLs (secrets, from the environment or an owner-only file).
 
-A channel is named in ``[notifier.channels.NAME]`` with its routing; its URLs come from
-``OBSERVER_NOTIFY_<NAME>_URLS`` (separated by spaces) or, when that is not set, from the
-``[channels]`` table of ``[notifier] credentials_file`` (owner-only TOML,
-``NAME = ["slack://...", "mailto://..."]``). Each URL is one *target* with its own queue and
-retries, so a dead e-mail server never holds a Slack message back; a target is named for
-its channel (``ops``), or ``ops.2`` for the channel's second URL. Every URL, and every part
-of it that can hold a secret, is registered for masking before anything is logged.
+A channel's URLs come from ``OBSERVER_NOTIFY_<NAME>_URLS`` (space-separated) or else the
+``[channels]`` table of ``[notifier] credentials_file`` (owner-only TOML). Each URL is one
+*target* with its own queue and retries, so a dead e-mail server never holds Slack back; it
+is named for its channel (``ops``, ``ops.2`` for the second URL). Every URL, and every part
+that can hold a secret, is registered for masking before anything is logged.
 """
 
 from __future__ import annotations

@@ -1,12 +1,10 @@
 """``observer notifier run`` (the ``notifier`` daemon) and ``observer alerts [ack ID]``.
 
-``run`` exits 0 on SIGTERM, 1 when the bus fails, 2 on bad configuration (a channel's
-credentials file open to others, a URL apprise does not take) before READY. ``alerts``
-lists the alerts since a day with their state (open, acked, resolved; info alerts are
-notes) and the channels that were sent each; ``alerts --open`` without ``--since`` lists
-every open alert, whatever its age; ``alerts ack ID...`` publishes an acknowledgement
-(source ``operator``), which ends the reminders of an open critical alert;
-``alerts prometheus-rules`` prints the Prometheus twins of the configured threshold rules.
+``run`` exits 0 on SIGTERM, 1 when the bus fails, 2 on bad configuration before READY.
+``alerts`` lists the alerts since a day with their state and the channels sent each
+(``--open`` without ``--since``: every open alert, whatever its age); ``alerts ack ID...``
+publishes an acknowledgement (source ``operator``), ending an open critical alert's
+reminders; ``alerts prometheus-rules`` prints the threshold rules' Prometheus twins.
 """
 
 from __future__ import annotations

@@ -1,24 +1,10 @@
 """From alerts to messages: grouping, repeat suppression, reminders, resolutions (no I/O).
 
-Alerts of one *condition at one severity* from one host (same code, severity and subject,
-and the named host of their source, `observer.cluster.hosts`) are held for ``group_s`` after the
-first and then go out as one message with their count; the next message of that kind waits
-until ``repeat_s`` after the previous one, counting what came meanwhile. So 50 identical
-warnings are one message, and a condition that fires every minute is one message every
-``repeat_s``. A resolution ends only the alerts the host rule lets it end
-(`observer.alerts.states.ends`: between two named hosts, only its own host's). It goes out once no
-alert it ends waits for its message to a target it goes to (at once, usually), right after
-that alert's message; one that an alert of its condition and host followed is told in that
-alert's message ("resolved 2 times meanwhile"), so a flapping condition is two messages per
-``repeat_s``, not two a flap. A critical alert stays *open* until it is resolved or
-acknowledged, and while it is, a reminder goes out every ``remind_s`` (one per condition
-and host). A message about a named host says which.
-
-`summarize` turns the messages a target could not be sent for ``lookback_s`` into one:
-where each of their conditions stands.
-
-Times are wall seconds (`time.monotonic` in the daemon), passed in, so every rule here is a
-pure function of the calls made.
+Alerts of one condition at one severity from one host are one message per ``group_s``, then
+one per ``repeat_s`` with their count; a resolution ends only what `observer.alerts.states.ends`
+lets it end; an open critical alert is reminded every ``remind_s`` (`Grouper`). `summarize`
+turns a target's undeliverable messages into where each condition stands. Times are wall
+seconds passed in, so every rule here is a pure function of the calls made.
 """
 
 from __future__ import annotations
@@ -91,7 +77,18 @@ def _overlap(one: Targets, other: Targets) -> bool:
 
 @dataclass(slots=True)
 class Grouper:
-    """Turns notices into due messages (see the module docstring)."""
+    """Turns notices into due messages.
+
+    A *condition* is code, severity, subject and the named host of the source
+    (`observer.cluster.hosts`). Its alerts are held for ``group_s`` after the first, then go
+    out as one message with their count; the next message of that kind waits until
+    ``repeat_s`` after the previous one: 50 identical warnings are one message. A resolution
+    goes out once no alert it ends waits for its message to a target it goes to, right after
+    that alert's message; one followed by an alert of its condition and host is told in that
+    alert's message ("resolved 2 times meanwhile"), so a flapping condition is two messages per
+    ``repeat_s``. A critical alert stays open until resolved or acknowledged, reminded every
+    ``remind_s`` (one per condition and host). A message about a named host says which.
+    """
 
     group_s: float
     repeat_s: float

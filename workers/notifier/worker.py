@@ -1,33 +1,10 @@
 """The ``notifier`` daemon: every alert reaches the channels that take it, at least once.
 
-Alerts come from the feed (``alert``, ``alert_resolved``, ``alert_acked``) and from the
-database: at start-up (after the writer has everything an earlier instance sent) and every
-``sweep_s``, the alerts of the last ``lookback_s`` that a routed channel has no sent
-message for are taken in again, so a kill between an alert's commit and its delivery, or a
-feed message dropped, still delivers. `workers.notifier.messages.Grouper` decides what goes
-out when; each target (one URL of a channel) has its own queue and sender, which retries a
-failed send with doubling backoff while the others go on. Every attempt is an
-`AlertDelivery` event; ``down_after`` failures in a row raise ``notify_channel_down`` (an
-error alert, which the other channels carry), resolved by the next success. A channel still
-alerted down when the notifier starts counts as down from the start: its next success
-resolves that alert, and its next failure raises no second one. A message still failing
-``lookback_s`` after it was made is given up: it and what waits behind it become one summary
-(`workers.notifier.messages.summarize`), which takes in what comes meanwhile, so a channel
-back after a long outage gets where each condition stands, not a day of stale messages; a
-reminder replaces the one of its condition still waiting (`workers.notifier.queues`).
-
-Every sweep reminds about the critical alerts the database holds open, whatever their age,
-and about no other (an ack's feed message may be dropped). A sweep the database fails is
-logged, counted (``sweep_failures``; ``failing_s`` while they last, so ``observer ctl
-status`` is unhealthy) and tried again on a backoff up to ``sweep_s``, while the feed's
-alerts go on being sent: a database outage does not stop the notifier. The start-up sweep
-is waited for, on that backoff, up to ``_START_WAIT_S``; then the feed is followed and each
-sweep is a start-up sweep until one succeeds.
-
-A configured channel without a URL sends nowhere: outside the simulator
-(``kis.environment = "sim"``, where the demo's shipped ``default`` channel has none) the
-heartbeat counts it (``channels_without_url``) and says the notifier fails its work
-(``failing_s``, so ``observer ctl status`` is unhealthy) until it is restarted with one.
+Alerts come from the feed and from database sweeps (at start-up and every ``sweep_s``: those
+of the last ``lookback_s`` without a sent message), so a kill between commit and delivery
+still delivers. `workers.notifier.messages.Grouper` decides what goes out when; each target
+has its own queue and sender, retried with doubling backoff, each attempt an `AlertDelivery`
+event. A database outage does not stop the feed's alerts (`AlertNotifier` states the rest).
 """
 
 from __future__ import annotations
@@ -92,7 +69,25 @@ class _Stored:
 
 
 class AlertNotifier(AsyncWorker):
-    """One notifier process over its targets (see the module docstring)."""
+    """One notifier process over its targets.
+
+    ``down_after`` failed sends in a row raise ``notify_channel_down`` (an error alert, carried
+    by the other channels), resolved by the next success; a channel still alerted down at the
+    start counts as down from the start. A message still failing ``lookback_s`` after it was
+    made is given up: it and what waits behind it become one summary
+    (`workers.notifier.messages.summarize`), so a channel back after a long outage gets where
+    each condition stands; a reminder replaces the one of its condition still waiting
+    (`workers.notifier.queues`).
+
+    Every sweep reminds about the critical alerts the database holds open, whatever their age
+    (an ack's feed message may be dropped). A failed sweep is logged, counted
+    (``sweep_failures``; ``failing_s`` while they last, so ``ctl status`` is unhealthy) and
+    retried on a backoff up to ``sweep_s``. The start-up sweep is waited for up to
+    ``_START_WAIT_S``; then the feed is followed and each sweep is a start-up sweep until one
+    succeeds. A channel without a URL sends nowhere: outside the simulator (whose demo
+    ``default`` channel has none) it is counted (``channels_without_url``) and the notifier
+    reports ``failing_s`` until restarted with one.
+    """
 
     def __init__(
         self,
