@@ -1,11 +1,9 @@
 """``observer etf``: the ETF jobs (list, daily, holdings, backfill), their health and reports.
 
-A job checks the configuration and arguments first, refused with exit 2 before READY (the
-supervisor's usage error); then READY, the lock ``<data_dir>/etf/LOCK``, the job's producer,
-and the work (`workers.etf.daily`, `jobs`, `holdings`, `backfill`, loaded after READY). Exit
-codes: 0 done; 1 the run failed (too many ETFs failed, no active ETF, the writer did not
-acknowledge); 2 bad arguments or configuration (a ``--date`` a live answer cannot be of,
-a session under way, an unknown ``--symbols``); 3 another ETF job runs. ``status`` exits 1
+A job checks configuration and arguments first (exit 2 before READY: the supervisor's usage
+error); then READY, the lock ``<data_dir>/etf/LOCK``, the producer, and the work. Exit codes:
+0 done; 1 the run failed (too many ETFs failed, no active ETF, the writer did not
+acknowledge); 2 bad arguments or configuration; 3 another ETF job runs. ``status`` exits 1
 when the data is stale.
 """
 

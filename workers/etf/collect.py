@@ -1,30 +1,9 @@
 """The ``etf_daily`` and ``etf_backfill`` runs' calls: KIS per ETF, KRX's table per day.
 
-Daily (after the close): one FHPST02400000 per ETF, spread over every account under the
-process's REST share (`observer.kis.session.rate_limits`), merged with KRX's all-ETF table
-(MDCSTAT04301: one call gives every ETF's NAV and net assets). An ETF whose stored
-sessions cover less than 80 % of the last ``backfill_sessions`` (those since its listing,
-when the KRX list tells it) is backfilled through FHPST02440200 (paged, 100 rows a call):
-a first load, or a history call that failed after the day's row was stored. The call is
-not repeated on every run while KIS has no more to give (`workers.etf.metrics.backfill_due`:
-on the 1st, 2nd, 4th, 8th... session of the ETF's unbroken stored run). An ETF missing
-sessions after its first stored one (an outage of the job, a day whose calls failed) is
-asked from the first of them (`workers.etf.gaps.gap_start`), and one whose recent stored
-rows have no final NAV from the first such day (the caller's ``backfill`` map: the rows
-come back with the series' NAV, `workers.etf.rows.repaired`). An ETF whose
-stored 52 weeks lack daily highs and lows (a first load: the NAV series has none) gets
-them from FHKST03010100 (100 rows a call, three for a year); a failed chart call leaves
-the rows as they were (the range says ``close``) and is retried by the next run. A failed
-KRX table is not a failed run: the KIS rows stand alone. A table that is empty, or
-answers for fewer than ``[etf] min_list_ratio`` of the ETFs collected, or whose closes (and
-a past day's NAVs) read for fewer than that share of its rows, has failed (`krx_table`), as
-one that did not come.
-
-Repair (weekly): KRX's table for each of the last ``repair_sessions`` sessions (one call a
-day for every ETF, where KIS needs one call per ETF), sending the rows whose NAV, net
-assets, high or low are missing (and the fresh row has them), whose NAV is revised, or
-whose close differs (`_revised`); when KRX fails (any day's table, by the same rule),
-KIS's series for each ETF instead.
+Daily (`collect_daily`): one FHPST02400000 per ETF over every account's REST share, merged
+with KRX's all-ETF table (MDCSTAT04301), backfilling ETFs short of history. Repair
+(`repair`, weekly): KRX's table per recent session, else KIS's series. A failed KRX table
+is not a failed run: the KIS rows stand alone (`krx_table` says when a table has failed).
 """
 
 from __future__ import annotations
@@ -232,6 +211,15 @@ async def collect_daily(
     stored row in ``rows``). ``chart_from``: ETFs whose rows since that day
     need their daily high and low (`workers.etf.metrics.chart_start`); the rows that get
     them are among ``backfilled``. ``alerts``: as `fan_out`'s.
+
+    An ETF whose stored sessions cover less than 80 % of the last ``backfill_sessions`` (since
+    its listing, when known) is backfilled through FHPST02440200 (paged, 100 rows a call), not
+    on every run while KIS has no more (`workers.etf.metrics.backfill_due`). An ETF missing
+    sessions after its first stored one is asked from the first of them
+    (`workers.etf.gaps.gap_start`), one whose recent rows lack a final NAV from the first such
+    day (``backfill``: `workers.etf.rows.repaired`). An ETF whose stored 52 weeks lack highs and
+    lows gets them from FHKST03010100; a failed chart call leaves the rows as they were (range
+    basis ``close``), retried by the next run.
     """
     out = Collected()
     table: dict[str, EtfDaily] = {}
@@ -331,7 +319,13 @@ async def repair(
     progress: Callable[[int, int], None] = lambda done, total: None,
     alerts: Callable[[Event], object] | None = None,
 ) -> Collected:
-    """Rows of ``sessions`` whose NAV is missing or revised, from KRX (else KIS's series)."""
+    """Rows of ``sessions`` whose NAV is missing or revised, from KRX (else KIS's series).
+
+    One KRX call a day for every ETF, over the last ``repair_sessions`` sessions, sending rows
+    whose NAV, net assets, high or low are missing (and the fresh row has them), whose NAV is
+    revised, or whose close differs (`_revised`); when any day's KRX table fails, KIS's series
+    for each ETF instead.
+    """
     out = Collected()
     wanted = set(symbols)
     if krx is not None:

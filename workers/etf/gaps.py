@@ -1,18 +1,10 @@
 """Which stored ETF sessions are missing or still without a NAV, and from when to ask again.
 
-Pure functions of the stored rows (symbol -> day -> newest row) and the calendar's
-sessions, for the daily run (`workers.etf.jobs.run_daily`):
-
-* a **hole** is a session of the backfill window missing for an ETF after its first stored
-  session there (and its listing, when known): an outage of the daily job, a day whose
-  KIS calls all failed. `gap_start` says from which session the series (FHPST02440200)
-  should be asked; the coverage rule of `workers.etf.metrics.backfill_due` alone let an
-  outage of up to 20 % of the window (50 sessions) stand for good, past the weekly
-  repair's reach (20 sessions). A hole that KIS cannot fill is asked again on the 1st,
-  2nd, 4th, 8th... session after it (as `backfill_due` does), not on every run;
-* a session is **pending** for an ETF whose stored row of it has no final NAV
-  (`pending_days`); the day after, KIS's series has it (`pending_start`);
-* a day is **filled** when every ETF that should have its row has one (`missing_on`).
+Pure functions of the stored rows (symbol -> day -> newest row) and the calendar's sessions,
+for the daily run (`workers.etf.daily`): a *hole* is a session of the backfill window
+missing after an ETF's first stored one (`gap_start`: from when to ask the series); a
+session is *pending* while its row has no final NAV (`pending_days`, `pending_start`); a day
+is *filled* when every ETF that should have its row has one (`missing_on`).
 """
 
 from __future__ import annotations
@@ -47,6 +39,10 @@ def gap_start(
 
     Asked while the stored run after the last hole is 0, 1, 2, 4, 8... sessions long: at
     once after an outage, again after a failed call, and rarely for a day KIS lacks.
+
+    The coverage rule of `workers.etf.metrics.backfill_due` alone would let an outage of up to
+    20 % of the window (50 sessions) stand, past the weekly repair's reach (20 sessions). A hole
+    KIS cannot fill is asked again on the 1st, 2nd, 4th, 8th... session after it, not every run.
     """
     span = _span(stored, window, listed_on)
     missing = [day for day in span if day not in stored]

@@ -1,15 +1,10 @@
 """The ``etf_list`` job's core: the KRX list read, judged, and diffed against the last good one.
 
-Rows whose short code is blank or not a code, and repeats of a code, are dropped first
-(counted, logged, alerted as ``etf_list_rows_dropped``; a held ETF whose ISIN is on such a
-row is not removed). A list that is then empty, ``LOGOUT`` (after one new login), smaller
-than ``min_ratio`` of the previous one, lacking one of the screen's keys (the client's
-check), or whose field filled for most held ETFs comes back empty for most of them (the
-portal's columns changed: `drift`) is never applied: the run alerts and the stored list
-stays as it was. (The seed deleted every ETF and inserted the answer again, so a LOGOUT
-emptied the table.) Listed units change every day with creations and redemptions: they
-are daily data (``etf_daily``), not a change of the listing, so they do not make an ETF
-"changed".
+Rows with a blank or invalid short code, and repeats, are dropped first (alerted as
+``etf_list_rows_dropped``; a held ETF whose ISIN is on such a row is not removed). A list
+that `refusal` or `drift` judges wrong (empty, ``LOGOUT``, under ``min_ratio`` of the last,
+a key missing, the portal's columns changed) is never applied: the run alerts and the stored
+list stays. Listed units change daily: they are ``etf_daily`` data, not a listing change.
 """
 
 from __future__ import annotations
@@ -155,7 +150,11 @@ def drift(previous: Mapping[str, EtfListing], fresh: Mapping[str, EtfListing]) -
 
 
 def refusal(answer: int, previous: int, min_ratio: float) -> str | None:
-    """Why a list of ``answer`` ETFs must not replace one of ``previous``; None if it may."""
+    """Why a list of ``answer`` ETFs must not replace one of ``previous``; None if it may.
+
+    Refused: an empty list, ``LOGOUT`` (after one new login), fewer than ``min_ratio`` of the
+    previous one, one lacking a screen key (the client's check), or `drift`.
+    """
     if answer == 0:
         return "the KRX list is empty"
     if previous and answer < min_ratio * previous:

@@ -1,19 +1,10 @@
 """ETF figures from stored daily rows: premium windows, the 52-week range, the AUM check.
 
 Pure functions of the rows and sessions they are given (the caller reads ``etf_daily`` and
-the trading calendar), so they are tested against independent computations.
-
-* A window of W **sessions** ends at the last completed session d0; ``mean`` is the signed
-  premium's mean (premiums of both signs cancel out), ``mean_abs`` the mean of its absolute
-  value, ``n`` the sessions that had one. Both are None when ``n < ceil(0.8 W)``: a recently
-  listed ETF, or missing days.
-* The 52-week range covers the sessions in ``(d0 - 364 days, d0]`` (52 weeks, not 250
-  calendar days), from daily highs and lows; rows that lack them count their close, and the
-  figure says so (basis ``close``, with the number of such days). Sessions with a price
-  are counted against those of the span (since the listing, when known): below
-  ``MIN_COVERAGE`` the range is a few days', not 52 weeks' (basis ``partial``).
-* A backfill (`backfill_due`) is judged by the same coverage of its window, never by "a
-  row is stored": the day's row is stored even when the history call fails.
+the calendar), tested against independent computations. A premium window of W sessions is
+None below ``ceil(0.8 W)`` sessions with a premium (`premium_windows`); the 52-week range is
+``(d0 - 364 days, d0]`` with its basis (`range_52w`); a backfill is judged by the coverage
+of its window, never by "a row is stored" (`backfill_due`).
 """
 
 from __future__ import annotations
