@@ -1,28 +1,11 @@
 """Build the day's universe: candidates from the domestic masters, metrics from daily charts.
 
-Candidates are KOSPI and KOSDAQ stocks (``ST``) that are not halted (and not administrative
-issues, when configured), read from the master-file worker's archives in use, or downloaded
-directly when that worker has not run; `stale_masters` names those installed before the
-previous session closed. A record of those masters with fields outside their form may be a
-stock: it counts as a candidate that failed, named in ``Built.failed`` (``Built.malformed``),
-never one left out unsaid. For each candidate, one daily-chart call (FHKST03010100) over the 21
-sessions up to the previous session gives:
-
-* ``prev_close``: the close of the previous session; a stock without a bar on that day
-  did not trade and is left out;
-* ``avg_volume_20d``: the mean volume of the last 20 sessions (fewer for new listings);
-* ``atr_14``: the mean true range of the last 14 sessions, true range being
-  ``max(high - low, |high - previous close|, |low - previous close|)``;
-* ``market_cap``: ``prev_close`` times the listed shares of the master file.
-
-Members close at or above the threshold, ranked by market cap (ties by code). Calls are
-spread over every configured account, each paced by its limiter; a candidate whose call
-failed is asked once more after the others (before the day's warm-up), and those failing
-again are named in ``Built.failed``. `market_shortfall` stops a build before its calls
-when a market has no candidates, or far fewer than the previous universe had (its master
-is damaged, not the market); `shortfall` says when a built one must not become the day's
-universe: too many candidates failed, or too many have no bar on the previous session
-(that day's bars are missing, not the stocks' trading).
+Candidates are KOSPI and KOSDAQ stocks (``ST``) not halted (nor administrative issues, when
+configured), from the master-file worker's archives (`stale_masters` names old ones); a
+malformed record counts as a failed candidate (``Built.malformed``), never one left out
+unsaid. One daily chart (FHKST03010100) per candidate gives its `Metrics`; members close at
+or above the threshold, ranked by market cap (ties by code). `market_shortfall` and
+`shortfall` refuse what must not become the day's universe.
 """
 
 from __future__ import annotations
@@ -89,7 +72,14 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Metrics:
-    """What the daily chart says of one candidate."""
+    """What the daily chart says of one candidate.
+
+    Over the 21 sessions up to the previous one: ``prev_close`` (no bar on that day: did not
+    trade, left out); ``avg_volume_20d``, the mean volume of the last 20 sessions (fewer for new
+    listings); ``atr_14``, the mean true range of the last 14 sessions, true range being
+    ``max(high - low, |high - previous close|, |low - previous close|)``; ``market_cap``,
+    ``prev_close`` times the master file's listed shares.
+    """
 
     prev_close: int
     avg_volume_20d: int
@@ -235,6 +225,9 @@ async def build_universe(
     candidates whose call failed are asked once more after the first pass, unless the clock
     has reached ``retry_until_ns`` (the day's warm-up: Track A is waiting for the universe).
     ``alerts`` sends the alert of a token cache file that does not read.
+
+    Calls are spread over every account, each paced by its limiter; a candidate whose call
+    failed is asked once more after the others, and those failing again are in ``Built.failed``.
     """
     prev = calendar.previous_session(day)
     window = calendar.sessions_before(day, WINDOW)

@@ -1,14 +1,9 @@
 """The day's universe on disk: ``<data_dir>/universe/{YYYYMMDD}_kr_stocks.json``.
 
-The format (``metadata`` and ``symbols`` with ``code``, ``name``, ``market_cap``,
-``prev_close``, ``avg_volume_20d``) plus what the trigger engine and operators need:
-``market``, ``rank`` and ``atr_14`` per symbol; the candidates per market, the exclusions,
-the candidates whose daily chart failed twice or whose master record is malformed (by code,
-with the error), the requests and the
-rate achieved, when the masters read were installed, ``reused_from`` when the day reuses an
-earlier universe and ``restored_from`` when the file was rewritten from the database, in the
-metadata. Written once per day, atomically and durably; never rewritten, except that the
-day's own build replaces a reused universe before Track A starts.
+Per symbol ``code``, ``name``, ``market_cap``, ``prev_close``, ``avg_volume_20d``,
+``market``, ``rank``, ``atr_14`` (`Symbol`); the build's candidates, exclusions, failures,
+rate and sources in the `Metadata`. Written once per day, atomically and durably; never
+rewritten, except that the day's own build replaces a reused universe before Track A starts.
 """
 
 from __future__ import annotations
@@ -46,7 +41,13 @@ _DAY = "%Y%m%d"
 
 
 class Metadata(msgspec.Struct, frozen=True):
-    """The metadata block: the day, its candidates, and how the build went."""
+    """The metadata block: the day, its candidates, and how the build went.
+
+    Also the candidates per market, the exclusions, the candidates whose chart failed twice or
+    whose master record is malformed (by code, with the error), the requests and rate achieved,
+    when the masters read were installed, ``reused_from`` when the day reuses an earlier
+    universe and ``restored_from`` when the file was rewritten from the database.
+    """
 
     date: str
     previous_trading_day: str
