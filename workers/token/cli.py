@@ -1,21 +1,11 @@
 """``observer token``: the supervisor's ``token`` job, the one issuer of tokens and keys.
 
-With ``[kis] token_issuer = "job"`` (the shipped configuration) no worker issues: they read
-the owner-only cache this job writes, so no two processes ever ask KIS within its minute
-(EGW00133) and nothing is issued in trading hours but by this job. At every supervisor start
-it makes sure each account has an access token and approval key that last until the end
-of the day (issuing only what is missing or would expire or reach its refresh age sooner),
-and again every day at 03:20, before the day's first caller; at 08:30 on sessions
-(``--renew``) it asks for both anew, the pre-market renewal (KIS answers with the same token
-within 6 h of the last issuance: kept, not counted as issued). Each issuance is tried
-``[token] retries`` more times with backoff on a retryable failure; then a critical
-``token_renewal_failed`` alert (subject: the account), and the system runs on the previous
-token if it lasts as long as this run had to make it last (exit 0, degraded). With none valid,
-or one that expires sooner (03:20, a token expiring at 04:30: the job's next run is 08:30),
-the job exits 1 and the supervisor runs it again with its backoff; the alert says when the
-previous one expires. A later run that gets the account both a token and a key that last
-resolves the account's open alert. Every issuance is a `TokenRefreshed` event (never the
-token).
+With ``[kis] token_issuer = "job"`` (shipped) no worker issues: they read the owner-only cache
+this job writes, so no two processes ask KIS within its minute (EGW00133). At every
+supervisor start and daily at 03:20 it makes each account's token and approval key last until
+the day's end; at 08:30 on sessions (``--renew``) it issues both anew. A failure is a critical
+``token_renewal_failed`` (subject: the account); exit 1 only when no token lasts long enough.
+Every issuance is a `TokenRefreshed` event (never the token).
 """
 
 from __future__ import annotations
@@ -82,7 +72,17 @@ def run(
 async def _issue_all(
     settings: Settings, clock: Clock, producer: Producer, notifier: Notifier, renew: bool
 ) -> list[str]:
-    """Issue what each account needs; the ``<alias> <kind>`` left without a valid one."""
+    """Issue what each account needs; the ``<alias> <kind>`` left without a valid one.
+
+    Only what is missing, would expire or reach its refresh age sooner is issued (``renew``:
+    everything; KIS's same token within 6 h of the last issuance is kept, not counted). Each
+    issuance is tried ``[token] retries`` more times with backoff on a retryable failure; then
+    the alert, and the system runs on the previous token if it lasts as long as this run had to
+    make it last (exit 0, degraded). With none valid, or one that expires sooner (03:20, a token
+    expiring at 04:30: the next run is 08:30), the job exits 1 and the supervisor retries it;
+    the alert says when the previous one expires. A later run that gets the account both a
+    token and a key that last resolves its open alert.
+    """
     from observer.kis.session import open_account, rate_limits  # KIS and HTTP: after READY
     from observer.runtime import beat_forever
 
