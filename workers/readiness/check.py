@@ -1,15 +1,10 @@
 """One account's pre-market readiness: token, REST host and WebSocket session, retried.
 
-The checks (seed 004, 08:10): the access token is valid, shown by a cheap REST call with the
-cached token (one current price: read-only, one call of the account's budget); the REST host
-is reachable (the same call got an answer); one WebSocket session is open for the account.
-The session is Track B's: it pre-connects every account at 08:03 and reports each session in
-its heartbeat, so the check reads that report from the supervisor (a second session on the
-same app key would be refused, ``OPSP8996``, or would push Track B's off). Only when Track B
-does not run does the check open a session of its own, present the approval key and close it.
-
-A failed check is tried again ``retries`` times with backoff (`observer.process.retry`); what the
-last attempt found is the account's `Check`.
+The token and REST host are shown by one cheap current-price call with the cached token
+(`check_rest`). The session is Track B's, pre-connected at 08:03 and read from its heartbeat
+through the supervisor (a second session on the app key would be refused, ``OPSP8996``, or
+push Track B's off); only when Track B does not run is one opened (`probe_session`). A
+failed check is retried ``retries`` times with backoff; the last attempt's is the `Check`.
 """
 
 from __future__ import annotations

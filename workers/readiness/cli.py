@@ -1,17 +1,11 @@
 """``observer readiness``: the supervisor's ``readiness`` job, the 08:10 pre-market check.
 
-Per account (`workers.readiness.check`): the token by a cheap REST call, the REST host, and
-the WebSocket session Track B pre-connected at 08:03 (read from the supervisor's status; a
-session of its own only when Track B does not run). A failed check is tried ``[readiness]
-retries`` more times; then a critical ``readiness_failed`` alert (subject: the account) and
-the day goes on degraded: nothing is stopped, Track B keeps its session and streams from
-09:30 on whatever token and key the cache holds. The job then checks the failed accounts
-again every ``recheck_s`` until full operation; one that passes gets an `AlertResolved`, so
-does an account still alerted from an earlier run, whatever its age (Friday's failure ends
-with Monday's pass). Each account's outcome is an alert too (``readiness_ok``, info, or the
-critical one) and the job's last heartbeat carries it as ``account.<alias>.ready*``
-counters, which ``observer ctl status`` shows. Exit 0: a failure is alerted, not a failed
-job.
+Per account (`workers.readiness.check`): the token, the REST host and Track B's WebSocket
+session, tried ``[readiness] retries`` more times; then a critical ``readiness_failed``
+(subject: the account) and the day goes on degraded, nothing stopped. Failed accounts are
+checked again every ``recheck_s`` until full operation; a pass resolves the alert, whatever
+its age. Outcomes are alerts (``readiness_ok`` info) and ``account.<alias>.ready*`` heartbeat
+counters for ``ctl status``. Exit 0: a failure is alerted, not a failed job.
 """
 
 from __future__ import annotations
