@@ -1,14 +1,10 @@
 """What the enrich job decides for one stock: pure functions, no I/O.
 
-Order of precedence: a manual override, the KIS industry code's mapping, the fallback
-source's profile. A stock is due for classification when it has none, when the run is
-forced, or once in every ``max_age_days``-day window of its own: days are counted from a
-phase of ``crc32(market:symbol) % max_age_days``, and a stock is due when today is in a
-later window than the day it was last classified. So each stock is re-checked exactly once
-every ``max_age_days`` (30) days, and the phases spread the re-checks evenly: a thirtieth
-of the stocks a day, instead of all falling due on day 30. Curation does not wait for the
-window (`curation_due`): a stock whose override, code mapping, or (the map's version
-changed) whole answer the loaded map would give differs from what is stored is due at once.
+Precedence: a manual override, the KIS industry code's mapping, the fallback source's
+profile. A stock is due (`due`) when it has no classification, the run is forced, or once in
+every ``max_age_days``-day window of its own (phase ``crc32(market:symbol) % max_age_days``),
+so re-checks spread evenly: a thirtieth of the stocks a day at 30. Curation does not wait
+for the window (`curation_due`).
 """
 
 from __future__ import annotations
@@ -69,6 +65,9 @@ def due(
     curation of ``sector_map`` says so (`curation_due`), or when ``now_ns`` falls in a later
     ``max_age_days`` window than the stored classification (or its last check), the windows
     shifted by the symbol's phase (the module docstring).
+
+    A stock's windows are counted from its phase, and it is due when today is in a later window
+    than the day it was last classified: each is re-checked exactly once every ``max_age_days``.
     """
     if not stored.origin:
         return True

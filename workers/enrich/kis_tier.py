@@ -1,15 +1,10 @@
 """KIS's per-symbol lookups (the middle tier) and the industry-list cross-check.
 
-Between the catalogue mapping and the fallback source: a stock whose master ``icod`` is
-missing or unmapped is asked of HHDFS76200200 (its ``e_icod`` sector name, mapped through
-the map's ``names``) and, when configured, CTPF1702R (``prdt_clsf_cd/name``, meaning
-UNCONFIRMED). Both are real-only: the client refuses them on a paper account before
-sending, and the tier then stands aside for the rest of the run. A failed lookup is not a
-failed stock: the fallback is asked next, unless what is stored ranks above the fallback
-(`Lookup.failed` tells the caller: a failure is not "no answer").
-
-The cross-check asks HHDFS76370000 which stocks KIS lists under an industry code and
-compares that with the codes the masters carry.
+A stock whose master ``icod`` is missing or unmapped is asked of HHDFS76200200 (its sector
+name, mapped through the map's ``names``) and, when configured, CTPF1702R (UNCONFIRMED). Both
+are real-only: refused on a paper account before sending, the tier then stands aside for the
+run. A failed lookup is not a failed stock (`Lookup.failed`). `cross_check` compares
+HHDFS76370000's lists per industry code with the masters' codes.
 """
 
 from __future__ import annotations

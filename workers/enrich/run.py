@@ -1,16 +1,11 @@
 """One enrichment run: the regions in parallel, each in batches with checkpoints.
 
-Per stock (`workers.enrich.classify`): an override, else the KIS code's mapping, else
-KIS's per-symbol lookups (`workers.enrich.kis_tier`), else the fallback source through
-its guards (`observer.fallback.GuardedSource`: one limiter per host shared by every
-region, retries, breaker, cache). A failing run never loses a good sector: a fallback error
-publishes nothing; "no answer" (no profile, an unmapped key or name, no suffix) for a stock
-that has one publishes it again (`kept`: the check is recorded, so the stock waits for its
-next window); a stock the breaker (or a stop, which also cuts short a fallback call's waits)
-keeps from being asked is deferred to the next run, and so is one whose KIS lookup failed
-while what is stored ranks above the fallback. Whatever else a fallback call raises fails
-that stock alone, as a fallback error does, never the run. What the operator hears of a
-run is `workers.enrich.alerts`'s.
+Per stock (`workers.enrich.classify`): an override, else the KIS code's mapping, else KIS's
+lookups (`workers.enrich.kis_tier`), else the fallback source behind its guards
+(`observer.fallback.GuardedSource`, one limiter per host for every region). A failing run
+never loses a good sector: a fallback error publishes nothing, "no answer" republishes the
+stored one (`kept`), a stock kept from being asked is deferred, and whatever a fallback call
+raises fails that stock alone. What the operator hears is `workers.enrich.alerts`'s.
 """
 
 from __future__ import annotations
