@@ -1,13 +1,10 @@
 """Whether to download a master file: by its size and validators, never missing a change.
 
-Ignoring small size changes (under 0.1 %, say) would miss listings: one new listing
-changes a 1 MB archive by less than that, so here any size change downloads. Same size
-with a different ETag or Last-Modified downloads too (a rename can keep the size). Without
-validators, same size is trusted until the weekly forced refresh compares contents.
-
-``force`` only turns "unchanged, skip" into a download: a major decrease is held for review
-whether forced or not. A remote Last-Modified older than the file in use's is a stale
-mirror serving an earlier file: skipped, unless an operator allows a rollback by hand.
+Any size change downloads (one new listing changes a 1 MB archive by under 0.1 %); same size
+with a different ETag or Last-Modified too; without validators same size is trusted until
+the weekly forced refresh. ``force`` only turns "unchanged, skip" into a download: a major
+decrease is held for review either way. A remote Last-Modified older than the file in use's
+(a stale mirror) is skipped, unless an operator allows a rollback by hand.
 """
 
 from __future__ import annotations

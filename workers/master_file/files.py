@@ -1,20 +1,11 @@
-"""The worker's folder: current archives, their state, backups, quarantine, held reviews.
+"""The worker's folder ``<data_dir>/masters/`` (0700): archives, state, backups, reviews.
 
-``<data_dir>/masters/`` (0700)::
-
-    LOCK                      one update, review or restore at a time (flock)
-    current/<archive>         the archive in use, replaced atomically and durably
-    state/<MARKET>.json       what is known of it (`FileState`: with the contents of the
-                              last files applied), replaced atomically and durably
-    backups/<archive>.<UTC>   the archives it replaced, newest ``keep`` kept
-    rejected/<archive>.<UTC>  downloads that failed verification, newest ``keep`` kept
-    reviews/<id>.zip, .json   changes held for an operator
-    tmp/                      downloads in progress
-
-Every file is written owner-only, and made durable (fsynced, its folder too) before it is
-renamed into place. A state file that does not read is set aside with a
-``state_file_unreadable`` alert (`observer.process.state_files`) and read as empty: the next check
-downloads the file and compares it with the database.
+``LOCK`` (one update, review or restore at a time), ``current/<archive>``,
+``state/<MARKET>.json`` (`FileState`), ``backups/`` and ``rejected/`` (newest ``keep``),
+``reviews/<id>.zip, .json``, ``tmp/``. Every file is written owner-only and made durable
+(fsynced, its folder too) before it is renamed into place. An unreadable state file is set
+aside with a ``state_file_unreadable`` alert and read as empty: the next check downloads
+the file and compares it with the database.
 """
 
 from __future__ import annotations
