@@ -1,13 +1,11 @@
 """One Track A cycle: every target's current price, paced by the accounts, until done or due.
 
-Targets are shared by every account's requests (``per_client`` in flight each, every one
-through the account's limiter), so the accounts together ask at the process's REST share and
-the cycle takes about N / rate. A symbol that fails never stops the cycle: its error is
-recorded, and when every attempt failed with a retryable error (a gateway outage, a rate
-refusal) it is asked again in further passes, after a pause on the backoff curve, until it
-is answered or the cycle is due: a REST outage of two minutes costs a cycle nothing. At the
-deadline (the next cycle's start) or on ``stop``, requests in flight are cancelled: the
-symbols never asked are unfinished, the ones still failing are failed.
+Every account's requests share the targets (``per_client`` in flight each, through the
+account's limiter), so the cycle takes about N / rate at the process's REST share. A failing
+symbol never stops the cycle: one whose attempts all failed retryably is asked again in
+further passes after a backoff pause, so a two-minute REST outage costs nothing. At the
+deadline or on ``stop``, requests in flight are cancelled: unasked symbols are unfinished,
+still-failing ones failed.
 """
 
 from __future__ import annotations
