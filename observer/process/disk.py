@@ -4,9 +4,8 @@
 ``check_interval_s``. A volume is *critical* below ``critical_free_bytes`` or
 ``critical_free_percent`` free, a *warning* below the ``warn_`` pair, else ok (0 is off).
 Each level reached is an open alert (``disk_low`` warning, ``disk_critical`` critical,
-subject ``<process>:<volume>``) in the process's `AlertBook`, resolved once the volume is
-back above it; an earlier run's open ones are taken over first (`DiskWatch.take_over`).
-What a process does at critical is its own business (the writer stops taking frames).
+subject ``<process>:<volume>``) in the process's `AlertBook`, resolved once back above it,
+an earlier run's taken over first (`DiskWatch.take_over`); the process decides what critical does.
 """
 
 from __future__ import annotations
