@@ -3,8 +3,7 @@
 It owns one asyncio loop. Market time (phases, job times) comes from the configured `Clock`,
 shared with every child through ``OBSERVER_CLOCK``; process mechanics (backoff, grace,
 heartbeat deadlines) run on real time. At its first reading (`DatabaseReadings`) it takes
-over the alerts its predecessor (the same bus source) left open, so it resolves them when
-they clear and does not alert them again while they hold.
+over the alerts its predecessor (the same bus source) left open: resolved when they clear.
 """
 
 from __future__ import annotations
