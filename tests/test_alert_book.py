@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import insert
@@ -14,9 +15,12 @@ from bus.events import Alert, AlertResolved, Event, Severity
 from observer.alerts.book import AlertBook
 from observer.alerts.states import SEVERITY_RANK, Notice
 from observer.alerts.stored import load, open_alerts
+from observer.config.tree import Settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
+from observer.runtime import alert_book, producer_for, take_over_disk_alerts
+from tests.support import wait_until
 
 CODES = st.sampled_from(["disk_low", "track_b_account_down"])
 SUBJECTS = st.sampled_from(["", "acct1", "acct2"])
@@ -177,3 +181,37 @@ def test_load_takes_over_the_sources_open_alerts_through_a_seq(tmp_path: Path) -
     assert [(n.id, n.code, n.subject) for n in taken] == [("track_b@c2:1", "down", "acct1")]
     assert book.conditions() == {("down", "acct1"): "critical"}
     assert sent == []
+
+
+def test_a_producers_free_space_watch_keeps_its_alerts_in_the_processs_book(
+    tmp_path: Path,
+) -> None:
+    """One book per process: what the outbox's watch raised is open in `alert_book`, and a
+    condition the process holds open is not raised again by the watch."""
+    huge = 1024**5  # every volume is below both thresholds
+    settings = msgspec.convert(
+        {
+            "paths": {"data_dir": str(tmp_path)},
+            "disk": {
+                "check_interval_s": 0.05,
+                "warn_free_percent": 0,
+                "critical_free_percent": 0,
+                "warn_free_bytes": 2 * huge,
+                "critical_free_bytes": huge,
+            },
+        },
+        Settings,
+    )
+    producer = producer_for(settings, "job")
+    try:
+        book = alert_book(producer)
+        assert book is alert_book(producer) and book.source == "job"
+        take_over_disk_alerts(settings, producer)  # nothing stored: the watch measures now
+        wait_until(lambda: len(book.conditions()) == 2, 30, "the outbox watch's alerts")
+        assert book.conditions() == {
+            ("disk_low", "job:outbox"): "warning",
+            ("disk_critical", "job:outbox"): "critical",
+        }
+        assert not book.raise_("disk_low", "job:outbox", "warning", "again")  # open: nothing
+    finally:
+        producer.close(drain_timeout=0)

@@ -110,8 +110,7 @@ class Supervisor:
         self.producer = producer_for(
             settings, supervisor_source(self.role, settings.supervisor.host), clock.now_ns
         )
-        # What it alerted and has not resolved (a parked program's program_fatal, ...); a
-        # failed send is logged, and supervising goes on.
+        # Its open alerts; a failed send is logged, and supervising goes on.
         self.alerts = alert_book(self.producer)
         self.alerts.publish = self._publish
         # Programs replaced after a hang or a crash: alerted, counted per day; and crash loops.
@@ -446,26 +445,19 @@ class Supervisor:
             self._rosters.judge(reading)
 
     def _take_over(self, notices: list[Notice]) -> None:
-        """Take over the conditions this supervisor's source alerted and left open.
-
-        Those it judges (parked programs, replacements, loops, limits and rules) go into the
-        book, where their judges find them; one this supervisor alerted too is its own.
-        """
-        codes = {FATAL, REPLACED_CODE, CRASH_LOOP_CODE, *self.sampler.codes}
-        notices = [n for n in notices if n.code in codes]
-        fresh = [n for n in notices if not self.alerts.is_open(n.code, n.subject)]
+        """Take over what its source left open of what it judges; its own alerts stay its own."""
+        judged = {FATAL, REPLACED_CODE, CRASH_LOOP_CODE, *self.sampler.codes}
+        notices = [n for n in notices if n.code in judged]
+        fresh = [n.condition for n in notices if not self.alerts.is_open(*n.condition)]
         taken = self.alerts.take_over(notices)
         if taken:
             said = sorted({f"{n.code}({n.subject})" if n.subject else n.code for n in taken})
             log.info("open alerts taken over: %s", ", ".join(said))
         self.sampler.taken_over({n.subject for n in taken if n.code == RULE_METRIC_UNKNOWN})
-
-        def subjects(notices: list[Notice], code: str) -> set[str]:
-            return {n.subject for n in notices if n.code == code}
-
-        replaced, loops = subjects(fresh, REPLACED_CODE), subjects(fresh, CRASH_LOOP_CODE)
+        replaced = {subject for code, subject in fresh if code == REPLACED_CODE}
+        loops = {subject for code, subject in fresh if code == CRASH_LOOP_CODE}
         self.replacements.taken_over(replaced, loops, self.programs)  # after a quiet hour
-        for name in sorted(subjects(taken, FATAL)):
+        for name in sorted({n.subject for n in taken if n.code == FATAL}):
             program = self.programs.get(name)
             if program is None:  # its program_fatal would stay open for ever
                 self._resolve_fatal(name, f"{name} is no longer supervised on this host")
