@@ -156,7 +156,7 @@ def test_a_stale_session_that_streams_again_resolves_its_warning() -> None:
     asyncio.run(collector.stale_watch.watch(collector.streams, stop))  # until acct1's restart
     (stale,) = [e for e in events if isinstance(e, Alert)]
     assert (stale.severity, stale.code, stale.subject) == ("warning", STREAM_STALE, "acct1")
-    collector._on_frame("acct1", RealtimeEvents(TRADE), clock.now_ns())  # data flows again
+    collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE), clock.now_ns())  # data flows again
     (resolved,) = [e for e in events if isinstance(e, AlertResolved)]
     assert (resolved.severity, resolved.code, resolved.subject) == (
         "warning",
@@ -208,17 +208,19 @@ def test_a_restarted_track_b_resolves_the_alerts_an_earlier_run_left_open(tmp_pa
     assert not [e for e in events[4:] if isinstance(e, Alert)]  # the earlier alert stands
     collector._on_confirmed("acct1")
     late = RealtimeEvents(TRADE, ticks=[tick("005930", T0 - 30 * _NS, 70000)])
-    collector._on_frame("acct2", late, T0)  # still 30 s behind: its lag alert stands
+    collector.feeds["acct2"].on_frame(late, T0)  # still 30 s behind: its lag alert stands
     assert not [e for e in events[4:] if isinstance(e, Alert)]
     assert _states(events)[FEED_LAGGING, "acct2"] == "open"
     for at in (T0, T0 + 5 * _NS, T0 + 10 * _NS):  # on time for 10 s: the limit
         assert _states(events)[FEED_LAGGING, "acct2"] == "open"
-        collector._on_frame("acct2", RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
+        collector.feeds["acct2"].on_frame(
+            RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at
+        )
     # acct1's data read without a refusal for 10 minutes: its refused-data alert ends.
     assert _states(events)[DATA_REFUSED, "acct1"] == "open"
     clock.advance(600)
     at = clock.now_ns()
-    collector._on_frame("acct1", RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
+    collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
     assert _states(events) == {
         (ACCOUNT_DOWN, "acct1"): "resolved",
         (STREAM_STALE, "acct2"): "resolved",
@@ -240,7 +242,7 @@ def test_a_stale_alert_taken_over_still_lets_a_stuck_session_restart_once() -> N
     asyncio.run(collector.stale_watch.watch(collector.streams, stop))  # until acct1's restart
     assert collector.streams["acct1"].restarts == 1  # type: ignore[attr-defined]
     assert not [e for e in events if isinstance(e, Alert)]  # the earlier run's alert stands
-    collector._on_frame("acct1", RealtimeEvents(TRADE), clock.now_ns())
+    collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE), clock.now_ns())
     assert [(type(e).__name__, e.code) for e in events if isinstance(e, Alert | AlertResolved)] == [
         ("AlertResolved", STREAM_STALE)
     ]
@@ -255,7 +257,7 @@ def test_a_feed_catching_up_is_one_lag_alert_resolved_once_it_stays_on_time() ->
 
     def frame(received: int, lag_s: int) -> None:
         late = RealtimeEvents(TRADE, ticks=[tick("005930", received - lag_s * _NS, 70000)])
-        collector._on_frame("acct1", late, received)
+        collector.feeds["acct1"].on_frame(late, received)
 
     frame(T0, 8)  # behind, within the limit
     frame(T0 + _NS, 30)
@@ -340,6 +342,6 @@ def test_the_rejected_data_and_bad_frames_alerts_an_earlier_run_left_open_are_ta
     assert framing.rate.flooding  # the episode goes on: a burst now reconnects no second time
     clock.advance(600)
     at = clock.now_ns()
-    collector._on_frame("acct1", RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
+    collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)
     framing.read(at)  # a frame read a window after the last bad one: the episode is over
     assert set(_states(events).values()) == {"resolved"}

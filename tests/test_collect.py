@@ -482,7 +482,7 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
         decoder = collector.streams["acct1"].decoder
         bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
         for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", f"0|H0STASP0|001|{BOOK}"):
-            collector._on_frame("acct1", decoder.decode(text, received), received)
+            collector.feeds["acct1"].on_frame(decoder.decode(text, received), received)
         assert collector.ticks == 2 and collector.velocity("005930") > 0
         # Gone quiet (a VI, a halt): its velocity falls to 0 with no tick to prune it.
         clock.advance(collector.window_ns / 1e9 + 1)
@@ -527,7 +527,7 @@ def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: 
         other = bad.replace("005930", "000660", 1)  # a symbol this account does not stream
         bad_book = BOOK.replace("^73200^", "^x^", 1)  # ASKP1
         for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{other}", f"0|H0STASP0|001|{bad_book}"):
-            collector._on_frame("acct1", decoder.decode(text, received), received)
+            collector.feeds["acct1"].on_frame(decoder.decode(text, received), received)
         counters = collector.account_counters()
         await accounts[0].aclose()
         return counters

@@ -28,7 +28,7 @@ from observer.supervisor.schedule import due_runs
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.readiness.check import Check, NotReady, ready
 from workers.readiness.cli import FAILED, PASSED
-from workers.track_b.worker import preconnect_at
+from workers.track_b.sessions import preconnect_at
 
 MARKET = Market(29, TradingCalendar(), stocks=40, etfs=2)
 T0 = int(datetime(2026, 11, 20, 8, 10, tzinfo=KST).timestamp() * 1e9)

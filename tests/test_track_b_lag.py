@@ -113,7 +113,7 @@ def test_a_slot_released_from_a_quiet_account_on_time_is_no_gap_and_one_behind_i
     def frame(symbol: str, at: int, late_ms: int) -> None:
         traded = (at - late_ms * MS) // S * S
         ticks = [tick(symbol, traded, 70000)]
-        collector._on_frame("acct1", RealtimeEvents(TRADE, ticks=ticks), at)
+        collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE, ticks=ticks), at)
 
     for n in range(60):  # 72 s of a trade every 1.2 s, 100 ms late
         frame("005930" if n % 2 else "000660", T0 + n * 1_200 * MS + 950 * MS, 100)

@@ -52,7 +52,7 @@ from tests.test_track_b_resume import (
     the_day_to_one,
     track_b,
 )
-from workers.track_b import startup, worker
+from workers.track_b import startup, syncing
 from workers.track_b.read_back import GRACE_S, ReadBack
 from workers.track_b.slots import SlotBook
 from workers.track_b.startup import LateSync
@@ -269,7 +269,7 @@ def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_ope
             raise OperationalError("SELECT ...", {}, Exception("no reader connection"))
         return startup.day_so_far(db, full, now_ns)
 
-    monkeypatch.setattr(worker, "day_so_far", day_so_far)
+    monkeypatch.setattr(syncing, "day_so_far", day_so_far)
     clock.advance(10)  # 09:30: full operation
     book = SlotBook(["acct1"], 3)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)

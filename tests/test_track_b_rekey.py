@@ -1,4 +1,4 @@
-"""Track B's approval keys before streaming (`TrackB._rekey`): none waits for the token job."""
+"""Track B's approval keys before streaming (`sessions.rekey`): none waits for the token job."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from observer.config.tree import Settings
 from observer.kis.session import open_account, rate_limits
 from observer.kis.token_cache import Cached, cache_path, key_digest, save_cached
 from tests.test_track_b_resume import FULL, Sent
+from workers.track_b.sessions import rekey
 from workers.track_b.worker import TrackB
 
 _NS = 1_000_000_000
@@ -64,7 +65,9 @@ def test_a_reader_without_an_approval_key_holds_up_no_other_account(tmp_path: Pa
         accounts = {a: open_account(settings, a, worker.clock, limits) for a in streams}
         assert not any(account.tokens.issuer for account in accounts.values())
         collector: Any = SimpleNamespace(accounts=accounts, streams=streams)
-        rekeying = asyncio.ensure_future(worker._rekey(collector, FULL.timestamp() + 5.5 * 3600))
+        rekeying = asyncio.ensure_future(
+            rekey(collector, worker.clock, FULL.timestamp() + 5.5 * 3600)
+        )
         try:
             # A reader's wait lasts 30 wall seconds at least: done within 10, it waited for
             # nothing.

@@ -299,7 +299,7 @@ def test_slots_the_disk_refuses_leave_track_b_running_and_are_said_once(
     def said() -> list[str]:
         return [r.levelname for r in caplog.records if str(shown) in r.getMessage()]
 
-    with caplog.at_level(logging.INFO, logger="workers.track_b.worker"):
+    with caplog.at_level(logging.INFO, logger="workers.track_b.slotting"):
         tb._show(book, streams, {})  # type: ignore[arg-type]
         tb._show(book, streams, {})  # type: ignore[arg-type]
         assert tb.counters["slots_unwritten"] == 2 and said() == ["WARNING"]

@@ -1,12 +1,11 @@
 """Track B's real-time sessions: one `KisStream` per account, slot decisions applied, ticks out.
 
 A slot decision becomes registrations on its account (trades; books too with ``books``), kept
-across reconnects and re-sent best score first. What a session delivers is checked
-(`workers.track_b.checks`) and published (`TradeTick`, `OrderBook`), beside each decision,
-session state and gap (`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`);
-what a check or the decoder refuses is kept as a rejected record. The account alerts (an
-account down, a stale session, a feed behind, data refused) are open in the process's
-`AlertBook`; `Collector.taken_over` takes an earlier run's over.
+across reconnects and re-sent best score first; each decision, session state and gap is
+published (`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`). What a session
+delivers goes through its account's `AccountFeed`. The account alerts (down, stale, behind,
+data refused) are open in the process's `AlertBook`; `Collector.taken_over` takes an earlier
+run's over.
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ from bus.events import (
     Event,
     GapDetected,
     GapReason,
-    OrderBook,
     SlotDecision,
     SlotOverflow,
     StreamStateChanged,
@@ -36,8 +34,7 @@ from observer.calendar.clock import Clock
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
-from observer.kis.frames import DroppedFrame, FrameLimits
-from observer.kis.realtime import RealtimeEvents
+from observer.kis.frames import FrameLimits
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     PERSISTENT_REFUSALS,
@@ -49,7 +46,8 @@ from observer.kis.stream import (
     SubscriptionError,
 )
 from observer.runtime import alongside, sleep_unless
-from workers.track_b.checks import OUTSIDE_SESSION, RECORD_KINDS, Checks
+from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
+from workers.track_b.checks import RECORD_KINDS, Checks
 from workers.track_b.gaps import Gap, GapDetector, SilenceRule
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
@@ -71,7 +69,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TRADE, BOOK = "H0STCNT0", "H0STASP0"
 # The alert of a session whose registrations do not match the slots (`Collector.reconcile`).
 REGISTRATIONS_MISMATCH = "track_b_registrations_mismatch"
 _NS = 1_000_000_000
@@ -130,7 +127,6 @@ class Refusal(NamedTuple):
 
 # The account alerts, each about an account (`DATA_REJECTED`: ``account/kind/symbol``).
 ACCOUNT_CODES = (ACCOUNT_DOWN, STREAM_STALE, FEED_LAGGING, DATA_REFUSED, DATA_REJECTED, BAD_FRAMES)
-MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
 _FIXED_SILENCE = SilenceRule()  # ticks expected every 500 ms, 200 ms late at most
 _CHECKS, _STREAM = Checks(), StreamSettings()
 
@@ -211,6 +207,7 @@ class Collector:
         self.streams: dict[str, KisStream] = {}
         self.accounts = {account.alias: account for account in accounts}
         self.detectors: dict[str, GapDetector] = {}
+        self.feeds: dict[str, AccountFeed] = {}  # alias -> its session's listener
         aliases = [account.alias for account in accounts]
         self.outages = Outages(clock, self.alerts, aliases, settings.unhealthy_after_s)
         self.state: dict[str, tuple[AccountState, int]] = {}  # alias -> (state, since)
@@ -224,7 +221,8 @@ class Collector:
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, settings.silence, in_session)
-            self.streams[alias] = account.stream(_AccountListener(self, alias), settings.stream)
+            self.feeds[alias] = AccountFeed(self, alias)
+            self.streams[alias] = account.stream(self.feeds[alias], settings.stream)
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
@@ -348,7 +346,7 @@ class Collector:
         """
         now = max(start_ns, self.clock.now_ns())
         symbol = release.candidate.symbol
-        self._gap(Gap(release.account, symbol, start_ns, now, "process_restart"))
+        self.publish_gap(Gap(release.account, symbol, start_ns, now, "process_restart"))
         self.publish(decision_event(release))
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
@@ -357,7 +355,7 @@ class Collector:
         An earlier process held it, and no process streamed it between (none if empty).
         """
         if end_ns > start_ns:
-            self._gap(Gap(account, symbol, start_ns, end_ns, "process_restart"))
+            self.publish_gap(Gap(account, symbol, start_ns, end_ns, "process_restart"))
 
     def _priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect: the best-scoring slots first."""
@@ -389,7 +387,7 @@ class Collector:
         # second), whatever this symbol's own pace: a quiet one's limit would hide minutes.
         behind = self.lag.behind(alias, now, int(detector.expected_ns + detector.tolerance_ns))
         if gap := detector.forget(symbol, now, behind_ns=behind):
-            self._gap(gap)
+            self.publish_gap(gap)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)
         self.scores.pop(symbol, None)
@@ -516,91 +514,6 @@ class Collector:
             counters[counter(alias, f"rejected.{kind}")] = float(count)
         return counters
 
-    def _on_frame(self, alias: str, frame: RealtimeEvents, received_ns: int) -> None:
-        """Publish a frame's events (decoded by the account's stream, ``account`` set).
-
-        What a check refuses is not published (`_rejected`); the rest of the frame is.
-        """
-        self.last_data_ns[alias] = received_ns
-        self.stale_watch.on_data(alias, received_ns)
-        self.rejections.on_data(alias, received_ns)
-        detector, stream, limits = self.detectors[alias], self.streams[alias], self.limits
-        if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
-            self._dropped(alias, frame, received_ns)
-        else:
-            self.refused_data.on_data(alias, received_ns)
-        newest = 0
-        for tick in frame.ticks:
-            asked = stream.holds(frame.tr_id, tick.symbol)
-            if fault := self.settings.checks.trade(tick, asked, limits.get(tick.symbol)):
-                self._rejected(alias, frame, tick, fault)
-                continue
-            self.publish(tick)
-            self.ticks += 1
-            self.latest[tick.symbol] = tick
-            newest = max(newest, tick.exchange_ns)
-            self._count(tick.symbol, received_ns)
-            if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
-                self._gap(gap)
-        for book in frame.books:
-            if fault := self.settings.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
-                self._rejected(alias, frame, book, fault)
-            else:
-                self.publish(book)
-        if newest:
-            self.lag.on_frame(alias, newest, received_ns)
-
-    def _rejected(
-        self,
-        alias: str,
-        frame: RealtimeEvents,
-        record: TradeTick | OrderBook,
-        fault: tuple[str, str],
-    ) -> None:
-        """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.
-
-        Its stamp bounds the gap unless the stamp is what was refused.
-        """
-        symbol, received_ns, stamp = record.symbol, record.received_ns, record.exchange_ns
-        self.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
-        if not isinstance(record, TradeTick) or symbol not in self.symbols(alias):
-            return
-        trusted = 0 if fault[0] == OUTSIDE_SESSION else stamp
-        if gap := self.detectors[alias].on_refused_trade(symbol, received_ns, trusted):
-            self._gap(gap)
-
-    def _dropped(self, alias: str, frame: RealtimeEvents, received_ns: int) -> None:
-        """Count and alert the refused records; a refused trade of a streamed symbol: a gap.
-
-        Its trade is lost all the same: the gap has its minute recovered from KIS's bars.
-        A refused order book is counted and alerted: the next one supersedes it.
-        """
-        errors = frame.errors
-        self.refused_data.on_records(alias, frame.tr_id, len(errors), str(errors[0].error))
-        streamed = self.symbols(alias) if frame.tr_id == TRADE else set()
-        for refused in errors:  # one bad record each; the frame's others still count
-            log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
-            fault = MALFORMED_RECORD, str(refused.error)
-            self.rejections.reject(  # alerted by `RefusedData`'s episode
-                alias, fault, frame, refused.symbol, received_ns, refused.exchange_ns, alert=False
-            )
-            if refused.symbol not in streamed:
-                continue
-            detector = self.detectors[alias]
-            if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
-                self._gap(gap)
-
-    def _on_dropped_frame(self, alias: str, dropped: DroppedFrame) -> None:
-        """A frame the stream could not read (it logged and counted it): kept and alerted."""
-        self.refused_data.on_frame(alias, dropped.error)
-        self.rejections.dropped(alias, dropped)
-
-    def _count(self, symbol: str, received_ns: int) -> None:
-        times = self.recent.setdefault(symbol, deque())
-        times.append(received_ns)
-        while times and received_ns - times[0] > self.window_ns:
-            times.popleft()
-
     def _on_state(self, alias: str, state: StreamState | Literal["down"], reason: str) -> None:
         now = self.clock.now_ns()
         if self.state[alias][0] != state:
@@ -630,7 +543,7 @@ class Collector:
         if registration.tr_id != TRADE:
             return
         if gap := self.detectors[alias].on_registered(registration.tr_key, self.clock.now_ns()):
-            self._gap(gap)
+            self.publish_gap(gap)
 
     def _on_refused(self, alias: str, registration: Registration, code: str, message: str) -> None:
         self.refusals += 1  # the stream has logged it
@@ -640,7 +553,8 @@ class Collector:
             )
         )
 
-    def _gap(self, gap: Gap) -> None:
+    def publish_gap(self, gap: Gap) -> None:
+        """Count and publish a gap (`GapDetected`)."""
         self.gaps += 1
         self.publish(
             GapDetected(
@@ -652,38 +566,3 @@ class Collector:
                 account=gap.account,
             )
         )
-
-
-@dataclass(frozen=True, slots=True)
-class _AccountListener:
-    """One account's `StreamListener`: each event, with its alias, to the collector."""
-
-    collector: Collector
-    alias: str
-
-    def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
-        self.collector._on_frame(self.alias, frame, received_ns)
-
-    def on_state(self, state: StreamState, reason: str) -> None:
-        self.collector._on_state(self.alias, state, reason)
-
-    def on_registered(self, registration: Registration) -> None:
-        self.collector._on_registered(self.alias, registration)
-
-    def on_refused(self, registration: Registration, code: str, message: str) -> None:
-        self.collector._on_refused(self.alias, registration, code, message)
-
-    def on_confirmed(self) -> None:
-        self.collector._on_confirmed(self.alias)
-
-    def on_dropped_frame(self, dropped: DroppedFrame) -> None:
-        self.collector._on_dropped_frame(self.alias, dropped)
-
-    def on_flood(self, why: str) -> None:
-        self.collector.rejections.flood(self.alias, why)
-
-    def on_flood_over(self, why: str) -> None:
-        self.collector.rejections.flood_over(self.alias, why)
-
-    def priority(self, registration: Registration) -> tuple[float, str, str]:
-        return self.collector._priority(registration)

@@ -1,88 +1,55 @@
-"""The ``track_b`` session worker: context sync, then slots re-evaluated while streaming.
+"""The ``track_b`` worker: the day's sessions, with slots re-evaluated while streaming.
 
-The day's universe gives each symbol's references; at ``sync_lead_s`` before full operation,
-Track A's snapshots feed the trigger engine and the first candidates (without them a degraded
-start: slots fill by market cap). From full operation every account streams its slots,
-decided every ``evaluate_s`` from triggers, pins and market caps (of this host's shard,
-`observer.cluster.shards`); the guard bars what must leave a slot; 15:00 releases every slot
-and resolves the session's alerts. A restart takes back the slots and open alerts an earlier
-run left: late, once the writer has stored them (`workers.track_b.handover`).
+`TrackB` wires its parts: the universe's references, the take-over of what an earlier run
+left (`workers.track_b.takeover`), the context sync (`workers.track_b.syncing`), the sessions
+(`workers.track_b.sessions`, `Collector`), then an evaluation every ``evaluate_s`` from
+triggers, pins and market caps of this host's shard (`SlotBook`, `workers.track_b.slotting`),
+the guard barring what must leave a slot. 15:00 releases every slot and resolves the
+session's alerts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
-from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
-from sqlalchemy import Engine, Row
+from sqlalchemy import Row
 
-from bus.events import PriceSnapshot, Severity
+from bus.events import PriceSnapshot
 from bus.feed import FeedSubscriber
-from bus.producer import Producer
-from observer.alerts.states import Notice
-from observer.alerts.stored import open_alerts
-from observer.calendar.clock import Clock, now_utc
+from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST, Phase
-from observer.calendar.timeline import timeline_from
-from observer.cluster.hosts import own_source
 from observer.cluster.transport import feed_subscriber
-from observer.config.tree import Settings
 from observer.db.engine import error_reason
-from observer.db.outages import DATABASE_ERRORS, ReadRetries
+from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import universe_references
-from observer.db.readers import reader_engine
-from observer.db.slot_queries import AsOf, held_slots
-from observer.errors import KisError
-from observer.kis.client import RateLimits
-from observer.kis.session import open_account, token_alert
-from observer.kis.token_cache import key_digest
-from observer.process.heartbeat import FAILING_S, Notifier
-from observer.process.private_files import write_private
-from observer.runtime import (
-    AsyncWorker,
-    alongside,
-    beat_forever,
-    earlier_run_stored,
-    sleep_unless,
-)
-from workers.track_b import SOURCE
-from workers.track_b.collect import ACCOUNT_CODES, Collector, CollectorSettings
-from workers.track_b.guard import SlotGuard
-from workers.track_b.handover import (
-    Earlier,
-    LateHandover,
-    PendingRuns,
-    release_late,
-)
+from observer.db.slot_queries import AsOf
+from observer.process.heartbeat import Notifier
+from observer.runtime import alongside, beat_forever, earlier_run_stored, sleep_unless
+from workers.track_b.collect import Collector, CollectorSettings
+from workers.track_b.handover import LateHandover
 from workers.track_b.kept_references import KeptReferences
-from workers.track_b.pins import PinFile, slots_path, unplaced
+from workers.track_b.pins import unplaced
 from workers.track_b.read_back import ReadBack
-from workers.track_b.session_alerts import (
-    DEGRADED,
-    OVERFLOW,
-    SESSION_CODES,
-    OverflowWatch,
-    SessionNotices,
+from workers.track_b.session_alerts import DEGRADED
+from workers.track_b.sessions import (
+    in_continuous_trading,
+    open_accounts,
+    preconnect_at,
+    rekey,
 )
-from workers.track_b.slots import Candidate, Decision, SlotBook
-from workers.track_b.startup import (
-    LateSync,
-    Synced,
-    context_sync,
-    day_so_far,
-    lasting,
-    take_back,
-)
+from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slotting import Slotting, fill
+from workers.track_b.startup import LateSync
+from workers.track_b.syncing import ContextSyncing
+from workers.track_b.takeover import TakeOver
 from workers.track_b.triggers import Reference, TriggerEngine
 
-__all__ = ["OVERFLOW", "SOURCE", "TrackB", "preconnect_at"]
+__all__ = ["TrackB"]
 
 log = logging.getLogger(__name__)
 
@@ -91,49 +58,11 @@ _SNAPSHOTS = ["price_snapshot."]  # the feed's topics Track B follows
 # How long a start waits for the writer to store what an earlier run left before it streams
 # without it (`workers.track_b.handover`): a writer that serves stores it within a second.
 _CATCH_UP_S = 10.0
-RESUME_FAILED = "track_b_resume_failed"
 _POLL_S = 2.0  # simulated seconds between looks for a universe that is not in yet
-# What a restarted Track B takes over of what an earlier run of the day left open.
-_TAKEN_OVER = (*ACCOUNT_CODES, OVERFLOW, *SESSION_CODES)
 
 
-class TrackB(AsyncWorker):
+class TrackB(TakeOver, ContextSyncing, Slotting):
     """One Track B process."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        clock: Clock,
-        producer: Producer,
-        notifier: Notifier,
-        stop: asyncio.Event,
-    ) -> None:
-        super().__init__(settings, clock, producer, notifier, stop)
-        self.config = settings.track_b
-        self.timeline = timeline_from(settings.phases, settings.calendar)
-        self.data_dir = Path(settings.paths.data_dir)
-        self._engine: Engine = reader_engine(settings.database, "track_b")
-        self.overflow = OverflowWatch(self.config.overflow_alert_pct, self.alerts, self._alert)
-        self.notices = SessionNotices(self.alerts)
-        self._overflowed: dict[str, tuple[str, int]] = {}  # symbol -> firing last recorded
-        # Served from the start: a rule's increase() misses a counter's first appearance.
-        self.counters: dict[str, float] = {"snapshot_readings_failed": 0}
-        self._slots_written = True  # slots.json: False while writes fail (said once)
-        # The start-up's reads wait for a database that fails them (`ReadRetries`).
-        self._reads = ReadRetries(1.0, 30.0, lambda: self._count("database_reads_failed"))
-        day = now_utc(clock).astimezone(KST).date()
-        self.day_start_ns = int(datetime.combine(day, datetime.min.time(), KST).timestamp()) * _NS
-        day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), KST)
-        self.guard = SlotGuard(self.config, int(day_end.timestamp()) * _NS, self._alert)
-        self.collector: Collector | None = None  # once the day's sessions are set up
-        # What an earlier run of the day left, while the writer had not stored it (or a read
-        # of its slots failed): taken over during the streaming (`workers.track_b.handover`).
-        self.handover: LateHandover | None = None
-        # runs that ended before their take-over
-        self.pending = PendingRuns(self.data_dir, day, self.producer.send)
-        self.pin_file = PinFile(self.data_dir, self.producer.send)
-
-    # ------------------------------------------------------------------ the day
 
     async def run(self) -> None:
         """Run the day's Track B until ``stop``; it beats from the start, universe or not."""
@@ -142,43 +71,6 @@ class TrackB(AsyncWorker):
                 await self._day()
         finally:
             self._engine.dispose()
-
-    def _left_open(self, through_seq: int | None = None) -> list[Notice]:
-        """The account, overflow and session alerts an earlier run left open (blocking).
-
-        ``through_seq``: the earlier runs' last seq (this run's own alerts are left out).
-        """
-        with self._engine.connect() as conn:
-            source = own_source(self.settings, SOURCE)
-            return open_alerts(conn, source, _TAKEN_OVER, through_seq)
-
-    async def _open_alerts(self, as_of: AsOf) -> list[Notice] | None:
-        """The alerts the earlier runs left open; None if the database fails the read.
-
-        Track B streams then, and takes them over once they read (`LateHandover`): a start
-        during a database outage waited for it, 600 s and then again after each restart.
-        """
-        try:
-            return await asyncio.to_thread(self._left_open, as_of.seq)
-        except DATABASE_ERRORS as exc:
-            self._count("database_reads_failed")
-            log.warning(
-                "cannot read the alerts an earlier run left open (%s): Track B streams, and "
-                "takes them and its slots over once they read",
-                error_reason(exc),
-            )
-            return None
-
-    def _take_over(
-        self, open_alerts: Sequence[Notice], collector: Collector, *, late: bool = False
-    ) -> None:
-        """What an earlier run left open is this run's to resolve (`Collector.taken_over`).
-
-        ``late``: after the sessions started (`workers.track_b.handover`).
-        """
-        taken = self.alerts.take_over(open_alerts)
-        collector.taken_over(taken, late=late)
-        self.notices.taken_over(taken, self.day_start_ns)
 
     async def _day(self) -> None:
         day = now_utc(self.clock).astimezone(KST).date()
@@ -208,24 +100,13 @@ class TrackB(AsyncWorker):
             self.settings.track_a.interval_min * 60.0,  # a snapshot trigger waits that long
         )
         aliases = [a.alias for a in self.settings.kis.accounts]
-        # Track B makes no REST calls but the token's: its clients get a token budget.
-        limits = RateLimits({alias: 1.0 for alias in aliases})
-        accounts = [
-            open_account(
-                self.settings,
-                a,
-                self.clock,
-                limits,
-                on_unavailable=token_alert(a, self.producer.send),
-            )
-            for a in aliases
-        ]
+        accounts = open_accounts(self.settings, self.clock, self.producer.send)
         collector = Collector(
             accounts,
             self.clock,
             self.producer.send,
             CollectorSettings.of(self.config),
-            in_session=self._in_continuous_trading,
+            in_session=lambda ns: in_continuous_trading(self.timeline, ns),
             on_refused=self.guard.on_refused,
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
             alerts=self.alerts,
@@ -255,7 +136,7 @@ class TrackB(AsyncWorker):
                     late = LateSync(self.config, full, slots) if context is None else None
                     await self.sleep_until(full.timestamp())
                     closing_at = starts[Phase.TRACK_A_CLOSING]
-                    await self._rekey(collector, closing_at.timestamp())
+                    await rekey(collector, self.clock, closing_at.timestamp())
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = await self._resume(day, engine, book, collector, as_of, runs)
                     candidates = [*(context or []), *restored]
@@ -283,24 +164,7 @@ class TrackB(AsyncWorker):
         Not shown, ``slots.json`` listed every slot as held until the next day's first
         evaluation. What an earlier run left and was never taken over is alerted.
         """
-        if self.handover is not None and self.stop.is_set():
-            log.warning(
-                "Track B stops before it took over what an earlier run of the day left: the "
-                "next run of the day takes it over%s",
-                f" ({self.pending.path} names the runs)"
-                if self.pending.named
-                else " (the runs could not be kept: its gaps may start late, and the day's "
-                "reconciliation checks their minutes)",
-            )
-        elif self.handover is not None:
-            self._alert(
-                "error",
-                RESUME_FAILED,
-                "what an earlier Track B of the day left was never read (the writer had not "
-                "stored it, or the database failed the read): if it held slots, they are not "
-                "released and their gaps not opened",
-            )
-        self.handover = None
+        self._never_taken_over()
         ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
@@ -309,157 +173,9 @@ class TrackB(AsyncWorker):
         self.overflow.end(f"overflow: {over}")
         self.notices.end(over)
 
-    async def _rekey(self, collector: Collector, closing: float) -> None:
-        """Approval keys that last the session; a pre-connected session restarts on a new one.
-
-        The pre-market renewal (08:30) replaces the key a session opened at 08:03 presented:
-        it starts again on the new one (planned: no backoff, no budget) before registering.
-        Every account at once, and none waits for the token job: a reader takes the key at
-        hand (the job's renewal, if it made one); one without a key is left to its session,
-        which waits for it and is down alone (`Collector`), while the others stream.
-        """
-        await asyncio.gather(
-            *(self._rekey_one(collector, alias, closing) for alias in collector.accounts)
-        )
-
-    async def _rekey_one(self, collector: Collector, alias: str, closing: float) -> None:
-        tokens = collector.accounts[alias].tokens
-        try:
-            if tokens.issuer:  # renewed if it would not last: one request, within KIS's minute
-                key = await tokens.approval_key(lasting_s=closing - self.clock.now_ns() / _NS)
-            elif (at_hand := tokens.approval_key_now()) is not None:
-                key = at_hand
-            else:
-                log.error("account %s: no approval key at hand: its session waits for it", alias)
-                return
-        except KisError as exc:  # the account's alone: its session meets it (Collector)
-            log.error("account %s: no approval key for the session: %s", alias, exc)
-            return
-        stream = collector.streams[alias]
-        if stream.presented is not None and stream.presented != key_digest(key.reveal()):
-            log.info("account %s: the session restarts on the renewed approval key", alias)
-            await stream.restart()
-
-    async def _resume(
-        self,
-        day: date,
-        engine: TriggerEngine,
-        book: SlotBook,
-        collector: Collector,
-        as_of: AsOf,
-        runs: list[AsOf],
-    ) -> list[Candidate]:
-        """Take back the slots an earlier Track B of the day left held (it died), with a gap each.
-
-        A crashed process released nothing: its slots are in the database as held. Each goes
-        back into the slot book as it was (the report keeps counting it as watched) with a
-        ``process_restart`` gap (`workers.track_b.startup.take_back`), lasting at least its
-        trigger's TTL from now: the candidates it stands as until then are returned.
-
-        Before this run places a slot: a take-over left for later (the writer had not stored
-        the earlier run's events at the start) happens here if the writer has caught up
-        since. Otherwise, as when the database fails the read, the streams go on and the
-        earlier slots are released later (`LateHandover`).
-        """
-        handover = self.handover
-        if handover is not None and not handover.due():
-            return []  # the writer is still behind
-        if handover is None:
-            handover = LateHandover(self.producer, day, as_of, runs, alerts=False)
-        try:
-            earlier = await asyncio.to_thread(self._earlier, handover)
-        except DATABASE_ERRORS as exc:  # the streams go on: said, not fatal
-            log.warning(
-                "cannot read the slots an earlier run of the day held (%s): tried again "
-                "while the streams go on",
-                error_reason(exc),
-            )
-            handover.backoff.failed()
-            self._streams_before_taking_over(handover)
-            return []
-        self._taken_over(handover, collector, earlier)
-        held = earlier.held
-        if not held:
-            return []
-        standing = await take_back(
-            held,
-            engine,
-            book,
-            collector,
-            lambda trigger: lasting(engine, trigger),
-            self.clock.now_ns(),
-        )
-        # Pinned slots taken back stay pinned while the pins file does not read.
-        self.pin_file.pins |= {h.candidate.symbol for h in book.holdings() if h.candidate.pinned}
-        self._alert(
-            "warning",
-            "track_b_restarted",
-            f"Track B restarted holding {len(held)} slots: a process_restart gap for each, "
-            "recovered from minute bars",
-        )
-        log.info("took back %d slots held before the restart", len(held))
-        return standing
-
-    def _streams_before_taking_over(self, handover: LateHandover) -> None:
-        """Stream without what an earlier run left; take it over later (`LateHandover`).
-
-        This run's start is kept until then, for a successor if this run ends first.
-        """
-        if self.handover is None and not self.pending.write([*handover.runs, handover.as_of]):
-            self._count("takeovers_unwritten")
-        self.handover = handover
-
-    def _taken_over(self, handover: LateHandover, collector: Collector, earlier: Earlier) -> None:
-        """What an earlier run left is this run's now: its alerts; the runs named go once stored."""
-        self.handover = None
-        if handover.alerts:  # the sessions are open: an account up now was confirmed before
-            self._take_over(earlier.alerts, collector, late=True)
-        self.pending.taken_over()  # the runs it names: emptied once this is stored
-
     def _universe_references(self, day: date) -> Sequence[Row[str, int, int, int, Decimal]] | None:
         with self._engine.connect() as conn:
             return universe_references(conn, day)
-
-    def _earlier(self, handover: LateHandover) -> Earlier:
-        """What an earlier run of the day left, as of this one's start (blocking)."""
-        alerts = self._left_open(handover.as_of.seq) if handover.alerts else []
-        with self._engine.connect() as conn:  # this host's
-            source = own_source(self.settings, SOURCE)
-            held = held_slots(conn, source, handover.day, handover.as_of, handover.runs)
-        return Earlier(alerts, held)
-
-    def _hand_over_late(self, book: SlotBook, collector: Collector) -> None:
-        """Take over what an earlier run left once the writer stored it (`LateHandover`).
-
-        Its read runs beside the evaluations, as the late context sync's does.
-        """
-        handover = self.handover
-        if handover is None:
-            return
-        if handover.due():
-            handover.start(lambda: self._earlier(handover))
-            return
-
-        def failed(why: str, pause: float) -> None:
-            self._count("database_reads_failed")
-            log.warning(
-                "cannot read what an earlier run of the day left (%s); again in %.1f s",
-                why,
-                pause,
-            )
-
-        if (earlier := handover.taken(failed)) is None:
-            return
-        self._taken_over(handover, collector, earlier)
-        if earlier.held:
-            released = release_late(earlier.held, book, collector)
-            self._alert(
-                "warning",
-                "track_b_restarted",
-                f"Track B restarted holding {len(earlier.held)} slots, read only after it had "
-                f"placed its own: {released} released; a process_restart gap for each, "
-                "recovered from minute bars",
-            )
 
     async def _references(self, day: date) -> dict[str, Reference] | None:
         """The universe's references, waiting for the universe job if needed.
@@ -498,103 +214,6 @@ class TrackB(AsyncWorker):
                 return references
             await self.sleep(_POLL_S)
         return None
-
-    def _in_continuous_trading(self, ns: int) -> bool:
-        phase = self.timeline.phase_at(datetime.fromtimestamp(ns / _NS, KST))
-        return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
-
-    # ------------------------------------------------------------------ context sync
-
-    def _sync_or_degrade(
-        self, full: datetime, engine: TriggerEngine, slots: int
-    ) -> list[Candidate] | None:
-        """`_sync`; None if the database fails it: alerted, and tried again (`LateSync`).
-
-        At 09:29:50 the sessions are open: a failed read ended them all, and the restarts
-        met the same database. Meanwhile the slots fill by market cap.
-        """
-        try:
-            return self._sync(full, engine, slots)
-        except DATABASE_ERRORS as exc:
-            self._alert(
-                "warning",
-                DEGRADED,
-                f"context sync could not read Track A's snapshots ({error_reason(exc)}): "
-                "slots fill by market cap until it can or triggers fire",
-            )
-            return None
-
-    def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[Candidate]:
-        """Track A's day into the engine; the context's first candidates (may be []).
-
-        In the morning, the opening's snapshots; after full operation began (a restart, a late
-        start), every snapshot of the day so far (`workers.track_b.startup.context_sync`).
-        """
-        started = time.perf_counter()
-        now = self.clock.now_ns()
-        snapshots = day_so_far(self._engine, full, now)
-        return self._replay(snapshots, full, engine, slots, now, started).candidates
-
-    def _sync_late(
-        self, late: LateSync, engine: TriggerEngine, context: list[Candidate], now: int
-    ) -> LateSync | None:
-        """The context sync the database failed, tried again (`LateSync`).
-
-        Its candidates join ``context``. The sync still to come, or None: done, or too late
-        to offer any. The read runs beside the evaluations (it may wait the reader pool's
-        timeout): one round starts it, a later round takes what it read.
-        """
-        if late.reading is None:
-            if now >= late.until_ns:
-                log.warning("context sync: given up, its candidates would have lapsed by now")
-                return None
-            if late.due():
-                late.start(lambda: day_so_far(self._engine, late.full, now))
-            return late
-
-        def failed(why: str, pause: float) -> None:
-            self._count("context_syncs_failed")
-            log.warning(
-                "context sync: cannot read Track A's snapshots (%s); again in %.1f s", why, pause
-            )
-
-        if (snapshots := late.taken(failed)) is None:
-            return late
-        synced = self._replay(snapshots, late.full, engine, late.slots, now, time.perf_counter())
-        context.extend(synced.candidates)
-        if synced.openings:
-            self.notices.over(DEGRADED, "the context sync went through late")
-        return None
-
-    def _replay(
-        self,
-        snapshots: list[PriceSnapshot],
-        full: datetime,
-        engine: TriggerEngine,
-        slots: int,
-        now: int,
-        started: float,
-    ) -> Synced:
-        synced = context_sync(snapshots, self.config, engine, self.guard, full, slots, now)
-        seconds = time.perf_counter() - started
-        self.counters["context_sync_s"] = round(seconds, 3)
-        if not (synced.snapshots if synced.late else synced.openings):
-            what = "of the day so far" if synced.late else "of the opening"
-            self._alert(
-                "warning",
-                DEGRADED,
-                f"context sync found no Track A snapshots {what}: slots fill by market cap "
-                "until triggers fire",
-            )
-        log.info(
-            "context sync%s: %d symbols from %d snapshots in %.3f s, %d candidates",
-            " (the day so far)" if synced.late else "",
-            synced.openings,
-            synced.snapshots,
-            seconds,
-            len(synced.candidates),
-        )
-        return synced
 
     # ------------------------------------------------------------------ streaming
 
@@ -637,11 +256,11 @@ class TrackB(AsyncWorker):
             engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
-            fill = _fill(by_cap, barred, book.capacity * len(book.accounts) - len(book.closed))
+            placed = fill(by_cap, barred, book.capacity * len(book.accounts) - len(book.closed))
             fired = engine.candidates(now)
             if any(not c.pinned for c in fired):  # a degraded start is over: triggers place
                 self.notices.over(DEGRADED, "triggers fire: the slots follow them")
-            candidates = [*fired, *context, *fill]
+            candidates = [*fired, *context, *placed]
             decisions = book.evaluate(
                 candidates,
                 now,
@@ -651,7 +270,7 @@ class TrackB(AsyncWorker):
                 barred=barred,
             )
             waiting = unplaced(engine.pins, book.held(), decisions, barred)
-            decisions = [*closed, *(d for d in decisions if self._news(d))]
+            decisions = [*closed, *(d for d in decisions if self._should_publish(d))]
             await collector.apply(decisions, book.holdings())  # and checked against the book
             self.counters["overflow_pct"] = round(self.overflow.watch(decisions, now), 1)
             self.counters["other_shard"] = engine.other_shard
@@ -667,22 +286,6 @@ class TrackB(AsyncWorker):
         finally:
             nap.cancel()
             woken.cancel()
-
-    def _news(self, d: Decision) -> bool:
-        """Whether to publish: the ledger records each triggered symbol's overflow once.
-
-        Not again for the same firing, and never for a default placement by market cap.
-        """
-        if d.action != "overflow":
-            self._overflowed.pop(d.candidate.symbol, None)
-            return True
-        if d.candidate.trigger == "market_cap":
-            return False
-        firing = (d.candidate.trigger, d.candidate.expires_ns)
-        if self._overflowed.get(d.candidate.symbol) == firing:
-            return False
-        self._overflowed[d.candidate.symbol] = firing
-        return True
 
     def _drain(self, feed: FeedSubscriber, engine: TriggerEngine, read_back: ReadBack) -> None:
         while (envelopes := feed.recv(0)) is not None:
@@ -708,104 +311,3 @@ class TrackB(AsyncWorker):
             return
         read_back.take(snapshots, engine, self.guard, self.clock.now_ns())
         self.counters["snapshots_read_back"] = read_back.read_back
-
-    def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
-        """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
-
-        ``waiting``: the pins that hold no slot, with why.
-        """
-        now = self.clock.now_ns()
-        rows = [
-            {
-                "account": h.account,
-                "slot": h.slot,
-                "symbol": h.candidate.symbol,
-                "trigger": h.candidate.trigger,
-                "score": round(h.candidate.score, 2),
-                "pinned": h.candidate.pinned,
-                "since_ns": h.since_ns,
-                "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1],
-            }
-            for h in book.holdings()
-        ]
-        barred = self.guard.shown()
-        self.counters.update(
-            slots=len(rows),
-            ticks=collector.ticks,
-            gaps=collector.gaps,
-            healthy_accounts=len(collector.healthy()),
-            refused=collector.refusals,
-            barred=len(barred),
-            halted=len(self.guard.bars.of_kind("halted", "limit_locked")),
-            closed_slots=len(book.closed),
-            pins_unplaced=len(waiting),
-            pins_unreadable=int(bool(self.pin_file.unreadable)),
-        )
-        for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
-            self.counters[f"slots.{account.alias}"] = sum(
-                r["account"] == account.alias for r in rows
-            )
-        shown = {
-            "at_ns": now,
-            "slots": rows,
-            "barred": barred,
-            "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
-            "unplaced_pins": [{"symbol": p, "reason": why} for p, why in waiting.items()],
-        }
-        try:
-            write_private(slots_path(self.data_dir), json.dumps(shown).encode())
-        except OSError as exc:  # a display: a full disk must not end the streams
-            self._count("slots_unwritten")
-            if self._slots_written:  # once an episode
-                log.warning("cannot write %s: %s", slots_path(self.data_dir), exc)
-            self._slots_written = False
-            return
-        if not self._slots_written:
-            log.info("%s is written again", slots_path(self.data_dir))
-            self._slots_written = True
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _beat_counters(self) -> dict[str, float]:
-        """The heartbeat's counters: the day's, and each account's stream as of now.
-
-        ``failing_s`` while the start-up's reads wait for the database.
-        """
-        failing = {FAILING_S: self._reads.failing_s()}
-        if self.collector is None:
-            return {**self.counters, **failing}
-        return {**self.counters, **self.collector.account_counters(), **failing}
-
-    def _count(self, counter: str) -> None:
-        self.counters[counter] = self.counters.get(counter, 0) + 1
-
-    def _alert(
-        self, severity: Severity, code: str, message: str, context: dict[str, str] | None = None
-    ) -> None:
-        """Log and publish an alert (each one: one resolution ends a condition's alerts)."""
-        log.log(logging.INFO if severity == "info" else logging.WARNING, "%s", message)
-        self.alerts.raise_(code, "", severity, message, context, again=True)
-
-
-def _fill(by_cap: Sequence[Candidate], barred: Mapping[str, str], slots: int) -> list[Candidate]:
-    """The default placement: the ``slots`` largest market caps not barred.
-
-    A barred one (refused for the day, halted) is passed over for the next, or its slot
-    would stay empty while the universe has symbols to stream.
-    """
-    fill: list[Candidate] = []
-    for c in by_cap:
-        if len(fill) >= slots:
-            break
-        if c.symbol not in barred:
-            fill.append(c)
-    return fill
-
-
-def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
-    """When the sessions open (UTC seconds): ``after_s`` into warmup, by full operation at last.
-
-    Shifted days shift it with their phases (``starts`` is the day's, as scheduled).
-    """
-    at = starts[Phase.WARMUP].timestamp() + after_s
-    return min(at, starts[Phase.FULL_OPERATION].timestamp())

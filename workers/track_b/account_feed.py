@@ -1,0 +1,154 @@
+"""One account's session listener: the frame path of `Collector`, per account.
+
+`AccountFeed.on_frame` publishes what a session delivers (`TradeTick`, `OrderBook`) once the
+checks pass (`workers.track_b.checks`); a refused record is kept as a rejected record, and a
+refused or undecodable trade of a streamed symbol opens a gap. It counts the ticks and each
+symbol's receive times (`Collector.velocity`); session events go to the `Collector`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bus.events import OrderBook, TradeTick
+from observer.kis.frames import DroppedFrame
+from observer.kis.realtime import RealtimeEvents
+from observer.kis.stream import Registration, StreamState
+from workers.track_b.checks import OUTSIDE_SESSION
+
+if TYPE_CHECKING:
+    from workers.track_b.collect import Collector
+
+__all__ = ["BOOK", "MALFORMED_RECORD", "TRADE", "AccountFeed"]
+
+log = logging.getLogger(__name__)
+
+TRADE, BOOK = "H0STCNT0", "H0STASP0"
+MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
+
+
+@dataclass(frozen=True, slots=True)
+class AccountFeed:
+    """One account's `StreamListener`: its frames handled here, the rest to the collector."""
+
+    collector: Collector
+    alias: str
+
+    def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
+        """Publish a frame's events (decoded by the account's stream, ``account`` set).
+
+        What a check refuses is not published (`_rejected`); the rest of the frame is.
+        """
+        c, alias = self.collector, self.alias
+        c.last_data_ns[alias] = received_ns
+        c.stale_watch.on_data(alias, received_ns)
+        c.rejections.on_data(alias, received_ns)
+        detector, stream, limits = c.detectors[alias], c.streams[alias], c.limits
+        if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
+            self._dropped(frame, received_ns)
+        else:
+            c.refused_data.on_data(alias, received_ns)
+        newest = 0
+        for tick in frame.ticks:
+            asked = stream.holds(frame.tr_id, tick.symbol)
+            if fault := c.settings.checks.trade(tick, asked, limits.get(tick.symbol)):
+                self._rejected(frame, tick, fault)
+                continue
+            c.publish(tick)
+            c.ticks += 1
+            c.latest[tick.symbol] = tick
+            newest = max(newest, tick.exchange_ns)
+            self._count(tick.symbol, received_ns)
+            if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
+                c.publish_gap(gap)
+        for book in frame.books:
+            if fault := c.settings.checks.book(book, stream.holds(frame.tr_id, book.symbol)):
+                self._rejected(frame, book, fault)
+            else:
+                c.publish(book)
+        if newest:
+            c.lag.on_frame(alias, newest, received_ns)
+
+    def _rejected(
+        self,
+        frame: RealtimeEvents,
+        record: TradeTick | OrderBook,
+        fault: tuple[str, str],
+    ) -> None:
+        """A record a check refused: kept, counted, alerted; a streamed symbol's trade, a gap.
+
+        Its stamp bounds the gap unless the stamp is what was refused.
+        """
+        c, alias = self.collector, self.alias
+        symbol, received_ns, stamp = record.symbol, record.received_ns, record.exchange_ns
+        c.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
+        if not isinstance(record, TradeTick) or symbol not in c.symbols(alias):
+            return
+        trusted = 0 if fault[0] == OUTSIDE_SESSION else stamp
+        if gap := c.detectors[alias].on_refused_trade(symbol, received_ns, trusted):
+            c.publish_gap(gap)
+
+    def _dropped(self, frame: RealtimeEvents, received_ns: int) -> None:
+        """Count and alert the refused records; a refused trade of a streamed symbol: a gap.
+
+        Its trade is lost all the same: the gap has its minute recovered from KIS's bars.
+        A refused order book is counted and alerted: the next one supersedes it.
+        """
+        c, alias = self.collector, self.alias
+        errors = frame.errors
+        c.refused_data.on_records(alias, frame.tr_id, len(errors), str(errors[0].error))
+        streamed = c.symbols(alias) if frame.tr_id == TRADE else set()
+        for refused in errors:  # one bad record each; the frame's others still count
+            log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
+            fault = MALFORMED_RECORD, str(refused.error)
+            c.rejections.reject(  # alerted by `RefusedData`'s episode
+                alias, fault, frame, refused.symbol, received_ns, refused.exchange_ns, alert=False
+            )
+            if refused.symbol not in streamed:
+                continue
+            detector = c.detectors[alias]
+            if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
+                c.publish_gap(gap)
+
+    def on_dropped_frame(self, dropped: DroppedFrame) -> None:
+        """A frame the stream could not read (it logged and counted it): kept and alerted."""
+        c, alias = self.collector, self.alias
+        c.refused_data.on_frame(alias, dropped.error)
+        c.rejections.dropped(alias, dropped)
+
+    def _count(self, symbol: str, received_ns: int) -> None:
+        times = self.collector.recent.setdefault(symbol, deque())
+        times.append(received_ns)
+        while times and received_ns - times[0] > self.collector.window_ns:
+            times.popleft()
+
+    def on_state(self, state: StreamState, reason: str) -> None:
+        """The session changed state."""
+        self.collector._on_state(self.alias, state, reason)
+
+    def on_registered(self, registration: Registration) -> None:
+        """KIS confirmed a registration."""
+        self.collector._on_registered(self.alias, registration)
+
+    def on_refused(self, registration: Registration, code: str, message: str) -> None:
+        """KIS refused a registration."""
+        self.collector._on_refused(self.alias, registration, code, message)
+
+    def on_confirmed(self) -> None:
+        """KIS confirmed the session."""
+        self.collector._on_confirmed(self.alias)
+
+    def on_flood(self, why: str) -> None:
+        """Frames come faster than they can be read."""
+        self.collector.rejections.flood(self.alias, why)
+
+    def on_flood_over(self, why: str) -> None:
+        """The flood is over."""
+        self.collector.rejections.flood_over(self.alias, why)
+
+    def priority(self, registration: Registration) -> tuple[float, str, str]:
+        """Re-registration order after a reconnect (`Collector`)."""
+        return self.collector._priority(registration)

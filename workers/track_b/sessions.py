@@ -1,0 +1,90 @@
+"""Track B's sessions: when they open, on which keys, and when their data counts.
+
+Each configured account gets a client with a token budget only (`open_accounts`). The
+sessions open ``preconnect_after_s`` into warmup (`preconnect_at`) with nothing registered;
+before the first registration each account's approval key is made to last the session
+(`rekey`): a pre-connected session restarts on a renewed key. Gaps, lag and stale sessions
+count in continuous trading only (`in_continuous_trading`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from bus.events import Event
+from observer.calendar.clock import Clock
+from observer.calendar.phases import KST, Phase
+from observer.calendar.timeline import Timeline
+from observer.config.tree import Settings
+from observer.errors import KisError
+from observer.kis.client import RateLimits
+from observer.kis.session import KisAccount, open_account, token_alert
+from observer.kis.token_cache import key_digest
+from workers.track_b.collect import Collector
+
+__all__ = ["in_continuous_trading", "open_accounts", "preconnect_at", "rekey"]
+
+log = logging.getLogger(__name__)
+
+_NS = 1_000_000_000
+
+
+def open_accounts(
+    settings: Settings, clock: Clock, send: Callable[[Event], object]
+) -> list[KisAccount]:
+    """Every configured account's client: Track B makes no REST calls but the token's."""
+    aliases = [a.alias for a in settings.kis.accounts]
+    limits = RateLimits({alias: 1.0 for alias in aliases})
+    return [
+        open_account(settings, a, clock, limits, on_unavailable=token_alert(a, send))
+        for a in aliases
+    ]
+
+
+def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
+    """When the sessions open (UTC seconds): ``after_s`` into warmup, by full operation at last.
+
+    Shifted days shift it with their phases (``starts`` is the day's, as scheduled).
+    """
+    at = starts[Phase.WARMUP].timestamp() + after_s
+    return min(at, starts[Phase.FULL_OPERATION].timestamp())
+
+
+def in_continuous_trading(timeline: Timeline, ns: int) -> bool:
+    """Whether ``ns`` (UTC) falls in continuous trading, as the day's phases say."""
+    phase = timeline.phase_at(datetime.fromtimestamp(ns / _NS, KST))
+    return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
+
+
+async def rekey(collector: Collector, clock: Clock, closing: float) -> None:
+    """Approval keys that last the session; a pre-connected session restarts on a new one.
+
+    The pre-market renewal (08:30) replaces the key a session opened at 08:03 presented:
+    it starts again on the new one (planned: no backoff, no budget) before registering.
+    Every account at once, and none waits for the token job: a reader takes the key at
+    hand (the job's renewal, if it made one); one without a key is left to its session,
+    which waits for it and is down alone (`Collector`), while the others stream.
+    """
+    await asyncio.gather(*(_rekey_one(collector, clock, a, closing) for a in collector.accounts))
+
+
+async def _rekey_one(collector: Collector, clock: Clock, alias: str, closing: float) -> None:
+    tokens = collector.accounts[alias].tokens
+    try:
+        if tokens.issuer:  # renewed if it would not last: one request, within KIS's minute
+            key = await tokens.approval_key(lasting_s=closing - clock.now_ns() / _NS)
+        elif (at_hand := tokens.approval_key_now()) is not None:
+            key = at_hand
+        else:
+            log.error("account %s: no approval key at hand: its session waits for it", alias)
+            return
+    except KisError as exc:  # the account's alone: its session meets it (Collector)
+        log.error("account %s: no approval key for the session: %s", alias, exc)
+        return
+    stream = collector.streams[alias]
+    if stream.presented is not None and stream.presented != key_digest(key.reveal()):
+        log.info("account %s: the session restarts on the renewed approval key", alias)
+        await stream.restart()

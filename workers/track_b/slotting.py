@@ -1,0 +1,113 @@
+"""Each evaluation's slots: the default placement, the overflow ledger, the display.
+
+`fill`: the largest market caps not barred take the slots no trigger claims. Each overflow
+of a triggered symbol is published once a firing (`Slotting._should_publish`). The slots
+are shown to ``observer track-b slots list`` in ``slots.json`` and the heartbeat's counters
+(`Slotting._show`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+
+from observer.process.private_files import write_private
+from workers.track_b.collect import Collector
+from workers.track_b.pins import slots_path
+from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.watchers import Watchers
+
+__all__ = ["Slotting", "fill"]
+
+log = logging.getLogger(__name__)
+
+
+class Slotting(Watchers):
+    """The worker's overflow ledger and slots display (see the module)."""
+
+    def _should_publish(self, d: Decision) -> bool:
+        """Whether to publish: the ledger records each triggered symbol's overflow once.
+
+        Not again for the same firing, and never for a default placement by market cap.
+        """
+        if d.action != "overflow":
+            self._overflowed.pop(d.candidate.symbol, None)
+            return True
+        if d.candidate.trigger == "market_cap":
+            return False
+        firing = (d.candidate.trigger, d.candidate.expires_ns)
+        if self._overflowed.get(d.candidate.symbol) == firing:
+            return False
+        self._overflowed[d.candidate.symbol] = firing
+        return True
+
+    def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
+        """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
+
+        ``waiting``: the pins that hold no slot, with why.
+        """
+        now = self.clock.now_ns()
+        rows = [
+            {
+                "account": h.account,
+                "slot": h.slot,
+                "symbol": h.candidate.symbol,
+                "trigger": h.candidate.trigger,
+                "score": round(h.candidate.score, 2),
+                "pinned": h.candidate.pinned,
+                "since_ns": h.since_ns,
+                "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1],
+            }
+            for h in book.holdings()
+        ]
+        barred = self.guard.shown()
+        self.counters.update(
+            slots=len(rows),
+            ticks=collector.ticks,
+            gaps=collector.gaps,
+            healthy_accounts=len(collector.healthy()),
+            refused=collector.refusals,
+            barred=len(barred),
+            halted=len(self.guard.bars.of_kind("halted", "limit_locked")),
+            closed_slots=len(book.closed),
+            pins_unplaced=len(waiting),
+            pins_unreadable=int(bool(self.pin_file.unreadable)),
+        )
+        for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
+            self.counters[f"slots.{account.alias}"] = sum(
+                r["account"] == account.alias for r in rows
+            )
+        shown = {
+            "at_ns": now,
+            "slots": rows,
+            "barred": barred,
+            "closed": [{"account": a, "slot": n} for a, n in sorted(book.closed)],
+            "unplaced_pins": [{"symbol": p, "reason": why} for p, why in waiting.items()],
+        }
+        try:
+            write_private(slots_path(self.data_dir), json.dumps(shown).encode())
+        except OSError as exc:  # a display: a full disk must not end the streams
+            self._count("slots_unwritten")
+            if self._slots_written:  # once an episode
+                log.warning("cannot write %s: %s", slots_path(self.data_dir), exc)
+            self._slots_written = False
+            return
+        if not self._slots_written:
+            log.info("%s is written again", slots_path(self.data_dir))
+            self._slots_written = True
+
+
+def fill(by_cap: Sequence[Candidate], barred: Mapping[str, str], slots: int) -> list[Candidate]:
+    """The default placement: the ``slots`` largest market caps not barred.
+
+    A barred one (refused for the day, halted) is passed over for the next, or its slot
+    would stay empty while the universe has symbols to stream.
+    """
+    fill: list[Candidate] = []
+    for c in by_cap:
+        if len(fill) >= slots:
+            break
+        if c.symbol not in barred:
+            fill.append(c)
+    return fill
