@@ -31,7 +31,7 @@ from harness.sim.server import SimConfig
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.account_health import (
     STREAM_FIGURES,
     STREAM_STATES,

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bus.events import Alert
 from observer.alerts.settings import ChannelSettings, NotifierSettings, ThresholdRule
 from observer.alerts.states import Notice, alert_states, parse_alert_id
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db.queries import AlertRecords
 from observer.errors import ConfigError
 from observer.process.logs import mask_secrets

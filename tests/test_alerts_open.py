@@ -18,7 +18,7 @@ from sqlalchemy import Engine, delete, insert, text
 from typer.testing import CliRunner
 
 from observer.alerts.states import alert_states, open_subjects_of
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade

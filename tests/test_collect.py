@@ -30,7 +30,8 @@ from harness.sim.realtime import trade_ns
 from observer.calendar.clock import Clock, ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import KisTransportError
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration

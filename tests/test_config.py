@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.engine import read_only_sessions
 from observer.db.models import BusOffset

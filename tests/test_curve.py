@@ -32,7 +32,7 @@ from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
 from observer.cluster.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, free_port, wait_until
 

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from bus.events import Alert, AlertResolved
 from bus.producer import Producer
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.settings import DatabaseSettings
 from observer.process.disk import DISK_CODES, DiskSettings, DiskWatch, Usage

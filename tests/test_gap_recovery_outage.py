@@ -13,7 +13,7 @@ import pytest
 from bus.events import GapDetected
 from bus.producer import Producer
 from observer.calendar.phases import KST
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.session import open_account, rate_limits
 from tests.support import db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS, Rig

@@ -22,7 +22,8 @@ import msgspec
 import pytest
 
 from observer.cli.support import settings_or_exit
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.credentials import account_credentials, configured_credentials
 from observer.process.heartbeat import NOTIFY_FD_ENV

@@ -19,7 +19,8 @@ from bus.producer import Producer
 from observer.alerts.states import alert_states
 from observer.calendar.clock import ManualClock
 from observer.cluster.hosts import host_of, own_source, qualified
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db.queries import AlertRecords, open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError

@@ -22,7 +22,7 @@ from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.account_health import by_account
 from observer.supervisor.schedule import due_runs
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until

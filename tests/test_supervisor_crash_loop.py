@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import SystemClock
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.crash_loops import CRASH_LOOP_COUNT, CrashLoops
 from observer.supervisor.program import State

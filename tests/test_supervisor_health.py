@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import SystemClock
 from observer.calendar.phases import Phase
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import problems
 from observer.supervisor.core import Supervisor

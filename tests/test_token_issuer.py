@@ -26,7 +26,8 @@ from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import KisAuthError
 from observer.kis.auth import TokenManager, cached_validity
 from observer.kis.credentials import Credentials, Secret

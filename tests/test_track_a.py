@@ -28,7 +28,8 @@ from observer.calendar.phases import KST
 from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until

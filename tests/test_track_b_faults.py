@@ -27,7 +27,8 @@ from bus.events import Event, TradeTick
 from bus.producer import Producer
 from harness.sim.server import SimConfig
 from observer.calendar.phases import KST
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.kis.parse import price_snapshot
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits

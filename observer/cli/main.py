@@ -95,7 +95,7 @@ def supervise(
     import msgspec
 
     from observer.calendar.clock import clock_from_env, clock_from_spec
-    from observer.config.tree import default_config_path
+    from observer.config.load import default_config_path
     from observer.supervisor.core import SupervisorLocked
     from observer.supervisor.run import run_supervisor
 
@@ -175,7 +175,7 @@ def db_backup(
 
     The scheduled job is ``observer backup run``, which alerts on the outcome.
     """
-    from observer.config.tree import default_config_path
+    from observer.config.load import default_config_path
     from observer.db.backup import make_backup
 
     try:

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from bus.errors import BusError
 from observer.calendar.clock import Clock, clock_from_env
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.process.heartbeat import Notifier
 from observer.process.logs import mask_secrets, setup_logging

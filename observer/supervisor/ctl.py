@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from observer.supervisor.control import NoReply, Reply, request
 

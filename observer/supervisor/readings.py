@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from observer.alerts.settings import ENRICHMENT_RUN_FIGURES
 from observer.calendar.clock import Clock
 from observer.config.tree import Settings
 
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from observer.db.roster_queries import StoredRoster
 
 __all__ = [
-    "ENRICHMENT_RUN_FIGURES",
     "OPEN_SEVERITIES",
     "DatabaseReadings",
     "Reading",
@@ -71,10 +71,6 @@ class Reading:
             if parse_alert_id(notice.id)[0] == source:
                 found.setdefault(notice.code, set()).add(notice.subject)
         return found
-
-
-# The latest run's figures shown per region (EnrichmentRun's fields).
-ENRICHMENT_RUN_FIGURES = ("calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
 
 
 def read_once(conn: Connection, now_ns: int) -> Reading:

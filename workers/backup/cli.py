@@ -18,7 +18,8 @@ import typer
 
 from bus.events import Alert, AlertResolved
 from observer.cli.support import fail, is_open_alert, job_producer, start_job
-from observer.config.tree import Settings, default_config_path
+from observer.config.load import default_config_path
+from observer.config.tree import Settings
 from observer.errors import BackupError
 from observer.process.heartbeat import Notifier
 

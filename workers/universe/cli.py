@@ -43,7 +43,8 @@ from observer.calendar.phases import KST
 from observer.calendar.timeline import Timeline, timeline_from
 from observer.calendar.trading import TradingCalendar
 from observer.cli.support import check_credentials, fail, job_producer, open_alert_subjects
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError, ObserverError, StoreError
 from observer.process.heartbeat import Notifier
 from observer.process.logs import setup_logging
