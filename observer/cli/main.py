@@ -10,9 +10,8 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from observer.cli.entry import database_failure
 from observer.cli.keys import keys_app
-from observer.cli.support import counted, fail, settings_or_exit
+from observer.cli.support import counted, database_failure, fail, settings_or_exit
 from observer.config.tree import Settings
 from observer.errors import (
     BackupError,
@@ -66,7 +65,7 @@ def writer(
     capture: Annotated[Path | None, typer.Option(help="tee committed frames to this file")] = None,
 ) -> None:
     """Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."""
-    from observer.writer.command import run
+    from observer.cli.writer import run  # deferred: the writer's modules, for the writer only
 
     raise typer.Exit(run(config, db, run_dir, capture))
 

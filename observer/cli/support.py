@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ __all__ = [
     "Worker",
     "check_credentials",
     "counted",
+    "database_failure",
     "fail",
     "hand_options_to_subcommand",
     "is_open_alert",
@@ -61,6 +63,32 @@ def fail(program: str, message: str, code: int) -> NoReturn:
 
     print(f"{program}: {mask_secrets(message)}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def database_failure(exc: Exception) -> tuple[str, int] | None:
+    """One line and the exit code for a database a command could not use, else None.
+
+    A URL that does not parse or names a database without its driver is configuration
+    (exit 2); a database that refuses or lacks a table, a failure (exit 1). SQLAlchemy is
+    looked up only if loaded: a command that never imported it cannot raise its errors.
+    """
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None:
+        return None
+    # deferred: the database layer loads with SQLAlchemy, which raised this (a command that
+    # never loaded it, `observer ctl` say, stays without it: tests/test_startup.py)
+    from observer.db.engine import error_reason
+
+    if isinstance(exc, errors.ArgumentError | errors.NoSuchModuleError):
+        return f"not a usable database URL: {exc}", 2
+    if isinstance(exc, ModuleNotFoundError) and any(
+        "/sqlalchemy/dialects/" in frame.filename
+        for frame in traceback.extract_tb(exc.__traceback__)
+    ):
+        return f"no driver for this database URL: {exc}", 2
+    if isinstance(exc, errors.SQLAlchemyError):
+        return f"the database failed: {error_reason(exc)}", 1
+    return None
 
 
 # The days a UTC nanosecond timestamp (a signed 64-bit column) can hold, whole.

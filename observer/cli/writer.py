@@ -3,15 +3,21 @@
 The supervisor restarts the writer and every producer waits for it, so its start is on the
 critical path of a restart. The typer app builds a pydantic adapter for each option it
 parses, and pydantic's import alone is a fifth of the writer's start; `observer.cli.entry`
-therefore parses the writer's options here. The typer command of the same name (for
-``observer --help`` and ``observer writer --help``) calls `run` too, and a test keeps the two
-option lists equal.
+therefore parses the writer's options here (and loads this module for the writer only). The
+typer command of the same name (for ``observer --help`` and ``observer writer --help``) calls
+`run` too, and a test keeps the two option lists equal.
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from observer.cli.support import fail, settings_or_exit
+from observer.errors import ConfigError, StoreError, WriterLocked
+from observer.process.logs import setup_logging
+from observer.runtime import stop_on_signals
+from observer.writer.run import run_writer
 
 __all__ = ["main", "parser", "run"]
 
@@ -30,12 +36,6 @@ def parser() -> argparse.ArgumentParser:
 
 def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path | None) -> int:
     """Serve until SIGTERM or SIGINT; the exit code (2: database or a path refused, 3: locked)."""
-    from observer.cli.support import fail, settings_or_exit
-    from observer.errors import ConfigError, StoreError, WriterLocked
-    from observer.process.logs import setup_logging
-    from observer.runtime import stop_on_signals
-    from observer.writer.run import run_writer
-
     settings = settings_or_exit("observer", config)
     setup_logging()
     try:
