@@ -73,7 +73,7 @@ def producer_for(
     (`observer.process.logs.mask_struct`), and the free space of the outbox's volume is watched
     (`observer.process.disk`: its first measure waits for `take_over_disk_alerts`).
     """
-    unnamed, source = source, own_source(settings, source)
+    unnamed, source = source, own_source(settings.supervisor, source)
     run_dir = settings.paths.run
     bus = settings.bus
     outbox = run_dir / "outbox" / source
@@ -89,7 +89,7 @@ def producer_for(
     watch = DiskWatch(settings.disk, {"outbox": outbox}, source, inherit_within_s=_INHERIT_S)
     producer = Producer(
         source,
-        bus_endpoints(settings).ingest,
+        bus_endpoints(settings.bus, settings.paths.run).ingest,
         outbox,
         batch_events=bus.batch_events,
         linger_s=bus.linger_ms / 1000,
@@ -101,7 +101,7 @@ def producer_for(
         clock_ns=clock_ns,
         scrub=mask_struct,  # error text from upstream answers: no credential into events
         watch=watch.check,
-        curve=client_curve(settings),  # over tcp: this host's keys (ConfigError if missing)
+        curve=client_curve(settings.bus),  # over tcp: this host's keys (ConfigError if missing)
     )
     _watches[producer] = watch
     return producer

@@ -85,7 +85,7 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
         raise AssertionError(f"never: {what}")
 
     async def scenario(sim: SimThread) -> None:
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         collector = Collector([account], clock, publish, reconnects_per_hour=2)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
@@ -144,7 +144,7 @@ def test_budget_spent_names_the_instant_its_oldest_reconnect_ages_out(tmp_path: 
     clock = ManualClock(1_000 * _NS)
 
     async def scenario() -> None:
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         stream = account.stream(lambda frame, ns: None, reconnects_per_hour=3)
         for offset_s in (0, 600, 1200):
             clock.advance(offset_s - (clock.now_ns() - 1_000 * _NS) / _NS)

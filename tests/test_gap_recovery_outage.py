@@ -130,8 +130,8 @@ def test_a_gap_waits_for_a_token_the_job_issues_late(tmp_path: Path) -> None:
         settings = load_settings(rig.config)
 
         async def issue() -> None:  # as `observer token` does
-            limits = rate_limits(settings, "gap_recovery")
-            account = open_account(settings, "acct1", rig.sim.sim.clock, limits, issuer=True)
+            limits = rate_limits(settings.kis, "gap_recovery")
+            account = open_account(settings.kis, "acct1", rig.sim.sim.clock, limits, issuer=True)
             await account.tokens.token()
             await account.aclose()
 

@@ -205,7 +205,7 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
         from observer.kis.client import RateLimits
         from observer.kis.session import open_account
 
-        account = open_account(settings, "acct1", day.sim.sim.clock, RateLimits({"acct1": 1.0}))
+        account = open_account(settings.kis, "acct1", day.sim.sim.clock, RateLimits({"acct1": 1.0}))
         key = await account.tokens.approval_key()
         async with connect(account.ws_url) as socket:
             await socket.send(

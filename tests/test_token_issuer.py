@@ -171,7 +171,7 @@ def test_a_readers_token_unavailable_names_the_account_and_ends_when_one_is_vali
     async def scenario() -> None:
         alert = token_alert("acct1", events.append)
         account = open_account(
-            settings, "acct1", clock, rate_limits(settings, "jobs"), on_unavailable=alert
+            settings.kis, "acct1", clock, rate_limits(settings.kis, "jobs"), on_unavailable=alert
         )
         try:
             waiting = asyncio.create_task(account.tokens.token())

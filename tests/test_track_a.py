@@ -146,9 +146,9 @@ def one_cycle(
     published: list[PriceSnapshot] = []
 
     async def go() -> tuple[Any, int]:
-        limits = rate_limits(settings, "track_a")
+        limits = rate_limits(settings.kis, "track_a")
         accounts: list[KisAccount] = [
-            open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
         ]
         try:
             deadline = clock.now_ns() + int(seconds * NS)

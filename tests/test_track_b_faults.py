@@ -113,8 +113,10 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
     where: dict[str, str] = {}
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
         collector = Collector(
             accounts,
             clock,
@@ -197,8 +199,10 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
         window[:] = [start // NS * NS, end // NS * NS]  # the windows, to the second
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
         collector = Collector(
             accounts,
             clock,

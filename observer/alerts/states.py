@@ -188,7 +188,7 @@ def open_notices_of(
     from observer.db.queries import open_alert_records
 
     records = open_alert_records(conn, deliveries=False)
-    found = open_notices(records, own_source(settings, source), codes)
+    found = open_notices(records, own_source(settings.supervisor, source), codes)
     if through_seq is None:
         return found
     return [n for n in found if parse_alert_id(n.id)[1] <= through_seq]

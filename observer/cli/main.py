@@ -321,7 +321,7 @@ def capture(
     settings = _settings(config)
     try:
         check_new_capture(out)  # before the run folder and the socket
-        endpoints = bus_endpoints(settings, run_dir)
+        endpoints = bus_endpoints(settings.bus, run_dir or settings.paths.run)
         stop = stop_on_signals()
         n = capture_feed(
             endpoints.feed,
@@ -330,7 +330,7 @@ def capture(
             max_events=count,
             seconds=seconds,
             should_stop=stop.is_set,
-            curve=client_curve(settings),
+            curve=client_curve(settings.bus),
         )
     except BusError as exc:  # an unusable --out ("<path>: <reason>"), a key file
         fail("observer capture", str(exc), 2)
@@ -364,12 +364,12 @@ def replay(
     try:
         if as_producer:
             open_capture(file, allow_torn_tail).close()  # checked before the run folder is made
-            endpoints = bus_endpoints(settings, run_dir)
+            endpoints = bus_endpoints(settings.bus, run_dir or settings.paths.run)
             result = replay_as_producer(
                 file,
                 endpoints.ingest,
                 allow_torn_tail=allow_torn_tail,
-                curve=client_curve(settings),
+                curve=client_curve(settings.bus),
             )
         else:
             result = replay_into_db(

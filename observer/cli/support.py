@@ -160,7 +160,7 @@ def check_credentials(program: str, settings: Settings) -> None:
     from observer.kis.credentials import configured_credentials
 
     try:
-        configured_credentials(settings)
+        configured_credentials(settings.kis)
     except ConfigError as exc:
         fail(program, str(exc), 2)
 

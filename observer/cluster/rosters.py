@@ -97,7 +97,7 @@ def roster_of(settings: Settings, role: str, programs: Iterable[str]) -> HostRos
 
         for account in settings.kis.accounts:
             try:
-                key = account_credentials(settings, account.alias).app_key.reveal()
+                key = account_credentials(settings.kis, account.alias).app_key.reveal()
                 print_ = fingerprint(key)
             except ConfigError as exc:
                 log.warning("no fingerprint for account %s in the roster: %s", account.alias, exc)

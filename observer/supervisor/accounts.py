@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from observer.calendar.phases import Phase
 from observer.cluster.hosts import own_source
-from observer.config.tree import Settings
 from observer.kis.account_health import READINESS_FAILED, REST_ERRORS, by_account, state_name
+from observer.kis.settings import KisSettings
 from observer.supervisor.program import Program, State
+from observer.supervisor.settings import SupervisorSettings
 
 if TYPE_CHECKING:
     from observer.alerts.states import Notice
@@ -40,7 +41,8 @@ _NS = 1_000_000_000
 
 
 def accounts_status(
-    settings: Settings,
+    kis: KisSettings,
+    supervisor: SupervisorSettings,
     programs: Mapping[str, Program],
     phase: Phase | None,
     now_ns: int,
@@ -52,7 +54,7 @@ def accounts_status(
     """
     from observer.kis.auth import cached_validity  # the KIS layer: on a status request only
 
-    if settings.supervisor.role == "store":
+    if supervisor.role == "store":
         return []
     streamer = programs.get(STREAMER)
     streaming = streamer is not None and streamer.state is State.RUNNING
@@ -66,12 +68,12 @@ def accounts_status(
             errors[alias] = errors.get(alias, 0.0) + figures.get(REST_ERRORS, 0.0)
     checker = programs.get(CHECKER)
     checks = by_account(checker.counters) if checker is not None else {}
-    alerted = _readiness_alerted(settings, open_alerts, now_ns)
+    alerted = _readiness_alerted(supervisor, open_alerts, now_ns)
     rows = []
-    for account in settings.kis.accounts:
+    for account in kis.accounts:
         alias = account.alias
         figures = reports.get(alias, {})
-        folder, environment = Path(settings.kis.token_dir), settings.kis.environment
+        folder, environment = Path(kis.token_dir), kis.environment
         validity = cached_validity(folder, alias, environment)
         approval = cached_validity(folder, alias, environment, "approval_key")
         expires_in = (validity[1] - now_ns) / _NS if validity else None
@@ -110,7 +112,7 @@ def accounts_status(
 
 
 def _readiness_alerted(
-    settings: Settings, open_alerts: Sequence[Notice], now_ns: int
+    supervisor: SupervisorSettings, open_alerts: Sequence[Notice], now_ns: int
 ) -> dict[str, dict[str, Any]]:
     """A verdict per account whose ``readiness_failed`` from this host's job is open.
 
@@ -118,7 +120,7 @@ def _readiness_alerted(
     """
     from observer.alerts.states import parse_alert_id
 
-    source = own_source(settings, CHECKER)
+    source = own_source(supervisor, CHECKER)
     return {
         notice.subject: {
             "ok": False,

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from observer.alerts.settings import ENRICHMENT_RUN_FIGURES
 from observer.calendar.clock import Clock
-from observer.config.tree import Settings
+from observer.db.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -107,8 +107,9 @@ def read_once(conn: Connection, now_ns: int) -> Reading:
 class DatabaseReadings:
     """The latest reading, kept up to date by `follow` (the metrics and the rules read it)."""
 
-    settings: Settings
+    database: DatabaseSettings
     clock: Clock
+    interval_s: float  # between reads (``[supervisor] data_age_s``)
     ages_h: dict[str, float] = field(default_factory=dict)
     alerts_open: dict[str, int] | None = None  # None until the first read succeeds
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)  # per region
@@ -121,7 +122,7 @@ class DatabaseReadings:
         """Read every ``data_age_s`` until ``stop``."""
         from observer.db.readers import reader_engine
 
-        engine = reader_engine(self.settings.database, "supervisor")
+        engine = reader_engine(self.database, "supervisor")
         failure = ""
         try:
             while not stop.is_set():
@@ -142,7 +143,7 @@ class DatabaseReadings:
                 if reading is not None and self.on_read is not None:
                     self.on_read(reading)  # outside the read: its failure is not the database's
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
+                    await asyncio.wait_for(stop.wait(), self.interval_s)
         finally:
             engine.dispose()
 

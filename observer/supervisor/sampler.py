@@ -69,7 +69,8 @@ class Sampler:
         taken = limits | self.rules.inherit(codes)
         settings = self.settings  # the producer's source (`observer.runtime.producer_for`)
         ours = own_source(
-            settings, supervisor_source(settings.supervisor.role, settings.supervisor.host)
+            settings.supervisor,
+            supervisor_source(settings.supervisor.role, settings.supervisor.host),
         )
         rules = {
             notice.subject

@@ -46,7 +46,7 @@ def run_writer(
     """
     url = normalize_url(db_url or settings.database.url)
     run_dir = run_dir or settings.paths.run
-    endpoints = bind_endpoints(settings, run_dir)  # behind NAT, not what clients connect to
+    endpoints = bind_endpoints(settings.bus, run_dir)  # behind NAT, not what clients connect to
     if settings.bus.ingest_bind or settings.bus.feed_bind:
         log.info(
             "binding %s and %s for clients of %s and %s",
@@ -55,11 +55,18 @@ def run_writer(
             settings.bus.ingest_endpoint,
             settings.bus.feed_endpoint,
         )
-    curve = server_curve(settings)  # over tcp: keys and allow-list, read before any lock
+    curve = server_curve(settings.bus)  # over tcp: keys and allow-list, read before any lock
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
         notifier = Notifier.from_env()
-        opened = open_store(settings, url, lock, stop, notifier)  # the server's lock too
+        opened = open_store(  # the server's lock too
+            url,
+            lock,
+            stop,
+            notifier,
+            durable=settings.bus.fsync,
+            migrate_on_start=settings.writer.migrate_on_start,
+        )
         if opened is None:
             return 0  # stopped while its database did not answer
         engine, store = opened

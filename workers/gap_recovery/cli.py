@@ -133,7 +133,7 @@ async def _verify(settings: Settings, clock: Clock, producer: Producer, day: dat
     except ConfigError as exc:
         fail(_VERIFY, str(exc), 2)
     accounts = [
-        open_account(settings, a.alias, clock, limits, alerts=producer.send)
+        open_account(settings.kis, a.alias, clock, limits, alerts=producer.send)
         for a in settings.kis.accounts
     ]
     engine = reader_engine(settings.database, "gap_recovery")

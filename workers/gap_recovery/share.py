@@ -35,7 +35,7 @@ _NOTHING = 1e-9  # shares adding up to 1 within this leave nothing (config_check
 
 def daemon_lock(settings: Settings) -> Path:
     """The flock the daemon's producer holds on this host (`observer.runtime.producer_for`)."""
-    return settings.paths.run / "outbox" / own_source(settings, SOURCE) / "LOCK"
+    return settings.paths.run / "outbox" / own_source(settings.supervisor, SOURCE) / "LOCK"
 
 
 def daemon_pid(settings: Settings) -> str | None:
@@ -62,7 +62,7 @@ def verify_limits(settings: Settings) -> RateLimits:
             shares.get(SOURCE, 0.0),
             daemon_lock(settings),
         )
-        return rate_limits(settings, SOURCE)
+        return rate_limits(settings.kis, SOURCE)
     if MANUAL in shares:
         share, why = shares[MANUAL], f"kis.process_share.{MANUAL}"
     else:
@@ -81,4 +81,4 @@ def verify_limits(settings: Settings) -> RateLimits:
         pid,
         SOURCE,
     )
-    return rate_limits(settings, MANUAL, share=share)
+    return rate_limits(settings.kis, MANUAL, share=share)

@@ -89,10 +89,10 @@ async def _check_all(
     counters: dict[str, float] = {}
     # One current price per attempt, within the jobs' share of each account like any job's
     # calls (its retries of a host that does not answer come at that rate).
-    limits = rate_limits(settings, "jobs")
+    limits = rate_limits(settings.kis, "jobs")
     accounts = [
         open_account(
-            settings, a.alias, clock, limits, on_unavailable=token_alert(a.alias, producer.send)
+            settings.kis, a.alias, clock, limits, on_unavailable=token_alert(a.alias, producer.send)
         )
         for a in settings.kis.accounts
     ]
@@ -125,7 +125,7 @@ async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check
     policy = settings.readiness
 
     def stream() -> Awaitable[StreamReport | None]:
-        return stream_report(settings, account.alias)
+        return stream_report(settings.control_socket, account.alias)
 
     check = await ready(
         lambda: attempt(account, policy.probe_symbol, stream, policy.ws_timeout_s),

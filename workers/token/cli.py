@@ -87,13 +87,15 @@ async def _issue_all(
     from observer.runtime import beat_forever
 
     beating = asyncio.ensure_future(beat_forever(notifier, dict))
-    limits = rate_limits(settings, "jobs")
+    limits = rate_limits(settings.kis, "jobs")
 
     def issued(event: TokenRefreshed) -> None:
         producer.send(event)  # the audit of every issuance (never the token)
 
     accounts = [
-        open_account(settings, a.alias, clock, limits, issued, issuer=True, alerts=producer.send)
+        open_account(
+            settings.kis, a.alias, clock, limits, issued, issuer=True, alerts=producer.send
+        )
         for a in settings.kis.accounts
     ]
     invalid, mended = [], []

@@ -248,7 +248,7 @@ class TrackB(AsyncWorker):
         limits = RateLimits({alias: 1.0 for alias in aliases})
         accounts = [
             open_account(
-                self.settings,
+                self.settings.kis,
                 a,
                 self.clock,
                 limits,
@@ -303,7 +303,9 @@ class TrackB(AsyncWorker):
                     return
                 # Subscribed before the database is read: a snapshot stored after the read is
                 # in the feed (one stored before it in both: the engine takes it once).
-                with contextlib.closing(feed_subscriber(self.settings, _SNAPSHOTS)) as feed:
+                with contextlib.closing(
+                    feed_subscriber(self.settings.bus, self.settings.paths.run, _SNAPSHOTS)
+                ) as feed:
                     slots = capacity * len(aliases)
                     context = self._sync_or_degrade(full, engine, slots)
                     late = LateSync(self.config, full, slots) if context is None else None
@@ -482,7 +484,7 @@ class TrackB(AsyncWorker):
         account = self._open_account_alerts(through) if handover.alerts else none
         session = self._open_session_alerts(through) if handover.alerts else []
         with self._engine.connect() as conn:  # this host's
-            source = own_source(self.settings, SOURCE)
+            source = own_source(self.settings.supervisor, SOURCE)
             held = held_slots(conn, source, handover.day, handover.as_of, handover.runs)
         return Earlier(account, session, held)
 
