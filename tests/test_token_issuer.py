@@ -244,13 +244,13 @@ def test_the_token_job_resolves_each_mended_accounts_open_alert_only() -> None:
             sent.append((event.code, event.subject))
 
     producer: Any = Producer()
-    _resolve(settings, producer, ["acct1"], {"acct1", "acct2", ""})
+    _resolve(settings.kis, producer, ["acct1"], {"acct1", "acct2", ""})
     assert sent == [(RENEWAL_FAILED, "acct1")]  # acct2 still fails: its alert stays
     sent.clear()
-    _resolve(settings, producer, ["acct1", "acct2"], {"acct2", ""})  # "": before subjects
+    _resolve(settings.kis, producer, ["acct1", "acct2"], {"acct2", ""})  # "": before subjects
     assert sent == [(RENEWAL_FAILED, "acct2"), (RENEWAL_FAILED, "")]
     sent.clear()
-    _resolve(settings, producer, ["acct1"], None)  # the database could not say: open
+    _resolve(settings.kis, producer, ["acct1"], None)  # the database could not say: open
     assert sent == [(RENEWAL_FAILED, "acct1")]
 
 

@@ -23,7 +23,9 @@ from bus.errors import BusError
 from observer.calendar.clock import Clock, clock_from_env
 from observer.config.load import load_settings
 from observer.config.tree import Settings
+from observer.db.settings import DatabaseSettings
 from observer.errors import ConfigError
+from observer.kis.settings import KisSettings
 from observer.process.heartbeat import Notifier
 from observer.process.logs import mask_secrets, setup_logging
 from observer.process.private_files import tighten_folders
@@ -133,7 +135,7 @@ def hand_options_to_subcommand(ctx: typer.Context, program: str) -> None:
 
 
 @contextmanager
-def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
+def report_reading(program: str, database: DatabaseSettings) -> Iterator[Connection]:
     """A report's connection: the replica's when it serves (`observer.db.replica`).
 
     Says on stderr where it read and the replica's lag, or why it read the primary; exits 1
@@ -145,7 +147,7 @@ def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
 
     try:
         name = program.removeprefix("observer ")
-        with report_engine(settings.database, name) as source, source.engine.connect() as conn:
+        with report_engine(database, name) as source, source.engine.connect() as conn:
             if source.note:
                 print(f"{program}: {source.note}", file=sys.stderr, flush=True)
             yield conn
@@ -155,12 +157,12 @@ def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
         fail(program, str(exc), 1)
 
 
-def check_credentials(program: str, settings: Settings) -> None:
+def check_credentials(program: str, kis: KisSettings) -> None:
     """Exit 2 naming the account and the reason when any account's credentials are refused."""
     from observer.kis.credentials import configured_credentials
 
     try:
-        configured_credentials(settings.kis)
+        configured_credentials(kis)
     except ConfigError as exc:
         fail(program, str(exc), 2)
 
@@ -251,7 +253,7 @@ def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
     """
     settings = settings_or_exit(program, config)
     if kis:
-        check_credentials(program, settings)
+        check_credentials(program, settings.kis)
     setup_logging()
     clock = clock_from_env()
     notifier = Notifier.from_env()
@@ -349,7 +351,7 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
 
     settings = settings_or_exit(program, config)
     if kis:
-        check_credentials(program, settings)
+        check_credentials(program, settings.kis)
     setup_logging()
     clock = clock_from_env()
     notifier = Notifier.from_env()

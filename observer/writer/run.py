@@ -11,7 +11,7 @@ from bus.endpoints import ipc_path
 from observer.cluster.transport import bind_endpoints, server_curve
 from observer.config.tree import Settings
 from observer.db.engine import display_url, normalize_url
-from observer.process.disk import DiskWatch, Earlier
+from observer.process.disk import DiskSettings, DiskWatch, Earlier
 from observer.process.disk_alerts import open_disk_alerts
 from observer.process.heartbeat import Notifier
 from observer.writer.identity import WRITER_SOURCE
@@ -88,7 +88,7 @@ def run_writer(
         gc.set_threshold(100_000, 50, 100)
         try:
             disk = _disk_watch(
-                settings,
+                settings.disk,
                 url.get_backend_name(),
                 url.database,
                 capture,
@@ -104,7 +104,7 @@ def run_writer(
 
 
 def _disk_watch(
-    settings: Settings,
+    disk: DiskSettings,
     backend: str,
     database: str | None,
     capture: Path | None,
@@ -121,4 +121,4 @@ def _disk_watch(
         log.info("the database server's disk is not watched by the writer (only its own files)")
     if capture is not None:
         volumes["capture"] = capture.resolve().parent
-    return DiskWatch(settings.disk, volumes, WRITER_SOURCE, earlier=earlier) if volumes else None
+    return DiskWatch(disk, volumes, WRITER_SOURCE, earlier=earlier) if volumes else None

@@ -100,7 +100,7 @@ def verify(
     setup_logging()
     clock = clock_from_env()
     target = _day(program, day, clock)
-    check_credentials(program, settings)
+    check_credentials(program, settings.kis)
     notifier = Notifier.from_env()
     notifier.ready()
     with job_producer(program, settings, VERIFY_SOURCE, clock, notifier, _DRAIN_S) as producer:
@@ -160,7 +160,7 @@ def report(
 
     settings = settings_or_exit("observer gap-recovery", config)
     target = _day("observer gap-recovery", day, clock_from_env())
-    with report_reading("observer gap-recovery report", settings) as conn:
+    with report_reading("observer gap-recovery report", settings.database) as conn:
         found = day_report(conn, target, settings.gap_recovery.queue_max_s)
     if chart is not None:
         chart.write_text(chart_html(found))

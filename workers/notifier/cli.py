@@ -111,7 +111,7 @@ def alerts(
 
     settings = settings_or_exit("observer alerts", config)
     since_ns = int(_since(since).timestamp() * 1e9)
-    with report_reading("observer alerts", settings) as conn:
+    with report_reading("observer alerts", settings.database) as conn:
         if only_open and since is None:  # an open alert is open whatever its age
             states = alert_states(open_alert_records(conn))
         else:

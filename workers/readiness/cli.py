@@ -28,6 +28,7 @@ import typer
 from bus.events import Alert, AlertResolved
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
+from observer.calendar.settings import CalendarSettings, PhaseSettings
 from observer.cli.support import job_producer, open_alert_subjects, start_job
 from observer.cluster.session_reports import StreamReport, stream_report
 from observer.config.tree import Settings
@@ -100,7 +101,7 @@ async def _check_all(
         async with alongside(beat_forever(notifier, lambda: counters)):
             # Read while beating: a database slow to answer is no hung job.
             failed = _Failed(await asyncio.to_thread(_still_failed, settings))
-            until = _recheck_until(settings, clock)
+            until = _recheck_until(settings.phases, settings.calendar, clock)
             pending = list(accounts)
             while pending:
                 found = await asyncio.gather(*(_check(settings, clock, a) for a in pending))
@@ -215,12 +216,12 @@ def _still_failed(settings: Settings) -> set[str] | None:
     return open_alert_subjects(settings, SOURCE, FAILED)
 
 
-def _recheck_until(settings: Settings, clock: Clock) -> float:
+def _recheck_until(phases: PhaseSettings, calendar: CalendarSettings, clock: Clock) -> float:
     """Failed accounts are checked again until full operation (UTC s; 0: not today)."""
     from observer.calendar.timeline import timeline_from
 
     now = now_utc(clock).astimezone(KST)
-    timeline = timeline_from(settings.phases, settings.calendar)
+    timeline = timeline_from(phases, calendar)
     starts: dict[Phase, datetime] = {
         phase: at for at, phase in timeline.schedule.starts(now.date())
     }

@@ -34,6 +34,8 @@ from observer.calendar.clock import Clock
 from observer.calendar.phases import KST
 from observer.cli.support import fail, job_producer, open_alert_subjects, start_job
 from observer.config.tree import Settings
+from observer.config.workers import TokenSettings
+from observer.kis.settings import KisSettings
 from observer.process.heartbeat import Notifier
 
 if TYPE_CHECKING:
@@ -102,7 +104,9 @@ async def _issue_all(
     try:
         for account in accounts:
             outcomes = {
-                kind: await _issue(settings, clock, producer, account, kind, renew)
+                kind: await _issue(
+                    settings.kis, settings.token, clock, producer, account, kind, renew
+                )
                 for kind in KINDS
             }
             invalid += [f"{account.alias} {k}" for k, o in outcomes.items() if o == "invalid"]
@@ -110,7 +114,7 @@ async def _issue_all(
                 mended.append(account.alias)
         if mended:  # read while beating: a database slow to answer is no hung job
             alerted = await asyncio.to_thread(open_alert_subjects, settings, SOURCE, RENEWAL_FAILED)
-            _resolve(settings, producer, mended, alerted)
+            _resolve(settings.kis, producer, mended, alerted)
     finally:
         beating.cancel()
         for account in accounts:
@@ -119,7 +123,7 @@ async def _issue_all(
 
 
 def _resolve(
-    settings: Settings, producer: Producer, mended: list[str], alerted: set[str] | None
+    kis: KisSettings, producer: Producer, mended: list[str], alerted: set[str] | None
 ) -> None:
     """Resolve the open ``token_renewal_failed`` of each account whose token and key last now.
 
@@ -127,7 +131,7 @@ def _resolve(
     resolution of nothing would go to every channel each run. One raised before alerts had a
     subject (none) ends once every account is mended.
     """
-    if alerted is not None and len(mended) == len(settings.kis.accounts):
+    if alerted is not None and len(mended) == len(kis.accounts):
         mended = [*mended, ""]
     for alias in mended:
         if alerted is None or alias in alerted:
@@ -147,7 +151,8 @@ def _until_midnight_s(clock: Clock) -> float:
 
 
 async def _issue(
-    settings: Settings,
+    kis: KisSettings,
+    policy: TokenSettings,
     clock: Clock,
     producer: Producer,
     account: KisAccount,
@@ -159,7 +164,7 @@ async def _issue(
     from observer.kis.auth import cached_validity
     from observer.process.retry import retry
 
-    tokens, policy = account.tokens, settings.token
+    tokens = account.tokens
     lasting = _until_midnight_s(clock)  # what is issued, or kept, lasts the day
     call: Callable[[], Awaitable[Secret]]
     if kind == "access_token":
@@ -197,9 +202,7 @@ async def _issue(
         )
         return "done"
     except KisError as exc:
-        validity = cached_validity(
-            Path(settings.kis.token_dir), account.alias, settings.kis.environment, kind
-        )
+        validity = cached_validity(Path(kis.token_dir), account.alias, kis.environment, kind)
         outcome, why = _fallback(validity, clock.now_ns(), lasting)
         message = f"{account.alias}: no new {kind} ({exc}); {why}"
         log.error("%s", message)

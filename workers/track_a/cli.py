@@ -105,7 +105,10 @@ def cycles(
         target = date.fromisoformat(day) if day else today
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
-    with report_reading("observer track-a cycles", settings) as conn, Session(conn) as session:
+    with (
+        report_reading("observer track-a cycles", settings.database) as conn,
+        Session(conn) as session,
+    ):
         rows = cycles_of(session, target)
     if not rows:
         if not as_json:  # JSON lines: none is no line, as for the other reports

@@ -228,7 +228,7 @@ def build(
         settings = load_settings(config)
     except ConfigError as exc:
         _fail(str(exc), 2)
-    check_credentials("observer universe", settings)  # refused ones: exit 2 before READY
+    check_credentials("observer universe", settings.kis)  # refused ones: exit 2 before READY
     setup_logging()
     clock = clock_from_env()
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
