@@ -185,6 +185,7 @@ def open_notices_of(
     job takes over what an earlier run of its source left open. ``through_seq``: those
     raised at that seq or before (a run that reads after it has sent its own leaves them out).
     """
+    # deferred: the database layer (SQLAlchemy and the models, about 0.5 s) loads after READY
     from observer.db.queries import open_alert_records
 
     records = open_alert_records(conn, deliveries=False)

@@ -32,6 +32,7 @@ from bus.events import Alert, AlertResolved, HostRoster, RosterAccount
 from observer.cluster.shards import Shard
 from observer.config.tree import Settings
 from observer.errors import ConfigError
+from observer.kis.credentials import account_credentials
 
 if TYPE_CHECKING:
     from observer.db.roster_queries import StoredRoster
@@ -93,8 +94,6 @@ def roster_of(settings: Settings, role: str, programs: Iterable[str]) -> HostRos
     whole = tuple(sorted(names & WHOLE_MARKET_PROGRAMS))
     accounts: list[RosterAccount] = []
     if role != "store":
-        from observer.kis.credentials import account_credentials
-
         for account in settings.kis.accounts:
             try:
                 key = account_credentials(settings.kis, account.alias).app_key.reveal()

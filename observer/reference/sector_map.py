@@ -13,6 +13,7 @@ live HHDFS76370100 call), so nothing here assumes it: an unmapped code is listed
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -265,8 +266,6 @@ def _check(sector: str, group: str, where: str) -> None:
 
 def default_map_path() -> Path:
     """``config/sector_map.toml`` beside the package (``$OBSERVER_SECTOR_MAP`` wins)."""
-    import os
-
     explicit = os.environ.get("OBSERVER_SECTOR_MAP")
     if explicit:
         return Path(explicit)

@@ -309,6 +309,7 @@ class Supervisor:
         port = self.settings.supervisor.metrics_port
         if not port:
             return None
+        # deferred: prometheus_client (about 0.05 s) only where metrics are served
         from observer.supervisor.metrics import serve_metrics
 
         try:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from sqlalchemy.engine import make_url
 
 from observer.db.settings import DatabaseSettings
 from observer.kis.account_health import STREAM_STATES
@@ -253,8 +254,6 @@ def enrichment_families(regions: Mapping[str, Mapping[str, float]]) -> Iterator[
 
 def disk_paths(paths: PathSettings, database: DatabaseSettings) -> dict[str, Path]:
     """The folders whose volumes are watched, by role (an SQLite database's own folder too)."""
-    from sqlalchemy.engine import make_url
-
     folders = {"data": Path(paths.data_dir), "run": paths.run, "log": paths.log}
     url = make_url(database.url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):

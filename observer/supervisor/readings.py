@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from observer.alerts.settings import ENRICHMENT_RUN_FIGURES
+from observer.alerts.states import alert_states, parse_alert_id
 from observer.calendar.clock import Clock
+from observer.cluster.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
 from observer.db.settings import DatabaseSettings
 
 if TYPE_CHECKING:
@@ -64,8 +66,6 @@ class Reading:
 
     def opened_by(self, source: str) -> dict[str, set[str]]:
         """The conditions ``source`` alerted that are still open: code -> subjects."""
-        from observer.alerts.states import parse_alert_id
-
         found: dict[str, set[str]] = {}
         for notice in self.open_alerts:
             if parse_alert_id(notice.id)[0] == source:
@@ -75,8 +75,7 @@ class Reading:
 
 def read_once(conn: Connection, now_ns: int) -> Reading:
     """The ages and the open alerts (whatever their age) as of ``now_ns``."""
-    from observer.alerts.states import alert_states
-    from observer.cluster.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
+    # deferred: the database layer (SQLAlchemy, the models: about 0.5 s), off the start
     from observer.db.queries import master_files_checked_ns, open_alert_records
     from observer.db.roster_queries import latest_rosters
     from observer.db.sector_queries import latest_runs, region_coverage
@@ -120,6 +119,7 @@ class DatabaseReadings:
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Read every ``data_age_s`` until ``stop``."""
+        # deferred: the database layer (SQLAlchemy, about 0.2 s), off the supervisor's start
         from observer.db.readers import reader_engine
 
         engine = reader_engine(self.database, "supervisor")
