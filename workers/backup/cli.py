@@ -43,7 +43,8 @@ def run(
 ) -> None:
     """Make, verify and keep a backup; alert on the outcome (the supervisor's ``backup`` job)."""
     settings, clock, notifier = start_job(PROGRAM, config)
-    from observer.db.backup import Backup  # the database layer: after READY
+    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/test_startup.py)
+    from observer.db.backup import Backup
 
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         result = _back_up(settings, config or default_config_path(), notifier)
@@ -73,6 +74,7 @@ def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | B
     (`observer.db.backup_space.sigterm_ends_it`), which a backup on another thread never
     ran, leaving its verification's scratch copy of the database for good.
     """
+    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/test_startup.py)
     from observer.db.backup import make_backup
 
     done = threading.Event()

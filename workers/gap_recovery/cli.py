@@ -61,6 +61,7 @@ _VERIFY = "observer gap-recovery verify"
 def run(config: ConfigOption = None) -> None:
     """Recover gaps until SIGTERM (the supervisor's ``gap_recovery`` program)."""
     worker = start_worker("observer gap-recovery", SOURCE, config, kis=True)
+    # deferred: its work (HTTP, WebSocket, SQLAlchemy: about 0.6 s) after READY (test_startup)
     from workers.gap_recovery.worker import GapRecovery
 
     async def recover(stop: asyncio.Event) -> None:
@@ -105,6 +106,7 @@ def verify(
     notifier.ready()
     with job_producer(program, settings, VERIFY_SOURCE, clock, notifier, _DRAIN_S) as producer:
         result = asyncio.run(_verify(settings, clock, producer, target))
+    # deferred: like `_verify`'s: the check's modules (about 0.5 s) after READY
     from workers.gap_recovery.verify import completeness_text
 
     summary = result.summary()
@@ -123,6 +125,7 @@ def verify(
 
 
 async def _verify(settings: Settings, clock: Clock, producer: Producer, day: date) -> DayResult:
+    # deferred: the check's modules (HTTP, SQLAlchemy: about 0.5 s) after READY
     from observer.db.readers import reader_engine
     from observer.kis.session import open_account
     from workers.gap_recovery.share import verify_limits
@@ -156,6 +159,7 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per symbol: ticks, gaps, covered and uncovered time; completeness by gaps and by bars."""
+    # deferred: the database layer (SQLAlchemy, about 0.35 s) for the report only
     from workers.gap_recovery.report import chart_html, day_report
 
     settings = settings_or_exit("observer gap-recovery", config)

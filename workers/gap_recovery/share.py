@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from bus.lock import holder
 from observer.cluster.hosts import own_source
 from observer.errors import ConfigError
+from observer.kis.session import rate_limits
 from workers.gap_recovery import SOURCE
 
 if TYPE_CHECKING:
@@ -51,8 +52,6 @@ def verify_limits(settings: Settings) -> RateLimits:
     ConfigError
         The daemon runs and the configured shares leave nothing for verify.
     """
-    from observer.kis.session import rate_limits
-
     shares = settings.kis.process_share
     pid = daemon_pid(settings)
     if pid is None:

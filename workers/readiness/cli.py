@@ -29,10 +29,12 @@ from bus.events import Alert, AlertResolved
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.settings import CalendarSettings, PhaseSettings
+from observer.calendar.timeline import timeline_from
 from observer.cli.support import job_producer, open_alert_subjects, start_job
 from observer.cluster.session_reports import StreamReport, stream_report
 from observer.config.tree import Settings
 from observer.kis.account_health import counter
+from observer.kis.session import open_account, rate_limits, token_alert
 from observer.process.heartbeat import Notifier
 from workers.readiness.check import Check, attempt, ready
 
@@ -84,7 +86,7 @@ def report_counters(check: Check, at_ns: int) -> dict[str, float]:
 async def _check_all(
     settings: Settings, clock: Clock, producer: Producer, notifier: Notifier
 ) -> None:
-    from observer.kis.session import open_account, rate_limits, token_alert
+    # deferred: ZeroMQ (about 0.03 s) after READY, as every job (`observer.cli.support`)
     from observer.runtime import alongside, beat_forever
 
     counters: dict[str, float] = {}
@@ -218,8 +220,6 @@ def _still_failed(settings: Settings) -> set[str] | None:
 
 def _recheck_until(phases: PhaseSettings, calendar: CalendarSettings, clock: Clock) -> float:
     """Failed accounts are checked again until full operation (UTC s; 0: not today)."""
-    from observer.calendar.timeline import timeline_from
-
     now = now_utc(clock).astimezone(KST)
     timeline = timeline_from(phases, calendar)
     starts: dict[Phase, datetime] = {

@@ -57,6 +57,7 @@ def run(
 ) -> None:
     """Run Track B until SIGTERM (the supervisor's ``track_b`` program)."""
     worker = start_worker("observer track-b", SOURCE, config, kis=True)
+    # deferred: its work (WebSocket, SQLAlchemy, ZeroMQ: about 0.7 s) after READY (test_startup)
     from workers.track_b.worker import TrackB
 
     # What an earlier instance left (its slots, its open alerts) is read once the writer has
