@@ -84,7 +84,7 @@ class YFinanceSource:
         Turns yfinance's hiding of HTTP errors off, for the whole process (see the module
         docstring).
         """
-        try:
+        try:  # an optional extra, imported only where it is configured
             import yfinance  # type: ignore[import-not-found]
             from yfinance.exceptions import YFRateLimitError  # type: ignore[import-not-found]
         except ImportError as exc:
