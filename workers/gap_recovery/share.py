@@ -25,6 +25,8 @@ from workers.gap_recovery import SOURCE
 if TYPE_CHECKING:
     from observer.config.tree import Settings
     from observer.kis.client import RateLimits
+    from observer.process.paths import PathSettings
+    from observer.supervisor.settings import SupervisorSettings
 
 __all__ = ["MANUAL", "daemon_lock", "daemon_pid", "verify_limits"]
 
@@ -34,14 +36,14 @@ MANUAL = "manual"  # the kis.process_share entry of a hand-run verify beside the
 _NOTHING = 1e-9  # shares adding up to 1 within this leave nothing (config_checks' tolerance)
 
 
-def daemon_lock(settings: Settings) -> Path:
+def daemon_lock(paths: PathSettings, supervisor: SupervisorSettings) -> Path:
     """The flock the daemon's producer holds on this host (`observer.runtime.producer_for`)."""
-    return settings.paths.run / "outbox" / own_source(settings.supervisor, SOURCE) / "LOCK"
+    return paths.run / "outbox" / own_source(supervisor, SOURCE) / "LOCK"
 
 
-def daemon_pid(settings: Settings) -> str | None:
+def daemon_pid(paths: PathSettings, supervisor: SupervisorSettings) -> str | None:
     """The pid of the gap-recovery daemon running on this host; None if none runs."""
-    return holder(daemon_lock(settings))
+    return holder(daemon_lock(paths, supervisor))
 
 
 def verify_limits(settings: Settings) -> RateLimits:
@@ -53,13 +55,13 @@ def verify_limits(settings: Settings) -> RateLimits:
         The daemon runs and the configured shares leave nothing for verify.
     """
     shares = settings.kis.process_share
-    pid = daemon_pid(settings)
+    pid = daemon_pid(settings.paths, settings.supervisor)
     if pid is None:
         log.info(
             "verify takes the %s share (%g): no gap-recovery daemon holds %s",
             SOURCE,
             shares.get(SOURCE, 0.0),
-            daemon_lock(settings),
+            daemon_lock(settings.paths, settings.supervisor),
         )
         return rate_limits(settings.kis, SOURCE)
     if MANUAL in shares:
