@@ -39,8 +39,8 @@ def main() -> None:
             reason, code = failure
             print(f"observer: {mask_secrets(reason)}", file=sys.stderr, flush=True)
         sys.exit(code)
-    # deferred: typer and pydantic (0.13 s and more, tests/test_startup.py) never load for
-    # the writer, on the critical path of a restart
+    # deferred: the typer app (about 0.17 s, and pydantic once it parses) never loads for the
+    # writer, on the critical path of a restart (tests/test_startup.py)
     from observer.cli.main import main as cli
 
     cli()
