@@ -25,8 +25,6 @@ from workers.gap_recovery import SOURCE
 if TYPE_CHECKING:
     from observer.config.tree import Settings
     from observer.kis.client import RateLimits
-    from observer.process.paths import PathSettings
-    from observer.supervisor.settings import SupervisorSettings
 
 __all__ = ["MANUAL", "daemon_lock", "daemon_pid", "verify_limits"]
 
@@ -36,14 +34,14 @@ MANUAL = "manual"  # the kis.process_share entry of a hand-run verify beside the
 _NOTHING = 1e-9  # shares adding up to 1 within this leave nothing (config_checks' tolerance)
 
 
-def daemon_lock(paths: PathSettings, supervisor: SupervisorSettings) -> Path:
+def daemon_lock(settings: Settings) -> Path:
     """The flock the daemon's producer holds on this host (`observer.runtime.producer_for`)."""
-    return paths.run / "outbox" / own_source(supervisor, SOURCE) / "LOCK"
+    return settings.paths.run / "outbox" / own_source(settings.supervisor, SOURCE) / "LOCK"
 
 
-def daemon_pid(paths: PathSettings, supervisor: SupervisorSettings) -> str | None:
+def daemon_pid(settings: Settings) -> str | None:
     """The pid of the gap-recovery daemon running on this host; None if none runs."""
-    return holder(daemon_lock(paths, supervisor))
+    return holder(daemon_lock(settings))
 
 
 def verify_limits(settings: Settings) -> RateLimits:
@@ -55,13 +53,13 @@ def verify_limits(settings: Settings) -> RateLimits:
         The daemon runs and the configured shares leave nothing for verify.
     """
     shares = settings.kis.process_share
-    pid = daemon_pid(settings.paths, settings.supervisor)
+    pid = daemon_pid(settings)
     if pid is None:
         log.info(
             "verify takes the %s share (%g): no gap-recovery daemon holds %s",
             SOURCE,
             shares.get(SOURCE, 0.0),
-            daemon_lock(settings.paths, settings.supervisor),
+            daemon_lock(settings),
         )
         return rate_limits(settings.kis, SOURCE)
     if MANUAL in shares:
