@@ -36,7 +36,7 @@ from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import default_config_path, load_settings
+from observer.config.load import default_config_path, load_settings
 from observer.config.workers import EtfSettings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets

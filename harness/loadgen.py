@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bus.events import TradeTick
 from bus.producer import Producer
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.process.heartbeat import Notifier
 from observer.runtime import producer_for, stop_on_signals
 

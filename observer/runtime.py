@@ -77,7 +77,7 @@ def producer_for(
     (`observer.process.disk`: its first measure waits for `take_over_disk_alerts`). The
     process's `alert_book` publishes through it.
     """
-    unnamed, source = source, own_source(settings, source)
+    unnamed, source = source, own_source(settings.supervisor, source)
     run_dir = settings.paths.run
     bus = settings.bus
     outbox = run_dir / "outbox" / source
@@ -96,7 +96,7 @@ def producer_for(
     )
     producer = Producer(
         source,
-        bus_endpoints(settings).ingest,
+        bus_endpoints(settings.bus, settings.paths.run).ingest,
         outbox,
         batch_events=bus.batch_events,
         linger_s=bus.linger_ms / 1000,
@@ -108,7 +108,7 @@ def producer_for(
         clock_ns=clock_ns,
         scrub=mask_struct,  # error text from upstream answers: no credential into events
         watch=watch.check,
-        curve=client_curve(settings),  # over tcp: this host's keys (ConfigError if missing)
+        curve=client_curve(settings.bus),  # over tcp: this host's keys (ConfigError if missing)
     )
     _watches[producer] = watch
     _books[producer] = book

@@ -31,7 +31,7 @@ from harness.sim.server import SimConfig
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.account_health import (
     STREAM_FIGURES,
     STREAM_STATES,
@@ -86,7 +86,7 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
         raise AssertionError(f"never: {what}")
 
     async def scenario(sim: SimThread) -> None:
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         two = CollectorSettings(stream=StreamSettings(reconnects_per_hour=2))
         collector = Collector([account], clock, publish, two)
         stop = asyncio.Event()
@@ -146,7 +146,7 @@ def test_budget_spent_names_the_instant_its_oldest_reconnect_ages_out(tmp_path: 
     clock = ManualClock(1_000 * _NS)
 
     async def scenario() -> None:
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         stream = account.stream(Heard(), StreamSettings(reconnects_per_hour=3))
         for offset_s in (0, 600, 1200):
             clock.advance(offset_s - (clock.now_ns() - 1_000 * _NS) / _NS)

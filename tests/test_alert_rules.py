@@ -19,7 +19,7 @@ from bus.events import Alert, Event
 from observer.alerts.book import AlertBook
 from observer.alerts.settings import ChannelSettings, NotifierSettings, ThresholdRule
 from observer.alerts.states import Notice, alert_states, parse_alert_id
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db.queries import AlertRecords
 from observer.errors import ConfigError
 from observer.process.logs import mask_secrets

@@ -21,7 +21,7 @@ from observer.alerts.book import AlertBook
 from observer.alerts.states import alert_states
 from observer.alerts.stored import load
 from observer.cluster.hosts import own_source
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
@@ -82,7 +82,7 @@ def test_an_alert_open_for_weeks_is_counted_and_taken_over(tmp_path: Path) -> No
         conn.execute(insert(m.AlertRow), [_alert("track_b", 2, now - DAY_NS, "info")])
     with engine.connect() as conn:
         reading = read_once(conn, now)
-        source = own_source(load_settings(config), "track_b")
+        source = own_source(load_settings(config).supervisor, "track_b")
         taken = load(AlertBook(None, source), conn, ["disk_low", "other"])
     engine.dispose()
     assert reading.alerts_open == {"warning": 0, "error": 0, "critical": 1}

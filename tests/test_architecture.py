@@ -6,6 +6,7 @@ import ast
 import graphlib
 import sys
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
@@ -76,12 +77,19 @@ def test_kis_sim_and_db_keep_apart(a: str, b: str) -> None:
             assert not {n for n in names if n.startswith(b)}, path
 
 
-def test_workers_never_import_the_supervisor() -> None:
-    """The timeline they share is `observer.calendar.timeline`; the supervisor is the core's."""
+@pytest.mark.parametrize(
+    "banned",
+    [
+        # The supervisor starts a worker by its module's name and never the other way round;
+        # what they share (the timeline: `observer.calendar.timeline`) lives beneath both.
+        "observer.supervisor",
+        # The typer app is the `observer` command's: a worker's CLI is its own typer app.
+        "observer.cli.main",
+    ],
+)
+def test_workers_never_import_the_supervisor_or_the_app(banned: str) -> None:
     for path, names in imports_of("workers").items():
-        bad = {
-            n for n in names if n == "observer.supervisor" or n.startswith("observer.supervisor.")
-        }
+        bad = {n for n in names if n == banned or n.startswith(f"{banned}.")}
         assert not bad, f"{path} imports {bad}"
 
 
@@ -122,9 +130,34 @@ def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_supervisor_modules_import_each_other_without_a_cycle() -> None:
-    graph = module_imports(ROOT, "observer/supervisor")
+# The jobs step of issue 46 rearranges these packages; the lead takes each one off once that
+# step is merged (the marks are strict: a package that passes fails the test until then).
+_REARRANGED = {
+    "workers/archive",
+    "workers/enrich",
+    "workers/etf",
+    "workers/master_file",
+    "workers/universe",
+}
+
+
+def _rearranged(package: str) -> object:
+    reason = "rearranged by the jobs step of issue 46"
+    marks = [pytest.mark.xfail(strict=True, reason=reason)] if package in _REARRANGED else []
+    return pytest.param(package, marks=marks, id=package)
+
+
+def test_the_core_imports_without_a_circle() -> None:
+    """A circle hides under function-level imports and makes the order of imports matter."""
+    graph = module_imports(ROOT, "observer")
     assert "observer.supervisor.commands" in graph["observer.supervisor.core"]  # graph is read
+    assert cycle_in(graph) is None, f"a circle of imports: {' -> '.join(cycle_in(graph) or [])}"
+
+
+@pytest.mark.xfail(strict=True, reason="workers/master_file: the jobs step of issue 46 ends it")
+def test_the_workers_import_without_a_circle() -> None:
+    graph = module_imports(ROOT, "workers")
+    assert "workers.track_b.collect" in graph["workers.track_b.worker"]  # graph is read
     assert cycle_in(graph) is None, f"a circle of imports: {' -> '.join(cycle_in(graph) or [])}"
 
 
@@ -144,6 +177,123 @@ def test_a_circle_hidden_under_type_checking_is_found(tmp_path: Path) -> None:
         "pkg.other": {"pkg.core"},
     }
     assert set(cycle_in(graph) or []) == {"pkg.core", "pkg.commands"}
+
+
+def _within(name: str, prefixes: Iterable[str]) -> bool:
+    return any(name == p or name.startswith(f"{p}.") for p in prefixes)
+
+
+# What config may import besides its own modules and the wings' ``settings`` modules: the
+# tables kept beside their own code or under another name, and what the cross-checks build.
+_TABLES_ELSEWHERE = (
+    "observer.tables",
+    "observer.errors",
+    "observer.process.paths",
+    "observer.process.disk",
+    "observer.cluster.shards",  # a shard spec is parsed where it is set
+    "observer.calendar.trading",  # the cross-checks build the calendar whose late days ...
+    "observer.calendar.timeline",  # ... they check
+)
+_TOP_LEVEL = tuple(
+    f"observer.{p.stem}"
+    for p in (ROOT / "observer").iterdir()
+    if p.stem not in ("cli", "__init__", "__main__", "__pycache__")
+)
+# Each rule: the modules it binds, what they may not import, and why.
+WING_RULES = {
+    "tables-and-errors-import-no-wing": (
+        ("observer.tables", "observer.errors"),
+        lambda name: name.startswith("observer."),
+        "every wing imports them, so none may come back",
+    ),
+    "calendar-and-process-stand-beneath-the-processes": (
+        ("observer.calendar", "observer.process"),
+        lambda name: _within(
+            name, ("observer.supervisor", "observer.writer", "observer.cli", "observer.config")
+        ),
+        "time and files serve every process; a process's own code is above them",
+    ),
+    "config-assembles-the-wings-tables-only": (
+        ("observer.config",),
+        lambda name: (
+            not (
+                _within(name, ("observer.config", *_TABLES_ELSEWHERE)) or name.endswith(".settings")
+            )
+        ),
+        "loading the settings starts no wing's machinery",
+    ),
+    "only-the-cli-imports-the-cli": (
+        _TOP_LEVEL,
+        lambda name: _within(name, ("observer.cli",)),
+        "the command line is the top: nothing beneath it rests on it",
+    ),
+}
+
+
+@pytest.mark.parametrize("rule", WING_RULES)
+def test_each_wing_imports_only_beneath_it(rule: str) -> None:
+    wings, banned, why = WING_RULES[rule]
+    graph = module_imports(ROOT, "observer")
+    importers = [name for name in graph if _within(name, wings)]
+    assert importers, wings  # the rule binds modules that exist
+    for name in importers:
+        bad = sorted(m for m in graph[name] if banned(m) and not _within(m, (name,)))
+        assert not bad, f"{name} imports {bad}: {why}"
+
+
+def function_imports(path: Path) -> list[tuple[int, bool]]:
+    """Each import inside a function of ``path``: its line, and whether a comment says why.
+
+    The comment is on the import's lines, or on the line above it or above the run of imports
+    it belongs to (a blank line between two of them included).
+    """
+    text = path.read_text()
+    lines = ["", *text.splitlines()]  # lines[n] is line n
+    found: dict[int, bool] = {}
+    for function in ast.walk(ast.parse(text)):
+        if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        nodes = [n for n in ast.walk(function) if isinstance(n, ast.Import | ast.ImportFrom)]
+        taken = {n for node in nodes for n in range(node.lineno, (node.end_lineno or 0) + 1)}
+        for node in nodes:
+            above = node.lineno - 1
+            while above in taken or (not lines[above].strip() and above - 1 in taken):
+                above -= 1
+            own = lines[node.lineno : (node.end_lineno or 0) + 1]
+            found[node.lineno] = any("#" in line for line in own) or lines[
+                above
+            ].lstrip().startswith("#")
+    return sorted(found.items())
+
+
+def test_a_function_level_import_without_a_reason_is_found(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text(
+        "import os\n\n\n"
+        "def said():\n    # deferred: costly\n    import a\n\n    import b\n\n\n"
+        "def inline():\n    x = 1\n    import c  # deferred: costly\n\n\n"
+        "def unsaid():\n    # what x is\n    x = 1\n\n    import d\n"
+    )
+    assert function_imports(path) == [(6, True), (8, True), (13, True), (20, False)]
+
+
+PACKAGES = [
+    "observer",
+    *sorted(
+        f"workers/{p.name}" for p in (ROOT / "workers").iterdir() if (p / "__init__.py").exists()
+    ),
+]
+
+
+@pytest.mark.parametrize("package", [_rearranged(p) for p in PACKAGES])
+def test_every_function_level_import_says_why(package: str) -> None:
+    """A function-level import is there for a measured start-up cost, which a comment names."""
+    unsaid = {
+        str(path.relative_to(ROOT)): lines
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if (lines := [line for line, said in function_imports(path) if not said])
+    }
+    assert not unsaid, f"imports inside functions without a reason: {unsaid}"
 
 
 def test_workers_never_import_each_other() -> None:
@@ -265,12 +415,6 @@ def test_reads_live_in_the_queries_module() -> None:
                     "sqlalchemy"
                 ):
                     assert "select" not in {a.name for a in node.names}, f"{path} selects"
-
-
-def test_no_module_of_the_core_is_over_500_lines() -> None:
-    for path in (ROOT / "observer").rglob("*.py"):
-        lines = len(path.read_text().splitlines())
-        assert lines <= 500, f"{path} has {lines} lines: split it along its seams"
 
 
 def test_hand_layout_only_for_data_tables() -> None:

@@ -27,7 +27,8 @@ from bus.events import (
     PruneRequested,
 )
 from harness.loadgen import synthetic_tick
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db.archive import ArchiveWouldShrink, verify_file, write_day
 from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk

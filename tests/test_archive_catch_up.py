@@ -22,7 +22,8 @@ from sqlalchemy import event, update
 from bus.events import Bar, DayArchived, Event, MinuteBars, PruneRequested
 from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk
 from observer.db.retention_queries import ARCHIVED_TABLES, days_with_rows, newest_archive

@@ -17,7 +17,7 @@ from bus.envelope import Envelope
 from bus.events import DayArchived, Event, PruneRequested
 from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.models import ExactDecimal

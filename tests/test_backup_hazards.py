@@ -14,7 +14,7 @@ import pytest
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.backup import MANIFEST, Backup, make_backup, restore_backup, verify_backup
 from observer.db.engine import make_engine

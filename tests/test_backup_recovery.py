@@ -22,7 +22,7 @@ from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
 from bus.lock import InstanceLock
 from harness.loadgen import synthetic_tick
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.backup import MANIFEST, make_backup, restore_backup
 from observer.db.engine import make_engine

@@ -30,7 +30,8 @@ from harness.sim.realtime import trade_ns
 from observer.calendar.clock import Clock, ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import KisTransportError
 from observer.kis.frames import FrameLimits
@@ -85,7 +86,7 @@ async def streaming_three(
 ) -> AsyncIterator[tuple[Collector, SlotBook]]:
     """A collector of ``options`` on acct1, running, streaming the first three stocks (their
     first ticks came); stopped and closed at the end."""
-    accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+    accounts = [open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))]
     collector = Collector(accounts, clock, events.append, CollectorSettings(**options))
     stop = asyncio.Event()
     running = asyncio.ensure_future(collector.run(stop))
@@ -163,8 +164,10 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
         return [e for e in events if isinstance(e, kind)]
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
         # Silences are another test's business: none this long happen here.
         quiet = CollectorSettings(silence=SilenceRule(5.0, 900.0))
         collector = Collector(accounts, clock, events.append, quiet)
@@ -232,7 +235,9 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
     clock = ManualClock(0)
 
     async def scenario() -> None:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
         collector = Collector(
             accounts, clock, lambda event: None, CollectorSettings(unhealthy_after_s=30)
         )
@@ -267,7 +272,9 @@ def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_ov
     events: list[Event] = []
 
     async def scenario() -> None:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
         collector = Collector(
             accounts, clock, events.append, CollectorSettings(unhealthy_after_s=30)
         )
@@ -307,8 +314,10 @@ def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> Non
     events: list[Event] = []
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
         collector = Collector(accounts, clock, events.append)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
@@ -475,7 +484,9 @@ def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone
     published: list[Event] = []
 
     async def scenario() -> None:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
         collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
         for kind in (TRADE_ID, BOOK_ID):  # what the session asked for (unconnected: wanted)
             await collector.streams["acct1"].subscribe(kind, "005930")
@@ -519,7 +530,9 @@ def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: 
     published: list[Event] = []
 
     async def scenario() -> dict[str, float]:
-        accounts = [open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))]
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
         collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
         await collector.streams["acct1"].subscribe("H0STCNT0", "005930")
         decoder = collector.streams["acct1"].decoder
@@ -560,11 +573,11 @@ def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
     events: list[Event] = []
 
     async def scenario() -> None:
-        job = open_account(issuing, "acct1", clock, rate_limits(issuing, "track_a"))
+        job = open_account(issuing.kis, "acct1", clock, rate_limits(issuing.kis, "track_a"))
         await job.tokens.approval_key()  # the token job's run for acct1 (acct2's failed)
         await job.aclose()
-        limits = rate_limits(reading, "track_a")
-        accounts = [open_account(reading, a, clock, limits) for a in ("acct1", "acct2")]
+        limits = rate_limits(reading.kis, "track_a")
+        accounts = [open_account(reading.kis, a, clock, limits) for a in ("acct1", "acct2")]
         collector = Collector(accounts, clock, events.append)
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
@@ -624,7 +637,7 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
     failing = {"left": 0}
 
     async def scenario() -> None:
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         real = account.tokens.approval_key
 
         async def flaky(**kwargs: Any) -> Any:
@@ -719,7 +732,7 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
     events: list[Event] = []
 
     async def scenario() -> None:
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         collector = Collector([account], clock, events.append, CollectorSettings(books=True))
         stream = collector.streams["acct1"]
         book = SlotBook(["acct1"], 20)

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.engine import read_only_sessions
 from observer.db.models import BusOffset
@@ -75,7 +76,7 @@ def test_an_account_without_a_budget_gets_its_environments(
     )
     settings = load_settings(path)
     assert [a.rest_per_second for a in settings.kis.accounts] == [default, 5.0]
-    limits = rate_limits(settings, "track_a")  # what every worker paces by
+    limits = rate_limits(settings.kis, "track_a")  # what every worker paces by
     limiter = limits.for_account("a")
     assert limiter.rate == pytest.approx(default * 0.55)
 

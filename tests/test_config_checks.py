@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config" / "observer.toml"
@@ -285,7 +285,7 @@ def test_the_observer_commands_are_the_clis() -> None:
 
 def test_every_metric_the_supervisor_reads_may_be_named(tmp_path: Path) -> None:
     """What `metrics_of` names from a reading (ages, each region's figures) loads as a rule."""
-    from observer.supervisor.readings import ENRICHMENT_RUN_FIGURES
+    from observer.alerts.settings import ENRICHMENT_RUN_FIGURES
     from observer.supervisor.rules import metrics_of
 
     figures = dict.fromkeys((*ENRICHMENT_RUN_FIGURES, "coverage_pct", "age_h"), 1.0)

@@ -22,7 +22,7 @@ from bus.curve import ClientCurve, generate_key_pair, load_key_pair
 from observer.calendar.clock import SimulatedClock
 from observer.calendar.phases import KST
 from observer.cluster.transport import operator_curve
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from observer.supervisor.control import MAX_REQUEST_BYTES
 from observer.supervisor.control_tcp import ControlHandshakeFailed, request_tcp

@@ -32,7 +32,7 @@ from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
 from observer.cluster.transport import bind_endpoints, bus_endpoints, client_curve, server_curve
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from tests.support import ROOT, WriterProcess, assert_exactly_once, db_rows, free_port, wait_until
 
@@ -163,7 +163,8 @@ def test_half_of_the_bus_over_tcp_is_refused_when_the_configuration_is_loaded(
     assert error in str(caught.value)
     both = 'ingest_endpoint = "tcp://127.0.0.1:5555"\nfeed_endpoint = "tcp://127.0.0.1:5556"'
     config = write_config(tmp_path / "o.toml", f'[bus]\n{both}\n[bus.curve]\nkey = "a"\n')
-    assert bus_endpoints(load_settings(config)).feed == "tcp://127.0.0.1:5556"
+    settings = load_settings(config)
+    assert bus_endpoints(settings.bus, settings.paths.run).feed == "tcp://127.0.0.1:5556"
 
 
 @pytest.mark.parametrize(
@@ -205,12 +206,14 @@ def test_bind_addresses_default_to_the_endpoints(tmp_path: Path) -> None:
         '[bus.curve]\nkey = "a"\n',
     )
     settings = load_settings(nat)
-    assert bind_endpoints(settings) == Endpoints("tcp://*:5701", "tcp://10.0.0.2:15702")
-    assert bus_endpoints(settings) == Endpoints(
+    run = settings.paths.run
+    assert bind_endpoints(settings.bus, run) == Endpoints("tcp://*:5701", "tcp://10.0.0.2:15702")
+    assert bus_endpoints(settings.bus, run) == Endpoints(
         "tcp://observer.example.com:5701", "tcp://observer.example.com:5702"
     )
     plain = load_settings(write_config(tmp_path / "p.toml", f'[paths]\nrun_dir = "{tmp_path}"\n'))
-    assert bind_endpoints(plain) == bus_endpoints(plain)  # ipc: the socket files themselves
+    # ipc: the socket files themselves
+    assert bind_endpoints(plain.bus, plain.paths.run) == bus_endpoints(plain.bus, plain.paths.run)
 
 
 def test_the_bus_classes_refuse_tcp_without_keys(tmp_path: Path) -> None:
@@ -230,13 +233,13 @@ def test_a_missing_key_file_is_a_config_error_at_start(tmp_path: Path) -> None:
     )
     settings = load_settings(config)
     with pytest.raises(ConfigError, match=r"collectors\.key_secret"):
-        client_curve(settings)
+        client_curve(settings.bus)
     generate_key_pair(tmp_path, "collectors")
     with pytest.raises(ConfigError, match=r"writer\.key"):  # the writer's public key
-        client_curve(settings)
+        client_curve(settings.bus)
     generate_key_pair(tmp_path, "writer")
-    assert client_curve(settings) is not None
-    server = server_curve(settings)
+    assert client_curve(settings.bus) is not None
+    server = server_curve(settings.bus)
     assert server is not None
     collectors = load_public_key(tmp_path / "collectors.key").decode()
     assert server.may_send(collectors, "p0") and not server.may_send(collectors, "writer")
@@ -424,7 +427,8 @@ def test_behind_nat_the_writer_binds_its_bind_address_and_clients_use_the_endpoi
         assert f"writer ready on tcp://127.0.0.1:{ingest} (feed tcp://127.0.0.1:{feed})" in log
         assert f"for clients of tcp://localhost:{ingest}" in log
         # A client reads the same configuration and connects to the endpoint's name.
-        connect = bus_endpoints(load_settings(writer.config))
+        client = load_settings(writer.config)
+        connect = bus_endpoints(client.bus, client.paths.run)
         assert connect == Endpoints(f"tcp://localhost:{ingest}", f"tcp://localhost:{feed}")
         curve = ClientCurve(load_key_pair(keys, "collectors"), load_public_key(keys / "writer.key"))
         subscriber = FeedSubscriber(zmq.Context.instance(), connect.feed, ["trade_tick."], curve)

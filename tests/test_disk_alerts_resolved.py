@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from bus.events import Alert, AlertResolved, Severity
 from bus.producer import Producer
 from observer.alerts.states import Notice
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.settings import DatabaseSettings
 from observer.process.disk import DISK_CODES, DiskSettings, DiskWatch, Usage

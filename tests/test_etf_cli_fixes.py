@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from sqlalchemy import create_engine, insert
 
 from bus.events import Alert, EtfListing
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db.models import Base, Etf
 from observer.process.heartbeat import Notifier
 from observer.supervisor.commands import dispatch

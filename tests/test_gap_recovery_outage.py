@@ -13,7 +13,7 @@ import pytest
 from bus.events import GapDetected
 from bus.producer import Producer
 from observer.calendar.phases import KST
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.session import open_account, rate_limits
 from tests.support import db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS, Rig
@@ -130,8 +130,8 @@ def test_a_gap_waits_for_a_token_the_job_issues_late(tmp_path: Path) -> None:
         settings = load_settings(rig.config)
 
         async def issue() -> None:  # as `observer token` does
-            limits = rate_limits(settings, "gap_recovery")
-            account = open_account(settings, "acct1", rig.sim.sim.clock, limits, issuer=True)
+            limits = rate_limits(settings.kis, "gap_recovery")
+            account = open_account(settings.kis, "acct1", rig.sim.sim.clock, limits, issuer=True)
             await account.tokens.token()
             await account.aclose()
 

@@ -24,7 +24,8 @@ from observer.alerts.settings import ThresholdRule
 from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.db.outages import ReadRetries

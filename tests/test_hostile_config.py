@@ -22,7 +22,8 @@ import msgspec
 import pytest
 
 from observer.cli.support import settings_or_exit
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.credentials import account_credentials, configured_credentials
 from observer.process.heartbeat import NOTIFY_FD_ENV
@@ -159,19 +160,19 @@ def test_a_refused_credentials_file_is_an_error_in_every_environment(
     if mode is not None:
         credential_file(path, mode, text)
     with pytest.raises(ConfigError, match=reason):
-        account_credentials(sim_settings(str(path), environment), "acct1")
+        account_credentials(sim_settings(str(path), environment).kis, "acct1")
 
 
 def test_the_simulator_alone_takes_placeholder_keys_when_none_are_configured() -> None:
-    creds = account_credentials(sim_settings(""), "acct1")
+    creds = account_credentials(sim_settings("").kis, "acct1")
     assert creds.app_key.reveal() == "sim-acct1-app-key"
     with pytest.raises(ConfigError, match="OBSERVER_KIS_ACCT1_APP_KEY"):
-        account_credentials(sim_settings("", "real"), "acct1")
+        account_credentials(sim_settings("", "real").kis, "acct1")
 
 
 def test_a_good_credentials_file_is_used_in_the_simulator(tmp_path: Path) -> None:
     path = credential_file(tmp_path / "acct1.toml", 0o600, GOOD)
-    creds = account_credentials(sim_settings(str(path)), "acct1")
+    creds = account_credentials(sim_settings(str(path)).kis, "acct1")
     assert creds.app_key.reveal() == "PSkey0123456789"
 
 
@@ -409,5 +410,5 @@ def test_two_accounts_with_one_app_key_are_refused_naming_both(tmp_path: Path) -
         Settings,
     )
     with pytest.raises(ConfigError, match="accounts 'a' and 'b' have the same app key") as same:
-        configured_credentials(settings)
+        configured_credentials(settings.kis)
     assert "PSkey" not in str(same.value)

@@ -142,7 +142,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
             published.append(event)
             return producer.send(event)
 
-        account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
         account.ws_url = proxy.url  # the hostile feed in between
         collector = Collector(
             [account],

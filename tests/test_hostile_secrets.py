@@ -37,7 +37,9 @@ from observer.calendar.phases import KST
 from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.credentials import Secret, load_credentials, read_key_pairs
+from observer.kis.settings import KisSettings
 from observer.krx.credentials import ENV_ID, ENV_PASSWORD, krx_credentials
+from observer.krx.settings import KrxSettings
 from observer.process import logs
 from observer.process.logs import mask_secrets, mask_struct, register_secret
 from observer.process.paths import PathSettings
@@ -169,7 +171,7 @@ def test_a_short_password_of_the_krx_login_is_masked(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(ENV_ID, "kim")
     monkeypatch.setenv(ENV_PASSWORD, "k1!z")
     with own_registry():
-        login = krx_credentials(Settings())
+        login = krx_credentials(KrxSettings(), KisSettings())
         line = f"KRX login refused for {login.member_id.reveal()}: {login.password.reveal()}"
         masked = mask_secrets(line)
     assert masked == "KRX login refused for ***: ***"
@@ -214,7 +216,7 @@ def test_a_krx_login_too_short_to_mask_is_refused_naming_where_never_the_value(
     monkeypatch.setenv(ENV_ID, "k9")
     monkeypatch.setenv(ENV_PASSWORD, "a-long-enough-password")
     with pytest.raises(ConfigError, match="shorter than 3 characters") as from_env:
-        krx_credentials(Settings())
+        krx_credentials(KrxSettings(), KisSettings())
     assert ENV_ID in str(from_env.value) and "k9" not in str(from_env.value)
     monkeypatch.delenv(ENV_ID)
     file = tmp_path / "krx.toml"
@@ -222,7 +224,7 @@ def test_a_krx_login_too_short_to_mask_is_refused_naming_where_never_the_value(
     file.chmod(0o600)
     settings = msgspec.convert({"krx": {"credentials_file": str(file)}}, Settings)
     with pytest.raises(ConfigError, match="shorter than 3 characters") as from_file:
-        krx_credentials(settings)
+        krx_credentials(settings.krx, settings.kis)
     assert str(file) in str(from_file.value) and "%Q" not in str(from_file.value)
 
 

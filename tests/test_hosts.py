@@ -19,7 +19,8 @@ from bus.producer import Producer
 from observer.alerts.states import alert_states
 from observer.calendar.clock import ManualClock
 from observer.cluster.hosts import host_of, own_source, qualified
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db.queries import AlertRecords, open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
@@ -82,7 +83,7 @@ def test_a_named_hosts_producer_sends_and_keeps_its_outbox_under_the_qualified_n
     settings = config(tmp_path, '[supervisor]\nhost = "c2"\n')
     producer = producer_for(settings, "track_b")
     try:
-        assert producer.source == own_source(settings, "track_b") == "track_b@c2"
+        assert producer.source == own_source(settings.supervisor, "track_b") == "track_b@c2"
         assert (tmp_path / "run" / "outbox" / "track_b@c2").is_dir()
         assert not (tmp_path / "run" / "outbox" / "track_b").exists()
     finally:

@@ -36,9 +36,11 @@ from observer.errors import (
     KrxTransportError,
 )
 from observer.kis.credentials import Secret
+from observer.kis.settings import KisSettings
 from observer.krx.client import DATA_PATH, LOGIN_PATH, REFERER, KrxClient
 from observer.krx.credentials import KrxCredentials, krx_credentials
 from observer.krx.schemas import krx_date, krx_decimal, krx_int, krx_price, tracking_multiple
+from observer.krx.settings import KrxSettings
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
 MARKET = Market(5, TradingCalendar(), stocks=120, etfs=60)
@@ -265,23 +267,24 @@ def test_credentials_come_from_the_environment_or_an_owner_only_file(
 ) -> None:
     monkeypatch.delenv("OBSERVER_KRX_ID", raising=False)
     monkeypatch.delenv("OBSERVER_KRX_PW", raising=False)
-    sim = krx_credentials(Settings())
+    sim = krx_credentials(KrxSettings(), KisSettings())
     assert sim.member_id.reveal() == "sim-krx-member"
     live = msgspec_settings(environment="real")
     with pytest.raises(ConfigError, match="OBSERVER_KRX_ID"):
-        krx_credentials(live)
+        krx_credentials(live.krx, live.kis)
     file = tmp_path / "krx.toml"
     file.write_text(f'member_id = "{MEMBER}"\npassword = "{PASSWORD}"\n')
     file.chmod(0o644)
+    filed = msgspec_settings(environment="real", file=str(file))
     with pytest.raises(ConfigError, match="owner-only") as open_file:
-        krx_credentials(msgspec_settings(environment="real", file=str(file)))
+        krx_credentials(filed.krx, filed.kis)
     assert PASSWORD not in str(open_file.value)
     file.chmod(0o600)
-    read = krx_credentials(msgspec_settings(environment="real", file=str(file)))
+    read = krx_credentials(filed.krx, filed.kis)
     assert read.password.reveal() == PASSWORD and PASSWORD not in repr(read)
     monkeypatch.setenv("OBSERVER_KRX_ID", "env-member")
     monkeypatch.setenv("OBSERVER_KRX_PW", "env-Password-9931")
-    assert krx_credentials(live).member_id.reveal() == "env-member"
+    assert krx_credentials(live.krx, live.kis).member_id.reveal() == "env-member"
 
 
 def msgspec_settings(*, environment: str, file: str = "") -> Settings:

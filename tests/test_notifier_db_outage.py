@@ -17,7 +17,7 @@ import pytest
 from bus.events import Event
 from observer.alerts.settings import ChannelSettings
 from observer.alerts.states import Notice
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.process.heartbeat import FAILING_S
 from tests.support import database_down, wait_until

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from bus.events import Alert, AlertDelivery
 from observer.alerts.settings import ChannelSettings
 from observer.alerts.states import Notice
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.writer.store import Store
 from tests.support import wait_until
 from tests.test_notifier_worker import NOW, Bus, worker

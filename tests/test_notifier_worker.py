@@ -24,7 +24,8 @@ from bus.producer import Producer
 from observer.alerts.settings import ChannelSettings
 from observer.alerts.states import alert_states
 from observer.calendar.clock import ManualClock
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records

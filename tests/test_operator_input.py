@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db.engine import display_url, normalize_url
 from observer.db.settings import url_shape_problem
 from observer.errors import ConfigError

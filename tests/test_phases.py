@@ -11,7 +11,7 @@ from observer.calendar.clock import ManualClock, now_utc
 from observer.calendar.phases import KST, Phase, PhaseSchedule, phase_at, transitions
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from tests.support import ROOT
 

@@ -31,7 +31,7 @@ from observer.alerts.book import AlertBook
 from observer.alerts.prometheus_rules import TWINS, prometheus_rules
 from observer.alerts.settings import ThresholdRule, default_rules, enrichment_rules
 from observer.calendar.phases import KST
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.config.workers import EnrichSettings
 from observer.kis.auth import cached_validity
 from observer.supervisor.families import alert_families, disk_families, named_families

@@ -167,7 +167,7 @@ def test_the_supervisors_readings_show_a_database_without_connections_as_down(
         },
         Settings,
     )
-    readings = DatabaseReadings(settings, SimulatedClock(0, 1.0))
+    readings = DatabaseReadings(settings.database, SimulatedClock(0, 1.0), 0.1)
 
     async def follow() -> None:
         stop = asyncio.Event()

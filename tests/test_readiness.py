@@ -22,7 +22,7 @@ from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.account_health import by_account
 from observer.supervisor.schedule import due_runs
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
@@ -205,7 +205,7 @@ def test_a_websocket_session_held_elsewhere_fails_the_check_until_it_is_let_go(
         from observer.kis.client import RateLimits
         from observer.kis.session import open_account
 
-        account = open_account(settings, "acct1", day.sim.sim.clock, RateLimits({"acct1": 1.0}))
+        account = open_account(settings.kis, "acct1", day.sim.sim.clock, RateLimits({"acct1": 1.0}))
         key = await account.tokens.approval_key()
         async with connect(account.ws_url) as socket:
             await socket.send(

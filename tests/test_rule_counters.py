@@ -22,7 +22,7 @@ import pytest
 
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import SystemClock
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN
 

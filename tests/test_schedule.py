@@ -9,7 +9,7 @@ import pytest
 from observer.calendar.phases import KST, Phase
 from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
 from observer.calendar.timeline import timeline_from
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.supervisor.schedule import applies, due_at, due_runs, missed_run, next_run
 from observer.supervisor.settings import ScheduleEntry
 

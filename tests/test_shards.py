@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from bus.events import PriceSnapshot
 from observer.calendar.phases import KST
 from observer.cluster.shards import MAX_SHARDS, Shard, shard_of
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.errors import ConfigError
 from tests.support import ROOT

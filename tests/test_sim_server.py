@@ -397,11 +397,11 @@ def test_accounts_are_wired_from_settings(tmp_path: Path, monkeypatch: pytest.Mo
                 paths=PathSettings(run_dir=str(tmp_path / "run")),
                 kis=KisSettings(environment="sim", sim_url=url, token_dir=str(tmp_path / "t")),
             )
-            limits = rate_limits(settings, "track_a")
-            account = open_account(settings, "acct1", sim.clock, limits)
+            limits = rate_limits(settings.kis, "track_a")
+            account = open_account(settings.kis, "acct1", sim.clock, limits)
             assert account.ws_url == url.replace("http", "ws") + "/tryitout"
             assert int((await account.client.current_price(SYMBOL)).stck_prpr) > 0
-            async with master_http(settings) as masters:
+            async with master_http(settings.kis) as masters:
                 assert (await masters.head("kospi_code.mst.zip")).status_code == 200
             await account.aclose()
 

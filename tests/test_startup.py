@@ -109,7 +109,7 @@ def test_the_writer_at_the_newest_revision_is_ready_without_alembic(config: Path
     migrate.upgrade(f"sqlite:///{config.parent / 'data' / 'observer.db'}")
     loaded = loaded_before_ready("writer", "--config", config)
     assert "sqlalchemy" in loaded
-    # Nor the CLI framework, whose option parsing imports pydantic (see observer.writer.command).
+    # Nor the CLI framework, whose option parsing imports pydantic (see observer.cli.writer).
     unwanted = (WORK - {"sqlalchemy"}) | {"typer", "pydantic"}
     assert not (loaded & unwanted), loaded & unwanted
 
@@ -119,7 +119,7 @@ def test_the_writers_options_are_the_same_on_both_paths() -> None:
     import typer.main
 
     from observer.cli.main import app
-    from observer.writer.command import parser
+    from observer.cli.writer import parser
 
     (command,) = [c for c in typer.main.get_command(app).commands.values() if c.name == "writer"]  # type: ignore[attr-defined]
     typer_options = {opt for param in command.params for opt in param.opts}

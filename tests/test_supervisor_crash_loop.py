@@ -17,7 +17,7 @@ from bus.events import Alert, AlertResolved, Event
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import SystemClock
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_COUNT, CrashLoops
 from observer.supervisor.program import State

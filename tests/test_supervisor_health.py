@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import SystemClock
 from observer.calendar.phases import Phase
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.supervisor.accounts import accounts_status
 from observer.supervisor.commands import problems
 from observer.supervisor.core import Supervisor
@@ -275,11 +275,15 @@ def test_a_stopped_programs_figures_are_not_current(tmp_path: Path) -> None:
         sup.phase = Phase.IDLE
         for state in (State.STOPPED, State.EXITED, State.FATAL, State.BACKOFF):
             track_a.state = notifier.state = state
-            row = accounts_status(settings, sup.programs, sup.phase, sup.clock.now_ns())[0]
+            row = accounts_status(
+                settings.kis, settings.supervisor, sup.programs, sup.phase, sup.clock.now_ns()
+            )[0]
             assert row["rest_errors_5m"] == 0, state
             assert not [line for line in _scrape(sup) if "observer_program_counter" in line]
         track_a.state = notifier.state = State.RUNNING
-        row = accounts_status(settings, sup.programs, sup.phase, sup.clock.now_ns())[0]
+        row = accounts_status(
+            settings.kis, settings.supervisor, sup.programs, sup.phase, sup.clock.now_ns()
+        )[0]
         assert row["rest_errors_5m"] == 37
         lines = _scrape(sup)
         assert (

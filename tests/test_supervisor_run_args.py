@@ -30,7 +30,7 @@ from bus.curve import generate_key_pair
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.cluster.transport import operator_curve
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request

@@ -24,7 +24,7 @@ from bus.events import Alert, Event
 from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.runtime import ShortTasks
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Request

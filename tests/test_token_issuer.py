@@ -26,7 +26,8 @@ from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import KisAuthError
 from observer.kis.auth import TokenManager, cached_validity
 from observer.kis.credentials import Credentials, Secret
@@ -170,7 +171,7 @@ def test_a_readers_token_unavailable_names_the_account_and_ends_when_one_is_vali
     async def scenario() -> None:
         alert = token_alert("acct1", events.append)
         account = open_account(
-            settings, "acct1", clock, rate_limits(settings, "jobs"), on_unavailable=alert
+            settings.kis, "acct1", clock, rate_limits(settings.kis, "jobs"), on_unavailable=alert
         )
         try:
             waiting = asyncio.create_task(account.tokens.token())
@@ -243,13 +244,13 @@ def test_the_token_job_resolves_each_mended_accounts_open_alert_only() -> None:
             sent.append((event.code, event.subject))
 
     producer: Any = Producer()
-    _resolve(settings, producer, ["acct1"], {"acct1", "acct2", ""})
+    _resolve(settings.kis, producer, ["acct1"], {"acct1", "acct2", ""})
     assert sent == [(RENEWAL_FAILED, "acct1")]  # acct2 still fails: its alert stays
     sent.clear()
-    _resolve(settings, producer, ["acct1", "acct2"], {"acct2", ""})  # "": before subjects
+    _resolve(settings.kis, producer, ["acct1", "acct2"], {"acct2", ""})  # "": before subjects
     assert sent == [(RENEWAL_FAILED, "acct2"), (RENEWAL_FAILED, "")]
     sent.clear()
-    _resolve(settings, producer, ["acct1"], None)  # the database could not say: open
+    _resolve(settings.kis, producer, ["acct1"], None)  # the database could not say: open
     assert sent == [(RENEWAL_FAILED, "acct1")]
 
 

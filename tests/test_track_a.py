@@ -29,7 +29,8 @@ from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
 from observer.cluster.hosts import own_source
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
@@ -146,9 +147,9 @@ def one_cycle(
     published: list[PriceSnapshot] = []
 
     async def go() -> tuple[Any, int]:
-        limits = rate_limits(settings, "track_a")
+        limits = rate_limits(settings.kis, "track_a")
         accounts: list[KisAccount] = [
-            open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
         ]
         try:
             deadline = clock.now_ns() + int(seconds * NS)
@@ -470,7 +471,7 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
         settings = load_settings(session.config)
         engine = create_engine(session.url)
         with engine.connect() as conn:
-            source = own_source(settings, "track_a")
+            source = own_source(settings.supervisor, "track_a")
             left = open_alerts(conn, source, ["track_a_cycle_failed"])
         engine.dispose()
         assert left == []

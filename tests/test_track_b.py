@@ -22,7 +22,8 @@ from harness.sim.server import SimConfig
 from observer.calendar.clock import SimulatedClock
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.db.migrate import upgrade
 from observer.process.heartbeat import Notifier
 from tests.support import (

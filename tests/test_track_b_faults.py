@@ -27,7 +27,8 @@ from bus.events import Event, TradeTick
 from bus.producer import Producer
 from harness.sim.server import SimConfig
 from observer.calendar.phases import KST
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.kis.parse import price_snapshot
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.session import open_account, rate_limits
@@ -112,8 +113,10 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
     where: dict[str, str] = {}
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
         collector = Collector(
             accounts,
             clock,
@@ -196,8 +199,10 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
         window[:] = [start // NS * NS, end // NS * NS]  # the windows, to the second
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
         collector = Collector(
             accounts,
             clock,

@@ -606,7 +606,7 @@ def test_a_slot_taken_back_is_restarting_until_its_registration(tmp_path: Path) 
     is not stored whole. A dropped session's gap is no restart."""
     settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
     clock = ManualClock(TEN)
-    account = open_account(settings, "acct1", clock, rate_limits(settings, "track_a"))
+    account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
     collector = Collector([account], clock, lambda event: None)
     try:
         detector = collector.detectors["acct1"]

@@ -61,8 +61,8 @@ def test_a_reader_without_an_approval_key_holds_up_no_other_account(tmp_path: Pa
     streams = {"acct1": Stream(key_digest("approval-key-of-0803")), "acct2": Stream(None)}
 
     async def scenario() -> None:
-        limits = rate_limits(settings, "track_a")
-        accounts = {a: open_account(settings, a, worker.clock, limits) for a in streams}
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = {a: open_account(settings.kis, a, worker.clock, limits) for a in streams}
         assert not any(account.tokens.issuer for account in accounts.values())
         collector: Any = SimpleNamespace(accounts=accounts, streams=streams)
         rekeying = asyncio.ensure_future(

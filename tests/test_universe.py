@@ -18,7 +18,7 @@ from harness.sim.market import KST, Market
 from harness.sim.server import SimConfig
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.schemas import DailyBarRow
 from observer.process.state_files import STATE_FILE_UNREADABLE

@@ -24,7 +24,7 @@ from harness.sim.market import Market
 from harness.sim.quotes import Quotes
 from harness.sim.server import SimConfig
 from observer.calendar.trading import TradingCalendar
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from tests.support import SimThread
 from tests.test_master_zip import inflate_error_copy
 from tests.test_universe import MARKET, START, Harness, expected

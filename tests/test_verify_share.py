@@ -22,7 +22,8 @@ from bus.errors import OutboxLocked
 from bus.outbox import Outbox
 from bus.producer import Producer
 from observer.calendar.clock import SystemClock
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.runtime import producer_for
 from tests.support import WriterProcess
 from tests.test_track_b_resume import Sent

@@ -10,8 +10,9 @@ from bus.codec import BusFrame, decode_parts, encode_frame, envelope_digest
 from bus.envelope import MAX_SEQ, MAX_SOURCE_LENGTH, Envelope
 from bus.errors import FrameError
 from bus.events import Alert
+from observer.writer.batch import Batch
 from observer.writer.identity import DIGEST_SPAN, digest_rows
-from observer.writer.rows import HANDLERS, Batch, _Direct, rows_for
+from observer.writer.rows import HANDLERS, _Direct, rows_for
 from observer.writer.store import accept
 from tests.strategies import ENVELOPES, EVENTS
 

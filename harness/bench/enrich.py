@@ -45,7 +45,7 @@ REGIONS = tuple(r for r, exchanges in EXCHANGES_OF.items() if exchanges)  # KR a
 async def _stocks(settings: Settings, per_region: int) -> dict[str, list[Stored]]:
     """The overseas stocks of the simulator's masters, as `stocks_with_sectors` reads them."""
     found: dict[str, list[Stored]] = {r: [] for r in REGIONS}
-    async with master_http(settings) as http:
+    async with master_http(settings.kis) as http:
         for file in MASTER_FILES:
             if file.region not in found or file.indices:
                 continue
@@ -95,9 +95,9 @@ def _region(t: Tally) -> dict[str, Any]:
 
 async def _run(settings: Settings, clock: Clock, per_region: int, folder: Path) -> dict[str, Any]:
     stocks = await _stocks(settings, per_region)
-    limits = rate_limits(settings, "jobs")
+    limits = rate_limits(settings.kis, "jobs")
     for a in settings.kis.accounts:  # tokens are a once-a-day cost, not the run's
-        account = open_account(settings, a.alias, clock, limits)
+        account = open_account(settings.kis, a.alias, clock, limits)
         await account.tokens.token()
         await account.aclose()
     published: list[object] = []  # what the writer would get: one event per stock

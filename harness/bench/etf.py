@@ -43,12 +43,12 @@ def _etfs(count: int) -> list[str]:
 
 
 async def _run(settings: Settings, clock: Clock, symbols: list[str]) -> dict[str, Any]:
-    limits = rate_limits(settings, settings.etf.share_of)
+    limits = rate_limits(settings.kis, settings.etf.share_of)
     for a in settings.kis.accounts:  # tokens are a once-a-day cost, not the run's
-        account = open_account(settings, a.alias, clock, limits)
+        account = open_account(settings.kis, a.alias, clock, limits)
         await account.tokens.token()
         await account.aclose()
-    krx = open_krx(settings, clock)
+    krx = open_krx(settings.krx, settings.kis, clock)
     try:  # no backfill: a normal day's run
         got = await collect_daily(settings, clock, symbols, DAY, None, {}, krx)
     finally:

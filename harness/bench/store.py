@@ -26,7 +26,7 @@ from bus.events import PruneRequested
 from harness.bench.bus import POSTGRES_ADMIN_URL
 from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.archive import write_day
 from observer.db.backup import make_backup

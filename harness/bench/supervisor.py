@@ -24,7 +24,8 @@ from typing import Any
 from sqlalchemy import text
 
 from observer.calendar.clock import clock_from_spec
-from observer.config.tree import Settings, default_config_path, load_settings
+from observer.config.load import default_config_path, load_settings
+from observer.config.tree import Settings
 from observer.db.engine import make_engine
 from observer.runtime import poll_until
 from observer.supervisor.control import request

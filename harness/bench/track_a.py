@@ -42,8 +42,8 @@ def _targets(count: int) -> list[Target]:
 
 
 async def _cycle(settings: Settings, clock: Clock, targets: list[Target]) -> dict[str, Any]:
-    limits = rate_limits(settings, "track_a")
-    accounts = [open_account(settings, a.alias, clock, limits) for a in settings.kis.accounts]
+    limits = rate_limits(settings.kis, "track_a")
+    accounts = [open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts]
     try:
         for account in accounts:  # tokens are a once-a-day cost, not the cycle's
             await account.tokens.token()

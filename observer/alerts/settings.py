@@ -18,12 +18,16 @@ if TYPE_CHECKING:
     from observer.config.workers import EnrichSettings
 
 __all__ = [
+    "ENRICHMENT_RUN_FIGURES",
     "ChannelSettings",
     "NotifierSettings",
     "ThresholdRule",
     "default_rules",
     "enrichment_rules",
 ]
+
+# The latest enrichment run's figures a rule may name per region (EnrichmentRun's fields).
+ENRICHMENT_RUN_FIGURES = ("calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
 
 
 class ThresholdRule(Strict, frozen=True):

@@ -5,30 +5,37 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, NoReturn
 
+import msgspec
 import typer
 
-from observer.cli.entry import database_failure
+from observer.calendar.clock import clock_from_env, clock_from_spec
 from observer.cli.keys import keys_app
-from observer.cli.support import counted, fail, settings_or_exit
+from observer.cli.support import counted, database_failure, fail, settings_or_exit
+from observer.cluster.rosters import ROSTER_WINDOW_S
+from observer.config.load import default_config_path
 from observer.config.tree import Settings
 from observer.errors import (
     BackupError,
     BusError,
     ObserverError,
     StoreError,
+    WriterLocked,
 )
 from observer.process.heartbeat import NOTIFY_FD_ENV
+from observer.process.log_files import adopt_log_file
 from observer.process.logs import mask_secrets, setup_logging
 from observer.supervisor.ctl import ctl_app
 
 __all__ = ["app", "main"]
 
-# Each command imports what it needs when it runs, and `main` loads only the worker command
-# named on the command line: a program the supervisor restarts is READY sooner for every
-# module it does not load, and `observer ctl` stays quick.
+# A command that needs the database, the bus or the supervisor imports it when it runs, and
+# `main` loads only the worker command named on the command line: a program the supervisor
+# restarts is READY sooner for every module it does not load, and `observer ctl` stays quick
+# (tests/test_startup.py).
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -66,7 +73,7 @@ def writer(
     capture: Annotated[Path | None, typer.Option(help="tee committed frames to this file")] = None,
 ) -> None:
     """Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."""
-    from observer.writer.command import run
+    from observer.cli.writer import run  # deferred: the writer's modules, for the writer only
 
     raise typer.Exit(run(config, db, run_dir, capture))
 
@@ -92,10 +99,7 @@ def supervise(
     ] = None,
 ) -> None:
     """Run the configured programs: phases, schedule, restarts, control socket (exit 3: locked)."""
-    import msgspec
-
-    from observer.calendar.clock import clock_from_env, clock_from_spec
-    from observer.config.tree import default_config_path
+    # deferred: the supervisor's modules (ZeroMQ, psutil: about 0.15 s) for `supervise` only
     from observer.supervisor.core import SupervisorLocked
     from observer.supervisor.run import run_supervisor
 
@@ -107,8 +111,6 @@ def supervise(
         supervisor = msgspec.structs.replace(settings.supervisor, role=role)
         settings = msgspec.structs.replace(settings, supervisor=supervisor)
     if log_file:
-        from observer.process.log_files import adopt_log_file
-
         own = settings.supervisor
         setup_logging(handler=adopt_log_file(log_file, own.log_max_bytes, own.log_keep))
     else:
@@ -123,6 +125,7 @@ def supervise(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, db: DbOpt = None, revision: str = "head") -> None:
     """Migrate the database to a revision (default: head)."""
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from observer.db import migrate
 
     url = _url(_settings(config), db)
@@ -136,6 +139,7 @@ def db_upgrade(config: ConfigOpt = None, db: DbOpt = None, revision: str = "head
 @db_app.command("current")
 def db_current(config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Print the database's revision (exit 1 if it is not the newest)."""
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from observer.db import migrate
 
     try:
@@ -150,6 +154,7 @@ def db_current(config: ConfigOpt = None, db: DbOpt = None) -> None:
 @db_app.command("check")
 def db_check(config: ConfigOpt = None, db: DbOpt = None) -> None:
     """Compare the migrated database with the models (exit 1 on any difference)."""
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from observer.db import migrate
 
     try:
@@ -175,7 +180,7 @@ def db_backup(
 
     The scheduled job is ``observer backup run``, which alerts on the outcome.
     """
-    from observer.config.tree import default_config_path
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from observer.db.backup import make_backup
 
     try:
@@ -204,6 +209,7 @@ def db_restore(
 
     Only a verified backup: one kept as ``*.failed`` takes ``--force``.
     """
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from observer.db.backup import restore_backup
     from observer.db.engine import display_url
     from observer.db.migrate import current
@@ -228,6 +234,7 @@ def audit(config: ConfigOpt = None, db: DbOpt = None) -> None:
     events are missing. Exit 1 on any of these or a conflict; exit 2 if there is no database
     or it was never migrated. An empty one says so (exit 0).
     """
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from sqlalchemy import inspect
 
     from observer.cli.audit import AuditReport, outbox_states
@@ -265,8 +272,7 @@ def hosts(
 
     Rosters older than 36 hours are marked stale: they no longer count in the overlap checks.
     """
-    from observer.calendar.clock import clock_from_env
-    from observer.cluster.rosters import ROSTER_WINDOW_S
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) only for the commands that use it
     from observer.db.engine import make_engine
     from observer.db.roster_queries import latest_rosters
 
@@ -315,6 +321,7 @@ def capture(
     seconds: Annotated[float | None, typer.Option(help="stop after S seconds")] = None,
 ) -> None:
     """Record the writer's feed into a capture file (lossy tap; `writer --capture` is not)."""
+    # deferred: the bus and the writer's replay (ZeroMQ, SQLAlchemy: about 0.6 s) for this only
     from observer.cluster.transport import bus_endpoints, client_curve
     from observer.runtime import stop_on_signals
     from observer.writer.replay import capture_feed, check_new_capture
@@ -322,7 +329,7 @@ def capture(
     settings = _settings(config)
     try:
         check_new_capture(out)  # before the run folder and the socket
-        endpoints = bus_endpoints(settings, run_dir)
+        endpoints = bus_endpoints(settings.bus, run_dir or settings.paths.run)
         stop = stop_on_signals()
         n = capture_feed(
             endpoints.feed,
@@ -331,7 +338,7 @@ def capture(
             max_events=count,
             seconds=seconds,
             should_stop=stop.is_set,
-            curve=client_curve(settings),
+            curve=client_curve(settings.bus),
         )
     except BusError as exc:  # an unusable --out ("<path>: <reason>"), a key file
         fail("observer capture", str(exc), 2)
@@ -357,20 +364,20 @@ def replay(
     then the database is migrated. Exit 1 if an event of the capture was not stored: past a
     hole (its source's previous seq is missing) or conflicting with a committed one.
     """
+    # deferred: the bus and the writer's replay (ZeroMQ, SQLAlchemy: about 0.6 s) for this only
     from observer.cluster.transport import bus_endpoints, client_curve
-    from observer.errors import WriterLocked
     from observer.writer.replay import open_capture, replay_as_producer, replay_into_db
 
     settings = _settings(config)
     try:
         if as_producer:
             open_capture(file, allow_torn_tail).close()  # checked before the run folder is made
-            endpoints = bus_endpoints(settings, run_dir)
+            endpoints = bus_endpoints(settings.bus, run_dir or settings.paths.run)
             result = replay_as_producer(
                 file,
                 endpoints.ingest,
                 allow_torn_tail=allow_torn_tail,
-                curve=client_curve(settings),
+                curve=client_curve(settings.bus),
             )
         else:
             result = replay_into_db(
@@ -407,8 +414,6 @@ def _add_worker_commands(args: list[str]) -> None:
     }
     if wanted in own:
         return  # one of ours: reading the entry points alone takes tens of milliseconds
-    from importlib.metadata import entry_points
-
     for group, hidden in (("observer.commands", False), ("observer.command_aliases", True)):
         for entry in entry_points(group=group):
             if wanted not in (None, entry.name) or (hidden and wanted is None):

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+import traceback
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,8 +22,12 @@ from typing import TYPE_CHECKING, NamedTuple, NoReturn
 from bus.errors import BusError
 from observer.calendar.clock import Clock, clock_from_env
 from observer.cluster.hosts import own_source
-from observer.config.tree import Settings, load_settings
-from observer.errors import ConfigError
+from observer.config.load import load_settings
+from observer.config.tree import Settings
+from observer.db.settings import DatabaseSettings
+from observer.errors import ConfigError, NoDatabase, StoreError
+from observer.kis.credentials import configured_credentials
+from observer.kis.settings import KisSettings
 from observer.process.heartbeat import Notifier
 from observer.process.logs import mask_secrets, setup_logging
 from observer.process.private_files import tighten_folders
@@ -38,6 +43,7 @@ __all__ = [
     "Worker",
     "check_credentials",
     "counted",
+    "database_failure",
     "fail",
     "hand_options_to_subcommand",
     "is_open_alert",
@@ -57,10 +63,34 @@ def counted(n: int, thing: str) -> str:
 
 def fail(program: str, message: str, code: int) -> NoReturn:
     """Print ``<program>: <message>`` on stderr (secrets masked) and exit with ``code``."""
-    from observer.process.logs import mask_secrets
-
     print(f"{program}: {mask_secrets(message)}", file=sys.stderr, flush=True)
     raise SystemExit(code)
+
+
+def database_failure(exc: Exception) -> tuple[str, int] | None:
+    """One line and the exit code for a database a command could not use, else None.
+
+    A URL that does not parse or names a database without its driver is configuration
+    (exit 2); a database that refuses or lacks a table, a failure (exit 1). SQLAlchemy is
+    looked up only if loaded: a command that never imported it cannot raise its errors.
+    """
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None:
+        return None
+    # deferred: the database layer loads with SQLAlchemy, which raised this (a command that
+    # never loaded it, `observer ctl` say, stays without it: tests/test_startup.py)
+    from observer.db.engine import error_reason
+
+    if isinstance(exc, errors.ArgumentError | errors.NoSuchModuleError):
+        return f"not a usable database URL: {exc}", 2
+    if isinstance(exc, ModuleNotFoundError) and any(
+        "/sqlalchemy/dialects/" in frame.filename
+        for frame in traceback.extract_tb(exc.__traceback__)
+    ):
+        return f"no driver for this database URL: {exc}", 2
+    if isinstance(exc, errors.SQLAlchemyError):
+        return f"the database failed: {error_reason(exc)}", 1
+    return None
 
 
 # The days a UTC nanosecond timestamp (a signed 64-bit column) can hold, whole.
@@ -82,6 +112,7 @@ def hand_options_to_subcommand(ctx: typer.Context, program: str) -> None:
     ``--config`` silently and check the default installation's. An option the subcommand
     does not take is refused (exit 2), never ignored.
     """
+    # deferred: typer (about 0.06 s) is its commands', and the writer starts without it
     from typer.core import TyperGroup
 
     name = ctx.invoked_subcommand
@@ -105,19 +136,19 @@ def hand_options_to_subcommand(ctx: typer.Context, program: str) -> None:
 
 
 @contextmanager
-def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
+def report_reading(program: str, database: DatabaseSettings) -> Iterator[Connection]:
     """A report's connection: the replica's when it serves (`observer.db.replica`).
 
     Says on stderr where it read and the replica's lag, or why it read the primary; exits 1
     naming the reason when no connection comes (the pool's timeout, a database down), 2
     when there is no database at all (a report's own exit 1 says what it found: stale).
     """
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) for the reports only
     from observer.db.replica import report_engine
-    from observer.errors import NoDatabase, StoreError
 
     try:
         name = program.removeprefix("observer ")
-        with report_engine(settings.database, name) as source, source.engine.connect() as conn:
+        with report_engine(database, name) as source, source.engine.connect() as conn:
             if source.note:
                 print(f"{program}: {source.note}", file=sys.stderr, flush=True)
             yield conn
@@ -127,12 +158,10 @@ def report_reading(program: str, settings: Settings) -> Iterator[Connection]:
         fail(program, str(exc), 1)
 
 
-def check_credentials(program: str, settings: Settings) -> None:
+def check_credentials(program: str, kis: KisSettings) -> None:
     """Exit 2 naming the account and the reason when any account's credentials are refused."""
-    from observer.kis.credentials import configured_credentials
-
     try:
-        configured_credentials(settings)
+        configured_credentials(kis)
     except ConfigError as exc:
         fail(program, str(exc), 2)
 
@@ -223,7 +252,7 @@ def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
     """
     settings = settings_or_exit(program, config)
     if kis:
-        check_credentials(program, settings)
+        check_credentials(program, settings.kis)
     setup_logging()
     clock = clock_from_env()
     notifier = Notifier.from_env()
@@ -247,17 +276,18 @@ def open_alert_subjects(settings: Settings, source: str, code: str) -> set[str] 
 
     None: the database cannot say (`is_open_alert`: each counts as open).
     """
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) for a job that reads alerts
     from sqlalchemy.exc import SQLAlchemyError
 
+    # deferred: the alerts read needs the database layer (SQLAlchemy), loaded after READY
     from observer.alerts.stored import open_alerts
     from observer.db.readers import reader_engine
-    from observer.errors import StoreError
 
     try:
         engine = reader_engine(settings.database, source)
         try:
             with engine.connect() as conn:
-                found = open_alerts(conn, own_source(settings, source), [code])
+                found = open_alerts(conn, own_source(settings.supervisor, source), [code])
                 return {notice.subject for notice in found}
         finally:
             engine.dispose()
@@ -322,7 +352,7 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
 
     settings = settings_or_exit(program, config)
     if kis:
-        check_credentials(program, settings)
+        check_credentials(program, settings.kis)
     setup_logging()
     clock = clock_from_env()
     notifier = Notifier.from_env()

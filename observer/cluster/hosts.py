@@ -9,10 +9,7 @@ sources are the programs' names (``track_b``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from observer.config.tree import Settings
+from observer.supervisor.settings import SupervisorSettings
 
 __all__ = ["SEPARATOR", "host_of", "own_source", "program_of", "qualified"]
 
@@ -26,9 +23,9 @@ def qualified(source: str, host: str) -> str:
     return f"{source}{SEPARATOR}{host}"
 
 
-def own_source(settings: Settings, source: str) -> str:
+def own_source(supervisor: SupervisorSettings, source: str) -> str:
     """The name ``source`` is produced under on this host (`qualified` by its host name)."""
-    return qualified(source, settings.supervisor.host)
+    return qualified(source, supervisor.host)
 
 
 def host_of(source: str) -> str:

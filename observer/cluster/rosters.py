@@ -20,6 +20,7 @@ from bus.events import Alert, AlertResolved, HostRoster, RosterAccount
 from observer.cluster.shards import Shard
 from observer.config.tree import Settings
 from observer.errors import ConfigError
+from observer.kis.credentials import account_credentials
 
 if TYPE_CHECKING:
     from observer.db.roster_queries import StoredRoster
@@ -81,11 +82,9 @@ def roster_of(settings: Settings, role: str, programs: Iterable[str]) -> HostRos
     whole = tuple(sorted(names & WHOLE_MARKET_PROGRAMS))
     accounts: list[RosterAccount] = []
     if role != "store":
-        from observer.kis.credentials import account_credentials
-
         for account in settings.kis.accounts:
             try:
-                key = account_credentials(settings, account.alias).app_key.reveal()
+                key = account_credentials(settings.kis, account.alias).app_key.reveal()
                 print_ = fingerprint(key)
             except ConfigError as exc:
                 log.warning("no fingerprint for account %s in the roster: %s", account.alias, exc)

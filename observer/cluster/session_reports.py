@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from pathlib import Path
 
-from observer.config.tree import Settings
-from observer.kis.account_health import by_account
+from observer.kis.account_health import by_account, state_name
+from observer.supervisor.control import request
 
 __all__ = ["StreamReport", "stream_report"]
 
@@ -25,13 +26,10 @@ class StreamReport:
     identified: bool
 
 
-async def stream_report(settings: Settings, alias: str) -> StreamReport | None:
+async def stream_report(control_socket: Path, alias: str) -> StreamReport | None:
     """Track B's session of ``alias`` from the supervisor's status; None if Track B is down."""
-    from observer.kis.account_health import state_name
-    from observer.supervisor.control import request
-
     try:
-        reply = await asyncio.to_thread(request, settings.control_socket, "status", [], 10.0)
+        reply = await asyncio.to_thread(request, control_socket, "status", [], 10.0)
     except (OSError, TimeoutError):
         return None  # no supervisor: run by hand, the session is the check's own
     streamer = next((p for p in reply.data.get("programs", []) if p["name"] == STREAMER), None)

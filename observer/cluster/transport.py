@@ -26,8 +26,9 @@ from bus.curve import (
 from bus.endpoints import Endpoints, local_endpoints
 from bus.errors import KeyFileError
 from bus.feed import FeedSubscriber
-from observer.config.tree import Settings
+from observer.cluster.settings import BusSettings
 from observer.errors import ConfigError
+from observer.supervisor.settings import SupervisorSettings
 
 __all__ = [
     "bind_endpoints",
@@ -41,78 +42,77 @@ __all__ = [
 ]
 
 
-def bus_endpoints(settings: Settings, run_dir: Path | None = None) -> Endpoints:
+def bus_endpoints(bus: BusSettings, run_dir: Path) -> Endpoints:
     """The writer's ingest and feed endpoints: configured, else ipc under ``run_dir``."""
-    local = local_endpoints(run_dir or settings.paths.run)
+    local = local_endpoints(run_dir)
     return Endpoints(
-        ingest=settings.bus.ingest_endpoint or local.ingest,
-        feed=settings.bus.feed_endpoint or local.feed,
+        ingest=bus.ingest_endpoint or local.ingest,
+        feed=bus.feed_endpoint or local.feed,
     )
 
 
-def bind_endpoints(settings: Settings, run_dir: Path | None = None) -> Endpoints:
+def bind_endpoints(bus: BusSettings, run_dir: Path) -> Endpoints:
     """What the writer binds: ``[bus] ingest_bind`` / ``feed_bind``, else `bus_endpoints`."""
-    connect = bus_endpoints(settings, run_dir)
+    connect = bus_endpoints(bus, run_dir)
     return Endpoints(
-        ingest=settings.bus.ingest_bind or connect.ingest,
-        feed=settings.bus.feed_bind or connect.feed,
+        ingest=bus.ingest_bind or connect.ingest,
+        feed=bus.feed_bind or connect.feed,
     )
 
 
-def feed_subscriber(settings: Settings, prefixes: Iterable[str]) -> FeedSubscriber:
+def feed_subscriber(bus: BusSettings, run_dir: Path, prefixes: Iterable[str]) -> FeedSubscriber:
     """A subscriber to the writer's feed for ``prefixes``, with CURVE over tcp."""
     return FeedSubscriber(
-        zmq.Context.instance(), bus_endpoints(settings).feed, prefixes, client_curve(settings)
+        zmq.Context.instance(), bus_endpoints(bus, run_dir).feed, prefixes, client_curve(bus)
     )
 
 
-def is_remote(settings: Settings) -> bool:
+def is_remote(bus: BusSettings) -> bool:
     """True when an endpoint is tcp (and so CURVE is in use)."""
-    bus = settings.bus
     return bus.ingest_endpoint.startswith("tcp://") or bus.feed_endpoint.startswith("tcp://")
 
 
-def client_curve(settings: Settings) -> ClientCurve | None:
+def client_curve(bus: BusSettings) -> ClientCurve | None:
     """The host's keys and the writer's public key; None when the bus is ipc only."""
-    if not is_remote(settings):
+    if not is_remote(bus):
         return None
-    curve = settings.bus.curve
+    curve = bus.curve
     keys_dir = Path(curve.keys_dir)
     try:
         return ClientCurve(
-            _own_pair(settings), load_public_key(keys_dir / f"{curve.server_key}{PUBLIC_SUFFIX}")
+            _own_pair(bus), load_public_key(keys_dir / f"{curve.server_key}{PUBLIC_SUFFIX}")
         )
     except KeyFileError as exc:
         raise ConfigError(f"[bus.curve]: {exc}") from None
 
 
-def server_curve(settings: Settings) -> ServerCurve | None:
+def server_curve(bus: BusSettings) -> ServerCurve | None:
     """The writer's keys and allow-list (public key -> sources); None when ipc only."""
-    if not is_remote(settings):
+    if not is_remote(bus):
         return None
-    curve = settings.bus.curve
+    curve = bus.curve
     keys_dir = Path(curve.keys_dir)
     clients: dict[bytes, tuple[str, ...]] = {}
     try:
         for name, sources in curve.clients.items():
             key = load_public_key(keys_dir / f"{name}{PUBLIC_SUFFIX}")
             clients[key] = clients.get(key, ()) + sources
-        return ServerCurve(_own_pair(settings), clients)
+        return ServerCurve(_own_pair(bus), clients)
     except KeyFileError as exc:
         raise ConfigError(f"[bus.curve]: {exc}") from None
 
 
-def control_curve(settings: Settings) -> ServerCurve | None:
+def control_curve(bus: BusSettings, supervisor: SupervisorSettings) -> ServerCurve | None:
     """The supervisor's keys and its operators' public keys; None without a tcp control."""
-    if not settings.supervisor.control_endpoint:
+    if not supervisor.control_endpoint:
         return None
-    keys_dir = Path(settings.bus.curve.keys_dir)
+    keys_dir = Path(bus.curve.keys_dir)
     try:
         operators = {
             load_public_key(keys_dir / f"{name}{PUBLIC_SUFFIX}"): ()
-            for name in settings.supervisor.operators
+            for name in supervisor.operators
         }
-        return ServerCurve(_own_pair(settings), operators)
+        return ServerCurve(_own_pair(bus), operators)
     except KeyFileError as exc:
         raise ConfigError(f"[supervisor] operators: {exc}") from None
 
@@ -135,7 +135,7 @@ def operator_curve(keys_dir: Path, key: str, server_key: str) -> ClientCurve:
         raise ConfigError(str(exc)) from None
 
 
-def _own_pair(settings: Settings) -> KeyPair:
-    curve = settings.bus.curve
+def _own_pair(bus: BusSettings) -> KeyPair:
+    curve = bus.curve
     assert curve.key is not None  # checked when the settings were loaded
     return load_key_pair(Path(curve.keys_dir), curve.key)

@@ -1,10 +1,10 @@
 """Checks that span several settings tables: what one table cannot see of another.
 
-`observer.config.tree.load_settings` runs them when a file is loaded, so that an operator's slip
-(a phase out of order, a rule naming no program, a heartbeat slower than its timeout, a job's
-command that does not exist) stops the start with the key's name instead of failing hours later,
-at 09:00 or at 21:00, or never firing at all. Each raises ValueError, which the loader reports
-with the file's path.
+`observer.config.load.load_settings` runs them when a file is loaded, so that an operator's slip (a
+phase out of order, a rule naming no program, a heartbeat slower than its timeout, a job's
+command that does not exist) stops the start with the key's name instead of failing hours
+later, at 09:00 or at 21:00, or never firing at all. Each raises ValueError, which the
+loader reports with the file's path.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import itertools
 import os
 import shutil
 from datetime import date
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from observer.alerts.settings import default_rules, enrichment_rules
+from observer.alerts.settings import ENRICHMENT_RUN_FIGURES, default_rules, enrichment_rules
+from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
+from observer.kis.settings import env_prefix
 
 if TYPE_CHECKING:
     from observer.calendar.settings import CalendarSettings, PhaseSettings
@@ -193,8 +196,6 @@ def _check_accounts(settings: Settings) -> None:
     aliases = [a.alias for a in settings.kis.accounts]
     if len(set(aliases)) != len(aliases):
         raise ValueError(f"kis.accounts repeat an alias: {aliases}")
-    from observer.kis.settings import env_prefix
-
     sources: dict[str, str] = {}
     for account in settings.kis.accounts:
         # Without a file the keys come from variables named after the alias, where - is _.
@@ -230,8 +231,6 @@ def _check_phases(phases: PhaseSettings, calendar: CalendarSettings) -> None:
                 f"calendar.late_days: {late.day} is not a session (a weekend, a holiday or "
                 "in calendar.extra_closed), so its shift would never apply"
             )
-    from observer.calendar.timeline import timeline_from  # it imports the settings' module
-
     timeline_from(phases, calendar)  # each late day's phases in order, within its day
 
 
@@ -321,8 +320,6 @@ def _observer_commands(wanted: str = "") -> frozenset[str]:
 @functools.cache
 def _entry_point_commands() -> frozenset[str]:
     """The commands of workers and of the harness, and their earlier names (`observer.cli.main`)."""
-    from importlib.metadata import entry_points
-
     groups = ("observer.commands", "observer.command_aliases")
     return frozenset(entry.name for group in groups for entry in entry_points(group=group))
 
@@ -368,11 +365,7 @@ def _unknown_metric(metric: str, settings: Settings) -> str:
     elif prefix == "enrichment":
         figure, _, region = rest.partition(".")
         regions = sorted(r.lower() for r in settings.enrich.regions)
-        figures: tuple[str, ...] = _REGION_FIGURES
-        if figure not in figures:
-            from observer.supervisor.readings import ENRICHMENT_RUN_FIGURES
-
-            figures = (*_REGION_FIGURES, *ENRICHMENT_RUN_FIGURES)
+        figures = (*_REGION_FIGURES, *ENRICHMENT_RUN_FIGURES)
         if figure not in figures:
             return (
                 f"names no enrichment figure (enrichment.<figure>.<region>: {', '.join(figures)})"

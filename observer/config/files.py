@@ -2,7 +2,7 @@
 
 A file written for an earlier release keeps working: a renamed table is read under its new
 name and a key no longer read is left out, each with a warning. Validation is the settings'
-(`observer.config.tree.load_settings`).
+(`observer.config.load.load_settings`).
 """
 
 from __future__ import annotations

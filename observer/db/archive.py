@@ -34,10 +34,11 @@ from sqlalchemy import (
 )
 
 from bus.events import DayArchived
-from observer.config.tree import Settings
+from observer.config.workers import RetentionSettings
 from observer.db.models import ExactDecimal
 from observer.db.retention_queries import ArchivedTable, ArchiveRecord, day_files, day_rows
 from observer.errors import ArchiveError
+from observer.process.paths import PathSettings
 from observer.process.private_files import fsync_path
 
 __all__ = [
@@ -91,9 +92,9 @@ class Written:
         )
 
 
-def archive_root(settings: Settings) -> Path:
+def archive_root(retention: RetentionSettings, paths: PathSettings) -> Path:
     """The archive folder: ``[retention] dir``, else ``<data_dir>/archive``."""
-    return Path(settings.retention.dir or Path(settings.paths.data_dir) / "archive")
+    return Path(retention.dir or Path(paths.data_dir) / "archive")
 
 
 def relative_path(table: str, day: date) -> str:

@@ -51,7 +51,8 @@ def _decimal_text(value: Decimal) -> str:
         point = text.find(".")
         if point < 0 or len(text) - point - 1 <= _DECIMAL_PLACES:
             return text
-    from observer.db.models import ExactDecimal  # only for the rare value to round
+    # deferred: the models (about 0.2 s) only for the rare value to round
+    from observer.db.models import ExactDecimal
 
     return ExactDecimal.sqlite_text(value)
 

@@ -56,6 +56,7 @@ def reader_engine(
     parsed = normalize_url(url if url is not None else settings.url)
     if parsed.get_backend_name() != "postgresql":
         return make_engine(parsed, read_only=True)
+    # deferred: psycopg (about 0.17 s) for a PostgreSQL database only
     from psycopg_pool import ConnectionPool, PoolTimeout
 
     timeout = settings.reader_pool_timeout_s if timeout_s is None else timeout_s
@@ -119,6 +120,7 @@ def pool_stats(engine: Engine) -> dict[str, int]:
 
 def _conninfo(url: URL) -> str:
     """The libpq connection string for ``url`` (its query's parameters included)."""
+    # deferred: psycopg (about 0.17 s) for a PostgreSQL database only
     from psycopg.conninfo import make_conninfo
 
     return make_conninfo(**libpq_params(url))
@@ -126,6 +128,7 @@ def _conninfo(url: URL) -> str:
 
 @functools.cache
 def _reader_connection_class() -> type[Connection[Any]]:
+    # deferred: psycopg (about 0.17 s) for a PostgreSQL database only
     from psycopg import Connection
 
     class ReaderConnection(Connection[Any]):

@@ -20,6 +20,7 @@ from pathlib import Path
 from observer.db.engine import normalize_url
 from observer.errors import BackupError, WriterLocked
 from observer.process.private_files import fsync_path
+from observer.writer.lock import WriterLock
 
 __all__ = ["COMPANIONS", "restore_sqlite_file"]
 
@@ -40,8 +41,6 @@ def restore_sqlite_file(dump: Path, path: Path, check: Callable[[str], None] | N
         A writer holds the target's lock, ``path`` holds a database, or the copy or its
         check failed (the restored file is removed).
     """
-    from observer.writer.lock import WriterLock  # the writer's own rule for its lock file
-
     url = f"sqlite:///{path}"
     try:
         lock = WriterLock(WriterLock.paths_for(normalize_url(url), Path(), None))

@@ -77,7 +77,7 @@ class YFinanceSource:
         asked again for ``max_age_days``, and never a failure for the breaker. A yfinance
         without the switch (before 1.0) is refused with a `ConfigError` too.
         """
-        try:
+        try:  # an optional extra, imported only where it is configured
             import yfinance  # type: ignore[import-not-found]
             from yfinance.exceptions import YFRateLimitError  # type: ignore[import-not-found]
         except ImportError as exc:

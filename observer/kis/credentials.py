@@ -12,9 +12,8 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config.tree import Settings
 from observer.errors import ConfigError
-from observer.kis.settings import env_prefix
+from observer.kis.settings import KisSettings, env_prefix
 from observer.process.logs import MIN_SECRET_LENGTH, register_secret
 
 __all__ = [
@@ -171,7 +170,7 @@ def read_key_pairs(file: Path | None, text: str | None) -> dict[str, str] | None
     return keys
 
 
-def account_credentials(settings: Settings, alias: str) -> Credentials:
+def account_credentials(kis: KisSettings, alias: str) -> Credentials:
     """The credentials of configured account ``alias`` (see `load_credentials`).
 
     With ``environment = "sim"`` and nothing configured for the account (no file, neither
@@ -183,19 +182,19 @@ def account_credentials(settings: Settings, alias: str) -> Credentials:
     ConfigError
         No such account, or its credentials are missing or refused.
     """
-    account = next((a for a in settings.kis.accounts if a.alias == alias), None)
+    account = next((a for a in kis.accounts if a.alias == alias), None)
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
     file = account.credentials_file
     prefix = env_prefix(alias)
     configured = file or os.environ.get(prefix + "APP_KEY") or os.environ.get(prefix + "APP_SECRET")
-    if settings.kis.environment == "sim" and not configured:
+    if kis.environment == "sim" and not configured:
         # The simulator accepts any key unless told otherwise; real hosts never get these.
         return Credentials(alias, Secret(f"sim-{alias}-app-key"), Secret(f"sim-{alias}-secret"))
     return load_credentials(alias, Path(file) if file else None)
 
 
-def configured_credentials(settings: Settings) -> dict[str, Credentials]:
+def configured_credentials(kis: KisSettings) -> dict[str, Credentials]:
     """Every configured account's credentials, by alias.
 
     A worker calls this before READY, so that refused credentials stop it at start (exit 2,
@@ -207,7 +206,7 @@ def configured_credentials(settings: Settings) -> dict[str, Credentials]:
         For the first account whose credentials are missing or refused, or two accounts
         with one app key.
     """
-    found = {a.alias: account_credentials(settings, a.alias) for a in settings.kis.accounts}
+    found = {a.alias: account_credentials(kis, a.alias) for a in kis.accounts}
     owners: dict[Secret, str] = {}
     for alias, credentials in found.items():
         other = owners.setdefault(credentials.app_key, alias)

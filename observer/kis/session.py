@@ -17,7 +17,6 @@ from httpx_aiohttp import AiohttpTransport
 
 from bus.events import Alert, AlertResolved, Event, TokenRefreshed
 from observer.calendar.clock import Clock
-from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.account_health import REST_ERRORS, counter
 from observer.kis.auth import TokenManager
@@ -25,6 +24,7 @@ from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.endpoints import ENVIRONMENTS, MASTER_BASE_URL
 from observer.kis.rest_get import AiohttpGet
+from observer.kis.settings import KisSettings
 from observer.kis.stream import KisStream, StreamListener, StreamSettings
 
 __all__ = [
@@ -54,25 +54,25 @@ def _rest_http(base_url: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(base_url=base_url, timeout=_TIMEOUT, transport=AiohttpTransport())
 
 
-def rate_limits(settings: Settings, process: str, *, share: float | None = None) -> RateLimits:
+def rate_limits(kis: KisSettings, process: str, *, share: float | None = None) -> RateLimits:
     """Limiters for one process: each account's budget times the process kind's share.
 
     ``share`` instead of the kind's: what the configured shares leave, for a process that
     has no kind of its own (`workers.gap_recovery.share`).
     """
     if share is None:
-        share = settings.kis.process_share.get(process)
+        share = kis.process_share.get(process)
     if share is None:
         raise ConfigError(f"kis.process_share has no entry for process kind {process!r}")
-    per_second = {a.alias: a.rest_per_second * share for a in settings.kis.accounts}
-    return RateLimits(per_second, settings.kis.pace_recover_s)
+    per_second = {a.alias: a.rest_per_second * share for a in kis.accounts}
+    return RateLimits(per_second, kis.pace_recover_s)
 
 
-def _urls(settings: Settings) -> tuple[str, str]:
-    if settings.kis.environment == "sim":
-        rest = settings.kis.sim_url.rstrip("/")
+def _urls(kis: KisSettings) -> tuple[str, str]:
+    if kis.environment == "sim":
+        rest = kis.sim_url.rstrip("/")
         return rest, rest.replace("http", "ws", 1) + "/tryitout"
-    environment = ENVIRONMENTS[settings.kis.environment]
+    environment = ENVIRONMENTS[kis.environment]
     return environment.rest_url, environment.ws_url
 
 
@@ -103,7 +103,7 @@ class KisAccount:
 
 
 def open_account(
-    settings: Settings,
+    kis: KisSettings,
     alias: str,
     clock: Clock,
     limits: RateLimits,
@@ -126,21 +126,21 @@ def open_account(
     if isinstance(on_unavailable, TokenAlert):
         on_available = on_available or on_unavailable.resolved
         alerts = alerts or on_unavailable.send
-    account = next((a for a in settings.kis.accounts if a.alias == alias), None)
+    account = next((a for a in kis.accounts if a.alias == alias), None)
     if account is None:
         raise ConfigError(f"no kis.accounts entry with alias {alias!r}")
-    rest, ws = _urls(settings)
+    rest, ws = _urls(kis)
     http = _rest_http(rest)
-    credentials = account_credentials(settings, alias)
+    credentials = account_credentials(kis, alias)
     tokens = TokenManager(
         http,
         credentials,
         clock,
-        Path(settings.kis.token_dir),
-        settings.kis.environment,
+        Path(kis.token_dir),
+        kis.environment,
         on_issued=on_issued,
-        issuer=settings.kis.token_issuer == "any" if issuer is None else issuer,  # noqa: S105
-        reader_wait_s=settings.kis.token_wait_s,
+        issuer=kis.token_issuer == "any" if issuer is None else issuer,  # noqa: S105
+        reader_wait_s=kis.token_wait_s,
         on_unavailable=on_unavailable,
         on_available=on_available,
         on_unreadable=alerts,
@@ -152,7 +152,7 @@ def open_account(
         tokens,
         clock,
         limits.for_account(alias),
-        environment=settings.kis.environment,
+        environment=kis.environment,
     )
     return KisAccount(alias, http, rest_get, tokens, client, ws, clock)
 
@@ -204,11 +204,9 @@ def rest_error_counters(accounts: Sequence[KisAccount]) -> dict[str, float]:
     }
 
 
-def master_http(settings: Settings) -> httpx.AsyncClient:
+def master_http(kis: KisSettings) -> httpx.AsyncClient:
     """A client for the master-file host (KIS's public one, or the simulator's)."""
-    base = settings.kis.master_url or (
-        settings.kis.sim_url.rstrip("/") + "/common/master/"
-        if settings.kis.environment == "sim"
-        else MASTER_BASE_URL
+    base = kis.master_url or (
+        kis.sim_url.rstrip("/") + "/common/master/" if kis.environment == "sim" else MASTER_BASE_URL
     )
     return httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(60.0, connect=10.0))

@@ -20,7 +20,6 @@ import msgspec
 from aiolimiter import AsyncLimiter
 
 from observer.calendar.clock import Clock
-from observer.config.tree import Settings
 from observer.errors import (
     KrxError,
     KrxLoggedOut,
@@ -29,6 +28,7 @@ from observer.errors import (
     KrxServerError,
     KrxTransportError,
 )
+from observer.kis.settings import KisSettings
 from observer.krx.credentials import KrxCredentials, krx_credentials
 from observer.krx.schemas import (
     ETF_DAILY_BLD,
@@ -39,6 +39,7 @@ from observer.krx.schemas import (
     KrxEtfRow,
     missing_keys,
 )
+from observer.krx.settings import KrxSettings
 from observer.process.retry import retry
 
 __all__ = ["DATA_PATH", "LOGIN_OK", "KrxClient", "open_krx"]
@@ -301,7 +302,7 @@ class KrxClient:
         return response
 
 
-def open_krx(settings: Settings, clock: Clock) -> KrxClient:
+def open_krx(krx: KrxSettings, kis: KisSettings, clock: Clock) -> KrxClient:
     """The configured portal client (the simulator's with ``kis.environment = "sim"``).
 
     Raises
@@ -309,8 +310,7 @@ def open_krx(settings: Settings, clock: Clock) -> KrxClient:
     ConfigError
         No KRX login configured (see `krx_credentials`).
     """
-    krx = settings.krx
-    base = settings.kis.sim_url if settings.kis.environment == "sim" else krx.url
+    base = kis.sim_url if kis.environment == "sim" else krx.url
     http = httpx.AsyncClient(
         base_url=base.rstrip("/"), timeout=httpx.Timeout(krx.timeout_s, connect=10.0)
     )
@@ -318,7 +318,7 @@ def open_krx(settings: Settings, clock: Clock) -> KrxClient:
     burst = max(1, int(rate))
     return KrxClient(
         http,
-        krx_credentials(settings),
+        krx_credentials(krx, kis),
         clock,
         AsyncLimiter(burst, burst / rate),
         session_ttl_s=krx.session_ttl_s,

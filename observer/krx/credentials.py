@@ -8,9 +8,10 @@ from pathlib import Path
 
 import msgspec
 
-from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.kis.credentials import Secret, read_owner_only, refuse_short
+from observer.kis.settings import KisSettings
+from observer.krx.settings import KrxSettings
 
 __all__ = ["ENV_ID", "ENV_PASSWORD", "KrxCredentials", "krx_credentials"]
 
@@ -32,7 +33,7 @@ class _CredentialFile(msgspec.Struct, forbid_unknown_fields=True):
     password: str
 
 
-def krx_credentials(settings: Settings) -> KrxCredentials:
+def krx_credentials(krx: KrxSettings, kis: KisSettings) -> KrxCredentials:
     """The configured KRX login.
 
     From ``OBSERVER_KRX_ID`` and ``OBSERVER_KRX_PW`` when both are set, else from
@@ -50,9 +51,9 @@ def krx_credentials(settings: Settings) -> KrxCredentials:
     if member and password:
         refuse_short(f"{ENV_ID}/{ENV_PASSWORD}", member, password, usual=_USUAL)
         return KrxCredentials(Secret(member), Secret(password))
-    file = settings.krx.credentials_file
+    file = krx.credentials_file
     if not file:
-        if settings.kis.environment == "sim" and not (member or password):
+        if kis.environment == "sim" and not (member or password):
             return KrxCredentials(Secret("sim-krx-member"), Secret("sim-krx-password"))
         raise ConfigError(f"no KRX login: set {ENV_ID}/{ENV_PASSWORD} or krx.credentials_file")
     raw = read_owner_only(Path(file), f"KRX credential file {file}")

@@ -9,6 +9,7 @@ GICS is UNCONFIRMED, so nothing here assumes it: ``observer enrich unmapped`` li
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -261,8 +262,6 @@ def _check(sector: str, group: str, where: str) -> None:
 
 def default_map_path() -> Path:
     """``config/sector_map.toml`` beside the package (``$OBSERVER_SECTOR_MAP`` wins)."""
-    import os
-
     explicit = os.environ.get("OBSERVER_SECTOR_MAP")
     if explicit:
         return Path(explicit)

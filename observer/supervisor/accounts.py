@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from observer.alerts.states import parse_alert_id
 from observer.calendar.phases import Phase
 from observer.cluster.hosts import own_source
-from observer.config.tree import Settings
 from observer.kis.account_health import READINESS_FAILED, REST_ERRORS, by_account, state_name
+from observer.kis.settings import KisSettings
 from observer.supervisor.program import Program, State
+from observer.supervisor.settings import SupervisorSettings
 
 if TYPE_CHECKING:
     from observer.alerts.states import Notice
@@ -34,7 +36,8 @@ _NS = 1_000_000_000
 
 
 def accounts_status(
-    settings: Settings,
+    kis: KisSettings,
+    supervisor: SupervisorSettings,
     programs: Mapping[str, Program],
     phase: Phase | None,
     now_ns: int,
@@ -48,9 +51,10 @@ def accounts_status(
     supervisor's start, this host's open ``readiness_failed`` alert), until a later one passes.
     ``open_alerts``: the open alerts of the supervisor's last database read.
     """
-    from observer.kis.auth import cached_validity  # the KIS layer: on a status request only
+    # deferred: the KIS layer (httpx, about 0.13 s) on a status request only
+    from observer.kis.auth import cached_validity
 
-    if settings.supervisor.role == "store":
+    if supervisor.role == "store":
         return []
     streamer = programs.get(STREAMER)
     streaming = streamer is not None and streamer.state is State.RUNNING
@@ -64,12 +68,12 @@ def accounts_status(
             errors[alias] = errors.get(alias, 0.0) + figures.get(REST_ERRORS, 0.0)
     checker = programs.get(CHECKER)
     checks = by_account(checker.counters) if checker is not None else {}
-    alerted = _readiness_alerted(settings, open_alerts, now_ns)
+    alerted = _readiness_alerted(supervisor, open_alerts, now_ns)
     rows = []
-    for account in settings.kis.accounts:
+    for account in kis.accounts:
         alias = account.alias
         figures = reports.get(alias, {})
-        folder, environment = Path(settings.kis.token_dir), settings.kis.environment
+        folder, environment = Path(kis.token_dir), kis.environment
         validity = cached_validity(folder, alias, environment)
         approval = cached_validity(folder, alias, environment, "approval_key")
         expires_in = (validity[1] - now_ns) / _NS if validity else None
@@ -108,15 +112,13 @@ def accounts_status(
 
 
 def _readiness_alerted(
-    settings: Settings, open_alerts: Sequence[Notice], now_ns: int
+    supervisor: SupervisorSettings, open_alerts: Sequence[Notice], now_ns: int
 ) -> dict[str, dict[str, Any]]:
     """A verdict per account whose ``readiness_failed`` from this host's job is open.
 
     It stands for the job's last check when no check was heard since the supervisor started.
     """
-    from observer.alerts.states import parse_alert_id
-
-    source = own_source(settings, CHECKER)
+    source = own_source(supervisor, CHECKER)
     return {
         notice.subject: {
             "ok": False,

@@ -81,7 +81,8 @@ class Supervisor:
         self.control_path = settings.control_socket
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.phase: Phase | None = None
-        self.readings = DatabaseReadings(settings, clock)  # age_h.*, open alerts
+        # age_h.*, open alerts
+        self.readings = DatabaseReadings(settings.database, clock, settings.supervisor.data_age_s)
         self._inherited = False  # the predecessor's open alerts taken over (first reading)
         self._tasks = ShortTasks()  # a phase's start or stop, a job waiting for others
         self._lock = self._take_lock()
@@ -168,7 +169,12 @@ class Supervisor:
         programs = list(self.programs.values())
         now = now_utc(self.clock).astimezone(KST)
         accounts = accounts_status(  # none on a store host: the collectors' to show
-            self.settings, self.programs, self.phase, self.clock.now_ns(), self.readings.open_alerts
+            self.settings.kis,
+            self.settings.supervisor,
+            self.programs,
+            self.phase,
+            self.clock.now_ns(),
+            self.readings.open_alerts,
         )
         found = problems(programs, self.wanted) + [
             f"account {a['account']}: {p}" for a in accounts for p in a["problems"]
@@ -280,7 +286,7 @@ class Supervisor:
 
     def _tcp_control(self) -> TcpControlServer | None:
         """The control commands over tcp+CURVE, when ``control_endpoint`` is set."""
-        curve = control_curve(self.settings)
+        curve = control_curve(self.settings.bus, self.settings.supervisor)
         if curve is None:
             return None
         limits = self.settings.supervisor
@@ -303,6 +309,7 @@ class Supervisor:
         port = self.settings.supervisor.metrics_port
         if not port:
             return None
+        # deferred: prometheus_client (about 0.05 s) only where metrics are served
         from observer.supervisor.metrics import serve_metrics
 
         try:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from observer.config.tree import load_settings
+from observer.cluster.settings import TCP_ENDPOINT
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from observer.supervisor.control import NoReply, Reply, request
 
@@ -85,7 +88,7 @@ def _remotes(
     endpoints: list[str], key: str, server_keys: list[str], config: Path | None
 ) -> list[tuple[str, ClientCurve]]:
     """Each endpoint with the CURVE keys to reach it; plaintext tcp is refused."""
-    from observer.cluster.settings import TCP_ENDPOINT
+    # deferred: ZeroMQ (about 0.03 s) for a remote host only, never a local `ctl` (test_startup)
     from observer.cluster.transport import operator_curve
 
     for each in endpoints:
@@ -113,6 +116,7 @@ def _ask(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Re
 
 def _answer_of(endpoint: str, curve: ClientCurve, command: str, args: list[str]) -> Reply | str:
     """The supervisor's reply, or why there is none (one line)."""
+    # deferred: ZeroMQ (about 0.03 s) for a remote host only, never a local `ctl` (test_startup)
     from observer.supervisor.control_tcp import ControlRefused, request_tcp
 
     try:
@@ -198,8 +202,6 @@ def _status_of_hosts(as_json: bool) -> NoReturn:
     when no host answers). A program that every host leaves to another role runs nowhere:
     named, and unhealthy (not judged while a host that might run it is silent).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(len(_target.remotes)) as pool:
         answers = list(pool.map(lambda r: _answer_of(r[0], r[1], "status", []), _target.remotes))
     silent = [why for why in answers if isinstance(why, str)]
@@ -233,7 +235,8 @@ def _print_status(replies: Sequence[tuple[str | None, Reply]]) -> None:
 
     Too narrow for a table whole (a pipe is 80 columns), its rows print as lines instead.
     """
-    from rich.console import Console  # here: every `observer` start would pay for it
+    # deferred: rich (about 0.09 s) for a table on a terminal: every `observer` start would pay
+    from rich.console import Console
 
     # No markup: the details and problems carry programs' own words (a job's last line of
     # output), and a "[/..." among them made rich raise instead of printing the status.
@@ -352,6 +355,7 @@ def _print_grid(
     into 80 columns (a pipe, a small terminal) rich cut the account to "ac…" and gave the
     lag, the registrations and the detail no width at all. The last field folds.
     """
+    # deferred: rich (about 0.09 s) for a table on a terminal, not for --json
     from rich.cells import cell_len  # a Korean word in a detail takes two cells a letter
     from rich.table import Table
 
@@ -443,8 +447,6 @@ def slots(ctx: typer.Context) -> None:
         _remote_slots(ctx.args)
     # Track B's own command (observer never imports workers/): found, as `observer` finds
     # every worker's command, through the entry points, and run with this command's options.
-    from importlib.metadata import entry_points
-
     found = entry_points(group="observer.commands", name="track-b")
     if not found:
         _exit("observer ctl: no track-b command is installed", 2)

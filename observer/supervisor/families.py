@@ -17,9 +17,11 @@ from typing import Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
+from sqlalchemy.engine import make_url
 
-from observer.config.tree import Settings
+from observer.db.settings import DatabaseSettings
 from observer.kis.account_health import STREAM_STATES
+from observer.process.paths import PathSettings
 from observer.supervisor.accounts import STREAMER
 from observer.supervisor.program import Program, State
 from observer.supervisor.readings import DatabaseReadings
@@ -248,19 +250,13 @@ def enrichment_families(regions: Mapping[str, Mapping[str, float]]) -> Iterator[
         yield family
 
 
-def disk_paths(settings: Settings) -> dict[str, Path]:
+def disk_paths(paths: PathSettings, database: DatabaseSettings) -> dict[str, Path]:
     """The folders whose volumes are watched, by role (an SQLite database's own folder too)."""
-    from sqlalchemy.engine import make_url
-
-    paths = {
-        "data": Path(settings.paths.data_dir),
-        "run": settings.paths.run,
-        "log": settings.paths.log,
-    }
-    url = make_url(settings.database.url)
+    folders = {"data": Path(paths.data_dir), "run": paths.run, "log": paths.log}
+    url = make_url(database.url)
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        paths["database"] = Path(str(url.database)).parent
-    return {role: path.absolute() for role, path in paths.items()}
+        folders["database"] = Path(str(url.database)).parent
+    return {role: path.absolute() for role, path in folders.items()}
 
 
 def disk_families(paths: Mapping[str, Path]) -> Iterator[Metric]:

@@ -61,7 +61,7 @@ class SupervisorCollector(Collector):
 
     def __init__(self, supervisor: Observed) -> None:
         self.supervisor = supervisor
-        self.disks = disk_paths(supervisor.settings)
+        self.disks = disk_paths(supervisor.settings.paths, supervisor.settings.database)
 
     def collect(self) -> Iterator[Metric]:
         """The metric families, each sample labelled ``host`` on a host with a name.
@@ -168,7 +168,8 @@ class SupervisorCollector(Collector):
         yield refused
         observed = self.supervisor
         rows = accounts_status(  # as `ctl status` has them: none on a store host
-            observed.settings,
+            observed.settings.kis,
+            observed.settings.supervisor,
             observed.programs,
             observed.phase,
             observed.clock.now_ns(),

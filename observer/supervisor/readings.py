@@ -18,8 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from observer.alerts.settings import ENRICHMENT_RUN_FIGURES
+from observer.alerts.states import alert_states
 from observer.calendar.clock import Clock
-from observer.config.tree import Settings
+from observer.cluster.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
+from observer.db.settings import DatabaseSettings
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from observer.db.roster_queries import StoredRoster
 
 __all__ = [
-    "ENRICHMENT_RUN_FIGURES",
     "OPEN_SEVERITIES",
     "DatabaseReadings",
     "Reading",
@@ -53,14 +55,9 @@ class Reading:
     open_alerts: tuple[Notice, ...] = ()  # every alert open, oldest first
 
 
-# The latest run's figures shown per region (EnrichmentRun's fields).
-ENRICHMENT_RUN_FIGURES = ("calls", "kis_calls", "duration_ms", "deferred", "fallback_failed")
-
-
 def read_once(conn: Connection, now_ns: int) -> Reading:
     """The ages and the open alerts (whatever their age) as of ``now_ns``."""
-    from observer.alerts.states import alert_states
-    from observer.cluster.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
+    # deferred: the database layer (SQLAlchemy, the models: about 0.5 s), off the start
     from observer.db.queries import master_files_checked_ns, open_alert_records
     from observer.db.roster_queries import latest_rosters
     from observer.db.sector_queries import latest_runs, region_coverage
@@ -91,8 +88,9 @@ def read_once(conn: Connection, now_ns: int) -> Reading:
 class DatabaseReadings:
     """The latest reading, kept up to date by `follow` (the metrics and the rules read it)."""
 
-    settings: Settings
+    database: DatabaseSettings
     clock: Clock
+    interval_s: float  # between reads (``[supervisor] data_age_s``)
     ages_h: dict[str, float] = field(default_factory=dict)
     alerts_open: dict[str, int] | None = None  # None until the first read succeeds
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)  # per region
@@ -103,9 +101,10 @@ class DatabaseReadings:
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Read every ``data_age_s`` until ``stop``."""
+        # deferred: the database layer (SQLAlchemy, about 0.2 s), off the supervisor's start
         from observer.db.readers import reader_engine
 
-        engine = reader_engine(self.settings.database, "supervisor")
+        engine = reader_engine(self.database, "supervisor")
         failure = ""
         try:
             while not stop.is_set():
@@ -126,7 +125,7 @@ class DatabaseReadings:
                 if reading is not None and self.on_read is not None:
                     self.on_read(reading)  # outside the read: its failure is not the database's
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.supervisor.data_age_s)
+                    await asyncio.wait_for(stop.wait(), self.interval_s)
         finally:
             engine.dispose()
 

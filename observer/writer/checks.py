@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import String, Table
 
 from observer.db.models import ExactDecimal
-from observer.writer.rows import Upsert
+from observer.writer.batch import Upsert
 
 __all__ = [
     "Decimals",

@@ -9,16 +9,12 @@ kept and raises nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import msgspec
 
 from bus.envelope import Envelope
 from bus.events import EVENTS_LOST, SeqsLost
 from observer.db import models as m
-
-if TYPE_CHECKING:
-    from observer.writer.rows import Batch
+from observer.writer.batch import Batch
 
 __all__ = ["lost_message", "seqs_lost"]
 

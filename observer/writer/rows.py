@@ -1,14 +1,12 @@
 """How each event becomes rows: one handler per event type, pure functions.
 
-Append-only rows go to ``Batch.inserts`` (executed as one executemany per table); changes to
-tables kept in place go to ``Batch.upserts`` and run in seq order after them.
+Each handler queues its rows in the transaction's `observer.writer.batch.Batch`.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -57,53 +55,12 @@ from bus.events import (
     event_tag,
 )
 from observer.db import models as m
+from observer.writer.batch import Batch, Row
 from observer.writer.losses import seqs_lost
 
-__all__ = ["HANDLERS", "Batch", "Upsert", "reduced_rejected_rows", "rejected_rows", "rows_for"]
-
-Row = dict[str, Any]
+__all__ = ["HANDLERS", "reduced_rejected_rows", "rejected_rows", "rows_for"]
 
 _BIGINT = range(-(2**63), 2**63)
-
-
-@dataclass(frozen=True, slots=True)
-class Upsert:
-    """Insert ``values`` into ``table``, or update ``update`` where ``keys`` match."""
-
-    table: Table
-    keys: tuple[str, ...]
-    values: Row
-    update: tuple[str, ...]
-
-
-Columns = tuple[str, ...]
-
-
-@dataclass(slots=True)
-class Batch:
-    """Rows of one transaction, grouped by table and column list for one executemany each."""
-
-    inserts: dict[tuple[Table, Columns], list[tuple[Any, ...]]] = field(default_factory=dict)
-    upserts: list[Upsert] = field(default_factory=list)
-    requests: list[PruneRequested] = field(default_factory=list)  # acted upon after commit
-
-    def insert(self, model: type[m.Base], row: Mapping[str, Any]) -> None:
-        """Queue one append-only row given as a dict."""
-        self.add(model.__table__, tuple(row), tuple(row.values()))  # type: ignore[arg-type]
-
-    def add(self, table: Table, columns: Columns, values: tuple[Any, ...]) -> None:
-        """Queue one append-only row given as values in ``columns`` order."""
-        self.inserts.setdefault((table, columns), []).append(values)
-
-    def extend(self, table: Table, columns: Columns, rows: list[tuple[Any, ...]]) -> None:
-        """Queue append-only rows given as values in ``columns`` order."""
-        self.inserts.setdefault((table, columns), []).extend(rows)
-
-    def upsert(
-        self, model: type[m.Base], keys: tuple[str, ...], values: Row, update: tuple[str, ...]
-    ) -> None:
-        """Queue one in-place change."""
-        self.upserts.append(Upsert(model.__table__, keys, values, update))  # type: ignore[arg-type]
 
 
 Handler = Callable[[Envelope, Batch], None]

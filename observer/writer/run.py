@@ -12,7 +12,7 @@ from observer.alerts.book import AlertBook
 from observer.cluster.transport import bind_endpoints, server_curve
 from observer.config.tree import Settings
 from observer.db.engine import display_url, normalize_url
-from observer.process.disk import DiskWatch
+from observer.process.disk import DiskSettings, DiskWatch
 from observer.process.disk_alerts import open_disk_alerts
 from observer.process.heartbeat import Notifier
 from observer.writer.identity import WRITER_SOURCE
@@ -47,7 +47,7 @@ def run_writer(
     """
     url = normalize_url(db_url or settings.database.url)
     run_dir = run_dir or settings.paths.run
-    endpoints = bind_endpoints(settings, run_dir)  # behind NAT, not what clients connect to
+    endpoints = bind_endpoints(settings.bus, run_dir)  # behind NAT, not what clients connect to
     if settings.bus.ingest_bind or settings.bus.feed_bind:
         log.info(
             "binding %s and %s for clients of %s and %s",
@@ -56,11 +56,18 @@ def run_writer(
             settings.bus.ingest_endpoint,
             settings.bus.feed_endpoint,
         )
-    curve = server_curve(settings)  # over tcp: keys and allow-list, read before any lock
+    curve = server_curve(settings.bus)  # over tcp: keys and allow-list, read before any lock
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
         notifier = Notifier.from_env()
-        opened = open_store(settings, url, lock, stop, notifier)  # the server's lock too
+        opened = open_store(  # the server's lock too
+            url,
+            lock,
+            stop,
+            notifier,
+            durable=settings.bus.fsync,
+            migrate_on_start=settings.writer.migrate_on_start,
+        )
         if opened is None:
             return 0  # stopped while its database did not answer
         engine, store = opened
@@ -82,7 +89,7 @@ def run_writer(
         gc.set_threshold(100_000, 50, 100)
         try:
             alerts = AlertBook(None, WRITER_SOURCE)  # the writer commits its own alerts
-            disk = _disk_watch(settings, url.get_backend_name(), url.database, capture, alerts)
+            disk = _disk_watch(settings.disk, url.get_backend_name(), url.database, capture, alerts)
             if disk is not None:
                 disk.take_over(open_disk_alerts(engine, WRITER_SOURCE))
             writer = Writer(store, endpoints, options, notifier, disk, curve, alerts)
@@ -95,7 +102,7 @@ def run_writer(
 
 
 def _disk_watch(
-    settings: Settings,
+    disk: DiskSettings,
     backend: str,
     database: str | None,
     capture: Path | None,
@@ -112,4 +119,4 @@ def _disk_watch(
         log.info("the database server's disk is not watched by the writer (only its own files)")
     if capture is not None:
         volumes["capture"] = capture.resolve().parent
-    return DiskWatch(settings.disk, volumes, WRITER_SOURCE, book=alerts) if volumes else None
+    return DiskWatch(disk, volumes, WRITER_SOURCE, book=alerts) if volumes else None

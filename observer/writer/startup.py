@@ -18,7 +18,6 @@ from sqlalchemy.engine import URL
 
 from bus.events import Alert
 from observer.calendar.clock import clock_from_env
-from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.engine import make_engine, sqlite_file
 from observer.db.outages import DATABASE_ERRORS, ReadRetries, not_answering
@@ -37,9 +36,17 @@ _RETRY_MAX_S = 15.0
 
 
 def open_store(
-    settings: Settings, url: URL, lock: WriterLock, stop: threading.Event, notifier: Notifier
+    url: URL,
+    lock: WriterLock,
+    stop: threading.Event,
+    notifier: Notifier,
+    *,
+    durable: bool,
+    migrate_on_start: bool,
 ) -> tuple[Engine, Store] | None:
-    """The store of ``url``, migrated if configured, its marks read, the server's lock held.
+    """The store of ``url``, migrated if asked, its marks read, the server's lock held.
+
+    ``durable``: commits are flushed (``[bus] fsync``), and a server that does not is alerted.
 
     None if ``stop`` is set while the server does not answer. Raises `WriterLocked` and
     `StoreError` (see the module). READY goes out at the first failure, so the supervisor's
@@ -56,7 +63,7 @@ def open_store(
     announced = False
     while True:
         try:
-            return _open(settings, url, lock)
+            return _open(url, lock, durable, migrate_on_start)
         except DATABASE_ERRORS as exc:
             if url.get_backend_name() == "sqlite" or not not_answering(exc):
                 raise
@@ -72,14 +79,15 @@ def open_store(
             notifier.beat(counters)
 
 
-def _open(settings: Settings, url: URL, lock: WriterLock) -> tuple[Engine, Store]:
+def _open(
+    url: URL, lock: WriterLock, durable: bool, migrate_on_start: bool
+) -> tuple[Engine, Store]:
     if url.get_backend_name() != "sqlite":
         lock.take_server(url)
-    durable = settings.bus.fsync
     engine = make_engine(url, durable=durable)
     try:
         store = Store(engine, clock_from_env().now_ns)  # its alerts on the supervisor's clock
-        if settings.writer.migrate_on_start:
+        if migrate_on_start:
             migrate.upgrade(url.render_as_string(hide_password=False))
         store.check_schema()
         store.load_marks()

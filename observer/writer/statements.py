@@ -17,6 +17,7 @@ import msgspec
 from sqlalchemy import JSON, Connection, Table
 from sqlalchemy.engine import Dialect
 
+from observer.writer.batch import Batch, Upsert
 from observer.writer.checks import (
     Decimals,
     Limits,
@@ -26,7 +27,6 @@ from observer.writer.checks import (
     decimal_columns,
     string_limits,
 )
-from observer.writer.rows import Batch, Upsert
 
 __all__ = ["upsert_one", "write_batch"]
 

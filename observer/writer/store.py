@@ -33,6 +33,7 @@ from observer.db.models import BusConflict, BusDigest, BusOffset
 from observer.db.queries import committed_offsets
 from observer.errors import StoreError
 from observer.writer.accepting import Accepted, accept
+from observer.writer.batch import Batch, Upsert
 from observer.writer.identity import (
     WRITER_SOURCE,
     Conflict,
@@ -42,7 +43,7 @@ from observer.writer.identity import (
     find_conflicts,
     new_conflicts,
 )
-from observer.writer.rows import Batch, Upsert, reduced_rejected_rows, rejected_rows, rows_for
+from observer.writer.rows import reduced_rejected_rows, rejected_rows, rows_for
 from observer.writer.statements import upsert_one, write_batch
 
 __all__ = ["EVENT_REJECTED", "Accepted", "Store", "accept"]

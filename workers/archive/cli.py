@@ -94,7 +94,9 @@ def verify(
         notifier.ready()
     engine = reader_engine(settings.database, "archive")
     try:
-        checked, problems = verify_archives(engine, archive_root(settings), wanted, notifier.beat)
+        checked, problems = verify_archives(
+            engine, archive_root(settings.retention, settings.paths), wanted, notifier.beat
+        )
     finally:
         engine.dispose()
     if alert:
@@ -179,7 +181,7 @@ def _with_job(
     from workers.archive.job import archive_day, keep_retention
 
     clock = clock_from_env()
-    root = archive_root(settings)
+    root = archive_root(settings.retention, settings.paths)
     engine = reader_engine(settings.database, "archive")
     failure = ""
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:

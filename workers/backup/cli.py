@@ -18,7 +18,8 @@ import typer
 
 from bus.events import Alert, AlertResolved
 from observer.cli.support import fail, is_open_alert, job_producer, start_job
-from observer.config.tree import Settings, default_config_path
+from observer.config.load import default_config_path
+from observer.config.tree import Settings
 from observer.errors import BackupError
 from observer.process.heartbeat import Notifier
 
@@ -42,7 +43,8 @@ def run(
 ) -> None:
     """Make, verify and keep a backup; alert on the outcome (the supervisor's ``backup`` job)."""
     settings, clock, notifier = start_job(PROGRAM, config)
-    from observer.db.backup import Backup  # the database layer: after READY
+    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/test_startup.py)
+    from observer.db.backup import Backup
 
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
         result = _back_up(settings, config or default_config_path(), notifier)
@@ -72,6 +74,7 @@ def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | B
     (`observer.db.backup_space.sigterm_ends_it`), which a backup on another thread never
     ran, leaving its verification's scratch copy of the database for good.
     """
+    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/test_startup.py)
     from observer.db.backup import make_backup
 
     done = threading.Event()

@@ -173,7 +173,7 @@ def report(
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
     sector_map = _sector_map(settings)
-    with report_reading(f"{PROGRAM} report", settings) as conn:
+    with report_reading(f"{PROGRAM} report", settings.database) as conn:
         rows = report_rows(conn, sector_map, target)
     for line in report_text(rows, with_changes):
         typer.echo(line)
@@ -192,7 +192,7 @@ def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     sector_map = _sector_map(settings)
     # KIS's overseas codes only: KR's are mapped by kr_* tables (see the report)
     overseas = tuple(r for r in REGIONS if EXCHANGES_OF[r])
-    with report_reading(f"{PROGRAM} unmapped", settings) as conn:
+    with report_reading(f"{PROGRAM} unmapped", settings.database) as conn:
         rows = unmapped_rows(conn, sector_map, overseas)
     for r in rows:
         typer.echo(f"{r.exchange} {r.icod or '(none)'} {r.name or '?'}: {r.stocks}")

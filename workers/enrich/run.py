@@ -156,9 +156,9 @@ def kis_tier(job: Job) -> list[KisAccount]:
     wanted = e.kis_detail or e.kis_search_info or e.cross_check != "off"
     if not wanted or not kis.accounts or job.send is None:
         return []
-    limits = rate_limits(job.settings, "jobs")
+    limits = rate_limits(job.settings.kis, "jobs")
     accounts = [
-        open_account(job.settings, a.alias, job.clock, limits, alerts=job.send)
+        open_account(job.settings.kis, a.alias, job.clock, limits, alerts=job.send)
         for a in kis.accounts
     ]
     clients = [a.client for a in accounts]
@@ -178,8 +178,10 @@ async def fetch_codes(
     """
     from observer.kis.session import open_account, rate_limits
 
-    limits = rate_limits(settings, "jobs")
-    account = open_account(settings, settings.kis.accounts[0].alias, clock, limits, alerts=alerts)
+    limits = rate_limits(settings.kis, "jobs")
+    account = open_account(
+        settings.kis, settings.kis.accounts[0].alias, clock, limits, alerts=alerts
+    )
     try:
         found = []
         for exchange in exchanges:

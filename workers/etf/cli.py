@@ -172,7 +172,7 @@ def _prepared(settings: Settings) -> Clock:
     """A job's start before READY: configuration, credentials, logging; its clock."""
     if settings.kis.environment == "paper":
         _fail("the ETF TRs are for real accounts only; kis.environment is 'paper'", 2)
-    check_credentials(PROGRAM, settings)
+    check_credentials(PROGRAM, settings.kis)
     setup_logging()
     return clock_from_env()
 
@@ -297,7 +297,7 @@ def holdings_report(
     from workers.etf.report import holdings_table
 
     until = _day(day) or now_utc(clock_from_env()).astimezone(KST).date()
-    with report_reading(f"{PROGRAM} holdings-report", settings) as conn:
+    with report_reading(f"{PROGRAM} holdings-report", settings.database) as conn:
         table = holdings_table(conn, symbol, until)
     if table is None:
         _fail(f"no holdings of {symbol} stored on or before {until}", 1)
@@ -353,7 +353,7 @@ def status(
     clock = clock_from_env()
     asked = _judged_day(settings, clock, day)
     now = now_utc(clock).astimezone(KST)
-    with report_reading(f"{PROGRAM} status", settings) as conn:
+    with report_reading(f"{PROGRAM} status", settings.database) as conn:
         verdict = judged(settings, conn, now, asked)
     typer.echo(
         f"ETFs {verdict.session}: {verdict.collected} of {verdict.active} collected"
@@ -409,7 +409,7 @@ def report(
     session = _day(day)
     if session is None:
         _fail("--date: a session is required (YYYY-MM-DD)", 2)
-    with report_reading(f"{PROGRAM} report", settings) as conn:
+    with report_reading(f"{PROGRAM} report", settings.database) as conn:
         table = day_table(conn, session, sort)
     if csv_path is not None:
         write_csv(table, csv_path)

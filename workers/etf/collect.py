@@ -122,12 +122,13 @@ async def fan_out(
     ``alerts`` sends the alert of a token cache file that does not read.
     """
     share = settings.etf.share_of
-    limits = rate_limits(settings, share)
+    limits = rate_limits(settings.kis, share)
     out.rate_limit_per_s = sum(
         a.rest_per_second * settings.kis.process_share[share] for a in settings.kis.accounts
     )
     accounts = [
-        open_account(settings, a.alias, clock, limits, alerts=alerts) for a in settings.kis.accounts
+        open_account(settings.kis, a.alias, clock, limits, alerts=alerts)
+        for a in settings.kis.accounts
     ]
     queue = list(reversed(symbols))
     done = 0

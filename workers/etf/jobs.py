@@ -85,7 +85,7 @@ def read(settings: Settings, read: Callable[[Any], Any]) -> Any:
 def portal(settings: Settings, clock: Clock, send: Callable[[Event], object]) -> KrxClient | None:
     """The portal's client, or None with a warning when no KRX login is configured."""
     try:
-        return open_krx(settings, clock)
+        return open_krx(settings.krx, settings.kis, clock)
     except ConfigError as exc:
         send(Alert(severity="warning", code="krx_login_failed", message=str(exc)[:500]))
         return None

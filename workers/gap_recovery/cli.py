@@ -59,6 +59,7 @@ _VERIFY = "observer gap-recovery verify"
 def run(config: ConfigOption = None) -> None:
     """Recover gaps until SIGTERM (the supervisor's ``gap_recovery`` program)."""
     worker = start_worker("observer gap-recovery", SOURCE, config, kis=True)
+    # deferred: its work (HTTP, WebSocket, SQLAlchemy: about 0.6 s) after READY (test_startup)
     from workers.gap_recovery.worker import GapRecovery
 
     async def recover(stop: asyncio.Event) -> None:
@@ -98,11 +99,12 @@ def verify(
     setup_logging()
     clock = clock_from_env()
     target = _day(program, day, clock)
-    check_credentials(program, settings)
+    check_credentials(program, settings.kis)
     notifier = Notifier.from_env()
     notifier.ready()
     with job_producer(program, settings, VERIFY_SOURCE, clock, notifier, _DRAIN_S) as producer:
         result = asyncio.run(_verify(settings, clock, producer, target))
+    # deferred: like `_verify`'s: the check's modules (about 0.5 s) after READY
     from workers.gap_recovery.verify import completeness_text
 
     summary = result.summary()
@@ -121,6 +123,7 @@ def verify(
 
 
 async def _verify(settings: Settings, clock: Clock, producer: Producer, day: date) -> DayResult:
+    # deferred: the check's modules (HTTP, SQLAlchemy: about 0.5 s) after READY
     from observer.db.readers import reader_engine
     from observer.kis.session import open_account
     from workers.gap_recovery.share import verify_limits
@@ -131,7 +134,7 @@ async def _verify(settings: Settings, clock: Clock, producer: Producer, day: dat
     except ConfigError as exc:
         fail(_VERIFY, str(exc), 2)
     accounts = [
-        open_account(settings, a.alias, clock, limits, alerts=producer.send)
+        open_account(settings.kis, a.alias, clock, limits, alerts=producer.send)
         for a in settings.kis.accounts
     ]
     engine = reader_engine(settings.database, "gap_recovery")
@@ -154,11 +157,12 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per symbol: ticks, gaps, covered and uncovered time; completeness by gaps and by bars."""
+    # deferred: the database layer (SQLAlchemy, about 0.35 s) for the report only
     from workers.gap_recovery.report import chart_html, day_report
 
     settings = settings_or_exit("observer gap-recovery", config)
     target = _day("observer gap-recovery", day, clock_from_env())
-    with report_reading("observer gap-recovery report", settings) as conn:
+    with report_reading("observer gap-recovery report", settings.database) as conn:
         found = day_report(conn, target, settings.gap_recovery.queue_max_s)
     if chart is not None:
         chart.write_text(chart_html(found))

@@ -70,7 +70,7 @@ class GapReads:
             settled = settled_gaps(
                 conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
             )
-            source = own_source(self.settings, SOURCE)
+            source = own_source(self.settings.supervisor, SOURCE)
             alerted = open_alerts(conn, source, [UNRECOVERABLE_ALERT])
         return StartUp(stored, settled, alerted, self.open())
 

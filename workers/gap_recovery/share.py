@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from bus.lock import holder
 from observer.cluster.hosts import own_source
 from observer.errors import ConfigError
+from observer.kis.session import rate_limits
 from workers.gap_recovery import SOURCE
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ _NOTHING = 1e-9  # shares adding up to 1 within this leave nothing (config_check
 
 def daemon_lock(settings: Settings) -> Path:
     """The flock the daemon's producer holds on this host (`observer.runtime.producer_for`)."""
-    return settings.paths.run / "outbox" / own_source(settings, SOURCE) / "LOCK"
+    return settings.paths.run / "outbox" / own_source(settings.supervisor, SOURCE) / "LOCK"
 
 
 def daemon_pid(settings: Settings) -> str | None:
@@ -48,8 +49,6 @@ def verify_limits(settings: Settings) -> RateLimits:
     ConfigError
         The daemon runs and the configured shares leave nothing for verify.
     """
-    from observer.kis.session import rate_limits
-
     shares = settings.kis.process_share
     pid = daemon_pid(settings)
     if pid is None:
@@ -59,7 +58,7 @@ def verify_limits(settings: Settings) -> RateLimits:
             shares.get(SOURCE, 0.0),
             daemon_lock(settings),
         )
-        return rate_limits(settings, SOURCE)
+        return rate_limits(settings.kis, SOURCE)
     if MANUAL in shares:
         share, why = shares[MANUAL], f"kis.process_share.{MANUAL}"
     else:
@@ -78,4 +77,4 @@ def verify_limits(settings: Settings) -> RateLimits:
         pid,
         SOURCE,
     )
-    return rate_limits(settings, MANUAL, share=share)
+    return rate_limits(settings.kis, MANUAL, share=share)

@@ -164,7 +164,7 @@ def lanes_for(
     return [
         KisClient(
             account.rest,
-            account_credentials(settings, account.alias),
+            account_credentials(settings.kis, account.alias),
             account.tokens,
             clock,
             limits.for_account(account.alias),

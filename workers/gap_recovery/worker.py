@@ -139,11 +139,11 @@ class GapRecovery(AsyncWorker):
 
     async def run(self) -> None:
         """Recover gaps until ``stop``."""
-        feed = feed_subscriber(self.settings, ["gap_detected."])
-        limits = rate_limits(self.settings, SOURCE)
+        feed = feed_subscriber(self.settings.bus, self.settings.paths.run, ["gap_detected."])
+        limits = rate_limits(self.settings.kis, SOURCE)
         accounts = [
             open_account(
-                self.settings,
+                self.settings.kis,
                 a.alias,
                 self.clock,
                 limits,

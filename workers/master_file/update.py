@@ -94,7 +94,7 @@ class Updater(Services):
             alerted = await asyncio.to_thread(open_alert_subjects, self.settings, SOURCE, FAILED)
             await self.settle.load()
         outcomes = []
-        async with master_http(self.settings) as http:
+        async with master_http(self.settings.kis) as http:
             for file in files:
                 run = Run(
                     file,

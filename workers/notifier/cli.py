@@ -19,8 +19,10 @@ from typing import Annotated
 import typer
 
 from bus.errors import BusError
+from bus.events import AlertAcked
 from observer.alerts.prometheus_rules import prometheus_rules
 from observer.alerts.settings import enrichment_rules
+from observer.alerts.states import alert_states, parse_alert_id
 from observer.calendar.clock import clock_from_env, now_utc
 from observer.calendar.phases import KST
 from observer.cli.support import (
@@ -33,7 +35,7 @@ from observer.cli.support import (
 )
 from observer.errors import ConfigError
 from observer.process.heartbeat import Notifier
-from observer.runtime import drained, earlier_run_stored
+from observer.runtime import drained, earlier_run_stored, producer_for
 from workers.notifier import ACK_SOURCE, SOURCE
 
 __all__ = ["alerts_app", "app"]
@@ -53,6 +55,7 @@ alerts_app = typer.Typer(
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Deliver alerts until SIGTERM (the supervisor's ``notifier`` program)."""
+    # deferred: apprise (about 0.1 s) for the daemon, not for `observer alerts`
     from workers.notifier.channels import channel_urls, targets_from
 
     settings = settings_or_exit(PROGRAM, config)
@@ -61,6 +64,7 @@ def run(config: ConfigOption = None) -> None:
     except ConfigError as exc:
         fail(PROGRAM, str(exc), 2)
     worker = start_worker(PROGRAM, SOURCE, config)
+    # deferred: its work (SQLAlchemy, about 0.5 s) after READY (tests/test_startup.py)
     from workers.notifier.worker import AlertNotifier
 
     async def deliver(stop: asyncio.Event) -> None:
@@ -107,12 +111,12 @@ def alerts(
     if ctx.invoked_subcommand is not None:
         hand_options_to_subcommand(ctx, "observer alerts")
         return
-    from observer.alerts.states import alert_states
+    # deferred: the database layer (SQLAlchemy and the models, about 0.5 s) for this command
     from observer.db.queries import alert_records, open_alert_records
 
     settings = settings_or_exit("observer alerts", config)
     since_ns = int(_since(since).timestamp() * 1e9)
-    with report_reading("observer alerts", settings) as conn:
+    with report_reading("observer alerts", settings.database) as conn:
         if only_open and since is None:  # an open alert is open whatever its age
             states = alert_states(open_alert_records(conn))
         else:
@@ -153,11 +157,9 @@ def ack(
     config: ConfigOption = None,
 ) -> None:
     """Acknowledge alerts: they are no longer open, and no reminder follows."""
-    from bus.events import AlertAcked
-    from observer.alerts.states import alert_states, parse_alert_id
+    # deferred: the database layer (SQLAlchemy and the models, about 0.5 s) for this command
     from observer.db.queries import alert_records
     from observer.db.readers import reader_engine
-    from observer.runtime import producer_for
 
     program = "observer alerts ack"
     settings = settings_or_exit(program, config)

@@ -150,7 +150,7 @@ class AlertNotifier(AsyncWorker):
             )
         elif not self.targets:  # the simulator's: no fault
             log.warning("no alert channel has a URL: alerts are stored, and sent nowhere")
-        feed = feed_subscriber(self.settings, ["alert"])
+        feed = feed_subscriber(self.settings.bus, self.settings.paths.run, ["alert"])
         try:
             # A sender or the heartbeat that fails ends the process (and is restarted); the
             # heartbeat runs from the start, so a start waiting for the database says so.

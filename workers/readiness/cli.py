@@ -22,10 +22,13 @@ import typer
 from bus.events import Alert, AlertResolved
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
+from observer.calendar.settings import CalendarSettings, PhaseSettings
+from observer.calendar.timeline import timeline_from
 from observer.cli.support import job_producer, open_alert_subjects, start_job
 from observer.cluster.session_reports import StreamReport, stream_report
 from observer.config.tree import Settings
 from observer.kis.account_health import counter
+from observer.kis.session import open_account, rate_limits, token_alert
 from observer.process.heartbeat import Notifier
 from workers.readiness.check import Check, attempt, ready
 
@@ -77,16 +80,16 @@ def report_counters(check: Check, at_ns: int) -> dict[str, float]:
 async def _check_all(
     settings: Settings, clock: Clock, producer: Producer, notifier: Notifier
 ) -> None:
-    from observer.kis.session import open_account, rate_limits, token_alert
+    # deferred: ZeroMQ (about 0.03 s) after READY, as every job (`observer.cli.support`)
     from observer.runtime import alongside, beat_forever
 
     counters: dict[str, float] = {}
     # One current price per attempt, within the jobs' share of each account like any job's
     # calls (its retries of a host that does not answer come at that rate).
-    limits = rate_limits(settings, "jobs")
+    limits = rate_limits(settings.kis, "jobs")
     accounts = [
         open_account(
-            settings, a.alias, clock, limits, on_unavailable=token_alert(a.alias, producer.send)
+            settings.kis, a.alias, clock, limits, on_unavailable=token_alert(a.alias, producer.send)
         )
         for a in settings.kis.accounts
     ]
@@ -94,7 +97,7 @@ async def _check_all(
         async with alongside(beat_forever(notifier, lambda: counters)):
             # Read while beating: a database slow to answer is no hung job.
             failed = _Failed(await asyncio.to_thread(_still_failed, settings))
-            until = _recheck_until(settings, clock)
+            until = _recheck_until(settings.phases, settings.calendar, clock)
             pending = list(accounts)
             while pending:
                 found = await asyncio.gather(*(_check(settings, clock, a) for a in pending))
@@ -119,7 +122,7 @@ async def _check(settings: Settings, clock: Clock, account: KisAccount) -> Check
     policy = settings.readiness
 
     def stream() -> Awaitable[StreamReport | None]:
-        return stream_report(settings, account.alias)
+        return stream_report(settings.control_socket, account.alias)
 
     check = await ready(
         lambda: attempt(account, policy.probe_symbol, stream, policy.ws_timeout_s),
@@ -209,12 +212,10 @@ def _still_failed(settings: Settings) -> set[str] | None:
     return open_alert_subjects(settings, SOURCE, FAILED)
 
 
-def _recheck_until(settings: Settings, clock: Clock) -> float:
+def _recheck_until(phases: PhaseSettings, calendar: CalendarSettings, clock: Clock) -> float:
     """Failed accounts are checked again until full operation (UTC s; 0: not today)."""
-    from observer.calendar.timeline import timeline_from
-
     now = now_utc(clock).astimezone(KST)
-    timeline = timeline_from(settings.phases, settings.calendar)
+    timeline = timeline_from(phases, calendar)
     starts: dict[Phase, datetime] = {
         phase: at for at, phase in timeline.schedule.starts(now.date())
     }

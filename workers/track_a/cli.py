@@ -19,10 +19,12 @@ import typer
 
 from observer.calendar.clock import clock_from_env, now_utc
 from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
 from observer.cli.support import Worker, fail, report_reading, settings_or_exit, start_worker
 from observer.config.tree import Settings
 from observer.runtime import drained
 from workers.track_a import SOURCE
+from workers.track_a.schedule import current_or_next
 
 __all__ = ["app"]
 
@@ -48,6 +50,7 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.to
 def run(config: ConfigOption = None) -> None:
     """Run Track A's cycles until SIGTERM (the supervisor's ``track_a`` program)."""
     worker = start_worker("observer track-a", SOURCE, config, kis=True)
+    # deferred: its work (HTTP, SQLAlchemy: about 0.5 s) after READY (tests/test_startup.py)
     from workers.track_a.worker import TrackA
 
     # A SIGTERM during this wait ends the process at once: nothing is in flight yet, and
@@ -69,9 +72,6 @@ def _caught_up(worker: Worker) -> bool:
     the worker closes the earlier run's cycles once the writer is back (`TrackA._catch_up`).
     With none in force, `_DRAIN_S` of wall time.
     """
-    from observer.calendar.timeline import timeline_from
-    from workers.track_a.schedule import current_or_next
-
     settings, clock = worker.settings, worker.clock
     timeline = timeline_from(settings.phases, settings.calendar)
     config = settings.track_a
@@ -95,6 +95,7 @@ def cycles(
     config: ConfigOption = None,
 ) -> None:
     """A day's cycles as stored: coverage, failures, duration and request rate."""
+    # deferred: the database layer (SQLAlchemy and the models, about 0.5 s) for the report
     from sqlalchemy.orm import Session
 
     from observer.db.queries import cycles_of
@@ -105,7 +106,10 @@ def cycles(
         target = date.fromisoformat(day) if day else today
     except ValueError as exc:
         _fail(f"--date: {exc}", 2)
-    with report_reading("observer track-a cycles", settings) as conn, Session(conn) as session:
+    with (
+        report_reading("observer track-a cycles", settings.database) as conn,
+        Session(conn) as session,
+    ):
         rows = cycles_of(session, target)
     if not rows:
         if not as_json:  # JSON lines: none is no line, as for the other reports

@@ -126,10 +126,10 @@ class TrackA(AsyncWorker):
 
     async def run(self, resume: bool = True) -> None:
         """Run cycles until ``stop``; ``resume`` trusts the database about earlier runs."""
-        limits = rate_limits(self.settings, SOURCE)
+        limits = rate_limits(self.settings.kis, SOURCE)
         accounts = [
             open_account(
-                self.settings,
+                self.settings.kis,
                 a.alias,
                 self.clock,
                 limits,
@@ -206,7 +206,7 @@ class TrackA(AsyncWorker):
         self._behind = False
         try:
             with self._engine.connect() as conn:
-                source = own_source(self.settings, SOURCE)
+                source = own_source(self.settings.supervisor, SOURCE)
                 found = open_alerts(conn, source, [_NO_UNIVERSE, _CYCLE_FAILED])
             self.alerts.take_over(found)
             self._close_interrupted()
@@ -452,11 +452,13 @@ class TrackA(AsyncWorker):
 
     def _summarised(self, cycle: Cycle) -> bool:
         with self._engine.connect() as conn:
-            return cycle_summarised(conn, own_source(self.settings, SOURCE), cycle.cycle_id)
+            return cycle_summarised(
+                conn, own_source(self.settings.supervisor, SOURCE), cycle.cycle_id
+            )
 
     def _stored(self, cycle: Cycle) -> set[str]:
         with self._engine.connect() as conn:
-            return cycle_symbols(conn, own_source(self.settings, SOURCE), cycle.cycle_id)
+            return cycle_symbols(conn, own_source(self.settings.supervisor, SOURCE), cycle.cycle_id)
 
     def _read_universe(self, day: date) -> tuple[list[tuple[str, str]], str]:
         """The day's members as stored, and why not if the database failed the read.

@@ -31,7 +31,8 @@ import typer
 from observer.calendar.phases import KST
 from observer.cli.support import start_worker
 from observer.cluster.shards import Shard
-from observer.config.tree import Settings, load_settings
+from observer.config.load import load_settings
+from observer.config.tree import Settings
 from observer.errors import ConfigError
 from workers.track_b import SOURCE
 from workers.track_b.pins import pins_path, read_pins, slots_path, used_by_track_b, write_pins
@@ -56,6 +57,7 @@ def run(
 ) -> None:
     """Run Track B until SIGTERM (the supervisor's ``track_b`` program)."""
     worker = start_worker("observer track-b", SOURCE, config, kis=True)
+    # deferred: its work (WebSocket, SQLAlchemy, ZeroMQ: about 0.7 s) after READY (test_startup)
     from workers.track_b.worker import TrackB
 
     # What an earlier instance left (its slots, its open alerts) is read once the writer has

@@ -39,7 +39,7 @@ def open_accounts(
     aliases = [a.alias for a in settings.kis.accounts]
     limits = RateLimits({alias: 1.0 for alias in aliases})
     return [
-        open_account(settings, a, clock, limits, on_unavailable=token_alert(a, send))
+        open_account(settings.kis, a, clock, limits, on_unavailable=token_alert(a, send))
         for a in aliases
     ]
 

@@ -47,7 +47,7 @@ class TakeOver(Watchers):
         ``through_seq``: the earlier runs' last seq (this run's own alerts are left out).
         """
         with self._engine.connect() as conn:
-            source = own_source(self.settings, SOURCE)
+            source = own_source(self.settings.supervisor, SOURCE)
             return open_alerts(conn, source, _TAKEN_OVER, through_seq)
 
     async def _open_alerts(self, as_of: AsOf) -> list[Notice] | None:
@@ -158,7 +158,7 @@ class TakeOver(Watchers):
         """What an earlier run of the day left, as of this one's start (blocking)."""
         alerts = self._left_open(handover.as_of.seq) if handover.alerts else []
         with self._engine.connect() as conn:  # this host's
-            source = own_source(self.settings, SOURCE)
+            source = own_source(self.settings.supervisor, SOURCE)
             held = held_slots(conn, source, handover.day, handover.as_of, handover.runs)
         return Earlier(alerts, held)
 

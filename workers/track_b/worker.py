@@ -130,7 +130,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     return
                 # Subscribed before the database is read: a snapshot stored after the read is
                 # in the feed (one stored before it in both: the engine takes it once).
-                with contextlib.closing(feed_subscriber(self.settings, _SNAPSHOTS)) as feed:
+                with contextlib.closing(
+                    feed_subscriber(self.settings.bus, self.settings.paths.run, _SNAPSHOTS)
+                ) as feed:
                     slots = capacity * len(aliases)
                     context = self._sync_or_degrade(full, engine, slots)
                     late = LateSync(self.config, full, slots) if context is None else None

@@ -132,7 +132,7 @@ async def _domestic(settings: Settings, market: str, clock: Clock) -> tuple[Dome
     else:
         path = data_dir / "universe" / f".{file.name}.download"
         path.parent.mkdir(parents=True, exist_ok=True)
-        async with master_http(settings) as http:
+        async with master_http(settings.kis) as http:
             await download_master(http, file.name, path)
         installed = clock.now_ns()
     try:
@@ -240,13 +240,15 @@ async def build_universe(
     reason = market_shortfall(built.candidates_by_market, before or {})
     if reason is not None:
         raise MasterFileError(reason)  # before thousands of calls for a universe not kept
-    limits = rate_limits(settings, settings.universe.share_of)
+    limits = rate_limits(settings.kis, settings.universe.share_of)
     aliases = [a.alias for a in settings.kis.accounts]
     built.rate_limit_per_s = sum(
         a.rest_per_second * settings.kis.process_share[settings.universe.share_of]
         for a in settings.kis.accounts
     )
-    accounts = [open_account(settings, alias, clock, limits, alerts=alerts) for alias in aliases]
+    accounts = [
+        open_account(settings.kis, alias, clock, limits, alerts=alerts) for alias in aliases
+    ]
     found: dict[str, Metrics | None] = {}
     start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
     total = len(pool)

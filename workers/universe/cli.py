@@ -26,7 +26,7 @@ from observer.calendar.clock import clock_from_env, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.cli.support import check_credentials, fail, job_producer
-from observer.config.tree import load_settings
+from observer.config.load import load_settings
 from observer.errors import ConfigError
 from observer.process.heartbeat import Notifier
 from observer.process.logs import setup_logging
@@ -90,7 +90,7 @@ def build(
         settings = load_settings(config)
     except ConfigError as exc:
         _fail(str(exc), 2)
-    check_credentials("observer universe", settings)  # refused ones: exit 2 before READY
+    check_credentials("observer universe", settings.kis)  # refused ones: exit 2 before READY
     setup_logging()
     clock = clock_from_env()
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)

@@ -11,6 +11,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from observer.cli.support import fail, settings_or_exit
+from observer.errors import ConfigError, StoreError, WriterLocked
+from observer.process.logs import setup_logging
+from observer.runtime import stop_on_signals
+from observer.writer.run import run_writer
+
 __all__ = ["main", "parser", "run"]
 
 DESCRIPTION = "Run the writer: ingest, commit, ack, feed (exit 2: database, 3: locked)."
@@ -28,12 +34,6 @@ def parser() -> argparse.ArgumentParser:
 
 def run(config: Path | None, db: str | None, run_dir: Path | None, capture: Path | None) -> int:
     """Serve until SIGTERM or SIGINT; the exit code (2: database or a path refused, 3: locked)."""
-    from observer.cli.support import fail, settings_or_exit
-    from observer.errors import ConfigError, StoreError, WriterLocked
-    from observer.process.logs import setup_logging
-    from observer.runtime import stop_on_signals
-    from observer.writer.run import run_writer
-
     settings = settings_or_exit("observer", config)
     setup_logging()
     try:
