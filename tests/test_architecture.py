@@ -130,23 +130,6 @@ def cycle_in(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-# The jobs step of issue 46 rearranges these packages; the lead takes each one off once that
-# step is merged (the marks are strict: a package that passes fails the test until then).
-_REARRANGED = {
-    "workers/archive",
-    "workers/enrich",
-    "workers/etf",
-    "workers/master_file",
-    "workers/universe",
-}
-
-
-def _rearranged(package: str) -> object:
-    reason = "rearranged by the jobs step of issue 46"
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if package in _REARRANGED else []
-    return pytest.param(package, marks=marks, id=package)
-
-
 def test_the_core_imports_without_a_circle() -> None:
     """A circle hides under function-level imports and makes the order of imports matter."""
     graph = module_imports(ROOT, "observer")
@@ -154,7 +137,6 @@ def test_the_core_imports_without_a_circle() -> None:
     assert cycle_in(graph) is None, f"a circle of imports: {' -> '.join(cycle_in(graph) or [])}"
 
 
-@pytest.mark.xfail(strict=True, reason="workers/master_file: the jobs step of issue 46 ends it")
 def test_the_workers_import_without_a_circle() -> None:
     graph = module_imports(ROOT, "workers")
     assert "workers.track_b.collect" in graph["workers.track_b.worker"]  # graph is read
@@ -285,7 +267,7 @@ PACKAGES = [
 ]
 
 
-@pytest.mark.parametrize("package", [_rearranged(p) for p in PACKAGES])
+@pytest.mark.parametrize("package", PACKAGES)
 def test_every_function_level_import_says_why(package: str) -> None:
     """A function-level import is there for a measured start-up cost, which a comment names."""
     unsaid = {

@@ -84,6 +84,7 @@ def verify(
     """Re-read every recorded archive file (or one day's); exit 1 on any mismatch."""
     settings = settings_or_exit(PROGRAM, config)
     wanted = _parse(day) if day else None
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
     from workers.archive.job import verify_archives
@@ -173,8 +174,10 @@ def _with_job(
     With ``retention``, the ``look_back`` days before ``day`` are brought up to date too, so
     a run without failures leaves no recent day unwritten: it resolves ``archive_failed``.
     """
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from sqlalchemy.exc import SQLAlchemyError
 
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from observer.db.archive import archive_root
     from observer.db.readers import reader_engine
     from observer.errors import ArchiveError, StoreError

@@ -117,6 +117,7 @@ def run(
     settings = msgspec.structs.replace(settings, enrich=enrich)
     sector_map = _sector_map(settings)
     if enrich.fallback == "yfinance":
+        # deferred: the fallback source (about 0.1 s) only where it is configured
         from observer.fallback.yfinance_source import YFinanceSource
 
         try:
@@ -165,6 +166,7 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """Per region: a run's counts, coverage, unmapped codes, cross-check and changes."""
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.enrich.report import report_rows, report_text
 
     settings = settings_or_exit(PROGRAM, config)
@@ -186,6 +188,7 @@ def report(
 @app.command()
 def unmapped(as_json: JsonOption = False, config: ConfigOption = None) -> None:
     """KIS industry codes without a mapping, with their KIS names and stock counts."""
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.enrich.report import unmapped_rows
 
     settings = settings_or_exit(PROGRAM, config)
@@ -208,6 +211,7 @@ def codes(
     config: ConfigOption = None,
 ) -> None:
     """Fetch KIS's industry catalogs (HHDFS76370100, one call per exchange) and publish them."""
+    # deferred: the producer's runtime (ZeroMQ, about 0.1 s) loads after READY
     from observer.runtime import drained
     from workers.enrich.run import exchanges_of, fetch_codes
 

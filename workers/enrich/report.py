@@ -74,6 +74,7 @@ def report_rows(conn: Connection, sector_map: SectorMap, day: date | None) -> li
 
 
 def _markets(region: str) -> tuple[str, ...]:
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.enrich.classify import EXCHANGES_OF
 
     return EXCHANGES_OF.get(region, ())

@@ -150,6 +150,7 @@ def kis_tier(job: Job) -> list[KisAccount]:
     Each at the jobs' share of its budget: the lookups go round the accounts. The accounts
     are the caller's to close (none when the tier is not wanted).
     """
+    # deferred: the KIS layer (httpx, aiohttp: about 0.2 s) loads after READY
     from observer.kis.session import open_account, rate_limits
 
     e, kis = job.settings.enrich, job.settings.kis
@@ -176,6 +177,7 @@ async def fetch_codes(
 
     ``alerts`` sends the alert of a token cache file that does not read.
     """
+    # deferred: the KIS layer (httpx, aiohttp: about 0.2 s) loads after READY
     from observer.kis.session import open_account, rate_limits
 
     limits = rate_limits(settings.kis, "jobs")

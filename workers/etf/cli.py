@@ -73,6 +73,7 @@ def _session(settings: Settings, clock: Clock, text: str | None, job: str, inste
     stamp it on that day (and replace the day's good row), so it exits 2 naming ``instead``
     (``{day}``: the day asked for).
     """
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.sessions import target_session
 
     target = target_session(settings, now_utc(clock).astimezone(KST))
@@ -94,6 +95,7 @@ def _completed(settings: Settings, clock: Clock, text: str | None, job: str) -> 
     A table read before the close is the session's prices so far: stored, it would stand
     as the day's final row. Exits 2 while a session is under way or for a later day.
     """
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.sessions import target_session
 
     target = target_session(settings, now_utc(clock).astimezone(KST))
@@ -118,6 +120,7 @@ def _judged_day(settings: Settings, clock: Clock, text: str | None) -> date | No
     asked = _day(text)
     if asked is None:
         return None
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.sessions import judgeable
 
     why = judgeable(settings, now_utc(clock).astimezone(KST), asked)
@@ -151,8 +154,10 @@ def _symbols(settings: Settings, text: str | None) -> list[str]:
 
 def _held_symbols(settings: Settings) -> set[str]:
     """The active ETFs the jobs collect: the KRX list's, else the KIS masters' (exit 1)."""
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from sqlalchemy.exc import SQLAlchemyError
 
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from observer.db.etf_queries import held_etfs, kis_etf_symbols
     from observer.db.readers import reader_engine
     from observer.errors import StoreError
@@ -209,6 +214,7 @@ def list_(
     settings = settings_or_exit(PROGRAM, config)
     clock = _prepared(settings)
     with _job(settings) as notifier:
+        # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
         from workers.etf.jobs import run_list
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
@@ -239,6 +245,7 @@ def daily(
         f"{{day}}` (the {settings.etf.repair_sessions} sessions up to that day)",
     )
     with _job(settings) as notifier:
+        # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
         from workers.etf.daily import run_daily
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
@@ -276,6 +283,7 @@ def holdings(
     )
     only = _symbols(settings, symbols)
     with _job(settings) as notifier:
+        # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
         from workers.etf.holdings import run_holdings
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
@@ -294,6 +302,7 @@ def holdings_report(
 ) -> None:
     """One ETF's newest stored constituents: code, name, kind, weight and value."""
     settings = settings_or_exit(PROGRAM, config)
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.report import holdings_table
 
     until = _day(day) or now_utc(clock_from_env()).astimezone(KST).date()
@@ -331,6 +340,7 @@ def backfill(
     clock = _prepared(settings)
     target = _completed(settings, clock, day, "the repair")
     with _job(settings) as notifier:
+        # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
         from workers.etf.backfill import run_repair
 
         with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
@@ -348,6 +358,7 @@ def status(
 ) -> None:
     """The ETF data's health; exit 1 when stale (a session's rows missing by 17:00 KST)."""
     settings = settings_or_exit(PROGRAM, config)
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.report import judged
 
     clock = clock_from_env()
@@ -380,6 +391,7 @@ def check(
     asked = _judged_day(settings, clock, day)  # a bad --date exits 2 before READY
     notifier = Notifier.from_env()
     notifier.ready()
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.jobs import send_health
 
     with job_producer(PROGRAM, settings, CHECK_SOURCE, clock, notifier, 60.0) as producer:
@@ -404,6 +416,7 @@ def report(
     settings = settings_or_exit(PROGRAM, config)
     if sort not in ("premium", "aum", "symbol"):
         _fail(f"--sort: {sort!r} is not premium, aum or symbol", 2)
+    # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.report import day_table, write_csv
 
     session = _day(day)

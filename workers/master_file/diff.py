@@ -114,8 +114,10 @@ def listing_event(
 
 def known_listings(conn: Connection, market: str) -> dict[str, tuple[Listing, bool]]:
     """Every instrument of ``market`` the database holds, active or not (read-only)."""
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from sqlalchemy import select
 
+    # deferred: the database layer (SQLAlchemy, about 0.2 s) loads after READY
     from observer.db.models import Instrument
 
     rows = conn.execute(

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Literal, Protocol
 
-from bus.events import OrderBook, TradeTick
+from bus.events import Event, OrderBook, TradeTick
 from observer.kis.frames import DroppedFrame
 from observer.kis.realtime import RealtimeEvents
-from observer.kis.stream import Registration, StreamState
-from workers.track_b.checks import OUTSIDE_SESSION
-
-if TYPE_CHECKING:
-    from workers.track_b.collect import Collector
+from observer.kis.stream import KisStream, Registration, StreamState
+from workers.track_b.checks import OUTSIDE_SESSION, Checks
+from workers.track_b.gaps import Gap, GapDetector
+from workers.track_b.lag import FeedLag
+from workers.track_b.refused import RefusedData
+from workers.track_b.rejections import Rejections
+from workers.track_b.stale import StaleWatch
 
 __all__ = ["BOOK", "MALFORMED_RECORD", "TRADE", "AccountFeed"]
 
@@ -30,11 +33,51 @@ TRADE, BOOK = "H0STCNT0", "H0STASP0"
 MALFORMED_RECORD = "malformed_record"  # the kind of a record the decoder refused
 
 
+class FeedSettings(Protocol):
+    """What of the collector's settings the frame path reads."""
+
+    @property
+    def checks(self) -> Checks: ...
+
+
+class FeedOwner(Protocol):
+    """What the frame path reads and feeds of its collector (`workers.track_b.collect.Collector`).
+
+    A protocol, so that the collector imports this module and never the reverse.
+    """
+
+    publish: Callable[[Event], object]
+    streams: dict[str, KisStream]
+    detectors: dict[str, GapDetector]
+    limits: Mapping[str, tuple[int, int]]
+    last_data_ns: dict[str, int]
+    recent: dict[str, deque[int]]
+    latest: dict[str, TradeTick]
+    window_ns: int
+    ticks: int
+    lag: FeedLag
+    refused_data: RefusedData
+    rejections: Rejections
+    stale_watch: StaleWatch
+
+    @property
+    def settings(self) -> FeedSettings: ...
+    def symbols(self, alias: str) -> set[str]: ...
+    def publish_gap(self, gap: Gap) -> None: ...
+    def _on_state(self, alias: str, state: StreamState | Literal["down"], reason: str) -> None: ...
+    def _on_registered(self, alias: str, registration: Registration) -> None: ...
+    def _on_refused(
+        self, alias: str, registration: Registration, code: str, message: str
+    ) -> None: ...
+    def _on_confirmed(self, alias: str) -> None: ...
+    def _priority(self, registration: Registration) -> tuple[float, str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AccountFeed:
     """One account's `StreamListener`: its frames handled here, the rest to the collector."""
 
-    collector: Collector
+    collector: FeedOwner
     alias: str
 
     def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
