@@ -20,7 +20,7 @@ from pathlib import Path
 from bus.events import TradeTick
 from bus.producer import Producer
 from observer.config.load import load_settings
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.runtime import producer_for, stop_on_signals
 
 __all__ = ["synthetic_tick"]
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_acks:
         threading.Thread(target=_print_acks, args=(producer,), daemon=True).start()
     stop = stop_on_signals() if args.events == 0 else threading.Event()
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     notifier.ready()
 
     def counters() -> dict[str, float]:

@@ -25,7 +25,7 @@ from observer.cluster.transport import bus_endpoints, client_curve
 from observer.config.tree import Settings
 from observer.errors import WaitFailed
 from observer.process.disk import DiskWatch
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.logs import mask_struct
 
 __all__ = [
@@ -139,7 +139,7 @@ def take_over_disk_alerts(settings: Settings, producer: Producer) -> None:
 
 
 def drained(
-    producer: Producer, notifier: Notifier, timeout: float, until: Callable[[], bool] | None = None
+    producer: Producer, notifier: Heartbeat, timeout: float, until: Callable[[], bool] | None = None
 ) -> bool:
     """Wait until the writer acknowledged everything sent, beating meanwhile; False at timeout.
 
@@ -165,7 +165,7 @@ def drained(
 
 
 async def earlier_run_stored(
-    producer: Producer, notifier: Notifier, stop: asyncio.Event, within_s: float | None = None
+    producer: Producer, notifier: Heartbeat, stop: asyncio.Event, within_s: float | None = None
 ) -> bool:
     """Wait until the writer stored what an earlier run of this source left in the outbox.
 
@@ -231,7 +231,7 @@ async def sleep_unless(clock: Clock, seconds: float, stop: asyncio.Event) -> Non
         woken.cancel()
 
 
-async def beat_forever(notifier: Notifier, counters: Callable[[], Mapping[str, float]]) -> None:
+async def beat_forever(notifier: Heartbeat, counters: Callable[[], Mapping[str, float]]) -> None:
     """Heartbeats from an event loop until cancelled.
 
     Wall-clock sleeps on purpose: the supervisor's heartbeat timeout is in wall seconds.
@@ -309,7 +309,7 @@ class AsyncWorker:
         settings: Settings,
         clock: Clock,
         producer: Producer,
-        notifier: Notifier,
+        notifier: Heartbeat,
         stop: asyncio.Event,
     ) -> None:
         self.settings = settings

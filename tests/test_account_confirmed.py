@@ -16,7 +16,7 @@ from tests.test_collect import until
 from tests.test_kis_stream import serve, tokens
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 
 _NS = 1_000_000_000
 GRACE_S = 30  # unhealthy_after_s
@@ -110,7 +110,9 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
                 ),
             )
             book = SlotBook(["acct1"], 1)
-            held = book.evaluate([Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"})
+            held = book.evaluate(
+                [SlotCandidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"}
+            )
             await collector.apply(held)
             stop = asyncio.Event()
             running = asyncio.ensure_future(collector.run(stop))

@@ -27,7 +27,7 @@ from observer.supervisor.program import State
 from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN, RuleCounters
 from observer.supervisor.rules import Rules, metrics_of
 from observer.writer.store import Store
-from workers.notifier.channels import Target, channel_urls, targets_from
+from workers.notifier.channels import ChannelTarget, channel_urls, targets_from
 from workers.notifier.messages import Grouper, Message
 
 GROUP_S, REPEAT_S, REMIND_S = 10.0, 60.0, 100.0
@@ -179,8 +179,8 @@ def test_alert_states(tmp_path: Path) -> None:
 
 
 def test_routing_by_severity_and_code() -> None:
-    def target(**routing: Any) -> Target:
-        return Target("t", "t", ChannelSettings(**routing), None)
+    def target(**routing: Any) -> ChannelTarget:
+        return ChannelTarget("t", "t", ChannelSettings(**routing), None)
 
     assert not target().wants("x", "info") and target().wants("x", "warning")
     assert target(min_severity="critical").wants("x", "critical")

@@ -376,7 +376,7 @@ def test_a_late_row_of_a_day_whose_pruning_was_cut_short_is_archived_apart(
         cut.step()
     apply(store, [synthetic_tick(n, day_ns(DAY, 9000 + n)) for n in range(2)])  # same source
     sent: list[Event] = []
-    outcome = job.Outcome()
+    outcome = job.ArchiveOutcome()
     settings = store_settings(store, tmp_path)
     job.keep_retention(
         store.engine, settings, tmp_path, DAY + timedelta(days=31), sent.append, outcome

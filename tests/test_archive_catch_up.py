@@ -46,7 +46,7 @@ from tests.test_archive_isolation import block
 from tests.test_archive_writer import run_job
 from workers.archive.job import (
     LOOK_BACK_DAYS,
-    Outcome,
+    ArchiveOutcome,
     archive_day,
     keep_retention,
     verify_archives,
@@ -74,7 +74,7 @@ def committing(store: Store, sent: list[Event]) -> Callable[[Event], None]:
     return send
 
 
-def nightly(store: Store, settings: Settings, today: date) -> tuple[Outcome, list[Event]]:
+def nightly(store: Store, settings: Settings, today: date) -> tuple[ArchiveOutcome, list[Event]]:
     """The job's run on ``today``."""
     sent: list[Event] = []
     send = committing(store, sent)
@@ -176,7 +176,7 @@ def test_the_look_back_is_bounded_and_a_pruned_table_stays_within_its_retention(
     apply(store, market_events(old, 20) + market_events(DAY, 20))
     root, today = Path(settings.retention.dir), DAY + timedelta(days=1)
     sent: list[Event] = []
-    keep_retention(store.engine, settings, root, today, committing(store, sent), Outcome())
+    keep_retention(store.engine, settings, root, today, committing(store, sent), ArchiveOutcome())
     # The old day: ticks and books past their retention (archived, then pruning asked);
     # snapshots and bars beyond the look-back (an outage longer: `archive run --look-back`).
     assert archived(sent) == sorted(
@@ -184,7 +184,7 @@ def test_the_look_back_is_bounded_and_a_pruned_table_stays_within_its_retention(
     )
     sent.clear()
     send = committing(store, sent)
-    keep_retention(store.engine, settings, root, today, send, Outcome(), look_back=60)
+    keep_retention(store.engine, settings, root, today, send, ArchiveOutcome(), look_back=60)
     assert archived(sent) == [("minute_bars", old), ("price_snapshots", old)]
 
 

@@ -52,7 +52,7 @@ from workers.track_b.gaps import SilenceRule
 from workers.track_b.lag import FEED_LAGGING
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.stale import STREAM_STALE
 
 MARKET = Market(17, TradingCalendar(), stocks=200, etfs=10)
@@ -92,7 +92,7 @@ async def streaming_three(
     running = asyncio.ensure_future(collector.run(stop))
     try:
         book = SlotBook(["acct1"], 3)
-        picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
+        picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
         await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
         streamed = set(STOCKS[:3])
         await until(
@@ -175,7 +175,7 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
         running = asyncio.ensure_future(collector.run(stop))
         try:
             book = SlotBook(["acct1", "acct2"], 3)
-            wanted = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:4])]
+            wanted = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:4])]
             decisions = book.evaluate(wanted, clock.now_ns(), collector.healthy())
             await collector.apply(decisions)
             where = {d.candidate.symbol: d.account for d in decisions}
@@ -253,7 +253,7 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
         clock.advance(2)  # nothing listens on port 9: never connected
         assert collector.healthy() == set()
         book = SlotBook(["acct1"], 2)
-        (decision,) = book.evaluate([Candidate("005930", "manual", 9.0)], clock.now_ns(), set())
+        (decision,) = book.evaluate([SlotCandidate("005930", "manual", 9.0)], clock.now_ns(), set())
         assert decision.action == "overflow" and decision.reason == "no healthy account"
         stop.set()
         clock.advance(60)  # the reconnect backoff's sleep ends
@@ -284,7 +284,7 @@ def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_ov
         book = SlotBook(["acct1"], 2)
         placed_at = clock.now_ns()
         await collector.apply(
-            book.evaluate([Candidate("005930", "manual", 9.0)], placed_at, collector.healthy())
+            book.evaluate([SlotCandidate("005930", "manual", 9.0)], placed_at, collector.healthy())
         )
         clock.advance(31)  # still no session: the account is unhealthy, its slot fails over
         released = book.evaluate([], clock.now_ns(), collector.healthy())
@@ -323,7 +323,7 @@ def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> Non
         running = asyncio.ensure_future(collector.run(stop))
         try:
             book = SlotBook(["acct1", "acct2"], 3)
-            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:2])]
+            picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:2])]
             placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
             assert {d.account for d in placed} == {"acct1", "acct2"}
             await collector.apply(placed)  # acct2's registration finds no approval key
@@ -588,7 +588,7 @@ def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
                 "both sessions",
             )
             book = SlotBook(["acct1", "acct2"], 3)
-            picks = [Candidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(STOCKS[:6])]
+            picks = [SlotCandidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(STOCKS[:6])]
             decisions = book.evaluate(picks, clock.now_ns(), collector.healthy())
             on = {
                 a: {d.candidate.symbol for d in decisions if d.account == a}
@@ -669,7 +669,7 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
             first, second = STOCKS[:2]
             for placed in ([first], [first, second]):
                 failing["left"] = 1
-                picks = [Candidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(placed)]
+                picks = [SlotCandidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(placed)]
                 await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
                 assert stream.wanted == pairs(book.held())
                 await until(lambda: settled(book), 20, "the failure met, the session back")
@@ -684,8 +684,8 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
                 failing["left"] = 1
                 released = book.release(second if n == 0 else STOCKS[1 + n], "trigger lapsed")
                 picks = [
-                    Candidate(first, "volume_surge", 20.0),
-                    Candidate(symbol, "volume_surge", 19.0),
+                    SlotCandidate(first, "volume_surge", 20.0),
+                    SlotCandidate(symbol, "volume_surge", 19.0),
                 ]
                 placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
                 await collector.apply([d for d in (released, *placed) if d])
@@ -693,12 +693,12 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
                 await until(lambda: settled(book), 20, "the failure met, the session back")
             # Every slot filled: nothing leaked, so all fit.
             fill = [
-                Candidate(s, "volume_surge", 10.0 - n / 100)
+                SlotCandidate(s, "volume_surge", 10.0 - n / 100)
                 for n, s in enumerate(STOCKS[5 : 5 + cap])
             ]
             await collector.apply(
                 book.evaluate(
-                    [Candidate(first, "volume_surge", 20.0), *fill],
+                    [SlotCandidate(first, "volume_surge", 20.0), *fill],
                     clock.now_ns(),
                     collector.healthy(),
                 )
@@ -737,7 +737,7 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
         stream = collector.streams["acct1"]
         book = SlotBook(["acct1"], 20)
         a, b, c = STOCKS[:3]
-        picks = [Candidate(a, "volume_surge", 20.0), Candidate(b, "volume_surge", 19.0)]
+        picks = [SlotCandidate(a, "volume_surge", 20.0), SlotCandidate(b, "volume_surge", 19.0)]
         await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
         assert not [e for e in events if isinstance(e, Alert)]
         stream.wanted.discard(Registration(BOOK_ID, a))  # a book lost
@@ -757,7 +757,7 @@ def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
         for n in range(41 - len(stream.wanted)):
             await stream.subscribe(TRADE_ID, f"9{n:05d}")
         assert len(stream.wanted) == 41
-        picks.append(Candidate(c, "volume_surge", 18.0))
+        picks.append(SlotCandidate(c, "volume_surge", 18.0))
         await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
         assert c in book.held()
         expected = {Registration(kind, s) for s in (a, b, c) for kind in (TRADE_ID, BOOK_ID)}

@@ -17,7 +17,12 @@ import zmq
 from bus.curve import ClientCurve, ServerCurve, generate_key_pair, load_key_pair, load_public_key
 from bus.producer import Producer
 from harness.loadgen import synthetic_tick
-from observer.process.heartbeat import BUS_HANDSHAKE_FAILING_S, BUS_UNACKED_S, Notice, Notifier
+from observer.process.heartbeat import (
+    BUS_HANDSHAKE_FAILING_S,
+    BUS_UNACKED_S,
+    Heartbeat,
+    HeartbeatLine,
+)
 from observer.supervisor.commands import HANDSHAKE_GRACE_S, UNACKED_GRACE_S, problems
 from observer.supervisor.program import Program
 from observer.writer.handshakes import HANDSHAKE_FAILED, HandshakeWatch
@@ -128,12 +133,12 @@ def test_a_failing_handshake_reaches_the_heartbeat_and_ctl_status(tmp_path: Path
     )
     read, write = os.pipe()
     try:
-        notifier = Notifier(write, interval_s=0)
+        notifier = Heartbeat(write, interval_s=0)
         notifier.report_producer(producer)
         producer.send(synthetic_tick(1, 1_700_000_000_000_000_000))
         wait_until(lambda: producer.handshake_failing_s > 0.5, 30, "a failing handshake")
         notifier.beat_now({})
-        beat = msgspec.json.decode(os.read(read, 65536).splitlines()[-1], type=Notice)
+        beat = msgspec.json.decode(os.read(read, 65536).splitlines()[-1], type=HeartbeatLine)
         assert 0 < beat.counters[BUS_HANDSHAKE_FAILING_S] < HANDSHAKE_GRACE_S
         assert beat.counters["bus_pending"] == 1
     finally:

@@ -23,7 +23,7 @@ from workers.enrich import checkpoint as cp
 from workers.enrich.alerts import ALERT_CODES, alerts, cleared
 from workers.enrich.classify import Tally
 from workers.enrich.kis_tier import CrossCheck, KisLookups
-from workers.enrich.run import Job
+from workers.enrich.run import EnrichRun
 
 HOSTS = itertools.count()
 MAP = load_sector_map()
@@ -38,11 +38,11 @@ class Client:
     requests = 0
 
 
-def job(*, calls: int = 0, opened: int = 0, kis: tuple[int, int] | None = None) -> Job:
+def job(*, calls: int = 0, opened: int = 0, kis: tuple[int, int] | None = None) -> EnrichRun:
     clock = VirtualClock()
     guarded = GuardedSource(Never(), clock, f"alerts-{next(HOSTS)}.test", GuardSettings())
     guarded.calls, guarded.breaker.opened = calls, opened
-    run = Job(
+    run = EnrichRun(
         settings=Settings(),
         clock=clock,
         sector_map=MAP,

@@ -36,7 +36,7 @@ from tests.test_krx import portal
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import DAY_NS, Tally, curation_due, due
 from workers.enrich.kis_tier import KisLookups
-from workers.enrich.run import Job, run_regions
+from workers.enrich.run import EnrichRun, run_regions
 
 HOSTS = itertools.count()
 MAP = load_sector_map()
@@ -69,7 +69,7 @@ def make_job(
     sector_map: SectorMap = MAP,
     force: bool = False,
     max_age_days: int = 30,
-) -> tuple[Job, list[Event]]:
+) -> tuple[EnrichRun, list[Event]]:
     base = Settings()
     enrich = msgspec.structs.replace(
         base.enrich,
@@ -82,7 +82,7 @@ def make_job(
     sent: list[Event] = []
     host = f"recheck-{next(HOSTS)}.test"  # a limiter of its own: one per event loop
     mode = "force" if force else "incremental"
-    return Job(
+    return EnrichRun(
         settings=msgspec.structs.replace(base, enrich=enrich),
         clock=clock,
         sector_map=sector_map,

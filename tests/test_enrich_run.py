@@ -25,7 +25,7 @@ from observer.fallback import (
 from observer.reference.sector_map import load_sector_map
 from tests.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
-from workers.enrich.run import Job, run_regions
+from workers.enrich.run import EnrichRun, run_regions
 
 HOSTS = itertools.count()
 TECH = Profile(sector="Technology", sector_key="technology")
@@ -45,7 +45,7 @@ class Failing:
         return TECH
 
 
-def job(source: SectorSource, tmp_path: Path) -> tuple[Job, list[Event]]:
+def job(source: SectorSource, tmp_path: Path) -> tuple[EnrichRun, list[Event]]:
     settings = Settings()
     enrich = msgspec.structs.replace(
         settings.enrich, fallback_url="http://fallback.test", kis_detail=False
@@ -54,7 +54,7 @@ def job(source: SectorSource, tmp_path: Path) -> tuple[Job, list[Event]]:
     clock = VirtualClock()
     host = f"fallback-{next(HOSTS)}.test"  # a limiter of its own: one per event loop
     guarded = GuardedSource(source, clock, host, GuardSettings(rate_per_s=1e6))
-    return Job(
+    return EnrichRun(
         settings=msgspec.structs.replace(settings, enrich=enrich),
         clock=clock,
         sector_map=load_sector_map(),

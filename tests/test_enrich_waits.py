@@ -21,7 +21,7 @@ from observer.fallback import GuardedSource, GuardSettings, Profile, QuoteSummar
 from observer.reference.sector_map import load_sector_map
 from tests.test_fallback import VirtualClock
 from workers.enrich import checkpoint as cp
-from workers.enrich.run import Job, run_regions
+from workers.enrich.run import EnrichRun, run_regions
 
 HOSTS = itertools.count()
 TECH = Profile(sector="Technology", sector_key="technology")
@@ -91,7 +91,7 @@ def test_a_stop_cuts_a_retry_after_wait_short(tmp_path: Path) -> None:
         ) as http:
             guards = GuardSettings(rate_per_s=1e6, retry_delay_s=0.01)
             guarded = GuardedSource(QuoteSummarySource(http), clock, "stop.test", guards)
-            job = Job(
+            job = EnrichRun(
                 settings=msgspec.structs.replace(base, enrich=enrich),
                 clock=clock,
                 sector_map=load_sector_map(),

@@ -27,7 +27,7 @@ from bus.events import Alert, EtfListing
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.db.models import Base, Etf
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.program import Launch, Program, State
@@ -62,7 +62,7 @@ def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
 def readied(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every READY a command signals (the supervisor's handshake)."""
     calls: list[str] = []
-    monkeypatch.setattr(Notifier, "ready", lambda self, counters=None: calls.append("ready"))
+    monkeypatch.setattr(Heartbeat, "ready", lambda self, counters=None: calls.append("ready"))
     return calls
 
 

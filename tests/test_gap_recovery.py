@@ -30,7 +30,7 @@ from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
 from observer.errors import KisProtocolError
 from observer.kis.schemas import MinuteBarRow
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.stats import p99
 from tests.support import (
     SimThread,
@@ -161,7 +161,7 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
     settings = Settings()
     clock = ManualClock(TEN_NS + 10 * MINUTE)
     stop = asyncio.Event()
-    worker = GapRecovery(settings, clock, Producer.__new__(Producer), Notifier(None), stop)
+    worker = GapRecovery(settings, clock, Producer.__new__(Producer), Heartbeat(None), stop)
     worker.admit(Pending("a:1", "000001", TEN_NS, TEN_NS + 30 * S, "silence", TEN_NS))  # queued
     worker.admit(Pending("a:2", "000002", TEN_NS, TEN_NS + 3 * S, "disconnect", TEN_NS))  # 3 s
     late = TEN_NS + 10 * MINUTE + 5 * S

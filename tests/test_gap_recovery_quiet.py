@@ -22,7 +22,7 @@ from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
 from tests.support import db_rows, wait_until
 from tests.test_gap_recovery import MARKET, STOCKS, Rig
-from workers.gap_recovery.bars import Answer, fetch_gap
+from workers.gap_recovery.bars import BarsAnswer, fetch_gap
 
 S = 1_000_000_000
 DAY = (2026, 11, 20)
@@ -39,7 +39,7 @@ def _nine() -> int:
     return _at(9, 0)
 
 
-async def _answer(tokens: Path, traded: set[int], gap: list[int]) -> tuple[Answer, int]:
+async def _answer(tokens: Path, traded: set[int], gap: list[int]) -> tuple[BarsAnswer, int]:
     """`fetch_gap` against KIS's paging: the newest 30 bars at or before the asked minute."""
     calls = 0
 

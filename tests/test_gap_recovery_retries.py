@@ -42,7 +42,7 @@ from observer.errors import (
 )
 from observer.kis.client import MinuteRows
 from observer.kis.schemas import MinuteBarRow
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.supervisor.program import State
 from observer.supervisor.rules import Rules, metrics_of
 from workers.gap_recovery.bars import fetch_gap
@@ -143,7 +143,7 @@ def _rig(settings: Settings | None = None, now_ns: int = TEN + 10 * MINUTE) -> R
         settings or Settings(),
         clock,
         producer,  # type: ignore[arg-type]
-        Notifier(None),
+        Heartbeat(None),
         asyncio.Event(),
     )
     return Rig(worker, clock, sent)

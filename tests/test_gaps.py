@@ -1,4 +1,4 @@
-"""Gap detection: silences judged in session, connection gaps closed with their reason."""
+"""TickGap detection: silences judged in session, connection gaps closed with their reason."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.track_b.gaps import Gap, GapDetector, SilenceRule
+from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
 
 MS = 1_000_000
 SESSION = (1_000 * MS, 10_000_000 * MS)  # continuous trading, in this test's instants
@@ -69,7 +69,7 @@ def test_a_symbol_trading_every_few_seconds_is_not_silent_between_trades() -> No
         at += 3_000 * MS
         assert all(d.on_tick("000660", at) is None for _ in range(3))
     gap = d.on_tick("000660", at + 40_000 * MS)  # 40 s: more than 10 x its 1 s pace
-    assert gap == Gap("acct1", "000660", at, at + 40_000 * MS, "silence")
+    assert gap == TickGap("acct1", "000660", at, at + 40_000 * MS, "silence")
     fixed = detector()
     assert fixed.on_tick("000660", SESSION[0]) is None
     assert fixed.on_tick("000660", SESSION[0] + 3_000 * MS) is not None
@@ -92,9 +92,9 @@ def test_a_disconnect_opens_a_gap_per_symbol_closed_by_its_registration() -> Non
     d.on_disconnect(3_100 * MS, "token_refresh", ["005930"])  # still the first gap
     # From the last frame the connection delivered (any symbol's) to the new registration.
     gap = d.on_registered("005930", 4_000 * MS)
-    assert gap == Gap("acct1", "005930", 2_300 * MS, 4_000 * MS, "disconnect")
+    assert gap == TickGap("acct1", "005930", 2_300 * MS, 4_000 * MS, "disconnect")
     other = d.on_registered("000660", 4_100 * MS)
-    assert other == Gap("acct1", "000660", 2_300 * MS, 4_100 * MS, "disconnect")
+    assert other == TickGap("acct1", "000660", 2_300 * MS, 4_100 * MS, "disconnect")
     assert gap.gap_id == "acct1:005930:2300000000"
     assert d.on_registered("005930", 5_000 * MS) is None  # nothing open any more
     # The silence clock restarts at the next tick: no silence gap across the outage.
@@ -108,7 +108,7 @@ def test_a_connection_gap_starts_at_the_newest_trade_stamp_not_its_arrival() -> 
     d.on_tick("005930", 60_000 * MS + 200 * MS, 59_000 * MS)  # received 1:00.2, stamped 0:59
     d.on_disconnect(60_300 * MS, "disconnect", ["005930"])
     gap = d.on_registered("005930", 65_000 * MS)
-    assert gap == Gap("acct1", "005930", 59_000 * MS, 65_000 * MS, "disconnect")
+    assert gap == TickGap("acct1", "005930", 59_000 * MS, 65_000 * MS, "disconnect")
 
 
 def test_a_second_drop_before_any_new_tick_is_a_new_gap_from_where_the_first_ended() -> None:
@@ -118,8 +118,8 @@ def test_a_second_drop_before_any_new_tick_is_a_new_gap_from_where_the_first_end
     first = d.on_registered("005930", 3_000 * MS)
     d.on_disconnect(4_000 * MS, "disconnect", ["005930"])  # no tick since: same last frame
     second = d.on_registered("005930", 25_000 * MS)
-    assert first == Gap("acct1", "005930", 2_000 * MS, 3_000 * MS, "disconnect")
-    assert second == Gap("acct1", "005930", 3_000 * MS, 25_000 * MS, "disconnect")
+    assert first == TickGap("acct1", "005930", 2_000 * MS, 3_000 * MS, "disconnect")
+    assert second == TickGap("acct1", "005930", 3_000 * MS, 25_000 * MS, "disconnect")
     assert first.gap_id != second.gap_id  # gap recovery takes each; the second is not dropped
 
 
@@ -155,7 +155,7 @@ def test_a_symbol_that_leaves_its_slot_closes_its_open_gap_and_is_forgotten() ->
     d.on_disconnect(2_100 * MS, "disconnect", ["005930"])
     # Replaced during the outage: its data was missing from the drop until it left.
     gap = d.forget("005930", 2_500 * MS)
-    assert gap == Gap("acct1", "005930", 2_000 * MS, 2_500 * MS, "disconnect")
+    assert gap == TickGap("acct1", "005930", 2_000 * MS, 2_500 * MS, "disconnect")
     assert d.forget("005930", 2_600 * MS) is None
     assert d.on_registered("005930", 3_000 * MS) is None
     assert d.on_tick("005930", 9_000 * MS) is None
@@ -169,10 +169,10 @@ def test_a_symbol_placed_during_an_outage_is_missing_from_its_placement() -> Non
     d.on_disconnect(2_100 * MS, "disconnect", ["005930", "000660"])
     d.on_placed("035720", 2_400 * MS)  # in the reconnect backoff
     d.on_placed("051910", 2_500 * MS)  # in it too, and moved to another account before long
-    assert d.forget("051910", 3_000 * MS) == Gap(
+    assert d.forget("051910", 3_000 * MS) == TickGap(
         "acct1", "051910", 2_500 * MS, 3_000 * MS, "disconnect"
     )
-    assert d.on_registered("035720", 4_000 * MS) == Gap(
+    assert d.on_registered("035720", 4_000 * MS) == TickGap(
         "acct1", "035720", 2_400 * MS, 4_000 * MS, "disconnect"
     )
     d.on_confirmed()  # KIS confirmed the new session: placements stream from their start
@@ -194,7 +194,7 @@ def test_silences_are_judged_between_trade_stamps_not_arrivals() -> None:
     # trade, delivered at once, is a silence (trades lost on the way).
     assert d.on_tick("005930", traded + 30_001 * MS, stamp + 2_000 * MS) is None
     gap = d.on_tick("005930", traded + 30_002 * MS, stamp + 7_000 * MS)
-    assert gap == Gap("acct1", "005930", stamp + 2_000 * MS, stamp + 7_000 * MS, "silence")
+    assert gap == TickGap("acct1", "005930", stamp + 2_000 * MS, stamp + 7_000 * MS, "silence")
 
 
 def test_a_symbol_leaving_its_slot_while_the_feed_runs_behind_is_a_delivery_lag_gap() -> None:
@@ -206,17 +206,17 @@ def test_a_symbol_leaving_its_slot_while_the_feed_runs_behind_is_a_delivery_lag_
     d.on_tick("000660", 9_000 * MS, 4_000 * MS)
     d.on_tick("035720", 9_100 * MS, 5_000 * MS)  # another symbol's, newer
     # 5 s behind at 10 s: 000660's trades after its own newest may still be on the way.
-    assert d.forget("000660", 10_000 * MS, behind_ns=5_000 * MS) == Gap(
+    assert d.forget("000660", 10_000 * MS, behind_ns=5_000 * MS) == TickGap(
         "acct1", "000660", 4_000 * MS, 10_000 * MS, "delivery_lag"
     )
     # A symbol with no trade since its registration: from it, but no earlier than twice the
     # lag before the release (one symbol's trades out of step with another's by as much).
     d.on_registered("051910", 1_000 * MS)
-    assert d.forget("051910", 7_000 * MS, behind_ns=1_000 * MS) == Gap(  # 2 s since 5 s
+    assert d.forget("051910", 7_000 * MS, behind_ns=1_000 * MS) == TickGap(  # 2 s since 5 s
         "acct1", "051910", 3_000 * MS, 7_000 * MS, "delivery_lag"
     )
     d.on_registered("068270", 1_000 * MS)  # the newest stamp 6 s old: 12 s, to its registration
-    assert d.forget("068270", 11_000 * MS, behind_ns=4_000 * MS) == Gap(
+    assert d.forget("068270", 11_000 * MS, behind_ns=4_000 * MS) == TickGap(
         "acct1", "068270", 1_000 * MS, 11_000 * MS, "delivery_lag"
     )
     d.on_registered("207940", 1_000 * MS)  # continuous trading bounds it
@@ -247,7 +247,7 @@ def test_a_delivery_lag_gap_is_exactly_the_stretch_a_feed_behind_may_not_have_de
         assert gap is None
         return
     lag = max(behind_ms * MS, now - stamp)  # the newest delivered stamp is the last one
-    assert gap == Gap("acct1", "005930", max(last or 0, now - 2 * lag), now, "delivery_lag")
+    assert gap == TickGap("acct1", "005930", max(last or 0, now - 2 * lag), now, "delivery_lag")
 
 
 def test_a_quiet_symbol_released_while_the_feed_is_behind_is_a_gap_whatever_its_pace() -> None:
@@ -262,7 +262,7 @@ def test_a_quiet_symbol_released_while_the_feed_is_behind_is_a_gap_whatever_its_
     d.on_tick("005930", last + 10_000 * MS, last + 10_000 * MS)
     released = last + 40_000 * MS  # the caller measured the feed 30 s behind
     gap = d.forget("000270", released, behind_ns=30_000 * MS)
-    assert gap == Gap("acct1", "000270", last, released, "delivery_lag")
+    assert gap == TickGap("acct1", "000270", last, released, "delivery_lag")
 
 
 def test_a_refused_trade_is_a_gap_over_its_stamp_or_since_the_last_delivered_one() -> None:
@@ -270,7 +270,7 @@ def test_a_refused_trade_is_a_gap_over_its_stamp_or_since_the_last_delivered_one
     at = SESSION[0] + 10_000 * MS
     d.on_tick("005930", at)
     gap = d.on_refused_trade("005930", at + 3_000 * MS, at + 2_000 * MS)
-    assert gap == Gap("acct1", "005930", at + 2_000 * MS, at + 2_000 * MS, "dropped_record")
+    assert gap == TickGap("acct1", "005930", at + 2_000 * MS, at + 2_000 * MS, "dropped_record")
     # A stamp that does not read (0), comes after its arrival or over an hour before it: from
     # the symbol's newest delivered trade to the arrival.
     for stamp in (0, at + 4_000 * MS, at - 3_600_000 * MS):
@@ -289,7 +289,7 @@ def test_a_refused_trade_is_a_gap_over_its_stamp_or_since_the_last_delivered_one
 
 @given(st.lists(st.integers(0, 3_000), min_size=1, max_size=200))
 def test_a_symbol_whose_every_record_is_refused_has_one_gap_a_minute(steps: list[int]) -> None:
-    """Gap recovery fetches whole minutes: one gap per minute holds all of its lost trades
+    """TickGap recovery fetches whole minutes: one gap per minute holds all of its lost trades
     (a refused record a second was a gap a second: 23,400 a symbol in a day)."""
     d = detector()
     at, stamps = SESSION[0], []

@@ -40,7 +40,7 @@ from workers.track_b.checks import Checks
 from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 
 _NS = 1_000_000_000
 PRICE, VOLUME, TIME = 2, 12, 1  # H0STCNT0 fields: STCK_PRPR, CNTG_VOL, STCK_CNTG_HOUR
@@ -161,7 +161,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
         running = asyncio.ensure_future(collector.run(stop))
         try:
             book = SlotBook(["acct1"], 3)
-            picks = [Candidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(limits)]
+            picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(limits)]
             await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
             await until(lambda: collector.ticks > 30, 30, "ticks of the three")
             key = account.tokens.approval_key_now()

@@ -24,7 +24,7 @@ from observer.config.tree import Settings
 from observer.db.queries import AlertRecords, open_gaps
 from observer.db.reconciliation_queries import slot_events_between
 from observer.errors import ConfigError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.runtime import producer_for
 from observer.supervisor.control import Reply
 from observer.supervisor.ctl import _host_label
@@ -217,7 +217,7 @@ def test_gap_recovery_takes_the_gaps_of_the_feed_its_host_detected(
     settings = Settings(supervisor=SupervisorSettings(host=host))
     now = 1_800_000_000 * 10**9
     worker = GapRecovery(
-        settings, ManualClock(now), Producer.__new__(Producer), Notifier(None), asyncio.Event()
+        settings, ManualClock(now), Producer.__new__(Producer), Heartbeat(None), asyncio.Event()
     )
     gap = GapDetected(
         gap_id="", symbol="005930", start_ns=now, end_ns=now + 3 * 10**9, reason="disconnect"

@@ -142,12 +142,12 @@ def test_other_failures_are_retried_until_fatal_as_before(
 
 JOB_SCRIPT = """
 import argparse
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 
 parser = argparse.ArgumentParser(prog="job")
 parser.add_argument("--count", type=int, default=1)
 args = parser.parse_args()
-Notifier.from_env().ready()
+Heartbeat.from_env().ready()
 with open("ran", "a") as out:
     out.write(f"{args.count}\\n")
 """

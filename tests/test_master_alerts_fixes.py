@@ -19,7 +19,7 @@ from observer.reference.instruments import MASTER_FILES
 from tests.test_master_file import Harness, domestic
 from tests.test_master_file import harness as harness  # the fixtures: one sim per module
 from tests.test_master_file import sim_thread as sim_thread
-from workers.master_file.outcome import Outcome
+from workers.master_file.outcome import FileOutcome
 
 RESOLVED = "select code, severity, subject from alert_resolutions order by seq"
 
@@ -162,7 +162,7 @@ def test_an_alert_raised_before_it_named_its_market_ends_once_every_market_is_th
     services: Any = _Services()
     settle = Settle(services)
     settle.open = {SUSPECT: {""}}
-    outcome = Outcome("KOSPI", "kospi_code.mst.zip", "skip", "unchanged")
+    outcome = FileOutcome("KOSPI", "kospi_code.mst.zip", "skip", "unchanged")
     *others, last = MASTER_FILES
     for file in others:
         settle.market(file, "unchanged", outcome)

@@ -23,7 +23,7 @@ from observer.process.heartbeat import FAILING_S
 from tests.support import database_down, wait_until
 from tests.test_notifier_give_up import Service
 from tests.test_notifier_worker import NOW, worker
-from workers.notifier.channels import Target
+from workers.notifier.channels import ChannelTarget
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_a_database_outage_is_counted_and_outlived(pg_url: str, tmp_path: Path) 
     )
     settings = load_settings(config)
     service = Service()
-    ops = Target("ops", "ops", ChannelSettings(), service)
+    ops = ChannelTarget("ops", "ops", ChannelSettings(), service)
     notifier = worker(settings, Outbox(), ops)  # type: ignore[arg-type]
 
     def alive(condition: Callable[[], object], what: str) -> None:

@@ -22,7 +22,7 @@ from observer.config.load import load_settings
 from observer.writer.store import Store
 from tests.support import wait_until
 from tests.test_notifier_worker import NOW, Bus, worker
-from workers.notifier.channels import Target
+from workers.notifier.channels import ChannelTarget
 from workers.notifier.messages import Message, summarize
 from workers.notifier.queues import TargetQueue
 from workers.notifier.worker import CHANNEL_DOWN
@@ -57,7 +57,7 @@ def test_an_outage_past_lookback_ends_in_one_summary_not_a_backlog(
     settings = load_settings(config)
     bus = Bus(store)
     service = Service()
-    ops = Target("ops", "ops", ChannelSettings(), service)
+    ops = ChannelTarget("ops", "ops", ChannelSettings(), service)
     notifier = worker(settings, bus, ops)
     alert = Notice("track_a:1", "alert", NOW, "critical", "feed_dead", "a1", "no ticks")
     longest = 0

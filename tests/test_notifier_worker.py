@@ -29,11 +29,11 @@ from observer.config.tree import Settings
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.supervisor.commands import problems
 from observer.writer.store import Store
 from tests.support import beating
-from workers.notifier.channels import Target
+from workers.notifier.channels import ChannelTarget
 from workers.notifier.messages import Message
 from workers.notifier.worker import AlertNotifier
 
@@ -79,14 +79,14 @@ def settings_for(tmp_path: Path, store: Store, environment: str = "real") -> Set
     return load_settings(config)
 
 
-def target(name: str) -> Target:
-    return Target(name, name, ChannelSettings(), None)  # sends nothing: _record is driven
+def target(name: str) -> ChannelTarget:
+    return ChannelTarget(name, name, ChannelSettings(), None)  # sends nothing: _record is driven
 
 
-def worker(settings: Settings, bus: Bus, *targets: Target) -> AlertNotifier:
+def worker(settings: Settings, bus: Bus, *targets: ChannelTarget) -> AlertNotifier:
     producer = cast(Producer, bus)
     return AlertNotifier(
-        settings, ManualClock(NOW), producer, Notifier(None), asyncio.Event(), list(targets)
+        settings, ManualClock(NOW), producer, Heartbeat(None), asyncio.Event(), list(targets)
     )
 
 
@@ -186,7 +186,9 @@ def test_a_channel_without_a_url_is_a_failing_notifier_outside_the_simulator(
     [problem] = problems([beating("notifier", counters)], lambda _: True)
     assert problem.startswith("notifier: failing its work")
     # With its URL, the channel is a target: healthy.
-    fine = worker(real, bus, Target("default", "default", ChannelSettings(), None)).counters()
+    fine = worker(
+        real, bus, ChannelTarget("default", "default", ChannelSettings(), None)
+    ).counters()
     assert fine["channels_without_url"] == 0 and fine[FAILING_S] == 0
     # The simulator (the demo: the shipped configuration, no URL) is not judged.
     sim = worker(settings_for(tmp_path, store, "sim"), bus).counters()

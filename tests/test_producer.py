@@ -17,7 +17,7 @@ from bus.errors import OutboxBehindWriter
 from bus.events import Alert
 from bus.outbox import Outbox
 from bus.producer import Producer
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.runtime import earlier_run_stored
 from tests.support import wait_until
 
@@ -238,7 +238,7 @@ def test_an_earlier_runs_events_are_waited_for_alone_and_until_stored(
         earlier.send(ALERT)
     earlier.close(drain_timeout=0)  # it died: three events left unacknowledged
     producer = make(tmp_path)
-    beats = Notifier(None)
+    beats = Heartbeat(None)
 
     async def wait(stop: asyncio.Event, within_s: float | None = None) -> bool:
         return await earlier_run_stored(producer, beats, stop, within_s)

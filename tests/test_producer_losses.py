@@ -216,11 +216,11 @@ def test_rewind_reloads_acknowledged_records_still_on_the_disk(tmp_path: Path) -
 
 
 def test_producer_figures_reach_the_heartbeat(tmp_path: Path) -> None:
-    from observer.process.heartbeat import BUS_LOST_EVENTS, Notifier
+    from observer.process.heartbeat import BUS_LOST_EVENTS, Heartbeat
 
     producer = Producer("p", f"ipc://{tmp_path / 'none.sock'}", tmp_path / "ob")
     producer.lost_events = 7
-    notifier = Notifier(None)
+    notifier = Heartbeat(None)
     notifier.report_producer(producer)
     assert notifier._with_pending({})[BUS_LOST_EVENTS] == 7.0
     producer.close(drain_timeout=0)

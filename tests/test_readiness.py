@@ -311,7 +311,7 @@ def test_fridays_failure_is_resolved_by_mondays_passing_check(
     """Three days after Friday's 08:10, Monday's pass ends the failure left open."""
     import observer.kis.session
     from bus.events import AlertResolved, Event
-    from observer.process.heartbeat import Notifier
+    from observer.process.heartbeat import Heartbeat
     from workers.readiness import cli
 
     settings = load_settings(_friday_failure(tmp_path))
@@ -336,7 +336,7 @@ def test_fridays_failure_is_resolved_by_mondays_passing_check(
             return len(sent)
 
     monday = ManualClock(int(datetime(2026, 11, 23, 8, 10, tzinfo=KST).timestamp() * 1e9))
-    asyncio.run(cli._check_all(settings, monday, Producer(), Notifier(None)))  # type: ignore[arg-type]
+    asyncio.run(cli._check_all(settings, monday, Producer(), Heartbeat(None)))  # type: ignore[arg-type]
     resolved = [(e.code, e.subject) for e in sent if isinstance(e, AlertResolved)]
     assert resolved == [(FAILED, "acct2")]  # acct1 had nothing open: nothing to resolve
 

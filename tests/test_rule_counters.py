@@ -31,7 +31,7 @@ from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN
 # `argv[2]`.final) in a last beat, and exit 0.
 FAKE = """
 import json, os, sys, time
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 mode, path = sys.argv[1], sys.argv[2]
 n = 0
 def counters():
@@ -39,7 +39,7 @@ def counters():
     n += 1
     with open(path) as file:
         return {**json.load(file), "n": n}
-notifier = Notifier.from_env()
+notifier = Heartbeat.from_env()
 notifier.ready(counters())
 deadline = time.monotonic() + 60
 while mode == "daemon" or not os.path.exists("release"):

@@ -17,7 +17,7 @@ from tests.test_collect import until
 from tests.test_kis_stream import serve
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 
 _NS = 1_000_000_000
 GRACE_S = 30.0  # unhealthy_after_s
@@ -40,7 +40,7 @@ async def _collecting(
         CollectorSettings(unhealthy_after_s=GRACE_S, stream=StreamSettings(reconnects_per_hour=60)),
     )
     held = SlotBook(["acct1"], 1).evaluate(
-        [Candidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"}
+        [SlotCandidate("005930", "manual", 9.0)], clock.now_ns(), {"acct1"}
     )
     await collector.apply(held)
     stop = asyncio.Event()

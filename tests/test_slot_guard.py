@@ -14,7 +14,7 @@ from workers.track_b.barred import PERMANENT_REFUSALS, Barred, refusal_kind
 from workers.track_b.collect import Refusal
 from workers.track_b.guard import SlotGuard
 from workers.track_b.halts import Tradability
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 
 S = 1_000_000_000
 DAY_END = 86_400 * S
@@ -102,7 +102,7 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     g, alerts = guard()
     book = SlotBook(["acct1", "acct2"], 2)
     held = book.evaluate(
-        [Candidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS[:4])],
+        [SlotCandidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS[:4])],
         0,
         ["acct1", "acct2"],
     )
@@ -143,7 +143,7 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     # The evaluation releases the barred symbols with their reasons; the next candidates
     # take the slots, except the closed one. The symbol KIS refused as one too many is not
     # at fault: it competes as before.
-    pool = [Candidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS)]
+    pool = [SlotCandidate(s, "market_cap", 5.0 - n) for n, s in enumerate(SYMBOLS)]
     decisions = book.evaluate(pool, S, ["acct1", "acct2"], barred=barred)
     assert {
         (d.action, d.candidate.symbol, d.reason) for d in decisions if d.action == "release"
@@ -153,7 +153,7 @@ def test_refusals_bar_their_symbols_close_a_full_sessions_slot_and_alert_once() 
     # After its backoff the transient one competes again; refused again, it waits twice as
     # long, with no second alert.
     assert s1 not in g.barred(31 * S)
-    book.evaluate([Candidate(s1, "manual", 9.0, pinned=True)], 31 * S, ["acct1", "acct2"])
+    book.evaluate([SlotCandidate(s1, "manual", 9.0, pinned=True)], 31 * S, ["acct1", "acct2"])
     g.on_refused(Refusal(book.held()[s1].account, s1, "H0STCNT0", "OPSP0007", "again", 31 * S))
     g.review(book, {s1}, 31 * S)
     assert g.barred(31 * S)[s1] == "registration refused: OPSP0007 again (retry in 60 s)"
@@ -218,7 +218,7 @@ def test_a_halt_seen_behind_a_refusals_bar_bars_the_symbol_when_that_bar_ends() 
     # placed again for a round.)
     g, alerts = guard()
     book = SlotBook(["acct1"], 2)
-    book.evaluate([Candidate(SYMBOLS[0], "market_cap", 2.3)], 0, ["acct1"])
+    book.evaluate([SlotCandidate(SYMBOLS[0], "market_cap", 2.3)], 0, ["acct1"])
     g.on_snapshot(snapshot(SYMBOLS[0], 0, 10_000))
     g.on_refused(Refusal("acct1", SYMBOLS[0], "H0STCNT0", "OPSP0007", "KIS says no", 0))
     g.review(book, set(), 0)

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 
 SYMBOLS = [f"{n:06d}" for n in range(1, 40)]
 MIN_HOLD = 5
 
 
-def candidate(symbol: str, score: float, expires: int = 0, pinned: bool = False) -> Candidate:
-    return Candidate(
+def candidate(symbol: str, score: float, expires: int = 0, pinned: bool = False) -> SlotCandidate:
+    return SlotCandidate(
         symbol,
         "manual" if pinned else "volume_surge",
         score,
@@ -44,8 +44,8 @@ rounds = st.lists(
 
 
 def each_round(
-    book: SlotBook, plan: list[tuple[list[Candidate], int, set[str]]]
-) -> Iterator[tuple[int, list[Decision]]]:
+    book: SlotBook, plan: list[tuple[list[SlotCandidate], int, set[str]]]
+) -> Iterator[tuple[int, list[SlotAction]]]:
     """Each round of ``plan`` evaluated: its time and decisions (the book as they left it)."""
     now = 0
     for pool, step, sick in plan:
@@ -54,14 +54,16 @@ def each_round(
         yield now, book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=MIN_HOLD)
 
 
-def play(book: SlotBook, plan: list[tuple[list[Candidate], int, set[str]]]) -> list[list[Decision]]:
+def play(
+    book: SlotBook, plan: list[tuple[list[SlotCandidate], int, set[str]]]
+) -> list[list[SlotAction]]:
     return [decisions for _, decisions in each_round(book, plan)]
 
 
 @settings(max_examples=300, deadline=None)
 @given(plan=rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
 def test_the_allocator_keeps_its_promises(
-    plan: list[tuple[list[Candidate], int, set[str]]], accounts: int, capacity: int
+    plan: list[tuple[list[SlotCandidate], int, set[str]]], accounts: int, capacity: int
 ) -> None:
     names = ["a", "b", "c"][:accounts]
     book = SlotBook(names, capacity)
@@ -104,7 +106,7 @@ def test_the_allocator_keeps_its_promises(
 @settings(max_examples=150, deadline=None)
 @given(plan=rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
 def test_the_same_inputs_give_the_same_allocation(
-    plan: list[tuple[list[Candidate], int, set[str]]], accounts: int, capacity: int
+    plan: list[tuple[list[SlotCandidate], int, set[str]]], accounts: int, capacity: int
 ) -> None:
     names = ["a", "b", "c"][:accounts]
     first, second = SlotBook(names, capacity), SlotBook(names, capacity)
@@ -195,7 +197,7 @@ closing_rounds = st.lists(
 @settings(max_examples=300, deadline=None)
 @given(plan=closing_rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
 def test_barred_symbols_leave_their_slots_and_closed_slots_stay_empty(
-    plan: list[tuple[list[Candidate], int, set[str], list[tuple[str, int]]]],
+    plan: list[tuple[list[SlotCandidate], int, set[str], list[tuple[str, int]]]],
     accounts: int,
     capacity: int,
 ) -> None:
@@ -242,7 +244,7 @@ def test_a_pin_lifted_keeps_its_slot_under_another_claim() -> None:
     # stays where it is, under that claim: no release, no new registration, no new hold.
     book = SlotBook(["a"], 2)
     book.evaluate([candidate(SYMBOLS[0], 11.0, pinned=True)], 0, ["a"])
-    cap = Candidate(SYMBOLS[0], "market_cap", 2.3, market_cap=10**12)
+    cap = SlotCandidate(SYMBOLS[0], "market_cap", 2.3, market_cap=10**12)
     assert book.evaluate([cap], 10, ["a"], min_hold_ns=MIN_HOLD) == []
     assert book.held()[SYMBOLS[0]] == Holding("a", 0, cap, 0)  # held since it was placed
 
@@ -250,7 +252,7 @@ def test_a_pin_lifted_keeps_its_slot_under_another_claim() -> None:
 @settings(max_examples=300, deadline=None)
 @given(plan=rounds, accounts=st.integers(1, 3), capacity=st.integers(1, 6))
 def test_an_overflow_names_what_kept_it_out(
-    plan: list[tuple[list[Candidate], int, set[str]]], accounts: int, capacity: int
+    plan: list[tuple[list[SlotCandidate], int, set[str]]], accounts: int, capacity: int
 ) -> None:
     # An overflow's reason and lowest held score agree with the slots: the lowest score it
     # could have replaced, or, when every unpinned slot is newer than the minimum hold, that

@@ -26,7 +26,7 @@ def ready(self, counters=None):
     print(" ".join(sorted(sys.modules)), flush=True)
     os._exit(0)
 
-observer.process.heartbeat.Notifier.ready = ready
+observer.process.heartbeat.Heartbeat.ready = ready
 sys.argv = ["observer", *sys.argv[1:]]
 from observer.cli.entry import main
 try:

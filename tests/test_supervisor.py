@@ -45,8 +45,8 @@ backoff_initial_s = 0.05
 # A job that works half a second after READY, then fails until the flag file exists: each
 # run lasts longer than stable_s, which forgives a daemon, never a job.
 FLAKY_RUN = (
-    "import os, sys, time; from observer.process.heartbeat import Notifier; "
-    "Notifier.from_env().ready(); "
+    "import os, sys, time; from observer.process.heartbeat import Heartbeat; "
+    "Heartbeat.from_env().ready(); "
     "time.sleep(0.5); sys.exit(0 if os.path.exists('fixed') else 4)"
 )
 FLAKY = f"""

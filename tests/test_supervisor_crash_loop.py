@@ -25,8 +25,8 @@ from tests.test_supervisor_health import configure, until
 
 # Says READY, beats for half a second (past stable_s), then exits 1.
 CRASHES_LATE = (
-    "import time; from observer.process.heartbeat import Notifier\n"
-    "n = Notifier.from_env(); n.ready()\n"
+    "import time; from observer.process.heartbeat import Heartbeat\n"
+    "n = Heartbeat.from_env(); n.ready()\n"
     "end = time.monotonic() + 0.5\n"
     "while time.monotonic() < end:\n    n.beat(); time.sleep(0.02)\n"
     "raise SystemExit(1)"
@@ -120,7 +120,7 @@ FAILS_THEN_RUNS = (
     "p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) if p.exists() else 0\n"
     "p.write_text(str(n + 1))\n"
     "if n < 5: raise SystemExit(1)\n"
-    "from observer.process.heartbeat import Notifier; no = Notifier.from_env(); no.ready()\n"
+    "from observer.process.heartbeat import Heartbeat; no = Heartbeat.from_env(); no.ready()\n"
     "while True: no.beat(); time.sleep(0.05)\n"
 )
 

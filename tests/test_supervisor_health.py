@@ -36,9 +36,9 @@ from observer.supervisor.program import State
 # (a deadline-bound wait) and exits 0 if the file `fixed` exists, else 1.
 FAKE = """
 import json, os, sys, time
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 mode, counters = sys.argv[1], json.loads(sys.argv[2])
-notifier = Notifier.from_env()
+notifier = Heartbeat.from_env()
 notifier.ready(counters)
 if mode == "daemon":
     while True:

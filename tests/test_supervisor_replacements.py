@@ -279,9 +279,9 @@ def test_each_daemon_frozen_is_replaced_alerted_once_and_counted(tmp_path: Path)
 CRASHES = 6
 CRASHES_THEN_RUNS = (
     "import sys, time, pathlib\n"
-    "from observer.process.heartbeat import Notifier\n"
+    "from observer.process.heartbeat import Heartbeat\n"
     "p = pathlib.Path(sys.argv[1]); n = int(p.read_text()) if p.exists() else 0\n"
-    "p.write_text(str(n + 1)); no = Notifier.from_env(); no.ready()\n"
+    "p.write_text(str(n + 1)); no = Heartbeat.from_env(); no.ready()\n"
     "end = time.monotonic() + 0.3\n"
     f"while n >= {CRASHES} or time.monotonic() < end:\n    no.beat(); time.sleep(0.02)\n"
     "raise SystemExit(1)\n"

@@ -196,10 +196,10 @@ def test_a_command_line_that_cannot_run_is_not_retried(tmp_path: Path) -> None:
 
 RECORDER = """
 import json, os, sys
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 with open(os.environ["ARGV_RECORD"], "a") as record:
     record.write(json.dumps(sys.argv[1:]) + "\\n")
-Notifier.from_env().ready()
+Heartbeat.from_env().ready()
 """
 
 

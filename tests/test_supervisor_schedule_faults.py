@@ -41,12 +41,12 @@ pytestmark = pytest.mark.slow
 # file exists and exits 0.
 FAKE = """
 import os, sys, time
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 name, mode = sys.argv[1], sys.argv[2]
 seconds = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
 with open(os.environ["FAKE_RECORD"], "a") as record:
     record.write(name + "\\n")
-notifier = Notifier.from_env()
+notifier = Heartbeat.from_env()
 notifier.ready()
 if mode == "hang":
     time.sleep(3600)
@@ -212,7 +212,7 @@ def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) 
 def test_a_run_by_hand_takes_the_place_of_a_queued_one(tmp_path: Path) -> None:
     """A run waiting for the jobs it follows is dropped when the job is run by hand."""
     launch = Launch(tmp_path, dict(os.environ), tmp_path / "log", 1.0)
-    code = "from observer.process.heartbeat import Notifier; Notifier.from_env().ready()"
+    code = "from observer.process.heartbeat import Heartbeat; Heartbeat.from_env().ready()"
     settings = ProgramSettings(kind="job", command=(sys.executable, "-c", code))
     job = Program("job", settings, launch, lambda *_: None)
 

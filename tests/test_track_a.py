@@ -35,7 +35,7 @@ from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.track_a.cli import app
-from workers.track_a.cycle import Target, run_cycle
+from workers.track_a.cycle import SnapshotTarget, run_cycle
 from workers.track_a.schedule import current_or_next, cycles_of
 
 CALENDAR = TradingCalendar()
@@ -140,7 +140,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory, sim_thread: SimThread) ->
 
 
 def one_cycle(
-    settings: Settings, sim: SimThread, targets: list[Target], seconds: float, **kwargs: Any
+    settings: Settings, sim: SimThread, targets: list[SnapshotTarget], seconds: float, **kwargs: Any
 ) -> tuple[Any, list[PriceSnapshot], int]:
     """Run a cycle due ``seconds`` from now; return it, its snapshots and calls after it."""
     clock: Clock = sim.sim.clock
@@ -180,7 +180,7 @@ def test_a_cycle_asks_every_symbol_once_within_the_rate(
     sim = sim_thread.sim
     sim.peak_per_second.clear()
     limited_before = sim.rate_limited
-    targets = [Target(s, MARKET.listings[s].market) for s in STOCKS[:120]]
+    targets = [SnapshotTarget(s, MARKET.listings[s].market) for s in STOCKS[:120]]
     run, published, _ = one_cycle(settings, sim_thread, targets, 60)
     assert run.succeeded == {t.symbol for t in targets} and not run.failed
     assert not run.overran and run.unfinished == [] and run.missing == []
@@ -202,7 +202,9 @@ def test_a_cycle_asks_every_symbol_once_within_the_rate(
 def test_failing_symbols_never_stop_a_cycle(settings: Settings, sim_thread: SimThread) -> None:
     sim = sim_thread.sim
     sim.faults.http_5xx = 40  # a burst of gateway errors: retried, then further passes
-    targets = [Target(s, "KOSPI") for s in STOCKS[:60]] + [Target("999999", "KOSPI")]
+    targets = [SnapshotTarget(s, "KOSPI") for s in STOCKS[:60]] + [
+        SnapshotTarget("999999", "KOSPI")
+    ]
     run, published, _ = one_cycle(settings, sim_thread, targets, 60)
     assert sim.faults.http_5xx == 0
     assert run.failed.keys() == {"999999"}
@@ -228,7 +230,7 @@ def test_a_rest_outage_of_two_minutes_costs_the_cycle_nothing(
     sim, settings = fast_sim
     clock = sim.sim.clock
     sim.sim.faults.rest_down_until = clock.now_ns() + 120 * NS  # the host does not answer
-    targets = [Target(s, MARKET.listings[s].market) for s in STOCKS[:120]]
+    targets = [SnapshotTarget(s, MARKET.listings[s].market) for s in STOCKS[:120]]
     run, published, _ = one_cycle(settings, sim, targets, 600)
     assert run.succeeded == {t.symbol for t in targets} and not run.failed
     assert not run.overran and run.missing == [] and len(published) == 120
@@ -241,7 +243,7 @@ def test_symbols_failing_until_the_deadline_are_failed_not_cut_off(
 ) -> None:
     sim, settings = fast_sim
     sim.sim.faults.rest_down_until = sim.sim.clock.now_ns() + 3600 * NS
-    targets = [Target(s, MARKET.listings[s].market) for s in STOCKS[:20]]
+    targets = [SnapshotTarget(s, MARKET.listings[s].market) for s in STOCKS[:20]]
     run, published, _ = one_cycle(settings, sim, targets, 60)
     assert published == [] and run.failed.keys() == {t.symbol for t in targets}
     assert run.unfinished == [] and not run.overran and not run.stopped
@@ -252,7 +254,7 @@ def test_symbols_failing_until_the_deadline_are_failed_not_cut_off(
 def test_a_cycle_that_cannot_finish_is_cut_off_at_its_deadline(
     settings: Settings, sim_thread: SimThread
 ) -> None:
-    targets = [Target(s, "KOSPI") for s in STOCKS[:200]]  # about 1.8 s at 110/s
+    targets = [SnapshotTarget(s, "KOSPI") for s in STOCKS[:200]]  # about 1.8 s at 110/s
     run, published, calls = one_cycle(settings, sim_thread, targets, 0.5)
     assert run.overran and not run.stopped
     assert 0 < len(run.succeeded) < 200 and not run.failed

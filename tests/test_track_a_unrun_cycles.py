@@ -24,7 +24,7 @@ from observer.config.tree import Settings
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.writer.store import Store
-from workers.track_a.cycle import CycleRun, Target
+from workers.track_a.cycle import CycleRun, SnapshotTarget
 from workers.track_a.schedule import cycles_of
 from workers.track_a.worker import TrackA
 
@@ -105,7 +105,7 @@ def test_cycles_missed_whole_after_the_day_began_are_summarised_and_alerted(
     worker, sent, store = track_a(tmp_path, at(9, 45))
     cycles = {c.cycle_id: c for c in cycles_of(worker.timeline, DAY, 10, True)}
     for n, cycle_id in enumerate(("20261120-0900", "20261120-0910"), 1):  # run whole
-        run = CycleRun([Target(s, "KOSPI") for s in SYMBOLS], at(9, 0), at(9, 1))
+        run = CycleRun([SnapshotTarget(s, "KOSPI") for s in SYMBOLS], at(9, 0), at(9, 1))
         run.succeeded = set(SYMBOLS)
         worker._summarise(cycles[cycle_id], run, len(SYMBOLS), 0)
         summary = sent.pop()

@@ -25,7 +25,7 @@ from observer.calendar.trading import TradingCalendar
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.db.migrate import upgrade
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from tests.support import (
     ROOT,
     SimThread,
@@ -238,7 +238,7 @@ def test_track_b_beats_while_it_waits_for_the_universe(tmp_path: Path) -> None:
 
     async def wait_a_while() -> None:
         stop = asyncio.Event()
-        worker = TrackB(settings, clock, Producer.__new__(Producer), Notifier(write, 0.1), stop)
+        worker = TrackB(settings, clock, Producer.__new__(Producer), Heartbeat(write, 0.1), stop)
         running = asyncio.ensure_future(worker.run())
         await asyncio.sleep(1.0)  # the length of the wait under test, not a synchronisation
         stop.set()

@@ -45,7 +45,7 @@ from tests.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, 
 from workers.track_b.cli import app
 from workers.track_b.collect import Collector, CollectorSettings, Refusal
 from workers.track_b.gaps import SilenceRule
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 
 NS = 1_000_000_000
 
@@ -128,7 +128,7 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
         running = asyncio.ensure_future(collector.run(stop))
         try:
             book = SlotBook(["acct1", "acct2"], 3)
-            wanted = [Candidate(s, "market_cap", 10.0 - n) for n, s in enumerate(STOCKS[:6])]
+            wanted = [SlotCandidate(s, "market_cap", 10.0 - n) for n, s in enumerate(STOCKS[:6])]
             decisions = book.evaluate(wanted, clock.now_ns(), collector.healthy())
             where.update({d.candidate.symbol: d.account for d in decisions})
             await collector.apply(decisions)
@@ -149,7 +149,7 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
             await collector.apply([released])
             await collector.apply(
                 book.evaluate(
-                    [Candidate(again, "manual", 9.0)], clock.now_ns(), collector.healthy()
+                    [SlotCandidate(again, "manual", 9.0)], clock.now_ns(), collector.healthy()
                 )
             )
             await until(
@@ -213,7 +213,7 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
         running = asyncio.ensure_future(collector.run(stop))
         try:
             book = SlotBook(["acct1", "acct2"], 3)
-            wanted = [Candidate(s, "market_cap", 10.0 - n) for n, s in enumerate(STOCKS[:2])]
+            wanted = [SlotCandidate(s, "market_cap", 10.0 - n) for n, s in enumerate(STOCKS[:2])]
             await collector.apply(book.evaluate(wanted, clock.now_ns(), collector.healthy()))
             await until(lambda: {halted, locked} <= {t.symbol for t in ticks}, 60, "trades of both")
             halt_soon()

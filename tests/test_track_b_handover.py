@@ -45,7 +45,7 @@ from workers.track_b.collect import Collector
 from workers.track_b.handover import LateHandover, PendingRuns, release_late
 from workers.track_b.kept_references import KeptReferences
 from workers.track_b.outages import ACCOUNT_DOWN, Outages
-from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.stale import STREAM_STALE as STALE
 from workers.track_b.startup import ReadBeside, gap_starts, take_back
 from workers.track_b.triggers import TriggerEngine
@@ -109,12 +109,12 @@ class Recorded:
 
     def __init__(self) -> None:
         self.gaps: list[tuple[str, str, int, int]] = []
-        self.abandoned: list[tuple[Decision, int]] = []
+        self.abandoned: list[tuple[SlotAction, int]] = []
 
     async def resume(self, holding: Holding, start_ns: int) -> None:
         raise AssertionError("a late take-over puts nothing back")
 
-    def abandon(self, release: Decision, start_ns: int) -> None:
+    def abandon(self, release: SlotAction, start_ns: int) -> None:
         self.abandoned.append((release, start_ns))
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
@@ -126,7 +126,7 @@ def test_a_late_take_over_releases_what_the_successor_does_not_hold_itself() -> 
     release, or, for a symbol the successor placed itself, to that placement and no
     release (its latest decision is the successor's, which a release would undo)."""
     book = SlotBook(["acct1"], 2)
-    mine = Candidate("A", "market_cap", 2.0)
+    mine = SlotCandidate("A", "market_cap", 2.0)
     assert book.restore(Holding("acct1", 0, mine, TEN + 12 * MINUTE))
     held = [
         HeldSlot("acct1", 0, "A", "market_cap", Decimal(1), 0, TEN, TEN + 5 * MINUTE, None),
@@ -371,7 +371,7 @@ def test_a_take_over_left_for_later_is_the_starts_own_if_the_writer_caught_up_in
     book = SlotBook(["acct1"], 5)
     streams = TakingOver()
 
-    def resume() -> list[Candidate]:
+    def resume() -> list[SlotCandidate]:
         return asyncio.run(tb._resume(DAY, engine, book, streams, as_of, []))  # type: ignore[arg-type]
 
     assert resume() == [] and tb.handover is handover and not streams.resumed  # behind

@@ -26,7 +26,7 @@ from workers.track_b.pins import (
     unplaced,
     write_pins,
 )
-from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import TriggerEngine
 
 
@@ -80,8 +80,8 @@ def test_the_pin_command_says_how_many_pins_wait_beyond_the_slots(tmp_path: Path
 
 
 def test_a_pin_without_a_slot_says_why() -> None:
-    pin = Candidate("P00002", "manual", 6.0, pinned=True)
-    overflow = Decision("overflow", pin, "no healthy account")
+    pin = SlotCandidate("P00002", "manual", 6.0, pinned=True)
+    overflow = SlotAction("overflow", pin, "no healthy account")
     assert unplaced(["P00001", "P00002", "P00003"], {"P00001"}, [overflow], {}) == {
         "P00002": "no healthy account",
         "P00003": "no slot",

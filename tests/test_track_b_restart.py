@@ -31,7 +31,7 @@ from tests.support import SimThread, SupervisorProcess, db_rows, wait_until
 from tests.test_track_b import DAY, MARKET, NINE, publish_morning
 from workers.gap_recovery.report import day_report
 from workers.track_b.gaps import GapDetector, SilenceRule
-from workers.track_b.slots import Candidate, Holding, SlotBook
+from workers.track_b.slots import Holding, SlotBook, SlotCandidate
 
 S = 1_000_000_000
 TEN = int(datetime(2026, 11, 20, 10, 0, tzinfo=NINE.tzinfo).timestamp()) * S
@@ -64,7 +64,7 @@ def test_a_holding_goes_back_only_where_it_fits() -> None:
     book = SlotBook(["acct1", "acct2"], 2)
 
     def holding(account: str, slot: int, symbol: str) -> Holding:
-        return Holding(account, slot, Candidate(symbol, "market_cap", 1.0), TEN)
+        return Holding(account, slot, SlotCandidate(symbol, "market_cap", 1.0), TEN)
 
     assert book.restore(holding("acct1", 1, "005930"))
     assert not book.restore(holding("acct1", 1, "000660"))  # the slot is taken

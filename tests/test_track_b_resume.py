@@ -27,7 +27,7 @@ from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import AsOf
-from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.startup import lasting
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
@@ -66,9 +66,9 @@ class Streams:
         self.accounts = set(accounts)
         self.rate = rate
         self.clock: ManualClock | None = None
-        self.applied: list[tuple[int, Decision]] = []
+        self.applied: list[tuple[int, SlotAction]] = []
         self.resumed: list[Holding] = []
-        self.abandoned: list[Decision] = []
+        self.abandoned: list[SlotAction] = []
         self.latest: dict[str, Any] = {}
         self.ticks = self.gaps = self.refusals = 0
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late
@@ -83,14 +83,14 @@ class Streams:
     def healthy(self) -> set[str]:
         return set(self.accounts)
 
-    async def apply(self, decisions: list[Decision], holdings: Any = None) -> None:
+    async def apply(self, decisions: list[SlotAction], holdings: Any = None) -> None:
         assert self.clock is not None
         self.applied.extend((self.clock.now_ns(), d) for d in decisions)
 
     async def resume(self, holding: Holding, start_ns: int) -> None:
         self.resumed.append(holding)
 
-    def abandon(self, release: Decision, start_ns: int) -> None:
+    def abandon(self, release: SlotAction, start_ns: int) -> None:
         self.abandoned.append(release)
 
 
@@ -172,7 +172,7 @@ def follow(
     engine: TriggerEngine,
     book: SlotBook,
     streams: Streams,
-    context: list[Candidate],
+    context: list[SlotCandidate],
     until_ns: int,
     monkeypatch: pytest.MonkeyPatch,
     feed: Iterable[PriceSnapshot] = (),
@@ -207,7 +207,9 @@ def caps_held_since_nine_thirty(engine: TriggerEngine) -> SlotBook:
     """The 41 slots of acct1 a restart took back: the largest caps, held since 09:30."""
     book = SlotBook(["acct1"], 41)
     for n, s in enumerate(SYMBOLS[:41]):
-        cap = Candidate(s, "market_cap", engine.score(s, 1.0, 0.0), market_cap=REFS[s].market_cap)
+        cap = SlotCandidate(
+            s, "market_cap", engine.score(s, 1.0, 0.0), market_cap=REFS[s].market_cap
+        )
         assert book.restore(Holding("acct1", n, cap, at("09:30")))
     return book
 

@@ -38,7 +38,7 @@ from tests.test_track_b_resume import (
 from workers.track_b.collect import Refusal
 from workers.track_b.pins import slots_path, write_pins
 from workers.track_b.session_alerts import OVERFLOW
-from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
 
@@ -94,9 +94,9 @@ def test_the_overflow_alert_is_one_per_episode_and_severity_and_is_resolved(
     raised: list[str] = []  # this episode's severities
     for minutes, placed, overflowed, waits in plan:
         now += minutes * 60 * S
-        surge = Candidate("000010", "volume_surge", 19.2, expires_ns=now + 600 * S)
-        decisions = [Decision("allocate", surge, "x", "acct1", 0)] * placed
-        decisions += [Decision("overflow", surge, "x", waiting=waits)] * overflowed
+        surge = SlotCandidate("000010", "volume_surge", 19.2, expires_ns=now + 600 * S)
+        decisions = [SlotAction("allocate", surge, "x", "acct1", 0)] * placed
+        decisions += [SlotAction("overflow", surge, "x", waiting=waits)] * overflowed
         before = len(sent)
         share_now = tb.overflow.watch(decisions, now)
         window = [w for w in window if now - w[0] <= 3600 * S]
@@ -132,8 +132,8 @@ def test_an_overflow_alert_an_earlier_run_left_open_is_resolved(tmp_path: Path) 
     engine.dispose()
     tb._take_over(tb._left_open(), Streams(["acct1"], lambda s, now: 0.0))  # type: ignore[arg-type]
     assert tb.alerts.severity(OVERFLOW) == "critical"
-    surge = Candidate("000010", "volume_surge", 19.2, expires_ns=at("10:10"))
-    tb.overflow.watch([Decision("allocate", surge, "x", "acct1", 0)], at("10:00"))
+    surge = SlotCandidate("000010", "volume_surge", 19.2, expires_ns=at("10:10"))
+    tb.overflow.watch([SlotAction("allocate", surge, "x", "acct1", 0)], at("10:00"))
     assert overflow_events(sent) == [("AlertResolved", "critical")]
 
 
@@ -152,7 +152,8 @@ def test_the_mornings_hand_over_raises_a_warning_and_no_critical(
     for s in symbols:  # 09:20: the usual pace
         engine.on_snapshot(snapshot(s, at("09:20:30"), int(1_000_000 * before)))
     context = [
-        Candidate(s, "context_sync", 14.0, 0.4, 1.2, 10**12, at("09:34:50")) for s in symbols[:5]
+        SlotCandidate(s, "context_sync", 14.0, 0.4, 1.2, 10**12, at("09:34:50"))
+        for s in symbols[:5]
     ]
     surging = int(1_000_000 * (before + 4 * (profile_share(_PROFILE, 30.2) - before)))
     feed = [snapshot(s, at("09:30:10") + n * S, surging) for n, s in enumerate(symbols[5:15])]
@@ -266,7 +267,7 @@ def test_the_end_of_the_day_shows_every_slot_released(tmp_path: Path) -> None:
     tb, _, _ = track_b(tmp_path, at("15:00"), slots=3)
     book = SlotBook(["acct1"], 3)
     for n, s in enumerate(["000010", "000020"]):
-        assert book.restore(Holding("acct1", n, Candidate(s, "market_cap", 2.3), at("09:30")))
+        assert book.restore(Holding("acct1", n, SlotCandidate(s, "market_cap", 2.3), at("09:30")))
     streams = Streams(["acct1"], lambda s, now: 0.0)
     assert isinstance(tb.clock, ManualClock)
     streams.clock = tb.clock

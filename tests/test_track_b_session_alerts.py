@@ -22,7 +22,7 @@ from observer.writer.store import Store
 from tests.test_track_b_resume import NINE, S, Sent, Streams, at, follow, snapshot, track_b
 from workers.track_b.pins import write_pins
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
-from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
 
@@ -62,8 +62,8 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     tb._alert("error", "track_b_registration_limit", "slot 4 closed", {})
     tb._alert("warning", "track_b_restarted", "took back 5 slots", {})
     tb._alert("info", "track_b_halted", "000030 halted", {"symbol": "000030"})
-    surge = Candidate("000040", "volume_surge", 19.2, expires_ns=at("15:10"))
-    tb.overflow.watch([Decision("overflow", surge, "x")] * 3, at("14:59:50"))  # a late episode
+    surge = SlotCandidate("000040", "volume_surge", 19.2, expires_ns=at("15:10"))
+    tb.overflow.watch([SlotAction("overflow", surge, "x")] * 3, at("14:59:50"))  # a late episode
     publish(url, tb, sent)
     assert sorted(open_codes(tb)) == [
         (OVERFLOW, "critical"),

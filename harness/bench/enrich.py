@@ -32,7 +32,7 @@ from observer.reference.instruments import MASTER_FILES
 from observer.reference.sector_map import load_sector_map
 from workers.enrich import checkpoint as cp
 from workers.enrich.classify import EXCHANGES_OF, Tally
-from workers.enrich.run import Job, check_lists, guard_settings, kis_tier, run_regions
+from workers.enrich.run import EnrichRun, check_lists, guard_settings, kis_tier, run_regions
 from workers.master_file.reading import read_listings
 
 __all__ = ["app", "bench_enrich"]
@@ -63,8 +63,8 @@ async def _stocks(settings: Settings, per_region: int) -> dict[str, list[Stored]
 
 def _job(
     settings: Settings, clock: Clock, folder: Path, regions: list[str], published: list[object]
-) -> Job:
-    return Job(
+) -> EnrichRun:
+    return EnrichRun(
         settings=settings,
         clock=clock,
         sector_map=load_sector_map(None),

@@ -23,7 +23,7 @@ from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.kis.session import open_account, rate_limits
 from observer.process.logs import setup_logging
-from workers.track_a.cycle import Target, run_cycle
+from workers.track_a.cycle import SnapshotTarget, run_cycle
 
 __all__ = ["app", "bench_cycles"]
 
@@ -31,17 +31,17 @@ app = typer.Typer(help="Track A cycle duration against the rate-limit bound N / 
 _NS = 1_000_000_000
 
 
-def _targets(count: int) -> list[Target]:
+def _targets(count: int) -> list[SnapshotTarget]:
     """``count`` domestic listings of the simulated market (stocks first)."""
     listings = Market(1, TradingCalendar()).listings
     ordered = sorted(listings.items(), key=lambda item: (item[1].group != "ST", item[0]))
-    domestic = [Target(s, x.market) for s, x in ordered if x.market in ("KOSPI", "KOSDAQ")]
+    domestic = [SnapshotTarget(s, x.market) for s, x in ordered if x.market in ("KOSPI", "KOSDAQ")]
     if count > len(domestic):
         raise typer.BadParameter(f"the simulated market lists {len(domestic)} symbols")
     return domestic[:count]
 
 
-async def _cycle(settings: Settings, clock: Clock, targets: list[Target]) -> dict[str, Any]:
+async def _cycle(settings: Settings, clock: Clock, targets: list[SnapshotTarget]) -> dict[str, Any]:
     limits = rate_limits(settings.kis, "track_a")
     accounts = [open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts]
     try:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bus.segments import OutboxState, outbox_state
-from observer.db.audit_queries import Conflict, Loss, SourceAudit
+from observer.db.audit_queries import Loss, SourceAudit, StoredConflict
 
 __all__ = ["AuditReport", "outbox_states"]
 
@@ -37,7 +37,7 @@ class AuditReport:
     """What the audit found; `lines` says it, `ok` is its verdict (exit 0 or 1)."""
 
     sources: Sequence[SourceAudit]
-    conflicts: Sequence[Conflict]
+    conflicts: Sequence[StoredConflict]
     losses: Sequence[Loss]
     outboxes: Mapping[str, OutboxState]  # this host's, by source
 

@@ -28,7 +28,7 @@ from observer.db.settings import DatabaseSettings
 from observer.errors import ConfigError, NoDatabase, StoreError
 from observer.kis.credentials import configured_credentials
 from observer.kis.settings import KisSettings
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import mask_secrets, setup_logging
 from observer.process.private_files import tighten_folders
 
@@ -207,7 +207,7 @@ class Worker:
     program: str
     settings: Settings
     clock: Clock
-    notifier: Notifier
+    notifier: Heartbeat
     producer: Producer
 
     def run(self, main: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -236,15 +236,15 @@ async def _until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> 
     await main(stop)
 
 
-class Job(NamedTuple):
+class StartedJob(NamedTuple):
     """A started job's parts (its producer comes from `job_producer`)."""
 
     settings: Settings
     clock: Clock
-    notifier: Notifier
+    notifier: Heartbeat
 
 
-def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
+def start_job(program: str, config: Path | None, *, kis: bool = False) -> StartedJob:
     """A job's start: configuration, logging, clock and notifier; then READY.
 
     With ``kis``, the credentials are checked first (refused ones exit 2). A job that must
@@ -255,9 +255,9 @@ def start_job(program: str, config: Path | None, *, kis: bool = False) -> Job:
         check_credentials(program, settings.kis)
     setup_logging()
     clock = clock_from_env()
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     notifier.ready()
-    return Job(settings, clock, notifier)
+    return StartedJob(settings, clock, notifier)
 
 
 def is_open_alert(settings: Settings, source: str, code: str) -> bool:
@@ -302,7 +302,7 @@ def job_producer(
     settings: Settings,
     source: str,
     clock: Clock,
-    notifier: Notifier,
+    notifier: Heartbeat,
     timeout: float,
 ) -> Iterator[Producer]:
     """A job's producer, for the job's lifecycle: READY, lock, this, work, exit.
@@ -355,7 +355,7 @@ def start_worker(program: str, source: str, config: Path | None, *, kis: bool = 
         check_credentials(program, settings.kis)
     setup_logging()
     clock = clock_from_env()
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     try:
         producer = producer_for(settings, source, clock.now_ns)
     except BusError as exc:

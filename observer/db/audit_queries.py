@@ -25,7 +25,15 @@ from observer.db.models import (
     SeqsLostRow,
 )
 
-__all__ = ["Conflict", "Loss", "SourceAudit", "audit_sources", "conflicts", "losses", "snapshot"]
+__all__ = [
+    "Loss",
+    "SourceAudit",
+    "StoredConflict",
+    "audit_sources",
+    "conflicts",
+    "losses",
+    "snapshot",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +167,7 @@ def losses(conn: Connection) -> list[Loss]:
 
 
 @dataclass(frozen=True, slots=True)
-class Conflict:
+class StoredConflict:
     """An envelope that repeated a committed seq with other content (kept in bus_conflicts)."""
 
     source: str
@@ -168,12 +176,12 @@ class Conflict:
     received_ns: int
 
 
-def conflicts(conn: Connection) -> list[Conflict]:
+def conflicts(conn: Connection) -> list[StoredConflict]:
     """Every recorded conflict, oldest first."""
     query = select(
         BusConflict.source, BusConflict.seq, BusConflict.event_type, BusConflict.received_ns
     ).order_by(BusConflict.received_ns, BusConflict.source, BusConflict.seq)
-    return [Conflict(*row) for row in conn.execute(query)]
+    return [StoredConflict(*row) for row in conn.execute(query)]
 
 
 @contextmanager

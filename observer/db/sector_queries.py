@@ -25,7 +25,7 @@ from observer.db.models import (
 from observer.reference.sector_map import normalise_icod
 
 __all__ = [
-    "Change",
+    "SectorChange",
     "Stored",
     "changes",
     "code_counts",
@@ -279,7 +279,7 @@ def coverage_at(conn: Connection, until_ns: int) -> dict[str, dict[str, int]]:
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class SectorChange:
     """A symbol whose GICS sector a run changed."""
 
     market: str
@@ -292,7 +292,7 @@ class Change:
     produced_ns: int
 
 
-def changes(conn: Connection, region: str, start_ns: int, end_ns: int) -> list[Change]:
+def changes(conn: Connection, region: str, start_ns: int, end_ns: int) -> list[SectorChange]:
     """Symbols of ``region`` whose sector changed by a classification in ``[start_ns, end_ns]``.
 
     Each classification is compared with the symbol's previous one in the history (a first
@@ -339,4 +339,4 @@ def changes(conn: Connection, region: str, start_ns: int, end_ns: int) -> list[C
         )
         .order_by(c.market, c.symbol)
     )
-    return [Change(*row) for row in conn.execute(query)]
+    return [SectorChange(*row) for row in conn.execute(query)]

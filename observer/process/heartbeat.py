@@ -4,7 +4,7 @@ The supervisor passes the write end of a pipe as ``OBSERVER_NOTIFY_FD``; the pro
 JSON line ``{"t": "ready"}`` when it can do its work and ``{"t": "beat", "counters": {...}}`` from
 its main loop; one that stops beating is hung and restarted. One alive but unable to do its work
 says so with the counter ``failing_s`` (the supervisor's status is unhealthy while it is above 0).
-Outside the supervisor, `Notifier.from_env` returns a notifier that does nothing.
+Outside the supervisor, `Heartbeat.from_env` returns a notifier that does nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ __all__ = [
     "BUS_UNACKED_S",
     "FAILING_S",
     "NOTIFY_FD_ENV",
-    "Notice",
-    "Notifier",
+    "Heartbeat",
+    "HeartbeatLine",
 ]
 
 NOTIFY_FD_ENV = "OBSERVER_NOTIFY_FD"
@@ -56,14 +56,14 @@ class ProducerFigures(Protocol):
     def lost_events(self) -> int: ...
 
 
-class Notice(msgspec.Struct, frozen=True, omit_defaults=True):
+class HeartbeatLine(msgspec.Struct, frozen=True, omit_defaults=True):
     """One line on the notify pipe."""
 
     t: str  # "ready" | "beat"
     counters: dict[str, float] = {}
 
 
-class Notifier:
+class Heartbeat:
     """Write READY and rate-limited heartbeats to the supervisor's pipe (if there is one)."""
 
     def __init__(self, fd: int | None, interval_s: float = 1.0) -> None:
@@ -76,7 +76,7 @@ class Notifier:
         self._producer: ProducerFigures | None = None
 
     @classmethod
-    def from_env(cls) -> Notifier:
+    def from_env(cls) -> Heartbeat:
         """The notifier the supervisor set up for this process, or a silent one."""
         fd = os.environ.get(NOTIFY_FD_ENV)
         interval = float(os.environ.get(HEARTBEAT_ENV, "1.0"))
@@ -89,7 +89,7 @@ class Notifier:
 
     def ready(self, counters: Mapping[str, float] | None = None) -> None:
         """Tell the supervisor this process is ready (and send the first heartbeat)."""
-        self._write(Notice("ready", dict(counters or {})))
+        self._write(HeartbeatLine("ready", dict(counters or {})))
         self._next_beat = time.monotonic() + self.interval_s
 
     def report_producer(self, producer: ProducerFigures) -> None:
@@ -110,7 +110,7 @@ class Notifier:
         if self._fd is None or now < self._next_beat:
             return
         self._next_beat = now + self.interval_s
-        self._write(Notice("beat", self._with_pending(counters() if counters else {})))
+        self._write(HeartbeatLine("beat", self._with_pending(counters() if counters else {})))
 
     def beat_now(self, counters: Mapping[str, float]) -> None:
         """Send a heartbeat now, whatever the rate limit: a job's final counters.
@@ -118,7 +118,7 @@ class Notifier:
         A job's counters stay visible after it exits, so its last beat must get through.
         """
         self._next_beat = time.monotonic() + self.interval_s
-        self._write(Notice("beat", self._with_pending(counters)))
+        self._write(HeartbeatLine("beat", self._with_pending(counters)))
 
     def _with_pending(self, counters: Mapping[str, float]) -> dict[str, float]:
         counted = dict(counters)
@@ -130,7 +130,7 @@ class Notifier:
                 counted[BUS_LOST_EVENTS] = float(producer.lost_events)
         return counted
 
-    def _write(self, notice: Notice) -> None:
+    def _write(self, notice: HeartbeatLine) -> None:
         if self._fd is None:
             return
         try:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from observer.process.heartbeat import FAILING_S, Notice
+from observer.process.heartbeat import FAILING_S, HeartbeatLine
 from observer.process.retry import backoff_s
 from observer.supervisor.settings import ProgramSettings
 from observer.supervisor.spawn import Launch, spawn
@@ -121,7 +121,7 @@ class Program:
         self.hung = False  # its run was ended for a missed READY or heartbeat: a failure
         self._kill_handle: asyncio.TimerHandle | None = None
         self._dependencies: list[Dependency] = []
-        self._decoder = msgspec.json.Decoder(Notice)
+        self._decoder = msgspec.json.Decoder(HeartbeatLine)
 
     def __repr__(self) -> str:
         return (

@@ -18,7 +18,7 @@ from observer.alerts.book import AlertBook
 from observer.alerts.settings import ThresholdRule, enrichment_rules
 from observer.supervisor.program import Program, State
 
-__all__ = ["Change", "Rules", "enrichment_rules", "metrics_of"]
+__all__ = ["RuleChange", "Rules", "enrichment_rules", "metrics_of"]
 
 _RUNNING = (State.STARTING, State.RUNNING)
 
@@ -45,7 +45,7 @@ def metrics_of(
 
 
 @dataclass(frozen=True, slots=True)
-class Change:
+class RuleChange:
     """A rule that became breached (``breached``) or came back within its limit."""
 
     rule: ThresholdRule
@@ -68,7 +68,7 @@ class Rules:
     rules: tuple[ThresholdRule, ...]
     alerts: AlertBook
 
-    def judge(self, metrics: Mapping[str, float]) -> list[Change]:
+    def judge(self, metrics: Mapping[str, float]) -> list[RuleChange]:
         """Raise or resolve the rules whose state changed; those changes.
 
         A metric nobody reports leaves its rule as it was.
@@ -82,7 +82,7 @@ class Rules:
                 rule.below is not None and value < rule.below
             )
             if over != self.alerts.is_open(rule.code):
-                change = Change(rule, value, over)
+                change = RuleChange(rule, value, over)
                 if over:
                     self.alerts.raise_(rule.code, "", rule.severity, change.message)
                 else:

@@ -14,7 +14,7 @@ from observer.config.tree import Settings
 from observer.db.engine import display_url, normalize_url
 from observer.process.disk import DiskSettings, DiskWatch
 from observer.process.disk_alerts import open_disk_alerts
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.writer.identity import WRITER_SOURCE
 from observer.writer.lock import WriterLock
 from observer.writer.service import Writer, WriterOptions
@@ -59,7 +59,7 @@ def run_writer(
     curve = server_curve(settings.bus)  # over tcp: keys and allow-list, read before any lock
     lock = WriterLock(WriterLock.paths_for(url, run_dir, ipc_path(endpoints.ingest)))
     try:
-        notifier = Notifier.from_env()
+        notifier = Heartbeat.from_env()
         opened = open_store(  # the server's lock too
             url,
             lock,

@@ -29,7 +29,7 @@ from bus.ingest import Ingest
 from observer.alerts.book import AlertBook
 from observer.errors import ConfigError, StoreError
 from observer.process.disk import DiskWatch
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import Backoff
 from observer.writer.door import Door
 from observer.writer.handshakes import HandshakeWatch
@@ -88,7 +88,7 @@ class Writer:
         store: Store,
         endpoints: Endpoints,
         options: WriterOptions,
-        notifier: Notifier | None = None,
+        notifier: Heartbeat | None = None,
         disk: DiskWatch | None = None,
         curve: ServerCurve | None = None,
         alerts: AlertBook | None = None,
@@ -110,7 +110,7 @@ class Writer:
         self.pruner = Pruner(
             store, options.prune_chunk_rows, options.partition_days_ahead, alerts=alerts
         )
-        self.notifier = notifier or Notifier(None)
+        self.notifier = notifier or Heartbeat(None)
         # False once another writer took the database (`WriterLock.held`): serve no more.
         self.lock_held: Callable[[], bool] = lambda: True
         self.endpoints = endpoints

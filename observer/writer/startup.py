@@ -21,7 +21,7 @@ from observer.calendar.clock import clock_from_env
 from observer.db import migrate
 from observer.db.engine import make_engine, sqlite_file
 from observer.db.outages import DATABASE_ERRORS, ReadRetries, not_answering
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.private_files import fsync_path
 from observer.writer.lock import WriterLock
 from observer.writer.store import Store
@@ -39,7 +39,7 @@ def open_store(
     url: URL,
     lock: WriterLock,
     stop: threading.Event,
-    notifier: Notifier,
+    notifier: Heartbeat,
     *,
     durable: bool,
     migrate_on_start: bool,

@@ -30,11 +30,11 @@ from observer.cli.support import (
     settings_or_exit,
 )
 from observer.config.tree import Settings
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 
 if TYPE_CHECKING:
-    from workers.archive.job import Outcome
+    from workers.archive.job import ArchiveOutcome
 
 __all__ = ["app"]
 
@@ -61,7 +61,7 @@ def archive(
         fail(PROGRAM, "give --date YYYY-MM-DD (or: verify, run)", 2)
     settings = settings_or_exit(PROGRAM, config)
     setup_logging()
-    outcome = _with_job(settings, Notifier.from_env(), _parse(day), retention=False)
+    outcome = _with_job(settings, Heartbeat.from_env(), _parse(day), retention=False)
     _report(outcome, as_json)
     if outcome.problems or outcome.failed:  # a file refused (it would shrink) is no success
         raise typer.Exit(1)
@@ -89,7 +89,7 @@ def verify(
     from observer.db.readers import reader_engine
     from workers.archive.job import verify_archives
 
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     if alert:
         setup_logging()
         notifier.ready()
@@ -133,7 +133,7 @@ def run(
     settings = settings_or_exit(PROGRAM, config)
     today = _parse(day) if day else _today()  # before READY: a refused day is a usage error
     setup_logging()
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     notifier.ready()
     outcome = _with_job(settings, notifier, today, retention=True, look_back=look_back)
     _report(outcome, as_json)
@@ -142,7 +142,7 @@ def run(
 
 
 def _alert_verified(
-    settings: Settings, notifier: Notifier, checked: int, problems: list[str], *, every_day: bool
+    settings: Settings, notifier: Heartbeat, checked: int, problems: list[str], *, every_day: bool
 ) -> None:
     """archive_damaged for what is wrong; every file right again resolves an open one.
 
@@ -167,8 +167,8 @@ def _alert_verified(
 
 
 def _with_job(
-    settings: Settings, notifier: Notifier, day: date, *, retention: bool, look_back: int = 0
-) -> Outcome:
+    settings: Settings, notifier: Heartbeat, day: date, *, retention: bool, look_back: int = 0
+) -> ArchiveOutcome:
     """Run the work under the job's producer; alert the outcome; exit 1 if it failed.
 
     With ``retention``, the ``look_back`` days before ``day`` are brought up to date too, so
@@ -225,7 +225,7 @@ def _with_job(
     return outcome
 
 
-def _alert(day: date, outcome: Outcome) -> Alert:
+def _alert(day: date, outcome: ArchiveOutcome) -> Alert:
     rows = sum(w.rows for w in outcome.written)
     size = sum(w.bytes for w in outcome.written)
     raw = sum(w.raw_bytes for w in outcome.written)
@@ -248,7 +248,7 @@ def _alert(day: date, outcome: Outcome) -> Alert:
     )
 
 
-def _failed_alert(day: date, outcome: Outcome) -> Alert:
+def _failed_alert(day: date, outcome: ArchiveOutcome) -> Alert:
     """archive_failed naming every table and day not written.
 
     Those days are never pruned: their rows stay in the database until a run writes them.
@@ -266,7 +266,7 @@ def _failed_alert(day: date, outcome: Outcome) -> Alert:
     )
 
 
-def _report(outcome: Outcome, as_json: bool) -> None:
+def _report(outcome: ArchiveOutcome, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(msgspec.to_builtins(outcome.summary())))
         return

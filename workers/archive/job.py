@@ -5,7 +5,7 @@ for a table's day and the rows it writes come from one snapshot (`one_snapshot`)
 never replaced by one with fewer rows (`ArchiveWouldShrink`); rows committed after a day
 was pruned go to a late file of the day. Files are recorded (`DayArchived`) and prunings
 asked (`PruneRequested`) through the bus: this job only reads the database. A table's day
-that cannot be written fails alone (`Outcome.failed`): neither recorded nor pruned.
+that cannot be written fails alone (`ArchiveOutcome.failed`): neither recorded nor pruned.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from observer.errors import ArchiveError
 
 __all__ = [
     "LOOK_BACK_DAYS",
+    "ArchiveOutcome",
     "FileSummary",
-    "Outcome",
     "Summary",
     "archive_day",
     "keep_retention",
@@ -66,7 +66,7 @@ def _idle() -> None:
 
 
 @dataclass(slots=True)
-class Outcome:
+class ArchiveOutcome:
     """What a run did and found."""
 
     written: list[Written] = field(default_factory=list)
@@ -136,7 +136,7 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
 
 def archive_day(
     engine: Engine, settings: Settings, root: Path, day: date, send: Send, beat: Beat = _idle
-) -> Outcome:
+) -> ArchiveOutcome:
     """Write every archived table's file of ``day`` and send its record.
 
     ``beat`` is called as the files are written and checked (a job's heartbeat).
@@ -144,7 +144,7 @@ def archive_day(
     A table whose day was pruned in part keeps the archive it was pruned against: a new file
     would hold only what is left. Rows of it committed since go to a late file (`_archived`).
     """
-    outcome = Outcome()
+    outcome = ArchiveOutcome()
     for spec in ARCHIVED_TABLES.values():
         try:
             with one_snapshot(engine) as conn:  # the check and the read see the same rows
@@ -179,7 +179,7 @@ def keep_retention(
     root: Path,
     today: date,
     send: Send,
-    outcome: Outcome,
+    outcome: ArchiveOutcome,
     beat: Beat = _idle,
     look_back: int = LOOK_BACK_DAYS,
 ) -> None:
@@ -228,7 +228,7 @@ def _bring_up_to_date(
     root: Path,
     today: date,
     send: Send,
-    outcome: Outcome,
+    outcome: ArchiveOutcome,
     beat: Beat,
     look_back: int,
 ) -> None:
@@ -259,7 +259,7 @@ def _archived(
     day: date,
     count: int | None,
     send: Send,
-    outcome: Outcome,
+    outcome: ArchiveOutcome,
     beat: Beat,
     check: Check = glance_file,
 ) -> ArchiveRecord | None:

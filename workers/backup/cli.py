@@ -21,7 +21,7 @@ from observer.cli.support import fail, is_open_alert, job_producer, start_job
 from observer.config.load import default_config_path
 from observer.config.tree import Settings
 from observer.errors import BackupError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
     from observer.db.backup import Backup
@@ -67,7 +67,7 @@ def run(
     typer.echo(f"{result.path}  {result.size / 1e6:.1f} MB, verified, {result.seconds:.1f} s")
 
 
-def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | BackupError:
+def _back_up(settings: Settings, config: Path, notifier: Heartbeat) -> Backup | BackupError:
     """The backup, made on this thread while another beats (a large dump takes minutes).
 
     On the main thread: the supervisor's SIGTERM then ends it through its cleanup
@@ -91,7 +91,7 @@ def _back_up(settings: Settings, config: Path, notifier: Notifier) -> Backup | B
         beating.join()
 
 
-def _beat(notifier: Notifier, done: threading.Event) -> None:
+def _beat(notifier: Heartbeat, done: threading.Event) -> None:
     """Beat to the supervisor until ``done``."""
     while True:
         notifier.beat()

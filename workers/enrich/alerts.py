@@ -13,7 +13,7 @@ from typing import Any
 
 from bus.events import Alert
 from workers.enrich.classify import EXCHANGES_OF, Tally
-from workers.enrich.run import Job
+from workers.enrich.run import EnrichRun
 
 __all__ = ["ALERT_CODES", "alerts", "cleared"]
 
@@ -29,7 +29,7 @@ ALERT_CODES: dict[str, str] = {
 }
 
 
-def alerts(job: Job, tallies: dict[str, Tally]) -> list[Alert]:
+def alerts(job: EnrichRun, tallies: dict[str, Tally]) -> list[Alert]:
     """What the operator must hear of a run: failures, deferrals, an open breaker."""
     found = list(job.problems)
     limit = job.settings.enrich.cross_check_alert_pct
@@ -93,7 +93,7 @@ def alerts(job: Job, tallies: dict[str, Tally]) -> list[Alert]:
 
 
 def cleared(
-    job: Job,
+    job: EnrichRun,
     tallies: Mapping[str, Tally],
     earlier: Mapping[str, Mapping[str, Any]],
     raised: Collection[str],

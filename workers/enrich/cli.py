@@ -33,7 +33,7 @@ from observer.cli.support import (
 )
 from observer.config.tree import Settings
 from observer.errors import ConfigError, KisError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 from observer.reference.sector_map import SectorMap, load_sector_map
 from workers.enrich import SOURCE
@@ -126,7 +126,7 @@ def run(
             _fail(str(exc), 2)
     setup_logging("DEBUG" if verbose else "INFO")
     clock = clock_from_env()
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     folder = Path(settings.paths.data_dir) / "enrich"
     with _folder_lock(folder):
         notifier.ready()

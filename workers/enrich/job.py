@@ -25,14 +25,14 @@ from observer.config.tree import Settings
 from observer.db.readers import reader_engine
 from observer.db.sector_queries import Stored, code_names, latest_runs, stocks_with_sectors
 from observer.errors import KisError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.reference.sector_map import SectorMap
 from workers.enrich import SOURCE
 from workers.enrich import checkpoint as cp
 from workers.enrich.alerts import ALERT_CODES, alerts, cleared
 from workers.enrich.classify import Tally
 from workers.enrich.run import (
-    Job,
+    EnrichRun,
     check_lists,
     exchanges_of,
     fallback_on,
@@ -70,8 +70,8 @@ def _job(
     names: dict[tuple[str, str], str],
     checkpoint: cp.Checkpoint,
     since_ns: int,
-) -> Job:
-    return Job(
+) -> EnrichRun:
+    return EnrichRun(
         settings=settings,
         clock=clock,
         sector_map=sector_map,
@@ -125,7 +125,7 @@ def run_job(
     regions: list[str],
     force: bool,
     producer: Producer,
-    notifier: Notifier,
+    notifier: Heartbeat,
 ) -> RunSummary:
     """One run of ``regions``: classified, published, alerted; its summary written."""
     path = _checkpoint_path(settings)
@@ -250,7 +250,7 @@ def _resolve(settings: Settings, producer: Producer, codes: list[str]) -> None:
 
 
 @contextmanager
-def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
+def _progress(job: EnrichRun, notifier: Heartbeat, total: int) -> Iterator[None]:
     """Heartbeats with the counters; a rich bar too on a terminal when unsupervised."""
     if notifier.supervised or not sys.stdout.isatty():
         job.beat = lambda: notifier.beat(lambda: job.counters)
@@ -269,7 +269,7 @@ def _progress(job: Job, notifier: Notifier, total: int) -> Iterator[None]:
         yield
 
 
-async def _guarded(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
+async def _guarded(job: EnrichRun, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
     """The regions with the fallback source open; SIGTERM/SIGINT defer the rest."""
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from observer.kis.session import KisAccount
 
 __all__ = [
-    "Job",
+    "EnrichRun",
     "check_lists",
     "exchanges_of",
     "fallback_on",
@@ -69,7 +69,7 @@ YAHOO_HOST = "query2.finance.yahoo.com"  # where yfinance asks quoteSummary
 
 
 @dataclass
-class Job:
+class EnrichRun:
     """What one run needs; ``send`` is None on a dry run (nothing published or asked)."""
 
     settings: Settings
@@ -144,7 +144,7 @@ def kis_lookups_on(settings: Settings) -> bool:
     return (e.kis_detail or e.kis_search_info) and bool(kis.accounts) and kis.environment != "paper"
 
 
-def kis_tier(job: Job) -> list[KisAccount]:
+def kis_tier(job: EnrichRun) -> list[KisAccount]:
     """Open every account for the per-symbol KIS tier and the cross-check, if wanted.
 
     Each at the jobs' share of its budget: the lookups go round the accounts. The accounts
@@ -201,7 +201,7 @@ async def fetch_codes(
         await account.aclose()
 
 
-async def run_regions(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
+async def run_regions(job: EnrichRun, stocks: dict[str, list[Stored]]) -> dict[str, Tally]:
     """Every region at once (at most ``max_workers``), under the shared fallback limits."""
     gate = asyncio.Semaphore(job.settings.enrich.max_workers)
     tallies = {region: Tally(total=len(rows)) for region, rows in stocks.items()}
@@ -216,7 +216,7 @@ async def run_regions(job: Job, stocks: dict[str, list[Stored]]) -> dict[str, Ta
     return tallies
 
 
-async def _region(job: Job, region: str, stocks: list[Stored], tally: Tally) -> None:
+async def _region(job: EnrichRun, region: str, stocks: list[Stored], tally: Tally) -> None:
     size = job.settings.enrich.batch_size
     key = region.lower()
     job.counters[f"{key}_total"] = len(stocks)
@@ -233,7 +233,7 @@ async def _region(job: Job, region: str, stocks: list[Stored], tally: Tally) -> 
         job.beat()
 
 
-def _count(job: Job, key: str, tally: Tally, done: int) -> None:
+def _count(job: EnrichRun, key: str, tally: Tally, done: int) -> None:
     c = job.counters
     c[f"{key}_done"] = done
     c[f"{key}_kis"] = tally.kis_mapped + tally.manual
@@ -250,7 +250,7 @@ def _count(job: Job, key: str, tally: Tally, done: int) -> None:
         c["kis_calls"] = job.kis.requests
 
 
-async def _one(job: Job, stored: Stored, tally: Tally) -> None:
+async def _one(job: EnrichRun, stored: Stored, tally: Tally) -> None:
     """Classify one stock and publish what changed (see the module docstring)."""
     e = job.settings.enrich
     now = job.clock.now_ns()
@@ -327,7 +327,7 @@ async def _one(job: Job, stored: Stored, tally: Tally) -> None:
     _publish(job, stored, found, tally, profile)
 
 
-async def _asked(job: Job, source: GuardedSource, symbol: str) -> Profile | None:
+async def _asked(job: EnrichRun, source: GuardedSource, symbol: str) -> Profile | None:
     """``source.profile(symbol)``, given up when the job is stopped first.
 
     A stop (SIGTERM) must not wait out a retry's pause, a ``Retry-After`` or the limiter:
@@ -348,7 +348,9 @@ async def _asked(job: Job, source: GuardedSource, symbol: str) -> Profile | None
     return asking.result()
 
 
-def _no_answer(job: Job, stored: Stored, tally: Tally, profile: Profile | None = None) -> None:
+def _no_answer(
+    job: EnrichRun, stored: Stored, tally: Tally, profile: Profile | None = None
+) -> None:
     """Nothing classifies ``stored``: unresolved, or its stored sector kept and re-checked."""
     if not stored.gics_sector_code:
         tally.unresolved += 1
@@ -362,7 +364,7 @@ def _no_answer(job: Job, stored: Stored, tally: Tally, profile: Profile | None =
 
 
 def _publish(
-    job: Job,
+    job: EnrichRun,
     stored: Stored,
     found: Classification | None,
     tally: Tally,
@@ -384,7 +386,7 @@ def _icod(code: str) -> str:
         return code
 
 
-async def check_lists(job: Job, stocks: dict[str, list[Stored]]) -> None:
+async def check_lists(job: EnrichRun, stocks: dict[str, list[Stored]]) -> None:
     """The HHDFS76370000 cross-check of each region into ``job.cross`` (see kis_tier).
 
     A paper account cannot ask it (real-only); a KIS failure is an alert, not a failed run.

@@ -21,7 +21,7 @@ from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, repair
 from workers.etf.jobs import beat, portal, read, resolve, symbols_of
 from workers.etf.rows import repaired
@@ -56,7 +56,7 @@ def last_repairable(settings: Settings, now_kst: datetime) -> date:
 
 
 def run_repair(
-    settings: Settings, clock: Clock, until: date, producer: Producer, notifier: Notifier
+    settings: Settings, clock: Clock, until: date, producer: Producer, notifier: Heartbeat
 ) -> RepairSummary:
     """The ``etf_backfill`` job: the ``repair_sessions`` completed sessions up to ``until``."""
     started = time.monotonic()

@@ -33,7 +33,7 @@ from observer.cli.support import (
     settings_or_exit,
 )
 from observer.config.tree import Settings
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 
 if TYPE_CHECKING:
@@ -183,9 +183,9 @@ def _prepared(settings: Settings) -> Clock:
 
 
 @contextmanager
-def _job(settings: Settings) -> Iterator[Notifier]:
+def _job(settings: Settings) -> Iterator[Heartbeat]:
     """READY, then the lock: once every check (`_prepared`, the arguments) has passed."""
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     folder = Path(settings.paths.data_dir) / "etf"
     folder.mkdir(parents=True, exist_ok=True)
     notifier.ready()
@@ -389,7 +389,7 @@ def check(
     setup_logging()
     clock = clock_from_env()
     asked = _judged_day(settings, clock, day)  # a bad --date exits 2 before READY
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     notifier.ready()
     # deferred: the job (database and KIS layers, 0.1-0.5 s) loads after READY
     from workers.etf.jobs import send_health

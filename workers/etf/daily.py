@@ -24,7 +24,7 @@ from observer.calendar.timeline import timeline_from
 from observer.config.tree import Settings
 from observer.config.workers import EtfSettings
 from observer.db.etf_queries import etf_history, kis_etf_symbols
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, backfills, collect_daily
 from workers.etf.details import detail_of, flags_of, premium_mismatches
 from workers.etf.gaps import holes, missing_on, pending_days, pending_start
@@ -111,7 +111,7 @@ class DailySummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def run_daily(
-    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
+    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Heartbeat
 ) -> DailySummary:
     """The ``etf_daily`` job for session ``day``: the steps below, in order."""
     started = time.monotonic()
@@ -206,7 +206,7 @@ def collect(
     settings: Settings,
     clock: Clock,
     plan: Plan,
-    notifier: Notifier,
+    notifier: Heartbeat,
     send: Callable[[Event], object],
 ) -> Collected:
     """KIS's answers for ``plan`` (and KRX's table when ``[etf] krx_table``), nothing sent.

@@ -23,7 +23,7 @@ from observer.config.tree import Settings
 from observer.db.etf_queries import etf_history
 from observer.kis.client import KisClient
 from observer.kis.schemas import EtfComponentRow, EtfComponentSummary
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from workers.etf.collect import Collected, fan_out
 from workers.etf.jobs import beat, read, resolve, symbols_of
 from workers.etf.rows import kis_decimal, kis_int, kis_signed_int
@@ -138,7 +138,7 @@ def run_holdings(
     clock: Clock,
     day: date,
     producer: Producer,
-    notifier: Notifier,
+    notifier: Heartbeat,
     only: Sequence[str] = (),
 ) -> HoldingsSummary:
     """The ``etf_holdings`` job for session ``day`` (``only``: these ETFs, not every one)."""

@@ -28,7 +28,7 @@ from observer.db.queries import alert_records
 from observer.db.readers import reader_engine
 from observer.errors import ConfigError
 from observer.krx.client import KrxClient, open_krx
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from workers.etf.health import CODES, Health, session_of, settle
 from workers.etf.listing import ListOutcome, collect_list
 from workers.etf.report import judged
@@ -209,7 +209,7 @@ def symbols_of(
     return listings, fallback
 
 
-def beat(notifier: Notifier) -> Callable[[int, int], None]:
+def beat(notifier: Heartbeat) -> Callable[[int, int], None]:
     """A progress callback that beats the heartbeat."""
     return lambda done, total: notifier.beat()
 

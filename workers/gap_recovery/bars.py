@@ -21,7 +21,7 @@ from observer.kis.client import KisClient
 from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 
-__all__ = ["Answer", "BarLedger", "bar_of", "fetch_bars", "fetch_gap"]
+__all__ = ["BarLedger", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -73,7 +73,7 @@ async def fetch_bars(
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class BarsAnswer:
     """KIS's answer for a gap: the bars of its minutes, whether it is all of them, what failed."""
 
     bars: dict[int, Bar]  # minute (opening instant, UTC ns) -> bar, the gap's minutes only
@@ -86,7 +86,7 @@ class Answer:
         return not self.bars and self.reached and not self.garbled
 
 
-async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> Answer:
+async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> BarsAnswer:
     """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes.
 
     It asks from the minute before the gap (at least the half hour up to its last minute: one
@@ -96,7 +96,7 @@ async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: d
     every minute of the gap was answered: those without a bar had no trades, however long the
     gap. An answer with no bar at all proves nothing and is retried like a failed call. A row
     that is not a bar (`bar_of` refuses it) is skipped; a garbled row of one of the gap's own
-    minutes leaves it unknown (`Answer.garbled`), and the gap is retried for them.
+    minutes leaves it unknown (`BarsAnswer.garbled`), and the gap is retried for them.
     """
     since = _hhmmss(min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
     until = _hhmmss(minutes[-1])
@@ -117,7 +117,7 @@ async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: d
             continue
         if bar.minute_ns == minute:  # not another day's bar of the same clock minute
             bars[minute] = bar
-    return Answer(bars, answer.reached, tuple(garbled))
+    return BarsAnswer(bars, answer.reached, tuple(garbled))
 
 
 class BarLedger:

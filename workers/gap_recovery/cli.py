@@ -32,7 +32,7 @@ from observer.cli.support import (
 )
 from observer.config.tree import Settings
 from observer.errors import ConfigError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 from observer.runtime import earlier_run_stored
 from workers.gap_recovery import SOURCE
@@ -100,7 +100,7 @@ def verify(
     clock = clock_from_env()
     target = _day(program, day, clock)
     check_credentials(program, settings.kis)
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     notifier.ready()
     with job_producer(program, settings, VERIFY_SOURCE, clock, notifier, _DRAIN_S) as producer:
         result = asyncio.run(_verify(settings, clock, producer, target))

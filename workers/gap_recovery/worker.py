@@ -39,7 +39,7 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from workers.gap_recovery import SOURCE
@@ -71,7 +71,7 @@ def _later(exc: KisError) -> bool:
 
 
 @dataclass
-class Job:
+class QueuedGap:
     """A gap in the queue."""
 
     gap: Pending
@@ -112,13 +112,13 @@ class GapRecovery(AsyncWorker):
         settings: Settings,
         clock: Clock,
         producer: Producer,
-        notifier: Notifier,
+        notifier: Heartbeat,
         stop: asyncio.Event,
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)
         self.config = settings.gap_recovery
         self.tally = RecoveryCounters()
-        self.jobs: dict[str, Job] = {}  # gap id -> its job, until its final state
+        self.jobs: dict[str, QueuedGap] = {}  # gap id -> its job, until its final state
         # Gap ids that reached a final state here: the sweep may still read them as pending
         # until the writer has committed that state, and an unrecoverable one is tried again
         # only ``retake_s`` after its last failure.
@@ -301,7 +301,7 @@ class GapRecovery(AsyncWorker):
         if retake:
             if plan == "marker":
                 return  # the policy changed since: left as it was
-            self.jobs[gap.gap_id] = Job(gap, plan, self.clock.now_ns(), retake=True)
+            self.jobs[gap.gap_id] = QueuedGap(gap, plan, self.clock.now_ns(), retake=True)
             return
         self.tally.detected += 1
         # A reconciliation's gap is found after the close, hours after its minute: its
@@ -313,12 +313,12 @@ class GapRecovery(AsyncWorker):
             self._final(gap, "marker_only", 0, f"{gap.duration_s:.1f} s > {limit:g} s: marker only")
             return
         ready = ready_ns(gap.start_ns, gap.end_ns, self.config.settle_s)
-        self.jobs[gap.gap_id] = Job(gap, plan, ready)
+        self.jobs[gap.gap_id] = QueuedGap(gap, plan, ready)
         self.tally.queue_peak = max(self.tally.queue_peak, len(self.jobs))
 
     # ------------------------------------------------------------------ recovery
 
-    def _next(self) -> Job | None:
+    def _next(self) -> QueuedGap | None:
         """The ready job of highest priority, earliest first (gaps tried again last)."""
         now = self.clock.now_ns()
         ready = [
@@ -338,7 +338,7 @@ class GapRecovery(AsyncWorker):
             finally:
                 self.running.discard(job.gap.gap_id)
 
-    async def _recover(self, job: Job, account: KisAccount) -> None:
+    async def _recover(self, job: QueuedGap, account: KisAccount) -> None:
         gap = job.gap
         if job.started is None:
             job.started = time.monotonic()
@@ -379,7 +379,7 @@ class GapRecovery(AsyncWorker):
         self.tally.call_to_record_s.append(time.monotonic() - job.started)
         self._final(gap, "recovered", len(found), detail, retake=job.retake)
 
-    def _failed(self, job: Job, reason: str, attempt: bool) -> None:
+    def _failed(self, job: QueuedGap, reason: str, attempt: bool) -> None:
         """A failed try: again after the backoff, or the gap is unrecoverable.
 
         ``attempt``: KIS answered, and not with the gap's bars. Otherwise (KIS refused or

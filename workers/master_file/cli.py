@@ -26,14 +26,14 @@ from observer.calendar.phases import KST
 from observer.cli.support import fail, job_producer, settings_or_exit
 from observer.config.tree import Settings
 from observer.errors import MasterFileError, ObserverError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 from observer.reference.instruments import MASTER_FILES, master_file, resolve
 from workers.master_file import SOURCE
 from workers.master_file.files import LocalFiles, MasterFilesLocked
 
 if TYPE_CHECKING:
-    from workers.master_file.outcome import Outcome
+    from workers.master_file.outcome import FileOutcome
     from workers.master_file.update import Updater
 
 __all__ = ["app"]
@@ -67,7 +67,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
     goes out once the folder is held, before the download and database code loads.
     """
     clock = clock_from_env()
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     folder = LocalFiles(Path(settings.paths.data_dir), settings.master_file.keep_backups)
     try:
         with folder.locked() if publish else contextlib.nullcontext():
@@ -93,7 +93,7 @@ def _updater(settings: Settings, *, publish: bool) -> Iterator[Updater]:
         _fail(str(exc), 1)
 
 
-def _print(outcome: Outcome, *, details: bool) -> None:
+def _print(outcome: FileOutcome, *, details: bool) -> None:
     counts = f"+{outcome.added} ~{outcome.modified} -{outcome.removed}"
     quality = f" {outcome.complete_pct}% complete" if outcome.complete_pct is not None else ""
     line = f"{outcome.market:7} {outcome.action:9} {outcome.records:>6} records {counts:>14}"

@@ -18,12 +18,12 @@ from observer.config.tree import Settings
 from observer.db.queries import master_file_sha
 from observer.db.readers import reader_engine
 from observer.errors import KisTransportError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.retry import retry
 from observer.reference.instruments import Listing, MasterFile
 from workers.master_file.diff import known_listings
 from workers.master_file.files import Current, FileState, LocalFiles
-from workers.master_file.outcome import Outcome
+from workers.master_file.outcome import FileOutcome
 
 __all__ = ["Run", "Services"]
 
@@ -41,7 +41,7 @@ class Run:
     force: bool = False  # download even when unchanged, to compare contents
     allow_rollback: bool = False  # apply a file older than the one in use (by hand only)
 
-    def elapsed(self, outcome: Outcome) -> Outcome:
+    def elapsed(self, outcome: FileOutcome) -> FileOutcome:
         """``outcome``, with the time since the run started."""
         outcome.duration_ms = int((time.monotonic() - self.started) * 1000)
         return outcome
@@ -59,13 +59,13 @@ class Services:
         settings: Settings,
         clock: Clock,
         producer: Producer | None,
-        notifier: Notifier | None = None,
+        notifier: Heartbeat | None = None,
     ) -> None:
         self.settings = settings
         self.limits = settings.master_file
         self.clock = clock
         self.producer = producer
-        self.notifier = notifier or Notifier(None)
+        self.notifier = notifier or Heartbeat(None)
         self.files = LocalFiles(
             Path(settings.paths.data_dir),
             self.limits.keep_backups,

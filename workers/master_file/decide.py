@@ -18,7 +18,7 @@ from observer.config.workers import MasterFileSettings
 from observer.kis.master import RemoteFile
 from workers.master_file.files import Current
 
-__all__ = ["STALE", "Decision", "decide"]
+__all__ = ["STALE", "FileDecision", "decide"]
 
 Action = Literal["skip", "download", "hold"]
 Severity = Literal["info", "warning", "critical"]
@@ -27,7 +27,7 @@ STALE = "master_stale_file"  # the alert of a file older than the one in use
 
 
 @dataclass(frozen=True, slots=True)
-class Decision:
+class FileDecision:
     """What to do with one file, why, and how loudly."""
 
     action: Action  # hold: download, but apply nothing until an operator approves
@@ -60,35 +60,35 @@ def decide(
     *,
     force: bool,
     allow_rollback: bool = False,
-) -> Decision:
+) -> FileDecision:
     """Apply the decision table to the archive in use and what HEAD says of the remote."""
     if remote.size == 0:
-        return Decision("skip", "the server reports 0 bytes", "critical")
+        return FileDecision("skip", "the server reports 0 bytes", "critical")
     if current is None:
-        return Decision("download", "initial download")
+        return FileDecision("download", "initial download")
     if not allow_rollback and _older(remote.last_modified, current.last_modified):
         why = (
             f"the server's file (Last-Modified {remote.last_modified}) is older than the one "
             f"in use ({current.last_modified}): a stale copy, not applied"
         )
-        return Decision("skip", why, "warning", STALE)
+        return FileDecision("skip", why, "warning", STALE)
     change = 100 * (remote.size - current.size) / current.size
     if change > limits.growth_alert_pct:
-        return Decision("download", f"large increase ({change:+.1f}%)", "warning")
+        return FileDecision("download", f"large increase ({change:+.1f}%)", "warning")
     if change > 0:
-        return Decision("download", f"grew {change:+.2f}%")
+        return FileDecision("download", f"grew {change:+.2f}%")
     if change < -limits.shrink_hold_pct:
-        return Decision("hold", f"major decrease ({change:+.1f}%)", "critical")
+        return FileDecision("hold", f"major decrease ({change:+.1f}%)", "critical")
     if change < 0:
-        return Decision("download", f"minor decrease ({change:+.2f}%): verifying", "warning")
+        return FileDecision("download", f"minor decrease ({change:+.2f}%): verifying", "warning")
     if remote.etag and current.etag and remote.etag != current.etag:
-        return Decision("download", "same size, new ETag")
+        return FileDecision("download", "same size, new ETag")
     if (
         remote.last_modified
         and current.last_modified
         and (remote.last_modified != current.last_modified)
     ):
-        return Decision("download", "same size, new Last-Modified")
+        return FileDecision("download", "same size, new Last-Modified")
     if force:
-        return Decision("download", "forced refresh: contents will be compared")
-    return Decision("skip", "unchanged")
+        return FileDecision("download", "forced refresh: contents will be compared")
+    return FileDecision("skip", "unchanged")

@@ -1,4 +1,4 @@
-"""What one run did to one file (`Outcome`), and the `MasterFileChecked` event that records it."""
+"""What one run did to one file (`FileOutcome`), and the `MasterFileChecked` event recording it."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from bus.events import MasterFileChecked
 from workers.master_file.diff import Diff
 from workers.master_file.files import Current
 
-__all__ = ["SAMPLE", "Outcome", "sample"]
+__all__ = ["SAMPLE", "FileOutcome", "sample"]
 
 SAMPLE = 10  # listings shown per kind in reviews and dry runs
 
 
 @dataclass(slots=True)
-class Outcome:
+class FileOutcome:
     """What one run did to one file."""
 
     market: str

@@ -24,7 +24,7 @@ from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.diff import Diff, diff
 from workers.master_file.files import Current, FileState, Review, sha256_of
-from workers.master_file.outcome import SAMPLE, Outcome, sample
+from workers.master_file.outcome import SAMPLE, FileOutcome, sample
 from workers.master_file.quality import assess
 from workers.master_file.reading import read_archive
 
@@ -99,8 +99,8 @@ class Reviews:
         d: Diff,
         archive: Path,
         reasons: list[str],
-        outcome: Outcome,
-    ) -> Outcome:
+        outcome: FileOutcome,
+    ) -> FileOutcome:
         """Keep the downloaded ``archive`` for an operator instead of applying it."""
         s, file, state = self.services, run.file, run.state
         outcome.action = "hold"
@@ -152,7 +152,7 @@ class Reviews:
         s.save(file, state, pending_review=review.review_id, failures=0, checked_ns=now)
         return outcome
 
-    def approve(self, review_id: str) -> Outcome:
+    def approve(self, review_id: str) -> FileOutcome:
         """Apply a held change as it is now against the database, and make its file current."""
         s = self.services
         started = time.monotonic()
@@ -163,7 +163,7 @@ class Reviews:
         parsed = read_archive(file, archive)
         known = s.known(file)
         d = diff(parsed.listings, parsed.comparable(known))
-        outcome = Outcome(
+        outcome = FileOutcome(
             file.market,
             file.name,
             "approve",
@@ -202,7 +202,7 @@ class Reviews:
         s.files.close_review(review_id)
         return outcome
 
-    def reject(self, review_id: str) -> Outcome:
+    def reject(self, review_id: str) -> FileOutcome:
         """Drop a held change; the same contents are not held again."""
         s = self.services
         review, _ = s.files.review(review_id)
@@ -216,7 +216,7 @@ class Reviews:
         state = s.files.state(file)
         s.save(file, state, pending_review="", rejected_sha256=review.content_sha256)
         s.files.close_review(review_id)
-        return Outcome(
+        return FileOutcome(
             file.market,
             file.name,
             "reject",
@@ -226,7 +226,7 @@ class Reviews:
         )
 
 
-def _held_check(run: Run, outcome: Outcome, fresh: Current) -> MasterFileChecked:
+def _held_check(run: Run, outcome: FileOutcome, fresh: Current) -> MasterFileChecked:
     """A held file changes nothing in use: the check names the file still current."""
     return run.elapsed(outcome).checked(
         run.state.current,

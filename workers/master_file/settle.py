@@ -17,7 +17,7 @@ from observer.reference.instruments import MASTER_FILES, MasterFile
 from workers.master_file import SOURCE
 from workers.master_file.context import Services
 from workers.master_file.decide import STALE
-from workers.master_file.outcome import Outcome
+from workers.master_file.outcome import FileOutcome
 
 __all__ = ["MALFORMED", "QUALITY_LOW", "SIZE_CHANGE", "SUSPECT", "Settle", "Through"]
 
@@ -55,7 +55,7 @@ class Settle:
         }
         self.through.clear()
 
-    def market(self, file: MasterFile, through: Through, outcome: Outcome) -> None:
+    def market(self, file: MasterFile, through: Through, outcome: FileOutcome) -> None:
         """End the open alerts of ``file``'s market that its check this run ended."""
         self.through[file.market] = through
         for code, severity in (*_REMOTE.items(), *_CONTENTS.items()):

@@ -27,14 +27,14 @@ from observer.config.tree import Settings
 from observer.errors import KisTransportError, MasterFileError
 from observer.kis.master import RemoteFile, download_master, head_master
 from observer.kis.session import master_http
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.reference.instruments import MASTER_FILES, MasterFile
 from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
-from workers.master_file.decide import STALE, Decision, decide
+from workers.master_file.decide import STALE, FileDecision, decide
 from workers.master_file.diff import diff
 from workers.master_file.files import Current, sha256_of
-from workers.master_file.outcome import Outcome, sample
+from workers.master_file.outcome import FileOutcome, sample
 from workers.master_file.quality import Quality, assess
 from workers.master_file.reading import Parsed, read_archive
 from workers.master_file.review import Reviews
@@ -47,7 +47,7 @@ from workers.master_file.settle import (
     Through,
 )
 
-__all__ = ["Outcome", "Updater"]
+__all__ = ["FileOutcome", "Updater"]
 
 RESYNC = "the database is behind the file in use"
 FAILED = "master_file_failed"  # the alert of a file that failed; its subject: the market
@@ -66,7 +66,7 @@ class Updater(Services):
         settings: Settings,
         clock: Clock,
         producer: Producer | None,
-        notifier: Notifier | None = None,
+        notifier: Heartbeat | None = None,
     ) -> None:
         super().__init__(settings, clock, producer, notifier)
         self.reviews = Reviews(self)
@@ -81,7 +81,7 @@ class Updater(Services):
         force: bool,
         dry_run: bool,
         allow_rollback: bool = False,
-    ) -> list[Outcome]:
+    ) -> list[FileOutcome]:
         """Check each file in turn; a file's failure never stops the others.
 
         ``allow_rollback`` (by hand only) applies a file the worker applied before and
@@ -117,7 +117,7 @@ class Updater(Services):
             self.settle.unnamed()
         return outcomes
 
-    async def _update_one(self, http: httpx.AsyncClient, run: Run) -> tuple[Outcome, Through]:
+    async def _update_one(self, http: httpx.AsyncClient, run: Run) -> tuple[FileOutcome, Through]:
         """Check one file: its outcome, and whether a download was applied or it is unchanged."""
         file = run.file
         through: Through = ""
@@ -140,13 +140,13 @@ class Updater(Services):
             outcome, through = self._failed(run, exc), ""
         return outcome, through
 
-    def _skip(self, run: Run, remote: RemoteFile, decision: Decision) -> Outcome:
+    def _skip(self, run: Run, remote: RemoteFile, decision: FileDecision) -> FileOutcome:
         file, state = run.file, run.state
         current = state.current
         if not self.in_sync(file, current):
             return self._apply_current(run, RESYNC)
         records = current.records if current else 0
-        outcome = run.elapsed(Outcome(file.market, file.name, "skip", decision.reason, records))
+        outcome = run.elapsed(FileOutcome(file.market, file.name, "skip", decision.reason, records))
         if run.dry_run:
             return outcome
         if decision.severity != "info":
@@ -161,7 +161,9 @@ class Updater(Services):
         self.save(file, state, failures=0, checked_ns=self.clock.now_ns())
         return outcome
 
-    async def _download(self, http: httpx.AsyncClient, run: Run, decision: Decision) -> Outcome:
+    async def _download(
+        self, http: httpx.AsyncClient, run: Run, decision: FileDecision
+    ) -> FileOutcome:
         file, state = run.file, run.state
         target = self.files.temp_path(file)
         got = await self.retry(
@@ -197,7 +199,7 @@ class Updater(Services):
             return self._refused(run, got.size, why, STALE)
         known = self.known(file)
         d = diff(listings, parsed.comparable(known))
-        outcome = Outcome(
+        outcome = FileOutcome(
             file.market,
             file.name,
             "download",
@@ -242,13 +244,13 @@ class Updater(Services):
         self.install(file, got.path, fresh, state)
         return outcome
 
-    def _refused(self, run: Run, size: int, why: str, alert: str = "") -> Outcome:
+    def _refused(self, run: Run, size: int, why: str, alert: str = "") -> FileOutcome:
         """A downloaded file not applied: the one in use stays (re-applied if the DB is behind)."""
         file, state = run.file, run.state
         if not self.in_sync(file, state.current):
             return self._apply_current(run, RESYNC)
         records = state.current.records if state.current else 0
-        outcome = run.elapsed(Outcome(file.market, file.name, "skip", why, records))
+        outcome = run.elapsed(FileOutcome(file.market, file.name, "skip", why, records))
         if run.dry_run:
             return outcome
         if alert:
@@ -294,10 +296,10 @@ class Updater(Services):
             subject=file.market,
         )
 
-    def _failed(self, run: Run, exc: Exception) -> Outcome:
+    def _failed(self, run: Run, exc: Exception) -> FileOutcome:
         file, state = run.file, run.state
         outcome = run.elapsed(
-            Outcome(file.market, file.name, "error", type(exc).__name__, error=str(exc))
+            FileOutcome(file.market, file.name, "error", type(exc).__name__, error=str(exc))
         )
         if run.dry_run:
             return outcome
@@ -321,7 +323,7 @@ class Updater(Services):
         """An error, critical from ``failures_critical`` failed runs of a file in a row."""
         return "critical" if failures >= self.limits.failures_critical else "error"
 
-    def _resolve_failed(self, run: Run, outcome: Outcome, alerted: set[str] | None) -> None:
+    def _resolve_failed(self, run: Run, outcome: FileOutcome, alerted: set[str] | None) -> None:
         """End the open ``master_file_failed`` of ``run``'s market: its check got through.
 
         Only of an alert that is open (``alerted``; None: the database cannot say, then the
@@ -353,7 +355,7 @@ class Updater(Services):
 
     # ------------------------------------------------------------------ the file in use
 
-    def _apply_current(self, run: Run, reason: str) -> Outcome:
+    def _apply_current(self, run: Run, reason: str) -> FileOutcome:
         """Diff the file in use against the database and publish what differs."""
         file, state = run.file, run.state
         current = state.current
@@ -361,7 +363,7 @@ class Updater(Services):
         parsed = read_archive(file, self.files.current_path(file))
         known = self.known(file)
         d = diff(parsed.listings, parsed.comparable(known))
-        outcome = Outcome(
+        outcome = FileOutcome(
             file.market,
             file.name,
             "dry-run" if run.dry_run else "resync",
@@ -390,15 +392,15 @@ class Updater(Services):
 
     # ------------------------------------------------------------------ operators
 
-    def approve(self, review_id: str) -> Outcome:
+    def approve(self, review_id: str) -> FileOutcome:
         """Apply a held change as it is now against the database, and make its file current."""
         return self.reviews.approve(review_id)
 
-    def reject(self, review_id: str) -> Outcome:
+    def reject(self, review_id: str) -> FileOutcome:
         """Drop a held change; the same contents are not held again."""
         return self.reviews.reject(review_id)
 
-    def restore(self, file: MasterFile, backup: Path | None = None) -> Outcome:
+    def restore(self, file: MasterFile, backup: Path | None = None) -> FileOutcome:
         """Put a backup (the newest by default) back in use and apply it to the database.
 
         The contents it replaces count as rejected, so the next check does not bring them
@@ -416,7 +418,7 @@ class Updater(Services):
         temp.chmod(0o600)
         known = self.known(file)
         d = diff(parsed.listings, parsed.comparable(known))
-        outcome = Outcome(
+        outcome = FileOutcome(
             file.market,
             file.name,
             "restore",

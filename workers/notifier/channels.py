@@ -27,7 +27,7 @@ from observer.errors import ConfigError
 from observer.kis.credentials import read_owner_only
 from observer.process.logs import mask_secrets, register_secret
 
-__all__ = ["Target", "channel_urls", "env_name", "targets_from", "url_secrets"]
+__all__ = ["ChannelTarget", "channel_urls", "env_name", "targets_from", "url_secrets"]
 
 _NOTIFY_TYPE = {
     "info": apprise.NotifyType.INFO,
@@ -128,7 +128,7 @@ def _register(url: str) -> None:
 
 
 @dataclass(slots=True)
-class Target:
+class ChannelTarget:
     """One URL of one channel: where messages go, and whether they should."""
 
     name: str  # "ops", or "ops.2" for the channel's second URL
@@ -161,7 +161,7 @@ class Target:
         return mask_secrets(text)[:MAX_ERROR]
 
 
-def targets_from(settings: NotifierSettings, urls: Mapping[str, list[str]]) -> list[Target]:
+def targets_from(settings: NotifierSettings, urls: Mapping[str, list[str]]) -> list[ChannelTarget]:
     """One target per URL, in channel order: ``ops``, ``ops.2``, ... .
 
     Raises
@@ -182,5 +182,5 @@ def targets_from(settings: NotifierSettings, urls: Mapping[str, list[str]]) -> l
             # By position, the first under the channel's own name: adding a second URL to a
             # channel renames nothing (a renamed target is sent the lookback's alerts anew).
             name = channel if n == 1 else f"{channel}.{n}"
-            targets.append(Target(name, channel, routing, service))
+            targets.append(ChannelTarget(name, channel, routing, service))
     return targets

@@ -34,7 +34,7 @@ from observer.cli.support import (
     storable_day,
 )
 from observer.errors import ConfigError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.runtime import drained, earlier_run_stored, producer_for
 from workers.notifier import ACK_SOURCE, SOURCE
 
@@ -194,7 +194,7 @@ def ack(
             producer.send(
                 AlertAcked(alert_source=source, alert_seq=seq, by=getpass.getuser(), note=note)
             )
-        if not drained(producer, Notifier(None), _ACK_WAIT_S):
+        if not drained(producer, Heartbeat(None), _ACK_WAIT_S):
             fail(
                 program,
                 "the writer has not stored the acknowledgement yet; it waits in "

@@ -31,10 +31,10 @@ from observer.db.engine import error_reason
 from observer.db.queries import AlertRecords, alert_records, open_alert_records
 from observer.db.readers import reader_engine
 from observer.errors import StoreError
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import Backoff, backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
-from workers.notifier.channels import Target, env_name
+from workers.notifier.channels import ChannelTarget, env_name
 from workers.notifier.messages import Grouper, Message, summarize
 from workers.notifier.queues import TargetQueue
 
@@ -94,9 +94,9 @@ class AlertNotifier(AsyncWorker):
         settings: Settings,
         clock: Clock,
         producer: Producer,
-        notifier: Notifier,
+        notifier: Heartbeat,
         stop: asyncio.Event,
-        targets: list[Target],
+        targets: list[ChannelTarget],
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)
         self.config = settings.notifier
@@ -324,7 +324,7 @@ class AlertNotifier(AsyncWorker):
                 if wanted:
                     self.queues[target.name].put_nowait(message)
 
-    async def _serve(self, target: Target) -> None:
+    async def _serve(self, target: ChannelTarget) -> None:
         """Send the target's messages in order, each until it goes out.
 
         One failing past ``lookback_s`` from when it was made is given up: it and the
@@ -376,7 +376,7 @@ class AlertNotifier(AsyncWorker):
                     message, attempt = newer, 0
                 await asyncio.sleep(pause)  # wall time: the channel's outage is real
 
-    def _record(self, target: Target, message: Message, attempt: int, error: str) -> None:
+    def _record(self, target: ChannelTarget, message: Message, attempt: int, error: str) -> None:
         self.producer.send(
             AlertDelivery(
                 channel=target.name,

@@ -29,7 +29,7 @@ from observer.cluster.session_reports import StreamReport, stream_report
 from observer.config.tree import Settings
 from observer.kis.account_health import counter
 from observer.kis.session import open_account, rate_limits, token_alert
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from workers.readiness.check import Check, attempt, ready
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def report_counters(check: Check, at_ns: int) -> dict[str, float]:
 
 
 async def _check_all(
-    settings: Settings, clock: Clock, producer: Producer, notifier: Notifier
+    settings: Settings, clock: Clock, producer: Producer, notifier: Heartbeat
 ) -> None:
     # deferred: ZeroMQ (about 0.03 s) after READY, as every job (`observer.cli.support`)
     from observer.runtime import alongside, beat_forever

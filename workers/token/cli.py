@@ -27,7 +27,7 @@ from observer.config.tree import Settings
 from observer.config.workers import TokenSettings
 from observer.errors import KisError
 from observer.kis.settings import KisSettings
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.retry import retry
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def run(
 
 
 async def _issue_all(
-    settings: Settings, clock: Clock, producer: Producer, notifier: Notifier, renew: bool
+    settings: Settings, clock: Clock, producer: Producer, notifier: Heartbeat, renew: bool
 ) -> list[str]:
     """Issue what each account needs; the ``<alias> <kind>`` left without a valid one.
 

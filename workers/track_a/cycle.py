@@ -26,13 +26,13 @@ from observer.kis.client import KisClient
 from observer.kis.parse import price_snapshot
 from observer.process.retry import backoff_s
 
-__all__ = ["CycleRun", "Target", "run_cycle"]
+__all__ = ["CycleRun", "SnapshotTarget", "run_cycle"]
 
 _NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class SnapshotTarget:
     """A universe member to snapshot."""
 
     symbol: str
@@ -43,7 +43,7 @@ class Target:
 class CycleRun:
     """What one run of a cycle did."""
 
-    targets: Sequence[Target]
+    targets: Sequence[SnapshotTarget]
     started_ns: int
     finished_ns: int = 0
     succeeded: set[str] = field(default_factory=set)
@@ -73,7 +73,7 @@ class CycleRun:
 
 async def run_cycle(
     clients: Sequence[KisClient],
-    targets: Sequence[Target],
+    targets: Sequence[SnapshotTarget],
     cycle_id: str,
     clock: Clock,
     deadline_ns: int,
@@ -98,7 +98,7 @@ async def run_cycle(
     calls_before = sum(c.requests for c in clients)
     retry: set[str] = set()
 
-    async def ask(client: KisClient, queue: deque[Target]) -> None:
+    async def ask(client: KisClient, queue: deque[SnapshotTarget]) -> None:
         while queue:
             target = queue.popleft()
             try:

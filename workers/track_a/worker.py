@@ -39,10 +39,10 @@ from observer.kis.session import (
     rest_error_counters,
     token_alert,
 )
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from workers.track_a import SOURCE
-from workers.track_a.cycle import CycleRun, Target, run_cycle
+from workers.track_a.cycle import CycleRun, SnapshotTarget, run_cycle
 from workers.track_a.schedule import Cycle, current_or_next, cycles_of
 
 __all__ = ["SOURCE", "TrackA"]
@@ -105,7 +105,7 @@ class TrackA(AsyncWorker):
         settings: Settings,
         clock: Clock,
         producer: Producer,
-        notifier: Notifier,
+        notifier: Heartbeat,
         stop: asyncio.Event,
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)
@@ -248,7 +248,7 @@ class TrackA(AsyncWorker):
             self._read_failed(f"what an earlier run stored of cycle {cycle.cycle_id}", exc)
             self._not_resumed(cycle)
             return
-        targets = [Target(symbol, market) for symbol, market in members]
+        targets = [SnapshotTarget(symbol, market) for symbol, market in members]
         todo = [t for t in targets if t.symbol not in carried]
         if not todo:  # no universe by the deadline, or every symbol stored by an earlier run
             now = self.clock.now_ns()
@@ -367,7 +367,7 @@ class TrackA(AsyncWorker):
             ran.add(cycle.trade_date)
             with self._engine.connect() as conn:
                 members = universe_of(conn, cycle.trade_date)
-            targets = [Target(symbol, market) for symbol, market, _ in members]
+            targets = [SnapshotTarget(symbol, market) for symbol, market, _ in members]
             lacking = [t for t in targets if t.symbol not in stored]
             at = int(cycle.deadline.timestamp() * _NS)
             scheduled = int(cycle.scheduled.timestamp() * _NS)

@@ -48,12 +48,12 @@ from observer.kis.stream import (
 from observer.runtime import alongside, sleep_unless
 from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
 from workers.track_b.checks import RECORD_KINDS, Checks
-from workers.track_b.gaps import Gap, GapDetector, SilenceRule
+from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
 from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
-from workers.track_b.slots import Decision, Holding
+from workers.track_b.slots import Holding, SlotAction
 from workers.track_b.stale import STREAM_STALE, StaleWatch
 
 __all__ = [
@@ -87,7 +87,7 @@ def _dec(value: float, places: str = "0.0001") -> Decimal:
     return Decimal(repr(value)).quantize(Decimal(places))
 
 
-def decision_event(d: Decision) -> SlotDecision | SlotOverflow:
+def decision_event(d: SlotAction) -> SlotDecision | SlotOverflow:
     """The bus event of a slot decision."""
     c = d.candidate
     if d.action == "overflow":
@@ -261,7 +261,7 @@ class Collector:
         return self.outages.healthy()
 
     async def apply(
-        self, decisions: Sequence[Decision], holdings: Iterable[Holding] | None = None
+        self, decisions: Sequence[SlotAction], holdings: Iterable[Holding] | None = None
     ) -> None:
         """Register and release what the decisions say; publish each decision.
 
@@ -339,14 +339,14 @@ class Collector:
         self.scores[symbol] = holding.candidate.score
         await self._add(holding.account, symbol)
 
-    def abandon(self, release: Decision, start_ns: int) -> None:
+    def abandon(self, release: SlotAction, start_ns: int) -> None:
         """Release a slot that an earlier process held and this one cannot take back.
 
         Its data is missing from ``start_ns`` until now: a ``process_restart`` gap.
         """
         now = max(start_ns, self.clock.now_ns())
         symbol = release.candidate.symbol
-        self.publish_gap(Gap(release.account, symbol, start_ns, now, "process_restart"))
+        self.publish_gap(TickGap(release.account, symbol, start_ns, now, "process_restart"))
         self.publish(decision_event(release))
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
@@ -355,7 +355,7 @@ class Collector:
         An earlier process held it, and no process streamed it between (none if empty).
         """
         if end_ns > start_ns:
-            self.publish_gap(Gap(account, symbol, start_ns, end_ns, "process_restart"))
+            self.publish_gap(TickGap(account, symbol, start_ns, end_ns, "process_restart"))
 
     def _priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect: the best-scoring slots first."""
@@ -553,7 +553,7 @@ class Collector:
             )
         )
 
-    def publish_gap(self, gap: Gap) -> None:
+    def publish_gap(self, gap: TickGap) -> None:
         """Count and publish a gap (`GapDetected`)."""
         self.gaps += 1
         self.publish(

@@ -1,4 +1,4 @@
-"""Gap detection for one account's stream: what the real-time data may be missing, and why.
+"""TickGap detection for one account's stream: what the real-time data may be missing, and why.
 
 * **Connection gaps**: when the session drops (or is torn down for a token or approval-key
   renewal), every registered symbol may miss data from the newest trade stamp the
@@ -41,7 +41,7 @@ from dataclasses import dataclass
 
 from bus.events import GapReason
 
-__all__ = ["Gap", "GapDetector", "SilenceRule"]
+__all__ = ["GapDetector", "SilenceRule", "TickGap"]
 
 # A refused trade's own stamp is trusted within this much before its arrival (a stamp that
 # reads but lies further off came with a bad record: the newest delivered trade is used).
@@ -63,7 +63,7 @@ class SilenceRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
+class TickGap:
     """A stretch of time in which ``symbol``'s ticks may be missing."""
 
     account: str
@@ -109,7 +109,9 @@ class GapDetector:
         # while it is up (and before its first session: nothing was streamed yet).
         self.outage: GapReason | None = None
 
-    def on_tick(self, symbol: str, received_ns: int, traded_ns: int | None = None) -> Gap | None:
+    def on_tick(
+        self, symbol: str, received_ns: int, traded_ns: int | None = None
+    ) -> TickGap | None:
         """Record a tick; a silence gap if the symbol was quiet too long in session.
 
         Silences are judged between trade times (``traded_ns``, the exchange's stamp; the
@@ -131,9 +133,9 @@ class GapDetector:
             return None
         if not (self.in_session(before) and self.in_session(at)):
             return None
-        return Gap(self.account, symbol, before, at, "silence")
+        return TickGap(self.account, symbol, before, at, "silence")
 
-    def on_refused_trade(self, symbol: str, received_ns: int, traded_ns: int = 0) -> Gap | None:
+    def on_refused_trade(self, symbol: str, received_ns: int, traded_ns: int = 0) -> TickGap | None:
         """A trade record of ``symbol`` was refused: the gap over the trade it carried.
 
         Over its stamp (``traded_ns``, 0: it did not read) if that is no later than its arrival nor
@@ -152,7 +154,7 @@ class GapDetector:
         if start >= minute and self.dropped_minute.get(symbol) == minute:
             return None  # that gap's minute holds this trade: its bar recovers both
         self.dropped_minute[symbol] = minute
-        return Gap(self.account, symbol, start, end, "dropped_record")
+        return TickGap(self.account, symbol, start, end, "dropped_record")
 
     def _limit(self, symbol: str, before: int | None) -> float:
         """The longest pause after ``before`` that is not a silence for ``symbol`` (ns)."""
@@ -188,7 +190,7 @@ class GapDetector:
         """
         self.open[symbol] = (since_ns, "process_restart")
 
-    def on_registered(self, symbol: str, now_ns: int) -> Gap | None:
+    def on_registered(self, symbol: str, now_ns: int) -> TickGap | None:
         """A registration was acknowledged: close the symbol's connection gap, if any."""
         opened = self.open.pop(symbol, None)
         self.last_tick.pop(symbol, None)  # the silence clock restarts with the next tick
@@ -197,9 +199,9 @@ class GapDetector:
             return None
         start, reason = opened
         self.registered_ns[symbol] = end = max(now_ns, start)
-        return Gap(self.account, symbol, start, end, reason)
+        return TickGap(self.account, symbol, start, end, reason)
 
-    def forget(self, symbol: str, now_ns: int, *, behind_ns: int = 0) -> Gap | None:
+    def forget(self, symbol: str, now_ns: int, *, behind_ns: int = 0) -> TickGap | None:
         """The symbol left its slot: nothing is expected of it any more.
 
         A connection gap still open closes now: its data was missing from the drop until
@@ -214,7 +216,7 @@ class GapDetector:
         opened = self.open.pop(symbol, None)
         if opened is not None:
             start, reason = opened
-            return Gap(self.account, symbol, start, max(now_ns, start), reason)
+            return TickGap(self.account, symbol, start, max(now_ns, start), reason)
         if not behind_ns:
             return None
         # From the symbol's own newest trade, but no earlier than twice the lag before the
@@ -224,4 +226,4 @@ class GapDetector:
         start = max(last or 0, registered or 0, now_ns - 2 * lag)
         if start >= now_ns or not self.in_session(now_ns):
             return None
-        return Gap(self.account, symbol, start, now_ns, "delivery_lag")
+        return TickGap(self.account, symbol, start, now_ns, "delivery_lag")

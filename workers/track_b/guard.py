@@ -30,7 +30,7 @@ from observer.config.workers import TrackBSettings
 from workers.track_b.barred import Barred, refusal_kind
 from workers.track_b.collect import Refusal
 from workers.track_b.halts import Tradability
-from workers.track_b.slots import Decision, SlotBook
+from workers.track_b.slots import SlotAction, SlotBook
 
 __all__ = ["AlertSink", "SlotGuard"]
 
@@ -87,7 +87,7 @@ class SlotGuard:
 
     # ------------------------------------------------------------------ each evaluation
 
-    def review(self, book: SlotBook, pins: set[str], now_ns: int) -> list[Decision]:
+    def review(self, book: SlotBook, pins: set[str], now_ns: int) -> list[SlotAction]:
         """Handle the refusals since the last review and judge halts and locks.
 
         Returns the releases of closed slots (to apply first); the other symbols to release
@@ -118,14 +118,14 @@ class SlotGuard:
             for symbol, bar in sorted(self.bars.bars.items())
         ]
 
-    def _refusals(self, book: SlotBook, now_ns: int) -> list[Decision]:
+    def _refusals(self, book: SlotBook, now_ns: int) -> list[SlotAction]:
         """Bar each refused symbol or close its slot.
 
         A refusal of a symbol no longer held on that account changes nothing (it moved or
         left meanwhile); a symbol's trade and book registrations refused together count once.
         """
         refusals, self._refused = self._refused, []
-        decisions: list[Decision] = []
+        decisions: list[SlotAction] = []
         seen: set[str] = set()
         for r in refusals:
             holding = book.held().get(r.symbol)

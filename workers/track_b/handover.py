@@ -24,7 +24,7 @@ from observer.alerts.states import Notice
 from observer.db.slot_queries import AsOf, HeldSlot
 from observer.process.private_files import write_private
 from observer.process.state_files import read_state
-from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
 from workers.track_b.startup import ReadBeside, Resumer, gap_starts
 
 __all__ = ["Earlier", "LateHandover", "PendingRuns", "release_late"]
@@ -160,10 +160,10 @@ def release_late(held: Sequence[HeldSlot], book: SlotBook, collector: Resumer) -
             collector.missed(h.account, h.symbol, start, ours.since_ns)
             continue
         pinned = h.trigger == "manual"
-        candidate = Candidate(
+        candidate = SlotCandidate(
             h.symbol, h.trigger, float(h.score), expires_ns=h.expires_ns, pinned=pinned
         )
         why = "an earlier run's: taken over after this one had placed its own"
-        collector.abandon(Decision("release", candidate, why, h.account, h.slot), start)
+        collector.abandon(SlotAction("release", candidate, why, h.account, h.slot), start)
         released += 1
     return released

@@ -28,7 +28,7 @@ from bus.events import Alert, AlertResolved
 from observer.errors import ConfigError
 from observer.process.private_files import write_private
 from observer.process.state_files import unreadable
-from workers.track_b.slots import Decision
+from workers.track_b.slots import SlotAction
 
 __all__ = [
     "PINS_UNREADABLE",
@@ -155,7 +155,7 @@ class PinFile:
 def unplaced(
     pins: Iterable[str],
     held: Collection[str],
-    decisions: Iterable[Decision],
+    decisions: Iterable[SlotAction],
     barred: Mapping[str, str],
 ) -> dict[str, str]:
     """The pins that hold no slot after an evaluation, each with why, by code."""

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from bus.events import Severity
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
-from workers.track_b.slots import Decision
+from workers.track_b.slots import SlotAction
 
 __all__ = ["OVERFLOW", "SESSION_CODES", "OverflowWatch", "SessionNotices"]
 
@@ -41,7 +41,7 @@ class OverflowWatch:
 
     The morning's hand-over counts in the share and for the warning, not for the critical:
     a candidate that waited only because every slot was newer than ``min_hold_s``
-    (`Decision.waiting`: the 09:30 minute, when the context sync's placements cannot be
+    (`SlotAction.waiting`: the 09:30 minute, when the context sync's placements cannot be
     replaced yet), and a context sync candidate that a live trigger displaced (the sync
     hands out exactly as many as there are slots, to be displaced). Both come every
     morning: they alone are no emergency.
@@ -57,7 +57,7 @@ class OverflowWatch:
         self.placements: deque[tuple[int, bool, bool]] = deque()
         self.logged = False  # the log level's line went out (its own episode)
 
-    def watch(self, decisions: Sequence[Decision], now_ns: int) -> float:
+    def watch(self, decisions: Sequence[SlotAction], now_ns: int) -> float:
         """Count an evaluation's placements; raise or resolve. Returns the share (%).
 
         An episode raises each severity once (a warning, then a critical if it gets worse)

@@ -38,12 +38,12 @@ import msgspec
 
 from bus.events import SlotTrigger
 
-__all__ = ["Candidate", "Decision", "Holding", "SlotBook"]
+__all__ = ["Holding", "SlotAction", "SlotBook", "SlotCandidate"]
 
 Action = Literal["allocate", "replace", "release", "expire", "overflow"]
 
 
-class Candidate(msgspec.Struct, frozen=True, gc=False):
+class SlotCandidate(msgspec.Struct, frozen=True, gc=False):
     """A symbol that wants a slot, with the trigger that makes it want one."""
 
     symbol: str
@@ -75,19 +75,19 @@ class Holding(msgspec.Struct, frozen=True, gc=False):
 
     account: str
     slot: int
-    candidate: Candidate
+    candidate: SlotCandidate
     since_ns: int
 
 
-class Decision(msgspec.Struct, frozen=True, gc=False):
+class SlotAction(msgspec.Struct, frozen=True, gc=False):
     """One thing the slot manager did, with its reason."""
 
     action: Action
-    candidate: Candidate
+    candidate: SlotCandidate
     reason: str
     account: str = ""
     slot: int = -1
-    replaced: Candidate | None = None
+    replaced: SlotCandidate | None = None
     lowest_held: float = 0.0
     # An overflow only because every unpinned holding is newer than the minimum hold (the
     # 09:30 minute, when the context sync's placements cannot be replaced yet): a wait.
@@ -114,7 +114,7 @@ class SlotBook:
         """Symbol -> its holding."""
         return {h.candidate.symbol: h for h in self.holdings()}
 
-    def _put(self, account: str, slot: int, candidate: Candidate, now_ns: int) -> None:
+    def _put(self, account: str, slot: int, candidate: SlotCandidate, now_ns: int) -> None:
         self.slots[account][slot] = Holding(account, slot, candidate, now_ns)
 
     def _free(self, holding: Holding) -> None:
@@ -134,15 +134,15 @@ class SlotBook:
         slots[holding.slot] = holding
         return True
 
-    def release(self, symbol: str, reason: str) -> Decision | None:
+    def release(self, symbol: str, reason: str) -> SlotAction | None:
         """Release ``symbol`` (an unpin, a halted stock); None if it holds no slot."""
         holding = self.held().get(symbol)
         if holding is None:
             return None
         self._free(holding)
-        return Decision("release", holding.candidate, reason, holding.account, holding.slot)
+        return SlotAction("release", holding.candidate, reason, holding.account, holding.slot)
 
-    def close(self, account: str, slot: int, reason: str) -> Decision | None:
+    def close(self, account: str, slot: int, reason: str) -> SlotAction | None:
         """Close a slot for good, releasing its holding (None if it held none).
 
         For a session that KIS says is full (OPSP0008) while we count a free registration:
@@ -153,7 +153,7 @@ class SlotBook:
         if holding is None:
             return None
         self._free(holding)
-        return Decision("release", holding.candidate, reason, account, slot)
+        return SlotAction("release", holding.candidate, reason, account, slot)
 
     def _next_free(self, healthy: set[str]) -> tuple[str, int] | None:
         for step in range(len(self.accounts)):
@@ -168,25 +168,25 @@ class SlotBook:
 
     def evaluate(
         self,
-        candidates: Iterable[Candidate],
+        candidates: Iterable[SlotCandidate],
         now_ns: int,
         healthy: Iterable[str],
         *,
         threshold: float = 1.2,
         min_hold_ns: int = 0,
         barred: Mapping[str, str] | None = None,
-    ) -> list[Decision]:
+    ) -> list[SlotAction]:
         """One evaluation round (see the module's steps); returns its decisions in order."""
         alive = set(healthy)
         barred = barred or {}
-        decisions: list[Decision] = []
+        decisions: list[SlotAction] = []
         for holding in self.holdings():
             why = barred.get(holding.candidate.symbol)
             if why is not None:
                 self._free(holding)
                 c = holding.candidate
-                decisions.append(Decision("release", c, why, holding.account, holding.slot))
-        wanted: dict[str, Candidate] = {}
+                decisions.append(SlotAction("release", c, why, holding.account, holding.slot))
+        wanted: dict[str, SlotCandidate] = {}
         for c in candidates:
             if c.symbol in barred:
                 continue
@@ -194,7 +194,7 @@ class SlotBook:
                 best = wanted.setdefault(c.symbol, c)  # a symbol's best candidate
                 if best is not c and c.rank() < best.rank():
                     wanted[c.symbol] = c
-        pool: list[Candidate] = []
+        pool: list[SlotCandidate] = []
         for holding in self.holdings():
             symbol = holding.candidate.symbol
             current = wanted.pop(symbol, None)
@@ -204,22 +204,24 @@ class SlotBook:
             c = holding.candidate
             if c.pinned and current is None:  # unpinned, and nothing else claims it
                 self._free(holding)
-                decisions.append(Decision("release", c, "unpinned", holding.account, holding.slot))
+                decisions.append(
+                    SlotAction("release", c, "unpinned", holding.account, holding.slot)
+                )
             elif not c.pinned and c.expires_ns and c.expires_ns <= now_ns:
                 self._free(holding)
                 why = f"{c.trigger} lapsed (score {c.score:.2f})"
-                decisions.append(Decision("expire", c, why, holding.account, holding.slot))
+                decisions.append(SlotAction("expire", c, why, holding.account, holding.slot))
             elif holding.account not in alive:
                 self._free(holding)
                 why = f"account {holding.account} unhealthy: failover"
-                decisions.append(Decision("release", c, why, holding.account, holding.slot))
+                decisions.append(SlotAction("release", c, why, holding.account, holding.slot))
                 pool.append(c)
         pool.extend(wanted.values())
-        full: Decision | None = None  # the first candidate that found no slot
-        for c in sorted(pool, key=Candidate.rank):
+        full: SlotAction | None = None  # the first candidate that found no slot
+        for c in sorted(pool, key=SlotCandidate.rank):
             if full is not None:  # every later one scores no higher (pins come first): no slot
                 decisions.append(
-                    Decision(
+                    SlotAction(
                         "overflow",
                         c,
                         full.reason,
@@ -238,29 +240,29 @@ class SlotBook:
                     (h.candidate.score for h in self.holdings() if not h.candidate.pinned),
                     default=0.0,
                 )
-                decisions.append(Decision("overflow", decision.replaced, why, lowest_held=lowest))
+                decisions.append(SlotAction("overflow", decision.replaced, why, lowest_held=lowest))
         return decisions
 
     def _place(
-        self, c: Candidate, now_ns: int, alive: set[str], threshold: float, min_hold_ns: int
-    ) -> Decision:
+        self, c: SlotCandidate, now_ns: int, alive: set[str], threshold: float, min_hold_ns: int
+    ) -> SlotAction:
         if not alive:
-            return Decision("overflow", c, "no healthy account")
+            return SlotAction("overflow", c, "no healthy account")
         free = self._next_free(alive)
         if free is not None:
             account, slot = free
             self._put(account, slot, c, now_ns)
-            return Decision(
+            return SlotAction(
                 "allocate", c, f"{c.trigger} (score {c.score:.2f}): free slot", account, slot
             )
         unpinned = [h for h in self.holdings() if not h.candidate.pinned and h.account in alive]
         if not unpinned:
-            return Decision("overflow", c, "every slot pinned")
+            return SlotAction("overflow", c, "every slot pinned")
         replaceable = [h for h in unpinned if c.pinned or now_ns - h.since_ns >= min_hold_ns]
         if not replaceable:  # the slots are all newer than the minimum hold: it waits
             lowest_held = min(h.candidate.score for h in unpinned)
             why = f"every slot held for less than the minimum hold ({min_hold_ns / 1e9:g} s)"
-            return Decision("overflow", c, why, lowest_held=lowest_held, waiting=True)
+            return SlotAction("overflow", c, why, lowest_held=lowest_held, waiting=True)
         weakest = min(replaceable, key=_weakness)
         old = weakest.candidate
         if c.pinned or c.score > old.score * threshold:
@@ -270,9 +272,9 @@ class SlotBook:
                 if c.pinned
                 else f"{c.trigger} (score {c.score:.2f}) > {threshold:g} x {old.score:.2f}"
             )
-            return Decision("replace", c, why, weakest.account, weakest.slot, replaced=old)
+            return SlotAction("replace", c, why, weakest.account, weakest.slot, replaced=old)
         why = f"not above {threshold:g} x the lowest replaceable score ({old.score:.2f})"
-        return Decision("overflow", c, why, lowest_held=old.score)
+        return SlotAction("overflow", c, why, lowest_held=old.score)
 
 
 def _weakness(h: Holding) -> tuple[float, int, str]:

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from observer.process.private_files import write_private
 from workers.track_b.collect import Collector
 from workers.track_b.pins import slots_path
-from workers.track_b.slots import Candidate, Decision, SlotBook
+from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
 from workers.track_b.watchers import Watchers
 
 __all__ = ["Slotting", "fill"]
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 class Slotting(Watchers):
     """The worker's overflow ledger and slots display (see the module)."""
 
-    def _should_publish(self, d: Decision) -> bool:
+    def _should_publish(self, d: SlotAction) -> bool:
         """Whether to publish: the ledger records each triggered symbol's overflow once.
 
         Not again for the same firing, and never for a default placement by market cap.
@@ -98,13 +98,15 @@ class Slotting(Watchers):
             self._slots_written = True
 
 
-def fill(by_cap: Sequence[Candidate], barred: Mapping[str, str], slots: int) -> list[Candidate]:
+def fill(
+    by_cap: Sequence[SlotCandidate], barred: Mapping[str, str], slots: int
+) -> list[SlotCandidate]:
     """The default placement: the ``slots`` largest market caps not barred.
 
     A barred one (refused for the day, halted) is passed over for the next, or its slot
     would stay empty while the universe has symbols to stream.
     """
-    fill: list[Candidate] = []
+    fill: list[SlotCandidate] = []
     for c in by_cap:
         if len(fill) >= slots:
             break

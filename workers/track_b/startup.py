@@ -46,7 +46,7 @@ from observer.db.slot_queries import HeldSlot
 from observer.process.retry import Backoff
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.guard import SlotGuard
-from workers.track_b.slots import Candidate, Decision, Holding, SlotBook
+from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = [
@@ -71,7 +71,7 @@ T = TypeVar("T")
 class Synced:
     """What the context sync found."""
 
-    candidates: list[Candidate]  # the opening's best, still live
+    candidates: list[SlotCandidate]  # the opening's best, still live
     snapshots: int  # replayed
     openings: int  # symbols with snapshots of the opening
     late: bool  # a start after full operation began: the day so far was replayed
@@ -195,7 +195,7 @@ def context_sync(
     for found_opening, _score, volume_ratio in ours[:slots]:
         strength = min(volume_ratio / 3, 1.0)
         symbol = found_opening.symbol
-        candidate = Candidate(
+        candidate = SlotCandidate(
             symbol,
             "context_sync",
             engine.score(symbol, surge.weight, strength),
@@ -227,7 +227,7 @@ class Resumer(Protocol):
     async def resume(self, holding: Holding, start_ns: int) -> None:
         """Stream the holding again, with a ``process_restart`` gap from ``start_ns``."""
 
-    def abandon(self, release: Decision, start_ns: int) -> None:
+    def abandon(self, release: SlotAction, start_ns: int) -> None:
         """Release a holding that cannot go back, its gap closed now."""
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
@@ -254,7 +254,7 @@ async def take_back(
     collector: Resumer,
     ttl_of: Callable[[SlotTrigger], float],
     now_ns: int,
-) -> list[Candidate]:
+) -> list[SlotCandidate]:
     """Put ``held`` back into ``book`` and stream it again; the candidates they stand as.
 
     Each triggered holding lasts at least ``ttl_of`` its trigger from ``now_ns``. The gap
@@ -276,7 +276,7 @@ async def take_back(
         expires = h.expires_ns
         if expires and not pinned:
             expires = max(expires, now_ns + int(ttl_of(h.trigger) * _NS))
-        candidate = Candidate(
+        candidate = SlotCandidate(
             h.symbol,
             h.trigger,
             float(h.score),
@@ -296,7 +296,7 @@ async def take_back(
             if not engine.shard.owns(h.symbol):
                 owner = engine.shard.owner(h.symbol)
                 why = f"not taken back after a restart: another host's (shard {owner})"
-            collector.abandon(Decision("release", candidate, why, h.account, h.slot), start)
+            collector.abandon(SlotAction("release", candidate, why, h.account, h.slot), start)
     return standing
 
 

@@ -16,7 +16,7 @@ from bus.events import PriceSnapshot
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from workers.track_b.session_alerts import DEGRADED
-from workers.track_b.slots import Candidate
+from workers.track_b.slots import SlotCandidate
 from workers.track_b.startup import LateSync, Synced, context_sync, day_so_far
 from workers.track_b.triggers import TriggerEngine
 from workers.track_b.watchers import Watchers
@@ -31,7 +31,7 @@ class ContextSyncing(Watchers):
 
     def _sync_or_degrade(
         self, full: datetime, engine: TriggerEngine, slots: int
-    ) -> list[Candidate] | None:
+    ) -> list[SlotCandidate] | None:
         """`_sync`; None if the database fails it: alerted, and tried again (`LateSync`).
 
         At 09:29:50 the sessions are open: a failed read ended them all, and the restarts
@@ -48,7 +48,7 @@ class ContextSyncing(Watchers):
             )
             return None
 
-    def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[Candidate]:
+    def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[SlotCandidate]:
         """Track A's day into the engine; the context's first candidates (may be []).
 
         In the morning, the opening's snapshots; after full operation began (a restart, a late
@@ -60,7 +60,7 @@ class ContextSyncing(Watchers):
         return self._replay(snapshots, full, engine, slots, now, started).candidates
 
     def _sync_late(
-        self, late: LateSync, engine: TriggerEngine, context: list[Candidate], now: int
+        self, late: LateSync, engine: TriggerEngine, context: list[SlotCandidate], now: int
     ) -> LateSync | None:
         """The context sync the database failed, tried again (`LateSync`).
 

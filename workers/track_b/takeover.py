@@ -24,7 +24,7 @@ from workers.track_b import SOURCE
 from workers.track_b.collect import ACCOUNT_CODES, Collector
 from workers.track_b.handover import Earlier, LateHandover, release_late
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.startup import lasting, take_back
 from workers.track_b.triggers import TriggerEngine
 from workers.track_b.watchers import Watchers
@@ -86,7 +86,7 @@ class TakeOver(Watchers):
         collector: Collector,
         as_of: AsOf,
         runs: list[AsOf],
-    ) -> list[Candidate]:
+    ) -> list[SlotCandidate]:
         """Take back the slots an earlier Track B of the day left held (it died), with a gap each.
 
         A crashed process released nothing: its slots are in the database as held. Each goes

@@ -41,7 +41,7 @@ import msgspec
 from bus.events import PriceSnapshot
 from observer.cluster.shards import Shard
 from observer.config.workers import TrackBSettings, TriggerSettings
-from workers.track_b.slots import Candidate
+from workers.track_b.slots import SlotCandidate
 
 __all__ = ["Reference", "Trigger", "TriggerEngine", "profile_share"]
 
@@ -201,9 +201,9 @@ class TriggerEngine:
         ref = self.references.get(symbol)
         return 0.1 * math.log10(ref.market_cap) if ref and ref.market_cap > 0 else 0.0
 
-    def candidates(self, now_ns: int) -> list[Candidate]:
+    def candidates(self, now_ns: int) -> list[SlotCandidate]:
         """Every symbol's best live trigger (and every pin), as slot candidates."""
-        found: dict[str, Candidate] = {}
+        found: dict[str, SlotCandidate] = {}
         weights = self._weights
         for symbol, triggers in self.live.items():  # the slot manager orders them
             for kind in [k for k, t in triggers.items() if t.expires_ns <= now_ns]:
@@ -221,9 +221,9 @@ class TriggerEngine:
             )
         return list(found.values())
 
-    def _candidate(self, trigger: Trigger, score: float, pinned: bool = False) -> Candidate:
+    def _candidate(self, trigger: Trigger, score: float, pinned: bool = False) -> SlotCandidate:
         ref = self.references.get(trigger.symbol)
-        return Candidate(
+        return SlotCandidate(
             symbol=trigger.symbol,
             trigger=trigger.kind,
             score=score,

@@ -24,7 +24,7 @@ from observer.calendar.timeline import timeline_from
 from observer.config.tree import Settings
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
-from observer.process.heartbeat import FAILING_S, Notifier
+from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.runtime import AsyncWorker
 from workers.track_b.collect import Collector
 from workers.track_b.guard import SlotGuard
@@ -47,7 +47,7 @@ class Watchers(AsyncWorker):
         settings: Settings,
         clock: Clock,
         producer: Producer,
-        notifier: Notifier,
+        notifier: Heartbeat,
         stop: asyncio.Event,
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)

@@ -28,7 +28,7 @@ from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from observer.db.queries import universe_references
 from observer.db.slot_queries import AsOf
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.runtime import alongside, beat_forever, earlier_run_stored, sleep_unless
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.handover import LateHandover
@@ -42,7 +42,7 @@ from workers.track_b.sessions import (
     preconnect_at,
     rekey,
 )
-from workers.track_b.slots import Candidate, SlotBook
+from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.slotting import Slotting, fill
 from workers.track_b.startup import LateSync
 from workers.track_b.syncing import ContextSyncing
@@ -81,7 +81,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         as_of = AsOf(self.producer.last_seq, self.clock.now_ns())  # an earlier run's events
         runs = self.pending.read()  # earlier runs that ended before their take-over
         # Its beats are `beat_forever`'s: the wait is no failure while it lasts this little.
-        stored = await earlier_run_stored(self.producer, Notifier(None), self.stop, _CATCH_UP_S)
+        stored = await earlier_run_stored(self.producer, Heartbeat(None), self.stop, _CATCH_UP_S)
         if self.stop.is_set():
             return
         taken = await self._open_alerts(as_of) if stored else None
@@ -225,13 +225,13 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         engine: TriggerEngine,
         book: SlotBook,
         collector: Collector,
-        context: list[Candidate],
+        context: list[SlotCandidate],
         until: datetime,
         late: LateSync | None = None,
     ) -> None:
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         by_cap = [
-            Candidate(
+            SlotCandidate(
                 r.symbol, "market_cap", engine.score(r.symbol, 1.0, 0.0), 0.0, 0.0, r.market_cap
             )
             for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))

@@ -38,8 +38,8 @@ from observer.reference.instruments import current_archive, installed_ns, master
 __all__ = [
     "MARKETS",
     "Built",
-    "Candidate",
     "Metrics",
+    "UniverseCandidate",
     "build_universe",
     "candidates",
     "market_shortfall",
@@ -61,7 +61,7 @@ _NUMERIC_MAX = Decimal(10**16)  # atr_14's column, NUMERIC(24,8)
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
+class UniverseCandidate:
     """A stock that may join the universe."""
 
     symbol: str
@@ -145,7 +145,7 @@ async def _domestic(settings: Settings, market: str, clock: Clock) -> tuple[Dome
 
 async def masters(
     settings: Settings, clock: Clock
-) -> tuple[list[Candidate], dict[str, int], dict[str, str]]:
+) -> tuple[list[UniverseCandidate], dict[str, int], dict[str, str]]:
     """KOSPI and KOSDAQ stocks that trade, by code, and when each master was installed.
 
     Third, the records that cannot be read (symbol -> why): any may be a stock that trades.
@@ -164,13 +164,13 @@ async def masters(
                 continue  # an ETN by its product type too, whatever its group code says
             if x.administrative and settings.universe.exclude_administrative:
                 continue
-            found.append(Candidate(x.symbol, x.name, market, x.listed_shares))
+            found.append(UniverseCandidate(x.symbol, x.name, market, x.listed_shares))
     if not found:
         raise MasterFileError("the domestic masters list no stock")
     return sorted(found, key=lambda c: c.symbol), installed, malformed
 
 
-async def candidates(settings: Settings, clock: Clock | None = None) -> list[Candidate]:
+async def candidates(settings: Settings, clock: Clock | None = None) -> list[UniverseCandidate]:
     """KOSPI and KOSDAQ stocks that trade, by code."""
     return (await masters(settings, clock or SystemClock()))[0]
 
@@ -253,7 +253,9 @@ async def build_universe(
     start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
     total = len(pool)
 
-    async def fetch(account_index: int, queue: list[Candidate], until_ns: int | None) -> None:
+    async def fetch(
+        account_index: int, queue: list[UniverseCandidate], until_ns: int | None
+    ) -> None:
         client = accounts[account_index].client
         while queue and (until_ns is None or clock.now_ns() < until_ns):
             candidate = queue.pop()
@@ -266,7 +268,7 @@ async def build_universe(
             built.requests += 1
             progress(built.requests, total)
 
-    async def ask(queue: list[Candidate], until_ns: int | None = None) -> None:
+    async def ask(queue: list[UniverseCandidate], until_ns: int | None = None) -> None:
         per_account = settings.universe.requests_per_account
         await asyncio.gather(
             *(fetch(i, queue, until_ns) for i in range(len(accounts)) for _ in range(per_account))

@@ -28,7 +28,7 @@ from observer.calendar.trading import TradingCalendar
 from observer.cli.support import check_credentials, fail, job_producer
 from observer.config.load import load_settings
 from observer.errors import ConfigError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 from workers.universe import SOURCE
 from workers.universe.snapshot import UniverseFile
@@ -102,7 +102,7 @@ def build(
         typer.echo(f"{target} is not a KRX session: no universe")
         return
     data_dir = Path(settings.paths.data_dir)
-    notifier = Notifier.from_env()
+    notifier = Heartbeat.from_env()
     with _folder_lock(data_dir / "universe"):
         notifier.ready()
         from workers.universe import job  # after READY: the database and KIS

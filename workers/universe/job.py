@@ -30,7 +30,7 @@ from observer.config.tree import Settings
 from observer.db.queries import universe_stored
 from observer.db.readers import reader_engine
 from observer.errors import ObserverError, StoreError
-from observer.process.heartbeat import Notifier
+from observer.process.heartbeat import Heartbeat
 from observer.process.state_files import read_state
 from observer.runtime import drained
 from workers.universe import SOURCE
@@ -63,7 +63,7 @@ class NoUniverse(ObserverError):
 
 
 def run_universe(
-    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
+    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Heartbeat
 ) -> tuple[UniverseFile, str]:
     """Present, restored, built or reused: the day's universe, published once.
 
@@ -117,7 +117,7 @@ def _stored(settings: Settings, day: date) -> tuple[UniverseSnapshot, int] | Non
         return None
 
 
-def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[[], None]]:
+def _progress(notifier: Heartbeat) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """A progress callback (a rich bar on a terminal) and what ends it."""
     if not sys.stdout.isatty():
         return (lambda done, total: notifier.beat()), lambda: None
@@ -135,7 +135,7 @@ def _progress(notifier: Notifier) -> tuple[Callable[[int, int], None], Callable[
 
 
 def build_day(
-    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Notifier
+    settings: Settings, clock: Clock, day: date, producer: Producer, notifier: Heartbeat
 ) -> Built:
     """The day's universe built from the masters; `ObserverError` when it must not stand."""
     calendar = TradingCalendar(settings.calendar.extra_closed, settings.calendar.extra_open)
@@ -207,7 +207,7 @@ def _build_or_reuse(
     clock: Clock,
     day: date,
     producer: Producer,
-    notifier: Notifier,
+    notifier: Heartbeat,
     reused: UniverseFile | None,
     published: bool,
 ) -> tuple[UniverseFile, str]:
