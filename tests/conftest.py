@@ -20,7 +20,7 @@ from observer.db.scratch import scratch_postgres
 from observer.supervisor.core import Supervisor
 from observer.writer.store import Store
 from tests.migrated import upgrade_from_template
-from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
+from tests.support import ProducerProcess, Receiver, SupervisorProcess, WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -151,6 +151,13 @@ def store(db_url: str) -> Iterator[Store]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def token_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token cache for a module's simulator: it issues an app key's token once a minute,
+    as KIS does, so the module's runs share the one they got."""
+    return tmp_path_factory.mktemp("tokens")
+
+
 @pytest.fixture
 def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
     """Start real writer processes; every one is killed at teardown."""
@@ -164,6 +171,14 @@ def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
     yield make
     for writer in started:
         writer.kill()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback, closed at teardown."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture(autouse=True)

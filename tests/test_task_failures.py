@@ -22,7 +22,7 @@ from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
 from observer.runtime import ShortTasks, alongside
-from tests.gap_recovery.test_gap_recovery import MARKET, STOCKS
+from tests.gap_recovery.conftest import MARKET, STOCKS
 from tests.support import SimThread, SupervisorProcess, db_rows, wait_until
 
 S = 1_000_000_000

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,8 @@ from bus.events import SeqsLost
 from bus.outbox import Outbox, SyncPoint
 from bus.producer import Producer
 from bus.segments import outbox_state
-from tests.bus.test_producer import ALERT, Router, make
+from tests.bus.conftest import ALERT, Router, make
 from tests.support import wait_until
-
-
-@pytest.fixture
-def router(tmp_path: Path) -> Iterator[Router]:
-    router = Router(f"ipc://{tmp_path / 'ingest.sock'}")
-    yield router
-    router.close()
 
 
 def frames_of(router: Router, count: int) -> list[list[object]]:

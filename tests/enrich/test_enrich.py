@@ -151,22 +151,15 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread(MARKET, START, SimConfig(calls_per_second=100, yahoo_limit=100_000))
-    yield sim
-    sim.close()
-
-
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One token cache for the module: KIS (and the simulator) issue one token a minute."""
-    return tmp_path_factory.mktemp("tokens")
+    with SimThread(MARKET, START, SimConfig(calls_per_second=100, yahoo_limit=100_000)) as sim:
+        yield sim
 
 
 @pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread, tokens: Path) -> Iterator[Harness]:
+def harness(tmp_path: Path, sim_thread: SimThread, token_dir: Path) -> Iterator[Harness]:
     faults = sim_thread.sim.faults
     faults.yahoo_429 = faults.yahoo_5xx = 0
-    h = Harness(tmp_path, sim_thread, tokens)
+    h = Harness(tmp_path, sim_thread, token_dir)
     h.writer.start()
     h.load_listings()
     yield h

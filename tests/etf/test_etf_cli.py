@@ -7,87 +7,22 @@ repair ends (exit 1, an error, then resolved by a repair that works).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert
-from typer.testing import CliRunner
 
 import workers.etf.collect as collect
-import workers.etf.holdings as holdings
-import workers.etf.jobs as jobs
-from bus.events import Alert, AlertResolved, EtfListing, EtfRun, Event
+from bus.events import Alert, AlertResolved, EtfListing, EtfRun
 from observer.calendar.phases import KST
 from observer.db.models import AlertRow, Base, Etf
 from observer.errors import KisApiError
 from observer.kis.schemas import EtfNavDailyRow
-from workers.etf import cli
-
-AFTER_CLOSE = "2026-11-20T16:10:00+09:00@1x"  # a Friday: its session is the one to collect
-IN_SESSION = "2026-11-20T10:00:00+09:00@1x"
-SYMBOLS = ["069500", "102110", "114800"]
-
-
-class Producer:
-    def __init__(self) -> None:
-        self.sent: list[Event] = []
-
-    def send(self, event: Event) -> None:
-        self.sent.append(event)
-
-
-class Harness:
-    """The CLI with a config of its own, its producer faked, and the work recorded (or run)."""
-
-    def __init__(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_work: bool = True
-    ) -> None:
-        self.config = tmp_path / "observer.toml"
-        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
-        self.config.write_text(
-            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{tmp_path / "run"}"\n'
-            f'[database]\nurl = "{self.url}"\n'
-            f'[kis]\nenvironment = "sim"\ntoken_dir = "{tmp_path / "tokens"}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 20\n'
-            f'[krx]\ncredentials_file = "{tmp_path / "absent.toml"}"\n'  # no KRX login
-        )
-        self.producer = Producer()
-        self.ran: list[tuple[str, date]] = []
-
-        @contextmanager
-        def job_producer(*args: Any) -> Iterator[Producer]:
-            yield self.producer
-
-        def run_daily(settings: Any, clock: Any, day: date, *args: Any) -> dict[str, object]:
-            self.ran.append(("daily", day))
-            return {"date": day.isoformat()}
-
-        def run_holdings(settings: Any, clock: Any, day: date, *args: Any) -> dict[str, object]:
-            self.ran.append(("holdings", day))
-            return {"date": day.isoformat()}
-
-        monkeypatch.setattr(cli, "job_producer", job_producer)
-        if fake_work:  # else the jobs run, on what the test fakes below them
-            monkeypatch.setattr(jobs, "run_daily", run_daily)
-            monkeypatch.setattr(holdings, "run_holdings", run_holdings)
-
-    def etf(self, clock: str, *args: str) -> Any:
-        env = {"OBSERVER_CLOCK": clock, "OBSERVER_CONFIG": "", "OBSERVER_KRX_ID": None}
-        env |= {"OBSERVER_KRX_PW": None}
-        return CliRunner().invoke(cli.app, [*args, "--config", str(self.config)], env=env)
-
-
-@pytest.fixture
-def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
-    return Harness(tmp_path, monkeypatch)
+from tests.etf.conftest import AFTER_CLOSE, IN_SESSION, SYMBOLS, Commands
 
 
 @pytest.mark.parametrize("command", ["daily", "holdings"])
-def test_a_live_answer_is_never_stamped_on_a_past_session(harness: Harness, command: str) -> None:
+def test_a_live_answer_is_never_stamped_on_a_past_session(commands: Commands, command: str) -> None:
     """KIS's quote (and constituents) after the close are the last session's, nothing else's.
 
     ``--date`` of a past session (or any day while a session is under way) is refused with
@@ -98,9 +33,9 @@ def test_a_live_answer_is_never_stamped_on_a_past_session(harness: Harness, comm
         (AFTER_CLOSE, "2026-11-23"),  # a session not yet traded
         (IN_SESSION, "2026-11-19"),  # mid-session: the quote is today's, half done
     ):
-        result = harness.etf(clock, command, "--date", day)
+        result = commands.etf(clock, command, "--date", day)
         assert result.exit_code == 2, (clock, day, result.output)
-        assert harness.ran == [], (clock, day)
+        assert commands.ran == [], (clock, day)
         said = [line for line in result.output.splitlines() if line.startswith("observer etf:")]
         assert len(said) == 1, result.output  # one line, with what to do instead
         message = said[0]
@@ -108,8 +43,8 @@ def test_a_live_answer_is_never_stamped_on_a_past_session(harness: Harness, comm
             assert f"--date {day}" in message and "2026-11-20" in message
             assert ("backfill --date" in message) == (command == "daily")
     for args in ([command], [command, "--date", "2026-11-20"]):
-        assert harness.etf(AFTER_CLOSE, *args).exit_code == 0
-    assert harness.ran == [(command, date(2026, 11, 20))] * 2
+        assert commands.etf(AFTER_CLOSE, *args).exit_code == 0
+    assert commands.ran == [(command, date(2026, 11, 20))] * 2
 
 
 class FailingSeries:
@@ -133,13 +68,13 @@ class FailingSeries:
 
 
 def test_a_failed_repair_exits_1_and_a_working_one_resolves_its_alert(
-    harness: Harness, monkeypatch: pytest.MonkeyPatch
+    commands: Commands, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No KRX login: every ETF's series through KIS; all failing is a failed run.
 
     The database is real (the held list, the alerts the writer stored); KIS is faked.
     """
-    engine = create_engine(harness.url)
+    engine = create_engine(commands.url)
     Base.metadata.create_all(engine)
     with engine.begin() as conn:
         for symbol in SYMBOLS:
@@ -152,16 +87,16 @@ def test_a_failed_repair_exits_1_and_a_working_one_resolves_its_alert(
     monkeypatch.setattr(collect, "rate_limits", lambda settings, share: None)
     monkeypatch.setattr(collect, "open_account", lambda *args, **options: accounts)
 
-    failed = harness.etf(AFTER_CLOSE, "backfill", "--json")
+    failed = commands.etf(AFTER_CLOSE, "backfill", "--json")
     assert failed.exit_code == 1, failed.output
     assert "3 ETFs failed" in failed.output.splitlines()[-1]
     assert accounts.requests == 3  # each ETF's series once
-    alerts = [e for e in harness.producer.sent if isinstance(e, Alert)]
+    alerts = [e for e in commands.producer.sent if isinstance(e, Alert)]
     assert {a.code for a in alerts} == {"etf_repair_failures", "krx_login_failed"}
     [alert] = [a for a in alerts if a.code == "etf_repair_failures"]
     assert alert.severity == "error"
     assert "3 of 3 ETFs" in alert.message and "EGW00201" in alert.message
-    runs = [e for e in harness.producer.sent if isinstance(e, EtfRun)]
+    runs = [e for e in commands.producer.sent if isinstance(e, EtfRun)]
     assert [(r.job, r.failures) for r in runs] == [("etf_backfill", 3)]
 
     # The alert as the writer stores it; a repair where one ETF of three fails (33 %, over
@@ -181,16 +116,16 @@ def test_a_failed_repair_exits_1_and_a_working_one_resolves_its_alert(
             )
         )
     engine.dispose()
-    harness.producer.sent.clear()
+    commands.producer.sent.clear()
     accounts.failing = {SYMBOLS[0]}
-    assert harness.etf(AFTER_CLOSE, "backfill").exit_code == 1
-    assert not [e for e in harness.producer.sent if isinstance(e, AlertResolved)]
-    harness.producer.sent.clear()
+    assert commands.etf(AFTER_CLOSE, "backfill").exit_code == 1
+    assert not [e for e in commands.producer.sent if isinstance(e, AlertResolved)]
+    commands.producer.sent.clear()
     accounts.failing = set()
-    worked = harness.etf(AFTER_CLOSE, "backfill", "--json")
+    worked = commands.etf(AFTER_CLOSE, "backfill", "--json")
     assert worked.exit_code == 0, worked.output
-    resolved = [e for e in harness.producer.sent if isinstance(e, AlertResolved)]
+    resolved = [e for e in commands.producer.sent if isinstance(e, AlertResolved)]
     assert [(r.code, r.subject) for r in resolved] == [("etf_repair_failures", "")]
     assert "etf_repair_failures" not in {
-        e.code for e in harness.producer.sent if isinstance(e, Alert)
+        e.code for e in commands.producer.sent if isinstance(e, Alert)
     }

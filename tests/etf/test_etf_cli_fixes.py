@@ -15,23 +15,22 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, insert
 
-from bus.events import Alert, EtfListing
+from bus.events import Alert
 from observer.config.tree import Settings, load_settings
-from observer.db.models import Base, Etf
 from observer.process.heartbeat import Notifier
 from observer.supervisor.commands import dispatch
 from observer.supervisor.control import Reply, Request
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.settings import ProgramSettings
-from tests.etf.test_etf_cli import AFTER_CLOSE, IN_SESSION, SYMBOLS, Harness
+from tests.etf.conftest import AFTER_CLOSE, IN_SESSION, SYMBOLS, Commands
 from tests.supervisor.test_job_usage_error import Host
 from workers.etf import cli
 
@@ -41,20 +40,8 @@ NEXT_SESSION = "2026-11-23"
 
 
 @pytest.fixture
-def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
-    """`tests.etf.test_etf_cli`'s harness, with the ETF tables and its three ETFs held."""
-    h = Harness(tmp_path, monkeypatch)
-    engine = create_engine(h.url)
-    Base.metadata.create_all(engine)
-    fields = [f for f in EtfListing.__struct_fields__ if f in Etf.__table__.columns]
-    with engine.begin() as conn:
-        for symbol in SYMBOLS:
-            listing = EtfListing(change="new", symbol=symbol, listed_on=date(2020, 1, 2))
-            values = {f: getattr(listing, f) for f in fields}
-            values |= {"active": True, "listed_ns": 0, "updated_ns": 0}
-            conn.execute(insert(Etf).values(**values))
-    engine.dispose()
-    return h
+def commands(etf_commands: Callable[..., Commands]) -> Commands:
+    return etf_commands(held=True)
 
 
 @pytest.fixture
@@ -90,18 +77,18 @@ def said(output: str) -> str:
     ],
 )
 def test_a_refused_job_exits_2_before_ready(
-    harness: Harness, readied: list[str], clock: str, args: list[str], reason: str
+    commands: Commands, readied: list[str], clock: str, args: list[str], reason: str
 ) -> None:
-    result = harness.etf(clock, *args)
+    result = commands.etf(clock, *args)
     assert result.exit_code == 2, result.output
     assert reason in said(result.output)
     assert readied == []  # the supervisor sees a usage error, not a failed run
-    assert harness.ran == [] and harness.producer.sent == []
+    assert commands.ran == [] and commands.producer.sent == []
 
 
-def test_an_accepted_job_signals_ready_once(harness: Harness, readied: list[str]) -> None:
-    assert harness.etf(AFTER_CLOSE, "daily").exit_code == 0
-    assert readied == ["ready"] and harness.ran == [("daily", date(2026, 11, 20))]
+def test_an_accepted_job_signals_ready_once(commands: Commands, readied: list[str]) -> None:
+    assert commands.etf(AFTER_CLOSE, "daily").exit_code == 0
+    assert readied == ["ready"] and commands.ran == [("daily", date(2026, 11, 20))]
 
 
 @pytest.mark.parametrize("job", ["daily", "holdings", "backfill"])
@@ -147,38 +134,38 @@ def test_ctl_run_in_a_session_is_refused_and_the_job_is_not_fatal(tmp_path: Path
 
 @pytest.mark.parametrize("command", ["status", "check"])
 def test_a_day_without_a_session_or_a_future_one_is_not_judged(
-    harness: Harness, command: str
+    commands: Commands, command: str
 ) -> None:
     for day, reason in (
         (SUNDAY, f"{SUNDAY} is not a KRX session (the one before it: 2026-11-13)"),
         (NEXT_SESSION, f"{NEXT_SESSION} is in the future (today is 2026-11-20)"),
     ):
-        result = harness.etf(AFTER_CLOSE, command, "--date", day)
+        result = commands.etf(AFTER_CLOSE, command, "--date", day)
         assert result.exit_code == 2, (day, result.output)
         assert reason in said(result.output)
-    assert harness.producer.sent == []  # no etf_stale that nothing could end
+    assert commands.producer.sent == []  # no etf_stale that nothing could end
     # A session is judged as before: nothing held there, so it is stale.
-    judged = harness.etf(AFTER_CLOSE, command, "--date", "2026-11-19")
+    judged = commands.etf(AFTER_CLOSE, command, "--date", "2026-11-19")
     assert judged.exit_code == (1 if command == "status" else 0), judged.output
     assert "ETFs 2026-11-19: 0 of 3 collected STALE" in judged.output
     if command == "check":
-        stale = [e for e in harness.producer.sent if isinstance(e, Alert)]
+        stale = [e for e in commands.producer.sent if isinstance(e, Alert)]
         assert [(a.code, a.subject) for a in stale] == [("etf_stale", "2026-11-19")]
 
 
 # --------------------------------------------- 4. --symbols: held ETFs' codes only
 
 
-def test_holdings_of_codes_not_held_are_refused_before_any_call(harness: Harness) -> None:
-    refused = harness.etf(AFTER_CLOSE, "holdings", "--symbols", "999999,ABC")
+def test_holdings_of_codes_not_held_are_refused_before_any_call(commands: Commands) -> None:
+    refused = commands.etf(AFTER_CLOSE, "holdings", "--symbols", "999999,ABC")
     assert refused.exit_code == 2 and "ABC: not a KRX code" in said(refused.output)
-    refused = harness.etf(AFTER_CLOSE, "holdings", "--symbols", f"{SYMBOLS[0]},999999")
+    refused = commands.etf(AFTER_CLOSE, "holdings", "--symbols", f"{SYMBOLS[0]},999999")
     assert refused.exit_code == 2
     assert "999999: not an ETF of the held list (3 active" in said(refused.output)
-    assert harness.ran == [] and harness.producer.sent == []
-    accepted = harness.etf(AFTER_CLOSE, "holdings", "--symbols", f" {SYMBOLS[0]}, {SYMBOLS[1]}")
+    assert commands.ran == [] and commands.producer.sent == []
+    accepted = commands.etf(AFTER_CLOSE, "holdings", "--symbols", f" {SYMBOLS[0]}, {SYMBOLS[1]}")
     assert accepted.exit_code == 0, accepted.output
-    assert harness.ran == [("holdings", date(2026, 11, 20))]
+    assert commands.ran == [("holdings", date(2026, 11, 20))]
 
 
 HELD = {"069500", "102110", "0091C0"}

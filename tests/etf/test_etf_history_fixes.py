@@ -10,7 +10,6 @@ the net assets KRX's table has; ``etf check --json`` and ``etf report --date ''`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -20,20 +19,11 @@ from typer.testing import CliRunner
 import workers.etf.collect as collect
 from bus.events import EtfDaily
 from observer.kis.schemas import EtfNavDailyRow
-from tests.etf.test_etf_health_fixes import CALENDAR, Story
+from tests.etf.conftest import CALENDAR, Story
 from workers.etf.cli import app
 from workers.etf.rows import from_series
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def story(tmp_path: Path) -> Iterator[Story]:
-    s = Story(tmp_path)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def with_nav(h: Story, day: str) -> int:

@@ -23,7 +23,7 @@ from bus.events import EtfDaily, EtfHolding, EtfHoldings
 from harness.sim.etf import multiple
 from harness.sim.server import SimConfig
 from observer.kis.schemas import DailyBarRow, EtfComponentRow, EtfComponentSummary
-from tests.etf.test_etf_jobs import DAY, ETFS, MARKET, Harness, running
+from tests.etf.conftest import DAY, ETFS, MARKET, Harness, running
 from workers.etf.holdings import count_problem, holdings_of, kind_of
 from workers.etf.rows import with_bars
 from workers.master_file.cli import app as master_file

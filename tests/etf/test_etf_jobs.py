@@ -11,114 +11,21 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, insert
-from typer.testing import CliRunner
 
 import workers.etf.backfill as backfill
 import workers.etf.collect as collect
 from bus.events import AlertResolved, EtfListing
-from harness.sim.market import KST, Market
-from harness.sim.server import SimConfig
-from observer.calendar.trading import TradingCalendar
+from harness.sim.market import KST
 from observer.db.models import AlertRow, Base, Etf
 from observer.errors import KisApiError
 from observer.kis.schemas import DailyBarRow, EtfNavDailyRow, EtfPriceOutput
-from tests.etf.test_etf_cli import Harness as Commands
-from tests.support import SimThread, WriterProcess, db_rows
-from workers.etf.cli import app
-
-CALENDAR = TradingCalendar()
-MARKET = Market(17, CALENDAR, stocks=40, etfs=24)
-ETFS = sorted(s for s, x in MARKET.listings.items() if x.group == "EF")
-START = datetime(2026, 11, 20, 16, 10, tzinfo=KST)  # a Friday, after the close
-DAY, YESTERDAY = "2026-11-20", "2026-11-19"
-GONE, LATE = ETFS[3], ETFS[7]  # delisted later; listed only later
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, sim: SimThread, tokens: Path) -> None:
-        self.sim = sim.sim
-        self.env = {
-            "OBSERVER_CLOCK": sim.sim.clock.spec,
-            "OBSERVER_KRX_ID": "observer01",
-            "OBSERVER_KRX_PW": "krx-pass-Secret-7781",
-        }
-        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
-        self.writer = WriterProcess(tmp_path, self.url)
-        self.config = tmp_path / "observer.toml"
-        self.config.write_text(
-            f'[paths]\ndata_dir = "{tmp_path / "data"}"\nrun_dir = "{self.writer.run_dir}"\n'
-            f'[database]\nurl = "{self.url}"\n'
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tokens}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 150\n'
-            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 150\n'
-            "[krx]\ncalls_per_second = 50.0\nbackoff_s = 0.01\n"
-        )
-
-    def etf(self, *args: str, code: int = 0) -> dict[str, Any]:
-        result = CliRunner().invoke(app, [*args, "--config", str(self.config)], env=self.env)
-        assert result.exit_code == code, result.output
-        # The JSON is stdout's; ``output`` also holds the log lines of stderr, one of which
-        # can come after it (a warning of the reader pool on a loaded machine).
-        lines = result.stdout.strip().splitlines() or [""]
-        parsed = json.loads(lines[-1]) if lines[-1].startswith("{") else {}
-        return {**parsed, "out": result.output}
-
-    def rows(self, sql: str) -> list[Any]:
-        return db_rows(self.url, sql)
-
-    def alerts(self, code: str) -> list[Any]:
-        """The alerts of ``code``, oldest first."""
-        return self.rows(
-            "SELECT severity, subject, message FROM alerts "
-            f"WHERE code = '{code}' ORDER BY produced_ns, source, seq"
-        )
-
-    def stored(self) -> dict[str, list[Any]]:
-        """What the writer holds of the bus: for a failure to say why an alert is missing."""
-        return {
-            "alerts": self.rows("SELECT source, seq, code FROM alerts"),
-            "marks": self.rows("SELECT source, seq FROM bus_offsets"),
-            "conflicts": self.rows("SELECT source, seq, event_type FROM bus_conflicts"),
-            "rejected": self.rows("SELECT source, seq, reason FROM rejected_events"),
-        }
-
-    def resolved(self, code: str) -> int:
-        return len(self.rows(f"SELECT 1 FROM alert_resolutions WHERE code = '{code}'"))
-
-    def good_rows(self, day: str) -> list[Any]:
-        """The newest row per ETF of ``day`` that has a NAV (what a fault must never lose)."""
-        return self.rows(
-            "SELECT symbol, nav, close FROM etf_daily d WHERE trade_date = '" + day + "' AND "
-            "nav IS NOT NULL AND seq = (SELECT MAX(seq) FROM etf_daily e WHERE "
-            "e.symbol = d.symbol AND e.trade_date = d.trade_date) ORDER BY symbol"
-        )
-
-
-@contextmanager
-def running(factory: pytest.TempPathFactory, config: SimConfig) -> Iterator[Harness]:
-    """The simulator (``config``) and a writer process, for a module's story."""
-    sim = SimThread(MARKET, START, config)
-    h = Harness(factory.mktemp("etf"), sim, factory.mktemp("tokens"))
-    h.writer.start()
-    try:
-        yield h
-    finally:
-        h.writer.kill()
-        sim.close()
-
-
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    with running(tmp_path_factory, SimConfig(calls_per_second=400)) as h:
-        yield h
+from tests.etf.conftest import CALENDAR, DAY, ETFS, GONE, LATE, YESTERDAY, Commands, Harness
 
 
 def test_the_list_then_a_first_load_with_its_backfill(harness: Harness) -> None:
@@ -282,10 +189,10 @@ IN_SESSION = "2026-11-20T10:30:00+09:00@1x"
 
 
 def test_the_repair_never_reads_a_session_not_yet_closed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    etf_commands: Callable[..., Commands], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """At 10:30 `backfill` stored today's prices so far as the day's final row."""
-    commands = Commands(tmp_path, monkeypatch, fake_work=False)
+    commands = etf_commands(fake_work=False)
     ran: list[date] = []
     monkeypatch.setattr(backfill, "run_repair", lambda s, c, day, *args: ran.append(day) or {})
     for clock, args in (
@@ -331,11 +238,11 @@ class Quotes:
 
 
 def test_a_daily_run_resolves_only_the_flags_of_etfs_it_judged(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    etf_commands: Callable[..., Commands], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An ETF whose quote failed, or whose NAV is not out, is not judged: its flags stay
     open (they were resolved, and raised again by the next run: alerts flapped)."""
-    commands = Commands(tmp_path, monkeypatch, fake_work=False)
+    commands = etf_commands(fake_work=False)
     failing, pending, judged = "069500", "102110", "114800"
     engine = create_engine(commands.url)
     Base.metadata.create_all(engine)

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,10 +18,8 @@ from typer.testing import CliRunner
 
 from bus.events import Bar, GapDetected, SlotDecision
 from bus.producer import Producer
-from harness.sim.market import Market
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
-from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.config.workers import GapRecoverySettings
 from observer.db.migrate import upgrade
@@ -32,12 +27,9 @@ from observer.errors import KisProtocolError
 from observer.kis.schemas import MinuteBarRow
 from observer.process.heartbeat import Notifier
 from observer.process.stats import p99
+from tests.gap_recovery.conftest import MARKET, STOCKS, Rig
 from tests.support import (
-    SimThread,
-    WriterProcess,
     db_rows,
-    sim_accounts_config,
-    start_on_sim_clock,
     wait_until,
 )
 from workers.gap_recovery.bars import BarLedger, bar_of, fetch_bars
@@ -49,10 +41,7 @@ from workers.gap_recovery.worker import GapRecovery, Pending
 S = 1_000_000_000
 MINUTE = 60 * S
 DAY = date(2026, 11, 20)
-HALF_TEN = datetime(2026, 11, 20, 10, 30, tzinfo=KST)
 TEN_NS = int(datetime(2026, 11, 20, 10, 0, tzinfo=KST).timestamp()) * S
-MARKET = Market(23, TradingCalendar(), stocks=120, etfs=5)
-STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
 
 # ------------------------------------------------------------------ the policy and minutes
 
@@ -182,54 +171,6 @@ def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None
 
 
 # ------------------------------------------------------------------ the daemon
-
-
-class Rig:
-    """A writer, the simulator at 10:30 (1x) and ``observer gap-recovery run`` on its clock."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
-        self.writer = WriterProcess(tmp_path, self.url).start()
-        self.sim = SimThread(MARKET, HALF_TEN, speed=1.0)
-        # 15 calls/s each for gap recovery, within the simulator's 20/s per app key.
-        self.config = sim_accounts_config(
-            tmp_path, self.sim, self.writer, "", account="rest_per_second = 60\n"
-        )
-        self.log = tmp_path / "gaps.log"
-        self.outbox = tmp_path / "outbox"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = _start(self.config, self.sim, self.log)
-
-    def close(self) -> None:
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                assert self.proc.wait(30) == 0
-        finally:
-            self.sim.close()
-            self.writer.kill()
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    made = Rig(tmp_path)
-    yield made
-    made.close()
-
-
-def _start(config: Path, sim: SimThread, log: Path) -> subprocess.Popen[bytes]:
-    """``observer gap-recovery run``, once it is ready."""
-    ready = log.read_text().count("gap recovery ready") if log.exists() else 0
-    proc = start_on_sim_clock(["gap-recovery", "run", "--config", str(config)], sim, log)
-    wait_until(
-        lambda: log.read_text().count("gap recovery ready") > ready or proc.poll() is not None,
-        60,
-        "gap recovery ready",
-    )
-    assert proc.poll() is None, log.read_text()
-    return proc
 
 
 def _gaps(count: int) -> list[GapDetected]:

@@ -4,7 +4,7 @@ for turns unrecoverable, is alerted, and is recovered once KIS has them (real pr
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from bus.producer import Producer
 from observer.calendar.phases import KST
 from observer.config.tree import load_settings
 from observer.kis.session import open_account, rate_limits
-from tests.gap_recovery.test_gap_recovery import MARKET, STOCKS, Rig
+from tests.gap_recovery.conftest import MARKET, STOCKS, Rig
 from tests.support import db_rows, wait_until
 
 S = 1_000_000_000
@@ -24,15 +24,9 @@ TEN_NS = int(datetime(2026, 11, 20, 10, 0, tzinfo=KST).timestamp()) * S
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    made = Rig(tmp_path)  # the simulator at 10:30, 1x
+def rig(rigs: Callable[..., Rig]) -> Rig:
     # Quick sweeps and retakes; two answers without bars make a gap unrecoverable.
-    made.config.write_text(
-        made.config.read_text()
-        + "[gap_recovery]\nsweep_s = 1.0\nretake_s = 3.0\nmax_attempts = 2\n"
-    )
-    yield made
-    made.close()
+    return rigs("[gap_recovery]\nsweep_s = 1.0\nretake_s = 3.0\nmax_attempts = 2\n")
 
 
 def _gap(symbol: str, start: int) -> GapDetected:
@@ -105,38 +99,37 @@ def test_refusals_are_waited_out_and_an_unrecoverable_gap_comes_back(rig: Rig) -
 
 
 @pytest.mark.slow
-def test_a_gap_waits_for_a_token_the_job_issues_late(tmp_path: Path) -> None:
+def test_a_gap_waits_for_a_token_the_job_issues_late(
+    tmp_path: Path, rigs: Callable[..., Rig]
+) -> None:
     """token_issuer = "job" and no token in the cache: NO_TOKEN, no attempt; recovered once
     the token job has issued (it used to be unrecoverable at its first try, for good)."""
-    rig = Rig(tmp_path)
+    rig = rigs()
     text = rig.config.read_text().replace(
         f'token_dir = "{tmp_path}"\n',
         f'token_dir = "{tmp_path}"\ntoken_issuer = "job"\ntoken_wait_s = 1.0\n',
         1,
     )
     rig.config.write_text(text)
-    try:
-        rig.start()
-        gap = _gap(STOCKS[7], TEN_NS + 21 * MINUTE + 10 * S)
-        with Producer("track_b", rig.writer.ingest, rig.outbox) as producer:
-            producer.send(gap)
-            assert producer.wait_acked(30)
-        wait_until(
-            lambda: "NO_TOKEN" in rig.log.read_text() and "no attempt" in rig.log.read_text(),
-            60,
-            "a try without a token",
-        )
-        assert _states(rig.url, gap) == ["detected", "recovering"]
-        settings = load_settings(rig.config)
+    rig.start()
+    gap = _gap(STOCKS[7], TEN_NS + 21 * MINUTE + 10 * S)
+    with Producer("track_b", rig.writer.ingest, rig.outbox) as producer:
+        producer.send(gap)
+        assert producer.wait_acked(30)
+    wait_until(
+        lambda: "NO_TOKEN" in rig.log.read_text() and "no attempt" in rig.log.read_text(),
+        60,
+        "a try without a token",
+    )
+    assert _states(rig.url, gap) == ["detected", "recovering"]
+    settings = load_settings(rig.config)
 
-        async def issue() -> None:  # as `observer token` does
-            limits = rate_limits(settings, "gap_recovery")
-            account = open_account(settings, "acct1", rig.sim.sim.clock, limits, issuer=True)
-            await account.tokens.token()
-            await account.aclose()
+    async def issue() -> None:  # as `observer token` does
+        limits = rate_limits(settings, "gap_recovery")
+        account = open_account(settings, "acct1", rig.sim.sim.clock, limits, issuer=True)
+        await account.tokens.token()
+        await account.aclose()
 
-        asyncio.run(issue())
-        wait_until(lambda: _states(rig.url, gap)[-1:] == ["recovered"], 90, "recovered")
-        assert _states(rig.url, gap) == ["detected", "recovering", "recovered"]
-    finally:
-        rig.close()
+    asyncio.run(issue())
+    wait_until(lambda: _states(rig.url, gap)[-1:] == ["recovered"], 90, "recovered")
+    assert _states(rig.url, gap) == ["detected", "recovering", "recovered"]

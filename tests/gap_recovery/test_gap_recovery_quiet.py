@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from observer.calendar.phases import KST
 from observer.kis.auth import TokenManager
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import Credentials, Secret
-from tests.gap_recovery.test_gap_recovery import MARKET, STOCKS, Rig
+from tests.gap_recovery.conftest import MARKET, STOCKS, Rig
 from tests.support import db_rows, wait_until
 from workers.gap_recovery.bars import Answer, fetch_gap
 
@@ -80,21 +79,16 @@ async def _answer(tokens: Path, traded: set[int], gap: list[int]) -> tuple[Answe
         await http.aclose()
 
 
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("tokens")
-
-
 @given(
     st.sets(st.integers(0, 390), max_size=120),
     st.integers(0, 390),
     st.integers(0, 120),  # gaps over 29 minutes too: a backfilled restart gap
 )
 def test_an_answer_proves_a_gap_quiet_only_when_it_reached_the_minutes_before(
-    tokens: Path, traded: set[int], first: int, length: int
+    token_dir: Path, traded: set[int], first: int, length: int
 ) -> None:
     gap = list(range(first, min(first + length, 390) + 1))
-    answer, calls = asyncio.run(_answer(tokens, traded, gap))
+    answer, calls = asyncio.run(_answer(token_dir, traded, gap))
     assert set(answer.bars) == {_nine() + i * 60 * S for i in traded & set(gap)}
     # KIS answers the newest bars at or before the asked minute, none left out: any bar
     # before the gap proves its minutes quiet, however long the gap or far back the bar.
@@ -105,13 +99,6 @@ def test_an_answer_proves_a_gap_quiet_only_when_it_reached_the_minutes_before(
     # window's first minute ends the paging, whether that minute traded or not.
     window = max(30, len(gap) + 1)
     assert calls <= max(1, -(-window // 30))
-
-
-@pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
-    made = Rig(tmp_path)  # the simulator at 10:30, 1x
-    yield made
-    made.close()
 
 
 def _gap(symbol: str, start: int, end: int) -> GapDetected:

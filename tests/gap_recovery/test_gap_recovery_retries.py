@@ -103,7 +103,7 @@ class Kis:
 
 
 @dataclass
-class Rig:
+class InProcess:
     worker: GapRecovery
     clock: ManualClock
     sent: list[Event]
@@ -133,14 +133,14 @@ class Rig:
             asyncio.run(self.worker._recover(job, account))  # type: ignore[arg-type]
 
 
-def _rig(settings: Settings | None = None, now_ns: int = TEN + 10 * MINUTE) -> Rig:
+def _rig(settings: Settings | None = None, now_ns: int = TEN + 10 * MINUTE) -> InProcess:
     clock = ManualClock(now_ns)
     worker = GapRecovery(
         settings or Settings(), clock, Producer.__new__(Producer), Notifier(None), asyncio.Event()
     )
     sent: list[Event] = []
     worker.producer = SimpleNamespace(send=sent.append)  # type: ignore[assignment]
-    return Rig(worker, clock, sent)
+    return InProcess(worker, clock, sent)
 
 
 def _gap(gap_id: str = "g", start: int = TEN + 50 * S, reason: str = "silence") -> Pending:

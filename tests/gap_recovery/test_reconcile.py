@@ -15,7 +15,7 @@ from bus.events import Alert, GapDetected, GapStateChanged, Reconciliation
 from observer.calendar.clock import ManualClock
 from observer.config.tree import Settings
 from observer.writer.store import Store
-from tests.gap_recovery.test_gap_recovery import STOCKS as GR_STOCKS
+from tests.gap_recovery.conftest import STOCKS as GR_STOCKS
 from tests.gap_recovery.test_reconciliation import FRIDAY, StoredBus, at, shorts_of, track_b_day
 from workers.gap_recovery.reconcile import (
     MINUTE_NS,

@@ -37,8 +37,8 @@ from observer.db.outages import ReadRetries
 from observer.db.reconciliation_queries import reconciled_minutes
 from observer.kis.schemas import MinuteBarRow
 from observer.writer.store import Store
-from tests.gap_recovery.test_gap_recovery import MARKET as GR_MARKET
-from tests.gap_recovery.test_gap_recovery import STOCKS as GR_STOCKS
+from tests.gap_recovery.conftest import MARKET as GR_MARKET
+from tests.gap_recovery.conftest import STOCKS as GR_STOCKS
 from tests.support import (
     SimThread,
     WriterProcess,

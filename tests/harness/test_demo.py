@@ -12,20 +12,16 @@ import pytest
 
 from harness.demo import DemoError, DemoOptions, default_day, run_demo
 from observer.calendar.trading import TradingCalendar
-from tests.notifier.test_notifier import TOKEN, Receiver
+from tests.support import WEBHOOK_TOKEN, Receiver
 
 pytestmark = pytest.mark.slow
 
 NONE = {"hung": 0, "crashed": 0}  # no program replaced after a hang or a crash
 
 
-def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path) -> None:
-    receiver = Receiver()  # --notify: the day's alerts go to this webhook
-    hook = f"json://127.0.0.1:{receiver.port}/hook/{TOKEN}"
-    try:
-        _short_demo_day(tmp_path, hook, receiver)
-    finally:
-        receiver.close()
+def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path, receiver: Receiver) -> None:
+    hook = f"json://127.0.0.1:{receiver.port}/hook/{WEBHOOK_TOKEN}"  # --notify: the alerts
+    _short_demo_day(tmp_path, hook, receiver)
 
 
 def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
@@ -133,7 +129,7 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     assert summary["notifications"]["sent"] >= 1
     assert summary["processes"]["notifier"] == {"restarts": 0, "state": "running", "replaced": NONE}
     for path in (p for p in data.rglob("*") if p.is_file()):
-        assert TOKEN.encode() not in path.read_bytes(), path
+        assert WEBHOOK_TOKEN.encode() not in path.read_bytes(), path
 
 
 def test_the_demo_never_empties_a_folder_it_did_not_create(tmp_path: Path) -> None:

@@ -16,11 +16,7 @@ from bus.events import AlertResolved, Event
 from observer.alerts.states import alert_states
 from observer.db.queries import open_alert_records
 from observer.reference.instruments import MASTER_FILES
-from tests.master_file.test_master_file import Harness, domestic
-from tests.master_file.test_master_file import (
-    harness as harness,  # the fixtures: one sim per module
-)
-from tests.master_file.test_master_file import sim_thread as sim_thread
+from tests.master_file.conftest import Harness, domestic
 from workers.master_file.outcome import Outcome
 
 RESOLVED = "select code, severity, subject from alert_resolutions order by seq"

@@ -21,11 +21,7 @@ from observer.alerts.states import alert_states
 from observer.db.queries import open_alert_records
 from observer.kis.master import MAX_MALFORMED_SHARE, parse_domestic
 from observer.reference.instruments import tickers
-from tests.master_file.test_master_file import MARKET, Harness
-from tests.master_file.test_master_file import (
-    harness as harness,  # the fixtures: one sim per module
-)
-from tests.master_file.test_master_file import sim_thread as sim_thread
+from tests.master_file.conftest import MARKET, Harness
 
 SAMSUNG = "005930"
 PRICES = {s: 70_000 for s in MARKET.listings}

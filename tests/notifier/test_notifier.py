@@ -9,72 +9,33 @@ the URLs' secrets are nowhere in the database, the logs or the outboxes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from bus.events import Alert, AlertResolved
 from bus.producer import Producer
-from tests.support import ROOT, WriterProcess, db_rows, free_port, wait_until
+from tests.support import (
+    ROOT,
+    WEBHOOK_TOKEN,
+    Receiver,
+    WriterProcess,
+    db_rows,
+    free_port,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
-TOKEN = "hooktoken-7Qx9Lm2Vb8Rt"  # in the webhook's path: a secret, like a Slack token
 PASSWORD = "hookpass-Zp4Wn6Kd1Yc3"  # the webhook's basic-auth password
-
-
-class Receiver:
-    """A webhook receiver on a fixed loopback port that can go down (refuse) and come back."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.received: list[dict[str, Any]] = []
-        self.paths: list[str] = []
-        app = web.Application()
-        app.router.add_post("/{tail:.*}", self._handle)
-        self.loop = asyncio.new_event_loop()
-        self.runner = web.AppRunner(app, access_log=None)
-        self.loop.run_until_complete(self.runner.setup())
-        self.site: web.TCPSite | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.up()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.paths.append(request.path)
-        self.received.append(await request.json())
-        return web.Response(text="ok")
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
-
-    def up(self) -> None:
-        self.site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        self._run(self.site.start())
-
-    def down(self) -> None:
-        assert self.site is not None
-        self._run(self.site.stop())
-
-    def titles(self) -> list[str]:
-        return [str(m["title"]) for m in list(self.received)]
-
-    def close(self) -> None:
-        self._run(self.runner.cleanup())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
 
 
 class Mailbox:
@@ -89,13 +50,6 @@ class Mailbox:
 
     def subjects(self) -> list[str]:
         return [str(m["Subject"]) for m in list(self.messages)]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
 
 
 @pytest.fixture
@@ -133,7 +87,7 @@ class Rig:
         )
         self.writer.start()
         self.log = tmp / "notifier.log"
-        hook = f"json://observer:{PASSWORD}@127.0.0.1:{receiver.port}/hook/{TOKEN}"
+        hook = f"json://observer:{PASSWORD}@127.0.0.1:{receiver.port}/hook/{WEBHOOK_TOKEN}"
         mail = (
             f"mailto://127.0.0.1:{smtp_port}?mode=insecure"
             "&from=observer@example.com&to=ops@example.com"
@@ -247,7 +201,7 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     until("the critical one by mail", lambda: mailbox.subjects())
     until("the critical one by hook", lambda: any("feed_dead" in t for t in receiver.titles()))
     assert [t for t in receiver.titles() if "disk_slow" in t] == ["[WARNING] disk_slow x50"]
-    assert receiver.paths[0] == f"/hook/{TOKEN}"
+    assert receiver.paths[0] == f"/hook/{WEBHOOK_TOKEN}"
     # mail takes critical only (its reminder may follow, `remind_s` later)
     assert [s for s in mailbox.subjects() if "STILL OPEN" not in s] == [
         "[CRITICAL] feed_dead (acct1)"
@@ -332,9 +286,9 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     assert {"observer.db", "run.cap", "notifier.log", "writer.log"} <= {p.name for p in files}
     for path in files:
         data = path.read_bytes()
-        for secret in (TOKEN, PASSWORD):
+        for secret in (WEBHOOK_TOKEN, PASSWORD):
             assert secret.encode() not in data, f"{secret} in {path}"
-    assert TOKEN not in listed.stdout + listed.stderr
+    assert WEBHOOK_TOKEN not in listed.stdout + listed.stderr
 
 
 def test_alerts_committed_while_the_notifier_was_down_are_delivered_once(
@@ -414,7 +368,7 @@ group_s = 0.5
 [notifier.channels.hook]
 min_severity = "warning"
 """
-    hook = f"json://127.0.0.1:{receiver.port}/hook/{TOKEN}"
+    hook = f"json://127.0.0.1:{receiver.port}/hook/{WEBHOOK_TOKEN}"
     monkeypatch.setenv("OBSERVER_NOTIFY_HOOK_URLS", hook)
     sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + programs, settings=settings)
     sup.start(healthy=False)

@@ -124,14 +124,6 @@ def test_roles_come_from_the_program_table(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- a supervisor over tcp
 
 
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    folder = tmp_path / "keys"
-    for name in ("store", "collectors", "alice", "mallory"):
-        generate_key_pair(folder, name)
-    return folder
-
-
 def control_settings(keys: Path, key: str, port: int, bus: str = "") -> str:
     """Lines of [supervisor] (the fixture opens it), then [bus] and [bus.curve]."""
     return (

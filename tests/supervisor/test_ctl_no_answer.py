@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import zmq
 
-from bus.curve import ClientCurve, generate_key_pair, load_key_pair, load_public_key
+from bus.curve import ClientCurve, load_key_pair, load_public_key
 from observer.supervisor.control import NoReply, request
 from observer.supervisor.control_tcp import ControlUnreachable, request_tcp
 
@@ -120,15 +120,6 @@ def test_a_missing_socket_still_says_so_with_exit_2(short_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------- over tcp (CURVE)
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> Path:
-    """The host's pair (``store``) and an operator's (``alice``), as test_control_tcp has."""
-    folder = tmp_path / "keys"
-    for name in ("store", "alice"):
-        generate_key_pair(folder, name)
-    return folder
 
 
 @contextmanager

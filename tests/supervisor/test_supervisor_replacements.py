@@ -30,7 +30,7 @@ from observer.calendar.phases import KST
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.replacements import REPLACED_CODE, Replacements
 from observer.supervisor.settings import ProgramSettings
-from tests.gap_recovery.test_gap_recovery import MARKET
+from tests.gap_recovery.conftest import MARKET
 from tests.supervisor.test_supervisor_health import until
 from tests.support import ROOT, SimThread, SupervisorProcess, db_rows, free_port, wait_until
 

@@ -126,9 +126,8 @@ def write_config(
 
 @pytest.fixture(scope="module")
 def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread(MARKET, NINE + timedelta(minutes=5), SimConfig(calls_per_second=60))
-    yield sim
-    sim.close()
+    with SimThread(MARKET, NINE + timedelta(minutes=5), SimConfig(calls_per_second=60)) as sim:
+        yield sim
 
 
 @pytest.fixture(scope="module")

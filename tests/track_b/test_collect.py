@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -25,17 +25,17 @@ from bus.events import (
     TradeTick,
 )
 from harness.sim.config import SimConfig
-from harness.sim.market import BARS_PER_DAY, Market
+from harness.sim.market import BARS_PER_DAY
 from harness.sim.realtime import trade_ns
 from observer.calendar.clock import Clock, ManualClock
 from observer.calendar.phases import KST
-from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings, load_settings
 from observer.errors import KisTransportError
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration
 from tests.kis.test_kis_parse import BOOK, TRADE
 from tests.support import SimThread
+from tests.track_b.conftest import MARKET, STOCKS, TEN
 from workers.track_b import stale as stale_module
 from workers.track_b.collect import BOOK as BOOK_ID
 from workers.track_b.collect import (
@@ -49,17 +49,6 @@ from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.refused import DATA_REFUSED
 from workers.track_b.slots import Candidate, SlotBook
 from workers.track_b.stale import STREAM_STALE
-
-MARKET = Market(17, TradingCalendar(), stocks=200, etfs=10)
-STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
-TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
-
-
-@pytest.fixture
-def sim() -> Iterator[SimThread]:
-    thread = SimThread(MARKET, TEN, speed=30)  # a few ticks per wall second per symbol
-    yield thread
-    thread.close()
 
 
 def settings_for(tmp_path: Path, url: str, *aliases: str, kis: str = "") -> Settings:

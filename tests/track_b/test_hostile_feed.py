@@ -33,7 +33,8 @@ from observer.kis.session import open_account, rate_limits
 from observer.process.logs import mask_struct
 from tests.feed_proxy import FeedProxy, records, with_records
 from tests.support import SimThread, WriterProcess, db_rows
-from tests.track_b.test_collect import MARKET, STOCKS, TEN, settings_for, until
+from tests.track_b.conftest import MARKET, STOCKS, TEN
+from tests.track_b.test_collect import settings_for, until
 from tests.track_b.test_track_b_faults import quote
 from workers.track_b.checks import Checks
 from workers.track_b.collect import TRADE, Collector

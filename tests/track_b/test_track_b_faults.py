@@ -38,8 +38,8 @@ from tests.support import (
     start_on_sim_clock,
     wait_until,
 )
-from tests.track_b.test_collect import MARKET as COLLECT_MARKET
-from tests.track_b.test_collect import STOCKS, TEN, until
+from tests.track_b.conftest import STOCKS
+from tests.track_b.test_collect import until
 from tests.track_b.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, rows
 from workers.track_b.cli import app
 from workers.track_b.collect import Collector, Refusal
@@ -73,13 +73,6 @@ def quote(sim: SimThread, symbol: str) -> dict[str, str]:
     answer: dict[str, Any] = json.loads(sim.sim.inquire_price({"FID_INPUT_ISCD": symbol}).body)
     output: dict[str, str] = answer["output"]
     return output
-
-
-@pytest.fixture
-def sim() -> Iterator[SimThread]:
-    thread = SimThread(COLLECT_MARKET, TEN, speed=30)
-    yield thread
-    thread.close()
 
 
 # --------------------------------------------------------------------------- the collector

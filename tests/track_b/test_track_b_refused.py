@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from bus.events import Alert, AlertResolved, Event, GapDetected
 from observer.calendar.clock import ManualClock
 from tests.support import SimThread
-from tests.track_b.test_collect import MARKET, STOCKS, TEN, settings_for, streaming_three, until
+from tests.track_b.conftest import MARKET, STOCKS, TEN
+from tests.track_b.test_collect import settings_for, streaming_three, until
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.refused import DATA_REFUSED, RefusedData
 

@@ -11,37 +11,17 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 from datetime import date, datetime
-from pathlib import Path
 
 import httpx
-import pytest
 
 from harness.sim.masters import zipped
-from harness.sim.server import SimConfig
 from observer.reference.instruments import current_archive, master_file
-from tests.support import SimThread
-from tests.universe.test_universe import MARKET, START, Harness, expected
+from tests.universe.conftest import START, Harness, expected
 from workers.master_file.files import Current, FileState, LocalFiles
 
 SAMSUNG = "005930"
 DAY = date(2026, 11, 20)
-
-
-@pytest.fixture(scope="module")
-def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread(MARKET, START, SimConfig(calls_per_second=200))
-    yield sim
-    sim.close()
-
-
-@pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
-    h = Harness(tmp_path, sim_thread, tmp_path / "tokens")
-    h.writer.start()
-    yield h
-    h.writer.kill()
 
 
 def install_masters_with_samsung_long(h: Harness) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,24 +13,19 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from harness.sim.market import KST, Market
-from harness.sim.server import SimConfig
+from harness.sim.market import KST
 from observer.calendar.timeline import timeline_from
-from observer.calendar.trading import TradingCalendar
 from observer.config.tree import load_settings
 from observer.kis.pacing import PACING_S
 from observer.kis.schemas import DailyBarRow
 from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.reference.instruments import current_archive, master_file
 from observer.supervisor.schedule import applies, due_at
-from tests.support import SimThread, WriterProcess, db_rows, set_aside
+from tests.support import set_aside
+from tests.universe.conftest import CALENDAR, MARKET, Harness, expected
 from workers.master_file.files import Current, FileState, LocalFiles
 from workers.universe.build import metrics
 from workers.universe.cli import app
-
-CALENDAR = TradingCalendar()
-MARKET = Market(13, CALENDAR, stocks=300, etfs=30)
-START = datetime(2026, 11, 20, 5, 0, tzinfo=KST)
 
 
 def bar(day: str, close: int, high: int, low: int, volume: int) -> DailyBarRow:
@@ -69,71 +63,6 @@ def test_the_universe_is_based_on_the_previous_session(day: date, previous: date
     window = CALENDAR.sessions_before(day, 21)
     assert window[-1] == previous and len(window) == 21
     assert all(CALENDAR.is_session(d) for d in window)
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, sim: SimThread, tokens: Path) -> None:
-        self.sim = sim.sim
-        self.env = {"OBSERVER_CLOCK": sim.sim.clock.spec}  # token expiry is judged on it
-        self.url = f"sqlite:///{tmp_path / 'observer.db'}"
-        self.writer = WriterProcess(tmp_path, self.url)
-        self.data = tmp_path / "data"
-        self.master_url = f"{sim.url.rstrip('/')}/common/master/"
-        self.config = tmp_path / "observer.toml"
-        self.config.write_text(
-            f'[paths]\ndata_dir = "{self.data}"\nrun_dir = "{self.writer.run_dir}"\n'
-            f'[database]\nurl = "{self.url}"\n'
-            f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\n'
-            f'token_dir = "{tokens}"\n'
-            '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 150\n'
-            '[[kis.accounts]]\nalias = "acct2"\nrest_per_second = 150\n'
-        )
-
-    def build(self, day: str, code: int = 0) -> dict[str, Any]:
-        args = ["build", "--date", day, "--json", "--config", str(self.config)]
-        result = CliRunner().invoke(app, args, env=self.env)
-        assert result.exit_code == code, result.output
-        return json.loads(result.output.splitlines()[-1]) if code == 0 else {"out": result.output}
-
-    def rows(self, sql: str) -> list[Any]:
-        return db_rows(self.url, sql)
-
-
-@pytest.fixture(scope="module")
-def sim_thread() -> Iterator[SimThread]:
-    # KIS's per-app-key window, raised so the test is quick; still enforced (EGW00201).
-    sim = SimThread(MARKET, START, SimConfig(calls_per_second=200))
-    yield sim
-    sim.close()
-
-
-@pytest.fixture(scope="module")
-def tokens(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One token cache for the module's simulator: KIS issues a key's token once a minute."""
-    return tmp_path_factory.mktemp("tokens")
-
-
-@pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread, tokens: Path) -> Iterator[Harness]:
-    sim_thread.sim.faults.master_damage.clear()
-    h = Harness(tmp_path, sim_thread, tokens)
-    h.writer.start()
-    yield h
-    h.writer.kill()
-
-
-def expected(day: date) -> list[str]:
-    prev = CALENDAR.previous_session(day)
-    members = [
-        (-MARKET.close(s, prev) * x.listed_shares, s)
-        for s, x in MARKET.listings.items()
-        if x.group == "ST"
-        and x.market in ("KOSPI", "KOSDAQ")
-        and not x.suspended
-        and not x.administrative
-        and MARKET.close(s, prev) >= 4_000
-    ]
-    return [s for _, s in sorted(members)]
 
 
 def test_build_once_from_the_simulator(harness: Harness) -> None:

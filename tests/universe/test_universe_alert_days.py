@@ -5,8 +5,8 @@ them: an operator building a past day (``--date``) ended today's critical alert 
 still ran on an earlier universe. Their subject is now the day; an alert raised before that
 (subject "") is ended by a build of today's universe.
 
-Against the real simulator and a real writer process (`tests.universe.test_universe`'s harness; its
-clock is 2026-11-20 05:00 KST, before that day's warm-up).
+Against the real simulator and a real writer process (`tests/universe/conftest.py`'s harness;
+its clock is 2026-11-20 05:00 KST, before that day's warm-up).
 """
 
 from __future__ import annotations
@@ -16,9 +16,7 @@ from datetime import timedelta
 from sqlalchemy import create_engine, insert
 
 from observer.db.models import AlertRow
-from tests.universe.test_universe import START, Harness, harness, sim_thread, tokens
-
-__all__ = ["harness", "sim_thread", "tokens"]  # the fixtures, shared with test_universe
+from tests.universe.conftest import START, Harness
 
 TODAY = START.date().isoformat()  # 2026-11-20
 

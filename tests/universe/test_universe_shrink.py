@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +27,7 @@ from observer.calendar.trading import TradingCalendar
 from observer.config.tree import load_settings
 from tests.kis.test_master_zip import inflate_error_copy
 from tests.support import SimThread
-from tests.universe.test_universe import MARKET, START, Harness, expected
+from tests.universe.conftest import START, Harness, expected
 from workers.universe.build import Built, market_shortfall, shortfall
 from workers.universe.snapshot import Metadata, Symbol, UniverseFile, candidates_by_market
 
@@ -86,38 +86,19 @@ def test_the_baseline_of_a_universe_from_before_candidates_per_market() -> None:
 
 
 @pytest.fixture(scope="module")
-def sim_thread() -> Iterator[SimThread]:
-    sim = SimThread(MARKET, START, SimConfig(calls_per_second=200))
-    yield sim
-    sim.close()
-
-
-@pytest.fixture(scope="module")
 def holiday_sim() -> Iterator[SimThread]:
     market = Market(13, TradingCalendar(extra_closed=[HOLIDAY]), stocks=300, etfs=30)
-    sim = SimThread(market, START, SimConfig(calls_per_second=200))
-    yield sim
-    sim.close()
+    with SimThread(market, START, SimConfig(calls_per_second=200)) as sim:
+        yield sim
 
 
-def harness_for(tmp_path: Path, sim: SimThread, name: str) -> Iterator[Harness]:
-    sim.sim.faults.master_damage.clear()
-    tokens = tmp_path.parent / f"tokens-{name}"  # one cache per simulator and module
+@pytest.fixture
+def holiday(
+    universe_jobs: Callable[..., Harness], holiday_sim: SimThread, token_dir: Path
+) -> Harness:
+    tokens = token_dir / "holiday"  # a cache of its own: another simulator's tokens
     tokens.mkdir(exist_ok=True)
-    h = Harness(tmp_path, sim, tokens)
-    h.writer.start()
-    yield h
-    h.writer.kill()
-
-
-@pytest.fixture
-def harness(tmp_path: Path, sim_thread: SimThread) -> Iterator[Harness]:
-    yield from harness_for(tmp_path, sim_thread, "normal")
-
-
-@pytest.fixture
-def holiday(tmp_path: Path, holiday_sim: SimThread) -> Iterator[Harness]:
-    yield from harness_for(tmp_path, holiday_sim, "holiday")
+    return universe_jobs(holiday_sim, tokens)
 
 
 def alerts(h: Harness) -> list[Any]:
