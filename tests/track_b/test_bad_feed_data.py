@@ -1,4 +1,4 @@
-"""A hostile feed stores nothing false, and a bad frame costs that frame alone.
+"""A feed that lies stores nothing false, and a bad frame costs that frame alone.
 
 Through a proxy between Track B's collector and the simulator's WebSocket (`tests.feed_proxy`),
 real trades are rewritten and frames injected: a record of a symbol the session never asked

@@ -1,4 +1,5 @@
-"""Hostile values: events of the wrong type, and values one database would keep and the other not.
+"""Events of the wrong type, and values one database would keep and the other not, are
+rejected events.
 
 An event whose values do not match its type must never jam its source: `Producer.send`
 refuses it before it uses a seq, and an envelope that still arrives that way (a producer of

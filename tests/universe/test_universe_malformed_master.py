@@ -1,9 +1,9 @@
 """The universe job reading a KOSPI master whose 005930 record is one character too long.
 
-It read the record with every field shifted (group 'T', kind 't') and dropped the largest
-stock from the day's universe without a word; now the record counts as a candidate that
-failed, named in the file's ``failed_symbols`` and in ``universe_members_failed``. Against
-the real simulator and a real writer process, as ``tests/universe/test_universe.py`` does.
+The record counts as a candidate that failed, named in the file's ``failed_symbols`` and in
+``universe_members_failed``, never read with its fields shifted (group 'T', kind 't') nor
+dropped from the day's universe without a word. Against the real simulator and a real
+writer process, as ``tests/universe/test_universe.py`` does.
 """
 
 from __future__ import annotations

@@ -3,13 +3,10 @@
 Each story runs the ETF commands (in this process, as `tests.etf.test_etf_jobs` does) against
 the real simulator, restarted at each moment of the story with its clock there, and a real
 writer process; what is checked is what the writer stored: the alerts raised, resolved
-and open.
-
-Before: the 16:10 daily run judged its session before ``stale_at`` (nothing judged) and
-then resolved every health alert, so ``etf_stale`` of a day still missing closed and
-``etf_coverage_low`` flapped daily; ``etf_list_missing`` was raised and resolved by the
-same run; an empty universe (no list, no ETF in the masters) was 100 % covered and the
-daily run exited 0.
+and open. A run that judged nothing (before ``stale_at``) resolves nothing: ``etf_stale`` of
+a day still missing stays open, ``etf_coverage_low`` is neither resolved nor raised again
+until it clears, ``etf_list_missing`` stays open while the masters stand in, and an empty
+universe (no list, no ETF in the masters) is stale and fails the daily run.
 """
 
 from __future__ import annotations

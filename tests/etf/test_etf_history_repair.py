@@ -1,10 +1,9 @@
 """The daily run mends the stored history it finds short, and the documented forms work.
 
-Against the real simulator and a real writer process (`tests.etf.test_etf_health_fixes.Story`).
-Before: a day whose NAV was pending was resolved by the next run with its rows still
-without a NAV; an outage of the daily job shorter than 20 % of the backfill window was
-never asked again (and nothing alerted); the repair left the first load's rows without
-the net assets KRX's table has; ``etf check --json`` and ``etf report --date ''`` failed.
+Against the real simulator and a real writer process (`tests.etf.conftest.Story`): a day
+whose NAV is pending is asked again and resolved only once filled; missing sessions are
+asked again and those left unfilled alerted; the repair fills the net assets a first load
+lacks; ``etf check --json`` and ``etf report --date ''`` work.
 """
 
 from __future__ import annotations

@@ -1,13 +1,11 @@
-"""``observer etf``'s checks of its arguments: all of them before READY, each a usage error.
+"""``observer etf`` checks all its arguments before READY, and each refusal is a usage error.
 
-* A job refused for its ``--date`` or the phase (a session under way) signalled READY first,
-  so the supervisor took its exit 2 for a failed run: ``ctl run etf_daily`` during a session
-  said it started, then the job was retried into FATAL with a critical ``program_fatal``.
-  Now every check comes before READY: ``ctl run`` answers ``usage_error``, nothing retried.
-* ``status`` / ``check --date`` of a day without a session judged it a missed session
-  (``check``: a critical ``etf_stale`` nothing could end); now refused, as a future day is.
-* ``holdings --symbols`` sent any code to KIS (a typo: an ``etf_holdings_failures`` error);
-  now a code that is not a held ETF's is refused before any call.
+* A job refused for its ``--date`` or the phase (a session under way) exits 2 before READY:
+  ``ctl run etf_daily`` during a session answers ``usage_error`` and nothing is retried
+  (no ``program_fatal``).
+* ``status`` / ``check --date`` of a day without a session is refused, as a future day is,
+  never judged a missed session.
+* ``holdings --symbols`` refuses a code that is not a held ETF's before any call to KIS.
 """
 
 from __future__ import annotations
