@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import logging
 import os
 from collections import Counter
@@ -59,6 +60,23 @@ RUN_FIRST = (
     "test_writer_server_lock.py",
     "test_multihost_collectors.py",
 )
+
+
+# The packages whose modules the tests' processes import.
+COMPILED = ("bus", "observer", "workers", "harness", "migrations", "tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the project's modules once, in the controller, before any process starts.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on the CI machine), no process writes its
+    bytecode, so each of the many the tests start compiled every module it imported again.
+    """
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller compiled already
+        return
+    root = Path(__file__).resolve().parent.parent
+    for package in COMPILED:
+        compileall.compile_dir(root / package, quiet=1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
