@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import logging
 import os
 from collections import Counter
@@ -21,7 +22,7 @@ from observer.process import logs
 from observer.supervisor.core import Supervisor
 from observer.writer.store import Store
 from tests.migrated import upgrade_from_template
-from tests.support import ProducerProcess, SupervisorProcess, WriterProcess
+from tests.support import ProducerProcess, Receiver, SupervisorProcess, WriterProcess
 
 settings.register_profile("dev", max_examples=50, deadline=None)
 settings.register_profile(
@@ -60,6 +61,23 @@ RUN_FIRST = (
     "test_writer_server_lock.py",
     "test_multihost_collectors.py",
 )
+
+
+# The packages whose modules the tests' processes import.
+COMPILED = ("bus", "observer", "workers", "harness", "migrations", "tests")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the project's modules once, in the controller, before any process starts.
+
+    Where PYTHONDONTWRITEBYTECODE is set (as on the CI machine), no process writes its
+    bytecode, so each of the many the tests start compiled every module it imported again.
+    """
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller compiled already
+        return
+    root = Path(__file__).resolve().parent.parent
+    for package in COMPILED:
+        compileall.compile_dir(root / package, quiet=1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -162,6 +180,13 @@ def store(db_url: str) -> Iterator[Store]:
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def token_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One token cache for a module's simulator: it issues an app key's token once a minute,
+    as KIS does, so the module's runs share the one they got."""
+    return tmp_path_factory.mktemp("tokens")
+
+
 @pytest.fixture
 def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
     """Start real writer processes; every one is killed at teardown."""
@@ -175,6 +200,14 @@ def writer_factory(tmp_path: Path) -> Iterator[Callable[..., WriterProcess]]:
     yield make
     for writer in started:
         writer.kill()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback, closed at teardown."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ over a second of wall time; some 400 times in a run, on a machine whose two core
 keeps busy. A copy is what `migrate.upgrade` made, so a test sees the database it would have
 had: the file copied, or the empty PostgreSQL database made again from a migrated template
 (``CREATE DATABASE ... TEMPLATE``, as PostgreSQL copies any database). The migrations run for
-real in the tests marked ``migrations`` (`tests/test_migrations.py`), for a database already
+real in the tests marked ``migrations`` (`tests/db/test_migrations.py`), for a database already
 holding tables (an upgrade from an older revision), and for any that cannot be copied.
 """
 

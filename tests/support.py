@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from aiohttp import web
 from sqlalchemy import Engine, create_engine, text
@@ -423,6 +423,58 @@ class AppThread:
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+WEBHOOK_TOKEN = "hooktoken-7Qx9Lm2Vb8Rt"  # in a webhook's path: a secret, like a Slack token
+
+
+class Receiver:
+    """A webhook receiver on a fixed loopback port that can go down (refuse) and come back."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._handle)
+        self.loop = asyncio.new_event_loop()
+        self.runner = web.AppRunner(app, access_log=None)
+        self.loop.run_until_complete(self.runner.setup())
+        self.site: web.TCPSite | None = None
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.up()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        self.paths.append(request.path)
+        self.received.append(await request.json())
+        return web.Response(text="ok")
+
+    def _run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def up(self) -> None:
+        self.site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        self._run(self.site.start())
+
+    def down(self) -> None:
+        assert self.site is not None
+        self._run(self.site.stop())
+
+    def titles(self) -> list[str]:
+        return [str(m["title"]) for m in list(self.received)]
+
+    def close(self) -> None:
+        self._run(self.runner.cleanup())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()

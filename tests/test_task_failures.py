@@ -22,8 +22,8 @@ from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.errors import ConfigError
 from observer.runtime import ShortTasks, alongside
+from tests.gap_recovery.conftest import MARKET, STOCKS
 from tests.support import SimThread, SupervisorProcess, db_rows, wait_until
-from tests.test_gap_recovery import MARKET, STOCKS
 
 S = 1_000_000_000
 HALF_TEN = datetime(2026, 11, 20, 10, 30, tzinfo=KST)

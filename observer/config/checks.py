@@ -50,7 +50,7 @@ _KIS_COMMANDS = frozenset(
 )
 # The daemons that read the database on their event loop, between heartbeats (Track A's
 # universe and resume; Track B's context sync at 09:29:50): each read blocks at most about
-# 1.1 x reader_pool_timeout_s (`observer.db.readers`, tests/test_readers_link.py: a network
+# 1.1 x reader_pool_timeout_s (`observer.db.readers`, tests/db/test_readers_link.py: a network
 # cut included).
 _READS_ON_ITS_LOOP = frozenset({"track-a", "track-b"})
 _READ_BLOCKS = 1.25

@@ -48,7 +48,7 @@ class DatabaseSettings(Strict, frozen=True):
         if not self.replica_url:
             return
         # Here, not at the top: every process loads the settings, and a worker is READY
-        # before it loads the database layer (tests/test_startup.py).
+        # before it loads the database layer (tests/cli/test_startup.py).
         from sqlalchemy.engine import make_url
         from sqlalchemy.exc import ArgumentError
 

@@ -40,7 +40,7 @@ _KST_OFFSET_S = 9 * 3600  # Korea has no daylight saving time
 _NS = 1_000_000_000
 
 # The ranges of the columns the events are stored in (observer.db.models: `kis` may not
-# import `db`; tests/test_hostile.py checks every parsed event against the models).
+# import `db`; tests/kis/test_parsers_storable.py checks every parsed event against the models).
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # BIGINT
 _DECIMAL_LIMIT = Decimal(10) ** 16  # NUMERIC(24, 8): at most 16 digits before the point ...
 _DECIMAL_QUANTUM = Decimal("1E-8")  # ... and 8 after it

@@ -1,0 +1,757 @@
+"""Track B's collector against the simulator: slots become streams, drops become gaps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bus.events import (
+    Alert,
+    AlertResolved,
+    Event,
+    GapDetected,
+    OrderBook,
+    RealtimeRejected,
+    SlotDecision,
+    StreamStateChanged,
+    TradeTick,
+)
+from harness.sim.config import SimConfig
+from harness.sim.market import BARS_PER_DAY
+from harness.sim.realtime import trade_ns
+from observer.calendar.clock import Clock, ManualClock
+from observer.calendar.phases import KST
+from observer.config.load import load_settings
+from observer.config.tree import Settings
+from observer.config.workers import TrackBSettings
+from observer.errors import KisTransportError
+from observer.kis.frames import FrameLimits
+from observer.kis.session import open_account, rate_limits
+from observer.kis.stream import Registration, StreamSettings
+from tests.kis.test_kis_parse import BOOK, TRADE
+from tests.support import SimThread
+from tests.track_b.conftest import MARKET, STOCKS, TEN
+from workers.track_b import stale as stale_module
+from workers.track_b.checks import Checks
+from workers.track_b.collect import BOOK as BOOK_ID
+from workers.track_b.collect import (
+    REGISTRATIONS_MISMATCH,
+    Collector,
+    CollectorSettings,
+)
+from workers.track_b.collect import TRADE as TRADE_ID
+from workers.track_b.gaps import SilenceRule
+from workers.track_b.lag import FEED_LAGGING
+from workers.track_b.outages import ACCOUNT_DOWN
+from workers.track_b.refused import DATA_REFUSED
+from workers.track_b.slots import SlotBook, SlotCandidate
+from workers.track_b.stale import STREAM_STALE
+
+
+def settings_for(tmp_path: Path, url: str, *aliases: str, kis: str = "") -> Settings:
+    """Accounts ``aliases`` on the simulator at ``url`` (port 9: nothing listens).
+
+    ``kis``: more lines of ``[kis]``.
+    """
+    config = tmp_path / "observer.toml"
+    accounts = "".join(f'[[kis.accounts]]\nalias = "{alias}"\n' for alias in aliases)
+    config.write_text(
+        f'[kis]\nenvironment = "sim"\nsim_url = "{url}"\ntoken_dir = "{tmp_path}"\n{kis}{accounts}'
+    )
+    return load_settings(config)
+
+
+@asynccontextmanager
+async def streaming_three(
+    clock: Clock, settings: Settings, events: list[Event], **options: Any
+) -> AsyncIterator[tuple[Collector, SlotBook]]:
+    """A collector of ``options`` on acct1, running, streaming the first three stocks (their
+    first ticks came); stopped and closed at the end."""
+    accounts = [open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))]
+    collector = Collector(accounts, clock, events.append, CollectorSettings(**options))
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(collector.run(stop))
+    try:
+        book = SlotBook(["acct1"], 3)
+        picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:3])]
+        await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
+        streamed = set(STOCKS[:3])
+        await until(
+            lambda: {e.symbol for e in events if isinstance(e, TradeTick)} == streamed, 20, "ticks"
+        )
+        yield collector, book
+    finally:
+        stop.set()
+        await running
+        await accounts[0].aclose()
+
+
+async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
+    """Poll ``condition`` on the event loop until it holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)  # the poll interval of a deadline-bound wait
+    return value
+
+
+def test_the_collector_is_configured_by_track_b_settings() -> None:
+    """Each ``[track_b]`` key reaches the collector, or its sessions, where it belongs."""
+    config = TrackBSettings(
+        books=True,
+        silence_expected_s=0.7,
+        silence_tolerance_s=0.3,
+        silence_cadence_factor=5.0,
+        silence_window_s=30.0,
+        unhealthy_after_s=45.0,
+        velocity_window_s=20.0,
+        stale_after_s=90.0,
+        lag_alert_s=8.0,
+        reconnects_per_hour=30,
+        idle_silence_s=200.0,
+        identify_idle=False,
+        max_frame_bytes=2**17,
+        bad_frames_per_minute=5,
+        exchange_hours=("08:00", "19:00"),
+    )
+    assert CollectorSettings.of(config) == CollectorSettings(
+        books=True,
+        silence=SilenceRule(0.7, 0.3, 5.0, 30.0, resolution_s=1.0),  # stamps to the second
+        unhealthy_after_s=45.0,
+        velocity_window_s=20.0,
+        stale_after_s=90.0,
+        lag_alert_s=8.0,
+        checks=Checks.of(config),
+        stream=StreamSettings(
+            reconnects_per_hour=30,
+            idle_silence_s=200.0,
+            identify=False,
+            frame_limits=FrameLimits(max_bytes=2**17, bad_per_window=5),
+        ),
+    )
+    assert Checks.of(config).open_s == 8 * 3600  # the exchange hours reach the checks
+
+
+def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    settings = settings_for(tmp_path, sim.url, "acct1", "acct2")
+    clock = sim.sim.clock
+    events: list[Event] = []
+    where_ever: dict[str, str] = {}
+
+    def of(kind: type[Any]) -> list[Any]:
+        return [e for e in events if isinstance(e, kind)]
+
+    async def scenario() -> None:
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
+        # Silences are another test's business: none this long happen here.
+        quiet = CollectorSettings(silence=SilenceRule(5.0, 900.0))
+        collector = Collector(accounts, clock, events.append, quiet)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1", "acct2"], 3)
+            wanted = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:4])]
+            decisions = book.evaluate(wanted, clock.now_ns(), collector.healthy())
+            await collector.apply(decisions)
+            where = {d.candidate.symbol: d.account for d in decisions}
+            where_ever.update(where)
+            await until(lambda: {t.symbol for t in of(TradeTick)} == set(where), 20, "ticks")
+            # Each symbol streams on the account its slot is on.
+            assert all(where[t.symbol] == t.account for t in of(TradeTick))
+            before = len(of(TradeTick))
+            dropped = asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop)
+            assert dropped.result(10) == 2
+            await until(lambda: len(of(GapDetected)) == 4, 30, "a gap per symbol")
+            await until(lambda: len(of(TradeTick)) > before + 10, 20, "ticks again")
+            assert collector.healthy() == {"acct1", "acct2"}
+            assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
+            # A forced approval-key renewal: a planned gap per acct1 symbol, slots kept.
+            renewed = len(of(TradeTick))
+            await collector.refresh("acct1")
+            await until(lambda: len(of(GapDetected)) == 6, 30, "the refresh's gaps")
+            await until(lambda: len(of(TradeTick)) > renewed + 10, 20, "ticks after it")
+            assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
+        finally:
+            stop.set()
+            await running
+            for account in accounts:
+                await account.aclose()
+
+    asyncio.run(scenario())
+    refreshed = [g for g in of(GapDetected) if g.reason == "token_refresh"]
+    assert {g.symbol for g in refreshed} == {s for s, a in where_ever.items() if a == "acct1"}
+    assert all(g.account == "acct1" and g.start_ns < g.end_ns for g in refreshed)
+    gaps = [g for g in of(GapDetected) if g.reason != "token_refresh"]
+    assert {g.symbol for g in gaps} == set(STOCKS[:4])
+    assert all(g.reason == "disconnect" and g.start_ns < g.end_ns for g in gaps)
+    assert all(g.gap_id == f"{g.account}:{g.symbol}:{g.start_ns}" for g in gaps)
+    # The gap starts at the newest trade stamp its connection delivered and ends at the
+    # registration.
+    for gap in gaps:
+        before = [t.exchange_ns for t in of(TradeTick) if t.account == gap.account]
+        assert max(t for t in before if t <= gap.start_ns) == gap.start_ns
+    # Restored by priority: on each account the best-scoring slot is registered first.
+    score = {s: 10.0 + n for n, s in enumerate(STOCKS[:4])}
+    for account in ("acct1", "acct2"):
+        closed = [g.symbol for g in sorted(gaps, key=lambda g: g.end_ns) if g.account == account]
+        assert closed == sorted(closed, key=lambda s: -score[s])
+    states = [(s.account, s.state) for s in of(StreamStateChanged)]
+    assert states.count(("acct1", "disconnected")) == 2  # the drop, then the refresh
+    assert states.count(("acct1", "connected")) == 3
+    assert states.count(("acct2", "disconnected")) == 1
+    assert states.count(("acct2", "connected")) == 2
+    decisions = of(SlotDecision)
+    assert [d.action for d in decisions] == ["allocate"] * 4
+    assert [d.symbol for d in decisions] == list(reversed(STOCKS[:4]))  # best score first
+
+
+def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    clock = ManualClock(0)
+
+    async def scenario() -> None:
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
+        collector = Collector(
+            accounts, clock, lambda event: None, CollectorSettings(unhealthy_after_s=30)
+        )
+        clock.advance(3600)  # built long before the session starts: no grace is used up
+        assert collector.healthy() == {"acct1"}
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        await until(
+            lambda: collector.outages.down_since["acct1"] is not None, 5, "the session start"
+        )
+        clock.advance(29)
+        assert collector.healthy() == {"acct1"}  # connecting, within the grace
+        clock.advance(2)  # nothing listens on port 9: never connected
+        assert collector.healthy() == set()
+        book = SlotBook(["acct1"], 2)
+        (decision,) = book.evaluate([SlotCandidate("005930", "manual", 9.0)], clock.now_ns(), set())
+        assert decision.action == "overflow" and decision.reason == "no healthy account"
+        stop.set()
+        clock.advance(60)  # the reconnect backoff's sleep ends
+        await running
+        await accounts[0].aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_over(
+    tmp_path: Path,
+) -> None:
+    """Placed in the backoff after a failed session, its data is missing from its placement."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    clock = ManualClock(0)
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
+        collector = Collector(
+            accounts, clock, events.append, CollectorSettings(unhealthy_after_s=30)
+        )
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        await until(lambda: collector.state["acct1"][0] == "disconnected", 5, "a failed session")
+        book = SlotBook(["acct1"], 2)
+        placed_at = clock.now_ns()
+        await collector.apply(
+            book.evaluate([SlotCandidate("005930", "manual", 9.0)], placed_at, collector.healthy())
+        )
+        clock.advance(31)  # still no session: the account is unhealthy, its slot fails over
+        released = book.evaluate([], clock.now_ns(), collector.healthy())
+        assert [d.action for d in released] == ["release", "overflow"]  # nowhere else to go
+        await collector.apply(released)
+        [gap] = [e for e in events if isinstance(e, GapDetected)]
+        assert (gap.symbol, gap.reason, gap.start_ns, gap.end_ns) == (
+            "005930",
+            "disconnect",
+            placed_at,
+            clock.now_ns(),
+        )
+        stop.set()
+        clock.advance(60)  # the reconnect backoff's sleep ends
+        await running
+        await accounts[0].aclose()
+
+    asyncio.run(scenario())
+
+
+def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> None:
+    """KIS refuses one account's app key: that account is down, alerted; the other streams."""
+    only_acct1 = SimConfig(app_keys={"sim-acct1-app-key": "sim-acct1-secret"})
+    sim = SimThread(MARKET, TEN, only_acct1, speed=30)
+    settings = settings_for(tmp_path, sim.url, "acct1", "acct2")
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        limits = rate_limits(settings.kis, "track_a")
+        accounts = [
+            open_account(settings.kis, a.alias, clock, limits) for a in settings.kis.accounts
+        ]
+        collector = Collector(accounts, clock, events.append)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1", "acct2"], 3)
+            picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(STOCKS[:2])]
+            placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
+            assert {d.account for d in placed} == {"acct1", "acct2"}
+            await collector.apply(placed)  # acct2's registration finds no approval key
+            await until(lambda: collector.state["acct2"][0] == "down", 20, "acct2 down")
+            assert collector.healthy() == {"acct1"} and not running.done()
+            on_1 = {d.candidate.symbol for d in placed if d.account == "acct1"}
+            await until(
+                lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on_1,
+                20,
+                "acct1's ticks",
+            )
+            # Its slot fails over to the account that streams.
+            moved = book.evaluate(picks, clock.now_ns(), collector.healthy())
+            await collector.apply(moved)
+            await until(
+                lambda: len({t.symbol for t in events if isinstance(t, TradeTick)}) == 2,
+                20,
+                "the moved symbol's ticks",
+            )
+        finally:
+            stop.set()
+            await running
+            for account in accounts:
+                await account.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sim.close()
+    [alert] = [e for e in events if isinstance(e, Alert)]
+    assert alert.code == ACCOUNT_DOWN and alert.context == {"account": "acct2"}
+    assert "EGW00103" in alert.message and alert.severity == "critical"
+    assert all(t.account == "acct1" for t in events if isinstance(t, TradeTick))
+
+
+def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KIS keeps answering PINGPONG (every 5 s here, inside the silence limit) while every
+    trade is withheld for 150 s: one restart and one warning for the episode, however long
+    it lasts, resolved when trades flow again."""
+    monkeypatch.setattr(stale_module, "MIN_SILENCE_WALL_S", 1.0)
+    sim = SimThread(MARKET, TEN, SimConfig(pingpong_s=5.0), speed=30)
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    def alerts() -> list[Alert | AlertResolved]:
+        return [e for e in events if isinstance(e, Alert | AlertResolved)]
+
+    async def scenario() -> None:
+        async with streaming_three(clock, settings, events, stale_after_s=20):
+            answer = httpx.post(
+                f"{sim.url}/_sim/faults", json={"tick_loss": {"seconds": 150}}, timeout=10
+            )
+            assert answer.status_code == 200
+            await until(lambda: len(alerts()) == 2, 30, "stale, then flowing again")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sim.close()
+    stale, flowing = alerts()
+    assert isinstance(stale, Alert) and isinstance(flowing, AlertResolved)
+    assert (stale.code, stale.severity, stale.subject) == (STREAM_STALE, "warning", "acct1")
+    assert "3 registrations held" in stale.message
+    assert (flowing.code, flowing.severity, flowing.subject) == (STREAM_STALE, "warning", "acct1")
+    states = [e.state for e in events if isinstance(e, StreamStateChanged)]
+    assert states.count("disconnected") == 1  # restarted once in 150 s, five times the limit
+    gaps = [e for e in events if isinstance(e, GapDetected)]
+    assert {g.symbol for g in gaps} == set(STOCKS[:3])  # the restart's gaps, recovered later
+
+
+def _trades(symbol: str, after_ns: int, until_ns: int) -> list[int]:
+    """The stamps of ``symbol``'s trades in the simulated market in (after, until]."""
+    day = TEN.date()
+    path = MARKET.day_path(symbol, day)
+    stamps = (
+        trade_ns(path.bar_start(index), tick)
+        for index in range(BARS_PER_DAY)
+        for tick in MARKET.ticks(symbol, day, index)
+    )
+    return [at for at in stamps if after_ns < at <= until_ns]
+
+
+def test_a_feed_behind_is_alerted_and_a_slot_released_meanwhile_is_a_delivery_lag_gap(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """KIS's feed falls 40 s behind for 150 s (5 wall seconds at 30x): one warning, resolved
+    when it catches up. A symbol released on time is no gap; one released meanwhile, whose
+    last 40 s the server never sent, is a delivery-lag gap over them."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    events: list[Event] = []
+    on_time, late, kept = STOCKS[:3]
+    released: dict[str, int] = {}
+
+    def of(kind: type[Any]) -> list[Any]:
+        return [e for e in events if isinstance(e, kind)]
+
+    def lag_events() -> list[Alert | AlertResolved]:
+        return [e for e in of(Alert) + of(AlertResolved) if e.code == FEED_LAGGING]
+
+    async def scenario() -> None:
+        rule = SilenceRule(0.5, 0.2, 10.0, 60.0, resolution_s=1.0)  # Track B's own
+        async with streaming_three(clock, settings, events, silence=rule, lag_alert_s=10) as (
+            collector,
+            book,
+        ):
+            for symbol in (on_time, late):
+
+                async def release(symbol: str = symbol) -> None:
+                    decision = book.release(symbol, "a test")
+                    assert decision is not None
+                    released[symbol] = clock.now_ns()
+                    await collector.apply([decision], book.holdings())
+
+                if symbol == late:
+                    answer = httpx.post(
+                        f"{sim.url}/_sim/faults",
+                        json={"feed_delay": {"seconds": 150, "delay_s": 40}},
+                        timeout=10,
+                    )
+                    assert answer.status_code == 200
+                    await until(lag_events, 20, "the lag alert")
+                await release()
+            await until(lambda: len(lag_events()) == 2, 30, "the feed on time again")
+            counters = collector.account_counters()
+            assert 0 <= counters["account.acct1.delivery_lag_s"] < 10
+
+    asyncio.run(scenario())
+    alert, resolved = lag_events()
+    assert isinstance(alert, Alert) and isinstance(resolved, AlertResolved)
+    assert (alert.severity, alert.subject, resolved.subject) == ("warning", "acct1", "acct1")
+    assert "acct1: its trades arrive" in alert.message
+    gaps = [g for g in of(GapDetected) if g.reason == "delivery_lag"]
+    assert [g.symbol for g in gaps] == [late]
+    [gap] = gaps
+    assert gap.end_ns >= released[late] > gap.start_ns
+    assert released[late] - gap.start_ns >= 38 * 1_000_000_000  # the feed's 40 s behind
+    # The server never sent the late symbol's trades of the seconds after the last one
+    # stored (stamped to the second: that second's others may have been sent); the gap
+    # holds them.
+    stored = max(t.exchange_ns for t in of(TradeTick) if t.symbol == late)
+    unsent = _trades(late, stored + 1_000_000_000 - 1, released[late])
+    assert len(unsent) > 10, unsent
+    assert gap.start_ns <= stored + 1_000_000_000 and max(unsent) <= gap.end_ns
+    # The delayed trades of the symbol still held all arrived, in order, after the delay.
+    assert not [g for g in of(GapDetected) if g.symbol == kept and g.reason == "silence"]
+
+
+def test_a_frame_becomes_events_of_its_account_and_a_bad_record_is_dropped_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    received = int(datetime(2026, 11, 20, 12, 39, 30, tzinfo=KST).timestamp()) * 10**9  # TRADE's
+    clock = ManualClock(received)  # a second after TRADE's stamp (a later one is refused)
+    published: list[Event] = []
+
+    async def scenario() -> None:
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
+        collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
+        for kind in (TRADE_ID, BOOK_ID):  # what the session asked for (unconnected: wanted)
+            await collector.streams["acct1"].subscribe(kind, "005930")
+        decoder = collector.streams["acct1"].decoder
+        bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
+        for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{TRADE}", f"0|H0STASP0|001|{BOOK}"):
+            collector.feeds["acct1"].on_frame(decoder.decode(text, received), received)
+        assert collector.ticks == 2 and collector.velocity("005930") > 0
+        # Gone quiet (a VI, a halt): its velocity falls to 0 with no tick to prune it.
+        clock.advance(collector.window_ns / 1e9 + 1)
+        assert collector.velocity("005930") == 0.0
+        await accounts[0].aclose()
+
+    with caplog.at_level("WARNING", logger="workers.track_b.collect"):
+        asyncio.run(scenario())
+    ticks = [e for e in published if isinstance(e, TradeTick)]
+    books = [e for e in published if isinstance(e, OrderBook)]
+    alerts = [e for e in published if isinstance(e, Alert)]
+    (rejected,) = [e for e in published if isinstance(e, RealtimeRejected)]  # the bad record
+    assert (rejected.kind, rejected.symbol) == ("malformed_record", "005930")
+    (gap,) = [e for e in published if isinstance(e, GapDetected)]  # its trade is lost
+    assert (gap.symbol, gap.reason) == ("005930", "dropped_record")
+    assert len(ticks) == 2 and len(books) == 1 and len(published) == 6
+    assert {e.account for e in [*ticks, *books]} == {"acct1"}
+    assert [(a.code, a.severity, a.subject) for a in alerts] == [(DATA_REFUSED, "error", "acct1")]
+    # The book's time of day is dated on the KST day the frame was received.
+    book_time = datetime(2026, 11, 20, 12, 39, 29, tzinfo=KST)
+    assert books[0].exchange_ns == int(book_time.timestamp()) * 10**9
+    (warning,) = caplog.records
+    assert "account acct1: dropped a H0STCNT0 record" in warning.getMessage()
+    assert "ACML_TR_PBMN" in warning.getMessage()
+
+
+def test_a_refused_trade_of_a_streamed_symbol_is_a_gap_over_its_stamp(tmp_path: Path) -> None:
+    """Its trade is lost all the same: gap recovery brings the minute back from the bars.
+    Only logged before, the trade was missing from the day without a gap to say so."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    stamp = int(datetime(2026, 11, 20, 12, 39, 29, tzinfo=KST).timestamp()) * 10**9  # TRADE's
+    received = stamp + 1_500_000_000
+    clock = ManualClock(received)
+    published: list[Event] = []
+
+    async def scenario() -> dict[str, float]:
+        accounts = [
+            open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        ]
+        collector = Collector(accounts, clock, published.append, CollectorSettings(books=True))
+        await collector.streams["acct1"].subscribe("H0STCNT0", "005930")
+        decoder = collector.streams["acct1"].decoder
+        bad = TRADE.replace("^594001000000^", "^1e3^", 1)  # ACML_TR_PBMN is not an integer
+        other = bad.replace("005930", "000660", 1)  # a symbol this account does not stream
+        bad_book = BOOK.replace("^73200^", "^x^", 1)  # ASKP1
+        for text in (f"0|H0STCNT0|003|{TRADE}^{bad}^{other}", f"0|H0STASP0|001|{bad_book}"):
+            collector.feeds["acct1"].on_frame(decoder.decode(text, received), received)
+        counters = collector.account_counters()
+        await accounts[0].aclose()
+        return counters
+
+    counters = asyncio.run(scenario())
+    assert counters["account.acct1.dropped_records"] == 3  # two trades and the book
+    (gap,) = [e for e in published if isinstance(e, GapDetected)]
+    assert (gap.symbol, gap.reason, gap.start_ns, gap.end_ns) == (
+        "005930",
+        "dropped_record",
+        stamp,
+        stamp,
+    )
+    assert gap.gap_id == f"dropped:acct1:005930:{stamp}" and gap.account == "acct1"
+    assert len([e for e in published if isinstance(e, TradeTick)]) == 1
+
+
+def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """``token_issuer = "job"``: the job left acct1's approval key in the cache and none for
+    acct2, whose session waits for it (``token_wait_s`` of clock time, at least 30 wall
+    seconds). An evaluation's decisions, round-robin over both, are applied at once: acct1
+    streams its symbols while acct2's wait goes on. Before, every acct2 symbol held the
+    evaluation loop for that whole wait (no failover, no refusal handled, pins not followed).
+    """
+    issuing = settings_for(tmp_path, sim.url, "acct1", "acct2")
+    reading = settings_for(tmp_path, sim.url, "acct1", "acct2", kis='token_issuer = "job"\n')
+    clock = sim.sim.clock
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        job = open_account(issuing.kis, "acct1", clock, rate_limits(issuing.kis, "track_a"))
+        await job.tokens.approval_key()  # the token job's run for acct1 (acct2's failed)
+        await job.aclose()
+        limits = rate_limits(reading.kis, "track_a")
+        accounts = [open_account(reading.kis, a, clock, limits) for a in ("acct1", "acct2")]
+        collector = Collector(accounts, clock, events.append)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            await until(
+                lambda: all(state == "connected" for state, _ in collector.state.values()),
+                10,
+                "both sessions",
+            )
+            book = SlotBook(["acct1", "acct2"], 3)
+            picks = [SlotCandidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(STOCKS[:6])]
+            decisions = book.evaluate(picks, clock.now_ns(), collector.healthy())
+            on = {
+                a: {d.candidate.symbol for d in decisions if d.account == a}
+                for a in ("acct1", "acct2")
+            }
+            assert len(on["acct1"]) == len(on["acct2"]) == 3
+            applying = asyncio.ensure_future(collector.apply(decisions))
+            # acct2's wait lasts 30 wall seconds at least: acct1 registered within 20 means
+            # that the decisions did not wait for it.
+            await until(
+                lambda: {r.tr_key for r in collector.streams["acct1"].registered} == on["acct1"],
+                20,
+                "acct1's registrations",
+            )
+            assert applying.done()
+            await applying
+            waiting = collector.streams["acct2"]
+            assert {r.tr_key for r in waiting.wanted} == on["acct2"] and not waiting.registered
+            assert collector.state["acct2"][0] != "down"  # waiting for its key yet
+            await until(
+                lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on["acct1"],
+                20,
+                "acct1's ticks",
+            )
+        finally:
+            stop.set()
+            await running
+            for account in accounts:
+                await account.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
+    sim: SimThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``books = true``, and an approval key that cannot be had for a moment (a timeout: the
+    session restarts on it) whenever a symbol is placed or released: each symbol's trade and
+    book registrations are wanted or released together, whatever the key. Before, a failure
+    on the trade registration skipped the book's (a held symbol streamed no books, silently)
+    or left it wanted (a released one streamed books on), and the leaks made a later
+    placement raise SubscriptionError out of the evaluation: Track B died."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    events: list[Event] = []
+    failing = {"left": 0}
+
+    async def scenario() -> None:
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        real = account.tokens.approval_key
+
+        async def flaky(**kwargs: Any) -> Any:
+            if failing["left"] > 0:
+                failing["left"] -= 1
+                raise KisTransportError("approval endpoint timed out")
+            return await real(**kwargs)
+
+        monkeypatch.setattr(account.tokens, "approval_key", flaky)
+        # No key at hand: every message waits for one (and the failure is met there).
+        monkeypatch.setattr(account.tokens, "approval_key_now", lambda: None, raising=False)
+        # Healthy throughout (30 clock seconds are one wall second here): no failover.
+        with_books = CollectorSettings(books=True, unhealthy_after_s=3600)
+        collector = Collector([account], clock, events.append, with_books)
+        stream = collector.streams["acct1"]
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        cap = 20  # 41 registrations: 20 symbols with their books
+
+        def pairs(symbols: Any) -> set[Registration]:
+            return {Registration(kind, s) for s in symbols for kind in (TRADE_ID, BOOK_ID)}
+
+        def settled(book: SlotBook) -> bool:
+            return failing["left"] == 0 and stream.registered == pairs(book.held())
+
+        try:
+            await until(lambda: collector.state["acct1"][0] == "connected", 10, "the session")
+            book = SlotBook(["acct1"], cap)
+            first, second = STOCKS[:2]
+            for placed in ([first], [first, second]):
+                failing["left"] = 1
+                picks = [SlotCandidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(placed)]
+                await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
+                assert stream.wanted == pairs(book.held())
+                await until(lambda: settled(book), 20, "the failure met, the session back")
+            await until(lambda: stream.registered == pairs([first, second]), 20, "both, twice")
+            await until(
+                lambda: {b.symbol for b in events if isinstance(b, OrderBook)} == {first, second},
+                20,
+                "both symbols' books",
+            )
+            # Released while the key cannot be had: nothing of it stays wanted.
+            for n, symbol in enumerate(STOCKS[2:5]):
+                failing["left"] = 1
+                released = book.release(second if n == 0 else STOCKS[1 + n], "trigger lapsed")
+                picks = [
+                    SlotCandidate(first, "volume_surge", 20.0),
+                    SlotCandidate(symbol, "volume_surge", 19.0),
+                ]
+                placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
+                await collector.apply([d for d in (released, *placed) if d])
+                assert stream.wanted == pairs(book.held())
+                await until(lambda: settled(book), 20, "the failure met, the session back")
+            # Every slot filled: nothing leaked, so all fit.
+            fill = [
+                SlotCandidate(s, "volume_surge", 10.0 - n / 100)
+                for n, s in enumerate(STOCKS[5 : 5 + cap])
+            ]
+            await collector.apply(
+                book.evaluate(
+                    [SlotCandidate(first, "volume_surge", 20.0), *fill],
+                    clock.now_ns(),
+                    collector.healthy(),
+                )
+            )
+            assert len(book.held()) == cap and stream.wanted == pairs(book.held())
+            assert await collector.reconcile(book.holdings())
+            await until(lambda: stream.registered == pairs(book.held()), 30, "every slot")
+        finally:
+            stop.set()
+            await running
+            await account.aclose()
+
+    asyncio.run(scenario())
+    assert not [e for e in events if isinstance(e, Alert)]  # no mismatch, no account down
+    restarts = [
+        e for e in events if isinstance(e, StreamStateChanged) and e.state == "disconnected"
+    ]
+    assert [e.reason for e in restarts] == ["approval key: KisTransportError"] * 5  # each failure
+
+
+def test_registrations_that_do_not_match_the_slots_are_alerted_and_repaired(
+    tmp_path: Path,
+) -> None:
+    """The check after each evaluation: a session wanting a symbol no slot holds, or missing
+    a held symbol's book, is a fault of Track B's own bookkeeping: an error alert, and the
+    registrations made to match the slots; a registration KIS refused is the slot guard's
+    (it releases the slot), not a mismatch. A placement that finds the session full of
+    leaked registrations is logged and repaired, where it used to end Track B."""
+    settings = settings_for(tmp_path, "http://127.0.0.1:9", "acct1")
+    clock = ManualClock(int(TEN.timestamp()) * 10**9)
+    events: list[Event] = []
+
+    async def scenario() -> None:
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        collector = Collector([account], clock, events.append, CollectorSettings(books=True))
+        stream = collector.streams["acct1"]
+        book = SlotBook(["acct1"], 20)
+        a, b, c = STOCKS[:3]
+        picks = [SlotCandidate(a, "volume_surge", 20.0), SlotCandidate(b, "volume_surge", 19.0)]
+        await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
+        assert not [e for e in events if isinstance(e, Alert)]
+        stream.wanted.discard(Registration(BOOK_ID, a))  # a book lost
+        await stream.subscribe(BOOK_ID, c)  # a book leaked
+        assert not await collector.reconcile(book.holdings())
+        [alert] = [e for e in events if isinstance(e, Alert)]
+        assert (alert.code, alert.severity) == (REGISTRATIONS_MISMATCH, "error")
+        assert alert.context == {"account": "acct1"}
+        assert f"H0STASP0/{a}" in alert.message and f"H0STASP0/{c}" in alert.message
+        held = {Registration(kind, s) for s in (a, b) for kind in (TRADE_ID, BOOK_ID)}
+        assert stream.wanted == held
+        # Refused by KIS: the guard's to release, no mismatch.
+        stream.wanted.discard(Registration(TRADE_ID, b))
+        stream.refused[Registration(TRADE_ID, b)] = "OPSP8992"
+        assert await collector.reconcile(book.holdings())
+        # A session full of leaked registrations: the placement is logged, then repaired.
+        for n in range(41 - len(stream.wanted)):
+            await stream.subscribe(TRADE_ID, f"9{n:05d}")
+        assert len(stream.wanted) == 41
+        picks.append(SlotCandidate(c, "volume_surge", 18.0))
+        await collector.apply(book.evaluate(picks, clock.now_ns(), {"acct1"}), book.holdings())
+        assert c in book.held()
+        expected = {Registration(kind, s) for s in (a, b, c) for kind in (TRADE_ID, BOOK_ID)}
+        assert stream.wanted == expected - {Registration(TRADE_ID, b)}
+        assert [e.code for e in events if isinstance(e, Alert)] == [REGISTRATIONS_MISMATCH] * 2
+        await account.aclose()
+
+    asyncio.run(scenario())
