@@ -1,14 +1,12 @@
 """The universe's references as Track B last read them today, for a start the database fails.
 
-Track B reads the day's universe (market caps, previous closes, volumes, ranges) from the
-database before it streams. A Track B started again while the database does not answer (a
-PostgreSQL restart, a collectors host whose link to the store is cut) waited for it, up to
-600 s and then again after its restart, streaming nothing. The references are the day's
-universe's, built before the session, so each read is kept in
-``<data_dir>/track_b/references.json`` (owner-only, replaced whole and durably) and a start
-whose read fails takes that day's copy instead. A copy that does not read is set aside with
-a ``state_file_unreadable`` alert (`observer.process.state_files`): the start waits for the
-database, and the next read keeps a new copy.
+The day's universe (market caps, previous closes, volumes, ranges) is built before the
+session, so each read of it from the database is kept in ``<data_dir>/track_b/references.json``
+(owner-only, replaced whole and durably), and a start whose read fails (PostgreSQL down, a
+collectors host cut from the store) streams from that day's copy instead of waiting. A copy
+that does not read is set aside with a ``state_file_unreadable`` alert
+(`observer.process.state_files`): the start waits for the database, and the next read keeps
+a new copy.
 """
 
 from __future__ import annotations

@@ -1,27 +1,12 @@
 """What Track B knows before its first evaluation: the day so far, and the slots it held.
 
-* **Context sync** (`context_sync`). A Track B started in the morning reads, at 09:29:50,
-  Track A's snapshots of 09:00-09:30, replays them into the trigger engine (and the slot
-  guard: the day's limits, halts) and ranks the openings (`workers.track_b.context`); the
-  best become ``context_sync`` candidates, volume surges lapsing ``ttl_s`` after the sync.
-* **A sync the database failed** (`LateSync`) is tried again during full operation, as a
-  late start's, until the scheduled sync's candidates would have lapsed.
-* **A start after full operation began** (a restart after a crash, a late start): every
-  snapshot of the day so far is replayed in the order observed, so each trigger fired at
-  its real time and lapsed as it would have, and the guard holds each symbol's latest
-  observation (a halt seen at 11:00). The opening's ranking keeps the expiries it had from
-  the scheduled sync, so that after 09:35 it offers nothing: a restart at 13:00 had
-  handed the morning's leaders fresh expiries, and they evicted 34 of the 41 slots it had
-  just taken back, which came back five minutes later.
-* **Slots taken back** (`take_back`). A process that died released nothing: its slots are
-  in the database as held, each as its allocation left it. A renewal is no decision, so a
-  stored expiry is the allocation's, however often the trigger was renewed since. Each
-  triggered holding taken back lasts at least its trigger's TTL from now (`lasting`: as
-  the engine gives it, to the next snapshot for a trigger from Track A's) and stands as a
-  candidate that long, beside the replayed triggers: a symbol renewed by its snapshots
-  since is renewed by the replay, one renewed by its trade velocity keeps its slot until
-  the new session's stream measures it again. Before, a holding renewed since its
-  allocation lapsed at the first evaluation after the restart.
+* `context_sync` (09:29:50): Track A's snapshots of 09:00-09:30 replayed into the trigger
+  engine and the slot guard, and the openings ranked (`workers.track_b.context`); the best
+  become ``context_sync`` candidates. `LateSync` retries a sync the database failed.
+* A start after full operation began replays every snapshot of the day so far in the order
+  observed, so each trigger fired and lapsed at its real time and the guard holds each
+  symbol's latest observation.
+* `take_back`: the slots a dead process held, from the database, streamed again.
 """
 
 from __future__ import annotations
@@ -174,7 +159,8 @@ def context_sync(
     """Replay ``snapshots`` (`day_so_far`) into ``engine`` and ``guard``; the opening's best.
 
     Before full operation (``full``): the candidates lasting from now. From then on: those
-    lasting from the scheduled sync (those lapsed are left out).
+    lasting from the scheduled sync (those lapsed are left out), so a restart after 09:35
+    offers nothing and does not hand the morning's leaders fresh expiries.
     """
     late = now_ns >= int(full.timestamp()) * _NS
     opening = f"{full:%Y%m%d-%H%M}"
@@ -257,13 +243,17 @@ async def take_back(
 ) -> list[SlotCandidate]:
     """Put ``held`` back into ``book`` and stream it again; the candidates they stand as.
 
-    Each triggered holding lasts at least ``ttl_of`` its trigger from ``now_ns``. The gap
-    starts at the newest of: the account's newest stored tick (its session delivered every
-    earlier frame, which the outbox kept in order; a quiet symbol missed nothing before
-    it), the end of the symbol's newest recorded gap (a second restart opens a new gap,
-    never the same one again), and the slot's allocation. One that cannot go back (its
-    account or slot no longer configured, another host's shard) is released, its gap
-    closed now. A holding a later run placed again (``until_ns``) is only the gap until then.
+    A stored expiry is the allocation's (a renewal is no decision, so it is not stored), so
+    each triggered holding lasts at least ``ttl_of`` its trigger from ``now_ns`` and stands as a
+    candidate that long, beside the replayed triggers: a symbol renewed by its snapshots is
+    renewed by the replay, one renewed by its trade velocity keeps its slot until the new
+    session's stream measures it again. The gap starts at the newest of: the account's newest
+    stored tick (its session delivered every earlier frame, which the outbox kept in order; a
+    quiet symbol missed nothing before it), the end of the symbol's newest recorded gap (a
+    second restart opens a new gap, never the same one again), and the slot's allocation. One
+    that cannot go back (its account or slot no longer configured, another host's shard) is
+    released, its gap closed now. A holding a later run placed again (``until_ns``) is only the
+    gap until then.
     """
     standing = []
     # Two runs' holdings of one slot (the later run placed its own): the later one goes back.

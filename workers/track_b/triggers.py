@@ -1,31 +1,12 @@
 """The trigger engine: which universe stocks deserve a real-time slot now.
 
-Every measure compares like with like, from data the product has:
-
-* **volume surge**: the volume traded between two Track A snapshots against what the
-  20-day average volume trades in the same part of the session. A day's volume is not
-  spread evenly (KRX days are U-shaped), so the expected share comes from the configured
-  cumulative ``volume_profile`` (linear between its points), in minutes since the open so
-  that late-opening days shift with it. The first snapshot of a day compares the volume
-  since the open.
-* **volatility spike**: the day's true range so far (high and low, reaching back to the
-  previous close; none while either is unknown) against the 14-day ATR scaled to the
-  elapsed part of the session by its square root (a random walk's range grows with the
-  square root of time).
-* **trade velocity**: executions per second over the last ``velocity_window_s`` of the
-  real-time stream. Track A has no trade counts, so this only renews the trigger of a
-  symbol already streamed (it keeps a busy symbol in its slot).
-* **manual**: an operator's pin (strength 1, no expiry).
-
-A host whose ``[track_b] shard`` leaves a symbol to another collectors host fires nothing
-for it: the would-be firing is counted (``other_shard``, in Track B's heartbeat) instead.
-
-A trigger's strength is ``min(measure / full_at, 1)``; it lapses ``ttl_s`` after it last
-fired. A trigger from Track A's snapshots can only be renewed by the symbol's next snapshot,
-one Track A interval later: it lasts at least that interval and `SNAPSHOT_GRACE_S` (a
-5-minute TTL under 10-minute cycles lapsed half of every cycle while its surge went on).
-A symbol's candidate is its live trigger with the highest priority score, ``weight x
-(1 + strength) + 0.1 x log10(market cap)`` (no cap term when the cap is unknown).
+Triggers (volume surge, volatility spike, trade velocity, manual pin: `TriggerEngine`) fire
+from Track A's snapshots, the stream's trade rates and the operator's pins. A trigger's
+strength is ``min(measure / full_at, 1)``; it lapses ``ttl_s`` after it last fired (a
+snapshot's lasts at least one Track A interval plus `SNAPSHOT_GRACE_S`, to its renewal by
+the next snapshot). A symbol's candidate is its live trigger with the highest priority score,
+``weight x (1 + strength) + 0.1 x log10(market cap)`` (no cap term when the cap is unknown).
+A symbol that ``[track_b] shard`` leaves to another host fires nothing (``other_shard``).
 """
 
 from __future__ import annotations
@@ -100,7 +81,26 @@ def profile_share(profile: Iterable[tuple[str, float]], minutes: float) -> float
 
 
 class TriggerEngine:
-    """Triggers from Track A snapshots, the stream's trade rates and pins."""
+    """Triggers from Track A snapshots, the stream's trade rates and pins.
+
+    Every measure compares like with like, from data the product has:
+
+    * **volume surge**: the volume traded between two Track A snapshots against what the
+      20-day average volume trades in the same part of the session. KRX days are U-shaped, so
+      the expected share comes from the configured cumulative ``volume_profile`` (linear
+      between its points), in minutes since the open so that late-opening days shift with it.
+      The first snapshot of a day compares the volume since the open.
+    * **volatility spike**: the day's true range so far (high and low, reaching back to the
+      previous close; none while either is unknown) against the 14-day ATR scaled by the
+      square root of the elapsed part of the session (a random walk's range grows so).
+    * **trade velocity**: executions per second over the last ``velocity_window_s`` of the
+      real-time stream. Track A has no trade counts, so this only renews the trigger of a
+      symbol already streamed (it keeps a busy symbol in its slot).
+    * **manual**: an operator's pin (strength 1, no expiry).
+
+    A would-be firing of a symbol another host's shard owns is counted in ``other_shard``
+    (Track B's heartbeat) instead.
+    """
 
     def __init__(
         self,
