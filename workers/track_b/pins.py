@@ -2,18 +2,10 @@
 
 The file is the whole state (a sorted list of codes), replaced atomically, durably and
 owner-only; the Track B worker reads it at every evaluation (`PinFile`), so a pin takes
-effect within one. A file that is not a list of codes (torn by a power cut, a hand edit with
-a syntax error) changes nothing: a copy is set aside and the last pins read are written
-back, with one ``state_file_unreadable`` warning naming them (`observer.process.state_files`). A
-file that cannot be read at all, or written back, holds the last pins read too, with one
-warning ``track_b_pins_unreadable``, resolved when it reads again.
-
-More pins than slots: the pins without a slot are named with why (`unplaced`) in the slots
-shown and counted in the heartbeat (``pins_unplaced``).
-
-A pin is written only into a data folder that a Track B or a supervisor has used
-(`used_by_track_b`): ``data_dir = "var"`` is relative to the folder a command runs in, and a
-pin from another folder went to a ``./var`` that no Track B reads, saying "pinned".
+effect within one. A file that is bad or cannot be read changes nothing: the last pins read
+hold, alerted. Pins beyond the slots are named with why (`unplaced`) in the slots shown and
+counted in the heartbeat (``pins_unplaced``). A pin is written only into a data folder that
+a Track B or a supervisor has used (`used_by_track_b`).
 """
 
 from __future__ import annotations
@@ -62,9 +54,11 @@ def slots_path(data_dir: Path) -> Path:
 def used_by_track_b(data_dir: Path) -> bool:
     """True if a Track B or a supervisor has run with this data folder.
 
-    Track B shows its slots in ``track_b/slots.json`` after each evaluation; a supervisor
-    (and every program it starts) makes ``run/`` for its sockets and ``log/`` for the logs
-    unless ``[paths]`` puts them elsewhere.
+    ``data_dir = "var"`` is relative to the folder a command runs in, so a pin written from
+    another folder would land where no Track B reads it. Track B shows its slots in
+    ``track_b/slots.json`` after each evaluation; a supervisor (and every program it starts)
+    makes ``run/`` for its sockets and ``log/`` for the logs unless ``[paths]`` puts them
+    elsewhere.
     """
     return (
         slots_path(data_dir).is_file() or (data_dir / "run").is_dir() or (data_dir / "log").is_dir()
@@ -94,6 +88,12 @@ def write_pins(data_dir: Path, codes: set[str]) -> None:
 
 class PinFile:
     """The pins as the worker follows them: the file's, or the last read while it is bad.
+
+    A file that is not a list of codes (torn by a power cut, a hand edit with a syntax error)
+    is set aside and the last pins read are written back, with one ``state_file_unreadable``
+    warning naming them (`observer.process.state_files`). A file that cannot be read at all, or
+    written back, holds the last pins read too, with one warning ``track_b_pins_unreadable``,
+    resolved when it reads again.
 
     ``pins`` starts as what is known without the file (the pinned slots a restart took
     back), so that a file already bad at the start releases nothing either.

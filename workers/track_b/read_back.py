@@ -1,15 +1,12 @@
 """Track A's snapshots the feed did not deliver, read back from the database.
 
-The feed is lossy by contract: PUB drops at its high-water mark, and a writer that restarts
-publishes the outboxes' resent commits before its subscribers are back. Track B read the day
-from the database only at its start (`workers.track_b.startup`), so a snapshot the feed lost
-later was never taken: a surge that fired no trigger, a halt or a price limit the slot guard
-never knew. Every Track A interval it reads the cycles from the newest it has seen on, and
-takes each snapshot of a universe symbol the trigger engine has not (`TriggerEngine.seen`)
-that is old enough to have come by the feed (`GRACE_S` of clock time and `GRACE_WALL_S` of
-wall time after it was observed). Each one is counted (``snapshots_read_back``) and logged.
-A reading starts at the cycle that was the newest at the one before: a cycle whose end the
-feed lost while the next one's first snapshots came is read whole.
+The feed is lossy by contract (PUB drops at its high-water mark; a restarting writer
+publishes resent commits before its subscribers are back), and a lost snapshot is a surge,
+halt or price limit Track B never sees. Every Track A interval `ReadBack` reads the cycles
+from the newest seen at the reading before on (a cycle whose end was lost is read whole),
+and takes each snapshot of a universe symbol the trigger engine has not
+(`TriggerEngine.seen`) once it is old enough to have come by the feed (`GRACE_S` of clock
+time and `GRACE_WALL_S` of wall time). Each is counted (``snapshots_read_back``) and logged.
 """
 
 from __future__ import annotations
