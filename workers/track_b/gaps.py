@@ -1,36 +1,11 @@
 """TickGap detection for one account's stream: what the real-time data may be missing, and why.
 
-* **Connection gaps**: when the session drops (or is torn down for a token or approval-key
-  renewal), every registered symbol may miss data from the newest trade stamp the
-  connection delivered until the symbol is registered again; the gap closes, with its
-  reason, when the registration is acknowledged on the new connection.
-* **Restart gaps**: a Track B process that died (kill -9, an uncaught error) left slots
-  held; the next one takes them back (`resume`) with a ``process_restart`` gap each, from
-  the last data the dead one is known to have stored, closed like a connection gap when
-  the symbol is registered again (or leaves its slot first).
-* **Silence gaps**: a symbol whose consecutive ticks are further apart than the expected
-  interval plus the tolerance (by default 500 ms + 200 ms). Real symbols do not
-  trade at 2 Hz: a stock that trades every few seconds would be "silent" between any two of
-  its trades. So, with ``cadence_factor`` set, the expected interval is at least that many
-  times the symbol's own typical interval: ``window_s`` divided by its ticks in the last
-  ``window_s`` (a rate over time, not an average of intervals: the records of one frame
-  share a receive time), judged once the symbol has been watched for a whole window. Only
-  silences wholly inside continuous trading count (``in_session``): the night, the close
-  and a late open are not gaps.
-* **Dropped-record gaps**: a trade record the decoder refused (a value no column can hold)
-  was a trade all the same: a ``dropped_record`` gap over its stamp's second, or, when its
-  stamp does not read, from the symbol's newest delivered trade to the frame's arrival.
-* **Delivery-lag gaps**: a symbol that leaves its slot while the account's feed runs behind
-  (as the caller measures it: `workers.track_b.lag.FeedLag.behind`) may have trades the
-  feed had not delivered yet, and a released registration's are never sent: a
-  ``delivery_lag`` gap from the symbol's newest delivered trade (no earlier than twice the
-  lag before the release) to the release.
-
-A gap's id is derived from its account, symbol and start, so publishing it again (after a
-restart) names the same gap; a dropped-record gap's has a ``dropped:`` prefix, since it may
-start on the stamp a silence gap starts from. A connection gap starts at the later of the
-last frame and the symbol's latest registration, so a second drop before any new data is a
-new gap, from where the first one ended, and not the first one again.
+`GapDetector` returns a `TickGap` as each closes: connection, restart (``process_restart``),
+silence, dropped-record and delivery-lag gaps. A gap's id is derived from its account,
+symbol and start, so publishing it again (after a restart) names the same gap; a
+dropped-record gap's has a ``dropped:`` prefix, since it may start on the stamp a silence
+gap starts from. A connection gap starts at the later of the last frame and the symbol's
+latest registration, so a second drop before any new data is a new gap.
 """
 
 from __future__ import annotations
@@ -80,7 +55,29 @@ class TickGap:
 
 
 class GapDetector:
-    """Watches one account's ticks and connection; returns gaps as they close."""
+    """Watches one account's ticks and connection; returns gaps as they close.
+
+    * **Connection gaps**: when the session drops (or is torn down for a token or approval-key
+      renewal), every registered symbol may miss data from the newest trade stamp the
+      connection delivered until the symbol is registered again; the gap closes, with its
+      reason, when the registration is acknowledged on the new connection.
+    * **Restart gaps**: a dead process's slots are taken back (`resume`) with a
+      ``process_restart`` gap each, from the last data it is known to have stored, closed like
+      a connection gap when the symbol is registered again (or leaves its slot first).
+    * **Silence gaps**: consecutive ticks further apart than the expected interval plus the
+      tolerance (by default 500 ms + 200 ms). With ``cadence_factor`` set, the expected
+      interval is at least that many times the symbol's own typical interval: ``window_s``
+      divided by its ticks in the last ``window_s`` (a rate over time: the records of one frame
+      share a receive time), judged once the symbol has been watched for a whole window. Only
+      silences wholly inside continuous trading count (``in_session``).
+    * **Dropped-record gaps**: a trade record the decoder refused was a trade all the same: a
+      ``dropped_record`` gap over its stamp's second, or, when its stamp does not read, from
+      the symbol's newest delivered trade to the frame's arrival.
+    * **Delivery-lag gaps**: a symbol that leaves its slot while the feed runs behind (as the
+      caller measures it: `workers.track_b.lag.FeedLag.behind`) may have trades not delivered
+      yet, and a released registration's are never sent: a ``delivery_lag`` gap from its newest
+      delivered trade (no earlier than twice the lag before the release) to the release.
+    """
 
     def __init__(self, account: str, rule: SilenceRule, in_session: Callable[[int], bool]) -> None:
         self.account = account

@@ -2,31 +2,10 @@
 
 Each account's WebSocket session holds ``capacity`` symbols (41 registrations, or half that
 when books are streamed too), less the slots closed because KIS counted more registrations
-on the session than we did (`SlotBook.close`). One evaluation, given the candidates of the
-moment and the symbols barred (a refused registration, a halt, a limit lock: symbol ->
-reason):
-
-0. Held symbols that are barred are released with their bar's reason, and barred
-   candidates are not wanted.
-1. Held symbols that are candidates again are renewed (their score and expiry updated): a
-   pin lifted while another candidate claims the symbol (a live trigger, the market-cap
-   placement) keeps its slot under that claim, with no release and no new registration.
-2. Held symbols whose trigger lapsed are released (``expire``); pins never lapse, but a pin
-   that is no candidate any more (unpinned) and that nothing else claims is released
-   (``release``, "unpinned"): a pin holds its slot while it comes as a candidate each round.
-3. Symbols held on an unhealthy account are released there (``release``, failover) and
-   compete again for the capacity left on healthy accounts.
-4. The other candidates, pins first, then by score, market cap and code, each take a free
-   slot on the next healthy account in round-robin order (``allocate``). With none free, a
-   candidate replaces the lowest-scoring replaceable holding (not pinned, held at least
-   ``min_hold_ns``) if it scores above ``threshold`` times that holding (``replace``); a pin
-   replaces the lowest unpinned holding whatever its score. Otherwise it is an
-   ``overflow`` with the lowest replaceable score; when every unpinned holding is newer than
-   ``min_hold_ns`` (none replaceable yet), with the lowest held score, a reason that says
-   so, and ``waiting`` set. A replaced symbol, whose trigger is still live, overflows too.
-
-The same state and inputs always give the same decisions: every choice is ordered by score,
-market cap and code, and the round-robin position is part of the state.
+on the session than we did (`SlotBook.close`). `SlotBook.evaluate` decides, from the
+candidates of the moment and the symbols barred (symbol -> reason), what to release, renew,
+allocate and replace. The same state and inputs always give the same decisions: every
+choice is ordered by score, market cap and code, and the round-robin position is state.
 """
 
 from __future__ import annotations
@@ -176,7 +155,27 @@ class SlotBook:
         min_hold_ns: int = 0,
         barred: Mapping[str, str] | None = None,
     ) -> list[SlotAction]:
-        """One evaluation round (see the module's steps); returns its decisions in order."""
+        """One evaluation round; returns its decisions in order.
+
+        0. Held symbols that are barred are released with their bar's reason, and barred
+           candidates are not wanted.
+        1. Held symbols that are candidates again are renewed (score and expiry updated): a pin
+           lifted while another candidate claims the symbol (a live trigger, the market-cap
+           placement) keeps its slot under that claim, with no release and no new registration.
+        2. Held symbols whose trigger lapsed are released (``expire``); pins never lapse, but a
+           pin that is no candidate any more (unpinned) and that nothing else claims is released
+           (``release``, "unpinned").
+        3. Symbols held on an unhealthy account are released there (``release``, failover) and
+           compete again for the capacity left on healthy accounts.
+        4. The other candidates, pins first, then by score, market cap and code, each take a free
+           slot on the next healthy account in round-robin order (``allocate``). With none free, a
+           candidate replaces the lowest-scoring replaceable holding (not pinned, held at least
+           ``min_hold_ns``) if it scores above ``threshold`` times that holding (``replace``); a
+           pin replaces the lowest unpinned holding whatever its score. Otherwise it is an
+           ``overflow`` with the lowest replaceable score; when every unpinned holding is newer
+           than ``min_hold_ns``, with the lowest held score, a reason that says so, and
+           ``waiting`` set. A replaced symbol, whose trigger is still live, overflows too.
+        """
         alive = set(healthy)
         barred = barred or {}
         decisions: list[SlotAction] = []
