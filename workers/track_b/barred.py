@@ -2,23 +2,10 @@
 
 A bar keeps a symbol out of the slots: the slot manager releases it with the bar's reason
 (a ``release`` slot event) and places nothing barred, so the slot goes to the next candidate.
-
-**Refused registrations.** KIS answers a registration it will not take with a ``msg_cd``
-(shared/reference/kis-api.md §5.3); `refusal_kind` sorts the codes:
-
-* ``permanent``: the request itself is wrong for this symbol (OPSP8991 invalid tr_id,
-  OPSP8992 / OPSP8993 invalid tr_key; configurable: the reference gives the codes' texts,
-  not their permanence). Asking again the same day would be refused again: barred until the
-  end of the KST day.
-* ``limit``: OPSP0008 MAX SUBSCRIBE OVER. KIS counts the session full while we count a free
-  registration; the symbol is not at fault, our count is. No bar: the worker closes the slot.
-* ``transient``: OPSP0007 SUBSCRIBE INTERNAL ERROR, and every code not known (retrying a
-  code we cannot place costs a registration after a backoff; never retrying would lose the
-  symbol for the day). Barred for ``retry_s``, doubling with each refusal of the symbol that
-  day up to ``retry_max_s`` (on the Clock), then it competes again.
-
-**Halts and limit locks** (`Tradability`) are barred until an observation says trading
-resumed; `Barred.hold` never shortens a refusal's bar, and `Barred.lift` lifts only these.
+A refused registration (`refusal_kind`) is barred for the day or for a doubling backoff; a
+halt or limit lock (`workers.track_b.halts.Tradability`) until an observation says trading
+resumed. `Barred.hold` never shortens a refusal's bar, and `Barred.lift` lifts only halts
+and locks.
 """
 
 from __future__ import annotations
@@ -50,7 +37,19 @@ _REASON_LENGTH = 200  # slot_events.reason is VARCHAR(200)
 
 
 def refusal_kind(code: str, permanent: Iterable[str] = PERMANENT_REFUSALS) -> RefusalKind:
-    """What a refusal's ``msg_cd`` means for asking again (see the module docstring)."""
+    """What a refusal's ``msg_cd`` (shared/reference/kis-api.md §5.3) means for asking again.
+
+    * ``permanent``: the request itself is wrong for this symbol (OPSP8991 invalid tr_id,
+      OPSP8992 / OPSP8993 invalid tr_key; configurable: the reference gives the codes' texts,
+      not their permanence). Asked again the same day, it would be refused again: barred until
+      the end of the KST day.
+    * ``limit``: OPSP0008 MAX SUBSCRIBE OVER. KIS counts the session full while we count a free
+      registration; the symbol is not at fault, our count is. No bar: the worker closes the slot.
+    * ``transient``: OPSP0007 SUBSCRIBE INTERNAL ERROR, and every code not known (retrying a
+      code we cannot place costs a registration after a backoff; never retrying would lose the
+      symbol for the day). Barred for ``retry_s``, doubling with each refusal of the symbol that
+      day up to ``retry_max_s`` (on the Clock), then it competes again.
+    """
     if code == _LIMIT:
         return "limit"
     return "permanent" if code in permanent else "transient"
@@ -97,7 +96,7 @@ class Barred:
         return f"<Barred {len(self.bars)} symbols>"
 
     def refuse(self, symbol: str, code: str, message: str, now_ns: int) -> SymbolBar:
-        """Bar a symbol whose registration KIS refused (not for ``limit``: see the module)."""
+        """Bar a symbol whose registration KIS refused (not for ``limit``: see `refusal_kind`)."""
         refused = f"registration refused: {code} {message}".strip()
         if refusal_kind(code, self.permanent) == "permanent":
             reason, until_ns = f"{refused} (not retried today)", self.day_end_ns

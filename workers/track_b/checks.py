@@ -2,23 +2,9 @@
 
 Each trade and book a session delivers is checked before it is published; the first check
 it fails names its kind (the rejected record's ``kind``, the alert's subject):
-
-* ``unregistered``: its symbol is not one the session asked for, for its TR (wanted, or
-  registered on the connection and not yet confirmed released: `KisStream.holds`).
-* ``price_not_positive`` / ``volume_not_positive``: a trade's price or quantity is 0 or less;
-  a book's price or quantity below 0 (a 0 is an empty level).
-* ``outside_session``: stamped outside ``[track_b] exchange_hours`` (KST), on another KST day
-  than it arrived, or more than `FUTURE_S` after its arrival.
-* ``outside_limits``: a trade priced outside the day's limits, where Track A's snapshots gave
-  them (KIS's own ``stck_llam`` / ``stck_mxpr``). Not the previous close +-30 %: the base
-  price the limits are drawn from moves on a split or a rights issue, and the snapshots of
-  09:00-09:30 give every universe symbol's limits before Track B streams it.
-* ``off_tick_grid``: a trade price that is not a multiple of the tick for its price
-  (``[track_b] tick_sizes``, KRX's table for stocks by default: `tick_size`), for a symbol
-  whose limits are known: a universe stock Track A snapshotted. A pin's ETF or other
-  product trades on a grid of its own and is not checked against the stocks'.
-
-The checks are pure and cost a few comparisons a record (`Checks.trade`, `Checks.book`).
+``unregistered``, ``price_not_positive`` / ``volume_not_positive``, ``outside_session``,
+``outside_limits``, ``off_tick_grid`` (`Checks`). The checks are pure and cost a few
+comparisons a record (`Checks.trade`, `Checks.book`).
 """
 
 from __future__ import annotations
@@ -65,7 +51,22 @@ def tick_size(price: int, bands: tuple[tuple[int, int], ...]) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Checks:
-    """The checks of one configuration (see the module); ``None`` from each: stored."""
+    """The checks of one configuration; ``None`` from each: stored.
+
+    * ``unregistered``: its symbol is not one the session asked for, for its TR (wanted, or
+      registered on the connection and not yet confirmed released: `KisStream.holds`).
+    * ``price_not_positive`` / ``volume_not_positive``: a trade's price or quantity is 0 or
+      less; a book's price or quantity below 0 (a 0 is an empty level).
+    * ``outside_session``: stamped outside ``[track_b] exchange_hours`` (KST), on another KST
+      day than it arrived, or more than `FUTURE_S` after its arrival.
+    * ``outside_limits``: a trade priced outside the day's limits, where Track A's snapshots
+      gave them (KIS's own ``stck_llam`` / ``stck_mxpr``, not the previous close +-30 %: the
+      base price moves on a split or a rights issue; the snapshots of 09:00-09:30 give every
+      universe symbol's limits before Track B streams it).
+    * ``off_tick_grid``: a trade price not a multiple of the tick for its price
+      (``[track_b] tick_sizes``, KRX's stock table by default: `tick_size`), for a universe
+      stock Track A snapshotted (known limits); a pin's ETF or other product has its own grid.
+    """
 
     open_s: int = 7 * 3600  # seconds after KST midnight
     close_s: int = 20 * 3600

@@ -1,21 +1,12 @@
 """``observer track-b run``: the ``track_b`` session worker (context sync, slots, streams).
 
-Started by the supervisor before full operation (context sync runs at 09:29:50); exits 0 on
-SIGTERM, 1 when the bus fails, 2 on bad configuration. The worker's database, KIS and
-WebSocket code loads once it has told the supervisor it is READY, so that a restart is quick.
-
-``observer track-b slots pin|unpin CODE...`` / ``slots list [--json]``: the operator's pins
-(``<data_dir>/track_b/pins.json``, read at every evaluation) and the slots as of the last
-evaluation, with the pins that hold no slot and the symbols barred from them (a refused
-registration, a halt, a limit lock), and why; exit 1 when refused or when Track B has shown
-no slots, 2 on bad configuration.
-A pin of a symbol that ``[track_b] shard`` leaves to another collectors host is refused,
-naming the shard that owns it: pin it on that host. ``pin`` and ``unpin`` print the pins
-file they wrote, and refuse (exit 2) a data folder that no Track B or supervisor has used:
-a relative ``data_dir`` (the default ``var``) from another working folder than the
-supervisor's named a folder that no Track B reads.
-``observer ctl slots ...`` is the same (an alias); ``observer ctl --endpoint tcp://...
-slots ...`` runs it on the host of that supervisor (`observer.supervisor.commands.slots`).
+``run`` is started by the supervisor before full operation; exits 0 on SIGTERM, 1 when the
+bus fails, 2 on bad configuration. Its database, KIS and WebSocket code loads after READY,
+so that a restart is quick. ``slots pin|unpin CODE...`` / ``slots list [--json]``: the
+operator's pins (`workers.track_b.pins`) and the slots of the last evaluation, with unplaced
+pins and barred symbols; exit 1 when refused (another shard's code) or no slots shown, 2 on
+bad configuration or a data folder no Track B has used. ``observer ctl slots ...`` is an
+alias, remote with ``--endpoint`` (`observer.supervisor.commands.slots`).
 """
 
 from __future__ import annotations
