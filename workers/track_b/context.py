@@ -1,14 +1,12 @@
 """Context sync (09:29:50): the opening half hour from Track A, before Track B's first slot.
 
-Track B starts at 09:30 with no memory of the open. From Track A's snapshots of 09:00-09:30
-each symbol's opening is summarised (the day's open, highest high, lowest low, last price,
-and the cumulative volume of the last snapshot: Track A's volumes are totals since the open,
-so they are never summed). Across the universe: the mean opening volume and the mean
-range over open. Each symbol is ranked by a composite of volume, range and move::
+From Track A's snapshots of 09:00-09:30 each symbol's opening is summarised (`openings`:
+open, high, low, last price, and the last snapshot's cumulative volume, never summed), the
+universe's means taken (`baseline`), and each symbol ranked (`ranked`) by::
 
     0.4 x volume / mean volume + 0.3 x range / mean range + 0.3 x 100 x |close - open| / open
 
-and the best become the first slot candidates, as volume surges of strength
+The best become the first slot candidates, as volume surges of strength
 ``min(volume ratio / 3, 1)`` that lapse like one.
 """
 

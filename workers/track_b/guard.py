@@ -1,21 +1,12 @@
 """The slots' guard: refused registrations and untradable symbols leave their slots.
 
-The worker asks it, at every evaluation, which symbols are barred (`SlotGuard.barred`): the
-slot manager releases those it holds with the bar's reason and places none of them.
-
-* **Refusals** come from the streams (`SlotGuard.on_refused`) and wake the evaluation loop
-  (``wake``) so that a dead slot is released at once, not at the next round. Each refused
-  symbol still held on the refusing account is barred (`workers.track_b.barred`: for a
-  backoff, or for the day), or, for OPSP0008, its slot is closed for the day (KIS counts the
-  session full: our count is wrong and KIS's is the one that refuses). One alert per symbol
-  and kind (``track_b_refused``: a warning, an error once the refused symbols barred reach
-  ``refused_error_share`` of the slots; ``track_b_registration_limit``: an error).
-* **Halts and limit locks** (`workers.track_b.halts`) bar a symbol until an observation says
-  it trades again (an info alert ``track_b_halted`` / ``track_b_limit_locked`` when barred).
-  A pin keeps its slot: the operator asked for that symbol, and its stream sees trading
-  resume at the first trade, where a released symbol waits for Track A's next snapshot.
-  A refusal releases a pin like any symbol: a refused slot streams nothing whatever the
-  intent.
+At every evaluation the worker asks which symbols are barred (`SlotGuard.barred`): the slot
+manager releases those it holds with the bar's reason and places none of them. Refusals
+(`SlotGuard.on_refused`) wake the evaluation loop so that a dead slot is released at once;
+each refused symbol is barred (`workers.track_b.barred`) or, for OPSP0008, its slot closed
+for the day. Halts and limit locks (`workers.track_b.halts`) bar a symbol until it trades
+again, except a pin: its stream sees trading resume at the first trade. A refusal releases
+a pin like any symbol.
 """
 
 from __future__ import annotations
@@ -121,8 +112,12 @@ class SlotGuard:
     def _refusals(self, book: SlotBook, now_ns: int) -> list[SlotAction]:
         """Bar each refused symbol or close its slot.
 
-        A refusal of a symbol no longer held on that account changes nothing (it moved or
-        left meanwhile); a symbol's trade and book registrations refused together count once.
+        For OPSP0008 the slot is closed (KIS counts the session full: our count is wrong, and KIS's
+        is the one that refuses). One alert per symbol and kind: ``track_b_refused`` (a warning, an
+        error once the refused symbols barred reach ``refused_error_share`` of the slots) or
+        ``track_b_registration_limit`` (an error). A refusal of a symbol no longer held on that
+        account changes nothing (it moved or left meanwhile); a symbol's trade and book
+        registrations refused together count once.
         """
         refusals, self._refused = self._refused, []
         decisions: list[SlotAction] = []
@@ -166,7 +161,12 @@ class SlotGuard:
         return decisions
 
     def _trading(self, pins: set[str], now_ns: int) -> None:
-        """Bar the symbols halted or limit-locked now (not pins), lift those trading again."""
+        """Bar the symbols halted or limit-locked now (not pins), lift those trading again.
+
+        An info alert ``track_b_halted`` / ``track_b_limit_locked`` is raised when barred. A pin
+        keeps its slot: the operator asked for that symbol, and its stream sees trading resume at
+        the first trade, where a released symbol waits for Track A's next snapshot.
+        """
         judged = self.trading.flagged | set(self.bars.of_kind("halted", "limit_locked"))
         for symbol in sorted(judged):  # in code order: the same inputs, the same alerts
             state = self.trading.state(symbol, now_ns)

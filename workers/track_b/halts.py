@@ -1,19 +1,12 @@
 """Whether each symbol trades freely: trading halts and limit locks, from snapshots and ticks.
 
-Two sources say so. Track A's snapshots (FHKST01010100) carry ``temp_stop_yn`` (halted) and
-the day's price limits ``stck_mxpr`` / ``stck_llam``; the trade stream (H0STCNT0) carries
-``TRHT_YN`` (halted) and the price. The latest observation of a symbol, by its clock time,
-is what counts:
-
-* **halted**: the observation says trading is halted.
-* **limit-locked**: the price sits at the day's upper (or lower) limit. A snapshot at a
-  limit is a lock at once: a price sampled every ten minutes is rarely on the limit by
-  chance, and a symbol not streamed has nothing newer. Trades at a limit are a lock once
-  they have stayed there ``lock_s``: a streamed symbol that only touches its limit keeps
-  its slot. The limits come from the snapshots (the trade frame carries none).
-
-Either clears with the first later observation that says otherwise: a snapshot for a
-symbol released (it streams nothing), or a trade for one still streamed (a pin).
+Track A's snapshots (FHKST01010100: ``temp_stop_yn``, limits ``stck_mxpr`` / ``stck_llam``)
+and the trade stream (H0STCNT0: ``TRHT_YN``, the price) say so; the latest observation of a
+symbol, by its clock time, counts (`Tradability`). **Halted**: the observation says so.
+**Limit-locked**: the price sits at the day's upper or lower limit (from the snapshots: the
+trade frame carries none): at once for a snapshot (sampled every ten minutes, rarely on the
+limit by chance), once trades have stayed there ``lock_s`` (a touch keeps the slot). Either
+clears with the first later observation that says otherwise.
 """
 
 from __future__ import annotations
