@@ -30,37 +30,45 @@ settings.register_profile(
 )
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
-# xdist hands the files out by their number of tests, most first, which left the longest
-# files to the end, alone on one core: a one-test file of over a minute, and Track A's
-# (about four minutes of real-time cycles, with its 75-second writer outage). The files of
-# a long total go first, longest first (a full run's durations): the last minutes of the run
-# were files of two or three tests of real-time processes, one core idle.
+# xdist hands the files out by their number of tests, most first, which leaves the longest to
+# the end, alone on one core. The files of a long total go first instead, longest first (each
+# file's wall time alone, on this machine); the rest follow by their number of tests.
 RUN_FIRST = (
-    "test_multihost_day.py",
-    "test_track_a.py",
-    "test_supervisor_schedule_faults.py",
-    "test_bench.py",
-    "test_gap_recovery_outage.py",
-    "test_demo.py",
-    "test_enrich.py",
-    "test_readiness.py",
-    "test_reconciliation.py",
-    "test_delivery.py",
-    "test_control_tcp.py",
-    "test_multihost.py",
-    "test_archive_writer.py",
-    "test_notifier.py",
-    "test_backup.py",
-    "test_replay_safety.py",
-    "test_account_down.py",
-    "test_track_b_restart.py",
-    "test_supervisor_holds.py",
-    "test_task_failures.py",
-    "test_track_b_faults.py",
-    "test_supervisor_tree.py",
-    "test_writer_server_lock.py",
-    "test_multihost_collectors.py",
+    "track_a/test_track_a_worker.py",
+    "enrich/test_enrich.py",
+    "track_a/test_track_a_restarts.py",
+    "cluster/test_multihost_day.py",
+    "harness/test_demo.py",
+    "supervisor/test_supervisor_schedule_faults.py",
+    "track_b/test_track_b_restart.py",
+    "cluster/test_multihost.py",
+    "gap_recovery/test_gap_recovery_outage.py",
+    "cli/test_operator_input.py",
+    "harness/test_bench.py",
+    "readiness/test_readiness.py",
+    "writer/test_writer_start_outage.py",
+    "supervisor/test_control_tcp.py",
+    "cli/test_cli_errors.py",
+    "universe/test_universe.py",
+    "bus/test_delivery.py",
+    "bus/test_codec.py",
+    "gap_recovery/test_reconciliation.py",
+    "supervisor/test_supervisor_replacements.py",
+    "supervisor/test_supervisor_tree.py",
+    "etf/test_etf_arguments.py",
+    "track_b/test_account_down.py",
+    "track_b/test_track_b_faults.py",
+    "archive/test_archive_writer.py",
+    "supervisor/test_ctl_no_answer.py",
+    "supervisor/test_supervisor_holds.py",
+    "backup/test_backup_recovery.py",
+    "backup/test_backup.py",
+    "notifier/test_notifier.py",
+    "cluster/test_rosters.py",
+    "universe/test_universe_shrink.py",
+    "cluster/test_multihost_collectors.py",
 )
+TESTS = Path(__file__).resolve().parent
 
 
 # The packages whose modules the tests' processes import.
@@ -75,16 +83,15 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if hasattr(config, "workerinput"):  # an xdist worker: the controller compiled already
         return
-    root = Path(__file__).resolve().parent.parent
     for package in COMPILED:
-        compileall.compile_dir(root / package, quiet=1)
+        compileall.compile_dir(TESTS.parent / package, quiet=1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The order in which xdist hands out the files (``--no-loadscope-reorder``)."""
     tests_in = Counter(item.path for item in items)
-    first = {name: n for n, name in enumerate(RUN_FIRST)}
-    items.sort(key=lambda item: (first.get(item.path.name, len(first)), -tests_in[item.path]))
+    first = {TESTS / name: n for n, name in enumerate(RUN_FIRST)}
+    items.sort(key=lambda item: (first.get(item.path, len(first)), -tests_in[item.path]))
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,8 @@
-"""Track A: the cycle schedule, one cycle against the simulator, and the worker process."""
+"""Track A: the cycle schedule, one cycle against the simulator, and the program's phases."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from itertools import pairwise
@@ -15,51 +10,30 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine
-from typer.testing import CliRunner
 
-from bus.events import PriceSnapshot, UniverseMember, UniverseSnapshot
-from bus.producer import Producer
-from harness.sim.market import Market
+from bus.events import PriceSnapshot
 from harness.sim.server import SimConfig
-from observer.alerts.stored import open_alerts
-from observer.calendar.clock import Clock, SimulatedClock
-from observer.calendar.phases import KST
-from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings
+from observer.calendar.clock import Clock
 from observer.calendar.timeline import timeline_from
-from observer.calendar.trading import TradingCalendar
-from observer.cluster.hosts import own_source
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.kis.pacing import PACING_S
 from observer.kis.session import KisAccount, open_account, rate_limits
-from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
-from workers.track_a.cli import app
+from tests.support import ROOT, SimThread
+from tests.track_a.conftest import (
+    DAY,
+    FIRST,
+    LATE,
+    MARKET,
+    NINE,
+    NS,
+    STOCKS,
+    TIMELINE,
+    at,
+    write_config,
+)
 from workers.track_a.cycle import SnapshotTarget, run_cycle
 from workers.track_a.schedule import current_or_next, cycles_of
-
-CALENDAR = TradingCalendar()
-MARKET = Market(13, CALENDAR, stocks=300, etfs=30)
-DAY = date(2026, 11, 20)  # a Friday session
-NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
-NS = 1_000_000_000
-LATE = 3  # calls of one second that may arrive in the next on a loaded machine
-STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
-FIRST = date(2027, 1, 4)  # the year's first session: 10:00-15:30
-TIMELINE = timeline_from(
-    PhaseSettings(),
-    CalendarSettings(
-        late_days=(
-            LateDay(day=date(2026, 11, 19), minutes=60),
-            LateDay(day=FIRST, minutes=60, close_minutes=0),
-        )
-    ),
-)
-
-
-def at(day: date, hhmm: str) -> datetime:
-    return datetime.combine(day, datetime.strptime(hhmm, "%H:%M").time(), tzinfo=KST)
-
 
 # ------------------------------------------------------------------ the schedule
 
@@ -108,22 +82,6 @@ def test_the_cycle_in_force_or_the_next(now: datetime, expected: str) -> None:
 
 
 # ------------------------------------------------------------------ one cycle, in process
-
-
-def write_config(
-    path: Path, sim_url: str, tokens: Path, extra: str = "", accounts: int = 2, rate: int = 100
-) -> Path:
-    path.write_text(
-        f'[paths]\ndata_dir = "{path.parent / "data"}"\nrun_dir = "{path.parent / "run"}"\n'
-        f'[database]\nurl = "sqlite:///{path.parent / "observer.db"}"\n'
-        f'[kis]\nenvironment = "sim"\nsim_url = "{sim_url}"\ntoken_dir = "{tokens}"\n'
-        + "".join(
-            f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {rate}\n'
-            for n in range(1, accounts + 1)
-        )
-        + extra
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -263,394 +221,6 @@ def test_a_cycle_that_cannot_finish_is_cut_off_at_its_deadline(
     # event loop of a machine the other test worker keeps busy wakes late (0.96 s in CI).
     assert 0.5 <= (run.finished_ns - run.started_ns) / NS < 1.8
     assert calls < 200
-
-
-# ------------------------------------------------------------------ the worker process
-
-
-class Session:
-    """A writer, a simulator at ``speed`` and ``observer track-a run`` on the same clock."""
-
-    def __init__(
-        self,
-        tmp: Path,
-        start: datetime,
-        speed: float,
-        extra: str = "",
-        changes: tuple[tuple[datetime, float], ...] = (),
-        **accounts: int,
-    ) -> None:
-        self.url = f"sqlite:///{tmp / 'observer.db'}"
-        self.writer = WriterProcess(tmp, self.url).start()  # before the clock starts
-        config = SimConfig(calls_per_second=100)
-        self.sim = SimThread(MARKET, start, config, speed=speed, changes=changes)
-        self.config = write_config(
-            tmp / "observer.toml", self.sim.url, tmp / "tokens", extra, **accounts
-        )
-        self.log = tmp / "track_a.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.tmp = tmp
-
-    @property
-    def clock(self) -> SimulatedClock:
-        clock = self.sim.sim.clock
-        assert isinstance(clock, SimulatedClock)
-        return clock
-
-    def publish_universe(self, symbols: list[str]) -> None:
-        members = tuple(
-            UniverseMember(
-                symbol=s,
-                market=MARKET.listings[s].market,
-                rank=n,
-                prev_close=5000,
-                market_cap=10**12 - n,
-            )
-            for n, s in enumerate(symbols, start=1)
-        )
-        event = UniverseSnapshot(
-            trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
-        )
-        with Producer("universe", self.writer.ingest, self.tmp / "outbox-universe") as producer:
-            producer.send(event)
-            assert producer.wait_acked(30)
-
-    def start(self) -> None:
-        env = {**os.environ, "OBSERVER_CLOCK": self.clock.spec}
-        args = [sys.executable, "-m", "observer", "track-a", "run", "--config", str(self.config)]
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log, cwd=ROOT, env=env)
-
-    def rows(self, sql: str) -> list[Any]:
-        return db_rows(self.url, sql, until_schema=True)
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
-        self.writer.kill()
-        self.sim.close()
-
-
-def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) -> None:
-    # 09:00-15:40 at 400x: 60 s; each 10-minute cycle is 1.5 s for 30 symbols at 110/s (0.27 s
-    # of calls). At 800x (0.75 s a cycle) a test worker starved for 0.6 s on a loaded 2-core
-    # CI machine cut a cycle off (14 of 30 calls made). 09:00 comes 6 s after the clock
-    # starts: the worker is up by then. The first cycle runs at 200x: it also issues both
-    # tokens and opens the connections, which beside a busy test worker took half a second.
-    first = ((NINE, 200.0), (NINE + timedelta(minutes=10), 400.0))
-    session = Session(tmp_path, NINE - timedelta(seconds=6 * 400), 400, changes=first)
-    try:
-        session.publish_universe(STOCKS[:30])
-        session.start()
-        wait_until(
-            lambda: session.rows("select count(*) from track_a_cycles")[0][0] >= 40,
-            150,
-            "the session's 40 cycles",
-        )
-        assert session.proc is not None
-        session.proc.send_signal(signal.SIGTERM)
-        assert session.proc.wait(30) == 0
-        cycles = session.rows(
-            "select cycle_id, universe_size, succeeded, failed, unfinished, overran, calls, "
-            "rate_per_s, limit_per_s from track_a_cycles order by scheduled_ns"
-        )
-        assert [c[0] for c in cycles] == [c.cycle_id for c in cycles_of(TIMELINE, DAY, 10, True)]
-        # (universe, succeeded, failed, unfinished, overran, calls): a cut-off or a retried call
-        incomplete = [c for c in cycles if c[1:7] != (30, 30, 0, 0, False, 30)]
-        assert not incomplete, incomplete
-        # Each account's limiter bucket (PACING_S of calls: 2 at 55/s) goes at once: its 15
-        # calls take 13 intervals of 1/55 s, so the achieved rate may read up to 110 x 15 / 13.
-        burst = max(1, int(55 * PACING_S))
-        bound = 110 * 15 / (15 - burst)
-        assert all(float(c[8]) == 110.0 and 0 < float(c[7]) <= bound for c in cycles), cycles
-        snapshots = session.rows(
-            "select count(*), count(distinct cycle_id || symbol) from price_snapshots"
-        )
-        assert snapshots == [(1200, 1200)]
-        assert session.sim.sim.rate_limited == 0
-        # Any second: 55, the burst, and the calls of the second before that arrived late.
-        assert max(session.sim.sim.peak_per_second.values()) <= 55 + burst + LATE
-        result = CliRunner().invoke(
-            app, ["cycles", "--date", "2026-11-20", "--json", "--config", str(session.config)]
-        )
-        assert result.exit_code == 0, result.output
-        lines = [json.loads(line) for line in result.output.splitlines()]
-        assert len(lines) == 40 and lines[-1]["cycle_id"] == "20261120-1530"
-        assert all(line["snapshots"] == 30 and not line["overran"] for line in lines)
-    finally:
-        session.close()
-
-
-def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
-    tmp_path: Path,
-) -> None:
-    # 100 symbols at 11/s need 9 s; at 300x a 10-minute cycle has 2 wall seconds. 09:00
-    # comes 6 s after the clock starts: the worker is up by then.
-    session = Session(tmp_path, NINE - timedelta(seconds=6 * 300), 300, accounts=1, rate=20)
-    try:
-        session.publish_universe(STOCKS[:100])
-        session.start()
-        query = (
-            "select scheduled_ns, started_ns, finished_ns, succeeded, unfinished, overran, "
-            "missing from track_a_cycles order by scheduled_ns"
-        )
-        cycles = wait_until(
-            lambda: (rows := session.rows(query)) and len(rows) >= 3 and rows, 60, "three cycles"
-        )
-        for (scheduled, started, finished, succeeded, unfinished, overran, missing), after in zip(
-            cycles, [c[0] for c in cycles[1:]] + [cycles[-1][0] + 600 * NS], strict=True
-        ):
-            assert overran and 0 < succeeded < 100 and succeeded + unfinished == 100
-            assert len(json.loads(missing) if isinstance(missing, str) else missing) == unfinished
-            # On time, and cut off by the next one's start: within a wall second at 300x (a
-            # loaded machine stalls a process that long); an overrun would be 2,100 s late.
-            assert started - scheduled < 300 * NS
-            assert finished <= after + 300 * NS
-        snapshots = session.rows("select count(*) from price_snapshots")[0][0]
-        assert snapshots >= sum(c[3] for c in cycles)
-        # One alert per cycle cut off; each may land a moment after its cycle's row.
-        alerts = "select count(*) from alerts where code = 'track_a_missing'"
-        wait_until(lambda: session.rows(alerts)[0][0] >= 3, 30, "an alert per cut-off cycle")
-    finally:
-        session.close()
-
-
-def test_a_rest_outage_is_alerted_after_the_first_pass_not_at_the_cycles_end(
-    tmp_path: Path,
-) -> None:
-    # 09:00 comes 6 wall seconds after the clock starts (50x); the outage outlasts the cycle.
-    session = Session(tmp_path, NINE - timedelta(seconds=300), 50, accounts=1, rate=100)
-    try:
-        session.sim.sim.faults.rest_down_until = int(
-            (NINE + timedelta(minutes=20)).timestamp() * NS
-        )
-        session.publish_universe(STOCKS[:30])
-        session.start()
-        alerts = "select message from alerts where code = 'track_a_cycle_failed'"
-        message = wait_until(lambda: session.rows(alerts), 60, "the outage's alert")[0][0]
-        assert session.clock.now_ns() < (NINE + timedelta(minutes=10)).timestamp() * NS
-        assert "cycle 20261120-0900: no symbol answered" in message
-        assert message.endswith("retrying until 09:10")
-    finally:
-        session.close()
-
-
-def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Path) -> None:
-    """The critical alert of a cycle without answers is resolved at the next answer, in the
-    same cycle, and by a restarted run when the run that raised it was killed: open, it
-    would be reminded of every half hour until someone acknowledged it."""
-    # 09:00 comes 6 wall seconds after the clock starts (50x); REST is down until 09:04.
-    session = Session(tmp_path, NINE - timedelta(seconds=300), 50, accounts=1, rate=100)
-    faults = session.sim.sim.faults
-    try:
-        faults.rest_down_until = int((NINE + timedelta(minutes=4)).timestamp() * NS)
-        session.publish_universe(STOCKS[:30])
-        session.start()
-        alerts = "select subject, message from alerts where code = 'track_a_cycle_failed'"
-        resolved = "select subject from alert_resolutions where code = 'track_a_cycle_failed'"
-        [(subject, _)] = wait_until(lambda: session.rows(alerts), 60, "the outage's alert")
-        assert subject == "rest"
-        wait_until(lambda: session.rows(resolved) == [("rest",)], 60, "the alert resolved")
-        summary = "select succeeded from track_a_cycles"
-        cycle = wait_until(lambda: session.rows(summary), 60, "the 09:00 summary")
-        assert cycle == [(30,)]  # and the cycle completed
-        # Down again through the 09:10 cycle's first pass: alerted, and the run killed.
-        faults.rest_down_until = int((NINE + timedelta(minutes=16)).timestamp() * NS)
-        second = wait_until(
-            lambda: [m for _, m in session.rows(alerts) if "20261120-0910" in m],
-            60,
-            "the second outage's alert",
-        )
-        assert second[0].endswith("retrying until 09:20")
-        assert session.proc is not None
-        session.proc.kill()
-        session.proc.wait(30)
-        assert session.rows(resolved) == [("rest",)]
-        session.start()  # takes the killed run's open alert over, and resolves it
-        wait_until(lambda: len(session.rows(resolved)) == 2, 60, "the second alert resolved")
-        settings = load_settings(session.config)
-        engine = create_engine(session.url)
-        with engine.connect() as conn:
-            source = own_source(settings.supervisor, "track_a")
-            left = open_alerts(conn, source, ["track_a_cycle_failed"])
-        engine.dispose()
-        assert left == []
-    finally:
-        session.close()
-
-
-def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
-    # 09:00 comes 6 wall seconds after the clock starts (100x): the worker is up by then.
-    session = Session(tmp_path, NINE - timedelta(seconds=600), 100, accounts=1, rate=100)
-    try:
-        session.sim.sim.faults.rate_limited = 20  # the next 20 calls: EGW00201
-        session.publish_universe(STOCKS[:30])
-        session.start()
-        alerts = "select message from alerts where code = 'track_a_rate_limited'"
-        message = wait_until(lambda: session.rows(alerts), 60, "the refusals' warning")[0][0]
-        assert (
-            "KIS refused 20 of 50 calls" in message and "acct1 20 (rest_per_second 100)" in message
-        )
-        cycle = session.rows("select succeeded, failed, calls from track_a_cycles")[0]
-        assert cycle == (30, 0, 50)  # every refused call retried: the cycle is whole
-    finally:
-        session.close()
-
-
-def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -> None:
-    # Real time, one account at 40/s x 0.55 (22/s): 120 symbols take about 5.5 s.
-    session = Session(
-        tmp_path,
-        NINE + timedelta(seconds=1),
-        1,
-        "[track_a]\nuniverse_alert_s = 1\n",
-        accounts=1,
-        rate=40,
-    )
-    try:
-        session.start()
-        # No universe yet: the worker waits for it and says so.
-        wait_until(
-            lambda: (
-                session.rows("select count(*) from alerts where code = 'track_a_no_universe'")
-                == [(1,)]
-            ),
-            60,
-            "the missing-universe alert",
-        )
-        # Killed while its alert is open: the next run resolves it when the universe comes.
-        assert session.proc is not None
-        session.proc.kill()
-        session.proc.wait(30)
-        session.start()
-        session.publish_universe(STOCKS[:120])
-        wait_until(
-            lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 30,
-            60,
-            "a third of the cycle",
-        )
-        # The universe came: the alert's condition is over, and Track A says so, once.
-        wait_until(
-            lambda: (
-                session.rows("select code from alert_resolutions") == [("track_a_no_universe",)]
-            ),
-            60,
-            "the alert resolved",
-        )
-        assert session.rows("select count(*) from alerts where code = 'track_a_no_universe'") == [
-            (1,)
-        ]
-        session.proc.kill()
-        session.proc.wait(30)
-        before = session.rows("select count(*) from price_snapshots")[0][0]
-        assert before < 120
-        session.start()
-        cycle = wait_until(
-            lambda: session.rows(
-                "select carried, succeeded, failed, universe_size, requested from track_a_cycles"
-            ),
-            60,
-            "the resumed cycle's summary",
-        )[0]
-        carried, succeeded, failed, size, requested = cycle
-        assert size == 120 and failed == 0
-        assert carried >= before and carried + succeeded == 120 and requested == succeeded
-        stored = session.rows("select count(*), count(distinct symbol) from price_snapshots")
-        assert stored == [(120, 120)]  # every symbol once: nothing lost, nothing twice
-        session.proc.send_signal(signal.SIGTERM)
-        assert session.proc.wait(30) == 0
-    finally:
-        session.close()
-
-
-def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path) -> None:
-    """Killed mid-cycle with the writer down, restarted, the writer back only after the cycle
-    (75 wall seconds here, past the old 60 s wait): the cycle is not resumed blind, so no
-    symbol of it is asked and stored twice; the next cycle runs whole."""
-    session = Session(tmp_path, NINE + timedelta(minutes=7, seconds=30), 2, accounts=1, rate=40)
-    try:
-        session.publish_universe(STOCKS[:120])
-        session.writer.kill()
-        session.start()
-        asked = session.sim.sim.calls
-        wait_until(lambda: asked["FHKST01010100"] >= 10, 60, "ten symbols asked")
-        assert session.proc is not None
-        session.proc.kill()
-        session.proc.wait(30)
-        session.start()
-        ten = int((NINE + timedelta(minutes=10, seconds=3)).timestamp() * 1e9)
-        wait_until(lambda: session.clock.now_ns() > ten, 120, "the 09:00 cycle over")
-        session.writer.start()
-        wait_until(
-            lambda: (
-                session.rows("select count(*) from track_a_cycles where cycle_id = '20261120-0910'")
-                == [(1,)]
-            ),
-            60,
-            "the 09:10 cycle summarised",
-        )
-        twice = session.rows(
-            "select cycle_id, symbol from price_snapshots group by 1, 2 having count(*) > 1"
-        )
-        assert twice == []
-        assert "nothing is resumed" in session.log.read_text()
-        # The 09:00 cycle the killed run began is summarised once the writer is back (cut
-        # off, its stored symbols carried, the rest missing and alerted), not never.
-        query = (
-            "select carried, universe_size, overran, length(missing) > 0 from track_a_cycles "
-            "where cycle_id = '20261120-0900'"
-        )
-        [(carried, size, overran, listed)] = wait_until(lambda: session.rows(query), 60, "09:00")
-        [(stored,)] = session.rows(
-            "select count(*) from price_snapshots where cycle_id = '20261120-0900'"
-        )
-        # (Asked ten; an answer within the outbox's linger when killed is not stored.)
-        assert stored > 0 and (carried, size, overran, listed) == (stored, 120, 1, 1)
-        alerts = "select message from alerts where code = 'track_a_missing'"
-        missing = f"cycle 20261120-0900: {120 - stored} of 120 symbols missing (cut off"
-        wait_until(
-            lambda: [m for (m,) in session.rows(alerts) if m.startswith(missing)],
-            30,
-            "the 09:00 cycle's missing symbols alerted",
-        )
-    finally:
-        session.close()
-
-
-def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path: Path) -> None:
-    """Killed in the 09:00 cycle's last half minute and started again after 09:10: the
-    09:00 cycle gets its summary (cut off, the stored symbols carried, the rest missing,
-    alerted) instead of none at all."""
-    session = Session(tmp_path, NINE + timedelta(minutes=9, seconds=30), 2, accounts=1, rate=4)
-    try:
-        session.publish_universe(STOCKS[:120])
-        session.start()
-        wait_until(
-            lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 10,
-            60,
-            "ten snapshots stored",
-        )
-        assert session.proc is not None
-        session.proc.kill()
-        session.proc.wait(30)
-        ten = int((NINE + timedelta(minutes=10, seconds=2)).timestamp() * 1e9)
-        wait_until(lambda: session.clock.now_ns() > ten, 60, "09:10")
-        session.start()
-        query = (
-            "select carried, universe_size, overran, length(missing) > 0 from track_a_cycles "
-            "where cycle_id = '20261120-0900'"
-        )
-        [(carried, size, overran, listed)] = wait_until(lambda: session.rows(query), 60, "09:00")
-        # What the killed run sent (its outbox delivered before the summary was written).
-        [(stored,)] = session.rows(
-            "select count(*) from price_snapshots where cycle_id = '20261120-0900'"
-        )
-        assert stored >= 10 and (carried, size, overran, listed) == (stored, 120, 1, 1)
-        alerts = session.rows("select message from alerts where code = 'track_a_missing'")
-        assert [m for (m,) in alerts if "20261120-0900" in m and f"{120 - stored} of 120" in m]
-    finally:
-        session.close()
 
 
 def test_the_track_a_program_is_configured_for_its_phases() -> None:
