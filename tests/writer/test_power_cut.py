@@ -76,13 +76,15 @@ class LazyMount:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
-                str(ROOT / "tests" / "lazyfs.py"),
+                "-m",  # a module of the tests package: tests/ on sys.path would shadow the
+                "tests.lazyfs",  # standard library with tests/token and tests/calendar
                 str(self.state),
                 str(self.mount),
                 f"--entries={self.entries}",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            cwd=ROOT,
         )
         wait_until(lambda: os.path.ismount(self.mount) or self.proc.poll() is not None, 20)
         assert self.proc.poll() is None, self.proc.communicate()[1].decode()
