@@ -40,7 +40,7 @@ def main() -> None:
             print(f"observer: {mask_secrets(reason)}", file=sys.stderr, flush=True)
         sys.exit(code)
     # deferred: the typer app (about 0.17 s, and pydantic once it parses) never loads for the
-    # writer, on the critical path of a restart (tests/test_startup.py)
+    # writer, on the critical path of a restart (tests/cli/test_startup.py)
     from observer.cli.main import main as cli
 
     cli()

@@ -33,7 +33,7 @@ def generate(
 
     Copy NAME.key to the other hosts' keys_dir; the secret file never leaves this host.
     """
-    # deferred: ZeroMQ (about 0.03 s) for this command, not `observer ctl` (tests/test_startup.py)
+    # deferred: ZeroMQ (about 0.03 s) for this command only (tests/cli/test_startup.py)
     from bus.curve import generate_key_pair
 
     if re.fullmatch(KEY_NAME, name) is None:  # a name a configuration can give

@@ -35,7 +35,7 @@ __all__ = ["app", "main"]
 # A command that needs the database, the bus or the supervisor imports it when it runs, and
 # `main` loads only the worker command named on the command line: a program the supervisor
 # restarts is READY sooner for every module it does not load, and `observer ctl` stays quick
-# (tests/test_startup.py).
+# (tests/cli/test_startup.py).
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -78,7 +78,7 @@ def database_failure(exc: Exception) -> tuple[str, int] | None:
     if errors is None:
         return None
     # deferred: the database layer loads with SQLAlchemy, which raised this (a command that
-    # never loaded it, `observer ctl` say, stays without it: tests/test_startup.py)
+    # never loaded it, `observer ctl` say, stays without it: tests/cli/test_startup.py)
     from observer.db.engine import error_reason
 
     if isinstance(exc, errors.ArgumentError | errors.NoSuchModuleError):

@@ -43,7 +43,7 @@ def run(
 ) -> None:
     """Make, verify and keep a backup; alert on the outcome (the supervisor's ``backup`` job)."""
     settings, clock, notifier = start_job(PROGRAM, config)
-    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/test_startup.py)
+    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/cli/test_startup.py)
     from observer.db.backup import Backup
 
     with job_producer(PROGRAM, settings, SOURCE, clock, notifier, 60.0) as producer:
@@ -74,7 +74,7 @@ def _back_up(settings: Settings, config: Path, notifier: Heartbeat) -> Backup | 
     (`observer.db.backup_space.sigterm_ends_it`), which a backup on another thread never
     ran, leaving its verification's scratch copy of the database for good.
     """
-    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/test_startup.py)
+    # deferred: the database layer (SQLAlchemy, about 0.3 s) after READY (tests/cli/test_startup.py)
     from observer.db.backup import make_backup
 
     done = threading.Event()

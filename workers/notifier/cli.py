@@ -64,7 +64,7 @@ def run(config: ConfigOption = None) -> None:
     except ConfigError as exc:
         fail(PROGRAM, str(exc), 2)
     worker = start_worker(PROGRAM, SOURCE, config)
-    # deferred: its work (SQLAlchemy, about 0.5 s) after READY (tests/test_startup.py)
+    # deferred: its work (SQLAlchemy, about 0.5 s) after READY (tests/cli/test_startup.py)
     from workers.notifier.worker import AlertNotifier
 
     async def deliver(stop: asyncio.Event) -> None:

@@ -50,7 +50,7 @@ ConfigOption = Annotated[Path | None, typer.Option("--config", help="observer.to
 def run(config: ConfigOption = None) -> None:
     """Run Track A's cycles until SIGTERM (the supervisor's ``track_a`` program)."""
     worker = start_worker("observer track-a", SOURCE, config, kis=True)
-    # deferred: its work (HTTP, SQLAlchemy: about 0.5 s) after READY (tests/test_startup.py)
+    # deferred: its work (HTTP, SQLAlchemy: about 0.5 s) after READY (tests/cli/test_startup.py)
     from workers.track_a.worker import TrackA
 
     # A SIGTERM during this wait ends the process at once: nothing is in flight yet, and
