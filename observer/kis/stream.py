@@ -263,7 +263,9 @@ class KisStream:
         """
         started = time.monotonic()
         await self._clock.sleep(self._silence_limit())
-        wall = silence_limit_s(MIN_SILENCE_WALL_S, self.settings.silence_factor, self.pings.interval_s)
+        wall = silence_limit_s(
+            MIN_SILENCE_WALL_S, self.settings.silence_factor, self.pings.interval_s
+        )
         await asyncio.sleep(max(0.0, wall - (time.monotonic() - started)))
 
     @property
