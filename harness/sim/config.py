@@ -50,6 +50,9 @@ class SimConfig:
     yahoo_retry_after_s: int | None = None
     # FHKST121600C0 lines per answer, the rest continued (tr_cont); KIS's is UNCONFIRMED
     etf_component_page_rows: int = 40
+    # The minute a bar's stck_cntg_hour names (UNCONFIRMED at KIS): "start", the minute it
+    # opens (09:00 covers 09:00:00-09:00:59); "end", the minute it closes (09:01, the same).
+    bar_label: Literal["start", "end"] = "start"
 
 
 @dataclass(frozen=True, slots=True)
