@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date, datetime, time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def test_a_shift_is_found_only_where_the_neighbours_bars_agree(
     stored = {m: (v, 1) for m, v in zip(minutes, volumes, strict=True)}
     assert label_shift(minutes, stored, {m: v for m, (v, _) in stored.items()}) == 0
     moved = {m + shift * MINUTE: v for m, (v, _) in stored.items()}
-    neighbours_differ = sum(a != b for a, b in zip(volumes, volumes[1:], strict=False))
+    neighbours_differ = sum(a != b for a, b in pairwise(volumes))
     if neighbours_differ > 0.2 * len(volumes) + 1:  # not a flat day: labelled, it disagrees
         assert label_shift(minutes, stored, moved) == shift
 

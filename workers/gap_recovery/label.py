@@ -52,7 +52,8 @@ def label_shift(
 
 def advice(shift: int, label: BarLabel) -> str:
     """What to set when the bars read with ``label`` are ``shift`` minutes off."""
-    fixed: BarLabel | None = {(1, "start"): "end", (-1, "end"): "start"}.get((shift, label))
+    fixes: dict[tuple[int, BarLabel], BarLabel] = {(1, "start"): "end", (-1, "end"): "start"}
+    fixed = fixes.get((shift, label))
     if fixed is None:
         return f"no bar_label fixes a shift of {shift:+d} minute from {label!r}: report it"
     return f'set [gap_recovery] bar_label = "{fixed}" (now "{label}")'
