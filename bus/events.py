@@ -257,7 +257,9 @@ class GapStateChanged(_Event, tag="gap_state_changed", frozen=True, kw_only=True
 # (``complete``), falls short with no recovered bar (``short``), falls short and gap recovery
 # has stored the bar (``recovered``), or exceeds it (``excess``: trades stored twice, or
 # stamped into the wrong minute).
-MinuteStatus = Literal["complete", "short", "recovered", "excess"]
+# "shifted": complete against the bar of the next (or previous) minute, KIS's bar label
+# differing from [gap_recovery] bar_label by a minute.
+MinuteStatus = Literal["complete", "short", "recovered", "excess", "shifted"]
 
 
 class MinuteCheck(msgspec.Struct, frozen=True, kw_only=True, gc=False):

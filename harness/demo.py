@@ -566,6 +566,9 @@ def _summary(
     )
     gaps["queue_peak"] = int(recovery.get("counters", {}).get("queue_peak", 0))
     track_a["rate_limit_errors"] = int(state.counters("track_a").get("rate_limited", 0))
+    # Sessions the simulator dropped for a PINGPONG left unanswered: 0 unless it is told to
+    # drop them (SimConfig.pingpong_accepts) and the client answers otherwise.
+    track_b["pingpong_drops"] = int(gateway.get("pingpong_drops", 0))
     track_b["capacity"] = int(
         state.counters("track_b").get("capacity_per_account", 41) * len(state.accounts)
     )

@@ -28,6 +28,16 @@ class SimConfig:
     same_token_within_s: int = 6 * 3600
     max_registrations: int = 41
     pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
+    # WALL seconds between keep-alives instead (a network timer, not the market's); None:
+    # pingpong_s of simulated time.
+    pingpong_interval_s: float | None = None
+    # Which answer to a PINGPONG keeps a session (UNCONFIRMED at KIS): "pong", a WebSocket
+    # pong control frame (KIS's samples); "echo", the text frame sent back (python-kis);
+    # "any" never drops a session. A session not answering as accepted within
+    # pingpong_timeout_s WALL seconds is dropped (a third party saw KIS close ~10 s after
+    # an unanswered PINGPONG), and counted (`Realtime.pingpong_drops`).
+    pingpong_accepts: Literal["any", "pong", "echo"] = "any"
+    pingpong_timeout_s: float = 10.0
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
     krx_members: dict[str, str] | None = None  # KRX member id -> password; None accepts any
@@ -40,6 +50,9 @@ class SimConfig:
     yahoo_retry_after_s: int | None = None
     # FHKST121600C0 lines per answer, the rest continued (tr_cont); KIS's is UNCONFIRMED
     etf_component_page_rows: int = 40
+    # The minute a bar's stck_cntg_hour names (UNCONFIRMED at KIS): "start", the minute it
+    # opens (09:00 covers 09:00:00-09:00:59); "end", the minute it closes (09:01, the same).
+    bar_label: Literal["start", "end"] = "start"
 
 
 @dataclass(frozen=True, slots=True)

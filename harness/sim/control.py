@@ -212,6 +212,8 @@ class Control:
                 "registrations_refused": dict(self.realtime.refused),
                 # trade records withheld by a silent tick loss, per symbol
                 "records_withheld": dict(self.realtime.records_withheld),
+                # sessions dropped for a PINGPONG not answered as SimConfig.pingpong_accepts says
+                "pingpong_drops": self.realtime.pingpong_drops,
                 **{name: read() for name, read in self.extra_stats.items()},
             }
         )

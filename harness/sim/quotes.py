@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import zlib
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from typing import Any
 
@@ -130,7 +130,10 @@ class Quotes:
         last = BARS_PER_DAY - 1
         if day == now.date():
             last = min(last, now.hour * 60 + now.minute - 9 * 60)
-        upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60)
+        # Labelled by its end (SimConfig.bar_label), the bar of a minute names the next one:
+        # the newest bar at or before ``until`` is the minute before it.
+        late = 1 if self.gateway.config.bar_label == "end" else 0
+        upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - 9 * 60 - late)
         rows: list[dict[str, str]] = []
         cumulative = bars_value(path, upto + 1)
         faults = self.gateway.faults
@@ -148,7 +151,7 @@ class Quotes:
             rows.append(
                 {
                     "stck_bsop_date": day.strftime("%Y%m%d"),
-                    "stck_cntg_hour": start.strftime("%H%M00"),
+                    "stck_cntg_hour": (start + timedelta(minutes=late)).strftime("%H%M00"),
                     "stck_prpr": str(path.close[index]),
                     "stck_oprc": str(path.open[index]),
                     "stck_hgpr": str(path.high[index]),

@@ -12,6 +12,7 @@ import asyncio
 import bisect
 import json
 import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -69,6 +70,9 @@ class Realtime:
         self.records_sent: defaultdict[str, int] = defaultdict(int)  # tr_id -> pushed records
         self.refused: defaultdict[str, int] = defaultdict(int)  # symbol -> refused by a fault
         self.records_withheld: defaultdict[str, int] = defaultdict(int)  # symbol -> trades
+        self.pingpong_drops = 0  # sessions dropped for a PINGPONG not answered as accepted
+        # PINGPONG answers heard, by kind ("pong" frames, "echo" texts)
+        self.pingpong_answers: defaultdict[str, int] = defaultdict(int)
 
     async def drop_websockets(self) -> int:
         """Close every live WebSocket session without a close handshake; return how many."""
@@ -95,13 +99,22 @@ class Realtime:
         """``GET /``, ``/tryitout``: one session's registrations, answered as KIS does."""
         # No per-message deflate: on loopback it only costs CPU on both ends (KIS's own
         # server does not document it either).
-        ws = web.WebSocketResponse(autoping=True, compress=False)
+        # Pong frames reach the loop below only without autoping (pings are answered there).
+        pongs = self.config.pingpong_accepts == "pong"
+        ws = web.WebSocketResponse(autoping=not pongs, compress=False)
         await ws.prepare(request)
         app_key: str | None = None
         held: dict[tuple[str, str], int] = {}  # (tr_id, tr_key) -> when it was registered
         pusher: asyncio.Task[None] | None = None
+        keepalive = _Keepalive()
         try:
             async for message in ws:
+                if message.type == WSMsgType.PING:
+                    await ws.pong(message.data)
+                    continue
+                if message.type == WSMsgType.PONG:
+                    self._answered(keepalive, "pong")
+                    continue
                 if message.type != WSMsgType.TEXT:
                     continue
                 try:
@@ -115,7 +128,8 @@ class Realtime:
                     )
                     continue
                 if header.get("tr_id") == "PINGPONG":
-                    continue  # the client's echo of our keep-alive
+                    self._answered(keepalive, "echo")  # the client's echo of our keep-alive
+                    continue
                 tr_id, tr_key = data.get("tr_id", ""), data.get("tr_key", "")
                 owner = self.gateway.approval_owner(header.get("approval_key", ""))
                 if owner is None:
@@ -134,7 +148,7 @@ class Realtime:
                         break
                     app_key = owner
                     self._sessions[app_key] = ws
-                    pusher = asyncio.create_task(self._push(ws, held))
+                    pusher = asyncio.create_task(self._push(ws, held, keepalive))
                 pair = (tr_id, tr_key)
                 if header.get("tr_type") == "2":
                     if pair in held:
@@ -183,17 +197,52 @@ class Realtime:
                 del self._sessions[app_key]
         return ws
 
-    async def _push(self, ws: web.WebSocketResponse, held: dict[tuple[str, str], int]) -> None:
+    def _answered(self, keepalive: _Keepalive, kind: str) -> None:
+        """A PINGPONG answer of ``kind`` ("pong" or "echo") heard on a session."""
+        self.pingpong_answers[kind] += 1
+        if self.config.pingpong_accepts in ("any", kind):
+            keepalive.since = None
+
+    def _unanswered(self, keepalive: _Keepalive) -> bool:
+        """Whether the session's PINGPONG went unanswered (as accepted) past its timeout."""
+        if self.config.pingpong_accepts == "any" or keepalive.since is None:
+            return False
+        return time.monotonic() - keepalive.since > self.config.pingpong_timeout_s
+
+    def _ping_due(self, now: int, keepalive: _Keepalive) -> bool:
+        """Whether a PINGPONG is due: every ``pingpong_interval_s`` wall, else clock seconds."""
+        interval = self.config.pingpong_interval_s
+        if interval is not None:
+            due = time.monotonic() >= keepalive.next_wall
+            if due:
+                keepalive.next_wall = time.monotonic() + interval
+            return due
+        if now < keepalive.next_clock:
+            return False
+        keepalive.next_clock = now + int(self.config.pingpong_s * NS)
+        return True
+
+    async def _push(
+        self, ws: web.WebSocketResponse, held: dict[tuple[str, str], int], keepalive: _Keepalive
+    ) -> None:
         """Send each registered symbol's trades (and books) as their simulated time passes.
 
         A registration's records start at its registration: under a feed delay, not at the
-        delayed point the session's others have reached.
+        delayed point the session's others have reached. A session that leaves a PINGPONG
+        unanswered (`SimConfig.pingpong_accepts`) is dropped.
         """
         sent_until = self.clock.now_ns()
-        next_ping = sent_until + int(self.config.pingpong_s * NS)
+        keepalive.next_clock = sent_until + int(self.config.pingpong_s * NS)
+        if self.config.pingpong_interval_s is not None:
+            keepalive.next_wall = time.monotonic() + self.config.pingpong_interval_s
         state: dict[str, _Running] = {}
         while not ws.closed:
             await asyncio.sleep(self.config.push_interval_s)
+            if self._unanswered(keepalive):
+                self.pingpong_drops += 1
+                if ws._writer is not None:  # KIS closes it: the client sees the connection end
+                    ws._writer.transport.abort()
+                return
             now = self.clock.now_ns()
             upto = max(sent_until, now - self.faults.delay_ns(now))  # `Faults.feed_delay`
             # (frame, its registration or None, records)
@@ -209,8 +258,9 @@ class Realtime:
                     frame = f"0|{tr_id}|{len(chunk):03d}|{'^'.join(self._garbled(tr_id, chunk))}"
                     frames.append((self._garbled_frame(frame), (tr_id, symbol), len(chunk)))
             sent_until = upto
-            if now >= next_ping:
-                next_ping = now + int(self.config.pingpong_s * NS)
+            if self._ping_due(now, keepalive):
+                if keepalive.since is None:
+                    keepalive.since = time.monotonic()  # the oldest unanswered one counts
                 stamp = datetime.fromtimestamp(now / NS, tz=KST).strftime("%Y%m%d%H%M%S")
                 ping = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": stamp}})
                 frames.append((ping, None, 0))
@@ -319,6 +369,15 @@ def _cut(ws: web.WebSocketResponse) -> bool:
     """True once the session is closed or its connection aborted (`drop_websockets`)."""
     writer = ws._writer
     return ws.closed or writer is None or writer.transport.is_closing()
+
+
+@dataclass(slots=True)
+class _Keepalive:
+    """One session's PINGPONGs: when the next is due, since when one is unanswered."""
+
+    next_clock: int = 0  # simulated ns
+    next_wall: float = 0.0  # time.monotonic()
+    since: float | None = None  # the unanswered PINGPONG's wall time; None: all answered
 
 
 @dataclass(slots=True)

@@ -172,6 +172,14 @@ class TrackBSettings(Strict, frozen=True):
     # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
     # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
     idle_silence_s: Seconds = 300.0
+    # How KIS's PINGPONG is answered: "pong", a WebSocket pong control frame (KIS's samples);
+    # "echo", the text frame sent back (python-kis); "both" (UNCONFIRMED which KIS requires:
+    # an unanswered PINGPONG is reported to end the session ~10 s later).
+    pingpong_answer: Literal["both", "pong", "echo"] = "both"
+    # The silence limits (90 s with data wanted, idle_silence_s without) grow to this many
+    # times the PINGPONG interval measured on the session (wall seconds), never shorter than
+    # configured: KIS's interval is UNCONFIRMED. 0: the configured limits alone.
+    silence_factor: Annotated[float, Meta(ge=0, le=100)] = 2.5
     # A session that still answers (PINGPONG, control messages) but has delivered no data
     # this long, with registrations held in continuous trading, is stuck: it restarts once
     # (planned: no budget) with a warning alert, resolved when data flows again. 0: off.
@@ -255,6 +263,10 @@ class GapRecoverySettings(Strict, frozen=True):
     # registration's round trip, and the release published after the unregistration.
     verify_edge_s: SecondsOrZero = 2.0
     verify_attempts: Positive = 3  # runs for symbols whose bars could not be had, then alert
+    # The minute a bar's stck_cntg_hour (FHKST03010200/230) names: "start", the minute it
+    # opens (09:00 covers 09:00:00-09:00:59), or "end", the minute it closes (09:01 covers
+    # the same). UNCONFIRMED at KIS; the reconciliation detects a label off by one minute.
+    bar_label: Literal["start", "end"] = "start"
 
     def __post_init__(self) -> None:
         if self.immediate_max_s > self.queue_max_s:

@@ -1,7 +1,8 @@
 """One KIS WebSocket session per app key: registrations, control answers, reconnects.
 
 A `KisStream` keeps what its owner wants registered across reconnects (KIS's registrations
-are per connection: at most 41 a session, one session per app key), echoes KIS's PINGPONG,
+are per connection: at most 41 a session, one session per app key), answers KIS's PINGPONG
+(`observer.kis.keepalive`: its interval sets the silence limit),
 and reconnects with backoff within a budget per hour. Nothing waits for an approval key but
 the session: what cannot be sent yet is owed (`observer.kis.registrations`). A registration
 KIS refuses stops being wanted; `SESSION_REFUSALS` end the session. Its owner configures it
@@ -26,6 +27,7 @@ from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
 from observer.kis.frames import HARD_MAX_BYTES, MALFORMED, DroppedFrame, FrameGuard
+from observer.kis.keepalive import PingInterval, answer_pingpong, silence_limit_s
 from observer.kis.parse import SESSION_REFUSALS, ControlMessage, is_data_frame, parse_control
 from observer.kis.realtime import RealtimeDecoder
 from observer.kis.reconnects import BudgetSpent, ReconnectBudget
@@ -116,6 +118,7 @@ class KisStream:
         self.frames = 0
         self.framing = FrameGuard(url, settings.frame_limits, listener)  # the frames it drops
         self.reconnects = 0
+        self.pings = PingInterval()  # KIS's keep-alive pace, measured across connections
 
     def __repr__(self) -> str:
         held = f"wanted={len(self.wanted)} registered={len(self.registered)}"
@@ -186,6 +189,7 @@ class KisStream:
                 ) as socket:
                     self._socket = socket
                     self._forget()
+                    self.pings.connected()
                     self.presented = None
                     self._listener.on_state("connected", self.url)
                     if not self.wanted and not self.settings.identify:
@@ -242,16 +246,27 @@ class KisStream:
         """Clock seconds of quiet that end the connection (the idle limit if nothing is wanted)."""
         return self.settings.silence_s if self.wanted else self.settings.idle_s
 
+    def silence_limit_s(self) -> float:
+        """The silence limit as it stands: the configured one, or longer (`silence_limit_s`)."""
+        interval = self.pings.interval_s
+        return silence_limit_s(self._silence_limit(), self.settings.silence_factor, interval)
+
     async def _silence_timer(self) -> None:
         """The silence limit in clock time, and never less than `MIN_SILENCE_WALL_S` wall.
 
         The server keeps the session alive in its own (clock) time, but an event loop that
         stalls on a busy machine is not a dead server: under a fast simulated clock, 90
         simulated seconds are under a wall second. With nothing wanted the idle limit holds.
+        Once a PINGPONG interval is measured (wall seconds), the quiet must also last
+        ``silence_factor`` times it: a server that pings more rarely than the configured limit
+        does not have its quiet sessions recycled between two pings.
         """
         started = time.monotonic()
         await self._clock.sleep(self._silence_limit())
-        await asyncio.sleep(max(0.0, MIN_SILENCE_WALL_S - (time.monotonic() - started)))
+        wall = silence_limit_s(
+            MIN_SILENCE_WALL_S, self.settings.silence_factor, self.pings.interval_s
+        )
+        await asyncio.sleep(max(0.0, wall - (time.monotonic() - started)))
 
     @property
     def budget(self) -> int:
@@ -274,7 +289,7 @@ class KisStream:
             try:  # bytes, text frames too: text that is not UTF-8 costs the frame alone
                 message = await wait_unless(stop, socket.recv(decode=False), self._silence_timer())
             except TimeoutError:
-                silent = f"silent for {self._silence_limit():.0f}s"
+                silent = f"silent for {self.silence_limit_s():.0f}s"
                 self._listener.on_state("disconnected", silent)
                 return got_data
             except ConnectionClosed as exc:
@@ -311,7 +326,8 @@ class KisStream:
         self, socket: ClientConnection, text: str, control: ControlMessage
     ) -> None:
         if control.is_pingpong:
-            await socket.send(text)
+            self.pings.ping()
+            await answer_pingpong(socket, text, self.settings.pingpong_answer)
             return
         registration = Registration(control.tr_id, control.tr_key)
         self._regs.awaiting.pop(registration, None)  # answered (KIS's "(null)" matches nothing)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from observer.kis.frames import FrameLimits, FrameListener
+from observer.kis.keepalive import PingpongAnswer
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.registrations import MAX_REGISTRATIONS, Registration
 
@@ -51,6 +52,12 @@ class StreamSettings:
     # releasing a registration it does not hold (KIS answers OPSP0003), so that KIS counts
     # it as the app key's session (OPSP8996 shows now) and keeps it alive.
     identify: bool = False
+    # How KIS's PINGPONG is answered (`observer.kis.keepalive`): which answer KIS requires is
+    # unconfirmed, so both a pong control frame and the text echo by default.
+    pingpong_answer: PingpongAnswer = "both"
+    # The silence limits grow to this many times the measured PINGPONG interval (wall
+    # seconds), never below their configured values; 0: the configured limits alone.
+    silence_factor: float = 2.5
 
     @property
     def idle_s(self) -> float:

@@ -103,6 +103,7 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     assert track_b["capacity"] == 41 and track_b["max_slots_used"] == 41
     assert track_b["ticks"] == track_b["ticks_stored"] > 1000
     assert track_b["overflow"] == track_b["overflows"]
+    assert track_b["pingpong_drops"] == 0  # the default simulator never drops a session
     assert summary["track_a"]["rate_limit_errors"] >= 0
     assert set(summary["cpu_s"]) >= {"simulator", "supervisor", "writer", "track_a", "track_b"}
     # What was in the sockets when the 09:40 drop cut them: what Track B had not yet read.

@@ -5,7 +5,9 @@ earlier day's from FHKST03010230. `BarLedger` remembers every (symbol, minute) a
 recovered, loaded from the database at start-up, so a gap retried, overlapping another or
 resumed after a crash publishes only the minutes nobody has published. KIS has no bar for a
 minute without trades: `fetch_gap` tells "no trades" from "KIS did not say"; a garbled row
-is skipped, never the gap's good minutes.
+is skipped, never the gap's good minutes. A row's ``stck_cntg_hour`` names the minute the bar
+opens (``"start"``) or the one it closes (``"end"``), as ``[gap_recovery] bar_label`` says:
+every bar here is keyed by the minute it covers (its opening instant).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Literal
 
 from bus.events import Bar
 from observer.calendar.phases import KST
@@ -21,7 +24,9 @@ from observer.kis.client import KisClient
 from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 
-__all__ = ["BarLedger", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
+__all__ = ["BarLabel", "BarLedger", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
+
+BarLabel = Literal["start", "end"]  # the minute a bar's stck_cntg_hour names
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -32,8 +37,21 @@ def _hhmmss(minute_ns: int) -> str:
     return datetime.fromtimestamp(minute_ns / _NS, KST).strftime("%H%M00")
 
 
-def bar_of(row: MinuteBarRow) -> Bar:
-    """One KIS minute-bar row as a bar; ``KisProtocolError`` if it is not one."""
+def _label_ns(label: BarLabel) -> int:
+    """How far a bar's label lies after the minute it covers opens."""
+    return _MINUTE_NS if label == "end" else 0
+
+
+def _labelled(minute_ns: int, label: BarLabel) -> str:
+    """The ``stck_cntg_hour`` of the bar covering the minute opening at ``minute_ns``."""
+    return _hhmmss(minute_ns + _label_ns(label))
+
+
+def bar_of(row: MinuteBarRow, label: BarLabel = "start") -> Bar:
+    """One KIS minute-bar row as a bar of the minute it covers (``label`` says which).
+
+    ``KisProtocolError`` if it is not one.
+    """
     try:
         at = datetime.strptime(row.stck_bsop_date + row.stck_cntg_hour, "%Y%m%d%H%M%S")
     except ValueError as exc:
@@ -50,16 +68,16 @@ def bar_of(row: MinuteBarRow) -> Bar:
     open_, high, low, close = prices
     if min(prices) <= 0 or volume < 0 or not low <= min(open_, close) <= max(open_, close) <= high:
         raise KisProtocolError(f"minute bar {row.stck_cntg_hour}: inconsistent prices {prices}")
-    minute_ns = int(at.replace(tzinfo=KST, second=0).timestamp()) * _NS
+    minute_ns = int(at.replace(tzinfo=KST, second=0).timestamp()) * _NS - _label_ns(label)
     # acml_tr_pbmn is the day's cumulative value, not the bar's: left out (0).
     return Bar(minute_ns=minute_ns, open=open_, high=high, low=low, close=close, volume=volume)
 
 
 async def fetch_bars(
-    client: KisClient, symbol: str, minutes: list[int], today: date
+    client: KisClient, symbol: str, minutes: list[int], today: date, label: BarLabel = "start"
 ) -> dict[int, Bar]:
     """The bars of ``minutes`` (opening instants, one day) that KIS has, by minute."""
-    since, until = _hhmmss(minutes[0]), _hhmmss(minutes[-1])
+    since, until = _labelled(minutes[0], label), _labelled(minutes[-1], label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     if day == today:
         rows = await client.minute_bars_today(symbol, until=until, since=since)
@@ -67,8 +85,8 @@ async def fetch_bars(
         rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since)
     # Only the wanted minutes' rows are read: one KIS garbled between them must not fail the
     # symbol's whole reconciliation (every day it recurs).
-    wanted, hours = set(minutes), {_hhmmss(minute)[:4] for minute in minutes}
-    bars = (bar_of(row) for row in rows if row.stck_cntg_hour[:4] in hours)
+    wanted, hours = set(minutes), {_labelled(minute, label)[:4] for minute in minutes}
+    bars = (bar_of(row, label) for row in rows if row.stck_cntg_hour[:4] in hours)
     return {bar.minute_ns: bar for bar in bars if bar.minute_ns in wanted}
 
 
@@ -86,7 +104,9 @@ class BarsAnswer:
         return not self.bars and self.reached and not self.garbled
 
 
-async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: date) -> BarsAnswer:
+async def fetch_gap(
+    client: KisClient, symbol: str, minutes: list[int], today: date, label: BarLabel = "start"
+) -> BarsAnswer:
     """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes.
 
     It asks from the minute before the gap (at least the half hour up to its last minute: one
@@ -98,12 +118,12 @@ async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: d
     that is not a bar (`bar_of` refuses it) is skipped; a garbled row of one of the gap's own
     minutes leaves it unknown (`BarsAnswer.garbled`), and the gap is retried for them.
     """
-    since = _hhmmss(min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS))
-    until = _hhmmss(minutes[-1])
+    first = min(minutes[0] - _MINUTE_NS, minutes[-1] - (_WINDOW_MIN - 1) * _MINUTE_NS)
+    since, until = _labelled(first, label), _labelled(minutes[-1], label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     asked = "" if day == today else day.strftime("%Y%m%d")
     answer = await client.minute_bars_span(symbol, since, until, asked)
-    wanted = {_hhmmss(minute)[:4]: minute for minute in minutes}
+    wanted = {_labelled(minute, label)[:4]: minute for minute in minutes}
     bars: dict[int, Bar] = {}
     garbled: list[int] = []
     for row in answer.rows:
@@ -111,7 +131,7 @@ async def fetch_gap(client: KisClient, symbol: str, minutes: list[int], today: d
         if minute is None:  # before the gap: only the reach counts
             continue
         try:
-            bar = bar_of(row)
+            bar = bar_of(row, label)
         except KisProtocolError:
             garbled.append(minute)
             continue

@@ -295,8 +295,9 @@ def _reconciliation(
         missing_volume=missing,
         misses=misses,
         unexplained=unexplained,
-        completeness_pct=_pct(total["complete"] + total["recovered"], watched),
-        stream_pct=_pct(total["complete"], watched),
+        # "shifted": complete once the bars are read a minute off (bar_label_shifted)
+        completeness_pct=_pct(total["complete"] + total["shifted"] + total["recovered"], watched),
+        stream_pct=_pct(total["complete"] + total["shifted"], watched),
         calls=calls,
     )
 

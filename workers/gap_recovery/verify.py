@@ -3,9 +3,12 @@
 Each minute a symbol held its slot whole is ``complete``, ``short``, ``recovered`` or
 ``excess`` against KIS's final bar; a short minute no recorded gap explains is a miss,
 published as a one-minute ``reconciliation`` gap. Each symbol's result is a
-`Reconciliation` event. `Verifier` runs after Track B's stream ends each session day, on the
-gap-recovery share, taking up only symbols not yet reconciled whole; ``observer
-gap-recovery verify`` runs it on demand.
+`Reconciliation` event. Bars that agree with the stored trades only shifted by a minute (a
+``bar_label`` that is not KIS's, `workers.gap_recovery.label`) are alerted once
+(``bar_label_shifted``) and their minutes compared shifted, recorded as ``shifted``.
+`Verifier` runs after Track B's stream ends each session day, on the gap-recovery share,
+taking up only symbols not yet reconciled whole; ``observer gap-recovery verify`` runs it
+on demand.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from observer.kis.credentials import account_credentials
 from observer.kis.session import KisAccount
 from observer.runtime import sleep_unless
 from workers.gap_recovery.bars import fetch_bars
+from workers.gap_recovery.label import advice, label_shift
 from workers.gap_recovery.plan import STAMP_NS
 from workers.gap_recovery.reconcile import (
     MINUTE_NS,
@@ -89,7 +93,8 @@ class DayResult:
     def summary(self) -> RunFigures:
         """The run's figures (``observer gap-recovery verify --json``: its fields, in order)."""
         watched = sum(self.statuses.values())
-        whole = self.statuses["complete"] + self.statuses["recovered"]
+        complete = self.statuses["complete"] + self.statuses["shifted"]  # complete, shifted
+        whole = complete + self.statuses["recovered"]
         return RunFigures(
             date=self.day.isoformat(),
             attempt=self.attempt,
@@ -102,9 +107,10 @@ class DayResult:
             missing_volume=self.missing_volume,
             misses=self.misses,
             completeness_pct=_pct(whole, watched),
-            stream_pct=_pct(self.statuses["complete"], watched),
+            stream_pct=_pct(complete, watched),
             calls=self.calls,
             failed=dict(sorted(self.failed.items())),
+            shifted=self.statuses["shifted"],
         )
 
 
@@ -125,6 +131,7 @@ class RunFigures(msgspec.Struct, frozen=True, kw_only=True):
     stream_pct: float | None
     calls: int
     failed: dict[str, str]  # symbol -> why it has no bars
+    shifted: int = 0  # minutes complete only with the bars shifted a minute (bar_label_shifted)
 
 
 _ID = "reconciliation:"  # the prefix of the gaps this module publishes
@@ -207,6 +214,7 @@ class Verifier:
         self.timeline = timeline_from(settings.phases, settings.calendar)
         # Its own: the sweeps' reads going through must not hide the reconciliation's failing.
         self.reads = reads or ReadRetries(self.config.backoff_initial_s, self.config.backoff_max_s)
+        self._shifts_alerted: set[int] = set()  # bar_label_shifted is said once per shift
 
     def stream_end(self, day: date) -> datetime:
         """When Track B's stream of ``day`` ends: the ``track_a_closing`` phase's start."""
@@ -280,10 +288,11 @@ class Verifier:
         result: DayResult,
     ) -> None:
         before = client.requests
+        label = self.config.bar_label
         bars: dict[int, int] = {}
         try:
             for run in runs_of(minutes, _JOIN_NS):
-                found = await fetch_bars(client, symbol, run, today)
+                found = await fetch_bars(client, symbol, run, today, label)
                 bars.update((minute, bar.volume) for minute, bar in found.items())
         except KisError as exc:
             result.failed[symbol] = str(exc)[:200]
@@ -300,9 +309,22 @@ class Verifier:
             log.warning("reconciliation of %s on %s: the database: %s", symbol, day, exc)
             result.failed[symbol] = f"the database: {error_reason(exc)}"[:200]
             return
+        shift = label_shift(minutes, stored, bars)
+        if shift:
+            try:
+                bars = await self._shifted_bars(client, symbol, minutes, today, shift)
+            except KisError as exc:
+                result.failed[symbol] = str(exc)[:200]
+                return
+            self._label_shifted(day, symbol, shift)
         checks = check_minutes(minutes, stored, bars, recovered, gaps)
         for n, check in enumerate(checks):
-            if check.status == "short" and not check.gap_id:  # a detection miss: a gap now
+            if shift:
+                # Gap recovery reads bars with the same label: a short minute is left for a
+                # run after the setting is changed, never recovered with a neighbour's bar.
+                if check.status == "complete":
+                    checks[n] = msgspec.structs.replace(check, status="shifted")
+            elif check.status == "short" and not check.gap_id:  # a detection miss: a gap now
                 gap_id = f"{_ID}{symbol}:{check.minute_ns}"
                 self.send(
                     GapDetected(
@@ -328,6 +350,35 @@ class Verifier:
             )
         )
         result.add(symbol, checks, calls)
+
+    async def _shifted_bars(
+        self, client: KisClient, symbol: str, minutes: list[int], today: date, shift: int
+    ) -> dict[int, int]:
+        """Each watched minute's bar volume as KIS labels it ``shift`` minutes off."""
+        step = shift * MINUTE_NS
+        bars: dict[int, int] = {}
+        for run in runs_of(minutes, _JOIN_NS):
+            wider = sorted(set(run) | {m + step for m in run})  # the neighbours at the ends too
+            found = await fetch_bars(client, symbol, wider, today, self.config.bar_label)
+            bars.update((m, found[m + step].volume) for m in run if m + step in found)
+        return bars
+
+    def _label_shifted(self, day: date, symbol: str, shift: int) -> None:
+        """Say once (per shift) that the bars agree with the stored trades only shifted."""
+        if shift in self._shifts_alerted:
+            return
+        self._shifts_alerted.add(shift)
+        label = self.config.bar_label
+        self.send(
+            Alert(
+                severity="error",
+                code="bar_label_shifted",
+                context={"shift_minutes": str(shift), "bar_label": label, "symbol": symbol},
+                message=f"{day}: KIS's minute bars agree with the stored trades only shifted by "
+                f"{shift:+d} minute ({symbol} first): {advice(shift, label)}; their minutes "
+                "are recorded as shifted, recovered bars may be a minute off",
+            )
+        )
 
     def _report(self, result: DayResult) -> None:
         """The run's alerts: misses and excess (warnings), failures (error), figures (info)."""

@@ -349,7 +349,9 @@ class GapRecovery(AsyncWorker):
         minutes = minutes_of(gap.start_ns, gap.end_ns)
         today = day_of(self.clock.now_ns())
         try:
-            answer = await fetch_gap(account.client, gap.symbol, minutes, today)
+            answer = await fetch_gap(
+                account.client, gap.symbol, minutes, today, self.config.bar_label
+            )
         except KisError as exc:
             self._failed(job, str(exc), attempt=not _later(exc))
             return

@@ -166,6 +166,8 @@ class CollectorSettings:
                 reconnects_per_hour=config.reconnects_per_hour,
                 idle_silence_s=config.idle_silence_s,
                 identify=config.identify_idle,
+                pingpong_answer=config.pingpong_answer,
+                silence_factor=config.silence_factor,
                 frame_limits=FrameLimits(config.max_frame_bytes, config.bad_frames_per_minute),
             ),
         )

@@ -36,7 +36,9 @@ class MinuteCheckRow(AuditedMany, Base):
     trade_date: Mapped[date]
     symbol: Mapped[str] = mapped_column(String(16))
     minute_ns: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))  # complete | short | recovered | excess
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # complete | short | recovered | excess | shifted
     stored_volume: Mapped[int]
     bar_volume: Mapped[int]
     stored_trades: Mapped[int]
