@@ -30,6 +30,11 @@ class SimConfig:
     pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
+    master_head: bool = True  # HEAD answered; False: 405, as a host serving GET only would
+    # Rows with codes the .h files do not list, as real files hold (etp_prod_cls_code 8 on a
+    # KOSPI ETF, scrt_grp_cls_code PF on a KOSPI stock, a made-up QX on a KOSDAQ stock)
+    master_new_codes: bool = False
+    master_extra_columns: int = 0  # .cod columns after the known 24 (KIS has added some before)
     krx_members: dict[str, str] | None = None  # KRX member id -> password; None accepts any
     krx_session_ttl_s: int = 3600  # simulated seconds a KRX login lasts (pykrx: about 1 h)
     krx_login_required: bool = True  # KRX data to logged-in sessions only (since 2026-02-27)

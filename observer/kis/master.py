@@ -154,6 +154,9 @@ KNOWN_CODES: dict[str, frozenset[str]] = {
 MAX_NEW_CODE_SHARE = 0.05
 
 
+_GROUP_CODE = re.compile(r"[A-Z]{2}")  # never blank; known or new (`KNOWN_CODES`)
+
+
 def _blank_or(pattern: str) -> Callable[[str], bool]:
     form = re.compile(pattern)
     return lambda value: not value or form.fullmatch(value) is not None
@@ -162,7 +165,7 @@ def _blank_or(pattern: str) -> Callable[[str], bool]:
 # The documented form of each tail field narrow enough to tell a shift (kis-api.md §6.2), as
 # stripped; besides these, every ``*_yn`` flag is Y, N or blank. A group code is never blank.
 _FORMS: dict[str, Callable[[str], bool]] = {
-    "scrt_grp_cls_code": re.compile(r"[A-Z]{2}").fullmatch,
+    "scrt_grp_cls_code": lambda value: _GROUP_CODE.fullmatch(value) is not None,
     "bstp_larg_div_code": _blank_or(r"\d{4}"),
     "bstp_medm_div_code": _blank_or(r"\d{4}"),
     "bstp_smal_div_code": _blank_or(r"\d{4}"),

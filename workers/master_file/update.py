@@ -11,6 +11,7 @@ gets through (`workers.master_file.settle`); held changes are `workers.master_fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 from decimal import Decimal
@@ -33,13 +34,14 @@ from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
 from workers.master_file.decide import STALE, FileDecision, decide
 from workers.master_file.diff import diff
-from workers.master_file.files import Current, sha256_of
+from workers.master_file.files import Current, FileState, sha256_of
 from workers.master_file.outcome import FileOutcome, sample
 from workers.master_file.quality import Quality, assess
 from workers.master_file.reading import Parsed, read_archive
 from workers.master_file.review import Reviews
 from workers.master_file.settle import (
     MALFORMED,
+    NEW_CODES,
     QUALITY_LOW,
     SIZE_CHANGE,
     SUSPECT,
@@ -203,7 +205,7 @@ class Updater(Services):
             file.market,
             file.name,
             "download",
-            decision.reason + _left_as_stored(parsed),
+            decision.reason + _left_as_stored(parsed) + _beyond_layout(parsed),
             fresh.records,
             len(d.new),
             len(d.changed),
@@ -224,6 +226,8 @@ class Updater(Services):
             reasons = self.reviews.awaiting(state, content_sha)
         self._quality_alert(file, quality)
         self._malformed_alert(file, parsed)
+        state = self._report_findings(file, state, parsed)
+        run = dataclasses.replace(run, state=state)
         if reasons:
             return self.reviews.hold(run, fresh, d, got.path, reasons, outcome)
         if decision.severity != "info":
@@ -295,6 +299,30 @@ class Updater(Services):
             file,
             subject=file.market,
         )
+
+    def _report_findings(self, file: MasterFile, state: FileState, parsed: Parsed) -> FileState:
+        """An info alert naming what ``parsed`` holds beyond the layout, each finding once.
+
+        A new group code or an extra ``.cod`` column is no damage (its rows are listings),
+        but the layout the product reads is behind KIS's: said once, then remembered in
+        ``state`` (the answer, saved) so a daily check does not repeat it.
+        """
+        fresh = [key for key in parsed.findings if key not in state.reported]
+        if not fresh:
+            return state
+        details = [str(c) for c in parsed.new_codes if f"{c.field}={c.code}" in fresh]
+        details += [key for key in fresh if key.startswith("cod_columns=")]
+        self.alert(
+            "info",
+            NEW_CODES,
+            f"{file.name}: holds what its layout does not list, read as listings: "
+            + "; ".join(details),
+            file,
+            subject=file.market,
+        )
+        state = msgspec.structs.replace(state, reported=(*state.reported, *fresh))
+        self.save(file, state)
+        return state
 
     def _failed(self, run: Run, exc: Exception) -> FileOutcome:
         file, state = run.file, run.state
@@ -483,3 +511,10 @@ def _left_as_stored(parsed: Parsed) -> str:
     if not parsed.malformed:
         return ""
     return f"; {len(parsed.malformed)} malformed records left as stored"
+
+
+def _beyond_layout(parsed: Parsed) -> str:
+    """The note of a check whose file holds codes or columns its layout lacks: "" when none."""
+    if not parsed.findings:
+        return ""
+    return f"; beyond the layout, read as listings: {', '.join(parsed.findings)}"
