@@ -43,8 +43,11 @@ class SimConfig:
     yahoo_limit: int = 5
     yahoo_window_s: float = 5.0
     yahoo_retry_after_s: int | None = None
-    # FHKST121600C0 lines per answer, the rest continued (tr_cont); KIS's is UNCONFIRMED
-    etf_component_page_rows: int = 40
+    # FHKST121600C0 is one answer, never continued (KIS's workbook). Whether KIS caps its
+    # lines is UNCONFIRMED: a cap here cuts the answer short (its count still says all);
+    # ``etf_component_repeat`` lists one constituent twice, as a malformed answer would.
+    etf_component_max_rows: int | None = None
+    etf_component_repeat: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -384,6 +384,3 @@ class EtfSettings(Strict, frozen=True):
     premium_alert_pct: PositiveFloat = 5.0  # |premium| above: a warning per ETF
     aum_jump_pct: PositiveFloat = 50.0  # net assets moving more in a session: a warning
     aum_check_pct: PositiveFloat = 2.0  # net assets against units x NAV: flagged beyond
-    # FHKST121600C0 answers per ETF, continued while KIS says there is more (tr_cont F/M);
-    # whether KIS pages 500+ constituents is UNCONFIRMED. 1: the first answer only.
-    holdings_max_pages: Annotated[int, Meta(ge=1, le=100)] = 10
