@@ -66,6 +66,10 @@ class MasterFileSettings(Strict, frozen=True):
     retry_initial_s: Seconds = 1.0
     failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
     ack_timeout_s: Seconds = 60.0
+    # Whether KIS's master host answers HEAD is UNCONFIRMED: "auto" asks HEAD and downloads
+    # when the host refuses it (404/405/501, no Content-Length); "never" always downloads.
+    # Without HEAD or validators, a change is told by the archive's sha256.
+    head: Literal["auto", "never"] = "auto"
 
 
 class UniverseSettings(Strict, frozen=True):

@@ -26,6 +26,7 @@ from observer.kis.master_archive import (
     download_master,
     extract_single,
     head_master,
+    probe_master,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "head_master",
     "parse_domestic",
     "parse_overseas",
+    "probe_master",
 ]
 
 log = logging.getLogger(__name__)
