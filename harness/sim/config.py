@@ -40,6 +40,11 @@ class SimConfig:
     pingpong_timeout_s: float = 10.0
     push_interval_s: float = 0.05  # wall seconds between real-time pushes
     master_validators: bool = True  # ETag / Last-Modified on master files (UNCONFIRMED at KIS)
+    master_head: bool = True  # HEAD answered; False: 405, as a host serving GET only would
+    # Rows with codes the .h files do not list, as real files hold (etp_prod_cls_code 8 on a
+    # KOSPI ETF, scrt_grp_cls_code PF on a KOSPI stock, a made-up QX on a KOSDAQ stock)
+    master_new_codes: bool = False
+    master_extra_columns: int = 0  # .cod columns after the known 24 (KIS has added some before)
     krx_members: dict[str, str] | None = None  # KRX member id -> password; None accepts any
     krx_session_ttl_s: int = 3600  # simulated seconds a KRX login lasts (pykrx: about 1 h)
     krx_login_required: bool = True  # KRX data to logged-in sessions only (since 2026-02-27)
@@ -48,11 +53,14 @@ class SimConfig:
     yahoo_limit: int = 5
     yahoo_window_s: float = 5.0
     yahoo_retry_after_s: int | None = None
-    # FHKST121600C0 lines per answer, the rest continued (tr_cont); KIS's is UNCONFIRMED
-    etf_component_page_rows: int = 40
     # The minute a bar's stck_cntg_hour names (UNCONFIRMED at KIS): "start", the minute it
     # opens (09:00 covers 09:00:00-09:00:59); "end", the minute it closes (09:01, the same).
     bar_label: Literal["start", "end"] = "start"
+    # FHKST121600C0 is one answer, never continued (KIS's workbook). Whether KIS caps its
+    # lines is UNCONFIRMED: a cap here cuts the answer short (its count still says all);
+    # ``etf_component_repeat`` lists one constituent twice, as a malformed answer would.
+    etf_component_max_rows: int | None = None
+    etf_component_repeat: bool = False
 
 
 @dataclass(frozen=True, slots=True)

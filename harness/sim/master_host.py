@@ -33,7 +33,8 @@ class MasterHost:
     clock:
         Simulated time: which session's archives are served.
     config:
-        Whether downloads carry validators (ETag, Last-Modified).
+        Whether downloads carry validators (ETag, Last-Modified), whether HEAD is answered,
+        and what the archives hold beyond the .h files (new codes, extra ``.cod`` columns).
     faults:
         Delistings, renames, new listings and damage, shared with the rest of the simulator.
     """
@@ -80,12 +81,26 @@ class MasterHost:
         """Today's archives and when each last changed, rebuilt when the day or listings do."""
         day = session_day(self.market, self._now())
         f = self.faults
-        key = (day, frozenset(f.delisted), tuple(sorted(f.renamed.items())), f.new_listings)
+        c = self.config
+        key = (
+            day,
+            frozenset(f.delisted),
+            tuple(sorted(f.renamed.items())),
+            f.new_listings,
+            c.master_new_codes,
+            c.master_extra_columns,
+        )
         if self._masters is None or self._masters[0] != key:
             prices = {s: self.market.close(s, day) for s in self.market.listings}
             listed = [self._new_listing(n) for n in range(f.new_listings)]
             files = master_files(
-                self.market, prices, delisted=f.delisted, renamed=f.renamed, listed=listed
+                self.market,
+                prices,
+                delisted=f.delisted,
+                renamed=f.renamed,
+                listed=listed,
+                with_new_codes=c.master_new_codes,
+                extra_columns=c.master_extra_columns,
             )
             previous = self._masters[1] if self._masters else {}
             stamp = self._now().astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
@@ -127,6 +142,8 @@ class MasterHost:
     async def master(self, request: web.Request) -> web.StreamResponse:
         """``GET /common/master/{name}`` (and HEAD): an archive, damaged if so told."""
         name = request.match_info["name"]
+        if request.method == "HEAD" and not self.config.master_head:
+            return web.Response(status=405, headers={"Allow": "GET"})
         if name not in self._master_files():
             return web.Response(status=404)
         data, modified = self._master_files()[name]

@@ -4,7 +4,9 @@ Written from shared/reference/kis-api.md §6 independently of ``observer.kis.mas
 simulator never imports the client): zip archives holding one cp949 file each; domestic
 ``.mst`` lines are a head (short code 9, ISIN 12, name 40 bytes) and a fixed-width tail of
 227 (KOSPI), 221 (KOSDAQ) or 184 (KONEX) characters, KONEX stocks with group code ``KN``;
-overseas ``.cod`` rows are 24 tab-separated columns with no header.
+overseas ``.cod`` rows are 24 tab-separated columns with no header. Asked to, it writes what
+real files hold beyond the .h files: rows with group codes they do not list, and ``.cod`` rows
+with more columns.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "domestic_master",
     "group_code",
     "master_files",
+    "new_codes",
     "overseas_master",
     "zipped",
 ]
@@ -54,7 +57,7 @@ def group_code(listing: Listing) -> str:
     return "KN" if listing.market == "KONEX" and listing.group == "ST" else listing.group
 
 
-def _line(listing: Listing, base_price: int) -> bytes:
+def _line(listing: Listing, base_price: int, codes: dict[str, str] | None = None) -> bytes:
     width, fields = _TAILS[listing.market]
     tail = list(" " * width)
     mid, k200 = kr_codes(listing.symbol, listing.market, listing.group)
@@ -70,7 +73,7 @@ def _line(listing: Listing, base_price: int) -> bytes:
         "stck_lstn_date": listing.listed_on.strftime("%Y%m%d"),
         "lstn_stcn": str(listing.listed_shares // 1000),
         "prdy_avls_scal": str(listing.listed_shares * base_price // 100_000_000),
-    }
+    } | (codes or {})
     for name, (offset, size) in fields.items():
         value = values[name]
         if len(value) > size:
@@ -83,13 +86,49 @@ def _line(listing: Listing, base_price: int) -> bytes:
     return head + "".join(tail).encode("ascii") + b"\n"
 
 
-def domestic_master(listings: Iterable[Listing], prices: dict[str, int]) -> bytes:
-    """A ``.mst`` file body for ``listings`` (one market), with base prices from ``prices``."""
-    return b"".join(_line(x, prices[x.symbol]) for x in listings)
+def domestic_master(
+    listings: Iterable[Listing],
+    prices: dict[str, int],
+    codes: dict[str, dict[str, str]] | None = None,
+) -> bytes:
+    """A ``.mst`` file body for ``listings`` (one market), with base prices from ``prices``.
+
+    ``codes``: symbol -> tail fields written instead of the listing's own (new codes).
+    """
+    codes = codes or {}
+    return b"".join(_line(x, prices[x.symbol], codes.get(x.symbol)) for x in listings)
 
 
-def overseas_master(rows: Iterable[Overseas]) -> bytes:
-    """A ``.cod`` file body: 24 tab-separated columns per instrument, cp949."""
+def new_codes(listings: Iterable[Listing]) -> dict[str, dict[str, str]]:
+    """Codes the .h files do not list, one row each: what ``domestic_master`` writes instead.
+
+    The first KOSPI ETF gets ``etp_prod_cls_code`` 8, the last KOSPI stock group ``PF`` and
+    the last KOSDAQ stock a made-up group ``QX`` (KIS may add any), synthetic listings only.
+    """
+
+    def pick(market: str, group: str) -> list[str]:
+        return sorted(
+            x.symbol for x in listings if x.market == market and x.group == group and not x.known
+        )
+
+    listings = list(listings)
+    codes: dict[str, dict[str, str]] = {}
+    for market, group, field, code, first in (
+        ("KOSPI", "EF", "etp_prod_cls_code", "8", True),
+        ("KOSPI", "ST", "scrt_grp_cls_code", "PF", False),
+        ("KOSDAQ", "ST", "scrt_grp_cls_code", "QX", False),
+    ):
+        symbols = pick(market, group)
+        if symbols:
+            codes[symbols[0] if first else symbols[-1]] = {field: code}
+    return codes
+
+
+def overseas_master(rows: Iterable[Overseas], extra_columns: int = 0) -> bytes:
+    """A ``.cod`` file body: 24 tab-separated columns per instrument, cp949.
+
+    ``extra_columns`` more after them (``X1``, ``X2``, ...), as a later layout would add.
+    """
     lines = []
     for row in rows:
         columns = [
@@ -117,7 +156,7 @@ def overseas_master(rows: Iterable[Overseas]) -> bytes:
             "1",
             "001" if row.security_type == "3" else "",
             "",
-        ]
+        ] + [f"X{n}" for n in range(1, extra_columns + 1)]
         lines.append("\t".join(columns).encode("cp949") + b"\n")
     return b"".join(lines)
 
@@ -138,14 +177,19 @@ def master_files(
     delisted: Iterable[str] = (),
     renamed: dict[str, str] | None = None,
     listed: Iterable[Listing] = (),
+    with_new_codes: bool = False,
+    extra_columns: int = 0,
 ) -> dict[str, bytes]:
     """Every master archive by file name (``kospi_code.mst.zip``, ``nasmst.cod.zip``, ...).
 
     ``delisted`` symbols are left out, ``renamed`` ones carry their new name and ``listed``
     ones are added (domestic or overseas symbols alike), as a real master changes over time.
+    ``with_new_codes`` writes a few rows with codes the .h files do not list (`new_codes`);
+    ``extra_columns`` widens every ``.cod`` row.
     """
     gone, names = set(delisted), renamed or {}
     extra = list(listed)
+    codes = new_codes(market.listings.values()) if with_new_codes else {}
     files = {}
     for stem, name in DOMESTIC_FILES.items():
         rows = [
@@ -153,7 +197,7 @@ def master_files(
             for x in [*market.listings.values(), *extra]
             if x.market == name and x.symbol not in gone
         ]
-        body = domestic_master(rows, prices | {x.symbol: x.start_price for x in extra})
+        body = domestic_master(rows, prices | {x.symbol: x.start_price for x in extra}, codes)
         files[f"{stem}.mst.zip"] = zipped(f"{stem}.mst", body)
     for stem in OVERSEAS_STEMS:
         rows_overseas = [
@@ -161,7 +205,9 @@ def master_files(
             for x in market.overseas[stem]
             if x.symbol not in gone
         ]
-        files[f"{stem}mst.cod.zip"] = zipped(f"{stem}mst.cod", overseas_master(rows_overseas))
+        files[f"{stem}mst.cod.zip"] = zipped(
+            f"{stem}mst.cod", overseas_master(rows_overseas, extra_columns)
+        )
     return files
 
 

@@ -316,10 +316,9 @@ class Quotes:
     def etf_components(self, query: Any) -> web.Response:
         """FHKST121600C0 (§4.7): summary, constituents with weights, cash and futures lines.
 
-        The lines are `harness.sim.etf.holdings`, ``SimConfig.etf_component_page_rows`` an
-        answer: a longer list is continued (``tr_cont`` M, then D on the last page; the
-        next page is asked with ``tr_cont: N`` and the ``CTX_AREA_NK100`` cursor, which is
-        what the simulator reads).
+        The lines are `harness.sim.etf.holdings`, all in one answer (KIS cannot continue
+        this TR: no ``tr_cont``, no cursor); ``SimConfig.etf_component_max_rows`` cuts them
+        short, ``etf_component_repeat`` lists the first one again at the end.
         """
         symbol, day, q = self._etf(query)
         figures = self._etf_figures(symbol, day, q.price)
@@ -330,11 +329,10 @@ class Quotes:
             "etf_ntas_ttam": str(figures.net_assets_krw // 100_000_000),
             "etf_cnfg_issu_cnt": str(len(lines)),
         }
-        size = self.gateway.config.etf_component_page_rows
-        cursor = query.get("CTX_AREA_NK100", "")
-        start = int(cursor) if cursor.isdigit() else 0
-        page = lines[start : start + size]
-        more = start + size < len(lines)
+        config = self.gateway.config
+        page = lines[: config.etf_component_max_rows]
+        if config.etf_component_repeat and page:
+            page = [*page, page[0]]
         rows = [
             {
                 "stck_shrn_iscd": x.code,
@@ -344,8 +342,7 @@ class Quotes:
             }
             for x in page
         ]
-        body = envelope(*OK, output1=summary, output2=rows, ctx_area_nk100=str(start + size))
-        return web.json_response(body, headers={"tr_cont": "M" if more else "D"})
+        return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
     def overseas_price(self, query: Any) -> web.Response:
         """HHDFS00000300 (§4.8a); an unknown symbol answers success with an empty ``last``."""

@@ -65,6 +65,7 @@ def config_files(path: Path) -> list[Path]:
 _OLD_TABLE_NAMES = {"masterfile": "master_file"}
 _RETIRED_KEYS = {
     ("supervisor", "open_alerts_lookback_s"): "open alerts are counted whatever their age",
+    ("etf", "holdings_max_pages"): "FHKST121600C0 cannot be paged: one answer is read",
 }
 
 

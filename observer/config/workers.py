@@ -66,6 +66,10 @@ class MasterFileSettings(Strict, frozen=True):
     retry_initial_s: Seconds = 1.0
     failures_critical: Positive = 3  # consecutive failed runs of one file: critical alert
     ack_timeout_s: Seconds = 60.0
+    # Whether KIS's master host answers HEAD is UNCONFIRMED: "auto" asks HEAD and downloads
+    # when the host refuses it (404/405/501, no Content-Length); "never" always downloads.
+    # Without HEAD or validators, a change is told by the archive's sha256.
+    head: Literal["auto", "never"] = "auto"
 
 
 class UniverseSettings(Strict, frozen=True):
@@ -396,6 +400,3 @@ class EtfSettings(Strict, frozen=True):
     premium_alert_pct: PositiveFloat = 5.0  # |premium| above: a warning per ETF
     aum_jump_pct: PositiveFloat = 50.0  # net assets moving more in a session: a warning
     aum_check_pct: PositiveFloat = 2.0  # net assets against units x NAV: flagged beyond
-    # FHKST121600C0 answers per ETF, continued while KIS says there is more (tr_cont F/M);
-    # whether KIS pages 500+ constituents is UNCONFIRMED. 1: the first answer only.
-    holdings_max_pages: Annotated[int, Meta(ge=1, le=100)] = 10

@@ -401,25 +401,38 @@ class KisClient:
         return [rows[k] for k in sorted(rows)]
 
     async def etf_components(
-        self, symbol: str, *, max_pages: int = 10
-    ) -> tuple[EtfComponentSummary, list[EtfComponentRow], int]:
-        """FHKST121600C0: an ETF's summary, its constituents with weights, and the answers.
+        self, symbol: str
+    ) -> tuple[EtfComponentSummary, list[EtfComponentRow], bool]:
+        """FHKST121600C0: an ETF's summary, its constituents, and whether KIS said "more".
 
-        Whether KIS pages 500+ constituents is UNCONFIRMED: while it answers ``tr_cont`` F or
-        M, the next page is asked for (up to ``max_pages``; 1 takes the first answer only).
+        "More" is ``tr_cont`` F or M. KIS's workbook says this TR cannot be continued with
+        ``tr_cont``: one answer is read, and a "more" in it is returned for the caller to
+        report, never followed.
+
+        Raises
+        ------
+        KisProtocolError
+            A constituent code listed twice in the answer: malformed, nothing of it is used.
         """
-        answers = await self.pages(
+        page = await self.get(
             ENDPOINTS["etf_components"],
             {
                 "FID_COND_MRKT_DIV_CODE": "J",
                 "FID_INPUT_ISCD": symbol,
                 "FID_COND_SCR_DIV_CODE": "11216",
             },
-            max_pages=max_pages,
         )
-        summary = _typed(answers[0].output1, EtfComponentSummary, "etf_components")
-        rows = [r for a in answers for r in _rows(a.output2, EtfComponentRow, "etf_components")]
-        return summary, rows, len(answers)
+        summary = _typed(page.answer.output1, EtfComponentSummary, "etf_components")
+        rows = _rows(page.answer.output2, EtfComponentRow, "etf_components")
+        seen: dict[str, int] = {}
+        for line, row in enumerate(rows, start=1):
+            code = row.stck_shrn_iscd.strip()
+            if code and seen.setdefault(code, line) != line:
+                raise KisProtocolError(
+                    f"FHKST121600C0 {symbol}: constituent {code} listed twice (lines "
+                    f"{seen[code]} and {line} of {len(rows)}): the answer is refused"
+                )
+        return summary, rows, page.more
 
     async def overseas_price(self, exchange: str, symbol: str) -> OverseasPriceOutput:
         """HHDFS00000300: last price of an overseas symbol (``EXCD`` like NAS, NYS, HKS)."""

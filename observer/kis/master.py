@@ -3,8 +3,11 @@
 Facts from shared/reference/kis-api.md §6. Domestic records are cp949 lines: a head (short code 9,
 ISIN 12, Korean name) then a fixed-width ASCII tail (KOSPI 227, KOSDAQ 221, KONEX 184 characters)
 taken from the *end* of the line; a record with a tail field outside its form is held back, never
-a listing (`MalformedRecord`). Overseas ``.cod`` files are cp949, 24 tab-separated columns, no
-header row. Downloads and safe extraction: `observer.kis.master_archive`, re-exported here.
+a listing (`MalformedRecord`). A group code of the right form that the .h files do not list
+(`KNOWN_CODES`) is a listing all the same, reported as a new code. Overseas ``.cod`` files are
+cp949, at least 24 tab-separated columns (the known ones read, any further ones kept as
+extras), no header row. Downloads and safe extraction: `observer.kis.master_archive`,
+re-exported here.
 """
 
 from __future__ import annotations
@@ -23,24 +26,30 @@ from observer.kis.master_archive import (
     download_master,
     extract_single,
     head_master,
+    probe_master,
 )
 
 __all__ = [
     "COD_COLUMNS",
     "DOMESTIC_TAILS",
+    "KNOWN_CODES",
     "MAX_MALFORMED_SHARE",
+    "MAX_NEW_CODE_SHARE",
     "OVERSEAS_FILES",
     "DomesticListing",
     "DomesticRows",
     "Downloaded",
     "MalformedRecord",
+    "NewCode",
     "OverseasListing",
+    "OverseasRows",
     "RemoteFile",
     "download_master",
     "extract_single",
     "head_master",
     "parse_domestic",
     "parse_overseas",
+    "probe_master",
 ]
 
 log = logging.getLogger(__name__)
@@ -131,10 +140,23 @@ _DOMESTIC_TYPES = {
 # group code says (the group codes the KOSPI .h lists have none for ETNs).
 _ETP_TYPES = {"1": "etf", "2": "etf", "3": "etn", "4": "etn"}
 
-# Rows with a field outside its form are held back while few (a group code KIS introduced
-# since the .h, one odd row); a shifted layout makes nearly every row fail, so more refuses
-# the file.
+# Rows with a field outside its form are held back while few (one odd row); a shifted layout
+# makes nearly every row fail, so more refuses the file.
 MAX_MALFORMED_SHARE = 0.05
+
+# The codes the .h files list, per code field. Real files hold more (2026-07 KOSPI: 18 rows with
+# etp_prod_cls_code 8, 2 with scrt_grp_cls_code PF): a code of the field's form that is not
+# here is a listing, reported as new. A few rows carry one; a layout shifted by a character
+# puts tail characters into the code fields on most rows, so more than this share refuses
+# the file as malformed rows do.
+KNOWN_CODES: dict[str, frozenset[str]] = {
+    "scrt_grp_cls_code": frozenset(_DOMESTIC_TYPES),
+    "etp_prod_cls_code": frozenset({"", "0", "1", "2", "3", "4", "5"}),
+}
+MAX_NEW_CODE_SHARE = 0.05
+
+
+_GROUP_CODE = re.compile(r"[A-Z]{2}")  # never blank; known or new (`KNOWN_CODES`)
 
 
 def _blank_or(pattern: str) -> Callable[[str], bool]:
@@ -145,12 +167,12 @@ def _blank_or(pattern: str) -> Callable[[str], bool]:
 # The documented form of each tail field narrow enough to tell a shift (kis-api.md §6.2), as
 # stripped; besides these, every ``*_yn`` flag is Y, N or blank. A group code is never blank.
 _FORMS: dict[str, Callable[[str], bool]] = {
-    "scrt_grp_cls_code": _DOMESTIC_TYPES.__contains__,
+    "scrt_grp_cls_code": lambda value: _GROUP_CODE.fullmatch(value) is not None,
     "bstp_larg_div_code": _blank_or(r"\d{4}"),
     "bstp_medm_div_code": _blank_or(r"\d{4}"),
     "bstp_smal_div_code": _blank_or(r"\d{4}"),
     "kospi200_apnt_cls_code": _blank_or(r"[0-9AB]"),
-    "etp_prod_cls_code": _blank_or(r"[0-5]"),
+    "etp_prod_cls_code": _blank_or(r"[0-9A-Z]"),
     "stck_sdpr": _blank_or(r"\d+"),
     "stck_lstn_date": _blank_or(r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"),
     "lstn_stcn": _blank_or(r"\d+"),
@@ -191,11 +213,12 @@ class DomesticListing:
 
     @property
     def kind(self) -> str:
-        """The instrument type in the product's words: ``stock``, ``etf``, ``etn``, ..."""
+        """The instrument type in the product's words: ``stock``, ``etf``, ``etn``, ...
+
+        ``other`` for a group code the .h files do not list (and no known product type).
+        """
         etp = _ETP_TYPES.get(self.tail.get("etp_prod_cls_code", ""))
-        return etp or _DOMESTIC_TYPES.get(
-            self.security_group, self.security_group.lower() or "other"
-        )
+        return etp or _DOMESTIC_TYPES.get(self.security_group, "other")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,17 +240,35 @@ class MalformedRecord:
         return f"{self.symbol} (line {self.line}: {'; '.join(self.problems)})"
 
 
+@dataclass(frozen=True, slots=True)
+class NewCode:
+    """A code of its field's form that `KNOWN_CODES` does not list, and the rows holding it."""
+
+    field: str  # scrt_grp_cls_code, etp_prod_cls_code
+    code: str
+    rows: int
+    first_symbol: str  # of the first row holding it, for the report
+
+    def __str__(self) -> str:
+        return f"{self.field} {self.code!r} ({self.rows} rows, first {self.first_symbol})"
+
+
 class DomesticRows(list[DomesticListing]):
     """`parse_domestic`'s answer: the well-formed listings, in file order.
 
-    ``malformed`` holds the records held back, which a reader must name rather than drop.
+    ``malformed`` holds the records held back, which a reader must name rather than drop;
+    ``new_codes`` the codes not in `KNOWN_CODES` the listings hold, in order of first row.
     """
 
     def __init__(
-        self, listings: Iterable[DomesticListing] = (), malformed: Iterable[MalformedRecord] = ()
+        self,
+        listings: Iterable[DomesticListing] = (),
+        malformed: Iterable[MalformedRecord] = (),
+        new_codes: Iterable[NewCode] = (),
     ) -> None:
         super().__init__(listings)
         self.malformed = tuple(malformed)
+        self.new_codes = tuple(new_codes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,6 +285,19 @@ class OverseasListing:
     currency: str
     industry_code: str  # icod
     etp_type: str  # etyp
+    extras: tuple[str, ...] = ()  # columns after the known 24, stripped, in file order
+
+
+class OverseasRows(list[OverseasListing]):
+    """`parse_overseas`'s answer: the listings, in file order.
+
+    ``extra_columns``: the most columns any row holds beyond `COD_COLUMNS` (0 for today's
+    layout); each listing keeps its own in ``extras``.
+    """
+
+    def __init__(self, listings: Iterable[OverseasListing] = (), extra_columns: int = 0) -> None:
+        super().__init__(listings)
+        self.extra_columns = extra_columns
 
 
 def _decode(data: bytes, what: str) -> list[str]:
@@ -268,27 +322,64 @@ def parse_domestic(data: bytes, market: Market) -> DomesticRows:
     """Parse a decompressed ``kospi_code.mst`` / ``kosdaq_code.mst`` / ``konex_code.mst``.
 
     The records with a field outside its form (at most `MAX_MALFORMED_SHARE` of them) are
-    not listings: they are in ``malformed`` of the answer, by symbol and line.
+    not listings: they are in ``malformed`` of the answer, by symbol and line. A code of its
+    field's form missing from `KNOWN_CODES` is no damage: its rows are listings and the code
+    is in ``new_codes`` of the answer, once.
 
     Raises
     ------
     MasterFileError
-        Not cp949, a record too short or without a short code (naming its line), or more
-        than `MAX_MALFORMED_SHARE` of the records with a field outside its form.
+        Not cp949, a record too short or without a short code (naming its line), more than
+        `MAX_MALFORMED_SHARE` of the records with a field outside its form, or more than
+        `MAX_NEW_CODE_SHARE` of them with a code `KNOWN_CODES` does not list (a shifted layout).
     """
     rows = [
         _split(number, raw.rstrip("\r"), market)
         for number, raw in enumerate(_decode(data, f"{market} master"), start=1)
     ]
     bad = _check_forms(rows, market)
+    good = [(number, head, tail) for number, head, tail in rows if number not in bad]
     return DomesticRows(
-        (_listing(market, number, head, tail) for number, head, tail in rows if number not in bad),
+        (_listing(market, number, head, tail) for number, head, tail in good),
         (
             MalformedRecord(market, number, head[:9].strip(), bad[number])
             for number, head, _ in rows
             if number in bad
         ),
+        _new_codes(good, len(rows), market),
     )
+
+
+def _new_codes(
+    rows: list[tuple[int, str, dict[str, str]]], records: int, market: Market
+) -> list[NewCode]:
+    """The codes outside `KNOWN_CODES` the well-formed ``rows`` hold, in order of first row.
+
+    Refuses the file when more than `MAX_NEW_CODE_SHARE` of its ``records`` hold one.
+    """
+    counts: dict[tuple[str, str], int] = {}
+    first: dict[tuple[str, str], str] = {}
+    holding = 0
+    for _, head, tail in rows:
+        unknown = [
+            (name, tail[name])
+            for name, known in KNOWN_CODES.items()
+            if name in tail and tail[name] not in known
+        ]
+        holding += bool(unknown)
+        for key in unknown:
+            counts[key] = counts.get(key, 0) + 1
+            first.setdefault(key, head[:9].strip())
+    found = [NewCode(name, code, n, first[name, code]) for (name, code), n in counts.items()]
+    if holding > MAX_NEW_CODE_SHARE * records:
+        raise MasterFileError(
+            f"{market} master: {holding} of {records} records hold codes the layout does not "
+            f"list, more than {MAX_NEW_CODE_SHARE:.0%} (has the {_TAIL_WIDTHS[market]}-character "
+            f"tail changed width?): {'; '.join(str(c) for c in found[:3])}"
+        )
+    if found:
+        log.info("%s master: new codes: %s", market, "; ".join(str(c) for c in found))
+    return found
 
 
 def _split(number: int, line: str, market: Market) -> tuple[int, str, dict[str, str]]:
@@ -370,21 +461,35 @@ def _none_as_empty(value: str, none: str) -> str:
     return "" if value in ("", none) else value
 
 
-def parse_overseas(data: bytes, stem: str) -> list[OverseasListing]:
-    """Parse a decompressed ``<stem>mst.cod`` (``stem`` is ``nas``, ``nys``, ...)."""
+def parse_overseas(data: bytes, stem: str) -> OverseasRows:
+    """Parse a decompressed ``<stem>mst.cod`` (``stem`` is ``nas``, ``nys``, ...).
+
+    The `COD_COLUMNS` are read by position; columns after them (KIS has changed the count
+    before) are kept in each listing's ``extras`` and counted in the answer's
+    ``extra_columns``, never dropped unsaid.
+
+    Raises
+    ------
+    MasterFileError
+        An unknown ``stem``, not cp949, a row with fewer columns than `COD_COLUMNS` or
+        without a symbol (naming its line).
+    """
     if stem not in OVERSEAS_FILES:
         raise MasterFileError(f"unknown overseas master {stem!r}")
     _, region = OVERSEAS_FILES[stem]
+    known = len(COD_COLUMNS)
     listings = []
+    extra = 0
     for number, raw in enumerate(_decode(data, f"{stem} master"), start=1):
-        columns = raw.rstrip("\r").split("\t")
-        if len(columns) != len(COD_COLUMNS):
+        columns = [c.strip() for c in raw.rstrip("\r").split("\t")]
+        if len(columns) < known:
             raise MasterFileError(
-                f"{stem} master line {number}: {len(columns)} columns, expected {len(COD_COLUMNS)}"
+                f"{stem} master line {number}: {len(columns)} columns, expected at least {known}"
             )
-        row = dict(zip(COD_COLUMNS, (c.strip() for c in columns), strict=True))
+        row = dict(zip(COD_COLUMNS, columns[:known], strict=True))
         if not row["symb"]:
             raise MasterFileError(f"{stem} master line {number}: no symbol")
+        extra = max(extra, len(columns) - known)
         listings.append(
             OverseasListing(
                 exchange=row["excd"],
@@ -397,6 +502,11 @@ def parse_overseas(data: bytes, stem: str) -> list[OverseasListing]:
                 currency=row["curr"],
                 industry_code=row["icod"],
                 etp_type=row["etyp"],
+                extras=tuple(columns[known:]),
             )
         )
-    return listings
+    if extra:
+        log.warning(
+            "%s master: up to %d columns after the known %d, kept as extras", stem, extra, known
+        )
+    return OverseasRows(listings, extra)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import httpx
 
@@ -30,6 +30,7 @@ __all__ = [
     "download_master",
     "extract_single",
     "head_master",
+    "probe_master",
 ]
 
 # The largest master file is a few MB; anything far larger is not one.
@@ -105,6 +106,41 @@ async def head_master(http: httpx.AsyncClient, name: str) -> RemoteFile:
         raise KisTransportError(f"HEAD {name}: HTTP {response.status_code}")
     if response.status_code != 200 or "content-length" not in response.headers:
         raise MasterFileError(f"HEAD {name}: HTTP {response.status_code}, no size")
+    return _remote(response)
+
+
+# HEAD answers that say "this host does not do HEAD", not "no such file": a GET decides.
+_NO_HEAD = frozenset({404, 405, 501})
+
+
+async def probe_master(
+    http: httpx.AsyncClient, name: str, head: Literal["auto", "never"]
+) -> RemoteFile | None:
+    """What HEAD says of master archive ``name``, or None when the GET has to tell.
+
+    ``never`` asks nothing (None). ``auto`` asks HEAD, and takes 404, 405 or 501, or an
+    answer without Content-Length, as a host that serves GET only (None); KIS's material
+    documents no HEAD (its samples download with a plain GET).
+
+    Raises
+    ------
+    KisTransportError
+        The host unreachable, or a 5xx other than 501.
+    """
+    if head == "never":
+        return None
+    try:
+        response = await http.head(name)
+    except httpx.HTTPError as exc:
+        raise KisTransportError(f"HEAD {name}: {type(exc).__name__}") from None
+    if response.status_code in _NO_HEAD or (
+        response.status_code == 200 and "content-length" not in response.headers
+    ):
+        return None
+    if response.status_code >= 500:
+        raise KisTransportError(f"HEAD {name}: HTTP {response.status_code}")
+    if response.status_code != 200:
+        raise MasterFileError(f"HEAD {name}: HTTP {response.status_code}")
     return _remote(response)
 
 

@@ -198,6 +198,12 @@ def test_a_key_no_longer_read_is_named_and_left_out(
     old.write_text("[supervisor]\nopen_alerts_lookback_s = 604800.0\ndata_age_s = 30.0\n")
     assert load_settings(old).supervisor.data_age_s == 30.0
     assert "[supervisor] open_alerts_lookback_s is no longer read" in caplog.text
+    pages = tmp_path / "pages.toml"  # FHKST121600C0 is one answer: its page limit is gone
+    pages.write_text("[etf]\nholdings_max_pages = 10\nmax_failed_pct = 7.0\n")
+    assert load_settings(pages).etf.max_failed_pct == 7.0
+    assert "[etf] holdings_max_pages is no longer read (FHKST121600C0 cannot be paged" in (
+        caplog.text
+    )
     typo = tmp_path / "typo.toml"  # any other unknown key is still refused
     typo.write_text("[supervisor]\nopen_alert_lookback_s = 604800.0\n")
     with pytest.raises(ConfigError, match="open_alert_lookback_s"):

@@ -1,10 +1,11 @@
 """ETF constituents, daily highs and lows, and the KRX list against the masters.
 
 The parsers against independent statements; then the jobs against the real simulator and a
-real writer process: the weekly holdings (paged answers, cash and futures lines, the count
-cross-checked and a cut-short answer alerted), and the KRX list disagreeing with the KIS
-masters' ``EF`` rows by more than 1 % (a listing change the list has not caught up with)
-raising ``etf_universe_mismatch`` through ``observer etf check``, resolved once they agree.
+real writer process: the weekly holdings (one answer per ETF, cash and futures lines, the
+count cross-checked, a cut-short answer alerted, a constituent listed twice refused), and the
+KRX list disagreeing with the KIS masters' ``EF`` rows by more than 1 % (a listing change
+the list has not caught up with) raising ``etf_universe_mismatch`` through
+``observer etf check``, resolved once they agree.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from workers.etf.holdings import count_problem, holdings_of, kind_of
 from workers.etf.rows import with_bars
 from workers.master_file.cli import app as master_file
 
-PAGE_ROWS = 20  # the simulator's lines per FHKST121600C0 answer here: most ETFs page
+CAP = 20  # FHKST121600C0 lines a capped answer holds: most ETFs have more
 LEVERAGED = next(s for s in ETFS if multiple(MARKET.listings[s].name) != 1)
 DAY_ = date(2026, 11, 20)
 codes = st.text(alphabet="0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=14)
@@ -75,7 +76,7 @@ def test_a_short_line_keeps_its_negative_value(value: int, weight: Decimal, grou
         EtfComponentRow(stck_shrn_iscd="KRD010010001", etf_vltn_amt="-"),  # not given
         EtfComponentRow(stck_shrn_iscd="CASH00000001", etf_vltn_amt=""),
     ]
-    found = holdings_of("114800", DAY_, EtfComponentSummary(etf_cnfg_issu_cnt="3"), rows, 1, None)
+    found = holdings_of("114800", DAY_, EtfComponentSummary(etf_cnfg_issu_cnt="3"), rows, None)
     assert [(x.kind, x.value_krw) for x in found.lines] == [
         ("futures", value),
         ("cash", None),
@@ -147,7 +148,7 @@ def test_daily_bars_fill_only_what_rows_lack(
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    config = SimConfig(calls_per_second=400, etf_component_page_rows=PAGE_ROWS)
+    config = SimConfig(calls_per_second=400)
     with running(tmp_path_factory, config) as h:
         yield h
 
@@ -178,7 +179,8 @@ def test_the_first_load_has_highs_and_lows_then_the_week_s_holdings(harness: Har
 
     got = h.etf("holdings", "--date", DAY, "--json")
     assert got["collected"] == len(ETFS) and got["failures"] == 0
-    assert got["count_mismatches"] == 0 and got["unchecked"] == 0 and got["paged"] > 0
+    assert got["count_mismatches"] == 0 and got["unchecked"] == 0 and got["cut_short"] == 0
+    assert got["most_lines"] > CAP and got["kis_calls"] == len(ETFS)  # one answer each
     kinds = dict(
         h.rows(
             f"SELECT kind, COUNT(*) FROM etf_holdings WHERE symbol = '{LEVERAGED}' GROUP BY kind"
@@ -193,22 +195,38 @@ def test_the_first_load_has_highs_and_lows_then_the_week_s_holdings(harness: Har
 
 def test_a_cut_short_answer_is_alerted_then_resolved(harness: Harness, tmp_path: Path) -> None:
     h = harness
-    many = next(s for s in ETFS if len(h.etf("holdings-report", s, "--json")["lines"]) > PAGE_ROWS)
+    many = next(s for s in ETFS if len(h.etf("holdings-report", s, "--json")["lines"]) > CAP)
     before = h.rows("SELECT COUNT(*) FROM etf_holdings")[0][0]
-    shipped = h.config.read_text()
-    h.config.write_text(shipped + "[etf]\nholdings_max_pages = 1\n")  # first answers only
+    h.sim.config.etf_component_max_rows = CAP  # KIS capping the answer (UNCONFIRMED)
     try:
         cut = h.etf("holdings", "--date", DAY, "--symbols", many, "--json")
     finally:
-        h.config.write_text(shipped)
-    assert cut["count_mismatches"] == 1 and cut["lines"] == PAGE_ROWS
+        h.sim.config.etf_component_max_rows = None
+    assert cut["count_mismatches"] == 1 and cut["lines"] == CAP and cut["cut_short"] == 1
     severity, subject, message = h.alerts("etf_holdings_count_mismatch")[-1]
-    assert (severity, subject) == ("warning", many) and f"{PAGE_ROWS} holdings" in message
+    assert (severity, subject) == ("warning", many) and f"{CAP} holdings" in message
+    assert f"cut short at {CAP} lines" in message
     # Nothing stored was touched: the cut set is one more set, the full ones are intact.
-    assert h.rows("SELECT COUNT(*) FROM etf_holdings")[0][0] == before + PAGE_ROWS
+    assert h.rows("SELECT COUNT(*) FROM etf_holdings")[0][0] == before + CAP
     again = h.etf("holdings", "--date", DAY, "--symbols", many, "--json")
     assert again["count_mismatches"] == 0 and again["resolved"] == 1
     assert h.resolved("etf_holdings_count_mismatch") == 1
+
+
+def test_a_constituent_listed_twice_is_refused_and_nothing_stored(harness: Harness) -> None:
+    h = harness
+    stored = "SELECT COUNT(*) FROM etf_holdings"
+    before, failed = h.rows(stored)[0][0], len(h.alerts("etf_holdings_failures"))
+    h.sim.config.etf_component_repeat = True
+    try:
+        got = h.etf("holdings", "--date", DAY, "--symbols", ETFS[0], "--json", code=1)
+    finally:
+        h.sim.config.etf_component_repeat = False
+    assert got["failures"] == 1 and got["collected"] == 0 and got["failed_over_limit"]
+    assert h.rows(stored)[0][0] == before  # the ETF's earlier set stays current
+    alerts = h.alerts("etf_holdings_failures")
+    assert len(alerts) == failed + 1
+    assert "KisProtocolError" in alerts[-1][2] and "listed twice" in alerts[-1][2]
 
 
 def test_the_list_and_the_masters_disagreeing_by_over_1pct_is_alerted(harness: Harness) -> None:

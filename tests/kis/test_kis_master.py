@@ -135,12 +135,12 @@ def test_a_tail_one_field_wider_is_refused_naming_the_field_and_a_line() -> None
 
 
 def test_a_few_odd_rows_are_held_back_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    data = listings("KOSDAQ", 39, grp="ST") + record("KOSDAQ", "900001", padded("새종류"), grp="ZZ")
+    data = listings("KOSDAQ", 39, grp="ST") + record("KOSDAQ", "900001", padded("새종류"), grp="Z9")
     parsed = parse_domestic(data, "KOSDAQ")
     assert len(parsed) == 39  # one row in 40: under the 5 %, and no listing
     assert [(m.symbol, m.line) for m in parsed.malformed] == [("900001", 40)]
     assert "1 of 40 records hold fields outside their form" in caplog.text
-    assert "scrt_grp_cls_code 'ZZ' on line 40" in caplog.text
+    assert "scrt_grp_cls_code 'Z9' on line 40" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,7 @@ def test_overseas_rows_parse_and_column_count_is_checked() -> None:
         "USD",
     )
     assert (apple.security_type, apple.industry_code, apple.name) == ("2", "0101", "애플")
-    with pytest.raises(MasterFileError, match="23 columns, expected 24"):
+    with pytest.raises(MasterFileError, match="23 columns, expected at least 24"):
         parse_overseas(cod_row("AAPL") + cod_row("MSFT", columns=23), "nas")
 
 
@@ -305,3 +305,49 @@ def test_any_bytes_raise_only_master_file_errors(data: bytes) -> None:
     ):
         with contextlib.suppress(MasterFileError):  # anything else fails the test
             parse(data)
+
+
+def test_codes_the_layout_does_not_list_are_listings_reported_once_per_code() -> None:
+    """The 2026-07 KOSPI file: etp_prod_cls_code 8 and scrt_grp_cls_code PF on a few rows."""
+    width, _ = LAYOUT["KOSPI"]
+    names = [n for n, _ in DOMESTIC_TAILS["KOSPI"]]
+    etp_at = sum(w for _, w in DOMESTIC_TAILS["KOSPI"][: names.index("etp_prod_cls_code")])
+
+    def with_etp(line: bytes, code: str) -> bytes:
+        text = line.decode("cp949")
+        at = len(text.rstrip("\n")) - width + etp_at
+        return (text[:at] + code + text[at + 1 :]).encode("cp949")
+
+    data = (
+        listings("KOSPI", 95, grp="ST")
+        + with_etp(record("KOSPI", "400001", padded("신상품1"), grp="EF"), "8")
+        + with_etp(record("KOSPI", "400002", padded("신상품2"), grp="EF"), "8")
+        + record("KOSPI", "400003", padded("펀드"), grp="PF")
+    )
+    parsed = parse_domestic(data, "KOSPI")
+    assert len(parsed) == 98 and not parsed.malformed  # every row a listing
+    assert [(c.field, c.code, c.rows, c.first_symbol) for c in parsed.new_codes] == [
+        ("etp_prod_cls_code", "8", 2, "400001"),
+        ("scrt_grp_cls_code", "PF", 1, "400003"),
+    ]
+    kinds = {x.symbol: x.kind for x in parsed}
+    assert (kinds["400001"], kinds["400003"]) == ("etf", "other")
+
+
+def test_new_codes_on_more_than_five_percent_of_rows_refuse_the_file() -> None:
+    data = listings("KOSDAQ", 30, grp="ST") + b"".join(
+        record("KOSDAQ", f"9{n:05d}", padded("새종류"), grp="QQ") for n in range(2)
+    )
+    with pytest.raises(MasterFileError, match=r"2 of 32 records hold codes .*'QQ'"):
+        parse_domestic(data, "KOSDAQ")
+    one = data[: len(data) - len(data) // 32]  # the last record dropped: 1 in 31
+    assert [c.rows for c in parse_domestic(one, "KOSDAQ").new_codes] == [1]
+
+
+def test_cod_columns_beyond_the_known_24_are_kept_and_counted() -> None:
+    wider = cod_row("AAPL").rstrip(b"\n") + b"\tX1\t 7 \n" + cod_row("MSFT")
+    apple, msft = parsed = parse_overseas(wider, "nas")
+    assert parsed.extra_columns == 2
+    assert (apple.symbol, apple.currency, apple.extras) == ("AAPL", "USD", ("X1", "7"))
+    assert (msft.symbol, msft.extras) == ("MSFT", ())
+    assert parse_overseas(cod_row("AAPL"), "nas").extra_columns == 0

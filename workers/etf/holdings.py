@@ -1,10 +1,12 @@
 """The ``etf_holdings`` job (weekly): every ETF's constituents, checked against its count.
 
-One FHKST121600C0 per ETF (paged up to ``[etf] holdings_max_pages``) over every account
-under the ETF jobs' share, sent as one `EtfHoldings` each. The lines are checked against
-the answer's own count and the day's stored quote count: a difference is an
+One FHKST121600C0 per ETF, one answer each (KIS cannot continue it with ``tr_cont``), over
+every account under the ETF jobs' share, sent as one `EtfHoldings` each. The lines are
+checked against the answer's own count and the day's stored quote count: a difference (or an
+answer saying there is more, which cannot be asked for) is an
 ``etf_holdings_count_mismatch`` warning per ETF, resolved by a run that finds them equal;
-failed calls are ``etf_holdings_failures`` (the ETF's earlier set stays current).
+failed calls, and answers listing a constituent twice, are ``etf_holdings_failures`` (the
+ETF's earlier set stays current).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class HoldingsSummary(msgspec.Struct, frozen=True, kw_only=True):
     collected: int
     lines: int
     most_lines: int
-    paged: int  # ETFs whose answer took more than one page
+    cut_short: int  # ETFs whose answer said there is more, or held fewer lines than it counts
     count_mismatches: int
     unchecked: int  # ETFs without FHPST02400000's count to check against
     failures: int
@@ -84,7 +86,6 @@ def holdings_of(
     day: date,
     summary: EtfComponentSummary,
     rows: Sequence[EtfComponentRow],
-    pages: int,
     quote: EtfDaily | None,
 ) -> EtfHoldings:
     """One ETF's answer as its `EtfHoldings` (``quote``: the day's stored row, if any)."""
@@ -94,23 +95,35 @@ def holdings_of(
         lines=tuple(_line(r) for r in rows if r.stck_shrn_iscd.strip()),
         reported_count=kis_int(summary.etf_cnfg_issu_cnt),
         quote_count=quote.holdings if quote is not None else None,
-        pages=pages,
+        pages=1,
     )
 
 
-def count_problem(holdings: EtfHoldings) -> str | None:
-    """Why the ETF's counts disagree (None: they agree, or nothing to compare)."""
+def count_problem(holdings: EtfHoldings, more: bool = False) -> str | None:
+    """Why the ETF's counts disagree (None: they agree, or nothing to compare).
+
+    ``more``: the answer said there is more (``tr_cont`` F or M), which this TR cannot page.
+    Fewer lines than the answer's own count, or ``more``, reads as an answer cut short.
+    """
     lines = len(holdings.lines)
     problems = []
     if holdings.reported_count is not None and holdings.reported_count != lines:
         problems.append(f"the answer counts {holdings.reported_count}")
     if holdings.quote_count is not None and holdings.quote_count != lines:
         problems.append(f"FHPST02400000 counts {holdings.quote_count}")
+    if more:
+        problems.append("the answer says there is more (tr_cont), which cannot be asked for")
     if not problems:
         return None
-    return f"{holdings.symbol} has {lines} holdings on {holdings.trade_date}, but " + " and ".join(
-        problems
+    return (
+        f"{holdings.symbol} has {lines} holdings on {holdings.trade_date}, but "
+        + " and ".join(problems)
+        + (f" (the answer looks cut short at {lines} lines)" if _cut_short(holdings, more) else "")
     )
+
+
+def _cut_short(holdings: EtfHoldings, more: bool) -> bool:
+    return more or (holdings.reported_count or 0) > len(holdings.lines)
 
 
 async def _collect(
@@ -120,14 +133,13 @@ async def _collect(
     day: date,
     quotes: dict[str, EtfDaily],
     progress: Callable[[int, int], None],
-) -> tuple[dict[str, EtfHoldings], Collected]:
-    found: dict[str, EtfHoldings] = {}
+) -> tuple[dict[str, tuple[EtfHoldings, bool]], Collected]:
+    found: dict[str, tuple[EtfHoldings, bool]] = {}
     out = Collected()
-    max_pages = settings.etf.holdings_max_pages
 
     async def one(client: KisClient, symbol: str) -> None:
-        summary, rows, pages = await client.etf_components(symbol, max_pages=max_pages)
-        found[symbol] = holdings_of(symbol, day, summary, rows, pages, quotes.get(symbol))
+        summary, rows, more = await client.etf_components(symbol)
+        found[symbol] = (holdings_of(symbol, day, summary, rows, quotes.get(symbol)), more)
 
     await fan_out(settings, clock, symbols, one, out, progress)
     return found, out
@@ -150,8 +162,9 @@ def run_holdings(
     found, out = asyncio.run(_collect(settings, clock, symbols, day, quotes, beat(notifier)))
     present: set[tuple[str, str]] = set()
     for symbol in sorted(found):
-        send(found[symbol])
-        problem = count_problem(found[symbol])
+        holdings, more = found[symbol]
+        send(holdings)
+        problem = count_problem(holdings, more)
         if problem is not None:
             present.add(("etf_holdings_count_mismatch", symbol))
             send(
@@ -189,16 +202,16 @@ def run_holdings(
             duration_ms=int((time.monotonic() - started) * 1000),
         )
     )
-    lines = [len(h.lines) for h in found.values()]
+    lines = [len(h.lines) for h, _ in found.values()]
     return HoldingsSummary(
         date=day.isoformat(),
         listed=len(symbols),
         collected=len(found),
         lines=sum(lines),
         most_lines=max(lines, default=0),
-        paged=sum(h.pages > 1 for h in found.values()),
+        cut_short=sum(_cut_short(h, more) for h, more in found.values()),
         count_mismatches=sum(c == "etf_holdings_count_mismatch" for c, _ in present),
-        unchecked=sum(h.quote_count is None for h in found.values()),
+        unchecked=sum(h.quote_count is None for h, _ in found.values()),
         failures=len(out.failed),
         failed_over_limit=failed_pct > settings.etf.max_failed_pct,
         kis_calls=out.kis_calls,

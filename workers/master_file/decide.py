@@ -1,10 +1,12 @@
 """Whether to download a master file: by its size and validators, never missing a change.
 
 Any size change downloads (one new listing changes a 1 MB archive by under 0.1 %); same size
-with a different ETag or Last-Modified too; without validators same size is trusted until
-the weekly forced refresh. ``force`` only turns "unchanged, skip" into a download: a major
-decrease is held for review either way. A remote Last-Modified older than the file in use's
-(a stale mirror) is skipped, unless an operator allows a rollback by hand.
+with a different ETag or Last-Modified too; without validators to compare, same size
+downloads and the archive's sha256 decides (`FileDecision.by_hash`): a same-size change is
+never skipped, an unchanged archive never applied again. ``force`` only turns "unchanged,
+skip" into a download: a major decrease is held for review either way. A remote
+Last-Modified older than the file in use's (a stale mirror) is skipped, unless an operator
+allows a rollback by hand.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from observer.config.workers import MasterFileSettings
 from observer.kis.master import RemoteFile
 from workers.master_file.files import Current
 
-__all__ = ["STALE", "FileDecision", "decide"]
+__all__ = ["STALE", "FileDecision", "decide", "without_head"]
 
 Action = Literal["skip", "download", "hold"]
 Severity = Literal["info", "warning", "critical"]
@@ -34,6 +36,15 @@ class FileDecision:
     reason: str
     severity: Severity = "info"
     alert: str = ""  # the alert's code when not the action's usual one
+    # download, then skip as unchanged if the archive's sha256 is the one in use's
+    by_hash: bool = False
+
+
+def without_head(current: Current | None) -> FileDecision:
+    """The decision when the host answers no HEAD: download, and let the sha256 tell."""
+    if current is None:
+        return FileDecision("download", "initial download")
+    return FileDecision("download", "no HEAD: downloaded, compared by sha256", by_hash=True)
 
 
 def _when(http_date: str) -> datetime | None:
@@ -89,6 +100,9 @@ def decide(
         and (remote.last_modified != current.last_modified)
     ):
         return FileDecision("download", "same size, new Last-Modified")
+    if not (remote.etag and current.etag) and not (remote.last_modified and current.last_modified):
+        why = "same size, no validators: compared by sha256"
+        return FileDecision("download", why, by_hash=True)
     if force:
         return FileDecision("download", "forced refresh: contents will be compared")
     return FileDecision("skip", "unchanged")

@@ -66,6 +66,8 @@ class FileState(msgspec.Struct, frozen=True):
     checked_ns: int = 0
     # content_sha256 of the last `REMEMBERED` files applied, newest (the one in use) first
     applied: tuple[str, ...] = ()
+    # findings beyond the documented layout already reported (`Parsed.findings`): each once
+    reported: tuple[str, ...] = ()
 
     def installing(self, fresh: Current) -> tuple[str, ...]:
         """`applied` once ``fresh`` is in use (the one it replaces kept, if it was not)."""

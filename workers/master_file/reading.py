@@ -6,12 +6,20 @@ is `Parsed.malformed`, and its symbol stays in the database as stored (`Parsed.c
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from observer.errors import MasterFileError
-from observer.kis.master import MalformedRecord, extract_single, parse_domestic, parse_overseas
+from observer.kis.master import (
+    COD_COLUMNS,
+    MalformedRecord,
+    NewCode,
+    extract_single,
+    parse_domestic,
+    parse_overseas,
+)
 from observer.reference.instruments import Listing, MasterFile
 
 __all__ = ["Parsed", "parse", "read_archive", "read_listings"]
@@ -27,6 +35,19 @@ class Parsed:
     listings: list[Listing]
     malformed: tuple[MalformedRecord, ...] = ()
     content_sha256: str = ""  # of the member, when read from an archive
+    new_codes: tuple[NewCode, ...] = ()  # codes the layout does not list, held by listings
+    extra_columns: int = 0  # .cod columns beyond the known ones, kept in the listings' extras
+
+    @property
+    def findings(self) -> tuple[str, ...]:
+        """What the file holds beyond the documented layout, one key per finding.
+
+        ``etp_prod_cls_code=8``, ``cod_columns=26``: what a report names once, not daily.
+        """
+        keys = tuple(f"{c.field}={c.code}" for c in self.new_codes)
+        if self.extra_columns:
+            keys += (f"cod_columns={len(COD_COLUMNS) + self.extra_columns}",)
+        return keys
 
     @property
     def records(self) -> int:
@@ -58,9 +79,11 @@ def parse(file: MasterFile, data: bytes) -> Parsed:
         Not cp949, a record of the wrong shape (naming its line), or no record at all.
     """
     malformed: tuple[MalformedRecord, ...] = ()
+    new_codes: tuple[NewCode, ...] = ()
+    extra_columns = 0
     if file.domestic:
         domestic = parse_domestic(data, file.market)  # type: ignore[arg-type]
-        malformed = domestic.malformed
+        malformed, new_codes = domestic.malformed, domestic.new_codes
         rows = [
             Listing(
                 file.market,
@@ -79,6 +102,8 @@ def parse(file: MasterFile, data: bytes) -> Parsed:
         ]
     else:
         stem = file.member.split("mst", 1)[0]
+        overseas = parse_overseas(data, stem)
+        extra_columns = overseas.extra_columns
         rows = [
             Listing(
                 file.market,
@@ -91,11 +116,11 @@ def parse(file: MasterFile, data: bytes) -> Parsed:
                 "index" if file.indices else _OVERSEAS_TYPES.get(x.security_type, "other"),
                 x.industry_code,
             )
-            for x in parse_overseas(data, stem)
+            for x in overseas
         ]
     if not rows and not malformed:
         raise MasterFileError(f"{file.member} holds no records")
-    return Parsed(rows, malformed)
+    return Parsed(rows, malformed, new_codes=new_codes, extra_columns=extra_columns)
 
 
 def read_listings(file: MasterFile, data: bytes) -> list[Listing]:
@@ -107,4 +132,4 @@ def read_archive(file: MasterFile, archive: Path) -> Parsed:
     """Verify and parse an archive of ``file``, with the sha256 of its member."""
     member = extract_single(archive.read_bytes(), file.member)
     parsed = parse(file, member)
-    return Parsed(parsed.listings, parsed.malformed, hashlib.sha256(member).hexdigest())
+    return dataclasses.replace(parsed, content_sha256=hashlib.sha256(member).hexdigest())

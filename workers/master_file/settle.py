@@ -19,12 +19,13 @@ from workers.master_file.context import Services
 from workers.master_file.decide import STALE
 from workers.master_file.outcome import FileOutcome
 
-__all__ = ["MALFORMED", "QUALITY_LOW", "SIZE_CHANGE", "SUSPECT", "Settle", "Through"]
+__all__ = ["MALFORMED", "NEW_CODES", "QUALITY_LOW", "SIZE_CHANGE", "SUSPECT", "Settle", "Through"]
 
 SUSPECT = "master_remote_suspect"  # critical: the server reports a 0-byte file
 SIZE_CHANGE = "master_size_change"  # warning: a large increase, or a decrease verified
 QUALITY_LOW = "master_quality_low"  # warning: too few complete rows
 MALFORMED = "master_records_malformed"  # warning: records held back, left as stored
+NEW_CODES = "master_new_codes"  # info, once per finding: codes or columns the layout lacks
 
 # Code -> the severity of its alerts (a resolution is routed like them).
 _REMOTE = {SUSPECT: "critical", STALE: "warning", SIZE_CHANGE: "warning"}

@@ -11,6 +11,7 @@ gets through (`workers.master_file.settle`); held changes are `workers.master_fi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 from decimal import Decimal
@@ -25,21 +26,22 @@ from observer.calendar.clock import Clock
 from observer.cli.support import open_alert_subjects
 from observer.config.tree import Settings
 from observer.errors import KisTransportError, MasterFileError
-from observer.kis.master import RemoteFile, download_master, head_master
+from observer.kis.master import Downloaded, RemoteFile, download_master, probe_master
 from observer.kis.session import master_http
 from observer.process.heartbeat import Heartbeat
 from observer.reference.instruments import MASTER_FILES, MasterFile
 from workers.master_file import SOURCE
 from workers.master_file.context import Run, Services
-from workers.master_file.decide import STALE, FileDecision, decide
+from workers.master_file.decide import STALE, FileDecision, decide, without_head
 from workers.master_file.diff import diff
-from workers.master_file.files import Current, sha256_of
+from workers.master_file.files import Current, FileState, sha256_of
 from workers.master_file.outcome import FileOutcome, sample
 from workers.master_file.quality import Quality, assess
 from workers.master_file.reading import Parsed, read_archive
 from workers.master_file.review import Reviews
 from workers.master_file.settle import (
     MALFORMED,
+    NEW_CODES,
     QUALITY_LOW,
     SIZE_CHANGE,
     SUSPECT,
@@ -122,23 +124,60 @@ class Updater(Services):
         file = run.file
         through: Through = ""
         try:
-            remote = await self.retry(lambda: head_master(http, file.name))
-            decision = decide(
-                run.state.current,
-                remote,
-                self.limits,
-                force=run.force,
-                allow_rollback=run.allow_rollback,
-            )
+            remote = await self.retry(lambda: probe_master(http, file.name, self.limits.head))
+            if remote is None:
+                decision = without_head(run.state.current)
+            else:
+                decision = decide(
+                    run.state.current,
+                    remote,
+                    self.limits,
+                    force=run.force,
+                    allow_rollback=run.allow_rollback,
+                )
+            got: Downloaded | None = None
+            if decision.action != "skip":
+                got = await self.retry(
+                    lambda: download_master(
+                        http, file.name, self.files.temp_path(file), progress=self._progress
+                    )
+                )
+                decision = self._judged(run, decision, got, headless=remote is None)
             if decision.action == "skip":
+                if got is not None:
+                    got.path.unlink(missing_ok=True)
+                    remote = got.remote
+                assert remote is not None
                 outcome = self._skip(run, remote, decision)
                 through = "unchanged" if decision.severity == "info" else ""
             else:
-                outcome = await self._download(http, run, decision)
+                assert got is not None
+                outcome = await self._download(run, decision, got)
                 through = "applied" if outcome.action == "download" else ""
         except (MasterFileError, KisTransportError) as exc:
             outcome, through = self._failed(run, exc), ""
         return outcome, through
+
+    def _judged(
+        self, run: Run, decision: FileDecision, got: Downloaded, *, headless: bool
+    ) -> FileDecision:
+        """``decision`` once the archive is here: unchanged by its sha256, or as its GET says.
+
+        Without HEAD (``headless``) or validators (``decision.by_hash``) the archive's sha256
+        against the one in use's tells an unchanged file (skipped, unless forced) from a
+        same-size change; without HEAD the GET's size and validators are then judged as a
+        HEAD's would have been (a major decrease is still held, a stale copy still refused).
+        """
+        current = run.state.current
+        if current is None:
+            return decision
+        if (headless or decision.by_hash) and not run.force and got.sha256 == current.sha256:
+            return FileDecision("skip", "unchanged (same sha256)")
+        if headless:
+            return decide(
+                current, got.remote, self.limits, force=True, allow_rollback=run.allow_rollback
+            )
+        return decision
 
     def _skip(self, run: Run, remote: RemoteFile, decision: FileDecision) -> FileOutcome:
         file, state = run.file, run.state
@@ -161,14 +200,8 @@ class Updater(Services):
         self.save(file, state, failures=0, checked_ns=self.clock.now_ns())
         return outcome
 
-    async def _download(
-        self, http: httpx.AsyncClient, run: Run, decision: FileDecision
-    ) -> FileOutcome:
+    async def _download(self, run: Run, decision: FileDecision, got: Downloaded) -> FileOutcome:
         file, state = run.file, run.state
-        target = self.files.temp_path(file)
-        got = await self.retry(
-            lambda: download_master(http, file.name, target, progress=self._progress)
-        )
         try:
             parsed = read_archive(file, got.path)
         except MasterFileError:
@@ -203,7 +236,7 @@ class Updater(Services):
             file.market,
             file.name,
             "download",
-            decision.reason + _left_as_stored(parsed),
+            decision.reason + _left_as_stored(parsed) + _beyond_layout(parsed),
             fresh.records,
             len(d.new),
             len(d.changed),
@@ -224,6 +257,8 @@ class Updater(Services):
             reasons = self.reviews.awaiting(state, content_sha)
         self._quality_alert(file, quality)
         self._malformed_alert(file, parsed)
+        state = self._report_findings(file, state, parsed)
+        run = dataclasses.replace(run, state=state)
         if reasons:
             return self.reviews.hold(run, fresh, d, got.path, reasons, outcome)
         if decision.severity != "info":
@@ -295,6 +330,30 @@ class Updater(Services):
             file,
             subject=file.market,
         )
+
+    def _report_findings(self, file: MasterFile, state: FileState, parsed: Parsed) -> FileState:
+        """An info alert naming what ``parsed`` holds beyond the layout, each finding once.
+
+        A new group code or an extra ``.cod`` column is no damage (its rows are listings),
+        but the layout the product reads is behind KIS's: said once, then remembered in
+        ``state`` (the answer, saved) so a daily check does not repeat it.
+        """
+        fresh = [key for key in parsed.findings if key not in state.reported]
+        if not fresh:
+            return state
+        details = [str(c) for c in parsed.new_codes if f"{c.field}={c.code}" in fresh]
+        details += [key for key in fresh if key.startswith("cod_columns=")]
+        self.alert(
+            "info",
+            NEW_CODES,
+            f"{file.name}: holds what its layout does not list, read as listings: "
+            + "; ".join(details),
+            file,
+            subject=file.market,
+        )
+        state = msgspec.structs.replace(state, reported=(*state.reported, *fresh))
+        self.save(file, state)
+        return state
 
     def _failed(self, run: Run, exc: Exception) -> FileOutcome:
         file, state = run.file, run.state
@@ -483,3 +542,10 @@ def _left_as_stored(parsed: Parsed) -> str:
     if not parsed.malformed:
         return ""
     return f"; {len(parsed.malformed)} malformed records left as stored"
+
+
+def _beyond_layout(parsed: Parsed) -> str:
+    """The note of a check whose file holds codes or columns its layout lacks: "" when none."""
+    if not parsed.findings:
+        return ""
+    return f"; beyond the layout, read as listings: {', '.join(parsed.findings)}"
