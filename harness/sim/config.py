@@ -40,6 +40,14 @@ class SimConfig:
     yahoo_retry_after_s: int | None = None
     # FHKST121600C0 lines per answer, the rest continued (tr_cont); KIS's is UNCONFIRMED
     etf_component_page_rows: int = 40
+    # Paper accounts: every app key is a paper one, and the TRs KIS's paper host does not
+    # offer ("모의투자 미지원" in the workbook) are answered with rt_cd "1" and this msg_cd
+    # (KIS's code for it is UNCONFIRMED; paper accounts have been seen to get MCA00124).
+    paper: bool = False
+    paper_refusal_code: str = "MCA00124"
+    # Which FHKST01010100 field says a symbol is halted: temp_stop_yn "Y", the status code
+    # iscd_stat_cls_code "58" (거래정지), or both (UNCONFIRMED which KIS fills).
+    halt_signal: Literal["both", "temp_stop_yn", "iscd_stat_cls_code"] = "both"
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,11 +108,11 @@ SESSION_REFUSALS = frozenset(
 )
 # The session refusals that say the approval key itself is not (or no longer) valid: a new
 # key may help, so the stream renews the one it presented, once (`observer.kis.approval`).
-# OPSP0010 "invalid appkey", OPSP0011 "invalid approval(appkey) : NOT FOUND", OPSP9993 (the
-# simulator's "INVALID appkey") and OPSP9994 (INVALID appkey in KIS's code tables, which
-# call 9993 an internal error). Not 8994/8995 (personalseckey / appsecret *not found*: a
-# message without the field, which no new key mends), nor 8996 (the key is valid and in use).
-KEY_REFUSALS = frozenset({"OPSP0010", "OPSP0011", "OPSP9993", "OPSP9994"})
+# OPSP0010 "invalid appkey", OPSP0011 "invalid approval(appkey) : NOT FOUND" and OPSP9994
+# (INVALID appkey in the third-party code tables). Not OPSP9993 (JSON parsing error in those
+# tables: the message, not the key), nor 8994/8995 (personalseckey / appsecret *not found*:
+# a message without the field, which no new key mends), nor 8996 (the key is valid and in use).
+KEY_REFUSALS = frozenset({"OPSP0010", "OPSP0011", "OPSP9994"})
 
 
 @dataclass(frozen=True, slots=True)
