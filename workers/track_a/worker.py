@@ -273,6 +273,7 @@ class TrackA(AsyncWorker):
             retry_max_s=config.retry_max_s,
             stop=self.stop,
             on_retry=functools.partial(self._failing, cycle),
+            halt_from=self.settings.kis.halt_from,
         )
         self.tally.cycle_running = False
         if run.stopped:
