@@ -222,7 +222,7 @@ class KisClient:
         if not self.offers(endpoint):
             raise KisPaperRefused(
                 f"{endpoint.tr_id} ({endpoint.name}) is offered on real accounts only; "
-                'this account is a paper one (kis.environment = "paper")'
+                "this account is a paper one"
             )
         refreshed = False
 
