@@ -54,7 +54,7 @@ from observer.kis.schemas import (
 from observer.kis.settings import PAPER_REFUSAL_CODES
 from observer.process.retry import retry
 
-__all__ = ["PAPER_REFUSAL_TEXT", "KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
+__all__ = ["PAPER_REFUSAL_TEXTS", "KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,10 @@ _CODES: dict[str, type[KisApiError]] = {
     "EGW00133": KisTokenThrottled,
 }
 _MORE = frozenset({"F", "M"})  # response tr_cont: more pages follow
-# A paper host's refusal names paper trading in its msg1 ("모의투자 미지원", "모의투자 TR 이
-# 아닙니다"), whatever its msg_cd (KIS's code for it is UNCONFIRMED: `PAPER_REFUSAL_CODES`).
-PAPER_REFUSAL_TEXT = "모의투자"
+# A paper host's refusal says so in its msg1 ("모의투자 미지원", "모의투자 TR 이 아닙니다"),
+# whatever its msg_cd (KIS's code for it is UNCONFIRMED: `PAPER_REFUSAL_CODES`). Not any
+# msg1 naming 모의투자: EGW02004 (a paper app key on the real host) is a configuration error.
+PAPER_REFUSAL_TEXTS = ("모의투자 미지원", "모의투자 TR")
 
 
 class RateLimits:
@@ -301,7 +302,9 @@ class KisClient:
         """True if ``error`` is the paper host saying it does not offer the TR."""
         if error.retryable or isinstance(error, KisAuthError | KisTokenThrottled):
             return False
-        return error.msg_cd in self._paper_codes or PAPER_REFUSAL_TEXT in error.msg1
+        return error.msg_cd in self._paper_codes or any(
+            text in error.msg1 for text in PAPER_REFUSAL_TEXTS
+        )
 
     async def pages(
         self, endpoint: RestEndpoint, params: Mapping[str, str], *, max_pages: int = 10
