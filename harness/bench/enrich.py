@@ -120,7 +120,7 @@ async def _run(settings: Settings, clock: Clock, per_region: int, folder: Path) 
         finally:
             for account in accounts:
                 await account.aclose()
-    kis_limit = sum(a.rest_per_second for a in settings.kis.accounts)
+    kis_limit = sum(settings.kis.usable_per_second(a) for a in settings.kis.accounts)
     kis_limit *= settings.kis.process_share["jobs"]
     kis_calls = job.kis.requests
     fallback_bound = source.calls / settings.enrich.fallback_rate_per_s

@@ -61,7 +61,7 @@ async def _cycle(settings: Settings, clock: Clock, targets: list[SnapshotTarget]
         for account in accounts:
             await account.aclose()
     share = settings.kis.process_share["track_a"]
-    limit = sum(a.rest_per_second for a in settings.kis.accounts) * share
+    limit = sum(settings.kis.usable_per_second(a) for a in settings.kis.accounts) * share
     bound_s = len(targets) / limit
     return {
         "symbols": len(targets),

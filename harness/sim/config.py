@@ -61,6 +61,14 @@ class SimConfig:
     # ``etf_component_repeat`` lists one constituent twice, as a malformed answer would.
     etf_component_max_rows: int | None = None
     etf_component_repeat: bool = False
+    # Paper accounts: every app key is a paper one, and the TRs KIS's paper host does not
+    # offer ("모의투자 미지원" in the workbook) are answered with rt_cd "1" and this msg_cd
+    # (KIS's code for it is UNCONFIRMED; paper accounts have been seen to get MCA00124).
+    paper: bool = False
+    paper_refusal_code: str = "MCA00124"
+    # Which FHKST01010100 field says a symbol is halted: temp_stop_yn "Y", the status code
+    # iscd_stat_cls_code "58" (거래정지), or both (UNCONFIRMED which KIS fills).
+    halt_signal: Literal["both", "temp_stop_yn", "iscd_stat_cls_code"] = "both"
 
 
 @dataclass(frozen=True, slots=True)

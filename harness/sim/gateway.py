@@ -57,6 +57,8 @@ class Gateway:
         self._approvals: dict[str, str] = {}  # approval key -> app key
         self._window: dict[str, tuple[int, int]] = {}  # app key -> (wall second, calls)
         self.calls: defaultdict[str, int] = defaultdict(int)  # tr_id -> answered calls
+        # tr_id -> calls refused as not offered on paper accounts (`SimConfig.paper`)
+        self.paper_refused: defaultdict[str, int] = defaultdict(int)
         self.rate_limited = 0
         self.peak_per_second: dict[str, int] = {}  # app key -> most calls in one wall second
 

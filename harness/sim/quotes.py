@@ -40,7 +40,24 @@ from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, se
 from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
 from observer.calendar.clock import Clock
 
-__all__ = ["Quotes"]
+__all__ = ["PAPER_LACKS", "Quotes"]
+
+# The TRs KIS's paper host does not offer: "모의투자 미지원" in the API workbook (past-day
+# minute bars, ETF and overseas detail), or treated so where the workbook is silent.
+PAPER_LACKS = frozenset(
+    {
+        "FHKST03010230",
+        "FHPST02400000",
+        "FHPST02440000",
+        "FHPST02440200",
+        "FHKST121600C0",
+        "CTPF1702R",
+        "HHDFS76370100",
+        "HHDFS76200200",
+        "HHDFS76370000",
+    }
+)
+_PAPER_REFUSAL_TEXT = "모의투자 미지원 서비스입니다."
 
 
 class Quotes:
@@ -70,6 +87,10 @@ class Quotes:
         handler = _ROUTES.get((request.match_info["path"], tr_id))
         if handler is None:
             return fail(500, "OPSQ0002", "없는 서비스 코드 입니다")
+        config = self.gateway.config
+        if config.paper and tr_id in PAPER_LACKS:
+            self.gateway.paper_refused[tr_id] += 1
+            return fail(500, config.paper_refusal_code, _PAPER_REFUSAL_TEXT)
         self.gateway.calls[tr_id] += 1
         try:
             return handler(self, request.query)
@@ -104,13 +125,19 @@ class Quotes:
             "stck_sdpr": str(q.prev_close),
             "hts_avls": str(listing.listed_shares * q.price // 100_000_000),
             "lstn_stcn": str(listing.listed_shares),
-            "temp_stop_yn": "Y" if listing.suspended or halted else "N",
-            "iscd_stat_cls_code": "58" if listing.suspended or halted else "55",
+            **self._halt_fields(listing.suspended or halted),
             "mang_issu_cls_code": "Y" if listing.administrative else "N",
             "rprs_mrkt_kor_name": listing.market,
             "stck_shrn_iscd": symbol,
         }
         return web.json_response(envelope(*OK, output=output))
+
+    def _halt_fields(self, halted: bool) -> dict[str, str]:
+        """``temp_stop_yn`` and ``iscd_stat_cls_code``, a halt in those `SimConfig` says."""
+        signal = self.gateway.config.halt_signal
+        flag = halted and signal in ("both", "temp_stop_yn")
+        code = halted and signal in ("both", "iscd_stat_cls_code")
+        return {"temp_stop_yn": "Y" if flag else "N", "iscd_stat_cls_code": "58" if code else "55"}
 
     def _faulted(self, symbol: str, q: Quote) -> tuple[Quote, bool]:
         """The quote as a halt (frozen at its start) or a limit lock makes it; halted or not."""

@@ -123,7 +123,7 @@ class Realtime:
                 except (ValueError, KeyError, AttributeError):
                     await ws.send_json(
                         _control(
-                            "", "", "9", "OPSP9999", "JSON PARSING ERROR : invalid json format"
+                            "", "", "9", "OPSP9993", "JSON PARSING ERROR : invalid json format"
                         )
                     )
                     continue
@@ -133,7 +133,7 @@ class Realtime:
                 tr_id, tr_key = data.get("tr_id", ""), data.get("tr_key", "")
                 owner = self.gateway.approval_owner(header.get("approval_key", ""))
                 if owner is None:
-                    await ws.send_json(_control(tr_id, tr_key, "9", "OPSP9993", "INVALID appkey"))
+                    await ws.send_json(_control(tr_id, tr_key, "9", "OPSP9994", "INVALID appkey"))
                     continue
                 if app_key is None:
                     if self._down(owner):  # the session fails once it says whose it is

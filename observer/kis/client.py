@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import TypeVar
@@ -51,9 +51,10 @@ from observer.kis.schemas import (
     OverseasInfoOutput,
     OverseasPriceOutput,
 )
+from observer.kis.settings import PAPER_REFUSAL_CODES
 from observer.process.retry import retry
 
-__all__ = ["KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
+__all__ = ["PAPER_REFUSAL_TEXTS", "KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ _CODES: dict[str, type[KisApiError]] = {
     "EGW00133": KisTokenThrottled,
 }
 _MORE = frozenset({"F", "M"})  # response tr_cont: more pages follow
+# A paper host's refusal says so in its msg1 ("모의투자 미지원", "모의투자 TR 이 아닙니다"),
+# whatever its msg_cd (KIS's code for it is UNCONFIRMED: `PAPER_REFUSAL_CODES`). Not any
+# msg1 naming 모의투자: EGW02004 (a paper app key on the real host) is a configuration error.
+PAPER_REFUSAL_TEXTS = ("모의투자 미지원", "모의투자 TR")
 
 
 class RateLimits:
@@ -140,7 +145,9 @@ class KisClient:
         First retry pause and its cap (doubling, with full jitter).
     environment:
         ``"paper"`` refuses the TRs KIS offers on real accounts only (`KisPaperRefused`,
-        before anything is sent: the paper host would answer with an error of its own).
+        before anything is sent), and reads the paper host's own refusal the same way.
+    paper_codes:
+        The msg_cd values read as that refusal (``[kis] paper_refusal_codes``).
     """
 
     def __init__(
@@ -155,9 +162,11 @@ class KisClient:
         backoff_s: float = 0.2,
         backoff_cap_s: float = 5.0,
         environment: str = "real",
+        paper_codes: Collection[str] = PAPER_REFUSAL_CODES,
     ) -> None:
         self._http = http
         self.environment = environment
+        self._paper_codes = frozenset(paper_codes)
         self._credentials = credentials
         self._tokens = tokens
         self._clock = clock
@@ -169,6 +178,20 @@ class KisClient:
         self.retries = 0
         self.rate_limited = 0
         self._errors: deque[int] = deque()  # when each failed answer came (clock ns)
+
+    @property
+    def alias(self) -> str:
+        """The account's alias (in alerts and logs)."""
+        return self._credentials.alias
+
+    @property
+    def paper(self) -> bool:
+        """True for a paper account."""
+        return self.environment == "paper"
+
+    def offers(self, endpoint: RestEndpoint) -> bool:
+        """True if KIS offers ``endpoint`` to this account (the endpoint table's ``paper``)."""
+        return endpoint.paper or not self.paper
 
     def errors_within(self, seconds: float) -> int:
         """Requests that failed (error answers, transport failures) in the last ``seconds``."""
@@ -194,12 +217,13 @@ class KisClient:
         Raises
         ------
         KisPaperRefused
-            ``endpoint`` is real-only and this is a paper account.
+            ``endpoint`` is real-only and this is a paper account (nothing is sent), or the
+            paper host refused it as one it does not offer.
         """
-        if self.environment == "paper" and not endpoint.paper:
+        if not self.offers(endpoint):
             raise KisPaperRefused(
                 f"{endpoint.tr_id} ({endpoint.name}) is offered on real accounts only; "
-                'this account is a paper one (kis.environment = "paper")'
+                "this account is a paper one"
             )
         refreshed = False
 
@@ -264,10 +288,23 @@ class KisClient:
                 self.pace.refused(generation)
             elif answer is not None:
                 self.pace.answered()
+            if self.paper and isinstance(error, KisApiError) and self._paper_refusal(error):
+                raise KisPaperRefused(
+                    f"{endpoint.tr_id} ({endpoint.name}): the paper host does not offer it "
+                    f"({error.msg_cd} {error.msg1})"
+                ) from None
             raise error
         assert answer is not None
         self.pace.answered()
         return Page(answer, response.headers.get("tr_cont", "") in _MORE)
+
+    def _paper_refusal(self, error: KisApiError) -> bool:
+        """True if ``error`` is the paper host saying it does not offer the TR."""
+        if error.retryable or isinstance(error, KisAuthError | KisTokenThrottled):
+            return False
+        return error.msg_cd in self._paper_codes or any(
+            text in error.msg1 for text in PAPER_REFUSAL_TEXTS
+        )
 
     async def pages(
         self, endpoint: RestEndpoint, params: Mapping[str, str], *, max_pages: int = 10

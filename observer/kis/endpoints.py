@@ -41,7 +41,11 @@ ENVIRONMENTS: dict[str, Environment] = {
 
 
 class RestEndpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """One REST function: its path, tr_id, and whether the paper host offers it."""
+    """One REST function: its path, tr_id, and whether the paper host offers it.
+
+    ``paper`` is the one list of what paper accounts lack: `KisClient.get` refuses the others
+    before sending anything.
+    """
 
     name: str
     path: str
@@ -59,7 +63,9 @@ ENDPOINTS: dict[str, RestEndpoint] = {
                      path="/uapi/domestic-stock/v1/quotations/inquire-daily-itemchartprice"),
         RestEndpoint(name="minute_bars_today", tr_id="FHKST03010200", rows_per_call=30,
                      path="/uapi/domestic-stock/v1/quotations/inquire-time-itemchartprice"),
+        # The workbook: "모의투자 미지원" (an older table of the samples said otherwise).
         RestEndpoint(name="minute_bars_past", tr_id="FHKST03010230", rows_per_call=120,
+                     paper=False,
                      path="/uapi/domestic-stock/v1/quotations/inquire-time-dailychartprice"),
         RestEndpoint(name="daily_price", tr_id="FHKST01010400",
                      path="/uapi/domestic-stock/v1/quotations/inquire-daily-price"),

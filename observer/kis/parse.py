@@ -20,14 +20,17 @@ import msgspec
 from bus.events import PriceSnapshot
 from observer.errors import KisProtocolError, KisServerError
 from observer.kis.schemas import CurrentPriceOutput
+from observer.kis.settings import HaltFrom
 
 __all__ = [
+    "HALTED_STATUS",
     "KEY_REFUSALS",
     "SESSION_REFUSALS",
     "ControlMessage",
     "decode_answer",
     "decode_json",
     "is_data_frame",
+    "is_halted",
     "kst_to_utc_ns",
     "parse_control",
     "price_snapshot",
@@ -44,6 +47,9 @@ _NS = 1_000_000_000
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1  # BIGINT
 _DECIMAL_LIMIT = Decimal(10) ** 16  # NUMERIC(24, 8): at most 16 digits before the point ...
 _DECIMAL_QUANTUM = Decimal("1E-8")  # ... and 8 after it
+
+# iscd_stat_cls_code of a halted symbol: 거래정지 in KIS's workbook
+HALTED_STATUS = "58"
 
 _T = TypeVar("_T")
 # msgspec raises RecursionError on deeply nested input (it walks skipped fields and `Raw`
@@ -108,11 +114,11 @@ SESSION_REFUSALS = frozenset(
 )
 # The session refusals that say the approval key itself is not (or no longer) valid: a new
 # key may help, so the stream renews the one it presented, once (`observer.kis.approval`).
-# OPSP0010 "invalid appkey", OPSP0011 "invalid approval(appkey) : NOT FOUND", OPSP9993 (the
-# simulator's "INVALID appkey") and OPSP9994 (INVALID appkey in KIS's code tables, which
-# call 9993 an internal error). Not 8994/8995 (personalseckey / appsecret *not found*: a
-# message without the field, which no new key mends), nor 8996 (the key is valid and in use).
-KEY_REFUSALS = frozenset({"OPSP0010", "OPSP0011", "OPSP9993", "OPSP9994"})
+# OPSP0010 "invalid appkey", OPSP0011 "invalid approval(appkey) : NOT FOUND" and OPSP9994
+# (INVALID appkey in the third-party code tables). Not OPSP9993 (JSON parsing error in those
+# tables: the message, not the key), nor 8994/8995 (personalseckey / appsecret *not found*:
+# a message without the field, which no new key mends), nor 8996 (the key is valid and in use).
+KEY_REFUSALS = frozenset({"OPSP0010", "OPSP0011", "OPSP9994"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,11 +228,18 @@ def _optional_int(value: str, name: str) -> int:
 
 
 def price_snapshot(
-    out: CurrentPriceOutput, symbol: str, market: str, cycle_id: str, observed_ns: int
+    out: CurrentPriceOutput,
+    symbol: str,
+    market: str,
+    cycle_id: str,
+    observed_ns: int,
+    *,
+    halt_from: HaltFrom = "both",
 ) -> PriceSnapshot:
     """One FHKST01010100 answer as a Track A `PriceSnapshot`.
 
-    A price of 0 is KIS's answer for a code it does not know, and is refused.
+    A price of 0 is KIS's answer for a code it does not know, and is refused. ``halted`` is
+    read from ``halt_from`` (`is_halted`).
     """
     price = read_int(out.stck_prpr, "stck_prpr")
     if price <= 0:
@@ -251,5 +264,21 @@ def price_snapshot(
         lower_limit=_optional_int(out.stck_llam, "stck_llam"),
         base_price=_optional_int(out.stck_sdpr, "stck_sdpr"),
         market_cap=_bounded(_optional_int(out.hts_avls, "hts_avls") * _EOK, "hts_avls"),
-        halted=out.temp_stop_yn == "Y",
+        halted=is_halted(out, halt_from),
     )
+
+
+def is_halted(out: CurrentPriceOutput, halt_from: HaltFrom = "both") -> bool:
+    """Whether an FHKST01010100 answer says trading in its symbol is halted.
+
+    ``"temp_stop_yn"``: the flag is "Y"; ``"iscd_stat_cls_code"``: the status is 58
+    (거래정지); ``"both"``: either of them (which one KIS fills for a long suspension is
+    UNCONFIRMED).
+    """
+    flag = out.temp_stop_yn == "Y"
+    status = out.iscd_stat_cls_code == HALTED_STATUS
+    if halt_from == "temp_stop_yn":
+        return flag
+    if halt_from == "iscd_stat_cls_code":
+        return status
+    return flag or status

@@ -55,7 +55,7 @@ def _rest_http(base_url: str) -> httpx.AsyncClient:
 
 
 def rate_limits(kis: KisSettings, process: str, *, share: float | None = None) -> RateLimits:
-    """Limiters for one process: each account's budget times the process kind's share.
+    """Limiters for one process: each account's budget (less the headroom) times the share.
 
     ``share`` instead of the kind's: what the configured shares leave, for a process that
     has no kind of its own (`workers.gap_recovery.share`).
@@ -64,7 +64,7 @@ def rate_limits(kis: KisSettings, process: str, *, share: float | None = None) -
         share = kis.process_share.get(process)
     if share is None:
         raise ConfigError(f"kis.process_share has no entry for process kind {process!r}")
-    per_second = {a.alias: a.rest_per_second * share for a in kis.accounts}
+    per_second = {a.alias: kis.usable_per_second(a) * share for a in kis.accounts}
     return RateLimits(per_second, kis.pace_recover_s)
 
 
@@ -152,7 +152,8 @@ def open_account(
         tokens,
         clock,
         limits.for_account(alias),
-        environment=kis.environment,
+        environment="paper" if kis.paper else kis.environment,
+        paper_codes=kis.paper_refusal_codes,
     )
     return KisAccount(alias, http, rest_get, tokens, client, ws, clock)
 

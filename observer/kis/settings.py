@@ -9,11 +9,26 @@ from msgspec import Meta
 
 from observer.tables import Seconds, Strict
 
-__all__ = ["REST_PER_SECOND", "AccountSettings", "KisSettings", "env_prefix"]
+__all__ = [
+    "PAPER_REFUSAL_CODES",
+    "REST_PER_SECOND",
+    "AccountSettings",
+    "HaltFrom",
+    "KisSettings",
+    "env_prefix",
+]
 
 # KIS publishes no figure: its own samples pace 0.05 s a call on real hosts and 0.5 s on
 # paper ones, python-kis allows 19/s and 2/s.
 REST_PER_SECOND = {"real": 20.0, "paper": 2.0, "sim": 20.0}
+# The msg_cd of the paper host's refusal of a TR it does not offer ("모의투자 미지원"):
+# KIS documents none. MCA00124 ("해당 서비스를 찾을수 없습니다") is what paper accounts
+# have been seen to get for such a call; an answer whose msg1 says 모의투자 is read the same.
+PAPER_REFUSAL_CODES = ("MCA00124",)
+
+# Where a halt is read from in FHKST01010100: ``temp_stop_yn == "Y"``, the status code
+# ``iscd_stat_cls_code == "58"`` (거래정지 in KIS's workbook), or either.
+HaltFrom = Literal["both", "temp_stop_yn", "iscd_stat_cls_code"]
 
 
 class AccountSettings(Strict, frozen=True):
@@ -46,6 +61,16 @@ class KisSettings(Strict, frozen=True):
     # A pace slowed by EGW00201 refusals climbs back a tenth of its share after this many
     # wall seconds without one (`observer.kis.pacing`).
     pace_recover_s: Seconds = 1.0
+    # The share of every account's REST budget no process uses: KIS publishes no budget and
+    # python-kis paces at 19 of the 20 calls a second its samples imply.
+    rest_headroom: Annotated[float, Meta(ge=0, lt=1)] = 0.05
+    # Whether the simulator's accounts are real or paper ones (`environment = "sim"` only):
+    # "paper" makes this client refuse what KIS's paper host does not offer.
+    sim_accounts: Literal["real", "paper"] = "real"
+    # msg_cd values read as the paper host's refusal of a TR it does not offer (UNCONFIRMED).
+    paper_refusal_codes: tuple[str, ...] = PAPER_REFUSAL_CODES
+    # Which FHKST01010100 field says a symbol is halted (UNCONFIRMED which KIS fills).
+    halt_from: HaltFrom = "both"
 
     def __post_init__(self) -> None:
         # An account without a budget of its own gets its environment's: a paper account
@@ -56,6 +81,20 @@ class KisSettings(Strict, frozen=True):
             for a in self.accounts
         )
         msgspec.structs.force_setattr(self, "accounts", accounts)
+
+    @property
+    def paper(self) -> bool:
+        """True if the accounts are paper ones (KIS's paper host, or the simulator's)."""
+        return self.environment == "paper" or (
+            self.environment == "sim" and self.sim_accounts == "paper"
+        )
+
+    def usable_per_second(self, account: AccountSettings) -> float:
+        """The calls a second the processes together may send as ``account``.
+
+        Its budget less `rest_headroom`: every process's share is of this figure.
+        """
+        return account.rest_per_second * (1.0 - self.rest_headroom)
 
 
 def env_prefix(alias: str) -> str:

@@ -51,7 +51,7 @@ class FakeSession:
         self.answering: asyncio.Event | None = None  # cleared: messages wait unanswered
         self.ignored: set[str] = set()  # tr_keys whose registrations are never answered
         self.refusing: tuple[str, str] | None = None  # (code, text) for every registration
-        self.bad_keys: set[str] = set()  # approval keys KIS does not accept (OPSP9993)
+        self.bad_keys: set[str] = set()  # approval keys KIS does not accept (OPSP9994)
 
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
@@ -75,7 +75,7 @@ class FakeSession:
                 continue  # an acknowledgement lost, or an error answer that names no pair
             if body["header"]["tr_type"] == "1":
                 if body["header"]["approval_key"] in self.bad_keys:
-                    code, text = "OPSP9993", "INVALID appkey"
+                    code, text = "OPSP9994", "INVALID appkey"
                 elif self.refusing is not None:
                     code, text = self.refusing
                 elif len(held) >= self.limit:
@@ -485,8 +485,8 @@ def test_a_registration_left_unanswered_is_refused_as_noack_and_released(
     [
         # Nothing answered at all: closed after ``ack_timeout_s``.
         ("unanswered", ("disconnected", "no answer within 10s")),
-        # OPSP9993 answers every registration of the session alike.
-        ("invalid key", ("refused", "OPSP9993 INVALID appkey")),
+        # OPSP9994 answers every registration of the session alike.
+        ("invalid key", ("refused", "OPSP9994 INVALID appkey")),
     ],
 )
 def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barred(
@@ -499,7 +499,7 @@ def test_a_session_at_fault_is_reopened_and_its_symbol_neither_refused_nor_barre
     if fault == "unanswered":
         session.ignored = {"005930"}
     else:
-        session.refusing = ("OPSP9993", "INVALID appkey")
+        session.refusing = ("OPSP9994", "INVALID appkey")
     heard = Heard()
 
     async def scenario() -> KisStream:
@@ -557,7 +557,7 @@ _NS = 1_000_000_000
 def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The cache holds an approval key KIS does not accept (the simulator answers OPSP9993),
+    """The cache holds an approval key KIS does not accept (the simulator answers OPSP9994),
     still inside its reuse time: the next session renews it, by an emergency issuance that
     a reader (``issuer=False``) makes too, and registers on the new key. Before, every
     session presented the refused key again until the reconnect budget was spent (the
@@ -597,11 +597,11 @@ def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
     finally:
         sim.close()
     refusals = [reason for state, reason in heard.states if state == "refused"]
-    assert refusals == ["OPSP9993 INVALID appkey"]
+    assert refusals == ["OPSP9994 INVALID appkey"]
     assert tokens.issued == 1 and stream.reconnects == 1
     renewed = decode_cached(path.read_bytes())
     assert renewed.value != refused
-    assert "stream acct1: KIS refused the approval key (OPSP9993): renewing it" in caplog.text
+    assert "stream acct1: KIS refused the approval key (OPSP9994): renewing it" in caplog.text
     assert "stream acct1: the session presents a renewed approval key" in caplog.text
     assert refused not in caplog.text and renewed.value not in caplog.text
 
@@ -646,4 +646,4 @@ def test_an_approval_key_is_renewed_once_per_episode_then_the_budget_decides(
     presented = [m["header"]["approval_key"] for m in session.messages]
     changes = [key for n, key in enumerate(presented) if n == 0 or key != presented[n - 1]]
     assert changes == ["apr-1", "apr-2", "apr-3"]
-    assert caplog.text.count("KIS refused the renewed approval key too (OPSP9993)") == 1
+    assert caplog.text.count("KIS refused the renewed approval key too (OPSP9994)") == 1

@@ -106,7 +106,9 @@ def dry_run(
     # KIS's lookups go round every account, each at the jobs' share of its budget; a stock
     # asks at least one TR (HHDFS76200200, or CTPF1702R alone)
     share = settings.kis.process_share.get("jobs", 0.0)
-    kis_rate = share * sum(a.rest_per_second for a in settings.kis.accounts)  # calls a second
+    kis_rate = share * sum(
+        settings.kis.usable_per_second(a) for a in settings.kis.accounts
+    )  # calls a second
     return DryRunSummary(
         mode=mode,
         mapping_version=sector_map.version,

@@ -124,7 +124,8 @@ async def fan_out(
     share = settings.etf.share_of
     limits = rate_limits(settings.kis, share)
     out.rate_limit_per_s = sum(
-        a.rest_per_second * settings.kis.process_share[share] for a in settings.kis.accounts
+        settings.kis.usable_per_second(a) * settings.kis.process_share[share]
+        for a in settings.kis.accounts
     )
     accounts = [
         open_account(settings.kis, a.alias, clock, limits, alerts=alerts)

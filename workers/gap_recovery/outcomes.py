@@ -18,6 +18,8 @@ from observer.alerts.book import AlertBook
 from observer.process.stats import p99
 
 __all__ = [
+    "NOT_OFFERED_ALERT",
+    "NOT_ON_PAPER_ALERT",
     "SUCCESS_MIN_SETTLED",
     "UNRECOVERABLE_ALERT",
     "RecoveryCounters",
@@ -28,6 +30,10 @@ __all__ = [
 
 _LATENCIES = 10_000  # the newest latencies kept for the percentiles
 UNRECOVERABLE_ALERT = "gaps_unrecoverable"  # error, subject: the day the gaps began (KST)
+# warning, subject: the account: its host does not offer an earlier day's bars (paper)
+NOT_ON_PAPER_ALERT = "gaps_not_offered_on_paper"
+# warning, subject: the account: it cannot reconcile an earlier day (paper: no FHKST03010230)
+NOT_OFFERED_ALERT = "reconciliation_not_offered"
 # A day's success_pct is 100 until this many of its gaps are settled: a rate of a few gaps
 # says nothing, and each unrecoverable one is alerted (``gaps_unrecoverable``) already.
 SUCCESS_MIN_SETTLED = 20

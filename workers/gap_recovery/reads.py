@@ -22,7 +22,11 @@ from observer.cluster.hosts import own_source
 from observer.config.tree import Settings
 from observer.db.queries import open_gaps, recovered_minutes, settled_gaps
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.outcomes import UNRECOVERABLE_ALERT
+from workers.gap_recovery.outcomes import (
+    NOT_OFFERED_ALERT,
+    NOT_ON_PAPER_ALERT,
+    UNRECOVERABLE_ALERT,
+)
 
 __all__ = ["GapReads", "GapRow", "StartUp", "day_of"]
 
@@ -48,7 +52,9 @@ class StartUp:
 
     stored: list[tuple[str, int]]  # the recovered bars a gap could touch (the ledger)
     settled: list[tuple[str, str]]  # today's settled gaps: the day's success
-    alerted: list[Notice]  # the open `UNRECOVERABLE_ALERT`s of an earlier instance (a day each)
+    # An earlier instance's open `UNRECOVERABLE_ALERT`s (a day each) and not-offered warnings
+    # (an account each: raised once, not again after a restart)
+    alerted: list[Notice]
     gaps: Sequence[GapRow]  # the first sweep's rows (`open_gaps`)
 
 
@@ -71,7 +77,9 @@ class GapReads:
                 conn, midnight, midnight + _DAY_NS, self.settings.supervisor.host
             )
             source = own_source(self.settings.supervisor, SOURCE)
-            alerted = open_alerts(conn, source, [UNRECOVERABLE_ALERT])
+            alerted = open_alerts(
+                conn, source, [UNRECOVERABLE_ALERT, NOT_ON_PAPER_ALERT, NOT_OFFERED_ALERT]
+            )
         return StartUp(stored, settled, alerted, self.open())
 
     def open(self) -> Sequence[GapRow]:

@@ -25,6 +25,7 @@ import msgspec
 from sqlalchemy import Engine
 
 from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation
+from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
@@ -38,13 +39,14 @@ from observer.db.reconciliation_queries import (
     slot_events_between,
     tick_minutes,
 )
-from observer.errors import KisError
+from observer.errors import KisError, KisPaperRefused
 from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.session import KisAccount
 from observer.runtime import sleep_unless
 from workers.gap_recovery.bars import fetch_bars
 from workers.gap_recovery.label import advice, label_shift
+from workers.gap_recovery.outcomes import NOT_OFFERED_ALERT
 from workers.gap_recovery.plan import STAMP_NS
 from workers.gap_recovery.reconcile import (
     MINUTE_NS,
@@ -81,6 +83,8 @@ class DayResult:
     calls: int = 0
     reconciled: set[str] = field(default_factory=set)
     failed: dict[str, str] = field(default_factory=dict)  # symbol -> why
+    # Symbols left because no account is offered the day's bars (paper: an earlier day)
+    not_offered: set[str] = field(default_factory=set)
 
     def add(self, symbol: str, checks: Sequence[MinuteCheck], calls: int) -> None:
         """Count one symbol's minutes."""
@@ -175,6 +179,8 @@ def lanes_for(
             account.tokens,
             clock,
             limits.for_account(account.alias),
+            environment=account.client.environment,
+            paper_codes=settings.kis.paper_refusal_codes,
         )
         for account in accounts
         for _ in range(settings.gap_recovery.requests_per_account)
@@ -194,6 +200,9 @@ class Verifier:
         A read-only engine on the database.
     lanes:
         The clients that fetch the bars (`lanes_for`), one symbol at a time each.
+    alerts:
+        The process's alert book (``reconciliation_not_offered``, once per account); a
+        book of its own on ``send`` without one.
     """
 
     def __init__(
@@ -204,8 +213,10 @@ class Verifier:
         engine: Engine,
         lanes: Sequence[KisClient],
         reads: ReadRetries | None = None,
+        alerts: AlertBook | None = None,
     ) -> None:
         self.settings = settings
+        self.alerts = alerts or AlertBook(send)
         self.config = settings.gap_recovery
         self.clock = clock
         self.send = send
@@ -272,9 +283,14 @@ class Verifier:
         async def lane(client: KisClient) -> None:
             while work:
                 symbol, minutes = work.popleft()
-                await self._symbol(client, day, today, symbol, minutes, result)
+                if not await self._symbol(client, day, today, symbol, minutes, result):
+                    work.appendleft((symbol, minutes))  # for a lane of another account
+                    return
 
         await asyncio.gather(*(lane(client) for client in self.lanes))
+        result.not_offered = {symbol for symbol, _ in work}
+        if result.not_offered and not result.reconciled and not result.failed:
+            return result  # nothing to report: the accounts' warning says why
         self._report(result)
         return result
 
@@ -286,7 +302,12 @@ class Verifier:
         symbol: str,
         minutes: list[int],
         result: DayResult,
-    ) -> None:
+    ) -> bool:
+        """Reconcile one symbol; False if ``client``'s account is not offered ``day``'s bars.
+
+        That account's lane stops there (its warning raised once); anything else that fails
+        is the symbol's failure (`DayResult.failed`).
+        """
         before = client.requests
         label = self.config.bar_label
         bars: dict[int, int] = {}
@@ -294,10 +315,13 @@ class Verifier:
             for run in runs_of(minutes, _JOIN_NS):
                 found = await fetch_bars(client, symbol, run, today, label)
                 bars.update((minute, bar.volume) for minute, bar in found.items())
+        except KisPaperRefused as exc:
+            self._not_offered(client.alias, day, str(exc))
+            return False
         except KisError as exc:
             result.failed[symbol] = str(exc)[:200]
             log.warning("reconciliation of %s on %s: %s", symbol, day, exc)
-            return
+            return True
         lo, hi = minutes[0], minutes[-1] + MINUTE_NS
         try:
             with self.engine.connect() as conn:
@@ -308,14 +332,14 @@ class Verifier:
             self.reads.on_failure()
             log.warning("reconciliation of %s on %s: the database: %s", symbol, day, exc)
             result.failed[symbol] = f"the database: {error_reason(exc)}"[:200]
-            return
+            return True
         shift = label_shift(minutes, stored, bars)
         if shift:
             try:
                 bars = await self._shifted_bars(client, symbol, minutes, today, shift)
             except KisError as exc:
                 result.failed[symbol] = str(exc)[:200]
-                return
+                return True
             self._label_shifted(day, symbol, shift)
         checks = check_minutes(minutes, stored, bars, recovered, gaps)
         for n, check in enumerate(checks):
@@ -350,6 +374,20 @@ class Verifier:
             )
         )
         result.add(symbol, checks, calls)
+        return True
+
+    def _not_offered(self, alias: str, day: date, reason: str) -> None:
+        """Account ``alias`` cannot reconcile ``day`` (a paper one, an earlier day): warn once."""
+        log.info("reconciliation of %s: not on account %s: %s", day, alias, reason)
+        self.alerts.raise_(
+            NOT_OFFERED_ALERT,
+            alias,
+            "warning",
+            f"{alias} is a paper account: KIS does not give it an earlier day's minute bars "
+            f"(FHKST03010230), so it cannot reconcile a day once it is over (the first: {day}); "
+            "the day's own reconciliation after the close still runs",
+            {"account": alias, "day": day.isoformat()},
+        )
 
     async def _shifted_bars(
         self, client: KisClient, symbol: str, minutes: list[int], today: date, shift: int

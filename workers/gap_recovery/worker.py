@@ -30,7 +30,7 @@ from observer.cluster.transport import feed_subscriber
 from observer.config.tree import Settings
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
 from observer.db.readers import reader_engine
-from observer.errors import KisAuthError, KisError, KisTokenThrottled
+from observer.errors import KisAuthError, KisError, KisPaperRefused, KisTokenThrottled
 from observer.kis.client import RateLimits
 from observer.kis.session import (
     KisAccount,
@@ -45,6 +45,7 @@ from observer.runtime import AsyncWorker, alongside, beat_forever
 from workers.gap_recovery import SOURCE
 from workers.gap_recovery.bars import BarLedger, fetch_gap
 from workers.gap_recovery.outcomes import (
+    NOT_ON_PAPER_ALERT,
     UNRECOVERABLE_ALERT,
     RecoveryCounters,
     Settled,
@@ -186,6 +187,7 @@ class GapRecovery(AsyncWorker):
                 ReadRetries(
                     self.config.backoff_initial_s, self.config.backoff_max_s, self.tally.read_failed
                 ),
+                self.alerts,
             )
             verifying.append(verifier.run_daily(self.stop))
         # A server that fails ends the process (the supervisor restarts it), rather than
@@ -352,6 +354,9 @@ class GapRecovery(AsyncWorker):
             answer = await fetch_gap(
                 account.client, gap.symbol, minutes, today, self.config.bar_label
             )
+        except KisPaperRefused as exc:  # KIS will never give them: no retries, a marker
+            self._not_offered(account.alias, gap, str(exc))
+            return
         except KisError as exc:
             self._failed(job, str(exc), attempt=not _later(exc))
             return
@@ -380,6 +385,25 @@ class GapRecovery(AsyncWorker):
         )
         self.tally.call_to_record_s.append(time.monotonic() - job.started)
         self._final(gap, "recovered", len(found), detail, retake=job.retake)
+
+    def _not_offered(self, alias: str, gap: Pending, reason: str) -> None:
+        """A gap whose bars the account's KIS host does not offer: a marker, warned once.
+
+        An earlier day's bars come from FHKST03010230, which paper accounts lack: the gap
+        becomes a marker at once (never retried towards unrecoverable), and the account's
+        ``gaps_not_offered_on_paper`` warning is raised once (open in the alert book, it is
+        not raised again, after a restart either).
+        """
+        day = day_of(gap.start_ns)
+        self._final(gap, "marker_only", 0, f"not offered on paper accounts: {reason}"[:500])
+        self.alerts.raise_(
+            NOT_ON_PAPER_ALERT,
+            alias,
+            "warning",
+            f"{alias} is a paper account: KIS does not give it an earlier day's minute bars "
+            f"(FHKST03010230), so gaps of earlier days (the first: {day}) are kept as markers",
+            {"account": alias, "day": day.isoformat()},
+        )
 
     def _failed(self, job: QueuedGap, reason: str, attempt: bool) -> None:
         """A failed try: again after the backoff, or the gap is unrecoverable.

@@ -24,6 +24,7 @@ from observer.calendar.clock import Clock
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.parse import price_snapshot
+from observer.kis.settings import HaltFrom
 from observer.process.retry import backoff_s
 
 __all__ = ["CycleRun", "SnapshotTarget", "run_cycle"]
@@ -85,6 +86,7 @@ async def run_cycle(
     retry_max_s: float = 30.0,
     stop: asyncio.Event | None = None,
     on_retry: Callable[[CycleRun, int], None] = lambda run, passes: None,
+    halt_from: HaltFrom = "both",
 ) -> CycleRun:
     """Snapshot every target once; return what happened (never raises for a symbol).
 
@@ -92,6 +94,7 @@ async def run_cycle(
     still failing: the pause doubles from the first to the cap, so a symbol KIS keeps failing
     costs at most a few calls a minute. ``on_retry`` is called before each pause with the
     passes done so far (the worker alerts at once when the first had no answer).
+    ``halt_from``: the field a halt is read from (``[kis] halt_from``, `is_halted`).
     """
     run = CycleRun(targets, clock.now_ns())
     wall_started = time.monotonic()
@@ -104,7 +107,14 @@ async def run_cycle(
             try:
                 answer = await client.current_price(target.symbol)
                 publish(
-                    price_snapshot(answer, target.symbol, target.market, cycle_id, clock.now_ns())
+                    price_snapshot(
+                        answer,
+                        target.symbol,
+                        target.market,
+                        cycle_id,
+                        clock.now_ns(),
+                        halt_from=halt_from,
+                    )
                 )
             except KisError as exc:
                 run.failed[target.symbol] = f"{type(exc).__name__}: {exc}"[:200]

@@ -112,7 +112,9 @@ class TrackA(AsyncWorker):
         self.timeline = timeline_from(settings.phases, settings.calendar)
         self.tally = CycleCounters()
         share = settings.kis.process_share[SOURCE]
-        self.limit_per_s = sum(a.rest_per_second * share for a in settings.kis.accounts)
+        self.limit_per_s = sum(
+            settings.kis.usable_per_second(a) * share for a in settings.kis.accounts
+        )
         self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
         self._members: list[tuple[str, str]] = []  # the universe last read, of _members_day
@@ -271,6 +273,7 @@ class TrackA(AsyncWorker):
             retry_max_s=config.retry_max_s,
             stop=self.stop,
             on_retry=functools.partial(self._failing, cycle),
+            halt_from=self.settings.kis.halt_from,
         )
         self.tally.cycle_running = False
         if run.stopped:

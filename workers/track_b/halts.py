@@ -1,6 +1,7 @@
 """Whether each symbol trades freely: trading halts and limit locks, from snapshots and ticks.
 
-Track A's snapshots (FHKST01010100: ``temp_stop_yn``, limits ``stck_mxpr`` / ``stck_llam``)
+Track A's snapshots (FHKST01010100: ``temp_stop_yn`` or status 58 as ``[kis] halt_from`` says,
+limits ``stck_mxpr`` / ``stck_llam``)
 and the trade stream (H0STCNT0: ``TRHT_YN``, the price) say so; the latest observation of a
 symbol, by its clock time, counts (`Tradability`). **Halted**: the observation says so.
 **Limit-locked**: the price sits at the day's upper or lower limit (from the snapshots: the

@@ -243,7 +243,7 @@ async def build_universe(
     limits = rate_limits(settings.kis, settings.universe.share_of)
     aliases = [a.alias for a in settings.kis.accounts]
     built.rate_limit_per_s = sum(
-        a.rest_per_second * settings.kis.process_share[settings.universe.share_of]
+        settings.kis.usable_per_second(a) * settings.kis.process_share[settings.universe.share_of]
         for a in settings.kis.accounts
     )
     accounts = [
