@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import TradeTick
-from observer.errors import KisProtocolError
+from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import is_data_frame, kst_to_utc_ns, parse_control, price_snapshot
 from observer.kis.realtime import (
     H0STASP0,
@@ -107,11 +107,10 @@ def test_kst_is_utc_plus_nine() -> None:
     assert kst_to_utc_ns("20261120", "090000") == int(utc.timestamp()) * 10**9
 
 
-def test_unknown_extra_trailing_fields_are_tolerated() -> None:
-    widened = "^".join(f"{TRADE}^X^Y" for _ in range(3))
-    frame = parse_frame(f"0|H0STCNT0|003|{widened}")
-    assert [len(r) for r in frame.records] == [46, 46, 46]
-    assert [t.symbol for t in decode_all(f"0|H0STCNT0|003|{widened}")] == ["005930"] * 3
+def test_extra_trailing_fields_no_layout_has_are_refused_whole() -> None:
+    widened = "^".join(f"{TRADE}^X^Y" for _ in range(3))  # 48 fields a record
+    with pytest.raises(KisLayoutUnknown, match="48 fields wide"):
+        parse_frame(f"0|H0STCNT0|003|{widened}")
 
 
 def test_order_book_levels() -> None:
@@ -164,10 +163,10 @@ def test_a_refused_record_tells_only_what_reads() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("0|H0STCNT0|002|" + TRADE, "do not make 2 records"),
+        ("0|H0STCNT0|002|" + TRADE, "make records 23 fields wide"),
         # A count short of its records: 2 records read as 1 would lose the second unseen.
-        ("0|H0STCNT0|001|" + TRADE + "^" + TRADE, "92 fields do not make 1 records of 46"),
-        ("0|H0STCNT0|002|" + "^".join([TRADE] * 4), "do not make 2 records"),
+        ("0|H0STCNT0|001|" + TRADE + "^" + TRADE, "92 fields in 1 record make records 92"),
+        ("0|H0STCNT0|002|" + "^".join([TRADE] * 4), "92 fields wide"),
         ("0|H0STCNT0|000|" + TRADE, "bad record count"),
         ("0|H0XXXXX0|001|" + TRADE, "unknown real-time tr_id"),
         ("1|H0STCNI0|001|base64==", "encrypted"),
