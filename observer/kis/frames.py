@@ -4,9 +4,9 @@ A frame over `FrameLimits.max_bytes`, not UTF-8, or refused whole by the decoder
 (`KisProtocolError`) is dropped and counted, and the session goes on: a reconnect is a gap for
 each of its symbols. A *rate* of them (`BadFrameRate`) starts an episode, in which the stream
 reconnects once, with its backoff and within its budget. A frame of a layout the client does
-not know (`KisLayoutUnknown`, kind `UNKNOWN_LAYOUT`) is dropped and counted too, but is no
-part of that rate: a reconnect cannot change KIS's layout. Above `HARD_MAX_BYTES` the
-WebSocket library ends the connection itself (close code 1009).
+not know (`KisLayoutUnknown`) is kind `UNKNOWN_LAYOUT`, logged once per TR and width: a layout
+KIS changed refuses every frame, one episode and one reconnect, as any format change. Above
+`HARD_MAX_BYTES` the WebSocket library ends the connection itself (close code 1009).
 """
 
 from __future__ import annotations
@@ -178,16 +178,14 @@ class FrameGuard:
     def drop(self, dropped: DroppedFrame) -> str:
         """Count and hand on a frame dropped; why to reconnect if it starts a burst, else "".
 
-        A frame of an unknown layout is logged once per TR and width and starts no burst.
+        A frame of an unknown layout is logged once per TR and width (they come by thousands).
         """
         self.dropped += 1
         if dropped.kind == UNKNOWN_LAYOUT:
             if (dropped.tr_id, dropped.width) not in self.layouts_seen:
                 self.layouts_seen.add((dropped.tr_id, dropped.width))
                 log.error("stream %s: dropped a frame: %s", self.url, dropped.error)
-            self.listener.on_dropped_frame(dropped)
-            return ""
-        if not self.rate.flooding:  # a burst is logged once, here
+        elif not self.rate.flooding:  # a burst is logged once, here
             log.warning("stream %s: dropped a frame: %s", self.url, dropped.error)
         self.listener.on_dropped_frame(dropped)
         if not self.rate.bad(dropped.received_ns):
