@@ -354,7 +354,7 @@ _ACML_TR_PBMN = 14  # the cumulative traded value's field in a trade record
 
 
 def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:
-    """One H0STCNT0 record: 46 fields in the order of §5.6."""
+    """One H0STCNT0 record: the 2026-05 layout's 46 fields in the order of §5.6."""
     change = price - r.prev_close
     unit = tick_size(price)
     fields = [
@@ -409,7 +409,7 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
 
 
 def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
-    """One H0STASP0 record: 59 fields in the order of §5.7."""
+    """One H0STASP0 record: the 2026-05 layout's 59 fields in the order of §5.7."""
     unit = tick_size(price)
     asks = [str(price + unit * (i + 1)) for i in range(10)]
     bids = [str(max(unit, price - unit * i)) for i in range(10)]

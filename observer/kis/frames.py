@@ -51,9 +51,10 @@ class FrameLimits(NamedTuple):
     ``max_bytes``' default, 1 MiB (the library's own default limit), is above anything KIS's
     format makes: a frame says its record count in three digits (kis-api.md §5.5), and 999
     records of the widest TR the decoder knows (an order book of 59 fields: 288 characters in
-    the tests' sample after §5.7, some 400 with every quantity in the millions) are about
-    400 KB. A frame of real trades is a few KB: the reference's example trade, completed to 46
-    fields, is 252 characters, and the simulator sends ten trades a frame at most.
+    the tests' sample after §5.7, some 400 with every quantity in the millions; its 2026-09
+    layout's 63 a few more) are about 400 KB. A frame of real trades is a few KB: the
+    reference's example trade, completed to 46 fields, is 252 characters, and the simulator
+    sends ten trades a frame at most.
     """
 
     max_bytes: int = 2**20
