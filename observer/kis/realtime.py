@@ -241,7 +241,10 @@ def decode_trade(
         session=read_text(record[at.NEW_MKOP_CLS_CODE], "NEW_MKOP_CLS_CODE", _CODE_LENGTH),
         halted=record[at.TRHT_YN] == "Y",
         account=account,
-        market_session=_optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
+        # No call where the layout has no such field (the hot path of the older layout).
+        market_session=None
+        if at.MARKET_CLS_CODE == _ABSENT
+        else _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
     )
 
 
