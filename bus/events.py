@@ -141,6 +141,8 @@ class TradeTick(_Event, tag="trade_tick", frozen=True, kw_only=True):
     session: str = ""  # NEW_MKOP_CLS_CODE
     halted: bool = False
     account: str = ""  # the account whose WebSocket delivered it
+    # MARKET_CLS_CODE as sent (1 pre, 2 regular, 3 after, 5 closing); None: a layout without it
+    market_session: str | None = None
 
 
 class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
@@ -158,6 +160,11 @@ class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
     expected_price: int = 0  # ANTC_CNPR during auctions
     expected_qty: int = 0
     account: str = ""
+    # The mid-point and the session, in layouts that carry them (None: absent, or sent empty).
+    mid_price: Decimal | None = None  # MID_PRC; a decimal: a mid-point may fall between ticks
+    mid_qty: int | None = None  # MIDP_TOTAL_RSQN
+    mid_side: str | None = None  # MIDP_CLS_CODE as sent
+    market_session: str | None = None  # MARKET_CLS_CODE as sent
 
 
 class RealtimeRejected(_Event, tag="realtime_rejected", frozen=True, kw_only=True):

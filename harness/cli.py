@@ -138,6 +138,12 @@ def sim(
         float,
         typer.Option(min=0.2, help="the fallback sector source's calls/s per client (5 s window)"),
     ] = 1.0,
+    realtime_layout: Annotated[
+        str, typer.Option(help="real-time record layout: 2026-05 (46/59 fields) | 2026-09 (47/63)")
+    ] = "2026-05",
+    realtime_extra_fields: Annotated[
+        int, typer.Option(min=0, max=100, help="unknown fields appended to every real-time record")
+    ] = 0,
 ) -> None:
     """Serve the KIS simulator (REST, WebSocket, master files) and print its URLs.
 
@@ -146,6 +152,7 @@ def sim(
     """
     import asyncio
 
+    from harness.sim.config import REALTIME_LAYOUTS
     from harness.sim.run import serve
     from observer.kis.credentials import read_key_pairs
 
@@ -153,8 +160,23 @@ def sim(
         keys = read_key_pairs(app_keys_file, os.environ.get("OBSERVER_SIM_APP_KEYS"))
     except ConfigError as exc:
         _fail(str(exc), 2)
+    if realtime_layout not in REALTIME_LAYOUTS:
+        _fail(f"--realtime-layout: one of {', '.join(REALTIME_LAYOUTS)}", 2)
     setup_logging("WARNING")
-    asyncio.run(serve(host, port, seed, clock, keys, calls_per_second, stocks, fallback_per_second))
+    asyncio.run(
+        serve(
+            host,
+            port,
+            seed,
+            clock,
+            keys,
+            calls_per_second,
+            stocks,
+            fallback_per_second,
+            realtime_layout=realtime_layout,
+            realtime_extra_fields=realtime_extra_fields,
+        )
+    )
 
 
 @bench_app.command("bus")

@@ -36,6 +36,7 @@ __all__ = [
     "KisApiError",
     "KisAuthError",
     "KisError",
+    "KisLayoutUnknown",
     "KisPaperRefused",
     "KisProtocolError",
     "KisRateLimited",
@@ -140,6 +141,30 @@ class KisTransportError(KisError):
 
 class KisProtocolError(KisError):
     """An answer or real-time frame that does not follow the protocol."""
+
+
+class KisLayoutUnknown(KisProtocolError):
+    """A real-time frame whose record width no known layout of its TR has: refused whole.
+
+    ``width`` is the frame's fields divided by its record count, None when they do not
+    divide (then no width can be read at all).
+    """
+
+    def __init__(self, tr_id: str, width: int | None, total: int, count: int) -> None:
+        self.tr_id = tr_id
+        self.width = width
+        self.total = total
+        self.count = count
+        what = f"records {width} fields wide" if width is not None else "no whole records"
+        super().__init__(
+            f"{tr_id}: {total} fields in {count} record{'s' * (count > 1)} make {what}, "
+            "a layout the client does not know: the frame is refused whole"
+        )
+
+    @property
+    def width_text(self) -> str:
+        """The width as an alert subject names it: digits, or ``uneven``."""
+        return "uneven" if self.width is None else str(self.width)
 
 
 class MasterFileError(KisError):

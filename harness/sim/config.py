@@ -9,12 +9,18 @@ from typing import Literal
 
 __all__ = [
     "MASTER_DAMAGE",
+    "REALTIME_LAYOUTS",
     "Faults",
     "MasterDamage",
+    "RealtimeLayout",
     "RegistrationRefusal",
     "SimConfig",
     "TickLoss",
 ]
+
+
+RealtimeLayout = Literal["2026-05", "2026-09"]
+REALTIME_LAYOUTS: tuple[RealtimeLayout, ...] = typing.get_args(RealtimeLayout)
 
 
 @dataclass(slots=True)
@@ -69,6 +75,20 @@ class SimConfig:
     # Which FHKST01010100 field says a symbol is halted: temp_stop_yn "Y", the status code
     # iscd_stat_cls_code "58" (거래정지), or both (UNCONFIRMED which KIS fills).
     halt_signal: Literal["both", "temp_stop_yn", "iscd_stat_cls_code"] = "both"
+    # The real-time records' layout generation: the
+    # 2026-05 workbook's (H0STCNT0 46 fields, H0STASP0 59), or the 2026-09 one's (47 and 63:
+    # the session code, and the book's mid-point). Then ``realtime_extra_fields`` more fields
+    # on every record, as a layout newer than both would have.
+    realtime_layout: RealtimeLayout = "2026-05"
+    realtime_extra_fields: int = 0
+
+    def __post_init__(self) -> None:
+        if self.realtime_layout not in REALTIME_LAYOUTS:
+            raise ValueError(
+                f"realtime_layout {self.realtime_layout!r}: one of {', '.join(REALTIME_LAYOUTS)}"
+            )
+        if not 0 <= self.realtime_extra_fields <= 100:
+            raise ValueError(f"realtime_extra_fields {self.realtime_extra_fields}: 0 to 100")
 
 
 @dataclass(frozen=True, slots=True)

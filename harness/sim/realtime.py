@@ -2,8 +2,9 @@
 
 One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
 ``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their simulated
-time passes, several records per frame. ``drop_websockets`` cuts every session like a network
-failure; the faults `Realtime` takes refuse, halt, lock, cut, withhold and delay.
+time passes, several records per frame, in the layout `SimConfig.realtime_layout` names (with
+`SimConfig.realtime_extra_fields` more on every record). ``drop_websockets`` cuts every session
+like a network failure; the faults `Realtime` takes refuse, halt, lock, cut, withhold and delay.
 """
 
 from __future__ import annotations
@@ -349,10 +350,19 @@ class Realtime:
                     continue
                 hhmmss = at.strftime("%H%M%S")
                 if tr_id == "H0STCNT0":
-                    records.append(_trade_record(symbol, hhmmss, day, price, tick.qty, running))
+                    record = _trade_record(symbol, hhmmss, day, price, tick.qty, running)
                 else:
-                    records.append(_book_record(symbol, hhmmss, price, running))
+                    record = _book_record(symbol, hhmmss, price, running)
+                records.append(record + self._tail(tr_id, price))
         return records
+
+    def _tail(self, tr_id: str, price: int) -> str:
+        """What the configured layout appends to a 2026-05 record, with its extra fields."""
+        fields: list[str] = []
+        if self.config.realtime_layout == "2026-09":
+            fields = _NEWER_TRADE if tr_id == "H0STCNT0" else _newer_book(price)
+        fields = fields + ["0"] * self.config.realtime_extra_fields
+        return "^" + "^".join(fields) if fields else ""
 
 
 def trade_ns(bar: datetime, tick: Tick) -> int:
@@ -403,7 +413,7 @@ _ACML_TR_PBMN = 14  # the cumulative traded value's field in a trade record
 
 
 def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: _Running) -> str:
-    """One H0STCNT0 record: 46 fields in the order of §5.6."""
+    """One H0STCNT0 record: the 2026-05 layout's 46 fields in the order of §5.6."""
     change = price - r.prev_close
     unit = tick_size(price)
     fields = [
@@ -458,7 +468,7 @@ def _trade_record(symbol: str, hhmmss: str, day: date, price: int, qty: int, r: 
 
 
 def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
-    """One H0STASP0 record: 59 fields in the order of §5.7."""
+    """One H0STASP0 record: the 2026-05 layout's 59 fields in the order of §5.7."""
     unit = tick_size(price)
     asks = [str(price + unit * (i + 1)) for i in range(10)]
     bids = [str(max(unit, price - unit * i)) for i in range(10)]
@@ -482,6 +492,22 @@ def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
         "0",
     ]
     return "^".join([symbol, hhmmss, "0", *asks, *bids, *qtys, *qtys, *tail])
+
+
+# The 2026-09 layout's fields after the 2026-05 ones. The
+# simulated day is KRX's regular session: MARKET_CLS_CODE "2".
+_NEWER_TRADE = ["2"]  # MARKET_CLS_CODE
+
+
+def _newer_book(price: int) -> list[str]:
+    """The 2026-09 book's fields of a book whose best bid is ``price``.
+
+    MID_PRC (between the best ask and bid: half a tick above the price), MIDP_TOTAL_RSQN,
+    MIDP_CLS_CODE and MARKET_CLS_CODE.
+    """
+    unit = tick_size(price)
+    mid = f"{price + unit // 2}" if unit % 2 == 0 else f"{price + unit // 2}.5"
+    return [mid, "300", "1", "2"]
 
 
 # msg1 of the refusals a fault may inject (shared/reference/kis-api.md §5.3).

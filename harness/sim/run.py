@@ -7,6 +7,7 @@ import signal
 
 from aiohttp import web
 
+from harness.sim.config import RealtimeLayout
 from harness.sim.market import Market
 from harness.sim.server import SimConfig, Simulator
 from observer.calendar.clock import clock_from_spec
@@ -25,6 +26,9 @@ async def serve(
     calls_per_second: int = 20,
     stocks: int = 2500,
     fallback_per_second: float = 1.0,
+    *,
+    realtime_layout: RealtimeLayout = "2026-05",
+    realtime_extra_fields: int = 0,
 ) -> None:
     """Run until SIGTERM/SIGINT; print one line with the URLs once listening.
 
@@ -33,9 +37,16 @@ async def serve(
     ``stocks`` sizes the domestic market (KRX lists about 2,500); ETFs are 2 for every 5.
     ``fallback_per_second`` is the fallback sector source's sustained rate per client: its
     sliding window holds that many calls per second of the window (1: 5 calls in 5 s).
+    ``realtime_layout`` and ``realtime_extra_fields``: the real-time records' layout
+    (`SimConfig`).
     """
     clock = clock_from_spec(clock_spec)
-    config = SimConfig(app_keys=app_keys, calls_per_second=calls_per_second)
+    config = SimConfig(
+        app_keys=app_keys,
+        calls_per_second=calls_per_second,
+        realtime_layout=realtime_layout,
+        realtime_extra_fields=realtime_extra_fields,
+    )
     config.yahoo_limit = max(1, round(fallback_per_second * config.yahoo_window_s))
     market = Market(seed, TradingCalendar(), stocks=stocks, etfs=stocks * 2 // 5)
     simulator = Simulator(market, clock, config)

@@ -3,8 +3,10 @@
 A frame over `FrameLimits.max_bytes`, not UTF-8, or refused whole by the decoder
 (`KisProtocolError`) is dropped and counted, and the session goes on: a reconnect is a gap for
 each of its symbols. A *rate* of them (`BadFrameRate`) starts an episode, in which the stream
-reconnects once, with its backoff and within its budget. Above `HARD_MAX_BYTES` the WebSocket
-library ends the connection itself (close code 1009).
+reconnects once, with its backoff and within its budget. A frame of a layout the client does
+not know (`KisLayoutUnknown`) is kind `UNKNOWN_LAYOUT`, logged once per TR and width: a layout
+KIS changed refuses every frame, one episode and one reconnect, as any format change. Above
+`HARD_MAX_BYTES` the WebSocket library ends the connection itself (close code 1009).
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from typing import NamedTuple, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
+from observer.errors import KisLayoutUnknown
+
 __all__ = [
     "HARD_MAX_BYTES",
     "KEPT_CHARS",
     "MALFORMED",
     "OVERSIZED",
+    "UNKNOWN_LAYOUT",
     "BadFrameRate",
     "DroppedFrame",
     "FrameGuard",
@@ -36,6 +41,7 @@ log = logging.getLogger(__name__)
 HARD_MAX_BYTES = 16 * 2**20
 KEPT_CHARS = 4096  # of a dropped frame's text, for its record (never the whole of a flood)
 OVERSIZED, MALFORMED = "oversized_frame", "malformed_frame"
+UNKNOWN_LAYOUT = "unknown_layout"  # a record width no known layout of its TR has
 _NS = 1_000_000_000
 
 
@@ -45,9 +51,10 @@ class FrameLimits(NamedTuple):
     ``max_bytes``' default, 1 MiB (the library's own default limit), is above anything KIS's
     format makes: a frame says its record count in three digits (kis-api.md §5.5), and 999
     records of the widest TR the decoder knows (an order book of 59 fields: 288 characters in
-    the tests' sample after §5.7, some 400 with every quantity in the millions) are about
-    400 KB. A frame of real trades is a few KB: the reference's example trade, completed to 46
-    fields, is 252 characters, and the simulator sends ten trades a frame at most.
+    the tests' sample after §5.7, some 400 with every quantity in the millions; its 2026-09
+    layout's 63 a few more) are about 400 KB. A frame of real trades is a few KB: the
+    reference's example trade, completed to 46 fields, is 252 characters, and the simulator
+    sends ten trades a frame at most.
     """
 
     max_bytes: int = 2**20
@@ -58,16 +65,24 @@ class FrameLimits(NamedTuple):
 class DroppedFrame(NamedTuple):
     """A frame the session dropped: its kind, why, and its text (its start, `KEPT_CHARS`)."""
 
-    kind: str  # OVERSIZED or MALFORMED
+    kind: str  # OVERSIZED, MALFORMED or UNKNOWN_LAYOUT
     error: str
     text: str
     length: int  # of the whole frame, in bytes
     received_ns: int
+    tr_id: str = ""  # an UNKNOWN_LAYOUT frame's TR ...
+    width: str = ""  # ... and its record width (`KisLayoutUnknown.width_text`)
 
     @classmethod
     def of(cls, kind: str, error: str, message: bytes, received_ns: int) -> DroppedFrame:
         """The frame ``message`` dropped for ``error``: its start as text, its length."""
         return cls(kind, error, _start(message), len(message), received_ns)
+
+    @classmethod
+    def unknown(cls, exc: KisLayoutUnknown, message: bytes, received_ns: int) -> DroppedFrame:
+        """The frame ``message`` refused for a layout the client does not know."""
+        start, length = _start(message), len(message)
+        return cls(UNKNOWN_LAYOUT, str(exc), start, length, received_ns, exc.tr_id, exc.width_text)
 
 
 def frame_text(message: bytes, limits: FrameLimits, received_ns: int) -> str | DroppedFrame:
@@ -150,6 +165,7 @@ class FrameGuard:
         self.listener = listener
         self.rate = BadFrameRate(limits)
         self.dropped = 0  # since the start
+        self.layouts_seen: set[tuple[str, str]] = set()  # (tr_id, width) unknown, logged
 
     def text(self, message: bytes, received_ns: int) -> str | DroppedFrame:
         """`frame_text` of a frame received."""
@@ -161,9 +177,16 @@ class FrameGuard:
             self.listener.on_flood_over(f"no bad frame for {self.limits.window_s:.0f}s")
 
     def drop(self, dropped: DroppedFrame) -> str:
-        """Count and hand on a frame dropped; why to reconnect if it starts a burst, else ""."""
+        """Count and hand on a frame dropped; why to reconnect if it starts a burst, else "".
+
+        A frame of an unknown layout is logged once per TR and width (they come by thousands).
+        """
         self.dropped += 1
-        if not self.rate.flooding:  # a burst is logged once, here
+        if dropped.kind == UNKNOWN_LAYOUT:
+            if (dropped.tr_id, dropped.width) not in self.layouts_seen:
+                self.layouts_seen.add((dropped.tr_id, dropped.width))
+                log.error("stream %s: dropped a frame: %s", self.url, dropped.error)
+        elif not self.rate.flooding:  # a burst is logged once, here
             log.warning("stream %s: dropped a frame: %s", self.url, dropped.error)
         self.listener.on_dropped_frame(dropped)
         if not self.rate.bad(dropped.received_ns):

@@ -1,12 +1,15 @@
 """Typed decoding of KIS real-time data frames: wire text in, `TradeTick` / `OrderBook` out.
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
-fields (shared/reference/kis-api.md §5.5-5.7), read by name through index tables built at
-import from the field orders in `observer.kis.schemas` (a missing name fails the import). A
-malformed frame raises `KisProtocolError`; a malformed record costs that record alone, kept
-in `RealtimeEvents.errors` beside the frame's good events. Every event carries the alias of
-the account whose session delivered it. `decode_trade` and `decode_order_book` are Track B's
-hot path: no per-record work beyond reading and checking the fields.
+fields (shared/reference/kis-api.md §5.5-5.7). Each frame's layout is chosen by its record
+width (fields / count) among those `observer.kis.schemas.REALTIME_LAYOUTS` knows for its TR;
+its records are read by name through index tables built at import from each layout's field
+order (a missing name fails the import). A width no layout has is `KisLayoutUnknown`, the
+frame refused whole; another malformed frame raises `KisProtocolError`; a malformed record
+costs that record alone, kept in `RealtimeEvents.errors` beside the frame's good events. Every
+event carries the alias of the account whose session delivered it. `decode_trade` and
+`decode_order_book` are Track B's hot path: no per-record work beyond reading and checking
+the fields.
 """
 
 from __future__ import annotations
@@ -15,20 +18,23 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
 from bus.events import OrderBook, TradeTick
-from observer.errors import KisProtocolError
+from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
-from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, REALTIME_FIELDS
+from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, REALTIME_LAYOUTS, Layout
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 __all__ = [
+    "BOOK_READERS",
     "H0STASP0",
     "H0STCNT0",
-    "MAX_TRAILING",
+    "TRADE_READERS",
+    "BookReader",
     "OrderBookFields",
     "RealtimeDecoder",
     "RealtimeEvents",
@@ -69,6 +75,7 @@ class TradeFields:
     BSOP_DATE: int
     NEW_MKOP_CLS_CODE: int
     TRHT_YN: int
+    MARKET_CLS_CODE: int  # _ABSENT in layouts without it
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,31 +95,70 @@ class OrderBookFields:
     TOTAL_BIDP_RSQN: int
     ANTC_CNPR: int
     ANTC_CNQN: int
+    MID_PRC: int  # _ABSENT in layouts without the mid-point
+    MIDP_TOTAL_RSQN: int
+    MIDP_CLS_CODE: int
+    MARKET_CLS_CODE: int
+
+
+_ABSENT = -1  # the index of a field the layout does not have
+# Fields only some layouts have; every other field must be in each layout of its TR.
+_OPTIONAL = frozenset({"MARKET_CLS_CODE", "MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CLS_CODE"})
 
 
 def _indices(kind: type[DataclassInstance], table: tuple[str, ...]) -> dict[str, int]:
     """Each field of ``kind`` with the position of the same name in ``table``."""
     where = {name: i for i, name in enumerate(table)}
-    return {f.name: where[f.name] for f in fields(kind)}
+    return {
+        f.name: where.get(f.name, _ABSENT) if f.name in _OPTIONAL else where[f.name]
+        for f in fields(kind)
+    }
 
 
-# Slotted instances, not class attributes: an instance's slot is read faster (CPython 3.11).
-H0STCNT0 = TradeFields(**_indices(TradeFields, H0STCNT0_FIELDS))
-H0STASP0 = OrderBookFields(**_indices(OrderBookFields, H0STASP0_FIELDS))
-
-
-def _level_block(prefix: str, first: int) -> tuple[slice, tuple[str, ...]]:
+def _level_block(table: tuple[str, ...], prefix: str, first: int) -> tuple[slice, tuple[str, ...]]:
     """The slice of ``{prefix}1`` ... ``{prefix}10``, checked to be consecutive, and the names."""
     names = tuple(f"{prefix}{level}" for level in range(1, _LEVELS + 1))
-    if H0STASP0_FIELDS[first : first + _LEVELS] != names:
-        raise RuntimeError(f"H0STASP0_FIELDS: {prefix}1..{_LEVELS} are not consecutive")
+    if table[first : first + _LEVELS] != names:
+        raise RuntimeError(f"H0STASP0 layout: {prefix}1..{_LEVELS} are not consecutive")
     return slice(first, first + _LEVELS), names
 
 
-_ASK_PRICES = _level_block("ASKP", H0STASP0.ASKP1)
-_BID_PRICES = _level_block("BIDP", H0STASP0.BIDP1)
-_ASK_QTYS = _level_block("ASKP_RSQN", H0STASP0.ASKP_RSQN1)
-_BID_QTYS = _level_block("BIDP_RSQN", H0STASP0.BIDP_RSQN1)
+@dataclass(frozen=True, slots=True)
+class BookReader:
+    """One order-book layout's indices and the slices of its four ten-level blocks."""
+
+    at: OrderBookFields
+    ask_prices: tuple[slice, tuple[str, ...]]
+    bid_prices: tuple[slice, tuple[str, ...]]
+    ask_qtys: tuple[slice, tuple[str, ...]]
+    bid_qtys: tuple[slice, tuple[str, ...]]
+
+    @classmethod
+    def of(cls, table: tuple[str, ...]) -> BookReader:
+        """The reader of the layout whose field names are ``table``."""
+        at = OrderBookFields(**_indices(OrderBookFields, table))
+        return cls(
+            at,
+            _level_block(table, "ASKP", at.ASKP1),
+            _level_block(table, "BIDP", at.BIDP1),
+            _level_block(table, "ASKP_RSQN", at.ASKP_RSQN1),
+            _level_block(table, "BIDP_RSQN", at.BIDP_RSQN1),
+        )
+
+
+# Slotted instances, not class attributes: an instance's slot is read faster (CPython 3.11).
+# Record width -> the indices of that layout, for each TR decoded.
+TRADE_READERS: dict[int, TradeFields] = {
+    width: TradeFields(**_indices(TradeFields, layout.fields))
+    for width, layout in REALTIME_LAYOUTS["H0STCNT0"].items()
+}
+BOOK_READERS: dict[int, BookReader] = {
+    width: BookReader.of(layout.fields) for width, layout in REALTIME_LAYOUTS["H0STASP0"].items()
+}
+# The oldest layouts' indices (the defaults of `decode_trade` and `decode_order_book`).
+H0STCNT0 = TRADE_READERS[len(H0STCNT0_FIELDS)]
+_BOOK = BOOK_READERS[len(H0STASP0_FIELDS)]
+H0STASP0 = _BOOK.at
 
 
 # --------------------------------------------------------------------------- frames
@@ -120,41 +166,35 @@ _BID_QTYS = _level_block("BIDP_RSQN", H0STASP0.BIDP_RSQN1)
 
 @dataclass(frozen=True, slots=True)
 class RealtimeFrame:
-    """A data frame split into records of its TR's known fields (extra trailing fields cut)."""
+    """A data frame split into records of the layout its record width names."""
 
     tr_id: str
     records: list[list[str]]
+    layout: Layout
 
 
 def parse_frame(text: str) -> RealtimeFrame:
-    """Split a plain data frame into records.
+    """Split a plain data frame into records, of the layout their width names.
 
     Example: ``0|H0STCNT0|002|005930^093001^73100^...^005930^093001^73200^...`` (46 fields
-    per record). The record width is ``fields / count`` and must be the known fields (as
-    python-kis has it), or at most `MAX_TRAILING` more: KIS appends a few fields over time,
-    and only the known ones are kept. A count that does not match its records is refused
-    whole, never sliced (but for a count whose fields divide within that tolerance, which no
-    reading can tell from appended fields).
+    per record: the 2026-05 layout). The record width is ``fields / count`` and must be the
+    width of one of the TR's known layouts (`REALTIME_LAYOUTS`); otherwise the frame is
+    refused whole with `KisLayoutUnknown`, never sliced.
     """
-    return RealtimeFrame(*_split(text))
+    tr_id, width, records = _split(text)
+    return RealtimeFrame(tr_id, records, REALTIME_LAYOUTS[tr_id][width])
 
 
-# Fields KIS may append to a record over time, beyond those `schemas` knows. A small bound,
-# so that the count is checked: a wide one lets a count one short of its records pass, the
-# records beyond it cut as trailing fields.
-MAX_TRAILING = 8
-
-
-def _split(text: str) -> tuple[str, list[list[str]]]:
-    """`parse_frame` without the frame object (the decoder's hot path)."""
+def _split(text: str) -> tuple[str, int, list[list[str]]]:
+    """`parse_frame` without the frame object (the decoder's hot path): the record width."""
     parts = text.split("|", 3)
     if len(parts) != 4:
         raise KisProtocolError(f"not a data frame: {text[:40]!r}")
     enc, tr_id, count_text, payload = parts
     if enc != "0":
         raise KisProtocolError(f"{tr_id}: encrypted frames are not market data")
-    known = REALTIME_FIELDS.get(tr_id)
-    if known is None:
+    layouts = REALTIME_LAYOUTS.get(tr_id)
+    if layouts is None:
         raise KisProtocolError(f"unknown real-time tr_id {tr_id[:20]!r}")
     if not (0 < len(count_text) <= 4 and count_text.isascii() and count_text.isdigit()) or (
         int(count_text) < 1
@@ -162,18 +202,13 @@ def _split(text: str) -> tuple[str, list[list[str]]]:
         raise KisProtocolError(f"{tr_id}: bad record count {count_text[:10]!r}")
     count = int(count_text)
     values = payload.split("^")
-    n, total = len(known), len(values)
-    stride, rest = divmod(total, count)
-    if rest or not n <= stride <= n + MAX_TRAILING:
-        raise KisProtocolError(
-            f"{tr_id}: {total} fields do not make {count} records of {n} (or of up to"
-            f" {MAX_TRAILING} more fields each): the record count does not match its records"
-        )
-    # A wrong count whose fields still divide within the tolerance (24 records of 46 under
-    # count 23: 23 of 48) cannot be told from KIS appending fields, which it does: refusing
-    # it would drop every valid frame of such counts once KIS adds two fields. Its misaligned
-    # records fail their own checks (a time, a price) one by one instead.
-    return tr_id, [values[i : i + n] for i in range(0, total, stride)]
+    total = len(values)
+    width, rest = divmod(total, count)
+    if rest or width not in layouts:
+        # A count that does not match its records reads as a width no layout has (46 fields
+        # under count 2: 23): refused whole too, never sliced at a guessed width.
+        raise KisLayoutUnknown(tr_id, None if rest else width, total, count)
+    return tr_id, width, [values[i : i + width] for i in range(0, total, width)]
 
 
 # --------------------------------------------------------------------------- records
@@ -183,25 +218,53 @@ def _split(text: str) -> tuple[str, list[list[str]]]:
 _exchange_ns: Callable[[str, str], int] = functools.lru_cache(maxsize=512)(kst_to_utc_ns)
 
 
-def decode_trade(record: Sequence[str], received_ns: int, account: str = "") -> TradeTick:
-    """One H0STCNT0 record (its fields in `H0STCNT0_FIELDS` order) as a `TradeTick`."""
+def decode_trade(
+    record: Sequence[str], received_ns: int, account: str = "", at: TradeFields = H0STCNT0
+) -> TradeTick:
+    """One H0STCNT0 record of the layout ``at`` indexes (the oldest by default) as a `TradeTick`.
+
+    ``market_session`` is None where the layout has no MARKET_CLS_CODE or it came empty.
+    """
     return TradeTick(
-        symbol=read_text(record[H0STCNT0.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
-        exchange_ns=_exchange_ns(record[H0STCNT0.BSOP_DATE], record[H0STCNT0.STCK_CNTG_HOUR]),
+        symbol=read_text(record[at.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        exchange_ns=_exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR]),
         received_ns=received_ns,
-        price=read_int(record[H0STCNT0.STCK_PRPR], "STCK_PRPR"),
-        qty=read_int(record[H0STCNT0.CNTG_VOL], "CNTG_VOL"),
-        cum_volume=read_int(record[H0STCNT0.ACML_VOL], "ACML_VOL"),
-        cum_value=read_int(record[H0STCNT0.ACML_TR_PBMN], "ACML_TR_PBMN"),
-        change_rate=read_decimal(record[H0STCNT0.PRDY_CTRT], "PRDY_CTRT"),
-        ask1=read_int(record[H0STCNT0.ASKP1], "ASKP1"),
-        bid1=read_int(record[H0STCNT0.BIDP1], "BIDP1"),
-        strength=read_decimal(record[H0STCNT0.CTTR], "CTTR"),
-        side=read_text(record[H0STCNT0.CCLD_DVSN], "CCLD_DVSN", _CODE_LENGTH),
-        session=read_text(record[H0STCNT0.NEW_MKOP_CLS_CODE], "NEW_MKOP_CLS_CODE", _CODE_LENGTH),
-        halted=record[H0STCNT0.TRHT_YN] == "Y",
+        price=read_int(record[at.STCK_PRPR], "STCK_PRPR"),
+        qty=read_int(record[at.CNTG_VOL], "CNTG_VOL"),
+        cum_volume=read_int(record[at.ACML_VOL], "ACML_VOL"),
+        cum_value=read_int(record[at.ACML_TR_PBMN], "ACML_TR_PBMN"),
+        change_rate=read_decimal(record[at.PRDY_CTRT], "PRDY_CTRT"),
+        ask1=read_int(record[at.ASKP1], "ASKP1"),
+        bid1=read_int(record[at.BIDP1], "BIDP1"),
+        strength=read_decimal(record[at.CTTR], "CTTR"),
+        side=read_text(record[at.CCLD_DVSN], "CCLD_DVSN", _CODE_LENGTH),
+        session=read_text(record[at.NEW_MKOP_CLS_CODE], "NEW_MKOP_CLS_CODE", _CODE_LENGTH),
+        halted=record[at.TRHT_YN] == "Y",
         account=account,
+        # No call where the layout has no such field (the hot path of the older layout).
+        market_session=None
+        if at.MARKET_CLS_CODE == _ABSENT
+        else _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
     )
+
+
+def _optional_code(record: Sequence[str], where: int, name: str) -> str | None:
+    """A code only some layouts have: None where absent or empty."""
+    if where == _ABSENT or not record[where]:
+        return None
+    return read_text(record[where], name, _CODE_LENGTH)
+
+
+def _optional_int(record: Sequence[str], where: int, name: str) -> int | None:
+    if where == _ABSENT or not record[where]:
+        return None
+    return read_int(record[where], name)
+
+
+def _optional_decimal(record: Sequence[str], where: int, name: str) -> Decimal | None:
+    if where == _ABSENT or not record[where]:
+        return None
+    return read_decimal(record[where], name)
 
 
 def _levels(record: Sequence[str], block: tuple[slice, tuple[str, ...]]) -> tuple[int, ...]:
@@ -216,25 +279,35 @@ def _levels(record: Sequence[str], block: tuple[slice, tuple[str, ...]]) -> tupl
 
 
 def decode_order_book(
-    record: Sequence[str], trade_date: str, received_ns: int, account: str = ""
+    record: Sequence[str],
+    trade_date: str,
+    received_ns: int,
+    account: str = "",
+    reader: BookReader = _BOOK,
 ) -> OrderBook:
-    """One H0STASP0 record (its fields in `H0STASP0_FIELDS` order) as an `OrderBook`.
+    """One H0STASP0 record of the layout ``reader`` reads (the oldest by default) as an `OrderBook`.
 
-    The record has a time but no date: ``trade_date`` (``YYYYMMDD``, KST) dates it.
+    The record has a time but no date: ``trade_date`` (``YYYYMMDD``, KST) dates it. The
+    mid-point and session fields are None where the layout has none or they came empty.
     """
+    at = reader.at
     return OrderBook(
-        symbol=read_text(record[H0STASP0.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
-        exchange_ns=_exchange_ns(trade_date, record[H0STASP0.BSOP_HOUR]),
+        symbol=read_text(record[at.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
+        exchange_ns=_exchange_ns(trade_date, record[at.BSOP_HOUR]),
         received_ns=received_ns,
-        ask_prices=_levels(record, _ASK_PRICES),
-        bid_prices=_levels(record, _BID_PRICES),
-        ask_qtys=_levels(record, _ASK_QTYS),
-        bid_qtys=_levels(record, _BID_QTYS),
-        total_ask_qty=read_int(record[H0STASP0.TOTAL_ASKP_RSQN], "TOTAL_ASKP_RSQN"),
-        total_bid_qty=read_int(record[H0STASP0.TOTAL_BIDP_RSQN], "TOTAL_BIDP_RSQN"),
-        expected_price=read_int(record[H0STASP0.ANTC_CNPR], "ANTC_CNPR"),
-        expected_qty=read_int(record[H0STASP0.ANTC_CNQN], "ANTC_CNQN"),
+        ask_prices=_levels(record, reader.ask_prices),
+        bid_prices=_levels(record, reader.bid_prices),
+        ask_qtys=_levels(record, reader.ask_qtys),
+        bid_qtys=_levels(record, reader.bid_qtys),
+        total_ask_qty=read_int(record[at.TOTAL_ASKP_RSQN], "TOTAL_ASKP_RSQN"),
+        total_bid_qty=read_int(record[at.TOTAL_BIDP_RSQN], "TOTAL_BIDP_RSQN"),
+        expected_price=read_int(record[at.ANTC_CNPR], "ANTC_CNPR"),
+        expected_qty=read_int(record[at.ANTC_CNQN], "ANTC_CNQN"),
         account=account,
+        mid_price=_optional_decimal(record, at.MID_PRC, "MID_PRC"),
+        mid_qty=_optional_int(record, at.MIDP_TOTAL_RSQN, "MIDP_TOTAL_RSQN"),
+        mid_side=_optional_code(record, at.MIDP_CLS_CODE, "MIDP_CLS_CODE"),
+        market_session=_optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
     )
 
 
@@ -249,18 +322,22 @@ class RefusedRecord(NamedTuple):
     exchange_ns: int = 0  # a trade's stamp (UTC ns), if its date and time read; else 0
 
     @classmethod
-    def of_trade(cls, error: KisProtocolError, record: Sequence[str]) -> RefusedRecord:
+    def of_trade(
+        cls, error: KisProtocolError, record: Sequence[str], at: TradeFields = H0STCNT0
+    ) -> RefusedRecord:
         """An H0STCNT0 record refused for ``error``: its symbol and stamp, where they read."""
         try:
-            stamp = _exchange_ns(record[H0STCNT0.BSOP_DATE], record[H0STCNT0.STCK_CNTG_HOUR])
+            stamp = _exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR])
         except KisProtocolError:
             stamp = 0
-        return cls(error, _symbol_of(record[H0STCNT0.MKSC_SHRN_ISCD]), stamp)
+        return cls(error, _symbol_of(record[at.MKSC_SHRN_ISCD]), stamp)
 
     @classmethod
-    def of_book(cls, error: KisProtocolError, record: Sequence[str]) -> RefusedRecord:
+    def of_book(
+        cls, error: KisProtocolError, record: Sequence[str], at: OrderBookFields = H0STASP0
+    ) -> RefusedRecord:
         """An H0STASP0 record refused for ``error``: its symbol, if it reads."""
-        return cls(error, _symbol_of(record[H0STASP0.MKSC_SHRN_ISCD]))
+        return cls(error, _symbol_of(record[at.MKSC_SHRN_ISCD]))
 
 
 def _symbol_of(text: str) -> str:
@@ -296,7 +373,7 @@ class RealtimeDecoder:
         return f"<RealtimeDecoder account={self.account!r}>"
 
     def decode(self, text: str, received_ns: int) -> RealtimeEvents:
-        """The events of one data frame received at ``received_ns`` (UTC ns).
+        """The events of one data frame received at ``received_ns`` (UTC ns), in its layout.
 
         A record with a value its column cannot hold (an integer beyond BIGINT, a decimal
         beyond NUMERIC(24,8), a text beyond its VARCHAR or holding a NUL, a bad date or
@@ -304,30 +381,34 @@ class RealtimeDecoder:
 
         Raises
         ------
+        KisLayoutUnknown
+            The frame's record width is none its TR's known layouts have (refused whole).
         KisProtocolError
-            The frame itself is malformed.
+            The frame itself is otherwise malformed.
         """
-        tr_id, records = _split(text)
+        tr_id, width, records = _split(text)
         account = self.account
         errors: list[RefusedRecord] = []
         if tr_id == "H0STCNT0":
+            at = TRADE_READERS[width]
             ticks: list[TradeTick] = []
             for record in records:
                 try:
-                    ticks.append(decode_trade(record, received_ns, account))
+                    ticks.append(decode_trade(record, received_ns, account, at))
                 except KisProtocolError as exc:
-                    errors.append(RefusedRecord.of_trade(exc, record))
+                    errors.append(RefusedRecord.of_trade(exc, record, at))
             return RealtimeEvents(tr_id, ticks=ticks, errors=errors, text=text)
         if tr_id == "H0STASP0":
+            reader = BOOK_READERS[width]
             day = self.trade_date(received_ns)
             books: list[OrderBook] = []
             for record in records:
                 try:
-                    books.append(decode_order_book(record, day, received_ns, account))
+                    books.append(decode_order_book(record, day, received_ns, account, reader))
                 except KisProtocolError as exc:
-                    errors.append(RefusedRecord.of_book(exc, record))
+                    errors.append(RefusedRecord.of_book(exc, record, reader.at))
             return RealtimeEvents(tr_id, books=books, errors=errors, text=text)
-        raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_FIELDS only
+        raise KisProtocolError(f"{tr_id}: no decoder")  # a TR added to REALTIME_LAYOUTS only
 
     def trade_date(self, received_ns: int) -> str:
         """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books.

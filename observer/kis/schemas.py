@@ -1,19 +1,23 @@
 """KIS wire shapes, spelled exactly as KIS spells them.
 
 The real-time (``^``-separated) frames carry no field names, so their field orders live here
-as data (shared/reference/kis-api.md §5.6, §5.7).
+as data (shared/reference/kis-api.md §5.6, §5.7): `REALTIME_LAYOUTS` holds every layout known
+for each TR, by its record width, and is the only place the widths live.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 import msgspec
 
 __all__ = [
     "H0STASP0_FIELDS",
+    "H0STASP0_FIELDS_2026_09",
     "H0STCNT0_FIELDS",
+    "H0STCNT0_FIELDS_2026_09",
     "REALTIME_FIELDS",
+    "REALTIME_LAYOUTS",
     "Answer",
     "ApprovalAnswer",
     "CurrentPriceOutput",
@@ -24,6 +28,7 @@ __all__ = [
     "EtfPriceOutput",
     "IndustryCodeRow",
     "IndustryMemberRow",
+    "Layout",
     "MinuteBarRow",
     "OverseasInfoOutput",
     "OverseasPriceOutput",
@@ -57,12 +62,49 @@ H0STASP0_FIELDS: tuple[str, ...] = (
     "OVTM_TOTAL_ASKP_ICDC", "OVTM_TOTAL_BIDP_ICDC", "STCK_DEAL_CLS_CODE",
 )  # fmt: skip
 
+# The 2026-09-20 workbook export appends fields to both:
+# the session (장 구분 코드: 1 pre, 2 regular, 3 after, 5 closing) and the book's mid-point.
+H0STCNT0_FIELDS_2026_09: tuple[str, ...] = (*H0STCNT0_FIELDS, "MARKET_CLS_CODE")
+H0STASP0_FIELDS_2026_09: tuple[str, ...] = (
+    *H0STASP0_FIELDS, "MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CLS_CODE", "MARKET_CLS_CODE",
+)  # fmt: skip
+
+
+class Layout(NamedTuple):
+    """One generation of a real-time TR's record: its workbook export and its field names."""
+
+    generation: str  # the workbook export that documents it, "YYYY-MM"
+    fields: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        """Fields per record."""
+        return len(self.fields)
+
+
+def _by_width(*layouts: Layout) -> dict[int, Layout]:
+    table = {layout.width: layout for layout in layouts}
+    if len(table) != len(layouts):  # a width must name one layout, or records are ambiguous
+        raise RuntimeError(f"two layouts of one width: {[lay.generation for lay in layouts]}")
+    return table
+
+
+# TR -> record width -> its layout. A record's layout is chosen by its width alone (a frame's
+# fields / its record count); a width not here is refused whole, never sliced.
+REALTIME_LAYOUTS: dict[str, dict[int, Layout]] = {
+    "H0STCNT0": _by_width(
+        Layout("2026-05", H0STCNT0_FIELDS), Layout("2026-09", H0STCNT0_FIELDS_2026_09)
+    ),
+    "H0STASP0": _by_width(
+        Layout("2026-05", H0STASP0_FIELDS), Layout("2026-09", H0STASP0_FIELDS_2026_09)
+    ),
+}
+
+# Each TR's oldest layout (the one every decoder reads at the least).
 REALTIME_FIELDS: dict[str, tuple[str, ...]] = {
     "H0STCNT0": H0STCNT0_FIELDS,
     "H0STASP0": H0STASP0_FIELDS,
 }
-
-assert len(H0STCNT0_FIELDS) == 46 and len(H0STASP0_FIELDS) == 59
 
 
 # --------------------------------------------------------------------------- REST answers

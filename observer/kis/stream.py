@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.calendar.clock import Clock
-from observer.errors import KisError, KisProtocolError
+from observer.errors import KisError, KisLayoutUnknown, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Secret
@@ -312,6 +312,8 @@ class KisStream:
                     self.framing.read(received)
                 else:
                     await self._handle_control(socket, text, parse_control(text))
+            except KisLayoutUnknown as exc:  # a width no known layout has: refused whole
+                await self._drop(socket, DroppedFrame.unknown(exc, message, received))
             except KisProtocolError as exc:  # refused whole by the decoder
                 await self._drop(socket, DroppedFrame.of(MALFORMED, str(exc), message, received))
         return got_data

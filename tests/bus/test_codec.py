@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from bus.codec import decode_ack, decode_frame, decode_parts, encode_ack, encode_frame, join_parts
 from bus.envelope import Ack, Envelope
 from bus.errors import FrameError
-from bus.events import EVENT_TYPES, Alert, event_tag
+from bus.events import EVENT_TYPES, Alert, OrderBook, TradeTick, event_tag
 from tests.strategies import ENVELOPES, struct_of
 
 
@@ -69,6 +69,21 @@ def test_an_older_reader_skips_a_newer_field() -> None:
         ]
     )
     assert decode_frame(newer)[0].event == Alert(severity="info", code="X", message="m")
+
+
+def test_ticks_and_books_of_an_older_writer_read_without_the_newer_layout_fields() -> None:
+    """Events encoded before the session and mid-point fields existed read as None."""
+    tick = {"type": "trade_tick", "symbol": "005930", "exchange_ns": 1, "received_ns": 2}
+    tick |= {"price": 70000, "qty": 1, "cum_volume": 1, "cum_value": 70000, "change_rate": "0"}
+    book = {"type": "order_book", "symbol": "005930", "exchange_ns": 1, "received_ns": 2}
+    book |= {f"{side}_{kind}": [1] * 10 for side in ("ask", "bid") for kind in ("prices", "qtys")}
+    book |= {"total_ask_qty": 10, "total_bid_qty": 10}
+    older = msgspec.msgpack.encode([["src", 1, 0, tick], ["src", 2, 0, book]])
+    read_tick, read_book = (envelope.event for envelope in decode_frame(older))
+    assert isinstance(read_tick, TradeTick) and read_tick.market_session is None
+    assert isinstance(read_book, OrderBook)
+    newer = (read_book.mid_price, read_book.mid_qty, read_book.mid_side, read_book.market_session)
+    assert newer == (None, None, None, None)
 
 
 def test_unknown_event_type_and_bad_identity_are_rejected() -> None:

@@ -91,3 +91,17 @@ def test_sim_refuses_a_port_in_use_in_one_line(tmp_path: Path) -> None:
     assert line.startswith(f"observer: the simulator cannot listen on 127.0.0.1:{port}: ")
     assert "address already in use" in line.lower()
     assert done.stdout == ""  # never said it was ready
+
+
+def test_sim_refuses_an_unknown_realtime_layout_before_serving() -> None:
+    """Checked in process, before anything listens: the layouts it serves are named."""
+    import typer
+    from typer.testing import CliRunner
+
+    from harness.cli import sim
+
+    app = typer.Typer()
+    app.command()(sim)
+    done = CliRunner().invoke(app, ["--realtime-layout", "2027-01"])
+    assert done.exit_code == 2
+    assert "--realtime-layout: one of 2026-05, 2026-09" in done.output

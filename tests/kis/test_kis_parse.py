@@ -10,17 +10,24 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.events import TradeTick
-from observer.errors import KisProtocolError
+from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import is_data_frame, kst_to_utc_ns, parse_control, price_snapshot
 from observer.kis.realtime import (
+    BOOK_READERS,
     H0STASP0,
     H0STCNT0,
+    TRADE_READERS,
     RealtimeDecoder,
     decode_order_book,
     decode_trade,
     parse_frame,
 )
-from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, CurrentPriceOutput
+from observer.kis.schemas import (
+    H0STASP0_FIELDS,
+    H0STCNT0_FIELDS,
+    REALTIME_LAYOUTS,
+    CurrentPriceOutput,
+)
 
 # A H0STCNT0 record as KIS sends it (values from the portal example, completed to 46 fields).
 TRADE = (
@@ -71,6 +78,18 @@ def test_field_orders_are_the_documented_ones() -> None:
     # The decoder's indices are read from the tables by name.
     assert (H0STCNT0.BSOP_DATE, H0STCNT0.CNTG_VOL, H0STCNT0.TRHT_YN) == (33, 12, 35)
     assert (H0STASP0.ASKP1, H0STASP0.BIDP_RSQN1, H0STASP0.ANTC_CNPR) == (3, 33, 47)
+    # Both generations, by width; the newer one's fields appended, absent from the older.
+    widths = {
+        tr: {w: lay.generation for w, lay in by.items()} for tr, by in REALTIME_LAYOUTS.items()
+    }
+    assert widths == {
+        "H0STCNT0": {46: "2026-05", 47: "2026-09"},
+        "H0STASP0": {59: "2026-05", 63: "2026-09"},
+    }
+    assert (TRADE_READERS[46].MARKET_CLS_CODE, TRADE_READERS[47].MARKET_CLS_CODE) == (-1, 46)
+    newer = BOOK_READERS[63].at
+    assert (newer.MID_PRC, newer.MIDP_CLS_CODE, newer.MARKET_CLS_CODE) == (59, 61, 62)
+    assert BOOK_READERS[59].at.MID_PRC == -1 and newer.ANTC_CNPR == H0STASP0.ANTC_CNPR
 
 
 def test_a_frame_of_several_records_becomes_several_ticks() -> None:
@@ -107,11 +126,10 @@ def test_kst_is_utc_plus_nine() -> None:
     assert kst_to_utc_ns("20261120", "090000") == int(utc.timestamp()) * 10**9
 
 
-def test_unknown_extra_trailing_fields_are_tolerated() -> None:
-    widened = "^".join(f"{TRADE}^X^Y" for _ in range(3))
-    frame = parse_frame(f"0|H0STCNT0|003|{widened}")
-    assert [len(r) for r in frame.records] == [46, 46, 46]
-    assert [t.symbol for t in decode_all(f"0|H0STCNT0|003|{widened}")] == ["005930"] * 3
+def test_extra_trailing_fields_no_layout_has_are_refused_whole() -> None:
+    widened = "^".join(f"{TRADE}^X^Y" for _ in range(3))  # 48 fields a record
+    with pytest.raises(KisLayoutUnknown, match="48 fields wide"):
+        parse_frame(f"0|H0STCNT0|003|{widened}")
 
 
 def test_order_book_levels() -> None:
@@ -164,10 +182,10 @@ def test_a_refused_record_tells_only_what_reads() -> None:
 @pytest.mark.parametrize(
     ("text", "match"),
     [
-        ("0|H0STCNT0|002|" + TRADE, "do not make 2 records"),
+        ("0|H0STCNT0|002|" + TRADE, "make records 23 fields wide"),
         # A count short of its records: 2 records read as 1 would lose the second unseen.
-        ("0|H0STCNT0|001|" + TRADE + "^" + TRADE, "92 fields do not make 1 records of 46"),
-        ("0|H0STCNT0|002|" + "^".join([TRADE] * 4), "do not make 2 records"),
+        ("0|H0STCNT0|001|" + TRADE + "^" + TRADE, "92 fields in 1 record make records 92"),
+        ("0|H0STCNT0|002|" + "^".join([TRADE] * 4), "92 fields wide"),
         ("0|H0STCNT0|000|" + TRADE, "bad record count"),
         ("0|H0XXXXX0|001|" + TRADE, "unknown real-time tr_id"),
         ("1|H0STCNI0|001|base64==", "encrypted"),

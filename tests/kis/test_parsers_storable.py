@@ -7,6 +7,7 @@ values their columns hold or refuse, never anything else.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date
 from decimal import Decimal
 
@@ -20,7 +21,14 @@ from bus.events import OrderBook, PriceSnapshot, TradeTick
 from observer.db import models as m
 from observer.errors import KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, price_snapshot
-from observer.kis.realtime import RealtimeDecoder, decode_order_book, decode_trade, parse_frame
+from observer.kis.realtime import (
+    BOOK_READERS,
+    TRADE_READERS,
+    RealtimeDecoder,
+    decode_order_book,
+    decode_trade,
+    parse_frame,
+)
 from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, CurrentPriceOutput
 from tests.kis.test_kis_parse import BOOK, TRADE
 from tests.samples import T0
@@ -84,6 +92,21 @@ def test_decode_order_book_stays_in_range_or_refuses(record: list[str]) -> None:
     except KisProtocolError:
         return
     assert_storable(book)
+
+
+# The 2026-09 layout's records: the session code, and the book's mid-point before it.
+TRADE_2026_09, BOOK_2026_09 = f"{TRADE}^2", f"{BOOK}^73150.5^1200^1^2"
+
+
+@given(mutated(TRADE_2026_09.split("^")), mutated(BOOK_2026_09.split("^")))
+def test_the_newer_layouts_fields_stay_in_range_or_refuse(
+    trade: list[str], book: list[str]
+) -> None:
+    with contextlib.suppress(KisProtocolError):  # a refusal is an answer too
+        assert_storable(decode_trade(trade, T0, "acct1", TRADE_READERS[len(trade)]))
+    with contextlib.suppress(KisProtocolError):
+        reader = BOOK_READERS[len(book)]
+        assert_storable(decode_order_book(book, "20261120", T0, "acct1", reader))
 
 
 @given(mutated(TRADE.split("^")), mutated(BOOK.split("^")))

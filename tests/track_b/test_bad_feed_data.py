@@ -40,6 +40,7 @@ from tests.track_b.test_track_b_faults import quote
 from workers.track_b.checks import Checks
 from workers.track_b.collect import TRADE, Collector, CollectorSettings
 from workers.track_b.gaps import SilenceRule
+from workers.track_b.layouts import LAYOUT_UNKNOWN
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED
 from workers.track_b.slots import SlotBook, SlotCandidate
 
@@ -182,7 +183,11 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
                 _after(b"0|H0STCNT0|001|\xff\xfe" + secrets),
             )
             await until(
-                lambda: proxy.pending == 0 and counts["acct1", "malformed_frame"] == 2,
+                lambda: (
+                    proxy.pending == 0
+                    and counts["acct1", "malformed_frame"] == 1
+                    and counts["acct1", "unknown_layout"] == 1
+                ),
                 60,
                 "each fault",
             )
@@ -244,8 +249,11 @@ def _check(
         assert (row[1], row[2]) == (record[0], TRADE) and "^".join(record) in row[4], kind
     [big] = by_kind["oversized_frame"]
     assert big[5] == BIG and big[4] == "0|H0STCNT0|001|" + "9" * (4096 - 15)
-    miscounted, not_utf8, *burst = by_kind["malformed_frame"]
-    assert miscounted[4] == seen["miscounted"] and "do not make 2 records" in miscounted[3]
+    [not_utf8] = by_kind["malformed_frame"]
+    # A count that does not match its records reads as a width no layout has (46 / 2: 23).
+    miscounted, *burst = by_kind["unknown_layout"]
+    assert miscounted[4] == seen["miscounted"] and "23 fields wide" in miscounted[3]
+    assert miscounted[2] == TRADE and {row[2] for row in burst} == {TRADE}
     assert "not UTF-8" in not_utf8[3] and not_utf8[4].startswith("0|H0STCNT0|001|\ufffd")
     # The app key and the approval key in that frame are masked, as in any event.
     assert not_utf8[4].endswith("005930^***^***"), not_utf8[4]
@@ -255,7 +263,8 @@ def _check(
     for kind, count in figures.items():
         assert counters[f"account.acct1.rejected.{kind}"] == count
     assert counters["account.acct1.rejected_records"] == 7
-    assert seen["dropped"] == figures["oversized_frame"] + figures["malformed_frame"]
+    dropped = ("oversized_frame", "malformed_frame", "unknown_layout")
+    assert seen["dropped"] == sum(figures[kind] for kind in dropped)
     # One alert per kind and symbol; a refused trade of a streamed symbol is a gap.
     alerts = db_rows(url, "select code, subject from alerts")
     expected = {f"acct1/unregistered/{symbol}" for symbol in extra} | {
@@ -263,6 +272,9 @@ def _check(
     }
     assert Counter(s for c, s in alerts if c == DATA_REJECTED) == Counter(expected)
     assert [s for c, s in alerts if c == BAD_FRAMES] == ["acct1"]
+    # The miscounted frame and the burst's (whose fields make no whole records): one each.
+    layouts = sorted(s for c, s in alerts if c == LAYOUT_UNKNOWN)
+    assert layouts == ["H0STCNT0/23", "H0STCNT0/uneven"]
     resolved = db_rows(url, "select code, subject from alert_resolutions")
     assert [(c, s) for c, s in resolved if c == BAD_FRAMES] == [(BAD_FRAMES, "acct1")]
     gaps = {

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bus.events import Event, OrderBook, TradeTick
-from observer.kis.frames import DroppedFrame
+from observer.kis.frames import UNKNOWN_LAYOUT, DroppedFrame
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, Registration, StreamState
 from workers.track_b.checks import OUTSIDE_SESSION, Checks
 from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
+from workers.track_b.layouts import UnknownLayouts
 from workers.track_b.refused import RefusedData
 from workers.track_b.rejections import Rejections
 from workers.track_b.stale import StaleWatch
@@ -58,6 +59,7 @@ class FeedOwner(Protocol):
     lag: FeedLag
     refused_data: RefusedData
     rejections: Rejections
+    layouts: UnknownLayouts
     stale_watch: StaleWatch
 
     @property
@@ -89,6 +91,7 @@ class AccountFeed:
         c.last_data_ns[alias] = received_ns
         c.stale_watch.on_data(alias, received_ns)
         c.rejections.on_data(alias, received_ns)
+        c.layouts.on_read(frame.tr_id, received_ns)
         detector, stream, limits = c.detectors[alias], c.streams[alias], c.limits
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(frame, received_ns)
@@ -157,9 +160,16 @@ class AccountFeed:
                 c.publish_gap(gap)
 
     def on_dropped_frame(self, dropped: DroppedFrame) -> None:
-        """A frame the stream could not read (it logged and counted it): kept and alerted."""
+        """A frame the stream could not read (it logged and counted it): kept and alerted.
+
+        One of an unknown layout is alerted per TR and width (`UnknownLayouts`), not per
+        account.
+        """
         c, alias = self.collector, self.alias
-        c.refused_data.on_frame(alias, dropped.error)
+        if dropped.kind == UNKNOWN_LAYOUT:
+            c.layouts.refused(alias, dropped)
+        else:
+            c.refused_data.on_frame(alias, dropped.error)
         c.rejections.dropped(alias, dropped)
 
     def _count(self, symbol: str, received_ns: int) -> None:

@@ -50,6 +50,7 @@ from workers.track_b.account_feed import BOOK, TRADE, AccountFeed
 from workers.track_b.checks import RECORD_KINDS, Checks
 from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
 from workers.track_b.lag import FEED_LAGGING, FeedLag
+from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
@@ -202,6 +203,7 @@ class Collector:
         self.lag = FeedLag(clock, self.alerts, in_session, settings.lag_alert_s)
         self.refused_data = RefusedData(clock, self.alerts, settings.refused_quiet_s)
         self.rejections = Rejections(clock, publish, self.alerts, settings.refused_quiet_s)
+        self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
         self.stale_watch = StaleWatch(clock, self.alerts, in_session, settings.stale_after_s)
         self.publish = publish
@@ -242,6 +244,7 @@ class Collector:
         configured is resolved at once: nothing would judge it again. ``late``: after the
         sessions started (`workers.track_b.handover`): an account up now is resolved at once.
         """
+        notices = list(notices)
         left: dict[str, set[str]] = {code: set() for code in ACCOUNT_CODES}
         for notice in notices:
             if notice.code in left:
@@ -252,6 +255,8 @@ class Collector:
         self.lag.taken_over(left[FEED_LAGGING] & ours)
         self.refused_data.taken_over(left[DATA_REFUSED] & ours)
         self.rejections.taken_over([s for s in left[DATA_REJECTED] if s.partition("/")[0] in ours])
+        # A layout's alert is about a TR, whichever account saw it.
+        self.layouts.taken_over(n.subject for n in notices if n.code == LAYOUT_UNKNOWN)
         for alias in left[BAD_FRAMES] & ours:  # the burst's episode goes on
             self.streams[alias].framing.rate.take_over(self.clock.now_ns())
         for code in ACCOUNT_CODES:

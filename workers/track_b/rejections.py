@@ -92,9 +92,16 @@ class Rejections:
             self._alert(alias, kind, symbol, frame.tr_id, why)
 
     def dropped(self, alias: str, frame: DroppedFrame) -> None:
-        """A frame the stream dropped: counted and kept (`RefusedData` and bursts alert it)."""
+        """A frame the stream dropped: counted and kept (alerted by its kind's watcher)."""
         self._count(
-            alias, frame.kind, frame.error, "", "", frame.text, frame.length, frame.received_ns
+            alias,
+            frame.kind,
+            frame.error,
+            frame.tr_id,
+            "",
+            frame.text,
+            frame.length,
+            frame.received_ns,
         )
 
     def _count(

@@ -23,6 +23,7 @@ from observer.db.slot_queries import AsOf, held_slots
 from workers.track_b import SOURCE
 from workers.track_b.collect import ACCOUNT_CODES, Collector
 from workers.track_b.handover import Earlier, LateHandover, release_late
+from workers.track_b.layouts import LAYOUT_UNKNOWN
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.startup import lasting, take_back
@@ -35,7 +36,7 @@ log = logging.getLogger(__name__)
 
 RESUME_FAILED = "track_b_resume_failed"
 # What a restarted Track B takes over of what an earlier run of the day left open.
-_TAKEN_OVER = (*ACCOUNT_CODES, OVERFLOW, *SESSION_CODES)
+_TAKEN_OVER = (*ACCOUNT_CODES, LAYOUT_UNKNOWN, OVERFLOW, *SESSION_CODES)
 
 
 class TakeOver(Watchers):

@@ -100,6 +100,7 @@ class TradeTickRow(Audited, Base):
     session: Mapped[str] = mapped_column(String(8))
     halted: Mapped[bool]
     account: Mapped[str] = mapped_column(String(64))
+    market_session: Mapped[str | None] = mapped_column(String(8))  # MARKET_CLS_CODE, if sent
 
     __table_args__ = (
         Index(None, "symbol", "exchange_ns"),
@@ -123,6 +124,11 @@ class OrderBookRow(Audited, Base):
     expected_price: Mapped[int]
     expected_qty: Mapped[int]
     account: Mapped[str] = mapped_column(String(64))
+    # The mid-point and session of layouts that carry them; NULL for those that do not.
+    mid_price: Mapped[Decimal | None]
+    mid_qty: Mapped[int | None]
+    mid_side: Mapped[str | None] = mapped_column(String(8))
+    market_session: Mapped[str | None] = mapped_column(String(8))
 
     __table_args__ = (
         Index(None, "symbol", "exchange_ns"),
