@@ -1,9 +1,9 @@
 """Which minute a bar of FHKST03010200 is labelled by: its start or its end.
 
-A minute's traded volume is known exactly from the live trades around it: the first trade at
-or after a minute's start carries the day's volume before it (``ACML_VOL - CNTG_VOL``). For
-every whole minute the session saw (a trade before its start and one after its end), that
-volume is compared with the bar labelled by the minute's start and the one labelled by its end.
+A minute the session saw whole (a trade before its start and one after its end, the session
+up throughout) has its traded volume in the sum of its trades' quantities (``CNTG_VOL``), as
+the reconciliation counts it. That volume is compared with the bar labelled by the minute's
+start and with the one labelled by its end.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ _KST_OFFSET_S = 9 * 3600  # Korea has no daylight saving time
 
 
 class LiveTrade(NamedTuple):
-    """One live trade as received: its exchange time (UTC ns), quantity and day volume."""
+    """One live trade as received: its exchange time (UTC ns) and quantity."""
 
     exchange_ns: int
     qty: int
-    cum_volume: int
 
 
 class LabelReading(NamedTuple):
@@ -54,15 +53,15 @@ def read_label(trades: Sequence[LiveTrade], bars: Mapping[str, int]) -> LabelRea
     if not ordered:
         return LabelReading(None, 0, "no live trades")
     first, last = _kst_minute(ordered[0].exchange_ns), _kst_minute(ordered[-1].exchange_ns)
-    before: dict[int, int] = {}  # minute -> day volume before its first trade
+    volumes: dict[int, int] = {}  # minute -> its traded volume
     for trade in ordered:
-        before.setdefault(_kst_minute(trade.exchange_ns), trade.cum_volume - trade.qty)
+        minute = _kst_minute(trade.exchange_ns)
+        volumes[minute] = volumes.get(minute, 0) + trade.qty
     starts = ends = compared = 0
     for minute in range(first + 1, last):  # whole minutes: a trade before and one after
-        if minute not in before:
+        volume = volumes.get(minute)
+        if not volume:
             continue
-        after = next(m for m in range(minute + 1, last + 1) if m in before)
-        volume = before[after] - before[minute]
         compared += 1
         starts += bars.get(_label(minute)) == volume
         ends += bars.get(_label(minute + 1)) == volume

@@ -132,7 +132,7 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
     for refused in events.errors:
         seen.refused_count[tr_id] += 1
         _keep(seen, tr_id, str(refused.error))
-    seen.trades += [LiveTrade(t.exchange_ns, t.qty, t.cum_volume) for t in events.ticks]
+    seen.trades += [LiveTrade(t.exchange_ns, t.qty) for t in events.ticks]
 
 
 def _keep(seen: SessionSeen, tr_id: str, error: str) -> None:
