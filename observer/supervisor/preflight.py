@@ -53,9 +53,8 @@ def kis_preflight(kis: KisSettings, wait_s: float = SIM_WAIT_S) -> str | None:
             configured_credentials(kis)
         except ConfigError as exc:
             return (
-                f'[kis] environment = "{kis.environment}" but {exc}: give each '
-                "[[kis.accounts]] its app key and secret (OBSERVER_KIS_<ALIAS>_APP_KEY and "
-                '_APP_SECRET, or credentials_file), or set environment = "sim"'
+                f'[kis] environment = "{kis.environment}" but {exc} (or an owner-only '
+                'credentials_file in its [[kis.accounts]] entry), or set environment = "sim"'
             )
         return None
     if _answers(kis.sim_url, wait_s):
