@@ -30,14 +30,18 @@ _ATTEMPT_S = 0.5
 
 
 def talks_to_kis(programs: Iterable[ProgramSettings], role: str) -> bool:
-    """Whether an enabled program of this host's ``role`` is one of the KIS programs."""
+    """Whether this host's ``role`` starts one of the KIS programs on its own.
+
+    A daemon or session program, or a job with a schedule or run at start; not a job only an
+    operator runs (``observer ctl run``), which meets its own failure when run.
+    """
     for program in programs:
         command = program.command
         # unset: the writer's host is "store", every other program's "collectors"
         own = program.role or ("store" if command[:2] == ("observer", "writer") else "collectors")
-        mine = role in ("all", own)
         kis = len(command) > 1 and command[0] == "observer" and command[1] in KIS_COMMANDS
-        if program.enabled and mine and kis:
+        started = program.kind != "job" or bool(program.schedule) or program.run_on_start
+        if program.enabled and role in ("all", own) and kis and started:
             return True
     return False
 

@@ -56,6 +56,8 @@ def test_only_hosts_running_kis_programs_are_checked() -> None:
     assert talks_to_kis([writer, token], "all") and talks_to_kis([writer, token], "collectors")
     assert not talks_to_kis([writer, token], "store")  # the writer's host: no KIS program
     assert not talks_to_kis(default_programs().values(), "all")  # the writer alone
+    by_hand = ProgramSettings(kind="job", command=("observer", "track-b", "run"))
+    assert not talks_to_kis([by_hand], "all")  # a job only `observer ctl run` starts
 
 
 def test_supervise_stops_at_start_with_one_message(tmp_path: Path) -> None:
