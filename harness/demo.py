@@ -245,7 +245,9 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         f'extends = "{default_config_path().resolve()}"\n'
         f'[paths]\ndata_dir = "{data}"\n'
         f'[database]\nurl = "sqlite:///{data / "observer.db"}"\n'
-        "[supervisor]\nmetrics_port = 0\n"
+        # The simulator starts beside the supervisor and builds its market for seconds: the
+        # supervisor's check that a simulator answers would refuse to start.
+        "[supervisor]\nmetrics_port = 0\nkis_preflight = false\n"
         # Each account may make 400 calls/s here (not ~20 as at KIS), so more in flight.
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
         # A registration's round trip of a tenth of a wall second is 12 s at 121x.

@@ -14,6 +14,7 @@ import typer
 
 from observer.calendar.clock import clock_from_env, clock_from_spec
 from observer.cli.keys import keys_app
+from observer.cli.kis import kis_app
 from observer.cli.support import counted, database_failure, fail, settings_or_exit
 from observer.cluster.rosters import ROSTER_WINDOW_S
 from observer.config.load import default_config_path
@@ -47,6 +48,7 @@ db_app = typer.Typer(no_args_is_help=True, help="The database: schema (alembic),
 app.add_typer(db_app, name="db")
 app.add_typer(ctl_app, name="ctl")
 app.add_typer(keys_app, name="keys")
+app.add_typer(kis_app, name="kis")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
 DbOpt = Annotated[str | None, typer.Option("--db", help="database URL (default: config)")]

@@ -11,6 +11,7 @@ from observer.calendar.clock import Clock
 from observer.config.tree import Settings
 from observer.errors import ConfigError
 from observer.supervisor.core import Supervisor, SupervisorLocked
+from observer.supervisor.preflight import kis_preflight, talks_to_kis
 
 __all__ = ["run_supervisor"]
 
@@ -22,7 +23,8 @@ def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
 
     0 after a stop; 1, with the traceback logged, when one of the supervisor's own tasks
     failed (its children were stopped first): supervisord restarts it; 2, in one line, when
-    a file its configuration names cannot be used at start (an operator's key).
+    a file its configuration names cannot be used at start (an operator's key), or when this
+    host's KIS programs could not reach KIS (`kis_preflight`: no credentials, no simulator).
 
     Raises
     ------
@@ -47,6 +49,12 @@ def run_supervisor(settings: Settings, config_path: Path, clock: Clock) -> int:
             return 2
         return await supervisor.run(stop)
 
+    own = settings.supervisor
+    if own.kis_preflight and talks_to_kis(settings.programs.values(), own.role):
+        missing = kis_preflight(settings.kis)
+        if missing is not None:  # before any program starts: one message, not a storm
+            log.critical("the supervisor will not start: %s", missing)
+            return 2
     try:
         return asyncio.run(main())
     except SupervisorLocked:

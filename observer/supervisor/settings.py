@@ -96,6 +96,10 @@ class SupervisorSettings(Strict, frozen=True):
     # The programs this host runs (`observer supervise --role` overrides): "all", or only
     # those whose `role` is "store" or "collectors".
     role: Literal["all", "store", "collectors"] = "all"
+    # Before starting anything, a host whose programs talk to KIS checks that they can: the
+    # credentials of every account (real, paper), or that the simulator answers at its URL
+    # (sim; one connection attempt, a few retries within 2 wall seconds). False: skip it.
+    kis_preflight: bool = True
     # This host's name. Set, every bus source produced here is qualified with it
     # (``track_b@c2``, ``supervisor@c2``, each with its outbox): two or more collectors
     # hosts then send to one writer without mixing their sequences. Empty (the default):

@@ -308,7 +308,9 @@ class HostSupervisor:
         self.root = root
         self.config = root / "observer.toml"
         control = (
+            # kis_preflight: the simulator is started beside the hosts, not before them
             f'[supervisor]\nmetrics_port = 0\noperators = ["alice"]\nhost = "{name}"\n'
+            "kis_preflight = false\n"
             f'control_endpoint = "tcp://{address}:{port + 2}"\n'
         )
         self.config.write_text(host_config(root, keys, key, control + extra, port))

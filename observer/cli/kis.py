@@ -1,0 +1,69 @@
+"""``observer kis check``: the conformance check a user runs with real credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from observer.cli.support import fail, settings_or_exit
+from observer.errors import ConfigError
+
+__all__ = ["kis_app"]
+
+kis_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,  # help names configuration tables: "[kis] environment"
+    help="KIS itself: what the client assumes about it, measured.",
+)
+
+
+@kis_app.command()
+def check(
+    account: Annotated[
+        str | None, typer.Option("--account", help="[kis.accounts] alias (default: the first)")
+    ] = None,
+    symbol: Annotated[str, typer.Option("--symbol", help="a liquid stock")] = "005930",
+    seconds: Annotated[
+        float, typer.Option("--seconds", min=0.5, help="WebSocket session length (wall)")
+    ] = 60.0,
+    etf: Annotated[str, typer.Option("--etf", help="an ETF, for the ETF TRs")] = "069500",
+    overseas: Annotated[
+        str, typer.Option("--overseas", help="EXCHANGE:SYMBOL, for the overseas TRs")
+    ] = "NAS:AAPL",
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON report on stdout")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="observer.toml to load")] = None,
+) -> None:
+    """Measure KIS against what the client assumes, read-only (exit 1 on any mismatch).
+
+    Uses the cached token when one is valid; calls each REST TR once, watches one WebSocket
+    session for SECONDS, asks the master host as the master-file job does. Secrets are never
+    printed. What each row means: docs/kis.md.
+    """
+    # deferred: the client, WebSocket and rich (about 0.2 s) for this command only
+    from rich.console import Console
+
+    from observer.calendar.clock import clock_from_env
+    from observer.conformance.render import print_table
+    from observer.conformance.rest import Targets
+    from observer.conformance.run import run_check
+
+    settings = settings_or_exit("observer kis check", config)
+    kis = settings.kis
+    alias = account or kis.accounts[0].alias
+    exchange, _, abroad = overseas.partition(":")
+    if not abroad:
+        fail("observer kis check", f"--overseas {overseas!r}: expected EXCHANGE:SYMBOL", 2)
+    targets = Targets(symbol=symbol, etf=etf, exchange=exchange, overseas=abroad)
+    try:
+        report = asyncio.run(run_check(kis, alias, targets, seconds, clock_from_env()))
+    except ConfigError as exc:
+        fail("observer kis check", str(exc), 2)
+    if as_json:
+        sys.stdout.write(report.to_json().decode() + "\n")
+    else:
+        print_table(report, Console(soft_wrap=False, width=max(100, Console().width)))
+    raise typer.Exit(1 if report.mismatches else 0)

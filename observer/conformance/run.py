@@ -1,0 +1,193 @@
+"""The whole check: token, REST, one WebSocket session, the minute-bar label, the master host.
+
+Read-only: nothing is written but the token cache the product already keeps (when no valid
+token was cached), and nothing is sent that changes the account.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from observer.calendar.clock import Clock
+from observer.conformance.layouts import KNOWN_WIDTHS, generation
+from observer.conformance.master_host import check_master_host
+from observer.conformance.minute_label import read_label
+from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
+from observer.conformance.rest import Targets, check_rest
+from observer.conformance.session import SUBSCRIBED, SessionSeen, watch_session
+from observer.conformance.token import check_token
+from observer.errors import KisError
+from observer.kis.client import KisClient
+from observer.kis.endpoints import ENDPOINTS
+from observer.kis.parse import decode_json
+from observer.kis.schemas import MinuteBarRow
+from observer.kis.session import master_http, open_account, rate_limits
+from observer.kis.settings import KisSettings
+from observer.kis.stream_owner import StreamSettings
+
+__all__ = ["MASTER_PROBE", "run_check"]
+
+MASTER_PROBE = "kospi_code.mst.zip"  # the first file the master-file job asks for
+_KST = timezone(timedelta(hours=9))
+_NS = 1_000_000_000
+
+
+async def run_check(
+    kis: KisSettings,
+    alias: str,
+    targets: Targets,
+    seconds: float,
+    clock: Clock,
+    *,
+    share: float | None = None,
+    silence_s: float = StreamSettings().silence_s,
+) -> Report:
+    """Check account ``alias`` against its configured environment; never raises for KIS.
+
+    ``share``: the fraction of the account's REST budget used (default: the ``manual``
+    process share, so that the check can run beside the daemon). ``silence_s``: the stream's
+    silence limit, which KIS's PINGPONG interval must stay under.
+
+    Raises
+    ------
+    ConfigError
+        The account is not configured or its credentials are missing or refused.
+    """
+    report = Report(
+        account=alias, environment=kis.environment, symbol=targets.symbol, seconds=seconds
+    )
+    limits = rate_limits(kis, "manual", share=share)
+    account = open_account(kis, alias, clock, limits, issuer=True)
+    try:
+        key = await check_token(account.tokens, Path(kis.token_dir), alias, kis.environment, report)
+        if key is None:
+            return report
+        today = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).date()
+        targets = Targets(targets.symbol, targets.etf, targets.exchange, targets.overseas, today)
+        await check_rest(account.client, targets, report, clock.now_ns)
+        seen = await watch_session(account.ws_url, key, targets.symbol, seconds, clock)
+        _session_findings(seen, report, silence_s)
+        bars = await _bars_now(account.client, targets.symbol, clock, report)
+        _label_finding(seen, bars, report)
+    finally:
+        await account.aclose()
+    async with master_http(kis) as http:
+        await check_master_host(http, MASTER_PROBE, report)
+    return report
+
+
+def _session_findings(seen: SessionSeen, report: Report, silence_s: float) -> None:
+    """The subscriptions, each TR's layout by width, the PINGPONG interval and survival."""
+    if not seen.opened:
+        report.add("websocket", MISMATCH, f"no session: {seen.close_reason}")
+        return
+    for tr_id in SUBSCRIBED:
+        if tr_id in seen.refusals:
+            report.add(tr_id, MISMATCH, f"subscription refused: {seen.refusals[tr_id]}")
+            continue
+        widths = seen.widths.get(tr_id)
+        if not widths:
+            report.add(tr_id, NOT_MEASURED, "no record received (is the market open?)")
+            continue
+        known = {w: generation(tr_id, w) for w in widths}
+        unknown = sorted(w for w, g in known.items() if g is None)
+        layout = ", ".join(f"{g or '?'} ({w} fields)" for w, g in sorted(known.items()))
+        refused = seen.refused_count[tr_id]
+        records = sum(widths.values())
+        if unknown:
+            expected = ", ".join(str(w) for w in KNOWN_WIDTHS.get(tr_id, {}))
+            report.add(
+                tr_id, MISMATCH, f"record width {unknown} is no known layout ({expected})", layout
+            )
+        elif refused:
+            errors = "; ".join(seen.refused.get(tr_id, []))
+            report.add(
+                tr_id, MISMATCH, f"{refused} of {records} record(s) refused: {errors}", layout
+            )
+        else:
+            report.add(tr_id, OK, f"{records} record(s) decoded", layout)
+    _pingpong_finding(seen, report, silence_s)
+
+
+def _pingpong_finding(seen: SessionSeen, report: Report, silence_s: float) -> None:
+    pings = seen.pingpongs_ns
+    if seen.closed_after_s is not None:
+        after = f" after {len(pings)} PINGPONG(s) answered by a text echo" if pings else ""
+        report.add(
+            "PINGPONG",
+            MISMATCH,
+            f"KIS ended the session {seen.closed_after_s:.0f} s in, {seen.close_reason}{after};"
+            " see [track_b] pingpong_answer",
+        )
+        return
+    if not pings:
+        report.add("PINGPONG", NOT_MEASURED, "none within the session (run longer)")
+        return
+    marks = pings if len(pings) > 1 else [seen.opened_ns, *pings]  # one: since the opening
+    interval = max(b - a for a, b in itertools.pairwise(marks)) / _NS
+    what = "interval" if len(pings) > 1 else "first after"
+    if interval >= silence_s:
+        report.add(
+            "PINGPONG",
+            MISMATCH,
+            f"{what} {interval:.0f} s, not under the {silence_s:.0f} s silence limit: quiet "
+            "sessions would be recycled",
+        )
+        return
+    report.add(
+        "PINGPONG",
+        OK,
+        f"{len(pings)} seen, {what} {interval:.0f} s (limit {silence_s:.0f} s); the session "
+        "survived the text echo",
+    )
+
+
+async def _bars_now(client: KisClient, symbol: str, clock: Clock, report: Report) -> dict[str, int]:
+    """Today's newest minute bars (``stck_cntg_hour`` -> volume), asked after the session."""
+    hour = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).strftime("%H%M%S")
+    params = {
+        "FID_COND_MRKT_DIV_CODE": "J",
+        "FID_INPUT_ISCD": symbol,
+        "FID_PW_DATA_INCU_YN": "N",
+        "FID_ETC_CLS_CODE": "",
+        "FID_INPUT_HOUR_1": hour,
+    }
+    try:
+        page = await client.get(ENDPOINTS["minute_bars_today"], params)
+        raw = bytes(page.answer.output2)
+        rows = (
+            []
+            if raw.strip() in (b"null", b"[]", b'""')
+            else decode_json(raw, list[MinuteBarRow], "bars")
+        )
+    except KisError as exc:
+        report.add("minute-bar label", NOT_MEASURED, f"bars not read: {exc}")
+        return {}
+    out: dict[str, int] = {}
+    for row in rows:
+        try:
+            out[row.stck_cntg_hour] = int(row.cntg_vol)
+        except ValueError:
+            continue
+    return out
+
+
+def _label_finding(seen: SessionSeen, bars: dict[str, int], report: Report) -> None:
+    if not bars and any(f.item == "minute-bar label" for f in report.findings):
+        return
+    reading = read_label(seen.trades, bars)
+    if reading.label == "start":
+        report.add("minute-bar label", OK, f"start of the minute: {reading.detail}", "start")
+    elif reading.label == "end":
+        report.add(
+            "minute-bar label",
+            MISMATCH,
+            f"end of the minute: {reading.detail}; see [gap_recovery] bar_label",
+            "end",
+        )
+    elif reading.minutes:
+        report.add("minute-bar label", MISMATCH, reading.detail)
+    else:
+        report.add("minute-bar label", NOT_MEASURED, reading.detail)

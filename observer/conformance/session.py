@@ -1,0 +1,141 @@
+"""One WebSocket session, subscribed to a symbol's trades and book, watched as it is.
+
+Frames are read raw: the record width is counted before the client's decoder cuts or refuses
+a record, and each record is then decoded by that decoder (`RealtimeDecoder`), so that the
+check validates what the product would store. PINGPONGs are answered as the client answers
+them (a text echo of the frame) and timed; a session KIS closes early is a finding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from observer.calendar.clock import Clock
+from observer.conformance.layouts import record_width
+from observer.conformance.minute_label import LiveTrade
+from observer.errors import KisError
+from observer.kis.credentials import Secret
+from observer.kis.parse import is_data_frame, parse_control
+from observer.kis.realtime import RealtimeDecoder
+
+__all__ = ["SUBSCRIBED", "SessionSeen", "watch_session"]
+
+SUBSCRIBED = ("H0STCNT0", "H0STASP0")  # a symbol's trades and its book
+_NS = 1_000_000_000
+_KEPT_ERRORS = 3  # refused records named in the report, per TR
+
+
+@dataclass
+class SessionSeen:
+    """What one session showed; the frames themselves are not kept."""
+
+    opened: bool = False
+    widths: dict[str, Counter[int]] = field(default_factory=dict)  # tr_id -> width -> records
+    refused: dict[str, list[str]] = field(default_factory=dict)  # tr_id -> decoder errors
+    refused_count: Counter[str] = field(default_factory=Counter)
+    answers: dict[str, str] = field(default_factory=dict)  # tr_id -> msg_cd (rt_cd 0: "")
+    refusals: dict[str, str] = field(default_factory=dict)  # tr_id -> "msg_cd msg1"
+    pingpongs_ns: list[int] = field(default_factory=list)  # clock time of each PINGPONG
+    opened_ns: int = 0
+    closed_after_s: float | None = None  # wall seconds: KIS ended the session this early
+    close_reason: str = ""
+    encrypted: int = 0
+    trades: list[LiveTrade] = field(default_factory=list)
+
+
+def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
+    """A registration message, as `observer.kis.stream` sends it."""
+    return json.dumps(
+        {
+            "header": {
+                "approval_key": key.reveal(),
+                "custtype": "P",
+                "tr_type": "1",
+                "content-type": "utf-8",
+            },
+            "body": {"input": {"tr_id": tr_id, "tr_key": symbol}},
+        }
+    )
+
+
+async def watch_session(
+    ws_url: str, key: Secret, symbol: str, seconds: float, clock: Clock
+) -> SessionSeen:
+    """Open a session, subscribe ``symbol``'s trades and book, and watch it ``seconds`` (wall).
+
+    Never raises for what KIS does: a refused connection or an early close is in the result.
+    """
+    seen = SessionSeen()
+    decoder = RealtimeDecoder("check")
+    deadline = time.monotonic() + seconds
+    started = time.monotonic()
+    try:
+        async with connect(ws_url, ping_interval=None, open_timeout=10, close_timeout=2) as ws:
+            seen.opened, seen.opened_ns = True, clock.now_ns()
+            for tr_id in SUBSCRIBED:
+                await ws.send(_subscription(key, tr_id, symbol))
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    async with asyncio.timeout(left):
+                        message = await ws.recv()
+                except TimeoutError:
+                    break
+                text = message if isinstance(message, str) else message.decode(errors="replace")
+                if is_data_frame(text):
+                    _data(seen, decoder, text, clock.now_ns())
+                    continue
+                with contextlib.suppress(KisError):
+                    control = parse_control(text)
+                    if control.is_pingpong:
+                        seen.pingpongs_ns.append(clock.now_ns())
+                        await ws.send(text)  # the client's answer: the frame echoed as text
+                    elif control.rt_cd == "0":
+                        seen.answers.setdefault(control.tr_id, control.msg_cd)
+                    elif control.tr_id or control.msg_cd:
+                        seen.refusals[control.tr_id or "session"] = (
+                            f"{control.msg_cd} {control.msg1}".strip()
+                        )
+    except ConnectionClosed as exc:
+        seen.closed_after_s = time.monotonic() - started
+        seen.close_reason = f"closed (code {exc.rcvd.code if exc.rcvd else 'none'})"
+    except (OSError, TimeoutError, WebSocketException) as exc:
+        seen.close_reason = f"could not connect: {type(exc).__name__}"
+    return seen
+
+
+def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: int) -> None:
+    """Count a data frame's width, decode its records, keep its trades."""
+    if text.startswith("1|"):
+        seen.encrypted += 1
+        return
+    measured = record_width(text)
+    if measured is None:
+        seen.refused_count["frame"] += 1
+        return
+    tr_id, width = measured
+    count = int(text.split("|", 3)[2])
+    seen.widths.setdefault(tr_id, Counter())[width] += count
+    try:
+        events = decoder.decode(text, received_ns)
+    except KisError as exc:
+        seen.refused_count[tr_id] += count
+        _keep(seen, tr_id, str(exc))
+        return
+    for refused in events.errors:
+        seen.refused_count[tr_id] += 1
+        _keep(seen, tr_id, str(refused.error))
+    seen.trades += [LiveTrade(t.exchange_ns, t.qty) for t in events.ticks]
+
+
+def _keep(seen: SessionSeen, tr_id: str, error: str) -> None:
+    kept = seen.refused.setdefault(tr_id, [])
+    if len(kept) < _KEPT_ERRORS:
+        kept.append(error[:200])

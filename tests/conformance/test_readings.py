@@ -1,0 +1,68 @@
+"""The check's pure readings: a frame's record width, a minute bar's label."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from observer.calendar.phases import KST
+from observer.conformance.layouts import generation, record_width
+from observer.conformance.minute_label import LiveTrade, read_label
+
+NINE = int(datetime(2026, 11, 20, 9, 0, tzinfo=KST).timestamp()) * 1_000_000_000
+MINUTE = 60 * 1_000_000_000
+
+
+@given(st.sampled_from(["H0STCNT0", "H0STASP0"]), st.integers(1, 80), st.integers(1, 12))
+def test_the_width_is_fields_per_record(tr_id: str, width: int, count: int) -> None:
+    frame = f"0|{tr_id}|{count:03d}|" + "^".join(["1"] * width * count)
+    assert record_width(frame) == (tr_id, width)
+    known = {"H0STCNT0": {46, 47}, "H0STASP0": {59, 63}}[tr_id]  # the two workbook exports
+    assert (generation(tr_id, width) is not None) == (width in known)
+
+
+def test_a_count_that_does_not_divide_has_no_width() -> None:
+    assert record_width("0|H0STCNT0|002|" + "^".join(["1"] * 93)) == ("H0STCNT0", -1)
+    assert record_width('{"header": {"tr_id": "PINGPONG"}}') is None
+
+
+def _trades(volumes: list[int], split: int) -> list[LiveTrade]:
+    """Each minute's volume as ``split`` trades spread over it (the last takes the rest)."""
+    trades = []
+    for i, volume in enumerate(volumes):
+        parts = [volume // split] * (split - 1)
+        parts.append(volume - sum(parts))
+        for j, qty in enumerate(parts):
+            trades.append(LiveTrade(NINE + i * MINUTE + j * MINUTE // split, qty))
+    return trades
+
+
+def _label(i: int) -> str:
+    return f"{9 + i // 60:02d}{i % 60:02d}00"
+
+
+@settings(max_examples=50)
+@given(
+    st.lists(st.integers(1, 10**6), min_size=3, max_size=12, unique=True),
+    st.integers(1, 5),
+    st.sampled_from(["start", "end"]),
+)
+def test_bars_are_read_by_the_label_they_carry(volumes: list[int], split: int, label: str) -> None:
+    shift = 0 if label == "start" else 1
+    bars = {_label(i + shift): v for i, v in enumerate(volumes)}
+    reading = read_label(_trades(volumes, split), bars)
+    assert reading.label == label and reading.minutes == len(volumes) - 2  # the edges: partial
+
+
+def test_bars_that_agree_with_neither_label_are_told() -> None:
+    volumes = [10, 20, 30, 40]
+    bars = {_label(i): v + 1 for i, v in enumerate(volumes)}
+    reading = read_label(_trades(volumes, 2), bars)
+    assert reading.label is None and reading.minutes == 2 and "0 agree" in reading.detail
+
+
+def test_too_short_a_session_is_not_measured() -> None:
+    reading = read_label(_trades([5, 6], 3), {_label(0): 5, _label(1): 6})
+    assert reading.label is None and reading.minutes == 0
