@@ -49,7 +49,7 @@ def check(
     from observer.calendar.clock import clock_from_env
     from observer.conformance.render import print_table
     from observer.conformance.rest import Targets
-    from observer.conformance.run import run_check
+    from observer.conformance.run import Configured, run_check
 
     settings = settings_or_exit("observer kis check", config)
     kis = settings.kis
@@ -59,7 +59,16 @@ def check(
         fail("observer kis check", f"--overseas {overseas!r}: expected EXCHANGE:SYMBOL", 2)
     targets = Targets(symbol=symbol, etf=etf, exchange=exchange, overseas=abroad)
     try:
-        report = asyncio.run(run_check(kis, alias, targets, seconds, clock_from_env()))
+        report = asyncio.run(
+            run_check(
+                kis,
+                alias,
+                targets,
+                seconds,
+                clock_from_env(),
+                configured=Configured.of(settings),
+            )
+        )
     except ConfigError as exc:
         fail("observer kis check", str(exc), 2)
     if as_json:

@@ -1,17 +1,21 @@
-"""The master-file host, asked as the master-file job asks it: a HEAD, then a GET's headers.
+"""The master-file host, asked as the master-file job asks it (`[master_file] head`).
 
-The job decides whether a file changed from the HEAD's Content-Length and its ETag or
-Last-Modified (`observer.kis.master_archive.head_master`); KIS documents neither. The check
-asks for the first master file and reads the headers only (the body is not downloaded).
+With ``head = "auto"`` the job asks HEAD and decides from its Content-Length and ETag or
+Last-Modified; a host without HEAD, or without validators, makes the job GET the file and
+compare its sha256 (`observer.kis.master_archive.probe_master`). Either way works: the check
+reports which one the host needs, and refuses only a host the job cannot use at all. The body
+is never downloaded.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import httpx
 
 from observer.conformance.report import MISMATCH, OK, Report
 from observer.errors import KisError, MasterFileError
-from observer.kis.master_archive import head_master
+from observer.kis.master_archive import probe_master
 
 __all__ = ["MASTER_SWITCH", "check_master_host"]
 
@@ -19,14 +23,23 @@ __all__ = ["MASTER_SWITCH", "check_master_host"]
 MASTER_SWITCH = "[master_file] head"
 
 
-async def check_master_host(http: httpx.AsyncClient, name: str, report: Report) -> None:
-    """Add the findings of a HEAD and a GET's headers for master archive ``name``."""
+async def check_master_host(
+    http: httpx.AsyncClient, name: str, report: Report, head: Literal["auto", "never"] = "auto"
+) -> None:
+    """Add the finding for master archive ``name``: how the job would tell a change."""
     item = f"master host {name}"
     try:
-        remote = await head_master(http, name)
+        remote = await probe_master(http, name, head)
     except (KisError, MasterFileError) as exc:
-        get = await _get_headers(http, name)
-        report.add(item, MISMATCH, f"HEAD not usable ({exc}); GET: {get}; see {MASTER_SWITCH}")
+        report.add(item, MISMATCH, f"HEAD failed ({exc}); see {MASTER_SWITCH} = 'never'")
+        return
+    get = await _get_headers(http, name)
+    if not get.startswith("HTTP 200"):
+        report.add(item, MISMATCH, f"GET: {get}: the job cannot download it")
+        return
+    if remote is None:
+        why = "asked for no HEAD" if head == "never" else "no usable HEAD"
+        report.add(item, OK, f"{why}; GET: {get}: the job compares each download's sha256")
         return
     validators = [
         v for v, value in (("ETag", remote.etag), ("Last-Modified", remote.last_modified)) if value
@@ -34,9 +47,9 @@ async def check_master_host(http: httpx.AsyncClient, name: str, report: Report) 
     if not validators:
         report.add(
             item,
-            MISMATCH,
-            f"HEAD answered Content-Length {remote.size} but no ETag or Last-Modified: a "
-            f"same-size change would be missed; see {MASTER_SWITCH}",
+            OK,
+            f"HEAD: Content-Length {remote.size}, no ETag or Last-Modified: the job compares "
+            "each download's sha256",
         )
         return
     report.add(item, OK, f"HEAD: Content-Length {remote.size}, {' and '.join(validators)}")

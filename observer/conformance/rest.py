@@ -153,6 +153,9 @@ async def check_rest(
                 continue
         if probe.endpoint == "minute_bars_today" and isinstance(typed, list):
             bars = [r for r in typed if isinstance(r, MinuteBarRow)]
+        if probe.endpoint == "etf_components" and (wrong := _constituents_wrong(page)):
+            report.add(item, MISMATCH, wrong)
+            continue
         paging = "tr_cont: more pages" if page.more else ""
         report.add(item, OK, f"{rows} row(s) read by the client's schema", layout=paging)
     await _industry_members(client, targets, report)
@@ -207,6 +210,30 @@ async def _industry_members(client: KisClient, targets: Targets, report: Report)
         return
     paging = "tr_cont: more pages" if page.more else ""
     report.add(item, OK, f"{len(rows)} row(s) read by the client's schema", layout=paging)
+
+
+def _constituents_wrong(page: Page) -> str:
+    """What is wrong with an ETF's constituents, read as the ETF job reads them; "" if nothing.
+
+    The answer is one page (KIS does not continue it): a ``tr_cont`` saying more, or fewer
+    lines than the answer's own count, is an answer cut short; a code listed twice, malformed.
+    """
+    raw, head = bytes(page.answer.output2).strip(), bytes(page.answer.output1).strip()
+    rows = [] if raw in _EMPTY else decode_json(raw, list[EtfComponentRow], "constituents")
+    summary = (
+        EtfComponentSummary()
+        if head in _EMPTY
+        else decode_json(head, EtfComponentSummary, "summary")
+    )
+    codes = [row.stck_shrn_iscd for row in rows]
+    if len(set(codes)) != len(codes):
+        return f"a constituent listed twice in {len(codes)} lines: malformed"
+    counted = int(summary.etf_cnfg_issu_cnt) if summary.etf_cnfg_issu_cnt.isdigit() else 0
+    if page.more or len(codes) < counted:
+        return f"cut short: {len(codes)} lines of {counted}" + (
+            ", tr_cont says more (KIS documents one page)" if page.more else ""
+        )
+    return ""
 
 
 def _short(exc: Exception) -> str:

@@ -7,11 +7,14 @@ token was cached), and nothing is sent that changes the account.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Literal
 
 from observer.calendar.clock import Clock
-from observer.conformance.layouts import KNOWN_WIDTHS, generation
+from observer.config.tree import Settings
+from observer.conformance.layouts import generation
 from observer.conformance.master_host import check_master_host
 from observer.conformance.minute_label import read_label
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
@@ -21,17 +24,39 @@ from observer.conformance.token import check_token
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.endpoints import ENDPOINTS
+from observer.kis.keepalive import PingpongAnswer, silence_limit_s
 from observer.kis.parse import decode_json
-from observer.kis.schemas import MinuteBarRow
+from observer.kis.schemas import REALTIME_LAYOUTS, MinuteBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.kis.settings import KisSettings
 from observer.kis.stream_owner import StreamSettings
 
-__all__ = ["MASTER_PROBE", "run_check"]
+__all__ = ["MASTER_PROBE", "Configured", "run_check"]
 
 MASTER_PROBE = "kospi_code.mst.zip"  # the first file the master-file job asks for
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Configured:
+    """What the product is configured to assume, which the check's findings are held against."""
+
+    pingpong_answer: PingpongAnswer = StreamSettings().pingpong_answer
+    silence_s: float = StreamSettings().silence_s
+    silence_factor: float = StreamSettings().silence_factor
+    bar_label: Literal["start", "end"] = "start"
+    master_head: Literal["auto", "never"] = "auto"
+
+    @classmethod
+    def of(cls, settings: Settings) -> Configured:
+        """The switches of ``settings`` (Track B's PINGPONG, gap recovery's bar label, ...)."""
+        return cls(
+            pingpong_answer=settings.track_b.pingpong_answer,
+            silence_factor=settings.track_b.silence_factor,
+            bar_label=settings.gap_recovery.bar_label,
+            master_head=settings.master_file.head,
+        )
 
 
 async def run_check(
@@ -42,13 +67,13 @@ async def run_check(
     clock: Clock,
     *,
     share: float | None = None,
-    silence_s: float = StreamSettings().silence_s,
+    configured: Configured = Configured(),
 ) -> Report:
     """Check account ``alias`` against its configured environment; never raises for KIS.
 
     ``share``: the fraction of the account's REST budget used (default: the ``manual``
-    process share, so that the check can run beside the daemon). ``silence_s``: the stream's
-    silence limit, which KIS's PINGPONG interval must stay under.
+    process share, so that the check can run beside the daemon). ``configured``: the switches
+    the findings are held against; a mismatch names the one to change.
 
     Raises
     ------
@@ -67,18 +92,20 @@ async def run_check(
         today = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).date()
         targets = Targets(targets.symbol, targets.etf, targets.exchange, targets.overseas, today)
         await check_rest(account.client, targets, report, clock.now_ns)
-        seen = await watch_session(account.ws_url, key, targets.symbol, seconds, clock)
-        _session_findings(seen, report, silence_s)
+        seen = await watch_session(
+            account.ws_url, key, targets.symbol, seconds, clock, configured.pingpong_answer
+        )
+        _session_findings(seen, report, configured)
         bars = await _bars_now(account.client, targets.symbol, clock, report)
-        _label_finding(seen, bars, report)
+        _label_finding(seen, bars, report, configured.bar_label)
     finally:
         await account.aclose()
     async with master_http(kis) as http:
-        await check_master_host(http, MASTER_PROBE, report)
+        await check_master_host(http, MASTER_PROBE, report, configured.master_head)
     return report
 
 
-def _session_findings(seen: SessionSeen, report: Report, silence_s: float) -> None:
+def _session_findings(seen: SessionSeen, report: Report, configured: Configured) -> None:
     """The subscriptions, each TR's layout by width, the PINGPONG interval and survival."""
     if not seen.opened:
         report.add("websocket", MISMATCH, f"no session: {seen.close_reason}")
@@ -97,7 +124,7 @@ def _session_findings(seen: SessionSeen, report: Report, silence_s: float) -> No
         refused = seen.refused_count[tr_id]
         records = sum(widths.values())
         if unknown:
-            expected = ", ".join(str(w) for w in KNOWN_WIDTHS.get(tr_id, {}))
+            expected = ", ".join(str(w) for w in REALTIME_LAYOUTS.get(tr_id, {}))
             report.add(
                 tr_id, MISMATCH, f"record width {unknown} is no known layout ({expected})", layout
             )
@@ -108,13 +135,18 @@ def _session_findings(seen: SessionSeen, report: Report, silence_s: float) -> No
             )
         else:
             report.add(tr_id, OK, f"{records} record(s) decoded", layout)
-    _pingpong_finding(seen, report, silence_s)
+    _pingpong_finding(seen, report, configured)
 
 
-def _pingpong_finding(seen: SessionSeen, report: Report, silence_s: float) -> None:
+def _pingpong_finding(seen: SessionSeen, report: Report, configured: Configured) -> None:
+    """The PINGPONG interval against the silence limit it sets; whether the answer kept it.
+
+    An early close after a PINGPONG names `[track_b] pingpong_answer`.
+    """
     pings = seen.pingpongs_ns
+    answer = configured.pingpong_answer
     if seen.closed_after_s is not None:
-        after = f" after {len(pings)} PINGPONG(s) answered by a text echo" if pings else ""
+        after = f" after {len(pings)} PINGPONG(s) answered by {answer!r}" if pings else ""
         report.add(
             "PINGPONG",
             MISMATCH,
@@ -128,6 +160,9 @@ def _pingpong_finding(seen: SessionSeen, report: Report, silence_s: float) -> No
     marks = pings if len(pings) > 1 else [seen.opened_ns, *pings]  # one: since the opening
     interval = max(b - a for a, b in itertools.pairwise(marks)) / _NS
     what = "interval" if len(pings) > 1 else "first after"
+    # As the stream does: the limit follows an interval measured between two PINGPONGs.
+    measured = interval if len(pings) > 1 else None
+    silence_s = silence_limit_s(configured.silence_s, configured.silence_factor, measured)
     if interval >= silence_s:
         report.add(
             "PINGPONG",
@@ -140,7 +175,7 @@ def _pingpong_finding(seen: SessionSeen, report: Report, silence_s: float) -> No
         "PINGPONG",
         OK,
         f"{len(pings)} seen, {what} {interval:.0f} s (limit {silence_s:.0f} s); the session "
-        "survived the text echo",
+        f"survived the answer {answer!r}",
     )
 
 
@@ -174,19 +209,24 @@ async def _bars_now(client: KisClient, symbol: str, clock: Clock, report: Report
     return out
 
 
-def _label_finding(seen: SessionSeen, bars: dict[str, int], report: Report) -> None:
+def _label_finding(
+    seen: SessionSeen, bars: dict[str, int], report: Report, configured: str
+) -> None:
+    """The label the live minutes agree with, against ``[gap_recovery] bar_label``."""
     if not bars and any(f.item == "minute-bar label" for f in report.findings):
         return
     reading = read_label(seen.trades, bars)
-    if reading.label == "start":
-        report.add("minute-bar label", OK, f"start of the minute: {reading.detail}", "start")
-    elif reading.label == "end":
-        report.add(
-            "minute-bar label",
-            MISMATCH,
-            f"end of the minute: {reading.detail}; see [gap_recovery] bar_label",
-            "end",
-        )
+    if reading.label is not None:
+        what = f"{reading.label} of the minute: {reading.detail}"
+        if reading.label == configured:
+            report.add("minute-bar label", OK, what, reading.label)
+        else:
+            report.add(
+                "minute-bar label",
+                MISMATCH,
+                f"{what}; set [gap_recovery] bar_label = {reading.label!r} (now {configured!r})",
+                reading.label,
+            )
     elif reading.minutes:
         report.add("minute-bar label", MISMATCH, reading.detail)
     else:

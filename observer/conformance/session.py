@@ -2,8 +2,9 @@
 
 Frames are read raw: the record width is counted before the client's decoder cuts or refuses
 a record, and each record is then decoded by that decoder (`RealtimeDecoder`), so that the
-check validates what the product would store. PINGPONGs are answered as the client answers
-them (a text echo of the frame) and timed; a session KIS closes early is a finding.
+check validates what the product would store. PINGPONGs are answered as the product is
+configured to answer them (`observer.kis.keepalive`) and timed; a session KIS closes early is
+a finding.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from observer.conformance.layouts import record_width
 from observer.conformance.minute_label import LiveTrade
 from observer.errors import KisError
 from observer.kis.credentials import Secret
+from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import is_data_frame, parse_control
 from observer.kis.realtime import RealtimeDecoder
 
@@ -67,9 +69,16 @@ def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
 
 
 async def watch_session(
-    ws_url: str, key: Secret, symbol: str, seconds: float, clock: Clock
+    ws_url: str,
+    key: Secret,
+    symbol: str,
+    seconds: float,
+    clock: Clock,
+    answer: PingpongAnswer = "both",
 ) -> SessionSeen:
     """Open a session, subscribe ``symbol``'s trades and book, and watch it ``seconds`` (wall).
+
+    PINGPONGs are answered as ``answer`` says, as Track B's stream answers them.
 
     Never raises for what KIS does: a refused connection or an early close is in the result.
     """
@@ -96,7 +105,7 @@ async def watch_session(
                     control = parse_control(text)
                     if control.is_pingpong:
                         seen.pingpongs_ns.append(clock.now_ns())
-                        await ws.send(text)  # the client's answer: the frame echoed as text
+                        await answer_pingpong(ws, text, answer)
                     elif control.rt_cd == "0":
                         seen.answers.setdefault(control.tr_id, control.msg_cd)
                     elif control.tr_id or control.msg_cd:

@@ -1,8 +1,8 @@
 """``observer kis check`` against the simulator: its default mode, then each deviation it has.
 
-One simulator for the module (300 stocks at 10:00, 120x), the check run once per mode. Its
-PINGPONG comes every 60 s, under the client's 90 s silence limit; the simulator's own default
-(110 s) is one of the deviations.
+One simulator for the module (300 stocks at 10:00, 120x), the check run once per mode: the
+default, then the ways KIS might really behave where its material is unsure, each read as
+configured or named as a mismatch.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from typer.testing import CliRunner
 
@@ -24,7 +26,7 @@ from observer.calendar.trading import TradingCalendar
 from observer.cli.main import app
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets
-from observer.conformance.run import run_check
+from observer.conformance.run import Configured, run_check
 from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
 from tests.support import SimThread
@@ -68,8 +70,20 @@ def kis(sim: SimThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ki
             os.environ[name] = value
 
 
-def check(sim: SimThread, kis: KisSettings, seconds: float) -> Report:
-    return asyncio.run(run_check(kis, "acct1", TARGETS, seconds, sim.sim.clock, share=1.0))
+def check(
+    sim: SimThread, kis: KisSettings, seconds: float, configured: Configured | None = None
+) -> Report:
+    return asyncio.run(
+        run_check(
+            kis,
+            "acct1",
+            TARGETS,
+            seconds,
+            sim.sim.clock,
+            share=1.0,
+            configured=configured or Configured(),
+        )
+    )
 
 
 def secrets(kis: KisSettings) -> list[str]:
@@ -115,27 +129,66 @@ def test_a_cached_token_is_used_and_no_issuance_spent(
     assert issued is not None and cached_validity(Path(kis.token_dir), "acct1", "sim") == issued
 
 
-def test_a_master_host_without_validators_is_named(sim: SimThread, kis: KisSettings) -> None:
-    sim.sim.config.master_validators = False
-    try:
-        report = check(sim, kis, 0.5)
-    finally:
-        sim.sim.config.master_validators = True
-    master = next(f for f in report.findings if f.item.startswith("master host"))
-    assert master.outcome == MISMATCH and "no ETag or Last-Modified" in master.finding
-    assert len(report.mismatches) == 1
-
-
-def test_a_pingpong_interval_beyond_the_silence_limit_is_named(
+def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     sim: SimThread, kis: KisSettings
 ) -> None:
-    sim.sim.config.pingpong_s = SimConfig().pingpong_s  # 110 s
+    # One session against a simulator behaving the other way wherever the facts are unsure:
+    # the 2026-09 layouts, bars labelled by their end, a master host without HEAD or
+    # validators, PINGPONGs at its own 110 s pace that drop a session not answering with a
+    # pong frame. Configured to match, every row is ok; configured the other way, the label
+    # row names the setting.
+    config = sim.sim.config
+    saved = (config.pingpong_s, config.realtime_layout, config.bar_label)
+    config.pingpong_s, config.realtime_layout, config.bar_label = 110.0, "2026-09", "end"
+    config.master_head = config.master_validators = False
+    config.pingpong_accepts = "pong"
     try:
-        report = check(sim, kis, 2.0)
+        matched = check(sim, kis, 2.5, Configured(bar_label="end"))
+        unmatched = check(sim, kis, 2.5, Configured(bar_label="start"))
     finally:
-        sim.sim.config.pingpong_s = 60.0
-    ping = next(f for f in report.findings if f.item == "PINGPONG")
-    assert ping.outcome == MISMATCH and "not under the 90 s silence limit" in ping.finding
+        config.pingpong_s, config.realtime_layout, config.bar_label = saved
+        config.master_head = config.master_validators = True
+        config.pingpong_accepts = "any"
+    assert not matched.mismatches, matched.mismatches
+    layouts = {f.item: f.layout for f in matched.findings}
+    assert layouts["H0STCNT0"] == "2026-09 (47 fields)"
+    assert layouts["H0STASP0"] == "2026-09 (63 fields)"
+    found = {f.item: f.finding for f in matched.findings}
+    assert "no usable HEAD" in found["master host kospi_code.mst.zip"]
+    assert "sha256" in found["master host kospi_code.mst.zip"]
+    # The silence limit follows the measured interval (2.5 x about 110 s), past the 90 s.
+    interval, limit = map(int, re.findall(r"(?:interval|limit) (\d+) s", found["PINGPONG"]))
+    assert 105 <= interval <= 125 and limit == pytest.approx(2.5 * interval, abs=2)
+    assert [f.item for f in unmatched.mismatches] == ["minute-bar label"]
+    assert "bar_label = 'end'" in unmatched.mismatches[0].finding
+
+
+def test_a_pingpong_answer_kis_does_not_take_and_an_unknown_layout_are_named(
+    sim: SimThread, kis: KisSettings
+) -> None:
+    config = sim.sim.config
+    config.pingpong_interval_s, config.pingpong_timeout_s = 0.3, 0.5  # wall seconds
+    config.pingpong_accepts, config.realtime_extra_fields = "pong", 2
+    try:
+        report = check(sim, kis, 2.0, Configured(pingpong_answer="echo"))
+    finally:
+        config.pingpong_interval_s, config.pingpong_timeout_s = None, 10.0
+        config.pingpong_accepts, config.realtime_extra_fields = "any", 0
+    found = {f.item: f for f in report.findings}
+    ping = found["PINGPONG"]
+    assert ping.outcome == MISMATCH and "pingpong_answer" in ping.finding
+    assert found["H0STCNT0"].outcome == MISMATCH and "48" in found["H0STCNT0"].finding
+
+
+def test_a_paper_account_is_not_asked_what_paper_lacks(sim: SimThread, kis: KisSettings) -> None:
+    sim.sim.config.paper = True
+    try:
+        report = check(sim, msgspec.structs.replace(kis, sim_accounts="paper"), 0.5)
+    finally:
+        sim.sim.config.paper = False
+    past = next(f for f in report.findings if f.item.startswith("FHKST03010230"))
+    assert past.outcome == NOT_MEASURED and "not offered on paper" in past.finding
+    assert not sim.sim.gateway.paper_refused  # refused before it was sent
 
 
 def test_records_the_decoder_refuses_are_named(sim: SimThread, kis: KisSettings) -> None:
@@ -169,7 +222,7 @@ def test_the_table_and_the_exit_code(
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{kis.token_dir}"\n'
         "[kis.process_share]\nmanual = 1.0\n"
     )
-    sim.sim.config.master_validators = False  # one mismatch: exit 1
+    sim.sim.faults.http_5xx = 5  # the first TR refused: one mismatch, exit 1
     try:
         result = CliRunner().invoke(
             app,
@@ -186,7 +239,22 @@ def test_the_table_and_the_exit_code(
             env={"OBSERVER_CLOCK": sim.sim.clock.spec, "COLUMNS": "200"},
         )
     finally:
-        sim.sim.config.master_validators = True
+        sim.sim.faults.http_5xx = 0
     assert result.exit_code == 1, result.output
     assert "FHKST01010100" in result.output and "mismatch" in result.output
     assert not [s for s in secrets(kis) if s in result.output]
+
+
+def test_etf_constituents_cut_short_or_repeated_are_named(sim: SimThread, kis: KisSettings) -> None:
+    config = sim.sim.config
+    config.etf_component_max_rows = 3
+    try:
+        cut = check(sim, kis, 0.5)
+        config.etf_component_max_rows, config.etf_component_repeat = None, True
+        repeated = check(sim, kis, 0.5)
+    finally:
+        config.etf_component_max_rows, config.etf_component_repeat = None, False
+    for report, said in ((cut, "cut short: 3 lines of"), (repeated, "listed twice")):
+        (etf,) = [f for f in report.findings if f.item.startswith("FHKST121600C0")]
+        assert etf.outcome == MISMATCH and said in etf.finding, etf
+        assert [f.item for f in report.mismatches] == [etf.item]
