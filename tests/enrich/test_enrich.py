@@ -259,6 +259,8 @@ def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
     assert checkpoint.exists()
     stored = len(harness.sectors())
     asked_first = harness.sim.yahoo.counts["answered"] - asked
+    # The resumed run at the usual rate: the checkpoint is all it takes over.
+    harness.configure(kis_codes=False)
     resumed = harness.run("--regions", "ALL", "--force-refresh")
     assert resumed["resumed"] and not checkpoint.exists()
     assert set(harness.sectors()) == {(x.exchange, x.symbol) for x in STOCKS}
