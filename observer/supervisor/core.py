@@ -338,7 +338,9 @@ class Supervisor:
             remaining -= set(names)
         for i, layer in enumerate(layers):
             if i == len(layers) - 1:  # our own events reach the writer while it still runs
-                await asyncio.to_thread(self.producer.wait_acked, 5.0)
+                await asyncio.to_thread(
+                    self.producer.wait_acked, self.settings.supervisor.stop_ack_wait_s
+                )
             await asyncio.gather(*(self._stop_one(p) for p in layer))
 
     async def _stop_one(self, program: Program) -> None:

@@ -121,6 +121,10 @@ class SupervisorSettings(Strict, frozen=True):
     # A job's run that came due while no supervisor ran is run at its start if due within
     # this (0: never): a backup missed over a restart at 21:00, not last week's.
     catch_up_s: SecondsOrZero = 21_600.0
+    # At stop, before stopping the writer, how long to wait for it to acknowledge the
+    # supervisor's own events (0: not at all; what is not acknowledged stays in the outbox
+    # and is sent at the next start).
+    stop_ack_wait_s: SecondsOrZero = 5.0
     # Each program rotates its log file (<log_dir>/<program>.log) past log_max_bytes and
     # keeps log_keep rotated files (.1 newest).
     log_max_bytes: Annotated[int, Meta(ge=4096)] = 50 * 1024 * 1024

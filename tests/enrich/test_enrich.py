@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
 from bus.events import ListingChanged
 from bus.producer import Producer
@@ -29,6 +31,7 @@ from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.reference.instruments import master_file
 from tests.support import SimThread, WriterProcess, db_rows, set_aside, wait_until
 from workers.enrich import checkpoint as cp
+from workers.enrich.cli import app
 from workers.master_file.diff import listing_event
 from workers.master_file.reading import read_listings
 
@@ -58,7 +61,8 @@ TRUTH = {(x.exchange, x.symbol): true_sector(x.exchange, x.symbol, x.industry_co
 class Harness:
     def __init__(self, tmp_path: Path, sim: SimThread, tokens: Path) -> None:
         self.sim = sim.sim
-        self.env = os.environ | {"OBSERVER_CLOCK": sim.sim.clock.spec}
+        self.clock = sim.sim.clock.spec
+        self.env = os.environ | {"OBSERVER_CLOCK": self.clock}
         self.url = f"sqlite:///{tmp_path / 'observer.db'}"
         self.writer = WriterProcess(tmp_path, self.url)
         self.data = tmp_path / "data"
@@ -121,14 +125,17 @@ class Harness:
         assert done.returncode == code, done.stderr + done.stdout
         return json.loads(done.stdout.splitlines()[-1])
 
-    def report(self, *args: str) -> list[dict[str, Any]]:
-        done = subprocess.run(
-            self.command("report", "--json", *args),
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
+    def read(self, *args: str, code: int = 0) -> Result:
+        """A reading command (``report``, ``unmapped``) run in this process: it only reads
+        the database, and an interpreter's start and imports per call cost more than it."""
+        result = CliRunner().invoke(
+            app, [*args, "--config", str(self.config)], env={"OBSERVER_CLOCK": self.clock}
         )
+        assert result.exit_code == code, result.output
+        return result
+
+    def report(self, *args: str) -> list[dict[str, Any]]:
+        done = self.read("report", "--json", *args)
         regions: list[dict[str, Any]] = json.loads(done.stdout.splitlines()[-1])["regions"]
         return regions
 
@@ -200,22 +207,9 @@ def test_a_run_classifies_every_stock_and_measures_the_mapping(harness: Harness)
     again = harness.run("--regions", "ALL", "--incremental")
     assert again["fallback_calls"] == 0
     assert all(t["fresh_skipped"] == t["total"] for t in again["regions"].values())
-    report = subprocess.run(
-        harness.command("report", "--json"),
-        env=harness.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    regions = json.loads(report.stdout.splitlines()[-1])["regions"]
+    regions = harness.report()
     assert {r["region"]: r["total"] for r in regions} == dict(runs)
-    unmapped = subprocess.run(
-        harness.command("unmapped", "--json"),
-        env=harness.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    unmapped = harness.read("unmapped", "--json")
     rows = json.loads(unmapped.stdout.splitlines()[-1])["unmapped"]
     assert rows and all(r["name"] for r in rows)  # KIS's names, from the fetched catalogs
     assert sum(r["stocks"] for r in rows) == len(sectors) - len(kis)
@@ -265,6 +259,8 @@ def test_a_killed_run_resumes_from_its_checkpoint(harness: Harness) -> None:
     assert checkpoint.exists()
     stored = len(harness.sectors())
     asked_first = harness.sim.yahoo.counts["answered"] - asked
+    # The resumed run at the usual rate: the checkpoint is all it takes over.
+    harness.configure(kis_codes=False)
     resumed = harness.run("--regions", "ALL", "--force-refresh")
     assert resumed["resumed"] and not checkpoint.exists()
     assert set(harness.sectors()) == {(x.exchange, x.symbol) for x in STOCKS}
@@ -326,13 +322,8 @@ def test_a_checkpoint_a_power_cut_tore_is_set_aside_and_the_run_starts_afresh(
 
 
 def test_bad_regions_exit_2(harness: Harness) -> None:
-    done = subprocess.run(
-        harness.command("run", "--regions", "US,XX"),
-        env=harness.env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2 and "XX" in done.stderr
+    done = harness.read("run", "--regions", "US,XX", code=2)  # refused before any work
+    assert "XX" in done.stderr
 
 
 def test_the_report_of_a_day_lists_the_sectors_a_run_changed(harness: Harness) -> None:
@@ -364,22 +355,11 @@ def test_the_report_of_a_day_lists_the_sectors_a_run_changed(harness: Harness) -
         (c["market"], c["symbol"], c["old_code"], c["new_code"], c["origin"]) for c in us["changes"]
     ] == [(market, symbol, code, other, "manual")]
     assert us["coverage_pct"] == latest[0]["coverage_pct"] > 90
-    done = subprocess.run(
-        harness.command("report", "--date", day, "--changes"),
-        env=harness.env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = harness.read("report", "--date", day, "--changes")
     assert f"{market}:{symbol} {code} " in done.stdout and f"-> {other} " in done.stdout
     assert harness.report("--date", "2020-01-01") == []
-    bad = subprocess.run(
-        harness.command("report", "--date", "yesterday"),
-        env=harness.env,
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "--date" in bad.stderr
+    bad = harness.read("report", "--date", "yesterday", code=2)
+    assert "--date" in bad.stderr
 
 
 def test_the_cross_check_lists_and_alerts_what_kis_files_elsewhere(harness: Harness) -> None:

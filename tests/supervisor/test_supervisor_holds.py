@@ -56,7 +56,10 @@ def test_a_session_worker_held_out_of_its_phase_is_started_by_its_phase_after_ct
     # 07:55 on a Friday session at 20x: the warm-up (08:00) comes 15 s later.
     clock = SimulatedClock(int(datetime(2026, 11, 20, 7, 55, tzinfo=KST).timestamp() * 1e9), 20)
     programs = session(tmp_path, "sess", '"warmup"') + session(tmp_path, "late", '"shutdown"')
-    sup = SupervisorProcess(tmp_path, programs, clock=clock.spec).start(healthy=False)
+    # No writer: nothing would acknowledge the supervisor's events, so its stop waits none.
+    sup = SupervisorProcess(
+        tmp_path, programs, clock=clock.spec, settings="stop_ack_wait_s = 0"
+    ).start(healthy=False)
     holds = tmp_path / "data" / "run" / "holds.json"
     assert sup.status()["phase"] == "idle", "the machine was too slow for the simulated clock"
 

@@ -82,6 +82,11 @@ class Fakes:
         return self.record.read_text().splitlines().count(name)
 
 
+# The supervisors below without a writer: nothing would acknowledge their own events, and
+# each stop waited the default 5 s for that before ending.
+NO_WRITER = "stop_ack_wait_s = 0"
+
+
 def sim_clock(at: datetime, speed: float) -> str:
     return SimulatedClock(int(at.timestamp() * 1e9), speed).spec
 
@@ -136,7 +141,9 @@ def test_a_run_missed_while_no_supervisor_ran_is_run_once_at_start(tmp_path: Pat
         )
     )
     # The supervisor restarted at 21:00:30: the 21:00 backup had not run.
-    sup = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(21, 0, 30), 1.0))
+    sup = SupervisorProcess(
+        tmp_path, programs, clock=sim_clock(kst(21, 0, 30), 1.0), settings=NO_WRITER
+    )
     sup.start(healthy=False)
     wait_until(
         lambda: all(sup.program(n)["state"] == "exited" for n in ("backup", "token")),
@@ -159,7 +166,7 @@ def test_a_run_missed_while_no_supervisor_ran_is_run_once_at_start(tmp_path: Pat
         tmp_path,
         programs,
         clock=sim_clock(kst(21, 1, 30), 1.0),
-        settings="catch_up_s = 32400.0",
+        settings=f"catch_up_s = 32400.0\n{NO_WRITER}",
     )
     again.start(healthy=False)
     wait_until(
@@ -175,13 +182,16 @@ def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) 
     fakes = Fakes(tmp_path)
     at = '[{{ at = "{}", days = "daily" }}]'
     programs = (
-        fakes.program("a", "job", 10.0, extra=f"schedule = {at.format('09:00')}")
+        fakes.program("a", "wait", extra=f"schedule = {at.format('09:00')}")
         + fakes.program("b", "job", extra=f'after = ["a"]\nschedule = {at.format("09:01")}')
         + fakes.program("c", "job", extra=f'after = ["a"]\nschedule = {at.format("09:01")}')
         + fakes.program("j", "job", extra=f"schedule = {at.format('09:01')}")
     )
-    # 09:00 a second after the start, 09:01 seven seconds later, while a runs (10 s).
-    sup = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(8, 59, 50), 10.0))
+    # 09:00 a second after the start, 09:01 seven seconds later, while a runs (until the
+    # test releases it).
+    sup = SupervisorProcess(
+        tmp_path, programs, clock=sim_clock(kst(8, 59, 50), 10.0), settings=NO_WRITER
+    )
     sup.start(healthy=False)
     assert sup.ctl("stop", "j").ok
     wait_until(
@@ -199,6 +209,8 @@ def test_stop_holds_a_job_and_run_waits_for_the_jobs_it_follows(tmp_path: Path) 
     assert sup.ctl("stop", "b").ok  # drops its run waiting for a
     assert "waiting" not in sup.program("b")["detail"]
 
+    assert sup.program("c")["state"] != "exited"  # c waits for a
+    Path(f"{fakes.record}.release").touch()  # a ends
     wait_until(lambda: sup.program("c")["state"] == "exited", 60, "c ran after a")
     assert sup.program("a")["state"] == "exited"
     assert sup.program("b")["state"] == "stopped" and fakes.runs("b") == 0
@@ -314,7 +326,8 @@ def test_a_run_a_restart_ended_runs_again_at_the_next_start(tmp_path: Path) -> N
         "b", "job", extra=f'after = ["a"]\nschedule = {at.format("21:01")}'
     )
     clock = sim_clock(kst(20, 59, 58), 10.0)  # 21:00 at once, 21:01 six seconds later
-    sup = SupervisorProcess(tmp_path, programs, clock=clock).start(healthy=False)
+    sup = SupervisorProcess(tmp_path, programs, clock=clock, settings=NO_WRITER)
+    sup.start(healthy=False)
     wait_until(
         lambda: "waiting for a" in sup.program("b")["detail"], 60, "b due at 21:01, waiting for a"
     )
@@ -328,7 +341,8 @@ def test_a_run_a_restart_ended_runs_again_at_the_next_start(tmp_path: Path) -> N
     assert fakes.runs("a") == 1 and fakes.runs("b") == 0
 
     Path(f"{fakes.record}.release").touch()  # the runs from now on finish
-    again = SupervisorProcess(tmp_path, programs, clock=clock).start(healthy=False)
+    again = SupervisorProcess(tmp_path, programs, clock=clock, settings=NO_WRITER)
+    again.start(healthy=False)
     wait_until(
         lambda: all(again.program(n)["state"] == "exited" for n in ("a", "b")),
         60,
@@ -447,7 +461,9 @@ def test_a_hold_outlasts_a_restart_of_the_supervisor(tmp_path: Path) -> None:
     daily = 'schedule = [{ at = "21:00", days = "daily" }]'
     programs = fakes.program("d", "daemon") + fakes.program("j", "job", extra=daily)
     gone = fakes.program("gone", "daemon")
-    sup = SupervisorProcess(tmp_path, programs + gone, clock=sim_clock(kst(12, 0), 1.0))
+    sup = SupervisorProcess(
+        tmp_path, programs + gone, clock=sim_clock(kst(12, 0), 1.0), settings=NO_WRITER
+    )
     sup.start(healthy=False)
     wait_until(
         lambda: all(sup.program(n)["state"] == "running" for n in ("d", "gone")), 30, "daemons"
@@ -460,7 +476,9 @@ def test_a_hold_outlasts_a_restart_of_the_supervisor(tmp_path: Path) -> None:
     assert sup.terminate() == 0
 
     # Restarted 2 s before j is due, without `gone` in the configuration.
-    again = SupervisorProcess(tmp_path, programs, clock=sim_clock(kst(20, 59, 58), 1.0))
+    again = SupervisorProcess(
+        tmp_path, programs, clock=sim_clock(kst(20, 59, 58), 1.0), settings=NO_WRITER
+    )
     again.start(healthy=False)
     wait_until(
         lambda: "j is held (stopped by a command): skipping its" in again.log.read_text(),
