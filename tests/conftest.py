@@ -34,14 +34,14 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 # the end, alone on one core. The files of a long total go first instead, longest first (each
 # file's wall time alone, on this machine); the rest follow by their number of tests.
 RUN_FIRST = (
+    "harness/test_demo.py",
     "enrich/test_enrich.py",
     "track_a/test_track_a_restarts.py",
     "track_a/test_track_a_worker.py",
-    "cluster/test_multihost_day.py",
-    "harness/test_demo.py",
     "track_b/test_track_b_restart.py",
-    "cluster/test_multihost.py",
     "harness/test_bench.py",
+    "cluster/test_multihost_day.py",
+    "cluster/test_multihost.py",
     "gap_recovery/test_gap_recovery_outage.py",
     "supervisor/test_supervisor_schedule_faults.py",
     "cli/test_operator_input.py",

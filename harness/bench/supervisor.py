@@ -40,6 +40,7 @@ sim_url = "http://127.0.0.1:1"   # closed: KIS calls fail at once
 attempts = 1
 [supervisor]
 metrics_port = 0
+kis_preflight = false              # the closed simulator is the point: time the restarts
 """
 SETTLE_S = 3.0  # seconds up before a program counts as settled
 _LOAD = """

@@ -27,6 +27,7 @@ from observer.alerts.states import alert_states
 from observer.calendar.trading import TradingCalendar
 from observer.db.engine import make_engine
 from observer.db.queries import alert_records
+from observer.kis.settings import KisSettings
 from observer.process.state_files import STATE_FILE_UNREADABLE
 from observer.reference.instruments import master_file
 from tests.support import SimThread, WriterProcess, db_rows, set_aside, wait_until
@@ -284,7 +285,8 @@ def test_a_dry_run_publishes_nothing_and_states_the_bounds(harness: Harness) -> 
     asked_kis = sum(t["kis_needed"] for t in plan["regions"].values())
     assert needed == plan["fallback_calls"] > 0 and asked_kis == plan["kis_lookups"] > 0
     assert plan["fallback_max_s"] == needed  # one call a second, whatever the regions
-    assert plan["kis_floor_s"] == round(asked_kis / 90, 1)  # 0.9 of 100 calls/s
+    # The jobs' 0.9 of 100 calls/s, less the default headroom
+    assert plan["kis_floor_s"] == round(asked_kis / (90 * (1 - KisSettings().rest_headroom)), 1)
     harness.configure(fallback_rate_per_s=200, kis_codes=False, cross_check="off")
     real = harness.run("--regions", "ALL")
     assert real["fallback_calls"] - real["retries"] <= plan["fallback_calls"]

@@ -245,7 +245,7 @@ HAVE = Current(size=1000, sha256="a", content_sha256="b", records=10, etag='"x"'
         (None, RemoteFile(1000), False, "download", "info", "initial download"),
         (HAVE, RemoteFile(0), False, "skip", "critical", "0 bytes"),
         (HAVE, RemoteFile(1000, '"x"'), False, "skip", "info", "unchanged"),
-        (HAVE, RemoteFile(1000), False, "skip", "info", "unchanged"),  # no validators
+        (HAVE, RemoteFile(1000), False, "download", "info", "compared by sha256"),  # no validators
         (HAVE, RemoteFile(1000, '"y"'), False, "download", "info", "new ETag"),
         (HAVE, RemoteFile(1000, '"x"'), True, "download", "info", "forced"),
         (HAVE, RemoteFile(1001), False, "download", "info", "grew"),  # seed: skip (< 0.1 %)

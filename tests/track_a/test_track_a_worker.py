@@ -9,6 +9,7 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 from typer.testing import CliRunner
 
@@ -16,6 +17,7 @@ from observer.alerts.stored import open_alerts
 from observer.cluster.hosts import own_source
 from observer.config.load import load_settings
 from observer.kis.pacing import PACING_S
+from observer.kis.settings import KisSettings
 from tests.support import wait_until
 from tests.track_a.conftest import DAY, LATE, NINE, NS, STOCKS, TIMELINE, Session
 from workers.track_a.cli import app
@@ -56,18 +58,23 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         # (universe, succeeded, failed, unfinished, overran, calls): a cut-off or a retried call
         incomplete = [c for c in cycles if c[1:7] != (30, 30, 0, 0, False, 30)]
         assert not incomplete, incomplete
-        # Each account's limiter bucket (PACING_S of calls: 2 at 55/s) goes at once: its 15
-        # calls take 13 intervals of 1/55 s, so the achieved rate may read up to 110 x 15 / 13.
-        burst = max(1, int(55 * PACING_S))
-        bound = 110 * 15 / (15 - burst)
-        assert all(float(c[8]) == 110.0 and 0 < float(c[7]) <= bound for c in cycles), cycles
+        # The two accounts' 110/s less the default headroom: 104.5/s, 52.25 each. Each
+        # account's limiter bucket (PACING_S of calls: 2 at 52.25/s) goes at once: its 15 calls
+        # take 13 intervals of 1/52.25 s, so the achieved rate may read up to 104.5 x 15 / 13.
+        limit = 110 * (1 - KisSettings().rest_headroom)
+        burst = max(1, int(limit / 2 * PACING_S))
+        bound = limit * 15 / (15 - burst)
+        assert all(
+            float(c[8]) == pytest.approx(limit, abs=0.01) and 0 < float(c[7]) <= bound
+            for c in cycles
+        ), cycles
         snapshots = session.rows(
             "select count(*), count(distinct cycle_id || symbol) from price_snapshots"
         )
         assert snapshots == [(420, 420)]
         assert session.sim.sim.rate_limited == 0
         # Any second: 55, the burst, and the calls of the second before that arrived late.
-        assert max(session.sim.sim.peak_per_second.values()) <= 55 + burst + LATE
+        assert max(session.sim.sim.peak_per_second.values()) <= limit / 2 + burst + LATE
         result = CliRunner().invoke(
             app, ["cycles", "--date", "2026-11-20", "--json", "--config", str(session.config)]
         )
