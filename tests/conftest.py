@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import compileall
+import fcntl
 import logging
 import os
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -92,6 +94,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     tests_in = Counter(item.path for item in items)
     first = {TESTS / name: n for n, name in enumerate(RUN_FIRST)}
     items.sort(key=lambda item: (first.get(item.path, len(first)), -tests_in[item.path]))
+
+
+# The tests marked ``exclusive`` run a simulated trading day at many times real speed and
+# assert what it achieved in wall time (every tick stored, every cycle complete): two of them
+# side by side on the 2 cores starved each other. They take this lock in turn, before their
+# timeout starts; the other workers go on with the rest meanwhile.
+_EXCLUSIVE_LOCK = Path(tempfile.gettempdir()) / f"observer-tests-exclusive-{os.getuid()}.lock"
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
+    """An ``exclusive`` test waits for the others of its kind (outside its timeout)."""
+    if item.get_closest_marker("exclusive") is None:
+        yield
+        return
+    with _EXCLUSIVE_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)

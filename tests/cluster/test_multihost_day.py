@@ -159,6 +159,7 @@ def _track_a_cycles(url: str) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.timeout(300 + int(CUT_S) * 2)
+@pytest.mark.exclusive
 def test_a_trading_morning_on_two_hosts_survives_the_store_hosts_link_cut(
     day_hosts: Hosts, tmp_path: Path, pg_url: str
 ) -> None:

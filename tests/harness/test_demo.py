@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 NONE = {"hung": 0, "crashed": 0}  # no program replaced after a hang or a crash
 
 
+@pytest.mark.exclusive
 def test_a_short_demo_day_ends_with_a_json_summary(tmp_path: Path, receiver: Receiver) -> None:
     hook = f"json://127.0.0.1:{receiver.port}/hook/{WEBHOOK_TOKEN}"  # --notify: the alerts
     _short_demo_day(tmp_path, hook, receiver)

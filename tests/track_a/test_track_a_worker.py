@@ -24,28 +24,22 @@ from workers.track_a.cli import app
 from workers.track_a.schedule import cycles_of
 
 
+@pytest.mark.exclusive
 def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) -> None:
-    # 09:00-15:40 in cycles of 30 minutes (14 with the closing one) at 1,200x: each cycle is
-    # 1.5 wall seconds for 30 symbols at 110/s (0.27 s of calls). A shorter wall budget (0.75
-    # s a cycle) let a test worker starved for 0.6 s on a loaded 2-core CI machine cut a cycle
-    # off (14 of 30 calls made). 09:00 comes 6 s after the clock starts (400x): the worker is
-    # up by then. The first cycle runs at 600x: it also issues both tokens and opens the
-    # connections, which beside a busy test worker took half a second.
-    first = ((NINE, 600.0), (NINE + timedelta(minutes=30), 1200.0))
-    session = Session(
-        tmp_path,
-        NINE - timedelta(seconds=6 * 400),
-        400,
-        "[track_a]\ninterval_min = 30\n",
-        changes=first,
-    )
+    # 09:00-15:40 at 400x: 60 s; each 10-minute cycle is 1.5 s for 30 symbols at 110/s (0.27 s
+    # of calls). At 800x (0.75 s a cycle) a test worker starved for 0.6 s on a loaded 2-core
+    # CI machine cut a cycle off (14 of 30 calls made). 09:00 comes 6 s after the clock
+    # starts: the worker is up by then. The first cycle runs at 200x: it also issues both
+    # tokens and opens the connections, which beside a busy test worker took half a second.
+    first = ((NINE, 200.0), (NINE + timedelta(minutes=10), 400.0))
+    session = Session(tmp_path, NINE - timedelta(seconds=6 * 400), 400, changes=first)
     try:
         session.publish_universe(STOCKS[:30])
         session.start()
         wait_until(
-            lambda: session.rows("select count(*) from track_a_cycles")[0][0] >= 14,
+            lambda: session.rows("select count(*) from track_a_cycles")[0][0] >= 40,
             150,
-            "the session's 14 cycles",
+            "the session's 40 cycles",
         )
         assert session.proc is not None
         session.proc.send_signal(signal.SIGTERM)
@@ -54,7 +48,7 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
             "select cycle_id, universe_size, succeeded, failed, unfinished, overran, calls, "
             "rate_per_s, limit_per_s from track_a_cycles order by scheduled_ns"
         )
-        assert [c[0] for c in cycles] == [c.cycle_id for c in cycles_of(TIMELINE, DAY, 30, True)]
+        assert [c[0] for c in cycles] == [c.cycle_id for c in cycles_of(TIMELINE, DAY, 10, True)]
         # (universe, succeeded, failed, unfinished, overran, calls): a cut-off or a retried call
         incomplete = [c for c in cycles if c[1:7] != (30, 30, 0, 0, False, 30)]
         assert not incomplete, incomplete
@@ -71,21 +65,23 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
         snapshots = session.rows(
             "select count(*), count(distinct cycle_id || symbol) from price_snapshots"
         )
-        assert snapshots == [(420, 420)]
+        assert snapshots == [(1200, 1200)]
         assert session.sim.sim.rate_limited == 0
-        # Any second: 55, the burst, and the calls of the second before that arrived late.
+        # Any second: an account's half, the burst, and the calls of the second before that
+        # arrived late.
         assert max(session.sim.sim.peak_per_second.values()) <= limit / 2 + burst + LATE
         result = CliRunner().invoke(
             app, ["cycles", "--date", "2026-11-20", "--json", "--config", str(session.config)]
         )
         assert result.exit_code == 0, result.output
         lines = [json.loads(line) for line in result.output.splitlines()]
-        assert len(lines) == 14 and lines[-1]["cycle_id"] == "20261120-1530"
+        assert len(lines) == 40 and lines[-1]["cycle_id"] == "20261120-1530"
         assert all(line["snapshots"] == 30 and not line["overran"] for line in lines)
     finally:
         session.close()
 
 
+@pytest.mark.exclusive
 def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
     tmp_path: Path,
 ) -> None:
