@@ -97,20 +97,27 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # The tests marked ``exclusive`` run a simulated trading day at many times real speed and
-# assert what it achieved in wall time (every tick stored, every cycle complete): two of them
-# side by side on the 2 cores starved each other. They take this lock in turn, before their
-# timeout starts; the other workers go on with the rest meanwhile.
-_EXCLUSIVE_LOCK = Path(tempfile.gettempdir()) / f"observer-tests-exclusive-{os.getuid()}.lock"
+# assert what it achieved in wall time (every tick stored, every cycle complete): beside the
+# other workers' tests they were starved on the 2 cores. Each test holds a shared lock and an
+# exclusive test an exclusive one (so it runs alone), both taken before the test's timeout starts. A gate taken first
+# (and kept by an exclusive test while it waits) lets no new test start meanwhile, so that the
+# exclusive one is not starved by shared holders coming and going.
+_LOCKS = Path(tempfile.gettempdir()) / f"observer-tests-{os.getuid()}"
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
-    """An ``exclusive`` test waits for the others of its kind (outside its timeout)."""
-    if item.get_closest_marker("exclusive") is None:
-        yield
-        return
-    with _EXCLUSIVE_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Every test waits while an ``exclusive`` one runs; that one waits for all to finish."""
+    exclusive = item.get_closest_marker("exclusive") is not None
+    with (
+        _LOCKS.with_suffix(".gate").open("a") as gate,
+        _LOCKS.with_suffix(".lock").open("a") as lock,
+    ):
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield
         finally:
