@@ -99,9 +99,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # The tests marked ``exclusive`` run a simulated trading day at many times real speed and
 # assert what it achieved in wall time (every tick stored, every cycle complete): beside the
 # other workers' tests they were starved on the 2 cores. Each test holds a shared lock and an
-# exclusive test an exclusive one (so it runs alone), both taken before the test's timeout starts. A gate taken first
-# (and kept by an exclusive test while it waits) lets no new test start meanwhile, so that the
-# exclusive one is not starved by shared holders coming and going.
+# exclusive test an exclusive one (so it runs alone), both taken before the test's timeout
+# starts. A gate taken first (and kept by an exclusive test while it waits) lets no new test
+# start meanwhile, so that the exclusive one is not starved by shared holders coming and going.
 _LOCKS = Path(tempfile.gettempdir()) / f"observer-tests-{os.getuid()}"
 
 
