@@ -99,6 +99,7 @@ def test_refusals_are_waited_out_and_an_unrecoverable_gap_comes_back(rig: Rig) -
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(240)  # a reader waits 30 wall seconds for a token: more under a busy CI
 def test_a_gap_waits_for_a_token_the_job_issues_late(
     tmp_path: Path, rigs: Callable[..., Rig]
 ) -> None:

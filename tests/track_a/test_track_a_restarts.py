@@ -79,10 +79,11 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
 
 
 def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path) -> None:
-    """Killed mid-cycle with the writer down, restarted, the writer back only after the cycle
-    (75 wall seconds here, past the old 60 s wait): the cycle is not resumed blind, so no
-    symbol of it is asked and stored twice; the next cycle runs whole."""
-    session = Session(tmp_path, NINE + timedelta(minutes=7, seconds=30), 2, accounts=1, rate=40)
+    """Killed mid-cycle with the writer down, restarted, the writer back only after the cycle:
+    the cycle is not resumed blind, so no symbol of it is asked and stored twice (the restart
+    says so: a fixed wait for the writer, of any length, would resume instead, or time out
+    and resume blind); the next cycle runs whole."""
+    session = Session(tmp_path, NINE + timedelta(minutes=7, seconds=30), 4, accounts=1, rate=40)
     try:
         session.publish_universe(STOCKS[:120])
         session.writer.kill()
@@ -133,18 +134,17 @@ def test_a_restart_while_the_writer_is_down_asks_no_symbol_twice(tmp_path: Path)
 
 
 def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path: Path) -> None:
-    """Killed in the 09:00 cycle's last half minute and started again after 09:10: the
+    """Killed in the 09:00 cycle's last minute and started again after 09:10: the
     09:00 cycle gets its summary (cut off, the stored symbols carried, the rest missing,
     alerted) instead of none at all."""
-    session = Session(tmp_path, NINE + timedelta(minutes=9, seconds=30), 2, accounts=1, rate=4)
+    # From 09:09 (30 wall seconds before 09:10): a start slowed by a busy machine still
+    # stores ten of the 09:00 cycle.
+    session = Session(tmp_path, NINE + timedelta(minutes=9), 2, accounts=1, rate=4)
+    nine = "select count(*) from price_snapshots where cycle_id = '20261120-0900'"
     try:
         session.publish_universe(STOCKS[:120])
         session.start()
-        wait_until(
-            lambda: session.rows("select count(*) from price_snapshots")[0][0] >= 10,
-            60,
-            "ten snapshots stored",
-        )
+        wait_until(lambda: session.rows(nine)[0][0] >= 10, 60, "ten snapshots stored")
         assert session.proc is not None
         session.proc.kill()
         session.proc.wait(30)
@@ -157,9 +157,7 @@ def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path
         )
         [(carried, size, overran, listed)] = wait_until(lambda: session.rows(query), 60, "09:00")
         # What the killed run sent (its outbox delivered before the summary was written).
-        [(stored,)] = session.rows(
-            "select count(*) from price_snapshots where cycle_id = '20261120-0900'"
-        )
+        [(stored,)] = session.rows(nine)
         assert stored >= 10 and (carried, size, overran, listed) == (stored, 120, 1, 1)
         alerts = session.rows("select message from alerts where code = 'track_a_missing'")
         assert [m for (m,) in alerts if "20261120-0900" in m and f"{120 - stored} of 120" in m]
