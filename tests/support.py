@@ -37,8 +37,16 @@ from tests.migrated import seed
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# A wait's deadline guards against a hang and times nothing: it is at least this long, since
+# a test runs at a low CPU priority beside an ``exclusive`` one (tests/conftest.py) and may be
+# slowed many times over meanwhile.
+DEADLINE_FLOOR_S = 30.0
+
+
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds
+    (`DEADLINE_FLOOR_S` at least)."""
+    timeout = max(timeout, DEADLINE_FLOOR_S)
     deadline = time.monotonic() + timeout
     while True:
         value = condition()

@@ -37,7 +37,7 @@ from observer.kis.frames import FrameLimits
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration, StreamSettings
 from tests.kis.test_kis_parse import BOOK, TRADE
-from tests.support import SimThread
+from tests.support import DEADLINE_FLOOR_S, SimThread
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from workers.track_b import stale as stale_module
 from workers.track_b.checks import Checks
@@ -95,8 +95,9 @@ async def streaming_three(
 
 
 async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
-    """Poll ``condition`` on the event loop until it holds; fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
+    """Poll ``condition`` on the event loop until it holds; fail after ``seconds``
+    (`DEADLINE_FLOOR_S` at least)."""
+    deadline = time.monotonic() + max(seconds, DEADLINE_FLOOR_S)
     while not (value := condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
