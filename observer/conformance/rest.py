@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
+from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Outcome, Report
 from observer.errors import KisApiError, KisError, KisPaperRefused
 from observer.kis.client import KisClient, Page
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES
@@ -131,14 +131,8 @@ async def check_rest(
         item = f"{endpoint.tr_id} {endpoint.name}"
         try:
             page = await client.get(endpoint, probe.params)
-        except KisPaperRefused as exc:
-            report.add(item, NOT_MEASURED, f"not offered on paper accounts: {exc}")
-            continue
-        except KisApiError as exc:
-            report.add(item, MISMATCH, f"refused: {exc.msg_cd} {exc.msg1} (HTTP {exc.status})")
-            continue
         except KisError as exc:
-            report.add(item, MISMATCH, f"failed: {exc}")
+            report.add(item, *_unanswered(exc))
             continue
         read = _read(page, probe)
         if isinstance(read, str):
@@ -196,11 +190,8 @@ async def _industry_members(client: KisClient, targets: Targets, report: Report)
             return
         params = asked | {"ICOD": codes[0].icod, "VOL_RANG": "0", "KEYB": ""}
         page = await client.get(endpoint, params)
-    except KisPaperRefused as exc:
-        report.add(item, NOT_MEASURED, f"not offered on paper accounts: {exc}")
-        return
     except KisError as exc:
-        report.add(item, MISMATCH, f"failed: {_short(exc)}")
+        report.add(item, *_unanswered(exc))
         return
     raw = bytes(page.answer.output2).strip()
     try:
@@ -234,6 +225,15 @@ def _constituents_wrong(page: Page) -> str:
             ", tr_cont says more (KIS documents one page)" if page.more else ""
         )
     return ""
+
+
+def _unanswered(exc: KisError) -> tuple[Outcome, str]:
+    """The outcome and finding of a call paper lacks, KIS refused, or that failed."""
+    if isinstance(exc, KisPaperRefused):
+        return NOT_MEASURED, f"not offered on paper accounts: {exc}"
+    if isinstance(exc, KisApiError):
+        return MISMATCH, f"refused: {exc.msg_cd} {exc.msg1} (HTTP {exc.status})"
+    return MISMATCH, f"failed: {_short(exc)}"
 
 
 def _short(exc: Exception) -> str:
