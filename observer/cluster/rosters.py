@@ -4,7 +4,8 @@ Some work must be done by exactly one collectors host, and nothing stops two con
 both enabling it (`overlaps` says what and why). Each supervisor publishes a
 `bus.events.HostRoster` at its start and each day; the store host's supervisor reads those
 published within `ROSTER_WINDOW_S` and raises one critical alert per overlap, resolved when it is
-gone (`OverlapAlerts`). App keys never leave the host: a roster carries a hash (`fingerprint`).
+gone (`observer.supervisor.rosters`). App keys never leave the host: a roster carries a hash
+(`fingerprint`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bus.events import Alert, AlertResolved, HostRoster, RosterAccount
+from bus.events import HostRoster, RosterAccount
 from observer.cluster.shards import Shard
 from observer.config.tree import Settings
 from observer.errors import ConfigError
@@ -30,7 +31,6 @@ __all__ = [
     "ROSTER_WINDOW_S",
     "WHOLE_MARKET_PROGRAMS",
     "Overlap",
-    "OverlapAlerts",
     "fingerprint",
     "overlaps",
     "roster_of",
@@ -215,44 +215,3 @@ def _shard_overlaps(rosters: Iterable[StoredRoster]) -> list[Overlap]:
         )
         found.append(Overlap(SHARDS_CODE, f"shards {listed}/{count} on no host", hosts, message))
     return found
-
-
-class OverlapAlerts:
-    """The overlap alerts open, and the events that raise new ones and resolve those gone.
-
-    The first judgement starts from the overlap alerts the database holds open, so that a
-    restarted supervisor neither repeats an alert nor leaves one open after its overlap ended.
-    """
-
-    def __init__(self) -> None:
-        self._open: set[tuple[str, str]] | None = None
-
-    def judge(
-        self, found: Iterable[Overlap], held_open: Iterable[tuple[str, str]]
-    ) -> list[Alert | AlertResolved]:
-        """Events for the overlaps ``found`` now; ``held_open``: (code, subject) open in store."""
-        if self._open is None:
-            self._open = {pair for pair in held_open if pair[0] in OVERLAP_CODES}
-        now: Mapping[tuple[str, str], Overlap] = {(o.code, o.subject): o for o in found}
-        events: list[Alert | AlertResolved] = []
-        for (code, subject), overlap in now.items():
-            if (code, subject) not in self._open:
-                log.error("%s", overlap.message)
-                context = {"hosts": ",".join(overlap.hosts)}
-                events.append(
-                    Alert(
-                        severity="critical",
-                        code=code,
-                        message=overlap.message,
-                        context=context,
-                        subject=subject,
-                    )
-                )
-        for code, subject in sorted(self._open - now.keys()):
-            message = f"{subject} is no longer on two hosts"
-            log.info("%s: %s", code, message)
-            events.append(
-                AlertResolved(code=code, severity="critical", subject=subject, message=message)
-            )
-        self._open = set(now)
-        return events

@@ -128,7 +128,7 @@ class Supervisor:
         )
         # Dependencies on programs of another host's role: met through the bus.
         self._remote = connect(self.programs, lambda: self.producer.acked)
-        self._rosters = RosterDuty(settings, self.role, self.programs, self._publish)
+        self._rosters = RosterDuty(settings, self.role, self.programs, self._publish, self.alerts)
         self.sampler = Sampler(settings, self.programs, self.readings, self.alerts)
         self.samples = self.sampler.samples  # program -> (cpu %, rss)
         self.readings.on_read = self._on_read

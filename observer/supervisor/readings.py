@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from observer.alerts.settings import ENRICHMENT_RUN_FIGURES
 from observer.alerts.states import alert_states
 from observer.calendar.clock import Clock
-from observer.cluster.rosters import OVERLAP_CODES, ROSTER_WINDOW_S
+from observer.cluster.rosters import ROSTER_WINDOW_S
 from observer.db.settings import DatabaseSettings
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ class Reading:
     alerts_open: dict[str, int]
     enrichment: dict[str, dict[str, float]] = field(default_factory=dict)
     rosters: tuple[StoredRoster, ...] = ()  # each supervisor's latest, within the window
-    overlaps_open: frozenset[tuple[str, str]] = frozenset()  # (code, subject) open
     open_alerts: tuple[Notice, ...] = ()  # every alert open, oldest first
 
 
@@ -80,8 +79,7 @@ def read_once(conn: Connection, now_ns: int) -> Reading:
     alerts = {severity: counts[severity] for severity in OPEN_SEVERITIES}
     rosters = tuple(latest_rosters(conn, now_ns - int(ROSTER_WINDOW_S * _NS)))
     opened = tuple(s.notice for s in states if s.state == "open")
-    overlaps_open = frozenset(n.condition for n in opened if n.code in OVERLAP_CODES)
-    return Reading(ages, alerts, enrichment, rosters, overlaps_open, opened)
+    return Reading(ages, alerts, enrichment, rosters, opened)
 
 
 @dataclass(slots=True)

@@ -23,8 +23,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import AlertResolved, HostRoster, RosterAccount
+from bus.events import Alert, AlertResolved, Event, HostRoster, RosterAccount
 from bus.producer import Producer
+from observer.alerts.book import AlertBook
+from observer.alerts.states import Notice
 from observer.cluster.rosters import (
     ALIAS_CODE,
     APP_KEY_CODE,
@@ -32,8 +34,6 @@ from observer.cluster.rosters import (
     PROGRAM_CODE,
     SHARDS_CODE,
     WHOLE_MARKET_PROGRAMS,
-    Overlap,
-    OverlapAlerts,
     fingerprint,
     overlaps,
     roster_of,
@@ -42,6 +42,8 @@ from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.db.roster_queries import StoredRoster, latest_rosters
 from observer.kis.settings import AccountSettings, KisSettings
+from observer.supervisor.readings import Reading
+from observer.supervisor.rosters import RosterDuty
 from observer.supervisor.settings import SupervisorSettings
 from observer.writer.store import Store
 from tests.support import WRITER_PROGRAM, SupervisorProcess, db_rows, free_port, wait_until
@@ -230,26 +232,46 @@ def test_a_roster_names_the_shard_only_of_a_host_running_track_b() -> None:
     assert roster_of(settings, "store", ["writer", "track_b"]).track_b_shard == "1,2/3"
 
 
+def _judged(duty: RosterDuty, rosters: tuple[StoredRoster, ...], *opened: Notice) -> None:
+    duty.judge(Reading({}, {}, rosters=rosters, open_alerts=opened))
+
+
+def _duty() -> tuple[RosterDuty, list[Event]]:
+    events: list[Event] = []
+    return RosterDuty(
+        Settings(), "store", ["writer"], events.append, AlertBook(events.append)
+    ), events
+
+
 def test_an_overlap_is_raised_once_and_resolved_when_it_ends() -> None:
-    alerts = OverlapAlerts()
-    both = Overlap(PROGRAM_CODE, "track_a", ("c1", "c2"), "track_a on c1, c2")
-    raised = alerts.judge([both], set())
-    assert [(e.code, e.subject, e.severity) for e in raised] == [
-        (PROGRAM_CODE, "track_a", "critical")
+    duty, events = _duty()
+    both = (_roster("c1", ("track_a",)), _roster("c2", ("track_a",)))
+    _judged(duty, both)
+    assert [(type(e), e.code, e.subject, e.severity) for e in events] == [
+        (Alert, PROGRAM_CODE, "track_a", "critical")
     ]
-    assert alerts.judge([both], set()) == []  # still open: not again
-    resolved = alerts.judge([], set())
-    assert [(type(e), e.code, e.subject) for e in resolved] == [
+    _judged(duty, both)
+    assert len(events) == 1  # still open: not again
+    _judged(duty, both[:1])
+    assert [(type(e), e.code, e.subject) for e in events[1:]] == [
         (AlertResolved, PROGRAM_CODE, "track_a")
     ]
-    assert alerts.judge([], set()) == []
+    _judged(duty, both[:1])
+    assert len(events) == 2
 
 
 def test_a_restarted_supervisor_starts_from_the_alerts_the_database_holds_open() -> None:
-    held = {(ALIAS_CODE, "acct1"), (APP_KEY_CODE, "acct1@c1 acct9@c2"), ("disk_full", "/")}
-    events = OverlapAlerts().judge(
-        [Overlap(ALIAS_CODE, "acct1", ("c1", "c2"), "acct1 on c1, c2")], held
-    )
+    """The first reading's open overlap alerts are the book's: the one still there is not
+    raised again, the one gone is resolved; other codes are not the rosters' to judge."""
+    duty, events = _duty()
+    held = [
+        Notice(f"supervisor:{n}", "alert", 0, "critical", code, subject, "")
+        for n, (code, subject) in enumerate(
+            [(ALIAS_CODE, "acct1"), (APP_KEY_CODE, "acct1@c1 acct9@c2"), ("disk_full", "/")]
+        )
+    ]
+    one = (("acct1", "f" * 16),)
+    _judged(duty, (_roster("c1", accounts=one), _roster("c2", accounts=one)), *held)
     assert [(type(e).__name__, e.code) for e in events] == [("AlertResolved", APP_KEY_CODE)]
 
 
