@@ -97,8 +97,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 # The tests marked ``exclusive`` run a simulated trading day at many times real speed and
-# assert what it achieved in wall time (every tick stored, every cycle complete): beside the
-# other workers' tests they were starved on the 2 cores. Where this process may raise its
+# assert what it achieved in wall time (every tick stored, every cycle complete), so each needs
+# the CPU it asks for, whatever the other workers run. Where this process may raise its
 # priority again (root, as in CI), every other test runs at a lower CPU priority (its processes
 # inherit it), so an exclusive test gets the cores it asks for while the others go on with what
 # is left. Elsewhere an exclusive test holds a lock the others share (so it runs alone), behind

@@ -84,6 +84,6 @@ class RosterDuty:
         for code in sorted(OVERLAP_CODES):
             for subject in sorted(self._alerts.subjects(code)):
                 if (code, subject) not in found:
-                    message = f"{subject} is no longer on two hosts"
+                    message = f"{subject}: the hosts' latest rosters do not show it"
                     log.info("%s: %s", code, message)
                     self._alerts.resolve(code, subject, message)

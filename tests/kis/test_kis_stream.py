@@ -36,7 +36,7 @@ from observer.kis.stream import (
 )
 from observer.kis.token_cache import Cached, cache_path, decode_cached, save_cached
 from tests.kis.test_kis_parse import TRADE
-from tests.support import SimThread
+from tests.support import DEADLINE_FLOOR_S, SimThread
 
 
 class FakeSession:
@@ -168,7 +168,7 @@ class Heard:
 
 
 async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(max(timeout, DEADLINE_FLOOR_S)):
         while not condition():
             await asyncio.sleep(0.005)  # poll interval of a deadline-bound wait
 
