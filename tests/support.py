@@ -57,6 +57,18 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30.0, what: str = 
         time.sleep(0.02)  # the poll interval of a deadline-bound wait
 
 
+async def until(condition: Callable[[], Any], what: str = "", timeout: float = 30.0) -> Any:
+    """`wait_until` on a running event loop: poll ``condition`` until it returns something
+    truthy, and return it; fail after ``timeout`` seconds (`DEADLINE_FLOOR_S` at least)."""
+    timeout = max(timeout, DEADLINE_FLOOR_S)
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        await asyncio.sleep(0.01)  # the poll interval of a deadline-bound wait
+    return value
+
+
 def free_port() -> int:
     """A loopback port free now, below the kernel's range of ephemeral ports.
 

@@ -23,7 +23,8 @@ from observer.kis.credentials import Credentials, Secret
 from observer.kis.parse import parse_control
 from observer.kis.stream import KisStream, Registration
 from tests.kis.test_kis_parse import TRADE
-from tests.kis.test_kis_stream import FakeSession, Heard, serve, until
+from tests.kis.test_kis_stream import FakeSession, Heard, serve
+from tests.support import until
 
 NESTED_MSGPACK = b"\x91" * 1000 + b"\xc0"  # 1,001 bytes: 1,000 nested one-element arrays
 NESTED_JSON = "[" * 100_000 + "]" * 100_000

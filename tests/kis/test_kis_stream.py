@@ -36,7 +36,7 @@ from observer.kis.stream import (
 )
 from observer.kis.token_cache import Cached, cache_path, decode_cached, save_cached
 from tests.kis.test_kis_parse import TRADE
-from tests.support import DEADLINE_FLOOR_S, SimThread
+from tests.support import SimThread, until
 
 
 class FakeSession:
@@ -165,12 +165,6 @@ class Heard:
 
     def priority(self, registration: Registration) -> tuple[float, str, str]:
         return (0.0, registration.tr_id, registration.tr_key)
-
-
-async def until(condition, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(max(timeout, DEADLINE_FLOOR_S)):
-        while not condition():
-            await asyncio.sleep(0.005)  # poll interval of a deadline-bound wait
 
 
 def test_registrations_frames_pingpong_and_reconnect(tmp_path: Path) -> None:
@@ -336,7 +330,7 @@ def test_a_registration_released_while_in_flight_is_not_left_on_the_server(
                         for m in session.messages
                     )
                     == 1
-                )
+                ),
             )
             held.update(r.tr_key for r in stream.registered)
             stop.set()
@@ -586,7 +580,7 @@ def test_an_approval_key_kis_refuses_is_renewed_and_the_session_registers(
             await stream.subscribe(SAMSUNG.tr_id, SAMSUNG.tr_key)
             stop = asyncio.Event()
             runner = asyncio.create_task(stream.run(stop))
-            await until(lambda: SAMSUNG in stream.registered or runner.done(), 30)
+            await until(lambda: SAMSUNG in stream.registered or runner.done(), timeout=30)
             assert not runner.done(), runner  # before: BudgetSpent after 60 refused sessions
             stop.set()
             await runner
@@ -638,7 +632,7 @@ def test_an_approval_key_is_renewed_once_per_episode_then_the_budget_decides(
             assert issued[1].reason == "emergency"
             session.bad_keys = {"apr-2", "apr-3"}
             await session.connections[-1].close()  # a new session, on which apr-2 is refused
-            await until(runner.done, 30)
+            await until(runner.done, timeout=30)
             return runner.exception()
 
     assert isinstance(asyncio.run(scenario()), BudgetSpent)

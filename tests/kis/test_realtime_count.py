@@ -21,7 +21,8 @@ from observer.kis.realtime import RealtimeDecoder, parse_frame
 from observer.kis.schemas import REALTIME_LAYOUTS
 from observer.kis.stream import KisStream
 from tests.kis.test_kis_parse import BOOK, TRADE
-from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens, until
+from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens
+from tests.support import until
 
 _LAYOUTS = [(tr, width) for tr, by_width in sorted(REALTIME_LAYOUTS.items()) for width in by_width]
 _SAMPLES = {"H0STCNT0": TRADE, "H0STASP0": BOOK}  # the oldest layout's records

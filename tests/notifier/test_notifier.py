@@ -13,7 +13,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -183,10 +183,6 @@ def warning(n: int) -> Alert:
     return Alert(severity="warning", code="disk_slow", message=f"disk answered in {n} ms")
 
 
-def until(what: str, condition: Callable[[], Any], timeout: float = 60) -> Any:
-    return wait_until(condition, timeout, what)
-
-
 def test_grouped_delivered_once_retried_resolved_and_secret_free(
     rig: Rig, receiver: Receiver, smtp: tuple[Mailbox, int]
 ) -> None:
@@ -197,9 +193,11 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
         Alert(severity="critical", code="feed_dead", subject="acct1", message="no ticks for 60 s"),
     )
     # 50 identical warnings: one message with their count; the critical one: its own.
-    until("the grouped message", lambda: any("x50" in t for t in receiver.titles()))
-    until("the critical one by mail", lambda: mailbox.subjects())
-    until("the critical one by hook", lambda: any("feed_dead" in t for t in receiver.titles()))
+    wait_until(lambda: any("x50" in t for t in receiver.titles()), 60, "the grouped message")
+    wait_until(lambda: mailbox.subjects(), 60, "the critical one by mail")
+    wait_until(
+        lambda: any("feed_dead" in t for t in receiver.titles()), 60, "the critical one by hook"
+    )
     assert [t for t in receiver.titles() if "disk_slow" in t] == ["[WARNING] disk_slow x50"]
     assert receiver.paths[0] == f"/hook/{WEBHOOK_TOKEN}"
     # mail takes critical only (its reminder may follow, `remind_s` later)
@@ -208,16 +206,17 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     ]
     # Every alert is covered by exactly one sent message per channel that takes it. The
     # delivery records reach the database after the messages reach their servers.
-    until(
-        "the deliveries recorded",
+    wait_until(
         lambda: rig.sent_to("mail") and sum(map(len, rig.sent_to("hook"))) >= len(warnings) + 1,
+        60,
+        "the deliveries recorded",
     )
     hook_ids = [i for ids in rig.sent_to("hook") for i in ids]
     assert sorted(hook_ids) == sorted([*warnings, critical])
     assert rig.sent_to("mail") == [[critical]]
 
     # The critical one stays open: a reminder comes, until it is acknowledged.
-    until("a reminder", lambda: any("STILL OPEN" in t for t in receiver.titles()), 30)
+    wait_until(lambda: any("STILL OPEN" in t for t in receiver.titles()), 30, "a reminder")
     listed = rig.observer("alerts", "--open", "--json")
     assert listed.returncode == 0, listed.stderr
     open_ids = [json.loads(line)["id"] for line in listed.stdout.splitlines()]
@@ -225,7 +224,7 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     acked = rig.observer("alerts", "ack", critical, critical, "--note", "looking at it")
     assert acked.returncode == 0, acked.stderr
     assert acked.stdout.count(critical) == 1  # named twice, acknowledged once
-    until("the ack stored", lambda: rig.rows("select by, note from alert_acks"))
+    wait_until(lambda: rig.rows("select by, note from alert_acks"), 60, "the ack stored")
     assert [r[1] for r in rig.rows("select by, note from alert_acks")] == ["looking at it"]
     listed = rig.observer("alerts", "--json")
     states = {json.loads(line)["id"]: json.loads(line) for line in listed.stdout.splitlines()}
@@ -242,8 +241,7 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
     # (through the channels that work), and once it is back everything arrives.
     receiver.down()
     [late] = rig.send(Alert(severity="error", code="writer_slow", message="commit took 9 s"))
-    until(
-        "failed attempts",
+    wait_until(
         lambda: (
             rig.rows(
                 "select count(*) from alert_deliveries "
@@ -251,20 +249,24 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
             )[0][0]
             >= 2
         ),
+        60,
+        "failed attempts",
     )
-    until(
-        "the channel alerted down",
+    wait_until(
         lambda: rig.rows("select subject from alerts where code = 'notify_channel_down'"),
+        60,
+        "the channel alerted down",
     )
     attempts = rig.rows(
         "select attempt, error from alert_deliveries where outcome = 'failed' order by attempt"
     )
     assert [a for a, _ in attempts[:2]] == [1, 2] and "127.0.0.1" in attempts[0][1]
     receiver.up()
-    until("the late alert", lambda: any("writer_slow" in t for t in receiver.titles()))
-    until(
-        "the channel's recovery",
+    wait_until(lambda: any("writer_slow" in t for t in receiver.titles()), 60, "the late alert")
+    wait_until(
         lambda: any("[RESOLVED] notify_channel_down (hook)" in t for t in receiver.titles()),
+        60,
+        "the channel's recovery",
     )
     assert [t for t in receiver.titles() if "writer_slow" in t] == ["[ERROR] writer_slow"]
     assert rig.sent_to("hook").count([late]) == 1
@@ -275,8 +277,8 @@ def test_grouped_delivered_once_retried_resolved_and_secret_free(
             code="feed_dead", subject="acct1", severity="critical", message="ticks flow again"
         )
     )
-    until("resolved by mail", lambda: "[RESOLVED] feed_dead (acct1)" in mailbox.subjects())
-    until("resolved by hook", lambda: "[RESOLVED] feed_dead (acct1)" in receiver.titles())
+    wait_until(lambda: "[RESOLVED] feed_dead (acct1)" in mailbox.subjects(), 60, "resolved by mail")
+    wait_until(lambda: "[RESOLVED] feed_dead (acct1)" in receiver.titles(), 60, "resolved by hook")
     body = next(m for m in receiver.received if m["title"] == "[RESOLVED] feed_dead (acct1)")
     assert body["type"] == "success" and "ticks flow again" in body["message"]
 
@@ -297,17 +299,20 @@ def test_alerts_committed_while_the_notifier_was_down_are_delivered_once(
     receiver.down()
     rig.start_notifier()
     [first] = rig.send(Alert(severity="warning", code="first", message="before the kill"))
-    until(
-        "a failed attempt",
+    wait_until(
         lambda: rig.rows("select 1 from alert_deliveries where outcome = 'failed'"),
+        60,
+        "a failed attempt",
     )
     rig.kill_notifier()  # between the alert's commit and its delivery
     [second] = rig.send(Alert(severity="warning", code="second", message="while it was down"))
     receiver.up()
     rig.start_notifier()
-    until("both", lambda: {"[WARNING] first", "[WARNING] second"} <= set(receiver.titles()))
+    wait_until(
+        lambda: {"[WARNING] first", "[WARNING] second"} <= set(receiver.titles()), 60, "both"
+    )
     # The receiver has them; the deliveries' records follow through the writer.
-    until("both recorded", lambda: len(rig.sent_to("hook")) >= 2)
+    wait_until(lambda: len(rig.sent_to("hook")) >= 2, 60, "both recorded")
     assert rig.sent_to("hook") == [[first], [second]] or rig.sent_to("hook") == [
         [second],
         [first],
@@ -372,14 +377,16 @@ min_severity = "warning"
     monkeypatch.setenv("OBSERVER_NOTIFY_HOOK_URLS", hook)
     sup = SupervisorProcess(tmp_path, WRITER_PROGRAM + programs, settings=settings)
     sup.start(healthy=False)
-    until("flaky parked", lambda: sup.program("flaky")["state"] == "fatal")
-    until("the FATAL alert", lambda: "[CRITICAL] program_fatal (flaky)" in receiver.titles())
+    wait_until(lambda: sup.program("flaky")["state"] == "fatal", 60, "flaky parked")
+    wait_until(
+        lambda: "[CRITICAL] program_fatal (flaky)" in receiver.titles(), 60, "the FATAL alert"
+    )
     flag.touch()
     assert sup.ctl("start", "flaky").ok
-    until("its end", lambda: "[RESOLVED] program_fatal (flaky)" in receiver.titles())
-    until("the rule's alert", lambda: "[WARNING] flaky_long" in receiver.titles())
+    wait_until(lambda: "[RESOLVED] program_fatal (flaky)" in receiver.titles(), 60, "its end")
+    wait_until(lambda: "[WARNING] flaky_long" in receiver.titles(), 60, "the rule's alert")
     assert sup.ctl("stop", "flaky").ok  # running_s is 0 again: the rule is back within limit
-    until("the rule's end", lambda: "[RESOLVED] flaky_long" in receiver.titles())
+    wait_until(lambda: "[RESOLVED] flaky_long" in receiver.titles(), 60, "the rule's end")
     # The resolutions of this test's conditions (a busy machine may add cpu_high's).
     resolved = sup.rows(
         "select code, subject from alert_resolutions where code in ('program_fatal', "

@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -25,6 +24,7 @@ from observer.calendar.clock import SystemClock
 from observer.config.load import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.rule_counters import RULE_METRIC_UNKNOWN
+from tests.support import until
 
 # READY, then beats of the counters in the file `argv[2]` (with `n`, the beats so far); a
 # daemon for ever, a job until the file `release` exists, then its final counters (the file
@@ -80,13 +80,6 @@ def notices(events: list[Event]) -> list[tuple[str, str]]:
         for e in events
         if isinstance(e, Alert | AlertResolved) and e.code == RULE_METRIC_UNKNOWN
     ]
-
-
-async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)  # the poll interval of a deadline-bound wait
 
 
 def beats(sup: Supervisor, name: str) -> float:

@@ -15,7 +15,7 @@ import pytest
 
 from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.settings import ProgramSettings
-from tests.kis.test_kis_stream import until
+from tests.support import until
 
 READY_THEN_SLEEP = (
     "import os, time; os.write(int(os.environ['OBSERVER_NOTIFY_FD']), b'{\"t\":\"ready\"}\\n');"
@@ -42,7 +42,7 @@ def test_a_supervision_error_is_retried_like_a_failed_start(tmp_path: Path) -> N
         assert await program.wait_started(30)
         first = program.pid
         os.kill(first, signal.SIGKILL)
-        await until(lambda: program.state is State.RUNNING and program.pid != first, 30)
+        await until(lambda: program.state is State.RUNNING and program.pid != first, timeout=30)
         await program.stop()
         return program.state, seen, program.failures
 
@@ -83,7 +83,7 @@ def test_a_supervision_error_while_the_process_runs_ends_it_before_the_retry(
     async def scenario() -> tuple[int, int, int]:
         program = Program("p", settings, launch, lambda *_: None)
         program.launch()
-        await until(lambda: bool(failed) and program.state is State.RUNNING, 30)
+        await until(lambda: bool(failed) and program.state is State.RUNNING, timeout=30)
         second = program.pid
         await program.stop()
         return failed[0], second, program.failures
@@ -111,7 +111,7 @@ def test_a_process_that_cannot_be_watched_is_ended_and_started_again(
     async def scenario() -> int:
         program = Program("p", settings, launch, lambda *_: None)
         program.launch()
-        await until(lambda: program.state is State.RUNNING, 30)
+        await until(lambda: program.state is State.RUNNING, timeout=30)
         second = program.pid
         await program.stop()
         return second

@@ -21,7 +21,8 @@ from observer.config.load import load_settings
 from observer.supervisor.core import Supervisor
 from observer.supervisor.crash_loops import CRASH_LOOP_CODE, CRASH_LOOP_COUNT, CrashLoops
 from observer.supervisor.program import State
-from tests.supervisor.test_supervisor_health import configure, until
+from tests.supervisor.test_supervisor_health import configure
+from tests.support import until
 
 # Says READY, beats for half a second (past stable_s), then exits 1.
 CRASHES_LATE = (

@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -31,6 +30,7 @@ from observer.supervisor.commands import problems
 from observer.supervisor.core import Supervisor
 from observer.supervisor.metrics import SupervisorCollector
 from observer.supervisor.program import State
+from tests.support import until
 
 # Says READY with counters, then: "daemon" beats for ever; "job" waits for the file `release`
 # (a deadline-bound wait) and exits 0 if the file `fixed` exists, else 1.
@@ -68,13 +68,6 @@ def configure(tmp_path: Path, supervisor: str, programs: str, more: str = "") ->
         f"{more}[supervisor]\nmetrics_port = 0\n{supervisor}\n{programs}"
     )
     return config
-
-
-async def until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)  # the poll interval of a deadline-bound wait
 
 
 def fatal_notices(events: list[Event], name: str) -> list[str]:

@@ -33,8 +33,7 @@ from observer.supervisor.program import Launch, Program, State
 from observer.supervisor.replacements import REPLACED_CODE, Replacements
 from observer.supervisor.settings import ProgramSettings
 from tests.gap_recovery.conftest import MARKET
-from tests.supervisor.test_supervisor_health import until
-from tests.support import ROOT, SimThread, SupervisorProcess, db_rows, free_port, wait_until
+from tests.support import ROOT, SimThread, SupervisorProcess, db_rows, free_port, until, wait_until
 
 _NS = 1_000_000_000
 DAY = datetime(2026, 11, 20, 10, 30, tzinfo=KST)

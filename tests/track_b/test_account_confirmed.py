@@ -13,7 +13,7 @@ from bus.events import Alert, AlertResolved, Event
 from observer.calendar.clock import ManualClock
 from observer.kis.stream import KisStream, StreamListener, StreamSettings
 from tests.kis.test_kis_stream import serve, tokens
-from tests.track_b.test_collect import until
+from tests.support import until
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import SlotBook, SlotCandidate
@@ -116,7 +116,9 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
             await collector.apply(held)
             stop = asyncio.Event()
             running = asyncio.ensure_future(collector.run(stop))
-            await until(lambda: collector.outages.down_since["acct1"] is not None, 5, "the start")
+            await until(
+                lambda: collector.outages.down_since["acct1"] is not None, "the start", timeout=5
+            )
             started = collector.outages.down_since["acct1"]
             assert started is not None
 
@@ -130,7 +132,7 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
 
             reopenings = 0
             while reopenings < 3:
-                wait = await until(reconnect_wait, 10, "the stream waiting to reconnect")
+                wait = await until(reconnect_wait, "the stream waiting to reconnect", timeout=10)
                 assert collector.outages.down_since["acct1"] == started  # never up since the start
                 seen.append(((clock.now_ns() - started) / _NS, "acct1" in collector.healthy()))
                 reopenings += collector.state["acct1"][0] == "down"
@@ -143,8 +145,10 @@ def test_a_session_kis_refuses_after_the_handshake_never_counts_as_up(tmp_path: 
                 kis.accepting = reopenings == 3
                 woken = clock.woken
                 clock.advance(wait)
-                await until(lambda: clock.woken > woken, 10, "the wait over")  # noqa: B023
-            await until(lambda: collector.streams["acct1"].registered, 10, "an acknowledgement")
+                await until(lambda: clock.woken > woken, "the wait over", timeout=10)  # noqa: B023
+            await until(
+                lambda: collector.streams["acct1"].registered, "an acknowledgement", timeout=10
+            )
             assert collector.outages.down_since["acct1"] is None
             assert collector.healthy() == {"acct1"}
             assert collector.symbols("acct1") == {"005930"}  # the slot kept throughout

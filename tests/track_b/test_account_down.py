@@ -43,8 +43,7 @@ from observer.kis.account_health import (
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import BudgetSpent, StreamSettings
 from tests.kis.test_kis_stream import Heard
-from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, wait_until
-from tests.track_b.test_collect import until
+from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, until, wait_until
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 
@@ -119,7 +118,7 @@ def test_a_spent_budget_reopens_when_its_oldest_reconnect_is_an_hour_old(tmp_pat
         try:
             collector.streams["acct1"].url = sim.url.replace("http", "ws", 1) + "/tryitout"
             clock.advance(0.02)
-            await until(lambda: states("connected"), 10, "a session again")
+            await until(lambda: states("connected"), "a session again", timeout=10)
             assert clock.now_ns() >= reopens
             assert collector.healthy() == {"acct1"}
             (resolved,) = [e for e in events if isinstance(e, AlertResolved)]

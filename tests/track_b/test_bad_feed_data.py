@@ -33,9 +33,9 @@ from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import StreamSettings
 from observer.process.logs import mask_struct
 from tests.feed_proxy import FeedProxy, records, with_records
-from tests.support import SimThread, WriterProcess, db_rows
+from tests.support import SimThread, WriterProcess, db_rows, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
-from tests.track_b.test_collect import settings_for, until
+from tests.track_b.test_collect import settings_for
 from tests.track_b.test_track_b_faults import quote
 from workers.track_b.checks import Checks
 from workers.track_b.collect import TRADE, Collector, CollectorSettings
@@ -165,7 +165,7 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
             book = SlotBook(["acct1"], 3)
             picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(limits)]
             await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
-            await until(lambda: collector.ticks > 30, 30, "ticks of the three")
+            await until(lambda: collector.ticks > 30, "ticks of the three", timeout=30)
             key = account.tokens.approval_key_now()
             assert key is not None
             secrets = "^".join(["005930", "sim-acct1-app-key", key.reveal()]).encode()
@@ -188,15 +188,15 @@ def test_a_hostile_feed_stores_nothing_false_and_a_bad_frame_costs_that_frame(
                     and counts["acct1", "malformed_frame"] == 1
                     and counts["acct1", "unknown_layout"] == 1
                 ),
-                60,
                 "each fault",
+                timeout=60,
             )
             seen["before"] = (proxy.connections, stream.reconnects)
             proxy.rewrite(_after(*(f"0|H0STCNT0|00{n % 9 + 2}|x" for n in range(BURST))))
-            await until(lambda: proxy.connections == 2, 60, "one reconnect on the burst")
-            await until(lambda: _resolved(published, BAD_FRAMES), 60, "the burst's end")
+            await until(lambda: proxy.connections == 2, "one reconnect on the burst", timeout=60)
+            await until(lambda: _resolved(published, BAD_FRAMES), "the burst's end", timeout=60)
             ticks = collector.ticks
-            await until(lambda: collector.ticks > ticks + 30, 30, "ticks after it")
+            await until(lambda: collector.ticks > ticks + 30, "ticks after it", timeout=30)
             seen["after"] = (proxy.connections, stream.reconnects)
             seen["dropped"] = stream.dropped
             seen["counters"] = collector.account_counters()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ from observer.kis.frames import FrameLimits
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration, StreamSettings
 from tests.kis.test_kis_parse import BOOK, TRADE
-from tests.support import DEADLINE_FLOOR_S, SimThread
+from tests.support import SimThread, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
 from workers.track_b import stale as stale_module
 from workers.track_b.checks import Checks
@@ -85,24 +84,15 @@ async def streaming_three(
         await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
         streamed = set(STOCKS[:3])
         await until(
-            lambda: {e.symbol for e in events if isinstance(e, TradeTick)} == streamed, 20, "ticks"
+            lambda: {e.symbol for e in events if isinstance(e, TradeTick)} == streamed,
+            "ticks",
+            timeout=20,
         )
         yield collector, book
     finally:
         stop.set()
         await running
         await accounts[0].aclose()
-
-
-async def until(condition: Callable[[], Any], seconds: float, what: str) -> Any:
-    """Poll ``condition`` on the event loop until it holds; fail after ``seconds``
-    (`DEADLINE_FLOOR_S` at least)."""
-    deadline = time.monotonic() + max(seconds, DEADLINE_FLOOR_S)
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)  # the poll interval of a deadline-bound wait
-    return value
 
 
 def test_the_collector_is_configured_by_track_b_settings() -> None:
@@ -170,21 +160,23 @@ def test_slots_become_registrations_and_a_dropped_session_becomes_gaps(
             await collector.apply(decisions)
             where = {d.candidate.symbol: d.account for d in decisions}
             where_ever.update(where)
-            await until(lambda: {t.symbol for t in of(TradeTick)} == set(where), 20, "ticks")
+            await until(
+                lambda: {t.symbol for t in of(TradeTick)} == set(where), "ticks", timeout=20
+            )
             # Each symbol streams on the account its slot is on.
             assert all(where[t.symbol] == t.account for t in of(TradeTick))
             before = len(of(TradeTick))
             dropped = asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop)
             assert dropped.result(10) == 2
-            await until(lambda: len(of(GapDetected)) == 4, 30, "a gap per symbol")
-            await until(lambda: len(of(TradeTick)) > before + 10, 20, "ticks again")
+            await until(lambda: len(of(GapDetected)) == 4, "a gap per symbol", timeout=30)
+            await until(lambda: len(of(TradeTick)) > before + 10, "ticks again", timeout=20)
             assert collector.healthy() == {"acct1", "acct2"}
             assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
             # A forced approval-key renewal: a planned gap per acct1 symbol, slots kept.
             renewed = len(of(TradeTick))
             await collector.refresh("acct1")
-            await until(lambda: len(of(GapDetected)) == 6, 30, "the refresh's gaps")
-            await until(lambda: len(of(TradeTick)) > renewed + 10, 20, "ticks after it")
+            await until(lambda: len(of(GapDetected)) == 6, "the refresh's gaps", timeout=30)
+            await until(lambda: len(of(TradeTick)) > renewed + 10, "ticks after it", timeout=20)
             assert collector.symbols("acct1") | collector.symbols("acct2") == set(where)
         finally:
             stop.set()
@@ -236,7 +228,9 @@ def test_accounts_count_as_healthy_until_their_session_fails_to_come_up(tmp_path
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
         await until(
-            lambda: collector.outages.down_since["acct1"] is not None, 5, "the session start"
+            lambda: collector.outages.down_since["acct1"] is not None,
+            "the session start",
+            timeout=5,
         )
         clock.advance(29)
         assert collector.healthy() == {"acct1"}  # connecting, within the grace
@@ -270,7 +264,9 @@ def test_a_symbol_placed_while_its_account_reconnects_is_a_gap_until_it_fails_ov
         )
         stop = asyncio.Event()
         running = asyncio.ensure_future(collector.run(stop))
-        await until(lambda: collector.state["acct1"][0] == "disconnected", 5, "a failed session")
+        await until(
+            lambda: collector.state["acct1"][0] == "disconnected", "a failed session", timeout=5
+        )
         book = SlotBook(["acct1"], 2)
         placed_at = clock.now_ns()
         await collector.apply(
@@ -317,21 +313,21 @@ def test_an_account_without_an_approval_key_is_down_alone(tmp_path: Path) -> Non
             placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
             assert {d.account for d in placed} == {"acct1", "acct2"}
             await collector.apply(placed)  # acct2's registration finds no approval key
-            await until(lambda: collector.state["acct2"][0] == "down", 20, "acct2 down")
+            await until(lambda: collector.state["acct2"][0] == "down", "acct2 down", timeout=20)
             assert collector.healthy() == {"acct1"} and not running.done()
             on_1 = {d.candidate.symbol for d in placed if d.account == "acct1"}
             await until(
                 lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on_1,
-                20,
                 "acct1's ticks",
+                timeout=20,
             )
             # Its slot fails over to the account that streams.
             moved = book.evaluate(picks, clock.now_ns(), collector.healthy())
             await collector.apply(moved)
             await until(
                 lambda: len({t.symbol for t in events if isinstance(t, TradeTick)}) == 2,
-                20,
                 "the moved symbol's ticks",
+                timeout=20,
             )
         finally:
             stop.set()
@@ -370,7 +366,7 @@ def test_a_session_that_pings_but_streams_nothing_restarts_once_and_is_alerted(
                 f"{sim.url}/_sim/faults", json={"tick_loss": {"seconds": 150}}, timeout=10
             )
             assert answer.status_code == 200
-            await until(lambda: len(alerts()) == 2, 30, "stale, then flowing again")
+            await until(lambda: len(alerts()) == 2, "stale, then flowing again", timeout=30)
 
     try:
         asyncio.run(scenario())
@@ -438,9 +434,9 @@ def test_a_feed_behind_is_alerted_and_a_slot_released_meanwhile_is_a_delivery_la
                         timeout=10,
                     )
                     assert answer.status_code == 200
-                    await until(lag_events, 20, "the lag alert")
+                    await until(lag_events, "the lag alert", timeout=20)
                 await release()
-            await until(lambda: len(lag_events()) == 2, 30, "the feed on time again")
+            await until(lambda: len(lag_events()) == 2, "the feed on time again", timeout=30)
             counters = collector.account_counters()
             assert 0 <= counters["account.acct1.delivery_lag_s"] < 10
 
@@ -574,8 +570,8 @@ def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
         try:
             await until(
                 lambda: all(state == "connected" for state, _ in collector.state.values()),
-                10,
                 "both sessions",
+                timeout=10,
             )
             book = SlotBook(["acct1", "acct2"], 3)
             picks = [SlotCandidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(STOCKS[:6])]
@@ -590,8 +586,8 @@ def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
             # that the decisions did not wait for it.
             await until(
                 lambda: {r.tr_key for r in collector.streams["acct1"].registered} == on["acct1"],
-                20,
                 "acct1's registrations",
+                timeout=20,
             )
             assert applying.done()
             await applying
@@ -600,8 +596,8 @@ def test_an_account_waiting_for_its_approval_key_holds_up_no_other(
             assert collector.state["acct2"][0] != "down"  # waiting for its key yet
             await until(
                 lambda: {t.symbol for t in events if isinstance(t, TradeTick)} == on["acct1"],
-                20,
                 "acct1's ticks",
+                timeout=20,
             )
         finally:
             stop.set()
@@ -654,7 +650,9 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
             return failing["left"] == 0 and stream.registered == pairs(book.held())
 
         try:
-            await until(lambda: collector.state["acct1"][0] == "connected", 10, "the session")
+            await until(
+                lambda: collector.state["acct1"][0] == "connected", "the session", timeout=10
+            )
             book = SlotBook(["acct1"], cap)
             first, second = STOCKS[:2]
             for placed in ([first], [first, second]):
@@ -662,12 +660,14 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
                 picks = [SlotCandidate(s, "volume_surge", 20.0 - n) for n, s in enumerate(placed)]
                 await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
                 assert stream.wanted == pairs(book.held())
-                await until(lambda: settled(book), 20, "the failure met, the session back")
-            await until(lambda: stream.registered == pairs([first, second]), 20, "both, twice")
+                await until(lambda: settled(book), "the failure met, the session back", timeout=20)
+            await until(
+                lambda: stream.registered == pairs([first, second]), "both, twice", timeout=20
+            )
             await until(
                 lambda: {b.symbol for b in events if isinstance(b, OrderBook)} == {first, second},
-                20,
                 "both symbols' books",
+                timeout=20,
             )
             # Released while the key cannot be had: nothing of it stays wanted.
             for n, symbol in enumerate(STOCKS[2:5]):
@@ -680,7 +680,7 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
                 placed = book.evaluate(picks, clock.now_ns(), collector.healthy())
                 await collector.apply([d for d in (released, *placed) if d])
                 assert stream.wanted == pairs(book.held())
-                await until(lambda: settled(book), 20, "the failure met, the session back")
+                await until(lambda: settled(book), "the failure met, the session back", timeout=20)
             # Every slot filled: nothing leaked, so all fit.
             fill = [
                 SlotCandidate(s, "volume_surge", 10.0 - n / 100)
@@ -695,7 +695,7 @@ def test_with_books_a_failed_approval_key_fetch_loses_no_registration(
             )
             assert len(book.held()) == cap and stream.wanted == pairs(book.held())
             assert await collector.reconcile(book.holdings())
-            await until(lambda: stream.registered == pairs(book.held()), 30, "every slot")
+            await until(lambda: stream.registered == pairs(book.held()), "every slot", timeout=30)
         finally:
             stop.set()
             await running

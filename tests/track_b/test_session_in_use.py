@@ -13,8 +13,8 @@ import pytest
 from bus.events import Alert, AlertResolved, Event
 from observer.kis.stream import StreamSettings
 from tests.kis.test_kis_stream import serve
+from tests.support import until
 from tests.track_b.test_account_confirmed import Account, KeyInUse, WatchedClock
-from tests.track_b.test_collect import until
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 from workers.track_b.slots import SlotBook, SlotCandidate
@@ -82,21 +82,25 @@ def test_a_session_refused_as_in_use_alerts_once_unhealthy_and_once_per_outage(
             serve(kis) as url,  # type: ignore[arg-type]
             _collecting(url, tmp_path, clock, events.append) as collector,
         ):
-            await until(lambda: collector.outages.down_since["acct1"] is not None, 5, "the start")
+            await until(
+                lambda: collector.outages.down_since["acct1"] is not None, "the start", timeout=5
+            )
             started = collector.outages.down_since["acct1"]
             assert started is not None
             wait = _reconnect_wait(collector, clock)
             while collector.state["acct1"][0] != "down":
-                pause = await until(wait, 10, "the stream waiting to reconnect")
+                pause = await until(wait, "the stream waiting to reconnect", timeout=10)
                 dead = "acct1" in collector.outages.dead
                 seen.append(((clock.now_ns() - started) / _NS, len(_down_alerts(events)), dead))
                 woken = clock.woken
                 clock.advance(pause)
-                await until(lambda: clock.woken > woken, 10, "the wait over")  # noqa: B023
+                await until(lambda: clock.woken > woken, "the wait over", timeout=10)  # noqa: B023
             assert len(_down_alerts(events)) == 1  # the spent budget: no second alert
             kis.accepting = True  # the other session let go: the next one is acknowledged
-            clock.advance(await until(wait, 10, "the budget's wait"))
-            await until(lambda: collector.streams["acct1"].registered, 10, "an acknowledgement")
+            clock.advance(await until(wait, "the budget's wait", timeout=10))
+            await until(
+                lambda: collector.streams["acct1"].registered, "an acknowledgement", timeout=10
+            )
             assert collector.symbols("acct1") == {"005930"}  # the slot kept throughout
 
     asyncio.run(scenario())
@@ -125,14 +129,16 @@ def test_a_refusal_let_go_within_the_grace_is_not_alerted(tmp_path: Path) -> Non
             _collecting(url, tmp_path, clock, events.append) as collector,
         ):
             wait = _reconnect_wait(collector, clock)
-            pause = await until(wait, 10, "the first refusal's backoff")
+            pause = await until(wait, "the first refusal's backoff", timeout=10)
             assert kis.sessions == 1
             due = collector.outages.refusing["acct1"]  # its alert, due at the end of the grace
             kis.accepting = True
             clock.advance(pause)
-            await until(lambda: collector.streams["acct1"].registered, 10, "an acknowledgement")
+            await until(
+                lambda: collector.streams["acct1"].registered, "an acknowledgement", timeout=10
+            )
             clock.advance(2 * GRACE_S)
-            await until(due.done, 10, "the due alert's end")
+            await until(due.done, "the due alert's end", timeout=10)
             assert due.cancelled() and not collector.outages.refusing  # confirmed within the grace
 
     asyncio.run(scenario())
@@ -154,9 +160,13 @@ def test_a_down_alert_that_cannot_be_sent_ends_the_collector(tmp_path: Path) -> 
             with pytest.raises(RuntimeError, match="outbox refused"):
                 async with _collecting(url, tmp_path, clock, publish) as collector:
                     await until(
-                        lambda: "acct1" in collector.outages.refusing, 10, "the first refusal"
+                        lambda: "acct1" in collector.outages.refusing,
+                        "the first refusal",
+                        timeout=10,
                     )
                     clock.advance(GRACE_S + 1)
-                    await until(lambda: not collector.outages.refusing, 10, "the alert's try")
+                    await until(
+                        lambda: not collector.outages.refusing, "the alert's try", timeout=10
+                    )
 
     asyncio.run(scenario())

@@ -39,7 +39,8 @@ from observer.kis.frames import (
 from observer.kis.realtime import RealtimeEvents
 from observer.kis.stream import KisStream, StreamSettings
 from tests.kis.test_kis_parse import TRADE
-from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens, until
+from tests.kis.test_kis_stream import FakeSession, Heard, serve, tokens
+from tests.support import until
 from workers.track_b.checks import (
     FUTURE_S,
     OFF_GRID,

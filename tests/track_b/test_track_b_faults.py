@@ -37,10 +37,10 @@ from tests.support import (
     WriterProcess,
     sim_accounts_config,
     start_on_sim_clock,
+    until,
     wait_until,
 )
 from tests.track_b.conftest import STOCKS
-from tests.track_b.test_collect import until
 from tests.track_b.test_track_b import MARKET, MOVERS, NINE, UNIVERSE, publish_morning, rows
 from workers.track_b.cli import app
 from workers.track_b.collect import Collector, CollectorSettings, Refusal
@@ -125,12 +125,12 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
             decisions = book.evaluate(wanted, clock.now_ns(), collector.healthy())
             where.update({d.candidate.symbol: d.account for d in decisions})
             await collector.apply(decisions)
-            await until(lambda: len(refusals) == 5, 20, "five refusals")
+            await until(lambda: len(refusals) == 5, "five refusals", timeout=20)
             clean = STOCKS[5]
             await until(
                 lambda: any(isinstance(e, TradeTick) and e.symbol == clean for e in events),
-                20,
                 "the clean symbol's ticks",
+                timeout=20,
             )
             # Refused registrations are no longer wanted: nothing streams them.
             streamed = collector.symbols("acct1") | collector.symbols("acct2")
@@ -147,8 +147,8 @@ def test_each_refusal_code_reaches_the_slot_manager_and_a_counted_one_clears(
             )
             await until(
                 lambda: any(isinstance(e, TradeTick) and e.symbol == again for e in events),
-                20,
                 "the retried symbol's ticks",
+                timeout=20,
             )
         finally:
             stop.set()
@@ -208,15 +208,17 @@ def test_a_halted_symbol_trades_nothing_and_a_locked_one_trades_at_its_upper_lim
             book = SlotBook(["acct1", "acct2"], 3)
             wanted = [SlotCandidate(s, "market_cap", 10.0 - n) for n, s in enumerate(STOCKS[:2])]
             await collector.apply(book.evaluate(wanted, clock.now_ns(), collector.healthy()))
-            await until(lambda: {halted, locked} <= {t.symbol for t in ticks}, 60, "trades of both")
+            await until(
+                lambda: {halted, locked} <= {t.symbol for t in ticks}, "trades of both", timeout=60
+            )
             halt_soon()
             start, end = window
-            await until(lambda: clock.now_ns() > start + 5 * NS, 20, "the halt")
+            await until(lambda: clock.now_ns() > start + 5 * NS, "the halt", timeout=20)
             seen["halted"], seen["locked"] = quote(sim, halted), quote(sim, locked)
             await until(
                 lambda: any(t.symbol == halted and t.exchange_ns >= end for t in ticks),
-                60,
                 "trades after the halt",
+                timeout=60,
             )
             seen["resumed"] = quote(sim, halted)
         finally:

@@ -22,9 +22,9 @@ from bus.producer import Producer
 from harness.sim.config import SimConfig
 from observer.kis.session import open_account, rate_limits
 from observer.process.logs import mask_struct
-from tests.support import SimThread, WriterProcess, db_rows
+from tests.support import SimThread, WriterProcess, db_rows, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
-from tests.track_b.test_collect import settings_for, until
+from tests.track_b.test_collect import settings_for
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.layouts import LAYOUT_UNKNOWN
 from workers.track_b.slots import SlotBook, SlotCandidate
@@ -77,7 +77,7 @@ def _collect(
             book = SlotBook([alias], 2)
             picks = [SlotCandidate(s, "volume_surge", 10.0 + n) for n, s in enumerate(SYMBOLS)]
             await collector.apply(book.evaluate(picks, clock.now_ns(), collector.healthy()))
-            await until(lambda: enough(collector), 30, f"enough data on {alias}")
+            await until(lambda: enough(collector), f"enough data on {alias}", timeout=30)
         finally:
             stop.set()
             await running

@@ -19,9 +19,9 @@ from bus.events import Alert, AlertResolved, Event, GapDetected
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import ManualClock
-from tests.support import SimThread
+from tests.support import SimThread, until
 from tests.track_b.conftest import MARKET, STOCKS, TEN
-from tests.track_b.test_collect import settings_for, streaming_three, until
+from tests.track_b.test_collect import settings_for, streaming_three
 from workers.track_b.gaps import SilenceRule
 from workers.track_b.refused import DATA_REFUSED, RefusedData
 
@@ -146,9 +146,9 @@ def test_garbled_records_and_frames_from_kis_raise_one_alert_resolved_when_data_
             refused = collector.refused_data
             # The records first: a garbled frame would take them with it.
             garble({"garbled_records": 3})
-            await until(lambda: refused.records["acct1"] == 3, 20, "three records refused")
+            await until(lambda: refused.records["acct1"] == 3, "three records refused", timeout=20)
             garble({"garbled_frames": 2})  # in the same episode (quiet: 4 wall seconds)
-            await until(lambda: len(_alerts(events)) == 2, 30, "the alert, then its end")
+            await until(lambda: len(_alerts(events)) == 2, "the alert, then its end", timeout=30)
             counters.update(collector.account_counters())
 
     try:
