@@ -3,7 +3,8 @@
 A frame over `FrameLimits.max_bytes`, not UTF-8, or refused whole by the decoder
 (`KisProtocolError`) is dropped and counted, and the session goes on: a reconnect is a gap for
 each of its symbols. A *rate* of them (`BadFrameRate`) starts an episode, in which the stream
-reconnects once, with its backoff and within its budget. A frame of a layout the client does
+reconnects once, with its backoff and within its budget; the listener holds the episode (in its
+process's alert book, so a restart takes it over). A frame of a layout the client does
 not know (`KisLayoutUnknown`) is kind `UNKNOWN_LAYOUT`, logged once per TR and width: a layout
 KIS changed refuses every frame, one episode and one reconnect, as any format change. Above
 `HARD_MAX_BYTES` the WebSocket library ends the connection itself (close code 1009).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from websockets.exceptions import ConnectionClosed
@@ -103,18 +105,22 @@ def _start(message: bytes) -> str:
 
 
 class BadFrameRate:
-    """Bad frames within a sliding window of clock time, and the episode a burst starts.
+    """Bad frames within a sliding window: the burst that starts an episode, the quiet that ends it.
 
-    More than ``bad_per_window`` within ``window_s`` start an episode; it ends once a window
-    passes without a bad frame, and only a new episode reconnects again.
+    More than ``bad_per_window`` within ``window_s`` start an episode unless ``episode_open``
+    says one is open; an open one ends at the first good frame a window after the last bad
+    frame, or after ``started_ns`` for an episode open before this session's first (one an
+    earlier process left open).
     """
 
-    def __init__(self, limits: FrameLimits) -> None:
+    def __init__(
+        self, limits: FrameLimits, episode_open: Callable[[], bool], started_ns: int = 0
+    ) -> None:
         self.limit = limits.bad_per_window
         self.window_ns = int(limits.window_s * _NS)
+        self.episode_open = episode_open
         self.recent: deque[int] = deque()  # receive times of the bad frames in the window
-        self.flooding = False  # an episode is open: its reconnect was made
-        self.last_ns = 0  # the latest bad frame
+        self.last_ns = started_ns  # the latest bad frame
 
     def bad(self, now_ns: int) -> bool:
         """Count a bad frame; True if it starts an episode (the session reconnects once)."""
@@ -122,21 +128,11 @@ class BadFrameRate:
         self.recent.append(now_ns)
         while self.recent[0] <= now_ns - self.window_ns:
             self.recent.popleft()
-        if self.flooding or len(self.recent) <= self.limit:
-            return False
-        self.flooding = True
-        return True
+        return len(self.recent) > self.limit and not self.episode_open()
 
     def good(self, now_ns: int) -> bool:
-        """A frame read well; True if it ends an episode (a window without a bad frame)."""
-        if not self.flooding or now_ns - self.last_ns < self.window_ns:
-            return False
-        self.flooding = False
-        return True
-
-    def take_over(self, now_ns: int) -> None:
-        """An episode an earlier process left open: it ends a window after ``now_ns``."""
-        self.flooding, self.last_ns = True, max(self.last_ns, now_ns)
+        """A frame read well; True if it ends the open episode (a window without a bad frame)."""
+        return now_ns - self.last_ns >= self.window_ns and self.episode_open()
 
 
 class FrameListener(Protocol):
@@ -151,19 +147,25 @@ class FrameListener(Protocol):
     def on_flood_over(self, why: str) -> None:
         """The burst's episode is over: a window passed without a bad frame."""
 
+    def flooding(self) -> bool:
+        """Whether a burst's episode is open (`on_flood` to `on_flood_over`, or left open)."""
+
 
 class FrameGuard:
     """One session's frames it could not read: dropped, counted, and the bursts among them.
 
     The stream reads each frame's text through `text`, drops what the decoder refuses with
-    `drop`, and closes the connection when `drop` names a burst; ``listener`` hears of each.
+    `drop`, and closes the connection when `drop` names a burst; ``listener`` hears of each
+    and holds the episode. ``started_ns``: when the session started (`BadFrameRate`).
     """
 
-    def __init__(self, url: str, limits: FrameLimits, listener: FrameListener) -> None:
+    def __init__(
+        self, url: str, limits: FrameLimits, listener: FrameListener, started_ns: int = 0
+    ) -> None:
         self.url = url
         self.limits = limits
         self.listener = listener
-        self.rate = BadFrameRate(limits)
+        self.rate = BadFrameRate(limits, listener.flooding, started_ns)
         self.dropped = 0  # since the start
         self.layouts_seen: set[tuple[str, str]] = set()  # (tr_id, width) unknown, logged
 
@@ -186,7 +188,7 @@ class FrameGuard:
             if (dropped.tr_id, dropped.width) not in self.layouts_seen:
                 self.layouts_seen.add((dropped.tr_id, dropped.width))
                 log.error("stream %s: dropped a frame: %s", self.url, dropped.error)
-        elif not self.rate.flooding:  # a burst is logged once, here
+        elif not self.listener.flooding():  # a burst is logged once, here
             log.warning("stream %s: dropped a frame: %s", self.url, dropped.error)
         self.listener.on_dropped_frame(dropped)
         if not self.rate.bad(dropped.received_ns):

@@ -116,7 +116,8 @@ class KisStream:
         self._socket: ClientConnection | None = None
         self._restarting = False  # the current connection is being closed on purpose
         self.frames = 0
-        self.framing = FrameGuard(url, settings.frame_limits, listener)  # the frames it drops
+        # the frames it drops
+        self.framing = FrameGuard(url, settings.frame_limits, listener, clock.now_ns())
         self.reconnects = 0
         self.pings = PingInterval()  # KIS's keep-alive pace, measured across connections
 

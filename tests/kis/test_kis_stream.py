@@ -138,6 +138,7 @@ class Heard:
         self.confirmed: list[int] = []
         self.dropped: list[DroppedFrame] = []
         self.floods: list[str] = []  # each burst's why, then its end's
+        self.flood_open = False
 
     def on_frame(self, frame: RealtimeEvents, received_ns: int) -> None:
         self.frames.append((frame, received_ns))
@@ -159,9 +160,14 @@ class Heard:
 
     def on_flood(self, why: str) -> None:
         self.floods.append(why)
+        self.flood_open = True
 
     def on_flood_over(self, why: str) -> None:
         self.floods.append(why)
+        self.flood_open = False
+
+    def flooding(self) -> bool:
+        return self.flood_open
 
     def priority(self, registration: Registration) -> tuple[float, str, str]:
         return (0.0, registration.tr_id, registration.tr_key)

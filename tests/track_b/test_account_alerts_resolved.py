@@ -339,7 +339,7 @@ def test_the_rejected_data_and_bad_frames_alerts_an_earlier_run_left_open_are_ta
     collector.rejections.reject("acct1", fault, RealtimeEvents(TRADE), "005930", T0)
     assert not [e for e in events[len(earlier) :] if isinstance(e, Alert)]  # it stands for it
     framing = collector.streams["acct1"].framing
-    assert framing.rate.flooding  # the episode goes on: a burst now reconnects no second time
+    assert framing.listener.flooding()  # the episode goes on: a burst reconnects no second time
     clock.advance(600)
     at = clock.now_ns()
     collector.feeds["acct1"].on_frame(RealtimeEvents(TRADE, ticks=[tick("005930", at, 70000)]), at)

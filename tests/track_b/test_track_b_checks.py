@@ -295,21 +295,37 @@ def test_a_burst_starts_one_episode_which_a_window_of_good_frames_ends(
 ) -> None:
     """An episode starts when a bad frame makes more than the limit within the window,
     never while one is open; it ends at the first good frame a window after the last bad."""
-    rate = BadFrameRate(FrameLimits(bad_per_window=3, window_s=60))
-    now, bad_times, flooding = 0, [], False
+    episode = [False]  # what the listener holds: open from a start to an end
+    rate = BadFrameRate(FrameLimits(bad_per_window=3, window_s=60), lambda: episode[0])
+    now, bad_times = 0, [0]
     for bad, seconds in steps:
         now += seconds * _NS
         if bad:
             bad_times.append(now)
-            recent = [t for t in bad_times if t > now - 60 * _NS]
-            starts = not flooding and len(recent) > 3
+            recent = [t for t in bad_times[1:] if t > now - 60 * _NS]
+            starts = not episode[0] and len(recent) > 3
             assert rate.bad(now) == starts
-            flooding = flooding or starts
+            episode[0] = episode[0] or starts
         else:
-            ends = flooding and now - bad_times[-1] >= 60 * _NS
+            ends = episode[0] and now - bad_times[-1] >= 60 * _NS
             assert rate.good(now) == ends
-            flooding = flooding and not ends
-        assert rate.flooding == flooding
+            episode[0] = episode[0] and not ends
+
+
+@given(st.integers(0, 10**12), st.lists(st.integers(0, 90), max_size=20))
+def test_an_episode_left_open_ends_a_window_after_the_session_started_without_a_bad_frame(
+    started: int, steps: list[int]
+) -> None:
+    """An episode an earlier process left open ends at the first good frame a window after
+    the session's start."""
+    episode = [True]
+    rate = BadFrameRate(FrameLimits(bad_per_window=3, window_s=60), lambda: episode[0], started)
+    now = started
+    for seconds in steps:
+        now += seconds * _NS
+        ends = episode[0] and now - started >= 60 * _NS
+        assert rate.good(now) == ends
+        episode[0] = episode[0] and not ends
 
 
 def test_a_frame_over_the_limit_or_not_utf8_costs_that_frame_and_one_over_the_cap_the_connection(

@@ -202,6 +202,10 @@ class AccountFeed:
         """The flood is over."""
         self.collector.rejections.flood_over(self.alias, why)
 
+    def flooding(self) -> bool:
+        """Whether the account's flood is alerted (this process or an earlier one)."""
+        return self.collector.rejections.flooding(self.alias)
+
     def priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect (`Collector`)."""
         return self.collector._priority(registration)

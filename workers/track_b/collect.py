@@ -257,8 +257,6 @@ class Collector:
         self.rejections.taken_over([s for s in left[DATA_REJECTED] if s.partition("/")[0] in ours])
         # A layout's alert is about a TR, whichever account saw it.
         self.layouts.taken_over(n.subject for n in notices if n.code == LAYOUT_UNKNOWN)
-        for alias in left[BAD_FRAMES] & ours:  # the burst's episode goes on
-            self.streams[alias].framing.rate.take_over(self.clock.now_ns())
         for code in ACCOUNT_CODES:
             for subject in sorted(s for s in left[code] if s.partition("/")[0] not in ours):
                 resolve(self.alerts, code, subject, "no longer configured: nothing streams it")

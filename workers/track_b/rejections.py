@@ -185,7 +185,7 @@ class Rejections:
 
     def flood(self, alias: str, why: str) -> None:
         """The account's stream reconnects on a burst of bad frames: alerted once an episode."""
-        if self.alerts.is_open(BAD_FRAMES, alias):
+        if self.flooding(alias):
             return
         message = (
             f"account {alias}: {why}: the session reconnects once (with its backoff), then "
@@ -193,6 +193,10 @@ class Rejections:
         )
         log.error("%s", message)
         self.alerts.raise_(BAD_FRAMES, alias, "error", message, {"account": alias})
+
+    def flooding(self, alias: str) -> bool:
+        """Whether the account's burst of bad frames is alerted: its episode is open."""
+        return self.alerts.is_open(BAD_FRAMES, alias)
 
     def flood_over(self, alias: str, why: str) -> None:
         """The burst's episode ended (``why``)."""
