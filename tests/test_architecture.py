@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import graphlib
 import sys
 import typing
@@ -19,11 +20,17 @@ ROOT = Path(__file__).resolve().parent.parent
 STDLIB = set(sys.stdlib_module_names)
 
 
+@functools.cache
+def parsed(path: Path) -> ast.Module:
+    """The syntax tree of a source file, parsed once per test process (never changed)."""
+    return ast.parse(path.read_text())
+
+
 def imports_of(package: str) -> dict[Path, set[str]]:
     found: dict[Path, set[str]] = {}
     for path in (ROOT / package).rglob("*.py"):
         names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Import):
                 names |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -108,7 +115,7 @@ def module_imports(root: Path, package: str) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in ast.walk(parsed(path)):
             if isinstance(node, ast.Import):
                 found |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom):
@@ -292,7 +299,7 @@ def test_only_the_writer_writes_rows() -> None:
         for path in (ROOT / package).rglob("*.py"):
             if "observer/writer/" in str(path) or path.name in allowed:
                 continue
-            tree = ast.parse(path.read_text())
+            tree = parsed(path)
             for node in ast.walk(tree):
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
                     "sqlalchemy"
@@ -342,7 +349,7 @@ def test_one_single_instance_lock() -> None:
         for path in (ROOT / package).rglob("*.py"):
             if path == ROOT / "bus" / "lock.py":
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
+            for node in ast.walk(parsed(path)):
                 if isinstance(node, ast.Attribute):
                     assert node.attr not in {"flock", "lockf"}, f"{path} locks by hand"
 
@@ -360,7 +367,7 @@ def test_events_are_built_by_keyword_everywhere() -> None:
     names = {c.__name__ for c in EVENT_STRUCTS}
     for package in ("bus", "observer", "workers", "harness", "tests"):
         for path in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
+            for node in ast.walk(parsed(path)):
                 if isinstance(node, ast.Call) and node.args:
                     func = node.func
                     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -392,7 +399,7 @@ def test_reads_live_in_the_queries_module() -> None:
         for path in (ROOT / package).rglob("*.py"):
             if path in allowed or "observer/writer/" in str(path):
                 continue
-            for node in ast.walk(ast.parse(path.read_text())):
+            for node in ast.walk(parsed(path)):
                 if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
                     "sqlalchemy"
                 ):
@@ -505,7 +512,7 @@ def test_every_state_file_is_written_through_the_durable_helper() -> None:
     for package in ("observer", "workers"):
         for path in (ROOT / package).rglob("*.py"):
             name = str(path.relative_to(ROOT))
-            writes = _writes(ast.parse(path.read_text()))
+            writes = _writes(parsed(path))
             if name in OWN_WRITES:
                 assert writes, f"{name} writes nothing by hand any more: take it off the list"
                 continue
