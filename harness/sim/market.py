@@ -39,6 +39,8 @@ __all__ = [
     "tick_size",
 ]
 
+NXT_SHARE = 0.28  # of the KOSPI and KOSDAQ stocks, as Nextrade's 700 of some 2,500
+
 KST = timezone(timedelta(hours=9))
 _BLOCK = 25  # sessions whose daily bars are drawn together (`Market.daily_bar`)
 _ANCHOR = date(2025, 1, 2)  # paths chain from here; earlier days are not served
@@ -117,6 +119,21 @@ class Market:
         self.calendar = calendar
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings, self.overseas = draw_listings(rng, stocks=stocks, etfs=etfs)
+
+    @functools.cached_property
+    def nxt_eligible(self) -> frozenset[str]:
+        """The stocks Nextrade trades: the largest by listed value, administrative issues out.
+
+        Nextrade's own list is the index members and the largest other names, about 700 of
+        some 2,500 KOSPI and KOSDAQ stocks in 2026 (`NXT_SHARE` of them here).
+        """
+        stocks = [
+            x
+            for x in self.listings.values()
+            if x.group == "ST" and x.market in ("KOSPI", "KOSDAQ") and not x.administrative
+        ]
+        stocks.sort(key=lambda x: (-x.start_price * x.listed_shares, x.symbol))
+        return frozenset(x.symbol for x in stocks[: round(len(stocks) * NXT_SHARE)])
 
     # ------------------------------------------------------------------ prices
 

@@ -51,6 +51,7 @@ PAPER_LACKS = frozenset(
         "FHPST02440000",
         "FHPST02440200",
         "FHKST121600C0",
+        "CTPF1002R",
         "CTPF1702R",
         "HHDFS76370100",
         "HHDFS76200200",
@@ -397,6 +398,21 @@ class Quotes:
         }
         return web.json_response(envelope(*OK, output=output))
 
+    def stock_info(self, query: Any) -> web.Response:
+        """CTPF1002R (주식기본조회): a stock's Nextrade flags; anything else answers "no data"."""
+        symbol = query.get("PDNO", "")
+        listing = self.market.listings.get(symbol)
+        if listing is None or listing.group != "ST" or query.get("PRDT_TYPE_CD") != "300":
+            raise KeyError(symbol)
+        eligible = symbol in self.market.nxt_eligible
+        output = {
+            "pdno": symbol,
+            "prdt_name": listing.name,
+            "cptt_trad_tr_psbl_yn": "Y" if eligible else "N",
+            "nxt_tr_stop_yn": "Y" if eligible and listing.suspended else "N",
+        }
+        return web.json_response(envelope(*OK, output=output))
+
     def overseas_info(self, query: Any) -> web.Response:
         """CTPF1702R (§4.9); an unknown product answers rt_cd 7, "no data"."""
         exchange = _PRODUCT_EXCHANGES.get(query.get("PRDT_TYPE_CD", ""), "")
@@ -508,6 +524,7 @@ _ROUTES: dict[tuple[str, str], _Handler] = {
     ("etfetn/v1/quotations/nav-comparison-daily-trend", "FHPST02440200"): Quotes.etf_nav_daily,
     ("etfetn/v1/quotations/inquire-component-stock-price", "FHKST121600C0"):
         Quotes.etf_components,
+    ("domestic-stock/v1/quotations/search-stock-info", "CTPF1002R"): Quotes.stock_info,
     ("overseas-price/v1/quotations/price", "HHDFS00000300"): Quotes.overseas_price,
     ("overseas-price/v1/quotations/search-info", "CTPF1702R"): Quotes.overseas_info,
     ("overseas-price/v1/quotations/industry-price", "HHDFS76370100"): Quotes.industry_codes,

@@ -15,7 +15,7 @@ from typing import Any
 
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Outcome, Report
 from observer.errors import KisApiError, KisError, KisPaperRefused
-from observer.kis.client import KisClient, Page
+from observer.kis.client import KisClient, Page, nxt_status
 from observer.kis.endpoints import ENDPOINTS, OVERSEAS_PRODUCT_TYPES
 from observer.kis.parse import decode_json, price_snapshot
 from observer.kis.schemas import (
@@ -31,6 +31,7 @@ from observer.kis.schemas import (
     OverseasInfoOutput,
     OverseasPriceOutput,
     PriceDetailOutput,
+    StockInfoOutput,
 )
 
 __all__ = ["Targets", "check_rest"]
@@ -103,6 +104,11 @@ def _probes(t: Targets) -> list[_Probe]:
             etf | {"FID_COND_SCR_DIV_CODE": "11216"},
             (("output1", EtfComponentSummary), ("output2", list[EtfComponentRow])),
         ),
+        _Probe(
+            "stock_info",
+            {"PRDT_TYPE_CD": "300", "PDNO": t.symbol},
+            (("output", StockInfoOutput),),
+        ),
         _Probe("overseas_price", abroad, (("output", OverseasPriceOutput),)),
         _Probe(
             "overseas_info",
@@ -145,6 +151,15 @@ async def check_rest(
             except KisError as exc:
                 report.add(item, MISMATCH, f"fields present but not usable: {exc}")
                 continue
+        if isinstance(typed, StockInfoOutput):
+            try:
+                status = nxt_status(targets.symbol, typed)
+            except KisError as exc:
+                report.add(item, MISMATCH, f"the Nextrade flags do not read: {exc}")
+                continue
+            nxt = f"Nextrade: {'trades' if status.eligible else 'does not trade'} {status.symbol}"
+            report.add(item, OK, nxt + (", halted" if status.halted else ""))
+            continue
         if probe.endpoint == "minute_bars_today" and isinstance(typed, list):
             bars = [r for r in typed if isinstance(r, MinuteBarRow)]
         if probe.endpoint == "etf_components" and (wrong := _constituents_wrong(page)):
@@ -162,7 +177,7 @@ def _read(page: Page, probe: _Probe) -> tuple[int, object] | str:
     for field, kind in probe.outputs:
         raw = bytes(getattr(page.answer, field))
         if raw.strip() in _EMPTY:
-            if first is None and kind in (CurrentPriceOutput, EtfPriceOutput):
+            if first is None and kind in (CurrentPriceOutput, EtfPriceOutput, StockInfoOutput):
                 return f"{field} is empty"
             continue
         try:

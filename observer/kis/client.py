@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import httpx
 import msgspec
@@ -50,11 +50,21 @@ from observer.kis.schemas import (
     MinuteBarRow,
     OverseasInfoOutput,
     OverseasPriceOutput,
+    StockInfoOutput,
 )
 from observer.kis.settings import PAPER_REFUSAL_CODES
 from observer.process.retry import retry
 
-__all__ = ["PAPER_REFUSAL_TEXTS", "KisClient", "MinuteRows", "Page", "RateLimits", "classify"]
+__all__ = [
+    "PAPER_REFUSAL_TEXTS",
+    "KisClient",
+    "MinuteRows",
+    "NxtStatus",
+    "Page",
+    "RateLimits",
+    "classify",
+    "nxt_status",
+]
 
 log = logging.getLogger(__name__)
 
@@ -471,6 +481,11 @@ class KisClient:
                 )
         return summary, rows, page.more
 
+    async def nxt_status(self, symbol: str) -> NxtStatus:
+        """CTPF1002R for one domestic stock: whether Nextrade trades it, and has halted it."""
+        page = await self.get(ENDPOINTS["stock_info"], {"PRDT_TYPE_CD": "300", "PDNO": symbol})
+        return nxt_status(symbol, _typed(page.answer.output, StockInfoOutput, "stock_info"))
+
     async def overseas_price(self, exchange: str, symbol: str) -> OverseasPriceOutput:
         """HHDFS00000300: last price of an overseas symbol (``EXCD`` like NAS, NYS, HKS)."""
         page = await self.get(
@@ -516,6 +531,26 @@ class KisClient:
         )
         rows = _rows(page.answer.output, DailyBarRow, "daily_price")
         return sorted(rows, key=lambda r: r.stck_bsop_date)
+
+
+class NxtStatus(NamedTuple):
+    """A stock's standing on Nextrade as KIS answers it now (KIS keeps no history of it)."""
+
+    symbol: str
+    eligible: bool  # Nextrade trades it (``cptt_trad_tr_psbl_yn``)
+    halted: bool  # Nextrade has halted it (``nxt_tr_stop_yn``)
+
+
+def nxt_status(symbol: str, output: StockInfoOutput) -> NxtStatus:
+    """The two flags of a CTPF1002R answer; `KisProtocolError` naming a flag not Y or N."""
+    flags = {
+        "cptt_trad_tr_psbl_yn": output.cptt_trad_tr_psbl_yn,
+        "nxt_tr_stop_yn": output.nxt_tr_stop_yn,
+    }
+    for field, value in flags.items():
+        if value not in ("Y", "N"):
+            raise KisProtocolError(f"stock_info {symbol}: {field} is {value!r}, not Y or N")
+    return NxtStatus(symbol, output.cptt_trad_tr_psbl_yn == "Y", output.nxt_tr_stop_yn == "Y")
 
 
 def _typed(raw: msgspec.Raw, kind: type[_T], name: str) -> _T:

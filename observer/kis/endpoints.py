@@ -78,6 +78,9 @@ ENDPOINTS: dict[str, RestEndpoint] = {
                      path="/uapi/etfetn/v1/quotations/nav-comparison-daily-trend"),
         RestEndpoint(name="etf_components", tr_id="FHKST121600C0", paper=False,
                      path="/uapi/etfetn/v1/quotations/inquire-component-stock-price"),
+        # 주식기본조회: NXT eligibility (cptt_trad_tr_psbl_yn, nxt_tr_stop_yn); real only.
+        RestEndpoint(name="stock_info", tr_id="CTPF1002R", paper=False,
+                     path="/uapi/domestic-stock/v1/quotations/search-stock-info"),
         RestEndpoint(name="overseas_price", tr_id="HHDFS00000300",
                      path="/uapi/overseas-price/v1/quotations/price"),
         RestEndpoint(name="overseas_info", tr_id="CTPF1702R", paper=False,

@@ -33,6 +33,7 @@ __all__ = [
     "OverseasInfoOutput",
     "OverseasPriceOutput",
     "PriceDetailOutput",
+    "StockInfoOutput",
     "TokenAnswer",
 ]
 
@@ -246,6 +247,18 @@ class OverseasPriceOutput(msgspec.Struct):
     tvol: str = "0"
     tamt: str = "0"
     ordy: str = ""
+
+
+class StockInfoOutput(msgspec.Struct):
+    """CTPF1002R ``output`` (주식기본조회), the fields the observer reads: NXT eligibility.
+
+    An empty flag is one the answer did not carry (`observer.kis.client.nxt_status` refuses it).
+    """
+
+    pdno: str = ""
+    prdt_name: str = ""
+    cptt_trad_tr_psbl_yn: str = ""  # "NXT 거래종목여부": Y where Nextrade trades the stock
+    nxt_tr_stop_yn: str = ""  # "NXT 거래정지여부": Y while Nextrade has halted it
 
 
 class OverseasInfoOutput(msgspec.Struct):

@@ -113,7 +113,9 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     assert found["token expiry format"] == OK  # the first run issued the token
     assert found["minute-bar label"] == OK  # the simulator labels bars by their start
     assert found["master host kospi_code.mst.zip"] == OK
-    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 13
+    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 14
+    nxt = next(f for f in default.findings if f.item == "CTPF1002R stock_info")
+    assert nxt.outcome == OK and nxt.finding == "Nextrade: trades 005930"
     text = default.to_json().decode()
     assert not [s for s in secrets(kis) if s in text]
 

@@ -1,0 +1,103 @@
+"""A stock's Nextrade standing (CTPF1002R): the client reads both flags or refuses the answer,
+the simulator answers as KIS's list does, and a paper account is never asked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.sim.config import SimConfig
+from harness.sim.market import NXT_SHARE, Market
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from observer.errors import KisApiError, KisPaperRefused, KisProtocolError
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, NxtStatus, RateLimits, nxt_status
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.schemas import StockInfoOutput
+from tests.support import SimThread
+
+MARKET = Market(48, TradingCalendar(), stocks=40, etfs=2)
+TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
+KEY, SECRET = "PSnxtStatusTestAppKey000000000000000000", "n" * 180
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimThread]:
+    with SimThread(MARKET, TEN, SimConfig(token_min_interval_s=0)) as thread:
+        yield thread
+
+
+def _client(sim: SimThread, folder: Path, environment: str = "real") -> KisClient:
+    http = httpx.AsyncClient(base_url=sim.url)
+    creds = Credentials("nx1", Secret(KEY), Secret(SECRET))
+    tokens = TokenManager(http, creds, sim.sim.clock, folder, "sim", min_issue_interval_s=0)
+    limits = RateLimits({"nx1": 200}).for_account("nx1")
+    return KisClient(http, creds, tokens, sim.sim.clock, limits, environment=environment)
+
+
+def _ask(client: KisClient, symbols: list[str]) -> list[NxtStatus | Exception]:
+    async def run() -> list[NxtStatus | Exception]:
+        try:
+            answers: list[NxtStatus | Exception] = []
+            for symbol in symbols:
+                try:
+                    answers.append(await client.nxt_status(symbol))
+                except (KisApiError, KisPaperRefused) as exc:
+                    answers.append(exc)
+            return answers
+        finally:
+            await client._http.aclose()  # type: ignore[attr-defined]
+
+    return asyncio.run(run())
+
+
+def test_the_simulator_answers_nextrade_s_list_and_the_client_reads_it(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """The largest stocks by listed value (administrative issues out) are Nextrade's; a
+    suspended one among them is halted there; an ETF or an unknown code is "no data"."""
+    stocks = sorted(
+        (x for x in MARKET.listings.values() if x.group == "ST" and x.market != "KONEX"),
+        key=lambda x: (-x.start_price * x.listed_shares, x.symbol),
+    )
+    candidates = [x for x in stocks if not x.administrative]
+    eligible = {x.symbol for x in candidates[: round(len(candidates) * NXT_SHARE)]}
+    assert MARKET.nxt_eligible == eligible and 0 < len(eligible) < len(stocks)
+    etf = next(s for s, x in MARKET.listings.items() if x.group == "EF")
+    symbols = [x.symbol for x in stocks]
+    *answers, for_etf, for_nothing = _ask(_client(sim, tmp_path), [*symbols, etf, "999999"])
+    assert answers == [
+        NxtStatus(s, s in eligible, s in eligible and MARKET.listings[s].suspended) for s in symbols
+    ]
+    for refused in (for_etf, for_nothing):
+        assert isinstance(refused, KisApiError) and refused.msg_cd == "KIOK0560"
+    assert sim.sim.gateway.calls["CTPF1002R"] >= len(symbols) + 2
+
+
+def test_a_paper_account_is_refused_before_anything_is_sent(sim: SimThread, tmp_path: Path) -> None:
+    """KIS's paper host lacks CTPF1002R: the client says so without a call."""
+    before = sim.sim.gateway.calls["CTPF1002R"]
+    [answer] = _ask(_client(sim, tmp_path, "paper"), ["005930"])
+    assert isinstance(answer, KisPaperRefused)
+    assert sim.sim.gateway.calls["CTPF1002R"] == before
+
+
+@given(st.text(max_size=3), st.text(max_size=3))
+def test_both_flags_read_as_y_or_n_or_the_answer_is_refused_naming_the_flag(
+    tradable: str, halted: str
+) -> None:
+    output = StockInfoOutput(pdno="005930", cptt_trad_tr_psbl_yn=tradable, nxt_tr_stop_yn=halted)
+    if tradable in ("Y", "N") and halted in ("Y", "N"):
+        assert nxt_status("005930", output) == NxtStatus("005930", tradable == "Y", halted == "Y")
+        return
+    wrong = "cptt_trad_tr_psbl_yn" if tradable not in ("Y", "N") else "nxt_tr_stop_yn"
+    with pytest.raises(KisProtocolError, match=f"005930: {wrong} is"):
+        nxt_status("005930", output)
