@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Self, cast
 
+import httpx
 from aiohttp import web
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
@@ -31,6 +32,9 @@ from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
 from observer.db.models import AUDITED_MODELS, AuditedMany
 from observer.db.queries import committed_offsets
+from observer.kis.auth import TokenManager
+from observer.kis.client import KisClient, RateLimits
+from observer.kis.credentials import Credentials, Secret
 from observer.supervisor.program import Program, State
 from tests.migrated import seed
 
@@ -515,6 +519,17 @@ class SimThread(AppThread):
         clock = SimulatedClock(int(start.timestamp() * 1e9), speed, changes=pieces)
         self.sim = Simulator(market, clock, config)
         super().__init__(self.sim.app)
+
+
+def sim_client(sim: SimThread, folder: Path, alias: str, environment: str = "real") -> KisClient:
+    """A REST client of the simulator for one account: 200 calls/s, its token cached in
+    ``folder``; ``environment`` "paper" makes it refuse what paper accounts lack."""
+    http = httpx.AsyncClient(base_url=sim.url)
+    key = f"PS{alias}TestAppKey".ljust(36, "0")
+    creds = Credentials(alias, Secret(key), Secret(alias[0] * 180))
+    tokens = TokenManager(http, creds, sim.sim.clock, folder, "sim", min_issue_interval_s=0)
+    pace = RateLimits({alias: 200}).for_account(alias)
+    return KisClient(http, creds, tokens, sim.sim.clock, pace, environment=environment)
 
 
 def sim_accounts_config(

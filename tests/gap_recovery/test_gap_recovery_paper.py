@@ -15,7 +15,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
@@ -26,13 +25,10 @@ from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.errors import KisPaperRefused
-from observer.kis.auth import TokenManager
-from observer.kis.client import KisClient, RateLimits
-from observer.kis.credentials import Credentials, Secret
 from observer.kis.endpoints import ENDPOINTS
 from observer.kis.settings import KisSettings
 from observer.process.heartbeat import Heartbeat
-from tests.support import SimThread
+from tests.support import SimThread, sim_client
 from workers.gap_recovery.outcomes import NOT_OFFERED_ALERT, NOT_ON_PAPER_ALERT
 from workers.gap_recovery.plan import Pending
 from workers.gap_recovery.verify import Verifier
@@ -43,7 +39,6 @@ MARKET = Market(47, TradingCalendar(), stocks=12, etfs=0)
 SYMBOL = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)[0]
 MONDAY_1030 = datetime(2026, 11, 23, 10, 30, tzinfo=KST)
 FRIDAY = date(2026, 11, 20)
-KEY, SECRET = "PSpaperTestAppKey00000000000000000000", "p" * 180
 
 
 def _ns(day: date, hh: int, mm: int, ss: int = 0) -> int:
@@ -56,14 +51,6 @@ def sim() -> Iterator[SimThread]:
         yield thread
 
 
-def _client(sim: SimThread, folder: Path, environment: str = "paper") -> KisClient:
-    http = httpx.AsyncClient(base_url=sim.url)
-    creds = Credentials("paper1", Secret(KEY), Secret(SECRET))
-    tokens = TokenManager(http, creds, sim.sim.clock, folder, "sim", min_issue_interval_s=0)
-    pace = RateLimits({"paper1": 200}).for_account("paper1")
-    return KisClient(http, creds, tokens, sim.sim.clock, pace, environment=environment)
-
-
 def test_the_sims_paper_accounts_are_paper_ones_to_the_client() -> None:
     assert KisSettings(environment="sim", sim_accounts="paper").paper
     assert not KisSettings(environment="sim").paper
@@ -74,7 +61,7 @@ def test_a_tr_paper_lacks_is_refused_before_sending_and_the_hosts_refusal_reads_
     sim: SimThread, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        client = _client(sim, tmp_path)
+        client = sim_client(sim, tmp_path, "paper1", "paper")
         try:
             with pytest.raises(KisPaperRefused, match="real accounts only"):
                 await client.minute_bars_on(SYMBOL, "20261120")
@@ -128,7 +115,7 @@ def test_an_earlier_days_gap_is_a_marker_todays_is_recovered_each_warned_once(
         worker.admit(Pending(gap_id, SYMBOL, start, start + 30 * S, "silence", now))
 
     async def scenario() -> None:
-        client = _client(sim, tmp_path)
+        client = sim_client(sim, tmp_path, "paper1", "paper")
         account = SimpleNamespace(client=client, alias="paper1")
         try:
             while worker.jobs:

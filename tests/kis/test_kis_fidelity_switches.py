@@ -10,7 +10,6 @@ from datetime import datetime
 from pathlib import Path
 
 import aiohttp
-import httpx
 import msgspec
 import pytest
 
@@ -18,34 +17,21 @@ from harness.sim.config import SimConfig
 from harness.sim.market import Market
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.kis.auth import TokenManager
-from observer.kis.client import KisClient, RateLimits
-from observer.kis.credentials import Credentials, Secret
 from observer.kis.parse import KEY_REFUSALS, SESSION_REFUSALS, parse_control, price_snapshot
 from observer.kis.session import rate_limits
 from observer.kis.settings import AccountSettings, KisSettings
-from tests.support import SimThread
+from tests.support import SimThread, sim_client
 
 S = 1_000_000_000
 MARKET = Market(48, TradingCalendar(), stocks=8, etfs=0)
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
 TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
-KEY, SECRET = "PSswitchTestAppKey0000000000000000000", "w" * 180
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimThread]:
     with SimThread(MARKET, TEN, SimConfig(token_min_interval_s=0)) as thread:
         yield thread
-
-
-def _client(sim: SimThread, folder: Path) -> KisClient:
-    http = httpx.AsyncClient(base_url=sim.url)
-    creds = Credentials("sw1", Secret(KEY), Secret(SECRET))
-    tokens = TokenManager(http, creds, sim.sim.clock, folder, "sim", min_issue_interval_s=0)
-    return KisClient(
-        http, creds, tokens, sim.sim.clock, RateLimits({"sw1": 200}).for_account("sw1")
-    )
 
 
 def test_a_symbol_halted_only_by_status_58_is_seen_halted(sim: SimThread, tmp_path: Path) -> None:
@@ -57,7 +43,7 @@ def test_a_symbol_halted_only_by_status_58_is_seen_halted(sim: SimThread, tmp_pa
 
     async def halts(signal: str) -> dict[tuple[str, str], bool]:
         sim.sim.config.halt_signal = signal  # type: ignore[assignment]
-        client = _client(sim, tmp_path)
+        client = sim_client(sim, tmp_path, "sw1")
         try:
             seen = {}
             for symbol in (halted, trading):

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,29 +17,18 @@ from harness.sim.market import NXT_SHARE, Market
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.errors import KisApiError, KisPaperRefused, KisProtocolError
-from observer.kis.auth import TokenManager
-from observer.kis.client import KisClient, NxtStatus, RateLimits, nxt_status
-from observer.kis.credentials import Credentials, Secret
+from observer.kis.client import KisClient, NxtStatus, nxt_status
 from observer.kis.schemas import StockInfoOutput
-from tests.support import SimThread
+from tests.support import SimThread, sim_client
 
 MARKET = Market(48, TradingCalendar(), stocks=40, etfs=2)
 TEN = datetime(2026, 11, 20, 10, 0, tzinfo=KST)
-KEY, SECRET = "PSnxtStatusTestAppKey000000000000000000", "n" * 180
 
 
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimThread]:
     with SimThread(MARKET, TEN, SimConfig(token_min_interval_s=0)) as thread:
         yield thread
-
-
-def _client(sim: SimThread, folder: Path, environment: str = "real") -> KisClient:
-    http = httpx.AsyncClient(base_url=sim.url)
-    creds = Credentials("nx1", Secret(KEY), Secret(SECRET))
-    tokens = TokenManager(http, creds, sim.sim.clock, folder, "sim", min_issue_interval_s=0)
-    limits = RateLimits({"nx1": 200}).for_account("nx1")
-    return KisClient(http, creds, tokens, sim.sim.clock, limits, environment=environment)
 
 
 def _ask(client: KisClient, symbols: list[str]) -> list[NxtStatus | Exception]:
@@ -73,7 +61,9 @@ def test_the_simulator_answers_nextrade_s_list_and_the_client_reads_it(
     assert MARKET.nxt_eligible == eligible and 0 < len(eligible) < len(stocks)
     etf = next(s for s, x in MARKET.listings.items() if x.group == "EF")
     symbols = [x.symbol for x in stocks]
-    *answers, for_etf, for_nothing = _ask(_client(sim, tmp_path), [*symbols, etf, "999999"])
+    *answers, for_etf, for_nothing = _ask(
+        sim_client(sim, tmp_path, "nx1"), [*symbols, etf, "999999"]
+    )
     assert answers == [
         NxtStatus(s, s in eligible, s in eligible and MARKET.listings[s].suspended) for s in symbols
     ]
@@ -85,7 +75,7 @@ def test_the_simulator_answers_nextrade_s_list_and_the_client_reads_it(
 def test_a_paper_account_is_refused_before_anything_is_sent(sim: SimThread, tmp_path: Path) -> None:
     """KIS's paper host lacks CTPF1002R: the client says so without a call."""
     before = sim.sim.gateway.calls["CTPF1002R"]
-    [answer] = _ask(_client(sim, tmp_path, "paper"), ["005930"])
+    [answer] = _ask(sim_client(sim, tmp_path, "nx1", "paper"), ["005930"])
     assert isinstance(answer, KisPaperRefused)
     assert sim.sim.gateway.calls["CTPF1002R"] == before
 
