@@ -346,6 +346,10 @@ class UniverseMember(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     name: str = ""
     avg_volume_20d: int = 0  # shares, mean of the last 20 sessions
     atr_14: Decimal = Decimal(0)  # KRW, mean true range of the last 14 sessions
+    # Nextrade's standing as KIS answered it that morning (CTPF1002R); None: not known (a paper
+    # account cannot ask, or the call failed twice). KIS keeps no history: this is the record.
+    nxt_eligible: bool | None = None  # Nextrade trades it
+    nxt_halted: bool | None = None  # Nextrade has halted it
 
 
 class UniverseSnapshot(_Event, tag="universe_snapshot", frozen=True, kw_only=True):

@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import msgspec
 import psutil
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Row, text
 
 from observer.calendar.clock import SimulatedClock, now_utc
 from observer.calendar.phases import KST
@@ -556,10 +556,11 @@ def _summary(
             enrichment = _enrichment(conn, day)
             universe = conn.execute(
                 text(
-                    "select trade_date, based_on, member_count from universe_snapshots "
-                    "order by seq desc limit 1"
+                    "select trade_date, based_on, member_count, source, seq "
+                    "from universe_snapshots order by seq desc limit 1"
                 )
             ).first()
+            nxt = _nxt_standing(conn, universe)
     finally:
         engine.dispose()
     # The gap-recovery daemon's own figure: the most gaps it ever held pending.
@@ -602,6 +603,8 @@ def _summary(
         "universe": {
             "members": universe[2] if universe else 0,
             "based_on": str(universe[1]) if universe else "",
+            # Members Nextrade trades, has halted, or whose standing is not known
+            "nxt": nxt,
         },
         "track_a": track_a,
         "track_b": track_b,
@@ -702,6 +705,22 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
 
 def _pct(part: int, whole: int) -> float:
     return round(100 * part / whole, 2) if whole else 100.0
+
+
+def _nxt_standing(conn: Connection, universe: Row[Any] | None) -> dict[str, int]:
+    """The universe's members Nextrade trades, has halted, or whose standing is not known."""
+    if universe is None:
+        return {"eligible": 0, "halted": 0, "unknown": 0}
+    row = conn.execute(
+        text(
+            "select coalesce(sum(case when nxt_eligible then 1 else 0 end), 0), "
+            "coalesce(sum(case when nxt_halted then 1 else 0 end), 0), "
+            "coalesce(sum(case when nxt_eligible is null then 1 else 0 end), 0) "
+            "from universe_members where source = :source and seq = :seq"
+        ),
+        {"source": universe.source, "seq": universe.seq},
+    ).one()
+    return {"eligible": int(row[0]), "halted": int(row[1]), "unknown": int(row[2])}
 
 
 def _gaps(conn: Connection, speed: float) -> dict[str, Any]:

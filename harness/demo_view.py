@@ -212,7 +212,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         loads = " ".join(f"{x:g}" for x in summary["load_average"])
         lines.append(f"  load average at the end {loads} on {summary['cpus']} CPUs")
     universe = summary["universe"]
-    lines.append(f"universe: {universe['members']:,} symbols (closes of {universe['based_on']})")
+    nxt = universe.get("nxt", {})
+    lines.append(
+        f"universe: {universe['members']:,} symbols (closes of {universe['based_on']}); "
+        f"Nextrade trades {nxt.get('eligible', 0):,} of them"
+        + (f", {nxt['unknown']:,} not known" if nxt.get("unknown") else "")
+    )
     track_a, rest = summary["track_a"], summary["rest"]
     lines.append(
         f"track A: {track_a['complete']} of {track_a['cycles']} cycles complete, "

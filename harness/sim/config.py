@@ -144,6 +144,34 @@ class RegistrationRefusal:
 
 
 @dataclass(slots=True)
+class NxtChanges:
+    """Nextrade's changes between its quarterly selections, as KIS's flags will show them.
+
+    Names removed (as the 50 of 2026-02-12, under the volume cap), added, or halted there.
+    """
+
+    removed: set[str] = field(default_factory=set)
+    added: set[str] = field(default_factory=set)
+    halted: set[str] = field(default_factory=set)
+
+    def apply(self, body: dict[str, list[str]]) -> None:
+        """``{"remove": [...], "add": [...], "halt": [...], "resume": [...]}``."""
+        for symbol in body.get("remove", ()):
+            self.removed.add(symbol)
+            self.added.discard(symbol)
+        for symbol in body.get("add", ()):
+            self.added.add(symbol)
+            self.removed.discard(symbol)
+        self.halted |= set(body.get("halt", ()))
+        self.halted -= set(body.get("resume", ()))
+
+    def standing(self, symbol: str, selected: frozenset[str], suspended: bool) -> tuple[bool, bool]:
+        """Whether Nextrade trades ``symbol`` (of its quarter's ``selected``), and halts it."""
+        eligible = (symbol in selected or symbol in self.added) and symbol not in self.removed
+        return eligible, eligible and (suspended or symbol in self.halted)
+
+
+@dataclass(slots=True)
 class Faults:
     """Faults to inject; counters are consumed as requests arrive."""
 
@@ -156,6 +184,8 @@ class Faults:
     new_listings: int = 0  # synthetic KOSDAQ listings added to the masters
     # symbol -> the control code its registrations are answered with (trade and book alike)
     refuse_registrations: dict[str, RegistrationRefusal] = field(default_factory=dict)
+    # Nextrade's ad-hoc changes to its quarter's list, from now on (CTPF1002R's flags)
+    nxt: NxtChanges = field(default_factory=lambda: NxtChanges())
     # symbol -> [start_ns, end_ns) of simulated time: no trades, temp_stop_yn "Y", no bars
     halts: dict[str, tuple[int, int]] = field(default_factory=dict)
     # symbol -> [start_ns, end_ns): every trade at the upper price limit (sign "1")

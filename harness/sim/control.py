@@ -92,8 +92,9 @@ class Control:
         late for the next SECONDS; ``{"garbled_records": N}`` and ``{"garbled_frames": N}``
         send the next N trade records, or data frames, unreadable. All times are simulated.
 
-        Damage, listing changes and minutes without trades (``no_trades``: symbol ->
-        ``["HHMM", ...]``) add to what is there.
+        Damage, listing changes, Nextrade's list changes (``{"nxt": {"remove": [...], "add":
+        [...], "halt": [...], "resume": [...]}}``) and minutes without trades (``no_trades``:
+        symbol -> ``["HHMM", ...]``) add to what is there.
         """
         body = await request.json()
         counters = ("http_5xx", "rate_limited", "latency_s", "token_failures", *GARBLED)
@@ -107,6 +108,7 @@ class Control:
         self.faults.delisted |= set(body.get("delisted", []))
         self.faults.renamed |= dict(body.get("renamed", {}))
         self.faults.new_listings += int(body.get("new_listings", 0))
+        self.faults.nxt.apply(dict(body.get("nxt", {})))
         try:
             self._trading_faults(body)
         except (KeyError, TypeError, ValueError) as exc:

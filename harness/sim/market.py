@@ -120,19 +120,25 @@ class Market:
         rng = np.random.default_rng(_seed(seed, "listings"))
         self.listings, self.overseas = draw_listings(rng, stocks=stocks, etfs=etfs)
 
-    @functools.cached_property
-    def nxt_eligible(self) -> frozenset[str]:
-        """The stocks Nextrade trades: the largest by listed value, administrative issues out.
+    def nxt_eligible(self, day: date) -> frozenset[str]:
+        """The stocks Nextrade trades on ``day``: its quarter's selection.
 
-        Nextrade's own list is the index members and the largest other names, about 700 of
-        some 2,500 KOSPI and KOSDAQ stocks in 2026 (`NXT_SHARE` of them here).
+        Nextrade selects each quarter, effective from its first day: the index members and
+        the largest other names, about 700 of some 2,500 KOSPI and KOSDAQ stocks in 2026
+        (`NXT_SHARE` of them here, the largest by listed value at the previous quarter's last
+        close, administrative issues out). Its ad-hoc changes are the faults' (`Faults.nxt`).
         """
+        quarter = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1)
+        return self._nxt_selection(max(self.calendar.previous_session(quarter), _ANCHOR))
+
+    @functools.lru_cache(maxsize=16)  # noqa: B019 - one Market lives as long as the server
+    def _nxt_selection(self, ranked_on: date) -> frozenset[str]:
         stocks = [
             x
             for x in self.listings.values()
             if x.group == "ST" and x.market in ("KOSPI", "KOSDAQ") and not x.administrative
         ]
-        stocks.sort(key=lambda x: (-x.start_price * x.listed_shares, x.symbol))
+        stocks.sort(key=lambda x: (-self.close(x.symbol, ranked_on) * x.listed_shares, x.symbol))
         return frozenset(x.symbol for x in stocks[: round(len(stocks) * NXT_SHARE)])
 
     # ------------------------------------------------------------------ prices

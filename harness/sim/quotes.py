@@ -399,17 +399,21 @@ class Quotes:
         return web.json_response(envelope(*OK, output=output))
 
     def stock_info(self, query: Any) -> web.Response:
-        """CTPF1002R (주식기본조회): a stock's Nextrade flags; anything else answers "no data"."""
+        """CTPF1002R (주식기본조회): a stock's Nextrade flags; anything else answers "no data".
+
+        The quarter's selection (`Market.nxt_eligible`) with the ad-hoc changes since.
+        """
         symbol = query.get("PDNO", "")
         listing = self.market.listings.get(symbol)
         if listing is None or listing.group != "ST" or query.get("PRDT_TYPE_CD") != "300":
             raise KeyError(symbol)
-        eligible = symbol in self.market.nxt_eligible
+        selected = self.market.nxt_eligible(self._now().date())
+        eligible, halted = self.gateway.faults.nxt.standing(symbol, selected, listing.suspended)
         output = {
             "pdno": symbol,
             "prdt_name": listing.name,
             "cptt_trad_tr_psbl_yn": "Y" if eligible else "N",
-            "nxt_tr_stop_yn": "Y" if eligible and listing.suspended else "N",
+            "nxt_tr_stop_yn": "Y" if halted else "N",
         }
         return web.json_response(envelope(*OK, output=output))
 

@@ -84,6 +84,8 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
         assert summary["processes"][job] == {"restarts": 0, "state": "exited", "replaced": NONE}
     assert summary["listings"]["instruments"] > 600  # with the overseas masters
     assert summary["universe"]["members"] > 50 and summary["universe"]["based_on"] == "2026-11-19"
+    nxt = summary["universe"]["nxt"]  # every member's Nextrade standing asked that morning
+    assert 0 < nxt["eligible"] < summary["universe"]["members"] and nxt["unknown"] == 0
     for program in ("track_a", "track_b", "gap_recovery"):
         assert summary["processes"][program] == {
             "restarts": 0,

@@ -77,7 +77,11 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         "cpu_s": {"writer": 12.5, "simulator": 80.0},
         "load_average": [2.5, 1.75, 1.0],
         "cpus": 2,
-        "universe": {"members": 1057, "based_on": "2026-11-19"},
+        "universe": {
+            "members": 1057,
+            "based_on": "2026-11-19",
+            "nxt": {"eligible": 690, "halted": 0, "unknown": 2},
+        },
         "track_a": {
             "complete": 39,
             "cycles": 40,
@@ -118,6 +122,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     }
     text = "\n".join(summary_lines(summary))
     assert "ETFs: 1,000 listed, 998 collected for the day (99.8%)" in text
+    assert "1,057 symbols (closes of 2026-11-19); Nextrade trades 690 of them, 2 not known" in text
     assert "writer: running, 0 restarts, 12.5 s CPU" in text
     assert "track_b: running, 2 restarts, replaced (1 hung, 1 crashed), 0 s CPU" in text
     assert "programs replaced after a hang or a crash: 1 hung, 1 crashed" in text

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -50,15 +50,17 @@ def _ask(client: KisClient, symbols: list[str]) -> list[NxtStatus | Exception]:
 def test_the_simulator_answers_nextrade_s_list_and_the_client_reads_it(
     sim: SimThread, tmp_path: Path
 ) -> None:
-    """The largest stocks by listed value (administrative issues out) are Nextrade's; a
-    suspended one among them is halted there; an ETF or an unknown code is "no data"."""
+    """The quarter's selection (the largest by listed value at its eve, administrative
+    issues out) is Nextrade's; a suspended one among them is halted there; an ETF or an
+    unknown code is "no data"."""
+    eve = MARKET.calendar.previous_session(date(2026, 10, 1))
     stocks = sorted(
         (x for x in MARKET.listings.values() if x.group == "ST" and x.market != "KONEX"),
-        key=lambda x: (-x.start_price * x.listed_shares, x.symbol),
+        key=lambda x: (-MARKET.close(x.symbol, eve) * x.listed_shares, x.symbol),
     )
     candidates = [x for x in stocks if not x.administrative]
     eligible = {x.symbol for x in candidates[: round(len(candidates) * NXT_SHARE)]}
-    assert MARKET.nxt_eligible == eligible and 0 < len(eligible) < len(stocks)
+    assert MARKET.nxt_eligible(TEN.date()) == eligible and 0 < len(eligible) < len(stocks)
     etf = next(s for s, x in MARKET.listings.items() if x.group == "EF")
     symbols = [x.symbol for x in stocks]
     *answers, for_etf, for_nothing = _ask(

@@ -4,13 +4,13 @@ Candidates are KOSPI and KOSDAQ stocks (``ST``) not halted (nor administrative i
 configured), from the master-file worker's archives (`stale_masters` names old ones); a
 malformed record counts as a failed candidate (``Built.malformed``), never one left out
 unsaid. One daily chart (FHKST03010100) per candidate gives its `Metrics`; members close at
-or above the threshold, ranked by market cap (ties by code). `market_shortfall` and
-`shortfall` refuse what must not become the day's universe.
+or above the threshold, ranked by market cap (ties by code); one CTPF1002R per member
+records its Nextrade standing. `market_shortfall` and `shortfall` refuse what must not
+become the day's universe.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,21 +19,24 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
+import msgspec
 
 from bus.events import Event, UniverseMember
 from observer.calendar.clock import Clock, SystemClock
-from observer.calendar.phases import Phase
+from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import Timeline
 from observer.calendar.trading import TradingCalendar
 from observer.config.tree import Settings
 from observer.config.workers import UniverseSettings
-from observer.errors import KisError, MasterFileError
+from observer.errors import MasterFileError
+from observer.kis.client import KisClient
+from observer.kis.endpoints import ENDPOINTS
 from observer.kis.master import DomesticRows, download_master, extract_single, parse_domestic
 from observer.kis.parse import read_int
 from observer.kis.schemas import DailyBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.reference.instruments import current_archive, installed_ns, master_file
+from workers.universe.asking import ask_each
 
 __all__ = [
     "MARKETS",
@@ -104,6 +107,8 @@ class Built:
     elapsed_s: float = 0.0
     rate_limit_per_s: float = 0.0
     masters_installed: dict[str, int] = field(default_factory=dict)  # market -> ns
+    nxt_unknown: dict[str, str] = field(default_factory=dict)  # member -> why not known
+    nxt_not_asked: str = ""  # why no member's Nextrade standing was asked ("": asked)
 
     @property
     def excluded(self) -> int:
@@ -226,8 +231,9 @@ async def build_universe(
     has reached ``retry_until_ns`` (the day's warm-up: Track A is waiting for the universe).
     ``alerts`` sends the alert of a token cache file that does not read.
 
-    Calls are spread over every account, each paced by its limiter; a candidate whose call
-    failed is asked once more after the others, and those failing again are in ``Built.failed``.
+    Calls are spread over every account, each paced by its limiter (`ask_each`); a candidate
+    whose call failed is asked once more after the others, and those failing again are in
+    ``Built.failed``. The members' Nextrade standing follows (`_nxt_standing`).
     """
     prev = calendar.previous_session(day)
     window = calendar.sessions_before(day, WINDOW)
@@ -241,70 +247,78 @@ async def build_universe(
     if reason is not None:
         raise MasterFileError(reason)  # before thousands of calls for a universe not kept
     limits = rate_limits(settings.kis, settings.universe.share_of)
-    aliases = [a.alias for a in settings.kis.accounts]
     built.rate_limit_per_s = sum(
         settings.kis.usable_per_second(a) * settings.kis.process_share[settings.universe.share_of]
         for a in settings.kis.accounts
     )
     accounts = [
-        open_account(settings.kis, alias, clock, limits, alerts=alerts) for alias in aliases
+        open_account(settings.kis, a.alias, clock, limits, alerts=alerts)
+        for a in settings.kis.accounts
     ]
-    found: dict[str, Metrics | None] = {}
+    clients = [account.client for account in accounts]
+    per_account = settings.universe.requests_per_account
     start, end = window[0].strftime("%Y%m%d"), prev.strftime("%Y%m%d")
-    total = len(pool)
 
-    async def fetch(
-        account_index: int, queue: list[UniverseCandidate], until_ns: int | None
-    ) -> None:
-        client = accounts[account_index].client
-        while queue and (until_ns is None or clock.now_ns() < until_ns):
-            candidate = queue.pop()
-            try:
-                bars = await client.daily_chart(candidate.symbol, start, end)
-                found[candidate.symbol] = metrics(bars, prev)
-                built.failed.pop(candidate.symbol, None)  # a second try that worked
-            except (KisError, httpx.HTTPError) as exc:
-                built.failed[candidate.symbol] = f"{type(exc).__name__}: {exc}"[:200]
-            built.requests += 1
-            progress(built.requests, total)
-
-    async def ask(queue: list[UniverseCandidate], until_ns: int | None = None) -> None:
-        per_account = settings.universe.requests_per_account
-        await asyncio.gather(
-            *(fetch(i, queue, until_ns) for i in range(len(accounts)) for _ in range(per_account))
-        )
+    async def chart(client: KisClient, symbol: str) -> Metrics | None:
+        return metrics(await client.daily_chart(symbol, start, end), prev)
 
     started = time.monotonic()
     try:
-        await ask(list(reversed(pool)))
-        # A failure is often a moment's (a 5xx burst, a reset): one more try, once the other
-        # candidates have had theirs, before a stock is left out of the day's universe.
-        again = [c for c in reversed(pool) if c.symbol in built.failed]
-        if again and (retry_until_ns is None or clock.now_ns() < retry_until_ns):
-            built.retried = len(again)
-            total += len(again)
-            await ask(again, retry_until_ns)
+        charts = await ask_each(
+            clients,
+            [c.symbol for c in pool],
+            chart,
+            per_account=per_account,
+            clock=clock,
+            retry_until_ns=retry_until_ns,
+            progress=progress,
+        )
+        built.requests, built.retried = charts.requests, charts.retried
+        built.failed.update(charts.failed)
+        built.members = _ranked(built, pool, charts.answers, settings.universe.min_prev_close)
+        await _nxt_standing(built, clients, per_account, clock, retry_until_ns, progress)
     finally:
         built.elapsed_s = time.monotonic() - started
         for account in accounts:
             await account.aclose()
+    if built.failed:
+        log.warning(
+            "%d candidates failed (their daily chart%s, or a malformed master record) and are "
+            "left out: %s",
+            len(built.failed),
+            " twice" if built.retried else "",
+            "; ".join(f"{s} ({e})" for s, e in sorted(built.failed.items())),
+        )
+    return built
+
+
+def _ranked(
+    built: Built,
+    pool: Sequence[UniverseCandidate],
+    found: Mapping[str, Metrics | None],
+    min_prev_close: int,
+) -> list[UniverseMember]:
+    """The members: candidates with a bar on the previous session, at or above the close.
+
+    Counts the candidates left out in ``built`` (absurd figures count as failed).
+    """
     ranked = []
     for c in pool:
-        m = found.get(c.symbol)
         if c.symbol in built.failed:
             continue
+        m = found.get(c.symbol)
         if m is None:
             built.not_traded += 1
         elif m.prev_close * c.listed_shares > _BIGINT_MAX or m.atr_14 >= _NUMERIC_MAX:
             # Each figure fits its column, but not what is made of them: the symbol fails
             # rather than the universe event the database would refuse whole.
             built.failed[c.symbol] = f"absurd figures: close {m.prev_close}, atr {m.atr_14}"
-        elif m.prev_close < settings.universe.min_prev_close:
+        elif m.prev_close < min_prev_close:
             built.below_threshold += 1
         else:
             ranked.append((c, m))
     ranked.sort(key=lambda cm: (-cm[1].prev_close * cm[0].listed_shares, cm[0].symbol))
-    built.members = [
+    return [
         UniverseMember(
             symbol=c.symbol,
             market=c.market,
@@ -317,15 +331,57 @@ async def build_universe(
         )
         for rank, (c, m) in enumerate(ranked, start=1)
     ]
-    if built.failed:
-        log.warning(
-            "%d candidates failed (their daily chart%s, or a malformed master record) and are "
-            "left out: %s",
-            len(built.failed),
-            " twice" if built.retried else "",
-            "; ".join(f"{s} ({e})" for s, e in sorted(built.failed.items())),
+
+
+async def _nxt_standing(
+    built: Built,
+    clients: Sequence[KisClient],
+    per_account: int,
+    clock: Clock,
+    retry_until_ns: int | None,
+    progress: Callable[[int, int], None],
+) -> None:
+    """Each member's Nextrade standing (CTPF1002R) as KIS answers it this morning.
+
+    KIS keeps no history of it: the day's universe is its record, so it is asked for
+    today's universe alone (another day's would record today's answer as that day's). A
+    member failing twice (the second try only before ``retry_until_ns``, as the charts')
+    stays unknown (``None``), named in ``Built.nxt_unknown``. A paper account cannot ask
+    (the TR is real-only): every member stays unknown, said in ``Built.nxt_not_asked``.
+    """
+    today = datetime.fromtimestamp(clock.now_ns() / 1e9, KST).date()
+    if not clients[0].offers(ENDPOINTS["stock_info"]):
+        built.nxt_not_asked = "paper accounts: KIS answers CTPF1002R on real accounts alone"
+    elif built.trade_date != today:
+        built.nxt_not_asked = (
+            f"built on {today}: KIS answers the standing of today, not of {built.trade_date}"
         )
-    return built
+    if built.nxt_not_asked:
+        log.info("Nextrade standing not asked (%s); recorded as unknown", built.nxt_not_asked)
+        return
+    symbols = [m.symbol for m in built.members]
+    done = built.requests
+
+    def step(count: int, total: int) -> None:
+        progress(done + count, done + total)
+
+    asked = await ask_each(
+        clients,
+        symbols,
+        lambda client, symbol: client.nxt_status(symbol),
+        per_account=per_account,
+        clock=clock,
+        retry_until_ns=retry_until_ns,
+        progress=step,
+    )
+    built.requests += asked.requests
+    built.nxt_unknown = asked.failed
+    built.members = [
+        msgspec.structs.replace(m, nxt_eligible=status.eligible, nxt_halted=status.halted)
+        if (status := asked.answers.get(m.symbol)) is not None
+        else m
+        for m in built.members
+    ]
 
 
 def market_shortfall(found: Mapping[str, int], before: Mapping[str, int]) -> str | None:

@@ -31,7 +31,7 @@ from observer.errors import ConfigError
 from observer.process.heartbeat import Heartbeat
 from observer.process.logs import setup_logging
 from workers.universe import SOURCE
-from workers.universe.snapshot import UniverseFile
+from workers.universe.snapshot import UniverseFile, nxt_counts
 
 __all__ = ["app"]
 
@@ -65,6 +65,7 @@ def _folder_lock(folder: Path) -> Iterator[None]:
 
 def _report(universe: UniverseFile, outcome: str, as_json: bool) -> None:
     meta = universe.metadata
+    nxt = nxt_counts(universe)
     typer.echo(
         f"universe {meta.date} ({outcome}): {meta.symbol_count} symbols of {meta.candidates} "
         f"candidates, based on {meta.previous_trading_day}; excluded {meta.excluded}; "
@@ -72,9 +73,14 @@ def _report(universe: UniverseFile, outcome: str, as_json: bool) -> None:
         f"{meta.rate_limit_per_s:g}/s"
         + (f"; reused from {meta.reused_from}" if meta.reused_from else "")
     )
+    standing = f"{nxt['eligible']} trade on Nextrade ({nxt['halted']} halted there)"
+    if nxt["unknown"]:
+        why = f": {meta.nxt_not_asked}" if meta.nxt_not_asked else ""
+        standing += f", {nxt['unknown']} not known{why}"
+    typer.echo(f"Nextrade: {standing}")
     if as_json:
         summary: dict[str, Any] = msgspec.to_builtins(meta)
-        typer.echo(json.dumps({"outcome": outcome, **summary}))
+        typer.echo(json.dumps({"outcome": outcome, "nxt": nxt, **summary}))
 
 
 @app.command()

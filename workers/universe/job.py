@@ -48,13 +48,22 @@ from workers.universe.snapshot import (
     write,
 )
 
-__all__ = ["FAILED", "MEMBERS_FAILED", "REUSED", "NoUniverse", "build_day", "run_universe"]
+__all__ = [
+    "FAILED",
+    "MEMBERS_FAILED",
+    "NXT_UNKNOWN",
+    "REUSED",
+    "NoUniverse",
+    "build_day",
+    "run_universe",
+]
 
 log = logging.getLogger(__name__)
 
 REUSED = "universe_reused"  # critical: the day runs on an earlier universe
 FAILED = "universe_failed"  # critical: no universe for the day at all
 MEMBERS_FAILED = "universe_members_failed"  # warning: candidates left out, failed
+NXT_UNKNOWN = "universe_nxt_unknown"  # warning: members whose Nextrade standing is not known
 _NAMED = 10  # candidates an alert names; the rest are counted (all are in the file)
 
 
@@ -262,6 +271,7 @@ def _build_or_reuse(
     else:
         _masters_alert(settings, built, day, producer)
         members_failed_alert(built, day, producer)
+        nxt_unknown_alert(built, day, producer)
     write(path, universe, reused=reused)
     producer.send(event_of(universe, day))
     if outcome == "built":
@@ -311,6 +321,26 @@ def members_failed_alert(built: Built, day: date, producer: Producer) -> None:
         f"{named}; {codes[0]}: {built.failed[codes[0]]}"
     )
     _alert(producer, "warning", MEMBERS_FAILED, message, day)
+
+
+def nxt_unknown_alert(built: Built, day: date, producer: Producer) -> None:
+    """A warning naming the members whose Nextrade standing was asked and is not known.
+
+    KIS keeps no history of the standing: a member missed this morning stays unknown for
+    the day in the record (it decides where Nextrade's silence is expected). A paper
+    account's build, which cannot ask, is said in the file and the log, not alerted daily.
+    """
+    if not built.nxt_unknown:
+        return
+    codes = sorted(built.nxt_unknown)
+    named = ", ".join(codes[:_NAMED]) + (
+        f" and {len(codes) - _NAMED} more" if len(codes) > _NAMED else ""
+    )
+    message = (
+        f"universe for {day}: the Nextrade standing of {len(codes)} of {len(built.members)} "
+        f"members is not known: {named}; {codes[0]}: {built.nxt_unknown[codes[0]]}"
+    )
+    _alert(producer, "warning", NXT_UNKNOWN, message, day)
 
 
 def _resolve_failures(

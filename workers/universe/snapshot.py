@@ -1,9 +1,10 @@
 """The day's universe on disk: ``<data_dir>/universe/{YYYYMMDD}_kr_stocks.json``.
 
 Per symbol ``code``, ``name``, ``market_cap``, ``prev_close``, ``avg_volume_20d``,
-``market``, ``rank``, ``atr_14`` (`Symbol`); the build's candidates, exclusions, failures,
-rate and sources in the `Metadata`. Written once per day, atomically and durably; never
-rewritten, except that the day's own build replaces a reused universe before Track A starts.
+``market``, ``rank``, ``atr_14`` and its Nextrade standing (`Symbol`); the build's
+candidates, exclusions, failures, rate and sources in the `Metadata`. Written once per day,
+atomically and durably; never rewritten, except that the day's own build replaces a reused
+universe before Track A starts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "file_of",
     "file_of_stored",
     "kst",
+    "nxt_counts",
     "read",
     "snapshot_path",
     "write",
@@ -71,10 +73,15 @@ class Metadata(msgspec.Struct, frozen=True):
     # code -> error of the candidates left out: their daily chart failed twice, or their
     # master record is malformed
     failed_symbols: dict[str, str] = {}
+    nxt_unknown: dict[str, str] = {}  # member -> why its Nextrade standing is not known
+    nxt_not_asked: str = ""  # why no member's Nextrade standing was asked ("": asked)
 
 
 class Symbol(msgspec.Struct, frozen=True):
-    """One member: code, name, market cap, previous close, 20-day volume, market, rank, ATR."""
+    """One member: code, name, market cap, previous close, 20-day volume, market, rank, ATR.
+
+    And its Nextrade standing that morning (None: not known; files before it was asked).
+    """
 
     code: str
     name: str
@@ -84,6 +91,8 @@ class Symbol(msgspec.Struct, frozen=True):
     prev_close: int
     avg_volume_20d: int
     atr_14: Decimal
+    nxt_eligible: bool | None = None
+    nxt_halted: bool | None = None
 
 
 class UniverseFile(msgspec.Struct, frozen=True):
@@ -121,6 +130,8 @@ def file_of(built: Built, min_prev_close: int, now_ns: int) -> UniverseFile:
             masters_installed={m: kst(ns) for m, ns in built.masters_installed.items()},
             candidates_by_market=dict(built.candidates_by_market),
             failed_symbols=dict(sorted(built.failed.items())),
+            nxt_unknown=dict(sorted(built.nxt_unknown.items())),
+            nxt_not_asked=built.nxt_not_asked,
         ),
         tuple(_symbol(m) for m in built.members),
     )
@@ -165,6 +176,16 @@ def candidates_by_market(universe: UniverseFile) -> dict[str, int]:
     return counts
 
 
+def nxt_counts(universe: UniverseFile) -> dict[str, int]:
+    """Members Nextrade trades (``eligible``), has halted (``halted``), or not known."""
+    symbols = universe.symbols
+    return {
+        "eligible": sum(s.nxt_eligible is True for s in symbols),
+        "halted": sum(s.nxt_halted is True for s in symbols),
+        "unknown": sum(s.nxt_eligible is None for s in symbols),
+    }
+
+
 def kst(ns: int) -> str:
     """An instant in ns as ISO text in KST, to the second."""
     return datetime.fromtimestamp(ns / 1e9, KST).isoformat(timespec="seconds")
@@ -172,7 +193,16 @@ def kst(ns: int) -> str:
 
 def _symbol(m: UniverseMember) -> Symbol:
     return Symbol(
-        m.symbol, m.name, m.market, m.rank, m.market_cap, m.prev_close, m.avg_volume_20d, m.atr_14
+        m.symbol,
+        m.name,
+        m.market,
+        m.rank,
+        m.market_cap,
+        m.prev_close,
+        m.avg_volume_20d,
+        m.atr_14,
+        m.nxt_eligible,
+        m.nxt_halted,
     )
 
 
@@ -186,6 +216,8 @@ def _member(s: Symbol) -> UniverseMember:
         name=s.name,
         avg_volume_20d=s.avg_volume_20d,
         atr_14=s.atr_14,
+        nxt_eligible=s.nxt_eligible,
+        nxt_halted=s.nxt_halted,
     )
 
 

@@ -40,6 +40,8 @@ class UniverseMemberRow(AuditedMany, Base):
     name: Mapped[str]
     avg_volume_20d: Mapped[int]
     atr_14: Mapped[Decimal]
+    nxt_eligible: Mapped[bool | None]  # NULL: not known (a paper account, or it failed)
+    nxt_halted: Mapped[bool | None]
 
     __table_args__ = (Index(None, "trade_date", "symbol"),)
 
