@@ -62,10 +62,28 @@ __all__ = [
     "TokenRefreshed",
     "TrackACycle",
     "TradeTick",
+    "TradingSession",
     "UniverseMember",
     "UniverseSnapshot",
+    "Venue",
     "WorkerLifecycle",
     "event_tag",
+]
+
+
+# Where a record traded: KRX, Nextrade, or KIS's combined (통합) feed, which names neither.
+Venue = Literal["KRX", "NXT", "combined"]
+# Which of its venue's sessions a record falls in, by the venue's configured hours
+# (observer.calendar.venues); "" where it falls in none (a venue's dead hours).
+TradingSession = Literal[
+    "",
+    "pre_market",
+    "opening_auction",
+    "regular",
+    "closing_auction",
+    "after_market",
+    "off_hours_close",  # KRX 시간외 종가
+    "off_hours_auction",  # KRX 시간외 단일가
 ]
 
 
@@ -96,6 +114,8 @@ class PriceSnapshot(_Event, tag="price_snapshot", frozen=True, kw_only=True):
     base_price: int = 0  # stck_sdpr (previous close for ordinary days)
     market_cap: int = 0  # KRW; 0 when unknown
     halted: bool = False
+    venue: Venue = "KRX"  # the market it asked for (FID_COND_MRKT_DIV_CODE J: KRX)
+    trading_session: TradingSession = ""  # the venue's session at observed_ns
 
 
 class TrackACycle(_Event, tag="track_a_cycle", frozen=True, kw_only=True):
@@ -143,6 +163,8 @@ class TradeTick(_Event, tag="trade_tick", frozen=True, kw_only=True):
     account: str = ""  # the account whose WebSocket delivered it
     # MARKET_CLS_CODE as sent (1 pre, 2 regular, 3 after, 5 closing); None: a layout without it
     market_session: str | None = None
+    venue: Venue = "KRX"  # its TR's (H0STCNT0: KRX)
+    trading_session: TradingSession = ""  # the venue's session at exchange_ns
 
 
 class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
@@ -165,6 +187,8 @@ class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
     mid_qty: int | None = None  # MIDP_TOTAL_RSQN
     mid_side: str | None = None  # MIDP_CLS_CODE as sent
     market_session: str | None = None  # MARKET_CLS_CODE as sent
+    venue: Venue = "KRX"  # its TR's (H0STASP0: KRX)
+    trading_session: TradingSession = ""  # the venue's session at exchange_ns
 
 
 class RealtimeRejected(_Event, tag="realtime_rejected", frozen=True, kw_only=True):

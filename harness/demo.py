@@ -687,6 +687,12 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
     ticks, symbols = conn.execute(
         text("select count(*), count(distinct symbol) from trade_ticks")
     ).one()
+    sessions = conn.execute(
+        text(
+            "select venue, coalesce(trading_session, ''), count(*) from trade_ticks "
+            "group by venue, trading_session order by venue, trading_session"
+        )
+    )
     return {
         "max_slots_used": peak,
         "slots_peak": peak,
@@ -700,6 +706,8 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
         "ticks": ticks,
         "ticks_stored": ticks,
         "ticks_sent": sent.get("H0STCNT0", 0),
+        # Ticks stored per "venue session" ("KRX regular"; a session "" is in none)
+        "ticks_by_session": {f"{venue} {session}".strip(): n for venue, session, n in sessions},
     }
 
 

@@ -237,6 +237,7 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{b['allocations']} allocations, {b['replacements']} replacements, "
         f"{b['overflow']} overflowed ({b['overflow_pct']}%); {b['ticks']:,} ticks stored of "
         f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols"
+        + _by_session(b.get("ticks_by_session", {}))
     )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
     lines.append(
@@ -278,3 +279,12 @@ def _enrichment_line(enrichment: dict[str, Any]) -> str:
         for run in enrichment["runs"]
     )
     return f"sectors: {coverage}; {runs or 'no run today'}"
+
+
+def _by_session(counts: dict[str, int]) -> str:
+    """``"; by session: KRX regular 576,867"`` (a session "" is outside the venue's hours)."""
+    if not counts:
+        return ""
+    return "; by session: " + ", ".join(
+        f"{name or 'none'} {n:,}" for name, n in sorted(counts.items())
+    )

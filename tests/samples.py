@@ -69,12 +69,13 @@ SAMPLES: list[Event] = [
         symbol="005930", exchange_ns=T0, received_ns=T0 + 3_000_000, price=73100, qty=12,
         cum_volume=8_123_468, cum_value=594_001_000_000, change_rate=Decimal("-0.54"),
         ask1=73200, bid1=73100, strength=Decimal("98.73"), side="5", session="2",
-        account="acct1",
+        account="acct1", venue="KRX", trading_session="regular",
     ),
     OrderBook(
         symbol="005930", exchange_ns=T0, received_ns=T0 + 1, ask_prices=(73200, 73300),
         ask_qtys=(1500, 900), bid_prices=(73100, 73000), bid_qtys=(2100, 3000),
-        total_ask_qty=2400, total_bid_qty=5100, account="acct1",
+        total_ask_qty=2400, total_bid_qty=5100, account="acct1", venue="KRX",
+        trading_session="regular",
     ),
     RealtimeRejected(
         account="acct1", kind="price_not_positive", symbol="005930", tr_id="H0STCNT0",

@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
+from itertools import pairwise
+from typing import Annotated
 
+from msgspec import Meta
+
+from bus.events import TradingSession
 from observer.tables import ClockTime, Strict
 
-__all__ = ["CalendarSettings", "LateDay", "PhaseSettings"]
+__all__ = [
+    "CalendarSettings",
+    "LateDay",
+    "PhaseSettings",
+    "SpanSettings",
+    "VenueDay",
+    "VenueHoursSettings",
+    "VenueSettings",
+]
+
+# "HH:MM" or "HH:MM:SS" KST: Nextrade's main session opens at 09:00:30
+SessionTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")]
 
 
 class PhaseSettings(Strict, frozen=True):
@@ -34,3 +50,93 @@ class CalendarSettings(Strict, frozen=True):
     extra_closed: tuple[date, ...] = (date(2026, 6, 3),)
     extra_open: tuple[date, ...] = ()
     late_days: tuple[LateDay, ...] = ()
+
+
+class SpanSettings(Strict, frozen=True):
+    """One session of a venue's day, ``[start, end)`` KST (an auction holds its end too)."""
+
+    session: TradingSession
+    start: SessionTime
+    end: SessionTime
+    match_at_end: bool = False  # an auction: its single-price match prints at ``end``
+
+    def __post_init__(self) -> None:
+        if not self.session:
+            raise ValueError("venues: a session needs its name")
+        if time.fromisoformat(self.start) >= time.fromisoformat(self.end):
+            raise ValueError(
+                f"venues: {self.session} {self.start}-{self.end} ends before it starts"
+            )
+
+
+def _in_order(spans: tuple[SpanSettings, ...], where: str) -> None:
+    for a, b in pairwise(spans):
+        if time.fromisoformat(b.start) < time.fromisoformat(a.end):
+            raise ValueError(
+                f"venues.{where}: {b.session} from {b.start} starts before {a.session} ends "
+                f"({a.end}): sessions are listed in order and never overlap"
+            )
+
+
+class VenueDay(Strict, frozen=True):
+    """A day a venue keeps other hours (Nextrade's CSAT day): its sessions that day."""
+
+    day: date
+    sessions: tuple[SpanSettings, ...]
+
+
+class VenueHoursSettings(Strict, frozen=True):
+    """One venue's sessions on an ordinary session day, and its days of other hours."""
+
+    sessions: tuple[SpanSettings, ...]
+    days: tuple[VenueDay, ...] = ()
+
+    def __post_init__(self) -> None:
+        _in_order(self.sessions, "sessions")
+        seen: set[date] = set()
+        for day in self.days:
+            if day.day in seen:
+                raise ValueError(f"venues.days: {day.day} is listed twice")
+            seen.add(day.day)
+            _in_order(day.sessions, f"days {day.day}")
+
+
+def _span(
+    session: TradingSession, start: str, end: str, match_at_end: bool = False
+) -> SpanSettings:
+    return SpanSettings(session=session, start=start, end=end, match_at_end=match_at_end)
+
+
+KRX_HOURS = VenueHoursSettings(
+    sessions=(
+        _span("off_hours_close", "08:30", "08:40"),
+        _span("opening_auction", "08:40", "09:00", match_at_end=True),
+        _span("regular", "09:00", "15:20"),
+        _span("closing_auction", "15:20", "15:30", match_at_end=True),
+        _span("off_hours_close", "15:40", "16:00"),
+        _span("off_hours_auction", "16:00", "18:00"),
+    )
+)
+NXT_HOURS = VenueHoursSettings(
+    sessions=(
+        _span("pre_market", "08:00", "08:50"),
+        _span("regular", "09:00:30", "15:20"),
+        _span("after_market", "15:30", "20:00"),
+    ),
+    days=(
+        VenueDay(
+            day=date(2026, 11, 19),  # the CSAT day: no pre-market
+            sessions=(
+                _span("regular", "10:00:30", "16:20"),
+                _span("after_market", "16:30", "20:00"),
+            ),
+        ),
+    ),
+)
+
+
+class VenueSettings(Strict, frozen=True):
+    """Each venue's sessions (KST); KRX's move with ``[calendar] late_days``."""
+
+    krx: VenueHoursSettings = KRX_HOURS
+    nxt: VenueHoursSettings = NXT_HOURS

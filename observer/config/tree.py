@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from observer.alerts.settings import NotifierSettings
-from observer.calendar.settings import CalendarSettings, PhaseSettings
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
 from observer.cluster.settings import BusSettings, check_control_endpoint
 from observer.cluster.shards import Shard
 from observer.config.workers import (
@@ -51,6 +51,7 @@ class Settings(Strict, frozen=True):
     supervisor: SupervisorSettings = SupervisorSettings()
     phases: PhaseSettings = PhaseSettings()
     calendar: CalendarSettings = CalendarSettings()
+    venues: VenueSettings = VenueSettings()
     master_file: MasterFileSettings = MasterFileSettings()
     universe: UniverseSettings = UniverseSettings()
     track_a: TrackASettings = TrackASettings()

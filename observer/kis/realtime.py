@@ -21,7 +21,8 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from bus.events import OrderBook, TradeTick
+from bus.events import OrderBook, TradeTick, TradingSession, Venue
+from observer.calendar.venues import SessionOf
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
 from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, REALTIME_LAYOUTS, Layout
@@ -213,21 +214,32 @@ def _split(text: str) -> tuple[str, int, list[list[str]]]:
 
 # --------------------------------------------------------------------------- records
 
+
+def _no_session(venue: Venue, ns: int) -> TradingSession:
+    return ""
+
+
 # The ticks of one second share their date and time: the conversion is remembered (a hit
 # costs a tenth of it; a refusal is not remembered, so hostile input only churns the cache).
 _exchange_ns: Callable[[str, str], int] = functools.lru_cache(maxsize=512)(kst_to_utc_ns)
 
 
 def decode_trade(
-    record: Sequence[str], received_ns: int, account: str = "", at: TradeFields = H0STCNT0
+    record: Sequence[str],
+    received_ns: int,
+    account: str = "",
+    at: TradeFields = H0STCNT0,
+    session_of: SessionOf = _no_session,
 ) -> TradeTick:
     """One H0STCNT0 record of the layout ``at`` indexes (the oldest by default) as a `TradeTick`.
 
+    KRX's (its TR's venue), in the session ``session_of`` gives its stamp ("" by default).
     ``market_session`` is None where the layout has no MARKET_CLS_CODE or it came empty.
     """
+    exchange_ns = _exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR])
     return TradeTick(
         symbol=read_text(record[at.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
-        exchange_ns=_exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR]),
+        exchange_ns=exchange_ns,
         received_ns=received_ns,
         price=read_int(record[at.STCK_PRPR], "STCK_PRPR"),
         qty=read_int(record[at.CNTG_VOL], "CNTG_VOL"),
@@ -245,6 +257,8 @@ def decode_trade(
         market_session=None
         if at.MARKET_CLS_CODE == _ABSENT
         else _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
+        venue="KRX",
+        trading_session=session_of("KRX", exchange_ns),
     )
 
 
@@ -284,6 +298,7 @@ def decode_order_book(
     received_ns: int,
     account: str = "",
     reader: BookReader = _BOOK,
+    session_of: SessionOf = _no_session,
 ) -> OrderBook:
     """One H0STASP0 record of the layout ``reader`` reads (the oldest by default) as an `OrderBook`.
 
@@ -291,9 +306,10 @@ def decode_order_book(
     mid-point and session fields are None where the layout has none or they came empty.
     """
     at = reader.at
+    exchange_ns = _exchange_ns(trade_date, record[at.BSOP_HOUR])
     return OrderBook(
         symbol=read_text(record[at.MKSC_SHRN_ISCD], "MKSC_SHRN_ISCD", _SYMBOL_LENGTH),
-        exchange_ns=_exchange_ns(trade_date, record[at.BSOP_HOUR]),
+        exchange_ns=exchange_ns,
         received_ns=received_ns,
         ask_prices=_levels(record, reader.ask_prices),
         bid_prices=_levels(record, reader.bid_prices),
@@ -308,6 +324,8 @@ def decode_order_book(
         mid_qty=_optional_int(record, at.MIDP_TOTAL_RSQN, "MIDP_TOTAL_RSQN"),
         mid_side=_optional_code(record, at.MIDP_CLS_CODE, "MIDP_CLS_CODE"),
         market_session=_optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
+        venue="KRX",
+        trading_session=session_of("KRX", exchange_ns),
     )
 
 
@@ -364,8 +382,9 @@ class RealtimeEvents(NamedTuple):
 class RealtimeDecoder:
     """Data frames of one account's session as typed events (each `KisStream` owns one)."""
 
-    def __init__(self, account: str = "") -> None:
+    def __init__(self, account: str = "", session_of: SessionOf = _no_session) -> None:
         self.account = account
+        self.session_of = session_of  # each record's session on its venue, by its stamp
         self._day = -1  # the KST day number (since 1970-01-01) of `_date`
         self._date = ""
 
@@ -387,14 +406,14 @@ class RealtimeDecoder:
             The frame itself is otherwise malformed.
         """
         tr_id, width, records = _split(text)
-        account = self.account
+        account, session_of = self.account, self.session_of
         errors: list[RefusedRecord] = []
         if tr_id == "H0STCNT0":
             at = TRADE_READERS[width]
             ticks: list[TradeTick] = []
             for record in records:
                 try:
-                    ticks.append(decode_trade(record, received_ns, account, at))
+                    ticks.append(decode_trade(record, received_ns, account, at, session_of))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_trade(exc, record, at))
             return RealtimeEvents(tr_id, ticks=ticks, errors=errors, text=text)
@@ -404,7 +423,9 @@ class RealtimeDecoder:
             books: list[OrderBook] = []
             for record in records:
                 try:
-                    books.append(decode_order_book(record, day, received_ns, account, reader))
+                    books.append(
+                        decode_order_book(record, day, received_ns, account, reader, session_of)
+                    )
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record, reader.at))
             return RealtimeEvents(tr_id, books=books, errors=errors, text=text)

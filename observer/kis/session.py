@@ -17,6 +17,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from bus.events import Alert, AlertResolved, Event, TokenRefreshed
 from observer.calendar.clock import Clock
+from observer.calendar.venues import SessionOf
 from observer.errors import ConfigError
 from observer.kis.account_health import REST_ERRORS, counter
 from observer.kis.auth import TokenManager
@@ -88,10 +89,24 @@ class KisAccount:
     ws_url: str
     clock: Clock
 
-    def stream(self, listener: StreamListener, settings: StreamSettings = _STREAM) -> KisStream:
-        """The account's WebSocket session (one per app key); its events carry the alias."""
+    def stream(
+        self,
+        listener: StreamListener,
+        settings: StreamSettings = _STREAM,
+        session_of: SessionOf | None = None,
+    ) -> KisStream:
+        """The account's WebSocket session (one per app key).
+
+        Its events carry the alias, and the session ``session_of`` gives their venue and stamp.
+        """
         return KisStream(
-            self.ws_url, self.tokens, self.clock, listener, settings, account=self.alias
+            self.ws_url,
+            self.tokens,
+            self.clock,
+            listener,
+            settings,
+            account=self.alias,
+            session_of=session_of,
         )
 
     async def aclose(self) -> None:

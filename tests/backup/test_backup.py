@@ -15,6 +15,7 @@ import pytest
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
+from bus.events import PhaseChanged
 from observer.config.load import load_settings
 from observer.db import migrate
 from observer.db.backup import MANIFEST, make_backup, restore_backup, verify_backup
@@ -128,9 +129,10 @@ def test_an_incomplete_database_is_not_a_verified_backup(tmp_path: Path, sqlite_
     engine = make_engine(sqlite_url)
     store = Store(engine)
     store.load_marks()
-    # A snapshot: its table is the same at 0016 and now (today's trades carry columns that
-    # came later, which only a migrated database has).
-    store.apply([decode_parts(encode_frame([Envelope("w", 1, T0, SAMPLES[0])]))])
+    # A phase change: its table is the same at 0016 and now (today's trades and snapshots
+    # carry columns that came later, which only a migrated database has).
+    phase = next(e for e in SAMPLES if isinstance(e, PhaseChanged))
+    store.apply([decode_parts(encode_frame([Envelope("w", 1, T0, phase)]))])
     with engine.begin() as conn:  # a mark beyond the rows: a hole, as a damaged copy would have
         conn.exec_driver_sql("UPDATE bus_offsets SET seq = 5")
     engine.dispose()
@@ -154,9 +156,10 @@ def test_a_backup_of_an_earlier_release_restores_at_this_release_schema(
     engine = make_engine(sqlite_url)
     store = Store(engine)
     store.load_marks()
-    # A snapshot: its table is the same at 0016 and now (today's trades carry columns that
-    # came later, which only a migrated database has).
-    store.apply([decode_parts(encode_frame([Envelope("w", 1, T0, SAMPLES[0])]))])
+    # A phase change: its table is the same at 0016 and now (today's trades and snapshots
+    # carry columns that came later, which only a migrated database has).
+    phase = next(e for e in SAMPLES if isinstance(e, PhaseChanged))
+    store.apply([decode_parts(encode_frame([Envelope("w", 1, T0, phase)]))])
     engine.dispose()
     config = config_for(tmp_path, sqlite_url)
     backup = make_backup(load_settings(config), None, tmp_path / "backups")

@@ -105,6 +105,8 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
     track_b = summary["track_b"]
     assert track_b["capacity"] == 41 and track_b["max_slots_used"] == 41
     assert track_b["ticks"] == track_b["ticks_stored"] > 1000
+    # Every tick KRX's (H0STCNT0) in its regular session: Track B streams 09:30-09:45.
+    assert track_b["ticks_by_session"] == {"KRX regular": track_b["ticks"]}
     assert track_b["overflow"] == track_b["overflows"]
     assert track_b["pingpong_drops"] == 0  # the default simulator never drops a session
     assert summary["track_a"]["rate_limit_errors"] >= 0

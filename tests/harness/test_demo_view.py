@@ -103,6 +103,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
             "overflow_pct": 1.0,
             "ticks": 500000,
             "ticks_sent": 500100,
+            "ticks_by_session": {"KRX regular": 499000, "KRX closing_auction": 1000},
             "symbols_streamed": 200,
         },
         "gaps": {
@@ -130,6 +131,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     assert "cycle 20261120-1030 cut off: 900 answered, 114 unfinished at 180.5 calls/s" in text
     assert "5 rate-limit errors" in text and "up to 82 of 82 slots" in text
     assert "169 recovered, 1 unrecoverable" in text and "500,000 ticks stored" in text
+    assert "by session: KRX closing_auction 1,000, KRX regular 499,000" in text
     assert text.endswith("events committed: 600,000; healthy")
     summary["healthy"] = False
     summary["problems"] = ["universe: 2 runs failed in a row (last: exit code 1); backoff"]

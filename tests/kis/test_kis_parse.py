@@ -293,3 +293,26 @@ def test_any_current_price_answer_parses_or_raises_a_protocol_error(
 def test_a_price_of_zero_is_an_unknown_code() -> None:
     with pytest.raises(KisProtocolError, match="not a listed code"):
         price_snapshot(CurrentPriceOutput(stck_prpr="0"), "999999", "KOSPI", "x", 0)
+
+
+def test_each_record_says_its_venue_and_its_session_there() -> None:
+    """H0STCNT0 and H0STASP0 are KRX's; the session is the venue's at the record's stamp
+    (a trade at 12:39:29 in the regular session; the closing match at 15:30:00); a decoder
+    without a venues table says none."""
+    from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+    from observer.calendar.timeline import timeline_from
+    from observer.calendar.venues import venues_from
+
+    venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+    decoder = RealtimeDecoder("acct1", venues.session_of_ns)
+    closing = TRADE.replace("^123929^", "^153000^", 1)
+    ticks = decoder.decode(f"0|H0STCNT0|002|{TRADE}^{closing}", 0).ticks
+    assert [(t.venue, t.trading_session) for t in ticks] == [
+        ("KRX", "regular"),
+        ("KRX", "closing_auction"),
+    ]
+    received = int(datetime(2026, 11, 20, 3, 39, tzinfo=UTC).timestamp()) * 10**9  # 12:39 KST
+    (book,) = decoder.decode(f"0|H0STASP0|001|{BOOK}", received).books
+    assert (book.venue, book.trading_session) == ("KRX", "regular")
+    (plain,) = RealtimeDecoder().decode(f"0|H0STCNT0|001|{TRADE}", 0).ticks
+    assert (plain.venue, plain.trading_session) == ("KRX", "")

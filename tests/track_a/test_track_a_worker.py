@@ -66,6 +66,19 @@ def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) ->
             "select count(*), count(distinct cycle_id || symbol) from price_snapshots"
         )
         assert snapshots == [(1200, 1200)]
+        # KRX's (FID J), in KRX's session when answered: the 15:20 cycle in the closing
+        # auction, the 15:30 one after the close (in none), the rest in the regular session.
+        sessions = session.rows(
+            "select venue, trading_session, substr(cycle_id, 10), count(*) from price_snapshots"
+            " where substr(cycle_id, 10) in ('0900', '1510', '1520', '1530') group by 1, 2, 3"
+            " order by 3"
+        )
+        assert sessions == [
+            ("KRX", "regular", "0900", 30),
+            ("KRX", "regular", "1510", 30),
+            ("KRX", "closing_auction", "1520", 30),
+            ("KRX", "", "1530", 30),
+        ]
         assert session.sim.sim.rate_limited == 0
         # Any second: an account's half, the burst, and the calls of the second before that
         # arrived late.

@@ -64,7 +64,9 @@ class Account:
         self.alias = alias
         self.stop = stop
 
-    def stream(self, listener: StreamListener, settings: StreamSettings) -> Stream:
+    def stream(
+        self, listener: StreamListener, settings: StreamSettings, session_of: object = None
+    ) -> Stream:
         return Stream(self.stop, listener)
 
 

@@ -76,7 +76,9 @@ class Account:
         self.url, self.clock = url, clock
         self.tokens = tokens(tmp_path, clock)  # type: ignore[arg-type]
 
-    def stream(self, listener: StreamListener, settings: StreamSettings) -> KisStream:
+    def stream(
+        self, listener: StreamListener, settings: StreamSettings, session_of: object = None
+    ) -> KisStream:
         settings = replace(settings, backoff_s=(1.0,))
         return KisStream(self.url, self.tokens, self.clock, listener, settings, account=self.alias)
 

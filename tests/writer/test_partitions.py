@@ -162,14 +162,17 @@ def test_maintenance_blocked_by_a_reader_is_retried_then_alerted(
 
 # Columns a revision after 0012 adds to the archived tables (0020: the newer real-time
 # layouts' fields), with their PostgreSQL types: today's writer stores them.
+_VENUES = (("venue", "VARCHAR(8) NOT NULL DEFAULT 'KRX'"), ("trading_session", "VARCHAR(24)"))
 _LATER = {
-    "trade_ticks": (("market_session", "VARCHAR(8)"),),
+    "trade_ticks": (("market_session", "VARCHAR(8)"), *_VENUES),
     "order_books": (
         ("mid_price", "NUMERIC(24, 8)"),
         ("mid_qty", "BIGINT"),
         ("mid_side", "VARCHAR(8)"),
         ("market_session", "VARCHAR(8)"),
+        *_VENUES,
     ),
+    "price_snapshots": _VENUES,
 }
 
 

@@ -21,6 +21,7 @@ import httpx
 
 from bus.events import PriceSnapshot
 from observer.calendar.clock import Clock
+from observer.calendar.venues import SessionOf
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.parse import price_snapshot
@@ -87,6 +88,7 @@ async def run_cycle(
     stop: asyncio.Event | None = None,
     on_retry: Callable[[CycleRun, int], None] = lambda run, passes: None,
     halt_from: HaltFrom = "both",
+    session_of: SessionOf = lambda venue, ns: "",
 ) -> CycleRun:
     """Snapshot every target once; return what happened (never raises for a symbol).
 
@@ -94,7 +96,8 @@ async def run_cycle(
     still failing: the pause doubles from the first to the cap, so a symbol KIS keeps failing
     costs at most a few calls a minute. ``on_retry`` is called before each pause with the
     passes done so far (the worker alerts at once when the first had no answer).
-    ``halt_from``: the field a halt is read from (``[kis] halt_from``, `is_halted`).
+    ``halt_from``: the field a halt is read from (``[kis] halt_from``, `is_halted`);
+    ``session_of``: KRX's session at each answer (`observer.calendar.venues`).
     """
     run = CycleRun(targets, clock.now_ns())
     wall_started = time.monotonic()
@@ -106,14 +109,16 @@ async def run_cycle(
             target = queue.popleft()
             try:
                 answer = await client.current_price(target.symbol)
+                observed_ns = clock.now_ns()
                 publish(
                     price_snapshot(
                         answer,
                         target.symbol,
                         target.market,
                         cycle_id,
-                        clock.now_ns(),
+                        observed_ns,
                         halt_from=halt_from,
+                        trading_session=session_of("KRX", observed_ns),
                     )
                 )
             except KisError as exc:

@@ -26,6 +26,7 @@ from observer.alerts.stored import open_alerts
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
 from observer.cluster.hosts import own_source
 from observer.config.tree import Settings
 from observer.db.engine import error_reason
@@ -110,6 +111,7 @@ class TrackA(AsyncWorker):
     ) -> None:
         super().__init__(settings, clock, producer, notifier, stop)
         self.timeline = timeline_from(settings.phases, settings.calendar)
+        self.venues = venues_from(settings.venues, self.timeline)
         self.tally = CycleCounters()
         share = settings.kis.process_share[SOURCE]
         self.limit_per_s = sum(
@@ -274,6 +276,7 @@ class TrackA(AsyncWorker):
             stop=self.stop,
             on_retry=functools.partial(self._failing, cycle),
             halt_from=self.settings.kis.halt_from,
+            session_of=self.venues.session_of_ns,
         )
         self.tally.cycle_running = False
         if run.stopped:

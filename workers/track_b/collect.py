@@ -31,6 +31,7 @@ from bus.events import (
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import Clock
+from observer.calendar.venues import SessionOf
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
@@ -182,7 +183,8 @@ class Collector:
 
     ``in_session`` says whether a time (UTC ns) is in continuous trading (gaps, lag and
     stale sessions count only then); ``on_refused`` hears each registration KIS refused;
-    ``limits`` maps a symbol to the day's (lower, upper) price limits (the slot guard's).
+    ``limits`` maps a symbol to the day's (lower, upper) price limits (the slot guard's);
+    ``session_of`` gives each record its session on its venue (`observer.calendar.venues`).
     """
 
     def __init__(
@@ -196,6 +198,7 @@ class Collector:
         on_refused: Callable[[Refusal], None] = lambda refusal: None,
         limits: Mapping[str, tuple[int, int]] | None = None,
         alerts: AlertBook | None = None,
+        session_of: SessionOf | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings
@@ -226,7 +229,7 @@ class Collector:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, settings.silence, in_session)
             self.feeds[alias] = AccountFeed(self, alias)
-            self.streams[alias] = account.stream(self.feeds[alias], settings.stream)
+            self.streams[alias] = account.stream(self.feeds[alias], settings.stream, session_of)
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 

@@ -23,6 +23,7 @@ from bus.events import PriceSnapshot
 from bus.feed import FeedSubscriber
 from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST, Phase
+from observer.calendar.venues import venues_from
 from observer.cluster.transport import feed_subscriber
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
@@ -110,6 +111,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             on_refused=self.guard.on_refused,
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
             alerts=self.alerts,
+            session_of=venues_from(self.settings.venues, self.timeline).session_of_ns,
         )
         self.collector = collector
         self._take_over(taken, collector)

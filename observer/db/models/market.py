@@ -51,6 +51,10 @@ class PriceSnapshotRow(Audited, Base):
     base_price: Mapped[int]
     market_cap: Mapped[int]
     halted: Mapped[bool]
+    # Where it traded, and in which of that venue's sessions (NULL: stored before sessions
+    # were recorded; "": in none of them). Rows stored before venues were are KRX's.
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (
         Index(None, "symbol", "observed_ns"),
@@ -101,6 +105,10 @@ class TradeTickRow(Audited, Base):
     halted: Mapped[bool]
     account: Mapped[str] = mapped_column(String(64))
     market_session: Mapped[str | None] = mapped_column(String(8))  # MARKET_CLS_CODE, if sent
+    # Where it traded, and in which of that venue's sessions (NULL: stored before sessions
+    # were recorded; "": in none of them). Rows stored before venues were are KRX's.
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (
         Index(None, "symbol", "exchange_ns"),
@@ -129,6 +137,10 @@ class OrderBookRow(Audited, Base):
     mid_qty: Mapped[int | None]
     mid_side: Mapped[str | None] = mapped_column(String(8))
     market_session: Mapped[str | None] = mapped_column(String(8))
+    # Where it traded, and in which of that venue's sessions (NULL: stored before sessions
+    # were recorded; "": in none of them). Rows stored before venues were are KRX's.
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (
         Index(None, "symbol", "exchange_ns"),

@@ -1,0 +1,152 @@
+"""Each venue's sessions on a day, and which one an instant falls in.
+
+KRX and Nextrade (NXT) trade on the same days (the KRX calendar) in hours of their own, all
+configuration (`VenueSettings`, ``[venues]``): KRX's 시간외 종가 (08:30-08:40, 15:40-16:00),
+its opening auction (to 09:00), regular session (09:00-15:20), closing auction (15:20-15:30)
+and 시간외 단일가 (16:00-18:00); Nextrade's pre-market (08:00-08:50), main session
+(09:00:30-15:20) and after-market (15:30-20:00). KRX's late days (``[calendar] late_days``)
+shift its hours as they shift the phases; Nextrade's special days (the CSAT day: no
+pre-market, 10:00-16:20, 16:30-20:00) are days of their own in its table. KIS's combined
+feed names no venue: its session is KRX's where KRX has one, else Nextrade's.
+
+An auction's single-price match prints at its end instant (a KRX trade stamped 15:30:00 is
+the closing auction's), so that instant belongs to the auction (`Span.match_at_end`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import get_args
+
+from bus.events import TradingSession, Venue
+from observer.calendar.phases import KST
+from observer.calendar.settings import SpanSettings, VenueHoursSettings, VenueSettings
+from observer.calendar.timeline import Timeline
+from observer.calendar.trading import TradingCalendar
+
+__all__ = ["SESSIONS", "VENUES", "SessionOf", "Span", "VenueHours", "Venues", "venues_from"]
+
+SESSIONS: tuple[TradingSession, ...] = tuple(s for s in get_args(TradingSession) if s)
+VENUES: tuple[Venue, ...] = get_args(Venue)
+_NS = 1_000_000_000
+# Which of a venue's sessions a UTC-ns instant falls in (`Venues.session_of_ns`).
+SessionOf = Callable[[Venue, int], TradingSession]
+_CACHED_SECONDS = 4096  # the instants a stream classifies: a second's ticks share theirs
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One session of a venue's day, ``[start, end)`` KST; an auction holds its end too."""
+
+    session: TradingSession
+    start: time
+    end: time
+    match_at_end: bool = False  # an auction: its single-price match prints at ``end``
+
+
+@dataclass(frozen=True, slots=True)
+class VenueHours:
+    """One venue's sessions on an ordinary session day, and its days of other hours.
+
+    ``shift(day, at)`` moves a time of ``day`` (KRX's late days: the phases' shift).
+    """
+
+    venue: Venue
+    spans: tuple[Span, ...]
+    days: Mapping[date, tuple[Span, ...]] = field(default_factory=dict)
+    shift: Callable[[date, time], timedelta] = lambda day, at: timedelta(0)
+
+    def on(self, day: date) -> list[tuple[datetime, datetime, Span]]:
+        """``day``'s sessions as KST instants (start, end, span), in order."""
+        if day in self.days:
+            return [(_at(day, s.start), _at(day, s.end), s) for s in self.days[day]]
+        return [
+            (
+                _at(day, s.start) + self.shift(day, s.start),
+                _at(day, s.end) + self.shift(day, s.end),
+                s,
+            )
+            for s in self.spans
+        ]
+
+
+@dataclass(slots=True)
+class Venues:
+    """The sessions of every venue over the trading calendar."""
+
+    calendar: TradingCalendar
+    hours: Mapping[Venue, VenueHours]
+    _seconds: dict[tuple[Venue, int], TradingSession] = field(default_factory=dict)
+
+    def spans(self, venue: Venue, day: date) -> list[tuple[datetime, datetime, Span]]:
+        """``venue``'s sessions on ``day`` (none on a day without a session).
+
+        The combined feed's are KRX's and Nextrade's, by start.
+        """
+        if not self.calendar.is_session(day):
+            return []
+        if venue == "combined":
+            both = self.hours["KRX"].on(day) + self.hours["NXT"].on(day)
+            return sorted(both, key=lambda found: found[0])
+        return self.hours[venue].on(day)
+
+    def session_at(self, venue: Venue, instant: datetime) -> TradingSession:
+        """The session ``instant`` falls in on ``venue``; "" in none (its dead hours)."""
+        if venue == "combined":
+            return self.session_at("KRX", instant) or self.session_at("NXT", instant)
+        local = instant.astimezone(KST)
+        for start, end, span in self.spans(venue, local.date()):
+            if start <= local < end or (span.match_at_end and local == end):
+                return span.session
+        return ""
+
+    def session_of_ns(self, venue: Venue, ns: int) -> TradingSession:
+        """`session_at` of a UTC-ns instant, remembered per second (a stream's hot path)."""
+        key = (venue, ns // _NS)
+        found = self._seconds.get(key)
+        if found is None:
+            if len(self._seconds) >= _CACHED_SECONDS:
+                self._seconds.clear()
+            found = self.session_at(venue, datetime.fromtimestamp(ns / _NS, UTC))
+            if ns % _NS == 0:  # a whole second, as KIS stamps: every instant of it agrees
+                self._seconds[key] = found
+        return found
+
+    def day_bounds(self, day: date) -> tuple[datetime, datetime] | None:
+        """When ``day``'s first session on any venue opens and its last closes (None: none)."""
+        spans = [found for venue in ("KRX", "NXT") for found in self.spans(venue, day)]
+        if not spans:
+            return None
+        return min(start for start, _, _ in spans), max(end for _, end, _ in spans)
+
+
+def _at(day: date, at: time) -> datetime:
+    return datetime.combine(day, at, tzinfo=KST)
+
+
+def _time(text: str) -> time:
+    return time.fromisoformat(text)
+
+
+def _spans(settings: tuple[SpanSettings, ...]) -> tuple[Span, ...]:
+    return tuple(Span(s.session, _time(s.start), _time(s.end), s.match_at_end) for s in settings)
+
+
+def _hours(
+    venue: Venue, settings: VenueHoursSettings, shift: Callable[[date, time], timedelta]
+) -> VenueHours:
+    days = {d.day: _spans(d.sessions) for d in settings.days}
+    return VenueHours(venue, _spans(settings.sessions), days, shift)
+
+
+def venues_from(settings: VenueSettings, timeline: Timeline) -> Venues:
+    """The `Venues` a configuration describes, KRX's hours shifted as ``timeline``'s phases."""
+    return Venues(
+        timeline.calendar,
+        {
+            "KRX": _hours("KRX", settings.krx, timeline.schedule.shift),
+            "NXT": _hours("NXT", settings.nxt, lambda day, at: timedelta(0)),
+        },
+    )

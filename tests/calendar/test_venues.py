@@ -1,0 +1,139 @@
+"""Each venue's sessions: KRX's and Nextrade's hours, KRX's late days, Nextrade's CSAT day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from observer.calendar.phases import KST
+from observer.calendar.settings import CalendarSettings, LateDay, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import SESSIONS, Venues, venues_from
+from observer.config.load import load_settings
+
+LATE = (
+    LateDay(day=date(2026, 11, 19), minutes=60),  # CSAT day
+    LateDay(day=date(2027, 1, 4), minutes=60, close_minutes=0),  # the year's first session
+)
+VENUES = venues_from(
+    VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings(late_days=LATE))
+)
+DAY = date(2026, 11, 20)
+
+
+def at(day: date, text: str) -> datetime:
+    return datetime.combine(day, time.fromisoformat(text), tzinfo=KST)
+
+
+@pytest.mark.parametrize(
+    ("venue", "when", "session"),
+    [
+        ("KRX", "08:29:59", ""),
+        ("KRX", "08:30", "off_hours_close"),
+        ("KRX", "08:45", "opening_auction"),
+        ("KRX", "09:00", "opening_auction"),  # the opening match prints at 09:00:00
+        ("KRX", "09:00:01", "regular"),
+        ("KRX", "15:19:59", "regular"),
+        ("KRX", "15:20", "closing_auction"),
+        ("KRX", "15:30", "closing_auction"),  # the closing match
+        ("KRX", "15:30:01", ""),
+        ("KRX", "15:45", "off_hours_close"),
+        ("KRX", "17:59:59", "off_hours_auction"),
+        ("KRX", "18:00", ""),
+        ("NXT", "07:59:59", ""),
+        ("NXT", "08:00", "pre_market"),
+        ("NXT", "08:50", ""),  # paused for KRX's opening auction
+        ("NXT", "09:00:29", ""),
+        ("NXT", "09:00:30", "regular"),
+        ("NXT", "15:25", ""),  # paused for KRX's closing auction
+        ("NXT", "15:30", "after_market"),
+        ("NXT", "19:59:59", "after_market"),
+        ("NXT", "20:00", ""),
+        ("combined", "08:10", "pre_market"),  # Nextrade's alone
+        ("combined", "10:00", "regular"),
+        ("combined", "15:25", "closing_auction"),  # KRX's where it has one
+        ("combined", "19:00", "after_market"),
+    ],
+)
+def test_an_ordinary_day_s_sessions(venue: str, when: str, session: str) -> None:
+    assert VENUES.session_at(venue, at(DAY, when)) == session  # type: ignore[arg-type]
+
+
+def test_late_days_move_krx_s_hours_and_nextrade_keeps_its_own_csat_day() -> None:
+    csat, first = date(2026, 11, 19), date(2027, 1, 4)
+    assert VENUES.session_at("KRX", at(csat, "09:35")) == "off_hours_close"
+    assert VENUES.session_at("KRX", at(csat, "09:45")) == "opening_auction"
+    assert VENUES.session_at("KRX", at(csat, "16:25")) == "closing_auction"
+    assert VENUES.session_at("NXT", at(csat, "08:10")) == ""  # no pre-market that day
+    assert VENUES.session_at("NXT", at(csat, "10:00:30")) == "regular"
+    assert VENUES.session_at("NXT", at(csat, "16:25")) == ""
+    assert VENUES.session_at("NXT", at(csat, "16:30")) == "after_market"
+    # The year's first session opens an hour late and closes as ever.
+    assert VENUES.session_at("KRX", at(first, "09:50")) == "opening_auction"
+    assert VENUES.session_at("KRX", at(first, "15:25")) == "closing_auction"
+    assert VENUES.day_bounds(DAY) == (at(DAY, "08:00"), at(DAY, "20:00"))
+    assert VENUES.day_bounds(date(2026, 11, 21)) is None  # a Saturday
+    assert VENUES.session_at("NXT", at(date(2026, 11, 21), "10:00")) == ""
+
+
+@given(st.integers(0, 86_400 * 3 - 1), st.sampled_from(["KRX", "NXT", "combined"]))
+def test_every_instant_is_in_one_session_or_none_and_a_second_agrees(
+    offset_s: int, venue: str
+) -> None:
+    """At most one session holds an instant (the spans never overlap), and the cached
+    per-second reading equals the direct one."""
+    instant = at(date(2026, 11, 18), "00:00") + timedelta(seconds=offset_s)
+    found = VENUES.session_at(venue, instant)  # type: ignore[arg-type]
+    assert found in ("", *SESSIONS)
+    if venue != "combined":
+        holding = [
+            span.session
+            for start, end, span in VENUES.spans(venue, instant.date())  # type: ignore[arg-type]
+            if start <= instant < end or (span.match_at_end and instant == end)
+        ]
+        assert holding == ([found] if found else [])
+    ns = int(instant.astimezone(UTC).timestamp()) * 1_000_000_000
+    fresh = Venues(VENUES.calendar, VENUES.hours)
+    assert fresh.session_of_ns(venue, ns) == found  # type: ignore[arg-type]
+    assert fresh.session_of_ns(venue, ns) == found  # type: ignore[arg-type]  # remembered
+
+
+def test_the_shipped_configuration_is_the_default() -> None:
+    assert load_settings(None).venues == VenueSettings()
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        (
+            {"krx": {"sessions": [{"session": "regular", "start": "15:20", "end": "09:00"}]}},
+            "ends before it starts",
+        ),
+        (
+            {
+                "nxt": {
+                    "sessions": [
+                        {"session": "pre_market", "start": "08:00", "end": "09:10"},
+                        {"session": "regular", "start": "09:00", "end": "15:20"},
+                    ]
+                }
+            },
+            "starts before pre_market ends",
+        ),
+        (
+            {"nxt": {"sessions": [{"session": "night", "start": "20:00", "end": "21:00"}]}},
+            "Invalid enum value 'night'",
+        ),
+        (
+            {"nxt": {"sessions": [{"session": "regular", "start": "9:00", "end": "15:20"}]}},
+            "Expected `str` matching regex",
+        ),
+    ],
+)
+def test_a_venue_table_that_cannot_be_is_refused_naming_it(table: object, error: str) -> None:
+    with pytest.raises((msgspec.ValidationError, ValueError), match=error):
+        msgspec.convert(table, VenueSettings)
