@@ -232,6 +232,7 @@ class Bar(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     close: int
     volume: int
     value: int = 0
+    trading_session: TradingSession = ""  # its venue's session at minute_ns
 
 
 class MinuteBars(_Event, tag="minute_bars", frozen=True, kw_only=True):
@@ -241,6 +242,7 @@ class MinuteBars(_Event, tag="minute_bars", frozen=True, kw_only=True):
     quality: Literal["live", "recovered"]
     bars: tuple[Bar, ...]
     gap_id: str = ""  # set when recovered for a gap
+    venue: Venue = "KRX"  # the venue whose bars these are (FID_COND_MRKT_DIV_CODE J: KRX)
 
 
 # --------------------------------------------------------------------------- gaps
@@ -273,6 +275,8 @@ class GapDetected(_Event, tag="gap_detected", frozen=True, kw_only=True):
     end_ns: int
     reason: GapReason
     account: str = ""
+    venue: Venue = "KRX"  # the feed's (H0STCNT0: KRX)
+    trading_session: TradingSession = ""  # its venue's session at start_ns
 
 
 class GapStateChanged(_Event, tag="gap_state_changed", frozen=True, kw_only=True):
@@ -302,6 +306,7 @@ class MinuteCheck(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     bar_volume: int  # the bar's cntg_vol (0: KIS has no bar, no trade)
     stored_trades: int = 0  # KIS's bars carry no number of trades: for the record only
     gap_id: str = ""  # a short minute: the recorded gap that explains it, if any
+    trading_session: TradingSession = ""  # its venue's session at minute_ns
 
 
 class Reconciliation(_Event, tag="reconciliation", frozen=True, kw_only=True):
@@ -317,6 +322,7 @@ class Reconciliation(_Event, tag="reconciliation", frozen=True, kw_only=True):
     missing_volume: int = 0  # the short minutes' shortfall, summed
     misses: int = 0
     calls: int = 0  # REST calls made for the bars, retries included
+    venue: Venue = "KRX"  # the venue whose trades and bars were compared
 
 
 # --------------------------------------------------------------------------- slots
@@ -341,6 +347,8 @@ class SlotDecision(_Event, tag="slot_decision", frozen=True, kw_only=True):
     reason: str
     replaced_symbol: str = ""
     expires_ns: int = 0
+    venue: Venue = "KRX"  # the feed the registration is on (H0STCNT0: KRX)
+    trading_session: TradingSession = ""  # its venue's session when decided
 
 
 class SlotOverflow(_Event, tag="slot_overflow", frozen=True, kw_only=True):

@@ -764,10 +764,20 @@ def _reconciliation(conn: Connection, day: date) -> dict[str, Any]:
     from workers.gap_recovery.report import day_report
 
     report = msgspec.to_builtins(day_report(conn, day).summary())
+    sessions = conn.execute(
+        text(
+            "select venue, coalesce(trading_session, ''), "
+            "count(distinct symbol || ':' || cast(minute_ns as varchar(24))) "
+            "from reconciliation_minutes where trade_date = :d group by venue, trading_session"
+        ),
+        {"d": day.isoformat()},
+    )
     return {
         "by_gaps_pct": report["completeness_pct"],
         # {} when the day's reconciliation has not run (it starts after 15:00)
         **(report["reconciliation"] or {}),
+        # The watched minutes reconciled per "venue session" ("KRX regular")
+        "minutes_by_session": {f"{v} {s}".strip(): n for v, s, n in sessions},
     }
 
 

@@ -111,7 +111,12 @@ class _Direct:
 def _minute_bars(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, MinuteBars)
-    header = {"symbol": event.symbol, "quality": event.quality, "gap_id": event.gap_id}
+    header = {
+        "symbol": event.symbol,
+        "quality": event.quality,
+        "gap_id": event.gap_id,
+        "venue": event.venue,
+    }
     batch.insert(m.MinuteBarsRow, _audit(env) | header | {"bar_count": len(event.bars)})
     base = _audit(env) | header
     for idx, bar in enumerate(event.bars):
@@ -121,7 +126,7 @@ def _minute_bars(env: Envelope, batch: Batch) -> None:
 def _reconciliation(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, Reconciliation)
-    header = {"trade_date": event.trade_date, "symbol": event.symbol}
+    header = {"trade_date": event.trade_date, "symbol": event.symbol, "venue": event.venue}
     batch.insert(
         m.ReconciliationRow,
         _audit(env)
@@ -190,6 +195,8 @@ def _gap_detected(env: Envelope, batch: Batch) -> None:
             "reason": event.reason,
             "bars": 0,
             "detail": "",
+            "venue": event.venue,
+            "trading_session": event.trading_session,
         },
     )
     values = _fields(event) | {
@@ -212,6 +219,7 @@ def _gap_state(env: Envelope, batch: Batch) -> None:
         m.GapEvent,
         _audit(env)
         | {"gap_id": event.gap_id, "symbol": None, "start_ns": None, "end_ns": None, "reason": None}
+        | {"venue": None, "trading_session": None}
         | fields,
     )
     # A state change for a gap never detected still creates it, so nothing is silently dropped.

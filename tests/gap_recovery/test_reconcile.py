@@ -60,8 +60,10 @@ def test_a_lost_trade_makes_its_minute_short_by_its_volume(
     recovered = {minutes[i] for i in recovered_idx}
     # A silence gap between two stamps: from 20 s into minute i to 50 s into it.
     gaps = [(f"g{i}", minutes[i] + 20 * S, minutes[i] + 50 * S) for i in gap_idx]
-    checks = check_minutes(minutes, stored, bars, recovered, gaps)
+    session = {m: ("regular" if i < 5 else "closing_auction") for i, m in enumerate(minutes)}
+    checks = check_minutes(minutes, stored, bars, recovered, gaps, session.__getitem__)
     assert [c.minute_ns for c in checks] == minutes
+    assert [c.trading_session for c in checks] == [session[m] for m in minutes]
     for check in checks:
         m = check.minute_ns
         assert check.bar_volume - check.stored_volume == lost[m]

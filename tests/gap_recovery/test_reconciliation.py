@@ -183,6 +183,16 @@ def test_a_silent_loss_is_found_by_reconciliation_and_recovered(tmp_path: Path) 
         assert after["short"] + after["recovered"] == len(short) and after["short"] <= explained
         assert after["stream_pct"] == figures["stream_pct"] < after["completeness_pct"]
 
+        # Every row says where and when: KRX's feed and bars, in its regular session.
+        for table in ("reconciliation_minutes", "minute_bars", "gaps", "slot_events"):
+            stamps = db_rows(url, f"select distinct venue, trading_session from {table}")
+            assert stamps == [("KRX", "regular")], table
+        assert db_rows(url, "select distinct venue from reconciliations") == [("KRX",)]
+        detections = (
+            "select distinct venue, trading_session from gap_events where symbol is not null"
+        )
+        assert db_rows(url, detections) == [("KRX", "regular")]
+
         # Reconciled again, the day has nothing left to publish.
         again = command(["verify", "--date", DAY.isoformat()], config, env)
         assert again["recovered"] >= len(misses) and again["misses"] == len(misses)

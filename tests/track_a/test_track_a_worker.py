@@ -23,6 +23,8 @@ from tests.track_a.conftest import DAY, LATE, NINE, NS, STOCKS, TIMELINE, Sessio
 from workers.track_a.cli import app
 from workers.track_a.schedule import cycles_of
 
+LEAD_S = 20  # wall seconds from the clock's start to 09:00: the worker starts within them
+
 
 @pytest.mark.exclusive
 def test_a_whole_session_every_cycle_complete_within_the_rate(tmp_path: Path) -> None:
@@ -132,8 +134,9 @@ def test_cycles_that_cannot_finish_are_cut_off_and_the_next_starts_on_time(
 def test_a_rest_outage_is_alerted_after_the_first_pass_not_at_the_cycles_end(
     tmp_path: Path,
 ) -> None:
-    # 09:00 comes 6 wall seconds after the clock starts (50x); the outage outlasts the cycle.
-    session = Session(tmp_path, NINE - timedelta(seconds=300), 50, accounts=1, rate=100)
+    # 09:00 comes 20 wall seconds after the clock starts (50x): the worker is up by then, on a
+    # loaded machine too (6 s was not always enough). The outage outlasts the cycle.
+    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 50), 50, accounts=1, rate=100)
     try:
         session.sim.sim.faults.rest_down_until = int(
             (NINE + timedelta(minutes=20)).timestamp() * NS
@@ -153,8 +156,8 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
     """The critical alert of a cycle without answers is resolved at the next answer, in the
     same cycle, and by a restarted run when the run that raised it was killed: open, it
     would be reminded of every half hour until someone acknowledged it."""
-    # 09:00 comes 6 wall seconds after the clock starts (50x); REST is down until 09:04.
-    session = Session(tmp_path, NINE - timedelta(seconds=300), 50, accounts=1, rate=100)
+    # 09:00 comes 20 wall seconds after the clock starts (50x); REST is down until 09:04.
+    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 50), 50, accounts=1, rate=100)
     faults = session.sim.sim.faults
     try:
         faults.rest_down_until = int((NINE + timedelta(minutes=4)).timestamp() * NS)
@@ -194,8 +197,9 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
 
 
 def test_a_cycle_kis_refused_as_over_its_rate_completes_and_warns(tmp_path: Path) -> None:
-    # 09:00 comes 6 wall seconds after the clock starts (100x): the worker is up by then.
-    session = Session(tmp_path, NINE - timedelta(seconds=600), 100, accounts=1, rate=100)
+    # 09:00 comes 20 wall seconds after the clock starts (50x): the worker is up by then, and
+    # the cycle's 12 wall seconds hold its 50 calls and the retries' pauses on a loaded machine.
+    session = Session(tmp_path, NINE - timedelta(seconds=LEAD_S * 50), 50, accounts=1, rate=100)
     try:
         session.sim.sim.faults.rate_limited = 20  # the next 20 calls: EGW00201
         session.publish_universe(STOCKS[:30])

@@ -173,6 +173,8 @@ _LATER = {
         *_VENUES,
     ),
     "price_snapshots": _VENUES,
+    "minute_bars": _VENUES,
+    "minute_bar_batches": (_VENUES[0],),
 }
 
 

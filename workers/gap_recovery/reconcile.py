@@ -9,9 +9,9 @@ bars carry no number of trades.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
-from bus.events import MinuteCheck, MinuteStatus
+from bus.events import MinuteCheck, MinuteStatus, TradingSession
 from workers.gap_recovery.plan import STAMP_NS
 
 __all__ = ["MINUTE_NS", "Span", "check_minutes", "held_spans", "runs_of", "watched_minutes"]
@@ -80,6 +80,7 @@ def check_minutes(
     bars: Mapping[int, int],
     recovered: set[int],
     gaps: Iterable[tuple[str, int, int]],
+    session_of: Callable[[int], TradingSession] = lambda minute_ns: "",
 ) -> list[MinuteCheck]:
     """Compare each minute's stored trades with its bar.
 
@@ -99,6 +100,8 @@ def check_minutes(
         detection miss (``gap_id`` empty), published as a gap of its own. Whatever its
         state: an unrecoverable gap was recorded all the same (no miss), and it is retaken
         for ``retake_days``, which recovers its minute when KIS has the bar.
+    session_of:
+        The venue's session of a minute (its opening instant).
     """
     spans = sorted(gaps, key=lambda g: g[1])
     checks = []
@@ -128,6 +131,7 @@ def check_minutes(
                 bar_volume=bar,
                 stored_trades=trades,
                 gap_id=gap_id,
+                trading_session=session_of(minute),
             )
         )
     return checks

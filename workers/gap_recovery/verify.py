@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
 from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
@@ -223,6 +225,7 @@ class Verifier:
         self.engine = engine
         self.lanes = list(lanes)
         self.timeline = timeline_from(settings.phases, settings.calendar)
+        self.venues = venues_from(settings.venues, self.timeline)
         # Its own: the sweeps' reads going through must not hide the reconciliation's failing.
         self.reads = reads or ReadRetries(self.config.backoff_initial_s, self.config.backoff_max_s)
         self._shifts_alerted: set[int] = set()  # bar_label_shifted is said once per shift
@@ -341,7 +344,8 @@ class Verifier:
                 result.failed[symbol] = str(exc)[:200]
                 return True
             self._label_shifted(day, symbol, shift)
-        checks = check_minutes(minutes, stored, bars, recovered, gaps)
+        session_of = functools.partial(self.venues.session_of_ns, "KRX")  # FID J's bars
+        checks = check_minutes(minutes, stored, bars, recovered, gaps, session_of)
         for n, check in enumerate(checks):
             if shift:
                 # Gap recovery reads bars with the same label: a short minute is left for a
@@ -357,6 +361,8 @@ class Verifier:
                         start_ns=check.minute_ns,
                         end_ns=check.minute_ns + MINUTE_NS - STAMP_NS,  # its last stamp
                         reason="reconciliation",
+                        venue="KRX",
+                        trading_session=check.trading_session,
                     )
                 )
                 checks[n] = msgspec.structs.replace(check, gap_id=gap_id)
@@ -371,6 +377,7 @@ class Verifier:
                 missing_volume=missing,
                 misses=misses,
                 calls=calls,
+                venue="KRX",
             )
         )
         result.add(symbol, checks, calls)

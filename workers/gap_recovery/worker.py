@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import cast
 
+import msgspec
 from sqlalchemy import Engine
 
 from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
@@ -25,6 +26,8 @@ from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from observer.calendar.clock import Clock
 from observer.calendar.phases import KST
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
 from observer.cluster.hosts import host_of
 from observer.cluster.transport import feed_subscriber
 from observer.config.tree import Settings
@@ -126,6 +129,9 @@ class GapRecovery(AsyncWorker):
         self.done: dict[str, Settled] = {}
         self.running: set[str] = set()
         self.ledger = BarLedger()
+        self.venues = venues_from(
+            settings.venues, timeline_from(settings.phases, settings.calendar)
+        )
         self._engine: Engine = reader_engine(settings.database, "gap_recovery")
         self.reads = GapReads(self._engine, settings, clock)
         self._reads = ReadRetries(
@@ -367,9 +373,19 @@ class GapRecovery(AsyncWorker):
             return
         fresh = self.ledger.claim(gap.symbol, found.values())
         if fresh:  # the good minutes are kept whatever else the answer lacks
+            bars = tuple(
+                msgspec.structs.replace(
+                    bar, trading_session=self.venues.session_of_ns("KRX", bar.minute_ns)
+                )
+                for bar in fresh
+            )
             self.producer.send(
                 MinuteBars(
-                    symbol=gap.symbol, quality="recovered", bars=tuple(fresh), gap_id=gap.gap_id
+                    symbol=gap.symbol,
+                    quality="recovered",
+                    bars=bars,
+                    gap_id=gap.gap_id,
+                    venue="KRX",  # FID J's bars
                 )
             )
             self.tally.bars += len(fresh)

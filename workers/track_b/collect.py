@@ -27,6 +27,7 @@ from bus.events import (
     SlotOverflow,
     StreamStateChanged,
     TradeTick,
+    TradingSession,
 )
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
@@ -89,8 +90,10 @@ def _dec(value: float, places: str = "0.0001") -> Decimal:
     return Decimal(repr(value)).quantize(Decimal(places))
 
 
-def decision_event(d: SlotAction) -> SlotDecision | SlotOverflow:
-    """The bus event of a slot decision."""
+def decision_event(
+    d: SlotAction, trading_session: TradingSession = ""
+) -> SlotDecision | SlotOverflow:
+    """The bus event of a slot decision, taken in KRX's ``trading_session`` (its feed's)."""
     c = d.candidate
     if d.action == "overflow":
         return SlotOverflow(
@@ -113,6 +116,8 @@ def decision_event(d: SlotAction) -> SlotDecision | SlotOverflow:
         reason=d.reason,
         replaced_symbol=d.replaced.symbol if d.replaced else "",
         expires_ns=c.expires_ns,
+        venue="KRX",
+        trading_session=trading_session,
     )
 
 
@@ -202,6 +207,7 @@ class Collector:
     ) -> None:
         self.clock = clock
         self.settings = settings
+        self.session_of: SessionOf = session_of or (lambda venue, ns: "")
         self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
         self.lag = FeedLag(clock, self.alerts, in_session, settings.lag_alert_s)
         self.refused_data = RefusedData(clock, self.alerts, settings.refused_quiet_s)
@@ -229,7 +235,9 @@ class Collector:
             alias = account.alias
             self.detectors[alias] = GapDetector(alias, settings.silence, in_session)
             self.feeds[alias] = AccountFeed(self, alias)
-            self.streams[alias] = account.stream(self.feeds[alias], settings.stream, session_of)
+            self.streams[alias] = account.stream(
+                self.feeds[alias], settings.stream, self.session_of
+            )
             self.state[alias] = ("idle", clock.now_ns())  # healthy until it fails to come up
         self.scores: dict[str, float] = {}  # symbol -> its slot's score
 
@@ -289,7 +297,7 @@ class Collector:
                 await self._add(d.account, symbol)
             if d.action in ("allocate", "replace"):
                 self.scores[symbol] = d.candidate.score
-            self.publish(decision_event(d))
+            self.publish(decision_event(d, self.session_of("KRX", self.clock.now_ns())))
         if holdings is not None:
             await self.reconcile(holdings)
 
@@ -355,7 +363,7 @@ class Collector:
         now = max(start_ns, self.clock.now_ns())
         symbol = release.candidate.symbol
         self.publish_gap(TickGap(release.account, symbol, start_ns, now, "process_restart"))
-        self.publish(decision_event(release))
+        self.publish(decision_event(release, self.session_of("KRX", self.clock.now_ns())))
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
         """``symbol``'s data is missing from ``start_ns`` to ``end_ns``: a ``process_restart`` gap.
@@ -572,5 +580,7 @@ class Collector:
                 end_ns=gap.end_ns,
                 reason=gap.reason,
                 account=gap.account,
+                venue="KRX",
+                trading_session=self.session_of("KRX", gap.start_ns),
             )
         )

@@ -175,6 +175,7 @@ class MinuteBarsRow(Audited, Base):
     quality: Mapped[str] = mapped_column(String(16))
     gap_id: Mapped[str] = mapped_column(String(64), index=True)
     bar_count: Mapped[int]
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
 
 
 class BarRow(AuditedMany, Base):
@@ -191,6 +192,8 @@ class BarRow(AuditedMany, Base):
     value: Mapped[int]
     quality: Mapped[str] = mapped_column(String(16))  # "live" | "recovered"
     gap_id: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (
         Index(None, "symbol", "minute_ns"),
@@ -216,6 +219,8 @@ class Gap(Base):
     detail: Mapped[str] = mapped_column(String(500))
     detected_ns: Mapped[int]
     updated_ns: Mapped[int]
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
 
 class GapEvent(Audited, Base):
@@ -230,6 +235,9 @@ class GapEvent(Audited, Base):
     reason: Mapped[str | None] = mapped_column(String(64))
     bars: Mapped[int]
     detail: Mapped[str] = mapped_column(String(500))
+    # Detection rows: the gap's venue and its session at the start; state rows: NULL.
+    venue: Mapped[str | None] = mapped_column(String(8))
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
 
 class SlotDecisionRow(Audited, Base):
@@ -245,6 +253,8 @@ class SlotDecisionRow(Audited, Base):
     reason: Mapped[str] = mapped_column(String(200))
     replaced_symbol: Mapped[str] = mapped_column(String(16))
     expires_ns: Mapped[int]
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
 
 class SlotOverflowRow(Audited, Base):

@@ -25,6 +25,7 @@ class ReconciliationRow(Audited, Base):
     missing_volume: Mapped[int]
     misses: Mapped[int]
     calls: Mapped[int]
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
 
     __table_args__ = (Index(None, "trade_date", "symbol"),)
 
@@ -43,5 +44,7 @@ class MinuteCheckRow(AuditedMany, Base):
     bar_volume: Mapped[int]
     stored_trades: Mapped[int]
     gap_id: Mapped[str] = mapped_column(String(64))
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")
+    trading_session: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (Index(None, "trade_date", "symbol"),)
