@@ -18,8 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Nullable: a member whose standing is not known (a paper account cannot ask, the call
-    # failed), and every member stored before, holds NULL.
+    # Nullable: NULL is a standing not known (a paper account cannot ask, the call failed,
+    # or the row predates this column).
     with op.batch_alter_table('universe_members', schema=None) as batch_op:
         batch_op.add_column(sa.Column('nxt_eligible', sa.Boolean(), nullable=True))
         batch_op.add_column(sa.Column('nxt_halted', sa.Boolean(), nullable=True))
