@@ -400,7 +400,9 @@ def test_a_day_on_two_hosts_survives_the_store_hosts_link_cut_and_its_reboot(
         '[programs.writer]\nkind = "daemon"\ncommand = ["observer", "writer"]\n'
         '[programs.notifier]\nkind = "daemon"\nrole = "store"\n'
         'command = ["observer", "notifier", "run"]\ndepends_on = ["writer"]\n'
-        + load_program(rate=DAY_RATE)
+        # At stop the load drains to the store host over the link, then prints its report:
+        # a loaded machine may need more than the default 10 s before it would be killed.
+        + load_program(rate=DAY_RATE, extra="stop_grace_s = 60.0")
     )
     clients = (
         '[bus.curve.clients]\ncollectors = ["load", "supervisor_collectors"]\nwriter = ["*"]\n'
