@@ -26,13 +26,29 @@ from observer.calendar.settings import SpanSettings, VenueHoursSettings, VenueSe
 from observer.calendar.timeline import Timeline
 from observer.calendar.trading import TradingCalendar
 
-__all__ = ["SESSIONS", "VENUES", "SessionOf", "Span", "VenueHours", "Venues", "venues_from"]
+__all__ = [
+    "SESSIONS",
+    "VENUES",
+    "SessionOf",
+    "Span",
+    "VenueHours",
+    "Venues",
+    "no_session",
+    "venues_from",
+]
 
 SESSIONS: tuple[TradingSession, ...] = tuple(s for s in get_args(TradingSession) if s)
 VENUES: tuple[Venue, ...] = get_args(Venue)
 _NS = 1_000_000_000
 # Which of a venue's sessions a UTC-ns instant falls in (`Venues.session_of_ns`).
 SessionOf = Callable[[Venue, int], TradingSession]
+
+
+def no_session(venue: Venue, ns: int) -> TradingSession:
+    """The `SessionOf` of a reader given no venues' hours: every instant in none ("")."""
+    return ""
+
+
 _CACHED_SECONDS = 4096  # the instants a stream classifies: a second's ticks share theirs
 
 

@@ -1,15 +1,17 @@
 """Typed decoding of KIS real-time data frames: wire text in, `TradeTick` / `OrderBook` out.
 
 A data frame is ``<enc>|<tr_id>|<count>|<payload>``: ``count`` records of ``^``-separated
-fields (shared/reference/kis-api.md §5.5-5.7). Each frame's layout is chosen by its record
-width (fields / count) among those `observer.kis.schemas.REALTIME_LAYOUTS` knows for its TR;
-its records are read by name through index tables built at import from each layout's field
-order (a missing name fails the import). A width no layout has is `KisLayoutUnknown`, the
-frame refused whole; another malformed frame raises `KisProtocolError`; a malformed record
-costs that record alone, kept in `RealtimeEvents.errors` beside the frame's good events. Every
-event carries the alias of the account whose session delivered it. `decode_trade` and
-`decode_order_book` are Track B's hot path: no per-record work beyond reading and checking
-the fields.
+fields (shared/reference/kis-api.md §5.5-5.7). Trades and books come from three TRs each, one
+per venue (`TRADE_TRS`, `BOOK_TRS`): KRX's, Nextrade's, and the combined feed, whose records
+name no venue ("combined"); each event carries its TR's venue. Each frame's layout is chosen
+by its record width (fields / count) among those `observer.kis.schemas.REALTIME_LAYOUTS`
+knows for its TR; its records are read by name through index tables built at import from
+each layout's field order (a missing name fails the import). A width no layout has is
+`KisLayoutUnknown`, the frame refused whole; another malformed frame raises
+`KisProtocolError`; a malformed record costs that record alone, kept in
+`RealtimeEvents.errors` beside the frame's good events. Every event carries the alias of the
+account whose session delivered it. `decode_trade` and `decode_order_book` are Track B's hot
+path: no per-record work beyond reading and checking the fields.
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
-from bus.events import OrderBook, TradeTick, TradingSession, Venue
-from observer.calendar.venues import SessionOf
+from bus.events import OrderBook, TradeTick, Venue
+from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisLayoutUnknown, KisProtocolError
 from observer.kis.parse import kst_to_utc_ns, read_decimal, read_int, read_text
-from observer.kis.schemas import H0STASP0_FIELDS, H0STCNT0_FIELDS, REALTIME_LAYOUTS, Layout
+from observer.kis.schemas import REALTIME_LAYOUTS, Layout
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 __all__ = [
     "BOOK_READERS",
+    "BOOK_TRS",
     "H0STASP0",
     "H0STCNT0",
     "TRADE_READERS",
+    "TRADE_TRS",
+    "VENUE_OF_TR",
     "BookReader",
     "OrderBookFields",
     "RealtimeDecoder",
@@ -106,14 +111,36 @@ _ABSENT = -1  # the index of a field the layout does not have
 # Fields only some layouts have; every other field must be in each layout of its TR.
 _OPTIONAL = frozenset({"MARKET_CLS_CODE", "MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CLS_CODE"})
 
+# Each venue's trade and book TR (a venue's records carry it; the combined feed's name none).
+TRADE_TRS: dict[Venue, str] = {"KRX": "H0STCNT0", "NXT": "H0NXCNT0", "combined": "H0UNCNT0"}
+BOOK_TRS: dict[Venue, str] = {"KRX": "H0STASP0", "NXT": "H0NXASP0", "combined": "H0UNASP0"}
+VENUE_OF_TR: dict[str, Venue] = {
+    tr_id: venue for trs in (TRADE_TRS, BOOK_TRS) for venue, tr_id in trs.items()
+}
+# A field a TR names otherwise than H0STCNT0 / H0STASP0: Nextrade's and the combined trades
+# call 체결구분 CNTG_CLS_CODE; a Nextrade book's own mid-point is its NMID_* (the combined
+# book has one per venue, KMID_* and NMID_*, and so no mid-point of its own: None).
+_NAMED: dict[str, dict[str, str]] = {
+    "H0NXCNT0": {"CCLD_DVSN": "CNTG_CLS_CODE"},
+    "H0UNCNT0": {"CCLD_DVSN": "CNTG_CLS_CODE"},
+    "H0NXASP0": {
+        "MID_PRC": "NMID_PRC",
+        "MIDP_TOTAL_RSQN": "NMID_TOTAL_RSQN",
+        "MIDP_CLS_CODE": "NMID_CLS_CODE",
+    },
+}
 
-def _indices(kind: type[DataclassInstance], table: tuple[str, ...]) -> dict[str, int]:
-    """Each field of ``kind`` with the position of the same name in ``table``."""
+
+def _indices(
+    kind: type[DataclassInstance], table: tuple[str, ...], named: dict[str, str]
+) -> dict[str, int]:
+    """Each field of ``kind`` with the position of its name in ``table`` (or of ``named``'s)."""
     where = {name: i for i, name in enumerate(table)}
-    return {
-        f.name: where.get(f.name, _ABSENT) if f.name in _OPTIONAL else where[f.name]
-        for f in fields(kind)
-    }
+    out = {}
+    for f in fields(kind):
+        name = named.get(f.name, f.name)
+        out[f.name] = where.get(name, _ABSENT) if f.name in _OPTIONAL else where[name]
+    return out
 
 
 def _level_block(table: tuple[str, ...], prefix: str, first: int) -> tuple[slice, tuple[str, ...]]:
@@ -135,9 +162,9 @@ class BookReader:
     bid_qtys: tuple[slice, tuple[str, ...]]
 
     @classmethod
-    def of(cls, table: tuple[str, ...]) -> BookReader:
-        """The reader of the layout whose field names are ``table``."""
-        at = OrderBookFields(**_indices(OrderBookFields, table))
+    def of(cls, table: tuple[str, ...], named: dict[str, str] | None = None) -> BookReader:
+        """The reader of the layout whose field names are ``table`` (``named``: `_NAMED`)."""
+        at = OrderBookFields(**_indices(OrderBookFields, table, named or {}))
         return cls(
             at,
             _level_block(table, "ASKP", at.ASKP1),
@@ -148,17 +175,24 @@ class BookReader:
 
 
 # Slotted instances, not class attributes: an instance's slot is read faster (CPython 3.11).
-# Record width -> the indices of that layout, for each TR decoded.
-TRADE_READERS: dict[int, TradeFields] = {
-    width: TradeFields(**_indices(TradeFields, layout.fields))
-    for width, layout in REALTIME_LAYOUTS["H0STCNT0"].items()
+# TR -> record width -> the indices of that layout.
+TRADE_READERS: dict[str, dict[int, TradeFields]] = {
+    tr_id: {
+        width: TradeFields(**_indices(TradeFields, layout.fields, _NAMED.get(tr_id, {})))
+        for width, layout in REALTIME_LAYOUTS[tr_id].items()
+    }
+    for tr_id in TRADE_TRS.values()
 }
-BOOK_READERS: dict[int, BookReader] = {
-    width: BookReader.of(layout.fields) for width, layout in REALTIME_LAYOUTS["H0STASP0"].items()
+BOOK_READERS: dict[str, dict[int, BookReader]] = {
+    tr_id: {
+        width: BookReader.of(layout.fields, _NAMED.get(tr_id))
+        for width, layout in REALTIME_LAYOUTS[tr_id].items()
+    }
+    for tr_id in BOOK_TRS.values()
 }
-# The oldest layouts' indices (the defaults of `decode_trade` and `decode_order_book`).
-H0STCNT0 = TRADE_READERS[len(H0STCNT0_FIELDS)]
-_BOOK = BOOK_READERS[len(H0STASP0_FIELDS)]
+# KRX's oldest layouts' indices (the defaults of `decode_trade` and `decode_order_book`).
+H0STCNT0 = TRADE_READERS["H0STCNT0"][46]
+_BOOK = BOOK_READERS["H0STASP0"][59]
 H0STASP0 = _BOOK.at
 
 
@@ -215,10 +249,6 @@ def _split(text: str) -> tuple[str, int, list[list[str]]]:
 # --------------------------------------------------------------------------- records
 
 
-def _no_session(venue: Venue, ns: int) -> TradingSession:
-    return ""
-
-
 # The ticks of one second share their date and time: the conversion is remembered (a hit
 # costs a tenth of it; a refusal is not remembered, so hostile input only churns the cache).
 _exchange_ns: Callable[[str, str], int] = functools.lru_cache(maxsize=512)(kst_to_utc_ns)
@@ -229,12 +259,14 @@ def decode_trade(
     received_ns: int,
     account: str = "",
     at: TradeFields = H0STCNT0,
-    session_of: SessionOf = _no_session,
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
 ) -> TradeTick:
-    """One H0STCNT0 record of the layout ``at`` indexes (the oldest by default) as a `TradeTick`.
+    """One trade record of the layout ``at`` indexes (H0STCNT0's oldest by default).
 
-    KRX's (its TR's venue), in the session ``session_of`` gives its stamp ("" by default).
-    ``market_session`` is None where the layout has no MARKET_CLS_CODE or it came empty.
+    Of ``venue`` (its TR's), in the session ``session_of`` gives its stamp there ("" by
+    default). ``market_session`` is None where the layout has no MARKET_CLS_CODE or it came
+    empty.
     """
     exchange_ns = _exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR])
     return TradeTick(
@@ -257,8 +289,8 @@ def decode_trade(
         market_session=None
         if at.MARKET_CLS_CODE == _ABSENT
         else _optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
-        venue="KRX",
-        trading_session=session_of("KRX", exchange_ns),
+        venue=venue,
+        trading_session=session_of(venue, exchange_ns),
     )
 
 
@@ -298,12 +330,15 @@ def decode_order_book(
     received_ns: int,
     account: str = "",
     reader: BookReader = _BOOK,
-    session_of: SessionOf = _no_session,
+    session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
 ) -> OrderBook:
-    """One H0STASP0 record of the layout ``reader`` reads (the oldest by default) as an `OrderBook`.
+    """One book record of the layout ``reader`` reads (H0STASP0's oldest by default).
 
-    The record has a time but no date: ``trade_date`` (``YYYYMMDD``, KST) dates it. The
-    mid-point and session fields are None where the layout has none or they came empty.
+    The record has a time but no date: ``trade_date`` (``YYYYMMDD``, KST) dates it. Of
+    ``venue``, in the session ``session_of`` gives. The mid-point and session fields are None
+    where the layout has none (the combined book's: one mid-point per venue, not its own) or
+    they came empty.
     """
     at = reader.at
     exchange_ns = _exchange_ns(trade_date, record[at.BSOP_HOUR])
@@ -324,8 +359,8 @@ def decode_order_book(
         mid_qty=_optional_int(record, at.MIDP_TOTAL_RSQN, "MIDP_TOTAL_RSQN"),
         mid_side=_optional_code(record, at.MIDP_CLS_CODE, "MIDP_CLS_CODE"),
         market_session=_optional_code(record, at.MARKET_CLS_CODE, "MARKET_CLS_CODE"),
-        venue="KRX",
-        trading_session=session_of("KRX", exchange_ns),
+        venue=venue,
+        trading_session=session_of(venue, exchange_ns),
     )
 
 
@@ -343,7 +378,7 @@ class RefusedRecord(NamedTuple):
     def of_trade(
         cls, error: KisProtocolError, record: Sequence[str], at: TradeFields = H0STCNT0
     ) -> RefusedRecord:
-        """An H0STCNT0 record refused for ``error``: its symbol and stamp, where they read."""
+        """A trade record refused for ``error``: its symbol and stamp, where they read."""
         try:
             stamp = _exchange_ns(record[at.BSOP_DATE], record[at.STCK_CNTG_HOUR])
         except KisProtocolError:
@@ -354,7 +389,7 @@ class RefusedRecord(NamedTuple):
     def of_book(
         cls, error: KisProtocolError, record: Sequence[str], at: OrderBookFields = H0STASP0
     ) -> RefusedRecord:
-        """An H0STASP0 record refused for ``error``: its symbol, if it reads."""
+        """A book record refused for ``error``: its symbol, if it reads."""
         return cls(error, _symbol_of(record[at.MKSC_SHRN_ISCD]))
 
 
@@ -382,7 +417,7 @@ class RealtimeEvents(NamedTuple):
 class RealtimeDecoder:
     """Data frames of one account's session as typed events (each `KisStream` owns one)."""
 
-    def __init__(self, account: str = "", session_of: SessionOf = _no_session) -> None:
+    def __init__(self, account: str = "", session_of: SessionOf = no_session) -> None:
         self.account = account
         self.session_of = session_of  # each record's session on its venue, by its stamp
         self._day = -1  # the KST day number (since 1970-01-01) of `_date`
@@ -408,23 +443,25 @@ class RealtimeDecoder:
         tr_id, width, records = _split(text)
         account, session_of = self.account, self.session_of
         errors: list[RefusedRecord] = []
-        if tr_id == "H0STCNT0":
-            at = TRADE_READERS[width]
+        if (trades := TRADE_READERS.get(tr_id)) is not None:
+            at, venue = trades[width], VENUE_OF_TR[tr_id]
             ticks: list[TradeTick] = []
             for record in records:
                 try:
-                    ticks.append(decode_trade(record, received_ns, account, at, session_of))
+                    ticks.append(decode_trade(record, received_ns, account, at, session_of, venue))
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_trade(exc, record, at))
             return RealtimeEvents(tr_id, ticks=ticks, errors=errors, text=text)
-        if tr_id == "H0STASP0":
-            reader = BOOK_READERS[width]
+        if (books_of := BOOK_READERS.get(tr_id)) is not None:
+            reader, venue = books_of[width], VENUE_OF_TR[tr_id]
             day = self.trade_date(received_ns)
             books: list[OrderBook] = []
             for record in records:
                 try:
                     books.append(
-                        decode_order_book(record, day, received_ns, account, reader, session_of)
+                        decode_order_book(
+                            record, day, received_ns, account, reader, session_of, venue
+                        )
                     )
                 except KisProtocolError as exc:
                     errors.append(RefusedRecord.of_book(exc, record, reader.at))
@@ -434,7 +471,7 @@ class RealtimeDecoder:
     def trade_date(self, received_ns: int) -> str:
         """The KST calendar day (``YYYYMMDD``) of ``received_ns``, which dates order books.
 
-        An order book has a time but no date; KRX trades within one KST day.
+        An order book has a time but no date; each venue trades within one KST day.
         """
         day = (received_ns // _NS + _KST_OFFSET_S) // 86_400
         if day != self._day:

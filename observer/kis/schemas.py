@@ -12,11 +12,14 @@ from typing import Annotated, NamedTuple
 import msgspec
 
 __all__ = [
+    "H0NXASP0_FIELDS",
+    "H0NXASP0_FIELDS_2026_09",
+    "H0NXCNT0_FIELDS",
     "H0STASP0_FIELDS",
     "H0STASP0_FIELDS_2026_09",
     "H0STCNT0_FIELDS",
     "H0STCNT0_FIELDS_2026_09",
-    "REALTIME_FIELDS",
+    "H0UNASP0_FIELDS_2026_09",
     "REALTIME_LAYOUTS",
     "Answer",
     "ApprovalAnswer",
@@ -70,6 +73,19 @@ H0STASP0_FIELDS_2026_09: tuple[str, ...] = (
     *H0STASP0_FIELDS, "MID_PRC", "MIDP_TOTAL_RSQN", "MIDP_CLS_CODE", "MARKET_CLS_CODE",
 )  # fmt: skip
 
+# 국내주식 실시간체결가 (NXT) and (통합): H0STCNT0's names in its order, but for the 22nd,
+# 체결구분, which they call CNTG_CLS_CODE. 2026-09 appends MARKET_CLS_CODE to both too.
+H0NXCNT0_FIELDS: tuple[str, ...] = (*H0STCNT0_FIELDS[:21], "CNTG_CLS_CODE", *H0STCNT0_FIELDS[22:])
+
+# 국내주식 실시간호가 (NXT) and (통합), 2026-05: H0STASP0's 59, then each venue's mid-point
+# (KRX's, NXT's): 65 fields. 2026-09 removed KRX's from the middle of the NXT book (62 fields:
+# not an append) and appended the expected price's venue to the combined one (66).
+_KRX_MID = ("KMID_PRC", "KMID_TOTAL_RSQN", "KMID_CLS_CODE")
+_NXT_MID = ("NMID_PRC", "NMID_TOTAL_RSQN", "NMID_CLS_CODE")
+H0NXASP0_FIELDS: tuple[str, ...] = (*H0STASP0_FIELDS, *_KRX_MID, *_NXT_MID)
+H0NXASP0_FIELDS_2026_09: tuple[str, ...] = (*H0STASP0_FIELDS, *_NXT_MID)
+H0UNASP0_FIELDS_2026_09: tuple[str, ...] = (*H0NXASP0_FIELDS, "ANTC_EXCH_CLS_CODE")
+
 
 class Layout(NamedTuple):
     """One generation of a real-time TR's record: its workbook export and its field names."""
@@ -99,12 +115,18 @@ REALTIME_LAYOUTS: dict[str, dict[int, Layout]] = {
     "H0STASP0": _by_width(
         Layout("2026-05", H0STASP0_FIELDS), Layout("2026-09", H0STASP0_FIELDS_2026_09)
     ),
-}
-
-# Each TR's oldest layout (the one every decoder reads at the least).
-REALTIME_FIELDS: dict[str, tuple[str, ...]] = {
-    "H0STCNT0": H0STCNT0_FIELDS,
-    "H0STASP0": H0STASP0_FIELDS,
+    "H0NXCNT0": _by_width(
+        Layout("2026-05", H0NXCNT0_FIELDS), Layout("2026-09", (*H0NXCNT0_FIELDS, "MARKET_CLS_CODE"))
+    ),
+    "H0UNCNT0": _by_width(
+        Layout("2026-05", H0NXCNT0_FIELDS), Layout("2026-09", (*H0NXCNT0_FIELDS, "MARKET_CLS_CODE"))
+    ),
+    "H0NXASP0": _by_width(
+        Layout("2026-05", H0NXASP0_FIELDS), Layout("2026-09", H0NXASP0_FIELDS_2026_09)
+    ),
+    "H0UNASP0": _by_width(
+        Layout("2026-05", H0NXASP0_FIELDS), Layout("2026-09", H0UNASP0_FIELDS_2026_09)
+    ),
 }
 
 

@@ -22,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from observer.calendar.clock import Clock
-from observer.calendar.venues import SessionOf
+from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisError, KisLayoutUnknown, KisProtocolError
 from observer.kis.approval import KeyRenewal
 from observer.kis.auth import TokenManager
@@ -100,7 +100,7 @@ class KisStream:
         self._clock = clock
         self._listener = listener
         # Each record's session on its venue: "" for all without a venues table (a test's).
-        self.decoder = RealtimeDecoder(account, session_of or (lambda venue, ns: ""))
+        self.decoder = RealtimeDecoder(account, session_of or no_session)
         self._budget = ReconnectBudget(clock, settings.reconnects_per_hour)
         # identified: KIS answered a message of the current connection that carried the
         # approval key (the session is the app key's). confirmed: `StreamListener.on_confirmed`.

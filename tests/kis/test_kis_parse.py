@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -85,11 +86,27 @@ def test_field_orders_are_the_documented_ones() -> None:
     assert widths == {
         "H0STCNT0": {46: "2026-05", 47: "2026-09"},
         "H0STASP0": {59: "2026-05", 63: "2026-09"},
+        "H0NXCNT0": {46: "2026-05", 47: "2026-09"},
+        "H0UNCNT0": {46: "2026-05", 47: "2026-09"},
+        "H0NXASP0": {65: "2026-05", 62: "2026-09"},
+        "H0UNASP0": {65: "2026-05", 66: "2026-09"},
     }
-    assert (TRADE_READERS[46].MARKET_CLS_CODE, TRADE_READERS[47].MARKET_CLS_CODE) == (-1, 46)
-    newer = BOOK_READERS[63].at
+    krx, newer = TRADE_READERS["H0STCNT0"], BOOK_READERS["H0STASP0"][63].at
+    assert (krx[46].MARKET_CLS_CODE, krx[47].MARKET_CLS_CODE) == (-1, 46)
     assert (newer.MID_PRC, newer.MIDP_CLS_CODE, newer.MARKET_CLS_CODE) == (59, 61, 62)
-    assert BOOK_READERS[59].at.MID_PRC == -1 and newer.ANTC_CNPR == H0STASP0.ANTC_CNPR
+    assert BOOK_READERS["H0STASP0"][59].at.MID_PRC == -1
+    assert newer.ANTC_CNPR == H0STASP0.ANTC_CNPR
+    # Nextrade's and the combined trades: 체결구분 is CNTG_CLS_CODE, at the same 22nd place.
+    for tr_id in ("H0NXCNT0", "H0UNCNT0"):
+        assert REALTIME_LAYOUTS[tr_id][46].fields[21] == "CNTG_CLS_CODE"
+        assert TRADE_READERS[tr_id][46] == krx[46] and TRADE_READERS[tr_id][47] == krx[47]
+    # Nextrade's book: its own mid-point (NMID_*), after KRX's in 2026-05, alone in 2026-09
+    # (three fields gone from the middle); the combined book has none of its own.
+    nxt = BOOK_READERS["H0NXASP0"]
+    assert (nxt[65].at.MID_PRC, nxt[65].at.MIDP_CLS_CODE, nxt[62].at.MID_PRC) == (62, 64, 59)
+    assert nxt[65].at.MARKET_CLS_CODE == nxt[62].at.MARKET_CLS_CODE == -1
+    assert {r.at.MID_PRC for r in BOOK_READERS["H0UNASP0"].values()} == {-1}
+    assert REALTIME_LAYOUTS["H0UNASP0"][66].fields[-1] == "ANTC_EXCH_CLS_CODE"
 
 
 def test_a_frame_of_several_records_becomes_several_ticks() -> None:
@@ -316,3 +333,39 @@ def test_each_record_says_its_venue_and_its_session_there() -> None:
     assert (book.venue, book.trading_session) == ("KRX", "regular")
     (plain,) = RealtimeDecoder().decode(f"0|H0STCNT0|001|{TRADE}", 0).ticks
     assert (plain.venue, plain.trading_session) == ("KRX", "")
+
+
+def test_nextrade_and_combined_records_say_their_venue_and_read_as_krx_ones_do() -> None:
+    """H0NXCNT0 / H0UNCNT0 share H0STCNT0's fields (체결구분 under another name): the same
+    record reads the same values, of Nextrade or of no venue ("combined"), in the session of
+    that venue (a 19:00 trade is Nextrade's after-market, and in no KRX session). A Nextrade
+    book's mid-point is its own (NMID_*, in either generation: three fields gone from the
+    middle in 2026-09); the combined book's two are no mid-point of its own."""
+    from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+    from observer.calendar.timeline import timeline_from
+    from observer.calendar.venues import venues_from
+
+    venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+    decoder = RealtimeDecoder("acct1", venues.session_of_ns)
+    (krx,) = decoder.decode(f"0|H0STCNT0|001|{TRADE}", 0).ticks
+    evening = TRADE.replace("^123929^", "^190000^", 1)
+    for tr_id, venue in (("H0NXCNT0", "NXT"), ("H0UNCNT0", "combined")):
+        (tick,) = decoder.decode(f"0|{tr_id}|001|{TRADE}", 0).ticks
+        assert tick == msgspec.structs.replace(krx, venue=venue)  # the side read too ("5")
+        (late,) = decoder.decode(f"0|{tr_id}|001|{evening}^2", 0).ticks  # 2026-09: 47
+        assert (late.trading_session, late.market_session) == ("after_market", "2")
+    (krx_late,) = decoder.decode(f"0|H0STCNT0|001|{evening}", 0).ticks
+    assert krx_late.trading_session == ""  # after KRX's last session (시간외 단일가, to 18:00)
+
+    received = int(datetime(2026, 11, 20, 3, 39, tzinfo=UTC).timestamp()) * 10**9  # 12:39 KST
+    (krx_book,) = decoder.decode(f"0|H0STASP0|001|{BOOK}", received).books
+    kmid, nmid = ["73150", "1200", "1"], ["73155", "800", "2"]
+    older, newer = "^".join([BOOK, *kmid, *nmid]), "^".join([BOOK, *nmid])
+    for text in (older, newer):
+        (book,) = decoder.decode(f"0|H0NXASP0|001|{text}", received).books
+        assert book == msgspec.structs.replace(
+            krx_book, venue="NXT", mid_price=Decimal(73155), mid_qty=800, mid_side="2"
+        )
+    for text in (older, f"{older}^1"):  # 2026-09 appends the expected price's venue
+        (book,) = decoder.decode(f"0|H0UNASP0|001|{text}", received).books
+        assert book == msgspec.structs.replace(krx_book, venue="combined")

@@ -21,7 +21,7 @@ import httpx
 
 from bus.events import PriceSnapshot
 from observer.calendar.clock import Clock
-from observer.calendar.venues import SessionOf
+from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.parse import price_snapshot
@@ -88,7 +88,7 @@ async def run_cycle(
     stop: asyncio.Event | None = None,
     on_retry: Callable[[CycleRun, int], None] = lambda run, passes: None,
     halt_from: HaltFrom = "both",
-    session_of: SessionOf = lambda venue, ns: "",
+    session_of: SessionOf = no_session,
 ) -> CycleRun:
     """Snapshot every target once; return what happened (never raises for a symbol).
 

@@ -32,7 +32,7 @@ from bus.events import (
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import Clock
-from observer.calendar.venues import SessionOf
+from observer.calendar.venues import SessionOf, no_session
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
@@ -207,7 +207,7 @@ class Collector:
     ) -> None:
         self.clock = clock
         self.settings = settings
-        self.session_of: SessionOf = session_of or (lambda venue, ns: "")
+        self.session_of: SessionOf = session_of or no_session
         self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
         self.lag = FeedLag(clock, self.alerts, in_session, settings.lag_alert_s)
         self.refused_data = RefusedData(clock, self.alerts, settings.refused_quiet_s)
