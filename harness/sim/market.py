@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from harness.sim.listings import Listing, Overseas, draw_listings
+from harness.sim.nextrade import draw_nxt_minute
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import round_tick, round_ticks, tick_size
 from observer.calendar.trading import TradingCalendar
@@ -317,6 +318,26 @@ class Market:
             Tick(s, p, q)
             for s, p, q in zip(seconds.tolist(), rounded.tolist(), shares.tolist(), strict=True)
         )
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
+    def nxt_ticks(self, symbol: str, day: date, minute: int) -> tuple[Tick, ...]:
+        """Nextrade's trades of ``symbol`` in ``minute`` (minutes since 00:00 KST) of ``day``.
+
+        Drawn whether or not Nextrade lists it (`harness.sim.nextrade`): the caller asks that.
+        """
+        path = self._path(symbol, day)
+        rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat(), minute))
+        drawn = draw_nxt_minute(
+            rng,
+            minute,
+            path.trades,
+            path.volume,
+            path.low,
+            path.high,
+            path.prev_close,
+            path.day_close,
+        )
+        return tuple(Tick(s, p, q) for s, p, q in drawn)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,13 @@
 """The simulator's real-time side: KIS's WebSocket, its registrations, pushes and cuts.
 
 One session per app key (``OPSP8996``), 41 registrations per session (``OPSP0008``), JSON
-``PINGPONG`` keep-alives; trades (H0STCNT0) and books (H0STASP0) are pushed as their simulated
-time passes, several records per frame, in the layout `SimConfig.realtime_layout` names (with
-`SimConfig.realtime_extra_fields` more on every record). ``drop_websockets`` cuts every session
-like a network failure; the faults `Realtime` takes refuse, halt, lock, cut, withhold and delay.
+``PINGPONG`` keep-alives; trades and books are pushed as their simulated time passes, several
+records per frame, in the layout `SimConfig.realtime_layout` names (with
+`SimConfig.realtime_extra_fields` more on every record): KRX's (H0STCNT0, H0STASP0),
+Nextrade's (H0NXCNT0, H0NXASP0: `harness.sim.nextrade`) and the combined feed's (H0UNCNT0,
+H0UNASP0: both venues' trades in time order). A paper account registers KRX's alone.
+``drop_websockets`` cuts every session like a network failure; the faults `Realtime` takes
+refuse, halt, lock, cut, withhold and delay.
 """
 
 from __future__ import annotations
@@ -25,11 +28,18 @@ from aiohttp import WSMsgType, web
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
+from harness.sim.nextrade import span_at
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
 from observer.calendar.clock import Clock
 
 __all__ = ["Realtime", "trade_ns"]
+
+# Each trade and book TR, by venue; only KRX's are offered to paper accounts ("모의투자 미지원").
+_TRADES = {"H0STCNT0": "KRX", "H0NXCNT0": "NXT", "H0UNCNT0": "combined"}
+_BOOKS = {"H0STASP0": "KRX", "H0NXASP0": "NXT", "H0UNASP0": "combined"}
+_PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
+_KRX_OPEN_MINUTE = 9 * 60
 
 
 class Realtime:
@@ -163,7 +173,13 @@ class Realtime:
                                 tr_id, tr_key, "1", "OPSP0003", "UNSUBSCRIBE ERROR(not found!)"
                             )
                         )
-                elif tr_id not in ("H0STCNT0", "H0STASP0"):
+                elif (tr_id not in _TRADES and tr_id not in _BOOKS) or (
+                    self.config.paper and tr_id not in _PAPER_TRS
+                ):
+                    # What KIS's paper host answers for a TR it lacks is UNCONFIRMED: here,
+                    # as for a TR it does not know.
+                    if self.config.paper and tr_id not in _PAPER_TRS:
+                        self.gateway.paper_refused[tr_id] += 1
                     await ws.send_json(
                         _control(tr_id, tr_key, "9", "OPSP8991", "SUBSCRIBE ERROR : invalid tr_id")
                     )
@@ -236,7 +252,7 @@ class Realtime:
         keepalive.next_clock = sent_until + int(self.config.pingpong_s * NS)
         if self.config.pingpong_interval_s is not None:
             keepalive.next_wall = time.monotonic() + self.config.pingpong_interval_s
-        state: dict[str, _Running] = {}
+        state: dict[tuple[str, str], _Running] = {}  # (tr_id, symbol) -> its day so far
         while not ws.closed:
             await asyncio.sleep(self.config.push_interval_s)
             if self._unanswered(keepalive):
@@ -302,21 +318,28 @@ class Realtime:
         return f"{enc}|{tr_id}|x01|{payload}"
 
     def _records(
-        self, tr_id: str, symbol: str, after_ns: int, until_ns: int, state: dict[str, _Running]
+        self,
+        tr_id: str,
+        symbol: str,
+        after_ns: int,
+        until_ns: int,
+        state: dict[tuple[str, str], _Running],
     ) -> list[str]:
         start = datetime.fromtimestamp(after_ns / NS, tz=KST)
         end = datetime.fromtimestamp(until_ns / NS, tz=KST)
         day = end.date()
         if start.date() != day or not self.market.calendar.is_session(day):
             return []
+        if tr_id not in ("H0STCNT0", "H0STASP0"):
+            return self._venue_records(tr_id, symbol, start, end, state)
         first = max(0, (start.hour * 60 + start.minute) - 9 * 60)
         last = min(BARS_PER_DAY - 1, (end.hour * 60 + end.minute) - 9 * 60)
         if last < 0 or first >= BARS_PER_DAY:
             return []
-        running = state.get(symbol)
+        running = state.get((tr_id, symbol))
         if running is None:
             q = quote_at(self.market, symbol, start)
-            running = state[symbol] = _Running(
+            running = state[tr_id, symbol] = _Running(
                 q.prev_close, q.open, q.high, q.low, q.volume, q.value
             )
         path = self.market.day_path(symbol, day)
@@ -356,11 +379,103 @@ class Realtime:
                 records.append(record + self._tail(tr_id, price))
         return records
 
-    def _tail(self, tr_id: str, price: int) -> str:
-        """What the configured layout appends to a 2026-05 record, with its extra fields."""
+    def _venue_records(
+        self,
+        tr_id: str,
+        symbol: str,
+        start: datetime,
+        end: datetime,
+        state: dict[tuple[str, str], _Running],
+    ) -> list[str]:
+        """Nextrade's records of ``symbol`` in (start, end], or the combined feed's.
+
+        The combined feed sends KRX's trades and Nextrade's in time order. Neither sends any
+        for a name Nextrade does not trade that day or halts (whether KIS refuses such a
+        registration is UNCONFIRMED: here it is registered, and silent).
+        """
+        day = end.date()
+        listing = self.market.listings[symbol]
+        selected = self.market.nxt_eligible(day)
+        eligible, halted = self.faults.nxt.standing(symbol, selected, listing.suspended)
+        if not eligible or halted:
+            return []
+        combined = tr_id in ("H0UNCNT0", "H0UNASP0")
+        midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
+        running = state.get((tr_id, symbol))
+        if running is None:
+            running = state[tr_id, symbol] = self._running_before(symbol, start, combined)
+        records = []
+        for minute in range(start.hour * 60 + start.minute, end.hour * 60 + end.minute + 1):
+            bar = midnight + timedelta(minutes=minute)
+            after, upto = (start - bar).total_seconds(), (end - bar).total_seconds()
+            for second, price, qty in self._trades_in(symbol, day, minute, combined):
+                if not after < second <= upto:
+                    continue
+                running.add(price, qty)
+                hhmmss = (bar + timedelta(seconds=second)).strftime("%H%M%S")
+                if tr_id in _TRADES:
+                    record = _trade_record(symbol, hhmmss, day, price, qty, running)
+                else:
+                    record = _book_record(symbol, hhmmss, price, running)
+                code = span_at(minute * 60 + second)
+                records.append(record + self._tail(tr_id, price, code.market_code if code else "2"))
+        return records
+
+    def _trades_in(
+        self, symbol: str, day: date, minute: int, combined: bool
+    ) -> list[tuple[float, int, int]]:
+        """The minute's trades on Nextrade, and on KRX too for the combined feed.
+
+        KRX's as its own feed sends them: none while halted or in a quiet minute, at the
+        limit while locked.
+        """
+        trades = [(t.second, t.price, t.qty) for t in self.market.nxt_ticks(symbol, day, minute)]
+        index = minute - _KRX_OPEN_MINUTE
+        if combined and 0 <= index < BARS_PER_DAY:
+            bar = datetime(day.year, day.month, day.day, 9, tzinfo=KST) + timedelta(minutes=index)
+            if f"{bar:%H%M}" not in self.faults.no_trades.get(symbol, set()):
+                upper = price_limits(self.market.day_path(symbol, day).prev_close)[1]
+                for tick in self.market.ticks(symbol, day, index):
+                    at_ns = trade_ns(bar, tick)
+                    if self.faults.halted(symbol, at_ns):
+                        continue
+                    price = upper if self.faults.locked(symbol, at_ns) else tick.price
+                    trades.append((tick.second, price, tick.qty))
+            trades.sort(key=_first)
+        return trades
+
+    def _running_before(self, symbol: str, start: datetime, combined: bool) -> _Running:
+        """Nextrade's day before ``start`` (with KRX's, for the combined feed)."""
+        day = start.date()
+        path = self.market.day_path(symbol, day)
+        running = _Running(path.prev_close, 0, 0, 0, 0, 0)
+        if combined:
+            q = quote_at(self.market, symbol, start)
+            running = _Running(q.prev_close, q.open, q.high, q.low, q.volume, q.value)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
+        for minute in range(8 * 60, start.hour * 60 + start.minute + 1):
+            before = (start - (midnight + timedelta(minutes=minute))).total_seconds()
+            for tick in self.market.nxt_ticks(symbol, day, minute):
+                if tick.second <= before:
+                    running.add(tick.price, tick.qty)
+        return running
+
+    def _tail(self, tr_id: str, price: int, market_code: str = "2") -> str:
+        """What the configured layout appends to a 2026-05 record, with its extra fields.
+
+        A book record is H0STASP0's 59 fields, for Nextrade's and the combined book too.
+        """
         fields: list[str] = []
-        if self.config.realtime_layout == "2026-09":
-            fields = _NEWER_TRADE if tr_id == "H0STCNT0" else _newer_book(price)
+        newer = self.config.realtime_layout == "2026-09"
+        mid = _newer_book(price)[:3]
+        if tr_id in _TRADES:
+            fields = [market_code] if newer else []
+        elif tr_id == "H0STASP0":
+            fields = [*mid, market_code] if newer else []
+        elif tr_id == "H0NXASP0":  # 2026-09: KRX's mid-point gone from the middle
+            fields = mid if newer else [*mid, *mid]
+        else:  # H0UNASP0: 2026-09 appends the expected price's venue (KRX's here)
+            fields = [*mid, *mid, "1"] if newer else [*mid, *mid]
         fields = fields + ["0"] * self.config.realtime_extra_fields
         return "^" + "^".join(fields) if fields else ""
 
@@ -494,11 +609,6 @@ def _book_record(symbol: str, hhmmss: str, price: int, r: _Running) -> str:
     return "^".join([symbol, hhmmss, "0", *asks, *bids, *qtys, *qtys, *tail])
 
 
-# The 2026-09 layout's fields after the 2026-05 ones. The
-# simulated day is KRX's regular session: MARKET_CLS_CODE "2".
-_NEWER_TRADE = ["2"]  # MARKET_CLS_CODE
-
-
 def _newer_book(price: int) -> list[str]:
     """The 2026-09 book's fields of a book whose best bid is ``price``.
 
@@ -529,3 +639,7 @@ def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dic
 
 
 _second = attrgetter("second")
+
+
+def _first(trade: tuple[float, int, int]) -> float:
+    return trade[0]

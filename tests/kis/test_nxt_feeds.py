@@ -1,0 +1,142 @@
+"""Nextrade's and the combined real-time feeds, from the simulator to typed events.
+
+A real `KisStream` against the simulator's WebSocket registers KRX's, Nextrade's and the
+combined trade TRs and Nextrade's book for one name Nextrade lists, and Nextrade's trades for
+one it does not; the simulator's clock runs from 08:48 to past 09:01 (Nextrade's pre-market,
+the ten minutes when no venue trades, both venues' first minute).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import date, datetime
+from pathlib import Path
+
+import httpx
+
+from bus.events import OrderBook, TradeTick
+from harness.sim.config import SimConfig
+from harness.sim.market import KST, Market
+from harness.sim.nextrade import span_at
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.trading import TradingCalendar
+from observer.calendar.venues import venues_from
+from observer.kis.auth import TokenManager
+from observer.kis.credentials import Credentials, Secret
+from observer.kis.stream import KisStream, Registration
+from tests.kis.test_kis_stream import Heard
+from tests.support import SimThread, until
+
+DAY = date(2026, 11, 20)
+MARKET = Market(23, TradingCalendar(), stocks=120, etfs=2)
+_NS = 1_000_000_000
+
+
+def _kst(hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime(DAY.year, DAY.month, DAY.day, hh, mm, ss, tzinfo=KST)
+
+
+def _minute(tick: TradeTick) -> int:
+    """The KST minute of the day a trade is stamped in."""
+    return ((tick.exchange_ns // _NS + 9 * 3600) % 86_400) // 60
+
+
+def _stream_day(tmp_path: Path, config: SimConfig, wanted: list[Registration]) -> Heard:
+    """Register ``wanted`` at 08:48 on a simulator at 120x; what the stream heard to 09:02."""
+    sim = SimThread(MARKET, _kst(8, 48), config, 120.0)
+    clock = sim.sim.clock
+    venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+    heard = Heard()
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(base_url=sim.url) as http:
+            creds = Credentials("acct1", Secret("sim-acct1-app-key"), Secret("sim-acct1-secret"))
+            tokens = TokenManager(http, creds, clock, tmp_path / "t", "sim")
+            url = sim.url.replace("http", "ws", 1) + "/tryitout"
+            stream = KisStream(
+                url, tokens, clock, heard, account="acct1", session_of=venues.session_of_ns
+            )
+            for registration in wanted:
+                await stream.subscribe(registration.tr_id, registration.tr_key)
+            stop = asyncio.Event()
+            runner = asyncio.create_task(stream.run(stop))
+            end = int(_kst(9, 2).timestamp()) * _NS
+            await until(lambda: clock.now_ns() >= end or runner.done(), "09:02", timeout=60)
+            assert not runner.done(), runner
+            stop.set()
+            await runner
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        sim.close()
+    return heard
+
+
+def _ticks(heard: Heard, tr_id: str, symbol: str) -> list[TradeTick]:
+    return [t for f, _ in heard.frames if f.tr_id == tr_id for t in f.ticks if t.symbol == symbol]
+
+
+def test_each_venue_feed_sends_its_own_trades_in_its_sessions(tmp_path: Path) -> None:
+    """Nextrade's feed: its trades alone, stamped in its sessions (pre-market to 08:50, its
+    main session from 09:00:30), each the simulator drew; the combined feed: KRX's and
+    Nextrade's in one stream with no venue; a name Nextrade does not list: registered,
+    silent. Each record is decoded with its TR's venue and that venue's session."""
+    listed = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
+    unlisted = sorted(s for s in MARKET.listings if s not in MARKET.nxt_eligible(DAY))[0]
+    wanted = [
+        Registration("H0STCNT0", listed),
+        Registration("H0NXCNT0", listed),
+        Registration("H0UNCNT0", listed),
+        Registration("H0NXASP0", listed),
+        Registration("H0NXCNT0", unlisted),
+    ]
+    heard = _stream_day(tmp_path, SimConfig(realtime_layout="2026-09"), wanted)
+    assert set(heard.registered) == set(wanted) and not heard.refused
+    assert not [f for f, _ in heard.frames if f.errors]
+
+    nxt = _ticks(heard, "H0NXCNT0", listed)
+    assert {t.venue for t in nxt} == {"NXT"}
+    assert Counter(t.trading_session for t in nxt).keys() == {"pre_market", "regular"}
+    assert Counter(t.market_session for t in nxt).keys() == {"1", "2"}
+    for tick in nxt:  # none while Nextrade is closed (08:50 to 09:00:30)
+        assert span_at((tick.exchange_ns // _NS + 9 * 3600) % 86_400) is not None
+    # 08:49 and 09:00 whole: every trade the simulator drew for them, once.
+    for minute in (8 * 60 + 49, 9 * 60):
+        drawn = MARKET.nxt_ticks(listed, DAY, minute)
+        assert drawn, minute
+        got = [(t.price, t.qty) for t in nxt if _minute(t) == minute]
+        assert got == [(t.price, t.qty) for t in drawn]
+    assert _ticks(heard, "H0NXCNT0", unlisted) == []
+
+    krx = _ticks(heard, "H0STCNT0", listed)
+    combined = _ticks(heard, "H0UNCNT0", listed)
+    assert {t.venue for t in krx} == {"KRX"} and {t.venue for t in combined} == {"combined"}
+    assert not [t for t in krx if _minute(t) < 9 * 60]  # KRX's feed: its regular session
+    nine = 9 * 60
+    both = sorted((t.exchange_ns, t.price, t.qty) for t in krx + nxt if _minute(t) == nine)
+    assert sorted((t.exchange_ns, t.price, t.qty) for t in combined if _minute(t) == nine) == both
+    # Cumulative volume runs across both venues in the combined feed.
+    volumes = [t.cum_volume for t in combined]
+    assert volumes == sorted(volumes)
+
+    books: list[OrderBook] = [b for f, _ in heard.frames if f.tr_id == "H0NXASP0" for b in f.books]
+    assert books and {b.venue for b in books} == {"NXT"}
+    assert all(b.mid_price is not None for b in books)  # Nextrade's own mid-point (62 fields)
+
+
+def test_a_paper_account_registers_krx_feeds_and_no_other(tmp_path: Path) -> None:
+    """KIS's paper host offers KRX's trades and book alone: Nextrade's and the combined TRs
+    are refused (once each: the stream does not ask again), KRX's flow."""
+    symbol = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
+    wanted = [Registration(tr, symbol) for tr in ("H0STCNT0", "H0NXCNT0", "H0UNASP0")]
+    heard = _stream_day(tmp_path, SimConfig(paper=True), wanted)
+    assert heard.registered == [Registration("H0STCNT0", symbol)]
+    assert sorted((r.tr_id, code) for r, code, _ in heard.refused) == [
+        ("H0NXCNT0", "OPSP8991"),
+        ("H0UNASP0", "OPSP8991"),
+    ]
+    assert {f.tr_id for f, _ in heard.frames} == {"H0STCNT0"}
+    assert _ticks(heard, "H0STCNT0", symbol)
