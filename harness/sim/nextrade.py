@@ -13,18 +13,34 @@ KRX's previous close (pre-market) or of the day's close (after-market).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from harness.sim.paths import BARS_PER_DAY
-from harness.sim.price_units import round_ticks, tick_size
+from harness.sim.price_units import price_limits, round_ticks, tick_size
 
-__all__ = ["MAIN_SHARE", "NXT_SPANS", "OFF_HOURS_SHARE", "NxtSpan", "draw_nxt_minute", "span_at"]
+if TYPE_CHECKING:
+    from harness.sim.config import Faults
+    from harness.sim.market import Market
+
+__all__ = [
+    "MAIN_SHARE",
+    "NXT_SPANS",
+    "OFF_HOURS_SHARE",
+    "NxtSpan",
+    "draw_nxt_minute",
+    "span_at",
+    "venue_trades",
+]
 
 MAIN_SHARE = 0.4  # of KRX's trades in the same minute
 OFF_HOURS_SHARE = 0.05  # of the name's mean KRX trades a minute
 _BAND_UNITS = 3  # outside KRX's hours, prices within this many price units of the reference
 _KRX_OPEN_MINUTE = 9 * 60
+_KST = timezone(timedelta(hours=9))
+_NS = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +109,40 @@ def draw_nxt_minute(
     quantities = rng.integers(1, 2 * size + 1, size=count)
     seconds = np.sort(rng.uniform(from_s, to_s, size=count))
     return list(zip(seconds.tolist(), prices.tolist(), quantities.tolist(), strict=True))
+
+
+def venue_trades(
+    market: Market, faults: Faults, symbol: str, day: date, minute: int, combined: bool
+) -> list[tuple[float, int, int]]:
+    """The trades of ``symbol`` in ``minute`` (since 00:00 KST) on Nextrade, in time order.
+
+    None on a day Nextrade does not list the name or halts it (`Faults.nxt`). ``combined``:
+    KRX's trades of the minute too, as KRX's own feed has them (none while halted or in a
+    quiet minute, at the upper limit while locked): the combined feed's and bars' trades.
+    """
+    listing = market.listings[symbol]
+    eligible, halted = faults.nxt.standing(symbol, market.nxt_eligible(day), listing.suspended)
+    trades: list[tuple[float, int, int]] = []
+    if eligible and not halted:
+        trades = [(t.second, t.price, t.qty) for t in market.nxt_ticks(symbol, day, minute)]
+    index = minute - _KRX_OPEN_MINUTE
+    if not combined or not 0 <= index < BARS_PER_DAY:
+        return trades
+    bar = datetime(day.year, day.month, day.day, 9, tzinfo=_KST) + timedelta(minutes=index)
+    if f"{bar:%H%M}" in faults.no_trades.get(symbol, set()):
+        return trades
+    upper = price_limits(market.day_path(symbol, day).prev_close)[1]
+    opened = int(bar.timestamp()) * _NS
+    for tick in market.ticks(symbol, day, index):
+        at_ns = opened + int(tick.second * _NS)
+        if faults.halted(symbol, at_ns):
+            continue
+        trades.append(
+            (tick.second, upper if faults.locked(symbol, at_ns) else tick.price, tick.qty)
+        )
+    trades.sort(key=_second)
+    return trades
+
+
+def _second(trade: tuple[float, int, int]) -> float:
+    return trade[0]

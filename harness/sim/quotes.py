@@ -35,6 +35,7 @@ from harness.sim.market import (
     bars_value,
     quote_at,
 )
+from harness.sim.nextrade import venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, OK, envelope, fail, now_kst, price_sign, session_day, sign
 from harness.sim.sectors import CATALOG, detail_name, info_class, listed_code
@@ -152,6 +153,64 @@ class Quotes:
             return dataclasses.replace(q, price=upper, high=max(q.high, upper)), False
         return q, False
 
+    def _rows_of(
+        self, query: Any, symbol: str, day: date, until: str, limit: int
+    ) -> list[dict[str, str]]:
+        """The minute bars of the venue ``FID_COND_MRKT_DIV_CODE`` names.
+
+        J is KRX's, NX Nextrade's, UN both venues' trades; any other code reads as J.
+        """
+        venue = query.get("FID_COND_MRKT_DIV_CODE", "J")
+        if venue in ("NX", "UN"):
+            return self._venue_bar_rows(symbol, day, until, limit, combined=venue == "UN")
+        return self._bar_rows(symbol, day, until, limit)
+
+    def _venue_bar_rows(
+        self, symbol: str, day: date, until: str, limit: int, combined: bool
+    ) -> list[dict[str, str]]:
+        """Nextrade's minute bars (or the combined ones), newest first, at or before ``until``.
+
+        A bar for each minute with a trade, 08:00-20:00 (whether KIS's NX and UN bars cover
+        Nextrade's hours outside KRX's, and how it fills a minute without trades, is
+        UNCONFIRMED: here they do, and it has no bar, as KRX's).
+        """
+        now = self._now()
+        last = 20 * 60 - 1
+        if day == now.date():
+            last = min(last, now.hour * 60 + now.minute)
+        late = 1 if self.gateway.config.bar_label == "end" else 0
+        upto = min(last, int(until[:2]) * 60 + int(until[2:4]) - late)
+        bars: list[tuple[int, list[tuple[float, int, int]]]] = []
+        for minute in range(8 * 60, upto + 1):
+            trades = venue_trades(self.market, self.gateway.faults, symbol, day, minute, combined)
+            if day == now.date() and minute == now.hour * 60 + now.minute:
+                trades = [t for t in trades if t[0] <= now.second + now.microsecond / 1e6]
+            if trades:
+                bars.append((minute, trades))
+        rows: list[dict[str, str]] = []
+        cumulative = sum(p * q for _, trades in bars for _, p, q in trades)
+        midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
+        for minute, trades in reversed(bars):
+            if len(rows) == limit:
+                break
+            prices = [p for _, p, _ in trades]
+            rows.append(
+                {
+                    "stck_bsop_date": day.strftime("%Y%m%d"),
+                    "stck_cntg_hour": (midnight + timedelta(minutes=minute + late)).strftime(
+                        "%H%M00"
+                    ),
+                    "stck_prpr": str(prices[-1]),
+                    "stck_oprc": str(prices[0]),
+                    "stck_hgpr": str(max(prices)),
+                    "stck_lwpr": str(min(prices)),
+                    "cntg_vol": str(sum(q for _, _, q in trades)),
+                    "acml_tr_pbmn": str(cumulative),
+                }
+            )
+            cumulative -= sum(p * q for _, p, q in trades)
+        return rows
+
     def _bar_rows(self, symbol: str, day: date, until: str, limit: int) -> list[dict[str, str]]:
         path = self.market.day_path(symbol, day)
         now = self._now()
@@ -209,7 +268,8 @@ class Quotes:
         """FHKST03010200 (§4.3a): today only, 30 rows, newest first, and today's summary."""
         symbol = query["FID_INPUT_ISCD"]
         now = self._now()
-        rows = self._bar_rows(symbol, now.date(), query.get("FID_INPUT_HOUR_1", "153000"), 30)
+        until = query.get("FID_INPUT_HOUR_1", "153000")
+        rows = self._rows_of(query, symbol, now.date(), until, 30)
         summary = self._chart_summary(symbol, quote_at(self.market, symbol, now))
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 
@@ -218,7 +278,7 @@ class Quotes:
         symbol = query["FID_INPUT_ISCD"]
         raw = query.get("FID_INPUT_DATE_1", "")
         day = date(int(raw[:4]), int(raw[4:6]), int(raw[6:8]))
-        rows = self._bar_rows(symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 120)
+        rows = self._rows_of(query, symbol, day, query.get("FID_INPUT_HOUR_1", "153000"), 120)
         summary = self._chart_summary(symbol, self._latest_quote(symbol)[1])
         return web.json_response(envelope(*OK, output1=summary, output2=rows))
 

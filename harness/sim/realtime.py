@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 from harness.sim.config import SimConfig, TickLoss
 from harness.sim.gateway import Gateway
 from harness.sim.market import BARS_PER_DAY, KST, Market, Tick, quote_at, tick_size
-from harness.sim.nextrade import span_at
+from harness.sim.nextrade import span_at, venue_trades
 from harness.sim.price_units import price_limits
 from harness.sim.protocol import NS, price_sign
 from observer.calendar.clock import Clock
@@ -39,7 +39,6 @@ __all__ = ["Realtime", "trade_ns"]
 _TRADES = {"H0STCNT0": "KRX", "H0NXCNT0": "NXT", "H0UNCNT0": "combined"}
 _BOOKS = {"H0STASP0": "KRX", "H0NXASP0": "NXT", "H0UNASP0": "combined"}
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
-_KRX_OPEN_MINUTE = 9 * 60
 
 
 class Realtime:
@@ -389,16 +388,12 @@ class Realtime:
     ) -> list[str]:
         """Nextrade's records of ``symbol`` in (start, end], or the combined feed's.
 
-        The combined feed sends KRX's trades and Nextrade's in time order. Neither sends any
-        for a name Nextrade does not trade that day or halts (whether KIS refuses such a
-        registration is UNCONFIRMED: here it is registered, and silent).
+        The combined feed sends KRX's trades and Nextrade's in time order
+        (`harness.sim.nextrade.venue_trades`). Nextrade's sends none for a name it does not
+        trade that day or halts (whether KIS refuses such a registration is UNCONFIRMED:
+        here it is registered, and silent).
         """
         day = end.date()
-        listing = self.market.listings[symbol]
-        selected = self.market.nxt_eligible(day)
-        eligible, halted = self.faults.nxt.standing(symbol, selected, listing.suspended)
-        if not eligible or halted:
-            return []
         combined = tr_id in ("H0UNCNT0", "H0UNASP0")
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         running = state.get((tr_id, symbol))
@@ -408,7 +403,9 @@ class Realtime:
         for minute in range(start.hour * 60 + start.minute, end.hour * 60 + end.minute + 1):
             bar = midnight + timedelta(minutes=minute)
             after, upto = (start - bar).total_seconds(), (end - bar).total_seconds()
-            for second, price, qty in self._trades_in(symbol, day, minute, combined):
+            for second, price, qty in venue_trades(
+                self.market, self.faults, symbol, day, minute, combined
+            ):
                 if not after < second <= upto:
                     continue
                 running.add(price, qty)
@@ -421,29 +418,6 @@ class Realtime:
                 records.append(record + self._tail(tr_id, price, code.market_code if code else "2"))
         return records
 
-    def _trades_in(
-        self, symbol: str, day: date, minute: int, combined: bool
-    ) -> list[tuple[float, int, int]]:
-        """The minute's trades on Nextrade, and on KRX too for the combined feed.
-
-        KRX's as its own feed sends them: none while halted or in a quiet minute, at the
-        limit while locked.
-        """
-        trades = [(t.second, t.price, t.qty) for t in self.market.nxt_ticks(symbol, day, minute)]
-        index = minute - _KRX_OPEN_MINUTE
-        if combined and 0 <= index < BARS_PER_DAY:
-            bar = datetime(day.year, day.month, day.day, 9, tzinfo=KST) + timedelta(minutes=index)
-            if f"{bar:%H%M}" not in self.faults.no_trades.get(symbol, set()):
-                upper = price_limits(self.market.day_path(symbol, day).prev_close)[1]
-                for tick in self.market.ticks(symbol, day, index):
-                    at_ns = trade_ns(bar, tick)
-                    if self.faults.halted(symbol, at_ns):
-                        continue
-                    price = upper if self.faults.locked(symbol, at_ns) else tick.price
-                    trades.append((tick.second, price, tick.qty))
-            trades.sort(key=_first)
-        return trades
-
     def _running_before(self, symbol: str, start: datetime, combined: bool) -> _Running:
         """Nextrade's day before ``start`` (with KRX's, for the combined feed)."""
         day = start.date()
@@ -455,9 +429,11 @@ class Realtime:
         midnight = datetime(day.year, day.month, day.day, tzinfo=KST)
         for minute in range(8 * 60, start.hour * 60 + start.minute + 1):
             before = (start - (midnight + timedelta(minutes=minute))).total_seconds()
-            for tick in self.market.nxt_ticks(symbol, day, minute):
-                if tick.second <= before:
-                    running.add(tick.price, tick.qty)
+            for second, price, qty in venue_trades(
+                self.market, self.faults, symbol, day, minute, combined=False
+            ):
+                if second <= before:
+                    running.add(price, qty)
         return running
 
     def _tail(self, tr_id: str, price: int, market_code: str = "2") -> str:
@@ -639,7 +615,3 @@ def _control(tr_id: str, tr_key: str, rt_cd: str, msg_cd: str, msg1: str) -> dic
 
 
 _second = attrgetter("second")
-
-
-def _first(trade: tuple[float, int, int]) -> float:
-    return trade[0]

@@ -357,14 +357,20 @@ class KisClient:
         """Today's one-minute bars from ``since`` to ``until`` (HHMMSS), oldest first (§4.3a).
 
         KIS returns at most 30 bars per call, newest first, at or before ``FID_INPUT_HOUR_1``.
+        ``market``: the venue, J (KRX), NX (Nextrade) or UN (both).
         """
         return (await self.minute_bars_span(symbol, since, until, market=market)).rows
 
     async def minute_bars_on(
-        self, symbol: str, day: str, until: str = "153000", since: str = "090000"
+        self,
+        symbol: str,
+        day: str,
+        until: str = "153000",
+        since: str = "090000",
+        market: str = "J",
     ) -> list[MinuteBarRow]:
         """One past day's one-minute bars (YYYYMMDD), oldest first; 120 per call (§4.3b)."""
-        return (await self.minute_bars_span(symbol, since, until, day)).rows
+        return (await self.minute_bars_span(symbol, since, until, day, market)).rows
 
     async def minute_bars_span(
         self, symbol: str, since: str, until: str, day: str = "", market: str = "J"
@@ -372,13 +378,13 @@ class KisClient:
         """The bars from ``since`` to ``until`` and whether they are all (`MinuteRows`).
 
         ``day``: empty for today's (FHKST03010200), or a past day's YYYYMMDD (FHKST03010230).
+        ``market``: the venue whose bars, J (KRX), NX (Nextrade) or UN (both), either TR.
         """
         params = {"FID_COND_MRKT_DIV_CODE": market, "FID_INPUT_ISCD": symbol}
         if not day:
             params |= {"FID_PW_DATA_INCU_YN": "N", "FID_ETC_CLS_CODE": ""}
             return await self._minutes(ENDPOINTS["minute_bars_today"], params, "", since, until)
         params |= {
-            "FID_COND_MRKT_DIV_CODE": "J",
             "FID_INPUT_DATE_1": day,
             "FID_PW_DATA_INCU_YN": "N",
             "FID_FAKE_TICK_INCU_YN": "",

@@ -1,4 +1,4 @@
-"""Nextrade's and the combined real-time feeds, from the simulator to typed events.
+"""Nextrade's and the combined feeds and minute bars, from the simulator to typed events.
 
 A real `KisStream` against the simulator's WebSocket registers KRX's, Nextrade's and the
 combined trade TRs and Nextrade's book for one name Nextrade lists, and Nextrade's trades for
@@ -16,18 +16,19 @@ from pathlib import Path
 import httpx
 
 from bus.events import OrderBook, TradeTick
-from harness.sim.config import SimConfig
+from harness.sim.config import Faults, SimConfig
 from harness.sim.market import KST, Market
-from harness.sim.nextrade import span_at
+from harness.sim.nextrade import span_at, venue_trades
 from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
 from observer.calendar.venues import venues_from
 from observer.kis.auth import TokenManager
 from observer.kis.credentials import Credentials, Secret
+from observer.kis.schemas import MinuteBarRow
 from observer.kis.stream import KisStream, Registration
 from tests.kis.test_kis_stream import Heard
-from tests.support import SimThread, until
+from tests.support import SimThread, sim_client, until
 
 DAY = date(2026, 11, 20)
 MARKET = Market(23, TradingCalendar(), stocks=120, etfs=2)
@@ -140,3 +141,70 @@ def test_a_paper_account_registers_krx_feeds_and_no_other(tmp_path: Path) -> Non
     ]
     assert {f.tr_id for f, _ in heard.frames} == {"H0STCNT0"}
     assert _ticks(heard, "H0STCNT0", symbol)
+
+
+def test_minute_bars_per_venue_are_each_venue_s_trades(tmp_path: Path) -> None:
+    """FHKST03010200 and FHKST03010230 for J, NX and UN: KRX's bars as before, Nextrade's
+    from its own trades (its pre-market too, and no bar for a minute without one), the
+    combined ones from both venues' trades of the minute, each row what the trades add up to;
+    a name Nextrade does not list has no NX bars and its UN bars are KRX's."""
+    listed = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
+    unlisted = sorted(s for s in MARKET.listings if s not in MARKET.nxt_eligible(DAY))[0]
+    sim = SimThread(MARKET, _kst(9, 20), SimConfig(token_min_interval_s=0))
+
+    async def ask() -> dict[tuple[str, str, str], list[MinuteBarRow]]:
+        client = sim_client(sim, tmp_path, "acct1")
+        try:
+            bars = {}
+            for symbol in (listed, unlisted):
+                for market in ("J", "NX", "UN"):
+                    today = await client.minute_bars_today(symbol, "091000", "084500", market)
+                    past = await client.minute_bars_on(
+                        symbol, "20261119", "091000", "084500", market
+                    )
+                    bars[symbol, market, "today"], bars[symbol, market, "past"] = today, past
+            return bars
+        finally:
+            await client._http.aclose()  # type: ignore[attr-defined]
+
+    try:
+        bars = asyncio.run(ask())
+    finally:
+        sim.close()
+
+    def expected(
+        symbol: str, day: date, combined: bool
+    ) -> list[tuple[str, int, int, int, int, int]]:
+        rows = []
+        for minute in range(8 * 60 + 45, 9 * 60 + 11):
+            trades = venue_trades(MARKET, Faults(), symbol, day, minute, combined)
+            if trades:
+                prices = [p for _, p, _ in trades]
+                volume = sum(q for _, _, q in trades)
+                hhmm = f"{minute // 60:02d}{minute % 60:02d}00"
+                rows.append((hhmm, prices[0], max(prices), min(prices), prices[-1], volume))
+        return rows
+
+    def read(rows: list[MinuteBarRow]) -> list[tuple[str, int, int, int, int, int]]:
+        return [
+            (
+                r.stck_cntg_hour,
+                int(r.stck_oprc),
+                int(r.stck_hgpr),
+                int(r.stck_lwpr),
+                int(r.stck_prpr),
+                int(r.cntg_vol),
+            )
+            for r in rows
+        ]
+
+    for when, day in (("today", DAY), ("past", date(2026, 11, 19))):
+        nxt = read(bars[listed, "NX", when])
+        assert nxt == expected(listed, day, combined=False)
+        assert {h for h, *_ in nxt} >= {"084900", "090000"}  # its pre-market and main session
+        assert not [h for h, *_ in nxt if "085000" <= h < "090000"]  # nobody trades then
+        assert read(bars[listed, "UN", when]) == expected(listed, day, combined=True)
+        krx = read(bars[listed, "J", when])
+        assert krx and min(h for h, *_ in krx) == "090000"
+        assert bars[unlisted, "NX", when] == []
+        assert read(bars[unlisted, "UN", when]) == read(bars[unlisted, "J", when])
