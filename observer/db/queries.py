@@ -207,10 +207,10 @@ _OPEN_GAP_STATES = ("detected", "recovering")
 
 def open_gaps(
     conn: Connection, host: str = "", *, unrecoverable_since_ns: int | None = None
-) -> Sequence[Row[str, str, int, int, str, int, str]]:
+) -> Sequence[Row[str, str, int, int, str, int, str, str]]:
     """Gaps not yet settled, oldest detection first; with ``host``, those detected there.
 
-    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns, state``. A gap was
+    Rows of ``gap_id, symbol, start_ns, end_ns, reason, detected_ns, state, venue``. A gap was
     detected on ``host`` if the source of its detection is qualified with it (``track_b@c2``).
     With ``unrecoverable_since_ns``, the unrecoverable gaps that began since then too: gap
     recovery tries them again while KIS still serves their bars.
@@ -229,6 +229,7 @@ def open_gaps(
             Gap.reason,
             Gap.detected_ns,
             Gap.state,
+            Gap.venue,
         )
         .where(wanted, _detected_on(host))
         .order_by(Gap.detected_ns)
@@ -261,16 +262,16 @@ def _detected_on(host: str) -> ColumnElement[bool]:
     return Gap.gap_id.in_(detected_here)
 
 
-def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, int]]:
-    """(symbol, minute) of every recovered bar an open gap or the last ``since_ns`` may touch."""
+def recovered_minutes(conn: Connection, since_ns: int) -> list[tuple[str, str, int]]:
+    """(symbol, venue, minute) of each recovered bar an open gap or the last ``since_ns`` touch."""
     oldest = conn.execute(
         select(func.min(Gap.start_ns)).where(Gap.state.in_(_OPEN_GAP_STATES))
     ).scalar_one()
-    query = select(BarRow.symbol, BarRow.minute_ns).where(
+    query = select(BarRow.symbol, BarRow.venue, BarRow.minute_ns).where(
         BarRow.quality == "recovered",
         BarRow.minute_ns >= min(since_ns, oldest or since_ns) - 60 * 1_000_000_000,
     )
-    return [(symbol, minute_ns) for symbol, minute_ns in conn.execute(query)]
+    return [(symbol, venue, minute_ns) for symbol, venue, minute_ns in conn.execute(query)]
 
 
 def master_files_checked_ns(conn: Connection) -> int | None:

@@ -136,7 +136,7 @@ def test_overlapping_and_retried_gaps_publish_each_minute_once(
             for m in range(first, first + count + 1)
         ]
 
-    ledger = BarLedger(("005930", TEN_NS + m * MINUTE) for m in stored)
+    ledger = BarLedger(("005930", "KRX", TEN_NS + m * MINUTE) for m in stored)
     published: list[int] = []
     for first, count in [*spans, *spans]:  # every gap twice: a retry after a crash
         published += [b.minute_ns for b in ledger.claim("005930", bars(first, count))]
@@ -144,6 +144,7 @@ def test_overlapping_and_retried_gaps_publish_each_minute_once(
     assert len(published) == len(set(published))
     assert set(published) == wanted - {TEN_NS + m * MINUTE for m in stored}
     assert ledger.claim("000660", bars(0, 0))  # another symbol's minutes are its own
+    assert ledger.claim("005930", bars(0, 0), "NXT")  # and another venue's
 
 
 def test_ready_gaps_go_by_priority_and_unready_ones_wait(tmp_path: Path) -> None:

@@ -87,8 +87,9 @@ class Kis:
         self.calls = 0
 
     async def minute_bars_span(
-        self, symbol: str, since: str, until: str, day: str = ""
+        self, symbol: str, since: str, until: str, day: str = "", market: str = "J"
     ) -> MinuteRows:
+        assert market == "J"  # KRX's gaps: KRX's bars
         self.calls += 1
         step = self.steps.popleft() if self.steps else None
         if step in LATER:
@@ -228,7 +229,16 @@ def test_a_garbled_row_keeps_the_good_minutes_and_retries_only_its_own() -> None
 
 
 def _row_of(gap: Pending, state: str) -> Any:
-    return (gap.gap_id, gap.symbol, gap.start_ns, gap.end_ns, gap.reason, gap.detected_ns, state)
+    return (
+        gap.gap_id,
+        gap.symbol,
+        gap.start_ns,
+        gap.end_ns,
+        gap.reason,
+        gap.detected_ns,
+        state,
+        gap.venue,
+    )
 
 
 def test_an_unrecoverable_gap_is_tried_again_and_its_alert_resolved_when_recovered() -> None:

@@ -1,7 +1,8 @@
 """Minute bars for a gap: fetched from KIS, and never published twice.
 
 Today's bars come from FHKST03010200 (30 rows per call, paged back by the client), an
-earlier day's from FHKST03010230. `BarLedger` remembers every (symbol, minute) already
+earlier day's from FHKST03010230, of the gap's venue (`BAR_MARKETS`: KRX's J bars, Nextrade's
+NX, the combined feed's UN). `BarLedger` remembers every (symbol, venue, minute) already
 recovered, loaded from the database at start-up, so a gap retried, overlapping another or
 resumed after a crash publishes only the minutes nobody has published. KIS has no bar for a
 minute without trades: `fetch_gap` tells "no trades" from "KIS did not say"; a garbled row
@@ -17,16 +18,26 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
-from bus.events import Bar
+from bus.events import Bar, Venue
 from observer.calendar.phases import KST
 from observer.errors import KisProtocolError
 from observer.kis.client import KisClient
 from observer.kis.parse import read_int
 from observer.kis.schemas import MinuteBarRow
 
-__all__ = ["BarLabel", "BarLedger", "BarsAnswer", "bar_of", "fetch_bars", "fetch_gap"]
+__all__ = [
+    "BAR_MARKETS",
+    "BarLabel",
+    "BarLedger",
+    "BarsAnswer",
+    "bar_of",
+    "fetch_bars",
+    "fetch_gap",
+]
 
 BarLabel = Literal["start", "end"]  # the minute a bar's stck_cntg_hour names
+# Each venue's minute bars: FID_COND_MRKT_DIV_CODE of FHKST03010200 and FHKST03010230.
+BAR_MARKETS: dict[Venue, str] = {"KRX": "J", "NXT": "NX", "combined": "UN"}
 
 _NS = 1_000_000_000
 _MINUTE_NS = 60 * _NS
@@ -105,9 +116,16 @@ class BarsAnswer:
 
 
 async def fetch_gap(
-    client: KisClient, symbol: str, minutes: list[int], today: date, label: BarLabel = "start"
+    client: KisClient,
+    symbol: str,
+    minutes: list[int],
+    today: date,
+    label: BarLabel = "start",
+    market: str = "J",
 ) -> BarsAnswer:
     """The bars of ``minutes`` (opening instants, one day), with the proof of quiet minutes.
+
+    ``market``: the venue's code (`BAR_MARKETS`).
 
     It asks from the minute before the gap (at least the half hour up to its last minute: one
     call's 30 rows, so it costs nothing more) to its last minute; KIS answers the newest bars at
@@ -122,7 +140,7 @@ async def fetch_gap(
     since, until = _labelled(first, label), _labelled(minutes[-1], label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     asked = "" if day == today else day.strftime("%Y%m%d")
-    answer = await client.minute_bars_span(symbol, since, until, asked)
+    answer = await client.minute_bars_span(symbol, since, until, asked, market)
     wanted = {_labelled(minute, label)[:4]: minute for minute in minutes}
     bars: dict[int, Bar] = {}
     garbled: list[int] = []
@@ -141,16 +159,16 @@ async def fetch_gap(
 
 
 class BarLedger:
-    """The (symbol, minute) pairs already recovered: each is published once."""
+    """The (symbol, venue, minute) triples already recovered: each is published once."""
 
-    def __init__(self, stored: Iterable[tuple[str, int]] = ()) -> None:
-        self._minutes: dict[str, set[int]] = {}
-        for symbol, minute_ns in stored:
-            self._minutes.setdefault(symbol, set()).add(minute_ns)
+    def __init__(self, stored: Iterable[tuple[str, str, int]] = ()) -> None:
+        self._minutes: dict[tuple[str, str], set[int]] = {}
+        for symbol, venue, minute_ns in stored:
+            self._minutes.setdefault((symbol, venue), set()).add(minute_ns)
 
-    def claim(self, symbol: str, bars: Iterable[Bar]) -> list[Bar]:
+    def claim(self, symbol: str, bars: Iterable[Bar], venue: str = "KRX") -> list[Bar]:
         """The bars not published yet, in time order, now counted as published."""
-        held = self._minutes.setdefault(symbol, set())
+        held = self._minutes.setdefault((symbol, venue), set())
         fresh = sorted((b for b in bars if b.minute_ns not in held), key=lambda b: b.minute_ns)
         held.update(b.minute_ns for b in fresh)
         return fresh

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from bus.events import Venue
 from observer.config.workers import GapRecoverySettings
 
 __all__ = ["PRIORITY", "STAMP_NS", "Pending", "Plan", "minutes_of", "plan_for", "ready_ns"]
@@ -36,6 +37,7 @@ class Pending:
     end_ns: int
     reason: str
     detected_ns: int
+    venue: Venue = "KRX"  # whose trades are missing: its minute bars are asked for
 
     @property
     def duration_s(self) -> float:

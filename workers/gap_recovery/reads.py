@@ -34,7 +34,7 @@ _NS = 1_000_000_000
 _DAY_NS = 86_400 * _NS
 _LEDGER_DAYS = 7  # recovered bars loaded at start-up: this many days back, or the oldest gap's
 
-GapRow = Row[str, str, int, int, str, int, str]  # `open_gaps`
+GapRow = Row[str, str, int, int, str, int, str, str]  # `open_gaps`
 
 
 def day_of(ns: int) -> date:
@@ -50,7 +50,7 @@ def _midnight_ns(day: date) -> int:
 class StartUp:
     """What the start-up reads from the database."""
 
-    stored: list[tuple[str, int]]  # the recovered bars a gap could touch (the ledger)
+    stored: list[tuple[str, str, int]]  # the recovered bars a gap could touch (the ledger)
     settled: list[tuple[str, str]]  # today's settled gaps: the day's success
     # An earlier instance's open `UNRECOVERABLE_ALERT`s (a day each) and not-offered warnings
     # (an account each: raised once, not again after a restart)

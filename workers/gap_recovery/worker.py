@@ -21,7 +21,7 @@ from typing import cast
 import msgspec
 from sqlalchemy import Engine
 
-from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars
+from bus.events import GapDetected, GapState, GapStateChanged, MinuteBars, Venue
 from bus.feed import FeedSubscriber
 from bus.producer import Producer
 from observer.calendar.clock import Clock
@@ -46,7 +46,7 @@ from observer.process.heartbeat import FAILING_S, Heartbeat
 from observer.process.retry import backoff_s
 from observer.runtime import AsyncWorker, alongside, beat_forever
 from workers.gap_recovery import SOURCE
-from workers.gap_recovery.bars import BarLedger, fetch_gap
+from workers.gap_recovery.bars import BAR_MARKETS, BarLedger, fetch_gap
 from workers.gap_recovery.outcomes import (
     NOT_ON_PAPER_ALERT,
     UNRECOVERABLE_ALERT,
@@ -255,8 +255,8 @@ class GapRecovery(AsyncWorker):
         now = self.clock.now_ns()
         retake_ns = int(self.config.retake_s * _NS)
         unrecoverable: dict[str, date] = {}
-        for gap_id, symbol, start, end, reason, detected, state in rows:
-            gap = Pending(gap_id, symbol, start, end, reason, detected)
+        for gap_id, symbol, start, end, reason, detected, state, venue in rows:
+            gap = Pending(gap_id, symbol, start, end, reason, detected, cast(Venue, venue))
             if state != "unrecoverable":
                 self.admit(gap)
                 continue
@@ -284,6 +284,7 @@ class GapRecovery(AsyncWorker):
                             event.end_ns,
                             event.reason,
                             envelope.ts,
+                            event.venue,
                         )
                     )
 
@@ -358,7 +359,12 @@ class GapRecovery(AsyncWorker):
         today = day_of(self.clock.now_ns())
         try:
             answer = await fetch_gap(
-                account.client, gap.symbol, minutes, today, self.config.bar_label
+                account.client,
+                gap.symbol,
+                minutes,
+                today,
+                self.config.bar_label,
+                BAR_MARKETS[gap.venue],
             )
         except KisPaperRefused as exc:  # KIS will never give them: no retries, a marker
             self._not_offered(account.alias, gap, str(exc))
@@ -371,11 +377,11 @@ class GapRecovery(AsyncWorker):
             self.tally.call_to_record_s.append(time.monotonic() - job.started)
             self._final(gap, "recovered", 0, f"no trades in {_span(minutes)}", retake=job.retake)
             return
-        fresh = self.ledger.claim(gap.symbol, found.values())
+        fresh = self.ledger.claim(gap.symbol, found.values(), gap.venue)
         if fresh:  # the good minutes are kept whatever else the answer lacks
             bars = tuple(
                 msgspec.structs.replace(
-                    bar, trading_session=self.venues.session_of_ns("KRX", bar.minute_ns)
+                    bar, trading_session=self.venues.session_of_ns(gap.venue, bar.minute_ns)
                 )
                 for bar in fresh
             )
@@ -385,7 +391,7 @@ class GapRecovery(AsyncWorker):
                     quality="recovered",
                     bars=bars,
                     gap_id=gap.gap_id,
-                    venue="KRX",  # FID J's bars
+                    venue=gap.venue,
                 )
             )
             self.tally.bars += len(fresh)
