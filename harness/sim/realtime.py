@@ -35,9 +35,10 @@ from observer.calendar.clock import Clock
 
 __all__ = ["Realtime", "trade_ns"]
 
-# Each trade and book TR, by venue; only KRX's are offered to paper accounts ("모의투자 미지원").
-_TRADES = {"H0STCNT0": "KRX", "H0NXCNT0": "NXT", "H0UNCNT0": "combined"}
-_BOOKS = {"H0STASP0": "KRX", "H0NXASP0": "NXT", "H0UNASP0": "combined"}
+# The trade and book TRs of KRX, Nextrade and the combined feed; only KRX's are offered to
+# paper accounts ("모의투자 미지원").
+_TRADES = frozenset({"H0STCNT0", "H0NXCNT0", "H0UNCNT0"})
+_BOOKS = frozenset({"H0STASP0", "H0NXASP0", "H0UNASP0"})
 _PAPER_TRS = frozenset({"H0STCNT0", "H0STASP0"})
 
 
