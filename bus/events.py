@@ -163,7 +163,7 @@ class TradeTick(_Event, tag="trade_tick", frozen=True, kw_only=True):
     account: str = ""  # the account whose WebSocket delivered it
     # MARKET_CLS_CODE as sent (1 pre, 2 regular, 3 after, 5 closing); None: a layout without it
     market_session: str | None = None
-    venue: Venue = "KRX"  # its TR's (H0STCNT0: KRX)
+    venue: Venue = "KRX"  # its TR's: H0STCNT0 KRX, H0NXCNT0 NXT, H0UNCNT0 combined
     trading_session: TradingSession = ""  # the venue's session at exchange_ns
 
 
@@ -187,7 +187,7 @@ class OrderBook(_Event, tag="order_book", frozen=True, kw_only=True):
     mid_qty: int | None = None  # MIDP_TOTAL_RSQN
     mid_side: str | None = None  # MIDP_CLS_CODE as sent
     market_session: str | None = None  # MARKET_CLS_CODE as sent
-    venue: Venue = "KRX"  # its TR's (H0STASP0: KRX)
+    venue: Venue = "KRX"  # its TR's: H0STASP0 KRX, H0NXASP0 NXT, H0UNASP0 combined
     trading_session: TradingSession = ""  # the venue's session at exchange_ns
 
 
@@ -242,7 +242,7 @@ class MinuteBars(_Event, tag="minute_bars", frozen=True, kw_only=True):
     quality: Literal["live", "recovered"]
     bars: tuple[Bar, ...]
     gap_id: str = ""  # set when recovered for a gap
-    venue: Venue = "KRX"  # the venue whose bars these are (FID_COND_MRKT_DIV_CODE J: KRX)
+    venue: Venue = "KRX"  # whose bars these are (FID_COND_MRKT_DIV_CODE J KRX, NX NXT, UN combined)
 
 
 # --------------------------------------------------------------------------- gaps

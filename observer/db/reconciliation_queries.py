@@ -62,23 +62,34 @@ def _of_host(source: InstrumentedAttribute[str], host: str) -> ColumnElement[boo
 
 
 def tick_minutes(
-    conn: Connection, symbol: str, lo_ns: int, hi_ns: int
+    conn: Connection, symbol: str, lo_ns: int, hi_ns: int, venue: str = "KRX"
 ) -> dict[int, tuple[int, int]]:
-    """The stored trades of ``symbol`` per minute of their exchange stamp: (volume, count)."""
+    """The stored trades of ``symbol`` on ``venue`` per minute: (volume, count).
+
+    A minute is its trades' exchange stamp's; each venue's are checked against its own bars.
+    """
     t = TradeTickRow
     minute = t.exchange_ns - t.exchange_ns % _MINUTE_NS
     query = (
         select(minute, func.sum(t.qty), func.count())
-        .where(t.symbol == symbol, t.exchange_ns >= lo_ns, t.exchange_ns < hi_ns)
+        .where(
+            t.symbol == symbol,
+            t.venue == venue,
+            t.exchange_ns >= lo_ns,
+            t.exchange_ns < hi_ns,
+        )
         .group_by(minute)
     )
     return {int(m): (int(volume), int(count)) for m, volume, count in conn.execute(query)}
 
 
-def recovered_bar_minutes(conn: Connection, symbol: str, lo_ns: int, hi_ns: int) -> set[int]:
-    """The minutes in ``[lo_ns, hi_ns)`` whose bar gap recovery has stored for ``symbol``."""
+def recovered_bar_minutes(
+    conn: Connection, symbol: str, lo_ns: int, hi_ns: int, venue: str = "KRX"
+) -> set[int]:
+    """The minutes in ``[lo_ns, hi_ns)`` of ``symbol``'s bars recovered on ``venue``."""
     query = select(BarRow.minute_ns).where(
         BarRow.symbol == symbol,
+        BarRow.venue == venue,
         BarRow.quality == "recovered",
         BarRow.minute_ns >= lo_ns,
         BarRow.minute_ns < hi_ns,
@@ -87,14 +98,14 @@ def recovered_bar_minutes(conn: Connection, symbol: str, lo_ns: int, hi_ns: int)
 
 
 def gaps_of(
-    conn: Connection, symbol: str, lo_ns: int, hi_ns: int
+    conn: Connection, symbol: str, lo_ns: int, hi_ns: int, venue: str = "KRX"
 ) -> list[tuple[str, int, int, str, str]]:
-    """The recorded gaps of ``symbol`` that touch ``[lo_ns, hi_ns)``.
+    """The recorded gaps of ``symbol`` on ``venue`` that touch ``[lo_ns, hi_ns)``.
 
     Rows of ``gap_id, start_ns, end_ns, reason, state``.
     """
     query = select(Gap.gap_id, Gap.start_ns, Gap.end_ns, Gap.reason, Gap.state).where(
-        Gap.symbol == symbol, Gap.start_ns < hi_ns, Gap.end_ns >= lo_ns
+        Gap.symbol == symbol, Gap.venue == venue, Gap.start_ns < hi_ns, Gap.end_ns >= lo_ns
     )
     return [(g, start, end, reason, state) for g, start, end, reason, state in conn.execute(query)]
 

@@ -1,15 +1,20 @@
 """Gap recovery per venue: a gap in Nextrade's trades is filled from Nextrade's minute bars
-(NX), one in KRX's from KRX's (J), each stored as its venue's, neither taking the other's."""
+(NX), one in KRX's from KRX's (J), each stored as its venue's, neither taking the other's; the
+reconciliation's reads of a venue see that venue's trades, recovered bars and gaps alone."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
-from bus.events import GapDetected
+from sqlalchemy import create_engine
+
+from bus.events import GapDetected, TradeTick
 from bus.producer import Producer
 from harness.sim.config import Faults
 from harness.sim.nextrade import venue_trades
 from observer.calendar.phases import KST
+from observer.db.reconciliation_queries import gaps_of, recovered_bar_minutes, tick_minutes
 from tests.gap_recovery.conftest import HALF_TEN, MARKET, Rig
 from tests.support import db_rows, wait_until
 
@@ -42,6 +47,22 @@ def test_a_gap_on_each_venue_is_recovered_from_that_venue_s_bars(rig: Rig) -> No
     ) as track_b:
         for gap in gaps:
             track_b.send(gap)
+        for venue, qty in (("KRX", 3), ("NXT", 5)):  # one trade on each venue in 10:12
+            track_b.send(
+                TradeTick(
+                    symbol=symbol,
+                    exchange_ns=start_ns + 100 * S,
+                    received_ns=start_ns + 100 * S,
+                    price=MARKET.close(symbol, day),
+                    qty=qty,
+                    cum_volume=qty,
+                    cum_value=0,
+                    change_rate=Decimal(0),
+                    account="acct1",
+                    venue=venue,
+                    trading_session="regular",
+                )
+            )
         assert track_b.wait_acked(30)
     states = "select gap_id, state from gaps where state = 'recovered' order by gap_id"
     wait_until(lambda: len(db_rows(rig.url, states)) == 2, 90, "both gaps recovered")
@@ -77,3 +98,13 @@ def test_a_gap_on_each_venue_is_recovered_from_that_venue_s_bars(rig: Rig) -> No
     ]
     assert {(r[0], r[1]) for r in rows} == {("NXT", "regular"), ("KRX", "regular")}
     assert nxt != krx  # two venues' trades, not one venue's bars twice
+
+    engine = create_engine(rig.url)
+    lo, hi = minutes[0], minutes[-1] + 2 * MINUTE
+    with engine.connect() as conn:
+        for venue, qty in (("KRX", 3), ("NXT", 5)):
+            assert tick_minutes(conn, symbol, lo, hi, venue) == {minutes[-1] + MINUTE: (qty, 1)}
+            assert recovered_bar_minutes(conn, symbol, lo, hi, venue) == set(minutes)
+            found = gaps_of(conn, symbol, lo, hi, venue)
+            assert [g for g, *_ in found] == [f"acct1:{symbol}:{venue}"]
+    engine.dispose()

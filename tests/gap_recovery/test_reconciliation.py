@@ -538,10 +538,10 @@ def test_a_symbol_whose_stored_minutes_the_database_fails_fails_alone_and_is_tri
     clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
     answering = verify.tick_minutes
 
-    def lost(conn: Any, symbol: str, lo: int, hi: int) -> Any:
+    def lost(conn: Any, symbol: str, lo: int, hi: int, venue: str) -> Any:
         if symbol == a:
             raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
-        return answering(conn, symbol, lo, hi)
+        return answering(conn, symbol, lo, hi, venue)
 
     monkeypatch.setattr(verify, "tick_minutes", lost)
     counted: list[str] = []

@@ -25,7 +25,7 @@ from datetime import date, datetime, time, timedelta
 import msgspec
 from sqlalchemy import Engine
 
-from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation
+from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation, Venue
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
@@ -66,6 +66,10 @@ __all__ = [
     "lanes_for",
     "misses_of",
 ]
+
+# The venue whose minutes are reconciled (against its J bars, `fetch_bars`): KRX's so far. Its
+# stored trades, recovered bars and gaps are KRX's alone: another venue's never count here.
+_VENUE: Venue = "KRX"
 
 log = logging.getLogger(__name__)
 
@@ -328,9 +332,10 @@ class Verifier:
         lo, hi = minutes[0], minutes[-1] + MINUTE_NS
         try:
             with self.engine.connect() as conn:
-                stored = tick_minutes(conn, symbol, lo, hi)
-                recovered = recovered_bar_minutes(conn, symbol, lo, hi)
-                gaps = [(g, start, end) for g, start, end, _, _ in gaps_of(conn, symbol, lo, hi)]
+                stored = tick_minutes(conn, symbol, lo, hi, _VENUE)
+                recovered = recovered_bar_minutes(conn, symbol, lo, hi, _VENUE)
+                recorded = gaps_of(conn, symbol, lo, hi, _VENUE)
+                gaps = [(g, start, end) for g, start, end, _, _ in recorded]
         except DATABASE_ERRORS as exc:  # as a failed fetch: the next run's
             self.reads.on_failure()
             log.warning("reconciliation of %s on %s: the database: %s", symbol, day, exc)
@@ -344,7 +349,7 @@ class Verifier:
                 result.failed[symbol] = str(exc)[:200]
                 return True
             self._label_shifted(day, symbol, shift)
-        session_of = functools.partial(self.venues.session_of_ns, "KRX")  # FID J's bars
+        session_of = functools.partial(self.venues.session_of_ns, _VENUE)
         checks = check_minutes(minutes, stored, bars, recovered, gaps, session_of)
         for n, check in enumerate(checks):
             if shift:
@@ -361,7 +366,7 @@ class Verifier:
                         start_ns=check.minute_ns,
                         end_ns=check.minute_ns + MINUTE_NS - STAMP_NS,  # its last stamp
                         reason="reconciliation",
-                        venue="KRX",
+                        venue=_VENUE,
                         trading_session=check.trading_session,
                     )
                 )
@@ -377,7 +382,7 @@ class Verifier:
                 missing_volume=missing,
                 misses=misses,
                 calls=calls,
-                venue="KRX",
+                venue=_VENUE,
             )
         )
         result.add(symbol, checks, calls)
