@@ -7,6 +7,7 @@ token was cached), and nothing is sent that changes the account.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,13 +20,19 @@ from observer.conformance.master_host import check_master_host
 from observer.conformance.minute_label import read_label
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets, check_rest
-from observer.conformance.session import SUBSCRIBED, SessionSeen, watch_session
+from observer.conformance.session import (
+    PAPER_SUBSCRIBED,
+    SUBSCRIBED,
+    SessionSeen,
+    watch_session,
+)
 from observer.conformance.token import check_token
 from observer.errors import KisError
 from observer.kis.client import KisClient
 from observer.kis.endpoints import ENDPOINTS
 from observer.kis.keepalive import PingpongAnswer, silence_limit_s
 from observer.kis.parse import decode_json
+from observer.kis.realtime import VENUE_OF_TR
 from observer.kis.schemas import REALTIME_LAYOUTS, MinuteBarRow
 from observer.kis.session import master_http, open_account, rate_limits
 from observer.kis.settings import KisSettings
@@ -92,10 +99,17 @@ async def run_check(
         today = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).date()
         targets = Targets(targets.symbol, targets.etf, targets.exchange, targets.overseas, today)
         await check_rest(account.client, targets, report, clock.now_ns)
+        subscribed = PAPER_SUBSCRIBED if account.client.paper else SUBSCRIBED
         seen = await watch_session(
-            account.ws_url, key, targets.symbol, seconds, clock, configured.pingpong_answer
+            account.ws_url,
+            key,
+            targets.symbol,
+            seconds,
+            clock,
+            configured.pingpong_answer,
+            subscribed,
         )
-        _session_findings(seen, report, configured)
+        _session_findings(seen, subscribed, report, configured)
         bars = await _bars_now(account.client, targets.symbol, clock, report)
         _label_finding(seen, bars, report, configured.bar_label)
     finally:
@@ -105,18 +119,22 @@ async def run_check(
     return report
 
 
-def _session_findings(seen: SessionSeen, report: Report, configured: Configured) -> None:
+def _session_findings(
+    seen: SessionSeen, subscribed: Sequence[str], report: Report, configured: Configured
+) -> None:
     """The subscriptions, each TR's layout by width, the PINGPONG interval and survival."""
     if not seen.opened:
         report.add("websocket", MISMATCH, f"no session: {seen.close_reason}")
         return
-    for tr_id in SUBSCRIBED:
+    for tr_id in subscribed:
         if tr_id in seen.refusals:
             report.add(tr_id, MISMATCH, f"subscription refused: {seen.refusals[tr_id]}")
             continue
         widths = seen.widths.get(tr_id)
         if not widths:
-            report.add(tr_id, NOT_MEASURED, "no record received (is the market open?)")
+            krx = VENUE_OF_TR[tr_id] == "KRX"
+            why = "is the market open?" if krx else "is Nextrade open, and the symbol on it?"
+            report.add(tr_id, NOT_MEASURED, f"no record received ({why})")
             continue
         known = {w: generation(tr_id, w) for w in widths}
         unknown = sorted(w for w, g in known.items() if g is None)

@@ -1,4 +1,8 @@
-"""One WebSocket session, subscribed to a symbol's trades and book, watched as it is.
+"""One WebSocket session, subscribed to a symbol's trades and books, watched as it is.
+
+A real account's session registers each venue's trade and book TR (KRX's, Nextrade's and the
+combined feed's: `SUBSCRIBED`); a paper account's KRX's alone (`PAPER_SUBSCRIBED`), the
+only ones KIS's paper host offers.
 
 Frames are read raw: the record width is counted before the client's decoder cuts or refuses
 a record, and each record is then decoded by that decoder (`RealtimeDecoder`), so that the
@@ -14,6 +18,7 @@ import contextlib
 import json
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
@@ -26,11 +31,13 @@ from observer.errors import KisError
 from observer.kis.credentials import Secret
 from observer.kis.keepalive import PingpongAnswer, answer_pingpong
 from observer.kis.parse import is_data_frame, parse_control
-from observer.kis.realtime import RealtimeDecoder
+from observer.kis.realtime import BOOK_TRS, TRADE_TRS, RealtimeDecoder
 
-__all__ = ["SUBSCRIBED", "SessionSeen", "watch_session"]
+__all__ = ["PAPER_SUBSCRIBED", "SUBSCRIBED", "SessionSeen", "watch_session"]
 
-SUBSCRIBED = ("H0STCNT0", "H0STASP0")  # a symbol's trades and its book
+# A symbol's trades and book on each venue (six registrations of the 41).
+SUBSCRIBED = (*TRADE_TRS.values(), *BOOK_TRS.values())
+PAPER_SUBSCRIBED = (TRADE_TRS["KRX"], BOOK_TRS["KRX"])
 _NS = 1_000_000_000
 _KEPT_ERRORS = 3  # refused records named in the report, per TR
 
@@ -50,7 +57,7 @@ class SessionSeen:
     closed_after_s: float | None = None  # wall seconds: KIS ended the session this early
     close_reason: str = ""
     encrypted: int = 0
-    trades: list[LiveTrade] = field(default_factory=list)
+    trades: list[LiveTrade] = field(default_factory=list)  # KRX's
 
 
 def _subscription(key: Secret, tr_id: str, symbol: str) -> str:
@@ -75,8 +82,9 @@ async def watch_session(
     seconds: float,
     clock: Clock,
     answer: PingpongAnswer = "both",
+    subscribed: Sequence[str] = SUBSCRIBED,
 ) -> SessionSeen:
-    """Open a session, subscribe ``symbol``'s trades and book, and watch it ``seconds`` (wall).
+    """Open a session, register ``subscribed`` for ``symbol``, and watch it ``seconds`` (wall).
 
     PINGPONGs are answered as ``answer`` says, as Track B's stream answers them.
 
@@ -89,7 +97,7 @@ async def watch_session(
     try:
         async with connect(ws_url, ping_interval=None, open_timeout=10, close_timeout=2) as ws:
             seen.opened, seen.opened_ns = True, clock.now_ns()
-            for tr_id in SUBSCRIBED:
+            for tr_id in subscribed:
                 await ws.send(_subscription(key, tr_id, symbol))
             while (left := deadline - time.monotonic()) > 0:
                 try:
@@ -141,7 +149,8 @@ def _data(seen: SessionSeen, decoder: RealtimeDecoder, text: str, received_ns: i
     for refused in events.errors:
         seen.refused_count[tr_id] += 1
         _keep(seen, tr_id, str(refused.error))
-    seen.trades += [LiveTrade(t.exchange_ns, t.qty) for t in events.ticks]
+    if tr_id == TRADE_TRS["KRX"]:  # the minute-label reading compares them with J bars
+        seen.trades += [LiveTrade(t.exchange_ns, t.qty) for t in events.ticks]
 
 
 def _keep(seen: SessionSeen, tr_id: str, error: str) -> None:

@@ -27,6 +27,7 @@ from observer.cli.main import app
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets
 from observer.conformance.run import Configured, run_check
+from observer.conformance.session import SUBSCRIBED
 from observer.kis.settings import AccountSettings, KisSettings
 from observer.kis.token_cache import cached_validity
 from tests.support import SimThread
@@ -105,10 +106,16 @@ def default(sim: SimThread, kis: KisSettings) -> Report:
 def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettings) -> None:
     found = outcomes(default)
     assert not default.mismatches, default.mismatches
-    assert found["H0STCNT0"] == OK and found["H0STASP0"] == OK
     layouts = {f.item: f.layout for f in default.findings}
-    assert layouts["H0STCNT0"] == "2026-05 (46 fields)"
-    assert layouts["H0STASP0"] == "2026-05 (59 fields)"
+    # Each venue's trades and book, in the layouts of the 2026-05 export.
+    assert {tr: (found[tr], layouts[tr]) for tr in SUBSCRIBED} == {
+        "H0STCNT0": (OK, "2026-05 (46 fields)"),
+        "H0NXCNT0": (OK, "2026-05 (46 fields)"),
+        "H0UNCNT0": (OK, "2026-05 (46 fields)"),
+        "H0STASP0": (OK, "2026-05 (59 fields)"),
+        "H0NXASP0": (OK, "2026-05 (65 fields)"),
+        "H0UNASP0": (OK, "2026-05 (65 fields)"),
+    }
     assert found["PINGPONG"] == OK
     assert found["token expiry format"] == OK  # the first run issued the token
     assert found["minute-bar label"] == OK  # the simulator labels bars by their start
@@ -153,8 +160,14 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
         config.pingpong_accepts = "any"
     assert not matched.mismatches, matched.mismatches
     layouts = {f.item: f.layout for f in matched.findings}
-    assert layouts["H0STCNT0"] == "2026-09 (47 fields)"
-    assert layouts["H0STASP0"] == "2026-09 (63 fields)"
+    assert {tr: layouts[tr] for tr in SUBSCRIBED} == {
+        "H0STCNT0": "2026-09 (47 fields)",
+        "H0NXCNT0": "2026-09 (47 fields)",
+        "H0UNCNT0": "2026-09 (47 fields)",
+        "H0STASP0": "2026-09 (63 fields)",
+        "H0NXASP0": "2026-09 (62 fields)",  # three fields gone from the middle
+        "H0UNASP0": "2026-09 (66 fields)",
+    }
     found = {f.item: f.finding for f in matched.findings}
     assert "no usable HEAD" in found["master host kospi_code.mst.zip"]
     assert "sha256" in found["master host kospi_code.mst.zip"]
@@ -191,6 +204,8 @@ def test_a_paper_account_is_not_asked_what_paper_lacks(sim: SimThread, kis: KisS
     past = next(f for f in report.findings if f.item.startswith("FHKST03010230"))
     assert past.outcome == NOT_MEASURED and "not offered on paper" in past.finding
     assert not sim.sim.gateway.paper_refused  # refused before it was sent
+    # The session registers what paper offers: KRX's trades and book, no other venue's.
+    assert [tr for tr in SUBSCRIBED if tr in outcomes(report)] == ["H0STCNT0", "H0STASP0"]
 
 
 def test_records_the_decoder_refuses_are_named(sim: SimThread, kis: KisSettings) -> None:
