@@ -29,6 +29,7 @@ __all__ = [
     "reconciled_symbols",
     "recovered_bar_minutes",
     "slot_events_between",
+    "slot_venues_between",
     "tick_minutes",
 ]
 
@@ -36,20 +37,38 @@ _MINUTE_NS = 60 * 1_000_000_000
 
 
 def slot_events_between(
-    conn: Connection, lo_ns: int, hi_ns: int, host: str = ""
+    conn: Connection, lo_ns: int, hi_ns: int, host: str = "", venue: str = "KRX"
 ) -> list[tuple[str, str, str, int]]:
-    """Track B's slot decisions in ``[lo_ns, hi_ns)``, in order; with ``host``, that host's.
+    """Track B's slot decisions on ``venue`` in ``[lo_ns, hi_ns)``, in order.
 
-    Rows of ``action, symbol, replaced_symbol, produced_ns``. A named host's decisions are
-    those of its sources (``track_b@c2``): each collectors host reconciles what it watched.
+    Rows of ``action, symbol, replaced_symbol, produced_ns``. With ``host``, that host's: a
+    named host's decisions are those of its sources (``track_b@c2``), and each collectors
+    host reconciles what it watched. A decision's venue is its registration's: each venue's
+    watched minutes are its own.
     """
     s = SlotDecisionRow
     query = (
         select(s.action, s.symbol, s.replaced_symbol, s.produced_ns)
-        .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns, _of_host(s.source, host))
+        .where(
+            s.produced_ns >= lo_ns,
+            s.produced_ns < hi_ns,
+            s.venue == venue,
+            _of_host(s.source, host),
+        )
         .order_by(s.produced_ns, s.seq)
     )
     return [(a, sym, rep, at) for a, sym, rep, at in conn.execute(query)]
+
+
+def slot_venues_between(conn: Connection, lo_ns: int, hi_ns: int, host: str = "") -> set[str]:
+    """The venues of Track B's slot decisions in ``[lo_ns, hi_ns)``; with ``host``, its."""
+    s = SlotDecisionRow
+    query = (
+        select(s.venue)
+        .distinct()
+        .where(s.produced_ns >= lo_ns, s.produced_ns < hi_ns, _of_host(s.source, host))
+    )
+    return set(conn.execute(query).scalars())
 
 
 def _of_host(source: InstrumentedAttribute[str], host: str) -> ColumnElement[bool]:
@@ -123,8 +142,12 @@ def reconciled_symbols(conn: Connection, day: date, host: str = "") -> set[str]:
     return set(conn.execute(query).scalars())
 
 
-def last_reconciled_minutes(conn: Connection, day: date, host: str = "") -> dict[str, int]:
-    """Each symbol's last minute a stored reconciliation of ``day`` compared; with ``host``, its.
+def last_reconciled_minutes(
+    conn: Connection, day: date, host: str = ""
+) -> dict[tuple[str, str], int]:
+    """Each (symbol, venue)'s last minute a stored reconciliation of ``day`` compared.
+
+    With ``host``, the host's reconciliations alone.
 
     A reconciliation compares a symbol's watched minutes up to when it ran: one made during
     the session (``observer gap-recovery verify``) stops at the minutes closed by then, and
@@ -132,35 +155,45 @@ def last_reconciled_minutes(conn: Connection, day: date, host: str = "") -> dict
     """
     c = MinuteCheckRow
     query = (
-        select(c.symbol, func.max(c.minute_ns))
+        select(c.symbol, c.venue, func.max(c.minute_ns))
         .where(c.trade_date == day, _of_host(c.source, host))
-        .group_by(c.symbol)
+        .group_by(c.symbol, c.venue)
     )
-    return {symbol: int(last) for symbol, last in conn.execute(query)}
+    return {(symbol, venue): int(last) for symbol, venue, last in conn.execute(query)}
 
 
 def reconciled_minutes(
     conn: Connection, day: date
-) -> tuple[list[tuple[str, int, str, int, int, str]], int]:
-    """``day``'s newest reconciliation of each symbol: its minutes, and the calls it cost.
+) -> tuple[list[tuple[str, int, str, int, int, str, str]], int]:
+    """``day``'s newest reconciliation of each symbol on each venue, and the calls they cost.
 
-    Minutes as rows of ``symbol, minute_ns, status, stored_volume, bar_volume, gap_id``.
+    Minutes as rows of ``symbol, minute_ns, status, stored_volume, bar_volume, gap_id, venue``.
     """
     r = ReconciliationRow
     headers = conn.execute(
-        select(r.symbol, r.source, r.seq, r.calls)
+        select(r.symbol, r.venue, r.source, r.seq, r.calls)
         .where(r.trade_date == day)
         .order_by(r.produced_ns, r.seq)
     ).all()
-    newest = {symbol: (source, seq, calls) for symbol, source, seq, calls in headers}
+    newest = {
+        (symbol, venue): (source, seq, calls) for symbol, venue, source, seq, calls in headers
+    }
     chosen = {(source, seq) for source, seq, _ in newest.values()}
     c = MinuteCheckRow
     query = select(
-        c.source, c.seq, c.symbol, c.minute_ns, c.status, c.stored_volume, c.bar_volume, c.gap_id
+        c.source,
+        c.seq,
+        c.symbol,
+        c.minute_ns,
+        c.status,
+        c.stored_volume,
+        c.bar_volume,
+        c.gap_id,
+        c.venue,
     ).where(c.trade_date == day)
     rows = [
-        (symbol, minute, status, stored, bar, gap_id)
-        for source, seq, symbol, minute, status, stored, bar, gap_id in conn.execute(query)
+        (symbol, minute, status, stored, bar, gap_id, venue)
+        for source, seq, symbol, minute, status, stored, bar, gap_id, venue in conn.execute(query)
         if (source, seq) in chosen
     ]
     return sorted(rows), sum(calls for _, _, calls in newest.values())

@@ -110,7 +110,9 @@ def test_a_row_garbled_between_the_minutes_compared_fails_none_of_them() -> None
     """The reconciliation asks for 10:00 and 10:02; KIS's 10:01 between them is garbled."""
 
     class Client:
-        async def minute_bars_today(self, symbol: str, until: str, since: str) -> list[Any]:
+        async def minute_bars_today(
+            self, symbol: str, until: str, since: str, market: str
+        ) -> list[Any]:
             return [
                 _row("1002", "100", "120", "90", "110", "5"),
                 _row("1001", "100", "95", "90", "110"),  # high below the close

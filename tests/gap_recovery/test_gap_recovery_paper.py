@@ -123,7 +123,7 @@ def test_an_earlier_days_gap_is_a_marker_todays_is_recovered_each_warned_once(
                 assert job is not None, worker.jobs
                 await worker._recover(job, account)  # type: ignore[arg-type]
             verifier = Verifier(settings, clock, sent.append, None, [client, client], None)  # type: ignore[arg-type]
-            verifier.watched = lambda day, until: {SYMBOL: [_ns(FRIDAY, 10, 0)]}  # type: ignore[method-assign]
+            verifier.watched = lambda day, until: {(SYMBOL, "KRX"): [_ns(FRIDAY, 10, 0)]}  # type: ignore[method-assign]
             for _ in range(2):  # the day again (a restart's catch-up): no second warning
                 result = await verifier.verify_day(FRIDAY)
                 assert result.not_offered == {SYMBOL} and not result.failed

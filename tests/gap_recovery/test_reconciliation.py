@@ -420,7 +420,7 @@ class BarLane:
         return self._rows(symbol, FRIDAY, until, since)
 
     async def minute_bars_on(
-        self, symbol: str, day: str, until: str, since: str
+        self, symbol: str, day: str, until: str, since: str, market: str = "J"
     ) -> list[MinuteBarRow]:
         return self._rows(symbol, datetime.strptime(day, "%Y%m%d").date(), until, since)
 

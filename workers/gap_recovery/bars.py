@@ -85,15 +85,23 @@ def bar_of(row: MinuteBarRow, label: BarLabel = "start") -> Bar:
 
 
 async def fetch_bars(
-    client: KisClient, symbol: str, minutes: list[int], today: date, label: BarLabel = "start"
+    client: KisClient,
+    symbol: str,
+    minutes: list[int],
+    today: date,
+    label: BarLabel = "start",
+    market: str = "J",
 ) -> dict[int, Bar]:
-    """The bars of ``minutes`` (opening instants, one day) that KIS has, by minute."""
+    """The bars of ``minutes`` (opening instants, one day) that KIS has, by minute.
+
+    ``market``: the venue whose bars (`BAR_MARKETS`).
+    """
     since, until = _labelled(minutes[0], label), _labelled(minutes[-1], label)
     day = datetime.fromtimestamp(minutes[0] / _NS, KST).date()
     if day == today:
-        rows = await client.minute_bars_today(symbol, until=until, since=since)
+        rows = await client.minute_bars_today(symbol, until=until, since=since, market=market)
     else:
-        rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since)
+        rows = await client.minute_bars_on(symbol, day.strftime("%Y%m%d"), until, since, market)
     # Only the wanted minutes' rows are read: one KIS garbled between them must not fail the
     # symbol's whole reconciliation (every day it recurs).
     wanted, hours = set(minutes), {_labelled(minute, label)[:4] for minute in minutes}

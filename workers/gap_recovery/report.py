@@ -23,6 +23,7 @@ from observer.db.reconciliation_queries import (
     reconciled_minutes,
     recovered_bar_minutes,
     slot_events_between,
+    slot_venues_between,
 )
 from observer.process.stats import p99
 from workers.gap_recovery.reconcile import held_spans
@@ -236,10 +237,14 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
         ),
         bounds,
     ).all()
-    events = slot_events_between(conn, lo, hi)
-    last = max([last, *(g[2] for g in gaps), *(e[3] for e in events)])
-    for symbol, spans in held_spans(events, last).items():
-        symbols[symbol].watched = spans
+    events = {
+        venue: slot_events_between(conn, lo, hi, venue=venue)
+        for venue in slot_venues_between(conn, lo, hi)
+    }
+    last = max([last, *(g[2] for g in gaps), *(e[3] for held in events.values() for e in held)])
+    for held in events.values():  # a symbol watched on several venues: each venue's spans
+        for symbol, spans in held_spans(held, last).items():
+            symbols[symbol].watched = sorted([*symbols[symbol].watched, *spans])
     detection, to_recovered, short = [], [], Counter[str]()
     for symbol, start, end, reason, state, detected, updated in gaps:
         symbols[symbol].gaps.append((start, end, reason, state))
@@ -270,14 +275,14 @@ def _reconciliation(
     if not minutes:
         return None
     recovered = {
-        (symbol, minute)
-        for symbol in {m[0] for m in minutes if m[2] == "short"}
-        for minute in recovered_bar_minutes(conn, symbol, lo, lo + 86_400 * _NS)
+        (symbol, venue, minute)
+        for symbol, venue in {(m[0], m[6]) for m in minutes if m[2] == "short"}
+        for minute in recovered_bar_minutes(conn, symbol, lo, lo + 86_400 * _NS, venue)
     }
     total: Counter[str] = Counter()
     misses = unexplained = missing = 0
-    for symbol, minute, status, stored, bar, gap_id in minutes:
-        if status == "short" and (symbol, minute) in recovered:
+    for symbol, minute, status, stored, bar, gap_id, venue in minutes:
+        if status == "short" and (symbol, venue, minute) in recovered:
             status = "recovered"
         elif status == "short":
             missing += bar - stored

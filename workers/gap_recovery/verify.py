@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import cast
 
 import msgspec
 from sqlalchemy import Engine
@@ -39,6 +40,7 @@ from observer.db.reconciliation_queries import (
     last_reconciled_minutes,
     recovered_bar_minutes,
     slot_events_between,
+    slot_venues_between,
     tick_minutes,
 )
 from observer.errors import KisError, KisPaperRefused
@@ -46,7 +48,7 @@ from observer.kis.client import KisClient, RateLimits
 from observer.kis.credentials import account_credentials
 from observer.kis.session import KisAccount
 from observer.runtime import sleep_unless
-from workers.gap_recovery.bars import fetch_bars
+from workers.gap_recovery.bars import BAR_MARKETS, fetch_bars
 from workers.gap_recovery.label import advice, label_shift
 from workers.gap_recovery.outcomes import NOT_OFFERED_ALERT
 from workers.gap_recovery.plan import STAMP_NS
@@ -67,9 +69,14 @@ __all__ = [
     "misses_of",
 ]
 
-# The venue whose minutes are reconciled (against its J bars, `fetch_bars`): KRX's so far. Its
-# stored trades, recovered bars and gaps are KRX's alone: another venue's never count here.
-_VENUE: Venue = "KRX"
+
+def work_key(symbol: str, venue: str) -> str:
+    """What one reconciliation covers, as results and messages name it.
+
+    A symbol's minutes on one venue: ``005930`` on KRX, ``005930/NXT`` on another.
+    """
+    return symbol if venue == "KRX" else f"{symbol}/{venue}"
+
 
 log = logging.getLogger(__name__)
 
@@ -241,23 +248,33 @@ class Verifier:
     def _end_ns(self, day: date) -> int:
         return int(self.stream_end(day).timestamp()) * _NS
 
-    def watched(self, day: date, until_ns: int) -> dict[str, list[int]]:
-        """Each symbol that held a slot on ``day`` (this host's), and its minutes watched by then.
+    def watched(self, day: date, until_ns: int) -> dict[tuple[str, Venue], list[int]]:
+        """Each (symbol, venue) that held a slot on ``day`` (this host's), and its minutes.
 
         The minutes are those closed by ``until_ns``: none if it never held a slot a whole
-        minute.
+        minute. A slot decision's venue is its registration's: each venue is watched (and
+        reconciled against its own bars) on its own.
         """
         lo = int(datetime.combine(day, time(0), tzinfo=KST).timestamp()) * _NS
+        hi, host = lo + 86_400 * _NS, self.settings.supervisor.host
         with self.engine.connect() as conn:
-            events = slot_events_between(conn, lo, lo + 86_400 * _NS, self.settings.supervisor.host)
+            events = {
+                cast(Venue, venue): slot_events_between(conn, lo, hi, host, venue)
+                for venue in slot_venues_between(conn, lo, hi, host)
+            }
         edge = int(self.config.verify_edge_s * _NS)
         return {
-            symbol: watched_minutes(spans, edge, until_ns)
-            for symbol, spans in held_spans(events, self._end_ns(day)).items()
+            (symbol, venue): watched_minutes(spans, edge, until_ns)
+            for venue, held in events.items()
+            for symbol, spans in held_spans(held, self._end_ns(day)).items()
         }
 
-    def reconciled_whole(self, day: date, watched: Mapping[str, list[int]]) -> set[str]:
-        """The symbols of ``day`` (this host's) with every ``watched`` minute reconciled.
+    def reconciled_whole(
+        self, day: date, watched: Mapping[tuple[str, Venue], list[int]]
+    ) -> set[str]:
+        """The symbols of ``day`` with every ``watched`` minute reconciled (`work_key`).
+
+        This host's reconciliations alone.
 
         Their stored reconciliation reached their last watched minute. One run during the
         session (``verify``, whose date is today by default) compared only the minutes closed
@@ -267,20 +284,20 @@ class Verifier:
         with self.engine.connect() as conn:
             reached = last_reconciled_minutes(conn, day, self.settings.supervisor.host)
         return {
-            symbol
-            for symbol, last in reached.items()
-            if last >= max(watched.get(symbol, ()), default=last)
+            work_key(symbol, venue)
+            for (symbol, venue), last in reached.items()
+            if last >= max(watched.get((symbol, cast(Venue, venue)), ()), default=last)
         }
 
     async def verify_day(
         self, day: date, skip: set[str] | None = None, attempt: int = 1
     ) -> DayResult:
-        """Reconcile ``day``'s watched minutes that have closed (the symbols not in ``skip``)."""
+        """Reconcile ``day``'s watched minutes that have closed (not ``skip``'s, by `work_key`)."""
         until = min(self._end_ns(day), self.clock.now_ns() - int(self.config.settle_s * _NS))
         work = deque(
-            (symbol, minutes)
-            for symbol, minutes in sorted(self.watched(day, until).items())
-            if minutes and symbol not in (skip or set())
+            (symbol, venue, minutes)
+            for (symbol, venue), minutes in sorted(self.watched(day, until).items())
+            if minutes and work_key(symbol, venue) not in (skip or set())
         )
         result = DayResult(day, attempt)
         if not work:
@@ -289,13 +306,13 @@ class Verifier:
 
         async def lane(client: KisClient) -> None:
             while work:
-                symbol, minutes = work.popleft()
-                if not await self._symbol(client, day, today, symbol, minutes, result):
-                    work.appendleft((symbol, minutes))  # for a lane of another account
+                symbol, venue, minutes = work.popleft()
+                if not await self._symbol(client, day, today, symbol, venue, minutes, result):
+                    work.appendleft((symbol, venue, minutes))  # for a lane of another account
                     return
 
         await asyncio.gather(*(lane(client) for client in self.lanes))
-        result.not_offered = {symbol for symbol, _ in work}
+        result.not_offered = {work_key(symbol, venue) for symbol, venue, _ in work}
         if result.not_offered and not result.reconciled and not result.failed:
             return result  # nothing to report: the accounts' warning says why
         self._report(result)
@@ -307,49 +324,52 @@ class Verifier:
         day: date,
         today: date,
         symbol: str,
+        venue: Venue,
         minutes: list[int],
         result: DayResult,
     ) -> bool:
-        """Reconcile one symbol; False if ``client``'s account is not offered ``day``'s bars.
+        """Reconcile one symbol's minutes on ``venue``, against that venue's bars.
 
-        That account's lane stops there (its warning raised once); anything else that fails
-        is the symbol's failure (`DayResult.failed`).
+        False if ``client``'s account is not offered ``day``'s bars: that account's lane stops
+        there (its warning raised once); anything else that fails is the symbol's failure
+        (`DayResult.failed`). Only the venue's own stored trades, recovered bars and gaps are
+        compared: another venue's never make a minute complete, recovered or explained.
         """
         before = client.requests
-        label = self.config.bar_label
+        label, market, key = self.config.bar_label, BAR_MARKETS[venue], work_key(symbol, venue)
         bars: dict[int, int] = {}
         try:
             for run in runs_of(minutes, _JOIN_NS):
-                found = await fetch_bars(client, symbol, run, today, label)
+                found = await fetch_bars(client, symbol, run, today, label, market)
                 bars.update((minute, bar.volume) for minute, bar in found.items())
         except KisPaperRefused as exc:
             self._not_offered(client.alias, day, str(exc))
             return False
         except KisError as exc:
-            result.failed[symbol] = str(exc)[:200]
-            log.warning("reconciliation of %s on %s: %s", symbol, day, exc)
+            result.failed[key] = str(exc)[:200]
+            log.warning("reconciliation of %s on %s: %s", key, day, exc)
             return True
         lo, hi = minutes[0], minutes[-1] + MINUTE_NS
         try:
             with self.engine.connect() as conn:
-                stored = tick_minutes(conn, symbol, lo, hi, _VENUE)
-                recovered = recovered_bar_minutes(conn, symbol, lo, hi, _VENUE)
-                recorded = gaps_of(conn, symbol, lo, hi, _VENUE)
+                stored = tick_minutes(conn, symbol, lo, hi, venue)
+                recovered = recovered_bar_minutes(conn, symbol, lo, hi, venue)
+                recorded = gaps_of(conn, symbol, lo, hi, venue)
                 gaps = [(g, start, end) for g, start, end, _, _ in recorded]
         except DATABASE_ERRORS as exc:  # as a failed fetch: the next run's
             self.reads.on_failure()
-            log.warning("reconciliation of %s on %s: the database: %s", symbol, day, exc)
-            result.failed[symbol] = f"the database: {error_reason(exc)}"[:200]
+            log.warning("reconciliation of %s on %s: the database: %s", key, day, exc)
+            result.failed[key] = f"the database: {error_reason(exc)}"[:200]
             return True
         shift = label_shift(minutes, stored, bars)
         if shift:
             try:
-                bars = await self._shifted_bars(client, symbol, minutes, today, shift)
+                bars = await self._shifted_bars(client, symbol, minutes, today, shift, market)
             except KisError as exc:
-                result.failed[symbol] = str(exc)[:200]
+                result.failed[key] = str(exc)[:200]
                 return True
             self._label_shifted(day, symbol, shift)
-        session_of = functools.partial(self.venues.session_of_ns, _VENUE)
+        session_of = functools.partial(self.venues.session_of_ns, venue)
         checks = check_minutes(minutes, stored, bars, recovered, gaps, session_of)
         for n, check in enumerate(checks):
             if shift:
@@ -358,7 +378,7 @@ class Verifier:
                 if check.status == "complete":
                     checks[n] = msgspec.structs.replace(check, status="shifted")
             elif check.status == "short" and not check.gap_id:  # a detection miss: a gap now
-                gap_id = f"{_ID}{symbol}:{check.minute_ns}"
+                gap_id = f"{_ID}{key}:{check.minute_ns}"
                 self.send(
                     GapDetected(
                         gap_id=gap_id,
@@ -366,7 +386,7 @@ class Verifier:
                         start_ns=check.minute_ns,
                         end_ns=check.minute_ns + MINUTE_NS - STAMP_NS,  # its last stamp
                         reason="reconciliation",
-                        venue=_VENUE,
+                        venue=venue,
                         trading_session=check.trading_session,
                     )
                 )
@@ -382,10 +402,10 @@ class Verifier:
                 missing_volume=missing,
                 misses=misses,
                 calls=calls,
-                venue=_VENUE,
+                venue=venue,
             )
         )
-        result.add(symbol, checks, calls)
+        result.add(key, checks, calls)
         return True
 
     def _not_offered(self, alias: str, day: date, reason: str) -> None:
@@ -402,14 +422,20 @@ class Verifier:
         )
 
     async def _shifted_bars(
-        self, client: KisClient, symbol: str, minutes: list[int], today: date, shift: int
+        self,
+        client: KisClient,
+        symbol: str,
+        minutes: list[int],
+        today: date,
+        shift: int,
+        market: str,
     ) -> dict[int, int]:
         """Each watched minute's bar volume as KIS labels it ``shift`` minutes off."""
         step = shift * MINUTE_NS
         bars: dict[int, int] = {}
         for run in runs_of(minutes, _JOIN_NS):
             wider = sorted(set(run) | {m + step for m in run})  # the neighbours at the ends too
-            found = await fetch_bars(client, symbol, wider, today, self.config.bar_label)
+            found = await fetch_bars(client, symbol, wider, today, self.config.bar_label, market)
             bars.update((m, found[m + step].volume) for m in run if m + step in found)
         return bars
 
