@@ -119,6 +119,9 @@ class TickLoss:
     end_ns: int  # exclusive
     share: float  # of the trade records in the span, 0..1
     symbols: frozenset[str] = frozenset()  # empty: every symbol
+    # The trade feeds withholding them: KRX's by default; H0NXCNT0 a Nextrade-only loss,
+    # H0UNCNT0 the combined feed's (each feed loses its own records, the others send theirs).
+    feeds: frozenset[str] = frozenset({"H0STCNT0"})
 
     def withholds(self, symbol: str, at_ns: int, nth: int) -> bool:
         """True if the ``nth`` trade of its minute, stamped ``at_ns``, is not sent."""

@@ -87,7 +87,8 @@ class Control:
         (``null`` lifts it); ``{"ws_down": {APP_KEY: SECONDS}}`` cuts that key's sessions for
         SECONDS of simulated time; ``{"rest_down": SECONDS}`` resets every REST quote call's
         connection for SECONDS (the REST host unreachable; 0 lifts it); ``{"tick_loss":
-        {"seconds", "share", "symbols"}}`` withholds trade records from then on;
+        {"seconds", "share", "symbols", "feeds"}}`` withholds trade records from then on (of
+        KRX's feed, or of the trade TRs ``feeds`` names);
         ``{"feed_delay": {"seconds", "delay_s"}}`` sends every session's trades ``delay_s``
         late for the next SECONDS; ``{"garbled_records": N}`` and ``{"garbled_frames": N}``
         send the next N trade records, or data frames, unreadable. All times are simulated.
@@ -130,6 +131,7 @@ class Control:
                     end_ns=now + int(float(loss["seconds"]) * 1e9),
                     share=float(loss.get("share", 1.0)),
                     symbols=frozenset(loss.get("symbols", ())),
+                    feeds=frozenset(loss.get("feeds", ("H0STCNT0",))),
                 )
             )
         if "feed_delay" in body:

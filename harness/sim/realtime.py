@@ -346,7 +346,9 @@ class Realtime:
         faults = self.faults
         halts, locks = symbol in faults.halts, symbol in faults.limit_locks
         upper = price_limits(running.prev_close)[1]
-        losses = [loss for loss in self.faults.tick_loss if loss.end_ns > after_ns]
+        losses = [
+            loss for loss in self.faults.tick_loss if loss.end_ns > after_ns and tr_id in loss.feeds
+        ]
         records = []
         quiet = self.faults.no_trades.get(symbol, set())
         for index in range(first, last + 1):
@@ -368,7 +370,7 @@ class Realtime:
                     if locks and faults.locked(symbol, at_ns):
                         price = upper
                 running.add(price, tick.qty)
-                if tr_id == "H0STCNT0" and losses and _withheld(losses, symbol, bar, tick, nth):
+                if losses and _withheld(losses, symbol, bar, tick, nth):
                     self.records_withheld[symbol] += 1
                     continue
                 hhmmss = at.strftime("%H%M%S")
@@ -400,16 +402,22 @@ class Realtime:
         running = state.get((tr_id, symbol))
         if running is None:
             running = state[tr_id, symbol] = self._running_before(symbol, start, combined)
+        after_ns = int(start.timestamp() * NS)
+        losses = [
+            loss for loss in self.faults.tick_loss if loss.end_ns > after_ns and tr_id in loss.feeds
+        ]
         records = []
         for minute in range(start.hour * 60 + start.minute, end.hour * 60 + end.minute + 1):
             bar = midnight + timedelta(minutes=minute)
             after, upto = (start - bar).total_seconds(), (end - bar).total_seconds()
-            for second, price, qty in venue_trades(
-                self.market, self.faults, symbol, day, minute, combined
-            ):
+            trades = venue_trades(self.market, self.faults, symbol, day, minute, combined)
+            for nth, (second, price, qty) in enumerate(trades):
                 if not after < second <= upto:
                     continue
                 running.add(price, qty)
+                if losses and _withheld(losses, symbol, bar, Tick(second, price, qty), nth):
+                    self.records_withheld[symbol] += 1
+                    continue
                 hhmmss = (bar + timedelta(seconds=second)).strftime("%H%M%S")
                 if tr_id in _TRADES:
                     record = _trade_record(symbol, hhmmss, day, price, qty, running)

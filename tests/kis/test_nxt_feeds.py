@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from bus.events import OrderBook, TradeTick
-from harness.sim.config import Faults, SimConfig
+from harness.sim.config import Faults, SimConfig, TickLoss
 from harness.sim.market import KST, Market
 from harness.sim.nextrade import span_at, venue_trades
 from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
@@ -39,14 +39,25 @@ def _kst(hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime(DAY.year, DAY.month, DAY.day, hh, mm, ss, tzinfo=KST)
 
 
+def _ns(hh: int, mm: int) -> int:
+    return int(_kst(hh, mm).timestamp()) * _NS
+
+
 def _minute(tick: TradeTick) -> int:
     """The KST minute of the day a trade is stamped in."""
     return ((tick.exchange_ns // _NS + 9 * 3600) % 86_400) // 60
 
 
-def _stream_day(tmp_path: Path, config: SimConfig, wanted: list[Registration]) -> Heard:
-    """Register ``wanted`` at 08:48 on a simulator at 120x; what the stream heard to 09:02."""
+def _stream_day(
+    tmp_path: Path,
+    config: SimConfig,
+    wanted: list[Registration],
+    losses: tuple[TickLoss, ...] = (),
+) -> tuple[Heard, dict[str, int]]:
+    """Register ``wanted`` at 08:48 on a simulator at 120x (losing ``losses``); what the
+    stream heard to 09:02, and the trade records the simulator withheld per symbol."""
     sim = SimThread(MARKET, _kst(8, 48), config, 120.0)
+    sim.sim.faults.tick_loss.extend(losses)
     clock = sim.sim.clock
     venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
     heard = Heard()
@@ -73,7 +84,7 @@ def _stream_day(tmp_path: Path, config: SimConfig, wanted: list[Registration]) -
         asyncio.run(scenario())
     finally:
         sim.close()
-    return heard
+    return heard, dict(sim.sim.realtime.records_withheld)
 
 
 def _ticks(heard: Heard, tr_id: str, symbol: str) -> list[TradeTick]:
@@ -84,7 +95,8 @@ def test_each_venue_feed_sends_its_own_trades_in_its_sessions(tmp_path: Path) ->
     """Nextrade's feed: its trades alone, stamped in its sessions (pre-market to 08:50, its
     main session from 09:00:30), each the simulator drew; the combined feed: KRX's and
     Nextrade's in one stream with no venue; a name Nextrade does not list: registered,
-    silent. Each record is decoded with its TR's venue and that venue's session."""
+    silent. Each record is decoded with its TR's venue and that venue's session. A minute
+    Nextrade's feed withholds (the session up) is missing there alone."""
     listed = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
     unlisted = sorted(s for s in MARKET.listings if s not in MARKET.nxt_eligible(DAY))[0]
     wanted = [
@@ -94,7 +106,9 @@ def test_each_venue_feed_sends_its_own_trades_in_its_sessions(tmp_path: Path) ->
         Registration("H0NXASP0", listed),
         Registration("H0NXCNT0", unlisted),
     ]
-    heard = _stream_day(tmp_path, SimConfig(realtime_layout="2026-09"), wanted)
+    # Nextrade's feed alone loses 08:49 (the session stays up); KRX's and the combined don't.
+    loss = TickLoss(_ns(8, 49), _ns(8, 50), 1.0, frozenset({listed}), frozenset({"H0NXCNT0"}))
+    heard, withheld = _stream_day(tmp_path, SimConfig(realtime_layout="2026-09"), wanted, (loss,))
     assert set(heard.registered) == set(wanted) and not heard.refused
     assert not [f for f, _ in heard.frames if f.errors]
 
@@ -104,17 +118,21 @@ def test_each_venue_feed_sends_its_own_trades_in_its_sessions(tmp_path: Path) ->
     assert Counter(t.market_session for t in nxt).keys() == {"1", "2"}
     for tick in nxt:  # none while Nextrade is closed (08:50 to 09:00:30)
         assert span_at((tick.exchange_ns // _NS + 9 * 3600) % 86_400) is not None
-    # 08:49 and 09:00 whole: every trade the simulator drew for them, once.
-    for minute in (8 * 60 + 49, 9 * 60):
-        drawn = MARKET.nxt_ticks(listed, DAY, minute)
-        assert drawn, minute
-        got = [(t.price, t.qty) for t in nxt if _minute(t) == minute]
-        assert got == [(t.price, t.qty) for t in drawn]
+    # 09:00 whole: every trade the simulator drew for it, once; 08:49 withheld on this feed.
+    drawn = MARKET.nxt_ticks(listed, DAY, 9 * 60)
+    assert [(t.price, t.qty) for t in nxt if _minute(t) == 9 * 60] == [
+        (t.price, t.qty) for t in drawn
+    ]
+    lost = MARKET.nxt_ticks(listed, DAY, 8 * 60 + 49)
+    assert lost and not [t for t in nxt if _minute(t) == 8 * 60 + 49]
+    assert withheld == {listed: len(lost)}
     assert _ticks(heard, "H0NXCNT0", unlisted) == []
 
     krx = _ticks(heard, "H0STCNT0", listed)
     combined = _ticks(heard, "H0UNCNT0", listed)
     assert {t.venue for t in krx} == {"KRX"} and {t.venue for t in combined} == {"combined"}
+    early = [(t.price, t.qty) for t in combined if _minute(t) == 8 * 60 + 49]
+    assert early == [(t.price, t.qty) for t in lost]  # the combined feed lost none of them
     assert not [t for t in krx if _minute(t) < 9 * 60]  # KRX's feed: its regular session
     nine = 9 * 60
     both = sorted((t.exchange_ns, t.price, t.qty) for t in krx + nxt if _minute(t) == nine)
@@ -133,7 +151,7 @@ def test_a_paper_account_registers_krx_feeds_and_no_other(tmp_path: Path) -> Non
     are refused (once each: the stream does not ask again), KRX's flow."""
     symbol = sorted(MARKET.nxt_eligible(DAY), key=lambda s: -MARKET.close(s, DAY))[0]
     wanted = [Registration(tr, symbol) for tr in ("H0STCNT0", "H0NXCNT0", "H0UNASP0")]
-    heard = _stream_day(tmp_path, SimConfig(paper=True), wanted)
+    heard, _ = _stream_day(tmp_path, SimConfig(paper=True), wanted)
     assert heard.registered == [Registration("H0STCNT0", symbol)]
     assert sorted((r.tr_id, code) for r, code, _ in heard.refused) == [
         ("H0NXCNT0", "OPSP8991"),
