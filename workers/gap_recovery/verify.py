@@ -272,14 +272,12 @@ class Verifier:
     def reconciled_whole(
         self, day: date, watched: Mapping[tuple[str, Venue], list[int]]
     ) -> set[str]:
-        """The symbols of ``day`` with every ``watched`` minute reconciled (`work_key`).
+        """The symbols of ``day`` (`work_key`) with every ``watched`` minute reconciled here.
 
-        This host's reconciliations alone.
-
-        Their stored reconciliation reached their last watched minute. One run during the
-        session (``verify``, whose date is today by default) compared only the minutes closed
-        by then; counting it as done would leave the rest of the day's minutes unchecked, a
-        loss found by nobody.
+        Their stored reconciliation of the venue, by this host, reached their last watched
+        minute. One run during the session (``verify``, whose date is today by default)
+        compared only the minutes closed by then; counting it as done would leave the rest of
+        the day's minutes unchecked, a loss found by nobody.
         """
         with self.engine.connect() as conn:
             reached = last_reconciled_minutes(conn, day, self.settings.supervisor.host)
