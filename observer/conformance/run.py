@@ -43,6 +43,9 @@ __all__ = ["MASTER_PROBE", "Configured", "run_check"]
 MASTER_PROBE = "kospi_code.mst.zip"  # the first file the master-file job asks for
 _KST = timezone(timedelta(hours=9))
 _NS = 1_000_000_000
+# Nextrade's bars outside KRX's 09:00-15:30 tell whether NX bars cover its own hours.
+_KRX_OPEN, _KRX_CLOSE = "090000", "153000"
+_AFTER_MARKET_MEASURED = "154000"  # ten minutes into Nextrade's after-market
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,8 @@ async def run_check(
             subscribed,
         )
         _session_findings(seen, subscribed, report, configured)
+        if not account.client.paper:
+            await _nextrade_bars(account.client, targets.symbol, clock, report)
         bars = await _bars_now(account.client, targets.symbol, clock, report)
         _label_finding(seen, bars, report, configured.bar_label)
     finally:
@@ -195,6 +200,40 @@ def _pingpong_finding(seen: SessionSeen, report: Report, configured: Configured)
         f"{len(pings)} seen, {what} {interval:.0f} s (limit {silence_s:.0f} s); the session "
         f"survived the answer {answer!r}",
     )
+
+
+async def _nextrade_bars(client: KisClient, symbol: str, clock: Clock, report: Report) -> None:
+    """Which of today's minutes Nextrade's bars (NX) cover, from 08:00 to now.
+
+    Whether they hold Nextrade's hours outside KRX's (its pre-market from 08:00, its
+    after-market to 20:00) is not documented: this reads it off today's bars.
+    """
+    now = datetime.fromtimestamp(clock.now_ns() / _NS, _KST).strftime("%H%M%S")
+    item = "FHKST03010200 Nextrade bars"
+    try:
+        rows = (await client.minute_bars_span(symbol, "080000", min(now, "200000"), "", "NX")).rows
+    except KisError as exc:
+        report.add(item, MISMATCH, f"NX bars refused: {exc}")
+        return
+    stamps = sorted(row.stck_cntg_hour for row in rows)
+    if not stamps:
+        report.add(
+            item, NOT_MEASURED, f"no Nextrade bar today (Nextrade closed, or {symbol} not on it)"
+        )
+        return
+    first, last = stamps[0], stamps[-1]
+    found = [
+        f"{len(stamps)} bars of {symbol} from {first[:2]}:{first[2:4]} to {last[:2]}:{last[2:4]}"
+    ]
+    if first < _KRX_OPEN:
+        found.append("Nextrade's pre-market included")
+    elif now >= _KRX_OPEN:
+        found.append("none before 09:00 (the pre-market not included, or no trade in it)")
+    if last >= _KRX_CLOSE:
+        found.append("its after-market included")
+    elif now >= _AFTER_MARKET_MEASURED:
+        found.append("none after 15:30 (the after-market not included, or no trade in it)")
+    report.add(item, OK, "; ".join(found))
 
 
 async def _bars_now(client: KisClient, symbol: str, clock: Clock, report: Report) -> dict[str, int]:

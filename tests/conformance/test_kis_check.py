@@ -120,7 +120,11 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     assert found["token expiry format"] == OK  # the first run issued the token
     assert found["minute-bar label"] == OK  # the simulator labels bars by their start
     assert found["master host kospi_code.mst.zip"] == OK
-    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 14
+    assert sum(f.item.startswith(("FH", "HH", "CT")) for f in default.findings) == 15
+    # Today's Nextrade bars from 08:00: the simulator's hold its pre-market.
+    bars = next(f for f in default.findings if f.item == "FHKST03010200 Nextrade bars")
+    assert bars.outcome == OK and re.match(r"\d+ bars of 005930 from 08:0\d to ", bars.finding)
+    assert "Nextrade's pre-market included" in bars.finding
     nxt = next(f for f in default.findings if f.item == "CTPF1002R stock_info")
     assert nxt.outcome == OK and nxt.finding == "Nextrade: trades 005930"
     text = default.to_json().decode()
@@ -206,6 +210,7 @@ def test_a_paper_account_is_not_asked_what_paper_lacks(sim: SimThread, kis: KisS
     assert not sim.sim.gateway.paper_refused  # refused before it was sent
     # The session registers what paper offers: KRX's trades and book, no other venue's.
     assert [tr for tr in SUBSCRIBED if tr in outcomes(report)] == ["H0STCNT0", "H0STASP0"]
+    assert "FHKST03010200 Nextrade bars" not in outcomes(report)
 
 
 def test_records_the_decoder_refuses_are_named(sim: SimThread, kis: KisSettings) -> None:
