@@ -243,8 +243,14 @@ def test_an_account_whose_sessions_fail_for_an_hour_is_down_failed_over_and_back
             60,
             "both accounts streaming",
         )
-        held = sup.rows(
-            "select symbol from slot_events where account = 'acct1' and action = 'allocate'"
+        # Its allocations reach the database a moment after the registrations (the writer's
+        # commit): waited for, not read once.
+        held = wait_until(
+            lambda: sup.rows(
+                "select symbol from slot_events where account = 'acct1' and action = 'allocate'"
+            ),
+            30,
+            "acct1's allocations stored",
         )
         assert held and sup.status()["healthy"] and _ctl_status(sup)[0] == 0
         # acct1's sessions fail for 20 minutes: two reconnects spend its budget.
