@@ -162,7 +162,7 @@ def test_a_paper_account_registers_krx_feeds_and_no_other(tmp_path: Path) -> Non
 
 
 def test_minute_bars_per_venue_are_each_venue_s_trades(tmp_path: Path) -> None:
-    """FHKST03010200 and FHKST03010230 for J, NX and UN: KRX's bars as before, Nextrade's
+    """FHKST03010200 and FHKST03010230 for J, NX and UN: KRX's bars from 09:00, Nextrade's
     from its own trades (its pre-market too, and no bar for a minute without one), the
     combined ones from both venues' trades of the minute, each row what the trades add up to;
     a name Nextrade does not list has no NX bars and its UN bars are KRX's."""
