@@ -42,6 +42,7 @@ from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
 from observer.errors import ObserverError
 from observer.kis.pacing import RECOVER_S
+from observer.kis.realtime import TRADE_TRS
 from observer.kis.settings import REST_PER_SECOND
 from observer.process.logs import register_secret
 from observer.process.private_files import write_private
@@ -664,24 +665,29 @@ def _track_a(conn: Connection) -> dict[str, Any]:
 
 
 def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
-    """Track B's slots (the most held at once, replacements, overflow) and its ticks.
+    """Track B's slots (the most symbols and registrations held, replacements) and ticks.
 
-    ``ticks_sent`` is what the simulator pushed: with no dropped connection it must equal
-    ``ticks_stored``, tick for tick.
+    A slot decision is one per venue its symbol's trades are registered on: the trade
+    registrations held are the (symbol, venue) pairs placed. ``ticks_sent`` is what the
+    simulator pushed (every venue's trade feed): with no dropped connection it must equal
+    ``ticks_stored``, tick for tick, and so per venue (``ticks_by_venue``: stored / sent).
     """
-    held: set[str] = set()
-    peak, counts = 0, {"allocate": 0, "replace": 0, "release": 0, "expire": 0}
+    held: set[tuple[str, str]] = set()
+    peak = peak_registrations = 0
+    counts = {"allocate": 0, "replace": 0, "release": 0, "expire": 0}
     events = conn.execute(
-        text("select action, symbol, replaced_symbol from slot_events order by seq")
+        text("select action, symbol, replaced_symbol, venue from slot_events order by seq")
     )
-    for action, symbol, replaced in events:
-        counts[action] = counts.get(action, 0) + 1
+    for action, symbol, replaced, venue in events:
+        if venue != "NXT":  # a decision, counted once (on KRX's feed or the combined one)
+            counts[action] = counts.get(action, 0) + 1
         if action in ("release", "expire"):
-            held.discard(symbol)
+            held.discard((symbol, venue))
         else:
-            held.discard(replaced)
-            held.add(symbol)
-        peak = max(peak, len(held))
+            held -= {pair for pair in held if pair[0] == replaced}
+            held.add((symbol, venue))
+        peak = max(peak, len({s for s, _ in held}))
+        peak_registrations = max(peak_registrations, len(held))
     overflows = conn.execute(text("select count(*) from overflow_ledger")).scalar_one()
     placements = counts["allocate"] + counts["replace"] + overflows
     ticks, symbols = conn.execute(
@@ -692,10 +698,15 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
             "select venue, coalesce(trading_session, ''), count(*) from trade_ticks "
             "group by venue, trading_session order by venue, trading_session"
         )
-    )
+    ).all()
+    stored: Counter[str] = Counter()
+    for venue, _, n in sessions:
+        stored[venue] += n
+    sent_by_venue = {venue: sent.get(tr_id, 0) for venue, tr_id in TRADE_TRS.items()}
     return {
         "max_slots_used": peak,
         "slots_peak": peak,
+        "registrations_peak": peak_registrations,
         "allocations": counts["allocate"],
         "replacements": counts["replace"],
         "expiries": counts["expire"],
@@ -705,7 +716,13 @@ def track_b_summary(conn: Connection, sent: dict[str, int]) -> dict[str, Any]:
         "symbols_streamed": symbols,
         "ticks": ticks,
         "ticks_stored": ticks,
-        "ticks_sent": sent.get("H0STCNT0", 0),
+        "ticks_sent": sum(sent_by_venue.values()),
+        # "KRX": [stored, sent], for each venue a trade was sent or stored on
+        "ticks_by_venue": {
+            venue: [stored[venue], sent_by_venue[venue]]
+            for venue in TRADE_TRS
+            if stored[venue] or sent_by_venue[venue]
+        },
         # Ticks stored per "venue session" ("KRX regular"; a session "" is in none)
         "ticks_by_session": {f"{venue} {session}".strip(): n for venue, session, n in sessions},
     }

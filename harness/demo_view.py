@@ -136,9 +136,11 @@ def _workload(state: DemoState, now: datetime) -> Table:
     b = state.counters("track_b")
     capacity = int(b.get("capacity_per_account", 41))
     slots = "  ".join(
-        f"{alias} {int(b.get(f'slots.{alias}', 0))}/{capacity}" for alias in state.accounts
+        f"{alias} {int(b.get(f'slots.{alias}', 0))} symbols "
+        f"{int(b.get(f'registrations.{alias}', 0))}/{capacity}"
+        for alias in state.accounts
     )
-    grid.add_row("Track B", f"slots {slots}")
+    grid.add_row("Track B", f"registrations {slots}")
     grid.add_row(
         "flow",
         f"{state.tick_rate:,.0f} ticks/s   {state.rate:,.0f} events/s   "
@@ -233,10 +235,12 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         )
     b, gaps = summary["track_b"], summary["gaps"]
     lines.append(
-        f"track B: up to {b['max_slots_used']} of {b['capacity']} slots held, "
+        f"track B: up to {b['max_slots_used']} symbols in "
+        f"{b.get('registrations_peak', b['max_slots_used'])} of {b['capacity']} registrations, "
         f"{b['allocations']} allocations, {b['replacements']} replacements, "
         f"{b['overflow']} overflowed ({b['overflow_pct']}%); {b['ticks']:,} ticks stored of "
         f"{b['ticks_sent']:,} sent, {b['symbols_streamed']} symbols"
+        + _by_venue(b.get("ticks_by_venue", {}))
         + _by_session(b.get("ticks_by_session", {}))
     )
     reasons = ", ".join(f"{n} {r}" for r, n in sorted(gaps["by_reason"].items())) or "none"
@@ -287,4 +291,13 @@ def _by_session(counts: dict[str, int]) -> str:
         return ""
     return "; by session: " + ", ".join(
         f"{name or 'none'} {n:,}" for name, n in sorted(counts.items())
+    )
+
+
+def _by_venue(counts: dict[str, list[int]]) -> str:
+    """``"; by venue (stored/sent): KRX 500,000/500,000, NXT 90,000/90,000"``."""
+    if not counts:
+        return ""
+    return "; by venue (stored/sent): " + ", ".join(
+        f"{venue} {stored:,}/{sent:,}" for venue, (stored, sent) in counts.items()
     )

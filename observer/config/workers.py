@@ -145,7 +145,12 @@ class TrackBSettings(Strict, frozen=True):
         ("15:30", 1.0),
     )
     registrations_per_account: Annotated[int, Meta(ge=1, le=41)] = 41
-    books: bool = False  # also H0STASP0: a symbol then takes two registrations
+    # What a watched symbol's trades are registered as (workers.track_b.registrations):
+    # "krx", KRX's feed alone; "venues", KRX's and, for a name Nextrade trades, Nextrade's
+    # (two registrations, each trade with its venue); "combined", the combined feed for such
+    # a name (one registration, trades without a venue). Paper accounts: KRX's alone.
+    trades: Literal["krx", "venues", "combined"] = "venues"
+    books: bool = False  # each trade feed's book beside it: twice the registrations
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
     min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
     overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical
@@ -217,11 +222,6 @@ class TrackBSettings(Strict, frozen=True):
     # more bad frames (oversized, unreadable) than bad_frames_per_minute: one reconnect.
     max_frame_bytes: Annotated[int, Meta(ge=65_536, le=16 * 2**20)] = 2**20
     bad_frames_per_minute: Annotated[int, Meta(ge=1, le=100_000)] = 10
-
-    @property
-    def slots_per_account(self) -> int:
-        """The symbols one account's session holds (a symbol with books takes two)."""
-        return self.registrations_per_account // (2 if self.books else 1)
 
     def __post_init__(self) -> None:
         Shard.parse(self.shard)  # "k/n" or "k,j/n", 1 <= k <= n <= 64

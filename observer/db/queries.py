@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Row, func, select, text, true
+from sqlalchemy import JSON, ColumnElement, Connection, Row, and_, case, func, select, text, true
 from sqlalchemy.orm import Session
 
 from bus.events import UniverseMember, UniverseSnapshot
@@ -79,18 +79,25 @@ def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
 
 def universe_references(
     conn: Connection, day: date
-) -> Sequence[Row[str, int, int, int, Decimal]] | None:
+) -> Sequence[Row[str, int, int, int, Decimal, bool]] | None:
     """Each member's reference figures in ``day``'s newest universe; None if there is none.
 
-    Rows of ``symbol, market_cap, prev_close, avg_volume_20d, atr_14``.
+    Rows of ``symbol, market_cap, prev_close, avg_volume_20d, atr_14, nxt``: ``nxt`` true
+    where Nextrade trades the member today (eligible, not halted by it; false if not known).
     """
     newest = _newest_universe(conn, day)
     if newest is None:
         return None
     m = UniverseMemberRow
-    query = select(m.symbol, m.market_cap, m.prev_close, m.avg_volume_20d, m.atr_14).where(
-        m.source == newest.source, m.seq == newest.seq
-    )
+    nxt = and_(m.nxt_eligible.is_(True), m.nxt_halted.isnot(True))
+    query = select(
+        m.symbol,
+        m.market_cap,
+        m.prev_close,
+        m.avg_volume_20d,
+        m.atr_14,
+        case((nxt, True), else_=False).label("nxt"),
+    ).where(m.source == newest.source, m.seq == newest.seq)
     return conn.execute(query).all()
 
 

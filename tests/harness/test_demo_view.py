@@ -22,7 +22,13 @@ def _state() -> DemoState:
     state = DemoState(clock, begin, end, phases, ["acct1", "acct2"])
     counters: dict[str, dict[str, float]] = {
         "track_a": {"cycle_size": 1057, "cycle_done": 812, "cycle_running": 1, "cycles": 8},
-        "track_b": {"capacity_per_account": 41, "slots.acct1": 41, "slots.acct2": 39},
+        "track_b": {
+            "capacity_per_account": 41,
+            "slots.acct1": 28,
+            "registrations.acct1": 41,
+            "slots.acct2": 27,
+            "registrations.acct2": 39,
+        },
         "gap_recovery": {"gaps_detected": 82, "queue_depth": 3, "gaps_recovered": 79},
     }
     state.status = {
@@ -57,7 +63,7 @@ def test_the_live_view_fits_80_columns_and_never_cuts_a_program_name() -> None:
     assert {"track_a", "track_b", "gap_recovery", "master_file"} <= rows
     text = "\n".join(lines)
     assert "812 / 1,057 symbols, in progress" in text
-    assert "acct1 41/41" in text and "acct2 39/41" in text
+    assert "acct1 28 symbols 41/41" in text and "acct2 27 symbols 39/41" in text
     assert "3 open, 79 recovered" in text
     assert "track_a_missing" in text and "full_operation" in text
 
@@ -95,7 +101,8 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         },
         "rest": {"calls": 50000, "busiest_second": 300, "limit_per_second": 400, "egw00201": 5},
         "track_b": {
-            "max_slots_used": 82,
+            "max_slots_used": 60,
+            "registrations_peak": 82,
             "capacity": 82,
             "allocations": 400,
             "replacements": 200,
@@ -103,6 +110,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
             "overflow_pct": 1.0,
             "ticks": 500000,
             "ticks_sent": 500100,
+            "ticks_by_venue": {"KRX": [400000, 400050], "NXT": [100000, 100050]},
             "ticks_by_session": {"KRX regular": 499000, "KRX closing_auction": 1000},
             "symbols_streamed": 200,
         },
@@ -129,7 +137,9 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     assert "programs replaced after a hang or a crash: 1 hung, 1 crashed" in text
     assert "load average at the end 2.5 1.75 1 on 2 CPUs" in text
     assert "cycle 20261120-1030 cut off: 900 answered, 114 unfinished at 180.5 calls/s" in text
-    assert "5 rate-limit errors" in text and "up to 82 of 82 slots" in text
+    assert "5 rate-limit errors" in text
+    assert "up to 60 symbols in 82 of 82 registrations" in text
+    assert "by venue (stored/sent): KRX 400,000/400,050, NXT 100,000/100,050" in text
     assert "169 recovered, 1 unrecoverable" in text and "500,000 ticks stored" in text
     assert "by session: KRX closing_auction 1,000, KRX regular 499,000" in text
     assert text.endswith("events committed: 600,000; healthy")

@@ -115,6 +115,7 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         exchange_hours=("08:00", "19:00"),
     )
     assert CollectorSettings.of(config) == CollectorSettings(
+        trades="venues",  # KRX's and Nextrade's trades: the default
         books=True,
         silence=SilenceRule(0.7, 0.3, 5.0, 30.0, resolution_s=1.0),  # stamps to the second
         unhealthy_after_s=45.0,

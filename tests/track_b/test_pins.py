@@ -62,13 +62,17 @@ def test_the_alias_passes_on_json_and_shows_the_help(tmp_path: Path) -> None:
         "trigger": "manual",
         "score": 1.0,
         "pinned": True,
+        "feeds": ["H0STCNT0", "H0NXCNT0"],  # KRX's and Nextrade's trades
     }
     shown = {"at_ns": 1, "slots": [row]}
     slots_path(tmp_path).parent.mkdir(mode=0o700)
     slots_path(tmp_path).write_text(json.dumps(shown))
     result = CliRunner().invoke(ctl_app, ["--data-dir", str(tmp_path), "--json", "slots", "list"])
     assert result.exit_code == 0 and json.loads(result.output) == shown
-    assert ctl(tmp_path, "list")[1].split() == ["acct1", "0", "005930", "manual", "1.00", "pinned"]
+    assert ctl(tmp_path, "list")[1].split() == [
+        *("acct1", "0", "005930", "manual", "1.00"),
+        *("H0STCNT0", "H0NXCNT0", "pinned"),
+    ]
     code, output = ctl(tmp_path, "--help")
     assert code == 0 and "observer ctl slots" in output and "unpin" in output
 

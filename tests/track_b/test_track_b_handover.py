@@ -609,7 +609,7 @@ def test_a_slot_taken_back_is_restarting_until_its_registration(tmp_path: Path) 
     account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
     collector = Collector([account], clock, lambda event: None)
     try:
-        detector = collector.detectors["acct1"]
+        detector = collector.detectors["acct1"]["KRX"]
         detector.on_disconnect(TEN, "disconnect", ["000660"])
         assert not collector.restarting()
         detector.resume("005930", TEN - MINUTE)

@@ -64,7 +64,7 @@ def test_the_pin_command_says_how_many_pins_wait_beyond_the_slots(tmp_path: Path
     config.write_text(
         f'[paths]\ndata_dir = "{tmp_path / "data"}"\n'
         '[kis]\nenvironment = "sim"\n[[kis.accounts]]\nalias = "acct1"\n'
-        "[track_b]\nbooks = true\n"  # 41 registrations: 20 symbols with their books
+        '[track_b]\ntrades = "krx"\nbooks = true\n'  # 41 registrations: 20 with their books
     )
     (tmp_path / "data" / "run").mkdir(parents=True)  # a supervisor has run with it
     runner, pin = CliRunner(), ["slots", "--config", str(config), "pin"]
@@ -74,8 +74,8 @@ def test_the_pin_command_says_how_many_pins_wait_beyond_the_slots(tmp_path: Path
     beyond = runner.invoke(app, [*pin, "P00021", "P00022"])
     assert beyond.exit_code == 0, beyond.output
     assert beyond.output.splitlines()[1] == (
-        "2 of the 22 pins wait for a slot: Track B holds 20 (1 account x 20); "
-        "'observer track-b slots list' shows which hold one"
+        "2 of the 22 pins may wait for a slot: Track B holds 41 registrations (1 account x "
+        "41), up to 2 a symbol; 'observer track-b slots list' shows which hold one"
     )
 
 

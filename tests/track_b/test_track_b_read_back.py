@@ -54,7 +54,7 @@ from tests.track_b.test_track_b_resume import (
 )
 from workers.track_b import startup, syncing
 from workers.track_b.read_back import GRACE_S, ReadBack
-from workers.track_b.slots import SlotBook
+from workers.track_b.slots import Room, SlotBook
 from workers.track_b.startup import LateSync
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 
@@ -83,7 +83,7 @@ def test_a_surge_the_feed_lost_fires_from_the_database_an_interval_later(
     cycle = thirteen_hundred()
     store(url, m.PriceSnapshotRow, snapshot_rows([*the_day_to_one(), *cycle]))
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
-    context = tb._sync(NINE + timedelta(minutes=30), engine, 41)
+    context = tb._sync(NINE + timedelta(minutes=30), engine, Room(41))
     book = caps_held_since_nine_thirty(engine)
     streams = Streams(["acct1"], lambda symbol, now: 0.0)
     delivered = [s for s in cycle if s.symbol != LOST]
@@ -200,7 +200,7 @@ def test_the_nine_thirty_reads_the_database_fails_leave_the_sessions_open(
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     book = SlotBook(["acct1"], 41)
     try:
-        assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, 41) is None
+        assert tb._sync_or_degrade(NINE + timedelta(minutes=30), engine, Room(41)) is None
         streams = Streams(["acct1"], lambda s, n: 0.0)
         as_of = AsOf(7, at("09:25"))
         resumed = tb._resume(NINE.date(), engine, book, streams, as_of, [])  # type: ignore[arg-type]
@@ -253,11 +253,11 @@ def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_ope
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
     full = NINE + timedelta(minutes=30)
     try:
-        assert tb._sync_or_degrade(full, engine, 3) is None
+        assert tb._sync_or_degrade(full, engine, Room(3)) is None
     finally:
         tb._engine.dispose()
         tb._engine = answering
-    late = LateSync(tb.config, full, 3)
+    late = LateSync(tb.config, full, Room(3))
     late.backoff = Backoff(1.0, 30.0, monotonic=lambda: clock.now_ns() / S)  # clock seconds
     answers = threading.Event()  # the database answers again (at 09:31)
     reads: list[str] = []

@@ -27,7 +27,8 @@ from observer.db import models as m
 from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import AsOf
-from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
+from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.slots import Holding, Room, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.startup import lasting
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
@@ -71,6 +72,7 @@ class Streams:
         self.abandoned: list[SlotAction] = []
         self.latest: dict[str, Any] = {}
         self.ticks = self.gaps = self.refusals = 0
+        self.policy = RegistrationPolicy()  # KRX's trades alone
         self.took: list[tuple[list[tuple[str, str]], bool]] = []  # alerts taken over, late
 
     def taken_over(self, notices: Iterable[Any], *, late: bool = False) -> None:
@@ -252,7 +254,7 @@ def test_a_restart_at_13_replays_the_day_and_hands_out_no_context(
     day = the_day_to_one()
     store(url, m.PriceSnapshotRow, snapshot_rows(day))
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
-    context = tb._sync(FULL, engine, 41)
+    context = tb._sync(FULL, engine, Room(41))
     # The opening's leaders lapsed at 09:34:50: none comes back with a fresh expiry.
     assert context == []
     # The triggers of the day so far, fired when observed: SURGE's at 12:50 is live, EARLY's
@@ -283,13 +285,13 @@ def test_the_morning_context_sync_is_the_openings_from_now(tmp_path: Path) -> No
     tb, _, url = track_b(tmp_path, at("09:29:50"))
     store(url, m.PriceSnapshotRow, snapshot_rows(the_day_to_one()))  # the later ones unread
     engine = TriggerEngine(tb.config, REFS, NINE, 600.0)
-    context = tb._sync(FULL, engine, 41)
+    context = tb._sync(FULL, engine, Room(41))
     assert len(context) == 41 and {c.trigger for c in context} == {"context_sync"}
     assert {c.expires_ns for c in context} == {at("09:29:50") + 300 * S}
     assert SURGE not in engine.live and not tb.guard.barred(at("09:29:50"))
     # Restarted at 09:31, the same leaders, lapsing when the first sync's did.
     again, _, _ = track_b(tmp_path, at("09:31"))
-    restarted = again._sync(FULL, TriggerEngine(tb.config, REFS, NINE, 600.0), 41)
+    restarted = again._sync(FULL, TriggerEngine(tb.config, REFS, NINE, 600.0), Room(41))
     assert len(restarted) == 41 and {c.expires_ns for c in restarted} == {at("09:34:50")}
 
 
@@ -355,7 +357,7 @@ def test_a_restart_keeps_the_slots_renewed_since_their_allocation(
     book = SlotBook(["acct1"], 5)
     # The new session's stream: B trades 12/s from 10:22:15, A and C nothing.
     streams = Streams(["acct1"], lambda s, now: 12.0 if s == B and now >= at("10:22:15") else 0.0)
-    context = tb._sync(FULL, engine, 5)
+    context = tb._sync(FULL, engine, Room(5))
     as_of = AsOf(len(decisions), at("10:22:05"))
     standing = asyncio.run(tb._resume(DAY, engine, book, streams, as_of, []))  # type: ignore[arg-type]
     assert {h.candidate.symbol for h in streams.resumed} == {A, B, C, *CAPS[:2]}

@@ -22,7 +22,7 @@ from observer.writer.store import Store
 from tests.track_b.test_track_b_resume import NINE, S, Sent, Streams, at, follow, snapshot, track_b
 from workers.track_b.pins import write_pins
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
-from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
+from workers.track_b.slots import Room, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
 from workers.track_b.worker import TrackB
 
@@ -102,7 +102,7 @@ def test_a_degraded_start_is_resolved_once_a_trigger_fires(
     symbols = [f"{i:06d}" for i in range(10, 60, 10)]
     refs = {s: Reference(s, 10**12 - n, 10_000, 1_000_000, 300.0) for n, s in enumerate(symbols)}
     engine = TriggerEngine(tb.config, refs, NINE, 600.0)
-    context = tb._sync(NINE.replace(minute=30), engine, 3)
+    context = tb._sync(NINE.replace(minute=30), engine, Room(3))
     assert context == [] and [e.code for e in sent] == ["track_b_degraded"]
     profile = tb.config.volume_profile
     before = profile_share(profile, 20.5)

@@ -3,7 +3,8 @@
 `AccountFeed.on_frame` publishes what a session delivers (`TradeTick`, `OrderBook`) once the
 checks pass (`workers.track_b.checks`); a refused record is kept as a rejected record, and a
 refused or undecodable trade of a streamed symbol opens a gap. It counts the ticks and each
-symbol's receive times (`Collector.velocity`); session events go to the `Collector`.
+symbol's receive times (`Collector.velocity`: KRX's and the combined feed's trades, the pace
+the triggers are set for); session events go to the `Collector`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from workers.track_b.gaps import GapDetector, TickGap
 from workers.track_b.lag import FeedLag
 from workers.track_b.layouts import UnknownLayouts
 from workers.track_b.refused import RefusedData
+from workers.track_b.registrations import is_trade
 from workers.track_b.rejections import Rejections
 from workers.track_b.stale import StaleWatch
 
@@ -49,7 +51,6 @@ class FeedOwner(Protocol):
 
     publish: Callable[[Event], object]
     streams: dict[str, KisStream]
-    detectors: dict[str, GapDetector]
     limits: Mapping[str, tuple[int, int]]
     last_data_ns: dict[str, int]
     recent: dict[str, deque[int]]
@@ -64,7 +65,8 @@ class FeedOwner(Protocol):
 
     @property
     def settings(self) -> FeedSettings: ...
-    def symbols(self, alias: str) -> set[str]: ...
+    def streamed(self, alias: str, tr_id: str) -> set[str]: ...
+    def detector(self, alias: str, tr_id: str) -> GapDetector: ...
     def publish_gap(self, gap: TickGap) -> None: ...
     def _on_state(self, alias: str, state: StreamState | Literal["down"], reason: str) -> None: ...
     def _on_registered(self, alias: str, registration: Registration) -> None: ...
@@ -92,7 +94,9 @@ class AccountFeed:
         c.stale_watch.on_data(alias, received_ns)
         c.rejections.on_data(alias, received_ns)
         c.layouts.on_read(frame.tr_id, received_ns)
-        detector, stream, limits = c.detectors[alias], c.streams[alias], c.limits
+        stream, limits = c.streams[alias], c.limits
+        trades = is_trade(frame.tr_id)
+        detector = c.detector(alias, frame.tr_id) if trades else None
         if frame.errors:  # before the frame's ticks: a gap starts at an earlier one's
             self._dropped(frame, received_ns)
         else:
@@ -105,9 +109,11 @@ class AccountFeed:
                 continue
             c.publish(tick)
             c.ticks += 1
-            c.latest[tick.symbol] = tick
             newest = max(newest, tick.exchange_ns)
-            self._count(tick.symbol, received_ns)
+            if tick.venue != "NXT":  # the symbol's pace and price as the triggers know them
+                c.latest[tick.symbol] = tick
+                self._count(tick.symbol, received_ns)
+            assert detector is not None  # a frame of trades is a trade feed's
             if gap := detector.on_tick(tick.symbol, received_ns, tick.exchange_ns):
                 c.publish_gap(gap)
         for book in frame.books:
@@ -131,10 +137,10 @@ class AccountFeed:
         c, alias = self.collector, self.alias
         symbol, received_ns, stamp = record.symbol, record.received_ns, record.exchange_ns
         c.rejections.reject(alias, fault, frame, symbol, received_ns, stamp)
-        if not isinstance(record, TradeTick) or symbol not in c.symbols(alias):
+        if not isinstance(record, TradeTick) or symbol not in c.streamed(alias, frame.tr_id):
             return
         trusted = 0 if fault[0] == OUTSIDE_SESSION else stamp
-        if gap := c.detectors[alias].on_refused_trade(symbol, received_ns, trusted):
+        if gap := c.detector(alias, frame.tr_id).on_refused_trade(symbol, received_ns, trusted):
             c.publish_gap(gap)
 
     def _dropped(self, frame: RealtimeEvents, received_ns: int) -> None:
@@ -146,7 +152,7 @@ class AccountFeed:
         c, alias = self.collector, self.alias
         errors = frame.errors
         c.refused_data.on_records(alias, frame.tr_id, len(errors), str(errors[0].error))
-        streamed = c.symbols(alias) if frame.tr_id == TRADE else set()
+        streamed = c.streamed(alias, frame.tr_id) if is_trade(frame.tr_id) else set()
         for refused in errors:  # one bad record each; the frame's others still count
             log.warning("account %s: dropped a %s record: %s", alias, frame.tr_id, refused.error)
             fault = MALFORMED_RECORD, str(refused.error)
@@ -155,7 +161,7 @@ class AccountFeed:
             )
             if refused.symbol not in streamed:
                 continue
-            detector = c.detectors[alias]
+            detector = c.detector(alias, frame.tr_id)
             if gap := detector.on_refused_trade(refused.symbol, received_ns, refused.exchange_ns):
                 c.publish_gap(gap)
 

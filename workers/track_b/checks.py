@@ -102,7 +102,10 @@ class Checks:
             return None
         if not limits[0] <= price <= limits[1]:
             return OUTSIDE_LIMITS, f"price {price:,} outside {limits[0]:,}-{limits[1]:,}"
-        if self.tick_sizes and price % (unit := tick_size(price, self.tick_sizes)):
+        # KRX's grid alone: Nextrade's mid-point orders trade between two ticks (the
+        # combined feed carries those too).
+        on_grid = tick.venue == "KRX"
+        if on_grid and self.tick_sizes and price % (unit := tick_size(price, self.tick_sizes)):
             return OFF_GRID, f"price {price:,} is not a multiple of its tick {unit:,}"
         return None
 

@@ -27,6 +27,7 @@ from observer.config.tree import Settings
 from observer.errors import ConfigError
 from workers.track_b import SOURCE
 from workers.track_b.pins import pins_path, read_pins, slots_path, used_by_track_b, write_pins
+from workers.track_b.registrations import RegistrationPolicy
 
 __all__ = ["app", "slots_app"]
 
@@ -152,14 +153,20 @@ def _pins_changed(codes: list[str], add: bool) -> None:
 
 
 def _say_beyond_slots(pinned: int) -> None:
-    """Name the pins that cannot all hold a slot: more than Track B's slots on this host."""
+    """Name the pins that may not all hold a slot: more than Track B's registrations take.
+
+    A Nextrade name takes the most registrations the policy gives a symbol; the others fewer.
+    """
     settings = _target.settings()
-    accounts, per = len(settings.kis.accounts), settings.track_b.slots_per_account
-    if pinned > accounts * per:
+    config = settings.track_b
+    widest = RegistrationPolicy(config.trades, config.books, paper=settings.kis.paper).widest
+    accounts, per = len(settings.kis.accounts), config.registrations_per_account
+    sure = accounts * per // widest
+    if pinned > sure:
         typer.echo(
-            f"{pinned - accounts * per} of the {pinned} pins wait for a slot: Track B holds "
-            f"{accounts * per} ({accounts} account{'s' * (accounts != 1)} x {per}); "
-            f"'{PROGRAM} slots list' shows which hold one"
+            f"{pinned - sure} of the {pinned} pins may wait for a slot: Track B holds "
+            f"{accounts * per} registrations ({accounts} account{'s' * (accounts != 1)} x "
+            f"{per}), up to {widest} a symbol; '{PROGRAM} slots list' shows which hold one"
         )
 
 
@@ -193,6 +200,7 @@ def list_slots(as_json: JsonOpt = False) -> None:
         typer.echo(
             f"{row['account']:<12} {row['slot']:>3}  {row['symbol']}  {row['trigger']:<16} "
             f"{row['score']:>7.2f}"
+            + (f"  {' '.join(row['feeds'])}" if row.get("feeds") else "")
             + ("  pinned" if row["pinned"] else "")
             + (f"  ({row['state']})" if row.get("state") else "")
         )

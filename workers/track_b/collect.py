@@ -1,9 +1,10 @@
 """Track B's real-time sessions: one `KisStream` per account, slot decisions applied, ticks out.
 
-A slot decision becomes registrations on its account (trades; books too with ``books``), kept
-across reconnects and re-sent best score first; each decision, session state and gap is
-published (`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`). What a session
-delivers goes through its account's `AccountFeed`. The account alerts (down, stale, behind,
+A slot decision becomes registrations on its account, the feeds the registration policy gives
+its symbol (`workers.track_b.registrations`), kept across reconnects and re-sent best score
+first; each decision (one per trade venue), session state and gap (per venue) is published
+(`SlotDecision`/`SlotOverflow`, `StreamStateChanged`, `GapDetected`). What a session delivers
+goes through its account's `AccountFeed`. The account alerts (down, stale, behind,
 data refused) are open in the process's `AlertBook`; `Collector.taken_over` takes an earlier
 run's over.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, NamedTuple
@@ -28,6 +29,7 @@ from bus.events import (
     StreamStateChanged,
     TradeTick,
     TradingSession,
+    Venue,
 )
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
@@ -37,6 +39,7 @@ from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
 from observer.kis.frames import FrameLimits
+from observer.kis.realtime import TRADE_TRS
 from observer.kis.session import KisAccount
 from observer.kis.stream import (
     PERSISTENT_REFUSALS,
@@ -55,6 +58,7 @@ from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
+from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, is_trade, venue_of
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.slots import Holding, SlotAction
 from workers.track_b.stale import STREAM_STALE, StaleWatch
@@ -91,9 +95,9 @@ def _dec(value: float, places: str = "0.0001") -> Decimal:
 
 
 def decision_event(
-    d: SlotAction, trading_session: TradingSession = ""
+    d: SlotAction, trading_session: TradingSession = "", venue: Venue = "KRX"
 ) -> SlotDecision | SlotOverflow:
-    """The bus event of a slot decision, taken in KRX's ``trading_session`` (its feed's)."""
+    """The bus event of a slot decision on ``venue``'s feed, taken in its ``trading_session``."""
     c = d.candidate
     if d.action == "overflow":
         return SlotOverflow(
@@ -116,7 +120,7 @@ def decision_event(
         reason=d.reason,
         replaced_symbol=d.replaced.symbol if d.replaced else "",
         expires_ns=c.expires_ns,
-        venue="KRX",
+        venue=venue,
         trading_session=trading_session,
     )
 
@@ -142,7 +146,8 @@ _CHECKS, _STREAM = Checks(), StreamSettings()
 class CollectorSettings:
     """What configures the collector: ``[track_b]``'s (`of`), or the defaults (tests)."""
 
-    books: bool = False  # each symbol's order book (H0STASP0) beside its trades
+    trades: TradeFeeds = "krx"  # what a symbol's trades are registered as (its venues)
+    books: bool = False  # each trade feed's order book beside it
     silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
     unhealthy_after_s: float = 30.0  # an account down this long: its slots fail over
     velocity_window_s: float = 10.0  # executions per second over this window (`velocity`)
@@ -156,6 +161,7 @@ class CollectorSettings:
     def of(cls, config: TrackBSettings) -> CollectorSettings:
         """The collector ``[track_b]`` configures."""
         return cls(
+            trades=config.trades,
             books=config.books,
             silence=SilenceRule(
                 config.silence_expected_s,
@@ -189,7 +195,9 @@ class Collector:
     ``in_session`` says whether a time (UTC ns) is in continuous trading (gaps, lag and
     stale sessions count only then); ``on_refused`` hears each registration KIS refused;
     ``limits`` maps a symbol to the day's (lower, upper) price limits (the slot guard's);
-    ``session_of`` gives each record its session on its venue (`observer.calendar.venues`).
+    ``session_of`` gives each record its session on its venue (`observer.calendar.venues`);
+    ``nxt``: the symbols Nextrade trades today and ``paper``: paper accounts, for what each
+    symbol holds (`RegistrationPolicy`).
     """
 
     def __init__(
@@ -204,9 +212,12 @@ class Collector:
         limits: Mapping[str, tuple[int, int]] | None = None,
         alerts: AlertBook | None = None,
         session_of: SessionOf | None = None,
+        nxt: Collection[str] = (),
+        paper: bool = False,
     ) -> None:
         self.clock = clock
         self.settings = settings
+        self.policy = RegistrationPolicy(settings.trades, settings.books, frozenset(nxt), paper)
         self.session_of: SessionOf = session_of or no_session
         self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
         self.lag = FeedLag(clock, self.alerts, in_session, settings.lag_alert_s)
@@ -219,7 +230,7 @@ class Collector:
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
         self.accounts = {account.alias: account for account in accounts}
-        self.detectors: dict[str, GapDetector] = {}
+        self.detectors: dict[str, dict[Venue, GapDetector]] = {}  # alias -> venue -> its
         self.feeds: dict[str, AccountFeed] = {}  # alias -> its session's listener
         aliases = [account.alias for account in accounts]
         self.outages = Outages(clock, self.alerts, aliases, settings.unhealthy_after_s)
@@ -233,7 +244,10 @@ class Collector:
         self.gaps = 0
         for account in accounts:
             alias = account.alias
-            self.detectors[alias] = GapDetector(alias, settings.silence, in_session)
+            self.detectors[alias] = {
+                venue: GapDetector(alias, settings.silence, in_session, venue)
+                for venue in ("KRX", "NXT", "combined")
+            }
             self.feeds[alias] = AccountFeed(self, alias)
             self.streams[alias] = account.stream(
                 self.feeds[alias], settings.stream, self.session_of
@@ -244,8 +258,23 @@ class Collector:
     # ------------------------------------------------------------------ the slots
 
     def symbols(self, alias: str) -> set[str]:
-        """The symbols account ``alias`` streams."""
-        return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE}
+        """The symbols account ``alias`` streams (any venue's trades)."""
+        return {r.tr_key for r in self.streams[alias].wanted if is_trade(r.tr_id)}
+
+    def streamed(self, alias: str, tr_id: str) -> set[str]:
+        """The symbols account ``alias`` streams on the trade feed ``tr_id``."""
+        return {r.tr_key for r in self.streams[alias].wanted if r.tr_id == tr_id}
+
+    def detector(self, alias: str, tr_id: str) -> GapDetector:
+        """Account ``alias``'s gap detector of the trade feed ``tr_id``'s venue."""
+        return self.detectors[alias][venue_of(tr_id)]
+
+    def _venues_down(self, alias: str, reason: GapReason) -> None:
+        """Every feed of the account may miss data from now (`GapDetector.on_disconnect`)."""
+        now = self.clock.now_ns()
+        for venue, detector in self.detectors[alias].items():
+            trades = {r.tr_key for r in self.streams[alias].wanted if r.tr_id == TRADE_TRS[venue]}
+            detector.on_disconnect(now, reason, trades)
 
     def taken_over(self, notices: Iterable[Notice], *, late: bool = False) -> None:
         """The account alerts an earlier Track B left open, now open in the book (a restart).
@@ -297,14 +326,25 @@ class Collector:
                 await self._add(d.account, symbol)
             if d.action in ("allocate", "replace"):
                 self.scores[symbol] = d.candidate.score
-            self.publish(decision_event(d, self.session_of("KRX", self.clock.now_ns())))
+            self._publish_decision(d)
         if holdings is not None:
             await self.reconcile(holdings)
+
+    def _publish_decision(self, d: SlotAction) -> None:
+        """One event per venue whose trades the decision registers or releases.
+
+        An overflow is one event: it registered nothing. A replacement's venues are the new
+        symbol's (the replaced one's ends with them).
+        """
+        now = self.clock.now_ns()
+        venues = ("KRX",) if d.action == "overflow" else self.policy.venues(d.candidate.symbol)
+        for venue in venues:
+            self.publish(decision_event(d, self.session_of(venue, now), venue))
 
     async def reconcile(self, holdings: Iterable[Holding]) -> bool:
         """Check that each account's session wants exactly what its slots hold; repair it.
 
-        Each held symbol's registrations (`kinds`) on its account, nothing else, but what
+        Each held symbol's registrations (its feeds) on its account, nothing else, but what
         KIS refused (the slot guard releases those). A mismatch is a fault of Track B's
         own bookkeeping: logged, alerted (`REGISTRATIONS_MISMATCH`, an error) and repaired,
         what is held wanted and the rest released, rather than streaming a symbol no slot
@@ -313,7 +353,8 @@ class Collector:
         expected: dict[str, set[Registration]] = {alias: set() for alias in self.streams}
         for h in holdings:
             expected.setdefault(h.account, set()).update(
-                Registration(kind, h.candidate.symbol) for kind in self.kinds
+                Registration(tr_id, h.candidate.symbol)
+                for tr_id in self.policy.feeds(h.candidate.symbol)
             )
         matched = True
         for alias, stream in self.streams.items():
@@ -339,8 +380,8 @@ class Collector:
             for r in sorted(extra, key=self._priority):
                 await stream.unsubscribe(r.tr_id, r.tr_key)
             for r in sorted(missing, key=self._priority):
-                if r.tr_id == TRADE:
-                    self.detectors[alias].on_placed(r.tr_key, self.clock.now_ns())
+                if is_trade(r.tr_id):
+                    self.detector(alias, r.tr_id).on_placed(r.tr_key, self.clock.now_ns())
                 await self._subscribe(alias, r.tr_id, r.tr_key)
         return matched
 
@@ -351,7 +392,8 @@ class Collector:
         the new session (or leaves its slot first).
         """
         symbol = holding.candidate.symbol
-        self.detectors[holding.account].resume(symbol, start_ns)
+        for venue in self.policy.venues(symbol):
+            self.detectors[holding.account][venue].resume(symbol, start_ns)
         self.scores[symbol] = holding.candidate.score
         await self._add(holding.account, symbol)
 
@@ -362,8 +404,11 @@ class Collector:
         """
         now = max(start_ns, self.clock.now_ns())
         symbol = release.candidate.symbol
-        self.publish_gap(TickGap(release.account, symbol, start_ns, now, "process_restart"))
-        self.publish(decision_event(release, self.session_of("KRX", self.clock.now_ns())))
+        for venue in self.policy.venues(symbol):
+            self.publish_gap(
+                TickGap(release.account, symbol, start_ns, now, "process_restart", venue)
+            )
+        self._publish_decision(release)
 
     def missed(self, account: str, symbol: str, start_ns: int, end_ns: int) -> None:
         """``symbol``'s data is missing from ``start_ns`` to ``end_ns``: a ``process_restart`` gap.
@@ -371,23 +416,23 @@ class Collector:
         An earlier process held it, and no process streamed it between (none if empty).
         """
         if end_ns > start_ns:
-            self.publish_gap(TickGap(account, symbol, start_ns, end_ns, "process_restart"))
+            for venue in self.policy.venues(symbol):
+                self.publish_gap(
+                    TickGap(account, symbol, start_ns, end_ns, "process_restart", venue)
+                )
 
     def _priority(self, registration: Registration) -> tuple[float, str, str]:
         """Re-registration order after a reconnect: the best-scoring slots first."""
         return (-self.scores.get(registration.tr_key, 0.0), registration.tr_key, registration.tr_id)
 
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """The registrations of one symbol: its trades, and its book with books on."""
-        return (TRADE, BOOK) if self.settings.books else (TRADE,)
-
     async def _add(self, alias: str, symbol: str) -> None:
         # Each registration is wanted at once and on its own: none waits for a key, and
         # none is skipped because another could not be sent (the session sends them).
-        self.detectors[alias].on_placed(symbol, self.clock.now_ns())
-        for kind in self.kinds:
-            await self._subscribe(alias, kind, symbol)
+        now = self.clock.now_ns()
+        for venue in self.policy.venues(symbol):
+            self.detectors[alias][venue].on_placed(symbol, now)
+        for tr_id in self.policy.feeds(symbol):
+            await self._subscribe(alias, tr_id, symbol)
 
     async def _subscribe(self, alias: str, kind: str, symbol: str) -> None:
         try:
@@ -396,14 +441,17 @@ class Collector:
             log.error("account %s: %s not registered: %s", alias, symbol, exc)
 
     async def _drop(self, alias: str, symbol: str) -> None:
-        for kind in self.kinds:  # each released on its own, at once (as in `_add`)
-            await self.streams[alias].unsubscribe(kind, symbol)
-        detector, now = self.detectors[alias], self.clock.now_ns()
-        # Behind by more than a pause between two trades of a liquid symbol (and the stamps'
-        # second), whatever this symbol's own pace: a quiet one's limit would hide minutes.
-        behind = self.lag.behind(alias, now, int(detector.expected_ns + detector.tolerance_ns))
-        if gap := detector.forget(symbol, now, behind_ns=behind):
-            self.publish_gap(gap)
+        for tr_id in self.policy.feeds(symbol):  # each released on its own, at once (`_add`)
+            await self.streams[alias].unsubscribe(tr_id, symbol)
+        now = self.clock.now_ns()
+        for venue in self.policy.venues(symbol):
+            detector = self.detectors[alias][venue]
+            # Behind by more than a pause between two trades of a liquid symbol (and the
+            # stamps' second), whatever its own pace: a quiet one's limit would hide minutes.
+            pause = int(detector.expected_ns + detector.tolerance_ns)
+            behind = self.lag.behind(alias, now, pause)
+            if gap := detector.forget(symbol, now, behind_ns=behind):
+                self.publish_gap(gap)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)
         self.scores.pop(symbol, None)
@@ -415,7 +463,8 @@ class Collector:
         """
         return any(
             reason == "process_restart"
-            for detector in self.detectors.values()
+            for venues in self.detectors.values()
+            for detector in venues.values()
             for _, reason in detector.open.values()
         )
 
@@ -436,7 +485,7 @@ class Collector:
         symbol is registered on the new connection; the slots stay as they are.
         """
         await self.accounts[alias].tokens.refresh_approval(reason)
-        self.detectors[alias].on_disconnect(self.clock.now_ns(), reason, self.symbols(alias))
+        self._venues_down(alias, reason)
         await self.streams[alias].restart()
 
     async def settle(self, seconds: float = SETTLE_S) -> bool:
@@ -537,7 +586,7 @@ class Collector:
         if state in ("disconnected", "refused", "stopped", "down"):
             self.outages.failed(alias)
             if state not in ("stopped", "down"):  # "down" follows a disconnect
-                self.detectors[alias].on_disconnect(now, "disconnect", self.symbols(alias))
+                self._venues_down(alias, "disconnect")
         if state == "refused" and (code := reason.split(" ", 1)[0]) in PERSISTENT_REFUSALS:
             self.outages.refused(alias, code)
         self.publish(
@@ -552,13 +601,15 @@ class Collector:
     def _on_confirmed(self, alias: str) -> None:
         """KIS confirmed the account's session: up again, the end of an outage."""
         self.stale_watch.heard(alias, self.clock.now_ns())
-        self.detectors[alias].on_confirmed()
+        for detector in self.detectors[alias].values():
+            detector.on_confirmed()
         self.outages.confirmed(alias)
 
     def _on_registered(self, alias: str, registration: Registration) -> None:
-        if registration.tr_id != TRADE:
+        if not is_trade(registration.tr_id):
             return
-        if gap := self.detectors[alias].on_registered(registration.tr_key, self.clock.now_ns()):
+        detector = self.detector(alias, registration.tr_id)
+        if gap := detector.on_registered(registration.tr_key, self.clock.now_ns()):
             self.publish_gap(gap)
 
     def _on_refused(self, alias: str, registration: Registration, code: str, message: str) -> None:
@@ -580,7 +631,7 @@ class Collector:
                 end_ns=gap.end_ns,
                 reason=gap.reason,
                 account=gap.account,
-                venue="KRX",
-                trading_session=self.session_of("KRX", gap.start_ns),
+                venue=gap.venue,
+                trading_session=self.session_of(gap.venue, gap.start_ns),
             )
         )

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bus.events import GapReason
+from bus.events import GapReason, Venue
 
 __all__ = ["GapDetector", "SilenceRule", "TickGap"]
 
@@ -46,16 +46,18 @@ class TickGap:
     start_ns: int
     end_ns: int
     reason: GapReason
+    venue: Venue = "KRX"  # the feed's whose trades may be missing
 
     @property
     def gap_id(self) -> str:
-        """Stable: the same gap always has the same id."""
+        """Stable: the same gap always has the same id (a venue's other than KRX named)."""
         prefix = "dropped:" if self.reason == "dropped_record" else ""
-        return f"{prefix}{self.account}:{self.symbol}:{self.start_ns}"
+        fed = self.symbol if self.venue == "KRX" else f"{self.symbol}@{self.venue}"
+        return f"{prefix}{self.account}:{fed}:{self.start_ns}"
 
 
 class GapDetector:
-    """Watches one account's ticks and connection; returns gaps as they close.
+    """Watches one account's ticks of one venue's feed and its connection; returns gaps.
 
     * **Connection gaps**: when the session drops (or is torn down for a token or approval-key
       renewal), every registered symbol may miss data from the newest trade stamp the
@@ -79,8 +81,15 @@ class GapDetector:
       delivered trade (no earlier than twice the lag before the release) to the release.
     """
 
-    def __init__(self, account: str, rule: SilenceRule, in_session: Callable[[int], bool]) -> None:
+    def __init__(
+        self,
+        account: str,
+        rule: SilenceRule,
+        in_session: Callable[[int], bool],
+        venue: Venue = "KRX",
+    ) -> None:
         self.account = account
+        self.venue = venue  # one venue's trade feed: its gaps are that venue's
         self.rule = rule
         self.expected_ns = rule.expected_s * 1e9
         self.tolerance_ns = (rule.tolerance_s + rule.resolution_s) * 1e9
@@ -130,7 +139,7 @@ class GapDetector:
             return None
         if not (self.in_session(before) and self.in_session(at)):
             return None
-        return TickGap(self.account, symbol, before, at, "silence")
+        return self._gap(symbol, before, at, "silence")
 
     def on_refused_trade(self, symbol: str, received_ns: int, traded_ns: int = 0) -> TickGap | None:
         """A trade record of ``symbol`` was refused: the gap over the trade it carried.
@@ -151,7 +160,10 @@ class GapDetector:
         if start >= minute and self.dropped_minute.get(symbol) == minute:
             return None  # that gap's minute holds this trade: its bar recovers both
         self.dropped_minute[symbol] = minute
-        return TickGap(self.account, symbol, start, end, "dropped_record")
+        return self._gap(symbol, start, end, "dropped_record")
+
+    def _gap(self, symbol: str, start_ns: int, end_ns: int, reason: GapReason) -> TickGap:
+        return TickGap(self.account, symbol, start_ns, end_ns, reason, self.venue)
 
     def _limit(self, symbol: str, before: int | None) -> float:
         """The longest pause after ``before`` that is not a silence for ``symbol`` (ns)."""
@@ -196,7 +208,7 @@ class GapDetector:
             return None
         start, reason = opened
         self.registered_ns[symbol] = end = max(now_ns, start)
-        return TickGap(self.account, symbol, start, end, reason)
+        return self._gap(symbol, start, end, reason)
 
     def forget(self, symbol: str, now_ns: int, *, behind_ns: int = 0) -> TickGap | None:
         """The symbol left its slot: nothing is expected of it any more.
@@ -213,7 +225,7 @@ class GapDetector:
         opened = self.open.pop(symbol, None)
         if opened is not None:
             start, reason = opened
-            return TickGap(self.account, symbol, start, max(now_ns, start), reason)
+            return self._gap(symbol, start, max(now_ns, start), reason)
         if not behind_ns:
             return None
         # From the symbol's own newest trade, but no earlier than twice the lag before the
@@ -223,4 +235,4 @@ class GapDetector:
         start = max(last or 0, registered or 0, now_ns - 2 * lag)
         if start >= now_ns or not self.in_session(now_ns):
             return None
-        return TickGap(self.account, symbol, start, now_ns, "delivery_lag")
+        return self._gap(symbol, start, now_ns, "delivery_lag")

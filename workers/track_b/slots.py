@@ -1,8 +1,9 @@
 """The slot manager and provider pool: which account streams which symbol.
 
-Each account's WebSocket session holds ``capacity`` symbols (41 registrations, or half that
-when books are streamed too), less the slots closed because KIS counted more registrations
-on the session than we did (`SlotBook.close`). `SlotBook.evaluate` decides, from the
+Each account's WebSocket session holds ``capacity`` registrations (41), a symbol taking as
+many as its feeds (`workers.track_b.registrations`: one, or up to four with Nextrade's and
+the books), less one for each slot closed because KIS counted more registrations on the
+session than we did (`SlotBook.close`). `SlotBook.evaluate` decides, from the
 candidates of the moment and the symbols barred (symbol -> reason), what to release, renew,
 allocate and replace. The same state and inputs always give the same decisions: every
 choice is ordered by score, market cap and code, and the round-robin position is state.
@@ -10,14 +11,14 @@ choice is ordered by score, market cap and code, and the round-robin position is
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Literal
 
 import msgspec
 
 from bus.events import SlotTrigger
 
-__all__ = ["Holding", "SlotAction", "SlotBook", "SlotCandidate"]
+__all__ = ["Holding", "Room", "SlotAction", "SlotBook", "SlotCandidate"]
 
 Action = Literal["allocate", "replace", "release", "expire", "overflow"]
 
@@ -73,17 +74,63 @@ class SlotAction(msgspec.Struct, frozen=True, gc=False):
     waiting: bool = False
 
 
-class SlotBook:
-    """Every account's slots and the round-robin position: the slot manager's state."""
+def _one(symbol: str) -> int:
+    return 1
 
-    def __init__(self, accounts: Sequence[str], capacity: int) -> None:
+
+class Room(msgspec.Struct, frozen=True):
+    """Registrations to fill, and how many a symbol takes (``cost``)."""
+
+    registrations: int
+    cost: Callable[[str], int] = _one
+
+    def fitting(self, symbols: Iterable[str]) -> int:
+        """How many of ``symbols``, in order, fit: their costs summed within the room."""
+        left, fit = self.registrations, 0
+        for symbol in symbols:
+            left -= self.cost(symbol)
+            if left < 0:
+                break
+            fit += 1
+        return fit
+
+
+class SlotBook:
+    """Every account's slots and the round-robin position: the slot manager's state.
+
+    ``capacity`` is in registrations per account; ``cost`` gives a symbol's (1 each by
+    default). A holding takes the lowest free slot number of its account; an account takes
+    a symbol while its registrations held, plus the symbol's, plus its closed slots stay
+    within ``capacity``.
+    """
+
+    def __init__(
+        self, accounts: Sequence[str], capacity: int, cost: Callable[[str], int] = _one
+    ) -> None:
         if not accounts or capacity < 1:
             raise ValueError("a slot book needs accounts and capacity")
         self.accounts = list(accounts)
         self.capacity = capacity
+        self.cost = cost
         self.slots: dict[str, list[Holding | None]] = {a: [None] * capacity for a in accounts}
         self.closed: set[tuple[str, int]] = set()  # (account, slot): never placed into again
         self.cursor = 0
+
+    def registrations(self, account: str) -> int:
+        """The registrations ``account``'s holdings take."""
+        return sum(self._cost(h) for h in self.slots[account] if h is not None)
+
+    def _cost(self, holding: Holding) -> int:
+        return self.cost(holding.candidate.symbol)
+
+    def free(self) -> Room:
+        """The room of every account's session, closed slots aside, held or not."""
+        return Room(self.capacity * len(self.accounts) - len(self.closed), self.cost)
+
+    def room(self, account: str) -> int:
+        """The registrations ``account`` has free: capacity less held and closed."""
+        closed = sum(1 for a, _ in self.closed if a == account)
+        return self.capacity - closed - self.registrations(account)
 
     def holdings(self) -> list[Holding]:
         """Every holding, by account then slot."""
@@ -110,6 +157,10 @@ class SlotBook:
             return False
         if slots[holding.slot] is not None or holding.candidate.symbol in self.held():
             return False
+        if (holding.account, holding.slot) in self.closed:
+            return False
+        if self.room(holding.account) < self.cost(holding.candidate.symbol):
+            return False
         slots[holding.slot] = holding
         return True
 
@@ -134,10 +185,10 @@ class SlotBook:
         self._free(holding)
         return SlotAction("release", holding.candidate, reason, account, slot)
 
-    def _next_free(self, healthy: set[str]) -> tuple[str, int] | None:
+    def _next_free(self, healthy: set[str], need: int) -> tuple[str, int] | None:
         for step in range(len(self.accounts)):
             account = self.accounts[(self.cursor + step) % len(self.accounts)]
-            if account not in healthy:
+            if account not in healthy or self.room(account) < need:
                 continue
             for slot, holding in enumerate(self.slots[account]):
                 if holding is None and (account, slot) not in self.closed:
@@ -168,9 +219,10 @@ class SlotBook:
         3. Symbols held on an unhealthy account are released there (``release``, failover) and
            compete again for the capacity left on healthy accounts.
         4. The other candidates, pins first, then by score, market cap and code, each take a free
-           slot on the next healthy account in round-robin order (``allocate``). With none free, a
-           candidate replaces the lowest-scoring replaceable holding (not pinned, held at least
-           ``min_hold_ns``) if it scores above ``threshold`` times that holding (``replace``); a
+           slot on the next healthy account in round-robin order with room for its registrations
+           (``allocate``). With none, a candidate replaces the lowest-scoring replaceable holding
+           (not pinned, held at least ``min_hold_ns``, on an account where its registrations
+           free enough) if it scores above ``threshold`` times that holding (``replace``); a
            pin replaces the lowest unpinned holding whatever its score. Otherwise it is an
            ``overflow`` with the lowest replaceable score; when every unpinned holding is newer
            than ``min_hold_ns``, with the lowest held score, a reason that says so, and
@@ -218,7 +270,9 @@ class SlotBook:
         pool.extend(wanted.values())
         full: SlotAction | None = None  # the first candidate that found no slot
         for c in sorted(pool, key=SlotCandidate.rank):
-            if full is not None:  # every later one scores no higher (pins come first): no slot
+            # Every later one scores no higher (pins come first): one that takes no fewer
+            # registrations finds no slot either.
+            if full is not None and self.cost(c.symbol) >= self.cost(full.candidate.symbol):
                 decisions.append(
                     SlotAction(
                         "overflow",
@@ -231,7 +285,7 @@ class SlotBook:
                 continue
             decision = self._place(c, now_ns, alive, threshold, min_hold_ns)
             decisions.append(decision)
-            if decision.action == "overflow" and not c.pinned:
+            if decision.action == "overflow" and not c.pinned and full is None:
                 full = decision
             if decision.replaced is not None:  # still triggered, now without a slot
                 why = f"replaced by {c.symbol} (score {c.score:.2f})"
@@ -247,7 +301,8 @@ class SlotBook:
     ) -> SlotAction:
         if not alive:
             return SlotAction("overflow", c, "no healthy account")
-        free = self._next_free(alive)
+        need = self.cost(c.symbol)
+        free = self._next_free(alive, need)
         if free is not None:
             account, slot = free
             self._put(account, slot, c, now_ns)
@@ -257,6 +312,10 @@ class SlotBook:
         unpinned = [h for h in self.holdings() if not h.candidate.pinned and h.account in alive]
         if not unpinned:
             return SlotAction("overflow", c, "every slot pinned")
+        # Only a holding whose registrations, with its account's free ones, take the new one's.
+        unpinned = [h for h in unpinned if self.room(h.account) + self._cost(h) >= need]
+        if not unpinned:
+            return SlotAction("overflow", c, f"no account has {need} registrations to free")
         replaceable = [h for h in unpinned if c.pinned or now_ns - h.since_ns >= min_hold_ns]
         if not replaceable:  # the slots are all newer than the minimum hold: it waits
             lowest_held = min(h.candidate.score for h in unpinned)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from observer.process.private_files import write_private
 from workers.track_b.collect import Collector
 from workers.track_b.pins import slots_path
-from workers.track_b.slots import SlotAction, SlotBook, SlotCandidate
+from workers.track_b.slots import Room, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.watchers import Watchers
 
 __all__ = ["Slotting", "fill"]
@@ -45,6 +45,8 @@ class Slotting(Watchers):
     def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
 
+    Each row names the TRs its symbol is registered on (``feeds``).
+
         ``waiting``: the pins that hold no slot, with why.
         """
         now = self.clock.now_ns()
@@ -57,6 +59,7 @@ class Slotting(Watchers):
                 "score": round(h.candidate.score, 2),
                 "pinned": h.candidate.pinned,
                 "since_ns": h.since_ns,
+                "feeds": list(collector.policy.feeds(h.candidate.symbol)),  # its registrations
                 "state": (self.guard.trading.state(h.candidate.symbol, now) or ("", ""))[1],
             }
             for h in book.holdings()
@@ -74,10 +77,10 @@ class Slotting(Watchers):
             pins_unplaced=len(waiting),
             pins_unreadable=int(bool(self.pin_file.unreadable)),
         )
-        for account in self.settings.kis.accounts:  # slots held per account: "slots.acct1"
-            self.counters[f"slots.{account.alias}"] = sum(
-                r["account"] == account.alias for r in rows
-            )
+        for account in self.settings.kis.accounts:  # per account: "slots.acct1", symbols held
+            alias = account.alias
+            self.counters[f"slots.{alias}"] = sum(r["account"] == alias for r in rows)
+            self.counters[f"registrations.{alias}"] = book.registrations(alias)
         shown = {
             "at_ns": now,
             "slots": rows,
@@ -99,17 +102,12 @@ class Slotting(Watchers):
 
 
 def fill(
-    by_cap: Sequence[SlotCandidate], barred: Mapping[str, str], slots: int
+    by_cap: Sequence[SlotCandidate], barred: Mapping[str, str], room: Room
 ) -> list[SlotCandidate]:
-    """The default placement: the ``slots`` largest market caps not barred.
+    """The default placement: the largest market caps not barred that fit in ``room``.
 
     A barred one (refused for the day, halted) is passed over for the next, or its slot
     would stay empty while the universe has symbols to stream.
     """
-    fill: list[SlotCandidate] = []
-    for c in by_cap:
-        if len(fill) >= slots:
-            break
-        if c.symbol not in barred:
-            fill.append(c)
-    return fill
+    free = [c for c in by_cap if c.symbol not in barred]
+    return free[: room.fitting(c.symbol for c in free)]

@@ -31,7 +31,7 @@ from observer.db.slot_queries import HeldSlot
 from observer.process.retry import Backoff
 from workers.track_b.context import baseline, openings, ranked
 from workers.track_b.guard import SlotGuard
-from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
+from workers.track_b.slots import Holding, Room, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.triggers import Reference, TriggerEngine
 
 __all__ = [
@@ -124,10 +124,10 @@ class LateSync(ReadBeside[list[PriceSnapshot]]):
     wall time, without end inside that window.
     """
 
-    def __init__(self, config: TrackBSettings, full: datetime, slots: int) -> None:
+    def __init__(self, config: TrackBSettings, full: datetime, room: Room) -> None:
         super().__init__()
         self.full = full
-        self.slots = slots
+        self.room = room
         scheduled = full.timestamp() - config.sync_lead_s
         self.until_ns = int((scheduled + config.volume_surge.ttl_s) * _NS)
 
@@ -153,7 +153,7 @@ def context_sync(
     engine: TriggerEngine,
     guard: SlotGuard,
     full: datetime,
-    slots: int,
+    room: Room,
     now_ns: int,
 ) -> Synced:
     """Replay ``snapshots`` (`day_so_far`) into ``engine`` and ``guard``; the opening's best.
@@ -178,7 +178,7 @@ def context_sync(
     surge = config.volume_surge
     chosen = []
     ours = [r for r in ranked(found, baseline(found)) if engine.shard.owns(r[0].symbol)]
-    for found_opening, _score, volume_ratio in ours[:slots]:
+    for found_opening, _score, volume_ratio in ours[: room.fitting(r[0].symbol for r in ours)]:
         strength = min(volume_ratio / 3, 1.0)
         symbol = found_opening.symbol
         candidate = SlotCandidate(

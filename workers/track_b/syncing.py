@@ -16,7 +16,7 @@ from bus.events import PriceSnapshot
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
 from workers.track_b.session_alerts import DEGRADED
-from workers.track_b.slots import SlotCandidate
+from workers.track_b.slots import Room, SlotCandidate
 from workers.track_b.startup import LateSync, Synced, context_sync, day_so_far
 from workers.track_b.triggers import TriggerEngine
 from workers.track_b.watchers import Watchers
@@ -30,7 +30,7 @@ class ContextSyncing(Watchers):
     """The worker's context sync, on time or late (see the module)."""
 
     def _sync_or_degrade(
-        self, full: datetime, engine: TriggerEngine, slots: int
+        self, full: datetime, engine: TriggerEngine, room: Room
     ) -> list[SlotCandidate] | None:
         """`_sync`; None if the database fails it: alerted, and tried again (`LateSync`).
 
@@ -38,7 +38,7 @@ class ContextSyncing(Watchers):
         met the same database. Meanwhile the slots fill by market cap.
         """
         try:
-            return self._sync(full, engine, slots)
+            return self._sync(full, engine, room)
         except DATABASE_ERRORS as exc:
             self._alert(
                 "warning",
@@ -48,7 +48,7 @@ class ContextSyncing(Watchers):
             )
             return None
 
-    def _sync(self, full: datetime, engine: TriggerEngine, slots: int) -> list[SlotCandidate]:
+    def _sync(self, full: datetime, engine: TriggerEngine, room: Room) -> list[SlotCandidate]:
         """Track A's day into the engine; the context's first candidates (may be []).
 
         In the morning, the opening's snapshots; after full operation began (a restart, a late
@@ -57,7 +57,7 @@ class ContextSyncing(Watchers):
         started = time.perf_counter()
         now = self.clock.now_ns()
         snapshots = day_so_far(self._engine, full, now)
-        return self._replay(snapshots, full, engine, slots, now, started).candidates
+        return self._replay(snapshots, full, engine, room, now, started).candidates
 
     def _sync_late(
         self, late: LateSync, engine: TriggerEngine, context: list[SlotCandidate], now: int
@@ -84,7 +84,7 @@ class ContextSyncing(Watchers):
 
         if (snapshots := late.taken(failed)) is None:
             return late
-        synced = self._replay(snapshots, late.full, engine, late.slots, now, time.perf_counter())
+        synced = self._replay(snapshots, late.full, engine, late.room, now, time.perf_counter())
         context.extend(synced.candidates)
         if synced.openings:
             self.notices.over(DEGRADED, "the context sync went through late")
@@ -95,11 +95,11 @@ class ContextSyncing(Watchers):
         snapshots: list[PriceSnapshot],
         full: datetime,
         engine: TriggerEngine,
-        slots: int,
+        room: Room,
         now: int,
         started: float,
     ) -> Synced:
-        synced = context_sync(snapshots, self.config, engine, self.guard, full, slots, now)
+        synced = context_sync(snapshots, self.config, engine, self.guard, full, room, now)
         seconds = time.perf_counter() - started
         self.counters["context_sync_s"] = round(seconds, 3)
         if not (synced.snapshots if synced.late else synced.openings):

@@ -44,6 +44,7 @@ class Reference(msgspec.Struct, frozen=True, gc=False):
     prev_close: int
     avg_volume_20d: int
     atr_14: float
+    nxt: bool = False  # Nextrade trades it today
 
 
 class Trigger(msgspec.Struct, frozen=True, gc=False):

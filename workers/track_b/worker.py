@@ -112,11 +112,15 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
             alerts=self.alerts,
             session_of=venues_from(self.settings.venues, self.timeline).session_of_ns,
+            nxt={symbol for symbol, r in references.items() if r.nxt},
+            paper=self.settings.kis.paper,
         )
         self.collector = collector
         self._take_over(taken, collector)
-        capacity = self.config.slots_per_account
-        book = SlotBook(aliases, capacity)
+        policy = collector.policy
+        log.info("Track B registers, for each symbol it watches, %s", policy.describe())
+        capacity = self.config.registrations_per_account
+        book = SlotBook(aliases, capacity, policy.cost)
         self.counters["capacity_per_account"] = capacity
         try:
             full = starts[Phase.FULL_OPERATION]
@@ -135,9 +139,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 with contextlib.closing(
                     feed_subscriber(self.settings.bus, self.settings.paths.run, _SNAPSHOTS)
                 ) as feed:
-                    slots = capacity * len(aliases)
-                    context = self._sync_or_degrade(full, engine, slots)
-                    late = LateSync(self.config, full, slots) if context is None else None
+                    room = book.free()  # the opening's best, as many as fit
+                    context = self._sync_or_degrade(full, engine, room)
+                    late = LateSync(self.config, full, room) if context is None else None
                     await self.sleep_until(full.timestamp())
                     closing_at = starts[Phase.TRACK_A_CLOSING]
                     await rekey(collector, self.clock, closing_at.timestamp())
@@ -177,7 +181,9 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         self.overflow.end(f"overflow: {over}")
         self.notices.end(over)
 
-    def _universe_references(self, day: date) -> Sequence[Row[str, int, int, int, Decimal]] | None:
+    def _universe_references(
+        self, day: date
+    ) -> Sequence[Row[str, int, int, int, Decimal, bool]] | None:
         with self._engine.connect() as conn:
             return universe_references(conn, day)
 
@@ -210,7 +216,12 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             if rows is not None:
                 references = {
                     r.symbol: Reference(
-                        r.symbol, r.market_cap, r.prev_close, r.avg_volume_20d, float(r.atr_14)
+                        r.symbol,
+                        r.market_cap,
+                        r.prev_close,
+                        r.avg_volume_20d,
+                        float(r.atr_14),
+                        bool(r.nxt),
                     )
                     for r in rows
                 }
@@ -260,7 +271,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
-            placed = fill(by_cap, barred, book.capacity * len(book.accounts) - len(book.closed))
+            placed = fill(by_cap, barred, book.free())
             fired = engine.candidates(now)
             if any(not c.pinned for c in fired):  # a degraded start is over: triggers place
                 self.notices.over(DEGRADED, "triggers fire: the slots follow them")

@@ -1,0 +1,240 @@
+"""The registration policy: what a watched symbol holds, and slots counted in registrations."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bus.events import Event, GapDetected, SlotDecision, SlotOverflow, TradeTick
+from harness.sim.config import SimConfig
+from observer.kis.session import open_account, rate_limits
+from observer.kis.stream import Registration
+from tests.support import SimThread, until
+from tests.track_b.conftest import MARKET, STOCKS, TEN
+from tests.track_b.test_collect import settings_for
+from tests.track_b.test_slots import SYMBOLS, rounds
+from workers.track_b.collect import Collector, CollectorSettings, decision_event
+from workers.track_b.gaps import SilenceRule
+from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.slots import Room, SlotBook, SlotCandidate
+
+NXT_NAME, KRX_NAME = "005930", "900110"
+
+
+def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() -> None:
+    nxt = frozenset({NXT_NAME})
+    venues = RegistrationPolicy("venues", nxt=nxt)
+    assert venues.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0")
+    assert venues.venues(NXT_NAME) == ("KRX", "NXT")
+    assert venues.feeds(KRX_NAME) == ("H0STCNT0",) and venues.cost(KRX_NAME) == 1
+    books = RegistrationPolicy("venues", books=True, nxt=nxt)
+    assert books.feeds(NXT_NAME) == ("H0STCNT0", "H0NXCNT0", "H0STASP0", "H0NXASP0")
+    assert books.cost(NXT_NAME) == 4 and books.widest == 4
+    combined = RegistrationPolicy("combined", books=True, nxt=nxt)
+    assert combined.feeds(NXT_NAME) == ("H0UNCNT0", "H0UNASP0")
+    assert combined.venues(NXT_NAME) == ("combined",)
+    assert combined.feeds(KRX_NAME) == ("H0STCNT0", "H0STASP0")
+    krx = RegistrationPolicy("krx", nxt=nxt)
+    assert krx.feeds(NXT_NAME) == ("H0STCNT0",) and krx.widest == 1
+
+
+def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> None:
+    for trades in ("krx", "venues", "combined"):
+        paper = RegistrationPolicy(trades, books=True, nxt=frozenset({NXT_NAME}), paper=True)
+        assert paper.feeds(NXT_NAME) == ("H0STCNT0", "H0STASP0")
+        assert paper.widest == 2
+        assert "paper accounts are offered KRX's feeds alone" in paper.describe()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    plan=rounds,
+    accounts=st.integers(1, 3),
+    capacity=st.integers(1, 9),
+    costs=st.dictionaries(st.sampled_from(SYMBOLS), st.integers(1, 4)),
+    closing=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 8)), max_size=3),
+)
+def test_no_account_holds_more_registrations_than_its_session_takes(
+    plan: list[tuple[list[SlotCandidate], int, set[str]]],
+    accounts: int,
+    capacity: int,
+    costs: dict[str, int],
+    closing: list[tuple[int, int]],
+) -> None:
+    names = ["a", "b", "c"][:accounts]
+    book = SlotBook(names, capacity, lambda symbol: costs.get(symbol, 1))
+    now = 0
+    for n, (pool, step, sick) in enumerate(plan):
+        now += step
+        if n < len(closing) and closing[n][0] < accounts and closing[n][1] < capacity:
+            book.close(names[closing[n][0]], closing[n][1], "KIS counts the session full")
+        healthy = {a for a in names if a not in sick}
+        decisions = book.evaluate(pool, now, healthy, threshold=1.2, min_hold_ns=5)
+        symbols = [h.candidate.symbol for h in book.holdings()]
+        assert len(symbols) == len(set(symbols))
+        for account in names:
+            closed = sum(1 for a, _ in book.closed if a == account)
+            assert book.registrations(account) + closed <= capacity
+            assert book.room(account) >= 0
+        assert not [h for h in book.holdings() if (h.account, h.slot) in book.closed]
+        # A symbol that takes more than any session can is never placed, and says why.
+        for d in decisions:
+            if d.action in ("allocate", "replace"):
+                assert book.cost(d.candidate.symbol) <= capacity
+
+
+def test_an_overflow_of_a_wide_symbol_leaves_room_to_a_narrow_one() -> None:
+    costs = {"000001": 2, "000002": 2, "000003": 1}
+    book = SlotBook(["a"], 3, costs.__getitem__)
+    pool = [SlotCandidate(s, "volume_surge", 10.0 - n) for n, s in enumerate(costs)]
+    decisions = book.evaluate(pool, 0, {"a"})
+    assert [(d.action, d.candidate.symbol) for d in decisions] == [
+        ("allocate", "000001"),
+        ("overflow", "000002"),  # 1 registration left: it takes 2
+        ("allocate", "000003"),
+    ]
+    assert book.registrations("a") == 3 and book.room("a") == 0
+    assert Room(3, costs.__getitem__).fitting(costs) == 1  # the first two take 4
+
+
+def test_a_replacement_frees_as_many_registrations_as_the_new_symbol_takes() -> None:
+    costs = {"000001": 1, "000002": 2, "000003": 2}
+    book = SlotBook(["a"], 3, costs.__getitem__)
+    held = [
+        SlotCandidate("000001", "volume_surge", 2.0),
+        SlotCandidate("000002", "volume_surge", 5.0),
+    ]
+    book.evaluate(held, 0, {"a"})
+    # The weakest holding takes one registration, too few for the newcomer's two: the
+    # newcomer replaces the stronger holding that frees two, if it outscores it enough.
+    strong = SlotCandidate("000003", "volume_surge", 7.0)
+    decisions = book.evaluate([*held, strong], 10, {"a"}, threshold=1.2)
+    assert [(d.action, d.candidate.symbol) for d in decisions][:1] == [("replace", "000003")]
+    assert decisions[0].replaced is not None and decisions[0].replaced.symbol == "000002"
+    assert book.registrations("a") == 3
+
+
+def test_a_decision_is_one_event_per_venue_it_registers() -> None:
+    policy = RegistrationPolicy("venues", nxt=frozenset({NXT_NAME}))
+    allocate = SlotCandidate(NXT_NAME, "volume_surge", 3.0)
+    event = decision_event(
+        SlotBook(["a"], 2, policy.cost).evaluate([allocate], 0, {"a"})[0], "regular", "NXT"
+    )
+    assert isinstance(event, SlotDecision) and event.venue == "NXT"
+    overflow = SlotBook(["a"], 1, policy.cost).evaluate([allocate], 0, {"a"})[0]
+    assert overflow.action == "overflow"
+    assert isinstance(decision_event(overflow), SlotOverflow)
+
+
+def test_a_nextrade_name_streams_both_venues_and_a_drop_is_a_gap_on_each(
+    sim: SimThread, tmp_path: Path
+) -> None:
+    """On the simulator at 10:00 (both venues trade): the policy's registrations, each
+    trade with its venue, one decision per venue, and a dropped session's gaps per venue."""
+    settings = settings_for(tmp_path, sim.url, "acct1")
+    clock = sim.sim.clock
+    eligible = MARKET.nxt_eligible(TEN.date())
+    both = [s for s in STOCKS if s in eligible][:2]
+    krx_only = [s for s in STOCKS if s not in eligible][:2]
+    fed = {(s, "KRX") for s in [*both, krx_only[0]]} | {(s, "NXT") for s in both}
+    events: list[Event] = []
+
+    def of(kind: type[Any]) -> list[Any]:
+        return [e for e in events if isinstance(e, kind)]
+
+    async def scenario() -> None:
+        account = open_account(settings.kis, "acct1", clock, rate_limits(settings.kis, "track_a"))
+        quiet = CollectorSettings(trades="venues", silence=SilenceRule(5.0, 900.0))
+        collector = Collector([account], clock, events.append, quiet, nxt=eligible)
+        stop = asyncio.Event()
+        running = asyncio.ensure_future(collector.run(stop))
+        try:
+            book = SlotBook(["acct1"], 5, collector.policy.cost)
+            wanted = [*both, *krx_only]  # 2 + 2 + 1 registrations fit; the last does not
+            pool = [SlotCandidate(s, "volume_surge", 10.0 - n) for n, s in enumerate(wanted)]
+            decisions = book.evaluate(pool, clock.now_ns(), collector.healthy())
+            assert [d.action for d in decisions] == ["allocate"] * 3 + ["overflow"]
+            await collector.apply(decisions, book.holdings())
+            assert collector.streams["acct1"].wanted == {
+                *(Registration("H0STCNT0", s) for s in [*both, krx_only[0]]),
+                *(Registration("H0NXCNT0", s) for s in both),
+            }
+            await until(
+                lambda: {(t.symbol, t.venue) for t in of(TradeTick)} == fed,
+                "each venue's trades",
+                timeout=30,
+            )
+            dropped = asyncio.run_coroutine_threadsafe(sim.sim.drop_websockets(), sim.loop)
+            assert dropped.result(10) == 1
+            await until(lambda: len(of(GapDetected)) == len(fed), "a gap per feed", timeout=30)
+        finally:
+            stop.set()
+            await running
+            await account.aclose()
+
+    asyncio.run(scenario())
+    placed = [(d.symbol, d.venue) for d in of(SlotDecision)]
+    assert sorted(placed) == sorted(fed)  # one decision per venue registered
+    assert [o.symbol for o in of(SlotOverflow)] == [krx_only[1]]
+    gaps = of(GapDetected)
+    assert {(g.symbol, g.venue) for g in gaps} == fed
+    assert all(g.reason == "disconnect" and g.start_ns < g.end_ns for g in gaps)
+    nxt_gaps = [g for g in gaps if g.venue == "NXT"]
+    assert all(g.gap_id == f"acct1:{g.symbol}@NXT:{g.start_ns}" for g in nxt_gaps)
+    # Nextrade's trades are stored as its own: the same symbol's KRX trades are apart.
+    assert {t.venue for t in of(TradeTick) if t.symbol == krx_only[0]} == {"KRX"}
+
+
+def test_paper_accounts_register_krx_feeds_alone_and_are_refused_nothing(tmp_path: Path) -> None:
+    """The default policy on KIS's paper host: Nextrade's names stream KRX's trades and book,
+    and nothing is asked that the host refuses (no OPSP8991 loop)."""
+    eligible = MARKET.nxt_eligible(TEN.date())
+    names = [s for s in STOCKS if s in eligible][:2]
+    events: list[Event] = []
+    with SimThread(MARKET, TEN, SimConfig(paper=True), speed=30) as sim:
+        settings = settings_for(tmp_path, sim.url, "acct1", kis='sim_accounts = "paper"\n')
+        assert settings.kis.paper
+        clock = sim.sim.clock
+
+        async def scenario() -> Collector:
+            limits = rate_limits(settings.kis, "track_a")
+            account = open_account(settings.kis, "acct1", clock, limits)
+            policy = CollectorSettings(trades="venues", books=True, silence=SilenceRule(5.0, 900.0))
+            collector = Collector([account], clock, events.append, policy, nxt=eligible, paper=True)
+            stop = asyncio.Event()
+            running = asyncio.ensure_future(collector.run(stop))
+            try:
+                book = SlotBook(["acct1"], 4, collector.policy.cost)
+                pool = [SlotCandidate(s, "volume_surge", 10.0 - n) for n, s in enumerate(names)]
+                await collector.apply(book.evaluate(pool, clock.now_ns(), {"acct1"}))
+                await until(
+                    lambda: {e.symbol for e in events if isinstance(e, TradeTick)} == set(names),
+                    "KRX's trades",
+                    timeout=30,
+                )
+                await until(
+                    lambda: (
+                        collector.streams["acct1"].registered == collector.streams["acct1"].wanted
+                    ),
+                    "every registration confirmed",
+                    timeout=30,
+                )
+                return collector
+            finally:
+                stop.set()
+                await running
+                await account.aclose()
+
+        collector = asyncio.run(scenario())
+    assert collector.streams["acct1"].wanted == {
+        Registration(tr_id, s) for s in names for tr_id in ("H0STCNT0", "H0STASP0")
+    }
+    assert collector.refusals == 0
+    assert {t.venue for t in events if isinstance(t, TradeTick)} == {"KRX"}
+    assert sorted((d.symbol, d.venue) for d in events if isinstance(d, SlotDecision)) == [
+        (s, "KRX") for s in sorted(names)
+    ]
