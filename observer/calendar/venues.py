@@ -10,7 +10,9 @@ pre-market, 10:00-16:20, 16:30-20:00) are days of their own in its table. KIS's 
 feed names no venue: its session is KRX's where KRX has one, else Nextrade's.
 
 An auction's single-price match prints at its end instant (a KRX trade stamped 15:30:00 is
-the closing auction's), so that instant belongs to the auction (`Span.match_at_end`).
+the closing auction's), so that instant belongs to the auction (`Span.match_at_end`). The
+pre-market, regular and after-market sessions trade continuously (`CONTINUOUS`): a pause in a
+feed is judged there alone.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from observer.calendar.timeline import Timeline
 from observer.calendar.trading import TradingCalendar
 
 __all__ = [
+    "CLOSE_GRACE_S",
+    "CONTINUOUS",
     "SESSIONS",
     "VENUES",
     "SessionOf",
@@ -38,6 +42,10 @@ __all__ = [
 ]
 
 SESSIONS: tuple[TradingSession, ...] = tuple(s for s in get_args(TradingSession) if s)
+CONTINUOUS: frozenset[TradingSession] = frozenset({"pre_market", "regular", "after_market"})
+# A trade stamped at a venue's close arrives within seconds (Track B's lag alert is at 10 s):
+# a stream that follows the venue to its close is kept this much longer (`Venues.followed`).
+CLOSE_GRACE_S = 30.0
 VENUES: tuple[Venue, ...] = get_args(Venue)
 _NS = 1_000_000_000
 # Which of a venue's sessions a UTC-ns instant falls in (`Venues.session_of_ns`).
@@ -129,6 +137,27 @@ class Venues:
             if ns % _NS == 0:  # a whole second, as KIS stamps: every instant of it agrees
                 self._seconds[key] = found
         return found
+
+    def continuous(self, venue: Venue, ns: int) -> bool:
+        """Whether ``venue`` trades continuously at ``ns`` (UTC; the combined feed: either)."""
+        if venue == "combined":
+            return self.continuous("KRX", ns) or self.continuous("NXT", ns)
+        return self.session_of_ns(venue, ns) in CONTINUOUS
+
+    def close(self, venue: Venue, day: date) -> datetime | None:
+        """When ``venue``'s last session of ``day`` ends (None: it has none that day)."""
+        spans = self.spans(venue, day)
+        return spans[-1][1] if spans else None
+
+    def followed(self, venue: Venue, day: date, until: datetime) -> datetime:
+        """When a stream of ``day`` kept to ``venue``'s close ends, ``until`` at the earliest.
+
+        The close and `CLOSE_GRACE_S`; ``until`` if the venue closes no later.
+        """
+        close = self.close(venue, day)
+        if close is None or close <= until:
+            return until
+        return close + timedelta(seconds=CLOSE_GRACE_S)
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime] | None:
         """When ``day``'s first session on any venue opens and its last closes (None: none)."""

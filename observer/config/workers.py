@@ -150,6 +150,10 @@ class TrackBSettings(Strict, frozen=True):
     # (two registrations, each trade with its venue); "combined", the combined feed for such
     # a name (one registration, trades without a venue). Paper accounts: KRX's alone.
     trades: Literal["krx", "venues", "combined"] = "venues"
+    # After 15:00, when KRX's feeds are released, a held Nextrade name keeps Nextrade's feed
+    # (or the combined one) through Nextrade's after-market, to its close in [venues]; the
+    # slots stay as they are meanwhile (no evaluation: the triggers read Track A's snapshots).
+    nxt_after_market: bool = False
     books: bool = False  # each trade feed's book beside it: twice the registrations
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
     min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner

@@ -300,3 +300,20 @@ def test_a_symbol_whose_every_record_is_refused_has_one_gap_a_minute(steps: list
     minute = 60_000 * MS
     assert [g.start_ns // minute for g in gaps] == sorted({t // minute for t in stamps})
     assert all(g.start_ns == g.end_ns for g in gaps)
+
+
+def test_a_silence_across_a_venue_s_pause_is_no_gap_and_one_beside_it_is() -> None:
+    """Nextrade pauses 15:20-15:30 (KRX's closing auction): a feed quiet across the pause
+    lost nothing; quiet as long inside one session, it did."""
+    second = 1_000 * MS
+    pause = (1_000 * second, 1_600 * second)
+
+    def nextrade(ns: int) -> bool:
+        return not pause[0] <= ns < pause[1]
+
+    d = GapDetector("acct1", SilenceRule(0.5, 0.2), nextrade, "NXT")
+    assert d.on_tick("005930", pause[0] - 3 * second) is None
+    assert d.on_tick("005930", pause[1] + 5 * second) is None  # across the pause
+    gap = d.on_tick("005930", pause[1] + 700 * second)  # as long, inside the session
+    assert gap is not None and (gap.venue, gap.reason) == ("NXT", "silence")
+    assert gap.gap_id == f"acct1:005930@NXT:{pause[1] + 5 * second}"

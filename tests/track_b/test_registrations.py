@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from bus.events import Event, GapDetected, SlotDecision, SlotOverflow, TradeTick
 from harness.sim.config import SimConfig
+from observer.kis.realtime import TRADE_TRS
 from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import Registration
 from tests.support import SimThread, until
@@ -19,10 +20,11 @@ from tests.track_b.test_collect import settings_for
 from tests.track_b.test_slots import SYMBOLS, rounds
 from workers.track_b.collect import Collector, CollectorSettings, decision_event
 from workers.track_b.gaps import SilenceRule
-from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, swaps
 from workers.track_b.slots import Room, SlotBook, SlotCandidate
 
 NXT_NAME, KRX_NAME = "005930", "900110"
+TRADES: tuple[TradeFeeds, ...] = ("krx", "venues", "combined")
 
 
 def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() -> None:
@@ -43,7 +45,7 @@ def test_each_policy_gives_a_nextrade_name_its_feeds_and_the_others_krx_alone() 
 
 
 def test_a_paper_account_holds_the_feeds_paper_offers_whatever_the_policy() -> None:
-    for trades in ("krx", "venues", "combined"):
+    for trades in TRADES:
         paper = RegistrationPolicy(trades, books=True, nxt=frozenset({NXT_NAME}), paper=True)
         assert paper.feeds(NXT_NAME) == ("H0STCNT0", "H0STASP0")
         assert paper.widest == 2
@@ -238,3 +240,45 @@ def test_paper_accounts_register_krx_feeds_alone_and_are_refused_nothing(tmp_pat
     assert sorted((d.symbol, d.venue) for d in events if isinstance(d, SlotDecision)) == [
         (s, "KRX") for s in sorted(names)
     ]
+
+
+def test_past_krx_s_close_a_nextrade_name_keeps_the_feeds_of_nextrade_s_trades() -> None:
+    nxt = frozenset({NXT_NAME})
+    after = {t: RegistrationPolicy(t, books=True, nxt=nxt).without_krx() for t in TRADES}
+    assert after["venues"].feeds(NXT_NAME) == ("H0NXCNT0", "H0NXASP0")
+    assert after["combined"].feeds(NXT_NAME) == ("H0UNCNT0", "H0UNASP0")
+    assert after["krx"].feeds(NXT_NAME) == ()
+    assert all(policy.feeds(KRX_NAME) == () for policy in after.values())
+    paper = RegistrationPolicy("venues", nxt=nxt, paper=True).without_krx()
+    assert paper.feeds(NXT_NAME) == ()
+
+
+feeds = st.sets(
+    st.builds(Registration, st.sampled_from(list(TRADE_TRS.values())), st.sampled_from(SYMBOLS[:6]))
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(current=feeds, target=feeds, spare=st.integers(0, 4))
+def test_a_swap_never_exceeds_the_session_and_adds_before_it_drops_where_room_allows(
+    current: set[Registration], target: set[Registration], spare: int
+) -> None:
+    capacity = max(len(current), len(target)) + spare
+    plan = swaps(current, target, capacity)
+    held = set(current)
+    dropped_before_added: set[str] = set()
+    for step, registration in plan:
+        if step == "add":
+            assert registration not in held
+            held.add(registration)
+        else:
+            assert registration in held
+            held.remove(registration)
+            if any(r.tr_key == registration.tr_key for r in target - held):
+                dropped_before_added.add(registration.tr_key)
+        assert len(held) <= capacity
+    assert held == set(target)
+    # With room for every addition, each goes before any release: no trade falls between.
+    if len(current | target) <= capacity:
+        assert [step for step, _ in plan] == sorted((s for s, _ in plan), key="add drop".index)
+        assert not dropped_before_added

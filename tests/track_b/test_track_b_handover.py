@@ -40,7 +40,17 @@ from tests.support import set_aside
 from tests.track_b.test_collect import settings_for
 from tests.track_b.test_track_b_read_back import unreachable
 from tests.track_b.test_track_b_restart import DAY, TEN, _slot, _tick
-from tests.track_b.test_track_b_resume import NINE, REFS, SYMBOLS, Feed, Streams, at, store, track_b
+from tests.track_b.test_track_b_resume import (
+    CLOSING,
+    NINE,
+    REFS,
+    SYMBOLS,
+    Feed,
+    Streams,
+    at,
+    store,
+    track_b,
+)
 from workers.track_b.collect import Collector
 from workers.track_b.handover import LateHandover, PendingRuns, release_late
 from workers.track_b.kept_references import KeptReferences
@@ -394,7 +404,8 @@ def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_pat
             tb.stop.set()
         streams = Streams(["acct1"], lambda s, n: 0.0)
         streams.clock = tb.clock  # type: ignore[assignment]
-        asyncio.run(tb._end(SlotBook(["acct1"], 5), streams))  # type: ignore[arg-type]
+        ending = tb._end(SlotBook(["acct1"], 5), streams, CLOSING, CLOSING)  # type: ignore[arg-type]
+        asyncio.run(ending)
         codes = [e.code for e in sent if isinstance(e, Alert)]
         assert codes == ([] if stopped else ["track_b_resume_failed"])
         assert tb.handover is None and tb.pending.read() == [as_of]

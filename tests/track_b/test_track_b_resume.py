@@ -37,6 +37,7 @@ S = 1_000_000_000
 DAY = date(2026, 11, 20)
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 FULL = NINE + timedelta(minutes=30)
+CLOSING = NINE.replace(hour=15)  # KRX's feeds released, Track B's day over
 
 
 def at(hhmmss: str) -> int:

@@ -25,6 +25,7 @@ from observer.config.tree import Settings
 from observer.db.engine import make_engine
 from observer.writer.store import Store
 from tests.track_b.test_track_b_resume import (
+    CLOSING,
     NINE,
     S,
     Sent,
@@ -272,7 +273,7 @@ def test_the_end_of_the_day_shows_every_slot_released(tmp_path: Path) -> None:
     assert isinstance(tb.clock, ManualClock)
     streams.clock = tb.clock
     tb._show(book, streams, {"000030": "every slot pinned"})  # type: ignore[arg-type]
-    asyncio.run(tb._end(book, streams))  # type: ignore[arg-type]
+    asyncio.run(tb._end(book, streams, CLOSING, CLOSING))  # type: ignore[arg-type]
     assert [d.reason for _, d in streams.applied] == ["Track B ends at 15:00"] * 2
     shown = json.loads(slots_path(tmp_path).read_text())
     assert (shown["slots"], shown["unplaced_pins"]) == ([], [])

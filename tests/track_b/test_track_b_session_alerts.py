@@ -19,7 +19,17 @@ from bus.envelope import Envelope
 from bus.events import Alert, AlertResolved
 from observer.db.engine import make_engine
 from observer.writer.store import Store
-from tests.track_b.test_track_b_resume import NINE, S, Sent, Streams, at, follow, snapshot, track_b
+from tests.track_b.test_track_b_resume import (
+    CLOSING,
+    NINE,
+    S,
+    Sent,
+    Streams,
+    at,
+    follow,
+    snapshot,
+    track_b,
+)
 from workers.track_b.pins import write_pins
 from workers.track_b.session_alerts import OVERFLOW, SESSION_CODES
 from workers.track_b.slots import Room, SlotAction, SlotBook, SlotCandidate
@@ -75,7 +85,8 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     sent.clear()
     streams = Streams(["acct1"], lambda s, now: 0.0)
     streams.clock = tb.clock  # type: ignore[assignment]
-    asyncio.run(tb._end(SlotBook(["acct1"], 5), streams))  # type: ignore[arg-type]
+    ending = tb._end(SlotBook(["acct1"], 5), streams, CLOSING, CLOSING)  # type: ignore[arg-type]
+    asyncio.run(ending)
     assert sorted((e.code, e.severity) for e in sent if isinstance(e, AlertResolved)) == [
         (OVERFLOW, "critical"),
         ("track_b_refused", "error"),  # the highest raised: routed like the error
@@ -85,7 +96,8 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     publish(url, tb, sent, first_seq=7)
     assert open_codes(tb) == []
     sent.clear()
-    asyncio.run(tb._end(SlotBook(["acct1"], 5), streams))  # type: ignore[arg-type]
+    ending = tb._end(SlotBook(["acct1"], 5), streams, CLOSING, CLOSING)  # type: ignore[arg-type]
+    asyncio.run(ending)
     assert not [e for e in sent if isinstance(e, AlertResolved)]  # nothing left to resolve
 
 

@@ -241,12 +241,20 @@ class Verifier:
         self.reads = reads or ReadRetries(self.config.backoff_initial_s, self.config.backoff_max_s)
         self._shifts_alerted: set[int] = set()  # bar_label_shifted is said once per shift
 
-    def stream_end(self, day: date) -> datetime:
-        """When Track B's stream of ``day`` ends: the ``track_a_closing`` phase's start."""
-        return dict((p, at) for at, p in self.timeline.schedule.starts(day))[Phase.TRACK_A_CLOSING]
+    def stream_end(self, day: date, venue: Venue | None = None) -> datetime:
+        """When Track B's streams of ``day`` end (``venue``'s; None: the last of them).
 
-    def _end_ns(self, day: date) -> int:
-        return int(self.stream_end(day).timestamp()) * _NS
+        The ``track_a_closing`` phase's start, or with ``[track_b] nxt_after_market``
+        Nextrade's close for its feed and the combined one (`Venues.followed`).
+        """
+        closing = dict((p, at) for at, p in self.timeline.schedule.starts(day))
+        krx = closing[Phase.TRACK_A_CLOSING]
+        if venue == "KRX" or not self.settings.track_b.nxt_after_market:
+            return krx
+        return self.venues.followed("NXT", day, krx)
+
+    def _end_ns(self, day: date, venue: Venue | None = None) -> int:
+        return int(self.stream_end(day, venue).timestamp()) * _NS
 
     def watched(self, day: date, until_ns: int) -> dict[tuple[str, Venue], list[int]]:
         """Each (symbol, venue) that held a slot on ``day`` (this host's), and its minutes.
@@ -266,7 +274,7 @@ class Verifier:
         return {
             (symbol, venue): watched_minutes(spans, edge, until_ns)
             for venue, held in events.items()
-            for symbol, spans in held_spans(held, self._end_ns(day)).items()
+            for symbol, spans in held_spans(held, self._end_ns(day, venue)).items()
         }
 
     def reconciled_whole(

@@ -27,7 +27,6 @@ from observer.config.tree import Settings
 from observer.errors import ConfigError
 from workers.track_b import SOURCE
 from workers.track_b.pins import pins_path, read_pins, slots_path, used_by_track_b, write_pins
-from workers.track_b.registrations import RegistrationPolicy
 
 __all__ = ["app", "slots_app"]
 
@@ -157,6 +156,9 @@ def _say_beyond_slots(pinned: int) -> None:
 
     A Nextrade name takes the most registrations the policy gives a symbol; the others fewer.
     """
+    # Imported here: the policy reads the KIS stack, which the worker loads once ready.
+    from workers.track_b.registrations import RegistrationPolicy
+
     settings = _target.settings()
     config = settings.track_b
     widest = RegistrationPolicy(config.trades, config.books, paper=settings.kis.paper).widest

@@ -34,7 +34,7 @@ from bus.events import (
 from observer.alerts.book import AlertBook
 from observer.alerts.states import Notice
 from observer.calendar.clock import Clock
-from observer.calendar.venues import SessionOf, no_session
+from observer.calendar.venues import VENUES, SessionOf, no_session
 from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.account_health import counter, state_code
@@ -58,7 +58,13 @@ from workers.track_b.lag import FEED_LAGGING, FeedLag
 from workers.track_b.layouts import LAYOUT_UNKNOWN, UnknownLayouts
 from workers.track_b.outages import ACCOUNT_DOWN, Outages, resolve
 from workers.track_b.refused import DATA_REFUSED, QUIET_S, RefusedData
-from workers.track_b.registrations import RegistrationPolicy, TradeFeeds, is_trade, venue_of
+from workers.track_b.registrations import (
+    RegistrationPolicy,
+    TradeFeeds,
+    is_trade,
+    swaps,
+    venue_of,
+)
 from workers.track_b.rejections import BAD_FRAMES, DATA_REJECTED, Rejections
 from workers.track_b.slots import Holding, SlotAction
 from workers.track_b.stale import STREAM_STALE, StaleWatch
@@ -147,6 +153,7 @@ class CollectorSettings:
     """What configures the collector: ``[track_b]``'s (`of`), or the defaults (tests)."""
 
     trades: TradeFeeds = "krx"  # what a symbol's trades are registered as (its venues)
+    capacity: int = 41  # registrations per account's session (a swap stays within them)
     books: bool = False  # each trade feed's order book beside it
     silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
     unhealthy_after_s: float = 30.0  # an account down this long: its slots fail over
@@ -162,6 +169,7 @@ class CollectorSettings:
         """The collector ``[track_b]`` configures."""
         return cls(
             trades=config.trades,
+            capacity=config.registrations_per_account,
             books=config.books,
             silence=SilenceRule(
                 config.silence_expected_s,
@@ -192,10 +200,13 @@ _SETTINGS = CollectorSettings()
 class Collector:
     """Every account's session, the registrations the slots call for, and what they deliver.
 
-    ``in_session`` says whether a time (UTC ns) is in continuous trading (gaps, lag and
-    stale sessions count only then); ``on_refused`` hears each registration KIS refused;
-    ``limits`` maps a symbol to the day's (lower, upper) price limits (the slot guard's);
-    ``session_of`` gives each record its session on its venue (`observer.calendar.venues`);
+    ``in_session`` says whether a time (UTC ns) is in KRX's continuous trading (gaps, lag
+    and stale sessions count only then); ``continuous`` whether a venue trades continuously
+    at a time (a feed's gaps count in its venue's; once KRX's feeds are released, lag and
+    stale sessions in Nextrade's; ``in_session`` for every venue if not given);
+    ``on_refused`` hears each registration KIS refused; ``limits`` maps a symbol to the
+    day's (lower, upper) price limits (the slot guard's); ``session_of`` gives each record
+    its session on its venue (`observer.calendar.venues`);
     ``nxt``: the symbols Nextrade trades today and ``paper``: paper accounts, for what each
     symbol holds (`RegistrationPolicy`).
     """
@@ -214,18 +225,32 @@ class Collector:
         session_of: SessionOf | None = None,
         nxt: Collection[str] = (),
         paper: bool = False,
+        continuous: Callable[[Venue, int], bool] | None = None,
     ) -> None:
         self.clock = clock
         self.settings = settings
         self.policy = RegistrationPolicy(settings.trades, settings.books, frozenset(nxt), paper)
+        self.capacity = settings.capacity
+
+        def trading(venue: Venue) -> Callable[[int], bool]:
+            if continuous is None:
+                return in_session
+            return lambda ns: continuous(venue, ns)
+
+        after_krx = trading("NXT")
+
+        def streamed(ns: int) -> bool:
+            """Whether the feeds streamed at ``ns`` trade continuously (KRX's, or after)."""
+            return in_session(ns) if self.policy.krx_trading else after_krx(ns)
+
         self.session_of: SessionOf = session_of or no_session
         self.alerts = alerts or AlertBook(publish)  # the process's: its account alerts
-        self.lag = FeedLag(clock, self.alerts, in_session, settings.lag_alert_s)
+        self.lag = FeedLag(clock, self.alerts, streamed, settings.lag_alert_s)
         self.refused_data = RefusedData(clock, self.alerts, settings.refused_quiet_s)
         self.rejections = Rejections(clock, publish, self.alerts, settings.refused_quiet_s)
         self.layouts = UnknownLayouts(clock, self.alerts, settings.refused_quiet_s)
         self.limits: Mapping[str, tuple[int, int]] = {} if limits is None else limits
-        self.stale_watch = StaleWatch(clock, self.alerts, in_session, settings.stale_after_s)
+        self.stale_watch = StaleWatch(clock, self.alerts, streamed, settings.stale_after_s)
         self.publish = publish
         self.window_ns = int(settings.velocity_window_s * _NS)
         self.streams: dict[str, KisStream] = {}
@@ -245,8 +270,8 @@ class Collector:
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = {
-                venue: GapDetector(alias, settings.silence, in_session, venue)
-                for venue in ("KRX", "NXT", "combined")
+                venue: GapDetector(alias, settings.silence, trading(venue), venue)
+                for venue in VENUES
             }
             self.feeds[alias] = AccountFeed(self, alias)
             self.streams[alias] = account.stream(
@@ -333,13 +358,66 @@ class Collector:
     def _publish_decision(self, d: SlotAction) -> None:
         """One event per venue whose trades the decision registers or releases.
 
-        An overflow is one event: it registered nothing. A replacement's venues are the new
-        symbol's (the replaced one's ends with them).
+        An overflow is one event: it registered nothing. A replacement is one on each of the
+        new symbol's venues, and a release of the replaced symbol on each venue of its that
+        the new one does not stream (its holding there ends too).
         """
         now = self.clock.now_ns()
-        venues = ("KRX",) if d.action == "overflow" else self.policy.venues(d.candidate.symbol)
+        if d.action == "overflow":
+            self.publish(decision_event(d, self.session_of("KRX", now)))
+            return
+        venues = self.policy.venues(d.candidate.symbol)
         for venue in venues:
             self.publish(decision_event(d, self.session_of(venue, now), venue))
+        if d.replaced is None:
+            return
+        left = SlotAction(
+            "release", d.replaced, f"replaced by {d.candidate.symbol}", d.account, d.slot
+        )
+        for venue in self.policy.venues(d.replaced.symbol):
+            if venue not in venues:
+                self.publish(decision_event(left, self.session_of(venue, now), venue))
+
+    async def switch(
+        self, policy: RegistrationPolicy, holdings: Iterable[Holding], why: str
+    ) -> None:
+        """Each holding's feeds become ``policy``'s (a session boundary): no trade lost between.
+
+        Per account, the new registrations go before the old ones are released while its
+        session has room (`swaps`); each venue a holding leaves is released with ``why``
+        (a `SlotDecision` on that venue, its gap detector's delivery-lag gap), each it
+        joins is allocated.
+        """
+        old, self.policy = self.policy, policy
+        now = self.clock.now_ns()
+        by_account: dict[str, list[Holding]] = {}
+        for h in holdings:
+            by_account.setdefault(h.account, []).append(h)
+        for alias, held in by_account.items():
+            symbols = [h.candidate.symbol for h in held]
+            stream = self.streams[alias]
+            current = old.registrations(symbols)
+            plan = swaps(current, policy.registrations(symbols), max(len(current), self.capacity))
+            for h in held:
+                symbol = h.candidate.symbol
+                for venue in policy.venues(symbol):
+                    if venue not in old.venues(symbol):
+                        self.detectors[alias][venue].on_placed(symbol, now)
+                        joined = SlotAction("allocate", h.candidate, why, alias, h.slot)
+                        self.publish(decision_event(joined, self.session_of(venue, now), venue))
+            for step, registration in plan:
+                if step == "add":
+                    await self._subscribe(alias, registration.tr_id, registration.tr_key)
+                else:
+                    await stream.unsubscribe(registration.tr_id, registration.tr_key)
+            for h in held:
+                symbol = h.candidate.symbol
+                for venue in old.venues(symbol):
+                    if venue in policy.venues(symbol):
+                        continue
+                    left = SlotAction("release", h.candidate, why, alias, h.slot)
+                    self.publish(decision_event(left, self.session_of(venue, now), venue))
+                    self._forget(alias, symbol, venue, now)
 
     async def reconcile(self, holdings: Iterable[Holding]) -> bool:
         """Check that each account's session wants exactly what its slots hold; repair it.
@@ -445,16 +523,19 @@ class Collector:
             await self.streams[alias].unsubscribe(tr_id, symbol)
         now = self.clock.now_ns()
         for venue in self.policy.venues(symbol):
-            detector = self.detectors[alias][venue]
-            # Behind by more than a pause between two trades of a liquid symbol (and the
-            # stamps' second), whatever its own pace: a quiet one's limit would hide minutes.
-            pause = int(detector.expected_ns + detector.tolerance_ns)
-            behind = self.lag.behind(alias, now, pause)
-            if gap := detector.forget(symbol, now, behind_ns=behind):
-                self.publish_gap(gap)
+            self._forget(alias, symbol, venue, now)
         self.recent.pop(symbol, None)
         self.latest.pop(symbol, None)
         self.scores.pop(symbol, None)
+
+    def _forget(self, alias: str, symbol: str, venue: Venue, now: int) -> None:
+        """``symbol`` left ``venue``'s feed on ``alias``: its gap, if any (`GapDetector.forget`)."""
+        detector = self.detectors[alias][venue]
+        # Behind by more than a pause between two trades of a liquid symbol (and the stamps'
+        # second), whatever its own pace: a quiet one's limit would hide minutes.
+        behind = self.lag.behind(alias, now, int(detector.expected_ns + detector.tolerance_ns))
+        if gap := detector.forget(symbol, now, behind_ns=behind):
+            self.publish_gap(gap)
 
     def restarting(self) -> bool:
         """Whether a slot taken back after a restart waits for its registration.

@@ -16,12 +16,26 @@ from dataclasses import dataclass
 
 from bus.events import GapReason, Venue
 
-__all__ = ["GapDetector", "SilenceRule", "TickGap"]
+__all__ = ["GapDetector", "SilenceRule", "TickGap", "throughout"]
 
 # A refused trade's own stamp is trusted within this much before its arrival (a stamp that
 # reads but lies further off came with a bad record: the newest delivered trade is used).
 _STAMP_TRUST_NS = 3600 * 1_000_000_000
 _MINUTE_NS = 60 * 1_000_000_000
+# A pause in continuous trading (Nextrade's around KRX's auctions) lasts minutes, never less
+# than this: a span judged in session at this step holds none.
+_PAUSE_STEP_NS = 30 * 1_000_000_000
+
+
+def throughout(in_session: Callable[[int], bool], start_ns: int, end_ns: int) -> bool:
+    """Whether ``[start_ns, end_ns]`` lies in session throughout, no pause between.
+
+    Judged at both ends and every `_PAUSE_STEP_NS` between: a silence across Nextrade's
+    break before or after KRX's auctions is no loss.
+    """
+    return all(in_session(t) for t in range(start_ns, end_ns, _PAUSE_STEP_NS)) and in_session(
+        end_ns
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +151,7 @@ class GapDetector:
         self.first_tick.setdefault(symbol, at)
         if symbol in self.open or before is None or at - before <= limit:
             return None
-        if not (self.in_session(before) and self.in_session(at)):
+        if not throughout(self.in_session, before, at):
             return None
         return self._gap(symbol, before, at, "silence")
 

@@ -11,27 +11,41 @@ watched symbol holds follows ``[track_b] trades`` and ``books``:
   whose trades carry no venue ("combined"); KRX's feed for the others.
 
 With ``books`` each trade feed has its venue's book beside it. A paper account is offered
-KRX's feeds alone (KIS refuses the others, OPSP8991): there every symbol holds those.
+KRX's feeds alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside
+KRX's trading (``krx_trading`` false: Nextrade's after-market) a Nextrade name keeps
+Nextrade's feed (or the combined one) alone, and any other symbol holds nothing.
+
+`swaps` orders a change of registrations (a session boundary): each new one before the old
+ones are released, as far as the session's limit allows, so no trade falls between them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import dataclasses
+from collections.abc import Collection, Set
 from dataclasses import dataclass
 from typing import Literal
 
 from bus.events import Venue
 from observer.kis.realtime import BOOK_TRS, TRADE_TRS, VENUE_OF_TR
+from observer.kis.stream import Registration
 
-__all__ = ["PAPER_FEEDS", "RegistrationPolicy", "TradeFeeds"]
+__all__ = ["PAPER_FEEDS", "RegistrationPolicy", "Swap", "TradeFeeds", "swaps"]
 
 TradeFeeds = Literal["krx", "venues", "combined"]
 
+_TRADE_FEEDS = frozenset(TRADE_TRS.values())
 # The real-time TRs a paper account offers among those Track B registers.
 PAPER_FEEDS = frozenset({TRADE_TRS["KRX"], BOOK_TRS["KRX"]})
 _VENUES: dict[TradeFeeds, tuple[Venue, ...]] = {
     "krx": ("KRX",),
     "venues": ("KRX", "NXT"),
+    "combined": ("combined",),
+}
+# What a Nextrade name holds while KRX does not trade: the feeds that carry Nextrade's trades.
+_NXT_ALONE: dict[TradeFeeds, tuple[Venue, ...]] = {
+    "krx": (),
+    "venues": ("NXT",),
     "combined": ("combined",),
 }
 
@@ -41,19 +55,27 @@ class RegistrationPolicy:
     """What each watched symbol holds on each account (see the module).
 
     ``nxt``: the symbols Nextrade trades today (eligible and not halted by it), from the
-    day's universe; ``paper``: whether the accounts are paper accounts.
+    day's universe; ``paper``: whether the accounts are paper accounts; ``krx_trading``:
+    false once KRX's day is over for Track B (Nextrade's after-market).
     """
 
     trades: TradeFeeds = "krx"
     books: bool = False
     nxt: frozenset[str] = frozenset()
     paper: bool = False
+    krx_trading: bool = True
 
     def venues(self, symbol: str) -> tuple[Venue, ...]:
         """The venues whose trades of ``symbol`` are registered, KRX's (or combined) first."""
+        if not self.krx_trading:
+            return () if self.paper or symbol not in self.nxt else _NXT_ALONE[self.trades]
         if self.paper or symbol not in self.nxt:
             return ("KRX",)
         return _VENUES[self.trades]
+
+    def without_krx(self) -> RegistrationPolicy:
+        """The policy once KRX's trading is over: Nextrade's feeds alone."""
+        return dataclasses.replace(self, krx_trading=False)
 
     def feeds(self, symbol: str) -> tuple[str, ...]:
         """The TRs ``symbol`` is registered on, trades before books (its registrations)."""
@@ -67,9 +89,13 @@ class RegistrationPolicy:
 
     @property
     def widest(self) -> int:
-        """The most registrations one symbol can take."""
+        """The most registrations one symbol can take (while KRX trades)."""
         width = 1 if self.paper else len(_VENUES[self.trades])
         return width * (2 if self.books else 1)
+
+    def registrations(self, symbols: Collection[str]) -> set[Registration]:
+        """The registrations of ``symbols``, each its feeds."""
+        return {Registration(tr_id, s) for s in symbols for tr_id in self.feeds(s)}
 
     def describe(self) -> str:
         """What a watched symbol holds, in words (the start-of-day log line)."""
@@ -82,11 +108,42 @@ class RegistrationPolicy:
         return f"{what}{books} for {len(self.nxt)} Nextrade names, KRX's{books} for the rest"
 
 
+Swap = tuple[Literal["add", "drop"], Registration]
+
+
+def swaps(current: Set[Registration], target: Set[Registration], capacity: int) -> list[Swap]:
+    """The order that takes a session from ``current`` registrations to ``target``'s.
+
+    Each registration to add goes before those to drop while the session has room for it
+    (``capacity``); without room, one to drop goes first: of a symbol that gains nothing
+    if there is one, so a symbol that changes feeds keeps its old ones to the last. Never
+    more than ``capacity`` held at once. ValueError if ``target`` does not fit.
+    """
+    if len(target) > capacity:
+        raise ValueError(f"{len(target)} registrations do not fit in {capacity}")
+    adds = sorted(target - current, key=_order)
+    gaining = {r.tr_key for r in adds}
+    drops = sorted(current - target, key=lambda r: (r.tr_key in gaining, *_order(r)))
+    held, plan = len(current), list[Swap]()
+    for registration in adds:
+        while held >= capacity:
+            plan.append(("drop", drops.pop(0)))
+            held -= 1
+        plan.append(("add", registration))
+        held += 1
+    plan.extend(("drop", r) for r in drops)
+    return plan
+
+
+def _order(registration: Registration) -> tuple[str, str]:
+    return registration.tr_key, registration.tr_id
+
+
 def venue_of(tr_id: str) -> Venue:
     """The venue of a trade or book TR's records."""
     return VENUE_OF_TR[tr_id]
 
 
-def is_trade(tr_id: str, trades: Collection[str] = frozenset(TRADE_TRS.values())) -> bool:
+def is_trade(tr_id: str) -> bool:
     """Whether ``tr_id`` is a trade feed (any venue's)."""
-    return tr_id in trades
+    return tr_id in _TRADE_FEEDS

@@ -4,7 +4,8 @@ Each configured account gets a client with a token budget only (`open_accounts`)
 sessions open ``preconnect_after_s`` into warmup (`preconnect_at`) with nothing registered;
 before the first registration each account's approval key is made to last the session
 (`rekey`): a pre-connected session restarts on a renewed key. Gaps, lag and stale sessions
-count in continuous trading only (`in_continuous_trading`).
+count in continuous trading only (`Trading`): KRX's as the phases say, Nextrade's and the
+combined feed's as ``[venues]`` says.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
-from bus.events import Event
+from bus.events import Event, Venue
 from observer.calendar.clock import Clock
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import Timeline
+from observer.calendar.venues import Venues
 from observer.config.tree import Settings
+from observer.config.workers import TrackBSettings
 from observer.errors import KisError
 from observer.kis.client import RateLimits
 from observer.kis.session import KisAccount, open_account, token_alert
 from observer.kis.token_cache import key_digest
 from workers.track_b.collect import Collector
 
-__all__ = ["in_continuous_trading", "open_accounts", "preconnect_at", "rekey"]
+__all__ = ["Trading", "open_accounts", "preconnect_at", "rekey", "stream_end"]
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +57,33 @@ def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
     return min(at, starts[Phase.FULL_OPERATION].timestamp())
 
 
-def in_continuous_trading(timeline: Timeline, ns: int) -> bool:
-    """Whether ``ns`` (UTC) falls in continuous trading, as the day's phases say."""
-    phase = timeline.phase_at(datetime.fromtimestamp(ns / _NS, KST))
-    return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
+@dataclass(frozen=True, slots=True)
+class Trading:
+    """When each feed trades continuously (its gaps, lag and stale sessions count then).
+
+    KRX's feed: the phases' continuous trading (09:00-15:30 by default, late days shifted);
+    Nextrade's and the combined feed: their venue's continuous sessions.
+    """
+
+    timeline: Timeline
+    venues: Venues
+
+    def krx(self, ns: int) -> bool:
+        """Whether ``ns`` (UTC) falls in KRX's continuous trading, as the day's phases say."""
+        phase = self.timeline.phase_at(datetime.fromtimestamp(ns / _NS, KST))
+        return phase in (Phase.TRACK_A_ONLY, Phase.FULL_OPERATION, Phase.TRACK_A_CLOSING)
+
+    def feed(self, venue: Venue, ns: int) -> bool:
+        """Whether ``venue``'s feed trades continuously at ``ns`` (gaps count then)."""
+        return self.krx(ns) if venue == "KRX" else self.venues.continuous(venue, ns)
+
+
+def stream_end(config: TrackBSettings, venues: Venues, day: date, closing: datetime) -> datetime:
+    """When Track B's streams of ``day`` end: ``closing`` (KRX's, 15:00) at the earliest.
+
+    With ``nxt_after_market``, Nextrade's close (`Venues.followed`) when that is later.
+    """
+    return venues.followed("NXT", day, closing) if config.nxt_after_market else closing
 
 
 async def rekey(collector: Collector, clock: Clock, closing: float) -> None:

@@ -45,7 +45,7 @@ class Slotting(Watchers):
     def _show(self, book: SlotBook, collector: Collector, waiting: Mapping[str, str]) -> None:
         """The slots as ``observer track-b slots list`` shows them (owner-only, atomic).
 
-    Each row names the TRs its symbol is registered on (``feeds``).
+        Each row names the TRs its symbol is registered on (``feeds``).
 
         ``waiting``: the pins that hold no slot, with why.
         """

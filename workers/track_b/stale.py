@@ -18,6 +18,7 @@ from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock
 from observer.kis.stream import MIN_SILENCE_WALL_S, KisStream
 from observer.runtime import sleep_unless
+from workers.track_b.gaps import throughout
 from workers.track_b.outages import resolve
 
 __all__ = ["STREAM_STALE", "StaleWatch"]
@@ -72,7 +73,7 @@ class StaleWatch:
                     or not (stream.confirmed and stream.registered)
                     or now - since < self.stale_ns
                     or time.monotonic() - self.heard_wall[alias] < MIN_SILENCE_WALL_S
-                    or not (self.in_session(since) and self.in_session(now))
+                    or not throughout(self.in_session, since, now)
                 ):
                     continue
                 self.stale.add(alias)

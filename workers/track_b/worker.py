@@ -37,12 +37,7 @@ from workers.track_b.kept_references import KeptReferences
 from workers.track_b.pins import unplaced
 from workers.track_b.read_back import ReadBack
 from workers.track_b.session_alerts import DEGRADED
-from workers.track_b.sessions import (
-    in_continuous_trading,
-    open_accounts,
-    preconnect_at,
-    rekey,
-)
+from workers.track_b.sessions import Trading, open_accounts, preconnect_at, rekey, stream_end
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.slotting import Slotting, fill
 from workers.track_b.startup import LateSync
@@ -102,25 +97,28 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         )
         aliases = [a.alias for a in self.settings.kis.accounts]
         accounts = open_accounts(self.settings, self.clock, self.producer.send)
+        venues = venues_from(self.settings.venues, self.timeline)
+        trading = Trading(self.timeline, venues)
         collector = Collector(
             accounts,
             self.clock,
             self.producer.send,
             CollectorSettings.of(self.config),
-            in_session=lambda ns: in_continuous_trading(self.timeline, ns),
+            in_session=trading.krx,
             on_refused=self.guard.on_refused,
             limits=self.guard.trading.limits,  # the day's, from Track A's snapshots
             alerts=self.alerts,
-            session_of=venues_from(self.settings.venues, self.timeline).session_of_ns,
+            session_of=venues.session_of_ns,
             nxt={symbol for symbol, r in references.items() if r.nxt},
             paper=self.settings.kis.paper,
+            continuous=trading.feed,
         )
         self.collector = collector
         self._take_over(taken, collector)
-        policy = collector.policy
-        log.info("Track B registers, for each symbol it watches, %s", policy.describe())
+        log.info("Track B registers, for each symbol it watches, %s", collector.policy.describe())
         capacity = self.config.registrations_per_account
-        book = SlotBook(aliases, capacity, policy.cost)
+        # A symbol's registrations as the policy of the moment gives them (`Collector.switch`).
+        book = SlotBook(aliases, capacity, lambda symbol: collector.policy.cost(symbol))
         self.counters["capacity_per_account"] = capacity
         try:
             full = starts[Phase.FULL_OPERATION]
@@ -144,7 +142,8 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     late = LateSync(self.config, full, room) if context is None else None
                     await self.sleep_until(full.timestamp())
                     closing_at = starts[Phase.TRACK_A_CLOSING]
-                    await rekey(collector, self.clock, closing_at.timestamp())
+                    ends_at = stream_end(self.config, venues, day, closing_at)
+                    await rekey(collector, self.clock, ends_at.timestamp())
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = await self._resume(day, engine, book, collector, as_of, runs)
                     candidates = [*(context or []), *restored]
@@ -157,7 +156,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                             late.abandon()  # its read, if the stream ends during one
                         if self.handover is not None:
                             self.handover.abandon()
-                await self._end(book, collector)
+                await self._end(book, collector, closing_at, ends_at)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
                 ended.set()
@@ -166,20 +165,51 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             for account in accounts:
                 await account.aclose()
 
-    async def _end(self, book: SlotBook, collector: Collector) -> None:
+    async def _end(
+        self, book: SlotBook, collector: Collector, closing: datetime, ends: datetime
+    ) -> None:
         """15:00: every slot released, and shown so (`slots list`, the heartbeat's counters).
 
-        Not shown, ``slots.json`` listed every slot as held until the next day's first
-        evaluation. What an earlier run left and was never taken over is alerted.
+        Through Nextrade's after-market (``ends`` after ``closing``), its names' Nextrade
+        feeds are released at ``ends`` (`_after_market`). Not shown, ``slots.json`` listed
+        every slot as held until the next day's first evaluation. What an earlier run left
+        and was never taken over is alerted.
         """
         self._never_taken_over()
-        ending = (book.release(s, "Track B ends at 15:00") for s in book.held())
+        why = f"Track B ends at {closing.astimezone(KST):%H:%M}"
+        if ends > closing and not self.stop.is_set():
+            await self._after_market(book, collector, why, ends)
+            why = f"Nextrade's after-market ends at {ends.astimezone(KST):%H:%M:%S}"
+        ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
         ended = "Track B stopped" if self.stop.is_set() else "the session ended"
         over = f"{ended}: every slot is released"
         self.overflow.end(f"overflow: {over}")
         self.notices.end(over)
+
+    async def _after_market(
+        self, book: SlotBook, collector: Collector, why: str, until: datetime
+    ) -> None:
+        """Until ``until``: each held Nextrade name keeps Nextrade's feed, the rest end now.
+
+        KRX's feeds are released (``why``), Nextrade's kept with no trade between
+        (`Collector.switch`); the slots stay as they are (no evaluation).
+        """
+        after = collector.policy.without_krx()
+        done = (book.release(s, why) for s in book.held() if not after.venues(s))
+        await collector.apply([d for d in done if d])
+        if not (kept := book.holdings()):
+            return
+        await collector.switch(after, kept, f"{why}: Nextrade's after-market follows")
+        await collector.reconcile(book.holdings())
+        self._show(book, collector, {})
+        log.info(
+            "%d Nextrade names stream Nextrade's after-market until %s",
+            len(kept),
+            f"{until.astimezone(KST):%H:%M:%S}",
+        )
+        await self.sleep_until(until.timestamp())
 
     def _universe_references(
         self, day: date

@@ -1,0 +1,144 @@
+"""Track B past KRX's close: Nextrade's names keep Nextrade's feed through its after-market."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+from bus.events import UniverseMember, UniverseSnapshot
+from bus.producer import Producer
+from harness.sim.market import Market
+from harness.sim.server import SimConfig
+from observer.calendar.phases import KST
+from observer.calendar.trading import TradingCalendar
+from tests.support import (
+    SimThread,
+    WriterProcess,
+    sim_accounts_config,
+    start_on_sim_clock,
+    wait_until,
+)
+from tests.track_b.test_track_b import rows, shut_down
+
+MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
+DAY = date(2026, 11, 20)
+LISTED = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
+NXT = [s for s in LISTED if s in MARKET.nxt_eligible(DAY)][:2]
+KRX = [s for s in LISTED if s not in MARKET.nxt_eligible(DAY)][:2]
+# By market cap: a Nextrade name (2 registrations), a KRX one (1), and again: 6 in all.
+UNIVERSE = [NXT[0], KRX[0], NXT[1], KRX[1]]
+# Nextrade's after-market cut to six minutes: Track B follows it to 15:36 and 30 s more.
+VENUES = (
+    "[venues.nxt]\nsessions = [\n"
+    '  { session = "pre_market", start = "08:00", end = "08:50" },\n'
+    '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
+    '  { session = "after_market", start = "15:30", end = "15:36" },\n]\n'
+)
+NS = 1_000_000_000
+
+
+def kst_ns(at: str) -> int:
+    clock = datetime.combine(DAY, datetime.strptime(at, "%H:%M:%S").time(), tzinfo=KST)
+    return int(clock.timestamp()) * NS
+
+
+def publish_universe(writer: WriterProcess, outbox: Path) -> None:
+    members = tuple(
+        UniverseMember(
+            symbol=s,
+            market="KOSPI",
+            rank=n,
+            prev_close=10_000,
+            market_cap=10**13 // n,
+            avg_volume_20d=1_000_000,
+            atr_14=Decimal(300),
+            nxt_eligible=s in NXT,
+            nxt_halted=False,
+        )
+        for n, s in enumerate(UNIVERSE, start=1)
+    )
+    with Producer("universe", writer.ingest, outbox / "universe") as producer:
+        producer.send(
+            UniverseSnapshot(
+                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+            )
+        )
+        assert producer.wait_acked(30)
+
+
+def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_boundaries(
+    tmp_path: Path,
+) -> None:
+    """14:58 to 15:37 at 40x: KRX's feeds end at 15:00 (a KRX name's slot with them), each
+    Nextrade name keeps Nextrade's feed through the 15:20-15:30 break and its after-market,
+    released at its close; every trade the simulator sent on each feed is stored."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
+    sim = SimThread(MARKET, start, SimConfig(), speed=40)
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        publish_universe(writer, tmp_path / "outbox")
+        track_b = (
+            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+            'trades = "venues"\nnxt_after_market = true\n'
+        )
+        config = sim_accounts_config(tmp_path, sim, writer, track_b + VENUES)
+        proc = start_on_sim_clock(
+            ["track-b", "run", "--config", str(config)], sim, tmp_path / "track_b.log"
+        )
+        released = wait_until(
+            lambda: (
+                (
+                    r := rows(
+                        url,
+                        "select symbol, venue, produced_ns, reason from slot_events "
+                        "where action = 'release' order by seq",
+                    )
+                )
+                and len(r) >= 6
+                and r
+            ),
+            120,
+            "every feed released",
+        )
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        placed = rows(url, "select symbol, venue from slot_events where action = 'allocate'")
+        assert sorted(placed) == sorted([(s, "KRX") for s in UNIVERSE] + [(s, "NXT") for s in NXT])
+        by_feed = {(symbol, venue): (at, why) for symbol, venue, at, why in released}
+        assert by_feed.keys() == {*placed}
+        for symbol in UNIVERSE:  # KRX's feeds end at 15:00
+            at, why = by_feed[symbol, "KRX"]
+            assert kst_ns("15:00:00") <= at < kst_ns("15:00:30")
+            assert why.startswith("Track B ends at 15:00")
+        for symbol in NXT:  # Nextrade's at its close and the grace
+            at, why = by_feed[symbol, "NXT"]
+            assert at >= kst_ns("15:36:30")
+            assert why == "Nextrade's after-market ends at 15:36:30"
+        # Every trade sent on each feed is stored once, with its venue and session.
+        sent = sim.sim.realtime.records_sent
+        stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
+        assert stored == {"KRX": sent["H0STCNT0"], "NXT": sent["H0NXCNT0"]}
+        after = rows(
+            url,
+            "select symbol, trading_session, count(*) from trade_ticks where venue = 'NXT' "
+            f"and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:36:00')} "
+            "group by symbol, trading_session",
+        )
+        assert {(symbol, session) for symbol, session, _ in after} == {
+            (s, "after_market") for s in NXT
+        }
+        assert not rows(
+            url,
+            f"select symbol from trade_ticks where venue = 'KRX' and exchange_ns >= "
+            f"{kst_ns('15:00:30')}",
+        )
+        # No session dropped: no gap but what Nextrade's break and quiet minutes may leave.
+        assert not rows(url, "select reason from gaps where reason != 'silence'")
+    finally:
+        shut_down(proc, writer, sim)
