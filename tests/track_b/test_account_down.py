@@ -10,7 +10,6 @@ import sys
 import urllib.request
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,6 @@ from bus.events import (
     AlertResolved,
     Event,
     StreamStateChanged,
-    UniverseMember,
-    UniverseSnapshot,
 )
 from bus.producer import Producer
 from harness.sim.market import Market
@@ -44,6 +41,7 @@ from observer.kis.session import open_account, rate_limits
 from observer.kis.stream import BudgetSpent, StreamSettings
 from tests.kis.test_kis_stream import Heard
 from tests.support import ROOT, WRITER_PROGRAM, SimThread, SupervisorProcess, until, wait_until
+from tests.track_b.test_track_b import universe
 from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.outages import ACCOUNT_DOWN
 
@@ -177,24 +175,8 @@ phases = ["warmup", "track_a_only", "full_operation"]
 
 
 def _publish_universe(run_dir: Path, outbox: Path, symbols: list[str]) -> None:
-    members = tuple(
-        UniverseMember(
-            symbol=s,
-            market="KOSPI",
-            rank=n,
-            prev_close=10_000,
-            market_cap=10**13 // n,
-            avg_volume_20d=1_000_000,
-            atr_14=Decimal(300),
-        )
-        for n, s in enumerate(symbols, start=1)
-    )
     with Producer("universe", f"ipc://{run_dir / 'ingest.sock'}", outbox) as producer:
-        producer.send(
-            UniverseSnapshot(
-                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
-            )
-        )
+        producer.send(universe(symbols))
         assert producer.wait_acked(30)
 
 

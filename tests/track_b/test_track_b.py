@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+from collections.abc import Collection, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -50,8 +51,8 @@ def rows(url: str, sql: str) -> list[Any]:
     return db_rows(url, sql, until_schema=True)
 
 
-def publish_morning(writer: WriterProcess, outbox: Path) -> None:
-    """The universe, and Track A's 09:00-09:20 snapshots with three busy movers."""
+def universe(symbols: Sequence[str], nxt: Collection[str] = ()) -> UniverseSnapshot:
+    """The day's universe of ``symbols``, the largest first; Nextrade trades ``nxt``."""
     members = tuple(
         UniverseMember(
             symbol=s,
@@ -61,15 +62,20 @@ def publish_morning(writer: WriterProcess, outbox: Path) -> None:
             market_cap=10**13 // n,
             avg_volume_20d=1_000_000,
             atr_14=Decimal(300),
+            nxt_eligible=s in nxt if nxt else None,
+            nxt_halted=False if nxt else None,
         )
-        for n, s in enumerate(UNIVERSE, start=1)
+        for n, s in enumerate(symbols, start=1)
     )
+    return UniverseSnapshot(
+        trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
+    )
+
+
+def publish_morning(writer: WriterProcess, outbox: Path) -> None:
+    """The universe, and Track A's 09:00-09:20 snapshots with three busy movers."""
     with Producer("universe", writer.ingest, outbox / "universe") as producer:
-        producer.send(
-            UniverseSnapshot(
-                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
-            )
-        )
+        producer.send(universe(UNIVERSE))
         assert producer.wait_acked(30)
     with Producer("track_a", writer.ingest, outbox / "track_a") as producer:
         for n in range(3):

@@ -5,10 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 
-from bus.events import UniverseMember, UniverseSnapshot
 from bus.producer import Producer
 from harness.sim.market import Market
 from harness.sim.server import SimConfig
@@ -21,7 +19,7 @@ from tests.support import (
     start_on_sim_clock,
     wait_until,
 )
-from tests.track_b.test_track_b import rows, shut_down
+from tests.track_b.test_track_b import rows, shut_down, universe
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
 DAY = date(2026, 11, 20)
@@ -46,26 +44,8 @@ def kst_ns(at: str) -> int:
 
 
 def publish_universe(writer: WriterProcess, outbox: Path) -> None:
-    members = tuple(
-        UniverseMember(
-            symbol=s,
-            market="KOSPI",
-            rank=n,
-            prev_close=10_000,
-            market_cap=10**13 // n,
-            avg_volume_20d=1_000_000,
-            atr_14=Decimal(300),
-            nxt_eligible=s in NXT,
-            nxt_halted=False,
-        )
-        for n, s in enumerate(UNIVERSE, start=1)
-    )
     with Producer("universe", writer.ingest, outbox / "universe") as producer:
-        producer.send(
-            UniverseSnapshot(
-                trade_date=DAY, based_on=date(2026, 11, 19), min_prev_close=4000, members=members
-            )
-        )
+        producer.send(universe(UNIVERSE, nxt=NXT))
         assert producer.wait_acked(30)
 
 
