@@ -100,7 +100,8 @@ def outcomes(report: Report) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def default(sim: SimThread, kis: KisSettings) -> Report:
-    return check(sim, kis, 2.5)
+    # Seconds of wall time: a loaded machine (the suite beside it) takes a few to subscribe.
+    return check(sim, kis, 8.0)
 
 
 def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettings) -> None:

@@ -28,12 +28,12 @@ NXT = [s for s in LISTED if s in MARKET.nxt_eligible(DAY)][:2]
 KRX = [s for s in LISTED if s not in MARKET.nxt_eligible(DAY)][:2]
 # By market cap: a Nextrade name (2 registrations), a KRX one (1), and again: 6 in all.
 UNIVERSE = [NXT[0], KRX[0], NXT[1], KRX[1]]
-# Nextrade's after-market cut to six minutes: Track B follows it to 15:36 and 30 s more.
+# Nextrade's after-market cut to three minutes: Track B follows it to 15:33 and 30 s more.
 VENUES = (
     "[venues.nxt]\nsessions = [\n"
     '  { session = "pre_market", start = "08:00", end = "08:50" },\n'
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
-    '  { session = "after_market", start = "15:30", end = "15:36" },\n]\n'
+    '  { session = "after_market", start = "15:30", end = "15:33" },\n]\n'
 )
 NS = 1_000_000_000
 
@@ -52,13 +52,16 @@ def publish_universe(writer: WriterProcess, outbox: Path) -> None:
 def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_boundaries(
     tmp_path: Path,
 ) -> None:
-    """14:58 to 15:37 at 40x: KRX's feeds end at 15:00 (a KRX name's slot with them), each
-    Nextrade name keeps Nextrade's feed through the 15:20-15:30 break and its after-market,
-    released at its close; every trade the simulator sent on each feed is stored."""
+    """14:58-15:00 at 10x (Track B starts and places its slots), then to 15:34 at 60x: KRX's
+    feeds end at 15:00 (a KRX name's slot with them), each Nextrade name keeps Nextrade's
+    feed through the 15:20-15:30 break and its after-market, released at its close; every
+    trade the simulator sent on each feed is stored."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
     start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
-    sim = SimThread(MARKET, start, SimConfig(), speed=40)
+    sim = SimThread(
+        MARKET, start, SimConfig(), speed=10, changes=((start.replace(hour=15, minute=0), 60.0),)
+    )
     proc: subprocess.Popen[bytes] | None = None
     try:
         publish_universe(writer, tmp_path / "outbox")
@@ -98,8 +101,8 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
             assert why.startswith("Track B ends at 15:00")
         for symbol in NXT:  # Nextrade's at its close and the grace
             at, why = by_feed[symbol, "NXT"]
-            assert at >= kst_ns("15:36:30")
-            assert why == "Nextrade's after-market ends at 15:36:30"
+            assert at >= kst_ns("15:33:30")
+            assert why == "Nextrade's after-market ends at 15:33:30"
         # Every trade sent on each feed is stored once, with its venue and session.
         sent = sim.sim.realtime.records_sent
         stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
@@ -107,7 +110,7 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
         after = rows(
             url,
             "select symbol, trading_session, count(*) from trade_ticks where venue = 'NXT' "
-            f"and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:36:00')} "
+            f"and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:33:00')} "
             "group by symbol, trading_session",
         )
         assert {(symbol, session) for symbol, session, _ in after} == {
