@@ -30,13 +30,11 @@ from bus.events import Venue
 from observer.kis.realtime import BOOK_TRS, TRADE_TRS, VENUE_OF_TR
 from observer.kis.stream import Registration
 
-__all__ = ["PAPER_FEEDS", "RegistrationPolicy", "Swap", "TradeFeeds", "swaps"]
+__all__ = ["RegistrationPolicy", "Swap", "TradeFeeds", "is_trade", "swaps", "venue_of"]
 
 TradeFeeds = Literal["krx", "venues", "combined"]
 
 _TRADE_FEEDS = frozenset(TRADE_TRS.values())
-# The real-time TRs a paper account offers among those Track B registers.
-PAPER_FEEDS = frozenset({TRADE_TRS["KRX"], BOOK_TRS["KRX"]})
 _VENUES: dict[TradeFeeds, tuple[Venue, ...]] = {
     "krx": ("KRX",),
     "venues": ("KRX", "NXT"),
