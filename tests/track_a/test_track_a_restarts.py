@@ -159,7 +159,11 @@ def test_a_cycle_no_run_finished_is_summarised_when_the_next_run_starts(tmp_path
         # What the killed run sent (its outbox delivered before the summary was written).
         [(stored,)] = session.rows(nine)
         assert stored >= 10 and (carried, size, overran, listed) == (stored, 120, 1, 1)
-        alerts = session.rows("select message from alerts where code = 'track_a_missing'")
-        assert [m for (m,) in alerts if "20261120-0900" in m and f"{120 - stored} of 120" in m]
+
+        def missing_alert() -> list[str]:  # published after the summary: stored a bit later
+            alerts = session.rows("select message from alerts where code = 'track_a_missing'")
+            return [m for (m,) in alerts if "20261120-0900" in m and f"{120 - stored} of 120" in m]
+
+        assert wait_until(missing_alert, 30, "the 09:00 cycle's missing-symbols alert")
     finally:
         session.close()
