@@ -16,7 +16,7 @@ from harness.sim.config import SimConfig
 from harness.sim.market import NXT_SHARE, Market
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
-from observer.errors import KisApiError, KisPaperRefused, KisProtocolError
+from observer.errors import KisApiError, KisPaperRefused, KisProtocolError, KisRateLimited
 from observer.kis.client import KisClient, NxtStatus, nxt_status
 from observer.kis.schemas import StockInfoOutput
 from tests.support import SimThread, sim_client
@@ -36,10 +36,15 @@ def _ask(client: KisClient, symbols: list[str]) -> list[NxtStatus | Exception]:
         try:
             answers: list[NxtStatus | Exception] = []
             for symbol in symbols:
-                try:
-                    answers.append(await client.nxt_status(symbol))
-                except (KisApiError, KisPaperRefused) as exc:
-                    answers.append(exc)
+                while True:
+                    try:
+                        answers.append(await client.nxt_status(symbol))
+                    except KisRateLimited:  # the simulator's 20/s, crossed by a loaded burst
+                        await asyncio.sleep(0.1)  # a backoff before asking again
+                        continue
+                    except (KisApiError, KisPaperRefused) as exc:
+                        answers.append(exc)
+                    break
             return answers
         finally:
             await client._http.aclose()  # type: ignore[attr-defined]
