@@ -53,11 +53,23 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(all(c["succeeded"] >= members // 2 for c in cut), f"track_a cut off early: {cut}")
     if cut:
         print(f"demo summary: note: {len(cut)} Track A cycle cut off by a busy machine: {cut}")
-    complete = 40 - len(cut)
-    expect(a.get("cycles") == 40 and a.get("complete") == complete, f"track_a cycles: {a}")
+    krx, nxt = (a.get("by_venue", {}).get(v, {}) for v in ("KRX", "NXT"))
+    cut_krx = [c for c in cut if c["venue"] == "KRX"]
+    complete = 40 - len(cut_krx)
+    expect(krx.get("cycles") == 40 and krx.get("complete") == complete, f"track_a KRX: {krx}")
     expect(
-        a.get("snapshots", 0) >= complete * members + sum(c["succeeded"] for c in cut),
-        f"track_a snapshots: {a.get('snapshots')}",
+        krx.get("snapshots", 0) >= complete * members + sum(c["succeeded"] for c in cut_krx),
+        f"track_a KRX snapshots: {krx.get('snapshots')}",
+    )
+    # Nextrade's cycles in the hours only it trades (its pre-market from 08:00, its
+    # after-market from 15:40), each over the members Nextrade trades: about half the
+    # universe (Nextrade lists the largest names).
+    nxt_members = nxt.get("members_max", 0)
+    expect(members // 5 <= nxt_members <= members * 3 // 4, f"track_a NXT members: {nxt}")
+    expect(
+        nxt.get("cycles", 0) >= 4
+        and nxt.get("complete") == nxt["cycles"] - len(cut) + len(cut_krx),
+        f"track_a NXT cycles: {nxt}",
     )
     expect("rate_limit_errors" in a, "track_a.rate_limit_errors is missing")
     b = summary.get("track_b", {})

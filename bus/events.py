@@ -119,7 +119,9 @@ class PriceSnapshot(_Event, tag="price_snapshot", frozen=True, kw_only=True):
 
 
 class TrackACycle(_Event, tag="track_a_cycle", frozen=True, kw_only=True):
-    """Track A: the summary of one 10-minute snapshot cycle over the whole universe.
+    """Track A: the summary of one 10-minute snapshot cycle over the universe.
+
+    KRX's cycles ask every member; Nextrade's (``venue`` "NXT") the members it trades.
 
     ``universe_size == carried + succeeded + failed + unfinished``; ``missing`` lists the
     symbols of the last two, which have no snapshot in this cycle.
@@ -141,6 +143,7 @@ class TrackACycle(_Event, tag="track_a_cycle", frozen=True, kw_only=True):
     rate_per_s: Decimal = Decimal(0)  # calls per second achieved
     limit_per_s: Decimal = Decimal(0)  # the REST rate this process may use
     overran: bool = False  # the cycle was cut off at the next cycle's start
+    venue: Venue = "KRX"  # whose prices: KRX's (FID J), or Nextrade's of its names (NX)
 
 
 class TradeTick(_Event, tag="trade_tick", frozen=True, kw_only=True):

@@ -631,36 +631,57 @@ def _notifications(conn: Connection) -> dict[str, int]:
 
 
 def _track_a(conn: Connection) -> dict[str, Any]:
-    """Track A's cycles: how many, how many complete, snapshots stored, the longest."""
-    cycles, complete, overran, longest_ns = conn.execute(
+    """Track A's cycles: how many, how many complete, snapshots stored, the longest.
+
+    And so per venue: KRX's cycles, and Nextrade's in the hours only it trades.
+    """
+    by_venue = {
+        venue: {"cycles": cycles, "complete": done, "members_max": members}
+        for venue, cycles, done, members in conn.execute(
+            text(
+                # Complete: every member of a universe answered (a cycle without a universe
+                # is empty, not complete).
+                "select venue, count(*), sum(case when universe_size > 0 and failed = 0 and "
+                "unfinished = 0 and succeeded + carried = universe_size then 1 else 0 end), "
+                "max(universe_size) from track_a_cycles group by venue"
+            )
+        )
+    }
+    for venue, snapshots in conn.execute(
+        text("select venue, count(*) from price_snapshots group by venue")
+    ):
+        by_venue.setdefault(venue, {"cycles": 0, "complete": 0})["snapshots"] = snapshots
+    overran, longest_ns = conn.execute(
         text(
-            # Complete: every member of a universe answered (a cycle without a universe is
-            # empty, not complete).
-            "select count(*), coalesce(sum(case when universe_size > 0 and failed = 0 and "
-            "unfinished = 0 and succeeded + carried = universe_size then 1 else 0 end), 0), "
-            "coalesce(sum(case when overran then 1 else 0 end), 0), "
+            "select coalesce(sum(case when overran then 1 else 0 end), 0), "
             "coalesce(max(finished_ns - started_ns), 0) from track_a_cycles"
         )
     ).one()
-    snapshots = conn.execute(text("select count(*) from price_snapshots")).scalar_one()
     # A cycle cut off by the next is the demo's first sign of a machine too busy for its
     # speed: which one, how far it got and at what rate says where to look.
     cut_off = [
-        {"cycle": cycle, "succeeded": ok, "unfinished": left, "rate_per_s": float(rate)}
-        for cycle, ok, left, rate in conn.execute(
+        {
+            "cycle": cycle,
+            "venue": venue,
+            "succeeded": ok,
+            "unfinished": left,
+            "rate_per_s": float(rate),
+        }
+        for cycle, venue, ok, left, rate in conn.execute(
             text(
-                "select cycle_id, succeeded, unfinished, rate_per_s from track_a_cycles "
+                "select cycle_id, venue, succeeded, unfinished, rate_per_s from track_a_cycles "
                 "where overran order by cycle_id"
             )
         )
     ]
     return {
-        "cycles": cycles,
-        "complete": complete,
+        "cycles": sum(v["cycles"] for v in by_venue.values()),
+        "complete": sum(v["complete"] for v in by_venue.values()),
         "overran": overran,
-        "snapshots": snapshots,
+        "snapshots": sum(v.get("snapshots", 0) for v in by_venue.values()),
         "longest_s": round(longest_ns / _NS, 1),  # simulated seconds, of a 600 s interval
         "cut_off": cut_off,
+        "by_venue": by_venue,
     }
 
 

@@ -228,10 +228,16 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"REST {rest['calls']:,} calls, busiest second {rest['busiest_second']} of "
         f"{rest['limit_per_second']} allowed, {rest['egw00201']} EGW00201"
     )
+    for venue, cycles in sorted(track_a.get("by_venue", {}).items()):
+        lines.append(
+            f"  {venue}: {cycles['complete']} of {cycles['cycles']} cycles complete over up to "
+            f"{cycles.get('members_max', 0):,} members, {cycles.get('snapshots', 0):,} snapshots"
+        )
     for cut in track_a.get("cut_off", []):
         lines.append(
-            f"  cycle {cut['cycle']} cut off: {cut['succeeded']} answered, "
-            f"{cut['unfinished']} unfinished at {cut['rate_per_s']:g} calls/s"
+            f"  cycle {cut['cycle']} ({cut.get('venue', 'KRX')}) cut off: "
+            f"{cut['succeeded']} answered, {cut['unfinished']} unfinished at "
+            f"{cut['rate_per_s']:g} calls/s"
         )
     b, gaps = summary["track_b"], summary["gaps"]
     lines.append(

@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta, timezone
 import numpy as np
 
 from harness.sim.listings import Listing, Overseas, draw_listings
-from harness.sim.nextrade import draw_nxt_minute
+from harness.sim.nextrade import NxtDay, draw_nxt_day
 from harness.sim.paths import BARS_PER_DAY, Paths, draw_paths
 from harness.sim.price_units import round_tick, round_ticks, tick_size
 from observer.calendar.trading import TradingCalendar
@@ -320,24 +320,21 @@ class Market:
         )
 
     @functools.lru_cache(maxsize=1024)  # noqa: B019 - one Market lives as long as the server
-    def nxt_ticks(self, symbol: str, day: date, minute: int) -> tuple[Tick, ...]:
-        """Nextrade's trades of ``symbol`` in ``minute`` (minutes since 00:00 KST) of ``day``.
+    def nxt_day(self, symbol: str, day: date) -> NxtDay:
+        """Nextrade's trades of ``symbol`` on ``day``, 08:00-20:00 KST (`harness.sim.nextrade`).
 
-        Drawn whether or not Nextrade lists it (`harness.sim.nextrade`): the caller asks that.
+        Drawn whether or not Nextrade lists it (the caller asks that); some 5,000 trades of
+        a day, kept for the Nextrade names' quotes, bars and feeds.
         """
         path = self._path(symbol, day)
-        rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat(), minute))
-        drawn = draw_nxt_minute(
-            rng,
-            minute,
-            path.trades,
-            path.volume,
-            path.low,
-            path.high,
-            path.prev_close,
-            path.day_close,
+        rng = np.random.default_rng(_seed(self.seed, "nxt", symbol, day.isoformat()))
+        return draw_nxt_day(
+            rng, path.trades, path.volume, path.low, path.high, path.prev_close, path.day_close
         )
-        return tuple(Tick(s, p, q) for s, p, q in drawn)
+
+    def nxt_ticks(self, symbol: str, day: date, minute: int) -> tuple[Tick, ...]:
+        """Nextrade's trades of ``symbol`` in ``minute`` (minutes since 00:00 KST) of ``day``."""
+        return tuple(Tick(s, p, q) for s, p, q in self.nxt_day(symbol, day).minute(minute))
 
 
 @dataclass(frozen=True, slots=True)

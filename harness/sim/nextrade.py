@@ -29,8 +29,9 @@ __all__ = [
     "MAIN_SHARE",
     "NXT_SPANS",
     "OFF_HOURS_SHARE",
+    "NxtDay",
     "NxtSpan",
-    "draw_nxt_minute",
+    "draw_nxt_day",
     "span_at",
     "venue_trades",
 ]
@@ -71,44 +72,88 @@ def span_at(second_of_day: float) -> NxtSpan | None:
     return None
 
 
-def draw_nxt_minute(
+@dataclass(frozen=True, slots=True)
+class NxtDay:
+    """A name's Nextrade trades of one day, in time order (drawn whether or not it lists it).
+
+    ``at_s``: seconds since 00:00 KST; ``price`` and ``qty`` the trades'.
+    """
+
+    at_s: np.ndarray
+    price: np.ndarray
+    qty: np.ndarray
+
+    def minute(self, minute: int) -> list[tuple[float, int, int]]:
+        """The trades of ``minute`` (since 00:00 KST): (seconds into it, price, quantity)."""
+        first = minute * 60
+        lo, hi = np.searchsorted(self.at_s, (first, first + 60))
+        seconds = (self.at_s[lo:hi] - first).tolist()
+        return list(zip(seconds, self.price[lo:hi].tolist(), self.qty[lo:hi].tolist(), strict=True))
+
+    def until(self, second_of_day: float) -> int:
+        """How many trades were done by ``second_of_day`` (KST), inclusive."""
+        return int(np.searchsorted(self.at_s, second_of_day, side="right"))
+
+
+def _minute_spans() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each minute of 08:00-20:00: its minute of the day, session code, open seconds in it."""
+    minutes, codes, starts, ends = [], [], [], []
+    for minute in range(NXT_SPANS[0].start_s // 60, -(-NXT_SPANS[-1].end_s // 60)):
+        first = minute * 60
+        for span in NXT_SPANS:
+            if span.start_s < first + 60 and first < span.end_s:
+                minutes.append(minute)
+                codes.append(span.market_code)
+                starts.append(max(0, span.start_s - first))
+                ends.append(min(60, span.end_s - first))
+                break
+    return np.array(minutes), np.array(codes), np.array(starts, float), np.array(ends, float)
+
+
+_MINUTES, _CODES, _FROM_S, _TO_S = _minute_spans()
+
+
+def draw_nxt_day(
     rng: np.random.Generator,
-    minute: int,
     trades: np.ndarray,
     volume: np.ndarray,
     low: np.ndarray,
     high: np.ndarray,
     prev_close: int,
     day_close: int,
-) -> list[tuple[float, int, int]]:
-    """Nextrade's trades in ``minute`` (minutes since 00:00 KST), in time order.
+) -> NxtDay:
+    """Nextrade's trades of a day, every session's at once (one generator, vectorised).
 
-    Each is (seconds into the minute, price, quantity); none outside its sessions.
-    ``trades``, ``volume``, ``low`` and ``high`` are KRX's 391 bars of the day.
+    ``trades``, ``volume``, ``low`` and ``high`` are KRX's 391 bars of the day. A main-session
+    minute trades binomially `MAIN_SHARE` of KRX's bar's trades within its low and high, at
+    KRX's mean size; a minute outside KRX's hours a Poisson `OFF_HOURS_SHARE` of the name's
+    mean minute within `_BAND_UNITS` price units of the previous close (before 09:00) or the
+    day's close (after), at the day's mean size.
     """
-    first_s = minute * 60
-    spans = [s for s in NXT_SPANS if s.start_s < first_s + 60 and first_s < s.end_s]
-    if not spans:
-        return []
-    span = spans[0]
-    from_s, to_s = max(0, span.start_s - first_s), min(60, span.end_s - first_s)
-    index = minute - _KRX_OPEN_MINUTE
-    if span.market_code == "2" and 0 <= index < BARS_PER_DAY:
-        count = int(rng.binomial(int(trades[index]), MAIN_SHARE))
-        floor, ceiling = int(low[index]), int(high[index])
-        size = max(1, int(volume[index]) // max(1, int(trades[index])))
-    else:
-        count = int(rng.poisson(float(trades.mean()) * OFF_HOURS_SHARE))
-        reference = prev_close if index < 0 else day_close
-        band = _BAND_UNITS * tick_size(reference)
-        floor, ceiling = max(tick_size(reference), reference - band), reference + band
-        size = max(1, int(volume.sum()) // max(1, int(trades.sum())))
-    if count == 0:
-        return []
-    prices = np.clip(round_ticks(rng.uniform(floor, ceiling, size=count)), floor, ceiling)
-    quantities = rng.integers(1, 2 * size + 1, size=count)
-    seconds = np.sort(rng.uniform(from_s, to_s, size=count))
-    return list(zip(seconds.tolist(), prices.tolist(), quantities.tolist(), strict=True))
+    index = _MINUTES - _KRX_OPEN_MINUTE
+    main = (_CODES == "2") & (index >= 0) & (index < BARS_PER_DAY)
+    bar = np.clip(index, 0, BARS_PER_DAY - 1)
+    krx_trades = trades.astype(np.int64)[bar]
+    counts = np.where(main, 0, rng.poisson(float(trades.mean()) * OFF_HOURS_SHARE, len(bar)))
+    counts[main] = rng.binomial(krx_trades[main], MAIN_SHARE)
+    reference = np.where(index < 0, prev_close, day_close)
+    units = np.array([tick_size(int(r)) for r in (prev_close, day_close)])[(index >= 0) * 1]
+    floor = np.where(
+        main, low.astype(np.int64)[bar], np.maximum(units, reference - _BAND_UNITS * units)
+    )
+    ceiling = np.where(main, high.astype(np.int64)[bar], reference + _BAND_UNITS * units)
+    day_size = max(1, int(volume.sum()) // max(1, int(trades.sum())))
+    size = np.where(
+        main, np.maximum(1, volume.astype(np.int64)[bar] // np.maximum(1, krx_trades)), day_size
+    )
+    each = np.repeat(np.arange(len(bar)), counts)
+    prices = np.clip(
+        round_ticks(rng.uniform(floor[each], ceiling[each])), floor[each], ceiling[each]
+    )
+    quantities = rng.integers(1, 2 * size[each] + 1)
+    at_s = _MINUTES[each] * 60 + rng.uniform(_FROM_S[each], _TO_S[each])
+    order = np.argsort(at_s, kind="stable")
+    return NxtDay(at_s[order], prices[order].astype(np.int64), quantities[order].astype(np.int64))
 
 
 def venue_trades(
@@ -124,7 +169,7 @@ def venue_trades(
     eligible, halted = faults.nxt.standing(symbol, market.nxt_eligible(day), listing.suspended)
     trades: list[tuple[float, int, int]] = []
     if eligible and not halted:
-        trades = [(t.second, t.price, t.qty) for t in market.nxt_ticks(symbol, day, minute)]
+        trades = market.nxt_day(symbol, day).minute(minute)
     index = minute - _KRX_OPEN_MINUTE
     if not combined or not 0 <= index < BARS_PER_DAY:
         return trades

@@ -103,13 +103,19 @@ class Quotes:
         return now_kst(self.clock)
 
     def inquire_price(self, query: Any) -> web.Response:
-        """FHKST01010100 (§4.1)."""
+        """FHKST01010100 (§4.1): KRX's price (FID J), or Nextrade's (NX).
+
+        UN (both venues') is not served: it reads as J.
+        """
         symbol = query.get("FID_INPUT_ISCD", "")
         listing = self.market.listings.get(symbol)
         if listing is None:
             return web.json_response(envelope(*OK, output={"stck_prpr": "0"}))
-        _, q = self._latest_quote(symbol)
-        q, halted = self._faulted(symbol, q)
+        if query.get("FID_COND_MRKT_DIV_CODE", "J") == "NX":
+            q, halted = self._nextrade_quote(symbol)
+        else:
+            _, q = self._latest_quote(symbol)
+            q, halted = self._faulted(symbol, q)
         lower, upper = price_limits(q.prev_close)
         change = q.price - q.prev_close
         output = {
@@ -133,6 +139,41 @@ class Quotes:
             "stck_shrn_iscd": symbol,
         }
         return web.json_response(envelope(*OK, output=output))
+
+    def _nextrade_quote(self, symbol: str) -> tuple[Quote, bool]:
+        """Nextrade's quote of ``symbol`` now, and whether Nextrade halts it.
+
+        Its day runs from 08:00 (before, the last session's to its 20:00 close); its base is
+        KRX's previous close. A name it does not list, or halts, has no trade: its quote is
+        the previous close without volume (what KIS answers for such a name is UNCONFIRMED).
+        """
+        now = self._now()
+        today = now.date()
+        if self.market.calendar.is_session(today) and now.hour >= _NXT_OPEN_HOUR:
+            day = today
+            second = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
+        else:
+            day, second = self.market.calendar.previous_session(today), 24 * 3600.0
+        listing = self.market.listings[symbol]
+        path = self.market.day_path(symbol, day)
+        selected = self.market.nxt_eligible(day)
+        eligible, halted = self.gateway.faults.nxt.standing(symbol, selected, listing.suspended)
+        trades = self.market.nxt_day(symbol, day)
+        done = trades.until(second) if eligible and not halted else 0
+        if not done:
+            return Quote(path.prev_close, 0, 0, 0, 0, 0, path.prev_close, None), halted
+        prices, quantities = trades.price[:done], trades.qty[:done]
+        quote = Quote(
+            int(prices[-1]),
+            int(prices[0]),
+            int(prices.max()),
+            int(prices.min()),
+            int(quantities.sum()),
+            int((prices * quantities).sum()),
+            path.prev_close,
+            None,
+        )
+        return quote, halted
 
     def _halt_fields(self, halted: bool) -> dict[str, str]:
         """``temp_stop_yn`` and ``iscd_stat_cls_code``, a halt in those `SimConfig` says."""
@@ -561,6 +602,7 @@ class Quotes:
 
 
 _SESSION_END = dtime(15, 30, 59)
+_NXT_OPEN_HOUR = 8  # Nextrade's day: from its pre-market's open
 
 # CTPF1702R product type code -> exchange code (§4.9), as the simulator reads it.
 _PRODUCT_EXCHANGES = {

@@ -1,6 +1,6 @@
 """The day's operation phases as pure functions of the instant they are given.
 
-On a KRX session day (KST): IDLE until 08:00, WARMUP until 09:00, TRACK_A_ONLY until 09:30,
+On a KRX session day (KST): IDLE until 07:50, WARMUP until 09:00, TRACK_A_ONLY until 09:30,
 FULL_OPERATION until 15:00, TRACK_A_CLOSING until 15:30, SHUTDOWN until 21:00, then IDLE;
 non-trading days are IDLE all day. Special-hours days shift the open's phases (warmup to
 full_operation) and the close's (track_a_closing on) by their configured offsets: the CSAT day
@@ -36,7 +36,7 @@ class Phase(StrEnum):
 class PhaseSchedule:
     """When each phase starts on a session day (KST), and the days with shifted hours."""
 
-    warmup: time = time(8, 0)
+    warmup: time = time(7, 50)
     track_a_only: time = time(9, 0)
     full_operation: time = time(9, 30)
     track_a_closing: time = time(15, 0)

@@ -28,7 +28,7 @@ SessionTime = Annotated[str, Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5
 class PhaseSettings(Strict, frozen=True):
     """When each phase of a session day starts (KST)."""
 
-    warmup: ClockTime = "08:00"
+    warmup: ClockTime = "07:50"  # up and waiting before Nextrade opens at 08:00
     track_a_only: ClockTime = "09:00"
     full_operation: ClockTime = "09:30"
     track_a_closing: ClockTime = "15:00"

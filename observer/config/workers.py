@@ -91,6 +91,10 @@ class TrackASettings(Strict, frozen=True):
     interval_min: Annotated[int, Meta(ge=1, le=60)] = 10  # cycles at :00, :10, ... (KST)
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
     closing_cycle: bool = True  # one more cycle at the shutdown time: the closing prices
+    # Nextrade's prices of the names it trades (FID NX), in the hours only it trades: its
+    # sessions outside KRX's cycles (08:00-08:40, 15:40-19:50), and at its close if
+    # closing_cycle. Its cycles ask the universe's members Nextrade trades that day.
+    nextrade: bool = True
     # A symbol whose attempts all failed with a retryable error (an outage, a rate refusal) is
     # asked again in passes until the cycle is due, pausing retry_initial_s, doubling up to
     # retry_max_s (clock seconds) between passes.
@@ -181,7 +185,7 @@ class TrackBSettings(Strict, frozen=True):
     reconnects_per_hour: Annotated[int, Meta(ge=1, le=3600)] = 60
     # The pre-market pre-connect (seed: 08:03): every account's session opens this long after
     # warmup starts, with no registrations, and is kept until it streams at full operation.
-    preconnect_after_s: SecondsOrZero = 180.0
+    preconnect_after_s: SecondsOrZero = 780.0
     # A session with nothing registered hears only KIS's PINGPONG (about every 110 s,
     # UNCONFIRMED): it is judged silent after this much quiet, not after the data limit.
     idle_silence_s: Seconds = 300.0

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, ColumnElement, Connection, Row, and_, case, func, select, text, true
 from sqlalchemy.orm import Session
 
-from bus.events import UniverseMember, UniverseSnapshot
+from bus.events import UniverseMember, UniverseSnapshot, Venue
 from observer.db.audit_queries import snapshot
 from observer.db.models import (
     AlertAckedRow,
@@ -63,8 +63,12 @@ def committed_offsets(conn: Connection) -> dict[str, int]:
     return {row.source: row.seq for row in conn.execute(select(BusOffset.source, BusOffset.seq))}
 
 
-def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
-    """The members (symbol, market, rank) of ``day``'s newest universe, by rank; [] if none."""
+def universe_of(conn: Connection, day: date, venue: Venue = "KRX") -> list[tuple[str, str, int]]:
+    """The members (symbol, market, rank) of ``day``'s newest universe, by rank; [] if none.
+
+    ``venue`` "NXT": those Nextrade trades that day (eligible and not halted by it; none
+    where that is not known).
+    """
     newest = _newest_universe(conn, day)
     if newest is None:
         return []
@@ -74,6 +78,8 @@ def universe_of(conn: Connection, day: date) -> list[tuple[str, str, int]]:
         .where(m.source == newest.source, m.seq == newest.seq)
         .order_by(m.rank, m.symbol)
     )
+    if venue == "NXT":
+        query = query.where(m.nxt_eligible.is_(True), m.nxt_halted.isnot(True))
     return [(symbol, market, rank) for symbol, market, rank in conn.execute(query)]
 
 
@@ -175,10 +181,14 @@ def cycles_of(session: Session, day: date) -> list[TrackACycleRow]:
     return list(session.scalars(query))
 
 
-def snapshots_of_cycles(conn: Connection, first: str, last: str) -> list[dict[str, Any]]:
-    """Every snapshot row of the cycles ``first``..``last`` (cycle ids sort by time)."""
+def snapshots_of_cycles(
+    conn: Connection, first: str, last: str, venue: Venue = "KRX"
+) -> list[dict[str, Any]]:
+    """Every snapshot row of ``venue``'s cycles ``first``..``last`` (cycle ids sort by time)."""
     query = select(PriceSnapshotRow).where(
-        PriceSnapshotRow.cycle_id >= first, PriceSnapshotRow.cycle_id <= last
+        PriceSnapshotRow.cycle_id >= first,
+        PriceSnapshotRow.cycle_id <= last,
+        PriceSnapshotRow.venue == venue,
     )
     return [dict(row) for row in conn.execute(query).mappings()]
 

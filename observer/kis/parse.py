@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import msgspec
 
-from bus.events import PriceSnapshot, TradingSession
+from bus.events import PriceSnapshot, TradingSession, Venue
 from observer.errors import KisProtocolError, KisServerError
 from observer.kis.schemas import CurrentPriceOutput
 from observer.kis.settings import HaltFrom
@@ -235,12 +235,14 @@ def price_snapshot(
     observed_ns: int,
     *,
     halt_from: HaltFrom = "both",
+    venue: Venue = "KRX",
     trading_session: TradingSession = "",
 ) -> PriceSnapshot:
-    """One FHKST01010100 answer (KRX's: FID J) as a Track A `PriceSnapshot`.
+    """One FHKST01010100 answer as a Track A `PriceSnapshot` of ``venue`` (FID J or NX).
 
     A price of 0 is KIS's answer for a code it does not know, and is refused. ``halted`` is
-    read from ``halt_from`` (`is_halted`); ``trading_session`` is KRX's at ``observed_ns``.
+    read from ``halt_from`` (`is_halted`); ``trading_session`` is the venue's at
+    ``observed_ns``.
     """
     price = read_int(out.stck_prpr, "stck_prpr")
     if price <= 0:
@@ -266,7 +268,7 @@ def price_snapshot(
         base_price=_optional_int(out.stck_sdpr, "stck_sdpr"),
         market_cap=_bounded(_optional_int(out.hts_avls, "hts_avls") * _EOK, "hts_avls"),
         halted=is_halted(out, halt_from),
-        venue="KRX",
+        venue=venue,
         trading_session=trading_session,
     )
 

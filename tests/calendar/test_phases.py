@@ -34,8 +34,8 @@ NORMAL = date(2026, 11, 20)
     ("instant", "phase"),
     [
         (at(NORMAL, 5, 0), Phase.IDLE),
-        (at(NORMAL, 7, 59, 59), Phase.IDLE),
-        (at(NORMAL, 8, 0), Phase.WARMUP),
+        (at(NORMAL, 7, 49, 59), Phase.IDLE),
+        (at(NORMAL, 7, 50), Phase.WARMUP),
         (at(NORMAL, 9, 0), Phase.TRACK_A_ONLY),
         (at(NORMAL, 9, 29, 59), Phase.TRACK_A_ONLY),
         (at(NORMAL, 9, 30), Phase.FULL_OPERATION),
@@ -64,7 +64,7 @@ def test_a_late_opening_day_shifts_every_phase() -> None:
     assert phase_at(CALENDAR, SCHEDULE, at(csat, 10, 0)) is Phase.TRACK_A_ONLY
     assert phase_at(CALENDAR, SCHEDULE, at(csat, 16, 15)) is Phase.TRACK_A_CLOSING
     assert [t.strftime("%H:%M") for t, _ in transitions(CALENDAR, SCHEDULE, csat)] == [
-        "09:00",
+        "08:50",
         "10:00",
         "10:30",
         "16:00",
@@ -91,7 +91,7 @@ def test_transitions_of_a_normal_day_are_in_order() -> None:
         (
             NORMAL,
             [
-                ("08:00", "warmup"),
+                ("07:50", "warmup"),
                 ("09:00", "track_a_only"),
                 ("09:30", "full_operation"),
                 ("15:00", "track_a_closing"),
@@ -103,7 +103,7 @@ def test_transitions_of_a_normal_day_are_in_order() -> None:
         (
             date(2026, 11, 19),
             [
-                ("09:00", "warmup"),
+                ("08:50", "warmup"),
                 ("10:00", "track_a_only"),
                 ("10:30", "full_operation"),
                 ("16:00", "track_a_closing"),
@@ -114,7 +114,7 @@ def test_transitions_of_a_normal_day_are_in_order() -> None:
         (
             FIRST,
             [
-                ("09:00", "warmup"),
+                ("08:50", "warmup"),
                 ("10:00", "track_a_only"),
                 ("10:30", "full_operation"),
                 ("15:00", "track_a_closing"),
@@ -179,4 +179,4 @@ def test_a_late_day_with_minutes_alone_shifts_its_close_too(tmp_path: Path) -> N
     settings = load_settings(config)
     timeline = timeline_from(settings.phases, settings.calendar)
     csat = [t.strftime("%H:%M") for t, _ in timeline.schedule.starts(date(2026, 11, 19))]
-    assert csat == ["09:00", "10:00", "10:30", "16:00", "16:30", "22:00"]
+    assert csat == ["08:50", "10:00", "10:30", "16:00", "16:30", "22:00"]

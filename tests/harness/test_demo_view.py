@@ -74,7 +74,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         "speed": 121,
         "idle_speed": 242,
         "wall_s": 270.0,
-        "phases": [{"at": "08:00", "phase": "warmup"}],
+        "phases": [{"at": "07:50", "phase": "warmup"}],
         "processes": {
             "writer": {"state": "running", "restarts": 0, "replaced": {"hung": 0, "crashed": 0}},
             "track_b": {"state": "running", "restarts": 2, "replaced": {"hung": 1, "crashed": 1}},
@@ -96,8 +96,18 @@ def test_the_summary_names_the_figures_it_promises() -> None:
             "longest_s": 612.0,
             "rate_limit_errors": 5,
             "cut_off": [
-                {"cycle": "20261120-1030", "succeeded": 900, "unfinished": 114, "rate_per_s": 180.5}
+                {
+                    "cycle": "20261120-1030",
+                    "venue": "KRX",
+                    "succeeded": 900,
+                    "unfinished": 114,
+                    "rate_per_s": 180.5,
+                }
             ],
+            "by_venue": {
+                "KRX": {"cycles": 40, "complete": 39, "members_max": 1014, "snapshots": 40456},
+                "NXT": {"cycles": 5, "complete": 5, "members_max": 530, "snapshots": 2650},
+            },
         },
         "rest": {"calls": 50000, "busiest_second": 300, "limit_per_second": 400, "egw00201": 5},
         "track_b": {
@@ -136,7 +146,8 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     assert "track_b: running, 2 restarts, replaced (1 hung, 1 crashed), 0 s CPU" in text
     assert "programs replaced after a hang or a crash: 1 hung, 1 crashed" in text
     assert "load average at the end 2.5 1.75 1 on 2 CPUs" in text
-    assert "cycle 20261120-1030 cut off: 900 answered, 114 unfinished at 180.5 calls/s" in text
+    assert "cycle 20261120-1030 (KRX) cut off: 900 answered, 114 unfinished at 180.5" in text
+    assert "NXT: 5 of 5 cycles complete over up to 530 members, 2,650 snapshots" in text
     assert "5 rate-limit errors" in text
     assert "up to 60 symbols in 82 of 82 registrations" in text
     assert "by venue (stored/sent): KRX 400,000/400,050, NXT 100,000/100,050" in text

@@ -144,10 +144,10 @@ def test_missed_run_is_the_latest_due_in_the_window_and_not_handled(
 @pytest.mark.parametrize(
     ("after", "expected"),
     [
-        (at("2026-11-20", "07:00"), (at("2026-11-20", "08:00"), Phase.WARMUP)),
+        (at("2026-11-20", "07:00"), (at("2026-11-20", "07:50"), Phase.WARMUP)),
         (at("2026-11-20", "09:30"), (at("2026-11-20", "15:00"), Phase.TRACK_A_CLOSING)),
-        (at("2026-11-20", "21:00"), (at("2026-11-23", "08:00"), Phase.WARMUP)),  # over a weekend
-        (at("2026-11-19", "08:30"), (at("2026-11-19", "09:00"), Phase.WARMUP)),  # CSAT: +1 h
+        (at("2026-11-20", "21:00"), (at("2026-11-23", "07:50"), Phase.WARMUP)),  # over a weekend
+        (at("2026-11-19", "08:30"), (at("2026-11-19", "08:50"), Phase.WARMUP)),  # CSAT: +1 h
     ],
 )
 def test_next_transition(after: datetime, expected: tuple[datetime, Phase]) -> None:

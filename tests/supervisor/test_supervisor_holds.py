@@ -53,8 +53,8 @@ def runs(workdir: Path, name: str) -> int:
 def test_a_session_worker_held_out_of_its_phase_is_started_by_its_phase_after_ctl_start(
     tmp_path: Path,
 ) -> None:
-    # 07:55 on a Friday session at 20x: the warm-up (08:00) comes 15 s later.
-    clock = SimulatedClock(int(datetime(2026, 11, 20, 7, 55, tzinfo=KST).timestamp() * 1e9), 20)
+    # 07:45 on a Friday session at 20x: the warm-up (07:50) comes 15 s later.
+    clock = SimulatedClock(int(datetime(2026, 11, 20, 7, 45, tzinfo=KST).timestamp() * 1e9), 20)
     programs = session(tmp_path, "sess", '"warmup"') + session(tmp_path, "late", '"shutdown"')
     # No writer: nothing would acknowledge the supervisor's events, so its stop waits none.
     sup = SupervisorProcess(

@@ -28,6 +28,7 @@ DAY = date(2026, 11, 20)  # a Friday session
 NINE = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
 NS = 1_000_000_000
 LATE = 3  # calls of one second that may arrive in the next on a loaded machine
+NEXTRADE = MARKET.nxt_eligible(DAY)  # the names Nextrade trades on DAY
 STOCKS = sorted(s for s, x in MARKET.listings.items() if x.group == "ST" and not x.suspended)
 FIRST = date(2027, 1, 4)  # the year's first session: 10:00-15:30
 TIMELINE = timeline_from(
@@ -46,8 +47,16 @@ def at(day: date, hhmm: str) -> datetime:
 
 
 def write_config(
-    path: Path, sim_url: str, tokens: Path, extra: str = "", accounts: int = 2, rate: int = 100
+    path: Path,
+    sim_url: str,
+    tokens: Path,
+    extra: str = "",
+    accounts: int = 2,
+    rate: int = 100,
+    track_a: str = "nextrade = false\n",
 ) -> Path:
+    """A configuration on the simulator; ``track_a``: its ``[track_a]`` lines (KRX's cycles
+    alone unless they say otherwise)."""
     path.write_text(
         f'[paths]\ndata_dir = "{path.parent / "data"}"\nrun_dir = "{path.parent / "run"}"\n'
         f'[database]\nurl = "sqlite:///{path.parent / "observer.db"}"\n'
@@ -56,6 +65,7 @@ def write_config(
             f'[[kis.accounts]]\nalias = "acct{n}"\nrest_per_second = {rate}\n'
             for n in range(1, accounts + 1)
         )
+        + f"[track_a]\n{track_a}"
         + extra
     )
     return path
@@ -71,6 +81,7 @@ class Session:
         speed: float,
         extra: str = "",
         changes: tuple[tuple[datetime, float], ...] = (),
+        track_a: str = "nextrade = false\n",
         **accounts: int,
     ) -> None:
         self.url = f"sqlite:///{tmp / 'observer.db'}"
@@ -78,7 +89,7 @@ class Session:
         config = SimConfig(calls_per_second=100)
         self.sim = SimThread(MARKET, start, config, speed=speed, changes=changes)
         self.config = write_config(
-            tmp / "observer.toml", self.sim.url, tmp / "tokens", extra, **accounts
+            tmp / "observer.toml", self.sim.url, tmp / "tokens", extra, track_a=track_a, **accounts
         )
         self.log = tmp / "track_a.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -90,7 +101,8 @@ class Session:
         assert isinstance(clock, SimulatedClock)
         return clock
 
-    def publish_universe(self, symbols: list[str]) -> None:
+    def publish_universe(self, symbols: list[str], nextrade: bool = True) -> None:
+        """``DAY``'s universe of ``symbols``; ``nextrade``: which Nextrade trades is known."""
         members = tuple(
             UniverseMember(
                 symbol=s,
@@ -98,6 +110,8 @@ class Session:
                 rank=n,
                 prev_close=5000,
                 market_cap=10**12 - n,
+                nxt_eligible=s in NEXTRADE if nextrade else None,
+                nxt_halted=False if nextrade else None,
             )
             for n, s in enumerate(symbols, start=1)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,10 @@ import pytest
 from bus.events import PriceSnapshot
 from harness.sim.server import SimConfig
 from observer.calendar.clock import Clock
+from observer.calendar.phases import KST
+from observer.calendar.settings import VenueSettings
 from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
 from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.kis.pacing import PACING_S
@@ -63,6 +66,39 @@ def test_late_days_shift_the_cycles_and_closed_days_have_none() -> None:
         assert first[-2].deadline == first[-1].scheduled == at(FIRST, "15:30")
     assert cycles_of(TIMELINE, date(2026, 11, 21), 10, closing=True) == []  # Saturday
     assert cycles_of(TIMELINE, date(2026, 10, 9), 10, closing=True) == []  # Hangul Day
+
+
+def test_nextrade_cycles_fill_the_hours_only_nextrade_trades() -> None:
+    shipped = load_settings(ROOT / "config" / "observer.toml")
+    timeline = timeline_from(shipped.phases, shipped.calendar)
+    venues = venues_from(shipped.venues, timeline)
+    cycles = cycles_of(timeline, DAY, 10, closing=True, nextrade=venues)
+    nxt = [c.scheduled.strftime("%H:%M") for c in cycles if c.venue == "NXT"]
+    # its pre-market (08:00-08:50), and its after-market from after KRX's closing cycle
+    # (its opening match at 15:40) to its close at 20:00; none in KRX's cycles' hours
+    assert nxt[:5] == ["08:00", "08:10", "08:20", "08:30", "08:40"]
+    assert nxt[5:7] == ["15:40", "15:50"] and nxt[-2:] == ["19:50", "20:00"] and len(nxt) == 32
+    krx = [c for c in cycles if c.venue == "KRX"]
+    assert krx == cycles_of(timeline, DAY, 10, closing=True)  # KRX's as without Nextrade
+    # one chain: each cycle is due when the next starts, whichever venue's
+    assert [c.scheduled for c in cycles] == sorted(c.scheduled for c in cycles)
+    assert all(a.deadline == b.scheduled for a, b in pairwise(cycles))
+    assert cycles[4].deadline == at(DAY, "09:00") and cycles[-1].deadline == at(DAY, "20:10")
+    assert len({c.cycle_id for c in cycles}) == len(cycles) == 72
+    assert cycles_of(timeline, DAY, 10, closing=False, nextrade=venues)[-1].scheduled == at(
+        DAY, "19:50"
+    )
+    # the CSAT day: no pre-market; KRX to 16:30, Nextrade's after-market 16:30-20:00
+    csat_day = date(2026, 11, 19)
+    csat = cycles_of(timeline, csat_day, 10, closing=True, nextrade=venues)
+    assert csat[0].venue == "KRX" and csat[0].scheduled == at(csat_day, "10:00")
+    after = [c.scheduled for c in csat if c.venue == "NXT"]
+    assert after[0] == at(csat_day, "16:40") and after[-1] == at(csat_day, "20:00")
+    assert cycles_of(timeline, date(2026, 11, 21), 10, True, venues) == []  # Saturday
+    now = at(DAY, "07:59")
+    assert current_or_next(timeline, now, 10, True, venues) == cycles[0]
+    assert current_or_next(timeline, at(DAY, "15:35"), 10, True, venues) == krx[-1]
+    assert current_or_next(timeline, at(DAY, "20:05"), 10, True, venues) == cycles[-1]
 
 
 @pytest.mark.parametrize(
@@ -154,6 +190,30 @@ def test_a_cycle_asks_every_symbol_once_within_the_rate(
     quote = next(p for p in published if p.symbol == STOCKS[0])
     assert quote.cycle_id == "20261120-0900" and quote.market == MARKET.listings[STOCKS[0]].market
     assert quote.price > 0 and quote.base_price > 0 and quote.market_cap > 0
+
+
+def test_a_nextrade_cycle_asks_nextrade_s_prices(tmp_path: Path) -> None:
+    # 16:05, Nextrade's after-market: KRX closed at 15:30, Nextrade trades on to 20:00.
+    start = datetime.combine(DAY, time(16, 5), tzinfo=KST)
+    listed = sorted(MARKET.nxt_eligible(DAY))[:20]
+    venues = venues_from(VenueSettings(), TIMELINE)
+    with SimThread(MARKET, start, SimConfig(calls_per_second=60)) as sim:
+        settings = load_settings(write_config(tmp_path / "o.toml", sim.url, tmp_path / "t"))
+        targets = [SnapshotTarget(s, MARKET.listings[s].market) for s in listed]
+        run, published, _ = one_cycle(
+            settings, sim, targets, 60, venue="NXT", session_of=venues.session_of_ns
+        )
+    assert run.succeeded == set(listed) and run.calls == 20
+    midnight = datetime.combine(DAY, time(0), tzinfo=KST).timestamp()
+    for snapshot in published:
+        assert snapshot.venue == "NXT" and snapshot.trading_session == "after_market"
+        # Nextrade's own day, to the instant answered: its trades since 08:00, not KRX's
+        trades = MARKET.nxt_day(snapshot.symbol, DAY)
+        done = trades.until(snapshot.observed_ns / NS - midnight)
+        assert snapshot.volume == int(trades.qty[:done].sum()) > 0, snapshot.symbol
+        assert snapshot.price == int(trades.price[done - 1])
+        assert snapshot.base_price == MARKET.day_path(snapshot.symbol, DAY).prev_close
+        assert snapshot.volume != MARKET.day_path(snapshot.symbol, DAY).volume_to[-1]
 
 
 def test_failing_symbols_never_stop_a_cycle(settings: Settings, sim_thread: SimThread) -> None:

@@ -18,9 +18,9 @@ def test_a_killed_worker_resumes_its_cycle_without_a_duplicate(tmp_path: Path) -
         tmp_path,
         NINE + timedelta(seconds=1),
         1,
-        "[track_a]\nuniverse_alert_s = 1\n",
         accounts=1,
         rate=40,
+        track_a="nextrade = false\nuniverse_alert_s = 1\n",
     )
     try:
         session.start()

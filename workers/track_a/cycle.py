@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from bus.events import PriceSnapshot
+from bus.events import PriceSnapshot, Venue
 from observer.calendar.clock import Clock
 from observer.calendar.venues import SessionOf, no_session
 from observer.errors import KisError
@@ -28,9 +28,11 @@ from observer.kis.parse import price_snapshot
 from observer.kis.settings import HaltFrom
 from observer.process.retry import backoff_s
 
-__all__ = ["CycleRun", "SnapshotTarget", "run_cycle"]
+__all__ = ["MARKET_CODES", "CycleRun", "SnapshotTarget", "run_cycle"]
 
 _NS = 1_000_000_000
+# FID_COND_MRKT_DIV_CODE of each venue's prices (UN, both venues', is not asked).
+MARKET_CODES: dict[Venue, str] = {"KRX": "J", "NXT": "NX"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,7 @@ async def run_cycle(
     on_retry: Callable[[CycleRun, int], None] = lambda run, passes: None,
     halt_from: HaltFrom = "both",
     session_of: SessionOf = no_session,
+    venue: Venue = "KRX",
 ) -> CycleRun:
     """Snapshot every target once; return what happened (never raises for a symbol).
 
@@ -97,8 +100,10 @@ async def run_cycle(
     costs at most a few calls a minute. ``on_retry`` is called before each pause with the
     passes done so far (the worker alerts at once when the first had no answer).
     ``halt_from``: the field a halt is read from (``[kis] halt_from``, `is_halted`);
-    ``session_of``: KRX's session at each answer (`observer.calendar.venues`).
+    ``venue``: whose prices are asked, KRX's (FID J) or Nextrade's (NX); ``session_of``:
+    its session at each answer (`observer.calendar.venues`).
     """
+    market_code = MARKET_CODES[venue]
     run = CycleRun(targets, clock.now_ns())
     wall_started = time.monotonic()
     calls_before = sum(c.requests for c in clients)
@@ -108,7 +113,7 @@ async def run_cycle(
         while queue:
             target = queue.popleft()
             try:
-                answer = await client.current_price(target.symbol)
+                answer = await client.current_price(target.symbol, market_code)
                 observed_ns = clock.now_ns()
                 publish(
                     price_snapshot(
@@ -118,7 +123,8 @@ async def run_cycle(
                         cycle_id,
                         observed_ns,
                         halt_from=halt_from,
-                        trading_session=session_of("KRX", observed_ns),
+                        venue=venue,
+                        trading_session=session_of(venue, observed_ns),
                     )
                 )
             except KisError as exc:

@@ -1,10 +1,13 @@
 """When Track A's cycles run: aligned to the clock, from Track A's start to the close.
 
-A session day's cycles start at every multiple of the interval (09:00, 09:10, ...) from the
-``track_a_only`` phase on and before ``shutdown``, plus, when configured, one at the
-shutdown instant itself, whose answers are the day's closing prices. Each cycle must finish
-before the next is due; the closing cycle has one interval. Days with shifted hours (CSAT,
-the year's first session) shift every cycle with their phases.
+A session day's KRX cycles start at every multiple of the interval (09:00, 09:10, ...) from
+the ``track_a_only`` phase on and before ``shutdown``, plus, when configured, one at the
+shutdown instant itself, whose answers are the day's closing prices. Given Nextrade's hours,
+Nextrade's cycles ask its prices in the hours only it trades: every multiple of the interval
+within its sessions and outside KRX's cycles' window (08:00-08:40 and 15:40-19:50 on an
+ordinary day), and, when configured, one at its close (20:00). Each cycle must finish before
+the next is due, whichever venue's; the day's last has one interval. Days with shifted hours
+(CSAT, the year's first session) shift every cycle with their phases and venues' hours.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from bus.events import Venue
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import LOOKAHEAD_DAYS, Timeline
+from observer.calendar.venues import Venues
 
 __all__ = ["Cycle", "current_or_next", "cycles_of"]
 
@@ -24,6 +29,7 @@ class Cycle:
 
     scheduled: datetime
     deadline: datetime
+    venue: Venue = "KRX"  # whose prices it asks: KRX's, or Nextrade's of the names it trades
 
     @property
     def cycle_id(self) -> str:
@@ -36,32 +42,58 @@ class Cycle:
         return self.scheduled.astimezone(KST).date()
 
 
-def cycles_of(timeline: Timeline, day: date, interval_min: int, closing: bool) -> list[Cycle]:
-    """The cycles of ``day`` in order (none on a day without a session)."""
+def cycles_of(
+    timeline: Timeline,
+    day: date,
+    interval_min: int,
+    closing: bool,
+    nextrade: Venues | None = None,
+) -> list[Cycle]:
+    """The cycles of ``day`` in order (none on a day without a session).
+
+    ``nextrade``: the venues' hours, for Nextrade's cycles too (`Cycle.venue` "NXT").
+    """
     if not timeline.calendar.is_session(day):
         return []
     starts = {phase: at for at, phase in timeline.schedule.starts(day)}
     begin, close = starts[Phase.TRACK_A_ONLY], starts[Phase.SHUTDOWN]
     step = timedelta(minutes=interval_min)
-    midnight = datetime.combine(day, datetime.min.time(), tzinfo=KST)
-    at = midnight + -((midnight - begin) // step) * step  # the first multiple at or after begin
-    times = []
-    while at < close:
-        times.append(at)
-        at += step
+    times: list[tuple[datetime, Venue]] = [(at, "KRX") for at in _steps(begin, close, step)]
     if closing:
-        times.append(close)
-    deadlines = [*times[1:], times[-1] + step] if times else []
-    return [Cycle(start, end) for start, end in zip(times, deadlines, strict=True)]
+        times.append((close, "KRX"))
+    if nextrade is not None:
+        spans = nextrade.spans("NXT", day)
+        for start, end, _ in spans:
+            times += [(at, "NXT") for at in _steps(start, end, step) if not begin <= at <= close]
+        if closing and spans and spans[-1][1] > close:
+            times.append((spans[-1][1], "NXT"))
+    times.sort()
+    deadlines = [at for at, _ in times[1:]] + ([times[-1][0] + step] if times else [])
+    return [Cycle(start, end, venue) for (start, venue), end in zip(times, deadlines, strict=True)]
+
+
+def _steps(begin: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    """The multiples of ``step`` (from midnight KST) in ``[begin, end)``."""
+    midnight = datetime.combine(begin.astimezone(KST).date(), datetime.min.time(), tzinfo=KST)
+    at = midnight + -((midnight - begin) // step) * step  # the first multiple at or after begin
+    found = []
+    while at < end:
+        found.append(at)
+        at += step
+    return found
 
 
 def current_or_next(
-    timeline: Timeline, now: datetime, interval_min: int, closing: bool
+    timeline: Timeline,
+    now: datetime,
+    interval_min: int,
+    closing: bool,
+    nextrade: Venues | None = None,
 ) -> Cycle | None:
     """The cycle whose window holds ``now``, else the next one (within a week)."""
     day = now.astimezone(KST).date()
     for offset in range(LOOKAHEAD_DAYS):
-        for cycle in cycles_of(timeline, day + timedelta(offset), interval_min, closing):
+        for cycle in cycles_of(timeline, day + timedelta(offset), interval_min, closing, nextrade):
             if now < cycle.deadline:
                 return cycle
     return None

@@ -1,7 +1,8 @@
 """The ``track_a`` session worker: a cycle at every boundary of the day, none overlapping.
 
-Each cycle asks every member of the day's universe for its price: a `PriceSnapshot` per
-answer, then one `TrackACycle`; a cycle still running when the next is due is cut off. A
+Each cycle asks the day's universe for its prices: a KRX cycle every member, a Nextrade one
+(`Cycle.venue`) the members Nextrade trades that day. A `PriceSnapshot` per answer, then one
+`TrackACycle`; a cycle still running when the next is due is cut off. A
 restart waits until the writer has stored what an earlier run sent; then a summarised cycle
 is not run again, one in force is resumed with the symbols it lacks, one no run finished is
 summarised as cut off (`TrackA._close_interrupted`), and the run's open alerts are taken over.
@@ -20,7 +21,7 @@ from decimal import Decimal
 
 from sqlalchemy import Engine
 
-from bus.events import PriceSnapshot, Severity, TokenRefreshed, TrackACycle
+from bus.events import PriceSnapshot, Severity, TokenRefreshed, TrackACycle, Venue
 from bus.producer import Producer
 from observer.alerts.stored import open_alerts
 from observer.calendar.clock import Clock, now_utc
@@ -119,10 +120,12 @@ class TrackA(AsyncWorker):
         )
         self._engine: Engine = reader_engine(settings.database, "track_a")
         self._alerted_universe: set[str] = set()  # days whose missing universe was alerted
-        self._members: list[tuple[str, str]] = []  # the universe last read, of _members_day
+        # The universe last read per venue (KRX: every member; NXT: Nextrade's), of _members_day.
+        self._members: dict[Venue, list[tuple[str, str]]] = {}
         self._read_again_at = 0.0  # time.monotonic() of the next read after a failed one
         self._unresumed_until = 0  # the deadline of a cycle not resumed (`_not_resumed`)
         self._members_day: date | None = None
+        self._no_nextrade: set[date] = set()  # days whose universe has no Nextrade member
         # An earlier run's work is not all in the database yet (the writer was behind at the
         # start): its unfinished cycles are closed, and its alerts taken over, once it is.
         self._behind = False
@@ -145,6 +148,7 @@ class TrackA(AsyncWorker):
         self.tally.rate_limited = lambda: sum(a.client.rate_limited for a in accounts)
         self.tally.pace = lambda: min((a.client.pace.factor for a in accounts), default=1.0)
         interval, closing = self.settings.track_a.interval_min, self.settings.track_a.closing_cycle
+        nextrade = self.venues if self.settings.track_a.nextrade else None
         try:
             beating = beat_forever(
                 self.notifier, lambda: self.tally.counters() | rest_error_counters(accounts)
@@ -156,7 +160,7 @@ class TrackA(AsyncWorker):
                 while not self.stop.is_set():
                     self._catch_up()
                     now = now_utc(self.clock)
-                    cycle = current_or_next(self.timeline, now, interval, closing)
+                    cycle = current_or_next(self.timeline, now, interval, closing, nextrade)
                     if cycle is None:
                         await self._wait_until(now.timestamp() + _IDLE_S)
                     elif now < cycle.scheduled:
@@ -277,6 +281,7 @@ class TrackA(AsyncWorker):
             on_retry=functools.partial(self._failing, cycle),
             halt_from=self.settings.kis.halt_from,
             session_of=self.venues.session_of_ns,
+            venue=cycle.venue,
         )
         self.tally.cycle_running = False
         if run.stopped:
@@ -359,7 +364,8 @@ class TrackA(AsyncWorker):
         config = self.settings.track_a
         today = now.astimezone(KST).date()
         days = (self.timeline.calendar.previous_session(today), today)
-        every = (config.interval_min, config.closing_cycle)
+        nextrade = self.venues if config.nextrade else None
+        every = (config.interval_min, config.closing_cycle, nextrade)
         ran: set[date] = set()  # the days of which a cycle has run
         for cycle in [c for d in days for c in cycles_of(self.timeline, d, *every)]:
             if cycle.deadline > now:
@@ -372,7 +378,7 @@ class TrackA(AsyncWorker):
                 continue
             ran.add(cycle.trade_date)
             with self._engine.connect() as conn:
-                members = universe_of(conn, cycle.trade_date)
+                members = universe_of(conn, cycle.trade_date, cycle.venue)
             targets = [SnapshotTarget(symbol, market) for symbol, market, _ in members]
             lacking = [t for t in targets if t.symbol not in stored]
             at = int(cycle.deadline.timestamp() * _NS)
@@ -412,6 +418,7 @@ class TrackA(AsyncWorker):
             rate_per_s=Decimal(f"{run.rate_per_s:.2f}"),
             limit_per_s=Decimal(f"{self.limit_per_s:.2f}"),
             overran=run.overran,
+            venue=cycle.venue,
         )
         self.producer.send(summary)
         self.producer.flush()
@@ -421,8 +428,10 @@ class TrackA(AsyncWorker):
         self.tally.overran += run.overran
         self.tally.last_cycle_s = seconds
         log.info(
-            "cycle %s: %d of %d in %.1f s (%d calls, %.2f/s of %.2f/s), %d failed, %d unfinished",
+            "cycle %s (%s): %d of %d in %.1f s (%d calls, %.2f/s of %.2f/s), %d failed, "
+            "%d unfinished",
             cycle.cycle_id,
+            cycle.venue,
             len(run.succeeded) + carried,
             size,
             seconds,
@@ -466,19 +475,21 @@ class TrackA(AsyncWorker):
         with self._engine.connect() as conn:
             return cycle_symbols(conn, own_source(self.settings.supervisor, SOURCE), cycle.cycle_id)
 
-    def _read_universe(self, day: date) -> tuple[list[tuple[str, str]], str]:
-        """The day's members as stored, and why not if the database failed the read.
+    def _read_universe(self, day: date, venue: Venue) -> tuple[list[tuple[str, str]], str]:
+        """``day``'s members for ``venue`` as stored, and why not if the database failed.
 
         A database outage (a PostgreSQL restart, a failover) must not stop the cycles: their
         snapshots wait in the outbox for the writer, and a price not asked for at its time
         is lost for good. So a failed read is the members read before, if any of that day.
         """
+        if self._members_day != day:
+            self._members, self._members_day = {}, day
         try:
             with self._engine.connect() as conn:
-                rows = universe_of(conn, day)
+                rows = universe_of(conn, day, venue)
         except DATABASE_ERRORS as exc:
             self.tally.database_reads_failed += 1
-            known = self._members if self._members_day == day else []
+            known = self._members.get(venue, [])
             log.warning(
                 "cannot read the universe of %s: %s; %s",
                 day,
@@ -488,13 +499,31 @@ class TrackA(AsyncWorker):
             return known, error_reason(exc)
         members = [(symbol, market) for symbol, market, _ in rows]
         if members:
-            self._members, self._members_day = members, day
+            self._members[venue] = members
         return members, ""
 
-    async def _universe(self, cycle: Cycle) -> list[tuple[str, str]]:
-        """The day's members (symbol, market) by rank, waiting for the universe job if needed.
+    def _nextrade_trades_none(self, day: date) -> bool:
+        """Whether ``day``'s universe is in and Nextrade trades none of it (logged once a day).
 
-        Past the cycle's deadline without one, the cycle is empty; a critical alert goes
+        Its eligibility is not known on a paper account, or when the universe job could not
+        ask it: Nextrade's cycles are then empty, not waiting for a universe.
+        """
+        members, _ = self._read_universe(day, "KRX")
+        if members and day not in self._no_nextrade:
+            self._no_nextrade.add(day)
+            log.warning(
+                "no member of the universe of %s is known to trade on Nextrade: its cycles "
+                "are empty (a paper account, or the universe job could not ask)",
+                day,
+            )
+        return bool(members)
+
+    async def _universe(self, cycle: Cycle) -> list[tuple[str, str]]:
+        """The cycle's members (symbol, market) by rank, waiting for the universe if needed.
+
+        A Nextrade cycle's are those Nextrade trades that day: none at once when the universe
+        is in and none is known to (`_nextrade_trades_none`).
+        Past the cycle's deadline without a universe, the cycle is empty; a critical alert goes
         out once per day when the universe is ``universe_alert_s`` late, or at the deadline
         if that comes first (a limit longer than a cycle alerted nothing, all day). While the
         database does not answer, the members read before are the day's (`_read_universe`).
@@ -506,7 +535,10 @@ class TrackA(AsyncWorker):
         )
         while not self.stop.is_set():
             await asyncio.sleep(0)  # a beat between reads that may each block for a while
-            members, failure = self._read_universe(day)
+            members, failure = self._read_universe(day, cycle.venue)
+            nextrade_none = cycle.venue == "NXT" and not members and not failure
+            if nextrade_none and self._nextrade_trades_none(day):
+                return []
             if members:
                 # the alert's condition is over
                 self.alerts.resolve(

@@ -62,7 +62,7 @@ class ReadBack:
         return now_ns >= self.due_ns
 
     def read(self, now_ns: int) -> list[PriceSnapshot]:
-        """The stored snapshots of the cycles since the last reading's newest (blocking)."""
+        """The stored KRX snapshots of the cycles since the last reading's newest (blocking)."""
         self.due_ns = now_ns + self.interval_ns
         with self.db.connect() as conn:
             rows = snapshots_of_cycles(conn, self.since_cycle, cycle_of(now_ns))

@@ -133,7 +133,7 @@ class LateSync(ReadBeside[list[PriceSnapshot]]):
 
 
 def day_so_far(db: Engine, full: datetime, now_ns: int) -> list[PriceSnapshot]:
-    """The snapshots a context sync at ``now_ns`` replays, in the order observed (blocking).
+    """The KRX snapshots a context sync at ``now_ns`` replays, in the order observed (blocking).
 
     Before full operation (``full``): the cycles of the opening. From then on: every
     snapshot of the day observed by now.

@@ -335,7 +335,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
     def _drain(self, feed: FeedSubscriber, engine: TriggerEngine, read_back: ReadBack) -> None:
         while (envelopes := feed.recv(0)) is not None:
             for envelope in envelopes:
-                if not isinstance(snapshot := envelope.event, PriceSnapshot):
+                # KRX's snapshots alone: the triggers' references are KRX's (Nextrade's
+                # cycles ask in the hours only it trades, with its own day's volume).
+                snapshot = envelope.event
+                if not isinstance(snapshot, PriceSnapshot) or snapshot.venue != "KRX":
                     continue
                 read_back.saw(snapshot)
                 if not engine.seen(snapshot):

@@ -83,6 +83,7 @@ class TrackACycleRow(Audited, Base):
     rate_per_s: Mapped[Decimal]
     limit_per_s: Mapped[Decimal]
     overran: Mapped[bool]
+    venue: Mapped[str] = mapped_column(String(8), server_default="KRX")  # whose prices
 
 
 class TradeTickRow(Audited, Base):
