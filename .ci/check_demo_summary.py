@@ -61,15 +61,19 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
         krx.get("snapshots", 0) >= complete * members + sum(c["succeeded"] for c in cut_krx),
         f"track_a KRX snapshots: {krx.get('snapshots')}",
     )
-    # Nextrade's cycles in the hours only it trades (its pre-market from 08:00, its
-    # after-market from 15:40), each over the members Nextrade trades: about half the
-    # universe (Nextrade lists the largest names).
+    # Nextrade's 32 cycles in the hours only it trades (08:00-08:40, 15:40-19:50 and its
+    # close at 20:00), each over the members Nextrade trades: about half the universe
+    # (Nextrade lists the largest names).
     nxt_members = nxt.get("members_max", 0)
     expect(members // 5 <= nxt_members <= members * 3 // 4, f"track_a NXT members: {nxt}")
+    cut_nxt = len(cut) - len(cut_krx)
     expect(
-        nxt.get("cycles", 0) >= 4
-        and nxt.get("complete") == nxt["cycles"] - len(cut) + len(cut_krx),
+        nxt.get("cycles") == 32 and nxt.get("complete") == 32 - cut_nxt,
         f"track_a NXT cycles: {nxt}",
+    )
+    expect(
+        nxt.get("snapshots", 0) >= (32 - cut_nxt) * nxt_members,
+        f"track_a NXT snapshots: {nxt.get('snapshots')}",
     )
     expect("rate_limit_errors" in a, "track_a.rate_limit_errors is missing")
     b = summary.get("track_b", {})

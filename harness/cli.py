@@ -64,12 +64,13 @@ def demo(
     ),
     date: Annotated[str | None, typer.Option(help="trading day (default: the latest)")] = None,
     start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
-    until: Annotated[str, typer.Option(help="simulated end, KST")] = "15:40",
+    until: Annotated[str, typer.Option(help="simulated end, KST")] = "20:10",
     speed: Annotated[
         float | None, typer.Option(help="clock speed in the session (default: day in 4.5 min)")
     ] = None,
     idle_speed: Annotated[
-        float | None, typer.Option(help="clock speed outside 09:00-15:40 (default: 2x speed)")
+        float | None,
+        typer.Option(help="clock speed outside 09:00-15:40 (default: 2x speed before, 2.5x after)"),
     ] = None,
     accounts: Annotated[int, typer.Option(min=1, max=8, help="KIS accounts")] = 2,
     stocks: Annotated[

@@ -67,21 +67,24 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 
 MARKER = ".observer-demo"
-TARGET_WALL_S = 260.0  # the default speeds fit 04:55-15:40 in about four and a half minutes
-# Outside the session the clock runs this many times faster: the jobs then (master files,
+TARGET_WALL_S = 270.0  # the default speeds fit 04:55-20:10 in about four and a half minutes
+# Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 2,300 requests) need some 40 wall seconds on a small machine, the
 # session's cycles and streams need their share of it. A 10-minute Track A cycle gets
 # 600 / speed wall seconds.
 IDLE_FACTOR = 2.0
+# After KRX's close, this many times: Nextrade's after-market has Track A's cycles over its
+# names (about half the universe), and the ETFs' daily run.
+AFTER_FACTOR = 2.5
 BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
 START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
 # KIS allows about 20 REST calls/s per account; a day compressed into minutes needs more.
-DEMO_CALLS_PER_SECOND = 400
+DEMO_CALLS_PER_SECOND = 500
 PACE_RECOVER_S = RECOVER_S * REST_PER_SECOND["real"] / DEMO_CALLS_PER_SECOND
-# After Track A's closing cycle (15:30, a few simulated minutes): the daily run borrows its
-# REST share. Within the demo's day (16:10 shipped).
+# After KRX's close, at the jobs' REST share beside Track A's Nextrade cycles; early in the
+# after-market, whose faster clock leaves the first load's backfill time (16:10 shipped).
 ETF_DAILY_AT = "15:38"
 # The master files' check after the market's news of 05:30 (06:00 shipped). The first load at
 # 04:55 takes 14 files of about a wall second each, 55 simulated minutes at the idle speed: it
@@ -146,9 +149,10 @@ class DemoOptions:
     data_dir: Path = Path("data")
     day: date | None = None
     start: str = "04:55"
-    until: str = "15:40"
+    until: str = "20:10"  # Track A's last Nextrade cycle (20:00) done
     speed: float | None = None  # in the session; default: the day in TARGET_WALL_S
-    idle_speed: float | None = None  # outside it; default: IDLE_FACTOR x speed
+    # outside it; default: IDLE_FACTOR x speed before it, AFTER_FACTOR x speed after it
+    idle_speed: float | None = None
     accounts: int = 2
     stocks: int = 2500  # the simulated market's size (its universe takes about 2 in 5)
     faults: str = "light"
@@ -316,7 +320,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
     end = datetime.combine(day, _hhmm(options.until), tzinfo=KST)
     if end <= begin:
         raise DemoError("--until must be after --start")
-    clock, speed, idle_speed = demo_clock(day, begin, end, options.speed, options.idle_speed)
+    clock, speeds = demo_clock(day, begin, end, options.speed, options.idle_speed)
     notify_env = _notify_env(options.notify)
     # Every path a child process gets is absolute: they run with the data folder as cwd.
     data = options.data_dir.resolve()
@@ -381,7 +385,6 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         # After the stop: Track B takes ticks until its sessions close, and a tick counted as
         # stored but read as not yet sent would look like one stored twice.
         gateway = httpx.get(sim_url + "/_sim/stats", timeout=10).json()
-    speeds = {"speed": speed, "idle_speed": idle_speed}
     summary = _summary(day, speeds, url, final, time.monotonic() - started, state, gateway)
     # Always on disk, for scripts (and CI) that ran the demo without --json.
     write_private(data / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())
@@ -410,26 +413,31 @@ def _notify_env(urls: tuple[str, ...]) -> dict[str, str] | None:
 
 def demo_clock(
     day: date, begin: datetime, end: datetime, speed: float | None, idle_speed: float | None
-) -> tuple[SimulatedClock, float, float]:
-    """The demo's clock, and its speeds in the busy hours (09:00-15:40) and outside them.
+) -> tuple[SimulatedClock, dict[str, float]]:
+    """The demo's clock, and its speeds: in the busy hours (09:00-15:40), before, after.
 
     Without a ``speed``, the busy hours' is chosen so that the whole day takes about
-    TARGET_WALL_S; ``idle_speed`` defaults to IDLE_FACTOR times the busy hours' speed.
+    TARGET_WALL_S; ``idle_speed`` (both outside them) defaults to IDLE_FACTOR times it before
+    and AFTER_FACTOR times it after.
     """
     busy_from, busy_to = (datetime.combine(day, t, tzinfo=KST) for t in BUSY)
-    busy = max(0.0, (min(end, busy_to) - max(begin, busy_from)).total_seconds())
-    idle = (end - begin).total_seconds() - busy
-    speed = speed or math.ceil((idle / IDLE_FACTOR + busy) / TARGET_WALL_S)
-    idle_speed = idle_speed or speed * IDLE_FACTOR
+
+    def within(lo: datetime, hi: datetime) -> float:
+        return max(0.0, (min(end, hi) - max(begin, lo)).total_seconds())
+
+    before, busy, after = within(begin, busy_from), within(busy_from, busy_to), within(busy_to, end)
+    factors = (IDLE_FACTOR, AFTER_FACTOR)
+    speed = speed or math.ceil((before / factors[0] + busy + after / factors[1]) / TARGET_WALL_S)
+    idle, late = (idle_speed or speed * f for f in factors)
     changes = tuple(
         (int(at.timestamp()) * _NS, to)
-        for at, to in ((busy_from, speed), (busy_to, idle_speed))
+        for at, to in ((busy_from, speed), (busy_to, late))
         if begin < at < end
     )
-    first = speed if busy_from <= begin < busy_to else idle_speed
+    first = idle if begin < busy_from else speed if begin < busy_to else late
     anchor = time.time_ns() + int(START_LEAD_S * 1e9)
     clock = SimulatedClock(int(begin.timestamp()) * _NS, first, anchor, changes)
-    return clock, speed, idle_speed
+    return clock, {"speed": speed, "idle_speed": idle, "after_speed": late}
 
 
 def _follow_day(

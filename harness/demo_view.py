@@ -191,9 +191,11 @@ def _alerts(state: DemoState) -> list[RenderableType]:
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The closing summary as lines of text."""
+    after = summary.get("after_speed", summary["idle_speed"])
     lines = [
         f"observer demo: {summary['date']} at x{summary['speed']:g} "
-        f"(x{summary['idle_speed']:g} outside 09:00-15:40) in {summary['wall_s']} s",
+        f"(x{summary['idle_speed']:g} before 09:00, x{after:g} after 15:40) "
+        f"in {summary['wall_s']} s",
         "phases: " + ", ".join(f"{p['at']} {p['phase']}" for p in summary["phases"]),
     ]
     cpu = summary.get("cpu_s", {})

@@ -75,8 +75,7 @@ async def _run(settings: Settings, clock: Clock, symbols: list[str]) -> dict[str
 def bench_daily(count: int, rate: int, accounts: int) -> dict[str, Any]:
     """One daily run against a fresh simulator; the report as one object.
 
-    The run takes ``[etf] share_of``'s share of each account's ``rate`` (Track A's, 0.55,
-    after the close).
+    The run takes ``[etf] share_of``'s share of each account's ``rate`` (the jobs', 0.15).
     """
     with simulator_process(rate, CLOCK) as (rest, clock), tempfile.TemporaryDirectory() as tmp:
         settings = Settings(

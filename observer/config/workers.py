@@ -392,8 +392,9 @@ class EnrichSettings(Strict, frozen=True):
 class EtfSettings(Strict, frozen=True):
     """The ETF jobs: the KRX list, the daily collection after the close, the weekly repair."""
 
-    # After the close Track A is idle: the daily run borrows its REST share, as the universe does.
-    share_of: str = "track_a"
+    # The jobs' REST share: after KRX's close Track A asks Nextrade's prices to 20:00, so
+    # borrowing its share would double it (EGW00201 refusals for both).
+    share_of: str = "jobs"
     requests_per_account: Positive = 4  # concurrent requests, each paced by the account limit
     min_list_ratio: Annotated[float, Meta(gt=0, le=1)] = 0.9  # smaller list or table: failed
     backfill_sessions: Annotated[int, Meta(ge=1, le=1000)] = 250  # backfilled if < 80 % stored

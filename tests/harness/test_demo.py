@@ -76,7 +76,7 @@ def _short_demo_day(tmp_path: Path, hook: str, receiver: Receiver) -> None:
         "track_a_only",
         "full_operation",
     ]
-    assert [p["at"] for p in summary["phases"]][-3:] == ["08:00", "09:00", "09:30"]
+    assert [p["at"] for p in summary["phases"]][-3:] == ["07:50", "09:00", "09:30"]
     assert summary["processes"]["writer"] == {"restarts": 0, "state": "running", "replaced": NONE}
     assert summary["replaced"] == NONE
     assert summary["events_committed"] >= 5  # phases and lifecycle, exactly once

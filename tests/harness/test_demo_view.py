@@ -17,7 +17,7 @@ DAY = date(2026, 11, 20)
 def _state() -> DemoState:
     begin = datetime(2026, 11, 20, 4, 55, tzinfo=KST)
     end = datetime(2026, 11, 20, 15, 40, tzinfo=KST)
-    clock, _, _ = demo_clock(DAY, begin, end, 121, 242)
+    clock, _ = demo_clock(DAY, begin, end, 121, 242)
     phases = [(at, phase.value) for at, phase in PhaseSchedule().starts(DAY)]
     state = DemoState(clock, begin, end, phases, ["acct1", "acct2"])
     counters: dict[str, dict[str, float]] = {
@@ -73,6 +73,7 @@ def test_the_summary_names_the_figures_it_promises() -> None:
         "date": "2026-11-20",
         "speed": 121,
         "idle_speed": 242,
+        "after_speed": 303,
         "wall_s": 270.0,
         "phases": [{"at": "07:50", "phase": "warmup"}],
         "processes": {
