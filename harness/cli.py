@@ -64,7 +64,7 @@ def demo(
     ),
     date: Annotated[str | None, typer.Option(help="trading day (default: the latest)")] = None,
     start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
-    until: Annotated[str, typer.Option(help="simulated end, KST")] = "20:10",
+    until: Annotated[str, typer.Option(help="simulated end, KST")] = "20:30",
     speed: Annotated[
         float | None, typer.Option(help="clock speed in the session (default: day in 4.5 min)")
     ] = None,

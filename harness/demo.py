@@ -67,7 +67,7 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 
 MARKER = ".observer-demo"
-TARGET_WALL_S = 270.0  # the default speeds fit 04:55-20:10 in about four and a half minutes
+TARGET_WALL_S = 270.0  # the default speeds fit 04:55-20:30 in about four and a half minutes
 # Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 2,300 requests) need some 40 wall seconds on a small machine, the
 # session's cycles and streams need their share of it. A 10-minute Track A cycle gets
@@ -149,7 +149,8 @@ class DemoOptions:
     data_dir: Path = Path("data")
     day: date | None = None
     start: str = "04:55"
-    until: str = "20:10"  # Track A's last Nextrade cycle (20:00) done
+    # Nextrade's close (20:00), its feeds' end and their reconciliation done
+    until: str = "20:30"
     speed: float | None = None  # in the session; default: the day in TARGET_WALL_S
     # outside it; default: IDLE_FACTOR x speed before it, AFTER_FACTOR x speed after it
     idle_speed: float | None = None

@@ -157,7 +157,7 @@ class TrackBSettings(Strict, frozen=True):
     # After 15:00, when KRX's feeds are released, a held Nextrade name keeps Nextrade's feed
     # (or the combined one) through Nextrade's after-market, to its close in [venues]; the
     # slots stay as they are meanwhile (no evaluation: the triggers read Track A's snapshots).
-    nxt_after_market: bool = False
+    nxt_after_market: bool = True
     books: bool = False  # each trade feed's book beside it: twice the registrations
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
     min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner

@@ -10,7 +10,7 @@ import pytest
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision
+from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision, Venue
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
@@ -90,7 +90,12 @@ def _verifier(store: Store, host: str) -> tuple[Verifier, list[tuple[date, set[s
     )
     verified: list[tuple[date, set[str]]] = []
 
-    async def verify_day(day: date, skip: set[str] | None = None, attempt: int = 1) -> DayResult:
+    async def verify_day(
+        day: date,
+        skip: set[str] | None = None,
+        attempt: int = 1,
+        venues: frozenset[Venue] | None = None,
+    ) -> DayResult:
         verified.append((day, set(skip or ())))
         return DayResult(day, attempt)
 

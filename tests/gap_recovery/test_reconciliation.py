@@ -373,7 +373,9 @@ def test_a_day_that_ended_while_no_daemon_ran_is_reconciled_at_the_next_start(
             60,
             "the second start",
         )
-        assert "reconciling 2026-11-20: 2 symbols reconciled before" in log.read_text()
+        assert (
+            "reconciling 2026-11-20 (every venue): 2 symbols reconciled before" in log.read_text()
+        )
         assert sim.sim.calls["FHKST03010230"] == asked  # nothing asked again
         assert db_rows(url, "select count(*) from reconciliations") == [(2,)]
     finally:

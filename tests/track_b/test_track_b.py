@@ -228,7 +228,9 @@ def test_a_stop_mid_session_stores_every_tick_the_sessions_were_sent(tmp_path: P
 def test_the_track_b_program_is_configured_for_its_phases() -> None:
     program = load_settings(ROOT / "config" / "observer.toml").programs["track_b"]
     assert program.kind == "session" and program.command[:3] == ("observer", "track-b", "run")
-    assert program.phases == ("warmup", "track_a_only", "full_operation")
+    # to the shutdown phase: Nextrade's feeds follow its after-market to 20:00
+    phases = ("warmup", "track_a_only", "full_operation", "track_a_closing", "shutdown")
+    assert program.phases == phases
 
 
 def test_track_b_beats_while_it_waits_for_the_universe(tmp_path: Path) -> None:

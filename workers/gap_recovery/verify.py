@@ -256,6 +256,17 @@ class Verifier:
     def _end_ns(self, day: date, venue: Venue | None = None) -> int:
         return int(self.stream_end(day, venue).timestamp()) * _NS
 
+    def stream_ends(self, day: date) -> list[tuple[datetime, frozenset[Venue] | None]]:
+        """When ``day``'s streams end, in order, each with the venues ending then (None: all).
+
+        KRX's at 15:00; with ``nxt_after_market`` Nextrade's feed and the combined one at
+        Nextrade's close: KRX's day is reconciled then, not hours later.
+        """
+        krx, last = self.stream_end(day, "KRX"), self.stream_end(day)
+        if last <= krx:
+            return [(krx, None)]
+        return [(krx, frozenset({"KRX"})), (last, None)]
+
     def watched(self, day: date, until_ns: int) -> dict[tuple[str, Venue], list[int]]:
         """Each (symbol, venue) that held a slot on ``day`` (this host's), and its minutes.
 
@@ -296,14 +307,23 @@ class Verifier:
         }
 
     async def verify_day(
-        self, day: date, skip: set[str] | None = None, attempt: int = 1
+        self,
+        day: date,
+        skip: set[str] | None = None,
+        attempt: int = 1,
+        venues: frozenset[Venue] | None = None,
     ) -> DayResult:
-        """Reconcile ``day``'s watched minutes that have closed (not ``skip``'s, by `work_key`)."""
+        """Reconcile ``day``'s watched minutes that have closed (not ``skip``'s, by `work_key`).
+
+        ``venues``: those venues' alone (None: every venue's).
+        """
         until = min(self._end_ns(day), self.clock.now_ns() - int(self.config.settle_s * _NS))
         work = deque(
             (symbol, venue, minutes)
             for (symbol, venue), minutes in sorted(self.watched(day, until).items())
-            if minutes and work_key(symbol, venue) not in (skip or set())
+            if minutes
+            and work_key(symbol, venue) not in (skip or set())
+            and (venues is None or venue in venues)
         )
         result = DayResult(day, attempt)
         if not work:
@@ -515,7 +535,10 @@ class Verifier:
     # ------------------------------------------------------------------ the daemon's days
 
     async def run_daily(self, stop: asyncio.Event) -> None:
-        """Reconcile each session day once its stream has ended and settled, until ``stop``.
+        """Reconcile each session day once its streams have ended and settled, until ``stop``.
+
+        Each venue's once its own stream has (`stream_ends`): KRX's after 15:00, Nextrade's
+        after its close when Track B follows it there.
 
         First what is left of the last session before today: the symbols it watched that
         were not reconciled whole (none left: nothing is fetched). Its stream ended while no
@@ -525,12 +548,14 @@ class Verifier:
         day = now_utc(self.clock).astimezone(KST).date()
         await self._settle(self.timeline.calendar.previous_session(day), stop)
         while not stop.is_set():
-            if self.timeline.calendar.is_session(day):
-                due = self.stream_end(day) + timedelta(seconds=self.config.verify_delay_s)
+            for end, venues in (
+                self.stream_ends(day) if self.timeline.calendar.is_session(day) else []
+            ):
+                due = end + timedelta(seconds=self.config.verify_delay_s)
                 await sleep_unless(self.clock, self._until(due), stop)
                 if stop.is_set():
                     return
-                await self._settle(day, stop)
+                await self._settle(day, stop, venues)
             day += timedelta(days=1)
             await sleep_unless(
                 self.clock, self._until(datetime.combine(day, time(0), tzinfo=KST)), stop
@@ -539,11 +564,14 @@ class Verifier:
     def _until(self, at: datetime) -> float:
         return at.timestamp() - self.clock.now_ns() / _NS
 
-    async def _settle(self, day: date, stop: asyncio.Event) -> None:
+    async def _settle(
+        self, day: date, stop: asyncio.Event, venues: frozenset[Venue] | None = None
+    ) -> None:
         """Reconcile ``day``'s symbols not reconciled whole; retry failures, then give up loudly.
 
-        A symbol reconciled again finds the gaps its earlier run published among the recorded
-        gaps, so its short minutes are not published twice.
+        ``venues``: those venues' alone (None: every venue's). A symbol reconciled again finds
+        the gaps its earlier run published among the recorded gaps, so its short minutes are
+        not published twice.
         """
         end = self._end_ns(day)
         what = f"the reconciliation of {day}'s reads"
@@ -552,12 +580,13 @@ class Verifier:
         )
         if done is None:
             return
-        log.info("reconciling %s: %d symbols reconciled before", day, len(done))
+        which = "every venue" if venues is None else ", ".join(sorted(venues))
+        log.info("reconciling %s (%s): %d symbols reconciled before", day, which, len(done))
         result = DayResult(day)
         attempt = 1
         while attempt <= self.config.verify_attempts:
             try:
-                result = await self.verify_day(day, done, attempt)
+                result = await self.verify_day(day, done, attempt, venues)
             except DATABASE_ERRORS as exc:  # its read of the day's slots
                 pause = self.reads.failed(what, exc)
                 with contextlib.suppress(TimeoutError):  # wall time, as `ReadRetries.read`

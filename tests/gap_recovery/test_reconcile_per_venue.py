@@ -1,0 +1,88 @@
+"""The daemon's day: each venue reconciled once its own stream has ended (KRX's after 15:00,
+Nextrade's after its close when Track B follows it there), not all at the last one."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time
+
+import msgspec
+
+from bus.events import Venue
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.config.tree import Settings
+from observer.config.workers import TrackBSettings
+from observer.writer.store import Store
+from workers.gap_recovery.verify import DayResult, Verifier
+
+_NS = 10**9
+DAY = date(2026, 11, 20)  # a Friday session
+
+
+def _at(hhmm: str) -> datetime:
+    return datetime.combine(DAY, time.fromisoformat(hhmm), tzinfo=KST)
+
+
+def _verifier(store: Store, after_market: bool, clock: ManualClock) -> Verifier:
+    track_b = msgspec.structs.replace(TrackBSettings(), nxt_after_market=after_market)
+    return Verifier(Settings(track_b=track_b), clock, lambda event: None, store.engine, [])
+
+
+def test_each_venue_s_stream_end(store: Store) -> None:
+    clock = ManualClock(int(_at("08:00").timestamp()) * _NS)
+    followed = _verifier(store, True, clock)
+    # Nextrade's feeds to its 20:00 close and the grace of 30 s; KRX's at 15:00
+    assert followed.stream_ends(DAY) == [
+        (_at("15:00"), frozenset({"KRX"})),
+        (_at("20:00:30"), None),
+    ]
+    assert followed.stream_end(DAY, "KRX") == _at("15:00")
+    assert followed.stream_end(DAY, "NXT") == followed.stream_end(DAY) == _at("20:00:30")
+    assert _verifier(store, False, clock).stream_ends(DAY) == [(_at("15:00"), None)]
+
+
+def test_krx_s_day_is_reconciled_after_15_00_and_nextrade_s_after_its_close(
+    store: Store,
+) -> None:
+    clock = ManualClock(int(_at("14:00").timestamp()) * _NS)
+    verifier = _verifier(store, True, clock)
+    runs: list[tuple[date, frozenset[Venue] | None, str]] = []
+
+    async def verify_day(
+        day: date,
+        skip: set[str] | None = None,
+        attempt: int = 1,
+        venues: frozenset[Venue] | None = None,
+    ) -> DayResult:
+        now = datetime.fromtimestamp(clock.now_ns() / _NS, KST)
+        runs.append((day, venues, f"{now:%H:%M:%S}"))
+        return DayResult(day, attempt)
+
+    verifier.verify_day = verify_day  # type: ignore[method-assign]
+
+    async def day() -> None:
+        stop = asyncio.Event()
+        daily = asyncio.ensure_future(verifier.run_daily(stop))
+
+        async def runs_reach(count: int) -> None:
+            deadline = asyncio.get_running_loop().time() + 30
+            while len(runs) < count and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.01)  # the poll of a deadline-bound wait
+            assert len(runs) == count, runs
+
+        await runs_reach(1)  # the day before, at the start
+        # each stream's end and the 60 s delay; a second before it, nothing (a run then
+        # would be recorded at that second)
+        for to, count in (("15:00:59", 1), ("15:01", 2), ("20:01:29", 2), ("20:01:30", 3)):
+            clock.advance(int(_at(to).timestamp()) - clock.now_ns() / _NS)
+            await runs_reach(count)
+        stop.set()
+        await asyncio.wait_for(daily, 10)
+
+    asyncio.run(day())
+    assert runs == [
+        (date(2026, 11, 19), None, "14:00:00"),
+        (DAY, frozenset({"KRX"}), "15:01:00"),
+        (DAY, None, "20:01:30"),
+    ]
