@@ -11,8 +11,9 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from observer.errors import ConfigError
 
@@ -162,10 +163,16 @@ class ManualClock:
         self._moved.set()
         self._moved = asyncio.Event()
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait until `advance` has moved time past ``seconds`` from now."""
-        until = self._now + int(max(0.0, seconds) * _NS)
-        while self._now < until:
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """Wait until `advance` has moved time past ``seconds`` from the call.
+
+        The wake-up is fixed when asked, not when the awaiting task first runs: a test that
+        advances the clock meanwhile must not push it later.
+        """
+        return self._until(self._now + int(max(0.0, seconds) * _NS))
+
+    async def _until(self, until_ns: int) -> None:
+        while self._now < until_ns:
             await self._moved.wait()
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from bus.events import GapReason
+from bus.events import GapReason, TradingSession
 from observer.cluster.shards import Shard
 from observer.tables import (
     ClockTime,
@@ -170,6 +170,10 @@ class TrackBSettings(Strict, frozen=True):
     # ticks over the last silence_window_s; 0: the fixed expected interval alone)
     silence_cadence_factor: Annotated[float, Meta(ge=0, le=1e6)] = 10.0
     silence_window_s: Seconds = 60.0
+    # The sessions in which a silence is a gap: Nextrade's pre- and after-market trade a name a
+    # few times a minute, where a pause is their nature; their minutes are reconciled with the
+    # exchange's bars all the same.
+    silence_sessions: tuple[TradingSession, ...] = ("regular",)
     unhealthy_after_s: Seconds = 30.0  # a session down this long: fail over
     # A registration KIS refuses: the symbol is released and barred. Transient codes (OPSP0007
     # and any code not listed below) for refusal_retry_s, doubling per refusal of the symbol

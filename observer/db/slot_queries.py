@@ -61,7 +61,9 @@ def held_slots(
     """The slots ``source`` held at its last decision of KST ``day``, by account and slot.
 
     A symbol is held from an ``allocate`` or ``replace`` naming it until a ``release`` or
-    ``expire`` naming it, or a ``replace`` naming it as the replaced symbol. What a process
+    ``expire`` naming it, or a ``replace`` naming it as the replaced symbol, on every venue it
+    was placed on: each decision is one venue's (KRX's feeds released at 15:00, a Nextrade
+    name is still held on Nextrade's through its after-market). What a process
     held when it died is what its successor must account for. With ``as_of``, what the
     processes before that start held, and their ticks and gaps alone: the successor's own
     decisions, ticks and gaps since are left out.
@@ -91,22 +93,48 @@ def held_slots(
             s.replaced_symbol,
             s.expires_ns,
             s.produced_ns,
+            s.venue,
         )
         .where(s.source == source, s.produced_ns >= lo, s.produced_ns < hi, *before)
         .order_by(s.seq)
     )
     starts = [r.seq for r in runs]
     held: dict[str, _Holding] = {}
+    venues: dict[str, set[str]] = {}  # symbol -> the venues it is held on
     superseded: list[tuple[_Holding, int]] = []  # an earlier run's, and when placed again
-    for seq, action, account, slot, symbol, trigger, score, replaced, expires_ns, at in events:
-        if action in ("release", "expire"):
+
+    def leave(symbol: str, venue: str) -> None:
+        on = venues.get(symbol, set())
+        on.discard(venue)
+        if not on:
             held.pop(symbol, None)
+            venues.pop(symbol, None)
+
+    for (
+        seq,
+        action,
+        account,
+        slot,
+        symbol,
+        trigger,
+        score,
+        replaced,
+        expires_ns,
+        at,
+        venue,
+    ) in events:
+        if action in ("release", "expire"):
+            leave(symbol, venue)
         elif action in ("allocate", "replace"):
-            held.pop(replaced, None)
+            if replaced:
+                leave(replaced, venue)
             run = bisect.bisect_left(starts, seq)
-            if (earlier := held.get(symbol)) is not None and earlier.run < run:
+            earlier = held.get(symbol)
+            if earlier is not None and earlier.run < run:
                 superseded.append((earlier, at))
+                venues.pop(symbol, None)  # the later run's placement: its venues from now
             held[symbol] = _Holding(account, slot, symbol, trigger, score, expires_ns, at, run)
+            venues.setdefault(symbol, set()).add(venue)
     ends = [*runs, as_of]  # where each run's events and gaps end
 
     def found(h: _Holding, until_ns: int | None = None) -> HeldSlot:

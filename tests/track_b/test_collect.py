@@ -103,6 +103,7 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         silence_tolerance_s=0.3,
         silence_cadence_factor=5.0,
         silence_window_s=30.0,
+        silence_sessions=("regular", "after_market"),
         unhealthy_after_s=45.0,
         velocity_window_s=20.0,
         stale_after_s=90.0,
@@ -118,6 +119,7 @@ def test_the_collector_is_configured_by_track_b_settings() -> None:
         trades="venues",  # KRX's and Nextrade's trades: the default
         books=True,
         silence=SilenceRule(0.7, 0.3, 5.0, 30.0, resolution_s=1.0),  # stamps to the second
+        silence_sessions=frozenset({"regular", "after_market"}),
         unhealthy_after_s=45.0,
         velocity_window_s=20.0,
         stale_after_s=90.0,

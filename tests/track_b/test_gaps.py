@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import date, datetime, time
 from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus.events import TradingSession
+from observer.calendar.clock import ManualClock
+from observer.calendar.phases import KST
+from observer.calendar.settings import CalendarSettings, PhaseSettings, VenueSettings
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import venues_from
+from tests.track_b.test_account_alerts_resolved import Account
+from workers.track_b.collect import Collector, CollectorSettings
 from workers.track_b.gaps import GapDetector, SilenceRule, TickGap
+from workers.track_b.sessions import Trading
 
 MS = 1_000_000
 SESSION = (1_000 * MS, 10_000_000 * MS)  # continuous trading, in this test's instants
@@ -317,3 +328,38 @@ def test_a_silence_across_a_venue_s_pause_is_no_gap_and_one_beside_it_is() -> No
     gap = d.on_tick("005930", pause[1] + 700 * second)  # as long, inside the session
     assert gap is not None and (gap.venue, gap.reason) == ("NXT", "silence")
     assert gap.gap_id == f"acct1:005930@NXT:{pause[1] + 5 * second}"
+
+
+def test_a_silence_in_a_thin_session_is_no_gap() -> None:
+    """Nextrade's after-market trades a name a few times a minute: a pause there is its
+    nature, not a loss (`[track_b] silence_sessions`); its minutes are reconciled all the
+    same. A connection's gap there still counts."""
+    venues = venues_from(VenueSettings(), timeline_from(PhaseSettings(), CalendarSettings()))
+    trading = Trading(timeline_from(PhaseSettings(), CalendarSettings()), venues)
+
+    def collector(sessions: frozenset[TradingSession]) -> Collector:
+        settings = CollectorSettings(trades="venues", silence_sessions=sessions)
+        account = Account("acct1", asyncio.Event())
+        return Collector(
+            [account],  # type: ignore[list-item]
+            ManualClock(0),
+            lambda event: None,
+            settings,
+            session_of=venues.session_of_ns,
+            continuous=trading.feed,
+        )
+
+    def at(hhmm: str) -> int:
+        moment = datetime.combine(date(2026, 11, 20), time.fromisoformat(hhmm), tzinfo=KST)
+        return int(moment.timestamp()) * 1_000_000_000
+
+    for sessions in (frozenset({"regular"}), frozenset()):
+        nxt = collector(sessions).detectors["acct1"]["NXT"]
+        nxt.on_tick("005930", at("16:00"))
+        assert nxt.on_tick("005930", at("16:05")) is None  # five quiet minutes, no gap
+        nxt.on_tick("005930", at("10:00"))  # the main session's pauses: gaps if "regular"
+        gap = nxt.on_tick("005930", at("10:05"))
+        assert (gap is not None) == ("regular" in sessions), sessions
+    every = collector(frozenset({"regular", "after_market"})).detectors["acct1"]["NXT"]
+    every.on_tick("005930", at("16:00"))
+    assert every.on_tick("005930", at("16:05")) is not None

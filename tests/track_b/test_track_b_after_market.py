@@ -1,4 +1,5 @@
-"""Track B past KRX's close: Nextrade's names keep Nextrade's feed through its after-market."""
+"""Track B past KRX's close: Nextrade's names keep Nextrade's feed through its after-market,
+and a Track B killed there takes them back."""
 
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ VENUES = (
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
     '  { session = "after_market", start = "15:30", end = "15:33" },\n]\n'
 )
+# ... and to ten minutes for a restart within it (a start takes a few wall seconds).
+LONGER = VENUES.replace('end = "15:33"', 'end = "15:40"')
 NS = 1_000_000_000
 
 
@@ -123,5 +126,73 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
         )
         # No session dropped: no gap but what Nextrade's break and quiet minutes may leave.
         assert not rows(url, "select reason from gaps where reason != 'silence'")
+    finally:
+        shut_down(proc, writer, sim)
+
+
+def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
+    tmp_path: Path,
+) -> None:
+    """14:58 at 10x, then 60x: killed (SIGKILL) after 15:30, in Nextrade's after-market (to
+    15:40 here), holding
+    its two names' Nextrade feeds; the next run takes them back (a process_restart gap each,
+    on Nextrade's venue), streams them to Nextrade's close and releases them there. KRX's
+    feeds, released at 15:00, stay released."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
+    sim = SimThread(
+        MARKET, start, SimConfig(), speed=10, changes=((start.replace(hour=15, minute=0), 60.0),)
+    )
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        publish_universe(writer, tmp_path / "outbox")
+        track_b = (
+            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+            'trades = "venues"\nnxt_after_market = true\n'
+        )
+        config = sim_accounts_config(tmp_path, sim, writer, track_b + LONGER)
+        args = ["track-b", "run", "--config", str(config)]
+        log = tmp_path / "track_b.log"
+        proc = start_on_sim_clock(args, sim, log)
+        after = (
+            "select count(distinct symbol) from trade_ticks where venue = 'NXT' "
+            f"and exchange_ns >= {kst_ns('15:30:00')}"
+        )
+        wait_until(lambda: rows(url, after) == [(2,)], 120, "both names' after-market trades")
+        proc.kill()
+        proc.wait(30)
+        killed = sim.sim.clock.now_ns()
+        proc = start_on_sim_clock(args, sim, log)
+        released = (
+            "select symbol, produced_ns from slot_events where action = 'release' "
+            f"and venue = 'NXT' and produced_ns > {killed}"
+        )
+        wait_until(lambda: len(rows(url, released)) >= 2, 120, "Nextrade's feeds released")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        # Taken back: both names, Nextrade's feed, at the close (and the grace) released.
+        assert sorted(symbol for symbol, _ in rows(url, released)) == sorted(NXT)
+        assert all(at >= kst_ns("15:40:30") for _, at in rows(url, released))
+        gaps = rows(
+            url,
+            "select symbol, venue, start_ns, end_ns from gaps where reason = 'process_restart'",
+        )
+        assert sorted((symbol, venue) for symbol, venue, _, _ in gaps) == [
+            (s, "NXT") for s in sorted(NXT)
+        ]
+        assert all(start < killed < end for _, _, start, end in gaps), gaps
+        # Streamed again after the restart, to the close
+        streamed = rows(
+            url,
+            "select distinct symbol from trade_ticks where venue = 'NXT' "
+            f"and received_ns > {killed}",
+        )
+        assert sorted(symbol for (symbol,) in streamed) == sorted(NXT)
+        assert not rows(
+            url,
+            f"select symbol from trade_ticks where venue = 'KRX' and received_ns > {killed}",
+        )
     finally:
         shut_down(proc, writer, sim)

@@ -114,6 +114,32 @@ def test_held_slots_as_of_a_start_are_the_earlier_runs_alone(db_url: str) -> Non
     assert [(h.symbol, h.slot) for h in now] == [("C", 0), ("A", 2)]  # as the successor left
 
 
+def test_a_symbol_is_held_while_any_venue_of_it_is(db_url: str) -> None:
+    """Each decision is one venue's: KRX's feeds released at 15:00 leave a Nextrade name held
+    on Nextrade's (its after-market), until that is released too."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(m.SlotDecisionRow),
+            [
+                _slot(1, TEN, "allocate", "A", 0),
+                _slot(2, TEN, "allocate", "A", 0, venue="NXT"),
+                _slot(3, TEN, "allocate", "B", 1),
+                _slot(4, TEN, "allocate", "B", 1, venue="NXT"),
+                _slot(5, TEN + 5 * MINUTE, "release", "A"),  # KRX's: 15:00
+                _slot(6, TEN + 5 * MINUTE, "release", "B"),
+                _slot(7, TEN + 6 * MINUTE, "release", "B", venue="NXT"),  # at Nextrade's close
+                _slot(8, TEN + 7 * MINUTE, "allocate", "C", 2, venue="NXT"),
+                _slot(9, TEN + 8 * MINUTE, "replace", "D", 2, venue="NXT", replaced="C"),
+            ],
+        )
+    with engine.connect() as conn:
+        held = held_slots(conn, "track_b", DAY)
+    engine.dispose()
+    assert [(h.symbol, h.slot) for h in held] == [("A", 0), ("D", 2)]
+
+
 class Recorded:
     """The collector's part in a late take-over: the gaps and the releases."""
 

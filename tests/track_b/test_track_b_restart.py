@@ -88,6 +88,7 @@ def _slot(seq: int, at: int, action: str, symbol: str, slot: int = 0, **extra: A
         "reason": "test",
         "replaced_symbol": extra.pop("replaced", ""),
         "expires_ns": 0,
+        "venue": extra.pop("venue", "KRX"),
     }
 
 

@@ -156,6 +156,8 @@ class CollectorSettings:
     capacity: int = 41  # registrations per account's session (a swap stays within them)
     books: bool = False  # each trade feed's order book beside it
     silence: SilenceRule = _FIXED_SILENCE  # when a pause between a symbol's ticks is a gap
+    # ... and in which of its venue's sessions (given the venues' hours: `session_of`)
+    silence_sessions: frozenset[TradingSession] = frozenset({"regular"})
     unhealthy_after_s: float = 30.0  # an account down this long: its slots fail over
     velocity_window_s: float = 10.0  # executions per second over this window (`velocity`)
     stale_after_s: float = 0.0  # a session streaming nothing this long restarts; 0: off
@@ -178,6 +180,7 @@ class CollectorSettings:
                 config.silence_window_s,
                 resolution_s=1.0,  # trades are stamped HHMMSS
             ),
+            silence_sessions=frozenset(config.silence_sessions),
             unhealthy_after_s=config.unhealthy_after_s,
             velocity_window_s=config.velocity_window_s,
             stale_after_s=config.stale_after_s,
@@ -237,6 +240,16 @@ class Collector:
                 return in_session
             return lambda ns: continuous(venue, ns)
 
+        def silent(venue: Venue) -> Callable[[int], bool] | None:
+            """Where a silence of ``venue``'s feed is a gap (None: wherever it trades).
+
+            Its continuous trading, in the sessions `CollectorSettings.silence_sessions` names.
+            """
+            if session_of is None:
+                return None
+            within, sessions = trading(venue), settings.silence_sessions
+            return lambda ns: within(ns) and session_of(venue, ns) in sessions
+
         after_krx = trading("NXT")
 
         def streamed(ns: int) -> bool:
@@ -270,7 +283,7 @@ class Collector:
         for account in accounts:
             alias = account.alias
             self.detectors[alias] = {
-                venue: GapDetector(alias, settings.silence, trading(venue), venue)
+                venue: GapDetector(alias, settings.silence, trading(venue), venue, silent(venue))
                 for venue in VENUES
             }
             self.feeds[alias] = AccountFeed(self, alias)

@@ -85,7 +85,8 @@ class GapDetector:
       interval is at least that many times the symbol's own typical interval: ``window_s``
       divided by its ticks in the last ``window_s`` (a rate over time: the records of one frame
       share a receive time), judged once the symbol has been watched for a whole window. Only
-      silences wholly inside continuous trading count (``in_session``).
+      silences wholly inside continuous trading count (``in_session``), and of that only in the
+      sessions ``silence_in`` gives (the thin ones left out: a pause is their nature).
     * **Dropped-record gaps**: a trade record the decoder refused was a trade all the same: a
       ``dropped_record`` gap over its stamp's second, or, when its stamp does not read, from
       the symbol's newest delivered trade to the frame's arrival.
@@ -101,6 +102,7 @@ class GapDetector:
         rule: SilenceRule,
         in_session: Callable[[int], bool],
         venue: Venue = "KRX",
+        silence_in: Callable[[int], bool] | None = None,
     ) -> None:
         self.account = account
         self.venue = venue  # one venue's trade feed: its gaps are that venue's
@@ -109,6 +111,7 @@ class GapDetector:
         self.tolerance_ns = (rule.tolerance_s + rule.resolution_s) * 1e9
         self.window_ns = int(rule.window_s * 1e9)
         self.in_session = in_session
+        self.silence_in = silence_in or in_session  # where a silence is a gap
         self.last_tick: dict[str, int] = {}  # symbol -> last tick received (UTC ns)
         self.first_tick: dict[str, int] = {}  # symbol -> when it was first seen
         self.recent: dict[str, deque[int]] = {}  # symbol -> its ticks of the last window
@@ -151,7 +154,7 @@ class GapDetector:
         self.first_tick.setdefault(symbol, at)
         if symbol in self.open or before is None or at - before <= limit:
             return None
-        if not throughout(self.in_session, before, at):
+        if not throughout(self.silence_in, before, at):
             return None
         return self._gap(symbol, before, at, "silence")
 

@@ -144,6 +144,10 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     closing_at = starts[Phase.TRACK_A_CLOSING]
                     ends_at = stream_end(self.config, venues, day, closing_at)
                     await rekey(collector, self.clock, ends_at.timestamp())
+                    if closing_at < now_utc(self.clock) < ends_at:
+                        # A start in Nextrade's after-market: what is taken back holds
+                        # Nextrade's feeds alone (KRX's ended at the close).
+                        collector.policy = collector.policy.without_krx()
                     # The slots taken back stand as candidates beside the opening's meanwhile.
                     restored = await self._resume(day, engine, book, collector, as_of, runs)
                     candidates = [*(context or []), *restored]
