@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import signal
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -52,6 +55,48 @@ def publish_universe(writer: WriterProcess, outbox: Path) -> None:
         assert producer.wait_acked(30)
 
 
+TRACK_B = (
+    "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
+    'trades = "venues"\nnxt_after_market = true\n'
+)
+
+
+@dataclass
+class Afternoon:
+    """A writer, the simulator from 14:58 (10x, then 60x from 15:00) with the universe
+    published, and Track B's command; ``proc``: the Track B running."""
+
+    url: str
+    writer: WriterProcess
+    sim: SimThread
+    args: list[str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> subprocess.Popen[bytes]:
+        self.proc = start_on_sim_clock(self.args, self.sim, self.log)
+        return self.proc
+
+
+@contextmanager
+def afternoon(tmp_path: Path, venues: str) -> Iterator[Afternoon]:
+    """An `Afternoon` with Nextrade's hours ``venues``; everything stopped at the end."""
+    url = f"sqlite:///{tmp_path / 'observer.db'}"
+    writer = WriterProcess(tmp_path, url).start()
+    start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
+    sim = SimThread(
+        MARKET, start, SimConfig(), speed=10, changes=((start.replace(hour=15, minute=0), 60.0),)
+    )
+    day = Afternoon(url, writer, sim, [], tmp_path / "track_b.log")
+    try:
+        config = sim_accounts_config(tmp_path, sim, writer, TRACK_B + venues)
+        day.args = ["track-b", "run", "--config", str(config)]
+        publish_universe(writer, tmp_path / "outbox")
+        yield day
+    finally:
+        shut_down(day.proc, writer, sim)
+
+
 def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_boundaries(
     tmp_path: Path,
 ) -> None:
@@ -59,23 +104,8 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
     feeds end at 15:00 (a KRX name's slot with them), each Nextrade name keeps Nextrade's
     feed through the 15:20-15:30 break and its after-market, released at its close; every
     trade the simulator sent on each feed is stored."""
-    url = f"sqlite:///{tmp_path / 'observer.db'}"
-    writer = WriterProcess(tmp_path, url).start()
-    start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
-    sim = SimThread(
-        MARKET, start, SimConfig(), speed=10, changes=((start.replace(hour=15, minute=0), 60.0),)
-    )
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        publish_universe(writer, tmp_path / "outbox")
-        track_b = (
-            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
-            'trades = "venues"\nnxt_after_market = true\n'
-        )
-        config = sim_accounts_config(tmp_path, sim, writer, track_b + VENUES)
-        proc = start_on_sim_clock(
-            ["track-b", "run", "--config", str(config)], sim, tmp_path / "track_b.log"
-        )
+    with afternoon(tmp_path, VENUES) as day:
+        url, sim, proc = day.url, day.sim, day.start()
         released = wait_until(
             lambda: (
                 (
@@ -126,35 +156,17 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
         )
         # No session dropped: no gap but what Nextrade's break and quiet minutes may leave.
         assert not rows(url, "select reason from gaps where reason != 'silence'")
-    finally:
-        shut_down(proc, writer, sim)
 
 
 def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
     tmp_path: Path,
 ) -> None:
     """14:58 at 10x, then 60x: killed (SIGKILL) after 15:30, in Nextrade's after-market (to
-    15:40 here), holding
-    its two names' Nextrade feeds; the next run takes them back (a process_restart gap each,
-    on Nextrade's venue), streams them to Nextrade's close and releases them there. KRX's
-    feeds, released at 15:00, stay released."""
-    url = f"sqlite:///{tmp_path / 'observer.db'}"
-    writer = WriterProcess(tmp_path, url).start()
-    start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
-    sim = SimThread(
-        MARKET, start, SimConfig(), speed=10, changes=((start.replace(hour=15, minute=0), 60.0),)
-    )
-    proc: subprocess.Popen[bytes] | None = None
-    try:
-        publish_universe(writer, tmp_path / "outbox")
-        track_b = (
-            "[track_b]\nregistrations_per_account = 3\nsilence_tolerance_s = 600\n"
-            'trades = "venues"\nnxt_after_market = true\n'
-        )
-        config = sim_accounts_config(tmp_path, sim, writer, track_b + LONGER)
-        args = ["track-b", "run", "--config", str(config)]
-        log = tmp_path / "track_b.log"
-        proc = start_on_sim_clock(args, sim, log)
+    15:40 here), holding its two names' Nextrade feeds; the next run takes them back (a
+    process_restart gap each, on Nextrade's venue), streams them to Nextrade's close and
+    releases them there. KRX's feeds, released at 15:00, stay released."""
+    with afternoon(tmp_path, LONGER) as day:
+        url, sim, proc = day.url, day.sim, day.start()
         after = (
             "select count(distinct symbol) from trade_ticks where venue = 'NXT' "
             f"and exchange_ns >= {kst_ns('15:30:00')}"
@@ -163,7 +175,7 @@ def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
         proc.kill()
         proc.wait(30)
         killed = sim.sim.clock.now_ns()
-        proc = start_on_sim_clock(args, sim, log)
+        proc = day.start()
         released = (
             "select symbol, produced_ns from slot_events where action = 'release' "
             f"and venue = 'NXT' and produced_ns > {killed}"
@@ -194,5 +206,3 @@ def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
             url,
             f"select symbol from trade_ticks where venue = 'KRX' and received_ns > {killed}",
         )
-    finally:
-        shut_down(proc, writer, sim)

@@ -2,10 +2,10 @@
 
 Each cycle asks the day's universe for its prices: a KRX cycle every member, a Nextrade one
 (`Cycle.venue`) the members Nextrade trades that day. A `PriceSnapshot` per answer, then one
-`TrackACycle`; a cycle still running when the next is due is cut off. A
-restart waits until the writer has stored what an earlier run sent; then a summarised cycle
-is not run again, one in force is resumed with the symbols it lacks, one no run finished is
-summarised as cut off (`TrackA._close_interrupted`), and the run's open alerts are taken over.
+`TrackACycle`; a cycle still running when the next is due is cut off. A restart waits until
+the writer has stored what an earlier run sent; then a summarised cycle is not run again, one
+in force is resumed with the symbols it lacks, one no run finished is summarised as cut off
+(`TrackA._close_interrupted`), and the run's open alerts are taken over.
 """
 
 from __future__ import annotations
