@@ -256,10 +256,10 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         "[supervisor]\nmetrics_port = 0\nkis_preflight = false\n"
         # Each account may make 400 calls/s here (not ~20 as at KIS), so more in flight.
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
-        # A registration's round trip of a tenth of a wall second is 12 s at 121x.
+        # A registration's round trip of a tenth of a wall second is 14 s at 142x.
         "[gap_recovery]\nverify_edge_s = 30.0\n"
-        # The day ends at 15:40: the ETFs' daily run comes after the close (ETF_DAILY_AT),
-        # and the demo waits for it (JOBS_AFTER_END).
+        # The ETFs' daily run comes early in the after-market (ETF_DAILY_AT); a day ended
+        # before it is done (an earlier --until) waits for it (JOBS_AFTER_END).
         f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'
         f'[programs.master_file]\nschedule = [{{ at = "{MASTER_CHECK_AT}", days = "daily" }}]\n'
         f"[etf]\nbackfill_sessions = {ETF_BACKFILL_SESSIONS}\n"
