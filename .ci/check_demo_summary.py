@@ -91,9 +91,11 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(set(venues) == {"KRX", "NXT"}, f"track_b streamed not both venues: {venues}")
     for venue, (stored, sent) in venues.items():
         expect(0 < stored <= sent, f"track_b {venue}: {stored} ticks stored of {sent} sent")
-    # Nextrade's names keep Nextrade's feed after 15:00, through its after-market
+    # Nextrade's names stream its pre-market, and keep Nextrade's feed after 15:00, through
+    # its after-market
     sessions = b.get("ticks_by_session", {})
-    expect(sessions.get("NXT after_market", 0) > 0, f"no Nextrade after-market ticks: {sessions}")
+    for session in ("NXT pre_market", "NXT after_market"):
+        expect(sessions.get(session, 0) > 0, f"no {session} ticks: {sessions}")
     expect("overflow" in b, "track_b.overflow is missing")
     g = summary.get("gaps", {})
     expect(g.get("detected", 0) > 0 and g.get("recovered", 0) > 0, f"gaps: {g}")
@@ -105,10 +107,11 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(r.get("watched_minutes", 0) > 0, f"no minutes reconciled: {r}")
     expect(r.get("unexplained", 1) == 0, f"short minutes without a gap: {r}")
     expect("completeness_pct" in r and "calls" in r, f"reconciliation figures: {r}")
-    # Each venue's watched minutes, Nextrade's after-market too (reconciled after 20:00)
+    # Each venue's watched minutes, Nextrade's pre- and after-market too (after 20:00)
     by_session = r.get("minutes_by_session", {})
+    sessions_watched = ("KRX regular", "NXT pre_market", "NXT regular", "NXT after_market")
     expect(
-        all(by_session.get(s, 0) > 0 for s in ("KRX regular", "NXT regular", "NXT after_market")),
+        all(by_session.get(s, 0) > 0 for s in sessions_watched),
         f"minutes reconciled by venue and session: {by_session}",
     )
     e = summary.get("etf", {})

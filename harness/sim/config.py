@@ -33,6 +33,9 @@ class SimConfig:
     token_min_interval_s: int = 60
     same_token_within_s: int = 6 * 3600
     max_registrations: int = 41
+    # What counts against max_registrations (UNCONFIRMED at KIS): each TR and symbol ("feed",
+    # as Track B assumes: 005930's trades and book are two) or each symbol ("symbol").
+    registrations_counted: Literal["feed", "symbol"] = "feed"
     pingpong_s: float = 110.0  # clock seconds between keep-alives (UNCONFIRMED at KIS)
     # WALL seconds between keep-alives instead (a network timer, not the market's); None:
     # pingpong_s of simulated time.

@@ -18,6 +18,7 @@ import json
 import secrets
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from operator import attrgetter
@@ -195,7 +196,7 @@ class Realtime:
                     self.refused[tr_key] += 1
                     text = _REFUSALS.get(code, "SUBSCRIBE ERROR")
                     await ws.send_json(_control(tr_id, tr_key, "9", code, text))
-                elif len(held) >= self.config.max_registrations:
+                elif self._full(held, tr_key):
                     await ws.send_json(
                         _control(tr_id, tr_key, "1", "OPSP0008", "MAX SUBSCRIBE OVER")
                     )
@@ -213,6 +214,17 @@ class Realtime:
             if app_key is not None and self._sessions.get(app_key) is ws:
                 del self._sessions[app_key]
         return ws
+
+    def _full(self, held: Mapping[tuple[str, str], int], tr_key: str) -> bool:
+        """Whether a session holding ``held`` refuses one more registration of ``tr_key``.
+
+        ``registrations_counted`` says what counts: each (TR, symbol), or each symbol (one
+        already held then costs nothing more).
+        """
+        if self.config.registrations_counted == "feed":
+            return len(held) >= self.config.max_registrations
+        symbols = {key for _, key in held}
+        return tr_key not in symbols and len(symbols) >= self.config.max_registrations
 
     def _answered(self, keepalive: _Keepalive, kind: str) -> None:
         """A PINGPONG answer of ``kind`` ("pong" or "echo") heard on a session."""

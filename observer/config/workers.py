@@ -136,6 +136,7 @@ class TrackBSettings(Strict, frozen=True):
     velocity_window_s: Seconds = 10.0  # trades/s over this many seconds of ticks
     # Cumulative share of a day's volume traded by each time (KST), for "volume so far
     # against the 20-day average for the same elapsed part of the session"; linear between.
+    # Its first point is KRX's open (late days shift it), its last the close.
     volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
         ("09:00", 0.0),
         ("09:30", 0.16),
@@ -154,15 +155,34 @@ class TrackBSettings(Strict, frozen=True):
     # (two registrations, each trade with its venue); "combined", the combined feed for such
     # a name (one registration, trades without a venue). Paper accounts: KRX's alone.
     trades: Literal["krx", "venues", "combined"] = "venues"
+    # Nextrade's pre-market (its pre_market session in [venues]): Nextrade's names hold
+    # Nextrade's feed (or the combined one) alone, chosen by triggers from Track A's
+    # Nextrade cycles, pins and market caps; every slot is released at its end.
+    nxt_pre_market: bool = True
     # After 15:00, when KRX's feeds are released, a held Nextrade name keeps Nextrade's feed
     # (or the combined one) through Nextrade's after-market, to its close in [venues]; the
-    # slots stay as they are meanwhile (no evaluation: the triggers read Track A's snapshots).
+    # slots are evaluated on as in the pre-market, over Nextrade's names.
     nxt_after_market: bool = True
+    # Cumulative share of the 20-day average volume (KRX's) that Nextrade trades by each
+    # time (KST), from its open, for volume surges on Nextrade's snapshots; linear between.
+    # Estimated (UNCONFIRMED per name): Nextrade carried about 30 % of the market's value in
+    # mid-2025, about half of KRX's on the names it trades, 39 % of it outside KRX's hours.
+    nextrade_volume_profile: tuple[tuple[ClockTime, Annotated[float, Meta(ge=0, le=1)]], ...] = (
+        ("08:00", 0.0),
+        ("08:50", 0.05),
+        ("09:00", 0.05),
+        ("15:20", 0.35),
+        ("15:30", 0.35),
+        ("20:00", 0.5),
+    )
     books: bool = False  # each trade feed's book beside it: twice the registrations
     replacement_threshold: Annotated[float, Meta(ge=1.0, le=1e6)] = 1.2
     min_hold_s: SecondsOrZero = 60.0  # a new holding is not replaced sooner
     overflow_alert_pct: tuple[Percent, Percent, Percent] = (5.0, 10.0, 20.0)  # log, warn, critical
     evaluate_s: Seconds = 5.0  # how often slots are re-evaluated
+    # ... in Nextrade's pre- and after-market, whose trades are thin and whose triggers come
+    # with Track A's cycles (a halt, a refusal or a lock wakes an evaluation at once)
+    nextrade_evaluate_s: Seconds = 30.0
     sync_lead_s: Seconds = 10.0  # context sync this long before full operation (09:29:50)
     silence_expected_s: Seconds = 0.5  # a liquid stock trades twice a second ...
     silence_tolerance_s: SecondsOrZero = 0.2  # ... and 20 % beyond
@@ -244,6 +264,23 @@ class TrackBSettings(Strict, frozen=True):
             raise ValueError(
                 f"track_b.tick_sizes: [from_price, tick] pairs ascending from 0, not {starts}"
             )
+        for name in ("volume_profile", "nextrade_volume_profile"):
+            _check_profile(name, getattr(self, name))
+
+
+def _check_profile(name: str, profile: tuple[tuple[str, float], ...]) -> None:
+    """A cumulative profile: two points at least, times ascending, shares never falling."""
+    times, shares = [at for at, _ in profile], [share for _, share in profile]
+    if (
+        len(profile) < 2
+        or times != sorted(set(times))
+        or shares != sorted(shares)
+        or shares[-1] <= 0
+    ):
+        raise ValueError(
+            f"track_b.{name}: [time, cumulative share] pairs, two at least, times ascending, "
+            f"shares never falling and the last above 0, not {list(profile)}"
+        )
 
 
 class GapRecoverySettings(Strict, frozen=True):

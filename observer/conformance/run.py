@@ -1,7 +1,8 @@
-"""The whole check: token, REST, one WebSocket session, the minute-bar label, the master host.
+"""The whole check: token, REST, WebSocket sessions, the minute-bar label, the master host.
 
 Read-only: nothing is written but the token cache the product already keeps (when no valid
-token was cached), and nothing is sent that changes the account.
+token was cached), and nothing is sent that changes the account (a session's registrations,
+the registration count's too, are released before it closes).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Literal
 
 from observer.calendar.clock import Clock
 from observer.config.tree import Settings
+from observer.conformance.counting import count_registrations, counting_finding
 from observer.conformance.layouts import generation
 from observer.conformance.master_host import check_master_host
 from observer.conformance.minute_label import read_label
@@ -113,6 +115,9 @@ async def run_check(
             subscribed,
         )
         _session_findings(seen, subscribed, report, configured)
+        # Its own session, once the first has closed (one per app key).
+        counted = await count_registrations(account.ws_url, key, configured.pingpong_answer)
+        counting_finding(counted, report)
         if not account.client.paper:
             await _nextrade_bars(account.client, targets.symbol, clock, report)
         bars = await _bars_now(account.client, targets.symbol, clock, report)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 import pytest
@@ -24,6 +25,7 @@ from harness.sim.market import Market
 from observer.calendar.phases import KST
 from observer.calendar.trading import TradingCalendar
 from observer.cli.main import app
+from observer.conformance.counting import ITEM
 from observer.conformance.report import MISMATCH, NOT_MEASURED, OK, Report
 from observer.conformance.rest import Targets
 from observer.conformance.run import Configured, run_check
@@ -128,6 +130,10 @@ def test_the_default_simulator_passes_every_item(default: Report, kis: KisSettin
     assert "Nextrade's pre-market included" in bars.finding
     nxt = next(f for f in default.findings if f.item == "CTPF1002R stock_info")
     assert nxt.outcome == OK and nxt.finding == "Nextrade: trades 005930"
+    count = next(f for f in default.findings if f.item == ITEM)
+    assert count.outcome == OK and count.finding.startswith(
+        "41 registrations held over 21 symbols, the next refused (OPSP0008)"
+    )
     text = default.to_json().decode()
     assert not [s for s in secrets(kis) if s in text]
 
@@ -181,6 +187,30 @@ def test_the_guessed_behaviours_kis_may_have_read_as_configured(
     assert 105 <= interval <= 125 and limit == pytest.approx(2.5 * interval, abs=2)
     assert [f.item for f in unmatched.mismatches] == ["minute-bar label"]
     assert "bar_label = 'end'" in unmatched.mismatches[0].finding
+
+
+@pytest.mark.parametrize(
+    ("counted", "limit", "finding"),
+    [
+        ("symbol", 41, "all 42 registrations over 21 symbols held: KIS does not count each TR"),
+        ("feed", 30, "OPSP0008 after 30 registrations: the session holds fewer than 41; set "
+         "[track_b] registrations_per_account = 30"),
+    ],
+)  # fmt: skip
+def test_a_registration_count_other_than_track_b_s_is_named(
+    sim: SimThread, kis: KisSettings, counted: Literal["feed", "symbol"], limit: int, finding: str
+) -> None:
+    """KIS counting each symbol once (its trades and book one registration), or holding fewer
+    than 41: a mismatch each, naming what it means."""
+    config = sim.sim.config
+    config.registrations_counted, config.max_registrations = counted, limit
+    try:
+        report = check(sim, kis, 0.5)
+    finally:
+        config.registrations_counted, config.max_registrations = "feed", 41
+    count = next(f for f in report.findings if f.item == ITEM)
+    assert count.outcome == MISMATCH and count.finding.startswith(finding), count
+    assert [f.item for f in report.mismatches] == [ITEM]
 
 
 def test_a_pingpong_answer_kis_does_not_take_and_an_unknown_layout_are_named(

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,15 @@ from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
+from observer.calendar.venues import venues_from
 from observer.config.load import load_settings
 from observer.kis.account_health import by_account
 from observer.supervisor.schedule import due_runs
 from tests.support import ROOT, SimThread, WriterProcess, db_rows, wait_until
 from workers.readiness.check import Check, NotReady, ready
 from workers.readiness.cli import FAILED, PASSED
-from workers.track_b.sessions import preconnect_at
+from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.sessions import pre_market, preconnect_at
 
 MARKET = Market(29, TradingCalendar(), stocks=40, etfs=2)
 T0 = int(datetime(2026, 11, 20, 8, 10, tzinfo=KST).timestamp() * 1e9)
@@ -37,17 +39,26 @@ T0 = int(datetime(2026, 11, 20, 8, 10, tzinfo=KST).timestamp() * 1e9)
 # ---------------------------------------------------------------------- timing (manual clock)
 
 
-def test_the_shipped_schedule_preconnects_at_0803_and_checks_at_0810_on_sessions() -> None:
+def test_the_shipped_schedule_preconnects_before_0810_and_checks_at_0810_on_sessions() -> None:
+    """08:03 without Nextrade's pre-market followed, 07:59 with it; the CSAT day, which has
+    no pre-market, 09:03 either way."""
     settings = load_settings(ROOT / "config" / "observer.toml")
     timeline = timeline_from(settings.phases, settings.calendar)
+    venues = venues_from(settings.venues, timeline)
+    policy = RegistrationPolicy(settings.track_b.trades, nxt=frozenset({"005930"}))
     job = settings.programs["readiness"]
     since = datetime(2026, 11, 20, 0, 0, tzinfo=KST)  # a Friday session, then the weekend
     runs = due_runs(timeline, job.schedule, since, datetime(2026, 11, 24, 0, 0, tzinfo=KST))
     assert [at.strftime("%d %H:%M") for at, _ in runs] == ["20 08:10", "23 08:10"]
-    for day, expected in ((datetime(2026, 11, 20), "08:03"), (datetime(2026, 11, 19), "09:03")):
-        starts = {phase: at for at, phase in timeline.schedule.starts(day.date())}
-        at = preconnect_at(starts, settings.track_b.preconnect_after_s)
-        assert datetime.fromtimestamp(at, KST).strftime("%H:%M") == expected  # CSAT: +1 h
+    for day, alone, followed in (
+        (date(2026, 11, 20), "08:03", "07:59"),
+        (date(2026, 11, 19), "09:03", "09:03"),
+    ):
+        starts = {phase: at for at, phase in timeline.schedule.starts(day)}
+        pre = pre_market(settings.track_b, venues, policy, day)
+        for within, expected in ((None, alone), (pre, followed)):
+            at = preconnect_at(starts, settings.track_b.preconnect_after_s, within)
+            assert datetime.fromtimestamp(at, KST).strftime("%H:%M") == expected
     starts = {phase: at for at, phase in timeline.schedule.starts(since.date())}
     assert preconnect_at(starts, 10 * 3600) == starts[Phase.FULL_OPERATION].timestamp()
 

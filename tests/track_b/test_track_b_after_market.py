@@ -62,9 +62,9 @@ TRACK_B = (
 
 
 @dataclass
-class Afternoon:
-    """A writer, the simulator from 14:58 (10x, then 60x from 15:00) with the universe
-    published, and Track B's command; ``proc``: the Track B running."""
+class SimDay:
+    """A writer, the simulator (10x, then 60x) with the universe published, and Track B's
+    command; ``proc``: the Track B running."""
 
     url: str
     writer: WriterProcess
@@ -79,15 +79,17 @@ class Afternoon:
 
 
 @contextmanager
-def afternoon(tmp_path: Path, venues: str) -> Iterator[Afternoon]:
-    """An `Afternoon` with Nextrade's hours ``venues``; everything stopped at the end."""
+def sim_day(
+    tmp_path: Path, venues: str, start: str = "14:58", faster: str = "15:00"
+) -> Iterator[SimDay]:
+    """A `SimDay` from ``start`` (10x, 60x from ``faster``) with Nextrade's hours ``venues``;
+    everything stopped at the end."""
     url = f"sqlite:///{tmp_path / 'observer.db'}"
     writer = WriterProcess(tmp_path, url).start()
-    start = datetime.combine(DAY, datetime.strptime("14:58", "%H:%M").time(), tzinfo=KST)
-    sim = SimThread(
-        MARKET, start, SimConfig(), speed=10, changes=((start.replace(hour=15, minute=0), 60.0),)
-    )
-    day = Afternoon(url, writer, sim, [], tmp_path / "track_b.log")
+    begins = datetime.combine(DAY, datetime.strptime(start, "%H:%M").time(), tzinfo=KST)
+    at = datetime.combine(DAY, datetime.strptime(faster, "%H:%M").time(), tzinfo=KST)
+    sim = SimThread(MARKET, begins, SimConfig(), speed=10, changes=((at, 60.0),))
+    day = SimDay(url, writer, sim, [], tmp_path / "track_b.log")
     try:
         config = sim_accounts_config(tmp_path, sim, writer, TRACK_B + venues)
         day.args = ["track-b", "run", "--config", str(config)]
@@ -104,7 +106,7 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
     feeds end at 15:00 (a KRX name's slot with them), each Nextrade name keeps Nextrade's
     feed through the 15:20-15:30 break and its after-market, released at its close; every
     trade the simulator sent on each feed is stored."""
-    with afternoon(tmp_path, VENUES) as day:
+    with sim_day(tmp_path, VENUES) as day:
         url, sim, proc = day.url, day.sim, day.start()
         released = wait_until(
             lambda: (
@@ -165,7 +167,7 @@ def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
     15:40 here), holding its two names' Nextrade feeds; the next run takes them back (a
     process_restart gap each, on Nextrade's venue), streams them to Nextrade's close and
     releases them there. KRX's feeds, released at 15:00, stay released."""
-    with afternoon(tmp_path, LONGER) as day:
+    with sim_day(tmp_path, LONGER) as day:
         url, sim, proc = day.url, day.sim, day.start()
         after = (
             "select count(distinct symbol) from trade_ticks where venue = 'NXT' "

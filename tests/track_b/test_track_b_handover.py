@@ -48,6 +48,7 @@ from tests.track_b.test_track_b_resume import (
     Feed,
     Streams,
     at,
+    end_at,
     store,
     track_b,
 )
@@ -55,6 +56,7 @@ from workers.track_b.collect import Collector
 from workers.track_b.handover import LateHandover, PendingRuns, release_late
 from workers.track_b.kept_references import KeptReferences
 from workers.track_b.outages import ACCOUNT_DOWN, Outages
+from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Holding, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.stale import STREAM_STALE as STALE
 from workers.track_b.startup import ReadBeside, gap_starts, take_back
@@ -282,7 +284,8 @@ def test_a_successor_streams_first_and_takes_over_once_the_writer_stored_the_ear
 
     monkeypatch.setattr(tb, "_nap", nap)
     until = datetime.fromtimestamp(at("10:24") / S, KST)
-    asyncio.run(tb._follow(Feed(clock, ()), engine, book, streams, [], until))  # type: ignore[arg-type]
+    stretch = Stretch("KRX", engine, until, tb.config.evaluate_s)
+    asyncio.run(tb._follow(Feed(clock, ()), stretch, book, streams, []))  # type: ignore[arg-type]
     assert reads == [at("10:23:05")]  # the first round after the writer caught up
     assert tb.handover is None
     assert streams.took == [([(ACCOUNT_DOWN, "acct1")], True)]
@@ -430,7 +433,7 @@ def test_a_stopped_run_leaves_its_take_over_to_the_next_without_an_error(tmp_pat
             tb.stop.set()
         streams = Streams(["acct1"], lambda s, n: 0.0)
         streams.clock = tb.clock  # type: ignore[assignment]
-        ending = tb._end(SlotBook(["acct1"], 5), streams, CLOSING, CLOSING)  # type: ignore[arg-type]
+        ending = end_at(tb, SlotBook(["acct1"], 5), streams, CLOSING)
         asyncio.run(ending)
         codes = [e.code for e in sent if isinstance(e, Alert)]
         assert codes == ([] if stopped else ["track_b_resume_failed"])

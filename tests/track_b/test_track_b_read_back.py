@@ -54,6 +54,7 @@ from tests.track_b.test_track_b_resume import (
 )
 from workers.track_b import startup, syncing
 from workers.track_b.read_back import GRACE_S, ReadBack
+from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Room, SlotBook
 from workers.track_b.startup import LateSync
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
@@ -286,7 +287,8 @@ def test_a_context_sync_the_database_failed_goes_through_late_and_places_the_ope
 
     monkeypatch.setattr(tb, "_nap", nap)
     until = datetime.fromtimestamp(at("09:33") / S, KST)
-    asyncio.run(tb._follow(Feed(clock, ()), engine, book, streams, [], until, late))  # type: ignore[arg-type]
+    stretch = Stretch("KRX", engine, until, tb.config.evaluate_s)
+    asyncio.run(tb._follow(Feed(clock, ()), stretch, book, streams, [], late))  # type: ignore[arg-type]
     # The evaluations went on every 5 s while the first read waited.
     assert [when for when, _ in rounds if when <= at("09:31")] == [
         at("09:30") + k * 5 * S for k in range(13)

@@ -8,7 +8,7 @@ collector that records what it is asked to apply and a feed of the snapshots due
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from sqlalchemy import insert
 
-from bus.events import PriceSnapshot
+from bus.events import PriceSnapshot, Venue
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.config.tree import Settings
@@ -28,6 +28,7 @@ from observer.db.engine import make_engine
 from observer.db.migrate import upgrade
 from observer.db.slot_queries import AsOf
 from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.sessions import Stretch
 from workers.track_b.slots import Holding, Room, SlotAction, SlotBook, SlotCandidate
 from workers.track_b.startup import lasting
 from workers.track_b.triggers import Reference, TriggerEngine, profile_share
@@ -180,8 +181,12 @@ def follow(
     monkeypatch: pytest.MonkeyPatch,
     feed: Iterable[PriceSnapshot] = (),
     each_round: Callable[[int], None] = lambda n: None,
+    venue: Venue = "KRX",
 ) -> list[tuple[int, set[str]]]:
-    """Run the evaluation loop until ``until_ns``: (when, symbols held) after each round."""
+    """Run the evaluation loop until ``until_ns``: (when, symbols held) after each round.
+
+    ``venue``: whose snapshots ``engine`` takes (a `Stretch`'s).
+    """
     clock = tb.clock
     assert isinstance(clock, ManualClock)
     streams.clock = clock
@@ -194,8 +199,17 @@ def follow(
 
     monkeypatch.setattr(tb, "_nap", nap)
     until = datetime.fromtimestamp(until_ns / S, KST)
-    asyncio.run(tb._follow(Feed(clock, feed), engine, book, streams, context, until))  # type: ignore[arg-type]
+    stretch = Stretch(venue, engine, until, tb.config.evaluate_s)
+    asyncio.run(tb._follow(Feed(clock, feed), stretch, book, streams, context))  # type: ignore[arg-type]
     return rounds
+
+
+def end_at(
+    tb: TrackB, book: SlotBook, streams: Streams, closing: datetime
+) -> Coroutine[Any, Any, None]:
+    """``tb._end`` at ``closing``, with no after-market to follow."""
+    nothing = Stretch("NXT", TriggerEngine(tb.config, {}, closing), closing, 5.0)
+    return tb._end(None, book, streams, closing, nothing)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ a restart at 13:00

@@ -31,6 +31,7 @@ from tests.track_b.test_track_b_resume import (
     Sent,
     Streams,
     at,
+    end_at,
     follow,
     hhmmss,
     snapshot,
@@ -273,7 +274,7 @@ def test_the_end_of_the_day_shows_every_slot_released(tmp_path: Path) -> None:
     assert isinstance(tb.clock, ManualClock)
     streams.clock = tb.clock
     tb._show(book, streams, {"000030": "every slot pinned"})  # type: ignore[arg-type]
-    asyncio.run(tb._end(book, streams, CLOSING, CLOSING))  # type: ignore[arg-type]
+    asyncio.run(end_at(tb, book, streams, CLOSING))
     assert [d.reason for _, d in streams.applied] == ["Track B ends at 15:00"] * 2
     shown = json.loads(slots_path(tmp_path).read_text())
     assert (shown["slots"], shown["unplaced_pins"]) == ([], [])

@@ -26,6 +26,7 @@ from tests.track_b.test_track_b_resume import (
     Sent,
     Streams,
     at,
+    end_at,
     follow,
     snapshot,
     track_b,
@@ -85,7 +86,7 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     sent.clear()
     streams = Streams(["acct1"], lambda s, now: 0.0)
     streams.clock = tb.clock  # type: ignore[assignment]
-    ending = tb._end(SlotBook(["acct1"], 5), streams, CLOSING, CLOSING)  # type: ignore[arg-type]
+    ending = end_at(tb, SlotBook(["acct1"], 5), streams, CLOSING)
     asyncio.run(ending)
     assert sorted((e.code, e.severity) for e in sent if isinstance(e, AlertResolved)) == [
         (OVERFLOW, "critical"),
@@ -96,7 +97,7 @@ def test_the_sessions_end_resolves_what_is_still_open(tmp_path: Path) -> None:
     publish(url, tb, sent, first_seq=7)
     assert open_codes(tb) == []
     sent.clear()
-    ending = tb._end(SlotBook(["acct1"], 5), streams, CLOSING, CLOSING)  # type: ignore[arg-type]
+    ending = end_at(tb, SlotBook(["acct1"], 5), streams, CLOSING)
     asyncio.run(ending)
     assert not [e for e in sent if isinstance(e, AlertResolved)]  # nothing left to resolve
 

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine
 
-from bus.events import PriceSnapshot
+from bus.events import PriceSnapshot, Venue
 from observer.calendar.clock import Clock, wall_seconds_between
 from observer.calendar.phases import KST
 from observer.db.queries import snapshots_of_cycles
@@ -41,10 +41,14 @@ def cycle_of(at_ns: int) -> str:
 
 
 class ReadBack:
-    """The snapshots Track B has seen by the feed, and those it reads back (see the module)."""
+    """The snapshots Track B has seen by the feed, and those it reads back (see the module).
 
-    def __init__(self, db: Engine, clock: Clock, interval_s: float) -> None:
+    ``venue``: whose cycles (the stretch's: `workers.track_b.sessions.Stretch`).
+    """
+
+    def __init__(self, db: Engine, clock: Clock, interval_s: float, venue: Venue = "KRX") -> None:
         self.db = db
+        self.venue = venue
         self.clock = clock
         self.interval_ns = int(interval_s * _NS)
         now = clock.now_ns()
@@ -62,10 +66,10 @@ class ReadBack:
         return now_ns >= self.due_ns
 
     def read(self, now_ns: int) -> list[PriceSnapshot]:
-        """The stored KRX snapshots of the cycles since the last reading's newest (blocking)."""
+        """The venue's stored snapshots of the cycles since the last reading's newest (blocking)."""
         self.due_ns = now_ns + self.interval_ns
         with self.db.connect() as conn:
-            rows = snapshots_of_cycles(conn, self.since_cycle, cycle_of(now_ns))
+            rows = snapshots_of_cycles(conn, self.since_cycle, cycle_of(now_ns), self.venue)
         return sorted((as_snapshot(row) for row in rows), key=lambda s: s.observed_ns)
 
     def take(

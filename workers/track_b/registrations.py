@@ -12,7 +12,7 @@ watched symbol holds follows ``[track_b] trades`` and ``books``:
 
 With ``books`` each trade feed has its venue's book beside it. A paper account is offered
 KRX's feeds alone (KIS refuses the others, OPSP8991): there every symbol holds those. Outside
-KRX's trading (``krx_trading`` false: Nextrade's after-market) a Nextrade name keeps
+KRX's trading (``krx_trading`` false: Nextrade's pre- and after-market) a Nextrade name holds
 Nextrade's feed (or the combined one) alone, and any other symbol holds nothing.
 
 `swaps` orders a change of registrations (a session boundary): each new one before the old
@@ -54,7 +54,7 @@ class RegistrationPolicy:
 
     ``nxt``: the symbols Nextrade trades today (eligible and not halted by it), from the
     day's universe; ``paper``: whether the accounts are paper accounts; ``krx_trading``:
-    false once KRX's day is over for Track B (Nextrade's after-market).
+    false while KRX does not trade for Track B (Nextrade's pre- and after-market).
     """
 
     trades: TradeFeeds = "krx"
@@ -72,8 +72,13 @@ class RegistrationPolicy:
         return _VENUES[self.trades]
 
     def without_krx(self) -> RegistrationPolicy:
-        """The policy once KRX's trading is over: Nextrade's feeds alone."""
+        """The policy while KRX does not trade (Nextrade's pre- and after-market)."""
         return dataclasses.replace(self, krx_trading=False)
+
+    @property
+    def streams_nextrade_alone(self) -> bool:
+        """Whether a Nextrade name holds a feed while KRX does not trade (`without_krx`)."""
+        return bool(self.nxt) and not self.paper and bool(_NXT_ALONE[self.trades])
 
     def feeds(self, symbol: str) -> tuple[str, ...]:
         """The TRs ``symbol`` is registered on, trades before books (its registrations)."""

@@ -3,9 +3,10 @@
 Each configured account gets a client with a token budget only (`open_accounts`). The
 sessions open ``preconnect_after_s`` into warmup (`preconnect_at`) with nothing registered;
 before the first registration each account's approval key is made to last the session
-(`rekey`): a pre-connected session restarts on a renewed key. Gaps, lag and stale sessions
-count in continuous trading only (`Trading`): KRX's as the phases say, Nextrade's and the
-combined feed's as ``[venues]`` says.
+(`rekey`): a pre-connected session restarts on a renewed key. With Nextrade's pre-market
+followed (`pre_market`) they open a minute before it. Gaps, lag and stale sessions count in
+continuous trading only (`Trading`): KRX's as the phases say, Nextrade's and the combined
+feed's as ``[venues]`` says. The day's slots are evaluated in stretches (`Stretch`).
 """
 
 from __future__ import annotations
@@ -28,12 +29,26 @@ from observer.kis.client import RateLimits
 from observer.kis.session import KisAccount, open_account, token_alert
 from observer.kis.token_cache import key_digest
 from workers.track_b.collect import Collector
+from workers.track_b.registrations import RegistrationPolicy
+from workers.track_b.triggers import TriggerEngine
 
-__all__ = ["Trading", "open_accounts", "preconnect_at", "rekey", "stream_end"]
+__all__ = [
+    "PRE_MARKET_LEAD_S",
+    "Stretch",
+    "Trading",
+    "open_accounts",
+    "pre_market",
+    "preconnect_at",
+    "rekey",
+    "stream_end",
+]
 
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+# The sessions open this long before Nextrade's pre-market, when Track B follows it: the
+# connections are up and its first registrations answered when the first trades print.
+PRE_MARKET_LEAD_S = 60.0
 
 
 def open_accounts(
@@ -48,13 +63,45 @@ def open_accounts(
     ]
 
 
-def preconnect_at(starts: dict[Phase, datetime], after_s: float) -> float:
+def preconnect_at(
+    starts: dict[Phase, datetime], after_s: float, pre: tuple[datetime, datetime] | None = None
+) -> float:
     """When the sessions open (UTC seconds): ``after_s`` into warmup, by full operation at last.
 
+    With Nextrade's pre-market ``pre`` followed, `PRE_MARKET_LEAD_S` before it at the latest.
     Shifted days shift it with their phases (``starts`` is the day's, as scheduled).
     """
-    at = starts[Phase.WARMUP].timestamp() + after_s
-    return min(at, starts[Phase.FULL_OPERATION].timestamp())
+    at = min(starts[Phase.WARMUP].timestamp() + after_s, starts[Phase.FULL_OPERATION].timestamp())
+    return at if pre is None else min(at, pre[0].timestamp() - PRE_MARKET_LEAD_S)
+
+
+def pre_market(
+    config: TrackBSettings, venues: Venues, policy: RegistrationPolicy, day: date
+) -> tuple[datetime, datetime] | None:
+    """Nextrade's pre-market of ``day`` (start, end) if Track B streams it, else None.
+
+    It does with ``nxt_pre_market``, a policy that gives Nextrade's names a feed while KRX
+    does not trade (not ``trades = "krx"``, not paper accounts) and a ``pre_market`` session
+    of Nextrade's that day (the CSAT day has none).
+    """
+    if not config.nxt_pre_market or not policy.streams_nextrade_alone:
+        return None
+    spans = venues.spans("NXT", day)
+    return next(((s, e) for s, e, span in spans if span.session == "pre_market"), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """A part of the day Track B evaluates its slots in, every ``evaluate_s``, to ``until``.
+
+    ``venue``'s snapshots fire ``engine``'s triggers (KRX's from 09:30 to 15:00, Nextrade's
+    in its pre- and after-market, whose engine knows Nextrade's names alone).
+    """
+
+    venue: Venue
+    engine: TriggerEngine
+    until: datetime
+    evaluate_s: float
 
 
 @dataclass(frozen=True, slots=True)

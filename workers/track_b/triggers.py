@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, time
 from typing import Literal
 
@@ -29,8 +29,7 @@ __all__ = ["Reference", "Trigger", "TriggerEngine", "profile_share"]
 TriggerKind = Literal["volume_surge", "trade_velocity", "volatility_spike", "manual"]
 
 _NS = 1_000_000_000
-SESSION_MINUTES = 390.0  # 09:00-15:30
-_MIN_SHARE = 0.005  # expected-volume shares below this are no basis for a ratio
+_MIN_SHARE = 0.005  # of the profile's day: expected-volume shares below are no basis for a ratio
 _MIN_ELAPSED = 5.0  # minutes after the open before a range means anything
 SNAPSHOT_GRACE_S = 60.0  # a symbol's next snapshot may come this much past one interval
 _FROM_SNAPSHOTS = ("volume_surge", "volatility_spike")
@@ -59,11 +58,10 @@ class Trigger(msgspec.Struct, frozen=True, gc=False):
 
 
 def _points(profile: Iterable[tuple[str, float]]) -> list[tuple[float, float]]:
-    """(minutes after 09:00, cumulative share) pairs, in time order."""
-    return sorted(
-        ((t.hour - 9) * 60 + t.minute, share)
-        for t, share in ((time.fromisoformat(at), share) for at, share in profile)
-    )
+    """(minutes after the first point, cumulative share) pairs, in time order."""
+    at = sorted((time.fromisoformat(at), share) for at, share in profile)
+    origin = at[0][0].hour * 60 + at[0][0].minute
+    return [(t.hour * 60 + t.minute - origin, share) for t, share in at]
 
 
 def _share(points: list[tuple[float, float]], minutes: float) -> float:
@@ -77,7 +75,7 @@ def _share(points: list[tuple[float, float]], minutes: float) -> float:
 
 
 def profile_share(profile: Iterable[tuple[str, float]], minutes: float) -> float:
-    """The cumulative share of a day's volume traded ``minutes`` after the open."""
+    """The cumulative share of a day's volume traded ``minutes`` after the profile's first point."""
     return _share(_points(profile), minutes)
 
 
@@ -88,12 +86,14 @@ class TriggerEngine:
 
     * **volume surge**: the volume traded between two Track A snapshots against what the
       20-day average volume trades in the same part of the session. KRX days are U-shaped, so
-      the expected share comes from the configured cumulative ``volume_profile`` (linear
-      between its points), in minutes since the open so that late-opening days shift with it.
-      The first snapshot of a day compares the volume since the open.
-    * **volatility spike**: the day's true range so far (high and low, reaching back to the
-      previous close; none while either is unknown) against the 14-day ATR scaled by the
-      square root of the elapsed part of the session (a random walk's range grows so).
+      the expected share comes from a cumulative ``profile`` (``volume_profile`` unless given;
+      linear between its points), in minutes since ``open_at``, where its first point falls:
+      late-opening days shift with it. The first snapshot of a day compares the volume since
+      the open.
+    * **volatility spike** (unless ``volatility`` is false): the day's true range so far (high
+      and low, reaching back to the previous close; none while either is unknown) against the
+      14-day ATR scaled by the square root of the elapsed part of the profile's day (a random
+      walk's range grows so).
     * **trade velocity**: executions per second over the last ``velocity_window_s`` of the
       real-time stream. Track A has no trade counts, so this only renews the trigger of a
       symbol already streamed (it keeps a busy symbol in its slot).
@@ -109,13 +109,19 @@ class TriggerEngine:
         references: Mapping[str, Reference],
         open_at: datetime,
         snapshot_interval_s: float = 0.0,
+        profile: Sequence[tuple[str, float]] | None = None,
+        *,
+        volatility: bool = True,
     ) -> None:
         self.settings = settings
+        self.volatility = volatility  # whether snapshots' ranges fire volatility spikes
         # How long a trigger from Track A's snapshots waits for the next one (0: ttl_s only).
         self._renewal_s = snapshot_interval_s + SNAPSHOT_GRACE_S if snapshot_interval_s else 0.0
         self.references = dict(references)
         self.open_ns = int(open_at.timestamp() * _NS)
-        self._profile = _points(settings.volume_profile)
+        self._profile = _points(settings.volume_profile if profile is None else profile)
+        self._day_minutes = self._profile[-1][0]  # from the first point to the last
+        self._min_share = _MIN_SHARE * self._profile[-1][1]
         self._weights: dict[str, float] = {
             "volume_surge": settings.volume_surge.weight,
             "trade_velocity": settings.trade_velocity.weight,
@@ -165,18 +171,21 @@ class TriggerEngine:
             share = _share(profile, minutes) - _share(profile, since)
         else:
             traded, share = snapshot.volume, _share(profile, minutes)
-        if share >= _MIN_SHARE and ref.avg_volume_20d > 0:
+        if share >= self._min_share and ref.avg_volume_20d > 0:
             ratio = traded / (ref.avg_volume_20d * share)
             if trigger := self._fire(snapshot.symbol, "volume_surge", ratio, now):
                 fired.append(trigger)
         # A blank high or low (stck_hgpr / stck_lwpr) is 0: no range, not one down to 0.
+        if not self.volatility:
+            return fired
         if minutes >= _MIN_ELAPSED and ref.atr_14 > 0 and snapshot.high > 0 and snapshot.low > 0:
             # Today's base price (기준가), adjusted on a day going ex-rights or split, before
             # the universe's previous close, which is not: a 1:1 bonus issue read as a 50 %
             # range fired this trigger at full strength all day.
             base = snapshot.base_price or ref.prev_close or snapshot.open
             true_range = max(snapshot.high, base) - min(snapshot.low, base)
-            expected = ref.atr_14 * math.sqrt(min(minutes, SESSION_MINUTES) / SESSION_MINUTES)
+            day = self._day_minutes
+            expected = ref.atr_14 * math.sqrt(min(minutes, day) / day)
             if trigger := self._fire(
                 snapshot.symbol, "volatility_spike", true_range / expected, now
             ):

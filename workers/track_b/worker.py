@@ -4,8 +4,11 @@
 left (`workers.track_b.takeover`), the context sync (`workers.track_b.syncing`), the sessions
 (`workers.track_b.sessions`, `Collector`), then an evaluation every ``evaluate_s`` from
 triggers, pins and market caps of this host's shard (`SlotBook`, `workers.track_b.slotting`),
-the guard barring what must leave a slot. 15:00 releases every slot and resolves the
-session's alerts.
+the guard barring what must leave a slot. The day has up to three stretches (`Stretch`):
+Nextrade's pre-market (08:00-08:50, Nextrade's names on its feed alone, on triggers from
+Track A's Nextrade cycles), KRX's day (09:30-15:00, on KRX's cycles) and Nextrade's
+after-market (15:00 to its close, as the pre-market). Each stretch's end releases what it
+no longer streams; the last resolves the session's alerts.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 
 from sqlalchemy import Row
@@ -37,7 +40,15 @@ from workers.track_b.kept_references import KeptReferences
 from workers.track_b.pins import unplaced
 from workers.track_b.read_back import ReadBack
 from workers.track_b.session_alerts import DEGRADED
-from workers.track_b.sessions import Trading, open_accounts, preconnect_at, rekey, stream_end
+from workers.track_b.sessions import (
+    Stretch,
+    Trading,
+    open_accounts,
+    pre_market,
+    preconnect_at,
+    rekey,
+    stream_end,
+)
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.slotting import Slotting, fill
 from workers.track_b.startup import LateSync
@@ -89,12 +100,21 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 )
             self._streams_before_taking_over(LateHandover(self.producer, day, as_of, runs, True))
             taken = []
-        engine = TriggerEngine(
+        interval_s = self.settings.track_a.interval_min * 60.0  # a snapshot trigger waits so long
+        engine = TriggerEngine(self.config, references, starts[Phase.TRACK_A_ONLY], interval_s)
+        nextrade = self.config.nextrade_volume_profile
+        # Nextrade's names, on Nextrade's day from its profile's open. No volatility spikes: its
+        # snapshots' range is its whole day's (in the after-market KRX's session's moves, which
+        # the KRX engine judged; in the pre-market mostly the night's gap, on a 12-hour scale).
+        nxt_engine = TriggerEngine(
             self.config,
-            references,
-            starts[Phase.TRACK_A_ONLY],
-            self.settings.track_a.interval_min * 60.0,  # a snapshot trigger waits that long
+            {symbol: r for symbol, r in references.items() if r.nxt},
+            datetime.combine(day, time.fromisoformat(nextrade[0][0]), KST),
+            interval_s,
+            nextrade,
+            volatility=False,
         )
+        nxt_every = self.config.nextrade_evaluate_s
         aliases = [a.alias for a in self.settings.kis.accounts]
         accounts = open_accounts(self.settings, self.clock, self.producer.send)
         venues = venues_from(self.settings.venues, self.timeline)
@@ -120,15 +140,27 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         # A symbol's registrations as the policy of the moment gives them (`Collector.switch`).
         book = SlotBook(aliases, capacity, lambda symbol: collector.policy.cost(symbol))
         self.counters["capacity_per_account"] = capacity
+        pre = pre_market(self.config, venues, collector.policy, day)
         try:
             full = starts[Phase.FULL_OPERATION]
-            await self.sleep_until(preconnect_at(starts, self.config.preconnect_after_s))
+            await self.sleep_until(preconnect_at(starts, self.config.preconnect_after_s, pre))
             if self.stop.is_set():
                 return
             # The sessions open now with nothing registered (the pre-connect) and stream from
-            # full operation, beside the evaluations: a failure of either ends the process.
+            # Nextrade's pre-market or full operation, beside the evaluations: a failure of
+            # either ends the process.
             ended = asyncio.Event()  # the sessions' end: after KIS confirmed the releases
             async with alongside(collector.run(ended)) as (streaming,):
+                resumed = False  # what an earlier run left is taken back once, at the first
+                if pre is not None and now_utc(self.clock) < pre[1]:
+                    await self.sleep_until(pre[0].timestamp())
+                    if not self.stop.is_set():
+                        stretch = Stretch("NXT", nxt_engine, pre[1], nxt_every)
+                        await self._pre_market(day, stretch, book, collector, as_of, runs)
+                        resumed = True
+                if self.stop.is_set():
+                    await collector.settle()
+                    return
                 await self.sleep_until(full.timestamp() - self.config.sync_lead_s)
                 if self.stop.is_set():
                     return
@@ -149,18 +181,22 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                         # Nextrade's feeds alone (KRX's ended at the close).
                         collector.policy = collector.policy.without_krx()
                     # The slots taken back stand as candidates beside the opening's meanwhile.
-                    restored = await self._resume(day, engine, book, collector, as_of, runs)
+                    restored = (
+                        []
+                        if resumed
+                        else await self._resume(day, engine, book, collector, as_of, runs)
+                    )
                     candidates = [*(context or []), *restored]
                     try:
-                        await self._follow(
-                            feed, engine, book, collector, candidates, closing_at, late
-                        )
+                        krx = Stretch("KRX", engine, closing_at, self.config.evaluate_s)
+                        await self._follow(feed, krx, book, collector, candidates, late)
                     finally:
                         if late is not None:
                             late.abandon()  # its read, if the stream ends during one
                         if self.handover is not None:
                             self.handover.abandon()
-                await self._end(book, collector, closing_at, ends_at)
+                    after = Stretch("NXT", nxt_engine, ends_at, nxt_every)
+                    await self._end(feed, book, collector, closing_at, after)
                 await collector.settle()  # read on to each release's confirmation
                 await self.stop.wait()
                 ended.set()
@@ -169,21 +205,59 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             for account in accounts:
                 await account.aclose()
 
+    async def _pre_market(
+        self,
+        day: date,
+        stretch: Stretch,
+        book: SlotBook,
+        collector: Collector,
+        as_of: AsOf,
+        runs: list[AsOf],
+    ) -> None:
+        """Nextrade's pre-market, to ``stretch.until``: its names on Nextrade's feeds alone.
+
+        What an earlier run of the day left held is taken back first (`_resume`); every slot
+        is released at the end (Nextrade pauses for KRX's opening auction).
+        """
+        base = collector.policy
+        collector.policy = base.without_krx()
+        await rekey(collector, self.clock, stretch.until.timestamp())
+        log.info(
+            "Track B follows Nextrade's pre-market to %s: %d names on Nextrade's feed alone",
+            f"{stretch.until.astimezone(KST):%H:%M}",
+            len(stretch.engine.references),
+        )
+        with contextlib.closing(
+            feed_subscriber(self.settings.bus, self.settings.paths.run, _SNAPSHOTS)
+        ) as feed:
+            restored = await self._resume(day, stretch.engine, book, collector, as_of, runs)
+            await self._follow(feed, stretch, book, collector, restored)
+        why = f"Nextrade's pre-market ends at {stretch.until.astimezone(KST):%H:%M}"
+        ending = (book.release(s, why) for s in book.held())
+        await collector.apply([d for d in ending if d], book.holdings())
+        collector.policy = base
+        self._show(book, collector, {})
+
     async def _end(
-        self, book: SlotBook, collector: Collector, closing: datetime, ends: datetime
+        self,
+        feed: FeedSubscriber,
+        book: SlotBook,
+        collector: Collector,
+        closing: datetime,
+        after: Stretch,
     ) -> None:
         """15:00: every slot released, and shown so (`slots list`, the heartbeat's counters).
 
-        Through Nextrade's after-market (``ends`` after ``closing``), its names' Nextrade
-        feeds are released at ``ends`` (`_after_market`). Not shown, ``slots.json`` listed
-        every slot as held until the next day's first evaluation. What an earlier run left
-        and was never taken over is alerted.
+        Through Nextrade's after-market (``after`` ends after ``closing``), its names' Nextrade
+        feeds stream to its end (`_after_market`). Not shown, ``slots.json`` listed every
+        slot as held until the next day's first evaluation. What an earlier run left and was
+        never taken over is alerted.
         """
         self._never_taken_over()
         why = f"Track B ends at {closing.astimezone(KST):%H:%M}"
-        if ends > closing and not self.stop.is_set():
-            await self._after_market(book, collector, why, ends)
-            why = f"Nextrade's after-market ends at {ends.astimezone(KST):%H:%M:%S}"
+        following = after.until > closing and not self.stop.is_set()
+        if following and await self._after_market(feed, book, collector, why, after):
+            why = f"Nextrade's after-market ends at {after.until.astimezone(KST):%H:%M:%S}"
         ending = (book.release(s, why) for s in book.held())
         await collector.apply([d for d in ending if d], book.holdings())
         self._show(book, collector, {})  # no slot held, no pin waits for one any more
@@ -193,27 +267,35 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         self.notices.end(over)
 
     async def _after_market(
-        self, book: SlotBook, collector: Collector, why: str, until: datetime
-    ) -> None:
-        """Until ``until``: each held Nextrade name keeps Nextrade's feed, the rest end now.
+        self,
+        feed: FeedSubscriber,
+        book: SlotBook,
+        collector: Collector,
+        why: str,
+        after: Stretch,
+    ) -> bool:
+        """To ``after.until``: Nextrade's names on Nextrade's feed, the rest end now.
 
-        KRX's feeds are released (``why``), Nextrade's kept with no trade between
-        (`Collector.switch`); the slots stay as they are (no evaluation).
+        KRX's feeds are released (``why``), a held Nextrade name's Nextrade feed kept with no
+        trade between (`Collector.switch`); then the slots are evaluated over Nextrade's
+        names as in the pre-market. False if the policy streams nothing without KRX.
         """
-        after = collector.policy.without_krx()
-        done = (book.release(s, why) for s in book.held() if not after.venues(s))
+        policy = collector.policy.without_krx()
+        done = (book.release(s, why) for s in book.held() if not policy.venues(s))
         await collector.apply([d for d in done if d])
-        if not (kept := book.holdings()):
-            return
-        await collector.switch(after, kept, f"{why}: Nextrade's after-market follows")
+        if not policy.streams_nextrade_alone:
+            return False
+        kept = book.holdings()
+        await collector.switch(policy, kept, f"{why}: Nextrade's after-market follows")
         await collector.reconcile(book.holdings())
         self._show(book, collector, {})
         log.info(
-            "%d Nextrade names stream Nextrade's after-market until %s",
+            "%d Nextrade names stream Nextrade's after-market until %s, more as its triggers say",
             len(kept),
-            f"{until.astimezone(KST):%H:%M:%S}",
+            f"{after.until.astimezone(KST):%H:%M:%S}",
         )
-        await self.sleep_until(until.timestamp())
+        await self._follow(feed, after, book, collector, [])
+        return True
 
     def _universe_references(
         self, day: date
@@ -269,13 +351,18 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
     async def _follow(
         self,
         feed: FeedSubscriber,
-        engine: TriggerEngine,
+        stretch: Stretch,
         book: SlotBook,
         collector: Collector,
         context: list[SlotCandidate],
-        until: datetime,
         late: LateSync | None = None,
     ) -> None:
+        """Evaluate the slots every ``stretch.evaluate_s`` to ``stretch.until`` (or the stop).
+
+        Candidates: the stretch's triggers, the pins (of its engine's names outside KRX's
+        day), ``context`` and the largest market caps of its names as room allows.
+        """
+        engine, until = stretch.engine, stretch.until
         ours = [r for r in engine.references.values() if engine.shard.owns(r.symbol)]
         by_cap = [
             SlotCandidate(
@@ -283,10 +370,11 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             )
             for r in sorted(ours, key=lambda r: (-r.market_cap, r.symbol))
         ]
-        read_back = ReadBack(self._engine, self.clock, self.settings.track_a.interval_min * 60.0)
+        interval_s = self.settings.track_a.interval_min * 60.0
+        read_back = ReadBack(self._engine, self.clock, interval_s, stretch.venue)
         while not self.stop.is_set() and self.clock.now_ns() < until.timestamp() * _NS:
             self.guard.wake.clear()
-            self._drain(feed, engine, read_back)
+            self._drain(feed, stretch, read_back)
             now = self.clock.now_ns()
             if read_back.due(now):
                 await self._read_back(read_back, engine, now)
@@ -302,7 +390,11 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                 if (tick := collector.latest.get(symbol)) is not None:
                     self.guard.on_tick(tick)
             # A pin lifted is released by the evaluation, and only if nothing else claims it.
-            engine.pins = {p for p in self.pin_file.read() if engine.shard.owns(p)}
+            engine.pins = {
+                p
+                for p in self.pin_file.read()
+                if engine.shard.owns(p) and (stretch.venue == "KRX" or p in engine.references)
+            }
             closed = self.guard.review(book, engine.pins, now)
             barred = self.guard.barred(now)
             placed = fill(by_cap, barred, book.free())
@@ -324,7 +416,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             self.counters["overflow_pct"] = round(self.overflow.watch(decisions, now), 1)
             self.counters["other_shard"] = engine.other_shard
             self._show(book, collector, waiting)
-            await self._nap(self.config.evaluate_s)
+            await self._nap(stretch.evaluate_s)
 
     async def _nap(self, seconds: float) -> None:
         """Wait for the next evaluation: ``seconds`` of clock time, less if woken or stopped."""
@@ -336,13 +428,14 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
             nap.cancel()
             woken.cancel()
 
-    def _drain(self, feed: FeedSubscriber, engine: TriggerEngine, read_back: ReadBack) -> None:
+    def _drain(self, feed: FeedSubscriber, stretch: Stretch, read_back: ReadBack) -> None:
+        engine = stretch.engine
         while (envelopes := feed.recv(0)) is not None:
             for envelope in envelopes:
-                # KRX's snapshots alone: the triggers' references are KRX's (Nextrade's
-                # cycles ask in the hours only it trades, with its own day's volume).
+                # The stretch's venue's snapshots alone: each engine's profile is its venue's
+                # day (Nextrade's cycles ask in the hours only it trades).
                 snapshot = envelope.event
-                if not isinstance(snapshot, PriceSnapshot) or snapshot.venue != "KRX":
+                if not isinstance(snapshot, PriceSnapshot) or snapshot.venue != stretch.venue:
                     continue
                 read_back.saw(snapshot)
                 if not engine.seen(snapshot):

@@ -1,0 +1,70 @@
+"""Track B in Nextrade's pre-market: Nextrade's names on Nextrade's feed alone, from its open
+to its end, every trade sent stored with its venue and session; nothing of KRX's before 09:30.
+"""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.support import wait_until
+from tests.track_b.test_track_b import rows
+from tests.track_b.test_track_b_after_market import NXT, kst_ns, sim_day
+
+# Nextrade's pre-market cut to three minutes: Track B follows it from 08:00 to 08:03.
+SHORT_PRE_MARKET = (
+    "[venues.nxt]\nsessions = [\n"
+    '  { session = "pre_market", start = "08:00", end = "08:03" },\n'
+    '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
+    '  { session = "after_market", start = "15:30", end = "20:00" },\n]\n'
+)
+
+
+def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
+    tmp_path: Path,
+) -> None:
+    """07:58 at 10x, 60x from 07:59: the sessions open a minute before Nextrade's open; at
+    08:00 both Nextrade names of the universe take a slot each (one registration: KRX's two
+    others hold nothing before KRX trades), released at 08:03; every Nextrade trade the
+    simulator sent them is stored once as pre_market; KRX's feed is never registered."""
+    with sim_day(tmp_path, SHORT_PRE_MARKET, start="07:58", faster="07:59") as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        released = wait_until(
+            lambda: (
+                (
+                    r := rows(
+                        url,
+                        "select symbol, venue, trading_session, reason, produced_ns "
+                        "from slot_events where action = 'release' order by seq",
+                    )
+                )
+                and len(r) >= 2
+                and r
+            ),
+            120,
+            "the pre-market's feeds released",
+        )
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        placed = rows(
+            url,
+            "select symbol, venue, trading_session, produced_ns from slot_events "
+            "where action = 'allocate'",
+        )
+        assert sorted((s, v, t) for s, v, t, _ in placed) == [
+            (s, "NXT", "pre_market") for s in sorted(NXT)
+        ]
+        assert all(kst_ns("08:00:00") <= at < kst_ns("08:00:30") for *_, at in placed)
+        assert sorted((s, v, why) for s, v, _, why, _ in released) == [
+            (s, "NXT", "Nextrade's pre-market ends at 08:03") for s in sorted(NXT)
+        ]
+        assert all(at >= kst_ns("08:03:00") for *_, at in released)
+        sent = sim.sim.realtime.records_sent
+        stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
+        assert sent["H0NXCNT0"] > 0
+        assert stored == {"NXT": sent["H0NXCNT0"]}
+        assert not sent["H0STCNT0"]
+        assert rows(url, "select distinct trading_session from trade_ticks") == [("pre_market",)]
+        # Quiet minutes of a pre-market are no gaps; no session dropped.
+        assert not rows(url, "select reason from gaps")
