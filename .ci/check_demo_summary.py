@@ -109,7 +109,13 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect("completeness_pct" in r and "calls" in r, f"reconciliation figures: {r}")
     # Each venue's watched minutes, Nextrade's pre- and after-market too (after 20:00)
     by_session = r.get("minutes_by_session", {})
-    sessions_watched = ("KRX regular", "NXT pre_market", "NXT regular", "NXT after_market")
+    sessions_watched = (
+        "KRX regular",
+        "KRX closing_auction",  # to KRX's 15:30 match
+        "NXT pre_market",
+        "NXT regular",
+        "NXT after_market",
+    )
     expect(
         all(by_session.get(s, 0) > 0 for s in sessions_watched),
         f"minutes reconciled by venue and session: {by_session}",

@@ -35,9 +35,11 @@ __all__ = [
     "VENUES",
     "SessionOf",
     "Span",
+    "StreamEnds",
     "VenueHours",
     "Venues",
     "no_session",
+    "stream_ends",
     "venues_from",
 ]
 
@@ -149,15 +151,21 @@ class Venues:
         spans = self.spans(venue, day)
         return spans[-1][1] if spans else None
 
-    def followed(self, venue: Venue, day: date, until: datetime) -> datetime:
+    def followed(
+        self, venue: Venue, day: date, until: datetime, session: TradingSession | None = None
+    ) -> datetime:
         """When a stream of ``day`` kept to ``venue``'s close ends, ``until`` at the earliest.
 
-        The close and `CLOSE_GRACE_S`; ``until`` if the venue closes no later.
+        With ``session``, kept to the end of that session of ``venue``'s (its last of the day)
+        instead. The end and `CLOSE_GRACE_S`, and the minute of an auction's match besides
+        (its bar holds the match: the stream holds the minute whole); ``until`` if the end
+        is no later, or the venue has no such session that day.
         """
-        close = self.close(venue, day)
-        if close is None or close <= until:
+        spans = [f for f in self.spans(venue, day) if session is None or f[2].session == session]
+        if not spans or spans[-1][1] <= until:
             return until
-        return close + timedelta(seconds=CLOSE_GRACE_S)
+        _, end, span = spans[-1]
+        return end + timedelta(seconds=CLOSE_GRACE_S + (60 if span.match_at_end else 0))
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime] | None:
         """When ``day``'s first session on any venue opens and its last closes (None: none)."""
@@ -165,6 +173,27 @@ class Venues:
         if not spans:
             return None
         return min(start for start, _, _ in spans), max(end for _, end, _ in spans)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnds:
+    """When Track B's streams of a day end: KRX's feeds, and the last (Nextrade's)."""
+
+    krx: datetime
+    last: datetime
+
+
+def stream_ends(
+    venues: Venues, day: date, closing: datetime, *, krx_to_close: bool, nxt_after_market: bool
+) -> StreamEnds:
+    """When Track B's streams of ``day`` end, ``closing`` (15:00, the phases') at the earliest.
+
+    KRX's feeds at ``closing``, or with ``krx_to_close`` through KRX's closing auction
+    (15:31:30: its 15:30 match's minute whole and the grace). Nextrade's feed and the
+    combined one with KRX's, or with ``nxt_after_market`` at Nextrade's close (20:00:30).
+    """
+    krx = venues.followed("KRX", day, closing, "closing_auction") if krx_to_close else closing
+    return StreamEnds(krx, venues.followed("NXT", day, krx) if nxt_after_market else krx)
 
 
 def _at(day: date, at: time) -> datetime:

@@ -155,13 +155,16 @@ class TrackBSettings(Strict, frozen=True):
     # (two registrations, each trade with its venue); "combined", the combined feed for such
     # a name (one registration, trades without a venue). Paper accounts: KRX's alone.
     trades: Literal["krx", "venues", "combined"] = "venues"
+    # KRX's feeds stream through KRX's closing auction to its 15:30 match (and its minute),
+    # not to 15:00 (the track_a_closing phase): the close's busiest half hour and its print.
+    krx_to_close: bool = True
     # Nextrade's pre-market (its pre_market session in [venues]): Nextrade's names hold
     # Nextrade's feed (or the combined one) alone, chosen by triggers from Track A's
     # Nextrade cycles, pins and market caps; every slot is released at its end.
     nxt_pre_market: bool = True
-    # After 15:00, when KRX's feeds are released, a held Nextrade name keeps Nextrade's feed
-    # (or the combined one) through Nextrade's after-market, to its close in [venues]; the
-    # slots are evaluated on as in the pre-market, over Nextrade's names.
+    # When KRX's feeds are released (15:31:30, or 15:00), a held Nextrade name keeps
+    # Nextrade's feed (or the combined one) through Nextrade's after-market, to its close in
+    # [venues]; the slots are evaluated on as in the pre-market, over Nextrade's names.
     nxt_after_market: bool = True
     # Cumulative share of the 20-day average volume (KRX's) that Nextrade trades by each
     # time (KST), from its open, for volume surges on Nextrade's snapshots; linear between.
@@ -311,7 +314,7 @@ class GapRecoverySettings(Strict, frozen=True):
     retake_days: Annotated[int, Meta(ge=0, le=365)] = 7
     # The day's reconciliation with the exchange's minute bars (workers/gap_recovery/verify.py):
     verify: bool = True  # run it on session days, once Track B's stream has ended
-    verify_delay_s: SecondsOrZero = 60.0  # after the stream's end (track_a_closing), before it
+    verify_delay_s: SecondsOrZero = 60.0  # after a venue's stream ends (its close), before it
     # A minute is compared only if its slot was held this long before and after it: the
     # registration's round trip, and the release published after the unregistration.
     verify_edge_s: SecondsOrZero = 2.0

@@ -1,5 +1,5 @@
-"""The daemon's day: each venue reconciled once its own stream has ended (KRX's after 15:00,
-Nextrade's after its close when Track B follows it there), not all at the last one."""
+"""The daemon's day: each venue reconciled once its own stream has ended (KRX's after its
+close, Nextrade's after its close when Track B follows it there), not all at the last one."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import msgspec
 from bus.events import Venue
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
+from observer.config.load import load_settings
 from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.writer.store import Store
+from tests.support import ROOT
 from workers.gap_recovery.verify import DayResult, Verifier
 
 _NS = 10**9
@@ -24,25 +26,35 @@ def _at(hhmm: str) -> datetime:
     return datetime.combine(DAY, time.fromisoformat(hhmm), tzinfo=KST)
 
 
-def _verifier(store: Store, after_market: bool, clock: ManualClock) -> Verifier:
-    track_b = msgspec.structs.replace(TrackBSettings(), nxt_after_market=after_market)
+def _verifier(
+    store: Store, after_market: bool, clock: ManualClock, to_close: bool = True
+) -> Verifier:
+    track_b = msgspec.structs.replace(
+        TrackBSettings(), nxt_after_market=after_market, krx_to_close=to_close
+    )
     return Verifier(Settings(track_b=track_b), clock, lambda event: None, store.engine, [])
 
 
 def test_each_venue_s_stream_end(store: Store) -> None:
     clock = ManualClock(int(_at("08:00").timestamp()) * _NS)
     followed = _verifier(store, True, clock)
-    # Nextrade's feeds to its 20:00 close and the grace of 30 s; KRX's at 15:00
+    # Nextrade's feeds to its 20:00 close and the grace of 30 s; KRX's through its closing
+    # auction, the 15:30 match's minute whole and the grace
     assert followed.stream_ends(DAY) == [
-        (_at("15:00"), frozenset({"KRX"})),
+        (_at("15:31:30"), frozenset({"KRX"})),
         (_at("20:00:30"), None),
     ]
-    assert followed.stream_end(DAY, "KRX") == _at("15:00")
+    assert followed.stream_end(DAY, "KRX") == _at("15:31:30")
     assert followed.stream_end(DAY, "NXT") == followed.stream_end(DAY) == _at("20:00:30")
-    assert _verifier(store, False, clock).stream_ends(DAY) == [(_at("15:00"), None)]
+    assert _verifier(store, False, clock).stream_ends(DAY) == [(_at("15:31:30"), None)]
+    # To 15:00, the track_a_closing phase, without krx_to_close; the CSAT day an hour later
+    assert _verifier(store, False, clock, False).stream_ends(DAY) == [(_at("15:00"), None)]
+    shipped = load_settings(ROOT / "config" / "observer.toml")  # its CSAT day: 10:00-16:30
+    csat = Verifier(shipped, clock, lambda event: None, store.engine, [])
+    assert f"{csat.stream_end(date(2026, 11, 19), 'KRX'):%H:%M:%S}" == "16:31:30"
 
 
-def test_krx_s_day_is_reconciled_after_15_00_and_nextrade_s_after_its_close(
+def test_krx_s_day_is_reconciled_after_its_close_and_nextrade_s_after_its_close(
     store: Store,
 ) -> None:
     clock = ManualClock(int(_at("14:00").timestamp()) * _NS)
@@ -74,7 +86,7 @@ def test_krx_s_day_is_reconciled_after_15_00_and_nextrade_s_after_its_close(
         await runs_reach(1)  # the day before, at the start
         # each stream's end and the 60 s delay; a second before it, nothing (a run then
         # would be recorded at that second)
-        for to, count in (("15:00:59", 1), ("15:01", 2), ("20:01:29", 2), ("20:01:30", 3)):
+        for to, count in (("15:32:29", 1), ("15:32:30", 2), ("20:01:29", 2), ("20:01:30", 3)):
             clock.advance(int(_at(to).timestamp()) - clock.now_ns() / _NS)
             await runs_reach(count)
         stop.set()
@@ -83,6 +95,6 @@ def test_krx_s_day_is_reconciled_after_15_00_and_nextrade_s_after_its_close(
     asyncio.run(day())
     assert runs == [
         (date(2026, 11, 19), None, "14:00:00"),
-        (DAY, frozenset({"KRX"}), "15:01:00"),
+        (DAY, frozenset({"KRX"}), "15:32:30"),
         (DAY, None, "20:01:30"),
     ]

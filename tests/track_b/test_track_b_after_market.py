@@ -1,5 +1,5 @@
-"""Track B past KRX's close: Nextrade's names keep Nextrade's feed through its after-market,
-and a Track B killed there takes them back."""
+"""Track B past KRX's close: KRX's feeds to its 15:30 match, Nextrade's names keep Nextrade's
+feed through its after-market, and a Track B killed there takes them back."""
 
 from __future__ import annotations
 
@@ -32,15 +32,17 @@ NXT = [s for s in LISTED if s in MARKET.nxt_eligible(DAY)][:2]
 KRX = [s for s in LISTED if s not in MARKET.nxt_eligible(DAY)][:2]
 # By market cap: a Nextrade name (2 registrations), a KRX one (1), and again: 6 in all.
 UNIVERSE = [NXT[0], KRX[0], NXT[1], KRX[1]]
-# Nextrade's after-market cut to three minutes: Track B follows it to 15:33 and 30 s more.
+# Nextrade's after-market cut to four minutes: Track B follows it to 15:34 and 30 s more.
 VENUES = (
     "[venues.nxt]\nsessions = [\n"
     '  { session = "pre_market", start = "08:00", end = "08:50" },\n'
     '  { session = "regular", start = "09:00:30", end = "15:20" },\n'
-    '  { session = "after_market", start = "15:30", end = "15:33" },\n]\n'
+    '  { session = "after_market", start = "15:30", end = "15:34" },\n]\n'
 )
 # ... and to ten minutes for a restart within it (a start takes a few wall seconds).
-LONGER = VENUES.replace('end = "15:33"', 'end = "15:40"')
+LONGER = VENUES.replace('end = "15:34"', 'end = "15:40"')
+# Track B starts in KRX's last ten minutes of continuous trading (10x, 60x from 15:20).
+START, FASTER = "15:18", "15:20"
 NS = 1_000_000_000
 
 
@@ -102,11 +104,12 @@ def sim_day(
 def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_boundaries(
     tmp_path: Path,
 ) -> None:
-    """14:58-15:00 at 10x (Track B starts and places its slots), then to 15:34 at 60x: KRX's
-    feeds end at 15:00 (a KRX name's slot with them), each Nextrade name keeps Nextrade's
-    feed through the 15:20-15:30 break and its after-market, released at its close; every
-    trade the simulator sent on each feed is stored."""
-    with sim_day(tmp_path, VENUES) as day:
+    """15:18-15:20 at 10x (Track B starts and places its slots), then to 15:35 at 60x: KRX's
+    feeds stream its closing auction and end with its 15:30 match's minute and the grace,
+    15:31:30 (a KRX name's slot with them); each Nextrade name keeps Nextrade's feed through
+    the 15:20-15:30 break and its after-market, released at its close; every trade the
+    simulator sent on each feed is stored."""
+    with sim_day(tmp_path, VENUES, START, FASTER) as day:
         url, sim, proc = day.url, day.sim, day.start()
         released = wait_until(
             lambda: (
@@ -130,14 +133,14 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
         assert sorted(placed) == sorted([(s, "KRX") for s in UNIVERSE] + [(s, "NXT") for s in NXT])
         by_feed = {(symbol, venue): (at, why) for symbol, venue, at, why in released}
         assert by_feed.keys() == {*placed}
-        for symbol in UNIVERSE:  # KRX's feeds end at 15:00
+        for symbol in UNIVERSE:  # KRX's feeds end after its close
             at, why = by_feed[symbol, "KRX"]
-            assert kst_ns("15:00:00") <= at < kst_ns("15:00:30")
-            assert why.startswith("Track B ends at 15:00")
+            assert kst_ns("15:31:30") <= at < kst_ns("15:32:00")
+            assert why.startswith("Track B ends KRX's feeds at 15:31:30")
         for symbol in NXT:  # Nextrade's at its close and the grace
             at, why = by_feed[symbol, "NXT"]
-            assert at >= kst_ns("15:33:30")
-            assert why == "Nextrade's after-market ends at 15:33:30"
+            assert at >= kst_ns("15:34:30")
+            assert why == "Nextrade's after-market ends at 15:34:30"
         # Every trade sent on each feed is stored once, with its venue and session.
         sent = sim.sim.realtime.records_sent
         stored = dict(rows(url, "select venue, count(*) from trade_ticks group by venue"))
@@ -145,16 +148,23 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
         after = rows(
             url,
             "select symbol, trading_session, count(*) from trade_ticks where venue = 'NXT' "
-            f"and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:33:00')} "
+            f"and exchange_ns >= {kst_ns('15:30:00')} and exchange_ns < {kst_ns('15:34:00')} "
             "group by symbol, trading_session",
         )
         assert {(symbol, session) for symbol, session, _ in after} == {
             (s, "after_market") for s in NXT
         }
+        # KRX's closing auction streamed to its match at 15:30, nothing of KRX's after it.
+        closing = rows(
+            url,
+            "select distinct trading_session from trade_ticks where venue = 'KRX' "
+            f"and exchange_ns >= {kst_ns('15:20:00')}",
+        )
+        assert ("closing_auction",) in closing
         assert not rows(
             url,
             f"select symbol from trade_ticks where venue = 'KRX' and exchange_ns >= "
-            f"{kst_ns('15:00:30')}",
+            f"{kst_ns('15:31:00')}",
         )
         # No session dropped: no gap but what Nextrade's break and quiet minutes may leave.
         assert not rows(url, "select reason from gaps where reason != 'silence'")
@@ -163,15 +173,15 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
 def test_a_track_b_killed_in_the_after_market_takes_nextrade_s_feeds_back(
     tmp_path: Path,
 ) -> None:
-    """14:58 at 10x, then 60x: killed (SIGKILL) after 15:30, in Nextrade's after-market (to
-    15:40 here), holding its two names' Nextrade feeds; the next run takes them back (a
-    process_restart gap each, on Nextrade's venue), streams them to Nextrade's close and
-    releases them there. KRX's feeds, released at 15:00, stay released."""
-    with sim_day(tmp_path, LONGER) as day:
+    """15:18 at 10x, then 60x: killed (SIGKILL) after KRX's feeds ended (15:31:30), in
+    Nextrade's after-market (to 15:40 here), holding its two names' Nextrade feeds; the next
+    run takes them back (a process_restart gap each, on Nextrade's venue), streams them to
+    Nextrade's close and releases them there. KRX's feeds, released, stay released."""
+    with sim_day(tmp_path, LONGER, START, FASTER) as day:
         url, sim, proc = day.url, day.sim, day.start()
         after = (
             "select count(distinct symbol) from trade_ticks where venue = 'NXT' "
-            f"and exchange_ns >= {kst_ns('15:30:00')}"
+            f"and exchange_ns >= {kst_ns('15:32:00')}"
         )
         wait_until(lambda: rows(url, after) == [(2,)], 120, "both names' after-market trades")
         proc.kill()

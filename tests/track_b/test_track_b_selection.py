@@ -275,7 +275,7 @@ def test_the_end_of_the_day_shows_every_slot_released(tmp_path: Path) -> None:
     streams.clock = tb.clock
     tb._show(book, streams, {"000030": "every slot pinned"})  # type: ignore[arg-type]
     asyncio.run(end_at(tb, book, streams, CLOSING))
-    assert [d.reason for _, d in streams.applied] == ["Track B ends at 15:00"] * 2
+    assert [d.reason for _, d in streams.applied] == ["Track B ends KRX's feeds at 15:00:00"] * 2
     shown = json.loads(slots_path(tmp_path).read_text())
     assert (shown["slots"], shown["unplaced_pins"]) == ([], [])
     assert (tb.counters["slots"], tb.counters["slots.acct1"], tb.counters["pins_unplaced"]) == (

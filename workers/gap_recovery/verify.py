@@ -31,7 +31,7 @@ from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
 from observer.calendar.timeline import timeline_from
-from observer.calendar.venues import venues_from
+from observer.calendar.venues import stream_ends, venues_from
 from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
@@ -244,14 +244,20 @@ class Verifier:
     def stream_end(self, day: date, venue: Venue | None = None) -> datetime:
         """When Track B's streams of ``day`` end (``venue``'s; None: the last of them).
 
-        The ``track_a_closing`` phase's start, or with ``[track_b] nxt_after_market``
-        Nextrade's close for its feed and the combined one (`Venues.followed`).
+        As Track B ends them (`stream_ends`): KRX's at its close with ``[track_b]
+        krx_to_close``, else at the ``track_a_closing`` phase's start; Nextrade's feed and the
+        combined one with ``nxt_after_market`` at Nextrade's close.
         """
         closing = dict((p, at) for at, p in self.timeline.schedule.starts(day))
-        krx = closing[Phase.TRACK_A_CLOSING]
-        if venue == "KRX" or not self.settings.track_b.nxt_after_market:
-            return krx
-        return self.venues.followed("NXT", day, krx)
+        config = self.settings.track_b
+        ends = stream_ends(
+            self.venues,
+            day,
+            closing[Phase.TRACK_A_CLOSING],
+            krx_to_close=config.krx_to_close,
+            nxt_after_market=config.nxt_after_market,
+        )
+        return ends.krx if venue == "KRX" else ends.last
 
     def _end_ns(self, day: date, venue: Venue | None = None) -> int:
         return int(self.stream_end(day, venue).timestamp()) * _NS
@@ -259,8 +265,8 @@ class Verifier:
     def stream_ends(self, day: date) -> list[tuple[datetime, frozenset[Venue] | None]]:
         """When ``day``'s streams end, in order, each with the venues ending then (None: all).
 
-        KRX's at 15:00; with ``nxt_after_market`` Nextrade's feed and the combined one at
-        Nextrade's close: KRX's day is reconciled then, not hours later.
+        KRX's at its close (15:31:30); with ``nxt_after_market`` Nextrade's feed and the
+        combined one at Nextrade's close: KRX's day is reconciled then, not hours later.
         """
         krx, last = self.stream_end(day, "KRX"), self.stream_end(day)
         if last <= krx:

@@ -40,7 +40,6 @@ __all__ = [
     "pre_market",
     "preconnect_at",
     "rekey",
-    "stream_end",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,14 +122,6 @@ class Trading:
     def feed(self, venue: Venue, ns: int) -> bool:
         """Whether ``venue``'s feed trades continuously at ``ns`` (gaps count then)."""
         return self.krx(ns) if venue == "KRX" else self.venues.continuous(venue, ns)
-
-
-def stream_end(config: TrackBSettings, venues: Venues, day: date, closing: datetime) -> datetime:
-    """When Track B's streams of ``day`` end: ``closing`` (KRX's, 15:00) at the earliest.
-
-    With ``nxt_after_market``, Nextrade's close (`Venues.followed`) when that is later.
-    """
-    return venues.followed("NXT", day, closing) if config.nxt_after_market else closing
 
 
 async def rekey(collector: Collector, clock: Clock, closing: float) -> None:

@@ -6,8 +6,9 @@ left (`workers.track_b.takeover`), the context sync (`workers.track_b.syncing`),
 triggers, pins and market caps of this host's shard (`SlotBook`, `workers.track_b.slotting`),
 the guard barring what must leave a slot. The day has up to three stretches (`Stretch`):
 Nextrade's pre-market (08:00-08:50, Nextrade's names on its feed alone, on triggers from
-Track A's Nextrade cycles), KRX's day (09:30-15:00, on KRX's cycles) and Nextrade's
-after-market (15:00 to its close, as the pre-market). Each stretch's end releases what it
+Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with ``krx_to_close``,
+else 15:00, on KRX's cycles) and Nextrade's after-market (from there to its close, as the
+pre-market). Each stretch's end releases what it
 no longer streams; the last resolves the session's alerts.
 """
 
@@ -26,7 +27,7 @@ from bus.events import PriceSnapshot
 from bus.feed import FeedSubscriber
 from observer.calendar.clock import now_utc
 from observer.calendar.phases import KST, Phase
-from observer.calendar.venues import venues_from
+from observer.calendar.venues import stream_ends, venues_from
 from observer.cluster.transport import feed_subscriber
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS
@@ -47,7 +48,6 @@ from workers.track_b.sessions import (
     pre_market,
     preconnect_at,
     rekey,
-    stream_end,
 )
 from workers.track_b.slots import SlotBook, SlotCandidate
 from workers.track_b.slotting import Slotting, fill
@@ -173,8 +173,14 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
                     context = self._sync_or_degrade(full, engine, room)
                     late = LateSync(self.config, full, room) if context is None else None
                     await self.sleep_until(full.timestamp())
-                    closing_at = starts[Phase.TRACK_A_CLOSING]
-                    ends_at = stream_end(self.config, venues, day, closing_at)
+                    ends = stream_ends(
+                        venues,
+                        day,
+                        starts[Phase.TRACK_A_CLOSING],
+                        krx_to_close=self.config.krx_to_close,
+                        nxt_after_market=self.config.nxt_after_market,
+                    )
+                    closing_at, ends_at = ends.krx, ends.last
                     await rekey(collector, self.clock, ends_at.timestamp())
                     if closing_at < now_utc(self.clock) < ends_at:
                         # A start in Nextrade's after-market: what is taken back holds
@@ -246,7 +252,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         closing: datetime,
         after: Stretch,
     ) -> None:
-        """15:00: every slot released, and shown so (`slots list`, the heartbeat's counters).
+        """KRX's close: every slot released, and shown so (`slots list`, the heartbeat's counters).
 
         Through Nextrade's after-market (``after`` ends after ``closing``), its names' Nextrade
         feeds stream to its end (`_after_market`). Not shown, ``slots.json`` listed every
@@ -254,7 +260,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         never taken over is alerted.
         """
         self._never_taken_over()
-        why = f"Track B ends at {closing.astimezone(KST):%H:%M}"
+        why = f"Track B ends KRX's feeds at {closing.astimezone(KST):%H:%M:%S}"
         following = after.until > closing and not self.stop.is_set()
         if following and await self._after_market(feed, book, collector, why, after):
             why = f"Nextrade's after-market ends at {after.until.astimezone(KST):%H:%M:%S}"
