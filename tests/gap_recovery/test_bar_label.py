@@ -13,6 +13,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,12 +21,12 @@ from hypothesis import strategies as st
 from bus.events import Alert, GapDetected, Reconciliation
 from harness.sim.market import KST
 from observer.calendar.clock import ManualClock
-from observer.config.tree import Settings
 from observer.config.workers import GapRecoverySettings
 from observer.kis.schemas import MinuteBarRow
 from observer.writer.store import Store
 from tests.gap_recovery.test_reconciliation import (
     FRIDAY,
+    TO_15,
     BarLane,
     StoredBus,
     all_kept,
@@ -64,7 +65,7 @@ def _verify(store: Store, label: BarLabel) -> StoredBus:
     bus = StoredBus(store, clock)
     track_b_day(bus, set())
     clock.advance((at(15, 1, 10) - clock.now_ns()) / S)
-    config = Settings(gap_recovery=GapRecoverySettings(bar_label=label))
+    config = msgspec.structs.replace(TO_15, gap_recovery=GapRecoverySettings(bar_label=label))
     lane: Any = EndLabelledLane()
     verifier = Verifier(config, clock, bus.sender("gap_recovery"), store.engine, [lane])
     result = asyncio.run(verifier.verify_day(FRIDAY))

@@ -6,6 +6,7 @@ import asyncio
 from datetime import date, datetime, time
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from bus.codec import decode_parts, encode_frame
@@ -13,7 +14,6 @@ from bus.envelope import Envelope
 from bus.events import Event, MinuteCheck, Reconciliation, SlotDecision, Venue
 from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
-from observer.config.tree import Settings
 from observer.db import outages
 from observer.db.outages import ReadRetries
 from observer.db.readers import reader_engine
@@ -21,6 +21,7 @@ from observer.db.reconciliation_queries import reconciled_symbols
 from observer.errors import StoreError
 from observer.supervisor.settings import SupervisorSettings
 from observer.writer.store import Store
+from tests.gap_recovery.test_reconciliation import TO_15
 from workers.gap_recovery.verify import DayResult, Verifier
 
 _NS = 10**9
@@ -84,7 +85,7 @@ def _verifier(store: Store, host: str) -> tuple[Verifier, list[tuple[date, set[s
 
     Each day is listed with the symbols skipped as reconciled already; nothing is fetched.
     """
-    settings = Settings(supervisor=SupervisorSettings(host=host))
+    settings = msgspec.structs.replace(TO_15, supervisor=SupervisorSettings(host=host))
     verifier = Verifier(
         settings, ManualClock(_ns(TODAY, 8, 0)), lambda event: None, store.engine, []
     )

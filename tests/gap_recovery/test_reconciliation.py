@@ -33,6 +33,7 @@ from harness.sim.realtime import trade_ns
 from harness.sim.server import SimConfig
 from observer.calendar.clock import ManualClock
 from observer.config.tree import Settings
+from observer.config.workers import TrackBSettings
 from observer.db.outages import ReadRetries
 from observer.db.reconciliation_queries import reconciled_minutes
 from observer.kis.schemas import MinuteBarRow
@@ -249,6 +250,8 @@ def ticks_of(symbol: str, minute: datetime, keep: Callable[[int], bool]) -> list
 
 
 FIFTEEN = datetime(2026, 11, 20, 15, 0, tzinfo=KST)
+# The stored days here stream to 15:00 (no KRX closing auction): their streams end there.
+TO_15 = Settings(track_b=TrackBSettings(krx_to_close=False))
 
 
 def store_afternoon(writer: WriterProcess, tmp_path: Path) -> tuple[str, str]:
@@ -279,6 +282,7 @@ def recovery_config(tmp_path: Path, writer: WriterProcess, sim: SimThread) -> Pa
         f'[kis]\nenvironment = "sim"\nsim_url = "{sim.url}"\ntoken_dir = "{tmp_path}"\n'
         '[[kis.accounts]]\nalias = "acct1"\nrest_per_second = 60\n'
         "[gap_recovery]\nverify_delay_s = 10.0\n"
+        "[track_b]\nkrx_to_close = false\n"  # the stored day's streams end at 15:00
     )
     return config
 
@@ -452,7 +456,7 @@ class StoredBus:
 
     def verifier(self, source: str) -> Verifier:
         lane: Any = BarLane()
-        return Verifier(Settings(), self.clock, self.sender(source), self.store.engine, [lane])
+        return Verifier(TO_15, self.clock, self.sender(source), self.store.engine, [lane])
 
 
 def track_b_day(bus: StoredBus, lossy: set[tuple[str, int]]) -> None:
@@ -549,7 +553,7 @@ def test_a_symbol_whose_stored_minutes_the_database_fails_fails_alone_and_is_tri
     counted: list[str] = []
     lane: Any = BarLane()
     reads = ReadRetries(1.0, 30.0, lambda: counted.append("failed"))
-    verifier = Verifier(Settings(), clock, bus.sender("gap_recovery"), store.engine, [lane], reads)
+    verifier = Verifier(TO_15, clock, bus.sender("gap_recovery"), store.engine, [lane], reads)
     result = asyncio.run(verifier.verify_day(FRIDAY))
     assert list(result.failed) == [a] and result.failed[a].startswith("the database: "), result
     assert counted == ["failed"]

@@ -51,6 +51,11 @@ def rows(url: str, sql: str) -> list[Any]:
     return db_rows(url, sql, until_schema=True)
 
 
+def rows_once(url: str, sql: str, at_least: int, what: str, timeout_s: float = 120) -> list[Any]:
+    """The rows of ``sql`` once there are ``at_least`` of them, within ``timeout_s``."""
+    return wait_until(lambda: len(r := rows(url, sql)) >= at_least and r, timeout_s, what)
+
+
 def universe(symbols: Sequence[str], nxt: Collection[str] = ()) -> UniverseSnapshot:
     """The day's universe of ``symbols``, the largest first; Nextrade trades ``nxt``."""
     members = tuple(

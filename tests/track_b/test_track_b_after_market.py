@@ -23,7 +23,7 @@ from tests.support import (
     start_on_sim_clock,
     wait_until,
 )
-from tests.track_b.test_track_b import rows, shut_down, universe
+from tests.track_b.test_track_b import rows, rows_once, shut_down, universe
 
 MARKET = Market(19, TradingCalendar(), stocks=200, etfs=10)
 DAY = date(2026, 11, 20)
@@ -111,19 +111,11 @@ def test_nextrade_names_stream_its_after_market_and_nothing_is_lost_at_the_bound
     simulator sent on each feed is stored."""
     with sim_day(tmp_path, VENUES, START, FASTER) as day:
         url, sim, proc = day.url, day.sim, day.start()
-        released = wait_until(
-            lambda: (
-                (
-                    r := rows(
-                        url,
-                        "select symbol, venue, produced_ns, reason from slot_events "
-                        "where action = 'release' order by seq",
-                    )
-                )
-                and len(r) >= 6
-                and r
-            ),
-            120,
+        released = rows_once(
+            url,
+            "select symbol, venue, produced_ns, reason from slot_events "
+            "where action = 'release' order by seq",
+            6,
             "every feed released",
         )
         assert proc.poll() is None

@@ -7,8 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from tests.support import wait_until
-from tests.track_b.test_track_b import rows
+from tests.track_b.test_track_b import rows, rows_once
 from tests.track_b.test_track_b_after_market import NXT, kst_ns, sim_day
 
 # Nextrade's pre-market cut to three minutes: Track B follows it from 08:00 to 08:03.
@@ -29,19 +28,11 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
     simulator sent them is stored once as pre_market; KRX's feed is never registered."""
     with sim_day(tmp_path, SHORT_PRE_MARKET, start="07:58", faster="07:59") as day:
         url, sim, proc = day.url, day.sim, day.start()
-        released = wait_until(
-            lambda: (
-                (
-                    r := rows(
-                        url,
-                        "select symbol, venue, trading_session, reason, produced_ns "
-                        "from slot_events where action = 'release' order by seq",
-                    )
-                )
-                and len(r) >= 2
-                and r
-            ),
-            120,
+        released = rows_once(
+            url,
+            "select symbol, venue, trading_session, reason, produced_ns "
+            "from slot_events where action = 'release' order by seq",
+            2,
             "the pre-market's feeds released",
         )
         assert proc.poll() is None
@@ -65,6 +56,11 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
         assert sent["H0NXCNT0"] > 0
         assert stored == {"NXT": sent["H0NXCNT0"]}
         assert not sent["H0STCNT0"]
-        assert rows(url, "select distinct trading_session from trade_ticks") == [("pre_market",)]
+        # Stamped in the pre-market: pre_market; after its end (08:03 here, not the
+        # simulator's 08:50), before the release took effect: in no session.
+        end = kst_ns("08:03:00")
+        sessions = "select distinct trading_session from trade_ticks where exchange_ns"
+        assert rows(url, f"{sessions} < {end}") == [("pre_market",)]
+        assert rows(url, f"{sessions} >= {end}") in ([], [("",)])
         # Quiet minutes of a pre-market are no gaps; no session dropped.
         assert not rows(url, "select reason from gaps")
