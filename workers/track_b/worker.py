@@ -8,8 +8,8 @@ the guard barring what must leave a slot. The day has up to three stretches (`St
 Nextrade's pre-market (08:00-08:50, Nextrade's names on its feed alone, on triggers from
 Track A's Nextrade cycles), KRX's day (09:30 to KRX's close, 15:31:30 with ``krx_to_close``,
 else 15:00, on KRX's cycles) and Nextrade's after-market (from there to its close, as the
-pre-market). Each stretch's end releases what it
-no longer streams; the last resolves the session's alerts.
+pre-market). Each stretch's end releases what it no longer streams; the last resolves the
+session's alerts.
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ class TrackB(TakeOver, ContextSyncing, Slotting):
         await collector.reconcile(book.holdings())
         self._show(book, collector, {})
         log.info(
-            "%d Nextrade names stream Nextrade's after-market until %s, more as its triggers say",
+            "%d Nextrade names stream Nextrade's after-market until %s; its evaluations place more",
             len(kept),
             f"{after.until.astimezone(KST):%H:%M:%S}",
         )
