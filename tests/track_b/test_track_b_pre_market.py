@@ -64,3 +64,45 @@ def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
         assert rows(url, f"{sessions} >= {end}") in ([], [("",)])
         # Quiet minutes of a pre-market are no gaps; no session dropped.
         assert not rows(url, "select reason from gaps")
+
+
+def test_a_track_b_killed_in_the_pre_market_takes_nextrade_s_feeds_back(tmp_path: Path) -> None:
+    """Killed (SIGKILL) in Nextrade's pre-market (to 08:20 here) holding its two names'
+    Nextrade feeds: the next run takes them back on Nextrade's feed alone (a process_restart
+    gap each, on Nextrade's venue), streams them and releases them at the pre-market's end."""
+    longer = SHORT_PRE_MARKET.replace('end = "08:03"', 'end = "08:20"')
+    with sim_day(tmp_path, longer, start="07:58", faster="07:59") as day:
+        url, sim, proc = day.url, day.sim, day.start()
+        streamed = (
+            "select distinct symbol from trade_ticks where venue = 'NXT' "
+            f"and exchange_ns >= {kst_ns('08:01:00')}"
+        )
+        rows_once(url, streamed, 1, "a name's pre-market trades")
+        proc.kill()
+        proc.wait(30)
+        killed = sim.sim.clock.now_ns()
+        assert killed < kst_ns("08:10:00")  # the next run has the pre-market to stream
+        proc = day.start()
+        released = (
+            "select symbol, venue, reason, produced_ns from slot_events "
+            f"where action = 'release' and produced_ns > {killed}"
+        )
+        after = rows_once(url, released, 2, "the pre-market's feeds released")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert sorted((s, v, why) for s, v, why, _ in after) == [
+            (s, "NXT", "Nextrade's pre-market ends at 08:20") for s in sorted(NXT)
+        ]
+        assert all(at >= kst_ns("08:20:00") for *_, at in after)
+        gaps = rows(
+            url,
+            "select symbol, venue, start_ns, end_ns from gaps where reason = 'process_restart'",
+        )
+        assert sorted((s, v) for s, v, _, _ in gaps) == [(s, "NXT") for s in sorted(NXT)]
+        assert all(start < killed < end for _, _, start, end in gaps), gaps
+        again = "select distinct symbol from trade_ticks where venue = 'NXT' and received_ns > "
+        assert sorted(s for (s,) in rows(url, f"{again}{killed}")) == sorted(NXT)
+        # Taken back as they were held: Nextrade's feed alone, never KRX's.
+        assert not rows(url, "select symbol from slot_events where venue = 'KRX'")
+        assert not sim.sim.realtime.records_sent["H0STCNT0"]
