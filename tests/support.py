@@ -427,8 +427,10 @@ class SupervisorProcess:
                     sup.proc.wait(30)
         cls.live.clear()
 
-    def rows(self, sql: str) -> list[Any]:
-        return db_rows(self.url, sql)
+    def rows(self, sql: str, *, until_schema: bool = False) -> list[Any]:
+        """The rows of ``sql``; with ``until_schema``, [] while the writer has not made the
+        schema (a supervisor started without waiting for health may be polled before it)."""
+        return db_rows(self.url, sql, until_schema=until_schema)
 
 
 class AppThread:

@@ -251,7 +251,9 @@ def test_an_operator_key_commands_and_an_unknown_key_is_refused_with_nothing_don
     for name in ("alice", "mallory", "store"):  # no secret in the supervisor's log
         assert load_key_pair(keys, name).secret.decode() not in log
     wait_until(
-        lambda: sup.rows("SELECT subject FROM alerts WHERE code = 'control_key_refused'"),
+        lambda: sup.rows(
+            "SELECT subject FROM alerts WHERE code = 'control_key_refused'", until_schema=True
+        ),
         30,
         "the refusal's alert",
     )

@@ -133,7 +133,11 @@ def test_a_program_that_keeps_failing_is_parked_fatal_with_an_alert(
     assert "3 failures in a row" in crashing["detail"]
     assert sup.ctl("status").data["healthy"] is False
     alerts = wait_until(
-        lambda: sup.rows("select message from alerts where code = 'program_fatal'"), 30, "alert"
+        lambda: sup.rows(
+            "select message from alerts where code = 'program_fatal'", until_schema=True
+        ),
+        30,
+        "alert",
     )
     assert any("crashing is FATAL" in row[0] for row in alerts)
     # Starting it by hand clears FATAL and tries again (and fails again, loudly).

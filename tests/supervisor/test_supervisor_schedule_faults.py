@@ -123,7 +123,11 @@ def test_a_program_that_hangs_after_ready_is_unhealthy_then_parked_fatal(tmp_pat
     assert "no heartbeat for 2s" in parked["detail"]
     assert fakes.runs("hangs") == 2
     alerts = wait_until(
-        lambda: sup.rows("select message from alerts where code = 'program_fatal'"), 30, "alert"
+        lambda: sup.rows(
+            "select message from alerts where code = 'program_fatal'", until_schema=True
+        ),
+        30,
+        "alert",
     )
     assert any("hangs is FATAL" in row[0] for row in alerts)
 

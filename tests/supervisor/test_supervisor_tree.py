@@ -66,7 +66,10 @@ def test_leftovers_of_a_dead_supervisor_are_ended_at_start(tmp_path: Path) -> No
         sup.start()
         wait_until(lambda: _gone(stray.pid), 30, "the orphan ended")
         alerts = wait_until(
-            lambda: sup.rows("select code from alerts where code = 'leftover_processes'"), 30
+            lambda: sup.rows(
+                "select code from alerts where code = 'leftover_processes'", until_schema=True
+            ),
+            30,
         )
         assert alerts
     finally:

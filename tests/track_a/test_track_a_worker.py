@@ -173,8 +173,8 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
         summary = "select succeeded from track_a_cycles"
         cycle = wait_until(lambda: session.rows(summary), 60, "the 09:00 summary")
         assert cycle == [(30,)]  # and the cycle completed
-        # Down again through the 09:10 cycle's first pass: alerted, and the run killed.
-        faults.rest_down_until = int((NINE + timedelta(minutes=16)).timestamp() * NS)
+        # Down again from the 09:10 cycle on (until the restart): alerted, and the run killed.
+        faults.rest_down_until = int((NINE + timedelta(hours=1)).timestamp() * NS)
         second = wait_until(
             lambda: [m for _, m in session.rows(alerts) if "20261120-0910" in m],
             60,
@@ -185,6 +185,7 @@ def test_a_rest_outage_alert_is_resolved_when_symbols_answer_again(tmp_path: Pat
         session.proc.kill()
         session.proc.wait(30)
         assert session.rows(resolved) == [("rest",)]
+        faults.rest_down_until = 0  # back while no run is there
         session.start()  # takes the killed run's open alert over, and resolves it
         wait_until(lambda: len(session.rows(resolved)) == 2, 60, "the second alert resolved")
         settings = load_settings(session.config)
