@@ -107,6 +107,8 @@ def problems(summary: dict[str, Any], db: Path) -> list[str]:
     expect(r.get("watched_minutes", 0) > 0, f"no minutes reconciled: {r}")
     expect(r.get("unexplained", 1) == 0, f"short minutes without a gap: {r}")
     expect("completeness_pct" in r and "calls" in r, f"reconciliation figures: {r}")
+    # Nextrade's, due at 20:01:30, finished before the demo stopped (it waits for it)
+    expect(r.get("settled") is True, "the day's reconciliation had not finished at the end")
     # Each venue's watched minutes, Nextrade's pre- and after-market too (after 20:00)
     by_session = r.get("minutes_by_session", {})
     sessions_watched = (

@@ -22,7 +22,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as clock_time
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from observer.calendar.phases import KST
 from observer.calendar.timeline import timeline_from
 from observer.calendar.trading import TradingCalendar
 from observer.config.load import default_config_path, load_settings
+from observer.config.tree import Settings
 from observer.config.workers import EtfSettings
 from observer.db.engine import make_engine
 from observer.db.queries import committed_offsets
@@ -50,6 +51,7 @@ from observer.process.stats import percentile
 from observer.runtime import poll_until
 from observer.supervisor.control import request
 from observer.supervisor.replacements import CAUSES
+from workers.gap_recovery.verify import day_stream_ends
 
 __all__ = [
     "CpuMeter",
@@ -98,7 +100,9 @@ MASTER_CHECK_AT = "06:20"
 # here with the machine's load average at 14-17, over the 240 s the demo waits after its day.
 ETF_BACKFILL_SESSIONS = 20
 # Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily
-# run's first load backfills 250 sessions of every ETF.
+# run's first load backfills 250 sessions of every ETF. So is the reconciliation of the
+# last stream that ended before it (Nextrade's, due at 20:01:30): minutes of the day's REST
+# calls, which a day ended at 20:30 at 352x leaves less than five wall seconds.
 JOBS_AFTER_END = ("etf_daily",)
 JOBS_AFTER_END_S = 240.0
 
@@ -178,6 +182,10 @@ class DemoState:
     faults_injected: int = 0
     kills: dict[str, int] = field(default_factory=dict)  # program -> SIGKILLs sent
     cpu: CpuMeter = field(default_factory=lambda: CpuMeter())
+    # The end of the last stream whose reconciliation is due before the day's end (None:
+    # none is), and whether gap recovery has reported it settled.
+    reconcile_until: datetime | None = None
+    reconciled: bool = False
 
     def counters(self, program: str) -> dict[str, float]:
         """A program's heartbeat counters as the supervisor last reported them."""
@@ -343,6 +351,7 @@ def run_demo(options: DemoOptions, view: Callable[[DemoState], None]) -> dict[st
         end,
         phases=[(at, phase.value) for at, phase in schedule.starts(day)],
         accounts=[a.alias for a in settings.kis.accounts],
+        reconcile_until=_reconciliation_due(settings, day, end),
     )
     sim_log, sup_log = logs / "sim.log", logs / "supervisor.log"
     socket_path = data / "run" / "control.sock"
@@ -479,17 +488,35 @@ def _follow_day(
             view(state)
             time.sleep(0.5)  # the view's refresh interval
         deadline = time.monotonic() + JOBS_AFTER_END_S
-        while _jobs_running(state) and time.monotonic() < deadline:
+        while (_jobs_running(state) or not _reconciled(state)) and time.monotonic() < deadline:
             state.status = request(socket_path, "status", [], 30).data
             state.committed = _committed(engine)
             view(state)
             time.sleep(0.5)  # the view's refresh interval
         final: dict[str, Any] = request(socket_path, "status", [], 30).data
         state.status = final
+        state.reconciled = _reconciled(state)
         _measure(state, (sim, supervisor))
         return final
     finally:
         engine.dispose()
+
+
+def _reconciliation_due(settings: Settings, day: date, end: datetime) -> datetime | None:
+    """The end of ``day``'s last stream whose reconciliation is due by ``end`` (None: none)."""
+    if not settings.gap_recovery.verify:
+        return None
+    delay = timedelta(seconds=settings.gap_recovery.verify_delay_s)
+    ends = [at for at, _ in day_stream_ends(settings, day) if at + delay <= end]
+    return max(ends, default=None)
+
+
+def _reconciled(state: DemoState) -> bool:
+    """Whether gap recovery reported the reconciliation due by the day's end settled."""
+    if state.reconcile_until is None:
+        return True
+    settled = state.counters("gap_recovery").get("reconciled_until_s", 0.0)
+    return settled >= state.reconcile_until.timestamp()
 
 
 def _jobs_running(state: DemoState) -> bool:
@@ -560,7 +587,8 @@ def _summary(
             track_a = _track_a(conn)
             track_b = track_b_summary(conn, gateway.get("records_sent", {}))
             gaps = _gaps(conn, speeds["speed"])
-            reconciliation = _reconciliation(conn, day)
+            # Settled: every stream's reconciliation due by the day's end finished.
+            reconciliation = _reconciliation(conn, day) | {"settled": state.reconciled}
             notifications = _notifications(conn)
             etf = _etf(conn, day)
             enrichment = _enrichment(conn, day)

@@ -259,6 +259,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"{gaps['short_success_pct']}%, p99 detection to recovered "
         f"{gaps['detect_to_recovered_p99_s']} simulated s"
     )
+    if "reconciliation" in summary:
+        lines.append(_reconciliation_line(summary["reconciliation"]))
     listings = summary["listings"]
     lines.append(
         f"listings: {listings['instruments']:,} instruments; detected +{listings['new']} new, "
@@ -291,6 +293,24 @@ def _enrichment_line(enrichment: dict[str, Any]) -> str:
         for run in enrichment["runs"]
     )
     return f"sectors: {coverage}; {runs or 'no run today'}"
+
+
+def _reconciliation_line(r: dict[str, Any]) -> str:
+    """The day against the exchange's minute bars, by venue and session.
+
+    Said when the reconciliation due by the day's end had not finished.
+    """
+    if not r.get("watched_minutes"):
+        return "reconciliation: none yet (each venue's runs a minute after its stream ends)"
+    pending = "" if r.get("settled", True) else "; still running when the day ended"
+    return (
+        f"reconciliation: {r['watched_minutes']:,} watched minutes, {r['completeness_pct']}% "
+        f"complete ({r['stream_pct']}% from the stream alone), {r['short']:,} short "
+        f"({r['misses']:,} found only here, {r['unexplained']:,} unexplained), "
+        f"{r['excess']:,} excess, {r['calls']:,} REST calls"
+        + _by_session(r.get("minutes_by_session", {}))
+        + pending
+    )
 
 
 def _by_session(counts: dict[str, int]) -> str:

@@ -112,6 +112,12 @@ NAMED = (
     ),
     Named(
         "gap_recovery",
+        "reconciled_until_s",
+        "observer_gap_recovery_reconciled_until_timestamp_seconds",
+        "the newest stream end whose reconciliation settled",
+    ),
+    Named(
+        "gap_recovery",
         "detect_to_recovered_p99_s",
         "observer_gap_recovery_detect_to_recovered_p99_seconds",
         "gap to recovered, p99",

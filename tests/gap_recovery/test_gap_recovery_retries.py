@@ -397,6 +397,15 @@ def test_counters_settle_by_the_day_the_gap_began() -> None:
     assert tally.success_pct(DAY) == 95.0
 
 
+def test_the_reconciled_stream_end_only_moves_forward() -> None:
+    tally = RecoveryCounters()
+    assert tally.counters(0)["reconciled_until_s"] == 0.0  # none settled since the start
+    krx, nxt = (datetime(2026, 11, 20, h, m, 30, tzinfo=KST) for h, m in ((15, 31), (20, 0)))
+    tally.reconciled(nxt)
+    tally.reconciled(krx)  # an earlier end settled later (a restart's catch-up): no step back
+    assert tally.counters(0)["reconciled_until_s"] == nxt.timestamp()
+
+
 @given(st.integers(0, 60), st.integers(0, 60))
 def test_success_is_100_until_the_day_has_enough_gaps_settled(
     recovered: int, unrecoverable: int

@@ -1,5 +1,6 @@
 """The daemon's day: each venue reconciled once its own stream has ended (KRX's after its
-close, Nextrade's after its close when Track B follows it there), not all at the last one."""
+close, Nextrade's after its close when Track B follows it there), not all at the last one;
+each stream's end reported once its reconciliation settled."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from observer.config.tree import Settings
 from observer.config.workers import TrackBSettings
 from observer.writer.store import Store
 from tests.support import ROOT
-from workers.gap_recovery.verify import DayResult, Verifier
+from workers.gap_recovery.verify import DayResult, Verifier, day_stream_ends
 
 _NS = 10**9
 DAY = date(2026, 11, 20)  # a Friday session
@@ -26,13 +27,28 @@ def _at(hhmm: str) -> datetime:
     return datetime.combine(DAY, time.fromisoformat(hhmm), tzinfo=KST)
 
 
-def _verifier(
-    store: Store, after_market: bool, clock: ManualClock, to_close: bool = True
-) -> Verifier:
+def _settings(after_market: bool, to_close: bool = True) -> Settings:
     track_b = msgspec.structs.replace(
         TrackBSettings(), nxt_after_market=after_market, krx_to_close=to_close
     )
-    return Verifier(Settings(track_b=track_b), clock, lambda event: None, store.engine, [])
+    return Settings(track_b=track_b)
+
+
+def _verifier(
+    store: Store,
+    after_market: bool,
+    clock: ManualClock,
+    to_close: bool = True,
+    settled: list[datetime] | None = None,
+) -> Verifier:
+    return Verifier(
+        _settings(after_market, to_close),
+        clock,
+        lambda event: None,
+        store.engine,
+        [],
+        settled=None if settled is None else settled.append,
+    )
 
 
 def test_each_venue_s_stream_end(store: Store) -> None:
@@ -45,6 +61,7 @@ def test_each_venue_s_stream_end(store: Store) -> None:
         (_at("20:00:30"), None),
     ]
     assert followed.stream_end(DAY, "KRX") == _at("15:31:30")
+    assert day_stream_ends(_settings(True), DAY) == followed.stream_ends(DAY)  # the demo's
     assert followed.stream_end(DAY, "NXT") == followed.stream_end(DAY) == _at("20:00:30")
     assert _verifier(store, False, clock).stream_ends(DAY) == [(_at("15:31:30"), None)]
     # To 15:00, the track_a_closing phase, without krx_to_close; the CSAT day an hour later
@@ -58,7 +75,8 @@ def test_krx_s_day_is_reconciled_after_its_close_and_nextrade_s_after_its_close(
     store: Store,
 ) -> None:
     clock = ManualClock(int(_at("14:00").timestamp()) * _NS)
-    verifier = _verifier(store, True, clock)
+    settled: list[datetime] = []
+    verifier = _verifier(store, True, clock, settled=settled)
     runs: list[tuple[date, frozenset[Venue] | None, str]] = []
 
     async def verify_day(
@@ -98,3 +116,6 @@ def test_krx_s_day_is_reconciled_after_its_close_and_nextrade_s_after_its_close(
         (DAY, frozenset({"KRX"}), "15:32:30"),
         (DAY, None, "20:01:30"),
     ]
+    # What the heartbeat reports (reconciled_until_s): each stream's end once it settled
+    before = datetime.combine(date(2026, 11, 19), time(20, 0, 30), tzinfo=KST)
+    assert settled == [before, _at("15:31:30"), _at("20:00:30")]

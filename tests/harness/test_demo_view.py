@@ -135,6 +135,18 @@ def test_the_summary_names_the_figures_it_promises() -> None:
             "short_success_pct": 100.0,
             "detect_to_recovered_p99_s": 60.0,
         },
+        "reconciliation": {
+            "watched_minutes": 36785,
+            "completeness_pct": 99.7,
+            "stream_pct": 99.4,
+            "short": 98,
+            "misses": 0,
+            "unexplained": 0,
+            "excess": 0,
+            "calls": 2400,
+            "minutes_by_session": {"KRX regular": 30000, "NXT after_market": 6785},
+            "settled": True,
+        },
         "listings": {"instruments": 21770, "new": 3, "changed": 1, "removed": 1, "reviews_held": 0},
         "events_committed": 600000,
         "healthy": True,
@@ -154,7 +166,14 @@ def test_the_summary_names_the_figures_it_promises() -> None:
     assert "by venue (stored/sent): KRX 400,000/400,050, NXT 100,000/100,050" in text
     assert "169 recovered, 1 unrecoverable" in text and "500,000 ticks stored" in text
     assert "by session: KRX closing_auction 1,000, KRX regular 499,000" in text
+    assert (
+        "reconciliation: 36,785 watched minutes, 99.7% complete (99.4% from the stream alone), "
+        "98 short (0 found only here, 0 unexplained), 0 excess, 2,400 REST calls; by session: "
+        "KRX regular 30,000, NXT after_market 6,785\n"
+    ) in text
     assert text.endswith("events committed: 600,000; healthy")
+    summary["reconciliation"]["settled"] = False
+    assert "6,785; still running when the day ended" in "\n".join(summary_lines(summary))
     summary["healthy"] = False
     summary["problems"] = ["universe: 2 runs failed in a row (last: exit code 1); backoff"]
     assert "\n".join(summary_lines(summary)).endswith(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from bus.events import GapState
 from observer.alerts.book import AlertBook
@@ -59,6 +59,10 @@ class RecoveryCounters:
     bars: int = 0
     queue_peak: int = 0
     sweep_failures: int = 0  # database reads (sweeps, start-up, reconciliation) that failed
+    # The newest stream end (epoch seconds) whose reconciliation settled here: done, or
+    # given up and alerted. 0 until the first, after each start (its first is the last
+    # session's, settled again at start-up).
+    reconciled_until_s: float = 0.0
     detection_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
     to_recovered_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
     call_to_record_s: deque[float] = field(default_factory=lambda: deque(maxlen=_LATENCIES))
@@ -70,6 +74,10 @@ class RecoveryCounters:
     def read_failed(self) -> None:
         """A read of the database failed (the reader that failed logs it)."""
         self.sweep_failures += 1
+
+    def reconciled(self, end: datetime) -> None:
+        """The reconciliation of the stream that ended at ``end`` settled."""
+        self.reconciled_until_s = max(self.reconciled_until_s, end.timestamp())
 
     def settle(self, gap_id: str, day: date, state: GapState) -> None:
         """A gap that began on ``day`` is now ``state``: the day's success counts it."""
@@ -108,6 +116,7 @@ class RecoveryCounters:
             "queue_depth": queue_depth,
             "queue_peak": self.queue_peak,
             "sweep_failures": self.sweep_failures,
+            "reconciled_until_s": self.reconciled_until_s,
             "success_pct": self.success_pct(today),
             "detection_p99_s": p99(self.detection_s),
             "detect_to_recovered_p99_s": p99(self.to_recovered_s),

@@ -30,8 +30,8 @@ from bus.events import Alert, Event, GapDetected, MinuteCheck, Reconciliation, V
 from observer.alerts.book import AlertBook
 from observer.calendar.clock import Clock, now_utc
 from observer.calendar.phases import KST, Phase
-from observer.calendar.timeline import timeline_from
-from observer.calendar.venues import stream_ends, venues_from
+from observer.calendar.timeline import Timeline, timeline_from
+from observer.calendar.venues import StreamEnds, Venues, stream_ends, venues_from
 from observer.config.tree import Settings
 from observer.db.engine import error_reason
 from observer.db.outages import DATABASE_ERRORS, ReadRetries
@@ -65,9 +65,13 @@ __all__ = [
     "RunFigures",
     "Verifier",
     "completeness_text",
+    "day_stream_ends",
     "lanes_for",
     "misses_of",
 ]
+
+# When a day's streams end, in order, each with the venues ending then (None: all of them).
+StreamOrder = list[tuple[datetime, frozenset[Venue] | None]]
 
 
 def work_key(symbol: str, venue: str) -> str:
@@ -216,6 +220,9 @@ class Verifier:
     alerts:
         The process's alert book (``reconciliation_not_offered``, once per account); a
         book of its own on ``send`` without one.
+    settled:
+        Called by `run_daily` with a stream's end once that stream's reconciliation has
+        settled (done, or given up and alerted): what the heartbeat reports.
     """
 
     def __init__(
@@ -227,6 +234,7 @@ class Verifier:
         lanes: Sequence[KisClient],
         reads: ReadRetries | None = None,
         alerts: AlertBook | None = None,
+        settled: Callable[[datetime], None] | None = None,
     ) -> None:
         self.settings = settings
         self.alerts = alerts or AlertBook(send)
@@ -240,6 +248,7 @@ class Verifier:
         # Its own: the sweeps' reads going through must not hide the reconciliation's failing.
         self.reads = reads or ReadRetries(self.config.backoff_initial_s, self.config.backoff_max_s)
         self._shifts_alerted: set[int] = set()  # bar_label_shifted is said once per shift
+        self._settled = settled or (lambda end: None)
 
     def stream_end(self, day: date, venue: Venue | None = None) -> datetime:
         """When Track B's streams of ``day`` end (``venue``'s; None: the last of them).
@@ -248,30 +257,19 @@ class Verifier:
         krx_to_close``, else at the ``track_a_closing`` phase's start; Nextrade's feed and the
         combined one with ``nxt_after_market`` at Nextrade's close.
         """
-        closing = dict((p, at) for at, p in self.timeline.schedule.starts(day))
-        config = self.settings.track_b
-        ends = stream_ends(
-            self.venues,
-            day,
-            closing[Phase.TRACK_A_CLOSING],
-            krx_to_close=config.krx_to_close,
-            nxt_after_market=config.nxt_after_market,
-        )
+        ends = _stream_ends(self.settings, self.timeline, self.venues, day)
         return ends.krx if venue == "KRX" else ends.last
 
     def _end_ns(self, day: date, venue: Venue | None = None) -> int:
         return int(self.stream_end(day, venue).timestamp()) * _NS
 
-    def stream_ends(self, day: date) -> list[tuple[datetime, frozenset[Venue] | None]]:
+    def stream_ends(self, day: date) -> StreamOrder:
         """When ``day``'s streams end, in order, each with the venues ending then (None: all).
 
         KRX's at its close (15:31:30); with ``nxt_after_market`` Nextrade's feed and the
         combined one at Nextrade's close: KRX's day is reconciled then, not hours later.
         """
-        krx, last = self.stream_end(day, "KRX"), self.stream_end(day)
-        if last <= krx:
-            return [(krx, None)]
-        return [(krx, frozenset({"KRX"})), (last, None)]
+        return _in_order(_stream_ends(self.settings, self.timeline, self.venues, day))
 
     def watched(self, day: date, until_ns: int) -> dict[tuple[str, Venue], list[int]]:
         """Each (symbol, venue) that held a slot on ``day`` (this host's), and its minutes.
@@ -552,7 +550,10 @@ class Verifier:
         its reconciliation, and no later run would ever come back to them.
         """
         day = now_utc(self.clock).astimezone(KST).date()
-        await self._settle(self.timeline.calendar.previous_session(day), stop)
+        before = self.timeline.calendar.previous_session(day)
+        await self._settle(before, stop)
+        if not stop.is_set():
+            self._settled(self.stream_end(before))
         while not stop.is_set():
             for end, venues in (
                 self.stream_ends(day) if self.timeline.calendar.is_session(day) else []
@@ -562,6 +563,9 @@ class Verifier:
                 if stop.is_set():
                     return
                 await self._settle(day, stop, venues)
+                if stop.is_set():
+                    return
+                self._settled(end)
             day += timedelta(days=1)
             await sleep_unless(
                 self.clock, self._until(datetime.combine(day, time(0), tzinfo=KST)), stop
@@ -618,3 +622,32 @@ class Verifier:
                 f"{self.config.verify_attempts} runs: {', '.join(sorted(result.failed))}"[:2000],
             )
         )
+
+
+def day_stream_ends(settings: Settings, day: date) -> StreamOrder:
+    """When Track B's streams of ``day`` end under ``settings`` (`Verifier.stream_ends`).
+
+    In order, each with the venues ending then (None: all): `Verifier.run_daily` reconciles
+    each a ``verify_delay_s`` after it.
+    """
+    timeline = timeline_from(settings.phases, settings.calendar)
+    venues = venues_from(settings.venues, timeline)
+    return _in_order(_stream_ends(settings, timeline, venues, day))
+
+
+def _stream_ends(settings: Settings, timeline: Timeline, venues: Venues, day: date) -> StreamEnds:
+    closing = dict((p, at) for at, p in timeline.schedule.starts(day))
+    config = settings.track_b
+    return stream_ends(
+        venues,
+        day,
+        closing[Phase.TRACK_A_CLOSING],
+        krx_to_close=config.krx_to_close,
+        nxt_after_market=config.nxt_after_market,
+    )
+
+
+def _in_order(ends: StreamEnds) -> StreamOrder:
+    if ends.last <= ends.krx:
+        return [(ends.krx, None)]
+    return [(ends.krx, frozenset({"KRX"})), (ends.last, None)]

@@ -194,6 +194,7 @@ class GapRecovery(AsyncWorker):
                     self.config.backoff_initial_s, self.config.backoff_max_s, self.tally.read_failed
                 ),
                 self.alerts,
+                self.tally.reconciled,
             )
             verifying.append(verifier.run_daily(self.stop))
         # A server that fails ends the process (the supervisor restarts it), rather than
