@@ -1,4 +1,4 @@
-"""The ``observer`` command: writer, supervise, db, audit, capture, replay, and more."""
+"""The ``observer`` command: writer, supervise, db, audit, data, capture, replay, and more."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import msgspec
 import typer
 
 from observer.calendar.clock import clock_from_env, clock_from_spec
+from observer.cli.data import data_app
 from observer.cli.keys import keys_app
 from observer.cli.kis import kis_app
 from observer.cli.support import counted, database_failure, fail, settings_or_exit
@@ -47,6 +48,7 @@ app = typer.Typer(
 db_app = typer.Typer(no_args_is_help=True, help="The database: schema (alembic), backups.")
 app.add_typer(db_app, name="db")
 app.add_typer(ctl_app, name="ctl")
+app.add_typer(data_app, name="data")
 app.add_typer(keys_app, name="keys")
 app.add_typer(kis_app, name="kis")
 

@@ -9,7 +9,7 @@ start its ``process_restart`` gap), and takes them over (`workers.track_b.startu
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -21,7 +21,10 @@ from bus.events import SlotTrigger
 from observer.calendar.phases import KST
 from observer.db.models import Gap, SlotDecisionRow, TradeTickRow
 
-__all__ = ["AsOf", "HeldSlot", "held_slots"]
+__all__ = ["MINUTE_NS", "AsOf", "HeldSlot", "Span", "held_slots", "held_spans", "watched_minutes"]
+
+MINUTE_NS = 60 * 1_000_000_000
+Span = tuple[int, int]  # [from, to) in UTC ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +187,41 @@ class _Holding(NamedTuple):
     expires_ns: int
     since: int
     run: int
+
+
+def held_spans(events: Iterable[tuple[str, str, str, int]], end_ns: int) -> dict[str, list[Span]]:
+    """Each symbol's slot holdings ``[from, to)`` from Track B's slot decisions, in order.
+
+    ``events`` are ``(action, symbol, replaced_symbol, at_ns)``; a holding still open at the
+    end closes at ``end_ns``. An allocation of a symbol already held (Track B restarted and
+    placed it again) continues the holding.
+    """
+    held: dict[str, int] = {}
+    spans: dict[str, list[Span]] = {}
+    for action, symbol, replaced, at in events:
+        leaving = symbol if action in ("release", "expire") else replaced
+        if leaving and leaving in held:
+            spans.setdefault(leaving, []).append((held.pop(leaving), at))
+        if action in ("allocate", "replace"):
+            held.setdefault(symbol, at)
+    for symbol, since in held.items():
+        spans.setdefault(symbol, []).append((since, max(since, end_ns)))
+    return spans
+
+
+def watched_minutes(spans: Iterable[Span], edge_ns: int, until_ns: int) -> list[int]:
+    """The minutes (opening instants) a span holds whole, ``edge_ns`` clear of its ends.
+
+    Only minutes closed by ``until_ns`` count.
+
+    A slot taken at 10:00:59.5 cannot stream 10:01's first trades before its registration's
+    round trip, and Track B publishes a release after it has unregistered: minutes cut by an
+    allocation or a release are partial by construction and left out.
+    """
+    minutes: set[int] = set()
+    for start, end in spans:
+        first = start + edge_ns
+        first += -first % MINUTE_NS  # the first minute boundary at or after it
+        last = min(end - edge_ns, until_ns) - MINUTE_NS  # the last must end within both
+        minutes.update(range(first, last + 1, MINUTE_NS))
+    return sorted(minutes)

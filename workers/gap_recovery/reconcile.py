@@ -2,9 +2,9 @@
 
 A symbol is *watched* while it holds a Track B slot (`held_spans`); a minute is compared
 only if the slot was held for the whole of it with ``edge_ns`` to spare on both sides
-(`watched_minutes`). Each watched minute's stored trades, by the minute of their exchange
-stamp, are compared with the exchange's final bar by volume alone (`check_minutes`): KIS's
-bars carry no number of trades.
+(`watched_minutes`; both in `observer.db.slot_queries`, shared with `observer.data`). Each
+watched minute's stored trades, by the minute of their exchange stamp, are compared with the
+exchange's final bar by volume alone (`check_minutes`): KIS's bars carry no number of trades.
 """
 
 from __future__ import annotations
@@ -12,51 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from bus.events import MinuteCheck, MinuteStatus, TradingSession
+from observer.db.slot_queries import MINUTE_NS, Span, held_spans, watched_minutes
 from workers.gap_recovery.plan import STAMP_NS
 
 __all__ = ["MINUTE_NS", "Span", "check_minutes", "held_spans", "runs_of", "watched_minutes"]
-
-_NS = 1_000_000_000
-MINUTE_NS = 60 * _NS
-Span = tuple[int, int]
-
-
-def held_spans(events: Iterable[tuple[str, str, str, int]], end_ns: int) -> dict[str, list[Span]]:
-    """Each symbol's slot holdings ``[from, to)`` from Track B's slot decisions, in order.
-
-    ``events`` are ``(action, symbol, replaced_symbol, at_ns)``; a holding still open at the
-    end closes at ``end_ns``. An allocation of a symbol already held (Track B restarted and
-    placed it again) continues the holding.
-    """
-    held: dict[str, int] = {}
-    spans: dict[str, list[Span]] = {}
-    for action, symbol, replaced, at in events:
-        leaving = symbol if action in ("release", "expire") else replaced
-        if leaving and leaving in held:
-            spans.setdefault(leaving, []).append((held.pop(leaving), at))
-        if action in ("allocate", "replace"):
-            held.setdefault(symbol, at)
-    for symbol, since in held.items():
-        spans.setdefault(symbol, []).append((since, max(since, end_ns)))
-    return spans
-
-
-def watched_minutes(spans: Iterable[Span], edge_ns: int, until_ns: int) -> list[int]:
-    """The minutes (opening instants) a span holds whole, ``edge_ns`` clear of its ends.
-
-    Only minutes closed by ``until_ns`` count.
-
-    A slot taken at 10:00:59.5 cannot stream 10:01's first trades before its registration's
-    round trip, and Track B publishes a release after it has unregistered: minutes cut by an
-    allocation or a release are partial by construction and left out.
-    """
-    minutes: set[int] = set()
-    for start, end in spans:
-        first = start + edge_ns
-        first += -first % MINUTE_NS  # the first minute boundary at or after it
-        last = min(end - edge_ns, until_ns) - MINUTE_NS  # the last must end within both
-        minutes.update(range(first, last + 1, MINUTE_NS))
-    return sorted(minutes)
 
 
 def runs_of(minutes: list[int], join_ns: int) -> list[list[int]]:

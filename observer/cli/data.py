@@ -1,0 +1,256 @@
+"""``observer data ticks|books|bars|snapshots|gaps|coverage``: the stored data in a terminal.
+
+Each reads through `observer.data` (the database and the day archives as one) and writes a
+table, CSV, JSON lines or Parquet, to the terminal or ``--out``. Times print in KST.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, BinaryIO
+
+import typer
+
+from observer.cli.support import fail
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from observer.data import Catalog
+
+__all__ = ["data_app"]
+
+data_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Read the stored data back: the database and the day archives as one.",
+)
+
+
+class Format(StrEnum):
+    """How the rows are written."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+Symbols = Annotated[list[str] | None, typer.Argument(help="symbols (none: every symbol)")]
+Day = Annotated[str | None, typer.Option("--date", help="a KST day, YYYY-MM-DD (default: today)")]
+From = Annotated[str | None, typer.Option("--from", help="from this KST time (instead of --date)")]
+To = Annotated[str | None, typer.Option("--to", help="to this KST time, excluded")]
+VenueOpt = Annotated[str | None, typer.Option("--venue", help="KRX or NXT (default: both)")]
+FormatOpt = Annotated[Format, typer.Option("--format", help="how the rows are written")]
+Out = Annotated[Path | None, typer.Option("--out", help="write to this file (default: stdout)")]
+Limit = Annotated[int, typer.Option("--limit", min=1, help="rows a table shows (first and last)")]
+Config = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
+
+_COMMAND = "observer data"
+
+
+@data_app.command()
+def ticks(
+    symbols: Symbols = None,
+    day: Day = None,
+    start: From = None,
+    end: To = None,
+    venue: VenueOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: Out = None,
+    limit: Limit = 20,
+    config: Config = None,
+) -> None:
+    """Track B's trades."""
+    _show("ticks", symbols, day, start, end, venue, fmt, out, limit, config)
+
+
+@data_app.command()
+def books(
+    symbols: Symbols = None,
+    day: Day = None,
+    start: From = None,
+    end: To = None,
+    venue: VenueOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: Out = None,
+    limit: Limit = 20,
+    config: Config = None,
+) -> None:
+    """Track B's ten-level books (each side's levels as lists, best first)."""
+    _show("books", symbols, day, start, end, venue, fmt, out, limit, config)
+
+
+@data_app.command()
+def bars(
+    symbols: Symbols = None,
+    day: Day = None,
+    start: From = None,
+    end: To = None,
+    venue: VenueOpt = None,
+    best: Annotated[
+        bool, typer.Option("--best", help="each minute's best bar: from the trades, else KIS's")
+    ] = False,
+    fmt: FormatOpt = Format.table,
+    out: Out = None,
+    limit: Limit = 20,
+    config: Config = None,
+) -> None:
+    """Minute bars: those recovered from KIS for gaps, or with --best each minute's best."""
+    _show("best_bars" if best else "bars", symbols, day, start, end, venue, fmt, out, limit, config)
+
+
+@data_app.command()
+def snapshots(
+    symbols: Symbols = None,
+    day: Day = None,
+    start: From = None,
+    end: To = None,
+    venue: VenueOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: Out = None,
+    limit: Limit = 20,
+    config: Config = None,
+) -> None:
+    """Track A's snapshots of the universe."""
+    _show("snapshots", symbols, day, start, end, venue, fmt, out, limit, config)
+
+
+@data_app.command()
+def gaps(
+    symbols: Symbols = None,
+    day: Day = None,
+    start: From = None,
+    end: To = None,
+    venue: VenueOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: Out = None,
+    limit: Limit = 20,
+    config: Config = None,
+) -> None:
+    """The gaps overlapping the range, each in its current state."""
+    _show("gaps", symbols, day, start, end, venue, fmt, out, limit, config)
+
+
+@data_app.command()
+def coverage(
+    symbols: Symbols = None,
+    day: Day = None,
+    venue: VenueOpt = None,
+    fmt: FormatOpt = Format.table,
+    out: Out = None,
+    limit: Limit = 20,
+    config: Config = None,
+) -> None:
+    """Each minute of a day per symbol and venue: ticks, quiet, recovered, missing, not watched."""
+    _show("coverage", symbols, day, None, None, venue, fmt, out, limit, config)
+
+
+def _show(
+    what: str,
+    symbols: list[str] | None,
+    day: str | None,
+    start: str | None,
+    end: str | None,
+    venue: str | None,
+    fmt: Format,
+    out: Path | None,
+    limit: int,
+    config: Path | None,
+) -> None:
+    # deferred: pyarrow, the ADBC drivers and the settings (about 0.3 s) for these commands
+    from observer.cli.support import settings_or_exit
+    from observer.data import Catalog, DataRequestError
+    from observer.errors import ArchiveError, StoreError
+
+    if fmt is Format.parquet and out is None:
+        fail(_COMMAND, "--format parquet writes a file: give --out", 2)
+    if (start is None) != (end is None) or (start is not None and day is not None):
+        fail(_COMMAND, "give --date, or --from and --to", 2)
+    first = start or day or date.today().isoformat()
+    catalog = Catalog.of(settings_or_exit(_COMMAND, config))
+    try:
+        table = _read(catalog, what, symbols or None, first, end, venue)
+    except (DataRequestError, StoreError, ArchiveError) as exc:
+        fail(_COMMAND, str(exc), 2)
+    if out is None and fmt is not Format.table:
+        _write(table, fmt, sys.stdout.buffer)
+    elif out is None:
+        _print(table, limit)
+    else:
+        with out.open("wb") as file:
+            _write(table, fmt, file)
+        typer.echo(f"{table.num_rows:,} rows to {out}", err=True)
+
+
+def _read(
+    catalog: Catalog,
+    what: str,
+    symbols: list[str] | None,
+    start: str,
+    end: str | None,
+    venue: str | None,
+) -> pa.Table:
+    if what == "coverage":
+        return catalog.coverage(symbols, start, venue)
+    if what == "best_bars":
+        return catalog.bars(symbols, start, end, venue, source="best")
+    read: pa.Table = getattr(catalog, what)(symbols, start, end, venue)
+    return read
+
+
+def _write(table: pa.Table, fmt: Format, file: BinaryIO) -> None:
+    import msgspec
+    import pyarrow.csv as csv
+    import pyarrow.parquet as pq
+
+    if fmt is Format.parquet:
+        pq.write_table(table, file, compression="zstd")
+    elif fmt is Format.csv:
+        csv.write_csv(table, file)
+    else:  # JSON lines: decimals as text, times as ISO text in KST
+        encoder = msgspec.json.Encoder(decimal_format="string")
+        for row in _texts(table).to_pylist():
+            file.write(encoder.encode(row) + b"\n")
+    file.flush()
+
+
+def _texts(table: pa.Table) -> pa.Table:
+    """``table`` with each KST time column as ISO text (with its offset), for text output."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type):
+            text = pc.strftime(table[field.name], format="%Y-%m-%dT%H:%M:%S%z")
+            table = table.set_column(index, field.name, text)
+    return table
+
+
+def _print(table: pa.Table, limit: int) -> None:
+    """The first and last rows as a table (the instants by their KST times, no identities)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    hidden = {"source", "seq", "idx", "account"}
+    shown = [
+        name
+        for name in table.column_names
+        if name not in hidden
+        and not (name.endswith("_ns") and f"{name[:-3]}_time" in table.column_names)
+    ]
+    rows = table.num_rows
+    cut = rows > 2 * limit
+    parts = [table.slice(0, limit), table.slice(rows - limit)] if cut else [table]
+    view = Table(*shown, show_lines=False, header_style="bold")
+    for n, part in enumerate(parts):
+        if n:
+            view.add_row(*["..."] * len(shown))
+        for row in _texts(part.select(shown)).to_pylist():
+            view.add_row(*("" if v is None else str(v) for v in row.values()))
+    console = Console(soft_wrap=False)
+    console.print(view)
+    console.print(f"{rows:,} rows")

@@ -1,0 +1,203 @@
+"""`Catalog`: from symbols and a time range to an Arrow table, across database and archive.
+
+A day's rows are wherever they are: today's in the database, days past their retention in
+the archive only, a day archived and not yet pruned (or with late rows) in both. A read takes
+both and keeps each row once (by its event's identity, ``source`` and ``seq``), so the answer
+is the same before and after the archive job and the pruning ran.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from observer.calendar.timeline import timeline_from
+from observer.calendar.venues import Venues, venues_from
+from observer.config.load import load_settings
+from observer.config.tree import Settings
+from observer.data.archive import ArchiveReader
+from observer.data.bars import BEST_BARS_SCHEMA, best_bars
+from observer.data.conform import conform, empty
+from observer.data.coverage import MinuteFacts, coverage_table, tick_facts
+from observer.data.database import DatabaseReader
+from observer.data.datasets import BARS, DATASETS, GAPS, TICKS, Dataset
+from observer.data.span import DataRequestError, Span, When, span_of
+from observer.db.archive import archive_root
+from observer.db.engine import make_engine
+
+__all__ = ["Catalog", "open_catalog"]
+
+Symbols = str | Iterable[str] | None
+
+
+class Catalog:
+    """The stored data of one observer: its database at ``url``, its archives under ``root``.
+
+    Every read takes ``symbols`` (one, several, or None for all), ``start`` and ``end`` (see
+    `observer.data.span`: a date is that KST day) and ``venue`` ("KRX", "NXT"; None: all), and
+    returns an Arrow table in the dataset's schema (`observer.data.datasets`), sorted by
+    symbol and time: ``.to_pandas()``, or ``polars.from_arrow(...)``.
+    """
+
+    def __init__(
+        self, url: str, root: Path, venues: Venues | None = None, edge_s: float = 2.0
+    ) -> None:
+        """Read the database at ``url`` and the archives under ``root``.
+
+        ``venues``: the venues' sessions (default: the shipped hours); ``edge_s``: how long a
+        slot must be held either side of a minute for it to count as watched (as reconciled).
+        """
+        self.url = url
+        self.database = DatabaseReader(url)
+        self.archive = ArchiveReader(root)
+        self.venues = venues or _venues(Settings())
+        self.edge_ns = int(edge_s * 1e9)
+
+    @classmethod
+    def of(cls, settings: Settings) -> Catalog:
+        """The catalog of the observer ``settings`` configure."""
+        return cls(
+            settings.database.url,
+            archive_root(settings.retention, settings.paths),
+            _venues(settings),
+            settings.gap_recovery.verify_edge_s,
+        )
+
+
+    def ticks(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track B's trades."""
+        return self.read("ticks", span_of(symbols, start, end, venue))
+
+    def books(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track B's ten-level books: each side's prices and quantities as lists, best first."""
+        return self.read("books", span_of(symbols, start, end, venue))
+
+    def bars(
+        self,
+        symbols: Symbols,
+        start: When,
+        end: When | None = None,
+        venue: str | None = None,
+        *,
+        source: Literal["stored", "best"] = "stored",
+    ) -> pa.Table:
+        """Minute bars: those stored, or each minute's best.
+
+        ``stored``: the bars recovered from KIS for gaps (``quality``); ``best``: each
+        minute's bar from the stored trades where they are whole, else KIS's recovered one
+        (`observer.data.bars`).
+        """
+        span = span_of(symbols, start, end, venue)
+        if source == "stored":
+            return self.read("bars", span)
+        if source != "best":
+            raise DataRequestError(f"source is 'stored' or 'best', not {source!r}")
+        days = [self._best_bars(span, day) for day in span.days()]
+        table = pa.concat_tables(days) if days else BEST_BARS_SCHEMA.empty_table()
+        inside = pc.and_(
+            pc.greater_equal(table["minute_ns"], span.lo_ns),
+            pc.less(table["minute_ns"], span.hi_ns),
+        )
+        return table.filter(inside).combine_chunks()
+
+    def coverage(self, symbols: Symbols, day: When, venue: str | None = None) -> pa.Table:
+        """One row per symbol, venue and minute of ``day`` (`observer.data.coverage`).
+
+        ``symbols`` None: every symbol Track B watched that day.
+        """
+        span = span_of(symbols, day, None, venue)
+        first = next(span.days())
+        whole = _day_span(span, first)
+        ticks = self.read(TICKS.project("symbol", "venue", "exchange_ns", "qty"), whole)
+        gaps: dict[tuple[str, str], list[tuple[str, int, int, str]]] = defaultdict(list)
+        for gap in self.read(GAPS, whole).to_pylist():
+            gaps[(gap["symbol"], gap["venue"])].append(
+                (gap["gap_id"], gap["start_ns"], gap["end_ns"], gap["state"])
+            )
+        facts = MinuteFacts(tick_facts(ticks), gaps)
+        engine = make_engine(self.url, read_only=True)  # the small reads: slots, reconciliation
+        try:
+            return coverage_table(
+                engine,
+                self.venues,
+                first,
+                span.symbols,
+                span.venue,
+                facts,
+                edge_ns=self.edge_ns,
+                now_ns=time.time_ns(),
+            )
+        finally:
+            engine.dispose()
+
+    def snapshots(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """Track A's snapshots of the universe."""
+        return self.read("snapshots", span_of(symbols, start, end, venue))
+
+    def gaps(
+        self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
+    ) -> pa.Table:
+        """The gaps overlapping the range, each in its current state."""
+        return self.read("gaps", span_of(symbols, start, end, venue))
+
+    def read(self, name: str | Dataset, span: Span) -> pa.Table:
+        """A dataset's rows in ``span``, from the database and the archive, once each."""
+        dataset = DATASETS[name] if isinstance(name, str) else name
+        parts = [conform(self.database.read(dataset, span), dataset)]
+        if dataset.archived:
+            archived = self.archive.read(dataset, span)
+            if archived is not None and archived.num_rows:
+                parts.append(_venue_known(conform(archived, dataset)))
+        table = parts[0] if len(parts) == 1 else _once(pa.concat_tables(parts), dataset)
+        if span.venue is not None:
+            table = table.filter(pc.equal(table["venue"], span.venue))
+        if not table.num_rows:
+            return empty(dataset)
+        return table.sort_by([(c, "ascending") for c in dataset.order]).combine_chunks()
+
+    def _best_bars(self, span: Span, day: date) -> pa.Table:
+        whole = _day_span(span, day)
+        cover = self.coverage(span.symbols, day, span.venue)
+        ticks = self.read(TICKS.project("symbol", "venue", "exchange_ns", "price", "qty"), whole)
+        return best_bars(cover, ticks, self.read(BARS, whole))
+
+
+def open_catalog(config: Path | str | None = None) -> Catalog:
+    """The catalog of the observer that ``config`` (default: `default_config_path`) sets up."""
+    return Catalog.of(load_settings(Path(config) if config is not None else None))
+
+
+def _venues(settings: Settings) -> Venues:
+    return venues_from(settings.venues, timeline_from(settings.phases, settings.calendar))
+
+
+def _day_span(span: Span, day: date) -> Span:
+    """``span``'s symbols and venue over the whole KST ``day``."""
+    whole = span_of(span.symbols, day)
+    return Span(span.symbols, span.venue, whole.lo_ns, whole.hi_ns)
+
+
+def _venue_known(table: pa.Table) -> pa.Table:
+    """Rows archived before venues were recorded are KRX's."""
+    index = table.schema.get_field_index("venue")
+    return table.set_column(index, "venue", pc.fill_null(table["venue"], "KRX"))
+
+
+def _once(table: pa.Table, dataset: Dataset) -> pa.Table:
+    """Each row once by its identity (``dataset.key``): the first of those read twice."""
+    numbered = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    first = numbered.group_by(list(dataset.key), use_threads=False).aggregate([("_row", "min")])
+    return table.take(first["_row_min"])

@@ -1,0 +1,104 @@
+"""Rows of the database as Arrow tables, over ADBC (no Python object per value).
+
+SQLite through ``adbc_driver_sqlite``, read-only; PostgreSQL through
+``adbc_driver_postgresql``, with the libpq parameters the engines use (`libpq_params`). The
+SQLite driver types each column from the first batch it reads: a column NULL in all of the
+first rows and text after them would fail, so the whole result is read as one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_sqlite.dbapi as sqlite
+import pyarrow as pa
+from adbc_driver_sqlite import StatementOptions
+
+from observer.data.datasets import Dataset
+from observer.data.span import Span
+from observer.db.engine import libpq_params, normalize_url, sqlite_file
+from observer.errors import StoreError
+
+__all__ = ["DatabaseReader"]
+
+_ONE_BATCH = str(1 << 30)  # rows per batch of the SQLite driver: all of them
+
+
+class DatabaseReader:
+    """Reads a dataset's rows in a `Span` from the database at ``url``."""
+
+    def __init__(self, url: str) -> None:
+        parsed = normalize_url(url)
+        self.dialect = parsed.get_backend_name()
+        self._path: Path | None = None
+        self._conninfo = ""
+        if self.dialect == "sqlite":
+            self._path = sqlite_file(parsed)
+            if self._path is None:
+                raise StoreError("observer.data reads a SQLite file, not a database in memory")
+        elif self.dialect == "postgresql":
+            from psycopg.conninfo import make_conninfo  # deferred: PostgreSQL only
+
+            self._conninfo = make_conninfo(**libpq_params(parsed))
+        else:
+            raise StoreError(f"observer.data reads SQLite or PostgreSQL, not {self.dialect}")
+
+    def read(self, dataset: Dataset, span: Span) -> pa.Table:
+        """The dataset's stored columns of the rows in ``span`` (types as the driver gives).
+
+        A dataset whose rows are spans (``gaps``) gives those overlapping the range.
+        """
+        where, params = self._where(dataset, span)
+        columns = ", ".join(dataset.stored)
+        # The names are the dataset's own; every value is a bound parameter.
+        sql = f"SELECT {columns} FROM {dataset.table} WHERE {where}"  # noqa: S608
+        return self.query(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """The rows of ``sql`` (placeholders as `placeholder` writes them) as an Arrow table."""
+        if self._path is not None:
+            return self._sqlite(sql, params)
+        return self._postgresql(sql, params)
+
+    def placeholder(self, n: int) -> str:
+        """The ``n``-th (from 1) parameter's placeholder in this database's SQL."""
+        return "?" if self.dialect == "sqlite" else f"${n}"
+
+    def _where(self, dataset: Dataset, span: Span) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+
+        def bind(value: Any) -> str:
+            params.append(value)
+            return self.placeholder(len(params))
+
+        if dataset.name == "gaps":  # spans: those overlapping the range
+            terms = [f"start_ns < {bind(span.hi_ns)}", f"end_ns > {bind(span.lo_ns)}"]
+        else:
+            column = dataset.time_column
+            terms = [f"{column} >= {bind(span.lo_ns)}", f"{column} < {bind(span.hi_ns)}"]
+        if span.symbols is not None:
+            terms.append(f"symbol IN ({', '.join(bind(s) for s in span.symbols)})")
+        if span.venue is not None:
+            terms.append(f"venue = {bind(span.venue)}")
+        return " AND ".join(terms), params
+
+    def _sqlite(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        assert self._path is not None
+        if not self._path.is_file():
+            raise StoreError(f"no database at {self._path}")
+        uri = f"file:{self._path}?mode=ro"
+        with sqlite.connect(uri) as conn, conn.cursor() as cursor:
+            cursor.adbc_statement.set_options(**{StatementOptions.BATCH_ROWS.value: _ONE_BATCH})
+            cursor.execute(sql, parameters=tuple(params) or None)
+            table: pa.Table = cursor.fetch_arrow_table()
+        return table
+
+    def _postgresql(self, sql: str, params: Sequence[Any]) -> pa.Table:
+        import adbc_driver_postgresql.dbapi as postgresql  # deferred: PostgreSQL only
+
+        with postgresql.connect(self._conninfo) as conn, conn.cursor() as cursor:
+            cursor.execute(sql, parameters=tuple(params) or None)
+            table: pa.Table = cursor.fetch_arrow_table()
+        return table

@@ -1,0 +1,200 @@
+"""The datasets `observer.data` returns: which table each reads, and its columns' types.
+
+Every dataset comes back with one Arrow schema whatever it was read from (SQLite, PostgreSQL,
+a day archive): KRW amounts and counts ``int64``; rates, strengths and NAVs
+``decimal128(24, 8)`` (exact, as stored); flags ``bool``; a book's levels ``list<int64>``,
+best first; each instant as UTC nanoseconds (``*_ns``, ``int64``) beside its KST view
+(``*_time``, ``timestamp[ns, tz=Asia/Seoul]``). ``source`` and ``seq`` name the event a row
+came from (with ``idx`` for events of several rows): together they are the row's identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import pyarrow as pa
+
+__all__ = ["DATASETS", "DECIMAL", "KST_TIME", "Dataset"]
+
+DECIMAL = pa.decimal128(24, 8)
+KST_TIME = pa.timestamp("ns", tz="Asia/Seoul")
+_S, _I, _B, _LEVELS = pa.string(), pa.int64(), pa.bool_(), pa.list_(pa.int64())
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """One dataset: its table, the column that dates a row, and its stored columns.
+
+    ``columns`` are the table's columns returned, with their types; ``views`` adds a KST
+    timestamp column after each UTC-ns column it names. ``key`` is a row's identity (rows
+    read twice, from the database and an archive, are kept once); ``order`` sorts the rows.
+    """
+
+    name: str
+    table: str
+    time_column: str
+    columns: tuple[tuple[str, pa.DataType], ...]
+    views: tuple[str, ...]
+    key: tuple[str, ...] = ("source", "seq")
+    order: tuple[str, ...] = ()
+    archived: bool = True  # the archive job writes its days to Parquet
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The schema of what a read returns: the columns, each view after its column."""
+        fields: list[pa.Field] = []
+        for name, kind in self.columns:
+            fields.append(pa.field(name, kind))
+            if name in self.views:
+                fields.append(pa.field(name.removesuffix("_ns") + "_time", KST_TIME))
+        return pa.schema(fields)
+
+    def project(self, *names: str) -> Dataset:
+        """The dataset narrowed to the columns ``names`` and its key (a cheaper read)."""
+        keep = set(names) | set(self.key)
+        return replace(
+            self,
+            columns=tuple(c for c in self.columns if c[0] in keep),
+            views=tuple(v for v in self.views if v in keep),
+            order=tuple(o for o in self.order if o in keep),
+        )
+
+    @property
+    def stored(self) -> list[str]:
+        """The table columns a read selects."""
+        return [name for name, _ in self.columns]
+
+
+_VENUE = (("symbol", _S), ("venue", _S), ("trading_session", _S))
+_EVENT = (("source", _S), ("seq", _I))
+
+TICKS = Dataset(
+    "ticks",
+    "trade_ticks",
+    "exchange_ns",
+    (
+        *_VENUE,
+        ("exchange_ns", _I),
+        ("received_ns", _I),
+        ("price", _I),
+        ("qty", _I),
+        ("cum_volume", _I),
+        ("cum_value", _I),
+        ("change_rate", DECIMAL),
+        ("ask1", _I),
+        ("bid1", _I),
+        ("strength", DECIMAL),
+        ("side", _S),
+        ("halted", _B),
+        ("session", _S),
+        ("market_session", _S),
+        ("account", _S),
+        *_EVENT,
+    ),
+    views=("exchange_ns",),
+    order=("symbol", "exchange_ns", "source", "seq"),
+)
+
+BOOKS = Dataset(
+    "books",
+    "order_books",
+    "exchange_ns",
+    (
+        *_VENUE,
+        ("exchange_ns", _I),
+        ("received_ns", _I),
+        ("ask_prices", _LEVELS),
+        ("ask_qtys", _LEVELS),
+        ("bid_prices", _LEVELS),
+        ("bid_qtys", _LEVELS),
+        ("total_ask_qty", _I),
+        ("total_bid_qty", _I),
+        ("expected_price", _I),
+        ("expected_qty", _I),
+        ("mid_price", DECIMAL),
+        ("mid_qty", _I),
+        ("mid_side", _S),
+        ("market_session", _S),
+        ("account", _S),
+        *_EVENT,
+    ),
+    views=("exchange_ns",),
+    order=("symbol", "exchange_ns", "source", "seq"),
+)
+
+BARS = Dataset(
+    "bars",
+    "minute_bars",
+    "minute_ns",
+    (
+        *_VENUE,
+        ("minute_ns", _I),
+        ("open", _I),
+        ("high", _I),
+        ("low", _I),
+        ("close", _I),
+        ("volume", _I),
+        ("value", _I),
+        ("quality", _S),
+        ("gap_id", _S),
+        *_EVENT,
+        ("idx", _I),
+    ),
+    views=("minute_ns",),
+    key=("source", "seq", "idx"),
+    order=("symbol", "venue", "minute_ns", "source", "seq", "idx"),
+)
+
+SNAPSHOTS = Dataset(
+    "snapshots",
+    "price_snapshots",
+    "observed_ns",
+    (
+        *_VENUE,
+        ("observed_ns", _I),
+        ("cycle_id", _S),
+        ("market", _S),
+        ("price", _I),
+        ("change", _I),
+        ("change_rate", DECIMAL),
+        ("open", _I),
+        ("high", _I),
+        ("low", _I),
+        ("volume", _I),
+        ("traded_value", _I),
+        ("upper_limit", _I),
+        ("lower_limit", _I),
+        ("base_price", _I),
+        ("market_cap", _I),
+        ("halted", _B),
+        *_EVENT,
+    ),
+    views=("observed_ns",),
+    order=("symbol", "observed_ns", "venue", "source", "seq"),
+)
+
+# A gap's current state; a gap is in a range when its span overlaps it.
+GAPS = Dataset(
+    "gaps",
+    "gaps",
+    "start_ns",
+    (
+        ("gap_id", _S),
+        *_VENUE,
+        ("start_ns", _I),
+        ("end_ns", _I),
+        ("reason", _S),
+        ("state", _S),
+        ("bars", _I),
+        ("detail", _S),
+        ("account", _S),
+        ("detected_ns", _I),
+        ("updated_ns", _I),
+    ),
+    views=("start_ns", "end_ns"),
+    key=("gap_id",),
+    order=("symbol", "start_ns", "gap_id"),
+    archived=False,
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (TICKS, BOOKS, BARS, SNAPSHOTS, GAPS)}

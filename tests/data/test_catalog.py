@@ -1,0 +1,217 @@
+"""`observer.data`: what the writer committed is what a read returns, wherever the rows are.
+
+The database, the day archives, a day in both (archived, not yet pruned), a day pruned in part,
+rows committed after the pruning (a late file): each row once, in the dataset's types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bus.events import Event, OrderBook, TradeTick
+from harness.loadgen import synthetic_tick
+from observer.calendar.phases import KST
+from observer.data import Catalog, DataRequestError, span_of
+from observer.data.datasets import DATASETS, DECIMAL, KST_TIME
+from observer.db import migrate
+from observer.db.engine import make_engine
+from observer.db.retention_queries import ARCHIVED_TABLES, day_bounds
+from observer.writer.retention import Pruner
+from observer.writer.store import Store
+from tests.archive.test_archive import (
+    apply,
+    archive,
+    archive_and_request,
+    market_events,
+    prune_all,
+    store_settings,
+)
+from workers.archive.job import archive_day
+
+DAY = date(2026, 11, 18)
+NEXT = DAY + timedelta(days=1)
+
+
+def day_ns(day: date, n: int) -> int:
+    """09:00 KST of ``day`` plus ``n`` milliseconds."""
+    return day_bounds(day)[0] + 9 * 3600 * 10**9 + n * 10**6
+
+
+def ticks(day: date, first: int, count: int) -> list[Event]:
+    return [synthetic_tick(n, day_ns(day, n)) for n in range(first, first + count)]
+
+
+def identities(table: pa.Table) -> list[tuple[str, int]]:
+    return list(zip(table["source"].to_pylist(), table["seq"].to_pylist(), strict=True))
+
+
+@pytest.fixture
+def catalog_of(tmp_path: Path, db_url: str) -> Iterator[tuple[Store, Catalog, Path]]:
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    store = Store(engine)
+    store.load_marks()
+    root = tmp_path / "archive"
+    yield store, Catalog(db_url, root), root
+    engine.dispose()
+
+
+def test_a_day_reads_the_same_from_the_database_the_archive_and_both(
+    catalog_of: tuple[Store, Catalog, Path],
+) -> None:
+    store, catalog, root = catalog_of
+    apply(store, market_events(DAY, 300) + market_events(NEXT, 40))
+    before = catalog.ticks(None, DAY, NEXT + timedelta(days=1))
+    assert before.num_rows == 340
+    archive(store, root, DAY)  # in both: each row once
+    assert catalog.ticks(None, DAY, NEXT + timedelta(days=1)).equals(before)
+    archive_and_request(store, root, ("trade_ticks", "order_books"))
+    prune_all(Pruner(store, 50))
+    with store.engine.connect() as conn:  # the database has the next day alone
+        assert conn.exec_driver_sql("select count(*) from trade_ticks").scalar() == 40
+    assert catalog.ticks(None, DAY, NEXT + timedelta(days=1)).equals(before)
+    books = catalog.books(None, DAY)
+    assert books.num_rows == 5 and books.schema == DATASETS["books"].schema
+
+
+def test_each_dataset_has_its_types_from_either_database(
+    catalog_of: tuple[Store, Catalog, Path],
+) -> None:
+    store, catalog, _ = catalog_of
+    apply(store, market_events(DAY, 10))
+    for name in ("ticks", "books", "bars", "snapshots"):
+        table = catalog.read(name, span_of(None, DAY))
+        assert table.schema == DATASETS[name].schema, name
+        assert table.num_rows > 0, name
+    tick = catalog.ticks("005930", DAY).slice(0, 1).to_pylist()[0]
+    sent: TradeTick = next(  # type: ignore[assignment]
+        e for e in market_events(DAY, 10) if isinstance(e, TradeTick) and e.symbol == "005930"
+    )
+    assert tick["price"] == sent.price and isinstance(tick["price"], int)
+    assert tick["change_rate"] == Decimal(sent.change_rate) and tick["halted"] is False
+    assert tick["exchange_time"] == datetime.fromtimestamp(sent.exchange_ns / 1e9, KST)
+    assert tick["venue"] == "KRX"
+    assert catalog.ticks("005930", DAY).schema.field("exchange_time").type == KST_TIME
+    assert catalog.ticks("005930", DAY).schema.field("strength").type == DECIMAL
+    book = catalog.books(None, DAY).to_pylist()[0]
+    sample = next(e for e in market_events(DAY, 10) if isinstance(e, OrderBook))
+    assert book["ask_prices"] == list(sample.ask_prices)  # levels as integers, best first
+    assert book["bid_qtys"] == list(sample.bid_qtys)
+
+
+def test_symbols_venue_and_range_select(catalog_of: tuple[Store, Catalog, Path]) -> None:
+    store, catalog, root = catalog_of
+    events = ticks(DAY, 0, 200)
+    events += [
+        msgspec.structs.replace(t, venue="NXT", exchange_ns=t.exchange_ns + 1)  # type: ignore[type-var]
+        for t in ticks(DAY, 0, 20)
+    ]
+    apply(store, events)
+    every = catalog.ticks(None, DAY)
+    assert every.num_rows == 220
+    one = catalog.ticks("005930", DAY)
+    assert set(one["symbol"].to_pylist()) == {"005930"} and 0 < one.num_rows < 220
+    assert catalog.ticks(None, DAY, venue="nxt").num_rows == 20
+    # The first 100 ms after 09:00: ticks 0-99, each 1 ms apart, on both venues
+    start = datetime.combine(DAY, datetime.min.time().replace(hour=9))
+    window = catalog.ticks(None, start, start + timedelta(milliseconds=100))
+    assert window.num_rows == 100 + 20
+    assert window["exchange_ns"].to_pylist() == sorted(window["exchange_ns"].to_pylist()) or (
+        window["symbol"].to_pylist() == sorted(window["symbol"].to_pylist())
+    )
+    archive(store, root, DAY)  # the archive's rows are selected alike
+    assert catalog.ticks(None, DAY, venue="NXT").num_rows == 20
+    assert catalog.ticks("005930", DAY).equals(one)
+
+
+def test_bad_requests_say_what_is_wrong(catalog_of: tuple[Store, Catalog, Path]) -> None:
+    _, catalog, _ = catalog_of
+    with pytest.raises(DataRequestError, match="not an ISO date"):
+        catalog.ticks("005930", "yesterday")
+    with pytest.raises(DataRequestError, match="before it starts"):
+        catalog.ticks("005930", NEXT, DAY)
+    with pytest.raises(DataRequestError, match="no symbols"):
+        catalog.ticks([], DAY)
+    assert catalog.ticks("005930", DAY).num_rows == 0  # nothing stored: no rows, its schema
+    assert catalog.ticks("005930", DAY).schema == DATASETS["ticks"].schema
+
+
+_steps = st.fixed_dictionaries(
+    {
+        "first": st.integers(1, 120),  # ticks of DAY before the archive
+        "archived": st.booleans(),
+        "pruned": st.sampled_from(["none", "part", "all"]),
+        "late": st.integers(0, 30),  # committed after the pruning (a recovery, a replay)
+        "late_archived": st.booleans(),
+        "next": st.integers(0, 30),  # the next day's, in the database only
+    }
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=_steps)
+def test_what_was_committed_is_what_a_read_returns(
+    steps: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("catalog")
+    url = f"sqlite:///{folder / 'observer.db'}"
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        store = Store(engine)
+        store.load_marks()
+        root = folder / "archive"
+        committed = ticks(DAY, 0, steps["first"]) + ticks(NEXT, 0, steps["next"])
+        apply(store, committed)
+        if steps["archived"]:
+            archive_and_request(store, root, ("trade_ticks",))
+            pruner = Pruner(store, 25)
+            if steps["pruned"] == "all":
+                prune_all(pruner)
+            elif steps["pruned"] == "part":
+                pruner.pending()
+                pruner.step()  # the check
+                pruner.step()  # one chunk of 25
+        late = ticks(DAY, 10_000, steps["late"])
+        apply(store, late, "late")
+        committed += late
+        if steps["archived"] and steps["pruned"] != "none" and steps["late_archived"]:
+            sent: list[Event] = []  # the late rows' own file, as the archive job writes it
+            archive_day(store.engine, store_settings(store, root), root, DAY, sent.append)
+            apply(store, sent, "archive")
+        catalog = Catalog(url, root)
+        read = catalog.ticks(None, DAY, NEXT + timedelta(days=1))
+        expected = sorted(
+            (t.symbol, t.exchange_ns, t.price, t.qty)  # type: ignore[attr-defined]
+            for t in committed
+        )
+        got = sorted(
+            zip(
+                read["symbol"].to_pylist(),
+                read["exchange_ns"].to_pylist(),
+                read["price"].to_pylist(),
+                read["qty"].to_pylist(),
+                strict=True,
+            )
+        )
+        assert got == expected
+        assert len(set(identities(read))) == read.num_rows  # each row once
+    finally:
+        engine.dispose()
+
+
+def test_archived_tables_are_datasets() -> None:
+    """Every table the archive job writes is read back by one dataset."""
+    assert {d.table for d in DATASETS.values() if d.archived} == set(ARCHIVED_TABLES)

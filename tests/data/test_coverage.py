@@ -1,0 +1,186 @@
+"""`Catalog.coverage` and `Catalog.bars(source="best")`: each minute's standing, before and
+after the day's reconciliation, and the bar that stands for it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from bus.codec import decode_parts, encode_frame
+from bus.envelope import Envelope
+from bus.events import (
+    Bar,
+    Event,
+    GapDetected,
+    GapStateChanged,
+    MinuteBars,
+    MinuteCheck,
+    Reconciliation,
+    SlotDecision,
+)
+from harness.loadgen import synthetic_tick
+from observer.calendar.phases import KST
+from observer.data import Catalog
+from observer.data.bars import BEST_BARS_SCHEMA
+from observer.data.coverage import COVERAGE_SCHEMA
+from observer.writer.store import Store
+
+DAY = date(2026, 11, 18)  # a Wednesday session
+_NS = 10**9
+
+
+def at(hhmmss: str) -> int:
+    return int(datetime.combine(DAY, time.fromisoformat(hhmmss), KST).timestamp()) * _NS
+
+
+def publish(store: Store, source: str, timed: list[tuple[int, Event]]) -> None:
+    """Commit ``timed`` events of ``source``, each produced at its instant."""
+    first = store.marks.get(source, 0) + 1
+    envelopes = [Envelope(source, first + i, ns, e) for i, (ns, e) in enumerate(timed)]
+    store.apply([decode_parts(encode_frame(envelopes))])
+
+
+def trade(hhmmss: str, price: int, qty: int) -> Event:
+    tick = synthetic_tick(0, at(hhmmss))
+    return msgspec.structs.replace(tick, symbol="005930", price=price, qty=qty)
+
+
+def slot(action: str) -> Event:
+    return SlotDecision(
+        account="a1",
+        action=action,  # type: ignore[arg-type]
+        symbol="005930",
+        slot=0,
+        trigger="market_cap",
+        score=Decimal(1),
+        reason="test",
+    )
+
+
+@pytest.fixture
+def day(store: Store, tmp_path: Path) -> Catalog:
+    """005930 watched 09:30-09:40 with trades, a recovered gap and an unrecoverable one."""
+    publish(
+        store, "track_b", [(at("09:30:00"), slot("allocate")), (at("09:40:00"), slot("release"))]
+    )
+    publish(
+        store,
+        "track_b_ticks",
+        [
+            (at(t), trade(t, p, q))
+            for t, p, q in (
+                ("09:31:10", 70_100, 5),
+                ("09:31:40", 70_300, 3),
+                ("09:31:50", 70_000, 2),
+                ("09:33:05", 70_200, 1),
+            )
+        ],
+    )
+    recovered = GapDetected(
+        gap_id="g1",
+        symbol="005930",
+        start_ns=at("09:34:00"),
+        end_ns=at("09:36:00"),
+        reason="disconnect",
+    )
+    lost = GapDetected(
+        gap_id="g2",
+        symbol="005930",
+        start_ns=at("09:37:00"),
+        end_ns=at("09:37:30"),
+        reason="disconnect",
+    )
+    bars = tuple(
+        Bar(
+            minute_ns=at(m),
+            open=71_000,
+            high=71_500,
+            low=70_900,
+            close=71_200,
+            volume=40,
+            value=2_840_000,
+        )
+        for m in ("09:34:00", "09:35:00")
+    )
+    publish(
+        store,
+        "gap_recovery",
+        [
+            (at("09:36:10"), recovered),
+            (at("09:37:40"), lost),
+            (
+                at("09:40:00"),
+                MinuteBars(symbol="005930", quality="recovered", bars=bars, gap_id="g1"),
+            ),
+            (at("09:40:01"), GapStateChanged(gap_id="g1", state="recovered", bars=2)),
+            (at("09:50:00"), GapStateChanged(gap_id="g2", state="unrecoverable")),
+        ],
+    )
+    url = store.engine.url.render_as_string(hide_password=False)
+    return Catalog(url, tmp_path / "archive")
+
+
+def _by_minute(catalog: Catalog) -> dict[str, tuple[str, bool, int, int]]:
+    table = catalog.coverage("005930", DAY)
+    assert table.schema == COVERAGE_SCHEMA
+    return {
+        f"{row['minute_time']:%H:%M}": (row["status"], row["verified"], row["ticks"], row["volume"])
+        for row in table.to_pylist()
+    }
+
+
+def test_each_minute_says_where_it_stands_before_the_reconciliation(day: Catalog) -> None:
+    minutes = _by_minute(day)
+    assert minutes["09:00"] == ("not_watched", False, 0, 0)  # KRX's session: every minute
+    assert minutes["15:29"][0] == "not_watched"
+    assert minutes["09:30"][0] == "not_watched"  # the slot taken at 09:30:00: not whole
+    assert minutes["09:31"] == ("ticks", False, 3, 10)
+    assert minutes["09:32"] == ("quiet", False, 0, 0)
+    assert minutes["09:33"] == ("ticks", False, 1, 1)
+    assert minutes["09:34"][0] == minutes["09:35"][0] == "recovered"
+    assert minutes["09:36"][0] == "quiet"
+    assert minutes["09:37"][0] == "missing"  # the unrecoverable gap
+    assert minutes["09:38"][0] == "quiet"
+    assert minutes["09:39"][0] == "not_watched"  # released at 09:40:00: not whole
+    assert day.coverage("000660", DAY)["status"].unique().to_pylist() == ["not_watched"]
+
+
+def test_the_reconciliation_decides_once_it_has_run(day: Catalog, store: Store) -> None:
+    checks = (
+        MinuteCheck(minute_ns=at("09:31:00"), status="complete", stored_volume=10, bar_volume=10),
+        MinuteCheck(minute_ns=at("09:32:00"), status="complete", stored_volume=0, bar_volume=0),
+        MinuteCheck(minute_ns=at("09:33:00"), status="short", stored_volume=1, bar_volume=6),
+    )
+    reconciliation = Reconciliation(trade_date=DAY, symbol="005930", minutes=checks)
+    publish(store, "gap_recovery", [(at("15:33:00"), reconciliation)])
+    minutes = _by_minute(day)
+    assert minutes["09:31"] == ("ticks", True, 3, 10)
+    assert minutes["09:32"] == ("quiet", True, 0, 0)
+    assert minutes["09:33"] == ("missing", True, 1, 1)  # the exchange traded 6
+    assert minutes["09:34"] == ("recovered", False, 0, 0)  # not compared: the gap's word
+
+
+def test_the_best_bars_come_from_the_trades_where_whole_else_from_kis(day: Catalog) -> None:
+    bars = day.bars("005930", DAY, source="best")
+    assert bars.schema == BEST_BARS_SCHEMA
+    rows = {f"{r['minute_time']:%H:%M}": r for r in bars.to_pylist()}
+    assert sorted(rows) == ["09:31", "09:33", "09:34", "09:35"]  # no bar: quiet, missing
+    first = rows["09:31"]
+    assert (first["open"], first["high"], first["low"], first["close"]) == (
+        70_100,
+        70_300,
+        70_000,
+        70_000,
+    )
+    assert (first["volume"], first["value"], first["trades"]) == (10, 701_400, 3)
+    assert first["built_from"] == "ticks" and first["trading_session"] == "regular"
+    kis = rows["09:34"]
+    assert (kis["open"], kis["close"], kis["volume"], kis["trades"]) == (71_000, 71_200, 40, None)
+    assert kis["built_from"] == "kis"
+    # A range inside the day: its minutes alone
+    part = day.bars("005930", f"{DAY} 09:33", f"{DAY} 09:35", source="best")
+    assert [f"{t:%H:%M}" for t in part["minute_time"].to_pylist()] == ["09:33", "09:34"]
