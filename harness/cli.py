@@ -238,6 +238,30 @@ def bench_store(
         typer.echo(json.dumps(report.summary()))
 
 
+@bench_app.command("data")
+def bench_data(
+    ticks: Annotated[int, typer.Option(min=1000, help="ticks of the day")] = 800_000,
+    symbols: Annotated[int, typer.Option(min=2, help="symbols they are spread over")] = 200,
+    busiest: Annotated[int, typer.Option(min=1, help="ticks of the busiest symbol")] = 130_000,
+    rounds: Annotated[int, typer.Option(min=1, help="best of this many reads")] = 5,
+    db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
+    as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
+) -> None:
+    """observer.data's reads of a day's ticks, from the database and the archive, vs floors."""
+    from harness.bench.data import run_data_bench
+
+    if db not in ("sqlite", "postgres"):
+        _fail(f"--db is sqlite or postgres, not {db!r}", 2)
+    if busiest >= ticks:
+        _fail("--busiest must be below --ticks", 2)
+    setup_logging("WARNING")
+    report = run_data_bench(ticks, symbols, busiest, rounds, db)
+    for line in report.lines():
+        typer.echo(line)
+    if as_json:
+        typer.echo(json.dumps(report.summary()))
+
+
 @bench_app.command("kis")
 def bench_kis(
     frames: Annotated[int, typer.Option(help="H0STCNT0 frames to parse")] = 20_000,

@@ -50,6 +50,34 @@ Limit = Annotated[int, typer.Option("--limit", min=1, help="rows a table shows (
 Config = Annotated[Path | None, typer.Option("--config", help="observer.toml to load")]
 
 _COMMAND = "observer data"
+# What a table in a terminal shows of each dataset (the other formats: every column).
+_BRIEF = {
+    "ticks": ("symbol", "venue", "trading_session", "exchange_time", "price", "qty", "side"),
+    "books": (
+        "symbol",
+        "venue",
+        "exchange_time",
+        "ask_prices",
+        "bid_prices",
+        "total_ask_qty",
+        "total_bid_qty",
+    ),
+    "bars": ("symbol", "venue", "minute_time", "open", "high", "low", "close", "volume", "gap_id"),
+    "best_bars": (
+        "symbol",
+        "venue",
+        "minute_time",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "built_from",
+    ),
+    "snapshots": ("symbol", "venue", "observed_time", "price", "volume", "market_cap", "halted"),
+    "gaps": ("symbol", "venue", "start_time", "end_time", "reason", "state", "bars"),
+    "coverage": ("symbol", "venue", "minute_time", "status", "verified", "ticks", "bar_volume"),
+}
 
 
 @data_app.command()
@@ -171,15 +199,15 @@ def _show(
     if (start is None) != (end is None) or (start is not None and day is not None):
         fail(_COMMAND, "give --date, or --from and --to", 2)
     first = start or day or date.today().isoformat()
-    catalog = Catalog.of(settings_or_exit(_COMMAND, config))
     try:
-        table = _read(catalog, what, symbols or None, first, end, venue)
+        with Catalog.of(settings_or_exit(_COMMAND, config)) as catalog:
+            table = _read(catalog, what, symbols or None, first, end, venue)
     except (DataRequestError, StoreError, ArchiveError) as exc:
         fail(_COMMAND, str(exc), 2)
     if out is None and fmt is not Format.table:
         _write(table, fmt, sys.stdout.buffer)
     elif out is None:
-        _print(table, limit)
+        _print(table.select(list(_BRIEF[what])), limit)
     else:
         with out.open("wb") as file:
             _write(table, fmt, file)
@@ -218,39 +246,41 @@ def _write(table: pa.Table, fmt: Format, file: BinaryIO) -> None:
     file.flush()
 
 
-def _texts(table: pa.Table) -> pa.Table:
-    """``table`` with each KST time column as ISO text (with its offset), for text output."""
+def _texts(table: pa.Table, brief: bool = False) -> pa.Table:
+    """``table`` with each KST time column as ISO text (with its offset), for text output.
+
+    ``brief``: to the millisecond, without the offset (a table in a terminal, all KST).
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
     for index, field in enumerate(table.schema):
         if pa.types.is_timestamp(field.type):
-            text = pc.strftime(table[field.name], format="%Y-%m-%dT%H:%M:%S%z")
-            table = table.set_column(index, field.name, text)
+            column = table[field.name]
+            if brief:
+                column = column.cast(pa.timestamp("ms", tz=field.type.tz), safe=False)
+            spec = "%Y-%m-%d %H:%M:%S" if brief else "%Y-%m-%dT%H:%M:%S%z"
+            table = table.set_column(index, field.name, pc.strftime(column, format=spec))
     return table
 
 
 def _print(table: pa.Table, limit: int) -> None:
-    """The first and last rows as a table (the instants by their KST times, no identities)."""
+    """The first and last ``limit`` rows as a table, the times in KST."""
     from rich.console import Console
     from rich.table import Table
 
-    hidden = {"source", "seq", "idx", "account"}
-    shown = [
-        name
-        for name in table.column_names
-        if name not in hidden
-        and not (name.endswith("_ns") and f"{name[:-3]}_time" in table.column_names)
-    ]
+    shown = table.column_names
     rows = table.num_rows
     cut = rows > 2 * limit
     parts = [table.slice(0, limit), table.slice(rows - limit)] if cut else [table]
-    view = Table(*shown, show_lines=False, header_style="bold")
+    view = Table(show_lines=False, header_style="bold")
+    for name in shown:
+        view.add_column(name, no_wrap=True)
     for n, part in enumerate(parts):
         if n:
             view.add_row(*["..."] * len(shown))
-        for row in _texts(part.select(shown)).to_pylist():
+        for row in _texts(part, brief=True).to_pylist():
             view.add_row(*("" if v is None else str(v) for v in row.values()))
-    console = Console(soft_wrap=False)
+    console = Console(soft_wrap=False, width=max(120, Console().width))
     console.print(view)
     console.print(f"{rows:,} rows")

@@ -43,7 +43,8 @@ class Catalog:
     Every read takes ``symbols`` (one, several, or None for all), ``start`` and ``end`` (see
     `observer.data.span`: a date is that KST day) and ``venue`` ("KRX", "NXT"; None: all), and
     returns an Arrow table in the dataset's schema (`observer.data.datasets`), sorted by
-    symbol and time: ``.to_pandas()``, or ``polars.from_arrow(...)``.
+    symbol and time: ``.to_pandas()``, or ``polars.from_arrow(...)``. On PostgreSQL it keeps
+    a connection open: `close` it, or use it as a context manager.
     """
 
     def __init__(
@@ -60,6 +61,16 @@ class Catalog:
         self.venues = venues or _venues(Settings())
         self.edge_ns = int(edge_s * 1e9)
 
+    def close(self) -> None:
+        """Close the database connection it keeps (PostgreSQL); a later read opens another."""
+        self.database.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @classmethod
     def of(cls, settings: Settings) -> Catalog:
         """The catalog of the observer ``settings`` configure."""
@@ -69,7 +80,6 @@ class Catalog:
             _venues(settings),
             settings.gap_recovery.verify_edge_s,
         )
-
 
     def ticks(
         self, symbols: Symbols, start: When, end: When | None = None, venue: str | None = None
@@ -156,16 +166,17 @@ class Catalog:
     def read(self, name: str | Dataset, span: Span) -> pa.Table:
         """A dataset's rows in ``span``, from the database and the archive, once each."""
         dataset = DATASETS[name] if isinstance(name, str) else name
-        parts = [conform(self.database.read(dataset, span), dataset)]
+        stored = self.database.read(dataset, span)
+        parts = [conform(stored, dataset)] if stored.num_rows else []
         if dataset.archived:
             archived = self.archive.read(dataset, span)
             if archived is not None and archived.num_rows:
                 parts.append(_venue_known(conform(archived, dataset)))
-        table = parts[0] if len(parts) == 1 else _once(pa.concat_tables(parts), dataset)
-        if span.venue is not None:
-            table = table.filter(pc.equal(table["venue"], span.venue))
-        if not table.num_rows:
+                if span.venue is not None:
+                    parts[-1] = parts[-1].filter(pc.equal(parts[-1]["venue"], span.venue))
+        if not parts:
             return empty(dataset)
+        table = parts[0] if len(parts) == 1 else _once(pa.concat_tables(parts), dataset)
         return table.sort_by([(c, "ascending") for c in dataset.order]).combine_chunks()
 
     def _best_bars(self, span: Span, day: date) -> pa.Table:

@@ -1,9 +1,12 @@
 """Rows of the database as Arrow tables, over ADBC (no Python object per value).
 
-SQLite through ``adbc_driver_sqlite``, read-only; PostgreSQL through
-``adbc_driver_postgresql``, with the libpq parameters the engines use (`libpq_params`). The
-SQLite driver types each column from the first batch it reads: a column NULL in all of the
-first rows and text after them would fail, so the whole result is read as one batch.
+SQLite through ``adbc_driver_sqlite``, read-only, a connection per read (opening one is
+cheap, and none is left holding an old snapshot); PostgreSQL through
+``adbc_driver_postgresql``, with the libpq parameters the engines use (`libpq_params`), one
+connection kept in autocommit (the driver reads the server's type catalog as it connects:
+tens of milliseconds) until `DatabaseReader.close`. The SQLite driver types each column from
+the first batch it reads: a column NULL in all of the first rows and text after them would
+fail, so the whole result is read as one batch. A reader is for one thread.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class DatabaseReader:
         self.dialect = parsed.get_backend_name()
         self._path: Path | None = None
         self._conninfo = ""
+        self._postgres: Any = None  # the kept connection (adbc_driver_manager's)
         if self.dialect == "sqlite":
             self._path = sqlite_file(parsed)
             if self._path is None:
@@ -96,9 +100,21 @@ class DatabaseReader:
         return table
 
     def _postgresql(self, sql: str, params: Sequence[Any]) -> pa.Table:
-        import adbc_driver_postgresql.dbapi as postgresql  # deferred: PostgreSQL only
+        if self._postgres is None:
+            import adbc_driver_postgresql.dbapi as postgresql  # deferred: PostgreSQL only
 
-        with postgresql.connect(self._conninfo) as conn, conn.cursor() as cursor:
-            cursor.execute(sql, parameters=tuple(params) or None)
-            table: pa.Table = cursor.fetch_arrow_table()
+            self._postgres = postgresql.connect(self._conninfo, autocommit=True)
+        try:
+            with self._postgres.cursor() as cursor:
+                cursor.execute(sql, parameters=tuple(params) or None)
+                table: pa.Table = cursor.fetch_arrow_table()
+        except Exception:
+            self.close()  # the next read connects afresh (the server may have gone)
+            raise
         return table
+
+    def close(self) -> None:
+        """Close the kept connection (PostgreSQL); a later read opens another."""
+        if self._postgres is not None:
+            conn, self._postgres = self._postgres, None
+            conn.close()

@@ -1,10 +1,10 @@
 """Day archives: one table's rows of one trading day as one Parquet file, checked.
 
-``<archive dir>/YYYY/MM/DD/<table>.parquet``: zstd, rows in key order (source, seq, ...), every
-column as the database holds it (`schema_of`), readable as it is by DuckDB, Polars and pandas. A
-file at its final name is always complete (written under a temporary name, read back whole,
-renamed), and its size, sha256 and row count are recorded (`bus.events.DayArchived`). An archive
-never shrinks (`ArchiveWouldShrink`): the rows it holds may be their only copy.
+``<archive dir>/YYYY/MM/DD/<table>.parquet``: zstd, rows by symbol and time (`archive_order`),
+every column as the database holds it (`schema_of`), readable as it is by DuckDB, Polars and
+pandas. A file at its final name is always complete (written under a temporary name, read back
+whole, renamed), and its size, sha256 and row count are recorded (`bus.events.DayArchived`). An
+archive never shrinks (`ArchiveWouldShrink`): the rows it holds may be their only copy.
 """
 
 from __future__ import annotations

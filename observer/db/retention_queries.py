@@ -42,6 +42,7 @@ __all__ = [
     "ARCHIVED_TABLES",
     "ArchiveRecord",
     "ArchivedTable",
+    "archive_order",
     "archive_records",
     "day_bounds",
     "day_count",
@@ -139,12 +140,23 @@ def day_rows(
     batch: int,
     where: ColumnElement[bool] | None = None,
 ) -> Iterator[Any]:
-    """The day's rows (those ``where`` selects) in (source, seq, ...) order, ``batch`` at a time."""
+    """The day's rows (those ``where`` selects) in `archive_order`, ``batch`` at a time."""
     table = spec.table
     condition = day_filter(spec, day) if where is None else and_(day_filter(spec, day), where)
-    query = select(table).where(condition).order_by(*table.primary_key.columns.values())
+    query = select(table).where(condition).order_by(*archive_order(spec))
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     yield from result.partitions(batch)
+
+
+def archive_order(spec: ArchivedTable) -> list[Column[Any]]:
+    """The order of a day file's rows: by symbol and time, then the key (source, seq, ...).
+
+    One symbol's rows are then together, and each row group's statistics on ``symbol`` and
+    the time column let a reader of one symbol or one hour skip the others'.
+    """
+    table = spec.table
+    key = [c for c in table.primary_key.columns.values() if c.name != spec.time_column]
+    return [table.c.symbol, spec.instant, *key]
 
 
 def day_sources(conn: Connection, spec: ArchivedTable, day: date) -> dict[str, int]:

@@ -62,7 +62,8 @@ def catalog_of(tmp_path: Path, db_url: str) -> Iterator[tuple[Store, Catalog, Pa
     store = Store(engine)
     store.load_marks()
     root = tmp_path / "archive"
-    yield store, Catalog(db_url, root), root
+    with Catalog(db_url, root) as catalog:
+        yield store, catalog, root
     engine.dispose()
 
 
@@ -191,8 +192,7 @@ def test_what_was_committed_is_what_a_read_returns(
             sent: list[Event] = []  # the late rows' own file, as the archive job writes it
             archive_day(store.engine, store_settings(store, root), root, DAY, sent.append)
             apply(store, sent, "archive")
-        catalog = Catalog(url, root)
-        read = catalog.ticks(None, DAY, NEXT + timedelta(days=1))
+        read = Catalog(url, root).ticks(None, DAY, NEXT + timedelta(days=1))  # SQLite: no close
         expected = sorted(
             (t.symbol, t.exchange_ns, t.price, t.qty)  # type: ignore[attr-defined]
             for t in committed

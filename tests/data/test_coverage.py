@@ -3,6 +3,7 @@ after the day's reconciliation, and the bar that stands for it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, time
 from decimal import Decimal
 from pathlib import Path
@@ -62,7 +63,7 @@ def slot(action: str) -> Event:
 
 
 @pytest.fixture
-def day(store: Store, tmp_path: Path) -> Catalog:
+def day(store: Store, tmp_path: Path) -> Iterator[Catalog]:
     """005930 watched 09:30-09:40 with trades, a recovered gap and an unrecoverable one."""
     publish(
         store, "track_b", [(at("09:30:00"), slot("allocate")), (at("09:40:00"), slot("release"))]
@@ -121,7 +122,8 @@ def day(store: Store, tmp_path: Path) -> Catalog:
         ],
     )
     url = store.engine.url.render_as_string(hide_password=False)
-    return Catalog(url, tmp_path / "archive")
+    with Catalog(url, tmp_path / "archive") as catalog:
+        yield catalog
 
 
 def _by_minute(catalog: Catalog) -> dict[str, tuple[str, bool, int, int]]:

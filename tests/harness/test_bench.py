@@ -146,6 +146,26 @@ def test_bench_masterfile_reports_its_keys() -> None:
     assert result["tickers_us"] > 5_000
 
 
+def test_bench_data_reports_each_read_beside_its_floor() -> None:
+    result = run(
+        "data", "--ticks", "20000", "--symbols", "20", "--busiest", "4000", "--rounds", "1"
+    )
+    reads = result["reads"]
+    assert isinstance(reads, dict) and set(reads) == {
+        f"{where}, {which} symbol"
+        for where in ("database", "archive")
+        for which in ("median", "busiest")
+    }
+    assert (
+        reads["database, busiest symbol"]["rows"]
+        == reads["archive, busiest symbol"]["rows"]
+        == 4000
+    )
+    for read in reads.values():
+        assert read["ratio"] == pytest.approx(read["ms"] / read["floor_ms"], rel=0.05)
+    assert 0 < result["archive_bytes_per_tick"] < 200  # type: ignore[operator]
+
+
 def test_bench_track_a_reports_each_cycle_against_its_bound() -> None:
     result = run("track-a", "--symbols", "30,60", "--rate", "100")
     cycles = result["cycles"]

@@ -1,0 +1,103 @@
+"""``observer data``: each format says the same rows, with exact types where the format has them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from observer.cli import main as cli
+from observer.data import Catalog
+from observer.data.datasets import DATASETS
+from observer.writer.store import Store
+from tests.archive.test_archive import apply, market_events
+
+DAY = date(2026, 11, 18)
+
+
+@pytest.fixture
+def config(store: Store, tmp_path: Path) -> Path:
+    """A settings file naming ``store``'s database, with a day of market events in it."""
+    apply(store, market_events(DAY, 50))
+    url = store.engine.url.render_as_string(hide_password=False)
+    path = tmp_path / "observer.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n[retention]\ndir = "{tmp_path / "archive"}"\n')
+    return path
+
+
+def run(config: Path, *args: str) -> str:
+    done = CliRunner().invoke(cli.app, ["data", *args, "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    return done.stdout
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_each_format_holds_the_rows_a_catalog_returns(config: Path, tmp_path: Path) -> None:
+    url = config.read_text().split('"')[1]
+    with Catalog(url, tmp_path / "archive") as catalog:
+        expected = catalog.ticks("005930", DAY)
+        levels = catalog.books(None, DAY)["ask_prices"][0].as_py()
+    assert expected.num_rows > 0
+    rows = list(
+        csv.DictReader(
+            io.StringIO(run(config, "ticks", "005930", "--date", str(DAY), "--format", "csv"))
+        )
+    )
+    assert [int(r["price"]) for r in rows] == expected["price"].to_pylist()
+    assert rows[0]["exchange_time"].endswith("+0900")  # the KST view
+    lines = run(config, "ticks", "005930", "--date", str(DAY), "--format", "json").splitlines()
+    first = json.loads(lines[0])
+    assert len(lines) == expected.num_rows
+    assert Decimal(first["change_rate"]) == expected["change_rate"][0].as_py()  # exact text
+    assert first["exchange_ns"] == expected["exchange_ns"][0].as_py()
+    out = tmp_path / "ticks.parquet"
+    run(config, "ticks", "005930", "--date", str(DAY), "--format", "parquet", "--out", str(out))
+    assert pq.read_table(out).equals(expected)  # the types themselves
+    table = run(config, "ticks", "--date", str(DAY), "--limit", "2")
+    assert f"{50:,} rows" in table and "..." in table and "exchange_time" in table
+    coverage = run(config, "coverage", "005930", "--date", str(DAY), "--format", "csv")
+    assert set(next(csv.reader(io.StringIO(coverage)))) >= {"symbol", "minute_time", "status"}
+    books = run(config, "books", "--date", str(DAY), "--format", "json").splitlines()
+    assert json.loads(books[0])["ask_prices"] == levels
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["ticks", "--format", "parquet"], "give --out"),
+        (["ticks", "--from", "2026-11-18"], "--from and --to"),
+        (
+            [
+                "ticks",
+                "--date",
+                "2026-11-18",
+                "--from",
+                "2026-11-18 09:00",
+                "--to",
+                "2026-11-18 10:00",
+            ],
+            "--from and --to",
+        ),
+        (["ticks", "--date", "yesterday"], "not an ISO date"),
+        (["ticks", "--from", "2026-11-19", "--to", "2026-11-18"], "before it starts"),
+    ],
+)
+def test_a_bad_request_is_one_line_and_exit_2(config: Path, args: list[str], said: str) -> None:
+    done = CliRunner().invoke(cli.app, ["data", *args, "--config", str(config)])
+    assert done.exit_code == 2 and said in done.output, done.output
+    assert "Traceback" not in done.output
+
+
+def test_every_dataset_has_a_command() -> None:
+    names = {c.name for c in cli.app.registered_groups if c.name == "data"}
+    assert names == {"data"}
+    commands = {c.name or c.callback.__name__ for c in cli.data_app.registered_commands}  # type: ignore[union-attr]
+    assert set(DATASETS) | {"coverage"} <= commands
