@@ -473,6 +473,8 @@ OWN_WRITES = {
     "observer/db/backup_folders.py": "a backup's folder: every part fsynced, then renamed",
     "workers/master_file/files.py": "master archives: fsynced before renamed into place",
     "workers/etf/report.py": "a report's CSV, at the path an operator gave",
+    "observer/cli/data.py": "the rows an operator asked for, at the path they gave",
+    "observer/data/export.py": "exported files: written aside, renamed whole, re-exportable",
     "workers/gap_recovery/cli.py": "a report's chart, at the path an operator gave",
     "workers/enrich/summary.py": "a log of runs, appended",
     "observer/supervisor/control.py": "a socket bound aside, renamed over a stale one",

@@ -1,7 +1,8 @@
-"""``observer data ticks|books|bars|snapshots|gaps|coverage``: the stored data in a terminal.
+"""``observer data ticks|books|bars|snapshots|gaps|coverage`` and ``observer export``.
 
-Each reads through `observer.data` (the database and the day archives as one) and writes a
-table, CSV, JSON lines or Parquet, to the terminal or ``--out``. Times print in KST.
+Each reads through `observer.data` (the database and the day archives as one). ``data``
+writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times in KST);
+``export`` writes a Parquet file per dataset, symbol and day (`observer.data.export`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from observer.data import Catalog
 
-__all__ = ["data_app"]
+__all__ = ["data_app", "export"]
 
 data_app = typer.Typer(
     no_args_is_help=True,
@@ -231,6 +232,7 @@ def _read(
 
 
 def _write(table: pa.Table, fmt: Format, file: BinaryIO) -> None:
+    # deferred with the rest of the data commands' (see `_show`)
     import msgspec
     import pyarrow.csv as csv
     import pyarrow.parquet as pq
@@ -251,6 +253,7 @@ def _texts(table: pa.Table, brief: bool = False) -> pa.Table:
 
     ``brief``: to the millisecond, without the offset (a table in a terminal, all KST).
     """
+    # deferred with the rest of the data commands' (see `_show`)
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -266,6 +269,7 @@ def _texts(table: pa.Table, brief: bool = False) -> pa.Table:
 
 def _print(table: pa.Table, limit: int) -> None:
     """The first and last ``limit`` rows as a table, the times in KST."""
+    # deferred: rich (about 0.1 s), for a table in a terminal only
     from rich.console import Console
     from rich.table import Table
 
@@ -284,3 +288,39 @@ def _print(table: pa.Table, limit: int) -> None:
     console = Console(soft_wrap=False, width=max(120, Console().width))
     console.print(view)
     console.print(f"{rows:,} rows")
+
+
+def export(
+    first: Annotated[str, typer.Option("--from", help="the first KST day, YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="the last KST day, included")],
+    symbols: Annotated[
+        str | None, typer.Option("--symbols", help="A,B,... (default: every symbol)")
+    ] = None,
+    datasets: Annotated[
+        str, typer.Option("--datasets", help="which, of ticks,books,bars,snapshots")
+    ] = "ticks,books,bars,snapshots",
+    venue: VenueOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="the folder the files go to")] = Path("export"),
+    config: Config = None,
+) -> None:
+    """A Parquet file per dataset, symbol and day: OUT/DATASET/date=D/symbol=S.parquet."""
+    # deferred: pyarrow, the ADBC drivers and the settings (about 0.3 s) for this command
+    from observer.cli.support import settings_or_exit
+    from observer.data import Catalog, DataRequestError
+    from observer.data.export import export as write
+    from observer.errors import ArchiveError, StoreError
+
+    command = "observer export"
+    try:
+        days = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        fail(command, f"--from {first} and --to {last}: days as YYYY-MM-DD", 2)
+    chosen = [s for s in (symbols or "").split(",") if s] or None
+    files = rows = 0
+    try:
+        with Catalog.of(settings_or_exit(command, config)) as catalog:
+            for written in write(catalog, out, *days, chosen, datasets.split(","), venue):
+                files, rows = files + 1, rows + written.rows
+    except (DataRequestError, StoreError, ArchiveError) as exc:
+        fail(command, str(exc), 2)
+    typer.echo(f"{files:,} files, {rows:,} rows under {out}")

@@ -64,7 +64,20 @@ _REGION_FIGURES = ("coverage_pct", "age_h")
 # because every process loads the configuration, the writer without the CLI framework: the
 # app is not imported to check a program's command. The workers' commands are entry points.
 _OWN_COMMANDS = frozenset(
-    {"audit", "capture", "ctl", "db", "hosts", "keys", "kis", "replay", "supervise", "writer"}
+    {
+        "audit",
+        "capture",
+        "ctl",
+        "data",
+        "db",
+        "export",
+        "hosts",
+        "keys",
+        "kis",
+        "replay",
+        "supervise",
+        "writer",
+    }
 )
 _SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with its NUL
 

@@ -163,9 +163,34 @@ class Catalog:
         """The gaps overlapping the range, each in its current state."""
         return self.read("gaps", span_of(symbols, start, end, venue))
 
+    def instruments(self, symbols: Symbols = None) -> pa.Table:
+        """The instruments the master files list (every market, the delisted too: ``active``)."""
+        return self.read("instruments", _everything(symbols))
+
+    def sectors(self, symbols: Symbols = None) -> pa.Table:
+        """Each instrument's newest sector classification (KIS's code, GICS, its origin)."""
+        return self.read("sectors", _everything(symbols))
+
+    def universe(self, start: When, end: When | None = None, symbols: Symbols = None) -> pa.Table:
+        """The universe of each KST day in the range: its members by rank.
+
+        The day's newest build, with the closes, caps, volumes and Nextrade standing it
+        chose them by.
+        """
+        return self.read("universe", span_of(symbols, start, end))
+
+    def etf_daily(self, symbols: Symbols, start: When, end: When | None = None) -> pa.Table:
+        """Each ETF's sessions in the range: OHLCV, NAV, premium, net assets, units.
+
+        The newest row of each ETF's day.
+        """
+        return self.read("etf_daily", span_of(symbols, start, end))
+
     def read(self, name: str | Dataset, span: Span) -> pa.Table:
         """A dataset's rows in ``span``, from the database and the archive, once each."""
         dataset = DATASETS[name] if isinstance(name, str) else name
+        if span.venue is not None and "venue" not in dataset.stored:
+            raise DataRequestError(f"{dataset.name} has no venue: ask without one")
         stored = self.database.read(dataset, span)
         parts = [conform(stored, dataset)] if stored.num_rows else []
         if dataset.archived:
@@ -177,6 +202,8 @@ class Catalog:
         if not parts:
             return empty(dataset)
         table = parts[0] if len(parts) == 1 else _once(pa.concat_tables(parts), dataset)
+        if dataset.newest:
+            table = _newest(table, dataset.newest)
         return table.sort_by([(c, "ascending") for c in dataset.order]).combine_chunks()
 
     def _best_bars(self, span: Span, day: date) -> pa.Table:
@@ -199,6 +226,23 @@ def _day_span(span: Span, day: date) -> Span:
     """``span``'s symbols and venue over the whole KST ``day``."""
     whole = span_of(span.symbols, day)
     return Span(span.symbols, span.venue, whole.lo_ns, whole.hi_ns)
+
+
+def _everything(symbols: Symbols) -> Span:
+    """A span of ``symbols`` whose range a reference dataset does not read."""
+    return span_of(symbols, 0, 1)
+
+
+def _newest(table: pa.Table, alike: tuple[str, ...]) -> pa.Table:
+    """The rows of the newest event (``produced_ns``, then ``seq``) among those ``alike``."""
+    ordered = table.sort_by(
+        [*((c, "ascending") for c in alike), ("produced_ns", "descending"), ("seq", "descending")]
+    )
+    newest = ordered.group_by(list(alike), use_threads=False).aggregate(
+        [("source", "first"), ("seq", "first")]
+    )
+    chosen = newest.rename_columns([*alike, "source", "seq"])
+    return table.join(chosen, [*alike, "source", "seq"], join_type="inner", use_threads=False)
 
 
 def _venue_known(table: pa.Table) -> pa.Table:

@@ -56,6 +56,8 @@ COVERAGE_SCHEMA = pa.schema(
         ("gap_id", pa.string()),
     ]
 )
+# A stream kept to a venue's close holds its last minute whole (an auction's match)
+_CLOSE_SLACK_NS = 90 * 10**9
 # A reconciled minute's status, as the reconciliation recorded it, in this table's words.
 _JUDGED = {
     "complete": "ticks",
@@ -91,11 +93,14 @@ def coverage_table(
 ) -> pa.Table:
     """The day's coverage (`COVERAGE_SCHEMA`), sorted by symbol, venue and minute."""
     lo, hi = day_bounds(day)
-    until = min(hi, now_ns)
     with engine.connect() as conn:
         chosen = sorted(slot_venues_between(conn, lo, hi))
         watched: dict[tuple[str, str], set[int]] = {}
         for on in chosen if venue is None else [v for v in chosen if v == venue]:
+            # A holding never released (its run killed) ends at the venue's close at the latest
+            close = venues.close(cast(Venue, on), day)
+            last = hi if close is None else int(close.timestamp()) * 10**9 + _CLOSE_SLACK_NS
+            until = min(last, now_ns)
             spans = held_spans(slot_events_between(conn, lo, hi, "", on), until)
             for symbol, holdings in spans.items():
                 watched[(symbol, on)] = set(watched_minutes(holdings, edge_ns, until))

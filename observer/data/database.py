@@ -12,6 +12,7 @@ fail, so the whole result is read as one batch. A reader is for one thread.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +75,20 @@ class DatabaseReader:
         params: list[Any] = []
 
         def bind(value: Any) -> str:
-            params.append(value)
+            params.append(value.isoformat() if isinstance(value, date) else value)
             return self.placeholder(len(params))
 
-        if dataset.name == "gaps":  # spans: those overlapping the range
+        if dataset.kind == "reference":  # every row
+            terms = ["1 = 1"]
+        elif dataset.kind == "daily":  # the KST days the range touches
+            days = list(span.days())
+            first, after = days[0], days[-1] + timedelta(days=1)
+            column = dataset.time_column
+            terms = [
+                f"{column} >= {self._day(bind(first))}",
+                f"{column} < {self._day(bind(after))}",
+            ]
+        elif dataset.kind == "spans":  # those overlapping the range (gaps)
             terms = [f"start_ns < {bind(span.hi_ns)}", f"end_ns > {bind(span.lo_ns)}"]
         else:
             column = dataset.time_column
@@ -87,6 +98,10 @@ class DatabaseReader:
         if span.venue is not None:
             terms.append(f"venue = {bind(span.venue)}")
         return " AND ".join(terms), params
+
+    def _day(self, placeholder: str) -> str:
+        """A date parameter (bound as ISO text): SQLite keeps dates as that text."""
+        return placeholder if self.dialect == "sqlite" else f"CAST({placeholder} AS DATE)"
 
     def _sqlite(self, sql: str, params: Sequence[Any]) -> pa.Table:
         assert self._path is not None

@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 
 import pyarrow as pa
 
+from observer.db.archive import schema_of
+from observer.db.models import Base
+
 __all__ = ["DATASETS", "DECIMAL", "KST_TIME", "Dataset"]
 
 DECIMAL = pa.decimal128(24, 8)
@@ -25,9 +28,14 @@ _S, _I, _B, _LEVELS = pa.string(), pa.int64(), pa.bool_(), pa.list_(pa.int64())
 class Dataset:
     """One dataset: its table, the column that dates a row, and its stored columns.
 
-    ``columns`` are the table's columns returned, with their types; ``views`` adds a KST
-    timestamp column after each UTC-ns column it names. ``key`` is a row's identity (rows
-    read twice, from the database and an archive, are kept once); ``order`` sorts the rows.
+    ``time_column`` dates a row by a UTC-ns instant; a ``kind`` "spans" dataset's rows span
+    a range from it (those overlapping the range are read), a "daily" dataset's is a date
+    (KST), and a "reference" dataset has none (every row, the range unused). ``columns`` are
+    the table's columns returned, with their types; ``views`` adds a KST timestamp column
+    after each UTC-ns column it names. ``key`` is a row's identity (rows read twice, from the
+    database and an archive, are kept once); ``order`` sorts the rows. ``newest``: of the rows
+    alike in these columns, only the newest event's are current (a day's universe built
+    again: the newest build's members).
     """
 
     name: str
@@ -38,6 +46,8 @@ class Dataset:
     key: tuple[str, ...] = ("source", "seq")
     order: tuple[str, ...] = ()
     archived: bool = True  # the archive job writes its days to Parquet
+    kind: str = "instants"  # "instants" | "spans" | "daily" | "reference"
+    newest: tuple[str, ...] = ()
 
     @property
     def schema(self) -> pa.Schema:
@@ -195,6 +205,47 @@ GAPS = Dataset(
     key=("gap_id",),
     order=("symbol", "start_ns", "gap_id"),
     archived=False,
+    kind="spans",
 )
 
-DATASETS: dict[str, Dataset] = {d.name: d for d in (TICKS, BOOKS, BARS, SNAPSHOTS, GAPS)}
+
+def _of_model(name: str, table: str, kind: str, **chosen: object) -> Dataset:
+    """A dataset of every column of ``table`` as the archives type them (`schema_of`)."""
+    schema = schema_of(Base.metadata.tables[table])
+    columns = tuple((f.name, f.type) for f in schema)
+    options: dict[str, object] = {"views": (), "archived": False, "kind": kind, **chosen}
+    time_column = "trade_date" if kind == "daily" else ""
+    return Dataset(name, table, time_column, columns, **options)  # type: ignore[arg-type]
+
+
+INSTRUMENTS = _of_model(
+    "instruments", "instruments", "reference", key=("market", "symbol"), order=("symbol", "market")
+)
+SECTORS = _of_model(
+    "sectors",
+    "instrument_sectors",
+    "reference",
+    key=("market", "symbol"),
+    order=("symbol", "market"),
+)
+# The day's universe: its members, by rank, as the newest build of the day chose them.
+UNIVERSE = _of_model(
+    "universe",
+    "universe_members",
+    "daily",
+    key=("source", "seq", "idx"),
+    order=("trade_date", "rank"),
+    newest=("trade_date",),
+)
+ETF_DAILY = _of_model(
+    "etf_daily",
+    "etf_daily",
+    "daily",
+    order=("symbol", "trade_date"),
+    newest=("symbol", "trade_date"),
+)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (TICKS, BOOKS, BARS, SNAPSHOTS, GAPS, INSTRUMENTS, SECTORS, UNIVERSE, ETF_DAILY)
+}

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bus.events import Event, OrderBook, TradeTick
+from bus.events import EtfDaily, Event, OrderBook, TradeTick, UniverseMember, UniverseSnapshot
 from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
 from observer.data import Catalog, DataRequestError, span_of
@@ -215,3 +215,52 @@ def test_what_was_committed_is_what_a_read_returns(
 def test_archived_tables_are_datasets() -> None:
     """Every table the archive job writes is read back by one dataset."""
     assert {d.table for d in DATASETS.values() if d.archived} == set(ARCHIVED_TABLES)
+
+
+def test_a_day_s_universe_is_its_newest_build_and_an_etf_s_day_its_newest_row(
+    catalog_of: tuple[Store, Catalog, Path],
+) -> None:
+    store, catalog, _ = catalog_of
+
+    def member(symbol: str, rank: int) -> UniverseMember:
+        return UniverseMember(
+            symbol=symbol, market="KOSPI", rank=rank, prev_close=5000, market_cap=9
+        )
+
+    def universe(day: date, *symbols: str) -> UniverseSnapshot:
+        members = tuple(member(s, n) for n, s in enumerate(symbols, start=1))
+        return UniverseSnapshot(trade_date=day, based_on=day, min_prev_close=4000, members=members)
+
+    def etf(day: date, nav: str, final: bool) -> EtfDaily:
+        return EtfDaily(
+            trade_date=day, symbol="069500", close=46_000, nav=Decimal(nav), nav_final=final
+        )
+
+    apply(
+        store,
+        [
+            universe(DAY, "005930", "000660", "035420"),
+            universe(DAY, "000660", "005930"),  # built again: this one is the day's
+            universe(NEXT, "005930"),
+            etf(DAY, "45990.5", False),  # provisional, then the published NAV
+            etf(DAY, "46001.25", True),
+            etf(NEXT, "46100", True),
+        ],
+    )
+    day = catalog.universe(DAY)
+    assert day["symbol"].to_pylist() == ["000660", "005930"] and day["rank"].to_pylist() == [1, 2]
+    assert day.schema.field("trade_date").type == pa.date32()
+    assert catalog.universe(DAY, NEXT + timedelta(days=1))["trade_date"].to_pylist() == [
+        DAY,
+        DAY,
+        NEXT,
+    ]
+    assert catalog.universe(DAY, symbols="005930").num_rows == 1
+    rows = catalog.etf_daily("069500", DAY, NEXT + timedelta(days=1)).to_pylist()
+    assert [(r["trade_date"], r["nav"], r["nav_final"]) for r in rows] == [
+        (DAY, Decimal("46001.25"), True),
+        (NEXT, Decimal("46100"), True),
+    ]
+    with pytest.raises(DataRequestError, match="no venue"):
+        catalog.universe(DAY).equals(catalog.read("universe", span_of(None, DAY, None, "KRX")))
+    assert catalog.instruments("005930").schema.field("active").type == pa.bool_()

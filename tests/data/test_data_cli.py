@@ -9,6 +9,7 @@ from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
@@ -100,4 +101,54 @@ def test_every_dataset_has_a_command() -> None:
     names = {c.name for c in cli.app.registered_groups if c.name == "data"}
     assert names == {"data"}
     commands = {c.name or c.callback.__name__ for c in cli.data_app.registered_commands}  # type: ignore[union-attr]
-    assert set(DATASETS) | {"coverage"} <= commands
+    instants = {name for name, d in DATASETS.items() if d.kind == "instants"}
+    assert instants | {"coverage"} <= commands
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_export_writes_a_file_per_symbol_and_day_that_duckdb_reads(
+    config: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    done = CliRunner().invoke(
+        cli.app,
+        [
+            "export",
+            "--from",
+            str(DAY),
+            "--to",
+            str(DAY),
+            "--out",
+            str(out),
+            "--config",
+            str(config),
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
+    assert f"ticks/date={DAY}/symbol=005930.parquet" in files
+    assert f"books/date={DAY}/symbol=005930.parquet" in files
+    assert not list(out.rglob(".*.tmp"))
+    one = pq.read_table(out / f"ticks/date={DAY}/symbol=005930.parquet")
+    assert set(one["symbol"].to_pylist()) == {"005930"}
+    ((count, symbols),) = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT symbol) FROM "
+        f"read_parquet('{out}/ticks/*/*.parquet', hive_partitioning = true)"
+    ).fetchall()
+    assert (count, symbols) == (50, 8)  # every tick of the day, once
+    assert f"{len(files)} files" in done.output
+    refused = CliRunner().invoke(
+        cli.app,
+        [
+            "export",
+            "--from",
+            str(DAY),
+            "--to",
+            str(DAY),
+            "--datasets",
+            "gaps",
+            "--config",
+            str(config),
+        ],
+    )
+    assert refused.exit_code == 2 and "not a dataset kept per symbol" in refused.output
