@@ -8,13 +8,14 @@ writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times 
 from __future__ import annotations
 
 import sys
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, BinaryIO
 
 import typer
 
+from observer.calendar.phases import KST
 from observer.cli.support import fail
 
 if TYPE_CHECKING:
@@ -41,7 +42,9 @@ class Format(StrEnum):
 
 
 Symbols = Annotated[list[str] | None, typer.Argument(help="symbols (none: every symbol)")]
-Day = Annotated[str | None, typer.Option("--date", help="a KST day, YYYY-MM-DD (default: today)")]
+Day = Annotated[
+    str | None, typer.Option("--date", help="a KST day, YYYY-MM-DD (default: today in Korea)")
+]
 From = Annotated[str | None, typer.Option("--from", help="from this KST time (instead of --date)")]
 To = Annotated[str | None, typer.Option("--to", help="to this KST time, excluded")]
 VenueOpt = Annotated[str | None, typer.Option("--venue", help="KRX or NXT (default: both)")]
@@ -199,7 +202,7 @@ def _show(
         fail(_COMMAND, "--format parquet writes a file: give --out", 2)
     if (start is None) != (end is None) or (start is not None and day is not None):
         fail(_COMMAND, "give --date, or --from and --to", 2)
-    first = start or day or date.today().isoformat()
+    first = start or day or datetime.now(KST).date().isoformat()  # today in Korea
     try:
         with Catalog.of(settings_or_exit(_COMMAND, config)) as catalog:
             table = _read(catalog, what, symbols or None, first, end, venue)
