@@ -8,6 +8,7 @@ writes a table, CSV, JSON lines or Parquet, to the terminal or ``--out`` (times 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -84,36 +85,32 @@ _BRIEF = {
 }
 
 
-@data_app.command()
-def ticks(
-    symbols: Symbols = None,
-    day: Day = None,
-    start: From = None,
-    end: To = None,
-    venue: VenueOpt = None,
-    fmt: FormatOpt = Format.table,
-    out: Out = None,
-    limit: Limit = 20,
-    config: Config = None,
-) -> None:
-    """Track B's trades."""
-    _show("ticks", symbols, day, start, end, venue, fmt, out, limit, config)
+def _ranged(what: str) -> Callable[..., None]:
+    """The command that shows dataset ``what`` over a day or a range."""
+
+    def command(
+        symbols: Symbols = None,
+        day: Day = None,
+        start: From = None,
+        end: To = None,
+        venue: VenueOpt = None,
+        fmt: FormatOpt = Format.table,
+        out: Out = None,
+        limit: Limit = 20,
+        config: Config = None,
+    ) -> None:
+        _show(what, symbols, day, start, end, venue, fmt, out, limit, config)
+
+    return command
 
 
-@data_app.command()
-def books(
-    symbols: Symbols = None,
-    day: Day = None,
-    start: From = None,
-    end: To = None,
-    venue: VenueOpt = None,
-    fmt: FormatOpt = Format.table,
-    out: Out = None,
-    limit: Limit = 20,
-    config: Config = None,
-) -> None:
-    """Track B's ten-level books (each side's levels as lists, best first)."""
-    _show("books", symbols, day, start, end, venue, fmt, out, limit, config)
+for _name, _help in (
+    ("ticks", "Track B's trades."),
+    ("books", "Track B's ten-level books (each side's levels as lists, best first)."),
+    ("snapshots", "Track A's snapshots of the universe."),
+    ("gaps", "The gaps overlapping the range, each in its current state."),
+):
+    data_app.command(_name, help=_help)(_ranged(_name))
 
 
 @data_app.command()
@@ -133,38 +130,6 @@ def bars(
 ) -> None:
     """Minute bars: those recovered from KIS for gaps, or with --best each minute's best."""
     _show("best_bars" if best else "bars", symbols, day, start, end, venue, fmt, out, limit, config)
-
-
-@data_app.command()
-def snapshots(
-    symbols: Symbols = None,
-    day: Day = None,
-    start: From = None,
-    end: To = None,
-    venue: VenueOpt = None,
-    fmt: FormatOpt = Format.table,
-    out: Out = None,
-    limit: Limit = 20,
-    config: Config = None,
-) -> None:
-    """Track A's snapshots of the universe."""
-    _show("snapshots", symbols, day, start, end, venue, fmt, out, limit, config)
-
-
-@data_app.command()
-def gaps(
-    symbols: Symbols = None,
-    day: Day = None,
-    start: From = None,
-    end: To = None,
-    venue: VenueOpt = None,
-    fmt: FormatOpt = Format.table,
-    out: Out = None,
-    limit: Limit = 20,
-    config: Config = None,
-) -> None:
-    """The gaps overlapping the range, each in its current state."""
-    _show("gaps", symbols, day, start, end, venue, fmt, out, limit, config)
 
 
 @data_app.command()

@@ -25,26 +25,21 @@ from observer.data import Catalog, DataRequestError, span_of
 from observer.data.datasets import DATASETS, DECIMAL, KST_TIME
 from observer.db import migrate
 from observer.db.engine import make_engine
-from observer.db.retention_queries import ARCHIVED_TABLES, day_bounds
+from observer.db.retention_queries import ARCHIVED_TABLES
 from observer.writer.retention import Pruner
 from observer.writer.store import Store
 from tests.archive.test_archive import (
+    DAY,
+    NEXT,
     apply,
     archive,
     archive_and_request,
+    day_ns,
     market_events,
     prune_all,
     store_settings,
 )
 from workers.archive.job import archive_day
-
-DAY = date(2026, 11, 18)
-NEXT = DAY + timedelta(days=1)
-
-
-def day_ns(day: date, n: int) -> int:
-    """09:00 KST of ``day`` plus ``n`` milliseconds."""
-    return day_bounds(day)[0] + 9 * 3600 * 10**9 + n * 10**6
 
 
 def ticks(day: date, first: int, count: int) -> list[Event]:
