@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import adbc_driver_manager
 import adbc_driver_sqlite.dbapi as sqlite
 import pyarrow as pa
 from adbc_driver_sqlite import StatementOptions
@@ -62,10 +64,20 @@ class DatabaseReader:
         return self.query(sql, params)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
-        """The rows of ``sql`` (placeholders as `placeholder` writes them) as an Arrow table."""
-        if self._path is not None:
-            return self._sqlite(sql, params)
-        return self._postgresql(sql, params)
+        """The rows of ``sql`` (placeholders as `placeholder` writes them) as an Arrow table.
+
+        Raises
+        ------
+        StoreError
+            The database could not be read (not there, not reachable, not migrated).
+        """
+        try:
+            if self._path is not None:
+                return self._sqlite(sql, params)
+            return self._postgresql(sql, params)
+        except adbc_driver_manager.Error as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise StoreError(f"cannot read the {self.dialect} database: {first}") from exc
 
     def placeholder(self, n: int) -> str:
         """The ``n``-th (from 1) parameter's placeholder in this database's SQL."""
@@ -107,7 +119,7 @@ class DatabaseReader:
         assert self._path is not None
         if not self._path.is_file():
             raise StoreError(f"no database at {self._path}")
-        uri = f"file:{self._path}?mode=ro"
+        uri = f"file:{quote(str(self._path))}?mode=ro"
         with sqlite.connect(uri) as conn, conn.cursor() as cursor:
             cursor.adbc_statement.set_options(**{StatementOptions.BATCH_ROWS.value: _ONE_BATCH})
             cursor.execute(sql, parameters=tuple(params) or None)

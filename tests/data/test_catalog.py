@@ -26,6 +26,7 @@ from observer.data.datasets import DATASETS, DECIMAL, KST_TIME
 from observer.db import migrate
 from observer.db.engine import make_engine
 from observer.db.retention_queries import ARCHIVED_TABLES
+from observer.errors import StoreError
 from observer.writer.retention import Pruner
 from observer.writer.store import Store
 from tests.archive.test_archive import (
@@ -259,3 +260,16 @@ def test_a_day_s_universe_is_its_newest_build_and_an_etf_s_day_its_newest_row(
     with pytest.raises(DataRequestError, match="no venue"):
         catalog.universe(DAY).equals(catalog.read("universe", span_of(None, DAY, None, "KRX")))
     assert catalog.instruments("005930").schema.field("active").type == pa.bool_()
+
+
+def test_a_database_that_cannot_be_read_is_a_store_error(tmp_path: Path) -> None:
+    odd = tmp_path / "a #folder"
+    odd.mkdir()
+    url = f"sqlite:///{odd / 'observer.db'}"
+    with pytest.raises(StoreError, match="no database at"):
+        Catalog(url, tmp_path / "archive").ticks("005930", DAY)
+    (odd / "observer.db").touch()  # there, and not migrated: no table
+    with pytest.raises(StoreError, match=r"cannot read the sqlite database: .*trade_ticks"):
+        Catalog(url, tmp_path / "archive").ticks("005930", DAY)
+    migrate.upgrade(url)  # a path a URI would misread ("#") is read as the file it names
+    assert Catalog(url, tmp_path / "archive").ticks("005930", DAY).num_rows == 0
