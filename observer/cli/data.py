@@ -159,6 +159,7 @@ def _show(
     config: Path | None,
 ) -> None:
     # deferred: pyarrow, the ADBC drivers and the settings (about 0.3 s) for these commands
+    from observer.calendar.clock import clock_from_env
     from observer.cli.support import settings_or_exit
     from observer.data import Catalog, DataRequestError
     from observer.errors import ArchiveError, StoreError
@@ -169,7 +170,7 @@ def _show(
         fail(_COMMAND, "give --date, or --from and --to", 2)
     first = start or day or datetime.now(KST).date().isoformat()  # today in Korea
     try:
-        with Catalog.of(settings_or_exit(_COMMAND, config)) as catalog:
+        with Catalog.of(settings_or_exit(_COMMAND, config), clock_from_env()) as catalog:
             table = _read(catalog, what, symbols or None, first, end, venue)
     except (DataRequestError, StoreError, ArchiveError) as exc:
         fail(_COMMAND, str(exc), 2)
@@ -273,6 +274,7 @@ def export(
 ) -> None:
     """A Parquet file per dataset, symbol and day: OUT/DATASET/date=D/symbol=S.parquet."""
     # deferred: pyarrow, the ADBC drivers and the settings (about 0.3 s) for this command
+    from observer.calendar.clock import clock_from_env
     from observer.cli.support import settings_or_exit
     from observer.data import Catalog, DataRequestError
     from observer.data.export import export as write
@@ -286,7 +288,7 @@ def export(
     chosen = [s for s in (symbols or "").split(",") if s] or None
     files = rows = 0
     try:
-        with Catalog.of(settings_or_exit(command, config)) as catalog:
+        with Catalog.of(settings_or_exit(command, config), clock_from_env()) as catalog:
             for written in write(catalog, out, *days, chosen, datasets.split(","), venue):
                 files, rows = files + 1, rows + written.rows
     except (DataRequestError, StoreError, ArchiveError) as exc:

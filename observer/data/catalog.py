@@ -8,7 +8,6 @@ is the same before and after the archive job and the pruning ran.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date
@@ -18,6 +17,7 @@ from typing import Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from observer.calendar.clock import Clock, SystemClock
 from observer.calendar.timeline import timeline_from
 from observer.calendar.venues import Venues, venues_from
 from observer.config.load import load_settings
@@ -35,6 +35,8 @@ from observer.db.engine import make_engine
 __all__ = ["Catalog", "open_catalog"]
 
 Symbols = str | Iterable[str] | None
+# What the coverage and the best bars read of the trades: each minute's count, volume, prices.
+_MINUTE_TICKS = TICKS.project("symbol", "venue", "exchange_ns", "price", "qty")
 
 
 class Catalog:
@@ -48,14 +50,21 @@ class Catalog:
     """
 
     def __init__(
-        self, url: str, root: Path, venues: Venues | None = None, edge_s: float = 2.0
+        self,
+        url: str,
+        root: Path,
+        venues: Venues | None = None,
+        edge_s: float = 2.0,
+        clock: Clock | None = None,
     ) -> None:
         """Read the database at ``url`` and the archives under ``root``.
 
         ``venues``: the venues' sessions (default: the shipped hours); ``edge_s``: how long a
-        slot must be held either side of a minute for it to count as watched (as reconciled).
+        slot must be held either side of a minute for it to count as watched (as reconciled);
+        ``clock``: now, for a day still going on (default: the system's).
         """
         self.url = url
+        self.clock = clock or SystemClock()
         self.database = DatabaseReader(url)
         self.archive = ArchiveReader(root)
         self.venues = venues or _venues(Settings())
@@ -72,13 +81,14 @@ class Catalog:
         self.close()
 
     @classmethod
-    def of(cls, settings: Settings) -> Catalog:
+    def of(cls, settings: Settings, clock: Clock | None = None) -> Catalog:
         """The catalog of the observer ``settings`` configure."""
         return cls(
             settings.database.url,
             archive_root(settings.retention, settings.paths),
             _venues(settings),
             settings.gap_recovery.verify_edge_s,
+            clock,
         )
 
     def ticks(
@@ -129,7 +139,10 @@ class Catalog:
         span = span_of(symbols, day, None, venue)
         first = next(span.days())
         whole = _day_span(span, first)
-        ticks = self.read(TICKS.project("symbol", "venue", "exchange_ns", "qty"), whole)
+        return self._coverage(whole, first, self.read(_MINUTE_TICKS, whole))
+
+    def _coverage(self, whole: Span, first: date, ticks: pa.Table) -> pa.Table:
+        """``first``'s coverage of ``whole``'s symbols and venue, given the day's ``ticks``."""
         gaps: dict[tuple[str, str], list[tuple[str, int, int, str]]] = defaultdict(list)
         for gap in self.read(GAPS, whole).to_pylist():
             gaps[(gap["symbol"], gap["venue"])].append(
@@ -142,11 +155,11 @@ class Catalog:
                 engine,
                 self.venues,
                 first,
-                span.symbols,
-                span.venue,
+                whole.symbols,
+                whole.venue,
                 facts,
                 edge_ns=self.edge_ns,
-                now_ns=time.time_ns(),
+                now_ns=self.clock.now_ns(),
             )
         finally:
             engine.dispose()
@@ -208,8 +221,8 @@ class Catalog:
 
     def _best_bars(self, span: Span, day: date) -> pa.Table:
         whole = _day_span(span, day)
-        cover = self.coverage(span.symbols, day, span.venue)
-        ticks = self.read(TICKS.project("symbol", "venue", "exchange_ns", "price", "qty"), whole)
+        ticks = self.read(_MINUTE_TICKS, whole)  # read once: the coverage's and the bars'
+        cover = self._coverage(whole, day, ticks)
         return best_bars(cover, ticks, self.read(BARS, whole))
 
 

@@ -24,6 +24,7 @@ from bus.events import (
     SlotDecision,
 )
 from harness.loadgen import synthetic_tick
+from observer.calendar.clock import ManualClock
 from observer.calendar.phases import KST
 from observer.data import Catalog
 from observer.data.bars import BEST_BARS_SCHEMA
@@ -186,3 +187,15 @@ def test_the_best_bars_come_from_the_trades_where_whole_else_from_kis(day: Catal
     # A range inside the day: its minutes alone
     part = day.bars("005930", f"{DAY} 09:33", f"{DAY} 09:35", source="best")
     assert [f"{t:%H:%M}" for t in part["minute_time"].to_pylist()] == ["09:33", "09:34"]
+
+
+def test_a_day_still_going_on_is_watched_up_to_the_catalog_s_clock(
+    day: Catalog, store: Store
+) -> None:
+    """The project's clock (a simulated day's), not the machine's, says what has closed."""
+    early = Catalog(day.url, day.archive.root, clock=ManualClock(at("09:35:30")))
+    with early:
+        table = early.coverage("005930", DAY)
+    minutes = {f"{r['minute_time']:%H:%M}": r["status"] for r in table.to_pylist()}
+    assert minutes["09:34"] == "recovered"  # closed by 09:35:30
+    assert minutes["09:36"] == minutes["09:38"] == "not_watched"  # not yet
