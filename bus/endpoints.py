@@ -28,6 +28,13 @@ LINGER_MS = 1000
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 5000
 CONNECT_TIMEOUT_MS = 2000
+# The kernel's equivalent for a socket that must not run ZMTP heartbeats (see `keep_alive`):
+# an idle connection is probed after 2 s, every 1 s, and dropped after 3 unanswered probes;
+# one whose sent bytes stay unacknowledged for TCP_MAXRT_MS is dropped (TCP_USER_TIMEOUT).
+TCP_KEEPALIVE_IDLE_S = 2
+TCP_KEEPALIVE_INTVL_S = 1
+TCP_KEEPALIVE_CNT = 3
+TCP_MAXRT_MS = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +53,28 @@ def local_endpoints(run_dir: Path) -> Endpoints:
     )
 
 
-def keep_alive(socket: zmq.Socket[bytes], endpoint: str) -> None:
-    """Heartbeats and a bounded connect time on a tcp endpoint (before bind or connect)."""
+def keep_alive(socket: zmq.Socket[bytes], endpoint: str, *, backpressured: bool = False) -> None:
+    """Dead-peer detection and a bounded connect time on a tcp endpoint (before bind or connect).
+
+    ``backpressured`` marks a socket that stops reading when its receive queue is full (the
+    writer's ingest, a feed subscriber). Such a socket gets the kernel's TCP keepalive and
+    TCP_USER_TIMEOUT instead of ZMTP heartbeats: libzmq 4.3.5 aborts the whole process
+    (``Assertion failed: !_io_error (src/stream_engine_base.cpp:310)``) when a peer hangs up
+    while the socket's input is stopped and the heartbeat timer fires next
+    (zeromq/libzmq#4364, open). Other sockets keep ZMTP heartbeats.
+    """
     if not endpoint.startswith("tcp://"):
+        return
+    socket.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
+    if backpressured:
+        socket.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        socket.setsockopt(zmq.TCP_KEEPALIVE_IDLE, TCP_KEEPALIVE_IDLE_S)
+        socket.setsockopt(zmq.TCP_KEEPALIVE_INTVL, TCP_KEEPALIVE_INTVL_S)
+        socket.setsockopt(zmq.TCP_KEEPALIVE_CNT, TCP_KEEPALIVE_CNT)
+        socket.setsockopt(zmq.TCP_MAXRT, TCP_MAXRT_MS)
         return
     socket.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
     socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
-    socket.setsockopt(zmq.CONNECT_TIMEOUT, CONNECT_TIMEOUT_MS)
 
 
 def ipc_path(endpoint: str) -> Path | None:

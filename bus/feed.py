@@ -117,7 +117,7 @@ class FeedSubscriber:
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         if curve is not None:
             curve.apply(self.socket)
-        keep_alive(self.socket, endpoint)
+        keep_alive(self.socket, endpoint, backpressured=True)
         for prefix in prefixes:
             self.socket.setsockopt(zmq.SUBSCRIBE, prefix.encode())
         self.socket.connect(endpoint)

@@ -55,7 +55,7 @@ class Ingest:
         self.socket.setsockopt(zmq.MAXMSGSIZE, max_frame_bytes)
         if curve is not None:
             curve.apply(self.socket)
-        keep_alive(self.socket, endpoint)
+        keep_alive(self.socket, endpoint, backpressured=True)
         bind_secure(self.socket, endpoint)
         self.unroutable_acks = 0
 
