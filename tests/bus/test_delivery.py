@@ -49,9 +49,18 @@ def progressed(writer: WriterProcess, beyond: dict[str, int]) -> Callable[[], bo
     return check
 
 
-def wait_for_new_commits(writer: WriterProcess, procs: list[ProducerProcess]) -> None:
-    """Wait until every producer has more committed than now (the load is really flowing)."""
+def wait_for_new_commits(
+    writer: WriterProcess, procs: list[ProducerProcess], events: int | None = None
+) -> None:
+    """Wait until every producer has more committed than now (the load is really flowing).
+
+    With ``events`` (each producer's total), a producer whose every event is already committed
+    fails at once: its load ended before the test's faults, and no new commit can come.
+    """
     before = writer.offsets()
+    if events is not None:
+        done = [p.source for p in procs if before.get(p.source, 0) >= events]
+        assert not done, f"{done} sent and committed all {events} before the fault: slow the load"
     wait_until(
         progressed(writer, {p.source: before.get(p.source, 0) for p in procs}), 60, "new commits"
     )
@@ -63,10 +72,12 @@ def test_writer_killed_repeatedly_while_producers_send(
     """On PostgreSQL too, where the ticks land in today's partition (`writer.partitions`)."""
     writer = writer_factory(db_url).start()
     procs = producers(tmp_path, writer, 2)
+    # 15 s of load per producer: three kills and restarts of a writer on PostgreSQL took longer
+    # than the 5 s of 6,000 a second on a loaded CI machine, and the load ended before them.
     for proc in procs:
-        proc.start(events=30_000, rate=6_000)
+        proc.start(events=30_000, rate=2_000)
     for _ in range(3):
-        wait_for_new_commits(writer, procs)
+        wait_for_new_commits(writer, procs, 30_000)
         writer.kill()
         writer.start()
     results = [proc.result() for proc in procs]
