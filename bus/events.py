@@ -854,18 +854,20 @@ EVENTS_LOST = "bus_events_lost"  # the writer's critical alert for a committed `
 
 
 class DayArchived(_Event, tag="day_archived", frozen=True, kw_only=True):
-    """One table's rows of one trading day were written to a Parquet file and verified.
+    """One table's rows of one trading day were written to Parquet files and verified.
 
     The newest record of a (``table``, ``trade_date``) is the one ``observer archive verify``
-    checks the file against, and the one pruning requires.
+    checks the files against, and the one pruning requires.
     """
 
     table: str
     trade_date: date
-    path: str  # under the archive folder: YYYY/MM/DD/<table>.parquet
+    # under the archive folder: <table>/date=YYYY-MM-DD/{symbol}.parquet, the files of a part
+    # (`observer.db.archive_layout`), or a single file (YYYY/MM/DD/<table>.parquet, before)
+    path: str
     rows: int
-    bytes: int  # of the file
-    sha256: str  # of the file's bytes, hex
+    bytes: int  # of the files
+    sha256: str  # hex: of a part's files' names and sha256s (`part_digest`), of a file's bytes
     raw_bytes: int = 0  # the same rows uncompressed (Arrow buffers): bytes / raw_bytes = ratio
     elapsed_ms: int = 0  # reading the rows, writing and verifying the file
 

@@ -66,7 +66,7 @@ def demo(
     start: Annotated[str, typer.Option(help="simulated start, KST")] = "04:55",
     until: Annotated[str, typer.Option(help="simulated end, KST")] = "20:30",
     speed: Annotated[
-        float | None, typer.Option(help="clock speed in the session (default: day in 4.5 min)")
+        float | None, typer.Option(help="clock speed in the session (default: day in 6.5 min)")
     ] = None,
     idle_speed: Annotated[
         float | None,
@@ -245,9 +245,12 @@ def bench_data(
     busiest: Annotated[int, typer.Option(min=1, help="ticks of the busiest symbol")] = 130_000,
     rounds: Annotated[int, typer.Option(min=1, help="best of this many reads")] = 5,
     db: Annotated[str, typer.Option(help="sqlite | postgres")] = "sqlite",
+    books: Annotated[
+        int, typer.Option(min=0, help="order books for the best-spread query (0: none)")
+    ] = 300_000,
     as_json: Annotated[bool, typer.Option("--json", help="last line is one JSON object")] = False,
 ) -> None:
-    """observer.data's reads of a day's ticks, from the database and the archive, vs floors."""
+    """observer.data's reads of a day's ticks vs floors; a day of books' best spread."""
     from harness.bench.data import run_data_bench
 
     if db not in ("sqlite", "postgres"):
@@ -255,7 +258,7 @@ def bench_data(
     if busiest >= ticks:
         _fail("--busiest must be below --ticks", 2)
     setup_logging("WARNING")
-    report = run_data_bench(ticks, symbols, busiest, rounds, db)
+    report = run_data_bench(ticks, symbols, busiest, rounds, db, books)
     for line in report.lines():
         typer.echo(line)
     if as_json:

@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 _NS = 1_000_000_000
 
 MARKER = ".observer-demo"
-TARGET_WALL_S = 270.0  # the default speeds fit 04:55-20:30 in about four and a half minutes
+TARGET_WALL_S = 400.0  # the default speeds fit 04:55-20:30 in about six and a half minutes
 # Before the session the clock runs this many times faster: the jobs then (master files,
 # the universe: about 2,300 requests) need some 40 wall seconds on a small machine, the
 # session's cycles and streams need their share of it. A 10-minute Track A cycle gets
@@ -77,8 +77,9 @@ TARGET_WALL_S = 270.0  # the default speeds fit 04:55-20:30 in about four and a 
 IDLE_FACTOR = 2.0
 # After KRX's close, this many times: Nextrade's after-market has Track A's cycles over its
 # names (about half the universe), and the ETFs' daily run.
-AFTER_FACTOR = 2.5
-BUSY = (clock_time(9, 0), clock_time(15, 40))  # Track A's first cycle to the closing cycle's end
+AFTER_FACTOR = 2.0
+# Track B's warm-up (Nextrade's pre-market cycles from 08:00) to Track A's closing cycle's end.
+BUSY = (clock_time(7, 50), clock_time(15, 40))
 START_LEAD_S = 6.0  # wall seconds for the simulator and supervisor to start before `start`
 # (KST time, simulator endpoint, body) per fault level; they matter to the workers that
 # use the simulator (REST 5xx and rate limits, dropped WebSockets, expired tokens).
@@ -102,7 +103,7 @@ ETF_BACKFILL_SESSIONS = 20
 # Jobs still running at the day's end are waited for (wall seconds at most): the ETF daily
 # run's first load backfills 250 sessions of every ETF. So is the reconciliation of the
 # last stream that ended before it (Nextrade's, due at 20:01:30): minutes of the day's REST
-# calls, which a day ended at 20:30 at 352x leaves less than five wall seconds.
+# calls, which a day ended at 20:30 at 212x leaves less than nine wall seconds.
 JOBS_AFTER_END = ("etf_daily",)
 JOBS_AFTER_END_S = 240.0
 
@@ -264,8 +265,10 @@ def demo_config(options: DemoOptions, sim_url: str) -> str:
         "[supervisor]\nmetrics_port = 0\nkis_preflight = false\n"
         # Each account may make 400 calls/s here (not ~20 as at KIS), so more in flight.
         "[universe]\nrequests_per_account = 16\n[track_a]\nrequests_per_account = 16\n"
-        # A registration's round trip of a tenth of a wall second is 14 s at 142x.
-        "[gap_recovery]\nverify_edge_s = 30.0\n"
+        # A registration's round trip of a tenth of a wall second is 11 s at 106x; a
+        # reconnection after a dropped session, a wall second on a busy machine, is over 100 s:
+        # queued for its bars, as a real day's few seconds would be, not left a marker.
+        "[gap_recovery]\nverify_edge_s = 30.0\nqueue_max_s = 300.0\n"
         # The ETFs' daily run comes early in the after-market (ETF_DAILY_AT); a day ended
         # before it is done (an earlier --until) waits for it (JOBS_AFTER_END).
         f'[programs.etf_daily]\nschedule = [{{ at = "{ETF_DAILY_AT}", days = "sessions" }}]\n'

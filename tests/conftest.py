@@ -99,11 +99,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # The tests marked ``exclusive`` run a simulated trading day at many times real speed and
 # assert what it achieved in wall time (every tick stored, every cycle complete), so each needs
 # the CPU it asks for, whatever the other workers run. Where this process may raise its
-# priority again (root, as in CI), every other test runs at a lower CPU priority (its processes
-# inherit it), so an exclusive test gets the cores it asks for while the others go on with what
-# is left. Elsewhere an exclusive test holds a lock the others share (so it runs alone), behind
-# a gate that lets no new test start while it waits; the cores then idle while the longest
-# running test ends.
+# priority again (root, as in CI), exclusive tests run one at a time, and every other test
+# runs at a lower CPU priority (its processes inherit it), so an exclusive test gets the cores
+# it asks for while the others go on with what is left: on a machine half as fast as usual,
+# two exclusive days at once each missed its own deadlines. Elsewhere an exclusive test holds
+# a lock the others share (so it runs alone), behind a gate that lets no new test start while
+# it waits; the cores then idle while the longest running test ends.
 _BASE_NICE = os.getpriority(os.PRIO_PROCESS, 0)
 _LOCKS = Path(tempfile.gettempdir()) / f"observer-tests-{os.getuid()}"
 
@@ -127,7 +128,15 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, None, None]:
     exclusive = item.get_closest_marker("exclusive") is not None
     if _PRIORITISED:  # this thread's processes and threads inherit it
         os.setpriority(os.PRIO_PROCESS, 0, _BASE_NICE + (0 if exclusive else 10))
-        yield
+        if not exclusive:
+            yield
+            return
+        with _LOCKS.with_suffix(".exclusive").open("a") as alone:
+            fcntl.flock(alone, fcntl.LOCK_EX)  # before pytest-timeout's clock starts
+            try:
+                yield
+            finally:
+                fcntl.flock(alone, fcntl.LOCK_UN)
         return
     with (
         _LOCKS.with_suffix(".gate").open("a") as gate,

@@ -10,11 +10,17 @@ Then, for the median and the busiest symbol, the best of ``rounds``:
 * from the archive (its database empty), `Catalog.ticks` against pyarrow reading a file that
   holds only that symbol's rows: the price of the archive's layout;
 
-and the archive's bytes per tick.
+and the archive's bytes per tick. Then a day of ``books`` order books over the same symbols is
+stored as revision 0024 stored them (levels as JSON arrays), the mean best spread of every
+symbol queried in SQL, the database migrated (levels as columns, its duration reported) and
+the same query run again: the JSON text's cost against the columns'. The same comparison over
+the day's archive: its files as the archive job writes them, against the same rows with
+their levels as JSON text (revision 0024's layout), each read and reduced by pyarrow alone.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 import tempfile
@@ -28,7 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import sqlalchemy as sa
 
 from bus.codec import decode_parts, encode_frame
 from bus.envelope import Envelope
@@ -40,6 +49,7 @@ from observer.data.datasets import TICKS
 from observer.db import migrate
 from observer.db.archive import write_day
 from observer.db.engine import make_engine
+from observer.db.models import BOOK_DEPTH, BOOK_LEVEL_COLUMNS
 from observer.db.retention_queries import ARCHIVED_TABLES, day_bounds
 from observer.db.scratch import scratch_postgres
 from observer.writer.store import Store
@@ -53,6 +63,8 @@ _SESSION_NS = 23_400 * 10**9  # 09:00-15:30
 ARCHIVE_RATIO_MAX = 2.0
 DATABASE_RATIO_MAX = 3.0
 DATABASE_MS_MAX = 150.0
+SPREAD_SPEEDUP_MIN = 10.0  # the columns' best-spread query against the JSON text's
+_JSON_REVISION = "0024"  # the last revision that stored a book's levels as JSON arrays
 
 
 @dataclass
@@ -65,6 +77,7 @@ class DataBenchReport:
     load_s: float = 0.0
     archive_bytes: int = 0
     reads: dict[str, dict[str, float]] = field(default_factory=dict)  # what -> ms and floor
+    spread: dict[str, float] = field(default_factory=dict)  # books: columns against JSON
 
     def summary(self) -> dict[str, Any]:
         """One JSON-able object."""
@@ -75,6 +88,7 @@ class DataBenchReport:
             "load_s": round(self.load_s, 1),
             "archive_bytes_per_tick": round(self.archive_bytes / self.ticks, 1),
             "reads": self.reads,
+            "spread": self.spread,
         }
 
     def lines(self) -> list[str]:
@@ -89,6 +103,18 @@ class DataBenchReport:
                 f"  {what:<28} {read['rows']:>8,.0f} rows {read['ms']:8.1f} ms, floor "
                 f"{read['floor_ms']:7.1f} ms: {read['ratio']:5.2f}x (target <= {target:g}x)"
             )
+        if self.spread:
+            spread = self.spread
+            lines.append(
+                f"  books: {spread['books']:,.0f} of a day, migrated to level columns in "
+                f"{spread['migration_s']:.1f} s; every symbol's mean best spread"
+            )
+            for where in ("database", "archive"):
+                lines.append(
+                    f"    {where + ',':<9} {spread[where + '_columns_ms']:8.1f} ms over columns, "
+                    f"{spread[where + '_json_ms']:8.1f} ms over JSON text: "
+                    f"{spread[where + '_speedup']:5.1f}x (target >= {SPREAD_SPEEDUP_MIN:g}x)"
+                )
         return lines
 
 
@@ -98,6 +124,7 @@ def run_data_bench(
     busiest: int = 130_000,
     rounds: int = 5,
     db: str = "sqlite",
+    books: int = 300_000,
 ) -> DataBenchReport:
     """Load, archive and read a day; see the module."""
     report = DataBenchReport(db=db, ticks=ticks, symbols=symbols)
@@ -124,7 +151,196 @@ def run_data_bench(
                 Catalog(empty, root) as from_archive,
             ):
                 _measure(report, folder, chosen, from_db, from_archive, rounds)
+        if books:
+            with _json_era_database(db, folder) as url:
+                report.spread = _spread(url, list(counts), books, rounds)
+                report.spread |= _archived_spread(url, folder, rounds)
     return report
+
+
+@contextmanager
+def _json_era_database(db: str, folder: Path) -> Iterator[str]:
+    """A database at the revision that stored a book's levels as JSON arrays."""
+    if db == "sqlite":
+        url = f"sqlite:///{folder / 'books.db'}"
+        migrate.upgrade(url, _JSON_REVISION)
+        yield url
+        return
+    with scratch_postgres(POSTGRES_ADMIN_URL, "observer_bench_books") as url:
+        migrate.upgrade(url, _JSON_REVISION)
+        yield url
+
+
+def _spread(url: str, symbols: list[str], books: int, rounds: int) -> dict[str, float]:
+    """The mean best spread of every symbol, over JSON arrays, then over level columns."""
+    _load_json_books(url, symbols, books)
+    postgres = url.startswith("postgresql")
+    best = "({0}->>0)::bigint" if postgres else "json_extract({0}, '$[0]')"
+    over_json = (
+        f"SELECT symbol, avg({best.format('ask_prices')} - {best.format('bid_prices')}) "  # noqa: S608
+        "FROM order_books GROUP BY symbol ORDER BY symbol"
+    )
+    over_columns = (
+        "SELECT symbol, avg(ask_price_1 - bid_price_1) FROM order_books "
+        "GROUP BY symbol ORDER BY symbol"
+    )
+    json_ms, by_json = _best_of(url, over_json, rounds)
+    started = time.monotonic()
+    migrate.upgrade(url)
+    migration_s = time.monotonic() - started
+    columns_ms, by_columns = _best_of(url, over_columns, rounds)
+    if [(s, round(float(v), 6)) for s, v in by_json] != [
+        (s, round(float(v), 6)) for s, v in by_columns
+    ]:
+        raise AssertionError("the migrated columns give other spreads than the JSON arrays")
+    return {
+        "books": books,
+        "migration_s": round(migration_s, 2),
+        "database_json_ms": round(json_ms, 2),
+        "database_columns_ms": round(columns_ms, 2),
+        "database_speedup": round(json_ms / columns_ms, 1),
+    }
+
+
+def _archived_spread(url: str, folder: Path, rounds: int) -> dict[str, float]:
+    """The same spreads over the day's archive files, and over its rows with JSON levels.
+
+    The day's books as the archive job writes them, against the same rows with their levels
+    as JSON text.
+    """
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            written = write_day(conn, ARCHIVED_TABLES["order_books"], DAY, folder / "books", 50_000)
+    finally:
+        engine.dispose()
+    assert written is not None
+    as_columns = folder / "books" / written.path  # books: one file a day (`archive_layout`)
+    as_json = folder / "books-json.parquet"
+    current = pq.read_table(as_columns)
+    older = current.drop_columns(list(BOOK_LEVEL_COLUMNS))
+    for group, array in enumerate(("ask_prices", "ask_qtys", "bid_prices", "bid_qtys")):
+        names = BOOK_LEVEL_COLUMNS[group * BOOK_DEPTH : (group + 1) * BOOK_DEPTH]
+        levels = zip(*(current[name].to_pylist() for name in names), strict=True)
+        texts = [json.dumps([v for v in side if v is not None]) for side in levels]
+        older = older.append_column(array, pa.array(texts, pa.string()))
+    pq.write_table(older, as_json, compression="zstd", row_group_size=50_000)
+    json_ms, by_json = _best_read(partial(_spread_of_json, as_json), rounds)
+    columns_ms, by_columns = _best_read(partial(_spread_of_columns, as_columns), rounds)
+    if not by_json.equals(by_columns):
+        raise AssertionError("the archive's columns give other spreads than its JSON text")
+    return {
+        "archive_json_ms": round(json_ms, 2),
+        "archive_columns_ms": round(columns_ms, 2),
+        "archive_speedup": round(json_ms / columns_ms, 1),
+    }
+
+
+def _best_read(read: Callable[[], pa.Table], rounds: int) -> tuple[float, pa.Table]:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        found = read()
+        times.append(time.perf_counter() - started)
+    return min(times) * 1000, found
+
+
+def _spread_of_columns(path: Path) -> pa.Table:
+    day = pq.read_table(path, columns=["symbol", "ask_price_1", "bid_price_1"])
+    spread = pc.subtract(day["ask_price_1"], day["bid_price_1"])
+    return _mean_by_symbol(day["symbol"], spread)
+
+
+def _spread_of_json(path: Path) -> pa.Table:
+    """The best level of each side out of its JSON text, vectorised (no Python per row)."""
+    day = pq.read_table(path, columns=["symbol", "ask_prices", "bid_prices"])
+    best = [
+        pc.struct_field(pc.extract_regex(day[side], r"^\[(?P<best>-?\d+)"), "best").cast(pa.int64())
+        for side in ("ask_prices", "bid_prices")
+    ]
+    return _mean_by_symbol(day["symbol"], pc.subtract(best[0], best[1]))
+
+
+def _mean_by_symbol(symbols: pa.ChunkedArray, spread: pa.ChunkedArray) -> pa.Table:
+    table = pa.table({"symbol": symbols, "spread": spread})
+    return table.group_by("symbol").aggregate([("spread", "mean")]).sort_by("symbol")
+
+
+def _best_of(url: str, sql: str, rounds: int) -> tuple[float, list[Any]]:
+    """The query's best time of ``rounds`` in ms, and its rows."""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            times = []
+            rows: list[Any] = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                rows = list(conn.exec_driver_sql(sql).all())
+                times.append(time.perf_counter() - started)
+    finally:
+        engine.dispose()
+    return min(times) * 1000, rows
+
+
+def _load_json_books(url: str, symbols: list[str], books: int) -> None:
+    """``books`` ten-level books over ``symbols``, stored as revision 0024 stored them."""
+    arrays = ("ask_prices", "ask_qtys", "bid_prices", "bid_qtys")
+    table = sa.table(
+        "order_books",
+        *(sa.column(c) for c in _BOOK_COLUMNS),
+        *(sa.column(c, sa.JSON()) for c in arrays),
+    )
+    start = day_bounds(DAY)[0] + 9 * 3600 * 10**9
+    step = _SESSION_NS // books
+    draw = random.Random(2)
+    engine = make_engine(url, durable=False)
+    try:
+        for first in range(0, books, _FRAME * 5):
+            rows = []
+            for n in range(first, min(first + _FRAME * 5, books)):
+                bid = 10_000 + 10 * draw.randrange(1_000)
+                asks = [bid + 10 * (level + draw.randrange(1, 3)) for level in range(BOOK_DEPTH)]
+                bids = [bid - 10 * level for level in range(BOOK_DEPTH)]
+                quantities = [draw.randrange(1, 5_000) for _ in range(BOOK_DEPTH)]
+                at = start + n * step
+                rows.append(
+                    {
+                        "source": "track_b",
+                        "seq": n + 1,
+                        "produced_ns": at,
+                        "symbol": symbols[n % len(symbols)],
+                        "exchange_ns": at,
+                        "received_ns": at,
+                        "total_ask_qty": sum(quantities),
+                        "total_bid_qty": sum(quantities),
+                        "expected_price": 0,
+                        "expected_qty": 0,
+                        "account": "bench",
+                        "ask_prices": asks,
+                        "ask_qtys": quantities,
+                        "bid_prices": bids,
+                        "bid_qtys": quantities,
+                    }
+                )
+            with engine.begin() as conn:
+                conn.execute(table.insert(), rows)
+    finally:
+        engine.dispose()
+
+
+_BOOK_COLUMNS = (
+    "source",
+    "seq",
+    "produced_ns",
+    "symbol",
+    "exchange_ns",
+    "received_ns",
+    "total_ask_qty",
+    "total_bid_qty",
+    "expected_price",
+    "expected_qty",
+    "account",
+)
 
 
 def _measure(

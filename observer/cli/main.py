@@ -13,7 +13,7 @@ import msgspec
 import typer
 
 from observer.calendar.clock import clock_from_env, clock_from_spec
-from observer.cli.data import data_app, export
+from observer.cli.data import data_app, export, report
 from observer.cli.keys import keys_app
 from observer.cli.kis import kis_app
 from observer.cli.support import counted, database_failure, fail, settings_or_exit
@@ -50,6 +50,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(ctl_app, name="ctl")
 app.add_typer(data_app, name="data")
 app.command("export")(export)
+app.command("report")(report)
 app.add_typer(keys_app, name="keys")
 app.add_typer(kis_app, name="kis")
 

@@ -75,6 +75,7 @@ _OWN_COMMANDS = frozenset(
         "keys",
         "kis",
         "replay",
+        "report",
         "supervise",
         "writer",
     }

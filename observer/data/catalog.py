@@ -31,6 +31,8 @@ from observer.data.datasets import BARS, DATASETS, GAPS, TICKS, Dataset
 from observer.data.span import DataRequestError, Span, When, span_of
 from observer.db.archive import archive_root
 from observer.db.engine import make_engine
+from observer.db.retention_queries import ARCHIVED_TABLES, archive_order
+from observer.errors import ArchiveError, ObserverError, StoreError
 
 __all__ = ["Catalog", "open_catalog"]
 
@@ -205,19 +207,23 @@ class Catalog:
         if span.venue is not None and "venue" not in dataset.stored:
             raise DataRequestError(f"{dataset.name} has no venue: ask without one")
         stored = self.database.read(dataset, span)
-        parts = [conform(stored, dataset)] if stored.num_rows else []
+        parts = [_conformed(stored, dataset, StoreError)] if stored.num_rows else []
+        ordered = False  # the rows are in ``dataset.order`` already
         if dataset.archived:
             archived = self.archive.read(dataset, span)
-            if archived is not None and archived.num_rows:
-                parts.append(_venue_known(conform(archived, dataset)))
+            if archived is not None and archived.table.num_rows:
+                parts.append(_venue_known(_conformed(archived.table, dataset, ArchiveError)))
                 if span.venue is not None:
                     parts[-1] = parts[-1].filter(pc.equal(parts[-1]["venue"], span.venue))
+                ordered = archived.ordered and _in_archive_order(dataset)
         if not parts:
             return empty(dataset)
         table = parts[0] if len(parts) == 1 else _once(pa.concat_tables(parts), dataset)
         if dataset.newest:
             table = _newest(table, dataset.newest)
-        return table.sort_by([(c, "ascending") for c in dataset.order]).combine_chunks()
+        if not (ordered and len(parts) == 1 and not dataset.newest):
+            table = table.sort_by([(c, "ascending") for c in dataset.order])
+        return table.combine_chunks()
 
     def _best_bars(self, span: Span, day: date) -> pa.Table:
         whole = _day_span(span, day)
@@ -256,6 +262,20 @@ def _newest(table: pa.Table, alike: tuple[str, ...]) -> pa.Table:
     )
     chosen = newest.rename_columns([*alike, "source", "seq"])
     return table.join(chosen, [*alike, "source", "seq"], join_type="inner", use_threads=False)
+
+
+def _in_archive_order(dataset: Dataset) -> bool:
+    """Whether rows in their archive files' order (`archive_order`) are in ``dataset.order``."""
+    files = tuple(c.name for c in archive_order(ARCHIVED_TABLES[dataset.table]))
+    return files[: len(dataset.order)] == dataset.order
+
+
+def _conformed(table: pa.Table, dataset: Dataset, error: type[ObserverError]) -> pa.Table:
+    """`conform`, a value of another type than its column's raised as ``error``."""
+    try:
+        return conform(table, dataset)
+    except TypeError as exc:
+        raise error(f"{dataset.table} holds a value observer.data cannot read: {exc}") from exc
 
 
 def _venue_known(table: pa.Table) -> pa.Table:

@@ -1,16 +1,14 @@
 """One Arrow schema per dataset, whatever the rows were read from.
 
-SQLite hands decimals back as their exact text and flags as 0/1; either database and the
-archives hand a book's levels back as JSON text; a column that is NULL in every row comes back
-typed as the reader guessed. `conform` turns each into the dataset's type (`Dataset.schema`)
-and adds the KST view of each instant.
+SQLite hands decimals back as their exact text and flags as 0/1; a column that is NULL in
+every row comes back typed as the reader guessed. `conform` turns each into the dataset's
+type (`Dataset.schema`) and adds the KST view of each instant.
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,8 +17,6 @@ from observer.db.models import ExactDecimal
 
 __all__ = ["conform", "empty"]
 
-_LEVELS = msgspec.json.Decoder(list[int] | None)
-
 
 def empty(dataset: Dataset) -> pa.Table:
     """No rows, in the dataset's schema."""
@@ -28,7 +24,14 @@ def empty(dataset: Dataset) -> pa.Table:
 
 
 def conform(table: pa.Table, dataset: Dataset) -> pa.Table:
-    """``table`` (the dataset's stored columns, as read) in the dataset's schema."""
+    """``table`` (the dataset's stored columns, as read) in the dataset's schema.
+
+    Raises
+    ------
+    TypeError
+        A stored value is not of its column's type (text in a price, a decimal that is no
+        number): the message names the column.
+    """
     arrays: list[pa.Array | pa.ChunkedArray] = []
     for name, kind in dataset.columns:
         column = _as(table.column(name), kind, name)
@@ -39,17 +42,12 @@ def conform(table: pa.Table, dataset: Dataset) -> pa.Table:
 
 
 def _as(column: pa.ChunkedArray, kind: pa.DataType, name: str) -> pa.ChunkedArray:
-    if isinstance(column.type, pa.BaseExtensionType):  # PostgreSQL's JSON: arrow.json, text
-        column = pa.chunked_array([c.storage for c in column.chunks], column.type.storage_type)
     if column.type == kind:
         return column
     if column.null_count == len(column):
         return pa.chunked_array([pa.nulls(len(column), kind)])
     if kind == DECIMAL and pa.types.is_string(column.type):
-        return _decimals(column)
-    if pa.types.is_list(kind) and pa.types.is_string(column.type):
-        levels = [_LEVELS.decode(v) if v is not None else None for v in column.to_pylist()]
-        return pa.chunked_array([pa.array(levels, kind)])
+        return _decimals(column, name)
     if pa.types.is_boolean(kind) and pa.types.is_integer(column.type):
         return pc.not_equal(column, 0)
     try:
@@ -58,12 +56,16 @@ def _as(column: pa.ChunkedArray, kind: pa.DataType, name: str) -> pa.ChunkedArra
         raise TypeError(f"column {name}: {column.type} is not {kind}: {exc}") from exc
 
 
-def _decimals(column: pa.ChunkedArray) -> pa.ChunkedArray:
+def _decimals(column: pa.ChunkedArray, name: str) -> pa.ChunkedArray:
     """Decimal text as decimal128(24, 8), rounded as the database rounds a longer value."""
     try:
         return column.cast(DECIMAL)
     except pa.ArrowInvalid:  # more places than 8 (stored before the column rounded them)
-        values = [
-            None if v is None else ExactDecimal.rounded(Decimal(v)) for v in column.to_pylist()
-        ]
-        return pa.chunked_array([pa.array(values, DECIMAL)])
+        pass
+    values = []
+    for value in column.to_pylist():
+        try:
+            values.append(None if value is None else ExactDecimal.rounded(Decimal(value)))
+        except (ArithmeticError, ValueError) as exc:  # decimal.InvalidOperation: no number
+            raise TypeError(f"column {name}: {value!r} is no decimal") from exc
+    return pa.chunked_array([pa.array(values, DECIMAL)])

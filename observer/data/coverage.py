@@ -31,7 +31,7 @@ from bus.events import Venue
 from observer.calendar.venues import Venues
 from observer.data.datasets import KST_TIME
 from observer.db.reconciliation_queries import (
-    reconciled_minutes,
+    settled_minutes,
     slot_events_between,
     slot_venues_between,
 )
@@ -64,7 +64,7 @@ _JUDGED = {
     "excess": "ticks",  # more than the bar: stored, and alerted by the reconciliation
     "shifted": "ticks",  # the bars' labels a minute off: compared shifted
     "recovered": "recovered",
-    "short": "missing",
+    "short": "missing",  # a short minute KIS's bar stands in for since is "recovered"
 }
 
 
@@ -104,7 +104,7 @@ def coverage_table(
             spans = held_spans(slot_events_between(conn, lo, hi, "", on), until)
             for symbol, holdings in spans.items():
                 watched[(symbol, on)] = set(watched_minutes(holdings, edge_ns, until))
-        minutes, _ = reconciled_minutes(conn, day)
+        minutes, _ = settled_minutes(conn, day)
     judged = {
         (symbol, on, minute): (status, stored, bar, gap_id)
         for symbol, minute, status, stored, bar, gap_id, on in minutes

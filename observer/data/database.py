@@ -1,16 +1,19 @@
 """Rows of the database as Arrow tables, over ADBC (no Python object per value).
 
-SQLite through ``adbc_driver_sqlite``, read-only, a connection per read (opening one is
-cheap, and none is left holding an old snapshot); PostgreSQL through
-``adbc_driver_postgresql``, with the libpq parameters the engines use (`libpq_params`), one
-connection kept in autocommit (the driver reads the server's type catalog as it connects:
-tens of milliseconds) until `DatabaseReader.close`. The SQLite driver types each column from
-the first batch it reads: a column NULL in all of the first rows and text after them would
-fail, so the whole result is read as one batch. A reader is for one thread.
+SQLite through ``adbc_driver_sqlite``, read-only; PostgreSQL through
+``adbc_driver_postgresql``, with the libpq parameters the engines use (`libpq_params`). One
+connection is kept, in autocommit so that no read holds a snapshot past its statement,
+until `DatabaseReader.close` (opening one costs a millisecond on SQLite, tens on PostgreSQL,
+whose driver reads the server's type catalog as it connects). The SQLite one is opened again
+when the file at the path is another (a restore renames one into place). The SQLite driver
+types each column from the first batch it reads: a column NULL in all of the first rows and
+text after them would fail, so the whole result is read as one batch. A reader is for one
+thread.
 """
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
@@ -41,6 +44,8 @@ class DatabaseReader:
         self._path: Path | None = None
         self._conninfo = ""
         self._postgres: Any = None  # the kept connection (adbc_driver_manager's)
+        self._sqlite_conn: Any = None  # the kept SQLite connection, and its file's identity
+        self._sqlite_file: tuple[int, int] | None = None
         if self.dialect == "sqlite":
             self._path = sqlite_file(parsed)
             if self._path is None:
@@ -117,13 +122,26 @@ class DatabaseReader:
 
     def _sqlite(self, sql: str, params: Sequence[Any]) -> pa.Table:
         assert self._path is not None
-        if not self._path.is_file():
+        try:
+            found = self._path.stat()
+        except OSError:
+            found = None
+        if found is None or not stat.S_ISREG(found.st_mode):
             raise StoreError(f"no database at {self._path}")
-        uri = f"file:{quote(str(self._path))}?mode=ro"
-        with sqlite.connect(uri) as conn, conn.cursor() as cursor:
-            cursor.adbc_statement.set_options(**{StatementOptions.BATCH_ROWS.value: _ONE_BATCH})
-            cursor.execute(sql, parameters=tuple(params) or None)
-            table: pa.Table = cursor.fetch_arrow_table()
+        identity = (found.st_dev, found.st_ino)
+        if self._sqlite_conn is None or self._sqlite_file != identity:
+            self.close()
+            uri = f"file:{quote(str(self._path))}?mode=ro"
+            self._sqlite_conn = sqlite.connect(uri, autocommit=True)
+            self._sqlite_file = identity
+        try:
+            with self._sqlite_conn.cursor() as cursor:
+                cursor.adbc_statement.set_options(**{StatementOptions.BATCH_ROWS.value: _ONE_BATCH})
+                cursor.execute(sql, parameters=tuple(params) or None)
+                table: pa.Table = cursor.fetch_arrow_table()
+        except Exception:
+            self.close()  # the next read opens afresh
+            raise
         return table
 
     def _postgresql(self, sql: str, params: Sequence[Any]) -> pa.Table:
@@ -141,7 +159,9 @@ class DatabaseReader:
         return table
 
     def close(self) -> None:
-        """Close the kept connection (PostgreSQL); a later read opens another."""
-        if self._postgres is not None:
-            conn, self._postgres = self._postgres, None
-            conn.close()
+        """Close the kept connection; a later read opens another."""
+        for kept in ("_postgres", "_sqlite_conn"):
+            conn = getattr(self, kept)
+            if conn is not None:
+                setattr(self, kept, None)
+                conn.close()

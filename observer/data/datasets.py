@@ -2,9 +2,10 @@
 
 Every dataset comes back with one Arrow schema whatever it was read from (SQLite, PostgreSQL,
 a day archive): KRW amounts and counts ``int64``; rates, strengths and NAVs
-``decimal128(24, 8)`` (exact, as stored); flags ``bool``; a book's levels ``list<int64>``,
-best first; each instant as UTC nanoseconds (``*_ns``, ``int64``) beside its KST view
-(``*_time``, ``timestamp[ns, tz=Asia/Seoul]``). ``source`` and ``seq`` name the event a row
+``decimal128(24, 8)`` (exact, as stored); flags ``bool``; a book's levels an ``int64``
+column each (``ask_price_1``, the best ask, to ``bid_qty_10``; NULL past the levels sent);
+each instant as UTC nanoseconds (``*_ns``, ``int64``) beside its KST view (``*_time``,
+``timestamp[ns, tz=Asia/Seoul]``). ``source`` and ``seq`` name the event a row
 came from (with ``idx`` for events of several rows): together they are the row's identity.
 """
 
@@ -15,13 +16,13 @@ from dataclasses import dataclass, replace
 import pyarrow as pa
 
 from observer.db.archive import schema_of
-from observer.db.models import Base
+from observer.db.models import BOOK_LEVEL_COLUMNS, Base
 
 __all__ = ["DATASETS", "DECIMAL", "KST_TIME", "Dataset"]
 
 DECIMAL = pa.decimal128(24, 8)
 KST_TIME = pa.timestamp("ns", tz="Asia/Seoul")
-_S, _I, _B, _LEVELS = pa.string(), pa.int64(), pa.bool_(), pa.list_(pa.int64())
+_S, _I, _B = pa.string(), pa.int64(), pa.bool_()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +114,7 @@ BOOKS = Dataset(
         *_VENUE,
         ("exchange_ns", _I),
         ("received_ns", _I),
-        ("ask_prices", _LEVELS),
-        ("ask_qtys", _LEVELS),
-        ("bid_prices", _LEVELS),
-        ("bid_qtys", _LEVELS),
+        *((name, _I) for name in BOOK_LEVEL_COLUMNS),
         ("total_ask_qty", _I),
         ("total_bid_qty", _I),
         ("expected_price", _I),

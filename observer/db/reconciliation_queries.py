@@ -21,6 +21,7 @@ from observer.db.models import (
     SlotDecisionRow,
     TradeTickRow,
 )
+from observer.db.retention_queries import day_bounds
 
 __all__ = [
     "gaps_of",
@@ -28,6 +29,7 @@ __all__ = [
     "reconciled_minutes",
     "reconciled_symbols",
     "recovered_bar_minutes",
+    "settled_minutes",
     "slot_events_between",
     "slot_venues_between",
     "tick_minutes",
@@ -197,3 +199,30 @@ def reconciled_minutes(
         if (source, seq) in chosen
     ]
     return sorted(rows), sum(calls for _, _, calls in newest.values())
+
+
+def settled_minutes(
+    conn: Connection, day: date
+) -> tuple[list[tuple[str, int, str, int, int, str, str]], int]:
+    """`reconciled_minutes`, each short minute whose bar KIS gave since as ``recovered``.
+
+    The one rule of when a minute the reconciliation found short stops being missing: its
+    trades are lost, and the exchange's own bar of it (a recovered bar stored for the
+    symbol, venue and minute) stands in for them. The day report and `observer.data`'s
+    coverage both count by it.
+    """
+    minutes, calls = reconciled_minutes(conn, day)
+    lo, hi = day_bounds(day)
+    short = {(symbol, venue) for symbol, _, status, _, _, _, venue in minutes if status == "short"}
+    recovered = {
+        (symbol, venue, minute)
+        for symbol, venue in short
+        for minute in recovered_bar_minutes(conn, symbol, lo, hi, venue)
+    }
+    settled = [
+        (symbol, minute, "recovered", stored, bar, gap_id, venue)
+        if status == "short" and (symbol, venue, minute) in recovered
+        else (symbol, minute, status, stored, bar, gap_id, venue)
+        for symbol, minute, status, stored, bar, gap_id, venue in minutes
+    ]
+    return settled, calls

@@ -108,6 +108,35 @@ class _Direct:
         batch.extend(self.table, self.columns, self.rows((env,)))
 
 
+class _Book:
+    """Books: the event's four level tuples become the columns `m.BOOK_LEVEL_COLUMNS`.
+
+    A level past those sent is NULL; a side of more than `m.BOOK_DEPTH` levels is refused
+    (ValueError), never cut.
+    """
+
+    __slots__ = ("columns", "fields", "table")
+
+    LEVELS = ("ask_prices", "ask_qtys", "bid_prices", "bid_qtys")  # in the columns' order
+
+    def __init__(self) -> None:
+        self.table: Table = m.OrderBookRow.__table__  # type: ignore[assignment]
+        self.fields = tuple(f for f in OrderBook.__struct_fields__ if f not in self.LEVELS)
+        self.columns = (*self.fields, *m.BOOK_LEVEL_COLUMNS, "source", "seq", "produced_ns")
+
+    def __call__(self, env: Envelope, batch: Batch) -> None:
+        book = env.event
+        levels: list[int | None] = []
+        for name in self.LEVELS:
+            side: tuple[int, ...] = getattr(book, name)
+            if len(side) > m.BOOK_DEPTH:
+                raise ValueError(f"{name} holds {len(side)} levels, more than {m.BOOK_DEPTH}")
+            levels += side
+            levels += (None,) * (m.BOOK_DEPTH - len(side))
+        row = (*(getattr(book, f) for f in self.fields), *levels, env.source, env.seq, env.ts)
+        batch.extend(self.table, self.columns, [row])
+
+
 def _minute_bars(env: Envelope, batch: Batch) -> None:
     event = env.event
     assert isinstance(event, MinuteBars)
@@ -348,7 +377,7 @@ HANDLERS: dict[type[Event], Handler] = {
     PriceSnapshot: _Direct(m.PriceSnapshotRow, PriceSnapshot),
     TrackACycle: _Direct(m.TrackACycleRow, TrackACycle),
     TradeTick: _Direct(m.TradeTickRow, TradeTick),
-    OrderBook: _Direct(m.OrderBookRow, OrderBook),
+    OrderBook: _Book(),
     RealtimeRejected: _Direct(m.RealtimeRejectedRow, RealtimeRejected),
     MinuteBars: _minute_bars,
     GapDetected: _gap_detected,

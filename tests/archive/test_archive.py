@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -12,8 +14,11 @@ from typing import Any
 
 import duckdb
 import msgspec
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
 from bus.codec import decode_parts, encode_frame
@@ -29,7 +34,15 @@ from bus.events import (
 from harness.loadgen import synthetic_tick
 from observer.config.load import load_settings
 from observer.config.tree import Settings
-from observer.db.archive import ArchiveWouldShrink, verify_file, write_day
+from observer.db.archive import ArchiveWouldShrink, _SymbolGroups, verify_file, write_day
+from observer.db.archive_layout import (
+    PER_SYMBOL,
+    day_folder,
+    legacy_path,
+    part_files,
+    part_path,
+    symbol_files,
+)
 from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk
 from observer.db.retention_queries import (
@@ -116,13 +129,9 @@ def db_rows(store: Store, table: str, day: date) -> list[dict[str, Any]]:
         return [dict(row._mapping) for row in conn.execute(query)]
 
 
-def file_rows(path: Path) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
-    for row in rows:
-        for key in ("ask_prices", "ask_qtys", "bid_prices", "bid_qtys"):
-            if key in row:
-                row[key] = json.loads(row[key])
-    return rows
+def file_rows(root: Path, relative: str) -> list[dict[str, Any]]:
+    """The rows of a record's files (a part's, a file per symbol, in symbol order)."""
+    return [row for file in part_files(root, relative) for row in pq.read_table(file).to_pylist()]
 
 
 def prune_all(pruner: Pruner) -> list[Any]:
@@ -153,22 +162,36 @@ def test_round_trip_rows_equal_and_duckdb_reads(store: Store, tmp_path: Path) ->
         "minute_bars": 4,
     }
     for table, record in records.items():
-        path = tmp_path / record.path
-        assert path == tmp_path / f"{DAY:%Y/%m/%d}" / f"{table}.parquet"
-        rows = file_rows(path)
+        time_column = ARCHIVED_TABLES[table].time_column
+        files = part_files(tmp_path, record.path)
+        rows = file_rows(tmp_path, record.path)
         assert rows == db_rows(store, table, DAY)  # the next day is not in it
-        # By symbol and time: a reader of one symbol skips the other symbols' row groups
-        instants = [(r["symbol"], r[ARCHIVED_TABLES[table].time_column]) for r in rows]
-        assert instants == sorted(instants)
-        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+        if table in PER_SYMBOL:
+            # A file per symbol, its rows in time order: a reader of one symbol opens its file
+            assert record.path == f"{table}/date={DAY.isoformat()}/{{symbol}}.parquet"
+            assert [f.stem for f in files] == sorted({r["symbol"] for r in rows})
+            for file in files:
+                held = pq.read_table(file).to_pylist()
+                assert {r["symbol"] for r in held} == {file.stem}
+                assert [r[time_column] for r in held] == sorted(r[time_column] for r in held)
+        else:
+            # One file, by symbol and time: a reader of one symbol skips the others' groups
+            assert record.path == f"{table}/date={DAY.isoformat()}/day.parquet"
+            instants = [(r["symbol"], r[time_column]) for r in rows]
+            assert instants == sorted(instants) and len(files) == 1
+        for file in files:
+            assert pq.ParquetFile(file).metadata.row_group(0).column(0).compression == "ZSTD"
         assert verify_file(tmp_path, record) is None
-    ticks = tmp_path / records["trade_ticks"].path
+    # Hive-style folders: DuckDB reads the table as one dataset, the day as a column.
+    ticks = tmp_path / "trade_ticks" / "*" / "*.parquet"
     analyst = duckdb.connect()
-    ((count, total, symbols),) = analyst.execute(
-        f"SELECT count(*), sum(price), count(DISTINCT symbol) FROM read_parquet('{ticks}')"
+    ((count, total, symbols, day),) = analyst.execute(
+        "SELECT count(*), sum(price), count(DISTINCT symbol), min(date) "
+        f"FROM read_parquet('{ticks}', hive_partitioning = true)"
     ).fetchall()
     stored = db_rows(store, "trade_ticks", DAY)
     assert (count, total) == (2500, sum(r["price"] for r in stored)) and symbols == 8
+    assert day == DAY
     ((rate,),) = analyst.execute(
         f"SELECT change_rate FROM read_parquet('{ticks}') ORDER BY seq LIMIT 1"
     ).fetchall()
@@ -176,7 +199,8 @@ def test_round_trip_rows_equal_and_duckdb_reads(store: Store, tmp_path: Path) ->
     assert rate == min(stored, key=lambda r: r["seq"])["change_rate"]  # exact, not floats
     assert not list(tmp_path.rglob(".*.tmp"))  # no temporary file left
     archive(store, tmp_path, date(2020, 1, 2))  # a day without rows: no file, no folders
-    assert not (tmp_path / "2020").exists() and (tmp_path / f"{DAY:%Y/%m/%d}").is_dir()
+    assert not list(tmp_path.rglob("date=2020-01-02"))
+    assert (tmp_path / "trade_ticks" / f"date={DAY.isoformat()}").is_dir()
 
 
 def test_a_day_is_written_and_checked_with_a_beat_for_every_batch(
@@ -191,7 +215,7 @@ def test_a_day_is_written_and_checked_with_a_beat_for_every_batch(
             conn, ARCHIVED_TABLES["trade_ticks"], DAY, tmp_path, 1000, lambda: beats.append(1)
         )
     assert written is not None and written.rows == 2500
-    assert len(beats) >= 3 + 2  # three batches of 1000, the read-back, the hash
+    assert len(beats) >= 3 + 8  # three batches of 1000, a file per symbol, their hashes
     archive(store, tmp_path, DAY)  # recorded by the writer
     with store.engine.connect() as conn:
         record = newest_archive(conn, "trade_ticks", DAY)
@@ -201,21 +225,79 @@ def test_a_day_is_written_and_checked_with_a_beat_for_every_batch(
     assert len(beats) >= 2  # the hash, the read-back
 
 
+def test_a_day_archived_as_one_file_goes_on_as_one_file(store: Store, tmp_path: Path) -> None:
+    """A day recorded before the per-symbol layout is written again in its own: a part beside
+    its file would count the day's rows twice, and the day would never add up."""
+    apply(store, market_events(DAY, 300))
+    spec = ARCHIVED_TABLES["trade_ticks"]
+    legacy = legacy_path("trade_ticks", DAY)
+    with store.engine.connect() as conn:
+        before = write_day(conn, spec, DAY, tmp_path, 1000, path=legacy)
+    assert before is not None and before.path == f"{DAY:%Y/%m/%d}/trade_ticks.parquet"
+    apply(store, [before.event()], "archive")
+    apply(store, [synthetic_tick(9000, day_ns(DAY, 9000))], "late")  # a row since
+    sent: list[Event] = []
+    outcome = job.archive_day(
+        store.engine, store_settings(store, tmp_path), tmp_path, DAY, sent.append
+    )
+    assert [(w.path, w.rows) for w in outcome.written if w.table == "trade_ticks"] == [
+        (legacy, 301)
+    ]
+    apply(store, sent, "archive")
+    with store.engine.connect() as conn:
+        records = archive_records(conn, DAY)
+    assert [(r.path, r.rows) for r in records if r.table == "trade_ticks"] == [(legacy, 301)]
+    assert file_rows(tmp_path, legacy) == db_rows(store, "trade_ticks", DAY)
+    assert not (tmp_path / "trade_ticks").exists()
+    # The other tables, recorded for the first time, are a file per symbol.
+    assert {r.path for r in records} - {legacy} == {
+        part_path(t, DAY) for t in ARCHIVED_TABLES if t != "trade_ticks"
+    }
+
+
+def test_what_a_crash_left_aside_is_never_read_and_the_next_write_clears_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """A day's files are written to a folder aside that then replaces the day's: a crash
+    leaves that folder, or the old one moved aside, and neither is ever read."""
+    apply(store, market_events(DAY, 300))
+    archive(store, tmp_path, DAY)
+    folder = tmp_path / day_folder("trade_ticks", DAY)
+    aside = [folder.with_name(f".{folder.name}.{end}") for end in ("tmp", "old")]
+    for left in aside:
+        shutil.copytree(folder, left)
+        (left / "999999.parquet").write_bytes(b"half a file")
+    read = symbol_files(tmp_path, "trade_ticks", DAY, None)
+    assert read == part_files(tmp_path, part_path("trade_ticks", DAY)) and read
+    assert all(f.parent == folder for f in read)
+    apply(store, [synthetic_tick(9000, day_ns(DAY, 9000))], "late")  # a row since
+    with store.engine.connect() as conn:
+        written = write_day(conn, ARCHIVED_TABLES["trade_ticks"], DAY, tmp_path, 1000)
+    assert written is not None and written.rows == 301
+    assert not any(left.exists() for left in aside)
+    assert len(file_rows(tmp_path, written.path)) == 301
+
+
 def test_verify_detects_a_damaged_or_truncated_file(store: Store, tmp_path: Path) -> None:
     apply(store, market_events(DAY, 300))
     archive(store, tmp_path, DAY)
     with store.engine.connect() as conn:
         record = newest_archive(conn, "trade_ticks", DAY)
     assert record is not None and verify_file(tmp_path, record) is None
-    path = tmp_path / record.path
-    good = path.read_bytes()
+    first = part_files(tmp_path, record.path)[0]
+    good = first.read_bytes()
     damaged = bytearray(good)
     damaged[len(good) // 2] ^= 0xFF
-    path.write_bytes(bytes(damaged))
+    first.write_bytes(bytes(damaged))
     assert "sha256" in (verify_file(tmp_path, record) or "")
-    path.write_bytes(good[: len(good) // 2])
+    first.write_bytes(good[: len(good) // 2])
     assert "bytes" in (verify_file(tmp_path, record) or "")
-    path.unlink()
+    first.unlink()  # one symbol's file gone: the part is short of it
+    assert "bytes" in (verify_file(tmp_path, record) or "")
+    first.with_name("999999.parquet").write_bytes(good)  # another in its place
+    assert "sha256" in (verify_file(tmp_path, record) or "")
+    for file in part_files(tmp_path, record.path):
+        file.unlink()
     assert "missing" in (verify_file(tmp_path, record) or "")
 
 
@@ -311,7 +393,6 @@ def test_archiving_a_day_the_writer_starts_pruning_keeps_the_whole_file(
     without it, and the pruner then deleted every row it had fixed (100 of 500 lost)."""
     apply(store, [synthetic_tick(n, day_ns(DAY, n)) for n in range(500)])
     archive_and_request(store, tmp_path, ("trade_ticks",))
-    path = tmp_path / f"{DAY:%Y/%m/%d}/trade_ticks.parquet"
     pruner = Pruner(store, 100)
     real = job.write_day
 
@@ -332,7 +413,8 @@ def test_archiving_a_day_the_writer_starts_pruning_keeps_the_whole_file(
     prune_all(pruner)
     assert not outcome.problems and not outcome.failed
     assert [w.rows for w in outcome.written if w.table == "trade_ticks"] in ([500], [])
-    assert len(file_rows(path)) == 500 and db_rows(store, "trade_ticks", DAY) == []
+    ticks = part_path("trade_ticks", DAY)
+    assert len(file_rows(tmp_path, ticks)) == 500 and db_rows(store, "trade_ticks", DAY) == []
     count, problems = job.verify_archives(store.engine, tmp_path, DAY)
     assert (count, problems) == (1, [])
 
@@ -349,14 +431,16 @@ def test_an_archive_file_is_never_replaced_by_one_with_fewer_rows(
     with store.engine.connect() as conn:
         unrecorded = write_day(conn, spec, NEXT, tmp_path, 1000)  # a file with no record
     assert unrecorded is not None
-    whole = {d: (tmp_path / f"{d:%Y/%m/%d}/trade_ticks.parquet").read_bytes() for d in (DAY, NEXT)}
+    paths = {d: part_path("trade_ticks", d) for d in (DAY, NEXT)}
+    whole = {d: [f.read_bytes() for f in part_files(tmp_path, p)] for d, p in paths.items()}
     with store.engine.begin() as conn:  # rows lost, as an older backup restored would be
         conn.execute(delete(spec.table).where(spec.table.c.seq % 3 == 0))
-    (tmp_path / f"{DAY:%Y/%m/%d}/trade_ticks.parquet").unlink()  # the record still counts
+    for file in part_files(tmp_path, paths[DAY]):
+        file.unlink()  # the record still counts
     for day in (DAY, NEXT):
         with store.engine.connect() as conn, pytest.raises(ArchiveWouldShrink, match="300 rows"):
             write_day(conn, spec, day, tmp_path, 1000)
-    assert (tmp_path / f"{NEXT:%Y/%m/%d}/trade_ticks.parquet").read_bytes() == whole[NEXT]
+    assert [f.read_bytes() for f in part_files(tmp_path, paths[NEXT])] == whole[NEXT]
     assert not list(tmp_path.rglob(".*.tmp"))
     # The job calls it a problem (archive_damaged), never a failure to retry: nothing sent.
     sent: list[Event] = []
@@ -387,13 +471,13 @@ def test_a_late_row_of_a_day_whose_pruning_was_cut_short_is_archived_apart(
         store.engine, settings, tmp_path, DAY + timedelta(days=31), sent.append, outcome
     )
     assert not outcome.problems and [(w.path, w.rows) for w in outcome.written] == [
-        (f"{DAY:%Y/%m/%d}/trade_ticks.late-1.parquet", 2)
+        (part_path("trade_ticks", DAY, late=1), 2)
     ]
     apply(store, sent, "archive")
     ((code, message),) = alerts(prune_all(Pruner(store, 100)))
     assert code == "retention_pruned" and "302 rows" in message
     assert db_rows(store, "trade_ticks", DAY) == []
-    late = file_rows(tmp_path / outcome.written[0].path)
+    late = file_rows(tmp_path, outcome.written[0].path)
     assert sorted(r["seq"] for r in late) == [501, 502]
     assert job.verify_archives(store.engine, tmp_path, DAY) == (2, [])
 
@@ -420,8 +504,44 @@ def test_archive_verify_command_exits_1_on_a_damaged_file(store: Store, tmp_path
     done = _observer("archive", "verify", "--json", "--config", str(config))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"checked": 4, "problems": []}
-    path = root / f"{DAY:%Y/%m/%d}" / "order_books.parquet"
+    (path,) = part_files(root, part_path("order_books", DAY))  # the one symbol's books
     path.write_bytes(path.read_bytes()[:-10])
     done = _observer("archive", "verify", "--date", str(DAY), "--config", str(config))
-    assert done.returncode == 1 and "order_books.parquet" in done.stderr
-    assert "4 archive files checked, 1 problem" in done.stdout
+    assert done.returncode == 1 and "order_books/date=" in done.stderr
+    assert "4 archive records checked (their files read whole), 1 problem" in done.stdout
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    runs=st.lists(st.integers(1, 40), min_size=1, max_size=12),
+    batch=st.integers(1, 30),
+    least=st.integers(1, 25),
+    most=st.integers(25, 60),
+)
+def test_row_groups_end_with_a_symbol(runs: list[int], batch: int, least: int, most: int) -> None:
+    """Rows of symbols in order, in batches: each row group ends with a symbol's rows once it
+    holds ``least``, never holds more than ``most``, and the rows come back in order."""
+    symbols = [f"{n:06d}" for n, count in enumerate(runs) for _ in range(count)]
+    rows = pa.table({"symbol": symbols, "n": list(range(len(symbols)))})
+    sink = io.BytesIO()
+    with pq.ParquetWriter(sink, rows.schema) as writer:
+        groups = _SymbolGroups(writer, most, least)
+        for part in rows.to_batches(max_chunksize=batch):
+            groups.add(part)
+        groups.flush()
+    written = pq.ParquetFile(io.BytesIO(sink.getvalue()))
+    assert written.read().equals(rows)
+    first = 0
+    for g in range(written.num_row_groups):
+        held = written.metadata.row_group(g).num_rows
+        assert 0 < held <= most
+        inside = symbols[first : first + held]
+        after = symbols[first + held] if first + held < len(symbols) else None
+        if held < most and after is not None:  # ended for a symbol's end, not for its size
+            assert after != inside[-1] and held >= least
+        # a symbol boundary inside a group only while it held fewer than ``least`` rows
+        for n in range(1, held):
+            if inside[n] != inside[n - 1]:
+                assert n < least
+        first += held
+    assert first == len(symbols)

@@ -24,6 +24,7 @@ from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.config.tree import Settings
+from observer.db.archive_layout import part_files, part_path
 from observer.db.audit_queries import audit_sources
 from observer.db.models import PrunedChunk
 from observer.db.retention_queries import ARCHIVED_TABLES, days_with_rows, newest_archive
@@ -41,7 +42,7 @@ from tests.archive.test_archive import (
     prune_all,
 )
 from tests.archive.test_archive import db_rows as day_rows
-from tests.archive.test_archive_isolation import block
+from tests.archive.test_archive_isolation import block, unblock
 from tests.archive.test_archive_writer import run_job
 from tests.support import WriterProcess, db_rows
 from workers.archive.job import (
@@ -85,8 +86,9 @@ def nightly(store: Store, settings: Settings, today: date) -> tuple[ArchiveOutco
 
 
 def files(settings: Settings, day: date) -> list[str]:
-    folder = Path(settings.retention.dir) / f"{day:%Y/%m/%d}"
-    return sorted(p.stem for p in folder.glob("*.parquet"))
+    """The tables with files of ``day``."""
+    root = Path(settings.retention.dir)
+    return sorted(t for t in ARCHIVED_TABLES if part_files(root, part_path(t, day)))
 
 
 def archived(sent: list[Event]) -> list[tuple[str, date]]:
@@ -112,8 +114,7 @@ def test_a_missed_day_is_archived_by_the_next_run(store: Store, settings: Settin
         for table in TABLES:
             record = newest_archive(conn, table, DAY)
             assert record is not None
-            path = Path(settings.retention.dir) / record.path
-            assert len(file_rows(path)) == record.rows > 0
+            assert len(file_rows(Path(settings.retention.dir), record.path)) == record.rows > 0
     assert f"minute_bars of {DAY}: written (no archive)" in outcome.notes
     # The next run finds every day up to date: it writes only its own day, prunes nothing.
     outcome, sent = nightly(store, settings, NEXT + timedelta(days=1))
@@ -131,26 +132,27 @@ def test_rows_committed_after_the_run_are_archived_by_the_next(
     """(b) Gap recovery commits two bars of DAY after DAY's run."""
     apply(store, market_events(DAY, 50))
     nightly(store, settings, DAY)
-    path = Path(settings.retention.dir) / f"{DAY:%Y/%m/%d}/minute_bars.parquet"
-    assert pq.read_metadata(path).num_rows == 4
+    root = Path(settings.retention.dir)
+    (bars,) = part_files(root, part_path("minute_bars", DAY))  # bars: one file a day
+    assert pq.read_metadata(bars).num_rows == 4
     apply(store, [late_bars(DAY, 2)], "gap_recovery")
     outcome, sent = nightly(store, settings, NEXT)
     assert archived(sent) == [("minute_bars", DAY)]  # the other tables are up to date
     assert f"minute_bars of {DAY}: written (4 rows archived, 6 known)" in outcome.notes
-    assert pq.read_metadata(path).num_rows == 6
-    assert not list(path.parent.glob(".*.tmp"))  # written aside, then renamed over the old
+    assert pq.read_metadata(bars).num_rows == 6
+    assert not list(root.rglob(".*"))  # written aside, then renamed over the old
     with store.engine.connect() as conn:
         record = newest_archive(conn, "minute_bars", DAY)
     assert record is not None and record.rows == 6
     # A file gone or replaced is written again too (its size, its footer's row count).
-    path.unlink()
+    bars.unlink()
     _, sent = nightly(store, settings, NEXT)
-    assert archived(sent) == [("minute_bars", DAY)] and path.is_file()
-    snapshots = path.with_name("price_snapshots.parquet")
-    snapshots.write_bytes(b"not parquet")
+    assert archived(sent) == [("minute_bars", DAY)] and bars.is_file()
+    (ticks, *_) = part_files(root, part_path("trade_ticks", DAY))  # a symbol's ticks
+    ticks.write_bytes(b"not parquet")
     outcome, sent = nightly(store, settings, NEXT)
-    assert archived(sent) == [("price_snapshots", DAY)]
-    assert pq.read_metadata(snapshots).num_rows == 3
+    assert archived(sent) == [("trade_ticks", DAY)]
+    assert pq.read_metadata(ticks).num_rows > 0
 
 
 def test_a_day_that_failed_is_tried_again_until_written(store: Store, settings: Settings) -> None:
@@ -163,7 +165,7 @@ def test_a_day_that_failed_is_tried_again_until_written(store: Store, settings: 
     outcome, sent = nightly(store, settings, NEXT)
     assert sorted(f.split(": ")[0] for f in outcome.failed) == [f"{t} of {DAY}" for t in TABLES]
     assert archived(sent) == [(t, NEXT) for t in TABLES]
-    (root / f"{DAY:%Y/%m/%d}").unlink()
+    unblock(root, DAY)
     outcome, sent = nightly(store, settings, NEXT + timedelta(days=1))
     assert not outcome.failed and archived(sent) == [(t, DAY) for t in TABLES]
     assert files(settings, DAY) == TABLES
@@ -202,7 +204,7 @@ def test_rows_committed_after_their_day_was_pruned_are_archived_and_pruned(
     outcome, sent = nightly(store, settings, today + timedelta(days=1))
     assert not outcome.problems and not outcome.failed
     assert [(w.path, w.rows) for w in outcome.written] == [
-        (f"{DAY:%Y/%m/%d}/trade_ticks.late-1.parquet", 1)
+        (part_path("trade_ticks", DAY, late=1), 1)
     ]
     assert f"trade_ticks of {DAY}: 1 rows committed after it was pruned" in outcome.notes[-1]
     assert [(r.table, r.rows) for r in sent if isinstance(r, PruneRequested)] == [
@@ -221,8 +223,8 @@ def test_rows_committed_after_their_day_was_pruned_are_archived_and_pruned(
     assert (checked, problems) == (3, [])
     keys = [
         (r["source"], r["seq"])
-        for path in sorted((root / f"{DAY:%Y/%m/%d}").glob("trade_ticks*.parquet"))
-        for r in file_rows(path)
+        for late in (0, 1, 2)
+        for r in file_rows(root, part_path("trade_ticks", DAY, late))
     ]
     assert len(keys) == len(set(keys)) == 202  # every row once, across the day's files
     with store.engine.connect() as conn:
@@ -326,7 +328,7 @@ def test_the_job_keeps_archive_failed_open_while_a_day_is_not_written(
         assert db_rows(sqlite_url, resolutions) == []
         messages = [m for (m,) in db_rows(sqlite_url, failed)]
         assert len(messages) == 2 and f"minute_bars of {day}" in messages[1]
-        (root / f"{day:%Y/%m/%d}").unlink()
+        unblock(root, day)
         done = run_job(writer.config, today)
         assert done.returncode == 0, done.stderr
         assert db_rows(sqlite_url, resolutions) == [("archive_failed",)]

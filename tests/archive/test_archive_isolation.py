@@ -9,7 +9,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, select, text
 
 from bus.codec import decode_parts, encode_frame
@@ -19,10 +18,12 @@ from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
 from observer.config.load import load_settings
 from observer.db import migrate
+from observer.db.archive_layout import day_folder, part_path
 from observer.db.engine import make_engine
 from observer.db.models import ExactDecimal
-from observer.db.retention_queries import day_bounds
+from observer.db.retention_queries import ARCHIVED_TABLES, day_bounds
 from observer.writer.store import Store
+from tests.archive.test_archive import file_rows
 from tests.archive.test_archive_writer import run_job
 from tests.support import WriterProcess, db_rows, wait_until
 
@@ -127,9 +128,17 @@ def tick_envelopes(source: str, days: list[date], per_day: int) -> list[Envelope
 
 
 def block(root: Path, day: date) -> None:
-    """A file where the day's archive folder goes: its files cannot be written."""
-    (root / f"{day:%Y/%m}").mkdir(parents=True, exist_ok=True)
-    (root / f"{day:%Y/%m/%d}").write_text("not a folder")
+    """A file where each table's folder of the day goes: its files cannot be written."""
+    for table in ARCHIVED_TABLES:
+        folder = root / day_folder(table, day)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        folder.write_text("not a folder")
+
+
+def unblock(root: Path, day: date) -> None:
+    """Remove what `block` put in the way."""
+    for table in ARCHIVED_TABLES:
+        (root / day_folder(table, day)).unlink()
 
 
 def test_a_table_day_that_cannot_be_archived_fails_alone(tmp_path: Path) -> None:
@@ -163,7 +172,7 @@ def test_a_table_day_that_cannot_be_archived_fails_alone(tmp_path: Path) -> None
     assert requested == [("trade_ticks", old[0]), ("trade_ticks", old[2])]  # not the blocked
     archived = {(e.table, e.trade_date) for e in sent if isinstance(e, DayArchived)}
     assert ("trade_ticks", old[1]) not in archived and ("trade_ticks", today) in archived
-    rows = pq.read_table(root / f"{old[2]:%Y/%m/%d}/trade_ticks.parquet").to_pylist()
+    rows = file_rows(root, part_path("trade_ticks", old[2]))
     first = next(r for r in rows if r["seq"] == 41)  # the day's first row
     assert first["change_rate"] == Decimal("0.12345679")
 

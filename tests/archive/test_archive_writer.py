@@ -18,6 +18,7 @@ from bus.feed import FeedSubscriber
 from harness.loadgen import synthetic_tick
 from observer.calendar.phases import KST
 from observer.db import migrate
+from observer.db.archive_layout import part_files
 from observer.db.engine import make_engine
 from observer.db.retention_queries import day_bounds
 from observer.process.stats import percentile
@@ -87,7 +88,7 @@ def test_the_job_prunes_an_archived_day_while_the_writer_keeps_acknowledging(
     summary = json.loads(job[0].stdout)
     assert summary["prune_requested"] == [f"trade_ticks:{old}"]
     (written,) = [f for f in summary["files"] if f["trade_date"] == str(old)]
-    assert written["rows"] == OLD_TICKS and (archive / written["path"]).is_file()
+    assert written["rows"] == OLD_TICKS and part_files(archive, written["path"])
     assert "archive_made" in _codes(sqlite_url)
     chunks = db_rows(sqlite_url, "SELECT count(*), sum(rows) FROM pruned_chunks")
     assert chunks == [(OLD_TICKS // 2000, OLD_TICKS)]
@@ -166,11 +167,11 @@ def test_the_next_run_that_works_resolves_an_archive_failure_and_the_weekly_chec
         # The weekly check: a damaged file is a critical alert; all right again resolves it.
         verify = [sys.executable, "-m", "observer", "archive", "verify", "--alert"]
         verify += ["--config", str(writer.config)]
-        (ticks,) = (tmp_path / "a").rglob("trade_ticks.parquet")
+        ticks = sorted((tmp_path / "a" / "trade_ticks").rglob("*.parquet"))[0]  # a symbol's
         whole = ticks.read_bytes()
         ticks.write_bytes(whole[:-10])
         damaged = subprocess.run(verify, capture_output=True, text=True, cwd=ROOT, timeout=120)
-        assert damaged.returncode == 0 and "trade_ticks.parquet" in damaged.stderr  # alerted
+        assert damaged.returncode == 0 and "trade_ticks/date=" in damaged.stderr  # alerted
         alerts = "SELECT severity, message FROM alerts WHERE code = 'archive_damaged'"
         ((severity, message),) = db_rows(sqlite_url, alerts)
         assert severity == "critical" and message.startswith(

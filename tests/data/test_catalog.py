@@ -6,6 +6,7 @@ rows committed after the pruning (a late file): each row once, in the dataset's 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -14,6 +15,8 @@ from typing import Any
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +27,9 @@ from observer.calendar.phases import KST
 from observer.data import Catalog, DataRequestError, span_of
 from observer.data.datasets import DATASETS, DECIMAL, KST_TIME
 from observer.db import migrate
+from observer.db.archive_layout import legacy_path, part_files, part_path
 from observer.db.engine import make_engine
+from observer.db.models import BOOK_LEVEL_COLUMNS
 from observer.db.retention_queries import ARCHIVED_TABLES
 from observer.errors import StoreError
 from observer.writer.retention import Pruner
@@ -81,6 +86,24 @@ def test_a_day_reads_the_same_from_the_database_the_archive_and_both(
     assert books.num_rows == 5 and books.schema == DATASETS["books"].schema
 
 
+def test_a_catalog_kept_open_reads_a_database_restored_in_its_place(tmp_path: Path) -> None:
+    """The SQLite connection a catalog keeps is to the file it opened: a restore renames
+    another into place, and the catalog read the old one's rows until it was closed."""
+    paths = {3: tmp_path / "observer.db", 5: tmp_path / "restored.db"}
+    for count, path in paths.items():
+        url = f"sqlite:///{path}"
+        migrate.upgrade(url)
+        engine = make_engine(url)
+        store = Store(engine)
+        store.load_marks()
+        apply(store, ticks(DAY, 0, count))
+        engine.dispose()
+    with Catalog(f"sqlite:///{paths[3]}", tmp_path / "archive") as catalog:
+        assert catalog.ticks(None, DAY).num_rows == 3
+        os.replace(paths[5], paths[3])
+        assert catalog.ticks(None, DAY).num_rows == 5
+
+
 def test_each_dataset_has_its_types_from_either_database(
     catalog_of: tuple[Store, Catalog, Path],
 ) -> None:
@@ -102,8 +125,18 @@ def test_each_dataset_has_its_types_from_either_database(
     assert catalog.ticks("005930", DAY).schema.field("strength").type == DECIMAL
     book = catalog.books(None, DAY).to_pylist()[0]
     sample = next(e for e in market_events(DAY, 10) if isinstance(e, OrderBook))
-    assert book["ask_prices"] == list(sample.ask_prices)  # levels as integers, best first
-    assert book["bid_qtys"] == list(sample.bid_qtys)
+    levels = {  # a column per level, best first, NULL past the levels sent
+        f"{column}_{n + 1}": side[n] if n < len(side) else None
+        for column, side in (
+            ("ask_price", sample.ask_prices),
+            ("ask_qty", sample.ask_qtys),
+            ("bid_price", sample.bid_prices),
+            ("bid_qty", sample.bid_qtys),
+        )
+        for n in range(10)
+    }
+    assert {k: book[k] for k in levels} == levels
+    assert catalog.books(None, DAY).schema.field("bid_qty_10").type == pa.int64()
 
 
 def test_symbols_venue_and_range_select(catalog_of: tuple[Store, Catalog, Path]) -> None:
@@ -188,7 +221,8 @@ def test_what_was_committed_is_what_a_read_returns(
             sent: list[Event] = []  # the late rows' own file, as the archive job writes it
             archive_day(store.engine, store_settings(store, root), root, DAY, sent.append)
             apply(store, sent, "archive")
-        read = Catalog(url, root).ticks(None, DAY, NEXT + timedelta(days=1))  # SQLite: no close
+        with Catalog(url, root) as catalog:
+            read = catalog.ticks(None, DAY, NEXT + timedelta(days=1))
         expected = sorted(
             (t.symbol, t.exchange_ns, t.price, t.qty)  # type: ignore[attr-defined]
             for t in committed
@@ -266,10 +300,59 @@ def test_a_database_that_cannot_be_read_is_a_store_error(tmp_path: Path) -> None
     odd = tmp_path / "a #folder"
     odd.mkdir()
     url = f"sqlite:///{odd / 'observer.db'}"
-    with pytest.raises(StoreError, match="no database at"):
-        Catalog(url, tmp_path / "archive").ticks("005930", DAY)
-    (odd / "observer.db").touch()  # there, and not migrated: no table
-    with pytest.raises(StoreError, match=r"cannot read the sqlite database: .*trade_ticks"):
-        Catalog(url, tmp_path / "archive").ticks("005930", DAY)
-    migrate.upgrade(url)  # a path a URI would misread ("#") is read as the file it names
-    assert Catalog(url, tmp_path / "archive").ticks("005930", DAY).num_rows == 0
+    with Catalog(url, tmp_path / "archive") as catalog:
+        with pytest.raises(StoreError, match="no database at"):
+            catalog.ticks("005930", DAY)
+        (odd / "observer.db").touch()  # there, and not migrated: no table
+        with pytest.raises(StoreError, match=r"cannot read the sqlite database: .*trade_ticks"):
+            catalog.ticks("005930", DAY)
+        migrate.upgrade(url)  # a path a URI would misread ("#") is read as the file it names
+        assert catalog.ticks("005930", DAY).num_rows == 0
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_books_archived_with_json_levels_read_as_level_columns(
+    catalog_of: tuple[Store, Catalog, Path],
+) -> None:
+    """A day file written while a book's levels were JSON arrays, read beside a newer one."""
+    store, catalog, root = catalog_of
+    apply(store, market_events(DAY, 300))
+    expected = catalog.books(None, DAY)
+    archive_and_request(store, root, ("order_books",))
+    prune_all(Pruner(store, 50))
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from order_books").scalar() == 0
+    parts = part_files(root, part_path("order_books", DAY))
+    current = pa.concat_tables([pq.read_table(f) for f in parts])
+    for file in parts:
+        file.unlink()
+    day_file = root / legacy_path("order_books", DAY)  # one file per day, as it was then
+    day_file.parent.mkdir(parents=True)
+    as_json = current.drop_columns(list(BOOK_LEVEL_COLUMNS))
+    for group, array in enumerate(("ask_prices", "ask_qtys", "bid_prices", "bid_qtys")):
+        names = BOOK_LEVEL_COLUMNS[group * 10 : (group + 1) * 10]
+        rows = zip(*(current[name].to_pylist() for name in names), strict=True)
+        texts = [msgspec.json.encode([v for v in r if v is not None]).decode() for r in rows]
+        as_json = as_json.append_column(array, pa.array(texts, pa.string()))
+    pq.write_table(as_json, day_file)  # the day file as it was written before
+    assert "ask_prices" in pq.read_schema(day_file).names  # the older file is what is read
+    assert catalog.books(None, DAY).equals(expected)
+
+
+def test_a_symbol_s_file_written_before_a_column_existed_reads_it_as_null(
+    catalog_of: tuple[Store, Catalog, Path],
+) -> None:
+    """Each symbol's file is read as it is when it holds every column, and through the
+    dataset's schema when it lacks one: a venue unknown then is KRX's."""
+    store, catalog, root = catalog_of
+    apply(store, market_events(DAY, 300))
+    expected = catalog.ticks(None, DAY)
+    archive_and_request(store, root, ("trade_ticks",))
+    prune_all(Pruner(store, 50))
+    first, *others = part_files(root, part_path("trade_ticks", DAY))
+    pq.write_table(pq.read_table(first).drop_columns(["venue"]), first)
+    assert others and "venue" not in pq.read_schema(first).names
+    assert catalog.ticks(None, DAY).equals(expected)
+    assert catalog.ticks(first.stem, DAY).equals(
+        expected.filter(pc.equal(expected["symbol"], first.stem))
+    )

@@ -157,6 +157,13 @@ def test_the_reconciliation_decides_once_it_has_run(day: Catalog, store: Store) 
         MinuteCheck(minute_ns=at("09:31:00"), status="complete", stored_volume=10, bar_volume=10),
         MinuteCheck(minute_ns=at("09:32:00"), status="complete", stored_volume=0, bar_volume=0),
         MinuteCheck(minute_ns=at("09:33:00"), status="short", stored_volume=1, bar_volume=6),
+        # Short, naming a gap recovered since the verdict, and one that never was
+        MinuteCheck(
+            minute_ns=at("09:35:00"), status="short", stored_volume=0, bar_volume=40, gap_id="g1"
+        ),
+        MinuteCheck(
+            minute_ns=at("09:37:00"), status="short", stored_volume=0, bar_volume=7, gap_id="g2"
+        ),
     )
     reconciliation = Reconciliation(trade_date=DAY, symbol="005930", minutes=checks)
     publish(store, "gap_recovery", [(at("15:33:00"), reconciliation)])
@@ -165,6 +172,8 @@ def test_the_reconciliation_decides_once_it_has_run(day: Catalog, store: Store) 
     assert minutes["09:32"] == ("quiet", True, 0, 0)
     assert minutes["09:33"] == ("missing", True, 1, 1)  # the exchange traded 6
     assert minutes["09:34"] == ("recovered", False, 0, 0)  # not compared: the gap's word
+    assert minutes["09:35"] == ("recovered", True, 0, 0)
+    assert minutes["09:37"] == ("missing", True, 0, 0)
 
 
 def test_the_best_bars_come_from_the_trades_where_whole_else_from_kis(day: Catalog) -> None:

@@ -44,7 +44,7 @@ def test_each_format_holds_the_rows_a_catalog_returns(config: Path, tmp_path: Pa
     url = config.read_text().split('"')[1]
     with Catalog(url, tmp_path / "archive") as catalog:
         expected = catalog.ticks("005930", DAY)
-        levels = catalog.books(None, DAY)["ask_prices"][0].as_py()
+        best_ask = catalog.books(None, DAY)["ask_price_1"][0].as_py()
     assert expected.num_rows > 0
     rows = list(
         csv.DictReader(
@@ -66,7 +66,7 @@ def test_each_format_holds_the_rows_a_catalog_returns(config: Path, tmp_path: Pa
     coverage = run(config, "coverage", "005930", "--date", str(DAY), "--format", "csv")
     assert set(next(csv.reader(io.StringIO(coverage)))) >= {"symbol", "minute_time", "status"}
     books = run(config, "books", "--date", str(DAY), "--format", "json").splitlines()
-    assert json.loads(books[0])["ask_prices"] == levels
+    assert json.loads(books[0])["ask_price_1"] == best_ask
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -95,6 +95,28 @@ def test_a_bad_request_is_one_line_and_exit_2(config: Path, args: list[str], sai
     done = CliRunner().invoke(cli.app, ["data", *args, "--config", str(config)])
     assert done.exit_code == 2 and said in done.output, done.output
     assert "Traceback" not in done.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [("change_rate", "abc", "'abc' is no decimal"), ("price", "x", "string is not int64")],
+)
+def test_a_stored_value_of_another_type_is_one_line_naming_its_column(
+    config: Path, store: Store, column: str, value: str, said: str
+) -> None:
+    """SQLite keeps text in any column: a database edited by hand is refused, never a crash."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE trade_ticks SET {column} = ? WHERE seq = (SELECT min(seq) FROM trade_ticks)",
+            (value,),
+        )
+    done = CliRunner().invoke(
+        cli.app, ["data", "ticks", "--date", str(DAY), "--config", str(config)]
+    )
+    assert done.exit_code == 2, done.output
+    assert f"trade_ticks holds a value observer.data cannot read: column {column}" in done.output
+    assert said in done.output and "Traceback" not in done.output
 
 
 def test_every_dataset_has_a_command() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, inspect, text
 
 from observer.db import migrate
 from observer.db.engine import make_engine, sqlite_file
-from observer.db.models import Base
+from observer.db.models import BOOK_LEVEL_COLUMNS, Base
 from observer.db.retention_queries import ARCHIVED_TABLES
 from tests.migrated import seed
 from tests.support import ROOT
@@ -91,3 +91,74 @@ def test_the_tests_copy_of_a_new_database_is_at_head_and_matches_the_models(
         assert file.stat().st_mode & 0o777 == 0o600
     assert migrate.current(db_url) == migrate.head()
     assert migrate.check(db_url) == []
+
+
+# Books stored with their levels as JSON arrays (revision 0024): every length a side may have
+# had, the extreme integers, a level of 0 (a side KIS sent empty).
+_BOOK_SIDES = [
+    ([], [], [], []),
+    ([73_200], [1], [73_100], [0]),
+    (list(range(1, 11)), list(range(11, 21)), list(range(21, 31)), list(range(31, 41))),
+    ([2**63 - 1] * 10, [0] * 10, [1] * 3, [2**62] * 7),
+]
+
+
+def _book_at_0024(seq: int, sides: tuple[list[int], ...]) -> dict[str, object]:
+    ask_prices, ask_qtys, bid_prices, bid_qtys = sides
+    return {
+        "source": "track_b",
+        "seq": seq,
+        "produced_ns": seq,
+        "symbol": "005930",
+        "exchange_ns": 1_795_000_000_000_000_000 + seq,
+        "received_ns": seq,
+        "ask_prices": ask_prices,
+        "ask_qtys": ask_qtys,
+        "bid_prices": bid_prices,
+        "bid_qtys": bid_qtys,
+        "total_ask_qty": 1,
+        "total_bid_qty": 2,
+        "expected_price": 0,
+        "expected_qty": 0,
+        "account": "acct1",
+    }
+
+
+def test_book_levels_become_columns_and_back_with_nothing_lost(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import JSON, column, insert, select, table
+
+    empty = sqlite_file(db_url)
+    if empty is not None:
+        empty.touch()
+    migrate.upgrade(db_url, "0024")
+    arrays = ("ask_prices", "ask_qtys", "bid_prices", "bid_qtys")
+    books = table(
+        "order_books",
+        *(column(c) for c in _book_at_0024(0, _BOOK_SIDES[0]) if c not in arrays),
+        *(column(c, JSON()) for c in arrays),
+    )
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(books), [_book_at_0024(n, s) for n, s in enumerate(_BOOK_SIDES)])
+        migrate.upgrade(db_url)
+        with engine.connect() as conn:
+            found = conn.execute(
+                text(f"SELECT {', '.join(BOOK_LEVEL_COLUMNS)} FROM order_books ORDER BY seq")
+            ).all()
+        for row, sides in zip(found, _BOOK_SIDES, strict=True):
+            padded = [side[n] if n < len(side) else None for side in sides for n in range(10)]
+            assert list(row) == padded  # level n of each side in its column, NULL past them
+        assert migrate.check(db_url) == []
+        engine.dispose()
+        config = Config()
+        config.set_main_option("script_location", str(migrate.migrations_dir()))
+        config.set_main_option("sqlalchemy.url", db_url)
+        command.downgrade(config, "0024")
+        with engine.connect() as conn:
+            again = conn.execute(select(*(books.c[a] for a in arrays)).order_by("seq")).all()
+        assert [tuple(r) for r in again] == [tuple(s) for s in _BOOK_SIDES]  # the arrays again
+    finally:
+        engine.dispose()

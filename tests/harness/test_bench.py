@@ -148,7 +148,9 @@ def test_bench_masterfile_reports_its_keys() -> None:
 
 def test_bench_data_reports_each_read_beside_its_floor() -> None:
     result = run(
-        "data", "--ticks", "20000", "--symbols", "20", "--busiest", "4000", "--rounds", "1"
+        "data",
+        *("--ticks", "20000", "--symbols", "20", "--busiest", "4000"),
+        *("--rounds", "1", "--books", "5000"),
     )
     reads = result["reads"]
     assert isinstance(reads, dict) and set(reads) == {
@@ -164,6 +166,11 @@ def test_bench_data_reports_each_read_beside_its_floor() -> None:
     for read in reads.values():
         assert read["ratio"] == pytest.approx(read["ms"] / read["floor_ms"], rel=0.05)
     assert 0 < result["archive_bytes_per_tick"] < 200  # type: ignore[operator]
+    spread = result["spread"]  # books: the same spreads over columns and over JSON text
+    assert isinstance(spread, dict) and spread["books"] == 5000 and spread["migration_s"] > 0
+    for where in ("database", "archive"):
+        ratio = spread[f"{where}_json_ms"] / spread[f"{where}_columns_ms"]
+        assert spread[f"{where}_speedup"] == pytest.approx(ratio, rel=0.05)
 
 
 def test_bench_track_a_reports_each_cycle_against_its_bound() -> None:

@@ -264,8 +264,9 @@ def test_symbols_failing_until_the_deadline_are_failed_not_cut_off(
     run, published, _ = one_cycle(settings, sim, targets, 60)
     assert published == [] and run.failed.keys() == {t.symbol for t in targets}
     assert run.unfinished == [] and not run.overran and not run.stopped
-    # Passes paused 2, 4, 8, 16 and 30 s: a handful of passes of 5 attempts, not a loop.
-    assert 20 * 5 * 2 <= run.calls <= 20 * 5 * 7
+    # Passes paused 2, 4, 8, 16 and 30 s: a handful of passes of 5 attempts, not a loop. More
+    # than one pass (a machine half as fast got through 1.76 in the 3 wall seconds).
+    assert 20 * 5 < run.calls <= 20 * 5 * 7
 
 
 def test_a_cycle_that_cannot_finish_is_cut_off_at_its_deadline(

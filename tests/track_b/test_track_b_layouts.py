@@ -103,12 +103,11 @@ def test_the_newer_layout_stores_the_session_and_the_mid_point(rig: Rig) -> None
     assert len(stored) == len(ticks) and {row[0] for row in stored} == {"2"}
     rows = db_rows(
         url,
-        "select mid_price, mid_qty, mid_side, market_session, bid_prices from order_books"
+        "select mid_price, mid_qty, mid_side, market_session, bid_price_1 from order_books"
         " where account = 'acct1'",
     )
     assert len(rows) == len(books)
-    for mid, qty, side, session, bids in rows:
-        best_bid = int(str(bids).strip("[]").split(",")[0])
+    for mid, qty, side, session, best_bid in rows:
         assert Decimal(str(mid)) > best_bid and (qty, side, session) == (300, "1", "2")
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+import pytest
+
 from tests.track_b.test_track_b import rows, rows_once
 from tests.track_b.test_track_b_after_market import NXT, kst_ns, sim_day
 
@@ -19,6 +21,7 @@ SHORT_PRE_MARKET = (
 )
 
 
+@pytest.mark.exclusive
 def test_nextrade_names_stream_its_pre_market_alone_and_are_released_at_its_end(
     tmp_path: Path,
 ) -> None:

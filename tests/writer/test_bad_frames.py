@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from bus.codec import decode_frame, decode_parts, encode_frame
 from bus.envelope import Envelope
-from bus.events import Alert, TradeTick
+from bus.events import Alert, OrderBook, TradeTick
 from observer.db import models as m
 from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
@@ -238,3 +238,16 @@ def test_the_audit_reads_rows_and_marks_in_one_snapshot(store: Store) -> None:
     assert commits == [1]
     assert found.complete, found
     assert found.max_seq == found.committed  # one snapshot: before seq 2 or after it
+
+
+def test_a_book_of_more_than_ten_levels_a_side_is_a_rejected_event(store: Store) -> None:
+    book = next(s for s in SAMPLES if isinstance(s, OrderBook))
+    deep = msgspec.structs.replace(book, bid_prices=tuple(range(73_000, 71_900, -100)))  # 11
+    store.apply([frame(*(Envelope("w", n, T0, e) for n, e in enumerate([book, deep, book], 1)))])
+    assert store.marks == {"w": 3}
+    found = rejected(store)
+    assert set(found) == {("w", 2)}
+    assert decode_frame(found["w", 2].envelope)[0].event == deep  # kept whole, never cut
+    with store.engine.connect() as conn:
+        levels = conn.execute(select(m.OrderBookRow.bid_price_1, m.OrderBookRow.bid_price_10))
+        assert [tuple(r) for r in levels] == [(book.bid_prices[0], None)] * 2

@@ -16,7 +16,7 @@ from harness.loadgen import synthetic_tick
 from observer.db import migrate
 from observer.db.audit_queries import audit_sources
 from observer.db.engine import make_engine
-from observer.db.models import PrunedChunk
+from observer.db.models import BOOK_DEPTH, BOOK_LEVEL_COLUMNS, PrunedChunk
 from observer.db.retention_queries import ARCHIVED_TABLES, newest_archive
 from observer.writer import partitions as partitions_module
 from observer.writer.partitions import Partitions, day_partitions, partition_name
@@ -178,9 +178,16 @@ _LATER = {
 }
 
 
+_LEVEL_ARRAYS = ("ask_prices", "ask_qtys", "bid_prices", "bid_qtys")  # as 0012 stores levels
+
+
 def _later_columns(url: str, *, add: bool) -> None:
     """Add `_LATER`'s columns to a database of 0012 (so that today's writer fills it), or
-    drop them again before it is upgraded."""
+    drop them again before it is upgraded.
+
+    Books: today's writer fills the level columns, which become the JSON arrays of 0012 again
+    (as long as the levels sent) before they are dropped; the upgrade makes them columns anew.
+    """
     engine = make_engine(url)
     try:
         with engine.begin() as conn:
@@ -188,18 +195,33 @@ def _later_columns(url: str, *, add: bool) -> None:
                 for name, kind in columns:
                     change = f"ADD COLUMN {name} {kind}" if add else f"DROP COLUMN {name}"
                     conn.execute(text(f"ALTER TABLE {table} {change}"))
+            for group, array in enumerate(_LEVEL_ARRAYS):
+                levels = BOOK_LEVEL_COLUMNS[group * BOOK_DEPTH : (group + 1) * BOOK_DEPTH]
+                if add:
+                    conn.execute(text(f"ALTER TABLE order_books ALTER {array} DROP NOT NULL"))
+                    for level in levels:
+                        conn.execute(text(f"ALTER TABLE order_books ADD COLUMN {level} BIGINT"))
+                    continue
+                as_array = f"to_json(array_remove(ARRAY[{', '.join(levels)}], NULL))"
+                conn.execute(text(f"UPDATE order_books SET {array} = {as_array}"))
+                conn.execute(text(f"ALTER TABLE order_books ALTER {array} SET NOT NULL"))
+                for level in levels:
+                    conn.execute(text(f"ALTER TABLE order_books DROP COLUMN {level}"))
     finally:
         engine.dispose()
 
 
-def _table_rows(url: str) -> dict[str, list[Any]]:
-    """The archived tables' rows, in the columns 0012 has already."""
+def _table_rows(url: str, *, levels: bool = True) -> dict[str, list[Any]]:
+    """The archived tables' rows, in the columns 0012 has already (a book's levels as
+    columns, unless not ``levels``)."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             rows = {}
             for name, spec in ARCHIVED_TABLES.items():
                 later = {column for column, _ in _LATER.get(name, ())}
+                if not levels:
+                    later |= set(BOOK_LEVEL_COLUMNS)
                 columns = [c for c in spec.table.c if c.name not in later]
                 query = select(*columns).order_by(spec.table.c.source, spec.table.c.seq)
                 rows[name] = [tuple(r) for r in conn.execute(query)]
@@ -244,12 +266,12 @@ def test_the_migration_partitions_a_populated_database_and_back(pg_url: str) -> 
         assert key == "PRIMARY KEY (source, seq, exchange_ns)"
     finally:
         engine.dispose()
-    after = _table_rows(pg_url)
+    after = _table_rows(pg_url, levels=False)
     config = Config()
     config.set_main_option("script_location", str(migrate.migrations_dir()))
     config.set_main_option("sqlalchemy.url", pg_url)
     command.downgrade(config, "0012")
-    assert _table_rows(pg_url) == after
+    assert _table_rows(pg_url, levels=False) == after
     engine = make_engine(pg_url)
     try:
         with engine.connect() as conn:

@@ -108,7 +108,8 @@ def verify(
         for problem in problems:
             typer.echo(problem, err=True)
         typer.echo(
-            f"{counted(checked, 'archive file')} checked, {counted(len(problems), 'problem')}"
+            f"{counted(checked, 'archive record')} checked (their files read whole), "
+            f"{counted(len(problems), 'problem')}"
         )
     if problems and not alert:  # the job's alert is its report: a retry mends no file
         raise typer.Exit(1)

@@ -25,11 +25,10 @@ from observer.db.archive import (
     Written,
     glance_file,
     highest_seqs,
-    late_path,
-    relative_path,
     verify_file,
     write_day,
 )
+from observer.db.archive_layout import late_path, main_path
 from observer.db.retention_queries import (
     ARCHIVED_TABLES,
     ArchivedTable,
@@ -357,8 +356,8 @@ def _late_rows(
             f"{archived} rows archived, {pruned} of them pruned, the day holds {count}, "
             f"{late_count} of them committed after its files"
         )
-    number = sum(1 for f in files if f.path != relative_path(spec.name, day)) + 1
-    where = late_path(spec.name, day, number)
+    main = main_path(spec.name, day, (f.path for f in files))
+    where = late_path(main, sum(1 for f in files if f.path != main) + 1)
     written = write_day(
         conn, spec, day, root, settings.retention.read_rows, beat, path=where, where=late
     )

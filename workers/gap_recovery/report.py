@@ -20,8 +20,7 @@ from sqlalchemy import Connection, text
 
 from observer.calendar.phases import KST
 from observer.db.reconciliation_queries import (
-    reconciled_minutes,
-    recovered_bar_minutes,
+    settled_minutes,
     slot_events_between,
     slot_venues_between,
 )
@@ -263,28 +262,24 @@ def day_report(conn: Connection, day: date, short_s: float = 60.0) -> DayReport:
         detection_p99_s=p99(detection),
         detect_to_recovered_p99_s=p99(to_recovered),
     )
-    reconciliation = _reconciliation(conn, lo, day, symbols)
+    reconciliation = _reconciliation(conn, day, symbols)
     return DayReport(day, [symbols[s] for s in sorted(symbols)], latencies, reconciliation)
 
 
 def _reconciliation(
-    conn: Connection, lo: int, day: date, symbols: dict[str, SymbolReport]
+    conn: Connection, day: date, symbols: dict[str, SymbolReport]
 ) -> DayReconciliation | None:
-    """The day's reconciled minutes by status (as of now), into ``symbols``; None if none."""
-    minutes, calls = reconciled_minutes(conn, day)
+    """The day's reconciled minutes by status, into ``symbols``; None if none.
+
+    As of now: a short minute KIS's bar stands in for since is recovered (`settled_minutes`).
+    """
+    minutes, calls = settled_minutes(conn, day)
     if not minutes:
         return None
-    recovered = {
-        (symbol, venue, minute)
-        for symbol, venue in {(m[0], m[6]) for m in minutes if m[2] == "short"}
-        for minute in recovered_bar_minutes(conn, symbol, lo, lo + 86_400 * _NS, venue)
-    }
     total: Counter[str] = Counter()
     misses = unexplained = missing = 0
-    for symbol, minute, status, stored, bar, gap_id, venue in minutes:
-        if status == "short" and (symbol, venue, minute) in recovered:
-            status = "recovered"
-        elif status == "short":
+    for symbol, _, status, stored, bar, gap_id, _ in minutes:
+        if status == "short":
             missing += bar - stored
             unexplained += not gap_id
         misses += status in ("short", "recovered") and gap_id.startswith("reconciliation:")

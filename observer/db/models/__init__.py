@@ -28,6 +28,8 @@ from observer.db.models.etf import (
 )
 from observer.db.models.hosts import HostRosterRow, HostRosterState
 from observer.db.models.market import (
+    BOOK_DEPTH,
+    BOOK_LEVEL_COLUMNS,
     BarRow,
     Gap,
     GapEvent,
@@ -72,6 +74,8 @@ from observer.db.models.sectors import (
 
 __all__ = [
     "AUDITED_MODELS",
+    "BOOK_DEPTH",
+    "BOOK_LEVEL_COLUMNS",
     "AlertAckedRow",
     "AlertDeliveryRow",
     "AlertResolvedRow",

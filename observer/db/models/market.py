@@ -117,17 +117,67 @@ class TradeTickRow(Audited, Base):
     )
 
 
+BOOK_DEPTH = 10  # levels per side of a book, as KIS sends them
+# A book's levels as columns, in this order: ``ask_price_1`` (the best ask) to ``_10``, then
+# ``ask_qty_1..10``, ``bid_price_1..10``, ``bid_qty_1..10``; NULL past the levels sent.
+BOOK_LEVEL_COLUMNS = tuple(
+    f"{side}_{level}"
+    for side in ("ask_price", "ask_qty", "bid_price", "bid_qty")
+    for level in range(1, BOOK_DEPTH + 1)
+)
+
+
 class OrderBookRow(Audited, Base):
-    """Track B ten-level books (H0STASP0); levels as JSON arrays, best first."""
+    """Track B ten-level books (H0STASP0): one integer column per level and side, best first.
+
+    Each level is a column (`BOOK_LEVEL_COLUMNS`), so that a spread or a depth is a plain
+    SQL or Arrow expression; the bus carries them as four tuples (`bus.events.OrderBook`).
+    """
 
     __tablename__ = "order_books"
     symbol: Mapped[str] = mapped_column(String(16))
     exchange_ns: Mapped[int] = mapped_column(primary_key=True)
     received_ns: Mapped[int]
-    ask_prices: Mapped[list[Any]]
-    ask_qtys: Mapped[list[Any]]
-    bid_prices: Mapped[list[Any]]
-    bid_qtys: Mapped[list[Any]]
+    ask_price_1: Mapped[int | None]
+    ask_price_2: Mapped[int | None]
+    ask_price_3: Mapped[int | None]
+    ask_price_4: Mapped[int | None]
+    ask_price_5: Mapped[int | None]
+    ask_price_6: Mapped[int | None]
+    ask_price_7: Mapped[int | None]
+    ask_price_8: Mapped[int | None]
+    ask_price_9: Mapped[int | None]
+    ask_price_10: Mapped[int | None]
+    ask_qty_1: Mapped[int | None]
+    ask_qty_2: Mapped[int | None]
+    ask_qty_3: Mapped[int | None]
+    ask_qty_4: Mapped[int | None]
+    ask_qty_5: Mapped[int | None]
+    ask_qty_6: Mapped[int | None]
+    ask_qty_7: Mapped[int | None]
+    ask_qty_8: Mapped[int | None]
+    ask_qty_9: Mapped[int | None]
+    ask_qty_10: Mapped[int | None]
+    bid_price_1: Mapped[int | None]
+    bid_price_2: Mapped[int | None]
+    bid_price_3: Mapped[int | None]
+    bid_price_4: Mapped[int | None]
+    bid_price_5: Mapped[int | None]
+    bid_price_6: Mapped[int | None]
+    bid_price_7: Mapped[int | None]
+    bid_price_8: Mapped[int | None]
+    bid_price_9: Mapped[int | None]
+    bid_price_10: Mapped[int | None]
+    bid_qty_1: Mapped[int | None]
+    bid_qty_2: Mapped[int | None]
+    bid_qty_3: Mapped[int | None]
+    bid_qty_4: Mapped[int | None]
+    bid_qty_5: Mapped[int | None]
+    bid_qty_6: Mapped[int | None]
+    bid_qty_7: Mapped[int | None]
+    bid_qty_8: Mapped[int | None]
+    bid_qty_9: Mapped[int | None]
+    bid_qty_10: Mapped[int | None]
     total_ask_qty: Mapped[int]
     total_bid_qty: Mapped[int]
     expected_price: Mapped[int]
