@@ -127,9 +127,9 @@ def test_postgres_connection_cut_for_a_while(
     writer = writer_factory(pg_url).start()
     procs = producers(tmp_path, writer, 2)
     for proc in procs:
-        proc.start(events=20_000, rate=5_000)
+        proc.start(events=20_000, rate=1_500)  # 13 s of load: both outages fall within it
     for cut in range(1, 3):
-        wait_for_new_commits(writer, procs)
+        wait_for_new_commits(writer, procs, 20_000)
         with database_down(pg_url):
             wait_until(
                 lambda: writer.log.read_text().count("database failed, retrying") >= cut,  # noqa: B023
